@@ -1,0 +1,86 @@
+/**
+ * Every error Agate raises carries a stable `code` (tests and callers match on it, never on
+ * message text), a `retriable` flag, and the underlying `cause`. All codes live in `ErrorCode`.
+ */
+export const ErrorCode = {
+  // configuration
+  CONFIG_INVALID: 'CONFIG_INVALID',
+  CONFIG_UNREADABLE: 'CONFIG_UNREADABLE',
+  // authentication of clients
+  AUTH_TOKEN_MALFORMED: 'AUTH_TOKEN_MALFORMED',
+  AUTH_TOKEN_EXPIRED: 'AUTH_TOKEN_EXPIRED',
+  AUTH_TOKEN_NOT_YET_VALID: 'AUTH_TOKEN_NOT_YET_VALID',
+  AUTH_ISSUER_UNTRUSTED: 'AUTH_ISSUER_UNTRUSTED',
+  AUTH_AUDIENCE_MISMATCH: 'AUTH_AUDIENCE_MISMATCH',
+  AUTH_SIGNATURE_INVALID: 'AUTH_SIGNATURE_INVALID',
+  AUTH_ALGORITHM_REFUSED: 'AUTH_ALGORITHM_REFUSED',
+  AUTH_CLAIM_INVALID: 'AUTH_CLAIM_INVALID',
+  AUTH_JWKS_UNAVAILABLE: 'AUTH_JWKS_UNAVAILABLE',
+  // wire protocols
+  PROTOCOL_VIOLATION: 'PROTOCOL_VIOLATION',
+  PROTOCOL_FRAME_TOO_LARGE: 'PROTOCOL_FRAME_TOO_LARGE',
+  PROTOCOL_UNSUPPORTED: 'PROTOCOL_UNSUPPORTED',
+  // upstream targets
+  UPSTREAM_UNREACHABLE: 'UPSTREAM_UNREACHABLE',
+  UPSTREAM_AUTH_FAILED: 'UPSTREAM_AUTH_FAILED',
+  UPSTREAM_AUTH_UNSUPPORTED: 'UPSTREAM_AUTH_UNSUPPORTED',
+  TARGET_UNKNOWN: 'TARGET_UNKNOWN',
+  // the audit pipeline
+  BUS_CLOSED: 'BUS_CLOSED',
+  BUS_WRITE_FAILED: 'BUS_WRITE_FAILED',
+  VERDICT_TIMEOUT: 'VERDICT_TIMEOUT',
+  EVENT_ENCODING: 'EVENT_ENCODING',
+  EVENT_UNKNOWN_SCHEMA: 'EVENT_UNKNOWN_SCHEMA',
+  STORE_FAILED: 'STORE_FAILED',
+  LEDGER_CHAIN_BROKEN: 'LEDGER_CHAIN_BROKEN',
+  POLICY_INVALID: 'POLICY_INVALID',
+  // HTTP API
+  API_UNAUTHORIZED: 'API_UNAUTHORIZED',
+  API_NOT_FOUND: 'API_NOT_FOUND',
+  API_BAD_REQUEST: 'API_BAD_REQUEST',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface AgateErrorOptions {
+  cause?: unknown;
+  retriable?: boolean;
+}
+
+export class AgateError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: AgateErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retriable = options.retriable ?? false;
+  }
+}
+
+/** A client or peer sent bytes that break its protocol's rules. Never retriable. */
+export class ProtocolError extends AgateError {
+  constructor(message: string, code: ErrorCode = ErrorCode.PROTOCOL_VIOLATION, options: AgateErrorOptions = {}) {
+    super(code, message, options);
+  }
+}
+
+/** A credential presented to Agate was refused; the message is safe to show the client. */
+export class AuthenticationError extends AgateError {}
+
+export class ConfigError extends AgateError {
+  constructor(message: string, options: AgateErrorOptions = {}) {
+    super(ErrorCode.CONFIG_INVALID, message, options);
+  }
+}
+
+export function isAgateError(err: unknown): err is AgateError {
+  return err instanceof AgateError;
+}
+
+/** A short, secret-free description of any thrown value, for logs. */
+export function describeError(err: unknown): string {
+  if (err instanceof AgateError) return `${err.code}: ${err.message}`;
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}

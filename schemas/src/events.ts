@@ -1,0 +1,103 @@
+/**
+ * TypeScript shapes of the Avro records in `schemas/*.avsc`. Field names follow the Avro
+ * schemas exactly; `type` is the record name and is not part of the encoded bytes.
+ * `time` is microseconds since the Unix epoch (Avro `timestamp-micros`).
+ */
+export type Protocol = 'postgres' | 'ssh' | 'kubernetes';
+export type Decision = 'allow' | 'deny' | 'hold' | 'mask';
+export type VerdictSource = 'policy' | 'deadline';
+export type ResponseStatus = 'ok' | 'error' | 'refused' | 'skipped';
+
+export interface Identity {
+  issuer: string;
+  subject: string;
+  /** Verified claims; non-string values JSON-encoded. */
+  claims: Record<string, string>;
+}
+
+interface EventHead {
+  event_id: string;
+  time: number;
+  session_id: string;
+}
+
+export interface SessionOpened extends EventHead {
+  type: 'SessionOpened';
+  proxy_id: string;
+  protocol: Protocol;
+  target: string;
+  client_address: string;
+  identity: Identity;
+  attributes: Record<string, string>;
+}
+
+export interface AuthenticationFailed extends EventHead {
+  type: 'AuthenticationFailed';
+  proxy_id: string;
+  protocol: Protocol;
+  target: string;
+  client_address: string;
+  reason_code: string;
+  message: string;
+  claimed_issuer: string | null;
+  claimed_subject: string | null;
+}
+
+export interface Command extends EventHead {
+  type: 'Command';
+  proxy_id: string;
+  sequence: number;
+  protocol: Protocol;
+  target: string;
+  identity: Identity;
+  text: string;
+  parameters: (string | null)[];
+  attributes: Record<string, string>;
+}
+
+export interface Verdict extends EventHead {
+  type: 'Verdict';
+  command_id: string;
+  decision: Decision;
+  rule_id: string | null;
+  reason: string;
+  source: VerdictSource;
+  policy_revision: string;
+}
+
+export interface Response extends EventHead {
+  type: 'Response';
+  command_id: string;
+  status: ResponseStatus;
+  command_tag: string | null;
+  rows: number;
+  bytes: number;
+  duration_us: number;
+  error_code: string | null;
+  error_message: string | null;
+}
+
+export interface SessionClosed extends EventHead {
+  type: 'SessionClosed';
+  reason: string;
+  commands: number;
+  duration_us: number;
+}
+
+export type AgateEvent = SessionOpened | AuthenticationFailed | Command | Verdict | Response | SessionClosed;
+export type EventType = AgateEvent['type'];
+export type EventOf<T extends EventType> = Extract<AgateEvent, { type: T }>;
+
+export const EVENT_TYPES: readonly EventType[] = [
+  'SessionOpened',
+  'AuthenticationFailed',
+  'Command',
+  'Verdict',
+  'Response',
+  'SessionClosed',
+];
+
+/** Current time in Avro `timestamp-micros`. */
+export function nowMicros(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000);
+}

@@ -1,0 +1,41 @@
+import type { AgateEvent, EventType, Identity } from './events.js';
+
+/** One fixed, representative event per type: the values frozen as golden bytes. */
+const identity: Identity = {
+  issuer: 'https://token.actions.githubusercontent.com',
+  subject: 'repo:acme/app:ref:refs/heads/main',
+  claims: { repository: 'acme/app', workflow: 'deploy', ref: 'refs/heads/main' },
+};
+const head = { time: 1_764_000_000_000_000, session_id: '0b9c7f2e-4c2a-4f4e-9d0a-2f8e1c3b5a71' };
+
+export const SAMPLES: { readonly [T in EventType]: Extract<AgateEvent, { type: T }> } = {
+  SessionOpened: {
+    type: 'SessionOpened', event_id: '11111111-1111-4111-8111-111111111111', ...head,
+    proxy_id: 'proxy-a', protocol: 'postgres', target: 'app', client_address: '127.0.0.1:50000', identity,
+    attributes: { user: 'agent', application_name: 'psql' },
+  },
+  AuthenticationFailed: {
+    type: 'AuthenticationFailed', event_id: '22222222-2222-4222-8222-222222222222', ...head,
+    proxy_id: 'proxy-a', protocol: 'postgres', target: 'app', client_address: '127.0.0.1:50001',
+    reason_code: 'AUTH_TOKEN_EXPIRED', message: 'token expired', claimed_issuer: identity.issuer, claimed_subject: null,
+  },
+  Command: {
+    type: 'Command', event_id: '33333333-3333-4333-8333-333333333333', ...head,
+    proxy_id: 'proxy-a', sequence: 1, protocol: 'postgres', target: 'app', identity,
+    text: 'SELECT * FROM items', parameters: ['42', null], attributes: {},
+  },
+  Verdict: {
+    type: 'Verdict', event_id: '44444444-4444-4444-8444-444444444444', ...head,
+    command_id: '33333333-3333-4333-8333-333333333333', decision: 'deny', rule_id: 'no-drop',
+    reason: 'DROP is not allowed', source: 'policy', policy_revision: 'sha256:00',
+  },
+  Response: {
+    type: 'Response', event_id: '55555555-5555-4555-8555-555555555555', ...head,
+    command_id: '33333333-3333-4333-8333-333333333333', status: 'ok', command_tag: 'SELECT 3', rows: 3,
+    bytes: 120, duration_us: 1500, error_code: null, error_message: null,
+  },
+  SessionClosed: {
+    type: 'SessionClosed', event_id: '66666666-6666-4666-8666-666666666666', ...head,
+    reason: 'client terminated', commands: 2, duration_us: 2_000_000,
+  },
+};
