@@ -1,0 +1,46 @@
+import type { AgateEvent, Command, EventType, Verdict } from '../../../schemas/src/events.js';
+
+/**
+ * The streaming backbone as the services see it. Two implementations: `LocalBus` (embedded,
+ * one process, a local append-only log) and the Kafka bus (distributed). Neither leaks through:
+ * services publish typed events, subscribe with a consumer group, and ask for verdicts.
+ */
+export interface Bus {
+  /**
+   * Resolves only once the event is durable (Kafka: acknowledged by all in-sync replicas;
+   * embedded: written and fsynced to the local log). Rejects with a retriable `BUS_WRITE_FAILED`.
+   */
+  publish(event: AgateEvent): Promise<void>;
+
+  /**
+   * Publishes the command durably (write-ahead), then waits for the first verdict on it for at
+   * most `deadlineMs`. A missing verdict is `{ kind: 'timeout' }`, never an exception: the caller
+   * refuses the command and records why.
+   */
+  requestVerdict(command: Command, deadlineMs: number): Promise<VerdictOutcome>;
+
+  /**
+   * Delivers events of the given types to `handler` in publish order, in batches. Members of one
+   * group share the stream; each group sees every event once it commits (at least once: handlers
+   * must be idempotent by `event_id`). A handler that throws is retried with backoff, so a
+   * failing store delays recording but loses nothing.
+   */
+  subscribe(options: SubscribeOptions): Promise<Subscription>;
+
+  close(): Promise<void>;
+}
+
+export type VerdictOutcome = { kind: 'verdict'; verdict: Verdict } | { kind: 'timeout' };
+
+export interface SubscribeOptions {
+  group: string;
+  types: readonly EventType[];
+  handler: (batch: readonly AgateEvent[]) => Promise<void>;
+  /** Largest batch handed to the handler at once. */
+  maxBatch?: number;
+}
+
+export interface Subscription {
+  /** Stops delivery after the batch in progress and commits its position. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,176 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { hostname } from 'node:os';
+import { LineCounter, parseDocument, isNode } from 'yaml';
+import { z } from 'zod';
+import { AgateError, ConfigError, ErrorCode } from './errors.js';
+
+/*
+ * The one configuration format every Agate process reads. Parsed and validated once at start;
+ * everything below the CLI receives typed values. Unknown keys are errors, so a typo never
+ * silently falls back to a default.
+ */
+
+const hostPort = z.string().regex(/^[^:\s]+:\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:6432');
+const duration = z.number().int().positive();
+
+const secret = z
+  .strictObject({ value: z.string().optional(), env: z.string().optional(), file: z.string().optional() })
+  .refine((s) => [s.value, s.env, s.file].filter((v) => v !== undefined).length === 1, 'expected exactly one of value, env, file');
+
+const issuer = z.strictObject({
+  issuer: z.url(),
+  audience: z.union([z.string(), z.array(z.string()).nonempty()]),
+  /** Defaults to the issuer's OpenID discovery document. */
+  jwks_uri: z.url().optional(),
+  algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).nonempty().default(['RS256', 'ES256']),
+  clock_tolerance_s: z.number().int().min(0).max(300).default(30),
+  /** The claim that names the identity in the audit trail. */
+  subject_claim: z.string().default('sub'),
+});
+
+const postgresTarget = z.strictObject({
+  name: z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'expected a name of letters, digits, _ . -'),
+  protocol: z.literal('postgres'),
+  upstream: z.strictObject({
+    host: z.string(),
+    port: z.number().int().min(1).max(65535).default(5432),
+    database: z.string(),
+    user: z.string(),
+    password: secret,
+  }),
+  labels: z.record(z.string(), z.string()).default({}),
+});
+
+const ruleMatch = z.strictObject({
+  /** Claim name → glob (`*` any run of characters) or list of globs; all must match. */
+  claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])).optional(),
+  targets: z.array(z.string()).optional(),
+  protocols: z.array(z.enum(['postgres', 'ssh', 'kubernetes'])).optional(),
+  sql: z
+    .strictObject({
+      /** PostgreSQL parse-node names, e.g. SelectStmt, DropStmt, TruncateStmt. */
+      statements: z.array(z.string().regex(/^[A-Z][A-Za-z]+$/, 'expected a PostgreSQL parse-node name such as DropStmt')).nonempty(),
+    })
+    .optional(),
+});
+
+const rule = z.strictObject({
+  id: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'expected a lower-case id such as no-drop'),
+  action: z.enum(['allow', 'deny']),
+  message: z.string().optional(),
+  match: ruleMatch.default({}),
+});
+
+export const configSchema = z.strictObject({
+  instance_id: z.string().default(`${hostname()}-${process.pid}`),
+  data_dir: z.string().default('.agate'),
+  log_level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  identity: z.strictObject({
+    issuers: z.array(issuer).default([]),
+    dev_issuer: z
+      .strictObject({ enabled: z.boolean().default(false), audience: z.string().default('agate'), token_ttl_s: duration.default(3600) })
+      .default({ enabled: false, audience: 'agate', token_ttl_s: 3600 }),
+  }),
+  bus: z
+    .strictObject({ kind: z.literal('local').default('local'), fsync: z.boolean().default(true) })
+    .default({ kind: 'local', fsync: true }),
+  store: z
+    .strictObject({ kind: z.literal('embedded').default('embedded'), path: z.string().optional() })
+    .default({ kind: 'embedded' }),
+  proxy: z
+    .strictObject({
+      postgres: z
+        .strictObject({ listen: hostPort.default('127.0.0.1:6432'), max_message_bytes: z.number().int().min(1024).max(1 << 30).default(16 << 20) })
+        .default({ listen: '127.0.0.1:6432', max_message_bytes: 16 << 20 }),
+      verdict_timeout_ms: duration.default(2000),
+    })
+    .default({ postgres: { listen: '127.0.0.1:6432', max_message_bytes: 16 << 20 }, verdict_timeout_ms: 2000 }),
+  targets: z.array(postgresTarget).default([]),
+  policy: z
+    .strictObject({ default: z.enum(['allow', 'deny']).default('deny'), rules: z.array(rule).default([]) })
+    .default({ default: 'deny', rules: [] }),
+  query: z
+    .strictObject({
+      listen: hostPort.default('127.0.0.1:7480'),
+      /** Claims a bearer token must carry to read the audit API (same glob rules as policy). */
+      require_claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({}),
+    })
+    .default({ listen: '127.0.0.1:7480', require_claims: {} }),
+});
+
+export type AgateConfig = z.infer<typeof configSchema> & { source: string };
+export type PostgresTargetConfig = z.infer<typeof postgresTarget>;
+export type IssuerConfig = z.infer<typeof issuer>;
+export type PolicyConfig = AgateConfig['policy'];
+export type RuleConfig = z.infer<typeof rule>;
+export type SecretRef = z.infer<typeof secret>;
+
+/**
+ * Reads, validates and normalises a config file. Relative paths in it are resolved against the
+ * file's directory. Errors name the file, the line, the key and what was expected.
+ */
+export function loadConfig(path: string): AgateConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new AgateError(ErrorCode.CONFIG_UNREADABLE, `cannot read config file ${path}: ${(cause as Error).message}`, { cause });
+  }
+  return parseConfig(text, path);
+}
+
+export function parseConfig(text: string, source: string): AgateConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const { line, col } = lines.linePos(e.pos[0]);
+    throw new ConfigError(`${source}:${line}:${col}: not valid YAML: ${e.message.split('\n')[0]}`);
+  }
+  const result = configSchema.safeParse(doc.toJS() ?? {});
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const key = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') || '(top level)';
+      const node = doc.getIn(issue.path, true);
+      const where = isNode(node) && node.range ? `:${lines.linePos(node.range[0]).line}` : '';
+      return `${source}${where}: ${key}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration\n  ${problems.join('\n  ')}`);
+  }
+  const base = dirname(resolve(source));
+  const cfg = result.data;
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  cfg.data_dir = abs(cfg.data_dir);
+  if (cfg.store.path !== undefined) cfg.store.path = abs(cfg.store.path);
+  for (const t of cfg.targets) if (t.upstream.password.file !== undefined) t.upstream.password.file = abs(t.upstream.password.file);
+  const names = new Set<string>();
+  for (const [i, t] of cfg.targets.entries()) {
+    if (names.has(t.name)) throw new ConfigError(`${source}: targets[${i}].name: duplicate target name "${t.name}"`);
+    names.add(t.name);
+  }
+  const ids = new Set<string>();
+  for (const [i, r] of cfg.policy.rules.entries()) {
+    if (ids.has(r.id)) throw new ConfigError(`${source}: policy.rules[${i}].id: duplicate rule id "${r.id}"`);
+    ids.add(r.id);
+  }
+  if (cfg.identity.issuers.length === 0 && !cfg.identity.dev_issuer.enabled) {
+    throw new ConfigError(`${source}: identity.issuers: expected at least one trusted issuer (or identity.dev_issuer.enabled: true for local trials)`);
+  }
+  return { ...cfg, source };
+}
+
+/** Resolves a secret reference at the moment it is needed; the value is never logged. */
+export function readSecret(ref: SecretRef, what: string): string {
+  if (ref.value !== undefined) return ref.value;
+  if (ref.env !== undefined) {
+    const v = process.env[ref.env];
+    if (v === undefined) throw new ConfigError(`${what}: environment variable ${ref.env} is not set`);
+    return v;
+  }
+  try {
+    return readFileSync(ref.file!, 'utf8').trimEnd();
+  } catch (cause) {
+    throw new ConfigError(`${what}: cannot read secret file ${ref.file}`, { cause });
+  }
+}

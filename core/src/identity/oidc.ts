@@ -1,0 +1,135 @@
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { AuthenticationError, ErrorCode } from '../errors.js';
+import type { Identity } from '../../../schemas/src/events.js';
+import type { IssuerConfig } from '../config.js';
+
+/** An issuer Agate trusts, with the key set that verifies its tokens. */
+export interface TrustedIssuer {
+  issuer: string;
+  audience: string | string[];
+  algorithms: string[];
+  clockToleranceS: number;
+  subjectClaim: string;
+  keys: JWTVerifyGetKey;
+}
+
+/** What can be read from a token without trusting it: for the audit record of a refusal. */
+export interface UnverifiedClaims {
+  issuer: string | null;
+  subject: string | null;
+}
+
+const MAX_TOKEN_LENGTH = 16 * 1024;
+
+/**
+ * Verifies OIDC id-tokens (GitHub Actions, GitLab CI, any workload identity) against the
+ * configured issuers: signature by the issuer's JWKS, `iss`, `aud`, `exp`, `nbf`, allowed
+ * algorithms. Every refusal is an `AuthenticationError` whose code says why.
+ */
+export class TokenVerifier {
+  readonly #issuers = new Map<string, TrustedIssuer>();
+
+  constructor(issuers: readonly TrustedIssuer[]) {
+    for (const i of issuers) this.#issuers.set(i.issuer, i);
+  }
+
+  async verify(token: string): Promise<Identity> {
+    if (token.length === 0 || token.length > MAX_TOKEN_LENGTH || token.split('.').length !== 3) {
+      throw new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'the password is not a JWT: expected an OIDC id-token (header.payload.signature)');
+    }
+    let alg: string | undefined;
+    let iss: unknown;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+      iss = decodeJwt(token).iss;
+    } catch (cause) {
+      throw new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'the token cannot be decoded as a JWT', { cause });
+    }
+    const trusted = typeof iss === 'string' ? this.#issuers.get(iss) : undefined;
+    if (trusted === undefined) {
+      throw new AuthenticationError(ErrorCode.AUTH_ISSUER_UNTRUSTED, `tokens from issuer ${JSON.stringify(iss ?? null)} are not trusted`);
+    }
+    if (alg === undefined || !trusted.algorithms.includes(alg)) {
+      throw new AuthenticationError(ErrorCode.AUTH_ALGORITHM_REFUSED, `token algorithm ${JSON.stringify(alg ?? null)} is not allowed for ${trusted.issuer} (allowed: ${trusted.algorithms.join(', ')})`);
+    }
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, trusted.keys, {
+        issuer: trusted.issuer,
+        audience: trusted.audience,
+        algorithms: trusted.algorithms,
+        clockTolerance: trusted.clockToleranceS,
+        requiredClaims: ['exp', trusted.subjectClaim],
+      }));
+    } catch (err) {
+      throw translateJoseError(err);
+    }
+    return toIdentity(payload, trusted);
+  }
+
+  /** Reads `iss` and `sub` without verifying anything; null where absent or undecodable. */
+  static peek(token: string): UnverifiedClaims {
+    try {
+      const p = decodeJwt(token);
+      return { issuer: typeof p.iss === 'string' ? p.iss.slice(0, 512) : null, subject: typeof p.sub === 'string' ? p.sub.slice(0, 512) : null };
+    } catch {
+      return { issuer: null, subject: null };
+    }
+  }
+}
+
+function toIdentity(payload: JWTPayload, issuer: TrustedIssuer): Identity {
+  const claims: Record<string, string> = {};
+  for (const [k, v] of Object.entries(payload)) claims[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  return { issuer: issuer.issuer, subject: claims[issuer.subjectClaim]!, claims };
+}
+
+function translateJoseError(err: unknown): AuthenticationError {
+  const cause = err;
+  if (err instanceof joseErrors.JWTExpired) return new AuthenticationError(ErrorCode.AUTH_TOKEN_EXPIRED, 'the token has expired', { cause });
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    switch (err.claim) {
+      case 'nbf':
+        return new AuthenticationError(ErrorCode.AUTH_TOKEN_NOT_YET_VALID, 'the token is not valid yet (nbf is in the future)', { cause });
+      case 'aud':
+        return new AuthenticationError(ErrorCode.AUTH_AUDIENCE_MISMATCH, 'the token was issued for another audience', { cause });
+      case 'iss':
+        return new AuthenticationError(ErrorCode.AUTH_ISSUER_UNTRUSTED, 'the token issuer is not trusted', { cause });
+      default:
+        return new AuthenticationError(ErrorCode.AUTH_CLAIM_INVALID, `the token claim "${err.claim}" is missing or invalid`, { cause });
+    }
+  }
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed || err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) {
+    return new AuthenticationError(ErrorCode.AUTH_SIGNATURE_INVALID, 'the token signature does not verify against the issuer keys', { cause });
+  }
+  if (err instanceof joseErrors.JOSEAlgNotAllowed || err instanceof joseErrors.JOSENotSupported) {
+    return new AuthenticationError(ErrorCode.AUTH_ALGORITHM_REFUSED, 'the token algorithm is not allowed', { cause });
+  }
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid || (err instanceof Error && !(err instanceof joseErrors.JOSEError))) {
+    return new AuthenticationError(ErrorCode.AUTH_JWKS_UNAVAILABLE, 'the issuer key set could not be fetched; try again', { cause, retriable: true });
+  }
+  return new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'the token is not a valid JWT', { cause });
+}
+
+/** A trusted issuer whose keys come from its JWKS URI (or OpenID discovery when none is set). */
+export function remoteIssuer(cfg: IssuerConfig): TrustedIssuer {
+  let keySet: JWTVerifyGetKey | undefined;
+  const keys: JWTVerifyGetKey = async (header, token) => {
+    keySet ??= createRemoteJWKSet(new URL(cfg.jwks_uri ?? (await discoverJwksUri(cfg.issuer))), { timeoutDuration: 5000, cooldownDuration: 30_000 });
+    return keySet(header, token);
+  };
+  return { issuer: cfg.issuer, audience: cfg.audience, algorithms: [...cfg.algorithms], clockToleranceS: cfg.clock_tolerance_s, subjectClaim: cfg.subject_claim, keys };
+}
+
+export function localIssuer(issuer: string, audience: string, publicJwks: JWK[], algorithms: string[]): TrustedIssuer {
+  return { issuer, audience, algorithms, clockToleranceS: 30, subjectClaim: 'sub', keys: createLocalJWKSet({ keys: publicJwks }) };
+}
+
+async function discoverJwksUri(issuer: string): Promise<string> {
+  const url = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`OpenID discovery at ${url} answered ${res.status}`);
+  const doc = (await res.json()) as { jwks_uri?: unknown };
+  if (typeof doc.jwks_uri !== 'string') throw new Error(`OpenID discovery at ${url} has no jwks_uri`);
+  return doc.jwks_uri;
+}

@@ -1,0 +1,74 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseConfig } from '../../../core/src/config.js';
+import { initSqlParser } from '../../../core/src/sql/analyze.js';
+import { SAMPLES } from '../../../schemas/src/samples.js';
+import type { Command } from '../../../schemas/src/events.js';
+import { CompiledPolicy, UNPARSEABLE_RULE } from './engine.js';
+
+const config = parseConfig(
+  `
+identity: { dev_issuer: { enabled: true } }
+policy:
+  default: deny
+  rules:
+    - id: no-drop
+      action: deny
+      message: DROP and TRUNCATE are not allowed for agents
+      match: { sql: { statements: [DropStmt, TruncateStmt] } }
+    - id: ci-reads
+      action: allow
+      match:
+        claims: { repository: "acme/*", ref: [refs/heads/main, "refs/tags/*"] }
+        sql: { statements: [SelectStmt] }
+    - id: staging-anything
+      action: allow
+      match: { targets: ["staging-*"] }
+`,
+  'inline.yaml',
+);
+const policy = new CompiledPolicy(config.policy);
+const cmd = (text: string, over: Partial<Command> = {}): Command => ({ ...SAMPLES.Command, text, ...over });
+
+const evaluate = suite('CompiledPolicy.evaluate');
+evaluate.before(() => initSqlParser());
+
+evaluate('the first matching rule decides, on the parsed statement kind', () => {
+  assert.equal(policy.evaluate(cmd('DROP TABLE items')), { decision: 'deny', rule_id: 'no-drop', reason: 'DROP and TRUNCATE are not allowed for agents' });
+  assert.is(policy.evaluate(cmd('select * from items')).rule_id, 'ci-reads');
+});
+
+evaluate('comments and case do not disguise a statement', () => {
+  assert.is(policy.evaluate(cmd('/* harmless */ dRoP /**/ table items')).decision, 'deny');
+  assert.is(policy.evaluate(cmd('truncate items')).rule_id, 'no-drop');
+});
+
+evaluate('claims must match their globs', () => {
+  const other = cmd('SELECT 1', { identity: { ...SAMPLES.Command.identity, claims: { repository: 'evil/app', ref: 'refs/heads/main' } } });
+  assert.equal(policy.evaluate(other), { decision: 'deny', rule_id: null, reason: 'no rule matched; the policy default is deny' });
+  const tag = cmd('SELECT 1', { identity: { ...SAMPLES.Command.identity, claims: { repository: 'acme/x', ref: 'refs/tags/v1' } } });
+  assert.is(policy.evaluate(tag).decision, 'allow');
+});
+
+evaluate('any denied statement denies a multi-statement command', () => {
+  assert.is(policy.evaluate(cmd('SELECT 1; DROP TABLE items')).rule_id, 'no-drop');
+  assert.is(policy.evaluate(cmd('SELECT 1; SELECT 2')).decision, 'allow');
+});
+
+evaluate('an unparseable command is denied', () => {
+  const d = policy.evaluate(cmd('SELEC 1', { target: 'staging-db' }));
+  assert.is(d.decision, 'deny');
+  assert.is(d.rule_id, UNPARSEABLE_RULE);
+});
+
+evaluate('target globs', () => {
+  assert.is(policy.evaluate(cmd('UPDATE items SET name = 1', { target: 'staging-db' })).rule_id, 'staging-anything');
+  assert.is(policy.evaluate(cmd('UPDATE items SET name = 1', { target: 'prod' })).decision, 'deny');
+});
+
+evaluate('the revision changes with the policy', () => {
+  const other = new CompiledPolicy({ ...config.policy, default: 'allow' });
+  assert.is.not(other.revision, policy.revision);
+});
+
+evaluate.run();

@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto';
+import type { PolicyConfig, RuleConfig } from '../../../core/src/config.js';
+import { analyzeSql } from '../../../core/src/sql/analyze.js';
+import type { Command } from '../../../schemas/src/events.js';
+import { anyGlob } from './glob.js';
+
+export interface PolicyDecision {
+  decision: 'allow' | 'deny';
+  /** The rule that decided; null when the default applied. */
+  rule_id: string | null;
+  reason: string;
+}
+
+/** Rule id used when the command cannot be parsed: Agate never allows what it cannot read. */
+export const UNPARSEABLE_RULE = 'agate.unparseable';
+
+interface CompiledRule {
+  config: RuleConfig;
+  matches(command: Command, statementKind: string | undefined): boolean;
+}
+
+/**
+ * A validated policy, ready to evaluate. Evaluation order: for each statement of the command,
+ * rules are tried top to bottom and the first whose every condition matches decides; when
+ * none matches, the policy default decides. A command is allowed only if every statement is.
+ */
+export class CompiledPolicy {
+  readonly revision: string;
+  readonly #rules: CompiledRule[];
+  readonly #default: 'allow' | 'deny';
+
+  constructor(config: PolicyConfig) {
+    this.revision = 'sha256:' + createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
+    this.#default = config.default;
+    this.#rules = config.rules.map(compileRule);
+  }
+
+  evaluate(command: Command): PolicyDecision {
+    let kinds: (string | undefined)[] = [undefined];
+    if (command.protocol === 'postgres') {
+      const analysis = analyzeSql(command.text);
+      if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be parsed: ${analysis.error}` };
+      if (analysis.statements.length > 0) kinds = analysis.statements.map((s) => s.kind);
+    }
+    let first: PolicyDecision | undefined;
+    for (const kind of kinds) {
+      const d = this.#decide(command, kind);
+      if (d.decision === 'deny') return d;
+      first ??= d;
+    }
+    return first!;
+  }
+
+  #decide(command: Command, kind: string | undefined): PolicyDecision {
+    for (const rule of this.#rules) {
+      if (!rule.matches(command, kind)) continue;
+      const { id, action, message } = rule.config;
+      return { decision: action, rule_id: id, reason: message ?? `${action === 'allow' ? 'allowed' : 'denied'} by rule ${id}` };
+    }
+    return { decision: this.#default, rule_id: null, reason: `no rule matched; the policy default is ${this.#default}` };
+  }
+}
+
+function compileRule(config: RuleConfig): CompiledRule {
+  const { claims, targets, protocols, sql } = config.match;
+  const claimTests = Object.entries(claims ?? {}).map(([name, globs]) => ({ name, test: anyGlob(globs) }));
+  const targetTest = targets === undefined ? undefined : anyGlob(targets);
+  const kinds = sql === undefined ? undefined : new Set(sql.statements);
+  return {
+    config,
+    matches(command, kind) {
+      if (protocols !== undefined && !protocols.includes(command.protocol)) return false;
+      if (targetTest !== undefined && !targetTest(command.target)) return false;
+      for (const c of claimTests) {
+        const value = claimValue(command, c.name);
+        if (value === undefined || !c.test(value)) return false;
+      }
+      if (kinds !== undefined && (kind === undefined || !kinds.has(kind))) return false;
+      return true;
+    },
+  };
+}
+
+/** `iss` and `sub` come from the verified identity; other names from its claims. */
+function claimValue(command: Command, name: string): string | undefined {
+  if (name === 'iss') return command.identity.issuer;
+  if (name === 'sub') return command.identity.subject;
+  return command.identity.claims[name];
+}
