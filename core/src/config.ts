@@ -81,11 +81,15 @@ export const configSchema = z.strictObject({
   proxy: z
     .strictObject({
       postgres: z
-        .strictObject({ listen: hostPort.default('127.0.0.1:6432'), max_message_bytes: z.number().int().min(1024).max(1 << 30).default(16 << 20) })
-        .default({ listen: '127.0.0.1:6432', max_message_bytes: 16 << 20 }),
+        .strictObject({
+          listen: hostPort.default('127.0.0.1:6432'),
+          max_message_bytes: z.number().int().min(1024).max(1 << 30).default(16 << 20),
+          max_connections: z.number().int().min(1).default(1000),
+        })
+        .default({ listen: '127.0.0.1:6432', max_message_bytes: 16 << 20, max_connections: 1000 }),
       verdict_timeout_ms: duration.default(2000),
     })
-    .default({ postgres: { listen: '127.0.0.1:6432', max_message_bytes: 16 << 20 }, verdict_timeout_ms: 2000 }),
+    .default({ postgres: { listen: '127.0.0.1:6432', max_message_bytes: 16 << 20, max_connections: 1000 }, verdict_timeout_ms: 2000 }),
   targets: z.array(postgresTarget).default([]),
   policy: z
     .strictObject({ default: z.enum(['allow', 'deny']).default('deny'), rules: z.array(rule).default([]) })

@@ -35,7 +35,7 @@ export class TokenVerifier {
 
   async verify(token: string): Promise<Identity> {
     if (token.length === 0 || token.length > MAX_TOKEN_LENGTH || token.split('.').length !== 3) {
-      throw new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'the password is not a JWT: expected an OIDC id-token (header.payload.signature)');
+      throw new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'the credential is not a JWT: expected an OIDC id-token (header.payload.signature)');
     }
     let alg: string | undefined;
     let iss: unknown;

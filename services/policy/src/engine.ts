@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { PolicyConfig, RuleConfig } from '../../../core/src/config.js';
 import { analyzeSql } from '../../../core/src/sql/analyze.js';
 import type { Command } from '../../../schemas/src/events.js';
-import { anyGlob } from './glob.js';
+import { anyGlob } from '../../../core/src/glob.js';
 
 export interface PolicyDecision {
   decision: 'allow' | 'deny';

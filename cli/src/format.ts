@@ -1,0 +1,7 @@
+/** Renders rows as an aligned plain-text table for people; `--json` prints JSON instead. */
+export function table(rows: readonly Record<string, unknown>[], columns: readonly string[]): string {
+  const cell = (v: unknown) => (v === null || v === undefined ? '-' : String(v).replace(/\s+/g, ' '));
+  const widths = columns.map((c) => Math.min(60, Math.max(c.length, ...rows.map((r) => cell(r[c]).length))));
+  const line = (vals: string[]) => vals.map((v, i) => (v.length > widths[i]! ? v.slice(0, widths[i]! - 1) + '…' : v.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join('\n');
+}

@@ -1,0 +1,180 @@
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { loadConfig, type AgateConfig } from '../../core/src/config.js';
+import { AgateError, describeError } from '../../core/src/errors.js';
+import { DEV_ISSUER, mintDevToken } from '../../core/src/identity/dev-issuer.js';
+import { createLogger } from '../../core/src/log.js';
+import { EmbeddedStore } from '../../core/src/store/embedded.js';
+import { EventCodec } from '../../schemas/src/codec.js';
+import { listChains, verifyChain, type VerifyReport } from '../../services/ledger/src/verify.js';
+import type { SessionRow, TimelineRow } from '../../services/query/src/queries.js';
+import { ApiClient } from './api-client.js';
+import { startEmbedded } from './embedded.js';
+import { table } from './format.js';
+
+const USAGE = `agate — audit gateway for AI agents and other non-human identities
+
+Usage:
+  agate start      --config FILE              run all services in one process (embedded)
+  agate check      --config FILE              validate a config file and exit
+  agate dev-token  --config FILE [--sub S] [--claim K=V ...] [--ttl SECONDS]
+                                              mint a token from the dev-only issuer
+  agate sessions   --config FILE [--subject S] [--target T] [--limit N] [--json]
+  agate session    SESSION_ID --config FILE [--json]
+                                              a session's commands with verdicts and results
+  agate verify     --config FILE [--offline] [--json]
+                                              recompute the ledger's hash chains
+Read commands use the running query API (--url, --token or AGATE_TOKEN);
+verify --offline opens the store directly while Agate is stopped.`;
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  sub: { type: 'string' },
+  claim: { type: 'string', multiple: true },
+  ttl: { type: 'string' },
+  subject: { type: 'string' },
+  target: { type: 'string' },
+  limit: { type: 'string' },
+  token: { type: 'string' },
+  url: { type: 'string' },
+  json: { type: 'boolean' },
+  offline: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
+  const [command, ...rest] = positionals;
+  if (values.help || command === undefined) {
+    console.log(USAGE);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  const config = () => {
+    if (values.config === undefined) throw new UsageError(`agate ${command} needs --config FILE`);
+    return loadConfig(values.config);
+  };
+  switch (command) {
+    case 'start':
+      return start(config());
+    case 'check':
+      config();
+      console.log(`${values.config}: valid`);
+      return 0;
+    case 'dev-token':
+      return devToken(config(), values);
+    case 'sessions':
+      return sessions(config(), values);
+    case 'session':
+      if (rest[0] === undefined) throw new UsageError('agate session needs a SESSION_ID');
+      return session(config(), rest[0], values);
+    case 'verify':
+      return verify(config(), values);
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+class UsageError extends Error {}
+
+async function start(config: AgateConfig): Promise<number> {
+  const logger = createLogger(config.log_level, { instance: config.instance_id });
+  if (config.identity.dev_issuer.enabled) {
+    logger.warn('the dev-only token issuer is ON: anyone with access to the data directory can mint tokens; never enable it in production', { issuer: DEV_ISSUER });
+  }
+  const agate = await startEmbedded(config, logger);
+  logger.info('agate started (embedded)', {
+    postgres: `${agate.postgres.address}:${agate.postgres.port}`,
+    query_api: `http://${agate.api.address}:${agate.api.port}`,
+    data_dir: config.data_dir,
+    targets: config.targets.map((t) => t.name),
+  });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info('stopping', { signal });
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  await agate.stop();
+  logger.info('stopped');
+  return 0;
+}
+
+async function devToken(config: AgateConfig, v: Values): Promise<number> {
+  const dev = config.identity.dev_issuer;
+  if (!dev.enabled) throw new UsageError(`${config.source}: identity.dev_issuer.enabled is false; the dev issuer is off`);
+  const claims: Record<string, string> = {};
+  for (const c of v.claim ?? []) {
+    const i = c.indexOf('=');
+    if (i <= 0) throw new UsageError(`--claim expects NAME=VALUE, got "${c}"`);
+    claims[c.slice(0, i)] = c.slice(i + 1);
+  }
+  const ttl = v.ttl === undefined ? dev.token_ttl_s : Number(v.ttl);
+  if (!Number.isInteger(ttl) || ttl <= 0) throw new UsageError('--ttl expects a positive number of seconds');
+  console.log(await mintDevToken(config.data_dir, { subject: v.sub ?? 'dev-agent', audience: dev.audience, ttlSeconds: ttl, claims }));
+  return 0;
+}
+
+async function sessions(config: AgateConfig, v: Values): Promise<number> {
+  const api = await ApiClient.fromConfig(config, v.token, v.url);
+  const q = new URLSearchParams();
+  if (v.subject) q.set('subject', v.subject);
+  if (v.target) q.set('target', v.target);
+  if (v.limit) q.set('limit', v.limit);
+  const { sessions } = await api.get<{ sessions: SessionRow[] }>(`/v1/sessions?${q}`);
+  console.log(v.json ? JSON.stringify(sessions, null, 2) : table(sessions as unknown as Record<string, unknown>[], ['session_id', 'opened_at', 'subject', 'target', 'commands', 'denied', 'closed_at']));
+  return 0;
+}
+
+async function session(config: AgateConfig, id: string, v: Values): Promise<number> {
+  const api = await ApiClient.fromConfig(config, v.token, v.url);
+  const body = await api.get<{ session: SessionRow; commands: TimelineRow[] }>(`/v1/sessions/${encodeURIComponent(id)}`);
+  if (v.json) {
+    console.log(JSON.stringify(body, null, 2));
+    return 0;
+  }
+  const s = body.session;
+  console.log(`session ${s.session_id}  ${s.protocol}://${s.target}  subject=${s.subject}  issuer=${s.issuer}`);
+  console.log(`opened ${s.opened_at}  closed ${s.closed_at ?? '(open)'}  from ${s.client_address}\n`);
+  console.log(table(body.commands as unknown as Record<string, unknown>[], ['sequence', 'time', 'decision', 'rule_id', 'status', 'command_tag', 'rows', 'text']));
+  return 0;
+}
+
+async function verify(config: AgateConfig, v: Values): Promise<number> {
+  let chains: VerifyReport[];
+  if (v.offline) {
+    const store = EmbeddedStore.open(config.store.path ?? join(config.data_dir, 'store'));
+    try {
+      const codec = new EventCodec();
+      chains = [];
+      for (const c of await listChains(store)) chains.push(await verifyChain(store, codec, c));
+    } finally {
+      await store.close();
+    }
+  } else {
+    const api = await ApiClient.fromConfig(config, v.token, v.url);
+    chains = (await api.get<{ chains: VerifyReport[] }>('/v1/ledger/verify')).chains;
+  }
+  if (v.json) console.log(JSON.stringify(chains, null, 2));
+  else {
+    for (const c of chains) {
+      if (c.ok) console.log(`chain ${c.chain_id}: OK, ${c.records} records, head ${c.head.hash}`);
+      else console.log(`chain ${c.chain_id}: BROKEN at record ${c.failure!.seq} (event ${c.failure!.event_id}): ${c.failure!.problem}; ${c.records} records before it verify`);
+    }
+    if (chains.length === 0) console.log('the ledger is empty');
+  }
+  return chains.every((c) => c.ok) ? 0 : 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof UsageError) console.error(`agate: ${err.message}\n\n${USAGE}`);
+    else if (err instanceof AgateError) console.error(`agate: ${err.message}`);
+    else console.error(`agate: ${describeError(err)}`);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  },
+);

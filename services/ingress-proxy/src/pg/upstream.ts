@@ -1,0 +1,145 @@
+import { connect, type Socket } from 'node:net';
+import { serialize } from 'pg-protocol';
+import { Parser } from 'pg-protocol/dist/parser.js';
+import type { BackendMessage } from 'pg-protocol/dist/messages.js';
+import { AgateError, ErrorCode, ProtocolError } from '../../../../core/src/errors.js';
+import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
+import { md5Password, ScramSha256Client } from './upstream-auth.js';
+
+export interface UpstreamTarget {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password: string;
+}
+
+/** What the server said about itself during startup, relayed to the client. */
+export interface UpstreamReady {
+  parameters: [string, string][];
+  processId: number;
+  secretKey: number;
+}
+
+const CONNECT_TIMEOUT_MS = 10_000;
+
+type AuthMessage = BackendMessage & { salt?: Buffer; mechanisms?: string[]; data?: string; message?: string; code?: string; parameterName?: string; parameterValue?: string; processID?: number; secretKey?: number; status?: string };
+
+/** Decodes one complete backend frame with pg-protocol's parser. */
+export function decodeFrame(parser: Parser, frame: Buffer): AuthMessage {
+  let out: AuthMessage | undefined;
+  parser.parse(frame, (m) => (out = m as AuthMessage));
+  if (out === undefined) throw new ProtocolError('upstream frame did not decode');
+  return out;
+}
+
+/**
+ * Opens an authenticated connection to the real PostgreSQL server with the credential Agate
+ * holds (cleartext, md5 or SCRAM-SHA-256, whichever the server asks for) and waits until it is
+ * ready for queries. Errors never contain the credential.
+ */
+export async function connectUpstream(target: UpstreamTarget, startupParams: Record<string, string>, maxMessageSize: number): Promise<{ socket: Socket; ready: UpstreamReady; leftover: Buffer[] }> {
+  const socket = connect({ host: target.host, port: target.port });
+  socket.setNoDelay(true);
+  const where = `${target.host}:${target.port}`;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+      socket.once('connect', () => (clearTimeout(timer), resolve()));
+      socket.once('error', (e) => (clearTimeout(timer), reject(e)));
+    });
+  } catch (cause) {
+    socket.destroy();
+    throw new AgateError(ErrorCode.UPSTREAM_UNREACHABLE, `cannot connect to ${where}: ${(cause as Error).message}`, { cause, retriable: true });
+  }
+  try {
+    const result = await handshake(socket, target, startupParams, maxMessageSize);
+    return { socket, ...result };
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
+}
+
+function handshake(socket: Socket, target: UpstreamTarget, startupParams: Record<string, string>, maxMessageSize: number): Promise<{ ready: UpstreamReady; leftover: Buffer[] }> {
+  return new Promise((resolve, reject) => {
+    const parser = new Parser();
+    const parameters: [string, string][] = [];
+    let key = { processId: 0, secretKey: 0 };
+    let scram: ScramSha256Client | undefined;
+    let done = false;
+    const leftover: Buffer[] = [];
+    const fail = (err: Error) => {
+      if (done) return;
+      done = true;
+      cleanup();
+      reject(err);
+    };
+    const authFailed = (msg: string) => fail(new AgateError(ErrorCode.UPSTREAM_AUTH_FAILED, `the target refused Agate's credential: ${msg}`));
+    const onFrame = (frame: BackendFrame) => {
+      if (done) return void leftover.push(Buffer.from(frame.raw));
+      const m = decodeFrame(parser, frame.raw);
+      switch (m.name) {
+        case 'authenticationOk':
+          return;
+        case 'authenticationCleartextPassword':
+          return void socket.write(serialize.password(target.password));
+        case 'authenticationMD5Password':
+          return void socket.write(serialize.password(md5Password(target.user, target.password, m.salt!)));
+        case 'authenticationSASL':
+          if (!m.mechanisms?.includes(ScramSha256Client.mechanism)) {
+            return fail(new AgateError(ErrorCode.UPSTREAM_AUTH_UNSUPPORTED, `the target offers SASL mechanisms ${m.mechanisms?.join(', ')}; Agate speaks SCRAM-SHA-256`));
+          }
+          scram = new ScramSha256Client(target.password);
+          return void socket.write(serialize.sendSASLInitialResponseMessage(scram.mechanism, scram.clientFirst()));
+        case 'authenticationSASLContinue':
+          if (scram === undefined) return fail(new ProtocolError('upstream sent SASLContinue before SASL'));
+          return void scram.clientFinal(m.data!).then((final) => socket.write(serialize.sendSCRAMClientFinalMessage(final)), fail);
+        case 'authenticationSASLFinal':
+          try {
+            scram?.verifyServerFinal(m.data!);
+          } catch (err) {
+            fail(err as Error);
+          }
+          return;
+        case 'parameterStatus':
+          return void parameters.push([m.parameterName!, m.parameterValue!]);
+        case 'backendKeyData':
+          key = { processId: m.processID!, secretKey: m.secretKey! };
+          return;
+        case 'notice':
+          return;
+        case 'error':
+          return m.code === '28P01' || m.code === '28000' ? authFailed(m.message ?? 'authentication failed') : fail(new AgateError(ErrorCode.UPSTREAM_UNREACHABLE, `the target refused the session: ${m.code} ${m.message}`));
+        case 'readyForQuery':
+          done = true;
+          cleanup();
+          return resolve({ ready: { parameters, ...key }, leftover });
+        default:
+          return fail(new AgateError(ErrorCode.UPSTREAM_AUTH_UNSUPPORTED, `unexpected ${m.name} from the target during startup`));
+      }
+    };
+    const reader = new BackendFrameReader(onFrame, maxMessageSize);
+    const onData = (chunk: Buffer) => {
+      try {
+        reader.push(chunk);
+      } catch (err) {
+        fail(err as Error);
+      }
+    };
+    const onClose = () => fail(new AgateError(ErrorCode.UPSTREAM_UNREACHABLE, 'the target closed the connection during startup', { retriable: true }));
+    const onError = (e: Error) => fail(new AgateError(ErrorCode.UPSTREAM_UNREACHABLE, `connection to the target failed: ${e.message}`, { cause: e, retriable: true }));
+    const timer = setTimeout(() => fail(new AgateError(ErrorCode.UPSTREAM_UNREACHABLE, 'the target did not finish startup in time', { retriable: true })), CONNECT_TIMEOUT_MS);
+    function cleanup() {
+      clearTimeout(timer);
+      socket.pause(); // nothing may flow until the session attaches its own reader
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      socket.off('error', onError);
+    }
+    socket.on('data', onData);
+    socket.on('close', onClose);
+    socket.on('error', onError);
+    socket.write(serialize.startup({ ...startupParams, user: target.user, database: target.database }));
+  });
+}
