@@ -1,0 +1,125 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { appendFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { SAMPLES } from '../../../schemas/src/samples.js';
+import type { AgateEvent, Command } from '../../../schemas/src/events.js';
+import { silentLogger } from '../log.js';
+import { LocalBus } from './local-bus.js';
+
+const dirs: string[] = [];
+const freshDir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'agate-bus-'));
+  dirs.push(d);
+  return d;
+};
+const open = (dir: string) => new LocalBus({ dir, fsync: true, logger: silentLogger });
+const command = (): Command => ({ ...SAMPLES.Command, event_id: randomUUID() });
+
+/** Collects what a group receives until `count` events arrived. */
+function collect(bus: LocalBus, group: string, types: AgateEvent['type'][], count: number) {
+  const got: AgateEvent[] = [];
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  const sub = bus.subscribe({ group, types, handler: async (batch) => { got.push(...batch); if (got.length >= count) done(); } });
+  return { got, finished, sub };
+}
+
+const bus = suite('LocalBus');
+bus.after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+bus('delivers published events in order, filtered by type', async () => {
+  const b = open(freshDir());
+  const events = [command(), { ...SAMPLES.Verdict, event_id: randomUUID() }, command()];
+  for (const e of events) await b.publish(e);
+  const c = collect(b, 'g', ['Command'], 2);
+  await c.finished;
+  assert.equal(c.got.map((e) => e.event_id), [events[0]!.event_id, events[2]!.event_id]);
+  await b.close();
+});
+
+bus('a restarted bus resumes each group from its committed position; a new group reads everything', async () => {
+  const dir = freshDir();
+  const first = open(dir);
+  const a = command();
+  await first.publish(a);
+  const c1 = collect(first, 'ledger', ['Command'], 1);
+  await c1.finished;
+  await (await c1.sub).close();
+  await first.close();
+
+  const second = open(dir);
+  const b = command();
+  await second.publish(b);
+  const resumed = collect(second, 'ledger', ['Command'], 1);
+  const fresh = collect(second, 'other', ['Command'], 2);
+  await Promise.all([resumed.finished, fresh.finished]);
+  assert.equal(resumed.got.map((e) => e.event_id), [b.event_id]);
+  assert.equal(fresh.got.map((e) => e.event_id), [a.event_id, b.event_id]);
+  await second.close();
+});
+
+bus('a failing handler gets the same batch again (nothing lost)', async () => {
+  const b = open(freshDir());
+  const e = command();
+  let calls = 0;
+  const seen: string[] = [];
+  const done = new Promise<void>((resolve) => {
+    void b.subscribe({ group: 'g', types: ['Command'], handler: async (batch) => {
+      calls += 1;
+      if (calls === 1) throw new Error('store unavailable');
+      seen.push(...batch.map((x) => x.event_id));
+      resolve();
+    } });
+  });
+  await b.publish(e);
+  await done;
+  assert.is(calls, 2);
+  assert.equal(seen, [e.event_id]);
+  await b.close();
+});
+
+bus('requestVerdict: resolves with the verdict, or times out when none comes', async () => {
+  const b = open(freshDir());
+  await b.subscribe({ group: 'policy', types: ['Command'], handler: async (batch) => {
+    for (const c of batch) if (c.type === 'Command' && c.text === 'answer me') {
+      await b.publish({ ...SAMPLES.Verdict, event_id: randomUUID(), command_id: c.event_id, decision: 'allow' });
+    }
+  } });
+  const answered = await b.requestVerdict({ ...command(), text: 'answer me' }, 5000);
+  assert.is(answered.kind, 'verdict');
+  assert.is(answered.kind === 'verdict' && answered.verdict.decision, 'allow');
+  const started = Date.now();
+  const silent = await b.requestVerdict({ ...command(), text: 'nobody answers' }, 150);
+  assert.is(silent.kind, 'timeout');
+  assert.ok(Date.now() - started >= 140);
+  await b.close();
+});
+
+bus('a torn final frame from a crash is cut on open; publishing after close is refused', async () => {
+  const dir = freshDir();
+  const first = open(dir);
+  await first.publish(command());
+  await first.close();
+  const log = join(dir, 'events.log');
+  const intact = statSync(log).size;
+  appendFileSync(log, Buffer.from([0, 0, 1, 0, 0xc3])); // a header promising 256 bytes, then a crash
+  const second = open(dir);
+  assert.is(statSync(log).size, intact);
+  const e = command();
+  await second.publish(e);
+  const c = collect(second, 'g', ['Command'], 2);
+  await c.finished;
+  assert.is(c.got[1]!.event_id, e.event_id);
+  await second.close();
+  try {
+    await second.publish(command());
+    assert.unreachable();
+  } catch (err) {
+    assert.is((err as { code: string }).code, 'BUS_CLOSED');
+  }
+});
+
+bus.run();

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Agate's whole test suite: installs what the tests need (PostgreSQL), builds, then runs every
+# *.test.js under dist/ in its own Node process (the embedded ClickHouse engine allows one data
+# directory per process). Prints "N passed, N failed" and exits non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash test/harness/install-postgres.sh || { echo "test setup failed: PostgreSQL could not be installed"; exit 1; }
+rm -rf dist
+npx tsc -p tsconfig.json || { echo "build failed"; exit 1; }
+
+passed=0
+failed=0
+failed_files=()
+mapfile -t files < <(find dist -name '*.test.js' | sort)
+[ "${#files[@]}" -gt 0 ] || { echo "no test files found"; exit 1; }
+for f in "${files[@]}"; do
+  echo "=== ${f#dist/}"
+  out=$(timeout 600 node --enable-source-maps "$f" 2>&1)
+  rc=$?
+  printf '%s\n' "$out" | sed -e 's/\x1b\[[0-9;]*m//g' | grep -v '^\s*$' | tail -n 40
+  total=$(printf '%s\n' "$out" | sed -e 's/\x1b\[[0-9;]*m//g' | awk '/Total:/ {s+=$2} END {print s+0}')
+  ok=$(printf '%s\n' "$out" | sed -e 's/\x1b\[[0-9;]*m//g' | awk '/Passed:/ {s+=$2} END {print s+0}')
+  passed=$((passed + ok))
+  bad=$((total - ok))
+  if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+  if [ "$bad" -gt 0 ]; then failed=$((failed + bad)); failed_files+=("${f#dist/}"); fi
+done
+
+echo
+[ "${#failed_files[@]}" -eq 0 ] || printf 'FAILED: %s\n' "${failed_files[@]}"
+echo "${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]
