@@ -107,7 +107,10 @@ class LocalConsumer {
   }
 
   start(): void {
-    this.#loop = this.#run();
+    this.#loop = this.#run().catch((err: unknown) => {
+      // A record that cannot be decoded is never skipped: stop this group loudly instead.
+      this.logger.error('consumer stopped: cannot read the event log', { error: describeError(err), position: this.#position });
+    });
   }
 
   wake(): void {

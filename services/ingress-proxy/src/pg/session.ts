@@ -71,6 +71,7 @@ export class PgSession {
   #sequence = 0;
   #tx: TxStatus = 'I';
   #discardUntilSync = false;
+  #upstreamBlocked = false;
   #emitChain: Promise<void> = Promise.resolve();
   readonly #startedAt = nowMicros();
   #done!: () => void;
@@ -113,7 +114,7 @@ export class PgSession {
       await this.#fatal(SQLSTATE.systemError, 'Agate could not process the message; the session is closed', 'internal error');
     } finally {
       this.#processing = false;
-      if (!this.#closed && this.#client.writableLength < this.#client.writableHighWaterMark) this.#client.resume();
+      this.#resumeClient();
     }
   }
 
@@ -309,8 +310,17 @@ export class PgSession {
 
   #toUpstream(bytes: Buffer): void {
     if (this.#upstream!.write(bytes)) return;
+    this.#upstreamBlocked = true;
     this.#client.pause();
-    this.#upstream!.once('drain', () => !this.#processing && this.#client.resume());
+    this.#upstream!.once('drain', () => {
+      this.#upstreamBlocked = false;
+      this.#resumeClient();
+    });
+  }
+
+  /** Reads from the client again unless a message is in hand or the target is not draining. */
+  #resumeClient(): void {
+    if (!this.#processing && !this.#upstreamBlocked && !this.#closed) this.#client.resume();
   }
 
   // ---- recording and teardown ----------------------------------------------------------------

@@ -1,0 +1,65 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
+import { serialize } from './backend-serializer.js';
+
+const frames = Buffer.concat([
+  serialize.commandComplete('SELECT 1'),
+  serialize.dataRow([Buffer.from('x'.repeat(300)), null]),
+  serialize.readyForQuery('I'),
+]);
+
+function feed(chunks: Buffer[], max = 1 << 20): BackendFrame[] {
+  const out: BackendFrame[] = [];
+  const reader = new BackendFrameReader((f) => out.push({ code: f.code, raw: Buffer.from(f.raw) }), max);
+  for (const c of chunks) reader.push(c);
+  return out;
+}
+
+const reader = suite('BackendFrameReader');
+
+reader('three frames in one chunk come out whole and unchanged', () => {
+  const out = feed([frames]);
+  assert.equal(out.map((f) => String.fromCharCode(f.code)), ['C', 'D', 'Z']);
+  assert.is(Buffer.concat(out.map((f) => f.raw)).toString('hex'), frames.toString('hex'));
+});
+
+reader('frames split at the start, middle and end of a frame', () => {
+  for (const cut of [1, 3, 5, 20, 200, frames.length - 1]) {
+    const out = feed([frames.subarray(0, cut), frames.subarray(cut)]);
+    assert.is(Buffer.concat(out.map((f) => f.raw)).toString('hex'), frames.toString('hex'), `cut at ${cut}`);
+  }
+});
+
+reader('one byte at a time', () => {
+  const out = feed([...frames].map((b) => Buffer.of(b)));
+  assert.is(out.length, 3);
+  assert.is(Buffer.concat(out.map((f) => f.raw)).toString('hex'), frames.toString('hex'));
+});
+
+reader('a declared length over the limit is refused before its body arrives', () => {
+  const header = Buffer.from([0x44, 0, 0x10, 0, 0]); // DataRow claiming ~1 MiB
+  try {
+    feed([header], 64 * 1024);
+    assert.unreachable();
+  } catch (err) {
+    assert.is((err as { code: string }).code, 'PROTOCOL_FRAME_TOO_LARGE');
+  }
+  try {
+    feed([header.subarray(0, 2), header.subarray(2)], 64 * 1024);
+    assert.unreachable();
+  } catch (err) {
+    assert.is((err as { code: string }).code, 'PROTOCOL_FRAME_TOO_LARGE');
+  }
+});
+
+reader('a length below 4 is a protocol violation', () => {
+  try {
+    feed([Buffer.from([0x5a, 0, 0, 0, 2])]);
+    assert.unreachable();
+  } catch (err) {
+    assert.is((err as { code: string }).code, 'PROTOCOL_VIOLATION');
+  }
+});
+
+reader.run();
