@@ -10,6 +10,7 @@ import { initSqlParser } from '../../core/src/sql/analyze.js';
 import { EmbeddedStore } from '../../core/src/store/embedded.js';
 import { EventCodec } from '../../schemas/src/codec.js';
 import type { Identity } from '../../schemas/src/events.js';
+import { pgProxyConfigDeps, targetMaskSet } from '../../services/ingress-proxy/src/pg/config.js';
 import { PgProxyServer } from '../../services/ingress-proxy/src/pg/server.js';
 import type { UpstreamTarget } from '../../services/ingress-proxy/src/pg/upstream.js';
 import { LedgerService } from '../../services/ledger/src/ledger.js';
@@ -46,7 +47,7 @@ function targetResolver(config: AgateConfig): (name: string) => UpstreamTarget |
     const t = targets.get(name);
     if (t === undefined) return undefined;
     const { host, port, database, user, password } = t.upstream;
-    return { host, port, database, user, password: readSecret(password, `targets.${t.name}.upstream.password`) };
+    return { host, port, database, user, password: readSecret(password, `targets.${t.name}.upstream.password`), maskClient: targetMaskSet(config, t.mask_client) };
   };
 }
 
@@ -54,6 +55,7 @@ function targetResolver(config: AgateConfig): (name: string) => UpstreamTarget |
 export async function startEmbedded(config: AgateConfig, logger: Logger): Promise<RunningAgate> {
   await initSqlParser();
   const resolveTarget = targetResolver(config);
+  const pgDeps = pgProxyConfigDeps(config);
   const codec = new EventCodec();
   const verifier = await buildVerifier(config);
   const store = EmbeddedStore.open(config.store.path ?? join(config.data_dir, 'store'));
@@ -63,7 +65,7 @@ export async function startEmbedded(config: AgateConfig, logger: Logger): Promis
     const ledger = new LedgerService({ bus, store, codec, chainId: EMBEDDED_CHAIN, logger: logger.child({ component: 'ledger' }) });
     await ledger.start();
     started.push(ledger);
-    const policy = new PolicyService({ bus, policy: new CompiledPolicy(config.policy), logger: logger.child({ component: 'policy' }), staleAfterMs: config.proxy.verdict_timeout_ms });
+    const policy = new PolicyService({ bus, policy: new CompiledPolicy(config.policy, config.masking.audit), logger: logger.child({ component: 'policy' }), staleAfterMs: config.proxy.verdict_timeout_ms });
     await policy.start();
     started.push(policy);
 
@@ -76,7 +78,7 @@ export async function startEmbedded(config: AgateConfig, logger: Logger): Promis
 
     const proxy = new PgProxyServer({
       bus, verifier, resolveTarget, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms,
-      maxMessageSize: config.proxy.postgres.max_message_bytes, maxConnections: config.proxy.postgres.max_connections, logger,
+      maxMessageSize: config.proxy.postgres.max_message_bytes, maxConnections: config.proxy.postgres.max_connections, logger, ...pgDeps,
     });
     const p = splitHostPort(config.proxy.postgres.listen);
     const pgAddress = await proxy.listen(p.host, p.port);

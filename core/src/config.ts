@@ -29,6 +29,28 @@ const issuer = z.strictObject({
   subject_claim: z.string().default('sub'),
 });
 
+/** Value detectors a mask set can use; see services/ingress-proxy/src/pg/masking/detectors.ts. */
+export const DETECTORS = ['private_key', 'jwt', 'cloud_access_key', 'password_hash', 'card_number', 'email'] as const;
+export type DetectorName = (typeof DETECTORS)[number];
+
+const maskSetName = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'expected a lower-case mask set name such as pii');
+
+const maskSet = z.strictObject({
+  /** Column-name globs (case-insensitive); every value of a matching column is masked. */
+  columns: z.array(z.string()).default([]),
+  /** Detectors run over every text value; only the matching span is replaced. */
+  detectors: z.array(z.enum(DETECTORS)).default([]),
+});
+
+/** `true` means the audit mask set; a name picks one of `masking.sets`. */
+const maskClient = z.union([z.boolean(), maskSetName]);
+
+/** The set used when the config names none: common secret columns and every detector. */
+export const BUILTIN_MASK_SET = {
+  columns: ['*password*', '*passwd*', '*secret*', '*token*', '*api_key*', '*apikey*', '*private_key*', 'card_number', 'ssn'],
+  detectors: [...DETECTORS],
+};
+
 const postgresTarget = z.strictObject({
   name: z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'expected a name of letters, digits, _ . -'),
   protocol: z.literal('postgres'),
@@ -38,8 +60,14 @@ const postgresTarget = z.strictObject({
     database: z.string(),
     user: z.string(),
     password: secret,
+    /** TLS to the target: disable, require (encrypted, unverified) or verify-full (CA and host name checked). */
+    tls: z
+      .strictObject({ mode: z.enum(['disable', 'require', 'verify-full']).default('disable'), ca: z.string().optional() })
+      .default({ mode: 'disable' }),
   }),
   labels: z.record(z.string(), z.string()).default({}),
+  /** Mask what clients of this target receive (in addition to the audit copy, always masked). */
+  mask_client: maskClient.default(false),
 });
 
 const ruleMatch = z.strictObject({
@@ -60,6 +88,8 @@ const rule = z.strictObject({
   action: z.enum(['allow', 'deny']),
   message: z.string().optional(),
   match: ruleMatch.default({}),
+  /** Only with `action: allow`: the statement runs, and its results reach the client masked. */
+  mask_client: maskClient.default(false),
 });
 
 export const configSchema = z.strictObject({
@@ -85,12 +115,26 @@ export const configSchema = z.strictObject({
           listen: hostPort.default('127.0.0.1:6432'),
           max_message_bytes: z.number().int().min(1024).max(1 << 30).default(16 << 20),
           max_connections: z.number().int().min(1).default(1000),
+          /** Rows (or COPY lines) of each result kept, masked, in the Response event. */
+          record_rows: z.number().int().min(0).max(1000).default(10),
+          /** Each recorded value is cut to this many characters. */
+          record_value_chars: z.number().int().min(8).max(65536).default(256),
+          /** TLS termination for clients that ask for it (sslmode=require / verify-full). */
+          tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
         })
-        .default({ listen: '127.0.0.1:6432', max_message_bytes: 16 << 20, max_connections: 1000 }),
+        .default({ listen: '127.0.0.1:6432', max_message_bytes: 16 << 20, max_connections: 1000, record_rows: 10, record_value_chars: 256 }),
       verdict_timeout_ms: duration.default(2000),
     })
-    .default({ postgres: { listen: '127.0.0.1:6432', max_message_bytes: 16 << 20, max_connections: 1000 }, verdict_timeout_ms: 2000 }),
+    .default({ postgres: { listen: '127.0.0.1:6432', max_message_bytes: 16 << 20, max_connections: 1000, record_rows: 10, record_value_chars: 256 }, verdict_timeout_ms: 2000 }),
   targets: z.array(postgresTarget).default([]),
+  masking: z
+    .strictObject({
+      /** Named mask sets; `default` exists unless redefined (see BUILTIN_MASK_SET). */
+      sets: z.record(maskSetName, maskSet).default({}),
+      /** The set always applied to recorded content (samples, parameters, SQL text, errors). */
+      audit: maskSetName.default('default'),
+    })
+    .default({ sets: {}, audit: 'default' }),
   policy: z
     .strictObject({ default: z.enum(['allow', 'deny']).default('deny'), rules: z.array(rule).default([]) })
     .default({ default: 'deny', rules: [] }),
@@ -109,6 +153,8 @@ export type IssuerConfig = z.infer<typeof issuer>;
 export type PolicyConfig = AgateConfig['policy'];
 export type RuleConfig = z.infer<typeof rule>;
 export type SecretRef = z.infer<typeof secret>;
+export type MaskSetConfig = z.infer<typeof maskSet>;
+export type MaskingConfig = AgateConfig['masking'];
 
 /**
  * Reads, validates and normalises a config file. Relative paths in it are resolved against the
@@ -147,7 +193,10 @@ export function parseConfig(text: string, source: string): AgateConfig {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   cfg.data_dir = abs(cfg.data_dir);
   if (cfg.store.path !== undefined) cfg.store.path = abs(cfg.store.path);
-  for (const t of cfg.targets) if (t.upstream.password.file !== undefined) t.upstream.password.file = abs(t.upstream.password.file);
+  for (const t of cfg.targets) {
+    if (t.upstream.password.file !== undefined) t.upstream.password.file = abs(t.upstream.password.file);
+    if (t.upstream.tls.ca !== undefined) t.upstream.tls.ca = abs(t.upstream.tls.ca);
+  }
   const names = new Set<string>();
   for (const [i, t] of cfg.targets.entries()) {
     if (names.has(t.name)) throw new ConfigError(`${source}: targets[${i}].name: duplicate target name "${t.name}"`);
@@ -157,6 +206,21 @@ export function parseConfig(text: string, source: string): AgateConfig {
   for (const [i, r] of cfg.policy.rules.entries()) {
     if (ids.has(r.id)) throw new ConfigError(`${source}: policy.rules[${i}].id: duplicate rule id "${r.id}"`);
     ids.add(r.id);
+  }
+  if (cfg.masking.sets.default === undefined) cfg.masking.sets.default = { columns: [...BUILTIN_MASK_SET.columns], detectors: [...BUILTIN_MASK_SET.detectors] };
+  const maskRef = (ref: boolean | string, key: string) => {
+    if (typeof ref === 'string' && cfg.masking.sets[ref] === undefined) throw new ConfigError(`${source}: ${key}: no mask set named "${ref}" in masking.sets`);
+  };
+  maskRef(cfg.masking.audit, 'masking.audit');
+  for (const [i, t] of cfg.targets.entries()) maskRef(t.mask_client, `targets[${i}].mask_client`);
+  for (const [i, r] of cfg.policy.rules.entries()) {
+    maskRef(r.mask_client, `policy.rules[${i}].mask_client`);
+    if (r.mask_client !== false && r.action !== 'allow') throw new ConfigError(`${source}: policy.rules[${i}].mask_client: only an allow rule can mask results`);
+  }
+  const tls = cfg.proxy.postgres.tls;
+  if (tls !== undefined) {
+    tls.cert = abs(tls.cert);
+    tls.key = abs(tls.key);
   }
   if (cfg.identity.issuers.length === 0 && !cfg.identity.dev_issuer.enabled) {
     throw new ConfigError(`${source}: identity.issuers: expected at least one trusted issuer (or identity.dev_issuer.enabled: true for local trials)`);

@@ -63,6 +63,8 @@ export interface Verdict extends EventHead {
   reason: string;
   source: VerdictSource;
   policy_revision: string;
+  /** With decision `mask`: the mask set applied to what the client receives. */
+  mask_set: string | null;
 }
 
 export interface Response extends EventHead {
@@ -75,6 +77,13 @@ export interface Response extends EventHead {
   duration_us: number;
   error_code: string | null;
   error_message: string | null;
+  /** `sha256:<hex>` over the result bodies as delivered to the client; null when nothing came back. */
+  digest: string | null;
+  columns: string[];
+  /** The first rows up to the configured cap, always masked. */
+  sample: (string | null)[][];
+  /** Values masked in what the client received. */
+  masked_values: number;
 }
 
 export interface SessionClosed extends EventHead {

@@ -40,3 +40,34 @@ export function analyzeSql(sql: string): SqlAnalysis {
   });
   return { ok: true, statements };
 }
+
+/**
+ * A bounded cache in front of {@link analyzeSql}: prepared statements and ORM traffic repeat the
+ * same text thousands of times, and parsing is the policy's most expensive step. Least recently
+ * used entries are evicted past `capacity`; texts longer than `maxTextLength` are not kept.
+ */
+export class SqlAnalysisCache {
+  readonly #entries = new Map<string, SqlAnalysis>();
+
+  constructor(private readonly capacity = 4096, private readonly maxTextLength = 8192) {}
+
+  analyze(sql: string): SqlAnalysis {
+    const hit = this.#entries.get(sql);
+    if (hit !== undefined) {
+      // Map iteration order is insertion order: re-inserting marks the entry most recent.
+      this.#entries.delete(sql);
+      this.#entries.set(sql, hit);
+      return hit;
+    }
+    const analysis = analyzeSql(sql);
+    if (sql.length <= this.maxTextLength) {
+      this.#entries.set(sql, analysis);
+      if (this.#entries.size > this.capacity) this.#entries.delete(this.#entries.keys().next().value!);
+    }
+    return analysis;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}

@@ -34,7 +34,7 @@ const evaluate = suite('CompiledPolicy.evaluate');
 evaluate.before(() => initSqlParser());
 
 evaluate('the first matching rule decides, on the parsed statement kind', () => {
-  assert.equal(policy.evaluate(cmd('DROP TABLE items')), { decision: 'deny', rule_id: 'no-drop', reason: 'DROP and TRUNCATE are not allowed for agents' });
+  assert.equal(policy.evaluate(cmd('DROP TABLE items')), { decision: 'deny', rule_id: 'no-drop', reason: 'DROP and TRUNCATE are not allowed for agents', mask_set: null });
   assert.is(policy.evaluate(cmd('select * from items')).rule_id, 'ci-reads');
 });
 
@@ -45,7 +45,7 @@ evaluate('comments and case do not disguise a statement', () => {
 
 evaluate('claims must match their globs', () => {
   const other = cmd('SELECT 1', { identity: { ...SAMPLES.Command.identity, claims: { repository: 'evil/app', ref: 'refs/heads/main' } } });
-  assert.equal(policy.evaluate(other), { decision: 'deny', rule_id: null, reason: 'no rule matched; the policy default is deny' });
+  assert.equal(policy.evaluate(other), { decision: 'deny', rule_id: null, reason: 'no rule matched; the policy default is deny', mask_set: null });
   const tag = cmd('SELECT 1', { identity: { ...SAMPLES.Command.identity, claims: { repository: 'acme/x', ref: 'refs/tags/v1' } } });
   assert.is(policy.evaluate(tag).decision, 'allow');
 });
@@ -69,6 +69,31 @@ evaluate('target globs', () => {
 evaluate('the revision changes with the policy', () => {
   const other = new CompiledPolicy({ ...config.policy, default: 'allow' });
   assert.is.not(other.revision, policy.revision);
+});
+
+evaluate('an allow rule with mask_client masks, naming its set; true means the audit set', () => {
+  const masked = parseConfig(
+    `
+identity: { dev_issuer: { enabled: true } }
+masking: { sets: { pii: { columns: [email] } }, audit: default }
+policy:
+  default: allow
+  rules:
+    - { id: users-masked, action: allow, mask_client: pii, match: { targets: [users] } }
+    - { id: all-masked, action: allow, mask_client: true, match: { targets: [prod] } }
+`,
+    'inline.yaml',
+  );
+  const p = new CompiledPolicy(masked.policy, masked.masking.audit);
+  assert.equal(p.evaluate(cmd('SELECT 1', { target: 'users' })), { decision: 'mask', rule_id: 'users-masked', reason: 'allowed by rule users-masked', mask_set: 'pii' });
+  assert.is(p.evaluate(cmd('SELECT 1', { target: 'prod' })).mask_set, 'default');
+  assert.is(p.evaluate(cmd('SELECT 1', { target: 'dev' })).decision, 'allow');
+});
+
+evaluate('the same text is parsed once however often it runs', () => {
+  const p = new CompiledPolicy(config.policy);
+  for (let i = 0; i < 1000; i++) p.evaluate(cmd('SELECT * FROM items WHERE id = $1'));
+  assert.is(p.evaluate(cmd('SELECT * FROM items WHERE id = $1')).rule_id, 'ci-reads');
 });
 
 evaluate.run();

@@ -1,14 +1,16 @@
 import { createHash } from 'node:crypto';
 import type { PolicyConfig, RuleConfig } from '../../../core/src/config.js';
-import { analyzeSql } from '../../../core/src/sql/analyze.js';
+import { SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
 import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
 
 export interface PolicyDecision {
-  decision: 'allow' | 'deny';
+  /** `mask`: allowed, with the results the client receives masked by `mask_set`. */
+  decision: 'allow' | 'deny' | 'mask';
   /** The rule that decided; null when the default applied. */
   rule_id: string | null;
   reason: string;
+  mask_set: string | null;
 }
 
 /** Rule id used when the command cannot be parsed: Agate never allows what it cannot read. */
@@ -28,25 +30,31 @@ export class CompiledPolicy {
   readonly revision: string;
   readonly #rules: CompiledRule[];
   readonly #default: 'allow' | 'deny';
+  readonly #auditMaskSet: string;
+  /** Parsed once per distinct text: a prepared statement executed 10,000 times is parsed once. */
+  readonly #sql = new SqlAnalysisCache();
 
-  constructor(config: PolicyConfig) {
+  /** `auditMaskSet` is the set `mask_client: true` refers to (config `masking.audit`). */
+  constructor(config: PolicyConfig, auditMaskSet = 'default') {
     this.revision = 'sha256:' + createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
     this.#default = config.default;
+    this.#auditMaskSet = auditMaskSet;
     this.#rules = config.rules.map(compileRule);
   }
 
   evaluate(command: Command): PolicyDecision {
     let kinds: (string | undefined)[] = [undefined];
     if (command.protocol === 'postgres') {
-      const analysis = analyzeSql(command.text);
-      if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be parsed: ${analysis.error}` };
+      const analysis = this.#sql.analyze(command.text);
+      if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be parsed: ${analysis.error}`, mask_set: null };
       if (analysis.statements.length > 0) kinds = analysis.statements.map((s) => s.kind);
     }
+    // Any deny wins; otherwise a mask anywhere masks the whole command's results.
     let first: PolicyDecision | undefined;
     for (const kind of kinds) {
       const d = this.#decide(command, kind);
       if (d.decision === 'deny') return d;
-      first ??= d;
+      if (first === undefined || (d.decision === 'mask' && first.decision !== 'mask')) first = d;
     }
     return first!;
   }
@@ -54,10 +62,14 @@ export class CompiledPolicy {
   #decide(command: Command, kind: string | undefined): PolicyDecision {
     for (const rule of this.#rules) {
       if (!rule.matches(command, kind)) continue;
-      const { id, action, message } = rule.config;
-      return { decision: action, rule_id: id, reason: message ?? `${action === 'allow' ? 'allowed' : 'denied'} by rule ${id}` };
+      const { id, action, message, mask_client } = rule.config;
+      const reason = message ?? `${action === 'allow' ? 'allowed' : 'denied'} by rule ${id}`;
+      if (action === 'allow' && mask_client !== false) {
+        return { decision: 'mask', rule_id: id, reason, mask_set: mask_client === true ? this.#auditMaskSet : mask_client };
+      }
+      return { decision: action, rule_id: id, reason, mask_set: null };
     }
-    return { decision: this.#default, rule_id: null, reason: `no rule matched; the policy default is ${this.#default}` };
+    return { decision: this.#default, rule_id: null, reason: `no rule matched; the policy default is ${this.#default}`, mask_set: null };
   }
 }
 

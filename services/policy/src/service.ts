@@ -50,6 +50,7 @@ export class PolicyService {
       reason: d.reason,
       source: 'policy',
       policy_revision: policy.revision,
+      mask_set: d.mask_set,
     };
     await bus.publish(verdict);
   }

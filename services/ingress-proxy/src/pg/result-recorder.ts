@@ -1,86 +1,152 @@
-import { randomUUID } from 'node:crypto';
-import type { Parser } from 'pg-protocol/dist/parser.js';
-import { nowMicros, type Command, type Response } from '../../../../schemas/src/events.js';
-import type { BackendFrame } from './backend-frames.js';
-import { decodeFrame } from './upstream.js';
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { nowMicros, type Command, type Response, type ResponseStatus } from '../../../../schemas/src/events.js';
+import { decodeDataRow, type Column } from './backend-decode.js';
+import { maskDataRow } from './masking/data-row.js';
+import { MASKED_VALUE, Masker } from './masking/masker.js';
+import { valueText } from './value-text.js';
 
-const enum Code {
-  DataRow = 0x44, // D
-  CopyData = 0x64, // d
-  CommandComplete = 0x43, // C
-  EmptyQueryResponse = 0x49, // I
-  ErrorResponse = 0x45, // E
-  ReadyForQuery = 0x5a, // Z
+/** How much of each result the audit trail keeps, and the mask set it always applies. */
+export interface RecordingOptions {
+  sampleRows: number;
+  valueChars: number;
+  audit: Masker;
+}
+
+export interface Outcome {
+  status: ResponseStatus;
+  command_tag?: string | null;
+  rows?: number;
+  error_code?: string | null;
+  error_message?: string | null;
 }
 
 /**
- * Follows the server's replies to one simple Query and records a Response per statement:
- * each CommandComplete, EmptyQueryResponse or ErrorResponse ends the current statement; after
- * an error the server skips the rest of the string.
+ * One statement's result as it streams to the client: counts, duration, a SHA-256 digest over
+ * every DataRow/CopyData frame as delivered, the column names, and the first rows masked with
+ * the audit set (and the client set, if stricter). When `client` is set, each row is masked
+ * before delivery too; {@link row} then returns the rebuilt frame.
  */
-export class ResultRecorder {
-  #index = 0;
+export class StatementResult {
   #rows = 0;
   #bytes = 0;
-  #started = nowMicros();
+  #masked = 0;
+  #hash: Hash | undefined;
+  #columns: readonly Column[] | undefined;
+  readonly #sample: (string | null)[][] = [];
+  readonly #started = nowMicros();
+  readonly #audit: Masker;
 
-  constructor(private readonly commands: readonly Command[], private readonly emit: (response: Response) => void) {}
+  constructor(
+    readonly command: Command,
+    private readonly options: RecordingOptions,
+    /** The mask set for what the client receives; undefined delivers rows unchanged. */
+    readonly client: Masker | undefined,
+    /** Columns known before the rows arrive (an extended-protocol portal's Describe). */
+    private readonly describe: () => readonly Column[] | undefined = () => undefined,
+  ) {
+    this.#audit = Masker.union(options.audit, client);
+  }
 
-  observe(frame: BackendFrame, parser: Parser): void {
-    switch (frame.code) {
-      case Code.DataRow:
-        this.#rows += 1;
-        this.#bytes += frame.raw.length - 5;
-        return;
-      case Code.CopyData:
-        this.#bytes += frame.raw.length - 5;
-        return;
-      case Code.CommandComplete: {
-        const tag = (decodeFrame(parser, frame.raw) as { text?: string }).text ?? '';
-        return this.#finish({ status: 'ok', command_tag: tag, rows: rowsFromTag(tag) ?? this.#rows });
-      }
-      case Code.EmptyQueryResponse:
-        return this.#finish({ status: 'ok', command_tag: null, rows: 0 });
-      case Code.ErrorResponse: {
-        const e = decodeFrame(parser, frame.raw) as { code?: string; message?: string };
-        this.#finish({ status: 'error', rows: this.#rows, error_code: e.code ?? null, error_message: e.message ?? null });
-        return this.abandon('not run: an earlier statement in the same query failed');
-      }
-      case Code.ReadyForQuery:
-        return this.abandon('the server ended the query without a result for this statement');
+  get columns(): readonly Column[] | undefined {
+    return this.#columns ?? this.describe();
+  }
+
+  /** A RowDescription in the result itself (simple query). */
+  setColumns(columns: readonly Column[]): void {
+    this.#columns = columns;
+  }
+
+  /** Takes one DataRow frame; returns the frame to deliver. Throws MaskingError (fail closed). */
+  row(frame: Buffer): Buffer {
+    const columns = this.columns;
+    if (this.#rows < this.options.sampleRows) this.#sample.push(this.#sampleRow(frame, columns));
+    let out = frame;
+    if (this.client !== undefined) {
+      const m = maskDataRow(frame, columns, this.client);
+      out = m.frame;
+      this.#masked += m.masked;
     }
+    this.#rows += 1;
+    this.#delivered(out);
+    return out;
   }
 
-  /** Records every statement still open as skipped. */
-  abandon(reason: string): void {
-    while (this.#index < this.commands.length) this.#finish({ status: 'skipped', rows: 0, error_message: reason });
+  /**
+   * Takes one CopyData frame: from the server (`toClient`, masked for the client when its set
+   * says so) or from the client (COPY FROM STDIN, passed on unchanged). COPY lines are sampled
+   * with the detectors only, since a COPY names no columns.
+   */
+  copyData(frame: Buffer, toClient: boolean): Buffer {
+    if (this.#sample.length < this.options.sampleRows) {
+      this.#sample.push([this.#cut(this.#audit.maskText(frame.toString('utf8', 5)).text)]);
+    }
+    let out = frame;
+    if (toClient && this.client !== undefined) {
+      const m = this.client.maskText(frame.toString('utf8', 5));
+      if (m.count > 0) {
+        out = copyDataFrame(m.text);
+        this.#masked += m.count;
+      }
+    }
+    this.#delivered(out);
+    return out;
   }
 
-  #finish(r: Pick<Response, 'status' | 'rows'> & Partial<Pick<Response, 'command_tag' | 'error_code' | 'error_message'>>): void {
-    const command = this.commands[this.#index];
-    if (command === undefined) return; // e.g. the EmptyQueryResponse of a string with no statements
+  /** The Response event; `rows` defaults to the rows seen. */
+  response(outcome: Outcome): Response {
     const now = nowMicros();
-    this.emit({
-      type: 'Response', event_id: randomUUID(), time: now, session_id: command.session_id, command_id: command.event_id,
-      status: r.status, command_tag: r.command_tag ?? null, rows: r.rows, bytes: r.status === 'skipped' ? 0 : this.#bytes,
-      duration_us: r.status === 'skipped' ? 0 : now - this.#started, error_code: r.error_code ?? null, error_message: r.error_message ?? null,
-    });
-    this.#index += 1;
-    this.#rows = 0;
-    this.#bytes = 0;
-    this.#started = now;
+    const ran = outcome.status === 'ok' || outcome.status === 'error';
+    return {
+      type: 'Response', event_id: randomUUID(), time: now, session_id: this.command.session_id, command_id: this.command.event_id,
+      status: outcome.status, command_tag: outcome.command_tag ?? null, rows: outcome.rows ?? this.#rows, bytes: ran ? this.#bytes : 0,
+      duration_us: ran ? now - this.#started : 0, error_code: outcome.error_code ?? null,
+      error_message: outcome.error_message == null ? null : this.#audit.maskText(outcome.error_message).text,
+      digest: this.#hash === undefined ? null : `sha256:${this.#hash.digest('hex')}`,
+      columns: (this.columns ?? []).map((c) => c.name), sample: this.#sample, masked_values: this.#masked,
+    };
   }
 
-  static refusedResponse(command: Command, sqlstate: string, message: string): Response {
-    return {
-      type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id,
-      status: 'refused', command_tag: null, rows: 0, bytes: 0, duration_us: 0, error_code: sqlstate, error_message: message,
-    };
+  #delivered(frame: Buffer): void {
+    this.#bytes += frame.length - 5;
+    (this.#hash ??= createHash('sha256')).update(frame);
+  }
+
+  #sampleRow(frame: Buffer, columns: readonly Column[] | undefined): (string | null)[] {
+    return decodeDataRow(frame).map((value, i) => {
+      if (value === null) return null;
+      const column = columns?.[i];
+      if (column !== undefined && this.#audit.masksColumn(column.name)) return MASKED_VALUE;
+      if (column === undefined && this.#audit.hasColumnRules) return MASKED_VALUE; // unknown column: assume the worst
+      const text = valueText(value, column?.format ?? 0, column?.typeOid ?? 0);
+      return this.#cut(this.#audit.maskText(text).text);
+    });
+  }
+
+  #cut(text: string): string {
+    return text.length <= this.options.valueChars ? text : `${text.slice(0, this.options.valueChars)}…`;
   }
 }
 
+function copyDataFrame(text: string): Buffer {
+  const body = Buffer.from(text, 'utf8');
+  const frame = Buffer.allocUnsafe(5 + body.length);
+  frame[0] = 0x64; // d
+  frame.writeInt32BE(4 + body.length, 1);
+  body.copy(frame, 5);
+  return frame;
+}
+
+/** A Response for a command Agate refused or the server never reached. */
+export function unranResponse(command: Command, status: 'refused' | 'skipped', code: string | null, message: string): Response {
+  return {
+    type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id,
+    status, command_tag: null, rows: 0, bytes: 0, duration_us: 0, error_code: code, error_message: message,
+    digest: null, columns: [], sample: [], masked_values: 0,
+  };
+}
+
 /** Row counts the server states in the tag: `SELECT 3`, `INSERT 0 1`, `UPDATE 2`, `COPY 5`. */
-function rowsFromTag(tag: string): number | undefined {
+export function rowsFromTag(tag: string): number | undefined {
   const m = /^(SELECT|INSERT \d+|UPDATE|DELETE|MERGE|FETCH|MOVE|COPY) (\d+)$/.exec(tag);
   return m === null ? undefined : Number(m[2]);
 }

@@ -2,9 +2,10 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../../../core/src/log.js';
 import { serialize } from './backend-serializer.js';
+import { CancelRegistry } from './cancel.js';
 import { PgSession, type PgSessionDeps } from './session.js';
 
-export interface PgProxyOptions extends PgSessionDeps {
+export interface PgProxyOptions extends Omit<PgSessionDeps, 'cancel'> {
   /** Connections beyond this are refused with SQLSTATE 53300 instead of exhausting memory. */
   maxConnections: number;
 }
@@ -14,8 +15,10 @@ export class PgProxyServer {
   readonly #server: Server;
   readonly #sessions = new Set<PgSession>();
   readonly #log: Logger;
+  readonly #deps: PgSessionDeps;
 
   constructor(private readonly options: PgProxyOptions) {
+    this.#deps = { ...options, cancel: new CancelRegistry() };
     this.#log = options.logger.child({ component: 'pg-proxy' });
     this.#server = createServer((socket) => this.#accept(socket));
   }
@@ -54,7 +57,7 @@ export class PgProxyServer {
       socket.end(serialize.errorResponse({ severity: 'FATAL', code: '53300', message: 'Agate has too many open sessions; try again later' }));
       return;
     }
-    const session = new PgSession(socket, this.options);
+    const session = new PgSession(socket, this.#deps);
     this.#sessions.add(session);
     void session.finished.then(() => this.#sessions.delete(session));
   }

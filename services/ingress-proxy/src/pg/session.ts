@@ -1,18 +1,26 @@
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { Parser } from 'pg-protocol/dist/parser.js';
+import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { analyzeSql } from '../../../../core/src/sql/analyze.js';
 import { nowMicros, type AgateEvent, type Command, type Identity } from '../../../../schemas/src/events.js';
+import type { Column } from './backend-decode.js';
 import { serialize } from './backend-serializer.js';
 import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
+import { sendCancel, type CancelRegistry } from './cancel.js';
+import { ExtendedState, parameterTexts } from './extended-state.js';
 import { FrontendParser } from './frontend-parser.js';
-import type { FrontendMessage, Query, StartupMessage } from './messages.js';
+import { MaskingError } from './masking/data-row.js';
+import type { Masker } from './masking/masker.js';
+import { maskSqlText } from './masking/sql-text.js';
+import type { Bind, CancelRequest, Execute, FrontendMessage, FunctionCall, Parse, Query, StartupMessage } from './messages.js';
 import { decodePassword } from './password-message.js';
-import { ResultRecorder } from './result-recorder.js';
+import { describePortal, refusalParse, syncMessage } from './refusal.js';
+import { MAX_EXPECTED, ReplyRouter } from './replies.js';
+import { StatementResult, unranResponse, type RecordingOptions } from './result-recorder.js';
 import { connectUpstream, type UpstreamTarget } from './upstream.js';
 
 export interface PgSessionDeps {
@@ -24,12 +32,17 @@ export interface PgSessionDeps {
   verdictTimeoutMs: number;
   maxMessageSize: number;
   logger: Logger;
+  /** Sample size and the audit mask set, applied to everything recorded. */
+  recording: RecordingOptions;
+  /** Every configured mask set by name (verdicts and targets name them). */
+  maskers: ReadonlyMap<string, Masker>;
+  cancel: CancelRegistry;
+  /** Present when TLS termination is configured; SSLRequest is declined otherwise. */
+  tls?: SecureContext;
 }
 
-type TxStatus = 'I' | 'T' | 'E';
-/** Work the client waits on, in the order its replies must reach it. */
-type Pending = { kind: 'upstream'; recorder: ResultRecorder } | { kind: 'local'; reply: (tx: TxStatus) => Buffer[] };
-type Refusal = { sqlstate: string; message: string };
+/** What the proxy does with one command once its verdict is known. */
+type Decision = { kind: 'run'; client: Masker | undefined } | { kind: 'refuse'; sqlstate: string; message: string };
 
 /** SQLSTATEs Agate answers with. */
 const SQLSTATE = {
@@ -38,40 +51,47 @@ const SQLSTATE = {
   unknownTarget: '3D000',
   cannotConnect: '08001',
   protocolViolation: '08P01',
-  featureNotSupported: '0A000',
   systemError: '58000',
   adminShutdown: '57P01',
+  invalidStatementName: '26000',
+  invalidCursorName: '34000',
 } as const;
 
 /**
  * One client connection through the PostgreSQL proxy: authenticate the client by its OIDC token,
- * open the upstream session with Agate's own credential, then for every statement emit a command
- * event, wait for its verdict, and forward or refuse; every result is recorded.
+ * open the upstream session with Agate's own credential, then emit a command event for every
+ * statement about to run (a simple Query's statements, an Execute with its bound parameters, a
+ * FunctionCall), wait for its verdict, and forward or refuse it. Replies are followed by the
+ * {@link ReplyRouter}, which records a Response per statement and applies masking.
  *
- * Flow control: the client socket is paused while a message is being handled (so no frame is
- * read while a verdict is pending), and each direction pauses its source when the destination's
- * write buffer is full.
+ * Flow control: while a message is in hand (a verdict pending) the client socket is paused, so
+ * no further frame is read; each direction pauses its source while the destination's write
+ * buffer is full; at most {@link MAX_EXPECTED} replies may be outstanding.
  */
 export class PgSession {
   readonly id = randomUUID();
-  readonly #client: Socket;
+  #client: Socket;
   readonly #deps: PgSessionDeps;
   readonly #log: Logger;
   readonly #parser: FrontendParser;
   readonly #inbox: FrontendMessage[] = [];
-  readonly #pending: Pending[] = [];
-  readonly #backendParser = new Parser();
+  readonly #state = new ExtendedState();
+  readonly #router: ReplyRouter;
   #upstream: Socket | undefined;
+  #upstreamOut: Buffer[] = [];
+  #clientOut: Buffer[] = [];
   #startup: StartupMessage | undefined;
   #identity: Identity | undefined;
-  #target = '';
+  #target: UpstreamTarget | undefined;
+  #targetName = '';
+  #releaseCancelKey: (() => void) | undefined;
   #opened = false;
   #closed = false;
   #processing = false;
-  #sequence = 0;
-  #tx: TxStatus = 'I';
   #discardUntilSync = false;
   #upstreamBlocked = false;
+  #repliesDrained: (() => void) | undefined;
+  #sequence = 0;
   #emitChain: Promise<void> = Promise.resolve();
   readonly #startedAt = nowMicros();
   #done!: () => void;
@@ -82,9 +102,9 @@ export class PgSession {
     this.#deps = deps;
     this.#log = deps.logger.child({ session_id: this.id });
     this.#parser = new FrontendParser((m) => this.#inbox.push(m), { maxMessageSize: deps.maxMessageSize });
+    this.#router = new ReplyRouter((r) => void this.#emitLogged(r), () => this.#state.endTransaction());
     client.setNoDelay(true);
-    client.on('data', (chunk: Buffer) => this.#onClientData(chunk));
-    client.on('error', (err) => this.#log.debug('client socket error', { error: err.message }));
+    this.#bindClient(client);
     client.on('close', () => void this.#end('client disconnected'));
   }
 
@@ -95,11 +115,17 @@ export class PgSession {
 
   // ---- client side ---------------------------------------------------------------------------
 
+  #bindClient(socket: Socket): void {
+    socket.on('data', (chunk: Buffer) => this.#onClientData(chunk));
+    socket.on('error', (err) => this.#log.debug('client socket error', { error: err.message }));
+  }
+
   #onClientData(chunk: Buffer): void {
     try {
       this.#parser.push(chunk);
     } catch (err) {
-      return void this.#fatal(SQLSTATE.protocolViolation, `invalid message from the client: ${(err as Error).message}`, 'protocol violation');
+      const message = err instanceof AgateError ? err.message : 'unreadable message';
+      return void this.#fatal(SQLSTATE.protocolViolation, `invalid message from the client: ${message}`, 'protocol violation');
     }
     if (this.#inbox.length > 0 && !this.#processing) void this.#drainInbox();
   }
@@ -108,11 +134,15 @@ export class PgSession {
     this.#processing = true;
     this.#client.pause();
     try {
-      while (this.#inbox.length > 0 && !this.#closed) await this.#handle(this.#inbox.shift()!);
+      while (this.#inbox.length > 0 && !this.#closed) {
+        if (this.#router.pending >= MAX_EXPECTED) await this.#repliesBelowLimit();
+        await this.#handle(this.#inbox.shift()!);
+      }
     } catch (err) {
       this.#log.error('session failed', { error: describeError(err) });
       await this.#fatal(SQLSTATE.systemError, 'Agate could not process the message; the session is closed', 'internal error');
     } finally {
+      this.#flushUpstream();
       this.#processing = false;
       this.#resumeClient();
     }
@@ -121,43 +151,235 @@ export class PgSession {
   async #handle(msg: FrontendMessage): Promise<void> {
     switch (msg.type) {
       case 'sslRequest':
+        return this.#startTls();
       case 'gssEncRequest':
-        // TLS termination arrives with the full protocol issue; clients fall back to plain text.
-        this.#client.write(serialize.sslRefused());
+        this.#client.write(serialize.sslRefused()); // 'N': no GSSAPI encryption; the client goes on in clear
         return;
       case 'cancelRequest':
-        this.#client.end();
-        return;
+        return this.#cancel(msg);
       case 'startup':
         this.#startup = msg;
         this.#client.write(serialize.authenticationCleartextPassword());
         return;
       case 'password':
-        return this.#authenticate(decodePassword(msg));
+        if (this.#upstream === undefined) return this.#authenticate(decodePassword(msg));
     }
     if (this.#upstream === undefined) {
       return this.#fatal(SQLSTATE.protocolViolation, `unexpected ${msg.type} message before authentication`, 'protocol violation');
     }
+    // After an error the server ignores extended-protocol messages until Sync; Agate does the same.
+    if (this.#discardUntilSync && msg.type !== 'sync') return;
     switch (msg.type) {
       case 'query':
         return this.#onQuery(msg);
-      case 'terminate':
-        this.#upstream.write(msg.raw);
-        this.#client.end();
+      case 'parse':
+        return this.#onParse(msg);
+      case 'bind':
+        return this.#onBind(msg);
+      case 'describe': {
+        const portal = msg.kind === 'P' ? this.#state.portals.get(msg.name) : undefined;
+        if (portal !== undefined) portal.described = true;
+        this.#sendUpstream(msg.raw);
+        this.#router.expect({ kind: 'describe', swallow: false, portal, statement: msg.kind === 'S' ? this.#state.statements.get(msg.name) : undefined });
         return;
+      }
+      case 'execute':
+        return this.#onExecute(msg);
+      case 'close':
+        this.#router.expect({ kind: 'close', undo: this.#state.close(msg) });
+        this.#sendUpstream(msg.raw);
+        return;
+      case 'sync':
+        this.#discardUntilSync = false;
+        this.#router.expect({ kind: 'sync' });
+        this.#sendUpstream(msg.raw);
+        return;
+      case 'flush':
+        this.#sendUpstream(msg.raw);
+        return;
+      case 'functionCall':
+        return this.#onFunctionCall(msg);
       case 'copyData':
       case 'copyDone':
       case 'copyFail':
         // Part of a COPY FROM STDIN whose statement was already decided.
-        this.#toUpstream(msg.raw);
+        if (msg.type === 'copyData') this.#router.copyTarget?.copyData(msg.raw, false);
+        this.#sendUpstream(msg.raw);
         return;
-      case 'sync':
-        this.#discardUntilSync = false;
-        this.#reply(() => []);
+      case 'terminate':
+        this.#sendUpstream(msg.raw);
+        this.#flushUpstream();
+        this.#client.end();
         return;
-      default:
-        return this.#refuseExtended(msg.type);
+      case 'password':
+        return this.#fatal(SQLSTATE.protocolViolation, 'unexpected password message', 'protocol violation');
     }
+  }
+
+  // ---- statements ----------------------------------------------------------------------------
+
+  async #onQuery(msg: Query): Promise<void> {
+    // One statement needs no splitting; policy parses it anyway.
+    let texts = [msg.text.trim()];
+    if (msg.text.includes(';')) {
+      const analysis = analyzeSql(msg.text);
+      if (analysis.ok) texts = analysis.statements.map((s) => s.text);
+    }
+    if (texts.length === 1 && texts[0] === '') texts = [];
+    const commands = texts.map((text) => this.#command(text, [], {}));
+    // Every statement is decided (and recorded) before any of them runs.
+    const decisions: Decision[] = [];
+    for (const command of commands) decisions.push(await this.#decide(command));
+    const refused = decisions.find((d) => d.kind === 'refuse');
+    if (refused === undefined) {
+      const results = commands.map((c, i) => this.#result(c, decisions[i] as Extract<Decision, { kind: 'run' }>));
+      this.#router.expect({ kind: 'query', results, index: 0 });
+      this.#sendUpstream(msg.raw);
+      return;
+    }
+    for (const [i, command] of commands.entries()) {
+      const d = decisions[i]!;
+      const message = d.kind === 'refuse' ? d.message : 'not run: another statement in the same query was refused';
+      void this.#emitLogged(unranResponse(command, 'refused', refused.sqlstate, message));
+    }
+    this.#refuse(refused.sqlstate, refused.message, true);
+  }
+
+  #onParse(msg: Parse): void {
+    const outcome = this.#state.parse(msg);
+    if (!outcome.ok) return this.#refuse(outcome.sqlstate, outcome.message, false);
+    this.#router.expect({ kind: 'parse', undo: outcome.undo });
+    this.#sendUpstream(msg.raw);
+  }
+
+  #onBind(msg: Bind): void {
+    const undo = this.#state.bind(msg);
+    if (typeof undo !== 'function') return this.#refuse(undo.sqlstate, undo.message, false);
+    this.#router.expect({ kind: 'bind', undo });
+    this.#sendUpstream(msg.raw);
+  }
+
+  async #onExecute(msg: Execute): Promise<void> {
+    const portal = this.#state.portals.get(msg.portal);
+    if (portal?.statement === undefined) {
+      // The server would fail too; Agate never runs what it cannot name.
+      const what = portal === undefined ? `portal "${msg.portal}" does not exist` : 'the portal was bound to a statement that does not exist';
+      return this.#refuse(portal === undefined ? SQLSTATE.invalidCursorName : SQLSTATE.invalidStatementName, what, false);
+    }
+    const command = this.#command(portal.statement.text, parameterTexts(portal), msg.portal === '' ? {} : { portal: msg.portal });
+    this.#flushUpstream(); // Parse and Bind go ahead while the verdict is pending; neither runs anything
+    const decision = await this.#decide(command);
+    if (decision.kind === 'refuse') {
+      void this.#emitLogged(unranResponse(command, 'refused', decision.sqlstate, decision.message));
+      return this.#refuse(decision.sqlstate, decision.message, false);
+    }
+    if (!portal.described) {
+      // Column names are needed to mask and record the rows; the client did not ask, Agate does.
+      portal.described = true;
+      this.#router.expect({ kind: 'describe', portal, swallow: true });
+      this.#sendUpstream(describePortal(msg.portal));
+    }
+    this.#router.expect({ kind: 'execute', result: this.#result(command, decision, () => portal.columns) });
+    this.#sendUpstream(msg.raw);
+  }
+
+  async #onFunctionCall(msg: FunctionCall): Promise<void> {
+    const params = msg.args.map((a) => (a === null ? null : '\\x' + a.toString('hex')));
+    // Not SQL: policy cannot parse it, so only a rule that ignores statement kinds can allow it.
+    const command = this.#command(`FunctionCall ${msg.oid}`, params, { message: 'FunctionCall' });
+    const decision = await this.#decide(command);
+    if (decision.kind === 'refuse') {
+      void this.#emitLogged(unranResponse(command, 'refused', decision.sqlstate, decision.message));
+      return this.#refuse(decision.sqlstate, decision.message, true);
+    }
+    this.#router.expect({ kind: 'call', result: this.#result(command, decision) });
+    this.#sendUpstream(msg.raw);
+  }
+
+  /**
+   * Refuses in order with the client's other messages (see refusal.ts). `simple` adds the Sync a
+   * simple Query or FunctionCall implies; otherwise the client's own Sync ends the error.
+   */
+  #refuse(sqlstate: string, message: string, simple: boolean): void {
+    this.#router.expect({ kind: 'refusal', error: serialize.errorResponse({ severity: 'ERROR', code: sqlstate, message }) });
+    this.#sendUpstream(refusalParse());
+    if (simple) {
+      this.#router.expect({ kind: 'sync' });
+      this.#sendUpstream(syncMessage());
+    } else {
+      this.#discardUntilSync = true;
+    }
+  }
+
+  #command(text: string, parameters: (string | null)[], attributes: Record<string, string>): Command {
+    const { audit, valueChars } = this.#deps.recording;
+    // A credential must never reach the bus: SQL text and parameters are masked before recording.
+    const masked = maskSqlText(text, audit);
+    const params = parameters.map((p) => (p === null ? null : cut(audit.maskText(p).text, valueChars)));
+    return {
+      type: 'Command', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
+      sequence: ++this.#sequence, protocol: 'postgres', target: this.#targetName, identity: this.#identity!, text: masked.text,
+      parameters: params, attributes,
+    };
+  }
+
+  #result(command: Command, decision: Extract<Decision, { kind: 'run' }>, columns?: () => readonly Column[] | undefined): StatementResult {
+    return new StatementResult(command, this.#deps.recording, decision.client, columns);
+  }
+
+  /** Publishes the command (write-ahead) and waits for its verdict. */
+  async #decide(command: Command): Promise<Decision> {
+    const { bus, verdictTimeoutMs } = this.#deps;
+    let outcome;
+    try {
+      outcome = await bus.requestVerdict(command, verdictTimeoutMs);
+    } catch (err) {
+      this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
+      return { kind: 'refuse', sqlstate: SQLSTATE.systemError, message: 'Agate refused the statement: the audit log is unavailable, so it cannot be recorded' };
+    }
+    if (outcome.kind === 'timeout') {
+      const reason = `no verdict within ${verdictTimeoutMs} ms; refused (fail closed)`;
+      void this.#emitLogged({
+        type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
+        decision: 'deny', rule_id: 'agate.verdict-deadline', reason, source: 'deadline', policy_revision: '', mask_set: null,
+      });
+      return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement: ${reason}` };
+    }
+    const v = outcome.verdict;
+    if (v.decision === 'allow' || v.decision === 'mask') {
+      const setName = v.decision === 'mask' ? v.mask_set : this.#target?.maskClient;
+      if (setName == null) return { kind: 'run', client: undefined };
+      const client = this.#deps.maskers.get(setName);
+      if (client !== undefined) return { kind: 'run', client };
+      return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement: mask set "${setName}" is not configured, so results cannot be masked` };
+    }
+    const rule = v.rule_id === null ? 'the policy default' : `rule "${v.rule_id}"`;
+    return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement by ${rule}: ${v.reason}` };
+  }
+
+  // ---- startup: TLS, cancel, authentication --------------------------------------------------
+
+  #startTls(): void {
+    const context = this.#deps.tls;
+    if (context === undefined) {
+      this.#client.write(serialize.sslRefused());
+      return;
+    }
+    const raw = this.#client;
+    raw.removeAllListeners('data');
+    raw.write(serialize.sslAccepted());
+    const secure = new TLSSocket(raw, { isServer: true, secureContext: context });
+    secure.setNoDelay?.(true);
+    this.#client = secure;
+    this.#bindClient(secure);
+    secure.on('close', () => void this.#end('client disconnected'));
+  }
+
+  async #cancel(msg: CancelRequest): Promise<void> {
+    const route = this.#deps.cancel.lookup({ processId: msg.processId, secretKey: msg.secretKey });
+    this.#client.end(); // the protocol sends no answer to a cancel request
+    if (route !== undefined) await sendCancel(route);
+    else this.#log.debug('cancel request with an unknown key ignored');
   }
 
   async #authenticate(token: string): Promise<void> {
@@ -166,7 +388,7 @@ export class PgSession {
       return this.#fatal(SQLSTATE.protocolViolation, 'unexpected password message', 'protocol violation');
     }
     const targetName = startup.parameters.database ?? startup.parameters.user ?? '';
-    this.#target = targetName;
+    this.#targetName = targetName;
     try {
       this.#identity = await this.#deps.verifier.verify(token);
     } catch (err) {
@@ -179,6 +401,7 @@ export class PgSession {
       await this.#recordAuthFailure(token, ErrorCode.TARGET_UNKNOWN, `no target named "${targetName}"`);
       return this.#fatal(SQLSTATE.unknownTarget, `Agate has no target named "${targetName}" (connect with dbname=<target name>)`, 'unknown target');
     }
+    this.#target = target;
     try {
       await this.#emit({
         type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
@@ -192,7 +415,7 @@ export class PgSession {
     }
     let upstream;
     try {
-      upstream = await connectUpstream(target, pick(startup.parameters, ['application_name', 'client_encoding', 'DateStyle', 'TimeZone']), this.#deps.maxMessageSize);
+      upstream = await connectUpstream(target, pick(startup.parameters, ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'options']), this.#deps.maxMessageSize);
     } catch (err) {
       this.#log.warn('cannot open upstream session', { target: targetName, error: describeError(err) });
       const code = err instanceof AgateError ? err.code : 'UPSTREAM_UNREACHABLE';
@@ -200,74 +423,12 @@ export class PgSession {
     }
     if (this.#closed) return void upstream.socket.destroy();
     this.#attachUpstream(upstream.socket);
-    const hello = [serialize.authenticationOk(), ...upstream.ready.parameters.map(([k, v]) => serialize.parameterStatus(k, v))];
     // The client never learns the upstream backend key; cancel routing maps Agate's own.
-    hello.push(serialize.backendKeyData(randomInt(1, 2 ** 31 - 1), randomInt(0, 2 ** 31 - 1)), serialize.readyForQuery('I'));
+    const { key, release } = this.#deps.cancel.register({ host: target.host, port: target.port, upstream: { processId: upstream.ready.processId, secretKey: upstream.ready.secretKey } });
+    this.#releaseCancelKey = release;
+    const hello = [serialize.authenticationOk(), ...upstream.ready.parameters.map(([k, v]) => serialize.parameterStatus(k, v))];
+    hello.push(serialize.backendKeyData(key.processId, key.secretKey), serialize.readyForQuery('I'));
     this.#client.write(Buffer.concat(hello));
-  }
-
-  async #onQuery(msg: Query): Promise<void> {
-    const analysis = analyzeSql(msg.text);
-    const texts = analysis.ok ? analysis.statements.map((s) => s.text) : [msg.text];
-    const commands = texts.map((text) => this.#command(text));
-    // Every statement is decided (and recorded) before any of them runs.
-    const refusals: (Refusal | undefined)[] = [];
-    for (const command of commands) refusals.push(await this.#decide(command));
-    const refused = refusals.find((r) => r !== undefined);
-    if (refused === undefined) {
-      this.#pending.push({ kind: 'upstream', recorder: new ResultRecorder(commands, (e) => void this.#emitLogged(e)) });
-      this.#toUpstream(msg.raw);
-      return;
-    }
-    for (const [i, command] of commands.entries()) {
-      const r = refusals[i] ?? { sqlstate: refused.sqlstate, message: 'not run: another statement in the same query was refused' };
-      void this.#emitLogged(ResultRecorder.refusedResponse(command, r.sqlstate, r.message));
-    }
-    this.#reply((tx) => [serialize.errorResponse({ severity: 'ERROR', code: refused.sqlstate, message: refused.message }), serialize.readyForQuery(tx)]);
-  }
-
-  /** Publishes the command (write-ahead) and waits for its verdict; undefined means allowed. */
-  async #decide(command: Command): Promise<Refusal | undefined> {
-    const { bus, verdictTimeoutMs } = this.#deps;
-    let outcome;
-    try {
-      outcome = await bus.requestVerdict(command, verdictTimeoutMs);
-    } catch (err) {
-      this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
-      return { sqlstate: SQLSTATE.systemError, message: 'Agate refused the statement: the audit log is unavailable, so it cannot be recorded' };
-    }
-    if (outcome.kind === 'timeout') {
-      const reason = `no verdict within ${verdictTimeoutMs} ms; refused (fail closed)`;
-      void this.#emitLogged({
-        type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
-        decision: 'deny', rule_id: 'agate.verdict-deadline', reason, source: 'deadline', policy_revision: '',
-      });
-      return { sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement: ${reason}` };
-    }
-    const v = outcome.verdict;
-    if (v.decision === 'allow') return undefined;
-    const rule = v.rule_id === null ? 'the policy default' : `rule "${v.rule_id}"`;
-    return { sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement by ${rule}: ${v.reason}` };
-  }
-
-  #refuseExtended(kind: string): void {
-    if (this.#discardUntilSync) return;
-    // After an error the server ignores extended-protocol messages until Sync; Agate does the same.
-    this.#discardUntilSync = true;
-    this.#reply(() => [serialize.errorResponse({ severity: 'ERROR', code: SQLSTATE.featureNotSupported, message: `Agate does not support the extended query protocol yet (${kind}); use simple queries` })]);
-  }
-
-  #command(text: string): Command {
-    return {
-      type: 'Command', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
-      sequence: ++this.#sequence, protocol: 'postgres', target: this.#target, identity: this.#identity!, text, parameters: [], attributes: {},
-    };
-  }
-
-  /** Sends a proxy-made reply in order: after every upstream result the client is still owed. */
-  #reply(reply: (tx: TxStatus) => Buffer[]): void {
-    if (this.#pending.length === 0) this.#toClient(Buffer.concat(reply(this.#tx)));
-    else this.#pending.push({ kind: 'local', reply });
   }
 
   // ---- upstream side -------------------------------------------------------------------------
@@ -279,9 +440,16 @@ export class PgSession {
       try {
         reader.push(chunk);
       } catch (err) {
+        this.#clientOut = [];
+        if (err instanceof MaskingError) {
+          // Fail closed: the rows that could not be masked are never delivered.
+          this.#log.error('masking failed; the response is refused', { error: describeError(err) });
+          return void this.#fatal(SQLSTATE.systemError, 'Agate could not mask the result, so it was withheld; the session is closed', 'masking failed');
+        }
         this.#log.error('invalid data from the target', { error: describeError(err) });
-        void this.#fatal(SQLSTATE.protocolViolation, 'the target sent an invalid message; the session is closed', 'upstream protocol violation');
+        return void this.#fatal(SQLSTATE.protocolViolation, 'the target sent an invalid message; the session is closed', 'upstream protocol violation');
       }
+      this.#flushClient();
     });
     socket.on('error', (err) => this.#log.warn('upstream socket error', { error: err.message }));
     socket.on('close', () => void this.#fatal(SQLSTATE.adminShutdown, 'the target closed the connection', 'upstream closed'));
@@ -289,30 +457,42 @@ export class PgSession {
   }
 
   #onUpstreamFrame(frame: BackendFrame): void {
-    const head = this.#pending[0];
-    if (head?.kind === 'upstream') head.recorder.observe(frame, this.#backendParser);
-    this.#toClient(frame.raw);
-    if (frame.code === 0x5a /* Z: ReadyForQuery */ && head?.kind === 'upstream') {
-      this.#tx = String.fromCharCode(frame.raw[5]!) as TxStatus;
-      this.#pending.shift();
-      while (this.#pending[0]?.kind === 'local') {
-        const local = this.#pending.shift() as Extract<Pending, { kind: 'local' }>;
-        this.#toClient(Buffer.concat(local.reply(this.#tx)));
-      }
+    const out = this.#router.route(frame);
+    if (out !== undefined) this.#clientOut.push(out);
+    if (this.#repliesDrained !== undefined && this.#router.pending < MAX_EXPECTED / 2) {
+      this.#repliesDrained();
+      this.#repliesDrained = undefined;
     }
   }
 
-  #toClient(bytes: Buffer): void {
+  #repliesBelowLimit(): Promise<void> {
+    this.#flushUpstream();
+    return new Promise((resolve) => (this.#repliesDrained = resolve));
+  }
+
+  /** Writes what one upstream chunk produced in one go; pauses the target while the client lags. */
+  #flushClient(): void {
+    if (this.#clientOut.length === 0) return;
+    const bytes = this.#clientOut.length === 1 ? this.#clientOut[0]! : Buffer.concat(this.#clientOut);
+    this.#clientOut = [];
     if (this.#client.write(bytes) || this.#upstream === undefined) return;
     this.#upstream.pause();
     this.#client.once('drain', () => this.#upstream?.resume());
   }
 
-  #toUpstream(bytes: Buffer): void {
-    if (this.#upstream!.write(bytes)) return;
+  #sendUpstream(bytes: Buffer): void {
+    this.#upstreamOut.push(bytes);
+  }
+
+  /** Writes the messages gathered so far; pauses the client while the target lags. */
+  #flushUpstream(): void {
+    if (this.#upstreamOut.length === 0 || this.#upstream === undefined || this.#closed) return;
+    const bytes = this.#upstreamOut.length === 1 ? this.#upstreamOut[0]! : Buffer.concat(this.#upstreamOut);
+    this.#upstreamOut = [];
+    if (this.#upstream.write(bytes)) return;
     this.#upstreamBlocked = true;
     this.#client.pause();
-    this.#upstream!.once('drain', () => {
+    this.#upstream.once('drain', () => {
       this.#upstreamBlocked = false;
       this.#resumeClient();
     });
@@ -344,7 +524,7 @@ export class PgSession {
     const claimed = TokenVerifier.peek(token);
     await this.#emitLogged({
       type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
-      protocol: 'postgres', target: this.#target, client_address: this.#clientAddress(), reason_code: code, message,
+      protocol: 'postgres', target: this.#targetName, client_address: this.#clientAddress(), reason_code: code, message,
       claimed_issuer: claimed.issuer, claimed_subject: claimed.subject,
     });
   }
@@ -358,9 +538,13 @@ export class PgSession {
   async #end(reason: string): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#releaseCancelKey?.();
     this.#upstream?.destroy();
     if (!this.#client.destroyed) this.#client.end();
-    for (const p of this.#pending) if (p.kind === 'upstream') p.recorder.abandon('the session ended before the statement completed');
+    // A client that stops reading must not hold the socket open forever.
+    setTimeout(() => this.#client.destroy(), 5_000).unref();
+    this.#router.abandon('the session ended before the statement completed');
+    this.#repliesDrained?.();
     if (this.#opened) {
       await this.#emitLogged({
         type: 'SessionClosed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, reason,
@@ -382,3 +566,6 @@ function pick(params: Record<string, string>, keys: readonly string[]): Record<s
   return out;
 }
 
+function cut(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
+}

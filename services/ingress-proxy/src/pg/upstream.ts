@@ -12,6 +12,8 @@ export interface UpstreamTarget {
   database: string;
   user: string;
   password: string;
+  /** The mask set for everything this target's clients receive, if any. */
+  maskClient?: string;
 }
 
 /** What the server said about itself during startup, relayed to the client. */

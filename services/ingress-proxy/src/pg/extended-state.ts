@@ -1,0 +1,107 @@
+import type { Column } from './backend-decode.js';
+import type { Bind, Close, Parse } from './messages.js';
+import { valueText } from './value-text.js';
+
+/** A statement the client prepared with Parse, as the server will run it. */
+export interface PreparedStatement {
+  text: string;
+  /** Parameter type OIDs: from Parse (0 = unspecified), refined by ParameterDescription. */
+  paramTypes: number[];
+}
+
+/** A portal the client bound: the statement (captured at Bind) and its parameter values. */
+export interface Portal {
+  statement: PreparedStatement | undefined;
+  params: (Buffer | null)[];
+  paramFormats: number[];
+  /** Result columns, once a Describe of this portal was answered. */
+  columns?: Column[];
+  /** A Describe of this portal was sent upstream (by the client or by Agate). */
+  described: boolean;
+}
+
+/** Reverts one change when the server failed (`skipped` false) or skipped (`skipped` true) the message. */
+export type Undo = (skipped: boolean) => void;
+
+export type ParseOutcome = { ok: true; undo: Undo } | { ok: false; sqlstate: string; message: string };
+
+/** Bounds on what one session may keep; the server has none, the proxy must. */
+export const MAX_STATEMENTS = 10_000;
+export const MAX_PORTALS = 1_000;
+
+/**
+ * The extended query protocol's named objects, mirrored so every Execute can be recorded with
+ * the statement text and parameter values the server will actually use.
+ *
+ * Each change is applied when the client's message passes through and undone if the server
+ * rejects or skips that message (the `undo` callbacks are run by the reply router). A Parse that
+ * would redefine a statement name already in use is refused up front, as the server would refuse
+ * it, so a failed or skipped Parse can never leave Agate believing a name means other text than
+ * it does on the server.
+ */
+export class ExtendedState {
+  readonly statements = new Map<string, PreparedStatement>();
+  readonly portals = new Map<string, Portal>();
+
+  parse(msg: Parse): ParseOutcome {
+    if (msg.name !== '' && this.statements.has(msg.name)) {
+      return { ok: false, sqlstate: '42P05', message: `prepared statement "${msg.name}" already exists` };
+    }
+    if (this.statements.size >= MAX_STATEMENTS && !this.statements.has(msg.name)) {
+      return { ok: false, sqlstate: '54000', message: `Agate keeps at most ${MAX_STATEMENTS} prepared statements per session` };
+    }
+    const entry: PreparedStatement = { text: msg.query, paramTypes: msg.paramTypes.slice() };
+    const previous = this.statements.get(msg.name);
+    this.statements.set(msg.name, entry);
+    return {
+      ok: true,
+      // The server drops the old unnamed statement before parsing the new one, so a failed
+      // Parse leaves no unnamed statement; a skipped one leaves the old in place.
+      undo: (skipped) => {
+        if (this.statements.get(msg.name) !== entry) return;
+        if (skipped && previous !== undefined) this.statements.set(msg.name, previous);
+        else this.statements.delete(msg.name);
+      },
+    };
+  }
+
+  bind(msg: Bind): Undo | { sqlstate: string; message: string } {
+    if (this.portals.size >= MAX_PORTALS && !this.portals.has(msg.portal)) {
+      return { sqlstate: '54000', message: `Agate keeps at most ${MAX_PORTALS} open portals per session` };
+    }
+    const portal: Portal = { statement: this.statements.get(msg.statement), params: msg.params, paramFormats: msg.paramFormats, described: false };
+    const previous = this.portals.get(msg.portal);
+    this.portals.set(msg.portal, portal);
+    return () => {
+      if (this.portals.get(msg.portal) !== portal) return;
+      if (previous !== undefined) this.portals.set(msg.portal, previous);
+      else this.portals.delete(msg.portal);
+    };
+  }
+
+  close(msg: Close): Undo {
+    const map: Map<string, unknown> = msg.kind === 'S' ? this.statements : this.portals;
+    const previous = map.get(msg.name);
+    map.delete(msg.name);
+    return () => {
+      if (previous !== undefined && !map.has(msg.name)) map.set(msg.name, previous);
+    };
+  }
+
+  /** At the end of a transaction the server drops every portal (cursors WITH HOLD are not tracked). */
+  endTransaction(): void {
+    this.portals.clear();
+  }
+}
+
+/** The bound values as text for the audit trail, decoded by format code and parameter type. */
+export function parameterTexts(portal: Portal): (string | null)[] {
+  const formats = portal.paramFormats;
+  const types = portal.statement?.paramTypes ?? [];
+  return portal.params.map((value, i) => {
+    if (value === null) return null;
+    // No format codes: all text; one: it applies to all; otherwise one per parameter.
+    const format = formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
+    return valueText(value, format, types[i] ?? 0);
+  });
+}

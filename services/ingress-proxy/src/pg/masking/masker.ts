@@ -1,0 +1,79 @@
+import type { MaskSetConfig } from '../../../../../core/src/config.js';
+import { compileGlob } from '../../../../../core/src/glob.js';
+import { detector, type Detector } from './detectors.js';
+
+/** What a masked run of text is replaced with; names the detector so the audit trail says why. */
+export const maskedSpan = (kind: string): string => `[masked:${kind}]`;
+/** What a whole value of a masked column becomes when its type is text. */
+export const MASKED_VALUE = '[masked]';
+
+export interface MaskedText {
+  text: string;
+  /** How many spans were replaced. */
+  count: number;
+}
+
+/**
+ * One compiled mask set: column-name globs (case-insensitive) and value detectors. Stateless
+ * after construction, so one instance serves every session.
+ */
+export class Masker {
+  readonly #columns: RegExp[];
+  readonly #detectors: Detector[];
+
+  constructor(readonly name: string, set: MaskSetConfig) {
+    this.#columns = set.columns.map((g) => new RegExp(compileGlob(g).source, 'is'));
+    this.#detectors = set.detectors.map(detector);
+  }
+
+  /** Whether the column's every value is masked. */
+  masksColumn(name: string): boolean {
+    return this.#columns.some((re) => re.test(name));
+  }
+
+  get hasColumnRules(): boolean {
+    return this.#columns.length > 0;
+  }
+
+  /** Replaces every detected secret in `text`. */
+  maskText(text: string): MaskedText {
+    let count = 0;
+    let out = text;
+    for (const d of this.#detectors) {
+      if (!d.hint(out)) continue;
+      out = out.replace(d.pattern, (m) => {
+        if (d.accept !== undefined && !d.accept(m)) return m;
+        count += 1;
+        return maskedSpan(d.name);
+      });
+    }
+    return { text: out, count };
+  }
+
+  /** Both sets' rules: what the audit copy needs when the client set differs from the audit set. */
+  static union(a: Masker, b: Masker | undefined): Masker {
+    if (b === undefined || b === a) return a;
+    return new UnionMasker(a, b);
+  }
+}
+
+/** The rules of two mask sets together. */
+class UnionMasker extends Masker {
+  constructor(private readonly a: Masker, private readonly b: Masker) {
+    super(`${a.name}+${b.name}`, { columns: [], detectors: [] });
+  }
+
+  override masksColumn(name: string): boolean {
+    return this.a.masksColumn(name) || this.b.masksColumn(name);
+  }
+
+  override get hasColumnRules(): boolean {
+    return this.a.hasColumnRules || this.b.hasColumnRules;
+  }
+
+  override maskText(text: string): MaskedText {
+    const first = this.a.maskText(text);
+    const second = this.b.maskText(first.text);
+    return { text: second.text, count: first.count + second.count };
+  }
+}

@@ -1,0 +1,224 @@
+import { unranResponse, rowsFromTag, type StatementResult } from './result-recorder.js';
+import { decodeCommandComplete, decodeErrorResponse, decodeParameterDescription, decodeRowDescription } from './backend-decode.js';
+import type { BackendFrame } from './backend-frames.js';
+import type { Portal, PreparedStatement, Undo } from './extended-state.js';
+import type { Response } from '../../../../schemas/src/events.js';
+
+/** What the proxy still expects from the server, one entry per forwarded message that gets a reply. */
+export type Expectation =
+  | { kind: 'parse' | 'bind' | 'close'; undo: Undo }
+  | { kind: 'describe'; statement?: PreparedStatement; portal?: Portal; swallow: boolean }
+  | { kind: 'execute'; result: StatementResult }
+  | { kind: 'sync' }
+  | { kind: 'query'; results: StatementResult[]; index: number }
+  | { kind: 'call'; result: StatementResult }
+  /** A refusal Agate injected as a Parse the server must reject; its error is replaced by `error`. */
+  | { kind: 'refusal'; error: Buffer };
+
+export type TxStatus = 'I' | 'T' | 'E';
+
+const enum B {
+  ParseComplete = 0x31, // 1
+  BindComplete = 0x32, // 2
+  CloseComplete = 0x33, // 3
+  NotificationResponse = 0x41, // A
+  CommandComplete = 0x43, // C
+  DataRow = 0x44, // D
+  ErrorResponse = 0x45, // E
+  CopyInResponse = 0x47, // G
+  CopyOutResponse = 0x48, // H
+  EmptyQueryResponse = 0x49, // I
+  NoticeResponse = 0x4e, // N
+  ParameterStatus = 0x53, // S
+  RowDescription = 0x54, // T
+  FunctionCallResponse = 0x56, // V
+  CopyBothResponse = 0x57, // W
+  ReadyForQuery = 0x5a, // Z
+  CopyDone = 0x63, // c
+  CopyData = 0x64, // d
+  NoData = 0x6e, // n
+  PortalSuspended = 0x73, // s
+  ParameterDescription = 0x74, // t
+}
+
+/** Bound on replies outstanding: a client pipelining without reading is paused past it. */
+export const MAX_EXPECTED = 10_000;
+
+/**
+ * Follows the server's replies in order against what the proxy forwarded, so each reply is
+ * attributed to its message: rows and completions to the statement they belong to (recorded as
+ * a Response), descriptions to their portal, failures to the bookkeeping they undo. After an
+ * error in the extended protocol the server skips everything up to Sync; the router does the same
+ * with its expectations. Returns the bytes owed to the client for each frame (rewritten when
+ * masked or a refusal, nothing when the frame answered a message Agate injected).
+ */
+export class ReplyRouter {
+  readonly #queue: Expectation[] = [];
+  #tx: TxStatus = 'I';
+
+  constructor(private readonly emit: (response: Response) => void, private readonly onIdle: () => void) {}
+
+  get tx(): TxStatus {
+    return this.#tx;
+  }
+
+  get pending(): number {
+    return this.#queue.length;
+  }
+
+  expect(e: Expectation): void {
+    this.#queue.push(e);
+  }
+
+  /** The statement receiving client COPY data: the one whose COPY FROM STDIN is running. */
+  get copyTarget(): StatementResult | undefined {
+    const head = this.#queue[0];
+    if (head?.kind === 'query') return head.results[head.index];
+    if (head?.kind === 'execute') return head.result;
+    return undefined;
+  }
+
+  /** Routes one frame; may throw MaskingError (the caller refuses the response and closes). */
+  route(frame: BackendFrame): Buffer | undefined {
+    const code = frame.code;
+    // Asynchronous messages may arrive at any time and belong to no request.
+    if (code === B.NoticeResponse || code === B.ParameterStatus || code === B.NotificationResponse) return frame.raw;
+    const head = this.#queue[0];
+    if (head === undefined) return frame.raw; // e.g. a FATAL error as the server shuts down
+    switch (head.kind) {
+      case 'parse':
+      case 'bind':
+      case 'close':
+        if (code === B.ErrorResponse) return this.#failed(frame.raw);
+        this.#queue.shift();
+        return frame.raw;
+      case 'describe':
+        return this.#describe(head, frame);
+      case 'execute':
+        return this.#execute(head, head.result, frame);
+      case 'query':
+        return this.#query(head, frame);
+      case 'call':
+        if (code === B.ErrorResponse) this.emit(head.result.response(errorOutcome(frame.raw)));
+        else if (code === B.FunctionCallResponse) this.emit(head.result.response({ status: 'ok', command_tag: null, rows: 1 }));
+        else if (code === B.ReadyForQuery) this.#ready(frame.raw);
+        return frame.raw;
+      case 'sync':
+        if (code === B.ReadyForQuery) this.#ready(frame.raw);
+        return frame.raw; // an ErrorResponse here is a failed implicit COMMIT
+      case 'refusal':
+        this.#queue.shift();
+        if (code !== B.ErrorResponse) return head.error; // never expected; the refusal stands
+        this.#skipUntilSync();
+        return head.error;
+    }
+  }
+
+  /** Closes every outstanding statement as skipped (the session ended). */
+  abandon(reason: string): void {
+    for (const e of this.#queue.splice(0)) for (const r of resultsOf(e)) this.emit(r.response({ status: 'skipped', error_message: reason }));
+  }
+
+  #describe(head: Extract<Expectation, { kind: 'describe' }>, frame: BackendFrame): Buffer | undefined {
+    switch (frame.code) {
+      case B.ParameterDescription:
+        if (head.statement !== undefined) head.statement.paramTypes = decodeParameterDescription(frame.raw);
+        return head.swallow ? undefined : frame.raw;
+      case B.RowDescription:
+      case B.NoData: {
+        const columns = frame.code === B.NoData ? [] : decodeRowDescription(frame.raw);
+        if (head.portal !== undefined) head.portal.columns = columns;
+        this.#queue.shift();
+        return head.swallow ? undefined : frame.raw;
+      }
+      case B.ErrorResponse:
+        return this.#failed(frame.raw); // delivered even when Agate sent the Describe: it stands for the Execute's error
+      default:
+        return frame.raw;
+    }
+  }
+
+  #execute(head: Expectation, result: StatementResult, frame: BackendFrame): Buffer | undefined {
+    switch (frame.code) {
+      case B.DataRow:
+        return result.row(frame.raw);
+      case B.CopyData:
+        return result.copyData(frame.raw, true);
+      case B.CommandComplete: {
+        const tag = decodeCommandComplete(frame.raw);
+        this.emit(result.response({ status: 'ok', command_tag: tag, rows: rowsFromTag(tag) }));
+        if (head.kind === 'query') head.index += 1;
+        else this.#queue.shift();
+        return frame.raw;
+      }
+      case B.EmptyQueryResponse:
+      case B.PortalSuspended:
+        this.emit(result.response({ status: 'ok', command_tag: null }));
+        if (head.kind === 'query') head.index += 1;
+        else this.#queue.shift();
+        return frame.raw;
+      case B.ErrorResponse:
+        this.emit(result.response(errorOutcome(frame.raw)));
+        return this.#failed(frame.raw);
+      default:
+        return frame.raw; // RowDescription (extended: already known), CopyIn/Out/Both, CopyDone
+    }
+  }
+
+  #query(head: Extract<Expectation, { kind: 'query' }>, frame: BackendFrame): Buffer | undefined {
+    if (frame.code === B.ReadyForQuery) {
+      // The server stops a query string at its first error: the rest never ran.
+      for (const r of head.results.slice(head.index)) this.emit(r.response({ status: 'skipped', error_message: 'not run: an earlier statement in the same query failed' }));
+      this.#ready(frame.raw);
+      return frame.raw;
+    }
+    const current = head.results[head.index];
+    if (current === undefined) return frame.raw; // e.g. the EmptyQueryResponse of a blank string
+    if (frame.code === B.RowDescription) {
+      current.setColumns(decodeRowDescription(frame.raw));
+      return frame.raw;
+    }
+    if (frame.code === B.ErrorResponse) {
+      this.emit(current.response(errorOutcome(frame.raw)));
+      for (const r of head.results.slice(head.index + 1)) this.emit(r.response({ status: 'skipped', error_message: 'not run: an earlier statement in the same query failed' }));
+      head.index = head.results.length;
+      return frame.raw;
+    }
+    return this.#execute(head, current, frame);
+  }
+
+  #ready(raw: Buffer): void {
+    this.#queue.shift();
+    this.#tx = String.fromCharCode(raw[5] ?? 0x49) as TxStatus;
+    if (this.#tx === 'I') this.onIdle();
+  }
+
+  /** The head message failed; the server now skips every message up to the next Sync. */
+  #failed(raw: Buffer): Buffer {
+    const head = this.#queue.shift();
+    if (head?.kind === 'parse' || head?.kind === 'bind' || head?.kind === 'close') head.undo(false);
+    this.#skipUntilSync();
+    return raw;
+  }
+
+  #skipUntilSync(): void {
+    const end = this.#queue.findIndex((e) => e.kind === 'sync');
+    const skipped = this.#queue.splice(0, end === -1 ? this.#queue.length : end);
+    // Undone newest first, so each restores the state the one before it saw.
+    for (const e of skipped.reverse()) {
+      if (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close') e.undo(true);
+      for (const r of resultsOf(e)) this.emit(r.response({ status: 'skipped', error_message: 'not run: an earlier message before Sync failed' }));
+    }
+  }
+}
+
+function resultsOf(e: Expectation): StatementResult[] {
+  if (e.kind === 'execute' || e.kind === 'call') return [e.result];
+  if (e.kind === 'query') return e.results.slice(e.index);
+  return [];
+}
+
+function errorOutcome(raw: Buffer): { status: 'error'; error_code: string; error_message: string } {
+  const e = decodeErrorResponse(raw);
+  return { status: 'error', error_code: e.code, error_message: e.message };
+}

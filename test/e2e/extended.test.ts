@@ -1,0 +1,84 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { serialize } from 'pg-protocol';
+import type { Command, Response } from '../../schemas/src/events.js';
+import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
+import { RawClient } from './raw-client.js';
+
+const extended = suite<{ agate: AgateFixture }>('extended query protocol through Agate');
+
+extended.before(async (ctx) => {
+  ctx.agate = await startAgate();
+});
+extended.after(async (ctx) => {
+  await ctx.agate?.stop();
+});
+
+const commands = (agate: AgateFixture) => agate.events().filter((e): e is Command => e.type === 'Command');
+
+extended('node-postgres: parameterised statements run and record their bound values', async ({ agate }) => {
+  const c = await agate.client();
+  try {
+    const r = await c.query('SELECT id, name FROM items WHERE id = $1 AND name = $2', [2, 'beta']);
+    assert.equal(r.rows, [{ id: 2, name: 'beta' }]);
+    await c.query('INSERT INTO items VALUES ($1, $2)', [40, null]);
+    const del = await c.query('DELETE FROM items WHERE id = $1', [40]);
+    assert.is(del.rowCount, 1);
+    // A named prepared statement, executed twice with different values.
+    for (const id of [1, 3]) {
+      const p = await c.query({ name: 'by-id', text: 'SELECT name FROM items WHERE id = $1', values: [id] });
+      assert.is(p.rows.length, 1);
+    }
+  } finally {
+    await c.end();
+  }
+  const events = await waitForEvents(agate, (ev) => ev.some((e) => e.type === 'Command' && e.text === 'DELETE FROM items WHERE id = $1'));
+  const del = events.find((e): e is Command => e.type === 'Command' && e.text === 'DELETE FROM items WHERE id = $1')!;
+  assert.equal(del.parameters, ['40']);
+  const insert = commands(agate).find((e) => e.text.startsWith('INSERT'))!;
+  assert.equal(insert.parameters, ['40', null]);
+  const named = commands(agate).filter((e) => e.text === 'SELECT name FROM items WHERE id = $1');
+  assert.equal(named.map((e) => e.parameters), [['1'], ['3']]);
+  const done = await waitForEvents(agate, (ev) => ev.some((e) => e.type === 'Response' && e.command_id === del.event_id));
+  const resp = done.find((e): e is Response => e.type === 'Response' && e.command_id === del.event_id)!;
+  assert.is(resp.status, 'ok');
+  assert.is(resp.command_tag, 'DELETE 1');
+  assert.is(resp.rows, 1);
+});
+
+extended('a denied statement in the middle of a pipeline fails with 42501; the rest is skipped until Sync', async ({ agate }) => {
+  const c = await RawClient.login(agate.host, agate.port, await agate.token());
+  try {
+    const step = (text: string, values: string[] = []) => [
+      serialize.parse({ text }), serialize.bind({ values }), serialize.describe({ type: 'P' }), serialize.execute({}),
+    ];
+    c.send(
+      serialize.query('BEGIN'),
+      ...step('INSERT INTO items VALUES ($1, $2)', ['50', 'pipelined']),
+      ...step('TRUNCATE items'),
+      ...step('INSERT INTO items VALUES ($1, $2)', ['51', 'never']),
+      serialize.sync(),
+      ...step('SELECT 1'),
+      serialize.sync(),
+      serialize.query('ROLLBACK'),
+    );
+    const replies = await c.readyCount(4);
+    const names = replies.map((r) => r.name);
+    assert.equal(names, [
+      'commandComplete', 'readyForQuery', // BEGIN
+      'parseComplete', 'bindComplete', 'noData', 'commandComplete', // the first INSERT ran
+      'parseComplete', 'bindComplete', 'noData', 'error', 'readyForQuery', // TRUNCATE refused at Execute; the second INSERT discarded
+      'error', 'readyForQuery', // as after any error inside BEGIN, the transaction is failed (25P02)
+      'commandComplete', 'readyForQuery', // ROLLBACK
+    ]);
+    const errors = replies.filter((r) => r.name === 'error').map((r) => r.code);
+    assert.equal(errors, ['42501', '25P02']);
+    assert.equal(replies.filter((r) => r.name === 'readyForQuery').map((r) => r.status), ['T', 'E', 'E', 'I']);
+    const never = await agate.pg.psql("SELECT count(*) FROM items WHERE id IN (50, 51)");
+    assert.is(never, '0');
+  } finally {
+    c.close();
+  }
+});
+
+extended.run();

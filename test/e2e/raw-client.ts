@@ -1,0 +1,68 @@
+// A bare protocol client for tests that need exact control of what is sent (pipelines, odd
+// message orders): frontend messages from pg-protocol's serializer, replies parsed by its parser.
+import { connect, type Socket } from 'node:net';
+import { serialize } from 'pg-protocol';
+import { Parser } from 'pg-protocol/dist/parser.js';
+import type { BackendMessage } from 'pg-protocol/dist/messages.js';
+
+export type Reply = BackendMessage & { text?: string; code?: string; message?: string; status?: string; fields?: unknown[] };
+
+export class RawClient {
+  readonly #socket: Socket;
+  readonly #parser = new Parser();
+  readonly #replies: Reply[] = [];
+  #waiter: (() => void) | undefined;
+
+  private constructor(socket: Socket) {
+    this.#socket = socket;
+    socket.on('data', (chunk) => {
+      this.#parser.parse(chunk, (m) => this.#replies.push(m as Reply));
+      this.#waiter?.();
+    });
+    socket.on('error', () => {});
+  }
+
+  /** Connects and logs in with `password` (the token); resolves after the first ReadyForQuery. */
+  static async login(host: string, port: number, password: string, database = 'appdb'): Promise<RawClient> {
+    const socket = connect({ host, port });
+    await new Promise<void>((resolve, reject) => (socket.once('connect', resolve), socket.once('error', reject)));
+    const c = new RawClient(socket);
+    socket.write(serialize.startup({ user: 'agent', database }));
+    await c.until((r) => r.name === 'authenticationCleartextPassword');
+    socket.write(serialize.password(password));
+    await c.until((r) => r.name === 'readyForQuery');
+    c.take();
+    return c;
+  }
+
+  send(...frames: Buffer[]): void {
+    this.#socket.write(Buffer.concat(frames));
+  }
+
+  /** Waits until a reply satisfies `done`; returns every reply so far. */
+  async until(done: (r: Reply) => boolean, timeoutMs = 10_000): Promise<Reply[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.#replies.some(done)) {
+      if (Date.now() > deadline) throw new Error(`timed out; got ${this.#replies.map((r) => r.name).join(',')}`);
+      await new Promise<void>((resolve) => {
+        this.#waiter = resolve;
+        setTimeout(resolve, 50);
+      });
+    }
+    return this.#replies;
+  }
+
+  /** Waits for the `n`th ReadyForQuery and returns the replies up to it, removing them. */
+  async readyCount(n: number): Promise<Reply[]> {
+    await this.until(() => this.#replies.filter((r) => r.name === 'readyForQuery').length >= n);
+    return this.take();
+  }
+
+  take(): Reply[] {
+    return this.#replies.splice(0);
+  }
+
+  close(): void {
+    this.#socket.end(serialize.end());
+  }
+}
