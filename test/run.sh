@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Agate's whole test suite: installs what the tests need (PostgreSQL), builds, then runs every
+# Agate's whole test suite: installs what the tests need (PostgreSQL, psycopg), builds, then runs every
 # *.test.js under dist/ in its own Node process (the embedded ClickHouse engine allows one data
 # directory per process). Prints "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 bash test/harness/install-postgres.sh || { echo "test setup failed: PostgreSQL could not be installed"; exit 1; }
+# psycopg 3, the second driver the end-to-end suite drives, goes into a venv in a cache directory.
+bash test/harness/install-psycopg.sh >/dev/null || { echo "test setup failed: psycopg could not be installed"; exit 1; }
 rm -rf dist
 npx tsc -p tsconfig.json || { echo "build failed"; exit 1; }
 

@@ -78,7 +78,10 @@ export class StatementResult {
    */
   copyData(frame: Buffer, toClient: boolean): Buffer {
     if (this.#sample.length < this.options.sampleRows) {
-      this.#sample.push([this.#cut(this.#audit.maskText(frame.toString('utf8', 5)).text)]);
+      // One CopyData may carry many lines (psql's \copy) or part of one; the sample keeps lines.
+      const lines = this.#audit.maskText(frame.toString('utf8', 5)).text.split('\n');
+      if (lines[lines.length - 1] === '') lines.pop();
+      for (const line of lines.slice(0, this.options.sampleRows - this.#sample.length)) this.#sample.push([this.#cut(line)]);
     }
     let out = frame;
     if (toClient && this.client !== undefined) {

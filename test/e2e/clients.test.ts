@@ -1,0 +1,106 @@
+// Real clients through Agate: psql (meta-commands and \copy), pgbench in all three query modes,
+// and psycopg 3 (installed into a cached virtualenv by test/harness/install-psycopg.sh).
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { packageRoot } from '../../core/src/package-root.js';
+import type { Command, Response } from '../../schemas/src/events.js';
+import { DEFAULT_PG_BIN } from '../harness/postgres.js';
+import { describeFailure, run } from '../harness/proc.js';
+import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
+
+const clients = suite<{ agate: AgateFixture; tmp: string }>('real clients through Agate');
+const bin = (tool: string) => join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, tool);
+
+clients.before(async (ctx) => {
+  ctx.agate = await startAgate();
+  ctx.tmp = await mkdtemp(join(tmpdir(), 'agate-clients-'));
+});
+clients.after(async (ctx) => {
+  await ctx.agate?.stop();
+  if (ctx.tmp) await rm(ctx.tmp, { recursive: true, force: true });
+});
+
+async function ok(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<string> {
+  const r = await run(cmd, args, { env, input, timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(describeFailure(cmd, args, r));
+  return r.stdout;
+}
+
+clients('psql: queries, \\d meta-commands, \\copy out and in', async ({ agate, tmp }) => {
+  const env = await agate.libpqEnv();
+  const psql = (script: string) => ok(bin('psql'), ['-X', '-v', 'ON_ERROR_STOP=1', '-f', '-'], env, script);
+  assert.match(await psql('SELECT name FROM items ORDER BY id;'), /alpha\s+beta\s+gamma/);
+  const d = await psql('\\d items\n\\dt\n\\l\n\\du\n');
+  assert.match(d, /Table "public\.items"/);
+  assert.match(d, /id\s+\|\s+integer/);
+  const out = join(tmp, 'items.csv');
+  await psql(`\\copy items TO '${out}' WITH (FORMAT csv)\n`);
+  assert.is(await readFile(out, 'utf8'), '1,alpha\n2,beta\n3,gamma\n');
+  await writeFile(join(tmp, 'more.csv'), '10,ten\n11,eleven\n');
+  const copied = await psql(`CREATE TABLE items_copy (id int, name text);\n\\copy items_copy FROM '${join(tmp, 'more.csv')}' WITH (FORMAT csv)\nSELECT count(*) FROM items_copy;\n`);
+  assert.match(copied, /COPY 2[\s\S]*\b2\b/);
+  const events = await waitForEvents(agate, (ev) => ev.some((e) => e.type === 'Response' && e.command_tag === 'COPY 2'));
+  const copyIn = events.find((e): e is Response => e.type === 'Response' && e.command_tag === 'COPY 2')!;
+  assert.is(copyIn.bytes, '10,ten\n11,eleven\n'.length);
+  assert.ok(copyIn.digest?.startsWith('sha256:'));
+  assert.equal(copyIn.sample, [['10,ten'], ['11,eleven']]);
+  const copyOut = events.find((e): e is Response => e.type === 'Response' && e.command_tag === 'COPY 3')!;
+  assert.is(copyOut.rows, 3);
+  assert.ok(copyOut.digest?.startsWith('sha256:'));
+});
+
+for (const mode of ['simple', 'extended', 'prepared'] as const) {
+  clients(`pgbench -M ${mode} (select-only and TPC-B-like)`, async ({ agate }) => {
+    if (mode === 'simple') {
+      // Initialised directly on the server: pgbench -i drops tables, which this policy denies.
+      const cred = agate.pg.users.scram;
+      const direct = { ...(await agate.libpqEnv()), PGPORT: String(agate.pg.port), PGUSER: cred.user, PGPASSWORD: cred.password };
+      await ok(bin('pgbench'), ['-i', '-s', '1', '-q'], direct);
+    }
+    const env = await agate.libpqEnv();
+    const select = await ok(bin('pgbench'), ['-n', '-S', '-M', mode, '-c', '2', '-t', '50'], env);
+    assert.match(select, /number of transactions actually processed: 100\/100/);
+    const tpcb = await ok(bin('pgbench'), ['-n', '-M', mode, '-c', '2', '-t', '10'], env);
+    assert.match(tpcb, /number of transactions actually processed: 20\/20/);
+    assert.match(tpcb, /number of failed transactions: 0/);
+  });
+}
+
+clients('psycopg 3: parameters, binary results, executemany, pipeline mode, COPY', async ({ agate }) => {
+  const python = (await ok('bash', [join(packageRoot(), 'test/harness/install-psycopg.sh')], process.env)).trim();
+  const env = await agate.libpqEnv();
+  const script = `
+import psycopg
+with psycopg.connect("") as conn:
+    cur = conn.cursor()
+    cur.execute("SELECT id, name FROM items WHERE id = %s AND name = %s", (1, "alpha"))
+    assert cur.fetchall() == [(1, "alpha")], "params"
+    cur.execute("SELECT %s::int8, %s::text, %s::bool", (7, "seven", True), binary=True)
+    assert cur.fetchone() == (7, "seven", True), "binary"
+    cur.executemany("INSERT INTO items VALUES (%s, %s)", [(60, "sixty"), (61, "sixty-one")])
+    with conn.pipeline():
+        cur.execute("UPDATE items SET name = %s WHERE id = %s", ("SIXTY", 60))
+        cur.execute("DELETE FROM items WHERE id = %s", (61,))
+    conn.commit()
+    with cur.copy("COPY (SELECT id FROM items WHERE id >= 60 ORDER BY id) TO STDOUT") as copy:
+        rows = [r for r in copy.rows()]
+    assert rows == [("60",)], rows
+    try:
+        cur.execute("TRUNCATE items")
+        raise SystemExit("TRUNCATE was not refused")
+    except psycopg.errors.InsufficientPrivilege:
+        conn.rollback()
+    cur.execute("DELETE FROM items WHERE id = %s", (60,))
+    conn.commit()
+print("psycopg ok")
+`;
+  assert.match(await ok(python, ['-c', script], env), /psycopg ok/);
+  const events = await waitForEvents(agate, (ev) => ev.some((e) => e.type === 'Command' && e.text.startsWith('UPDATE items SET name')));
+  const update = events.find((e): e is Command => e.type === 'Command' && e.text.startsWith('UPDATE items SET name'))!;
+  assert.equal(update.parameters, ['SIXTY', '60']);
+});
+
+clients.run();
