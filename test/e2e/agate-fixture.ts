@@ -19,10 +19,10 @@ export interface AgateFixture {
   dir: string;
   host: string;
   port: number;
-  /** A fresh token shaped like a GitHub Actions id-token. */
-  token(): Promise<string>;
+  /** A fresh token shaped like a GitHub Actions id-token, with `extra` claims added. */
+  token(extra?: Record<string, unknown>): Promise<string>;
   /** A connected node-postgres client through Agate to target `appdb`. */
-  client(): Promise<pg.Client>;
+  client(extra?: Record<string, unknown>): Promise<pg.Client>;
   /** Environment for libpq tools (psql, pgbench, psycopg) pointed at Agate. */
   libpqEnv(): Promise<NodeJS.ProcessEnv>;
   /** Every event in the bus log so far, decoded. */
@@ -32,6 +32,7 @@ export interface AgateFixture {
   /** Everything Agate wrote to stdout and stderr. */
   logs(): string;
   stop(): Promise<void>;
+  cleanup(): Promise<void>;
 }
 
 export interface FixtureOptions {
@@ -103,18 +104,30 @@ ${options.extraYaml ?? ''}
         reject(new Error(`agate exited with ${code}:\n${output}`));
       });
     });
-    const token = () => oidc.mint(oidc.githubActionsClaims());
+    const token = (extra: Record<string, unknown> = {}) => oidc.mint(oidc.githubActionsClaims(extra));
     const codec = new EventCodec();
     const busLogPath = join(dir, 'data', 'bus', 'events.log');
     const busLog = () => (existsSync(busLogPath) ? readFileSync(busLogPath) : Buffer.alloc(0));
+    let stopping: Promise<void> | undefined;
+    const stop = async () => {
+      if (proc.exitCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      await oidc.close();
+      await pgServer.stop();
+    };
     return {
       pg: pgServer,
       oidc,
       dir,
       ...address,
       token,
-      async client() {
-        const c = new pg.Client({ host: address.host, port: address.port, database: 'appdb', user: 'agent', password: await token() });
+      async client(extra = {}) {
+        const c = new pg.Client({ host: address.host, port: address.port, database: 'appdb', user: 'agent', password: await token(extra) });
         c.on('error', () => {});
         await c.connect();
         return c;
@@ -137,16 +150,10 @@ ${options.extraYaml ?? ''}
       },
       busLog,
       logs: () => output,
-      async stop() {
-        if (proc.exitCode === null) {
-          const exited = new Promise((r) => proc.once('exit', r));
-          proc.kill('SIGTERM');
-          const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-          await exited;
-          clearTimeout(timer);
-        }
-        await oidc.close();
-        await pgServer.stop();
+      /** Stops Agate, the issuer and PostgreSQL; the data directory stays until `cleanup`. */
+      stop: () => (stopping ??= stop()),
+      async cleanup() {
+        await (stopping ??= stop());
         await rm(dir, { recursive: true, force: true });
       },
     };

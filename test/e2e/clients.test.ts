@@ -19,7 +19,7 @@ clients.before(async (ctx) => {
   ctx.tmp = await mkdtemp(join(tmpdir(), 'agate-clients-'));
 });
 clients.after(async (ctx) => {
-  await ctx.agate?.stop();
+  await ctx.agate?.cleanup();
   if (ctx.tmp) await rm(ctx.tmp, { recursive: true, force: true });
 });
 

@@ -11,7 +11,7 @@ extended.before(async (ctx) => {
   ctx.agate = await startAgate();
 });
 extended.after(async (ctx) => {
-  await ctx.agate?.stop();
+  await ctx.agate?.cleanup();
 });
 
 const commands = (agate: AgateFixture) => agate.events().filter((e): e is Command => e.type === 'Command');

@@ -1,0 +1,131 @@
+// Secrets in a table read through Agate: the canaries never reach the bus log, the ledger store
+// or Agate's logs; and they reach the client only when no policy rule masks its results.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes, randomInt } from 'node:crypto';
+import { join } from 'node:path';
+import { EmbeddedStore } from '../../core/src/store/embedded.js';
+import type { Command, Response } from '../../schemas/src/events.js';
+import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
+
+const masking = suite<{ agate: AgateFixture }>('masking: canary secrets through Agate');
+
+/** A random 16-digit Visa-like number with a valid Luhn check digit. */
+function cardNumber(): string {
+  const digits = [4, ...Array.from({ length: 14 }, () => randomInt(10))];
+  let sum = 0;
+  for (let i = 0; i < digits.length; i++) {
+    let d = digits[digits.length - 1 - i]!;
+    if (i % 2 === 0) d = d * 2 > 9 ? d * 2 - 9 : d * 2;
+    sum += d;
+  }
+  return [...digits, (10 - (sum % 10)) % 10].join('');
+}
+
+const keyBody = randomBytes(48).toString('base64');
+const jwtSig = randomBytes(24).toString('base64url');
+const canary = {
+  keyBody,
+  pem: `-----BEGIN PRIVATE KEY-----\n${keyBody}\n-----END PRIVATE KEY-----`,
+  jwtSig,
+  jwt: `eyJhbGciOiJIUzI1NiJ9.${Buffer.from(JSON.stringify({ sub: 'canary' })).toString('base64url')}.${jwtSig}`,
+  card: cardNumber(),
+  aws: 'AKIA' + Array.from({ length: 16 }, () => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'[randomInt(32)]).join(''),
+  token: `tok-${randomBytes(12).toString('hex')}`,
+  rolePassword: `pw-${randomBytes(12).toString('hex')}`,
+  paramCard: cardNumber(),
+};
+/** The strings that must never appear anywhere Agate writes. */
+const needles = [canary.keyBody, canary.jwtSig, canary.card, canary.aws, canary.token, canary.rolePassword, canary.paramCard];
+
+masking.before(async (ctx) => {
+  ctx.agate = await startAgate({
+    policyYaml: `policy:
+  default: allow
+  rules:
+    - id: masked-agents
+      action: allow
+      mask_client: true
+      match: { claims: { masked: "yes" } }
+`,
+  });
+  await ctx.agate.pg.psql(`
+CREATE TABLE public.secrets (id int PRIMARY KEY, note text, api_token text);
+ALTER TABLE public.secrets OWNER TO ${ctx.agate.pg.users.scram.user};
+INSERT INTO public.secrets VALUES
+  (1, E'deploy key:\\n${canary.pem.replace(/\n/g, '\\n')}', '${canary.token}'),
+  (2, 'session ${canary.jwt} paid with ${canary.card}', null),
+  (3, 'aws ${canary.aws} for ops@example.com', 'none');
+`);
+});
+masking.after(async (ctx) => {
+  await ctx.agate?.cleanup();
+});
+
+const text = (rows: unknown) => JSON.stringify(rows);
+
+masking('a client whose rule masks receives no canary, in either query protocol and in COPY', async ({ agate }) => {
+  const c = await agate.client({ masked: 'yes' });
+  try {
+    const extended = await c.query({ text: 'SELECT * FROM secrets WHERE id > $1 ORDER BY id', values: [0] });
+    const simple = await c.query('SELECT id, note, api_token FROM secrets ORDER BY id');
+    for (const rows of [extended.rows, simple.rows]) {
+      for (const n of needles) assert.not.ok(text(rows).includes(n), `client saw a canary`);
+      assert.match(rows[0].note, /\[masked:private_key\]/);
+      assert.match(rows[1].note, /\[masked:jwt\].*\[masked:card_number\]/);
+      assert.match(rows[2].note, /\[masked:cloud_access_key\].*\[masked:email\]/);
+      assert.is(rows[0].api_token, '[masked]');
+      assert.is(rows[1].api_token, null);
+    }
+  } finally {
+    await c.end();
+  }
+});
+
+masking('an unmasked client receives the data, but the audit trail still holds no canary', async ({ agate }) => {
+  const c = await agate.client();
+  try {
+    const r = await c.query('SELECT * FROM secrets ORDER BY id');
+    assert.ok(text(r.rows).includes(canary.card), 'unmasked clients get the real data');
+    await c.query('INSERT INTO secrets VALUES ($1, $2, $3)', [4, `card ${canary.paramCard}`, 'x']);
+    await c.query(`SELECT '${canary.aws}' AS literal`);
+    const role = await c.query(`CREATE ROLE canary_role LOGIN PASSWORD '${canary.rolePassword}'`).catch((e: Error & { code?: string }) => e);
+    assert.is((role as { code?: string }).code, '42501'); // the upstream role may not create roles
+  } finally {
+    await c.end();
+  }
+  const events = await waitForEvents(agate, (ev) => ev.some((e) => e.type === 'Command' && e.text.startsWith('CREATE ROLE')) && ev.filter((e) => e.type === 'Response').length >= 6);
+  const create = events.find((e): e is Command => e.type === 'Command' && e.text.startsWith('CREATE ROLE'))!;
+  assert.is(create.text, "CREATE ROLE canary_role LOGIN PASSWORD '[masked:password]'");
+  const insert = events.find((e): e is Command => e.type === 'Command' && e.text.startsWith('INSERT INTO secrets'))!;
+  assert.equal(insert.parameters, ['4', 'card [masked:card_number]', 'x']);
+  const read = events.find((e): e is Response => e.type === 'Response' && e.columns.includes('api_token') && e.rows === 3)!;
+  assert.is(read.sample.length, 3);
+  assert.is(read.sample[0]![2], '[masked]');
+  assert.ok(read.digest?.startsWith('sha256:'));
+});
+
+masking('no canary in the bus log, the ledger store or the logs', async ({ agate }) => {
+  await new Promise((r) => setTimeout(r, 500)); // let the ledger catch up before stopping
+  const log = agate.busLog();
+  for (const n of needles) assert.not.ok(log.includes(Buffer.from(n)), 'canary in the bus log');
+  const logs = agate.logs();
+  for (const n of needles) assert.not.ok(logs.includes(n), 'canary in the logs');
+  await agate.stop();
+  const store = EmbeddedStore.open(join(agate.dir, 'data', 'store'));
+  try {
+    const rows = await store.query<{ payload: string; body: string }>('SELECT payload, body FROM agate.ledger');
+    assert.ok(rows.length > 10, `the ledger holds the session (${rows.length} records)`);
+    for (const r of rows) {
+      const payload = Buffer.from(r.payload, 'base64');
+      for (const n of needles) {
+        assert.not.ok(r.body.includes(n), 'canary in a ledger body');
+        assert.not.ok(payload.includes(Buffer.from(n)), 'canary in a ledger payload');
+      }
+    }
+  } finally {
+    await store.close();
+  }
+});
+
+masking.run();
