@@ -42,7 +42,7 @@ const DETECTORS: Record<DetectorName, Detector> = {
   card_number: {
     name: 'card_number',
     hint: (t) => /\d{4}/.test(t),
-    pattern: /(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.])/g,
+    pattern: /(?<!\d|\d\.)\d(?:[ -]?\d){12,18}(?!\d|\.\d)/g,
     accept: (m) => luhn(m.replace(/[ -]/g, '')),
   },
   email: {
