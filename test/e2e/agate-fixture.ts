@@ -17,6 +17,8 @@ export interface AgateFixture {
   pg: PostgresServer;
   oidc: OidcIssuer;
   dir: string;
+  /** The agate process id (to watch its memory). */
+  pid: number;
   host: string;
   port: number;
   /** A fresh token shaped like a GitHub Actions id-token, with `extra` claims added. */
@@ -44,6 +46,8 @@ export interface FixtureOptions {
   policyYaml?: string;
   /** Extra keys under proxy.postgres. */
   proxyYaml?: string;
+  /** Node.js flags for the agate process (e.g. --cpu-prof when profiling a benchmark). */
+  nodeArgs?: string[];
 }
 
 const DEFAULT_POLICY = `policy:
@@ -85,7 +89,7 @@ ${options.extraYaml ?? ''}
 `;
     await writeFile(join(dir, 'agate.yaml'), config);
     let output = '';
-    const proc = spawn(process.execPath, [join(packageRoot(), 'bin/agate.js'), 'start', '--config', join(dir, 'agate.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), join(packageRoot(), 'bin/agate.js'), 'start', '--config', join(dir, 'agate.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     const address = await new Promise<{ host: string; port: number }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`agate did not start:\n${output}`)), 30_000);
@@ -124,6 +128,7 @@ ${options.extraYaml ?? ''}
       pg: pgServer,
       oidc,
       dir,
+      pid: proc.pid!,
       ...address,
       token,
       async client(extra = {}) {

@@ -27,6 +27,8 @@ export class LocalBus implements Bus {
   readonly #logger: Logger;
   readonly #waiters = new Map<string, (verdict: Verdict) => void>();
   readonly #consumers = new Set<LocalConsumer>();
+  /** The newest events, kept decoded so caught-up consumers need not read them back from disk. */
+  readonly #recent = new RecentEvents();
   #closed = false;
 
   constructor(options: LocalBusOptions) {
@@ -38,8 +40,14 @@ export class LocalBus implements Bus {
 
   async publish(event: AgateEvent): Promise<void> {
     if (this.#closed) throw new AgateError(ErrorCode.BUS_CLOSED, 'the bus is closed');
-    await this.#log.append([this.#codec.encode(event)]);
+    const bytes = this.#codec.encode(event);
+    const appended = this.#log.append([bytes]);
+    // A verdict is acted on once it is queued behind its command: the command is already
+    // durable (policy only sees durable commands), which is what write-ahead requires, and the
+    // verdict becomes durable in the same group commit as the next commands.
     if (event.type === 'Verdict') this.#waiters.get(event.command_id)?.(event);
+    const [offset] = await appended;
+    this.#recent.add(offset!, offset! + 4 + bytes.length, event);
     for (const c of this.#consumers) c.wake();
   }
 
@@ -64,7 +72,7 @@ export class LocalBus implements Bus {
   }
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
-    const consumer = new LocalConsumer(this.#log, this.#codec, join(this.#dir, 'groups', `${options.group}.offset`), options, this.#logger.child({ group: options.group }));
+    const consumer = new LocalConsumer(this.#log, this.#recent, this.#codec, join(this.#dir, 'groups', `${options.group}.offset`), options, this.#logger.child({ group: options.group }));
     this.#consumers.add(consumer);
     consumer.start();
     return {
@@ -84,6 +92,52 @@ export class LocalBus implements Bus {
   }
 }
 
+/**
+ * A bounded window of the most recently appended events, in log order. Appends complete in log
+ * order (one writer, group commit), so the window is contiguous: a consumer positioned anywhere
+ * inside it reads from memory, anything older comes from the file.
+ */
+class RecentEvents {
+  static readonly CAPACITY = 4096;
+  #offsets: number[] = [];
+  #entries: { next: number; event: AgateEvent }[] = [];
+
+  add(offset: number, next: number, event: AgateEvent): void {
+    const last = this.#entries[this.#entries.length - 1];
+    if (last !== undefined && last.next !== offset) {
+      // Not contiguous (a failed write was cut from the log): start the window afresh.
+      this.#offsets = [];
+      this.#entries = [];
+    }
+    this.#offsets.push(offset);
+    this.#entries.push({ next, event });
+    if (this.#entries.length > RecentEvents.CAPACITY * 2) {
+      this.#offsets = this.#offsets.slice(-RecentEvents.CAPACITY);
+      this.#entries = this.#entries.slice(-RecentEvents.CAPACITY);
+    }
+  }
+
+  /** Up to `max` events starting exactly at `position`, or undefined when it is not in the window. */
+  from(position: number, max: number): { next: number; event: AgateEvent }[] | undefined {
+    const first = this.#offsets[0];
+    if (first === undefined || position < first) return undefined;
+    const last = this.#entries[this.#entries.length - 1]!;
+    if (position === last.next) return [];
+    // Binary search: offsets ascend.
+    let lo = 0;
+    let hi = this.#offsets.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.#offsets[mid]! < position) lo = mid + 1;
+      else hi = mid;
+    }
+    if (this.#offsets[lo] !== position) return undefined;
+    return this.#entries.slice(lo, lo + max);
+  }
+}
+
+/** Committed positions are written at most this often (redelivery after a crash is allowed). */
+const COMMIT_INTERVAL_MS = 200;
 const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 5_000;
 
@@ -94,9 +148,13 @@ class LocalConsumer {
   #wake: (() => void) | undefined;
   #stopped = false;
   #loop: Promise<void> | undefined;
+  #committed: number;
+  #lastCommit = 0;
+  #commitTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly log: LocalLog,
+    private readonly recent: RecentEvents,
     private readonly codec: EventCodec,
     private readonly offsetFile: string,
     private readonly options: SubscribeOptions,
@@ -104,6 +162,7 @@ class LocalConsumer {
   ) {
     this.#types = new Set(options.types);
     this.#position = existsSync(offsetFile) ? Number(readFileSync(offsetFile, 'utf8')) || 0 : 0;
+    this.#committed = this.#position;
   }
 
   start(): void {
@@ -121,20 +180,25 @@ class LocalConsumer {
     this.#stopped = true;
     this.wake();
     await this.#loop;
+    this.#commit(true);
   }
 
   async #run(): Promise<void> {
     while (!this.#stopped) {
-      const records = this.log.read(this.#position, this.options.maxBatch ?? 500);
+      const max = this.options.maxBatch ?? 500;
+      // Caught-up consumers take the events from memory; others read the file.
+      const recent = this.recent.from(this.#position, max);
+      const records = recent ?? this.log.read(this.#position, max).map((r) => ({ next: r.next, event: this.codec.decode(r.bytes) }));
       if (records.length === 0) {
+        this.#commit(false);
         await new Promise<void>((resolve) => (this.#wake = resolve));
         this.#wake = undefined;
         continue;
       }
-      const batch = records.map((r) => this.codec.decode(r.bytes)).filter((e) => this.#types.has(e.type));
+      const batch = records.map((r) => r.event).filter((e) => this.#types.has(e.type));
       if (batch.length > 0 && !(await this.#deliver(batch))) return;
       this.#position = records[records.length - 1]!.next;
-      this.#commit();
+      this.#commit(false);
     }
   }
 
@@ -154,9 +218,20 @@ class LocalConsumer {
     }
   }
 
-  #commit(): void {
+  #commit(force: boolean): void {
+    if (this.#position === this.#committed) return;
+    const now = Date.now();
+    if (!force && now - this.#lastCommit < COMMIT_INTERVAL_MS) {
+      // Soon, even if no further event arrives.
+      if (this.#commitTimer === undefined) this.#commitTimer = setTimeout(() => ((this.#commitTimer = undefined), this.#commit(true)), COMMIT_INTERVAL_MS).unref();
+      return;
+    }
+    clearTimeout(this.#commitTimer);
+    this.#commitTimer = undefined;
     // Not fsynced: a lost commit only means redelivery, and handlers are idempotent.
     writeFileSync(this.offsetFile + '.tmp', String(this.#position));
     renameSync(this.offsetFile + '.tmp', this.offsetFile);
+    this.#committed = this.#position;
+    this.#lastCommit = now;
   }
 }

@@ -26,7 +26,7 @@ export class LocalLog {
   readonly #fd: number;
   readonly #fsync: boolean;
   #size: number;
-  #queue: { frames: Buffer[]; done: (err?: Error) => void }[] = [];
+  #queue: { frames: Buffer[]; done: (err?: Error, offsets?: number[]) => void }[] = [];
   #flushing = false;
   #closed = false;
 
@@ -41,8 +41,8 @@ export class LocalLog {
     return this.#size;
   }
 
-  /** Appends records; resolves once they are on disk. */
-  append(records: readonly Buffer[]): Promise<void> {
+  /** Appends records; resolves once they are on disk, with the offset each record starts at. */
+  append(records: readonly Buffer[]): Promise<number[]> {
     if (this.#closed) return Promise.reject(new AgateError(ErrorCode.BUS_CLOSED, 'the local log is closed'));
     const frames: Buffer[] = [];
     for (const r of records) {
@@ -51,7 +51,7 @@ export class LocalLog {
       frames.push(header, r);
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ frames, done: (err) => (err ? reject(err) : resolve()) });
+      this.#queue.push({ frames, done: (err, offsets) => (err ? reject(err) : resolve(offsets!)) });
       if (!this.#flushing) void this.#flush();
     });
   }
@@ -93,8 +93,16 @@ export class LocalLog {
         const total = frames.reduce((n, f) => n + f.length, 0);
         if (written !== total) throw new Error(`short write: ${written} of ${total} bytes`);
         if (this.#fsync) await fdatasyncAsync(this.#fd);
+        let at = this.#size;
         this.#size += total;
-        for (const b of batch) b.done();
+        for (const b of batch) {
+          const offsets: number[] = [];
+          for (let i = 0; i < b.frames.length; i += 2) {
+            offsets.push(at);
+            at += b.frames[i]!.length + b.frames[i + 1]!.length;
+          }
+          b.done(undefined, offsets);
+        }
       } catch (cause) {
         const err = new AgateError(ErrorCode.BUS_WRITE_FAILED, 'cannot append to the local event log', { cause, retriable: true });
         this.#size = this.#recover();

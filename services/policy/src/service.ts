@@ -23,7 +23,10 @@ export class PolicyService {
       group: 'policy',
       types: ['Command'],
       handler: async (batch) => {
-        for (const event of batch) if (event.type === 'Command') await this.#decide(event);
+        // Published together: one group commit for the batch instead of one per verdict.
+        const verdicts: Promise<void>[] = [];
+        for (const event of batch) if (event.type === 'Command') verdicts.push(this.#decide(event));
+        await Promise.all(verdicts);
       },
     });
   }

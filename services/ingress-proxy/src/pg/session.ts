@@ -267,7 +267,6 @@ export class PgSession {
       return this.#refuse(portal === undefined ? SQLSTATE.invalidCursorName : SQLSTATE.invalidStatementName, what, false);
     }
     const command = this.#command(portal.statement.text, parameterTexts(portal), msg.portal === '' ? {} : { portal: msg.portal });
-    this.#flushUpstream(); // Parse and Bind go ahead while the verdict is pending; neither runs anything
     const decision = await this.#decide(command);
     if (decision.kind === 'refuse') {
       void this.#emitLogged(unranResponse(command, 'refused', decision.sqlstate, decision.message));

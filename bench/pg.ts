@@ -1,0 +1,178 @@
+/**
+ * PostgreSQL proxy overhead, side by side in one run: pgbench -S with N clients directly against
+ * PostgreSQL, through PgBouncer, and through Agate (embedded default: fsynced write-ahead audit,
+ * policy on every statement, ledger), in each of pgbench's query modes; then a 2 GB result
+ * streamed through Agate while its resident memory is sampled.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serialize } from 'pg-protocol';
+import { packageRoot } from '../core/src/package-root.js';
+import { startAgate, type AgateFixture } from '../test/e2e/agate-fixture.js';
+import { DEFAULT_PG_BIN, findFreePort } from '../test/harness/postgres.js';
+import { describeFailure, run } from '../test/harness/proc.js';
+
+export interface PgBenchOptions {
+  seconds: number;
+  clients: number;
+  streamGb: number;
+}
+
+interface Figures {
+  tps: number;
+  p50: number;
+  p99: number;
+}
+
+const PGBENCH = join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'pgbench');
+
+export async function benchPg(o: PgBenchOptions): Promise<void> {
+  execFileSync('bash', [join(packageRoot(), 'bench/install-pgbouncer.sh')], { stdio: 'inherit' });
+  const agate = await startAgate();
+  let bouncer: ChildProcess | undefined;
+  const work = mkdtempSync(join(tmpdir(), 'agate-bench-'));
+  try {
+    const cred = agate.pg.users.scram;
+    const base = await agate.libpqEnv();
+    const direct = { ...base, PGPORT: String(agate.pg.port), PGUSER: cred.user, PGPASSWORD: cred.password };
+    await must(PGBENCH, ['-i', '-s', '10', '-q'], direct);
+    const bouncerPort = await findFreePort();
+    bouncer = await startBouncer(work, agate, bouncerPort);
+    const viaBouncer = { ...base, PGPORT: String(bouncerPort), PGUSER: 'agent', PGPASSWORD: '' };
+
+    console.log(`\npgbench -S, ${o.clients} clients, 2 threads, ${o.seconds} s per run, scale 10 (${new Date().toISOString()})\n`);
+    console.log('| mode | path | TPS | p50 latency ms | p99 latency ms |');
+    console.log('|---|---|---:|---:|---:|');
+    const summary: string[] = [];
+    for (const mode of ['simple', 'extended', 'prepared'] as const) {
+      const row = async (name: string, env: NodeJS.ProcessEnv) => {
+        const f = await pgbench(work, env, mode, o);
+        console.log(`| ${mode} | ${name} | ${f.tps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} |`);
+        return f;
+      };
+      const d = await row('direct', direct);
+      const b = await row('PgBouncer', viaBouncer);
+      const a = await row('Agate', { ...base, PGPASSWORD: await agate.token() });
+      summary.push(`| ${mode} | ${(a.tps / d.tps).toFixed(2)}× | ${(a.tps / b.tps).toFixed(2)}× | ${(a.p99 - d.p99).toFixed(3)} |`);
+    }
+    console.log('\n| mode | Agate TPS / direct (target ≥ 0.6) | Agate TPS / PgBouncer (target ≥ 0.8) | added p99 ms (target < 1) |');
+    console.log('|---|---:|---:|---:|');
+    for (const s of summary) console.log(s);
+
+    if (o.streamGb > 0) await stream(agate, o.streamGb);
+  } finally {
+    bouncer?.kill('SIGTERM');
+    await agate.cleanup();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function must(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  const r = await run(cmd, args, { env, timeoutMs: 600_000 });
+  if (r.code !== 0) throw new Error(describeFailure(cmd, args, r));
+  return r.stdout;
+}
+
+async function pgbench(work: string, env: NodeJS.ProcessEnv, mode: string, o: PgBenchOptions): Promise<Figures> {
+  const dir = mkdtempSync(join(work, 'log-'));
+  chownToPostgres(dir);
+  const out = await must(PGBENCH, ['-n', '-S', '-M', mode, '-c', String(o.clients), '-j', '2', '-T', String(o.seconds), '-l', '--log-prefix', join(dir, 'tx')], env);
+  const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
+  // Per-transaction log: client, transaction, latency (µs), script, epoch s, µs.
+  const latencies: number[] = [];
+  for (const f of readdirSync(dir)) {
+    for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) {
+      const us = Number(line.split(' ')[2]);
+      if (Number.isFinite(us) && line !== '') latencies.push(us);
+    }
+  }
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => (latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN) / 1000;
+  return { tps, p50: pct(0.5), p99: pct(0.99) };
+}
+
+function chownToPostgres(path: string): void {
+  if (process.getuid?.() !== 0) return;
+  const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
+  const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
+  chownSync(path, uid, gid);
+}
+
+/** PgBouncer on loopback, session pooling, logging in upstream as the same role Agate uses. */
+async function startBouncer(work: string, agate: AgateFixture, port: number): Promise<ChildProcess> {
+  const dir = join(work, 'pgbouncer');
+  execFileSync('mkdir', ['-p', dir]);
+  const cred = agate.pg.users.scram;
+  writeFileSync(join(dir, 'userlist.txt'), '"agent" ""\n');
+  writeFileSync(join(dir, 'pgbouncer.ini'), [
+    '[databases]',
+    `appdb = host=127.0.0.1 port=${agate.pg.port} dbname=appdb user=${cred.user} password=${cred.password}`,
+    '[pgbouncer]',
+    'listen_addr = 127.0.0.1',
+    `listen_port = ${port}`,
+    'unix_socket_dir =',
+    'auth_type = trust',
+    `auth_file = ${join(dir, 'userlist.txt')}`,
+    'pool_mode = session',
+    'max_client_conn = 200',
+    'default_pool_size = 20',
+    `logfile = ${join(dir, 'pgbouncer.log')}`,
+    'ignore_startup_parameters = extra_float_digits',
+    '',
+  ].join('\n'));
+  chownToPostgres(work);
+  chownToPostgres(dir);
+  for (const f of ['userlist.txt', 'pgbouncer.ini']) chownToPostgres(join(dir, f));
+  const args = [join(dir, 'pgbouncer.ini')];
+  const child = process.getuid?.() === 0 ? spawn('runuser', ['-u', 'postgres', '--', 'pgbouncer', ...args], { stdio: 'ignore' }) : spawn('pgbouncer', args, { stdio: 'ignore' });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return child;
+    if (Date.now() > deadline) throw new Error('pgbouncer did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Streams `gb` GiB of rows through Agate to a client that discards them; samples Agate's RSS. */
+async function stream(agate: AgateFixture, gb: number): Promise<void> {
+  const rowBytes = 1000;
+  const rows = Math.ceil((gb * 2 ** 30) / rowBytes);
+  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agate.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  const before = rss();
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, rss())), 50);
+  const started = Date.now();
+  const received = await new Promise<number>(async (resolve, reject) => {
+    const socket = connect({ host: agate.host, port: agate.port });
+    socket.on('error', reject);
+    let total = 0;
+    let phase: 'auth' | 'query' = 'auth';
+    let tail = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => {
+      total += d.length;
+      tail = Buffer.concat([tail, d]).subarray(-16);
+      const ready = tail.includes(Buffer.from('Z\0\0\0\x05I'));
+      if (phase === 'auth' && d.includes(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 3]))) socket.write(serialize.password(token));
+      if (phase === 'auth' && ready) {
+        phase = 'query';
+        total = 0;
+        socket.write(serialize.query(`SELECT repeat('x', ${rowBytes - 11}) FROM generate_series(1, ${rows})`));
+      } else if (phase === 'query' && ready) {
+        socket.end();
+        resolve(total);
+      }
+    });
+    const token = await agate.token();
+    socket.write(serialize.startup({ user: 'agent', database: 'appdb' }));
+  });
+  clearInterval(sampler);
+  const secs = (Date.now() - started) / 1000;
+  console.log(`\nStreaming a ${(received / 2 ** 30).toFixed(2)} GiB result (${rows} rows) through Agate: ${secs.toFixed(1)} s (${(received / 2 ** 20 / secs).toFixed(0)} MiB/s); Agate RSS ${before.toFixed(0)} MiB before, peak ${peak.toFixed(0)} MiB (target < 256 MiB).`);
+}
