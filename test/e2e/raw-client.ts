@@ -11,6 +11,8 @@ export class RawClient {
   readonly #socket: Socket;
   readonly #parser = new Parser();
   readonly #replies: Reply[] = [];
+  /** The BackendKeyData the server (Agate) handed out at login. */
+  key: { processId: number; secretKey: number } | undefined;
   #waiter: (() => void) | undefined;
 
   private constructor(socket: Socket) {
@@ -30,7 +32,9 @@ export class RawClient {
     socket.write(serialize.startup({ user: 'agent', database }));
     await c.until((r) => r.name === 'authenticationCleartextPassword');
     socket.write(serialize.password(password));
-    await c.until((r) => r.name === 'readyForQuery');
+    const hello = await c.until((r) => r.name === 'readyForQuery');
+    const k = hello.find((r) => r.name === 'backendKeyData') as { processID?: number; secretKey?: number } | undefined;
+    if (k !== undefined) c.key = { processId: k.processID!, secretKey: k.secretKey! };
     c.take();
     return c;
   }

@@ -1,0 +1,79 @@
+// Startup-phase requests: TLS termination with the configured certificate (psql with
+// sslmode=require and verify-full), GSSENCRequest declined, and CancelRequest routed to the
+// upstream backend behind Agate's own key.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serialize } from 'pg-protocol';
+import { cancelRequestPacket } from '../../services/ingress-proxy/src/pg/cancel.js';
+import { DEFAULT_PG_BIN } from '../harness/postgres.js';
+import { describeFailure, run } from '../harness/proc.js';
+import { startAgate, type AgateFixture } from './agate-fixture.js';
+import { RawClient } from './raw-client.js';
+
+const startup = suite<{ agate: AgateFixture; certDir: string }>('startup requests: TLS, GSSENC, cancel');
+
+startup.before(async (ctx) => {
+  ctx.certDir = await mkdtemp(join(tmpdir(), 'agate-tls-'));
+  const args = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+    '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(ctx.certDir, 'key.pem'), '-out', join(ctx.certDir, 'cert.pem')];
+  const r = await run('openssl', args, { timeoutMs: 30_000 });
+  if (r.code !== 0) throw new Error(describeFailure('openssl', args, r));
+  ctx.agate = await startAgate({ proxyYaml: `tls: { cert: ${join(ctx.certDir, 'cert.pem')}, key: ${join(ctx.certDir, 'key.pem')} }` });
+});
+startup.after(async (ctx) => {
+  await ctx.agate?.cleanup();
+  if (ctx.certDir) await rm(ctx.certDir, { recursive: true, force: true });
+});
+
+startup('psql connects over TLS with sslmode=require and verify-full', async ({ agate, certDir }) => {
+  for (const mode of ['require', 'verify-full']) {
+    const env = { ...(await agate.libpqEnv()), PGSSLMODE: mode, PGSSLROOTCERT: join(certDir, 'cert.pem') };
+    const args = ['-X', '-A', '-t', '-c', 'SELECT name FROM items WHERE id = 1', '-c', '\\conninfo'];
+    const r = await run(join(DEFAULT_PG_BIN, 'psql'), args, { env, timeoutMs: 30_000 });
+    assert.is(r.code, 0, describeFailure('psql', args, r));
+    assert.match(r.stdout, /alpha/);
+    assert.match(r.stdout, /SSL connection \(protocol: TLSv1\.[23]/);
+  }
+});
+
+startup('GSSENCRequest is declined with N and the client goes on in clear', async ({ agate }) => {
+  const socket = connect({ host: agate.host, port: agate.port });
+  socket.on('error', () => {});
+  await new Promise((r) => socket.once('connect', r));
+  const gss = Buffer.alloc(8);
+  gss.writeInt32BE(8, 0);
+  gss.writeInt32BE(80877104, 4);
+  const answer = new Promise<Buffer>((r) => socket.once('data', r));
+  socket.write(gss);
+  assert.is((await answer).toString(), 'N');
+  const next = new Promise<Buffer>((r) => socket.once('data', r));
+  socket.write(serialize.startup({ user: 'agent', database: 'appdb' }));
+  assert.is((await next)[0], 0x52); // R: an authentication request
+  socket.destroy();
+});
+
+startup('a CancelRequest with Agate\'s key cancels the running statement upstream', async ({ agate }) => {
+  const c = await RawClient.login(agate.host, agate.port, await agate.token());
+  try {
+    assert.ok(c.key !== undefined);
+    c.send(serialize.query('SELECT pg_sleep(30)'));
+    await new Promise((r) => setTimeout(r, 500));
+    const started = Date.now();
+    const wrong = connect({ host: agate.host, port: agate.port }, () => wrong.end(cancelRequestPacket({ processId: c.key!.processId, secretKey: c.key!.secretKey ^ 1 })));
+    wrong.on('error', () => {});
+    const cancel = connect({ host: agate.host, port: agate.port }, () => cancel.end(cancelRequestPacket(c.key!)));
+    cancel.on('error', () => {});
+    const replies = await c.readyCount(1);
+    const err = replies.find((r) => r.name === 'error');
+    assert.is(err?.code, '57014'); // query_canceled
+    assert.ok(Date.now() - started < 10_000);
+  } finally {
+    c.close();
+  }
+});
+
+startup.run();
