@@ -46,8 +46,8 @@ function targetResolver(config: AgateConfig): (name: string) => UpstreamTarget |
   return (name) => {
     const t = targets.get(name);
     if (t === undefined) return undefined;
-    const { host, port, database, user, password } = t.upstream;
-    return { host, port, database, user, password: readSecret(password, `targets.${t.name}.upstream.password`), maskClient: targetMaskSet(config, t.mask_client) };
+    const { host, port, database, user, password, tls } = t.upstream;
+    return { host, port, database, user, password: readSecret(password, `targets.${t.name}.upstream.password`), maskClient: targetMaskSet(config, t.mask_client), tls };
   };
 }
 

@@ -46,6 +46,8 @@ export interface FixtureOptions {
   policyYaml?: string;
   /** Extra keys under proxy.postgres. */
   proxyYaml?: string;
+  /** Extra keys inside the `appdb` target's upstream mapping, as YAML flow (e.g. `tls: { mode: require }`). */
+  upstreamYaml?: string;
   /** Node.js flags for the agate process (e.g. --cpu-prof when profiling a benchmark). */
   nodeArgs?: string[];
 }
@@ -80,7 +82,7 @@ ${(options.proxyYaml ?? '').replace(/^/gm, '    ')}
 targets:
   - name: appdb
     protocol: postgres
-    upstream: { host: 127.0.0.1, port: ${pgServer.port}, database: appdb, user: ${cred.user}, password: { file: ./appdb.password } }
+    upstream: { host: 127.0.0.1, port: ${pgServer.port}, database: appdb, user: ${cred.user}, password: { file: ./appdb.password }${options.upstreamYaml ? `, ${options.upstreamYaml}` : ''} }
 ${(options.targetYaml ?? '').replace(/^/gm, '    ')}
 ${options.policyYaml ?? DEFAULT_POLICY}
 query:

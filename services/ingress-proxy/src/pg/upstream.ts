@@ -5,6 +5,7 @@ import type { BackendMessage } from 'pg-protocol/dist/messages.js';
 import { AgateError, ErrorCode, ProtocolError } from '../../../../core/src/errors.js';
 import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
 import { md5Password, ScramSha256Client } from './upstream-auth.js';
+import { startUpstreamTls, type UpstreamTls } from './upstream-tls.js';
 
 export interface UpstreamTarget {
   host: string;
@@ -14,6 +15,8 @@ export interface UpstreamTarget {
   password: string;
   /** The mask set for everything this target's clients receive, if any. */
   maskClient?: string;
+  /** TLS to the server; absent means clear text. */
+  tls?: UpstreamTls;
 }
 
 /** What the server said about itself during startup, relayed to the client. */
@@ -41,7 +44,7 @@ export function decodeFrame(parser: Parser, frame: Buffer): AuthMessage {
  * ready for queries. Errors never contain the credential.
  */
 export async function connectUpstream(target: UpstreamTarget, startupParams: Record<string, string>, maxMessageSize: number): Promise<{ socket: Socket; ready: UpstreamReady; leftover: Buffer[] }> {
-  const socket = connect({ host: target.host, port: target.port });
+  let socket: Socket = connect({ host: target.host, port: target.port });
   socket.setNoDelay(true);
   const where = `${target.host}:${target.port}`;
   try {
@@ -55,6 +58,7 @@ export async function connectUpstream(target: UpstreamTarget, startupParams: Rec
     throw new AgateError(ErrorCode.UPSTREAM_UNREACHABLE, `cannot connect to ${where}: ${(cause as Error).message}`, { cause, retriable: true });
   }
   try {
+    if (target.tls !== undefined && target.tls.mode !== 'disable') socket = await startUpstreamTls(socket, target.host, target.tls);
     const result = await handshake(socket, target, startupParams, maxMessageSize);
     return { socket, ...result };
   } catch (err) {
