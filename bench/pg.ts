@@ -32,6 +32,8 @@ const PGBENCH = join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'pgbench');
 export async function benchPg(o: PgBenchOptions): Promise<void> {
   execFileSync('bash', [join(packageRoot(), 'bench/install-pgbouncer.sh')], { stdio: 'inherit' });
   const agate = await startAgate();
+  // For diagnosis only: the same Agate without fsync shows what the write-ahead fsync costs.
+  const unsynced = await startAgate({ extraYaml: 'bus: { fsync: false }\n' });
   let bouncer: ChildProcess | undefined;
   const work = mkdtempSync(join(tmpdir(), 'agate-bench-'));
   try {
@@ -39,6 +41,8 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
     const base = await agate.libpqEnv();
     const direct = { ...base, PGPORT: String(agate.pg.port), PGUSER: cred.user, PGPASSWORD: cred.password };
     await must(PGBENCH, ['-i', '-s', '10', '-q'], direct);
+    const u = unsynced.pg.users.scram;
+    await must(PGBENCH, ['-i', '-s', '10', '-q'], { ...direct, PGPORT: String(unsynced.pg.port), PGUSER: u.user, PGPASSWORD: u.password });
     const bouncerPort = await findFreePort();
     bouncer = await startBouncer(work, agate, bouncerPort);
     const viaBouncer = { ...base, PGPORT: String(bouncerPort), PGUSER: 'agent', PGPASSWORD: '' };
@@ -56,6 +60,7 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
       const d = await row('direct', direct);
       const b = await row('PgBouncer', viaBouncer);
       const a = await row('Agate', { ...base, PGPASSWORD: await agate.token() });
+      await row('Agate, bus.fsync off (diagnosis only)', { ...(await unsynced.libpqEnv()) });
       summary.push(`| ${mode} | ${(a.tps / d.tps).toFixed(2)}× | ${(a.tps / b.tps).toFixed(2)}× | ${(a.p99 - d.p99).toFixed(3)} |`);
     }
     console.log('\n| mode | Agate TPS / direct (target ≥ 0.6) | Agate TPS / PgBouncer (target ≥ 0.8) | added p99 ms (target < 1) |');
@@ -66,6 +71,7 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
   } finally {
     bouncer?.kill('SIGTERM');
     await agate.cleanup();
+    await unsynced.cleanup();
     rmSync(work, { recursive: true, force: true });
   }
 }
