@@ -1,0 +1,120 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BUILTIN_MASK_SET } from '../../../../core/src/config.js';
+import type { Response } from '../../../../schemas/src/events.js';
+import { SAMPLES } from '../../../../schemas/src/samples.js';
+import { serialize } from './backend-serializer.js';
+import type { BackendFrame } from './backend-frames.js';
+import { ExtendedState } from './extended-state.js';
+import { Masker } from './masking/masker.js';
+import { ReplyRouter } from './replies.js';
+import { StatementResult } from './result-recorder.js';
+
+const audit = new Masker('default', BUILTIN_MASK_SET);
+const frame = (raw: Buffer): BackendFrame => ({ code: raw[0]!, raw });
+const result = (text: string, client?: Masker) => new StatementResult({ ...SAMPLES.Command, text, event_id: text }, { sampleRows: 2, valueChars: 64, audit }, client);
+const setup = () => {
+  const responses: Response[] = [];
+  let idle = 0;
+  const router = new ReplyRouter((r) => responses.push(r), () => (idle += 1));
+  return { router, responses, idle: () => idle };
+};
+const err = (code: string) => serialize.errorResponse({ severity: 'ERROR', code, message: 'boom' });
+
+const route = suite('ReplyRouter');
+
+route('attributes rows and completion to the Execute, records digest and masked sample', () => {
+  const { router, responses, idle } = setup();
+  const r = result('SELECT');
+  router.expect({ kind: 'execute', result: r });
+  router.expect({ kind: 'sync' });
+  r.setColumns([{ name: 'api_token', tableOid: 0, columnAttr: 0, typeOid: 25, typeSize: -1, typeModifier: -1, format: 0 }]);
+  for (let i = 0; i < 3; i++) router.route(frame(serialize.dataRow([Buffer.from(`t${i}`)])));
+  router.route(frame(serialize.commandComplete('SELECT 3')));
+  router.route(frame(serialize.readyForQuery('I')));
+  assert.is(responses.length, 1);
+  assert.is(responses[0]!.rows, 3);
+  assert.equal(responses[0]!.sample, [['[masked]'], ['[masked]']]);
+  assert.match(responses[0]!.digest!, /^sha256:[0-9a-f]{64}$/);
+  assert.is(router.pending, 0);
+  assert.is(idle(), 1);
+});
+
+route('an error skips everything up to Sync: later Executes are recorded skipped, bookkeeping undone newest first', () => {
+  const { router, responses } = setup();
+  const state = new ExtendedState();
+  const p1 = state.parse({ type: 'parse', name: 's1', query: 'SELECT 1', paramTypes: [], raw: Buffer.alloc(0) });
+  const p2 = state.parse({ type: 'parse', name: 's2', query: 'SELECT 2', paramTypes: [], raw: Buffer.alloc(0) });
+  assert.ok(p1.ok && p2.ok);
+  if (!p1.ok || !p2.ok) return;
+  router.expect({ kind: 'parse', undo: p1.undo });
+  router.expect({ kind: 'parse', undo: p2.undo });
+  router.expect({ kind: 'execute', result: result('never') });
+  router.expect({ kind: 'sync' });
+  assert.ok(router.route(frame(err('42601'))));
+  assert.equal([...state.statements.keys()], []);
+  assert.equal(responses.map((r) => r.status), ['skipped']);
+  router.route(frame(serialize.readyForQuery('I')));
+  assert.is(router.pending, 0);
+});
+
+route('a refusal replaces the server error with Agate\'s; a describe Agate sent is not delivered', () => {
+  const { router } = setup();
+  const mine = serialize.errorResponse({ severity: 'ERROR', code: '42501', message: 'refused' });
+  router.expect({ kind: 'refusal', error: mine });
+  router.expect({ kind: 'sync' });
+  assert.is(router.route(frame(err('42601'))), mine);
+  router.route(frame(serialize.readyForQuery('T')));
+  assert.is(router.tx, 'T');
+  const portal = { statement: undefined, params: [], paramFormats: [], described: true };
+  router.expect({ kind: 'describe', portal, swallow: true });
+  assert.is(router.route(frame(serialize.rowDescription([{ name: 'a', typeOid: 23 }]))), undefined);
+  assert.equal((portal as { columns?: { name: string }[] }).columns?.map((c) => c.name), ['a']);
+});
+
+route('a simple query: one Response per statement; after an error the rest are skipped', () => {
+  const { router, responses } = setup();
+  router.expect({ kind: 'query', results: [result('one'), result('two'), result('three')], index: 0 });
+  router.route(frame(serialize.rowDescription([{ name: 'x', typeOid: 23 }])));
+  router.route(frame(serialize.dataRow([Buffer.from('1')])));
+  router.route(frame(serialize.commandComplete('SELECT 1')));
+  router.route(frame(err('22012')));
+  router.route(frame(serialize.readyForQuery('I')));
+  assert.equal(responses.map((r) => r.status), ['ok', 'error', 'skipped']);
+  assert.equal(responses[0]!.columns, ['x']);
+  assert.is(responses[1]!.error_code, '22012');
+});
+
+route('asynchronous notices pass through without consuming an expectation', () => {
+  const { router } = setup();
+  router.expect({ kind: 'sync' });
+  const notice = serialize.noticeResponse({ severity: 'NOTICE', code: '00000', message: 'hi' });
+  assert.is(router.route(frame(notice)), notice);
+  assert.is(router.pending, 1);
+});
+
+route.run();
+
+const ext = suite('ExtendedState');
+ext('redefining a named statement is refused; unnamed ones are replaced', () => {
+  const s = new ExtendedState();
+  const raw = Buffer.alloc(0);
+  assert.ok(s.parse({ type: 'parse', name: 'a', query: 'SELECT 1', paramTypes: [], raw }).ok);
+  const again = s.parse({ type: 'parse', name: 'a', query: 'DROP TABLE t', paramTypes: [], raw });
+  assert.is(again.ok ? '' : again.sqlstate, '42P05');
+  assert.is(s.statements.get('a')!.text, 'SELECT 1');
+  assert.ok(s.parse({ type: 'parse', name: '', query: 'SELECT 2', paramTypes: [], raw }).ok);
+  assert.ok(s.parse({ type: 'parse', name: '', query: 'SELECT 3', paramTypes: [], raw }).ok);
+  assert.is(s.statements.get('')!.text, 'SELECT 3');
+});
+ext('a portal captures its statement at Bind; closing the statement later does not change it', () => {
+  const s = new ExtendedState();
+  const raw = Buffer.alloc(0);
+  s.parse({ type: 'parse', name: 'q', query: 'SELECT $1', paramTypes: [23], raw });
+  s.bind({ type: 'bind', portal: 'p', statement: 'q', paramFormats: [1], params: [Buffer.from([0, 0, 0, 7])], resultFormats: [], raw });
+  s.close({ type: 'close', kind: 'S', name: 'q', raw });
+  assert.is(s.portals.get('p')!.statement!.text, 'SELECT $1');
+  s.endTransaction();
+  assert.is(s.portals.size, 0);
+});
+ext.run();
