@@ -51,4 +51,16 @@ parse('refuses duplicate target names and a secret with two sources', () => {
   assert.match(errorOf(`${minimal}targets:\n  - { name: a, protocol: postgres, upstream: { host: h, database: d, user: u, password: { env: X, value: y } } }\n`), 'expected exactly one of value, env, file');
 });
 
+parse('masking: the built-in default set exists; references to sets are checked', () => {
+  const c = parseConfig(minimal, 'agate.yaml');
+  assert.ok(c.masking.sets.default!.detectors.includes('card_number'));
+  assert.is(c.masking.audit, 'default');
+  assert.match(errorOf(minimal + 'masking: { audit: nope }\n'), /masking\.audit: no mask set named "nope"/);
+  assert.match(errorOf(minimal + 'policy: { rules: [ { id: r, action: deny, mask_client: true } ] }\n'), /only an allow rule can mask/);
+  assert.match(errorOf(minimal + 'masking: { sets: { pii: { detectors: [ssn_us] } } }\n'), /masking\.sets\.pii\.detectors\[0\]/);
+  const t = parseConfig(minimal + 'targets: [ { name: a, protocol: postgres, mask_client: true, upstream: { host: h, database: d, user: u, password: { value: p }, tls: { mode: verify-full, ca: ca.pem } } } ]\n', '/etc/agate/agate.yaml');
+  assert.is(t.targets[0]!.upstream.tls.ca, '/etc/agate/ca.pem');
+  assert.is(t.targets[0]!.mask_client, true);
+});
+
 parse.run();
