@@ -81,4 +81,33 @@ extended('a denied statement in the middle of a pipeline fails with 42501; the r
   }
 });
 
+extended('outside a transaction block, a refusal rolls back the statements before it in the same Sync', async ({ agate }) => {
+  const c = await RawClient.login(agate.host, agate.port, await agate.token());
+  try {
+    c.send(
+      serialize.parse({ text: 'INSERT INTO items VALUES ($1, $2)' }), serialize.bind({ values: ['70', 'rolled back'] }), serialize.execute({}),
+      serialize.parse({ text: 'DROP TABLE items' }), serialize.bind({}), serialize.execute({}),
+      serialize.sync(),
+    );
+    const replies = await c.readyCount(1);
+    assert.equal(replies.map((r) => r.name), ['parseComplete', 'bindComplete', 'commandComplete', 'parseComplete', 'bindComplete', 'error', 'readyForQuery']);
+    assert.is(replies.find((r) => r.name === 'error')!.code, '42501');
+    assert.is(await agate.pg.psql('SELECT count(*) FROM items WHERE id = 70'), '0');
+  } finally {
+    c.close();
+  }
+});
+
+extended('a frame longer than max_message_bytes is a protocol error: FATAL 08P01', async ({ agate }) => {
+  const c = await RawClient.login(agate.host, agate.port, await agate.token());
+  const huge = Buffer.alloc(5);
+  huge[0] = 0x51; // Q
+  huge.writeInt32BE(64 << 20, 1); // above the 16 MiB default; nothing more need be sent
+  c.send(huge);
+  const replies = await c.until((r) => r.name === 'error');
+  const e = replies.find((r) => r.name === 'error') as { code?: string; severity?: string };
+  assert.is(e.code, '08P01');
+  assert.is(e.severity, 'FATAL');
+});
+
 extended.run();

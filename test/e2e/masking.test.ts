@@ -6,7 +6,9 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import { EmbeddedStore } from '../../core/src/store/embedded.js';
 import type { Command, Response } from '../../schemas/src/events.js';
+import { serialize } from 'pg-protocol';
 import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
+import { RawClient } from './raw-client.js';
 
 const masking = suite<{ agate: AgateFixture }>('masking: canary secrets through Agate');
 
@@ -79,6 +81,20 @@ masking('a client whose rule masks receives no canary, in either query protocol 
     }
   } finally {
     await c.end();
+  }
+});
+
+masking('COPY TO STDOUT reaches a masked client with its secrets masked by the detectors', async ({ agate }) => {
+  const c = await RawClient.login(agate.host, agate.port, await agate.token({ masked: 'yes' }));
+  try {
+    c.send(serialize.query('COPY (SELECT id, note FROM secrets ORDER BY id) TO STDOUT'));
+    const replies = await c.readyCount(1);
+    const data = replies.filter((r) => r.name === 'copyData').map((r) => (r as unknown as { chunk: Buffer }).chunk.toString()).join('');
+    assert.is(replies.filter((r) => r.name === 'copyData').length, 3);
+    for (const n of needles) assert.not.ok(data.includes(n), 'COPY data carried a canary');
+    assert.match(data, /\[masked:private_key\]/);
+  } finally {
+    c.close();
   }
 });
 
