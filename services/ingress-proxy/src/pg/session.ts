@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { TLSSocket, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
@@ -11,6 +11,7 @@ import type { Column } from './backend-decode.js';
 import { serialize } from './backend-serializer.js';
 import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
 import { sendCancel, type CancelRegistry } from './cancel.js';
+import { answerSslRequest } from './client-tls.js';
 import { ExtendedState, parameterTexts } from './extended-state.js';
 import { FrontendParser } from './frontend-parser.js';
 import { MaskingError } from './masking/data-row.js';
@@ -219,9 +220,11 @@ export class PgSession {
   // ---- statements ----------------------------------------------------------------------------
 
   async #onQuery(msg: Query): Promise<void> {
-    // One statement needs no splitting; policy parses it anyway.
-    let texts = [msg.text.trim()];
-    if (msg.text.includes(';')) {
+    // One statement needs no splitting (policy parses it anyway); a lone trailing ';' is common.
+    const trimmed = msg.text.trim();
+    const single = trimmed.endsWith(';') ? trimmed.slice(0, -1).trimEnd() : trimmed;
+    let texts = [single];
+    if (single.includes(';')) {
       const analysis = analyzeSql(msg.text);
       if (analysis.ok) texts = analysis.statements.map((s) => s.text);
     }
@@ -359,16 +362,8 @@ export class PgSession {
   // ---- startup: TLS, cancel, authentication --------------------------------------------------
 
   #startTls(): void {
-    const context = this.#deps.tls;
-    if (context === undefined) {
-      this.#client.write(serialize.sslRefused());
-      return;
-    }
-    const raw = this.#client;
-    raw.removeAllListeners('data');
-    raw.write(serialize.sslAccepted());
-    const secure = new TLSSocket(raw, { isServer: true, secureContext: context });
-    secure.setNoDelay?.(true);
+    const secure = answerSslRequest(this.#client, this.#deps.tls);
+    if (secure === undefined) return;
     this.#client = secure;
     this.#bindClient(secure);
     secure.on('close', () => void this.#end('client disconnected'));
