@@ -11,7 +11,7 @@ import { packageRoot } from '../../core/src/package-root.js';
 import { EventCodec } from '../../schemas/src/codec.js';
 import type { AgateEvent } from '../../schemas/src/events.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
-import { startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { startPostgres, type PgUserKey, type PostgresServer } from '../harness/postgres.js';
 
 export interface AgateFixture {
   pg: PostgresServer;
@@ -48,6 +48,8 @@ export interface FixtureOptions {
   proxyYaml?: string;
   /** Extra keys inside the `appdb` target's upstream mapping, as YAML flow (e.g. `tls: { mode: require }`). */
   upstreamYaml?: string;
+  /** Which harness role Agate logs in upstream as (scram-sha-256, md5 or cleartext password). */
+  upstreamRole?: PgUserKey;
   /** Node.js flags for the agate process (e.g. --cpu-prof when profiling a benchmark). */
   nodeArgs?: string[];
 }
@@ -67,7 +69,7 @@ export async function startAgate(options: FixtureOptions = {}): Promise<AgateFix
   const dir = await mkdtemp(join(tmpdir(), 'agate-e2e-'));
   let child: ChildProcess | undefined;
   try {
-    const cred = pgServer.users.scram;
+    const cred = pgServer.users[options.upstreamRole ?? 'scram'];
     await writeFile(join(dir, 'appdb.password'), cred.password, { mode: 0o600 });
     const config = `data_dir: ./data
 log_level: info
