@@ -12,7 +12,10 @@ import { EventCodec } from '../../schemas/src/codec.js';
 import type { Identity } from '../../schemas/src/events.js';
 import { PgProxyServer } from '../../services/ingress-proxy/src/pg/server.js';
 import type { UpstreamTarget } from '../../services/ingress-proxy/src/pg/upstream.js';
+import { directorySink, webhookSink, type CheckpointSink } from '../../services/ledger/src/checkpoint-sink.js';
+import { loadOrCreateSigner } from '../../services/ledger/src/keys.js';
 import { LedgerService } from '../../services/ledger/src/ledger.js';
+import type { NoteSigner } from '../../services/ledger/src/note.js';
 import { CompiledPolicy } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
 import { QueryApi } from '../../services/query/src/http-api.js';
@@ -26,6 +29,11 @@ export interface RunningAgate {
 }
 
 export const EMBEDDED_CHAIN = 'embedded';
+
+/** The checkpoint signing key named by the config, created on first use. */
+export function ledgerSigner(config: AgateConfig): NoteSigner {
+  return loadOrCreateSigner(config.ledger.signing_key!, config.ledger.origin);
+}
 
 export async function buildVerifier(config: AgateConfig): Promise<TokenVerifier> {
   const issuers = config.identity.issuers.map(remoteIssuer);
@@ -60,7 +68,16 @@ export async function startEmbedded(config: AgateConfig, logger: Logger): Promis
   const bus = new LocalBus({ dir: join(config.data_dir, 'bus'), fsync: config.bus.fsync, logger: logger.child({ component: 'bus' }) });
   const started: { stop(): Promise<void> }[] = [];
   try {
-    const ledger = new LedgerService({ bus, store, codec, chainId: EMBEDDED_CHAIN, logger: logger.child({ component: 'ledger' }) });
+    const ledgerLogger = logger.child({ component: 'ledger' });
+    const { checkpoint } = config.ledger;
+    const sinks: CheckpointSink[] = [];
+    if (checkpoint.dir !== undefined) sinks.push(directorySink(checkpoint.dir));
+    if (checkpoint.webhook !== undefined) sinks.push(webhookSink(checkpoint.webhook, ledgerLogger));
+    const ledger = new LedgerService({
+      bus, store, codec, chainId: EMBEDDED_CHAIN, logger: ledgerLogger, signer: ledgerSigner(config),
+      checkpoints: { everyEvents: checkpoint.every_events, everyMs: checkpoint.every_ms, sinks },
+      dedupWindow: config.ledger.dedup_window, retentionDays: config.ledger.retention_days,
+    });
     await ledger.start();
     started.push(ledger);
     const policy = new PolicyService({ bus, policy: new CompiledPolicy(config.policy), logger: logger.child({ component: 'policy' }), staleAfterMs: config.proxy.verdict_timeout_ms });

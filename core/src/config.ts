@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { z } from 'zod';
@@ -94,6 +94,28 @@ export const configSchema = z.strictObject({
   policy: z
     .strictObject({ default: z.enum(['allow', 'deny']).default('deny'), rules: z.array(rule).default([]) })
     .default({ default: 'deny', rules: [] }),
+  ledger: z
+    .strictObject({
+      /** Log name: the checkpoint key's name; each chain's checkpoint origin is ORIGIN/CHAIN. */
+      origin: z.string().regex(/^[^\s+]+$/, 'expected a name without spaces or +, e.g. agate.example.com/ledger').default('agate.local/ledger'),
+      /** Ed25519 signer key in note format; generated on first start. Default DATA_DIR/ledger/checkpoint.key. */
+      signing_key: z.string().optional(),
+      checkpoint: z
+        .strictObject({
+          every_events: z.number().int().min(1).default(1000),
+          every_ms: duration.default(10_000),
+          /** A directory outside the store where every signed checkpoint is written as a file. */
+          dir: z.string().optional(),
+          /** An HTTP(S) endpoint that receives every signed checkpoint (POST, text/plain). */
+          webhook: z.url().optional(),
+        })
+        .default({ every_events: 1000, every_ms: 10_000 }),
+      /** Days after which whole blocks of 2^20 records expire; unset keeps everything. */
+      retention_days: z.number().int().min(1).optional(),
+      /** Latest event ids remembered to drop redelivered events. */
+      dedup_window: z.number().int().min(1000).default(100_000),
+    })
+    .default({ origin: 'agate.local/ledger', checkpoint: { every_events: 1000, every_ms: 10_000 }, dedup_window: 100_000 }),
   query: z
     .strictObject({
       listen: hostPort.default('127.0.0.1:7480'),
@@ -147,6 +169,8 @@ export function parseConfig(text: string, source: string): AgateConfig {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   cfg.data_dir = abs(cfg.data_dir);
   if (cfg.store.path !== undefined) cfg.store.path = abs(cfg.store.path);
+  cfg.ledger.signing_key = abs(cfg.ledger.signing_key ?? join(cfg.data_dir, 'ledger', 'checkpoint.key'));
+  if (cfg.ledger.checkpoint.dir !== undefined) cfg.ledger.checkpoint.dir = abs(cfg.ledger.checkpoint.dir);
   for (const t of cfg.targets) if (t.upstream.password.file !== undefined) t.upstream.password.file = abs(t.upstream.password.file);
   const names = new Set<string>();
   for (const [i, t] of cfg.targets.entries()) {

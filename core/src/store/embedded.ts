@@ -40,6 +40,17 @@ export class EmbeddedStore implements Store {
     await this.#run(() => this.#session.insert({ table, values: payload, format: 'JSONEachRow' }), `INSERT INTO ${table}`);
   }
 
+  async insertTsv(table: string, columns: readonly string[], payload: Buffer): Promise<void> {
+    if (payload.length === 0) return;
+    await this.#run(() => this.#session.insert({ table, values: payload, format: 'TabSeparated', columns }), `INSERT INTO ${table}`);
+  }
+
+  async queryRowBinary(sql: string, params: Record<string, unknown> = {}): Promise<Buffer> {
+    const result = await this.#run(() => this.#session.queryBindAsync(sql, params, { format: 'RowBinary' }), sql);
+    const bytes = result.bytes();
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
   async close(): Promise<void> {
     if (this.#session.open) this.#session.close();
   }

@@ -1,10 +1,19 @@
+import { randomUUID } from 'node:crypto';
 import type { Bus, Subscription } from '../../../core/src/bus/bus.js';
+import { describeError } from '../../../core/src/errors.js';
 import type { Logger } from '../../../core/src/log.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
-import { EVENT_TYPES, type AgateEvent } from '../../../schemas/src/events.js';
-import { GENESIS, linkHash } from './chain.js';
-import { microsToDateTime64, migrate } from './schema.js';
+import { EVENT_TYPES, nowMicros, type AgateEvent } from '../../../schemas/src/events.js';
+import { GENESIS, linkHash, recordColumns } from './chain.js';
+import { signCheckpoint } from './checkpoint.js';
+import type { CheckpointSink } from './checkpoint-sink.js';
+import { CompactRange } from './compact-range.js';
+import { leafHash } from './merkle.js';
+import type { NoteSigner } from './note.js';
+import { BLOCK_SIZE, LEDGER_COLUMNS, microsToDateTime64, migrate } from './schema.js';
+import { leafHashes } from './tree-sql.js';
+import { tsvBytes, tsvText } from './tsv.js';
 
 export interface LedgerOptions {
   bus: Bus;
@@ -13,84 +22,195 @@ export interface LedgerOptions {
   /** One chain per bus partition; the embedded bus has one. */
   chainId: string;
   logger: Logger;
+  signer: NoteSigner;
+  /** Signed checkpoints every `everyEvents` records or `everyMs`, whichever comes first. */
+  checkpoints?: { everyEvents: number; everyMs: number; sinks: readonly CheckpointSink[] };
+  /** How many of the latest event ids are remembered to drop redeliveries (default 100,000). */
+  dedupWindow?: number;
+  retentionDays?: number;
 }
 
-interface Head {
+export interface Head {
   seq: number;
-  hash: string;
+  hash: Buffer;
 }
+
+interface PendingCheckpoint {
+  size: number;
+  root: Buffer;
+  head: Buffer;
+  frontier: string;
+}
+
+/** The log origin of one chain: the key name (ledger.origin) and the chain id. */
+export const chainOrigin = (keyName: string, chainId: string) => `${keyName}/${chainId}`;
 
 /**
- * Appends every event to a hash chain in the store. Idempotent by event id: redelivered events
- * (after a crash, a rebalance, a retry) are recognised and stored once.
+ * Appends every event to its chain: the record's Merkle leaf is the encoded event, its link
+ * hash chains it to the one before, and the Merkle tree grows incrementally (a compact range,
+ * one node hash per record). Signs checkpoints at a configured interval and at every block
+ * boundary. Idempotent by event id within the redelivery window; chain and tree state are
+ * recovered from the store on start.
  */
 export class LedgerService {
   #head: Head = { seq: 0, hash: GENESIS };
+  #tree = new CompactRange();
+  #lastCheckpoint = 0;
+  readonly #recent = new Set<string>();
+  readonly #recentOrder: string[] = [];
   #subscription: Subscription | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  // Appends and checkpoints run one at a time: both read and move the head.
+  #serial: Promise<unknown> = Promise.resolve();
+  readonly #origin: string;
 
-  constructor(private readonly options: LedgerOptions) {}
+  constructor(private readonly options: LedgerOptions) {
+    this.#origin = chainOrigin(options.signer.name, options.chainId);
+  }
+
+  get origin(): string {
+    return this.#origin;
+  }
 
   async start(): Promise<void> {
-    await migrate(this.options.store);
-    this.#head = await this.#recoverHead();
-    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types: EVENT_TYPES, handler: (batch) => this.append(batch) });
+    await migrate(this.options.store, { retentionDays: this.options.retentionDays });
+    await this.recover();
+    // Checkpoints are published on the bus for outside consumers; the ledger does not chain its own.
+    const types = EVENT_TYPES.filter((t) => t !== 'Checkpoint');
+    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch) => this.append(batch), maxBatch: 5000 });
+    const every = this.options.checkpoints?.everyMs;
+    if (every !== undefined) {
+      this.#timer = setInterval(() => void this.checkpoint().catch((err: unknown) => this.options.logger.error('checkpoint failed', { error: describeError(err) })), every);
+      this.#timer.unref();
+    }
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.#timer);
     await this.#subscription?.close();
+    await this.checkpoint().catch((err: unknown) => this.options.logger.error('final checkpoint failed', { error: describeError(err) }));
   }
 
-  /** The last appended position, e.g. for health and tests. */
+  /** The last appended position. */
   get head(): Readonly<Head> {
     return this.#head;
   }
 
-  async append(batch: readonly AgateEvent[]): Promise<void> {
+  /** The current tree root. */
+  get root(): Buffer {
+    return this.#tree.root();
+  }
+
+  append(batch: readonly AgateEvent[]): Promise<void> {
+    return this.#exclusive(() => this.#append(batch));
+  }
+
+  /** Signs a checkpoint of the current head unless one exists for it. */
+  checkpoint(): Promise<void> {
+    return this.#exclusive(async () => {
+      if (this.#head.seq === 0 || this.#head.seq === this.#lastCheckpoint) return;
+      await this.#publish({ size: this.#head.seq, root: this.#tree.root(), head: this.#head.hash, frontier: JSON.stringify(this.#tree.toJSON()) });
+    });
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#serial.then(fn, fn);
+    this.#serial = run.catch(() => undefined);
+    return run;
+  }
+
+  async #append(batch: readonly AgateEvent[]): Promise<void> {
     const { store, codec, chainId } = this.options;
-    const fresh = await this.#withoutRecorded(batch);
+    const seen = new Set<string>();
+    const fresh = batch.filter((e) => !this.#recent.has(e.event_id) && !seen.has(e.event_id) && seen.add(e.event_id));
+    if (fresh.length < batch.length) this.options.logger.debug('skipping redelivered events already in the ledger', { count: batch.length - fresh.length });
     if (fresh.length === 0) return;
+    // Work on copies: the head and tree move only after the insert succeeded, so a failed batch is retried from the same state.
+    const tree = this.#tree.clone();
     let { seq, hash } = this.#head;
-    const rows = fresh.map((event) => {
+    const blocks: PendingCheckpoint[] = [];
+    const chunks: Buffer[] = [];
+    const chain = tsvText(chainId);
+    for (const event of fresh) {
       const payload = codec.encode(event);
+      const leaf = leafHash(payload);
+      const columns = recordColumns(event);
       const prev = hash;
       seq += 1;
-      hash = linkHash(prev, seq, payload);
-      return {
-        chain_id: chainId,
-        seq,
-        event_id: event.event_id,
-        event_type: event.type,
-        session_id: event.session_id,
-        time: microsToDateTime64(event.time),
-        payload: payload.toString('base64'),
-        body: JSON.stringify(event),
-        prev_hash: prev,
-        hash,
-      };
-    });
-    // The head moves only after the insert succeeded; a failed batch is retried from the same head.
-    await store.insert('agate.ledger', rows);
+      hash = linkHash(prev, seq, leaf, columns);
+      tree.push(leaf);
+      if (seq % BLOCK_SIZE === 0) blocks.push({ size: seq, root: tree.root(), head: hash, frontier: JSON.stringify(tree.toJSON()) });
+      const text = [chain, seq, tsvText(columns.event_id), columns.event_type, microsToDateTime64(columns.time), tsvText(columns.session_id), tsvText(columns.subject), tsvText(columns.target), tsvText(columns.text), tsvText(columns.body)].join('\t');
+      chunks.push(Buffer.from(text + '\t'), tsvBytes(payload), TAB, tsvBytes(prev), TAB, tsvBytes(hash), NEWLINE);
+    }
+    await store.insertTsv('agate.ledger', LEDGER_COLUMNS, Buffer.concat(chunks));
     this.#head = { seq, hash };
+    this.#tree = tree;
+    for (const e of fresh) this.#remember(e.event_id);
+    for (const b of blocks) await this.#publish(b);
+    const every = this.options.checkpoints?.everyEvents;
+    if (every !== undefined && seq - this.#lastCheckpoint >= every) {
+      await this.#publish({ size: seq, root: tree.root(), head: hash, frontier: JSON.stringify(tree.toJSON()) });
+    }
   }
 
-  async #withoutRecorded(batch: readonly AgateEvent[]): Promise<AgateEvent[]> {
-    const seen = new Set<string>();
-    const unique = batch.filter((e) => !seen.has(e.event_id) && seen.add(e.event_id));
-    const recorded = await this.options.store.query<{ event_id: string }>(
-      'SELECT event_id FROM agate.ledger WHERE chain_id = {chain:String} AND event_id IN {ids:Array(String)}',
-      { chain: this.options.chainId, ids: unique.map((e) => e.event_id) },
-    );
-    if (recorded.length === 0) return unique;
-    const known = new Set(recorded.map((r) => r.event_id));
-    this.options.logger.info('skipping redelivered events already in the ledger', { count: known.size });
-    return unique.filter((e) => !known.has(e.event_id));
+  async #publish(cp: PendingCheckpoint): Promise<void> {
+    const { store, chainId, signer } = this.options;
+    const note = signCheckpoint({ origin: this.#origin, size: cp.size, root: cp.root, chainHead: cp.head }, signer);
+    await store.insertTsv('agate.checkpoints', ['chain_id', 'size', 'origin', 'root', 'chain_head', 'note', 'frontier'], Buffer.concat([
+      Buffer.from([tsvText(chainId), cp.size, tsvText(this.#origin)].join('\t') + '\t'), tsvBytes(cp.root), TAB, tsvBytes(cp.head), TAB,
+      Buffer.from(`${tsvText(note)}\t${tsvText(cp.frontier)}\n`),
+    ]));
+    this.#lastCheckpoint = Math.max(this.#lastCheckpoint, cp.size);
+    const published = { chainId, origin: this.#origin, size: cp.size, note };
+    for (const sink of this.options.checkpoints?.sinks ?? []) await sink.publish(published);
+    await this.options.bus.publish({
+      type: 'Checkpoint', event_id: randomUUID(), time: nowMicros(), session_id: '', chain_id: chainId, origin: this.#origin,
+      size: cp.size, root_hash: cp.root.toString('base64'), note,
+    }).catch((err: unknown) => this.options.logger.warn('could not publish the checkpoint event', { error: describeError(err), size: cp.size }));
   }
 
-  async #recoverHead(): Promise<Head> {
-    const [last] = await this.options.store.query<{ seq: string; hash: string }>(
-      'SELECT seq, hash FROM agate.ledger WHERE chain_id = {chain:String} ORDER BY seq DESC LIMIT 1',
-      { chain: this.options.chainId },
+  #remember(id: string): void {
+    const window = this.options.dedupWindow ?? 100_000;
+    this.#recent.add(id);
+    this.#recentOrder.push(id);
+    if (this.#recentOrder.length > window * 2) {
+      // Trim in bulk: splicing one id per event would make appends quadratic.
+      for (const old of this.#recentOrder.splice(0, this.#recentOrder.length - window)) this.#recent.delete(old);
+    }
+  }
+
+  /**
+   * Restores head, tree and redelivery window from the store: the tree from the latest
+   * checkpoint's compact range, then the leaves recorded after it.
+   */
+  async recover(): Promise<void> {
+    const { store, chainId } = this.options;
+    const [last] = await store.query<{ seq: string; hash: string }>(
+      'SELECT seq, hex(hash) AS hash FROM agate.ledger WHERE chain_id = {chain:String} ORDER BY seq DESC LIMIT 1',
+      { chain: chainId },
     );
-    return last === undefined ? { seq: 0, hash: GENESIS } : { seq: Number(last.seq), hash: last.hash };
+    this.#head = last === undefined ? { seq: 0, hash: GENESIS } : { seq: Number(last.seq), hash: Buffer.from(last.hash, 'hex') };
+    const [cp] = await store.query<{ size: string; frontier: string; root: string }>(
+      'SELECT size, frontier, hex(root) AS root FROM agate.checkpoints FINAL WHERE chain_id = {chain:String} AND size <= {head:UInt64} ORDER BY size DESC LIMIT 1',
+      { chain: chainId, head: this.#head.seq },
+    );
+    let tree = new CompactRange();
+    if (cp !== undefined) {
+      const restored = CompactRange.fromJSON(JSON.parse(cp.frontier) as { size: number; hash: string }[]);
+      if (restored.size === Number(cp.size) && restored.root().toString('hex') === cp.root.toLowerCase()) tree = restored;
+      else this.options.logger.warn('the latest checkpoint frontier does not match its root; rebuilding the tree from every leaf', { size: cp.size });
+    }
+    for (let from = tree.size; from < this.#head.seq; from += 1 << 18) {
+      for (const leaf of await leafHashes(store, chainId, from, Math.min(this.#head.seq, from + (1 << 18)))) tree.push(Buffer.from(leaf));
+    }
+    this.#tree = tree;
+    this.#lastCheckpoint = cp === undefined ? 0 : Number(cp.size);
+    const window = this.options.dedupWindow ?? 100_000;
+    const ids = await store.query<{ event_id: string }>('SELECT event_id FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64} ORDER BY seq', { chain: chainId, from: Math.max(0, this.#head.seq - window) });
+    for (const r of ids) this.#remember(r.event_id);
   }
 }
+
+const TAB = Buffer.from('\t');
+const NEWLINE = Buffer.from('\n');
