@@ -1,15 +1,12 @@
 import { parseArgs } from 'node:util';
-import { join } from 'node:path';
 import { loadConfig, type AgateConfig } from '../../core/src/config.js';
 import { AgateError, describeError } from '../../core/src/errors.js';
 import { DEV_ISSUER, mintDevToken } from '../../core/src/identity/dev-issuer.js';
 import { createLogger } from '../../core/src/log.js';
-import { EmbeddedStore } from '../../core/src/store/embedded.js';
-import { EventCodec } from '../../schemas/src/codec.js';
-import { listChains, verifyChain, type VerifyReport } from '../../services/ledger/src/verify.js';
 import type { SessionRow, TimelineRow } from '../../services/query/src/queries.js';
 import { ApiClient } from './api-client.js';
 import { startEmbedded } from './embedded.js';
+import { consistencyCommand, ledgerKeyCommand, proveCommand, verifyCommand, verifyProofCommand } from './ledger-commands.js';
 import { table } from './format.js';
 
 const USAGE = `agate — audit gateway for AI agents and other non-human identities
@@ -22,10 +19,20 @@ Usage:
   agate sessions   --config FILE [--subject S] [--target T] [--limit N] [--json]
   agate session    SESSION_ID --config FILE [--json]
                                               a session's commands with verdicts and results
-  agate verify     --config FILE [--offline] [--json]
-                                              recompute the ledger's hash chains
+  agate verify     --config FILE [--offline] [--checkpoint FILE ...] [--key KEY]
+                   [--state FILE] [--deep] [--json]
+                                              verify the ledger: chains, Merkle roots, and
+                                              signed checkpoints kept outside the store
+  agate prove      EVENT_ID --config FILE [--checkpoint FILE] [--offline] [--out FILE]
+                                              an inclusion proof of one event
+  agate consistency OLD NEW --config FILE [--offline] [--key KEY] [--out FILE]
+                                              a consistency proof between two checkpoint files
+  agate verify-proof --proof FILE --key KEY [--checkpoint FILE]
+                                              check a proof offline (no store, no network)
+  agate ledger-key --config FILE              the public key auditors verify checkpoints with
 Read commands use the running query API (--url, --token or AGATE_TOKEN);
-verify --offline opens the store directly while Agate is stopped.`;
+--offline opens the store directly while Agate is stopped (verify does so
+whenever --checkpoint, --state or --deep is given).`;
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -39,6 +46,12 @@ const OPTIONS = {
   url: { type: 'string' },
   json: { type: 'boolean' },
   offline: { type: 'boolean' },
+  checkpoint: { type: 'string', multiple: true },
+  key: { type: 'string' },
+  state: { type: 'string' },
+  deep: { type: 'boolean' },
+  proof: { type: 'string' },
+  out: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -70,7 +83,17 @@ async function main(argv: string[]): Promise<number> {
       if (rest[0] === undefined) throw new UsageError('agate session needs a SESSION_ID');
       return session(config(), rest[0], values);
     case 'verify':
-      return verify(config(), values);
+      return verifyCommand(config(), values);
+    case 'prove':
+      if (rest[0] === undefined) throw new UsageError('agate prove needs an EVENT_ID');
+      return proveCommand(config(), rest[0], values);
+    case 'consistency':
+      if (rest.length !== 2) throw new UsageError('agate consistency needs two checkpoint files: OLD NEW');
+      return consistencyCommand(config(), rest[0]!, rest[1]!, values);
+    case 'verify-proof':
+      return verifyProofCommand(values);
+    case 'ledger-key':
+      return ledgerKeyCommand(config());
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
@@ -141,32 +164,6 @@ async function session(config: AgateConfig, id: string, v: Values): Promise<numb
   console.log(`opened ${s.opened_at}  closed ${s.closed_at ?? '(open)'}  from ${s.client_address}\n`);
   console.log(table(body.commands as unknown as Record<string, unknown>[], ['sequence', 'time', 'decision', 'rule_id', 'status', 'command_tag', 'rows', 'text']));
   return 0;
-}
-
-async function verify(config: AgateConfig, v: Values): Promise<number> {
-  let chains: VerifyReport[];
-  if (v.offline) {
-    const store = EmbeddedStore.open(config.store.path ?? join(config.data_dir, 'store'));
-    try {
-      const codec = new EventCodec();
-      chains = [];
-      for (const c of await listChains(store)) chains.push(await verifyChain(store, codec, c));
-    } finally {
-      await store.close();
-    }
-  } else {
-    const api = await ApiClient.fromConfig(config, v.token, v.url);
-    chains = (await api.get<{ chains: VerifyReport[] }>('/v1/ledger/verify')).chains;
-  }
-  if (v.json) console.log(JSON.stringify(chains, null, 2));
-  else {
-    for (const c of chains) {
-      if (c.ok) console.log(`chain ${c.chain_id}: OK, ${c.records} records, head ${c.head.hash}`);
-      else console.log(`chain ${c.chain_id}: BROKEN at record ${c.failure!.seq} (event ${c.failure!.event_id}): ${c.failure!.problem}; ${c.records} records before it verify`);
-    }
-    if (chains.length === 0) console.log('the ledger is empty');
-  }
-  return chains.every((c) => c.ok) ? 0 : 1;
 }
 
 main(process.argv.slice(2)).then(

@@ -6,6 +6,7 @@ import type { Logger } from '../../../core/src/log.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import type { Identity } from '../../../schemas/src/events.js';
+import { ledgerRoutes } from '../../ledger/src/api.js';
 import { listChains, verifyChain } from '../../ledger/src/verify.js';
 import { getSession, listAuthFailures, listSessions, sessionTimeline } from './queries.js';
 
@@ -46,6 +47,7 @@ export class QueryApi {
       const chains = await Promise.all((await listChains(store)).map((c) => verifyChain(store, codec, c)));
       return { ok: chains.every((c) => c.ok), chains };
     });
+    for (const r of ledgerRoutes(store)) this.#route('GET', r.path, r.handler);
     this.#server = createServer((req, res) => void this.#handle(req, res));
   }
 
