@@ -9,10 +9,9 @@ import { GENESIS, linkHash, recordColumns } from './chain.js';
 import { signCheckpoint } from './checkpoint.js';
 import type { CheckpointSink } from './checkpoint-sink.js';
 import { CompactRange } from './compact-range.js';
-import { leafHash } from './merkle.js';
 import type { NoteSigner } from './note.js';
 import { BLOCK_SIZE, LEDGER_COLUMNS, microsToDateTime64, migrate } from './schema.js';
-import { leafHashes } from './tree-sql.js';
+import { pushRange } from './tree-sql.js';
 import { tsvBytes, tsvText } from './tsv.js';
 
 export interface LedgerOptions {
@@ -35,22 +34,17 @@ export interface Head {
   hash: Buffer;
 }
 
-interface PendingCheckpoint {
-  size: number;
-  root: Buffer;
-  head: Buffer;
-  frontier: string;
-}
 
 /** The log origin of one chain: the key name (ledger.origin) and the chain id. */
 export const chainOrigin = (keyName: string, chainId: string) => `${keyName}/${chainId}`;
 
 /**
- * Appends every event to its chain: the record's Merkle leaf is the encoded event, its link
- * hash chains it to the one before, and the Merkle tree grows incrementally (a compact range,
- * one node hash per record). Signs checkpoints at a configured interval and at every block
- * boundary. Idempotent by event id within the redelivery window; chain and tree state are
- * recovered from the store on start.
+ * Appends every event to its chain: the record's Merkle leaf is the encoded event and its link
+ * hash chains it to the one before (one hash per record, in JS). The Merkle tree is a compact
+ * range that grows at each checkpoint by the new records' aligned subtree roots, which the
+ * engine hashes natively, so the tree is never recomputed and the append path stays light.
+ * Signs checkpoints at a configured interval and at every block boundary. Idempotent by event
+ * id within the redelivery window; chain and tree state are recovered from the store on start.
  */
 export class LedgerService {
   #head: Head = { seq: 0, hash: GENESIS };
@@ -96,9 +90,11 @@ export class LedgerService {
     return this.#head;
   }
 
-  /** The current tree root. */
-  get root(): Buffer {
-    return this.#tree.root();
+  /** The tree root at the head (the tree itself advances at checkpoints). */
+  async currentRoot(): Promise<Buffer> {
+    const tree = this.#tree.clone();
+    await pushRange(this.options.store, this.options.chainId, tree, tree.size, this.#head.seq);
+    return tree.root();
   }
 
   append(batch: readonly AgateEvent[]): Promise<void> {
@@ -109,7 +105,7 @@ export class LedgerService {
   checkpoint(): Promise<void> {
     return this.#exclusive(async () => {
       if (this.#head.seq === 0 || this.#head.seq === this.#lastCheckpoint) return;
-      await this.#publish({ size: this.#head.seq, root: this.#tree.root(), head: this.#head.hash, frontier: JSON.stringify(this.#tree.toJSON()) });
+      await this.#publish(this.#head.seq, this.#head.hash);
     });
   }
 
@@ -125,37 +121,37 @@ export class LedgerService {
     const fresh = batch.filter((e) => !this.#recent.has(e.event_id) && !seen.has(e.event_id) && seen.add(e.event_id));
     if (fresh.length < batch.length) this.options.logger.debug('skipping redelivered events already in the ledger', { count: batch.length - fresh.length });
     if (fresh.length === 0) return;
-    // Work on copies: the head and tree move only after the insert succeeded, so a failed batch is retried from the same state.
-    const tree = this.#tree.clone();
+    // The head moves only after the insert succeeded, so a failed batch is retried from the same state.
     let { seq, hash } = this.#head;
-    const blocks: PendingCheckpoint[] = [];
+    const blocks: [number, Buffer][] = [];
     const chunks: Buffer[] = [];
     const chain = tsvText(chainId);
     for (const event of fresh) {
       const payload = codec.encode(event);
-      const leaf = leafHash(payload);
       const columns = recordColumns(event);
       const prev = hash;
       seq += 1;
-      hash = linkHash(prev, seq, leaf, columns);
-      tree.push(leaf);
-      if (seq % BLOCK_SIZE === 0) blocks.push({ size: seq, root: tree.root(), head: hash, frontier: JSON.stringify(tree.toJSON()) });
+      hash = linkHash(prev, seq, payload, columns);
+      if (seq % BLOCK_SIZE === 0) blocks.push([seq, hash]);
       const text = [chain, seq, tsvText(columns.event_id), columns.event_type, microsToDateTime64(columns.time), tsvText(columns.session_id), tsvText(columns.subject), tsvText(columns.target), tsvText(columns.text), tsvText(columns.body)].join('\t');
       chunks.push(Buffer.from(text + '\t'), tsvBytes(payload), TAB, tsvBytes(prev), TAB, tsvBytes(hash), NEWLINE);
     }
     await store.insertTsv('agate.ledger', LEDGER_COLUMNS, Buffer.concat(chunks));
     this.#head = { seq, hash };
-    this.#tree = tree;
     for (const e of fresh) this.#remember(e.event_id);
-    for (const b of blocks) await this.#publish(b);
+    // A checkpoint at every block boundary: where verification starts once older blocks expire.
+    for (const [size, head] of blocks) await this.#publish(size, head);
     const every = this.options.checkpoints?.everyEvents;
-    if (every !== undefined && seq - this.#lastCheckpoint >= every) {
-      await this.#publish({ size: seq, root: tree.root(), head: hash, frontier: JSON.stringify(tree.toJSON()) });
-    }
+    if (every !== undefined && seq - this.#lastCheckpoint >= every) await this.#publish(seq, hash);
   }
 
-  async #publish(cp: PendingCheckpoint): Promise<void> {
+  /** Advances the tree to `size` (records up to it are stored), then signs and publishes. */
+  async #publish(size: number, head: Buffer): Promise<void> {
     const { store, chainId, signer } = this.options;
+    const tree = this.#tree.clone();
+    await pushRange(store, chainId, tree, tree.size, size);
+    this.#tree = tree;
+    const cp = { size, root: tree.root(), head, frontier: JSON.stringify(tree.toJSON()) };
     const note = signCheckpoint({ origin: this.#origin, size: cp.size, root: cp.root, chainHead: cp.head }, signer);
     await store.insertTsv('agate.checkpoints', ['chain_id', 'size', 'origin', 'root', 'chain_head', 'note', 'frontier'], Buffer.concat([
       Buffer.from([tsvText(chainId), cp.size, tsvText(this.#origin)].join('\t') + '\t'), tsvBytes(cp.root), TAB, tsvBytes(cp.head), TAB,
@@ -181,8 +177,8 @@ export class LedgerService {
   }
 
   /**
-   * Restores head, tree and redelivery window from the store: the tree from the latest
-   * checkpoint's compact range, then the leaves recorded after it.
+   * Restores head, tree and redelivery window from the store: the tree is the latest
+   * checkpoint's compact range.
    */
   async recover(): Promise<void> {
     const { store, chainId } = this.options;
@@ -199,13 +195,11 @@ export class LedgerService {
     if (cp !== undefined) {
       const restored = CompactRange.fromJSON(JSON.parse(cp.frontier) as { size: number; hash: string }[]);
       if (restored.size === Number(cp.size) && restored.root().toString('hex') === cp.root.toLowerCase()) tree = restored;
-      else this.options.logger.warn('the latest checkpoint frontier does not match its root; rebuilding the tree from every leaf', { size: cp.size });
+      else this.options.logger.warn('the latest checkpoint frontier does not match its root; rebuilding the tree at the next checkpoint', { size: cp.size });
     }
-    for (let from = tree.size; from < this.#head.seq; from += 1 << 18) {
-      for (const leaf of await leafHashes(store, chainId, from, Math.min(this.#head.seq, from + (1 << 18)))) tree.push(Buffer.from(leaf));
-    }
+    // Records after the checkpoint join the tree at the next checkpoint, hashed by the engine.
     this.#tree = tree;
-    this.#lastCheckpoint = cp === undefined ? 0 : Number(cp.size);
+    this.#lastCheckpoint = tree.size;
     const window = this.options.dedupWindow ?? 100_000;
     const ids = await store.query<{ event_id: string }>('SELECT event_id FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64} ORDER BY seq', { chain: chainId, from: Math.max(0, this.#head.seq - window) });
     for (const r of ids) this.#remember(r.event_id);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 
 /*
  * RFC 9162 (Certificate Transparency v2) Merkle tree hashing, section 2.1.1:
@@ -15,12 +15,13 @@ const NODE_PREFIX = Buffer.of(0x01);
 /** SHA-256 of the empty string: the root of a tree with no leaves. */
 export const EMPTY_ROOT = createHash('sha256').digest();
 
+// One-shot hashing of one buffer costs about half of a createHash() with several updates.
 export function leafHash(data: Uint8Array): Buffer {
-  return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
+  return hash('sha256', Buffer.concat([LEAF_PREFIX, data]), 'buffer');
 }
 
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+  return hash('sha256', Buffer.concat([NODE_PREFIX, left, right], 1 + left.length + right.length), 'buffer');
 }
 
 /** The largest power of two strictly smaller than n (n > 1). */

@@ -5,7 +5,7 @@ import type { Checkpoint } from './checkpoint.js';
 import { CompactRange } from './compact-range.js';
 import { openCheckpoint } from './checkpoint.js';
 import type { NoteVerifier } from './note.js';
-import { rangeRoot } from './tree-sql.js';
+import { pushRange } from './tree-sql.js';
 
 export type FailureKind = 'altered' | 'missing' | 'inserted' | 'relinked' | 'rewritten' | 'truncated' | 'resume-mismatch';
 
@@ -113,30 +113,33 @@ export async function verifyChain(store: Store, codec: EventCodec, chainId: stri
   for (const cp of pending.filter((c) => c.size <= start)) checked.push(cp.size); // covered by the resumed or expired prefix
 
   for (let lo = start; lo < storedLast; lo = nextBoundary(lo, page)) {
-    const hi = nextBoundary(lo, page);
-    const [problem] = await store.query<ProblemRow>(
-      `SELECT seq, event_id, link_ok, prev_ok, before_seq FROM (
-         SELECT seq, event_id, ${LINK_SQL} = hash AS link_ok,
-           prev_hash = lagInFrame(hash, 1, toFixedString(unhex({prev:String}), 32)) OVER w AS prev_ok,
-           lagInFrame(seq, 1, toUInt64({last:UInt64})) OVER w AS before_seq
-         FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {lo:UInt64} AND seq <= {hi:UInt64}
-         WINDOW w AS (ORDER BY seq, event_id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW))
-       WHERE NOT link_ok OR NOT prev_ok OR seq != before_seq + 1
-       ORDER BY seq, event_id LIMIT 1`,
-      { chain: chainId, lo, hi, prev: lastHash.toString('hex'), last: lastSeq },
-    );
+    const hi = Math.min(nextBoundary(lo, page), storedLast);
+    // The engine checks links while this process folds the page's leaves into the tree.
+    const pageTree = tree.clone();
+    const [[problem], folded] = await Promise.all([
+      store.query<ProblemRow>(
+        `SELECT seq, event_id, link_ok, prev_ok, before_seq FROM (
+           SELECT seq, event_id, ${LINK_SQL} = hash AS link_ok,
+             prev_hash = lagInFrame(hash, 1, toFixedString(unhex({prev:String}), 32)) OVER w AS prev_ok,
+             lagInFrame(seq, 1, toUInt64({last:UInt64})) OVER w AS before_seq
+           FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {lo:UInt64} AND seq <= {hi:UInt64}
+           WINDOW w AS (ORDER BY seq, event_id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW))
+         WHERE NOT link_ok OR NOT prev_ok OR seq != before_seq + 1
+         ORDER BY seq, event_id LIMIT 1`,
+        { chain: chainId, lo, hi, prev: lastHash.toString('hex'), last: lastSeq },
+      ),
+      pushRange(store, chainId, pageTree, lo, hi).then(() => true, () => false),
+    ]);
     if (problem !== undefined) return report(describe(problem));
-    if (options.deep) {
-      const bad = await firstBodyMismatch(store, codec, chainId, lo, hi);
-      if (bad !== undefined) return report({ kind: 'altered', seq: Number(bad.seq), event_id: bad.event_id, problem: 'its JSON body does not match its encoded event' });
-    }
     const [summary] = await store.query<{ n: string; last: string; hash: string }>(
       'SELECT count() AS n, max(seq) AS last, hex(argMax(hash, seq)) AS hash FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {lo:UInt64} AND seq <= {hi:UInt64}',
       { chain: chainId, lo, hi },
     );
-    const n = Number(summary!.n);
-    if (n === 0) continue;
-    const pageLast = Number(summary!.last);
+    const pageLast = Number(summary!.n) === 0 ? lastSeq : Number(summary!.last);
+    if (options.deep) {
+      const bad = await firstBodyMismatch(store, codec, chainId, lo, hi);
+      if (bad !== undefined) return report({ kind: 'altered', seq: Number(bad.seq), event_id: bad.event_id, problem: 'its JSON body does not match its encoded event' });
+    }
     for (const cp of pending.filter((c) => c.size > lo && c.size <= pageLast)) {
       const at = tree.clone();
       await pushRange(store, chainId, at, lo, cp.size);
@@ -150,9 +153,12 @@ export async function verifyChain(store: Store, codec: EventCodec, chainId: stri
       }
       checked.push(cp.size);
     }
-    await pushRange(store, chainId, tree, lo, pageLast);
+    if (!folded || pageLast !== hi) {
+      // The page ends early: the next page's first record reports the gap.
+      await pushRange(store, chainId, tree, lo, pageLast);
+    } else tree = pageTree;
     lastSeq = pageLast;
-    lastHash = Buffer.from(summary!.hash, 'hex');
+    if (Number(summary!.n) > 0) lastHash = Buffer.from(summary!.hash, 'hex');
   }
   const beyond = pending.find((c) => c.size > lastSeq);
   if (beyond !== undefined) {
@@ -197,16 +203,6 @@ function canonicalJson(value: unknown): string {
 /** The next multiple of `page` above `lo`. */
 function nextBoundary(lo: number, page: number): number {
   return (Math.floor(lo / page) + 1) * page;
-}
-
-/** Appends leaves [lo, hi) to the tree as complete aligned subtrees, each hashed by the store. */
-export async function pushRange(store: Store, chainId: string, tree: CompactRange, lo: number, hi: number): Promise<void> {
-  while (lo < hi) {
-    let size = 1;
-    while ((lo === 0 || lo % (size * 2) === 0) && lo + size * 2 <= hi) size *= 2;
-    tree.pushSubtree(await rangeRoot(store, chainId, lo, lo + size), size);
-    lo += size;
-  }
 }
 
 async function hashAt(store: Store, chainId: string, seq: number): Promise<Buffer | undefined> {
