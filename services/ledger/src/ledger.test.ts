@@ -158,6 +158,19 @@ ledger('a rewrite that recomputes every link is caught by the signed root and ch
   assert.is(r.failure?.seq, 30);
 });
 
+ledger('records dropped up to a signed checkpoint count as expired; anything else is missing', async () => {
+  const { cp } = await fresh();
+  await mutate('ALTER TABLE agate.ledger DELETE WHERE seq <= 20');
+  const r = await verify(cp);
+  assert.ok(r.ok, JSON.stringify(r.failure));
+  assert.is(r.expired, 20);
+  assert.is(r.from, 21);
+  await mutate('ALTER TABLE agate.ledger DELETE WHERE seq <= 23');
+  const gap = await verify(cp);
+  assert.is(gap.failure?.kind, 'missing');
+  assert.is(gap.failure?.seq, 1);
+});
+
 ledger('incremental verification resumes from its state and sees a change under it', async () => {
   const { ledger: l } = await fresh(20);
   const first = await verifyChain(store, codec, 'test');
