@@ -43,7 +43,7 @@ const rate = (n: number, ms: number) => Math.round((n / ms) * 1000);
 const fmt = (n: number) => n.toLocaleString('en-US');
 
 export async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { events: { type: 'string', default: '1000000' }, batch: { type: 'string', default: '5000' } } });
+  const { values } = parseArgs({ args, options: { events: { type: 'string', default: '1000000' }, batch: { type: 'string', default: '20000' } } });
   const total = Number(values.events);
   const batchSize = Number(values.batch);
   const dir = mkdtempSync(join(tmpdir(), 'agate-bench-ledger-'));

@@ -5,7 +5,7 @@ import type { Logger } from '../../../core/src/log.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import { EVENT_TYPES, nowMicros, type AgateEvent } from '../../../schemas/src/events.js';
-import { GENESIS, linkHash, recordColumns } from './chain.js';
+import { GENESIS, linkHash, recordColumns, type RecordColumns } from './chain.js';
 import { signCheckpoint } from './checkpoint.js';
 import type { CheckpointSink } from './checkpoint-sink.js';
 import { CompactRange } from './compact-range.js';
@@ -71,7 +71,7 @@ export class LedgerService {
     await this.recover();
     // Checkpoints are published on the bus for outside consumers; the ledger does not chain its own.
     const types = EVENT_TYPES.filter((t) => t !== 'Checkpoint');
-    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch) => this.append(batch), maxBatch: 5000 });
+    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch) => this.append(batch), maxBatch: 20_000 });
     const every = this.options.checkpoints?.everyMs;
     if (every !== undefined) {
       this.#timer = setInterval(() => void this.checkpoint().catch((err: unknown) => this.options.logger.error('checkpoint failed', { error: describeError(err) })), every);
@@ -121,24 +121,35 @@ export class LedgerService {
     const fresh = batch.filter((e) => !this.#recent.has(e.event_id) && !seen.has(e.event_id) && seen.add(e.event_id));
     if (fresh.length < batch.length) this.options.logger.debug('skipping redelivered events already in the ledger', { count: batch.length - fresh.length });
     if (fresh.length === 0) return;
-    // The head moves only after the insert succeeded, so a failed batch is retried from the same state.
+    // Encoding and hashing the next slice overlaps the engine's insert of the previous one (the
+    // insert runs on the engine's threads). Inserts stay strictly in order, and the head moves
+    // past a slice only once it is stored, so a failure leaves no gap: the bus redelivers the
+    // batch and the stored slices are dropped as redeliveries.
     let { seq, hash } = this.#head;
     const blocks: [number, Buffer][] = [];
-    const chunks: Buffer[] = [];
-    const chain = tsvText(chainId);
-    for (const event of fresh) {
-      const payload = codec.encode(event);
-      const columns = recordColumns(event);
-      const prev = hash;
-      seq += 1;
-      hash = linkHash(prev, seq, payload, columns);
-      if (seq % BLOCK_SIZE === 0) blocks.push([seq, hash]);
-      const text = [chain, seq, tsvText(columns.event_id), columns.event_type, microsToDateTime64(columns.time), tsvText(columns.session_id), tsvText(columns.subject), tsvText(columns.target), tsvText(columns.text), tsvText(columns.body)].join('\t');
-      chunks.push(Buffer.from(text + '\t'), tsvBytes(payload), TAB, tsvBytes(prev), TAB, tsvBytes(hash), NEWLINE);
+    let inFlight: Promise<void> = Promise.resolve();
+    for (let i = 0; i < fresh.length; i += INSERT_SLICE) {
+      const slice = fresh.slice(i, i + INSERT_SLICE);
+      const chunks: Buffer[] = [];
+      for (const event of slice) {
+        const payload = codec.encode(event);
+        const columns = recordColumns(event);
+        const prev = hash;
+        seq += 1;
+        hash = linkHash(prev, seq, payload, columns);
+        if (seq % BLOCK_SIZE === 0) blocks.push([seq, hash]);
+        chunks.push(tsvRow(chainId, seq, columns, payload, prev, hash));
+      }
+      await inFlight;
+      const head = { seq, hash };
+      inFlight = store.insertTsv('agate.ledger', LEDGER_COLUMNS, Buffer.concat(chunks)).then(() => {
+        this.#head = head;
+        for (const e of slice) this.#remember(e.event_id);
+      });
+      // An unobserved rejection would crash the process before the loop reaches the await.
+      inFlight.catch(() => undefined);
     }
-    await store.insertTsv('agate.ledger', LEDGER_COLUMNS, Buffer.concat(chunks));
-    this.#head = { seq, hash };
-    for (const e of fresh) this.#remember(e.event_id);
+    await inFlight;
     // A checkpoint at every block boundary: where verification starts once older blocks expire.
     for (const [size, head] of blocks) await this.#publish(size, head);
     const every = this.options.checkpoints?.everyEvents;
@@ -208,3 +219,10 @@ export class LedgerService {
 
 const TAB = Buffer.from('\t');
 const NEWLINE = Buffer.from('\n');
+/** Records per INSERT: large enough for the engine, small enough to overlap with hashing. */
+const INSERT_SLICE = 5000;
+
+function tsvRow(chainId: string, seq: number, c: RecordColumns, payload: Buffer, prev: Buffer, hash: Buffer): Buffer {
+  const text = [tsvText(chainId), seq, tsvText(c.event_id), c.event_type, microsToDateTime64(c.time), tsvText(c.session_id), tsvText(c.subject), tsvText(c.target), tsvText(c.text), tsvText(c.body)].join('\t');
+  return Buffer.concat([Buffer.from(text + '\t'), tsvBytes(payload), TAB, tsvBytes(prev), TAB, tsvBytes(hash), NEWLINE]);
+}
