@@ -116,6 +116,9 @@ export async function main(args: string[]): Promise<void> {
     line(`verify: incremental (${fmt(inc.records)} new records)`, `${Math.round(incMs)} ms`, '');
     line('prove: one inclusion proof', `${Math.round(proveMs)} ms`, '');
     line('store size per million events', `${(perMillion / 2 ** 20).toFixed(1)} MiB`, '');
+    const cols = await store.query<{ name: string; bytes: string }>("SELECT name, data_compressed_bytes AS bytes FROM system.columns WHERE database = 'agate' AND table = 'ledger' ORDER BY data_compressed_bytes DESC LIMIT 6");
+    const mib = (b: string) => ((Number(b) / Number(size!.rows)) * 1e6 / 2 ** 20).toFixed(1);
+    console.log(`  of which (MiB per million): ${cols.map((c) => `${c.name} ${mib(c.bytes)}`).join(', ')}; indexes and projections make up the rest`);
     console.log(`\n(test-data generation took ${Math.round(makeMs)} ms and is not counted)`);
   } finally {
     await store.close();
