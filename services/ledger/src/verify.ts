@@ -123,7 +123,7 @@ export async function verifyChain(store: Store, codec: EventCodec, chainId: stri
              prev_hash = lagInFrame(hash, 1, toFixedString(unhex({prev:String}), 32)) OVER w AS prev_ok,
              lagInFrame(seq, 1, toUInt64({last:UInt64})) OVER w AS before_seq
            FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {lo:UInt64} AND seq <= {hi:UInt64}
-           WINDOW w AS (ORDER BY seq ROWS BETWEEN 1 PRECEDING AND CURRENT ROW))
+           WINDOW w AS (ORDER BY seq, event_id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW))
          WHERE NOT link_ok OR NOT prev_ok OR seq != before_seq + 1
          ORDER BY seq, event_id LIMIT 1`,
         { chain: chainId, lo, hi, prev: lastHash.toString('hex'), last: lastSeq },
