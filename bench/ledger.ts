@@ -42,7 +42,7 @@ function makeBatch(n: number, offset: number): AgateEvent[] {
 const rate = (n: number, ms: number) => Math.round((n / ms) * 1000);
 const fmt = (n: number) => n.toLocaleString('en-US');
 
-export async function main(args: string[]): Promise<void> {
+export async function run(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { events: { type: 'string', default: '1000000' }, batch: { type: 'string', default: '20000' } } });
   const total = Number(values.events);
   const batchSize = Number(values.batch);

@@ -2,7 +2,7 @@
  * Benchmarks: `npm run bench -- <name> [options]`. Each name maps to one module so
  * benchmarks for different parts stay independent.
  */
-const BENCHES: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
+const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
   ledger: () => import('./ledger.js'),
 };
 
@@ -12,4 +12,4 @@ if (load === undefined) {
   console.error(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [options]`);
   process.exit(2);
 }
-await (await load()).main(args);
+await (await load()).run(args);
