@@ -86,6 +86,18 @@ ledger('redelivered events are stored once', async () => {
   assert.is(l.head.seq, 15);
 });
 
+ledger('each stream has its own chain, tree and checkpoints', async () => {
+  const { ledger: l, cp } = await fresh(20);
+  await l.append(events(7), 'p1');
+  await l.checkpoint();
+  const other = openCheckpoint(readFileSync(join(cpDir, 'p1', 'latest.checkpoint'), 'utf8'), verifiers);
+  assert.is(other.origin, 'agate.test/ledger/p1');
+  assert.is(other.size, 7);
+  assert.ok((await verifyChain(store, codec, 'p1', { checkpoints: [other] })).ok);
+  assert.ok((await verify(cp)).ok, 'the default chain is untouched');
+  assert.is(l.head.seq, 20);
+});
+
 ledger('a modified field is detected at its record', async () => {
   const { cp } = await fresh();
   await mutate(`ALTER TABLE agate.ledger UPDATE text = 'SELECT 1' WHERE seq = 9`);
