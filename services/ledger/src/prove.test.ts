@@ -16,6 +16,7 @@ import { directorySink } from './checkpoint-sink.js';
 import { LedgerService } from './ledger.js';
 import { generateSignerKey, parseSignerKey, verifierKey } from './note.js';
 import { verifyConsistencyProofFile, verifyInclusionProofFile, type ConsistencyProofFile, type InclusionProofFile } from './proof-file.js';
+import { ledgerRoutes } from './api.js';
 import { proveConsistency, proveInclusion } from './prove.js';
 import { naiveMth } from './reference-mth.js';
 import { rangeRoot } from './tree-sql.js';
@@ -107,6 +108,20 @@ proofs('a consistency proof between two checkpoints verifies offline, and any ch
   bad.push(['old checkpoint', { ...proof, old_checkpoint: proof.old_checkpoint.replace(root, flipBase64(root)) }]);
   for (const [what, p] of bad) assert.is.not(code(() => verifyConsistencyProofFile(p, KEY)), 'accepted', what);
   assert.is(code(() => verifyConsistencyProofFile(proof, verifierKey(parseSignerKey(generateSignerKey('agate.test/ledger'))))), ErrorCode.LEDGER_SIGNATURE_INVALID);
+});
+
+proofs('the query API routes serve checkpoints and proofs an auditor can verify', async () => {
+  const routes = Object.fromEntries(ledgerRoutes(store).map((r) => [r.path, r.handler]));
+  const none = new URLSearchParams();
+  const latest = (await routes['/v1/ledger/checkpoint']!({}, none)) as { size: number; note: string };
+  assert.is(latest.size, 50);
+  const proof = (await routes['/v1/ledger/proof/:event_id']!({ event_id: events[7]!.event_id }, new URLSearchParams('size=20'))) as InclusionProofFile;
+  assert.is(proof.tree_size, 20);
+  assert.not.throws(() => verifyInclusionProofFile(proof, note(20), KEY));
+  const consistency = (await routes['/v1/ledger/consistency']!({}, new URLSearchParams('old=20&new=50'))) as ConsistencyProofFile;
+  assert.not.throws(() => verifyConsistencyProofFile(consistency, KEY));
+  const missing = await routes['/v1/ledger/proof/:event_id']!({ event_id: 'no-such-event' }, none).catch((err: { code: string }) => err.code);
+  assert.is(missing, ErrorCode.API_NOT_FOUND);
 });
 
 proofs.run();
