@@ -1,3 +1,4 @@
+import { AgateError, ErrorCode } from '../../../core/src/errors.js';
 import type { Store } from '../../../core/src/store/store.js';
 import { LEAF_SQL } from './chain.js';
 import { CompactRange as CompactRangeImpl, type CompactRange } from './compact-range.js';
@@ -15,7 +16,7 @@ export async function rangeRoot(store: Store, chainId: string, lo: number, hi: n
   for (let from = lo; from < hi; from += CHUNK) {
     const leaves = await leafHashes(store, chainId, from, Math.min(hi, from + CHUNK));
     for (const leaf of leaves) tree.push(leaf);
-    if (leaves.length !== Math.min(hi, from + CHUNK) - from) throw new RangeError(`records ${from + 1}..${Math.min(hi, from + CHUNK)} of chain ${chainId} are not all stored`);
+    if (leaves.length !== Math.min(hi, from + CHUNK) - from) throw new AgateError(ErrorCode.LEDGER_CHAIN_BROKEN, `records ${from + 1}..${Math.min(hi, from + CHUNK)} of chain ${chainId} are not stored exactly once; run agate verify`);
   }
   return tree.root();
 }
