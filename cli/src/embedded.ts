@@ -16,6 +16,8 @@ import { LedgerService } from '../../services/ledger/src/ledger.js';
 import { CompiledPolicy } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
 import { QueryApi } from '../../services/query/src/http-api.js';
+import { roleResolver } from '../../services/query/src/roles.js';
+import { migrateQuery } from '../../services/query/src/schema.js';
 
 export interface RunningAgate {
   postgres: AddressInfo;
@@ -69,7 +71,8 @@ export async function startEmbedded(config: AgateConfig, logger: Logger): Promis
 
     const required = Object.entries(config.query.require_claims).map(([name, globs]) => ({ name, test: anyGlob(globs) }));
     const authorize = (id: Identity) => required.every((r) => (r.name === 'sub' ? id.subject : id.claims[r.name]) !== undefined && r.test(r.name === 'sub' ? id.subject : id.claims[r.name]!));
-    const api = new QueryApi({ store, codec, verifier, authorize, logger: logger.child({ component: 'query' }) });
+    await migrateQuery(store);
+    const api = new QueryApi({ store, codec, verifier, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }) });
     const q = splitHostPort(config.query.listen);
     const apiAddress = await api.listen(q.host, q.port);
     started.push({ stop: () => api.close() });

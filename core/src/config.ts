@@ -62,6 +62,33 @@ const rule = z.strictObject({
   match: ruleMatch.default({}),
 });
 
+/**
+ * Query API roles come from one claim of the bearer token. Its value (a string, or a JSON list of
+ * strings) is matched against each role's globs; a token may hold several roles.
+ */
+const QUERY_ROLES_DEFAULT = { claim: 'agate_role', default_role: 'analyst' as const, analyst: ['analyst'], approver: ['approver'], admin: ['admin'] };
+const queryRoles = z.strictObject({
+  claim: z.string().min(1).default(QUERY_ROLES_DEFAULT.claim),
+  /** Role of a token whose claim is absent or matches no glob; `none` refuses such tokens. */
+  default_role: z.enum(['none', 'analyst', 'approver', 'admin']).default(QUERY_ROLES_DEFAULT.default_role),
+  analyst: z.array(z.string()).default(QUERY_ROLES_DEFAULT.analyst),
+  approver: z.array(z.string()).default(QUERY_ROLES_DEFAULT.approver),
+  admin: z.array(z.string()).default(QUERY_ROLES_DEFAULT.admin),
+});
+
+/** Limits the engine applies to every analyst SQL query (ClickHouse settings of the same names). */
+const QUERY_SQL_DEFAULT = { max_execution_time_s: 10, max_result_rows: 100_000, max_memory_bytes: 1 << 30 };
+const querySql = z.strictObject({
+  max_execution_time_s: z.number().positive().max(3600).default(QUERY_SQL_DEFAULT.max_execution_time_s),
+  max_result_rows: z.number().int().min(1).max(100_000_000).default(QUERY_SQL_DEFAULT.max_result_rows),
+  max_memory_bytes: z.number().int().min(1 << 20).default(QUERY_SQL_DEFAULT.max_memory_bytes),
+});
+
+const queryExport = z.strictObject({
+  /** Token for a Splunk HTTP Event Collector; `agate export --to hec URL` reads it here or from AGATE_HEC_TOKEN. */
+  hec_token: secret.optional(),
+});
+
 export const configSchema = z.strictObject({
   instance_id: z.string().default(`${hostname()}-${process.pid}`),
   data_dir: z.string().default('.agate'),
@@ -99,8 +126,11 @@ export const configSchema = z.strictObject({
       listen: hostPort.default('127.0.0.1:7480'),
       /** Claims a bearer token must carry to read the audit API (same glob rules as policy). */
       require_claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({}),
+      roles: queryRoles.default(QUERY_ROLES_DEFAULT),
+      sql: querySql.default(QUERY_SQL_DEFAULT),
+      export: queryExport.default({}),
     })
-    .default({ listen: '127.0.0.1:7480', require_claims: {} }),
+    .default({ listen: '127.0.0.1:7480', require_claims: {}, roles: QUERY_ROLES_DEFAULT, sql: QUERY_SQL_DEFAULT, export: {} }),
 });
 
 export type AgateConfig = z.infer<typeof configSchema> & { source: string };
@@ -109,6 +139,8 @@ export type IssuerConfig = z.infer<typeof issuer>;
 export type PolicyConfig = AgateConfig['policy'];
 export type RuleConfig = z.infer<typeof rule>;
 export type SecretRef = z.infer<typeof secret>;
+export type QueryRolesConfig = z.infer<typeof queryRoles>;
+export type QuerySqlConfig = z.infer<typeof querySql>;
 
 /**
  * Reads, validates and normalises a config file. Relative paths in it are resolved against the
@@ -148,6 +180,7 @@ export function parseConfig(text: string, source: string): AgateConfig {
   cfg.data_dir = abs(cfg.data_dir);
   if (cfg.store.path !== undefined) cfg.store.path = abs(cfg.store.path);
   for (const t of cfg.targets) if (t.upstream.password.file !== undefined) t.upstream.password.file = abs(t.upstream.password.file);
+  if (cfg.query.export.hec_token?.file !== undefined) cfg.query.export.hec_token.file = abs(cfg.query.export.hec_token.file);
   const names = new Set<string>();
   for (const [i, t] of cfg.targets.entries()) {
     if (names.has(t.name)) throw new ConfigError(`${source}: targets[${i}].name: duplicate target name "${t.name}"`);
