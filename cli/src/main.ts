@@ -11,6 +11,9 @@ import type { SessionRow, TimelineRow } from '../../services/query/src/queries.j
 import { ApiClient } from './api-client.js';
 import { startEmbedded } from './embedded.js';
 import { table } from './format.js';
+import { exportCommand } from './export-command.js';
+import { renderReplay } from './replay.js';
+import type { TimelineEvent } from '../../services/query/src/queries.js';
 
 const USAGE = `agate — audit gateway for AI agents and other non-human identities
 
@@ -24,6 +27,14 @@ Usage:
                                               a session's commands with verdicts and results
   agate verify     --config FILE [--offline] [--json]
                                               recompute the ledger's hash chains
+  agate sql        "SELECT …" --config FILE [--format table|json|ndjson|csv]
+                                              read-only SQL over the analyst views
+  agate replay     SESSION_ID --config FILE   a session's statements with timing, verdicts, results
+  agate export     --format ocsf --to ndjson FILE|- --config FILE [--state FILE] [--follow]
+  agate export     --format ocsf --to hec URL --config FILE [--state FILE] [--follow]
+                                              OCSF events for a SIEM; resumes from --state
+                                              (default DATA_DIR/export/…); HEC token from
+                                              query.export.hec_token or AGATE_HEC_TOKEN
 Read commands use the running query API (--url, --token or AGATE_TOKEN);
 verify --offline opens the store directly while Agate is stopped.`;
 
@@ -39,6 +50,10 @@ const OPTIONS = {
   url: { type: 'string' },
   json: { type: 'boolean' },
   offline: { type: 'boolean' },
+  format: { type: 'string' },
+  to: { type: 'string' },
+  state: { type: 'string' },
+  follow: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -71,12 +86,20 @@ async function main(argv: string[]): Promise<number> {
       return session(config(), rest[0], values);
     case 'verify':
       return verify(config(), values);
+    case 'sql':
+      if (rest[0] === undefined) throw new UsageError('agate sql needs the SQL text as one argument');
+      return sqlCommand(config(), rest[0], values);
+    case 'replay':
+      if (rest[0] === undefined) throw new UsageError('agate replay needs a SESSION_ID');
+      return replay(config(), rest[0], values);
+    case 'export':
+      return exportCommand(config(), rest, values);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
 }
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 async function start(config: AgateConfig): Promise<number> {
   const logger = createLogger(config.log_level, { instance: config.instance_id });
@@ -167,6 +190,34 @@ async function verify(config: AgateConfig, v: Values): Promise<number> {
     if (chains.length === 0) console.log('the ledger is empty');
   }
   return chains.every((c) => c.ok) ? 0 : 1;
+}
+
+async function sqlCommand(config: AgateConfig, text: string, v: Values): Promise<number> {
+  const format = v.format ?? 'table';
+  if (!['table', 'json', 'ndjson', 'csv'].includes(format)) throw new UsageError('--format must be table, json, ndjson or csv');
+  const api = await ApiClient.fromConfig(config, v.token, v.url);
+  const wire = format === 'table' ? 'json' : format;
+  const body = await api.request('POST', `/v1/sql?format=${wire}`, JSON.stringify({ sql: text }));
+  if (format !== 'table') {
+    process.stdout.write(body);
+    return 0;
+  }
+  const rows = (JSON.parse(body) as { rows: Record<string, unknown>[] }).rows;
+  console.log(rows.length === 0 ? '(no rows)' : table(rows, Object.keys(rows[0]!)));
+  return 0;
+}
+
+async function replay(config: AgateConfig, id: string, v: Values): Promise<number> {
+  const api = await ApiClient.fromConfig(config, v.token, v.url);
+  const { session } = await api.get<{ session: SessionRow }>(`/v1/sessions/${encodeURIComponent(id)}`);
+  const events: TimelineEvent[] = [];
+  for (let cursor: string | null = null; ; ) {
+    const page: { events: TimelineEvent[]; next_cursor: string | null } = await api.get(`/v1/sessions/${encodeURIComponent(id)}/timeline?limit=1000${cursor ? `&cursor=${cursor}` : ''}`);
+    events.push(...page.events);
+    if ((cursor = page.next_cursor) === null) break;
+  }
+  console.log(renderReplay(session, events));
+  return 0;
 }
 
 main(process.argv.slice(2)).then(

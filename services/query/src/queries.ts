@@ -50,8 +50,8 @@ export interface SessionFilter {
   /** Opened at or after / strictly before, in microseconds since the epoch. */
   fromMicros?: number;
   toMicros?: number;
-  /** Only sessions opened strictly before this time (the legacy cursor). */
-  before?: string;
+  /** Only sessions opened strictly before this time (the legacy cursor), in microseconds. */
+  beforeMicros?: number;
   /** Keyset cursor: sessions strictly after this one in newest-first order. */
   after?: { opened_at: string; session_id: string };
   limit: number;
@@ -73,7 +73,7 @@ export async function listSessions(store: Store, f: SessionFilter): Promise<Sess
   if (f.protocol !== undefined) idx.push(`protocol = {${bind('protocol', f.protocol)}:String}`);
   if (f.fromMicros !== undefined) idx.push(`opened_at >= ${micros.replace('%', bind('from', f.fromMicros))}`);
   if (f.toMicros !== undefined) idx.push(`opened_at < ${micros.replace('%', bind('to', f.toMicros))}`);
-  if (f.before !== undefined) idx.push(`opened_at < parseDateTime64BestEffort({${bind('before', f.before)}:String}, 6, 'UTC')`);
+  if (f.beforeMicros !== undefined) idx.push(`opened_at < ${micros.replace('%', bind('before', f.beforeMicros))}`);
   Object.entries(f.claims ?? {}).forEach(([k, v], i) => idx.push(`claims[{${bind(`ck${i}`, k)}:String}] = {${bind(`cv${i}`, v)}:String}`));
   if (f.verdict !== undefined) idx.push(`session_id IN (SELECT session_id FROM agate.verdicts WHERE decision = {${bind('verdict', f.verdict)}:String})`);
   if (f.after !== undefined) {

@@ -88,14 +88,15 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    // Past the cap the rest is read and dropped, so the client still gets an answer.
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > maxBytes) {
-        req.destroy();
-        reject(new AgateError(ErrorCode.API_BAD_REQUEST, `the request body is larger than ${maxBytes} bytes`));
-      } else chunks.push(c);
+      if (size <= maxBytes) chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('end', () => {
+      if (size > maxBytes) reject(new AgateError(ErrorCode.API_BAD_REQUEST, `the request body is larger than ${maxBytes} bytes`));
+      else resolve(Buffer.concat(chunks));
+    });
     req.on('error', reject);
   });
 }

@@ -17,10 +17,12 @@ export function sessionRoutes(store: Store): Route[] {
         const limit = intParam(q, 'limit', 100, 1, 1000);
         const cursor = decodeCursor(q.get('cursor'), ['string', 'string']);
         if (cursor !== undefined && !isStoreTime(cursor[0] as string)) throw badCursor();
-        const before = textParam(q, 'before');
-        if (before !== undefined && !isStoreTime(before) && Number.isNaN(Date.parse(before))) throw new AgateError(ErrorCode.API_BAD_REQUEST, 'before must be a timestamp');
+        // `before` is the legacy cursor: a store time (`next_before`) or an RFC 3339 timestamp.
+        const rawBefore = q.get('before');
+        if (rawBefore !== null && isStoreTime(rawBefore)) q.set('before', rawBefore.replace(' ', 'T') + 'Z');
+        const before = timeParam(q, 'before');
         const sessions = await listSessions(store, {
-          limit, before,
+          limit, beforeMicros: before,
           subject: textParam(q, 'subject'), issuer: textParam(q, 'issuer'), target: textParam(q, 'target'),
           protocol: enumParam(q, 'protocol', PROTOCOLS), verdict: enumParam(q, 'verdict', DECISIONS), claims: claimParams(q),
           fromMicros: timeParam(q, 'from'), toMicros: timeParam(q, 'to'),

@@ -4,7 +4,8 @@ import type { Store } from '../../../../core/src/store/store.js';
 import type { Route } from '../router.js';
 import { runAnalystSql } from '../sql-endpoint.js';
 
-const MAX_BODY = 64 * 1024;
+// The SQL text itself is capped at 64 KiB by runAnalystSql; this leaves room for JSON escaping.
+const MAX_BODY = 256 * 1024;
 
 /** POST /v1/sql: `{"sql": "SELECT …"}` (or the bare text as text/plain); rows as JSON, NDJSON or CSV. */
 export function sqlRoutes(store: Store, limits: QuerySqlConfig): Route[] {
