@@ -136,7 +136,9 @@ export function parseConfig(text: string, source: string): AgateConfig {
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
       const key = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') || '(top level)';
-      const node = doc.getIn(issue.path, true);
+      // For an unknown key, point at the key itself rather than its parent.
+      const at = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
+      const node = doc.getIn(at, true) ?? doc.getIn(issue.path, true);
       const where = isNode(node) && node.range ? `:${lines.linePos(node.range[0]).line}` : '';
       return `${source}${where}: ${key}: ${issue.message}`;
     });

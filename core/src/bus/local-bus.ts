@@ -124,9 +124,11 @@ class LocalConsumer {
   }
 
   async #run(): Promise<void> {
-    while (!this.#stopped) {
+    for (;;) {
       const records = this.log.read(this.#position, this.options.maxBatch ?? 500);
       if (records.length === 0) {
+        // Stopping drains first: everything appended before stop() is handed over.
+        if (this.#stopped) return;
         await new Promise<void>((resolve) => (this.#wake = resolve));
         this.#wake = undefined;
         continue;
