@@ -23,7 +23,7 @@ export const REPO_ROOT: string = (() => {
 })();
 
 export const AGATE_BIN = join(REPO_ROOT, 'bin', 'agate.js');
-export const STARTED_MSG = 'agate started (embedded)';
+export const STARTED_MSG = 'agate started';
 
 /** Where a config must put things; handed to the config builder. */
 export interface AgatePlaces {

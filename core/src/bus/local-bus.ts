@@ -84,6 +84,9 @@ export class LocalBus implements Bus {
   }
 }
 
+/** The local log is one stream. */
+export const LOCAL_STREAM = { stream: 'embedded' } as const;
+
 const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 5_000;
 
@@ -145,7 +148,7 @@ class LocalConsumer {
     let backoff = MIN_BACKOFF_MS;
     for (;;) {
       try {
-        await this.options.handler(batch);
+        await this.options.handler(batch, LOCAL_STREAM);
         return true;
       } catch (err) {
         this.logger.error('event handler failed; retrying the batch', { error: describeError(err), events: batch.length, retry_in_ms: backoff });
