@@ -1,4 +1,4 @@
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { AgateError, ErrorCode } from '../errors.js';
 import type { Store } from './store.js';
 
@@ -19,7 +19,7 @@ export class ClickHouseStore implements Store {
 
   constructor(options: ClickHouseStoreOptions) {
     this.#where = options.url;
-    this.#client = createClient({ url: options.url, username: options.username, password: options.password, request_timeout: 60_000 });
+    this.#client = createClient({ url: options.url, username: options.username, password: options.password, request_timeout: 60_000, log: { level: ClickHouseLogLevel.OFF } });
   }
 
   async exec(sql: string): Promise<void> {
