@@ -1,0 +1,16 @@
+/**
+ * `npm run bench -- NAME`: runs one benchmark and prints its figures. Benchmarks compare
+ * configurations side by side in one run; they are never unit tests.
+ */
+const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
+  pipeline: () => import('./pipeline.js'),
+};
+
+const [name, ...args] = process.argv.slice(2);
+const load = name === undefined ? undefined : benches[name];
+if (load === undefined) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [options]`);
+  process.exit(2);
+}
+await (await load()).run(args);
+process.exit(0);
