@@ -1,14 +1,17 @@
 /**
- * `npm run bench -- NAME`: runs one benchmark suite. Each lives in its own module exporting `run(args)`.
+ * `npm run bench -- NAME`: runs one benchmark and prints its figures. Benchmarks compare
+ * configurations side by side in one run; they are never unit tests.
  */
-const SUITES: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
+const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
+  pipeline: () => import('./pipeline.js'),
   query: () => import('./query.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);
-const load = name === undefined ? undefined : SUITES[name];
+const load = name === undefined ? undefined : benches[name];
 if (load === undefined) {
-  console.error(`usage: npm run bench -- <${Object.keys(SUITES).join('|')}> [options]`);
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [options]`);
   process.exit(2);
 }
 await (await load()).run(args);
+process.exit(0);

@@ -13,7 +13,7 @@ import { packageRoot } from '../../core/src/package-root.js';
 import { findFreePort, startPostgres, type PostgresServer } from '../../test/harness/postgres.js';
 import { run } from '../../test/harness/proc.js';
 import { missingAttributes } from '../../services/query/src/ocsf/required.js';
-import { startEmbedded, type RunningAgate } from './embedded.js';
+import { startEmbedded, type RunningAgate } from './components.js';
 
 /*
  * The analyst commands of the real `agate` binary (sql, replay, export) against an embedded Agate

@@ -1,15 +1,13 @@
 import { parseArgs } from 'node:util';
-import { join } from 'node:path';
 import { loadConfig, type AgateConfig } from '../../core/src/config.js';
 import { AgateError, describeError } from '../../core/src/errors.js';
 import { DEV_ISSUER, mintDevToken } from '../../core/src/identity/dev-issuer.js';
 import { createLogger } from '../../core/src/log.js';
-import { EmbeddedStore } from '../../core/src/store/embedded.js';
 import { EventCodec } from '../../schemas/src/codec.js';
 import { listChains, verifyChain, type VerifyReport } from '../../services/ledger/src/verify.js';
 import type { SessionRow, TimelineRow } from '../../services/query/src/queries.js';
 import { ApiClient } from './api-client.js';
-import { startEmbedded } from './embedded.js';
+import { ALL_ROLES, openStore, startServices, type Role } from './components.js';
 import { table } from './format.js';
 import { exportCommand } from './export-command.js';
 import { renderReplay } from './replay.js';
@@ -18,7 +16,9 @@ import type { TimelineEvent } from '../../services/query/src/queries.js';
 const USAGE = `agate — audit gateway for AI agents and other non-human identities
 
 Usage:
-  agate start      --config FILE              run all services in one process (embedded)
+  agate start      --config FILE              run all four services in one process
+  agate proxy|policy|ledger|query --config FILE
+                                              run one service (needs bus.kind: kafka)
   agate check      --config FILE              validate a config file and exit
   agate dev-token  --config FILE [--sub S] [--claim K=V ...] [--ttl SECONDS]
                                               mint a token from the dev-only issuer
@@ -36,7 +36,7 @@ Usage:
                                               (default DATA_DIR/export/…); HEC token from
                                               query.export.hec_token or AGATE_HEC_TOKEN
 Read commands use the running query API (--url, --token or AGATE_TOKEN);
-verify --offline opens the store directly while Agate is stopped.`;
+verify --offline reads the store directly (embedded: while Agate is stopped).`;
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -72,7 +72,12 @@ async function main(argv: string[]): Promise<number> {
   };
   switch (command) {
     case 'start':
-      return start(config());
+      return start(config(), ALL_ROLES);
+    case 'proxy':
+    case 'policy':
+    case 'ledger':
+    case 'query':
+      return start(config(), [command]);
     case 'check':
       config();
       console.log(`${values.config}: valid`);
@@ -101,17 +106,21 @@ async function main(argv: string[]): Promise<number> {
 
 export class UsageError extends Error {}
 
-async function start(config: AgateConfig): Promise<number> {
+async function start(config: AgateConfig, roles: readonly Role[]): Promise<number> {
   const logger = createLogger(config.log_level, { instance: config.instance_id });
-  if (config.identity.dev_issuer.enabled) {
+  if (config.identity.dev_issuer.enabled && (roles.includes('proxy') || roles.includes('query'))) {
     logger.warn('the dev-only token issuer is ON: anyone with access to the data directory can mint tokens; never enable it in production', { issuer: DEV_ISSUER });
   }
-  const agate = await startEmbedded(config, logger);
-  logger.info('agate started (embedded)', {
-    postgres: `${agate.postgres.address}:${agate.postgres.port}`,
-    query_api: `http://${agate.api.address}:${agate.api.port}`,
+  const name = roles.length === ALL_ROLES.length ? 'agate' : `agate ${roles[0]}`;
+  const running = await startServices(config, roles, logger);
+  logger.info(`${name} started`, {
+    mode: roles.length === ALL_ROLES.length ? config.bus.kind === 'local' ? 'embedded' : 'all-in-one' : roles[0],
+    postgres: running.postgres === undefined ? undefined : `${running.postgres.address}:${running.postgres.port}`,
+    query_api: running.api === undefined ? undefined : `http://${running.api.address}:${running.api.port}`,
+    bus: config.bus.kind,
+    store: config.store.kind,
     data_dir: config.data_dir,
-    targets: config.targets.map((t) => t.name),
+    targets: roles.includes('proxy') ? config.targets.map((t) => t.name) : undefined,
   });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -121,7 +130,7 @@ async function start(config: AgateConfig): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
-  await agate.stop();
+  await running.stop();
   logger.info('stopped');
   return 0;
 }
@@ -169,7 +178,7 @@ async function session(config: AgateConfig, id: string, v: Values): Promise<numb
 async function verify(config: AgateConfig, v: Values): Promise<number> {
   let chains: VerifyReport[];
   if (v.offline) {
-    const store = EmbeddedStore.open(config.store.path ?? join(config.data_dir, 'store'));
+    const store = await openStore(config);
     try {
       const codec = new EventCodec();
       chains = [];

@@ -18,6 +18,11 @@ const secret = z
   .strictObject({ value: z.string().optional(), env: z.string().optional(), file: z.string().optional() })
   .refine((s) => [s.value, s.env, s.file].filter((v) => v !== undefined).length === 1, 'expected exactly one of value, env, file');
 
+/** `kind` may be left out of a section; it then means the embedded default. */
+function withKind<T extends z.ZodType>(fallback: string, schema: T) {
+  return z.preprocess((v) => (v !== null && typeof v === 'object' && !('kind' in v) ? { kind: fallback, ...v } : v), schema);
+}
+
 const issuer = z.strictObject({
   issuer: z.url(),
   audience: z.union([z.string(), z.array(z.string()).nonempty()]),
@@ -99,11 +104,32 @@ export const configSchema = z.strictObject({
       .strictObject({ enabled: z.boolean().default(false), audience: z.string().default('agate'), token_ttl_s: duration.default(3600) })
       .default({ enabled: false, audience: 'agate', token_ttl_s: 3600 }),
   }),
-  bus: z
-    .strictObject({ kind: z.literal('local').default('local'), fsync: z.boolean().default(true) })
+  bus: withKind('local', z
+    .discriminatedUnion('kind', [
+      z.strictObject({ kind: z.literal('local'), fsync: z.boolean().default(true) }),
+      z.strictObject({
+        kind: z.literal('kafka'),
+        brokers: z.array(hostPort).nonempty(),
+        events_topic: z.string().default('agate.events'),
+        verdicts_topic: z.string().default('agate.verdicts'),
+        /** Partitions of a topic Agate creates; the ledger keeps one hash chain per partition. */
+        partitions: z.number().int().min(1).default(6),
+        replication_factor: z.number().int().min(1).default(3),
+        /** A Confluent-compatible registry: events travel in the Confluent wire format. */
+        schema_registry: z.strictObject({ url: z.url() }).optional(),
+      }),
+    ]))
     .default({ kind: 'local', fsync: true }),
-  store: z
-    .strictObject({ kind: z.literal('embedded').default('embedded'), path: z.string().optional() })
+  store: withKind('embedded', z
+    .discriminatedUnion('kind', [
+      z.strictObject({ kind: z.literal('embedded'), path: z.string().optional() }),
+      z.strictObject({
+        kind: z.literal('clickhouse'),
+        url: z.url(),
+        username: z.string().default('default'),
+        password: secret.optional(),
+      }),
+    ]))
     .default({ kind: 'embedded' }),
   proxy: z
     .strictObject({
@@ -168,7 +194,9 @@ export function parseConfig(text: string, source: string): AgateConfig {
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
       const key = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') || '(top level)';
-      const node = doc.getIn(issue.path, true);
+      // For an unknown key, point at the key itself rather than its parent.
+      const at = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
+      const node = doc.getIn(at, true) ?? doc.getIn(issue.path, true);
       const where = isNode(node) && node.range ? `:${lines.linePos(node.range[0]).line}` : '';
       return `${source}${where}: ${key}: ${issue.message}`;
     });
@@ -178,7 +206,7 @@ export function parseConfig(text: string, source: string): AgateConfig {
   const cfg = result.data;
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   cfg.data_dir = abs(cfg.data_dir);
-  if (cfg.store.path !== undefined) cfg.store.path = abs(cfg.store.path);
+  if (cfg.store.kind === 'embedded' && cfg.store.path !== undefined) cfg.store.path = abs(cfg.store.path);
   for (const t of cfg.targets) if (t.upstream.password.file !== undefined) t.upstream.password.file = abs(t.upstream.password.file);
   if (cfg.query.export.hec_token?.file !== undefined) cfg.query.export.hec_token.file = abs(cfg.query.export.hec_token.file);
   const names = new Set<string>();

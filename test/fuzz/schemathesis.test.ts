@@ -8,7 +8,7 @@ import { parseConfig } from '../../core/src/config.js';
 import { mintDevToken } from '../../core/src/identity/dev-issuer.js';
 import { silentLogger } from '../../core/src/log.js';
 import { packageRoot } from '../../core/src/package-root.js';
-import { startEmbedded, type RunningAgate } from '../../cli/src/embedded.js';
+import { startEmbedded, type RunningAgate } from '../../cli/src/components.js';
 import type { AgateEvent } from '../../schemas/src/events.js';
 import { SAMPLES } from '../../schemas/src/samples.js';
 import { findFreePort } from '../harness/postgres.js';
@@ -40,7 +40,7 @@ fuzz('finds no server error', async () => {
     const session = randomUUID();
     const command = randomUUID();
     const events: AgateEvent[] = Object.values(SAMPLES).map((e) => ({ ...e, event_id: e.type === 'Command' ? command : randomUUID(), session_id: session, ...('command_id' in e ? { command_id: command } : {}) }) as AgateEvent);
-    await agate.ledger.append(events);
+    await agate.ledger.append(events, { stream: 'embedded' });
   }
   const token = await mintDevToken(dir, { subject: 'fuzzer', audience: 'agate', ttlSeconds: 3600, claims: { agate_role: 'admin' } });
   const base = `http://127.0.0.1:${agate.api.port}`;

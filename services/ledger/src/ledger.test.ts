@@ -21,14 +21,15 @@ import { verifyChain } from './verify.js';
 const codec = new EventCodec();
 const dir = mkdtempSync(join(tmpdir(), 'agate-ledger-'));
 const store = EmbeddedStore.open(join(dir, 'store'));
-const noBus = {} as Bus; // append() is driven directly; the bus wiring is covered end to end
+const noBus = {} as Bus;
+const TEST = { stream: 'test' }; // append() is driven directly; the bus wiring is covered end to end
 const events = (): AgateEvent[] => Object.values(SAMPLES).map((e) => ({ ...e, event_id: randomUUID() }));
 
 async function freshLedger(): Promise<LedgerService> {
   await store.exec('DROP TABLE IF EXISTS agate.ledger');
   await migrate(store);
-  const ledger = new LedgerService({ bus: noBus, store, codec, chainId: 'test', logger: silentLogger });
-  await ledger.append(events());
+  const ledger = new LedgerService({ bus: noBus, store, codec, logger: silentLogger });
+  await ledger.append(events(), TEST);
   return ledger;
 }
 
@@ -43,13 +44,13 @@ ledger.after(async () => {
 ledger('an intact chain verifies; redelivered events are stored once', async () => {
   const l = await freshLedger();
   const batch = events();
-  await l.append(batch);
-  await l.append(batch); // redelivery
-  await l.append([batch[0]!, batch[0]!]);
+  await l.append(batch, TEST);
+  await l.append(batch, TEST); // redelivery
+  await l.append([batch[0]!, batch[0]!], TEST);
   const report = await verifyChain(store, codec, 'test');
   assert.ok(report.ok, JSON.stringify(report.failure));
   assert.is(report.records, 12);
-  assert.is(l.head.seq, 12);
+  assert.is((await l.head('test')).seq, 12);
 });
 
 ledger('a changed payload is detected at its record', async () => {
@@ -95,10 +96,10 @@ ledger('a recomputed hash breaks the next link', async () => {
 
 ledger('the head is recovered on restart and the chain continues', async () => {
   const first = await freshLedger();
-  const again = new LedgerService({ bus: { subscribe: async () => ({ close: async () => {} }) } as unknown as Bus, store, codec, chainId: 'test', logger: silentLogger });
+  const again = new LedgerService({ bus: { subscribe: async () => ({ close: async () => {} }) } as unknown as Bus, store, codec, logger: silentLogger });
   await again.start();
-  assert.equal(again.head, first.head);
-  await again.append(events());
+  assert.equal(await again.head('test'), await first.head('test'));
+  await again.append(events(), TEST);
   assert.ok((await verifyChain(store, codec, 'test')).ok);
 });
 

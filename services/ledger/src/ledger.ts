@@ -1,4 +1,4 @@
-import type { Bus, Subscription } from '../../../core/src/bus/bus.js';
+import type { Bus, StreamInfo, Subscription } from '../../../core/src/bus/bus.js';
 import type { Logger } from '../../../core/src/log.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
@@ -10,8 +10,6 @@ export interface LedgerOptions {
   bus: Bus;
   store: Store;
   codec: EventCodec;
-  /** One chain per bus partition; the embedded bus has one. */
-  chainId: string;
   logger: Logger;
 }
 
@@ -21,35 +19,41 @@ interface Head {
 }
 
 /**
- * Appends every event to a hash chain in the store. Idempotent by event id: redelivered events
- * (after a crash, a rebalance, a retry) are recognised and stored once.
+ * Appends every event to a hash chain in the store, one chain per bus stream (a Kafka partition,
+ * or the embedded log), so chains never need cross-partition ordering. Idempotent by event id:
+ * redelivered events (after a crash, a rebalance, a retry) are recognised and stored once.
  */
 export class LedgerService {
-  #head: Head = { seq: 0, hash: GENESIS };
+  readonly #heads = new Map<string, Head>();
   #subscription: Subscription | undefined;
 
   constructor(private readonly options: LedgerOptions) {}
 
   async start(): Promise<void> {
     await migrate(this.options.store);
-    this.#head = await this.#recoverHead();
-    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types: EVENT_TYPES, handler: (batch) => this.append(batch) });
+    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types: EVENT_TYPES, handler: (batch, source) => this.append(batch, source) });
   }
 
   async stop(): Promise<void> {
     await this.#subscription?.close();
   }
 
-  /** The last appended position, e.g. for health and tests. */
-  get head(): Readonly<Head> {
-    return this.#head;
+  /** A chain's last appended position; chain state is recovered from the store on first use. */
+  async head(chainId: string): Promise<Readonly<Head>> {
+    let head = this.#heads.get(chainId);
+    if (head === undefined) {
+      head = await this.#recoverHead(chainId);
+      this.#heads.set(chainId, head);
+    }
+    return head;
   }
 
-  async append(batch: readonly AgateEvent[]): Promise<void> {
-    const { store, codec, chainId } = this.options;
+  async append(batch: readonly AgateEvent[], source: StreamInfo): Promise<void> {
+    const { store, codec } = this.options;
+    const chainId = source.stream;
     const fresh = await this.#withoutRecorded(batch);
     if (fresh.length === 0) return;
-    let { seq, hash } = this.#head;
+    let { seq, hash } = await this.head(chainId);
     const rows = fresh.map((event) => {
       const payload = codec.encode(event);
       const prev = hash;
@@ -70,15 +74,15 @@ export class LedgerService {
     });
     // The head moves only after the insert succeeded; a failed batch is retried from the same head.
     await store.insert('agate.ledger', rows);
-    this.#head = { seq, hash };
+    this.#heads.set(chainId, { seq, hash });
   }
 
   async #withoutRecorded(batch: readonly AgateEvent[]): Promise<AgateEvent[]> {
     const seen = new Set<string>();
     const unique = batch.filter((e) => !seen.has(e.event_id) && seen.add(e.event_id));
     const recorded = await this.options.store.query<{ event_id: string }>(
-      'SELECT event_id FROM agate.ledger WHERE chain_id = {chain:String} AND event_id IN {ids:Array(String)}',
-      { chain: this.options.chainId, ids: unique.map((e) => e.event_id) },
+      'SELECT event_id FROM agate.ledger WHERE event_id IN {ids:Array(String)}',
+      { ids: unique.map((e) => e.event_id) },
     );
     if (recorded.length === 0) return unique;
     const known = new Set(recorded.map((r) => r.event_id));
@@ -86,10 +90,10 @@ export class LedgerService {
     return unique.filter((e) => !known.has(e.event_id));
   }
 
-  async #recoverHead(): Promise<Head> {
+  async #recoverHead(chainId: string): Promise<Head> {
     const [last] = await this.options.store.query<{ seq: string; hash: string }>(
       'SELECT seq, hash FROM agate.ledger WHERE chain_id = {chain:String} ORDER BY seq DESC LIMIT 1',
-      { chain: this.options.chainId },
+      { chain: chainId },
     );
     return last === undefined ? { seq: 0, hash: GENESIS } : { seq: Number(last.seq), hash: last.hash };
   }

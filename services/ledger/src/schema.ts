@@ -1,3 +1,4 @@
+import { AgateError, ErrorCode } from '../../../core/src/errors.js';
 import type { Store } from '../../../core/src/store/store.js';
 
 /**
@@ -77,7 +78,15 @@ export const LEDGER_DDL: readonly string[] = [
     FROM agate.ledger WHERE event_type = 'AuthenticationFailed'`,
 ];
 
+/** The oldest ClickHouse whose SQL the ledger schema uses (DateTime64, query parameters, skip indexes). */
+export const MIN_CLICKHOUSE = [22, 3] as const;
+
 export async function migrate(store: Store): Promise<void> {
+  const [row] = await store.query<{ v: string }>('SELECT version() AS v');
+  const [major = 0, minor = 0] = (row?.v ?? '0.0').split('.').map(Number);
+  if (major < MIN_CLICKHOUSE[0] || (major === MIN_CLICKHOUSE[0] && minor < MIN_CLICKHOUSE[1])) {
+    throw new AgateError(ErrorCode.STORE_FAILED, `ClickHouse ${row?.v} is too old for Agate's ledger schema: it needs ${MIN_CLICKHOUSE.join('.')} or newer (DateTime64, query parameters, skip indexes)`);
+  }
   for (const ddl of LEDGER_DDL) await store.exec(ddl);
 }
 

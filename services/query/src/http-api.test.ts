@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { parseConfig } from '../../../core/src/config.js';
 import { silentLogger } from '../../../core/src/log.js';
-import { startEmbedded, type RunningAgate } from '../../../cli/src/embedded.js';
+import { startEmbedded, type RunningAgate } from '../../../cli/src/components.js';
 import { startOidcIssuer, type OidcIssuer } from '../../../test/harness/oidc-issuer.js';
 import { findFreePort, startPostgres, type PostgresServer } from '../../../test/harness/postgres.js';
 import { missingAttributes } from './ocsf/required.js';
