@@ -1,15 +1,18 @@
 /**
- * Benchmarks: `npm run bench -- <name> [options]`. Each name maps to one module so
- * benchmarks for different parts stay independent.
+ * `npm run bench -- NAME`: runs one benchmark and prints its figures. Benchmarks compare
+ * configurations side by side in one run; they are never unit tests.
  */
-const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
+const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
+  pipeline: () => import('./pipeline.js'),
+  query: () => import('./query.js'),
   ledger: () => import('./ledger.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);
-const load = name === undefined ? undefined : BENCHES[name];
+const load = name === undefined ? undefined : benches[name];
 if (load === undefined) {
-  console.error(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [options]`);
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [options]`);
   process.exit(2);
 }
 await (await load()).run(args);
+process.exit(0);

@@ -15,7 +15,7 @@ import type { AgateEvent } from '../../schemas/src/events.js';
 import { SAMPLES } from '../../schemas/src/samples.js';
 import { directorySink } from '../../services/ledger/src/checkpoint-sink.js';
 import { LedgerService } from '../../services/ledger/src/ledger.js';
-import { ledgerSigner } from './embedded.js';
+import { ledgerSigner } from './components.js';
 
 /*
  * The auditor's path through the real `agate` binary: the ledger writes checkpoint files, the

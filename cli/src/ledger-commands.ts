@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgateConfig } from '../../core/src/config.js';
 import { AgateError, ErrorCode } from '../../core/src/errors.js';
-import { EmbeddedStore } from '../../core/src/store/embedded.js';
+import type { Store } from '../../core/src/store/store.js';
 import { EventCodec } from '../../schemas/src/codec.js';
 import { openCheckpoint, type Checkpoint } from '../../services/ledger/src/checkpoint.js';
 import { parseVerifierKey, verifierKey } from '../../services/ledger/src/note.js';
@@ -10,7 +10,7 @@ import { verifyConsistencyProofFile, verifyInclusionProofFile, type ConsistencyP
 import { proveConsistency, proveInclusion } from '../../services/ledger/src/prove.js';
 import { listChains, verifyChain, type VerifyReport, type VerifyState } from '../../services/ledger/src/verify.js';
 import { ApiClient } from './api-client.js';
-import { ledgerSigner } from './embedded.js';
+import { ledgerSigner, openStore } from './components.js';
 
 /*
  * The ledger's CLI commands: verify (full, incremental, against checkpoint files), prove,
@@ -39,8 +39,8 @@ function trustedKey(config: AgateConfig, flags: LedgerFlags): string {
   return flags.key !== undefined ? readKey(flags.key) : verifierKey(ledgerSigner(config));
 }
 
-async function withStore<T>(config: AgateConfig, fn: (store: EmbeddedStore) => Promise<T>): Promise<T> {
-  const store = EmbeddedStore.open(config.store.path ?? join(config.data_dir, 'store'));
+async function withStore<T>(config: AgateConfig, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(config);
   try {
     return await fn(store);
   } finally {

@@ -18,6 +18,11 @@ const secret = z
   .strictObject({ value: z.string().optional(), env: z.string().optional(), file: z.string().optional() })
   .refine((s) => [s.value, s.env, s.file].filter((v) => v !== undefined).length === 1, 'expected exactly one of value, env, file');
 
+/** `kind` may be left out of a section; it then means the embedded default. */
+function withKind<T extends z.ZodType>(fallback: string, schema: T) {
+  return z.preprocess((v) => (v !== null && typeof v === 'object' && !('kind' in v) ? { kind: fallback, ...v } : v), schema);
+}
+
 const issuer = z.strictObject({
   issuer: z.url(),
   audience: z.union([z.string(), z.array(z.string()).nonempty()]),
@@ -62,6 +67,33 @@ const rule = z.strictObject({
   match: ruleMatch.default({}),
 });
 
+/**
+ * Query API roles come from one claim of the bearer token. Its value (a string, or a JSON list of
+ * strings) is matched against each role's globs; a token may hold several roles.
+ */
+const QUERY_ROLES_DEFAULT = { claim: 'agate_role', default_role: 'analyst' as const, analyst: ['analyst'], approver: ['approver'], admin: ['admin'] };
+const queryRoles = z.strictObject({
+  claim: z.string().min(1).default(QUERY_ROLES_DEFAULT.claim),
+  /** Role of a token whose claim is absent or matches no glob; `none` refuses such tokens. */
+  default_role: z.enum(['none', 'analyst', 'approver', 'admin']).default(QUERY_ROLES_DEFAULT.default_role),
+  analyst: z.array(z.string()).default(QUERY_ROLES_DEFAULT.analyst),
+  approver: z.array(z.string()).default(QUERY_ROLES_DEFAULT.approver),
+  admin: z.array(z.string()).default(QUERY_ROLES_DEFAULT.admin),
+});
+
+/** Limits the engine applies to every analyst SQL query (ClickHouse settings of the same names). */
+const QUERY_SQL_DEFAULT = { max_execution_time_s: 10, max_result_rows: 100_000, max_memory_bytes: 1 << 30 };
+const querySql = z.strictObject({
+  max_execution_time_s: z.number().positive().max(3600).default(QUERY_SQL_DEFAULT.max_execution_time_s),
+  max_result_rows: z.number().int().min(1).max(100_000_000).default(QUERY_SQL_DEFAULT.max_result_rows),
+  max_memory_bytes: z.number().int().min(1 << 20).default(QUERY_SQL_DEFAULT.max_memory_bytes),
+});
+
+const queryExport = z.strictObject({
+  /** Token for a Splunk HTTP Event Collector; `agate export --to hec URL` reads it here or from AGATE_HEC_TOKEN. */
+  hec_token: secret.optional(),
+});
+
 export const configSchema = z.strictObject({
   instance_id: z.string().default(`${hostname()}-${process.pid}`),
   data_dir: z.string().default('.agate'),
@@ -72,11 +104,32 @@ export const configSchema = z.strictObject({
       .strictObject({ enabled: z.boolean().default(false), audience: z.string().default('agate'), token_ttl_s: duration.default(3600) })
       .default({ enabled: false, audience: 'agate', token_ttl_s: 3600 }),
   }),
-  bus: z
-    .strictObject({ kind: z.literal('local').default('local'), fsync: z.boolean().default(true) })
+  bus: withKind('local', z
+    .discriminatedUnion('kind', [
+      z.strictObject({ kind: z.literal('local'), fsync: z.boolean().default(true) }),
+      z.strictObject({
+        kind: z.literal('kafka'),
+        brokers: z.array(hostPort).nonempty(),
+        events_topic: z.string().default('agate.events'),
+        verdicts_topic: z.string().default('agate.verdicts'),
+        /** Partitions of a topic Agate creates; the ledger keeps one hash chain per partition. */
+        partitions: z.number().int().min(1).default(6),
+        replication_factor: z.number().int().min(1).default(3),
+        /** A Confluent-compatible registry: events travel in the Confluent wire format. */
+        schema_registry: z.strictObject({ url: z.url() }).optional(),
+      }),
+    ]))
     .default({ kind: 'local', fsync: true }),
-  store: z
-    .strictObject({ kind: z.literal('embedded').default('embedded'), path: z.string().optional() })
+  store: withKind('embedded', z
+    .discriminatedUnion('kind', [
+      z.strictObject({ kind: z.literal('embedded'), path: z.string().optional() }),
+      z.strictObject({
+        kind: z.literal('clickhouse'),
+        url: z.url(),
+        username: z.string().default('default'),
+        password: secret.optional(),
+      }),
+    ]))
     .default({ kind: 'embedded' }),
   proxy: z
     .strictObject({
@@ -121,8 +174,11 @@ export const configSchema = z.strictObject({
       listen: hostPort.default('127.0.0.1:7480'),
       /** Claims a bearer token must carry to read the audit API (same glob rules as policy). */
       require_claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({}),
+      roles: queryRoles.default(QUERY_ROLES_DEFAULT),
+      sql: querySql.default(QUERY_SQL_DEFAULT),
+      export: queryExport.default({}),
     })
-    .default({ listen: '127.0.0.1:7480', require_claims: {} }),
+    .default({ listen: '127.0.0.1:7480', require_claims: {}, roles: QUERY_ROLES_DEFAULT, sql: QUERY_SQL_DEFAULT, export: {} }),
 });
 
 export type AgateConfig = z.infer<typeof configSchema> & { source: string };
@@ -131,6 +187,8 @@ export type IssuerConfig = z.infer<typeof issuer>;
 export type PolicyConfig = AgateConfig['policy'];
 export type RuleConfig = z.infer<typeof rule>;
 export type SecretRef = z.infer<typeof secret>;
+export type QueryRolesConfig = z.infer<typeof queryRoles>;
+export type QuerySqlConfig = z.infer<typeof querySql>;
 
 /**
  * Reads, validates and normalises a config file. Relative paths in it are resolved against the
@@ -158,7 +216,9 @@ export function parseConfig(text: string, source: string): AgateConfig {
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
       const key = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') || '(top level)';
-      const node = doc.getIn(issue.path, true);
+      // For an unknown key, point at the key itself rather than its parent.
+      const at = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
+      const node = doc.getIn(at, true) ?? doc.getIn(issue.path, true);
       const where = isNode(node) && node.range ? `:${lines.linePos(node.range[0]).line}` : '';
       return `${source}${where}: ${key}: ${issue.message}`;
     });
@@ -168,10 +228,11 @@ export function parseConfig(text: string, source: string): AgateConfig {
   const cfg = result.data;
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   cfg.data_dir = abs(cfg.data_dir);
-  if (cfg.store.path !== undefined) cfg.store.path = abs(cfg.store.path);
+  if (cfg.store.kind === 'embedded' && cfg.store.path !== undefined) cfg.store.path = abs(cfg.store.path);
   cfg.ledger.signing_key = abs(cfg.ledger.signing_key ?? join(cfg.data_dir, 'ledger', 'checkpoint.key'));
   if (cfg.ledger.checkpoint.dir !== undefined) cfg.ledger.checkpoint.dir = abs(cfg.ledger.checkpoint.dir);
   for (const t of cfg.targets) if (t.upstream.password.file !== undefined) t.upstream.password.file = abs(t.upstream.password.file);
+  if (cfg.query.export.hec_token?.file !== undefined) cfg.query.export.hec_token.file = abs(cfg.query.export.hec_token.file);
   const names = new Set<string>();
   for (const [i, t] of cfg.targets.entries()) {
     if (names.has(t.name)) throw new ConfigError(`${source}: targets[${i}].name: duplicate target name "${t.name}"`);

@@ -84,6 +84,9 @@ export class LocalBus implements Bus {
   }
 }
 
+/** The local log is one stream. */
+export const LOCAL_STREAM = { stream: 'embedded' } as const;
+
 const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 5_000;
 
@@ -124,9 +127,11 @@ class LocalConsumer {
   }
 
   async #run(): Promise<void> {
-    while (!this.#stopped) {
+    for (;;) {
       const records = this.log.read(this.#position, this.options.maxBatch ?? 500);
       if (records.length === 0) {
+        // Stopping drains first: everything appended before stop() is handed over.
+        if (this.#stopped) return;
         await new Promise<void>((resolve) => (this.#wake = resolve));
         this.#wake = undefined;
         continue;
@@ -143,7 +148,7 @@ class LocalConsumer {
     let backoff = MIN_BACKOFF_MS;
     for (;;) {
       try {
-        await this.options.handler(batch);
+        await this.options.handler(batch, LOCAL_STREAM);
         return true;
       } catch (err) {
         this.logger.error('event handler failed; retrying the batch', { error: describeError(err), events: batch.length, retry_in_ms: backoff });

@@ -1,3 +1,4 @@
+import { AgateError, ErrorCode } from '../../../core/src/errors.js';
 import type { Store } from '../../../core/src/store/store.js';
 
 /** Records per partition: a power of two, so a dropped partition is one complete subtree. */
@@ -117,7 +118,15 @@ export function ledgerDdl(options: LedgerSchemaOptions = {}): string[] {
   ];
 }
 
+/** The oldest ClickHouse the schema runs on (`_part_offset` projections; DateTime64, parameters, skip indexes). */
+export const MIN_CLICKHOUSE = [25, 8] as const;
+
 export async function migrate(store: Store, options: LedgerSchemaOptions = {}): Promise<void> {
+  const [row] = await store.query<{ v: string }>('SELECT version() AS v');
+  const [major = 0, minor = 0] = (row?.v ?? '0.0').split('.').map(Number);
+  if (major < MIN_CLICKHOUSE[0] || (major === MIN_CLICKHOUSE[0] && minor < MIN_CLICKHOUSE[1])) {
+    throw new AgateError(ErrorCode.STORE_FAILED, `ClickHouse ${row?.v} is too old for Agate's ledger schema: it needs ${MIN_CLICKHOUSE.join('.')} or newer (projections, DateTime64, query parameters, skip indexes)`);
+  }
   for (const ddl of ledgerDdl(options)) await store.exec(ddl);
 }
 
