@@ -412,7 +412,7 @@ proxy('ledger: agate verify (through the API) exits 0 and prints OK', async () =
   const { agate } = env;
   const r = await agate.cli(['verify', '--config', agate.configPath, '--token', tokens.auditor]);
   assert.is(r.code, 0, `${r.stdout}${r.stderr}`);
-  const m = /^chain embedded: OK, (\d+) records, head [0-9a-f]{64}$/m.exec(r.stdout);
+  const m = /^chain embedded: OK, records 1\.\.\d+ verified \((\d+)\); head [0-9a-f]{64}, root [0-9a-f]{64}$/m.exec(r.stdout);
   assert.ok(m, r.stdout);
   verifiedRecords = Number(m![1]);
   assert.ok(verifiedRecords > 20, `only ${verifiedRecords} records`);
@@ -474,7 +474,7 @@ proxy('ledger (offline): verify --offline passes; after an edit to a stored Comm
 
   const intact = await agate.cli(['verify', '--config', agate.configPath, '--offline']);
   assert.is(intact.code, 0, `${intact.stdout}${intact.stderr}`);
-  const m = /^chain embedded: OK, (\d+) records/m.exec(intact.stdout);
+  const m = /^chain embedded: OK, records 1\.\.\d+ verified \((\d+)\)/m.exec(intact.stdout);
   assert.ok(m, intact.stdout);
   assert.ok(Number(m![1]) >= verifiedRecords, 'the ledger only grew');
 
@@ -498,8 +498,7 @@ proxy('ledger (offline): verify --offline passes; after an edit to a stored Comm
   const broken = await agate.cli(['verify', '--config', agate.configPath, '--offline']);
   assert.is(broken.code, 1, `${broken.stdout}${broken.stderr}`);
   assert.match(broken.stdout, `chain embedded: BROKEN at record ${seq} `);
-  assert.match(broken.stdout, 'altered body');
-  assert.match(broken.stdout, `${seq - 1} records before it verify`);
+  assert.match(broken.stdout, '[altered]');
 });
 
 proxy.run();

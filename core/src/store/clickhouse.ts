@@ -38,7 +38,7 @@ export class ClickHouseStore implements Store {
 
   async insertTsv(table: string, columns: readonly string[], payload: Buffer): Promise<void> {
     if (payload.length === 0) return;
-    await this.#run(() => this.#client.insert({ table, values: Readable.from([payload]), format: 'TabSeparated', columns: columns as [string, ...string[]] }), `INSERT INTO ${table}`);
+    await this.#run(() => this.#client.insert({ table, values: Readable.from([payload], { objectMode: false }), format: 'TabSeparated', columns: columns as [string, ...string[]] }), `INSERT INTO ${table}`);
   }
 
   async queryRowBinary(sql: string, params: Record<string, unknown> = {}): Promise<Buffer> {

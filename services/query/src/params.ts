@@ -33,7 +33,8 @@ export function enumParam<T extends string>(q: URLSearchParams, name: string, al
 
 // Year 1970..2299: the range DateTime64(6) holds.
 const MIN_MICROS = 0;
-const MAX_MICROS = Date.UTC(2299, 11, 31) * 1000;
+// Microseconds must stay exact in a JS number (2^53 µs is in the year 2255).
+const MAX_MICROS = Math.min(Date.UTC(2299, 11, 31) * 1000, Number.MAX_SAFE_INTEGER);
 
 /** An RFC 3339 / ISO 8601 timestamp, as microseconds since the epoch. */
 export function timeParam(q: URLSearchParams, name: string): number | undefined {
