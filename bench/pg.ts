@@ -13,7 +13,7 @@ import { serialize } from 'pg-protocol';
 import { packageRoot } from '../core/src/package-root.js';
 import { startAgate, type AgateFixture } from '../test/e2e/agate-fixture.js';
 import { DEFAULT_PG_BIN, findFreePort } from '../test/harness/postgres.js';
-import { describeFailure, run } from '../test/harness/proc.js';
+import { describeFailure, run as runProcess } from '../test/harness/proc.js';
 
 export interface PgBenchOptions {
   seconds: number;
@@ -77,7 +77,7 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
 }
 
 async function must(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  const r = await run(cmd, args, { env, timeoutMs: 600_000 });
+  const r = await runProcess(cmd, args, { env, timeoutMs: 600_000 });
   if (r.code !== 0) throw new Error(describeFailure(cmd, args, r));
   return r.stdout;
 }
@@ -181,4 +181,13 @@ async function stream(agate: AgateFixture, gb: number): Promise<void> {
   clearInterval(sampler);
   const secs = (Date.now() - started) / 1000;
   console.log(`\nStreaming a ${(received / 2 ** 30).toFixed(2)} GiB result (${rows} rows) through Agate: ${secs.toFixed(1)} s (${(received / 2 ** 20 / secs).toFixed(0)} MiB/s); Agate RSS ${before.toFixed(0)} MiB before, peak ${peak.toFixed(0)} MiB (target < 256 MiB).`);
+}
+
+/** `npm run bench -- pg [--seconds N] [--clients N] [--stream-gb N]` */
+export async function run(args: string[]): Promise<void> {
+  const option = (name: string, fallback: number): number => {
+    const i = args.indexOf(`--${name}`);
+    return i === -1 ? fallback : Number(args[i + 1]);
+  };
+  await benchPg({ seconds: option('seconds', 15), streamGb: option('stream-gb', 2), clients: option('clients', 8) });
 }

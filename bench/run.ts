@@ -1,20 +1,19 @@
 /**
- * `npm run bench -- pg [--seconds N] [--stream-gb N]`: benchmarks that are not tests. They print
- * figures and never assert timings; record them in BENCHMARKS.md with the command that made them.
+ * `npm run bench -- NAME`: runs one benchmark and prints its figures. Benchmarks compare
+ * configurations side by side in one run; they are never unit tests.
  */
-import { benchPg } from './pg.js';
-
-const [suite, ...args] = process.argv.slice(2);
-const option = (name: string, fallback: number): number => {
-  const i = args.indexOf(`--${name}`);
-  return i === -1 ? fallback : Number(args[i + 1]);
+const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
+  pipeline: () => import('./pipeline.js'),
+  query: () => import('./query.js'),
+  ledger: () => import('./ledger.js'),
+  pg: () => import('./pg.js'),
 };
 
-switch (suite) {
-  case 'pg':
-    await benchPg({ seconds: option('seconds', 15), streamGb: option('stream-gb', 2), clients: option('clients', 8) });
-    break;
-  default:
-    console.error('usage: npm run bench -- pg [--seconds N] [--clients N] [--stream-gb N]');
-    process.exit(2);
+const [name, ...args] = process.argv.slice(2);
+const load = name === undefined ? undefined : benches[name];
+if (load === undefined) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [options]`);
+  process.exit(2);
 }
+await (await load()).run(args);
+process.exit(0);

@@ -1,31 +1,51 @@
 import { parseArgs } from 'node:util';
-import { join } from 'node:path';
 import { loadConfig, type AgateConfig } from '../../core/src/config.js';
 import { AgateError, describeError } from '../../core/src/errors.js';
 import { DEV_ISSUER, mintDevToken } from '../../core/src/identity/dev-issuer.js';
 import { createLogger } from '../../core/src/log.js';
-import { EmbeddedStore } from '../../core/src/store/embedded.js';
-import { EventCodec } from '../../schemas/src/codec.js';
-import { listChains, verifyChain, type VerifyReport } from '../../services/ledger/src/verify.js';
 import type { SessionRow, TimelineRow } from '../../services/query/src/queries.js';
 import { ApiClient } from './api-client.js';
-import { startEmbedded } from './embedded.js';
+import { ALL_ROLES, startServices, type Role } from './components.js';
+import { consistencyCommand, ledgerKeyCommand, proveCommand, verifyCommand, verifyProofCommand } from './ledger-commands.js';
 import { table } from './format.js';
+import { exportCommand } from './export-command.js';
+import { renderReplay } from './replay.js';
+import type { TimelineEvent } from '../../services/query/src/queries.js';
 
 const USAGE = `agate — audit gateway for AI agents and other non-human identities
 
 Usage:
-  agate start      --config FILE              run all services in one process (embedded)
+  agate start      --config FILE              run all four services in one process
+  agate proxy|policy|ledger|query --config FILE
+                                              run one service (needs bus.kind: kafka)
   agate check      --config FILE              validate a config file and exit
   agate dev-token  --config FILE [--sub S] [--claim K=V ...] [--ttl SECONDS]
                                               mint a token from the dev-only issuer
   agate sessions   --config FILE [--subject S] [--target T] [--limit N] [--json]
   agate session    SESSION_ID --config FILE [--json]
                                               a session's commands with verdicts and results
-  agate verify     --config FILE [--offline] [--json]
-                                              recompute the ledger's hash chains
+  agate verify     --config FILE [--offline] [--checkpoint FILE ...] [--key KEY]
+                   [--state FILE] [--deep] [--json]
+                                              verify the ledger: chains, Merkle roots, and
+                                              signed checkpoints kept outside the store
+  agate prove      EVENT_ID --config FILE [--checkpoint FILE] [--offline] [--out FILE]
+                                              an inclusion proof of one event
+  agate consistency OLD NEW --config FILE [--offline] [--key KEY] [--out FILE]
+                                              a consistency proof between two checkpoint files
+  agate verify-proof --proof FILE --key KEY [--checkpoint FILE]
+                                              check a proof offline (no store, no network)
+  agate ledger-key --config FILE              the public key auditors verify checkpoints with
+  agate sql        "SELECT …" --config FILE [--format table|json|ndjson|csv]
+                                              read-only SQL over the analyst views
+  agate replay     SESSION_ID --config FILE   a session's statements with timing, verdicts, results
+  agate export     --format ocsf --to ndjson FILE|- --config FILE [--state FILE] [--follow]
+  agate export     --format ocsf --to hec URL --config FILE [--state FILE] [--follow]
+                                              OCSF events for a SIEM; resumes from --state
+                                              (default DATA_DIR/export/…); HEC token from
+                                              query.export.hec_token or AGATE_HEC_TOKEN
 Read commands use the running query API (--url, --token or AGATE_TOKEN);
-verify --offline opens the store directly while Agate is stopped.`;
+--offline opens the store directly while Agate is stopped (verify does so
+whenever --checkpoint, --state or --deep is given).`;
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -39,6 +59,15 @@ const OPTIONS = {
   url: { type: 'string' },
   json: { type: 'boolean' },
   offline: { type: 'boolean' },
+  checkpoint: { type: 'string', multiple: true },
+  key: { type: 'string' },
+  state: { type: 'string' },
+  deep: { type: 'boolean' },
+  proof: { type: 'string' },
+  out: { type: 'string' },
+  format: { type: 'string' },
+  to: { type: 'string' },
+  follow: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -57,7 +86,12 @@ async function main(argv: string[]): Promise<number> {
   };
   switch (command) {
     case 'start':
-      return start(config());
+      return start(config(), ALL_ROLES);
+    case 'proxy':
+    case 'policy':
+    case 'ledger':
+    case 'query':
+      return start(config(), [command]);
     case 'check':
       config();
       console.log(`${values.config}: valid`);
@@ -70,25 +104,47 @@ async function main(argv: string[]): Promise<number> {
       if (rest[0] === undefined) throw new UsageError('agate session needs a SESSION_ID');
       return session(config(), rest[0], values);
     case 'verify':
-      return verify(config(), values);
+      return verifyCommand(config(), values);
+    case 'prove':
+      if (rest[0] === undefined) throw new UsageError('agate prove needs an EVENT_ID');
+      return proveCommand(config(), rest[0], values);
+    case 'consistency':
+      if (rest.length !== 2) throw new UsageError('agate consistency needs two checkpoint files: OLD NEW');
+      return consistencyCommand(config(), rest[0]!, rest[1]!, values);
+    case 'verify-proof':
+      return verifyProofCommand(values);
+    case 'ledger-key':
+      return ledgerKeyCommand(config());
+    case 'sql':
+      if (rest[0] === undefined) throw new UsageError('agate sql needs the SQL text as one argument');
+      return sqlCommand(config(), rest[0], values);
+    case 'replay':
+      if (rest[0] === undefined) throw new UsageError('agate replay needs a SESSION_ID');
+      return replay(config(), rest[0], values);
+    case 'export':
+      return exportCommand(config(), rest, values);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
 }
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
-async function start(config: AgateConfig): Promise<number> {
+async function start(config: AgateConfig, roles: readonly Role[]): Promise<number> {
   const logger = createLogger(config.log_level, { instance: config.instance_id });
-  if (config.identity.dev_issuer.enabled) {
+  if (config.identity.dev_issuer.enabled && (roles.includes('proxy') || roles.includes('query'))) {
     logger.warn('the dev-only token issuer is ON: anyone with access to the data directory can mint tokens; never enable it in production', { issuer: DEV_ISSUER });
   }
-  const agate = await startEmbedded(config, logger);
-  logger.info('agate started (embedded)', {
-    postgres: `${agate.postgres.address}:${agate.postgres.port}`,
-    query_api: `http://${agate.api.address}:${agate.api.port}`,
+  const name = roles.length === ALL_ROLES.length ? 'agate' : `agate ${roles[0]}`;
+  const running = await startServices(config, roles, logger);
+  logger.info(`${name} started`, {
+    mode: roles.length === ALL_ROLES.length ? config.bus.kind === 'local' ? 'embedded' : 'all-in-one' : roles[0],
+    postgres: running.postgres === undefined ? undefined : `${running.postgres.address}:${running.postgres.port}`,
+    query_api: running.api === undefined ? undefined : `http://${running.api.address}:${running.api.port}`,
+    bus: config.bus.kind,
+    store: config.store.kind,
     data_dir: config.data_dir,
-    targets: config.targets.map((t) => t.name),
+    targets: roles.includes('proxy') ? config.targets.map((t) => t.name) : undefined,
   });
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -98,7 +154,7 @@ async function start(config: AgateConfig): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
-  await agate.stop();
+  await running.stop();
   logger.info('stopped');
   return 0;
 }
@@ -143,30 +199,32 @@ async function session(config: AgateConfig, id: string, v: Values): Promise<numb
   return 0;
 }
 
-async function verify(config: AgateConfig, v: Values): Promise<number> {
-  let chains: VerifyReport[];
-  if (v.offline) {
-    const store = EmbeddedStore.open(config.store.path ?? join(config.data_dir, 'store'));
-    try {
-      const codec = new EventCodec();
-      chains = [];
-      for (const c of await listChains(store)) chains.push(await verifyChain(store, codec, c));
-    } finally {
-      await store.close();
-    }
-  } else {
-    const api = await ApiClient.fromConfig(config, v.token, v.url);
-    chains = (await api.get<{ chains: VerifyReport[] }>('/v1/ledger/verify')).chains;
+async function sqlCommand(config: AgateConfig, text: string, v: Values): Promise<number> {
+  const format = v.format ?? 'table';
+  if (!['table', 'json', 'ndjson', 'csv'].includes(format)) throw new UsageError('--format must be table, json, ndjson or csv');
+  const api = await ApiClient.fromConfig(config, v.token, v.url);
+  const wire = format === 'table' ? 'json' : format;
+  const body = await api.request('POST', `/v1/sql?format=${wire}`, JSON.stringify({ sql: text }));
+  if (format !== 'table') {
+    process.stdout.write(body);
+    return 0;
   }
-  if (v.json) console.log(JSON.stringify(chains, null, 2));
-  else {
-    for (const c of chains) {
-      if (c.ok) console.log(`chain ${c.chain_id}: OK, ${c.records} records, head ${c.head.hash}`);
-      else console.log(`chain ${c.chain_id}: BROKEN at record ${c.failure!.seq} (event ${c.failure!.event_id}): ${c.failure!.problem}; ${c.records} records before it verify`);
-    }
-    if (chains.length === 0) console.log('the ledger is empty');
+  const rows = (JSON.parse(body) as { rows: Record<string, unknown>[] }).rows;
+  console.log(rows.length === 0 ? '(no rows)' : table(rows, Object.keys(rows[0]!)));
+  return 0;
+}
+
+async function replay(config: AgateConfig, id: string, v: Values): Promise<number> {
+  const api = await ApiClient.fromConfig(config, v.token, v.url);
+  const { session } = await api.get<{ session: SessionRow }>(`/v1/sessions/${encodeURIComponent(id)}`);
+  const events: TimelineEvent[] = [];
+  for (let cursor: string | null = null; ; ) {
+    const page: { events: TimelineEvent[]; next_cursor: string | null } = await api.get(`/v1/sessions/${encodeURIComponent(id)}/timeline?limit=1000${cursor ? `&cursor=${cursor}` : ''}`);
+    events.push(...page.events);
+    if ((cursor = page.next_cursor) === null) break;
   }
-  return chains.every((c) => c.ok) ? 0 : 1;
+  console.log(renderReplay(session, events));
+  return 0;
 }
 
 main(process.argv.slice(2)).then(

@@ -20,7 +20,7 @@ parse('applies defaults to a minimal config', () => {
   assert.is(c.policy.default, 'deny');
   assert.is(c.proxy.verdict_timeout_ms, 2000);
   assert.is(c.data_dir, '/etc/agate/.agate');
-  assert.is(c.bus.fsync, true);
+  assert.equal(c.bus, { kind: 'local', fsync: true });
 });
 
 parse('names the file, line, key and expectation for a wrong type', () => {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { z } from 'zod';
@@ -17,6 +17,11 @@ const duration = z.number().int().positive();
 const secret = z
   .strictObject({ value: z.string().optional(), env: z.string().optional(), file: z.string().optional() })
   .refine((s) => [s.value, s.env, s.file].filter((v) => v !== undefined).length === 1, 'expected exactly one of value, env, file');
+
+/** `kind` may be left out of a section; it then means the embedded default. */
+function withKind<T extends z.ZodType>(fallback: string, schema: T) {
+  return z.preprocess((v) => (v !== null && typeof v === 'object' && !('kind' in v) ? { kind: fallback, ...v } : v), schema);
+}
 
 const issuer = z.strictObject({
   issuer: z.url(),
@@ -92,6 +97,33 @@ const rule = z.strictObject({
   mask_client: maskClient.default(false),
 });
 
+/**
+ * Query API roles come from one claim of the bearer token. Its value (a string, or a JSON list of
+ * strings) is matched against each role's globs; a token may hold several roles.
+ */
+const QUERY_ROLES_DEFAULT = { claim: 'agate_role', default_role: 'analyst' as const, analyst: ['analyst'], approver: ['approver'], admin: ['admin'] };
+const queryRoles = z.strictObject({
+  claim: z.string().min(1).default(QUERY_ROLES_DEFAULT.claim),
+  /** Role of a token whose claim is absent or matches no glob; `none` refuses such tokens. */
+  default_role: z.enum(['none', 'analyst', 'approver', 'admin']).default(QUERY_ROLES_DEFAULT.default_role),
+  analyst: z.array(z.string()).default(QUERY_ROLES_DEFAULT.analyst),
+  approver: z.array(z.string()).default(QUERY_ROLES_DEFAULT.approver),
+  admin: z.array(z.string()).default(QUERY_ROLES_DEFAULT.admin),
+});
+
+/** Limits the engine applies to every analyst SQL query (ClickHouse settings of the same names). */
+const QUERY_SQL_DEFAULT = { max_execution_time_s: 10, max_result_rows: 100_000, max_memory_bytes: 1 << 30 };
+const querySql = z.strictObject({
+  max_execution_time_s: z.number().positive().max(3600).default(QUERY_SQL_DEFAULT.max_execution_time_s),
+  max_result_rows: z.number().int().min(1).max(100_000_000).default(QUERY_SQL_DEFAULT.max_result_rows),
+  max_memory_bytes: z.number().int().min(1 << 20).default(QUERY_SQL_DEFAULT.max_memory_bytes),
+});
+
+const queryExport = z.strictObject({
+  /** Token for a Splunk HTTP Event Collector; `agate export --to hec URL` reads it here or from AGATE_HEC_TOKEN. */
+  hec_token: secret.optional(),
+});
+
 export const configSchema = z.strictObject({
   instance_id: z.string().default(`${hostname()}-${process.pid}`),
   data_dir: z.string().default('.agate'),
@@ -102,11 +134,32 @@ export const configSchema = z.strictObject({
       .strictObject({ enabled: z.boolean().default(false), audience: z.string().default('agate'), token_ttl_s: duration.default(3600) })
       .default({ enabled: false, audience: 'agate', token_ttl_s: 3600 }),
   }),
-  bus: z
-    .strictObject({ kind: z.literal('local').default('local'), fsync: z.boolean().default(true) })
+  bus: withKind('local', z
+    .discriminatedUnion('kind', [
+      z.strictObject({ kind: z.literal('local'), fsync: z.boolean().default(true) }),
+      z.strictObject({
+        kind: z.literal('kafka'),
+        brokers: z.array(hostPort).nonempty(),
+        events_topic: z.string().default('agate.events'),
+        verdicts_topic: z.string().default('agate.verdicts'),
+        /** Partitions of a topic Agate creates; the ledger keeps one hash chain per partition. */
+        partitions: z.number().int().min(1).default(6),
+        replication_factor: z.number().int().min(1).default(3),
+        /** A Confluent-compatible registry: events travel in the Confluent wire format. */
+        schema_registry: z.strictObject({ url: z.url() }).optional(),
+      }),
+    ]))
     .default({ kind: 'local', fsync: true }),
-  store: z
-    .strictObject({ kind: z.literal('embedded').default('embedded'), path: z.string().optional() })
+  store: withKind('embedded', z
+    .discriminatedUnion('kind', [
+      z.strictObject({ kind: z.literal('embedded'), path: z.string().optional() }),
+      z.strictObject({
+        kind: z.literal('clickhouse'),
+        url: z.url(),
+        username: z.string().default('default'),
+        password: secret.optional(),
+      }),
+    ]))
     .default({ kind: 'embedded' }),
   proxy: z
     .strictObject({
@@ -138,13 +191,38 @@ export const configSchema = z.strictObject({
   policy: z
     .strictObject({ default: z.enum(['allow', 'deny']).default('deny'), rules: z.array(rule).default([]) })
     .default({ default: 'deny', rules: [] }),
+  ledger: z
+    .strictObject({
+      /** Log name: the checkpoint key's name; each chain's checkpoint origin is ORIGIN/CHAIN. */
+      origin: z.string().regex(/^[^\s+]+$/, 'expected a name without spaces or +, e.g. agate.example.com/ledger').default('agate.local/ledger'),
+      /** Ed25519 signer key in note format; generated on first start. Default DATA_DIR/ledger/checkpoint.key. */
+      signing_key: z.string().optional(),
+      checkpoint: z
+        .strictObject({
+          every_events: z.number().int().min(1).default(1000),
+          every_ms: duration.default(10_000),
+          /** A directory outside the store where every signed checkpoint is written as a file. */
+          dir: z.string().optional(),
+          /** An HTTP(S) endpoint that receives every signed checkpoint (POST, text/plain). */
+          webhook: z.url().optional(),
+        })
+        .default({ every_events: 1000, every_ms: 10_000 }),
+      /** Days after which whole blocks of 2^20 records expire; unset keeps everything. */
+      retention_days: z.number().int().min(1).optional(),
+      /** Latest event ids remembered to drop redelivered events. */
+      dedup_window: z.number().int().min(1000).default(100_000),
+    })
+    .default({ origin: 'agate.local/ledger', checkpoint: { every_events: 1000, every_ms: 10_000 }, dedup_window: 100_000 }),
   query: z
     .strictObject({
       listen: hostPort.default('127.0.0.1:7480'),
       /** Claims a bearer token must carry to read the audit API (same glob rules as policy). */
       require_claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({}),
+      roles: queryRoles.default(QUERY_ROLES_DEFAULT),
+      sql: querySql.default(QUERY_SQL_DEFAULT),
+      export: queryExport.default({}),
     })
-    .default({ listen: '127.0.0.1:7480', require_claims: {} }),
+    .default({ listen: '127.0.0.1:7480', require_claims: {}, roles: QUERY_ROLES_DEFAULT, sql: QUERY_SQL_DEFAULT, export: {} }),
 });
 
 export type AgateConfig = z.infer<typeof configSchema> & { source: string };
@@ -155,6 +233,8 @@ export type RuleConfig = z.infer<typeof rule>;
 export type SecretRef = z.infer<typeof secret>;
 export type MaskSetConfig = z.infer<typeof maskSet>;
 export type MaskingConfig = AgateConfig['masking'];
+export type QueryRolesConfig = z.infer<typeof queryRoles>;
+export type QuerySqlConfig = z.infer<typeof querySql>;
 
 /**
  * Reads, validates and normalises a config file. Relative paths in it are resolved against the
@@ -182,7 +262,9 @@ export function parseConfig(text: string, source: string): AgateConfig {
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
       const key = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') || '(top level)';
-      const node = doc.getIn(issue.path, true);
+      // For an unknown key, point at the key itself rather than its parent.
+      const at = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
+      const node = doc.getIn(at, true) ?? doc.getIn(issue.path, true);
       const where = isNode(node) && node.range ? `:${lines.linePos(node.range[0]).line}` : '';
       return `${source}${where}: ${key}: ${issue.message}`;
     });
@@ -192,11 +274,14 @@ export function parseConfig(text: string, source: string): AgateConfig {
   const cfg = result.data;
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   cfg.data_dir = abs(cfg.data_dir);
-  if (cfg.store.path !== undefined) cfg.store.path = abs(cfg.store.path);
+  if (cfg.store.kind === 'embedded' && cfg.store.path !== undefined) cfg.store.path = abs(cfg.store.path);
+  cfg.ledger.signing_key = abs(cfg.ledger.signing_key ?? join(cfg.data_dir, 'ledger', 'checkpoint.key'));
+  if (cfg.ledger.checkpoint.dir !== undefined) cfg.ledger.checkpoint.dir = abs(cfg.ledger.checkpoint.dir);
   for (const t of cfg.targets) {
     if (t.upstream.password.file !== undefined) t.upstream.password.file = abs(t.upstream.password.file);
     if (t.upstream.tls.ca !== undefined) t.upstream.tls.ca = abs(t.upstream.tls.ca);
   }
+  if (cfg.query.export.hec_token?.file !== undefined) cfg.query.export.hec_token.file = abs(cfg.query.export.hec_token.file);
   const names = new Set<string>();
   for (const [i, t] of cfg.targets.entries()) {
     if (names.has(t.name)) throw new ConfigError(`${source}: targets[${i}].name: duplicate target name "${t.name}"`);

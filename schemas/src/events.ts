@@ -93,7 +93,18 @@ export interface SessionClosed extends EventHead {
   duration_us: number;
 }
 
-export type AgateEvent = SessionOpened | AuthenticationFailed | Command | Verdict | Response | SessionClosed;
+/** A signed ledger checkpoint, published so consumers outside the store can keep it. */
+export interface Checkpoint extends EventHead {
+  type: 'Checkpoint';
+  chain_id: string;
+  origin: string;
+  size: number;
+  /** base64 */
+  root_hash: string;
+  note: string;
+}
+
+export type AgateEvent = SessionOpened | AuthenticationFailed | Command | Verdict | Response | SessionClosed | Checkpoint;
 export type EventType = AgateEvent['type'];
 export type EventOf<T extends EventType> = Extract<AgateEvent, { type: T }>;
 
@@ -104,6 +115,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'Verdict',
   'Response',
   'SessionClosed',
+  'Checkpoint',
 ];
 
 /** Current time in Avro `timestamp-micros`. */

@@ -40,4 +40,9 @@ export const SAMPLES: { readonly [T in EventType]: Extract<AgateEvent, { type: T
     type: 'SessionClosed', event_id: '66666666-6666-4666-8666-666666666666', ...head,
     reason: 'client terminated', commands: 2, duration_us: 2_000_000,
   },
+  Checkpoint: {
+    type: 'Checkpoint', event_id: '77777777-7777-4777-8777-777777777777', time: head.time, session_id: '',
+    chain_id: 'embedded', origin: 'agate.local/ledger/embedded', size: 6, root_hash: 'CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=',
+    note: 'agate.local/ledger/embedded\n6\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n\u2014 agate.local/ledger AAAAAA==\n',
+  },
 };

@@ -32,10 +32,17 @@ export interface Bus {
 
 export type VerdictOutcome = { kind: 'verdict'; verdict: Verdict } | { kind: 'timeout' };
 
+/** Where a batch came from: one totally ordered stream (a Kafka partition, or the local log). */
+export interface StreamInfo {
+  /** Stable id, e.g. `agate.events-3`; the ledger keeps one hash chain per stream. */
+  stream: string;
+}
+
 export interface SubscribeOptions {
   group: string;
   types: readonly EventType[];
-  handler: (batch: readonly AgateEvent[]) => Promise<void>;
+  /** Every batch comes from one stream, in that stream's order. */
+  handler: (batch: readonly AgateEvent[], source: StreamInfo) => Promise<void>;
   /** Largest batch handed to the handler at once. */
   maxBatch?: number;
 }

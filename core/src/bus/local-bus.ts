@@ -146,6 +146,9 @@ class RecentEvents {
 
 /** Committed positions are written at most this often (redelivery after a crash is allowed). */
 const COMMIT_INTERVAL_MS = 200;
+/** The local log is one stream. */
+export const LOCAL_STREAM = { stream: 'embedded' } as const;
+
 const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 5_000;
 
@@ -193,13 +196,15 @@ class LocalConsumer {
   }
 
   async #run(): Promise<void> {
-    while (!this.#stopped) {
+    for (;;) {
       const max = this.options.maxBatch ?? 500;
       // Caught-up consumers take the events from memory; others read the file.
       const recent = this.recent.from(this.#position, max);
       const records = recent ?? this.log.read(this.#position, max).map((r) => ({ next: r.next, event: this.codec.decode(r.bytes) }));
       if (records.length === 0) {
         this.#commit(false);
+        // Stopping drains first: everything appended before stop() is handed over.
+        if (this.#stopped) return;
         await new Promise<void>((resolve) => (this.#wake = resolve));
         this.#wake = undefined;
         continue;
@@ -223,7 +228,7 @@ class LocalConsumer {
     let backoff = MIN_BACKOFF_MS;
     for (;;) {
       try {
-        await this.options.handler(batch);
+        await this.options.handler(batch, LOCAL_STREAM);
         return true;
       } catch (err) {
         this.logger.error('event handler failed; retrying the batch', { error: describeError(err), events: batch.length, retry_in_ms: backoff });

@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Session } from 'chdb';
 import { AgateError, ErrorCode } from '../errors.js';
 import type { Store } from './store.js';
@@ -9,19 +10,29 @@ import type { Store } from './store.js';
  */
 export class EmbeddedStore implements Store {
   readonly #session: Session;
+  readonly #lockFile: string;
 
-  private constructor(session: Session) {
+  private constructor(session: Session, lockFile: string) {
     this.#session = session;
+    this.#lockFile = lockFile;
   }
 
   static open(path: string): EmbeddedStore {
     mkdirSync(path, { recursive: true });
-    try {
-      return new EmbeddedStore(new Session(path));
-    } catch (cause) {
-      const inUse = /lock|another|only one active/i.test(String((cause as Error).message) + String(((cause as Error).cause as Error | undefined)?.message));
-      throw new AgateError(ErrorCode.STORE_FAILED, inUse ? `the store at ${path} is in use by another process (is Agate running? use its query API instead)` : `cannot open the embedded store at ${path}`, { cause });
+    // The engine's own lock error does not say who holds it; Agate's pid file does.
+    const lockFile = join(path, 'agate.pid');
+    const holder = lockHolder(lockFile);
+    if (holder !== undefined) {
+      throw new AgateError(ErrorCode.STORE_FAILED, `the store at ${path} is in use by process ${holder} (is Agate running? use its query API instead)`);
     }
+    let session: Session;
+    try {
+      session = new Session(path);
+    } catch (cause) {
+      throw new AgateError(ErrorCode.STORE_FAILED, `cannot open the embedded store at ${path}: ${(cause as Error).message}`, { cause });
+    }
+    writeFileSync(lockFile, String(process.pid));
+    return new EmbeddedStore(session, lockFile);
   }
 
   async exec(sql: string): Promise<void> {
@@ -40,8 +51,21 @@ export class EmbeddedStore implements Store {
     await this.#run(() => this.#session.insert({ table, values: payload, format: 'JSONEachRow' }), `INSERT INTO ${table}`);
   }
 
+  async insertTsv(table: string, columns: readonly string[], payload: Buffer): Promise<void> {
+    if (payload.length === 0) return;
+    await this.#run(() => this.#session.insert({ table, values: payload, format: 'TabSeparated', columns }), `INSERT INTO ${table}`);
+  }
+
+  async queryRowBinary(sql: string, params: Record<string, unknown> = {}): Promise<Buffer> {
+    const result = await this.#run(() => this.#session.queryBindAsync(sql, params, { format: 'RowBinary' }), sql);
+    const bytes = result.bytes();
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
   async close(): Promise<void> {
-    if (this.#session.open) this.#session.close();
+    if (!this.#session.open) return;
+    this.#session.close();
+    rmSync(this.#lockFile, { force: true });
   }
 
   async #run<T>(op: () => Promise<T>, what: string): Promise<T> {
@@ -51,5 +75,22 @@ export class EmbeddedStore implements Store {
       // The statement's head names the failing operation without dumping audit content.
       throw new AgateError(ErrorCode.STORE_FAILED, `store operation failed (${what.trim().slice(0, 60)}…): ${(cause as Error).message}`, { cause, retriable: true });
     }
+  }
+}
+
+/** The pid in the lock file, when that process is alive and is not this one. */
+function lockHolder(lockFile: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(lockFile, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
   }
 }

@@ -9,5 +9,13 @@ export interface Store {
   query<T extends object>(sql: string, params?: Record<string, unknown>): Promise<T[]>;
   /** Inserts rows given as objects keyed by column name. */
   insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void>;
+  /**
+   * Inserts a ready-made TabSeparated payload into the named columns: one row per line, with
+   * `\\`, tab and newline escaped. Lets bulk writers send binary values (hashes, encoded events)
+   * without a JSON round trip.
+   */
+  insertTsv(table: string, columns: readonly string[], payload: Buffer): Promise<void>;
+  /** Runs a query and returns its result bytes in RowBinary, for fixed-width bulk reads. */
+  queryRowBinary(sql: string, params?: Record<string, unknown>): Promise<Buffer>;
   close(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -10,29 +10,48 @@ import { EmbeddedStore } from '../../../core/src/store/embedded.js';
 import { EventCodec } from '../../../schemas/src/codec.js';
 import type { AgateEvent } from '../../../schemas/src/events.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
+import { openCheckpoint, type Checkpoint } from './checkpoint.js';
+import { directorySink } from './checkpoint-sink.js';
 import { LedgerService } from './ledger.js';
-import { migrate } from './schema.js';
+import { generateSignerKey, parseSignerKey, parseVerifierKey, verifierKey } from './note.js';
+import { naiveMth } from './reference-mth.js';
 import { verifyChain } from './verify.js';
 
 /*
- * Tamper tests act directly on the real embedded ClickHouse engine, then verify. Each case starts
- * from a fresh chain of 6 events.
+ * Tamper tests act directly on the real embedded ClickHouse engine, then verify against a
+ * signed checkpoint kept outside the store (a file in a checkpoint directory). Each case starts
+ * from a fresh chain of 30 events with a checkpoint at its head.
  */
 const codec = new EventCodec();
 const dir = mkdtempSync(join(tmpdir(), 'agate-ledger-'));
 const store = EmbeddedStore.open(join(dir, 'store'));
-const noBus = {} as Bus; // append() is driven directly; the bus wiring is covered end to end
-const events = (): AgateEvent[] => Object.values(SAMPLES).map((e) => ({ ...e, event_id: randomUUID() }));
+const signer = parseSignerKey(generateSignerKey('agate.test/ledger'));
+const verifiers = [parseVerifierKey(verifierKey(signer))];
+const published: AgateEvent[] = [];
+const bus = { publish: async (e: AgateEvent) => void published.push(e), subscribe: async () => ({ close: async () => {} }) } as unknown as Bus;
+const events = (n = 30): AgateEvent[] => Array.from({ length: n }, (_, i) => ({ ...Object.values(SAMPLES)[i % 6]!, event_id: randomUUID() }) as AgateEvent);
+const cpDir = join(dir, 'checkpoints');
 
-async function freshLedger(): Promise<LedgerService> {
+function newLedger(): LedgerService {
+  return new LedgerService({ bus, store, codec, chainId: 'test', logger: silentLogger, signer, checkpoints: { everyEvents: 10, everyMs: 60_000, sinks: [directorySink(cpDir)] } });
+}
+
+/** A fresh chain; returns the signed checkpoint at its head as an auditor keeps it. */
+async function fresh(n = 30): Promise<{ ledger: LedgerService; cp: Checkpoint }> {
   await store.exec('DROP TABLE IF EXISTS agate.ledger');
-  await migrate(store);
-  const ledger = new LedgerService({ bus: noBus, store, codec, chainId: 'test', logger: silentLogger });
-  await ledger.append(events());
-  return ledger;
+  await store.exec('DROP TABLE IF EXISTS agate.checkpoints');
+  rmSync(cpDir, { recursive: true, force: true });
+  const ledger = newLedger();
+  await ledger.start();
+  const all = events(n);
+  for (let i = 0; i < n; i += 10) await ledger.append(all.slice(i, i + 10)); // the bus delivers batches
+  await ledger.checkpoint();
+  const cp = n === 0 ? undefined : openCheckpoint(readFileSync(join(cpDir, 'test', 'latest.checkpoint'), 'utf8'), verifiers);
+  return { ledger, cp: cp! };
 }
 
 const mutate = (sql: string) => store.exec(`${sql} SETTINGS mutations_sync = 2`);
+const verify = (cp: Checkpoint) => verifyChain(store, codec, 'test', { checkpoints: [cp], verifiers });
 
 const ledger = suite('LedgerService + verifyChain');
 ledger.after(async () => {
@@ -40,66 +59,171 @@ ledger.after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-ledger('an intact chain verifies; redelivered events are stored once', async () => {
-  const l = await freshLedger();
-  const batch = events();
+ledger('an intact chain verifies against its checkpoint; its root is the RFC 9162 root', async () => {
+  const { ledger: l, cp } = await fresh();
+  const r = await verify(cp);
+  assert.ok(r.ok, JSON.stringify(r.failure));
+  assert.is(r.records, 30);
+  assert.equal(r.checkpoints, [30]);
+  assert.is(cp.size, 30);
+  const payloads = await store.query<{ p: string }>("SELECT base64Encode(payload) AS p FROM agate.ledger WHERE chain_id = 'test' ORDER BY seq");
+  const reference = naiveMth(payloads.map((row) => Buffer.from(row.p, 'base64'))).toString('hex');
+  assert.is(cp.root.toString('hex'), reference, 'the signed root is the RFC 9162 root of the encoded events');
+  assert.is(r.root, reference);
+  assert.is((await l.currentRoot()).toString('hex'), reference);
+  assert.ok(readdirSync(join(cpDir, 'test')).includes('10.checkpoint'), 'a checkpoint every 10 events');
+  assert.ok(published.some((e) => e.type === 'Checkpoint' && e.size === 30), 'checkpoints are published as events');
+});
+
+ledger('redelivered events are stored once', async () => {
+  const { ledger: l } = await fresh(0);
+  const batch = events(12);
   await l.append(batch);
-  await l.append(batch); // redelivery
-  await l.append([batch[0]!, batch[0]!]);
-  const report = await verifyChain(store, codec, 'test');
-  assert.ok(report.ok, JSON.stringify(report.failure));
-  assert.is(report.records, 12);
-  assert.is(l.head.seq, 12);
+  await l.append(batch);
+  await l.append([batch[0]!, batch[0]!, ...events(3)]);
+  const [row] = await store.query<{ n: string }>('SELECT count() AS n FROM agate.ledger');
+  assert.is(Number(row!.n), 15);
+  assert.is(l.head.seq, 15);
 });
 
-ledger('a changed payload is detected at its record', async () => {
-  await freshLedger();
-  const other = codec.encode({ ...SAMPLES.Command, text: 'SELECT 2' }).toString('base64');
-  await mutate(`ALTER TABLE agate.ledger UPDATE payload = '${other}' WHERE seq = 3`);
-  const r = await verifyChain(store, codec, 'test');
-  assert.is(r.ok, false);
+ledger('each stream has its own chain, tree and checkpoints', async () => {
+  const { ledger: l, cp } = await fresh(20);
+  await l.append(events(7), 'p1');
+  await l.checkpoint();
+  const other = openCheckpoint(readFileSync(join(cpDir, 'p1', 'latest.checkpoint'), 'utf8'), verifiers);
+  assert.is(other.origin, 'agate.test/ledger/p1');
+  assert.is(other.size, 7);
+  assert.ok((await verifyChain(store, codec, 'p1', { checkpoints: [other] })).ok);
+  assert.ok((await verify(cp)).ok, 'the default chain is untouched');
+  assert.is(l.head.seq, 20);
+});
+
+ledger('a modified field is detected at its record', async () => {
+  const { cp } = await fresh();
+  await mutate(`ALTER TABLE agate.ledger UPDATE text = 'SELECT 1' WHERE seq = 9`);
+  const r = await verify(cp);
+  assert.is(r.failure?.kind, 'altered');
+  assert.is(r.failure?.seq, 9);
+});
+
+ledger('a modified payload is detected at its record', async () => {
+  const { cp } = await fresh();
+  const other = codec.encode({ ...SAMPLES.Command, text: 'SELECT 2' }).toString('hex');
+  await mutate(`ALTER TABLE agate.ledger UPDATE payload = unhex('${other}') WHERE seq = 3`);
+  const r = await verify(cp);
+  assert.is(r.failure?.kind, 'altered');
   assert.is(r.failure?.seq, 3);
-  assert.match(r.failure!.problem, /altered payload/);
 });
 
-ledger('a changed queryable body is detected', async () => {
-  await freshLedger();
-  await mutate(`ALTER TABLE agate.ledger UPDATE body = replaceOne(body, 'SELECT', 'DELETE') WHERE seq = 3`);
-  const r = await verifyChain(store, codec, 'test');
-  assert.is(r.failure?.seq, 3);
-  assert.match(r.failure!.problem, /altered body/);
-});
-
-ledger('a deleted record is detected', async () => {
-  await freshLedger();
-  await mutate('ALTER TABLE agate.ledger DELETE WHERE seq = 4');
-  const r = await verifyChain(store, codec, 'test');
-  assert.is(r.failure?.seq, 5);
-  assert.match(r.failure!.problem, /missing/);
+ledger('a deleted record is detected and named', async () => {
+  const { cp } = await fresh();
+  await mutate('ALTER TABLE agate.ledger DELETE WHERE seq = 14');
+  const r = await verify(cp);
+  assert.is(r.failure?.kind, 'missing');
+  assert.is(r.failure?.seq, 14);
 });
 
 ledger('an inserted record is detected', async () => {
-  await freshLedger();
-  await store.exec(`INSERT INTO agate.ledger SELECT * REPLACE (toUInt64(2) AS seq, 'forged' AS event_id) FROM (SELECT * FROM agate.ledger WHERE seq = 5)`);
-  const r = await verifyChain(store, codec, 'test');
-  assert.is(r.ok, false);
-  assert.is(r.failure?.seq, 2);
+  const { cp } = await fresh();
+  await store.exec(`INSERT INTO agate.ledger SELECT * REPLACE (toUInt64(7) AS seq, 'forged' AS event_id) FROM (SELECT * FROM agate.ledger WHERE seq = 20)`);
+  const r = await verify(cp);
+  assert.is(r.failure?.seq, 7);
+  assert.ok(r.failure?.kind === 'inserted' || r.failure?.kind === 'altered', r.failure?.problem);
 });
 
-ledger('a recomputed hash breaks the next link', async () => {
-  await freshLedger();
-  await mutate(`ALTER TABLE agate.ledger UPDATE hash = lower(hex(SHA256('x'))) WHERE seq = 2`);
-  const r = await verifyChain(store, codec, 'test');
-  assert.is(r.failure?.seq, 2);
+ledger('two swapped records are detected at the first of them', async () => {
+  const { cp } = await fresh();
+  await mutate('ALTER TABLE agate.ledger UPDATE seq = multiIf(seq = 5, 11, seq = 11, 5, seq) WHERE seq IN (5, 11)').catch(async () => {
+    // seq is a key column, so it cannot be updated in place: move the two rows by delete and reinsert instead.
+    await store.exec('CREATE TABLE agate.swap ENGINE = Memory AS SELECT * REPLACE (if(seq = 5, toUInt64(11), toUInt64(5)) AS seq) FROM agate.ledger WHERE seq IN (5, 11)');
+    await mutate('ALTER TABLE agate.ledger DELETE WHERE seq IN (5, 11)');
+    await store.exec('INSERT INTO agate.ledger SELECT * FROM agate.swap');
+    await store.exec('DROP TABLE agate.swap');
+  });
+  const r = await verify(cp);
+  assert.is(r.failure?.seq, 5);
+  assert.is(r.failure?.kind, 'altered');
 });
 
-ledger('the head is recovered on restart and the chain continues', async () => {
-  const first = await freshLedger();
-  const again = new LedgerService({ bus: { subscribe: async () => ({ close: async () => {} }) } as unknown as Bus, store, codec, chainId: 'test', logger: silentLogger });
+ledger('a truncated tail is detected only against the checkpoint', async () => {
+  const { cp } = await fresh();
+  await mutate('ALTER TABLE agate.ledger DELETE WHERE seq > 26');
+  assert.ok((await verifyChain(store, codec, 'test')).ok, 'the chain alone cannot see a truncation');
+  const r = await verify(cp);
+  assert.is(r.failure?.kind, 'truncated');
+  assert.is(r.failure?.seq, 27);
+  assert.match(r.failure!.problem, /27\.\.30 are missing/);
+});
+
+ledger('a rewrite that recomputes every link is caught by the signed root and chain head', async () => {
+  const { cp } = await fresh();
+  // The attacker changes record 25's text and recomputes the link hashes from there on.
+  await mutate(`ALTER TABLE agate.ledger UPDATE text = 'nothing to see' WHERE seq = 25`);
+  const { LINK_SQL } = await import('./chain.js');
+  for (let seq = 25; seq <= 30; seq++) {
+    if (seq > 25) await mutate(`ALTER TABLE agate.ledger UPDATE prev_hash = (SELECT hash FROM agate.ledger WHERE seq = ${seq - 1}) WHERE seq = ${seq}`);
+    await mutate(`ALTER TABLE agate.ledger UPDATE hash = ${LINK_SQL} WHERE seq = ${seq}`);
+  }
+  assert.ok((await verifyChain(store, codec, 'test')).ok, 'the rewritten chain is self-consistent');
+  const r = await verify(cp);
+  assert.is(r.failure?.kind, 'rewritten');
+  assert.is(r.failure?.seq, 30);
+});
+
+ledger('records dropped up to a signed checkpoint count as expired; anything else is missing', async () => {
+  const { cp } = await fresh();
+  await mutate('ALTER TABLE agate.ledger DELETE WHERE seq <= 20');
+  const r = await verify(cp);
+  assert.ok(r.ok, JSON.stringify(r.failure));
+  assert.is(r.expired, 20);
+  assert.is(r.from, 21);
+  await mutate('ALTER TABLE agate.ledger DELETE WHERE seq <= 23');
+  const gap = await verify(cp);
+  assert.is(gap.failure?.kind, 'missing');
+  assert.is(gap.failure?.seq, 1);
+});
+
+ledger('incremental verification resumes from its state and sees a change under it', async () => {
+  const { ledger: l } = await fresh(20);
+  const first = await verifyChain(store, codec, 'test');
+  await l.append(events(5));
+  const second = await verifyChain(store, codec, 'test', { resume: first.state! });
+  assert.ok(second.ok);
+  assert.is(second.from, 21);
+  assert.is(second.records, 5);
+  assert.is(second.root, (await l.currentRoot()).toString('hex'));
+  await mutate(`ALTER TABLE agate.ledger UPDATE hash = unhex(repeat('00', 32)) WHERE seq = 25`);
+  assert.is((await verifyChain(store, codec, 'test', { resume: second.state! })).failure?.kind, 'resume-mismatch');
+});
+
+ledger('head and tree are recovered on restart and the chain continues', async () => {
+  const { ledger: first } = await fresh(23);
+  const again = newLedger();
   await again.start();
-  assert.equal(again.head, first.head);
-  await again.append(events());
-  assert.ok((await verifyChain(store, codec, 'test')).ok);
+  assert.is(again.head.seq, 23);
+  assert.ok(again.head.hash.equals(first.head.hash));
+  assert.ok((await again.currentRoot()).equals(await first.currentRoot()));
+  await again.append(events(4));
+  await again.checkpoint();
+  const cp = openCheckpoint(readFileSync(join(cpDir, 'test', 'latest.checkpoint'), 'utf8'), verifiers);
+  const r = await verify(cp);
+  assert.ok(r.ok, JSON.stringify(r.failure));
+  assert.is(r.records, 27);
+});
+
+ledger('the deep check finds a body that disagrees with its payload even when the links were redone', async () => {
+  await fresh(12);
+  assert.ok((await verifyChain(store, codec, 'test', { deep: true })).ok);
+  const { LINK_SQL } = await import('./chain.js');
+  await mutate(`ALTER TABLE agate.ledger UPDATE body = replaceOne(body, 'SELECT', 'DELETE') WHERE seq = 3`);
+  for (let seq = 3; seq <= 12; seq++) {
+    if (seq > 3) await mutate(`ALTER TABLE agate.ledger UPDATE prev_hash = (SELECT hash FROM agate.ledger WHERE seq = ${seq - 1}) WHERE seq = ${seq}`);
+    await mutate(`ALTER TABLE agate.ledger UPDATE hash = ${LINK_SQL} WHERE seq = ${seq}`);
+  }
+  assert.ok((await verifyChain(store, codec, 'test')).ok, 'links alone cannot tell');
+  const r = await verifyChain(store, codec, 'test', { deep: true });
+  assert.is(r.failure?.seq, 3);
+  assert.match(r.failure!.problem, /body/);
 });
 
 ledger.run();

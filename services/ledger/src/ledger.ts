@@ -1,96 +1,99 @@
 import type { Bus, Subscription } from '../../../core/src/bus/bus.js';
+import { describeError } from '../../../core/src/errors.js';
 import type { Logger } from '../../../core/src/log.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import { EVENT_TYPES, type AgateEvent } from '../../../schemas/src/events.js';
-import { GENESIS, linkHash } from './chain.js';
-import { microsToDateTime64, migrate } from './schema.js';
+import { ChainWriter, type Head } from './chain-writer.js';
+import type { CheckpointSink } from './checkpoint-sink.js';
+import type { NoteSigner } from './note.js';
+import { migrate } from './schema.js';
+
+export { chainOrigin, type Head } from './chain-writer.js';
 
 export interface LedgerOptions {
   bus: Bus;
   store: Store;
   codec: EventCodec;
-  /** One chain per bus partition; the embedded bus has one. */
+  /** The chain of events whose source names none; the embedded bus has one stream. */
   chainId: string;
   logger: Logger;
-}
-
-interface Head {
-  seq: number;
-  hash: string;
+  signer: NoteSigner;
+  /** Signed checkpoints every `everyEvents` records or `everyMs`, whichever comes first. */
+  checkpoints?: { everyEvents: number; everyMs: number; sinks: readonly CheckpointSink[] };
+  /** How many of the latest event ids are remembered to drop redeliveries (default 100,000). */
+  dedupWindow?: number;
+  retentionDays?: number;
 }
 
 /**
- * Appends every event to a hash chain in the store. Idempotent by event id: redelivered events
- * (after a crash, a rebalance, a retry) are recognised and stored once.
+ * The ledger service: consumes every event from the bus and appends it to the chain of its
+ * stream (one chain per bus partition), each chain with its own Merkle tree and signed
+ * checkpoints (chain-writer.ts). Checkpoints are also signed on a timer and at stop.
  */
 export class LedgerService {
-  #head: Head = { seq: 0, hash: GENESIS };
+  readonly #chains = new Map<string, Promise<ChainWriter>>();
+  readonly #ready = new Map<string, ChainWriter>();
   #subscription: Subscription | undefined;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: LedgerOptions) {}
 
   async start(): Promise<void> {
-    await migrate(this.options.store);
-    this.#head = await this.#recoverHead();
-    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types: EVENT_TYPES, handler: (batch) => this.append(batch) });
+    await migrate(this.options.store, { retentionDays: this.options.retentionDays });
+    await this.chain(this.options.chainId);
+    // Checkpoints are published on the bus for outside consumers; the ledger does not chain its own.
+    const types = EVENT_TYPES.filter((t) => t !== 'Checkpoint');
+    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.append(batch, source.stream), maxBatch: 20_000 });
+    const every = this.options.checkpoints?.everyMs;
+    if (every !== undefined) {
+      this.#timer = setInterval(() => void this.checkpoint().catch((err: unknown) => this.options.logger.error('checkpoint failed', { error: describeError(err) })), every);
+      this.#timer.unref();
+    }
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.#timer);
     await this.#subscription?.close();
+    await this.checkpoint().catch((err: unknown) => this.options.logger.error('final checkpoint failed', { error: describeError(err) }));
   }
 
-  /** The last appended position, e.g. for health and tests. */
+  /** One chain's writer, its state recovered from the store on first use. */
+  chain(chainId: string): Promise<ChainWriter> {
+    let writer = this.#chains.get(chainId);
+    if (writer === undefined) {
+      const { bus, store, codec, logger, signer, checkpoints, dedupWindow } = this.options;
+      const w = new ChainWriter({ bus, store, codec, chainId, logger: logger.child({ chain: chainId }), signer, everyEvents: checkpoints?.everyEvents, sinks: checkpoints?.sinks ?? [], dedupWindow: dedupWindow ?? 100_000 });
+      writer = w.recover().then(() => (this.#ready.set(chainId, w), w));
+      writer.catch(() => this.#chains.delete(chainId)); // a failed recovery is retried on next use
+      this.#chains.set(chainId, writer);
+    }
+    return writer;
+  }
+
+  /** Appends a batch from one stream (by default the service's own chain). */
+  async append(batch: readonly AgateEvent[], chainId = this.options.chainId): Promise<void> {
+    await (await this.chain(chainId)).append(batch);
+  }
+
+  /** Signs a checkpoint of every chain with records since its last one. */
+  async checkpoint(): Promise<void> {
+    for (const writer of this.#chains.values()) await (await writer).checkpoint();
+  }
+
+  /** The default chain's last appended position. */
   get head(): Readonly<Head> {
-    return this.#head;
+    return this.#defaultChain().head;
   }
 
-  async append(batch: readonly AgateEvent[]): Promise<void> {
-    const { store, codec, chainId } = this.options;
-    const fresh = await this.#withoutRecorded(batch);
-    if (fresh.length === 0) return;
-    let { seq, hash } = this.#head;
-    const rows = fresh.map((event) => {
-      const payload = codec.encode(event);
-      const prev = hash;
-      seq += 1;
-      hash = linkHash(prev, seq, payload);
-      return {
-        chain_id: chainId,
-        seq,
-        event_id: event.event_id,
-        event_type: event.type,
-        session_id: event.session_id,
-        time: microsToDateTime64(event.time),
-        payload: payload.toString('base64'),
-        body: JSON.stringify(event),
-        prev_hash: prev,
-        hash,
-      };
-    });
-    // The head moves only after the insert succeeded; a failed batch is retried from the same head.
-    await store.insert('agate.ledger', rows);
-    this.#head = { seq, hash };
+  /** The default chain's tree root at its head. */
+  currentRoot(): Promise<Buffer> {
+    return this.#defaultChain().currentRoot();
   }
 
-  async #withoutRecorded(batch: readonly AgateEvent[]): Promise<AgateEvent[]> {
-    const seen = new Set<string>();
-    const unique = batch.filter((e) => !seen.has(e.event_id) && seen.add(e.event_id));
-    const recorded = await this.options.store.query<{ event_id: string }>(
-      'SELECT event_id FROM agate.ledger WHERE chain_id = {chain:String} AND event_id IN {ids:Array(String)}',
-      { chain: this.options.chainId, ids: unique.map((e) => e.event_id) },
-    );
-    if (recorded.length === 0) return unique;
-    const known = new Set(recorded.map((r) => r.event_id));
-    this.options.logger.info('skipping redelivered events already in the ledger', { count: known.size });
-    return unique.filter((e) => !known.has(e.event_id));
-  }
-
-  async #recoverHead(): Promise<Head> {
-    const [last] = await this.options.store.query<{ seq: string; hash: string }>(
-      'SELECT seq, hash FROM agate.ledger WHERE chain_id = {chain:String} ORDER BY seq DESC LIMIT 1',
-      { chain: this.options.chainId },
-    );
-    return last === undefined ? { seq: 0, hash: GENESIS } : { seq: Number(last.seq), hash: last.hash };
+  #defaultChain(): ChainWriter {
+    const w = this.#ready.get(this.options.chainId);
+    if (w === undefined) throw new Error('the ledger has not started');
+    return w;
   }
 }

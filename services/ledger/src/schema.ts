@@ -1,27 +1,67 @@
+import { AgateError, ErrorCode } from '../../../core/src/errors.js';
 import type { Store } from '../../../core/src/store/store.js';
 
+/** Records per partition: a power of two, so a dropped partition is one complete subtree. */
+export const BLOCK_SIZE = 1 << 20;
+
+export interface LedgerSchemaOptions {
+  /** Days after which whole blocks expire (TTL); undefined keeps everything. */
+  retentionDays?: number;
+}
+
+/** The ledger's columns in TSV insert order. */
+export const LEDGER_COLUMNS = ['chain_id', 'seq', 'event_id', 'event_type', 'time', 'session_id', 'subject', 'target', 'text', 'body', 'payload', 'prev_hash', 'hash'] as const;
+
 /**
- * The ledger's tables and the analyst views over them. `ledger` is the hash-chained record;
- * `body` is the decoded event as JSON for querying, and verification checks it against
- * `payload`, so a view can never show what the chain does not prove.
+ * The ledger's tables and the analyst views over them. `ledger` holds one row per event: the
+ * encoded event (`payload`, the Merkle leaf), the queryable columns, and the chain link that
+ * binds both (chain.ts). Sorted by (chain, seq) for verification and proofs; the two
+ * `_part_offset` projections give session timelines and per-identity history their own sort
+ * order without copying rows. Partitions are aligned blocks of BLOCK_SIZE records, and the
+ * ledger signs a checkpoint at every block boundary, so a TTL that drops whole partitions
+ * leaves a signed starting point for verification (verify.ts).
+ * Portable DDL: needs ClickHouse 25.8 or newer for `_part_offset` projections.
  */
-export const LEDGER_DDL: readonly string[] = [
+export function ledgerDdl(options: LedgerSchemaOptions = {}): string[] {
+  const ttl = options.retentionDays === undefined ? '' : `TTL toDateTime(time) + INTERVAL ${Math.floor(options.retentionDays)} DAY`;
+  return [
   `CREATE DATABASE IF NOT EXISTS agate`,
   `CREATE TABLE IF NOT EXISTS agate.ledger (
     chain_id LowCardinality(String),
-    seq UInt64,
+    seq UInt64 COMMENT 'position in the chain, from 1; Merkle leaf index + 1',
     event_id String,
     event_type LowCardinality(String),
-    session_id String,
     time DateTime64(6, 'UTC'),
-    payload String COMMENT 'Avro single-object encoding, base64',
-    body String COMMENT 'the decoded event as JSON',
-    prev_hash String,
-    hash String,
-    recorded_at DateTime64(3, 'UTC') DEFAULT now64(3),
-    INDEX event_id_idx event_id TYPE bloom_filter GRANULARITY 4,
-    INDEX session_idx session_id TYPE bloom_filter GRANULARITY 4
-  ) ENGINE = MergeTree ORDER BY (chain_id, seq)`,
+    session_id String,
+    subject String COMMENT 'acting identity (claimed subject for a failed login)',
+    target LowCardinality(String),
+    text String COMMENT 'command text, masked as recorded',
+    body String COMMENT 'the decoded event as JSON' CODEC(ZSTD(1)),
+    payload String COMMENT 'Avro single-object encoding: the Merkle leaf' CODEC(ZSTD(1)),
+    prev_hash FixedString(32),
+    hash FixedString(32) COMMENT 'link hash, see chain.ts',
+    INDEX event_id_idx event_id TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX session_idx session_id TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX subject_idx subject TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX time_idx time TYPE minmax GRANULARITY 1,
+    INDEX text_idx lower(text) TYPE ngrambf_v1(3, 65536, 2, 0) GRANULARITY 1,
+    PROJECTION by_session (SELECT _part_offset ORDER BY session_id, time, seq),
+    PROJECTION by_subject (SELECT _part_offset ORDER BY subject, time, seq)
+  ) ENGINE = MergeTree
+  PARTITION BY (chain_id, intDiv(seq - 1, ${BLOCK_SIZE}))
+  ORDER BY (chain_id, seq)
+  ${ttl}
+  SETTINGS ttl_only_drop_parts = 1`,
+  `CREATE TABLE IF NOT EXISTS agate.checkpoints (
+    chain_id LowCardinality(String),
+    size UInt64,
+    origin String,
+    root FixedString(32),
+    chain_head FixedString(32),
+    note String COMMENT 'the signed checkpoint (C2SP tlog-checkpoint)',
+    frontier String COMMENT 'compact range at size, JSON: lets verification start here after expiry',
+    created_at DateTime64(3, 'UTC') DEFAULT now64(3)
+  ) ENGINE = ReplacingMergeTree ORDER BY (chain_id, size)`,
   `CREATE OR REPLACE VIEW agate.sessions AS
     SELECT session_id,
       anyIf(time, event_type = 'SessionOpened') AS opened_at,
@@ -75,10 +115,19 @@ export const LEDGER_DDL: readonly string[] = [
       JSONExtract(body, 'claimed_issuer', 'Nullable(String)') AS claimed_issuer,
       JSONExtract(body, 'claimed_subject', 'Nullable(String)') AS claimed_subject
     FROM agate.ledger WHERE event_type = 'AuthenticationFailed'`,
-];
+  ];
+}
 
-export async function migrate(store: Store): Promise<void> {
-  for (const ddl of LEDGER_DDL) await store.exec(ddl);
+/** The oldest ClickHouse the schema runs on (`_part_offset` projections; DateTime64, parameters, skip indexes). */
+export const MIN_CLICKHOUSE = [25, 8] as const;
+
+export async function migrate(store: Store, options: LedgerSchemaOptions = {}): Promise<void> {
+  const [row] = await store.query<{ v: string }>('SELECT version() AS v');
+  const [major = 0, minor = 0] = (row?.v ?? '0.0').split('.').map(Number);
+  if (major < MIN_CLICKHOUSE[0] || (major === MIN_CLICKHOUSE[0] && minor < MIN_CLICKHOUSE[1])) {
+    throw new AgateError(ErrorCode.STORE_FAILED, `ClickHouse ${row?.v} is too old for Agate's ledger schema: it needs ${MIN_CLICKHOUSE.join('.')} or newer (projections, DateTime64, query parameters, skip indexes)`);
+  }
+  for (const ddl of ledgerDdl(options)) await store.exec(ddl);
 }
 
 /** `DateTime64(6)` text for a microsecond timestamp. */

@@ -1,83 +1,228 @@
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
-import { GENESIS, canonicalJson, linkHash } from './chain.js';
+import { GENESIS, LINK_SQL } from './chain.js';
+import type { Checkpoint } from './checkpoint.js';
+import { CompactRange } from './compact-range.js';
+import { openCheckpoint } from './checkpoint.js';
+import type { NoteVerifier } from './note.js';
+import { pushRange } from './tree-sql.js';
+
+export type FailureKind = 'altered' | 'missing' | 'inserted' | 'relinked' | 'rewritten' | 'truncated' | 'resume-mismatch';
 
 export interface ChainFailure {
-  /** The sequence number where the chain first breaks. */
+  kind: FailureKind;
+  /** The first sequence number where the ledger departs from what was signed or chained. */
   seq: number;
+  /** The event id stored at `seq`, '' when no record is there. */
   event_id: string;
   problem: string;
+}
+
+/** Where an incremental verification resumes: the verifier's own record of a verified prefix. */
+export interface VerifyState {
+  chain_id: string;
+  size: number;
+  head: string;
+  frontier: { size: number; hash: string }[];
 }
 
 export interface VerifyReport {
   chain_id: string;
   ok: boolean;
+  /** Records checked in this run. */
   records: number;
+  /** The first record checked in this run (records before it were verified earlier or expired). */
+  from: number;
+  /** Records that expired by retention before the first stored record. */
+  expired: number;
   head: { seq: number; hash: string };
+  root: string;
+  /** Sizes of the signed checkpoints the store was checked against. */
+  checkpoints: number[];
   failure: ChainFailure | null;
+  /** Resume point for the next incremental run (only when ok). */
+  state: VerifyState | null;
 }
 
-interface Row {
+export interface VerifyOptions {
+  /** Signed checkpoints of this chain (already opened with a trusted key), e.g. kept outside the store. */
+  checkpoints?: readonly Checkpoint[];
+  /** Continue from an earlier run instead of from the first record. */
+  resume?: VerifyState;
+  /** Keys that may sign the stored checkpoint verification starts from after expiry. */
+  verifiers?: readonly NoteVerifier[];
+  /** Records per page, a power of two. */
+  pageSize?: number;
+  /**
+   * Also decode every payload and compare it with the stored JSON body (slow, in JS). The link
+   * already binds the body; this guards against a writer that derived the body wrongly.
+   */
+  deep?: boolean;
+}
+
+interface ProblemRow {
   seq: string;
   event_id: string;
-  event_type: string;
-  session_id: string;
-  payload: string;
-  body: string;
-  prev_hash: string;
-  hash: string;
+  link_ok: number;
+  prev_ok: number;
+  before_seq: string;
 }
-
-const PAGE = 5000;
 
 /**
- * Recomputes one chain from its first record and reports the first record that does not fit:
- * a changed payload or body, a missing or inserted record, a broken link.
+ * Verifies one chain against itself and against signed checkpoints, page by page, with the
+ * hashing done by the store's engine: every record's link is recomputed from its own columns
+ * and payload, every record must follow the one before it (sequence and previous hash), the
+ * Merkle root at each checkpoint's size must equal the signed root and the link hash at that
+ * size the signed chain head, and the store must hold at least as many records as the largest
+ * checkpoint. The first departure is reported with its sequence number.
  */
-export async function verifyChain(store: Store, codec: EventCodec, chainId: string): Promise<VerifyReport> {
-  let expectedSeq = 1;
-  let prev = GENESIS;
-  const fail = (row: Row, problem: string): VerifyReport => ({
-    chain_id: chainId, ok: false, records: expectedSeq - 1, head: { seq: expectedSeq - 1, hash: prev },
-    failure: { seq: Number(row.seq), event_id: row.event_id, problem },
+export async function verifyChain(store: Store, codec: EventCodec, chainId: string, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const page = options.pageSize ?? 1 << 16;
+  const pending = [...(options.checkpoints ?? [])].sort((a, b) => a.size - b.size);
+  const checked: number[] = [];
+  const stats = await store.query<{ first: string; last: string }>('SELECT min(seq) AS first, max(seq) AS last FROM agate.ledger WHERE chain_id = {chain:String}', { chain: chainId });
+  const storedLast = stats.length === 0 ? 0 : Number(stats[0]!.last);
+  const storedFirst = storedLast === 0 ? 0 : Number(stats[0]!.first);
+
+  let tree = new CompactRange();
+  let lastSeq = 0;
+  let lastHash: Buffer = GENESIS;
+  let expired = 0;
+  const report = (failure: ChainFailure | null): VerifyReport => ({
+    chain_id: chainId, ok: failure === null, records: lastSeq - start, from: start + 1, expired,
+    head: { seq: lastSeq, hash: lastHash.toString('hex') }, root: tree.root().toString('hex'), checkpoints: checked, failure,
+    state: failure === null ? { chain_id: chainId, size: lastSeq, head: lastHash.toString('hex'), frontier: tree.toJSON() } : null,
   });
-  for (;;) {
-    const rows = await store.query<Row>(
-      `SELECT seq, event_id, event_type, session_id, payload, body, prev_hash, hash FROM agate.ledger
-       WHERE chain_id = {chain:String} AND seq >= {from:UInt64} ORDER BY seq, event_id LIMIT {limit:UInt32}`,
-      { chain: chainId, from: expectedSeq, limit: PAGE },
-    );
-    for (const row of rows) {
-      const seq = Number(row.seq);
-      if (seq < expectedSeq) return fail(row, `a second record claims sequence ${seq} (inserted record)`);
-      if (seq > expectedSeq) return fail(row, `records ${expectedSeq}..${seq - 1} are missing (deleted records)`);
-      if (row.prev_hash !== prev) return fail(row, 'its previous-hash does not match the record before it');
-      const payload = Buffer.from(row.payload, 'base64');
-      if (linkHash(prev, seq, payload) !== row.hash) return fail(row, 'its hash does not match its content (altered payload or hash)');
-      let decoded;
-      try {
-        decoded = codec.decode(payload);
-      } catch {
-        return fail(row, 'its payload does not decode as an Agate event');
-      }
-      if (decoded.event_id !== row.event_id || decoded.type !== row.event_type || decoded.session_id !== row.session_id) {
-        return fail(row, 'its indexed columns differ from its payload (altered columns)');
-      }
-      if (canonicalJson(decoded) !== canonicalJson(safeParse(row.body))) return fail(row, 'its queryable body differs from its payload (altered body)');
-      prev = row.hash;
-      expectedSeq += 1;
+
+  let start = 0;
+  if (options.resume !== undefined) {
+    const r = options.resume;
+    tree = CompactRange.fromJSON(r.frontier);
+    [start, lastSeq, lastHash] = [r.size, r.size, Buffer.from(r.head, 'hex')];
+    if (r.size > 0 && !(await hashAt(store, chainId, r.size))?.equals(lastHash)) {
+      return report({ kind: 'resume-mismatch', seq: r.size, event_id: '', problem: `record ${r.size} is no longer the one verified last time (changed or removed since)` });
     }
-    if (rows.length < PAGE) break;
+  } else if (storedFirst > 1) {
+    // Whole blocks dropped by retention: start from the signed checkpoint at the block boundary.
+    const from = await storedCheckpoint(store, chainId, storedFirst - 1, options.verifiers ?? []);
+    if (from === undefined) {
+      return report({ kind: 'missing', seq: 1, event_id: '', problem: `records 1..${storedFirst - 1} are missing and no signed checkpoint at ${storedFirst - 1} shows they expired (deleted records)` });
+    }
+    [tree, start, lastSeq, lastHash, expired] = [from.tree, from.size, from.size, from.head, from.size];
   }
-  return { chain_id: chainId, ok: true, records: expectedSeq - 1, head: { seq: expectedSeq - 1, hash: prev }, failure: null };
+  for (const cp of pending.filter((c) => c.size <= start)) checked.push(cp.size); // covered by the resumed or expired prefix
+
+  for (let lo = start; lo < storedLast; lo = nextBoundary(lo, page)) {
+    const hi = Math.min(nextBoundary(lo, page), storedLast);
+    // The engine checks links while this process folds the page's leaves into the tree.
+    const pageTree = tree.clone();
+    const [[problem], folded] = await Promise.all([
+      store.query<ProblemRow>(
+        `SELECT seq, event_id, link_ok, prev_ok, before_seq FROM (
+           SELECT seq, event_id, ${LINK_SQL} = hash AS link_ok,
+             prev_hash = lagInFrame(hash, 1, toFixedString(unhex({prev:String}), 32)) OVER w AS prev_ok,
+             lagInFrame(seq, 1, toUInt64({last:UInt64})) OVER w AS before_seq
+           FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {lo:UInt64} AND seq <= {hi:UInt64}
+           WINDOW w AS (ORDER BY seq, event_id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW))
+         WHERE NOT link_ok OR NOT prev_ok OR seq != before_seq + 1
+         ORDER BY seq, event_id LIMIT 1`,
+        { chain: chainId, lo, hi, prev: lastHash.toString('hex'), last: lastSeq },
+      ),
+      pushRange(store, chainId, pageTree, lo, hi).then(() => true, () => false),
+    ]);
+    if (problem !== undefined) return report(describe(problem));
+    const [summary] = await store.query<{ n: string; last: string; hash: string }>(
+      'SELECT count() AS n, max(seq) AS last, hex(argMax(hash, seq)) AS hash FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {lo:UInt64} AND seq <= {hi:UInt64}',
+      { chain: chainId, lo, hi },
+    );
+    const pageLast = Number(summary!.n) === 0 ? lastSeq : Number(summary!.last);
+    if (options.deep) {
+      const bad = await firstBodyMismatch(store, codec, chainId, lo, hi);
+      if (bad !== undefined) return report({ kind: 'altered', seq: Number(bad.seq), event_id: bad.event_id, problem: 'its JSON body does not match its encoded event' });
+    }
+    for (const cp of pending.filter((c) => c.size > lo && c.size <= pageLast)) {
+      const at = tree.clone();
+      await pushRange(store, chainId, at, lo, cp.size);
+      const head = await hashAt(store, chainId, cp.size);
+      if (!at.root().equals(cp.root) || (cp.chainHead !== undefined && !head?.equals(cp.chainHead))) {
+        const since = checked.length === 0 ? 0 : checked[checked.length - 1]!;
+        return report({
+          kind: 'rewritten', seq: cp.size, event_id: '',
+          problem: `records ${since + 1}..${cp.size} do not match the signed checkpoint of size ${cp.size} (${at.root().equals(cp.root) ? 'chain head' : 'Merkle root'} differs): rewritten along with their link hashes`,
+        });
+      }
+      checked.push(cp.size);
+    }
+    if (!folded || pageLast !== hi) {
+      // The page ends early: the next page's first record reports the gap.
+      await pushRange(store, chainId, tree, lo, pageLast);
+    } else tree = pageTree;
+    lastSeq = pageLast;
+    if (Number(summary!.n) > 0) lastHash = Buffer.from(summary!.hash, 'hex');
+  }
+  const beyond = pending.find((c) => c.size > lastSeq);
+  if (beyond !== undefined) {
+    return report({ kind: 'truncated', seq: lastSeq + 1, event_id: '', problem: `the store ends at record ${lastSeq}, but a signed checkpoint covers ${beyond.size} records: records ${lastSeq + 1}..${beyond.size} are missing (tail truncated)` });
+  }
+  return report(null);
 }
 
-function safeParse(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
+function describe(row: ProblemRow): ChainFailure {
+  const seq = Number(row.seq);
+  const before = Number(row.before_seq);
+  if (seq === before) return { kind: 'inserted', seq, event_id: row.event_id, problem: `a second record claims sequence ${seq} (inserted record)` };
+  if (seq > before + 1) {
+    const gap = seq - 1 === before + 1 ? `record ${before + 1} is` : `records ${before + 1}..${seq - 1} are`;
+    return { kind: 'missing', seq: before + 1, event_id: '', problem: `${gap} missing (deleted); the next stored record is ${seq}` };
   }
+  if (!row.link_ok) return { kind: 'altered', seq, event_id: row.event_id, problem: 'its hash does not match its content (altered field, payload or hash)' };
+  return { kind: 'relinked', seq, event_id: row.event_id, problem: 'its previous-hash does not match the record before it (inserted, swapped or replaced record)' };
+}
+
+async function firstBodyMismatch(store: Store, codec: EventCodec, chainId: string, lo: number, hi: number): Promise<{ seq: string; event_id: string } | undefined> {
+  const rows = await store.query<{ seq: string; event_id: string; payload: string; body: string }>(
+    'SELECT seq, event_id, base64Encode(payload) AS payload, body FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {lo:UInt64} AND seq <= {hi:UInt64} ORDER BY seq',
+    { chain: chainId, lo, hi },
+  );
+  return rows.find((r) => {
+    try {
+      return canonicalJson(codec.decode(Buffer.from(r.payload, 'base64'))) !== canonicalJson(JSON.parse(r.body));
+    } catch {
+      return true;
+    }
+  });
+}
+
+/** JSON with object keys sorted, so two encodings of equal data compare equal as strings. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as object).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
+}
+
+/** The next multiple of `page` above `lo`. */
+function nextBoundary(lo: number, page: number): number {
+  return (Math.floor(lo / page) + 1) * page;
+}
+
+async function hashAt(store: Store, chainId: string, seq: number): Promise<Buffer | undefined> {
+  const rows = await store.query<{ hash: string }>('SELECT hex(hash) AS hash FROM agate.ledger WHERE chain_id = {chain:String} AND seq = {seq:UInt64}', { chain: chainId, seq });
+  return rows.length === 1 ? Buffer.from(rows[0]!.hash, 'hex') : undefined;
+}
+
+/** A stored, signature-checked checkpoint at exactly `size`, with a frontier that folds to its root. */
+async function storedCheckpoint(store: Store, chainId: string, size: number, verifiers: readonly NoteVerifier[]): Promise<{ tree: CompactRange; size: number; head: Buffer } | undefined> {
+  const rows = await store.query<{ note: string; frontier: string }>('SELECT note, frontier FROM agate.checkpoints FINAL WHERE chain_id = {chain:String} AND size = {size:UInt64}', { chain: chainId, size });
+  for (const row of rows) {
+    try {
+      const cp = openCheckpoint(row.note, verifiers);
+      const tree = CompactRange.fromJSON(JSON.parse(row.frontier) as VerifyState['frontier']);
+      if (cp.size === size && tree.size === size && tree.root().equals(cp.root) && cp.chainHead !== undefined) return { tree, size, head: cp.chainHead };
+    } catch {
+      // An unreadable or unsigned row is no starting point; the caller reports the gap.
+    }
+  }
+  return undefined;
 }
 
 /** The chains present in the store. */

@@ -1,51 +1,51 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { QuerySqlConfig } from '../../../core/src/config.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../core/src/errors.js';
 import type { TokenVerifier } from '../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../core/src/log.js';
+import { packageRoot } from '../../../core/src/package-root.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import type { Identity } from '../../../schemas/src/events.js';
-import { listChains, verifyChain } from '../../ledger/src/verify.js';
-import { getSession, listAuthFailures, listSessions, sessionTimeline } from './queries.js';
+import { allows, type Role } from './roles.js';
+import { compileRoutes, formatOf, match, readBody, send, sendReply } from './router.js';
+import { commandRoutes } from './routes/commands.js';
+import { exportRoutes } from './routes/export.js';
+import { ledgerRoutes } from './routes/ledger.js';
+import { sessionRoutes } from './routes/sessions.js';
+import { sqlRoutes } from './routes/sql.js';
 
 export interface QueryApiOptions {
   store: Store;
   codec: EventCodec;
   verifier: TokenVerifier;
-  /** Decides whether a verified identity may read the audit trail. */
+  /** Decides whether a verified identity may use the API at all (`query.require_claims`). */
   authorize: (identity: Identity) => boolean;
+  /** The identity's roles (`query.roles`); routes need a role that grants their permission. */
+  roles: (identity: Identity) => Set<Role>;
+  sqlLimits: QuerySqlConfig;
   logger: Logger;
 }
 
-type Handler = (params: Record<string, string>, query: URLSearchParams) => Promise<unknown>;
+/** The OpenAPI document, kept in the repository and served as-is at /openapi.json. */
+export const OPENAPI_PATH = join('services', 'query', 'openapi.json');
 
 /**
- * The query service's HTTP API (JSON). Every route needs a bearer OIDC token from a trusted
- * issuer whose claims satisfy `query.require_claims`.
+ * The query service's HTTP API. Every route but /healthz and /openapi.json needs a bearer OIDC
+ * token from a trusted issuer; routes answer JSON, NDJSON or CSV (`?format=` or `Accept`).
  */
 export class QueryApi {
   readonly #server: Server;
-  readonly #routes: { method: string; pattern: RegExp; keys: string[]; handler: Handler }[] = [];
+  readonly #routes;
+  readonly #openapi: string;
 
   constructor(private readonly options: QueryApiOptions) {
     const { store, codec } = options;
-    this.#route('GET', '/v1/sessions', async (_p, q) => {
-      const limit = intParam(q, 'limit', 100, 1, 1000);
-      const sessions = await listSessions(store, { limit, subject: q.get('subject') ?? undefined, target: q.get('target') ?? undefined, before: q.get('before') ?? undefined });
-      return { sessions, next_before: sessions.length === limit ? sessions[sessions.length - 1]!.opened_at : null };
-    });
-    this.#route('GET', '/v1/sessions/:id', async ({ id }) => {
-      const session = await getSession(store, id!);
-      if (session === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, `no session ${id}`);
-      return { session, commands: await sessionTimeline(store, id!) };
-    });
-    this.#route('GET', '/v1/sessions/:id/commands', async ({ id }) => ({ commands: await sessionTimeline(store, id!) }));
-    this.#route('GET', '/v1/auth-failures', async (_p, q) => ({ auth_failures: await listAuthFailures(store, intParam(q, 'limit', 100, 1, 1000)) }));
-    this.#route('GET', '/v1/ledger/verify', async () => {
-      const chains = await Promise.all((await listChains(store)).map((c) => verifyChain(store, codec, c)));
-      return { ok: chains.every((c) => c.ok), chains };
-    });
+    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec)]);
+    this.#openapi = readFileSync(join(packageRoot(), OPENAPI_PATH), 'utf8');
     this.#server = createServer((req, res) => void this.#handle(req, res));
   }
 
@@ -61,65 +61,57 @@ export class QueryApi {
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
 
-  #route(method: string, path: string, handler: Handler): void {
-    const keys: string[] = [];
-    const pattern = new RegExp('^' + path.replace(/:(\w+)/g, (_m, k: string) => (keys.push(k), '([^/]+)')) + '$');
-    this.#routes.push({ method, pattern, keys, handler });
-  }
-
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://agate');
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
     try {
-      if (url.pathname === '/healthz') return send(res, 200, { status: 'ok' });
-      const route = this.#routes.find((r) => r.method === req.method && r.pattern.test(url.pathname));
-      if (route === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, `no route ${req.method} ${url.pathname}`);
-      await this.#authenticate(req);
-      const match = route.pattern.exec(url.pathname)!;
-      const params = Object.fromEntries(route.keys.map((k, i) => [k, decodeURIComponent(match[i + 1]!)]));
-      send(res, 200, await route.handler(params, url.searchParams));
+      if (url.pathname === '/healthz' && req.method === 'GET') return send(res, 200, 'application/json; charset=utf-8', '{"status":"ok"}');
+      if (url.pathname === '/openapi.json' && req.method === 'GET') return send(res, 200, 'application/json; charset=utf-8', this.#openapi);
+      const { route, params } = match(this.#routes, req.method ?? 'GET', url.pathname);
+      const identity = await this.#authenticate(req);
+      const roles = this.options.roles(identity);
+      if (!allows(roles, route.permission)) {
+        throw new AgateError(ErrorCode.API_FORBIDDEN, `identity ${identity.subject} has no role that may ${route.permission} (roles: ${[...roles].join(', ') || 'none'})`);
+      }
+      const format = formatOf(req, url.searchParams);
+      const reply = await route.handler({ params, query: url.searchParams, identity, roles, format, body: (max) => readBody(req, max), signal: abort.signal });
+      await sendReply(res, format, reply);
     } catch (err) {
       const status = statusOf(err);
       if (status >= 500) this.options.logger.error('query API request failed', { path: url.pathname, error: describeError(err) });
       const code = err instanceof AgateError ? err.code : 'INTERNAL';
       if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="agate"');
-      send(res, status, { error: { code, message: status >= 500 ? 'internal error; see the service log' : (err as Error).message } });
+      if (res.headersSent) return void res.destroy();
+      const message = status >= 500 ? 'internal error; see the service log' : (err as Error).message;
+      send(res, status, 'application/json; charset=utf-8', JSON.stringify({ error: { code, message } }));
     }
   }
 
-  async #authenticate(req: IncomingMessage): Promise<void> {
+  async #authenticate(req: IncomingMessage): Promise<Identity> {
     const header = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (m === null) throw new AgateError(ErrorCode.API_UNAUTHORIZED, 'a bearer token is required (Authorization: Bearer <OIDC token>)');
     const identity = await this.options.verifier.verify(m[1]!);
     if (!this.options.authorize(identity)) throw new AgateError(ErrorCode.API_UNAUTHORIZED, `identity ${identity.subject} may not read the audit trail`);
+    return identity;
   }
 }
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  [ErrorCode.API_UNAUTHORIZED]: 401,
+  [ErrorCode.API_FORBIDDEN]: 403,
+  [ErrorCode.API_NOT_FOUND]: 404,
+  [ErrorCode.API_BAD_REQUEST]: 400,
+  [ErrorCode.API_NOT_ACCEPTABLE]: 406,
+  [ErrorCode.SQL_INVALID]: 400,
+  [ErrorCode.SQL_REFUSED]: 400,
+  [ErrorCode.SQL_READ_ONLY]: 403,
+  [ErrorCode.SQL_LIMIT_EXCEEDED]: 422,
+};
 
 function statusOf(err: unknown): number {
-  if (err instanceof AuthenticationError) return 401;
+  if (err instanceof AuthenticationError) return err.retriable ? 503 : 401;
   if (!(err instanceof AgateError)) return 500;
-  switch (err.code) {
-    case ErrorCode.API_UNAUTHORIZED:
-      return 401;
-    case ErrorCode.API_NOT_FOUND:
-      return 404;
-    case ErrorCode.API_BAD_REQUEST:
-      return 400;
-    default:
-      return 500;
-  }
-}
-
-function intParam(q: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
-  const raw = q.get(name);
-  if (raw === null) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new AgateError(ErrorCode.API_BAD_REQUEST, `${name} must be an integer from ${min} to ${max}`);
-  return n;
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
+  return STATUS[err.code] ?? 500;
 }

@@ -1,0 +1,137 @@
+/**
+ * The audit pipeline, embedded and on Kafka side by side: verdict round trip (command published
+ * durably, decided by the policy service, verdict back to the waiting proxy) and sustained
+ * events/s from publishers into the ledger's store.
+ *
+ *   npm run bench -- pipeline [--verdicts N] [--events N]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import type { Bus } from '../core/src/bus/bus.js';
+import { KafkaBus } from '../core/src/bus/kafka-bus.js';
+import { LocalBus } from '../core/src/bus/local-bus.js';
+import { SingleObjectWire } from '../core/src/bus/single-object-wire.js';
+import { parseConfig } from '../core/src/config.js';
+import { silentLogger } from '../core/src/log.js';
+import { initSqlParser } from '../core/src/sql/analyze.js';
+import { EmbeddedStore } from '../core/src/store/embedded.js';
+import { EventCodec } from '../schemas/src/codec.js';
+import type { AgateEvent, Command } from '../schemas/src/events.js';
+import { nowMicros } from '../schemas/src/events.js';
+import { SAMPLES } from '../schemas/src/samples.js';
+import { loadOrCreateSigner } from '../services/ledger/src/keys.js';
+import { LedgerService } from '../services/ledger/src/ledger.js';
+import { CompiledPolicy } from '../services/policy/src/engine.js';
+import { PolicyService } from '../services/policy/src/service.js';
+import { startKafka } from '../test/harness/kafka.js';
+
+interface Figures {
+  mode: string;
+  p50: number;
+  p99: number;
+  eventsPerSec: number;
+  lagMs: number;
+}
+
+const policy = new CompiledPolicy(parseConfig('identity: { dev_issuer: { enabled: true } }\npolicy: { default: allow, rules: [{ id: no-drop, action: deny, match: { sql: { statements: [DropStmt] } } }] }\n', 'bench.yaml').policy);
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function verdictLatency(proxy: Bus, n: number): Promise<{ p50: number; p99: number }> {
+  const times: number[] = [];
+  const session = randomUUID();
+  for (let i = 0; i < n + 50; i++) {
+    const cmd: Command = { ...SAMPLES.Command, event_id: randomUUID(), session_id: session, time: nowMicros(), text: `SELECT ${i}` };
+    const t0 = performance.now();
+    const o = await proxy.requestVerdict(cmd, 5000);
+    if (o.kind !== 'verdict') throw new Error('a verdict timed out during the benchmark');
+    if (i >= 50) times.push(performance.now() - t0); // the first 50 warm up connections and caches
+  }
+  times.sort((a, b) => a - b);
+  return { p50: percentile(times, 50), p99: percentile(times, 99) };
+}
+
+/** Publishes `n` events from 8 concurrent "sessions" and measures until the ledger stored all. */
+async function throughput(bus: Bus, ledger: LedgerService, store: EmbeddedStore, n: number): Promise<{ eventsPerSec: number; lagMs: number }> {
+  const [{ c: before }] = (await store.query<{ c: string }>('SELECT count() AS c FROM agate.ledger')) as [{ c: string }];
+  const t0 = performance.now();
+  const writers = Array.from({ length: 8 }, async (_, w) => {
+    const session = randomUUID();
+    const inflight: Promise<void>[] = [];
+    for (let i = w; i < n; i += 8) {
+      const e: AgateEvent = { ...SAMPLES.Response, event_id: randomUUID(), session_id: session, time: nowMicros() };
+      inflight.push(bus.publish(e));
+      if (inflight.length >= 256) await Promise.all(inflight.splice(0));
+    }
+    await Promise.all(inflight);
+  });
+  await Promise.all(writers);
+  const published = performance.now();
+  for (;;) {
+    const [{ c }] = (await store.query<{ c: string }>('SELECT count() AS c FROM agate.ledger')) as [{ c: string }];
+    if (Number(c) - Number(before) >= n) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const stored = performance.now();
+  void ledger;
+  return { eventsPerSec: Math.round(n / ((stored - t0) / 1000)), lagMs: Math.round(stored - published) };
+}
+
+async function embedded(verdicts: number, events: number): Promise<Figures> {
+  const dir = mkdtempSync(join(tmpdir(), 'agate-bench-'));
+  const store = EmbeddedStore.open(join(dir, 'store'));
+  const bus = new LocalBus({ dir: join(dir, 'bus'), fsync: true, logger: silentLogger });
+  const ledger = new LedgerService({ bus, store, codec: new EventCodec(), logger: silentLogger, chainId: 'embedded', signer: loadOrCreateSigner(join(dir, 'checkpoint.key'), 'agate.bench/ledger') });
+  await ledger.start();
+  const pol = new PolicyService({ bus, policy, logger: silentLogger, staleAfterMs: 5000 });
+  await pol.start();
+  const lat = await verdictLatency(bus, verdicts);
+  const tp = await throughput(bus, ledger, store, events);
+  await pol.stop();
+  await ledger.stop();
+  await bus.close();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+  return { mode: 'embedded (local log, fsync)', ...lat, ...tp };
+}
+
+async function kafka(verdicts: number, events: number): Promise<Figures> {
+  const broker = await startKafka();
+  const dir = mkdtempSync(join(tmpdir(), 'agate-bench-'));
+  const codec = new EventCodec();
+  const connect = (instanceId: string, awaitsVerdicts: boolean) =>
+    KafkaBus.connect({ brokers: [broker.bootstrap], instanceId, eventsTopic: 'agate.events', verdictsTopic: 'agate.verdicts', partitions: 6, replicationFactor: 1, wire: new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts });
+  const [proxyBus, policyBus, ledgerBus] = [await connect('proxy', true), await connect('policy', false), await connect('ledger', false)];
+  const store = EmbeddedStore.open(join(dir, 'store'));
+  const ledger = new LedgerService({ bus: ledgerBus, store, codec, logger: silentLogger, chainId: 'agate.events-0', signer: loadOrCreateSigner(join(dir, 'checkpoint.key'), 'agate.bench/ledger') });
+  await ledger.start();
+  const pol = new PolicyService({ bus: policyBus, policy, logger: silentLogger, staleAfterMs: 5000 });
+  await pol.start();
+  const lat = await verdictLatency(proxyBus, verdicts);
+  const tp = await throughput(proxyBus, ledger, store, events);
+  await pol.stop();
+  await ledger.stop();
+  for (const b of [proxyBus, policyBus, ledgerBus]) await b.close();
+  await store.close();
+  await broker.destroy();
+  rmSync(dir, { recursive: true, force: true });
+  return { mode: 'Kafka 4.4 (acks=all, 6 partitions)', ...lat, ...tp };
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { verdicts: { type: 'string', default: '2000' }, events: { type: 'string', default: '200000' } } });
+  const verdicts = Number(values.verdicts);
+  const events = Number(values.events);
+  await initSqlParser();
+  console.log(`pipeline benchmark: ${verdicts} sequential verdict round trips, then ${events} events from 8 publishers into the ledger (embedded ClickHouse store)\n`);
+  const rows = [await embedded(verdicts, events), await kafka(verdicts, events)];
+  const pad = (s: string, n: number) => s.padEnd(n);
+  console.log(`${pad('mode', 36)}${pad('verdict p50', 13)}${pad('verdict p99', 13)}${pad('events/s into store', 21)}drain after last publish`);
+  for (const r of rows) console.log(`${pad(r.mode, 36)}${pad(r.p50.toFixed(2) + ' ms', 13)}${pad(r.p99.toFixed(2) + ' ms', 13)}${pad(String(r.eventsPerSec), 21)}${r.lagMs} ms`);
+  console.log('\ntargets (Kafka): verdict p50 < 5 ms, p99 < 20 ms; >= 50,000 events/s sustained into the store');
+}

@@ -1,0 +1,181 @@
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import type { Bus } from '../../core/src/bus/bus.js';
+import { KafkaBus } from '../../core/src/bus/kafka-bus.js';
+import { LOCAL_STREAM, LocalBus } from '../../core/src/bus/local-bus.js';
+import { RegistryWire } from '../../core/src/bus/registry-wire.js';
+import { SingleObjectWire } from '../../core/src/bus/single-object-wire.js';
+import { readSecret, type AgateConfig } from '../../core/src/config.js';
+import { ConfigError } from '../../core/src/errors.js';
+import { anyGlob } from '../../core/src/glob.js';
+import { devTrustedIssuer } from '../../core/src/identity/dev-issuer.js';
+import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
+import type { Logger } from '../../core/src/log.js';
+import { initSqlParser } from '../../core/src/sql/analyze.js';
+import { ClickHouseStore } from '../../core/src/store/clickhouse.js';
+import { EmbeddedStore } from '../../core/src/store/embedded.js';
+import type { Store } from '../../core/src/store/store.js';
+import { EventCodec } from '../../schemas/src/codec.js';
+import type { Identity } from '../../schemas/src/events.js';
+import { pgProxyConfigDeps, targetMaskSet } from '../../services/ingress-proxy/src/pg/config.js';
+import { PgProxyServer } from '../../services/ingress-proxy/src/pg/server.js';
+import type { UpstreamTarget } from '../../services/ingress-proxy/src/pg/upstream.js';
+import { directorySink, webhookSink, type CheckpointSink } from '../../services/ledger/src/checkpoint-sink.js';
+import { loadOrCreateSigner } from '../../services/ledger/src/keys.js';
+import { LedgerService } from '../../services/ledger/src/ledger.js';
+import type { NoteSigner } from '../../services/ledger/src/note.js';
+import { CompiledPolicy } from '../../services/policy/src/engine.js';
+import { PolicyService } from '../../services/policy/src/service.js';
+import { QueryApi } from '../../services/query/src/http-api.js';
+import { roleResolver } from '../../services/query/src/roles.js';
+import { migrateQuery } from '../../services/query/src/schema.js';
+
+/*
+ * Builds each service from the one config format. `agate start` runs all four in one process;
+ * `agate proxy|policy|ledger|query` run one each, and need a shared bus (Kafka) and store.
+ */
+
+export type Role = 'proxy' | 'policy' | 'ledger' | 'query';
+
+export interface Stoppable {
+  stop(): Promise<void>;
+}
+
+export interface Running {
+  postgres?: AddressInfo;
+  api?: AddressInfo;
+  ledger?: LedgerService;
+  /** Graceful stop, in reverse start order: clients are told, sessions end recorded, the bus drains. */
+  stop(): Promise<void>;
+}
+
+/** The checkpoint signing key named by the config, created on first use. */
+export function ledgerSigner(config: AgateConfig): NoteSigner {
+  return loadOrCreateSigner(config.ledger.signing_key!, config.ledger.origin);
+}
+
+export async function buildVerifier(config: AgateConfig): Promise<TokenVerifier> {
+  const issuers = config.identity.issuers.map(remoteIssuer);
+  if (config.identity.dev_issuer.enabled) issuers.push(await devTrustedIssuer(config.data_dir, config.identity.dev_issuer.audience));
+  return new TokenVerifier(issuers);
+}
+
+export function splitHostPort(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  return { host: listen.slice(0, i), port: Number(listen.slice(i + 1)) };
+}
+
+export async function openBus(config: AgateConfig, codec: EventCodec, roles: readonly Role[], logger: Logger): Promise<Bus> {
+  const bus = config.bus;
+  if (bus.kind === 'local') {
+    if (roles.length < 4) throw new ConfigError(`${config.source}: bus.kind: local works only for \`agate start\` (one process); separate services need bus.kind: kafka`);
+    // The ledger inserts into ClickHouse, which wants few large batches: it lingers 100 ms after a
+    // small one (measured: small inserts made every event cost a MergeTree part and its merges).
+    return new LocalBus({ dir: join(config.data_dir, 'bus'), fsync: bus.fsync, logger: logger.child({ component: 'bus' }), lingerMs: { ledger: 100 } });
+  }
+  const wire = bus.schema_registry === undefined ? new SingleObjectWire(codec) : new RegistryWire(bus.schema_registry.url, bus.events_topic, codec);
+  return KafkaBus.connect({
+    brokers: bus.brokers, instanceId: config.instance_id, eventsTopic: bus.events_topic, verdictsTopic: bus.verdicts_topic,
+    partitions: bus.partitions, replicationFactor: bus.replication_factor, wire, logger: logger.child({ component: 'bus' }),
+    awaitsVerdicts: roles.includes('proxy'),
+  });
+}
+
+export async function openStore(config: AgateConfig): Promise<Store> {
+  const store = config.store;
+  if (store.kind === 'embedded') return EmbeddedStore.open(store.path ?? join(config.data_dir, 'store'));
+  const ch = new ClickHouseStore({ url: store.url, username: store.username, password: store.password === undefined ? '' : readSecret(store.password, 'store.password') });
+  await ch.ping();
+  return ch;
+}
+
+/** Checks every target credential resolves now, so a missing secret fails at start, not at first use. */
+function targetResolver(config: AgateConfig): (name: string) => UpstreamTarget | undefined {
+  const targets = new Map(config.targets.map((t) => [t.name, t]));
+  for (const t of targets.values()) readSecret(t.upstream.password, `targets.${t.name}.upstream.password`);
+  return (name) => {
+    const t = targets.get(name);
+    if (t === undefined) return undefined;
+    const { host, port, database, user, password, tls } = t.upstream;
+    return { host, port, database, user, password: readSecret(password, `targets.${t.name}.upstream.password`), maskClient: targetMaskSet(config, t.mask_client), tls };
+  };
+}
+
+/** Runs the given roles in this process. */
+export async function startServices(config: AgateConfig, roles: readonly Role[], logger: Logger): Promise<Running> {
+  await initSqlParser();
+  const codec = new EventCodec();
+  const resolveTarget = roles.includes('proxy') ? targetResolver(config) : undefined;
+  const verifier = roles.includes('proxy') || roles.includes('query') ? await buildVerifier(config) : undefined;
+  const store = roles.includes('ledger') || roles.includes('query') ? await openStore(config) : undefined;
+  let bus: Bus | undefined;
+  const started: Stoppable[] = [];
+  const out: Running = {
+    stop: async () => {
+      for (const s of started.reverse()) await s.stop();
+      await bus?.close();
+      await store?.close();
+    },
+  };
+  try {
+    if (roles.some((r) => r !== 'query')) bus = await openBus(config, codec, roles, logger);
+    if (roles.includes('ledger')) {
+      const ledgerLogger = logger.child({ component: 'ledger' });
+      const { checkpoint } = config.ledger;
+      const sinks: CheckpointSink[] = [];
+      if (checkpoint.dir !== undefined) sinks.push(directorySink(checkpoint.dir));
+      if (checkpoint.webhook !== undefined) sinks.push(webhookSink(checkpoint.webhook, ledgerLogger));
+      const ledger = new LedgerService({
+        bus: bus!, store: store!, codec, logger: ledgerLogger, signer: ledgerSigner(config),
+        // The embedded log is one stream; on Kafka every partition is a chain of its own.
+        chainId: config.bus.kind === 'local' ? LOCAL_STREAM.stream : `${config.bus.events_topic}-0`,
+        checkpoints: { everyEvents: checkpoint.every_events, everyMs: checkpoint.every_ms, sinks },
+        dedupWindow: config.ledger.dedup_window, retentionDays: config.ledger.retention_days,
+      });
+      await ledger.start();
+      started.push(ledger);
+      out.ledger = ledger;
+    }
+    if (roles.includes('policy')) {
+      const policy = new PolicyService({ bus: bus!, policy: new CompiledPolicy(config.policy, config.masking.audit), logger: logger.child({ component: 'policy' }), staleAfterMs: config.proxy.verdict_timeout_ms });
+      await policy.start();
+      started.push(policy);
+    }
+    if (roles.includes('query')) {
+      const required = Object.entries(config.query.require_claims).map(([name, globs]) => ({ name, test: anyGlob(globs) }));
+      const claim = (id: Identity, name: string) => (name === 'sub' ? id.subject : name === 'iss' ? id.issuer : id.claims[name]);
+      const authorize = (id: Identity) => required.every((r) => { const v = claim(id, r.name); return v !== undefined && r.test(v); });
+      await migrateQuery(store!);
+      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }) });
+      const q = splitHostPort(config.query.listen);
+      out.api = await api.listen(q.host, q.port);
+      started.push({ stop: () => api.close() });
+    }
+    if (roles.includes('proxy')) {
+      const proxy = new PgProxyServer({
+        bus: bus!, verifier: verifier!, resolveTarget: resolveTarget!, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms,
+        maxMessageSize: config.proxy.postgres.max_message_bytes, maxConnections: config.proxy.postgres.max_connections, logger, ...pgProxyConfigDeps(config),
+      });
+      const p = splitHostPort(config.proxy.postgres.listen);
+      out.postgres = await proxy.listen(p.host, p.port);
+      started.push({ stop: () => proxy.shutdown() });
+    }
+    return out;
+  } catch (err) {
+    await out.stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+export const ALL_ROLES: readonly Role[] = ['proxy', 'policy', 'ledger', 'query'];
+
+/** All four services in one process, with both listeners up. */
+export interface RunningAgate extends Running {
+  postgres: AddressInfo;
+  api: AddressInfo;
+  ledger: LedgerService;
+}
+
+export async function startEmbedded(config: AgateConfig, logger: Logger): Promise<RunningAgate> {
+  return (await startServices(config, ALL_ROLES, logger)) as RunningAgate;
+}

@@ -1,0 +1,145 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomUUID } from 'node:crypto';
+import { startKafka, type KafkaBroker } from '../../../test/harness/kafka.js';
+import { startSchemaRegistry, type SchemaRegistryServer } from '../../../test/harness/schema-registry.js';
+import { EventCodec } from '../../../schemas/src/codec.js';
+import type { AgateEvent, Command } from '../../../schemas/src/events.js';
+import { SAMPLES } from '../../../schemas/src/samples.js';
+import { silentLogger } from '../log.js';
+import type { Bus, StreamInfo } from './bus.js';
+import { KafkaBus } from './kafka-bus.js';
+import { RegistryWire } from './registry-wire.js';
+import { SingleObjectWire } from './single-object-wire.js';
+
+/* The Kafka bus against a real Kafka 4.x broker (KRaft) and a real Apicurio schema registry. */
+const codec = new EventCodec();
+let broker: KafkaBroker;
+let registry: SchemaRegistryServer;
+const buses: Bus[] = [];
+const ready = (async () => {
+  [broker, registry] = await Promise.all([startKafka(), startSchemaRegistry()]);
+})();
+
+async function bus(instanceId: string, opts: { registry?: boolean; awaitsVerdicts?: boolean; topic?: string } = {}): Promise<KafkaBus> {
+  await ready;
+  const topic = opts.topic ?? 'events';
+  const b = await KafkaBus.connect({
+    brokers: [broker.bootstrap], instanceId, eventsTopic: topic, verdictsTopic: `${topic}.verdicts`, partitions: 3, replicationFactor: 1,
+    wire: opts.registry ? new RegistryWire(registry.url, topic, codec) : new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts: opts.awaitsVerdicts ?? false,
+  });
+  buses.push(b);
+  return b;
+}
+const command = (session: string, text = 'SELECT 1'): Command => ({ ...SAMPLES.Command, event_id: randomUUID(), session_id: session, text });
+
+const kafka = suite('KafkaBus');
+kafka.after(async () => {
+  for (const b of buses) await b.close();
+  await broker?.destroy();
+  await registry?.close();
+});
+
+kafka('a session stays ordered in one partition; batches name their stream', async () => {
+  const b = await bus('ordering', { topic: 'ordering' });
+  const sessions = ['s-a', 's-b', 's-c'];
+  const sent = sessions.flatMap((s) => [1, 2, 3, 4].map((i) => command(s, `SELECT ${i}`)));
+  await Promise.all(sent.map((e) => b.publish(e)));
+  const got = new Map<string, { texts: string[]; streams: Set<string> }>();
+  await new Promise<void>((resolve) => {
+    let n = 0;
+    void b.subscribe({ group: 'order-check', types: ['Command'], handler: async (batch: readonly AgateEvent[], source: StreamInfo) => {
+      for (const e of batch) {
+        if (e.type !== 'Command') continue;
+        const g = got.get(e.session_id) ?? { texts: [], streams: new Set() };
+        g.texts.push(e.text);
+        g.streams.add(source.stream);
+        got.set(e.session_id, g);
+        if (++n === sent.length) resolve();
+      }
+    } });
+  });
+  for (const s of sessions) {
+    assert.equal(got.get(s)!.texts, ['SELECT 1', 'SELECT 2', 'SELECT 3', 'SELECT 4']);
+    assert.is(got.get(s)!.streams.size, 1);
+    assert.match([...got.get(s)!.streams][0]!, /^ordering-[0-2]$/);
+  }
+});
+
+kafka('verdicts reach the exact proxy instance that waits, with two proxies at once', async () => {
+  const policy = await bus('policy', { topic: 'verdicts-test' });
+  await policy.subscribe({ group: 'policy', types: ['Command'], handler: async (batch) => {
+    for (const c of batch) if (c.type === 'Command') {
+      await policy.publish({ ...SAMPLES.Verdict, event_id: randomUUID(), session_id: c.session_id, command_id: c.event_id, decision: c.text.includes('DROP') ? 'deny' : 'allow' });
+    }
+  } });
+  const [p1, p2] = [await bus('proxy-1', { topic: 'verdicts-test', awaitsVerdicts: true }), await bus('proxy-2', { topic: 'verdicts-test', awaitsVerdicts: true })];
+  const outcomes = await Promise.all([
+    p1.requestVerdict(command('x', 'SELECT 1'), 10_000),
+    p2.requestVerdict(command('y', 'DROP TABLE t'), 10_000),
+    p1.requestVerdict(command('z', 'DROP TABLE u'), 10_000),
+    p2.requestVerdict(command('w', 'SELECT 2'), 10_000),
+  ]);
+  assert.equal(outcomes.map((o) => (o.kind === 'verdict' ? o.verdict.decision : 'timeout')), ['allow', 'deny', 'deny', 'allow']);
+});
+
+kafka('no answer within the deadline is a timeout, not an error', async () => {
+  const p = await bus('lonely', { topic: 'nobody-answers', awaitsVerdicts: true });
+  const started = Date.now();
+  const o = await p.requestVerdict(command('q'), 300);
+  assert.is(o.kind, 'timeout');
+  assert.ok(Date.now() - started >= 290);
+});
+
+kafka('a failing handler gets the batch again; committed events are not redelivered to the group', async () => {
+  const b = await bus('retry', { topic: 'retry' });
+  const e = command('r');
+  await b.publish(e);
+  let calls = 0;
+  const seen: string[] = [];
+  const sub = await new Promise<{ close(): Promise<void> }>((resolve) => {
+    let s: { close(): Promise<void> } | undefined;
+    void b.subscribe({ group: 'retry-group', types: ['Command'], handler: async (batch) => {
+      calls += 1;
+      if (calls === 1) throw new Error('store down');
+      seen.push(...batch.map((x) => x.event_id));
+      if (s !== undefined) resolve(s);
+      else setTimeout(() => resolve(s!), 50);
+    } }).then((x) => (s = x));
+  });
+  assert.is(calls, 2);
+  assert.equal(seen, [e.event_id]);
+  await sub.close();
+  const again: string[] = [];
+  const late = command('r2');
+  await b.publish(late);
+  await new Promise<void>((resolve) => {
+    void b.subscribe({ group: 'retry-group', types: ['Command'], handler: async (batch) => {
+      again.push(...batch.map((x) => x.event_id));
+      if (again.includes(late.event_id)) resolve();
+    } });
+  });
+  assert.equal(again, [late.event_id]);
+});
+
+kafka('with a schema registry: Confluent wire format, subjects registered, BACKWARD enforced', async () => {
+  const b = await bus('registry', { topic: 'registered', registry: true });
+  const e = command('reg');
+  await b.publish(e);
+  const got = await new Promise<AgateEvent>((resolve) => {
+    void b.subscribe({ group: 'reg', types: ['Command'], handler: async (batch) => resolve(batch[0]!) });
+  });
+  assert.equal(got, e);
+  const subjects = (await (await fetch(`${registry.url}/subjects`)).json()) as string[];
+  assert.ok(subjects.includes('registered-agate.event.Command'), subjects.join(','));
+  const config = (await (await fetch(`${registry.url}/config/registered-agate.event.Command`)).json()) as { compatibilityLevel: string };
+  assert.is(config.compatibilityLevel, 'BACKWARD');
+  // A change old data cannot be read with (a new field without a default) is refused.
+  const res = await fetch(`${registry.url}/subjects/registered-agate.event.Command/versions`, {
+    method: 'POST', headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' },
+    body: JSON.stringify({ schema: JSON.stringify({ type: 'record', name: 'Command', namespace: 'agate.event', fields: [{ name: 'event_id', type: 'string' }, { name: 'required_new', type: 'string' }] }) }),
+  });
+  assert.is(res.status, 409);
+});
+
+kafka.run();

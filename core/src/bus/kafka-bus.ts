@@ -1,0 +1,221 @@
+import { Kafka, logLevel, Partitioners, type Consumer, type Producer, type Message } from 'kafkajs';
+import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
+import { AgateError, ErrorCode, describeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Bus, SubscribeOptions, Subscription, VerdictOutcome } from './bus.js';
+import type { WireCodec } from './wire.js';
+
+export interface KafkaBusOptions {
+  brokers: string[];
+  /** This process's instance id: names its verdict consumer group. */
+  instanceId: string;
+  /** Every audit event, keyed by session so a session stays ordered in one partition. */
+  eventsTopic: string;
+  /** Verdicts only, read by every proxy instance for the commands it waits on. */
+  verdictsTopic: string;
+  partitions: number;
+  replicationFactor: number;
+  wire: WireCodec;
+  logger: Logger;
+  /** Whether this process waits on verdicts (proxies do; policy and ledger don't). */
+  awaitsVerdicts: boolean;
+}
+
+const MIN_BACKOFF_MS = 50;
+const MAX_BACKOFF_MS = 5_000;
+/** Fetch settings for a verdict round trip in milliseconds: kafkajs defaults wait up to 5 s. */
+const LOW_LATENCY = { maxWaitTimeInMs: 5, minBytes: 1 } as const;
+
+interface Queued {
+  topicMessages: { topic: string; messages: Message[] }[];
+  done: (err?: Error) => void;
+}
+
+/**
+ * The distributed bus over Kafka (kafkajs behind Agate's own interface). Publishing uses an
+ * idempotent producer with acks from all in-sync replicas, and concurrent publishes share one
+ * request (group commit), so the write-ahead wait costs one round trip.
+ */
+export class KafkaBus implements Bus {
+  readonly #kafka: Kafka;
+  readonly #producer: Producer;
+  readonly #consumers = new Set<Consumer>();
+  readonly #waiters = new Map<string, (v: Verdict) => void>();
+  #queue: Queued[] = [];
+  #flushing = false;
+  #closed = false;
+
+  private constructor(private readonly options: KafkaBusOptions) {
+    this.#kafka = new Kafka({
+      clientId: `agate-${options.instanceId}`,
+      brokers: options.brokers,
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 },
+      connectionTimeout: 3_000,
+      requestTimeout: 10_000,
+    });
+    this.#producer = this.#kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1_000 } });
+  }
+
+  static async connect(options: KafkaBusOptions): Promise<KafkaBus> {
+    const bus = new KafkaBus(options);
+    try {
+      await options.wire.init();
+      await bus.#ensureTopics();
+      await bus.#producer.connect();
+      if (options.awaitsVerdicts) await bus.#listenForVerdicts();
+    } catch (cause) {
+      await bus.close().catch(() => undefined);
+      throw new AgateError(ErrorCode.BUS_UNAVAILABLE, `cannot connect to Kafka at ${options.brokers.join(', ')}: ${(cause as Error).message}`, { cause, retriable: true });
+    }
+    return bus;
+  }
+
+  publish(event: AgateEvent): Promise<void> {
+    if (this.#closed) return Promise.reject(new AgateError(ErrorCode.BUS_CLOSED, 'the bus is closed'));
+    const value = this.options.wire.encode(event);
+    const message: Message = { key: event.session_id, value, headers: { 'agate-type': event.type } };
+    const topicMessages = [{ topic: this.options.eventsTopic, messages: [message] }];
+    // The verdict also goes to the reply topic; recorded first in the same request.
+    if (event.type === 'Verdict') topicMessages.push({ topic: this.options.verdictsTopic, messages: [{ key: event.command_id, value, headers: { 'agate-type': event.type } }] });
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ topicMessages, done: (err) => (err ? reject(err) : resolve()) });
+      if (!this.#flushing) void this.#flush();
+    });
+  }
+
+  requestVerdict(command: Command, deadlineMs: number): Promise<VerdictOutcome> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.delete(command.event_id);
+        resolve({ kind: 'timeout' });
+      }, deadlineMs);
+      this.#waiters.set(command.event_id, (verdict) => {
+        clearTimeout(timer);
+        this.#waiters.delete(command.event_id);
+        resolve({ kind: 'verdict', verdict });
+      });
+      this.publish(command).catch((err: unknown) => {
+        clearTimeout(timer);
+        this.#waiters.delete(command.event_id);
+        reject(err);
+      });
+    });
+  }
+
+  async subscribe(options: SubscribeOptions): Promise<Subscription> {
+    const consumer = this.#kafka.consumer({ groupId: `agate.${options.group}`, ...LOW_LATENCY, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxBytesPerPartition: 4 << 20 });
+    this.#consumers.add(consumer);
+    const types = new Set<string>(options.types);
+    const log = this.options.logger.child({ group: options.group });
+    let stopping = false;
+    await consumer.connect();
+    await consumer.subscribe({ topic: this.options.eventsTopic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
+        const max = options.maxBatch ?? 2_000;
+        for (let i = 0; i < batch.messages.length && isRunning() && !isStale(); i += max) {
+          const slice = batch.messages.slice(i, i + max);
+          const events: AgateEvent[] = [];
+          for (const m of slice) {
+            const type = m.headers?.['agate-type']?.toString();
+            if (type !== undefined && !types.has(type)) continue;
+            if (m.value === null) continue;
+            const e = await this.options.wire.decode(m.value);
+            if (types.has(e.type)) events.push(e);
+          }
+          if (events.length > 0) {
+            let backoff = MIN_BACKOFF_MS;
+            for (;;) {
+              try {
+                await options.handler(events, { stream: `${batch.topic}-${batch.partition}` });
+                break;
+              } catch (err) {
+                log.error('event handler failed; retrying the batch', { error: describeError(err), events: events.length, retry_in_ms: backoff });
+                if (stopping || !isRunning()) return; // uncommitted: redelivered to the next member
+                await heartbeat();
+                await new Promise((r) => setTimeout(r, backoff));
+                backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+              }
+            }
+          }
+          // Commit only after the handler succeeded: at least once in, idempotent handlers.
+          resolveOffset(slice[slice.length - 1]!.offset);
+          await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (BigInt(slice[slice.length - 1]!.offset) + 1n).toString() }] }] });
+          await heartbeat();
+        }
+      },
+    });
+    return {
+      close: async () => {
+        stopping = true;
+        this.#consumers.delete(consumer);
+        await consumer.disconnect();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    while (this.#flushing) await new Promise((r) => setTimeout(r, 5));
+    await Promise.all([...this.#consumers].map((c) => c.disconnect().catch(() => undefined)));
+    this.#consumers.clear();
+    await this.#producer.disconnect().catch(() => undefined);
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    while (this.#queue.length > 0) {
+      const batch = this.#queue;
+      this.#queue = [];
+      const byTopic = new Map<string, Message[]>();
+      for (const q of batch) for (const tm of q.topicMessages) byTopic.set(tm.topic, [...(byTopic.get(tm.topic) ?? []), ...tm.messages]);
+      try {
+        await this.#producer.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })), acks: -1 });
+        for (const q of batch) q.done();
+      } catch (cause) {
+        const err = new AgateError(ErrorCode.BUS_WRITE_FAILED, `Kafka did not acknowledge the events: ${(cause as Error).message}`, { cause, retriable: true });
+        for (const q of batch) q.done(err);
+      }
+    }
+    this.#flushing = false;
+  }
+
+  async #ensureTopics(): Promise<void> {
+    const admin = this.#kafka.admin();
+    await admin.connect();
+    try {
+      const existing = new Set(await admin.listTopics());
+      const wanted = [this.options.eventsTopic, this.options.verdictsTopic].filter((t) => !existing.has(t));
+      if (wanted.length > 0) {
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: wanted.map((topic) => ({ topic, numPartitions: this.options.partitions, replicationFactor: this.options.replicationFactor, configEntries: [{ name: 'min.insync.replicas', value: String(Math.min(2, this.options.replicationFactor)) }] })),
+        });
+      }
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /** Every proxy instance reads all verdicts (its own group) and wakes the commands it waits on. */
+  async #listenForVerdicts(): Promise<void> {
+    const consumer = this.#kafka.consumer({ groupId: `agate.verdicts.${this.options.instanceId}`, ...LOW_LATENCY, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+    this.#consumers.add(consumer);
+    await consumer.connect();
+    await consumer.subscribe({ topic: this.options.verdictsTopic, fromBeginning: false });
+    await consumer.run({
+      autoCommit: true,
+      eachMessage: async ({ message }) => {
+        if (message.value === null || this.#waiters.size === 0) return;
+        const key = message.key?.toString();
+        if (key === undefined || !this.#waiters.has(key)) return;
+        const v = await this.options.wire.decode(message.value);
+        if (v.type === 'Verdict') this.#waiters.get(v.command_id)?.(v);
+      },
+    });
+  }
+}

@@ -1,0 +1,18 @@
+import type { EventCodec } from '../../../schemas/src/codec.js';
+import type { AgateEvent } from '../../../schemas/src/events.js';
+import type { WireCodec } from './wire.js';
+
+/** Avro single-object encoding on the wire: no registry needed, every message self-describing. */
+export class SingleObjectWire implements WireCodec {
+  constructor(private readonly codec: EventCodec) {}
+
+  async init(): Promise<void> {}
+
+  encode(event: AgateEvent): Buffer {
+    return this.codec.encode(event);
+  }
+
+  async decode(bytes: Buffer): Promise<AgateEvent> {
+    return this.codec.decode(bytes);
+  }
+}

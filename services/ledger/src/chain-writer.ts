@@ -1,0 +1,206 @@
+import { randomUUID } from 'node:crypto';
+import type { Bus } from '../../../core/src/bus/bus.js';
+import { describeError } from '../../../core/src/errors.js';
+import type { Logger } from '../../../core/src/log.js';
+import type { Store } from '../../../core/src/store/store.js';
+import type { EventCodec } from '../../../schemas/src/codec.js';
+import { nowMicros, type AgateEvent } from '../../../schemas/src/events.js';
+import { GENESIS, linkHash, recordColumns, type RecordColumns } from './chain.js';
+import { signCheckpoint } from './checkpoint.js';
+import type { CheckpointSink } from './checkpoint-sink.js';
+import { CompactRange } from './compact-range.js';
+import type { NoteSigner } from './note.js';
+import { BLOCK_SIZE, LEDGER_COLUMNS, microsToDateTime64 } from './schema.js';
+import { pushRange } from './tree-sql.js';
+import { tsvBytes, tsvText } from './tsv.js';
+
+export interface ChainWriterOptions {
+  bus: Bus;
+  store: Store;
+  codec: EventCodec;
+  chainId: string;
+  logger: Logger;
+  signer: NoteSigner;
+  /** Signed checkpoints every `everyEvents` records (and at every block boundary). */
+  everyEvents?: number;
+  sinks: readonly CheckpointSink[];
+  /** How many of the latest event ids are remembered to drop redeliveries. */
+  dedupWindow: number;
+}
+
+export interface Head {
+  seq: number;
+  hash: Buffer;
+}
+
+
+/** The log origin of one chain: the key name (ledger.origin) and the chain id. */
+export const chainOrigin = (keyName: string, chainId: string) => `${keyName}/${chainId}`;
+
+/**
+ * Appends events to one chain: the record's Merkle leaf is the encoded event and its link
+ * hash chains it to the one before (one hash per record, in JS). The Merkle tree is a compact
+ * range that grows at each checkpoint by the new records' aligned subtree roots, which the
+ * engine hashes natively, so the tree is never recomputed and the append path stays light.
+ * Signs checkpoints at a configured interval and at every block boundary. Idempotent by event
+ * id within the redelivery window; chain and tree state are recovered from the store on start.
+ */
+export class ChainWriter {
+  #head: Head = { seq: 0, hash: GENESIS };
+  #tree = new CompactRange();
+  #lastCheckpoint = 0;
+  readonly #recent = new Set<string>();
+  readonly #recentOrder: string[] = [];
+  // Appends and checkpoints run one at a time: both read and move the head.
+  #serial: Promise<unknown> = Promise.resolve();
+  readonly #origin: string;
+
+  constructor(private readonly options: ChainWriterOptions) {
+    this.#origin = chainOrigin(options.signer.name, options.chainId);
+  }
+
+  get origin(): string {
+    return this.#origin;
+  }
+
+  /** The last appended position. */
+  get head(): Readonly<Head> {
+    return this.#head;
+  }
+
+  /** The tree root at the head (the tree itself advances at checkpoints). */
+  async currentRoot(): Promise<Buffer> {
+    const tree = this.#tree.clone();
+    await pushRange(this.options.store, this.options.chainId, tree, tree.size, this.#head.seq);
+    return tree.root();
+  }
+
+  append(batch: readonly AgateEvent[]): Promise<void> {
+    return this.#exclusive(() => this.#append(batch));
+  }
+
+  /** Signs a checkpoint of the current head unless one exists for it. */
+  checkpoint(): Promise<void> {
+    return this.#exclusive(async () => {
+      if (this.#head.seq === 0 || this.#head.seq === this.#lastCheckpoint) return;
+      await this.#publish(this.#head.seq, this.#head.hash);
+    });
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#serial.then(fn, fn);
+    this.#serial = run.catch(() => undefined);
+    return run;
+  }
+
+  async #append(batch: readonly AgateEvent[]): Promise<void> {
+    const { store, codec, chainId } = this.options;
+    const seen = new Set<string>();
+    const fresh = batch.filter((e) => !this.#recent.has(e.event_id) && !seen.has(e.event_id) && seen.add(e.event_id));
+    if (fresh.length < batch.length) this.options.logger.debug('skipping redelivered events already in the ledger', { count: batch.length - fresh.length });
+    if (fresh.length === 0) return;
+    // Encoding and hashing the next slice overlaps the engine's insert of the previous one (the
+    // insert runs on the engine's threads). Inserts stay strictly in order, and the head moves
+    // past a slice only once it is stored, so a failure leaves no gap: the bus redelivers the
+    // batch and the stored slices are dropped as redeliveries.
+    let { seq, hash } = this.#head;
+    const blocks: [number, Buffer][] = [];
+    let inFlight: Promise<void> = Promise.resolve();
+    for (let i = 0; i < fresh.length; i += INSERT_SLICE) {
+      const slice = fresh.slice(i, i + INSERT_SLICE);
+      const chunks: Buffer[] = [];
+      for (const event of slice) {
+        const payload = codec.encode(event);
+        const columns = recordColumns(event);
+        const prev = hash;
+        seq += 1;
+        hash = linkHash(prev, seq, payload, columns);
+        if (seq % BLOCK_SIZE === 0) blocks.push([seq, hash]);
+        chunks.push(tsvRow(chainId, seq, columns, payload, prev, hash));
+      }
+      await inFlight;
+      const head = { seq, hash };
+      inFlight = store.insertTsv('agate.ledger', LEDGER_COLUMNS, Buffer.concat(chunks)).then(() => {
+        this.#head = head;
+        for (const e of slice) this.#remember(e.event_id);
+      });
+      // An unobserved rejection would crash the process before the loop reaches the await.
+      inFlight.catch(() => undefined);
+    }
+    await inFlight;
+    // A checkpoint at every block boundary: where verification starts once older blocks expire.
+    for (const [size, head] of blocks) await this.#publish(size, head);
+    const every = this.options.everyEvents;
+    if (every !== undefined && seq - this.#lastCheckpoint >= every) await this.#publish(seq, hash);
+  }
+
+  /** Advances the tree to `size` (records up to it are stored), then signs and publishes. */
+  async #publish(size: number, head: Buffer): Promise<void> {
+    const { store, chainId, signer } = this.options;
+    const tree = this.#tree.clone();
+    await pushRange(store, chainId, tree, tree.size, size);
+    this.#tree = tree;
+    const cp = { size, root: tree.root(), head, frontier: JSON.stringify(tree.toJSON()) };
+    const note = signCheckpoint({ origin: this.#origin, size: cp.size, root: cp.root, chainHead: cp.head }, signer);
+    await store.insertTsv('agate.checkpoints', ['chain_id', 'size', 'origin', 'root', 'chain_head', 'note', 'frontier'], Buffer.concat([
+      Buffer.from([tsvText(chainId), cp.size, tsvText(this.#origin)].join('\t') + '\t'), tsvBytes(cp.root), TAB, tsvBytes(cp.head), TAB,
+      Buffer.from(`${tsvText(note)}\t${tsvText(cp.frontier)}\n`),
+    ]));
+    this.#lastCheckpoint = Math.max(this.#lastCheckpoint, cp.size);
+    const published = { chainId, origin: this.#origin, size: cp.size, note };
+    for (const sink of this.options.sinks) await sink.publish(published);
+    await this.options.bus.publish({
+      type: 'Checkpoint', event_id: randomUUID(), time: nowMicros(), session_id: '', chain_id: chainId, origin: this.#origin,
+      size: cp.size, root_hash: cp.root.toString('base64'), note,
+    }).catch((err: unknown) => this.options.logger.warn('could not publish the checkpoint event', { error: describeError(err), size: cp.size }));
+  }
+
+  #remember(id: string): void {
+    const window = this.options.dedupWindow;
+    this.#recent.add(id);
+    this.#recentOrder.push(id);
+    if (this.#recentOrder.length > window * 2) {
+      // Trim in bulk: splicing one id per event would make appends quadratic.
+      for (const old of this.#recentOrder.splice(0, this.#recentOrder.length - window)) this.#recent.delete(old);
+    }
+  }
+
+  /**
+   * Restores head, tree and redelivery window from the store: the tree is the latest
+   * checkpoint's compact range.
+   */
+  async recover(): Promise<void> {
+    const { store, chainId } = this.options;
+    const [last] = await store.query<{ seq: string; hash: string }>(
+      'SELECT seq, hex(hash) AS hash FROM agate.ledger WHERE chain_id = {chain:String} ORDER BY seq DESC LIMIT 1',
+      { chain: chainId },
+    );
+    this.#head = last === undefined ? { seq: 0, hash: GENESIS } : { seq: Number(last.seq), hash: Buffer.from(last.hash, 'hex') };
+    const [cp] = await store.query<{ size: string; frontier: string; root: string }>(
+      'SELECT size, frontier, hex(root) AS root FROM agate.checkpoints FINAL WHERE chain_id = {chain:String} AND size <= {head:UInt64} ORDER BY size DESC LIMIT 1',
+      { chain: chainId, head: this.#head.seq },
+    );
+    let tree = new CompactRange();
+    if (cp !== undefined) {
+      const restored = CompactRange.fromJSON(JSON.parse(cp.frontier) as { size: number; hash: string }[]);
+      if (restored.size === Number(cp.size) && restored.root().toString('hex') === cp.root.toLowerCase()) tree = restored;
+      else this.options.logger.warn('the latest checkpoint frontier does not match its root; rebuilding the tree at the next checkpoint', { size: cp.size });
+    }
+    // Records after the checkpoint join the tree at the next checkpoint, hashed by the engine.
+    this.#tree = tree;
+    this.#lastCheckpoint = tree.size;
+    const window = this.options.dedupWindow;
+    const ids = await store.query<{ event_id: string }>('SELECT event_id FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64} ORDER BY seq', { chain: chainId, from: Math.max(0, this.#head.seq - window) });
+    for (const r of ids) this.#remember(r.event_id);
+  }
+}
+
+const TAB = Buffer.from('\t');
+const NEWLINE = Buffer.from('\n');
+/** Records per INSERT: large enough for the engine, small enough to overlap with hashing. */
+const INSERT_SLICE = 5000;
+
+function tsvRow(chainId: string, seq: number, c: RecordColumns, payload: Buffer, prev: Buffer, hash: Buffer): Buffer {
+  const text = [tsvText(chainId), seq, tsvText(c.event_id), c.event_type, microsToDateTime64(c.time), tsvText(c.session_id), tsvText(c.subject), tsvText(c.target), tsvText(c.text), tsvText(c.body)].join('\t');
+  return Buffer.concat([Buffer.from(text + '\t'), tsvBytes(payload), TAB, tsvBytes(prev), TAB, tsvBytes(hash), NEWLINE]);
+}

@@ -1,0 +1,83 @@
+import { HASH_SIZE, EMPTY_ROOT, nodeHash } from './merkle.js';
+
+/** One complete subtree of the frontier: `size` is a power of two. */
+export interface Subtree {
+  size: number;
+  hash: Buffer;
+}
+
+/**
+ * The right edge of an append-only Merkle tree: the roots of its complete subtrees, largest
+ * first (one per set bit of the size). Appending costs one node hash amortised and the root
+ * is a fold over at most log2(n) hashes, so the ledger never recomputes the tree.
+ */
+export class CompactRange {
+  #subtrees: Subtree[];
+  #size: number;
+
+  constructor(subtrees: readonly Subtree[] = []) {
+    // A frontier's subtrees are distinct powers of two, largest first (the bits of its size).
+    subtrees.forEach((s, i) => {
+      if (s.size < 1 || (s.size & (s.size - 1)) !== 0 || (i > 0 && s.size >= subtrees[i - 1]!.size)) throw new RangeError('not a compact range');
+    });
+    this.#subtrees = subtrees.map((s) => ({ size: s.size, hash: Buffer.from(s.hash) }));
+    this.#size = subtrees.reduce((n, s) => n + s.size, 0);
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  get subtrees(): readonly Subtree[] {
+    return this.#subtrees;
+  }
+
+  /** Appends one leaf hash. */
+  push(leaf: Buffer): void {
+    this.pushSubtree(leaf, 1);
+  }
+
+  /**
+   * Appends the root of a complete subtree of `size` leaves; the tree's size must be a multiple
+   * of `size` (the subtree is aligned), as for whole verification pages.
+   */
+  pushSubtree(hash: Buffer, size: number): void {
+    if (this.#size % size !== 0 || (size & (size - 1)) !== 0) throw new RangeError(`a subtree of ${size} leaves cannot be appended at ${this.#size}`);
+    let node: Subtree = { size, hash };
+    for (;;) {
+      const last = this.#subtrees[this.#subtrees.length - 1];
+      if (last === undefined || last.size !== node.size) break;
+      this.#subtrees.pop();
+      node = { size: node.size * 2, hash: nodeHash(last.hash, node.hash) };
+    }
+    this.#subtrees.push(node);
+    this.#size += size;
+  }
+
+  /** The tree root, optionally with one more right-hand subtree (any size) folded in last. */
+  root(tail?: Buffer): Buffer {
+    const hashes = this.#subtrees.map((s) => s.hash);
+    if (tail !== undefined) hashes.push(tail);
+    if (hashes.length === 0) return EMPTY_ROOT;
+    let acc = hashes[hashes.length - 1]!;
+    for (let i = hashes.length - 2; i >= 0; i--) acc = nodeHash(hashes[i]!, acc);
+    return acc;
+  }
+
+  /** A copy that can grow independently. */
+  clone(): CompactRange {
+    return new CompactRange(this.#subtrees);
+  }
+
+  toJSON(): { size: number; hash: string }[] {
+    return this.#subtrees.map((s) => ({ size: s.size, hash: s.hash.toString('hex') }));
+  }
+
+  static fromJSON(value: readonly { size: number; hash: string }[]): CompactRange {
+    return new CompactRange(value.map((s) => {
+      const hash = Buffer.from(s.hash, 'hex');
+      if (hash.length !== HASH_SIZE) throw new RangeError('a subtree hash must be 32 bytes');
+      return { size: s.size, hash };
+    }));
+  }
+}

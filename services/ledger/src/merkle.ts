@@ -1,0 +1,48 @@
+import { createHash, hash } from 'node:crypto';
+
+/*
+ * RFC 9162 (Certificate Transparency v2) Merkle tree hashing, section 2.1.1:
+ *   leaf:  SHA-256(0x00 || data)
+ *   node:  SHA-256(0x01 || left || right)
+ *   MTH of n > 1 leaves splits at k, the largest power of two smaller than n.
+ * Pure functions only; proofs are in proofs.ts, the incremental tree in compact-range.ts.
+ */
+
+export const HASH_SIZE = 32;
+const LEAF_PREFIX = Buffer.of(0x00);
+const NODE_PREFIX = Buffer.of(0x01);
+
+/** SHA-256 of the empty string: the root of a tree with no leaves. */
+export const EMPTY_ROOT = createHash('sha256').digest();
+
+// One-shot hashing of one buffer costs about half of a createHash() with several updates.
+export function leafHash(data: Uint8Array): Buffer {
+  return hash('sha256', Buffer.concat([LEAF_PREFIX, data]), 'buffer');
+}
+
+export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
+  return hash('sha256', Buffer.concat([NODE_PREFIX, left, right], 1 + left.length + right.length), 'buffer');
+}
+
+/** The largest power of two strictly smaller than n (n > 1). */
+export function splitPoint(n: number): number {
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
+}
+
+/**
+ * The root of the tree over already-hashed leaves, bottom-up: pair neighbours, carry an odd
+ * last node up unchanged. That gives the same tree as RFC 9162's top-down split.
+ */
+export function rootFromLeafHashes(leaves: readonly Buffer[]): Buffer {
+  if (leaves.length === 0) return EMPTY_ROOT;
+  let level = leaves.slice();
+  while (level.length > 1) {
+    const next: Buffer[] = [];
+    for (let i = 0; i + 1 < level.length; i += 2) next.push(nodeHash(level[i]!, level[i + 1]!));
+    if (level.length % 2 === 1) next.push(level[level.length - 1]!);
+    level = next;
+  }
+  return level[0]!;
+}

@@ -1,0 +1,90 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
+import type { OcsfEvent } from '../ocsf/map.js';
+import type { ExportSink } from './types.js';
+
+export interface HecOptions {
+  /** The collector endpoint; a bare origin gets `/services/collector/event`. */
+  url: string;
+  token: string;
+  /** Attempts per batch before giving up (the position stays, so a later run resumes). */
+  maxAttempts?: number;
+  /** First backoff delay; doubles per attempt with full jitter, up to `maxDelayMs`. */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  timeoutMs?: number;
+  sourcetype?: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * Splunk HTTP Event Collector: one POST per batch, each event wrapped as `{"event": …}`, with
+ * `Authorization: Splunk <token>`. Network errors, timeouts, 429 and 5xx are retried with
+ * exponential backoff; other answers (a bad token, a malformed batch) stop the export with
+ * EXPORT_DELIVERY_FAILED, since repeating them cannot succeed.
+ */
+export class HecSink implements ExportSink {
+  readonly name: string;
+  readonly #url: string;
+
+  constructor(private readonly options: HecOptions) {
+    const u = new URL(options.url);
+    if (u.pathname === '/' || u.pathname === '') u.pathname = '/services/collector/event';
+    this.#url = u.toString();
+    this.name = `hec:${u.origin}${u.pathname}`; // never the token
+  }
+
+  async deliver(events: readonly OcsfEvent[]): Promise<void> {
+    const body = events
+      .map((e) => JSON.stringify({ event: e, time: e.time / 1000, source: 'agate', sourcetype: this.options.sourcetype ?? 'ocsf' }))
+      .join('\n');
+    const max = this.options.maxAttempts ?? 10;
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.#post(body);
+      if (outcome === 'ok') return;
+      if (outcome === 'fatal' || attempt >= max) {
+        throw new AgateError(ErrorCode.EXPORT_DELIVERY_FAILED, `${this.name} did not accept ${events.length} events after ${attempt} attempt(s): ${this.#last}`, { retriable: outcome !== 'fatal' });
+      }
+      const cap = Math.min(this.options.maxDelayMs ?? 30_000, (this.options.baseDelayMs ?? 250) * 2 ** (attempt - 1));
+      await sleep(Math.random() * cap, undefined, { signal: this.options.signal });
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  #last = '';
+
+  async #post(body: string): Promise<'ok' | 'retry' | 'fatal'> {
+    let res: Response;
+    try {
+      res = await fetch(this.#url, {
+        method: 'POST',
+        headers: { authorization: `Splunk ${this.options.token}`, 'content-type': 'application/json' },
+        body,
+        signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
+      });
+    } catch (err) {
+      this.#last = `network error (${(err as Error).name})`;
+      return 'retry';
+    }
+    const text = await res.text().catch(() => '');
+    if (res.ok) {
+      // HEC answers {"text":"Success","code":0}; any other code means the batch was not indexed.
+      const code = safeCode(text);
+      if (code === undefined || code === 0) return 'ok';
+      this.#last = `HEC code ${code}`;
+      return 'retry';
+    }
+    this.#last = `HTTP ${res.status}`;
+    return res.status === 429 || res.status === 408 || res.status >= 500 ? 'retry' : 'fatal';
+  }
+}
+
+function safeCode(text: string): number | undefined {
+  try {
+    const v = (JSON.parse(text) as { code?: unknown }).code;
+    return typeof v === 'number' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,295 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { parseConfig } from '../../../core/src/config.js';
+import { silentLogger } from '../../../core/src/log.js';
+import { startEmbedded, type RunningAgate } from '../../../cli/src/components.js';
+import { startOidcIssuer, type OidcIssuer } from '../../../test/harness/oidc-issuer.js';
+import { findFreePort, startPostgres, type PostgresServer } from '../../../test/harness/postgres.js';
+import { missingAttributes } from './ocsf/required.js';
+
+/*
+ * The query API against a store filled by the real pipeline: a real PostgreSQL, node-postgres
+ * clients through Agate's proxy, tokens from a real JWKS issuer, the embedded engine.
+ */
+const api = suite('query API over the real pipeline');
+
+interface Ctx {
+  pg: PostgresServer;
+  issuer: OidcIssuer;
+  agate: RunningAgate;
+  dir: string;
+  base: string;
+  analyst: string;
+  approver: string;
+  nobody: string;
+  sessions: Record<'alice' | 'bob', string>;
+}
+const ctx = {} as Ctx;
+
+async function runAs(sub: string, repo: string, statements: string[]): Promise<void> {
+  const token = await ctx.issuer.mint({ sub, repository: repo });
+  const client = new pg.Client({ host: '127.0.0.1', port: ctx.agate.postgres.port, database: 'appdb', user: 'agent', password: token });
+  await client.connect();
+  try {
+    for (const s of statements) await client.query(s).catch(() => undefined); // refusals are expected
+  } finally {
+    await client.end();
+  }
+}
+
+async function get(path: string, token = ctx.analyst, accept?: string): Promise<{ status: number; body: any; text: string; headers: Headers }> {
+  const res = await fetch(ctx.base + path, { headers: { authorization: `Bearer ${token}`, ...(accept ? { accept } : {}) } });
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  return { status: res.status, body, text, headers: res.headers };
+}
+
+async function sql(text: string, token = ctx.analyst): Promise<{ status: number; body: any }> {
+  const res = await fetch(ctx.base + '/v1/sql', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ sql: text }) });
+  return { status: res.status, body: await res.json() };
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+api.before(async () => {
+  ctx.pg = await startPostgres();
+  ctx.issuer = await startOidcIssuer();
+  ctx.dir = mkdtempSync(join(tmpdir(), 'agate-query-'));
+  const [pgPort, apiPort] = [await findFreePort(), await findFreePort()];
+  const config = parseConfig(
+    `
+data_dir: ${ctx.dir}
+identity:
+  issuers: [{ issuer: "${ctx.issuer.issuer}", audience: agate, jwks_uri: "${ctx.issuer.jwksUri}" }]
+bus: { fsync: false }
+proxy: { postgres: { listen: 127.0.0.1:${pgPort} } }
+targets:
+  - name: appdb
+    protocol: postgres
+    upstream: { host: 127.0.0.1, port: ${ctx.pg.port}, database: appdb, user: ${ctx.pg.users.scram.user}, password: { value: "${ctx.pg.users.scram.password}" } }
+policy:
+  default: allow
+  rules:
+    - { id: no-drop, action: deny, message: no dropping, match: { sql: { statements: [DropStmt, TruncateStmt] } } }
+query:
+  listen: 127.0.0.1:${apiPort}
+  roles: { claim: groups, default_role: none, analyst: [sec-analysts], approver: [approvers], admin: [platform-admins] }
+  sql: { max_execution_time_s: 1, max_result_rows: 1000, max_memory_bytes: 268435456 }
+`,
+    join(ctx.dir, 'agate.yaml'),
+  );
+  ctx.agate = await startEmbedded(config, silentLogger);
+  ctx.base = `http://127.0.0.1:${ctx.agate.api.port}`;
+  ctx.analyst = await ctx.issuer.mint({ sub: 'analyst-1', groups: ['staff', 'sec-analysts'] });
+  ctx.approver = await ctx.issuer.mint({ sub: 'approver-1', groups: ['approvers'] });
+  ctx.nobody = await ctx.issuer.mint({ sub: 'someone' });
+  await runAs('alice', 'acme/app', ['SELECT * FROM items', 'INSERT INTO items VALUES (10, \'delta\')', 'DROP TABLE items']);
+  await runAs('bob', 'acme/infra', ['SELECT name FROM items WHERE id = 2', 'SELECT count(*) FROM items']);
+  const sessions = await until('both sessions and their responses recorded', async () => {
+    const r = await get('/v1/sessions?limit=10');
+    const rows = (r.body?.sessions ?? []) as { subject: string; session_id: string; commands: number }[];
+    const a = rows.find((s) => s.subject === 'alice');
+    const b = rows.find((s) => s.subject === 'bob');
+    if (a?.commands !== 3 || b?.commands !== 2) return undefined;
+    const t = await get(`/v1/sessions/${a.session_id}/timeline`);
+    return t.body?.events?.filter((e: { kind: string }) => e.kind === 'response').length === 3 ? { alice: a.session_id, bob: b.session_id } : undefined;
+  });
+  ctx.sessions = sessions;
+});
+
+api.after(async () => {
+  await ctx.agate?.stop();
+  await ctx.issuer?.close();
+  await ctx.pg?.stop();
+  if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+api('the OpenAPI document is served without a token and lists every route', async () => {
+  const res = await fetch(ctx.base + '/openapi.json');
+  assert.is(res.status, 200);
+  const doc = (await res.json()) as { paths: Record<string, unknown> };
+  for (const p of ['/v1/sessions', '/v1/sessions/{id}/timeline', '/v1/commands', '/v1/commands/{id}', '/v1/stats/commands', '/v1/sql', '/v1/export/ocsf']) assert.ok(doc.paths[p], p);
+});
+
+api('sessions filter by identity, claims, resource, protocol, time and verdict', async () => {
+  const bySubject = await get('/v1/sessions?subject=alice');
+  assert.equal(bySubject.body.sessions.map((s: { subject: string }) => s.subject), ['alice']);
+  const byClaim = await get('/v1/sessions?claim=' + encodeURIComponent('repository:acme/infra'));
+  assert.equal(byClaim.body.sessions.map((s: { subject: string }) => s.subject), ['bob']);
+  const byVerdict = await get('/v1/sessions?verdict=deny');
+  assert.equal(byVerdict.body.sessions.map((s: { subject: string }) => s.subject), ['alice']);
+  assert.is((await get('/v1/sessions?target=appdb&protocol=postgres')).body.sessions.length, 2);
+  assert.is((await get('/v1/sessions?target=other')).body.sessions.length, 0);
+  assert.is((await get('/v1/sessions?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z')).body.sessions.length, 0);
+  const future = new Date(Date.now() + 86_400_000).toISOString();
+  assert.is((await get(`/v1/sessions?from=2000-01-01T00:00:00Z&to=${future}`)).body.sessions.length, 2);
+  assert.is((await get('/v1/sessions?from=yesterday')).status, 400);
+});
+
+api('sessions page with an opaque cursor, newest first, without repeats', async () => {
+  const first = await get('/v1/sessions?limit=1');
+  assert.is(first.body.sessions.length, 1);
+  assert.type(first.body.next_cursor, 'string');
+  assert.is(first.headers.get('x-next-cursor'), first.body.next_cursor);
+  const second = await get(`/v1/sessions?limit=1&cursor=${first.body.next_cursor}`);
+  assert.is(second.body.sessions.length, 1);
+  assert.is.not(second.body.sessions[0].session_id, first.body.sessions[0].session_id);
+  assert.ok(second.body.sessions[0].opened_at <= first.body.sessions[0].opened_at);
+  const third = await get(`/v1/sessions?limit=1&cursor=${second.body.next_cursor}`);
+  assert.is(third.body.sessions.length, 0);
+  assert.is((await get('/v1/sessions?cursor=not-a-cursor!')).body.error.code, 'API_BAD_REQUEST');
+});
+
+api('sessions as NDJSON and CSV', async () => {
+  const nd = await get('/v1/sessions?format=ndjson');
+  assert.match(nd.headers.get('content-type') ?? '', /application\/x-ndjson/);
+  const lines = nd.text.trim().split('\n').map((l) => JSON.parse(l));
+  assert.is(lines.length, 2);
+  const csv = await get('/v1/sessions', ctx.analyst, 'text/csv');
+  assert.match(csv.headers.get('content-type') ?? '', /text\/csv/);
+  const rows = csv.text.trim().split('\r\n');
+  assert.is(rows[0]!.split(',')[0], 'session_id');
+  assert.is(rows.length, 3);
+});
+
+api('a session timeline lists commands, verdicts and responses in ledger order', async () => {
+  const t = await get(`/v1/sessions/${ctx.sessions.alice}/timeline`);
+  const events = t.body.events as { kind: string; seq: number; command_id: string; decision: string | null; text: string | null; status: string | null }[];
+  assert.equal(events.map((e) => e.kind), ['command', 'verdict', 'response', 'command', 'verdict', 'response', 'command', 'verdict', 'response']);
+  assert.ok(events.every((e, i) => i === 0 || e.seq > events[i - 1]!.seq));
+  assert.is(events[0]!.text, 'SELECT * FROM items');
+  assert.is(events[7]!.decision, 'deny');
+  assert.is(events[8]!.status, 'refused');
+  const page = await get(`/v1/sessions/${ctx.sessions.alice}/timeline?limit=4`);
+  assert.is(page.body.events.length, 4);
+  const rest = await get(`/v1/sessions/${ctx.sessions.alice}/timeline?cursor=${page.body.next_cursor}`);
+  assert.is(rest.body.events.length, 5);
+  assert.is((await get('/v1/sessions/no-such-session/timeline')).status, 404);
+  const detail = await get(`/v1/sessions/${ctx.sessions.alice}`);
+  assert.is(detail.body.commands.length, 3);
+  assert.is((await get(`/v1/sessions/${ctx.sessions.bob}/commands`)).body.commands.length, 2);
+});
+
+api('a command detail carries its verdict, response and ledger position', async () => {
+  const search = await get('/v1/commands?q=drop%20table');
+  assert.is(search.body.commands.length, 1);
+  const id = search.body.commands[0].command_id;
+  const d = await get(`/v1/commands/${id}`);
+  assert.is(d.body.command.text, 'DROP TABLE items');
+  assert.is(d.body.command.verdict.decision, 'deny');
+  assert.is(d.body.command.verdict.rule_id, 'no-drop');
+  assert.is(d.body.command.response.status, 'refused');
+  assert.type(d.body.command.seq, 'number');
+  assert.equal(d.body.command.approvals, []);
+  assert.is((await get('/v1/commands/nope')).status, 404);
+});
+
+api('text search is case-insensitive and filters by subject', async () => {
+  assert.is((await get('/v1/commands?q=ITEMS')).body.commands.length, 5);
+  assert.is((await get('/v1/commands?q=items&subject=bob')).body.commands.length, 2);
+  assert.is((await get('/v1/commands?q=zzz-nothing')).body.commands.length, 0);
+});
+
+api('counts over time add up to every command and its verdict', async () => {
+  const r = await get('/v1/stats/commands?interval=minute&from=' + new Date(Date.now() - 3_600_000).toISOString());
+  const total = (r.body.buckets as { commands: number; denied: number }[]).reduce((a, b) => ({ commands: a.commands + b.commands, denied: a.denied + b.denied }), { commands: 0, denied: 0 });
+  assert.equal(total, { commands: 5, denied: 1 });
+  assert.is((await get('/v1/stats/commands?interval=minute&from=2000-01-01T00:00:00Z')).status, 400);
+});
+
+api('roles come from the configured claim', async () => {
+  assert.is((await get('/v1/sessions', ctx.approver)).status, 200);
+  const refused = await sql('SELECT 1', ctx.approver);
+  assert.is(refused.status, 403);
+  assert.is(refused.body.error.code, 'API_FORBIDDEN');
+  assert.is((await get('/v1/sessions', ctx.nobody)).body.error.code, 'API_FORBIDDEN');
+  assert.is((await get('/v1/sessions', 'not-a-token')).status, 401);
+});
+
+api('analyst SQL reads the views', async () => {
+  const r = await sql("SELECT subject, count() AS n FROM agate.commands GROUP BY subject ORDER BY subject");
+  assert.is(r.status, 200);
+  assert.equal(r.body.rows.map((x: { subject: string; n: string | number }) => [x.subject, Number(x.n)]), [['alice', 3], ['bob', 2]]);
+  assert.is((await sql('SELECT count() FROM agate.approvals')).status, 200);
+  assert.is((await sql('SELECT count() FROM agate.checkpoints')).status, 200);
+});
+
+api('writes, DDL and file/url table functions are refused by the engine (readonly=1)', async () => {
+  const before = (await sql('SELECT count() AS n FROM agate.commands')).body.rows[0].n;
+  for (const text of [
+    'INSERT INTO agate.ledger SELECT * FROM agate.ledger',
+    'ALTER TABLE agate.ledger DELETE WHERE 1',
+    'ALTER TABLE agate.ledger UPDATE body = \'\' WHERE 1',
+    'DROP TABLE agate.ledger',
+    'TRUNCATE TABLE agate.ledger',
+    'CREATE TABLE agate.x (a UInt8) ENGINE = Memory',
+    "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+    "SELECT * FROM url('http://127.0.0.1:9/', 'LineAsString')",
+  ]) {
+    const r = await sql(text);
+    assert.is(r.status, 403, text);
+    assert.is(r.body.error.code, 'SQL_READ_ONLY', text);
+    assert.match(r.body.error.message, /readonly|read-only/i, text);
+  }
+  for (const text of ['SET readonly = 0', 'SELECT 1 SETTINGS readonly = 0', "SELECT * FROM (SELECT * FROM file('/etc/hostname', 'LineAsString') SETTINGS readonly = 0)", "SELECT 1 INTO OUTFILE '/tmp/agate-should-not-exist'", 'KILL QUERY WHERE 1', 'SELECT 1; DROP TABLE agate.ledger']) {
+    const r = await sql(text);
+    assert.is(r.status, 400, text);
+    assert.ok(['SQL_REFUSED', 'SQL_INVALID'].includes(r.body.error.code), text);
+  }
+  assert.is((await sql("INSERT INTO agate.ledger (event_id) VALUES ('x')")).body.error.code, 'SQL_READ_ONLY');
+  assert.is((await sql('SELECT count() AS n FROM agate.commands')).body.rows[0].n, before);
+  // The shared session is still writable: the pipeline records a new session.
+  await runAs('carol', 'acme/app', ['SELECT 1']);
+  await until('carol recorded', async () => ((await get('/v1/sessions?subject=carol')).body.sessions.length === 1 ? true : undefined));
+});
+
+api('a query over its limits is stopped with a clear error', async () => {
+  const slow = await sql('SELECT sum(cityHash64(number)) FROM numbers(100000000000)');
+  assert.is(slow.status, 422);
+  assert.is(slow.body.error.code, 'SQL_LIMIT_EXCEEDED');
+  assert.match(slow.body.error.message, /max_execution_time = 1 s/);
+  const many = await sql('SELECT number FROM numbers(5000)');
+  assert.is(many.body.error.code, 'SQL_LIMIT_EXCEEDED');
+  assert.match(many.body.error.message, /max_result_rows = 1000 rows/);
+  const big = await sql('SELECT groupArray(toString(number)) FROM numbers(100000000)');
+  assert.is(big.body.error.code, 'SQL_LIMIT_EXCEEDED');
+  assert.match(big.body.error.message, /max_memory_usage/);
+  assert.is((await sql('SELEC 1')).body.error.code, 'SQL_INVALID');
+});
+
+api('OCSF export carries every required attribute, the verdict, the rule and the ledger position', async () => {
+  const r = await get('/v1/export/ocsf?chain=embedded&after=0&limit=100');
+  assert.is(r.status, 200);
+  const events = r.text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+  assert.ok(events.length >= 8);
+  for (const e of events) assert.equal(missingAttributes(e), [], JSON.stringify(e));
+  const drop = events.find((e) => e.query_info?.query_string === 'DROP TABLE items')!;
+  assert.is(drop.class_uid, 6005);
+  assert.is(drop.activity_id, 7);
+  assert.is(drop.unmapped.agate.decision, 'deny');
+  assert.is(drop.unmapped.agate.rule_id, 'no-drop');
+  assert.is(drop.disposition_id, 2);
+  assert.is(drop.metadata.sequence, drop.unmapped.agate.ledger.seq);
+  assert.ok(events.some((e) => e.class_uid === 3002 && e.user.name === 'alice'));
+  const after = await get(`/v1/export/ocsf?after=${drop.metadata.sequence}`);
+  assert.ok(after.text.trim().split('\n').filter(Boolean).every((l) => JSON.parse(l).metadata.sequence > drop.metadata.sequence));
+});
+
+api.run();

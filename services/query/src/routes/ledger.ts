@@ -1,0 +1,31 @@
+import type { Store } from '../../../../core/src/store/store.js';
+import type { EventCodec } from '../../../../schemas/src/codec.js';
+import { ledgerRoutes as ledgerProofRoutes } from '../../../ledger/src/api.js';
+import { listChains, verifyChain } from '../../../ledger/src/verify.js';
+import { intParam } from '../params.js';
+import { listAuthFailures } from '../queries.js';
+import type { Route } from '../router.js';
+
+export function ledgerRoutes(store: Store, codec: EventCodec): Route[] {
+  return [
+    {
+      method: 'GET', path: '/v1/auth-failures', permission: 'read',
+      async handler({ query: q }) {
+        const rows = await listAuthFailures(store, intParam(q, 'limit', 100, 1, 1000));
+        return { kind: 'rows', key: 'auth_failures', rows: rows as unknown as Record<string, unknown>[], next_cursor: null };
+      },
+    },
+    {
+      method: 'GET', path: '/v1/ledger/verify', permission: 'verify',
+      async handler() {
+        const chains = await Promise.all((await listChains(store)).map((c) => verifyChain(store, codec, c)));
+        return { kind: 'json', body: { ok: chains.every((c) => c.ok), chains } };
+      },
+    },
+    // Signed checkpoints and proofs, served for auditors who keep them outside the store.
+    ...ledgerProofRoutes(store).map((r): Route => ({
+      method: 'GET', path: r.path, permission: 'read',
+      handler: async ({ params, query }) => ({ kind: 'json', body: await r.handler(params, query) }),
+    })),
+  ];
+}

@@ -1,0 +1,256 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { ClickHouseStore } from '../../core/src/store/clickhouse.js';
+import { startClickHouseHttpDouble, type ClickHouseHttpDouble } from '../harness/clickhouse-http-double.js';
+import { startKafka, type KafkaBroker } from '../harness/kafka.js';
+import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
+import { findFreePort, startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { startSchemaRegistry, type SchemaRegistryServer } from '../harness/schema-registry.js';
+import { runCli } from './agate-process.js';
+import { startRole, type RoleProcess } from './role-process.js';
+
+/*
+ * The distributed deployment: two proxy processes, one policy, one ledger and one query process
+ * over a real Kafka broker with a real schema registry, a real PostgreSQL, and the store behind
+ * the ClickHouse HTTP test double (one modern engine shared by the ledger and query processes).
+ */
+interface Env {
+  pg: PostgresServer;
+  issuer: OidcIssuer;
+  broker: KafkaBroker;
+  registry: SchemaRegistryServer;
+  double: ClickHouseHttpDouble;
+  store: ClickHouseStore;
+  dir: string;
+  configs: Record<'a' | 'b' | 'svc', string>;
+  ports: { a: number; b: number; api: number };
+  procs: Record<'proxyA' | 'proxyB' | 'policy' | 'ledger' | 'query', RoleProcess>;
+  token: string;
+}
+
+const VERDICT_TIMEOUT_MS = 3000;
+
+function config(env: Omit<Env, 'procs' | 'configs' | 'token' | 'store'>, instance: string, pgPort: number): string {
+  const q = JSON.stringify;
+  return `instance_id: ${instance}
+data_dir: ${q(join(env.dir, instance))}
+identity:
+  issuers:
+    - { issuer: ${q(env.issuer.issuer)}, audience: agate }
+bus:
+  kind: kafka
+  brokers: [${q(env.broker.bootstrap)}]
+  partitions: 3
+  replication_factor: 1
+  schema_registry: { url: ${q(env.registry.url)} }
+store: { kind: clickhouse, url: ${q(env.double.url)} }
+proxy:
+  postgres: { listen: "127.0.0.1:${pgPort}" }
+  verdict_timeout_ms: ${VERDICT_TIMEOUT_MS}
+targets:
+  - name: appdb
+    protocol: postgres
+    upstream: { host: 127.0.0.1, port: ${env.pg.port}, database: appdb, user: ${q(env.pg.users.scram.user)}, password: { value: ${q(env.pg.users.scram.password)} } }
+policy:
+  default: allow
+  rules:
+    - { id: no-drop, action: deny, message: DROP needs a human, match: { sql: { statements: [DropStmt] } } }
+query:
+  listen: "127.0.0.1:${env.ports.api}"
+`;
+}
+
+const ready: Promise<Env> = (async () => {
+  const [pgServer, issuer, broker, registry, double] = await Promise.all([startPostgres(), startOidcIssuer(), startKafka(), startSchemaRegistry(), startClickHouseHttpDouble()]);
+  await pgServer.psql(`CREATE TABLE probe (marker text PRIMARY KEY); GRANT ALL ON probe TO ${pgServer.users.scram.user}`);
+  const dir = mkdtempSync(join(tmpdir(), 'agate-dist-'));
+  const ports = { a: await findFreePort(), b: await findFreePort(), api: await findFreePort() };
+  const base = { pg: pgServer, issuer, broker, registry, double, dir, ports };
+  const configs = { a: join(dir, 'a.yaml'), b: join(dir, 'b.yaml'), svc: join(dir, 'svc.yaml') };
+  writeFileSync(configs.a, config(base, 'proxy-a', ports.a));
+  writeFileSync(configs.b, config(base, 'proxy-b', ports.b));
+  writeFileSync(configs.svc, config(base, 'services', ports.a));
+  // The ledger first: it migrates the schema the query service reads.
+  const ledger = await startRole('ledger', configs.svc);
+  const [policy, query, proxyA, proxyB] = await Promise.all([startRole('policy', configs.svc), startRole('query', configs.svc), startRole('proxy', configs.a), startRole('proxy', configs.b)]);
+  const store = new ClickHouseStore({ url: double.url, username: 'default', password: '' });
+  return { ...base, configs, store, procs: { proxyA, proxyB, policy, ledger, query }, token: await issuer.mint({ sub: 'dist-agent' }) };
+})();
+
+async function client(env: Env, port: number): Promise<pg.Client> {
+  const c = new pg.Client({ host: '127.0.0.1', port, database: 'appdb', user: 'agent', password: env.token });
+  c.on('error', () => {});
+  await c.connect();
+  return c;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Every event once: no event id twice, and every chain verifies. */
+async function assertLedgerExact(env: Env): Promise<void> {
+  const [row] = await env.store.query<{ c: string; u: string }>('SELECT count() AS c, uniqExact(event_id) AS u FROM agate.ledger');
+  assert.is(Number(row!.c), Number(row!.u), 'an event was stored twice');
+  const verify = await runCli(['verify', '--config', env.configs.svc, '--token', env.token, '--url', `http://127.0.0.1:${env.ports.api}`]);
+  assert.is(verify.code, 0, verify.stdout + verify.stderr);
+  assert.match(verify.stdout, /chain agate\.events-\d: OK/);
+}
+
+/** Markers whose INSERT reached PostgreSQL must each be a recorded, allowed, completed command. */
+async function assertEveryRunCommandRecorded(env: Env, prefix: string): Promise<number> {
+  const inPg = (await env.pg.psql(`SELECT marker FROM probe WHERE marker LIKE '${prefix}%' ORDER BY 1`)).split('\n').filter(Boolean);
+  const recorded = await env.store.query<{ marker: string; n: string }>(
+    `SELECT extract(c.text, '${prefix}[0-9]+') AS marker, count() AS n FROM agate.commands c
+     INNER JOIN (SELECT command_id FROM agate.responses WHERE status = 'ok') r ON r.command_id = c.command_id
+     WHERE c.text LIKE {p:String} GROUP BY marker`,
+    { p: `%${prefix}%` },
+  );
+  const byMarker = new Map(recorded.map((r) => [r.marker, Number(r.n)]));
+  for (const m of inPg) assert.is(byMarker.get(m), 1, `${m} ran on PostgreSQL but is recorded ${byMarker.get(m) ?? 0} times`);
+  return inPg.length;
+}
+
+const dist = suite('distributed: 2 proxies, policy, ledger, query over Kafka');
+dist.after(async () => {
+  const env = await ready.catch(() => undefined);
+  if (env === undefined) return;
+  for (const p of Object.values(env.procs)) await p.stop().catch(() => undefined);
+  await env.store.close();
+  await Promise.all([env.pg.stop(), env.issuer.close(), env.broker.destroy(), env.registry.close(), env.double.close()]);
+  rmSync(env.dir, { recursive: true, force: true });
+});
+
+dist('clients on both proxies get correct verdicts', async () => {
+  const env = await ready;
+  for (const port of [env.ports.a, env.ports.b]) {
+    const c = await client(env, port);
+    assert.is((await c.query('SELECT count(*)::int AS n FROM items')).rows[0].n, 3);
+    await c.query(`INSERT INTO probe VALUES ('basic-${port}')`);
+    try {
+      await c.query('DROP TABLE items');
+      assert.unreachable('DROP was allowed');
+    } catch (err) {
+      assert.is((err as { code: string }).code, '42501');
+      assert.match((err as Error).message, 'no-drop');
+    }
+    await c.end();
+  }
+});
+
+dist('every command and response of both proxies lands in the ledger exactly once', async () => {
+  const env = await ready;
+  const sessions = await until('both proxies\' sessions in the ledger', async () => {
+    const res = await fetch(`http://127.0.0.1:${env.ports.api}/v1/sessions?subject=dist-agent`, { headers: { authorization: `Bearer ${env.token}` } });
+    const body = (await res.json()) as { sessions: { proxy_id: string; commands: number; closed_at: string | null }[] };
+    const closed = body.sessions.filter((s) => s.closed_at !== null);
+    return closed.length >= 2 ? closed : undefined;
+  });
+  assert.equal(new Set(sessions.map((s) => s.proxy_id)), new Set(['proxy-a', 'proxy-b']));
+  assert.ok(sessions.every((s) => s.commands === 3));
+  const [{ n }] = (await env.store.query<{ n: string }>("SELECT count() AS n FROM agate.responses WHERE status IN ('ok', 'refused')")) as [{ n: string }];
+  assert.is(Number(n), 6);
+  await assertLedgerExact(env);
+  assert.is(await assertEveryRunCommandRecorded(env, 'basic-'), 2);
+});
+
+dist('policy down: statements are refused within the deadline, and the refusals are recorded', async () => {
+  const env = await ready;
+  await env.procs.policy.stop('SIGKILL');
+  const c = await client(env, env.ports.a);
+  const started = Date.now();
+  try {
+    await c.query("INSERT INTO probe VALUES ('no-policy')");
+    assert.unreachable('ran without a verdict');
+  } catch (err) {
+    assert.is((err as { code: string }).code, '42501');
+    assert.match((err as Error).message, `no verdict within ${VERDICT_TIMEOUT_MS} ms`);
+  }
+  const took = Date.now() - started;
+  assert.ok(took >= VERDICT_TIMEOUT_MS - 50 && took < VERDICT_TIMEOUT_MS + 2000, `refused after ${took} ms`);
+  assert.is(await env.pg.psql("SELECT count(*) FROM probe WHERE marker = 'no-policy'"), '0');
+  await env.procs.policy.restart();
+  await until('statements allowed again', async () => ((await c.query('SELECT 1 AS one')).rows[0].one === 1 ? true : undefined), 60_000);
+  await c.end();
+  await until('the deadline refusal in the ledger', async () => {
+    const rows = await env.store.query<{ n: string }>(
+      "SELECT count() AS n FROM agate.verdicts v INNER JOIN agate.commands c ON c.command_id = v.command_id WHERE v.source = 'deadline' AND v.rule_id = 'agate.verdict-deadline' AND c.text LIKE '%no-policy%'",
+    );
+    return Number(rows[0]?.n) === 1 ? true : undefined;
+  });
+});
+
+dist('ledger killed with SIGKILL mid-stream: the chain continues without gap or duplicate', async () => {
+  const env = await ready;
+  const c = await client(env, env.ports.b);
+  for (let i = 0; i < 120; i++) {
+    if (i === 40) await env.procs.ledger.stop('SIGKILL');
+    if (i === 80) await env.procs.ledger.restart();
+    await c.query(`INSERT INTO probe VALUES ('crash-${i}')`);
+  }
+  await c.end();
+  await until('all 120 inserts in the ledger', async () => {
+    const rows = await env.store.query<{ n: string }>("SELECT count() AS n FROM agate.commands WHERE text LIKE '%crash-%'");
+    return Number(rows[0]?.n) >= 120 ? true : undefined;
+  }, 90_000);
+  await until('their responses too', async () => {
+    const rows = await env.store.query<{ n: string }>("SELECT count() AS n FROM agate.responses r INNER JOIN agate.commands c ON c.command_id = r.command_id WHERE c.text LIKE '%crash-%'");
+    return Number(rows[0]?.n) >= 120 ? true : undefined;
+  }, 90_000);
+  assert.is(await assertEveryRunCommandRecorded(env, 'crash-'), 120);
+  await assertLedgerExact(env);
+});
+
+dist('broker stopped and restarted under load: nothing runs unaudited, outage commands are refused clearly', async () => {
+  const env = await ready;
+  const errors: string[] = [];
+  let okAfterRestart = 0;
+  let restarted = false;
+  const load = (async () => {
+    const c = await client(env, env.ports.a);
+    for (let i = 0; okAfterRestart < 10 && i < 2000; i++) {
+      try {
+        await c.query(`INSERT INTO probe VALUES ('outage-${i}')`);
+        if (restarted) okAfterRestart += 1;
+      } catch (err) {
+        const e = err as { code?: string; message: string };
+        errors.push(`${e.code}: ${e.message}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    await c.end();
+  })();
+  await new Promise((r) => setTimeout(r, 1500));
+  await env.broker.stop();
+  await new Promise((r) => setTimeout(r, 4000));
+  await env.broker.restart();
+  restarted = true;
+  await load;
+  assert.ok(okAfterRestart >= 10, `only ${okAfterRestart} statements ran after the broker came back; errors: ${errors.slice(-3).join(' | ')}`);
+  assert.ok(errors.length > 0, 'no statement was refused during the outage');
+  for (const e of errors) assert.match(e, /^(42501: Agate refused the statement: no verdict within|58000: Agate refused the statement: the audit log is unavailable)/);
+  await until('the outage run fully recorded', async () => {
+    const inPg = Number(await env.pg.psql("SELECT count(*) FROM probe WHERE marker LIKE 'outage-%'"));
+    const rows = await env.store.query<{ n: string }>("SELECT count() AS n FROM agate.responses r INNER JOIN agate.commands c ON c.command_id = r.command_id WHERE c.text LIKE '%outage-%' AND r.status = 'ok'");
+    return Number(rows[0]?.n) >= inPg ? true : undefined;
+  }, 120_000);
+  await assertEveryRunCommandRecorded(env, 'outage-');
+  await assertLedgerExact(env);
+});
+
+dist.run();

@@ -1,0 +1,60 @@
+// Runs one Agate service (`agate proxy|policy|ledger|query --config FILE`) as its own process,
+// for the distributed tests: start, wait for its "agate <role> started" log line, stop or kill.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { AGATE_BIN, REPO_ROOT, cleanEnv } from './agate-process.js';
+
+export type Role = 'proxy' | 'policy' | 'ledger' | 'query';
+
+export interface RoleProcess {
+  role: Role;
+  readonly running: boolean;
+  stderr(): string;
+  /** SIGTERM (graceful) or SIGKILL (crash), then waits for the exit. */
+  stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Starts the same role with the same config again. */
+  restart(): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => live.forEach((c) => c.kill('SIGKILL')));
+
+export async function startRole(role: Role, configPath: string, readyTimeoutMs = 60_000): Promise<RoleProcess> {
+  let child: ChildProcess;
+  let stderr = '';
+  const launch = () =>
+    new Promise<void>((resolve, reject) => {
+      stderr = '';
+      child = spawn(process.execPath, [AGATE_BIN, role, '--config', configPath], { cwd: REPO_ROOT, env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+      live.add(child);
+      const timer = setTimeout(() => reject(new Error(`agate ${role} did not start within ${readyTimeoutMs} ms:\n${stderr.slice(-3000)}`)), readyTimeoutMs);
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+        stderr = (stderr + d).slice(-50_000);
+        if (stderr.includes(`"msg":"agate ${role} started"`)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code, signal) => {
+        live.delete(child);
+        clearTimeout(timer);
+        reject(new Error(`agate ${role} exited (${code ?? signal}) before starting:\n${stderr.slice(-3000)}`));
+      });
+    });
+  await launch();
+  return {
+    role,
+    get running() {
+      return child.exitCode === null && child.signalCode === null;
+    },
+    stderr: () => stderr,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill(signal);
+      const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await gone;
+      clearTimeout(t);
+    },
+    restart: launch,
+  };
+}

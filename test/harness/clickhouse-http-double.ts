@@ -1,0 +1,95 @@
+// TEST DOUBLE — not a ClickHouse server. No modern ClickHouse server binary can be installed
+// here (Debian ships 18.16), so multi-process tests share one embedded engine (chdb) behind this
+// small HTTP front that answers the subset of ClickHouse's HTTP interface that
+// @clickhouse/client uses: GET /ping, POST queries with `param_*` bound parameters, and
+// `INSERT … FORMAT JSONEachRow` with the rows in the body. The transport itself is tested
+// against Debian's real clickhouse-server; the SQL runs on the real modern engine.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Session } from 'chdb';
+
+export interface ClickHouseHttpDouble {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startClickHouseHttpDouble(): Promise<ClickHouseHttpDouble> {
+  const dir = mkdtempSync(join(tmpdir(), 'agate-ch-double-'));
+  const session = new Session(join(dir, 'store'));
+  // One query at a time, as a single-connection server would do it.
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(op: () => Promise<T>): Promise<T> => {
+    const next = chain.then(op, op);
+    chain = next.catch(() => undefined);
+    return next;
+  };
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://double');
+    if (url.pathname === '/ping') return void res.end('Ok.\n');
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      const fromUrl = url.searchParams.get('query');
+      // Inserts keep their body as bytes (TabSeparated rows may carry binary values).
+      const insert = fromUrl === null ? null : /^\s*INSERT INTO\s+([\w.]+)\s*(?:\(([^)]*)\))?\s*FORMAT\s+(\w+)\s*$/i.exec(fromUrl);
+      if (insert !== null) {
+        const columns = insert[2]?.split(',').map((c) => c.trim().replace(/^`|`$/g, ''));
+        serial(() => session.insert({ table: insert[1]!, values: raw, format: insert[3] as 'JSONEachRow', ...(columns ? { columns } : {}) })).then(
+          () => res.end(),
+          (err: Error & { clickhouseCode?: number }) => {
+            res.writeHead(500, { 'x-clickhouse-exception-code': String(err.clickhouseCode ?? 1000) });
+            res.end(`Code: ${err.clickhouseCode ?? 1000}. DB::Exception: ${err.message}`);
+          },
+        );
+        return;
+      }
+      const body = raw.toString('utf8');
+      const sql = fromUrl === null ? body : `${fromUrl}\n${body}`;
+      const params: Record<string, unknown> = {};
+      const arrays = new Set([...sql.matchAll(/\{(\w+):\s*Array\(/g)].map((m) => m[1]));
+      for (const [k, v] of url.searchParams) {
+        if (!k.startsWith('param_')) continue;
+        const name = k.slice(6);
+        // chdb binds JS arrays natively but re-escapes array literals given as text.
+        params[name] = arrays.has(name) ? parseArrayLiteral(v) : v;
+      }
+      serial(() => (Object.keys(params).length > 0 ? session.queryBindAsync(sql, params, { format: 'TabSeparated' }) : session.queryAsync(sql, { format: 'TabSeparated' }))).then(
+        (r) => {
+          res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-clickhouse-summary': '{}' });
+          res.end(Buffer.from(r.bytes()));
+        },
+        (err: Error & { clickhouseCode?: number }) => {
+          const code = err.clickhouseCode ?? 1000;
+          res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8', 'x-clickhouse-exception-code': String(code) });
+          res.end(`Code: ${code}. DB::Exception: ${err.message}`);
+        },
+      );
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      await chain;
+      session.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Parses the text form of a flat array parameter: `['a','b\\'c']` or `[1,2]`. */
+function parseArrayLiteral(text: string): (string | number)[] {
+  const out: (string | number)[] = [];
+  const re = /'((?:[^'\\]|\\.)*)'|(-?[\d.]+)/g;
+  for (const m of text.slice(1, -1).matchAll(re)) {
+    out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, (_x, c: string) => ({ t: '\t', n: '\n', r: '\r', '0': '\0' })[c] ?? c) : Number(m[2]));
+  }
+  return out;
+}

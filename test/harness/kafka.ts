@@ -1,0 +1,130 @@
+// A real Kafka 4.x broker in KRaft mode (combined broker + controller, replication factor 1) on
+// loopback, from Maven Central jars cached outside the repository by install-kafka.sh.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+import { findFreePort } from './postgres.js';
+import { run } from './proc.js';
+
+export interface KafkaBroker {
+  /** `127.0.0.1:PORT` for clients. */
+  bootstrap: string;
+  dir: string;
+  /** Stops the broker (SIGTERM, or SIGKILL with `hard`), keeping its data for a restart. */
+  stop(opts?: { hard?: boolean }): Promise<void>;
+  /** Starts it again on the same port and data. */
+  restart(): Promise<void>;
+  /** Stops it and removes its data. */
+  destroy(): Promise<void>;
+  log(): string;
+}
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+function repoFile(rel: string): string {
+  let dir = HERE;
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return join(dir, rel);
+}
+
+async function installKafka(): Promise<string> {
+  const r = await run('bash', [repoFile('test/harness/install-kafka.sh')], { timeoutMs: 15 * 60_000 });
+  if (r.code !== 0) throw new Error(`installing Kafka failed:\n${r.stderr.slice(-2000)}`);
+  return r.stdout.trim().split('\n').pop()!;
+}
+
+function waitForPort(port: number, deadline: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const s = connect({ host: '127.0.0.1', port });
+      s.once('connect', () => (s.destroy(), resolve()));
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() > deadline) reject(new Error(`nothing listens on 127.0.0.1:${port}`));
+        else setTimeout(attempt, 200);
+      });
+    };
+    attempt();
+  });
+}
+
+export async function startKafka(opts: { readyTimeoutMs?: number } = {}): Promise<KafkaBroker> {
+  const lib = await installKafka();
+  const dir = mkdtempSync(join(tmpdir(), 'agate-kafka-'));
+  const port = await findFreePort();
+  const controllerPort = await findFreePort();
+  const props = join(dir, 'server.properties');
+  writeFileSync(
+    props,
+    [
+      'process.roles=broker,controller',
+      'node.id=1',
+      `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
+      `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+      'controller.listener.names=CONTROLLER',
+      'inter.broker.listener.name=PLAINTEXT',
+      'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      `log.dirs=${join(dir, 'data')}`,
+      'offsets.topic.replication.factor=1',
+      'offsets.topic.num.partitions=4',
+      'transaction.state.log.replication.factor=1',
+      'transaction.state.log.min.isr=1',
+      'group.initial.rebalance.delay.ms=0',
+      'auto.create.topics.enable=false',
+      'num.partitions=1',
+    ].join('\n') + '\n',
+  );
+  const log4j = join(dir, 'log4j2.properties');
+  writeFileSync(log4j, ['rootLogger.level=WARN', 'rootLogger.appenderRef.out.ref=out', 'appender.out.type=Console', 'appender.out.name=out', 'appender.out.layout.type=PatternLayout', 'appender.out.layout.pattern=%d %p %c{1} %m%n'].join('\n') + '\n');
+  const cp = `${lib}/*`;
+  const clusterId = randomBytes(16).toString('base64url');
+  const fmt = await run('java', ['-cp', cp, `-Dlog4j2.configurationFile=${log4j}`, 'kafka.tools.StorageTool', 'format', '--config', props, '--cluster-id', clusterId], { timeoutMs: 120_000 });
+  if (fmt.code !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`formatting Kafka storage failed:\n${fmt.stdout}${fmt.stderr}`.slice(-3000));
+  }
+  let child: ChildProcess | undefined;
+  let output = '';
+  const launch = async () => {
+    output = '';
+    child = spawn('java', ['-Xmx512m', '-Xms256m', '-cp', cp, `-Dlog4j2.configurationFile=${log4j}`, 'kafka.Kafka', props], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-20_000)));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-20_000)));
+    const exited = new Promise<never>((_, reject) => child!.once('exit', (code) => reject(new Error(`Kafka exited with ${code} during startup:\n${output.slice(-3000)}`))));
+    try {
+      await Promise.race([waitForPort(port, Date.now() + (opts.readyTimeoutMs ?? 60_000)), exited]);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
+    }
+    exited.catch(() => undefined);
+  };
+  const stop = async ({ hard = false } = {}) => {
+    const c = child;
+    if (c === undefined || c.exitCode !== null) return;
+    const gone = new Promise((r) => c.once('exit', r));
+    c.kill(hard ? 'SIGKILL' : 'SIGTERM');
+    const timer = setTimeout(() => c.kill('SIGKILL'), 20_000);
+    await gone;
+    clearTimeout(timer);
+  };
+  await launch();
+  process.once('exit', () => child?.kill('SIGKILL'));
+  return {
+    bootstrap: `127.0.0.1:${port}`,
+    dir,
+    stop,
+    restart: launch,
+    destroy: async () => {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    log: () => output,
+  };
+}
+
