@@ -26,6 +26,7 @@ import { LedgerService } from '../../services/ledger/src/ledger.js';
 import type { NoteSigner } from '../../services/ledger/src/note.js';
 import { CompiledPolicy } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
+import { PolicyReloader } from '../../services/policy/src/reload.js';
 import { QueryApi } from '../../services/query/src/http-api.js';
 import { roleResolver } from '../../services/query/src/roles.js';
 import { migrateQuery } from '../../services/query/src/schema.js';
@@ -118,7 +119,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     },
   };
   try {
-    if (roles.some((r) => r !== 'query')) bus = await openBus(config, codec, roles, logger);
+    // A query service alone needs the bus only to publish approvers' answers (Kafka).
+    if (roles.some((r) => r !== 'query') || config.bus.kind === 'kafka') bus = await openBus(config, codec, roles, logger);
     if (roles.includes('ledger')) {
       const ledgerLogger = logger.child({ component: 'ledger' });
       const { checkpoint } = config.ledger;
@@ -137,16 +139,24 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       out.ledger = ledger;
     }
     if (roles.includes('policy')) {
-      const policy = new PolicyService({ bus: bus!, policy: new CompiledPolicy(config.policy, config.masking.audit), logger: logger.child({ component: 'policy' }), staleAfterMs: config.proxy.verdict_timeout_ms });
+      const policyLogger = logger.child({ component: 'policy' });
+      const compiled = new CompiledPolicy(config.policy, config.masking.audit);
+      const policy = new PolicyService({ bus: bus!, policy: compiled, logger: policyLogger, staleAfterMs: config.proxy.verdict_timeout_ms });
       await policy.start();
       started.push(policy);
+      // Edits to the policy in the config file apply without a restart; a bad edit is refused.
+      if (config.policy.reload_ms > 0) {
+        const reloader = new PolicyReloader({ path: config.source, apply: (p) => policy.setPolicy(p), logger: policyLogger, intervalMs: config.policy.reload_ms });
+        reloader.start(compiled);
+        started.push({ stop: async () => reloader.stop() });
+      }
     }
     if (roles.includes('query')) {
       const required = Object.entries(config.query.require_claims).map(([name, globs]) => ({ name, test: anyGlob(globs) }));
       const claim = (id: Identity, name: string) => (name === 'sub' ? id.subject : name === 'iss' ? id.issuer : id.claims[name]);
       const authorize = (id: Identity) => required.every((r) => { const v = claim(id, r.name); return v !== undefined && r.test(v); });
       await migrateQuery(store!);
-      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }) });
+      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus });
       const q = splitHostPort(config.query.listen);
       out.api = await api.listen(q.host, q.port);
       started.push({ stop: () => api.close() });

@@ -10,6 +10,8 @@ import { consistencyCommand, ledgerKeyCommand, proveCommand, verifyCommand, veri
 import { table } from './format.js';
 import { exportCommand } from './export-command.js';
 import { renderReplay } from './replay.js';
+import { answerCommand, approvalsCommand, policyLint, policyTest, type PolicyTestInput } from './policy-commands.js';
+import type { Protocol } from '../../schemas/src/events.js';
 import type { TimelineEvent } from '../../services/query/src/queries.js';
 
 const USAGE = `agate — audit gateway for AI agents and other non-human identities
@@ -19,6 +21,16 @@ Usage:
   agate proxy|policy|ledger|query --config FILE
                                               run one service (needs bus.kind: kafka)
   agate check      --config FILE              validate a config file and exit
+  agate policy test --config FILE --sql "…" [--claim K=V ...] [--target T] [--sub S] [--json]
+                                              the verdict and deciding rule for one statement
+                                              (exit 0 allow/mask, 3 hold, 4 deny)
+  agate policy lint --config FILE [--json]    validate the policy; warn about rules that can
+                                              never match (exit 1 on warnings)
+  agate approvals  --config FILE [--status pending|approved|denied|expired|all] [--json]
+                                              held commands awaiting (or past) approval
+  agate approve    APPROVAL_ID --config FILE [--comment TEXT]
+  agate deny       APPROVAL_ID --config FILE [--comment TEXT]
+                                              answer a held command (approver role needed)
   agate dev-token  --config FILE [--sub S] [--claim K=V ...] [--ttl SECONDS]
                                               mint a token from the dev-only issuer
   agate sessions   --config FILE [--subject S] [--target T] [--limit N] [--json]
@@ -68,6 +80,11 @@ const OPTIONS = {
   format: { type: 'string' },
   to: { type: 'string' },
   follow: { type: 'boolean' },
+  sql: { type: 'string' },
+  text: { type: 'string' },
+  protocol: { type: 'string' },
+  status: { type: 'string' },
+  comment: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -87,8 +104,18 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start':
       return start(config(), ALL_ROLES);
-    case 'proxy':
     case 'policy':
+      if (rest[0] === 'test') return policyTest(config(), policyInput(values), values.json === true);
+      if (rest[0] === 'lint') return policyLint(config(), values.json === true);
+      if (rest[0] !== undefined) throw new UsageError(`unknown policy subcommand "${rest[0]}" (test or lint)`);
+      return start(config(), ['policy']);
+    case 'approvals':
+      return approvalsCommand(config(), values);
+    case 'approve':
+    case 'deny':
+      if (rest[0] === undefined) throw new UsageError(`agate ${command} needs an APPROVAL_ID`);
+      return answerCommand(config(), command, rest[0], values);
+    case 'proxy':
     case 'ledger':
     case 'query':
       return start(config(), [command]);
@@ -159,15 +186,27 @@ async function start(config: AgateConfig, roles: readonly Role[]): Promise<numbe
   return 0;
 }
 
-async function devToken(config: AgateConfig, v: Values): Promise<number> {
-  const dev = config.identity.dev_issuer;
-  if (!dev.enabled) throw new UsageError(`${config.source}: identity.dev_issuer.enabled is false; the dev issuer is off`);
+function parseClaims(list: readonly string[] | undefined): Record<string, string> {
   const claims: Record<string, string> = {};
-  for (const c of v.claim ?? []) {
+  for (const c of list ?? []) {
     const i = c.indexOf('=');
     if (i <= 0) throw new UsageError(`--claim expects NAME=VALUE, got "${c}"`);
     claims[c.slice(0, i)] = c.slice(i + 1);
   }
+  return claims;
+}
+
+function policyInput(v: Values): PolicyTestInput {
+  if (v.sql === undefined && v.text === undefined) throw new UsageError('agate policy test needs --sql "STATEMENT" (or --text for other protocols)');
+  const protocol = v.protocol as Protocol | undefined;
+  if (protocol !== undefined && !['postgres', 'ssh', 'kubernetes'].includes(protocol)) throw new UsageError('--protocol must be postgres, ssh or kubernetes');
+  return { sql: v.sql, text: v.text, claims: parseClaims(v.claim), target: v.target, protocol, subject: v.sub ?? v.subject };
+}
+
+async function devToken(config: AgateConfig, v: Values): Promise<number> {
+  const dev = config.identity.dev_issuer;
+  if (!dev.enabled) throw new UsageError(`${config.source}: identity.dev_issuer.enabled is false; the dev issuer is off`);
+  const claims = parseClaims(v.claim);
   const ttl = v.ttl === undefined ? dev.token_ttl_s : Number(v.ttl);
   if (!Number.isInteger(ttl) || ttl <= 0) throw new UsageError('--ttl expects a positive number of seconds');
   console.log(await mintDevToken(config.data_dir, { subject: v.sub ?? 'dev-agent', audience: dev.audience, ttlSeconds: ttl, claims }));

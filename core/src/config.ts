@@ -88,9 +88,21 @@ const ruleMatch = z.strictObject({
     .optional(),
 });
 
+/** With `action: hold`: who may release the command, how many of them, and for how long. */
+const approval = z.strictObject({
+  /** Claims (globs, as in `match.claims`) an approver's token must carry, besides the API's approver role. */
+  approvers: z.strictObject({ claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({}) }).default({ claims: {} }),
+  /** Distinct approvers needed. */
+  required: z.number().int().min(1).max(10).default(1),
+  timeout_s: z.number().positive().max(86_400).default(300),
+  allow_self_approval: z.boolean().default(false),
+});
+
 const rule = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'expected a lower-case id such as no-drop'),
-  action: z.enum(['allow', 'deny']),
+  action: z.enum(['allow', 'deny', 'hold']),
+  /** Only with `action: hold`; defaults apply when omitted. */
+  approval: approval.optional(),
   message: z.string().optional(),
   match: ruleMatch.default({}),
   /** Only with `action: allow`: the statement runs, and its results reach the client masked. */
@@ -189,8 +201,13 @@ export const configSchema = z.strictObject({
     })
     .default({ sets: {}, audit: 'default' }),
   policy: z
-    .strictObject({ default: z.enum(['allow', 'deny']).default('deny'), rules: z.array(rule).default([]) })
-    .default({ default: 'deny', rules: [] }),
+    .strictObject({
+      default: z.enum(['allow', 'deny']).default('deny'),
+      rules: z.array(rule).default([]),
+      /** How often the policy service checks the config file for policy edits; 0 turns hot reload off. */
+      reload_ms: z.number().int().min(0).max(3_600_000).default(1000),
+    })
+    .default({ default: 'deny', rules: [], reload_ms: 1000 }),
   ledger: z
     .strictObject({
       /** Log name: the checkpoint key's name; each chain's checkpoint origin is ORIGIN/CHAIN. */
@@ -230,6 +247,7 @@ export type PostgresTargetConfig = z.infer<typeof postgresTarget>;
 export type IssuerConfig = z.infer<typeof issuer>;
 export type PolicyConfig = AgateConfig['policy'];
 export type RuleConfig = z.infer<typeof rule>;
+export type ApprovalConfig = z.infer<typeof approval>;
 export type SecretRef = z.infer<typeof secret>;
 export type MaskSetConfig = z.infer<typeof maskSet>;
 export type MaskingConfig = AgateConfig['masking'];
@@ -301,6 +319,7 @@ export function parseConfig(text: string, source: string): AgateConfig {
   for (const [i, r] of cfg.policy.rules.entries()) {
     maskRef(r.mask_client, `policy.rules[${i}].mask_client`);
     if (r.mask_client !== false && r.action !== 'allow') throw new ConfigError(`${source}: policy.rules[${i}].mask_client: only an allow rule can mask results`);
+    if (r.approval !== undefined && r.action !== 'hold') throw new ConfigError(`${source}: policy.rules[${i}].approval: only a hold rule takes an approval section`);
   }
   const tls = cfg.proxy.postgres.tls;
   if (tls !== undefined) {

@@ -49,6 +49,10 @@ export const ErrorCode = {
   API_BAD_REQUEST: 'API_BAD_REQUEST',
   API_FORBIDDEN: 'API_FORBIDDEN',
   API_NOT_ACCEPTABLE: 'API_NOT_ACCEPTABLE',
+  /** The approval is no longer pending (decided or expired). */
+  API_CONFLICT: 'API_CONFLICT',
+  /** The route needs the bus, and this process has none. */
+  API_UNAVAILABLE: 'API_UNAVAILABLE',
   // analyst SQL
   SQL_INVALID: 'SQL_INVALID',
   SQL_REFUSED: 'SQL_REFUSED',

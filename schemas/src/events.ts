@@ -65,6 +65,42 @@ export interface Verdict extends EventHead {
   policy_revision: string;
   /** With decision `mask`: the mask set applied to what the client receives. */
   mask_set: string | null;
+  /** With decision `hold` (and on the final verdict after one): the approval's id. */
+  approval_id: string | null;
+  /** With decision `hold`: when the approval times out (microseconds). */
+  hold_expires_at: number | null;
+}
+
+/** A command held until `required` distinct approvers approve it, or refused at `expires_at`. */
+export interface ApprovalRequested extends EventHead {
+  type: 'ApprovalRequested';
+  approval_id: string;
+  command_id: string;
+  rule_id: string;
+  target: string;
+  requester_issuer: string;
+  requester_subject: string;
+  text: string;
+  required: number;
+  /** JSON of the claims globs an approver must carry. */
+  approvers: string;
+  allow_self_approval: boolean;
+  expires_at: number;
+}
+
+export type ApprovalChoice = 'approve' | 'deny';
+
+/** One approver's answer; `refused_reason` set means the attempt was refused and counts for nothing. */
+export interface ApprovalDecision extends EventHead {
+  type: 'ApprovalDecision';
+  approval_id: string;
+  command_id: string;
+  decision: ApprovalChoice;
+  approver_issuer: string;
+  approver_subject: string;
+  approver_claims: Record<string, string>;
+  comment: string | null;
+  refused_reason: string | null;
 }
 
 export interface Response extends EventHead {
@@ -104,7 +140,7 @@ export interface Checkpoint extends EventHead {
   note: string;
 }
 
-export type AgateEvent = SessionOpened | AuthenticationFailed | Command | Verdict | Response | SessionClosed | Checkpoint;
+export type AgateEvent = SessionOpened | AuthenticationFailed | Command | Verdict | Response | SessionClosed | Checkpoint | ApprovalRequested | ApprovalDecision;
 export type EventType = AgateEvent['type'];
 export type EventOf<T extends EventType> = Extract<AgateEvent, { type: T }>;
 
@@ -116,6 +152,8 @@ export const EVENT_TYPES: readonly EventType[] = [
   'Response',
   'SessionClosed',
   'Checkpoint',
+  'ApprovalRequested',
+  'ApprovalDecision',
 ];
 
 /** Current time in Avro `timestamp-micros`. */

@@ -28,6 +28,7 @@ export const SAMPLES: { readonly [T in EventType]: Extract<AgateEvent, { type: T
     type: 'Verdict', event_id: '44444444-4444-4444-8444-444444444444', ...head,
     command_id: '33333333-3333-4333-8333-333333333333', decision: 'deny', rule_id: 'no-drop',
     reason: 'DROP is not allowed', source: 'policy', policy_revision: 'sha256:00', mask_set: null,
+    approval_id: null, hold_expires_at: null,
   },
   Response: {
     type: 'Response', event_id: '55555555-5555-4555-8555-555555555555', ...head,
@@ -44,5 +45,16 @@ export const SAMPLES: { readonly [T in EventType]: Extract<AgateEvent, { type: T
     type: 'Checkpoint', event_id: '77777777-7777-4777-8777-777777777777', time: head.time, session_id: '',
     chain_id: 'embedded', origin: 'agate.local/ledger/embedded', size: 6, root_hash: 'CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=',
     note: 'agate.local/ledger/embedded\n6\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n\u2014 agate.local/ledger AAAAAA==\n',
+  },
+  ApprovalRequested: {
+    type: 'ApprovalRequested', event_id: '88888888-8888-4888-8888-888888888888', ...head,
+    approval_id: 'ap-7f3a9c', command_id: '33333333-3333-4333-8333-333333333333', rule_id: 'drop-needs-approval', target: 'app',
+    requester_issuer: identity.issuer, requester_subject: identity.subject, text: 'DROP TABLE items', required: 1,
+    approvers: '{"team":["dba"]}', allow_self_approval: false, expires_at: head.time + 300_000_000,
+  },
+  ApprovalDecision: {
+    type: 'ApprovalDecision', event_id: '99999999-9999-4999-8999-999999999999', ...head,
+    approval_id: 'ap-7f3a9c', command_id: '33333333-3333-4333-8333-333333333333', decision: 'approve', approver_issuer: 'https://idp.example.com', approver_subject: 'alice',
+    approver_claims: { agate_role: 'approver', team: 'dba' }, comment: 'reviewed', refused_reason: null,
   },
 };

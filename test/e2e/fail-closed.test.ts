@@ -149,7 +149,7 @@ async function allowEverything(env: Env): Promise<void> {
         if (c.type !== 'Command' || nowMicros() - c.time > VERDICT_TIMEOUT_MS * 1000) continue;
         await env.bus.publish({
           type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: c.session_id, command_id: c.event_id,
-          decision: 'allow', rule_id: 'e2e-allow-all', reason: 'test stand-in', source: 'policy', policy_revision: 'e2e', mask_set: null,
+          decision: 'allow', rule_id: 'e2e-allow-all', reason: 'test stand-in', source: 'policy', policy_revision: 'e2e', mask_set: null, approval_id: null, hold_expires_at: null,
         });
       }
     },

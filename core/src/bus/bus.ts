@@ -15,9 +15,10 @@ export interface Bus {
   /**
    * Publishes the command durably (write-ahead), then waits for the first verdict on it for at
    * most `deadlineMs`. A missing verdict is `{ kind: 'timeout' }`, never an exception: the caller
-   * refuses the command and records why.
+   * refuses the command and records why. With `onHold`, a `hold` verdict is reported to it and
+   * the wait goes on, up to the hold's expiry plus `deadlineMs`, for the final verdict.
    */
-  requestVerdict(command: Command, deadlineMs: number): Promise<VerdictOutcome>;
+  requestVerdict(command: Command, deadlineMs: number, options?: VerdictRequestOptions): Promise<VerdictOutcome>;
 
   /**
    * Delivers events of the given types to `handler` in publish order, in batches. Members of one
@@ -28,6 +29,11 @@ export interface Bus {
   subscribe(options: SubscribeOptions): Promise<Subscription>;
 
   close(): Promise<void>;
+}
+
+export interface VerdictRequestOptions {
+  /** Called once per `hold` verdict (the command awaits a human); the wait continues. */
+  onHold?: (verdict: Verdict) => void;
 }
 
 export type VerdictOutcome = { kind: 'verdict'; verdict: Verdict } | { kind: 'timeout' };

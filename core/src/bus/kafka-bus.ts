@@ -2,7 +2,8 @@ import { Kafka, logLevel, Partitioners, type Consumer, type Producer, type Messa
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Bus, SubscribeOptions, Subscription, VerdictOutcome } from './bus.js';
+import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
+import { VerdictWaiters } from './verdict-waiters.js';
 import type { WireCodec } from './wire.js';
 
 export interface KafkaBusOptions {
@@ -40,7 +41,7 @@ export class KafkaBus implements Bus {
   readonly #kafka: Kafka;
   readonly #producer: Producer;
   readonly #consumers = new Set<Consumer>();
-  readonly #waiters = new Map<string, (v: Verdict) => void>();
+  readonly #waiters = new VerdictWaiters();
   #queue: Queued[] = [];
   #flushing = false;
   #closed = false;
@@ -84,23 +85,8 @@ export class KafkaBus implements Bus {
     });
   }
 
-  requestVerdict(command: Command, deadlineMs: number): Promise<VerdictOutcome> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiters.delete(command.event_id);
-        resolve({ kind: 'timeout' });
-      }, deadlineMs);
-      this.#waiters.set(command.event_id, (verdict) => {
-        clearTimeout(timer);
-        this.#waiters.delete(command.event_id);
-        resolve({ kind: 'verdict', verdict });
-      });
-      this.publish(command).catch((err: unknown) => {
-        clearTimeout(timer);
-        this.#waiters.delete(command.event_id);
-        reject(err);
-      });
-    });
+  requestVerdict(command: Command, deadlineMs: number, options: VerdictRequestOptions = {}): Promise<VerdictOutcome> {
+    return this.#waiters.wait(command, deadlineMs, options, () => this.publish(command));
   }
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
@@ -214,7 +200,7 @@ export class KafkaBus implements Bus {
         const key = message.key?.toString();
         if (key === undefined || !this.#waiters.has(key)) return;
         const v = await this.options.wire.decode(message.value);
-        if (v.type === 'Verdict') this.#waiters.get(v.command_id)?.(v);
+        if (v.type === 'Verdict') this.#waiters.deliver(v);
       },
     });
   }

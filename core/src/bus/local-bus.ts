@@ -4,7 +4,8 @@ import { EventCodec } from '../../../schemas/src/codec.js';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Bus, SubscribeOptions, Subscription, VerdictOutcome } from './bus.js';
+import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
+import { VerdictWaiters } from './verdict-waiters.js';
 import { LocalLog } from './local-log.js';
 
 export interface LocalBusOptions {
@@ -32,7 +33,7 @@ export class LocalBus implements Bus {
   readonly #dir: string;
   readonly #logger: Logger;
   readonly #linger: Readonly<Record<string, number>>;
-  readonly #waiters = new Map<string, (verdict: Verdict) => void>();
+  readonly #waiters = new VerdictWaiters();
   readonly #consumers = new Set<LocalConsumer>();
   /** The newest events, kept decoded so caught-up consumers need not read them back from disk. */
   readonly #recent = new RecentEvents();
@@ -53,30 +54,14 @@ export class LocalBus implements Bus {
     // A verdict is acted on once it is queued behind its command: the command is already
     // durable (policy only sees durable commands), which is what write-ahead requires, and the
     // verdict becomes durable in the same group commit as the next commands.
-    if (event.type === 'Verdict') this.#waiters.get(event.command_id)?.(event);
+    if (event.type === 'Verdict') this.#waiters.deliver(event);
     const [offset] = await appended;
     this.#recent.add(offset!, offset! + 4 + bytes.length, event);
     for (const c of this.#consumers) c.wake();
   }
 
-  requestVerdict(command: Command, deadlineMs: number): Promise<VerdictOutcome> {
-    return new Promise((resolve, reject) => {
-      // Register before publishing so a fast verdict cannot slip past the waiter.
-      const timer = setTimeout(() => {
-        this.#waiters.delete(command.event_id);
-        resolve({ kind: 'timeout' });
-      }, deadlineMs);
-      this.#waiters.set(command.event_id, (verdict) => {
-        clearTimeout(timer);
-        this.#waiters.delete(command.event_id);
-        resolve({ kind: 'verdict', verdict });
-      });
-      this.publish(command).catch((err: unknown) => {
-        clearTimeout(timer);
-        this.#waiters.delete(command.event_id);
-        reject(err);
-      });
-    });
+  requestVerdict(command: Command, deadlineMs: number, options: VerdictRequestOptions = {}): Promise<VerdictOutcome> {
+    return this.#waiters.wait(command, deadlineMs, options, () => this.publish(command));
   }
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {

@@ -1,17 +1,25 @@
 import { createHash } from 'node:crypto';
-import type { PolicyConfig, RuleConfig } from '../../../core/src/config.js';
+import type { ApprovalConfig, PolicyConfig, RuleConfig } from '../../../core/src/config.js';
 import { SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
 import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
 
 export interface PolicyDecision {
-  /** `mask`: allowed, with the results the client receives masked by `mask_set`. */
-  decision: 'allow' | 'deny' | 'mask';
+  /** `mask`: allowed, with the results the client receives masked by `mask_set`; `hold`: needs approval. */
+  decision: 'allow' | 'deny' | 'mask' | 'hold';
   /** The rule that decided; null when the default applied. */
   rule_id: string | null;
   reason: string;
   mask_set: string | null;
+  /** With `hold`: who may approve, how many, for how long. */
+  approval?: ApprovalConfig;
 }
+
+/** What a hold rule without an `approval` section means. */
+export const DEFAULT_APPROVAL: ApprovalConfig = { approvers: { claims: {} }, required: 1, timeout_s: 300, allow_self_approval: false };
+
+/** Severity when statements of one command disagree: the strictest wins. */
+const SEVERITY = { allow: 0, mask: 1, hold: 2, deny: 3 } as const;
 
 /** Rule id used when the command cannot be parsed: Agate never allows what it cannot read. */
 export const UNPARSEABLE_RULE = 'agate.unparseable';
@@ -49,21 +57,22 @@ export class CompiledPolicy {
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be parsed: ${analysis.error}`, mask_set: null };
       if (analysis.statements.length > 0) kinds = analysis.statements.map((s) => s.kind);
     }
-    // Any deny wins; otherwise a mask anywhere masks the whole command's results.
-    let first: PolicyDecision | undefined;
+    // Any deny wins; then any hold holds the whole command; a mask anywhere masks all its results.
+    let strictest: PolicyDecision | undefined;
     for (const kind of kinds) {
       const d = this.#decide(command, kind);
       if (d.decision === 'deny') return d;
-      if (first === undefined || (d.decision === 'mask' && first.decision !== 'mask')) first = d;
+      if (strictest === undefined || SEVERITY[d.decision] > SEVERITY[strictest.decision]) strictest = d;
     }
-    return first!;
+    return strictest!;
   }
 
   #decide(command: Command, kind: string | undefined): PolicyDecision {
     for (const rule of this.#rules) {
       if (!rule.matches(command, kind)) continue;
       const { id, action, message, mask_client } = rule.config;
-      const reason = message ?? `${action === 'allow' ? 'allowed' : 'denied'} by rule ${id}`;
+      const reason = message ?? `${action === 'allow' ? 'allowed' : action === 'hold' ? 'held for approval' : 'denied'} by rule ${id}`;
+      if (action === 'hold') return { decision: 'hold', rule_id: id, reason, mask_set: null, approval: rule.config.approval ?? DEFAULT_APPROVAL };
       if (action === 'allow' && mask_client !== false) {
         return { decision: 'mask', rule_id: id, reason, mask_set: mask_client === true ? this.#auditMaskSet : mask_client };
       }

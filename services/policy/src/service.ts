@@ -1,7 +1,8 @@
 import type { Bus, Subscription } from '../../../core/src/bus/bus.js';
 import type { Logger } from '../../../core/src/log.js';
 import { randomUUID } from 'node:crypto';
-import { nowMicros, type Command, type Verdict } from '../../../schemas/src/events.js';
+import { approverRefusal } from '../../../core/src/approvals.js';
+import { nowMicros, type ApprovalDecision, type ApprovalRequested, type Command, type Verdict } from '../../../schemas/src/events.js';
 import type { CompiledPolicy } from './engine.js';
 
 export interface PolicyServiceOptions {
@@ -12,49 +13,134 @@ export interface PolicyServiceOptions {
   staleAfterMs: number;
 }
 
-/** Consumes command events and publishes a verdict for each. */
+/** A held command this instance decided, waiting for approvers or its expiry. */
+interface PendingApproval {
+  request: ApprovalRequested;
+  command: Command;
+  revision: string;
+  /** `issuer subject` of each distinct approver so far. */
+  approvedBy: Set<string>;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * Consumes command events and publishes a verdict for each. A command a `hold` rule matches gets
+ * a `hold` verdict and an `ApprovalRequested` event; the approval stays pending here until
+ * `ApprovalDecision` events (published by the query service) approve it, one denies it, or it
+ * expires; then the final verdict goes out for the same command.
+ */
 export class PolicyService {
   #subscription: Subscription | undefined;
+  #policy: CompiledPolicy;
+  readonly #pending = new Map<string, PendingApproval>();
 
-  constructor(private readonly options: PolicyServiceOptions) {}
+  constructor(private readonly options: PolicyServiceOptions) {
+    this.#policy = options.policy;
+  }
+
+  get policy(): CompiledPolicy {
+    return this.#policy;
+  }
+
+  /** Replaces the policy for commands decided from now on; pending approvals keep their rule. */
+  setPolicy(policy: CompiledPolicy): void {
+    this.#policy = policy;
+  }
 
   async start(): Promise<void> {
     this.#subscription = await this.options.bus.subscribe({
       group: 'policy',
-      types: ['Command'],
+      types: ['Command', 'ApprovalDecision'],
       handler: async (batch) => {
         // Published together: one group commit for the batch instead of one per verdict.
-        const verdicts: Promise<void>[] = [];
-        for (const event of batch) if (event.type === 'Command') verdicts.push(this.#decide(event));
-        await Promise.all(verdicts);
+        const work: Promise<void>[] = [];
+        for (const event of batch) {
+          if (event.type === 'Command') work.push(this.#decide(event));
+          else if (event.type === 'ApprovalDecision') work.push(this.#answer(event));
+        }
+        await Promise.all(work);
       },
     });
   }
 
   async stop(): Promise<void> {
     await this.#subscription?.close();
+    for (const p of this.#pending.values()) clearTimeout(p.timer);
+    this.#pending.clear();
   }
 
   async #decide(command: Command): Promise<void> {
-    const { bus, policy, logger, staleAfterMs } = this.options;
+    const { bus, logger, staleAfterMs } = this.options;
     if (nowMicros() - command.time > staleAfterMs * 1000) {
       logger.debug('skipping a command past its verdict deadline', { command_id: command.event_id });
       return;
     }
+    const policy = this.#policy;
     const d = policy.evaluate(command);
-    const verdict: Verdict = {
-      type: 'Verdict',
-      event_id: randomUUID(),
-      time: nowMicros(),
-      session_id: command.session_id,
-      command_id: command.event_id,
-      decision: d.decision,
-      rule_id: d.rule_id,
-      reason: d.reason,
-      source: 'policy',
-      policy_revision: policy.revision,
-      mask_set: d.mask_set,
+    const verdict = this.#verdict(command, policy.revision, { decision: d.decision, rule_id: d.rule_id, reason: d.reason, mask_set: d.mask_set });
+    if (d.decision !== 'hold') return bus.publish(verdict);
+
+    const approval = d.approval!;
+    const now = nowMicros();
+    const request: ApprovalRequested = {
+      type: 'ApprovalRequested', event_id: randomUUID(), time: now, session_id: command.session_id, approval_id: randomUUID(),
+      command_id: command.event_id, rule_id: d.rule_id!, target: command.target, requester_issuer: command.identity.issuer,
+      requester_subject: command.identity.subject, text: command.text, required: approval.required,
+      approvers: JSON.stringify(approval.approvers.claims), allow_self_approval: approval.allow_self_approval,
+      expires_at: now + Math.round(approval.timeout_s * 1e6),
     };
-    await bus.publish(verdict);
+    const timer = setTimeout(() => void this.#expire(request.approval_id), approval.timeout_s * 1000);
+    this.#pending.set(request.approval_id, { request, command, revision: policy.revision, approvedBy: new Set(), timer });
+    // Recorded before the proxy hears of it, so an approver who acts at once finds the request.
+    await bus.publish(request);
+    await bus.publish({ ...verdict, approval_id: request.approval_id, hold_expires_at: request.expires_at });
+  }
+
+  async #answer(answer: ApprovalDecision): Promise<void> {
+    const { logger } = this.options;
+    if (answer.refused_reason !== null) return; // refused by the query service; recorded, counts for nothing
+    const pending = this.#pending.get(answer.approval_id);
+    if (pending === undefined) {
+      logger.debug('an approval decision for no approval pending here', { approval_id: answer.approval_id });
+      return;
+    }
+    const refusal = approverRefusal(pending.request, answer, nowMicros());
+    if (refusal !== undefined) {
+      logger.warn('approval decision refused', { approval_id: answer.approval_id, approver: answer.approver_subject, reason: refusal });
+      return;
+    }
+    const who = `${answer.approver_issuer} ${answer.approver_subject}`;
+    if (answer.decision === 'deny') {
+      return this.#finish(pending, 'deny', `denied by approver ${answer.approver_subject}`);
+    }
+    pending.approvedBy.add(who);
+    const { required } = pending.request;
+    if (pending.approvedBy.size >= required) {
+      await this.#finish(pending, 'allow', `approved by ${[...pending.approvedBy].map((w) => w.split(' ').pop()).join(', ')} (${required} required)`);
+    }
+  }
+
+  async #expire(approvalId: string): Promise<void> {
+    const pending = this.#pending.get(approvalId);
+    if (pending === undefined) return;
+    const { request } = pending;
+    const seconds = Math.round((request.expires_at - request.time) / 1e6);
+    await this.#finish(pending, 'deny', `no approval within ${seconds} s (${pending.approvedBy.size} of ${request.required}); refused`).catch((err: unknown) =>
+      this.options.logger.error('cannot publish the verdict of an expired approval', { approval_id: approvalId, error: String(err) }),
+    );
+  }
+
+  async #finish(pending: PendingApproval, decision: 'allow' | 'deny', reason: string): Promise<void> {
+    clearTimeout(pending.timer);
+    this.#pending.delete(pending.request.approval_id);
+    const v = this.#verdict(pending.command, pending.revision, { decision, rule_id: pending.request.rule_id, reason, mask_set: null });
+    await this.options.bus.publish({ ...v, approval_id: pending.request.approval_id });
+  }
+
+  #verdict(command: Command, revision: string, d: Pick<Verdict, 'decision' | 'rule_id' | 'reason' | 'mask_set'>): Verdict {
+    return {
+      type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id,
+      ...d, source: 'policy', policy_revision: revision, approval_id: null, hold_expires_at: null,
+    };
   }
 }

@@ -1,3 +1,5 @@
+import type { Bus } from '../../../core/src/bus/bus.js';
+import { approvalRoutes } from './routes/approvals.js';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -28,6 +30,8 @@ export interface QueryApiOptions {
   roles: (identity: Identity) => Set<Role>;
   sqlLimits: QuerySqlConfig;
   logger: Logger;
+  /** Where approvers' answers are published; without it the approval routes answer 503. */
+  bus?: Bus;
 }
 
 /** The OpenAPI document, kept in the repository and served as-is at /openapi.json. */
@@ -44,7 +48,7 @@ export class QueryApi {
 
   constructor(private readonly options: QueryApiOptions) {
     const { store, codec } = options;
-    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec)]);
+    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec), ...approvalRoutes(store, options.bus)]);
     this.#openapi = readFileSync(join(packageRoot(), OPENAPI_PATH), 'utf8');
     this.#server = createServer((req, res) => void this.#handle(req, res));
   }
@@ -104,6 +108,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.API_NOT_FOUND]: 404,
   [ErrorCode.API_BAD_REQUEST]: 400,
   [ErrorCode.API_NOT_ACCEPTABLE]: 406,
+  [ErrorCode.API_CONFLICT]: 409,
+  [ErrorCode.API_UNAVAILABLE]: 503,
   [ErrorCode.SQL_INVALID]: 400,
   [ErrorCode.SQL_REFUSED]: 400,
   [ErrorCode.SQL_READ_ONLY]: 403,

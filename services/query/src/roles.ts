@@ -8,7 +8,8 @@ export type Permission = 'read' | 'sql' | 'export' | 'verify';
 
 const GRANTS: Record<Role, readonly Permission[]> = {
   analyst: ['read', 'sql', 'export', 'verify'],
-  // Approvers see what they approve; the approval routes come with the approval workflow.
+  // Approvers see what they approve; the approval routes check the approver role themselves,
+  // so that a refused attempt is recorded in the ledger too.
   approver: ['read'],
   admin: ['read', 'sql', 'export', 'verify'],
 };

@@ -6,7 +6,7 @@ import { AgateError, AuthenticationError, ErrorCode, describeError } from '../..
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { analyzeSql } from '../../../../core/src/sql/analyze.js';
-import { nowMicros, type AgateEvent, type Command, type Identity } from '../../../../schemas/src/events.js';
+import { nowMicros, type AgateEvent, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
 import type { Column } from './backend-decode.js';
 import { serialize } from './backend-serializer.js';
 import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
@@ -334,7 +334,7 @@ export class PgSession {
     const { bus, verdictTimeoutMs } = this.#deps;
     let outcome;
     try {
-      outcome = await bus.requestVerdict(command, verdictTimeoutMs);
+      outcome = await bus.requestVerdict(command, verdictTimeoutMs, { onHold: (v) => this.#notifyHold(v) });
     } catch (err) {
       this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
       return { kind: 'refuse', sqlstate: SQLSTATE.systemError, message: 'Agate refused the statement: the audit log is unavailable, so it cannot be recorded' };
@@ -343,7 +343,7 @@ export class PgSession {
       const reason = `no verdict within ${verdictTimeoutMs} ms; refused (fail closed)`;
       void this.#emitLogged({
         type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
-        decision: 'deny', rule_id: 'agate.verdict-deadline', reason, source: 'deadline', policy_revision: '', mask_set: null,
+        decision: 'deny', rule_id: 'agate.verdict-deadline', reason, source: 'deadline', policy_revision: '', mask_set: null, approval_id: null, hold_expires_at: null,
       });
       return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement: ${reason}` };
     }
@@ -357,6 +357,20 @@ export class PgSession {
     }
     const rule = v.rule_id === null ? 'the policy default' : `rule "${v.rule_id}"`;
     return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement by ${rule}: ${v.reason}` };
+  }
+
+  /**
+   * Tells the client its statement waits for a human. A NoticeResponse may arrive at any time
+   * (protocol §55.2.6); it is written between whole frames, as upstream replies are flushed per chunk.
+   */
+  #notifyHold(v: Verdict): void {
+    const seconds = v.hold_expires_at === null ? 0 : Math.max(0, Math.round((v.hold_expires_at - nowMicros()) / 1e6));
+    this.#client.write(serialize.noticeResponse({
+      severity: 'NOTICE', code: '01000',
+      message: `Agate is holding this statement for approval ${v.approval_id} (rule ${v.rule_id ?? 'default'}): ${v.reason}`,
+      detail: `It runs once approved, or is refused in ${seconds} s.`,
+      hint: `An approver runs: agate approve ${v.approval_id}   (or agate deny ${v.approval_id})`,
+    }));
   }
 
   // ---- startup: TLS, cancel, authentication --------------------------------------------------

@@ -1,0 +1,86 @@
+import { randomUUID } from 'node:crypto';
+import { approverRefusal } from '../../../../core/src/approvals.js';
+import type { Bus } from '../../../../core/src/bus/bus.js';
+import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
+import type { Store } from '../../../../core/src/store/store.js';
+import { nowMicros, type ApprovalChoice, type ApprovalDecision } from '../../../../schemas/src/events.js';
+import { approvalRequest, listApprovals, type ApprovalStatus } from '../approvals.js';
+import { enumParam, intParam } from '../params.js';
+import type { Route, RouteContext } from '../router.js';
+
+const STATUSES: readonly ApprovalStatus[] = ['pending', 'approved', 'denied', 'expired'];
+const MAX_BODY = 16 * 1024;
+const COLUMNS = ['approval_id', 'command_id', 'session_id', 'requested_at', 'rule_id', 'target', 'requester_issuer', 'requester_subject', 'text', 'required', 'expires_at', 'status', 'approvals', 'final_reason'];
+
+/**
+ * Held commands and the approvers' answers. An answer is published as an `ApprovalDecision`
+ * event; the policy service, which keeps the pending approval, counts it and issues the final
+ * verdict. Refused attempts are published too (with `refused_reason`), so the ledger shows them.
+ */
+export function approvalRoutes(store: Store, bus: Bus | undefined): Route[] {
+  const answer = (decision: ApprovalChoice): Route => ({
+    method: 'POST', path: `/v1/approvals/:id/${decision}`, permission: 'read',
+    async handler(ctx) {
+      if (bus === undefined) throw new AgateError(ErrorCode.API_UNAVAILABLE, 'this query service has no bus to publish approvals on');
+      const comment = await commentOf(ctx);
+      const id = ctx.params.id!;
+      const request = await approvalRequest(store, id);
+      if (request === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, `no approval ${id}`);
+      const [state] = await listApprovals(store, { id, limit: 1, nowMicros: nowMicros() });
+      const event: ApprovalDecision = {
+        type: 'ApprovalDecision', event_id: randomUUID(), time: nowMicros(), session_id: request.session_id, approval_id: id,
+        command_id: request.command_id, decision, approver_issuer: ctx.identity.issuer, approver_subject: ctx.identity.subject,
+        approver_claims: ctx.identity.claims, comment, refused_reason: null,
+      };
+      let refusal: { code: ErrorCode; reason: string } | undefined;
+      if (!ctx.roles.has('approver')) refusal = { code: ErrorCode.API_FORBIDDEN, reason: `identity ${ctx.identity.subject} does not hold the approver role` };
+      else if (state !== undefined && state.status !== 'pending') refusal = { code: ErrorCode.API_CONFLICT, reason: `the approval is no longer pending (${state.status})` };
+      else {
+        const why = approverRefusal(request, event, event.time);
+        if (why !== undefined) refusal = { code: why.includes('expired') ? ErrorCode.API_CONFLICT : ErrorCode.API_FORBIDDEN, reason: why };
+      }
+      await bus.publish({ ...event, refused_reason: refusal?.reason ?? null });
+      if (refusal !== undefined) throw new AgateError(refusal.code, `approval ${id} refused: ${refusal.reason}`);
+      return { kind: 'json', body: { approval_id: id, decision_id: event.event_id, decision, recorded: true } };
+    },
+  });
+  return [
+    {
+      method: 'GET', path: '/v1/approvals', permission: 'read',
+      async handler({ query: q }) {
+        const rows = await listApprovals(store, { status: enumParam(q, 'status', STATUSES), limit: intParam(q, 'limit', 100, 1, 1000), nowMicros: nowMicros() });
+        return { kind: 'rows', key: 'approvals', rows: rows as unknown as Record<string, unknown>[], next_cursor: null, columns: COLUMNS };
+      },
+    },
+    {
+      method: 'GET', path: '/v1/approvals/:id', permission: 'read',
+      async handler({ params }) {
+        const [approval] = await listApprovals(store, { id: params.id!, limit: 1, nowMicros: nowMicros() });
+        if (approval === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, `no approval ${params.id}`);
+        const decisions = await store.query(
+          'SELECT decision_id, decision, approver_issuer, approver_subject, comment, refused_reason, toString(time) AS time FROM agate.approvals WHERE approval_id = {id:String} ORDER BY seq',
+          { id: params.id! });
+        return { kind: 'json', body: { approval, decisions } };
+      },
+    },
+    answer('approve'),
+    answer('deny'),
+  ];
+}
+
+/** An optional JSON body `{"comment": "..."}`. */
+async function commentOf(ctx: RouteContext): Promise<string | null> {
+  const raw = (await ctx.body(MAX_BODY)).toString('utf8').trim();
+  if (raw === '') return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new AgateError(ErrorCode.API_BAD_REQUEST, 'the body must be JSON: {"comment": "..."}');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new AgateError(ErrorCode.API_BAD_REQUEST, 'the body must be a JSON object');
+  const c = (parsed as { comment?: unknown }).comment;
+  if (c === undefined || c === null) return null;
+  if (typeof c !== 'string' || c.length > 2000) throw new AgateError(ErrorCode.API_BAD_REQUEST, 'comment must be a string of at most 2000 characters');
+  return c;
+}
