@@ -1,0 +1,175 @@
+// Approvals through the real proxy: a `hold` rule keeps a DROP TABLE waiting while node-postgres
+// sees a notice naming the approval; refused attempts (no approver role, self-approval) change
+// nothing; an approver's `agate approve` releases it; a second held statement times out and is
+// refused; the query API shows every step from the ledger.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import pg from 'pg';
+import { startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
+import { agateConfig, startAgateProcess, type AgateProcess, type CliResult } from './agate-process.js';
+
+const POLICY = `policy:
+  default: allow
+  rules:
+    - id: drop-needs-dba
+      action: hold
+      match: { sql: { statements: [DropStmt] } }
+      approval: { approvers: { claims: { team: dba } }, required: 1, timeout_s: 60 }
+    - id: truncate-needs-dba
+      action: hold
+      match: { sql: { statements: [TruncateStmt] } }
+      approval: { approvers: { claims: { team: dba } }, timeout_s: 3 }
+query:
+`;
+
+interface Ctx { pg: PostgresServer; oidc: OidcIssuer; agate: AgateProcess; agentSub: string }
+/** The fields of a NoticeResponse this test reads (node-postgres emits them on 'notice'). */
+type Notice = { message?: string; hint?: string };
+const approvals = suite<Ctx>('approvals: held statements released by a human');
+
+approvals.before(async (ctx) => {
+  ctx.pg = await startPostgres();
+  ctx.oidc = await startOidcIssuer();
+  const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
+  ctx.agate = await startAgateProcess({ configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY) });
+  ctx.agentSub = String(ctx.oidc.githubActionsClaims().sub);
+});
+
+approvals.after(async (ctx) => {
+  await ctx.agate?.dispose();
+  await ctx.oidc?.close();
+  await ctx.pg?.stop();
+});
+
+const agentClient = async (ctx: Ctx, notices: Notice[]): Promise<pg.Client> => {
+  const c = new pg.Client({ host: '127.0.0.1', port: ctx.agate.pgPort, database: 'appdb', user: 'agent', password: await ctx.oidc.mint(ctx.oidc.githubActionsClaims()) });
+  c.on('notice', (n) => notices.push(n));
+  await c.connect();
+  return c;
+};
+
+const token = (ctx: Ctx, claims: Record<string, unknown>) => ctx.oidc.mint(claims);
+const cli = (ctx: Ctx, args: string[], tok: string): Promise<CliResult> => ctx.agate.cli([...args, '--config', ctx.agate.configPath, '--token', tok]);
+
+async function api<T>(ctx: Ctx, path: string, tok: string, init: RequestInit = {}): Promise<{ status: number; body: T }> {
+  const res = await fetch(ctx.agate.apiUrl + path, { ...init, headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' } });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const approvalIdOf = (n: Notice | undefined): string => /approval ([0-9a-f-]{36})/.exec(n?.message ?? '')?.[1] ?? '';
+
+interface ApprovalRow { approval_id: string; status: string; approvals: number; command_id: string; final_reason: string | null; requester_subject: string }
+
+approvals('a held DROP TABLE waits, refused attempts change nothing, an approver releases it via the CLI', async (ctx) => {
+  const notices: Notice[] = [];
+  const agent = await agentClient(ctx, notices);
+  try {
+    await agent.query('CREATE TABLE doomed (id int)');
+    let settled = false;
+    const drop = agent.query('DROP TABLE doomed').finally(() => (settled = true));
+    drop.catch(() => undefined);
+
+    const notice = await until('the hold notice', async () => notices.find((n) => /holding this statement/.test(n.message ?? '')));
+    const id = approvalIdOf(notice);
+    assert.ok(id, `the notice names the approval: ${notice.message}`);
+    assert.match(notice.hint ?? '', `agate approve ${id}`);
+
+    const alice = await token(ctx, { sub: 'alice', agate_role: 'approver', team: 'dba' });
+    const pending = await until('the pending approval in the API', async () => {
+      const r = await api<{ approvals: ApprovalRow[] }>(ctx, '/v1/approvals?status=pending', alice);
+      return r.body.approvals.find((a) => a.approval_id === id);
+    });
+    assert.is(pending.requester_subject, ctx.agentSub);
+
+    // An identity without the approver role (the default role is analyst) is refused.
+    const bob = await cli(ctx, ['approve', id], await token(ctx, { sub: 'bob', team: 'dba' }));
+    assert.is(bob.code, 1, bob.stdout + bob.stderr);
+    assert.match(bob.stderr, /403.*approver role/);
+    // The agent itself, even holding the role and the claims, may not approve its own statement.
+    const self = await cli(ctx, ['approve', id], await token(ctx, { ...ctx.oidc.githubActionsClaims(), agate_role: 'approver', team: 'dba' }));
+    assert.is(self.code, 1, self.stdout + self.stderr);
+    assert.match(self.stderr, /self-approval/);
+    // An approver without the rule's claims is refused too.
+    const carol = await cli(ctx, ['approve', id], await token(ctx, { sub: 'carol', agate_role: 'approver', team: 'web' }));
+    assert.is(carol.code, 1);
+    assert.match(carol.stderr, /lacks claim team/);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.not.ok(settled, 'the DROP still waits after refused attempts');
+
+    const listed = await cli(ctx, ['approvals'], alice);
+    assert.is(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, id);
+
+    const ok = await cli(ctx, ['approve', id, '--comment', 'checked the backup'], alice);
+    assert.is(ok.code, 0, ok.stdout + ok.stderr);
+    await drop;
+    const gone = await agent.query("SELECT to_regclass('public.doomed') AS t");
+    assert.is(gone.rows[0].t, null, 'the table was dropped');
+
+    const done = await until('the approved state in the API', async () => {
+      const r = await api<{ approval: ApprovalRow; decisions: { approver_subject: string; decision: string; refused_reason: string | null }[] }>(ctx, `/v1/approvals/${id}`, alice);
+      return r.body.approval?.status === 'approved' && r.body.decisions.length === 4 ? r.body : undefined;
+    });
+    assert.equal(done.decisions.map((d) => [d.approver_subject, d.refused_reason === null]), [['bob', false], [ctx.agentSub, false], ['carol', false], ['alice', true]]);
+    assert.is(done.approval.approvals, 1);
+
+    // The verdicts in the ledger: the hold, then the final allow naming the approver.
+    const analyst = await token(ctx, { sub: 'auditor' });
+    const verdicts = await until('both verdicts in the ledger', async () => {
+      const r = await api<{ rows: { decision: string; reason: string }[] }>(ctx, '/v1/sql', analyst, {
+        method: 'POST', body: JSON.stringify({ sql: `SELECT decision, reason FROM agate.verdicts WHERE command_id = '${done.approval.command_id}' ORDER BY seq` }),
+      });
+      return r.body.rows?.length === 2 ? r.body.rows : undefined;
+    });
+    assert.equal(verdicts.map((v) => v.decision), ['hold', 'allow']);
+    assert.match(verdicts[1]!.reason, /approved by alice/);
+  } finally {
+    await agent.end();
+  }
+});
+
+approvals('a held statement nobody approves is refused at its timeout, and recorded', async (ctx) => {
+  const notices: Notice[] = [];
+  const agent = await agentClient(ctx, notices);
+  try {
+    await agent.query('CREATE TABLE kept (id int)');
+    await agent.query('INSERT INTO kept VALUES (1)');
+    const started = Date.now();
+    const err = await agent.query('TRUNCATE kept').then(() => undefined, (e: Error & { code?: string }) => e);
+    const waited = Date.now() - started;
+    assert.ok(err, 'TRUNCATE was refused');
+    assert.is(err!.code, '42501');
+    assert.match(err!.message, /no approval within 3 s/);
+    assert.ok(waited >= 2500, `it waited for the approval (${waited} ms)`);
+    const id = approvalIdOf(notices[0]);
+    assert.ok(id);
+    const rows = await agent.query('SELECT count(*)::int AS n FROM kept');
+    assert.is(rows.rows[0].n, 1, 'nothing was truncated');
+
+    const alice = await token(ctx, { sub: 'alice', agate_role: 'approver', team: 'dba' });
+    const expired = await until('the expired state in the API', async () => {
+      const r = await api<{ approvals: ApprovalRow[] }>(ctx, '/v1/approvals?status=expired', alice);
+      return r.body.approvals.find((a) => a.approval_id === id && a.final_reason !== null);
+    });
+    assert.match(expired.final_reason ?? '', /no approval within/);
+    // Too late: an approval after the timeout is refused.
+    const late = await cli(ctx, ['approve', id], alice);
+    assert.is(late.code, 1);
+    assert.match(late.stderr, /409/);
+  } finally {
+    await agent.end();
+  }
+});
+
+approvals.run();
