@@ -82,9 +82,14 @@ const ruleMatch = z.strictObject({
   protocols: z.array(z.enum(['postgres', 'ssh', 'kubernetes'])).optional(),
   sql: z
     .strictObject({
-      /** PostgreSQL parse-node names, e.g. SelectStmt, DropStmt, TruncateStmt. */
-      statements: z.array(z.string().regex(/^[A-Z][A-Za-z]+$/, 'expected a PostgreSQL parse-node name such as DropStmt')).nonempty(),
+      /** PostgreSQL parse-node names, e.g. SelectStmt, DropStmt, TruncateStmt; nested statements count. */
+      statements: z.array(z.string().regex(/^[A-Z][A-Za-z]+$/, 'expected a PostgreSQL parse-node name such as DropStmt')).nonempty().optional(),
+      /** Globs over the tables a statement names (`users`, `public.users`, `audit_*`). */
+      tables: z.array(z.string().min(1)).nonempty().optional(),
+      /** true: only an UPDATE or DELETE with no WHERE clause matches. */
+      without_where: z.literal(true).optional(),
     })
+    .refine((s) => s.statements !== undefined || s.tables !== undefined || s.without_where !== undefined, 'expected at least one of statements, tables, without_where')
     .optional(),
 });
 

