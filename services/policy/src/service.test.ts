@@ -1,0 +1,116 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalBus } from '../../../core/src/bus/local-bus.js';
+import { parseConfig } from '../../../core/src/config.js';
+import { silentLogger } from '../../../core/src/log.js';
+import { initSqlParser } from '../../../core/src/sql/analyze.js';
+import { nowMicros, type AgateEvent, type ApprovalDecision, type ApprovalRequested, type Command, type Verdict } from '../../../schemas/src/events.js';
+import { SAMPLES } from '../../../schemas/src/samples.js';
+import { CompiledPolicy } from './engine.js';
+import { PolicyService } from './service.js';
+
+/*
+ * The approval workflow inside the policy service over a real LocalBus: a hold, then the final
+ * verdict once enough distinct approvers answered, or a deny, or the expiry.
+ */
+const policy = new CompiledPolicy(parseConfig(`
+identity: { dev_issuer: { enabled: true } }
+policy:
+  default: allow
+  rules:
+    - id: two-dbas
+      action: hold
+      match: { sql: { statements: [DropStmt] } }
+      approval: { approvers: { claims: { team: dba } }, required: 2, timeout_s: 0.4 }
+`, 'svc.yaml').policy);
+
+interface Ctx { dir: string; bus: LocalBus; service: PolicyService; seen: AgateEvent[] }
+const svc = suite<Ctx>('PolicyService approvals');
+
+svc.before.each(async (ctx) => {
+  await initSqlParser();
+  ctx.dir = mkdtempSync(join(tmpdir(), 'agate-policy-'));
+  ctx.bus = new LocalBus({ dir: ctx.dir, fsync: false, logger: silentLogger });
+  ctx.service = new PolicyService({ bus: ctx.bus, policy, logger: silentLogger, staleAfterMs: 5000 });
+  await ctx.service.start();
+  ctx.seen = [];
+  await ctx.bus.subscribe({ group: 'watch', types: ['Verdict', 'ApprovalRequested'], handler: async (b) => void ctx.seen.push(...b) });
+});
+
+svc.after.each(async (ctx) => {
+  await ctx.service.stop();
+  await ctx.bus.close();
+  rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+const command = (): Command => ({ ...SAMPLES.Command, event_id: randomUUID(), time: nowMicros(), text: 'DROP TABLE items' });
+
+/** Runs the command as a proxy would; resolves with the holds seen and the final outcome. */
+async function held(ctx: Ctx, c: Command, answer: (request: ApprovalRequested) => Promise<void>) {
+  const holds: Verdict[] = [];
+  const outcome = ctx.bus.requestVerdict(c, 1000, { onHold: (v) => void holds.push(v) });
+  const request = await until(() => ctx.seen.find((e): e is ApprovalRequested => e.type === 'ApprovalRequested' && e.command_id === c.event_id));
+  await answer(request);
+  return { holds, outcome: await outcome, request };
+}
+
+async function until<T>(probe: () => T | undefined): Promise<T> {
+  for (let i = 0; i < 200; i++) {
+    const v = probe();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error('timed out');
+}
+
+const decision = (request: ApprovalRequested, subject: string, choice: 'approve' | 'deny' = 'approve', claims: Record<string, string> = { team: 'dba' }): ApprovalDecision => ({
+  type: 'ApprovalDecision', event_id: randomUUID(), time: nowMicros(), session_id: request.session_id, approval_id: request.approval_id,
+  command_id: request.command_id, decision: choice, approver_issuer: 'https://idp.example.com', approver_subject: subject, approver_claims: claims,
+  comment: null, refused_reason: null,
+});
+
+svc('two distinct approvers release the command; the same approver twice counts once', async (ctx) => {
+  const c = command();
+  const { holds, outcome, request } = await held(ctx, c, async (r) => {
+    await ctx.bus.publish(decision(r, 'alice'));
+    await ctx.bus.publish(decision(r, 'alice'));
+    await ctx.bus.publish(decision(r, 'mallory', 'approve', { team: 'web' })); // lacks the claim: ignored
+    await new Promise((res) => setTimeout(res, 50));
+    await ctx.bus.publish(decision(r, 'bob'));
+  });
+  assert.is(holds.length, 1);
+  assert.is(holds[0]!.approval_id, request.approval_id);
+  assert.is(request.required, 2);
+  assert.is(outcome.kind, 'verdict');
+  const v = (outcome as { verdict: Verdict }).verdict;
+  assert.equal([v.decision, v.rule_id, v.approval_id], ['allow', 'two-dbas', request.approval_id]);
+  assert.match(v.reason, /approved by alice, bob/);
+});
+
+svc('one deny refuses at once', async (ctx) => {
+  const { outcome } = await held(ctx, command(), (r) => ctx.bus.publish(decision(r, 'carol', 'deny')));
+  const v = (outcome as { verdict: Verdict }).verdict;
+  assert.equal([v.decision, v.reason], ['deny', 'denied by approver carol']);
+});
+
+svc('self-approval by the requester is ignored, and the approval expires', async (ctx) => {
+  const { outcome } = await held(ctx, command(), async (r) => {
+    const self = { ...decision(r, r.requester_subject), approver_issuer: r.requester_issuer };
+    await ctx.bus.publish(self);
+  });
+  const v = (outcome as { verdict: Verdict }).verdict;
+  assert.is(v.decision, 'deny');
+  assert.match(v.reason, /no approval within 0 s \(0 of 2\)/);
+});
+
+svc('without onHold a hold verdict is final (older proxies refuse it)', async (ctx) => {
+  const outcome = await ctx.bus.requestVerdict(command(), 1000);
+  assert.is((outcome as { verdict: Verdict }).verdict.decision, 'hold');
+  await new Promise((r) => setTimeout(r, 450)); // let the expiry run before the service stops
+});
+
+svc.run();
