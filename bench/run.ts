@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   query: () => import('./query.js'),
   ledger: () => import('./ledger.js'),
   pg: () => import('./pg.js'),
+  policy: () => import('./policy.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);

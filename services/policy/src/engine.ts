@@ -27,8 +27,10 @@ export const UNPARSEABLE_RULE = 'agate.unparseable';
 
 interface CompiledRule {
   config: RuleConfig;
-  /** `sql` is undefined for commands that are not SQL. */
-  matches(command: Command, sql: SqlFacts | undefined): boolean;
+  /** The conditions on the SQL statement alone (kinds, tables, WHERE); true for a rule without any. */
+  statementMatches(sql: SqlFacts): boolean;
+  /** The conditions on who runs it where: protocol, target, claims. */
+  identityMatches(command: Command): boolean;
 }
 
 /**
@@ -39,6 +41,13 @@ interface CompiledRule {
 export class CompiledPolicy {
   readonly revision: string;
   readonly #rules: CompiledRule[];
+  /** Per protocol, the rules without SQL conditions (only those can match a non-SQL command). */
+  readonly #byProtocol = new Map<string, CompiledRule[]>();
+  /**
+   * Per parsed statement, the rules whose SQL conditions it meets: worked out once per distinct
+   * text (facts objects come from the parse cache), so a decision only checks identity conditions.
+   */
+  readonly #candidates = new WeakMap<SqlFacts, CompiledRule[]>();
   readonly #default: 'allow' | 'deny';
   readonly #auditMaskSet: string;
   /** Parsed once per distinct text: a prepared statement executed 10,000 times is parsed once. */
@@ -69,9 +78,27 @@ export class CompiledPolicy {
     return strictest!;
   }
 
+  #sqlRules(facts: SqlFacts): CompiledRule[] {
+    let rules = this.#candidates.get(facts);
+    if (rules === undefined) {
+      rules = this.#rules.filter((r) => ruleProtocolOk(r, 'postgres') && r.statementMatches(facts));
+      this.#candidates.set(facts, rules);
+    }
+    return rules;
+  }
+
+  #nonSqlRules(protocol: string): CompiledRule[] {
+    let rules = this.#byProtocol.get(protocol);
+    if (rules === undefined) {
+      rules = this.#rules.filter((r) => r.config.match.sql === undefined && ruleProtocolOk(r, protocol));
+      this.#byProtocol.set(protocol, rules);
+    }
+    return rules;
+  }
+
   #decide(command: Command, facts: SqlFacts | undefined): PolicyDecision {
-    for (const rule of this.#rules) {
-      if (!rule.matches(command, facts)) continue;
+    for (const rule of facts === undefined ? this.#nonSqlRules(command.protocol) : this.#sqlRules(facts)) {
+      if (!rule.identityMatches(command)) continue;
       const { id, action, message, mask_client } = rule.config;
       const reason = message ?? `${action === 'allow' ? 'allowed' : action === 'hold' ? 'held for approval' : 'denied'} by rule ${id}`;
       if (action === 'hold') return { decision: 'hold', rule_id: id, reason, mask_set: null, approval: rule.config.approval ?? DEFAULT_APPROVAL };
@@ -89,6 +116,11 @@ export class CompiledPolicy {
  * listed (every nested statement kind, every table), so a permitted SELECT cannot carry a DELETE
  * in a CTE; a `deny` or `hold` rule matches when anything listed appears.
  */
+function ruleProtocolOk(rule: CompiledRule, protocol: string): boolean {
+  const p = rule.config.match.protocols;
+  return p === undefined || (p as readonly string[]).includes(protocol);
+}
+
 function compileRule(config: RuleConfig): CompiledRule {
   const { claims, targets, protocols, sql } = config.match;
   const claimTests = Object.entries(claims ?? {}).map(([name, globs]) => ({ name, test: anyGlob(globs) }));
@@ -101,8 +133,9 @@ function compileRule(config: RuleConfig): CompiledRule {
     return false;
   };
   const every = <T>(items: Iterable<T>, test: (v: T) => boolean): boolean => !some(items, (v) => !test(v));
+  // Cheapest first: statement kinds are set lookups, globs come after.
+  const kindsMatch = (f: SqlFacts): boolean => kinds === undefined || (permissive ? every(f.kinds, (k) => kinds.has(k)) : some(f.kinds, (k) => kinds.has(k)));
   const sqlMatches = (f: SqlFacts): boolean => {
-    if (kinds !== undefined && !(permissive ? every(f.kinds, (k) => kinds.has(k)) : some(f.kinds, (k) => kinds.has(k)))) return false;
     if (tableTest !== undefined) {
       const named = (t: SqlFacts['tables'][number]) => tableTest(t.name) || (t.qualified !== undefined && tableTest(t.qualified));
       if (f.tables.length === 0 || !(permissive ? every(f.tables, named) : some(f.tables, named))) return false;
@@ -112,14 +145,14 @@ function compileRule(config: RuleConfig): CompiledRule {
   };
   return {
     config,
-    matches(command, facts) {
+    statementMatches: (facts) => sql === undefined || (kindsMatch(facts) && sqlMatches(facts)),
+    identityMatches(command) {
       if (protocols !== undefined && !protocols.includes(command.protocol)) return false;
       if (targetTest !== undefined && !targetTest(command.target)) return false;
       for (const c of claimTests) {
         const value = claimValue(command, c.name);
         if (value === undefined || !c.test(value)) return false;
       }
-      if (sql !== undefined && (facts === undefined || !sqlMatches(facts))) return false;
       return true;
     },
   };
