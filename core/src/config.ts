@@ -91,6 +91,14 @@ const ruleMatch = z.strictObject({
     })
     .refine((s) => s.statements !== undefined || s.tables !== undefined || s.without_where !== undefined, 'expected at least one of statements, tables, without_where')
     .optional(),
+  /** Kubernetes API requests: RBAC verbs, resource globs (`pods/exec`, `secrets`), namespace globs. */
+  kubernetes: z
+    .strictObject({
+      verbs: z.array(z.enum(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection', '*'])).nonempty().optional(),
+      resources: z.array(z.string().min(1)).nonempty().optional(),
+      namespaces: z.array(z.string()).nonempty().optional(),
+    })
+    .optional(),
 });
 
 /** With `action: hold`: who may release the command, how many of them, and for how long. */

@@ -4,6 +4,7 @@ import { SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
 import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
 import { sqlFacts, type SqlFacts } from './sql-facts.js';
+import { k8sRequest } from './k8s-request.js';
 
 export interface PolicyDecision {
   /** `mask`: allowed, with the results the client receives masked by `mask_set`; `hold`: needs approval. */
@@ -143,11 +144,23 @@ function compileRule(config: RuleConfig): CompiledRule {
     if (sql?.without_where === true && !f.unboundedWrite) return false;
     return true;
   };
+  const k8s = config.match.kubernetes;
+  const verbTest = k8s?.verbs === undefined || k8s.verbs.includes('*') ? undefined : new Set<string>(k8s.verbs);
+  const resourceTest = k8s?.resources === undefined ? undefined : anyGlob(k8s.resources.map((r) => r.toLowerCase()));
+  const namespaceTest = k8s?.namespaces === undefined ? undefined : anyGlob(k8s.namespaces);
+  const k8sMatches = (command: Command): boolean => {
+    const r = k8sRequest(command);
+    if (r === undefined) return false; // a Kubernetes rule never matches what it cannot read
+    if (verbTest !== undefined && !verbTest.has(r.verb)) return false;
+    if (resourceTest !== undefined && !resourceTest(r.resource)) return false;
+    return namespaceTest === undefined || namespaceTest(r.namespace);
+  };
   return {
     config,
-    statementMatches: (facts) => sql === undefined || (kindsMatch(facts) && sqlMatches(facts)),
+    statementMatches: (facts) => k8s === undefined && (sql === undefined || (kindsMatch(facts) && sqlMatches(facts))),
     identityMatches(command) {
       if (protocols !== undefined && !protocols.includes(command.protocol)) return false;
+      if (k8s !== undefined && (command.protocol !== 'kubernetes' || !k8sMatches(command))) return false;
       if (targetTest !== undefined && !targetTest(command.target)) return false;
       for (const c of claimTests) {
         const value = claimValue(command, c.name);

@@ -4,7 +4,7 @@ import { parseConfig } from '../../../core/src/config.js';
 import { initSqlParser } from '../../../core/src/sql/analyze.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import type { Command, Protocol } from '../../../schemas/src/events.js';
-import { CompiledPolicy, UNPARSEABLE_RULE } from './engine.js';
+import { CompiledPolicy, DEFAULT_APPROVAL, UNPARSEABLE_RULE } from './engine.js';
 
 /*
  * One realistic policy and a table of commands, each with the verdict and the rule expected to
@@ -19,6 +19,15 @@ policy:
     - id: ssh-prod
       action: deny
       match: { protocols: [ssh], targets: ["prod-*"] }
+    - id: k8s-exec
+      action: hold
+      match: { kubernetes: { verbs: [create, get], resources: ["pods/exec", "pods/attach"] } }
+    - id: k8s-secrets
+      action: deny
+      match: { kubernetes: { resources: [secrets], verbs: [get, list, watch] } }
+    - id: k8s-kube-system-writes
+      action: deny
+      match: { kubernetes: { verbs: [create, update, patch, delete, deletecollection], namespaces: ["kube-*"] } }
     - id: privileges
       action: deny
       match: { sql: { statements: [GrantStmt, GrantRoleStmt, CreateRoleStmt, AlterRoleStmt, DropRoleStmt, AlterDefaultPrivilegesStmt, ReassignOwnedStmt] } }
@@ -54,6 +63,8 @@ const policy = new CompiledPolicy(parseConfig(POLICY, 'table.yaml').policy, 'def
 
 interface Case {
   text: string;
+  /** Kubernetes request attributes (verb, resource, subresource, namespace, name, api_group). */
+  attributes?: Record<string, string>;
   decision: 'allow' | 'deny' | 'hold' | 'mask';
   rule: string | null;
   claims?: Record<string, string>;
@@ -159,6 +170,17 @@ const CASES: Case[] = [
   { text: 'rm -rf /var/lib/postgresql', decision: 'deny', rule: 'ssh-prod', protocol: 'ssh', target: 'prod-db1' },
   { text: 'uptime', decision: 'allow', rule: null, protocol: 'ssh', target: 'staging-db1' },
   { text: 'cat /etc/shadow', decision: 'deny', rule: 'readers-nothing-else', protocol: 'ssh', target: 'staging-db1', claims: reader },
+  // Kubernetes requests, matched on verb, resource and namespace from the request descriptor
+  { text: 'GET /api/v1/namespaces/app/pods/web-1/exec', attributes: { verb: 'create', resource: 'pods', subresource: 'exec', namespace: 'app' }, decision: 'hold', rule: 'k8s-exec', protocol: 'kubernetes' },
+  { text: 'kubectl attach', attributes: { verb: 'CREATE', resource: 'Pods', subresource: 'attach', namespace: 'app' }, decision: 'hold', rule: 'k8s-exec', protocol: 'kubernetes' },
+  { text: 'kubectl get secret db -o yaml', attributes: { verb: 'get', resource: 'secrets', namespace: 'app', name: 'db' }, decision: 'deny', rule: 'k8s-secrets', protocol: 'kubernetes' },
+  { text: 'kubectl get secrets -A', attributes: { verb: 'list', resource: 'secrets', namespace: '' }, decision: 'deny', rule: 'k8s-secrets', protocol: 'kubernetes' },
+  { text: 'kubectl delete secret db', attributes: { verb: 'delete', resource: 'secrets', namespace: 'app' }, decision: 'allow', rule: null, protocol: 'kubernetes' },
+  { text: 'kubectl delete pod coredns-1 -n kube-system', attributes: { verb: 'delete', resource: 'pods', namespace: 'kube-system' }, decision: 'deny', rule: 'k8s-kube-system-writes', protocol: 'kubernetes' },
+  { text: 'kubectl get pods -n kube-system', attributes: { verb: 'get', resource: 'pods', namespace: 'kube-system' }, decision: 'allow', rule: null, protocol: 'kubernetes' },
+  { text: 'kubectl logs web-1', attributes: { verb: 'get', resource: 'pods', subresource: 'log', namespace: 'app' }, decision: 'allow', rule: null, protocol: 'kubernetes' },
+  { text: 'a request with no descriptor', decision: 'allow', rule: null, protocol: 'kubernetes' },
+  { text: 'DELETE FROM pods', decision: 'deny', rule: 'unbounded-write' },
 ];
 
 const table = suite('policy decision table');
@@ -172,13 +194,14 @@ for (const [i, c] of CASES.entries()) {
   const label = `${String(i + 1).padStart(2, '0')} ${c.protocol ?? 'postgres'}${c.target ? `@${c.target}` : ''}${c.claims ? ` ${JSON.stringify(c.claims)}` : ''}: ${JSON.stringify(c.text).slice(0, 70)}`;
   table(label, () => {
     const command: Command = {
-      ...SAMPLES.Command, text: c.text, protocol: c.protocol ?? 'postgres', target: c.target ?? 'app',
+      ...SAMPLES.Command, text: c.text, protocol: c.protocol ?? 'postgres', target: c.target ?? 'app', attributes: c.attributes ?? {},
       identity: { ...SAMPLES.Command.identity, claims: { ...SAMPLES.Command.identity.claims, ...c.claims } },
     };
     const d = policy.evaluate(command);
     assert.equal([d.decision, d.rule_id], [c.decision, c.rule], d.reason);
-    if (c.decision === 'hold') assert.equal(d.approval, { approvers: { claims: { team: 'dba' } }, required: 2, timeout_s: 120, allow_self_approval: false });
+    if (c.rule === 'destructive-needs-approval') assert.equal(d.approval, { approvers: { claims: { team: 'dba' } }, required: 2, timeout_s: 120, allow_self_approval: false });
     if (c.decision === 'mask') assert.is(d.mask_set, 'default');
+    if (c.rule === 'k8s-exec') assert.equal(d.approval, DEFAULT_APPROVAL);
   });
 }
 

@@ -1,0 +1,29 @@
+import type { Command } from '../../../schemas/src/events.js';
+
+/**
+ * What a policy rule can match in one Kubernetes API request, as the Kubernetes proxy records it
+ * in the command's attributes (`verb`, `resource`, `subresource`, `namespace`, `name`, `api_group`).
+ */
+export interface K8sRequest {
+  /** get, list, watch, create, update, patch, delete, deletecollection (RBAC verbs). */
+  verb: string;
+  /** Plural resource, with its subresource when there is one: `pods`, `pods/exec`, `secrets`. */
+  resource: string;
+  /** Empty for cluster-scoped resources. */
+  namespace: string;
+  name: string;
+  /** Empty for the core group. */
+  apiGroup: string;
+}
+
+/** The request a Kubernetes command describes, or undefined when its attributes lack verb or resource. */
+export function k8sRequest(command: Command): K8sRequest | undefined {
+  const a = command.attributes;
+  const verb = a.verb?.toLowerCase();
+  const resource = a.resource?.toLowerCase();
+  if (verb === undefined || verb === '' || resource === undefined || resource === '') return undefined;
+  const sub = a.subresource?.toLowerCase();
+  return {
+    verb, resource: sub ? `${resource}/${sub}` : resource, namespace: a.namespace ?? '', name: a.name ?? '', apiGroup: (a.api_group ?? '').toLowerCase(),
+  };
+}
