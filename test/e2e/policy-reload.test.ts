@@ -1,0 +1,75 @@
+// Hot reload of the policy in a running `agate start`: an edit to the config file's policy applies
+// to the next statement without a restart; an invalid edit is refused with a precise error in the
+// log, and the policy in force stays.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync, writeFileSync } from 'node:fs';
+import pg from 'pg';
+import { startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
+import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
+
+interface Ctx { pg: PostgresServer; oidc: OidcIssuer; agate: AgateProcess }
+const reload = suite<Ctx>('policy hot reload in agate start');
+
+const policy = (action: string) => `policy:
+  default: allow
+  reload_ms: 100
+  rules:
+    - id: comments
+      action: ${action}
+      message: COMMENT ON is ${action}
+      match: { sql: { statements: [CommentStmt] } }
+query:
+`;
+
+reload.before(async (ctx) => {
+  ctx.pg = await startPostgres();
+  ctx.oidc = await startOidcIssuer();
+  const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
+  ctx.agate = await startAgateProcess({ configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, policy('deny')) });
+});
+
+reload.after(async (ctx) => {
+  await ctx.agate?.dispose();
+  await ctx.oidc?.close();
+  await ctx.pg?.stop();
+});
+
+async function outcome(ctx: Ctx): Promise<string> {
+  const c = new pg.Client({ host: '127.0.0.1', port: ctx.agate.pgPort, database: 'appdb', user: 'agent', password: await ctx.oidc.mint(ctx.oidc.githubActionsClaims()) });
+  await c.connect();
+  try {
+    await c.query('CREATE TABLE IF NOT EXISTS noted (id int)');
+    return await c.query("COMMENT ON TABLE noted IS 'hello'").then(() => 'ran', (e: Error) => e.message);
+  } finally {
+    await c.end();
+  }
+}
+
+async function until(what: string, ok: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+reload('an edit applies without a restart; a broken edit is refused and the old policy stays', async (ctx) => {
+  assert.match(await outcome(ctx), /COMMENT ON is deny/);
+  const path = ctx.agate.configPath;
+  const original = readFileSync(path, 'utf8');
+
+  writeFileSync(path, original.replace('action: deny', 'action: allow'));
+  await until('the reload', () => ctx.agate.logs().some((l) => l.msg === 'policy reloaded'));
+  assert.is(await outcome(ctx), 'ran');
+
+  writeFileSync(path, original.replace('action: deny', 'action: maybe'));
+  await until('the refusal', () => ctx.agate.logs().some((l) => l.msg === 'policy reload rejected; the previous policy stays in force'));
+  const refused = ctx.agate.logs().find((l) => l.msg === 'policy reload rejected; the previous policy stays in force')!;
+  assert.match(String(refused.error), /policy\.rules\[0\]\.action: /);
+  assert.ok(ctx.agate.running, 'agate keeps running');
+  assert.is(await outcome(ctx), 'ran', 'the previous (allow) policy stays in force');
+});
+
+reload.run();
