@@ -5,13 +5,15 @@ import { mintDevToken } from '../../core/src/identity/dev-issuer.js';
 export class ApiClient {
   constructor(private readonly baseUrl: string, private readonly token: string) {}
 
-  static async fromConfig(config: AgateConfig, explicitToken: string | undefined, url: string | undefined): Promise<ApiClient> {
+  static async fromConfig(config: AgateConfig, explicitToken: string | undefined, url: string | undefined, role: 'admin' | 'approver' = 'admin'): Promise<ApiClient> {
     let token = explicitToken ?? process.env.AGATE_TOKEN;
     if (token === undefined && config.identity.dev_issuer.enabled) {
       // Local trials only: the dev issuer is on, so the CLI can mint its own short token.
-      // It asks for the admin role so every read command works whatever query.roles says.
+      // It asks for the admin role so every read command works whatever query.roles says
+      // (the approver role for approve/deny, which admins do not hold).
       const roles = config.query.roles;
-      const claims = roles.admin.length > 0 && !roles.admin[0]!.includes('*') ? { [roles.claim]: roles.admin[0] } : {};
+      const globs = roles[role];
+      const claims = globs.length > 0 && !globs[0]!.includes('*') ? { [roles.claim]: globs[0] } : {};
       token = await mintDevToken(config.data_dir, { subject: 'agate-cli', audience: config.identity.dev_issuer.audience, ttlSeconds: 300, claims });
     }
     if (token === undefined) throw new Error('the query API needs a token: pass --token or set AGATE_TOKEN');

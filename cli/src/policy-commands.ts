@@ -117,7 +117,7 @@ export async function approvalsCommand(config: AgateConfig, v: { token?: string;
 
 /** `agate approve ID` / `agate deny ID`: one approver's answer, recorded whether or not it is accepted. */
 export async function answerCommand(config: AgateConfig, decision: 'approve' | 'deny', id: string, v: { token?: string; url?: string; comment?: string }): Promise<number> {
-  const api = await ApiClient.fromConfig(config, v.token, v.url);
+  const api = await ApiClient.fromConfig(config, v.token, v.url, 'approver');
   await api.post(`/v1/approvals/${encodeURIComponent(id)}/${decision}`, v.comment === undefined ? {} : { comment: v.comment });
   console.log(`${decision === 'approve' ? 'approved' : 'denied'} ${id}`);
   return 0;
