@@ -1,13 +1,15 @@
 // Approvals through the real proxy: a `hold` rule keeps a DROP TABLE waiting while node-postgres
 // sees a notice naming the approval; refused attempts (no approver role, self-approval) change
 // nothing; an approver's `agate approve` releases it; a second held statement times out and is
-// refused; the query API shows every step from the ledger.
+// refused; the query API shows every step from the ledger. psql shows the notice too.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
-import { startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
-import { agateConfig, startAgateProcess, type AgateProcess, type CliResult } from './agate-process.js';
+import { agateConfig, cleanEnv, startAgateProcess, type AgateProcess, type CliResult } from './agate-process.js';
 
 const POLICY = `policy:
   default: allow
@@ -169,6 +171,35 @@ approvals('a held statement nobody approves is refused at its timeout, and recor
     assert.match(late.stderr, /409/);
   } finally {
     await agent.end();
+  }
+});
+
+approvals('psql shows the hold notice and runs the statement once approved via the API', async (ctx) => {
+  const setup = await agentClient(ctx, []);
+  await setup.query('CREATE TABLE psql_doomed (id int)');
+  await setup.end();
+  const env = cleanEnv({
+    PGHOST: '127.0.0.1', PGPORT: String(ctx.agate.pgPort), PGDATABASE: 'appdb', PGUSER: 'agent', PGSSLMODE: 'disable',
+    PGPASSWORD: await ctx.oidc.mint(ctx.oidc.githubActionsClaims()),
+  });
+  const psql = spawn(join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'psql'), ['-X', '-v', 'ON_ERROR_STOP=1', '-c', 'DROP TABLE psql_doomed'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  let stdout = '';
+  psql.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  psql.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  const exited = new Promise<number | null>((resolve) => psql.on('close', resolve));
+  try {
+    await until('the NOTICE in psql', async () => (/NOTICE: {2}Agate is holding this statement for approval/.test(stderr) ? true : undefined));
+    const id = /approval ([0-9a-f-]{36})/.exec(stderr)![1]!;
+    assert.match(stderr, `HINT:  An approver runs: agate approve ${id}`);
+    const alice = await token(ctx, { sub: 'alice', agate_role: 'approver', team: 'dba' });
+    await until('the pending approval', async () => ((await api<{ approvals: ApprovalRow[] }>(ctx, '/v1/approvals?status=pending', alice)).body.approvals.some((a) => a.approval_id === id) ? true : undefined));
+    const r = await api<{ recorded: boolean }>(ctx, `/v1/approvals/${id}/approve`, alice, { method: 'POST', body: JSON.stringify({ comment: 'via the API' }) });
+    assert.is(r.status, 200);
+    assert.is(await exited, 0, stderr);
+    assert.match(stdout, /DROP TABLE/);
+  } finally {
+    psql.kill();
   }
 });
 
