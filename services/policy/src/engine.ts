@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { PolicyConfig, RuleConfig } from '../../../core/src/config.js';
+import { analyzeShell } from '../../../core/src/shell/analyze.js';
 import { SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
 import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
@@ -33,6 +34,8 @@ export class CompiledPolicy {
   readonly #auditMaskSet: string;
   /** Parsed once per distinct text: a prepared statement executed 10,000 times is parsed once. */
   readonly #sql = new SqlAnalysisCache();
+  /** Shell lines are analysed only when a rule looks at programs; otherwise nothing depends on it. */
+  readonly #usesShell: boolean;
 
   /** `auditMaskSet` is the set `mask_client: true` refers to (config `masking.audit`). */
   constructor(config: PolicyConfig, auditMaskSet = 'default') {
@@ -40,6 +43,7 @@ export class CompiledPolicy {
     this.#default = config.default;
     this.#auditMaskSet = auditMaskSet;
     this.#rules = config.rules.map(compileRule);
+    this.#usesShell = config.rules.some((r) => r.match.shell !== undefined);
   }
 
   evaluate(command: Command): PolicyDecision {
@@ -48,6 +52,11 @@ export class CompiledPolicy {
       const analysis = this.#sql.analyze(command.text);
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be parsed: ${analysis.error}`, mask_set: null };
       if (analysis.statements.length > 0) kinds = analysis.statements.map((s) => s.kind);
+    } else if (command.protocol === 'ssh' && this.#usesShell) {
+      // Each simple command's program is decided like a statement: any deny refuses the line.
+      const analysis = analyzeShell(command.text);
+      if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the command line cannot be analysed: ${analysis.error}`, mask_set: null };
+      if (analysis.programs.length > 0) kinds = analysis.programs;
     }
     // Any deny wins; otherwise a mask anywhere masks the whole command's results.
     let first: PolicyDecision | undefined;
@@ -74,10 +83,11 @@ export class CompiledPolicy {
 }
 
 function compileRule(config: RuleConfig): CompiledRule {
-  const { claims, targets, protocols, sql } = config.match;
+  const { claims, targets, protocols, sql, shell } = config.match;
   const claimTests = Object.entries(claims ?? {}).map(([name, globs]) => ({ name, test: anyGlob(globs) }));
   const targetTest = targets === undefined ? undefined : anyGlob(targets);
   const kinds = sql === undefined ? undefined : new Set(sql.statements);
+  const program = shell === undefined ? undefined : anyGlob(shell.commands);
   return {
     config,
     matches(command, kind) {
@@ -87,7 +97,9 @@ function compileRule(config: RuleConfig): CompiledRule {
         const value = claimValue(command, c.name);
         if (value === undefined || !c.test(value)) return false;
       }
-      if (kinds !== undefined && (kind === undefined || !kinds.has(kind))) return false;
+      // `kind` is a statement kind for postgres and a program name for ssh.
+      if (kinds !== undefined && (command.protocol !== 'postgres' || kind === undefined || !kinds.has(kind))) return false;
+      if (program !== undefined && (command.protocol !== 'ssh' || kind === undefined || !program(kind))) return false;
       return true;
     },
   };
