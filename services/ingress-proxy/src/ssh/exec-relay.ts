@@ -58,6 +58,7 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel): Promi
       }
     });
     client.on('end', () => upstream.end());
+    client.resume(); // the session paused it while the verdict was pending
 
     upstream.on('exit', (code: number | null, sig?: string) => {
       if (typeof code === 'number') exitCode = code;

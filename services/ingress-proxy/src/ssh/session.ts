@@ -83,7 +83,7 @@ export class SshSession {
   async #onAuthentication(ctx: AuthContext): Promise<void> {
     if (ctx.method === 'password') return this.#login(ctx, ctx.password);
     if (ctx.method === 'keyboard-interactive') {
-      return ctx.prompt([{ prompt: 'OIDC token: ', echo: false }], 'Agate', 'Log in with your OIDC token', (answers) => void this.#login(ctx, answers[0] ?? ''));
+      return ctx.prompt([{ prompt: 'OIDC token (password): ', echo: false }], 'Agate', 'Log in with your OIDC token', (answers) => void this.#login(ctx, answers[0] ?? ''));
     }
     ctx.reject([...AUTH_METHODS]);
   }
@@ -122,6 +122,7 @@ export class SshSession {
 
   async #refuseLogin(ctx: AuthContext, token: string, code: string, message: string): Promise<void> {
     const claimed = TokenVerifier.peek(token);
+    this.#log.info('login refused', { target: this.#targetName, reason_code: code, message });
     await this.#emitLogged({
       type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
       protocol: 'ssh', target: this.#targetName, client_address: this.#clientAddress, reason_code: code, message,
@@ -145,10 +146,14 @@ export class SshSession {
     session.on('subsystem', (accept, _reject, info) => void this.#refuseChannel(accept, `(subsystem ${info.name})`, { request: 'subsystem', subsystem: info.name }, `the ${info.name} subsystem (file transfer) is not available through Agate yet`));
   }
 
-  async #exec(accept: () => ServerChannel, text: string): Promise<void> {
+  async #exec(accept: () => ServerChannel | undefined, text: string): Promise<void> {
+    // Accepted at once: ssh2 drops a deferred accept when the client's stdin EOF arrives first.
+    // Paused, so no stdin is read (and no window granted) while the verdict is pending.
+    const channel = accept();
+    if (channel === undefined) return;
+    channel.pause();
     const command = this.#command(text, { request: 'exec' });
     const decision = await this.#decide(command);
-    const channel = accept();
     if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
     let upstream: Client;
     try {
@@ -166,14 +171,16 @@ export class SshSession {
   }
 
   /** Shells and subsystems: recorded, then refused before policy is asked (the proxy cannot audit them). */
-  async #refuseChannel(accept: () => ServerChannel, text: string, attributes: Record<string, string>, message: string): Promise<void> {
+  async #refuseChannel(accept: () => ServerChannel | undefined, text: string, attributes: Record<string, string>, message: string): Promise<void> {
+    const channel = accept(); // at once, for the same reason as in #exec
+    if (channel === undefined) return;
     const command = this.#command(text, attributes);
     try {
       await this.#emit(command);
     } catch (err) {
       this.#log.error('cannot record a refused request', { error: describeError(err) });
     }
-    this.#refuse(accept(), command, 'refused', `Agate refused the request: ${message}`);
+    this.#refuse(channel, command, 'refused', `Agate refused the request: ${message}`);
   }
 
   #refuse(channel: ServerChannel, command: Command, status: 'refused' | 'error', message: string, code: string | null = null, exitStatus = REFUSED_EXIT_STATUS): void {
