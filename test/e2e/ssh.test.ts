@@ -217,6 +217,43 @@ test('a target presenting another host key is refused with a clear error, and th
   assert.is(response.error_code, 'UPSTREAM_HOST_KEY_MISMATCH');
 });
 
+test('scp (over sftp) uploads and downloads through the proxy; the transfer is decided and recorded', async (ctx) => {
+  const env = ctx as Env;
+  const dir = mkdtempSync(join(tmpdir(), 'agate-ssh-scp-'));
+  try {
+    const ids = (await run('id', ['-u', env.sshd.user])).stdout.trim();
+    const gid = (await run('id', ['-g', env.sshd.user])).stdout.trim();
+    chownSync(dir, Number(ids), Number(gid));
+    const local = join(env.dir, 'upload.txt');
+    const payload = 'a file that crossed Agate\n'.repeat(2000);
+    writeFileSync(local, payload);
+    const common = [
+      '-e', '/usr/bin/scp', '-P', String(env.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+      '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1',
+    ];
+    const sshEnv = { ...process.env, SSHPASS: await token(env) };
+    const up = await run('sshpass', [...common, local, `box@127.0.0.1:${dir}/copied.txt`], { env: sshEnv, timeoutMs: 20_000 });
+    assert.is(up.code, 0, up.stderr);
+    assert.is(readFileSync(join(dir, 'copied.txt'), 'utf8'), payload);
+    const back = join(env.dir, 'back.txt');
+    const down = await run('sshpass', [...common, `box@127.0.0.1:${dir}/copied.txt`, back], { env: sshEnv, timeoutMs: 20_000 });
+    assert.is(down.code, 0, down.stderr);
+    assert.is(readFileSync(back, 'utf8'), payload);
+    const transfers = await waitFor(env, (events) => {
+      const commands = events.filter((e): e is Command => e.type === 'Command' && e.text === '(subsystem sftp)');
+      const responses = commands.map((c) => events.find((e): e is Response => e.type === 'Response' && e.command_id === c.event_id));
+      return responses.length === 2 && responses.every((r) => r !== undefined) ? (responses as Response[]) : undefined;
+    });
+    for (const r of transfers) assert.is(r.status, 'ok');
+    // The upload sent the payload up; the download brought it back down (plus sftp framing).
+    assert.ok(/^sftp (\d+) bytes up/.test(transfers[0]!.command_tag ?? '') && Number(/(\d+) bytes up/.exec(transfers[0]!.command_tag!)![1]) > payload.length);
+    assert.ok(transfers[1]!.bytes > payload.length);
+    assert.match(transfers[1]!.digest ?? '', /^sha256:[0-9a-f]{64}$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('interactive shells and port forwarding are refused', async (ctx) => {
   const env = ctx as Env;
   const shell = await ssh(env, await token(env), 'box', undefined, ['-T']);

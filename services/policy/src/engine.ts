@@ -52,7 +52,7 @@ export class CompiledPolicy {
       const analysis = this.#sql.analyze(command.text);
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be parsed: ${analysis.error}`, mask_set: null };
       if (analysis.statements.length > 0) kinds = analysis.statements.map((s) => s.kind);
-    } else if (command.protocol === 'ssh' && this.#usesShell) {
+    } else if (command.protocol === 'ssh' && this.#usesShell && (command.attributes.request ?? 'exec') === 'exec') {
       // Each simple command's program is decided like a statement: any deny refuses the line.
       const analysis = analyzeShell(command.text);
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the command line cannot be analysed: ${analysis.error}`, mask_set: null };

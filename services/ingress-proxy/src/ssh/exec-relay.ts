@@ -9,6 +9,8 @@ export interface ExecOutcome {
   signal: string | null;
   /** Bytes of stdout and stderr delivered to the client. */
   bytes: number;
+  /** Bytes the client sent to the target (stdin; for sftp, the requests and uploaded data). */
+  bytesUp: number;
   /** `sha256:<hex>` over stdout and stderr in delivery order; null when nothing came back. */
   digest: string | null;
   /** Set when the client went away before the command finished. */
@@ -16,7 +18,7 @@ export interface ExecOutcome {
 }
 
 /**
- * Pipes one exec channel between the client and the target: stdin up, stdout and stderr down,
+ * Pipes one exec (or subsystem) channel between the client and the target: stdin up, stdout and stderr down,
  * then the exit status. Backpressure follows the consumer: a source is paused while its
  * destination's buffer is full, so ssh2 stops granting window to the side that is ahead.
  */
@@ -24,6 +26,7 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel): Promi
   return new Promise((resolve) => {
     const hash = createHash('sha256');
     let bytes = 0;
+    let bytesUp = 0;
     let pendingWrites = 0;
     let exitCode: number | null = null;
     let signal: string | null = null;
@@ -52,6 +55,7 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel): Promi
     down(upstream.stderr, client.stderr);
 
     client.on('data', (chunk: Buffer) => {
+      bytesUp += chunk.length;
       if (!upstream.write(chunk)) {
         client.pause();
         upstream.once('drain', () => client.resume());
@@ -68,7 +72,7 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel): Promi
     const finish = (clientGone: boolean) => {
       if (finished) return;
       finished = true;
-      resolve({ exitCode, signal, bytes, digest: bytes === 0 ? null : `sha256:${hash.digest('hex')}`, clientGone });
+      resolve({ exitCode, signal, bytes, bytesUp, digest: bytes === 0 ? null : `sha256:${hash.digest('hex')}`, clientGone });
     };
     upstream.on('close', () => {
       // The exit status must follow every byte of output, so wait until ssh2 has sent them.

@@ -143,7 +143,10 @@ export class SshSession {
     session.on('exec', (accept, _reject, info) => void this.#exec(accept, info.command));
     session.on('shell', (accept) => void this.#refuseChannel(accept, '(interactive shell)', { request: 'shell' }, 'interactive shells are not available through Agate; run one command per ssh call'));
     // With no 'sftp' listener, ssh2 hands sftp (and so modern scp) to 'subsystem' too.
-    session.on('subsystem', (accept, _reject, info) => void this.#refuseChannel(accept, `(subsystem ${info.name})`, { request: 'subsystem', subsystem: info.name }, `the ${info.name} subsystem (file transfer) is not available through Agate yet`));
+    session.on('subsystem', (accept, _reject, info) => {
+      if (info.name === 'sftp') return void this.#sftp(accept);
+      void this.#refuseChannel(accept, `(subsystem ${info.name})`, { request: 'subsystem', subsystem: info.name }, `the ${info.name} subsystem is not available through Agate`);
+    });
   }
 
   async #exec(accept: () => ServerChannel | undefined, text: string): Promise<void> {
@@ -167,6 +170,40 @@ export class SshSession {
     upstream.exec(text, (err, stream) => {
       if (err) return void this.#refuse(channel, command, 'error', `the target could not run the command: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
       void relayExec(channel, stream).then((outcome) => this.#emitLogged(this.#response(command, outcome, started)));
+    });
+  }
+
+  /**
+   * sftp (and scp, which speaks sftp): decided once for the channel, then relayed as bytes. The
+   * Response records the bytes each way and a digest of what the target sent back.
+   */
+  async #sftp(accept: () => ServerChannel | undefined): Promise<void> {
+    const channel = accept();
+    if (channel === undefined) return;
+    channel.pause();
+    const command = this.#command('(subsystem sftp)', { request: 'subsystem', subsystem: 'sftp' });
+    const decision = await this.#decide(command);
+    if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
+    let upstream: Client;
+    try {
+      upstream = await this.#upstream!;
+    } catch (err) {
+      const code = err instanceof AgateError ? err.code : ErrorCode.UPSTREAM_UNREACHABLE;
+      return this.#refuse(channel, command, 'error', err instanceof AgateError ? err.message : 'cannot reach the target', code, 255);
+    }
+    const started = nowMicros();
+    upstream.subsys('sftp', (err, stream) => {
+      if (err) return void this.#refuse(channel, command, 'error', `the target refused the sftp subsystem: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
+      void relayExec(channel, stream).then((outcome) => {
+        const response = this.#response(command, outcome, started);
+        // The channel usually closes without an exit status; how much moved is what matters.
+        response.command_tag = `sftp ${outcome.bytesUp} bytes up, ${outcome.bytes} bytes down`;
+        if (outcome.exitCode === null && outcome.signal === null && !outcome.clientGone) {
+          response.status = 'ok';
+          response.error_message = null;
+        }
+        return this.#emitLogged(response);
+      });
     });
   }
 
