@@ -34,6 +34,8 @@ policy:
       match: { protocols: [ssh], shell: { commands: [rm] } }
 `;
 
+const VERDICT_TIMEOUT_MS = 1500;
+
 interface Env {
   sshd: SshServer;
   issuer: OidcIssuer;
@@ -72,7 +74,7 @@ async function setup(into: Partial<Env>): Promise<Env> {
     remoteIssuer({ issuer: into.issuer!.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, subject_claim: 'sub' }),
   ]);
   into.proxy = new SshProxyServer({
-    bus: into.bus, verifier, resolveTarget: (n) => targets.get(n), proxyId: 'e2e-ssh', verdictTimeoutMs: 5000, connectTimeoutMs: 5000,
+    bus: into.bus, verifier, resolveTarget: (n) => targets.get(n), proxyId: 'e2e-ssh', verdictTimeoutMs: VERDICT_TIMEOUT_MS, connectTimeoutMs: 5000,
     logger: process.env.AGATE_TEST_LOG ? createLogger('debug') : silentLogger, audit: new Masker('default', config.masking.sets.default!), hostKey: Buffer.from(ssh2.utils.generateKeyPairSync('ed25519').private),
     maxConnections: 20,
   });
@@ -264,6 +266,20 @@ test('interactive shells and port forwarding are refused', async (ctx) => {
   const forward = await ssh(env, await token(env), 'box', 'echo forwarded', ['-o', 'ExitOnForwardFailure=yes', '-R', '0:127.0.0.1:9']);
   assert.is(forward.code, 255);
   assert.match(forward.stderr, /forwarding failed/i);
+});
+
+// Last: it stops the policy service.
+test('without a verdict a command is refused (fail closed), and the deadline verdict is recorded', async (ctx) => {
+  const env = ctx as Env;
+  await env.policy.stop();
+  const r = await ssh(env, await token(env), 'box', 'echo too late');
+  assert.is(r.code, 126);
+  assert.match(r.stderr, new RegExp(`no verdict within ${VERDICT_TIMEOUT_MS} ms; refused \\(fail closed\\)`));
+  assert.is(r.stdout, '');
+  const { verdict, response } = await trail(env, 'echo too late');
+  assert.is(verdict?.source, 'deadline');
+  assert.is(verdict?.decision, 'deny');
+  assert.is(response.status, 'refused');
 });
 
 test.run();
