@@ -206,6 +206,15 @@ test('a wrong token is refused at login and recorded as AuthenticationFailed', a
   assert.is(failed.protocol, 'ssh');
   assert.is(failed.reason_code, 'AUTH_TOKEN_MALFORMED');
   assert.not.ok(env.events.some((e) => e.type === 'Command' && e.text === 'echo never'));
+  // The plain ssh client (token from SSH_ASKPASS, no sshpass) says why it stopped.
+  const askpass = join(env.dir, 'askpass.sh');
+  writeFileSync(askpass, '#!/bin/sh\necho not-a-token-either\n', { mode: 0o700 });
+  const plain = await run('/usr/bin/ssh', [
+    '-p', String(env.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+    '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', 'box@127.0.0.1', 'echo never',
+  ], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, timeoutMs: 20_000 });
+  assert.is(plain.code, 255);
+  assert.match(plain.stderr, /box@127\.0\.0\.1: Permission denied \(password,keyboard-interactive\)/);
 });
 
 test('a target presenting another host key is refused with a clear error, and the refusal is recorded', async (ctx) => {

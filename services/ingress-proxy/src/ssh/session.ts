@@ -222,7 +222,7 @@ export class SshSession {
 
   #refuse(channel: ServerChannel, command: Command, status: 'refused' | 'error', message: string, code: string | null = null, exitStatus = REFUSED_EXIT_STATUS): void {
     void this.#emitLogged(this.#failure(command, status, code, message));
-    channel.stderr.write(`${message}\r\n`);
+    channel.stderr.write(`${message}\n`);
     channel.exit(exitStatus);
     channel.end();
   }
