@@ -133,6 +133,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
   await initSqlParser();
   const codec = new EventCodec();
   const resolveTarget = roles.includes('proxy') ? targetResolver(config) : undefined;
+  const resolveSshTarget = roles.includes('proxy') && config.proxy.ssh !== undefined ? sshTargetResolver(config) : undefined;
   const verifier = roles.includes('proxy') || roles.includes('query') ? await buildVerifier(config) : undefined;
   const store = roles.includes('ledger') || roles.includes('query') ? await openStore(config) : undefined;
   let bus: Bus | undefined;
@@ -189,7 +190,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const sshConfig = config.proxy.ssh;
       if (sshConfig !== undefined) {
         const ssh = new SshProxyServer({
-          bus: bus!, verifier: verifier!, resolveTarget: sshTargetResolver(config), proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms,
+          bus: bus!, verifier: verifier!, resolveTarget: resolveSshTarget!, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms,
           connectTimeoutMs: 10_000, logger, audit: new Masker(config.masking.audit, config.masking.sets[config.masking.audit]!),
           hostKey: loadOrCreateHostKey(sshConfig.host_key_file), maxConnections: sshConfig.max_connections,
         });
