@@ -26,6 +26,10 @@ export interface SshSessionDeps {
 /** Refusals reach the client as stderr and this exit status (the shell's "cannot execute"). */
 export const REFUSED_EXIT_STATUS = 126;
 const MAX_AUTH_FAILURES = 3;
+/** A client must log in within this time; one that never does would hold a connection slot. */
+const LOGIN_DEADLINE_MS = 30_000;
+/** Session channels open at once per connection; each may hold a pending verdict. */
+const MAX_CHANNELS = 16;
 const AUTH_METHODS = ['password', 'keyboard-interactive'] as const;
 
 type Decision = { kind: 'run' } | { kind: 'refuse'; message: string };
@@ -48,6 +52,8 @@ export class SshSession {
   #targetName = '';
   #upstream: Promise<Client> | undefined;
   #authFailures = 0;
+  #channels = 0;
+  readonly #loginTimer: NodeJS.Timeout;
   #opened = false;
   #closed = false;
   #closeReason = 'client disconnected';
@@ -63,7 +69,16 @@ export class SshSession {
     this.#log = deps.logger.child({ session_id: this.id, component: 'ssh-proxy' });
     this.#clientAddress = `${info.ip}:${info.port}`;
     conn.on('authentication', (ctx) => void this.#onAuthentication(ctx));
-    conn.on('session', (accept) => this.#onSession(accept()));
+    this.#loginTimer = setTimeout(() => this.terminate('no login within the deadline'), LOGIN_DEADLINE_MS);
+    this.#loginTimer.unref();
+    conn.on('ready', () => clearTimeout(this.#loginTimer));
+    conn.on('session', (accept, reject) => {
+      if (this.#channels >= MAX_CHANNELS) return void reject();
+      this.#channels += 1;
+      const session = accept();
+      session.once('close', () => (this.#channels -= 1));
+      this.#onSession(session);
+    });
     // Forwarding would let traffic past the audit: -L, -R and unix-socket forwards are refused.
     conn.on('tcpip', (_accept, reject) => reject());
     conn.on('openssh.streamlocal', (_accept, reject) => reject());
@@ -303,6 +318,7 @@ export class SshSession {
   async #end(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#loginTimer);
     this.#upstream?.then((c) => c.end(), () => undefined);
     if (this.#opened) {
       await this.#emitLogged({
