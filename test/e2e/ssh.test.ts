@@ -158,6 +158,19 @@ test('an allowed command runs on the target; its text, exit status, bytes and di
   await waitFor(env, (events) => events.find((e) => e.type === 'SessionClosed' && e.session_id === command.session_id));
 });
 
+test('keyboard-interactive login: the token answers the prompt', async (ctx) => {
+  const env = ctx as Env;
+  // Only keyboard-interactive is offered; sshpass answers the "OIDC token (password):" prompt.
+  const kbd = await run('sshpass', [
+    '-e', '/usr/bin/ssh', '-o', 'PreferredAuthentications=keyboard-interactive', '-p', String(env.port), '-o', 'StrictHostKeyChecking=no',
+    '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'PubkeyAuthentication=no', 'box@127.0.0.1', 'echo via kbd',
+  ], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 20_000 });
+  assert.is(kbd.code, 0, kbd.stderr);
+  assert.is(kbd.stdout, 'via kbd\n');
+  const { response } = await trail(env, 'echo via kbd');
+  assert.is(response.status, 'ok');
+});
+
 test('stderr and a non-zero exit status come back unchanged and are recorded', async (ctx) => {
   const env = ctx as Env;
   const r = await ssh(env, await token(env), 'box', 'echo oops >&2; exit 3');
