@@ -5,6 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+bash test/harness/install-sshd.sh >/dev/null || { echo "test setup failed: OpenSSH server or sshpass could not be installed"; exit 1; }
 bash test/harness/install-postgres.sh || { echo "test setup failed: PostgreSQL could not be installed"; exit 1; }
 # psycopg 3, the second driver the end-to-end suite drives, goes into a venv in a cache directory.
 bash test/harness/install-psycopg.sh >/dev/null || { echo "test setup failed: psycopg could not be installed"; exit 1; }

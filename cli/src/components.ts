@@ -5,7 +5,8 @@ import { KafkaBus } from '../../core/src/bus/kafka-bus.js';
 import { LOCAL_STREAM, LocalBus } from '../../core/src/bus/local-bus.js';
 import { RegistryWire } from '../../core/src/bus/registry-wire.js';
 import { SingleObjectWire } from '../../core/src/bus/single-object-wire.js';
-import { readSecret, type AgateConfig } from '../../core/src/config.js';
+import { readFileSync } from 'node:fs';
+import { readSecret, type AgateConfig, type PostgresTargetConfig, type SshTargetConfig } from '../../core/src/config.js';
 import { ConfigError } from '../../core/src/errors.js';
 import { anyGlob } from '../../core/src/glob.js';
 import { devTrustedIssuer } from '../../core/src/identity/dev-issuer.js';
@@ -19,6 +20,10 @@ import { EventCodec } from '../../schemas/src/codec.js';
 import type { Identity } from '../../schemas/src/events.js';
 import { pgProxyConfigDeps, targetMaskSet } from '../../services/ingress-proxy/src/pg/config.js';
 import { PgProxyServer } from '../../services/ingress-proxy/src/pg/server.js';
+import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
+import { loadOrCreateHostKey, parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
+import { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
+import type { SshUpstreamTarget } from '../../services/ingress-proxy/src/ssh/upstream.js';
 import type { UpstreamTarget } from '../../services/ingress-proxy/src/pg/upstream.js';
 import { directorySink, webhookSink, type CheckpointSink } from '../../services/ledger/src/checkpoint-sink.js';
 import { loadOrCreateSigner } from '../../services/ledger/src/keys.js';
@@ -44,6 +49,8 @@ export interface Stoppable {
 
 export interface Running {
   postgres?: AddressInfo;
+  /** Present when `proxy.ssh` is configured. */
+  ssh?: AddressInfo;
   api?: AddressInfo;
   ledger?: LedgerService;
   /** Graceful stop, in reverse start order: clients are told, sessions end recorded, the bus drains. */
@@ -92,7 +99,7 @@ export async function openStore(config: AgateConfig): Promise<Store> {
 
 /** Checks every target credential resolves now, so a missing secret fails at start, not at first use. */
 function targetResolver(config: AgateConfig): (name: string) => UpstreamTarget | undefined {
-  const targets = new Map(config.targets.map((t) => [t.name, t]));
+  const targets = new Map(config.targets.filter((t): t is PostgresTargetConfig => t.protocol === 'postgres').map((t) => [t.name, t]));
   for (const t of targets.values()) readSecret(t.upstream.password, `targets.${t.name}.upstream.password`);
   return (name) => {
     const t = targets.get(name);
@@ -102,11 +109,32 @@ function targetResolver(config: AgateConfig): (name: string) => UpstreamTarget |
   };
 }
 
+/** SSH targets by name, with each credential read once at start (a missing key file fails start). */
+function sshTargetResolver(config: AgateConfig): (name: string) => SshUpstreamTarget | undefined {
+  const targets = new Map<string, SshUpstreamTarget>();
+  for (const t of config.targets.filter((t): t is SshTargetConfig => t.protocol === 'ssh')) {
+    const key = `targets.${t.name}.upstream`;
+    const { host, port, user, private_key_file, password, host_key } = t.upstream;
+    const target: SshUpstreamTarget = { name: t.name, host, port, user, hostKey: parsePinnedHostKey(host_key) };
+    if (password !== undefined) target.password = readSecret(password, `${key}.password`);
+    if (private_key_file !== undefined) {
+      try {
+        target.privateKey = readFileSync(private_key_file);
+      } catch (cause) {
+        throw new ConfigError(`${config.source}: ${key}.private_key_file: cannot read ${private_key_file}`, { cause });
+      }
+    }
+    targets.set(t.name, target);
+  }
+  return (name) => targets.get(name);
+}
+
 /** Runs the given roles in this process. */
 export async function startServices(config: AgateConfig, roles: readonly Role[], logger: Logger): Promise<Running> {
   await initSqlParser();
   const codec = new EventCodec();
   const resolveTarget = roles.includes('proxy') ? targetResolver(config) : undefined;
+  const resolveSshTarget = roles.includes('proxy') && config.proxy.ssh !== undefined ? sshTargetResolver(config) : undefined;
   const verifier = roles.includes('proxy') || roles.includes('query') ? await buildVerifier(config) : undefined;
   const store = roles.includes('ledger') || roles.includes('query') ? await openStore(config) : undefined;
   let bus: Bus | undefined;
@@ -169,6 +197,17 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const p = splitHostPort(config.proxy.postgres.listen);
       out.postgres = await proxy.listen(p.host, p.port);
       started.push({ stop: () => proxy.shutdown() });
+      const sshConfig = config.proxy.ssh;
+      if (sshConfig !== undefined) {
+        const ssh = new SshProxyServer({
+          bus: bus!, verifier: verifier!, resolveTarget: resolveSshTarget!, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms,
+          connectTimeoutMs: 10_000, logger, audit: new Masker(config.masking.audit, config.masking.sets[config.masking.audit]!),
+          hostKey: loadOrCreateHostKey(sshConfig.host_key_file), maxConnections: sshConfig.max_connections,
+        });
+        const s = splitHostPort(sshConfig.listen);
+        out.ssh = await ssh.listen(s.host, s.port);
+        started.push({ stop: () => ssh.shutdown() });
+      }
     }
     return out;
   } catch (err) {

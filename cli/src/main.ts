@@ -167,6 +167,7 @@ async function start(config: AgateConfig, roles: readonly Role[]): Promise<numbe
   logger.info(`${name} started`, {
     mode: roles.length === ALL_ROLES.length ? config.bus.kind === 'local' ? 'embedded' : 'all-in-one' : roles[0],
     postgres: running.postgres === undefined ? undefined : `${running.postgres.address}:${running.postgres.port}`,
+    ssh: running.ssh === undefined ? undefined : `${running.ssh.address}:${running.ssh.port}`,
     query_api: running.api === undefined ? undefined : `http://${running.api.address}:${running.api.port}`,
     bus: config.bus.kind,
     store: config.store.kind,

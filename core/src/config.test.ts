@@ -59,8 +59,25 @@ parse('masking: the built-in default set exists; references to sets are checked'
   assert.match(errorOf(minimal + 'policy: { rules: [ { id: r, action: deny, mask_client: true } ] }\n'), /only an allow rule can mask/);
   assert.match(errorOf(minimal + 'masking: { sets: { pii: { detectors: [ssn_us] } } }\n'), /masking\.sets\.pii\.detectors\[0\]/);
   const t = parseConfig(minimal + 'targets: [ { name: a, protocol: postgres, mask_client: true, upstream: { host: h, database: d, user: u, password: { value: p }, tls: { mode: verify-full, ca: ca.pem } } } ]\n', '/etc/agate/agate.yaml');
-  assert.is(t.targets[0]!.upstream.tls.ca, '/etc/agate/ca.pem');
-  assert.is(t.targets[0]!.mask_client, true);
+  const target = t.targets[0]!;
+  assert.ok(target.protocol === 'postgres');
+  assert.is(target.upstream.tls.ca, '/etc/agate/ca.pem');
+  assert.is(target.mask_client, true);
+});
+
+parse('ssh targets: a pinned host key and exactly one credential; the proxy section resolves its key file', () => {
+  const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGKx0ejwYS2OS8c1pN0mVnQbzE8bbx2OvNwAjfrlqhXa';
+  const ssh = (upstream: string) => `${minimal}proxy: { ssh: { host_key_file: keys/host } }\ntargets: [ { name: box, protocol: ssh, upstream: { host: h, user: u, ${upstream} } } ]\n`;
+  const c = parseConfig(ssh(`private_key_file: id_ed25519, host_key: "${key}"`), '/etc/agate/agate.yaml');
+  const target = c.targets[0]!;
+  assert.ok(target.protocol === 'ssh');
+  assert.is(target.upstream.port, 22);
+  assert.is(target.upstream.private_key_file, '/etc/agate/id_ed25519');
+  assert.is(c.proxy.ssh?.host_key_file, '/etc/agate/keys/host');
+  assert.is(c.proxy.ssh?.listen, '127.0.0.1:2222');
+  assert.match(errorOf(ssh(`host_key: "${key}"`)), /exactly one of private_key_file, password/);
+  assert.match(errorOf(ssh('private_key_file: k, host_key: "not a key"')), /upstream\.host_key/);
+  parseConfig(ssh('password: { env: X }, host_key: "SHA256:oBms03scSOMynjeHhfy0maNGBsihsf/vsoasUG3hsL0"'), 'agate.yaml');
 });
 
 parse.run();

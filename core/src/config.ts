@@ -75,6 +75,31 @@ const postgresTarget = z.strictObject({
   mask_client: maskClient.default(false),
 });
 
+/** A host key as in known_hosts (`ssh-ed25519 AAAA…`) or its OpenSSH fingerprint (`SHA256:…`). */
+const pinnedHostKey = z
+  .string()
+  .regex(/^((ssh-[a-z0-9-]+|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}|SHA256:[A-Za-z0-9+/]{43})$/, 'expected a public key such as "ssh-ed25519 AAAA…" or a fingerprint such as "SHA256:…"');
+
+const sshTarget = z.strictObject({
+  name: z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'expected a name of letters, digits, _ . -'),
+  protocol: z.literal('ssh'),
+  upstream: z
+    .strictObject({
+      host: z.string(),
+      port: z.number().int().min(1).max(65535).default(22),
+      user: z.string(),
+      /** Agate's own key for the target (OpenSSH or PEM format, unencrypted). */
+      private_key_file: z.string().optional(),
+      password: secret.optional(),
+      /** The target's host key; a server presenting any other key is refused. */
+      host_key: pinnedHostKey,
+    })
+    .refine((u) => (u.private_key_file === undefined) !== (u.password === undefined), 'expected exactly one of private_key_file, password'),
+  labels: z.record(z.string(), z.string()).default({}),
+});
+
+const target = z.discriminatedUnion('protocol', [postgresTarget, sshTarget]);
+
 const ruleMatch = z.strictObject({
   /** Claim name → glob (`*` any run of characters) or list of globs; all must match. */
   claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])).optional(),
@@ -97,6 +122,13 @@ const ruleMatch = z.strictObject({
       verbs: z.array(z.enum(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection', '*'])).nonempty().optional(),
       resources: z.array(z.string().min(1)).nonempty().optional(),
       namespaces: z.array(z.string()).nonempty().optional(),
+    })
+    .optional(),
+  /** Shell command lines (protocol ssh): matches when a simple command runs one of these programs. */
+  shell: z
+    .strictObject({
+      /** Program names, compared with the basename of each simple command's argv[0] (globs allowed). */
+      commands: z.array(z.string().min(1)).nonempty(),
     })
     .optional(),
 });
@@ -201,10 +233,19 @@ export const configSchema = z.strictObject({
           tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
         })
         .default({ listen: '127.0.0.1:6432', max_message_bytes: 16 << 20, max_connections: 1000, record_rows: 10, record_value_chars: 256 }),
+      /** The SSH proxy; it runs only when this section is present. */
+      ssh: z
+        .strictObject({
+          listen: hostPort.default('127.0.0.1:2222'),
+          /** The proxy's own host key (OpenSSH format); an ed25519 key is generated there on first start. */
+          host_key_file: z.string(),
+          max_connections: z.number().int().min(1).default(100),
+        })
+        .optional(),
       verdict_timeout_ms: duration.default(2000),
     })
     .default({ postgres: { listen: '127.0.0.1:6432', max_message_bytes: 16 << 20, max_connections: 1000, record_rows: 10, record_value_chars: 256 }, verdict_timeout_ms: 2000 }),
-  targets: z.array(postgresTarget).default([]),
+  targets: z.array(target).default([]),
   masking: z
     .strictObject({
       /** Named mask sets; `default` exists unless redefined (see BUILTIN_MASK_SET). */
@@ -257,6 +298,8 @@ export const configSchema = z.strictObject({
 
 export type AgateConfig = z.infer<typeof configSchema> & { source: string };
 export type PostgresTargetConfig = z.infer<typeof postgresTarget>;
+export type SshTargetConfig = z.infer<typeof sshTarget>;
+export type TargetConfig = z.infer<typeof target>;
 export type IssuerConfig = z.infer<typeof issuer>;
 export type PolicyConfig = AgateConfig['policy'];
 export type RuleConfig = z.infer<typeof rule>;
@@ -309,9 +352,11 @@ export function parseConfig(text: string, source: string): AgateConfig {
   cfg.ledger.signing_key = abs(cfg.ledger.signing_key ?? join(cfg.data_dir, 'ledger', 'checkpoint.key'));
   if (cfg.ledger.checkpoint.dir !== undefined) cfg.ledger.checkpoint.dir = abs(cfg.ledger.checkpoint.dir);
   for (const t of cfg.targets) {
-    if (t.upstream.password.file !== undefined) t.upstream.password.file = abs(t.upstream.password.file);
-    if (t.upstream.tls.ca !== undefined) t.upstream.tls.ca = abs(t.upstream.tls.ca);
+    if (t.upstream.password?.file !== undefined) t.upstream.password.file = abs(t.upstream.password.file);
+    if (t.protocol === 'postgres' && t.upstream.tls.ca !== undefined) t.upstream.tls.ca = abs(t.upstream.tls.ca);
+    if (t.protocol === 'ssh' && t.upstream.private_key_file !== undefined) t.upstream.private_key_file = abs(t.upstream.private_key_file);
   }
+  if (cfg.proxy.ssh !== undefined) cfg.proxy.ssh.host_key_file = abs(cfg.proxy.ssh.host_key_file);
   if (cfg.query.export.hec_token?.file !== undefined) cfg.query.export.hec_token.file = abs(cfg.query.export.hec_token.file);
   const names = new Set<string>();
   for (const [i, t] of cfg.targets.entries()) {
@@ -328,7 +373,7 @@ export function parseConfig(text: string, source: string): AgateConfig {
     if (typeof ref === 'string' && cfg.masking.sets[ref] === undefined) throw new ConfigError(`${source}: ${key}: no mask set named "${ref}" in masking.sets`);
   };
   maskRef(cfg.masking.audit, 'masking.audit');
-  for (const [i, t] of cfg.targets.entries()) maskRef(t.mask_client, `targets[${i}].mask_client`);
+  for (const [i, t] of cfg.targets.entries()) if (t.protocol === 'postgres') maskRef(t.mask_client, `targets[${i}].mask_client`);
   for (const [i, r] of cfg.policy.rules.entries()) {
     maskRef(r.mask_client, `policy.rules[${i}].mask_client`);
     if (r.mask_client !== false && r.action !== 'allow') throw new ConfigError(`${source}: policy.rules[${i}].mask_client: only an allow rule can mask results`);

@@ -21,6 +21,8 @@ export interface AgateFixture {
   pid: number;
   host: string;
   port: number;
+  /** The SSH proxy's address, when `ssh` was given. */
+  ssh?: { host: string; port: number };
   /** A fresh token shaped like a GitHub Actions id-token, with `extra` claims added. */
   token(extra?: Record<string, unknown>): Promise<string>;
   /** A connected node-postgres client through Agate to target `appdb`. */
@@ -50,6 +52,8 @@ export interface FixtureOptions {
   upstreamYaml?: string;
   /** Which harness role Agate logs in upstream as (scram-sha-256, md5 or cleartext password). */
   upstreamRole?: PgUserKey;
+  /** Runs the SSH proxy too, with these targets (YAML list items) after `appdb`. */
+  ssh?: { targetsYaml: string };
   /** Node.js flags for the agate process (e.g. --cpu-prof when profiling a benchmark). */
   nodeArgs?: string[];
 }
@@ -80,12 +84,14 @@ proxy:
   postgres:
     listen: 127.0.0.1:0
 ${(options.proxyYaml ?? '').replace(/^/gm, '    ')}
+${options.ssh ? '  ssh: { listen: 127.0.0.1:0, host_key_file: ./ssh_host_key }' : ''}
   verdict_timeout_ms: 5000
 targets:
   - name: appdb
     protocol: postgres
     upstream: { host: 127.0.0.1, port: ${pgServer.port}, database: appdb, user: ${cred.user}, password: { file: ./appdb.password }${options.upstreamYaml ? `, ${options.upstreamYaml}` : ''} }
 ${(options.targetYaml ?? '').replace(/^/gm, '    ')}
+${options.ssh?.targetsYaml ?? ''}
 ${options.policyYaml ?? DEFAULT_POLICY}
 query:
   listen: 127.0.0.1:0
@@ -112,6 +118,7 @@ ${options.extraYaml ?? ''}
         reject(new Error(`agate exited with ${code}:\n${output}`));
       });
     });
+    const sshAddress = /"ssh":"([\d.]+):(\d+)"/.exec(output);
     const token = (extra: Record<string, unknown> = {}) => oidc.mint(oidc.githubActionsClaims(extra));
     const codec = new EventCodec();
     const busLogPath = join(dir, 'data', 'bus', 'events.log');
@@ -134,6 +141,7 @@ ${options.extraYaml ?? ''}
       dir,
       pid: proc.pid!,
       ...address,
+      ...(sshAddress ? { ssh: { host: sshAddress[1]!, port: Number(sshAddress[2]) } } : {}),
       token,
       async client(extra = {}) {
         const c = new pg.Client({ host: address.host, port: address.port, database: 'appdb', user: 'agent', password: await token(extra) });

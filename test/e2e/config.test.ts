@@ -136,6 +136,27 @@ targets:
   assert.not.match(err, 'agate started');
 });
 
+config('ssh targets: a bad pinned host key is named by check; a missing key file stops start before listening', async () => {
+  const [pgPort, sshPort, apiPort] = [await findFreePort(), await findFreePort(), await findFreePort()];
+  const target = (upstream: string) => `${VALID}proxy:
+  postgres: { listen: 127.0.0.1:${pgPort} }
+  ssh: { listen: 127.0.0.1:${sshPort}, host_key_file: ./ssh_host_key }
+query:
+  listen: 127.0.0.1:${apiPort}
+targets:
+  - name: box
+    protocol: ssh
+    upstream: { host: 127.0.0.1, user: ci, ${upstream} }
+`;
+  const badKey = await refused('check', file('ssh-bad-key.yaml', target('private_key_file: ./id, host_key: "ssh-ed25519"')));
+  assert.match(badKey, /ssh-bad-key\.yaml:\d+: targets\[0\]\.upstream\.host_key: expected a public key/);
+  const missing = file('ssh-missing-key.yaml', target('private_key_file: ./no-such-key, host_key: "SHA256:oBms03scSOMynjeHhfy0maNGBsihsf/vsoasUG3hsL0"'));
+  assert.is((await runCli(['check', '--config', missing])).code, 0);
+  const err = await refused('start', missing);
+  assert.match(err, 'targets.box.upstream.private_key_file: cannot read');
+  assert.not.match(err, 'agate started');
+});
+
 config('a command without --config is a usage error (exit 2)', async () => {
   const r = await runCli(['check']);
   assert.is(r.code, 2, show(r));

@@ -96,4 +96,27 @@ evaluate('the same text is parsed once however often it runs', () => {
   assert.is(p.evaluate(cmd('SELECT * FROM items WHERE id = $1')).rule_id, 'ci-reads');
 });
 
+evaluate('ssh: shell rules match the program of each simple command; unreadable lines are refused', () => {
+  const shell = parseConfig(
+    `identity: { dev_issuer: { enabled: true } }
+policy:
+  default: allow
+  rules:
+    - { id: no-rm, action: deny, message: deleting needs a human, match: { shell: { commands: [rm, "curl*"] } } }
+    - { id: no-drop, action: deny, match: { sql: { statements: [DropStmt] } } }
+`,
+    'inline.yaml',
+  );
+  const p = new CompiledPolicy(shell.policy);
+  const ssh = (text: string) => p.evaluate(cmd(text, { protocol: 'ssh' }));
+  assert.equal(ssh('echo ok'), { decision: 'allow', rule_id: null, reason: 'no rule matched; the policy default is allow', mask_set: null });
+  assert.equal(ssh('ls && /bin/rm -rf /tmp/x'), { decision: 'deny', rule_id: 'no-rm', reason: 'deleting needs a human', mask_set: null });
+  assert.is(ssh('sudo curl -s http://x | sh').rule_id, 'no-rm');
+  assert.is(ssh('echo $(rm x)').rule_id, UNPARSEABLE_RULE);
+  // Statement kinds belong to SQL only: a program called DropStmt is not a DROP.
+  assert.is(ssh('DropStmt').decision, 'allow');
+  // And a shell rule never matches a SQL statement.
+  assert.is(p.evaluate(cmd('SELECT 1')).decision, 'allow');
+});
+
 evaluate.run();

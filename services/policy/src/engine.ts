@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ApprovalConfig, PolicyConfig, RuleConfig } from '../../../core/src/config.js';
+import { analyzeShell } from '../../../core/src/shell/analyze.js';
 import { SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
 import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
@@ -32,6 +33,8 @@ interface CompiledRule {
   statementMatches(sql: SqlFacts): boolean;
   /** The conditions on who runs it where: protocol, target, claims. */
   identityMatches(command: Command): boolean;
+  /** The shell condition on one program of an ssh command line; true for a rule without one. */
+  programMatches(program: string | undefined): boolean;
 }
 
 /**
@@ -53,6 +56,8 @@ export class CompiledPolicy {
   readonly #auditMaskSet: string;
   /** Parsed once per distinct text: a prepared statement executed 10,000 times is parsed once. */
   readonly #sql = new SqlAnalysisCache();
+  /** Shell lines are analysed only when a rule looks at programs; otherwise nothing depends on it. */
+  readonly #usesShell: boolean;
 
   /** `auditMaskSet` is the set `mask_client: true` refers to (config `masking.audit`). */
   constructor(config: PolicyConfig, auditMaskSet = 'default') {
@@ -60,6 +65,7 @@ export class CompiledPolicy {
     this.#default = config.default;
     this.#auditMaskSet = auditMaskSet;
     this.#rules = config.rules.map(compileRule);
+    this.#usesShell = config.rules.some((r) => r.match.shell !== undefined);
   }
 
   evaluate(command: Command): PolicyDecision {
@@ -69,12 +75,21 @@ export class CompiledPolicy {
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be parsed: ${analysis.error}`, mask_set: null };
       if (analysis.statements.length > 0) statements = analysis.statements.map(sqlFacts);
     }
+    let programs: (string | undefined)[] = [undefined];
+    if (command.protocol === 'ssh' && this.#usesShell && (command.attributes.request ?? 'exec') === 'exec') {
+      // Each simple command's program is decided like a statement: any deny refuses the line.
+      const analysis = analyzeShell(command.text);
+      if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the command line cannot be analysed: ${analysis.error}`, mask_set: null };
+      if (analysis.programs.length > 0) programs = analysis.programs;
+    }
     // Any deny wins; then any hold holds the whole command; a mask anywhere masks all its results.
     let strictest: PolicyDecision | undefined;
     for (const facts of statements) {
-      const d = this.#decide(command, facts);
-      if (d.decision === 'deny') return d;
-      if (strictest === undefined || SEVERITY[d.decision] > SEVERITY[strictest.decision]) strictest = d;
+      for (const program of programs) {
+        const d = this.#decide(command, facts, program);
+        if (d.decision === 'deny') return d;
+        if (strictest === undefined || SEVERITY[d.decision] > SEVERITY[strictest.decision]) strictest = d;
+      }
     }
     return strictest!;
   }
@@ -97,9 +112,9 @@ export class CompiledPolicy {
     return rules;
   }
 
-  #decide(command: Command, facts: SqlFacts | undefined): PolicyDecision {
+  #decide(command: Command, facts: SqlFacts | undefined, program: string | undefined): PolicyDecision {
     for (const rule of facts === undefined ? this.#nonSqlRules(command.protocol) : this.#sqlRules(facts)) {
-      if (!rule.identityMatches(command)) continue;
+      if (!rule.programMatches(program) || !rule.identityMatches(command)) continue;
       const { id, action, message, mask_client } = rule.config;
       const reason = message ?? `${action === 'allow' ? 'allowed' : action === 'hold' ? 'held for approval' : 'denied'} by rule ${id}`;
       if (action === 'hold') return { decision: 'hold', rule_id: id, reason, mask_set: null, approval: rule.config.approval ?? DEFAULT_APPROVAL };
@@ -123,7 +138,8 @@ function ruleProtocolOk(rule: CompiledRule, protocol: string): boolean {
 }
 
 function compileRule(config: RuleConfig): CompiledRule {
-  const { claims, targets, protocols, sql } = config.match;
+  const { claims, targets, protocols, sql, shell } = config.match;
+  const programTest = shell === undefined ? undefined : anyGlob(shell.commands);
   const claimTests = Object.entries(claims ?? {}).map(([name, globs]) => ({ name, test: anyGlob(globs) }));
   const targetTest = targets === undefined ? undefined : anyGlob(targets);
   const kinds = sql?.statements === undefined ? undefined : new Set(sql.statements);
@@ -157,7 +173,8 @@ function compileRule(config: RuleConfig): CompiledRule {
   };
   return {
     config,
-    statementMatches: (facts) => k8s === undefined && (sql === undefined || (kindsMatch(facts) && sqlMatches(facts))),
+    statementMatches: (facts) => k8s === undefined && shell === undefined && (sql === undefined || (kindsMatch(facts) && sqlMatches(facts))),
+    programMatches: (program) => programTest === undefined || (program !== undefined && programTest(program)),
     identityMatches(command) {
       if (protocols !== undefined && !protocols.includes(command.protocol)) return false;
       if (k8s !== undefined && (command.protocol !== 'kubernetes' || !k8sMatches(command))) return false;

@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import type { Readable, Writable } from 'node:stream';
+import type { ClientChannel, ServerChannel } from 'ssh2';
+
+/** How a relayed command ended, and what reached the client. */
+export interface ExecOutcome {
+  /** Exit status, or null when the command died of a signal or the channel closed without one. */
+  exitCode: number | null;
+  signal: string | null;
+  /** Bytes of stdout and stderr delivered to the client. */
+  bytes: number;
+  /** Bytes the client sent to the target (stdin; for sftp, the requests and uploaded data). */
+  bytesUp: number;
+  /** `sha256:<hex>` over stdout and stderr in delivery order; null when nothing came back. */
+  digest: string | null;
+  /** Set when the client went away before the command finished. */
+  clientGone: boolean;
+}
+
+/**
+ * Pipes one exec (or subsystem) channel between the client and the target: stdin up, stdout and stderr down,
+ * then the exit status. Backpressure follows the consumer: a source is paused while its
+ * destination's buffer is full, so ssh2 stops granting window to the side that is ahead.
+ */
+export function relayExec(client: ServerChannel, upstream: ClientChannel): Promise<ExecOutcome> {
+  return new Promise((resolve) => {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    let bytesUp = 0;
+    let pendingWrites = 0;
+    let exitCode: number | null = null;
+    let signal: string | null = null;
+    let finished = false;
+    let flushed: (() => void) | undefined;
+
+    const tap = (chunk: Buffer) => {
+      hash.update(chunk);
+      bytes += chunk.length;
+    };
+    const written = () => {
+      pendingWrites -= 1;
+      if (pendingWrites === 0) flushed?.();
+    };
+    const down = (from: Readable, to: Writable) => {
+      from.on('data', (chunk: Buffer) => {
+        tap(chunk);
+        pendingWrites += 1;
+        if (!to.write(chunk, written)) {
+          from.pause();
+          to.once('drain', () => from.resume());
+        }
+      });
+    };
+    down(upstream, client);
+    down(upstream.stderr, client.stderr);
+
+    client.on('data', (chunk: Buffer) => {
+      bytesUp += chunk.length;
+      if (!upstream.write(chunk)) {
+        client.pause();
+        upstream.once('drain', () => client.resume());
+      }
+    });
+    client.on('end', () => upstream.end());
+    client.resume(); // the session paused it while the verdict was pending
+
+    upstream.on('exit', (code: number | null, sig?: string) => {
+      if (typeof code === 'number') exitCode = code;
+      else if (sig !== undefined) signal = sig;
+    });
+
+    const finish = (clientGone: boolean) => {
+      if (finished) return;
+      finished = true;
+      resolve({ exitCode, signal, bytes, bytesUp, digest: bytes === 0 ? null : `sha256:${hash.digest('hex')}`, clientGone });
+    };
+    upstream.on('close', () => {
+      // The exit status must follow every byte of output, so wait until ssh2 has sent them.
+      const end = () => {
+        if (signal !== null) client.exit(signal, false, '');
+        else client.exit(exitCode ?? 255);
+        client.end();
+        finish(false);
+      };
+      if (pendingWrites === 0) end();
+      else flushed = end;
+    });
+    client.on('close', () => {
+      if (!finished) upstream.close();
+      finish(true);
+    });
+  });
+}

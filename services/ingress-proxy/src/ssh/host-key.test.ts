@@ -1,0 +1,24 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
+import { fingerprint, hostKeyMatches, parsePinnedHostKey } from './host-key.js';
+
+const pin = suite('ssh/host-key');
+const blob = Buffer.from('0000000b7373682d65643235353139000000200102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20', 'hex');
+
+pin('a whole pinned key matches only the same blob', () => {
+  const p = parsePinnedHostKey(`ssh-ed25519 ${blob.toString('base64')} comment`);
+  assert.ok(hostKeyMatches(p, blob));
+  const other = Buffer.from(blob);
+  other[other.length - 1] = 0;
+  assert.not.ok(hostKeyMatches(p, other));
+});
+
+pin('a pinned fingerprint is compared in the OpenSSH form, padding ignored', () => {
+  const fp = fingerprint(blob);
+  assert.is(fp, 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, ''));
+  assert.ok(hostKeyMatches(parsePinnedHostKey(fp + '='), blob));
+  assert.not.ok(hostKeyMatches(parsePinnedHostKey('SHA256:' + 'A'.repeat(43)), blob));
+});
+
+pin.run();

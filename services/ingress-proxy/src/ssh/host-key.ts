@@ -1,0 +1,34 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import ssh2 from 'ssh2';
+
+/** A target's pinned host key: the whole public key, or only its SHA-256 fingerprint. */
+export type PinnedHostKey = { kind: 'key'; blob: Buffer } | { kind: 'fingerprint'; fingerprint: string };
+
+/** Reads the config form: `ssh-ed25519 AAAA…` (known_hosts style) or `SHA256:…`. */
+export function parsePinnedHostKey(text: string): PinnedHostKey {
+  const trimmed = text.trim();
+  if (trimmed.startsWith('SHA256:')) return { kind: 'fingerprint', fingerprint: trimmed.replace(/=+$/, '') };
+  const [, base64 = ''] = trimmed.split(/\s+/);
+  return { kind: 'key', blob: Buffer.from(base64, 'base64') };
+}
+
+/** OpenSSH's fingerprint form: SHA-256 of the key blob, base64 without padding. */
+export function fingerprint(blob: Buffer): string {
+  return 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '');
+}
+
+export function hostKeyMatches(pin: PinnedHostKey, blob: Buffer): boolean {
+  return pin.kind === 'key' ? pin.blob.equals(blob) : pin.fingerprint === fingerprint(blob);
+}
+
+/** The proxy's own host key; an ed25519 key is created (mode 0600) when the file does not exist. */
+export function loadOrCreateHostKey(file: string): Buffer {
+  if (!existsSync(file)) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });
+  }
+  return readFileSync(file);
+}

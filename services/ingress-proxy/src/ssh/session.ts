@@ -1,0 +1,332 @@
+import { randomUUID } from 'node:crypto';
+import type { AuthContext, Client, ClientInfo, Connection, ServerChannel, Session } from 'ssh2';
+import type { Bus } from '../../../../core/src/bus/bus.js';
+import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
+import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
+import type { Logger } from '../../../../core/src/log.js';
+import { nowMicros, type AgateEvent, type Command, type Identity, type Response } from '../../../../schemas/src/events.js';
+import type { Masker } from '../pg/masking/masker.js';
+import { relayExec, type ExecOutcome } from './exec-relay.js';
+import { connectUpstream, type SshUpstreamTarget } from './upstream.js';
+
+export interface SshSessionDeps {
+  bus: Bus;
+  verifier: TokenVerifier;
+  /** Target name (the SSH user name the client logs in as) → upstream, credential resolved. */
+  resolveTarget: (name: string) => SshUpstreamTarget | undefined;
+  proxyId: string;
+  verdictTimeoutMs: number;
+  /** Deadline for the upstream handshake. */
+  connectTimeoutMs: number;
+  logger: Logger;
+  /** Applied to every command line before it is recorded. */
+  audit: Masker;
+}
+
+/** Refusals reach the client as stderr and this exit status (the shell's "cannot execute"). */
+export const REFUSED_EXIT_STATUS = 126;
+const MAX_AUTH_FAILURES = 3;
+/** A client must log in within this time; one that never does would hold a connection slot. */
+const LOGIN_DEADLINE_MS = 30_000;
+/** Session channels open at once per connection; each may hold a pending verdict. */
+const MAX_CHANNELS = 16;
+const AUTH_METHODS = ['password', 'keyboard-interactive'] as const;
+
+type Decision = { kind: 'run' } | { kind: 'refuse'; message: string };
+
+/**
+ * One client connection through the SSH proxy. The client logs in with its OIDC token as the
+ * password, naming the target as the user name. Each `exec` is recorded as a Command, decided by
+ * policy, and only then run on the target over Agate's own connection; its output and exit
+ * status go back to the client and are recorded as a Response. Interactive shells, subsystems
+ * (sftp), port and agent forwarding are refused.
+ */
+export class SshSession {
+  readonly id = randomUUID();
+  readonly #conn: Connection;
+  readonly #deps: SshSessionDeps;
+  readonly #log: Logger;
+  readonly #clientAddress: string;
+  #identity: Identity | undefined;
+  #target: SshUpstreamTarget | undefined;
+  #targetName = '';
+  #upstream: Promise<Client> | undefined;
+  #authFailures = 0;
+  #channels = 0;
+  readonly #loginTimer: NodeJS.Timeout;
+  #opened = false;
+  #closed = false;
+  #closeReason = 'client disconnected';
+  #sequence = 0;
+  #emitChain: Promise<void> = Promise.resolve();
+  readonly #startedAt = nowMicros();
+  #done!: () => void;
+  readonly finished = new Promise<void>((r) => (this.#done = r));
+
+  constructor(conn: Connection, info: ClientInfo, deps: SshSessionDeps) {
+    this.#conn = conn;
+    this.#deps = deps;
+    this.#log = deps.logger.child({ session_id: this.id, component: 'ssh-proxy' });
+    this.#clientAddress = `${info.ip}:${info.port}`;
+    conn.on('authentication', (ctx) => void this.#onAuthentication(ctx));
+    this.#loginTimer = setTimeout(() => this.terminate('no login within the deadline'), LOGIN_DEADLINE_MS);
+    this.#loginTimer.unref();
+    conn.on('ready', () => clearTimeout(this.#loginTimer));
+    conn.on('session', (accept, reject) => {
+      if (this.#channels >= MAX_CHANNELS) return void reject();
+      this.#channels += 1;
+      const session = accept();
+      session.once('close', () => (this.#channels -= 1));
+      this.#onSession(session);
+    });
+    // Forwarding would let traffic past the audit: -L, -R and unix-socket forwards are refused.
+    conn.on('tcpip', (_accept, reject) => reject());
+    conn.on('openssh.streamlocal', (_accept, reject) => reject());
+    conn.on('request', (_accept, reject) => reject?.());
+    conn.on('error', (err) => this.#log.debug('client connection error', { error: err.message }));
+    conn.on('close', () => void this.#end());
+  }
+
+  /** Ends the session from the proxy's side (shutdown). */
+  terminate(reason: string): void {
+    this.#closeReason = reason;
+    this.#conn.end();
+  }
+
+  // ---- authentication ------------------------------------------------------------------------
+
+  async #onAuthentication(ctx: AuthContext): Promise<void> {
+    if (ctx.method === 'password') return this.#login(ctx, ctx.password);
+    if (ctx.method === 'keyboard-interactive') {
+      return ctx.prompt([{ prompt: 'OIDC token (password): ', echo: false }], 'Agate', 'Log in with your OIDC token', (answers) => void this.#login(ctx, answers[0] ?? ''));
+    }
+    ctx.reject([...AUTH_METHODS]);
+  }
+
+  async #login(ctx: AuthContext, token: string): Promise<void> {
+    this.#targetName = ctx.username;
+    let identity: Identity;
+    try {
+      identity = await this.#deps.verifier.verify(token);
+    } catch (err) {
+      const e = err instanceof AuthenticationError ? err : new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'the token could not be verified', { cause: err });
+      return this.#refuseLogin(ctx, token, e.code, e.message);
+    }
+    const target = this.#deps.resolveTarget(ctx.username);
+    if (target === undefined) return this.#refuseLogin(ctx, token, ErrorCode.TARGET_UNKNOWN, `no ssh target named "${ctx.username}"`);
+    try {
+      await this.#emit({
+        type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
+        protocol: 'ssh', target: target.name, client_address: this.#clientAddress, identity, attributes: { upstream_user: target.user },
+      });
+    } catch (err) {
+      this.#log.error('cannot record session start; refusing the session', { error: describeError(err) });
+      ctx.reject([], false);
+      return void this.#conn.end();
+    }
+    this.#opened = true;
+    this.#identity = identity;
+    this.#target = target;
+    this.#upstream = connectUpstream(target, this.#deps.connectTimeoutMs);
+    this.#upstream.then(
+      (client) => client.on('close', () => this.terminate('the target closed the connection')),
+      (err: unknown) => this.#log.warn('cannot open the upstream connection', { target: target.name, error: describeError(err) }),
+    );
+    ctx.accept();
+  }
+
+  async #refuseLogin(ctx: AuthContext, token: string, code: string, message: string): Promise<void> {
+    const claimed = TokenVerifier.peek(token);
+    this.#log.info('login refused', { target: this.#targetName, reason_code: code, message });
+    await this.#emitLogged({
+      type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
+      protocol: 'ssh', target: this.#targetName, client_address: this.#clientAddress, reason_code: code, message,
+      claimed_issuer: claimed.issuer, claimed_subject: claimed.subject,
+    });
+    this.#authFailures += 1;
+    ctx.reject([...AUTH_METHODS]);
+    if (this.#authFailures >= MAX_AUTH_FAILURES) this.#conn.end();
+  }
+
+  // ---- channel requests ----------------------------------------------------------------------
+
+  #onSession(session: Session): void {
+    session.on('pty', (_accept, reject) => reject?.());
+    session.on('x11', (_accept, reject) => reject?.());
+    session.on('auth-agent', (_accept, reject) => reject?.());
+    session.on('env', (_accept, reject) => reject?.());
+    session.on('exec', (accept, _reject, info) => void this.#exec(accept, info.command));
+    session.on('shell', (accept) => void this.#refuseChannel(accept, '(interactive shell)', { request: 'shell' }, 'interactive shells are not available through Agate; run one command per ssh call'));
+    // With no 'sftp' listener, ssh2 hands sftp (and so modern scp) to 'subsystem' too.
+    session.on('subsystem', (accept, _reject, info) => {
+      if (info.name === 'sftp') return void this.#sftp(accept);
+      void this.#refuseChannel(accept, `(subsystem ${info.name})`, { request: 'subsystem', subsystem: info.name }, `the ${info.name} subsystem is not available through Agate`);
+    });
+  }
+
+  async #exec(accept: () => ServerChannel | undefined, text: string): Promise<void> {
+    // Accepted at once: ssh2 drops a deferred accept when the client's stdin EOF arrives first.
+    // Paused, so no stdin is read (and no window granted) while the verdict is pending.
+    const channel = accept();
+    if (channel === undefined) return;
+    channel.pause();
+    const command = this.#command(text, { request: 'exec' });
+    const decision = await this.#decide(command);
+    if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
+    let upstream: Client;
+    try {
+      upstream = await this.#upstream!;
+    } catch (err) {
+      const code = err instanceof AgateError ? err.code : ErrorCode.UPSTREAM_UNREACHABLE;
+      const message = err instanceof AgateError ? err.message : `cannot reach target "${this.#targetName}"`;
+      return this.#refuse(channel, command, 'error', message, code, 255);
+    }
+    const started = nowMicros();
+    upstream.exec(text, (err, stream) => {
+      if (err) return void this.#refuse(channel, command, 'error', `the target could not run the command: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
+      void relayExec(channel, stream).then((outcome) => this.#emitLogged(this.#response(command, outcome, started)));
+    });
+  }
+
+  /**
+   * sftp (and scp, which speaks sftp): decided once for the channel, then relayed as bytes. The
+   * Response records the bytes each way and a digest of what the target sent back.
+   */
+  async #sftp(accept: () => ServerChannel | undefined): Promise<void> {
+    const channel = accept();
+    if (channel === undefined) return;
+    channel.pause();
+    const command = this.#command('(subsystem sftp)', { request: 'subsystem', subsystem: 'sftp' });
+    const decision = await this.#decide(command);
+    if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
+    let upstream: Client;
+    try {
+      upstream = await this.#upstream!;
+    } catch (err) {
+      const code = err instanceof AgateError ? err.code : ErrorCode.UPSTREAM_UNREACHABLE;
+      return this.#refuse(channel, command, 'error', err instanceof AgateError ? err.message : 'cannot reach the target', code, 255);
+    }
+    const started = nowMicros();
+    upstream.subsys('sftp', (err, stream) => {
+      if (err) return void this.#refuse(channel, command, 'error', `the target refused the sftp subsystem: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
+      void relayExec(channel, stream).then((outcome) => {
+        const response = this.#response(command, outcome, started);
+        // The channel usually closes without an exit status; how much moved is what matters.
+        response.command_tag = `sftp ${outcome.bytesUp} bytes up, ${outcome.bytes} bytes down`;
+        if (outcome.exitCode === null && outcome.signal === null && !outcome.clientGone) {
+          response.status = 'ok';
+          response.error_message = null;
+        }
+        return this.#emitLogged(response);
+      });
+    });
+  }
+
+  /** Shells and subsystems: recorded, then refused before policy is asked (the proxy cannot audit them). */
+  async #refuseChannel(accept: () => ServerChannel | undefined, text: string, attributes: Record<string, string>, message: string): Promise<void> {
+    const channel = accept(); // at once, for the same reason as in #exec
+    if (channel === undefined) return;
+    const command = this.#command(text, attributes);
+    try {
+      await this.#emit(command);
+    } catch (err) {
+      this.#log.error('cannot record a refused request', { error: describeError(err) });
+    }
+    this.#refuse(channel, command, 'refused', `Agate refused the request: ${message}`);
+  }
+
+  #refuse(channel: ServerChannel, command: Command, status: 'refused' | 'error', message: string, code: string | null = null, exitStatus = REFUSED_EXIT_STATUS): void {
+    void this.#emitLogged(this.#failure(command, status, code, message));
+    channel.stderr.write(`${message}\n`);
+    channel.exit(exitStatus);
+    channel.end();
+  }
+
+  // ---- recording and decisions ---------------------------------------------------------------
+
+  #command(text: string, attributes: Record<string, string>): Command {
+    return {
+      type: 'Command', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
+      sequence: ++this.#sequence, protocol: 'ssh', target: this.#targetName, identity: this.#identity!,
+      // Tokens or keys typed on a command line must never reach the bus.
+      text: this.#deps.audit.maskText(text).text, parameters: [], attributes,
+    };
+  }
+
+  /** Publishes the command (write-ahead) and waits for its verdict; fails closed. */
+  async #decide(command: Command): Promise<Decision> {
+    const { bus, verdictTimeoutMs } = this.#deps;
+    let outcome;
+    try {
+      outcome = await bus.requestVerdict(command, verdictTimeoutMs);
+    } catch (err) {
+      this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
+      return { kind: 'refuse', message: 'Agate refused the command: the audit log is unavailable, so it cannot be recorded' };
+    }
+    if (outcome.kind === 'timeout') {
+      const reason = `no verdict within ${verdictTimeoutMs} ms; refused (fail closed)`;
+      void this.#emitLogged({
+        type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
+        decision: 'deny', rule_id: 'agate.verdict-deadline', reason, source: 'deadline', policy_revision: '', mask_set: null, approval_id: null, hold_expires_at: null,
+      });
+      return { kind: 'refuse', message: `Agate refused the command: ${reason}` };
+    }
+    const v = outcome.verdict;
+    if (v.decision === 'allow') return { kind: 'run' };
+    // Shell output cannot be masked reliably, so a masking verdict refuses rather than leaks.
+    if (v.decision === 'mask') return { kind: 'refuse', message: `Agate refused the command: rule "${v.rule_id}" asks for masked output, which the SSH proxy cannot provide` };
+    const rule = v.rule_id === null ? 'the policy default' : `rule "${v.rule_id}"`;
+    return { kind: 'refuse', message: `Agate refused the command by ${rule}: ${v.reason}` };
+  }
+
+  #response(command: Command, outcome: ExecOutcome, started: number): Response {
+    const ok = outcome.exitCode === 0 && !outcome.clientGone;
+    const how = outcome.signal !== null ? `signal ${outcome.signal}` : outcome.exitCode !== null ? `exit-status ${outcome.exitCode}` : null;
+    let message: string | null = null;
+    if (outcome.clientGone) message = 'the client disconnected before the command finished';
+    else if (!ok) message = how === null ? 'the command ended without an exit status' : `the command ended with ${how}`;
+    return {
+      type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
+      status: ok ? 'ok' : 'error', command_tag: how, rows: 0, bytes: outcome.bytes, duration_us: nowMicros() - started,
+      error_code: null, error_message: message, digest: outcome.digest, columns: [], sample: [], masked_values: 0,
+    };
+  }
+
+  #failure(command: Command, status: 'refused' | 'error', code: string | null, message: string): Response {
+    return {
+      type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
+      status, command_tag: null, rows: 0, bytes: 0, duration_us: 0, error_code: code, error_message: message,
+      digest: null, columns: [], sample: [], masked_values: 0,
+    };
+  }
+
+  /** Publishes in session order; resolves when durable. */
+  #emit(event: AgateEvent): Promise<void> {
+    const next = this.#emitChain.then(() => this.#deps.bus.publish(event));
+    this.#emitChain = next.catch(() => undefined);
+    return next;
+  }
+
+  async #emitLogged(event: AgateEvent): Promise<void> {
+    try {
+      await this.#emit(event);
+    } catch (err) {
+      this.#log.error('cannot record an event', { event_type: event.type, event_id: event.event_id, error: describeError(err) });
+    }
+  }
+
+  async #end(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#loginTimer);
+    this.#upstream?.then((c) => c.end(), () => undefined);
+    if (this.#opened) {
+      await this.#emitLogged({
+        type: 'SessionClosed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, reason: this.#closeReason,
+        commands: this.#sequence, duration_us: nowMicros() - this.#startedAt,
+      });
+    }
+    await this.#emitChain;
+    this.#done();
+  }
+}

@@ -1,0 +1,65 @@
+// The SSH proxy as `agate start` wires it from the config file: the real process, the real
+// OpenSSH client and server, events read back from the embedded bus log.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command, Response, Verdict } from '../../schemas/src/events.js';
+import { run } from '../harness/proc.js';
+import { startSshd, type SshServer } from '../harness/sshd.js';
+import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
+
+const test = suite<{ sshd?: SshServer; agate?: AgateFixture }>('e2e/agate start with the SSH proxy');
+
+test.after(async (ctx) => {
+  await ctx.agate?.cleanup();
+  await ctx.sshd?.stop();
+});
+
+test('commands through the configured SSH proxy are decided by the configured policy and recorded', async (ctx) => {
+  const sshd = (ctx.sshd = await startSshd());
+  const agate = (ctx.agate = await startAgate({
+    ssh: {
+      targetsYaml: `  - name: box
+    protocol: ssh
+    upstream: { host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, private_key_file: "${sshd.clientKeyFile}", host_key: "${sshd.hostPublicKey}" }`,
+    },
+    policyYaml: `policy:
+  default: allow
+  rules:
+    - { id: no-curl, action: deny, message: no downloads on build machines, match: { protocols: [ssh], shell: { commands: [curl, wget] } } }
+`,
+  }));
+  assert.ok(agate.ssh, `agate did not report an ssh address:\n${agate.logs()}`);
+  // A compact token: the ssh client cuts passwords at 1023 bytes.
+  const token = await agate.oidc.mint({ sub: 'repo:acme/app:ref:refs/heads/main' }, { alg: 'ES256' });
+  const askpass = join(agate.dir, 'askpass.sh');
+  writeFileSync(askpass, `#!/bin/sh\necho '${token}'\n`, { mode: 0o700 });
+  const ssh = (command: string) => run('/usr/bin/ssh', [
+    '-p', String(agate.ssh!.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+    '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', `box@${agate.ssh!.host}`, command,
+  ], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, timeoutMs: 20_000 });
+
+  const ok = await ssh('uname -s');
+  assert.is(ok.code, 0, ok.stderr);
+  assert.is(ok.stdout, 'Linux\n');
+  const denied = await ssh('curl -s http://127.0.0.1:1/ | sh');
+  assert.is(denied.code, 126);
+  assert.match(denied.stderr, /rule "no-curl": no downloads on build machines/);
+
+  const events = await waitForEvents(agate, (evs) => evs.filter((e) => e.type === 'Response').length >= 2);
+  const commands = events.filter((e): e is Command => e.type === 'Command' && e.protocol === 'ssh');
+  assert.equal(commands.map((c) => c.text), ['uname -s', 'curl -s http://127.0.0.1:1/ | sh']);
+  const verdictOf = (c: Command) => events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === c.event_id);
+  const responseOf = (c: Command) => events.find((e): e is Response => e.type === 'Response' && e.command_id === c.event_id);
+  assert.is(verdictOf(commands[0]!)?.decision, 'allow');
+  assert.is(responseOf(commands[0]!)?.command_tag, 'exit-status 0');
+  assert.is(responseOf(commands[0]!)?.bytes, 6);
+  assert.is(verdictOf(commands[1]!)?.rule_id, 'no-curl');
+  assert.is(responseOf(commands[1]!)?.status, 'refused');
+  // The token is a credential: it must not be in the audit log or Agate's output.
+  assert.not.ok(agate.busLog().includes(Buffer.from(token)));
+  assert.not.ok(agate.logs().includes(token));
+});
+
+test.run();

@@ -1,0 +1,307 @@
+// The SSH proxy end to end, in process: the real OpenSSH client (through sshpass, the OIDC token
+// as its password) talks to Agate's SSH proxy, which runs commands on a real OpenSSH server. The
+// policy service decides on a LocalBus; every test reads what was recorded from that bus.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ssh2 from 'ssh2';
+import { parseConfig } from '../../core/src/config.js';
+import { LocalBus } from '../../core/src/bus/local-bus.js';
+import type { Subscription } from '../../core/src/bus/bus.js';
+import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
+import { createLogger, silentLogger } from '../../core/src/log.js';
+import type { AgateEvent, AuthenticationFailed, Command, Response, SessionOpened, Verdict } from '../../schemas/src/events.js';
+import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
+import { parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
+import { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
+import type { SshUpstreamTarget } from '../../services/ingress-proxy/src/ssh/upstream.js';
+import { CompiledPolicy } from '../../services/policy/src/engine.js';
+import { PolicyService } from '../../services/policy/src/service.js';
+import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
+import { run, type RunResult } from '../harness/proc.js';
+import { startSshd, type SshServer } from '../harness/sshd.js';
+
+const POLICY = `identity: { dev_issuer: { enabled: true } }
+policy:
+  default: allow
+  rules:
+    - id: no-rm
+      action: deny
+      message: deleting files needs a human
+      match: { protocols: [ssh], shell: { commands: [rm] } }
+`;
+
+const VERDICT_TIMEOUT_MS = 1500;
+
+interface Env {
+  sshd: SshServer;
+  issuer: OidcIssuer;
+  dir: string;
+  bus: LocalBus;
+  policy: PolicyService;
+  proxy: SshProxyServer;
+  port: number;
+  subscription: Subscription;
+  events: AgateEvent[];
+}
+
+async function setup(into: Partial<Env>): Promise<Env> {
+  into.events = [];
+  into.dir = mkdtempSync(join(tmpdir(), 'agate-ssh-e2e-'));
+  const [sshdResult, issuerResult] = await Promise.allSettled([startSshd(), startOidcIssuer({ audience: 'agate' })]);
+  if (sshdResult.status === 'fulfilled') into.sshd = sshdResult.value;
+  if (issuerResult.status === 'fulfilled') into.issuer = issuerResult.value;
+  for (const r of [sshdResult, issuerResult]) if (r.status === 'rejected') throw r.reason;
+  const sshd = into.sshd!;
+  into.bus = new LocalBus({ dir: join(into.dir, 'bus'), fsync: false, logger: silentLogger });
+  const config = parseConfig(POLICY, 'ssh-e2e.yaml');
+  into.policy = new PolicyService({ bus: into.bus, policy: new CompiledPolicy(config.policy), logger: silentLogger, staleAfterMs: 5000 });
+  await into.policy.start();
+  into.subscription = await into.bus.subscribe({
+    group: 'ssh-e2e', types: ['SessionOpened', 'AuthenticationFailed', 'Command', 'Verdict', 'Response', 'SessionClosed'],
+    handler: async (batch) => void into.events!.push(...batch),
+  });
+  const upstream = (name: string, hostKey: string): SshUpstreamTarget => ({
+    name, host: sshd.host, port: sshd.port, user: sshd.user, privateKey: readFileSync(sshd.clientKeyFile), hostKey: parsePinnedHostKey(hostKey),
+  });
+  // `imposter` pins a key the server does not have: every connection to it must be refused.
+  const otherKey = ssh2.utils.generateKeyPairSync('ed25519').public.split(' ').slice(0, 2).join(' ');
+  const targets = new Map([['box', upstream('box', sshd.hostPublicKey)], ['imposter', upstream('imposter', otherKey)]]);
+  const verifier = new TokenVerifier([
+    remoteIssuer({ issuer: into.issuer!.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, subject_claim: 'sub' }),
+  ]);
+  into.proxy = new SshProxyServer({
+    bus: into.bus, verifier, resolveTarget: (n) => targets.get(n), proxyId: 'e2e-ssh', verdictTimeoutMs: VERDICT_TIMEOUT_MS, connectTimeoutMs: 5000,
+    logger: process.env.AGATE_TEST_LOG ? createLogger('debug') : silentLogger, audit: new Masker('default', config.masking.sets.default!), hostKey: Buffer.from(ssh2.utils.generateKeyPairSync('ed25519').private),
+    maxConnections: 20,
+  });
+  into.port = (await into.proxy.listen('127.0.0.1', 0)).port;
+  return into as Env;
+}
+
+async function teardown(env: Partial<Env>): Promise<void> {
+  await env.proxy?.shutdown().catch(() => undefined);
+  await env.subscription?.close().catch(() => undefined);
+  await env.policy?.stop().catch(() => undefined);
+  await env.bus?.close().catch(() => undefined);
+  await env.issuer?.close().catch(() => undefined);
+  await env.sshd?.stop().catch(() => undefined);
+  if (env.dir) rmSync(env.dir, { recursive: true, force: true });
+}
+
+/** The real ssh client through the proxy; the token travels in SSHPASS, never on a command line. */
+async function ssh(env: Env, token: string, target: string, command: string | undefined, extra: string[] = []): Promise<RunResult> {
+  const args = [
+    '-e', '/usr/bin/ssh', '-p', String(env.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+    '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1',
+    ...(process.env.AGATE_TEST_LOG ? ['-v'] : []), ...extra, `${target}@127.0.0.1`, ...(command === undefined ? [] : [command]),
+  ];
+  const r = await run('sshpass', args, { env: { ...process.env, SSHPASS: token }, timeoutMs: process.env.AGATE_TEST_LOG ? 5000 : 20_000 });
+  if (process.env.AGATE_TEST_LOG) console.error('ssh', target, command, '->', r);
+  return r;
+}
+
+/**
+ * OpenSSH reads a password into a 1024-byte buffer, so a token longer than 1023 characters is cut
+ * (a full GitHub Actions id-token is longer). The tests mint a compact ES256 token.
+ */
+async function token(env: Env, sub = 'repo:acme/app:ref:refs/heads/main'): Promise<string> {
+  const t = await env.issuer.mint({ sub, repository: 'acme/app' }, { alg: 'ES256' });
+  assert.ok(t.length < 1024, `token of ${t.length} characters would be cut by the ssh client`);
+  return t;
+}
+
+async function waitFor<T>(env: Env, find: (events: AgateEvent[]) => T | undefined): Promise<T> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const found = find(env.events);
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) assert.unreachable(`expected events were not recorded; recorded: ${JSON.stringify(env.events.map((e) => e.type))}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** The Command with this text, its verdict and its response, once all three are recorded. */
+function trail(env: Env, text: string) {
+  return waitFor(env, (events) => {
+    const command = events.find((e): e is Command => e.type === 'Command' && e.text === text);
+    if (command === undefined) return undefined;
+    const verdict = events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === command.event_id);
+    const response = events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
+    return response === undefined ? undefined : { command, verdict, response };
+  });
+}
+
+const test = suite<Partial<Env>>('e2e/ssh proxy');
+test.before(async (ctx) => void (await setup(ctx)));
+test.after(async (ctx) => teardown(ctx));
+
+test('an allowed command runs on the target; its text, exit status, bytes and digest are recorded', async (ctx) => {
+  const env = ctx as Env;
+  const r = await ssh(env, await token(env), 'box', 'echo ok; whoami');
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, `ok\n${env.sshd.user}\n`);
+  const { command, verdict, response } = await trail(env, 'echo ok; whoami');
+  assert.is(command.protocol, 'ssh');
+  assert.is(command.target, 'box');
+  assert.is(command.identity.subject, 'repo:acme/app:ref:refs/heads/main');
+  assert.is(verdict?.decision, 'allow');
+  assert.is(response.status, 'ok');
+  assert.is(response.command_tag, 'exit-status 0');
+  assert.is(response.bytes, Buffer.byteLength(r.stdout));
+  assert.is(response.digest, 'sha256:' + createHash('sha256').update(r.stdout).digest('hex'));
+  const opened = env.events.find((e): e is SessionOpened => e.type === 'SessionOpened' && e.session_id === command.session_id);
+  assert.is(opened?.protocol, 'ssh');
+  await waitFor(env, (events) => events.find((e) => e.type === 'SessionClosed' && e.session_id === command.session_id));
+});
+
+test('keyboard-interactive login: the token answers the prompt', async (ctx) => {
+  const env = ctx as Env;
+  // Only keyboard-interactive is offered; sshpass answers the "OIDC token (password):" prompt.
+  const kbd = await run('sshpass', [
+    '-e', '/usr/bin/ssh', '-o', 'PreferredAuthentications=keyboard-interactive', '-p', String(env.port), '-o', 'StrictHostKeyChecking=no',
+    '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'PubkeyAuthentication=no', 'box@127.0.0.1', 'echo via kbd',
+  ], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 20_000 });
+  assert.is(kbd.code, 0, kbd.stderr);
+  assert.is(kbd.stdout, 'via kbd\n');
+  const { response } = await trail(env, 'echo via kbd');
+  assert.is(response.status, 'ok');
+});
+
+test('stderr and a non-zero exit status come back unchanged and are recorded', async (ctx) => {
+  const env = ctx as Env;
+  const r = await ssh(env, await token(env), 'box', 'echo oops >&2; exit 3');
+  assert.is(r.code, 3);
+  assert.is(r.stderr, 'oops\n');
+  const { response } = await trail(env, 'echo oops >&2; exit 3');
+  assert.is(response.status, 'error');
+  assert.is(response.command_tag, 'exit-status 3');
+  assert.is(response.bytes, 5);
+});
+
+test('a command the policy denies never runs: stderr names the rule, exit status 126, refusal recorded', async (ctx) => {
+  const env = ctx as Env;
+  const victimDir = mkdtempSync(join(tmpdir(), 'agate-ssh-victim-'));
+  try {
+    const victim = join(victimDir, 'keep-me');
+    writeFileSync(victim, 'precious');
+    // Owned by the login user, so only the policy stands between the command and the file.
+    const ids = (await run('id', ['-u', env.sshd.user])).stdout.trim();
+    const gid = (await run('id', ['-g', env.sshd.user])).stdout.trim();
+    chownSync(victimDir, Number(ids), Number(gid));
+    chownSync(victim, Number(ids), Number(gid));
+    const text = `rm -rf ${victimDir}`;
+    const r = await ssh(env, await token(env), 'box', text);
+    assert.is(r.code, 126);
+    assert.match(r.stderr, /Agate refused the command by rule "no-rm": deleting files needs a human/);
+    assert.ok(existsSync(victim), 'the file must survive');
+    const { verdict, response } = await trail(env, text);
+    assert.is(verdict?.decision, 'deny');
+    assert.is(verdict?.rule_id, 'no-rm');
+    assert.is(response.status, 'refused');
+    // The control: the same user may touch the file when the policy allows it.
+    const ok = await ssh(env, await token(env), 'box', `cat ${victim}`);
+    assert.is(ok.stdout, 'precious');
+  } finally {
+    rmSync(victimDir, { recursive: true, force: true });
+  }
+});
+
+test('a wrong token is refused at login and recorded as AuthenticationFailed', async (ctx) => {
+  const env = ctx as Env;
+  const r = await ssh(env, 'not-a-token', 'box', 'echo never');
+  // 5 is sshpass's "invalid/incorrect password": the proxy refused the login (no session opened).
+  assert.is(r.code, 5, `sshpass reports a refused password with 5; got ${r.code}: ${r.stderr}`);
+  const failed = await waitFor(env, (events) => events.find((e): e is AuthenticationFailed => e.type === 'AuthenticationFailed' && e.target === 'box'));
+  assert.is(failed.protocol, 'ssh');
+  assert.is(failed.reason_code, 'AUTH_TOKEN_MALFORMED');
+  assert.not.ok(env.events.some((e) => e.type === 'Command' && e.text === 'echo never'));
+  // The plain ssh client (token from SSH_ASKPASS, no sshpass) says why it stopped.
+  const askpass = join(env.dir, 'askpass.sh');
+  writeFileSync(askpass, '#!/bin/sh\necho not-a-token-either\n', { mode: 0o700 });
+  const plain = await run('/usr/bin/ssh', [
+    '-p', String(env.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+    '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', 'box@127.0.0.1', 'echo never',
+  ], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, timeoutMs: 20_000 });
+  assert.is(plain.code, 255);
+  assert.match(plain.stderr, /box@127\.0\.0\.1: Permission denied \(password,keyboard-interactive\)/);
+});
+
+test('a target presenting another host key is refused with a clear error, and the refusal is recorded', async (ctx) => {
+  const env = ctx as Env;
+  const r = await ssh(env, await token(env), 'imposter', 'echo hi');
+  assert.is(r.code, 255);
+  assert.match(r.stderr, /target "imposter" presented host key SHA256:\S+, which is not its pinned host_key/);
+  assert.is(r.stdout, '');
+  const { response } = await trail(env, 'echo hi');
+  assert.is(response.status, 'error');
+  assert.is(response.error_code, 'UPSTREAM_HOST_KEY_MISMATCH');
+});
+
+test('scp (over sftp) uploads and downloads through the proxy; the transfer is decided and recorded', async (ctx) => {
+  const env = ctx as Env;
+  const dir = mkdtempSync(join(tmpdir(), 'agate-ssh-scp-'));
+  try {
+    const ids = (await run('id', ['-u', env.sshd.user])).stdout.trim();
+    const gid = (await run('id', ['-g', env.sshd.user])).stdout.trim();
+    chownSync(dir, Number(ids), Number(gid));
+    const local = join(env.dir, 'upload.txt');
+    const payload = 'a file that crossed Agate\n'.repeat(2000);
+    writeFileSync(local, payload);
+    const common = [
+      '-e', '/usr/bin/scp', '-P', String(env.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+      '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1',
+    ];
+    const sshEnv = { ...process.env, SSHPASS: await token(env) };
+    const up = await run('sshpass', [...common, local, `box@127.0.0.1:${dir}/copied.txt`], { env: sshEnv, timeoutMs: 20_000 });
+    assert.is(up.code, 0, up.stderr);
+    assert.is(readFileSync(join(dir, 'copied.txt'), 'utf8'), payload);
+    const back = join(env.dir, 'back.txt');
+    const down = await run('sshpass', [...common, `box@127.0.0.1:${dir}/copied.txt`, back], { env: sshEnv, timeoutMs: 20_000 });
+    assert.is(down.code, 0, down.stderr);
+    assert.is(readFileSync(back, 'utf8'), payload);
+    const transfers = await waitFor(env, (events) => {
+      const commands = events.filter((e): e is Command => e.type === 'Command' && e.text === '(subsystem sftp)');
+      const responses = commands.map((c) => events.find((e): e is Response => e.type === 'Response' && e.command_id === c.event_id));
+      return responses.length === 2 && responses.every((r) => r !== undefined) ? (responses as Response[]) : undefined;
+    });
+    for (const r of transfers) assert.is(r.status, 'ok');
+    // The upload sent the payload up; the download brought it back down (plus sftp framing).
+    assert.ok(/^sftp (\d+) bytes up/.test(transfers[0]!.command_tag ?? '') && Number(/(\d+) bytes up/.exec(transfers[0]!.command_tag!)![1]) > payload.length);
+    assert.ok(transfers[1]!.bytes > payload.length);
+    assert.match(transfers[1]!.digest ?? '', /^sha256:[0-9a-f]{64}$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('interactive shells and port forwarding are refused', async (ctx) => {
+  const env = ctx as Env;
+  const shell = await ssh(env, await token(env), 'box', undefined, ['-T']);
+  assert.is(shell.code, 126);
+  assert.match(shell.stderr, /interactive shells are not available through Agate/);
+  const { response } = await trail(env, '(interactive shell)');
+  assert.is(response.status, 'refused');
+  const forward = await ssh(env, await token(env), 'box', 'echo forwarded', ['-o', 'ExitOnForwardFailure=yes', '-R', '0:127.0.0.1:9']);
+  assert.is(forward.code, 255);
+  assert.match(forward.stderr, /forwarding failed/i);
+});
+
+// Last: it stops the policy service.
+test('without a verdict a command is refused (fail closed), and the deadline verdict is recorded', async (ctx) => {
+  const env = ctx as Env;
+  await env.policy.stop();
+  const r = await ssh(env, await token(env), 'box', 'echo too late');
+  assert.is(r.code, 126);
+  assert.match(r.stderr, new RegExp(`no verdict within ${VERDICT_TIMEOUT_MS} ms; refused \\(fail closed\\)`));
+  assert.is(r.stdout, '');
+  const { verdict, response } = await trail(env, 'echo too late');
+  assert.is(verdict?.source, 'deadline');
+  assert.is(verdict?.decision, 'deny');
+  assert.is(response.status, 'refused');
+});
+
+test.run();
