@@ -50,7 +50,16 @@ export class QueryApi {
     const { store, codec } = options;
     this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec), ...approvalRoutes(store, options.bus)]);
     this.#openapi = readFileSync(join(packageRoot(), OPENAPI_PATH), 'utf8');
-    this.#server = createServer((req, res) => void this.#handle(req, res));
+    this.#server = createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => void this.#handle(req, res));
+    // Node's default answer to an unparsable request destroys the socket while the client may
+    // still be sending (seen as a reset); answer with a real status and close gracefully instead.
+    this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) return void socket.destroy();
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify({ error: { code: ErrorCode.API_BAD_REQUEST, message: tooLarge ? 'the request line or headers are too large (64 KiB at most)' : 'malformed HTTP request' } });
+      socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      socket.resume();
+    });
   }
 
   listen(host: string, port: number): Promise<AddressInfo> {
