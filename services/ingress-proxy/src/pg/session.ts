@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { SessionEvents } from '../session-events.js';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { Bus } from '../../../../core/src/bus/bus.js';
@@ -6,7 +7,7 @@ import { AgateError, AuthenticationError, ErrorCode, describeError } from '../..
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { analyzeSql } from '../../../../core/src/sql/analyze.js';
-import { nowMicros, type AgateEvent, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
+import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
 import type { Column } from './backend-decode.js';
 import { serialize } from './backend-serializer.js';
 import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
@@ -93,7 +94,7 @@ export class PgSession {
   #upstreamBlocked = false;
   #repliesDrained: (() => void) | undefined;
   #sequence = 0;
-  #emitChain: Promise<void> = Promise.resolve();
+  readonly #events: SessionEvents;
   readonly #startedAt = nowMicros();
   #done!: () => void;
   readonly finished = new Promise<void>((r) => (this.#done = r));
@@ -102,8 +103,9 @@ export class PgSession {
     this.#client = client;
     this.#deps = deps;
     this.#log = deps.logger.child({ session_id: this.id });
+    this.#events = new SessionEvents(deps.bus, this.#log);
     this.#parser = new FrontendParser((m) => this.#inbox.push(m), { maxMessageSize: deps.maxMessageSize });
-    this.#router = new ReplyRouter((r) => void this.#emitLogged(r), () => this.#state.endTransaction());
+    this.#router = new ReplyRouter((r) => void this.#events.emitLogged(r), () => this.#state.endTransaction());
     client.setNoDelay(true);
     this.#bindClient(client);
     client.on('close', () => void this.#end('client disconnected'));
@@ -243,7 +245,7 @@ export class PgSession {
     for (const [i, command] of commands.entries()) {
       const d = decisions[i]!;
       const message = d.kind === 'refuse' ? d.message : 'not run: another statement in the same query was refused';
-      void this.#emitLogged(unranResponse(command, 'refused', refused.sqlstate, message));
+      void this.#events.emitLogged(unranResponse(command, 'refused', refused.sqlstate, message));
     }
     this.#refuse(refused.sqlstate, refused.message, true);
   }
@@ -272,7 +274,7 @@ export class PgSession {
     const command = this.#command(portal.statement.text, parameterTexts(portal), msg.portal === '' ? {} : { portal: msg.portal });
     const decision = await this.#decide(command);
     if (decision.kind === 'refuse') {
-      void this.#emitLogged(unranResponse(command, 'refused', decision.sqlstate, decision.message));
+      void this.#events.emitLogged(unranResponse(command, 'refused', decision.sqlstate, decision.message));
       return this.#refuse(decision.sqlstate, decision.message, false);
     }
     if (!portal.described) {
@@ -291,7 +293,7 @@ export class PgSession {
     const command = this.#command(`FunctionCall ${msg.oid}`, params, { message: 'FunctionCall' });
     const decision = await this.#decide(command);
     if (decision.kind === 'refuse') {
-      void this.#emitLogged(unranResponse(command, 'refused', decision.sqlstate, decision.message));
+      void this.#events.emitLogged(unranResponse(command, 'refused', decision.sqlstate, decision.message));
       return this.#refuse(decision.sqlstate, decision.message, true);
     }
     this.#router.expect({ kind: 'call', result: this.#result(command, decision) });
@@ -341,7 +343,7 @@ export class PgSession {
     }
     if (outcome.kind === 'timeout') {
       const reason = `no verdict within ${verdictTimeoutMs} ms; refused (fail closed)`;
-      void this.#emitLogged({
+      void this.#events.emitLogged({
         type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
         decision: 'deny', rule_id: 'agate.verdict-deadline', reason, source: 'deadline', policy_revision: '', mask_set: null, approval_id: null, hold_expires_at: null,
       });
@@ -411,7 +413,7 @@ export class PgSession {
     }
     this.#target = target;
     try {
-      await this.#emit({
+      await this.#events.emit({
         type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
         protocol: 'postgres', target: targetName, client_address: this.#clientAddress(), identity: this.#identity,
         attributes: pick(startup.parameters, ['user', 'application_name', 'client_encoding']),
@@ -513,24 +515,9 @@ export class PgSession {
 
   // ---- recording and teardown ----------------------------------------------------------------
 
-  /** Publishes in session order; resolves when durable. */
-  #emit(event: AgateEvent): Promise<void> {
-    const next = this.#emitChain.then(() => this.#deps.bus.publish(event));
-    this.#emitChain = next.catch(() => undefined);
-    return next;
-  }
-
-  async #emitLogged(event: AgateEvent): Promise<void> {
-    try {
-      await this.#emit(event);
-    } catch (err) {
-      this.#log.error('cannot record an event', { event_type: event.type, event_id: event.event_id, error: describeError(err) });
-    }
-  }
-
   async #recordAuthFailure(token: string, code: string, message: string): Promise<void> {
     const claimed = TokenVerifier.peek(token);
-    await this.#emitLogged({
+    await this.#events.emitLogged({
       type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
       protocol: 'postgres', target: this.#targetName, client_address: this.#clientAddress(), reason_code: code, message,
       claimed_issuer: claimed.issuer, claimed_subject: claimed.subject,
@@ -554,12 +541,12 @@ export class PgSession {
     this.#router.abandon('the session ended before the statement completed');
     this.#repliesDrained?.();
     if (this.#opened) {
-      await this.#emitLogged({
+      await this.#events.emitLogged({
         type: 'SessionClosed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, reason,
         commands: this.#sequence, duration_us: nowMicros() - this.#startedAt,
       });
     }
-    await this.#emitChain;
+    await this.#events.drained();
     this.#done();
   }
 

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { SessionEvents } from '../session-events.js';
 import type { AuthContext, Client, ClientInfo, Connection, ServerChannel, Session } from 'ssh2';
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../../core/src/log.js';
-import { nowMicros, type AgateEvent, type Command, type Identity, type Response } from '../../../../schemas/src/events.js';
+import { nowMicros, type Command, type Identity, type Response } from '../../../../schemas/src/events.js';
 import type { Masker } from '../pg/masking/masker.js';
 import { relayExec, type ExecOutcome } from './exec-relay.js';
 import { connectUpstream, type SshUpstreamTarget } from './upstream.js';
@@ -58,7 +59,7 @@ export class SshSession {
   #closed = false;
   #closeReason = 'client disconnected';
   #sequence = 0;
-  #emitChain: Promise<void> = Promise.resolve();
+  readonly #events: SessionEvents;
   readonly #startedAt = nowMicros();
   #done!: () => void;
   readonly finished = new Promise<void>((r) => (this.#done = r));
@@ -67,6 +68,7 @@ export class SshSession {
     this.#conn = conn;
     this.#deps = deps;
     this.#log = deps.logger.child({ session_id: this.id, component: 'ssh-proxy' });
+    this.#events = new SessionEvents(deps.bus, this.#log);
     this.#clientAddress = `${info.ip}:${info.port}`;
     conn.on('authentication', (ctx) => void this.#onAuthentication(ctx));
     this.#loginTimer = setTimeout(() => this.terminate('no login within the deadline'), LOGIN_DEADLINE_MS);
@@ -115,7 +117,7 @@ export class SshSession {
     const target = this.#deps.resolveTarget(ctx.username);
     if (target === undefined) return this.#refuseLogin(ctx, token, ErrorCode.TARGET_UNKNOWN, `no ssh target named "${ctx.username}"`);
     try {
-      await this.#emit({
+      await this.#events.emit({
         type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
         protocol: 'ssh', target: target.name, client_address: this.#clientAddress, identity, attributes: { upstream_user: target.user },
       });
@@ -138,7 +140,7 @@ export class SshSession {
   async #refuseLogin(ctx: AuthContext, token: string, code: string, message: string): Promise<void> {
     const claimed = TokenVerifier.peek(token);
     this.#log.info('login refused', { target: this.#targetName, reason_code: code, message });
-    await this.#emitLogged({
+    await this.#events.emitLogged({
       type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
       protocol: 'ssh', target: this.#targetName, client_address: this.#clientAddress, reason_code: code, message,
       claimed_issuer: claimed.issuer, claimed_subject: claimed.subject,
@@ -184,7 +186,7 @@ export class SshSession {
     const started = nowMicros();
     upstream.exec(text, (err, stream) => {
       if (err) return void this.#refuse(channel, command, 'error', `the target could not run the command: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
-      void relayExec(channel, stream).then((outcome) => this.#emitLogged(this.#response(command, outcome, started)));
+      void relayExec(channel, stream).then((outcome) => this.#events.emitLogged(this.#response(command, outcome, started)));
     });
   }
 
@@ -217,7 +219,7 @@ export class SshSession {
           response.status = 'ok';
           response.error_message = null;
         }
-        return this.#emitLogged(response);
+        return this.#events.emitLogged(response);
       });
     });
   }
@@ -228,7 +230,7 @@ export class SshSession {
     if (channel === undefined) return;
     const command = this.#command(text, attributes);
     try {
-      await this.#emit(command);
+      await this.#events.emit(command);
     } catch (err) {
       this.#log.error('cannot record a refused request', { error: describeError(err) });
     }
@@ -236,7 +238,7 @@ export class SshSession {
   }
 
   #refuse(channel: ServerChannel, command: Command, status: 'refused' | 'error', message: string, code: string | null = null, exitStatus = REFUSED_EXIT_STATUS): void {
-    void this.#emitLogged(this.#failure(command, status, code, message));
+    void this.#events.emitLogged(this.#failure(command, status, code, message));
     channel.stderr.write(`${message}\n`);
     channel.exit(exitStatus);
     channel.end();
@@ -265,7 +267,7 @@ export class SshSession {
     }
     if (outcome.kind === 'timeout') {
       const reason = `no verdict within ${verdictTimeoutMs} ms; refused (fail closed)`;
-      void this.#emitLogged({
+      void this.#events.emitLogged({
         type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
         decision: 'deny', rule_id: 'agate.verdict-deadline', reason, source: 'deadline', policy_revision: '', mask_set: null, approval_id: null, hold_expires_at: null,
       });
@@ -300,33 +302,18 @@ export class SshSession {
     };
   }
 
-  /** Publishes in session order; resolves when durable. */
-  #emit(event: AgateEvent): Promise<void> {
-    const next = this.#emitChain.then(() => this.#deps.bus.publish(event));
-    this.#emitChain = next.catch(() => undefined);
-    return next;
-  }
-
-  async #emitLogged(event: AgateEvent): Promise<void> {
-    try {
-      await this.#emit(event);
-    } catch (err) {
-      this.#log.error('cannot record an event', { event_type: event.type, event_id: event.event_id, error: describeError(err) });
-    }
-  }
-
   async #end(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#loginTimer);
     this.#upstream?.then((c) => c.end(), () => undefined);
     if (this.#opened) {
-      await this.#emitLogged({
+      await this.#events.emitLogged({
         type: 'SessionClosed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, reason: this.#closeReason,
         commands: this.#sequence, duration_us: nowMicros() - this.#startedAt,
       });
     }
-    await this.#emitChain;
+    await this.#events.drained();
     this.#done();
   }
 }
