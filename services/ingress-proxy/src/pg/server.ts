@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { listenOn } from '../listen.js';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../../../core/src/log.js';
 import { serialize } from './backend-serializer.js';
@@ -24,13 +25,7 @@ export class PgProxyServer {
   }
 
   listen(host: string, port: number): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', reject);
-        resolve(this.#server.address() as AddressInfo);
-      });
-    });
+    return listenOn(this.#server, host, port);
   }
 
   get sessions(): number {

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { listenOn } from '../listen.js';
 import ssh2 from 'ssh2';
 import type { Connection, Server } from 'ssh2';
 import type { Logger } from '../../../../core/src/log.js';
@@ -23,13 +24,7 @@ export class SshProxyServer {
   }
 
   listen(host: string, port: number): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', reject);
-        resolve(this.#server.address() as AddressInfo);
-      });
-    });
+    return listenOn(this.#server, host, port);
   }
 
   get sessions(): number {
