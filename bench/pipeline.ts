@@ -16,7 +16,6 @@ import { LocalBus } from '../core/src/bus/local-bus.js';
 import { SingleObjectWire } from '../core/src/bus/single-object-wire.js';
 import { parseConfig } from '../core/src/config.js';
 import { silentLogger } from '../core/src/log.js';
-import { initSqlParser } from '../core/src/sql/analyze.js';
 import { EmbeddedStore } from '../core/src/store/embedded.js';
 import { EventCodec } from '../schemas/src/codec.js';
 import type { AgateEvent, Command } from '../schemas/src/events.js';
@@ -24,7 +23,7 @@ import { nowMicros } from '../schemas/src/events.js';
 import { SAMPLES } from '../schemas/src/samples.js';
 import { loadOrCreateSigner } from '../services/ledger/src/keys.js';
 import { LedgerService } from '../services/ledger/src/ledger.js';
-import { CompiledPolicy } from '../services/policy/src/engine.js';
+import { CompiledPolicy, loadParsers } from '../services/policy/src/engine.js';
 import { PolicyService } from '../services/policy/src/service.js';
 import { startKafka } from '../test/harness/kafka.js';
 
@@ -127,7 +126,7 @@ export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { verdicts: { type: 'string', default: '2000' }, events: { type: 'string', default: '200000' } } });
   const verdicts = Number(values.verdicts);
   const events = Number(values.events);
-  await initSqlParser();
+  await loadParsers();
   console.log(`pipeline benchmark: ${verdicts} sequential verdict round trips, then ${events} events from 8 publishers into the ledger (embedded ClickHouse store)\n`);
   const rows = [await embedded(verdicts, events), await kafka(verdicts, events)];
   const pad = (s: string, n: number) => s.padEnd(n);

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { parseConfig } from '../core/src/config.js';
-import { analyzeSql, initSqlParser } from '../core/src/sql/analyze.js';
-import { CompiledPolicy } from '../services/policy/src/engine.js';
+import { analyzeSql } from '../core/src/sql/analyze.js';
+import { CompiledPolicy, loadParsers } from '../services/policy/src/engine.js';
 import type { Command } from '../schemas/src/events.js';
 import { SAMPLES } from '../schemas/src/samples.js';
 
@@ -83,7 +83,7 @@ export async function run(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { rules: { type: 'string', default: '1000' }, ms: { type: 'string', default: '3000' } } });
   const n = Number(values.rules);
   const ms = Number(values.ms);
-  await initSqlParser();
+  await loadParsers();
   const config = parseConfig(policyYaml(n), 'bench.yaml');
   const warm = new CompiledPolicy(config.policy);
   const mix = commands(6000, false);

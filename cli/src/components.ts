@@ -12,7 +12,6 @@ import { anyGlob } from '../../core/src/glob.js';
 import { devTrustedIssuer } from '../../core/src/identity/dev-issuer.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
 import type { Logger } from '../../core/src/log.js';
-import { initSqlParser } from '../../core/src/sql/analyze.js';
 import { ClickHouseStore } from '../../core/src/store/clickhouse.js';
 import { EmbeddedStore } from '../../core/src/store/embedded.js';
 import type { Store } from '../../core/src/store/store.js';
@@ -29,7 +28,7 @@ import { directorySink, webhookSink, type CheckpointSink } from '../../services/
 import { loadOrCreateSigner } from '../../services/ledger/src/keys.js';
 import { LedgerService } from '../../services/ledger/src/ledger.js';
 import type { NoteSigner } from '../../services/ledger/src/note.js';
-import { CompiledPolicy } from '../../services/policy/src/engine.js';
+import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
 import { PolicyReloader } from '../../services/policy/src/reload.js';
 import { QueryApi } from '../../services/query/src/http-api.js';
@@ -131,7 +130,7 @@ function sshTargetResolver(config: AgateConfig): (name: string) => SshUpstreamTa
 
 /** Runs the given roles in this process. */
 export async function startServices(config: AgateConfig, roles: readonly Role[], logger: Logger): Promise<Running> {
-  await initSqlParser();
+  await loadParsers();
   const codec = new EventCodec();
   const resolveTarget = roles.includes('proxy') ? targetResolver(config) : undefined;
   const resolveSshTarget = roles.includes('proxy') && config.proxy.ssh !== undefined ? sshTargetResolver(config) : undefined;

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AgateConfig, RuleConfig } from '../../core/src/config.js';
-import { initSqlParser } from '../../core/src/sql/analyze.js';
-import { CompiledPolicy } from '../../services/policy/src/engine.js';
+import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
 import type { Command, Protocol } from '../../schemas/src/events.js';
 import { ApiClient } from './api-client.js';
 import { table } from './format.js';
@@ -18,7 +17,7 @@ export interface PolicyTestInput {
 
 /** `agate policy test`: the verdict the configured policy gives one command, and the rule that decided. */
 export async function policyTest(config: AgateConfig, input: PolicyTestInput, json: boolean): Promise<number> {
-  await initSqlParser();
+  await loadParsers();
   const policy = new CompiledPolicy(config.policy, config.masking.audit);
   const protocol = input.protocol ?? (input.sql !== undefined ? 'postgres' : 'ssh');
   const command: Command = {

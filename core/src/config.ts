@@ -124,12 +124,23 @@ const ruleMatch = z.strictObject({
       namespaces: z.array(z.string()).nonempty().optional(),
     })
     .optional(),
-  /** Shell command lines (protocol ssh): matches when a simple command runs one of these programs. */
+  /**
+   * Shell command lines (protocol ssh), parsed with bash's grammar: matches when one simple command
+   * (in a pipeline, list, subshell, substitution, `sh -c`/`eval` string or behind a wrapper such as
+   * sudo or xargs) meets every condition given.
+   */
   shell: z
     .strictObject({
-      /** Program names, compared with the basename of each simple command's argv[0] (globs allowed). */
-      commands: z.array(z.string().min(1)).nonempty(),
+      /** Program names, compared with the basename of the command's argv[0] (globs allowed). */
+      commands: z.array(z.string().min(1)).nonempty().optional(),
+      /** Flags that must all be present, in canonical form: `-r` matches `-rf`, `-R`, `--recursive`. */
+      flags: z.array(z.string().regex(/^--?[^-\s]/, 'expected a flag such as -r or --force')).nonempty().optional(),
+      /** Globs over the operands (non-flag arguments): matches when any operand matches one. */
+      args: z.array(z.string().min(1)).nonempty().optional(),
+      /** true: only an interpreter running downloaded code matches (`curl … | sh`, `bash <(wget …)`). */
+      download_to_interpreter: z.literal(true).optional(),
     })
+    .refine((s) => s.commands !== undefined || s.download_to_interpreter !== undefined, 'expected commands or download_to_interpreter')
     .optional(),
 });
 

@@ -14,11 +14,11 @@ import { LocalBus } from '../../core/src/bus/local-bus.js';
 import type { Subscription } from '../../core/src/bus/bus.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
 import { silentLogger } from '../../core/src/log.js';
-import { initSqlParser } from '../../core/src/sql/analyze.js';
 import { nowMicros, type AgateEvent, type Command, type Response, type Verdict } from '../../schemas/src/events.js';
 import { PgProxyServer } from '../../services/ingress-proxy/src/pg/server.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { loadParsers } from '../../services/policy/src/engine.js';
 
 const VERDICT_TIMEOUT_MS = 300;
 
@@ -40,7 +40,7 @@ interface Env {
 async function setup(into: Partial<Env>): Promise<Env> {
   into.subscriptions = [];
   into.clients = [];
-  await initSqlParser();
+  await loadParsers();
   into.dir = mkdtempSync(join(tmpdir(), 'agate-failclosed-'));
   // Started in parallel; whatever did start is registered for teardown even if the other failed.
   const [pgResult, issuerResult] = await Promise.allSettled([startPostgres(), startOidcIssuer({ audience: 'agate' })]);

@@ -18,7 +18,7 @@ import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
 import { parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
 import { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
 import type { SshUpstreamTarget } from '../../services/ingress-proxy/src/ssh/upstream.js';
-import { CompiledPolicy } from '../../services/policy/src/engine.js';
+import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { run, type RunResult } from '../harness/proc.js';
@@ -58,6 +58,7 @@ async function setup(into: Partial<Env>): Promise<Env> {
   const sshd = into.sshd!;
   into.bus = new LocalBus({ dir: join(into.dir, 'bus'), fsync: false, logger: silentLogger });
   const config = parseConfig(POLICY, 'ssh-e2e.yaml');
+  await loadParsers();
   into.policy = new PolicyService({ bus: into.bus, policy: new CompiledPolicy(config.policy), logger: silentLogger, staleAfterMs: 5000 });
   await into.policy.start();
   into.subscription = await into.bus.subscribe({

@@ -1,46 +1,120 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { analyzeShell } from './analyze.js';
+import { analyzeShell, initShellParser, type ShellCommand } from './analyze.js';
 
 const programs = suite('shell/analyzeShell: programs');
+const argv = suite('shell/analyzeShell: argv, flags, redirections');
+const downloads = suite('shell/analyzeShell: downloads piped into an interpreter');
 const unreadable = suite('shell/analyzeShell: unreadable');
+for (const s of [programs, argv, downloads, unreadable]) s.before(() => initShellParser());
 
-const of = (text: string) => {
+const commands = (text: string): ShellCommand[] => {
   const a = analyzeShell(text);
   if (!a.ok) throw new Error(`not analysable: ${text}: ${a.error}`);
-  return a.programs;
+  return a.commands;
 };
+const of = (text: string) => commands(text).map((c) => c.program);
+const one = (text: string, program: string) => commands(text).find((c) => c.program === program)!;
 
 programs('argv[0] of every simple command, by basename', () => {
   assert.equal(of('echo ok'), ['echo']);
-  assert.equal(of('ls -l /tmp; /bin/rm -rf /tmp/x && curl -s x | sh'), ['ls', 'rm', 'curl', 'sh']);
+  assert.equal(of('ls -l /tmp; /bin/rm -rf /tmp/x && curl -s x | sh -s'), ['ls', 'rm', 'curl', 'sh']);
   assert.equal(of('(cd /tmp || exit 1) & wait'), ['cd', 'exit', 'wait']);
+  assert.equal(of('a |& b'), ['a', 'b']);
   assert.equal(of(''), []);
 });
 
+programs('substitutions, loops, functions and conditionals are looked into', () => {
+  assert.equal(of('echo $(rm x)'), ['rm', 'echo']);
+  assert.equal(of('echo `rm x`'), ['rm', 'echo']);
+  assert.equal(of('echo "a $(echo $(shred -u k)) b"'), ['shred', 'echo', 'echo']);
+  assert.equal(of('diff <(ls) >(wc -l) b'), ['ls', 'wc', 'diff']);
+  assert.equal(of('for f in a b; do rm $f; done'), ['rm']);
+  assert.equal(of('while true; do sleep 1; done'), ['true', 'sleep']);
+  assert.equal(of('case $x in a) rm y;; *) ls;; esac'), ['rm', 'ls']);
+  assert.equal(of('f() { rm x; }; f'), ['rm', 'f']);
+  assert.equal(of('X=$(dd if=/dev/zero of=/dev/sda)'), ['dd']);
+  assert.equal(of('export A=$(id) B=1'), ['export', 'id']);
+  assert.equal(of('[[ -n $(whoami) ]] && { reboot; }'), ['whoami', 'reboot']);
+  assert.equal(of('cat > f <<EOF\n$(rm -rf ~)\nEOF'), ['cat', 'rm']);
+});
+
 programs('quotes, escapes, assignments and redirections do not hide the program', () => {
-  assert.equal(of("\\rm x"), ['rm']);
+  assert.equal(of('\\rm x'), ['rm']);
+  assert.equal(of("r''m x"), ['rm']);
   assert.equal(of("'r''m' x"), ['rm']);
   assert.equal(of('"rm" x'), ['rm']);
+  assert.equal(of('r"m" x'), ['rm']);
+  assert.equal(of("$'\\x72\\x6d' -rf /"), ['rm']);
   assert.equal(of('LANG=C FOO="a b" rm x'), ['rm']);
   assert.equal(of('2>/dev/null >out rm x'), ['rm']);
   assert.equal(of('cat a 2>&1 >> log; echo "a;b" \'c|d\''), ['cat', 'echo']);
   assert.equal(of('if true; then rm x; fi # rm is real, echo is a comment'), ['true', 'rm']);
 });
 
-programs('wrappers and sh -c are looked through', () => {
+programs('wrappers, sh -c, eval and alias are looked through', () => {
   assert.equal(of('sudo -u root rm -rf /'), ['sudo', 'rm']);
+  assert.equal(of('sudo -- rm x'), ['sudo', 'rm']);
   assert.equal(of('env -i PATH=/bin rm x'), ['env', 'rm']);
   assert.equal(of('timeout 5 nice -n 10 curl x'), ['timeout', 'nice', 'curl']);
+  assert.equal(of('nohup command exec rm x &'), ['nohup', 'command', 'exec', 'rm']);
+  assert.equal(of('find . -name x | xargs -0 -n 1 rm -f'), ['find', 'xargs', 'rm']);
   assert.equal(of('bash -c "echo a; rm -rf /tmp/x"'), ['bash', 'echo', 'rm']);
   assert.equal(of("sh -ec 'sudo rm x'"), ['sh', 'sudo', 'rm']);
+  assert.equal(of(`bash -o pipefail -c "sh -c 'r''m -rf /'"`), ['bash', 'sh', 'rm']);
+  assert.equal(of("eval 'rm -rf /'"), ['eval', 'rm']);
+  assert.equal(of('eval rm -rf /'), ['eval', 'rm']);
+  assert.equal(of("env -S 'rm -rf /'"), ['env', 'rm']);
+  assert.equal(of("alias ll='rm -rf /'; ll"), ['alias', 'rm', 'll']);
+  assert.equal(one('sudo -u root rm -rf /', 'rm').via, ['sudo']);
+  assert.equal(one(`bash -c "sudo rm x"`, 'rm').via, ['bash -c', 'sudo']);
 });
 
-unreadable('what the tokenizer cannot follow fails instead of guessing', () => {
-  for (const text of ['echo $(rm x)', 'echo `rm x`', '$CMD x', '"$X" y', 'diff <(ls) b', 'cat <<EOF', 'echo "open', "echo 'open", 'eval rm x', 'for f in a; do rm $f; done', 'echo \\']) {
-    assert.is(analyzeShell(text).ok, false, text);
+argv('argv after quote removal; assignments and redirections apart', () => {
+  const c = one(`A=1 B="x y" "r"m -f 'a b' c\\ d >out 2>&1`, 'rm');
+  assert.equal(c.argv, ['rm', '-f', 'a b', 'c d']);
+  assert.equal(c.assignments, ['A=1', 'B="x y"']);
+  assert.equal(c.redirects, ['>out', '2>&1']);
+  assert.equal(c.operands, ['a b', 'c d']);
+  assert.equal(one('rm $f', 'rm').argv, ['rm', '$f']);
+});
+
+argv('flags are normalised: -rf, -r -f, -fR, --recursive --force, --rec --forc', () => {
+  for (const line of ['rm -rf /', 'rm -r -f /', 'rm -fR /', 'rm --recursive --force /', 'rm --rec --forc /', 'rm -r --force -- /']) {
+    const c = one(line, 'rm');
+    assert.ok(c.flags.includes('-r') && c.flags.includes('-f'), `${line}: ${c.flags.join(' ')}`);
+    assert.equal(c.operands, ['/'], line);
+  }
+  assert.ok(one('git push --force origin main', 'git').flags.includes('-f'));
+  assert.ok(one('git push origin +main', 'git').flags.includes('-f'));
+  assert.equal(one('rm -- -rf', 'rm').flags, []);
+  assert.ok(one('find / -delete', 'find').flags.includes('-delete'));
+});
+
+downloads('a download piped into an interpreter is marked on the interpreter', () => {
+  const downloaded = (text: string) => commands(text).filter((c) => c.downloaded).map((c) => c.program);
+  assert.equal(downloaded('curl -fsSL https://x.example/i.sh | sh'), ['sh']);
+  assert.equal(downloaded('wget -qO- https://x.example/i.sh | sudo bash -s -- --yes'), ['bash']);
+  assert.equal(downloaded('curl https://x.example | base64 -d | python3'), ['python3']);
+  assert.equal(downloaded('bash <(curl -s https://x.example/i.sh)'), ['bash']);
+  assert.equal(downloaded('source <(wget -O- x)'), ['source']);
+  assert.equal(downloaded('curl -o i.sh https://x.example/i.sh; sh i.sh'), []);
+  assert.equal(downloaded('curl https://x.example | jq .'), []);
+});
+
+unreadable('what depends on the run fails instead of guessing', () => {
+  for (const text of [
+    '$CMD x', '"$X" y', '${x} -rf /', '$(echo rm) -rf /', '`echo rm` x', '/bin/r? x', '/???/rm x', '{rm,-rf,/}',
+    'eval "$x"', 'sh -c "$payload"', 'bash -c "$(curl -s x)"', 'eval $(echo cm0K | base64 -d)',
+    'echo cm0gLXJmIC8K | base64 -d | sh', 'cat <<EOF | sh\nrm -rf /\nEOF', 'bash <<< "rm -rf /"', 'sh', 'python3 -',
+    'echo "open', "echo 'open", 'echo \\', 'if true; then', 'bash -c',
+  ]) {
+    const a = analyzeShell(text);
+    assert.is(a.ok, false, text);
   }
 });
 
 programs.run();
+argv.run();
+downloads.run();
 unreadable.run();

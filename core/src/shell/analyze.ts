@@ -1,190 +1,366 @@
+import type { Node } from 'web-tree-sitter';
+import { parseArgs } from './flags.js';
+import { parseBash, shellParserLoaded } from './parser.js';
+import { wordValue } from './words.js';
+
+export { initShellParser } from './parser.js';
+
 /*
- * A careful tokenizer for POSIX shell command lines, enough to name the program each simple
- * command runs. It is not a shell parser (none is available to Agate): constructs it cannot
- * follow — command and process substitution, here-documents, `case`/`for`/functions, a program
- * named by a variable — make the analysis fail, and policy then refuses rather than guesses.
+ * Every simple command a shell line runs, read from bash's grammar (tree-sitter-bash): commands
+ * in pipelines, lists, subshells, functions, loops, command and process substitutions, the
+ * scripts of `sh -c`/`bash -c`/`eval`/`alias` (parsed again, recursively), and the commands that
+ * wrappers such as `sudo`, `env`, `xargs` or `timeout` run. What the line would only decide at
+ * run time — a program named by an expansion, a script that depends on one, a shell reading its
+ * program from a pipe or a here-document — makes the analysis fail, and policy refuses rather
+ * than guesses.
  */
 
-export type ShellAnalysis = { ok: true; programs: string[] } | { ok: false; error: string };
-
-/** A word as typed, and whether any part of it was a parameter expansion. */
-interface Word {
-  text: string;
-  expands: boolean;
+/** One simple command, after quote removal. */
+export interface ShellCommand {
+  /** The basename of argv[0]: `/bin/rm`, `\rm` and `r''m` are all `rm`. */
+  program: string;
+  /** The words as the shell passes them; a word that depends on the run is kept as typed (`$f`). */
+  argv: string[];
+  /** Canonical flags (`-rf`, `-r -f` and `--recursive --force` all give `-r`, `-f`); see flags.ts. */
+  flags: string[];
+  /** The arguments that are not flags, in order. */
+  operands: string[];
+  /** `NAME=value` prefixes, as typed. */
+  assignments: string[];
+  /** Redirections, as typed (`2>/dev/null`, `<<EOF`). */
+  redirects: string[];
+  /** The wrappers and interpreters this command runs inside, outermost first (`sudo`, `bash -c`). */
+  via: string[];
+  /** An interpreter running downloaded code: `curl … | sh`, `wget -O- … | sudo bash`, `bash <(curl …)`. */
+  downloaded: boolean;
 }
 
-type Token = { kind: 'word'; word: Word } | { kind: 'separator' } | { kind: 'redirect' };
+export type ShellAnalysis = { ok: true; commands: ShellCommand[]; programs: string[] } | { ok: false; error: string };
 
-const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'ash', 'busybox']);
-/** Programs that run the rest of their arguments as a command; option words taking a value. */
-const WRAPPERS: Record<string, Set<string>> = {
-  sudo: new Set(['-u', '-g', '-C', '-D', '-h', '-p', '-r', '-t', '-U']),
-  doas: new Set(['-u', '-C']),
-  env: new Set(['-u', '-C', '-S']),
-  nohup: new Set(),
-  nice: new Set(['-n']),
-  ionice: new Set(['-c', '-n', '-p']),
-  command: new Set(),
-  exec: new Set(['-a']),
-  builtin: new Set(),
-  time: new Set(['-f', '-o']),
-  stdbuf: new Set(['-i', '-o', '-e']),
-  xargs: new Set(['-I', '-n', '-P', '-L', '-d', '-E', '-s', '-a']),
-  timeout: new Set(['-s', '-k']),
-};
-/** Reserved words that may precede a command. */
-const PREFIX_WORDS = new Set(['!', '{', '}', 'if', 'then', 'else', 'elif', 'fi', 'while', 'until', 'do', 'done']);
-const UNSUPPORTED_WORDS = new Set(['case', 'for', 'select', 'function', 'coproc', 'eval', 'source', '.']);
-const MAX_DEPTH = 4;
+/** Where a command's standard input comes from, as far as the line says. */
+type Stdin = 'inherited' | 'pipe' | 'download' | 'heredoc' | 'file';
+
+interface Context {
+  /** Nesting of scripts parsed from strings (`sh -c`, `eval`). */
+  depth: number;
+  via: string[];
+  stdin: Stdin;
+  out: ShellCommand[];
+}
 
 class Unreadable extends Error {}
 
+const MAX_SCRIPT_DEPTH = 6;
+const MAX_NODE_DEPTH = 256;
+const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'fish', 'busybox', 'rbash']);
+/** Other interpreters that run a program read from standard input when given no script. */
+const INTERPRETERS: Record<string, Set<string>> = {
+  python: new Set(['-c', '-m']), python2: new Set(['-c', '-m']), python3: new Set(['-c', '-m']), perl: new Set(['-e', '-E']),
+  ruby: new Set(['-e']), node: new Set(['-e', '-p']), php: new Set(['-r']), lua: new Set(['-e']), tclsh: new Set(), osascript: new Set(['-e']),
+};
+/** Programs whose output is something fetched from the network. */
+const DOWNLOADERS = new Set(['curl', 'wget', 'fetch', 'aria2c', 'http', 'https', 'xh', 'lwp-request', 'GET', 'nc', 'ncat', 'socat', 'tftp']);
+/** Programs that run their operands as a command; the option words that take a value. */
+const WRAPPERS: Record<string, Set<string>> = {
+  sudo: new Set(['-u', '-g', '-C', '-D', '-h', '-p', '-r', '-t', '-U', '-T', '-R']),
+  doas: new Set(['-u', '-C']),
+  env: new Set(['-u', '-C', '-S', '--unset', '--chdir', '--split-string']),
+  nohup: new Set(),
+  nice: new Set(['-n', '--adjustment']),
+  ionice: new Set(['-c', '-n', '-p', '--class', '--classdata']),
+  command: new Set(),
+  exec: new Set(['-a']),
+  builtin: new Set(),
+  time: new Set(['-f', '-o', '--format', '--output']),
+  stdbuf: new Set(['-i', '-o', '-e']),
+  xargs: new Set(['-I', '-i', '-n', '-P', '-L', '-l', '-d', '-E', '-e', '-s', '-a', '--arg-file', '--delimiter', '--max-args', '--max-procs', '--replace']),
+  timeout: new Set(['-s', '-k', '--signal', '--kill-after']),
+  setsid: new Set(),
+  chroot: new Set(['--userspec', '--groups']),
+  unbuffer: new Set(),
+  strace: new Set(['-e', '-o', '-p', '-s', '-u']),
+  ltrace: new Set(['-e', '-o', '-p', '-s', '-u']),
+  caffeinate: new Set(['-t', '-w']),
+  flock: new Set(['-w', '--timeout', '-E', '--conflict-exit-code']),
+};
+/** Wrappers whose first operand is not the command (a duration, a directory, a lock file). */
+const FIRST_OPERAND_SKIPPED = new Set(['timeout', 'chroot', 'flock']);
+
+/**
+ * Parses a shell command line and lists every simple command it runs.
+ *
+ * @example
+ * analyzeShell(`x=1 \\rm -r -f /tmp/x && curl -s https://e.example | sudo bash`)
+ * // { ok: true, programs: ['rm', 'curl', 'sudo', 'bash'], commands: [{ program: 'rm', flags: ['-r', '-f'], … }, …] }
+ */
 export function analyzeShell(text: string): ShellAnalysis {
+  // Refusing beats throwing on the verdict path: a process that skipped init fails closed.
+  if (!shellParserLoaded()) return { ok: false, error: 'the shell parser is not loaded' };
+  const out: ShellCommand[] = [];
   try {
-    return { ok: true, programs: programsOf(text, 0) };
+    analyzeScript(text, { depth: 0, via: [], stdin: 'inherited', out });
   } catch (err) {
     if (err instanceof Unreadable) return { ok: false, error: err.message };
     throw err;
   }
+  return { ok: true, commands: out, programs: out.map((c) => c.program) };
 }
 
-function programsOf(text: string, depth: number): string[] {
-  if (depth > MAX_DEPTH) throw new Unreadable('shells nested too deeply');
-  const programs: string[] = [];
-  let words: Word[] = [];
-  let skipNext = false;
-  const flush = () => {
-    programs.push(...commandPrograms(words, depth));
-    words = [];
-  };
-  for (const token of tokenize(text)) {
-    if (token.kind === 'separator') flush();
-    else if (token.kind === 'redirect') skipNext = true; // the redirection's target is not an argument
-    else if (skipNext) skipNext = false;
-    else words.push(token.word);
+function analyzeScript(text: string, ctx: Context): void {
+  if (ctx.depth > MAX_SCRIPT_DEPTH) throw new Unreadable('scripts nested too deeply');
+  const tree = parseBash(text);
+  try {
+    if (tree.rootNode.hasError) throw new Unreadable(syntaxError(tree.rootNode));
+    walk(tree.rootNode, ctx, 0);
+  } finally {
+    tree.delete();
   }
-  flush();
-  return programs;
 }
 
-/** The programs one simple command runs: its argv[0], and what wrappers and `sh -c` run. */
-function commandPrograms(words: Word[], depth: number): string[] {
-  let i = 0;
-  const out: string[] = [];
-  while (i < words.length && (PREFIX_WORDS.has(words[i]!.text) || isAssignment(words[i]!))) i += 1;
-  while (i < words.length) {
-    const argv0 = words[i]!;
-    if (argv0.expands) throw new Unreadable('the program is named by a variable');
-    if (UNSUPPORTED_WORDS.has(argv0.text)) throw new Unreadable(`"${argv0.text}" is not supported`);
-    const name = argv0.text.slice(argv0.text.lastIndexOf('/') + 1);
-    out.push(name);
-    const withValue = WRAPPERS[name];
-    if (SHELLS.has(name)) {
-      const c = words.findIndex((w, j) => j > i && /^-[a-z]*c[a-z]*$/.test(w.text));
-      if (c >= 0) {
-        const script = words[c + 1];
-        if (script === undefined) throw new Unreadable(`${name} -c without a command`);
-        out.push(...programsOf(script.text, depth + 1));
-      }
-      return out;
+function syntaxError(root: Node): string {
+  const bad = root.descendantsOfType(['ERROR'])[0] ?? root;
+  const at = `line ${bad.startPosition.row + 1}, column ${bad.startPosition.column + 1}`;
+  return root.text.trim() === '' ? 'syntax error' : `syntax error near ${at}`;
+}
+
+function walk(node: Node, ctx: Context, level: number): void {
+  if (level > MAX_NODE_DEPTH) throw new Unreadable('the command line is nested too deeply');
+  switch (node.type) {
+    case 'command':
+      return command(node, [], ctx, level);
+    case 'redirected_statement':
+      return redirected(node, ctx, level);
+    case 'pipeline':
+      return pipeline(node.namedChildren, ctx, level);
+    case 'command_substitution':
+      return children(node, { ...ctx, stdin: 'inherited' }, level);
+    case 'declaration_command':
+    case 'unset_command': {
+      // export/local/declare/readonly/unset: recorded as commands; their values may hold substitutions.
+      const words = node.text.split(/\s+/, 1);
+      ctx.out.push(record(words[0]!, [words[0]!], [], [], ctx));
+      return children(node, ctx, level);
     }
-    if (withValue === undefined) return out;
-    i += 1;
-    // Skip the wrapper's options (and their values) and, for env, its assignments.
-    while (i < words.length && (words[i]!.text.startsWith('-') || isAssignment(words[i]!))) {
-      if (words[i]!.text === '--') {
+    case 'comment':
+      return;
+    default:
+      return children(node, ctx, level);
+  }
+}
+
+function children(node: Node, ctx: Context, level: number): void {
+  for (const c of node.namedChildren) if (c !== null) walk(c, ctx, level + 1);
+}
+
+/** The stages of a pipeline read each other's output: a download upstream taints an interpreter. */
+function pipeline(stages: (Node | null)[], ctx: Context, level: number, firstStdin: Stdin = ctx.stdin): void {
+  let downloaded = false;
+  let first = true;
+  for (const stage of stages) {
+    if (stage === null || stage.type === 'comment') continue;
+    const before = ctx.out.length;
+    walk(stage, { ...ctx, stdin: first ? firstStdin : downloaded ? 'download' : 'pipe' }, level + 1);
+    if (ctx.out.slice(before).some((c) => DOWNLOADERS.has(c.program))) downloaded = true;
+    first = false;
+  }
+}
+
+function redirected(node: Node, ctx: Context, level: number): void {
+  const body = node.childForFieldName('body');
+  const redirects = node.childrenForFieldName('redirect').filter((r): r is Node => r !== null);
+  let stdin = ctx.stdin;
+  for (const r of redirects) stdin = stdinOf(r) ?? stdin;
+  if (body?.type === 'command') command(body, redirects, { ...ctx, stdin }, level);
+  else if (body !== null) walk(body, { ...ctx, stdin }, level + 1);
+  for (const r of redirects) {
+    if (r.type !== 'heredoc_redirect') {
+      children(r, ctx, level);
+      continue;
+    }
+    // `cat <<EOF | sh`: the grammar hangs the rest of the pipeline off the here-document.
+    for (const c of r.namedChildren) {
+      if (c === null) continue;
+      if (c.type === 'pipeline') pipeline(c.namedChildren, ctx, level + 1, 'pipe');
+      else if (c.type === 'command' || c.type === 'redirected_statement' || c.type === 'list') walk(c, { ...ctx, stdin: 'pipe' }, level + 1);
+      else walk(c, ctx, level + 1);
+    }
+  }
+}
+
+function stdinOf(redirect: Node): Stdin | undefined {
+  if (redirect.type === 'heredoc_redirect' || redirect.type === 'herestring_redirect') return 'heredoc';
+  if (redirect.type !== 'file_redirect') return undefined;
+  const descriptor = redirect.childForFieldName('descriptor')?.text;
+  const op = redirect.text.slice(descriptor?.length ?? 0).trimStart();
+  return (descriptor === undefined || descriptor === '0') && op.startsWith('<') && !op.startsWith('<&') ? 'file' : undefined;
+}
+
+function command(node: Node, outer: Node[], ctx: Context, level: number): void {
+  const assignments: string[] = [];
+  const redirects = outer.map((r) => r.text);
+  let stdin = ctx.stdin;
+  for (const c of node.namedChildren) {
+    if (c === null) continue;
+    if (c.type === 'variable_assignment') assignments.push(c.text);
+    if (c.type.endsWith('_redirect')) {
+      redirects.push(c.text);
+      stdin = stdinOf(c) ?? stdin;
+    }
+    // Substitutions in assignments, redirections and arguments run too.
+    if (c.type !== 'command_name') walk(c, { ...ctx, stdin: 'inherited' }, level + 1);
+  }
+  const name = node.childForFieldName('name');
+  if (name === null) return; // assignments or redirections alone
+  const program = wordValue(name);
+  if (program === undefined) throw new Unreadable(`the program is named by an expansion: ${name.text}`);
+  const argv = [program];
+  const literal = [true];
+  let processDownload = false;
+  for (const a of node.childrenForFieldName('argument')) {
+    if (a === null) continue;
+    const v = wordValue(a);
+    argv.push(v ?? a.text);
+    literal.push(v !== undefined);
+    if (a.type === 'process_substitution' && a.descendantsOfType('command').some((c) => DOWNLOADERS.has(basename(wordValue(c.childForFieldName('name')!) ?? '')))) {
+      processDownload = true;
+    }
+  }
+  run(argv, literal, { assignments, redirects, processDownload }, { ...ctx, stdin });
+}
+
+interface Extras {
+  assignments: string[];
+  redirects: string[];
+  /** An argument is `<(curl …)`: a script operand that is a download. */
+  processDownload: boolean;
+}
+
+/** Records one simple command and follows what it runs in turn (wrappers, `sh -c`, `eval`). */
+function run(argv: string[], literal: boolean[], extras: Extras, ctx: Context): void {
+  for (;;) {
+    if (literal[0] !== true) throw new Unreadable(`the program is named by an expansion: ${argv[0]}`);
+    const program = basename(argv[0]!);
+    const cmd = record(program, argv, extras.assignments, extras.redirects, ctx);
+    ctx.out.push(cmd);
+    const inner = { ...ctx, depth: ctx.depth + 1 };
+    if (SHELLS.has(program)) return shell(cmd, literal, extras, ctx);
+    const codeFlags = INTERPRETERS[program];
+    if (codeFlags !== undefined) {
+      if (!cmd.flags.some((f) => codeFlags.has(f)) && (cmd.operands.length === 0 || cmd.operands[0] === '-' || extras.processDownload)) readsProgram(cmd, extras, ctx);
+      return;
+    }
+    if (program === 'eval') return analyzeScript(script(argv.slice(1), literal.slice(1), 'eval'), { ...inner, via: [...ctx.via, 'eval'] });
+    if (program === 'source' || program === '.') {
+      if (extras.processDownload) cmd.downloaded = true;
+      return;
+    }
+    if (program === 'alias') {
+      // An alias defined here may run later in the same script: its text counts as run.
+      for (let i = 1; i < argv.length; i++) {
+        const eq = argv[i]!.indexOf('=');
+        if (eq > 0) analyzeScript(script([argv[i]!.slice(eq + 1)], [literal[i]!], 'alias'), { ...inner, via: [...ctx.via, 'alias'] });
+      }
+      return;
+    }
+    const valued = WRAPPERS[program];
+    if (valued === undefined) return;
+    let i = 1;
+    while (i < argv.length && (argv[i]!.startsWith('-') || (program === 'env' && /^[A-Za-z_][A-Za-z0-9_]*=/.test(argv[i]!)))) {
+      const word = argv[i]!;
+      if (word === '--') {
         i += 1;
         break;
       }
-      i += withValue.has(words[i]!.text) ? 2 : 1;
-    }
-    if (name === 'timeout') i += 1; // its first operand is the duration
-  }
-  return out;
-}
-
-function isAssignment(w: Word): boolean {
-  return /^[A-Za-z_][A-Za-z0-9_]*=/.test(w.text);
-}
-
-function* tokenize(text: string): Generator<Token> {
-  let i = 0;
-  let word: Word | undefined;
-  const startWord = () => (word ??= { text: '', expands: false });
-  const endWord = function* (): Generator<Token> {
-    if (word !== undefined) yield { kind: 'word', word };
-    word = undefined;
-  };
-  while (i < text.length) {
-    const ch = text[i]!;
-    const next = text[i + 1];
-    if (ch === '`' || (ch === '$' && next === '(') || ((ch === '<' || ch === '>') && next === '(')) {
-      throw new Unreadable('command substitution cannot be analysed');
-    }
-    if (ch === ' ' || ch === '\t') {
-      yield* endWord();
-      i += 1;
-    } else if (ch === '\n' || ch === ';' || ch === '|' || ch === '&' || ch === '(' || ch === ')') {
-      if (ch === '&' && next === '>') {
-        yield* endWord();
-        yield { kind: 'redirect' };
-        i += next === '>' && text[i + 2] === '>' ? 3 : 2;
-        continue;
+      if (program === 'env' && (word === '-S' || word === '--split-string' || word.startsWith('--split-string='))) {
+        const value = word.includes('=') ? word.slice(word.indexOf('=') + 1) : argv[i + 1];
+        if (value !== undefined) analyzeScript(script([value], [literal[word.includes('=') ? i : i + 1] ?? false], 'env -S'), { ...inner, via: [...ctx.via, 'env'] });
+        return;
       }
-      yield* endWord();
-      yield { kind: 'separator' };
-      i += 1;
-    } else if (ch === '<' || ch === '>') {
-      if (ch === '<' && next === '<') throw new Unreadable('here-documents cannot be analysed');
-      // A file-descriptor number directly before the operator belongs to it (2>file).
-      if (word !== undefined && /^\d+$/.test(word.text)) word = undefined;
-      yield* endWord();
-      i += 1;
-      if (text[i] === '>' || text[i] === '|') i += 1;
-      if (text[i] === '&') {
-        i += 1;
-        while (i < text.length && /[\d-]/.test(text[i]!)) i += 1; // 2>&1: no target word follows
-        continue;
-      }
-      yield { kind: 'redirect' };
-    } else if (ch === '#' && word === undefined) {
-      while (i < text.length && text[i] !== '\n') i += 1;
-    } else if (ch === '\\') {
-      if (next === undefined) throw new Unreadable('a trailing backslash');
-      if (next !== '\n') startWord().text += next;
-      i += 2;
-    } else if (ch === "'") {
-      const end = text.indexOf("'", i + 1);
-      if (end < 0) throw new Unreadable('an unterminated single quote');
-      startWord().text += text.slice(i + 1, end);
-      i = end + 1;
-    } else if (ch === '"') {
-      i = readDoubleQuoted(text, i + 1, startWord());
-    } else {
-      const w = startWord();
-      if (ch === '$') w.expands = true;
-      w.text += ch;
-      i += 1;
+      i += valued.has(word) ? 2 : 1;
     }
+    if (FIRST_OPERAND_SKIPPED.has(program)) i += 1;
+    if (i >= argv.length) {
+      if (program === 'xargs') run(['echo'], [true], { ...extras, processDownload: false }, { ...ctx, via: [...ctx.via, program] }); // xargs runs echo by default
+      return;
+    }
+    argv = argv.slice(i);
+    literal = literal.slice(i);
+    ctx = { ...ctx, via: [...ctx.via, program] };
   }
-  yield* endWord();
 }
 
-/** Reads up to the closing quote; returns the index after it. */
-function readDoubleQuoted(text: string, from: number, word: Word): number {
-  let i = from;
-  while (i < text.length) {
-    const ch = text[i]!;
-    if (ch === '"') return i + 1;
-    if (ch === '`' || (ch === '$' && text[i + 1] === '(')) throw new Unreadable('command substitution cannot be analysed');
-    if (ch === '\\' && i + 1 < text.length && '$`"\\\n'.includes(text[i + 1]!)) {
-      if (text[i + 1] !== '\n') word.text += text[i + 1];
-      i += 2;
-      continue;
+/** `sh -c SCRIPT`, `sh SCRIPT_FILE`, or `sh` reading its program from standard input. */
+function shell(cmd: ShellCommand, literal: boolean[], extras: Extras, ctx: Context): void {
+  const { argv } = cmd;
+  let i = 1;
+  let dashC = false;
+  let dashS = false; // -s: the program comes from standard input, operands are its arguments
+  while (i < argv.length && /^[-+]/.test(argv[i]!)) {
+    const word = argv[i]!;
+    if (word === '--' || word === '-') {
+      i += 1;
+      break;
     }
-    if (ch === '$') word.expands = true;
-    word.text += ch;
-    i += 1;
+    if (/^[-+][oO]$/.test(word) || word === '--rcfile' || word === '--init-file') i += 2;
+    else {
+      if (/^-[A-Za-z]*c/.test(word)) dashC = true;
+      if (/^-[A-Za-z]*s/.test(word)) dashS = true;
+      i += 1;
+    }
   }
-  throw new Unreadable('an unterminated double quote');
+  if (dashC) {
+    if (i >= argv.length) throw new Unreadable(`${cmd.program} -c without a command`);
+    return analyzeScript(script([argv[i]!], [literal[i]!], `${cmd.program} -c`), { ...ctx, depth: ctx.depth + 1, via: [...ctx.via, `${cmd.program} -c`], stdin: 'inherited' });
+  }
+  if (dashS || i >= argv.length || argv[i] === '-' || extras.processDownload) readsProgram(cmd, extras, ctx);
+}
+
+/** An interpreter whose program arrives on standard input (or from a process substitution). */
+function readsProgram(cmd: ShellCommand, extras: Extras, ctx: Context): void {
+  if (ctx.stdin === 'download' || extras.processDownload) {
+    cmd.downloaded = true;
+    return;
+  }
+  if (ctx.stdin === 'file') return; // `sh < script.sh` is `sh script.sh`
+  throw new Unreadable(`${cmd.program} reads its program from ${ctx.stdin === 'pipe' ? 'a pipe' : ctx.stdin === 'heredoc' ? 'a here-document' : 'standard input'}, which cannot be analysed`);
+}
+
+/** The text a nested script is made of; it must not depend on the run. */
+function script(words: string[], literal: boolean[], what: string): string {
+  if (literal.some((l) => !l)) throw new Unreadable(`the script of ${what} depends on an expansion`);
+  return words.join(' ');
+}
+
+function record(program: string, argv: string[], assignments: string[], redirects: string[], ctx: Context): ShellCommand {
+  const { flags, operands } = parseArgs(program, argv.slice(1));
+  return { program, argv, flags, operands, assignments, redirects, via: ctx.via, downloaded: false };
+}
+
+function basename(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/**
+ * A bounded cache in front of {@link analyzeShell}: agents repeat the same command lines, and the
+ * analysis is a pure function of the text. Least recently used entries go past `capacity`.
+ */
+export class ShellAnalysisCache {
+  readonly #entries = new Map<string, ShellAnalysis>();
+
+  constructor(private readonly capacity = 4096, private readonly maxTextLength = 8192) {}
+
+  analyze(text: string): ShellAnalysis {
+    const hit = this.#entries.get(text);
+    if (hit !== undefined) {
+      this.#entries.delete(text);
+      this.#entries.set(text, hit);
+      return hit;
+    }
+    const analysis = analyzeShell(text);
+    if (text.length <= this.maxTextLength) {
+      this.#entries.set(text, analysis);
+      if (this.#entries.size > this.capacity) this.#entries.delete(this.#entries.keys().next().value!);
+    }
+    return analysis;
+  }
 }

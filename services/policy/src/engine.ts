@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ApprovalConfig, PolicyConfig, RuleConfig } from '../../../core/src/config.js';
-import { analyzeShell } from '../../../core/src/shell/analyze.js';
-import { SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
+import { initShellParser, ShellAnalysisCache, type ShellCommand } from '../../../core/src/shell/analyze.js';
+import { initSqlParser, SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
 import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
 import { sqlFacts, type SqlFacts } from './sql-facts.js';
@@ -24,6 +24,14 @@ export const DEFAULT_APPROVAL: ApprovalConfig = { approvers: { claims: {} }, req
 /** Severity when statements of one command disagree: the strictest wins. */
 const SEVERITY = { allow: 0, mask: 1, hold: 2, deny: 3 } as const;
 
+/**
+ * Loads the SQL and shell parsers (WASM, asynchronous). Call once at startup, before the first
+ * `evaluate`: after that every decision is synchronous.
+ */
+export async function loadParsers(): Promise<void> {
+  await Promise.all([initSqlParser(), initShellParser()]);
+}
+
 /** Rule id used when the command cannot be parsed: Agate never allows what it cannot read. */
 export const UNPARSEABLE_RULE = 'agate.unparseable';
 
@@ -33,8 +41,8 @@ interface CompiledRule {
   statementMatches(sql: SqlFacts): boolean;
   /** The conditions on who runs it where: protocol, target, claims. */
   identityMatches(command: Command): boolean;
-  /** The shell condition on one program of an ssh command line; true for a rule without one. */
-  programMatches(program: string | undefined): boolean;
+  /** The shell conditions on one simple command of an ssh command line; true for a rule without any. */
+  shellMatches(command: ShellCommand | undefined): boolean;
 }
 
 /**
@@ -56,8 +64,8 @@ export class CompiledPolicy {
   readonly #auditMaskSet: string;
   /** Parsed once per distinct text: a prepared statement executed 10,000 times is parsed once. */
   readonly #sql = new SqlAnalysisCache();
-  /** Shell lines are analysed only when a rule looks at programs; otherwise nothing depends on it. */
-  readonly #usesShell: boolean;
+  /** Parsed once per distinct command line, like SQL. */
+  readonly #shell = new ShellAnalysisCache();
 
   /** `auditMaskSet` is the set `mask_client: true` refers to (config `masking.audit`). */
   constructor(config: PolicyConfig, auditMaskSet = 'default') {
@@ -65,7 +73,6 @@ export class CompiledPolicy {
     this.#default = config.default;
     this.#auditMaskSet = auditMaskSet;
     this.#rules = config.rules.map(compileRule);
-    this.#usesShell = config.rules.some((r) => r.match.shell !== undefined);
   }
 
   evaluate(command: Command): PolicyDecision {
@@ -75,17 +82,18 @@ export class CompiledPolicy {
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be parsed: ${analysis.error}`, mask_set: null };
       if (analysis.statements.length > 0) statements = analysis.statements.map(sqlFacts);
     }
-    let programs: (string | undefined)[] = [undefined];
-    if (command.protocol === 'ssh' && this.#usesShell && (command.attributes.request ?? 'exec') === 'exec') {
-      // Each simple command's program is decided like a statement: any deny refuses the line.
-      const analysis = analyzeShell(command.text);
+    let shellCommands: (ShellCommand | undefined)[] = [undefined];
+    if (command.protocol === 'ssh' && (command.attributes.request ?? 'exec') === 'exec') {
+      // Each simple command is decided like a statement: any deny refuses the line. A line that
+      // cannot be read (or would decide its program at run time) is refused whatever the rules.
+      const analysis = this.#shell.analyze(command.text);
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the command line cannot be analysed: ${analysis.error}`, mask_set: null };
-      if (analysis.programs.length > 0) programs = analysis.programs;
+      if (analysis.commands.length > 0) shellCommands = analysis.commands;
     }
     // Any deny wins; then any hold holds the whole command; a mask anywhere masks all its results.
     let strictest: PolicyDecision | undefined;
     for (const facts of statements) {
-      for (const program of programs) {
+      for (const program of shellCommands) {
         const d = this.#decide(command, facts, program);
         if (d.decision === 'deny') return d;
         if (strictest === undefined || SEVERITY[d.decision] > SEVERITY[strictest.decision]) strictest = d;
@@ -112,9 +120,9 @@ export class CompiledPolicy {
     return rules;
   }
 
-  #decide(command: Command, facts: SqlFacts | undefined, program: string | undefined): PolicyDecision {
+  #decide(command: Command, facts: SqlFacts | undefined, program: ShellCommand | undefined): PolicyDecision {
     for (const rule of facts === undefined ? this.#nonSqlRules(command.protocol) : this.#sqlRules(facts)) {
-      if (!rule.programMatches(program) || !rule.identityMatches(command)) continue;
+      if (!rule.shellMatches(program) || !rule.identityMatches(command)) continue;
       const { id, action, message, mask_client } = rule.config;
       const reason = message ?? `${action === 'allow' ? 'allowed' : action === 'hold' ? 'held for approval' : 'denied'} by rule ${id}`;
       if (action === 'hold') return { decision: 'hold', rule_id: id, reason, mask_set: null, approval: rule.config.approval ?? DEFAULT_APPROVAL };
@@ -139,7 +147,7 @@ function ruleProtocolOk(rule: CompiledRule, protocol: string): boolean {
 
 function compileRule(config: RuleConfig): CompiledRule {
   const { claims, targets, protocols, sql, shell } = config.match;
-  const programTest = shell === undefined ? undefined : anyGlob(shell.commands);
+  const shellMatches = compileShell(shell);
   const claimTests = Object.entries(claims ?? {}).map(([name, globs]) => ({ name, test: anyGlob(globs) }));
   const targetTest = targets === undefined ? undefined : anyGlob(targets);
   const kinds = sql?.statements === undefined ? undefined : new Set(sql.statements);
@@ -174,7 +182,7 @@ function compileRule(config: RuleConfig): CompiledRule {
   return {
     config,
     statementMatches: (facts) => k8s === undefined && shell === undefined && (sql === undefined || (kindsMatch(facts) && sqlMatches(facts))),
-    programMatches: (program) => programTest === undefined || (program !== undefined && programTest(program)),
+    shellMatches,
     identityMatches(command) {
       if (protocols !== undefined && !protocols.includes(command.protocol)) return false;
       if (k8s !== undefined && (command.protocol !== 'kubernetes' || !k8sMatches(command))) return false;
@@ -185,6 +193,21 @@ function compileRule(config: RuleConfig): CompiledRule {
       }
       return true;
     },
+  };
+}
+
+/** The shell conditions of a rule, cheapest first; a rule without any matches every command. */
+function compileShell(shell: RuleConfig['match']['shell']): (command: ShellCommand | undefined) => boolean {
+  if (shell === undefined) return () => true;
+  const programTest = shell.commands === undefined ? undefined : anyGlob(shell.commands);
+  const argTest = shell.args === undefined ? undefined : anyGlob(shell.args);
+  const { flags, download_to_interpreter } = shell;
+  return (c) => {
+    if (c === undefined) return false;
+    if (download_to_interpreter === true && !c.downloaded) return false;
+    if (programTest !== undefined && !programTest(c.program)) return false;
+    if (flags !== undefined && !flags.every((f) => c.flags.includes(f))) return false;
+    return argTest === undefined || c.operands.some(argTest);
   };
 }
 

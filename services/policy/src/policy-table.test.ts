@@ -1,10 +1,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseConfig } from '../../../core/src/config.js';
-import { initSqlParser } from '../../../core/src/sql/analyze.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import type { Command, Protocol } from '../../../schemas/src/events.js';
-import { CompiledPolicy, DEFAULT_APPROVAL, UNPARSEABLE_RULE } from './engine.js';
+import { CompiledPolicy, DEFAULT_APPROVAL, UNPARSEABLE_RULE, loadParsers } from './engine.js';
 
 /*
  * One realistic policy and a table of commands, each with the verdict and the rule expected to
@@ -184,7 +183,7 @@ const CASES: Case[] = [
 ];
 
 const table = suite('policy decision table');
-table.before(() => initSqlParser());
+table.before(() => loadParsers());
 
 table('has at least 60 cases', () => {
   assert.ok(CASES.length >= 60, `${CASES.length} cases`);

@@ -5,9 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../../core/src/config.js';
 import { createLogger } from '../../../core/src/log.js';
-import { initSqlParser } from '../../../core/src/sql/analyze.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
-import { CompiledPolicy } from './engine.js';
+import { CompiledPolicy, loadParsers } from './engine.js';
 import { PolicyReloader } from './reload.js';
 
 const config = (action: string, extra = '') => `identity: { dev_issuer: { enabled: true } }
@@ -23,7 +22,7 @@ const reload = suite('PolicyReloader');
 const drop = { ...SAMPLES.Command, text: 'DROP TABLE items' };
 
 reload('a valid edit replaces the policy; an invalid one is refused with a precise error and the old policy stays', async () => {
-  await initSqlParser();
+  await loadParsers();
   const dir = mkdtempSync(join(tmpdir(), 'agate-reload-'));
   const path = join(dir, 'agate.yaml');
   const logs: Record<string, unknown>[] = [];

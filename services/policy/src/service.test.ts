@@ -7,10 +7,9 @@ import { join } from 'node:path';
 import { LocalBus } from '../../../core/src/bus/local-bus.js';
 import { parseConfig } from '../../../core/src/config.js';
 import { silentLogger } from '../../../core/src/log.js';
-import { initSqlParser } from '../../../core/src/sql/analyze.js';
 import { nowMicros, type AgateEvent, type ApprovalDecision, type ApprovalRequested, type Command, type Verdict } from '../../../schemas/src/events.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
-import { CompiledPolicy } from './engine.js';
+import { CompiledPolicy, loadParsers } from './engine.js';
 import { PolicyService } from './service.js';
 
 /*
@@ -32,7 +31,7 @@ interface Ctx { dir: string; bus: LocalBus; service: PolicyService; seen: AgateE
 const svc = suite<Ctx>('PolicyService approvals');
 
 svc.before.each(async (ctx) => {
-  await initSqlParser();
+  await loadParsers();
   ctx.dir = mkdtempSync(join(tmpdir(), 'agate-policy-'));
   ctx.bus = new LocalBus({ dir: ctx.dir, fsync: false, logger: silentLogger });
   ctx.service = new PolicyService({ bus: ctx.bus, policy, logger: silentLogger, staleAfterMs: 5000 });
