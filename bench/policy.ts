@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { parseConfig } from '../core/src/config.js';
 import { analyzeSql } from '../core/src/sql/analyze.js';
+import { analyzeShell, ShellAnalysisCache } from '../core/src/shell/analyze.js';
 import { CompiledPolicy, loadParsers } from '../services/policy/src/engine.js';
 import type { Command } from '../schemas/src/events.js';
 import { SAMPLES } from '../schemas/src/samples.js';
@@ -11,7 +12,7 @@ import { SAMPLES } from '../schemas/src/samples.js';
  * large organisation's policy would grow. Commands are a realistic mix: mostly SELECT/INSERT/
  * UPDATE texts an ORM repeats (the parse cache hits), plus DDL and a multi-statement string.
  * Prints decisions/s with the parse cache warm, with every text new (cache always misses), and
- * the cost of one parse alone.
+ * the cost of one parse alone; then the same for ssh command lines (bash grammar, tree-sitter).
  */
 const TEXTS = [
   'SELECT id, name, email FROM customers WHERE region = $1 ORDER BY id LIMIT 50',
@@ -26,6 +27,21 @@ const TEXTS = [
   'ALTER TABLE orders ADD COLUMN note text',
   'GRANT SELECT ON orders TO reporting',
   'TRUNCATE staging_events',
+];
+/** What agents run over ssh: builds, deploys, inspections, the odd destructive line. */
+const SHELL_TEXTS = [
+  'uname -a',
+  'cd /srv/app && git pull --ff-only && npm ci && npm run build',
+  'systemctl status nginx --no-pager | head -n 20',
+  'journalctl -u app --since "10 min ago" | grep -i error | tail -n 50',
+  'sudo systemctl restart app',
+  'tar czf /tmp/backup-$(date +%F).tgz /srv/app/data',
+  'find /var/log -name "*.gz" -mtime +7 -print0 | xargs -0 rm -f',
+  'docker ps --format "{{.Names}}" | while read n; do docker logs --tail 5 "$n"; done',
+  'rm -rf /srv/app/tmp/*',
+  'curl -fsSL https://get.example/install.sh | sh',
+  "bash -c 'git push --force origin main'",
+  'df -h; free -m; uptime',
 ];
 const KINDS = ['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'DropStmt', 'TruncateStmt', 'AlterTableStmt', 'GrantStmt', 'CreateStmt', 'IndexStmt'];
 const TABLES = ['customers', 'orders', 'accounts', 'sessions', 'events', 'inventory', 'audit_log', 'payments', 'invoices', 'secrets'];
@@ -50,10 +66,21 @@ function policyYaml(n: number): string {
         rules.push(`    - { id: r${i}, action: hold, match: { claims: { environment: "prod-${i % 13}" }, sql: { statements: [${kind}] } } }`);
         break;
       default:
+        if (i % 25 === 24) {
+          rules.push(`    - { id: r${i}, action: deny, match: { targets: ["host-${i % 40}"], shell: { commands: [rm, shred], flags: ["-r"], args: ["/srv/${team}*"] } } }`);
+          break;
+        }
         rules.push(`    - { id: r${i}, action: allow, mask_client: true, match: { claims: { team: "${team}" }, sql: { tables: [${TABLES[i % TABLES.length]}] } } }`);
     }
   }
   return `identity: { dev_issuer: { enabled: true } }\npolicy:\n  default: deny\n  rules:\n${rules.join('\n')}\n`;
+}
+
+function shellCommands(count: number, unique: boolean): Command[] {
+  return commands(count, unique).map((c, i) => {
+    const text = SHELL_TEXTS[i % SHELL_TEXTS.length]!;
+    return { ...c, protocol: 'ssh', target: `host-${i % 50}`, attributes: { request: 'exec' }, text: unique ? `${text} # ${i}` : text };
+  });
 }
 
 function commands(count: number, unique: boolean): Command[] {
@@ -96,17 +123,40 @@ export async function run(args: string[]): Promise<void> {
   const t0 = performance.now();
   for (const t of texts) analyzeSql(t);
   const parseUs = ((performance.now() - t0) * 1000) / texts.length;
+
+  const shellMix = shellCommands(6000, false);
+  rate(warm, shellMix, 500);
+  const shellCached = rate(warm, shellMix, ms);
+  const shellCold = rate(new CompiledPolicy(config.policy), shellCommands(60_000, true), ms);
+  const shellTexts = shellCommands(20_000, true).map((c) => c.text);
+  for (const t of shellTexts.slice(0, 2000)) analyzeShell(t); // warm-up
+  const t1 = performance.now();
+  for (const t of shellTexts) analyzeShell(t);
+  const shellParseUs = ((performance.now() - t1) * 1000) / shellTexts.length;
+  const cache = new ShellAnalysisCache();
+  for (const t of SHELL_TEXTS) cache.analyze(t);
+  const hits = 1_000_000;
+  const t2 = performance.now();
+  for (let i = 0; i < hits; i++) cache.analyze(SHELL_TEXTS[i % SHELL_TEXTS.length]!);
+  const shellHitUs = ((performance.now() - t2) * 1000) / hits;
+
   const d = new Map<string, number>();
-  for (const c of mix.slice(0, 1200)) {
-    const k = warm.evaluate(c).decision;
+  for (const c of [...mix.slice(0, 1200), ...shellMix.slice(0, 1200)]) {
+    const k = `${c.protocol === 'ssh' ? 'ssh ' : 'sql '}${warm.evaluate(c).decision}`;
     d.set(k, (d.get(k) ?? 0) + 1);
   }
-  console.log(`policy: ${n} rules; command mix of ${TEXTS.length} texts over 300 identities and 50 targets`);
-  console.log(`decisions in the mix: ${[...d].map(([k, v]) => `${k} ${((v / 1200) * 100).toFixed(0)}%`).join(', ')}`);
-  console.log('| case | decisions/s (one core) | µs per decision |');
+  const row = (name: string, perSecond: number) => console.log(`| ${name} | ${Math.round(perSecond).toLocaleString('en')} | ${(1e6 / perSecond).toFixed(2)} |`);
+  console.log(`policy: ${n} rules; SQL mix of ${TEXTS.length} texts and ssh mix of ${SHELL_TEXTS.length} command lines over 300 identities and 50 targets`);
+  console.log(`decisions in the mixes: ${[...d].map(([k, v]) => `${k} ${((v / 1200) * 100).toFixed(0)}%`).join(', ')}`);
+  console.log('| case | per second (one core) | µs each |');
   console.log('|---|---|---|');
-  console.log(`| parse cache warm | ${Math.round(cached.perSecond).toLocaleString('en')} | ${(1e6 / cached.perSecond).toFixed(2)} |`);
-  console.log(`| every text new (parse each time) | ${Math.round(cold.perSecond).toLocaleString('en')} | ${(1e6 / cold.perSecond).toFixed(2)} |`);
-  console.log(`| parse alone (libpg-query WASM) | ${Math.round(1e6 / parseUs).toLocaleString('en')} | ${parseUs.toFixed(2)} |`);
-  console.log(`target: ≥ 50,000 decisions/s with the cache warm: ${cached.perSecond >= 50_000 ? 'met' : 'MISSED'}`);
+  row('SQL decisions, parse cache warm', cached.perSecond);
+  row('SQL decisions, every text new (parse each time)', cold.perSecond);
+  row('SQL parse alone (libpg-query WASM)', 1e6 / parseUs);
+  row('ssh decisions, parse cache warm', shellCached.perSecond);
+  row('ssh decisions, every line new (parse each time)', shellCold.perSecond);
+  row('shell parse + analysis alone, uncached (tree-sitter-bash WASM)', 1e6 / shellParseUs);
+  row('shell analysis, cache hit', 1e6 / shellHitUs);
+  const met = cached.perSecond >= 50_000 && shellCached.perSecond >= 50_000;
+  console.log(`target: ≥ 50,000 decisions/s with the cache warm (SQL and ssh): ${met ? 'met' : 'MISSED'}`);
 }

@@ -19,7 +19,8 @@ const TABLES: Record<string, FlagTable> = {
   cp: { long: { '--recursive': '-r', '--force': '-f' }, short: { '-R': '-r' } },
   chmod: { long: { '--recursive': '-R', '--verbose': '-v' } },
   chown: { long: { '--recursive': '-R', '--verbose': '-v' } },
-  git: { long: { '--force': '-f', '--force-with-lease': '--force-with-lease', '--force-if-includes': '--force-if-includes', '--mirror': '--mirror', '--delete': '-d', '--all': '--all', '--tags': '--tags' } },
+  // A push --force-with-lease still rewrites the remote's history: it is a force push.
+  git: { long: { '--force': '-f', '--force-with-lease': '-f', '--force-if-includes': '--force-if-includes', '--mirror': '--mirror', '--delete': '-d', '--all': '--all', '--tags': '--tags' } },
   kill: { long: { '--signal': '-s' } },
   shred: { long: { '--remove': '-u', '--zero': '-z', '--force': '-f' } },
   truncate: { long: { '--size': '-s' } },
@@ -68,6 +69,7 @@ function canonicalLong(table: FlagTable | undefined, name: string): string {
   if (table === undefined) return name;
   const exact = table.long[name];
   if (exact !== undefined) return exact;
-  const matches = Object.keys(table.long).filter((l) => l.startsWith(name));
-  return matches.length === 1 ? table.long[matches[0]!]! : name;
+  // An ambiguous prefix still has one meaning when every candidate has the same canonical form.
+  const meanings = new Set(Object.keys(table.long).filter((l) => l.startsWith(name)).map((l) => table.long[l]!));
+  return meanings.size === 1 ? [...meanings][0]! : name;
 }

@@ -91,10 +91,15 @@ export class CompiledPolicy {
       if (analysis.commands.length > 0) shellCommands = analysis.commands;
     }
     // Any deny wins; then any hold holds the whole command; a mask anywhere masks all its results.
+    // Without SQL, who-and-where is the same for every simple command: checked once per rule.
+    let eligible: CompiledRule[] | undefined;
     let strictest: PolicyDecision | undefined;
     for (const facts of statements) {
       for (const program of shellCommands) {
-        const d = this.#decide(command, facts, program);
+        const d =
+          facts !== undefined
+            ? this.#decide(this.#sqlRules(facts), command, program)
+            : this.#decide((eligible ??= this.#nonSqlRules(command.protocol).filter((r) => r.identityMatches(command))), undefined, program);
         if (d.decision === 'deny') return d;
         if (strictest === undefined || SEVERITY[d.decision] > SEVERITY[strictest.decision]) strictest = d;
       }
@@ -120,9 +125,10 @@ export class CompiledPolicy {
     return rules;
   }
 
-  #decide(command: Command, facts: SqlFacts | undefined, program: ShellCommand | undefined): PolicyDecision {
-    for (const rule of facts === undefined ? this.#nonSqlRules(command.protocol) : this.#sqlRules(facts)) {
-      if (!rule.shellMatches(program) || !rule.identityMatches(command)) continue;
+  /** The first of `rules` that matches decides; `command` given: its identity is still to check. */
+  #decide(rules: CompiledRule[], command: Command | undefined, program: ShellCommand | undefined): PolicyDecision {
+    for (const rule of rules) {
+      if (!rule.shellMatches(program) || (command !== undefined && !rule.identityMatches(command))) continue;
       const { id, action, message, mask_client } = rule.config;
       const reason = message ?? `${action === 'allow' ? 'allowed' : action === 'hold' ? 'held for approval' : 'denied'} by rule ${id}`;
       if (action === 'hold') return { decision: 'hold', rule_id: id, reason, mask_set: null, approval: rule.config.approval ?? DEFAULT_APPROVAL };

