@@ -30,6 +30,7 @@ import { LedgerService } from '../../services/ledger/src/ledger.js';
 import type { NoteSigner } from '../../services/ledger/src/note.js';
 import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
+import { ApprovalWebhooks } from '../../services/policy/src/webhooks/notifier.js';
 import { PolicyReloader } from '../../services/policy/src/reload.js';
 import { QueryApi } from '../../services/query/src/http-api.js';
 import { roleResolver } from '../../services/query/src/roles.js';
@@ -171,6 +172,9 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const policy = new PolicyService({ bus: bus!, policy: compiled, logger: policyLogger, staleAfterMs: config.proxy.verdict_timeout_ms });
       await policy.start();
       started.push(policy);
+      const webhooks = new ApprovalWebhooks({ bus: bus!, webhooks: config.approvals.webhooks, logger: policyLogger.child({ component: 'approval-webhooks' }), source: config.source });
+      await webhooks.start();
+      started.push(webhooks);
       // Edits to the policy in the config file apply without a restart; a bad edit is refused.
       if (config.policy.reload_ms > 0) {
         const reloader = new PolicyReloader({ path: config.source, apply: (p) => policy.setPolicy(p), logger: policyLogger, intervalMs: config.policy.reload_ms });

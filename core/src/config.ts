@@ -144,6 +144,25 @@ const ruleMatch = z.strictObject({
     .optional(),
 });
 
+export const APPROVAL_WEBHOOK_EVENTS = ['approval.requested', 'approval.decision', 'approval.resolved'] as const;
+
+/** A receiver of signed approval notifications; the secret is named, never written in the file. */
+const approvalWebhook = z
+  .strictObject({
+    url: z.url().refine((u) => /^https?:/.test(u), 'expected an http(s) URL'),
+    /** Environment variable holding the HMAC secret. */
+    secret_env: z.string().min(1).optional(),
+    /** File holding the HMAC secret (trailing newline ignored). */
+    secret_file: z.string().min(1).optional(),
+    events: z.array(z.enum(APPROVAL_WEBHOOK_EVENTS)).nonempty().default([...APPROVAL_WEBHOOK_EVENTS]),
+    /** Deliveries tried per notification before it is given up (logged). */
+    max_attempts: z.number().int().min(1).max(20).default(6),
+    /** Notifications waiting for this receiver; past it the oldest is dropped (logged). */
+    queue_size: z.number().int().min(1).max(100_000).default(1000),
+    timeout_ms: duration.default(5000),
+  })
+  .refine((w) => (w.secret_env === undefined) !== (w.secret_file === undefined), 'expected exactly one of secret_env, secret_file');
+
 /** With `action: hold`: who may release the command, how many of them, and for how long. */
 const approval = z.strictObject({
   /** Claims (globs, as in `match.claims`) an approver's token must carry, besides the API's approver role. */
@@ -265,6 +284,10 @@ export const configSchema = z.strictObject({
       audit: maskSetName.default('default'),
     })
     .default({ sets: {}, audit: 'default' }),
+  /** Notifications about held commands (see README, "Approval webhooks"). */
+  approvals: z
+    .strictObject({ webhooks: z.array(approvalWebhook).default([]) })
+    .default({ webhooks: [] }),
   policy: z
     .strictObject({
       default: z.enum(['allow', 'deny']).default('deny'),
@@ -315,6 +338,7 @@ export type IssuerConfig = z.infer<typeof issuer>;
 export type PolicyConfig = AgateConfig['policy'];
 export type RuleConfig = z.infer<typeof rule>;
 export type ApprovalConfig = z.infer<typeof approval>;
+export type ApprovalWebhookConfig = z.infer<typeof approvalWebhook>;
 export type SecretRef = z.infer<typeof secret>;
 export type MaskSetConfig = z.infer<typeof maskSet>;
 export type MaskingConfig = AgateConfig['masking'];
