@@ -30,6 +30,7 @@ import { LedgerService } from '../../services/ledger/src/ledger.js';
 import type { NoteSigner } from '../../services/ledger/src/note.js';
 import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
+import { StoreApprovalHistory } from '../../services/policy/src/approval-history.js';
 import { ApprovalWebhooks } from '../../services/policy/src/webhooks/notifier.js';
 import { PolicyReloader } from '../../services/policy/src/reload.js';
 import { QueryApi } from '../../services/query/src/http-api.js';
@@ -136,7 +137,10 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
   const resolveTarget = roles.includes('proxy') ? targetResolver(config) : undefined;
   const resolveSshTarget = roles.includes('proxy') && config.proxy.ssh !== undefined ? sshTargetResolver(config) : undefined;
   const verifier = roles.includes('proxy') || roles.includes('query') ? await buildVerifier(config) : undefined;
-  const store = roles.includes('ledger') || roles.includes('query') ? await openStore(config) : undefined;
+  // The policy service reads open approvals back from the ledger after a restart; alone in its
+  // process it opens only a ClickHouse server (the embedded engine belongs to one process).
+  const policyReadsStore = roles.includes('policy') && config.store.kind === 'clickhouse';
+  const store = roles.includes('ledger') || roles.includes('query') || policyReadsStore ? await openStore(config) : undefined;
   let bus: Bus | undefined;
   const started: Stoppable[] = [];
   const out: Running = {
@@ -169,7 +173,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     if (roles.includes('policy')) {
       const policyLogger = logger.child({ component: 'policy' });
       const compiled = new CompiledPolicy(config.policy, config.masking.audit);
-      const policy = new PolicyService({ bus: bus!, policy: compiled, logger: policyLogger, staleAfterMs: config.proxy.verdict_timeout_ms });
+      const history = store === undefined ? undefined : new StoreApprovalHistory(store);
+      const policy = new PolicyService({ bus: bus!, policy: compiled, logger: policyLogger, staleAfterMs: config.proxy.verdict_timeout_ms, history });
       await policy.start();
       started.push(policy);
       const webhooks = new ApprovalWebhooks({ bus: bus!, webhooks: config.approvals.webhooks, logger: policyLogger.child({ component: 'approval-webhooks' }), source: config.source });

@@ -3,6 +3,7 @@ import type { Logger } from '../../../core/src/log.js';
 import { randomUUID } from 'node:crypto';
 import { approverRefusal } from '../../../core/src/approvals.js';
 import { nowMicros, type ApprovalDecision, type ApprovalRequested, type Command, type Verdict } from '../../../schemas/src/events.js';
+import type { ApprovalHistory, RecordedApproval } from './approval-history.js';
 import type { CompiledPolicy } from './engine.js';
 
 export interface PolicyServiceOptions {
@@ -11,12 +12,17 @@ export interface PolicyServiceOptions {
   logger: Logger;
   /** Commands older than this were already refused by their proxy's deadline: skip them on replay. */
   staleAfterMs: number;
+  /**
+   * The ledger's record of approvals: on start, the ones still open are taken up again (timers
+   * re-armed, answers given so far counted), and an answer for an approval this instance does
+   * not hold is looked up there (another instance, or this one before a restart, held it).
+   */
+  history?: ApprovalHistory;
 }
 
 /** A held command this instance decided, waiting for approvers or its expiry. */
 interface PendingApproval {
   request: ApprovalRequested;
-  command: Command;
   revision: string;
   /** `issuer subject` of each distinct approver so far. */
   approvedBy: Set<string>;
@@ -33,6 +39,8 @@ export class PolicyService {
   #subscription: Subscription | undefined;
   #policy: CompiledPolicy;
   readonly #pending = new Map<string, PendingApproval>();
+  /** Ledger look-ups in flight, so two answers in one batch adopt an approval once. */
+  readonly #lookups = new Map<string, Promise<PendingApproval | undefined>>();
 
   constructor(private readonly options: PolicyServiceOptions) {
     this.#policy = options.policy;
@@ -48,6 +56,7 @@ export class PolicyService {
   }
 
   async start(): Promise<void> {
+    await this.#recover();
     this.#subscription = await this.options.bus.subscribe({
       group: 'policy',
       types: ['Command', 'ApprovalDecision'],
@@ -77,7 +86,7 @@ export class PolicyService {
     }
     const policy = this.#policy;
     const d = policy.evaluate(command);
-    const verdict = this.#verdict(command, policy.revision, { decision: d.decision, rule_id: d.rule_id, reason: d.reason, mask_set: d.mask_set });
+    const verdict = this.#verdict({ session_id: command.session_id, command_id: command.event_id }, policy.revision, { decision: d.decision, rule_id: d.rule_id, reason: d.reason, mask_set: d.mask_set });
     if (d.decision !== 'hold') return bus.publish(verdict);
 
     const approval = d.approval!;
@@ -90,7 +99,7 @@ export class PolicyService {
       expires_at: now + Math.round(approval.timeout_s * 1e6),
     };
     const timer = setTimeout(() => void this.#expire(request.approval_id), approval.timeout_s * 1000);
-    this.#pending.set(request.approval_id, { request, command, revision: policy.revision, approvedBy: new Set(), timer });
+    this.#pending.set(request.approval_id, { request, revision: policy.revision, approvedBy: new Set(), timer });
     // Recorded before the proxy hears of it, so an approver who acts at once finds the request.
     await bus.publish(request);
     await bus.publish({ ...verdict, approval_id: request.approval_id, hold_expires_at: request.expires_at });
@@ -99,12 +108,19 @@ export class PolicyService {
   async #answer(answer: ApprovalDecision): Promise<void> {
     const { logger } = this.options;
     if (answer.refused_reason !== null) return; // refused by the query service; recorded, counts for nothing
-    const pending = this.#pending.get(answer.approval_id);
+    const pending = this.#pending.get(answer.approval_id) ?? (await this.#lookUp(answer.approval_id));
     if (pending === undefined) {
       logger.debug('an approval decision for no approval pending here', { approval_id: answer.approval_id });
       return;
     }
-    const refusal = approverRefusal(pending.request, answer, nowMicros());
+    await this.#apply(pending, answer, nowMicros());
+  }
+
+  /** Counts one approver's answer given at `atMicros`; publishes the final verdict when it settles. */
+  async #apply(pending: PendingApproval, answer: ApprovalDecision, atMicros: number): Promise<void> {
+    const { logger } = this.options;
+    if (!this.#pending.has(pending.request.approval_id)) return; // settled meanwhile
+    const refusal = approverRefusal(pending.request, answer, atMicros);
     if (refusal !== undefined) {
       logger.warn('approval decision refused', { approval_id: answer.approval_id, approver: answer.approver_subject, reason: refusal });
       return;
@@ -120,6 +136,53 @@ export class PolicyService {
     }
   }
 
+  /** Takes up the approvals the ledger shows open: held before a restart, still within their time. */
+  async #recover(): Promise<void> {
+    const { history, logger } = this.options;
+    if (history === undefined) return;
+    let open: RecordedApproval[];
+    try {
+      open = await history.pending(nowMicros());
+    } catch (err) {
+      // Not fatal: an answer still finds its approval through #lookUp, and proxies time out holds.
+      logger.warn('cannot read open approvals from the ledger', { error: String(err) });
+      return;
+    }
+    for (const recorded of open) await this.#adopt(recorded);
+    if (open.length > 0) logger.info('open approvals taken up from the ledger', { count: open.length });
+  }
+
+  async #lookUp(approvalId: string): Promise<PendingApproval | undefined> {
+    const { history, logger } = this.options;
+    if (history === undefined) return undefined;
+    let lookup = this.#lookups.get(approvalId);
+    if (lookup === undefined) {
+      lookup = history
+        .find(approvalId, nowMicros())
+        .then((recorded) => (recorded === undefined ? undefined : this.#adopt(recorded)))
+        .catch((err: unknown) => {
+          logger.warn('cannot look an approval up in the ledger', { approval_id: approvalId, error: String(err) });
+          return undefined;
+        })
+        .finally(() => this.#lookups.delete(approvalId));
+      this.#lookups.set(approvalId, lookup);
+    }
+    return lookup;
+  }
+
+  /** Holds a recorded approval here again: its expiry re-armed, its recorded answers counted. */
+  async #adopt({ request, answers }: RecordedApproval): Promise<PendingApproval | undefined> {
+    const existing = this.#pending.get(request.approval_id);
+    if (existing !== undefined) return existing;
+    const remainingMs = Math.max(0, (request.expires_at - nowMicros()) / 1000);
+    const timer = setTimeout(() => void this.#expire(request.approval_id), remainingMs);
+    // The revision that held it is in the hold verdict; the final verdict names the one in force now.
+    const pending: PendingApproval = { request, revision: this.#policy.revision, approvedBy: new Set(), timer };
+    this.#pending.set(request.approval_id, pending);
+    for (const answer of answers) if (answer.refused_reason === null) await this.#apply(pending, answer, answer.time);
+    return this.#pending.get(request.approval_id);
+  }
+
   async #expire(approvalId: string): Promise<void> {
     const pending = this.#pending.get(approvalId);
     if (pending === undefined) return;
@@ -133,13 +196,13 @@ export class PolicyService {
   async #finish(pending: PendingApproval, decision: 'allow' | 'deny', reason: string): Promise<void> {
     clearTimeout(pending.timer);
     this.#pending.delete(pending.request.approval_id);
-    const v = this.#verdict(pending.command, pending.revision, { decision, rule_id: pending.request.rule_id, reason, mask_set: null });
+    const v = this.#verdict(pending.request, pending.revision, { decision, rule_id: pending.request.rule_id, reason, mask_set: null });
     await this.options.bus.publish({ ...v, approval_id: pending.request.approval_id });
   }
 
-  #verdict(command: Command, revision: string, d: Pick<Verdict, 'decision' | 'rule_id' | 'reason' | 'mask_set'>): Verdict {
+  #verdict(command: { session_id: string; command_id: string }, revision: string, d: Pick<Verdict, 'decision' | 'rule_id' | 'reason' | 'mask_set'>): Verdict {
     return {
-      type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id,
+      type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.command_id,
       ...d, source: 'policy', policy_revision: revision, approval_id: null, hold_expires_at: null,
     };
   }
