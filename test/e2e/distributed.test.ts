@@ -59,6 +59,7 @@ policy:
   default: allow
   rules:
     - { id: no-drop, action: deny, message: DROP needs a human, match: { sql: { statements: [DropStmt] } } }
+    - { id: truncate-held, action: hold, match: { sql: { statements: [TruncateStmt] } }, approval: { timeout_s: 180 } }
 query:
   listen: "127.0.0.1:${env.ports.api}"
 `;
@@ -67,6 +68,7 @@ query:
 const ready: Promise<Env> = (async () => {
   const [pgServer, issuer, broker, registry, double] = await Promise.all([startPostgres(), startOidcIssuer(), startKafka(), startSchemaRegistry(), startClickHouseHttpDouble()]);
   await pgServer.psql(`CREATE TABLE probe (marker text PRIMARY KEY); GRANT ALL ON probe TO ${pgServer.users.scram.user}`);
+  await pgServer.psql(`CREATE TABLE held (x int); INSERT INTO held VALUES (1); GRANT ALL ON held TO ${pgServer.users.scram.user}`);
   const dir = mkdtempSync(join(tmpdir(), 'agate-dist-'));
   const ports = { a: await findFreePort(), b: await findFreePort(), api: await findFreePort() };
   const base = { pg: pgServer, issuer, broker, registry, double, dir, ports };
@@ -192,6 +194,36 @@ dist('policy down: statements are refused within the deadline, and the refusals 
       "SELECT count() AS n FROM agate.verdicts v INNER JOIN agate.commands c ON c.command_id = v.command_id WHERE v.source = 'deadline' AND v.rule_id = 'agate.verdict-deadline' AND c.text LIKE '%no-policy%'",
     );
     return Number(rows[0]?.n) === 1 ? true : undefined;
+  });
+});
+
+dist('policy killed while a statement is held: after its restart an approval still releases the statement', async () => {
+  const env = await ready;
+  const c = await client(env, env.ports.a);
+  const notices: string[] = [];
+  c.on('notice', (n) => notices.push(n.message ?? ''));
+  const truncated = c.query('TRUNCATE held');
+  const id = await until('the hold notice', async () => /approval ([0-9a-f-]{36})/.exec(notices.join('\n'))?.[1]);
+  // The request must be in the ledger before the crash: that record is what the restart reads.
+  await until('the request in the ledger', async () => {
+    const rows = await env.store.query<{ n: string }>("SELECT count() AS n FROM agate.ledger WHERE event_type = 'ApprovalRequested' AND JSONExtractString(body, 'approval_id') = {id:String}", { id });
+    return Number(rows[0]?.n) === 1 ? true : undefined;
+  });
+  await env.procs.policy.stop('SIGKILL');
+  await env.procs.policy.restart();
+  assert.match(env.procs.policy.stderr(), /open approvals taken up from the ledger/);
+  const approver = await env.issuer.mint({ sub: 'dist-approver', agate_role: 'approver' });
+  const approved = await runCli(['approve', id, '--config', env.configs.svc, '--token', approver, '--url', `http://127.0.0.1:${env.ports.api}`]);
+  assert.is(approved.code, 0, approved.stdout + approved.stderr);
+  await truncated; // released: the statement ran
+  assert.is(await env.pg.psql('SELECT count(*) FROM held'), '0');
+  await c.end();
+  await until('the release in the ledger', async () => {
+    const rows = await env.store.query<{ decision: string; reason: string }>(
+      "SELECT JSONExtractString(body, 'decision') AS decision, JSONExtractString(body, 'reason') AS reason FROM agate.ledger WHERE event_type = 'Verdict' AND JSONExtractString(body, 'approval_id') = {id:String} AND JSONExtractString(body, 'decision') = 'allow'",
+      { id },
+    );
+    return rows[0]?.reason.includes('dist-approver') ? true : undefined;
   });
 });
 
