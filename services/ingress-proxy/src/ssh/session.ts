@@ -5,7 +5,7 @@ import type { Bus } from '../../../../core/src/bus/bus.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../../core/src/log.js';
-import { nowMicros, type Command, type Identity, type Response } from '../../../../schemas/src/events.js';
+import { nowMicros, type Command, type Identity, type Response, type Verdict } from '../../../../schemas/src/events.js';
 import type { Masker } from '../pg/masking/masker.js';
 import { relayExec, type ExecOutcome } from './exec-relay.js';
 import { connectUpstream, type SshUpstreamTarget } from './upstream.js';
@@ -173,7 +173,7 @@ export class SshSession {
     if (channel === undefined) return;
     channel.pause();
     const command = this.#command(text, { request: 'exec' });
-    const decision = await this.#decide(command);
+    const decision = await this.#decide(command, (v) => channel.stderr.write(holdNote(v)));
     if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
     let upstream: Client;
     try {
@@ -199,7 +199,7 @@ export class SshSession {
     if (channel === undefined) return;
     channel.pause();
     const command = this.#command('(subsystem sftp)', { request: 'subsystem', subsystem: 'sftp' });
-    const decision = await this.#decide(command);
+    const decision = await this.#decide(command, (v) => channel.stderr.write(holdNote(v)));
     if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
     let upstream: Client;
     try {
@@ -255,12 +255,15 @@ export class SshSession {
     };
   }
 
-  /** Publishes the command (write-ahead) and waits for its verdict; fails closed. */
-  async #decide(command: Command): Promise<Decision> {
+  /**
+   * Publishes the command (write-ahead) and waits for its verdict; fails closed. A held command
+   * keeps waiting for its final verdict, and `onHold` tells the client which approval it waits on.
+   */
+  async #decide(command: Command, onHold: (v: Verdict) => void): Promise<Decision> {
     const { bus, verdictTimeoutMs } = this.#deps;
     let outcome;
     try {
-      outcome = await bus.requestVerdict(command, verdictTimeoutMs);
+      outcome = await bus.requestVerdict(command, verdictTimeoutMs, { onHold });
     } catch (err) {
       this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
       return { kind: 'refuse', message: 'Agate refused the command: the audit log is unavailable, so it cannot be recorded' };
@@ -316,4 +319,10 @@ export class SshSession {
     await this.#events.drained();
     this.#done();
   }
+}
+
+/** The stderr line a held command's client sees while it waits (the SSH form of PostgreSQL's NOTICE). */
+function holdNote(v: Verdict): string {
+  const until = v.hold_expires_at === null ? '' : ` until ${new Date(v.hold_expires_at / 1000).toISOString()}`;
+  return `Agate is holding this command for approval ${v.approval_id} (rule "${v.rule_id}")${until}; an approver can release it with: agate approve ${v.approval_id}\n`;
 }
