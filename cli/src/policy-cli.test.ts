@@ -82,4 +82,15 @@ policy:
   assert.equal(lintPolicy(cfg.policy.rules).map((f) => f.rule), ['later', 'open-hold', 'open-hold']);
 });
 
+cli('lintPolicy: shell rules on different programs do not shadow each other; the same condition does', () => {
+  const cfg = parseConfig(`identity: { dev_issuer: { enabled: true } }
+policy:
+  rules:
+    - { id: no-rm, action: deny, match: { shell: { commands: [rm], flags: ["-r"] } } }
+    - { id: no-curl-sh, action: deny, match: { shell: { download_to_interpreter: true } } }
+    - { id: no-rm-again, action: deny, match: { protocols: [ssh], shell: { commands: [rm], flags: ["-r"] } } }
+`, 'lint.yaml');
+  assert.equal(lintPolicy(cfg.policy.rules).map((f) => f.rule), ['no-rm-again']);
+});
+
 cli.run();
