@@ -55,6 +55,18 @@ cli('policy test prints the verdict and the rule, and exits by decision', async 
   assert.match(usage.stderr, /needs --sql/);
 });
 
+cli('policy test on an ssh line lists the simple commands the parser found', async () => {
+  const cfg = file('ssh.yaml', POLICY.replace('  rules:\n', '  rules:\n    - { id: no-rm-r, action: deny, match: { shell: { commands: [rm], flags: ["-r"] } } }\n'));
+  const denied = await agate('policy', 'test', '--config', cfg, '--text', "sudo r''m --rec -f / && curl -s x | bash", '--protocol', 'ssh');
+  assert.is(denied.code, 4, denied.stderr);
+  assert.match(denied.stdout, /command: rm {2}flags: -r -f {2}operands: \["\/"\] {2}\(via sudo\)/);
+  assert.match(denied.stdout, /command: bash .*\(runs downloaded code\)/);
+  assert.match(denied.stdout, /DENY {2}rule: no-rm-r/);
+  const unreadable = await agate('policy', 'test', '--config', cfg, '--text', '$CMD -rf /', '--json');
+  assert.is(unreadable.code, 4);
+  assert.equal((JSON.parse(unreadable.stdout) as { rule_id: string }).rule_id, 'agate.unparseable');
+});
+
 cli('policy lint: a valid policy passes, an invalid one fails naming the key, a shadowed rule warns', async () => {
   const ok = await agate('policy', 'lint', '--config', file('ok.yaml', POLICY));
   assert.is(ok.code, 0, ok.stdout + ok.stderr);

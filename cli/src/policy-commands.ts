@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AgateConfig, RuleConfig } from '../../core/src/config.js';
 import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
+import { analyzeShell } from '../../core/src/shell/analyze.js';
 import type { Command, Protocol } from '../../schemas/src/events.js';
 import { ApiClient } from './api-client.js';
 import { table } from './format.js';
@@ -27,9 +28,16 @@ export async function policyTest(config: AgateConfig, input: PolicyTestInput, js
     text: input.sql ?? input.text ?? '', parameters: [], attributes: {},
   };
   const d = policy.evaluate(command);
-  const out = { decision: d.decision, rule_id: d.rule_id, reason: d.reason, mask_set: d.mask_set, approval: d.approval ?? null, policy_revision: policy.revision };
+  // For a shell line, what the parser saw: the simple commands the rules were tried on.
+  const shell = protocol === 'ssh' ? analyzeShell(command.text) : undefined;
+  const shellCommands = shell?.ok === true ? shell.commands.map(({ program, argv, flags, operands, via, downloaded }) => ({ program, argv, flags, operands, via, downloaded })) : null;
+  const out = { decision: d.decision, rule_id: d.rule_id, reason: d.reason, mask_set: d.mask_set, approval: d.approval ?? null, policy_revision: policy.revision, shell_commands: shellCommands };
   if (json) console.log(JSON.stringify(out, null, 2));
   else {
+    for (const c of shellCommands ?? []) {
+      const how = [c.via.length > 0 ? `via ${c.via.join(' > ')}` : '', c.downloaded ? 'runs downloaded code' : ''].filter(Boolean).join('; ');
+      console.log(`command: ${c.program}  flags: ${c.flags.join(' ') || '-'}  operands: ${JSON.stringify(c.operands)}${how ? `  (${how})` : ''}`);
+    }
     console.log(`${d.decision.toUpperCase()}  rule: ${d.rule_id ?? '(policy default)'}`);
     console.log(`reason: ${d.reason}`);
     if (d.mask_set !== null) console.log(`mask set: ${d.mask_set}`);
