@@ -66,6 +66,9 @@ programs('wrappers, sh -c, eval and alias are looked through', () => {
   assert.equal(of('eval rm -rf /'), ['eval', 'rm']);
   assert.equal(of("env -S 'rm -rf /'"), ['env', 'rm']);
   assert.equal(of("alias ll='rm -rf /'; ll"), ['alias', 'rm', 'll']);
+  assert.equal(of('find / -name x -exec rm -rf {} \\; -print'), ['find', 'rm']);
+  assert.equal(of("su root -c 'rm -rf /'"), ['su', 'rm']);
+  assert.equal(of("watch -n 5 'rm -rf /tmp/x'"), ['watch', 'rm']);
   assert.equal(one('sudo -u root rm -rf /', 'rm').via, ['sudo']);
   assert.equal(one(`bash -c "sudo rm x"`, 'rm').via, ['bash -c', 'sudo']);
 });
@@ -107,7 +110,8 @@ unreadable('what depends on the run fails instead of guessing', () => {
     '$CMD x', '"$X" y', '${x} -rf /', '$(echo rm) -rf /', '`echo rm` x', '/bin/r? x', '/???/rm x', '{rm,-rf,/}',
     'eval "$x"', 'sh -c "$payload"', 'bash -c "$(curl -s x)"', 'eval $(echo cm0K | base64 -d)',
     'echo cm0gLXJmIC8K | base64 -d | sh', 'cat <<EOF | sh\nrm -rf /\nEOF', 'bash <<< "rm -rf /"', 'sh', 'python3 -',
-    'echo "open', "echo 'open", 'echo \\', 'if true; then', 'bash -c',
+    'echo "open', "echo 'open", 'echo \\', 'if true; then', 'bash -c', 'sudo -i', 'sudo -u root -s', 'su', 'su -c "$X"',
+    '('.repeat(2000) + 'rm x' + ')'.repeat(2000),
   ]) {
     const a = analyzeShell(text);
     assert.is(a.ok, false, text);

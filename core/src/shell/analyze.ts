@@ -101,7 +101,9 @@ export function analyzeShell(text: string): ShellAnalysis {
     analyzeScript(text, { depth: 0, via: [], stdin: 'inherited', out });
   } catch (err) {
     if (err instanceof Unreadable) return { ok: false, error: err.message };
-    throw err;
+    // Anything else (the WASM runtime out of memory, a stack overflow) refuses the line too:
+    // a decision must never throw, or one line would stall the policy service's stream.
+    return { ok: false, error: `the shell parser failed: ${err instanceof Error ? err.message : String(err)}` };
   }
   return { ok: true, commands: out, programs: out.map((c) => c.program) };
 }
@@ -249,6 +251,9 @@ function run(argv: string[], literal: boolean[], extras: Extras, ctx: Context): 
       if (!cmd.flags.some((f) => codeFlags.has(f)) && (cmd.operands.length === 0 || cmd.operands[0] === '-' || extras.processDownload)) readsProgram(cmd, extras, ctx);
       return;
     }
+    if (program === 'find') return findExec(argv, literal, extras, ctx);
+    if (program === 'su') return su(cmd, literal, extras, ctx);
+    if (program === 'watch') return watch(argv, literal, ctx);
     if (program === 'eval') return analyzeScript(script(argv.slice(1), literal.slice(1), 'eval'), { ...inner, via: [...ctx.via, 'eval'] });
     if (program === 'source' || program === '.') {
       if (extras.processDownload) cmd.downloaded = true;
@@ -280,6 +285,8 @@ function run(argv: string[], literal: boolean[], extras: Extras, ctx: Context): 
     }
     if (FIRST_OPERAND_SKIPPED.has(program)) i += 1;
     if (i >= argv.length) {
+      // `sudo -i`, `sudo -s`, `doas -s`: a root shell reading its commands from stdin.
+      if ((program === 'sudo' || program === 'doas') && cmd.flags.some((f) => ['-s', '-i', '--shell', '--login'].includes(f))) return readsProgram(cmd, extras, ctx);
       if (program === 'xargs') run(['echo'], [true], { ...extras, processDownload: false }, { ...ctx, via: [...ctx.via, program] }); // xargs runs echo by default
       return;
     }
@@ -287,6 +294,46 @@ function run(argv: string[], literal: boolean[], extras: Extras, ctx: Context): 
     literal = literal.slice(i);
     ctx = { ...ctx, via: [...ctx.via, program] };
   }
+}
+
+/** `find … -exec CMD … ;` (and -execdir, -ok, -okdir) runs CMD for each file found. */
+function findExec(argv: string[], literal: boolean[], extras: Extras, ctx: Context): void {
+  for (let i = 1; i < argv.length; i++) {
+    if (!['-exec', '-execdir', '-ok', '-okdir'].includes(argv[i]!)) continue;
+    let end = i + 1;
+    while (end < argv.length && argv[end] !== ';' && argv[end] !== '+') end += 1;
+    if (end > i + 1) run(argv.slice(i + 1, end), literal.slice(i + 1, end), { ...extras, processDownload: false }, { ...ctx, via: [...ctx.via, 'find -exec'] });
+    i = end;
+  }
+}
+
+/** `su [user] -c CMD` runs CMD with the user's shell; plain `su` reads commands from stdin. */
+function su(cmd: ShellCommand, literal: boolean[], extras: Extras, ctx: Context): void {
+  const { argv } = cmd;
+  for (let i = 1; i < argv.length; i++) {
+    const word = argv[i]!;
+    const inline = word.startsWith('--command=') ? word.slice('--command='.length) : undefined;
+    if (word === '-c' || word === '--command' || inline !== undefined) {
+      const at = inline === undefined ? i + 1 : i;
+      if (inline === undefined && at >= argv.length) throw new Unreadable('su -c without a command');
+      return analyzeScript(script([inline ?? argv[at]!], [literal[at]!], 'su -c'), { ...ctx, depth: ctx.depth + 1, via: [...ctx.via, 'su -c'], stdin: 'inherited' });
+    }
+  }
+  readsProgram(cmd, extras, ctx);
+}
+
+/** `watch CMD…` runs its operands, joined, through `sh -c` (unless -x: as argv). */
+function watch(argv: string[], literal: boolean[], ctx: Context): void {
+  let i = 1;
+  let direct = false;
+  while (i < argv.length && argv[i]!.startsWith('-')) {
+    if (argv[i] === '-x' || argv[i] === '--exec') direct = true;
+    i += ['-n', '--interval', '-q', '--equexit'].includes(argv[i]!) ? 2 : 1;
+  }
+  if (i >= argv.length) return;
+  const via = { ...ctx, depth: ctx.depth + 1, via: [...ctx.via, 'watch'] };
+  if (direct) return run(argv.slice(i), literal.slice(i), { assignments: [], redirects: [], processDownload: false }, via);
+  analyzeScript(script(argv.slice(i), literal.slice(i), 'watch'), via);
 }
 
 /** `sh -c SCRIPT`, `sh SCRIPT_FILE`, or `sh` reading its program from standard input. */
