@@ -85,10 +85,13 @@ async function until<T>(probe: () => T | undefined, ms = 5000): Promise<T> {
   throw new Error('timed out');
 }
 
-hooks('a hold, an approval and the release are POSTed signed; a 500 is retried', async (ctx) => {
+hooks('a hold, an approval and the release are POSTed signed; a 500 is retried; old events are not sent', async (ctx) => {
+  // History, not news: an expired hold and an old answer on the stream are not sent.
+  await ctx.bus.publish({ ...SAMPLES.ApprovalRequested, event_id: randomUUID(), time: nowMicros() - 7_200e6, expires_at: nowMicros() - 3_600e6 });
+  await ctx.bus.publish({ ...SAMPLES.ApprovalDecision, event_id: randomUUID(), time: nowMicros() - 7_200e6 });
   const c: Command = { ...SAMPLES.Command, event_id: randomUUID(), time: nowMicros(), text: 'DROP TABLE items' };
   let request: ApprovalRequested | undefined;
-  await ctx.bus.subscribe({ group: 'watch', types: ['ApprovalRequested'], handler: async (b) => void (request ??= b[0] as ApprovalRequested) });
+  await ctx.bus.subscribe({ group: 'watch', types: ['ApprovalRequested'], handler: async (b) => void (request ??= (b as ApprovalRequested[]).find((e) => e.command_id === c.event_id)) });
   const outcome = ctx.bus.requestVerdict(c, 2000, { onHold: () => undefined });
   const r = await until(() => request);
   const answer: ApprovalDecision = {

@@ -2,7 +2,11 @@ import type { Bus, Subscription } from '../../../../core/src/bus/bus.js';
 import { readSecret, type ApprovalWebhookConfig } from '../../../../core/src/config.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { WebhookDelivery } from './delivery.js';
+import { nowMicros, type AgateEvent } from '../../../../schemas/src/events.js';
 import { notificationOf } from './payload.js';
+
+/** Past this, an approver's answer or a final verdict is history, not news. */
+const NEWS_MS = 60 * 60 * 1000;
 
 export interface ApprovalWebhooksOptions {
   bus: Bus;
@@ -41,6 +45,7 @@ export class ApprovalWebhooks {
       types: ['ApprovalRequested', 'ApprovalDecision', 'Verdict'],
       handler: async (batch) => {
         for (const event of batch) {
+          if (stale(event)) continue;
           const n = notificationOf(event);
           if (n === undefined) continue;
           for (const d of this.#deliveries) if (d.events.has(n.type)) d.delivery.enqueue(n);
@@ -53,4 +58,15 @@ export class ApprovalWebhooks {
     await this.#subscription?.close();
     await Promise.all(this.#deliveries.map((d) => d.delivery.stop()));
   }
+}
+
+/**
+ * A new consumer group reads the stream from its start: turning webhooks on in a running
+ * deployment must not replay its whole approval history to the receiver. A request is news until
+ * it expires; an answer or a final verdict for an hour.
+ */
+function stale(event: AgateEvent): boolean {
+  const now = nowMicros();
+  if (event.type === 'ApprovalRequested') return event.expires_at <= now;
+  return now - event.time > NEWS_MS * 1000;
 }
