@@ -174,7 +174,9 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const policyLogger = logger.child({ component: 'policy' });
       const compiled = new CompiledPolicy(config.policy, config.masking.audit);
       const history = store === undefined ? undefined : new StoreApprovalHistory(store);
-      const policy = new PolicyService({ bus: bus!, policy: compiled, logger: policyLogger, staleAfterMs: config.proxy.verdict_timeout_ms, history });
+      // One process on the local bus: the proxies waiting on holds from before this start are gone.
+      const holdsDieWithProcess = config.bus.kind === 'local' && roles.includes('proxy');
+      const policy = new PolicyService({ bus: bus!, policy: compiled, logger: policyLogger, staleAfterMs: config.proxy.verdict_timeout_ms, history, holdsDieWithProcess });
       await policy.start();
       started.push(policy);
       const webhooks = new ApprovalWebhooks({ bus: bus!, webhooks: config.approvals.webhooks, logger: policyLogger.child({ component: 'approval-webhooks' }), source: config.source });

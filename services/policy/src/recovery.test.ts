@@ -65,9 +65,9 @@ recovery.after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startPolicy(): Promise<void> {
+async function startPolicy(holdsDieWithProcess = false): Promise<void> {
   await service?.stop();
-  service = new PolicyService({ bus, policy, logger: silentLogger, staleAfterMs: 5000, history });
+  service = new PolicyService({ bus, policy, logger: silentLogger, staleAfterMs: 5000, history, holdsDieWithProcess });
   await service.start();
 }
 
@@ -118,6 +118,17 @@ recovery('an approval nobody answers still expires after the restart, and is ref
   assert.is(v.kind, 'verdict');
   assert.equal([v.verdict.decision, v.verdict.approval_id], ['deny', request.approval_id]);
   assert.match(v.verdict.reason, /no approval within 2 s/);
+});
+
+recovery('embedded (the proxies restarted too): a hold from before the restart is refused, not left to approve', async () => {
+  await startPolicy();
+  const { outcome, request } = await hold('DROP TABLE customers');
+  await until('the request in the ledger', () => history.find(request.approval_id, nowMicros()));
+  await startPolicy(true);
+  const v = (await outcome) as { kind: 'verdict'; verdict: Verdict };
+  assert.equal([v.verdict.decision, v.verdict.approval_id], ['deny', request.approval_id]);
+  assert.match(v.verdict.reason, /Agate restarted while the command was held/);
+  await until('the refusal in the ledger', async () => ((await history.find(request.approval_id, nowMicros())) === undefined ? true : undefined));
 });
 
 recovery.run();

@@ -18,6 +18,13 @@ export interface PolicyServiceOptions {
    * not hold is looked up there (another instance, or this one before a restart, held it).
    */
   history?: ApprovalHistory;
+  /**
+   * True when every proxy that can be waiting on this service's verdicts started with it (the
+   * embedded mode: one process, one local bus). Holds made before this start then have no client
+   * left to release; they are refused, so the ledger shows a refusal rather than an approval of a
+   * statement that never ran.
+   */
+  holdsDieWithProcess?: boolean;
 }
 
 /** A held command this instance decided, waiting for approvers or its expiry. */
@@ -41,6 +48,7 @@ export class PolicyService {
   readonly #pending = new Map<string, PendingApproval>();
   /** Ledger look-ups in flight, so two answers in one batch adopt an approval once. */
   readonly #lookups = new Map<string, Promise<PendingApproval | undefined>>();
+  readonly #startedAt = nowMicros();
 
   constructor(private readonly options: PolicyServiceOptions) {
     this.#policy = options.policy;
@@ -179,6 +187,10 @@ export class PolicyService {
     // The revision that held it is in the hold verdict; the final verdict names the one in force now.
     const pending: PendingApproval = { request, revision: this.#policy.revision, approvedBy: new Set(), timer };
     this.#pending.set(request.approval_id, pending);
+    if (this.options.holdsDieWithProcess === true && request.time < this.#startedAt) {
+      await this.#finish(pending, 'deny', 'refused: Agate restarted while the command was held, and its client was disconnected; the command did not run');
+      return undefined;
+    }
     for (const answer of answers) if (answer.refused_reason === null) await this.#apply(pending, answer, answer.time);
     return this.#pending.get(request.approval_id);
   }
