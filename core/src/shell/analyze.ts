@@ -183,7 +183,7 @@ function redirected(node: Node, ctx: Context, level: number): void {
     for (const c of r.namedChildren) {
       if (c === null) continue;
       if (c.type === 'pipeline') pipeline(c.namedChildren, ctx, level + 1, 'pipe');
-      else if (c.type === 'command' || c.type === 'redirected_statement' || c.type === 'list') walk(c, { ...ctx, stdin: 'pipe' }, level + 1);
+      else if (c.type === 'command' || c.type === 'redirected_statement') walk(c, { ...ctx, stdin: 'pipe' }, level + 1);
       else walk(c, ctx, level + 1);
     }
   }
