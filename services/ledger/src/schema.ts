@@ -62,31 +62,16 @@ export function ledgerDdl(options: LedgerSchemaOptions = {}): string[] {
     frontier String COMMENT 'compact range at size, JSON: lets verification start here after expiry',
     created_at DateTime64(3, 'UTC') DEFAULT now64(3)
   ) ENGINE = ReplacingMergeTree ORDER BY (chain_id, size)`,
-  `CREATE OR REPLACE VIEW agate.sessions AS
-    SELECT session_id,
-      anyIf(time, event_type = 'SessionOpened') AS opened_at,
-      anyIf(JSONExtractString(body, 'protocol'), event_type = 'SessionOpened') AS protocol,
-      anyIf(JSONExtractString(body, 'target'), event_type = 'SessionOpened') AS target,
-      anyIf(JSONExtractString(body, 'identity', 'issuer'), event_type = 'SessionOpened') AS issuer,
-      anyIf(JSONExtractString(body, 'identity', 'subject'), event_type = 'SessionOpened') AS subject,
-      anyIf(JSONExtractString(body, 'client_address'), event_type = 'SessionOpened') AS client_address,
-      anyIf(JSONExtractString(body, 'proxy_id'), event_type = 'SessionOpened') AS proxy_id,
-      if(countIf(event_type = 'SessionClosed') > 0, toNullable(anyIf(time, event_type = 'SessionClosed')), NULL) AS closed_at,
-      countIf(event_type = 'Command') AS commands,
-      countIf(event_type = 'Verdict' AND JSONExtractString(body, 'decision') = 'deny') AS denied
-    FROM agate.ledger
-    WHERE event_type IN ('SessionOpened', 'SessionClosed', 'Command', 'Verdict')
-    GROUP BY session_id
-    HAVING countIf(event_type = 'SessionOpened') > 0`,
   `CREATE OR REPLACE VIEW agate.commands AS
     SELECT event_id AS command_id, session_id, time, chain_id, seq,
       JSONExtractUInt(body, 'sequence') AS sequence,
       JSONExtractString(body, 'protocol') AS protocol,
-      JSONExtractString(body, 'target') AS target,
+      toString(target) AS target,
       JSONExtractString(body, 'identity', 'issuer') AS issuer,
-      JSONExtractString(body, 'identity', 'subject') AS subject,
-      JSONExtractString(body, 'text') AS text
+      subject, text
     FROM agate.ledger WHERE event_type = 'Command'`,
+  // The per-session view (agate.sessions) belongs to the query service, which fills its own
+  // session tables from this one (services/query/src/schema.ts).
   `CREATE OR REPLACE VIEW agate.verdicts AS
     SELECT event_id AS verdict_id, JSONExtractString(body, 'command_id') AS command_id, session_id, time, chain_id, seq,
       JSONExtractString(body, 'decision') AS decision,
