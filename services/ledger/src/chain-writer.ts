@@ -12,6 +12,7 @@ import { CompactRange } from './compact-range.js';
 import type { NoteSigner } from './note.js';
 import { BLOCK_SIZE, LEDGER_COLUMNS, microsToDateTime64 } from './schema.js';
 import { pushRange } from './tree-sql.js';
+import { persistTiles, tiledRangeRoot } from './tree-tiles.js';
 import { tsvBytes, tsvText } from './tsv.js';
 
 export interface ChainWriterOptions {
@@ -137,8 +138,10 @@ export class ChainWriter {
   /** Advances the tree to `size` (records up to it are stored), then signs and publishes. */
   async #publish(size: number, head: Buffer): Promise<void> {
     const { store, chainId, signer } = this.options;
+    // Stored subtree nodes first: proofs read them, and the tree advances from them in one pass over the new leaves.
+    await persistTiles(store, chainId, size);
     const tree = this.#tree.clone();
-    await pushRange(store, chainId, tree, tree.size, size);
+    await pushRange(store, chainId, tree, tree.size, size, tiledRangeRoot);
     this.#tree = tree;
     const cp = { size, root: tree.root(), head, frontier: JSON.stringify(tree.toJSON()) };
     const note = signCheckpoint({ origin: this.#origin, size: cp.size, root: cp.root, chainHead: cp.head }, signer);

@@ -52,6 +52,13 @@ export function ledgerDdl(options: LedgerSchemaOptions = {}): string[] {
   ORDER BY (chain_id, seq)
   ${ttl}
   SETTINGS ttl_only_drop_parts = 1`,
+  `CREATE TABLE IF NOT EXISTS agate.tree_nodes (
+    chain_id LowCardinality(String),
+    level UInt8 COMMENT 'the node covers 2^level leaves',
+    node UInt64 COMMENT 'position among the nodes of its level',
+    hash FixedString(32)
+  ) ENGINE = ReplacingMergeTree ORDER BY (chain_id, level, node)
+  COMMENT 'roots of complete aligned subtrees (tree-tiles.ts): proofs read O(log n) rows'`,
   `CREATE TABLE IF NOT EXISTS agate.checkpoints (
     chain_id LowCardinality(String),
     size UInt64,
