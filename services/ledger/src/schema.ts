@@ -5,7 +5,7 @@ import type { Store } from '../../../core/src/store/store.js';
 export const BLOCK_SIZE = 1 << 20;
 
 export interface LedgerSchemaOptions {
-  /** Days after which whole blocks expire (TTL); undefined keeps everything. */
+  /** Accepted for compatibility: retention drops whole partitions (retention.ts), not by TTL. */
   retentionDays?: number;
 }
 
@@ -18,12 +18,11 @@ export const LEDGER_COLUMNS = ['chain_id', 'seq', 'event_id', 'event_type', 'tim
  * binds both (chain.ts). Sorted by (chain, seq) for verification and proofs; the two
  * `_part_offset` projections give session timelines and per-identity history their own sort
  * order without copying rows. Partitions are aligned blocks of BLOCK_SIZE records, and the
- * ledger signs a checkpoint at every block boundary, so a TTL that drops whole partitions
- * leaves a signed starting point for verification (verify.ts).
+ * ledger signs a checkpoint at every block boundary, so retention that drops whole partitions
+ * (retention.ts) leaves a signed starting point for verification (verify.ts).
  * Portable DDL: needs ClickHouse 25.8 or newer for `_part_offset` projections.
  */
-export function ledgerDdl(options: LedgerSchemaOptions = {}): string[] {
-  const ttl = options.retentionDays === undefined ? '' : `TTL toDateTime(time) + INTERVAL ${Math.floor(options.retentionDays)} DAY`;
+export function ledgerDdl(_options: LedgerSchemaOptions = {}): string[] {
   return [
   `CREATE DATABASE IF NOT EXISTS agate`,
   `CREATE TABLE IF NOT EXISTS agate.ledger (
@@ -49,9 +48,7 @@ export function ledgerDdl(options: LedgerSchemaOptions = {}): string[] {
     PROJECTION by_subject (SELECT _part_offset ORDER BY subject, time, seq)
   ) ENGINE = MergeTree
   PARTITION BY (chain_id, intDiv(seq - 1, ${BLOCK_SIZE}))
-  ORDER BY (chain_id, seq)
-  ${ttl}
-  SETTINGS ttl_only_drop_parts = 1`,
+  ORDER BY (chain_id, seq)`,
   `CREATE TABLE IF NOT EXISTS agate.tree_nodes (
     chain_id LowCardinality(String),
     level UInt8 COMMENT 'the node covers 2^level leaves',
@@ -120,6 +117,9 @@ export async function migrate(store: Store, options: LedgerSchemaOptions = {}): 
     throw new AgateError(ErrorCode.STORE_FAILED, `ClickHouse ${row?.v} is too old for Agate's ledger schema: it needs ${MIN_CLICKHOUSE.join('.')} or newer (projections, DateTime64, query parameters, skip indexes)`);
   }
   for (const ddl of ledgerDdl(options)) await store.exec(ddl);
+  // Earlier versions expired rows by TTL, which can drop part of a block; retention now drops whole blocks.
+  const [table] = await store.query<{ engine_full: string }>("SELECT engine_full FROM system.tables WHERE database = 'agate' AND name = 'ledger'");
+  if (table !== undefined && /\bTTL\b/.test(table.engine_full)) await store.exec('ALTER TABLE agate.ledger REMOVE TTL');
 }
 
 /** `DateTime64(6)` text for a microsecond timestamp. */

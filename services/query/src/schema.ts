@@ -9,7 +9,9 @@ import type { Store } from '../../../core/src/store/store.js';
  *   week is a range read instead of a scan of every SessionOpened body.
  * - `q_session_stats`: per-session counters (commands, denied, decisions seen, closed_at), sorted
  *   by session id. Counts are `uniqExact` over event ids, so a row seen twice (a backfill that
- *   overlaps the materialized view) is counted once.
+ *   overlaps the materialized view) is counted once. Read by point lookups of random session
+ *   ids, so granules and compressed blocks are small: 146 lookups read 146 small blocks, not
+ *   146 blocks of 8,192 rows (measured 30 ms against 300–600 ms at 10M events).
  *   Both are filled by materialized views on `agate.ledger` and backfilled once when created.
  * - `sessions`, `session_index`: the analyst views over those two tables.
  * - `approvals`: every approver's answer to a held command (`ApprovalDecision` events), refused
@@ -39,7 +41,8 @@ export const SESSION_TABLES_DDL: readonly string[] = [
     denied AggregateFunction(uniqExact, String),
     decisions SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
     closed_at SimpleAggregateFunction(max, DateTime64(6, 'UTC'))
-  ) ENGINE = AggregatingMergeTree ORDER BY session_id`,
+  ) ENGINE = AggregatingMergeTree ORDER BY session_id
+  SETTINGS index_granularity = 128, min_compress_block_size = 4096, max_compress_block_size = 8192`,
 ];
 
 const SESSIONS_SELECT = `SELECT session_id, time AS opened_at, chain_id, seq,
