@@ -56,4 +56,14 @@ source('one range read per batch; responses completed across batches and after a
   await ledger.stop();
 });
 
+source('a chain whose first records expired is read from its first stored record', async () => {
+  // The same records, 5,000 positions on, as after retention dropped the blocks before them.
+  await store.exec(`INSERT INTO agate.ledger (chain_id, seq, event_id, event_type, session_id, time, body)
+    SELECT 'late', seq + 5000, event_id, event_type, session_id, time, body FROM agate.ledger WHERE chain_id = 'test'`);
+  const late = await new StoreExportSource(store).read('late', 0, 1000);
+  const test = await new StoreExportSource(store).read('test', 0, 1000);
+  assert.is(late.length, test.length);
+  assert.equal(late.map((e) => e.metadata.sequence), test.map((e) => e.metadata.sequence + 5000));
+});
+
 source.run();

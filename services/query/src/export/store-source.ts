@@ -22,9 +22,6 @@ type VerdictInfo = Pick<CommandRecord, 'decision' | 'rule_id' | 'reason'>;
 /** Context entries (commands, verdicts, session addresses) remembered across reads, per kind. */
 const CONTEXT_LIMIT = 30_000;
 
-/** The records an export event is made of. */
-const EXPORT_TYPES = "('SessionOpened', 'AuthenticationFailed', 'Command', 'Verdict', 'Response')";
-
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
 /**
@@ -50,12 +47,26 @@ export class StoreExportSource implements ExportSource {
     const window = Math.max(1000, limit * 3);
     let from = afterSeq;
     for (;;) {
-      const rows = await this.#rows(`chain_id = {chain:String} AND seq > {from:UInt64} AND event_type IN ${EXPORT_TYPES} ORDER BY seq LIMIT {window:UInt32}`, { chain: chainId, from, window });
+      // A bounded key range, not `LIMIT`: the engine then reads just these granules.
+      const to = from + window;
+      const rows = await this.#rows('chain_id = {chain:String} AND seq > {from:UInt64} AND seq <= {to:UInt64} ORDER BY seq', { chain: chainId, from, to });
       const records = await this.#records(chainId, rows, limit);
-      // A window of verdicts and commands only completes nothing; read on until one completes or the chain ends.
-      if (records.length > 0 || rows.length < window) return records.map(toOcsf);
-      from = rows[rows.length - 1]!.seq;
+      if (records.length > 0) return records.map(toOcsf);
+      // Nothing completed in this window (verdicts and commands only, or records expired by
+      // retention before it): go on from the next stored record, if there is one.
+      const next = rows.length === window ? to : await this.#nextStored(chainId, to);
+      if (next === undefined) return [];
+      from = next;
     }
+  }
+
+  /** The position before the first stored record after `after`, or undefined at the chain's end. */
+  async #nextStored(chainId: string, after: number): Promise<number | undefined> {
+    const [row] = await this.store.query<{ next: string | null }>(
+      'SELECT min(seq) AS next FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {after:UInt64} HAVING count() > 0',
+      { chain: chainId, after },
+    );
+    return row === undefined || row.next === null ? undefined : Number(row.next) - 1;
   }
 
   /** Turns rows into at most `limit` export records, in sequence order. */
