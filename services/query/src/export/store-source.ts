@@ -47,8 +47,9 @@ export class StoreExportSource implements ExportSource {
     const window = Math.max(1000, limit * 3);
     let from = afterSeq;
     for (;;) {
-      // A bounded key range, not `LIMIT`: the engine then reads just these granules.
-      const to = from + window;
+      // A bounded key range, not `LIMIT`: the engine then reads just these granules. Positions
+      // stay within what a JS number holds exactly (parameters refuse anything larger).
+      const to = Math.min(from + window, Number.MAX_SAFE_INTEGER);
       const rows = await this.#rows('chain_id = {chain:String} AND seq > {from:UInt64} AND seq <= {to:UInt64} ORDER BY seq', { chain: chainId, from, to });
       const records = await this.#records(chainId, rows, limit);
       if (records.length > 0) return records.map(toOcsf);
