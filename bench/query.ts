@@ -30,8 +30,11 @@ function generateSql(events: number): string {
   const sessions = Math.floor(events / PER_SESSION);
   const step = Math.floor((DAYS * 86_400e6) / sessions);
   const texts = `[${TEXTS.map((t) => `'${t}'`).join(', ')}]`;
-  return `INSERT INTO agate.ledger (chain_id, seq, event_id, event_type, session_id, time, payload, body, prev_hash, hash)
-    SELECT 'embedded', n + 1, event_id, event_type, sid, fromUnixTimestamp64Micro(toInt64(micros), 'UTC'), '', body, '', ''
+  // subject, target and text are filled as the ledger fills them (chain.ts recordColumns).
+  return `INSERT INTO agate.ledger (chain_id, seq, event_id, event_type, session_id, time, subject, target, text, payload, body, prev_hash, hash)
+    SELECT 'embedded', n + 1, event_id, event_type, sid, fromUnixTimestamp64Micro(toInt64(micros), 'UTC'),
+      if(event_type IN ('SessionOpened', 'Command'), subject, ''), if(event_type IN ('SessionOpened', 'Command'), target, ''),
+      if(event_type = 'Command', text, ''), '', body, '', ''
     FROM (
       SELECT number AS n, intDiv(number, ${PER_SESSION}) AS s, number % ${PER_SESSION} AS j, intDiv(j - 1, 3) AS c, (j - 1) % 3 AS k,
         toString(reinterpretAsUUID(sipHash128(s, 'session'))) AS sid,

@@ -5,11 +5,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { loadConfig } from '../../core/src/config.js';
 import { mintDevToken } from '../../core/src/identity/dev-issuer.js';
 import { silentLogger } from '../../core/src/log.js';
 import { packageRoot } from '../../core/src/package-root.js';
+import { startKafka, type KafkaBroker } from '../../test/harness/kafka.js';
 import { findFreePort, startPostgres, type PostgresServer } from '../../test/harness/postgres.js';
 import { run } from '../../test/harness/proc.js';
 import { missingAttributes } from '../../services/query/src/ocsf/required.js';
@@ -17,15 +19,16 @@ import { startEmbedded, type RunningAgate } from './components.js';
 
 /*
  * The analyst commands of the real `agate` binary (sql, replay, export) against an embedded Agate
- * in front of a real PostgreSQL, with a session made by node-postgres through the proxy.
+ * in front of a real PostgreSQL, with a session made by node-postgres through the proxy; export
+ * also to a real Kafka broker.
  */
 const cli = suite('agate sql / replay / export');
-const ctx = {} as { pg: PostgresServer; agate: RunningAgate; dir: string; config: string; hec: Server; hecUrl: string; hecBodies: string[]; hecAuth: string[] };
+const ctx = {} as { kafka: KafkaBroker; pg: PostgresServer; agate: RunningAgate; dir: string; config: string; hec: Server; hecUrl: string; hecBodies: string[]; hecAuth: string[] };
 
 const agate = (...args: string[]) => run(process.execPath, [join(packageRoot(), 'bin/agate.js'), ...args, '--config', ctx.config], { timeoutMs: 60_000, env: { ...process.env, AGATE_HEC_TOKEN: 'hec-secret' } });
 
 cli.before(async () => {
-  ctx.pg = await startPostgres();
+  [ctx.pg, ctx.kafka] = await Promise.all([startPostgres(), startKafka()]);
   ctx.dir = mkdtempSync(join(tmpdir(), 'agate-cli-'));
   ctx.config = join(ctx.dir, 'agate.yaml');
   writeFileSync(ctx.config, `
@@ -72,6 +75,7 @@ cli.after(async () => {
   await ctx.agate?.stop();
   await new Promise((r) => (ctx.hec ? (ctx.hec.closeAllConnections(), ctx.hec.close(r)) : r(undefined)));
   await ctx.pg?.stop();
+  await ctx.kafka?.destroy();
   if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
 });
 
@@ -115,6 +119,32 @@ cli('agate export to a Splunk HEC endpoint sends {"event": …} with the Splunk 
   assert.ok(lines.every((l) => typeof l.event.class_uid === 'number' && l.sourcetype === 'ocsf'));
   assert.equal([...new Set(ctx.hecAuth)], ['Splunk hec-secret']);
   assert.not.match(r.stderr, /hec-secret/);
+});
+
+cli('agate export to a Kafka topic publishes each OCSF event once, keyed by session, and resumes', async () => {
+  const state = join(ctx.dir, 'kafka-state.json');
+  const r = await agate('export', '--format', 'ocsf', '--to', 'kafka', 'agate.ocsf', '--brokers', ctx.kafka.bootstrap, '--state', state);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stderr, /3 OCSF events delivered to kafka:agate\.ocsf/);
+  const again = await agate('export', '--format', 'ocsf', '--to', 'kafka', 'agate.ocsf', '--brokers', ctx.kafka.bootstrap, '--state', state);
+  assert.match(again.stderr, /0 OCSF events delivered/);
+  const consumer = new Kafka({ clientId: 'cli-test', brokers: [ctx.kafka.bootstrap], logLevel: logLevel.NOTHING }).consumer({ groupId: 'cli-test', maxWaitTimeInMs: 50 });
+  const got: { key: string; event: { class_uid: number; metadata: { correlation_uid: string } } }[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic: 'agate.ocsf', fromBeginning: true });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${got.length} of 3 records arrived`)), 30_000);
+    void consumer.run({ eachMessage: async ({ message }) => {
+      got.push({ key: String(message.key), event: JSON.parse(String(message.value)) });
+      if (got.length === 3) (clearTimeout(timer), resolve());
+    } });
+  });
+  await consumer.disconnect();
+  assert.equal(got.map((g) => g.event.class_uid), [3002, 6005, 6005]);
+  for (const g of got) {
+    assert.is(g.key, g.event.metadata.correlation_uid);
+    assert.equal(missingAttributes(g.event as unknown as Parameters<typeof missingAttributes>[0]), []);
+  }
 });
 
 cli.run();

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { readSecret, type AgateConfig } from '../../core/src/config.js';
 import { exportEvents } from '../../services/query/src/export/exporter.js';
 import { HecSink } from '../../services/query/src/export/hec-sink.js';
+import { KafkaSink } from '../../services/query/src/export/kafka-sink.js';
 import { NdjsonFileSink, NdjsonStreamSink } from '../../services/query/src/export/ndjson-sink.js';
 import { PositionFile } from '../../services/query/src/export/position-file.js';
 import type { ExportSink, PositionStore } from '../../services/query/src/export/types.js';
@@ -13,6 +14,7 @@ import { ApiExportSource } from './api-export-source.js';
 interface ExportFlags {
   format?: string;
   to?: string;
+  brokers?: string;
   state?: string;
   follow?: boolean;
   token?: string;
@@ -30,11 +32,11 @@ class MemoryPositions implements PositionStore {
   }
 }
 
-/** `agate export --format ocsf --to ndjson FILE|- | --to hec URL`: through the running query API. */
+/** `agate export --format ocsf --to ndjson FILE|- | --to hec URL | --to kafka TOPIC`: through the running query API. */
 export async function exportCommand(config: AgateConfig, rest: string[], v: ExportFlags): Promise<number> {
   if ((v.format ?? 'ocsf') !== 'ocsf') throw new Error('--format: only ocsf is supported');
   const destination = rest[0];
-  if ((v.to !== 'ndjson' && v.to !== 'hec') || destination === undefined) throw new Error('agate export needs --to ndjson FILE|- or --to hec URL');
+  if ((v.to !== 'ndjson' && v.to !== 'hec' && v.to !== 'kafka') || destination === undefined) throw new Error('agate export needs --to ndjson FILE|-, --to hec URL or --to kafka TOPIC');
   const api = await ApiClient.fromConfig(config, v.token, v.url);
   let sink: ExportSink;
   const stop = new AbortController();
@@ -43,6 +45,14 @@ export async function exportCommand(config: AgateConfig, rest: string[], v: Expo
     const token = ref !== undefined ? readSecret(ref, 'query.export.hec_token') : process.env.AGATE_HEC_TOKEN;
     if (token === undefined) throw new Error('the HEC token is missing: set query.export.hec_token or AGATE_HEC_TOKEN');
     sink = new HecSink({ url: destination, token, signal: stop.signal, maxAttempts: v.follow ? Number.POSITIVE_INFINITY : 10 });
+  } else if (v.to === 'kafka') {
+    const bus = config.bus.kind === 'kafka' ? config.bus : undefined;
+    const brokers = v.brokers !== undefined ? v.brokers.split(',').map((b) => b.trim()).filter((b) => b !== '') : bus?.brokers;
+    if (brokers === undefined || brokers.length === 0) throw new Error('--to kafka needs --brokers HOST:PORT[,…] (or a config with bus.kind: kafka)');
+    sink = new KafkaSink({
+      brokers, topic: destination, partitions: bus?.partitions ?? 1, replicationFactor: bus?.replication_factor ?? 1, clientId: `agate-export-${config.instance_id}`,
+      signal: stop.signal, maxAttempts: v.follow ? Number.POSITIVE_INFINITY : 10,
+    });
   } else {
     sink = destination === '-' ? new NdjsonStreamSink(process.stdout) : await NdjsonFileSink.open(destination);
   }

@@ -52,9 +52,11 @@ Usage:
   agate replay     SESSION_ID --config FILE   a session's statements with timing, verdicts, results
   agate export     --format ocsf --to ndjson FILE|- --config FILE [--state FILE] [--follow]
   agate export     --format ocsf --to hec URL --config FILE [--state FILE] [--follow]
+  agate export     --format ocsf --to kafka TOPIC --config FILE [--brokers H:P,…] [--state FILE] [--follow]
                                               OCSF events for a SIEM; resumes from --state
                                               (default DATA_DIR/export/…); HEC token from
-                                              query.export.hec_token or AGATE_HEC_TOKEN
+                                              query.export.hec_token or AGATE_HEC_TOKEN; Kafka
+                                              brokers from --brokers or bus.brokers
 Read commands use the running query API (--url, --token or AGATE_TOKEN);
 --offline opens the store directly while Agate is stopped (verify does so
 whenever --checkpoint, --state or --deep is given).`;
@@ -79,6 +81,7 @@ const OPTIONS = {
   out: { type: 'string' },
   format: { type: 'string' },
   to: { type: 'string' },
+  brokers: { type: 'string' },
   follow: { type: 'boolean' },
   sql: { type: 'string' },
   text: { type: 'string' },

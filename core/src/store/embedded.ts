@@ -1,4 +1,6 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Session } from 'chdb';
 import { AgateError, ErrorCode } from '../errors.js';
@@ -11,6 +13,7 @@ import type { Store } from './store.js';
 export class EmbeddedStore implements Store {
   readonly #session: Session;
   readonly #lockFile: string;
+  #inserts = 0;
 
   private constructor(session: Session, lockFile: string) {
     this.#session = session;
@@ -54,6 +57,23 @@ export class EmbeddedStore implements Store {
   async insertTsv(table: string, columns: readonly string[], payload: Buffer): Promise<void> {
     if (payload.length === 0) return;
     await this.#run(() => this.#session.insert({ table, values: payload, format: 'TabSeparated', columns }), `INSERT INTO ${table}`);
+  }
+
+  /**
+   * chdb's insert API takes text formats only, so RowBinary goes through a private file in memory
+   * (/dev/shm when present) that the engine reads with file(): measured 1.5-2x the rows/s of the
+   * same rows as TSV, and cheaper to build.
+   */
+  async insertRowBinary(table: string, columns: readonly string[], structure: string, payload: Buffer): Promise<void> {
+    if (payload.length === 0) return;
+    const file = join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `agate-insert-${process.pid}-${this.#inserts++}.bin`);
+    await writeFile(file, payload, { mode: 0o600 });
+    try {
+      const quoted = (s: string) => `'${s.replace(/[\\']/g, (c) => '\\' + c)}'`;
+      await this.exec(`INSERT INTO ${table} (${columns.join(', ')}) SELECT * FROM file(${quoted(file)}, 'RowBinary', ${quoted(structure)})`);
+    } finally {
+      await unlink(file).catch(() => undefined);
+    }
   }
 
   async queryRowBinary(sql: string, params: Record<string, unknown> = {}): Promise<Buffer> {

@@ -15,6 +15,11 @@ export interface Store {
    * without a JSON round trip.
    */
   insertTsv(table: string, columns: readonly string[], payload: Buffer): Promise<void>;
+  /**
+   * Inserts RowBinary rows (see RowBinaryWriter) into the named columns; `structure` names each
+   * column's type as written. Optional: stores without it take TSV (insertTsv).
+   */
+  insertRowBinary?(table: string, columns: readonly string[], structure: string, payload: Buffer): Promise<void>;
   /** Runs a query and returns its result bytes in RowBinary, for fixed-width bulk reads. */
   queryRowBinary(sql: string, params?: Record<string, unknown>): Promise<Buffer>;
   close(): Promise<void>;

@@ -40,6 +40,7 @@ function newLedger(): LedgerService {
 async function fresh(n = 30): Promise<{ ledger: LedgerService; cp: Checkpoint }> {
   await store.exec('DROP TABLE IF EXISTS agate.ledger');
   await store.exec('DROP TABLE IF EXISTS agate.checkpoints');
+  await store.exec('DROP TABLE IF EXISTS agate.tree_nodes');
   rmSync(cpDir, { recursive: true, force: true });
   const ledger = newLedger();
   await ledger.start();

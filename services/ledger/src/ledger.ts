@@ -7,6 +7,7 @@ import { EVENT_TYPES, type AgateEvent } from '../../../schemas/src/events.js';
 import { ChainWriter, type Head } from './chain-writer.js';
 import type { CheckpointSink } from './checkpoint-sink.js';
 import type { NoteSigner } from './note.js';
+import { expireBlocks } from './retention.js';
 import { migrate } from './schema.js';
 
 export { chainOrigin, type Head } from './chain-writer.js';
@@ -23,8 +24,12 @@ export interface LedgerOptions {
   checkpoints?: { everyEvents: number; everyMs: number; sinks: readonly CheckpointSink[] };
   /** How many of the latest event ids are remembered to drop redeliveries (default 100,000). */
   dedupWindow?: number;
+  /** Blocks of records older than this are dropped whole, once a checkpoint covers them (retention.ts). */
   retentionDays?: number;
 }
+
+/** How often retention looks for expired blocks. */
+const RETENTION_EVERY_MS = 3_600_000;
 
 /**
  * The ledger service: consumes every event from the bus and appends it to the chain of its
@@ -36,6 +41,7 @@ export class LedgerService {
   readonly #ready = new Map<string, ChainWriter>();
   #subscription: Subscription | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #retention: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: LedgerOptions) {}
 
@@ -50,10 +56,18 @@ export class LedgerService {
       this.#timer = setInterval(() => void this.checkpoint().catch((err: unknown) => this.options.logger.error('checkpoint failed', { error: describeError(err) })), every);
       this.#timer.unref();
     }
+    const days = this.options.retentionDays;
+    if (days !== undefined) {
+      const expire = () => void expireBlocks(this.options.store, days, Date.now(), this.options.logger).catch((err: unknown) => this.options.logger.error('retention failed', { error: describeError(err) }));
+      expire();
+      this.#retention = setInterval(expire, RETENTION_EVERY_MS);
+      this.#retention.unref();
+    }
   }
 
   async stop(): Promise<void> {
     clearInterval(this.#timer);
+    clearInterval(this.#retention);
     await this.#subscription?.close();
     await this.checkpoint().catch((err: unknown) => this.options.logger.error('final checkpoint failed', { error: describeError(err) }));
   }

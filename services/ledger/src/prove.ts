@@ -3,16 +3,17 @@ import type { Store } from '../../../core/src/store/store.js';
 import { parseCheckpoint } from './checkpoint.js';
 import type { ConsistencyProofFile, InclusionProofFile } from './proof-file.js';
 import { consistencyRanges, inclusionRanges, type LeafRange } from './proofs.js';
-import { rangeRoot } from './tree-sql.js';
+import { tiledRangeRoot } from './tree-tiles.js';
 
 /*
  * Proof generation from the store. Which subtrees a proof needs comes from proofs.ts; each
- * subtree's hash is computed by the engine (tree-sql.ts). The proof names a signed checkpoint
+ * subtree's hash is folded from stored subtree nodes, or from leaves hashed by the engine below
+ * 256 leaves (tree-tiles.ts), so a proof reads O(log n) rows. The proof names a signed checkpoint
  * of the same size, so an auditor can check it with the public key alone (proof-file.ts).
  */
 
 const hashRanges = (store: Store, chainId: string, ranges: readonly LeafRange[]) =>
-  Promise.all(ranges.map(async ([lo, hi]) => (await rangeRoot(store, chainId, lo, hi)).toString('base64')));
+  Promise.all(ranges.map(async ([lo, hi]) => (await tiledRangeRoot(store, chainId, lo, hi)).toString('base64')));
 
 /**
  * The inclusion proof of one event in the tree of a signed checkpoint: the given note, or the

@@ -5,7 +5,7 @@ import type { Store } from '../../../core/src/store/store.js';
 export const BLOCK_SIZE = 1 << 20;
 
 export interface LedgerSchemaOptions {
-  /** Days after which whole blocks expire (TTL); undefined keeps everything. */
+  /** Accepted for compatibility: retention drops whole partitions (retention.ts), not by TTL. */
   retentionDays?: number;
 }
 
@@ -18,12 +18,11 @@ export const LEDGER_COLUMNS = ['chain_id', 'seq', 'event_id', 'event_type', 'tim
  * binds both (chain.ts). Sorted by (chain, seq) for verification and proofs; the two
  * `_part_offset` projections give session timelines and per-identity history their own sort
  * order without copying rows. Partitions are aligned blocks of BLOCK_SIZE records, and the
- * ledger signs a checkpoint at every block boundary, so a TTL that drops whole partitions
- * leaves a signed starting point for verification (verify.ts).
+ * ledger signs a checkpoint at every block boundary, so retention that drops whole partitions
+ * (retention.ts) leaves a signed starting point for verification (verify.ts).
  * Portable DDL: needs ClickHouse 25.8 or newer for `_part_offset` projections.
  */
-export function ledgerDdl(options: LedgerSchemaOptions = {}): string[] {
-  const ttl = options.retentionDays === undefined ? '' : `TTL toDateTime(time) + INTERVAL ${Math.floor(options.retentionDays)} DAY`;
+export function ledgerDdl(_options: LedgerSchemaOptions = {}): string[] {
   return [
   `CREATE DATABASE IF NOT EXISTS agate`,
   `CREATE TABLE IF NOT EXISTS agate.ledger (
@@ -49,9 +48,14 @@ export function ledgerDdl(options: LedgerSchemaOptions = {}): string[] {
     PROJECTION by_subject (SELECT _part_offset ORDER BY subject, time, seq)
   ) ENGINE = MergeTree
   PARTITION BY (chain_id, intDiv(seq - 1, ${BLOCK_SIZE}))
-  ORDER BY (chain_id, seq)
-  ${ttl}
-  SETTINGS ttl_only_drop_parts = 1`,
+  ORDER BY (chain_id, seq)`,
+  `CREATE TABLE IF NOT EXISTS agate.tree_nodes (
+    chain_id LowCardinality(String),
+    level UInt8 COMMENT 'the node covers 2^level leaves',
+    node UInt64 COMMENT 'position among the nodes of its level',
+    hash FixedString(32)
+  ) ENGINE = ReplacingMergeTree ORDER BY (chain_id, level, node)
+  COMMENT 'roots of complete aligned subtrees (tree-tiles.ts): proofs read O(log n) rows'`,
   `CREATE TABLE IF NOT EXISTS agate.checkpoints (
     chain_id LowCardinality(String),
     size UInt64,
@@ -62,31 +66,16 @@ export function ledgerDdl(options: LedgerSchemaOptions = {}): string[] {
     frontier String COMMENT 'compact range at size, JSON: lets verification start here after expiry',
     created_at DateTime64(3, 'UTC') DEFAULT now64(3)
   ) ENGINE = ReplacingMergeTree ORDER BY (chain_id, size)`,
-  `CREATE OR REPLACE VIEW agate.sessions AS
-    SELECT session_id,
-      anyIf(time, event_type = 'SessionOpened') AS opened_at,
-      anyIf(JSONExtractString(body, 'protocol'), event_type = 'SessionOpened') AS protocol,
-      anyIf(JSONExtractString(body, 'target'), event_type = 'SessionOpened') AS target,
-      anyIf(JSONExtractString(body, 'identity', 'issuer'), event_type = 'SessionOpened') AS issuer,
-      anyIf(JSONExtractString(body, 'identity', 'subject'), event_type = 'SessionOpened') AS subject,
-      anyIf(JSONExtractString(body, 'client_address'), event_type = 'SessionOpened') AS client_address,
-      anyIf(JSONExtractString(body, 'proxy_id'), event_type = 'SessionOpened') AS proxy_id,
-      if(countIf(event_type = 'SessionClosed') > 0, toNullable(anyIf(time, event_type = 'SessionClosed')), NULL) AS closed_at,
-      countIf(event_type = 'Command') AS commands,
-      countIf(event_type = 'Verdict' AND JSONExtractString(body, 'decision') = 'deny') AS denied
-    FROM agate.ledger
-    WHERE event_type IN ('SessionOpened', 'SessionClosed', 'Command', 'Verdict')
-    GROUP BY session_id
-    HAVING countIf(event_type = 'SessionOpened') > 0`,
   `CREATE OR REPLACE VIEW agate.commands AS
     SELECT event_id AS command_id, session_id, time, chain_id, seq,
       JSONExtractUInt(body, 'sequence') AS sequence,
       JSONExtractString(body, 'protocol') AS protocol,
-      JSONExtractString(body, 'target') AS target,
+      toString(target) AS target,
       JSONExtractString(body, 'identity', 'issuer') AS issuer,
-      JSONExtractString(body, 'identity', 'subject') AS subject,
-      JSONExtractString(body, 'text') AS text
+      subject, text
     FROM agate.ledger WHERE event_type = 'Command'`,
+  // The per-session view (agate.sessions) belongs to the query service, which fills its own
+  // session tables from this one (services/query/src/schema.ts).
   `CREATE OR REPLACE VIEW agate.verdicts AS
     SELECT event_id AS verdict_id, JSONExtractString(body, 'command_id') AS command_id, session_id, time, chain_id, seq,
       JSONExtractString(body, 'decision') AS decision,
@@ -128,6 +117,9 @@ export async function migrate(store: Store, options: LedgerSchemaOptions = {}): 
     throw new AgateError(ErrorCode.STORE_FAILED, `ClickHouse ${row?.v} is too old for Agate's ledger schema: it needs ${MIN_CLICKHOUSE.join('.')} or newer (projections, DateTime64, query parameters, skip indexes)`);
   }
   for (const ddl of ledgerDdl(options)) await store.exec(ddl);
+  // Earlier versions expired rows by TTL, which can drop part of a block; retention now drops whole blocks.
+  const [table] = await store.query<{ engine_full: string }>("SELECT engine_full FROM system.tables WHERE database = 'agate' AND name = 'ledger'");
+  if (table !== undefined && /\bTTL\b/.test(table.engine_full)) await store.exec('ALTER TABLE agate.ledger REMOVE TTL');
 }
 
 /** `DateTime64(6)` text for a microsecond timestamp. */

@@ -32,12 +32,17 @@ export async function leafHashes(store: Store, chainId: string, from: number, to
   return out;
 }
 
-/** Appends leaves [lo, hi) to the tree as complete aligned subtrees, each hashed by the store. */
-export async function pushRange(store: Store, chainId: string, tree: CompactRange, lo: number, hi: number): Promise<void> {
+export type RangeRoot = (store: Store, chainId: string, lo: number, hi: number) => Promise<Buffer>;
+
+/**
+ * Appends leaves [lo, hi) to the tree as complete aligned subtrees, each hashed by the store
+ * from its leaves (or by `root`, e.g. from stored nodes).
+ */
+export async function pushRange(store: Store, chainId: string, tree: CompactRange, lo: number, hi: number, root: RangeRoot = rangeRoot): Promise<void> {
   while (lo < hi) {
     let size = 1;
     while ((lo === 0 || lo % (size * 2) === 0) && lo + size * 2 <= hi) size *= 2;
-    tree.pushSubtree(await rangeRoot(store, chainId, lo, lo + size), size);
+    tree.pushSubtree(await root(store, chainId, lo, lo + size), size);
     lo += size;
   }
 }

@@ -57,60 +57,106 @@ export interface SessionFilter {
   limit: number;
 }
 
-const toSession = (r: SessionRow): SessionRow => ({ ...r, commands: Number(r.commands), denied: Number(r.denied) });
-const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 const micros = "fromUnixTimestamp64Micro({%:Int64}, 'UTC')";
 
-/** Sessions, newest first. Filters run on the opened-session index before the per-session aggregation. */
+/** The opened-session columns of a SessionRow, as stored in `agate.q_sessions`. */
+const OPENED_COLUMNS = `session_id, opened_at, toString(protocol) AS protocol, toString(target) AS target, toString(issuer) AS issuer,
+  subject, client_address, toString(proxy_id) AS proxy_id`;
+type OpenedRow = Omit<SessionRow, 'closed_at' | 'commands' | 'denied'>;
+
+/**
+ * Sessions, newest first: a range read of the session table sorted by (subject, opened_at),
+ * then the counters of just those sessions (schema.ts).
+ */
 export async function listSessions(store: Store, f: SessionFilter): Promise<SessionRow[]> {
-  const idx: string[] = [];
-  const outer: string[] = [];
+  const where: string[] = [];
   const params: Record<string, unknown> = { limit: f.limit };
   const bind = (name: string, value: unknown) => ((params[name] = value), name);
-  if (f.subject !== undefined) idx.push(`subject = {${bind('subject', f.subject)}:String}`);
-  if (f.issuer !== undefined) idx.push(`issuer = {${bind('issuer', f.issuer)}:String}`);
-  if (f.target !== undefined) idx.push(`target = {${bind('target', f.target)}:String}`);
-  if (f.protocol !== undefined) idx.push(`protocol = {${bind('protocol', f.protocol)}:String}`);
-  if (f.fromMicros !== undefined) idx.push(`opened_at >= ${micros.replace('%', bind('from', f.fromMicros))}`);
-  if (f.toMicros !== undefined) idx.push(`opened_at < ${micros.replace('%', bind('to', f.toMicros))}`);
-  if (f.beforeMicros !== undefined) idx.push(`opened_at < ${micros.replace('%', bind('before', f.beforeMicros))}`);
-  Object.entries(f.claims ?? {}).forEach(([k, v], i) => idx.push(`claims[{${bind(`ck${i}`, k)}:String}] = {${bind(`cv${i}`, v)}:String}`));
-  if (f.verdict !== undefined) idx.push(`session_id IN (SELECT session_id FROM agate.verdicts WHERE decision = {${bind('verdict', f.verdict)}:String})`);
+  if (f.subject !== undefined) where.push(`subject = {${bind('subject', f.subject)}:String}`);
+  if (f.issuer !== undefined) where.push(`issuer = {${bind('issuer', f.issuer)}:String}`);
+  if (f.target !== undefined) where.push(`target = {${bind('target', f.target)}:String}`);
+  if (f.protocol !== undefined) where.push(`protocol = {${bind('protocol', f.protocol)}:String}`);
+  if (f.fromMicros !== undefined) where.push(`opened_at >= ${micros.replace('%', bind('from', f.fromMicros))}`);
+  if (f.toMicros !== undefined) where.push(`opened_at < ${micros.replace('%', bind('to', f.toMicros))}`);
+  if (f.beforeMicros !== undefined) where.push(`opened_at < ${micros.replace('%', bind('before', f.beforeMicros))}`);
+  Object.entries(f.claims ?? {}).forEach(([k, v], i) => where.push(`claims[{${bind(`ck${i}`, k)}:String}] = {${bind(`cv${i}`, v)}:String}`));
+  if (f.verdict !== undefined) where.push(`session_id IN (SELECT session_id FROM agate.q_session_stats WHERE has(decisions, {${bind('verdict', f.verdict)}:String}))`);
   if (f.after !== undefined) {
-    const cond = `(opened_at, session_id) < (toDateTime64({${bind('ct', f.after.opened_at)}:String}, 6, 'UTC'), {${bind('cid', f.after.session_id)}:String})`;
-    idx.push(cond);
-    outer.push(cond);
+    where.push(`(opened_at, session_id) < (toDateTime64({${bind('ct', f.after.opened_at)}:String}, 6, 'UTC'), {${bind('cid', f.after.session_id)}:String})`);
   }
-  // The index narrows to at most `limit` session ids; the aggregate view then reads only those.
-  const ids = `SELECT session_id FROM agate.session_index ${idx.length > 0 ? 'WHERE ' + idx.join(' AND ') : ''} ORDER BY opened_at DESC, session_id DESC LIMIT {limit:UInt32}`;
-  const rows = await store.query<SessionRow>(
-    `SELECT * FROM agate.sessions WHERE session_id IN (${ids}) ${outer.length > 0 ? 'AND ' + outer.join(' AND ') : ''}
+  const opened = await store.query<OpenedRow>(
+    `SELECT ${OPENED_COLUMNS} FROM agate.q_sessions FINAL ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''}
      ORDER BY opened_at DESC, session_id DESC LIMIT {limit:UInt32}`,
     params,
   );
-  return rows.map(toSession);
+  return withCounters(store, opened);
 }
 
 export async function getSession(store: Store, sessionId: string): Promise<SessionRow | undefined> {
-  const [row] = await store.query<SessionRow>('SELECT * FROM agate.sessions WHERE session_id = {id:String}', { id: sessionId });
-  return row === undefined ? undefined : toSession(row);
+  const opened = await store.query<OpenedRow>(`SELECT ${OPENED_COLUMNS} FROM agate.q_sessions FINAL WHERE session_id = {id:String} LIMIT 1`, { id: sessionId });
+  return (await withCounters(store, opened))[0];
 }
 
-/** A session's commands in order, each with its verdict and response. */
-export async function sessionTimeline(store: Store, sessionId: string): Promise<TimelineRow[]> {
-  const rows = await store.query<TimelineRow>(
-    `SELECT c.command_id AS command_id, c.sequence AS sequence, c.time AS time, c.text AS text,
-       v.decision AS decision, v.rule_id AS rule_id, v.reason AS reason, v.source AS verdict_source,
-       r.status AS status, r.command_tag AS command_tag, r.rows AS rows, r.duration_us AS duration_us,
-       r.error_code AS error_code, r.error_message AS error_message
-     FROM (SELECT * FROM agate.commands WHERE session_id = {id:String}) AS c
-     LEFT JOIN (SELECT * FROM agate.verdicts WHERE session_id = {id:String}) AS v ON v.command_id = c.command_id
-     LEFT JOIN (SELECT * FROM agate.responses WHERE session_id = {id:String}) AS r ON r.command_id = c.command_id
-     ORDER BY c.chain_id, c.seq
-     SETTINGS join_use_nulls = 1`,
-    { id: sessionId },
+/** Adds each session's counters, read by primary key for these sessions only. */
+async function withCounters(store: Store, opened: OpenedRow[]): Promise<SessionRow[]> {
+  if (opened.length === 0) return [];
+  const counters = await store.query<{ session_id: string; closed_at: string | null; commands: string; denied: string }>(
+    `SELECT session_id, if(toUnixTimestamp64Micro(max(closed_at)) = 0, NULL, toNullable(max(closed_at))) AS closed_at,
+       uniqExactMerge(commands) AS commands, uniqExactMerge(denied) AS denied
+     FROM agate.q_session_stats WHERE session_id IN {ids:Array(String)} GROUP BY session_id`,
+    { ids: opened.map((o) => o.session_id) },
   );
-  return rows.map((r) => ({ ...r, sequence: Number(r.sequence), rows: num(r.rows), duration_us: num(r.duration_us) }));
+  const by = new Map(counters.map((c) => [c.session_id, c]));
+  return opened.map((o) => {
+    const c = by.get(o.session_id);
+    // Key order as in the agate.sessions view: CSV columns follow it.
+    return { ...o, closed_at: c?.closed_at ?? null, commands: Number(c?.commands ?? 0), denied: Number(c?.denied ?? 0) };
+  });
+}
+
+/** One ledger row of a session, as the timeline readers take it. */
+interface SessionEventRow {
+  event_type: string;
+  chain_id: string;
+  seq: string;
+  time: string;
+  event_id: string;
+  body: string;
+}
+
+/** A session's events of the given types in ledger order: one read of the ledger, bodies parsed here. */
+async function sessionRows(store: Store, sessionId: string, types: readonly string[], afterSeq = 0, limit?: number): Promise<(SessionEventRow & { e: Record<string, unknown> })[]> {
+  const rows = await store.query<SessionEventRow>(
+    `SELECT event_type, chain_id, seq, time, event_id, body FROM agate.ledger
+     WHERE session_id = {id:String} AND event_type IN {types:Array(String)} AND seq > {after:UInt64}
+     ORDER BY chain_id, seq ${limit === undefined ? '' : 'LIMIT {limit:UInt32}'}`,
+    { id: sessionId, types, after: afterSeq, ...(limit === undefined ? {} : { limit }) },
+  );
+  return rows.map((r) => ({ ...r, e: JSON.parse(r.body) as Record<string, unknown> }));
+}
+
+const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+const int = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0));
+
+/** A session's commands in order, each with its first verdict and response. */
+export async function sessionTimeline(store: Store, sessionId: string): Promise<TimelineRow[]> {
+  const rows = await sessionRows(store, sessionId, ['Command', 'Verdict', 'Response']);
+  const verdicts = new Map<string, Record<string, unknown>>();
+  const responses = new Map<string, Record<string, unknown>>();
+  for (const { event_type, e } of rows) {
+    const into = event_type === 'Verdict' ? verdicts : event_type === 'Response' ? responses : undefined;
+    if (into !== undefined && !into.has(String(e.command_id))) into.set(String(e.command_id), e);
+  }
+  return rows.filter((r) => r.event_type === 'Command').map(({ event_id, time, e }) => {
+    const v = verdicts.get(event_id);
+    const r = responses.get(event_id);
+    return {
+      command_id: event_id, sequence: int(e.sequence), time, text: String(e.text ?? ''),
+      decision: str(v?.decision), rule_id: str(v?.rule_id), reason: str(v?.reason), verdict_source: str(v?.source),
+      status: str(r?.status), command_tag: str(r?.command_tag), rows: r === undefined ? null : int(r.rows), duration_us: r === undefined ? null : int(r.duration_us),
+      error_code: str(r?.error_code), error_message: str(r?.error_message),
+    };
+  });
 }
 
 export type TimelineKind = 'command' | 'verdict' | 'approval' | 'response';
@@ -140,29 +186,23 @@ export interface TimelineEvent {
  * Agate recorded them. `afterSeq` pages through long sessions.
  */
 export async function sessionEvents(store: Store, sessionId: string, afterSeq: number, limit: number): Promise<TimelineEvent[]> {
-  const n = (t: string) => `CAST(NULL AS Nullable(${t}))`;
-  const rows = await store.query<TimelineEvent>(
-    `SELECT * FROM (
-       SELECT 'command' AS kind, chain_id, seq, time, command_id AS event_id, command_id, toNullable(text) AS text,
-         ${n('String')} AS decision, ${n('String')} AS rule_id, ${n('String')} AS reason, ${n('String')} AS status,
-         ${n('String')} AS command_tag, ${n('Int64')} AS rows, ${n('Int64')} AS duration_us, ${n('String')} AS error_code, ${n('String')} AS approver
-       FROM agate.commands WHERE session_id = {id:String}
-       UNION ALL
-       SELECT 'verdict', chain_id, seq, time, verdict_id, command_id, ${n('String')}, toNullable(decision), rule_id, toNullable(reason),
-         ${n('String')}, ${n('String')}, ${n('Int64')}, ${n('Int64')}, ${n('String')}, ${n('String')}
-       FROM agate.verdicts WHERE session_id = {id:String}
-       UNION ALL
-       SELECT 'approval', chain_id, seq, time, approval_id, command_id, comment, toNullable(decision), ${n('String')}, ${n('String')},
-         ${n('String')}, ${n('String')}, ${n('Int64')}, ${n('Int64')}, ${n('String')}, toNullable(approver_subject)
-       FROM agate.approvals WHERE session_id = {id:String}
-       UNION ALL
-       SELECT 'response', chain_id, seq, time, response_id, command_id, ${n('String')}, ${n('String')}, ${n('String')}, error_message,
-         toNullable(status), command_tag, toNullable(rows), toNullable(duration_us), error_code, ${n('String')}
-       FROM agate.responses WHERE session_id = {id:String}
-     ) WHERE seq > {after:UInt64} ORDER BY chain_id, seq LIMIT {limit:UInt32}`,
-    { id: sessionId, after: afterSeq, limit },
-  );
-  return rows.map((r) => ({ ...r, seq: Number(r.seq), rows: num(r.rows), duration_us: num(r.duration_us) }));
+  const rows = await sessionRows(store, sessionId, ['Command', 'Verdict', 'ApprovalDecision', 'Response'], afterSeq, limit);
+  return rows.map(({ event_type, chain_id, seq, time, event_id, e }): TimelineEvent => {
+    const base = { chain_id, seq: Number(seq), time, text: null, decision: null, rule_id: null, reason: null, status: null, command_tag: null, rows: null, duration_us: null, error_code: null, approver: null };
+    switch (event_type) {
+      case 'Command':
+        return { ...base, kind: 'command', event_id, command_id: event_id, text: String(e.text ?? '') };
+      case 'Verdict':
+        return { ...base, kind: 'verdict', event_id, command_id: String(e.command_id), decision: str(e.decision), rule_id: str(e.rule_id), reason: str(e.reason) };
+      case 'ApprovalDecision':
+        return { ...base, kind: 'approval', event_id: String(e.approval_id), command_id: String(e.command_id), text: str(e.comment), decision: str(e.decision), approver: str(e.approver_subject) };
+      default:
+        return {
+          ...base, kind: 'response', event_id, command_id: String(e.command_id), reason: str(e.error_message), status: str(e.status),
+          command_tag: str(e.command_tag), rows: int(e.rows), duration_us: int(e.duration_us), error_code: str(e.error_code),
+        };
+    }
+  });
 }
 
 export interface CommandRow {
@@ -219,21 +259,31 @@ export interface CommandSearch {
   limit: number;
 }
 
-/** Commands matching a text and filters, newest first. */
+/**
+ * Commands matching a text and filters, newest first. The filters run on the ledger's own
+ * columns (no JSON parsing), with the n-gram index on `lower(text)` skipping granules for an
+ * ASCII search text; only the top `limit` rows are then read through the commands view.
+ */
 export async function searchCommands(store: Store, s: CommandSearch): Promise<CommandRow[]> {
-  const where: string[] = [];
+  const where: string[] = ["event_type = 'Command'"];
   const params: Record<string, unknown> = { limit: s.limit };
   const bind = (name: string, value: unknown) => ((params[name] = value), name);
-  if (s.text !== undefined) where.push(`positionCaseInsensitiveUTF8(text, {${bind('text', s.text)}:String}) > 0`);
+  if (s.text !== undefined) {
+    where.push(`positionCaseInsensitiveUTF8(text, {${bind('text', s.text)}:String}) > 0`);
+    // ASCII lower-casing agrees with the case-insensitive match only for ASCII text.
+    if (/^[\x20-\x7e]*$/.test(s.text)) where.push(`lower(text) LIKE {${bind('like', `%${s.text.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c)}%`)}:String}`);
+  }
   if (s.subject !== undefined) where.push(`subject = {${bind('subject', s.subject)}:String}`);
   if (s.target !== undefined) where.push(`target = {${bind('target', s.target)}:String}`);
-  if (s.protocol !== undefined) where.push(`protocol = {${bind('protocol', s.protocol)}:String}`);
+  if (s.protocol !== undefined) where.push(`JSONExtractString(body, 'protocol') = {${bind('protocol', s.protocol)}:String}`);
   if (s.sessionId !== undefined) where.push(`session_id = {${bind('session', s.sessionId)}:String}`);
   if (s.fromMicros !== undefined) where.push(`time >= ${micros.replace('%', bind('from', s.fromMicros))}`);
   if (s.toMicros !== undefined) where.push(`time < ${micros.replace('%', bind('to', s.toMicros))}`);
-  if (s.after !== undefined) where.push(`(time, command_id) < (toDateTime64({${bind('ct', s.after.time)}:String}, 6, 'UTC'), {${bind('cid', s.after.command_id)}:String})`);
+  if (s.after !== undefined) where.push(`(time, event_id) < (toDateTime64({${bind('ct', s.after.time)}:String}, 6, 'UTC'), {${bind('cid', s.after.command_id)}:String})`);
   const rows = await store.query<CommandRow>(
-    `SELECT * FROM agate.commands ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY time DESC, command_id DESC LIMIT {limit:UInt32}`,
+    `SELECT * FROM agate.commands WHERE (chain_id, seq) IN (
+       SELECT chain_id, seq FROM agate.ledger WHERE ${where.join(' AND ')} ORDER BY time DESC, event_id DESC LIMIT {limit:UInt32})
+     ORDER BY time DESC, command_id DESC LIMIT {limit:UInt32}`,
     params,
   );
   return rows.map(toCommand);

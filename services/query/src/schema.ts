@@ -1,26 +1,88 @@
 import type { Store } from '../../../core/src/store/store.js';
 
 /**
- * Views the query service owns, next to the ledger's (`services/ledger/src/schema.ts`). They read
- * decoded bodies only, never hash columns, so the ledger may change its chain layout freely.
+ * Tables and views the query service owns, next to the ledger's (`services/ledger/src/schema.ts`).
+ * They read decoded bodies and queryable columns only, never hash columns, so the ledger may
+ * change its chain layout freely.
  *
- * - `session_index`: one row per opened session with its identity and claims, for filtering.
+ * - `q_sessions`: one row per opened session, sorted by (subject, opened_at), so one identity's
+ *   week is a range read instead of a scan of every SessionOpened body.
+ * - `q_session_stats`: per-session counters (commands, denied, decisions seen, closed_at), sorted
+ *   by session id. Counts are `uniqExact` over event ids, so a row seen twice (a backfill that
+ *   overlaps the materialized view) is counted once. Read by point lookups of random session
+ *   ids, so granules and compressed blocks are small: 146 lookups read 146 small blocks, not
+ *   146 blocks of 8,192 rows (measured 30 ms against 300–600 ms at 10M events).
+ *   Both are filled by materialized views on `agate.ledger` and backfilled once when created.
+ * - `sessions`, `session_index`: the analyst views over those two tables.
  * - `approvals`: every approver's answer to a held command (`ApprovalDecision` events), refused
  *   attempts included (`refused_reason` set).
  * - `approval_requests`: commands a `hold` rule held (`ApprovalRequested` events).
  * - `checkpoints`: signed ledger checkpoints. A placeholder with the documented columns until
  *   the ledger records checkpoints; created only if the ledger has not defined it already.
  */
+export const SESSION_TABLES_DDL: readonly string[] = [
+  `CREATE TABLE IF NOT EXISTS agate.q_sessions (
+    session_id String,
+    opened_at DateTime64(6, 'UTC'),
+    chain_id LowCardinality(String),
+    seq UInt64,
+    protocol LowCardinality(String),
+    target LowCardinality(String),
+    issuer LowCardinality(String),
+    subject String,
+    claims Map(String, String),
+    client_address String,
+    proxy_id LowCardinality(String),
+    INDEX session_idx session_id TYPE bloom_filter(0.001) GRANULARITY 1
+  ) ENGINE = ReplacingMergeTree ORDER BY (subject, opened_at, session_id)`,
+  `CREATE TABLE IF NOT EXISTS agate.q_session_stats (
+    session_id String,
+    commands AggregateFunction(uniqExact, String),
+    denied AggregateFunction(uniqExact, String),
+    decisions SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
+    closed_at SimpleAggregateFunction(max, DateTime64(6, 'UTC'))
+  ) ENGINE = AggregatingMergeTree ORDER BY session_id
+  SETTINGS index_granularity = 128, min_compress_block_size = 4096, max_compress_block_size = 8192`,
+];
+
+const SESSIONS_SELECT = `SELECT session_id, time AS opened_at, chain_id, seq,
+      JSONExtractString(body, 'protocol') AS protocol, target,
+      JSONExtractString(body, 'identity', 'issuer') AS issuer, subject,
+      JSONExtract(body, 'identity', 'claims', 'Map(String, String)') AS claims,
+      JSONExtractString(body, 'client_address') AS client_address,
+      JSONExtractString(body, 'proxy_id') AS proxy_id
+    FROM agate.ledger WHERE event_type = 'SessionOpened'`;
+
+const STATS_SELECT = `SELECT session_id,
+      uniqExactStateIf(event_id, event_type = 'Command') AS commands,
+      uniqExactStateIf(event_id, event_type = 'Verdict' AND JSONExtractString(body, 'decision') = 'deny') AS denied,
+      groupUniqArrayIf(JSONExtractString(body, 'decision'), event_type = 'Verdict') AS decisions,
+      maxIf(time, event_type = 'SessionClosed') AS closed_at
+    FROM agate.ledger WHERE event_type IN ('Command', 'Verdict', 'SessionClosed') AND session_id != ''
+    GROUP BY session_id`;
+
+/** Materialized views keeping the session tables current; each has a one-time backfill. */
+export const SESSION_VIEWS: readonly { name: string; to: string; select: string }[] = [
+  { name: 'agate.q_sessions_mv', to: 'agate.q_sessions', select: SESSIONS_SELECT },
+  { name: 'agate.q_session_stats_mv', to: 'agate.q_session_stats', select: STATS_SELECT },
+];
+
+/** Per-session counters merged: one row per session. */
+export const STATS_MERGED = `SELECT session_id, uniqExactMerge(commands) AS commands, uniqExactMerge(denied) AS denied, max(closed_at) AS closed_at
+      FROM agate.q_session_stats GROUP BY session_id`;
+
 export const QUERY_DDL: readonly string[] = [
   `CREATE OR REPLACE VIEW agate.session_index AS
-    SELECT session_id, time AS opened_at, chain_id, seq,
-      JSONExtractString(body, 'protocol') AS protocol,
-      JSONExtractString(body, 'target') AS target,
-      JSONExtractString(body, 'identity', 'issuer') AS issuer,
-      JSONExtractString(body, 'identity', 'subject') AS subject,
-      JSONExtract(body, 'identity', 'claims', 'Map(String, String)') AS claims,
-      JSONExtractString(body, 'client_address') AS client_address
-    FROM agate.ledger WHERE event_type = 'SessionOpened'`,
+    SELECT session_id, opened_at, chain_id, seq, toString(protocol) AS protocol, toString(target) AS target,
+      toString(issuer) AS issuer, subject, claims, client_address
+    FROM agate.q_sessions FINAL`,
+  `CREATE OR REPLACE VIEW agate.sessions AS
+    SELECT s.session_id AS session_id, s.opened_at AS opened_at, toString(s.protocol) AS protocol, toString(s.target) AS target,
+      toString(s.issuer) AS issuer, s.subject AS subject, s.client_address AS client_address, toString(s.proxy_id) AS proxy_id,
+      if(toUnixTimestamp64Micro(st.closed_at) = 0, NULL, toNullable(st.closed_at)) AS closed_at,
+      st.commands AS commands, st.denied AS denied
+    FROM agate.q_sessions AS s FINAL
+    LEFT JOIN (${STATS_MERGED}) AS st ON st.session_id = s.session_id`,
   `CREATE OR REPLACE VIEW agate.approvals AS
     SELECT JSONExtractString(body, 'approval_id') AS approval_id, event_id AS decision_id,
       JSONExtractString(body, 'command_id') AS command_id, session_id, time, chain_id, seq,
@@ -49,8 +111,18 @@ export const QUERY_DDL: readonly string[] = [
     FROM system.one WHERE 0`,
 ];
 
-/** Runs after the ledger's migration (the views read `agate.ledger`). Idempotent. */
+/**
+ * Runs after the ledger's migration (the views read `agate.ledger`). Idempotent. A session
+ * table created by this run is backfilled from the ledger after its materialized view exists,
+ * so no event falls between the two (one caught by both is absorbed by the table engines).
+ */
 export async function migrateQuery(store: Store): Promise<void> {
+  const existing = new Set((await store.query<{ name: string }>("SELECT name FROM system.tables WHERE database = 'agate'")).map((r) => `agate.${r.name}`));
+  for (const ddl of SESSION_TABLES_DDL) await store.exec(ddl);
+  for (const v of SESSION_VIEWS) {
+    await store.exec(`CREATE MATERIALIZED VIEW IF NOT EXISTS ${v.name} TO ${v.to} AS ${v.select}`);
+    if (!existing.has(v.to)) await store.exec(`INSERT INTO ${v.to} ${v.select}`);
+  }
   for (const ddl of QUERY_DDL) await store.exec(ddl);
 }
 

@@ -1,14 +1,41 @@
+import { RowBinaryReader } from '../../../../core/src/store/row-binary.js';
 import type { Store } from '../../../../core/src/store/store.js';
+import { microsToDateTime64 } from '../../../ledger/src/schema.js';
 import { listChains } from '../../../ledger/src/verify.js';
 import { toOcsf, type CommandRecord, type LoginRecord, type OcsfEvent } from '../ocsf/map.js';
 import type { ExportSource } from './types.js';
 
+/** A ledger row as the export reads it: the queryable columns and the decoded event. */
+interface LedgerRow {
+  seq: number;
+  event_type: string;
+  event_id: string;
+  session_id: string;
+  time: string;
+  body: string;
+}
+
+type Body = Record<string, unknown>;
+type CommandInfo = Pick<CommandRecord, 'protocol' | 'target' | 'issuer' | 'subject' | 'text'>;
+type VerdictInfo = Pick<CommandRecord, 'decision' | 'rule_id' | 'reason'>;
+
+/** Context entries (commands, verdicts, session addresses) remembered across reads, per kind. */
+const CONTEXT_LIMIT = 30_000;
+
+const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
 /**
- * Reads export records from the analyst views. A command is exported when its response is
- * recorded (its verdict is recorded before it), so one event carries the command, the verdict
- * and the outcome; logins and refused logins are exported at their own position.
+ * Reads export records from the ledger in one primary-key range read per batch: the rows after a
+ * position in sequence order, decoded here. A command is exported when its response is recorded
+ * (its command and verdict come before it in the chain, usually in the same or the previous
+ * read, whose context is kept); logins and refused logins are exported at their own position.
+ * A response whose command lies further back is completed with one lookup by session.
  */
 export class StoreExportSource implements ExportSource {
+  readonly #commands = new Map<string, CommandInfo>();
+  readonly #verdicts = new Map<string, VerdictInfo>();
+  readonly #addresses = new Map<string, string>();
+
   constructor(private readonly store: Store) {}
 
   chains(): Promise<string[]> {
@@ -16,62 +43,132 @@ export class StoreExportSource implements ExportSource {
   }
 
   async read(chainId: string, afterSeq: number, limit: number): Promise<OcsfEvent[]> {
-    const p = { chain: chainId, after: afterSeq, limit };
-    const range = 'chain_id = {chain:String} AND seq > {after:UInt64}';
-    const [responses, logins] = await Promise.all([
-      this.store.query<Omit<CommandRecord, 'kind'>>(
-        `SELECT chain_id, seq, response_id AS event_id, session_id, time, command_id, status, command_tag, rows, duration_us, error_code
-         FROM agate.responses WHERE ${range} ORDER BY seq LIMIT {limit:UInt32}`, p),
-      this.store.query<Omit<LoginRecord, 'kind'>>(
-        `SELECT * FROM (
-           SELECT chain_id, seq, session_id AS event_id, session_id, opened_at AS time, 'success' AS outcome, protocol, target,
-             toNullable(issuer) AS issuer, toNullable(subject) AS subject, client_address, CAST(NULL AS Nullable(String)) AS reason_code
-           FROM agate.session_index WHERE ${range}
-           UNION ALL
-           SELECT chain_id, seq, event_id, session_id, time, 'failure', protocol, target, claimed_issuer, claimed_subject, client_address, toNullable(reason_code)
-           FROM agate.auth_failures WHERE ${range}
-         ) ORDER BY seq LIMIT {limit:UInt32}`, p),
-    ]);
-    // Both lists start after the same position; keep the first `limit` of their merge so no
-    // position is skipped.
-    const merged = [
-      ...responses.map((r) => ({ ...r, kind: 'command' as const, seq: Number(r.seq) })),
-      ...logins.map((l) => ({ ...l, kind: 'login' as const, seq: Number(l.seq) })),
-    ].sort((a, b) => a.seq - b.seq).slice(0, limit);
-    const commands = await this.#commands(merged.filter((r) => r.kind === 'command').map((r) => r as Omit<CommandRecord, 'kind'> & { kind: 'command' }));
-    return merged.flatMap((r) => {
-      if (r.kind === 'login') return [toOcsf(r as LoginRecord)];
-      const full = commands.get(r.event_id);
-      return full === undefined ? [] : [toOcsf(full)];
-    });
+    // About a third of the records complete an export event (responses and logins).
+    const window = Math.max(1000, limit * 3);
+    let from = afterSeq;
+    for (;;) {
+      // A bounded key range, not `LIMIT`: the engine then reads just these granules. Positions
+      // stay within what a JS number holds exactly (parameters refuse anything larger).
+      const to = Math.min(from + window, Number.MAX_SAFE_INTEGER);
+      const rows = await this.#rows('chain_id = {chain:String} AND seq > {from:UInt64} AND seq <= {to:UInt64} ORDER BY seq', { chain: chainId, from, to });
+      const records = await this.#records(chainId, rows, limit);
+      if (records.length > 0) return records.map(toOcsf);
+      // Nothing completed in this window (verdicts and commands only, or records expired by
+      // retention before it): go on from the next stored record, if there is one.
+      const next = rows.length === window ? to : await this.#nextStored(chainId, to);
+      if (next === undefined) return [];
+      from = next;
+    }
   }
 
-  /** Joins each response with its command and verdict, reading only the sessions concerned. */
-  async #commands(responses: (Omit<CommandRecord, 'kind'> & { kind: 'command' })[]): Promise<Map<string, CommandRecord>> {
-    const out = new Map<string, CommandRecord>();
-    if (responses.length === 0) return out;
-    const p = { sessions: [...new Set(responses.map((r) => r.session_id))], ids: responses.map((r) => r.command_id) };
-    const [commands, verdicts, opened] = await Promise.all([
-      this.store.query<{ command_id: string; protocol: string; target: string; issuer: string; subject: string; text: string }>(
-        'SELECT command_id, protocol, target, issuer, subject, text FROM agate.commands WHERE session_id IN {sessions:Array(String)} AND command_id IN {ids:Array(String)}', p),
-      this.store.query<{ command_id: string; decision: string; rule_id: string | null; reason: string }>(
-        'SELECT command_id, decision, rule_id, reason FROM agate.verdicts WHERE session_id IN {sessions:Array(String)} AND command_id IN {ids:Array(String)}', p),
-      this.store.query<{ session_id: string; client_address: string }>(
-        'SELECT session_id, client_address FROM agate.session_index WHERE session_id IN {sessions:Array(String)}', p),
-    ]);
-    const cmd = new Map(commands.map((c) => [c.command_id, c]));
-    const ver = new Map(verdicts.map((v) => [v.command_id, v]));
-    const addr = new Map(opened.map((o) => [o.session_id, o.client_address]));
-    for (const r of responses) {
-      const c = cmd.get(r.command_id);
-      if (c === undefined) continue; // a response without its command cannot be described; verification reports such gaps
-      const v = ver.get(r.command_id);
-      out.set(r.event_id, {
-        ...r, ...c, kind: 'command', client_address: addr.get(r.session_id) ?? '',
-        decision: v?.decision ?? null, rule_id: v?.rule_id ?? null, reason: v?.reason ?? null,
-        rows: Number(r.rows), duration_us: Number(r.duration_us),
-      });
+  /** The position before the first stored record after `after`, or undefined at the chain's end. */
+  async #nextStored(chainId: string, after: number): Promise<number | undefined> {
+    const [row] = await this.store.query<{ next: string | null }>(
+      'SELECT min(seq) AS next FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {after:UInt64} HAVING count() > 0',
+      { chain: chainId, after },
+    );
+    return row === undefined || row.next === null ? undefined : Number(row.next) - 1;
+  }
+
+  /** Turns rows into at most `limit` export records, in sequence order. */
+  async #records(chainId: string, rows: readonly LedgerRow[], limit: number): Promise<(CommandRecord | LoginRecord)[]> {
+    const out: (CommandRecord | LoginRecord | undefined)[] = [];
+    const missing: { index: number; response: CommandRecord }[] = [];
+    for (const row of rows) {
+      if (out.length >= limit) break;
+      const e = JSON.parse(row.body) as Body;
+      const at = { chain_id: chainId, seq: row.seq, event_id: row.event_id, session_id: row.session_id, time: row.time };
+      switch (row.event_type) {
+        case 'SessionOpened': {
+          const identity = e.identity as Body;
+          remember(this.#addresses, row.session_id, String(e.client_address ?? ''));
+          out.push({
+            ...at, event_id: row.session_id, kind: 'login', outcome: 'success', protocol: String(e.protocol), target: String(e.target),
+            issuer: str(identity.issuer), subject: str(identity.subject), client_address: String(e.client_address ?? ''), reason_code: null,
+          });
+          break;
+        }
+        case 'AuthenticationFailed':
+          out.push({
+            ...at, kind: 'login', outcome: 'failure', protocol: String(e.protocol), target: String(e.target), issuer: str(e.claimed_issuer),
+            subject: str(e.claimed_subject), client_address: String(e.client_address ?? ''), reason_code: str(e.reason_code),
+          });
+          break;
+        case 'Response': {
+          const response = responseRecord(at, e);
+          const record = this.#complete(response);
+          if (record === undefined) missing.push({ index: out.length, response });
+          out.push(record);
+          break;
+        }
+        default:
+          this.#learn(row, e);
+      }
     }
-    return out;
+    if (missing.length > 0) {
+      await this.#lookBack([...new Set(missing.map((m) => m.response.session_id))]);
+      for (const m of missing) out[m.index] = this.#complete(m.response, true);
+    }
+    // A response whose command is not in the ledger cannot be described; verification reports such gaps.
+    return out.filter((r) => r !== undefined);
+  }
+
+  /** Remembers what a command, a verdict or a session opening tells about later responses. */
+  #learn(row: LedgerRow, e: Body): void {
+    if (row.event_type === 'SessionOpened') remember(this.#addresses, row.session_id, String(e.client_address ?? ''));
+    else if (row.event_type === 'Command') {
+      const identity = e.identity as Body;
+      remember(this.#commands, row.event_id, { protocol: String(e.protocol), target: String(e.target), issuer: String(identity.issuer), subject: String(identity.subject), text: String(e.text) });
+    } else if (row.event_type === 'Verdict' && !this.#verdicts.has(String(e.command_id))) {
+      // The first verdict of a command is the one that decided it.
+      remember(this.#verdicts, String(e.command_id), { decision: str(e.decision), rule_id: str(e.rule_id), reason: str(e.reason) });
+    }
+  }
+
+  /**
+   * The command record with its command, verdict and client address, when the command is known
+   * (and, unless `final`, the session's address too: it may lie further back).
+   */
+  #complete(r: CommandRecord, final = false): CommandRecord | undefined {
+    const c = this.#commands.get(r.command_id);
+    const address = this.#addresses.get(r.session_id);
+    if (c === undefined || (address === undefined && !final)) return undefined;
+    const v = this.#verdicts.get(r.command_id);
+    return { ...r, ...c, client_address: address ?? '', decision: v?.decision ?? null, rule_id: v?.rule_id ?? null, reason: v?.reason ?? null };
+  }
+
+  /** Learns the commands and openings of sessions whose responses came after the context this source has seen. */
+  async #lookBack(sessions: string[]): Promise<void> {
+    const earlier = await this.#rows("session_id IN {sessions:Array(String)} AND event_type IN ('SessionOpened', 'Command', 'Verdict') ORDER BY seq", { sessions });
+    for (const row of earlier) this.#learn(row, JSON.parse(row.body) as Body);
+  }
+
+  /** Ledger rows in RowBinary: about ten times cheaper to take apart here than JSON rows holding JSON bodies. */
+  async #rows(where: string, params: Record<string, unknown>): Promise<LedgerRow[]> {
+    const r = new RowBinaryReader(await this.store.queryRowBinary(
+      `SELECT seq, toString(event_type), event_id, session_id, toUnixTimestamp64Micro(time), body FROM agate.ledger WHERE ${where}`, params));
+    const rows: LedgerRow[] = [];
+    while (!r.done) rows.push({ seq: r.uint64(), event_type: r.string(), event_id: r.string(), session_id: r.string(), time: microsToDateTime64(r.int64()), body: r.string() });
+    return rows;
+  }
+}
+
+function responseRecord(at: Pick<CommandRecord, 'chain_id' | 'seq' | 'event_id' | 'session_id' | 'time'>, e: Body): CommandRecord {
+  return {
+    ...at, kind: 'command', command_id: String(e.command_id), protocol: '', target: '', issuer: '', subject: '', client_address: '', text: '',
+    decision: null, rule_id: null, reason: null, status: String(e.status), command_tag: str(e.command_tag), rows: Number(e.rows ?? 0),
+    duration_us: Number(e.duration_us ?? 0), error_code: str(e.error_code),
+  };
+}
+
+/** Keeps a bounded, insertion-ordered context map: the oldest tenth goes when it is full. */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.set(key, value);
+  if (map.size > CONTEXT_LIMIT) {
+    let drop = Math.floor(CONTEXT_LIMIT / 10);
+    for (const k of map.keys()) {
+      if (drop-- <= 0) break;
+      map.delete(k);
+    }
   }
 }

@@ -18,8 +18,7 @@ export interface ExportSource {
  * the whole batch (durably written, or answered 2xx); only then does the exporter move its
  * position, so every event is delivered at least once.
  *
- * Implemented: NDJSON (file or stream) and Splunk HEC. A Kafka topic for connectors comes with the
- * Kafka issue as one more implementation of this interface.
+ * Implemented: NDJSON (file or stream), Splunk HEC and a Kafka topic for connectors.
  */
 export interface ExportSink {
   readonly name: string;

@@ -1,0 +1,97 @@
+import type { Store } from '../../../core/src/store/store.js';
+import { EMPTY_ROOT, nodeHash, rootFromLeafHashes } from './merkle.js';
+import { leafHashes, rangeRoot } from './tree-sql.js';
+import { tsvBytes, tsvText } from './tsv.js';
+
+/*
+ * Stored interior nodes of each chain's Merkle tree, in the spirit of C2SP tlog-tiles: the root
+ * of every complete aligned subtree of 2^8, 2^16, 2^24 and 2^32 leaves, one row each in
+ * `agate.tree_nodes` (chain, level, node). Any complete subtree of 2^k leaves is then a fold of
+ * at most 128 stored nodes (or of at most 255 leaves below level 8), so an inclusion or
+ * consistency proof reads O(log n) rows instead of hashing every leaf.
+ *
+ * Nodes are written by the ledger at each checkpoint from the leaves it has stored, and are
+ * used only to MAKE proofs: a proof is always checked against the signed root, so a changed
+ * node gives a proof that fails, never a false one. Verification never reads them.
+ */
+
+/** Levels with stored nodes: a node at level L covers 2^L leaves. */
+export const TILE_LEVELS = [8, 16, 24, 32] as const;
+const STEP = 8;
+
+/** Stores the nodes of every complete subtree within the first `size` leaves not stored yet. */
+export async function persistTiles(store: Store, chainId: string, size: number): Promise<void> {
+  for (const level of TILE_LEVELS) {
+    const end = Math.floor(size / 2 ** level); // complete nodes at this level
+    let next = await storedCount(store, chainId, level);
+    while (next < end) {
+      // Up to 256 nodes per round: 65,536 leaves (or lower-level nodes) in one read.
+      const upto = Math.min(end, next + 256);
+      const hashes = level === STEP
+        ? await leafHashes(store, chainId, next * 2 ** level, upto * 2 ** level)
+        : await nodesAt(store, chainId, level - STEP, next * 2 ** STEP, upto * 2 ** STEP);
+      const per = 2 ** STEP;
+      if (hashes.length !== (upto - next) * per) return; // a gap in the chain or lower level: verification reports it
+      const rows: Buffer[] = [];
+      for (let i = next; i < upto; i++) {
+        const root = rootFromLeafHashes(hashes.slice((i - next) * per, (i - next + 1) * per));
+        rows.push(Buffer.concat([Buffer.from(`${tsvText(chainId)}\t${level}\t${i}\t`), tsvBytes(root), Buffer.from('\n')]));
+      }
+      await store.insertTsv('agate.tree_nodes', ['chain_id', 'level', 'node', 'hash'], Buffer.concat(rows));
+      next = upto;
+    }
+  }
+}
+
+/** How many nodes of a level are stored: they are written in order, so the highest index + 1. */
+async function storedCount(store: Store, chainId: string, level: number): Promise<number> {
+  const [row] = await store.query<{ n: string }>(
+    'SELECT if(count() = 0, 0, max(node) + 1) AS n FROM agate.tree_nodes WHERE chain_id = {chain:String} AND level = {level:UInt8}',
+    { chain: chainId, level },
+  );
+  return Number(row?.n ?? 0);
+}
+
+/** Stored nodes of one level with index in [from, to), in order, one per index. */
+async function nodesAt(store: Store, chainId: string, level: number, from: number, to: number): Promise<Buffer[]> {
+  const bytes = await store.queryRowBinary(
+    `SELECT any(hash) FROM agate.tree_nodes WHERE chain_id = {chain:String} AND level = {level:UInt8} AND node >= {from:UInt64} AND node < {to:UInt64}
+     GROUP BY node ORDER BY node`,
+    { chain: chainId, level, from, to },
+  );
+  const out: Buffer[] = [];
+  for (let i = 0; i + 32 <= bytes.length; i += 32) out.push(bytes.subarray(i, i + 32));
+  return out;
+}
+
+/** The root of the complete aligned subtree of `size` (a power of two) leaves starting at `lo`. */
+async function subtreeRoot(store: Store, chainId: string, lo: number, size: number): Promise<Buffer> {
+  const level = [...TILE_LEVELS].reverse().find((l) => 2 ** l <= size);
+  if (level !== undefined) {
+    const from = lo / 2 ** level;
+    const count = size / 2 ** level;
+    const nodes = await nodesAt(store, chainId, level, from, from + count);
+    if (nodes.length === count) return rootFromLeafHashes(nodes);
+  }
+  // Below the lowest level, or nodes not stored (yet): hash the leaves.
+  return rangeRoot(store, chainId, lo, lo + size);
+}
+
+/**
+ * The RFC 9162 root of leaves [lo, hi), from stored nodes where they exist. `lo` must be aligned
+ * to the largest power of two not above hi - lo, as every range of a proof is (RFC 9162 2.1.3,
+ * 2.1.4); other ranges are hashed from the leaves.
+ */
+export async function tiledRangeRoot(store: Store, chainId: string, lo: number, hi: number): Promise<Buffer> {
+  if (hi <= lo) return EMPTY_ROOT;
+  let top = 1;
+  while (top * 2 <= hi - lo) top *= 2;
+  if (lo % top !== 0) return rangeRoot(store, chainId, lo, hi);
+  // The range splits into complete subtrees, largest first (the bits of its size); its root folds them from the right.
+  const parts: [number, number][] = [];
+  for (let at = lo, size = top; at < hi; size /= 2) if (at + size <= hi) (parts.push([at, size]), (at += size));
+  const roots = await Promise.all(parts.map(([at, size]) => subtreeRoot(store, chainId, at, size)));
+  let acc = roots[roots.length - 1]!;
+  for (let i = roots.length - 2; i >= 0; i--) acc = nodeHash(roots[i]!, acc);
+  return acc;
+}

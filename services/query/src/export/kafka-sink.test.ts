@@ -1,0 +1,106 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { startKafka, type KafkaBroker } from '../../../../test/harness/kafka.js';
+import type { OcsfEvent } from '../ocsf/map.js';
+import { exportEvents } from './exporter.js';
+import { KafkaSink } from './kafka-sink.js';
+import { PositionFile } from './position-file.js';
+import type { ExportSource } from './types.js';
+
+/*
+ * The Kafka sink against a real Kafka 4.x broker: every event arrives, in order per session; a
+ * broker that goes away stops the export without moving its position, and the export resumes
+ * from the last acknowledged batch once the broker is back, losing nothing.
+ */
+const TOTAL = 600;
+const BATCH = 50;
+
+function source(): ExportSource {
+  const events = Array.from({ length: TOTAL }, (_, i): OcsfEvent => ({
+    class_uid: 6005, time: 1_700_000_000_000 + i, metadata: { sequence: i + 1, log_name: 'embedded', uid: `e${i + 1}`, correlation_uid: `s${i % 7}` },
+  }));
+  return { chains: async () => ['embedded'], read: async (_c, after, limit) => events.filter((e) => e.metadata.sequence > after).slice(0, limit) };
+}
+
+/** Reads the whole topic from the start until `count` records arrived: uid → times seen, and uids per session in order. */
+async function consume(bootstrap: string, topic: string, count: number): Promise<{ seen: Map<string, number>; bySession: Map<string, number[]> }> {
+  const kafka = new Kafka({ clientId: 'kafka-sink-test', brokers: [bootstrap], logLevel: logLevel.NOTHING });
+  const consumer = kafka.consumer({ groupId: `check-${topic}-${Date.now()}`, maxWaitTimeInMs: 50 });
+  const seen = new Map<string, number>();
+  const bySession = new Map<string, number[]>();
+  let n = 0;
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${seen.size} of ${count} distinct events arrived (${n} records)`)), 60_000);
+    void consumer.run({
+      eachMessage: async ({ message }) => {
+        const e = JSON.parse(message.value!.toString('utf8')) as OcsfEvent;
+        assert.is(message.key?.toString(), e.metadata.correlation_uid);
+        assert.is(message.headers?.['agate-seq']?.toString(), String(e.metadata.sequence));
+        seen.set(String(e.metadata.uid), (seen.get(String(e.metadata.uid)) ?? 0) + 1);
+        const list = bySession.get(message.key!.toString()) ?? [];
+        list.push(e.metadata.sequence);
+        bySession.set(message.key!.toString(), list);
+        n++;
+        if (seen.size >= count) (clearTimeout(timer), resolve());
+      },
+    });
+  });
+  await consumer.disconnect();
+  return { seen, bySession };
+}
+
+let broker: KafkaBroker;
+const dir = mkdtempSync(join(tmpdir(), 'agate-kafka-sink-'));
+const sinks: KafkaSink[] = [];
+const kafka = suite('KafkaSink + exportEvents');
+kafka.before(async () => {
+  broker = await startKafka();
+});
+kafka.after(async () => {
+  for (const s of sinks) await s.close().catch(() => undefined);
+  await broker?.destroy();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+kafka('every event is published once, in order per session, and the position saved', async () => {
+  const sink = new KafkaSink({ brokers: [broker.bootstrap], topic: 'ocsf-all', partitions: 3 });
+  sinks.push(sink);
+  const positions = new PositionFile(join(dir, 'all.json'));
+  const report = await exportEvents(source(), sink, positions, { batch: BATCH });
+  assert.is(report.delivered, TOTAL);
+  assert.equal(await positions.load(), { embedded: TOTAL });
+  const { seen, bySession } = await consume(broker.bootstrap, 'ocsf-all', TOTAL);
+  assert.is(seen.size, TOTAL);
+  assert.ok([...seen.values()].every((c) => c === 1));
+  for (const seqs of bySession.values()) assert.equal(seqs, [...seqs].sort((a, b) => a - b));
+});
+
+kafka('a broker outage stops the export at its last acknowledged batch; a later run delivers the rest', async () => {
+  const positions = new PositionFile(join(dir, 'outage.json'));
+  const first = new KafkaSink({ brokers: [broker.bootstrap], topic: 'ocsf-outage', maxAttempts: 2, baseDelayMs: 10 });
+  sinks.push(first);
+  assert.is((await exportEvents(source(), first, positions, { batch: BATCH, maxEvents: 200 })).delivered, 200);
+  await broker.stop({ hard: true });
+  try {
+    await exportEvents(source(), first, positions, { batch: BATCH });
+    assert.unreachable('the export should fail while the broker is down');
+  } catch (err) {
+    assert.is((err as { code: string }).code, 'EXPORT_DELIVERY_FAILED');
+  }
+  assert.equal(await positions.load(), { embedded: 200 }, 'the position stays at the last acknowledged batch');
+  await first.close().catch(() => undefined);
+  await broker.restart();
+  const second = new KafkaSink({ brokers: [broker.bootstrap], topic: 'ocsf-outage' });
+  sinks.push(second);
+  assert.is((await exportEvents(source(), second, positions, { batch: BATCH })).delivered, TOTAL - 200);
+  const { seen } = await consume(broker.bootstrap, 'ocsf-outage', TOTAL);
+  assert.is(seen.size, TOTAL, 'none lost');
+});
+
+kafka.run();

@@ -1,0 +1,95 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Kafka, logLevel, type Producer } from 'kafkajs';
+import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
+import type { OcsfEvent } from '../ocsf/map.js';
+import type { ExportSink } from './types.js';
+
+export interface KafkaSinkOptions {
+  brokers: string[];
+  topic: string;
+  /** Partitions and replication of the topic when the sink creates it (it is left as is when it exists). */
+  partitions?: number;
+  replicationFactor?: number;
+  clientId?: string;
+  /** Attempts per batch before giving up (the position stays, so a later run resumes). */
+  maxAttempts?: number;
+  /** First backoff delay; doubles per attempt with full jitter, up to `maxDelayMs`. */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * OCSF events to a Kafka topic for SIEM connectors, one JSON event per record, keyed by session
+ * (`metadata.correlation_uid`) so a session's events stay in order in one partition. A batch
+ * counts as delivered once every in-sync replica has it (idempotent producer, `acks=all`);
+ * until then the exporter keeps its position, so a failure redelivers the batch (at least
+ * once) and consumers deduplicate on `metadata.uid`. Headers carry the ledger position.
+ */
+export class KafkaSink implements ExportSink {
+  readonly name: string;
+  readonly #producer: Producer;
+  readonly #kafka: Kafka;
+  #connected = false;
+
+  constructor(private readonly options: KafkaSinkOptions) {
+    this.name = `kafka:${options.topic}`;
+    this.#kafka = new Kafka({
+      clientId: options.clientId ?? 'agate-export',
+      brokers: options.brokers,
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 2_000 },
+      connectionTimeout: 3_000,
+      requestTimeout: 10_000,
+    });
+    this.#producer = this.#kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  }
+
+  async deliver(events: readonly OcsfEvent[]): Promise<void> {
+    const messages = events.map((e) => ({
+      key: String(e.metadata.correlation_uid ?? e.metadata.uid ?? ''),
+      value: JSON.stringify(e),
+      headers: { 'agate-chain': e.metadata.log_name, 'agate-seq': String(e.metadata.sequence) },
+    }));
+    const max = this.options.maxAttempts ?? 10;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#connect();
+        await this.#producer.send({ topic: this.options.topic, acks: -1, messages });
+        return;
+      } catch (err) {
+        if (err instanceof AgateError && !err.retriable) throw err;
+        if (attempt >= max) {
+          throw new AgateError(ErrorCode.EXPORT_DELIVERY_FAILED, `${this.name} did not accept ${events.length} events after ${attempt} attempt(s): ${(err as Error).message}`, { cause: err, retriable: true });
+        }
+      }
+      const cap = Math.min(this.options.maxDelayMs ?? 30_000, (this.options.baseDelayMs ?? 250) * 2 ** (attempt - 1));
+      await sleep(Math.random() * cap, undefined, { signal: this.options.signal });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#connected) await this.#producer.disconnect();
+    this.#connected = false;
+  }
+
+  /** Connects once, creating the topic when it does not exist. */
+  async #connect(): Promise<void> {
+    if (this.#connected) return;
+    const admin = this.#kafka.admin();
+    await admin.connect();
+    try {
+      const topics = await admin.listTopics();
+      if (!topics.includes(this.options.topic)) {
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: [{ topic: this.options.topic, numPartitions: this.options.partitions ?? 1, replicationFactor: this.options.replicationFactor ?? 1 }],
+        });
+      }
+    } finally {
+      await admin.disconnect();
+    }
+    await this.#producer.connect();
+    this.#connected = true;
+  }
+}
