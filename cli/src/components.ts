@@ -14,7 +14,6 @@ import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
 import type { Logger } from '../../core/src/log.js';
 import { initSqlParser } from '../../core/src/sql/analyze.js';
 import { ClickHouseStore } from '../../core/src/store/clickhouse.js';
-import { EmbeddedStore } from '../../core/src/store/embedded.js';
 import type { Store } from '../../core/src/store/store.js';
 import { EventCodec } from '../../schemas/src/codec.js';
 import type { Identity } from '../../schemas/src/events.js';
@@ -91,7 +90,12 @@ export async function openBus(config: AgateConfig, codec: EventCodec, roles: rea
 
 export async function openStore(config: AgateConfig): Promise<Store> {
   const store = config.store;
-  if (store.kind === 'embedded') return EmbeddedStore.open(store.path ?? join(config.data_dir, 'store'));
+  if (store.kind === 'embedded') {
+    // Loaded only by the roles that use it: the engine's library adds ~200 MiB of resident
+    // memory to any process that imports it, and `agate proxy` alone never does.
+    const { EmbeddedStore } = await import('../../core/src/store/embedded.js');
+    return EmbeddedStore.open(store.path ?? join(config.data_dir, 'store'));
+  }
   const ch = new ClickHouseStore({ url: store.url, username: store.username, password: store.password === undefined ? '' : readSecret(store.password, 'store.password') });
   await ch.ping();
   return ch;
