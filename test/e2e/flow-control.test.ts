@@ -46,7 +46,9 @@ flow('a pipeline behind a held statement stays in the client until the verdict',
     const rssHeld = rssMiB(agate.pid);
     // The kernel's socket buffers take a few MiB; the rest must still be in the client.
     assert.ok(unsent > 32 << 20, `the proxy kept reading while the verdict was pending: only ${unsent} bytes left in the client`);
-    assert.ok(rssHeld - rssBefore < 24, `Agate's memory grew by ${(rssHeld - rssBefore).toFixed(0)} MiB while the verdict was pending`);
+    // Reading the pipeline would hold its 64 MiB at least; the embedded engine's own background
+    // work moves the RSS by up to ~30 MiB on its own, so the bound sits between the two.
+    assert.ok(rssHeld - rssBefore < 48, `Agate's memory grew by ${(rssHeld - rssBefore).toFixed(0)} MiB while the verdict was pending`);
 
     // The hold expires: the DELETE is refused, then the pipeline is read and runs.
     const all = await c.readyCount(2);
