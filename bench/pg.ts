@@ -7,13 +7,15 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serialize } from 'pg-protocol';
 import { packageRoot } from '../core/src/package-root.js';
 import { startAgate, type AgateFixture } from '../test/e2e/agate-fixture.js';
 import { DEFAULT_PG_BIN, findFreePort } from '../test/harness/postgres.js';
 import { describeFailure, run as runProcess } from '../test/harness/proc.js';
+import { startKafka } from '../test/harness/kafka.js';
+import { startRole, type RoleProcess } from '../test/e2e/role-process.js';
 
 export interface PgBenchOptions {
   seconds: number;
@@ -48,32 +50,46 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
     const viaBouncer = { ...base, PGPORT: String(bouncerPort), PGUSER: 'agent', PGPASSWORD: '' };
 
     console.log(`\npgbench -S, ${o.clients} clients, 2 threads, ${o.seconds} s per run, scale 10 (${new Date().toISOString()})\n`);
-    console.log('| mode | path | TPS | p50 latency ms | p99 latency ms |');
-    console.log('|---|---|---:|---:|---:|');
+    console.log('| mode | path | TPS | p50 latency ms | p99 latency ms | Agate CPU µs per tx | load avg (1 min) |');
+    console.log('|---|---|---:|---:|---:|---:|---:|');
     const summary: string[] = [];
     for (const mode of ['simple', 'extended', 'prepared'] as const) {
-      const row = async (name: string, env: NodeJS.ProcessEnv) => {
+      const row = async (name: string, env: NodeJS.ProcessEnv, pid?: number) => {
+        // CPU time of the Agate process per transaction: steadier than TPS on a shared machine.
+        const cpu0 = pid === undefined ? 0 : cpuMs(pid);
         const f = await pgbench(work, env, mode, o);
-        console.log(`| ${mode} | ${name} | ${f.tps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} |`);
+        const perTx = pid === undefined ? '—' : (((cpuMs(pid) - cpu0) * 1000) / (f.tps * o.seconds)).toFixed(0);
+        console.log(`| ${mode} | ${name} | ${f.tps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${perTx} | ${loadavg()[0]!.toFixed(1)} |`);
         return f;
       };
       const d = await row('direct', direct);
       const b = await row('PgBouncer', viaBouncer);
-      const a = await row('Agate', { ...base, PGPASSWORD: await agate.token() });
-      await row('Agate, bus.fsync off (diagnosis only)', { ...(await unsynced.libpqEnv()) });
+      const a = await row('Agate', { ...base, PGPASSWORD: await agate.token() }, agate.pid);
+      await row('Agate, bus.fsync off (diagnosis only)', { ...(await unsynced.libpqEnv()) }, unsynced.pid);
       summary.push(`| ${mode} | ${(a.tps / d.tps).toFixed(2)}× | ${(a.tps / b.tps).toFixed(2)}× | ${(a.p99 - d.p99).toFixed(3)} |`);
     }
     console.log('\n| mode | Agate TPS / direct (target ≥ 0.6) | Agate TPS / PgBouncer (target ≥ 0.8) | added p99 ms (target < 1) |');
     console.log('|---|---:|---:|---:|');
     for (const s of summary) console.log(s);
 
-    if (o.streamGb > 0) await stream(agate, o.streamGb);
+    if (o.streamGb > 0) {
+      console.log(`\n| process streaming ${o.streamGb} GiB | time s | MiB/s | RSS before MiB | RSS peak MiB (target < 256) | load avg |`);
+      console.log('|---|---:|---:|---:|---:|---:|');
+      await stream('`agate start` (embedded: proxy, policy, ledger, chdb engine)', { host: agate.host, port: agate.port, pid: agate.pid, token: () => agate.token() }, o.streamGb);
+      await streamProxyOnly(agate, work, o.streamGb);
+    }
   } finally {
     bouncer?.kill('SIGTERM');
     await agate.cleanup();
     await unsynced.cleanup();
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** User plus system CPU time of a process so far, in ms (all its threads). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks of 10 ms
 }
 
 async function must(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
@@ -146,8 +162,53 @@ async function startBouncer(work: string, agate: AgateFixture, port: number): Pr
   }
 }
 
-/** Streams `gb` GiB of rows through Agate to a client that discards them; samples Agate's RSS. */
-async function stream(agate: AgateFixture, gb: number): Promise<void> {
+/**
+ * The same stream through `agate proxy` alone (distributed mode, Kafka bus, policy in its own
+ * process): the proxy's own memory, without the embedded ClickHouse engine beside it.
+ */
+async function streamProxyOnly(agate: AgateFixture, work: string, gb: number): Promise<void> {
+  const broker = await startKafka();
+  const procs: RoleProcess[] = [];
+  try {
+    const port = await findFreePort();
+    const cred = agate.pg.users.scram;
+    const q = JSON.stringify;
+    const config = join(work, 'distributed.yaml');
+    writeFileSync(config, `instance_id: bench-proxy
+data_dir: ${q(join(work, 'distributed'))}
+identity:
+  issuers:
+    - { issuer: ${q(agate.oidc.issuer)}, audience: agate, jwks_uri: ${q(agate.oidc.jwksUri)} }
+bus: { kind: kafka, brokers: [${q(broker.bootstrap)}], partitions: 1, replication_factor: 1 }
+proxy:
+  postgres: { listen: "127.0.0.1:${port}" }
+  verdict_timeout_ms: 10000
+targets:
+  - name: appdb
+    protocol: postgres
+    upstream: { host: 127.0.0.1, port: ${agate.pg.port}, database: appdb, user: ${q(cred.user)}, password: { value: ${q(cred.password)} } }
+policy: { default: allow }
+`);
+    procs.push(await startRole('policy', config));
+    const proxy = await startRole('proxy', config);
+    procs.push(proxy);
+    await stream('`agate proxy` alone (distributed: Kafka bus, policy in its own process)', { host: '127.0.0.1', port, pid: proxy.pid, token: () => agate.token() }, gb);
+  } finally {
+    for (const p of procs.reverse()) await p.stop();
+    await broker.destroy();
+  }
+}
+
+interface StreamTarget {
+  host: string;
+  port: number;
+  /** The process whose resident memory is sampled. */
+  pid: number;
+  token: () => Promise<string>;
+}
+
+/** Streams `gb` GiB of rows through a proxy to a client that discards them; samples the proxy's RSS. */
+async function stream(label: string, agate: StreamTarget, gb: number): Promise<void> {
   const rowBytes = 1000;
   const rows = Math.ceil((gb * 2 ** 30) / rowBytes);
   const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agate.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
@@ -180,7 +241,7 @@ async function stream(agate: AgateFixture, gb: number): Promise<void> {
   });
   clearInterval(sampler);
   const secs = (Date.now() - started) / 1000;
-  console.log(`\nStreaming a ${(received / 2 ** 30).toFixed(2)} GiB result (${rows} rows) through Agate: ${secs.toFixed(1)} s (${(received / 2 ** 20 / secs).toFixed(0)} MiB/s); Agate RSS ${before.toFixed(0)} MiB before, peak ${peak.toFixed(0)} MiB (target < 256 MiB).`);
+  console.log(`| ${label}, ${(received / 2 ** 30).toFixed(2)} GiB | ${secs.toFixed(1)} | ${(received / 2 ** 20 / secs).toFixed(0)} | ${before.toFixed(0)} | ${peak.toFixed(0)} | ${loadavg()[0]!.toFixed(1)} |`);
 }
 
 /** `npm run bench -- pg [--seconds N] [--clients N] [--stream-gb N]` */

@@ -24,6 +24,10 @@ function cardNumber(): string {
   return [...digits, (10 - (sum % 10)) % 10].join('');
 }
 
+function awsKey(): string {
+  return 'AKIA' + Array.from({ length: 16 }, () => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'[randomInt(32)]).join('');
+}
+
 const keyBody = randomBytes(48).toString('base64');
 const jwtSig = randomBytes(24).toString('base64url');
 const canary = {
@@ -32,13 +36,18 @@ const canary = {
   jwtSig,
   jwt: `eyJhbGciOiJIUzI1NiJ9.${Buffer.from(JSON.stringify({ sub: 'canary' })).toString('base64url')}.${jwtSig}`,
   card: cardNumber(),
-  aws: 'AKIA' + Array.from({ length: 16 }, () => 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'[randomInt(32)]).join(''),
+  aws: awsKey(),
   token: `tok-${randomBytes(12).toString('hex')}`,
   rolePassword: `pw-${randomBytes(12).toString('hex')}`,
   paramCard: cardNumber(),
+  // Canaries the server echoes back inside error messages and details.
+  errorKey: awsKey(),
+  errorCard: cardNumber(),
+  errorDetailKey: awsKey(),
+  errorUnmaskedKey: awsKey(),
 };
 /** The strings that must never appear anywhere Agate writes. */
-const needles = [canary.keyBody, canary.jwtSig, canary.card, canary.aws, canary.token, canary.rolePassword, canary.paramCard];
+const needles = [canary.keyBody, canary.jwtSig, canary.card, canary.aws, canary.token, canary.rolePassword, canary.paramCard, canary.errorKey, canary.errorCard, canary.errorDetailKey, canary.errorUnmaskedKey];
 
 masking.before(async (ctx) => {
   ctx.agate = await startAgate({
@@ -58,6 +67,9 @@ INSERT INTO public.secrets VALUES
   (1, E'deploy key:\\n${canary.pem.replace(/\n/g, '\\n')}', '${canary.token}'),
   (2, 'session ${canary.jwt} paid with ${canary.card}', null),
   (3, 'aws ${canary.aws} for ops@example.com', 'none');
+CREATE TABLE public.uniq (v text UNIQUE);
+ALTER TABLE public.uniq OWNER TO ${ctx.agate.pg.users.scram.user};
+INSERT INTO public.uniq VALUES ('${canary.errorDetailKey}'), ('${canary.errorCard} '), ('${canary.errorKey} ');
 `);
 });
 masking.after(async (ctx) => {
@@ -119,6 +131,53 @@ masking('an unmasked client receives the data, but the audit trail still holds n
   assert.is(read.sample.length, 3);
   assert.is(read.sample[0]![2], '[masked]');
   assert.ok(read.digest?.startsWith('sha256:'));
+});
+
+type PgError = Error & { code?: string; detail?: string };
+async function failure(p: Promise<unknown>): Promise<PgError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as PgError;
+  }
+  throw new Error('the statement should have failed');
+}
+
+masking('a server error quoting a value is masked for a masked client, in message and detail', async ({ agate }) => {
+  const c = await agate.client({ masked: 'yes' });
+  try {
+    const simple = await failure(c.query(`SELECT '${canary.errorKey}'::int`));
+    assert.is(simple.code, '22P02');
+    assert.is(simple.message, 'invalid input syntax for type integer: "[masked:cloud_access_key]"');
+    // A stored value the cast quotes, at execution (a cast of the bound value itself would fail
+    // at Bind, before any verdict, and only echo what the client sent).
+    const bound = await failure(c.query({ text: 'SELECT v::int FROM uniq WHERE v LIKE $1', values: ['4%'] }));
+    assert.is(bound.code, '22003');
+    assert.match(bound.message, /\[masked:card_number\]/, bound.message);
+    const duplicate = await failure(c.query({ text: 'INSERT INTO uniq VALUES ($1)', values: [canary.errorDetailKey] }));
+    assert.is(duplicate.code, '23505');
+    assert.is(duplicate.detail, 'Key (v)=([masked:cloud_access_key]) already exists.');
+    for (const e of [simple, bound, duplicate]) for (const n of needles) assert.not.ok(`${e.message} ${e.detail ?? ''}`.includes(n), 'a canary reached the client in an error');
+    // The session goes on after the masked errors.
+    assert.is((await c.query('SELECT 1 AS one')).rows[0].one, 1);
+  } finally {
+    await c.end();
+  }
+});
+
+masking('an unmasked client gets the server error as is; its audit record is masked', async ({ agate }) => {
+  const c = await agate.client();
+  try {
+    const e = await failure(c.query(`SELECT '${canary.errorUnmaskedKey}'::int AS n`));
+    assert.ok(e.message.includes(canary.errorUnmaskedKey), 'the server quotes the value (the case this guards)');
+  } finally {
+    await c.end();
+  }
+  // One failed cast from the masked client above, one from this one.
+  const events = await waitForEvents(agate, (ev) => ev.filter((e) => e.type === 'Response' && e.error_code === '22P02').length >= 2);
+  const failed = events.filter((e): e is Response => e.type === 'Response' && e.error_code === '22P02');
+  assert.ok(failed.length >= 2);
+  for (const r of failed) assert.match(r.error_message ?? '', /\[masked:cloud_access_key\]/);
 });
 
 masking('no canary in the bus log, the ledger store or the logs', async ({ agate }) => {

@@ -62,6 +62,11 @@ export class RawClient {
     return this.take();
   }
 
+  /** Bytes this client has queued but the kernel has not taken: grows once the peer stops reading. */
+  get unsentBytes(): number {
+    return this.#socket.writableLength;
+  }
+
   take(): Reply[] {
     return this.#replies.splice(0);
   }

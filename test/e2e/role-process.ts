@@ -8,6 +8,8 @@ export type Role = 'proxy' | 'policy' | 'ledger' | 'query';
 export interface RoleProcess {
   role: Role;
   readonly running: boolean;
+  /** The process id (to watch its memory). */
+  readonly pid: number;
   stderr(): string;
   /** SIGTERM (graceful) or SIGKILL (crash), then waits for the exit. */
   stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
@@ -45,6 +47,9 @@ export async function startRole(role: Role, configPath: string, readyTimeoutMs =
     role,
     get running() {
       return child.exitCode === null && child.signalCode === null;
+    },
+    get pid() {
+      return child.pid ?? 0;
     },
     stderr: () => stderr,
     stop: async (signal = 'SIGTERM') => {

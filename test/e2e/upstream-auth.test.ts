@@ -6,8 +6,10 @@ import { BufferWriter } from '../../services/ingress-proxy/src/pg/buffer-writer.
 import { startAgate } from './agate-fixture.js';
 import { RawClient } from './raw-client.js';
 
-for (const role of ['md5', 'plain'] as const) {
-  test(`upstream login with the ${role === 'plain' ? 'cleartext password' : 'md5'} method`, async () => {
+const METHOD = { md5: 'md5', plain: 'cleartext password', trust: 'trust (no password exchange)' } as const;
+
+for (const role of ['md5', 'plain', 'trust'] as const) {
+  test(`upstream login with the ${METHOD[role]} method`, async () => {
     const agate = await startAgate({ upstreamRole: role });
     try {
       const c = await agate.client();

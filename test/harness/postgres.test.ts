@@ -44,7 +44,7 @@ async function failure(p: Promise<unknown>, what: string): Promise<Error & { cod
   throw new Error('unreachable'); // for the type checker; unreachable() already threw
 }
 
-const METHOD: Record<PgUserKey, string> = { scram: 'scram-sha-256', md5: 'md5', plain: 'password' };
+const METHOD: Record<Exclude<PgUserKey, 'trust'>, string> = { scram: 'scram-sha-256', md5: 'md5', plain: 'password' };
 
 test('findFreePort returns a usable loopback port', async () => {
   const port = await findFreePort();

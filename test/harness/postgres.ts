@@ -15,7 +15,7 @@ import { describeFailure, run, type RunResult } from './proc.js';
 
 export const DEFAULT_PG_BIN = '/usr/lib/postgresql/15/bin';
 
-export type PgUserKey = 'scram' | 'md5' | 'plain';
+export type PgUserKey = 'scram' | 'md5' | 'plain' | 'trust';
 
 export interface PgCredentials {
   user: string;
@@ -54,7 +54,7 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-const ROLES: Record<PgUserKey, string> = { scram: 'agate_scram', md5: 'agate_md5', plain: 'agate_plain' };
+const ROLES: Record<PgUserKey, string> = { scram: 'agate_scram', md5: 'agate_md5', plain: 'agate_plain', trust: 'agate_trust' };
 const HOST = '127.0.0.1';
 const PORT_ATTEMPTS = 3;
 
@@ -194,6 +194,8 @@ async function configure(ctx: Ctx): Promise<void> {
     `host    all       ${ROLES.scram}   ${HOST}/32  scram-sha-256`,
     `host    all       ${ROLES.md5}     ${HOST}/32  md5`,
     `host    all       ${ROLES.plain}   ${HOST}/32  password`,
+    // Logs in without any password exchange (the server answers AuthenticationOk at once).
+    `host    all       ${ROLES.trust}   ${HOST}/32  trust`,
     '',
   ].join('\n');
   await writeFile(join(ctx.dataDir, 'pg_hba.conf'), hba);
@@ -232,6 +234,7 @@ function makeUsers(): Record<PgUserKey, PgCredentials> {
     scram: { user: ROLES.scram, password: pw() },
     md5: { user: ROLES.md5, password: pw() },
     plain: { user: ROLES.plain, password: pw() },
+    trust: { user: ROLES.trust, password: pw() },
   };
 }
 
@@ -244,13 +247,14 @@ SET password_encryption = 'md5';
 CREATE ROLE ${u.md5.user} LOGIN PASSWORD '${u.md5.password}';
 RESET password_encryption;
 CREATE ROLE ${u.plain.user} LOGIN PASSWORD '${u.plain.password}';
+CREATE ROLE ${u.trust.user} LOGIN;
 CREATE DATABASE appdb OWNER ${u.scram.user};
 \\connect appdb
 -- Create the table as its owner so agate_scram has full rights on it.
 SET ROLE ${u.scram.user};
 CREATE TABLE public.items (id int PRIMARY KEY, name text);
 INSERT INTO public.items VALUES (1, 'alpha'), (2, 'beta'), (3, 'gamma');
-GRANT SELECT, INSERT, UPDATE, DELETE ON public.items TO ${u.md5.user}, ${u.plain.user};
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.items TO ${u.md5.user}, ${u.plain.user}, ${u.trust.user};
 RESET ROLE;
 `;
 }

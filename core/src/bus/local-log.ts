@@ -1,9 +1,6 @@
-import { closeSync, fdatasync, mkdirSync, openSync, readSync, fstatSync, ftruncateSync, writev } from 'node:fs';
-import { promisify } from 'node:util';
-
-const writevAsync = (fd: number, bufs: Buffer[]): Promise<number> =>
-  new Promise((resolve, reject) => writev(fd, bufs, (err, n) => (err ? reject(err) : resolve(n))));
+import { closeSync, fdatasync, mkdirSync, openSync, readSync, fstatSync, ftruncateSync, writevSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { promisify } from 'node:util';
 import { AgateError, ErrorCode } from '../errors.js';
 
 /** Frame: uint32 big-endian length of the record, then the record bytes. */
@@ -52,7 +49,12 @@ export class LocalLog {
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ frames, done: (err, offsets) => (err ? reject(err) : resolve(offsets!)) });
-      if (!this.#flushing) void this.#flush();
+      if (!this.#flushing) {
+        // Started after this loop turn's I/O callbacks, so appends from every session that
+        // became readable in the same turn share the first write and fdatasync.
+        this.#flushing = true;
+        setImmediate(() => void this.#flush());
+      }
     });
   }
 
@@ -81,17 +83,24 @@ export class LocalLog {
   }
 
   async #flush(): Promise<void> {
-    this.#flushing = true;
-    // Everything queued while the previous write was in flight shares one write and one
-    // fdatasync (group commit); the I/O runs off the event loop.
+    // Everything queued while the previous fdatasync was in flight shares one write and one
+    // fdatasync (group commit). The write only copies a few KiB into the page cache, so it runs
+    // here: a round trip through the thread pool cost more than the copy (measured 0.5-1 ms
+    // per cycle under load, on the critical path of every statement). The fdatasync, which
+    // waits for the disk, runs off the event loop.
     while (this.#queue.length > 0 && !this.#closed) {
       const batch = this.#queue;
       this.#queue = [];
       const frames = batch.flatMap((b) => b.frames);
       try {
-        const written = await writevAsync(this.#fd, frames);
         const total = frames.reduce((n, f) => n + f.length, 0);
-        if (written !== total) throw new Error(`short write: ${written} of ${total} bytes`);
+        let written = 0;
+        // writev may write less than asked (signals, limits); finish the rest before syncing.
+        while (written < total) {
+          const n = writevSync(this.#fd, unwritten(frames, written));
+          if (n <= 0) throw new Error(`short write: ${written} of ${total} bytes`);
+          written += n;
+        }
         if (this.#fsync) await fdatasyncAsync(this.#fd);
         let at = this.#size;
         this.#size += total;
@@ -126,4 +135,18 @@ export class LocalLog {
     if (pos !== size) ftruncateSync(this.#fd, pos);
     return pos;
   }
+}
+
+/** The frames from byte `skip` on, sharing memory with the originals. */
+function unwritten(frames: readonly Buffer[], skip: number): Buffer[] {
+  if (skip === 0) return frames as Buffer[];
+  const out: Buffer[] = [];
+  for (const f of frames) {
+    if (skip >= f.length) skip -= f.length;
+    else {
+      out.push(skip === 0 ? f : f.subarray(skip));
+      skip = 0;
+    }
+  }
+  return out;
 }

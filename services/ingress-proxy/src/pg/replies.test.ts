@@ -93,6 +93,20 @@ route('asynchronous notices pass through without consuming an expectation', () =
   assert.is(router.pending, 1);
 });
 
+route('an error quoting a value: masked for a masked client, recorded masked, passed as is otherwise', () => {
+  const key = 'AKIAABCDEFGHIJKLMNOP';
+  const quoting = serialize.errorResponse({ severity: 'ERROR', code: '22P02', message: `invalid input syntax for type integer: "${key}"`, detail: `Key (k)=(${key}) already exists.` });
+  for (const client of [audit, undefined]) {
+    const { router, responses } = setup();
+    router.expect({ kind: 'execute', result: result('SELECT k::int FROM t', client) });
+    router.expect({ kind: 'sync' });
+    const out = router.route(frame(quoting))!;
+    assert.is(out.includes(Buffer.from(key)), client === undefined, 'the key reaches the client only when unmasked');
+    if (client !== undefined) assert.ok(out.includes(Buffer.from('Key (k)=([masked:cloud_access_key]) already exists.')));
+    assert.is(responses[0]!.error_message, 'invalid input syntax for type integer: "[masked:cloud_access_key]"');
+  }
+});
+
 route.run();
 
 const ext = suite('ExtendedState');

@@ -3,6 +3,8 @@ import { decodeCommandComplete, decodeErrorResponse, decodeParameterDescription,
 import type { BackendFrame } from './backend-frames.js';
 import type { Portal, PreparedStatement, Undo } from './extended-state.js';
 import type { Response } from '../../../../schemas/src/events.js';
+import { maskErrorFields } from './masking/error-fields.js';
+import type { Masker } from './masking/masker.js';
 
 /** What the proxy still expects from the server, one entry per forwarded message that gets a reply. */
 export type Expectation =
@@ -56,7 +58,12 @@ export class ReplyRouter {
   readonly #queue: Expectation[] = [];
   #tx: TxStatus = 'I';
 
-  constructor(private readonly emit: (response: Response) => void, private readonly onIdle: () => void) {}
+  constructor(
+    private readonly emit: (response: Response) => void,
+    private readonly onIdle: () => void,
+    /** The client mask set outside any statement's verdict (the target's), for errors and notices. */
+    private readonly sessionMask: () => Masker | undefined = () => undefined,
+  ) {}
 
   get tx(): TxStatus {
     return this.#tx;
@@ -82,14 +89,15 @@ export class ReplyRouter {
   route(frame: BackendFrame): Buffer | undefined {
     const code = frame.code;
     // Asynchronous messages may arrive at any time and belong to no request.
-    if (code === B.NoticeResponse || code === B.ParameterStatus || code === B.NotificationResponse) return frame.raw;
+    if (code === B.NoticeResponse) return this.#forClient(frame.raw, this.copyTarget);
+    if (code === B.ParameterStatus || code === B.NotificationResponse) return frame.raw;
     const head = this.#queue[0];
-    if (head === undefined) return frame.raw; // e.g. a FATAL error as the server shuts down
+    if (head === undefined) return this.#forClient(frame.raw, undefined); // e.g. a FATAL error as the server shuts down
     switch (head.kind) {
       case 'parse':
       case 'bind':
       case 'close':
-        if (code === B.ErrorResponse) return this.#failed(frame.raw);
+        if (code === B.ErrorResponse) return this.#forClient(this.#failed(frame.raw), undefined);
         this.#queue.shift();
         return frame.raw;
       case 'describe':
@@ -99,13 +107,17 @@ export class ReplyRouter {
       case 'query':
         return this.#query(head, frame);
       case 'call':
-        if (code === B.ErrorResponse) this.emit(head.result.response(errorOutcome(frame.raw)));
-        else if (code === B.FunctionCallResponse) this.emit(head.result.response({ status: 'ok', command_tag: null, rows: 1 }));
+        if (code === B.ErrorResponse) {
+          this.emit(head.result.response(errorOutcome(frame.raw)));
+          return this.#forClient(frame.raw, head.result);
+        }
+        if (code === B.FunctionCallResponse) this.emit(head.result.response({ status: 'ok', command_tag: null, rows: 1 }));
         else if (code === B.ReadyForQuery) this.#ready(frame.raw);
         return frame.raw;
       case 'sync':
         if (code === B.ReadyForQuery) this.#ready(frame.raw);
-        return frame.raw; // an ErrorResponse here is a failed implicit COMMIT
+        // An ErrorResponse here is a failed implicit COMMIT.
+        return code === B.ErrorResponse ? this.#forClient(frame.raw, undefined) : frame.raw;
       case 'refusal':
         this.#queue.shift();
         if (code !== B.ErrorResponse) return head.error; // never expected; the refusal stands
@@ -131,8 +143,11 @@ export class ReplyRouter {
         this.#queue.shift();
         return head.swallow ? undefined : frame.raw;
       }
-      case B.ErrorResponse:
-        return this.#failed(frame.raw); // delivered even when Agate sent the Describe: it stands for the Execute's error
+      case B.ErrorResponse: {
+        // Delivered even when Agate sent the Describe: it stands for the Execute's error.
+        const next = this.#queue[1];
+        return this.#forClient(this.#failed(frame.raw), next?.kind === 'execute' ? next.result : undefined);
+      }
       default:
         return frame.raw;
     }
@@ -159,7 +174,7 @@ export class ReplyRouter {
         return frame.raw;
       case B.ErrorResponse:
         this.emit(result.response(errorOutcome(frame.raw)));
-        return this.#failed(frame.raw);
+        return this.#forClient(this.#failed(frame.raw), result);
       default:
         return frame.raw; // RowDescription (extended: already known), CopyIn/Out/Both, CopyDone
     }
@@ -182,7 +197,7 @@ export class ReplyRouter {
       this.emit(current.response(errorOutcome(frame.raw)));
       for (const r of head.results.slice(head.index + 1)) this.emit(r.response({ status: 'skipped', error_message: 'not run: an earlier statement in the same query failed' }));
       head.index = head.results.length;
-      return frame.raw;
+      return this.#forClient(frame.raw, current);
     }
     return this.#execute(head, current, frame);
   }
@@ -191,6 +206,16 @@ export class ReplyRouter {
     this.#queue.shift();
     this.#tx = String.fromCharCode(raw[5] ?? 0x49) as TxStatus;
     if (this.#tx === 'I') this.onIdle();
+  }
+
+  /**
+   * An ErrorResponse or NoticeResponse on its way to the client: the server may quote the very
+   * values the statement's mask set hides (`invalid input syntax for type integer: "<value>"`,
+   * `Key (k)=(<value>) already exists.`), so its text fields get the same masking as its rows.
+   */
+  #forClient(raw: Buffer, result: StatementResult | undefined): Buffer {
+    const masker = result === undefined ? this.sessionMask() : result.client;
+    return masker === undefined ? raw : maskErrorFields(raw, masker).frame;
   }
 
   /** The head message failed; the server now skips every message up to the next Sync. */

@@ -105,7 +105,10 @@ export class PgSession {
     this.#log = deps.logger.child({ session_id: this.id });
     this.#events = new SessionEvents(deps.bus, this.#log);
     this.#parser = new FrontendParser((m) => this.#inbox.push(m), { maxMessageSize: deps.maxMessageSize });
-    this.#router = new ReplyRouter((r) => void this.#events.emitLogged(r), () => this.#state.endTransaction());
+    this.#router = new ReplyRouter((r) => void this.#events.emitLogged(r), () => this.#state.endTransaction(), () => {
+      const set = this.#target?.maskClient;
+      return set == null ? undefined : deps.maskers.get(set);
+    });
     client.setNoDelay(true);
     this.#bindClient(client);
     client.on('close', () => void this.#end('client disconnected'));
