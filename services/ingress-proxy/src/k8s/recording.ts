@@ -84,17 +84,21 @@ export function responseEvent(command: Command, d: Delivered, rec: K8sRecording)
   };
 }
 
-/** One watch event as delivered: its type and object, masked with the audit rules. */
+/**
+ * One watch event as delivered: its type and object, masked with the audit rules. kubectl asks
+ * for watch events as Tables (`as=Table`): then the objects are the table's rows.
+ */
 export function watchEvent(command: Command, doc: unknown, line: Buffer, maskedForClient: number, rec: K8sRecording): Response {
   maskDocument(doc, { fields: rec.fields, masker: rec.audit });
   const ev = watchEventRef(doc);
   const o = ev.object;
+  const objects = o === undefined ? [] : o.kind === 'Table' ? summarize(o.value).objects : [o];
+  const sample: (string | null)[][] = objects.slice(0, Math.max(1, rec.sampleRows)).map((x) => [ev.type, x.kind, x.namespace, x.name, cut(JSON.stringify(x.value), rec.valueChars)]);
   return {
     type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id,
-    status: ev.type === 'ERROR' ? 'error' : 'ok', command_tag: `watch ${ev.type || 'event'}`, rows: 1, bytes: line.length, duration_us: 0,
+    status: ev.type === 'ERROR' ? 'error' : 'ok', command_tag: `watch ${ev.type || 'event'}`, rows: objects.length, bytes: line.length, duration_us: 0,
     error_code: null, error_message: null, digest: sha256(line), columns: WATCH_COLUMNS,
-    sample: [[ev.type, o?.kind ?? '', o?.namespace ?? '', o?.name ?? '', o === undefined ? null : cut(JSON.stringify(o.value), rec.valueChars)]],
-    masked_values: maskedForClient,
+    sample: sample.length > 0 ? sample : [[ev.type, '', '', '', null]], masked_values: maskedForClient,
   };
 }
 

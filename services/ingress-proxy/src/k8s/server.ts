@@ -159,14 +159,16 @@ export class KubeProxyServer {
   // ---- requests ------------------------------------------------------------------------------
 
   async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const reply: Reply = { status: (s) => sendStatus(res, s) };
+    let info: RequestInfo | undefined;
+    const reply: Reply = { status: (s) => sendStatus(res, s, info) };
     res.on('error', (err) => this.#log.debug('client response error', { error: err.message }));
     try {
       const session = await this.#authenticate(req, reply);
       if (session === undefined) return void req.resume();
       const method = req.method ?? 'GET';
-      const info = classifyRequest(method, req.url ?? '/');
-      if (info.kind === 'invalid') return void (req.resume(), reply.status(failure('BadRequest', info.message)));
+      const classified = classifyRequest(method, req.url ?? '/');
+      if (classified.kind === 'invalid') return void (req.resume(), reply.status(failure('BadRequest', classified.message)));
+      info = classified;
       const body = await readBody(req, this.options.target.maxBodyBytes);
       const command = this.#command(session, method, req, info, body);
       if (body === undefined) {
@@ -265,7 +267,7 @@ export class KubeProxyServer {
       const message = upstreamFailure(err, this.options.target.name);
       this.#log.warn('upstream request failed', { error: describeError(err) });
       void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, message));
-      if (!res.headersSent) sendStatus(res, failure('ServiceUnavailable', message, info, 502));
+      if (!res.headersSent) sendStatus(res, failure('ServiceUnavailable', message, info, 502), info);
       else res.destroy();
     });
     up.on('response', (upRes) => {
@@ -308,7 +310,7 @@ export class KubeProxyServer {
     const withhold = (why: string) => {
       const message = `Agate withheld the response: ${why}, and the policy requires it masked`;
       void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.MASKING_FAILED, message));
-      sendStatus(res, failure('InternalError', message, info, 502));
+      sendStatus(res, failure('InternalError', message, info, 502), info);
     };
     upRes.on('data', (chunk: Buffer) => {
       size += chunk.length;
@@ -480,10 +482,13 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined
   });
 }
 
-function sendStatus(res: ServerResponse, s: Status): void {
+function sendStatus(res: ServerResponse, s: Status, info?: RequestInfo): void {
   if (res.headersSent) return void res.destroy();
-  const body = statusBody(s);
-  res.writeHead(s.code, { 'content-type': 'application/json', 'content-length': body.length, 'cache-control': 'no-store' });
+  // client-go decodes discovery errors with the discovery scheme, where a Status is unknown: it
+  // would print "an error on the server (\"unknown\")". A text body it quotes verbatim.
+  const text = info?.kind === 'non-resource' && s.code !== 401;
+  const body = text ? Buffer.from(s.message) : statusBody(s);
+  res.writeHead(s.code, { 'content-type': text ? 'text/plain; charset=utf-8' : 'application/json', 'content-length': body.length, 'cache-control': 'no-store' });
   res.end(body);
 }
 
