@@ -264,6 +264,7 @@ export class KubeProxyServer {
     const abandon = () => up.destroy();
     res.once('close', abandon);
     up.on('error', (err) => {
+      if (res.writableEnded) return; // the response was complete, or withheld on purpose
       const message = upstreamFailure(err, this.options.target.name);
       this.#log.warn('upstream request failed', { error: describeError(err) });
       void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, message));
@@ -299,7 +300,10 @@ export class KubeProxyServer {
       const doc = bytes <= cap ? parseJson(Buffer.concat(kept), upRes.headers['content-type']) : undefined;
       void session.events.emitLogged(responseEvent(command, { code: upRes.statusCode ?? 0, bytes, digest: bytes === 0 ? null : `sha256:${hash.digest('hex')}`, doc, maskedForClient: 0, started, contentType: upRes.headers['content-type'] }, this.options.target.recording));
     });
-    upRes.on('aborted', () => this.#aborted(session, command, res, 'the API server ended the response early'));
+    upRes.on('error', () => undefined); // reported by 'aborted'
+    upRes.on('aborted', () => {
+      if (!upRes.complete) this.#aborted(session, command, res, 'the API server ended the response early');
+    });
   }
 
   /** Masked for the client: buffered (bounded), masked, then delivered; anything unmaskable is withheld. */
@@ -307,14 +311,18 @@ export class KubeProxyServer {
     const { maxBufferBytes: cap, recording, name } = this.options.target;
     const parts: Buffer[] = [];
     let size = 0;
+    let settled = false;
     const withhold = (why: string) => {
+      settled = true;
       const message = `Agate withheld the response: ${why}, and the policy requires it masked`;
       void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.MASKING_FAILED, message));
       sendStatus(res, failure('InternalError', message, info, 502), info);
     };
     upRes.on('data', (chunk: Buffer) => {
+      if (settled) return; // chunks already read before the destroy below still arrive
       size += chunk.length;
       if (size > cap) {
+        settled = true; // before destroy(), which reports 'aborted' at once
         upRes.destroy();
         parts.length = 0;
         return withhold(`it is larger than ${cap} bytes (targets.${name}.max_buffer_bytes)`);
@@ -322,7 +330,8 @@ export class KubeProxyServer {
       parts.push(chunk);
     });
     upRes.on('end', () => {
-      if (size > cap) return;
+      if (settled) return;
+      settled = true;
       const raw = Buffer.concat(parts);
       let out = raw;
       let doc: unknown;
@@ -337,7 +346,12 @@ export class KubeProxyServer {
       res.end(out);
       void session.events.emitLogged(responseEvent(command, { code: upRes.statusCode ?? 0, bytes: out.length, digest: out.length === 0 ? null : sha256(out), doc, maskedForClient: masked, started, contentType: upRes.headers['content-type'] }, recording));
     });
-    upRes.on('aborted', () => this.#aborted(session, command, res, 'the API server ended the response early'));
+    upRes.on('error', () => undefined); // reported by 'aborted', or the response was withheld on purpose
+    upRes.on('aborted', () => {
+      if (settled) return;
+      settled = true;
+      this.#aborted(session, command, res, 'the API server ended the response early');
+    });
   }
 
   /** A watch: one JSON event per line, each recorded (and masked for the client when required) as it passes. */
@@ -402,6 +416,14 @@ export class KubeProxyServer {
       }
       res.end();
       finish('200 watch ended by the API server');
+    });
+    upRes.on('error', () => undefined); // a watch ends by either side closing; 'close' below records it
+    upRes.once('close', () => {
+      if (done) return;
+      done = true;
+      failed = 'the API server closed the watch before its end';
+      res.destroy();
+      finish('200 watch aborted');
     });
     res.once('close', () => {
       if (done) return;
