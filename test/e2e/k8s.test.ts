@@ -71,6 +71,11 @@ targets:
 policy:
   default: allow
   rules:
+    - id: hold-held-deletes
+      action: hold
+      message: deleting in namespace held needs a human
+      match: { kubernetes: { verbs: [delete], resources: [configmaps], namespaces: [held] } }
+      approval: { timeout_s: 60 }
     - id: no-namespace-delete
       action: deny
       message: deleting a namespace needs a human
@@ -260,6 +265,37 @@ k8s('deleting a namespace is refused with a readable message when the policy den
   const c = commandsWhere(evs, (x) => x.text === 'DELETE /api/v1/namespaces/doomed')[0]!;
   assert.equal([verdictOf(evs, c)?.decision, verdictOf(evs, c)?.rule_id], ['deny', 'no-namespace-delete']);
   assert.equal([responsesOf(evs, c)[0]?.status, responsesOf(evs, c)[0]?.error_code], ['refused', 'POLICY_DENIED']);
+});
+
+k8s('a held delete waits for an approver, then runs; kubectl sees only the delay', async (ctx) => {
+  for (const args of [['create', 'namespace', 'held'], ['-n', 'held', 'create', 'configmap', 'precious', '--from-literal=a=b']]) {
+    const r = await ctx.kube.kubectl(args);
+    assert.is(r.code, 0, r.stderr);
+  }
+  let settled = false;
+  const deletion = kubectl(ctx, ['delete', 'configmap', 'precious', '-n', 'held', '--request-timeout=90s']).finally(() => (settled = true));
+  const analyst = await ctx.issuer.mint({ sub: 'auditor' });
+  const pending = await until('the approval request', async () => {
+    const res = await fetch(`${ctx.agate.apiUrl}/v1/approvals?status=pending`, { headers: { authorization: `Bearer ${analyst}` } });
+    const body = (await res.json()) as { approvals?: { approval_id: string; text: string }[] };
+    return body.approvals?.find((a) => a.text.includes('/configmaps/precious'));
+  }, 30_000);
+  const still = await ctx.kube.kubectl(['-n', 'held', 'get', 'configmap', 'precious', '-o', 'name']);
+  assert.is(still.stdout.trim(), 'configmap/precious', 'nothing ran while held');
+  assert.not.ok(settled, 'kubectl still waits');
+  const alice = await ctx.issuer.mint({ sub: 'alice', agate_role: 'approver' });
+  const ok = await ctx.agate.cli(['approve', pending.approval_id, '--config', ctx.agate.configPath, '--token', alice]);
+  assert.is(ok.code, 0, ok.stdout + ok.stderr);
+  const r = await deletion;
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /configmap "precious" deleted/);
+  const evs = await until('both verdicts', () => {
+    const e = events(ctx);
+    const c = commandsWhere(e, (x) => x.text.startsWith('DELETE /api/v1/namespaces/held/configmaps/precious'))[0];
+    return c !== undefined && e.filter((v) => v.type === 'Verdict' && v.command_id === c.event_id).length === 2 && responsesOf(e, c).length > 0 ? { e, c } : undefined;
+  });
+  assert.equal(evs.e.filter((v): v is Verdict => v.type === 'Verdict' && v.command_id === evs.c.event_id).map((v) => v.decision), ['hold', 'allow']);
+  assert.is(responsesOf(evs.e, evs.c)[0]?.status, 'ok');
 });
 
 k8s('a Secret read through Agate comes back masked; its value is nowhere in the bus, the store or the logs', async (ctx) => {
