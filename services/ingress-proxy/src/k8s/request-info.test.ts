@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { classifyRequest, requestAttributes, requestText } from './request-info.js';
+import { classifyRequest, normalizedTarget, requestAttributes, requestText } from './request-info.js';
 
 const classify = suite('classifyRequest');
 
@@ -78,6 +78,15 @@ for (const [method, target, verb] of NON_RESOURCE) {
     assert.equal(info, { kind: 'non-resource', verb, path: new URL(target, 'http://x').pathname });
   });
 }
+
+classify('the path is decoded and dot segments resolved before it is split, as the API server would see it', () => {
+  const enc = classifyRequest('DELETE', '/api/v1/namespaces%2Fkube-system%2Fsecrets%2Fx');
+  assert.equal(enc.kind === 'resource' && [enc.verb, enc.namespace, enc.resource, enc.name], ['delete', 'kube-system', 'secrets', 'x']);
+  const dots = classifyRequest('GET', '/apis/../api/v1/namespaces/kube-system/secrets/x');
+  assert.equal(dots.kind === 'resource' && [dots.verb, dots.namespace, dots.resource, dots.name], ['get', 'kube-system', 'secrets', 'x']);
+  assert.is(normalizedTarget('/apis/../api/v1/x/./y?watch=1'), '/api/v1/x/y?watch=1');
+  assert.is(classifyRequest('GET', '/api/v1/pods/%E0%A4%A').kind, 'invalid');
+});
 
 classify('a special verb with nothing after it is invalid', () => {
   assert.is(classifyRequest('GET', '/api/v1/watch').kind, 'invalid');

@@ -54,7 +54,14 @@ const METHOD_VERBS: Record<string, string> = { POST: 'create', GET: 'get', HEAD:
  */
 export function classifyRequest(method: string, target: string): RequestInfo | InvalidRequest {
   const url = new URL(target, 'http://agate.invalid');
-  const path = url.pathname;
+  // The API server splits the decoded path (Go's URL.Path): `namespaces%2Fx` is two segments there,
+  // so it must be two here, or a rule on the namespace could be stepped around.
+  let path: string;
+  try {
+    path = decodeURIComponent(url.pathname);
+  } catch {
+    return { kind: 'invalid', message: `the path ${url.pathname} is not valid percent-encoding` };
+  }
   const nonResource: NonResourceRequest = { kind: 'non-resource', verb: method.toLowerCase(), path };
   let parts = splitPath(path);
   if (parts.length < 3 || !API_PREFIXES.has(parts[0]!)) return nonResource;
@@ -96,10 +103,18 @@ export function classifyRequest(method: string, target: string): RequestInfo | I
   return { kind: 'resource', verb, apiPrefix, apiGroup, apiVersion, namespace, resource, subresource, name, path };
 }
 
+/**
+ * The request target Agate forwards: `.` and `..` segments resolved, so the API server is asked
+ * for exactly the path that was classified and decided (it would not resolve them itself).
+ */
+export function normalizedTarget(target: string): string {
+  const url = new URL(target, 'http://agate.invalid');
+  return `${url.pathname}${url.search}`;
+}
+
 /** The command text recorded for a request: method and path, plus a query when it narrows the request. */
 export function requestText(method: string, target: string): string {
-  const url = new URL(target, 'http://agate.invalid');
-  return `${method.toUpperCase()} ${url.pathname}${url.search}`;
+  return `${method.toUpperCase()} ${normalizedTarget(target)}`;
 }
 
 /** Attributes the policy engine reads (services/policy/src/k8s-request.ts). */

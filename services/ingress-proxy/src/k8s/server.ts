@@ -15,7 +15,7 @@ import { clientHeaders, impersonates, upstreamHeaders } from './headers.js';
 import { maskDocument } from './json-mask.js';
 import { LineSplitter } from './lines.js';
 import { bodySample, isJson, refusedEvent, responseEvent, sha256, watchEnd, watchEvent, type K8sRecording } from './recording.js';
-import { classifyRequest, requestAttributes, requestText, type RequestInfo } from './request-info.js';
+import { classifyRequest, normalizedTarget, requestAttributes, requestText, type RequestInfo } from './request-info.js';
 import { KubeSession } from './session.js';
 import { failure, forbidden, statusBody, type Status } from './status.js';
 import { relayUpgrade } from './upgrade.js';
@@ -258,7 +258,7 @@ export class KubeProxyServer {
     const { upstream } = this.options.target;
     const started = nowMicros();
     const up = request({
-      host: upstream.server.hostname, port: upstream.server.port || 443, method: req.method, path: req.url, agent: upstream.agent,
+      host: upstream.server.hostname, port: upstream.server.port || 443, method: req.method, path: normalizedTarget(req.url ?? '/'), agent: upstream.agent,
       headers: upstreamHeaders(req.headers, await upstream.headers(), body.length),
     });
     const abandon = () => up.destroy();

@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { isIP, type Socket } from 'node:net';
 import { connect } from 'node:tls';
 import { upgradeHead } from './headers.js';
+import { normalizedTarget } from './request-info.js';
 import type { KubeUpstream } from './upstream.js';
 
 export type UpgradeOutcome =
@@ -35,7 +36,7 @@ export function relayUpgrade(client: Socket, head: Buffer, req: IncomingMessage,
     });
     server.once('secureConnect', () => {
       connected = true;
-      server.write(upgradeHead(req.method ?? 'GET', req.url ?? '/', req.rawHeaders, upstream.server.host, credential));
+      server.write(upgradeHead(req.method ?? 'GET', normalizedTarget(req.url ?? '/'), req.rawHeaders, upstream.server.host, credential));
       if (head.length > 0) {
         bytesUp += head.length;
         server.write(head);
