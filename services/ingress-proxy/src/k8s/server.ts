@@ -101,6 +101,7 @@ export class KubeProxyServer {
   /** Stops accepting, ends every connection, and waits until each session's end is recorded. */
   async shutdown(): Promise<void> {
     const closed = new Promise<void>((r) => this.#server.close(() => r()));
+    this.#server.closeAllConnections(); // including those still in their TLS handshake
     for (const socket of this.#conns.keys()) socket.destroy();
     await closed;
     await Promise.all(this.#closing);
