@@ -39,6 +39,11 @@ export function maskDocument(doc: unknown, rules: JsonMaskRules): number {
   return visit(doc, undefined, rules);
 }
 
+/** Masks one object whose kind may only be known from its list (`SecretList` items). */
+export function maskObject(obj: unknown, kind: string, rules: JsonMaskRules): number {
+  return visit(obj, kind === '' ? undefined : kind, rules);
+}
+
 function visit(node: unknown, impliedKind: string | undefined, rules: JsonMaskRules): number {
   if (Array.isArray(node)) {
     let n = 0;

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { nowMicros, type Command, type Response, type ResponseStatus } from '../../../../schemas/src/events.js';
 import type { Masker } from '../pg/masking/masker.js';
-import { maskDocument, type FieldRule } from './json-mask.js';
+import { maskDocument, maskObject, type FieldRule } from './json-mask.js';
 import { summarize, watchEventRef, type ObjectRef } from './summary.js';
 
 /** How much of each body the audit trail keeps, and the rules always applied to it. */
@@ -64,8 +64,10 @@ export function responseEvent(command: Command, d: Delivered, rec: K8sRecording)
   let errorCode: string | null = ok ? null : String(d.code);
   let errorMessage: string | null = null;
   if (d.doc !== undefined) {
-    maskDocument(d.doc, { fields: rec.fields, masker: rec.audit });
+    // Only what is kept is masked (the sampled objects, an error's message): a list of thousands
+    // of objects costs one parse, not a walk of every value through every detector.
     const s = summarize(d.doc);
+    for (const o of s.objects.slice(0, rec.sampleRows)) maskObject(o.value, o.kind, { fields: rec.fields, masker: rec.audit });
     kind = s.kind;
     objects = s.objects;
     if (s.status !== undefined && !ok) {
