@@ -123,6 +123,8 @@ const kubernetesTarget = z.strictObject({
   max_body_bytes: z.number().int().min(1024).max(1 << 30).default(8 << 20),
   /** Responses masked for the client are buffered up to this and refused beyond (fail closed). */
   max_buffer_bytes: z.number().int().min(1024).max(1 << 30).default(32 << 20),
+  /** Client connections beyond this are not accepted. */
+  max_connections: z.number().int().min(1).default(1000),
   /** Objects of each response kept, masked, in the Response event. */
   record_objects: z.number().int().min(0).max(1000).default(10),
   /** Each recorded body or object is cut to this many characters. */

@@ -57,7 +57,7 @@ test.before(async (ctx) => {
       recording: { sampleRows: 5, valueChars: 200, audit: masker, fields: [] },
       // Every response of this target is masked for the client, so each must fit the buffer.
       maskers: new Map([['default', masker]]), maskClient: 'default',
-      maxBodyBytes: BODY_CAP, maxBufferBytes: BUFFER_CAP, allowDiscovery: true,
+      maxBodyBytes: BODY_CAP, maxBufferBytes: BUFFER_CAP, allowDiscovery: true, maxConnections: 100,
     },
   });
   ctx.port = (await ctx.proxy.listen('127.0.0.1', 0)).port;

@@ -32,6 +32,6 @@ export async function kubeProxyTarget(config: AgateConfig, t: KubernetesTargetCo
   return {
     name: t.name, upstream, tls, maskers, maskClient: targetMaskSet(config, t.mask_client),
     recording: { sampleRows: t.record_objects, valueChars: t.record_value_chars, audit: maskers.get(config.masking.audit)!, fields },
-    maxBodyBytes: t.max_body_bytes, maxBufferBytes: t.max_buffer_bytes, allowDiscovery: t.allow_discovery,
+    maxBodyBytes: t.max_body_bytes, maxBufferBytes: t.max_buffer_bytes, allowDiscovery: t.allow_discovery, maxConnections: t.max_connections,
   };
 }

@@ -37,6 +37,8 @@ export interface KubeProxyTarget {
   maxBufferBytes: number;
   /** Discovery (`GET /api`, `/apis/…`, `/version`, `/openapi/…`) is recorded and allowed by a built-in rule. */
   allowDiscovery: boolean;
+  /** Client connections beyond this are not accepted (each may hold a watch and an upstream socket). */
+  maxConnections: number;
 }
 
 export interface KubeProxyOptions {
@@ -90,6 +92,7 @@ export class KubeProxyServer {
         this.#endSession(conn, 'client disconnected');
       });
     });
+    this.#server.maxConnections = options.target.maxConnections;
     this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => void this.#onUpgrade(req, socket, head));
     this.#server.on('tlsClientError', (err) => this.#log.debug('client TLS error', { error: err.message }));
   }

@@ -33,8 +33,10 @@ export class KubeUpstream {
     private readonly exec: ExecAuth | undefined,
     private readonly staticHeaders: Record<string, string>,
   ) {
-    // One pool for every client: a TLS handshake per request would dominate latency.
-    this.agent = new Agent({ ...tls, rejectUnauthorized: true, keepAlive: true, maxSockets: 64 });
+    // One pool for every client: a TLS handshake per request would dominate latency. No cap on
+    // sockets in use: each watch holds one for its lifetime, and a cap would stall every other
+    // request behind long watches (client connections are capped at the listener instead).
+    this.agent = new Agent({ ...tls, rejectUnauthorized: true, keepAlive: true, maxFreeSockets: 64 });
   }
 
   /** Loads the kubeconfig (and context); a missing file, context, credential or CA check fails start. */
