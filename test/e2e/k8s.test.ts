@@ -394,6 +394,26 @@ k8s('exec is decided as create pods/exec: refused by policy, or forwarded and an
   assert.equal([verdictOf(evs, inSystem)?.rule_id, responsesOf(evs, inSystem)[0]?.status], ['no-exec-in-kube-system', 'refused']);
 });
 
+k8s('a masked read asked over a WebSocket is refused: an upgraded connection cannot be masked', async (ctx) => {
+  const { default: WebSocket } = await import('ws');
+  const token = await ctx.issuer.mint(ctx.issuer.githubActionsClaims());
+  const server = /server: (\S+)/.exec(readFileSync(ctx.kubeconfig, 'utf8'))![1]!.replace('https:', 'wss:');
+  const ws = new WebSocket(`${server}/api/v1/namespaces/default/secrets?watch=true`, ['v4.channel.k8s.io'], {
+    ca: readFileSync(ctx.kube.other.caFile), headers: { authorization: `Bearer ${token}` },
+  });
+  const answer = await new Promise<{ code: number; body: string }>((resolve, reject) => {
+    ws.once('open', () => reject(new Error('the upgrade was accepted')));
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ code: res.statusCode ?? 0, body }));
+    });
+  });
+  assert.is(answer.code, 403);
+  assert.match(JSON.parse(answer.body).message, 'cannot do over an upgraded (WebSocket or SPDY) connection');
+});
+
 k8s('an invalid token and a token for another audience are refused clearly and recorded', async (ctx) => {
   const garbage = await kubectl(ctx, ['get', 'pods'], { token: 'not-a-token' });
   assert.is.not(garbage.code, 0);

@@ -261,9 +261,15 @@ export class KubeProxyServer {
   async #forward(session: KubeSession, command: Command, info: RequestInfo, req: IncomingMessage, res: ServerResponse, body: Buffer, client: Masker | undefined): Promise<void> {
     const { upstream } = this.options.target;
     const started = nowMicros();
+    let credential: Record<string, string>;
+    try {
+      credential = await upstream.headers();
+    } catch (err) {
+      return this.#credentialFailed(session, command, { status: (s) => sendStatus(res, s, info) }, info, err);
+    }
     const up = request({
       host: upstream.server.hostname, port: upstream.server.port || 443, method: req.method, path: normalizedTarget(req.url ?? '/'), agent: upstream.agent,
-      headers: upstreamHeaders(req.headers, await upstream.headers(), body.length),
+      headers: upstreamHeaders(req.headers, credential, body.length),
     });
     const abandon = () => up.destroy();
     res.once('close', abandon);
@@ -306,7 +312,7 @@ export class KubeProxyServer {
     });
     upRes.on('error', () => undefined); // reported by 'aborted'
     upRes.on('aborted', () => {
-      if (!upRes.complete) this.#aborted(session, command, res, 'the API server ended the response early');
+      if (!upRes.complete) this.#aborted(session, command, res, 'the response ended early: the client or the API server closed the connection');
     });
   }
 
@@ -354,7 +360,7 @@ export class KubeProxyServer {
     upRes.on('aborted', () => {
       if (settled) return;
       settled = true;
-      this.#aborted(session, command, res, 'the API server ended the response early');
+      this.#aborted(session, command, res, 'the response ended early: the client or the API server closed the connection');
     });
   }
 
@@ -437,6 +443,14 @@ export class KubeProxyServer {
     });
   }
 
+  /** Agate's own credential could not be produced (an exec plugin failed): refused, recorded, never retried with another. */
+  #credentialFailed(session: KubeSession, command: Command, reply: Reply, info: RequestInfo, err: unknown): void {
+    this.#log.error('cannot produce the cluster credential', { error: describeError(err) });
+    const message = `Agate cannot authenticate to the API server of target "${this.options.target.name}": its credential plugin failed`;
+    void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.UPSTREAM_AUTH_FAILED, message));
+    reply.status(failure('ServiceUnavailable', message, info, 502));
+  }
+
   #aborted(session: KubeSession, command: Command, res: ServerResponse, message: string): void {
     void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, message));
     res.destroy();
@@ -459,8 +473,19 @@ export class KubeProxyServer {
       command.attributes.upgrade = String(req.headers.upgrade ?? '').slice(0, 64);
       const decision = await this.#decide(session, command, decided, req);
       if (decision.kind === 'refuse') return this.#refuse(session, command, reply, decision.status, 'refused', decision.code, false);
+      if (decision.client !== undefined) {
+        // An upgraded connection is relayed as bytes: what must be masked cannot go through it.
+        const status = failure('Forbidden', 'Agate refused the request: policy requires its response masked, which Agate cannot do over an upgraded (WebSocket or SPDY) connection', decided);
+        return this.#refuse(session, command, reply, status, 'refused', ErrorCode.MASKING_FAILED, false);
+      }
       const { upstream, name } = this.options.target;
-      const outcome = await relayUpgrade(socket, head, req, upstream, await upstream.headers());
+      let credential: Record<string, string>;
+      try {
+        credential = await upstream.headers();
+      } catch (err) {
+        return this.#credentialFailed(session, command, reply, decided, err);
+      }
+      const outcome = await relayUpgrade(socket, head, req, upstream, credential);
       if (outcome.kind === 'unreachable') {
         const message = upstreamFailure(outcome.error, name);
         void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, message));
