@@ -25,9 +25,10 @@ export function upstreamHeaders(client: IncomingHttpHeaders, credential: Record<
   return out;
 }
 
-/** Drops the protobuf media types from an Accept header; nothing left means JSON. */
+/** Drops the binary media types (protobuf, CBOR) from an Accept header; nothing left means JSON. */
 export function jsonOnlyAccept(accept: string): string {
-  const kept = accept.split(',').map((s) => s.trim()).filter((s) => s !== '' && !/protobuf/i.test(s));
+  // Protobuf and CBOR (newer API servers) are binary encodings Agate cannot read or mask.
+  const kept = accept.split(',').map((s) => s.trim()).filter((s) => s !== '' && !/protobuf|cbor/i.test(s));
   return kept.length === 0 ? 'application/json' : kept.join(', ');
 }
 
