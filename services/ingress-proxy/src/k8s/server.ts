@@ -129,7 +129,8 @@ export class KubeProxyServer {
     const token = /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] ?? '';
     const current = conn.session;
     if (current !== undefined && current.token === token && Date.now() / 1000 < current.expiresAt) return current;
-    const { bus, verifier, proxyId, target } = { ...this.options, target: this.options.target.name };
+    const { bus, verifier, proxyId } = this.options;
+    const target = this.options.target.name;
     let identity;
     try {
       if (token === '') throw new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'no bearer token: present an OIDC id-token as the kubeconfig user token');
@@ -207,13 +208,18 @@ export class KubeProxyServer {
   /** Publishes the command (write-ahead) and waits for its verdict; fails closed. */
   async #decide(session: KubeSession, command: Command, info: RequestInfo, req: IncomingMessage): Promise<Decision> {
     const { bus, verdictTimeoutMs, target } = this.options;
+    const unrecorded: Decision = { kind: 'refuse', code: ErrorCode.BUS_UNAVAILABLE, status: failure('ServiceUnavailable', 'Agate refused the request: the audit log is unavailable, so it cannot be recorded', info) };
+    const recorded = () => session.events.emit(command).then(() => true, (err: unknown) => {
+      this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
+      return false;
+    });
     if (impersonates(req.headers)) {
       // Impersonation would act as someone else with Agate's credential: refused before policy.
-      await session.events.emit(command);
+      if (!(await recorded())) return unrecorded;
       return { kind: 'refuse', code: 'IMPERSONATION_REFUSED', status: failure('Forbidden', 'Agate refused the request: impersonation headers (kubectl --as) are not allowed through Agate', info) };
     }
     if (target.allowDiscovery && info.kind === 'non-resource' && info.verb === 'get' && DISCOVERY.test(info.path)) {
-      await session.events.emit(command);
+      if (!(await recorded())) return unrecorded;
       void session.events.emitLogged({
         type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: session.id, command_id: command.event_id, decision: 'allow',
         rule_id: DISCOVERY_RULE, reason: 'API discovery is allowed by the built-in rule (targets[].allow_discovery)', source: 'policy',
@@ -229,7 +235,7 @@ export class KubeProxyServer {
       });
     } catch (err) {
       this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
-      return { kind: 'refuse', code: ErrorCode.BUS_UNAVAILABLE, status: failure('ServiceUnavailable', 'Agate refused the request: the audit log is unavailable, so it cannot be recorded', info) };
+      return unrecorded;
     }
     if (outcome.kind === 'timeout') {
       const reason = `no verdict within ${verdictTimeoutMs} ms; refused (fail closed)`;
@@ -271,10 +277,17 @@ export class KubeProxyServer {
       host: upstream.server.hostname, port: upstream.server.port || 443, method: req.method, path: normalizedTarget(req.url ?? '/'), agent: upstream.agent,
       headers: upstreamHeaders(req.headers, credential, body.length),
     });
-    const abandon = () => up.destroy();
-    res.once('close', abandon);
+    let clientGone = false;
+    res.once('close', () => {
+      clientGone = !res.writableFinished;
+      up.destroy();
+    });
     up.on('error', (err) => {
       if (res.writableEnded) return; // the response was complete, or withheld on purpose
+      if (clientGone && !res.headersSent) {
+        void session.events.emitLogged(refusedEvent(command, 'error', 'CLIENT_GONE', 'the client closed the connection before the API server answered'));
+        return;
+      }
       const message = upstreamFailure(err, this.options.target.name);
       this.#log.warn('upstream request failed', { error: describeError(err) });
       void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, message));
