@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, request, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -11,13 +11,12 @@ import { nowMicros, type Command } from '../../../../schemas/src/events.js';
 import { listenOn } from '../listen.js';
 import { SessionEvents } from '../session-events.js';
 import type { Masker } from '../pg/masking/masker.js';
-import { clientHeaders, impersonates, upstreamHeaders } from './headers.js';
-import { maskDocument } from './json-mask.js';
-import { LineSplitter } from './lines.js';
-import { bodySample, isJson, refusedEvent, responseEvent, sha256, watchEnd, watchEvent, type K8sRecording } from './recording.js';
+import { impersonates, upstreamHeaders } from './headers.js';
+import { bodySample, refusedEvent, sha256, type K8sRecording } from './recording.js';
 import { classifyRequest, normalizedTarget, requestAttributes, requestText, type RequestInfo } from './request-info.js';
 import { KubeSession } from './session.js';
 import { failure, forbidden, statusBody, type Status } from './status.js';
+import { relayMasked, relayStream, relayWatch, sendStatus } from './relay.js';
 import { relayUpgrade } from './upgrade.js';
 import type { KubeUpstream } from './upstream.js';
 
@@ -296,164 +295,10 @@ export class KubeProxyServer {
     });
     up.on('response', (upRes) => {
       const watch = info.kind === 'resource' && (info.verb === 'watch' || /[?&]watch=(1|t|true)\b/i.test(req.url ?? '')) && upRes.statusCode === 200;
-      const relay = watch ? this.#relayWatch : client !== undefined ? this.#relayMasked : this.#relayStream;
-      relay.call(this, session, command, upRes, res, client, started, info);
+      const relay = watch ? relayWatch : client !== undefined ? relayMasked : relayStream;
+      relay({ session, command, upRes, res, client, started, info, target: this.options.target, log: this.#log });
     });
     up.end(body);
-  }
-
-  /** Unmasked: streamed as it comes, with a running digest; a copy up to the cap is kept to record. */
-  #relayStream(session: KubeSession, command: Command, upRes: IncomingMessage, res: ServerResponse, _client: Masker | undefined, started: number): void {
-    const cap = this.options.target.maxBufferBytes;
-    const hash = createHash('sha256');
-    const kept: Buffer[] = [];
-    let bytes = 0;
-    res.writeHead(upRes.statusCode ?? 502, clientHeaders(upRes.headers));
-    upRes.on('data', (chunk: Buffer) => {
-      hash.update(chunk);
-      bytes += chunk.length;
-      if (bytes <= cap) kept.push(chunk);
-      if (!res.write(chunk)) {
-        upRes.pause();
-        res.once('drain', () => upRes.resume());
-      }
-    });
-    upRes.on('end', () => {
-      res.end();
-      const doc = bytes <= cap ? parseJson(Buffer.concat(kept), upRes.headers['content-type']) : undefined;
-      void session.events.emitLogged(responseEvent(command, { code: upRes.statusCode ?? 0, bytes, digest: bytes === 0 ? null : `sha256:${hash.digest('hex')}`, doc, maskedForClient: 0, started, contentType: upRes.headers['content-type'] }, this.options.target.recording));
-    });
-    upRes.on('error', () => undefined); // reported by 'aborted'
-    upRes.on('aborted', () => {
-      if (!upRes.complete) this.#aborted(session, command, res, 'the response ended early: the client or the API server closed the connection');
-    });
-  }
-
-  /** Masked for the client: buffered (bounded), masked, then delivered; anything unmaskable is withheld. */
-  #relayMasked(session: KubeSession, command: Command, upRes: IncomingMessage, res: ServerResponse, client: Masker | undefined, started: number, info: RequestInfo): void {
-    const { maxBufferBytes: cap, recording, name } = this.options.target;
-    const parts: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    const withhold = (why: string) => {
-      settled = true;
-      const message = `Agate withheld the response: ${why}, and the policy requires it masked`;
-      void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.MASKING_FAILED, message));
-      sendStatus(res, failure('InternalError', message, info, 502), info);
-    };
-    upRes.on('data', (chunk: Buffer) => {
-      if (settled) return; // chunks already read before the destroy below still arrive
-      size += chunk.length;
-      if (size > cap) {
-        settled = true; // before destroy(), which reports 'aborted' at once
-        upRes.destroy();
-        parts.length = 0;
-        return withhold(`it is larger than ${cap} bytes (targets.${name}.max_buffer_bytes)`);
-      }
-      parts.push(chunk);
-    });
-    upRes.on('end', () => {
-      if (settled) return;
-      settled = true;
-      const raw = Buffer.concat(parts);
-      let out = raw;
-      let doc: unknown;
-      let masked = 0;
-      if (raw.length > 0) {
-        doc = parseJson(raw, upRes.headers['content-type']);
-        if (doc === undefined) return withhold(`it is not JSON (${upRes.headers['content-type'] ?? 'no content type'})`);
-        masked = maskDocument(doc, { fields: recording.fields, masker: client });
-        out = Buffer.from(JSON.stringify(doc));
-      }
-      res.writeHead(upRes.statusCode ?? 502, clientHeaders(upRes.headers, out.length));
-      res.end(out);
-      void session.events.emitLogged(responseEvent(command, { code: upRes.statusCode ?? 0, bytes: out.length, digest: out.length === 0 ? null : sha256(out), doc, maskedForClient: masked, started, contentType: upRes.headers['content-type'] }, recording));
-    });
-    upRes.on('error', () => undefined); // reported by 'aborted', or the response was withheld on purpose
-    upRes.on('aborted', () => {
-      if (settled) return;
-      settled = true;
-      this.#aborted(session, command, res, 'the response ended early: the client or the API server closed the connection');
-    });
-  }
-
-  /** A watch: one JSON event per line, each recorded (and masked for the client when required) as it passes. */
-  #relayWatch(session: KubeSession, command: Command, upRes: IncomingMessage, res: ServerResponse, client: Masker | undefined, started: number): void {
-    const { maxBufferBytes, recording } = this.options.target;
-    const lines = new LineSplitter(maxBufferBytes);
-    const hash = createHash('sha256');
-    let bytes = 0;
-    let events = 0;
-    let failed: string | null = null;
-    res.writeHead(200, clientHeaders(upRes.headers));
-    const deliver = (line: Buffer) => {
-      if (line.length === 0) return;
-      let doc: unknown;
-      try {
-        doc = JSON.parse(line.toString('utf8'));
-      } catch {
-        doc = undefined;
-      }
-      if (doc === undefined && client !== undefined) throw new Error('a watch event is not JSON and cannot be masked');
-      let out = Buffer.concat([line, NEWLINE]);
-      let masked = 0;
-      if (client !== undefined) {
-        masked = maskDocument(doc, { fields: recording.fields, masker: client });
-        out = Buffer.from(`${JSON.stringify(doc)}\n`);
-      }
-      hash.update(out);
-      bytes += out.length;
-      events += 1;
-      void session.events.emitLogged(watchEvent(command, doc ?? { type: 'UNREADABLE' }, out, masked, recording));
-      if (!res.write(out)) {
-        upRes.pause();
-        res.once('drain', () => upRes.resume());
-      }
-    };
-    const finish = (tag: string) => {
-      void session.events.emitLogged(watchEnd(command, tag, events, bytes, `sha256:${hash.copy().digest('hex')}`, started, failed));
-    };
-    let done = false;
-    upRes.on('data', (chunk: Buffer) => {
-      if (done) return;
-      try {
-        for (const line of lines.push(chunk)) deliver(line);
-      } catch (err) {
-        // Fail closed: an event that cannot be read or masked ends the watch undelivered.
-        done = true;
-        failed = describeError(err);
-        this.#log.warn('watch aborted', { error: failed });
-        upRes.destroy();
-        res.destroy();
-        finish('200 watch aborted');
-      }
-    });
-    upRes.on('end', () => {
-      if (done) return;
-      done = true;
-      const last = lines.end();
-      try {
-        if (last !== undefined) deliver(last);
-      } catch (err) {
-        failed = describeError(err);
-      }
-      res.end();
-      finish('200 watch ended by the API server');
-    });
-    upRes.on('error', () => undefined); // a watch ends by either side closing; 'close' below records it
-    upRes.once('close', () => {
-      if (done) return;
-      done = true;
-      failed = 'the API server closed the watch before its end';
-      res.destroy();
-      finish('200 watch aborted');
-    });
-    res.once('close', () => {
-      if (done) return;
-      done = true;
-      upRes.destroy();
-      finish('200 watch ended by the client');
-    });
   }
 
   /** Agate's own credential could not be produced (an exec plugin failed): refused, recorded, never retried with another. */
@@ -462,11 +307,6 @@ export class KubeProxyServer {
     const message = `Agate cannot authenticate to the API server of target "${this.options.target.name}": its credential plugin failed`;
     void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.UPSTREAM_AUTH_FAILED, message));
     reply.status(failure('ServiceUnavailable', message, info, 502));
-  }
-
-  #aborted(session: KubeSession, command: Command, res: ServerResponse, message: string): void {
-    void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, message));
-    res.destroy();
   }
 
   // ---- upgrades (exec, attach, port-forward) ------------------------------------------------
@@ -518,17 +358,6 @@ export class KubeProxyServer {
   }
 }
 
-const NEWLINE = Buffer.from('\n');
-
-function parseJson(raw: Buffer, contentType: string | undefined): unknown {
-  if (raw.length === 0 || !isJson(contentType)) return undefined;
-  try {
-    return JSON.parse(raw.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
 /** Reads the whole request body, or undefined (the rest discarded) when it exceeds `max`. */
 function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
@@ -544,16 +373,6 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined
     req.on('end', () => resolve(over ? undefined : Buffer.concat(parts)));
     req.on('error', reject);
   });
-}
-
-function sendStatus(res: ServerResponse, s: Status, info?: RequestInfo): void {
-  if (res.headersSent) return void res.destroy();
-  // client-go decodes discovery errors with the discovery scheme, where a Status is unknown: it
-  // would print "an error on the server (\"unknown\")". A text body it quotes verbatim.
-  const text = info?.kind === 'non-resource' && s.code !== 401;
-  const body = text ? Buffer.from(s.message) : statusBody(s);
-  res.writeHead(s.code, { 'content-type': text ? 'text/plain; charset=utf-8' : 'application/json', 'content-length': body.length, 'cache-control': 'no-store' });
-  res.end(body);
 }
 
 function writeRawStatus(socket: Socket, s: Status): void {

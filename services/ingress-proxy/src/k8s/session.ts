@@ -21,7 +21,7 @@ export class KubeSession {
     readonly identity: Identity,
     /** Seconds since the epoch after which the token is no longer accepted. */
     readonly expiresAt: number,
-    private readonly bus: Bus,
+    bus: Bus,
     private readonly proxyId: string,
     private readonly target: string,
     log: Logger,
