@@ -9,6 +9,10 @@ bash test/harness/install-sshd.sh >/dev/null || { echo "test setup failed: OpenS
 bash test/harness/install-postgres.sh || { echo "test setup failed: PostgreSQL could not be installed"; exit 1; }
 # psycopg 3, the second driver the end-to-end suite drives, goes into a venv in a cache directory.
 bash test/harness/install-psycopg.sh >/dev/null || { echo "test setup failed: psycopg could not be installed"; exit 1; }
+# kube-apiserver, etcd and kubectl are built from Go modules into ~/.cache/agate/kube-VERSION (10-25 min
+# cold, progress on stderr) here rather than in the first test that needs them, whose per-file timeout
+# is 10 minutes.
+bash test/harness/install-kube.sh >/dev/null || { echo "test setup failed: kube-apiserver, etcd or kubectl could not be built"; exit 1; }
 rm -rf dist
 npx tsc -p tsconfig.json || { echo "build failed"; exit 1; }
 

@@ -21,6 +21,8 @@ import { PgProxyServer } from '../../services/ingress-proxy/src/pg/server.js';
 import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
 import { loadOrCreateHostKey, parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
 import { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
+import { kubeProxyTarget, kubernetesTargets } from '../../services/ingress-proxy/src/k8s/config.js';
+import { KubeProxyServer } from '../../services/ingress-proxy/src/k8s/server.js';
 import type { SshUpstreamTarget } from '../../services/ingress-proxy/src/ssh/upstream.js';
 import type { UpstreamTarget } from '../../services/ingress-proxy/src/pg/upstream.js';
 import { directorySink, webhookSink, type CheckpointSink } from '../../services/ledger/src/checkpoint-sink.js';
@@ -51,6 +53,8 @@ export interface Running {
   postgres?: AddressInfo;
   /** Present when `proxy.ssh` is configured. */
   ssh?: AddressInfo;
+  /** One listener per Kubernetes target, by target name. */
+  kubernetes?: Record<string, AddressInfo>;
   api?: AddressInfo;
   ledger?: LedgerService;
   /** Graceful stop, in reverse start order: clients are told, sessions end recorded, the bus drains. */
@@ -223,6 +227,15 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         const s = splitHostPort(sshConfig.listen);
         out.ssh = await ssh.listen(s.host, s.port);
         started.push({ stop: () => ssh.shutdown() });
+      }
+      for (const t of kubernetesTargets(config)) {
+        const kube = new KubeProxyServer({
+          bus: bus!, verifier: verifier!, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms, logger,
+          target: await kubeProxyTarget(config, t),
+        });
+        started.push({ stop: () => kube.shutdown() });
+        const k = splitHostPort(t.listen);
+        (out.kubernetes ??= {})[t.name] = await kube.listen(k.host, k.port);
       }
     }
     return out;

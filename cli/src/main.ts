@@ -10,6 +10,7 @@ import { consistencyCommand, ledgerKeyCommand, proveCommand, verifyCommand, veri
 import { table } from './format.js';
 import { exportCommand } from './export-command.js';
 import { renderReplay } from './replay.js';
+import { kubeconfigFor } from './kubeconfig.js';
 import { answerCommand, approvalsCommand, policyLint, policyTest, type PolicyTestInput } from './policy-commands.js';
 import type { Protocol } from '../../schemas/src/events.js';
 import type { TimelineEvent } from '../../services/query/src/queries.js';
@@ -31,6 +32,10 @@ Usage:
   agate approve    APPROVAL_ID --config FILE [--comment TEXT]
   agate deny       APPROVAL_ID --config FILE [--comment TEXT]
                                               answer a held command (approver role needed)
+  agate kubeconfig --config FILE --target NAME [--server URL] [--token-env VAR | --token TOKEN]
+                                              a kubeconfig that points kubectl at Agate's
+                                              endpoint for a Kubernetes target (token from
+                                              $AGATE_TOKEN through an exec plugin by default)
   agate dev-token  --config FILE [--sub S] [--claim K=V ...] [--ttl SECONDS]
                                               mint a token from the dev-only issuer
   agate sessions   --config FILE [--subject S] [--target T] [--limit N] [--json]
@@ -88,6 +93,8 @@ const OPTIONS = {
   protocol: { type: 'string' },
   status: { type: 'string' },
   comment: { type: 'string' },
+  server: { type: 'string' },
+  'token-env': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -128,6 +135,10 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'dev-token':
       return devToken(config(), values);
+    case 'kubeconfig':
+      if (values.target === undefined) throw new UsageError('agate kubeconfig needs --target NAME (a Kubernetes target)');
+      process.stdout.write(kubeconfigFor(config(), { target: values.target, server: values.server, token: values.token, tokenEnv: values['token-env'] }));
+      return 0;
     case 'sessions':
       return sessions(config(), values);
     case 'session':
@@ -171,6 +182,7 @@ async function start(config: AgateConfig, roles: readonly Role[]): Promise<numbe
     mode: roles.length === ALL_ROLES.length ? config.bus.kind === 'local' ? 'embedded' : 'all-in-one' : roles[0],
     postgres: running.postgres === undefined ? undefined : `${running.postgres.address}:${running.postgres.port}`,
     ssh: running.ssh === undefined ? undefined : `${running.ssh.address}:${running.ssh.port}`,
+    kubernetes: running.kubernetes === undefined ? undefined : Object.fromEntries(Object.entries(running.kubernetes).map(([n, a]) => [n, `${a.address}:${a.port}`])),
     query_api: running.api === undefined ? undefined : `http://${running.api.address}:${running.api.port}`,
     bus: config.bus.kind,
     store: config.store.kind,

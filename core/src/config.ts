@@ -98,7 +98,40 @@ const sshTarget = z.strictObject({
   labels: z.record(z.string(), z.string()).default({}),
 });
 
-const target = z.discriminatedUnion('protocol', [postgresTarget, sshTarget]);
+/** A Kubernetes API server, reached with a kubeconfig's credential; kubectl talks to Agate's own listener. */
+const kubernetesTarget = z.strictObject({
+  name: z.string().regex(/^[a-zA-Z0-9_.-]+$/, 'expected a name of letters, digits, _ . -'),
+  protocol: z.literal('kubernetes'),
+  /** Where this target's HTTPS endpoint listens (one listener per Kubernetes target). */
+  listen: hostPort,
+  /** The certificate kubectl sees; `ca` (default: the certificate itself) goes into `agate kubeconfig`. */
+  tls: z.strictObject({ cert: z.string(), key: z.string(), ca: z.string().optional() }),
+  upstream: z.strictObject({
+    /** A kubeconfig with Agate's own credential for the cluster (client certificate, token or exec plugin). */
+    kubeconfig: z.string(),
+    /** Default: the kubeconfig's current context. */
+    context: z.string().optional(),
+  }),
+  labels: z.record(z.string(), z.string()).default({}),
+  /** Mask what clients of this target receive (Secret data always; the set's key globs and detectors). */
+  mask_client: maskClient.default(false),
+  /** More fields to mask, as KIND:dotted.path with * for any key or element (e.g. ConfigMap:data.*). */
+  mask_fields: z.array(z.string().regex(/^[^:\s]+:[^\s]+$/, 'expected KIND:dotted.path such as ConfigMap:data.*')).default([]),
+  /** Discovery (GET /api, /apis…, /version, /openapi…) is recorded and allowed without asking policy. */
+  allow_discovery: z.boolean().default(true),
+  /** Request bodies beyond this are refused (413); they are digested and sampled before the verdict. */
+  max_body_bytes: z.number().int().min(1024).max(1 << 30).default(8 << 20),
+  /** Responses masked for the client are buffered up to this and refused beyond (fail closed). */
+  max_buffer_bytes: z.number().int().min(1024).max(1 << 30).default(32 << 20),
+  /** Client connections beyond this are not accepted. */
+  max_connections: z.number().int().min(1).default(1000),
+  /** Objects of each response kept, masked, in the Response event. */
+  record_objects: z.number().int().min(0).max(1000).default(10),
+  /** Each recorded body or object is cut to this many characters. */
+  record_value_chars: z.number().int().min(8).max(1 << 20).default(1024),
+});
+
+const target = z.discriminatedUnion('protocol', [postgresTarget, sshTarget, kubernetesTarget]);
 
 const ruleMatch = z.strictObject({
   /** Claim name → glob (`*` any run of characters) or list of globs; all must match. */
@@ -333,6 +366,7 @@ export const configSchema = z.strictObject({
 export type AgateConfig = z.infer<typeof configSchema> & { source: string };
 export type PostgresTargetConfig = z.infer<typeof postgresTarget>;
 export type SshTargetConfig = z.infer<typeof sshTarget>;
+export type KubernetesTargetConfig = z.infer<typeof kubernetesTarget>;
 export type TargetConfig = z.infer<typeof target>;
 export type IssuerConfig = z.infer<typeof issuer>;
 export type PolicyConfig = AgateConfig['policy'];
@@ -387,6 +421,13 @@ export function parseConfig(text: string, source: string): AgateConfig {
   cfg.ledger.signing_key = abs(cfg.ledger.signing_key ?? join(cfg.data_dir, 'ledger', 'checkpoint.key'));
   if (cfg.ledger.checkpoint.dir !== undefined) cfg.ledger.checkpoint.dir = abs(cfg.ledger.checkpoint.dir);
   for (const t of cfg.targets) {
+    if (t.protocol === 'kubernetes') {
+      t.upstream.kubeconfig = abs(t.upstream.kubeconfig);
+      t.tls.cert = abs(t.tls.cert);
+      t.tls.key = abs(t.tls.key);
+      if (t.tls.ca !== undefined) t.tls.ca = abs(t.tls.ca);
+      continue;
+    }
     if (t.upstream.password?.file !== undefined) t.upstream.password.file = abs(t.upstream.password.file);
     if (t.protocol === 'postgres' && t.upstream.tls.ca !== undefined) t.upstream.tls.ca = abs(t.upstream.tls.ca);
     if (t.protocol === 'ssh' && t.upstream.private_key_file !== undefined) t.upstream.private_key_file = abs(t.upstream.private_key_file);
@@ -408,7 +449,7 @@ export function parseConfig(text: string, source: string): AgateConfig {
     if (typeof ref === 'string' && cfg.masking.sets[ref] === undefined) throw new ConfigError(`${source}: ${key}: no mask set named "${ref}" in masking.sets`);
   };
   maskRef(cfg.masking.audit, 'masking.audit');
-  for (const [i, t] of cfg.targets.entries()) if (t.protocol === 'postgres') maskRef(t.mask_client, `targets[${i}].mask_client`);
+  for (const [i, t] of cfg.targets.entries()) if (t.protocol === 'postgres' || t.protocol === 'kubernetes') maskRef(t.mask_client, `targets[${i}].mask_client`);
   for (const [i, r] of cfg.policy.rules.entries()) {
     maskRef(r.mask_client, `policy.rules[${i}].mask_client`);
     if (r.mask_client !== false && r.action !== 'allow') throw new ConfigError(`${source}: policy.rules[${i}].mask_client: only an allow rule can mask results`);

@@ -1,0 +1,36 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { clientHeaders, impersonates, jsonOnlyAccept, upgradeHead, upstreamHeaders } from './headers.js';
+
+const headers = suite('headers');
+
+headers('upstream: the client token, hop-by-hop, compression and impersonation never cross; Agate credential added', () => {
+  const out = upstreamHeaders({
+    authorization: 'Bearer agent-token', host: 'agate:6443', connection: 'keep-alive', 'accept-encoding': 'gzip', 'impersonate-user': 'admin',
+    'content-type': 'application/json', 'user-agent': 'kubectl/v1.37', accept: 'application/vnd.kubernetes.protobuf, */*', 'content-length': '2',
+  }, { Authorization: 'Bearer cluster-credential' }, 2);
+  assert.equal(out, { 'content-type': 'application/json', 'user-agent': 'kubectl/v1.37', accept: '*/*', 'content-length': '2', authorization: 'Bearer cluster-credential' });
+});
+
+headers('Accept: protobuf is dropped, JSON kept, nothing left means JSON', () => {
+  assert.is(jsonOnlyAccept('application/json;as=Table;v=v1;g=meta.k8s.io,application/json'), 'application/json;as=Table;v=v1;g=meta.k8s.io, application/json');
+  assert.is(jsonOnlyAccept('application/vnd.kubernetes.protobuf'), 'application/json');
+  assert.is(jsonOnlyAccept('application/cbor, application/json'), 'application/json');
+});
+
+headers('impersonation is noticed in any form', () => {
+  assert.ok(impersonates({ 'impersonate-group': 'system:masters' }));
+  assert.not.ok(impersonates({ authorization: 'x' }));
+});
+
+headers('client: a rewritten body gets its own length', () => {
+  assert.equal(clientHeaders({ 'content-type': 'application/json', 'content-length': '900', 'transfer-encoding': 'chunked' }, 20), { 'content-type': 'application/json', 'content-length': '20' });
+  assert.equal(clientHeaders({ 'content-length': '900' }), { 'content-length': '900' });
+});
+
+headers('upgrade head: rebuilt without the client token, with the credential', () => {
+  const head = upgradeHead('GET', '/api/v1/namespaces/d/pods/p/exec?command=ls', ['Host', 'agate', 'Authorization', 'Bearer agent', 'Upgrade', 'websocket', 'Connection', 'Upgrade', 'X-Evil', 'a\r\nInjected: 1'], '10.0.0.1:6443', { Authorization: 'Bearer cluster' });
+  assert.is(head, 'GET /api/v1/namespaces/d/pods/p/exec?command=ls HTTP/1.1\r\nHost: 10.0.0.1:6443\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Evil: aInjected: 1\r\nAuthorization: Bearer cluster\r\n\r\n');
+});
+
+headers.run();

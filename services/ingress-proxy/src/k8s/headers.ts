@@ -1,0 +1,57 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) never cross a proxy. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
+
+/** Whether the client asks the API server to act as someone else (refused: it would use Agate's credential). */
+export function impersonates(headers: IncomingHttpHeaders): boolean {
+  return Object.keys(headers).some((h) => h.startsWith('impersonate-'));
+}
+
+/**
+ * The headers Agate sends upstream: the client's, minus its token, hop-by-hop headers and
+ * compression (Agate reads every body), with protobuf taken out of Accept (only JSON can be
+ * masked and recorded), plus Agate's own credential.
+ */
+export function upstreamHeaders(client: IncomingHttpHeaders, credential: Record<string, string>, bodyLength: number | undefined): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(client)) {
+    if (v === undefined || HOP_BY_HOP.has(k) || k === 'authorization' || k === 'host' || k === 'accept-encoding' || k === 'content-length' || k.startsWith('impersonate-')) continue;
+    out[k] = v;
+  }
+  if (typeof client.accept === 'string') out.accept = jsonOnlyAccept(client.accept);
+  if (bodyLength !== undefined && (bodyLength > 0 || client['content-length'] !== undefined)) out['content-length'] = String(bodyLength);
+  for (const [k, v] of Object.entries(credential)) out[k.toLowerCase()] = v;
+  return out;
+}
+
+/** Drops the binary media types (protobuf, CBOR) from an Accept header; nothing left means JSON. */
+export function jsonOnlyAccept(accept: string): string {
+  // Protobuf and CBOR (newer API servers) are binary encodings Agate cannot read or mask.
+  const kept = accept.split(',').map((s) => s.trim()).filter((s) => s !== '' && !/protobuf|cbor/i.test(s));
+  return kept.length === 0 ? 'application/json' : kept.join(', ');
+}
+
+/** Upstream response headers for the client; `length` replaces the body length when Agate rewrote it. */
+export function clientHeaders(upstream: IncomingHttpHeaders, length?: number): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(upstream)) {
+    if (v === undefined || HOP_BY_HOP.has(k) || (length !== undefined && k === 'content-length')) continue;
+    out[k] = v;
+  }
+  if (length !== undefined) out['content-length'] = String(length);
+  return out;
+}
+
+/** The raw request head of an upgrade, rebuilt for the API server. */
+export function upgradeHead(method: string, path: string, rawHeaders: readonly string[], host: string, credential: Record<string, string>): string {
+  const lines = [`${method} ${path} HTTP/1.1`, `Host: ${host}`];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const k = rawHeaders[i]!;
+    const lk = k.toLowerCase();
+    if (lk === 'authorization' || lk === 'host' || lk.startsWith('impersonate-') || lk === 'proxy-authorization') continue;
+    lines.push(`${k}: ${rawHeaders[i + 1]!.replace(/[\r\n]/g, '')}`);
+  }
+  for (const [k, v] of Object.entries(credential)) lines.push(`${k}: ${v}`);
+  return `${lines.join('\r\n')}\r\n\r\n`;
+}

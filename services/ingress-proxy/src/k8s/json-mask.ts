@@ -1,0 +1,134 @@
+import { ConfigError } from '../../../../core/src/errors.js';
+import { compileGlob } from '../../../../core/src/glob.js';
+import { MASKED_VALUE, type Masker } from '../pg/masking/masker.js';
+
+/** A Secret's `data` value once masked: base64 of `[masked]`, so clients still decode it. */
+export const MASKED_SECRET_DATA = Buffer.from(MASKED_VALUE).toString('base64');
+/** Written by `kubectl apply`; it holds the whole applied object, Secret data included. */
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/** A configured field to mask: every value at `path` in objects whose kind matches. */
+export interface FieldRule {
+  kind: RegExp;
+  /** Dotted segments; `*` is any key or any array element. */
+  path: string[];
+}
+
+/** What to mask in a Kubernetes JSON document beyond Secret data, which is always masked. */
+export interface JsonMaskRules {
+  fields: readonly FieldRule[];
+  /** A mask set: string values under a key matching its column globs, and detected spans. */
+  masker?: Masker;
+}
+
+/** Parses `Kind:dotted.path` (e.g. `ConfigMap:data.*`, `*:spec.template.spec.containers.*.env.*.value`). */
+export function parseFieldRule(spec: string, where: string): FieldRule {
+  const i = spec.indexOf(':');
+  const kind = spec.slice(0, i);
+  const path = spec.slice(i + 1).split('.');
+  if (i <= 0 || path.some((p) => p === '')) throw new ConfigError(`${where}: expected KIND:dotted.path such as "ConfigMap:data.*", got "${spec}"`);
+  return { kind: compileGlob(kind), path };
+}
+
+/**
+ * Masks a parsed Kubernetes document in place and returns how many values were replaced. Walks
+ * the whole tree, so objects inside lists, tables and watch events are found: list items take
+ * the kind of their list (`SecretList` items are Secrets, though they carry no `kind` of their own).
+ */
+export function maskDocument(doc: unknown, rules: JsonMaskRules): number {
+  return visit(doc, undefined, rules);
+}
+
+/** Masks one object whose kind may only be known from its list (`SecretList` items). */
+export function maskObject(obj: unknown, kind: string, rules: JsonMaskRules): number {
+  return visit(obj, kind === '' ? undefined : kind, rules);
+}
+
+function visit(node: unknown, impliedKind: string | undefined, rules: JsonMaskRules): number {
+  if (Array.isArray(node)) {
+    let n = 0;
+    for (const item of node) n += visit(item, impliedKind, rules);
+    return n;
+  }
+  if (!isObject(node)) return 0;
+  const kind = typeof node.kind === 'string' ? node.kind : impliedKind;
+  let n = 0;
+  if (kind === 'Secret') n += maskSecret(node);
+  if (kind !== undefined) for (const f of rules.fields) if (f.kind.test(kind)) n += maskPath(node, f.path, 0);
+  n += maskLastApplied(node, rules);
+  const itemKind = kind !== undefined && kind.endsWith('List') && kind.length > 4 ? kind.slice(0, -4) : undefined;
+  for (const [key, value] of Object.entries(node)) {
+    if (typeof value === 'string') {
+      n += maskString(node, key, value, rules.masker);
+    } else if (value !== null && typeof value === 'object') {
+      n += visit(value, key === 'items' ? itemKind : undefined, rules);
+    }
+  }
+  return n;
+}
+
+function maskSecret(secret: Record<string, unknown>): number {
+  let n = 0;
+  for (const [field, replacement] of [['data', MASKED_SECRET_DATA], ['stringData', MASKED_VALUE]] as const) {
+    const values = secret[field];
+    if (!isObject(values)) continue;
+    for (const key of Object.keys(values)) {
+      if (values[key] === replacement) continue;
+      values[key] = replacement;
+      n += 1;
+    }
+  }
+  return n;
+}
+
+function maskLastApplied(node: Record<string, unknown>, rules: JsonMaskRules): number {
+  const metadata = node.metadata;
+  if (!isObject(metadata) || !isObject(metadata.annotations)) return 0;
+  const annotations = metadata.annotations;
+  const text = annotations[LAST_APPLIED];
+  if (typeof text !== 'string') return 0;
+  let inner: unknown;
+  try {
+    inner = JSON.parse(text);
+  } catch {
+    annotations[LAST_APPLIED] = MASKED_VALUE; // unreadable: it may hold anything
+    return 1;
+  }
+  const n = visit(inner, undefined, rules);
+  if (n > 0) annotations[LAST_APPLIED] = JSON.stringify(inner);
+  return n;
+}
+
+function maskPath(node: unknown, path: readonly string[], at: number): number {
+  if (at === path.length) return 0;
+  const seg = path[at]!;
+  const last = at === path.length - 1;
+  const keys = Array.isArray(node) ? (seg === '*' ? node.map((_, i) => i) : []) : isObject(node) ? (seg === '*' ? Object.keys(node) : seg in node ? [seg] : []) : [];
+  let n = 0;
+  for (const k of keys) {
+    const holder = node as Record<string | number, unknown>;
+    if (last) {
+      if (holder[k] === null || holder[k] === undefined || holder[k] === MASKED_VALUE) continue;
+      holder[k] = MASKED_VALUE;
+      n += 1;
+    } else {
+      n += maskPath(holder[k], path, at + 1);
+    }
+  }
+  return n;
+}
+
+function maskString(holder: Record<string, unknown>, key: string, value: string, masker: Masker | undefined): number {
+  if (masker === undefined || value === MASKED_VALUE || value === MASKED_SECRET_DATA) return 0;
+  if (masker.masksColumn(key)) {
+    holder[key] = MASKED_VALUE;
+    return 1;
+  }
+  const m = masker.maskText(value);
+  if (m.count > 0) holder[key] = m.text;
+  return m.count;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}

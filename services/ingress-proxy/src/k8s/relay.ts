@@ -1,0 +1,215 @@
+import { createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ErrorCode, describeError } from '../../../../core/src/errors.js';
+import type { Logger } from '../../../../core/src/log.js';
+import type { Command } from '../../../../schemas/src/events.js';
+import type { Masker } from '../pg/masking/masker.js';
+import { clientHeaders } from './headers.js';
+import { maskDocument } from './json-mask.js';
+import { LineSplitter } from './lines.js';
+import { isJson, refusedEvent, responseEvent, sha256, watchEnd, watchEvent, type K8sRecording } from './recording.js';
+import type { RequestInfo } from './request-info.js';
+import type { KubeSession } from './session.js';
+import { failure, statusBody, type Status } from './status.js';
+
+/*
+ * The three ways an API server's answer reaches the client, each recording one Response (or one
+ * per watch event): streamed, masked (buffered, bounded), or a watch (line by line).
+ */
+
+export interface RelayContext {
+  session: KubeSession;
+  command: Command;
+  upRes: IncomingMessage;
+  res: ServerResponse;
+  /** The mask set the client's copy goes through; undefined: delivered as the API server sent it. */
+  client: Masker | undefined;
+  started: number;
+  info: RequestInfo;
+  target: { name: string; recording: K8sRecording; maxBufferBytes: number };
+  log: Logger;
+}
+
+/** Unmasked: streamed as it comes, with a running digest; a copy up to the cap is kept to record. */
+export function relayStream(ctx: RelayContext): void {
+  const { session, command, upRes, res, started } = ctx;
+  const cap = ctx.target.maxBufferBytes;
+  const hash = createHash('sha256');
+  const kept: Buffer[] = [];
+  let bytes = 0;
+  res.writeHead(upRes.statusCode ?? 502, clientHeaders(upRes.headers));
+  upRes.on('data', (chunk: Buffer) => {
+    hash.update(chunk);
+    bytes += chunk.length;
+    if (bytes <= cap) kept.push(chunk);
+    if (!res.write(chunk)) {
+      upRes.pause();
+      res.once('drain', () => upRes.resume());
+    }
+  });
+  upRes.on('end', () => {
+    res.end();
+    const doc = bytes <= cap ? parseJson(Buffer.concat(kept), upRes.headers['content-type']) : undefined;
+    void session.events.emitLogged(responseEvent(command, { code: upRes.statusCode ?? 0, bytes, digest: bytes === 0 ? null : `sha256:${hash.digest('hex')}`, doc, maskedForClient: 0, started, contentType: upRes.headers['content-type'] }, ctx.target.recording));
+  });
+  upRes.on('error', () => undefined); // reported by 'aborted'
+  upRes.on('aborted', () => {
+    if (!upRes.complete) aborted(ctx, 'the response ended early: the client or the API server closed the connection');
+  });
+}
+
+/** Masked for the client: buffered (bounded), masked, then delivered; anything unmaskable is withheld. */
+export function relayMasked(ctx: RelayContext): void {
+  const { session, command, upRes, res, client, started, info } = ctx;
+  const { maxBufferBytes: cap, recording, name } = ctx.target;
+  const parts: Buffer[] = [];
+  let size = 0;
+  let settled = false;
+  const withhold = (why: string) => {
+    settled = true;
+    const message = `Agate withheld the response: ${why}, and the policy requires it masked`;
+    void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.MASKING_FAILED, message));
+    sendStatus(res, failure('InternalError', message, info, 502), info);
+  };
+  upRes.on('data', (chunk: Buffer) => {
+    if (settled) return; // chunks already read before the destroy below still arrive
+    size += chunk.length;
+    if (size > cap) {
+      settled = true; // before destroy(), which reports 'aborted' at once
+      upRes.destroy();
+      parts.length = 0;
+      return withhold(`it is larger than ${cap} bytes (targets.${name}.max_buffer_bytes)`);
+    }
+    parts.push(chunk);
+  });
+  upRes.on('end', () => {
+    if (settled) return;
+    settled = true;
+    const raw = Buffer.concat(parts);
+    let out = raw;
+    let doc: unknown;
+    let masked = 0;
+    if (raw.length > 0) {
+      doc = parseJson(raw, upRes.headers['content-type']);
+      if (doc === undefined) return withhold(`it is not JSON (${upRes.headers['content-type'] ?? 'no content type'})`);
+      masked = maskDocument(doc, { fields: recording.fields, masker: client });
+      out = Buffer.from(JSON.stringify(doc));
+    }
+    res.writeHead(upRes.statusCode ?? 502, clientHeaders(upRes.headers, out.length));
+    res.end(out);
+    void session.events.emitLogged(responseEvent(command, { code: upRes.statusCode ?? 0, bytes: out.length, digest: out.length === 0 ? null : sha256(out), doc, maskedForClient: masked, started, contentType: upRes.headers['content-type'] }, recording));
+  });
+  upRes.on('error', () => undefined); // reported by 'aborted', or the response was withheld on purpose
+  upRes.on('aborted', () => {
+    if (settled) return;
+    settled = true;
+    aborted(ctx, 'the response ended early: the client or the API server closed the connection');
+  });
+}
+
+/** A watch: one JSON event per line, each recorded (and masked for the client when required) as it passes. */
+export function relayWatch(ctx: RelayContext): void {
+  const { session, command, upRes, res, client, started } = ctx;
+  const { maxBufferBytes, recording } = ctx.target;
+  const lines = new LineSplitter(maxBufferBytes);
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let events = 0;
+  let failed: string | null = null;
+  res.writeHead(200, clientHeaders(upRes.headers));
+  const deliver = (line: Buffer) => {
+    if (line.length === 0) return;
+    let doc: unknown;
+    try {
+      doc = JSON.parse(line.toString('utf8'));
+    } catch {
+      doc = undefined;
+    }
+    if (doc === undefined && client !== undefined) throw new Error('a watch event is not JSON and cannot be masked');
+    let out = Buffer.concat([line, NEWLINE]);
+    let masked = 0;
+    if (client !== undefined) {
+      masked = maskDocument(doc, { fields: recording.fields, masker: client });
+      out = Buffer.from(`${JSON.stringify(doc)}\n`);
+    }
+    hash.update(out);
+    bytes += out.length;
+    events += 1;
+    void session.events.emitLogged(watchEvent(command, doc ?? { type: 'UNREADABLE' }, out, masked, recording));
+    if (!res.write(out)) {
+      upRes.pause();
+      res.once('drain', () => upRes.resume());
+    }
+  };
+  const finish = (tag: string) => {
+    void session.events.emitLogged(watchEnd(command, tag, events, bytes, `sha256:${hash.copy().digest('hex')}`, started, failed));
+  };
+  let done = false;
+  upRes.on('data', (chunk: Buffer) => {
+    if (done) return;
+    try {
+      for (const line of lines.push(chunk)) deliver(line);
+    } catch (err) {
+      // Fail closed: an event that cannot be read or masked ends the watch undelivered.
+      done = true;
+      failed = describeError(err);
+      ctx.log.warn('watch aborted', { error: failed });
+      upRes.destroy();
+      res.destroy();
+      finish('200 watch aborted');
+    }
+  });
+  upRes.on('end', () => {
+    if (done) return;
+    done = true;
+    const last = lines.end();
+    try {
+      if (last !== undefined) deliver(last);
+    } catch (err) {
+      failed = describeError(err);
+    }
+    res.end();
+    finish('200 watch ended by the API server');
+  });
+  upRes.on('error', () => undefined); // a watch ends by either side closing; 'close' below records it
+  upRes.once('close', () => {
+    if (done) return;
+    done = true;
+    failed = 'the API server closed the watch before its end';
+    res.destroy();
+    finish('200 watch aborted');
+  });
+  res.once('close', () => {
+    if (done) return;
+    done = true;
+    upRes.destroy();
+    finish('200 watch ended by the client');
+  });
+}
+
+function aborted(ctx: RelayContext, message: string): void {
+  void ctx.session.events.emitLogged(refusedEvent(ctx.command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, message));
+  ctx.res.destroy();
+}
+
+const NEWLINE = Buffer.from('\n');
+
+function parseJson(raw: Buffer, contentType: string | undefined): unknown {
+  if (raw.length === 0 || !isJson(contentType)) return undefined;
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Answers with a Status; for a non-resource request as text (see below). */
+export function sendStatus(res: ServerResponse, s: Status, info?: RequestInfo): void {
+  if (res.headersSent) return void res.destroy();
+  // client-go decodes discovery errors with the discovery scheme, where a Status is unknown: it
+  // would print "an error on the server (\"unknown\")". A text body it quotes verbatim.
+  const text = info?.kind === 'non-resource' && s.code !== 401;
+  const body = text ? Buffer.from(s.message) : statusBody(s);
+  res.writeHead(s.code, { 'content-type': text ? 'text/plain; charset=utf-8' : 'application/json', 'content-length': body.length, 'cache-control': 'no-store' });
+  res.end(body);
+}

@@ -1,0 +1,152 @@
+/**
+ * What one Kubernetes API request asks for, worked out the way the API server's own
+ * `RequestInfoFactory` does (k8s.io/apiserver/pkg/endpoints/request/requestinfo.go), so policy sees
+ * the same verb, resource and namespace that RBAC would.
+ */
+export type RequestInfo = ResourceRequest | NonResourceRequest;
+
+export interface ResourceRequest {
+  kind: 'resource';
+  /** RBAC verb: get, list, watch, create, update, patch, delete, deletecollection, proxy ('' for other methods). */
+  verb: string;
+  /** `api` (the core group) or `apis`. */
+  apiPrefix: string;
+  /** Empty for the core group. */
+  apiGroup: string;
+  apiVersion: string;
+  /** Empty for cluster-scoped resources and for requests across all namespaces. */
+  namespace: string;
+  resource: string;
+  subresource: string;
+  name: string;
+  path: string;
+}
+
+export interface NonResourceRequest {
+  kind: 'non-resource';
+  /** The lower-cased HTTP method, as the API server records it for non-resource URLs. */
+  verb: string;
+  path: string;
+}
+
+/** A path the API server itself refuses to interpret (`/api/v1/watch` with nothing after it). */
+export interface InvalidRequest {
+  kind: 'invalid';
+  message: string;
+}
+
+const API_PREFIXES = new Set(['api', 'apis']);
+const GROUPLESS_PREFIXES = new Set(['api']);
+/** Verbs that may lead the path: `/api/v1/watch/…`, `/api/v1/proxy/…`. */
+const SPECIAL_VERBS = new Set(['proxy', 'watch']);
+const SPECIAL_VERBS_NO_SUBRESOURCES = new Set(['proxy']);
+/** Subresources of a namespace itself: `/api/v1/namespaces/x/status` is the namespace's status. */
+const NAMESPACE_SUBRESOURCES = new Set(['status', 'finalize']);
+
+const METHOD_VERBS: Record<string, string> = { POST: 'create', GET: 'get', HEAD: 'get', PUT: 'update', PATCH: 'patch', DELETE: 'delete' };
+
+/**
+ * Classifies a request from its method and request target (path and query).
+ *
+ * @example
+ * classifyRequest('DELETE', '/api/v1/namespaces/prod')
+ * // { kind: 'resource', verb: 'delete', resource: 'namespaces', name: 'prod', namespace: 'prod', … }
+ */
+export function classifyRequest(method: string, target: string): RequestInfo | InvalidRequest {
+  const url = new URL(target, 'http://agate.invalid');
+  // The API server splits the decoded path (Go's URL.Path): `namespaces%2Fx` is two segments there,
+  // so it must be two here, or a rule on the namespace could be stepped around.
+  let path: string;
+  try {
+    path = decodeURIComponent(url.pathname);
+  } catch {
+    return { kind: 'invalid', message: `the path ${url.pathname} is not valid percent-encoding` };
+  }
+  const nonResource: NonResourceRequest = { kind: 'non-resource', verb: method.toLowerCase(), path };
+  let parts = splitPath(path);
+  if (parts.length < 3 || !API_PREFIXES.has(parts[0]!)) return nonResource;
+  const apiPrefix = parts[0]!;
+  parts = parts.slice(1);
+  let apiGroup = '';
+  if (!GROUPLESS_PREFIXES.has(apiPrefix)) {
+    // The prefix is consumed: a group request needs group, version and resource.
+    if (parts.length < 3) return nonResource;
+    apiGroup = parts[0]!;
+    parts = parts.slice(1);
+  }
+  const apiVersion = parts[0]!;
+  parts = parts.slice(1);
+  let verb: string;
+  if (SPECIAL_VERBS.has(parts[0]!)) {
+    if (parts.length < 2) return { kind: 'invalid', message: `unable to determine kind and namespace from url ${path}` };
+    verb = parts[0]!;
+    parts = parts.slice(1);
+  } else {
+    verb = METHOD_VERBS[method.toUpperCase()] ?? '';
+  }
+  let namespace = '';
+  if (parts[0] === 'namespaces') {
+    if (parts.length > 1) {
+      namespace = parts[1]!;
+      // `/namespaces/x/pods/…` is about pods in x; `/namespaces/x/status` about namespace x.
+      if (parts.length > 2 && !NAMESPACE_SUBRESOURCES.has(parts[2]!)) parts = parts.slice(2);
+    }
+  }
+  const resource = parts[0] ?? '';
+  let name = parts[1] ?? '';
+  const subresource = parts.length >= 3 && !SPECIAL_VERBS_NO_SUBRESOURCES.has(verb) ? parts[2]! : '';
+  if (name === '' && verb === 'get') {
+    verb = parseBool(url.searchParams.get('watch')) ? 'watch' : 'list';
+    name = exactName(url.searchParams.get('fieldSelector')) ?? '';
+  }
+  if (name === '' && verb === 'delete') verb = 'deletecollection';
+  return { kind: 'resource', verb, apiPrefix, apiGroup, apiVersion, namespace, resource, subresource, name, path };
+}
+
+/**
+ * The request target Agate forwards: `.` and `..` segments resolved, so the API server is asked
+ * for exactly the path that was classified and decided (it would not resolve them itself).
+ */
+export function normalizedTarget(target: string): string {
+  const url = new URL(target, 'http://agate.invalid');
+  return `${url.pathname}${url.search}`;
+}
+
+/** The command text recorded for a request: method and path, plus a query when it narrows the request. */
+export function requestText(method: string, target: string): string {
+  return `${method.toUpperCase()} ${normalizedTarget(target)}`;
+}
+
+/** Attributes the policy engine reads (services/policy/src/k8s-request.ts). */
+export function requestAttributes(info: RequestInfo): Record<string, string> {
+  if (info.kind === 'non-resource') return { verb: info.verb, path: info.path, non_resource: 'true' };
+  const a: Record<string, string> = { verb: info.verb, resource: info.resource, api_group: info.apiGroup, api_version: info.apiVersion };
+  if (info.subresource !== '') a.subresource = info.subresource;
+  if (info.namespace !== '') a.namespace = info.namespace;
+  if (info.name !== '') a.name = info.name;
+  return a;
+}
+
+function splitPath(path: string): string[] {
+  const trimmed = path.replace(/^\/+|\/+$/g, '');
+  return trimmed === '' ? [] : trimmed.split('/');
+}
+
+/** Go's strconv.ParseBool, which the API server's query decoding uses. */
+function parseBool(value: string | null): boolean {
+  return value !== null && ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value);
+}
+
+/** `metadata.name=x` (or `==`) in a field selector names one object, as `RequiresExactMatch` reads it. */
+function exactName(selector: string | null): string | undefined {
+  if (selector === null) return undefined;
+  for (const term of selector.split(',')) {
+    const m = /^\s*metadata\.name\s*==?\s*(.*?)\s*$/.exec(term);
+    if (m === null) continue;
+    const name = m[1]!;
+    // path.IsValidPathSegmentName: no '.', '..', and no '/' or '%'.
+    if (name === '.' || name === '..' || /[/%]/.test(name)) return undefined;
+    return name;
+  }
+  return undefined;
+}

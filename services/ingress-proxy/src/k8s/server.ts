@@ -1,0 +1,390 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, request, type Server } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Bus } from '../../../../core/src/bus/bus.js';
+import { AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
+import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
+import type { Logger } from '../../../../core/src/log.js';
+import { nowMicros, type Command } from '../../../../schemas/src/events.js';
+import { listenOn } from '../listen.js';
+import { SessionEvents } from '../session-events.js';
+import type { Masker } from '../pg/masking/masker.js';
+import { impersonates, upstreamHeaders } from './headers.js';
+import { bodySample, refusedEvent, sha256, type K8sRecording } from './recording.js';
+import { classifyRequest, normalizedTarget, requestAttributes, requestText, type RequestInfo } from './request-info.js';
+import { KubeSession } from './session.js';
+import { failure, forbidden, statusBody, type Status } from './status.js';
+import { relayMasked, relayStream, relayWatch, sendStatus } from './relay.js';
+import { relayUpgrade } from './upgrade.js';
+import type { KubeUpstream } from './upstream.js';
+
+export interface KubeProxyTarget {
+  name: string;
+  upstream: KubeUpstream;
+  /** The certificate and key Agate serves to kubectl. */
+  tls: { cert: Buffer; key: Buffer };
+  recording: K8sRecording;
+  /** Every configured mask set by name (verdicts and the target name them). */
+  maskers: ReadonlyMap<string, Masker>;
+  /** The set every client response of this target is masked with; undefined: only when policy says. */
+  maskClient: string | undefined;
+  /** A request body larger than this is refused (413). */
+  maxBodyBytes: number;
+  /** A response that must be masked is buffered up to this size, and refused beyond (fail closed). */
+  maxBufferBytes: number;
+  /** Discovery (`GET /api`, `/apis/…`, `/version`, `/openapi/…`) is recorded and allowed by a built-in rule. */
+  allowDiscovery: boolean;
+  /** Client connections beyond this are not accepted (each may hold a watch and an upstream socket). */
+  maxConnections: number;
+}
+
+export interface KubeProxyOptions {
+  bus: Bus;
+  verifier: TokenVerifier;
+  proxyId: string;
+  verdictTimeoutMs: number;
+  logger: Logger;
+  target: KubeProxyTarget;
+}
+
+/** The built-in rule that allows discovery without asking policy (it is still recorded). */
+export const DISCOVERY_RULE = 'agate.k8s-discovery';
+const DISCOVERY = /^\/(api|apis(\/[^/]+){0,2}|api\/v1|version|openapi\/.*|livez|readyz|healthz)\/?$/;
+
+type Decision = { kind: 'run'; client: Masker | undefined } | { kind: 'refuse'; status: Status; code: string };
+
+/** A reply channel: an HTTP response, or the raw socket of an upgrade request. */
+export interface Reply {
+  status(s: Status): void;
+}
+
+interface Conn {
+  session: KubeSession | undefined;
+  address: string;
+}
+
+/**
+ * The Kubernetes API proxy for one target: an HTTPS server kubectl talks to with its OIDC token
+ * as bearer token. Every request is classified like the API server does, recorded as a Command,
+ * decided by policy, then forwarded with Agate's own cluster credential; responses are recorded
+ * (kinds, names, sizes, digest, masked sample) and masked for the client where policy says so.
+ */
+export class KubeProxyServer {
+  readonly #server: Server;
+  readonly #conns = new Map<Socket, Conn>();
+  readonly #closing = new Set<Promise<void>>();
+  readonly #log: Logger;
+  /** Refusals before any session exists are recorded through this one ordered sink. */
+  readonly #authEvents: SessionEvents;
+
+  constructor(private readonly options: KubeProxyOptions) {
+    this.#log = options.logger.child({ component: 'k8s-proxy', target: options.target.name });
+    this.#authEvents = new SessionEvents(options.bus, this.#log);
+    this.#server = createServer({ cert: options.target.tls.cert, key: options.target.tls.key }, (req, res) => void this.#onRequest(req, res));
+    this.#server.on('secureConnection', (socket: TLSSocket) => {
+      const conn: Conn = { session: undefined, address: `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}` };
+      this.#conns.set(socket, conn);
+      socket.on('close', () => {
+        this.#conns.delete(socket);
+        this.#endSession(conn, 'client disconnected');
+      });
+    });
+    this.#server.maxConnections = options.target.maxConnections;
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => void this.#onUpgrade(req, socket, head));
+    this.#server.on('tlsClientError', (err) => this.#log.debug('client TLS error', { error: err.message }));
+  }
+
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return listenOn(this.#server, host, port);
+  }
+
+  /** Stops accepting, ends every connection, and waits until each session's end is recorded. */
+  async shutdown(): Promise<void> {
+    const closed = new Promise<void>((r) => this.#server.close(() => r()));
+    this.#server.closeAllConnections(); // including those still in their TLS handshake
+    for (const socket of this.#conns.keys()) socket.destroy();
+    await closed;
+    await Promise.all(this.#closing);
+    this.options.target.upstream.close();
+  }
+
+  #endSession(conn: Conn, reason: string): void {
+    const s = conn.session;
+    if (s === undefined) return;
+    conn.session = undefined;
+    const p = s.close(reason);
+    this.#closing.add(p);
+    void p.finally(() => this.#closing.delete(p));
+  }
+
+  // ---- authentication ------------------------------------------------------------------------
+
+  /** The request's session, opened on its first valid token; undefined after a refusal was sent. */
+  async #authenticate(req: IncomingMessage, reply: Reply): Promise<KubeSession | undefined> {
+    const conn = this.#conns.get(req.socket) ?? { session: undefined, address: `${req.socket.remoteAddress}:${req.socket.remotePort}` };
+    const header = req.headers.authorization ?? '';
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] ?? '';
+    const current = conn.session;
+    if (current !== undefined && current.token === token && Date.now() / 1000 < current.expiresAt) return current;
+    const { bus, verifier, proxyId } = this.options;
+    const target = this.options.target.name;
+    let identity;
+    try {
+      if (token === '') throw new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'no bearer token: present an OIDC id-token as the kubeconfig user token');
+      identity = await verifier.verify(token);
+    } catch (err) {
+      const e = err instanceof AuthenticationError ? err : new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'the token could not be verified', { cause: err });
+      this.#log.info('request refused: authentication failed', { reason_code: e.code });
+      const claimed = TokenVerifier.peek(token);
+      await (current?.events ?? this.#authEvents).emitLogged({
+        type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: current?.id ?? randomUUID(), proxy_id: proxyId,
+        protocol: 'kubernetes', target, client_address: conn.address, reason_code: e.code, message: e.message,
+        claimed_issuer: claimed.issuer, claimed_subject: claimed.subject,
+      });
+      reply.status(failure('Unauthorized', `Agate authentication failed (${e.code}): ${e.message}`));
+      return undefined;
+    }
+    if (current !== undefined) this.#endSession(conn, 'the client presented another token');
+    const exp = Number(identity.claims.exp ?? 0);
+    const session = new KubeSession(token, identity, exp, bus, proxyId, target, this.#log);
+    try {
+      await session.open(conn.address, { user_agent: String(req.headers['user-agent'] ?? '').slice(0, 200) });
+    } catch (err) {
+      this.#log.error('cannot record session start; refusing the request', { error: describeError(err) });
+      reply.status(failure('ServiceUnavailable', 'Agate cannot record this session (audit log unavailable); refused'));
+      return undefined;
+    }
+    conn.session = session;
+    return session;
+  }
+
+  // ---- requests ------------------------------------------------------------------------------
+
+  async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let info: RequestInfo | undefined;
+    const reply: Reply = { status: (s) => sendStatus(res, s, info) };
+    res.on('error', (err) => this.#log.debug('client response error', { error: err.message }));
+    try {
+      const session = await this.#authenticate(req, reply);
+      if (session === undefined) return void req.resume();
+      const method = req.method ?? 'GET';
+      const classified = classifyRequest(method, req.url ?? '/');
+      if (classified.kind === 'invalid') return void (req.resume(), reply.status(failure('BadRequest', classified.message)));
+      info = classified;
+      const body = await readBody(req, this.options.target.maxBodyBytes);
+      const command = this.#command(session, method, req, info, body);
+      if (body === undefined) {
+        return this.#refuse(session, command, reply, failure('RequestEntityTooLarge', `the request body is larger than ${this.options.target.maxBodyBytes} bytes, the most Agate records`, info), 'refused', ErrorCode.PROTOCOL_FRAME_TOO_LARGE, true);
+      }
+      const decision = await this.#decide(session, command, info, req);
+      if (decision.kind === 'refuse') return this.#refuse(session, command, reply, decision.status, 'refused', decision.code, false);
+      await this.#forward(session, command, info, req, res, body, decision.client);
+    } catch (err) {
+      this.#log.error('request failed', { error: describeError(err) });
+      if (!res.headersSent) reply.status(failure('InternalError', 'Agate could not process the request'));
+      else res.destroy();
+    }
+  }
+
+  #command(session: KubeSession, method: string, req: IncomingMessage, info: RequestInfo, body: Buffer | undefined): Command {
+    const { recording } = this.options.target;
+    const attributes = requestAttributes(info);
+    const parameters: string[] = [];
+    if (body === undefined) attributes.body_bytes = `>${this.options.target.maxBodyBytes}`;
+    else if (body.length > 0) {
+      attributes.body_bytes = String(body.length);
+      attributes.body_digest = sha256(body);
+      parameters.push(bodySample(body, req.headers['content-type'], recording));
+    }
+    if (req.headers['content-type'] !== undefined && body !== undefined && body.length > 0) attributes.content_type = req.headers['content-type'];
+    if (impersonates(req.headers)) attributes.impersonate = 'refused';
+    // A token in a query string (`?token=`) must never reach the bus.
+    return session.command(recording.audit.maskText(requestText(method, req.url ?? '/')).text, parameters, attributes);
+  }
+
+  /** Publishes the command (write-ahead) and waits for its verdict; fails closed. */
+  async #decide(session: KubeSession, command: Command, info: RequestInfo, req: IncomingMessage): Promise<Decision> {
+    const { bus, verdictTimeoutMs, target } = this.options;
+    const unrecorded: Decision = { kind: 'refuse', code: ErrorCode.BUS_UNAVAILABLE, status: failure('ServiceUnavailable', 'Agate refused the request: the audit log is unavailable, so it cannot be recorded', info) };
+    const recorded = () => session.events.emit(command).then(() => true, (err: unknown) => {
+      this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
+      return false;
+    });
+    if (impersonates(req.headers)) {
+      // Impersonation would act as someone else with Agate's credential: refused before policy.
+      if (!(await recorded())) return unrecorded;
+      return { kind: 'refuse', code: 'IMPERSONATION_REFUSED', status: failure('Forbidden', 'Agate refused the request: impersonation headers (kubectl --as) are not allowed through Agate', info) };
+    }
+    if (target.allowDiscovery && info.kind === 'non-resource' && info.verb === 'get' && DISCOVERY.test(info.path)) {
+      if (!(await recorded())) return unrecorded;
+      void session.events.emitLogged({
+        type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: session.id, command_id: command.event_id, decision: 'allow',
+        rule_id: DISCOVERY_RULE, reason: 'API discovery is allowed by the built-in rule (targets[].allow_discovery)', source: 'policy',
+        policy_revision: 'builtin', mask_set: null, approval_id: null, hold_expires_at: null,
+      });
+      return { kind: 'run', client: undefined };
+    }
+    let outcome;
+    try {
+      outcome = await bus.requestVerdict(command, verdictTimeoutMs, {
+        // kubectl has no channel for a notice: the request simply waits (see README).
+        onHold: (v) => this.#log.info('request held for approval', { command_id: command.event_id, approval_id: v.approval_id }),
+      });
+    } catch (err) {
+      this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
+      return unrecorded;
+    }
+    if (outcome.kind === 'timeout') {
+      const reason = `no verdict within ${verdictTimeoutMs} ms; refused (fail closed)`;
+      void session.events.emitLogged({
+        type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: session.id, command_id: command.event_id, decision: 'deny',
+        rule_id: 'agate.verdict-deadline', reason, source: 'deadline', policy_revision: '', mask_set: null, approval_id: null, hold_expires_at: null,
+      });
+      return { kind: 'refuse', code: ErrorCode.VERDICT_TIMEOUT, status: forbidden(info, 'agate.verdict-deadline', reason) };
+    }
+    const v = outcome.verdict;
+    if (v.decision === 'allow' || v.decision === 'mask') {
+      const setName = v.decision === 'mask' ? v.mask_set : target.maskClient;
+      if (setName == null) return { kind: 'run', client: undefined };
+      const client = target.maskers.get(setName);
+      if (client !== undefined) return { kind: 'run', client };
+      return { kind: 'refuse', code: ErrorCode.MASKING_FAILED, status: failure('Forbidden', `Agate refused the request: mask set "${setName}" is not configured, so the response cannot be masked`, info) };
+    }
+    return { kind: 'refuse', code: 'POLICY_DENIED', status: forbidden(info, v.rule_id, v.reason) };
+  }
+
+  #refuse(session: KubeSession, command: Command, reply: Reply, status: Status, kind: 'refused' | 'error', code: string, publishCommand: boolean): void {
+    const record = publishCommand ? session.events.emit(command).catch(() => undefined) : Promise.resolve();
+    void record.then(() => session.events.emitLogged(refusedEvent(command, kind, code, status.message)));
+    reply.status(status);
+  }
+
+  // ---- forwarding ----------------------------------------------------------------------------
+
+  async #forward(session: KubeSession, command: Command, info: RequestInfo, req: IncomingMessage, res: ServerResponse, body: Buffer, client: Masker | undefined): Promise<void> {
+    const { upstream } = this.options.target;
+    const started = nowMicros();
+    let credential: Record<string, string>;
+    try {
+      credential = await upstream.headers();
+    } catch (err) {
+      return this.#credentialFailed(session, command, { status: (s) => sendStatus(res, s, info) }, info, err);
+    }
+    const up = request({
+      host: upstream.server.hostname, port: upstream.server.port || 443, method: req.method, path: normalizedTarget(req.url ?? '/'), agent: upstream.agent,
+      headers: upstreamHeaders(req.headers, credential, body.length),
+    });
+    let clientGone = false;
+    res.once('close', () => {
+      clientGone = !res.writableFinished;
+      up.destroy();
+    });
+    up.on('error', (err) => {
+      if (res.writableEnded) return; // the response was complete, or withheld on purpose
+      if (clientGone && !res.headersSent) {
+        void session.events.emitLogged(refusedEvent(command, 'error', 'CLIENT_GONE', 'the client closed the connection before the API server answered'));
+        return;
+      }
+      const message = upstreamFailure(err, this.options.target.name);
+      this.#log.warn('upstream request failed', { error: describeError(err) });
+      void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, message));
+      if (!res.headersSent) sendStatus(res, failure('ServiceUnavailable', message, info, 502), info);
+      else res.destroy();
+    });
+    up.on('response', (upRes) => {
+      const watch = info.kind === 'resource' && (info.verb === 'watch' || /[?&]watch=(1|t|true)\b/i.test(req.url ?? '')) && upRes.statusCode === 200;
+      const relay = watch ? relayWatch : client !== undefined ? relayMasked : relayStream;
+      relay({ session, command, upRes, res, client, started, info, target: this.options.target, log: this.#log });
+    });
+    up.end(body);
+  }
+
+  /** Agate's own credential could not be produced (an exec plugin failed): refused, recorded, never retried with another. */
+  #credentialFailed(session: KubeSession, command: Command, reply: Reply, info: RequestInfo, err: unknown): void {
+    this.#log.error('cannot produce the cluster credential', { error: describeError(err) });
+    const message = `Agate cannot authenticate to the API server of target "${this.options.target.name}": its credential plugin failed`;
+    void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.UPSTREAM_AUTH_FAILED, message));
+    reply.status(failure('ServiceUnavailable', message, info, 502));
+  }
+
+  // ---- upgrades (exec, attach, port-forward) ------------------------------------------------
+
+  async #onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    socket.on('error', (err) => this.#log.debug('upgrade socket error', { error: err.message }));
+    const reply: Reply = { status: (s) => writeRawStatus(socket, s) };
+    try {
+      const session = await this.#authenticate(req, reply);
+      if (session === undefined) return;
+      const method = req.method ?? 'GET';
+      const info = classifyRequest(method, req.url ?? '/');
+      if (info.kind === 'invalid') return reply.status(failure('BadRequest', info.message));
+      // exec and attach are asked for with GET over WebSocket; RBAC (and so policy) sees `create`.
+      const decided: RequestInfo = info.kind === 'resource' && info.verb === 'get' && ['exec', 'attach', 'portforward'].includes(info.subresource) ? { ...info, verb: 'create' } : info;
+      const command = this.#command(session, method, req, decided, Buffer.alloc(0));
+      command.attributes.upgrade = String(req.headers.upgrade ?? '').slice(0, 64);
+      const decision = await this.#decide(session, command, decided, req);
+      if (decision.kind === 'refuse') return this.#refuse(session, command, reply, decision.status, 'refused', decision.code, false);
+      if (decision.client !== undefined) {
+        // An upgraded connection is relayed as bytes: what must be masked cannot go through it.
+        const status = failure('Forbidden', 'Agate refused the request: policy requires its response masked, which Agate cannot do over an upgraded (WebSocket or SPDY) connection', decided);
+        return this.#refuse(session, command, reply, status, 'refused', ErrorCode.MASKING_FAILED, false);
+      }
+      const { upstream, name } = this.options.target;
+      let credential: Record<string, string>;
+      try {
+        credential = await upstream.headers();
+      } catch (err) {
+        return this.#credentialFailed(session, command, reply, decided, err);
+      }
+      const outcome = await relayUpgrade(socket, head, req, upstream, credential);
+      if (outcome.kind === 'unreachable') {
+        const message = upstreamFailure(outcome.error, name);
+        void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, message));
+        return reply.status(failure('ServiceUnavailable', message, decided, 502));
+      }
+      const ok = outcome.code === 101;
+      void session.events.emitLogged({
+        type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: session.id, command_id: command.event_id,
+        status: ok ? 'ok' : 'error', command_tag: `${outcome.code} upgrade, ${outcome.bytesUp} bytes up, ${outcome.bytesDown} bytes down`,
+        rows: 0, bytes: outcome.bytesDown, duration_us: outcome.durationUs, error_code: ok ? null : String(outcome.code),
+        error_message: ok ? null : `the API server answered the upgrade with ${outcome.statusLine}`, digest: outcome.digest, columns: [], sample: [], masked_values: 0,
+      });
+    } catch (err) {
+      this.#log.error('upgrade failed', { error: describeError(err) });
+      socket.destroy();
+    }
+  }
+}
+
+/** Reads the whole request body, or undefined (the rest discarded) when it exceeds `max`. */
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) over = true;
+      if (!over) parts.push(chunk);
+      else parts.length = 0;
+    });
+    req.on('end', () => resolve(over ? undefined : Buffer.concat(parts)));
+    req.on('error', reject);
+  });
+}
+
+function writeRawStatus(socket: Socket, s: Status): void {
+  const body = statusBody(s);
+  socket.end(`HTTP/1.1 ${s.code} ${s.reason}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body.toString()}`);
+}
+
+/** What the client is told when the API server cannot be reached: names the cause, never the credential. */
+function upstreamFailure(err: Error, target: string): string {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/.test(code)) {
+    return `Agate refused the API server of target "${target}": its TLS certificate does not verify against the kubeconfig's certificate authority (${code})`;
+  }
+  return `Agate cannot reach the API server of target "${target}" (${code || err.message})`;
+}

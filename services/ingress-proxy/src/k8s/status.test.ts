@@ -1,0 +1,37 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { classifyRequest, type RequestInfo } from './request-info.js';
+import { failure, forbidden, statusBody } from './status.js';
+
+const info = (method: string, path: string) => classifyRequest(method, path) as RequestInfo;
+
+const status = suite('status');
+
+status('forbidden names the request, the rule and the reason, with details like the API server', () => {
+  const s = forbidden(info('DELETE', '/api/v1/namespaces/prod'), 'no-namespace-delete', 'deleting a namespace needs a human');
+  assert.equal(s, {
+    kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', reason: 'Forbidden', code: 403,
+    message: 'Agate refused delete namespaces "prod" by rule "no-namespace-delete": deleting a namespace needs a human',
+    details: { kind: 'namespaces', name: 'prod' },
+  });
+});
+
+status('forbidden by the default, with a group, a subresource and a namespace', () => {
+  const s = forbidden(info('POST', '/apis/apps/v1/namespaces/x/deployments/web/scale'), null, 'no rule matched');
+  assert.is(s.message, 'Agate refused create deployments/scale.apps "web" in namespace "x" by the policy default: no rule matched');
+  assert.equal(s.details, { kind: 'deployments/scale', name: 'web', group: 'apps' });
+});
+
+status('non-resource requests are named by path', () => {
+  assert.is(forbidden(info('GET', '/version'), 'r', 'no').message, 'Agate refused get /version by rule "r": no');
+  assert.is(forbidden(info('GET', '/version'), 'r', 'no').details, undefined);
+});
+
+status('codes follow the reason unless given', () => {
+  assert.is(failure('Unauthorized', 'x').code, 401);
+  assert.is(failure('RequestEntityTooLarge', 'x').code, 413);
+  assert.is(failure('ServiceUnavailable', 'x', undefined, 502).code, 502);
+  assert.equal(JSON.parse(statusBody(failure('BadRequest', 'bad')).toString()), { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'bad', reason: 'BadRequest', code: 400 });
+});
+
+status.run();

@@ -1,0 +1,55 @@
+import type { RequestInfo } from './request-info.js';
+
+/** The reasons Agate answers with (metav1.StatusReason values kubectl knows how to print). */
+export type StatusReason = 'Unauthorized' | 'Forbidden' | 'BadRequest' | 'RequestEntityTooLarge' | 'ServiceUnavailable' | 'InternalError' | 'Timeout';
+
+/** A `metav1.Status` object: the error form every Kubernetes client understands. */
+export interface Status {
+  kind: 'Status';
+  apiVersion: 'v1';
+  metadata: Record<string, never>;
+  status: 'Failure';
+  message: string;
+  reason: StatusReason;
+  details?: { name?: string; group?: string; kind?: string; causes?: { reason: string; message: string }[] };
+  code: number;
+}
+
+const CODES: Record<StatusReason, number> = {
+  Unauthorized: 401, Forbidden: 403, BadRequest: 400, RequestEntityTooLarge: 413, ServiceUnavailable: 503, InternalError: 500, Timeout: 504,
+};
+
+/**
+ * A failure Status. `code` overrides the reason's usual HTTP code (a 502 for an upstream that
+ * cannot be reached is still reason ServiceUnavailable, say). With a resource request, details
+ * name the object the way the API server's own Forbidden does, so kubectl prints
+ * `Error from server (Forbidden): <message>`.
+ */
+export function failure(reason: StatusReason, message: string, info?: RequestInfo, code = CODES[reason]): Status {
+  const status: Status = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+  if (info?.kind === 'resource') {
+    status.details = { kind: info.subresource === '' ? info.resource : `${info.resource}/${info.subresource}` };
+    if (info.name !== '') status.details.name = info.name;
+    if (info.apiGroup !== '') status.details.group = info.apiGroup;
+  }
+  return status;
+}
+
+/** The Status kubectl shows for a refused request: names the rule and its reason. */
+export function forbidden(info: RequestInfo, rule: string | null, reason: string): Status {
+  const what = info.kind === 'resource' ? describe(info) : `${info.verb} ${info.path}`;
+  const by = rule === null ? 'the policy default' : `rule "${rule}"`;
+  return failure('Forbidden', `Agate refused ${what} by ${by}: ${reason}`, info);
+}
+
+function describe(info: Extract<RequestInfo, { kind: 'resource' }>): string {
+  const res = info.subresource === '' ? info.resource : `${info.resource}/${info.subresource}`;
+  const group = info.apiGroup === '' ? '' : `.${info.apiGroup}`;
+  const name = info.name === '' ? '' : ` "${info.name}"`;
+  const ns = info.namespace === '' || info.resource === 'namespaces' ? '' : ` in namespace "${info.namespace}"`;
+  return `${info.verb} ${res}${group}${name}${ns}`;
+}
+
+export function statusBody(status: Status): Buffer {
+  return Buffer.from(JSON.stringify(status));
+}
