@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { parseConfig } from '../../core/src/config.js';
+import { packageRoot } from '../../core/src/package-root.js';
 import { LocalBus } from '../../core/src/bus/local-bus.js';
 import type { Subscription } from '../../core/src/bus/bus.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
@@ -32,6 +33,10 @@ policy:
       action: deny
       message: deleting files needs a human
       match: { protocols: [ssh], shell: { commands: [rm] } }
+    - id: no-shell-for-untrusted
+      action: deny
+      message: interactive shells need a trusted identity
+      match: { protocols: [ssh], claims: { sub: 'repo:acme/untrusted*' }, ssh: { requests: [shell] } }
 `;
 
 const VERDICT_TIMEOUT_MS = 1500;
@@ -92,16 +97,23 @@ async function teardown(env: Partial<Env>): Promise<void> {
   if (env.dir) rmSync(env.dir, { recursive: true, force: true });
 }
 
+const PTY_DRIVE = join(packageRoot(), 'test/harness/pty-drive.py');
+
 /** The real ssh client through the proxy; the token travels in SSHPASS, never on a command line. */
 async function ssh(env: Env, token: string, target: string, command: string | undefined, extra: string[] = []): Promise<RunResult> {
-  const args = [
+  const args = sshArgs(env, target, command, extra);
+  const r = await run('sshpass', args, { env: { ...process.env, SSHPASS: token }, timeoutMs: process.env.AGATE_TEST_LOG ? 5000 : 20_000 });
+  if (process.env.AGATE_TEST_LOG) console.error('ssh', target, command, '->', r);
+  return r;
+}
+
+/** sshpass's arguments for the real ssh client through the proxy. */
+function sshArgs(env: Env, target: string, command: string | undefined, extra: string[] = []): string[] {
+  return [
     '-e', '/usr/bin/ssh', '-p', String(env.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
     '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1',
     ...(process.env.AGATE_TEST_LOG ? ['-v'] : []), ...extra, `${target}@127.0.0.1`, ...(command === undefined ? [] : [command]),
   ];
-  const r = await run('sshpass', args, { env: { ...process.env, SSHPASS: token }, timeoutMs: process.env.AGATE_TEST_LOG ? 5000 : 20_000 });
-  if (process.env.AGATE_TEST_LOG) console.error('ssh', target, command, '->', r);
-  return r;
 }
 
 /**
@@ -278,12 +290,70 @@ test('scp (over sftp) uploads and downloads through the proxy; the transfer is d
   }
 });
 
-test('interactive shells and port forwarding are refused', async (ctx) => {
+test('an interactive shell on a real pty is relayed, recorded as asciicast v2, and each typed line decided', async (ctx) => {
   const env = ctx as Env;
-  const shell = await ssh(env, await token(env), 'box', undefined, ['-T']);
+  const args = sshArgs(env, 'box', undefined, ['-tt']);
+  // A person at a keyboard: a refused line first (it must not run), then an allowed one.
+  const victim = `/tmp/agate-pty-victim-${process.pid}`;
+  await run('install', ['-o', env.sshd.user, '-m', '644', '/dev/null', victim]);
+  try {
+    const steps = [['[$#] $', `rm -f ${victim}\r`], ['Agate refused[^\n]*\n(.|\n)*[$#] $', 'echo hello from the pty; exit\r']];
+    const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...args], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 60_000 });
+    assert.is(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /\r\nhello from the pty\r\n/);
+    assert.match(r.stdout, /Agate refused the command by rule "no-rm"/);
+    assert.ok(existsSync(victim), 'the refused line must not have run');
+  } finally {
+    rmSync(victim, { force: true });
+  }
+  const { command, verdict } = await trail(env, 'shell');
+  // Parts of the recording first, then the shell's own Response with its exit status.
+  const response = await waitFor(env, (events) => events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id && !(e.command_tag ?? '').startsWith('asciicast')));
+  assert.is(command.attributes.request, 'shell');
+  assert.is(command.attributes.pty, 'true');
+  assert.ok(Number(command.attributes.cols) > 0);
+  assert.is(verdict?.decision, 'allow');
+  assert.is(response.command_tag, 'exit-status 0');
+  const parts = env.events.filter((e): e is Response => e.type === 'Response' && e.command_id === command.event_id && (e.command_tag ?? '').startsWith('asciicast v2 part'));
+  assert.ok(parts.length >= 1);
+  const cast = parts.flatMap((p) => p.sample);
+  assert.equal(parts[0]!.columns, ['time', 'code', 'data']);
+  assert.ok(cast.some(([, code, data]) => code === 'o' && /hello from the pty/.test(data ?? '')), 'the output is recorded');
+  assert.ok(cast.some(([, code, data]) => code === 'i' && /echo hello from the pty; exit/.test(data ?? '')), 'the input is recorded');
+  for (let i = 1; i < cast.length; i += 1) assert.ok(Number(cast[i]![0]) >= Number(cast[i - 1]![0]), 'times never go back');
+  // The typed lines: best effort, decided, the refused one refused.
+  const lines = env.events.filter((e): e is Command => e.type === 'Command' && e.attributes.shell_command_id === command.event_id);
+  assert.equal(lines.map((l) => l.text), [`rm -f ${victim}`, 'echo hello from the pty; exit']);
+  assert.ok(lines.every((l) => l.attributes.best_effort === 'true' && l.attributes.request === 'shell-line'));
+  const refused = env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === lines[0]!.event_id);
+  assert.is(refused?.rule_id, 'no-rm');
+});
+
+test('a token typed or printed in a shell is masked in the recording', async (ctx) => {
+  const env = ctx as Env;
+  const secret = 'ghp_' + 'A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8';
+  const steps = [['[$#] $', `echo ${secret}; exit\r`]];
+  const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...sshArgs(env, 'box', undefined, ['-tt'])], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 60_000 });
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.ok(r.stdout.includes(secret), 'the client itself sees its output');
+  // The shell's final Response comes after every part of its recording.
+  const shells = () => new Set(env.events.filter((e) => e.type === 'Command' && e.text === 'shell').map((e) => e.event_id));
+  await waitFor(env, (events) => (events.filter((e) => e.type === 'Response' && e.command_tag === 'exit-status 0' && shells().has(e.command_id)).length >= 2 ? true : undefined));
+  const recorded = JSON.stringify(env.events);
+  assert.not.ok(recorded.includes(secret), 'the token never reaches the bus');
+  assert.ok(recorded.includes('[masked:'), 'the recording says what was masked');
+});
+
+test('interactive shells are refused to an identity the policy denies, and port forwarding is refused', async (ctx) => {
+  const env = ctx as Env;
+  const shell = await ssh(env, await token(env, 'repo:acme/untrusted:ref:refs/heads/main'), 'box', undefined, ['-T']);
   assert.is(shell.code, 126);
-  assert.match(shell.stderr, /interactive shells are not available through Agate/);
-  const { response } = await trail(env, '(interactive shell)');
+  assert.match(shell.stderr, /rule "no-shell-for-untrusted": interactive shells need a trusted identity/);
+  const refusedShell = await waitFor(env, (events) => events.find((e): e is Command => e.type === 'Command' && e.text === 'shell' && e.identity.subject.startsWith('repo:acme/untrusted')));
+  const { response } = await waitFor(env, (events) => {
+    const response = events.find((e): e is Response => e.type === 'Response' && e.command_id === refusedShell.event_id);
+    return response === undefined ? undefined : { response };
+  });
   assert.is(response.status, 'refused');
   const forward = await ssh(env, await token(env), 'box', 'echo forwarded', ['-o', 'ExitOnForwardFailure=yes', '-R', '0:127.0.0.1:9']);
   assert.is(forward.code, 255);

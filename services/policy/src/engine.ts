@@ -24,6 +24,9 @@ export const DEFAULT_APPROVAL: ApprovalConfig = { approvers: { claims: {} }, req
 /** Severity when statements of one command disagree: the strictest wins. */
 const SEVERITY = { allow: 0, mask: 1, hold: 2, deny: 3 } as const;
 
+/** ssh requests whose text is a shell command line (a typed shell line is analysed like an exec). */
+const SHELL_TEXT_REQUESTS = new Set(['exec', 'shell-line']);
+
 /** Rule id used when the command cannot be parsed: Agate never allows what it cannot read. */
 export const UNPARSEABLE_RULE = 'agate.unparseable';
 
@@ -76,7 +79,7 @@ export class CompiledPolicy {
       if (analysis.statements.length > 0) statements = analysis.statements.map(sqlFacts);
     }
     let programs: (string | undefined)[] = [undefined];
-    if (command.protocol === 'ssh' && this.#usesShell && (command.attributes.request ?? 'exec') === 'exec') {
+    if (command.protocol === 'ssh' && this.#usesShell && SHELL_TEXT_REQUESTS.has(command.attributes.request ?? 'exec')) {
       // Each simple command's program is decided like a statement: any deny refuses the line.
       const analysis = analyzeShell(command.text);
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the command line cannot be analysed: ${analysis.error}`, mask_set: null };
@@ -160,6 +163,7 @@ function compileRule(config: RuleConfig): CompiledRule {
     if (sql?.without_where === true && !f.unboundedWrite) return false;
     return true;
   };
+  const sshMatches = compileSshMatch(config.match.ssh);
   const k8s = config.match.kubernetes;
   const verbTest = k8s?.verbs === undefined || k8s.verbs.includes('*') ? undefined : new Set<string>(k8s.verbs);
   const resourceTest = k8s?.resources === undefined ? undefined : anyGlob(k8s.resources.map((r) => r.toLowerCase()));
@@ -173,11 +177,12 @@ function compileRule(config: RuleConfig): CompiledRule {
   };
   return {
     config,
-    statementMatches: (facts) => k8s === undefined && shell === undefined && (sql === undefined || (kindsMatch(facts) && sqlMatches(facts))),
+    statementMatches: (facts) => k8s === undefined && shell === undefined && config.match.ssh === undefined && (sql === undefined || (kindsMatch(facts) && sqlMatches(facts))),
     programMatches: (program) => programTest === undefined || (program !== undefined && programTest(program)),
     identityMatches(command) {
       if (protocols !== undefined && !protocols.includes(command.protocol)) return false;
       if (k8s !== undefined && (command.protocol !== 'kubernetes' || !k8sMatches(command))) return false;
+      if (sshMatches !== undefined && (command.protocol !== 'ssh' || !sshMatches(command))) return false;
       if (targetTest !== undefined && !targetTest(command.target)) return false;
       for (const c of claimTests) {
         const value = claimValue(command, c.name);
@@ -193,4 +198,25 @@ function claimValue(command: Command, name: string): string | undefined {
   if (name === 'iss') return command.identity.issuer;
   if (name === 'sub') return command.identity.subject;
   return command.identity.claims[name];
+}
+
+/**
+ * The `ssh` condition: the request kind (`attributes.request`, exec when absent), the sftp
+ * operation and the paths it names (`attributes.path`, and `attributes.target_path` of a rename).
+ */
+function compileSshMatch(match: RuleConfig['match']['ssh']): ((command: Command) => boolean) | undefined {
+  if (match === undefined) return undefined;
+  const requests = match.requests === undefined ? undefined : new Set<string>(match.requests);
+  const operations = match.operations === undefined ? undefined : new Set<string>(match.operations);
+  const pathTest = match.paths === undefined ? undefined : anyGlob(match.paths);
+  return (command) => {
+    const a = command.attributes;
+    if (requests !== undefined && !requests.has(a.request ?? 'exec')) return false;
+    if (operations !== undefined && (a.operation === undefined || !operations.has(a.operation))) return false;
+    if (pathTest !== undefined) {
+      const paths = [a.path, a.target_path].filter((p): p is string => p !== undefined);
+      if (!paths.some(pathTest)) return false;
+    }
+    return true;
+  };
 }

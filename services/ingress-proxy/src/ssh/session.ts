@@ -1,13 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { SessionEvents } from '../session-events.js';
-import type { AuthContext, Client, ClientInfo, Connection, ServerChannel, Session } from 'ssh2';
+import type { AuthContext, Client, ClientChannel, ClientInfo, Connection, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command, type Identity, type Response } from '../../../../schemas/src/events.js';
 import type { Masker } from '../pg/masking/masker.js';
+import { CastRecorder, type CastChunk } from './asciicast.js';
 import { relayExec, type ExecOutcome } from './exec-relay.js';
+import type { TypedLine } from './line-tracker.js';
+import { relayShell, type LineDecision } from './shell-relay.js';
 import { connectUpstream, type SshUpstreamTarget } from './upstream.js';
 
 export interface SshSessionDeps {
@@ -32,6 +35,8 @@ const LOGIN_DEADLINE_MS = 30_000;
 /** Session channels open at once per connection; each may hold a pending verdict. */
 const MAX_CHANNELS = 16;
 const AUTH_METHODS = ['password', 'keyboard-interactive'] as const;
+/** Recording chunks publishing at once before the shell's output is paused. */
+const MAX_RECORDING_BACKLOG = 4;
 
 type Decision = { kind: 'run' } | { kind: 'refuse'; message: string };
 
@@ -153,12 +158,28 @@ export class SshSession {
   // ---- channel requests ----------------------------------------------------------------------
 
   #onSession(session: Session): void {
-    session.on('pty', (_accept, reject) => reject?.());
+    // The pty the client asked for; the same is requested on the target for the shell or exec.
+    let pty: PseudoTtyInfo | undefined;
+    let live: { upstream: ClientChannel; recorder?: CastRecorder } | undefined;
+    session.on('pty', (accept, _reject, info) => {
+      pty = info;
+      accept?.();
+    });
+    session.on('window-change', (accept, _reject, info) => {
+      if (pty !== undefined) Object.assign(pty, { cols: info.cols, rows: info.rows, width: info.width, height: info.height });
+      live?.upstream.setWindow(info.rows, info.cols, info.height, info.width);
+      live?.recorder?.resize(info.cols, info.rows);
+      accept?.();
+    });
+    session.on('signal', (accept, _reject, info) => {
+      live?.upstream.signal(info.name);
+      accept?.();
+    });
     session.on('x11', (_accept, reject) => reject?.());
     session.on('auth-agent', (_accept, reject) => reject?.());
     session.on('env', (_accept, reject) => reject?.());
-    session.on('exec', (accept, _reject, info) => void this.#exec(accept, info.command));
-    session.on('shell', (accept) => void this.#refuseChannel(accept, '(interactive shell)', { request: 'shell' }, 'interactive shells are not available through Agate; run one command per ssh call'));
+    session.on('exec', (accept, _reject, info) => void this.#exec(accept, info.command, pty, (c) => (live = { upstream: c })));
+    session.on('shell', (accept) => void this.#shell(accept, pty, (l) => (live = l)));
     // With no 'sftp' listener, ssh2 hands sftp (and so modern scp) to 'subsystem' too.
     session.on('subsystem', (accept, _reject, info) => {
       if (info.name === 'sftp') return void this.#sftp(accept);
@@ -166,26 +187,93 @@ export class SshSession {
     });
   }
 
-  async #exec(accept: () => ServerChannel | undefined, text: string): Promise<void> {
+  /** The upstream connection, or the refusal the client gets when there is none. */
+  async #upstreamOr(channel: ServerChannel, command: Command): Promise<Client | undefined> {
+    try {
+      return await this.#upstream!;
+    } catch (err) {
+      const code = err instanceof AgateError ? err.code : ErrorCode.UPSTREAM_UNREACHABLE;
+      const message = err instanceof AgateError ? err.message : `cannot reach target "${this.#targetName}"`;
+      this.#refuse(channel, command, 'error', message, code, 255);
+      return undefined;
+    }
+  }
+
+  /**
+   * An interactive shell: decided as the command `shell` (attributes request=shell, the pty's
+   * term and size); when allowed, relayed with its pty, recorded as an asciicast v2 stream in
+   * Response events (`command_tag` "asciicast v2 part N", one event per sample row), and each
+   * line typed into it recorded and decided as a best-effort `shell-line` command.
+   */
+  async #shell(accept: () => ServerChannel | undefined, pty: PseudoTtyInfo | undefined, onLive: (l: { upstream: ClientChannel; recorder: CastRecorder }) => void): Promise<void> {
+    const channel = accept();
+    if (channel === undefined) return;
+    channel.pause();
+    const attributes: Record<string, string> = { request: 'shell', kind: 'shell', pty: String(pty !== undefined) };
+    if (pty !== undefined) Object.assign(attributes, { term: pty.term, cols: String(pty.cols), rows: String(pty.rows) });
+    const command = this.#command('shell', attributes);
+    const decision = await this.#decide(command);
+    if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
+    const upstream = await this.#upstreamOr(channel, command);
+    if (upstream === undefined) return;
+    const started = nowMicros();
+    const window = pty === undefined ? false : { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes };
+    upstream.shell(window as false, (err, stream) => {
+      if (err) return void this.#refuse(channel, command, 'error', `the target could not start a shell: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
+      let backlog = 0;
+      const recorder = new CastRecorder({
+        masker: this.#deps.audit,
+        flush: (chunk) => {
+          backlog += 1;
+          void this.#events.emitLogged(this.#castResponse(command, chunk)).then(() => (backlog -= 1));
+        },
+      });
+      onLive({ upstream: stream, recorder });
+      void relayShell(channel, stream, {
+        recorder,
+        onLine: (line) => this.#typedLine(command, line),
+        recordingBacklog: () => (backlog > MAX_RECORDING_BACKLOG ? this.#events.drained() : undefined),
+      }).then((outcome) => this.#events.emitLogged(this.#response(command, outcome, started)));
+    });
+  }
+
+  /** A line typed into a shell: recorded and decided before its Enter reaches the target. */
+  async #typedLine(shell: Command, line: TypedLine): Promise<LineDecision> {
+    const command = this.#command(line.text, { request: 'shell-line', best_effort: 'true', exact: String(line.exact), shell_command_id: shell.event_id });
+    const decision = await this.#decide(command);
+    if (decision.kind === 'refuse') {
+      void this.#events.emitLogged(this.#failure(command, 'refused', null, decision.message));
+      return { run: false, message: decision.message };
+    }
+    void this.#events.emitLogged({ ...this.#failure(command, 'refused', null, null), status: 'ok', command_tag: 'typed line forwarded' });
+    return { run: true };
+  }
+
+  #castResponse(command: Command, chunk: CastChunk): Response {
+    return {
+      type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
+      status: 'ok', command_tag: `asciicast v2 part ${chunk.part}`, rows: chunk.events.length, bytes: chunk.bytes, duration_us: 0,
+      error_code: null, error_message: null, digest: null, columns: ['time', 'code', 'data'],
+      sample: chunk.events.map(([t, code, data]) => [String(t), code, data]), masked_values: chunk.masked,
+    };
+  }
+
+  async #exec(accept: () => ServerChannel | undefined, text: string, pty: PseudoTtyInfo | undefined, onLive: (c: ClientChannel) => void): Promise<void> {
     // Accepted at once: ssh2 drops a deferred accept when the client's stdin EOF arrives first.
     // Paused, so no stdin is read (and no window granted) while the verdict is pending.
     const channel = accept();
     if (channel === undefined) return;
     channel.pause();
-    const command = this.#command(text, { request: 'exec' });
+    const command = this.#command(text, pty === undefined ? { request: 'exec' } : { request: 'exec', pty: 'true', term: pty.term });
     const decision = await this.#decide(command);
     if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
-    let upstream: Client;
-    try {
-      upstream = await this.#upstream!;
-    } catch (err) {
-      const code = err instanceof AgateError ? err.code : ErrorCode.UPSTREAM_UNREACHABLE;
-      const message = err instanceof AgateError ? err.message : `cannot reach target "${this.#targetName}"`;
-      return this.#refuse(channel, command, 'error', message, code, 255);
-    }
+    const upstream = await this.#upstreamOr(channel, command);
+    if (upstream === undefined) return;
     const started = nowMicros();
-    upstream.exec(text, (err, stream) => {
+    const options = pty === undefined ? {} : { pty: { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes } };
+    upstream.exec(text, options, (err, stream) => {
       if (err) return void this.#refuse(channel, command, 'error', `the target could not run the command: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
+      onLive(stream);
       void relayExec(channel, stream).then((outcome) => this.#events.emitLogged(this.#response(command, outcome, started)));
     });
   }
@@ -294,7 +382,7 @@ export class SshSession {
     };
   }
 
-  #failure(command: Command, status: 'refused' | 'error', code: string | null, message: string): Response {
+  #failure(command: Command, status: 'refused' | 'error', code: string | null, message: string | null): Response {
     return {
       type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
       status, command_tag: null, rows: 0, bytes: 0, duration_us: 0, error_code: code, error_message: message,
