@@ -37,6 +37,10 @@ policy:
       action: deny
       message: interactive shells need a trusted identity
       match: { protocols: [ssh], claims: { sub: 'repo:acme/untrusted*' }, ssh: { requests: [shell] } }
+    - id: locked-dir
+      action: deny
+      message: the locked directory is read-only
+      match: { protocols: [ssh], ssh: { operations: [write, remove, rename, mkdir, rmdir, setstat], paths: ['/tmp/agate-locked-*'] } }
 `;
 
 const VERDICT_TIMEOUT_MS = 1500;
@@ -285,8 +289,91 @@ test('scp (over sftp) uploads and downloads through the proxy; the transfer is d
     assert.ok(/^sftp (\d+) bytes up/.test(transfers[0]!.command_tag ?? '') && Number(/(\d+) bytes up/.exec(transfers[0]!.command_tag!)![1]) > payload.length);
     assert.ok(transfers[1]!.bytes > payload.length);
     assert.match(transfers[1]!.digest ?? '', /^sha256:[0-9a-f]{64}$/);
+    // Each file: its path, the bytes moved and the digest of its content.
+    const sha = 'sha256:' + createHash('sha256').update(payload).digest('hex');
+    const upload = await trail(env, `sftp write ${dir}/copied.txt`);
+    assert.is(upload.command.attributes.path, `${dir}/copied.txt`);
+    assert.is(upload.response.digest, sha);
+    assert.is(upload.response.bytes, payload.length);
+    const download = await trail(env, `sftp read ${dir}/copied.txt`);
+    assert.is(download.response.digest, sha);
+    assert.is(download.response.bytes, payload.length);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** The real sftp client in batch mode through the proxy. */
+async function sftpBatch(env: Env, batch: string): Promise<RunResult> {
+  const file = join(env.dir, `batch-${Math.random().toString(36).slice(2)}`);
+  writeFileSync(file, batch);
+  return run('sshpass', [
+    // BatchMode=no before -b: ssh takes an option's first value, and -b would forbid the password.
+    '-e', '/usr/bin/sftp', '-o', 'BatchMode=no', '-b', file, '-P', String(env.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+    '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', 'box@127.0.0.1',
+  ], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 30_000 });
+}
+
+/** A directory the sshd user owns. */
+async function userDir(env: Env, prefix: string): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const uid = Number((await run('id', ['-u', env.sshd.user])).stdout.trim());
+  const gid = Number((await run('id', ['-g', env.sshd.user])).stdout.trim());
+  chownSync(dir, uid, gid);
+  return dir;
+}
+
+test('sftp: each operation is decided and recorded with its path, bytes and digest; policy refuses writes under a locked path', async (ctx) => {
+  const env = ctx as Env;
+  const open = await userDir(env, 'agate-sftp-');
+  const locked = await userDir(env, 'agate-locked-');
+  try {
+    writeFileSync(join(locked, 'keep.txt'), 'keep me');
+    const payload = Buffer.alloc(300_000);
+    for (let i = 0; i < payload.length; i += 1) payload[i] = (i * 7919) % 251;
+    const sha = 'sha256:' + createHash('sha256').update(payload).digest('hex');
+    const local = join(env.dir, 'sftp-up.bin');
+    writeFileSync(local, payload);
+    const back = join(env.dir, 'sftp-back.bin');
+    const ok = await sftpBatch(env, [`put ${local} ${open}/up.bin`, `get ${open}/up.bin ${back}`, `mkdir ${open}/sub`, `rename ${open}/up.bin ${open}/sub/moved.bin`, `chmod 600 ${open}/sub/moved.bin`, `rm ${open}/sub/moved.bin`, `rmdir ${open}/sub`, ''].join('\n'));
+    assert.is(ok.code, 0, ok.stderr);
+    assert.equal(readFileSync(back), payload);
+    assert.not.ok(existsSync(join(open, 'sub')));
+    const put = await trail(env, `sftp write ${open}/up.bin`);
+    assert.is(put.verdict?.decision, 'allow');
+    assert.is(put.response.status, 'ok');
+    assert.is(put.response.digest, sha);
+    assert.equal(put.response.sample, [['0', String(payload.length)]]);
+    const get = await trail(env, `sftp read ${open}/up.bin`);
+    assert.is(get.response.digest, sha);
+    assert.is(get.response.bytes, payload.length);
+    const rename = await trail(env, `sftp rename ${open}/up.bin ${open}/sub/moved.bin`);
+    assert.is(rename.command.attributes.target_path, `${open}/sub/moved.bin`);
+    assert.is(rename.response.status, 'ok');
+    for (const text of [`sftp mkdir ${open}/sub`, `sftp setstat ${open}/sub/moved.bin`, `sftp remove ${open}/sub/moved.bin`, `sftp rmdir ${open}/sub`]) {
+      assert.is((await trail(env, text)).response.status, 'ok', text);
+    }
+
+    // Refused: the client gets "Permission denied" and the target never sees the request.
+    const put2 = await sftpBatch(env, `put ${local} ${locked}/evil.bin\n`);
+    assert.is.not(put2.code, 0);
+    assert.match(put2.stderr, /Permission denied/);
+    assert.not.ok(existsSync(join(locked, 'evil.bin')));
+    const refused = await trail(env, `sftp write ${locked}/evil.bin`);
+    assert.is(refused.verdict?.rule_id, 'locked-dir');
+    assert.is(refused.response.status, 'refused');
+    assert.match(refused.response.error_message ?? '', /the locked directory is read-only/);
+    const rm = await sftpBatch(env, `rm ${locked}/keep.txt\n`);
+    assert.is.not(rm.code, 0);
+    assert.ok(existsSync(join(locked, 'keep.txt')));
+    assert.is((await trail(env, `sftp remove ${locked}/keep.txt`)).response.status, 'refused');
+    // Reading under the locked path stays allowed.
+    const read = await sftpBatch(env, `get ${locked}/keep.txt ${join(env.dir, 'kept.txt')}\n`);
+    assert.is(read.code, 0, read.stderr);
+    assert.is(readFileSync(join(env.dir, 'kept.txt'), 'utf8'), 'keep me');
+  } finally {
+    rmSync(open, { recursive: true, force: true });
+    rmSync(locked, { recursive: true, force: true });
   }
 });
 

@@ -11,6 +11,7 @@ import { CastRecorder, type CastChunk } from './asciicast.js';
 import { relayExec, type ExecOutcome } from './exec-relay.js';
 import type { TypedLine } from './line-tracker.js';
 import { relayShell, type LineDecision } from './shell-relay.js';
+import { relaySftp, type FileRequest, type FileResult } from './sftp/relay.js';
 import { connectUpstream, type SshUpstreamTarget } from './upstream.js';
 
 export interface SshSessionDeps {
@@ -279,37 +280,62 @@ export class SshSession {
   }
 
   /**
-   * sftp (and scp, which speaks sftp): decided once for the channel, then relayed as bytes. The
-   * Response records the bytes each way and a digest of what the target sent back.
+   * sftp (and scp, which speaks sftp): the channel is decided as `(subsystem sftp)` (request
+   * sftp), then each file operation is its own decided Command (`sftp write /path`) whose
+   * Response carries the bytes moved and the file's digest. The channel's Response records the
+   * bytes each way and a digest of what the target sent back.
    */
   async #sftp(accept: () => ServerChannel | undefined): Promise<void> {
     const channel = accept();
     if (channel === undefined) return;
     channel.pause();
-    const command = this.#command('(subsystem sftp)', { request: 'subsystem', subsystem: 'sftp' });
+    const command = this.#command('(subsystem sftp)', { request: 'sftp', subsystem: 'sftp' });
     const decision = await this.#decide(command);
     if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
-    let upstream: Client;
-    try {
-      upstream = await this.#upstream!;
-    } catch (err) {
-      const code = err instanceof AgateError ? err.code : ErrorCode.UPSTREAM_UNREACHABLE;
-      return this.#refuse(channel, command, 'error', err instanceof AgateError ? err.message : 'cannot reach the target', code, 255);
-    }
+    const upstream = await this.#upstreamOr(channel, command);
+    if (upstream === undefined) return;
     const started = nowMicros();
     upstream.subsys('sftp', (err, stream) => {
       if (err) return void this.#refuse(channel, command, 'error', `the target refused the sftp subsystem: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
-      void relayExec(channel, stream).then((outcome) => {
+      const hooks = {
+        decide: (request: FileRequest) => this.#fileOperation(request),
+        finished: (op: { command: Command; started: number }, result: FileResult) => void this.#events.emitLogged(this.#fileResponse(op.command, op.started, result)),
+      };
+      void relaySftp(channel, stream, hooks).then((outcome) => {
         const response = this.#response(command, outcome, started);
         // The channel usually closes without an exit status; how much moved is what matters.
         response.command_tag = `sftp ${outcome.bytesUp} bytes up, ${outcome.bytes} bytes down`;
-        if (outcome.exitCode === null && outcome.signal === null && !outcome.clientGone) {
+        if (outcome.error !== undefined) {
+          Object.assign(response, { status: 'error', error_code: outcome.error.code, error_message: outcome.error.message });
+        } else if (outcome.exitCode === null && outcome.signal === null && !outcome.clientGone) {
           response.status = 'ok';
           response.error_message = null;
         }
         return this.#events.emitLogged(response);
       });
     });
+  }
+
+  /** One sftp file operation: recorded and decided; a refusal carries the reason to the client. */
+  async #fileOperation(request: FileRequest): Promise<{ token: { command: Command; started: number }; refusal?: string }> {
+    const mask = (p: string) => this.#deps.audit.maskText(p).text;
+    const attributes: Record<string, string> = { request: 'sftp', operation: request.operation, path: mask(request.path), sftp_request: request.request };
+    if (request.targetPath !== undefined) attributes.target_path = mask(request.targetPath);
+    const text = `sftp ${request.operation} ${request.path}${request.targetPath === undefined ? '' : ` ${request.targetPath}`}`;
+    const command = this.#command(text, attributes);
+    const decision = await this.#decide(command);
+    const token = { command, started: nowMicros() };
+    return decision.kind === 'refuse' ? { token, refusal: decision.message } : { token };
+  }
+
+  #fileResponse(command: Command, started: number, result: FileResult): Response {
+    const status = result.refused ? 'refused' : result.ok ? 'ok' : 'error';
+    return {
+      type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
+      status, command_tag: result.refused ? null : result.summary, rows: 0, bytes: result.bytesRead + result.bytesWritten, duration_us: nowMicros() - started,
+      error_code: null, error_message: result.message, digest: result.digest, columns: ['bytes_read', 'bytes_written'],
+      sample: [[String(result.bytesRead), String(result.bytesWritten)]], masked_values: 0,
+    };
   }
 
   /** Shells and subsystems: recorded, then refused before policy is asked (the proxy cannot audit them). */
