@@ -377,6 +377,46 @@ test('sftp: each operation is decided and recorded with its path, bytes and dige
   }
 });
 
+test('git push and git clone over ssh go through the proxy; the refs a push updates and a clone wants are recorded', async (ctx) => {
+  const env = ctx as Env;
+  const remote = await userDir(env, 'agate-git-');
+  const work = mkdtempSync(join(tmpdir(), 'agate-git-work-'));
+  try {
+    const bare = join(remote, 'repo.git');
+    const init = await run('su', ['-s', '/bin/sh', env.sshd.user, '-c', `git init -q --bare -b main ${bare}`]);
+    assert.is(init.code, 0, init.stderr);
+    const sshCommand = ['sshpass', '-e', 'ssh', '-p', String(env.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+      '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no'].join(' ');
+    const gitEnv = { ...process.env, SSHPASS: await token(env), GIT_SSH_COMMAND: sshCommand, GIT_AUTHOR_NAME: 'Agent', GIT_AUTHOR_EMAIL: 'agent@example.invalid', GIT_COMMITTER_NAME: 'Agent', GIT_COMMITTER_EMAIL: 'agent@example.invalid' };
+    const git = (cwd: string, ...args: string[]) => run('git', ['-C', cwd, ...args], { env: gitEnv, timeoutMs: 30_000 });
+    const src = join(work, 'src');
+    for (const args of [['init', '-q', '-b', 'main', src]]) assert.is((await run('git', args)).code, 0);
+    writeFileSync(join(src, 'README'), 'pushed through Agate\n');
+    assert.is((await git(src, 'add', 'README')).code, 0);
+    assert.is((await git(src, 'commit', '-q', '-m', 'first')).code, 0);
+    const head = (await git(src, 'rev-parse', 'HEAD')).stdout.trim();
+    const url = `box@127.0.0.1:${bare}`;
+    const push = await git(src, 'push', '-q', url, 'main');
+    assert.is(push.code, 0, push.stderr);
+    const clone = await run('git', ['clone', '-q', url, join(work, 'clone')], { env: gitEnv, timeoutMs: 30_000 });
+    assert.is(clone.code, 0, clone.stderr);
+    assert.is(readFileSync(join(work, 'clone', 'README'), 'utf8'), 'pushed through Agate\n');
+
+    const pushed = await trail(env, `git-receive-pack '${bare}'`);
+    assert.is(pushed.verdict?.decision, 'allow');
+    assert.is(pushed.response.status, 'ok');
+    assert.equal(pushed.response.columns, ['old', 'new', 'ref']);
+    assert.equal(pushed.response.sample, [['0'.repeat(40), head, 'refs/heads/main']]);
+    const cloned = await trail(env, `git-upload-pack '${bare}'`);
+    assert.is(cloned.response.status, 'ok');
+    assert.equal(cloned.response.columns, ['want', 'refs']);
+    assert.equal(cloned.response.sample, [[head, 'HEAD refs/heads/main']]);
+  } finally {
+    rmSync(remote, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
 test('an interactive shell on a real pty is relayed, recorded as asciicast v2, and each typed line decided', async (ctx) => {
   const env = ctx as Env;
   const args = sshArgs(env, 'box', undefined, ['-tt']);

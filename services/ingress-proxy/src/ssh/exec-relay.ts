@@ -22,7 +22,14 @@ export interface ExecOutcome {
  * then the exit status. Backpressure follows the consumer: a source is paused while its
  * destination's buffer is full, so ssh2 stops granting window to the side that is ahead.
  */
-export function relayExec(client: ServerChannel, upstream: ClientChannel): Promise<ExecOutcome> {
+export interface ExecTaps {
+  /** Sees each chunk the client sends (stdin), before it is forwarded. */
+  up?: (chunk: Buffer) => void;
+  /** Sees each chunk of stdout, before it is forwarded. */
+  down?: (chunk: Buffer) => void;
+}
+
+export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: ExecTaps = {}): Promise<ExecOutcome> {
   return new Promise((resolve) => {
     const hash = createHash('sha256');
     let bytes = 0;
@@ -51,11 +58,13 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel): Promi
         }
       });
     };
+    if (taps.down !== undefined) upstream.on('data', taps.down);
     down(upstream, client);
     down(upstream.stderr, client.stderr);
 
     client.on('data', (chunk: Buffer) => {
       bytesUp += chunk.length;
+      taps.up?.(chunk);
       if (!upstream.write(chunk)) {
         client.pause();
         upstream.once('drain', () => client.resume());

@@ -8,7 +8,8 @@ import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command, type Identity, type Response } from '../../../../schemas/src/events.js';
 import type { Masker } from '../pg/masking/masker.js';
 import { CastRecorder, type CastChunk } from './asciicast.js';
-import { relayExec, type ExecOutcome } from './exec-relay.js';
+import { relayExec, type ExecOutcome, type ExecTaps } from './exec-relay.js';
+import { gitService, PktLineSection, refUpdates, wantedRefs } from './git-refs.js';
 import type { TypedLine } from './line-tracker.js';
 import { relayShell, type LineDecision } from './shell-relay.js';
 import { relaySftp, type FileRequest, type FileResult } from './sftp/relay.js';
@@ -275,7 +276,12 @@ export class SshSession {
     upstream.exec(text, options, (err, stream) => {
       if (err) return void this.#refuse(channel, command, 'error', `the target could not run the command: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
       onLive(stream);
-      void relayExec(channel, stream).then((outcome) => this.#events.emitLogged(this.#response(command, outcome, started)));
+      const git = gitTaps(text);
+      void relayExec(channel, stream, git?.taps).then((outcome) => {
+        const response = this.#response(command, outcome, started);
+        if (git !== undefined) Object.assign(response, git.recorded());
+        return this.#events.emitLogged(response);
+      });
     });
   }
 
@@ -430,4 +436,27 @@ export class SshSession {
     await this.#events.drained();
     this.#done();
   }
+}
+
+/**
+ * For `git-receive-pack` and `git-upload-pack`: taps that read the ref section of each stream,
+ * and the Response fields that record it (a push: `old new ref` per updated ref; a fetch or
+ * clone: each wanted oid with the refs the server advertised for it).
+ */
+function gitTaps(command: string): { taps: ExecTaps; recorded: () => Pick<Response, 'columns' | 'sample' | 'rows'> } | undefined {
+  const service = gitService(command);
+  if (service === undefined) return undefined;
+  const advertisement = new PktLineSection();
+  const request = new PktLineSection();
+  // The client's section starts after the server's advertisement; both are read in order.
+  const taps: ExecTaps = { up: (c) => request.push(c), down: (c) => advertisement.push(c) };
+  const recorded = () => {
+    if (service === 'receive-pack') {
+      const updates = refUpdates(request.lines);
+      return { columns: ['old', 'new', 'ref'], sample: updates.map((u) => [u.old, u.new, u.ref]), rows: updates.length };
+    }
+    const wants = wantedRefs(advertisement.lines, request.lines);
+    return { columns: ['want', 'refs'], sample: wants.map((w) => [w.oid, w.refs.join(' ')]), rows: wants.length };
+  };
+  return { taps, recorded };
 }
