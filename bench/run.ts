@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   ledger: () => import('./ledger.js'),
   pg: () => import('./pg.js'),
   policy: () => import('./policy.js'),
+  ssh: () => import('./ssh.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -209,12 +209,15 @@ export function relaySftp<T>(client: ServerChannel, upstream: ClientChannel, hoo
       bytesUp += chunk.length;
       client.pause();
       void (async () => {
+        // The batch is bounded by one chunk; waiting for drain per packet would serialise them.
+        let full = false;
         for (const packet of up.push(chunk)) {
           if (finished) return;
           const req = parseRequest(packet.subarray(4));
           if (!(await request(req))) continue;
-          if (!upstream.write(packet)) await new Promise((r) => upstream.once('drain', r));
+          full = !upstream.write(packet) || full;
         }
+        if (full) await new Promise((r) => upstream.once('drain', r));
         if (!finished) client.resume();
       })().catch(fail);
     });
