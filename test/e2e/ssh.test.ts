@@ -5,6 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
@@ -22,6 +23,7 @@ import type { SshUpstreamTarget } from '../../services/ingress-proxy/src/ssh/ups
 import { CompiledPolicy } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
+import { findFreePort } from '../harness/postgres.js';
 import { run, type RunResult } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
 
@@ -37,6 +39,9 @@ policy:
       action: deny
       message: interactive shells need a trusted identity
       match: { protocols: [ssh], claims: { sub: 'repo:acme/untrusted*' }, ssh: { requests: [shell] } }
+    - id: tunnel-for-tunnelers
+      action: allow
+      match: { protocols: [ssh], claims: { sub: 'repo:acme/tunnel*' }, ssh: { requests: [direct-tcpip] } }
     - id: locked-dir
       action: deny
       message: the locked directory is read-only
@@ -485,6 +490,77 @@ test('interactive shells are refused to an identity the policy denies, and port 
   const forward = await ssh(env, await token(env), 'box', 'echo forwarded', ['-o', 'ExitOnForwardFailure=yes', '-R', '0:127.0.0.1:9']);
   assert.is(forward.code, 255);
   assert.match(forward.stderr, /forwarding failed/i);
+  const remote = await waitFor(env, (events) => {
+    const command = events.find((e): e is Command => e.type === 'Command' && e.attributes.request === 'tcpip-forward');
+    return command && events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
+  });
+  assert.is(remote.status, 'refused');
+  assert.match(remote.error_message ?? '', /remote port forwarding \(-R\) is not available/);
+});
+
+/** Connects to a local port until it listens, and returns what it sends first (or '' when it closes). */
+async function firstBytes(port: number): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const got = await new Promise<string | undefined>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      let data = '';
+      s.on('data', (d: Buffer) => {
+        data += d.toString('latin1');
+        if (data.includes('\n')) s.destroy();
+      });
+      s.on('error', () => resolve(undefined));
+      s.on('close', (hadError) => resolve(hadError && data === '' ? undefined : data));
+      s.setTimeout(5000, () => s.destroy());
+    });
+    if (got !== undefined) return got;
+    if (Date.now() > deadline) assert.unreachable(`nothing listened on ${port}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('ssh -L: a tunnel opens only for an identity a rule allows it to; refusals are recorded', async (ctx) => {
+  const env = ctx as Env;
+  for (const [sub, allowed] of [['repo:acme/app:ref:refs/heads/main', false], ['repo:acme/tunnel:ref:refs/heads/main', true]] as const) {
+    const local = await findFreePort();
+    const session = ssh(env, await token(env, sub), 'box', 'sleep 4', ['-L', `${local}:127.0.0.1:${env.sshd.port}`]);
+    const banner = await firstBytes(local);
+    const r = await session;
+    const text = `direct-tcpip 127.0.0.1:${env.sshd.port}`;
+    const found = await waitFor(env, (events) => {
+      const command = events.find((e): e is Command => e.type === 'Command' && e.text === text && e.identity.subject === sub);
+      const response = command && events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
+      return response === undefined ? undefined : response;
+    });
+    if (allowed) {
+      assert.match(banner, /^SSH-2\.0-OpenSSH/, 'the target\'s sshd answered through the tunnel');
+      assert.is(found.status, 'ok');
+      assert.match(found.command_tag ?? '', /^forwarded \d+ bytes up, \d+ bytes down$/);
+    } else {
+      assert.is(banner, '', 'the tunnel closed without a byte');
+      assert.is(r.code, 0, 'the session itself goes on');
+      assert.is(found.status, 'refused');
+      assert.match(found.error_message ?? '', /port forwarding needs a policy rule that allows it/);
+    }
+  }
+});
+
+test('ssh -A: agent forwarding is refused and recorded; the remote side gets no agent socket', async (ctx) => {
+  const env = ctx as Env;
+  const sock = join(env.dir, `agent-${process.pid}.sock`);
+  const agent = await run('ssh-agent', ['-a', sock]);
+  assert.is(agent.code, 0, agent.stderr);
+  const pid = /SSH_AGENT_PID=(\d+)/.exec(agent.stdout)![1]!;
+  try {
+    const r = await run('sshpass', sshArgs(env, 'box', 'echo "agent:$SSH_AUTH_SOCK"', ['-A']), { env: { ...process.env, SSHPASS: await token(env), SSH_AUTH_SOCK: sock }, timeoutMs: 20_000 });
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, 'agent:\n');
+    const { response } = await trail(env, 'auth-agent');
+    assert.is(response.status, 'refused');
+    assert.match(response.error_message ?? '', /agent forwarding \(-A\) is not available/);
+  } finally {
+    process.kill(Number(pid));
+  }
 });
 
 // Last: it stops the policy service.

@@ -27,6 +27,8 @@ export interface ExecTaps {
   up?: (chunk: Buffer) => void;
   /** Sees each chunk of stdout, before it is forwarded. */
   down?: (chunk: Buffer) => void;
+  /** false for channels that carry no exit status (a forwarded TCP connection). */
+  exitStatus?: boolean;
 }
 
 export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: ExecTaps = {}): Promise<ExecOutcome> {
@@ -86,7 +88,8 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: 
     upstream.on('close', () => {
       // The exit status must follow every byte of output, so wait until ssh2 has sent them.
       const end = () => {
-        if (signal !== null) client.exit(signal, false, '');
+        if (taps.exitStatus === false) void 0;
+        else if (signal !== null) client.exit(signal, false, '');
         else client.exit(exitCode ?? 255);
         client.end();
         finish(false);

@@ -40,7 +40,8 @@ const AUTH_METHODS = ['password', 'keyboard-interactive'] as const;
 /** Recording chunks publishing at once before the shell's output is paused. */
 const MAX_RECORDING_BACKLOG = 4;
 
-type Decision = { kind: 'run' } | { kind: 'refuse'; message: string };
+/** `rule`: the rule that allowed it; null when the policy default did. */
+type Decision = { kind: 'run'; rule: string | null } | { kind: 'refuse'; message: string };
 
 /**
  * One client connection through the SSH proxy. The client logs in with its OIDC token as the
@@ -88,10 +89,17 @@ export class SshSession {
       session.once('close', () => (this.#channels -= 1));
       this.#onSession(session);
     });
-    // Forwarding would let traffic past the audit: -L, -R and unix-socket forwards are refused.
-    conn.on('tcpip', (_accept, reject) => reject());
+    // Forwarding lets traffic past the command audit: -L needs a rule that allows it by name;
+    // -R and unix-socket forwards are recorded and refused.
+    conn.on('tcpip', (accept, reject, info) => void this.#directTcpip(accept, reject, info));
     conn.on('openssh.streamlocal', (_accept, reject) => reject());
-    conn.on('request', (_accept, reject) => reject?.());
+    conn.on('request', (_accept, reject, name, info) => {
+      reject?.();
+      if (name === 'tcpip-forward' && this.#identity !== undefined) {
+        const where = `${(info as { bindAddr?: string }).bindAddr ?? ''}:${(info as { bindPort?: number }).bindPort ?? 0}`;
+        this.#recordRefusal(`tcpip-forward ${where}`, { request: 'tcpip-forward', path: where }, 'remote port forwarding (-R) is not available through Agate');
+      }
+    });
     conn.on('error', (err) => this.#log.debug('client connection error', { error: err.message }));
     conn.on('close', () => void this.#end());
   }
@@ -178,7 +186,11 @@ export class SshSession {
       accept?.();
     });
     session.on('x11', (_accept, reject) => reject?.());
-    session.on('auth-agent', (_accept, reject) => reject?.());
+    session.on('auth-agent', (_accept, reject) => {
+      reject?.();
+      // The agent would sign for the client on the target's behalf, outside the audit.
+      this.#recordRefusal('auth-agent', { request: 'auth-agent' }, 'agent forwarding (-A) is not available through Agate');
+    });
     session.on('env', (_accept, reject) => reject?.());
     session.on('exec', (accept, _reject, info) => void this.#exec(accept, info.command, pty, (c) => (live = { upstream: c })));
     session.on('shell', (accept) => void this.#shell(accept, pty, (l) => (live = l)));
@@ -344,6 +356,53 @@ export class SshSession {
     };
   }
 
+  /**
+   * `ssh -L`: a TCP connection from the target's side to host:port. Decided as the command
+   * `direct-tcpip host:port` (attributes request=direct-tcpip, path=host:port), and allowed
+   * only by a rule that names it: the policy default never opens a tunnel. The Response records
+   * the bytes each way.
+   */
+  async #directTcpip(accept: () => ServerChannel, reject: () => void, info: { srcIP: string; srcPort: number; destIP: string; destPort: number }): Promise<void> {
+    const where = `${info.destIP}:${info.destPort}`;
+    const command = this.#command(`direct-tcpip ${where}`, { request: 'direct-tcpip', path: where });
+    const decision = await this.#decide(command);
+    let refusal: string | undefined;
+    if (decision.kind === 'refuse') refusal = decision.message;
+    else if (decision.rule === null) refusal = 'Agate refused the request: port forwarding needs a policy rule that allows it (match.ssh.requests: [direct-tcpip])';
+    if (refusal !== undefined) {
+      void this.#events.emitLogged(this.#failure(command, 'refused', null, refusal));
+      return reject();
+    }
+    let upstream: Client;
+    try {
+      upstream = await this.#upstream!;
+    } catch (err) {
+      void this.#events.emitLogged(this.#failure(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, describeError(err)));
+      return reject();
+    }
+    const started = nowMicros();
+    upstream.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, stream) => {
+      if (err) {
+        void this.#events.emitLogged(this.#failure(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, `the target could not open ${where}: ${err.message}`));
+        return reject();
+      }
+      const channel = accept();
+      channel.pause();
+      void relayExec(channel, stream, { exitStatus: false }).then((outcome) => {
+        const response = this.#response(command, { ...outcome, exitCode: outcome.clientGone ? null : 0, clientGone: false }, started);
+        response.command_tag = `forwarded ${outcome.bytesUp} bytes up, ${outcome.bytes} bytes down`;
+        return this.#events.emitLogged(response);
+      });
+    });
+  }
+
+  /** A request refused before policy is asked (the proxy cannot audit it): recorded with its refusal. */
+  #recordRefusal(text: string, attributes: Record<string, string>, message: string): void {
+    const command = this.#command(text, attributes);
+    void this.#events.emitLogged(command);
+    void this.#events.emitLogged(this.#failure(command, 'refused', null, `Agate refused the request: ${message}`));
+  }
+
   /** Shells and subsystems: recorded, then refused before policy is asked (the proxy cannot audit them). */
   async #refuseChannel(accept: () => ServerChannel | undefined, text: string, attributes: Record<string, string>, message: string): Promise<void> {
     const channel = accept(); // at once, for the same reason as in #exec
@@ -394,7 +453,7 @@ export class SshSession {
       return { kind: 'refuse', message: `Agate refused the command: ${reason}` };
     }
     const v = outcome.verdict;
-    if (v.decision === 'allow') return { kind: 'run' };
+    if (v.decision === 'allow') return { kind: 'run', rule: v.rule_id };
     // Shell output cannot be masked reliably, so a masking verdict refuses rather than leaks.
     if (v.decision === 'mask') return { kind: 'refuse', message: `Agate refused the command: rule "${v.rule_id}" asks for masked output, which the SSH proxy cannot provide` };
     const rule = v.rule_id === null ? 'the policy default' : `rule "${v.rule_id}"`;
