@@ -18,7 +18,7 @@ import { createLogger, silentLogger } from '../../core/src/log.js';
 import type { AgateEvent, AuthenticationFailed, Command, Response, SessionOpened, Verdict } from '../../schemas/src/events.js';
 import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
 import { parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
-import { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
+import { SshProxyServer, type SshProxyOptions } from '../../services/ingress-proxy/src/ssh/server.js';
 import type { SshUpstreamTarget } from '../../services/ingress-proxy/src/ssh/upstream.js';
 import { CompiledPolicy } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
@@ -57,6 +57,7 @@ interface Env {
   bus: LocalBus;
   policy: PolicyService;
   proxy: SshProxyServer;
+  proxyOptions: SshProxyOptions;
   port: number;
   subscription: Subscription;
   events: AgateEvent[];
@@ -87,11 +88,12 @@ async function setup(into: Partial<Env>): Promise<Env> {
   const verifier = new TokenVerifier([
     remoteIssuer({ issuer: into.issuer!.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, subject_claim: 'sub' }),
   ]);
-  into.proxy = new SshProxyServer({
+  into.proxyOptions = {
     bus: into.bus, verifier, resolveTarget: (n) => targets.get(n), proxyId: 'e2e-ssh', verdictTimeoutMs: VERDICT_TIMEOUT_MS, connectTimeoutMs: 5000,
     logger: process.env.AGATE_TEST_LOG ? createLogger('debug') : silentLogger, audit: new Masker('default', config.masking.sets.default!), hostKey: Buffer.from(ssh2.utils.generateKeyPairSync('ed25519').private),
     maxConnections: 20,
-  });
+  };
+  into.proxy = new SshProxyServer(into.proxyOptions);
   into.port = (await into.proxy.listen('127.0.0.1', 0)).port;
   return into as Env;
 }
@@ -560,6 +562,69 @@ test('ssh -A: agent forwarding is refused and recorded; the remote side gets no 
     assert.match(response.error_message ?? '', /agent forwarding \(-A\) is not available/);
   } finally {
     process.kill(Number(pid));
+  }
+});
+
+test('a token longer than the ssh client sends as a password: password login records why, keyboard-interactive takes it in parts', async (ctx) => {
+  const env = ctx as Env;
+  const long = await env.issuer.mint({ sub: 'repo:acme/long-token:ref:refs/heads/main', repository: 'acme/app', padding: 'p'.repeat(1200) }, { alg: 'ES256' });
+  assert.ok(long.length > 1100 && long.length < 2046, `token of ${long.length} characters`);
+  const askpass = join(env.dir, 'askpass-parts.sh');
+  // An askpass program answers each prompt with the next 1023 characters of the token.
+  writeFileSync(askpass, `#!/bin/sh\ncase "$1" in *"part 2"*) printf '%s\\n' "$PART2" ;; *) printf '%s\\n' "$PART1" ;; esac\n`, { mode: 0o700 });
+  const plain = (method: string) => run('/usr/bin/ssh', [
+    '-p', String(env.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', `PreferredAuthentications=${method}`,
+    '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', 'box@127.0.0.1', 'echo long token ok',
+  ], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0', PART1: long.slice(0, 1023), PART2: long.slice(1023) }, timeoutMs: 20_000 });
+  const viaPassword = await plain('password');
+  assert.is(viaPassword.code, 255);
+  const failed = await waitFor(env, (events) => events.find((e): e is AuthenticationFailed => e.type === 'AuthenticationFailed' && /probably cut/.test(e.message)));
+  assert.match(failed.message, /the token is 1023 characters, the most the OpenSSH client sends as a password, so it was probably cut: log in with keyboard-interactive/);
+  const viaKbd = await plain('keyboard-interactive');
+  assert.is(viaKbd.code, 0, viaKbd.stderr);
+  assert.is(viaKbd.stdout, 'long token ok\n');
+  const { command } = await trail(env, 'echo long token ok');
+  assert.is(command.identity.subject, 'repo:acme/long-token:ref:refs/heads/main');
+});
+
+test('a client that never logs in is disconnected at the login deadline; channels per connection are capped', async (ctx) => {
+  const env = ctx as Env;
+  const small = new SshProxyServer({ ...env.proxyOptions, loginDeadlineMs: 300, maxChannels: 2 });
+  const port = (await small.listen('127.0.0.1', 0)).port;
+  try {
+    // A raw TCP client that sends its banner and then nothing.
+    const closed = await new Promise<number>((resolve) => {
+      const started = Date.now();
+      const s = connect(port, '127.0.0.1', () => s.write('SSH-2.0-Idle\r\n'));
+      s.on('data', () => undefined);
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(Date.now() - started));
+    });
+    assert.ok(closed < 5000, `closed after ${closed} ms`);
+    // Three session channels on one connection: the third is refused while two are open.
+    const client = new ssh2.Client();
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', () => resolve()).once('error', reject);
+      client.connect({ host: '127.0.0.1', port, username: 'box', password: undefined, tryKeyboard: true });
+      client.on('keyboard-interactive', (_n, _i, _l, _p, finish) => void token(env).then((t) => finish([t])));
+    });
+    const exec = (cmd: string) => new Promise<string>((resolve) => {
+      client.exec(cmd, (err, stream) => {
+        if (err) return resolve(`refused: ${err.message}`);
+        let out = '';
+        stream.on('data', (d: Buffer) => (out += d.toString())).on('close', () => resolve(out));
+      });
+    });
+    const first = exec('sleep 1; echo one');
+    const second = exec('sleep 1; echo two');
+    await new Promise((r) => setTimeout(r, 300));
+    const third = await exec('echo three');
+    assert.match(third, /^refused: /);
+    assert.equal(await Promise.all([first, second]), ['one\n', 'two\n']);
+    assert.is(await exec('echo again'), 'again\n', 'a slot frees when a channel closes');
+    client.end();
+  } finally {
+    await small.shutdown();
   }
 });
 

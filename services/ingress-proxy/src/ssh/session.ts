@@ -27,16 +27,24 @@ export interface SshSessionDeps {
   logger: Logger;
   /** Applied to every command line before it is recorded. */
   audit: Masker;
+  /** A client must log in within this time (default 30 s). */
+  loginDeadlineMs?: number;
+  /** Session channels open at once per connection (default 16). */
+  maxChannels?: number;
 }
 
 /** Refusals reach the client as stderr and this exit status (the shell's "cannot execute"). */
 export const REFUSED_EXIT_STATUS = 126;
 const MAX_AUTH_FAILURES = 3;
 /** A client must log in within this time; one that never does would hold a connection slot. */
-const LOGIN_DEADLINE_MS = 30_000;
+export const LOGIN_DEADLINE_MS = 30_000;
 /** Session channels open at once per connection; each may hold a pending verdict. */
-const MAX_CHANNELS = 16;
+export const MAX_CHANNELS = 16;
 const AUTH_METHODS = ['password', 'keyboard-interactive'] as const;
+/** OpenSSH reads a password or prompt answer into a 1024-byte buffer: longer input is cut here. */
+export const OPENSSH_PASSWORD_MAX = 1023;
+/** Continuation prompts for one keyboard-interactive login (8 KiB of token). */
+const MAX_TOKEN_PARTS = 8;
 /** Recording chunks publishing at once before the shell's output is paused. */
 const MAX_RECORDING_BACKLOG = 4;
 
@@ -79,11 +87,11 @@ export class SshSession {
     this.#events = new SessionEvents(deps.bus, this.#log);
     this.#clientAddress = `${info.ip}:${info.port}`;
     conn.on('authentication', (ctx) => void this.#onAuthentication(ctx));
-    this.#loginTimer = setTimeout(() => this.terminate('no login within the deadline'), LOGIN_DEADLINE_MS);
+    this.#loginTimer = setTimeout(() => this.terminate('no login within the deadline'), deps.loginDeadlineMs ?? LOGIN_DEADLINE_MS);
     this.#loginTimer.unref();
     conn.on('ready', () => clearTimeout(this.#loginTimer));
     conn.on('session', (accept, reject) => {
-      if (this.#channels >= MAX_CHANNELS) return void reject();
+      if (this.#channels >= (deps.maxChannels ?? MAX_CHANNELS)) return void reject();
       this.#channels += 1;
       const session = accept();
       session.once('close', () => (this.#channels -= 1));
@@ -114,10 +122,23 @@ export class SshSession {
 
   async #onAuthentication(ctx: AuthContext): Promise<void> {
     if (ctx.method === 'password') return this.#login(ctx, ctx.password);
-    if (ctx.method === 'keyboard-interactive') {
-      return ctx.prompt([{ prompt: 'OIDC token (password): ', echo: false }], 'Agate', 'Log in with your OIDC token', (answers) => void this.#login(ctx, answers[0] ?? ''));
-    }
+    if (ctx.method === 'keyboard-interactive') return this.#promptToken(ctx, '', 1);
     ctx.reject([...AUTH_METHODS]);
+  }
+
+  /**
+   * keyboard-interactive: the token, in as many answers as the client needs. OpenSSH sends at
+   * most 1023 characters per answer, so an answer of that length is followed by a prompt for
+   * the rest (an askpass program can answer each part; see the README).
+   */
+  #promptToken(ctx: AuthContext & { method: 'keyboard-interactive' }, sofar: string, part: number): void {
+    const prompt = part === 1 ? 'OIDC token (password): ' : `OIDC token, continued (part ${part}): `;
+    const instructions = part === 1 ? 'Log in with your OIDC token' : `The answer filled the ssh client's ${OPENSSH_PASSWORD_MAX}-character limit; type the rest of the token`;
+    ctx.prompt([{ prompt, echo: false }], 'Agate', instructions, (answers) => {
+      const answer = Array.isArray(answers) ? (answers[0] ?? '') : '';
+      if (answer.length >= OPENSSH_PASSWORD_MAX && part < MAX_TOKEN_PARTS) return this.#promptToken(ctx, sofar + answer, part + 1);
+      void this.#login(ctx, sofar + answer);
+    });
   }
 
   async #login(ctx: AuthContext, token: string): Promise<void> {
@@ -127,7 +148,11 @@ export class SshSession {
       identity = await this.#deps.verifier.verify(token);
     } catch (err) {
       const e = err instanceof AuthenticationError ? err : new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'the token could not be verified', { cause: err });
-      return this.#refuseLogin(ctx, token, e.code, e.message);
+      // A password of exactly the client's limit was almost certainly cut short.
+      const cut = ctx.method === 'password' && token.length === OPENSSH_PASSWORD_MAX
+        ? `; the token is ${OPENSSH_PASSWORD_MAX} characters, the most the OpenSSH client sends as a password, so it was probably cut: log in with keyboard-interactive (it asks for the rest) or use a shorter token`
+        : '';
+      return this.#refuseLogin(ctx, token, e.code, e.message + cut);
     }
     const target = this.#deps.resolveTarget(ctx.username);
     if (target === undefined) return this.#refuseLogin(ctx, token, ErrorCode.TARGET_UNKNOWN, `no ssh target named "${ctx.username}"`);
