@@ -26,7 +26,9 @@ export async function run(args: string[]): Promise<void> {
   const remote = mkdtempSync(join(tmpdir(), 'agate-ssh-bench-remote-'));
   const uid = Number((await runProcess('id', ['-u', sshd.user])).stdout.trim());
   chownSync(remote, uid, Number((await runProcess('id', ['-g', sshd.user])).stdout.trim()));
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'ssh-proxy-child.js'), JSON.stringify({ issuer: issuer.issuer, jwksUri: issuer.jwksUri, sshd })], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // AGATE_BENCH_NODE_ARGS (e.g. --cpu-prof) profiles the proxy process.
+  const nodeArgs = (process.env.AGATE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, join(import.meta.dirname, 'ssh-proxy-child.js'), JSON.stringify({ issuer: issuer.issuer, jwksUri: issuer.jwksUri, sshd })], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const port = await new Promise<number>((resolve, reject) => {
       let out = '';

@@ -295,7 +295,6 @@ test('scp (over sftp) uploads and downloads through the proxy; the transfer is d
     // The upload sent the payload up; the download brought it back down (plus sftp framing).
     assert.ok(/^sftp (\d+) bytes up/.test(transfers[0]!.command_tag ?? '') && Number(/(\d+) bytes up/.exec(transfers[0]!.command_tag!)![1]) > payload.length);
     assert.ok(transfers[1]!.bytes > payload.length);
-    assert.match(transfers[1]!.digest ?? '', /^sha256:[0-9a-f]{64}$/);
     // Each file: its path, the bytes moved and the digest of its content.
     const sha = 'sha256:' + createHash('sha256').update(payload).digest('hex');
     const upload = await trail(env, `sftp write ${dir}/copied.txt`);
