@@ -462,6 +462,20 @@ test('an interactive shell on a real pty is relayed, recorded as asciicast v2, a
   assert.is(refused?.rule_id, 'no-rm');
 });
 
+test('exec with a pty (ssh -tt host cmd) runs on a pty on the target; a shell without one (ssh -T) reads its commands from stdin', async (ctx) => {
+  const env = ctx as Env;
+  const tty = await ssh(env, await token(env), 'box', 'tty', ['-tt']);
+  assert.is(tty.code, 0, tty.stderr);
+  assert.match(tty.stdout, /^\/dev\/pts\/\d+\r\n$/);
+  const { command } = await trail(env, 'tty');
+  assert.is(command.attributes.pty, 'true');
+  const piped = await run('sshpass', sshArgs(env, 'box', undefined, ['-T']), { env: { ...process.env, SSHPASS: await token(env) }, input: 'echo piped shell\nexit 4\n', timeoutMs: 20_000 });
+  assert.is(piped.code, 4, JSON.stringify(piped));
+  assert.is(piped.stdout, 'piped shell\n');
+  const line = await waitFor(env, (events) => events.find((e): e is Command => e.type === 'Command' && e.text === 'echo piped shell' && e.attributes.request === 'shell-line'));
+  assert.is(line.attributes.best_effort, 'true');
+});
+
 test('a token typed or printed in a shell is masked in the recording', async (ctx) => {
   const env = ctx as Env;
   const secret = 'ghp_' + 'A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8';

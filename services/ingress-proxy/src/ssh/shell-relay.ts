@@ -91,13 +91,15 @@ export function relayShell(client: ServerChannel, upstream: ClientChannel, optio
       }
       await send(chunk.subarray(from));
     };
+    // The keystrokes still being decided; the client's EOF must reach the shell after them.
+    let typing: Promise<void> = Promise.resolve();
     client.on('data', (chunk: Buffer) => {
       client.pause();
-      void typed(chunk).then(() => {
+      typing = typed(chunk).then(() => {
         if (!finished) client.resume();
       });
     });
-    client.on('end', () => upstream.end());
+    client.on('end', () => void typing.then(() => upstream.end()));
     client.resume(); // paused while the shell itself was being decided
 
     upstream.on('exit', (code: number | null, sig?: string) => {

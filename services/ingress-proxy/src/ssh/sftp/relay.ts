@@ -204,10 +204,12 @@ export function relaySftp<T>(client: ServerChannel, upstream: ClientChannel, hoo
     };
 
     // Client → target: one batch of packets at a time, each decided before it is forwarded.
+    // The batch still being decided; the client's EOF must reach the target after it.
+    let batch: Promise<void> = Promise.resolve();
     client.on('data', (chunk: Buffer) => {
       bytesUp += chunk.length;
       client.pause();
-      void (async () => {
+      batch = (async () => {
         // The batch is bounded by one chunk; waiting for drain per packet would serialise them.
         let full = false;
         for (const packet of up.push(chunk)) {
@@ -220,7 +222,7 @@ export function relaySftp<T>(client: ServerChannel, upstream: ClientChannel, hoo
         if (!finished) client.resume();
       })().catch(fail);
     });
-    client.on('end', () => upstream.end());
+    client.on('end', () => void batch.then(() => upstream.end()));
 
     // Target → client: whole packets, so a refusal is never spliced into the middle of one.
     upstream.on('data', (chunk: Buffer) => {
