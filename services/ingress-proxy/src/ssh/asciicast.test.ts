@@ -58,4 +58,16 @@ test('a UTF-8 character split between packets stays whole', () => {
   assert.equal(chunks[0]!.events, [[0, 'o', 'é\n']]);
 });
 
+test('tick publishes what is recorded, and a line waiting longer than the idle time', () => {
+  const { r, chunks, tick } = recorder();
+  r.output(Buffer.from('done\r\n$ '));
+  r.tick(1000);
+  assert.equal(chunks.map((c) => c.events), [[[0, 'o', 'done\r\n']]], 'the prompt waits for its line');
+  tick(1500);
+  r.tick(1000);
+  assert.equal(chunks[1]!.events, [[0, 'o', '$ ']]);
+  r.tick(1000);
+  assert.is(chunks.length, 2, 'nothing new, nothing published');
+});
+
 test.run();

@@ -71,6 +71,20 @@ export class CastRecorder {
     this.#push([this.#time(), 'r', `${cols}x${rows}`], 0);
   }
 
+  /**
+   * Publishes what was recorded so far, so a quiet session is not held in memory (or lost with
+   * the proxy) until 32 KiB accumulate. Text waiting for a line end is included once it has
+   * waited `idleMs`: a prompt stays on screen without a newline.
+   */
+  tick(idleMs = 1000): void {
+    const now = this.#time();
+    for (const code of ['o', 'i'] as const) {
+      const p = this.#pending[code];
+      if (p.text !== '' && now - p.at >= idleMs / 1000) this.#settle(code);
+    }
+    this.#emit();
+  }
+
   /** Emits everything held back; call when the session ends. */
   end(): void {
     this.#settle('o', true);

@@ -45,6 +45,8 @@ const AUTH_METHODS = ['password', 'keyboard-interactive'] as const;
 export const OPENSSH_PASSWORD_MAX = 1023;
 /** Continuation prompts for one keyboard-interactive login (8 KiB of token). */
 const MAX_TOKEN_PARTS = 8;
+/** How often a shell's recording so far is published. */
+const RECORDING_TICK_MS = 2000;
 /** Recording chunks publishing at once before the shell's output is paused. */
 const MAX_RECORDING_BACKLOG = 4;
 
@@ -268,11 +270,16 @@ export class SshSession {
         },
       });
       onLive({ upstream: stream, recorder });
+      // A quiet shell's recording is published every few seconds, not only per 32 KiB.
+      const ticker = setInterval(() => recorder.tick(), RECORDING_TICK_MS);
       void relayShell(channel, stream, {
         recorder,
         onLine: (line) => this.#typedLine(command, line),
         recordingBacklog: () => (backlog > MAX_RECORDING_BACKLOG ? this.#events.drained() : undefined),
-      }).then((outcome) => this.#events.emitLogged(this.#response(command, outcome, started)));
+      }).then((outcome) => {
+        clearInterval(ticker);
+        return this.#events.emitLogged(this.#response(command, outcome, started));
+      });
     });
   }
 
@@ -387,7 +394,19 @@ export class SshSession {
    * only by a rule that names it: the policy default never opens a tunnel. The Response records
    * the bytes each way.
    */
-  async #directTcpip(accept: () => ServerChannel, reject: () => void, info: { srcIP: string; srcPort: number; destIP: string; destPort: number }): Promise<void> {
+  async #directTcpip(accept: () => ServerChannel, rejectChannel: () => void, info: { srcIP: string; srcPort: number; destIP: string; destPort: number }): Promise<void> {
+    // Tunnels count against the same per-connection cap as sessions: each may hold a verdict.
+    if (this.#channels >= (this.#deps.maxChannels ?? MAX_CHANNELS)) return rejectChannel();
+    this.#channels += 1;
+    let released = false;
+    const release = () => {
+      if (!released) this.#channels -= 1;
+      released = true;
+    };
+    const reject = () => {
+      release();
+      rejectChannel();
+    };
     const where = `${info.destIP}:${info.destPort}`;
     const command = this.#command(`direct-tcpip ${where}`, { request: 'direct-tcpip', path: where });
     const decision = await this.#decide(command);
@@ -413,6 +432,7 @@ export class SshSession {
       }
       const channel = accept();
       channel.pause();
+      channel.once('close', release);
       void relayExec(channel, stream, { exitStatus: false }).then((outcome) => {
         const response = this.#response(command, { ...outcome, exitCode: outcome.clientGone ? null : 0, clientGone: false }, started);
         response.command_tag = `forwarded ${outcome.bytesUp} bytes up, ${outcome.bytes} bytes down`;
