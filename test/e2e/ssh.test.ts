@@ -159,7 +159,15 @@ function trail(env: Env, text: string) {
 }
 
 const test = suite<Partial<Env>>('e2e/ssh proxy');
-test.before(async (ctx) => void (await setup(ctx)));
+test.before(async (ctx) => {
+  try {
+    await setup(ctx);
+  } catch (err) {
+    // uvu does not report an error thrown by a before hook; every test then fails without a word.
+    console.error('e2e/ssh setup failed:', err);
+    throw err;
+  }
+});
 test.after(async (ctx) => teardown(ctx));
 
 test('an allowed command runs on the target; its text, exit status, bytes and digest are recorded', async (ctx) => {
