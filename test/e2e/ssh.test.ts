@@ -485,6 +485,16 @@ test('exec with a pty (ssh -tt host cmd) runs on a pty on the target; a shell wi
   assert.is(line.attributes.best_effort, 'true');
 });
 
+test('a terminal resize reaches the shell on the target and is recorded', async (ctx) => {
+  const env = ctx as Env;
+  const steps = [['[$#] $', '@resize 33 101'], ['[$#] $', 'stty size; exit\r']];
+  const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...sshArgs(env, 'box', undefined, ['-tt'])], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 60_000 });
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /\r\n33 101\r\n/);
+  const resized = await waitFor(env, (events) => events.find((e): e is Response => e.type === 'Response' && (e.command_tag ?? '').startsWith('asciicast') && e.sample.some(([, code, data]) => code === 'r' && data === '101x33')));
+  assert.ok(resized);
+});
+
 test('a token typed or printed in a shell is masked in the recording', async (ctx) => {
   const env = ctx as Env;
   const secret = 'ghp_' + 'A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8';

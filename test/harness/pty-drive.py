@@ -3,11 +3,11 @@
 
 usage: pty-drive.py STEPS_JSON -- program args...
 STEPS_JSON is a list of [regex, text]: wait until the output so far matches regex, then type
-text. After the last step the output is read to the end. Everything the program wrote to its
+text (or, for text "@resize ROWS COLS", resize the terminal as a window manager would). After the last step the output is read to the end. Everything the program wrote to its
 terminal goes to stdout; the exit status is the program's. A step that does not match within
 20 s ends the run with status 124.
 """
-import fcntl, json, os, pty, re, select, struct, sys, termios, time
+import fcntl, json, os, pty, re, select, signal, struct, sys, termios, time
 
 def main():
     sep = sys.argv.index('--')
@@ -40,6 +40,12 @@ def main():
                 sys.stderr.write('pty-drive: no match for %r\n' % pattern)
                 os.kill(pid, 9)
                 sys.exit(124)
+        if text.startswith('@resize '):
+            rows, cols = (int(v) for v in text.split()[1:3])
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', rows, cols, 0, 0))
+            os.kill(pid, signal.SIGWINCH)
+            time.sleep(0.2)
+            continue
         # typed slowly enough for line editing to happen on the far side, one write per key
         for ch in text.encode():
             os.write(fd, bytes([ch]))
