@@ -312,6 +312,24 @@ test('scp (over sftp) uploads and downloads through the proxy; the transfer is d
     const download = await trail(env, `sftp read ${dir}/copied.txt`);
     assert.is(download.response.digest, sha);
     assert.is(download.response.bytes, payload.length);
+    // Legacy scp (-O) runs `scp -t` / `scp -f` as a command; its files are read from the stream.
+    const legacyUp = await run('sshpass', [...common, '-O', local, `box@127.0.0.1:${dir}/legacy.txt`], { env: sshEnv, timeoutMs: 20_000 });
+    assert.is(legacyUp.code, 0, legacyUp.stderr);
+    assert.is(readFileSync(join(dir, 'legacy.txt'), 'utf8'), payload);
+    const legacyDown = await run('sshpass', [...common, '-O', `box@127.0.0.1:${dir}/legacy.txt`, join(env.dir, 'legacy-back.txt')], { env: sshEnv, timeoutMs: 20_000 });
+    assert.is(legacyDown.code, 0, legacyDown.stderr);
+    const sink = await waitFor(env, (events) => {
+      const c = events.find((e): e is Command => e.type === 'Command' && /^scp .*-t .*legacy\.txt$/.test(e.text));
+      return c && events.find((e): e is Response => e.type === 'Response' && e.command_id === c.event_id);
+    });
+    assert.equal(sink.columns, ['path', 'size', 'digest']);
+    // The name as the source sent it; where it landed is the command line's path.
+    assert.equal(sink.sample, [['upload.txt', String(payload.length), sha]]);
+    const source = await waitFor(env, (events) => {
+      const c = events.find((e): e is Command => e.type === 'Command' && /^scp .*-f .*legacy\.txt$/.test(e.text));
+      return c && events.find((e): e is Response => e.type === 'Response' && e.command_id === c.event_id);
+    });
+    assert.equal(source.sample, [['legacy.txt', String(payload.length), sha]]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -10,6 +10,7 @@ import type { Masker } from '../pg/masking/masker.js';
 import { CastRecorder, type CastChunk } from './asciicast.js';
 import { relayExec, type ExecOutcome, type ExecTaps } from './exec-relay.js';
 import { gitService, PktLineSection, refUpdates, wantedRefs } from './git-refs.js';
+import { ScpSourceReader, scpMode } from './scp-stream.js';
 import type { TypedLine } from './line-tracker.js';
 import { relayShell, type LineDecision } from './shell-relay.js';
 import { relaySftp, type FileRequest, type FileResult } from './sftp/relay.js';
@@ -320,10 +321,10 @@ export class SshSession {
     upstream.exec(text, options, (err, stream) => {
       if (err) return void this.#refuse(channel, command, 'error', `the target could not run the command: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
       onLive(stream);
-      const git = gitTaps(text);
-      void relayExec(channel, stream, git?.taps).then((outcome) => {
+      const tapped = gitTaps(text) ?? scpTaps(text);
+      void relayExec(channel, stream, tapped?.taps).then((outcome) => {
         const response = this.#response(command, outcome, started);
-        if (git !== undefined) Object.assign(response, git.recorded());
+        if (tapped !== undefined) Object.assign(response, tapped.recorded());
         return this.#events.emitLogged(response);
       });
     });
@@ -561,6 +562,23 @@ function gitTaps(command: string): { taps: ExecTaps; recorded: () => Pick<Respon
     }
     const wants = wantedRefs(advertisement.lines, request.lines);
     return { columns: ['want', 'refs'], sample: wants.map((w) => [w.oid, w.refs.join(' ')]), rows: wants.length };
+  };
+  return { taps, recorded };
+}
+
+/**
+ * Legacy scp (`scp -O`, run as `scp -t` / `scp -f` on the target): reads the side that carries
+ * the files (stdin for an upload, stdout for a download) and records each file's path, size and
+ * digest as the Response's rows.
+ */
+function scpTaps(command: string): { taps: ExecTaps; recorded: () => Pick<Response, 'columns' | 'sample' | 'rows'> } | undefined {
+  const mode = scpMode(command);
+  if (mode === undefined) return undefined;
+  const reader = new ScpSourceReader();
+  const taps: ExecTaps = mode === 'sink' ? { up: (c) => reader.push(c) } : { down: (c) => reader.push(c) };
+  const recorded = () => {
+    reader.end();
+    return { columns: ['path', 'size', 'digest'], sample: reader.files.map((f) => [f.path, String(f.size), f.digest]), rows: reader.files.length };
   };
   return { taps, recorded };
 }
