@@ -5,12 +5,12 @@ import type { Bus } from '../../../../core/src/bus/bus.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../../core/src/log.js';
-import { nowMicros, type Command, type Identity, type Response } from '../../../../schemas/src/events.js';
+import { nowMicros, type Command, type Identity } from '../../../../schemas/src/events.js';
 import type { Masker } from '../pg/masking/masker.js';
-import { CastRecorder, type CastChunk } from './asciicast.js';
-import { relayExec, type ExecOutcome, type ExecTaps } from './exec-relay.js';
-import { gitService, PktLineSection, refUpdates, wantedRefs } from './git-refs.js';
-import { ScpSourceReader, scpMode } from './scp-stream.js';
+import { CastRecorder } from './asciicast.js';
+import { relayExec } from './exec-relay.js';
+import { streamRecorder } from './exec-recorders.js';
+import { castResponse, execResponse, failureResponse, fileResponse } from './responses.js';
 import type { TypedLine } from './line-tracker.js';
 import { relayShell, type LineDecision } from './shell-relay.js';
 import { relaySftp, type FileRequest, type FileResult } from './sftp/relay.js';
@@ -267,7 +267,7 @@ export class SshSession {
         masker: this.#deps.audit,
         flush: (chunk) => {
           backlog += 1;
-          void this.#events.emitLogged(this.#castResponse(command, chunk)).then(() => (backlog -= 1));
+          void this.#events.emitLogged(castResponse(command, chunk)).then(() => (backlog -= 1));
         },
       });
       onLive({ upstream: stream, recorder });
@@ -279,7 +279,7 @@ export class SshSession {
         recordingBacklog: () => (backlog > MAX_RECORDING_BACKLOG ? this.#events.drained() : undefined),
       }).then((outcome) => {
         clearInterval(ticker);
-        return this.#events.emitLogged(this.#response(command, outcome, started));
+        return this.#events.emitLogged(execResponse(command, outcome, started));
       });
     });
   }
@@ -289,21 +289,13 @@ export class SshSession {
     const command = this.#command(line.text, { request: 'shell-line', best_effort: 'true', exact: String(line.exact), shell_command_id: shell.event_id });
     const decision = await this.#decide(command);
     if (decision.kind === 'refuse') {
-      void this.#events.emitLogged(this.#failure(command, 'refused', null, decision.message));
+      void this.#events.emitLogged(failureResponse(command, 'refused', null, decision.message));
       return { run: false, message: decision.message };
     }
-    void this.#events.emitLogged({ ...this.#failure(command, 'refused', null, null), status: 'ok', command_tag: 'typed line forwarded' });
+    void this.#events.emitLogged({ ...failureResponse(command, 'refused', null, null), status: 'ok', command_tag: 'typed line forwarded' });
     return { run: true };
   }
 
-  #castResponse(command: Command, chunk: CastChunk): Response {
-    return {
-      type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
-      status: 'ok', command_tag: `asciicast v2 part ${chunk.part}`, rows: chunk.events.length, bytes: chunk.bytes, duration_us: 0,
-      error_code: null, error_message: null, digest: null, columns: ['time', 'code', 'data'],
-      sample: chunk.events.map(([t, code, data]) => [String(t), code, data]), masked_values: chunk.masked,
-    };
-  }
 
   async #exec(accept: () => ServerChannel | undefined, text: string, pty: PseudoTtyInfo | undefined, onLive: (c: ClientChannel) => void): Promise<void> {
     // Accepted at once: ssh2 drops a deferred accept when the client's stdin EOF arrives first.
@@ -321,9 +313,9 @@ export class SshSession {
     upstream.exec(text, options, (err, stream) => {
       if (err) return void this.#refuse(channel, command, 'error', `the target could not run the command: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
       onLive(stream);
-      const tapped = gitTaps(text) ?? scpTaps(text);
+      const tapped = streamRecorder(text);
       void relayExec(channel, stream, tapped?.taps).then((outcome) => {
-        const response = this.#response(command, outcome, started);
+        const response = execResponse(command, outcome, started);
         if (tapped !== undefined) Object.assign(response, tapped.recorded());
         return this.#events.emitLogged(response);
       });
@@ -350,10 +342,10 @@ export class SshSession {
       if (err) return void this.#refuse(channel, command, 'error', `the target refused the sftp subsystem: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
       const hooks = {
         decide: (request: FileRequest) => this.#fileOperation(request),
-        finished: (op: { command: Command; started: number }, result: FileResult) => void this.#events.emitLogged(this.#fileResponse(op.command, op.started, result)),
+        finished: (op: { command: Command; started: number }, result: FileResult) => void this.#events.emitLogged(fileResponse(op.command, op.started, result)),
       };
       void relaySftp(channel, stream, hooks).then((outcome) => {
-        const response = this.#response(command, outcome, started);
+        const response = execResponse(command, outcome, started);
         // The channel usually closes without an exit status; how much moved is what matters.
         response.command_tag = `sftp ${outcome.bytesUp} bytes up, ${outcome.bytes} bytes down`;
         if (outcome.error !== undefined) {
@@ -379,15 +371,6 @@ export class SshSession {
     return decision.kind === 'refuse' ? { token, refusal: decision.message } : { token };
   }
 
-  #fileResponse(command: Command, started: number, result: FileResult): Response {
-    const status = result.refused ? 'refused' : result.ok ? 'ok' : 'error';
-    return {
-      type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
-      status, command_tag: result.refused ? null : result.summary, rows: 0, bytes: result.bytesRead + result.bytesWritten, duration_us: nowMicros() - started,
-      error_code: null, error_message: result.message, digest: result.digest, columns: ['bytes_read', 'bytes_written'],
-      sample: [[String(result.bytesRead), String(result.bytesWritten)]], masked_values: 0,
-    };
-  }
 
   /**
    * `ssh -L`: a TCP connection from the target's side to host:port. Decided as the command
@@ -415,27 +398,27 @@ export class SshSession {
     if (decision.kind === 'refuse') refusal = decision.message;
     else if (decision.rule === null) refusal = 'Agate refused the request: port forwarding needs a policy rule that allows it (match.ssh.requests: [direct-tcpip])';
     if (refusal !== undefined) {
-      void this.#events.emitLogged(this.#failure(command, 'refused', null, refusal));
+      void this.#events.emitLogged(failureResponse(command, 'refused', null, refusal));
       return reject();
     }
     let upstream: Client;
     try {
       upstream = await this.#upstream!;
     } catch (err) {
-      void this.#events.emitLogged(this.#failure(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, describeError(err)));
+      void this.#events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, describeError(err)));
       return reject();
     }
     const started = nowMicros();
     upstream.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, stream) => {
       if (err) {
-        void this.#events.emitLogged(this.#failure(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, `the target could not open ${where}: ${err.message}`));
+        void this.#events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, `the target could not open ${where}: ${err.message}`));
         return reject();
       }
       const channel = accept();
       channel.pause();
       channel.once('close', release);
       void relayExec(channel, stream, { exitStatus: false }).then((outcome) => {
-        const response = this.#response(command, { ...outcome, exitCode: outcome.clientGone ? null : 0, clientGone: false }, started);
+        const response = execResponse(command, { ...outcome, exitCode: outcome.clientGone ? null : 0, clientGone: false }, started);
         response.command_tag = `forwarded ${outcome.bytesUp} bytes up, ${outcome.bytes} bytes down`;
         return this.#events.emitLogged(response);
       });
@@ -446,7 +429,7 @@ export class SshSession {
   #recordRefusal(text: string, attributes: Record<string, string>, message: string): void {
     const command = this.#command(text, attributes);
     void this.#events.emitLogged(command);
-    void this.#events.emitLogged(this.#failure(command, 'refused', null, `Agate refused the request: ${message}`));
+    void this.#events.emitLogged(failureResponse(command, 'refused', null, `Agate refused the request: ${message}`));
   }
 
   /** Shells and subsystems: recorded, then refused before policy is asked (the proxy cannot audit them). */
@@ -463,7 +446,7 @@ export class SshSession {
   }
 
   #refuse(channel: ServerChannel, command: Command, status: 'refused' | 'error', message: string, code: string | null = null, exitStatus = REFUSED_EXIT_STATUS): void {
-    void this.#events.emitLogged(this.#failure(command, status, code, message));
+    void this.#events.emitLogged(failureResponse(command, status, code, message));
     channel.stderr.write(`${message}\n`);
     channel.exit(exitStatus);
     channel.end();
@@ -506,26 +489,7 @@ export class SshSession {
     return { kind: 'refuse', message: `Agate refused the command by ${rule}: ${v.reason}` };
   }
 
-  #response(command: Command, outcome: ExecOutcome, started: number): Response {
-    const ok = outcome.exitCode === 0 && !outcome.clientGone;
-    const how = outcome.signal !== null ? `signal ${outcome.signal}` : outcome.exitCode !== null ? `exit-status ${outcome.exitCode}` : null;
-    let message: string | null = null;
-    if (outcome.clientGone) message = 'the client disconnected before the command finished';
-    else if (!ok) message = how === null ? 'the command ended without an exit status' : `the command ended with ${how}`;
-    return {
-      type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
-      status: ok ? 'ok' : 'error', command_tag: how, rows: 0, bytes: outcome.bytes, duration_us: nowMicros() - started,
-      error_code: null, error_message: message, digest: outcome.digest, columns: [], sample: [], masked_values: 0,
-    };
-  }
 
-  #failure(command: Command, status: 'refused' | 'error', code: string | null, message: string | null): Response {
-    return {
-      type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
-      status, command_tag: null, rows: 0, bytes: 0, duration_us: 0, error_code: code, error_message: message,
-      digest: null, columns: [], sample: [], masked_values: 0,
-    };
-  }
 
   async #end(): Promise<void> {
     if (this.#closed) return;
@@ -541,44 +505,4 @@ export class SshSession {
     await this.#events.drained();
     this.#done();
   }
-}
-
-/**
- * For `git-receive-pack` and `git-upload-pack`: taps that read the ref section of each stream,
- * and the Response fields that record it (a push: `old new ref` per updated ref; a fetch or
- * clone: each wanted oid with the refs the server advertised for it).
- */
-function gitTaps(command: string): { taps: ExecTaps; recorded: () => Pick<Response, 'columns' | 'sample' | 'rows'> } | undefined {
-  const service = gitService(command);
-  if (service === undefined) return undefined;
-  const advertisement = new PktLineSection();
-  const request = new PktLineSection();
-  // The client's section starts after the server's advertisement; both are read in order.
-  const taps: ExecTaps = { up: (c) => request.push(c), down: (c) => advertisement.push(c) };
-  const recorded = () => {
-    if (service === 'receive-pack') {
-      const updates = refUpdates(request.lines);
-      return { columns: ['old', 'new', 'ref'], sample: updates.map((u) => [u.old, u.new, u.ref]), rows: updates.length };
-    }
-    const wants = wantedRefs(advertisement.lines, request.lines);
-    return { columns: ['want', 'refs'], sample: wants.map((w) => [w.oid, w.refs.join(' ')]), rows: wants.length };
-  };
-  return { taps, recorded };
-}
-
-/**
- * Legacy scp (`scp -O`, run as `scp -t` / `scp -f` on the target): reads the side that carries
- * the files (stdin for an upload, stdout for a download) and records each file's path, size and
- * digest as the Response's rows.
- */
-function scpTaps(command: string): { taps: ExecTaps; recorded: () => Pick<Response, 'columns' | 'sample' | 'rows'> } | undefined {
-  const mode = scpMode(command);
-  if (mode === undefined) return undefined;
-  const reader = new ScpSourceReader();
-  const taps: ExecTaps = mode === 'sink' ? { up: (c) => reader.push(c) } : { down: (c) => reader.push(c) };
-  const recorded = () => {
-    reader.end();
-    return { columns: ['path', 'size', 'digest'], sample: reader.files.map((f) => [f.path, String(f.size), f.digest]), rows: reader.files.length };
-  };
-  return { taps, recorded };
 }
