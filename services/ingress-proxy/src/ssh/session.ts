@@ -58,8 +58,10 @@ type Decision = { kind: 'run'; rule: string | null } | { kind: 'refuse'; message
  * One client connection through the SSH proxy. The client logs in with its OIDC token as the
  * password, naming the target as the user name. Each `exec` is recorded as a Command, decided by
  * policy, and only then run on the target over Agate's own connection; its output and exit
- * status go back to the client and are recorded as a Response. Interactive shells, subsystems
- * (sftp), port and agent forwarding are refused.
+ * status go back to the client and are recorded as a Response. Shells (relayed on the client's
+ * pty, recorded as asciicast, typed lines decided), sftp (each file operation decided) and `-L`
+ * tunnels (only by an explicit rule) are decided the same way; `-R`, agent forwarding, X11 and
+ * other subsystems are refused.
  */
 export class SshSession {
   readonly id = randomUUID();
