@@ -39,6 +39,11 @@ policy:
       action: deny
       message: interactive shells need a trusted identity
       match: { protocols: [ssh], claims: { sub: 'repo:acme/untrusted*' }, ssh: { requests: [shell] } }
+    - id: hold-reboot
+      action: hold
+      message: rebooting needs a human
+      approval: { timeout_s: 1 }
+      match: { protocols: [ssh], shell: { commands: [reboot] } }
     - id: tunnel-for-tunnelers
       action: allow
       match: { protocols: [ssh], claims: { sub: 'repo:acme/tunnel*' }, ssh: { requests: [direct-tcpip] } }
@@ -239,6 +244,17 @@ test('a command the policy denies never runs: stderr names the rule, exit status
   } finally {
     rmSync(victimDir, { recursive: true, force: true });
   }
+});
+
+test('a held command: stderr names the approval while it waits; refused when nobody approves in time', async (ctx) => {
+  const env = ctx as Env;
+  const r = await ssh(env, await token(env), 'box', 'reboot');
+  assert.is(r.code, 126);
+  assert.match(r.stderr, /^Agate is holding this command for approval [0-9a-f-]+ \(rule hold-reboot\): rebooting needs a human\. It runs once approved, or is refused in 1 s\.\n/);
+  assert.match(r.stderr, /Agate refused the command by rule "hold-reboot"/);
+  const { response } = await trail(env, 'reboot');
+  assert.is(response.status, 'refused');
+  assert.ok(env.events.some((e) => e.type === 'Verdict' && e.decision === 'hold' && e.rule_id === 'hold-reboot'));
 });
 
 test('a wrong token is refused at login and recorded as AuthenticationFailed', async (ctx) => {

@@ -5,7 +5,7 @@ import type { Bus } from '../../../../core/src/bus/bus.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../../core/src/log.js';
-import { nowMicros, type Command, type Identity } from '../../../../schemas/src/events.js';
+import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
 import type { Masker } from '../pg/masking/masker.js';
 import { CastRecorder } from './asciicast.js';
 import { relayExec } from './exec-relay.js';
@@ -277,7 +277,7 @@ export class SshSession {
       const ticker = setInterval(() => recorder.tick(), RECORDING_TICK_MS);
       void relayShell(channel, stream, {
         recorder,
-        onLine: (line) => this.#typedLine(command, line),
+        onLine: (line) => this.#typedLine(command, line, (note) => channel.write(`\r\n${note}\r\n`)),
         recordingBacklog: () => (backlog > MAX_RECORDING_BACKLOG ? this.#events.drained() : undefined),
       }).then((outcome) => {
         clearInterval(ticker);
@@ -287,9 +287,9 @@ export class SshSession {
   }
 
   /** A line typed into a shell: recorded and decided before its Enter reaches the target. */
-  async #typedLine(shell: Command, line: TypedLine): Promise<LineDecision> {
+  async #typedLine(shell: Command, line: TypedLine, note: (text: string) => void): Promise<LineDecision> {
     const command = this.#command(line.text, { request: 'shell-line', best_effort: 'true', exact: String(line.exact), shell_command_id: shell.event_id });
-    const decision = await this.#decide(command);
+    const decision = await this.#decide(command, note);
     if (decision.kind === 'refuse') {
       void this.#events.emitLogged(failureResponse(command, 'refused', null, decision.message));
       return { run: false, message: decision.message };
@@ -306,7 +306,7 @@ export class SshSession {
     if (channel === undefined) return;
     channel.pause();
     const command = this.#command(text, pty === undefined ? { request: 'exec' } : { request: 'exec', pty: 'true', term: pty.term });
-    const decision = await this.#decide(command);
+    const decision = await this.#decide(command, (note) => channel.stderr.write(`${note}\n`));
     if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
     const upstream = await this.#upstreamOr(channel, command);
     if (upstream === undefined) return;
@@ -466,11 +466,13 @@ export class SshSession {
   }
 
   /** Publishes the command (write-ahead) and waits for its verdict; fails closed. */
-  async #decide(command: Command): Promise<Decision> {
+  async #decide(command: Command, note?: (text: string) => void): Promise<Decision> {
     const { bus, verdictTimeoutMs } = this.#deps;
     let outcome;
     try {
-      outcome = await bus.requestVerdict(command, verdictTimeoutMs);
+      // A hold keeps the command waiting; the client is told why, and for how long, while it does.
+      const onHold = note === undefined ? undefined : (v: Verdict) => note(holdNote(v));
+      outcome = await bus.requestVerdict(command, verdictTimeoutMs, { onHold });
     } catch (err) {
       this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
       return { kind: 'refuse', message: 'Agate refused the command: the audit log is unavailable, so it cannot be recorded' };
@@ -507,4 +509,10 @@ export class SshSession {
     await this.#events.drained();
     this.#done();
   }
+}
+
+/** What a client is told while its command waits for approval. */
+function holdNote(v: Verdict): string {
+  const seconds = v.hold_expires_at === null ? 0 : Math.max(0, Math.round((v.hold_expires_at - nowMicros()) / 1e6));
+  return `Agate is holding this command for approval ${v.approval_id} (rule ${v.rule_id ?? 'default'}): ${v.reason}. It runs once approved, or is refused in ${seconds} s.`;
 }
