@@ -9,6 +9,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   pg: () => import('./pg.js'),
   policy: () => import('./policy.js'),
   k8s: () => import('./k8s.js'),
+  ssh: () => import('./ssh.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);

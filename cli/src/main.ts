@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { writeFileSync } from 'node:fs';
 import { loadConfig, type AgateConfig } from '../../core/src/config.js';
 import { AgateError, describeError } from '../../core/src/errors.js';
 import { DEV_ISSUER, mintDevToken } from '../../core/src/identity/dev-issuer.js';
@@ -11,6 +12,7 @@ import { table } from './format.js';
 import { exportCommand } from './export-command.js';
 import { renderReplay } from './replay.js';
 import { kubeconfigFor } from './kubeconfig.js';
+import { toAsciicast, type Recording } from '../../services/query/src/recording.js';
 import { answerCommand, approvalsCommand, policyLint, policyTest, type PolicyTestInput } from './policy-commands.js';
 import type { Protocol } from '../../schemas/src/events.js';
 import type { TimelineEvent } from '../../services/query/src/queries.js';
@@ -54,7 +56,10 @@ Usage:
   agate ledger-key --config FILE              the public key auditors verify checkpoints with
   agate sql        "SELECT …" --config FILE [--format table|json|ndjson|csv]
                                               read-only SQL over the analyst views
-  agate replay     SESSION_ID --config FILE   a session's statements with timing, verdicts, results
+  agate replay     SESSION_ID --config FILE [--cast FILE|-]
+                                              a session's statements with timing, verdicts, results,
+                                              and the output of its interactive shells; --cast
+                                              writes the shells as an asciicast v2 file
   agate export     --format ocsf --to ndjson FILE|- --config FILE [--state FILE] [--follow]
   agate export     --format ocsf --to hec URL --config FILE [--state FILE] [--follow]
   agate export     --format ocsf --to kafka TOPIC --config FILE [--brokers H:P,…] [--state FILE] [--follow]
@@ -95,6 +100,7 @@ const OPTIONS = {
   comment: { type: 'string' },
   server: { type: 'string' },
   'token-env': { type: 'string' },
+  cast: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -278,7 +284,14 @@ async function replay(config: AgateConfig, id: string, v: Values): Promise<numbe
     events.push(...page.events);
     if ((cursor = page.next_cursor) === null) break;
   }
-  console.log(renderReplay(session, events));
+  const recordings = session.protocol === 'ssh' ? (await api.get<{ recordings: Recording[] }>(`/v1/sessions/${encodeURIComponent(id)}/recordings`)).recordings : [];
+  if (v.cast !== undefined) {
+    const cast = recordings.map(toAsciicast).join('');
+    if (v.cast === '-') process.stdout.write(cast);
+    else writeFileSync(v.cast, cast);
+    if (v.cast === '-') return 0;
+  }
+  console.log(renderReplay(session, events, recordings));
   return 0;
 }
 

@@ -75,9 +75,10 @@ function covers(a: RuleConfig, b: RuleConfig): boolean {
   const mb = b.match;
   const subset = (x: readonly string[] | undefined, y: readonly string[] | undefined) => x === undefined || (y !== undefined && y.every((v) => x.includes(v)));
   if (!subset(ma.protocols, mb.protocols) || !subset(ma.targets, mb.targets) || !subset(ma.sql?.statements, mb.sql?.statements)) return false;
-  // Table, WHERE, Kubernetes and shell conditions: only an identical condition is known to cover.
+  // Table, WHERE, Kubernetes, shell and ssh conditions: only an identical condition is known to cover.
   const same = (x: unknown, y: unknown) => x === undefined || JSON.stringify(x) === JSON.stringify(y);
-  if (!same(ma.sql?.tables, mb.sql?.tables) || !same(ma.sql?.without_where, mb.sql?.without_where) || !same(ma.kubernetes, mb.kubernetes) || !same(ma.shell, mb.shell)) return false;
+  if (!same(ma.sql?.tables, mb.sql?.tables) || !same(ma.sql?.without_where, mb.sql?.without_where) || !same(ma.kubernetes, mb.kubernetes)) return false;
+  if (!same(ma.shell, mb.shell) || !same(ma.ssh, mb.ssh)) return false;
   // An allow rule's SQL kinds must cover everything in a statement, a deny rule's anything: across actions, don't guess.
   if (ma.sql?.statements !== undefined && (a.action === 'allow') !== (b.action === 'allow')) return false;
   for (const [name, globs] of Object.entries(ma.claims ?? {})) {

@@ -158,6 +158,21 @@ const ruleMatch = z.strictObject({
     })
     .optional(),
   /**
+   * SSH requests other than command lines (protocol ssh): interactive shells, file operations
+   * (sftp), port and agent forwarding. Every listed condition must match.
+   */
+  ssh: z
+    .strictObject({
+      /** exec, shell, shell-line (a line typed in a shell), sftp, direct-tcpip (-L), tcpip-forward (-R), auth-agent (-A). */
+      requests: z.array(z.enum(['exec', 'shell', 'shell-line', 'sftp', 'direct-tcpip', 'tcpip-forward', 'auth-agent'])).nonempty().optional(),
+      /** sftp operations: read and write (an open for reading or writing), remove, rename, mkdir, rmdir, setstat, symlink. */
+      operations: z.array(z.enum(['read', 'write', 'remove', 'rename', 'mkdir', 'rmdir', 'setstat', 'symlink'])).nonempty().optional(),
+      /** Globs over the paths an sftp operation names (`/etc/*`); either path of a rename counts. */
+      paths: z.array(z.string().min(1)).nonempty().optional(),
+    })
+    .refine((s) => s.requests !== undefined || s.operations !== undefined || s.paths !== undefined, 'expected at least one of requests, operations, paths')
+    .optional(),
+  /**
    * Shell command lines (protocol ssh), parsed with bash's grammar: matches when one simple command
    * (in a pipeline, list, subshell, substitution, `sh -c`/`eval` string or behind a wrapper such as
    * sudo or xargs) meets every condition given.

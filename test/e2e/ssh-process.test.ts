@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command, Response, Verdict } from '../../schemas/src/events.js';
+import { packageRoot } from '../../core/src/package-root.js';
 import { run } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
 import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
@@ -60,6 +61,40 @@ test('commands through the configured SSH proxy are decided by the configured po
   // The token is a credential: it must not be in the audit log or Agate's output.
   assert.not.ok(agate.busLog().includes(Buffer.from(token)));
   assert.not.ok(agate.logs().includes(token));
+});
+
+test('an interactive shell on a real pty through agate start replays with `agate replay` and exports as asciicast', async (ctx) => {
+  const { agate } = ctx as { agate: AgateFixture };
+  const token = await agate.oidc.mint({ sub: 'repo:acme/app:ref:refs/heads/main' }, { alg: 'ES256' });
+  const steps = [['[$#] $', 'echo hello; exit\r']];
+  const r = await run('python3', [join(packageRoot(), 'test/harness/pty-drive.py'), JSON.stringify(steps), '--', 'sshpass', '-e', '/usr/bin/ssh', '-tt',
+    '-p', String(agate.ssh!.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+    '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', `box@${agate.ssh!.host}`], { env: { ...process.env, SSHPASS: token }, timeoutMs: 60_000 });
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /\r\nhello\r\n/);
+  const events = await waitForEvents(agate, (evs) => evs.some((e) => e.type === 'Command' && e.text === 'shell' && evs.some((x) => x.type === 'Response' && x.command_id === e.event_id && x.command_tag === 'exit-status 0')));
+  const shell = events.find((e): e is Command => e.type === 'Command' && e.text === 'shell')!;
+  const api = /"query_api":"(http:[^"]+)"/.exec(agate.logs())![1]!;
+  const cli = (...args: string[]) => run(process.execPath, [join(packageRoot(), 'bin/agate.js'), ...args, '--config', join(agate.dir, 'agate.yaml'), '--url', api, '--token', token], { timeoutMs: 30_000 });
+  // The ledger records asynchronously: ask until the shell's recording is there.
+  let replay = await cli('replay', shell.session_id);
+  for (let i = 0; i < 40 && !/terminal of shell/.test(replay.stdout); i += 1) {
+    await new Promise((res) => setTimeout(res, 250));
+    replay = await cli('replay', shell.session_id);
+  }
+  assert.is(replay.code, 0, replay.stderr);
+  assert.match(replay.stdout, /> shell/);
+  assert.match(replay.stdout, /> echo hello; exit/);
+  assert.match(replay.stdout, /terminal of shell [0-9a-f-]+ \(80x24, \d+ events/);
+  assert.match(replay.stdout, /\nhello\n/);
+  const cast = await cli('replay', shell.session_id, '--cast', '-');
+  assert.is(cast.code, 0, cast.stderr);
+  const [header, ...lines] = cast.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown);
+  assert.equal((header as { version: number; width: number; height: number }).version, 2);
+  assert.is((header as { width: number }).width, 80);
+  const castEvents = lines as [number, string, string][];
+  assert.ok(castEvents.some(([, code, data]) => code === 'o' && data.includes('hello')));
+  assert.ok(castEvents.some(([, code, data]) => code === 'i' && data.includes('echo hello; exit')));
 });
 
 test.run();

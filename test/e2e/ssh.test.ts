@@ -5,10 +5,12 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { parseConfig } from '../../core/src/config.js';
+import { packageRoot } from '../../core/src/package-root.js';
 import { LocalBus } from '../../core/src/bus/local-bus.js';
 import type { Subscription } from '../../core/src/bus/bus.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
@@ -16,11 +18,12 @@ import { createLogger, silentLogger } from '../../core/src/log.js';
 import type { AgateEvent, AuthenticationFailed, Command, Response, SessionOpened, Verdict } from '../../schemas/src/events.js';
 import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
 import { parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
-import { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
+import { SshProxyServer, type SshProxyOptions } from '../../services/ingress-proxy/src/ssh/server.js';
 import type { SshUpstreamTarget } from '../../services/ingress-proxy/src/ssh/upstream.js';
 import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
+import { findFreePort } from '../harness/postgres.js';
 import { run, type RunResult } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
 
@@ -32,6 +35,22 @@ policy:
       action: deny
       message: deleting files needs a human
       match: { protocols: [ssh], shell: { commands: [rm] } }
+    - id: no-shell-for-untrusted
+      action: deny
+      message: interactive shells need a trusted identity
+      match: { protocols: [ssh], claims: { sub: 'repo:acme/untrusted*' }, ssh: { requests: [shell] } }
+    - id: hold-reboot
+      action: hold
+      message: rebooting needs a human
+      approval: { timeout_s: 1 }
+      match: { protocols: [ssh], shell: { commands: [reboot] } }
+    - id: tunnel-for-tunnelers
+      action: allow
+      match: { protocols: [ssh], claims: { sub: 'repo:acme/tunnel*' }, ssh: { requests: [direct-tcpip] } }
+    - id: locked-dir
+      action: deny
+      message: the locked directory is read-only
+      match: { protocols: [ssh], ssh: { operations: [write, remove, rename, mkdir, rmdir, setstat], paths: ['/tmp/agate-locked-*'] } }
 `;
 
 const VERDICT_TIMEOUT_MS = 1500;
@@ -43,6 +62,7 @@ interface Env {
   bus: LocalBus;
   policy: PolicyService;
   proxy: SshProxyServer;
+  proxyOptions: SshProxyOptions;
   port: number;
   subscription: Subscription;
   events: AgateEvent[];
@@ -74,11 +94,12 @@ async function setup(into: Partial<Env>): Promise<Env> {
   const verifier = new TokenVerifier([
     remoteIssuer({ issuer: into.issuer!.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, subject_claim: 'sub' }),
   ]);
-  into.proxy = new SshProxyServer({
+  into.proxyOptions = {
     bus: into.bus, verifier, resolveTarget: (n) => targets.get(n), proxyId: 'e2e-ssh', verdictTimeoutMs: VERDICT_TIMEOUT_MS, connectTimeoutMs: 5000,
     logger: process.env.AGATE_TEST_LOG ? createLogger('debug') : silentLogger, audit: new Masker('default', config.masking.sets.default!), hostKey: Buffer.from(ssh2.utils.generateKeyPairSync('ed25519').private),
     maxConnections: 20,
-  });
+  };
+  into.proxy = new SshProxyServer(into.proxyOptions);
   into.port = (await into.proxy.listen('127.0.0.1', 0)).port;
   return into as Env;
 }
@@ -93,16 +114,23 @@ async function teardown(env: Partial<Env>): Promise<void> {
   if (env.dir) rmSync(env.dir, { recursive: true, force: true });
 }
 
+const PTY_DRIVE = join(packageRoot(), 'test/harness/pty-drive.py');
+
 /** The real ssh client through the proxy; the token travels in SSHPASS, never on a command line. */
 async function ssh(env: Env, token: string, target: string, command: string | undefined, extra: string[] = []): Promise<RunResult> {
-  const args = [
+  const args = sshArgs(env, target, command, extra);
+  const r = await run('sshpass', args, { env: { ...process.env, SSHPASS: token }, timeoutMs: process.env.AGATE_TEST_LOG ? 5000 : 20_000 });
+  if (process.env.AGATE_TEST_LOG) console.error('ssh', target, command, '->', r);
+  return r;
+}
+
+/** sshpass's arguments for the real ssh client through the proxy. */
+function sshArgs(env: Env, target: string, command: string | undefined, extra: string[] = []): string[] {
+  return [
     '-e', '/usr/bin/ssh', '-p', String(env.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
     '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1',
     ...(process.env.AGATE_TEST_LOG ? ['-v'] : []), ...extra, `${target}@127.0.0.1`, ...(command === undefined ? [] : [command]),
   ];
-  const r = await run('sshpass', args, { env: { ...process.env, SSHPASS: token }, timeoutMs: process.env.AGATE_TEST_LOG ? 5000 : 20_000 });
-  if (process.env.AGATE_TEST_LOG) console.error('ssh', target, command, '->', r);
-  return r;
 }
 
 /**
@@ -137,7 +165,15 @@ function trail(env: Env, text: string) {
 }
 
 const test = suite<Partial<Env>>('e2e/ssh proxy');
-test.before(async (ctx) => void (await setup(ctx)));
+test.before(async (ctx) => {
+  try {
+    await setup(ctx);
+  } catch (err) {
+    // uvu does not report an error thrown by a before hook; every test then fails without a word.
+    console.error('e2e/ssh setup failed:', err);
+    throw err;
+  }
+});
 test.after(async (ctx) => teardown(ctx));
 
 test('an allowed command runs on the target; its text, exit status, bytes and digest are recorded', async (ctx) => {
@@ -211,6 +247,17 @@ test('a command the policy denies never runs: stderr names the rule, exit status
   }
 });
 
+test('a held command: stderr names the approval while it waits; refused when nobody approves in time', async (ctx) => {
+  const env = ctx as Env;
+  const r = await ssh(env, await token(env), 'box', 'reboot');
+  assert.is(r.code, 126);
+  assert.match(r.stderr, /^Agate is holding this command for approval [0-9a-f-]+ \(rule hold-reboot\): rebooting needs a human\. It runs once approved \(agate approve [0-9a-f-]+\), or is refused in 1 s\.\n/);
+  assert.match(r.stderr, /Agate refused the command by rule "hold-reboot"/);
+  const { response } = await trail(env, 'reboot');
+  assert.is(response.status, 'refused');
+  assert.ok(env.events.some((e) => e.type === 'Verdict' && e.decision === 'hold' && e.rule_id === 'hold-reboot'));
+});
+
 test('a wrong token is refused at login and recorded as AuthenticationFailed', async (ctx) => {
   const env = ctx as Env;
   const r = await ssh(env, 'not-a-token', 'box', 'echo never');
@@ -273,22 +320,379 @@ test('scp (over sftp) uploads and downloads through the proxy; the transfer is d
     // The upload sent the payload up; the download brought it back down (plus sftp framing).
     assert.ok(/^sftp (\d+) bytes up/.test(transfers[0]!.command_tag ?? '') && Number(/(\d+) bytes up/.exec(transfers[0]!.command_tag!)![1]) > payload.length);
     assert.ok(transfers[1]!.bytes > payload.length);
-    assert.match(transfers[1]!.digest ?? '', /^sha256:[0-9a-f]{64}$/);
+    // Each file: its path, the bytes moved and the digest of its content.
+    const sha = 'sha256:' + createHash('sha256').update(payload).digest('hex');
+    const upload = await trail(env, `sftp write ${dir}/copied.txt`);
+    assert.is(upload.command.attributes.path, `${dir}/copied.txt`);
+    assert.is(upload.response.digest, sha);
+    assert.is(upload.response.bytes, payload.length);
+    const download = await trail(env, `sftp read ${dir}/copied.txt`);
+    assert.is(download.response.digest, sha);
+    assert.is(download.response.bytes, payload.length);
+    // Legacy scp (-O) runs `scp -t` / `scp -f` as a command; its files are read from the stream.
+    const legacyUp = await run('sshpass', [...common, '-O', local, `box@127.0.0.1:${dir}/legacy.txt`], { env: sshEnv, timeoutMs: 20_000 });
+    assert.is(legacyUp.code, 0, legacyUp.stderr);
+    assert.is(readFileSync(join(dir, 'legacy.txt'), 'utf8'), payload);
+    const legacyDown = await run('sshpass', [...common, '-O', `box@127.0.0.1:${dir}/legacy.txt`, join(env.dir, 'legacy-back.txt')], { env: sshEnv, timeoutMs: 20_000 });
+    assert.is(legacyDown.code, 0, legacyDown.stderr);
+    const sink = await waitFor(env, (events) => {
+      const c = events.find((e): e is Command => e.type === 'Command' && /^scp .*-t .*legacy\.txt$/.test(e.text));
+      return c && events.find((e): e is Response => e.type === 'Response' && e.command_id === c.event_id);
+    });
+    assert.equal(sink.columns, ['path', 'size', 'digest']);
+    // The name as the source sent it; where it landed is the command line's path.
+    assert.equal(sink.sample, [['upload.txt', String(payload.length), sha]]);
+    const source = await waitFor(env, (events) => {
+      const c = events.find((e): e is Command => e.type === 'Command' && /^scp .*-f .*legacy\.txt$/.test(e.text));
+      return c && events.find((e): e is Response => e.type === 'Response' && e.command_id === c.event_id);
+    });
+    assert.equal(source.sample, [['legacy.txt', String(payload.length), sha]]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('interactive shells and port forwarding are refused', async (ctx) => {
+/** The real sftp client in batch mode through the proxy. */
+async function sftpBatch(env: Env, batch: string): Promise<RunResult> {
+  const file = join(env.dir, `batch-${Math.random().toString(36).slice(2)}`);
+  writeFileSync(file, batch);
+  return run('sshpass', [
+    // BatchMode=no before -b: ssh takes an option's first value, and -b would forbid the password.
+    '-e', '/usr/bin/sftp', '-o', 'BatchMode=no', '-b', file, '-P', String(env.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+    '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', 'box@127.0.0.1',
+  ], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 30_000 });
+}
+
+/** A directory the sshd user owns. */
+async function userDir(env: Env, prefix: string): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const uid = Number((await run('id', ['-u', env.sshd.user])).stdout.trim());
+  const gid = Number((await run('id', ['-g', env.sshd.user])).stdout.trim());
+  chownSync(dir, uid, gid);
+  return dir;
+}
+
+test('sftp: each operation is decided and recorded with its path, bytes and digest; policy refuses writes under a locked path', async (ctx) => {
   const env = ctx as Env;
-  const shell = await ssh(env, await token(env), 'box', undefined, ['-T']);
+  const open = await userDir(env, 'agate-sftp-');
+  const locked = await userDir(env, 'agate-locked-');
+  try {
+    writeFileSync(join(locked, 'keep.txt'), 'keep me');
+    const payload = Buffer.alloc(300_000);
+    for (let i = 0; i < payload.length; i += 1) payload[i] = (i * 7919) % 251;
+    const sha = 'sha256:' + createHash('sha256').update(payload).digest('hex');
+    const local = join(env.dir, 'sftp-up.bin');
+    writeFileSync(local, payload);
+    const back = join(env.dir, 'sftp-back.bin');
+    const ok = await sftpBatch(env, [`put ${local} ${open}/up.bin`, `get ${open}/up.bin ${back}`, `mkdir ${open}/sub`, `rename ${open}/up.bin ${open}/sub/moved.bin`, `chmod 600 ${open}/sub/moved.bin`, `rm ${open}/sub/moved.bin`, `rmdir ${open}/sub`, ''].join('\n'));
+    assert.is(ok.code, 0, ok.stderr);
+    assert.equal(readFileSync(back), payload);
+    assert.not.ok(existsSync(join(open, 'sub')));
+    const put = await trail(env, `sftp write ${open}/up.bin`);
+    assert.is(put.verdict?.decision, 'allow');
+    assert.is(put.response.status, 'ok');
+    assert.is(put.response.digest, sha);
+    assert.equal(put.response.sample, [['0', String(payload.length)]]);
+    const get = await trail(env, `sftp read ${open}/up.bin`);
+    assert.is(get.response.digest, sha);
+    assert.is(get.response.bytes, payload.length);
+    const rename = await trail(env, `sftp rename ${open}/up.bin ${open}/sub/moved.bin`);
+    assert.is(rename.command.attributes.target_path, `${open}/sub/moved.bin`);
+    assert.is(rename.response.status, 'ok');
+    for (const text of [`sftp mkdir ${open}/sub`, `sftp setstat ${open}/sub/moved.bin`, `sftp remove ${open}/sub/moved.bin`, `sftp rmdir ${open}/sub`]) {
+      assert.is((await trail(env, text)).response.status, 'ok', text);
+    }
+
+    // Refused: the client gets "Permission denied" and the target never sees the request.
+    const put2 = await sftpBatch(env, `put ${local} ${locked}/evil.bin\n`);
+    assert.is.not(put2.code, 0);
+    assert.match(put2.stderr, /Permission denied/);
+    assert.not.ok(existsSync(join(locked, 'evil.bin')));
+    const refused = await trail(env, `sftp write ${locked}/evil.bin`);
+    assert.is(refused.verdict?.rule_id, 'locked-dir');
+    assert.is(refused.response.status, 'refused');
+    assert.match(refused.response.error_message ?? '', /the locked directory is read-only/);
+    const rm = await sftpBatch(env, `rm ${locked}/keep.txt\n`);
+    assert.is.not(rm.code, 0);
+    assert.ok(existsSync(join(locked, 'keep.txt')));
+    assert.is((await trail(env, `sftp remove ${locked}/keep.txt`)).response.status, 'refused');
+    // Reading under the locked path stays allowed.
+    const read = await sftpBatch(env, `get ${locked}/keep.txt ${join(env.dir, 'kept.txt')}\n`);
+    assert.is(read.code, 0, read.stderr);
+    assert.is(readFileSync(join(env.dir, 'kept.txt'), 'utf8'), 'keep me');
+  } finally {
+    rmSync(open, { recursive: true, force: true });
+    rmSync(locked, { recursive: true, force: true });
+  }
+});
+
+test('git push and git clone over ssh go through the proxy; the refs a push updates and a clone wants are recorded', async (ctx) => {
+  const env = ctx as Env;
+  const remote = await userDir(env, 'agate-git-');
+  const work = mkdtempSync(join(tmpdir(), 'agate-git-work-'));
+  try {
+    const bare = join(remote, 'repo.git');
+    const init = await run('su', ['-s', '/bin/sh', env.sshd.user, '-c', `git init -q --bare -b main ${bare}`]);
+    assert.is(init.code, 0, init.stderr);
+    const sshCommand = ['sshpass', '-e', 'ssh', '-p', String(env.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+      '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no'].join(' ');
+    const gitEnv = { ...process.env, SSHPASS: await token(env), GIT_SSH_COMMAND: sshCommand, GIT_AUTHOR_NAME: 'Agent', GIT_AUTHOR_EMAIL: 'agent@example.invalid', GIT_COMMITTER_NAME: 'Agent', GIT_COMMITTER_EMAIL: 'agent@example.invalid' };
+    const git = (cwd: string, ...args: string[]) => run('git', ['-C', cwd, ...args], { env: gitEnv, timeoutMs: 30_000 });
+    const src = join(work, 'src');
+    for (const args of [['init', '-q', '-b', 'main', src]]) assert.is((await run('git', args)).code, 0);
+    writeFileSync(join(src, 'README'), 'pushed through Agate\n');
+    assert.is((await git(src, 'add', 'README')).code, 0);
+    assert.is((await git(src, 'commit', '-q', '-m', 'first')).code, 0);
+    const head = (await git(src, 'rev-parse', 'HEAD')).stdout.trim();
+    const url = `box@127.0.0.1:${bare}`;
+    const push = await git(src, 'push', '-q', url, 'main');
+    assert.is(push.code, 0, push.stderr);
+    const clone = await run('git', ['clone', '-q', url, join(work, 'clone')], { env: gitEnv, timeoutMs: 30_000 });
+    assert.is(clone.code, 0, clone.stderr);
+    assert.is(readFileSync(join(work, 'clone', 'README'), 'utf8'), 'pushed through Agate\n');
+
+    const pushed = await trail(env, `git-receive-pack '${bare}'`);
+    assert.is(pushed.verdict?.decision, 'allow');
+    assert.is(pushed.response.status, 'ok');
+    assert.equal(pushed.response.columns, ['old', 'new', 'ref']);
+    assert.equal(pushed.response.sample, [['0'.repeat(40), head, 'refs/heads/main']]);
+    const cloned = await trail(env, `git-upload-pack '${bare}'`);
+    assert.is(cloned.response.status, 'ok');
+    assert.equal(cloned.response.columns, ['want', 'refs']);
+    assert.equal(cloned.response.sample, [[head, 'HEAD refs/heads/main']]);
+  } finally {
+    rmSync(remote, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('an interactive shell on a real pty is relayed, recorded as asciicast v2, and each typed line decided', async (ctx) => {
+  const env = ctx as Env;
+  const args = sshArgs(env, 'box', undefined, ['-tt']);
+  // A person at a keyboard: a refused line first (it must not run), then an allowed one.
+  const victim = `/tmp/agate-pty-victim-${process.pid}`;
+  await run('install', ['-o', env.sshd.user, '-m', '644', '/dev/null', victim]);
+  try {
+    const steps = [['[$#] $', `rm -f ${victim}\r`], ['Agate refused[^\n]*\n(.|\n)*[$#] $', 'echo hello from the pty; exit\r']];
+    const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...args], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 60_000 });
+    assert.is(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /\r\nhello from the pty\r\n/);
+    assert.match(r.stdout, /Agate refused the command by rule "no-rm"/);
+    assert.ok(existsSync(victim), 'the refused line must not have run');
+  } finally {
+    rmSync(victim, { force: true });
+  }
+  const { command, verdict } = await trail(env, 'shell');
+  // Parts of the recording first, then the shell's own Response with its exit status.
+  const response = await waitFor(env, (events) => events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id && !(e.command_tag ?? '').startsWith('asciicast')));
+  assert.is(command.attributes.request, 'shell');
+  assert.is(command.attributes.pty, 'true');
+  assert.ok(Number(command.attributes.cols) > 0);
+  assert.is(verdict?.decision, 'allow');
+  assert.is(response.command_tag, 'exit-status 0');
+  const parts = env.events.filter((e): e is Response => e.type === 'Response' && e.command_id === command.event_id && (e.command_tag ?? '').startsWith('asciicast v2 part'));
+  assert.ok(parts.length >= 1);
+  const cast = parts.flatMap((p) => p.sample);
+  assert.equal(parts[0]!.columns, ['time', 'code', 'data']);
+  assert.ok(cast.some(([, code, data]) => code === 'o' && /hello from the pty/.test(data ?? '')), 'the output is recorded');
+  assert.ok(cast.some(([, code, data]) => code === 'i' && /echo hello from the pty; exit/.test(data ?? '')), 'the input is recorded');
+  // Within a part times never go back (input held to its line end may land in a later part; readers sort).
+  for (const p of parts) for (let i = 1; i < p.sample.length; i += 1) assert.ok(Number(p.sample[i]![0]) >= Number(p.sample[i - 1]![0]), 'times never go back');
+  // The typed lines: best effort, decided, the refused one refused.
+  const lines = env.events.filter((e): e is Command => e.type === 'Command' && e.attributes.shell_command_id === command.event_id);
+  assert.equal(lines.map((l) => l.text), [`rm -f ${victim}`, 'echo hello from the pty; exit']);
+  assert.ok(lines.every((l) => l.attributes.best_effort === 'true' && l.attributes.request === 'shell-line'));
+  const refused = env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === lines[0]!.event_id);
+  assert.is(refused?.rule_id, 'no-rm');
+});
+
+test('exec with a pty (ssh -tt host cmd) runs on a pty on the target; a shell without one (ssh -T) reads its commands from stdin', async (ctx) => {
+  const env = ctx as Env;
+  const tty = await ssh(env, await token(env), 'box', 'tty', ['-tt']);
+  assert.is(tty.code, 0, tty.stderr);
+  assert.match(tty.stdout, /^\/dev\/pts\/\d+\r\n$/);
+  const { command } = await trail(env, 'tty');
+  assert.is(command.attributes.pty, 'true');
+  const piped = await run('sshpass', sshArgs(env, 'box', undefined, ['-T']), { env: { ...process.env, SSHPASS: await token(env) }, input: 'echo piped shell\nexit 4\n', timeoutMs: 20_000 });
+  assert.is(piped.code, 4, JSON.stringify(piped));
+  assert.is(piped.stdout, 'piped shell\n');
+  const line = await waitFor(env, (events) => events.find((e): e is Command => e.type === 'Command' && e.text === 'echo piped shell' && e.attributes.request === 'shell-line'));
+  assert.is(line.attributes.best_effort, 'true');
+});
+
+test('a terminal resize reaches the shell on the target and is recorded', async (ctx) => {
+  const env = ctx as Env;
+  const steps = [['[$#] $', '@resize 33 101'], ['[$#] $', 'stty size; exit\r']];
+  const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...sshArgs(env, 'box', undefined, ['-tt'])], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 60_000 });
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /\r\n33 101\r\n/);
+  const resized = await waitFor(env, (events) => events.find((e): e is Response => e.type === 'Response' && (e.command_tag ?? '').startsWith('asciicast') && e.sample.some(([, code, data]) => code === 'r' && data === '101x33')));
+  assert.ok(resized);
+});
+
+test('a token typed or printed in a shell is masked in the recording', async (ctx) => {
+  const env = ctx as Env;
+  const secret = 'ghp_' + 'A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8';
+  const steps = [['[$#] $', `echo ${secret}; exit\r`]];
+  const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...sshArgs(env, 'box', undefined, ['-tt'])], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 60_000 });
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.ok(r.stdout.includes(secret), 'the client itself sees its output');
+  // The shell's final Response comes after every part of its recording.
+  const shells = () => new Set(env.events.filter((e) => e.type === 'Command' && e.text === 'shell').map((e) => e.event_id));
+  await waitFor(env, (events) => (events.filter((e) => e.type === 'Response' && e.command_tag === 'exit-status 0' && shells().has(e.command_id)).length >= 2 ? true : undefined));
+  const recorded = JSON.stringify(env.events);
+  assert.not.ok(recorded.includes(secret), 'the token never reaches the bus');
+  assert.ok(recorded.includes('[masked:'), 'the recording says what was masked');
+});
+
+test('interactive shells are refused to an identity the policy denies, and port forwarding is refused', async (ctx) => {
+  const env = ctx as Env;
+  const shell = await ssh(env, await token(env, 'repo:acme/untrusted:ref:refs/heads/main'), 'box', undefined, ['-T']);
   assert.is(shell.code, 126);
-  assert.match(shell.stderr, /interactive shells are not available through Agate/);
-  const { response } = await trail(env, '(interactive shell)');
+  assert.match(shell.stderr, /rule "no-shell-for-untrusted": interactive shells need a trusted identity/);
+  const refusedShell = await waitFor(env, (events) => events.find((e): e is Command => e.type === 'Command' && e.text === 'shell' && e.identity.subject.startsWith('repo:acme/untrusted')));
+  const { response } = await waitFor(env, (events) => {
+    const response = events.find((e): e is Response => e.type === 'Response' && e.command_id === refusedShell.event_id);
+    return response === undefined ? undefined : { response };
+  });
   assert.is(response.status, 'refused');
   const forward = await ssh(env, await token(env), 'box', 'echo forwarded', ['-o', 'ExitOnForwardFailure=yes', '-R', '0:127.0.0.1:9']);
   assert.is(forward.code, 255);
   assert.match(forward.stderr, /forwarding failed/i);
+  const remote = await waitFor(env, (events) => {
+    const command = events.find((e): e is Command => e.type === 'Command' && e.attributes.request === 'tcpip-forward');
+    return command && events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
+  });
+  assert.is(remote.status, 'refused');
+  assert.match(remote.error_message ?? '', /remote port forwarding \(-R\) is not available/);
+});
+
+/** Connects to a local port until it listens, and returns what it sends first (or '' when it closes). */
+async function firstBytes(port: number): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const got = await new Promise<string | undefined>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      let data = '';
+      s.on('data', (d: Buffer) => {
+        data += d.toString('latin1');
+        if (data.includes('\n')) s.destroy();
+      });
+      s.on('error', () => resolve(undefined));
+      s.on('close', (hadError) => resolve(hadError && data === '' ? undefined : data));
+      s.setTimeout(5000, () => s.destroy());
+    });
+    if (got !== undefined) return got;
+    if (Date.now() > deadline) assert.unreachable(`nothing listened on ${port}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('ssh -L: a tunnel opens only for an identity a rule allows it to; refusals are recorded', async (ctx) => {
+  const env = ctx as Env;
+  for (const [sub, allowed] of [['repo:acme/app:ref:refs/heads/main', false], ['repo:acme/tunnel:ref:refs/heads/main', true]] as const) {
+    const local = await findFreePort();
+    const session = ssh(env, await token(env, sub), 'box', 'sleep 4', ['-L', `${local}:127.0.0.1:${env.sshd.port}`]);
+    const banner = await firstBytes(local);
+    const r = await session;
+    const text = `direct-tcpip 127.0.0.1:${env.sshd.port}`;
+    const found = await waitFor(env, (events) => {
+      const command = events.find((e): e is Command => e.type === 'Command' && e.text === text && e.identity.subject === sub);
+      const response = command && events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
+      return response === undefined ? undefined : response;
+    });
+    if (allowed) {
+      assert.match(banner, /^SSH-2\.0-OpenSSH/, 'the target\'s sshd answered through the tunnel');
+      assert.is(found.status, 'ok');
+      assert.match(found.command_tag ?? '', /^forwarded \d+ bytes up, \d+ bytes down$/);
+    } else {
+      assert.is(banner, '', 'the tunnel closed without a byte');
+      assert.is(r.code, 0, 'the session itself goes on');
+      assert.is(found.status, 'refused');
+      assert.match(found.error_message ?? '', /port forwarding needs a policy rule that allows it/);
+    }
+  }
+});
+
+test('ssh -A: agent forwarding is refused and recorded; the remote side gets no agent socket', async (ctx) => {
+  const env = ctx as Env;
+  const sock = join(env.dir, `agent-${process.pid}.sock`);
+  const agent = await run('ssh-agent', ['-a', sock]);
+  assert.is(agent.code, 0, agent.stderr);
+  const pid = /SSH_AGENT_PID=(\d+)/.exec(agent.stdout)![1]!;
+  try {
+    const r = await run('sshpass', sshArgs(env, 'box', 'echo "agent:$SSH_AUTH_SOCK"', ['-A']), { env: { ...process.env, SSHPASS: await token(env), SSH_AUTH_SOCK: sock }, timeoutMs: 20_000 });
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, 'agent:\n');
+    const { response } = await trail(env, 'auth-agent');
+    assert.is(response.status, 'refused');
+    assert.match(response.error_message ?? '', /agent forwarding \(-A\) is not available/);
+  } finally {
+    process.kill(Number(pid));
+  }
+});
+
+test('a token longer than the ssh client sends as a password: password login records why, keyboard-interactive takes it in parts', async (ctx) => {
+  const env = ctx as Env;
+  const long = await env.issuer.mint({ sub: 'repo:acme/long-token:ref:refs/heads/main', repository: 'acme/app', padding: 'p'.repeat(1200) }, { alg: 'ES256' });
+  assert.ok(long.length > 1100 && long.length < 2046, `token of ${long.length} characters`);
+  const askpass = join(env.dir, 'askpass-parts.sh');
+  // An askpass program answers each prompt with the next 1023 characters of the token.
+  writeFileSync(askpass, `#!/bin/sh\ncase "$1" in *"part 2"*) printf '%s\\n' "$PART2" ;; *) printf '%s\\n' "$PART1" ;; esac\n`, { mode: 0o700 });
+  const plain = (method: string) => run('/usr/bin/ssh', [
+    '-p', String(env.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', `PreferredAuthentications=${method}`,
+    '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', 'box@127.0.0.1', 'echo long token ok',
+  ], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0', PART1: long.slice(0, 1023), PART2: long.slice(1023) }, timeoutMs: 20_000 });
+  const viaPassword = await plain('password');
+  assert.is(viaPassword.code, 255);
+  const failed = await waitFor(env, (events) => events.find((e): e is AuthenticationFailed => e.type === 'AuthenticationFailed' && /probably cut/.test(e.message)));
+  assert.match(failed.message, /the token is 1023 characters, the most the OpenSSH client sends as a password, so it was probably cut: log in with keyboard-interactive/);
+  const viaKbd = await plain('keyboard-interactive');
+  assert.is(viaKbd.code, 0, viaKbd.stderr);
+  assert.is(viaKbd.stdout, 'long token ok\n');
+  const { command } = await trail(env, 'echo long token ok');
+  assert.is(command.identity.subject, 'repo:acme/long-token:ref:refs/heads/main');
+});
+
+test('a client that never logs in is disconnected at the login deadline; channels per connection are capped', async (ctx) => {
+  const env = ctx as Env;
+  const small = new SshProxyServer({ ...env.proxyOptions, loginDeadlineMs: 300, maxChannels: 2 });
+  const port = (await small.listen('127.0.0.1', 0)).port;
+  try {
+    // A raw TCP client that sends its banner and then nothing.
+    const closed = await new Promise<number>((resolve) => {
+      const started = Date.now();
+      const s = connect(port, '127.0.0.1', () => s.write('SSH-2.0-Idle\r\n'));
+      s.on('data', () => undefined);
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(Date.now() - started));
+    });
+    assert.ok(closed < 5000, `closed after ${closed} ms`);
+    // Three session channels on one connection: the third is refused while two are open.
+    const client = new ssh2.Client();
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', () => resolve()).once('error', reject);
+      client.connect({ host: '127.0.0.1', port, username: 'box', password: undefined, tryKeyboard: true });
+      client.on('keyboard-interactive', (_n, _i, _l, _p, finish) => void token(env).then((t) => finish([t])));
+    });
+    const exec = (cmd: string) => new Promise<string>((resolve) => {
+      client.exec(cmd, (err, stream) => {
+        if (err) return resolve(`refused: ${err.message}`);
+        let out = '';
+        stream.on('data', (d: Buffer) => (out += d.toString())).on('close', () => resolve(out));
+      });
+    });
+    const first = exec('sleep 1; echo one');
+    const second = exec('sleep 1; echo two');
+    await new Promise((r) => setTimeout(r, 300));
+    const third = await exec('echo three');
+    assert.match(third, /^refused: /);
+    assert.equal(await Promise.all([first, second]), ['one\n', 'two\n']);
+    assert.is(await exec('echo again'), 'again\n', 'a slot frees when a channel closes');
+    client.end();
+  } finally {
+    await small.shutdown();
+  }
 });
 
 // Last: it stops the policy service.

@@ -120,4 +120,33 @@ policy:
   assert.is(p.evaluate(cmd('SELECT 1')).decision, 'allow');
 });
 
+evaluate('ssh: request kinds, sftp operations and paths; typed shell lines are analysed like an exec', () => {
+  const rules = parseConfig(
+    `identity: { dev_issuer: { enabled: true } }
+policy:
+  default: allow
+  rules:
+    - { id: etc-read-only, action: deny, match: { ssh: { operations: [write, remove, rename], paths: ["/etc/*"] } } }
+    - { id: no-shells, action: deny, match: { claims: { sub: "untrusted*" }, ssh: { requests: [shell] } } }
+    - { id: tunnels, action: allow, match: { ssh: { requests: [direct-tcpip], paths: ["127.0.0.1:5432"] } } }
+    - { id: no-rm, action: deny, match: { shell: { commands: [rm] } } }
+`,
+    'inline.yaml',
+  );
+  const p = new CompiledPolicy(rules.policy);
+  const ssh = (text: string, attributes: Record<string, string>, subject = 'repo:acme/app') =>
+    p.evaluate(cmd(text, { protocol: 'ssh', attributes, identity: { ...SAMPLES.Command.identity, subject } })).rule_id;
+  assert.is(ssh('sftp write /etc/hosts', { request: 'sftp', operation: 'write', path: '/etc/hosts' }), 'etc-read-only');
+  assert.is(ssh('sftp read /etc/hosts', { request: 'sftp', operation: 'read', path: '/etc/hosts' }), null);
+  // Either path of a rename counts: moving a file into /etc is a write there.
+  assert.is(ssh('sftp rename /tmp/x /etc/x', { request: 'sftp', operation: 'rename', path: '/tmp/x', target_path: '/etc/x' }), 'etc-read-only');
+  assert.is(ssh('shell', { request: 'shell' }, 'untrusted-bot'), 'no-shells');
+  assert.is(ssh('shell', { request: 'shell' }), null);
+  assert.is(ssh('direct-tcpip 127.0.0.1:5432', { request: 'direct-tcpip', path: '127.0.0.1:5432' }), 'tunnels');
+  assert.is(ssh('direct-tcpip 10.0.0.1:22', { request: 'direct-tcpip', path: '10.0.0.1:22' }), null);
+  assert.is(ssh('rm -rf /', { request: 'shell-line', best_effort: 'true' }), 'no-rm');
+  // An ssh condition never matches an exec (no request attribute means exec) it does not name.
+  assert.is(ssh('cat /etc/hosts', {}), null);
+});
+
 evaluate.run();

@@ -32,6 +32,9 @@ export async function loadParsers(): Promise<void> {
   await Promise.all([initSqlParser(), initShellParser()]);
 }
 
+/** ssh requests whose text is a shell command line (a typed shell line is analysed like an exec). */
+const SHELL_TEXT_REQUESTS = new Set(['exec', 'shell-line']);
+
 /** Rule id used when the command cannot be parsed: Agate never allows what it cannot read. */
 export const UNPARSEABLE_RULE = 'agate.unparseable';
 
@@ -83,7 +86,7 @@ export class CompiledPolicy {
       if (analysis.statements.length > 0) statements = analysis.statements.map(sqlFacts);
     }
     let shellCommands: (ShellCommand | undefined)[] = [undefined];
-    if (command.protocol === 'ssh' && (command.attributes.request ?? 'exec') === 'exec') {
+    if (command.protocol === 'ssh' && SHELL_TEXT_REQUESTS.has(command.attributes.request ?? 'exec')) {
       // Each simple command is decided like a statement: any deny refuses the line. A line that
       // cannot be read (or would decide its program at run time) is refused whatever the rules.
       const analysis = this.#shell.analyze(command.text);
@@ -174,6 +177,7 @@ function compileRule(config: RuleConfig): CompiledRule {
     if (sql?.without_where === true && !f.unboundedWrite) return false;
     return true;
   };
+  const sshMatches = compileSshMatch(config.match.ssh);
   const k8s = config.match.kubernetes;
   const verbTest = k8s?.verbs === undefined || k8s.verbs.includes('*') ? undefined : new Set<string>(k8s.verbs);
   const resourceTest = k8s?.resources === undefined ? undefined : anyGlob(k8s.resources.map((r) => r.toLowerCase()));
@@ -187,11 +191,12 @@ function compileRule(config: RuleConfig): CompiledRule {
   };
   return {
     config,
-    statementMatches: (facts) => k8s === undefined && shell === undefined && (sql === undefined || (kindsMatch(facts) && sqlMatches(facts))),
+    statementMatches: (facts) => k8s === undefined && shell === undefined && config.match.ssh === undefined && (sql === undefined || (kindsMatch(facts) && sqlMatches(facts))),
     shellMatches,
     identityMatches(command) {
       if (protocols !== undefined && !protocols.includes(command.protocol)) return false;
       if (k8s !== undefined && (command.protocol !== 'kubernetes' || !k8sMatches(command))) return false;
+      if (sshMatches !== undefined && (command.protocol !== 'ssh' || !sshMatches(command))) return false;
       if (targetTest !== undefined && !targetTest(command.target)) return false;
       for (const c of claimTests) {
         const value = claimValue(command, c.name);
@@ -222,4 +227,25 @@ function claimValue(command: Command, name: string): string | undefined {
   if (name === 'iss') return command.identity.issuer;
   if (name === 'sub') return command.identity.subject;
   return command.identity.claims[name];
+}
+
+/**
+ * The `ssh` condition: the request kind (`attributes.request`, exec when absent), the sftp
+ * operation and the paths it names (`attributes.path`, and `attributes.target_path` of a rename).
+ */
+function compileSshMatch(match: RuleConfig['match']['ssh']): ((command: Command) => boolean) | undefined {
+  if (match === undefined) return undefined;
+  const requests = match.requests === undefined ? undefined : new Set<string>(match.requests);
+  const operations = match.operations === undefined ? undefined : new Set<string>(match.operations);
+  const pathTest = match.paths === undefined ? undefined : anyGlob(match.paths);
+  return (command) => {
+    const a = command.attributes;
+    if (requests !== undefined && !requests.has(a.request ?? 'exec')) return false;
+    if (operations !== undefined && (a.operation === undefined || !operations.has(a.operation))) return false;
+    if (pathTest !== undefined) {
+      const paths = [a.path, a.target_path].filter((p): p is string => p !== undefined);
+      if (!paths.some(pathTest)) return false;
+    }
+    return true;
+  };
 }

@@ -125,7 +125,7 @@ api('the OpenAPI document is served without a token and lists every route', asyn
   const res = await fetch(ctx.base + '/openapi.json');
   assert.is(res.status, 200);
   const doc = (await res.json()) as { paths: Record<string, unknown> };
-  for (const p of ['/v1/sessions', '/v1/sessions/{id}/timeline', '/v1/commands', '/v1/commands/{id}', '/v1/stats/commands', '/v1/sql', '/v1/export/ocsf']) assert.ok(doc.paths[p], p);
+  for (const p of ['/v1/sessions', '/v1/sessions/{id}/timeline', '/v1/sessions/{id}/recordings', '/v1/commands', '/v1/commands/{id}', '/v1/stats/commands', '/v1/sql', '/v1/export/ocsf']) assert.ok(doc.paths[p], p);
 });
 
 api('sessions filter by identity, claims, resource, protocol, time and verdict', async () => {

@@ -22,7 +22,16 @@ export interface ExecOutcome {
  * then the exit status. Backpressure follows the consumer: a source is paused while its
  * destination's buffer is full, so ssh2 stops granting window to the side that is ahead.
  */
-export function relayExec(client: ServerChannel, upstream: ClientChannel): Promise<ExecOutcome> {
+export interface ExecTaps {
+  /** Sees each chunk the client sends (stdin), before it is forwarded. */
+  up?: (chunk: Buffer) => void;
+  /** Sees each chunk of stdout, before it is forwarded. */
+  down?: (chunk: Buffer) => void;
+  /** false for channels that carry no exit status (a forwarded TCP connection). */
+  exitStatus?: boolean;
+}
+
+export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: ExecTaps = {}): Promise<ExecOutcome> {
   return new Promise((resolve) => {
     const hash = createHash('sha256');
     let bytes = 0;
@@ -51,11 +60,13 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel): Promi
         }
       });
     };
+    if (taps.down !== undefined) upstream.on('data', taps.down);
     down(upstream, client);
     down(upstream.stderr, client.stderr);
 
     client.on('data', (chunk: Buffer) => {
       bytesUp += chunk.length;
+      taps.up?.(chunk);
       if (!upstream.write(chunk)) {
         client.pause();
         upstream.once('drain', () => client.resume());
@@ -77,7 +88,8 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel): Promi
     upstream.on('close', () => {
       // The exit status must follow every byte of output, so wait until ssh2 has sent them.
       const end = () => {
-        if (signal !== null) client.exit(signal, false, '');
+        if (taps.exitStatus === false) void 0;
+        else if (signal !== null) client.exit(signal, false, '');
         else client.exit(exitCode ?? 255);
         client.end();
         finish(false);

@@ -1,13 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { SessionEvents } from '../session-events.js';
-import type { AuthContext, Client, ClientInfo, Connection, ServerChannel, Session } from 'ssh2';
+import type { AuthContext, Client, ClientChannel, ClientInfo, Connection, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../../core/src/log.js';
-import { nowMicros, type Command, type Identity, type Response, type Verdict } from '../../../../schemas/src/events.js';
+import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
 import type { Masker } from '../pg/masking/masker.js';
-import { relayExec, type ExecOutcome } from './exec-relay.js';
+import { CastRecorder } from './asciicast.js';
+import { relayExec } from './exec-relay.js';
+import { streamRecorder } from './exec-recorders.js';
+import { castResponse, execResponse, failureResponse, fileResponse } from './responses.js';
+import type { TypedLine } from './line-tracker.js';
+import { relayShell, type LineDecision } from './shell-relay.js';
+import { relaySftp, type FileRequest, type FileResult } from './sftp/relay.js';
 import { connectUpstream, type SshUpstreamTarget } from './upstream.js';
 
 export interface SshSessionDeps {
@@ -22,25 +28,40 @@ export interface SshSessionDeps {
   logger: Logger;
   /** Applied to every command line before it is recorded. */
   audit: Masker;
+  /** A client must log in within this time (default 30 s). */
+  loginDeadlineMs?: number;
+  /** Session channels open at once per connection (default 16). */
+  maxChannels?: number;
 }
 
 /** Refusals reach the client as stderr and this exit status (the shell's "cannot execute"). */
 export const REFUSED_EXIT_STATUS = 126;
 const MAX_AUTH_FAILURES = 3;
 /** A client must log in within this time; one that never does would hold a connection slot. */
-const LOGIN_DEADLINE_MS = 30_000;
+export const LOGIN_DEADLINE_MS = 30_000;
 /** Session channels open at once per connection; each may hold a pending verdict. */
-const MAX_CHANNELS = 16;
+export const MAX_CHANNELS = 16;
 const AUTH_METHODS = ['password', 'keyboard-interactive'] as const;
+/** OpenSSH reads a password or prompt answer into a 1024-byte buffer: longer input is cut here. */
+export const OPENSSH_PASSWORD_MAX = 1023;
+/** Continuation prompts for one keyboard-interactive login (8 KiB of token). */
+const MAX_TOKEN_PARTS = 8;
+/** How often a shell's recording so far is published. */
+const RECORDING_TICK_MS = 2000;
+/** Recording chunks publishing at once before the shell's output is paused. */
+const MAX_RECORDING_BACKLOG = 4;
 
-type Decision = { kind: 'run' } | { kind: 'refuse'; message: string };
+/** `rule`: the rule that allowed it; null when the policy default did. */
+type Decision = { kind: 'run'; rule: string | null } | { kind: 'refuse'; message: string };
 
 /**
  * One client connection through the SSH proxy. The client logs in with its OIDC token as the
  * password, naming the target as the user name. Each `exec` is recorded as a Command, decided by
  * policy, and only then run on the target over Agate's own connection; its output and exit
- * status go back to the client and are recorded as a Response. Interactive shells, subsystems
- * (sftp), port and agent forwarding are refused.
+ * status go back to the client and are recorded as a Response. Shells (relayed on the client's
+ * pty, recorded as asciicast, typed lines decided), sftp (each file operation decided) and `-L`
+ * tunnels (only by an explicit rule) are decided the same way; `-R`, agent forwarding, X11 and
+ * other subsystems are refused.
  */
 export class SshSession {
   readonly id = randomUUID();
@@ -71,20 +92,27 @@ export class SshSession {
     this.#events = new SessionEvents(deps.bus, this.#log);
     this.#clientAddress = `${info.ip}:${info.port}`;
     conn.on('authentication', (ctx) => void this.#onAuthentication(ctx));
-    this.#loginTimer = setTimeout(() => this.terminate('no login within the deadline'), LOGIN_DEADLINE_MS);
+    this.#loginTimer = setTimeout(() => this.terminate('no login within the deadline'), deps.loginDeadlineMs ?? LOGIN_DEADLINE_MS);
     this.#loginTimer.unref();
     conn.on('ready', () => clearTimeout(this.#loginTimer));
     conn.on('session', (accept, reject) => {
-      if (this.#channels >= MAX_CHANNELS) return void reject();
+      if (this.#channels >= (deps.maxChannels ?? MAX_CHANNELS)) return void reject();
       this.#channels += 1;
       const session = accept();
       session.once('close', () => (this.#channels -= 1));
       this.#onSession(session);
     });
-    // Forwarding would let traffic past the audit: -L, -R and unix-socket forwards are refused.
-    conn.on('tcpip', (_accept, reject) => reject());
+    // Forwarding lets traffic past the command audit: -L needs a rule that allows it by name;
+    // -R and unix-socket forwards are recorded and refused.
+    conn.on('tcpip', (accept, reject, info) => void this.#directTcpip(accept, reject, info));
     conn.on('openssh.streamlocal', (_accept, reject) => reject());
-    conn.on('request', (_accept, reject) => reject?.());
+    conn.on('request', (_accept, reject, name, info) => {
+      reject?.();
+      if (name === 'tcpip-forward' && this.#identity !== undefined) {
+        const where = `${(info as { bindAddr?: string }).bindAddr ?? ''}:${(info as { bindPort?: number }).bindPort ?? 0}`;
+        this.#recordRefusal(`tcpip-forward ${where}`, { request: 'tcpip-forward', path: where }, 'remote port forwarding (-R) is not available through Agate');
+      }
+    });
     conn.on('error', (err) => this.#log.debug('client connection error', { error: err.message }));
     conn.on('close', () => void this.#end());
   }
@@ -99,10 +127,23 @@ export class SshSession {
 
   async #onAuthentication(ctx: AuthContext): Promise<void> {
     if (ctx.method === 'password') return this.#login(ctx, ctx.password);
-    if (ctx.method === 'keyboard-interactive') {
-      return ctx.prompt([{ prompt: 'OIDC token (password): ', echo: false }], 'Agate', 'Log in with your OIDC token', (answers) => void this.#login(ctx, answers[0] ?? ''));
-    }
+    if (ctx.method === 'keyboard-interactive') return this.#promptToken(ctx, '', 1);
     ctx.reject([...AUTH_METHODS]);
+  }
+
+  /**
+   * keyboard-interactive: the token, in as many answers as the client needs. OpenSSH sends at
+   * most 1023 characters per answer, so an answer of that length is followed by a prompt for
+   * the rest (an askpass program can answer each part; see the README).
+   */
+  #promptToken(ctx: AuthContext & { method: 'keyboard-interactive' }, sofar: string, part: number): void {
+    const prompt = part === 1 ? 'OIDC token (password): ' : `OIDC token, continued (part ${part}): `;
+    const instructions = part === 1 ? 'Log in with your OIDC token' : `The answer filled the ssh client's ${OPENSSH_PASSWORD_MAX}-character limit; type the rest of the token`;
+    ctx.prompt([{ prompt, echo: false }], 'Agate', instructions, (answers) => {
+      const answer = Array.isArray(answers) ? (answers[0] ?? '') : '';
+      if (answer.length >= OPENSSH_PASSWORD_MAX && part < MAX_TOKEN_PARTS) return this.#promptToken(ctx, sofar + answer, part + 1);
+      void this.#login(ctx, sofar + answer);
+    });
   }
 
   async #login(ctx: AuthContext, token: string): Promise<void> {
@@ -112,7 +153,11 @@ export class SshSession {
       identity = await this.#deps.verifier.verify(token);
     } catch (err) {
       const e = err instanceof AuthenticationError ? err : new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'the token could not be verified', { cause: err });
-      return this.#refuseLogin(ctx, token, e.code, e.message);
+      // A password of exactly the client's limit was almost certainly cut short.
+      const cut = ctx.method === 'password' && token.length === OPENSSH_PASSWORD_MAX
+        ? `; the token is ${OPENSSH_PASSWORD_MAX} characters, the most the OpenSSH client sends as a password, so it was probably cut: log in with keyboard-interactive (it asks for the rest) or use a shorter token`
+        : '';
+      return this.#refuseLogin(ctx, token, e.code, e.message + cut);
     }
     const target = this.#deps.resolveTarget(ctx.username);
     if (target === undefined) return this.#refuseLogin(ctx, token, ErrorCode.TARGET_UNKNOWN, `no ssh target named "${ctx.username}"`);
@@ -153,12 +198,32 @@ export class SshSession {
   // ---- channel requests ----------------------------------------------------------------------
 
   #onSession(session: Session): void {
-    session.on('pty', (_accept, reject) => reject?.());
+    // The pty the client asked for; the same is requested on the target for the shell or exec.
+    let pty: PseudoTtyInfo | undefined;
+    let live: { upstream: ClientChannel; recorder?: CastRecorder } | undefined;
+    session.on('pty', (accept, _reject, info) => {
+      pty = info;
+      accept?.();
+    });
+    session.on('window-change', (accept, _reject, info) => {
+      if (pty !== undefined) Object.assign(pty, { cols: info.cols, rows: info.rows, width: info.width, height: info.height });
+      live?.upstream.setWindow(info.rows, info.cols, info.height, info.width);
+      live?.recorder?.resize(info.cols, info.rows);
+      accept?.();
+    });
+    session.on('signal', (accept, _reject, info) => {
+      live?.upstream.signal(info.name);
+      accept?.();
+    });
     session.on('x11', (_accept, reject) => reject?.());
-    session.on('auth-agent', (_accept, reject) => reject?.());
+    session.on('auth-agent', (_accept, reject) => {
+      reject?.();
+      // The agent would sign for the client on the target's behalf, outside the audit.
+      this.#recordRefusal('auth-agent', { request: 'auth-agent' }, 'agent forwarding (-A) is not available through Agate');
+    });
     session.on('env', (_accept, reject) => reject?.());
-    session.on('exec', (accept, _reject, info) => void this.#exec(accept, info.command));
-    session.on('shell', (accept) => void this.#refuseChannel(accept, '(interactive shell)', { request: 'shell' }, 'interactive shells are not available through Agate; run one command per ssh call'));
+    session.on('exec', (accept, _reject, info) => void this.#exec(accept, info.command, pty, (c) => (live = { upstream: c })));
+    session.on('shell', (accept) => void this.#shell(accept, pty, (l) => (live = l)));
     // With no 'sftp' listener, ssh2 hands sftp (and so modern scp) to 'subsystem' too.
     session.on('subsystem', (accept, _reject, info) => {
       if (info.name === 'sftp') return void this.#sftp(accept);
@@ -166,62 +231,207 @@ export class SshSession {
     });
   }
 
-  async #exec(accept: () => ServerChannel | undefined, text: string): Promise<void> {
+  /** The upstream connection, or the refusal the client gets when there is none. */
+  async #upstreamOr(channel: ServerChannel, command: Command): Promise<Client | undefined> {
+    try {
+      return await this.#upstream!;
+    } catch (err) {
+      const code = err instanceof AgateError ? err.code : ErrorCode.UPSTREAM_UNREACHABLE;
+      const message = err instanceof AgateError ? err.message : `cannot reach target "${this.#targetName}"`;
+      this.#refuse(channel, command, 'error', message, code, 255);
+      return undefined;
+    }
+  }
+
+  /**
+   * An interactive shell: decided as the command `shell` (attributes request=shell, the pty's
+   * term and size); when allowed, relayed with its pty, recorded as an asciicast v2 stream in
+   * Response events (`command_tag` "asciicast v2 part N", one event per sample row), and each
+   * line typed into it recorded and decided as a best-effort `shell-line` command.
+   */
+  async #shell(accept: () => ServerChannel | undefined, pty: PseudoTtyInfo | undefined, onLive: (l: { upstream: ClientChannel; recorder: CastRecorder }) => void): Promise<void> {
+    const channel = accept();
+    if (channel === undefined) return;
+    channel.pause();
+    const attributes: Record<string, string> = { request: 'shell', kind: 'shell', pty: String(pty !== undefined) };
+    if (pty !== undefined) Object.assign(attributes, { term: pty.term, cols: String(pty.cols), rows: String(pty.rows) });
+    const command = this.#command('shell', attributes);
+    const decision = await this.#decide(command);
+    if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
+    const upstream = await this.#upstreamOr(channel, command);
+    if (upstream === undefined) return;
+    const started = nowMicros();
+    const window = pty === undefined ? false : { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes };
+    upstream.shell(window as false, (err, stream) => {
+      if (err) return void this.#refuse(channel, command, 'error', `the target could not start a shell: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
+      let backlog = 0;
+      const recorder = new CastRecorder({
+        masker: this.#deps.audit,
+        flush: (chunk) => {
+          backlog += 1;
+          void this.#events.emitLogged(castResponse(command, chunk)).then(() => (backlog -= 1));
+        },
+      });
+      onLive({ upstream: stream, recorder });
+      // A quiet shell's recording is published every few seconds, not only per 32 KiB.
+      const ticker = setInterval(() => recorder.tick(), RECORDING_TICK_MS);
+      void relayShell(channel, stream, {
+        recorder,
+        onLine: (line) => this.#typedLine(command, line, (note) => channel.write(`\r\n${note}\r\n`)),
+        recordingBacklog: () => (backlog > MAX_RECORDING_BACKLOG ? this.#events.drained() : undefined),
+      }).then((outcome) => {
+        clearInterval(ticker);
+        return this.#events.emitLogged(execResponse(command, outcome, started));
+      });
+    });
+  }
+
+  /** A line typed into a shell: recorded and decided before its Enter reaches the target. */
+  async #typedLine(shell: Command, line: TypedLine, note: (text: string) => void): Promise<LineDecision> {
+    const command = this.#command(line.text, { request: 'shell-line', best_effort: 'true', exact: String(line.exact), shell_command_id: shell.event_id });
+    const decision = await this.#decide(command, note);
+    if (decision.kind === 'refuse') {
+      void this.#events.emitLogged(failureResponse(command, 'refused', null, decision.message));
+      return { run: false, message: decision.message };
+    }
+    void this.#events.emitLogged({ ...failureResponse(command, 'refused', null, null), status: 'ok', command_tag: 'typed line forwarded' });
+    return { run: true };
+  }
+
+
+  async #exec(accept: () => ServerChannel | undefined, text: string, pty: PseudoTtyInfo | undefined, onLive: (c: ClientChannel) => void): Promise<void> {
     // Accepted at once: ssh2 drops a deferred accept when the client's stdin EOF arrives first.
     // Paused, so no stdin is read (and no window granted) while the verdict is pending.
     const channel = accept();
     if (channel === undefined) return;
     channel.pause();
-    const command = this.#command(text, { request: 'exec' });
-    const decision = await this.#decide(command, (v) => channel.stderr.write(holdNote(v)));
+    const command = this.#command(text, pty === undefined ? { request: 'exec' } : { request: 'exec', pty: 'true', term: pty.term });
+    const decision = await this.#decide(command, (note) => channel.stderr.write(`${note}\n`));
     if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
-    let upstream: Client;
-    try {
-      upstream = await this.#upstream!;
-    } catch (err) {
-      const code = err instanceof AgateError ? err.code : ErrorCode.UPSTREAM_UNREACHABLE;
-      const message = err instanceof AgateError ? err.message : `cannot reach target "${this.#targetName}"`;
-      return this.#refuse(channel, command, 'error', message, code, 255);
-    }
+    const upstream = await this.#upstreamOr(channel, command);
+    if (upstream === undefined) return;
     const started = nowMicros();
-    upstream.exec(text, (err, stream) => {
+    const options = pty === undefined ? {} : { pty: { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes } };
+    upstream.exec(text, options, (err, stream) => {
       if (err) return void this.#refuse(channel, command, 'error', `the target could not run the command: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
-      void relayExec(channel, stream).then((outcome) => this.#events.emitLogged(this.#response(command, outcome, started)));
+      onLive(stream);
+      const tapped = streamRecorder(text);
+      void relayExec(channel, stream, tapped?.taps).then((outcome) => {
+        const response = execResponse(command, outcome, started);
+        if (tapped !== undefined) Object.assign(response, tapped.recorded());
+        return this.#events.emitLogged(response);
+      });
     });
   }
 
   /**
-   * sftp (and scp, which speaks sftp): decided once for the channel, then relayed as bytes. The
-   * Response records the bytes each way and a digest of what the target sent back.
+   * sftp (and scp, which speaks sftp): the channel is decided as `(subsystem sftp)` (request
+   * sftp), then each file operation is its own decided Command (`sftp write /path`) whose
+   * Response carries the bytes moved and the file's digest. The channel's Response records the
+   * bytes each way and a digest of what the target sent back.
    */
   async #sftp(accept: () => ServerChannel | undefined): Promise<void> {
     const channel = accept();
     if (channel === undefined) return;
     channel.pause();
-    const command = this.#command('(subsystem sftp)', { request: 'subsystem', subsystem: 'sftp' });
-    const decision = await this.#decide(command, (v) => channel.stderr.write(holdNote(v)));
+    const command = this.#command('(subsystem sftp)', { request: 'sftp', subsystem: 'sftp' });
+    const decision = await this.#decide(command);
     if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
-    let upstream: Client;
-    try {
-      upstream = await this.#upstream!;
-    } catch (err) {
-      const code = err instanceof AgateError ? err.code : ErrorCode.UPSTREAM_UNREACHABLE;
-      return this.#refuse(channel, command, 'error', err instanceof AgateError ? err.message : 'cannot reach the target', code, 255);
-    }
+    const upstream = await this.#upstreamOr(channel, command);
+    if (upstream === undefined) return;
     const started = nowMicros();
     upstream.subsys('sftp', (err, stream) => {
       if (err) return void this.#refuse(channel, command, 'error', `the target refused the sftp subsystem: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
-      void relayExec(channel, stream).then((outcome) => {
-        const response = this.#response(command, outcome, started);
+      const hooks = {
+        decide: (request: FileRequest) => this.#fileOperation(request),
+        finished: (op: { command: Command; started: number }, result: FileResult) => void this.#events.emitLogged(fileResponse(op.command, op.started, result)),
+      };
+      void relaySftp(channel, stream, hooks).then((outcome) => {
+        const response = execResponse(command, outcome, started);
         // The channel usually closes without an exit status; how much moved is what matters.
         response.command_tag = `sftp ${outcome.bytesUp} bytes up, ${outcome.bytes} bytes down`;
-        if (outcome.exitCode === null && outcome.signal === null && !outcome.clientGone) {
+        if (outcome.error !== undefined) {
+          Object.assign(response, { status: 'error', error_code: outcome.error.code, error_message: outcome.error.message });
+        } else if (outcome.exitCode === null && outcome.signal === null && !outcome.clientGone) {
           response.status = 'ok';
           response.error_message = null;
         }
         return this.#events.emitLogged(response);
       });
     });
+  }
+
+  /** One sftp file operation: recorded and decided; a refusal carries the reason to the client. */
+  async #fileOperation(request: FileRequest): Promise<{ token: { command: Command; started: number }; refusal?: string }> {
+    const mask = (p: string) => this.#deps.audit.maskText(p).text;
+    const attributes: Record<string, string> = { request: 'sftp', operation: request.operation, path: mask(request.path), sftp_request: request.request };
+    if (request.targetPath !== undefined) attributes.target_path = mask(request.targetPath);
+    const text = `sftp ${request.operation} ${request.path}${request.targetPath === undefined ? '' : ` ${request.targetPath}`}`;
+    const command = this.#command(text, attributes);
+    const decision = await this.#decide(command);
+    const token = { command, started: nowMicros() };
+    return decision.kind === 'refuse' ? { token, refusal: decision.message } : { token };
+  }
+
+
+  /**
+   * `ssh -L`: a TCP connection from the target's side to host:port. Decided as the command
+   * `direct-tcpip host:port` (attributes request=direct-tcpip, path=host:port), and allowed
+   * only by a rule that names it: the policy default never opens a tunnel. The Response records
+   * the bytes each way.
+   */
+  async #directTcpip(accept: () => ServerChannel, rejectChannel: () => void, info: { srcIP: string; srcPort: number; destIP: string; destPort: number }): Promise<void> {
+    // Tunnels count against the same per-connection cap as sessions: each may hold a verdict.
+    if (this.#channels >= (this.#deps.maxChannels ?? MAX_CHANNELS)) return rejectChannel();
+    this.#channels += 1;
+    let released = false;
+    const release = () => {
+      if (!released) this.#channels -= 1;
+      released = true;
+    };
+    const reject = () => {
+      release();
+      rejectChannel();
+    };
+    const where = `${info.destIP}:${info.destPort}`;
+    const command = this.#command(`direct-tcpip ${where}`, { request: 'direct-tcpip', path: where });
+    const decision = await this.#decide(command);
+    let refusal: string | undefined;
+    if (decision.kind === 'refuse') refusal = decision.message;
+    else if (decision.rule === null) refusal = 'Agate refused the request: port forwarding needs a policy rule that allows it (match.ssh.requests: [direct-tcpip])';
+    if (refusal !== undefined) {
+      void this.#events.emitLogged(failureResponse(command, 'refused', null, refusal));
+      return reject();
+    }
+    let upstream: Client;
+    try {
+      upstream = await this.#upstream!;
+    } catch (err) {
+      void this.#events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, describeError(err)));
+      return reject();
+    }
+    const started = nowMicros();
+    upstream.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, stream) => {
+      if (err) {
+        void this.#events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, `the target could not open ${where}: ${err.message}`));
+        return reject();
+      }
+      const channel = accept();
+      channel.pause();
+      channel.once('close', release);
+      void relayExec(channel, stream, { exitStatus: false }).then((outcome) => {
+        const response = execResponse(command, { ...outcome, exitCode: outcome.clientGone ? null : 0, clientGone: false }, started);
+        response.command_tag = `forwarded ${outcome.bytesUp} bytes up, ${outcome.bytes} bytes down`;
+        return this.#events.emitLogged(response);
+      });
+    });
+  }
+
+  /** A request refused before policy is asked (the proxy cannot audit it): recorded with its refusal. */
+  #recordRefusal(text: string, attributes: Record<string, string>, message: string): void {
+    const command = this.#command(text, attributes);
+    void this.#events.emitLogged(command);
+    void this.#events.emitLogged(failureResponse(command, 'refused', null, `Agate refused the request: ${message}`));
   }
 
   /** Shells and subsystems: recorded, then refused before policy is asked (the proxy cannot audit them). */
@@ -238,7 +448,7 @@ export class SshSession {
   }
 
   #refuse(channel: ServerChannel, command: Command, status: 'refused' | 'error', message: string, code: string | null = null, exitStatus = REFUSED_EXIT_STATUS): void {
-    void this.#events.emitLogged(this.#failure(command, status, code, message));
+    void this.#events.emitLogged(failureResponse(command, status, code, message));
     channel.stderr.write(`${message}\n`);
     channel.exit(exitStatus);
     channel.end();
@@ -255,14 +465,13 @@ export class SshSession {
     };
   }
 
-  /**
-   * Publishes the command (write-ahead) and waits for its verdict; fails closed. A held command
-   * keeps waiting for its final verdict, and `onHold` tells the client which approval it waits on.
-   */
-  async #decide(command: Command, onHold: (v: Verdict) => void): Promise<Decision> {
+  /** Publishes the command (write-ahead) and waits for its verdict; fails closed. */
+  async #decide(command: Command, note?: (text: string) => void): Promise<Decision> {
     const { bus, verdictTimeoutMs } = this.#deps;
     let outcome;
     try {
+      // A hold keeps the command waiting; the client is told why, and for how long, while it does.
+      const onHold = note === undefined ? undefined : (v: Verdict) => note(holdNote(v));
       outcome = await bus.requestVerdict(command, verdictTimeoutMs, { onHold });
     } catch (err) {
       this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
@@ -277,33 +486,14 @@ export class SshSession {
       return { kind: 'refuse', message: `Agate refused the command: ${reason}` };
     }
     const v = outcome.verdict;
-    if (v.decision === 'allow') return { kind: 'run' };
+    if (v.decision === 'allow') return { kind: 'run', rule: v.rule_id };
     // Shell output cannot be masked reliably, so a masking verdict refuses rather than leaks.
     if (v.decision === 'mask') return { kind: 'refuse', message: `Agate refused the command: rule "${v.rule_id}" asks for masked output, which the SSH proxy cannot provide` };
     const rule = v.rule_id === null ? 'the policy default' : `rule "${v.rule_id}"`;
     return { kind: 'refuse', message: `Agate refused the command by ${rule}: ${v.reason}` };
   }
 
-  #response(command: Command, outcome: ExecOutcome, started: number): Response {
-    const ok = outcome.exitCode === 0 && !outcome.clientGone;
-    const how = outcome.signal !== null ? `signal ${outcome.signal}` : outcome.exitCode !== null ? `exit-status ${outcome.exitCode}` : null;
-    let message: string | null = null;
-    if (outcome.clientGone) message = 'the client disconnected before the command finished';
-    else if (!ok) message = how === null ? 'the command ended without an exit status' : `the command ended with ${how}`;
-    return {
-      type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
-      status: ok ? 'ok' : 'error', command_tag: how, rows: 0, bytes: outcome.bytes, duration_us: nowMicros() - started,
-      error_code: null, error_message: message, digest: outcome.digest, columns: [], sample: [], masked_values: 0,
-    };
-  }
 
-  #failure(command: Command, status: 'refused' | 'error', code: string | null, message: string): Response {
-    return {
-      type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
-      status, command_tag: null, rows: 0, bytes: 0, duration_us: 0, error_code: code, error_message: message,
-      digest: null, columns: [], sample: [], masked_values: 0,
-    };
-  }
 
   async #end(): Promise<void> {
     if (this.#closed) return;
@@ -321,8 +511,8 @@ export class SshSession {
   }
 }
 
-/** The stderr line a held command's client sees while it waits (the SSH form of PostgreSQL's NOTICE). */
+/** What a client is told while its command waits for approval. */
 function holdNote(v: Verdict): string {
-  const until = v.hold_expires_at === null ? '' : ` until ${new Date(v.hold_expires_at / 1000).toISOString()}`;
-  return `Agate is holding this command for approval ${v.approval_id} (rule "${v.rule_id}")${until}; an approver can release it with: agate approve ${v.approval_id}\n`;
+  const seconds = v.hold_expires_at === null ? 0 : Math.max(0, Math.round((v.hold_expires_at - nowMicros()) / 1e6));
+  return `Agate is holding this command for approval ${v.approval_id} (rule ${v.rule_id ?? 'default'}): ${v.reason}. It runs once approved (agate approve ${v.approval_id}), or is refused in ${seconds} s.`;
 }

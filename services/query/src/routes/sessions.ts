@@ -3,6 +3,7 @@ import type { Store } from '../../../../core/src/store/store.js';
 import { decodeCursor, encodeCursor, isStoreTime } from '../cursor.js';
 import { claimParams, enumParam, intParam, textParam, timeParam } from '../params.js';
 import { getSession, listSessions, sessionEvents, sessionTimeline, type Decision } from '../queries.js';
+import { sessionRecordings } from '../recording.js';
 import type { Route } from '../router.js';
 
 const DECISIONS: readonly Decision[] = ['allow', 'deny', 'hold', 'mask'];
@@ -50,6 +51,14 @@ export function sessionRoutes(store: Store): Route[] {
       async handler({ params }) {
         const commands = await sessionTimeline(store, params.id!);
         return { kind: 'rows', key: 'commands', rows: commands as unknown as Record<string, unknown>[], next_cursor: null };
+      },
+    },
+    {
+      // Interactive shells of an SSH session as asciicast v2 recordings (masked as recorded).
+      method: 'GET', path: '/v1/sessions/:id/recordings', permission: 'read',
+      async handler({ params }) {
+        if ((await getSession(store, params.id!)) === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, `no session ${params.id}`);
+        return { kind: 'json', body: { recordings: await sessionRecordings(store, params.id!) } };
       },
     },
     {

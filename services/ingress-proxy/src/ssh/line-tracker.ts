@@ -1,0 +1,91 @@
+/** A line the client typed, as well as the proxy could reconstruct it. */
+export interface TypedLine {
+  text: string;
+  /**
+   * false when the line used editing the tracker cannot follow (tab completion, history, cursor
+   * movement, escape sequences) or overflowed: the shell may have run something else.
+   */
+  exact: boolean;
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+const ESC = 0x1b;
+
+/**
+ * Rebuilds the lines typed into an interactive shell from its raw keyboard input, the way a
+ * terminal's line discipline would: printable characters append, backspace and ^W/^U erase,
+ * ^C discards, CR or LF ends the line. It is a heuristic (the remote shell's own line editor has
+ * the final say), so every line it reports is recorded as best effort.
+ */
+export class LineTracker {
+  #line = '';
+  #exact = true;
+  /** Inside an escape sequence: 0 none, 1 after ESC, 2 inside CSI/SS3 parameters. */
+  #escape = 0;
+  readonly #maxLength: number;
+
+  constructor(maxLength = 4096) {
+    this.#maxLength = maxLength;
+  }
+
+  /** Feeds one byte; returns the finished line when the byte ended one. */
+  push(byte: number): TypedLine | undefined {
+    if (this.#escape === 1) {
+      this.#escape = byte === 0x5b || byte === 0x4f ? 2 : 0; // ESC [ (CSI) or ESC O (SS3)
+      return undefined;
+    }
+    if (this.#escape === 2) {
+      if (byte >= 0x40 && byte <= 0x7e) this.#escape = 0; // the final byte of the sequence
+      return undefined;
+    }
+    switch (byte) {
+      case CR:
+      case LF:
+        return this.#finish();
+      case ESC:
+        this.#escape = 1;
+        this.#exact = false; // arrows, history, cursor movement: the line may differ
+        return undefined;
+      case 0x7f: // DEL, what terminals send for backspace
+      case 0x08:
+        this.#line = [...this.#line].slice(0, -1).join('');
+        return undefined;
+      case 0x15: // ^U: erase the line
+        this.#line = '';
+        return undefined;
+      case 0x17: // ^W: erase the last word
+        this.#line = this.#line.replace(/\S*\s*$/, '');
+        return undefined;
+      case 0x03: // ^C: the line is abandoned
+        this.#line = '';
+        this.#exact = true;
+        return undefined;
+      case 0x09: // tab completion happens on the far side
+        this.#exact = false;
+        this.#append(' ');
+        return undefined;
+    }
+    if (byte < 0x20) {
+      this.#exact = false; // other control keys (^R search, ^A/^E movement)
+      return undefined;
+    }
+    this.#append(String.fromCharCode(byte));
+    return undefined;
+  }
+
+  #append(ch: string): void {
+    if (this.#line.length >= this.#maxLength) {
+      this.#exact = false;
+      return;
+    }
+    this.#line += ch;
+  }
+
+  #finish(): TypedLine | undefined {
+    const line = { text: Buffer.from(this.#line, 'latin1').toString('utf8'), exact: this.#exact };
+    this.#line = '';
+    this.#exact = true;
+    return line.text.trim() === '' && line.exact ? undefined : line;
+  }
+}

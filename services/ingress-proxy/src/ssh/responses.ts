@@ -1,0 +1,51 @@
+import { randomUUID } from 'node:crypto';
+import { nowMicros, type Command, type Response } from '../../../../schemas/src/events.js';
+import type { CastChunk } from './asciicast.js';
+import type { ExecOutcome } from './exec-relay.js';
+import type { FileResult } from './sftp/relay.js';
+
+/** The Response events the SSH proxy records, one builder per kind of outcome. */
+
+/** How an exec, shell or subsystem channel ended. */
+export function execResponse(command: Command, outcome: ExecOutcome, started: number): Response {
+  const ok = outcome.exitCode === 0 && !outcome.clientGone;
+  const how = outcome.signal !== null ? `signal ${outcome.signal}` : outcome.exitCode !== null ? `exit-status ${outcome.exitCode}` : null;
+  let message: string | null = null;
+  if (outcome.clientGone) message = 'the client disconnected before the command finished';
+  else if (!ok) message = how === null ? 'the command ended without an exit status' : `the command ended with ${how}`;
+  return {
+    type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id,
+    status: ok ? 'ok' : 'error', command_tag: how, rows: 0, bytes: outcome.bytes, duration_us: nowMicros() - started,
+    error_code: null, error_message: message, digest: outcome.digest, columns: [], sample: [], masked_values: 0,
+  };
+}
+
+/** A request refused by Agate, or one that could not reach the target. */
+export function failureResponse(command: Command, status: 'refused' | 'error', code: string | null, message: string | null): Response {
+  return {
+    type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id,
+    status, command_tag: null, rows: 0, bytes: 0, duration_us: 0, error_code: code, error_message: message,
+    digest: null, columns: [], sample: [], masked_values: 0,
+  };
+}
+
+/** One part of a shell's asciicast v2 recording: its events as sample rows `[time, code, data]`. */
+export function castResponse(command: Command, chunk: CastChunk): Response {
+  return {
+    type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id,
+    status: 'ok', command_tag: `asciicast v2 part ${chunk.part}`, rows: chunk.events.length, bytes: chunk.bytes, duration_us: 0,
+    error_code: null, error_message: null, digest: null, columns: ['time', 'code', 'data'],
+    sample: chunk.events.map(([t, code, data]) => [String(t), code, data]), masked_values: chunk.masked,
+  };
+}
+
+/** One sftp operation: for a file, what moved until it was closed. */
+export function fileResponse(command: Command, started: number, result: FileResult): Response {
+  const status = result.refused ? 'refused' : result.ok ? 'ok' : 'error';
+  return {
+    type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id,
+    status, command_tag: result.refused ? null : result.summary, rows: 0, bytes: result.bytesRead + result.bytesWritten, duration_us: nowMicros() - started,
+    error_code: null, error_message: result.message, digest: result.digest, columns: ['bytes_read', 'bytes_written'],
+    sample: [[String(result.bytesRead), String(result.bytesWritten)]], masked_values: 0,
+  };
+}

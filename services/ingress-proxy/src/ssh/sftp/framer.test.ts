@@ -1,0 +1,68 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { PacketFramer } from './framer.js';
+import { parseReply, parseRequest } from './parser.js';
+import { statusPacket } from './serializer.js';
+
+const str = (s: string | Buffer) => {
+  const b = Buffer.isBuffer(s) ? s : Buffer.from(s);
+  const n = Buffer.alloc(4);
+  n.writeUInt32BE(b.length);
+  return Buffer.concat([n, b]);
+};
+const u32 = (v: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(v);
+  return b;
+};
+const frame = (body: Buffer) => Buffer.concat([u32(body.length), body]);
+const open = frame(Buffer.concat([Buffer.from([3]), u32(7), str('/etc/passwd'), u32(0x1a), u32(0)]));
+const write = frame(Buffer.concat([Buffer.from([6]), u32(8), str(Buffer.from('abcd', 'hex')), Buffer.alloc(8), str('hello')]));
+
+const framer = suite('ssh/sftp PacketFramer');
+
+framer('a packet split at the start, the middle and the end comes out whole; two in one chunk come out both', () => {
+  for (const cut of [1, 3, 4, 10, open.length - 1]) {
+    const f = new PacketFramer();
+    assert.equal(f.push(open.subarray(0, cut)), []);
+    assert.equal(f.push(open.subarray(cut)), [open]);
+    assert.is(f.buffered, 0);
+  }
+  assert.equal(new PacketFramer().push(Buffer.concat([open, write])), [open, write]);
+});
+
+framer('a length above the limit is refused before anything is buffered', () => {
+  try {
+    new PacketFramer(1000).push(u32(5000));
+    assert.unreachable();
+  } catch (err) {
+    assert.is((err as { code: string }).code, 'PROTOCOL_FRAME_TOO_LARGE');
+  }
+});
+
+const parser = suite('ssh/sftp parser');
+
+parser('open, write, rename and the OpenSSH rename extension', () => {
+  assert.equal(parseRequest(open.subarray(4)), { kind: 'open', id: 7, path: '/etc/passwd', flags: 0x1a });
+  const w = parseRequest(write.subarray(4));
+  assert.is(w.kind, 'write');
+  assert.equal(w.kind === 'write' && [w.handle, w.offset, w.data.toString()], ['abcd', 0, 'hello']);
+  assert.equal(parseRequest(Buffer.concat([Buffer.from([18]), u32(9), str('/a'), str('/b')])), { kind: 'change', id: 9, operation: 'rename', path: '/a', targetPath: '/b', name: 'rename' });
+  assert.equal(parseRequest(Buffer.concat([Buffer.from([200]), u32(9), str('posix-rename@openssh.com'), str('/a'), str('/b')])), { kind: 'change', id: 9, operation: 'rename', path: '/a', targetPath: '/b', name: 'posix-rename@openssh.com' });
+});
+
+parser('a truncated packet is a typed protocol error', () => {
+  try {
+    parseRequest(open.subarray(4, 12));
+    assert.unreachable();
+  } catch (err) {
+    assert.is((err as { code: string }).code, 'PROTOCOL_VIOLATION');
+  }
+});
+
+parser('the status packet Agate sends round-trips', () => {
+  assert.equal(parseReply(statusPacket(5, 3, 'refused by rule x').subarray(4)), { kind: 'status', id: 5, code: 3, message: 'refused by rule x' });
+});
+
+framer.run();
+parser.run();

@@ -1,0 +1,274 @@
+import { createHash, type Hash } from 'node:crypto';
+import type { ClientChannel, ServerChannel } from 'ssh2';
+import { AgateError, ErrorCode, ProtocolError } from '../../../../../core/src/errors.js';
+import type { ExecOutcome } from '../exec-relay.js';
+import { PacketFramer } from './framer.js';
+import { OPEN_WRITE_FLAGS, StatusCode, type FileOperation, type SftpReply, type SftpRequest } from './messages.js';
+import { parseReply, parseRequest } from './parser.js';
+import { statusPacket } from './serializer.js';
+
+/** One file operation the client asked for, as policy sees it. */
+export interface FileRequest {
+  operation: FileOperation;
+  path: string;
+  targetPath?: string;
+  /** The SFTP request's name (`open`, `posix-rename@openssh.com`, …). */
+  request: string;
+}
+
+/** How a recorded operation ended: for a file, once it is closed. */
+export interface FileResult {
+  ok: boolean;
+  /** Refused by Agate before it reached the target. */
+  refused?: boolean;
+  /** The server's status message on failure. */
+  message: string | null;
+  bytesRead: number;
+  bytesWritten: number;
+  /** `sha256:<hex>` over the file data moved, in file order; null when none moved or it moved out of order. */
+  digest: string | null;
+  summary: string;
+}
+
+export interface SftpHooks<T> {
+  /** Records and decides one operation; `refusal` set means it must not reach the target. */
+  decide(request: FileRequest): Promise<{ token: T; refusal?: string }>;
+  /** Records how an allowed operation ended. */
+  finished(token: T, result: FileResult): void;
+}
+
+export interface SftpOutcome extends ExecOutcome {
+  /** Set when the client broke the protocol; the channel was closed. */
+  error?: AgateError;
+}
+
+/** Requests awaiting a reply, per kind; more than this is a client flooding the proxy. */
+const MAX_OUTSTANDING = 65_536;
+const MAX_OPEN_FILES = 1024;
+
+interface OpenFile<T> {
+  token: T;
+  path: string;
+  hash: Hash;
+  bytesRead: number;
+  bytesWritten: number;
+  nextOffset: number;
+  sequential: boolean;
+}
+
+/**
+ * Relays an sftp channel packet by packet. Opens, removes, renames, mkdir/rmdir, setstat and
+ * links are decided before they reach the target (a refused one gets SSH_FX_PERMISSION_DENIED
+ * with Agate's reason); reads and writes are accounted to their open file, whose bytes and
+ * digest are recorded when it is closed. The client is read one packet batch at a time and not
+ * resumed while a decision is pending or the target is behind; the target is paused while the
+ * client is behind, so the SSH window follows the slower side.
+ */
+export function relaySftp<T>(client: ServerChannel, upstream: ClientChannel, hooks: SftpHooks<T>): Promise<SftpOutcome> {
+  return new Promise((resolve) => {
+    const up = new PacketFramer();
+    const down = new PacketFramer();
+    const opens = new Map<number, { token: T; path: string }>();
+    const changes = new Map<number, T>();
+    const reads = new Map<number, { handle: string; offset: number }>();
+    const closes = new Map<number, string>();
+    const files = new Map<string, OpenFile<T>>();
+    let bytes = 0;
+    let bytesUp = 0;
+    let exitCode: number | null = null;
+    let signal: string | null = null;
+    let finished = false;
+    let failure: AgateError | undefined;
+    let pendingWrites = 0;
+    let flushed: (() => void) | undefined;
+    const written = () => {
+      pendingWrites -= 1;
+      if (pendingWrites === 0) flushed?.();
+    };
+
+    const toClient = (packet: Buffer): boolean => {
+      pendingWrites += 1;
+      return client.write(packet, written);
+    };
+    const bounded = <K, V>(map: Map<K, V>, key: K, value: V) => {
+      if (map.size >= MAX_OUTSTANDING) throw new ProtocolError(`more than ${MAX_OUTSTANDING} sftp requests outstanding`, ErrorCode.PROTOCOL_VIOLATION);
+      map.set(key, value);
+    };
+
+    /** Applies one client request; returns false when it was refused (not forwarded). */
+    const request = async (req: SftpRequest): Promise<boolean> => {
+      switch (req.kind) {
+        case 'open': {
+          const operation = (req.flags & OPEN_WRITE_FLAGS) !== 0 ? 'write' : 'read';
+          const d = await hooks.decide({ operation, path: req.path, request: 'open' });
+          if (d.refusal !== undefined) return refuse(req.id, d.token, d.refusal);
+          bounded(opens, req.id, { token: d.token, path: req.path });
+          return true;
+        }
+        case 'change': {
+          const d = await hooks.decide({ operation: req.operation, path: req.path, targetPath: req.targetPath, request: req.name });
+          if (d.refusal !== undefined) return refuse(req.id, d.token, d.refusal);
+          bounded(changes, req.id, d.token);
+          return true;
+        }
+        case 'fsetstat': {
+          const file = files.get(req.handle);
+          const d = await hooks.decide({ operation: 'setstat', path: file?.path ?? '(unknown handle)', request: 'fsetstat' });
+          if (d.refusal !== undefined) return refuse(req.id, d.token, d.refusal);
+          bounded(changes, req.id, d.token);
+          return true;
+        }
+        case 'read':
+          bounded(reads, req.id, { handle: req.handle, offset: req.offset });
+          return true;
+        case 'write': {
+          const file = files.get(req.handle);
+          if (file !== undefined) {
+            account(file, req.offset, req.data);
+            file.bytesWritten += req.data.length;
+          }
+          return true;
+        }
+        case 'close':
+          bounded(closes, req.id, req.handle);
+          return true;
+        default:
+          return true;
+      }
+    };
+    const refuse = (id: number, token: T, reason: string): false => {
+      toClient(statusPacket(id, StatusCode.PermissionDenied, reason));
+      hooks.finished(token, { ok: false, refused: true, message: reason, bytesRead: 0, bytesWritten: 0, digest: null, summary: 'refused' });
+      return false;
+    };
+    const account = (file: OpenFile<T>, offset: number, data: Buffer) => {
+      if (offset !== file.nextOffset) file.sequential = false;
+      file.hash.update(data);
+      file.nextOffset = offset + data.length;
+    };
+    const fileResult = (file: OpenFile<T>, ok: boolean, message: string | null): FileResult => {
+      const moved = file.bytesRead + file.bytesWritten;
+      const digest = moved === 0 || !file.sequential ? null : `sha256:${file.hash.digest('hex')}`;
+      const order = file.sequential ? '' : ' (out of order: no digest)';
+      return { ok, message, bytesRead: file.bytesRead, bytesWritten: file.bytesWritten, digest, summary: `sftp ${file.path}: ${file.bytesWritten} bytes written, ${file.bytesRead} bytes read${order}` };
+    };
+
+    const reply = (r: SftpReply) => {
+      if (r.kind === 'version') return;
+      const open = opens.get(r.id);
+      if (open !== undefined) {
+        opens.delete(r.id);
+        if (r.kind === 'handle') {
+          if (files.size >= MAX_OPEN_FILES) throw new ProtocolError(`more than ${MAX_OPEN_FILES} files open at once`, ErrorCode.PROTOCOL_VIOLATION);
+          files.set(r.handle, { token: open.token, path: open.path, hash: createHash('sha256'), bytesRead: 0, bytesWritten: 0, nextOffset: 0, sequential: true });
+        } else {
+          const message = r.kind === 'status' ? r.message || `status ${r.code}` : 'unexpected reply';
+          hooks.finished(open.token, { ok: false, message, bytesRead: 0, bytesWritten: 0, digest: null, summary: 'open failed' });
+        }
+        return;
+      }
+      const read = reads.get(r.id);
+      if (read !== undefined) {
+        reads.delete(r.id);
+        const file = files.get(read.handle);
+        if (file !== undefined && r.kind === 'data') {
+          account(file, read.offset, r.data);
+          file.bytesRead += r.data.length;
+        }
+        return;
+      }
+      const close = closes.get(r.id);
+      if (close !== undefined) {
+        closes.delete(r.id);
+        const file = files.get(close);
+        if (file === undefined) return;
+        files.delete(close);
+        const ok = r.kind === 'status' && r.code === StatusCode.Ok;
+        hooks.finished(file.token, fileResult(file, ok, ok ? null : r.kind === 'status' ? r.message : 'unexpected reply'));
+        return;
+      }
+      const change = changes.get(r.id);
+      if (change !== undefined) {
+        changes.delete(r.id);
+        const ok = r.kind === 'status' && r.code === StatusCode.Ok;
+        const message = r.kind === 'status' ? r.message || `status ${r.code}` : 'unexpected reply';
+        hooks.finished(change, { ok, message: ok ? null : message, bytesRead: 0, bytesWritten: 0, digest: null, summary: ok ? 'ok' : message });
+      }
+    };
+
+    const fail = (err: unknown) => {
+      failure = err instanceof AgateError ? err : new ProtocolError(`sftp relay failed: ${String(err)}`, ErrorCode.PROTOCOL_VIOLATION, { cause: err });
+      client.stderr.write(`Agate closed the sftp channel: ${failure.message}\n`);
+      client.close();
+      upstream.close();
+    };
+
+    // Client → target: one batch of packets at a time, each decided before it is forwarded.
+    // The batch still being decided; the client's EOF must reach the target after it.
+    let batch: Promise<void> = Promise.resolve();
+    client.on('data', (chunk: Buffer) => {
+      bytesUp += chunk.length;
+      client.pause();
+      batch = (async () => {
+        // The batch is bounded by one chunk; waiting for drain per packet would serialise them.
+        let full = false;
+        for (const packet of up.push(chunk)) {
+          if (finished) return;
+          const req = parseRequest(packet.subarray(4));
+          if (!(await request(req))) continue;
+          full = !upstream.write(packet) || full;
+        }
+        if (full) await new Promise((r) => upstream.once('drain', r));
+        if (!finished) client.resume();
+      })().catch(fail);
+    });
+    client.on('end', () => void batch.then(() => upstream.end()));
+
+    // Target → client: whole packets, so a refusal is never spliced into the middle of one.
+    upstream.on('data', (chunk: Buffer) => {
+      try {
+        let full = false;
+        for (const packet of down.push(chunk)) {
+          reply(parseReply(packet.subarray(4)));
+          bytes += packet.length;
+          full = !toClient(packet) || full;
+        }
+        if (full) {
+          upstream.pause();
+          client.once('drain', () => upstream.resume());
+        }
+      } catch (err) {
+        fail(err);
+      }
+    });
+    upstream.stderr.on('data', (chunk: Buffer) => client.stderr.write(chunk));
+    upstream.on('exit', (code: number | null, sig?: string) => {
+      if (typeof code === 'number') exitCode = code;
+      else if (sig !== undefined) signal = sig;
+    });
+    client.resume(); // paused while the channel itself was decided
+
+    const finish = (clientGone: boolean) => {
+      if (finished) return;
+      finished = true;
+      // Files still open when the channel ended: recorded with what moved so far.
+      for (const file of files.values()) hooks.finished(file.token, fileResult(file, false, 'the channel closed before the file was closed'));
+      files.clear();
+      // No digest of the channel itself: each file has its own, and hashing the stream twice halves download speed.
+      resolve({ exitCode, signal, bytes, bytesUp, digest: null, clientGone, error: failure });
+    };
+    upstream.on('close', () => {
+      const end = () => {
+        if (exitCode !== null) client.exit(exitCode);
+        client.end();
+        finish(false);
+      };
+      if (pendingWrites === 0) end();
+      else flushed = end;
+    });
+    client.on('close', () => {
+      if (!finished) upstream.close();
+      finish(!finished && failure === undefined);
+    });
+  });
+}

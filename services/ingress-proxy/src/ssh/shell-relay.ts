@@ -1,0 +1,131 @@
+import { createHash } from 'node:crypto';
+import type { ClientChannel, ServerChannel } from 'ssh2';
+import type { CastRecorder } from './asciicast.js';
+import type { ExecOutcome } from './exec-relay.js';
+import { LineTracker, type TypedLine } from './line-tracker.js';
+
+export type LineDecision = { run: true } | { run: false; message: string };
+
+export interface ShellRelayOptions {
+  recorder: CastRecorder;
+  /** Decides a typed line before its Enter reaches the shell. */
+  onLine: (line: TypedLine) => Promise<LineDecision>;
+  /** Resolves once the recording has caught up (published); undefined when it has. */
+  recordingBacklog: () => Promise<void> | undefined;
+}
+
+/** What the shell is sent in place of a refused line's Enter: erase the line (^U), then an empty line. */
+const DISCARD_LINE = Buffer.from([0x15, 0x0d]);
+
+/**
+ * Relays an interactive shell: keystrokes up, terminal output down, both recorded. Each line the
+ * client finishes is decided before its Enter is forwarded; a refused line is erased on the
+ * shell's side and the client sees why. Input is read one packet at a time and output is paused
+ * while the client or the recording is behind, so ssh2 grants window only as each side drains.
+ */
+export function relayShell(client: ServerChannel, upstream: ClientChannel, options: ShellRelayOptions): Promise<ExecOutcome> {
+  const { recorder } = options;
+  return new Promise((resolve) => {
+    const hash = createHash('sha256');
+    const tracker = new LineTracker();
+    let bytes = 0;
+    let bytesUp = 0;
+    let exitCode: number | null = null;
+    let signal: string | null = null;
+    let finished = false;
+    let pendingWrites = 0;
+    let flushed: (() => void) | undefined;
+    const written = () => {
+      pendingWrites -= 1;
+      if (pendingWrites === 0) flushed?.();
+    };
+
+    const down = (chunk: Buffer, to: NodeJS.WritableStream) => {
+      hash.update(chunk);
+      bytes += chunk.length;
+      recorder.output(chunk);
+      pendingWrites += 1;
+      const clientFull = !(to as ServerChannel).write(chunk, written);
+      const backlog = options.recordingBacklog();
+      if (!clientFull && backlog === undefined) return;
+      upstream.pause();
+      upstream.stderr.pause();
+      const waits: Promise<unknown>[] = [];
+      if (clientFull) waits.push(new Promise((r) => to.once('drain', r)));
+      if (backlog !== undefined) waits.push(backlog);
+      void Promise.all(waits).then(() => {
+        upstream.resume();
+        upstream.stderr.resume();
+      });
+    };
+    upstream.on('data', (chunk: Buffer) => down(chunk, client));
+    upstream.stderr.on('data', (chunk: Buffer) => down(chunk, client.stderr));
+
+    const send = (data: Buffer): Promise<void> | undefined => {
+      if (data.length === 0) return undefined;
+      bytesUp += data.length;
+      recorder.input(data);
+      return upstream.write(data) ? undefined : new Promise((r) => upstream.once('drain', r));
+    };
+    const note = (message: string) => {
+      const text = Buffer.from(`\r\n${message}\r\n`);
+      recorder.output(text);
+      client.write(text);
+    };
+
+    /** One packet of keystrokes, in order; the client stays paused until it is through. */
+    const typed = async (chunk: Buffer) => {
+      let from = 0;
+      for (let i = 0; i < chunk.length; i += 1) {
+        const line = tracker.push(chunk[i]!);
+        if (line === undefined) continue;
+        await send(chunk.subarray(from, i));
+        from = i + 1;
+        const decision = await options.onLine(line);
+        if (finished) return;
+        if (decision.run) await send(chunk.subarray(i, i + 1));
+        else {
+          note(decision.message);
+          await send(DISCARD_LINE);
+        }
+      }
+      await send(chunk.subarray(from));
+    };
+    // The keystrokes still being decided; the client's EOF must reach the shell after them.
+    let typing: Promise<void> = Promise.resolve();
+    client.on('data', (chunk: Buffer) => {
+      client.pause();
+      typing = typed(chunk).then(() => {
+        if (!finished) client.resume();
+      });
+    });
+    client.on('end', () => void typing.then(() => upstream.end()));
+    client.resume(); // paused while the shell itself was being decided
+
+    upstream.on('exit', (code: number | null, sig?: string) => {
+      if (typeof code === 'number') exitCode = code;
+      else if (sig !== undefined) signal = sig;
+    });
+    const finish = (clientGone: boolean) => {
+      if (finished) return;
+      finished = true;
+      recorder.end();
+      resolve({ exitCode, signal, bytes, bytesUp, digest: bytes === 0 ? null : `sha256:${hash.digest('hex')}`, clientGone });
+    };
+    upstream.on('close', () => {
+      // The exit status must follow every byte of output, so wait until ssh2 has sent them.
+      const end = () => {
+        if (signal !== null) client.exit(signal, false, '');
+        else client.exit(exitCode ?? 255);
+        client.end();
+        finish(false);
+      };
+      if (pendingWrites === 0) end();
+      else flushed = end;
+    });
+    client.on('close', () => {
+      if (!finished) upstream.close();
+      finish(true);
+    });
+  });
+}
