@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { findFreePort } from './postgres.js';
-import { run } from './proc.js';
+import { run, unrefChild } from './proc.js';
 
 export interface KafkaBroker {
   /** `127.0.0.1:PORT` for clients. */
@@ -103,6 +103,7 @@ export async function startKafka(opts: { readyTimeoutMs?: number } = {}): Promis
       throw err;
     }
     exited.catch(() => undefined);
+    unrefChild(child);
   };
   const stop = async ({ hard = false } = {}) => {
     const c = child;

@@ -1,7 +1,7 @@
 // Minimal child-process runner for the test harness: collects output, feeds
 // stdin, enforces a timeout, and never throws on a non-zero exit so callers
 // can build error messages that say what actually failed.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 
 export interface RunOptions {
   input?: string;
@@ -64,3 +64,17 @@ export function describeFailure(cmd: string, args: string[], r: RunResult): stri
   const output = (r.stderr.trim() || r.stdout.trim()).split('\n').slice(-20).join('\n');
   return `${cmd} ${args.join(' ')} ${how}${output ? `:\n${output}` : ''}`;
 }
+
+/**
+ * Lets the test process exit while a long-lived server child still runs: a test that failed before
+ * its teardown would otherwise hang until run.sh's timeout. The caller's `process.once('exit')`
+ * handler then kills the child.
+ */
+export function unrefChild(child: ChildProcess): void {
+  child.unref();
+  for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as { unref?: () => void } | null)?.unref?.();
+}
+
+// run.sh's `timeout` ends a hung test file with SIGTERM, which by default skips 'exit' handlers and
+// would leave its servers running; exiting normally lets each harness kill its children.
+if (process.listenerCount('SIGTERM') === 0) process.once('SIGTERM', () => process.exit(143));

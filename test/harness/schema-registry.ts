@@ -5,7 +5,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findFreePort } from './postgres.js';
-import { run } from './proc.js';
+import { run, unrefChild } from './proc.js';
 
 export interface SchemaRegistryServer {
   /** Base URL of the Confluent-compatible API. */
@@ -33,8 +33,11 @@ export async function startSchemaRegistry(readyTimeoutMs = 90_000): Promise<Sche
   if (install.code !== 0) throw new Error(`installing the schema registry failed:\n${install.stderr.slice(-2000)}`);
   const home = install.stdout.trim().split('\n').pop()!;
   const port = await findFreePort();
+  // Apicurio also opens Quarkus's management interface (health, metrics), by default on 0.0.0.0:9000:
+  // a fixed port two registries on one machine fight over, and not loopback. Give it its own.
+  const managementPort = await findFreePort();
   let output = '';
-  const child: ChildProcess = spawn(modernJava(), ['-Xmx384m', `-Dquarkus.http.port=${port}`, '-Dquarkus.http.host=127.0.0.1', '-Dquarkus.log.level=WARN', '-Dquarkus.http.access-log.enabled=false', '-jar', join(home, 'quarkus-run.jar')], { cwd: home, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(modernJava(), ['-Xmx384m', `-Dquarkus.http.port=${port}`, '-Dquarkus.http.host=127.0.0.1', `-Dquarkus.management.port=${managementPort}`, '-Dquarkus.management.host=127.0.0.1', '-Dquarkus.log.level=WARN', '-Dquarkus.http.access-log.enabled=false', '-jar', join(home, 'quarkus-run.jar')], { cwd: home, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-10_000)));
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-10_000)));
   const url = `http://127.0.0.1:${port}/apis/ccompat/v7`;
@@ -53,6 +56,7 @@ export async function startSchemaRegistry(readyTimeoutMs = 90_000): Promise<Sche
     await new Promise((r) => setTimeout(r, 250));
   }
   process.once('exit', () => child.kill('SIGKILL'));
+  unrefChild(child);
   return {
     url,
     close: async () => {

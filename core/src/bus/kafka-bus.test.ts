@@ -18,8 +18,14 @@ let broker: KafkaBroker;
 let registry: SchemaRegistryServer;
 const buses: Bus[] = [];
 const ready = (async () => {
-  [broker, registry] = await Promise.all([startKafka(), startSchemaRegistry()]);
+  // Settled one by one, so the after hook stops whichever started even when the other failed.
+  const [k, r] = await Promise.allSettled([startKafka(), startSchemaRegistry()]);
+  if (k.status === 'fulfilled') broker = k.value;
+  if (r.status === 'fulfilled') registry = r.value;
+  if (k.status === 'rejected') throw k.reason;
+  if (r.status === 'rejected') throw r.reason;
 })();
+ready.catch(() => undefined); // each test awaits it and reports the failure
 
 async function bus(instanceId: string, opts: { registry?: boolean; awaitsVerdicts?: boolean; topic?: string } = {}): Promise<KafkaBus> {
   await ready;
