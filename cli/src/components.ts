@@ -20,6 +20,7 @@ import { pgProxyConfigDeps, targetMaskSet } from '../../services/ingress-proxy/s
 import { PgProxyServer } from '../../services/ingress-proxy/src/pg/server.js';
 import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
 import { loadOrCreateHostKey, parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
+import { AuthorizedKeys } from '../../services/ingress-proxy/src/ssh/authorized-keys.js';
 import { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
 import { kubeProxyTarget, kubernetesTargets } from '../../services/ingress-proxy/src/k8s/config.js';
 import { KubeProxyServer } from '../../services/ingress-proxy/src/k8s/server.js';
@@ -222,7 +223,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         const ssh = new SshProxyServer({
           bus: bus!, verifier: verifier!, resolveTarget: resolveSshTarget!, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms,
           connectTimeoutMs: 10_000, logger, audit: new Masker(config.masking.audit, config.masking.sets[config.masking.audit]!),
-          hostKey: loadOrCreateHostKey(sshConfig.host_key_file), maxConnections: sshConfig.max_connections,
+          hostKey: loadOrCreateHostKey(sshConfig.host_key_file), maxConnections: sshConfig.max_connections, authorizedKeys: new AuthorizedKeys(sshConfig.authorized_keys),
         });
         const s = splitHostPort(sshConfig.listen);
         out.ssh = await ssh.listen(s.host, s.port);

@@ -318,6 +318,19 @@ export const configSchema = z.strictObject({
           /** The proxy's own host key (OpenSSH format); an ed25519 key is generated there on first start. */
           host_key_file: z.string(),
           max_connections: z.number().int().min(1).default(100),
+          /** Public keys clients may log in with instead of a token, each standing for one identity. */
+          authorized_keys: z
+            .array(
+              z.strictObject({
+                /** As in an authorized_keys file: `ssh-ed25519 AAAA… [comment]`. */
+                key: z.string().regex(/^(ssh-[a-z0-9-]+|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}( .*)?$/, 'expected a public key such as "ssh-ed25519 AAAA…"'),
+                /** The identity's subject (`sub`); its issuer is `agate:ssh-public-key`. */
+                subject: z.string().min(1),
+                /** Claims policy rules can match, as for a token (`repository`, `environment`, …). */
+                claims: z.record(z.string(), z.string()).default({}),
+              }),
+            )
+            .default([]),
         })
         .optional(),
       verdict_timeout_ms: duration.default(2000),

@@ -18,6 +18,7 @@ import { createLogger, silentLogger } from '../../core/src/log.js';
 import type { AgateEvent, AuthenticationFailed, Command, Response, SessionOpened, Verdict } from '../../schemas/src/events.js';
 import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
 import { parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
+import { AuthorizedKeys, SSH_KEY_ISSUER } from '../../services/ingress-proxy/src/ssh/authorized-keys.js';
 import { SshProxyServer, type SshProxyOptions } from '../../services/ingress-proxy/src/ssh/server.js';
 import type { SshUpstreamTarget } from '../../services/ingress-proxy/src/ssh/upstream.js';
 import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
@@ -98,6 +99,7 @@ async function setup(into: Partial<Env>): Promise<Env> {
     bus: into.bus, verifier, resolveTarget: (n) => targets.get(n), proxyId: 'e2e-ssh', verdictTimeoutMs: VERDICT_TIMEOUT_MS, connectTimeoutMs: 5000,
     logger: process.env.AGATE_TEST_LOG ? createLogger('debug') : silentLogger, audit: new Masker('default', config.masking.sets.default!), hostKey: Buffer.from(ssh2.utils.generateKeyPairSync('ed25519').private),
     maxConnections: 20,
+    authorizedKeys: new AuthorizedKeys([{ key: readFileSync(await sshKeygen(into.dir, 'registered'), 'utf8').trim(), subject: 'ci-runner-7', claims: { environment: 'staging' } }]),
   };
   into.proxy = new SshProxyServer(into.proxyOptions);
   into.port = (await into.proxy.listen('127.0.0.1', 0)).port;
@@ -275,7 +277,45 @@ test('a wrong token is refused at login and recorded as AuthenticationFailed', a
     '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', 'box@127.0.0.1', 'echo never',
   ], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, timeoutMs: 20_000 });
   assert.is(plain.code, 255);
-  assert.match(plain.stderr, /box@127\.0\.0\.1: Permission denied \(password,keyboard-interactive\)/);
+  assert.match(plain.stderr, /box@127\.0\.0\.1: Permission denied \(password,keyboard-interactive,publickey\)/);
+});
+
+/** A new ed25519 key pair made by OpenSSH's ssh-keygen; returns the public key's path. */
+async function sshKeygen(dir: string, name: string): Promise<string> {
+  const file = join(dir, `key-${name}`);
+  const r = await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', file]);
+  if (r.code !== 0) throw new Error(`ssh-keygen failed: ${r.stderr}`);
+  return `${file}.pub`;
+}
+
+/** The plain OpenSSH client logging in with a key file only (no token, no agent). */
+function sshWithKey(env: Env, keyFile: string, command: string): Promise<RunResult> {
+  return run('/usr/bin/ssh', [
+    '-p', String(env.port), '-i', keyFile, '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none', '-o', 'BatchMode=yes',
+    '-o', 'PreferredAuthentications=publickey', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+    'box@127.0.0.1', command,
+  ], { timeoutMs: 20_000 });
+}
+
+test('a public key registered to an identity logs in as that identity; an unknown key is refused and recorded', async (ctx) => {
+  const env = ctx as Env;
+  const ok = await sshWithKey(env, join(env.dir, 'key-registered'), 'echo key-login-ok');
+  assert.is(ok.code, 0, ok.stderr);
+  assert.is(ok.stdout, 'key-login-ok\n');
+  const command = await waitFor(env, (events) => events.find((e): e is Command => e.type === 'Command' && e.text === 'echo key-login-ok'));
+  assert.is(command.identity.subject, 'ci-runner-7');
+  assert.is(command.identity.issuer, SSH_KEY_ISSUER);
+  assert.is(command.identity.claims.environment, 'staging');
+  assert.match(command.identity.claims.key_fingerprint ?? '', /^SHA256:[A-Za-z0-9+/]{43}$/);
+
+  const strangerPub = await sshKeygen(env.dir, 'stranger');
+  const refused = await sshWithKey(env, strangerPub.replace(/\.pub$/, ''), 'echo never-with-key');
+  assert.is(refused.code, 255);
+  assert.match(refused.stderr, /Permission denied \(password,keyboard-interactive,publickey\)/);
+  const failed = await waitFor(env, (events) => events.find((e): e is AuthenticationFailed => e.type === 'AuthenticationFailed' && e.reason_code === 'AUTH_KEY_UNKNOWN'));
+  const expected = (await run('ssh-keygen', ['-l', '-f', strangerPub])).stdout.split(' ')[1]!;
+  assert.ok(failed.message.includes(expected), `the refusal names the key's fingerprint ${expected}: ${failed.message}`);
+  assert.not.ok(env.events.some((e) => e.type === 'Command' && e.text === 'echo never-with-key'));
 });
 
 test('a target presenting another host key is refused with a clear error, and the refusal is recorded', async (ctx) => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SessionEvents } from '../session-events.js';
-import type { AuthContext, Client, ClientChannel, ClientInfo, Connection, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
+import type { AuthContext, AuthenticationType, Client, ClientChannel, ClientInfo, Connection, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
@@ -8,6 +8,7 @@ import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
 import type { Masker } from '../pg/masking/masker.js';
 import { CastRecorder } from './asciicast.js';
+import { AuthorizedKeys, fingerprint } from './authorized-keys.js';
 import { relayExec } from './exec-relay.js';
 import { streamRecorder } from './exec-recorders.js';
 import { castResponse, execResponse, failureResponse, fileResponse } from './responses.js';
@@ -32,6 +33,8 @@ export interface SshSessionDeps {
   loginDeadlineMs?: number;
   /** Session channels open at once per connection (default 16). */
   maxChannels?: number;
+  /** Public keys registered to identities; without any, only tokens log in. */
+  authorizedKeys?: AuthorizedKeys;
 }
 
 /** Refusals reach the client as stderr and this exit status (the shell's "cannot execute"). */
@@ -128,7 +131,36 @@ export class SshSession {
   async #onAuthentication(ctx: AuthContext): Promise<void> {
     if (ctx.method === 'password') return this.#login(ctx, ctx.password);
     if (ctx.method === 'keyboard-interactive') return this.#promptToken(ctx, '', 1);
-    ctx.reject([...AUTH_METHODS]);
+    if (ctx.method === 'publickey' && this.#keys !== undefined) return this.#keyLogin(ctx, this.#keys);
+    ctx.reject(this.#methods());
+  }
+
+  /** The login methods offered: tokens always, public keys when some are registered. */
+  #methods(): AuthenticationType[] {
+    return this.#keys === undefined ? [...AUTH_METHODS] : [...AUTH_METHODS, 'publickey'];
+  }
+
+  get #keys(): AuthorizedKeys | undefined {
+    const keys = this.#deps.authorizedKeys;
+    return keys === undefined || keys.size === 0 ? undefined : keys;
+  }
+
+  /**
+   * publickey: a registered key logs in as the identity the config gives it. The client first
+   * asks whether a key would do (no signature), then proves it holds the private key.
+   */
+  async #keyLogin(ctx: AuthContext & { method: 'publickey' }, keys: AuthorizedKeys): Promise<void> {
+    this.#targetName = ctx.username;
+    const identity = keys.identityOf(ctx.key.algo, ctx.key.data);
+    if (identity === undefined) {
+      // Clients offer every key they hold in turn: a refusal is recorded but not counted as a failure.
+      return this.#refuseLogin(ctx, '', ErrorCode.AUTH_KEY_UNKNOWN, `the public key ${fingerprint(ctx.key.data)} is not registered to any identity`, false);
+    }
+    if (ctx.signature === undefined || ctx.blob === undefined) return ctx.accept();
+    if (!keys.verify(ctx.key.algo, ctx.key.data, ctx.blob, ctx.signature, ctx.hashAlgo)) {
+      return this.#refuseLogin(ctx, '', ErrorCode.AUTH_KEY_SIGNATURE_INVALID, `the signature made with ${fingerprint(ctx.key.data)} does not verify`);
+    }
+    await this.#open(ctx, identity, '');
   }
 
   /**
@@ -159,6 +191,11 @@ export class SshSession {
         : '';
       return this.#refuseLogin(ctx, token, e.code, e.message + cut);
     }
+    await this.#open(ctx, identity, token);
+  }
+
+  /** A verified identity opens the session on the target it named as its user name. */
+  async #open(ctx: AuthContext, identity: Identity, token: string): Promise<void> {
     const target = this.#deps.resolveTarget(ctx.username);
     if (target === undefined) return this.#refuseLogin(ctx, token, ErrorCode.TARGET_UNKNOWN, `no ssh target named "${ctx.username}"`);
     try {
@@ -182,7 +219,7 @@ export class SshSession {
     ctx.accept();
   }
 
-  async #refuseLogin(ctx: AuthContext, token: string, code: string, message: string): Promise<void> {
+  async #refuseLogin(ctx: AuthContext, token: string, code: string, message: string, counts = true): Promise<void> {
     const claimed = TokenVerifier.peek(token);
     this.#log.info('login refused', { target: this.#targetName, reason_code: code, message });
     await this.#events.emitLogged({
@@ -190,8 +227,8 @@ export class SshSession {
       protocol: 'ssh', target: this.#targetName, client_address: this.#clientAddress, reason_code: code, message,
       claimed_issuer: claimed.issuer, claimed_subject: claimed.subject,
     });
-    this.#authFailures += 1;
-    ctx.reject([...AUTH_METHODS]);
+    if (counts) this.#authFailures += 1;
+    ctx.reject(this.#methods());
     if (this.#authFailures >= MAX_AUTH_FAILURES) this.#conn.end();
   }
 
