@@ -272,7 +272,12 @@ dist('broker stopped and restarted under load: nothing runs unaudited, outage co
   await new Promise((r) => setTimeout(r, 4000));
   await env.broker.restart();
   restarted = true;
-  await load;
+  // A statement that never returns would hang the suite until run.sh's timeout; fail with the logs.
+  const finished = await Promise.race([load.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 150_000).unref())]);
+  if (!finished) {
+    const tail = (name: keyof Env['procs']) => `--- ${name}:\n${env.procs[name].stderr().slice(-4000)}`;
+    assert.unreachable(`a statement through proxy A got no answer within 150 s of the broker's restart (${okAfterRestart} ran after it; errors: ${errors.slice(-3).join(' | ')})\n${tail('proxyA')}\n${tail('policy')}\n${tail('ledger')}\nbroker:\n${env.broker.log().slice(-3000)}`);
+  }
   assert.ok(okAfterRestart >= 10, `only ${okAfterRestart} statements ran after the broker came back; errors: ${errors.slice(-3).join(' | ')}`);
   assert.ok(errors.length > 0, 'no statement was refused during the outage');
   for (const e of errors) assert.match(e, /^(42501: Agate refused the statement: no verdict within|58000: Agate refused the statement: the audit log is unavailable)/);
