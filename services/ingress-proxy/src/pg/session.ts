@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { holdNotice } from '../hold-notice.js';
 import { SessionEvents } from '../session-events.js';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
@@ -369,11 +370,11 @@ export class PgSession {
    * (protocol §55.2.6); it is written between whole frames, as upstream replies are flushed per chunk.
    */
   #notifyHold(v: Verdict): void {
-    const seconds = v.hold_expires_at === null ? 0 : Math.max(0, Math.round((v.hold_expires_at - nowMicros()) / 1e6));
+    const { headline, secondsLeft } = holdNotice(v, 'statement');
     this.#client.write(serialize.noticeResponse({
       severity: 'NOTICE', code: '01000',
-      message: `Agate is holding this statement for approval ${v.approval_id} (rule ${v.rule_id ?? 'default'}): ${v.reason}`,
-      detail: `It runs once approved, or is refused in ${seconds} s.`,
+      message: headline,
+      detail: `It runs once approved, or is refused in ${secondsLeft} s.`,
       hint: `An approver runs: agate approve ${v.approval_id}   (or agate deny ${v.approval_id})`,
     }));
   }

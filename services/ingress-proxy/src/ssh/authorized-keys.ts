@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
 import { ConfigError } from '../../../../core/src/errors.js';
 import type { Identity } from '../../../../schemas/src/events.js';
+import { fingerprint } from './host-key.js';
 
 /** The issuer named in the identity of a client that logged in with a registered public key. */
 export const SSH_KEY_ISSUER = 'agate:ssh-public-key';
@@ -57,11 +57,6 @@ export class AuthorizedKeys {
     // RSA keys are offered under the signature algorithm's name (rsa-sha2-256) but stored as ssh-rsa.
     return this.#byBlob.get(blobId(algo.startsWith('rsa-sha2-') ? 'ssh-rsa' : algo, blob));
   }
-}
-
-/** OpenSSH's fingerprint of a public key blob: `SHA256:` and unpadded base64. */
-export function fingerprint(blob: Buffer): string {
-  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
 }
 
 const blobId = (type: string, blob: Buffer) => `${type} ${blob.toString('base64')}`;

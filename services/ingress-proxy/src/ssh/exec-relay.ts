@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import type { ClientChannel, ServerChannel } from 'ssh2';
+import { ClientWrites } from './client-writes.js';
 
 /** How a relayed command ended, and what reached the client. */
 export interface ExecOutcome {
@@ -36,25 +37,19 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: 
     const hash = createHash('sha256');
     let bytes = 0;
     let bytesUp = 0;
-    let pendingWrites = 0;
+    const writes = new ClientWrites();
     let exitCode: number | null = null;
     let signal: string | null = null;
     let finished = false;
-    let flushed: (() => void) | undefined;
 
     const tap = (chunk: Buffer) => {
       hash.update(chunk);
       bytes += chunk.length;
     };
-    const written = () => {
-      pendingWrites -= 1;
-      if (pendingWrites === 0) flushed?.();
-    };
     const down = (from: Readable, to: Writable) => {
       from.on('data', (chunk: Buffer) => {
         tap(chunk);
-        pendingWrites += 1;
-        if (!to.write(chunk, written)) {
+        if (!writes.write(to, chunk)) {
           from.pause();
           to.once('drain', () => from.resume());
         }
@@ -94,8 +89,7 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: 
         client.end();
         finish(false);
       };
-      if (pendingWrites === 0) end();
-      else flushed = end;
+      writes.whenFlushed(end);
     });
     client.on('close', () => {
       if (!finished) upstream.close();

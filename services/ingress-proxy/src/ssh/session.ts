@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { holdNotice } from '../hold-notice.js';
 import { SessionEvents } from '../session-events.js';
 import type { AuthContext, AuthenticationType, Client, ClientChannel, ClientInfo, Connection, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
 import type { Bus } from '../../../../core/src/bus/bus.js';
@@ -8,7 +9,8 @@ import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
 import type { Masker } from '../pg/masking/masker.js';
 import { CastRecorder } from './asciicast.js';
-import { AuthorizedKeys, fingerprint } from './authorized-keys.js';
+import type { AuthorizedKeys } from './authorized-keys.js';
+import { fingerprint } from './host-key.js';
 import { relayExec } from './exec-relay.js';
 import { streamRecorder } from './exec-recorders.js';
 import { castResponse, execResponse, failureResponse, fileResponse } from './responses.js';
@@ -550,6 +552,6 @@ export class SshSession {
 
 /** What a client is told while its command waits for approval. */
 function holdNote(v: Verdict): string {
-  const seconds = v.hold_expires_at === null ? 0 : Math.max(0, Math.round((v.hold_expires_at - nowMicros()) / 1e6));
-  return `Agate is holding this command for approval ${v.approval_id} (rule ${v.rule_id ?? 'default'}): ${v.reason}. It runs once approved (agate approve ${v.approval_id}), or is refused in ${seconds} s.`;
+  const { headline, secondsLeft } = holdNotice(v, 'command');
+  return `${headline}. It runs once approved (agate approve ${v.approval_id}), or is refused in ${secondsLeft} s.`;
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ClientChannel, ServerChannel } from 'ssh2';
+import { ClientWrites } from './client-writes.js';
 import type { CastRecorder } from './asciicast.js';
 import type { ExecOutcome } from './exec-relay.js';
 import { LineTracker, type TypedLine } from './line-tracker.js';
@@ -33,19 +34,13 @@ export function relayShell(client: ServerChannel, upstream: ClientChannel, optio
     let exitCode: number | null = null;
     let signal: string | null = null;
     let finished = false;
-    let pendingWrites = 0;
-    let flushed: (() => void) | undefined;
-    const written = () => {
-      pendingWrites -= 1;
-      if (pendingWrites === 0) flushed?.();
-    };
+    const writes = new ClientWrites();
 
     const down = (chunk: Buffer, to: NodeJS.WritableStream) => {
       hash.update(chunk);
       bytes += chunk.length;
       recorder.output(chunk);
-      pendingWrites += 1;
-      const clientFull = !(to as ServerChannel).write(chunk, written);
+      const clientFull = !writes.write(to, chunk);
       const backlog = options.recordingBacklog();
       if (!clientFull && backlog === undefined) return;
       upstream.pause();
@@ -120,8 +115,7 @@ export function relayShell(client: ServerChannel, upstream: ClientChannel, optio
         client.end();
         finish(false);
       };
-      if (pendingWrites === 0) end();
-      else flushed = end;
+      writes.whenFlushed(end);
     });
     client.on('close', () => {
       if (!finished) upstream.close();

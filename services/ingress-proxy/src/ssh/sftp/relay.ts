@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import type { ClientChannel, ServerChannel } from 'ssh2';
+import { ClientWrites } from '../client-writes.js';
 import { AgateError, ErrorCode, ProtocolError } from '../../../../../core/src/errors.js';
 import type { ExecOutcome } from '../exec-relay.js';
 import { PacketFramer } from './framer.js';
@@ -79,16 +80,10 @@ export function relaySftp<T>(client: ServerChannel, upstream: ClientChannel, hoo
     let signal: string | null = null;
     let finished = false;
     let failure: AgateError | undefined;
-    let pendingWrites = 0;
-    let flushed: (() => void) | undefined;
-    const written = () => {
-      pendingWrites -= 1;
-      if (pendingWrites === 0) flushed?.();
-    };
+    const writes = new ClientWrites();
 
     const toClient = (packet: Buffer): boolean => {
-      pendingWrites += 1;
-      return client.write(packet, written);
+      return writes.write(client, packet);
     };
     const bounded = <K, V>(map: Map<K, V>, key: K, value: V) => {
       if (map.size >= MAX_OUTSTANDING) throw new ProtocolError(`more than ${MAX_OUTSTANDING} sftp requests outstanding`, ErrorCode.PROTOCOL_VIOLATION);
@@ -263,8 +258,7 @@ export function relaySftp<T>(client: ServerChannel, upstream: ClientChannel, hoo
         client.end();
         finish(false);
       };
-      if (pendingWrites === 0) end();
-      else flushed = end;
+      writes.whenFlushed(end);
     });
     client.on('close', () => {
       if (!finished) upstream.close();
