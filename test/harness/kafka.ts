@@ -52,6 +52,18 @@ function waitForPort(port: number, deadline: number): Promise<void> {
   });
 }
 
+/**
+ * A random cluster id in Kafka's form (16 bytes, base64url). One in 64 of those starts with '-',
+ * which the storage tool's argument parser reads as an option; Kafka's own generator redraws
+ * those, and so does this one.
+ */
+export function kafkaClusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
 export async function startKafka(opts: { readyTimeoutMs?: number } = {}): Promise<KafkaBroker> {
   const lib = await installKafka();
   const dir = mkdtempSync(join(tmpdir(), 'agate-kafka-'));
@@ -82,8 +94,7 @@ export async function startKafka(opts: { readyTimeoutMs?: number } = {}): Promis
   const log4j = join(dir, 'log4j2.properties');
   writeFileSync(log4j, ['rootLogger.level=WARN', 'rootLogger.appenderRef.out.ref=out', 'appender.out.type=Console', 'appender.out.name=out', 'appender.out.layout.type=PatternLayout', 'appender.out.layout.pattern=%d %p %c{1} %m%n'].join('\n') + '\n');
   const cp = `${lib}/*`;
-  const clusterId = randomBytes(16).toString('base64url');
-  const fmt = await run('java', ['-cp', cp, `-Dlog4j2.configurationFile=${log4j}`, 'kafka.tools.StorageTool', 'format', '--config', props, '--cluster-id', clusterId], { timeoutMs: 120_000 });
+  const fmt = await run('java', ['-cp', cp, `-Dlog4j2.configurationFile=${log4j}`, 'kafka.tools.StorageTool', 'format', '--config', props, `--cluster-id=${kafkaClusterId()}`], { timeoutMs: 120_000 });
   if (fmt.code !== 0) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`formatting Kafka storage failed:\n${fmt.stdout}${fmt.stderr}`.slice(-3000));
