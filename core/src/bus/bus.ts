@@ -42,6 +42,12 @@ export type VerdictOutcome = { kind: 'verdict'; verdict: Verdict } | { kind: 'ti
 export interface StreamInfo {
   /** Stable id, e.g. `agate.events-3`; the ledger keeps one hash chain per stream. */
   stream: string;
+  /**
+   * The batch's events exactly as the bus encoded them (EventCodec single-object encoding),
+   * index for index, when the bus has them at hand (the embedded log), so a consumer that
+   * stores the encoding (the ledger) need not encode again.
+   */
+  encoded?: readonly Buffer[];
 }
 
 export interface SubscribeOptions {

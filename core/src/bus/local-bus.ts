@@ -5,7 +5,7 @@ import { EventCodec } from '../../../schemas/src/codec.js';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
+import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions, StreamInfo } from './bus.js';
 import { VerdictWaiters } from './verdict-waiters.js';
 import { LocalLog } from './local-log.js';
 
@@ -57,7 +57,7 @@ export class LocalBus implements Bus {
     // verdict becomes durable in the same group commit as the next commands.
     if (event.type === 'Verdict') this.#waiters.deliver(event);
     const [offset] = await appended;
-    this.#recent.add(offset!, offset! + 4 + bytes.length, event);
+    this.#recent.add(offset!, offset! + 4 + bytes.length, event, bytes);
     for (const c of this.#consumers) c.wake();
   }
 
@@ -91,12 +91,19 @@ export class LocalBus implements Bus {
  * order (one writer, group commit), so the window is contiguous: a consumer positioned anywhere
  * inside it reads from memory, anything older comes from the file.
  */
+/** One record of the log: the event, its encoding as written, and where the next record starts. */
+interface LogEntry {
+  next: number;
+  event: AgateEvent;
+  bytes: Buffer;
+}
+
 class RecentEvents {
   static readonly CAPACITY = 4096;
   #offsets: number[] = [];
-  #entries: { next: number; event: AgateEvent }[] = [];
+  #entries: LogEntry[] = [];
 
-  add(offset: number, next: number, event: AgateEvent): void {
+  add(offset: number, next: number, event: AgateEvent, bytes: Buffer): void {
     const last = this.#entries[this.#entries.length - 1];
     if (last !== undefined && last.next !== offset) {
       // Not contiguous (a failed write was cut from the log): start the window afresh.
@@ -104,7 +111,7 @@ class RecentEvents {
       this.#entries = [];
     }
     this.#offsets.push(offset);
-    this.#entries.push({ next, event });
+    this.#entries.push({ next, event, bytes });
     if (this.#entries.length > RecentEvents.CAPACITY * 2) {
       this.#offsets = this.#offsets.slice(-RecentEvents.CAPACITY);
       this.#entries = this.#entries.slice(-RecentEvents.CAPACITY);
@@ -112,7 +119,7 @@ class RecentEvents {
   }
 
   /** Up to `max` events starting exactly at `position`, or undefined when it is not in the window. */
-  from(position: number, max: number): { next: number; event: AgateEvent }[] | undefined {
+  from(position: number, max: number): LogEntry[] | undefined {
     const first = this.#offsets[0];
     if (first === undefined || position < first) return undefined;
     const last = this.#entries[this.#entries.length - 1]!;
@@ -187,7 +194,7 @@ class LocalConsumer {
       const max = this.options.maxBatch ?? 500;
       // Caught-up consumers take the events from memory; others read the file.
       const recent = this.recent.from(this.#position, max);
-      const records = recent ?? this.log.read(this.#position, max).map((r) => ({ next: r.next, event: this.codec.decode(r.bytes) }));
+      const records: LogEntry[] = recent ?? this.log.read(this.#position, max).map((r) => ({ next: r.next, event: this.codec.decode(r.bytes), bytes: r.bytes }));
       if (records.length === 0) {
         this.#commit(false);
         // Stopping drains first: everything appended before stop() is handed over.
@@ -196,8 +203,8 @@ class LocalConsumer {
         this.#wake = undefined;
         continue;
       }
-      const batch = records.map((r) => r.event).filter((e) => this.#types.has(e.type));
-      if (batch.length > 0 && !(await this.#deliver(batch))) return;
+      const wanted = records.filter((r) => this.#types.has(r.event.type));
+      if (wanted.length > 0 && !(await this.#deliver(wanted.map((r) => r.event), wanted.map((r) => r.bytes)))) return;
       this.#position = records[records.length - 1]!.next;
       this.#commit(false);
       if (this.lingerMs > 0 && records.length < max && !this.#stopped) {
@@ -211,11 +218,12 @@ class LocalConsumer {
   }
 
   /** Hands the batch to the handler until it succeeds; false when stopped meanwhile. */
-  async #deliver(batch: readonly AgateEvent[]): Promise<boolean> {
+  async #deliver(batch: readonly AgateEvent[], encoded: readonly Buffer[]): Promise<boolean> {
+    const source: StreamInfo = { ...LOCAL_STREAM, encoded };
     let backoff = MIN_BACKOFF_MS;
     for (;;) {
       try {
-        await this.options.handler(batch, LOCAL_STREAM);
+        await this.options.handler(batch, source);
         return true;
       } catch (err) {
         this.logger.error('event handler failed; retrying the batch', { error: describeError(err), events: batch.length, retry_in_ms: backoff });

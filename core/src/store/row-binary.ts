@@ -86,18 +86,44 @@ export class RowBinaryWriter {
     return this;
   }
 
+  /** A safe integer as UInt64 (two 32-bit halves: no BigInt on the hot path). */
   uint64(value: number): this {
     this.#reserve(8);
-    this.#buf.writeBigUInt64LE(BigInt(value), this.#at);
+    this.#buf.writeUInt32LE(value >>> 0, this.#at);
+    this.#buf.writeUInt32LE(Math.floor(value / 2 ** 32), this.#at + 4);
     this.#at += 8;
     return this;
   }
 
   int64(value: number): this {
+    if (value >= 0) return this.uint64(value);
     this.#reserve(8);
     this.#buf.writeBigInt64LE(BigInt(value), this.#at);
     this.#at += 8;
     return this;
+  }
+
+  /** Bytes written so far: an offset for `view` and `overwrite`. */
+  get length(): number {
+    return this.#at;
+  }
+
+  /** Skips `n` bytes to be filled in later with `overwrite` (e.g. a hash of what follows). */
+  skip(n: number): number {
+    this.#reserve(n);
+    const at = this.#at;
+    this.#at += n;
+    return at;
+  }
+
+  /** Bytes [from, length) as a view, valid until the next write. */
+  view(from: number): Buffer {
+    return this.#buf.subarray(from, this.#at);
+  }
+
+  overwrite(at: number, value: Uint8Array): void {
+    if (at < 0 || at + value.length > this.#at) throw new RangeError(`overwrite of ${value.length} bytes at ${at} is outside the ${this.#at} written`);
+    this.#buf.set(value, at);
   }
 
   /** The rows written so far (a view, valid until the next write). */

@@ -5,12 +5,12 @@ import type { Logger } from '../../../core/src/log.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import { nowMicros, type AgateEvent } from '../../../schemas/src/events.js';
-import { GENESIS, linkHash, recordColumns, type RecordColumns } from './chain.js';
+import { GENESIS, linkHash, RECORD_COLUMNS, RECORD_STRUCTURE, recordColumns, writeRecord, type RecordColumns } from './chain.js';
 import { signCheckpoint } from './checkpoint.js';
 import type { CheckpointSink } from './checkpoint-sink.js';
 import { CompactRange } from './compact-range.js';
 import type { NoteSigner } from './note.js';
-import { BLOCK_SIZE, LEDGER_COLUMNS, microsToDateTime64 } from './schema.js';
+import { BLOCK_SIZE, microsToDateTime64 } from './schema.js';
 import { pushRange } from './tree-sql.js';
 import { persistTiles, tiledRangeRoot } from './tree-tiles.js';
 import { tsvBytes, tsvText } from './tsv.js';
@@ -77,8 +77,10 @@ export class ChainWriter {
     return tree.root();
   }
 
-  append(batch: readonly AgateEvent[]): Promise<void> {
-    return this.#exclusive(() => this.#append(batch));
+  /** Appends events in order; `encoded[i]`, when given, is event i's codec encoding. */
+  append(batch: readonly AgateEvent[], encoded?: readonly Buffer[]): Promise<void> {
+    if (encoded !== undefined && encoded.length !== batch.length) throw new RangeError(`${encoded.length} encodings for ${batch.length} events`);
+    return this.#exclusive(() => this.#append(batch, encoded));
   }
 
   /** Signs a checkpoint of the current head unless one exists for it. */
@@ -95,10 +97,14 @@ export class ChainWriter {
     return run;
   }
 
-  async #append(batch: readonly AgateEvent[]): Promise<void> {
+  async #append(batch: readonly AgateEvent[], encoded: readonly Buffer[] | undefined): Promise<void> {
     const { store, codec, chainId } = this.options;
     const seen = new Set<string>();
-    const fresh = batch.filter((e) => !this.#recent.has(e.event_id) && !seen.has(e.event_id) && seen.add(e.event_id));
+    const fresh: { event: AgateEvent; payload: Buffer | undefined }[] = [];
+    batch.forEach((e, i) => {
+      if (!this.#recent.has(e.event_id) && !seen.has(e.event_id)) fresh.push({ event: e, payload: encoded?.[i] });
+      seen.add(e.event_id);
+    });
     if (fresh.length < batch.length) this.options.logger.debug('skipping redelivered events already in the ledger', { count: batch.length - fresh.length });
     if (fresh.length === 0) return;
     // Encoding and hashing the next slice overlaps the engine's insert of the previous one (the
@@ -111,23 +117,21 @@ export class ChainWriter {
     for (let i = 0; i < fresh.length; i += INSERT_SLICE) {
       const slice = fresh.slice(i, i + INSERT_SLICE);
       const rows = store.insertRowBinary === undefined ? new TsvRows(chainId) : new BinaryRows(chainId);
-      for (const [j, event] of slice.entries()) {
+      for (const [j, { event, payload: given }] of slice.entries()) {
         // In the embedded mode this loop shares the event loop with every proxy session: encoding
         // a 5,000-event slice in one go held statements for tens of milliseconds (their p99).
         if (j > 0 && j % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
-        const payload = codec.encode(event);
+        const payload = given ?? codec.encode(event);
         const columns = recordColumns(event);
-        const prev = hash;
         seq += 1;
-        hash = linkHash(prev, seq, payload, columns);
+        hash = rows.add(seq, columns, payload, hash);
         if (seq % BLOCK_SIZE === 0) blocks.push([seq, hash]);
-        rows.add(seq, columns, payload, prev, hash);
       }
       await inFlight;
       const head = { seq, hash };
       inFlight = rows.insert(store).then(() => {
         this.#head = head;
-        for (const e of slice) this.#remember(e.event_id);
+        for (const { event } of slice) this.#remember(event.event_id);
       });
       // An unobserved rejection would crash the process before the loop reaches the await.
       inFlight.catch(() => undefined);
@@ -211,7 +215,8 @@ const INSERT_SLICE = 5000;
 
 /** One INSERT's worth of ledger rows, in the fastest format the store takes. */
 interface LedgerRows {
-  add(seq: number, c: RecordColumns, payload: Buffer, prev: Buffer, hash: Buffer): void;
+  /** Adds the record and returns its link hash. */
+  add(seq: number, c: RecordColumns, payload: Buffer, prev: Buffer): Buffer;
   insert(store: Store): Promise<void>;
 }
 
@@ -219,29 +224,28 @@ class TsvRows implements LedgerRows {
   readonly #chunks: Buffer[] = [];
   constructor(private readonly chainId: string) {}
 
-  add(seq: number, c: RecordColumns, payload: Buffer, prev: Buffer, hash: Buffer): void {
-    const text = [tsvText(this.chainId), seq, tsvText(c.event_id), c.event_type, microsToDateTime64(c.time), tsvText(c.session_id), tsvText(c.subject), tsvText(c.target), tsvText(c.text), tsvText(c.body)].join('\t');
-    this.#chunks.push(Buffer.from(text + '\t'), tsvBytes(payload), TAB, tsvBytes(prev), TAB, tsvBytes(hash), NEWLINE);
+  add(seq: number, c: RecordColumns, payload: Buffer, prev: Buffer): Buffer {
+    const link = linkHash(prev, seq, payload, c);
+    // RECORD_COLUMNS order.
+    const text = [seq, tsvText(c.event_id), c.event_type, microsToDateTime64(c.time), tsvText(c.session_id), tsvText(c.subject), tsvText(c.target), tsvText(c.text), tsvText(c.body)].join('\t');
+    this.#chunks.push(Buffer.from(tsvText(this.chainId) + '\t'), tsvBytes(link), TAB, tsvBytes(prev), TAB, Buffer.from(text + '\t'), tsvBytes(payload), NEWLINE);
+    return link;
   }
 
   insert(store: Store): Promise<void> {
-    return store.insertTsv('agate.ledger', LEDGER_COLUMNS, Buffer.concat(this.#chunks));
+    return store.insertTsv('agate.ledger', RECORD_COLUMNS, Buffer.concat(this.#chunks));
   }
 }
 
-/** The ledger columns' types as RowBinary carries them (LowCardinality travels as its inner type). */
-const LEDGER_STRUCTURE = "chain_id String, seq UInt64, event_id String, event_type String, time DateTime64(6, 'UTC'), session_id String, subject String, target String, text String, body String, payload String, prev_hash FixedString(32), hash FixedString(32)";
-
 class BinaryRows implements LedgerRows {
-  readonly #w = new RowBinaryWriter(1 << 20);
+  readonly #w = new RowBinaryWriter(1 << 22);
   constructor(private readonly chainId: string) {}
 
-  add(seq: number, c: RecordColumns, payload: Buffer, prev: Buffer, hash: Buffer): void {
-    this.#w.string(this.chainId).uint64(seq).string(c.event_id).string(c.event_type).int64(c.time).string(c.session_id)
-      .string(c.subject).string(c.target).string(c.text).string(c.body).bytes(payload).fixed(prev).fixed(hash);
+  add(seq: number, c: RecordColumns, payload: Buffer, prev: Buffer): Buffer {
+    return writeRecord(this.#w, this.chainId, seq, prev, payload, c);
   }
 
   insert(store: Store): Promise<void> {
-    return store.insertRowBinary!('agate.ledger', LEDGER_COLUMNS, LEDGER_STRUCTURE, this.#w.finish());
+    return store.insertRowBinary!('agate.ledger', RECORD_COLUMNS, RECORD_STRUCTURE, this.#w.finish());
   }
 }

@@ -50,7 +50,7 @@ export class LedgerService {
     await this.chain(this.options.chainId);
     // Checkpoints are published on the bus for outside consumers; the ledger does not chain its own.
     const types = EVENT_TYPES.filter((t) => t !== 'Checkpoint');
-    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.append(batch, source.stream), maxBatch: 20_000 });
+    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.append(batch, source.stream, source.encoded), maxBatch: 20_000 });
     const every = this.options.checkpoints?.everyMs;
     if (every !== undefined) {
       this.#timer = setInterval(() => void this.checkpoint().catch((err: unknown) => this.options.logger.error('checkpoint failed', { error: describeError(err) })), every);
@@ -85,9 +85,12 @@ export class LedgerService {
     return writer;
   }
 
-  /** Appends a batch from one stream (by default the service's own chain). */
-  async append(batch: readonly AgateEvent[], chainId = this.options.chainId): Promise<void> {
-    await (await this.chain(chainId)).append(batch);
+  /**
+   * Appends a batch from one stream (by default the service's own chain); `encoded`, when the
+   * bus delivers it, is each event's encoding as it travelled, stored as the record's payload.
+   */
+  async append(batch: readonly AgateEvent[], chainId = this.options.chainId, encoded?: readonly Buffer[]): Promise<void> {
+    await (await this.chain(chainId)).append(batch, encoded);
   }
 
   /** Signs a checkpoint of every chain with records since its last one. */

@@ -9,9 +9,6 @@ export interface LedgerSchemaOptions {
   retentionDays?: number;
 }
 
-/** The ledger's columns in TSV insert order. */
-export const LEDGER_COLUMNS = ['chain_id', 'seq', 'event_id', 'event_type', 'time', 'session_id', 'subject', 'target', 'text', 'body', 'payload', 'prev_hash', 'hash'] as const;
-
 /**
  * The ledger's tables and the analyst views over them. `ledger` holds one row per event: the
  * encoded event (`payload`, the Merkle leaf), the queryable columns, and the chain link that
