@@ -211,7 +211,7 @@ const NEWLINE = Buffer.from('\n');
 /** Events encoded and hashed between two turns of the event loop (about 2-5 ms of work). */
 const YIELD_EVERY = 100;
 /** Records per INSERT: large enough for the engine, small enough to overlap with hashing. */
-const INSERT_SLICE = 5000;
+const INSERT_SLICE = 10000;
 
 /** One INSERT's worth of ledger rows, in the fastest format the store takes. */
 interface LedgerRows {

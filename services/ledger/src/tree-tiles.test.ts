@@ -7,7 +7,8 @@ import { EmbeddedStore } from '../../../core/src/store/embedded.js';
 import { leafHash } from './merkle.js';
 import { consistencyRanges, inclusionRanges, verifyInclusion } from './proofs.js';
 import { migrate } from './schema.js';
-import { rangeRoot } from './tree-sql.js';
+import { leafHashes, rangeRoot, subtreeRoots } from './tree-sql.js';
+import { CompactRange } from './compact-range.js';
 import { persistTiles, tiledRangeRoot } from './tree-tiles.js';
 
 /*
@@ -56,6 +57,25 @@ tiles('an inclusion proof from nodes verifies; one from a changed node does not'
   assert.ok(verifyInclusion(index, N, leaf, await proof(), root));
   await store.exec("ALTER TABLE agate.tree_nodes UPDATE hash = toFixedString(repeat('x', 32), 32) WHERE chain_id = 't' AND level = 8 AND node = 200 SETTINGS mutations_sync = 2");
   assert.not.ok(verifyInclusion(index, N, leaf, await proof(), root));
+});
+
+tiles('the engine folds whole subtrees exactly as leaf-by-leaf hashing does', async () => {
+  for (const [lo, hi] of [[0, 256], [0, 257], [256, 1024], [300, 5_000], [512, 1_000], [0, N]] as const) {
+    const tree = new CompactRange();
+    for (const leaf of await leafHashes(store, 't', lo, hi)) tree.push(leaf);
+    assert.ok((await rangeRoot(store, 't', lo, hi)).equals(tree.root()), `[${lo}, ${hi})`);
+  }
+});
+
+tiles('a subtree with a missing or duplicated record yields no roots', async () => {
+  await store.exec("INSERT INTO agate.ledger (chain_id, seq, payload) SELECT 'gaps', number + 1, concat('leaf-', toString(number)) FROM numbers(1024)");
+  assert.is((await subtreeRoots(store, 'gaps', 0, 1024)).length, 4);
+  await store.exec("ALTER TABLE agate.ledger DELETE WHERE chain_id = 'gaps' AND seq = 600 SETTINGS mutations_sync = 2");
+  assert.equal(await subtreeRoots(store, 'gaps', 0, 1024), []);
+  assert.is((await subtreeRoots(store, 'gaps', 0, 512)).length, 2, 'subtrees before the gap are whole');
+  await store.exec("INSERT INTO agate.ledger (chain_id, seq, payload) VALUES ('gaps', 601, 'again')");
+  await store.exec("INSERT INTO agate.ledger (chain_id, seq, payload) VALUES ('gaps', 599, 'twice')");
+  assert.equal(await subtreeRoots(store, 'gaps', 512, 768), [], 'one record doubled, one missing: 256 rows but not 256 sequence numbers');
 });
 
 tiles.run();

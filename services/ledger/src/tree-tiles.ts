@@ -1,6 +1,6 @@
 import type { Store } from '../../../core/src/store/store.js';
 import { EMPTY_ROOT, nodeHash, rootFromLeafHashes } from './merkle.js';
-import { leafHashes, rangeRoot } from './tree-sql.js';
+import { rangeRoot, SUBTREE, subtreeRoots } from './tree-sql.js';
 import { tsvBytes, tsvText } from './tsv.js';
 
 /*
@@ -17,7 +17,7 @@ import { tsvBytes, tsvText } from './tsv.js';
 
 /** Levels with stored nodes: a node at level L covers 2^L leaves. */
 export const TILE_LEVELS = [8, 16, 24, 32] as const;
-const STEP = 8;
+const STEP = 8; // levels between stored levels; level 8 nodes are the engine's subtrees of SUBTREE leaves
 
 /** Stores the nodes of every complete subtree within the first `size` leaves not stored yet. */
 export async function persistTiles(store: Store, chainId: string, size: number): Promise<void> {
@@ -27,20 +27,21 @@ export async function persistTiles(store: Store, chainId: string, size: number):
     while (next < end) {
       // Up to 256 nodes per round: 65,536 leaves (or lower-level nodes) in one read.
       const upto = Math.min(end, next + 256);
-      const hashes = level === STEP
-        ? await leafHashes(store, chainId, next * 2 ** level, upto * 2 ** level)
-        : await nodesAt(store, chainId, level - STEP, next * 2 ** STEP, upto * 2 ** STEP);
-      const per = 2 ** STEP;
-      if (hashes.length !== (upto - next) * per) return; // a gap in the chain or lower level: verification reports it
-      const rows: Buffer[] = [];
-      for (let i = next; i < upto; i++) {
-        const root = rootFromLeafHashes(hashes.slice((i - next) * per, (i - next + 1) * per));
-        rows.push(Buffer.concat([Buffer.from(`${tsvText(chainId)}\t${level}\t${i}\t`), tsvBytes(root), Buffer.from('\n')]));
-      }
+      const roots = level === STEP ? await subtreeRoots(store, chainId, next * SUBTREE, upto * SUBTREE) : await foldNodes(store, chainId, level - STEP, next, upto);
+      if (roots.length !== upto - next) return; // a gap in the chain or lower level: verification reports it
+      const rows = roots.map((root, i) => Buffer.concat([Buffer.from(`${tsvText(chainId)}\t${level}\t${next + i}\t`), tsvBytes(root), Buffer.from('\n')]));
       await store.insertTsv('agate.tree_nodes', ['chain_id', 'level', 'node', 'hash'], Buffer.concat(rows));
       next = upto;
     }
   }
+}
+
+/** Nodes [from, to) of the level 8 above `below`, each folded from 256 stored nodes; [] when some are missing. */
+async function foldNodes(store: Store, chainId: string, below: number, from: number, to: number): Promise<Buffer[]> {
+  const per = 2 ** STEP;
+  const nodes = await nodesAt(store, chainId, below, from * per, to * per);
+  if (nodes.length !== (to - from) * per) return [];
+  return Array.from({ length: to - from }, (_, i) => rootFromLeafHashes(nodes.slice(i * per, (i + 1) * per)));
 }
 
 /** How many nodes of a level are stored: they are written in order, so the highest index + 1. */
