@@ -28,16 +28,29 @@ export class RowBinaryReader {
     return Number(v);
   }
 
-  string(): string {
-    let length = 0;
+  /** An unsigned LEB128 number: a string's length, or an array's. */
+  varint(): number {
+    let value = 0;
     let shift = 0;
     for (;;) {
       this.#need(1);
       const b = this.bytes[this.#at++]!;
-      length += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) break;
+      value += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return value;
       shift += 7;
     }
+  }
+
+  /** FixedString(n) (or n raw bytes): a view into the result. */
+  fixed(n: number): Buffer {
+    this.#need(n);
+    const v = this.bytes.subarray(this.#at, this.#at + n);
+    this.#at += n;
+    return v;
+  }
+
+  string(): string {
+    const length = this.varint();
     this.#need(length);
     const s = this.bytes.toString('utf8', this.#at, this.#at + length);
     this.#at += length;

@@ -13,8 +13,10 @@ export async function rangeRoot(store: Store, chainId: string, lo: number, hi: n
   if (hi <= lo) return EMPTY_ROOT;
   const tree = new CompactRangeImpl();
   const fail = (from: number, to: number) => new AgateError(ErrorCode.LEDGER_CHAIN_BROKEN, `records ${from + 1}..${to} of chain ${chainId} are not stored exactly once; run agate verify`);
-  // Whole subtrees fold in only at multiples of SUBTREE, counted from lo and from the first leaf alike.
-  const whole = lo % SUBTREE === 0 ? hi - ((hi - lo) % SUBTREE) : lo;
+  // Whole subtrees fold in only at multiples of SUBTREE, counted from lo and from the first leaf
+  // alike; a few are cheaper as leaves (the engine's query has a fixed cost of tens of ms).
+  let whole = lo % SUBTREE === 0 ? hi - ((hi - lo) % SUBTREE) : lo;
+  if (whole - lo < MIN_ENGINE_SUBTREES * SUBTREE) whole = lo;
   for (let from = lo; from < whole; from += CHUNK) {
     const to = Math.min(whole, from + CHUNK);
     const roots = await subtreeRoots(store, chainId, from, to);
@@ -34,6 +36,8 @@ const CHUNK = 1 << 18;
 /** Leaves per subtree the engine hashes whole: 2^SUBTREE_LEVELS. */
 const SUBTREE_LEVELS = 8;
 export const SUBTREE = 1 << SUBTREE_LEVELS;
+/** Below this many whole subtrees, hashing leaves here beats the engine's per-query cost. */
+export const MIN_ENGINE_SUBTREES = 16;
 
 /**
  * The roots of the complete aligned subtrees of SUBTREE leaves covering leaves [from, to), both

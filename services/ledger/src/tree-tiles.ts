@@ -1,6 +1,6 @@
 import type { Store } from '../../../core/src/store/store.js';
 import { EMPTY_ROOT, nodeHash, rootFromLeafHashes } from './merkle.js';
-import { rangeRoot, SUBTREE, subtreeRoots } from './tree-sql.js';
+import { leafHashes, MIN_ENGINE_SUBTREES, rangeRoot, SUBTREE, subtreeRoots } from './tree-sql.js';
 import { tsvBytes, tsvText } from './tsv.js';
 
 /*
@@ -25,9 +25,11 @@ export async function persistTiles(store: Store, chainId: string, size: number):
     const end = Math.floor(size / 2 ** level); // complete nodes at this level
     let next = await storedCount(store, chainId, level);
     while (next < end) {
-      // Up to 256 nodes per round: 65,536 leaves (or lower-level nodes) in one read.
-      const upto = Math.min(end, next + 256);
-      const roots = level === STEP ? await subtreeRoots(store, chainId, next * SUBTREE, upto * SUBTREE) : await foldNodes(store, chainId, level - STEP, next, upto);
+      // Up to 1,024 nodes per round: 262,144 leaves (or lower-level nodes) in one read.
+      const upto = Math.min(end, next + 1024);
+      const roots = level !== STEP ? await foldNodes(store, chainId, level - STEP, next, upto)
+        : upto - next >= MIN_ENGINE_SUBTREES ? await subtreeRoots(store, chainId, next * SUBTREE, upto * SUBTREE)
+        : await foldLeaves(store, chainId, next, upto);
       if (roots.length !== upto - next) return; // a gap in the chain or lower level: verification reports it
       const rows = roots.map((root, i) => Buffer.concat([Buffer.from(`${tsvText(chainId)}\t${level}\t${next + i}\t`), tsvBytes(root), Buffer.from('\n')]));
       await store.insertTsv('agate.tree_nodes', ['chain_id', 'level', 'node', 'hash'], Buffer.concat(rows));
@@ -42,6 +44,13 @@ async function foldNodes(store: Store, chainId: string, below: number, from: num
   const nodes = await nodesAt(store, chainId, below, from * per, to * per);
   if (nodes.length !== (to - from) * per) return [];
   return Array.from({ length: to - from }, (_, i) => rootFromLeafHashes(nodes.slice(i * per, (i + 1) * per)));
+}
+
+/** Level 8 nodes [from, to) folded here from their leaves; [] when some are missing. */
+async function foldLeaves(store: Store, chainId: string, from: number, to: number): Promise<Buffer[]> {
+  const leaves = await leafHashes(store, chainId, from * SUBTREE, to * SUBTREE);
+  if (leaves.length !== (to - from) * SUBTREE) return [];
+  return Array.from({ length: to - from }, (_, i) => rootFromLeafHashes(leaves.slice(i * SUBTREE, (i + 1) * SUBTREE)));
 }
 
 /** How many nodes of a level are stored: they are written in order, so the highest index + 1. */

@@ -6,6 +6,7 @@ import { CompactRange } from './compact-range.js';
 import { openCheckpoint } from './checkpoint.js';
 import type { NoteVerifier } from './note.js';
 import { pushRange } from './tree-sql.js';
+import { scanGroups } from './verify-scan.js';
 
 export type FailureKind = 'altered' | 'missing' | 'inserted' | 'relinked' | 'rewritten' | 'truncated' | 'resume-mismatch';
 
@@ -111,13 +112,49 @@ export async function verifyChain(store: Store, codec: EventCodec, chainId: stri
     [tree, start, lastSeq, lastHash, expired] = [from.tree, from.size, from.size, from.head, from.size];
   }
   for (const cp of pending.filter((c) => c.size <= start)) checked.push(cp.size); // covered by the resumed or expired prefix
+  let next = pending.findIndex((c) => c.size > start); // the next checkpoint to compare with
+  if (next < 0) next = pending.length;
 
   for (let lo = start; lo < storedLast; lo = nextBoundary(lo, page)) {
     const hi = Math.min(nextBoundary(lo, page), storedLast);
-    // The engine checks links while this process folds the page's leaves into the tree.
-    const pageTree = tree.clone();
-    const [[problem], folded] = await Promise.all([
-      store.query<ProblemRow>(
+    // One pass of the engine over the page checks links, sequence and previous hashes group by
+    // group and hashes each whole group's subtree; this process folds the tree and compares it
+    // with the checkpoints. The first group that does not hold up is described row by row, from
+    // the end of the last one that did.
+    const groups = await scanGroups(store, chainId, lo, hi);
+    let broken = false;
+    for (const g of groups) {
+      if (g.first !== lastSeq + 1 || g.count !== g.distinct || g.last - g.first + 1 !== g.count || g.badLinks > 0 || !g.linked || !g.firstPrev.equals(lastHash)) {
+        broken = true;
+        break;
+      }
+      if (g.root !== null) {
+        // A checkpoint inside a whole group needs that group's leaves up to it.
+        for (; next < pending.length && pending[next]!.size < g.last; next++) {
+          const cp = pending[next]!;
+          const at = tree.clone();
+          await pushRange(store, chainId, at, lastSeq, cp.size);
+          const failure = checkAgainst(cp, at.root(), await hashAt(store, chainId, cp.size));
+          if (failure !== null) return report(failure);
+        }
+        tree.pushSubtree(g.root, g.count);
+      } else {
+        for (const leaf of g.leaves) {
+          tree.push(leaf);
+          for (; next < pending.length && pending[next]!.size === tree.size && tree.size < g.last; next++) {
+            const failure = checkAgainst(pending[next]!, tree.root(), await hashAt(store, chainId, tree.size));
+            if (failure !== null) return report(failure);
+          }
+        }
+      }
+      [lastSeq, lastHash] = [g.last, g.lastHash];
+      for (; next < pending.length && pending[next]!.size === lastSeq; next++) {
+        const failure = checkAgainst(pending[next]!, tree.root(), lastHash);
+        if (failure !== null) return report(failure);
+      }
+    }
+    if (broken) {
+      const [problem] = await store.query<ProblemRow>(
         `SELECT seq, event_id, link_ok, prev_ok, before_seq FROM (
            SELECT seq, event_id, ${LINK_SQL} = hash AS link_ok,
              prev_hash = lagInFrame(hash, 1, toFixedString(unhex({prev:String}), 32)) OVER w AS prev_ok,
@@ -126,39 +163,27 @@ export async function verifyChain(store: Store, codec: EventCodec, chainId: stri
            WINDOW w AS (ORDER BY seq, event_id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW))
          WHERE NOT link_ok OR NOT prev_ok OR seq != before_seq + 1
          ORDER BY seq, event_id LIMIT 1`,
-        { chain: chainId, lo, hi, prev: lastHash.toString('hex'), last: lastSeq },
-      ),
-      pushRange(store, chainId, pageTree, lo, hi).then(() => true, () => false),
-    ]);
-    if (problem !== undefined) return report(describe(problem));
-    const [summary] = await store.query<{ n: string; last: string; hash: string }>(
-      'SELECT count() AS n, max(seq) AS last, hex(argMax(hash, seq)) AS hash FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {lo:UInt64} AND seq <= {hi:UInt64}',
-      { chain: chainId, lo, hi },
-    );
-    const pageLast = Number(summary!.n) === 0 ? lastSeq : Number(summary!.last);
+        { chain: chainId, lo: lastSeq, hi, prev: lastHash.toString('hex'), last: lastSeq },
+      );
+      return report(problem !== undefined ? describe(problem) : { kind: 'altered', seq: lastSeq + 1, event_id: '', problem: `records after ${lastSeq} do not hold together (changed while being verified?)` });
+    }
     if (options.deep) {
       const bad = await firstBodyMismatch(store, codec, chainId, lo, hi);
       if (bad !== undefined) return report({ kind: 'altered', seq: Number(bad.seq), event_id: bad.event_id, problem: 'its JSON body does not match its encoded event' });
     }
-    for (const cp of pending.filter((c) => c.size > lo && c.size <= pageLast)) {
-      const at = tree.clone();
-      await pushRange(store, chainId, at, lo, cp.size);
-      const head = await hashAt(store, chainId, cp.size);
-      if (!at.root().equals(cp.root) || (cp.chainHead !== undefined && !head?.equals(cp.chainHead))) {
-        const since = checked.length === 0 ? 0 : checked[checked.length - 1]!;
-        return report({
-          kind: 'rewritten', seq: cp.size, event_id: '',
-          problem: `records ${since + 1}..${cp.size} do not match the signed checkpoint of size ${cp.size} (${at.root().equals(cp.root) ? 'chain head' : 'Merkle root'} differs): rewritten along with their link hashes`,
-        });
-      }
+  }
+
+  /** The failure when the tree or chain head at a checkpoint's size differs from what it signed. */
+  function checkAgainst(cp: Checkpoint, root: Buffer, head: Buffer | undefined): ChainFailure | null {
+    if (root.equals(cp.root) && (cp.chainHead === undefined || head?.equals(cp.chainHead) === true)) {
       checked.push(cp.size);
+      return null;
     }
-    if (!folded || pageLast !== hi) {
-      // The page ends early: the next page's first record reports the gap.
-      await pushRange(store, chainId, tree, lo, pageLast);
-    } else tree = pageTree;
-    lastSeq = pageLast;
-    if (Number(summary!.n) > 0) lastHash = Buffer.from(summary!.hash, 'hex');
+    const since = checked.length === 0 ? 0 : checked[checked.length - 1]!;
+    return {
+      kind: 'rewritten', seq: cp.size, event_id: '',
+      problem: `records ${since + 1}..${cp.size} do not match the signed checkpoint of size ${cp.size} (${root.equals(cp.root) ? 'chain head' : 'Merkle root'} differs): rewritten along with their link hashes`,
+    };
   }
   const beyond = pending.find((c) => c.size > lastSeq);
   if (beyond !== undefined) {

@@ -1,0 +1,71 @@
+import type { Store } from '../../../core/src/store/store.js';
+import { RowBinaryReader } from '../../../core/src/store/row-binary.js';
+import { LEAF_SQL, LINK_SQL } from './chain.js';
+import { SUBTREE } from './tree-sql.js';
+
+/**
+ * What the engine reports about one aligned group of SUBTREE sequence numbers of a chain, read
+ * in a single pass: whether every record's link matches its content, whether each record names
+ * the one before it as its previous hash, and the group's Merkle subtree root (or, for a group
+ * cut short by the range or by missing records, its leaf hashes to fold one by one).
+ */
+export interface GroupScan {
+  /** Sequence numbers first..last; `count` rows with `distinct` different sequence numbers. */
+  first: number;
+  last: number;
+  count: number;
+  distinct: number;
+  /** Records whose stored link hash differs from the one recomputed from their columns. */
+  badLinks: number;
+  /** Within the group, each record's prev_hash equals the hash of the record before it. */
+  linked: boolean;
+  firstPrev: Buffer;
+  lastHash: Buffer;
+  /** The subtree root when the group holds all SUBTREE records, else null. */
+  root: Buffer | null;
+  /** Leaf hashes in seq order when the group is partial, else empty. */
+  leaves: Buffer[];
+}
+
+const LEVELS = Math.log2(SUBTREE);
+const ZERO = "toFixedString('', 32)";
+
+/**
+ * Scans records (lo, hi] of a chain group by group. A group passes when it continues from the
+ * previous one and every field above agrees; verify.ts falls back to a precise row-by-row query
+ * to describe the first record of a group that does not.
+ */
+export async function scanGroups(store: Store, chainId: string, lo: number, hi: number): Promise<GroupScan[]> {
+  let q = `SELECT g, n, u, first, last, bad,
+      arrayAll((p, h) -> p = h, arrayPopFront(rows.2), arrayPopBack(rows.3)) AS linked,
+      rows.2[1] AS first_prev, rows.3[length(rows)] AS last_hash,
+      if(n = ${SUBTREE} AND u = ${SUBTREE}, [], rows.4) AS partial,
+      arrayResize(rows.4, ${SUBTREE}, ${ZERO}) AS l
+    FROM (
+      SELECT intDiv(seq - 1, ${SUBTREE}) AS g, count() AS n, uniqExact(seq) AS u, min(seq) AS first, max(seq) AS last,
+        countIf(${LINK_SQL} != hash) AS bad,
+        arraySort(x -> x.1, groupArray((seq, prev_hash, hash, ${LEAF_SQL}))) AS rows
+      FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {lo:UInt64} AND seq <= {hi:UInt64} GROUP BY g)`;
+  // One subquery per tree level: as aliases they would be inlined into an exponential tree.
+  for (let i = 0; i < LEVELS; i++) {
+    q = `SELECT * EXCEPT (l), arrayMap((a, b) -> SHA256(concat(unhex('01'), a, b)),
+        arrayFilter((x, i) -> i % 2 = 1, l, arrayEnumerate(l)), arrayFilter((x, i) -> i % 2 = 0, l, arrayEnumerate(l))) AS l
+      FROM (${q})`;
+  }
+  const bytes = await store.queryRowBinary(
+    `SELECT toUInt64(first), toUInt64(last), toUInt64(n), toUInt64(u), toUInt64(bad), toUInt8(linked), first_prev, last_hash, l[1], partial
+     FROM (${q}) ORDER BY g`,
+    { chain: chainId, lo, hi },
+  );
+  const r = new RowBinaryReader(bytes);
+  const out: GroupScan[] = [];
+  while (!r.done) {
+    const [first, last, count, distinct, badLinks] = [r.uint64(), r.uint64(), r.uint64(), r.uint64(), r.uint64()];
+    const linked = r.fixed(1)[0] === 1;
+    const [firstPrev, lastHash, root] = [r.fixed(32), r.fixed(32), r.fixed(32)];
+    const leaves = Array.from({ length: r.varint() }, () => r.fixed(32));
+    const whole = count === SUBTREE && distinct === SUBTREE;
+    out.push({ first, last, count, distinct, badLinks, linked, firstPrev, lastHash, root: whole ? root : null, leaves });
+  }
+  return out;
+}
