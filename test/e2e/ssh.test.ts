@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
@@ -48,6 +48,12 @@ policy:
     - id: tunnel-for-tunnelers
       action: allow
       match: { protocols: [ssh], claims: { sub: 'repo:acme/tunnel*' }, ssh: { requests: [direct-tcpip] } }
+    - id: remote-for-tunnelers
+      action: allow
+      match: { protocols: [ssh], claims: { sub: 'repo:acme/tunnel*' }, ssh: { requests: [tcpip-forward], paths: ['127.0.0.1:*'] } }
+    - id: agent-for-tunnelers
+      action: allow
+      match: { protocols: [ssh], claims: { sub: 'repo:acme/tunnel*' }, ssh: { requests: [auth-agent] } }
     - id: locked-dir
       action: deny
       message: the locked directory is read-only
@@ -600,11 +606,11 @@ test('interactive shells are refused to an identity the policy denies, and port 
   assert.is(forward.code, 255);
   assert.match(forward.stderr, /forwarding failed/i);
   const remote = await waitFor(env, (events) => {
-    const command = events.find((e): e is Command => e.type === 'Command' && e.attributes.request === 'tcpip-forward');
+    const command = events.find((e): e is Command => e.type === 'Command' && e.attributes.request === 'tcpip-forward' && e.identity.subject.startsWith('repo:acme/app'));
     return command && events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
   });
   assert.is(remote.status, 'refused');
-  assert.match(remote.error_message ?? '', /remote port forwarding \(-R\) is not available/);
+  assert.match(remote.error_message ?? '', /remote port forwarding \(-R\) needs a policy rule that allows it/);
 });
 
 /** Connects to a local port until it listens, and returns what it sends first (or '' when it closes). */
@@ -666,7 +672,162 @@ test('ssh -A: agent forwarding is refused and recorded; the remote side gets no 
     assert.is(r.stdout, 'agent:\n');
     const { response } = await trail(env, 'auth-agent');
     assert.is(response.status, 'refused');
-    assert.match(response.error_message ?? '', /agent forwarding \(-A\) is not available/);
+    assert.match(response.error_message ?? '', /agent forwarding \(-A\) needs a policy rule that allows it/);
+  } finally {
+    process.kill(Number(pid));
+  }
+});
+
+/** A TCP echo server on a free loopback port (the service on the client's side of a -R). */
+async function echoServer(): Promise<{ server: Server; port: number }> {
+  const server = createServer((socket) => socket.pipe(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+/** Sends a line to a port until something listens there, and returns what comes back before it closes. */
+async function echoed(port: number, line: string): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const got = await new Promise<string | undefined>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => s.write(line));
+      let data = '';
+      s.on('data', (d: Buffer) => {
+        data += d.toString('latin1');
+        if (data.length >= line.length) s.end();
+      });
+      s.on('error', () => resolve(undefined));
+      s.on('close', () => resolve(data));
+      s.setTimeout(5000, () => s.destroy());
+    });
+    if (got !== undefined) return got;
+    if (Date.now() > deadline) assert.unreachable(`nothing listened on ${port}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Whether anything accepts a TCP connection on a loopback port. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
+}
+
+/** Waits until nothing listens on a loopback port (the target closes a listener asynchronously); false if something still does after 5 s. */
+async function stopsListening(port: number): Promise<boolean> {
+  const deadline = Date.now() + 5000;
+  while (await listening(port)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
+}
+
+const TUNNELER = 'repo:acme/tunnel:ref:refs/heads/main';
+
+test('ssh -R with a rule: the target listens, a connection made there reaches the client side, each is recorded; the listener goes with the session', async (ctx) => {
+  const env = ctx as Env;
+  const { server, port: local } = await echoServer();
+  try {
+    const remote = await findFreePort();
+    const session = ssh(env, await token(env, TUNNELER), 'box', 'sleep 3', ['-o', 'ExitOnForwardFailure=yes', '-R', `127.0.0.1:${remote}:127.0.0.1:${local}`]);
+    const line = 'ping through -R\n';
+    assert.is(await echoed(remote, line), line, 'the echo server on the client side answered through the target\'s listener');
+    const r = await session;
+    assert.is(r.code, 0, JSON.stringify(r));
+    const bind = await trail(env, `tcpip-forward 127.0.0.1:${remote}`);
+    assert.is(bind.command.attributes.request, 'tcpip-forward');
+    assert.is(bind.command.attributes.path, `127.0.0.1:${remote}`);
+    assert.is(bind.verdict?.rule_id, 'remote-for-tunnelers');
+    assert.is(bind.response.status, 'ok');
+    assert.is(bind.response.command_tag, `listening on 127.0.0.1:${remote} on the target`);
+    const connection = await waitFor(env, (events) => {
+      const command = events.find((e): e is Command => e.type === 'Command' && e.attributes.channel === 'forwarded-tcpip' && e.attributes.path === `127.0.0.1:${remote}`);
+      const response = command && events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
+      return response && { command, response };
+    });
+    assert.match(connection.command.text, new RegExp(`^forwarded-tcpip 127\\.0\\.0\\.1:${remote} from 127\\.0\\.0\\.1:\\d+$`));
+    assert.is(connection.command.attributes.forward_command_id, bind.command.event_id);
+    assert.is(connection.response.status, 'ok');
+    // Up is what the client's side sent back (the echo), down what the target's side sent.
+    assert.is(connection.response.command_tag, `forwarded ${line.length} bytes up, ${line.length} bytes down`);
+    await waitFor(env, (events) => events.find((e) => e.type === 'SessionClosed' && e.session_id === bind.command.session_id));
+    assert.ok(await stopsListening(remote), 'the target stopped listening when the session ended');
+  } finally {
+    server.close();
+  }
+});
+
+test('ssh -R cancelled by the client: the target stops listening and the cancel is recorded', async (ctx) => {
+  const env = ctx as Env;
+  const client = new ssh2.Client();
+  await new Promise<void>((resolve, reject) => {
+    client.once('ready', () => resolve()).once('error', reject);
+    client.on('keyboard-interactive', (_n, _i, _l, _p, finish) => void token(env, TUNNELER).then((t) => finish([t])));
+    client.connect({ host: '127.0.0.1', port: env.port, username: 'box', tryKeyboard: true });
+  });
+  try {
+    // Port 0: the target chooses, and the client is told which.
+    const bound = await new Promise<number>((resolve, reject) => client.forwardIn('127.0.0.1', 0, (err, port) => (err ? reject(err) : resolve(port))));
+    assert.ok(bound > 0);
+    assert.ok(await listening(bound), 'the target listens on the port it reported');
+    await new Promise<void>((resolve, reject) => client.unforwardIn('127.0.0.1', bound, (err) => (err ? reject(err) : resolve())));
+    assert.ok(await stopsListening(bound), 'the target stopped listening');
+    const cancel = await trail(env, 'cancel-tcpip-forward 127.0.0.1:0');
+    assert.is(cancel.command.attributes.cancel, 'true');
+    assert.is(cancel.response.status, 'ok');
+    assert.is(cancel.response.command_tag, `stopped listening on 127.0.0.1:${bound}`);
+  } finally {
+    client.end();
+  }
+});
+
+test('ssh -A with a rule: a program on the target uses the client\'s agent; each use is recorded with its bytes; without the rule it has none', async (ctx) => {
+  const env = ctx as Env;
+  const sock = join(env.dir, `agent-allowed-${process.pid}.sock`);
+  const agent = await run('ssh-agent', ['-a', sock]);
+  assert.is(agent.code, 0, agent.stderr);
+  const pid = /SSH_AGENT_PID=(\d+)/.exec(agent.stdout)![1]!;
+  try {
+    const pub = await sshKeygen(env.dir, 'agent-held');
+    const agentEnv = { ...process.env, SSH_AUTH_SOCK: sock };
+    const added = await run('ssh-add', [pub.replace(/\.pub$/, '')], { env: agentEnv });
+    assert.is(added.code, 0, added.stderr);
+    const fp = (await run('ssh-keygen', ['-lf', pub])).stdout.split(' ')[1]!;
+    assert.match(fp, /^SHA256:/);
+
+    const allowed = await run('sshpass', sshArgs(env, 'box', 'ssh-add -l', ['-A']), { env: { ...agentEnv, SSHPASS: await token(env, TUNNELER) }, timeoutMs: 20_000 });
+    assert.is(allowed.code, 0, allowed.stderr);
+    assert.ok(allowed.stdout.includes(fp), `the target lists the client's key: ${allowed.stdout}`);
+    const request = await waitFor(env, (events) => events.find((e): e is Command => e.type === 'Command' && e.text === 'auth-agent' && e.identity.subject === TUNNELER));
+    const granted = await waitFor(env, (events) => events.find((e): e is Response => e.type === 'Response' && e.command_id === request.event_id));
+    assert.is(granted.status, 'ok');
+    assert.is(granted.command_tag, 'agent forwarding granted');
+    const use = await waitFor(env, (events) => {
+      const command = events.find((e): e is Command => e.type === 'Command' && e.text === 'auth-agent channel' && e.attributes.agent_request_id === request.event_id);
+      const response = command && events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
+      const verdict = command && events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === command.event_id);
+      return response && { command, response, verdict };
+    });
+    assert.is(use.command.attributes.request, 'auth-agent');
+    assert.is(use.verdict?.rule_id, 'agent-for-tunnelers');
+    assert.is(use.response.status, 'ok');
+    // ssh-add -l: one request down, an answer carrying the public key up.
+    const [, up, down] = /^agent (\d+) bytes up, (\d+) bytes down$/.exec(use.response.command_tag ?? '') ?? [];
+    assert.ok(Number(down) > 0 && Number(up) > Number(down), use.response.command_tag ?? '');
+
+    const refused = await run('sshpass', sshArgs(env, 'box', 'ssh-add -l', ['-A']), { env: { ...agentEnv, SSHPASS: await token(env) }, timeoutMs: 20_000 });
+    assert.is(refused.code, 2, 'ssh-add finds no agent on the target');
+    assert.not.ok(refused.stdout.includes(fp));
+    const denied = await waitFor(env, (events) => {
+      const command = events.find((e): e is Command => e.type === 'Command' && e.text === 'auth-agent' && e.session_id !== request.session_id && e.identity.subject.startsWith('repo:acme/app') && events.some((x) => x.type === 'Command' && x.session_id === e.session_id && x.text === 'ssh-add -l'));
+      return command && events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
+    });
+    assert.is(denied.status, 'refused');
   } finally {
     process.kill(Number(pid));
   }

@@ -90,6 +90,10 @@ function sshdConfig(rootDir: string, port: number, hostKey: string): string {
     'UsePAM no',
     `AllowUsers ${SSH_TEST_USER}`,
     'Subsystem sftp internal-sftp',
+    // Forwarding through Agate is decided by Agate's policy; the target allows it (-R on loopback only).
+    'AllowTcpForwarding yes',
+    'AllowAgentForwarding yes',
+    'GatewayPorts no',
     'LogLevel VERBOSE',
     '',
   ].join('\n');

@@ -129,6 +129,8 @@ policy:
     - { id: etc-read-only, action: deny, match: { ssh: { operations: [write, remove, rename], paths: ["/etc/*"] } } }
     - { id: no-shells, action: deny, match: { claims: { sub: "untrusted*" }, ssh: { requests: [shell] } } }
     - { id: tunnels, action: allow, match: { ssh: { requests: [direct-tcpip], paths: ["127.0.0.1:5432"] } } }
+    - { id: reverse, action: allow, match: { ssh: { requests: [tcpip-forward], paths: ["127.0.0.1:*"] } } }
+    - { id: agent, action: allow, match: { claims: { sub: "repo:acme/*" }, ssh: { requests: [auth-agent] } } }
     - { id: no-rm, action: deny, match: { shell: { commands: [rm] } } }
 `,
     'inline.yaml',
@@ -144,6 +146,12 @@ policy:
   assert.is(ssh('shell', { request: 'shell' }), null);
   assert.is(ssh('direct-tcpip 127.0.0.1:5432', { request: 'direct-tcpip', path: '127.0.0.1:5432' }), 'tunnels');
   assert.is(ssh('direct-tcpip 10.0.0.1:22', { request: 'direct-tcpip', path: '10.0.0.1:22' }), null);
+  // -R: the listener and each connection made to it carry the path the client asked for.
+  assert.is(ssh('tcpip-forward 127.0.0.1:0', { request: 'tcpip-forward', path: '127.0.0.1:0' }), 'reverse');
+  assert.is(ssh('forwarded-tcpip 127.0.0.1:40001 from 127.0.0.1:5', { request: 'tcpip-forward', path: '127.0.0.1:0', channel: 'forwarded-tcpip' }), 'reverse');
+  assert.is(ssh('tcpip-forward 0.0.0.0:80', { request: 'tcpip-forward', path: '0.0.0.0:80' }), null);
+  assert.is(ssh('auth-agent', { request: 'auth-agent' }), 'agent');
+  assert.is(ssh('auth-agent channel', { request: 'auth-agent', channel: 'auth-agent@openssh.com' }, 'untrusted-bot'), null);
   assert.is(ssh('rm -rf /', { request: 'shell-line', best_effort: 'true' }), 'no-rm');
   // An ssh condition never matches an exec (no request attribute means exec) it does not name.
   assert.is(ssh('cat /etc/hosts', {}), null);

@@ -70,6 +70,16 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: 
     client.on('end', () => upstream.end());
     client.resume(); // the session paused it while the verdict was pending
 
+    // A forwarded TCP connection half-closes like TCP: the target's EOF is passed on once its
+    // bytes are, so the far end sees the close (an exec's EOF waits for its exit status instead).
+    let upstreamEnded = false;
+    if (taps.exitStatus === false) {
+      upstream.on('end', () => {
+        upstreamEnded = true;
+        writes.whenFlushed(() => client.end());
+      });
+    }
+
     upstream.on('exit', (code: number | null, sig?: string) => {
       if (typeof code === 'number') exitCode = code;
       else if (sig !== undefined) signal = sig;
@@ -93,7 +103,8 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: 
     });
     client.on('close', () => {
       if (!finished) upstream.close();
-      finish(true);
+      // Both ends of a forwarded connection said EOF: the client closing first is a clean end.
+      finish(!upstreamEnded);
     });
   });
 }

@@ -29,6 +29,21 @@ export function failureResponse(command: Command, status: 'refused' | 'error', c
   };
 }
 
+/** A request granted with nothing relayed yet (a `-R` listener, agent forwarding). */
+export function grantedResponse(command: Command, tag: string): Response {
+  return { ...failureResponse(command, 'refused', null, null), status: 'ok', command_tag: tag };
+}
+
+/**
+ * A forwarded connection (`-L`, `-R`) or agent channel: the bytes each way (up: from the
+ * client). It carries no exit status; one the client left mid-way ends as an error.
+ */
+export function forwardResponse(command: Command, outcome: ExecOutcome, started: number, what = 'forwarded'): Response {
+  const response = execResponse(command, { ...outcome, exitCode: outcome.clientGone ? null : 0, clientGone: false }, started);
+  response.command_tag = `${what} ${outcome.bytesUp} bytes up, ${outcome.bytes} bytes down`;
+  return response;
+}
+
 /** One part of a shell's asciicast v2 recording: its events as sample rows `[time, code, data]`. */
 export function castResponse(command: Command, chunk: CastChunk): Response {
   return {

@@ -1,19 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { holdNotice } from '../hold-notice.js';
 import { SessionEvents } from '../session-events.js';
-import type { AuthContext, AuthenticationType, Client, ClientChannel, ClientInfo, Connection, PseudoTtyInfo, ServerChannel, Session } from 'ssh2';
+import type {
+  AcceptConnection, AuthContext, AuthenticationType, Client, ClientChannel, ClientInfo, Connection, ExecOptions, GetStreamCallback, PseudoTtyInfo,
+  RejectConnection, ServerChannel, Session, ShellOptions, TcpConnectionDetails, TcpipBindInfo,
+} from 'ssh2';
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
 import type { Masker } from '../pg/masking/masker.js';
+import { AgentRelay, meterAgentChannel, openAgentChannel } from './agent-relay.js';
 import { CastRecorder } from './asciicast.js';
 import type { AuthorizedKeys } from './authorized-keys.js';
 import { fingerprint } from './host-key.js';
 import { relayExec } from './exec-relay.js';
 import { streamRecorder } from './exec-recorders.js';
-import { castResponse, execResponse, failureResponse, fileResponse } from './responses.js';
+import { MAX_REMOTE_FORWARDS, RemoteForwards } from './remote-forwards.js';
+import { castResponse, execResponse, failureResponse, fileResponse, forwardResponse, grantedResponse } from './responses.js';
 import type { TypedLine } from './line-tracker.js';
 import { relayShell, type LineDecision } from './shell-relay.js';
 import { relaySftp, type FileRequest, type FileResult } from './sftp/relay.js';
@@ -56,6 +61,16 @@ const RECORDING_TICK_MS = 2000;
 /** Recording chunks publishing at once before the shell's output is paused. */
 const MAX_RECORDING_BACKLOG = 4;
 
+/** Forwarding is allowed only by a rule that names it; what the client is told otherwise. */
+const NEEDS_RULE = {
+  'direct-tcpip': 'port forwarding needs a policy rule that allows it (match.ssh.requests: [direct-tcpip])',
+  'tcpip-forward': 'remote port forwarding (-R) needs a policy rule that allows it (match.ssh.requests: [tcpip-forward])',
+  'auth-agent': 'agent forwarding (-A) needs a policy rule that allows it (match.ssh.requests: [auth-agent])',
+} as const;
+
+/** ssh2 runs agent forwarding with these (its types omit the option). */
+type AgentForward = { agentForward?: boolean };
+
 /** `rule`: the rule that allowed it; null when the policy default did. */
 type Decision = { kind: 'run'; rule: string | null } | { kind: 'refuse'; message: string };
 
@@ -64,9 +79,9 @@ type Decision = { kind: 'run'; rule: string | null } | { kind: 'refuse'; message
  * password, naming the target as the user name. Each `exec` is recorded as a Command, decided by
  * policy, and only then run on the target over Agate's own connection; its output and exit
  * status go back to the client and are recorded as a Response. Shells (relayed on the client's
- * pty, recorded as asciicast, typed lines decided), sftp (each file operation decided) and `-L`
- * tunnels (only by an explicit rule) are decided the same way; `-R`, agent forwarding, X11 and
- * other subsystems are refused.
+ * pty, recorded as asciicast, typed lines decided), sftp (each file operation decided), `-L`
+ * tunnels, `-R` listeners and agent forwarding (`-A`) are decided the same way, forwarding only
+ * by an explicit rule; X11, unix-socket forwards and other subsystems are refused.
  */
 export class SshSession {
   readonly id = randomUUID();
@@ -78,6 +93,9 @@ export class SshSession {
   #target: SshUpstreamTarget | undefined;
   #targetName = '';
   #upstream: Promise<Client> | undefined;
+  readonly #remoteForwards = new RemoteForwards();
+  /** The first allowed agent-forwarding request; each agent channel the target opens refers to it. */
+  #agentRequest: Command | undefined;
   #authFailures = 0;
   #channels = 0;
   readonly #loginTimer: NodeJS.Timeout;
@@ -107,16 +125,15 @@ export class SshSession {
       session.once('close', () => (this.#channels -= 1));
       this.#onSession(session);
     });
-    // Forwarding lets traffic past the command audit: -L needs a rule that allows it by name;
-    // -R and unix-socket forwards are recorded and refused.
+    // Forwarding lets traffic past the command audit: -L and -R need a rule that allows them by
+    // name; unix-socket forwards are refused.
     conn.on('tcpip', (accept, reject, info) => void this.#directTcpip(accept, reject, info));
     conn.on('openssh.streamlocal', (_accept, reject) => reject());
-    conn.on('request', (_accept, reject, name, info) => {
+    conn.on('request', (accept, reject, name, info) => {
+      if (this.#identity === undefined) return void reject?.();
+      if (name === 'tcpip-forward') return void this.#remoteForward(accept, reject, info);
+      if (name === 'cancel-tcpip-forward') return void this.#cancelRemoteForward(accept, reject, info);
       reject?.();
-      if (name === 'tcpip-forward' && this.#identity !== undefined) {
-        const where = `${(info as { bindAddr?: string }).bindAddr ?? ''}:${(info as { bindPort?: number }).bindPort ?? 0}`;
-        this.#recordRefusal(`tcpip-forward ${where}`, { request: 'tcpip-forward', path: where }, 'remote port forwarding (-R) is not available through Agate');
-      }
     });
     conn.on('error', (err) => this.#log.debug('client connection error', { error: err.message }));
     conn.on('close', () => void this.#end());
@@ -213,9 +230,13 @@ export class SshSession {
     this.#opened = true;
     this.#identity = identity;
     this.#target = target;
-    this.#upstream = connectUpstream(target, this.#deps.connectTimeoutMs);
+    // The relay answers the agent channels the target opens once a channel forwards the agent.
+    this.#upstream = connectUpstream(target, this.#deps.connectTimeoutMs, new AgentRelay((cb) => void this.#agentChannel(cb)));
     this.#upstream.then(
-      (client) => client.on('close', () => this.terminate('the target closed the connection')),
+      (client) => {
+        client.on('close', () => this.terminate('the target closed the connection'));
+        client.on('tcp connection', (details, accept, reject) => void this.#forwardedConnection(details, accept, reject));
+      },
       (err: unknown) => this.#log.warn('cannot open the upstream connection', { target: target.name, error: describeError(err) }),
     );
     ctx.accept();
@@ -255,14 +276,12 @@ export class SshSession {
       accept?.();
     });
     session.on('x11', (_accept, reject) => reject?.());
-    session.on('auth-agent', (_accept, reject) => {
-      reject?.();
-      // The agent would sign for the client on the target's behalf, outside the audit.
-      this.#recordRefusal('auth-agent', { request: 'auth-agent' }, 'agent forwarding (-A) is not available through Agate');
-    });
+    // Whether this channel's exec or shell forwards the client's agent (the request comes first).
+    let agent: Promise<boolean> | undefined;
+    session.on('auth-agent', (accept, reject) => void (agent = this.#agentForwarding(accept, reject)));
     session.on('env', (_accept, reject) => reject?.());
-    session.on('exec', (accept, _reject, info) => void this.#exec(accept, info.command, pty, (c) => (live = { upstream: c })));
-    session.on('shell', (accept) => void this.#shell(accept, pty, (l) => (live = l)));
+    session.on('exec', (accept, _reject, info) => void this.#exec(accept, info.command, pty, (c) => (live = { upstream: c }), agent));
+    session.on('shell', (accept) => void this.#shell(accept, pty, (l) => (live = l), agent));
     // With no 'sftp' listener, ssh2 hands sftp (and so modern scp) to 'subsystem' too.
     session.on('subsystem', (accept, _reject, info) => {
       if (info.name === 'sftp') return void this.#sftp(accept);
@@ -288,7 +307,7 @@ export class SshSession {
    * Response events (`command_tag` "asciicast v2 part N", one event per sample row), and each
    * line typed into it recorded and decided as a best-effort `shell-line` command.
    */
-  async #shell(accept: () => ServerChannel | undefined, pty: PseudoTtyInfo | undefined, onLive: (l: { upstream: ClientChannel; recorder: CastRecorder }) => void): Promise<void> {
+  async #shell(accept: () => ServerChannel | undefined, pty: PseudoTtyInfo | undefined, onLive: (l: { upstream: ClientChannel; recorder: CastRecorder }) => void, agent?: Promise<boolean>): Promise<void> {
     const channel = accept();
     if (channel === undefined) return;
     channel.pause();
@@ -299,9 +318,10 @@ export class SshSession {
     if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
     const upstream = await this.#upstreamOr(channel, command);
     if (upstream === undefined) return;
+    const options: ShellOptions & AgentForward = (await agent) === true ? { agentForward: true } : {};
     const started = nowMicros();
     const window = pty === undefined ? false : { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes };
-    upstream.shell(window as false, (err, stream) => {
+    upstream.shell(window as false, options, (err, stream) => {
       if (err) return void this.#refuse(channel, command, 'error', `the target could not start a shell: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
       let backlog = 0;
       const recorder = new CastRecorder({
@@ -338,7 +358,7 @@ export class SshSession {
   }
 
 
-  async #exec(accept: () => ServerChannel | undefined, text: string, pty: PseudoTtyInfo | undefined, onLive: (c: ClientChannel) => void): Promise<void> {
+  async #exec(accept: () => ServerChannel | undefined, text: string, pty: PseudoTtyInfo | undefined, onLive: (c: ClientChannel) => void, agent?: Promise<boolean>): Promise<void> {
     // Accepted at once: ssh2 drops a deferred accept when the client's stdin EOF arrives first.
     // Paused, so no stdin is read (and no window granted) while the verdict is pending.
     const channel = accept();
@@ -349,8 +369,9 @@ export class SshSession {
     if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
     const upstream = await this.#upstreamOr(channel, command);
     if (upstream === undefined) return;
+    const options: ExecOptions & AgentForward = pty === undefined ? {} : { pty: { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes } };
+    if ((await agent) === true) options.agentForward = true;
     const started = nowMicros();
-    const options = pty === undefined ? {} : { pty: { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes } };
     upstream.exec(text, options, (err, stream) => {
       if (err) return void this.#refuse(channel, command, 'error', `the target could not run the command: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
       onLive(stream);
@@ -421,23 +442,15 @@ export class SshSession {
    */
   async #directTcpip(accept: () => ServerChannel, rejectChannel: () => void, info: { srcIP: string; srcPort: number; destIP: string; destPort: number }): Promise<void> {
     // Tunnels count against the same per-connection cap as sessions: each may hold a verdict.
-    if (this.#channels >= (this.#deps.maxChannels ?? MAX_CHANNELS)) return rejectChannel();
-    this.#channels += 1;
-    let released = false;
-    const release = () => {
-      if (!released) this.#channels -= 1;
-      released = true;
-    };
+    const release = this.#takeChannel();
+    if (release === undefined) return rejectChannel();
     const reject = () => {
       release();
       rejectChannel();
     };
     const where = `${info.destIP}:${info.destPort}`;
     const command = this.#command(`direct-tcpip ${where}`, { request: 'direct-tcpip', path: where });
-    const decision = await this.#decide(command);
-    let refusal: string | undefined;
-    if (decision.kind === 'refuse') refusal = decision.message;
-    else if (decision.rule === null) refusal = 'Agate refused the request: port forwarding needs a policy rule that allows it (match.ssh.requests: [direct-tcpip])';
+    const refusal = await this.#forwardingRefusal(command, 'direct-tcpip');
     if (refusal !== undefined) {
       void this.#events.emitLogged(failureResponse(command, 'refused', null, refusal));
       return reject();
@@ -458,12 +471,175 @@ export class SshSession {
       const channel = accept();
       channel.pause();
       channel.once('close', release);
-      void relayExec(channel, stream, { exitStatus: false }).then((outcome) => {
-        const response = execResponse(command, { ...outcome, exitCode: outcome.clientGone ? null : 0, clientGone: false }, started);
-        response.command_tag = `forwarded ${outcome.bytesUp} bytes up, ${outcome.bytes} bytes down`;
-        return this.#events.emitLogged(response);
-      });
+      void relayExec(channel, stream, { exitStatus: false }).then((outcome) => this.#events.emitLogged(forwardResponse(command, outcome, started)));
     });
+  }
+
+  /**
+   * `ssh -R`: the client asks the target to listen on bindAddr:bindPort and hand it each
+   * connection made there. Decided as `tcpip-forward host:port` (attributes
+   * request=tcpip-forward, path=host:port as asked) and, like -L, allowed only by a rule that
+   * names it. Each connection made on the target is then decided and recorded in turn.
+   */
+  async #remoteForward(accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined, bind: TcpipBindInfo): Promise<void> {
+    const where = `${bind.bindAddr}:${bind.bindPort}`;
+    const attributes = { request: 'tcpip-forward', path: where };
+    if (this.#remoteForwards.full) {
+      this.#recordRefusal(`tcpip-forward ${where}`, attributes, `a connection may hold at most ${MAX_REMOTE_FORWARDS} remote forwards`);
+      return reject?.();
+    }
+    const command = this.#command(`tcpip-forward ${where}`, attributes);
+    const refusal = await this.#forwardingRefusal(command, 'tcpip-forward');
+    if (refusal !== undefined) {
+      void this.#events.emitLogged(failureResponse(command, 'refused', null, refusal));
+      return reject?.();
+    }
+    let upstream: Client;
+    try {
+      upstream = await this.#upstream!;
+      upstream.forwardIn(bind.bindAddr, bind.bindPort, (err, boundPort) => {
+        if (err) {
+          void this.#events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, `the target could not listen on ${where}: ${err.message}`));
+          return reject?.();
+        }
+        if (this.#closed) return unforward(upstream, bind.bindAddr, boundPort); // the client left meanwhile
+        this.#remoteForwards.add({ bindAddr: bind.bindAddr, bindPort: bind.bindPort, boundPort, command });
+        void this.#events.emitLogged(grantedResponse(command, `listening on ${bind.bindAddr}:${boundPort} on the target`));
+        accept?.(boundPort);
+      });
+    } catch (err) {
+      void this.#events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, describeError(err)));
+      reject?.();
+    }
+  }
+
+  /**
+   * `cancel-tcpip-forward`: the target stops listening. Recorded, not decided: it only takes
+   * access away, and a refusal would leave the listener open.
+   */
+  async #cancelRemoteForward(accept: (() => void) | undefined, reject: (() => void) | undefined, bind: TcpipBindInfo): Promise<void> {
+    const forward = this.#remoteForwards.take(bind.bindAddr, bind.bindPort);
+    if (forward === undefined) return reject?.();
+    const where = `${forward.bindAddr}:${forward.bindPort}`;
+    const command = this.#command(`cancel-tcpip-forward ${where}`, { request: 'tcpip-forward', path: where, cancel: 'true', forward_command_id: forward.command.event_id });
+    void this.#events.emitLogged(command);
+    const upstream = await this.#upstream!; // resolved: the listener was bound through it
+    const done = (err?: Error | null) => {
+      if (err) void this.#events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, `the target could not stop listening on ${where}: ${err.message}`));
+      else void this.#events.emitLogged(grantedResponse(command, `stopped listening on ${forward.bindAddr}:${forward.boundPort}`));
+      (err ? reject : accept)?.();
+    };
+    try {
+      upstream.unforwardIn(forward.bindAddr, forward.boundPort, done);
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+
+  /**
+   * A connection made on the target to a `-R` listener. Decided as `forwarded-tcpip host:port
+   * from origin` with the listener's request and path (a rule that allowed the listener allows
+   * its connections), then handed to the client; the Response records the bytes each way.
+   */
+  async #forwardedConnection(details: TcpConnectionDetails, acceptUpstream: AcceptConnection<ClientChannel>, rejectUpstream: RejectConnection): Promise<void> {
+    const forward = this.#remoteForwards.receiving(details.destIP, details.destPort);
+    if (forward === undefined) return rejectUpstream(); // cancelled meanwhile
+    const release = this.#takeChannel();
+    if (release === undefined) return rejectUpstream();
+    const reject = () => {
+      release();
+      rejectUpstream();
+    };
+    const origin = `${details.srcIP}:${details.srcPort}`;
+    const attributes = { request: 'tcpip-forward', path: `${forward.bindAddr}:${forward.bindPort}`, channel: 'forwarded-tcpip', origin, forward_command_id: forward.command.event_id };
+    const command = this.#command(`forwarded-tcpip ${details.destIP}:${details.destPort} from ${origin}`, attributes);
+    const refusal = await this.#forwardingRefusal(command, 'tcpip-forward');
+    if (refusal !== undefined) {
+      void this.#events.emitLogged(failureResponse(command, 'refused', null, refusal));
+      return reject();
+    }
+    const started = nowMicros();
+    this.#conn.forwardOut(details.destIP, details.destPort, details.srcIP, details.srcPort, (err, channel) => {
+      if (err) {
+        void this.#events.emitLogged(failureResponse(command, 'error', null, `the client did not take the connection: ${err.message}`));
+        return reject();
+      }
+      const stream = acceptUpstream();
+      channel.once('close', release);
+      void relayExec(channel, stream, { exitStatus: false }).then((outcome) => this.#events.emitLogged(forwardResponse(command, outcome, started)));
+    });
+  }
+
+  /**
+   * `ssh -A` on a session channel: decided as `auth-agent` (request=auth-agent) and allowed only
+   * by a rule that names it. When allowed, the channel's exec or shell asks the target for agent
+   * forwarding; each use of the agent there is decided and recorded on its own (#agentChannel).
+   */
+  async #agentForwarding(accept: (() => void) | undefined, reject: (() => void) | undefined): Promise<boolean> {
+    const command = this.#command('auth-agent', { request: 'auth-agent' });
+    const refusal = await this.#forwardingRefusal(command, 'auth-agent');
+    if (refusal !== undefined) {
+      // The agent would sign for the client on the target's behalf, outside the audit.
+      void this.#events.emitLogged(failureResponse(command, 'refused', null, refusal));
+      reject?.();
+      return false;
+    }
+    this.#agentRequest ??= command;
+    void this.#events.emitLogged(grantedResponse(command, 'agent forwarding granted'));
+    accept?.();
+    return true;
+  }
+
+  /**
+   * The target opened an `auth-agent@openssh.com` channel (a program there uses the forwarded
+   * agent). Decided as `auth-agent channel` (request=auth-agent), then joined to a new agent
+   * channel to the client; the Response records the bytes each way (up: the agent's answers).
+   */
+  async #agentChannel(cb: GetStreamCallback): Promise<void> {
+    const granted = this.#agentRequest;
+    if (granted === undefined || this.#closed) return cb(new Error('agent forwarding was not granted'));
+    const release = this.#takeChannel();
+    if (release === undefined) return cb(new Error('too many channels open'));
+    const command = this.#command('auth-agent channel', { request: 'auth-agent', channel: 'auth-agent@openssh.com', agent_request_id: granted.event_id });
+    const refusal = await this.#forwardingRefusal(command, 'auth-agent');
+    if (refusal !== undefined) {
+      void this.#events.emitLogged(failureResponse(command, 'refused', null, refusal));
+      release();
+      return cb(new Error(refusal));
+    }
+    let channel: ServerChannel;
+    try {
+      channel = await openAgentChannel(this.#conn);
+    } catch (err) {
+      void this.#events.emitLogged(failureResponse(command, 'error', err instanceof AgateError ? err.code : null, `the client's agent could not be reached: ${describeError(err)}`));
+      release();
+      return cb(err as Error);
+    }
+    const started = nowMicros();
+    cb(undefined, meterAgentChannel(channel, (traffic) => {
+      release();
+      const outcome = { exitCode: 0, signal: null, bytes: traffic.down, bytesUp: traffic.up, digest: null, clientGone: false };
+      void this.#events.emitLogged(forwardResponse(command, outcome, started, 'agent'));
+    }));
+  }
+
+  /** Forwarding opens only by a rule that names it: the policy default never does. */
+  async #forwardingRefusal(command: Command, request: keyof typeof NEEDS_RULE): Promise<string | undefined> {
+    const decision = await this.#decide(command);
+    if (decision.kind === 'refuse') return decision.message;
+    if (decision.rule === null) return `Agate refused the request: ${NEEDS_RULE[request]}`;
+    return undefined;
+  }
+
+  /** Takes a slot of the per-connection channel cap; the release frees it once. */
+  #takeChannel(): (() => void) | undefined {
+    if (this.#channels >= (this.#deps.maxChannels ?? MAX_CHANNELS)) return undefined;
+    this.#channels += 1;
+    let released = false;
+    return () => {
+      if (!released) this.#channels -= 1;
+      released = true;
+    };
   }
 
   /** A request refused before policy is asked (the proxy cannot audit it): recorded with its refusal. */
@@ -538,7 +714,11 @@ export class SshSession {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#loginTimer);
-    this.#upstream?.then((c) => c.end(), () => undefined);
+    const forwards = this.#remoteForwards.takeAll();
+    this.#upstream?.then((c) => {
+      for (const f of forwards) unforward(c, f.bindAddr, f.boundPort);
+      c.end();
+    }, () => undefined);
     if (this.#opened) {
       await this.#events.emitLogged({
         type: 'SessionClosed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, reason: this.#closeReason,
@@ -547,6 +727,15 @@ export class SshSession {
     }
     await this.#events.drained();
     this.#done();
+  }
+}
+
+/** Asks the target to stop listening, without waiting: the connection may be closing. */
+function unforward(upstream: Client, bindAddr: string, port: number): void {
+  try {
+    upstream.unforwardIn(bindAddr, port);
+  } catch {
+    // Not connected any more: the target dropped the listener with the connection.
   }
 }
 

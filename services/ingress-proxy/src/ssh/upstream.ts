@@ -1,5 +1,5 @@
 import ssh2 from 'ssh2';
-import type { Client } from 'ssh2';
+import type { AuthenticationType, BaseAgent, Client } from 'ssh2';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import { fingerprint, hostKeyMatches, type PinnedHostKey } from './host-key.js';
 
@@ -17,8 +17,10 @@ export interface SshUpstreamTarget {
 /**
  * Opens an SSH connection to the target with Agate's own credential. The target must present
  * the pinned host key; any other key ends the handshake before a credential is sent.
+ * `agent` answers the auth-agent channels the target opens once agent forwarding is requested
+ * on a channel; it is never used to log in.
  */
-export function connectUpstream(target: SshUpstreamTarget, timeoutMs: number): Promise<Client> {
+export function connectUpstream(target: SshUpstreamTarget, timeoutMs: number, agent?: BaseAgent): Promise<Client> {
   return new Promise((resolve, reject) => {
     const client = new ssh2.Client();
     let presented: string | undefined;
@@ -46,6 +48,9 @@ export function connectUpstream(target: SshUpstreamTarget, timeoutMs: number): P
       username: target.user,
       privateKey: target.privateKey,
       password: target.password,
+      agent,
+      // ssh2 would try a configured agent as a login method too; only Agate's credential logs in.
+      authHandler: loginMethods(target),
       readyTimeout: timeoutMs,
       hostVerifier: (key: Buffer) => {
         if (hostKeyMatches(target.hostKey, key)) return true;
@@ -54,4 +59,12 @@ export function connectUpstream(target: SshUpstreamTarget, timeoutMs: number): P
       },
     });
   });
+}
+
+/** ssh2's default order (none, password, publickey) without the agent. */
+function loginMethods(target: SshUpstreamTarget): AuthenticationType[] {
+  const methods: AuthenticationType[] = ['none'];
+  if (target.password !== undefined) methods.push('password');
+  if (target.privateKey !== undefined) methods.push('publickey');
+  return methods;
 }
