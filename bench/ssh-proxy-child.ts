@@ -6,13 +6,12 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
 import { LocalBus } from '../core/src/bus/local-bus.js';
 import { parseConfig } from '../core/src/config.js';
 import { remoteIssuer, TokenVerifier } from '../core/src/identity/oidc.js';
 import { silentLogger } from '../core/src/log.js';
 import { Masker } from '../services/ingress-proxy/src/pg/masking/masker.js';
-import { parsePinnedHostKey } from '../services/ingress-proxy/src/ssh/host-key.js';
+import { generateHostKey, parsePinnedHostKey } from '../services/ingress-proxy/src/ssh/host-key.js';
 import { SshProxyServer } from '../services/ingress-proxy/src/ssh/server.js';
 import { CompiledPolicy } from '../services/policy/src/engine.js';
 import { PolicyService } from '../services/policy/src/service.js';
@@ -36,7 +35,7 @@ const proxy = new SshProxyServer({
   verifier: new TokenVerifier([remoteIssuer({ issuer: settings.issuer, jwks_uri: settings.jwksUri, audience: 'agate', algorithms: ['ES256', 'RS256'], clock_tolerance_s: 30, subject_claim: 'sub' })]),
   resolveTarget: (n) => (n === 'box' ? target : undefined),
   audit: new Masker('default', config.masking.sets.default!),
-  hostKey: Buffer.from(ssh2.utils.generateKeyPairSync('ed25519').private),
+  hostKey: Buffer.from(generateHostKey()),
 });
 const { port } = await proxy.listen('127.0.0.1', 0);
 console.log(`listening ${port}`);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import ssh2 from 'ssh2';
+import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 
 /** A target's pinned host key: the whole public key, or only its SHA-256 fingerprint. */
 export type PinnedHostKey = { kind: 'key'; blob: Buffer } | { kind: 'fingerprint'; fingerprint: string };
@@ -26,9 +27,21 @@ export function hostKeyMatches(pin: PinnedHostKey, blob: Buffer): boolean {
 /** The proxy's own host key; an ed25519 key is created (mode 0600) when the file does not exist. */
 export function loadOrCreateHostKey(file: string): Buffer {
   if (!existsSync(file)) {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519');
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    writeFileSync(file, pair.private, { mode: 0o600, flag: 'wx' });
+    writeFileSync(file, generateHostKey(), { mode: 0o600, flag: 'wx' });
   }
   return readFileSync(file);
+}
+
+/**
+ * A new ed25519 key in OpenSSH form. ssh2's generator writes about one key in 256 that its own
+ * parser then refuses (a private part starting with a zero byte, it seems), which made a first
+ * `agate start` fail now and then; such a key is drawn again.
+ */
+export function generateHostKey(): string {
+  for (let attempt = 0; attempt < 16; attempt++) {
+    const { private: key } = ssh2.utils.generateKeyPairSync('ed25519');
+    if (!(ssh2.utils.parseKey(key) instanceof Error)) return key;
+  }
+  throw new AgateError(ErrorCode.CONFIG_INVALID, 'could not generate an ed25519 host key that ssh2 can read (16 attempts)');
 }
