@@ -11,8 +11,9 @@ import type { CheckpointSink } from './checkpoint-sink.js';
 import { CompactRange } from './compact-range.js';
 import type { NoteSigner } from './note.js';
 import { BLOCK_SIZE, microsToDateTime64 } from './schema.js';
+import { leafHash } from './merkle.js';
 import { pushRange } from './tree-sql.js';
-import { persistTiles, tiledRangeRoot } from './tree-tiles.js';
+import { collectTiles, persistTiles, storeTiles, type TileNode } from './tree-tiles.js';
 import { tsvBytes, tsvText } from './tsv.js';
 import { RowBinaryWriter } from '../../../core/src/store/row-binary.js';
 
@@ -41,15 +42,21 @@ export const chainOrigin = (keyName: string, chainId: string) => `${keyName}/${c
 
 /**
  * Appends events to one chain: the record's Merkle leaf is the encoded event and its link
- * hash chains it to the one before (one hash per record, in JS). The Merkle tree is a compact
- * range that grows at each checkpoint by the new records' aligned subtree roots, which the
- * engine hashes natively, so the tree is never recomputed and the append path stays light.
- * Signs checkpoints at a configured interval and at every block boundary. Idempotent by event
- * id within the redelivery window; chain and tree state are recovered from the store on start.
+ * hash chains it to the one before. The Merkle tree is a compact range kept at the head: each
+ * record adds its leaf hash and about one node hash, and the stored tree nodes (tree-tiles.ts)
+ * are collected as they complete, so a checkpoint costs one signature and two small inserts
+ * (the engine is asked to hash only after a restart). Signs checkpoints at a configured
+ * interval and at every block boundary. Idempotent by event id within the redelivery window;
+ * chain and tree state are recovered from the store on start.
  */
 export class ChainWriter {
   #head: Head = { seq: 0, hash: GENESIS };
+  /** The tree of the records up to the head. */
   #tree = new CompactRange();
+  /** Stored-level nodes completed since the last checkpoint, written with the next one. */
+  #tiles: TileNode[] = [];
+  /** Whether the stored nodes may lag the tree (after a restart): the next checkpoint fills them in from the store. */
+  #tilesBehind = true;
   #lastCheckpoint = 0;
   readonly #recent = new Set<string>();
   readonly #recentOrder: string[] = [];
@@ -70,11 +77,9 @@ export class ChainWriter {
     return this.#head;
   }
 
-  /** The tree root at the head (the tree itself advances at checkpoints). */
+  /** The tree root at the head. */
   async currentRoot(): Promise<Buffer> {
-    const tree = this.#tree.clone();
-    await pushRange(this.options.store, this.options.chainId, tree, tree.size, this.#head.seq);
-    return tree.root();
+    return this.#tree.root();
   }
 
   /** Appends events in order; `encoded[i]`, when given, is event i's codec encoding. */
@@ -87,7 +92,7 @@ export class ChainWriter {
   checkpoint(): Promise<void> {
     return this.#exclusive(async () => {
       if (this.#head.seq === 0 || this.#head.seq === this.#lastCheckpoint) return;
-      await this.#publish(this.#head.seq, this.#head.hash);
+      await this.#publish(this.#head.seq, this.#head.hash, this.#tree);
     });
   }
 
@@ -112,10 +117,13 @@ export class ChainWriter {
     // past a slice only once it is stored, so a failure leaves no gap: the bus redelivers the
     // batch and the stored slices are dropped as redeliveries.
     let { seq, hash } = this.#head;
-    const blocks: [number, Buffer][] = [];
+    const tree = this.#tree.clone();
+    const blocks: [number, Buffer, CompactRange][] = [];
     let inFlight: Promise<void> = Promise.resolve();
     for (let i = 0; i < fresh.length; i += INSERT_SLICE) {
       const slice = fresh.slice(i, i + INSERT_SLICE);
+      const tiles: TileNode[] = [];
+      const onNode = collectTiles(tiles);
       const rows = store.insertRowBinary === undefined ? new TsvRows(chainId) : new BinaryRows(chainId);
       for (const [j, { event, payload: given }] of slice.entries()) {
         // In the embedded mode this loop shares the event loop with every proxy session: encoding
@@ -125,12 +133,16 @@ export class ChainWriter {
         const columns = recordColumns(event);
         seq += 1;
         hash = rows.add(seq, columns, payload, hash);
-        if (seq % BLOCK_SIZE === 0) blocks.push([seq, hash]);
+        tree.push(leafHash(payload), onNode);
+        if (seq % BLOCK_SIZE === 0) blocks.push([seq, hash, tree.clone()]);
       }
       await inFlight;
       const head = { seq, hash };
+      const headTree = tree.clone();
       inFlight = rows.insert(store).then(() => {
         this.#head = head;
+        this.#tree = headTree;
+        this.#tiles.push(...tiles);
         for (const { event } of slice) this.#remember(event.event_id);
       });
       // An unobserved rejection would crash the process before the loop reaches the await.
@@ -138,19 +150,28 @@ export class ChainWriter {
     }
     await inFlight;
     // A checkpoint at every block boundary: where verification starts once older blocks expire.
-    for (const [size, head] of blocks) await this.#publish(size, head);
+    for (const [size, head, atBlock] of blocks) await this.#publish(size, head, atBlock);
     const every = this.options.everyEvents;
-    if (every !== undefined && seq - this.#lastCheckpoint >= every) await this.#publish(seq, hash);
+    if (every !== undefined && seq - this.#lastCheckpoint >= every) await this.#publish(seq, hash, this.#tree);
   }
 
-  /** Advances the tree to `size` (records up to it are stored), then signs and publishes. */
-  async #publish(size: number, head: Buffer): Promise<void> {
+  /** Signs and publishes the checkpoint of `tree` (records up to its size are stored, `head` is the link at that size). */
+  async #publish(size: number, head: Buffer, tree: CompactRange): Promise<void> {
     const { store, chainId, signer } = this.options;
-    // Stored subtree nodes first: proofs read them, and the tree advances from them in one pass over the new leaves.
-    await persistTiles(store, chainId, size);
-    const tree = this.#tree.clone();
-    await pushRange(store, chainId, tree, tree.size, size, tiledRangeRoot);
-    this.#tree = tree;
+    if (tree.size !== size) throw new Error(`checkpoint at ${size} given the tree of ${tree.size}`);
+    // Stored subtree nodes first: proofs read them.
+    if (this.#tilesBehind) {
+      await persistTiles(store, chainId, size);
+      this.#tilesBehind = false;
+    }
+    const tiles = this.#tiles;
+    this.#tiles = [];
+    try {
+      await storeTiles(store, chainId, tiles);
+    } catch (err) {
+      this.#tiles = tiles.concat(this.#tiles);
+      throw err;
+    }
     const cp = { size, root: tree.root(), head, frontier: JSON.stringify(tree.toJSON()) };
     const note = signCheckpoint({ origin: this.#origin, size: cp.size, root: cp.root, chainHead: cp.head }, signer);
     await store.insertTsv('agate.checkpoints', ['chain_id', 'size', 'origin', 'root', 'chain_head', 'note', 'frontier'], Buffer.concat([
@@ -178,7 +199,7 @@ export class ChainWriter {
 
   /**
    * Restores head, tree and redelivery window from the store: the tree is the latest
-   * checkpoint's compact range.
+   * checkpoint's compact range grown by the records stored after it.
    */
   async recover(): Promise<void> {
     const { store, chainId } = this.options;
@@ -195,11 +216,14 @@ export class ChainWriter {
     if (cp !== undefined) {
       const restored = CompactRange.fromJSON(JSON.parse(cp.frontier) as { size: number; hash: string }[]);
       if (restored.size === Number(cp.size) && restored.root().toString('hex') === cp.root.toLowerCase()) tree = restored;
-      else this.options.logger.warn('the latest checkpoint frontier does not match its root; rebuilding the tree at the next checkpoint', { size: cp.size });
+      else this.options.logger.warn('the latest checkpoint frontier does not match its root; rebuilding the tree from the stored records', { size: cp.size });
     }
-    // Records after the checkpoint join the tree at the next checkpoint, hashed by the engine.
+    // Records after the checkpoint join the tree now, hashed by the engine from their leaves.
+    await pushRange(store, chainId, tree, tree.size, this.#head.seq);
     this.#tree = tree;
-    this.#lastCheckpoint = tree.size;
+    this.#tiles = [];
+    this.#tilesBehind = true;
+    this.#lastCheckpoint = cp === undefined ? 0 : Number(cp.size);
     const window = this.options.dedupWindow;
     const ids = await store.query<{ event_id: string }>('SELECT event_id FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64} ORDER BY seq', { chain: chainId, from: Math.max(0, this.#head.seq - window) });
     for (const r of ids) this.#remember(r.event_id);

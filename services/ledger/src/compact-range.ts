@@ -6,6 +6,9 @@ export interface Subtree {
   hash: Buffer;
 }
 
+/** Told of every interior node an append completes: its size in leaves, its index among the nodes of that size. */
+export type NodeObserver = (size: number, index: number, hash: Buffer) => void;
+
 /**
  * The right edge of an append-only Merkle tree: the roots of its complete subtrees, largest
  * first (one per set bit of the size). Appending costs one node hash amortised and the root
@@ -33,22 +36,25 @@ export class CompactRange {
   }
 
   /** Appends one leaf hash. */
-  push(leaf: Buffer): void {
-    this.pushSubtree(leaf, 1);
+  push(leaf: Buffer, onNode?: NodeObserver): void {
+    this.pushSubtree(leaf, 1, onNode);
   }
 
   /**
    * Appends the root of a complete subtree of `size` leaves; the tree's size must be a multiple
    * of `size` (the subtree is aligned), as for whole verification pages.
    */
-  pushSubtree(hash: Buffer, size: number): void {
+  pushSubtree(hash: Buffer, size: number, onNode?: NodeObserver): void {
     if (this.#size % size !== 0 || (size & (size - 1)) !== 0) throw new RangeError(`a subtree of ${size} leaves cannot be appended at ${this.#size}`);
     let node: Subtree = { size, hash };
+    let start = this.#size;
     for (;;) {
       const last = this.#subtrees[this.#subtrees.length - 1];
       if (last === undefined || last.size !== node.size) break;
       this.#subtrees.pop();
+      start -= last.size;
       node = { size: node.size * 2, hash: nodeHash(last.hash, node.hash) };
+      onNode?.(node.size, start / node.size, node.hash);
     }
     this.#subtrees.push(node);
     this.#size += size;

@@ -1,4 +1,5 @@
 import type { Store } from '../../../core/src/store/store.js';
+import type { NodeObserver } from './compact-range.js';
 import { EMPTY_ROOT, nodeHash, rootFromLeafHashes } from './merkle.js';
 import { leafHashes, MIN_ENGINE_SUBTREES, rangeRoot, SUBTREE, subtreeRoots } from './tree-sql.js';
 import { tsvBytes, tsvText } from './tsv.js';
@@ -10,14 +11,37 @@ import { tsvBytes, tsvText } from './tsv.js';
  * at most 128 stored nodes (or of at most 255 leaves below level 8), so an inclusion or
  * consistency proof reads O(log n) rows instead of hashing every leaf.
  *
- * Nodes are written by the ledger at each checkpoint from the leaves it has stored, and are
- * used only to MAKE proofs: a proof is always checked against the signed root, so a changed
+ * The ledger collects nodes as its tree grows and writes them at each checkpoint (persistTiles
+ * fills in from the store what a restart left out). Nodes are used only to MAKE proofs: a proof is always checked against the signed root, so a changed
  * node gives a proof that fails, never a false one. Verification never reads them.
  */
 
 /** Levels with stored nodes: a node at level L covers 2^L leaves. */
 export const TILE_LEVELS = [8, 16, 24, 32] as const;
 const STEP = 8; // levels between stored levels; level 8 nodes are the engine's subtrees of SUBTREE leaves
+
+/** One stored node: the root of the `node`-th aligned subtree of 2^level leaves. */
+export interface TileNode {
+  level: number;
+  node: number;
+  hash: Buffer;
+}
+
+const LEVEL_OF_SIZE = new Map<number, number>(TILE_LEVELS.map((l) => [2 ** l, l]));
+
+/** An observer for CompactRange appends that keeps the nodes of the stored levels as they complete. */
+export function collectTiles(into: TileNode[]): NodeObserver {
+  return (size, node, hash) => {
+    const level = LEVEL_OF_SIZE.get(size);
+    if (level !== undefined) into.push({ level, node, hash });
+  };
+}
+
+export async function storeTiles(store: Store, chainId: string, nodes: readonly TileNode[]): Promise<void> {
+  if (nodes.length === 0) return;
+  const rows = nodes.map((n) => Buffer.concat([Buffer.from(`${tsvText(chainId)}\t${n.level}\t${n.node}\t`), tsvBytes(n.hash), Buffer.from('\n')]));
+  await store.insertTsv('agate.tree_nodes', ['chain_id', 'level', 'node', 'hash'], Buffer.concat(rows));
+}
 
 /** Stores the nodes of every complete subtree within the first `size` leaves not stored yet. */
 export async function persistTiles(store: Store, chainId: string, size: number): Promise<void> {
@@ -31,8 +55,7 @@ export async function persistTiles(store: Store, chainId: string, size: number):
         : upto - next >= MIN_ENGINE_SUBTREES ? await subtreeRoots(store, chainId, next * SUBTREE, upto * SUBTREE)
         : await foldLeaves(store, chainId, next, upto);
       if (roots.length !== upto - next) return; // a gap in the chain or lower level: verification reports it
-      const rows = roots.map((root, i) => Buffer.concat([Buffer.from(`${tsvText(chainId)}\t${level}\t${next + i}\t`), tsvBytes(root), Buffer.from('\n')]));
-      await store.insertTsv('agate.tree_nodes', ['chain_id', 'level', 'node', 'hash'], Buffer.concat(rows));
+      await storeTiles(store, chainId, roots.map((hash, i) => ({ level, node: next + i, hash })));
       next = upto;
     }
   }

@@ -16,6 +16,7 @@ import { LedgerService } from './ledger.js';
 import { generateSignerKey, parseSignerKey, parseVerifierKey, verifierKey } from './note.js';
 import { naiveMth } from './reference-mth.js';
 import { verifyChain } from './verify.js';
+import { rangeRoot } from './tree-sql.js';
 
 /*
  * Verification over chains longer than one engine-hashed subtree (256 records): tampering
@@ -127,6 +128,25 @@ test('an incremental run resumes off a subtree boundary and reaches the same roo
   assert.ok(second.ok, JSON.stringify(second.failure));
   assert.equal([second.from, second.records], [301, 900]);
   assert.is(second.root, (await ledger.currentRoot()).toString('hex'));
+});
+
+test('the writer stores each completed 256-leaf node as it grows its tree, equal to the root of the stored leaves', async () => {
+  const { id, ledger } = await chain(1100);
+  const nodes = await store.query<{ node: string; hash: string }>("SELECT node, hex(any(hash)) AS hash FROM agate.tree_nodes WHERE chain_id = {c:String} AND level = 8 GROUP BY node ORDER BY node", { c: id });
+  assert.equal(nodes.map((n) => Number(n.node)), [0, 1, 2, 3]);
+  for (const n of nodes) assert.is(n.hash.toLowerCase(), (await rangeRoot(store, id, Number(n.node) * 256, (Number(n.node) + 1) * 256)).toString('hex'), `node ${n.node}`);
+  assert.is((await ledger.currentRoot()).toString('hex'), (await rangeRoot(store, id, 0, 1100)).toString('hex'));
+});
+
+test('after a restart the writer rebuilds its tree from the checkpoint and the records after it', async () => {
+  const { id, ledger } = await chain(1000);
+  await ledger.append(events(150), id); // 1,150 stored, last checkpoint at 1,024 (every 128)
+  const again = new LedgerService({ bus, store, codec, chainId: id, logger: silentLogger, signer });
+  await again.start();
+  assert.is(again.head.seq, 1150);
+  assert.ok((await again.currentRoot()).equals(await ledger.currentRoot()));
+  await again.append(events(10));
+  assert.ok((await again.currentRoot()).equals(await rangeRoot(store, id, 0, 1160)));
 });
 
 test.after(async () => {
