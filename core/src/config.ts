@@ -365,20 +365,20 @@ export const configSchema = z.strictObject({
       signing_key: z.string().optional(),
       checkpoint: z
         .strictObject({
-          every_events: z.number().int().min(1).default(1000),
+          every_events: z.number().int().min(1).default(10_000),
           every_ms: duration.default(10_000),
           /** A directory outside the store where every signed checkpoint is written as a file. */
           dir: z.string().optional(),
           /** An HTTP(S) endpoint that receives every signed checkpoint (POST, text/plain). */
           webhook: z.url().optional(),
         })
-        .default({ every_events: 1000, every_ms: 10_000 }),
+        .default({ every_events: 10_000, every_ms: 10_000 }),
       /** Days after which whole blocks of 2^20 records expire; unset keeps everything. */
       retention_days: z.number().int().min(1).optional(),
       /** Latest event ids remembered to drop redelivered events. */
       dedup_window: z.number().int().min(1000).default(100_000),
     })
-    .default({ origin: 'agate.local/ledger', checkpoint: { every_events: 1000, every_ms: 10_000 }, dedup_window: 100_000 }),
+    .default({ origin: 'agate.local/ledger', checkpoint: { every_events: 10_000, every_ms: 10_000 }, dedup_window: 100_000 }),
   query: z
     .strictObject({
       listen: hostPort.default('127.0.0.1:7480'),
