@@ -20,6 +20,8 @@ export interface KafkaBusOptions {
   logger: Logger;
   /** Whether this process waits on verdicts (proxies do; policy and ledger don't). */
   awaitsVerdicts: boolean;
+  /** How long `connect` keeps retrying retriable errors (default 30 s). */
+  connectTimeoutMs?: number;
 }
 
 const MIN_BACKOFF_MS = 50;
@@ -58,18 +60,32 @@ export class KafkaBus implements Bus {
     this.#producer = this.#kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1_000 } });
   }
 
+  /**
+   * Connects, creating the topics when missing. A freshly created topic can take a while to
+   * have leaders everywhere (the broker answers "does not host this topic-partition" until
+   * then), so retriable Kafka errors are retried with a fresh client until `connectTimeoutMs`.
+   */
   static async connect(options: KafkaBusOptions): Promise<KafkaBus> {
-    const bus = new KafkaBus(options);
-    try {
-      await options.wire.init();
-      await bus.#ensureTopics();
-      await bus.#producer.connect();
-      if (options.awaitsVerdicts) await bus.#listenForVerdicts();
-    } catch (cause) {
-      await bus.close().catch(() => undefined);
-      throw new AgateError(ErrorCode.BUS_UNAVAILABLE, `cannot connect to Kafka at ${options.brokers.join(', ')}: ${(cause as Error).message}`, { cause, retriable: true });
+    const deadline = Date.now() + (options.connectTimeoutMs ?? 30_000);
+    for (let backoff = 200; ; backoff = Math.min(backoff * 2, 2_000)) {
+      const bus = new KafkaBus(options);
+      try {
+        await options.wire.init();
+        await bus.#ensureTopics();
+        await bus.#producer.connect();
+        if (options.awaitsVerdicts) await bus.#listenForVerdicts();
+        return bus;
+      } catch (cause) {
+        await bus.close().catch(() => undefined);
+        const retriable = (cause as { retriable?: boolean }).retriable === true;
+        if (retriable && Date.now() + backoff < deadline) {
+          options.logger.warn('Kafka is not ready yet; retrying', { error: (cause as Error).message, retry_in_ms: backoff });
+          await new Promise((r) => setTimeout(r, backoff));
+          continue;
+        }
+        throw new AgateError(ErrorCode.BUS_UNAVAILABLE, `cannot connect to Kafka at ${options.brokers.join(', ')}: ${(cause as Error).message}`, { cause, retriable: true });
+      }
     }
-    return bus;
   }
 
   publish(event: AgateEvent): Promise<void> {
