@@ -8,6 +8,8 @@ import { SAMPLES } from '../../../schemas/src/samples.js';
 import type { AgateEvent, Command } from '../../../schemas/src/events.js';
 import { silentLogger } from '../log.js';
 import { LocalBus } from './local-bus.js';
+import { EventCodec } from '../../../schemas/src/codec.js';
+import type { StreamInfo } from './bus.js';
 
 const dirs: string[] = [];
 const freshDir = () => {
@@ -58,6 +60,32 @@ bus('a restarted bus resumes each group from its committed position; a new group
   await Promise.all([resumed.finished, fresh.finished]);
   assert.equal(resumed.got.map((e) => e.event_id), [b.event_id]);
   assert.equal(fresh.got.map((e) => e.event_id), [a.event_id, b.event_id]);
+  await second.close();
+});
+
+bus('batches carry each delivered event as encoded in the log, from memory and from the file alike', async () => {
+  const dir = freshDir();
+  const codec = new EventCodec();
+  const first = open(dir);
+  const events = [command(), { ...SAMPLES.Verdict, event_id: randomUUID() }, command(), command()];
+  for (const e of events) await first.publish(e);
+  await first.close();
+  const second = open(dir); // a new bus reads the first events back from the file
+  const late = command();
+  await second.publish(late);
+  const seen: { batch: AgateEvent[]; source: StreamInfo }[] = [];
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  await second.subscribe({ group: 'ledger', types: ['Command'], handler: async (batch, source) => {
+    seen.push({ batch: [...batch], source });
+    if (seen.flatMap((s) => s.batch).length === 4) done();
+  } });
+  await finished;
+  for (const { batch, source } of seen) {
+    assert.is(source.encoded?.length, batch.length);
+    batch.forEach((e, i) => assert.equal(source.encoded![i], codec.encode(e), e.event_id));
+  }
+  assert.equal(seen.flatMap((s) => s.batch.map((e) => e.event_id)), [events[0]!, events[2]!, events[3]!, late].map((e) => e.event_id));
   await second.close();
 });
 
