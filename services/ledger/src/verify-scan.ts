@@ -10,11 +10,11 @@ import { SUBTREE } from './tree-sql.js';
  * cut short by the range or by missing records, its leaf hashes to fold one by one).
  */
 export interface GroupScan {
-  /** Sequence numbers first..last; `count` rows with `distinct` different sequence numbers. */
+  /** Sequence numbers first..last over `count` rows; `consecutive` when each is one more than the one before. */
   first: number;
   last: number;
   count: number;
-  distinct: number;
+  consecutive: boolean;
   /** Records whose stored link hash differs from the one recomputed from their columns. */
   badLinks: number;
   /** Within the group, each record's prev_hash equals the hash of the record before it. */
@@ -36,13 +36,14 @@ const ZERO = "toFixedString('', 32)";
  * to describe the first record of a group that does not.
  */
 export async function scanGroups(store: Store, chainId: string, lo: number, hi: number): Promise<GroupScan[]> {
-  let q = `SELECT g, n, u, first, last, bad,
+  let q = `SELECT g, n, first, last, bad,
+      arrayAll((a, b) -> b = a + 1, arrayPopBack(rows.1), arrayPopFront(rows.1)) AS consecutive,
       arrayAll((p, h) -> p = h, arrayPopFront(rows.2), arrayPopBack(rows.3)) AS linked,
       rows.2[1] AS first_prev, rows.3[length(rows)] AS last_hash,
-      if(n = ${SUBTREE} AND u = ${SUBTREE}, [], rows.4) AS partial,
+      if(n = ${SUBTREE} AND consecutive, [], rows.4) AS partial,
       arrayResize(rows.4, ${SUBTREE}, ${ZERO}) AS l
     FROM (
-      SELECT intDiv(seq - 1, ${SUBTREE}) AS g, count() AS n, uniqExact(seq) AS u, min(seq) AS first, max(seq) AS last,
+      SELECT intDiv(seq - 1, ${SUBTREE}) AS g, count() AS n, min(seq) AS first, max(seq) AS last,
         countIf(${LINK_SQL} != hash) AS bad,
         arraySort(x -> x.1, groupArray((seq, prev_hash, hash, ${LEAF_SQL}))) AS rows
       FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {lo:UInt64} AND seq <= {hi:UInt64} GROUP BY g)`;
@@ -53,19 +54,19 @@ export async function scanGroups(store: Store, chainId: string, lo: number, hi: 
       FROM (${q})`;
   }
   const bytes = await store.queryRowBinary(
-    `SELECT toUInt64(first), toUInt64(last), toUInt64(n), toUInt64(u), toUInt64(bad), toUInt8(linked), first_prev, last_hash, l[1], partial
+    `SELECT toUInt64(first), toUInt64(last), toUInt64(n), toUInt64(bad), toUInt8(consecutive), toUInt8(linked), first_prev, last_hash, l[1], partial
      FROM (${q}) ORDER BY g`,
     { chain: chainId, lo, hi },
   );
   const r = new RowBinaryReader(bytes);
   const out: GroupScan[] = [];
   while (!r.done) {
-    const [first, last, count, distinct, badLinks] = [r.uint64(), r.uint64(), r.uint64(), r.uint64(), r.uint64()];
-    const linked = r.fixed(1)[0] === 1;
+    const [first, last, count, badLinks] = [r.uint64(), r.uint64(), r.uint64(), r.uint64()];
+    const [consecutive, linked] = [r.fixed(1)[0] === 1, r.fixed(1)[0] === 1];
     const [firstPrev, lastHash, root] = [r.fixed(32), r.fixed(32), r.fixed(32)];
     const leaves = Array.from({ length: r.varint() }, () => r.fixed(32));
-    const whole = count === SUBTREE && distinct === SUBTREE;
-    out.push({ first, last, count, distinct, badLinks, linked, firstPrev, lastHash, root: whole ? root : null, leaves });
+    const whole = count === SUBTREE && consecutive;
+    out.push({ first, last, count, consecutive, badLinks, linked, firstPrev, lastHash, root: whole ? root : null, leaves });
   }
   return out;
 }

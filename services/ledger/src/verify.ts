@@ -124,7 +124,7 @@ export async function verifyChain(store: Store, codec: EventCodec, chainId: stri
     const groups = await scanGroups(store, chainId, lo, hi);
     let broken = false;
     for (const g of groups) {
-      if (g.first !== lastSeq + 1 || g.count !== g.distinct || g.last - g.first + 1 !== g.count || g.badLinks > 0 || !g.linked || !g.firstPrev.equals(lastHash)) {
+      if (g.first !== lastSeq + 1 || !g.consecutive || g.badLinks > 0 || !g.linked || !g.firstPrev.equals(lastHash)) {
         broken = true;
         break;
       }
