@@ -1,13 +1,11 @@
 // A real Agate for end-to-end tests: a throwaway PostgreSQL 15, a real OIDC issuer over HTTP,
-// and `node bin/agate.js start` as a child process with its own data directory. Tests talk to
-// it with real clients (psql, pgbench, node-postgres, psycopg) and read what it recorded.
-import { spawn, type ChildProcess } from 'node:child_process';
+// and `agate start` as a child process (agate-process.ts) with its own data directory. Tests
+// talk to it with real clients (psql, pgbench, node-postgres, psycopg) and read what it recorded.
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
-import { packageRoot } from '../../core/src/package-root.js';
+import { cleanEnv, startAgateProcess } from './agate-process.js';
 import { EventCodec } from '../../schemas/src/codec.js';
 import type { AgateEvent } from '../../schemas/src/events.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
@@ -70,19 +68,20 @@ const DEFAULT_POLICY = `policy:
 export async function startAgate(options: FixtureOptions = {}): Promise<AgateFixture> {
   const pgServer = await startPostgres();
   const oidc = await startOidcIssuer();
-  const dir = await mkdtemp(join(tmpdir(), 'agate-e2e-'));
-  let child: ChildProcess | undefined;
   try {
     const cred = pgServer.users[options.upstreamRole ?? 'scram'];
-    await writeFile(join(dir, 'appdb.password'), cred.password, { mode: 0o600 });
-    const config = `data_dir: ./data
+    const proc = await startAgateProcess({
+      nodeArgs: options.nodeArgs,
+      files: { 'appdb.password': cred.password },
+      readyTimeoutMs: 30_000,
+      configYaml: (places) => `data_dir: ./data
 log_level: info
 identity:
   issuers:
     - { issuer: "${oidc.issuer}", audience: agate, jwks_uri: "${oidc.jwksUri}" }
 proxy:
   postgres:
-    listen: 127.0.0.1:0
+    listen: ${places.pgListen}
 ${(options.proxyYaml ?? '').replace(/^/gm, '    ')}
 ${options.ssh ? '  ssh: { listen: 127.0.0.1:0, host_key_file: ./ssh_host_key }' : ''}
   verdict_timeout_ms: 5000
@@ -94,52 +93,30 @@ ${(options.targetYaml ?? '').replace(/^/gm, '    ')}
 ${options.ssh?.targetsYaml ?? ''}
 ${options.policyYaml ?? DEFAULT_POLICY}
 query:
-  listen: 127.0.0.1:0
+  listen: ${places.apiListen}
 ${options.extraYaml ?? ''}
-`;
-    await writeFile(join(dir, 'agate.yaml'), config);
-    let output = '';
-    const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), join(packageRoot(), 'bin/agate.js'), 'start', '--config', join(dir, 'agate.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child = proc;
-    const address = await new Promise<{ host: string; port: number }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`agate did not start:\n${output}`)), 30_000);
-      const onData = (d: Buffer) => {
-        output += d.toString();
-        const m = /"postgres":"([\d.]+):(\d+)"/.exec(output);
-        if (m) {
-          clearTimeout(timer);
-          resolve({ host: m[1]!, port: Number(m[2]) });
-        }
-      };
-      proc.stdout!.on('data', onData);
-      proc.stderr!.on('data', onData);
-      proc.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`agate exited with ${code}:\n${output}`));
-      });
+`,
     });
-    const sshAddress = /"ssh":"([\d.]+):(\d+)"/.exec(output);
+    const address = { host: '127.0.0.1', port: proc.pgPort };
+    const sshAddress = /^([\d.]+):(\d+)$/.exec(String(proc.started.ssh ?? ''));
     const token = (extra: Record<string, unknown> = {}) => oidc.mint(oidc.githubActionsClaims(extra));
     const codec = new EventCodec();
-    const busLogPath = join(dir, 'data', 'bus', 'events.log');
+    const busLogPath = join(proc.dataDir, 'bus', 'events.log');
     const busLog = () => (existsSync(busLogPath) ? readFileSync(busLogPath) : Buffer.alloc(0));
     let stopping: Promise<void> | undefined;
     const stop = async () => {
-      if (proc.exitCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGTERM');
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-        await exited;
-        clearTimeout(timer);
+      try {
+        await proc.stop(15_000);
+      } finally {
+        await oidc.close();
+        await pgServer.stop();
       }
-      await oidc.close();
-      await pgServer.stop();
     };
     return {
       pg: pgServer,
       oidc,
-      dir,
-      pid: proc.pid!,
+      dir: proc.dir,
+      pid: proc.pid,
       ...address,
       ...(sshAddress ? { ssh: { host: sshAddress[1]!, port: Number(sshAddress[2]) } } : {}),
       token,
@@ -150,9 +127,7 @@ ${options.extraYaml ?? ''}
         return c;
       },
       async libpqEnv() {
-        const env: NodeJS.ProcessEnv = {};
-        for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v;
-        return { ...env, PGHOST: address.host, PGPORT: String(address.port), PGDATABASE: 'appdb', PGUSER: 'agent', PGPASSWORD: await token(), PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '10' };
+        return cleanEnv({ PGHOST: address.host, PGPORT: String(address.port), PGDATABASE: 'appdb', PGUSER: 'agent', PGPASSWORD: await token(), PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '10' });
       },
       events() {
         const bytes = busLog();
@@ -166,19 +141,17 @@ ${options.extraYaml ?? ''}
         return out;
       },
       busLog,
-      logs: () => output,
+      logs: () => proc.stdout() + proc.stderr(),
       /** Stops Agate, the issuer and PostgreSQL; the data directory stays until `cleanup`. */
       stop: () => (stopping ??= stop()),
       async cleanup() {
         await (stopping ??= stop());
-        await rm(dir, { recursive: true, force: true });
+        await rm(proc.dir, { recursive: true, force: true });
       },
     };
   } catch (err) {
-    child?.kill('SIGKILL');
     await oidc.close();
     await pgServer.stop();
-    await rm(dir, { recursive: true, force: true });
     throw err;
   }
 }

@@ -54,6 +54,10 @@ export interface AgateProcess {
   pid: number;
   /** Everything the process wrote to stderr so far (JSON log lines). */
   stderr(): string;
+  /** Everything the process wrote to stdout so far. */
+  stdout(): string;
+  /** The "agate started" log line: the addresses it bound (postgres, ssh, query_api, ...). */
+  started: Record<string, unknown>;
   /** Parsed JSON log lines so far. */
   logs(): Record<string, unknown>[];
   /** True while the child has not exited. */
@@ -72,6 +76,10 @@ export interface StartAgateOptions {
   /** Deadline for the "agate started" log line. Default 30 000 ms. */
   readyTimeoutMs?: number;
   env?: Record<string, string>;
+  /** Files written (mode 0600) into the temp dir before the start, by name: e.g. a password file the config names. */
+  files?: Record<string, string>;
+  /** Node.js flags for the agate process (e.g. --cpu-prof when profiling a benchmark). */
+  nodeArgs?: string[];
 }
 
 /** Inherited PG* variables would redirect client tools; no child sees them. */
@@ -124,8 +132,9 @@ async function startOnce(dir: string, opts: StartAgateOptions): Promise<AgatePro
   };
   const configPath = join(dir, 'agate.yaml');
   writeFileSync(configPath, typeof opts.configYaml === 'string' ? opts.configYaml : opts.configYaml(places));
+  for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content, { mode: 0o600 });
 
-  const child = spawn(process.execPath, [AGATE_BIN, 'start', '--config', configPath], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), AGATE_BIN, 'start', '--config', configPath], {
     cwd: REPO_ROOT, env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
@@ -223,6 +232,8 @@ async function startOnce(dir: string, opts: StartAgateOptions): Promise<AgatePro
     dir,
     pid: child.pid!,
     stderr: () => stderr,
+    stdout: () => stdout,
+    started: startedLine,
     logs: () => [...logs],
     get running() {
       return exit === undefined;
