@@ -115,7 +115,7 @@ export async function run(args: string[]): Promise<void> {
     const cp = parseCheckpoint(note.slice(0, note.indexOf('\n\n') + 1));
     const verifiers = [parseVerifierKey(verifierKey(signer))];
     t = performance.now();
-    const report = await verifyChain(store, codec, 'bench', { checkpoints: [cp], verifiers, pageSize: 1 << 18 });
+    const report = await verifyChain(store, codec, 'bench', { checkpoints: [cp], verifiers });
     const verifyMs = performance.now() - t;
     if (!report.ok || report.records !== total) throw new Error(`verification failed: ${JSON.stringify(report.failure)}`);
 

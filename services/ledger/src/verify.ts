@@ -6,7 +6,7 @@ import { CompactRange } from './compact-range.js';
 import { openCheckpoint } from './checkpoint.js';
 import type { NoteVerifier } from './note.js';
 import { pushRange } from './tree-sql.js';
-import { scanGroups } from './verify-scan.js';
+import { scanGroups, type GroupScan } from './verify-scan.js';
 
 export type FailureKind = 'altered' | 'missing' | 'inserted' | 'relinked' | 'rewritten' | 'truncated' | 'resume-mismatch';
 
@@ -52,7 +52,7 @@ export interface VerifyOptions {
   resume?: VerifyState;
   /** Keys that may sign the stored checkpoint verification starts from after expiry. */
   verifiers?: readonly NoteVerifier[];
-  /** Records per page, a power of two. */
+  /** Records per page, a power of two (default 2^18: each page is one engine query with a fixed cost of about 0.1 s). */
   pageSize?: number;
   /**
    * Also decode every payload and compare it with the stored JSON body (slow, in JS). The link
@@ -78,7 +78,7 @@ interface ProblemRow {
  * checkpoint. The first departure is reported with its sequence number.
  */
 export async function verifyChain(store: Store, codec: EventCodec, chainId: string, options: VerifyOptions = {}): Promise<VerifyReport> {
-  const page = options.pageSize ?? 1 << 16;
+  const page = options.pageSize ?? 1 << 18;
   const pending = [...(options.checkpoints ?? [])].sort((a, b) => a.size - b.size);
   const checked: number[] = [];
   const stats = await store.query<{ first: string; last: string }>('SELECT min(seq) AS first, max(seq) AS last FROM agate.ledger WHERE chain_id = {chain:String}', { chain: chainId });
@@ -115,13 +115,26 @@ export async function verifyChain(store: Store, codec: EventCodec, chainId: stri
   let next = pending.findIndex((c) => c.size > start); // the next checkpoint to compare with
   if (next < 0) next = pending.length;
 
-  for (let lo = start; lo < storedLast; lo = nextBoundary(lo, page)) {
-    const hi = Math.min(nextBoundary(lo, page), storedLast);
+  const pages: [number, number][] = [];
+  for (let lo = start; lo < storedLast; lo = nextBoundary(lo, page)) pages.push([lo, Math.min(nextBoundary(lo, page), storedLast)]);
+  // The engine scans the next page while this process folds the current one: two scans in
+  // flight keep both of the engine's threads busy through a scan's single-threaded tail.
+  const scans: Promise<GroupScan[]>[] = [];
+  const scan = (i: number) => {
+    if (i < pages.length && scans[i] === undefined) {
+      scans[i] = scanGroups(store, chainId, ...pages[i]!);
+      scans[i]!.catch(() => undefined); // awaited in turn; a page never reached must not crash the process
+    }
+  };
+  for (const [index, [lo, hi]] of pages.entries()) {
+    scan(index);
+    scan(index + 1);
     // One pass of the engine over the page checks links, sequence and previous hashes group by
     // group and hashes each whole group's subtree; this process folds the tree and compares it
     // with the checkpoints. The first group that does not hold up is described row by row, from
     // the end of the last one that did.
-    const groups = await scanGroups(store, chainId, lo, hi);
+    const groups = await scans[index]!;
+    delete scans[index];
     let broken = false;
     for (const g of groups) {
       if (g.first !== lastSeq + 1 || !g.consecutive || g.badLinks > 0 || !g.linked || !g.firstPrev.equals(lastHash)) {
