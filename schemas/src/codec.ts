@@ -25,6 +25,18 @@ interface Reader {
 export class EventCodec {
   readonly #writers: Map<EventType, SchemaVersion>;
   readonly #readers = new Map<string, Reader>();
+  /**
+   * Where events are encoded before being copied out at their exact size. avsc's own
+   * `toBuffer` writes into a 1 KiB buffer and encodes again when the event is larger (a Command
+   * with a CI token's claims is ~1.7 KiB): one pass into a buffer that grows as needed instead.
+   */
+  #scratch = Buffer.allocUnsafe(64 * 1024);
+  /**
+   * Bytes of frozen events this codec encoded. In the embedded mode the bus encodes every event
+   * and the ledger encodes the same object again for its Merkle leaf: a frozen event cannot
+   * change in between (see {@link freezeEvent}), so the second call returns the first's bytes.
+   */
+  readonly #encoded = new WeakMap<AgateEvent, Buffer>();
 
   constructor() {
     this.#writers = currentSchemas();
@@ -49,15 +61,27 @@ export class EventCodec {
   }
 
   encode(event: AgateEvent): Buffer {
+    const known = this.#encoded.get(event);
+    if (known !== undefined) return known;
     const writer = this.#writers.get(event.type)!;
-    const { type: _type, ...record } = event;
-    let body: Buffer;
+    let end: number;
     try {
-      body = writer.type.toBuffer(record);
+      // No schema has a field named `type`: the record writer reads the schema's fields only.
+      for (;;) {
+        end = writer.type.encode(event, this.#scratch, HEADER);
+        if (end >= 0) break;
+        // A negative result is the number of bytes missing.
+        this.#scratch = Buffer.allocUnsafe(Math.max(this.#scratch.length * 2, this.#scratch.length - end));
+      }
     } catch (cause) {
       throw new AgateError(ErrorCode.EVENT_ENCODING, `cannot encode ${event.type} event ${event.event_id}`, { cause });
     }
-    return Buffer.concat([MAGIC, writer.fingerprint, body]);
+    const out = Buffer.allocUnsafe(end);
+    MAGIC.copy(out, 0);
+    writer.fingerprint.copy(out, MAGIC.length);
+    this.#scratch.copy(out, HEADER, HEADER, end);
+    if (Object.isFrozen(event)) this.#encoded.set(event, out);
+    return out;
   }
 
   decode(bytes: Uint8Array): AgateEvent {
@@ -78,4 +102,22 @@ export class EventCodec {
       throw new AgateError(ErrorCode.EVENT_ENCODING, `corrupt ${reader.eventType} event body`, { cause });
     }
   }
+}
+
+/**
+ * Freezes an event and everything it holds (identity, claims, parameters, attributes), so what
+ * was encoded for the log is what every later reader sees: a write after publishing throws
+ * instead of making the ledger record something the log does not hold. Returns the event.
+ */
+export function freezeEvent<T extends AgateEvent>(event: T): T {
+  deepFreeze(event, 0);
+  return event;
+}
+
+function deepFreeze(value: object, depth: number): void {
+  // Events are shallow (an identity's claims are the deepest, at depth 2); already frozen
+  // members (a session's identity, shared by all its commands) are skipped.
+  if (Object.isFrozen(value) || depth > 4) return;
+  Object.freeze(value);
+  for (const v of Object.values(value)) if (v !== null && typeof v === 'object' && !Buffer.isBuffer(v)) deepFreeze(v as object, depth + 1);
 }

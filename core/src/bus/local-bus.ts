@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EventCodec } from '../../../schemas/src/codec.js';
+import { EventCodec, freezeEvent } from '../../../schemas/src/codec.js';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -21,6 +21,11 @@ export interface LocalBusOptions {
    * ClickHouse); never for groups on the verdict path.
    */
   lingerMs?: Readonly<Record<string, number>>;
+  /**
+   * The process's codec. Shared with the ledger, it hands back the bytes the bus wrote for an
+   * event instead of encoding the same event a second time.
+   */
+  codec?: EventCodec;
 }
 
 /**
@@ -30,7 +35,7 @@ export interface LocalBusOptions {
  */
 export class LocalBus implements Bus {
   readonly #log: LocalLog;
-  readonly #codec = new EventCodec();
+  readonly #codec: EventCodec;
   readonly #dir: string;
   readonly #logger: Logger;
   readonly #linger: Readonly<Record<string, number>>;
@@ -44,13 +49,15 @@ export class LocalBus implements Bus {
     this.#dir = options.dir;
     this.#logger = options.logger;
     this.#linger = options.lingerMs ?? {};
+    this.#codec = options.codec ?? new EventCodec();
     mkdirSync(join(options.dir, 'groups'), { recursive: true });
     this.#log = new LocalLog(join(options.dir, 'events.log'), { fsync: options.fsync });
   }
 
   async publish(event: AgateEvent): Promise<void> {
     if (this.#closed) throw new AgateError(ErrorCode.BUS_CLOSED, 'the bus is closed');
-    const bytes = this.#codec.encode(event);
+    // Consumers in this process get this very object: frozen, it stays what the log holds.
+    const bytes = this.#codec.encode(freezeEvent(event));
     const appended = this.#log.append([bytes]);
     // A verdict is acted on once it is queued behind its command: the command is already
     // durable (policy only sees durable commands), which is what write-ahead requires, and the
