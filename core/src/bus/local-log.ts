@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, mkdirSync, openSync, readSync, fstatSync, ftruncateSync, writevSync } from 'node:fs';
+import { closeSync, constants, fdatasync, mkdirSync, openSync, readSync, fstatSync, ftruncateSync, write, writevSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { AgateError, ErrorCode } from '../errors.js';
@@ -7,6 +7,17 @@ import { AgateError, ErrorCode } from '../errors.js';
 const FRAME_HEADER = 4;
 const MAX_RECORD = 16 * 1024 * 1024;
 const fdatasyncAsync = promisify(fdatasync);
+const writeAsync = promisify(write);
+/**
+ * The file is extended ahead of the records by writing zeros, this much at a time, once less
+ * than PREALLOCATE_LOW is left. An fdatasync after an append must also journal the file's new
+ * size and blocks; after overwriting blocks that already exist it flushes the data alone.
+ * Measured on this VM (3 KB per fdatasync, 6,000 in a row, a chunk written alongside): p50
+ * 112-140 µs and 87-145 µs of CPU each, against 175-188 µs and 136-162 µs when appending.
+ * Smaller chunks synced one by one measured no better.
+ */
+const PREALLOCATE_CHUNK = 8 * 1024 * 1024;
+const PREALLOCATE_LOW = 4 * 1024 * 1024;
 
 export interface LogRecord {
   /** Byte offset of the frame; the position a consumer resumes after is `next`. */
@@ -18,20 +29,31 @@ export interface LogRecord {
 /**
  * An append-only, fsynced record log in one file: the embedded bus's durable storage.
  * Appends from concurrent callers are grouped into one write and one fdatasync.
+ *
+ * While open, the file runs ahead of the records with zeros (see PREALLOCATE_CHUNK): a frame
+ * header of length 0 marks the end of the records (no record is empty), and the zeros are cut
+ * at close and when a crashed log is opened again.
  */
 export class LocalLog {
   readonly #fd: number;
   readonly #fsync: boolean;
+  /** End of the records. */
   #size: number;
+  /** End of the file: the records, then zeros. */
+  #allocated: number;
+  /** Zeros being written (and synced) past #allocated. */
+  #extending: Promise<void> | undefined;
   #queue: { frames: Buffer[]; done: (err?: Error, offsets?: number[]) => void }[] = [];
   #flushing = false;
   #closed = false;
 
   constructor(path: string, options: { fsync: boolean }) {
     mkdirSync(dirname(path), { recursive: true });
-    this.#fd = openSync(path, 'a+');
+    // Not 'a' (O_APPEND): records are written at their offset, inside the zeros written ahead.
+    this.#fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o666);
     this.#fsync = options.fsync;
     this.#size = this.#recover();
+    this.#allocated = this.#size;
   }
 
   get size(): number {
@@ -43,6 +65,8 @@ export class LocalLog {
     if (this.#closed) return Promise.reject(new AgateError(ErrorCode.BUS_CLOSED, 'the local log is closed'));
     const frames: Buffer[] = [];
     for (const r of records) {
+      // A zero length marks the end of the records (see the class comment).
+      if (r.length === 0) return Promise.reject(new AgateError(ErrorCode.BUS_WRITE_FAILED, 'an empty record cannot be logged'));
       const header = Buffer.alloc(FRAME_HEADER);
       header.writeUInt32BE(r.length);
       frames.push(header, r);
@@ -79,6 +103,9 @@ export class LocalLog {
     while (this.#flushing) await new Promise((r) => setImmediate(r));
     if (this.#closed) return;
     this.#closed = true;
+    await this.#extending;
+    // The file holds the records alone again.
+    if (this.#allocated > this.#size) ftruncateSync(this.#fd, this.#size);
     closeSync(this.#fd);
   }
 
@@ -93,14 +120,19 @@ export class LocalLog {
       this.#queue = [];
       const frames = batch.flatMap((b) => b.frames);
       try {
-        const total = frames.reduce((n, f) => n + f.length, 0);
+        let total = 0;
+        for (const f of frames) total += f.length;
+        // Zeros are being written where these records would go: wait for them (rare: only when
+        // more than PREALLOCATE_LOW bytes were appended while one chunk was written).
+        if (this.#extending !== undefined && this.#size + total > this.#allocated) await this.#extending;
         let written = 0;
         // writev may write less than asked (signals, limits); finish the rest before syncing.
         while (written < total) {
-          const n = writevSync(this.#fd, unwritten(frames, written));
+          const n = writevSync(this.#fd, unwritten(frames, written), this.#size + written);
           if (n <= 0) throw new Error(`short write: ${written} of ${total} bytes`);
           written += n;
         }
+        this.#allocated = Math.max(this.#allocated, this.#size + total);
         if (this.#fsync) await fdatasyncAsync(this.#fd);
         let at = this.#size;
         this.#size += total;
@@ -112,16 +144,38 @@ export class LocalLog {
           }
           b.done(undefined, offsets);
         }
+        if (this.#fsync && this.#extending === undefined && this.#allocated - this.#size < PREALLOCATE_LOW) this.#extend();
       } catch (cause) {
         const err = new AgateError(ErrorCode.BUS_WRITE_FAILED, 'cannot append to the local event log', { cause, retriable: true });
         this.#size = this.#recover();
+        this.#allocated = this.#size;
         for (const b of batch) b.done(err);
       }
     }
     this.#flushing = false;
   }
 
-  /** Scans the log and cuts a torn final frame left by a crash mid-write. */
+  /** Writes the next chunk of zeros past the end of the file, off the event loop, and syncs it. */
+  #extend(): void {
+    const at = this.#allocated;
+    const zeros = Buffer.alloc(PREALLOCATE_CHUNK);
+    this.#extending = (async () => {
+      let done = 0;
+      while (done < zeros.length) {
+        const { bytesWritten } = await writeAsync(this.#fd, zeros, done, zeros.length - done, at + done);
+        if (bytesWritten <= 0) throw new Error('short write');
+        done += bytesWritten;
+      }
+      await fdatasyncAsync(this.#fd);
+      // #flush never writes past `at` while this runs; max() only guards the order of updates.
+      this.#allocated = Math.max(this.#allocated, at + zeros.length);
+    })()
+      // Not fatal: appends then extend the file as they go, and the next flush tries again.
+      .catch(() => undefined)
+      .finally(() => (this.#extending = undefined));
+  }
+
+  /** Scans the log and cuts what follows the last whole record: zeros written ahead, or a torn frame. */
   #recover(): number {
     const size = fstatSync(this.#fd).size;
     const header = Buffer.alloc(FRAME_HEADER);
@@ -129,7 +183,7 @@ export class LocalLog {
     while (pos + FRAME_HEADER <= size) {
       readSync(this.#fd, header, 0, FRAME_HEADER, pos);
       const len = header.readUInt32BE(0);
-      if (len > MAX_RECORD || pos + FRAME_HEADER + len > size) break;
+      if (len === 0 || len > MAX_RECORD || pos + FRAME_HEADER + len > size) break;
       pos += FRAME_HEADER + len;
     }
     if (pos !== size) ftruncateSync(this.#fd, pos);
