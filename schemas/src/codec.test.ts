@@ -55,6 +55,18 @@ frozen('an event that is not frozen is encoded afresh every time', () => {
   assert.is.not(c.encode(event), first);
   assert.is(c.decode(c.encode(event)).type === 'Command' && (c.decode(c.encode(event)) as typeof event).text, 'DROP TABLE items');
 });
+frozen('an identity shared by frozen events is encoded once, to the same bytes as a whole record', () => {
+  const c = new EventCodec();
+  const plain = new EventCodec();
+  const identity = structuredClone(SAMPLES.Command.identity);
+  const a = freezeEvent({ ...structuredClone(SAMPLES.Command), identity });
+  const b = freezeEvent({ ...structuredClone(SAMPLES.Command), identity, event_id: 'other', text: 'SELECT 2' });
+  assert.equal(c.encode(a), plain.encode(structuredClone(a)));
+  assert.equal(c.encode(b), plain.encode(structuredClone(b)));
+  assert.equal(c.decode(c.encode(b)), b);
+  const opened = freezeEvent({ ...structuredClone(SAMPLES.SessionOpened), identity });
+  assert.equal(c.encode(opened), plain.encode(structuredClone(opened)));
+});
 frozen('freezing reaches the identity, its claims and the parameters', () => {
   const event = freezeEvent(structuredClone(SAMPLES.Command));
   assert.ok(Object.isFrozen(event) && Object.isFrozen(event.identity) && Object.isFrozen(event.identity.claims) && Object.isFrozen(event.parameters));

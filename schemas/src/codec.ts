@@ -37,9 +37,20 @@ export class EventCodec {
    * change in between (see {@link freezeEvent}), so the second call returns the first's bytes.
    */
   readonly #encoded = new WeakMap<AgateEvent, Buffer>();
+  /**
+   * Per event type with an `identity` field, its fields in schema order. A session's identity
+   * (a CI token's ~25 claims, most of a Command's bytes) is one frozen object shared by all its
+   * events: encoded once and copied after. An Avro record is its fields' encodings in order.
+   */
+  readonly #identityFields = new Map<EventType, { name: string; type: avro.Type }[]>();
+  readonly #identities = new WeakMap<object, Buffer>();
 
   constructor() {
     this.#writers = currentSchemas();
+    for (const w of this.#writers.values()) {
+      const fields = (w.type as avro.types.RecordType).fields;
+      if (fields.some((f) => f.name === 'identity')) this.#identityFields.set(w.eventType, fields.map((f) => ({ name: f.name, type: f.type })));
+    }
     for (const w of this.#writers.values()) {
       this.#readers.set(w.fingerprint.toString('hex'), { eventType: w.eventType, type: w.type, resolver: undefined });
     }
@@ -67,8 +78,9 @@ export class EventCodec {
     let end: number;
     try {
       // No schema has a field named `type`: the record writer reads the schema's fields only.
+      const fields = this.#identityFields.get(event.type);
       for (;;) {
-        end = writer.type.encode(event, this.#scratch, HEADER);
+        end = fields === undefined ? writer.type.encode(event, this.#scratch, HEADER) : this.#encodeFields(writer.type, fields, event);
         if (end >= 0) break;
         // A negative result is the number of bytes missing.
         this.#scratch = Buffer.allocUnsafe(Math.max(this.#scratch.length * 2, this.#scratch.length - end));
@@ -82,6 +94,35 @@ export class EventCodec {
     this.#scratch.copy(out, HEADER, HEADER, end);
     if (Object.isFrozen(event)) this.#encoded.set(event, out);
     return out;
+  }
+
+  /** The body field by field, the identity from its cache; like `Type.encode`, negative when short. */
+  #encodeFields(type: avro.Type, fields: readonly { name: string; type: avro.Type }[], event: AgateEvent): number {
+    const scratch = this.#scratch;
+    let pos = HEADER;
+    for (const f of fields) {
+      const value = (event as unknown as Record<string, unknown>)[f.name];
+      // A missing field takes its schema default: the record's own writer knows them.
+      if (value === undefined) return type.encode(event, scratch, HEADER);
+      if (f.name !== 'identity' || value === null || typeof value !== 'object') {
+        pos = f.type.encode(value, scratch, pos);
+        if (pos < 0) return pos;
+        continue;
+      }
+      const known = this.#identities.get(value);
+      if (known !== undefined) {
+        if (pos + known.length > scratch.length) return scratch.length - pos - known.length;
+        known.copy(scratch, pos);
+        pos += known.length;
+        continue;
+      }
+      const end = f.type.encode(value, scratch, pos);
+      if (end < 0) return end;
+      // Only a frozen identity is sure to encode the same next time.
+      if (Object.isFrozen(value) && Object.isFrozen((value as { claims?: object }).claims ?? {})) this.#identities.set(value, Buffer.from(scratch.subarray(pos, end)));
+      pos = end;
+    }
+    return pos;
   }
 
   decode(bytes: Uint8Array): AgateEvent {
