@@ -60,6 +60,18 @@ log('a crash leaves zeros after the records: they are cut on open and appends go
   assert.is(pos, bytes.length);
 });
 
+log('reads records across read blocks, and records larger than a block', async () => {
+  const l = new LocalLog(freshPath(), { fsync: false });
+  const records = [Buffer.alloc(100_000, 1), Buffer.alloc(200_000, 2), Buffer.alloc(600_000, 3), Buffer.alloc(10, 4), ...Array.from({ length: 300 }, (_, i) => record(i))];
+  for (const r of records) await l.append([r]);
+  const all = l.read(0, 1000);
+  assert.is(all.length, records.length);
+  assert.ok(all.every((r, i) => r.bytes.equals(records[i]!)));
+  const tail = l.read(all[2]!.offset, 2);
+  assert.equal(tail.map((r) => r.bytes.length), [600_000, 10]);
+  await l.close();
+});
+
 log('an empty record is refused: a zero length marks the end of the records', async () => {
   const l = new LocalLog(freshPath(), { fsync: false });
   try {
