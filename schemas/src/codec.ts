@@ -78,7 +78,9 @@ export class EventCodec {
     let end: number;
     try {
       // No schema has a field named `type`: the record writer reads the schema's fields only.
-      const fields = this.#identityFields.get(event.type);
+      // Only a frozen identity is sure to encode the same next time; others take the record's writer.
+      const identity = (event as { identity?: unknown }).identity;
+      const fields = isFrozenIdentity(identity) ? this.#identityFields.get(event.type) : undefined;
       for (;;) {
         end = fields === undefined ? writer.type.encode(event, this.#scratch, HEADER) : this.#encodeFields(writer.type, fields, event);
         if (end >= 0) break;
@@ -118,8 +120,7 @@ export class EventCodec {
       }
       const end = f.type.encode(value, scratch, pos);
       if (end < 0) return end;
-      // Only a frozen identity is sure to encode the same next time.
-      if (Object.isFrozen(value) && Object.isFrozen((value as { claims?: object }).claims ?? {})) this.#identities.set(value, Buffer.from(scratch.subarray(pos, end)));
+      this.#identities.set(value, Buffer.from(scratch.subarray(pos, end)));
       pos = end;
     }
     return pos;
@@ -143,6 +144,10 @@ export class EventCodec {
       throw new AgateError(ErrorCode.EVENT_ENCODING, `corrupt ${reader.eventType} event body`, { cause });
     }
   }
+}
+
+function isFrozenIdentity(value: unknown): value is object {
+  return value !== null && typeof value === 'object' && Object.isFrozen(value) && Object.isFrozen((value as { claims?: object }).claims ?? {});
 }
 
 /**
