@@ -58,7 +58,10 @@ export class LocalBus implements Bus {
     if (this.#closed) throw new AgateError(ErrorCode.BUS_CLOSED, 'the bus is closed');
     // Consumers in this process get this very object: frozen, it stays what the log holds.
     const bytes = this.#codec.encode(freezeEvent(event));
-    const appended = this.#log.append([bytes]);
+    // Nothing waits on a Verdict's or a Response's durability to go on (a verdict is acted on
+    // once queued behind its durable command, a response after the client has its reply): they
+    // join the next command's group commit instead of costing an fdatasync of their own.
+    const appended = this.#log.append([bytes], !LAZY_TYPES.has(event.type));
     // A verdict is acted on once it is queued behind its command: the command is already
     // durable (policy only sees durable commands), which is what write-ahead requires, and the
     // verdict becomes durable in the same group commit as the next commands.
@@ -143,6 +146,9 @@ class RecentEvents {
     return this.#entries.slice(lo, lo + max);
   }
 }
+
+/** Events whose durability nobody waits on to proceed (LocalLog.append's `urgent: false`). */
+const LAZY_TYPES: ReadonlySet<AgateEvent['type']> = new Set(['Verdict', 'Response']);
 
 /** Committed positions are written at most this often (redelivery after a crash is allowed). */
 const COMMIT_INTERVAL_MS = 200;

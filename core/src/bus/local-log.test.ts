@@ -72,6 +72,29 @@ log('reads records across read blocks, and records larger than a block', async (
   await l.close();
 });
 
+log('a record that is not urgent is committed with the next urgent one, or on its own soon after', async () => {
+  const path = freshPath();
+  const l = new LocalLog(path, { fsync: true });
+  const lazy = l.append([record(1)], false);
+  const urgent = l.append([record(2)]);
+  const [[a], [b]] = await Promise.all([lazy, urgent]);
+  assert.is(b, a! + 4 + record(1).length);
+  const alone = await l.append([record(3)], false);
+  assert.is(alone[0], b! + 4 + record(2).length);
+  assert.is(l.read(0, 10).length, 3);
+  await l.close();
+});
+
+log('closing commits the records still waiting for a commit', async () => {
+  const path = freshPath();
+  const l = new LocalLog(path, { fsync: true });
+  await l.append([record(1)]);
+  const waiting = l.append([record(2)], false);
+  await l.close();
+  assert.equal(await waiting, [4 + record(1).length]);
+  assert.is(statSync(path).size, 8 + record(1).length + record(2).length);
+});
+
 log('an empty record is refused: a zero length marks the end of the records', async () => {
   const l = new LocalLog(freshPath(), { fsync: false });
   try {

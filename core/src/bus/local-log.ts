@@ -18,6 +18,8 @@ const writeAsync = promisify(write);
  */
 const PREALLOCATE_CHUNK = 8 * 1024 * 1024;
 const PREALLOCATE_LOW = 4 * 1024 * 1024;
+/** How long a record appended with `urgent: false` may wait for a commit to join. */
+const LAZY_MS = 2;
 /** How much of the file one read takes in. */
 const READ_BLOCK = 256 * 1024;
 
@@ -46,6 +48,9 @@ export class LocalLog {
   /** Zeros being written (and synced) past #allocated. */
   #extending: Promise<void> | undefined;
   #queue: { frames: Buffer[]; done: (err?: Error, offsets?: number[]) => void }[] = [];
+  /** An urgent record is in #queue. */
+  #urgentQueued = false;
+  #lazyTimer: NodeJS.Timeout | undefined;
   #flushing = false;
   #closed = false;
 
@@ -62,8 +67,14 @@ export class LocalLog {
     return this.#size;
   }
 
-  /** Appends records; resolves once they are on disk, with the offset each record starts at. */
-  append(records: readonly Buffer[]): Promise<number[]> {
+  /**
+   * Appends records; resolves once they are on disk, with the offset each record starts at.
+   * `urgent` (the default) starts a group commit at the end of this turn of the event loop.
+   * Records nobody waits on to proceed (see LocalBus) pass `urgent: false`: they join the next
+   * urgent commit, or are committed LAZY_MS later if none comes, so they do not cost an
+   * fdatasync of their own between the commits that statements wait for.
+   */
+  append(records: readonly Buffer[], urgent = true): Promise<number[]> {
     if (this.#closed) return Promise.reject(new AgateError(ErrorCode.BUS_CLOSED, 'the local log is closed'));
     const frames: Buffer[] = [];
     for (const r of records) {
@@ -75,13 +86,28 @@ export class LocalLog {
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ frames, done: (err, offsets) => (err ? reject(err) : resolve(offsets!)) });
-      if (!this.#flushing) {
+      if (urgent) this.#urgentQueued = true;
+      if (this.#flushing) return; // the commit in flight takes it up when it ends
+      if (urgent) {
+        clearTimeout(this.#lazyTimer);
+        this.#lazyTimer = undefined;
         // Started after this loop turn's I/O callbacks, so appends from every session that
         // became readable in the same turn share the first write and fdatasync.
         this.#flushing = true;
-        setImmediate(() => void this.#flush());
+        setImmediate(() => void this.#flush(false));
+      } else {
+        this.#armLazy();
       }
     });
+  }
+
+  #armLazy(): void {
+    this.#lazyTimer ??= setTimeout(() => {
+      this.#lazyTimer = undefined;
+      if (this.#flushing || this.#queue.length === 0 || this.#closed) return;
+      this.#flushing = true;
+      void this.#flush(true);
+    }, LAZY_MS);
   }
 
   /**
@@ -119,6 +145,13 @@ export class LocalLog {
   async close(): Promise<void> {
     while (this.#flushing) await new Promise((r) => setImmediate(r));
     if (this.#closed) return;
+    // Records waiting for a lazy commit are committed now.
+    clearTimeout(this.#lazyTimer);
+    this.#lazyTimer = undefined;
+    if (this.#queue.length > 0) {
+      this.#flushing = true;
+      await this.#flush(true);
+    }
     this.#closed = true;
     await this.#extending;
     // The file holds the records alone again.
@@ -126,15 +159,18 @@ export class LocalLog {
     closeSync(this.#fd);
   }
 
-  async #flush(): Promise<void> {
+  /** Commits while urgent records wait (and once with `all`, whatever waits). */
+  async #flush(all: boolean): Promise<void> {
     // Everything queued while the previous fdatasync was in flight shares one write and one
     // fdatasync (group commit). The write only copies a few KiB into the page cache, so it runs
     // here: a round trip through the thread pool cost more than the copy (measured 0.5-1 ms
     // per cycle under load, on the critical path of every statement). The fdatasync, which
     // waits for the disk, runs off the event loop.
-    while (this.#queue.length > 0 && !this.#closed) {
+    while (this.#queue.length > 0 && !this.#closed && (all || this.#urgentQueued)) {
+      all = false;
       const batch = this.#queue;
       this.#queue = [];
+      this.#urgentQueued = false;
       const frames = batch.flatMap((b) => b.frames);
       try {
         let total = 0;
@@ -170,6 +206,8 @@ export class LocalLog {
       }
     }
     this.#flushing = false;
+    // Only lazy records are left: they wait for the next urgent one, or the timer.
+    if (this.#queue.length > 0 && !this.#closed) this.#armLazy();
   }
 
   /** Writes the next chunk of zeros past the end of the file, off the event loop, and syncs it. */
