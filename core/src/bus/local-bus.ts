@@ -110,6 +110,12 @@ class RecentEvents {
    * that rate; events are shared with the consumers that hold them anyway.
    */
   static readonly CAPACITY = 16_384;
+  /**
+   * And at least this many bytes of the log (up to twice as many), whichever limit comes first:
+   * large statements must not make the window (and the encoded bytes the codec keeps for each of
+   * its events) grow without bound. 32 MiB is 9 s at the rate above.
+   */
+  static readonly CAPACITY_BYTES = 32 * 1024 * 1024;
   #offsets: number[] = [];
   #entries: { next: number; event: AgateEvent }[] = [];
 
@@ -122,9 +128,12 @@ class RecentEvents {
     }
     this.#offsets.push(offset);
     this.#entries.push({ next, event });
-    if (this.#entries.length > RecentEvents.CAPACITY * 2) {
-      this.#offsets = this.#offsets.slice(-RecentEvents.CAPACITY);
-      this.#entries = this.#entries.slice(-RecentEvents.CAPACITY);
+    if (this.#entries.length > RecentEvents.CAPACITY * 2 || next - this.#offsets[0]! > RecentEvents.CAPACITY_BYTES * 2) {
+      // Keep the newest CAPACITY events, fewer if they span more than CAPACITY_BYTES.
+      let cut = Math.max(0, this.#entries.length - RecentEvents.CAPACITY);
+      while (cut < this.#entries.length - 1 && next - this.#offsets[cut]! > RecentEvents.CAPACITY_BYTES) cut += 1;
+      this.#offsets = this.#offsets.slice(cut);
+      this.#entries = this.#entries.slice(cut);
     }
   }
 
