@@ -33,7 +33,9 @@ const PGBENCH = join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'pgbench');
 
 export async function benchPg(o: PgBenchOptions): Promise<void> {
   execFileSync('bash', [join(packageRoot(), 'bench/install-pgbouncer.sh')], { stdio: 'inherit' });
-  const agate = await startAgate();
+  // AGATE_BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) profiles the Agate process.
+  const nodeArgs = (process.env.AGATE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const agate = await startAgate({ nodeArgs });
   // For diagnosis only: the same Agate without fsync shows what the write-ahead fsync costs.
   const unsynced = await startAgate({ extraYaml: 'bus: { fsync: false }\n' });
   let bouncer: ChildProcess | undefined;

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EventCodec } from './codec.js';
+import { EventCodec, freezeEvent } from './codec.js';
 import { EVENT_TYPES } from './events.js';
 import { rabinFingerprint } from './fingerprint.js';
 import { SAMPLES } from './samples.js';
@@ -33,7 +33,40 @@ header('an invalid event is refused at encode time', () => {
   const bad = { ...SAMPLES.Verdict, decision: 'maybe' } as unknown as typeof SAMPLES.Verdict;
   try { codec.encode(bad); assert.unreachable(); } catch (e) { assert.is((e as { code: string }).code, 'EVENT_ENCODING'); }
 });
+header('an event larger than any earlier one is encoded whole', () => {
+  const big = { ...SAMPLES.Command, text: 'x'.repeat(200_000) };
+  assert.equal(codec.decode(codec.encode(big)), big);
+});
 header.run();
+
+const frozen = suite('EventCodec and frozen events');
+frozen('an event encodes to equal bytes each time, and a changed one to its new content', () => {
+  const c = new EventCodec();
+  const event = structuredClone(SAMPLES.Command);
+  const first = c.encode(event);
+  assert.equal(c.encode(event), first);
+  event.text = 'DROP TABLE items';
+  assert.not.equal(c.encode(event), first);
+  assert.is((c.decode(c.encode(event)) as typeof event).text, 'DROP TABLE items');
+});
+frozen('an identity shared by frozen events is encoded once, to the same bytes as a whole record', () => {
+  const c = new EventCodec();
+  const plain = new EventCodec();
+  const identity = structuredClone(SAMPLES.Command.identity);
+  const a = freezeEvent({ ...structuredClone(SAMPLES.Command), identity });
+  const b = freezeEvent({ ...structuredClone(SAMPLES.Command), identity, event_id: 'other', text: 'SELECT 2' });
+  assert.equal(c.encode(a), plain.encode(structuredClone(a)));
+  assert.equal(c.encode(b), plain.encode(structuredClone(b)));
+  assert.equal(c.decode(c.encode(b)), b);
+  const opened = freezeEvent({ ...structuredClone(SAMPLES.SessionOpened), identity });
+  assert.equal(c.encode(opened), plain.encode(structuredClone(opened)));
+});
+frozen('freezing reaches the identity, its claims and the parameters', () => {
+  const event = freezeEvent(structuredClone(SAMPLES.Command));
+  assert.ok(Object.isFrozen(event) && Object.isFrozen(event.identity) && Object.isFrozen(event.identity.claims) && Object.isFrozen(event.parameters));
+  assert.throws(() => ((event as { text: string }).text = 'changed'));
+});
+frozen.run();
 
 const fp = suite('rabinFingerprint');
 fp('matches a published CRC-64-AVRO value', () => {

@@ -25,9 +25,26 @@ interface Reader {
 export class EventCodec {
   readonly #writers: Map<EventType, SchemaVersion>;
   readonly #readers = new Map<string, Reader>();
+  /**
+   * Where events are encoded before being copied out at their exact size. avsc's own
+   * `toBuffer` writes into a 1 KiB buffer and encodes again when the event is larger (a Command
+   * with a CI token's claims is ~1.7 KiB): one pass into a buffer that grows as needed instead.
+   */
+  #scratch = Buffer.allocUnsafe(64 * 1024);
+  /**
+   * Per event type with an `identity` field, its fields in schema order. A session's identity
+   * (a CI token's ~25 claims, most of a Command's bytes) is one frozen object shared by all its
+   * events: encoded once and copied after. An Avro record is its fields' encodings in order.
+   */
+  readonly #identityFields = new Map<EventType, { name: string; type: avro.Type }[]>();
+  readonly #identities = new WeakMap<object, Buffer>();
 
   constructor() {
     this.#writers = currentSchemas();
+    for (const w of this.#writers.values()) {
+      const fields = (w.type as avro.types.RecordType).fields;
+      if (fields.some((f) => f.name === 'identity')) this.#identityFields.set(w.eventType, fields.map((f) => ({ name: f.name, type: f.type })));
+    }
     for (const w of this.#writers.values()) {
       this.#readers.set(w.fingerprint.toString('hex'), { eventType: w.eventType, type: w.type, resolver: undefined });
     }
@@ -50,14 +67,54 @@ export class EventCodec {
 
   encode(event: AgateEvent): Buffer {
     const writer = this.#writers.get(event.type)!;
-    const { type: _type, ...record } = event;
-    let body: Buffer;
+    let end: number;
     try {
-      body = writer.type.toBuffer(record);
+      // No schema has a field named `type`: the record writer reads the schema's fields only.
+      // Only a frozen identity is sure to encode the same next time; others take the record's writer.
+      const identity = (event as { identity?: unknown }).identity;
+      const fields = isFrozenIdentity(identity) ? this.#identityFields.get(event.type) : undefined;
+      for (;;) {
+        end = fields === undefined ? writer.type.encode(event, this.#scratch, HEADER) : this.#encodeFields(writer.type, fields, event);
+        if (end >= 0) break;
+        // A negative result is the number of bytes missing.
+        this.#scratch = Buffer.allocUnsafe(Math.max(this.#scratch.length * 2, this.#scratch.length - end));
+      }
     } catch (cause) {
       throw new AgateError(ErrorCode.EVENT_ENCODING, `cannot encode ${event.type} event ${event.event_id}`, { cause });
     }
-    return Buffer.concat([MAGIC, writer.fingerprint, body]);
+    const out = Buffer.allocUnsafe(end);
+    MAGIC.copy(out, 0);
+    writer.fingerprint.copy(out, MAGIC.length);
+    this.#scratch.copy(out, HEADER, HEADER, end);
+    return out;
+  }
+
+  /** The body field by field, the identity from its cache; like `Type.encode`, negative when short. */
+  #encodeFields(type: avro.Type, fields: readonly { name: string; type: avro.Type }[], event: AgateEvent): number {
+    const scratch = this.#scratch;
+    let pos = HEADER;
+    for (const f of fields) {
+      const value = (event as unknown as Record<string, unknown>)[f.name];
+      // A missing field takes its schema default: the record's own writer knows them.
+      if (value === undefined) return type.encode(event, scratch, HEADER);
+      if (f.name !== 'identity' || value === null || typeof value !== 'object') {
+        pos = f.type.encode(value, scratch, pos);
+        if (pos < 0) return pos;
+        continue;
+      }
+      const known = this.#identities.get(value);
+      if (known !== undefined) {
+        if (pos + known.length > scratch.length) return scratch.length - pos - known.length;
+        known.copy(scratch, pos);
+        pos += known.length;
+        continue;
+      }
+      const end = f.type.encode(value, scratch, pos);
+      if (end < 0) return end;
+      this.#identities.set(value, Buffer.from(scratch.subarray(pos, end)));
+      pos = end;
+    }
+    return pos;
   }
 
   decode(bytes: Uint8Array): AgateEvent {
@@ -78,4 +135,26 @@ export class EventCodec {
       throw new AgateError(ErrorCode.EVENT_ENCODING, `corrupt ${reader.eventType} event body`, { cause });
     }
   }
+}
+
+function isFrozenIdentity(value: unknown): value is object {
+  return value !== null && typeof value === 'object' && Object.isFrozen(value) && Object.isFrozen((value as { claims?: object }).claims ?? {});
+}
+
+/**
+ * Freezes an event and everything it holds (identity, claims, parameters, attributes), so what
+ * was encoded for the log is what every later reader sees: a write after publishing throws
+ * instead of making the ledger record something the log does not hold. Returns the event.
+ */
+export function freezeEvent<T extends AgateEvent>(event: T): T {
+  deepFreeze(event, 0);
+  return event;
+}
+
+function deepFreeze(value: object, depth: number): void {
+  // Events are shallow (an identity's claims are the deepest, at depth 2); already frozen
+  // members (a session's identity, shared by all its commands) are skipped.
+  if (Object.isFrozen(value) || depth > 4) return;
+  Object.freeze(value);
+  for (const v of Object.values(value)) if (v !== null && typeof v === 'object' && !Buffer.isBuffer(v)) deepFreeze(v as object, depth + 1);
 }

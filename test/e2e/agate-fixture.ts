@@ -134,7 +134,8 @@ ${options.extraYaml ?? ''}
         const out: AgateEvent[] = [];
         for (let pos = 0; pos + 4 <= bytes.length; ) {
           const len = bytes.readUInt32BE(pos);
-          if (pos + 4 + len > bytes.length) break;
+          // Length 0: the zeros the log writes ahead of its records (core/src/bus/local-log.ts).
+          if (len === 0 || pos + 4 + len > bytes.length) break;
           out.push(codec.decode(bytes.subarray(pos + 4, pos + 4 + len)));
           pos += 4 + len;
         }

@@ -126,6 +126,18 @@ bus('requestVerdict: resolves with the verdict, or times out when none comes', a
   await b.close();
 });
 
+bus('large events: a group that starts late still gets every one, the older ones from the file', async () => {
+  const b = new LocalBus({ dir: freshDir(), fsync: false, logger: silentLogger });
+  // 24 events of 4 MiB: more than the in-memory window keeps by bytes (32-64 MiB).
+  const events = Array.from({ length: 24 }, (_, i) => ({ ...command(), text: `${i} `.padEnd(4 * 1024 * 1024, 'x') }));
+  for (const e of events) await b.publish(e);
+  const c = collect(b, 'late', ['Command'], events.length);
+  await c.finished;
+  assert.equal(c.got.map((e) => e.event_id), events.map((e) => e.event_id));
+  assert.ok(c.got.every((e, i) => e.type === 'Command' && e.text === events[i]!.text));
+  await b.close();
+});
+
 bus('a torn final frame from a crash is cut on open; publishing after close is refused', async () => {
   const dir = freshDir();
   const first = open(dir);

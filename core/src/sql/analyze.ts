@@ -1,4 +1,5 @@
 import { loadModule, parseSync } from 'libpg-query';
+import { sqlShape } from './shape.js';
 
 /** One statement of a SQL string, as PostgreSQL's own parser sees it. */
 export interface SqlStatement {
@@ -52,16 +53,38 @@ export class SqlAnalysisCache {
   constructor(private readonly capacity = 4096, private readonly maxTextLength = 8192) {}
 
   analyze(sql: string): SqlAnalysis {
-    const hit = this.#entries.get(sql);
+    return this.#lookup(sql) ?? this.#keep(sql, analyzeSql(sql));
+  }
+
+  /**
+   * For callers that read only the structure of the parse (statement kinds, relations, clauses:
+   * the policy's facts): texts with the same {@link sqlShape} share one analysis, that of the
+   * shape, so a statement repeated with new numbers is parsed once. Its statements' `text` and
+   * numeric values are the shape's, not the caller's. A shape that does not parse is never
+   * used: the caller's own text is analysed, so a syntax error names what the client sent.
+   */
+  analyzeShape(sql: string): SqlAnalysis {
+    const shape = sqlShape(sql);
+    if (shape === undefined || shape === sql) return this.analyze(sql);
+    const known = this.#lookup(shape);
+    if (known !== undefined) return known.ok ? known : this.analyze(sql);
+    const analysis = this.#keep(shape, analyzeSql(shape));
+    return analysis.ok ? analysis : this.analyze(sql);
+  }
+
+  #lookup(key: string): SqlAnalysis | undefined {
+    const hit = this.#entries.get(key);
     if (hit !== undefined) {
       // Map iteration order is insertion order: re-inserting marks the entry most recent.
-      this.#entries.delete(sql);
-      this.#entries.set(sql, hit);
-      return hit;
+      this.#entries.delete(key);
+      this.#entries.set(key, hit);
     }
-    const analysis = analyzeSql(sql);
-    if (sql.length <= this.maxTextLength) {
-      this.#entries.set(sql, analysis);
+    return hit;
+  }
+
+  #keep(key: string, analysis: SqlAnalysis): SqlAnalysis {
+    if (key.length <= this.maxTextLength) {
+      this.#entries.set(key, analysis);
       if (this.#entries.size > this.capacity) this.#entries.delete(this.#entries.keys().next().value!);
     }
     return analysis;

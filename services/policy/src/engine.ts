@@ -81,7 +81,8 @@ export class CompiledPolicy {
   evaluate(command: Command): PolicyDecision {
     let statements: (SqlFacts | undefined)[] = [undefined];
     if (command.protocol === 'postgres') {
-      const analysis = this.#sql.analyze(command.text);
+      // Facts depend on the statement's structure only: texts differing in numbers share a parse.
+      const analysis = this.#sql.analyzeShape(command.text);
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be parsed: ${analysis.error}`, mask_set: null };
       if (analysis.statements.length > 0) statements = analysis.statements.map(sqlFacts);
     }
