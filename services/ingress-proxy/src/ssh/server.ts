@@ -46,6 +46,7 @@ export class SshProxyServer {
       conn.end();
       return;
     }
+    (conn as unknown as { setNoDelay(v: boolean): void }).setNoDelay(true);
     const session = new SshSession(conn, info, this.options);
     this.#sessions.add(session);
     void session.finished.then(() => this.#sessions.delete(session));

@@ -25,6 +25,7 @@ export function connectUpstream(target: SshUpstreamTarget, timeoutMs: number): P
     let settled = false;
     client.once('ready', () => {
       settled = true;
+      client.setNoDelay(true);
       resolve(client);
     });
     client.on('error', (err: Error & { level?: string }) => {
