@@ -4,6 +4,7 @@ import { ClientWrites } from '../client-writes.js';
 import { AgateError, ErrorCode, ProtocolError } from '../../../../../core/src/errors.js';
 import type { ExecOutcome } from '../exec-relay.js';
 import { PacketFramer, type Frame } from './framer.js';
+import { Outbox } from './outbox.js';
 import { OPEN_WRITE_FLAGS, PacketType, StatusCode, type DataHead, type FileOperation, type SftpReply, type SftpRequest } from './messages.js';
 import { parseDataHead, parseReply, parseRequest, parseWriteHead } from './parser.js';
 import { statusPacket } from './serializer.js';
@@ -256,6 +257,7 @@ export function relaySftp<T>(client: ServerChannel, upstream: ClientChannel, hoo
         release();
       });
     };
+    const upOut = new Outbox(toUpstream);
     /** Forwards frames[from..] in order; returns a promise when a decision made it wait. */
     const forwardUp = (frames: Frame[], from: number): Promise<void> | undefined => {
       for (let i = from; i < frames.length; i += 1) {
@@ -267,18 +269,19 @@ export function relaySftp<T>(client: ServerChannel, upstream: ClientChannel, hoo
           if (file !== undefined) begin(file, h.offset, h.dataLength);
           upData = { file, left: h.dataLength };
           carry(upData, h.data, 'write');
-          toUpstream(f.head);
+          upOut.add(f.head);
         } else if (f.kind === 'rest') {
           carry(upData!, f.bytes, 'write');
           if (f.last) upData = undefined;
-          toUpstream(f.bytes);
+          upOut.add(f.bytes);
         } else {
           const verdict = request(parseRequest(f.packet.subarray(4)));
-          if (verdict === true) toUpstream(f.packet);
+          if (verdict === true) upOut.add(f.packet);
           else if (verdict !== false) {
+            upOut.flush();
             hold();
             return verdict.then((forward) => {
-              if (forward && !finished) toUpstream(f.packet);
+              if (forward && !finished) upOut.add(f.packet);
               const next = forwardUp(frames, i + 1);
               release();
               return next;
@@ -286,6 +289,7 @@ export function relaySftp<T>(client: ServerChannel, upstream: ClientChannel, hoo
           }
         }
       }
+      upOut.flush();
       return undefined;
     };
     // The last decision still pending; the client's EOF must reach the target after it.
@@ -303,9 +307,9 @@ export function relaySftp<T>(client: ServerChannel, upstream: ClientChannel, hoo
 
     // Target → client: whole packets or streamed data replies; Agate's refusals go between packets.
     let clientFull = false;
-    const downstream = (bytes: Buffer) => {
+    const downOut = new Outbox((bytes) => {
       clientFull = !toClient(bytes) || clientFull;
-    };
+    });
     upstream.on('data', (chunk: Buffer) => {
       try {
         for (const f of down.push(chunk)) {
@@ -314,22 +318,23 @@ export function relaySftp<T>(client: ServerChannel, upstream: ClientChannel, hoo
             downData = replyHead(h);
             carry(downData, h.data, 'read');
             bytes += f.head.length;
-            downstream(f.head);
+            downOut.add(f.head);
           } else if (f.kind === 'rest') {
             carry(downData!, f.bytes, 'read');
             bytes += f.bytes.length;
-            downstream(f.bytes);
+            downOut.add(f.bytes);
             if (f.last) {
               downData = undefined;
-              for (const held of heldReplies) downstream(held);
+              for (const held of heldReplies) downOut.add(held);
               heldReplies = [];
             }
           } else {
             reply(parseReply(f.packet.subarray(4)));
             bytes += f.packet.length;
-            downstream(f.packet);
+            downOut.add(f.packet);
           }
         }
+        downOut.flush();
         if (clientFull) {
           clientFull = false;
           upstream.pause();
