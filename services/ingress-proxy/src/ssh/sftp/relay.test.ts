@@ -123,6 +123,29 @@ test('a client that does not drain pauses the target', async () => {
   assert.ok(upstream.isPaused(), 'the target is paused until the client drains');
 });
 
+test('a target that does not drain holds the client, through a large write, until it does', async () => {
+  const client = fakeClient();
+  const pending: (() => void)[] = [];
+  const sent: Buffer[] = [];
+  // A target channel with a small buffer whose writes complete only when released.
+  const upstream = Object.assign(new Duplex({ highWaterMark: 1024, read() {}, write: (c: Buffer, _e, cb) => void (sent.push(c), pending.push(cb)) }), { stderr: new PassThrough() });
+  const hooks = { decide: async (r: FileRequest) => ({ token: r }), finished: () => undefined };
+  void relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, hooks);
+  const stream = writeAt(1, 0, Buffer.alloc(100_000, 6));
+  client.send(stream.subarray(0, 32_768));
+  await tick();
+  assert.ok(client.channel.isPaused(), 'the client is not read while the target is behind');
+  client.send(stream.subarray(32_768));
+  await tick();
+  assert.is(Buffer.concat(sent).length, 32_768, 'nothing more was forwarded');
+  while (pending.length > 0) {
+    pending.shift()!();
+    await tick();
+  }
+  assert.ok(!client.channel.isPaused(), 'read again once the target drained');
+  assert.ok(Buffer.concat(sent).equals(stream), 'and the rest went on');
+});
+
 test('large writes move on piece by piece as they arrive; the target gets every byte, the digest covers the file', async () => {
   const client = fakeClient();
   const upstream = fakeUpstream();
