@@ -71,7 +71,7 @@ parser('open, write, rename and the OpenSSH rename extension', () => {
   assert.equal(parseRequest(Buffer.concat([Buffer.from([200]), u32(9), str('posix-rename@openssh.com'), str('/a'), str('/b')])), { kind: 'change', id: 9, operation: 'rename', path: '/a', targetPath: '/b', name: 'posix-rename@openssh.com' });
 });
 
-parser('the head of a streamed write or data reply, and a data length that does not end the packet', () => {
+parser('the head of a streamed write or data reply, and a data length that overruns the packet', () => {
   const head = parseWriteHead(bigWrite.subarray(4, HEAD_BYTES), bigWrite.length - 4);
   assert.equal([head.id, head.handle, head.offset, head.dataLength], [8, 'abcd', 0, bigData.length]);
   assert.ok(head.data.equals(bigWrite.subarray(4 + 1 + 4 + 6 + 8 + 4, HEAD_BYTES)));

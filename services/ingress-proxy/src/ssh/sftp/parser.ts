@@ -105,9 +105,13 @@ export function parseDataHead(head: Buffer, bodyLength: number): DataHead {
   return { id, ...dataTail(r, bodyLength) };
 }
 
-/** A data field that ends the packet: its declared length must be exactly what the packet has left. */
+/**
+ * The data field: it must fit in what the packet has left (bytes after it, which no client sends,
+ * are relayed unhashed, as parseRequest ignores them in a whole packet).
+ */
 function dataTail(r: PacketReader, bodyLength: number): { dataLength: number; data: Buffer } {
   const dataLength = r.uint32();
-  if (r.offset + dataLength !== bodyLength) throw new ProtocolError(`sftp: data of ${dataLength} bytes does not end a packet of ${bodyLength}`, ErrorCode.PROTOCOL_VIOLATION);
-  return { dataLength, data: r.rest() };
+  if (r.offset + dataLength > bodyLength) throw new ProtocolError(`sftp: data of ${dataLength} bytes overruns a packet of ${bodyLength}`, ErrorCode.PROTOCOL_VIOLATION);
+  const data = r.rest();
+  return { dataLength, data: data.length > dataLength ? data.subarray(0, dataLength) : data };
 }
