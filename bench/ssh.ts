@@ -48,28 +48,36 @@ export async function run(args: string[]): Promise<void> {
     const agate = (from: string, to: string) => must('sshpass', ['-e', 'scp', ...COMMON, '-P', String(port), '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', from, to], { SSHPASS: token });
     const rssBefore = memory(child.pid!);
     console.log(`\nscp of a ${mb} MiB file (random bytes), ${runs} run(s) each, ${new Date().toISOString()}; proxy process RSS before: ${rssBefore.rss} MB\n`);
-    console.log('| direction | path | seconds | MB/s | ratio to direct |');
-    console.log('|---|---|---:|---:|---:|');
+    console.log('| direction | path | seconds | MB/s | ratio to direct | proxy CPU s |');
+    console.log('|---|---|---:|---:|---:|---:|');
     for (const direction of ['upload', 'download'] as const) {
       const times: Record<string, number> = {};
       for (const [name, copy, host] of [['direct', direct, `${sshd.user}@127.0.0.1`], ['through Agate', agate, 'box@127.0.0.1']] as const) {
         let best = Infinity;
+        let cpu = Infinity;
         for (let i = 0; i < runs; i += 1) {
+          const cpuBefore = cpuSeconds(child.pid!);
           const started = performance.now();
           if (direction === 'upload') await copy(file, `${host}:${remote}/copy.bin`);
           else await copy(`${host}:${remote}/copy.bin`, join(work, 'back.bin'));
-          best = Math.min(best, (performance.now() - started) / 1000);
+          const took = (performance.now() - started) / 1000;
+          if (took < best) cpu = cpuSeconds(child.pid!) - cpuBefore;
+          best = Math.min(best, took);
         }
         times[name] = best;
         const ratio = name === 'direct' ? '1.00' : (times.direct! / best).toFixed(2);
-        console.log(`| ${direction} | ${name} | ${best.toFixed(2)} | ${(size / 1e6 / best).toFixed(1)} | ${ratio} |`);
+        const proxyCpu = name === 'direct' ? '' : cpu.toFixed(2);
+        console.log(`| ${direction} | ${name} | ${best.toFixed(2)} | ${(size / 1e6 / best).toFixed(1)} | ${ratio} | ${proxyCpu} |`);
       }
     }
     const after = memory(child.pid!);
     console.log(`\nproxy process peak RSS (VmHWM) over the run: ${after.hwm} MB (target < 200 MB); RSS now ${after.rss} MB`);
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    // A proxy that already died (the run's error says why) has no exit left to wait for.
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
     await issuer.close();
     await sshd.stop();
     rmSync(work, { recursive: true, force: true });
@@ -81,6 +89,13 @@ function memory(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
   return { rss: Math.round(kb('VmRSS') / 1024), hwm: Math.round(kb('VmHWM') / 1024) };
+}
+
+/** User plus system CPU seconds the process has used (/proc/<pid>/stat fields 14 and 15, in clock ticks). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // CLK_TCK is 100 on Linux
 }
 
 async function must(cmd: string, args: string[], env: Record<string, string> = {}): Promise<void> {

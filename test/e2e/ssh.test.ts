@@ -343,7 +343,8 @@ test('scp (over sftp) uploads and downloads through the proxy; the transfer is d
     const gid = (await run('id', ['-g', env.sshd.user])).stdout.trim();
     chownSync(dir, Number(ids), Number(gid));
     const local = join(env.dir, 'upload.txt');
-    const payload = 'a file that crossed Agate\n'.repeat(2000);
+    // About 1 MiB: several of scp's 255 KiB writes and reads, each streamed through the relay in pieces.
+    const payload = 'a file that crossed Agate\n'.repeat(40_000);
     writeFileSync(local, payload);
     const common = [
       '-e', '/usr/bin/scp', '-P', String(env.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',

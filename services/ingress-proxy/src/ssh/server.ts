@@ -46,6 +46,10 @@ export class SshProxyServer {
       conn.end();
       return;
     }
+    // ssh2 writes every SSH packet on its own; with Nagle a small one (an sftp status, a window
+    // adjust) waits for the previous segment's ACK, a stall on every sftp round trip.
+    // (ssh2's server-side connection has setNoDelay; @types/ssh2 leaves it out.)
+    (conn as Connection & { setNoDelay(noDelay: boolean): void }).setNoDelay(true);
     const session = new SshSession(conn, info, this.options);
     this.#sessions.add(session);
     void session.finished.then(() => this.#sessions.delete(session));

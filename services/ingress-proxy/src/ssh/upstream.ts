@@ -27,6 +27,7 @@ export function connectUpstream(target: SshUpstreamTarget, timeoutMs: number, ag
     let settled = false;
     client.once('ready', () => {
       settled = true;
+      client.setNoDelay(true); // as on the client side (server.ts): no Nagle stall per small packet
       resolve(client);
     });
     client.on('error', (err: Error & { level?: string }) => {

@@ -67,3 +67,20 @@ export type SftpReply =
   | { kind: 'handle'; id: number; handle: string }
   | { kind: 'data'; id: number; data: Buffer }
   | { kind: 'other'; id: number };
+
+/** The start of a streamed SSH_FXP_WRITE: its fields, and the part of its data that came with them. */
+export interface WriteHead {
+  id: number;
+  handle: string;
+  offset: number;
+  /** The data's full length; `data` holds its first bytes. */
+  dataLength: number;
+  data: Buffer;
+}
+
+/** The start of a streamed SSH_FXP_DATA reply. */
+export interface DataHead {
+  id: number;
+  dataLength: number;
+  data: Buffer;
+}

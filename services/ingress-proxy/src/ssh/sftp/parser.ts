@@ -1,4 +1,5 @@
-import { PacketType, type SftpReply, type SftpRequest } from './messages.js';
+import { ErrorCode, ProtocolError } from '../../../../../core/src/errors.js';
+import { PacketType, type DataHead, type SftpReply, type SftpRequest, type WriteHead } from './messages.js';
 import { PacketReader } from './reader.js';
 
 /** Decodes one client packet (type byte first, length prefix removed). */
@@ -80,4 +81,37 @@ export function parseReply(packet: Buffer): SftpReply {
     default:
       return { kind: 'other', id };
   }
+}
+
+/**
+ * Decodes the head of a streamed write request (type byte first, length prefix removed);
+ * `bodyLength` is the whole packet's length as its prefix gave it.
+ */
+export function parseWriteHead(head: Buffer, bodyLength: number): WriteHead {
+  const r = new PacketReader(head);
+  if (r.byte() !== PacketType.Write) throw new ProtocolError('sftp: a streamed packet is not a write', ErrorCode.PROTOCOL_VIOLATION);
+  // uint32 id, string handle, uint64 offset, string data (the packet's last field)
+  const id = r.uint32();
+  const handle = r.handle();
+  const offset = r.uint64();
+  return { id, handle, offset, ...dataTail(r, bodyLength) };
+}
+
+/** Decodes the head of a streamed data reply: uint32 id, string data (the packet's last field). */
+export function parseDataHead(head: Buffer, bodyLength: number): DataHead {
+  const r = new PacketReader(head);
+  if (r.byte() !== PacketType.Data) throw new ProtocolError('sftp: a streamed packet is not a data reply', ErrorCode.PROTOCOL_VIOLATION);
+  const id = r.uint32();
+  return { id, ...dataTail(r, bodyLength) };
+}
+
+/**
+ * The data field: it must fit in what the packet has left (bytes after it, which no client sends,
+ * are relayed unhashed, as parseRequest ignores them in a whole packet).
+ */
+function dataTail(r: PacketReader, bodyLength: number): { dataLength: number; data: Buffer } {
+  const dataLength = r.uint32();
+  if (r.offset + dataLength > bodyLength) throw new ProtocolError(`sftp: data of ${dataLength} bytes overruns a packet of ${bodyLength}`, ErrorCode.PROTOCOL_VIOLATION);
+  const data = r.rest();
+  return { dataLength, data: data.length > dataLength ? data.subarray(0, dataLength) : data };
 }

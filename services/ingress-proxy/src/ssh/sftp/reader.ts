@@ -10,6 +10,18 @@ export class PacketReader {
     if (this.#at + n > this.buf.length) throw new ProtocolError(`sftp packet ends early: ${n} more bytes expected at offset ${this.#at}`, ErrorCode.PROTOCOL_VIOLATION);
   }
 
+  /** Bytes read so far. */
+  get offset(): number {
+    return this.#at;
+  }
+
+  /** Everything after the cursor, as a view. */
+  rest(): Buffer {
+    const v = this.buf.subarray(this.#at);
+    this.#at = this.buf.length;
+    return v;
+  }
+
   byte(): number {
     this.#need(1);
     return this.buf[this.#at++]!;

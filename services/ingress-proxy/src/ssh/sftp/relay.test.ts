@@ -23,6 +23,23 @@ const write = (id: number, data: string) => frame(byte(6), u32(id), str('h1'), B
 const close = (id: number) => frame(byte(4), u32(id), str('h1'));
 const handle = (id: number) => frame(byte(102), u32(id), str('h1'));
 const ok = (id: number) => frame(byte(101), u32(id), u32(0), str(''), str(''));
+const openRead = (id: number, path: string) => frame(byte(3), u32(id), str(path), u32(0x01), u32(0));
+const read = (id: number, offset: number, length: number) => frame(byte(5), u32(id), str('h1'), u64(offset), u32(length));
+const data = (id: number, bytes: Buffer) => frame(byte(103), u32(id), str(bytes));
+const writeAt = (id: number, offset: number, bytes: Buffer) => frame(byte(6), u32(id), str('h1'), u64(offset), str(bytes));
+function u64(v: number) {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(v));
+  return b;
+}
+/** Sends `bytes` in pieces of `size`, a turn of the event loop apart. */
+async function inPieces(send: (b: Buffer) => unknown, bytes: Buffer, size: number) {
+  for (let at = 0; at < bytes.length; at += size) {
+    send(bytes.subarray(at, at + size));
+    await tick();
+  }
+}
+const sha256 = (...parts: Buffer[]) => 'sha256:' + createHash('sha256').update(Buffer.concat(parts)).digest('hex');
 
 /** The client side: what the relay writes to it is collected; `send` types packets in. */
 function fakeClient(highWaterMark = 1 << 20) {
@@ -72,7 +89,7 @@ test('nothing reaches the target while an open is being decided; a refusal answe
   await tick();
   const reply = parseReply(client.received[0]!.subarray(4));
   assert.equal(reply, { kind: 'status', id: 1, code: 3, message: 'Agate refused: no' });
-  assert.is(upstream.sent.length, 1, 'only the close went on');
+  assert.ok(Buffer.concat(upstream.sent).equals(close(2)), 'only the close went on');
   assert.is(results[0]!.refused, true);
 });
 
@@ -90,7 +107,7 @@ test('an allowed write is forwarded; bytes and the digest are recorded at close'
   await tick();
   upstream.reply(Buffer.concat([ok(2), ok(3)]));
   await tick();
-  assert.is(upstream.sent.length, 3);
+  assert.ok(Buffer.concat(upstream.sent).equals(Buffer.concat([openWrite(1, '/tmp/f'), write(2, 'hello'), close(3)])), 'all three reached the target');
   assert.is(results.length, 1);
   assert.is(results[0]!.bytesWritten, 5);
   assert.is(results[0]!.digest, 'sha256:' + createHash('sha256').update('hello').digest('hex'));
@@ -104,6 +121,102 @@ test('a client that does not drain pauses the target', async () => {
   upstream.reply(frame(byte(103), u32(9), str('x'.repeat(100))));
   await tick();
   assert.ok(upstream.isPaused(), 'the target is paused until the client drains');
+});
+
+test('a target that does not drain holds the client, through a large write, until it does', async () => {
+  const client = fakeClient();
+  const pending: (() => void)[] = [];
+  const sent: Buffer[] = [];
+  // A target channel with a small buffer whose writes complete only when released.
+  const upstream = Object.assign(new Duplex({ highWaterMark: 1024, read() {}, write: (c: Buffer, _e, cb) => void (sent.push(c), pending.push(cb)) }), { stderr: new PassThrough() });
+  const hooks = { decide: async (r: FileRequest) => ({ token: r }), finished: () => undefined };
+  void relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, hooks);
+  const stream = writeAt(1, 0, Buffer.alloc(100_000, 6));
+  client.send(stream.subarray(0, 32_768));
+  await tick();
+  assert.ok(client.channel.isPaused(), 'the client is not read while the target is behind');
+  client.send(stream.subarray(32_768));
+  await tick();
+  assert.is(Buffer.concat(sent).length, 32_768, 'nothing more was forwarded');
+  while (pending.length > 0) {
+    pending.shift()!();
+    await tick();
+  }
+  assert.ok(!client.channel.isPaused(), 'read again once the target drained');
+  assert.ok(Buffer.concat(sent).equals(stream), 'and the rest went on');
+});
+
+test('large writes move on piece by piece as they arrive; the target gets every byte, the digest covers the file', async () => {
+  const client = fakeClient();
+  const upstream = fakeUpstream();
+  const results: FileResult[] = [];
+  const hooks = { decide: async (r: FileRequest) => ({ token: r }), finished: (_t: FileRequest, r: FileResult) => void results.push(r) };
+  void relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, hooks);
+  client.send(openWrite(1, '/tmp/big'));
+  await tick();
+  upstream.reply(handle(1));
+  await tick();
+  const a = Buffer.alloc(200_000, 1);
+  const b = Buffer.alloc(100_000, 2);
+  const stream = Buffer.concat([writeAt(2, 0, a), writeAt(3, a.length, b), close(4)]);
+  const sentBefore = upstream.sent.length;
+  await inPieces(client.send, stream.subarray(0, 32_768), 32_768);
+  assert.ok(upstream.sent.length > sentBefore, 'the first write is forwarded before it has fully arrived');
+  await inPieces(client.send, stream.subarray(32_768), 32_768);
+  assert.ok(Buffer.concat(upstream.sent.slice(sentBefore)).equals(stream), 'the target gets the bytes unchanged');
+  assert.is(upstream.sent.length - sentBefore, Math.ceil(stream.length / 32_768), 'each chunk leaves in one write, as it came');
+  upstream.reply(Buffer.concat([ok(2), ok(3), ok(4)]));
+  await tick();
+  assert.equal([results[0]!.bytesWritten, results[0]!.digest], [a.length + b.length, sha256(a, b)]);
+});
+
+test('large data replies stream to the client; bytes read and the digest are recorded at close', async () => {
+  const client = fakeClient();
+  const upstream = fakeUpstream();
+  const results: FileResult[] = [];
+  const hooks = { decide: async (r: FileRequest) => ({ token: r }), finished: (_t: FileRequest, r: FileResult) => void results.push(r) };
+  void relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, hooks);
+  client.send(openRead(1, '/tmp/big'));
+  await tick();
+  upstream.reply(handle(1));
+  await tick();
+  client.send(Buffer.concat([read(2, 0, 65_536), read(3, 65_536, 65_536)]));
+  await tick();
+  const a = Buffer.alloc(65_536, 3);
+  const b = Buffer.alloc(40_000, 4);
+  const replies = Buffer.concat([data(2, a), data(3, b)]);
+  const before = client.received.length;
+  await inPieces(upstream.reply, replies, 10_000);
+  assert.ok(Buffer.concat(client.received.slice(before)).equals(replies), 'the client gets the replies unchanged');
+  client.send(close(4));
+  await tick();
+  upstream.reply(ok(4));
+  await tick();
+  assert.equal([results[0]!.bytesRead, results[0]!.digest], [a.length + b.length, sha256(a, b)]);
+});
+
+test("Agate's refusal waits while a large data reply is half sent, then follows it", async () => {
+  const client = fakeClient();
+  const upstream = fakeUpstream();
+  const hooks = { decide: async (r: FileRequest) => (r.path === '/secret' ? { token: r, refusal: 'no' } : { token: r }), finished: () => undefined };
+  void relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, hooks);
+  client.send(openRead(1, '/tmp/big'));
+  await tick();
+  upstream.reply(handle(1));
+  client.send(read(2, 0, 65_536));
+  await tick();
+  const reply = data(2, Buffer.alloc(65_536, 5));
+  const before = client.received.length;
+  upstream.reply(reply.subarray(0, 30_000));
+  await tick();
+  client.send(openRead(3, '/secret'));
+  await tick();
+  await tick();
+  upstream.reply(reply.subarray(30_000));
+  await tick();
+  const got = Buffer.concat(client.received.slice(before));
+  assert.ok(got.subarray(0, reply.length).equals(reply), 'the data reply arrives whole');
+  assert.equal(parseReply(got.subarray(reply.length + 4)), { kind: 'status', id: 3, code: 3, message: 'no' });
 });
 
 test.run();
