@@ -148,4 +148,28 @@ kafka('with a schema registry: Confluent wire format, subjects registered, BACKW
   assert.is(res.status, 409);
 });
 
+// Last: it stops the shared broker.
+kafka('a broker that stops and comes back: sends fail while it is away, then publishing and consuming work again', async () => {
+  const b = await bus('restart', { topic: 'restart' });
+  const seen = new Set<string>();
+  await b.subscribe({ group: 'restart-check', types: ['Command'], handler: async (batch) => void batch.forEach((e) => e.type === 'Command' && seen.add(e.text)) });
+  await b.publish(command('s-r', 'SELECT 1'));
+  await broker.stop({ hard: true });
+  let failure: unknown;
+  await b.publish(command('s-r', 'SELECT 2')).catch((err: unknown) => (failure = err));
+  assert.is((failure as { code?: string } | undefined)?.code, 'BUS_WRITE_FAILED', 'a send with no broker fails');
+  await broker.restart();
+  const deadline = Date.now() + 90_000;
+  let published = false;
+  let last: unknown;
+  while (!published && Date.now() < deadline) {
+    published = await b.publish(command('s-r', 'SELECT 3')).then(() => true, (err: unknown) => ((last = err), false));
+    if (!published) await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.ok(published, `no publish succeeded within 90 s of the broker's return: ${(last as Error | undefined)?.message}`);
+  const until = Date.now() + 90_000;
+  while (!seen.has('SELECT 3') && Date.now() < until) await new Promise((r) => setTimeout(r, 250));
+  assert.ok(seen.has('SELECT 1') && seen.has('SELECT 3'), `the subscription did not resume after the broker's return (saw: ${[...seen].join(', ')})`);
+});
+
 kafka.run();

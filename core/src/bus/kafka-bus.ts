@@ -24,6 +24,8 @@ export interface KafkaBusOptions {
   connectTimeoutMs?: number;
 }
 
+/** A send not acknowledged in this time fails (its publishers fail closed) and the producer is replaced. */
+const SEND_TIMEOUT_MS = 30_000;
 const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 5_000;
 /** Fetch settings for a verdict round trip in milliseconds: kafkajs defaults wait up to 5 s. */
@@ -41,7 +43,9 @@ interface Queued {
  */
 export class KafkaBus implements Bus {
   readonly #kafka: Kafka;
-  readonly #producer: Producer;
+  #producer: Producer;
+  /** Whether #producer is connected; a replaced producer connects before its first send. */
+  #producerConnected = false;
   readonly #consumers = new Set<Consumer>();
   readonly #waiters = new VerdictWaiters();
   #queue: Queued[] = [];
@@ -57,7 +61,17 @@ export class KafkaBus implements Bus {
       connectionTimeout: 3_000,
       requestTimeout: 10_000,
     });
-    this.#producer = this.#kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1_000 } });
+    this.#producer = this.#newProducer();
+  }
+
+  /**
+   * A consumer that crashed (its broker went away) restarts itself on a timer, unless the bus
+   * is closed by then: a restart after close() would reconnect forever and keep the process alive.
+   */
+  readonly #consumerRetry = { restartOnFailure: async () => !this.#closed };
+
+  #newProducer(): Producer {
+    return this.#kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1_000 } });
   }
 
   /**
@@ -73,6 +87,7 @@ export class KafkaBus implements Bus {
         await options.wire.init();
         await bus.#ensureTopics();
         await bus.#producer.connect();
+        bus.#producerConnected = true;
         if (options.awaitsVerdicts) await bus.#listenForVerdicts();
         return bus;
       } catch (cause) {
@@ -106,55 +121,98 @@ export class KafkaBus implements Bus {
   }
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
-    const consumer = this.#kafka.consumer({ groupId: `agate.${options.group}`, ...LOW_LATENCY, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxBytesPerPartition: 4 << 20 });
-    this.#consumers.add(consumer);
     const types = new Set<string>(options.types);
     const log = this.options.logger.child({ group: options.group });
     let stopping = false;
-    await consumer.connect();
-    await consumer.subscribe({ topic: this.options.eventsTopic, fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
-        const max = options.maxBatch ?? 2_000;
-        for (let i = 0; i < batch.messages.length && isRunning() && !isStale(); i += max) {
-          const slice = batch.messages.slice(i, i + max);
-          const events: AgateEvent[] = [];
-          for (const m of slice) {
-            const type = m.headers?.['agate-type']?.toString();
-            if (type !== undefined && !types.has(type)) continue;
-            if (m.value === null) continue;
-            const e = await this.options.wire.decode(m.value);
-            if (types.has(e.type)) events.push(e);
-          }
-          if (events.length > 0) {
-            let backoff = MIN_BACKOFF_MS;
-            for (;;) {
-              try {
-                await options.handler(events, { stream: `${batch.topic}-${batch.partition}` });
-                break;
-              } catch (err) {
-                log.error('event handler failed; retrying the batch', { error: describeError(err), events: events.length, retry_in_ms: backoff });
-                if (stopping || !isRunning()) return; // uncommitted: redelivered to the next member
-                await heartbeat();
-                await new Promise((r) => setTimeout(r, backoff));
-                backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+    const supervised = await this.#supervise(options.group, async () => {
+      const consumer = this.#kafka.consumer({ groupId: `agate.${options.group}`, ...LOW_LATENCY, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
+      this.#consumers.add(consumer);
+      await consumer.connect();
+      await consumer.subscribe({ topic: this.options.eventsTopic, fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
+          const max = options.maxBatch ?? 2_000;
+          for (let i = 0; i < batch.messages.length && isRunning() && !isStale(); i += max) {
+            const slice = batch.messages.slice(i, i + max);
+            const events: AgateEvent[] = [];
+            for (const m of slice) {
+              const type = m.headers?.['agate-type']?.toString();
+              if (type !== undefined && !types.has(type)) continue;
+              if (m.value === null) continue;
+              const e = await this.options.wire.decode(m.value);
+              if (types.has(e.type)) events.push(e);
+            }
+            if (events.length > 0) {
+              let backoff = MIN_BACKOFF_MS;
+              for (;;) {
+                try {
+                  await options.handler(events, { stream: `${batch.topic}-${batch.partition}` });
+                  break;
+                } catch (err) {
+                  log.error('event handler failed; retrying the batch', { error: describeError(err), events: events.length, retry_in_ms: backoff });
+                  if (stopping || !isRunning()) return; // uncommitted: redelivered to the next member
+                  await heartbeat();
+                  await new Promise((r) => setTimeout(r, backoff));
+                  backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+                }
               }
             }
+            // Commit only after the handler succeeded: at least once in, idempotent handlers.
+            resolveOffset(slice[slice.length - 1]!.offset);
+            await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (BigInt(slice[slice.length - 1]!.offset) + 1n).toString() }] }] });
+            await heartbeat();
           }
-          // Commit only after the handler succeeded: at least once in, idempotent handlers.
-          resolveOffset(slice[slice.length - 1]!.offset);
-          await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (BigInt(slice[slice.length - 1]!.offset) + 1n).toString() }] }] });
-          await heartbeat();
-        }
-      },
+        },
+      });
+      return consumer;
     });
     return {
       close: async () => {
         stopping = true;
+        await supervised.stop();
+      },
+    };
+  }
+
+  /**
+   * Starts a consumer with `start` and starts a new one whenever kafkajs gives up on it: after a
+   * broker restart a consumer can crash with an error kafkajs does not restart from, and would
+   * then read nothing more, silently (verdicts never arrive, events are never recorded). The
+   * first start's failure goes to the caller; later ones are retried with backoff until stopped.
+   */
+  async #supervise(label: string, start: () => Promise<Consumer>): Promise<{ stop(): Promise<void> }> {
+    let current: Consumer | undefined;
+    let stopped = false;
+    const watch = (consumer: Consumer) => {
+      current = consumer;
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        if (payload.restart || stopped || this.#closed) return;
+        this.options.logger.warn('a Kafka consumer stopped for good; starting a new one', { consumer: label, error: payload.error.message });
         this.#consumers.delete(consumer);
-        await consumer.disconnect();
+        void consumer.disconnect().catch(() => undefined);
+        void relaunch();
+      });
+    };
+    const relaunch = async () => {
+      for (let backoff = MIN_BACKOFF_MS * 4; !stopped && !this.#closed; backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)) {
+        await new Promise((r) => setTimeout(r, backoff));
+        if (stopped || this.#closed) return;
+        try {
+          return watch(await start());
+        } catch (err) {
+          this.options.logger.warn('could not start a Kafka consumer; retrying', { consumer: label, error: describeError(err), retry_in_ms: backoff });
+        }
+      }
+    };
+    watch(await start());
+    return {
+      stop: async () => {
+        stopped = true;
+        if (current === undefined) return;
+        this.#consumers.delete(current);
+        await current.disconnect();
       },
     };
   }
@@ -176,14 +234,37 @@ export class KafkaBus implements Bus {
       const byTopic = new Map<string, Message[]>();
       for (const q of batch) for (const tm of q.topicMessages) byTopic.set(tm.topic, [...(byTopic.get(tm.topic) ?? []), ...tm.messages]);
       try {
-        await this.#producer.sendBatch({ topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })), acks: -1 });
+        await withTimeout(this.#send([...byTopic].map(([topic, messages]) => ({ topic, messages }))), SEND_TIMEOUT_MS, `no acknowledgement within ${SEND_TIMEOUT_MS} ms`);
         for (const q of batch) q.done();
       } catch (cause) {
+        this.#replaceProducer(cause);
         const err = new AgateError(ErrorCode.BUS_WRITE_FAILED, `Kafka did not acknowledge the events: ${(cause as Error).message}`, { cause, retriable: true });
         for (const q of batch) q.done(err);
       }
     }
     this.#flushing = false;
+  }
+
+  async #send(topicMessages: { topic: string; messages: Message[] }[]): Promise<void> {
+    if (!this.#producerConnected) {
+      await this.#producer.connect();
+      this.#producerConnected = true;
+    }
+    await this.#producer.sendBatch({ topicMessages, acks: -1 });
+  }
+
+  /**
+   * After a failed or stuck send the idempotent producer may be wedged for good (a broker that
+   * restarted lost its sequence state and now refuses every batch as out of order), so the next
+   * send goes through a fresh producer with a new producer id. Redelivered duplicates are
+   * harmless: consumers are idempotent by event id.
+   */
+  #replaceProducer(cause: unknown): void {
+    const old = this.#producer;
+    this.#producer = this.#newProducer();
+    this.#producerConnected = false;
+    void old.disconnect().catch(() => undefined);
+    this.options.logger.warn('a Kafka send failed; the next send uses a new producer', { error: (cause as Error).message });
   }
 
   async #ensureTopics(): Promise<void> {
@@ -205,19 +286,28 @@ export class KafkaBus implements Bus {
 
   /** Every proxy instance reads all verdicts (its own group) and wakes the commands it waits on. */
   async #listenForVerdicts(): Promise<void> {
-    const consumer = this.#kafka.consumer({ groupId: `agate.verdicts.${this.options.instanceId}`, ...LOW_LATENCY, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
-    this.#consumers.add(consumer);
-    await consumer.connect();
-    await consumer.subscribe({ topic: this.options.verdictsTopic, fromBeginning: false });
-    await consumer.run({
-      autoCommit: true,
-      eachMessage: async ({ message }) => {
-        if (message.value === null || this.#waiters.size === 0) return;
-        const key = message.key?.toString();
-        if (key === undefined || !this.#waiters.has(key)) return;
-        const v = await this.options.wire.decode(message.value);
-        if (v.type === 'Verdict') this.#waiters.deliver(v);
-      },
+    await this.#supervise('verdicts', async () => {
+      const consumer = this.#kafka.consumer({ groupId: `agate.verdicts.${this.options.instanceId}`, ...LOW_LATENCY, sessionTimeout: 10_000, heartbeatInterval: 1_000, retry: this.#consumerRetry });
+      this.#consumers.add(consumer);
+      await consumer.connect();
+      await consumer.subscribe({ topic: this.options.verdictsTopic, fromBeginning: false });
+      await consumer.run({
+        autoCommit: true,
+        eachMessage: async ({ message }) => {
+          if (message.value === null || this.#waiters.size === 0) return;
+          const key = message.key?.toString();
+          if (key === undefined || !this.#waiters.has(key)) return;
+          const v = await this.options.wire.decode(message.value);
+          if (v.type === 'Verdict') this.#waiters.deliver(v);
+        },
+      });
+      return consumer;
     });
   }
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)));
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
