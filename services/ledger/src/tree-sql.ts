@@ -43,9 +43,8 @@ export const MIN_ENGINE_SUBTREES = 16;
  * The roots of the complete aligned subtrees of SUBTREE leaves covering leaves [from, to), both
  * multiples of SUBTREE, in order; [] when any of them is not stored exactly once (a gap, a
  * duplicate), which callers report. The engine sorts each subtree's leaf hashes by seq and
- * pairs neighbours level by level (a short group is padded so the pairing runs; its root is
- * discarded) (one subquery per level: aliases would be inlined and grow
- * the query tree exponentially); about three times faster than folding leaves in JS.
+ * pairs neighbours level by level (foldLevelsSql; a short group is padded so the pairing runs,
+ * and its root is discarded); about three times faster than folding leaves in JS.
  */
 export async function subtreeRoots(store: Store, chainId: string, from: number, to: number): Promise<Buffer[]> {
   if (from % SUBTREE !== 0 || to % SUBTREE !== 0) throw new RangeError(`subtree range [${from}, ${to}) is not aligned to ${SUBTREE}`);
@@ -53,12 +52,7 @@ export async function subtreeRoots(store: Store, chainId: string, from: number, 
   let q = `SELECT intDiv(seq - 1, ${SUBTREE}) AS g, count() AS n, uniqExact(seq) AS u,
       arrayResize(arrayMap(x -> x.2, arraySort(x -> x.1, groupArray((seq, ${LEAF_SQL})))), ${SUBTREE}, toFixedString('', 32)) AS l
     FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64} AND seq <= {to:UInt64} GROUP BY g`;
-  for (let i = 0; i < SUBTREE_LEVELS; i++) {
-    q = `SELECT g, n, u, arrayMap((a, b) -> SHA256(concat(unhex('01'), a, b)),
-        arrayFilter((x, i) -> i % 2 = 1, l, arrayEnumerate(l)), arrayFilter((x, i) -> i % 2 = 0, l, arrayEnumerate(l))) AS l
-      FROM (${q})`;
-  }
-  const bytes = await store.queryRowBinary(`SELECT toUInt64(g) AS g, toUInt8(n = ${SUBTREE} AND u = ${SUBTREE}) AS whole, l[1] AS root FROM (${q}) ORDER BY g`, { chain: chainId, from, to });
+  const bytes = await store.queryRowBinary(`SELECT toUInt64(g) AS g, toUInt8(n = ${SUBTREE} AND u = ${SUBTREE}) AS whole, l[1] AS root FROM (${foldLevelsSql(q)}) ORDER BY g`, { chain: chainId, from, to });
   const out: Buffer[] = [];
   const first = from / SUBTREE;
   for (let at = 0; at + 41 <= bytes.length; at += 41) {
@@ -67,6 +61,21 @@ export async function subtreeRoots(store: Store, chainId: string, from: number, 
     out.push(bytes.subarray(at + 9, at + 41));
   }
   return out.length === (to - from) / SUBTREE ? out : [];
+}
+
+/**
+ * Wraps a query whose column `l` holds SUBTREE hashes per row with one subquery per tree level
+ * that pairs neighbours (RFC 9162 node hashes), so `l[1]` ends as the subtree root; the other
+ * columns pass through. As aliases in one SELECT the levels would be inlined into an
+ * exponentially large query tree.
+ */
+export function foldLevelsSql(q: string): string {
+  for (let i = 0; i < SUBTREE_LEVELS; i++) {
+    q = `SELECT * EXCEPT (l), arrayMap((a, b) -> SHA256(concat(unhex('01'), a, b)),
+        arrayFilter((x, i) -> i % 2 = 1, l, arrayEnumerate(l)), arrayFilter((x, i) -> i % 2 = 0, l, arrayEnumerate(l))) AS l
+      FROM (${q})`;
+  }
+  return q;
 }
 
 /** Leaf hashes of records (from, to] in seq order, 32 bytes each. */

@@ -1,7 +1,7 @@
 import type { Store } from '../../../core/src/store/store.js';
 import { RowBinaryReader } from '../../../core/src/store/row-binary.js';
 import { LEAF_SQL, LINK_SQL } from './chain.js';
-import { SUBTREE } from './tree-sql.js';
+import { foldLevelsSql, SUBTREE } from './tree-sql.js';
 
 /**
  * What the engine reports about one aligned group of SUBTREE sequence numbers of a chain, read
@@ -27,7 +27,6 @@ export interface GroupScan {
   leaves: Buffer[];
 }
 
-const LEVELS = Math.log2(SUBTREE);
 const ZERO = "toFixedString('', 32)";
 
 /**
@@ -36,7 +35,7 @@ const ZERO = "toFixedString('', 32)";
  * to describe the first record of a group that does not.
  */
 export async function scanGroups(store: Store, chainId: string, lo: number, hi: number): Promise<GroupScan[]> {
-  let q = `SELECT g, n, first, last, bad,
+  const q = `SELECT g, n, first, last, bad,
       arrayAll((a, b) -> b = a + 1, arrayPopBack(rows.1), arrayPopFront(rows.1)) AS consecutive,
       arrayAll((p, h) -> p = h, arrayPopFront(rows.2), arrayPopBack(rows.3)) AS linked,
       rows.2[1] AS first_prev, rows.3[length(rows)] AS last_hash,
@@ -47,15 +46,9 @@ export async function scanGroups(store: Store, chainId: string, lo: number, hi: 
         countIf(${LINK_SQL} != hash) AS bad,
         arraySort(x -> x.1, groupArray((seq, prev_hash, hash, ${LEAF_SQL}))) AS rows
       FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {lo:UInt64} AND seq <= {hi:UInt64} GROUP BY g)`;
-  // One subquery per tree level: as aliases they would be inlined into an exponential tree.
-  for (let i = 0; i < LEVELS; i++) {
-    q = `SELECT * EXCEPT (l), arrayMap((a, b) -> SHA256(concat(unhex('01'), a, b)),
-        arrayFilter((x, i) -> i % 2 = 1, l, arrayEnumerate(l)), arrayFilter((x, i) -> i % 2 = 0, l, arrayEnumerate(l))) AS l
-      FROM (${q})`;
-  }
   const bytes = await store.queryRowBinary(
     `SELECT toUInt64(first), toUInt64(last), toUInt64(n), toUInt64(bad), toUInt8(consecutive), toUInt8(linked), first_prev, last_hash, l[1], partial
-     FROM (${q}) ORDER BY g`,
+     FROM (${foldLevelsSql(q)}) ORDER BY g`,
     { chain: chainId, lo, hi },
   );
   const r = new RowBinaryReader(bytes);

@@ -93,9 +93,11 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: 
     upstream.on('close', () => {
       // The exit status must follow every byte of output, so wait until ssh2 has sent them.
       const end = () => {
-        if (taps.exitStatus === false) void 0;
-        else if (signal !== null) client.exit(signal, false, '');
-        else client.exit(exitCode ?? 255);
+        // A forwarded TCP channel has no exit status to send.
+        if (taps.exitStatus !== false) {
+          if (signal !== null) client.exit(signal, false, '');
+          else client.exit(exitCode ?? 255);
+        }
         client.end();
         finish(false);
       };
