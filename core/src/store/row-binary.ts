@@ -71,8 +71,9 @@ export class RowBinaryWriter {
   #buf: Buffer;
   #at = 0;
 
-  constructor(capacity = 1 << 16) {
-    this.#buf = Buffer.allocUnsafe(capacity);
+  /** A fresh buffer of `capacity` bytes, or memory to reuse (e.g. handed back by a worker after transfer()). */
+  constructor(capacity: number | ArrayBuffer = 1 << 16) {
+    this.#buf = typeof capacity === 'number' ? owned(capacity) : Buffer.from(capacity);
   }
 
   string(value: string): this {
@@ -144,6 +145,17 @@ export class RowBinaryWriter {
     return this.#buf.subarray(0, this.#at);
   }
 
+  /**
+   * Hands over the rows written so far with the memory they live in (for a worker thread:
+   * transferring it copies nothing) and starts over with no memory.
+   */
+  transfer(): { memory: ArrayBuffer; length: number } {
+    const out = { memory: this.#buf.buffer as ArrayBuffer, length: this.#at };
+    this.#buf = owned(0);
+    this.#at = 0;
+    return out;
+  }
+
   #varint(n: number): void {
     while (n >= 0x80) {
       this.#buf[this.#at++] = (n & 0x7f) | 0x80;
@@ -154,8 +166,13 @@ export class RowBinaryWriter {
 
   #reserve(n: number): void {
     if (this.#at + n <= this.#buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#at + n));
+    const next = owned(Math.max(this.#buf.length * 2, this.#at + n));
     this.#buf.copy(next, 0, 0, this.#at);
     this.#buf = next;
   }
+}
+
+/** A buffer with its own memory: unlike allocUnsafe's pooled slices, it can be transferred. */
+function owned(size: number): Buffer {
+  return Buffer.from(new ArrayBuffer(size));
 }

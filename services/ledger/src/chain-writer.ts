@@ -5,15 +5,14 @@ import type { Logger } from '../../../core/src/log.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import { nowMicros, type AgateEvent } from '../../../schemas/src/events.js';
-import { GENESIS, linkHash, RECORD_COLUMNS, RECORD_STRUCTURE, recordColumns, writeRecord, type RecordColumns } from './chain.js';
+import { GENESIS, RECORD_COLUMNS, RECORD_STRUCTURE, recordColumns, writeRow } from './chain.js';
 import { signCheckpoint } from './checkpoint.js';
 import type { CheckpointSink } from './checkpoint-sink.js';
 import { CompactRange } from './compact-range.js';
 import type { NoteSigner } from './note.js';
-import { BLOCK_SIZE, microsToDateTime64 } from './schema.js';
-import { leafHash } from './merkle.js';
+import type { RowSealer, SealJob } from './row-sealer.js';
 import { pushRange } from './tree-sql.js';
-import { collectTiles, persistTiles, storeTiles, type TileNode } from './tree-tiles.js';
+import { persistTiles, storeTiles, type TileNode } from './tree-tiles.js';
 import { tsvBytes, tsvText } from './tsv.js';
 import { RowBinaryWriter } from '../../../core/src/store/row-binary.js';
 
@@ -29,6 +28,8 @@ export interface ChainWriterOptions {
   sinks: readonly CheckpointSink[];
   /** How many of the latest event ids are remembered to drop redeliveries. */
   dedupWindow: number;
+  /** Hashes rows off the event loop; shared by the chains of one ledger. */
+  sealer: RowSealer;
 }
 
 export interface Head {
@@ -63,6 +64,8 @@ export class ChainWriter {
   // Appends and checkpoints run one at a time: both read and move the head.
   #serial: Promise<unknown> = Promise.resolve();
   readonly #origin: string;
+  /** Row buffers back from the engine, for the next slices: fresh ones each time made the collector run constantly. */
+  readonly #rowMemory: ArrayBuffer[] = [];
 
   constructor(private readonly options: ChainWriterOptions) {
     this.#origin = chainOrigin(options.signer.name, options.chainId);
@@ -112,38 +115,45 @@ export class ChainWriter {
     });
     if (fresh.length < batch.length) this.options.logger.debug('skipping redelivered events already in the ledger', { count: batch.length - fresh.length });
     if (fresh.length === 0) return;
-    // Encoding and hashing the next slice overlaps the engine's insert of the previous one (the
-    // insert runs on the engine's threads). Inserts stay strictly in order, and the head moves
-    // past a slice only once it is stored, so a failure leaves no gap: the bus redelivers the
-    // batch and the stored slices are dropped as redeliveries.
-    let { seq, hash } = this.#head;
-    const tree = this.#tree.clone();
+    // Three stages overlap: this thread writes the rows of a slice while the sealer's thread
+    // hashes the slice before it (links, leaves, tree) and the engine inserts the one before
+    // that. Inserts stay strictly in order, and the head moves past a slice only once it is
+    // stored, so a failure leaves no gap: the bus redelivers the batch and the stored slices
+    // are dropped as redeliveries.
+    const { sealer } = this.options;
+    let seq = this.#head.seq;
+    let from: SealJob['from'] = { prev: this.#head.hash, frontier: this.#tree.toJSON() };
     const blocks: [number, Buffer, CompactRange][] = [];
     let inFlight: Promise<void> = Promise.resolve();
     for (let i = 0; i < fresh.length; i += INSERT_SLICE) {
       const slice = fresh.slice(i, i + INSERT_SLICE);
-      const tiles: TileNode[] = [];
-      const onNode = collectTiles(tiles);
-      const rows = store.insertRowBinary === undefined ? new TsvRows(chainId) : new BinaryRows(chainId);
+      const rows = new RowBinaryWriter(this.#rowMemory.pop() ?? ROWS_CAPACITY);
+      const marks = new Int32Array(slice.length * 3);
+      const firstSeq = seq + 1;
       for (const [j, { event, payload: given }] of slice.entries()) {
-        // In the embedded mode this loop shares the event loop with every proxy session: encoding
-        // a 5,000-event slice in one go held statements for tens of milliseconds (their p99).
+        // In the embedded mode this loop shares the event loop with every proxy session: writing
+        // a 10,000-event slice in one go would hold statements for tens of milliseconds.
         if (j > 0 && j % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
         const payload = given ?? codec.encode(event);
-        const columns = recordColumns(event);
         seq += 1;
-        hash = rows.add(seq, columns, payload, hash);
-        tree.push(leafHash(payload), onNode);
-        if (seq % BLOCK_SIZE === 0) blocks.push([seq, hash, tree.clone()]);
+        marks[j * 3] = writeRow(rows, chainId, seq, payload, recordColumns(event));
+        marks[j * 3 + 1] = rows.length;
+        marks[j * 3 + 2] = payload.length;
       }
+      const { memory, length } = rows.transfer();
+      const sealed = sealer.seal({ chain: chainId, rows: memory, length, marks, firstSeq, from });
+      from = undefined;
+      sealed.catch(() => undefined); // observed below, after the previous insert
       await inFlight;
-      const head = { seq, hash };
-      const headTree = tree.clone();
-      inFlight = rows.insert(store).then(() => {
-        this.#head = head;
-        this.#tree = headTree;
-        this.#tiles.push(...tiles);
+      const lastSeq = seq;
+      inFlight = sealed.then(async (done) => {
+        await store.insertRowBinary!('agate.ledger', RECORD_COLUMNS, RECORD_STRUCTURE, Buffer.from(done.rows, 0, done.length));
+        this.#head = { seq: lastSeq, hash: Buffer.from(done.head) };
+        this.#tree = CompactRange.fromJSON(done.frontier);
+        for (const t of done.tiles) this.#tiles.push({ level: t.level, node: t.node, hash: Buffer.from(t.hash) });
+        for (const b of done.blocks) blocks.push([b.size, Buffer.from(b.head), CompactRange.fromJSON(b.frontier)]);
         for (const { event } of slice) this.#remember(event.event_id);
+        if (this.#rowMemory.length < ROWS_KEPT) this.#rowMemory.push(done.rows);
       });
       // An unobserved rejection would crash the process before the loop reaches the await.
       inFlight.catch(() => undefined);
@@ -152,7 +162,7 @@ export class ChainWriter {
     // A checkpoint at every block boundary: where verification starts once older blocks expire.
     for (const [size, head, atBlock] of blocks) await this.#publish(size, head, atBlock);
     const every = this.options.everyEvents;
-    if (every !== undefined && seq - this.#lastCheckpoint >= every) await this.#publish(seq, hash, this.#tree);
+    if (every !== undefined && seq - this.#lastCheckpoint >= every) await this.#publish(seq, this.#head.hash, this.#tree);
   }
 
   /** Signs and publishes the checkpoint of `tree` (records up to its size are stored, `head` is the link at that size). */
@@ -231,45 +241,11 @@ export class ChainWriter {
 }
 
 const TAB = Buffer.from('\t');
-const NEWLINE = Buffer.from('\n');
 /** Events encoded and hashed between two turns of the event loop (about 2-5 ms of work). */
 const YIELD_EVERY = 100;
 /** Records per INSERT: large enough for the engine, small enough to overlap with hashing. */
 const INSERT_SLICE = 10000;
-
-/** One INSERT's worth of ledger rows, in the fastest format the store takes. */
-interface LedgerRows {
-  /** Adds the record and returns its link hash. */
-  add(seq: number, c: RecordColumns, payload: Buffer, prev: Buffer): Buffer;
-  insert(store: Store): Promise<void>;
-}
-
-class TsvRows implements LedgerRows {
-  readonly #chunks: Buffer[] = [];
-  constructor(private readonly chainId: string) {}
-
-  add(seq: number, c: RecordColumns, payload: Buffer, prev: Buffer): Buffer {
-    const link = linkHash(prev, seq, payload, c);
-    // RECORD_COLUMNS order.
-    const text = [seq, tsvText(c.event_id), c.event_type, microsToDateTime64(c.time), tsvText(c.session_id), tsvText(c.subject), tsvText(c.target), tsvText(c.text), tsvText(c.body)].join('\t');
-    this.#chunks.push(Buffer.from(tsvText(this.chainId) + '\t'), tsvBytes(link), TAB, tsvBytes(prev), TAB, Buffer.from(text + '\t'), tsvBytes(payload), NEWLINE);
-    return link;
-  }
-
-  insert(store: Store): Promise<void> {
-    return store.insertTsv('agate.ledger', RECORD_COLUMNS, Buffer.concat(this.#chunks));
-  }
-}
-
-class BinaryRows implements LedgerRows {
-  readonly #w = new RowBinaryWriter(1 << 22);
-  constructor(private readonly chainId: string) {}
-
-  add(seq: number, c: RecordColumns, payload: Buffer, prev: Buffer): Buffer {
-    return writeRecord(this.#w, this.chainId, seq, prev, payload, c);
-  }
-
-  insert(store: Store): Promise<void> {
-    return store.insertRowBinary!('agate.ledger', RECORD_COLUMNS, RECORD_STRUCTURE, this.#w.finish());
-  }
-}
+/** A slice's rows fit in this (about 800 bytes a record); the writer grows past it when needed. */
+const ROWS_CAPACITY = 1 << 23;
+/** Slices in the pipeline at once (written, sealed, inserted), plus one. */
+const ROWS_KEPT = 4;

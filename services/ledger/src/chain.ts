@@ -17,7 +17,7 @@ import { RowBinaryWriter } from '../../../core/src/store/row-binary.js';
  */
 
 export const GENESIS = Buffer.alloc(32);
-const LINK_PREFIX = Buffer.of(0x02);
+const LINK_PREFIX = 0x02;
 
 /** The queryable columns derived from an event, in the order they are bound into the link. */
 export interface RecordColumns {
@@ -60,15 +60,33 @@ export const RECORD_STRUCTURE = "chain_id String, hash FixedString(32), prev_has
  * over the bytes just written from prev_hash on.
  */
 export function writeRecord(w: RowBinaryWriter, chainId: string, seq: number, prev: Uint8Array, payload: Uint8Array, c: RecordColumns): Buffer {
+  const slot = writeRow(w, chainId, seq, payload, c);
+  return sealRow(w.view(0), slot, w.length, prev);
+}
+
+/**
+ * Writes one record's row with its hash and prev_hash left open (sealRow fills them in) and
+ * returns where its hash goes: rows can be written before the link they follow is known.
+ */
+export function writeRow(w: RowBinaryWriter, chainId: string, seq: number, payload: Uint8Array, c: RecordColumns): number {
   w.string(chainId);
-  const slot = w.skip(32);
-  w.fixed(prev).uint64(seq).string(c.event_id).string(c.event_type).int64(c.time).string(c.session_id)
+  const slot = w.skip(64); // hash, prev_hash
+  w.uint64(seq).string(c.event_id).string(c.event_type).int64(c.time).string(c.session_id)
     .string(c.subject).string(c.target).string(c.text).string(c.body).bytes(payload);
+  return slot;
+}
+
+/**
+ * Completes the row whose hash slot is at `slot` and which ends at `end`: writes `prev` as its
+ * prev_hash, hashes the link over prev_hash..end, writes it in the slot and returns it.
+ */
+export function sealRow(rows: Buffer, slot: number, end: number, prev: Uint8Array): Buffer {
+  rows.set(prev, slot + 32);
   // The hash slot's last byte lends itself to the 0x02 prefix, so the link is one hash over
   // contiguous bytes; then the slot takes the link.
-  w.overwrite(slot + 31, LINK_PREFIX);
-  const link = hash('sha256', w.view(slot + 31), 'buffer');
-  w.overwrite(slot, link);
+  rows[slot + 31] = LINK_PREFIX;
+  const link = hash('sha256', rows.subarray(slot + 31, end), 'buffer');
+  rows.set(link, slot);
   return link;
 }
 

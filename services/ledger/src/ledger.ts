@@ -7,6 +7,7 @@ import { EVENT_TYPES, type AgateEvent } from '../../../schemas/src/events.js';
 import { ChainWriter, type Head } from './chain-writer.js';
 import type { CheckpointSink } from './checkpoint-sink.js';
 import type { NoteSigner } from './note.js';
+import { RowSealer } from './row-sealer.js';
 import { expireBlocks } from './retention.js';
 import { migrate } from './schema.js';
 
@@ -42,6 +43,7 @@ export class LedgerService {
   #subscription: Subscription | undefined;
   #timer: NodeJS.Timeout | undefined;
   #retention: NodeJS.Timeout | undefined;
+  readonly #sealer = new RowSealer();
 
   constructor(private readonly options: LedgerOptions) {}
 
@@ -70,6 +72,7 @@ export class LedgerService {
     clearInterval(this.#retention);
     await this.#subscription?.close();
     await this.checkpoint().catch((err: unknown) => this.options.logger.error('final checkpoint failed', { error: describeError(err) }));
+    await this.#sealer.close();
   }
 
   /** One chain's writer, its state recovered from the store on first use. */
@@ -77,7 +80,7 @@ export class LedgerService {
     let writer = this.#chains.get(chainId);
     if (writer === undefined) {
       const { bus, store, codec, logger, signer, checkpoints, dedupWindow } = this.options;
-      const w = new ChainWriter({ bus, store, codec, chainId, logger: logger.child({ chain: chainId }), signer, everyEvents: checkpoints?.everyEvents, sinks: checkpoints?.sinks ?? [], dedupWindow: dedupWindow ?? 100_000 });
+      const w = new ChainWriter({ bus, store, codec, chainId, logger: logger.child({ chain: chainId }), signer, everyEvents: checkpoints?.everyEvents, sinks: checkpoints?.sinks ?? [], dedupWindow: dedupWindow ?? 100_000, sealer: this.#sealer });
       writer = w.recover().then(() => (this.#ready.set(chainId, w), w));
       writer.catch(() => this.#chains.delete(chainId)); // a failed recovery is retried on next use
       this.#chains.set(chainId, writer);
