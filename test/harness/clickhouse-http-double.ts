@@ -2,11 +2,12 @@
 // here (Debian ships 18.16), so multi-process tests share one embedded engine (chdb) behind this
 // small HTTP front that answers the subset of ClickHouse's HTTP interface that
 // @clickhouse/client uses: GET /ping, POST queries with `param_*` bound parameters, and
-// `INSERT … FORMAT JSONEachRow` with the rows in the body. The transport itself is tested
-// against Debian's real clickhouse-server; the SQL runs on the real modern engine.
+// `INSERT … FORMAT <text format or RowBinary>` with the rows in the body. The transport itself
+// is tested against Debian's real clickhouse-server; the SQL runs on the real modern engine.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Session } from 'chdb';
@@ -19,6 +20,7 @@ export interface ClickHouseHttpDouble {
 export async function startClickHouseHttpDouble(): Promise<ClickHouseHttpDouble> {
   const dir = mkdtempSync(join(tmpdir(), 'agate-ch-double-'));
   const session = new Session(join(dir, 'store'));
+  let inserts = 0;
   // One query at a time, as a single-connection server would do it.
   let chain: Promise<unknown> = Promise.resolve();
   const serial = <T>(op: () => Promise<T>): Promise<T> => {
@@ -37,8 +39,14 @@ export async function startClickHouseHttpDouble(): Promise<ClickHouseHttpDouble>
       // Inserts keep their body as bytes (TabSeparated rows may carry binary values).
       const insert = fromUrl === null ? null : /^\s*INSERT INTO\s+([\w.]+)\s*(?:\(([^)]*)\))?\s*FORMAT\s+(\w+)\s*$/i.exec(fromUrl);
       if (insert !== null) {
+        const table = insert[1]!;
+        const format = insert[3]!;
         const columns = insert[2]?.split(',').map((c) => c.trim().replace(/^`|`$/g, ''));
-        serial(() => session.insert({ table: insert[1]!, values: raw, format: insert[3] as 'JSONEachRow', ...(columns ? { columns } : {}) })).then(
+        const file = join(dir, `insert-${inserts++}.bin`);
+        const op: () => Promise<unknown> = format.toLowerCase() === 'rowbinary'
+          ? () => insertRowBinary(session, file, table, columns, raw)
+          : () => session.insert({ table, values: raw, format: format as 'JSONEachRow', ...(columns ? { columns } : {}) });
+        serial(op).then(
           () => res.end(),
           (err: Error & { clickhouseCode?: number }) => {
             res.writeHead(500, { 'x-clickhouse-exception-code': String(err.clickhouseCode ?? 1000) });
@@ -82,6 +90,39 @@ export async function startClickHouseHttpDouble(): Promise<ClickHouseHttpDouble>
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * RowBinary as a server takes it: each column's type comes from the table (system.columns), not
+ * from the client, so bytes that do not match the table fail here as they would on a server.
+ * chdb's insert API takes text formats only; the bytes go through a file the engine reads.
+ */
+async function insertRowBinary(session: Session, file: string, table: string, columns: string[] | undefined, body: Buffer): Promise<void> {
+  const dot = table.indexOf('.');
+  const where = dot < 0 ? { db: 'currentDatabase()', params: { t: table } } : { db: '{db:String}', params: { db: table.slice(0, dot), t: table.slice(dot + 1) } };
+  const described = await session.queryBindAsync(
+    `SELECT name, type FROM system.columns WHERE database = ${where.db} AND table = {t:String} AND default_kind NOT IN ('MATERIALIZED', 'ALIAS') ORDER BY position`,
+    where.params,
+    { format: 'JSONEachRow' },
+  );
+  const types = new Map(described.text().split('\n').filter(Boolean).map((line) => {
+    const c = JSON.parse(line) as { name: string; type: string };
+    return [c.name, c.type] as const;
+  }));
+  if (types.size === 0) throw Object.assign(new Error(`Table ${table} does not exist`), { clickhouseCode: 60 });
+  const names = columns ?? [...types.keys()];
+  const structure = names.map((c) => {
+    const type = types.get(c);
+    if (type === undefined) throw Object.assign(new Error(`No such column ${c} in table ${table}`), { clickhouseCode: 16 });
+    return `\`${c}\` ${type}`;
+  }).join(', ');
+  const quoted = (s: string) => `'${s.replace(/[\\']/g, (c) => '\\' + c)}'`;
+  await writeFile(file, body, { mode: 0o600 });
+  try {
+    await session.queryAsync(`INSERT INTO ${table} (${names.map((c) => `\`${c}\``).join(', ')}) SELECT * FROM file(${quoted(file)}, 'RowBinary', ${quoted(structure)})`);
+  } finally {
+    await unlink(file).catch(() => undefined);
+  }
 }
 
 /** Parses the text form of a flat array parameter: `['a','b\\'c']` or `[1,2]`. */

@@ -10,7 +10,9 @@ import { silentLogger } from '../log.js';
 import { LedgerService } from '../../../services/ledger/src/ledger.js';
 import { migrate } from '../../../services/ledger/src/schema.js';
 import { verifyChain } from '../../../services/ledger/src/verify.js';
+import { AgateError } from '../errors.js';
 import { ClickHouseStore } from './clickhouse.js';
+import { RowBinaryWriter } from './row-binary.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +23,9 @@ import { loadOrCreateSigner } from '../../../services/ledger/src/keys.js';
  * ledger schema and queries through the same client against the modern engine behind the named
  * HTTP test double (no modern server binary can be installed here).
  */
+/** Strings a text format would have to escape, non-ASCII, and one whose length takes two LEB128 bytes. */
+const NAMES = ['plain', 'tab\there', 'new\nline\r', "back\\slash 'quote' \"dq\"", 'nul\0byte', 'ünï 🚀', 'x'.repeat(300), ''];
+
 const real = suite('ClickHouseStore against clickhouse-server 18.16');
 let server: ClickHouseServer;
 let store: ClickHouseStore;
@@ -40,6 +45,15 @@ real('ping, DDL, JSON inserts and queries go through the HTTP transport', async 
   await store.insert('t', [{ id: 2, name: "o'hara" }, { id: 1, name: 'ünï' }]);
   const rows = await store.query<{ id: string; name: string }>('SELECT id, name FROM t ORDER BY id');
   assert.equal(rows.map((r) => [Number(r.id), r.name]), [[1, 'ünï'], [2, "o'hara"]]);
+});
+
+real('a RowBinary insert goes to the server as the request body and reads back byte for byte', async () => {
+  await ready;
+  await store.exec('CREATE TABLE rb (id UInt64, name String, digest FixedString(32)) ENGINE = MergeTree ORDER BY id');
+  const w = new RowBinaryWriter(64);
+  NAMES.forEach((name, i) => w.uint64(i).string(name).fixed(Buffer.alloc(32, i)));
+  await store.insertRowBinary('rb', ['id', 'name', 'digest'], 'id UInt64, name String, digest FixedString(32)', w.finish());
+  assert.equal(await store.queryRowBinary('SELECT id, name, digest FROM rb ORDER BY id'), w.finish());
 });
 
 real('server errors are typed, retriable, and name the operation', async () => {
@@ -107,6 +121,53 @@ modern('migrate, append with dedupe, recover the head, verify — all through @c
   const fresh = new LedgerService({ bus: noBus, store: viaHttp, codec, logger: silentLogger, signer, chainId: 'agate.events-0' });
   await fresh.chain('agate.events-0');
   assert.equal(fresh.head, ledger.head);
+});
+
+const RB_STRUCTURE = "tag String, id UInt64, name String, digest FixedString(32), at DateTime64(6, 'UTC')";
+
+/** RowBinary rows in RB_STRUCTURE's order, one per name (each with its own digest and time, one before 1970). */
+function rbRows(): { payload: Buffer; expected: { id: string; name: string; tag: string; digest: string; at: string }[] } {
+  const w = new RowBinaryWriter(64);
+  const expected = NAMES.map((name, i) => {
+    const tag = i % 2 === 0 ? 'pg' : 'ssh';
+    const digest = Buffer.alloc(32, i + 1);
+    const micros = i === 0 ? -1_500_000 : 1_764_000_000_000_000 + i * 1_000_001;
+    w.string(tag).uint64(i).string(name).fixed(digest).int64(micros);
+    return { id: String(i), name, tag, digest: digest.toString('hex').toUpperCase(), at: String(micros) };
+  });
+  return { payload: Buffer.from(w.finish()), expected };
+}
+
+modern('a RowBinary insert through the server path reads back equal, in its named columns, with defaults for the rest', async () => {
+  await modernReady;
+  await viaHttp.exec("CREATE TABLE rb (id UInt64, name String, tag LowCardinality(String), note String DEFAULT 'none', digest FixedString(32), at DateTime64(6, 'UTC')) ENGINE = MergeTree ORDER BY id");
+  const { payload, expected } = rbRows();
+  await viaHttp.insertRowBinary('rb', ['tag', 'id', 'name', 'digest', 'at'], RB_STRUCTURE, payload);
+  const rows = await viaHttp.query<{ id: string; name: string; tag: string; digest: string; at: string; note: string }>(
+    "SELECT toString(id) AS id, name, tag, hex(digest) AS digest, toString(toUnixTimestamp64Micro(at)) AS at, note FROM rb ORDER BY id",
+  );
+  assert.equal(rows, expected.map((r) => ({ ...r, note: 'none' })));
+  assert.equal(await viaHttp.queryRowBinary('SELECT tag, id, name, digest, at FROM rb ORDER BY id'), payload, 'byte for byte');
+});
+
+modern('a malformed RowBinary payload is a STORE_FAILED error naming the insert; nothing is inserted and the store goes on', async () => {
+  await modernReady;
+  await viaHttp.exec("CREATE TABLE rb_bad (id UInt64, name String, tag LowCardinality(String), digest FixedString(32), at DateTime64(6, 'UTC')) ENGINE = MergeTree ORDER BY id");
+  const { payload } = rbRows();
+  for (const bad of [payload.subarray(0, payload.length - 3), Buffer.concat([payload, Buffer.from([0x05, 0x61])])]) {
+    try {
+      await viaHttp.insertRowBinary('rb_bad', ['tag', 'id', 'name', 'digest', 'at'], RB_STRUCTURE, bad);
+      assert.unreachable('a malformed payload was accepted');
+    } catch (err) {
+      assert.instance(err, AgateError);
+      assert.is((err as AgateError).code, 'STORE_FAILED');
+      assert.match((err as Error).message, /INSERT INTO rb_bad FORMAT RowBinary, \d+ bytes.*Cannot read all data/s);
+    }
+  }
+  const count = async () => Number((await viaHttp.query<{ n: string }>('SELECT count() AS n FROM rb_bad'))[0]!.n);
+  assert.is(await count(), 0);
+  await viaHttp.insertRowBinary('rb_bad', ['tag', 'id', 'name', 'digest', 'at'], RB_STRUCTURE, payload);
+  assert.is(await count(), NAMES.length);
 });
 
 modern.run();

@@ -41,6 +41,20 @@ export class ClickHouseStore implements Store {
     await this.#run(() => this.#client.insert({ table, values: Readable.from([payload], { objectMode: false }), format: 'TabSeparated', columns: columns as [string, ...string[]] }), `INSERT INTO ${table}`);
   }
 
+  /**
+   * The server reads RowBinary against the table's own column types, so `structure` (which the
+   * embedded engine needs) is not sent; the payload is the request body, streamed as is.
+   */
+  async insertRowBinary(table: string, columns: readonly string[], _structure: string, payload: Buffer): Promise<void> {
+    if (payload.length === 0) return;
+    const query = `INSERT INTO ${table} (${columns.join(', ')}) FORMAT RowBinary`;
+    await this.#run(async () => {
+      const { stream } = await this.#client.exec({ query, values: Readable.from([payload], { objectMode: false }) });
+      // An insert answers with an empty body; reading it to the end frees the socket for reuse.
+      for await (const _ of stream);
+    }, `INSERT INTO ${table} FORMAT RowBinary, ${payload.length} bytes`);
+  }
+
   async queryRowBinary(sql: string, params: Record<string, unknown> = {}): Promise<Buffer> {
     return this.#run(async () => {
       const { stream } = await this.#client.exec({ query: `${sql}\nFORMAT RowBinary`, query_params: params });

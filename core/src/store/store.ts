@@ -1,6 +1,6 @@
 /**
  * The audit store as services see it: ClickHouse SQL, results as JSON rows. Implementations:
- * the embedded engine (chdb, one process) and, later, a ClickHouse server.
+ * the embedded engine (chdb, one process) and a ClickHouse server (over HTTP).
  */
 export interface Store {
   /** Runs statements that return nothing (DDL, mutations). */
@@ -17,9 +17,10 @@ export interface Store {
   insertTsv(table: string, columns: readonly string[], payload: Buffer): Promise<void>;
   /**
    * Inserts RowBinary rows (see RowBinaryWriter) into the named columns; `structure` names each
-   * column's type as written. Optional: stores without it take TSV (insertTsv).
+   * column's type as written (`name Type, …`, LowCardinality as its inner type). A server reads
+   * the types from the table and ignores it; the embedded engine needs it to read the bytes.
    */
-  insertRowBinary?(table: string, columns: readonly string[], structure: string, payload: Buffer): Promise<void>;
+  insertRowBinary(table: string, columns: readonly string[], structure: string, payload: Buffer): Promise<void>;
   /** Runs a query and returns its result bytes in RowBinary, for fixed-width bulk reads. */
   queryRowBinary(sql: string, params?: Record<string, unknown>): Promise<Buffer>;
   close(): Promise<void>;
