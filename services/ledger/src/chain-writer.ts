@@ -147,7 +147,7 @@ export class ChainWriter {
       await inFlight;
       const lastSeq = seq;
       inFlight = sealed.then(async (done) => {
-        await store.insertRowBinary!('agate.ledger', RECORD_COLUMNS, RECORD_STRUCTURE, Buffer.from(done.rows, 0, done.length));
+        await store.insertRowBinary('agate.ledger', RECORD_COLUMNS, RECORD_STRUCTURE, Buffer.from(done.rows, 0, done.length));
         this.#head = { seq: lastSeq, hash: Buffer.from(done.head) };
         this.#tree = CompactRange.fromJSON(done.frontier);
         for (const t of done.tiles) this.#tiles.push({ level: t.level, node: t.node, hash: Buffer.from(t.hash) });

@@ -7,20 +7,18 @@ import { randomUUID } from 'node:crypto';
 import type { Bus } from '../../../core/src/bus/bus.js';
 import { silentLogger } from '../../../core/src/log.js';
 import { EmbeddedStore } from '../../../core/src/store/embedded.js';
-import type { Store } from '../../../core/src/store/store.js';
 import { RowBinaryWriter } from '../../../core/src/store/row-binary.js';
 import { EventCodec } from '../../../schemas/src/codec.js';
 import type { AgateEvent } from '../../../schemas/src/events.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
-import { GENESIS, LINK_SQL, linkHash, recordColumns, writeRecord } from './chain.js';
+import { GENESIS, LINK_SQL, recordColumns, sealRow, writeRecord, writeRow, type RecordColumns } from './chain.js';
 import { LedgerService } from './ledger.js';
 import { generateSignerKey, parseSignerKey } from './note.js';
 import { verifyChain } from './verify.js';
 
 /*
  * The link is computed in JS over the RowBinary bytes and recomputed by the engine (LINK_SQL)
- * with the LEB128 lengths rebuilt in SQL: string lengths around every LEB128 width boundary,
- * through the RowBinary insert and through the TSV insert.
+ * with the LEB128 lengths rebuilt in SQL, for string lengths around every LEB128 width boundary.
  */
 const codec = new EventCodec();
 const dir = mkdtempSync(join(tmpdir(), 'agate-chain-'));
@@ -30,36 +28,37 @@ const bus = { publish: async () => {}, subscribe: async () => ({ close: async ()
 const LENGTHS = [0, 1, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152];
 const commands = (): AgateEvent[] => LENGTHS.map((n) => ({ ...SAMPLES.Command, event_id: randomUUID(), text: 'x'.repeat(n) }) as AgateEvent);
 
-test('writeRecord and linkHash give the same link, and it depends on every bound byte', () => {
+/** A record's link computed the ledger's way: the row written first, sealed afterwards (as on its hashing thread). */
+function sealedLink(seq: number, payload: Uint8Array, c: RecordColumns, prev: Uint8Array = GENESIS): Buffer {
+  const w = new RowBinaryWriter(64);
+  const slot = writeRow(w, 'c', seq, payload, c);
+  return sealRow(w.view(0), slot, w.length, prev);
+}
+
+test('a row written, then sealed, links as writeRecord does, and the link depends on every bound byte', () => {
   const e = commands()[3]!;
   const payload = codec.encode(e);
   const w = new RowBinaryWriter(64);
   const link = writeRecord(w, 'c', 7, GENESIS, payload, recordColumns(e));
-  assert.equal(link, linkHash(GENESIS, 7, payload, recordColumns(e)));
-  assert.not.equal(link, linkHash(GENESIS, 8, payload, recordColumns(e)));
-  assert.not.equal(link, linkHash(GENESIS, 7, payload, { ...recordColumns(e), subject: 'someone else' }));
+  assert.equal(link, sealedLink(7, payload, recordColumns(e)));
+  assert.not.equal(link, sealedLink(8, payload, recordColumns(e)));
+  assert.not.equal(link, sealedLink(7, payload, { ...recordColumns(e), subject: 'someone else' }));
+  assert.not.equal(link, sealedLink(7, payload, recordColumns(e), Buffer.alloc(32, 1)));
   assert.equal(w.view(0).subarray(w.length - payload.length), payload, 'the payload ends the row');
 });
 
-for (const [name, via] of [['RowBinary', (s: Store) => s], ['TSV', (s: Store) => withoutRowBinary(s) as Store]] as const) {
-  test(`the engine recomputes every link written through ${name}, for strings of every LEB128 width`, async () => {
-    const chainId = `chain-${name}`;
-    const ledger = new LedgerService({ bus, store: via(store), codec, chainId, logger: silentLogger, signer });
-    await ledger.start();
-    await ledger.append(commands());
-    const rows = await store.query<{ seq: string; n: string; ok: number }>(`SELECT seq, length(text) AS n, ${LINK_SQL} = hash AS ok FROM agate.ledger WHERE chain_id = {c:String} ORDER BY seq`, { c: chainId });
-    assert.equal(rows.map((r) => [Number(r.n), r.ok]), LENGTHS.map((n) => [n, 1]));
-    const report = await verifyChain(store, codec, chainId);
-    assert.ok(report.ok, JSON.stringify(report.failure));
-    assert.is(report.records, LENGTHS.length);
-    await ledger.stop();
-  });
-}
-
-/** Every Store inserts RowBinary; only one with the method taken away reaches the ledger's TSV fallback. */
-function withoutRowBinary(s: Store): Omit<Store, 'insertRowBinary'> {
-  return { exec: (q) => s.exec(q), query: (q, p) => s.query(q, p), insert: (t, r) => s.insert(t, r), insertTsv: (t, c, p) => s.insertTsv(t, c, p), queryRowBinary: (q, p) => s.queryRowBinary(q, p), close: async () => {} };
-}
+test('the engine recomputes every link, for strings of every LEB128 width', async () => {
+  const chainId = 'chain-widths';
+  const ledger = new LedgerService({ bus, store, codec, chainId, logger: silentLogger, signer });
+  await ledger.start();
+  await ledger.append(commands());
+  const rows = await store.query<{ seq: string; n: string; ok: number }>(`SELECT seq, length(text) AS n, ${LINK_SQL} = hash AS ok FROM agate.ledger WHERE chain_id = {c:String} ORDER BY seq`, { c: chainId });
+  assert.equal(rows.map((r) => [Number(r.n), r.ok]), LENGTHS.map((n) => [n, 1]));
+  const report = await verifyChain(store, codec, chainId);
+  assert.ok(report.ok, JSON.stringify(report.failure));
+  assert.is(report.records, LENGTHS.length);
+  await ledger.stop();
+});
 
 test.after(async () => {
   await store.close();

@@ -90,11 +90,6 @@ export function sealRow(rows: Buffer, slot: number, end: number, prev: Uint8Arra
   return link;
 }
 
-/** The link hash of one record on its own (for writers that do not insert RowBinary). */
-export function linkHash(prev: Uint8Array, seq: number, payload: Uint8Array, columns: RecordColumns): Buffer {
-  return writeRecord(new RowBinaryWriter(payload.length + columns.body.length * 3 + 1024), '', seq, prev, payload, columns);
-}
-
 /**
  * The unsigned LEB128 encoding of a length (< 2^35), in ClickHouse SQL: all five 7-bit groups
  * (with their continuation bits) packed into one little-endian UInt64, cut to the encoded width.

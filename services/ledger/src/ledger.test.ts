@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Bus } from '../../../core/src/bus/bus.js';
 import { silentLogger } from '../../../core/src/log.js';
+import { AgateError, ErrorCode } from '../../../core/src/errors.js';
 import { EmbeddedStore } from '../../../core/src/store/embedded.js';
+import type { Store } from '../../../core/src/store/store.js';
 import { EventCodec } from '../../../schemas/src/codec.js';
 import type { AgateEvent } from '../../../schemas/src/events.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
@@ -85,6 +87,37 @@ ledger('redelivered events are stored once', async () => {
   const [row] = await store.query<{ n: string }>('SELECT count() AS n FROM agate.ledger');
   assert.is(Number(row!.n), 15);
   assert.is(l.head.seq, 15);
+});
+
+ledger('an insert that fails part-way leaves no gap: the batch delivered again is stored once, in order', async () => {
+  await fresh(0);
+  let inserts = 0;
+  const flaky: Store = {
+    exec: (q) => store.exec(q), query: (q, p) => store.query(q, p), insert: (t, r) => store.insert(t, r), insertTsv: (t, c, p) => store.insertTsv(t, c, p),
+    queryRowBinary: (q, p) => store.queryRowBinary(q, p), close: async () => {},
+    insertRowBinary: async (t, c, st, p) => {
+      if (++inserts === 2) throw new AgateError(ErrorCode.STORE_FAILED, 'the engine went away');
+      await store.insertRowBinary(t, c, st, p);
+    },
+  };
+  const l = new LedgerService({ bus, store: flaky, codec, chainId: 'test', logger: silentLogger, signer });
+  await l.start();
+  const batch = events(25_000); // three inserts of up to 10,000 rows
+  try {
+    await l.append(batch);
+    assert.unreachable('the append succeeded');
+  } catch (err) {
+    assert.is((err as AgateError).code, ErrorCode.STORE_FAILED);
+  }
+  assert.is(l.head.seq, 10_000, 'the head stays after the last stored slice');
+  await l.append(batch); // the bus delivers the batch again
+  assert.is(l.head.seq, 25_000);
+  const report = await verifyChain(store, codec, 'test');
+  assert.ok(report.ok, JSON.stringify(report.failure));
+  assert.is(report.records, 25_000);
+  const ids = await store.query<{ id: string }>("SELECT event_id AS id FROM agate.ledger WHERE chain_id = 'test' ORDER BY seq");
+  assert.equal(ids.map((r) => r.id), batch.map((e) => e.event_id));
+  await l.stop();
 });
 
 ledger('each stream has its own chain, tree and checkpoints', async () => {

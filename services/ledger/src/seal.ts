@@ -1,0 +1,43 @@
+import { hash } from 'node:crypto';
+import { sealRow } from './chain.js';
+import type { CompactRange } from './compact-range.js';
+import { BLOCK_SIZE } from './schema.js';
+import { collectTiles, type TileNode } from './tree-tiles.js';
+
+/** Where a chain stands: the last link hash and the tree of its records. */
+export interface ChainState {
+  prev: Buffer;
+  tree: CompactRange;
+}
+
+/**
+ * Seals rows written by writeRow, in order: each one's link hash chaining it to the row before
+ * (written into the row), its Merkle leaf hash, and the tree's growth. `marks` holds three
+ * numbers per row: its hash slot, its end, its payload's length. Moves `state` past the rows;
+ * returns the stored-level tree nodes they complete and the chain at each block boundary.
+ */
+export function sealRows(rows: Buffer, marks: Int32Array, firstSeq: number, state: ChainState): { tiles: TileNode[]; blocks: { size: number; head: Buffer; tree: CompactRange }[] } {
+  if (state.tree.size !== firstSeq - 1) throw new Error(`rows from ${firstSeq} do not follow the chain's ${state.tree.size} records`);
+  const tiles: TileNode[] = [];
+  const onNode = collectTiles(tiles);
+  const blocks: { size: number; head: Buffer; tree: CompactRange }[] = [];
+  for (let i = 0, seq = firstSeq; i < marks.length; i += 3, seq++) {
+    const [slot, end, payloadLength] = [marks[i]!, marks[i + 1]!, marks[i + 2]!];
+    state.prev = sealRow(rows, slot, end, state.prev);
+    state.tree.push(leafHashInRow(rows, end - payloadLength, end), onNode);
+    if (seq % BLOCK_SIZE === 0) blocks.push({ size: seq, head: state.prev, tree: state.tree.clone() });
+  }
+  return { tiles, blocks };
+}
+
+/**
+ * RFC 9162 leaf hash of rows[start, end): the byte before the payload (its length's last byte)
+ * briefly takes the 0x00 prefix, so no copy is made.
+ */
+function leafHashInRow(rows: Buffer, start: number, end: number): Buffer {
+  const before = rows[start - 1]!;
+  rows[start - 1] = 0x00;
+  const leaf = hash('sha256', rows.subarray(start - 1, end), 'buffer');
+  rows[start - 1] = before;
+  return leaf;
+}
