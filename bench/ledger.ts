@@ -13,7 +13,7 @@ import { GENESIS, recordColumns, writeRow } from '../services/ledger/src/chain.j
 import { RowBinaryWriter } from '../core/src/store/row-binary.js';
 import { parseCheckpoint } from '../services/ledger/src/checkpoint.js';
 import { CompactRange } from '../services/ledger/src/compact-range.js';
-import { LedgerService } from '../services/ledger/src/ledger.js';
+import { LEDGER_IN_FLIGHT, LedgerService } from '../services/ledger/src/ledger.js';
 import { sealRows } from '../services/ledger/src/seal.js';
 import { generateSignerKey, parseSignerKey, parseVerifierKey, verifierKey } from '../services/ledger/src/note.js';
 import { latestCheckpoint, proveInclusion } from '../services/ledger/src/prove.js';
@@ -95,20 +95,24 @@ export async function run(args: string[]): Promise<void> {
     /** Appends n events in batches and signs a checkpoint at the end; the time of both. */
     async function appendChain(service: LedgerService, n: number, opts: { encoded: boolean }): Promise<{ ms: number; makeMs: number }> {
       await service.start();
-      let ms = 0;
-      let made = 0;
+      // Built before the clock starts: making them would take the event loop from the ledger.
+      let m = performance.now();
+      const batches: [AgateEvent[], Buffer[] | undefined][] = [];
       for (let done = 0; done < n; done += batchSize) {
-        let m = performance.now();
         const batch = makeBatch(Math.min(batchSize, n - done), done);
-        const encoded = opts.encoded ? batch.map((e) => codec.encode(e)) : undefined;
-        made += performance.now() - m;
-        m = performance.now();
-        await service.append(batch, undefined, encoded);
-        ms += performance.now() - m;
+        batches.push([batch, opts.encoded ? batch.map((e) => codec.encode(e)) : undefined]);
       }
-      const m = performance.now();
+      const made = performance.now() - m;
+      // Handed over as the embedded bus hands the ledger its batches: up to INFLIGHT at once.
+      m = performance.now();
+      const held: Promise<void>[] = [];
+      for (const [batch, encoded] of batches) {
+        held.push(service.append(batch, undefined, encoded));
+        if (held.length >= LEDGER_IN_FLIGHT) await held.shift();
+      }
+      await Promise.all(held);
       await service.checkpoint();
-      ms += performance.now() - m;
+      const ms = performance.now() - m;
       if (service !== ledger) await service.stop();
       return { ms, makeMs: made };
     }

@@ -57,6 +57,13 @@ export interface SubscribeOptions {
   handler: (batch: readonly AgateEvent[], source: StreamInfo) => Promise<void>;
   /** Largest batch handed to the handler at once. */
   maxBatch?: number;
+  /**
+   * How many batches the handler may hold at once (default 1): the next batch comes before the
+   * promise for the one before has settled. The handler must then apply batches in the order
+   * given and fail any batch handed over after one that failed; the failed batch and all after
+   * it are delivered again. The embedded bus honours it; Kafka delivers one batch at a time.
+   */
+  inFlight?: number;
 }
 
 export interface Subscription {

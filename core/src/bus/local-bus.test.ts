@@ -109,6 +109,46 @@ bus('a failing handler gets the same batch again (nothing lost)', async () => {
   await b.close();
 });
 
+bus('a handler holding two batches gets the second before the first settles; when the first fails, both come again, in order', async () => {
+  const dir = freshDir();
+  const b = open(dir);
+  const events = Array.from({ length: 30 }, command);
+  for (const e of events) await b.publish(e);
+  const calls: string[][] = [];
+  const delivered: string[] = [];
+  let release!: (ok: boolean) => void;
+  const first = new Promise<boolean>((r) => (release = r));
+  let secondCame!: () => void;
+  const second = new Promise<void>((r) => (secondCame = r));
+  let finished!: () => void;
+  const done = new Promise<void>((r) => (finished = r));
+  await b.subscribe({ group: 'g', types: ['Command'], maxBatch: 10, inFlight: 2, handler: async (batch) => {
+    const n = calls.push(batch.map((e) => e.event_id));
+    if (n === 1 && !(await first)) throw new Error('store unavailable');
+    if (n === 2) {
+      secondCame();
+      throw new Error('a batch after a failed one fails too');
+    }
+    if (n >= 3) delivered.push(...batch.map((e) => e.event_id));
+    if (delivered.length === 30) finished();
+  } });
+  await second; // handed over while the first is still held
+  assert.is(calls.length, 2);
+  release(false);
+  await done;
+  assert.equal(calls.slice(2, 4), calls.slice(0, 2), 'the failed batch and the one after it, again');
+  assert.equal(delivered, events.map((e) => e.event_id));
+  await b.close();
+  // Everything was committed once handled: the group resumes after it.
+  const again = open(dir);
+  const { got, finished: next } = collect(again, 'g', ['Command'], 1);
+  const late = command();
+  await again.publish(late);
+  await next;
+  assert.equal(got.map((e) => e.event_id), [late.event_id]);
+  await again.close();
+});
+
 bus('requestVerdict: resolves with the verdict, or times out when none comes', async () => {
   const b = open(freshDir());
   await b.subscribe({ group: 'policy', types: ['Command'], handler: async (batch) => {

@@ -221,11 +221,40 @@ class LocalConsumer {
   }
 
   async #run(): Promise<void> {
-    for (;;) {
+    const depth = Math.max(1, this.options.inFlight ?? 1);
+    // Batches handed over and not yet settled, oldest first; `ok` never rejects.
+    const out: { ok: Promise<boolean>; next: number }[] = [];
+    let readAt = this.#position;
+    let backoff = MIN_BACKOFF_MS;
+    deliver: for (;;) {
       const max = this.options.maxBatch ?? 500;
       // Caught-up consumers take the events from memory; others read the file.
-      const recent = this.recent.from(this.#position, max);
-      const records = recent ?? (await this.#readFile(max));
+      const recent = this.recent.from(readAt, max);
+      const records = recent ?? (await this.#readFile(readAt, max));
+      if (records.length > 0) {
+        const wanted = records.filter((r) => this.#types.has(r.event.type));
+        const next = records[records.length - 1]!.next;
+        out.push({ ok: wanted.length === 0 ? Promise.resolve(true) : this.#hand(wanted.map((r) => r.event), wanted.map((r) => r.bytes)), next });
+        readAt = next;
+      }
+      // Settle the oldest batches: all of them once nothing new is there to hand over.
+      while (out.length >= depth || (records.length === 0 && out.length > 0)) {
+        const first = out.shift()!;
+        if (await first.ok) {
+          this.#position = first.next;
+          this.#commit(false);
+          backoff = MIN_BACKOFF_MS;
+          continue;
+        }
+        // The failed batch and every one handed over after it are delivered again.
+        await Promise.all(out.map((o) => o.ok));
+        out.length = 0;
+        readAt = this.#position;
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        if (this.#stopped) return;
+        continue deliver;
+      }
       if (records.length === 0) {
         this.#commit(false);
         // Stopping drains first: everything appended before stop() is handed over.
@@ -234,10 +263,6 @@ class LocalConsumer {
         this.#wake = undefined;
         continue;
       }
-      const wanted = records.filter((r) => this.#types.has(r.event.type));
-      if (wanted.length > 0 && !(await this.#deliver(wanted.map((r) => r.event), wanted.map((r) => r.bytes)))) return;
-      this.#position = records[records.length - 1]!.next;
-      this.#commit(false);
       if (this.lingerMs > 0 && records.length < max && !this.#stopped) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, this.lingerMs);
@@ -249,13 +274,12 @@ class LocalConsumer {
   }
 
   /**
-   * Events from the file, for a consumer behind the in-memory window: read and decoded a slice at
-   * a time, yielding to the event loop in between (every proxy session shares it), until `max`
-   * or until the window takes over.
+   * Events from the file from `position`, for a consumer behind the in-memory window: read and
+   * decoded a slice at a time, yielding to the event loop in between (every proxy session
+   * shares it), until `max` or until the window takes over.
    */
-  async #readFile(max: number): Promise<LogEntry[]> {
+  async #readFile(position: number, max: number): Promise<LogEntry[]> {
     const out: LogEntry[] = [];
-    let position = this.#position;
     while (out.length < max) {
       const slice = this.log.read(position, Math.min(FILE_SLICE, max - out.length));
       if (slice.length === 0) break;
@@ -267,21 +291,16 @@ class LocalConsumer {
     return out;
   }
 
-  /** Hands the batch to the handler until it succeeds; false when stopped meanwhile. */
-  async #deliver(batch: readonly AgateEvent[], encoded: readonly Buffer[]): Promise<boolean> {
+  /** Hands a batch to the handler: whether it succeeded (a failure is logged; the batch is delivered again). */
+  #hand(batch: readonly AgateEvent[], encoded: readonly Buffer[]): Promise<boolean> {
     const source: StreamInfo = { ...LOCAL_STREAM, encoded };
-    let backoff = MIN_BACKOFF_MS;
-    for (;;) {
-      try {
-        await this.options.handler(batch, source);
-        return true;
-      } catch (err) {
-        this.logger.error('event handler failed; retrying the batch', { error: describeError(err), events: batch.length, retry_in_ms: backoff });
-        await new Promise((r) => setTimeout(r, backoff));
-        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-        if (this.#stopped) return false;
-      }
-    }
+    return this.options.handler(batch, source).then(
+      () => true,
+      (err: unknown) => {
+        this.logger.error('event handler failed; the batch is delivered again', { error: describeError(err), events: batch.length });
+        return false;
+      },
+    );
   }
 
   #commit(force: boolean): void {

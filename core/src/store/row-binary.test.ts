@@ -19,6 +19,19 @@ rb('values written are read back; lengths past 127 bytes take a multi-byte lengt
   assert.ok(!r.done);
 });
 
+rb('strings around the one-byte length limit, in 1- to 4-byte UTF-8, read back whole', () => {
+  const values = ['', 'a'.repeat(42), 'a'.repeat(43), '€'.repeat(42), '€'.repeat(43), '😀'.repeat(21), '😀'.repeat(22), 'é'.repeat(63), 'é'.repeat(64), 'x'.repeat(127), 'x'.repeat(128)];
+  const w = new RowBinaryWriter(8);
+  for (const v of values) w.string(v);
+  const r = new RowBinaryReader(w.finish());
+  for (const v of values) assert.is(r.string(), v);
+  assert.ok(r.done);
+  // '€' x 42 is 126 bytes (one-byte length); '€' x 43 is 129 bytes (two).
+  const one = new RowBinaryWriter().string('€'.repeat(42)).finish();
+  assert.is(one[0], 126);
+  assert.equal([...new RowBinaryWriter().string('€'.repeat(43)).finish().subarray(0, 2)], [0x81, 0x01]);
+});
+
 rb('a truncated result is a typed store error, not a RangeError', () => {
   const bytes = new RowBinaryWriter().string('abcdef').finish();
   try {

@@ -77,6 +77,15 @@ export class RowBinaryWriter {
   }
 
   string(value: string): this {
+    if (value.length < SHORT) {
+      // At most 3 UTF-8 bytes per UTF-16 unit, so under 128 bytes: a one-byte length, known
+      // once the bytes are written (no separate pass to count them).
+      this.#reserve(1 + 3 * value.length);
+      const n = this.#buf.write(value, this.#at + 1, 'utf8');
+      this.#buf[this.#at] = n;
+      this.#at += 1 + n;
+      return this;
+    }
     const max = Buffer.byteLength(value);
     this.#reserve(max + 5);
     this.#varint(max);
@@ -171,6 +180,9 @@ export class RowBinaryWriter {
     this.#buf = next;
   }
 }
+
+/** Strings shorter than this many UTF-16 units take under 128 UTF-8 bytes. */
+const SHORT = 43;
 
 /** A buffer with its own memory: unlike allocUnsafe's pooled slices, it can be transferred. */
 function owned(size: number): Buffer {

@@ -59,10 +59,21 @@ export class ChainWriter {
   /** Whether the stored nodes may lag the tree (after a restart): the next checkpoint fills them in from the store. */
   #tilesBehind = true;
   #lastCheckpoint = 0;
-  readonly #recent = new Set<string>();
-  readonly #recentOrder: string[] = [];
-  // Appends and checkpoints run one at a time: both read and move the head.
-  #serial: Promise<unknown> = Promise.resolve();
+  /** Ids of the records stored lately (the redelivery window) and of those written and not stored yet. */
+  readonly #known = new Set<string>();
+  /** The stored ids in #known, oldest first, to trim the window. */
+  readonly #storedOrder: string[] = [];
+  /** The ids in #known not stored yet, a list per slice, in the order the slices are stored. */
+  #unstored: string[][] = [];
+  // Rows are written one append at a time; the inserts they need run in order on #stored,
+  // which the next append may extend before they finish, so the engine stores one batch while
+  // the rows of the next are written. Checkpoints run one at a time.
+  #writing: Promise<unknown> = Promise.resolve();
+  #checkpointing: Promise<unknown> = Promise.resolve();
+  /** The inserts issued, in order; rejected from the first that fails. */
+  #stored: Promise<void> = Promise.resolve();
+  /** The last record written and handed on (the head or ahead of it); undefined: start over from the head. */
+  #written: number | undefined;
   readonly #origin: string;
   /** Row buffers back from the engine, for the next slices: fresh ones each time made the collector run constantly. */
   readonly #rowMemory: ArrayBuffer[] = [];
@@ -85,84 +96,113 @@ export class ChainWriter {
     return this.#tree.root();
   }
 
-  /** Appends events in order; `encoded[i]`, when given, is event i's codec encoding. */
-  append(batch: readonly AgateEvent[], encoded?: readonly Buffer[]): Promise<void> {
+  /**
+   * Appends events in order; `encoded[i]`, when given, is event i's codec encoding. Resolves
+   * once they are stored. The next call may come before that: its rows are written while these
+   * are stored, and stored after them; if these fail, so does it (a bus redelivers both).
+   */
+  async append(batch: readonly AgateEvent[], encoded?: readonly Buffer[]): Promise<void> {
     if (encoded !== undefined && encoded.length !== batch.length) throw new RangeError(`${encoded.length} encodings for ${batch.length} events`);
-    return this.#exclusive(() => this.#append(batch, encoded));
+    const { stored, blocks } = await serially(this.#writing, (p) => (this.#writing = p), () => this.#write(batch, encoded));
+    await stored;
+    await this.#exclusiveCheckpoint(async () => {
+      // A checkpoint at every block boundary: where verification starts once older blocks expire.
+      for (const [size, head, atBlock] of blocks) await this.#publish(size, head, atBlock);
+      const every = this.options.everyEvents;
+      if (every !== undefined && this.#head.seq - this.#lastCheckpoint >= every) await this.#publish(this.#head.seq, this.#head.hash, this.#tree);
+    });
   }
 
   /** Signs a checkpoint of the current head unless one exists for it. */
   checkpoint(): Promise<void> {
-    return this.#exclusive(async () => {
+    return this.#exclusiveCheckpoint(async () => {
       if (this.#head.seq === 0 || this.#head.seq === this.#lastCheckpoint) return;
       await this.#publish(this.#head.seq, this.#head.hash, this.#tree);
     });
   }
 
-  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#serial.then(fn, fn);
-    this.#serial = run.catch(() => undefined);
-    return run;
+  #exclusiveCheckpoint(fn: () => Promise<void>): Promise<void> {
+    return serially(this.#checkpointing, (p) => (this.#checkpointing = p), fn);
   }
 
-  async #append(batch: readonly AgateEvent[], encoded: readonly Buffer[] | undefined): Promise<void> {
-    const { store, codec, chainId } = this.options;
-    const seen = new Set<string>();
-    const fresh: { event: AgateEvent; payload: Buffer | undefined }[] = [];
-    batch.forEach((e, i) => {
-      if (!this.#recent.has(e.event_id) && !seen.has(e.event_id)) fresh.push({ event: e, payload: encoded?.[i] });
-      seen.add(e.event_id);
-    });
-    if (fresh.length < batch.length) this.options.logger.debug('skipping redelivered events already in the ledger', { count: batch.length - fresh.length });
-    if (fresh.length === 0) return;
-    // Three stages overlap: this thread writes the rows of a slice while the sealer's thread
-    // hashes the slice before it (links, leaves, tree) and the engine inserts the one before
-    // that. Inserts stay strictly in order, and the head moves past a slice only once it is
-    // stored, so a failure leaves no gap: the bus redelivers the batch and the stored slices
-    // are dropped as redeliveries.
-    const { sealer } = this.options;
-    let seq = this.#head.seq;
-    let from: SealJob['from'] = { prev: this.#head.hash, frontier: this.#tree.toJSON() };
+  /**
+   * Writes the batch's rows and issues their inserts after those already issued; returns the
+   * promise that they are stored (in an object: it must not be awaited here) and the chain at
+   * each block boundary they cross, filled in as they are stored.
+   */
+  async #write(batch: readonly AgateEvent[], encoded: readonly Buffer[] | undefined): Promise<{ stored: Promise<void>; blocks: [number, Buffer, CompactRange][] }> {
+    const { store, codec, chainId, sealer } = this.options;
     const blocks: [number, Buffer, CompactRange][] = [];
-    let inFlight: Promise<void> = Promise.resolve();
+    let from: SealJob['from'];
+    if (this.#written === undefined) {
+      // Start over from what is stored: after a restart, or once an insert failed (the bus then
+      // delivers everything after the head again).
+      await this.#stored.catch(() => undefined);
+      this.#stored = Promise.resolve();
+      for (const ids of this.#unstored.splice(0)) for (const id of ids) this.#known.delete(id);
+      this.#written = this.#head.seq;
+      from = { prev: this.#head.hash, frontier: this.#tree.toJSON() };
+    }
+    const fresh: number[] = [];
+    for (let i = 0; i < batch.length; i++) {
+      const id = batch[i]!.event_id;
+      if (this.#known.has(id)) continue;
+      this.#known.add(id);
+      fresh.push(i);
+    }
+    if (fresh.length < batch.length) this.options.logger.debug('skipping redelivered events already in the ledger', { count: batch.length - fresh.length });
+    const slices: number[][] = [];
     for (let i = 0; i < fresh.length; i += INSERT_SLICE) {
       const slice = fresh.slice(i, i + INSERT_SLICE);
-      const rows = new RowBinaryWriter(this.#rowMemory.pop() ?? ROWS_CAPACITY);
-      const marks = new Int32Array(slice.length * 3);
-      const firstSeq = seq + 1;
-      for (const [j, { event, payload: given }] of slice.entries()) {
-        // In the embedded mode this loop shares the event loop with every proxy session: writing
-        // a 10,000-event slice in one go would hold statements for tens of milliseconds.
-        if (j > 0 && j % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
-        const payload = given ?? codec.encode(event);
-        seq += 1;
-        marks[j * 3] = writeRow(rows, chainId, seq, payload, recordColumns(event));
-        marks[j * 3 + 1] = rows.length;
-        marks[j * 3 + 2] = payload.length;
-      }
-      const { memory, length } = rows.transfer();
-      const sealed = sealer.seal({ chain: chainId, rows: memory, length, marks, firstSeq, from });
-      from = undefined;
-      sealed.catch(() => undefined); // observed below, after the previous insert
-      await inFlight;
-      const lastSeq = seq;
-      inFlight = sealed.then(async (done) => {
-        await store.insertRowBinary('agate.ledger', RECORD_COLUMNS, RECORD_STRUCTURE, Buffer.from(done.rows, 0, done.length));
-        this.#head = { seq: lastSeq, hash: Buffer.from(done.head) };
-        this.#tree = CompactRange.fromJSON(done.frontier);
-        for (const t of done.tiles) this.#tiles.push({ level: t.level, node: t.node, hash: Buffer.from(t.hash) });
-        for (const b of done.blocks) blocks.push([b.size, Buffer.from(b.head), CompactRange.fromJSON(b.frontier)]);
-        for (const { event } of slice) this.#remember(event.event_id);
-        if (this.#rowMemory.length < ROWS_KEPT) this.#rowMemory.push(done.rows);
-      });
-      // An unobserved rejection would crash the process before the loop reaches the await.
-      inFlight.catch(() => undefined);
+      slices.push(slice);
+      this.#unstored.push(slice.map((k) => batch[k]!.event_id));
     }
-    await inFlight;
-    // A checkpoint at every block boundary: where verification starts once older blocks expire.
-    for (const [size, head, atBlock] of blocks) await this.#publish(size, head, atBlock);
-    const every = this.options.everyEvents;
-    if (every !== undefined && seq - this.#lastCheckpoint >= every) await this.#publish(seq, this.#head.hash, this.#tree);
+    try {
+      // Three stages overlap: this thread writes the rows of a slice while the sealer's thread
+      // hashes the slice before it (links, leaves, tree) and the engine inserts the one before
+      // that. The head moves past a slice only once it is stored, and a failed insert fails
+      // every insert after it, so a failure leaves no gap.
+      let seq = this.#written;
+      for (const slice of slices) {
+        const rows = new RowBinaryWriter(this.#rowMemory.pop() ?? ROWS_CAPACITY);
+        const marks = new Int32Array(slice.length * 3);
+        const firstSeq = seq + 1;
+        for (let j = 0; j < slice.length; j++) {
+          // In the embedded mode this loop shares the event loop with every proxy session:
+          // writing a 10,000-event slice in one go would hold statements for tens of milliseconds.
+          if (j > 0 && j % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
+          const k = slice[j]!;
+          const event = batch[k]!;
+          const payload = encoded?.[k] ?? codec.encode(event);
+          seq += 1;
+          marks[j * 3] = writeRow(rows, chainId, seq, payload, recordColumns(event));
+          marks[j * 3 + 1] = rows.length;
+          marks[j * 3 + 2] = payload.length;
+        }
+        const { memory, length } = rows.transfer();
+        const sealed = sealer.seal({ chain: chainId, rows: memory, length, marks, firstSeq, from });
+        from = undefined;
+        this.#written = seq;
+        const head = seq;
+        const before = this.#stored;
+        this.#stored = Promise.all([before, sealed]).then(async ([, done]) => {
+          await store.insertRowBinary('agate.ledger', RECORD_COLUMNS, RECORD_STRUCTURE, Buffer.from(done.rows, 0, done.length));
+          this.#head = { seq: head, hash: Buffer.from(done.head) };
+          this.#tree = CompactRange.fromJSON(done.frontier);
+          for (const t of done.tiles) this.#tiles.push({ level: t.level, node: t.node, hash: Buffer.from(t.hash) });
+          for (const b of done.blocks) blocks.push([b.size, Buffer.from(b.head), CompactRange.fromJSON(b.frontier)]);
+          this.#keep(this.#unstored.shift()!);
+          if (this.#rowMemory.length < ROWS_KEPT) this.#rowMemory.push(done.rows);
+        });
+        this.#stored.catch(() => (this.#written = undefined));
+        // At most two slices ahead of the engine: writing faster than it stores only takes memory.
+        await before;
+      }
+    } catch (err) {
+      this.#written = undefined; // the next append starts over from the head
+      throw err;
+    }
+    return { stored: this.#stored, blocks };
   }
 
   /** Signs and publishes the checkpoint of `tree` (records up to its size are stored, `head` is the link at that size). */
@@ -197,13 +237,13 @@ export class ChainWriter {
     }).catch((err: unknown) => this.options.logger.warn('could not publish the checkpoint event', { error: describeError(err), size: cp.size }));
   }
 
-  #remember(id: string): void {
+  /** Ids of a slice just stored (or found in the store at start): they stay in the redelivery window. */
+  #keep(ids: readonly string[]): void {
     const window = this.options.dedupWindow;
-    this.#recent.add(id);
-    this.#recentOrder.push(id);
-    if (this.#recentOrder.length > window * 2) {
+    for (const id of ids) (this.#known.add(id), this.#storedOrder.push(id));
+    if (this.#storedOrder.length > window * 2) {
       // Trim in bulk: splicing one id per event would make appends quadratic.
-      for (const old of this.#recentOrder.splice(0, this.#recentOrder.length - window)) this.#recent.delete(old);
+      for (const old of this.#storedOrder.splice(0, this.#storedOrder.length - window)) this.#known.delete(old);
     }
   }
 
@@ -236,7 +276,7 @@ export class ChainWriter {
     this.#lastCheckpoint = cp === undefined ? 0 : Number(cp.size);
     const window = this.options.dedupWindow;
     const ids = await store.query<{ event_id: string }>('SELECT event_id FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64} ORDER BY seq', { chain: chainId, from: Math.max(0, this.#head.seq - window) });
-    for (const r of ids) this.#remember(r.event_id);
+    this.#keep(ids.map((r) => r.event_id));
   }
 }
 
@@ -249,3 +289,10 @@ const INSERT_SLICE = 10000;
 const ROWS_CAPACITY = 1 << 23;
 /** Slices in the pipeline at once (written, sealed, inserted), plus one. */
 const ROWS_KEPT = 4;
+
+/** Runs `fn` after the previous run on the same queue has settled (whatever its outcome). */
+function serially<T>(tail: Promise<unknown>, setTail: (p: Promise<unknown>) => void, fn: () => Promise<T>): Promise<T> {
+  const run = tail.then(fn, fn);
+  setTail(run.catch(() => undefined));
+  return run;
+}

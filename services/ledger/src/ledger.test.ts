@@ -53,6 +53,12 @@ async function fresh(n = 30): Promise<{ ledger: LedgerService; cp: Checkpoint }>
   return { ledger, cp: cp! };
 }
 
+/** The test store's calls, to wrap (its methods use private fields, so it cannot be spread). */
+const storeCalls = (): Store => ({
+  exec: (q) => store.exec(q), query: (q, p) => store.query(q, p), insert: (t, r) => store.insert(t, r), insertTsv: (t, c, p) => store.insertTsv(t, c, p),
+  queryRowBinary: (q, p) => store.queryRowBinary(q, p), insertRowBinary: (t, c, st, p) => store.insertRowBinary(t, c, st, p), close: async () => {},
+});
+
 const mutate = (sql: string) => store.exec(`${sql} SETTINGS mutations_sync = 2`);
 const verify = (cp: Checkpoint) => verifyChain(store, codec, 'test', { checkpoints: [cp], verifiers });
 
@@ -93,8 +99,7 @@ ledger('an insert that fails part-way leaves no gap: the batch delivered again i
   await fresh(0);
   let inserts = 0;
   const flaky: Store = {
-    exec: (q) => store.exec(q), query: (q, p) => store.query(q, p), insert: (t, r) => store.insert(t, r), insertTsv: (t, c, p) => store.insertTsv(t, c, p),
-    queryRowBinary: (q, p) => store.queryRowBinary(q, p), close: async () => {},
+    ...storeCalls(),
     insertRowBinary: async (t, c, st, p) => {
       if (++inserts === 2) throw new AgateError(ErrorCode.STORE_FAILED, 'the engine went away');
       await store.insertRowBinary(t, c, st, p);
@@ -117,6 +122,39 @@ ledger('an insert that fails part-way leaves no gap: the batch delivered again i
   assert.is(report.records, 25_000);
   const ids = await store.query<{ id: string }>("SELECT event_id AS id FROM agate.ledger WHERE chain_id = 'test' ORDER BY seq");
   assert.equal(ids.map((r) => r.id), batch.map((e) => e.event_id));
+  await l.stop();
+});
+
+ledger('a batch handed over before the one before it is stored: stored after it, in order, with ids the two share stored once', async () => {
+  const { ledger: l } = await fresh(0);
+  const [a, b] = [events(15_000), events(12_000)];
+  b.splice(5, 0, a[7]!, a[14_999]!); // a bus redelivering across the two batches
+  await Promise.all([l.append(a), l.append(b)]);
+  const ids = await store.query<{ id: string }>("SELECT event_id AS id FROM agate.ledger WHERE chain_id = 'test' ORDER BY seq");
+  assert.equal(ids.map((r) => r.id), [...a, ...b.filter((e) => e !== a[7] && e !== a[14_999])].map((e) => e.event_id));
+  const report = await verifyChain(store, codec, 'test');
+  assert.ok(report.ok, JSON.stringify(report.failure));
+  assert.is(l.head.seq, 27_000);
+});
+
+ledger('when a batch fails, the batch handed over after it fails too, and both delivered again leave no gap', async () => {
+  await fresh(0);
+  let inserts = 0;
+  const flaky = { ...storeCalls(), insertRowBinary: async (t: string, c: readonly string[], st: string, p: Buffer) => {
+    if (++inserts === 2) throw new AgateError(ErrorCode.STORE_FAILED, 'the engine went away');
+    await store.insertRowBinary(t, c, st, p);
+  } };
+  const l = new LedgerService({ bus, store: flaky, codec, chainId: 'test', logger: silentLogger, signer });
+  await l.start();
+  const [a, b] = [events(15_000), events(5_000)];
+  const outcomes = await Promise.allSettled([l.append(a), l.append(b)]);
+  assert.equal(outcomes.map((o) => o.status), ['rejected', 'rejected']);
+  assert.is(l.head.seq, 10_000);
+  await l.append(a);
+  await l.append(b);
+  const report = await verifyChain(store, codec, 'test');
+  assert.ok(report.ok, JSON.stringify(report.failure));
+  assert.is(report.records, 20_000);
   await l.stop();
 });
 

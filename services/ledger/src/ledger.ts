@@ -29,6 +29,12 @@ export interface LedgerOptions {
   retentionDays?: number;
 }
 
+/**
+ * Batches the ledger takes from the bus before the first is stored: the rows of the next are
+ * written while the engine stores the last slice of the one before.
+ */
+export const LEDGER_IN_FLIGHT = 2;
+
 /** How often retention looks for expired blocks. */
 const RETENTION_EVERY_MS = 3_600_000;
 
@@ -52,7 +58,7 @@ export class LedgerService {
     await this.chain(this.options.chainId);
     // Checkpoints are published on the bus for outside consumers; the ledger does not chain its own.
     const types = EVENT_TYPES.filter((t) => t !== 'Checkpoint');
-    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.append(batch, source.stream, source.encoded), maxBatch: 20_000 });
+    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.append(batch, source.stream, source.encoded), maxBatch: 20_000, inFlight: LEDGER_IN_FLIGHT });
     const every = this.options.checkpoints?.everyMs;
     if (every !== undefined) {
       this.#timer = setInterval(() => void this.checkpoint().catch((err: unknown) => this.options.logger.error('checkpoint failed', { error: describeError(err) })), every);
