@@ -149,6 +149,31 @@ bus('a handler holding two batches gets the second before the first settles; whe
   await again.close();
 });
 
+bus('an event published while a handler holding batches still works on them is delivered after (no lost wake-up)', async () => {
+  const b = open(freshDir());
+  const [first, second] = [command(), command()];
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const got: string[] = [];
+  let arrived!: () => void;
+  const both = new Promise<void>((r) => (arrived = r));
+  await b.subscribe({ group: 'g', types: ['Command'], inFlight: 2, handler: async (batch) => {
+    got.push(...batch.map((e) => e.event_id));
+    if (got.length === 1) await held;
+    if (got.length === 2) arrived();
+  } });
+  await b.publish(first);
+  while (got.length === 0) await new Promise((r) => setTimeout(r, 5));
+  // The consumer is waiting for the held batch, not for new events.
+  await new Promise((r) => setTimeout(r, 50));
+  await b.publish(second);
+  release();
+  const timeout = new Promise<string>((r) => setTimeout(() => r('timed out'), 3000).unref());
+  assert.is(await Promise.race([both.then(() => 'delivered'), timeout]), 'delivered');
+  assert.equal(got, [first.event_id, second.event_id]);
+  await b.close();
+});
+
 bus('requestVerdict: resolves with the verdict, or times out when none comes', async () => {
   const b = open(freshDir());
   await b.subscribe({ group: 'policy', types: ['Command'], handler: async (batch) => {

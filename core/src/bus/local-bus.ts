@@ -237,7 +237,9 @@ class LocalConsumer {
         out.push({ ok: wanted.length === 0 ? Promise.resolve(true) : this.#hand(wanted.map((r) => r.event), wanted.map((r) => r.bytes)), next });
         readAt = next;
       }
-      // Settle the oldest batches: all of them once nothing new is there to hand over.
+      // Settle the oldest batches: all of them once nothing new is there to hand over (and then
+      // look again: events may have come while waiting).
+      const settled = out.length > 0 && records.length === 0;
       while (out.length >= depth || (records.length === 0 && out.length > 0)) {
         const first = out.shift()!;
         if (await first.ok) {
@@ -255,6 +257,7 @@ class LocalConsumer {
         if (this.#stopped) return;
         continue deliver;
       }
+      if (settled) continue;
       if (records.length === 0) {
         this.#commit(false);
         // Stopping drains first: everything appended before stop() is handed over.
