@@ -55,6 +55,7 @@ export class LedgerService {
 
   async start(): Promise<void> {
     await migrate(this.options.store, { retentionDays: this.options.retentionDays });
+    this.#sealer.start();
     await this.chain(this.options.chainId);
     // Checkpoints are published on the bus for outside consumers; the ledger does not chain its own.
     const types = EVENT_TYPES.filter((t) => t !== 'Checkpoint');

@@ -33,12 +33,17 @@ type Reply = SealedRows | { error: string };
 /**
  * Seals ledger rows on a worker thread: link hashes, leaf hashes and the Merkle tree, about
  * half of the ledger's work per event, leave the event loop that proxies share. Jobs are
- * answered in the order sent. The worker is started on first use and again after a failure,
+ * answered in the order sent. The worker is started by start() or on first use, and again after a failure,
  * which fails every job it held (the ledger's append fails and the bus redelivers the batch).
  */
 export class RowSealer {
   #worker: Worker | undefined;
   readonly #pending: { resolve: (s: SealedRows) => void; reject: (e: Error) => void }[] = [];
+
+  /** Starts the thread now (the ledger does at start, so its memory is taken before traffic comes). */
+  start(): void {
+    this.#worker ??= this.#start();
+  }
 
   seal(job: SealJob): Promise<SealedRows> {
     const worker = this.#worker ?? this.#start();
