@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { RowBinaryWriter } from '../../../core/src/store/row-binary.js';
 import { EventCodec } from '../../../schemas/src/codec.js';
 import type { AgateEvent } from '../../../schemas/src/events.js';
@@ -77,6 +78,15 @@ s('jobs still out when the sealer closes fail instead of hanging', async () => {
   // A closed sealer starts a new thread when used again.
   assert.is(CompactRange.fromJSON((await sealer.seal(job('e', events(2), 1, start))).frontier).size, 2);
   await sealer.close();
+});
+
+s('a started, idle sealer does not keep the process alive', () => {
+  const script = `import { RowSealer } from ${JSON.stringify(new URL('./row-sealer.js', import.meta.url).href)};
+    const s = new RowSealer(); s.start(); console.log('started');`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 15_000, encoding: 'utf8' });
+  assert.is(r.stdout.trim(), 'started');
+  assert.is(r.signal, null, 'the process had to be killed');
+  assert.is(r.status, 0);
 });
 
 s.run();

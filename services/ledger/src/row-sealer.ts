@@ -62,8 +62,6 @@ export class RowSealer {
 
   #start(): Worker {
     const worker = new Worker(new URL('./seal-worker.js', import.meta.url));
-    // Referenced only while jobs are out: an idle ledger must not keep the process alive.
-    worker.unref();
     worker.on('message', (reply: Reply) => {
       const job = this.#pending.shift();
       if (this.#pending.length === 0) worker.unref();
@@ -77,6 +75,8 @@ export class RowSealer {
     };
     worker.on('error', (err) => lost(`failed: ${err.message}`));
     worker.on('exit', (code) => lost(`exited with code ${code}`));
+    // Referenced only while jobs are out: an idle ledger must not keep the process alive.
+    worker.unref();
     this.#worker = worker;
     return worker;
   }
