@@ -11,6 +11,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serialize } from 'pg-protocol';
 import { packageRoot } from '../core/src/package-root.js';
+import { loopDiagCells, readLoopDiag } from './loop-diag-report.js';
 import { startAgate, type AgateFixture } from '../test/e2e/agate-fixture.js';
 import { DEFAULT_PG_BIN, findFreePort } from '../test/harness/postgres.js';
 import { describeFailure, run as runProcess } from '../test/harness/proc.js';
@@ -35,9 +36,15 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
   execFileSync('bash', [join(packageRoot(), 'bench/install-pgbouncer.sh')], { stdio: 'inherit' });
   // AGATE_BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) profiles the Agate process.
   const nodeArgs = (process.env.AGATE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const agate = await startAgate({ nodeArgs });
+  // AGATE_BENCH_LOOP_DIAG=1 preloads loop-diag.js into both Agate processes and prints where
+  // their event loops stalled during each row.
+  const diagFile = process.env.AGATE_BENCH_LOOP_DIAG === '1' ? join(tmpdir(), `agate-bench-loop-diag-${process.pid}.jsonl`) : undefined;
+  const diagArgs = diagFile === undefined ? [] : ['--import', new URL('./loop-diag.js', import.meta.url).href];
+  if (diagFile !== undefined) process.env.LOOP_DIAG_OUT = diagFile;
+  const agate = await startAgate({ nodeArgs: [...diagArgs, ...nodeArgs] });
   // For diagnosis only: the same Agate without fsync shows what the write-ahead fsync costs.
-  const unsynced = await startAgate({ extraYaml: 'bus: { fsync: false }\n' });
+  const unsynced = await startAgate({ extraYaml: 'bus: { fsync: false }\n', nodeArgs: diagArgs });
+  const diagRows: { label: string; pid: number; from: number; to: number }[] = [];
   let bouncer: ChildProcess | undefined;
   const work = mkdtempSync(join(tmpdir(), 'agate-bench-'));
   try {
@@ -59,7 +66,9 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
       const row = async (name: string, env: NodeJS.ProcessEnv, pid?: number) => {
         // CPU time of the Agate process per transaction: steadier than TPS on a shared machine.
         const cpu0 = pid === undefined ? 0 : cpuMs(pid);
+        const from = Date.now();
         const f = await pgbench(work, env, mode, o);
+        if (pid !== undefined) diagRows.push({ label: `${mode} | ${name}`, pid, from, to: Date.now() });
         const perTx = pid === undefined ? '—' : (((cpuMs(pid) - cpu0) * 1000) / (f.tps * o.seconds)).toFixed(0);
         console.log(`| ${mode} | ${name} | ${f.tps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${perTx} | ${loadavg()[0]!.toFixed(1)} |`);
         return f;
@@ -73,6 +82,7 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
     console.log('\n| mode | Agate TPS / direct (target ≥ 0.6) | Agate TPS / PgBouncer (target ≥ 0.8) | added p99 ms (target < 1) |');
     console.log('|---|---:|---:|---:|');
     for (const s of summary) console.log(s);
+    if (diagFile !== undefined) printLoopDiag(diagFile, diagRows);
 
     if (o.streamGb > 0) {
       console.log(`\n| process streaming ${o.streamGb} GiB | time s | MiB/s | RSS before MiB | RSS peak MiB (target < 256) | load avg |`);
@@ -85,7 +95,17 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
     await agate.cleanup();
     await unsynced.cleanup();
     rmSync(work, { recursive: true, force: true });
+    if (diagFile !== undefined) rmSync(diagFile, { force: true });
   }
+}
+
+/** Where each Agate row's event loop stalled (AGATE_BENCH_LOOP_DIAG=1; see loop-diag.ts). */
+function printLoopDiag(file: string, rows: readonly { label: string; pid: number; from: number; to: number }[]): void {
+  const lines = readLoopDiag(file);
+  console.log('\nEvent loop of the Agate process, per second of each row (loop-diag.ts): stalls are turns of the loop more than 4 ms late.');
+  console.log('\n| mode | path | loop delay p99 ms (median second) / max | GC pauses ms/s (pauses > 4 ms /s) | stalls ms/s | stalls: running JS / GC / waiting for a core, ms/s | CPU ms/s: main thread / Node helpers (GC, libuv pool, workers) / engine threads | seconds |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) console.log(`| ${r.label} | ${loopDiagCells(lines, r.pid, r.from, r.to).join(' | ')} |`);
 }
 
 /** User plus system CPU time of a process so far, in ms (all its threads). */
