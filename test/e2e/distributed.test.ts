@@ -281,11 +281,17 @@ dist('broker stopped and restarted under load: nothing runs unaudited, outage co
   assert.ok(okAfterRestart >= 10, `only ${okAfterRestart} statements ran after the broker came back; errors: ${errors.slice(-3).join(' | ')}`);
   assert.ok(errors.length > 0, 'no statement was refused during the outage');
   for (const e of errors) assert.match(e, /^(42501: Agate refused the statement: no verdict within|58000: Agate refused the statement: the audit log is unavailable)/);
+  let counts = '';
   await until('the outage run fully recorded', async () => {
     const inPg = Number(await env.pg.psql("SELECT count(*) FROM probe WHERE marker LIKE 'outage-%'"));
     const rows = await env.store.query<{ n: string }>("SELECT count() AS n FROM agate.responses r INNER JOIN agate.commands c ON c.command_id = r.command_id WHERE c.text LIKE '%outage-%' AND r.status = 'ok'");
+    counts = `${inPg} rows in PostgreSQL, ${rows[0]?.n} ok responses in the ledger`;
     return Number(rows[0]?.n) >= inPg ? true : undefined;
-  }, 120_000);
+  }, 120_000).catch((err: Error) => {
+    // Say where the records stopped: the ledger's and the proxy's own account.
+    const tail = (name: keyof Env['procs']) => `--- ${name}:\n${env.procs[name].stderr().slice(-4000)}`;
+    assert.unreachable(`${err.message} (${counts})\n${tail('ledger')}\n${tail('proxyA')}`);
+  });
   await assertEveryRunCommandRecorded(env, 'outage-');
   await assertLedgerExact(env);
 });
