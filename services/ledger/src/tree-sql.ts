@@ -40,6 +40,15 @@ export const SUBTREE = 1 << SUBTREE_LEVELS;
 export const MIN_ENGINE_SUBTREES = 16;
 
 /**
+ * Settings for one engine pass over a page of records grouped into subtrees. The engine hands a
+ * thread no less than about 240 MiB of (uncompressed) column data, which a page of 2^18 records
+ * (~1 KB each) does not reach, so a page ran on one thread; and with one-level aggregation the
+ * per-group work after GROUP BY (sorting, tree levels) ran on one thread too. Measured on 2
+ * threads, a 2^18-record verify scan: one thread busy -> both.
+ */
+export const SCAN_SETTINGS = 'SETTINGS merge_tree_min_rows_for_concurrent_read = 1, merge_tree_min_bytes_for_concurrent_read = 1, group_by_two_level_threshold = 1, group_by_two_level_threshold_bytes = 1';
+
+/**
  * The roots of the complete aligned subtrees of SUBTREE leaves covering leaves [from, to), both
  * multiples of SUBTREE, in order; [] when any of them is not stored exactly once (a gap, a
  * duplicate), which callers report. The engine sorts each subtree's leaf hashes by seq and
@@ -52,7 +61,7 @@ export async function subtreeRoots(store: Store, chainId: string, from: number, 
   let q = `SELECT intDiv(seq - 1, ${SUBTREE}) AS g, count() AS n, uniqExact(seq) AS u,
       arrayResize(arrayMap(x -> x.2, arraySort(x -> x.1, groupArray((seq, ${LEAF_SQL})))), ${SUBTREE}, toFixedString('', 32)) AS l
     FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64} AND seq <= {to:UInt64} GROUP BY g`;
-  const bytes = await store.queryRowBinary(`SELECT toUInt64(g) AS g, toUInt8(n = ${SUBTREE} AND u = ${SUBTREE}) AS whole, l[1] AS root FROM (${foldLevelsSql(q)}) ORDER BY g`, { chain: chainId, from, to });
+  const bytes = await store.queryRowBinary(`SELECT toUInt64(g) AS g, toUInt8(n = ${SUBTREE} AND u = ${SUBTREE}) AS whole, l[1] AS root FROM (${foldLevelsSql(q)}) ORDER BY g ${SCAN_SETTINGS}`, { chain: chainId, from, to });
   const out: Buffer[] = [];
   const first = from / SUBTREE;
   for (let at = 0; at + 41 <= bytes.length; at += 41) {

@@ -1,7 +1,7 @@
 import type { Store } from '../../../core/src/store/store.js';
 import { RowBinaryReader } from '../../../core/src/store/row-binary.js';
 import { LEAF_SQL, LINK_SQL } from './chain.js';
-import { foldLevelsSql, SUBTREE } from './tree-sql.js';
+import { foldLevelsSql, SCAN_SETTINGS, SUBTREE } from './tree-sql.js';
 
 /**
  * What the engine reports about one aligned group of SUBTREE sequence numbers of a chain, read
@@ -48,7 +48,7 @@ export async function scanGroups(store: Store, chainId: string, lo: number, hi: 
       FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {lo:UInt64} AND seq <= {hi:UInt64} GROUP BY g)`;
   const bytes = await store.queryRowBinary(
     `SELECT toUInt64(first), toUInt64(last), toUInt64(n), toUInt64(bad), toUInt8(consecutive), toUInt8(linked), first_prev, last_hash, l[1], partial
-     FROM (${foldLevelsSql(q)}) ORDER BY g`,
+     FROM (${foldLevelsSql(q)}) ORDER BY g ${SCAN_SETTINGS}`,
     { chain: chainId, lo, hi },
   );
   const r = new RowBinaryReader(bytes);
