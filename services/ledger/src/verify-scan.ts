@@ -1,7 +1,7 @@
 import type { Store } from '../../../core/src/store/store.js';
 import { RowBinaryReader } from '../../../core/src/store/row-binary.js';
 import { LEAF_SQL, LINK_SQL } from './chain.js';
-import { foldLevelsSql, SCAN_SETTINGS, SUBTREE } from './tree-sql.js';
+import { foldLevelsSql, REVERSED_SQL, SCAN_SETTINGS, SUBTREE } from './tree-sql.js';
 
 /**
  * What the engine reports about one aligned group of SUBTREE sequence numbers of a chain, read
@@ -39,8 +39,10 @@ export async function scanGroups(store: Store, chainId: string, lo: number, hi: 
       arrayAll((a, b) -> b = a + 1, arrayPopBack(rows.1), arrayPopFront(rows.1)) AS consecutive,
       arrayAll((p, h) -> p = h, arrayPopFront(rows.2), arrayPopBack(rows.3)) AS linked,
       rows.2[1] AS first_prev, rows.3[length(rows)] AS last_hash,
-      if(n = ${SUBTREE} AND consecutive, [], rows.4) AS partial,
-      arrayResize(rows.4, ${SUBTREE}, ${ZERO}) AS l
+      n = ${SUBTREE} AND consecutive AS whole,
+      if(whole, [], rows.4) AS partial,
+      -- a whole group's leaves in bit-reversed order for foldLevelsSql; another's root is discarded
+      if(whole, arraySort((x, k) -> k, rows.4, ${REVERSED_SQL}), arrayResize(rows.4, ${SUBTREE}, ${ZERO})) AS l
     FROM (
       SELECT intDiv(seq - 1, ${SUBTREE}) AS g, count() AS n, min(seq) AS first, max(seq) AS last,
         countIf(${LINK_SQL} != hash) AS bad,
