@@ -42,11 +42,12 @@ export const MIN_ENGINE_SUBTREES = 16;
 /**
  * Settings for one engine pass over a page of records grouped into subtrees. The engine hands a
  * thread no less than about 240 MiB of (uncompressed) column data, which a page of 2^18 records
- * (~1 KB each) does not reach, so a page ran on one thread; and with one-level aggregation the
- * per-group work after GROUP BY (sorting, tree levels) ran on one thread too. Measured on 2
- * threads, a 2^18-record verify scan: one thread busy -> both.
+ * (~1 KB each) does not reach, so a page was read and hashed on one thread of two. (Two-level
+ * aggregation, which would also spread the work after GROUP BY over the threads, cuts a page's
+ * few thousand groups into 256 tiny blocks each and cost more than it gained: verify-scan.ts
+ * splits large pages instead.)
  */
-export const SCAN_SETTINGS = 'SETTINGS merge_tree_min_rows_for_concurrent_read = 1, merge_tree_min_bytes_for_concurrent_read = 1, group_by_two_level_threshold = 1, group_by_two_level_threshold_bytes = 1';
+export const SCAN_SETTINGS = 'SETTINGS merge_tree_min_rows_for_concurrent_read = 1, merge_tree_min_bytes_for_concurrent_read = 1';
 
 /**
  * The roots of the complete aligned subtrees of SUBTREE leaves covering leaves [from, to), both
