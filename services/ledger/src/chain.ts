@@ -91,24 +91,33 @@ export function sealRow(rows: Buffer, slot: number, end: number, prev: Uint8Arra
 }
 
 /**
- * The unsigned LEB128 encoding of a length (< 2^35), in ClickHouse SQL: all five 7-bit groups
- * (with their continuation bits) packed into one little-endian UInt64, cut to the encoded width.
- * Plain arithmetic over the column, about twice as fast as choosing among char() calls per row.
+ * The unsigned LEB128 encoding of a length (< 2^35), in ClickHouse SQL: each 7-bit group moved
+ * to its own byte of a little-endian UInt64, continuation bits set on every byte below the
+ * last, cut to the encoded width. Plain arithmetic over the column (no branches, no per-row
+ * char() calls); about a third fewer operations than building each byte on its own, which the
+ * engine feels both when it evaluates a page and when it analyses the query.
  */
-function lebSql(len: string): string {
-  const group = (i: number) => `bitShiftLeft(toUInt64(bitOr(bitAnd(bitShiftRight(${len}, ${7 * i}), 127), if(${len} >= ${2 ** (7 * (i + 1))}, 128, 0))), ${8 * i})`;
-  const width = [1, 2, 3, 4].map((i) => `(${len} >= ${2 ** (7 * i)})`).join(' + ');
-  return `substring(reinterpretAsFixedString(${[0, 1, 2, 3, 4].map(group).join(' + ')}), 1, 1 + ${width})`;
+export function lebSql(len: string): string {
+  const spread = [0, 1, 2, 3, 4].map((i) => (i === 0 ? `bitAnd(${len}, 127)` : `bitShiftLeft(bitAnd(${len}, ${127 * 2 ** (7 * i)}), ${i})`)).join(' + ');
+  const more = `((${len} >= 128) + (${len} >= 16384) + (${len} >= 2097152) + (${len} >= 268435456))`; // bytes after the first
+  return `substring(reinterpretAsFixedString(${spread} + bitAnd(0x8080808080, bitShiftLeft(toUInt64(1), 8 * ${more}) - 1)), 1, 1 + ${more})`;
 }
 
 const rowString = (col: string) => `${lebSql(`length(${col})`)}, ${col}`;
+/**
+ * A LowCardinality column's length prefix and bytes as one value: every function in it takes
+ * only that column, so the engine computes it once per dictionary entry instead of per row.
+ */
+const dictString = (col: string) => `concat(${lebSql(`length(${col})`)}, ${col})`;
 
 /** The link hash recomputed from a stored row, in ClickHouse SQL (must match writeRecord). */
 export const LINK_SQL = `SHA256(concat(unhex('02'), prev_hash, reinterpretAsFixedString(seq), ${[
   rowString('event_id'),
-  rowString('toString(event_type)'),
+  dictString('event_type'),
   'reinterpretAsFixedString(toUnixTimestamp64Micro(time))',
-  ...['session_id', 'subject', 'toString(target)', 'text', 'body', 'payload'].map(rowString),
+  ...['session_id', 'subject'].map(rowString),
+  dictString('target'),
+  ...['text', 'body', 'payload'].map(rowString),
 ].join(', ')}))`;
 
 /** The RFC 9162 leaf hash of a stored row, in ClickHouse SQL. */

@@ -16,7 +16,8 @@ import { LedgerService } from './ledger.js';
 import { generateSignerKey, parseSignerKey, parseVerifierKey, verifierKey } from './note.js';
 import { naiveMth } from './reference-mth.js';
 import { verifyChain } from './verify.js';
-import { rangeRoot } from './tree-sql.js';
+import { rangeRoot, SUBTREE } from './tree-sql.js';
+import { scanGroups } from './verify-scan.js';
 
 /*
  * Verification over chains longer than one engine-hashed subtree (256 records): tampering
@@ -62,6 +63,22 @@ test('an intact chain verifies against every checkpoint, in pages of any size; t
     assert.equal(r.checkpoints, cps.map((c) => c.size));
     assert.is(r.root, reference);
   }
+});
+
+test('a scan split in two aggregations reports what one aggregation does, around gaps and duplicates too', async () => {
+  const { id } = await chain(1100);
+  const same = async (what: string) => {
+    for (const [lo, hi] of [[0, 1100], [5, 1100], [300, 1024], [0, 700], [256, 768]] as const) {
+      const whole = await scanGroups(store, id, lo, hi, { splitFrom: Infinity });
+      assert.equal(await scanGroups(store, id, lo, hi, { splitFrom: 0 }), whole, `${what}, (${lo}, ${hi}]`);
+      assert.is(whole.length, Math.ceil(hi / SUBTREE) - Math.floor(lo / SUBTREE), `${what}: one entry per group`);
+    }
+  };
+  await same('intact');
+  // The split of (0, 1100] falls at 512: a gap and a duplicate on either side of it.
+  await mutate(`ALTER TABLE agate.ledger DELETE WHERE chain_id = '${id}' AND seq IN (511, 513)`);
+  await store.exec(`INSERT INTO agate.ledger SELECT * FROM agate.ledger WHERE chain_id = '${id}' AND seq IN (512, 600)`);
+  await same('gaps and duplicates');
 });
 
 test('a modified field inside a whole subtree is found at its record', async () => {

@@ -5,6 +5,7 @@ import type { Checkpoint } from './checkpoint.js';
 import { CompactRange } from './compact-range.js';
 import { openCheckpoint } from './checkpoint.js';
 import type { NoteVerifier } from './note.js';
+import { BLOCK_SIZE } from './schema.js';
 import { pushRange } from './tree-sql.js';
 import { scanGroups, type GroupScan } from './verify-scan.js';
 
@@ -52,7 +53,12 @@ export interface VerifyOptions {
   resume?: VerifyState;
   /** Keys that may sign the stored checkpoint verification starts from after expiry. */
   verifiers?: readonly NoteVerifier[];
-  /** Records per page, a power of two (default 2^18: each page is one engine query with a fixed cost of about 0.1 s). */
+  /**
+   * Records per page, a power of two (default 2^20, one partition of the ledger). Each page is one
+   * engine query with a fixed cost of about 40 ms (mostly analysing the query), so on a 2-core
+   * machine 2^20 spends ~10 % less engine time than 2^18; the embedded engine's peak memory grows
+   * with the page (measured on 1,000,000 records: about +300 MB resident at 2^18, +600 MB at 2^20).
+   */
   pageSize?: number;
   /**
    * Also decode every payload and compare it with the stored JSON body (slow, in JS). The link
@@ -60,6 +66,9 @@ export interface VerifyOptions {
    */
   deep?: boolean;
 }
+
+/** Records per page by default: one ledger partition (schema.ts BLOCK_SIZE). */
+const DEFAULT_PAGE = BLOCK_SIZE;
 
 interface ProblemRow {
   seq: string;
@@ -78,7 +87,7 @@ interface ProblemRow {
  * checkpoint. The first departure is reported with its sequence number.
  */
 export async function verifyChain(store: Store, codec: EventCodec, chainId: string, options: VerifyOptions = {}): Promise<VerifyReport> {
-  const page = options.pageSize ?? 1 << 18;
+  const page = options.pageSize ?? DEFAULT_PAGE;
   const pending = [...(options.checkpoints ?? [])].sort((a, b) => a.size - b.size);
   const checked: number[] = [];
   const stats = await store.query<{ first: string; last: string }>('SELECT min(seq) AS first, max(seq) AS last FROM agate.ledger WHERE chain_id = {chain:String}', { chain: chainId });
@@ -117,8 +126,11 @@ export async function verifyChain(store: Store, codec: EventCodec, chainId: stri
 
   const pages: [number, number][] = [];
   for (let lo = start; lo < storedLast; lo = nextBoundary(lo, page)) pages.push([lo, Math.min(nextBoundary(lo, page), storedLast)]);
-  // The engine scans the next page while this process folds the current one: two scans in
-  // flight keep both of the engine's threads busy through a scan's single-threaded tail.
+  // The next page's scan is queued while this process folds the current one, so the engine goes
+  // on without waiting for it. A ClickHouse server runs the two at once (filling its threads
+  // through a scan's single-threaded tail); the embedded engine's binding runs parameterized
+  // queries one at a time, so each scan is set to use all of the engine's threads itself
+  // (tree-sql.ts SCAN_SETTINGS).
   const scans: Promise<GroupScan[]>[] = [];
   const scan = (i: number) => {
     if (i < pages.length && scans[i] === undefined) {
