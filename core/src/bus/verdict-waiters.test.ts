@@ -24,7 +24,9 @@ waiters('a hold moves the deadline to its expiry plus the normal deadline, then 
   assert.is(o.kind, 'verdict');
   assert.is((o as { verdict: Verdict }).verdict.decision, 'allow');
   assert.is(holds.length, 1);
-  assert.ok(Date.now() - started >= 120);
+  // Well past the normal 60 ms deadline. (Not >= 120: the 120 ms timer above may fire a
+  // millisecond early by the wall clock, which made this fail now and then.)
+  assert.ok(Date.now() - started >= 100, `answered after ${Date.now() - started} ms`);
   assert.is(w.size, 0);
 });
 
