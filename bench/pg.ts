@@ -46,6 +46,7 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
   const unsynced = await startAgate({ extraYaml: 'bus: { fsync: false }\n', nodeArgs: diagArgs });
   const diagRows: { label: string; pid: number; from: number; to: number }[] = [];
   let bouncer: ChildProcess | undefined;
+  let relay: { child: ChildProcess; port: number } | undefined;
   const work = mkdtempSync(join(tmpdir(), 'agate-bench-'));
   try {
     const cred = agate.pg.users.scram;
@@ -57,6 +58,8 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
     const bouncerPort = await findFreePort();
     bouncer = await startBouncer(work, agate, bouncerPort);
     const viaBouncer = { ...base, PGPORT: String(bouncerPort), PGUSER: 'agent', PGPASSWORD: '' };
+    relay = await startRelay(agate.pg.port);
+    const viaRelay = { ...direct, PGPORT: String(relay.port) };
 
     console.log(`\npgbench -S, ${o.clients} clients, 2 threads, ${o.seconds} s per run, scale 10 (${new Date().toISOString()})\n`);
     console.log('| mode | path | TPS | p50 latency ms | p99 latency ms | Agate CPU µs per tx | load avg (1 min) |');
@@ -77,10 +80,11 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
       const b = await row('PgBouncer', viaBouncer);
       const a = await row('Agate', { ...base, PGPASSWORD: await agate.token() }, agate.pid);
       await row('Agate, bus.fsync off (diagnosis only)', { ...(await unsynced.libpqEnv()) }, unsynced.pid);
-      summary.push(`| ${mode} | ${(a.tps / d.tps).toFixed(2)}× | ${(a.tps / b.tps).toFixed(2)}× | ${(a.p99 - d.p99).toFixed(3)} |`);
+      const r = await row('bare Node TCP relay, no parsing or audit (diagnosis only)', viaRelay, relay.child.pid);
+      summary.push(`| ${mode} | ${(a.tps / d.tps).toFixed(2)}× | ${(a.tps / b.tps).toFixed(2)}× | ${(a.p99 - d.p99).toFixed(3)} | ${(r.tps / b.tps).toFixed(2)}× | ${(r.p99 - d.p99).toFixed(3)} |`);
     }
-    console.log('\n| mode | Agate TPS / direct (target ≥ 0.6) | Agate TPS / PgBouncer (target ≥ 0.8) | added p99 ms (target < 1) |');
-    console.log('|---|---:|---:|---:|');
+    console.log('\n| mode | Agate TPS / direct (target ≥ 0.6) | Agate TPS / PgBouncer (target ≥ 0.8) | added p99 ms (target < 1) | bare Node relay TPS / PgBouncer | bare Node relay added p99 ms |');
+    console.log('|---|---:|---:|---:|---:|---:|');
     for (const s of summary) console.log(s);
     if (diagFile !== undefined) printLoopDiag(diagFile, diagRows);
 
@@ -92,6 +96,7 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
     }
   } finally {
     bouncer?.kill('SIGTERM');
+    relay?.child.kill('SIGTERM');
     await agate.cleanup();
     await unsynced.cleanup();
     rmSync(work, { recursive: true, force: true });
@@ -182,6 +187,21 @@ async function startBouncer(work: string, agate: AgateFixture, port: number): Pr
     if (Date.now() > deadline) throw new Error('pgbouncer did not start');
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** bench/tcp-relay.ts in its own process, relaying to PostgreSQL. */
+async function startRelay(upstreamPort: number): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [new URL('./tcp-relay.js', import.meta.url).pathname, String(upstreamPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening (\d+)/.exec(out);
+      if (m !== null) resolve(Number(m[1]));
+    });
+    child.on('exit', (code) => reject(new Error(`the TCP relay exited (${code}) before listening`)));
+  });
+  return { child, port };
 }
 
 /**
