@@ -9,7 +9,7 @@ import { RowBinaryWriter } from '../../../core/src/store/row-binary.js';
  * with every term exactly as the ledger's RowBinary insert carries it: seq and time (micros)
  * as 8-byte little-endian integers, strings as an unsigned LEB128 length and their bytes. So
  * the writer hashes the very bytes it hands the engine (writeRecord: one copy, one hash call),
- * and the engine can rebuild them from a stored row (LINK_SQL) to check links in bulk.
+ * and the engine serializes a stored row the same way again (LINK_SQL) to check links in bulk.
  * payload is the encoded event, the record's RFC 9162 Merkle leaf data; the Merkle leaf and
  * node hashes are left to the engine (tree-sql.ts). The 0x02 prefix keeps links apart from
  * tree leaves (0x00) and nodes (0x01). Binding the columns means an analyst never reads a
@@ -91,34 +91,13 @@ export function sealRow(rows: Buffer, slot: number, end: number, prev: Uint8Arra
 }
 
 /**
- * The unsigned LEB128 encoding of a length (< 2^35), in ClickHouse SQL: each 7-bit group moved
- * to its own byte of a little-endian UInt64, continuation bits set on every byte below the
- * last, cut to the encoded width. Plain arithmetic over the column (no branches, no per-row
- * char() calls); about a third fewer operations than building each byte on its own, which the
- * engine feels both when it evaluates a page and when it analyses the query.
+ * The link hash recomputed from a stored row, in ClickHouse SQL (must match writeRecord). The
+ * engine's own RowBinary serializer (formatRow) rebuilds the row's bytes from prev_hash on,
+ * exactly as they were inserted (LowCardinality columns travel as plain strings), so no length
+ * prefix is rebuilt by hand in SQL; measured 5-15 % faster per verified page than concatenating
+ * the columns with SQL-built LEB128 lengths.
  */
-export function lebSql(len: string): string {
-  const spread = [0, 1, 2, 3, 4].map((i) => (i === 0 ? `bitAnd(${len}, 127)` : `bitShiftLeft(bitAnd(${len}, ${127 * 2 ** (7 * i)}), ${i})`)).join(' + ');
-  const more = `((${len} >= 128) + (${len} >= 16384) + (${len} >= 2097152) + (${len} >= 268435456))`; // bytes after the first
-  return `substring(reinterpretAsFixedString(${spread} + bitAnd(0x8080808080, bitShiftLeft(toUInt64(1), 8 * ${more}) - 1)), 1, 1 + ${more})`;
-}
-
-const rowString = (col: string) => `${lebSql(`length(${col})`)}, ${col}`;
-/**
- * A LowCardinality column's length prefix and bytes as one value: every function in it takes
- * only that column, so the engine computes it once per dictionary entry instead of per row.
- */
-const dictString = (col: string) => `concat(${lebSql(`length(${col})`)}, ${col})`;
-
-/** The link hash recomputed from a stored row, in ClickHouse SQL (must match writeRecord). */
-export const LINK_SQL = `SHA256(concat(unhex('02'), prev_hash, reinterpretAsFixedString(seq), ${[
-  rowString('event_id'),
-  dictString('event_type'),
-  'reinterpretAsFixedString(toUnixTimestamp64Micro(time))',
-  ...['session_id', 'subject'].map(rowString),
-  dictString('target'),
-  ...['text', 'body', 'payload'].map(rowString),
-].join(', ')}))`;
+export const LINK_SQL = `SHA256(concat(unhex('02'), formatRow('RowBinary', ${RECORD_COLUMNS.slice(2).join(', ')})))`;
 
 /** The RFC 9162 leaf hash of a stored row, in ClickHouse SQL. */
 export const LEAF_SQL = `SHA256(concat(unhex('00'), payload))`;
