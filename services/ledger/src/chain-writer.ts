@@ -164,7 +164,7 @@ export class ChainWriter {
       // every insert after it, so a failure leaves no gap.
       let seq = this.#written;
       for (const slice of slices) {
-        const rows = new RowBinaryWriter(this.#rowMemory.pop() ?? ROWS_CAPACITY);
+        const rows = this.#rowsFor(slice.length);
         const marks = new Int32Array(slice.length * 3);
         const firstSeq = seq + 1;
         for (let j = 0; j < slice.length; j++) {
@@ -203,6 +203,17 @@ export class ChainWriter {
       throw err;
     }
     return { stored: this.#stored, blocks };
+  }
+
+  /**
+   * A writer for a slice of `count` rows, on memory a finished slice handed back when it is
+   * large enough: fresh buffers of megabytes per slice kept the garbage collector busy.
+   */
+  #rowsFor(count: number): RowBinaryWriter {
+    const need = count * ROW_BYTES;
+    let memory = this.#rowMemory.pop();
+    while (memory !== undefined && memory.byteLength < need) memory = this.#rowMemory.pop();
+    return new RowBinaryWriter(memory ?? need);
   }
 
   /** Signs and publishes the checkpoint of `tree` (records up to its size are stored, `head` is the link at that size). */
@@ -284,9 +295,9 @@ const TAB = Buffer.from('\t');
 /** Rows written between two turns of the event loop (about 0.5 ms of work; the hashing is on the sealer thread). */
 const YIELD_EVERY = 100;
 /** Records per INSERT: large enough for the engine, small enough to overlap with hashing. */
-const INSERT_SLICE = 10000;
-/** A slice's rows fit in this (about 800 bytes a record); the writer grows past it when needed. */
-const ROWS_CAPACITY = 1 << 23;
+export const INSERT_SLICE = 10000;
+/** Room per row a writer starts with (records average about 800 bytes); it grows when needed. */
+const ROW_BYTES = 1024;
 /** Slices in the pipeline at once (written, sealed, inserted), plus one. */
 const ROWS_KEPT = 4;
 

@@ -14,6 +14,7 @@ import type { AgateEvent } from '../../../schemas/src/events.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import { openCheckpoint, type Checkpoint } from './checkpoint.js';
 import { directorySink } from './checkpoint-sink.js';
+import { INSERT_SLICE } from './chain-writer.js';
 import { LedgerService } from './ledger.js';
 import { generateSignerKey, parseSignerKey, parseVerifierKey, verifierKey } from './note.js';
 import { naiveMth } from './reference-mth.js';
@@ -107,19 +108,19 @@ ledger('an insert that fails part-way leaves no gap: the batch delivered again i
   };
   const l = new LedgerService({ bus, store: flaky, codec, chainId: 'test', logger: silentLogger, signer });
   await l.start();
-  const batch = events(25_000); // three inserts of up to 10,000 rows
+  const batch = events(2.5 * INSERT_SLICE); // three inserts: the second fails
   try {
     await l.append(batch);
     assert.unreachable('the append succeeded');
   } catch (err) {
     assert.is((err as AgateError).code, ErrorCode.STORE_FAILED);
   }
-  assert.is(l.head.seq, 10_000, 'the head stays after the last stored slice');
+  assert.is(l.head.seq, INSERT_SLICE, 'the head stays after the last stored slice');
   await l.append(batch); // the bus delivers the batch again
-  assert.is(l.head.seq, 25_000);
+  assert.is(l.head.seq, batch.length);
   const report = await verifyChain(store, codec, 'test');
   assert.ok(report.ok, JSON.stringify(report.failure));
-  assert.is(report.records, 25_000);
+  assert.is(report.records, batch.length);
   const ids = await store.query<{ id: string }>("SELECT event_id AS id FROM agate.ledger WHERE chain_id = 'test' ORDER BY seq");
   assert.equal(ids.map((r) => r.id), batch.map((e) => e.event_id));
   await l.stop();
@@ -146,15 +147,15 @@ ledger('when a batch fails, the batch handed over after it fails too, and both d
   } };
   const l = new LedgerService({ bus, store: flaky, codec, chainId: 'test', logger: silentLogger, signer });
   await l.start();
-  const [a, b] = [events(15_000), events(5_000)];
+  const [a, b] = [events(1.5 * INSERT_SLICE), events(0.5 * INSERT_SLICE)]; // a's second insert fails
   const outcomes = await Promise.allSettled([l.append(a), l.append(b)]);
   assert.equal(outcomes.map((o) => o.status), ['rejected', 'rejected']);
-  assert.is(l.head.seq, 10_000);
+  assert.is(l.head.seq, INSERT_SLICE);
   await l.append(a);
   await l.append(b);
   const report = await verifyChain(store, codec, 'test');
   assert.ok(report.ok, JSON.stringify(report.failure));
-  assert.is(report.records, 20_000);
+  assert.is(report.records, a.length + b.length);
   await l.stop();
 });
 
