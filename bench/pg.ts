@@ -62,18 +62,20 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
     const viaRelay = { ...direct, PGPORT: String(relay.port) };
 
     console.log(`\npgbench -S, ${o.clients} clients, 2 threads, ${o.seconds} s per run, scale 10 (${new Date().toISOString()})\n`);
-    console.log('| mode | path | TPS | p50 latency ms | p99 latency ms | Agate CPU µs per tx | load avg (1 min) |');
-    console.log('|---|---|---:|---:|---:|---:|---:|');
+    console.log('| mode | path | TPS | p50 latency ms | p99 latency ms | Agate CPU µs per tx | machine CPU µs per tx (all processes) | load avg (1 min) |');
+    console.log('|---|---|---:|---:|---:|---:|---:|---:|');
     const summary: string[] = [];
     for (const mode of ['simple', 'extended', 'prepared'] as const) {
       const row = async (name: string, env: NodeJS.ProcessEnv, pid?: number) => {
         // CPU time of the Agate process per transaction: steadier than TPS on a shared machine.
         const cpu0 = pid === undefined ? 0 : cpuMs(pid);
+        const busy0 = machineBusyMs();
         const from = Date.now();
         const f = await pgbench(work, env, mode, o);
         if (pid !== undefined) diagRows.push({ label: `${mode} | ${name}`, pid, from, to: Date.now() });
         const perTx = pid === undefined ? '—' : (((cpuMs(pid) - cpu0) * 1000) / (f.tps * o.seconds)).toFixed(0);
-        console.log(`| ${mode} | ${name} | ${f.tps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${perTx} | ${loadavg()[0]!.toFixed(1)} |`);
+        const machinePerTx = (((machineBusyMs() - busy0) * 1000) / (f.tps * o.seconds)).toFixed(0);
+        console.log(`| ${mode} | ${name} | ${f.tps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${perTx} | ${machinePerTx} | ${loadavg()[0]!.toFixed(1)} |`);
         return f;
       };
       const d = await row('direct', direct);
@@ -111,6 +113,16 @@ function printLoopDiag(file: string, rows: readonly { label: string; pid: number
   console.log('\n| mode | path | loop delay p99 ms (median second) / max | GC pauses ms/s (pauses > 4 ms /s) | stalls ms/s | stalls: running JS / GC / waiting for a core, ms/s | CPU ms/s: main thread / Node helpers (GC, libuv pool, workers) / engine threads | seconds |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) console.log(`| ${r.label} | ${loopDiagCells(lines, r.pid, r.from, r.to).join(' | ')} |`);
+}
+
+/**
+ * CPU time the whole machine spent busy so far, in ms (all cores, every process: PostgreSQL,
+ * pgbench, the proxy under test, and whatever else runs). Per transaction it bounds what the
+ * transaction costs end to end.
+ */
+function machineBusyMs(): number {
+  const [user, nice, system, , , irq, softirq] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (user! + nice! + system! + irq! + softirq!) * 10; // clock ticks of 10 ms
 }
 
 /** User plus system CPU time of a process so far, in ms (all its threads). */
