@@ -4,6 +4,16 @@ import type { Store } from '../../../core/src/store/store.js';
 /** Records per partition: a power of two, so a dropped partition is one complete subtree. */
 export const BLOCK_SIZE = 1 << 20;
 
+/**
+ * Seconds a part replaced by a merge is kept before it is deleted: ClickHouse's server default,
+ * which the embedded engine sets to 0. Merged parts are not fsynced, so after a power loss one may
+ * be damaged; the engine then brings back the parts it replaced, if they are still there. With 0
+ * they are gone at once, and one power cut could take records stored long before it.
+ */
+export const KEEP_REPLACED_PARTS_S = 480;
+const TABLE_SETTINGS = `SETTINGS old_parts_lifetime = ${KEEP_REPLACED_PARTS_S}`;
+const LEDGER_TABLES = ['ledger', 'tree_nodes', 'checkpoints'] as const;
+
 export interface LedgerSchemaOptions {
   /** Accepted for compatibility: retention drops whole partitions (retention.ts), not by TTL. */
   retentionDays?: number;
@@ -45,13 +55,15 @@ export function ledgerDdl(_options: LedgerSchemaOptions = {}): string[] {
     PROJECTION by_subject (SELECT _part_offset ORDER BY subject, time, seq)
   ) ENGINE = MergeTree
   PARTITION BY (chain_id, intDiv(seq - 1, ${BLOCK_SIZE}))
-  ORDER BY (chain_id, seq)`,
+  ORDER BY (chain_id, seq)
+  ${TABLE_SETTINGS}`,
   `CREATE TABLE IF NOT EXISTS agate.tree_nodes (
     chain_id LowCardinality(String),
     level UInt8 COMMENT 'the node covers 2^level leaves',
     node UInt64 COMMENT 'position among the nodes of its level',
     hash FixedString(32)
   ) ENGINE = ReplacingMergeTree ORDER BY (chain_id, level, node)
+  ${TABLE_SETTINGS}
   COMMENT 'roots of complete aligned subtrees (tree-tiles.ts): proofs read O(log n) rows'`,
   `CREATE TABLE IF NOT EXISTS agate.checkpoints (
     chain_id LowCardinality(String),
@@ -62,7 +74,8 @@ export function ledgerDdl(_options: LedgerSchemaOptions = {}): string[] {
     note String COMMENT 'the signed checkpoint (C2SP tlog-checkpoint)',
     frontier String COMMENT 'compact range at size, JSON: lets verification start here after expiry',
     created_at DateTime64(3, 'UTC') DEFAULT now64(3)
-  ) ENGINE = ReplacingMergeTree ORDER BY (chain_id, size)`,
+  ) ENGINE = ReplacingMergeTree ORDER BY (chain_id, size)
+  ${TABLE_SETTINGS}`,
   `CREATE OR REPLACE VIEW agate.commands AS
     SELECT event_id AS command_id, session_id, time, chain_id, seq,
       JSONExtractUInt(body, 'sequence') AS sequence,
@@ -117,6 +130,14 @@ export async function migrate(store: Store, options: LedgerSchemaOptions = {}): 
   // Earlier versions expired rows by TTL, which can drop part of a block; retention now drops whole blocks.
   const [table] = await store.query<{ engine_full: string }>("SELECT engine_full FROM system.tables WHERE database = 'agate' AND name = 'ledger'");
   if (table !== undefined && /\bTTL\b/.test(table.engine_full)) await store.exec('ALTER TABLE agate.ledger REMOVE TTL');
+  // Tables made by earlier versions deleted replaced parts at once on the embedded engine.
+  const tables = await store.query<{ name: string; engine_full: string }>("SELECT name, engine_full FROM system.tables WHERE database = 'agate'");
+  for (const name of LEDGER_TABLES) {
+    const t = tables.find((x) => x.name === name);
+    if (t !== undefined && !t.engine_full.includes(`old_parts_lifetime = ${KEEP_REPLACED_PARTS_S}`)) {
+      await store.exec(`ALTER TABLE agate.${name} MODIFY SETTING old_parts_lifetime = ${KEEP_REPLACED_PARTS_S}`);
+    }
+  }
 }
 
 /** `DateTime64(6)` text for a microsecond timestamp. */
