@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdir, open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeError } from '../../../core/src/errors.js';
 import type { Logger } from '../../../core/src/log.js';
@@ -17,18 +17,41 @@ export interface CheckpointSink {
 
 /**
  * Writes `DIR/<chain>/<size>.checkpoint` and replaces `DIR/<chain>/latest.checkpoint`. Meant
- * for a directory outside the store (another disk, a mount an auditor syncs elsewhere).
+ * for a directory outside the store (another disk, a mount an auditor syncs elsewhere). Each
+ * file and the directory are fsynced before `publish` resolves: a checkpoint said to be
+ * published survives a power cut, and `latest.checkpoint` is always a whole note.
  */
 export function directorySink(dir: string): CheckpointSink {
   return {
     async publish(cp) {
       const chainDir = join(dir, cp.chainId);
-      mkdirSync(chainDir, { recursive: true });
-      writeFileSync(join(chainDir, `${cp.size}.checkpoint`), cp.note);
-      writeFileSync(join(chainDir, 'latest.checkpoint.tmp'), cp.note);
-      renameSync(join(chainDir, 'latest.checkpoint.tmp'), join(chainDir, 'latest.checkpoint'));
+      await mkdir(chainDir, { recursive: true });
+      await writeSynced(join(chainDir, `${cp.size}.checkpoint`), cp.note);
+      await writeSynced(join(chainDir, 'latest.checkpoint.tmp'), cp.note);
+      await rename(join(chainDir, 'latest.checkpoint.tmp'), join(chainDir, 'latest.checkpoint'));
+      await syncDirectory(chainDir);
     },
   };
+}
+
+async function writeSynced(path: string, text: string): Promise<void> {
+  const file = await open(path, 'w');
+  try {
+    await file.writeFile(text);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
+/** fsyncs a directory, so the names written in it (a rename) are on disk too. */
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** POSTs the note as text/plain. Failures are logged, never fatal: the store and files still hold it. */

@@ -11,7 +11,15 @@ export const BLOCK_SIZE = 1 << 20;
  * they are gone at once, and one power cut could take records stored long before it.
  */
 export const KEEP_REPLACED_PARTS_S = 480;
-const TABLE_SETTINGS = `SETTINGS old_parts_lifetime = ${KEEP_REPLACED_PARTS_S}`;
+/**
+ * The durability settings of the ledger's tables. An INSERT returns only once its part's files
+ * and directory are on disk (`fsync_after_insert`, `fsync_part_directory`), so a bus position
+ * committed after it never runs ahead of what a power cut leaves in the store; without them a
+ * committed position could skip records the store lost, and the bus would not deliver them again.
+ * Measured: about 3 % fewer events/s appended (29 fdatasyncs per 10,000-row insert).
+ */
+export const TABLE_SETTINGS: Readonly<Record<string, number>> = { old_parts_lifetime: KEEP_REPLACED_PARTS_S, fsync_after_insert: 1, fsync_part_directory: 1 };
+const SETTINGS_SQL = `SETTINGS ${Object.entries(TABLE_SETTINGS).map(([k, v]) => `${k} = ${v}`).join(', ')}`;
 const LEDGER_TABLES = ['ledger', 'tree_nodes', 'checkpoints'] as const;
 
 export interface LedgerSchemaOptions {
@@ -56,14 +64,14 @@ export function ledgerDdl(_options: LedgerSchemaOptions = {}): string[] {
   ) ENGINE = MergeTree
   PARTITION BY (chain_id, intDiv(seq - 1, ${BLOCK_SIZE}))
   ORDER BY (chain_id, seq)
-  ${TABLE_SETTINGS}`,
+  ${SETTINGS_SQL}`,
   `CREATE TABLE IF NOT EXISTS agate.tree_nodes (
     chain_id LowCardinality(String),
     level UInt8 COMMENT 'the node covers 2^level leaves',
     node UInt64 COMMENT 'position among the nodes of its level',
     hash FixedString(32)
   ) ENGINE = ReplacingMergeTree ORDER BY (chain_id, level, node)
-  ${TABLE_SETTINGS}
+  ${SETTINGS_SQL}
   COMMENT 'roots of complete aligned subtrees (tree-tiles.ts): proofs read O(log n) rows'`,
   `CREATE TABLE IF NOT EXISTS agate.checkpoints (
     chain_id LowCardinality(String),
@@ -75,7 +83,7 @@ export function ledgerDdl(_options: LedgerSchemaOptions = {}): string[] {
     frontier String COMMENT 'compact range at size, JSON: lets verification start here after expiry',
     created_at DateTime64(3, 'UTC') DEFAULT now64(3)
   ) ENGINE = ReplacingMergeTree ORDER BY (chain_id, size)
-  ${TABLE_SETTINGS}`,
+  ${SETTINGS_SQL}`,
   `CREATE OR REPLACE VIEW agate.commands AS
     SELECT event_id AS command_id, session_id, time, chain_id, seq,
       JSONExtractUInt(body, 'sequence') AS sequence,
@@ -130,13 +138,13 @@ export async function migrate(store: Store, options: LedgerSchemaOptions = {}): 
   // Earlier versions expired rows by TTL, which can drop part of a block; retention now drops whole blocks.
   const [table] = await store.query<{ engine_full: string }>("SELECT engine_full FROM system.tables WHERE database = 'agate' AND name = 'ledger'");
   if (table !== undefined && /\bTTL\b/.test(table.engine_full)) await store.exec('ALTER TABLE agate.ledger REMOVE TTL');
-  // Tables made by earlier versions deleted replaced parts at once on the embedded engine.
+  // Tables made by earlier versions lack some of the settings (and deleted replaced parts at once).
   const tables = await store.query<{ name: string; engine_full: string }>("SELECT name, engine_full FROM system.tables WHERE database = 'agate'");
   for (const name of LEDGER_TABLES) {
     const t = tables.find((x) => x.name === name);
-    if (t !== undefined && !t.engine_full.includes(`old_parts_lifetime = ${KEEP_REPLACED_PARTS_S}`)) {
-      await store.exec(`ALTER TABLE agate.${name} MODIFY SETTING old_parts_lifetime = ${KEEP_REPLACED_PARTS_S}`);
-    }
+    if (t === undefined) continue;
+    const missing = Object.entries(TABLE_SETTINGS).filter(([k, v]) => !t.engine_full.includes(`${k} = ${v}`));
+    if (missing.length > 0) await store.exec(`ALTER TABLE agate.${name} MODIFY SETTING ${missing.map(([k, v]) => `${k} = ${v}`).join(', ')}`);
   }
 }
 
