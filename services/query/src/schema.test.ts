@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DURABLE_TABLE_SETTINGS, durableSettingsOf } from '../../../core/src/store/durable-tables.js';
 import { EmbeddedStore } from '../../../core/src/store/embedded.js';
 import { getSession, listSessions } from './queries.js';
 import { migrateQuery } from './schema.js';
@@ -47,6 +48,17 @@ schema('backfill, then materialized views; counters are not doubled by a second 
   const rows = await store.query<{ subject: string; commands: string; denied: string }>('SELECT subject, commands, denied FROM agate.sessions ORDER BY subject');
   assert.equal(rows.map((r) => [r.subject, Number(r.commands), Number(r.denied)]), [['early', 4, 2], ['late', 6, 2]]);
   await ledger.stop();
+});
+
+schema('the session tables, filled by the ledger\'s inserts, are as durable as the ledger; older ones are migrated', async () => {
+  const wanted = Object.fromEntries(Object.entries(DURABLE_TABLE_SETTINGS).map(([k, v]) => [k, String(v)]));
+  const both = async () => [await durableSettingsOf(store, 'agate', 'q_sessions'), await durableSettingsOf(store, 'agate', 'q_session_stats')];
+  await migrateQuery(store);
+  assert.equal(await both(), [wanted, wanted]);
+  for (const t of ['q_sessions', 'q_session_stats']) await store.exec(`ALTER TABLE agate.${t} RESET SETTING ${Object.keys(DURABLE_TABLE_SETTINGS).join(', ')}`);
+  assert.not.equal(await both(), [wanted, wanted]);
+  await migrateQuery(store);
+  assert.equal(await both(), [wanted, wanted]);
 });
 
 schema.run();

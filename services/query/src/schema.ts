@@ -1,3 +1,4 @@
+import { DURABLE_SETTINGS_SQL, ensureDurable } from '../../../core/src/store/durable-tables.js';
 import type { Store } from '../../../core/src/store/store.js';
 
 /**
@@ -12,7 +13,8 @@ import type { Store } from '../../../core/src/store/store.js';
  *   overlaps the materialized view) is counted once. Read by point lookups of random session
  *   ids, so granules and compressed blocks are small: 146 lookups read 146 small blocks, not
  *   146 blocks of 8,192 rows (measured 30 ms against 300–600 ms at 10M events).
- *   Both are filled by materialized views on `agate.ledger` and backfilled once when created.
+ *   Both are filled by materialized views on `agate.ledger` and backfilled once when created,
+ *   and are as durable as the ledger's tables (DURABLE_TABLE_SETTINGS).
  * - `sessions`, `session_index`: the analyst views over those two tables.
  * - `approvals`: every approver's answer to a held command (`ApprovalDecision` events), refused
  *   attempts included (`refused_reason` set).
@@ -34,7 +36,8 @@ export const SESSION_TABLES_DDL: readonly string[] = [
     client_address String,
     proxy_id LowCardinality(String),
     INDEX session_idx session_id TYPE bloom_filter(0.001) GRANULARITY 1
-  ) ENGINE = ReplacingMergeTree ORDER BY (subject, opened_at, session_id)`,
+  ) ENGINE = ReplacingMergeTree ORDER BY (subject, opened_at, session_id)
+  SETTINGS ${DURABLE_SETTINGS_SQL}`,
   `CREATE TABLE IF NOT EXISTS agate.q_session_stats (
     session_id String,
     commands AggregateFunction(uniqExact, String),
@@ -42,7 +45,7 @@ export const SESSION_TABLES_DDL: readonly string[] = [
     decisions SimpleAggregateFunction(groupUniqArrayArray, Array(String)),
     closed_at SimpleAggregateFunction(max, DateTime64(6, 'UTC'))
   ) ENGINE = AggregatingMergeTree ORDER BY session_id
-  SETTINGS index_granularity = 128, min_compress_block_size = 4096, max_compress_block_size = 8192`,
+  SETTINGS index_granularity = 128, min_compress_block_size = 4096, max_compress_block_size = 8192, ${DURABLE_SETTINGS_SQL}`,
 ];
 
 const SESSIONS_SELECT = `SELECT session_id, time AS opened_at, chain_id, seq,
@@ -119,6 +122,8 @@ export const QUERY_DDL: readonly string[] = [
 export async function migrateQuery(store: Store): Promise<void> {
   const existing = new Set((await store.query<{ name: string }>("SELECT name FROM system.tables WHERE database = 'agate'")).map((r) => `agate.${r.name}`));
   for (const ddl of SESSION_TABLES_DDL) await store.exec(ddl);
+  // Filled by the ledger's inserts: durable like the ledger's own tables (earlier versions made them without).
+  await ensureDurable(store, 'agate', ['q_sessions', 'q_session_stats']);
   for (const v of SESSION_VIEWS) {
     await store.exec(`CREATE MATERIALIZED VIEW IF NOT EXISTS ${v.name} TO ${v.to} AS ${v.select}`);
     if (!existing.has(v.to)) await store.exec(`INSERT INTO ${v.to} ${v.select}`);
