@@ -1,7 +1,22 @@
 import type { Bus } from '../../../core/src/bus/bus.js';
-import { describeError } from '../../../core/src/errors.js';
+import { AgateError, describeError } from '../../../core/src/errors.js';
 import type { Logger } from '../../../core/src/log.js';
 import type { AgateEvent } from '../../../schemas/src/events.js';
+
+export interface RetryPolicy {
+  /** Wait before the first retry; doubled after each, up to maxDelayMs. */
+  firstDelayMs: number;
+  maxDelayMs: number;
+  /** After this long the event is given up on (logged as lost). */
+  giveUpAfterMs: number;
+}
+
+/**
+ * A broker restart takes seconds and an outage can take minutes. Meanwhile the session runs no
+ * new statement (its commands cannot be recorded, so they are refused), so only events already
+ * in hand wait: the responses of statements that ran and the session's close.
+ */
+export const DEFAULT_RETRY: RetryPolicy = { firstDelayMs: 100, maxDelayMs: 5_000, giveUpAfterMs: 15 * 60_000 };
 
 /**
  * One session's events, published in session order whatever the protocol: each publish starts
@@ -10,19 +25,22 @@ import type { AgateEvent } from '../../../schemas/src/events.js';
 export class SessionEvents {
   #chain: Promise<void> = Promise.resolve();
 
-  constructor(private readonly bus: Bus, private readonly log: Logger) {}
+  constructor(private readonly bus: Bus, private readonly log: Logger, private readonly retry: RetryPolicy = DEFAULT_RETRY) {}
 
   /** Resolves when the event is durable; rejects when it could not be recorded. */
   emit(event: AgateEvent): Promise<void> {
-    const next = this.#chain.then(() => this.bus.publish(event));
-    this.#chain = next.catch(() => undefined);
-    return next;
+    return this.#enqueue(() => this.bus.publish(event));
   }
 
-  /** For events whose loss the caller cannot act on: a failure is logged, never thrown. */
+  /**
+   * For events nobody waits on to go on (a statement's response, the session's close): a bus
+   * that refuses them for a retriable reason (a broker away) is tried again, in place, so the
+   * session's later events stay behind them, until it takes them or `giveUpAfterMs` passes. A
+   * failure is logged, never thrown.
+   */
   async emitLogged(event: AgateEvent): Promise<void> {
     try {
-      await this.emit(event);
+      await this.#enqueue(() => this.#publishRetrying(event));
     } catch (err) {
       this.log.error('cannot record an event', { event_type: event.type, event_id: event.event_id, error: describeError(err) });
     }
@@ -31,5 +49,29 @@ export class SessionEvents {
   /** Settles once everything emitted so far has been published or has failed. */
   drained(): Promise<void> {
     return this.#chain;
+  }
+
+  #enqueue(publish: () => Promise<void>): Promise<void> {
+    const next = this.#chain.then(publish);
+    this.#chain = next.catch(() => undefined);
+    return next;
+  }
+
+  async #publishRetrying(event: AgateEvent): Promise<void> {
+    const started = Date.now();
+    let delay = this.retry.firstDelayMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.bus.publish(event);
+        if (attempt > 1) this.log.info('recorded an event after the bus came back', { event_type: event.type, event_id: event.event_id, attempts: attempt });
+        return;
+      } catch (err) {
+        const retriable = err instanceof AgateError && err.retriable;
+        if (!retriable || Date.now() - started + delay > this.retry.giveUpAfterMs) throw err;
+        if (attempt === 1) this.log.warn('the bus refused an event; retrying until it takes it', { event_type: event.type, event_id: event.event_id, error: describeError(err) });
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, this.retry.maxDelayMs);
+      }
+    }
   }
 }
