@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { cleanEnv, startAgateProcess } from './agate-process.js';
 import { EventCodec } from '../../schemas/src/codec.js';
+import { logEvents } from './bus-log.js';
 import type { AgateEvent } from '../../schemas/src/events.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PgUserKey, type PostgresServer } from '../harness/postgres.js';
@@ -129,18 +130,7 @@ ${options.extraYaml ?? ''}
       async libpqEnv() {
         return cleanEnv({ PGHOST: address.host, PGPORT: String(address.port), PGDATABASE: 'appdb', PGUSER: 'agent', PGPASSWORD: await token(), PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '10' });
       },
-      events() {
-        const bytes = busLog();
-        const out: AgateEvent[] = [];
-        for (let pos = 0; pos + 4 <= bytes.length; ) {
-          const len = bytes.readUInt32BE(pos);
-          // Length 0: the zeros the log writes ahead of its records (core/src/bus/local-log.ts).
-          if (len === 0 || pos + 4 + len > bytes.length) break;
-          out.push(codec.decode(bytes.subarray(pos + 4, pos + 4 + len)));
-          pos += 4 + len;
-        }
-        return out;
-      },
+      events: () => logEvents(busLog(), codec),
       busLog,
       logs: () => proc.stdout() + proc.stderr(),
       /** Stops Agate, the issuer and PostgreSQL; the data directory stays until `cleanup`. */

@@ -15,6 +15,7 @@ import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { findFreePort } from '../harness/postgres.js';
 import { run, type RunResult } from '../harness/proc.js';
 import { cleanEnv, startAgateProcess, type AgateProcess } from './agate-process.js';
+import { logEvents } from './bus-log.js';
 
 interface Ctx {
   kube: KubeApiServer;
@@ -118,17 +119,7 @@ async function kubectl(ctx: Ctx, args: string[], opts: { token?: string; input?:
 
 function events(ctx: Ctx): AgateEvent[] {
   const path = join(ctx.agate.dataDir, 'bus', 'events.log');
-  const bytes = existsSync(path) ? readFileSync(path) : Buffer.alloc(0);
-  const codec = new EventCodec();
-  const out: AgateEvent[] = [];
-  for (let pos = 0; pos + 4 <= bytes.length; ) {
-    const len = bytes.readUInt32BE(pos);
-    // Length 0: the zeros the log writes ahead of its records (core/src/bus/local-log.ts).
-    if (len === 0 || pos + 4 + len > bytes.length) break;
-    out.push(codec.decode(bytes.subarray(pos + 4, pos + 4 + len)));
-    pos += 4 + len;
-  }
-  return out;
+  return logEvents(existsSync(path) ? readFileSync(path) : Buffer.alloc(0), new EventCodec());
 }
 
 async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
