@@ -1,5 +1,6 @@
-import { mkdir, open, rename } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { replaceFileSynced, writeFileSynced } from '../../../core/src/durable-file.js';
 import { describeError } from '../../../core/src/errors.js';
 import type { Logger } from '../../../core/src/log.js';
 
@@ -26,32 +27,10 @@ export function directorySink(dir: string): CheckpointSink {
     async publish(cp) {
       const chainDir = join(dir, cp.chainId);
       await mkdir(chainDir, { recursive: true });
-      await writeSynced(join(chainDir, `${cp.size}.checkpoint`), cp.note);
-      await writeSynced(join(chainDir, 'latest.checkpoint.tmp'), cp.note);
-      await rename(join(chainDir, 'latest.checkpoint.tmp'), join(chainDir, 'latest.checkpoint'));
-      await syncDirectory(chainDir);
+      await writeFileSynced(join(chainDir, `${cp.size}.checkpoint`), cp.note);
+      await replaceFileSynced(join(chainDir, 'latest.checkpoint'), cp.note);
     },
   };
-}
-
-async function writeSynced(path: string, text: string): Promise<void> {
-  const file = await open(path, 'w');
-  try {
-    await file.writeFile(text);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-}
-
-/** fsyncs a directory, so the names written in it (a rename) are on disk too. */
-async function syncDirectory(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** POSTs the note as text/plain. Failures are logged, never fatal: the store and files still hold it. */

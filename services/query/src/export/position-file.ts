@@ -1,5 +1,6 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { replaceFileSynced } from '../../../../core/src/durable-file.js';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import type { PositionStore } from './types.js';
 
@@ -28,21 +29,7 @@ export class PositionFile implements PositionStore {
 
   async save(positions: Record<string, number>): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true });
-    const tmp = `${this.path}.tmp`;
-    const f = await open(tmp, 'w', 0o600);
-    try {
-      await f.writeFile(JSON.stringify({ version: 1, chains: positions }) + '\n');
-      await f.sync();
-    } finally {
-      await f.close();
-    }
-    await rename(tmp, this.path);
-    const d = await open(dirname(this.path), 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
+    await replaceFileSynced(this.path, JSON.stringify({ version: 1, chains: positions }) + '\n', 0o600);
   }
 }
 
