@@ -74,7 +74,8 @@ export async function subtreeRoots(store: Store, chainId: string, from: number, 
   return out.length === (to - from) / SUBTREE ? out : [];
 }
 
-const ZERO_HASH_SQL = "toFixedString('', 32)";
+/** An all-zero hash: the padding of a short subtree, whose root is discarded. */
+export const ZERO_HASH_SQL = "toFixedString('', 32)";
 
 /** i with its SUBTREE_LEVELS bits in reverse order. */
 function reverseBits(i: number): number {

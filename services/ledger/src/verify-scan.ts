@@ -1,7 +1,7 @@
 import type { Store } from '../../../core/src/store/store.js';
 import { RowBinaryReader } from '../../../core/src/store/row-binary.js';
 import { LEAF_SQL, LINK_SQL } from './chain.js';
-import { foldLevelsSql, REVERSED_SQL, SCAN_SETTINGS, SUBTREE } from './tree-sql.js';
+import { foldLevelsSql, REVERSED_SQL, SCAN_SETTINGS, SUBTREE, ZERO_HASH_SQL } from './tree-sql.js';
 
 /**
  * What the engine reports about one aligned group of SUBTREE sequence numbers of a chain, read
@@ -26,8 +26,6 @@ export interface GroupScan {
   /** Leaf hashes in seq order when the group is partial, else empty. */
   leaves: Buffer[];
 }
-
-const ZERO = "toFixedString('', 32)";
 
 /**
  * Scans records (lo, hi] of a chain group by group. A group passes when it continues from the
@@ -77,7 +75,7 @@ function groupsSql(from: string, to: string): string {
       rows.2[1] AS first_prev, rows.3[length(rows)] AS last_hash,
       n = ${SUBTREE} AND consecutive AS whole,
       if(whole, [], rows.4) AS partial,
-      if(whole, arraySort((x, k) -> k, rows.4, ${REVERSED_SQL}), arrayResize(rows.4, ${SUBTREE}, ${ZERO})) AS l
+      if(whole, arraySort((x, k) -> k, rows.4, ${REVERSED_SQL}), arrayResize(rows.4, ${SUBTREE}, ${ZERO_HASH_SQL})) AS l
     FROM (
       SELECT intDiv(seq - 1, ${SUBTREE}) AS g, count() AS n, min(seq) AS first, max(seq) AS last,
         countIf(${LINK_SQL} != hash) AS bad,
