@@ -11,6 +11,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serialize } from 'pg-protocol';
 import { packageRoot } from '../core/src/package-root.js';
+import { startListeningChild } from './listening-child.js';
 import { loopDiagCells, readLoopDiag } from './loop-diag-report.js';
 import { startAgate, type AgateFixture } from '../test/e2e/agate-fixture.js';
 import { DEFAULT_PG_BIN, findFreePort } from '../test/harness/postgres.js';
@@ -58,7 +59,7 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
     const bouncerPort = await findFreePort();
     bouncer = await startBouncer(work, agate, bouncerPort);
     const viaBouncer = { ...base, PGPORT: String(bouncerPort), PGUSER: 'agent', PGPASSWORD: '' };
-    relay = await startRelay(agate.pg.port);
+    relay = await startListeningChild('the TCP relay', new URL('./tcp-relay.js', import.meta.url).pathname, [String(agate.pg.port)]);
     const viaRelay = { ...direct, PGPORT: String(relay.port) };
 
     console.log(`\npgbench -S, ${o.clients} clients, 2 threads, ${o.seconds} s per run, scale 10 (${new Date().toISOString()})\n`);
@@ -199,21 +200,6 @@ async function startBouncer(work: string, agate: AgateFixture, port: number): Pr
     if (Date.now() > deadline) throw new Error('pgbouncer did not start');
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-/** bench/tcp-relay.ts in its own process, relaying to PostgreSQL. */
-async function startRelay(upstreamPort: number): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [new URL('./tcp-relay.js', import.meta.url).pathname, String(upstreamPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening (\d+)/.exec(out);
-      if (m !== null) resolve(Number(m[1]));
-    });
-    child.on('exit', (code) => reject(new Error(`the TCP relay exited (${code}) before listening`)));
-  });
-  return { child, port };
 }
 
 /**

@@ -5,12 +5,12 @@
  *
  * `npm run bench -- ssh [--mb 1024] [--runs 1]`
  */
-import { spawn } from 'node:child_process';
 import { chownSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startOidcIssuer } from '../test/harness/oidc-issuer.js';
+import { startListeningChild } from './listening-child.js';
 import { describeFailure, run as runProcess } from '../test/harness/proc.js';
 import { startSshd } from '../test/harness/sshd.js';
 
@@ -28,17 +28,8 @@ export async function run(args: string[]): Promise<void> {
   chownSync(remote, uid, Number((await runProcess('id', ['-g', sshd.user])).stdout.trim()));
   // AGATE_BENCH_NODE_ARGS (e.g. --cpu-prof) profiles the proxy process.
   const nodeArgs = (process.env.AGATE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, join(import.meta.dirname, 'ssh-proxy-child.js'), JSON.stringify({ issuer: issuer.issuer, jwksUri: issuer.jwksUri, sshd })], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const { child, port } = await startListeningChild('the proxy process', join(import.meta.dirname, 'ssh-proxy-child.js'), [JSON.stringify({ issuer: issuer.issuer, jwksUri: issuer.jwksUri, sshd })], nodeArgs);
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /listening (\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', (code) => reject(new Error(`the proxy process exited with ${code}`)));
-    });
     const file = join(work, 'payload.bin');
     // Incompressible data, so neither path gains from compression.
     await must('dd', ['if=/dev/urandom', `of=${file}`, 'bs=1M', `count=${mb}`, 'status=none']);
