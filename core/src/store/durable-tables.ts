@@ -12,30 +12,42 @@ import type { Store } from './store.js';
  *   after a power cut one may be damaged, and the engine then brings back the parts it replaced
  *   if they are still there. With 0 one power cut could take records stored long before it.
  */
-export const DURABLE_TABLE_SETTINGS: Readonly<Record<string, number>> = { old_parts_lifetime: 480, fsync_after_insert: 1, fsync_part_directory: 1 };
+export const DURABLE_TABLE_SETTINGS: TableSettings = { old_parts_lifetime: 480, fsync_after_insert: 1, fsync_part_directory: 1 };
 
-/** DURABLE_TABLE_SETTINGS as DDL: `name = value, ...` for a table's SETTINGS clause. */
-export const DURABLE_SETTINGS_SQL = Object.entries(DURABLE_TABLE_SETTINGS).map(([k, v]) => `${k} = ${v}`).join(', ');
+/** MergeTree settings by name; numbers only, so they print the same in DDL and in `engine_full`. */
+export type TableSettings = Readonly<Record<string, number>>;
+
+/** Settings as DDL: `name = value, ...` for a table's SETTINGS clause. */
+export const settingsSql = (settings: TableSettings): string => Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join(', ');
+
+/** DURABLE_TABLE_SETTINGS as DDL. */
+export const DURABLE_SETTINGS_SQL = settingsSql(DURABLE_TABLE_SETTINGS);
 
 /**
- * Each DURABLE_TABLE_SETTINGS name's value in a table's DDL, or 'engine default'; undefined
- * when the table does not exist.
+ * Each of `settings`' names' value in a table's DDL, or 'engine default'; undefined when the
+ * table does not exist.
  */
-export async function durableSettingsOf(store: Store, database: string, table: string): Promise<Record<string, string> | undefined> {
+export async function tableSettingsOf(store: Store, database: string, table: string, settings: TableSettings): Promise<Record<string, string> | undefined> {
   const [row] = await store.query<{ engine_full: string }>('SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = {t:String}', { db: database, t: table });
   if (row === undefined) return undefined;
-  return Object.fromEntries(Object.keys(DURABLE_TABLE_SETTINGS).map((k) => [k, new RegExp(`\\b${k} = (\\d+)`).exec(row.engine_full)?.[1] ?? 'engine default']));
+  return Object.fromEntries(Object.keys(settings).map((k) => [k, new RegExp(`\\b${k} = (\\d+)`).exec(row.engine_full)?.[1] ?? 'engine default']));
 }
 
 /**
- * Gives the named tables of `database` that exist the settings they lack (tables an earlier
- * version created). Idempotent.
+ * Gives the named tables of `database` that exist the settings they lack or hold at another
+ * value (tables an earlier version created). Idempotent.
  */
-export async function ensureDurable(store: Store, database: string, tables: readonly string[]): Promise<void> {
+export async function ensureTableSettings(store: Store, database: string, tables: readonly string[], settings: TableSettings): Promise<void> {
   for (const table of tables) {
-    const have = await durableSettingsOf(store, database, table);
+    const have = await tableSettingsOf(store, database, table, settings);
     if (have === undefined) continue;
-    const missing = Object.entries(DURABLE_TABLE_SETTINGS).filter(([k, v]) => have[k] !== String(v));
-    if (missing.length > 0) await store.exec(`ALTER TABLE ${database}.${table} MODIFY SETTING ${missing.map(([k, v]) => `${k} = ${v}`).join(', ')}`);
+    const missing = Object.entries(settings).filter(([k, v]) => have[k] !== String(v));
+    if (missing.length > 0) await store.exec(`ALTER TABLE ${database}.${table} MODIFY SETTING ${settingsSql(Object.fromEntries(missing))}`);
   }
 }
+
+/** Each DURABLE_TABLE_SETTINGS name's value in a table's DDL (tableSettingsOf). */
+export const durableSettingsOf = (store: Store, database: string, table: string) => tableSettingsOf(store, database, table, DURABLE_TABLE_SETTINGS);
+
+/** Gives the named tables the DURABLE_TABLE_SETTINGS they lack (ensureTableSettings). */
+export const ensureDurable = (store: Store, database: string, tables: readonly string[]) => ensureTableSettings(store, database, tables, DURABLE_TABLE_SETTINGS);
