@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Bus } from '../../../core/src/bus/bus.js';
 import { silentLogger } from '../../../core/src/log.js';
 import { EmbeddedStore } from '../../../core/src/store/embedded.js';
@@ -11,8 +11,9 @@ import { RowBinaryWriter } from '../../../core/src/store/row-binary.js';
 import { EventCodec } from '../../../schemas/src/codec.js';
 import type { AgateEvent } from '../../../schemas/src/events.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
-import { GENESIS, LINK_SQL, recordColumns, sealRow, writeRecord, writeRow, type RecordColumns } from './chain.js';
+import { GENESIS, LINK_SQL, payloadLeaf, recordColumns, sealRow, writeRecord, writeRow, type RecordColumns } from './chain.js';
 import { LedgerService } from './ledger.js';
+import { leafHash } from './merkle.js';
 import { generateSignerKey, parseSignerKey } from './note.js';
 import { verifyChain } from './verify.js';
 
@@ -33,7 +34,17 @@ const commands = (): AgateEvent[] => LENGTHS.map((n) => ({ ...SAMPLES.Command, e
 function sealedLink(seq: number, payload: Uint8Array, c: RecordColumns, prev: Uint8Array = GENESIS): Buffer {
   const w = new RowBinaryWriter(64);
   const slot = writeRow(w, 'c', seq, payload, c);
-  return sealRow(w.view(0), slot, w.length, prev);
+  const rows = w.view(0);
+  return sealRow(rows, slot, w.length, payload.length, prev, payloadLeaf(rows, w.length, payload.length));
+}
+
+/** The link as chain.ts defines it, from the written bytes: 0x02, prev_hash..body as inserted, the payload's leaf hash. */
+function definedLink(row: Buffer, payload: Uint8Array, prev: Uint8Array): Buffer {
+  const chainIdBytes = 1 + 1; // 'c' with its one-byte length
+  const fromPrev = chainIdBytes + 32;
+  const bodyEnd = row.length - payload.length - (payload.length < 128 ? 1 : payload.length < 16_384 ? 2 : 3);
+  assert.equal(row.subarray(fromPrev, fromPrev + 32), Buffer.from(prev), 'prev_hash follows the hash slot');
+  return createHash('sha256').update(Buffer.of(0x02)).update(row.subarray(fromPrev, bodyEnd)).update(leafHash(payload)).digest();
 }
 
 test('a row written, then sealed, links as writeRecord does, and the link depends on every bound byte', () => {
@@ -46,6 +57,27 @@ test('a row written, then sealed, links as writeRecord does, and the link depend
   assert.not.equal(link, sealedLink(7, payload, { ...recordColumns(e), subject: 'someone else' }));
   assert.not.equal(link, sealedLink(7, payload, recordColumns(e), Buffer.alloc(32, 1)));
   assert.equal(w.view(0).subarray(w.length - payload.length), payload, 'the payload ends the row');
+  assert.equal(link, definedLink(w.view(0), payload, GENESIS));
+  assert.equal(w.view(0).subarray(2, 34), link, 'the row carries its link');
+  const changed = Buffer.from(payload);
+  changed[changed.length - 1]! ^= 1;
+  assert.not.equal(link, sealedLink(7, changed, recordColumns(e)), 'the payload is bound through its leaf hash');
+});
+
+test('a payload shorter than a hash at the end of the rows links the same way, and the row is left as written', () => {
+  const e = commands()[1]!;
+  const prev = Buffer.alloc(32, 7);
+  for (const size of [0, 1, 31, 32, 200]) {
+    const payload = Buffer.alloc(size, 0xab);
+    const w = new RowBinaryWriter(64);
+    const slot = writeRow(w, 'c', 3, payload, recordColumns(e));
+    const before = Buffer.from(w.view(0));
+    const rows = w.view(0);
+    const link = sealRow(rows, slot, w.length, payload.length, prev, payloadLeaf(rows, w.length, payload.length));
+    assert.equal(link, definedLink(w.view(0), payload, prev), `payload of ${size} bytes`);
+    assert.equal(w.view(0).subarray(slot + 64), before.subarray(slot + 64), `payload of ${size} bytes: nothing after prev_hash changed`);
+    assert.equal(w.view(0).subarray(0, slot), before.subarray(0, slot));
+  }
 });
 
 test('the engine recomputes every link, for strings of every LEB128 width', async () => {

@@ -1,5 +1,4 @@
-import { hash } from 'node:crypto';
-import { sealRow } from './chain.js';
+import { payloadLeaf, sealRow } from './chain.js';
 import type { CompactRange } from './compact-range.js';
 import { BLOCK_SIZE } from './schema.js';
 import { collectTiles, type TileNode } from './tree-tiles.js';
@@ -23,21 +22,10 @@ export function sealRows(rows: Buffer, marks: Int32Array, firstSeq: number, stat
   const blocks: { size: number; head: Buffer; tree: CompactRange }[] = [];
   for (let i = 0, seq = firstSeq; i < marks.length; i += 3, seq++) {
     const [slot, end, payloadLength] = [marks[i]!, marks[i + 1]!, marks[i + 2]!];
-    state.prev = sealRow(rows, slot, end, state.prev);
-    state.tree.push(leafHashInRow(rows, end - payloadLength, end), onNode);
+    const leaf = payloadLeaf(rows, end, payloadLength);
+    state.prev = sealRow(rows, slot, end, payloadLength, state.prev, leaf);
+    state.tree.push(leaf, onNode);
     if (seq % BLOCK_SIZE === 0) blocks.push({ size: seq, head: state.prev, tree: state.tree.clone() });
   }
   return { tiles, blocks };
-}
-
-/**
- * RFC 9162 leaf hash of rows[start, end): the byte before the payload (its length's last byte)
- * briefly takes the 0x00 prefix, so no copy is made.
- */
-function leafHashInRow(rows: Buffer, start: number, end: number): Buffer {
-  const before = rows[start - 1]!;
-  rows[start - 1] = 0x00;
-  const leaf = hash('sha256', rows.subarray(start - 1, end), 'buffer');
-  rows[start - 1] = before;
-  return leaf;
 }
