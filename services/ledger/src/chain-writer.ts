@@ -294,8 +294,13 @@ export class ChainWriter {
 const TAB = Buffer.from('\t');
 /** Rows written between two turns of the event loop (about 0.5 ms of work; the hashing is on the sealer thread). */
 const YIELD_EVERY = 100;
-/** Records per INSERT: large enough for the engine, small enough to overlap with hashing. */
-export const INSERT_SLICE = 10000;
+/**
+ * Records per INSERT: large enough for the engine (each insert makes a part of some 45 files,
+ * fsynced), small enough to overlap with hashing. Parts of this size stay compact (one data
+ * file) by schema.ts LEDGER_MERGE_SETTINGS; measured against 10,000: about 8 % less CPU per
+ * event, most of it in the kernel creating files.
+ */
+export const INSERT_SLICE = 20000;
 /** Room per row a writer starts with (records average about 800 bytes); it grows when needed. */
 const ROW_BYTES = 1024;
 /** Slices in the pipeline at once (written, sealed, inserted), plus one. */

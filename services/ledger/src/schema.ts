@@ -10,16 +10,20 @@ const SETTINGS_SQL = `SETTINGS ${DURABLE_SETTINGS_SQL}`;
 const LEDGER_TABLES = ['ledger', 'tree_nodes', 'checkpoints'] as const;
 
 /**
- * How the engine merges the ledger's parts. Records arrive in inserts of up to INSERT_SLICE
- * (chain-writer.ts), and with the default merge selector (base 5) each record of a block was
- * rewritten about three times before its block reached one part: merges took a quarter of the
- * append's CPU. Base 20 waits for about twenty parts of a size before merging them, so a record
- * is rewritten about once or twice per block, for more parts in the block being written
- * (measured: 13.4-15.1 against 15.0-16.7 µs of CPU per appended event). A block no insert has
- * touched for ten minutes (every block before the current one) is then merged into one part
- * for the queries and verification that read it.
+ * How the engine lays out and merges the ledger's parts. Records arrive in inserts of up to
+ * INSERT_SLICE (chain-writer.ts), and with the default merge selector (base 5) each record of a
+ * block was rewritten about three times before its block reached one part: merges took a
+ * quarter of the append's CPU. Base 20 waits for about twenty parts of a size before merging
+ * them, so a record is rewritten about once or twice per block, for more parts in the block
+ * being written (measured: 13.4-15.1 against 15.0-16.7 µs of CPU per appended event). A block
+ * no insert has touched for ten minutes (every block before the current one) is then merged
+ * into one part for the queries and verification that read it. Parts under 64 MiB stay compact
+ * (one data file instead of two per column substream): an insert's part would otherwise pass
+ * the engine's 10 MiB default and take some 80 files to create and fsync.
  */
-export const LEDGER_MERGE_SETTINGS: TableSettings = { merge_selector_base: 20, min_age_to_force_merge_seconds: 600, min_age_to_force_merge_on_partition_only: 1 };
+export const LEDGER_MERGE_SETTINGS: TableSettings = {
+  merge_selector_base: 20, min_age_to_force_merge_seconds: 600, min_age_to_force_merge_on_partition_only: 1, min_bytes_for_wide_part: 64 << 20,
+};
 
 export interface LedgerSchemaOptions {
   /** Accepted for compatibility: retention drops whole partitions (retention.ts), not by TTL. */
