@@ -13,6 +13,7 @@ import { GENESIS, recordColumns, writeRow } from '../services/ledger/src/chain.j
 import { RowBinaryWriter } from '../core/src/store/row-binary.js';
 import { parseCheckpoint } from '../services/ledger/src/checkpoint.js';
 import { CompactRange } from '../services/ledger/src/compact-range.js';
+import { hashText } from '../services/ledger/src/merkle.js';
 import { LEDGER_IN_FLIGHT, LedgerService } from '../services/ledger/src/ledger.js';
 import { sealRows } from '../services/ledger/src/seal.js';
 import { generateSignerKey, parseSignerKey, parseVerifierKey, verifierKey } from '../services/ledger/src/note.js';
@@ -68,7 +69,7 @@ function jsAlone(codec: EventCodec): { writeRate: number; sealRate: number } {
   }
   const writeRate = rate(sample.length, performance.now() - t);
   t = performance.now();
-  const state = { prev: GENESIS, tree: new CompactRange() };
+  const state = { prev: hashText(GENESIS), tree: new CompactRange() };
   written.forEach(({ rows, marks }, k) => sealRows(rows, marks, k * 10_000 + 1, state));
   const sealRate = rate(sample.length, performance.now() - t);
   return { writeRate, sealRate };

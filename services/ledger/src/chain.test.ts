@@ -13,7 +13,7 @@ import type { AgateEvent } from '../../../schemas/src/events.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import { GENESIS, LINK_SQL, payloadLeaf, recordColumns, sealRow, writeRecord, writeRow, type RecordColumns } from './chain.js';
 import { LedgerService } from './ledger.js';
-import { leafHash } from './merkle.js';
+import { hashBytes, hashText, leafHash } from './merkle.js';
 import { generateSignerKey, parseSignerKey } from './note.js';
 import { verifyChain } from './verify.js';
 
@@ -35,7 +35,7 @@ function sealedLink(seq: number, payload: Uint8Array, c: RecordColumns, prev: Ui
   const w = new RowBinaryWriter(64);
   const slot = writeRow(w, 'c', seq, payload, c);
   const rows = w.view(0);
-  return sealRow(rows, slot, w.length, payload.length, prev, payloadLeaf(rows, w.length, payload.length));
+  return hashBytes(sealRow(rows, slot, w.length, payload.length, hashText(prev), payloadLeaf(rows, w.length, payload.length)));
 }
 
 /** The link as chain.ts defines it, from the written bytes: 0x02, prev_hash..body as inserted, the payload's leaf hash. */
@@ -73,7 +73,7 @@ test('a payload shorter than a hash at the end of the rows links the same way, a
     const slot = writeRow(w, 'c', 3, payload, recordColumns(e));
     const before = Buffer.from(w.view(0));
     const rows = w.view(0);
-    const link = sealRow(rows, slot, w.length, payload.length, prev, payloadLeaf(rows, w.length, payload.length));
+    const link = hashBytes(sealRow(rows, slot, w.length, payload.length, hashText(prev), payloadLeaf(rows, w.length, payload.length)));
     assert.equal(link, definedLink(w.view(0), payload, prev), `payload of ${size} bytes`);
     assert.equal(w.view(0).subarray(slot + 64), before.subarray(slot + 64), `payload of ${size} bytes: nothing after prev_hash changed`);
     assert.equal(w.view(0).subarray(0, slot), before.subarray(0, slot));

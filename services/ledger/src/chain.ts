@@ -1,6 +1,7 @@
 import { hash } from 'node:crypto';
 import type { AgateEvent } from '../../../schemas/src/events.js';
 import { RowBinaryWriter } from '../../../core/src/store/row-binary.js';
+import { hashBytes, hashText, sha256Text, type HashText } from './merkle.js';
 
 /*
  * The hash chain. Each record stores the previous record's link hash and its own:
@@ -64,7 +65,7 @@ export const RECORD_STRUCTURE = "chain_id String, hash FixedString(32), prev_has
 export function writeRecord(w: RowBinaryWriter, chainId: string, seq: number, prev: Uint8Array, payload: Uint8Array, c: RecordColumns): Buffer {
   const slot = writeRow(w, chainId, seq, payload, c);
   const rows = w.view(0);
-  return sealRow(rows, slot, w.length, payload.length, prev, payloadLeaf(rows, w.length, payload.length));
+  return hashBytes(sealRow(rows, slot, w.length, payload.length, hashText(prev), payloadLeaf(rows, w.length, payload.length)));
 }
 
 /**
@@ -83,11 +84,11 @@ export function writeRow(w: RowBinaryWriter, chainId: string, seq: number, paylo
  * The RFC 9162 leaf hash of the payload that ends a row at `end`: the byte before the payload
  * (its length's last byte) briefly takes the 0x00 prefix, so no copy is made.
  */
-export function payloadLeaf(rows: Buffer, end: number, payloadLength: number): Buffer {
+export function payloadLeaf(rows: Buffer, end: number, payloadLength: number): HashText {
   const start = end - payloadLength;
   const before = rows[start - 1]!;
   rows[start - 1] = 0x00;
-  const leaf = hash('sha256', rows.subarray(start - 1, end), 'buffer');
+  const leaf = sha256Text(rows.subarray(start - 1, end));
   rows[start - 1] = before;
   return leaf;
 }
@@ -97,28 +98,25 @@ export function payloadLeaf(rows: Buffer, end: number, payloadLength: number): B
  * ends it at `end`: writes `prev` as its prev_hash, hashes the link, writes it in the slot and
  * returns it.
  */
-export function sealRow(rows: Buffer, slot: number, end: number, payloadLength: number, prev: Uint8Array, leaf: Uint8Array): Buffer {
-  rows.set(prev, slot + 32);
+export function sealRow(rows: Buffer, slot: number, end: number, payloadLength: number, prev: HashText, leaf: HashText): HashText {
+  rows.write(prev, slot + 32, 'latin1');
   // The hash slot's last byte lends itself to the 0x02 prefix and the 32 bytes from the
   // payload's length on to the leaf hash, so the link is one hash over contiguous bytes; then
   // those bytes are put back and the slot takes the link.
   rows[slot + 31] = LINK_PREFIX;
   const bound = end - payloadLength - varintSize(payloadLength);
-  let link: Buffer;
+  let link: HashText;
   if (bound + 32 <= rows.length) {
-    // Byte loops: Buffer#copy and #set cost more than 32 bytes are worth.
-    for (let i = 0; i < 32; i++) (KEPT[i] = rows[bound + i]!, rows[bound + i] = leaf[i]!);
-    link = hash('sha256', rows.subarray(slot + 31, bound + 32), 'buffer');
-    for (let i = 0; i < 32; i++) rows[bound + i] = KEPT[i]!;
+    const kept = rows.toString('latin1', bound, bound + 32);
+    rows.write(leaf, bound, 'latin1');
+    link = sha256Text(rows.subarray(slot + 31, bound + 32));
+    rows.write(kept, bound, 'latin1');
   } else {
-    link = hash('sha256', Buffer.concat([rows.subarray(slot + 31, bound), leaf]), 'buffer'); // a short payload at the end of the rows
+    link = sha256Text(Buffer.concat([rows.subarray(slot + 31, bound), hashBytes(leaf)])); // a short payload at the end of the rows
   }
-  rows.set(link, slot);
+  rows.write(link, slot, 'latin1');
   return link;
 }
-
-/** The bytes sealRow sets aside while the leaf hash stands in for them: hashing is synchronous. */
-const KEPT = Buffer.alloc(32);
 
 /** Bytes of n's unsigned LEB128 encoding. */
 function varintSize(n: number): number {

@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CompactRange } from './compact-range.js';
-import { EMPTY_ROOT, leafHash, nodeHash, rootFromLeafHashes } from './merkle.js';
+import { EMPTY_ROOT, hashBytes, hashText, leafHash, nodeHash, nodeHashText, rootFromLeafHashes, sha256Text } from './merkle.js';
 import { naiveMth } from './reference-mth.js';
 
 /*
@@ -66,6 +66,18 @@ range('survives a JSON round trip and refuses a frontier that is not one', () =>
   assert.is(back.size, 11);
   assert.is(back.root().toString('hex'), cr.root().toString('hex'));
   assert.throws(() => CompactRange.fromJSON([{ size: 2, hash: '00'.repeat(32) }, { size: 4, hash: '00'.repeat(32) }]), RangeError);
+});
+
+range('hashes held as text keep every byte value, and hash as the Buffer functions do', () => {
+  const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+  for (let at = 0; at < 256; at += 32) {
+    const h = bytes.subarray(at, at + 32);
+    assert.equal(hashBytes(hashText(h)), h);
+  }
+  const [a, b] = [leafHash(CT_LEAVES[6]!), leafHash(CT_LEAVES[7]!)];
+  assert.equal(hashBytes(nodeHashText(hashText(a), hashText(b))), nodeHash(a, b));
+  assert.equal(hashBytes(sha256Text(Buffer.concat([Buffer.of(0), CT_LEAVES[7]!]))), b);
+  assert.throws(() => hashText(Buffer.alloc(31)), RangeError);
 });
 
 tree.run();

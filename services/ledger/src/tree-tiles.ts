@@ -1,6 +1,6 @@
 import type { Store } from '../../../core/src/store/store.js';
 import type { NodeObserver } from './compact-range.js';
-import { EMPTY_ROOT, nodeHash, rootFromLeafHashes } from './merkle.js';
+import { EMPTY_ROOT, hashBytes, nodeHash, rootFromLeafHashes } from './merkle.js';
 import { leafHashes, MIN_ENGINE_SUBTREES, rangeRoot, SUBTREE, subtreeRoots } from './tree-sql.js';
 import { tsvBytes, tsvText } from './tsv.js';
 
@@ -33,7 +33,7 @@ const LEVEL_OF_SIZE = new Map<number, number>(TILE_LEVELS.map((l) => [2 ** l, l]
 export function collectTiles(into: TileNode[]): NodeObserver {
   return (size, node, hash) => {
     const level = LEVEL_OF_SIZE.get(size);
-    if (level !== undefined) into.push({ level, node, hash });
+    if (level !== undefined) into.push({ level, node, hash: hashBytes(hash) });
   };
 }
 
