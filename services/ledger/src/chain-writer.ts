@@ -248,10 +248,10 @@ export class ChainWriter {
     }).catch((err: unknown) => this.options.logger.warn('could not publish the checkpoint event', { error: describeError(err), size: cp.size }));
   }
 
-  /** Ids of a slice just stored (or found in the store at start): they stay in the redelivery window. */
+  /** Ids in #known of a slice just stored (or found in the store at start): they stay in the redelivery window. */
   #keep(ids: readonly string[]): void {
     const window = this.options.dedupWindow;
-    for (const id of ids) (this.#known.add(id), this.#storedOrder.push(id));
+    for (const id of ids) this.#storedOrder.push(id);
     if (this.#storedOrder.length > window * 2) {
       // Trim in bulk: splicing one id per event would make appends quadratic.
       for (const old of this.#storedOrder.splice(0, this.#storedOrder.length - window)) this.#known.delete(old);
@@ -287,7 +287,9 @@ export class ChainWriter {
     this.#lastCheckpoint = cp === undefined ? 0 : Number(cp.size);
     const window = this.options.dedupWindow;
     const ids = await store.query<{ event_id: string }>('SELECT event_id FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64} ORDER BY seq', { chain: chainId, from: Math.max(0, this.#head.seq - window) });
-    this.#keep(ids.map((r) => r.event_id));
+    const stored = ids.map((r) => r.event_id);
+    for (const id of stored) this.#known.add(id);
+    this.#keep(stored);
   }
 }
 
