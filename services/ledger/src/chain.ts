@@ -1,4 +1,3 @@
-import { hash } from 'node:crypto';
 import type { AgateEvent } from '../../../schemas/src/events.js';
 import { RowBinaryWriter } from '../../../core/src/store/row-binary.js';
 import { hashBytes, hashText, sha256Text, type HashText } from './merkle.js';

@@ -15,7 +15,7 @@ const LEDGER_TABLES = ['ledger', 'tree_nodes', 'checkpoints'] as const;
  * block was rewritten about three times before its block reached one part: merges took a
  * quarter of the append's CPU. Base 20 waits for about twenty parts of a size before merging
  * them, so a record is rewritten about once or twice per block, for more parts in the block
- * being written (measured: 13.4-15.1 against 15.0-16.7 µs of CPU per appended event). A block
+ * being written (measured: 13.4-14.2 against 15.0-16.5 µs of CPU per appended event). A block
  * no insert has touched for ten minutes (every block before the current one) is then merged
  * into one part for the queries and verification that read it. Parts under 64 MiB stay compact
  * (one data file instead of two per column substream): an insert's part would otherwise pass
