@@ -104,7 +104,7 @@ async function kafka(verdicts: number, events: number): Promise<Figures> {
   const dir = mkdtempSync(join(tmpdir(), 'agate-bench-'));
   const codec = new EventCodec();
   const connect = (instanceId: string, awaitsVerdicts: boolean) =>
-    KafkaBus.connect({ brokers: [broker.bootstrap], instanceId, eventsTopic: 'agate.events', verdictsTopic: 'agate.verdicts', partitions: 6, replicationFactor: 1, wire: new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts });
+    KafkaBus.connect({ brokers: [broker.bootstrap], instanceId, groupPrefix: 'agate', eventsTopic: 'agate.events', verdictsTopic: 'agate.verdicts', partitions: 6, replicationFactor: 1, wire: new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts });
   const [proxyBus, policyBus, ledgerBus] = [await connect('proxy', true), await connect('policy', false), await connect('ledger', false)];
   const store = EmbeddedStore.open(join(dir, 'store'));
   const ledger = new LedgerService({ bus: ledgerBus, store, codec, logger: silentLogger, chainId: 'agate.events-0', signer: loadOrCreateSigner(join(dir, 'checkpoint.key'), 'agate.bench/ledger') });

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Bus } from '../../core/src/bus/bus.js';
-import { KafkaBus } from '../../core/src/bus/kafka-bus.js';
+import { KafkaBus, consumerGroupPrefix } from '../../core/src/bus/kafka-bus.js';
 import { LOCAL_STREAM, LocalBus } from '../../core/src/bus/local-bus.js';
 import { RegistryWire } from '../../core/src/bus/registry-wire.js';
 import { SingleObjectWire } from '../../core/src/bus/single-object-wire.js';
@@ -90,7 +90,8 @@ export async function openBus(config: AgateConfig, codec: EventCodec, roles: rea
   }
   const wire = bus.schema_registry === undefined ? new SingleObjectWire(codec) : new RegistryWire(bus.schema_registry.url, bus.events_topic, codec);
   return KafkaBus.connect({
-    brokers: bus.brokers, instanceId: config.instance_id, eventsTopic: bus.events_topic, verdictsTopic: bus.verdicts_topic,
+    brokers: bus.brokers, instanceId: config.instance_id, groupPrefix: consumerGroupPrefix(bus.events_topic, bus.group_prefix),
+    eventsTopic: bus.events_topic, verdictsTopic: bus.verdicts_topic,
     partitions: bus.partitions, replicationFactor: bus.replication_factor, wire, logger: logger.child({ component: 'bus' }),
     awaitsVerdicts: roles.includes('proxy'),
   });

@@ -277,6 +277,11 @@ export const configSchema = z.strictObject({
         brokers: z.array(hostPort).nonempty(),
         events_topic: z.string().default('agate.events'),
         verdicts_topic: z.string().default('agate.verdicts'),
+        /**
+         * Prefix of this deployment's consumer groups; default: `agate` for the default events topic,
+         * else the events topic. Two deployments on one Kafka need different topics or prefixes.
+         */
+        group_prefix: z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, dots, dashes or underscores').optional(),
         /** Partitions of a topic Agate creates; the ledger keeps one hash chain per partition. */
         partitions: z.number().int().min(1).default(6),
         replication_factor: z.number().int().min(1).default(3),

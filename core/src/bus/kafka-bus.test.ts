@@ -8,7 +8,7 @@ import type { AgateEvent, Command } from '../../../schemas/src/events.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import { silentLogger } from '../log.js';
 import type { Bus, StreamInfo } from './bus.js';
-import { KafkaBus } from './kafka-bus.js';
+import { KafkaBus, consumerGroupPrefix } from './kafka-bus.js';
 import { RegistryWire } from './registry-wire.js';
 import { SingleObjectWire } from './single-object-wire.js';
 
@@ -27,11 +27,11 @@ const ready = (async () => {
 })();
 ready.catch(() => undefined); // each test awaits it and reports the failure
 
-async function bus(instanceId: string, opts: { registry?: boolean; awaitsVerdicts?: boolean; topic?: string } = {}): Promise<KafkaBus> {
+async function bus(instanceId: string, opts: { registry?: boolean; awaitsVerdicts?: boolean; topic?: string; groupPrefix?: string } = {}): Promise<KafkaBus> {
   await ready;
   const topic = opts.topic ?? 'events';
   const b = await KafkaBus.connect({
-    brokers: [broker.bootstrap], instanceId, eventsTopic: topic, verdictsTopic: `${topic}.verdicts`, partitions: 3, replicationFactor: 1,
+    brokers: [broker.bootstrap], instanceId, groupPrefix: opts.groupPrefix ?? consumerGroupPrefix(topic), eventsTopic: topic, verdictsTopic: `${topic}.verdicts`, partitions: 3, replicationFactor: 1,
     wire: opts.registry ? new RegistryWire(registry.url, topic, codec) : new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts: opts.awaitsVerdicts ?? false,
   });
   buses.push(b);
@@ -87,6 +87,37 @@ kafka('verdicts reach the exact proxy instance that waits, with two proxies at o
     p2.requestVerdict(command('w', 'SELECT 2'), 10_000),
   ]);
   assert.equal(outcomes.map((o) => (o.kind === 'verdict' ? o.verdict.decision : 'timeout')), ['allow', 'deny', 'deny', 'allow']);
+});
+
+kafka('two proxies configured with the same instance id each get every verdict they wait on', async () => {
+  const policy = await bus('policy', { topic: 'dup-ids' });
+  await policy.subscribe({ group: 'policy', types: ['Command'], handler: async (batch) => {
+    for (const c of batch) if (c.type === 'Command') await policy.publish({ ...SAMPLES.Verdict, event_id: randomUUID(), session_id: c.session_id, command_id: c.event_id, decision: 'allow' });
+  } });
+  const [p1, p2] = [await bus('same-id', { topic: 'dup-ids', awaitsVerdicts: true }), await bus('same-id', { topic: 'dup-ids', awaitsVerdicts: true })];
+  // Sessions spread over all three partitions of the verdicts topic, from both proxies.
+  const outcomes = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? p1 : p2).requestVerdict(command(`dup-${i}`), 10_000)));
+  assert.equal(outcomes.map((o) => o.kind), Array(12).fill('verdict'));
+});
+
+kafka('two deployments on one broker (different topics, same group names) each read all of their own events', async () => {
+  const received = { a: new Set<string>(), b: new Set<string>() };
+  const [a, b] = [await bus('dep-a', { topic: 'deployment-a' }), await bus('dep-b', { topic: 'deployment-b' })];
+  for (const [name, x] of [['a', a], ['b', b]] as const) {
+    await x.subscribe({ group: 'ledger', types: ['Command'], handler: async (batch) => void batch.forEach((e) => e.type === 'Command' && received[name].add(e.text)) });
+  }
+  const texts = Array.from({ length: 9 }, (_, i) => `SELECT ${i}`);
+  await Promise.all(texts.flatMap((t, i) => [a.publish(command(`a-${i}`, `a ${t}`)), b.publish(command(`b-${i}`, `b ${t}`))]));
+  const deadline = Date.now() + 20_000;
+  while ((received.a.size < 9 || received.b.size < 9) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.equal([...received.a].sort(), texts.map((t) => `a ${t}`).sort());
+  assert.equal([...received.b].sort(), texts.map((t) => `b ${t}`).sort());
+});
+
+kafka('the consumer-group prefix follows the events topic unless configured', () => {
+  assert.is(consumerGroupPrefix('agate.events'), 'agate');
+  assert.is(consumerGroupPrefix('team-b.events'), 'team-b.events');
+  assert.is(consumerGroupPrefix('team-b.events', 'b'), 'b');
 });
 
 kafka('no answer within the deadline is a timeout, not an error', async () => {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel, Partitioners, type Consumer, type Producer, type Message } from 'kafkajs';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
@@ -8,8 +9,13 @@ import type { WireCodec } from './wire.js';
 
 export interface KafkaBusOptions {
   brokers: string[];
-  /** This process's instance id: names its verdict consumer group. */
+  /** This process's instance id: a label in its client id and verdict consumer group. */
   instanceId: string;
+  /**
+   * Prefix of every consumer group this deployment uses (`<prefix>.policy`, `<prefix>.ledger`, …),
+   * so two deployments sharing one Kafka never share a group. See `consumerGroupPrefix`.
+   */
+  groupPrefix: string;
   /** Every audit event, keyed by session so a session stays ordered in one partition. */
   eventsTopic: string;
   /** Verdicts only, read by every proxy instance for the commands it waits on. */
@@ -31,6 +37,16 @@ const MAX_BACKOFF_MS = 5_000;
 /** Fetch settings for a verdict round trip in milliseconds: kafkajs defaults wait up to 5 s. */
 const LOW_LATENCY = { maxWaitTimeInMs: 5, minBytes: 1 } as const;
 
+/**
+ * The consumer-group prefix of a deployment: the configured one, else derived from its events
+ * topic. The default topic keeps the historical prefix `agate`, so an existing deployment keeps
+ * its committed offsets.
+ */
+export function consumerGroupPrefix(eventsTopic: string, configured?: string): string {
+  if (configured !== undefined) return configured;
+  return eventsTopic === 'agate.events' ? 'agate' : eventsTopic;
+}
+
 interface Queued {
   topicMessages: { topic: string; messages: Message[] }[];
   done: (err?: Error) => void;
@@ -49,10 +65,18 @@ export class KafkaBus implements Bus {
   readonly #consumers = new Set<Consumer>();
   readonly #waiters = new VerdictWaiters();
   #queue: Queued[] = [];
+  /**
+   * This process's own verdict group. Every proxy must read every verdict, so a group shared by
+   * two processes (a copied config, a reused instance_id) would split the verdicts between them
+   * and time out half the commands: a random suffix makes the group this process's alone, and
+   * close() deletes it.
+   */
+  readonly #verdictGroup: string;
   #flushing = false;
   #closed = false;
 
   private constructor(private readonly options: KafkaBusOptions) {
+    this.#verdictGroup = `${options.groupPrefix}.verdicts.${options.instanceId}.${randomBytes(6).toString('hex')}`;
     this.#kafka = new Kafka({
       clientId: `agate-${options.instanceId}`,
       brokers: options.brokers,
@@ -125,7 +149,7 @@ export class KafkaBus implements Bus {
     const log = this.options.logger.child({ group: options.group });
     let stopping = false;
     const supervised = await this.#supervise(options.group, async () => {
-      const consumer = this.#kafka.consumer({ groupId: `agate.${options.group}`, ...LOW_LATENCY, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
+      const consumer = this.#kafka.consumer({ groupId: `${this.options.groupPrefix}.${options.group}`, ...LOW_LATENCY, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
       this.#consumers.add(consumer);
       await consumer.connect();
       await consumer.subscribe({ topic: this.options.eventsTopic, fromBeginning: true });
@@ -224,6 +248,20 @@ export class KafkaBus implements Bus {
     await Promise.all([...this.#consumers].map((c) => c.disconnect().catch(() => undefined)));
     this.#consumers.clear();
     await this.#producer.disconnect().catch(() => undefined);
+    if (this.options.awaitsVerdicts) await this.#deleteVerdictGroup();
+  }
+
+  /** Best effort: a group left behind by a crash expires with the broker's offsets retention. */
+  async #deleteVerdictGroup(): Promise<void> {
+    const admin = this.#kafka.admin();
+    try {
+      await admin.connect();
+      await admin.deleteGroups([this.#verdictGroup]);
+    } catch (err) {
+      this.options.logger.debug('could not delete the verdict consumer group', { group: this.#verdictGroup, error: describeError(err) });
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
   }
 
   async #flush(): Promise<void> {
@@ -287,7 +325,7 @@ export class KafkaBus implements Bus {
   /** Every proxy instance reads all verdicts (its own group) and wakes the commands it waits on. */
   async #listenForVerdicts(): Promise<void> {
     await this.#supervise('verdicts', async () => {
-      const consumer = this.#kafka.consumer({ groupId: `agate.verdicts.${this.options.instanceId}`, ...LOW_LATENCY, sessionTimeout: 10_000, heartbeatInterval: 1_000, retry: this.#consumerRetry });
+      const consumer = this.#kafka.consumer({ groupId: this.#verdictGroup, ...LOW_LATENCY, sessionTimeout: 10_000, heartbeatInterval: 1_000, retry: this.#consumerRetry });
       this.#consumers.add(consumer);
       await consumer.connect();
       await consumer.subscribe({ topic: this.options.verdictsTopic, fromBeginning: false });

@@ -24,7 +24,7 @@ ready.catch(() => undefined); // each test awaits it and reports the failure
 async function bus(instanceId: string, topic: string): Promise<KafkaBus> {
   await ready;
   const b = await KafkaBus.connect({
-    brokers: [broker.bootstrap], instanceId, eventsTopic: topic, verdictsTopic: `${topic}.verdicts`, partitions: 1, replicationFactor: 1,
+    brokers: [broker.bootstrap], instanceId, groupPrefix: topic, eventsTopic: topic, verdictsTopic: `${topic}.verdicts`, partitions: 1, replicationFactor: 1,
     wire: new SingleObjectWire(codec), logger: createLogger('error', {}, () => {}), awaitsVerdicts: false,
   });
   buses.push(b);
