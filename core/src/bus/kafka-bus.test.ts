@@ -179,7 +179,24 @@ kafka('with a schema registry: Confluent wire format, subjects registered, BACKW
   assert.is(res.status, 409);
 });
 
-// Last: it stops the shared broker.
+kafka('services starting together on a fresh registry all register every subject', async () => {
+  await ready;
+  const wires = Array.from({ length: 4 }, () => new RegistryWire(registry.url, 'fresh-together', codec));
+  const results = await Promise.allSettled(wires.map((w) => w.init()));
+  assert.equal(results.map((r) => (r.status === 'fulfilled' ? 'ok' : String((r.reason as Error).message))), ['ok', 'ok', 'ok', 'ok']);
+  const e = command('together');
+  assert.equal(await wires[3]!.decode(wires[0]!.encode(e)), e, 'all four share the registered ids');
+});
+
+kafka('an unreachable registry is a retriable error that says so', async () => {
+  const wire = new RegistryWire('http://127.0.0.1:1', 'nowhere', codec);
+  const err = await wire.init().then(() => undefined, (e: unknown) => e as { code?: string; retriable?: boolean; message: string });
+  assert.is(err?.code, 'BUS_UNAVAILABLE');
+  assert.is(err?.retriable, true);
+  assert.match(err!.message, /cannot be reached/);
+});
+
+// Last: they stop the shared broker.
 kafka('a broker that stops and comes back: sends fail while it is away, then publishing and consuming work again', async () => {
   const b = await bus('restart', { topic: 'restart' });
   const seen = new Set<string>();
@@ -201,6 +218,17 @@ kafka('a broker that stops and comes back: sends fail while it is away, then pub
   const until = Date.now() + 90_000;
   while (!seen.has('SELECT 3') && Date.now() < until) await new Promise((r) => setTimeout(r, 250));
   assert.ok(seen.has('SELECT 1') && seen.has('SELECT 3'), `the subscription did not resume after the broker's return (saw: ${[...seen].join(', ')})`);
+});
+
+kafka('connect waits for a broker that is not up yet (start order does not matter)', async () => {
+  await broker.stop({ hard: true });
+  const started = Date.now();
+  const connecting = bus('late-broker', { topic: 'late-broker', awaitsVerdicts: true }).then((b) => ({ b, at: Date.now() }), (err: unknown) => ({ err, at: Date.now() }));
+  await new Promise((r) => setTimeout(r, 10_000)); // longer than kafkajs's own retries
+  await broker.restart();
+  const outcome = await connecting;
+  assert.ok('b' in outcome, `connect gave up after ${outcome.at - started} ms: ${'err' in outcome ? (outcome.err as Error).message : ''}`);
+  await outcome.b.publish(command('late', 'SELECT 1'));
 });
 
 kafka.run();

@@ -116,8 +116,7 @@ export class KafkaBus implements Bus {
         return bus;
       } catch (cause) {
         await bus.close().catch(() => undefined);
-        const retriable = (cause as { retriable?: boolean }).retriable === true;
-        if (retriable && Date.now() + backoff < deadline) {
+        if (isTransient(cause) && Date.now() + backoff < deadline) {
           options.logger.warn('Kafka is not ready yet; retrying', { error: (cause as Error).message, retry_in_ms: backoff });
           await new Promise((r) => setTimeout(r, backoff));
           continue;
@@ -342,6 +341,16 @@ export class KafkaBus implements Bus {
       return consumer;
     });
   }
+}
+
+/**
+ * Whether `connect` should try again: kafkajs gives up on an unreachable broker after its own few
+ * retries with a "non-retriable" NumberOfRetriesExceeded, which at start-up only means "not up yet".
+ */
+function isTransient(err: unknown): boolean {
+  if ((err as { retriable?: boolean }).retriable === true) return true;
+  const names = ['KafkaJSConnectionError', 'KafkaJSNumberOfRetriesExceeded', 'KafkaJSRequestTimeoutError', 'KafkaJSBrokerNotFound', 'KafkaJSConnectionClosedError', 'KafkaJSLockTimeout'];
+  return names.includes((err as Error).name) || (err instanceof Error && err.cause !== undefined && err.cause !== err && isTransient(err.cause));
 }
 
 function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {

@@ -5,9 +5,23 @@ import { EVENT_TYPES, type AgateEvent, type EventType } from '../../../schemas/s
 import { AgateError, ErrorCode } from '../errors.js';
 import { subjectFor, type WireCodec } from './wire.js';
 
+/**
+ * The registry client reports a connection failure as a response (ResponseError) of status 400
+ * whose message is the socket error; a server error (5xx) is as passing. Other errors (a refusal,
+ * or the client's own compatibility check meeting a subject another service is still setting up)
+ * are not about reachability.
+ */
+function unreachable(err: unknown): boolean {
+  if ((err as Error).name !== 'ResponseError') return false;
+  const status = (err as { status?: number }).status;
+  if (status === undefined || status >= 500) return true;
+  return status === 400 && /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)\b|socket hang up/.test((err as Error).message);
+}
+
 /** Confluent wire format: magic byte 0, schema id (big-endian int32), Avro binary body. */
 const MAGIC = 0;
 const HEADER = 5;
+const REGISTER_ATTEMPTS = 4;
 
 interface Reader {
   eventType: EventType;
@@ -32,17 +46,33 @@ export class RegistryWire implements WireCodec {
   async init(): Promise<void> {
     for (const t of EVENT_TYPES) {
       const writer = this.codec.writerSchema(t);
-      let id: number;
-      try {
-        ({ id } = await this.#registry.register(
-          { type: SchemaType.AVRO, schema: JSON.stringify(writer.type.schema()) },
-          { subject: subjectFor(this.topic, t), compatibility: COMPATIBILITY.BACKWARD },
-        ));
-      } catch (cause) {
-        throw new AgateError(ErrorCode.EVENT_UNKNOWN_SCHEMA, `the schema registry at ${this.url} refused ${subjectFor(this.topic, t)}: ${(cause as Error).message}`, { cause });
-      }
+      const id = await this.#register(t, JSON.stringify(writer.type.schema()));
       this.#ids.set(t, id);
       this.#readers.set(id, { eventType: t, type: writer.type, resolver: undefined });
+    }
+  }
+
+  /**
+   * Registers one subject. Services starting together on a fresh registry race on the subject's
+   * first registration (each then sets its compatibility, and the loser is refused because the rule
+   * already exists); a second attempt finds the rule and only registers, so refusals are retried a
+   * few times. A registry that cannot be reached is a retriable error (the bus retries connect).
+   */
+  async #register(t: EventType, schema: string): Promise<number> {
+    const subject = subjectFor(this.topic, t);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { id } = await this.#registry.register({ type: SchemaType.AVRO, schema }, { subject, compatibility: COMPATIBILITY.BACKWARD });
+        return id;
+      } catch (cause) {
+        if (unreachable(cause)) {
+          throw new AgateError(ErrorCode.BUS_UNAVAILABLE, `the schema registry at ${this.url} cannot be reached: ${(cause as Error).message}`, { cause, retriable: true });
+        }
+        if (attempt >= REGISTER_ATTEMPTS) {
+          throw new AgateError(ErrorCode.EVENT_UNKNOWN_SCHEMA, `the schema registry at ${this.url} refused ${subject}: ${(cause as Error).message}`, { cause });
+        }
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
     }
   }
 
