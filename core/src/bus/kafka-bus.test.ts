@@ -120,6 +120,16 @@ kafka('the consumer-group prefix follows the events topic unless configured', ()
   assert.is(consumerGroupPrefix('team-b.events', 'b'), 'b');
 });
 
+kafka('a replication factor the cluster cannot meet is refused with the setting to change', async () => {
+  await ready;
+  const err = await KafkaBus.connect({
+    brokers: [broker.bootstrap], instanceId: 'rf', groupPrefix: 'rf', eventsTopic: 'rf-events', verdictsTopic: 'rf-verdicts', partitions: 1, replicationFactor: 3,
+    wire: new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts: false,
+  }).then((b) => (buses.push(b), undefined), (e: unknown) => e as { code?: string; message: string });
+  assert.is(err?.code, 'CONFIG_INVALID');
+  assert.match(err!.message, /bus\.replication_factor is 3 but the cluster has 1 broker;/);
+});
+
 kafka('no answer within the deadline is a timeout, not an error', async () => {
   const p = await bus('lonely', { topic: 'nobody-answers', awaitsVerdicts: true });
   const started = Date.now();

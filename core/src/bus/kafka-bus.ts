@@ -121,6 +121,7 @@ export class KafkaBus implements Bus {
           await new Promise((r) => setTimeout(r, backoff));
           continue;
         }
+        if (cause instanceof AgateError && cause.code === ErrorCode.CONFIG_INVALID) throw cause;
         throw new AgateError(ErrorCode.BUS_UNAVAILABLE, `cannot connect to Kafka at ${options.brokers.join(', ')}: ${(cause as Error).message}`, { cause, retriable: true });
       }
     }
@@ -311,6 +312,11 @@ export class KafkaBus implements Bus {
       const existing = new Set(await admin.listTopics());
       const wanted = [this.options.eventsTopic, this.options.verdictsTopic].filter((t) => !existing.has(t));
       if (wanted.length > 0) {
+        const { brokers } = await admin.describeCluster();
+        if (brokers.length < this.options.replicationFactor) {
+          // kafkajs would only say "Topic creation errors"; the fix is a setting, so say which.
+          throw new AgateError(ErrorCode.CONFIG_INVALID, `cannot create ${wanted.join(', ')}: bus.replication_factor is ${this.options.replicationFactor} but the cluster has ${brokers.length} broker${brokers.length === 1 ? '' : 's'}; lower bus.replication_factor or create the topics yourself`);
+        }
         await admin.createTopics({
           waitForLeaders: true,
           topics: wanted.map((topic) => ({ topic, numPartitions: this.options.partitions, replicationFactor: this.options.replicationFactor, configEntries: [{ name: 'min.insync.replicas', value: String(Math.min(2, this.options.replicationFactor)) }] })),
