@@ -33,6 +33,18 @@ interface Figures {
   p99: number;
   eventsPerSec: number;
   lagMs: number;
+  /** CPU this process (proxy, policy and ledger clients of the bus) uses with no traffic, % of one core. */
+  idleCpuPct: number;
+}
+
+/** This process's CPU over 5 s with nothing to do, after 1 s to settle, as % of one core. */
+async function idleCpu(): Promise<number> {
+  await new Promise((r) => setTimeout(r, 1_000));
+  const before = process.cpuUsage();
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, 5_000));
+  const used = process.cpuUsage(before);
+  return ((used.user + used.system) / 1000 / (performance.now() - t0)) * 100;
 }
 
 const policy = new CompiledPolicy(parseConfig('identity: { dev_issuer: { enabled: true } }\npolicy: { default: allow, rules: [{ id: no-drop, action: deny, match: { sql: { statements: [DropStmt] } } }] }\n', 'bench.yaml').policy);
@@ -89,6 +101,7 @@ async function embedded(verdicts: number, events: number): Promise<Figures> {
   await ledger.start();
   const pol = new PolicyService({ bus, policy, logger: silentLogger, staleAfterMs: 5000 });
   await pol.start();
+  const idle = await idleCpu();
   const lat = await verdictLatency(bus, verdicts);
   const tp = await throughput(bus, ledger, store, events);
   await pol.stop();
@@ -96,7 +109,7 @@ async function embedded(verdicts: number, events: number): Promise<Figures> {
   await bus.close();
   await store.close();
   rmSync(dir, { recursive: true, force: true });
-  return { mode: 'embedded (local log, fsync)', ...lat, ...tp };
+  return { mode: 'embedded (local log, fsync)', ...lat, ...tp, idleCpuPct: idle };
 }
 
 async function kafka(verdicts: number, events: number): Promise<Figures> {
@@ -111,6 +124,7 @@ async function kafka(verdicts: number, events: number): Promise<Figures> {
   await ledger.start();
   const pol = new PolicyService({ bus: policyBus, policy, logger: silentLogger, staleAfterMs: 5000 });
   await pol.start();
+  const idle = await idleCpu();
   const lat = await verdictLatency(proxyBus, verdicts);
   const tp = await throughput(proxyBus, ledger, store, events);
   await pol.stop();
@@ -119,7 +133,7 @@ async function kafka(verdicts: number, events: number): Promise<Figures> {
   await store.close();
   await broker.destroy();
   rmSync(dir, { recursive: true, force: true });
-  return { mode: 'Kafka 4.4 (acks=all, 6 partitions)', ...lat, ...tp };
+  return { mode: 'Kafka 4.4 (acks=all, 6 partitions)', ...lat, ...tp, idleCpuPct: idle };
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -130,7 +144,7 @@ export async function run(argv: string[]): Promise<void> {
   console.log(`pipeline benchmark: ${verdicts} sequential verdict round trips, then ${events} events from 8 publishers into the ledger (embedded ClickHouse store)\n`);
   const rows = [await embedded(verdicts, events), await kafka(verdicts, events)];
   const pad = (s: string, n: number) => s.padEnd(n);
-  console.log(`${pad('mode', 36)}${pad('verdict p50', 13)}${pad('verdict p99', 13)}${pad('events/s into store', 21)}drain after last publish`);
-  for (const r of rows) console.log(`${pad(r.mode, 36)}${pad(r.p50.toFixed(2) + ' ms', 13)}${pad(r.p99.toFixed(2) + ' ms', 13)}${pad(String(r.eventsPerSec), 21)}${r.lagMs} ms`);
+  console.log(`${pad('mode', 36)}${pad('verdict p50', 13)}${pad('verdict p99', 13)}${pad('events/s into store', 21)}${pad('drain after last publish', 26)}idle CPU (3 clients)`);
+  for (const r of rows) console.log(`${pad(r.mode, 36)}${pad(r.p50.toFixed(2) + ' ms', 13)}${pad(r.p99.toFixed(2) + ' ms', 13)}${pad(String(r.eventsPerSec), 21)}${pad(`${r.lagMs} ms`, 26)}${r.idleCpuPct.toFixed(1)} % of a core`);
   console.log('\ntargets (Kafka): verdict p50 < 5 ms, p99 < 20 ms; >= 50,000 events/s sustained into the store');
 }
