@@ -17,7 +17,7 @@ export class ApiClient {
       token = await mintDevToken(config.data_dir, { subject: 'agate-cli', audience: config.identity.dev_issuer.audience, ttlSeconds: 300, claims });
     }
     if (token === undefined) throw new Error('the query API needs a token: pass --token or set AGATE_TOKEN');
-    return new ApiClient(url ?? `http://${config.query.listen}`, token);
+    return new ApiClient(url ?? `${config.query.tls === undefined ? 'http' : 'https'}://${config.query.listen}`, token);
   }
 
   async get<T>(path: string): Promise<T> {

@@ -1,3 +1,5 @@
+import { readClientTls, readServerTls, tlsConnectionOptions } from '../../core/src/tls-files.js';
+import { rootCertificates } from 'node:tls';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Bus } from '../../core/src/bus/bus.js';
@@ -88,8 +90,15 @@ export async function openBus(config: AgateConfig, codec: EventCodec, roles: rea
     // target share. The events are durable in the bus meanwhile; only the store lags.
     return new LocalBus({ dir: join(config.data_dir, 'bus'), fsync: bus.fsync, logger: logger.child({ component: 'bus' }), lingerMs: { ledger: 500 }, codec });
   }
-  const wire = bus.schema_registry === undefined ? new SingleObjectWire(codec) : new RegistryWire(bus.schema_registry.url, bus.events_topic, codec);
+  const reg = bus.schema_registry;
+  const wire = reg === undefined ? new SingleObjectWire(codec) : new RegistryWire(reg.url, bus.events_topic, codec, {
+    ...(reg.username === undefined ? {} : { basic: { username: reg.username, password: readSecret(reg.password!, 'bus.schema_registry.password') } }),
+    ...(reg.token === undefined ? {} : { token: readSecret(reg.token, 'bus.schema_registry.token') }),
+    ...(reg.tls === undefined ? {} : { tls: tlsConnectionOptions(readClientTls(reg.tls, 'bus.schema_registry.tls')) }),
+  });
   return KafkaBus.connect({
+    ...(bus.tls === undefined ? {} : { tls: tlsConnectionOptions(readClientTls(bus.tls, 'bus.tls')) }),
+    ...(bus.sasl === undefined ? {} : { sasl: { mechanism: bus.sasl.mechanism, username: bus.sasl.username, password: readSecret(bus.sasl.password, 'bus.sasl.password') } }),
     brokers: bus.brokers, instanceId: config.instance_id, groupPrefix: consumerGroupPrefix(bus.events_topic, bus.group_prefix),
     eventsTopic: bus.events_topic, verdictsTopic: bus.verdicts_topic,
     partitions: bus.partitions, replicationFactor: bus.replication_factor, wire, logger: logger.child({ component: 'bus' }),
@@ -105,7 +114,12 @@ export async function openStore(config: AgateConfig): Promise<Store> {
     const { EmbeddedStore } = await import('../../core/src/store/embedded.js');
     return EmbeddedStore.open(store.path ?? join(config.data_dir, 'store'));
   }
-  const ch = new ClickHouseStore({ url: store.url, username: store.username, password: store.password === undefined ? '' : readSecret(store.password, 'store.password') });
+  const tls = store.tls === undefined ? undefined : readClientTls(store.tls, 'store.tls');
+  const ch = new ClickHouseStore({
+    url: store.url, username: store.username, password: store.password === undefined ? '' : readSecret(store.password, 'store.password'),
+    // The client wants the CA as bytes; without one configured, the system's CAs.
+    ...(tls === undefined ? {} : { tls: { ca: tls.ca ?? Buffer.from(rootCertificates.join('\n')), cert: tls.cert, key: tls.key } }),
+  });
   await ch.ping();
   return ch;
 }
@@ -206,7 +220,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const claim = (id: Identity, name: string) => (name === 'sub' ? id.subject : name === 'iss' ? id.issuer : id.claims[name]);
       const authorize = (id: Identity) => required.every((r) => { const v = claim(id, r.name); return v !== undefined && r.test(v); });
       await migrateQuery(store!);
-      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus });
+      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls') });
       const q = splitHostPort(config.query.listen);
       out.api = await api.listen(q.host, q.port);
       started.push({ stop: () => api.close() });

@@ -189,7 +189,7 @@ async function start(config: AgateConfig, roles: readonly Role[]): Promise<numbe
     postgres: running.postgres === undefined ? undefined : `${running.postgres.address}:${running.postgres.port}`,
     ssh: running.ssh === undefined ? undefined : `${running.ssh.address}:${running.ssh.port}`,
     kubernetes: running.kubernetes === undefined ? undefined : Object.fromEntries(Object.entries(running.kubernetes).map(([n, a]) => [n, `${a.address}:${a.port}`])),
-    query_api: running.api === undefined ? undefined : `http://${running.api.address}:${running.api.port}`,
+    query_api: running.api === undefined ? undefined : `${config.query.tls === undefined ? 'http' : 'https'}://${running.api.address}:${running.api.port}`,
     bus: config.bus.kind,
     store: config.store.kind,
     data_dir: config.data_dir,

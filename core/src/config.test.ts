@@ -28,6 +28,30 @@ parse('names the file, line, key and expectation for a wrong type', () => {
   assert.match(msg, 'agate.yaml:3: proxy.verdict_timeout_ms: Invalid input: expected number');
 });
 
+parse('a secured backbone: TLS and SASL to Kafka, registry credentials, TLS to ClickHouse and on the query API', () => {
+  const c = parseConfig(`${minimal}bus:
+  kind: kafka
+  brokers: [kafka-1:9093]
+  tls: { ca: certs/ca.pem }
+  sasl: { mechanism: scram-sha-512, username: agate, password: { env: KAFKA_PASSWORD } }
+  schema_registry: { url: https://registry:8081, username: agate, password: { file: secrets/registry } }
+store: { kind: clickhouse, url: https://ch:8443, tls: { ca: certs/ca.pem, cert: certs/agate.crt, key: certs/agate.key } }
+query: { tls: { cert: certs/api.crt, key: certs/api.key } }
+`, '/etc/agate/agate.yaml');
+  assert.ok(c.bus.kind === 'kafka' && c.bus.tls?.ca === '/etc/agate/certs/ca.pem' && c.bus.sasl?.mechanism === 'scram-sha-512');
+  assert.ok(c.bus.kind === 'kafka' && c.bus.schema_registry?.password?.file === '/etc/agate/secrets/registry');
+  assert.ok(c.store.kind === 'clickhouse' && c.store.tls?.key === '/etc/agate/certs/agate.key');
+  assert.equal(c.query.tls, { cert: '/etc/agate/certs/api.crt', key: '/etc/agate/certs/api.key' });
+});
+
+parse('refuses SASL PLAIN without TLS, half a client certificate, and store TLS over http', () => {
+  const kafka = `${minimal}bus:\n  kind: kafka\n  brokers: [k:9092]\n`;
+  assert.match(errorOf(`${kafka}  sasl: { mechanism: plain, username: a, password: { value: p } }\n`), /plain sends the password in the clear/);
+  assert.match(errorOf(`${kafka}  tls: { cert: a.crt }\n`), /both cert and key/);
+  assert.match(errorOf(`${kafka}  schema_registry: { url: http://r, username: a, token: { value: t } }\n`), /both username and password|not both/);
+  assert.match(errorOf(`${minimal}store: { kind: clickhouse, url: http://ch:8123, tls: { ca: ca.pem } }\n`), /store.tls: needs an https:\/\/ store.url/);
+});
+
 parse('refuses unknown keys (typos)', () => {
   assert.match(errorOf(`${minimal}polcy: {}\n`), /Unrecognized key: "polcy"/);
 });

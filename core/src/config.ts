@@ -18,6 +18,16 @@ const secret = z
   .strictObject({ value: z.string().optional(), env: z.string().optional(), file: z.string().optional() })
   .refine((s) => [s.value, s.env, s.file].filter((v) => v !== undefined).length === 1, 'expected exactly one of value, env, file');
 
+/**
+ * TLS to a server Agate connects to (Kafka, the schema registry, a ClickHouse server): PEM files
+ * for the CA that signs the server (default: the system's CAs) and, for mutual TLS, the client's
+ * certificate and key. The server's name is always checked.
+ */
+const clientTls = z
+  .strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional(), server_name: z.string().optional() })
+  .refine((t) => (t.cert === undefined) === (t.key === undefined), 'expected both cert and key (mutual TLS) or neither');
+export type ClientTlsConfig = z.infer<typeof clientTls>;
+
 /** `kind` may be left out of a section; it then means the embedded default. */
 function withKind<T extends z.ZodType>(fallback: string, schema: T) {
   return z.preprocess((v) => (v !== null && typeof v === 'object' && !('kind' in v) ? { kind: fallback, ...v } : v), schema);
@@ -285,8 +295,23 @@ export const configSchema = z.strictObject({
         /** Partitions of a topic Agate creates; the ledger keeps one hash chain per partition. */
         partitions: z.number().int().min(1).default(6),
         replication_factor: z.number().int().min(1).default(3),
+        /** TLS to the brokers (a `SSL` or `SASL_SSL` listener). */
+        tls: clientTls.optional(),
+        /** SASL login to the brokers; `plain` only over TLS, since it sends the password as is. */
+        sasl: z.strictObject({ mechanism: z.enum(['scram-sha-512', 'scram-sha-256', 'plain']), username: z.string().min(1), password: secret }).optional(),
         /** A Confluent-compatible registry: events travel in the Confluent wire format. */
-        schema_registry: z.strictObject({ url: z.url() }).optional(),
+        schema_registry: z
+          .strictObject({
+            url: z.url(),
+            /** HTTP basic authentication (Confluent `USER_INFO`), or a bearer token; not both. */
+            username: z.string().optional(),
+            password: secret.optional(),
+            token: secret.optional(),
+            tls: clientTls.optional(),
+          })
+          .refine((r) => (r.username === undefined) === (r.password === undefined), 'expected both username and password, or neither')
+          .refine((r) => r.token === undefined || r.username === undefined, 'expected either username/password or token, not both')
+          .optional(),
       }),
     ]))
     .default({ kind: 'local', fsync: true }),
@@ -298,6 +323,8 @@ export const configSchema = z.strictObject({
         url: z.url(),
         username: z.string().default('default'),
         password: secret.optional(),
+        /** With an https:// URL: the CA (default: the system's) and a client certificate. */
+        tls: clientTls.optional(),
       }),
     ]))
     .default({ kind: 'embedded' }),
@@ -387,6 +414,8 @@ export const configSchema = z.strictObject({
   query: z
     .strictObject({
       listen: hostPort.default('127.0.0.1:7480'),
+      /** Serve the API over HTTPS with this certificate and key (PEM files). */
+      tls: z.strictObject({ cert: z.string(), key: z.string() }).optional(),
       /** Claims a bearer token must carry to read the audit API (same glob rules as policy). */
       require_claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({}),
       roles: queryRoles.default(QUERY_ROLES_DEFAULT),
@@ -492,6 +521,24 @@ export function parseConfig(text: string, source: string): AgateConfig {
   if (tls !== undefined) {
     tls.cert = abs(tls.cert);
     tls.key = abs(tls.key);
+  }
+  if (cfg.query.tls !== undefined) cfg.query.tls = { cert: abs(cfg.query.tls.cert), key: abs(cfg.query.tls.key) };
+  const absTls = (t: ClientTlsConfig | undefined) => {
+    if (t === undefined) return;
+    for (const k of ['ca', 'cert', 'key'] as const) if (t[k] !== undefined) t[k] = abs(t[k]);
+  };
+  if (cfg.bus.kind === 'kafka') {
+    absTls(cfg.bus.tls);
+    absTls(cfg.bus.schema_registry?.tls);
+    if (cfg.bus.sasl?.mechanism === 'plain' && cfg.bus.tls === undefined) {
+      throw new ConfigError(`${source}: bus.sasl.mechanism: plain sends the password in the clear; add bus.tls or use scram-sha-512`);
+    }
+    for (const ref of [cfg.bus.sasl?.password, cfg.bus.schema_registry?.password, cfg.bus.schema_registry?.token]) if (ref?.file !== undefined) ref.file = abs(ref.file);
+  }
+  if (cfg.store.kind === 'clickhouse') {
+    absTls(cfg.store.tls);
+    if (cfg.store.tls !== undefined && !cfg.store.url.startsWith('https://')) throw new ConfigError(`${source}: store.tls: needs an https:// store.url`);
+    if (cfg.store.password?.file !== undefined) cfg.store.password.file = abs(cfg.store.password.file);
   }
   if (cfg.identity.issuers.length === 0 && !cfg.identity.dev_issuer.enabled) {
     throw new ConfigError(`${source}: identity.issuers: expected at least one trusted issuer (or identity.dev_issuer.enabled: true for local trials)`);

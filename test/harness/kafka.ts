@@ -1,7 +1,7 @@
 // A real Kafka 4.x broker in KRaft mode (combined broker + controller, replication factor 1) on
 // loopback, from Maven Central jars cached outside the repository by install-kafka.sh.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,8 @@ import { run, unrefChild } from './proc.js';
 export interface KafkaBroker {
   /** `127.0.0.1:PORT` for clients. */
   bootstrap: string;
+  /** With `secure`: `127.0.0.1:PORT` of the SASL_SSL listener (SCRAM-SHA-512 and -256 over TLS). */
+  secureBootstrap?: string;
   dir: string;
   /** Stops the broker (SIGTERM, or SIGKILL with `hard`), keeping its data for a restart. */
   stop(opts?: { hard?: boolean }): Promise<void>;
@@ -57,6 +59,12 @@ function waitForPort(port: number, deadline: number): Promise<void> {
  * which the storage tool's argument parser reads as an option; Kafka's own generator redraws
  * those, and so does this one.
  */
+/** SCRAM credentials are written into the metadata log when the storage is formatted (KRaft). */
+function scramArgs(secure: SecureListener | undefined): string[] {
+  if (secure === undefined) return [];
+  return Object.entries(secure.scramUsers).flatMap(([name, password]) => ['SCRAM-SHA-512', 'SCRAM-SHA-256'].flatMap((m) => ['--add-scram', `${m}=[name=${name},password=${password}]`]));
+}
+
 export function kafkaClusterId(): string {
   for (;;) {
     const id = randomBytes(16).toString('base64url');
@@ -64,23 +72,46 @@ export function kafkaClusterId(): string {
   }
 }
 
-export async function startKafka(opts: { readyTimeoutMs?: number } = {}): Promise<KafkaBroker> {
+export interface SecureListener {
+  /** PEM files of the broker's certificate and its (unencrypted PKCS#8) key. */
+  cert: string;
+  key: string;
+  /** SCRAM users created at format time: name → password. */
+  scramUsers: Record<string, string>;
+}
+
+export async function startKafka(opts: { readyTimeoutMs?: number; secure?: SecureListener } = {}): Promise<KafkaBroker> {
   const lib = await installKafka();
   const dir = mkdtempSync(join(tmpdir(), 'agate-kafka-'));
   const port = await findFreePort();
   const controllerPort = await findFreePort();
+  const securePort = opts.secure === undefined ? undefined : await findFreePort();
   const props = join(dir, 'server.properties');
+  let secureProps: string[] = [];
+  if (opts.secure !== undefined) {
+    const keystore = join(dir, 'broker-keystore.pem');
+    writeFileSync(keystore, readFileSync(opts.secure.key, 'utf8') + readFileSync(opts.secure.cert, 'utf8'));
+    secureProps = [
+      'sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256',
+      'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
+      'listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;',
+      'ssl.keystore.type=PEM',
+      `ssl.keystore.location=${keystore}`,
+    ];
+  }
+  const secureListener = securePort === undefined ? '' : `,SASL_SSL://127.0.0.1:${securePort}`;
   writeFileSync(
     props,
     [
       'process.roles=broker,controller',
       'node.id=1',
       `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+      `listeners=PLAINTEXT://127.0.0.1:${port}${secureListener},CONTROLLER://127.0.0.1:${controllerPort}`,
+      `advertised.listeners=PLAINTEXT://127.0.0.1:${port}${secureListener}`,
       'controller.listener.names=CONTROLLER',
       'inter.broker.listener.name=PLAINTEXT',
-      'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL',
+      ...secureProps,
       `log.dirs=${join(dir, 'data')}`,
       'offsets.topic.replication.factor=1',
       'offsets.topic.num.partitions=4',
@@ -94,7 +125,7 @@ export async function startKafka(opts: { readyTimeoutMs?: number } = {}): Promis
   const log4j = join(dir, 'log4j2.properties');
   writeFileSync(log4j, ['rootLogger.level=WARN', 'rootLogger.appenderRef.out.ref=out', 'appender.out.type=Console', 'appender.out.name=out', 'appender.out.layout.type=PatternLayout', 'appender.out.layout.pattern=%d %p %c{1} %m%n'].join('\n') + '\n');
   const cp = `${lib}/*`;
-  const fmt = await run('java', ['-cp', cp, `-Dlog4j2.configurationFile=${log4j}`, 'kafka.tools.StorageTool', 'format', '--config', props, `--cluster-id=${kafkaClusterId()}`], { timeoutMs: 120_000 });
+  const fmt = await run('java', ['-cp', cp, `-Dlog4j2.configurationFile=${log4j}`, 'kafka.tools.StorageTool', 'format', '--config', props, `--cluster-id=${kafkaClusterId()}`, ...scramArgs(opts.secure)], { timeoutMs: 120_000 });
   if (fmt.code !== 0) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`formatting Kafka storage failed:\n${fmt.stdout}${fmt.stderr}`.slice(-3000));
@@ -129,6 +160,7 @@ export async function startKafka(opts: { readyTimeoutMs?: number } = {}): Promis
   process.once('exit', () => child?.kill('SIGKILL'));
   return {
     bootstrap: `127.0.0.1:${port}`,
+    ...(securePort === undefined ? {} : { secureBootstrap: `127.0.0.1:${securePort}` }),
     dir,
     stop,
     restart: launch,

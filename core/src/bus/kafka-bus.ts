@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { Kafka, logLevel, Partitioners, type Consumer, type Producer, type Message } from 'kafkajs';
+import type { ConnectionOptions } from 'node:tls';
+import { Kafka, logLevel, Partitioners, type Consumer, type Producer, type Message, type SASLOptions } from 'kafkajs';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -26,6 +27,10 @@ export interface KafkaBusOptions {
   logger: Logger;
   /** Whether this process waits on verdicts (proxies do; policy and ledger don't). */
   awaitsVerdicts: boolean;
+  /** TLS to the brokers; the server's certificate and name are verified. */
+  tls?: ConnectionOptions;
+  /** SASL login (SCRAM or PLAIN) to the brokers. */
+  sasl?: { mechanism: 'scram-sha-512' | 'scram-sha-256' | 'plain'; username: string; password: string };
   /** How long `connect` keeps retrying retriable errors (default 30 s). */
   connectTimeoutMs?: number;
 }
@@ -84,6 +89,8 @@ export class KafkaBus implements Bus {
       retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 },
       connectionTimeout: 3_000,
       requestTimeout: 10_000,
+      ...(options.tls === undefined ? {} : { ssl: options.tls }),
+      ...(options.sasl === undefined ? {} : { sasl: options.sasl as SASLOptions }),
     });
     this.#producer = this.#newProducer();
   }

@@ -1,3 +1,5 @@
+import { Agent as HttpsAgent } from 'node:https';
+import type { ConnectionOptions } from 'node:tls';
 import avro from 'avsc';
 import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import type { EventCodec } from '../../../schemas/src/codec.js';
@@ -16,6 +18,13 @@ function unreachable(err: unknown): boolean {
   const status = (err as { status?: number }).status;
   if (status === undefined || status >= 500) return true;
   return status === 400 && /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)\b|socket hang up/.test((err as Error).message);
+}
+
+/** How Agate reaches a registry that asks clients to authenticate or serves TLS. */
+export interface RegistryAccess {
+  basic?: { username: string; password: string };
+  token?: string;
+  tls?: ConnectionOptions;
 }
 
 /** Confluent wire format: magic byte 0, schema id (big-endian int32), Avro binary body. */
@@ -39,8 +48,14 @@ export class RegistryWire implements WireCodec {
   readonly #ids = new Map<EventType, number>();
   readonly #readers = new Map<number, Reader>();
 
-  constructor(private readonly url: string, private readonly topic: string, private readonly codec: EventCodec) {
-    this.#registry = new SchemaRegistry({ host: url });
+  constructor(private readonly url: string, private readonly topic: string, private readonly codec: EventCodec, access: RegistryAccess = {}) {
+    const bearer = access.token;
+    this.#registry = new SchemaRegistry({
+      host: url,
+      ...(access.basic === undefined ? {} : { auth: access.basic }),
+      ...(access.tls === undefined ? {} : { agent: new HttpsAgent({ ...access.tls, keepAlive: true }) }),
+      ...(bearer === undefined ? {} : { middlewares: [() => ({ request: (req) => req.enhance({ headers: { authorization: `Bearer ${bearer}` } }) })] }),
+    });
   }
 
   async init(): Promise<void> {

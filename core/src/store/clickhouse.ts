@@ -7,6 +7,8 @@ export interface ClickHouseStoreOptions {
   url: string;
   username: string;
   password: string;
+  /** With an https:// URL: the CA that signs the server and, for mutual TLS, a client certificate. */
+  tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
 }
 
 /**
@@ -20,7 +22,8 @@ export class ClickHouseStore implements Store {
 
   constructor(options: ClickHouseStoreOptions) {
     this.#where = options.url;
-    this.#client = createClient({ url: options.url, username: options.username, password: options.password, request_timeout: 60_000, log: { level: ClickHouseLogLevel.OFF } });
+    const tls = options.tls === undefined ? undefined : options.tls.cert === undefined ? { ca_cert: options.tls.ca } : { ca_cert: options.tls.ca, cert: options.tls.cert, key: options.tls.key! };
+    this.#client = createClient({ url: options.url, username: options.username, password: options.password, request_timeout: 60_000, log: { level: ClickHouseLogLevel.OFF }, ...(tls === undefined ? {} : { tls }) });
   }
 
   async exec(sql: string): Promise<void> {

@@ -2,6 +2,7 @@ import type { Bus } from '../../../core/src/bus/bus.js';
 import { approvalRoutes } from './routes/approvals.js';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { QuerySqlConfig } from '../../../core/src/config.js';
@@ -32,6 +33,8 @@ export interface QueryApiOptions {
   logger: Logger;
   /** Where approvers' answers are published; without it the approval routes answer 503. */
   bus?: Bus;
+  /** Serve HTTPS with this certificate and key instead of plain HTTP. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 /** The OpenAPI document, kept in the repository and served as-is at /openapi.json. */
@@ -50,7 +53,10 @@ export class QueryApi {
     const { store, codec } = options;
     this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec), ...approvalRoutes(store, options.bus)]);
     this.#openapi = readFileSync(join(packageRoot(), OPENAPI_PATH), 'utf8');
-    this.#server = createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => void this.#handle(req, res));
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
+    this.#server = options.tls === undefined
+      ? createServer({ maxHeaderSize: 64 * 1024 }, handler)
+      : createHttpsServer({ maxHeaderSize: 64 * 1024, cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }, handler);
     // Node's default answer to an unparsable request destroys the socket while the client may
     // still be sending (seen as a reset); answer with a real status and close gracefully instead.
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
