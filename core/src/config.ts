@@ -234,14 +234,16 @@ const rule = z.strictObject({
 
 /**
  * Query API roles come from one claim of the bearer token. Its value (a string, or a JSON list of
- * strings) is matched against each role's globs; a token may hold several roles.
+ * strings) is matched against each role's globs; a token may hold several roles. A token that
+ * holds none gets `default_role`, `none` unless set: an agent's own CI token reads nothing.
  */
-const QUERY_ROLES_DEFAULT = { claim: 'agate_role', default_role: 'analyst' as const, analyst: ['analyst'], approver: ['approver'], admin: ['admin'] };
+const QUERY_ROLES_DEFAULT = { claim: 'agate_role', default_role: 'none' as const, analyst: ['analyst'], auditor: ['auditor'], approver: ['approver'], admin: ['admin'] };
 const queryRoles = z.strictObject({
   claim: z.string().min(1).default(QUERY_ROLES_DEFAULT.claim),
   /** Role of a token whose claim is absent or matches no glob; `none` refuses such tokens. */
-  default_role: z.enum(['none', 'analyst', 'approver', 'admin']).default(QUERY_ROLES_DEFAULT.default_role),
+  default_role: z.enum(['none', 'analyst', 'auditor', 'approver', 'admin']).default(QUERY_ROLES_DEFAULT.default_role),
   analyst: z.array(z.string()).default(QUERY_ROLES_DEFAULT.analyst),
+  auditor: z.array(z.string()).default(QUERY_ROLES_DEFAULT.auditor),
   approver: z.array(z.string()).default(QUERY_ROLES_DEFAULT.approver),
   admin: z.array(z.string()).default(QUERY_ROLES_DEFAULT.admin),
 });

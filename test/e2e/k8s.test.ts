@@ -137,7 +137,7 @@ const responsesOf = (evs: AgateEvent[], c: Command) => evs.filter((e): e is Resp
 const verdictOf = (evs: AgateEvent[], c: Command) => evs.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === c.event_id);
 
 async function sql<T>(ctx: Ctx, text: string): Promise<T[]> {
-  const token = await ctx.issuer.mint({ sub: 'auditor' });
+  const token = await ctx.issuer.mint({ sub: 'auditor', agate_role: 'analyst' });
   const res = await fetch(`${ctx.agate.apiUrl}/v1/sql`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ sql: text }) });
   const body = (await res.json()) as { rows?: T[] };
   assert.is(res.status, 200, JSON.stringify(body));
@@ -266,7 +266,7 @@ k8s('a held delete waits for an approver, then runs; kubectl sees only the delay
   }
   let settled = false;
   const deletion = kubectl(ctx, ['delete', 'configmap', 'precious', '-n', 'held', '--request-timeout=90s']).finally(() => (settled = true));
-  const analyst = await ctx.issuer.mint({ sub: 'auditor' });
+  const analyst = await ctx.issuer.mint({ sub: 'auditor', agate_role: 'auditor' });
   const pending = await until('the approval request', async () => {
     const res = await fetch(`${ctx.agate.apiUrl}/v1/approvals?status=pending`, { headers: { authorization: `Bearer ${analyst}` } });
     const body = (await res.json()) as { approvals?: { approval_id: string; text: string }[] };
