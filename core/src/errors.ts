@@ -6,6 +6,8 @@ export const ErrorCode = {
   // configuration
   CONFIG_INVALID: 'CONFIG_INVALID',
   CONFIG_UNREADABLE: 'CONFIG_UNREADABLE',
+  /** A key or secret Agate keeps on disk is not a private regular file, and cannot be made one. */
+  SECRET_FILE_UNSAFE: 'SECRET_FILE_UNSAFE',
   // authentication of clients
   AUTH_TOKEN_MALFORMED: 'AUTH_TOKEN_MALFORMED',
   AUTH_TOKEN_EXPIRED: 'AUTH_TOKEN_EXPIRED',
