@@ -98,6 +98,17 @@ corpus('multiple statements, non-SELECT statements and forged tree lines are ref
   assert.is(forged.code, 'SQL_REFUSED');
   assert.match(forged.message, /quoted identifier/);
 });
+
+corpus('an unqualified name that is not a CTE reaches nothing: the current database holds no table', async () => {
+  // Unqualified table names pass the check only when the text declares `name AS (…)`; a WINDOW
+  // clause declares names the same way. They resolve in the current database, which must stay empty.
+  const { db, n } = (await store.query<{ db: string; n: string }>('SELECT currentDatabase() AS db, toString(count()) AS n FROM system.tables WHERE database = currentDatabase()'))[0]!;
+  assert.is(db, 'default');
+  assert.is(n, '0');
+  const err = await refusal('SELECT * FROM ledger WINDOW ledger AS (ORDER BY 1)');
+  assert.is(err.code, 'SQL_INVALID');
+  assert.match(err.message, /default\.ledger|UNKNOWN_TABLE|does not exist/);
+});
 corpus.run();
 
 const engine = suite('analyst SQL: the engine layer alone (allow-list bypassed)');
