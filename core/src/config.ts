@@ -30,6 +30,13 @@ const issuer = z.strictObject({
   jwks_uri: z.url().optional(),
   algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).nonempty().default(['RS256', 'ES256']),
   clock_tolerance_s: z.number().int().min(0).max(300).default(30),
+  /**
+   * Longest token lifetime accepted (exp − iat, or exp − now without iat). CI tokens are short:
+   * GitHub Actions id-tokens live minutes, GitLab CI id-tokens until the job's timeout (1 h by
+   * default), Kubernetes projected tokens 1 h by default; a token valid for days is a leaked-token
+   * risk, not a CI token. Raise it for longer GitLab job timeouts.
+   */
+  max_token_lifetime_s: z.number().int().min(60).max(7 * 86400).default(3600),
   /** The claim that names the identity in the audit trail. */
   subject_claim: z.string().default('sub'),
 });
