@@ -14,6 +14,7 @@ import { packageRoot } from '../../core/src/package-root.js';
 import { startKafka, type KafkaBroker } from '../../test/harness/kafka.js';
 import { findFreePort, startPostgres, type PostgresServer } from '../../test/harness/postgres.js';
 import { run } from '../../test/harness/proc.js';
+import { sqlEscapeCorpus } from '../../test/harness/sql-escape-corpus.js';
 import { missingAttributes } from '../../services/query/src/ocsf/required.js';
 import { startEmbedded, type RunningAgate } from './components.js';
 
@@ -79,14 +80,27 @@ cli.after(async () => {
   if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
 });
 
-cli('agate sql prints a table, and the engine refuses a write', async () => {
+cli('agate sql prints a table, and a write is refused', async () => {
   const r = await agate('sql', 'SELECT text FROM agate.commands ORDER BY seq');
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /^TEXT\n/);
   assert.match(r.stdout, /SELECT \* FROM items\nDROP TABLE items/);
   const w = await agate('sql', 'DROP TABLE agate.ledger');
   assert.is(w.code, 1);
-  assert.match(w.stderr, /SQL_READ_ONLY/);
+  assert.match(w.stderr, /SQL_REFUSED/);
+});
+
+cli('agate sql refuses every escape in the corpus and prints nothing secret', async () => {
+  const secret = join(ctx.dir, 'canary-secret.txt');
+  const canary = `canary-${process.pid}-${Date.now()}`;
+  writeFileSync(secret, canary, { mode: 0o600 });
+  for (const { family, sql, names } of sqlEscapeCorpus(secret)) {
+    const r = await agate('sql', sql);
+    assert.is(r.code, 1, `${family}: ${r.stdout}`);
+    assert.not.ok((r.stdout + r.stderr).includes(canary), family);
+    assert.match(r.stderr, /SQL_REFUSED/, family);
+    assert.ok(r.stderr.includes(names), `${family}: ${r.stderr}`);
+  }
 });
 
 cli('agate replay shows each statement with its verdict and result', async () => {

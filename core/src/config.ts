@@ -40,6 +40,13 @@ const issuer = z.strictObject({
   jwks_uri: z.url().optional(),
   algorithms: z.array(z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'])).nonempty().default(['RS256', 'ES256']),
   clock_tolerance_s: z.number().int().min(0).max(300).default(30),
+  /**
+   * Longest token lifetime accepted (exp − iat, or exp − now without iat). CI tokens are short:
+   * GitHub Actions id-tokens live minutes, GitLab CI id-tokens until the job's timeout (1 h by
+   * default), Kubernetes projected tokens 1 h by default; a token valid for days is a leaked-token
+   * risk, not a CI token. Raise it for longer GitLab job timeouts.
+   */
+  max_token_lifetime_s: z.number().int().min(60).max(7 * 86400).default(3600),
   /** The claim that names the identity in the audit trail. */
   subject_claim: z.string().default('sub'),
 });
@@ -244,14 +251,16 @@ const rule = z.strictObject({
 
 /**
  * Query API roles come from one claim of the bearer token. Its value (a string, or a JSON list of
- * strings) is matched against each role's globs; a token may hold several roles.
+ * strings) is matched against each role's globs; a token may hold several roles. A token that
+ * holds none gets `default_role`, `none` unless set: an agent's own CI token reads nothing.
  */
-const QUERY_ROLES_DEFAULT = { claim: 'agate_role', default_role: 'analyst' as const, analyst: ['analyst'], approver: ['approver'], admin: ['admin'] };
+const QUERY_ROLES_DEFAULT = { claim: 'agate_role', default_role: 'none' as const, analyst: ['analyst'], auditor: ['auditor'], approver: ['approver'], admin: ['admin'] };
 const queryRoles = z.strictObject({
   claim: z.string().min(1).default(QUERY_ROLES_DEFAULT.claim),
   /** Role of a token whose claim is absent or matches no glob; `none` refuses such tokens. */
-  default_role: z.enum(['none', 'analyst', 'approver', 'admin']).default(QUERY_ROLES_DEFAULT.default_role),
+  default_role: z.enum(['none', 'analyst', 'auditor', 'approver', 'admin']).default(QUERY_ROLES_DEFAULT.default_role),
   analyst: z.array(z.string()).default(QUERY_ROLES_DEFAULT.analyst),
+  auditor: z.array(z.string()).default(QUERY_ROLES_DEFAULT.auditor),
   approver: z.array(z.string()).default(QUERY_ROLES_DEFAULT.approver),
   admin: z.array(z.string()).default(QUERY_ROLES_DEFAULT.admin),
 });

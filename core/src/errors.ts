@@ -6,10 +6,16 @@ export const ErrorCode = {
   // configuration
   CONFIG_INVALID: 'CONFIG_INVALID',
   CONFIG_UNREADABLE: 'CONFIG_UNREADABLE',
+  /** A key or secret Agate keeps on disk is not a private regular file, and cannot be made one. */
+  SECRET_FILE_UNSAFE: 'SECRET_FILE_UNSAFE',
   // authentication of clients
   AUTH_TOKEN_MALFORMED: 'AUTH_TOKEN_MALFORMED',
   AUTH_TOKEN_EXPIRED: 'AUTH_TOKEN_EXPIRED',
   AUTH_TOKEN_NOT_YET_VALID: 'AUTH_TOKEN_NOT_YET_VALID',
+  /** exp − iat (or exp − now without iat) is longer than the issuer's max_token_lifetime_s. */
+  AUTH_TOKEN_LIFETIME_TOO_LONG: 'AUTH_TOKEN_LIFETIME_TOO_LONG',
+  /** The token header marks an extension critical (`crit`) that Agate does not implement. */
+  AUTH_CRIT_UNSUPPORTED: 'AUTH_CRIT_UNSUPPORTED',
   AUTH_ISSUER_UNTRUSTED: 'AUTH_ISSUER_UNTRUSTED',
   AUTH_AUDIENCE_MISMATCH: 'AUTH_AUDIENCE_MISMATCH',
   AUTH_SIGNATURE_INVALID: 'AUTH_SIGNATURE_INVALID',

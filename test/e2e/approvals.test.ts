@@ -94,10 +94,10 @@ approvals('a held DROP TABLE waits, refused attempts change nothing, an approver
     });
     assert.is(pending.requester_subject, ctx.agentSub);
 
-    // An identity without the approver role (the default role is analyst) is refused.
+    // An identity without the approver role (it holds no role at all) is refused, and the attempt recorded.
     const bob = await cli(ctx, ['approve', id], await token(ctx, { sub: 'bob', team: 'dba' }));
     assert.is(bob.code, 1, bob.stdout + bob.stderr);
-    assert.match(bob.stderr, /403.*approver role/);
+    assert.match(bob.stderr, /403.*approver role/, bob.stderr);
     // The agent itself, even holding the role and the claims, may not approve its own statement.
     const self = await cli(ctx, ['approve', id], await token(ctx, { ...ctx.oidc.githubActionsClaims(), agate_role: 'approver', team: 'dba' }));
     assert.is(self.code, 1, self.stdout + self.stderr);
@@ -127,11 +127,12 @@ approvals('a held DROP TABLE waits, refused attempts change nothing, an approver
     assert.is(done.approval.approvals, 1);
 
     // The verdicts in the ledger: the hold, then the final allow naming the approver.
-    const analyst = await token(ctx, { sub: 'auditor' });
+    const analyst = await token(ctx, { sub: 'auditor', agate_role: 'analyst' });
     const verdicts = await until('both verdicts in the ledger', async () => {
       const r = await api<{ rows: { decision: string; reason: string }[] }>(ctx, '/v1/sql', analyst, {
         method: 'POST', body: JSON.stringify({ sql: `SELECT decision, reason FROM agate.verdicts WHERE command_id = '${done.approval.command_id}' ORDER BY seq` }),
       });
+      if (r.status !== 200) throw new Error(JSON.stringify(r.body));
       return r.body.rows?.length === 2 ? r.body.rows : undefined;
     });
     assert.equal(verdicts.map((v) => v.decision), ['hold', 'allow']);

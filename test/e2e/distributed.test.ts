@@ -80,7 +80,7 @@ const ready: Promise<Env> = (async () => {
   const ledger = await startRole('ledger', configs.svc);
   const [policy, query, proxyA, proxyB] = await Promise.all([startRole('policy', configs.svc), startRole('query', configs.svc), startRole('proxy', configs.a), startRole('proxy', configs.b)]);
   const store = new ClickHouseStore({ url: double.url, username: 'default', password: '' });
-  return { ...base, configs, store, procs: { proxyA, proxyB, policy, ledger, query }, token: await issuer.mint({ sub: 'dist-agent' }) };
+  return { ...base, configs, store, procs: { proxyA, proxyB, policy, ledger, query }, token: await issuer.mint({ sub: 'dist-agent', agate_role: 'auditor' }) };
 })();
 
 async function client(env: Env, port: number): Promise<pg.Client> {

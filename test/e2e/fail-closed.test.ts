@@ -51,7 +51,7 @@ async function setup(into: Partial<Env>): Promise<Env> {
   const issuer = into.issuer!;
   into.bus = new LocalBus({ dir: join(into.dir, 'bus'), fsync: true, logger: silentLogger });
   const verifier = new TokenVerifier([
-    remoteIssuer({ issuer: issuer.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, subject_claim: 'sub' }),
+    remoteIssuer({ issuer: issuer.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' }),
   ]);
   const cred = pgServer.users.scram;
   into.proxy = new PgProxyServer({

@@ -192,7 +192,7 @@ proxy.before(() => {
     const { issuer } = env;
     tokens.psql = await issuer.mint(issuer.githubActionsClaims({ repository: 'acme/psql-agent' }));
     tokens.pg = await issuer.mint(issuer.gitlabCiClaims({ project_path: 'acme/pg-agent' }), { alg: 'ES256' });
-    tokens.auditor = await issuer.mint({ sub: subjects.auditor });
+    tokens.auditor = await issuer.mint({ sub: subjects.auditor, agate_role: 'auditor' });
     return env;
   })();
   ready.catch(() => {}); // reported by every test that awaits it: a failed start fails, never skips
@@ -366,7 +366,7 @@ proxy('query API: no token, or a token the proxy would refuse, gets 401', async 
   const none = await api<{ error: { code: string } }>(env.agate, '/v1/sessions', undefined);
   assert.is(none.status, 401);
   assert.is(none.body.error.code, 'API_UNAUTHORIZED');
-  const expired = await api<{ error: { code: string } }>(env.agate, '/v1/sessions', await env.issuer.mintExpired({ sub: subjects.auditor }));
+  const expired = await api<{ error: { code: string } }>(env.agate, '/v1/sessions', await env.issuer.mintExpired({ sub: subjects.auditor, agate_role: 'auditor' }));
   assert.is(expired.status, 401);
   assert.is(expired.body.error.code, 'AUTH_TOKEN_EXPIRED');
 });
@@ -515,7 +515,7 @@ let auditor = '';
 auth.before(() => {
   authReady = (async () => {
     const env = await setup(authParts, true);
-    auditor = await env.issuer.mint({ sub: 'auditor@example.com' });
+    auditor = await env.issuer.mint({ sub: 'auditor@example.com', agate_role: 'auditor' });
     return env;
   })();
   authReady.catch(() => {});

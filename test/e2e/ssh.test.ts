@@ -99,7 +99,7 @@ async function setup(into: Partial<Env>): Promise<Env> {
   const otherKey = ssh2.utils.generateKeyPairSync('ed25519').public.split(' ').slice(0, 2).join(' ');
   const targets = new Map([['box', upstream('box', sshd.hostPublicKey)], ['imposter', upstream('imposter', otherKey)]]);
   const verifier = new TokenVerifier([
-    remoteIssuer({ issuer: into.issuer!.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, subject_claim: 'sub' }),
+    remoteIssuer({ issuer: into.issuer!.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' }),
   ]);
   into.proxyOptions = {
     bus: into.bus, verifier, resolveTarget: (n) => targets.get(n), proxyId: 'e2e-ssh', verdictTimeoutMs: VERDICT_TIMEOUT_MS, connectTimeoutMs: 5000,

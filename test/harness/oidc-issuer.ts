@@ -23,6 +23,8 @@ export interface MintOptions {
   issuer?: string;
   /** Header kid; defaults to the kid of the key that signs. */
   kid?: string;
+  /** Extra protected-header parameters, e.g. `{ crit: ['exp-ext'], 'exp-ext': 1 }`. */
+  header?: Record<string, unknown>;
 }
 
 export interface OidcIssuer {
@@ -110,7 +112,10 @@ export async function startOidcIssuer(opts: StartOidcIssuerOptions = {}): Promis
     const payload: Record<string, unknown> = { iss: issuer, aud: audience, iat: now, exp: now + 300, ...claims };
     if (o.issuer !== undefined) payload.iss = o.issuer;
     if (o.audience !== undefined) payload.aud = o.audience;
-    const jwt = new SignJWT(payload as JWTPayload).setProtectedHeader({ alg, kid, typ: 'JWT' });
+    const header = { alg, kid, typ: 'JWT', ...o.header };
+    // jose refuses to sign a header with a crit extension it does not know; sign those by hand.
+    if (o.header?.crit !== undefined) return signRaw(header, payload, key.privateKey);
+    const jwt = new SignJWT(payload as JWTPayload).setProtectedHeader(header);
     // jose treats a number as an absolute timestamp; ours are relative to now.
     if (o.expiresIn !== undefined) jwt.setExpirationTime(typeof o.expiresIn === 'number' ? now + o.expiresIn : o.expiresIn);
     if (o.notBefore !== undefined) jwt.setNotBefore(typeof o.notBefore === 'number' ? now + o.notBefore : o.notBefore);
@@ -225,4 +230,13 @@ export async function startOidcIssuer(opts: StartOidcIssuerOptions = {}): Promis
     },
   };
   return issuerApi;
+}
+
+/** A compact JWS signed with WebCrypto (RS256 or ES256, as the key was generated), header as given. */
+async function signRaw(header: Record<string, unknown>, payload: Record<string, unknown>, key: CryptoKey): Promise<string> {
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const input = `${b64(header)}.${b64(payload)}`;
+  const params = key.algorithm.name === 'ECDSA' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'RSASSA-PKCS1-v1_5' };
+  const signature = await crypto.subtle.sign(params, key, Buffer.from(input));
+  return `${input}.${Buffer.from(signature).toString('base64url')}`;
 }

@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type JWK } from 'jose';
+import { createSecretFile, readSecretFile } from '../secret-file.js';
 import { localIssuer, type TrustedIssuer } from './oidc.js';
 
 /**
@@ -18,20 +19,15 @@ interface StoredKey {
 async function loadOrCreateKey(dataDir: string): Promise<StoredKey> {
   const dir = join(dataDir, 'dev-issuer');
   const path = join(dir, 'key.json');
-  if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8')) as StoredKey;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (existsSync(path)) return JSON.parse(readSecretFile(path).toString('utf8')) as StoredKey;
   const { privateKey, publicKey } = await generateKeyPair(ALG, { extractable: true });
   const kid = `dev-${Date.now().toString(36)}`;
   const stored: StoredKey = {
     private: { ...(await exportJWK(privateKey)), kid, alg: ALG },
     public: { ...(await exportJWK(publicKey)), kid, alg: ALG },
   };
-  try {
-    writeFileSync(path, JSON.stringify(stored), { mode: 0o600, flag: 'wx' });
-  } catch {
-    // Another process created it first; use theirs.
-    return JSON.parse(readFileSync(path, 'utf8')) as StoredKey;
-  }
+  // Another process may have created it first; then use theirs.
+  if (!createSecretFile(path, JSON.stringify(stored))) return JSON.parse(readSecretFile(path).toString('utf8')) as StoredKey;
   return stored;
 }
 

@@ -9,6 +9,8 @@ export interface TrustedIssuer {
   audience: string | string[];
   algorithms: string[];
   clockToleranceS: number;
+  /** Longest accepted exp − iat (exp − now without iat), in seconds. */
+  maxLifetimeS: number;
   subjectClaim: string;
   keys: JWTVerifyGetKey;
 }
@@ -24,7 +26,9 @@ const MAX_TOKEN_LENGTH = 16 * 1024;
 /**
  * Verifies OIDC id-tokens (GitHub Actions, GitLab CI, any workload identity) against the
  * configured issuers: signature by the issuer's JWKS, `iss`, `aud`, `exp`, `nbf`, allowed
- * algorithms. Every refusal is an `AuthenticationError` whose code says why.
+ * algorithms, no `iat` in the future and no lifetime past the issuer's maximum (beyond the clock
+ * tolerance), no critical header extension. Every refusal is an `AuthenticationError` whose code
+ * says why.
  */
 export class TokenVerifier {
   readonly #issuers = new Map<string, TrustedIssuer>();
@@ -38,12 +42,18 @@ export class TokenVerifier {
       throw new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'the credential is not a JWT: expected an OIDC id-token (header.payload.signature)');
     }
     let alg: string | undefined;
+    let crit: unknown;
     let iss: unknown;
     try {
-      alg = decodeProtectedHeader(token).alg;
+      ({ alg, crit } = decodeProtectedHeader(token));
       iss = decodeJwt(token).iss;
     } catch (cause) {
       throw new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'the token cannot be decoded as a JWT', { cause });
+    }
+    // RFC 7515 §4.1.11: an extension marked critical that the recipient does not implement makes
+    // the token invalid. Agate implements none (jose would report it as an unsupported algorithm).
+    if (crit !== undefined) {
+      throw new AuthenticationError(ErrorCode.AUTH_CRIT_UNSUPPORTED, `the token header marks ${JSON.stringify(crit).slice(0, 200)} critical (crit); Agate implements no JWS extension`);
     }
     const trusted = typeof iss === 'string' ? this.#issuers.get(iss) : undefined;
     if (trusted === undefined) {
@@ -64,6 +74,7 @@ export class TokenVerifier {
     } catch (err) {
       throw translateJoseError(err);
     }
+    checkLifetime(payload, trusted);
     return toIdentity(payload, trusted);
   }
 
@@ -75,6 +86,20 @@ export class TokenVerifier {
     } catch {
       return { issuer: null, subject: null };
     }
+  }
+}
+
+/** `iat` not in the future, and exp − iat (exp − now without iat) within the issuer's maximum. */
+function checkLifetime(payload: JWTPayload, trusted: TrustedIssuer): void {
+  const now = Math.floor(Date.now() / 1000);
+  const tolerance = trusted.clockToleranceS;
+  if (typeof payload.iat === 'number' && payload.iat > now + tolerance) {
+    throw new AuthenticationError(ErrorCode.AUTH_TOKEN_NOT_YET_VALID, `the token was issued in the future (iat is ${payload.iat - now} s ahead, clock tolerance ${tolerance} s)`);
+  }
+  const start = typeof payload.iat === 'number' ? payload.iat : now;
+  const lifetime = payload.exp! - start;
+  if (lifetime > trusted.maxLifetimeS + tolerance) {
+    throw new AuthenticationError(ErrorCode.AUTH_TOKEN_LIFETIME_TOO_LONG, `the token lives ${lifetime} s (exp − ${typeof payload.iat === 'number' ? 'iat' : 'now'}), longer than the ${trusted.maxLifetimeS} s allowed for ${trusted.issuer} (max_token_lifetime_s)`);
   }
 }
 
@@ -118,11 +143,12 @@ export function remoteIssuer(cfg: IssuerConfig): TrustedIssuer {
     keySet ??= createRemoteJWKSet(new URL(cfg.jwks_uri ?? (await discoverJwksUri(cfg.issuer))), { timeoutDuration: 5000, cooldownDuration: 30_000 });
     return keySet(header, token);
   };
-  return { issuer: cfg.issuer, audience: cfg.audience, algorithms: [...cfg.algorithms], clockToleranceS: cfg.clock_tolerance_s, subjectClaim: cfg.subject_claim, keys };
+  return { issuer: cfg.issuer, audience: cfg.audience, algorithms: [...cfg.algorithms], clockToleranceS: cfg.clock_tolerance_s, maxLifetimeS: cfg.max_token_lifetime_s, subjectClaim: cfg.subject_claim, keys };
 }
 
-export function localIssuer(issuer: string, audience: string, publicJwks: JWK[], algorithms: string[]): TrustedIssuer {
-  return { issuer, audience, algorithms, clockToleranceS: 30, subjectClaim: 'sub', keys: createLocalJWKSet({ keys: publicJwks }) };
+/** An issuer with keys in hand (the dev issuer). Its tokens may live up to `maxLifetimeS` (a day by default). */
+export function localIssuer(issuer: string, audience: string, publicJwks: JWK[], algorithms: string[], maxLifetimeS = 86_400): TrustedIssuer {
+  return { issuer, audience, algorithms, clockToleranceS: 30, maxLifetimeS, subjectClaim: 'sub', keys: createLocalJWKSet({ keys: publicJwks }) };
 }
 
 async function discoverJwksUri(issuer: string): Promise<string> {

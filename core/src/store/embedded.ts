@@ -28,9 +28,14 @@ export class EmbeddedStore implements Store {
     if (holder !== undefined) {
       throw new AgateError(ErrorCode.STORE_FAILED, `the store at ${path} is in use by process ${holder} (is Agate running? use its query API instead)`);
     }
+    // Relative names given to file() resolve here, and a ClickHouse server confines file() to
+    // it: an empty directory only Agate can enter. (The embedded engine, like clickhouse-local,
+    // does not confine absolute paths; the analyst SQL allow-list refuses file() for that.)
+    const userFiles = join(path, 'user_files-empty');
+    mkdirSync(userFiles, { recursive: true, mode: 0o700 });
     let session: Session;
     try {
-      session = new Session(path);
+      session = new Session(path, { connectionArgs: [`--user_files_path=${userFiles}`] });
     } catch (cause) {
       throw new AgateError(ErrorCode.STORE_FAILED, `cannot open the embedded store at ${path}: ${(cause as Error).message}`, { cause });
     }

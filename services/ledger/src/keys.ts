@@ -1,22 +1,18 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync } from 'node:fs';
 import { AgateError, ErrorCode } from '../../../core/src/errors.js';
+import { createSecretFile, readSecretFile } from '../../../core/src/secret-file.js';
 import { generateSignerKey, parseSignerKey, type NoteSigner } from './note.js';
 
 /**
- * The checkpoint signing key: read from `path`, or generated there on first start (mode 0600).
+ * The checkpoint signing key: read from `path`, or generated there on first start (mode 0600 in a 0700 directory; a looser one is tightened).
  * Its name must be the configured origin, so a renamed log never signs with a stale name.
  */
 export function loadOrCreateSigner(path: string, name: string): NoteSigner {
-  if (!existsSync(path)) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    // 'wx' fails if another process created it meanwhile; the next start reads that one.
-    writeFileSync(path, generateSignerKey(name) + '\n', { flag: 'wx', mode: 0o600 });
-    chmodSync(path, 0o600);
-  }
+  // Fails quietly if another process created it meanwhile; then that one is read.
+  if (!existsSync(path)) createSecretFile(path, generateSignerKey(name) + '\n');
   let signer: NoteSigner;
   try {
-    signer = parseSignerKey(readFileSync(path, 'utf8'));
+    signer = parseSignerKey(readSecretFile(path).toString('utf8'));
   } catch (cause) {
     throw new AgateError(ErrorCode.LEDGER_KEY_INVALID, `${path} is not an Ed25519 signer key`, { cause });
   }

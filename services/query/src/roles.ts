@@ -2,19 +2,29 @@ import type { QueryRolesConfig } from '../../../core/src/config.js';
 import { anyGlob } from '../../../core/src/glob.js';
 import type { Identity } from '../../../schemas/src/events.js';
 
-export type Role = 'analyst' | 'approver' | 'admin';
-/** What a route needs; each role grants a fixed set. */
-export type Permission = 'read' | 'sql' | 'export' | 'verify';
+export type Role = 'analyst' | 'auditor' | 'approver' | 'admin';
+/**
+ * What a route needs; each role grants a fixed set (SECURITY.md has the table).
+ * - `read`: sessions, commands, their results and timelines, stats, refused logins
+ * - `sql`: analyst SQL over the views
+ * - `export`: the OCSF export
+ * - `verify`: ledger verification, signed checkpoints and proofs
+ * - `approvals`: held commands and the answers to them
+ * - `answer`: approving or denying; every authenticated identity may try, and the route itself
+ *   checks the approver role so that a refused attempt is recorded in the ledger too
+ */
+export type Permission = 'read' | 'sql' | 'export' | 'verify' | 'approvals' | 'answer';
 
 const GRANTS: Record<Role, readonly Permission[]> = {
-  analyst: ['read', 'sql', 'export', 'verify'],
-  // Approvers see what they approve; the approval routes check the approver role themselves,
-  // so that a refused attempt is recorded in the ledger too.
-  approver: ['read'],
-  admin: ['read', 'sql', 'export', 'verify'],
+  analyst: ['read', 'sql', 'export', 'verify', 'approvals'],
+  // Auditors check the record and take it away, but do not explore it with SQL.
+  auditor: ['read', 'export', 'verify', 'approvals'],
+  // Approvers see what they are asked to approve, not the whole trail.
+  approver: ['approvals'],
+  admin: ['read', 'sql', 'export', 'verify', 'approvals'],
 };
 
-const ROLES: readonly Role[] = ['analyst', 'approver', 'admin'];
+const ROLES: readonly Role[] = ['analyst', 'auditor', 'approver', 'admin'];
 
 /** A compiled role mapping: identity → roles, from one claim (a string or a JSON list of strings). */
 export function roleResolver(cfg: QueryRolesConfig): (identity: Identity) => Set<Role> {
@@ -29,6 +39,7 @@ export function roleResolver(cfg: QueryRolesConfig): (identity: Identity) => Set
 }
 
 export function allows(roles: ReadonlySet<Role>, permission: Permission): boolean {
+  if (permission === 'answer') return true;
   for (const r of roles) if (GRANTS[r].includes(permission)) return true;
   return false;
 }

@@ -1,24 +1,29 @@
 import { AgateError, ErrorCode } from '../../../core/src/errors.js';
 import type { QuerySqlConfig } from '../../../core/src/config.js';
 import type { Store } from '../../../core/src/store/store.js';
+import { ANALYST_VIEWS } from './schema.js';
+import { checkAst, checkCanonicalText } from './sql/guard.js';
 
 /**
- * Read-only SQL for analysts, in the ClickHouse dialect.
+ * Read-only SQL for analysts, in the ClickHouse dialect, in two independent layers.
  *
- * The engine enforces read-only: every statement runs with `readonly=1` applied to that query
- * alone, after the limits (`max_execution_time`, `max_result_rows` with
- * `result_overflow_mode=throw`, `max_memory_usage`). readonly=1 also forbids changing any
- * setting inside the query and refuses table functions such as file() and url().
+ * 1. The allow-list (`sql/guard.ts`): the engine's own parser prints the statement back as one
+ *    canonical line (`formatQuerySingleLine`: one statement, comments gone) and as a tree
+ *    (`EXPLAIN AST`, parse only, nothing runs); every function, table function and table in the
+ *    tree must be on an allow-list, or the query is refused (`SQL_REFUSED`) naming what it used.
+ *    The canonical line is what runs, so what was checked is what executes.
+ * 2. The engine's own limits, applied to that query alone: `readonly=1` (no writes, DDL,
+ *    setting changes, or table functions that reach files, URLs, processes or remote servers),
+ *    introspection functions off, and `max_execution_time`, `max_result_rows` with
+ *    `result_overflow_mode=throw` and `max_memory_usage`. The embedded engine also runs with
+ *    `user_files_path` pointing at an empty private directory (core/src/store/embedded.ts).
+ *    The embedded engine does not confine the scalar `file()` function (clickhouse-local skips
+ *    that check), so for it layer 1 is the only barrier; a ClickHouse server confines it to
+ *    `user_files_path`. SECURITY.md says so.
  *
  * The embedded engine shares one session with the ledger, so the settings are a SETTINGS clause
  * on the statement rather than a `SET` (which would stick to the session). On a ClickHouse server
  * the same settings travel as HTTP URL parameters (`serverSettingsQuery`).
- *
- * Before running, the engine's own parser normalises the text (one statement, comments gone) and
- * Agate refuses the few constructs that readonly=1 does not cover, each found by a test against
- * ClickHouse 26.x: a SETTINGS clause inside a subquery overrides the query's readonly=1; INTO
- * OUTFILE writes on the client side; KILL QUERY runs in readonly mode; SET and USE would change
- * the shared session; inline INSERT data would swallow the appended SETTINGS clause.
  */
 
 export interface SqlResult {
@@ -35,6 +40,7 @@ export function readOnlySettings(limits: QuerySqlConfig): [string, string | numb
     ['max_result_rows', limits.max_result_rows],
     ['result_overflow_mode', 'throw'],
     ['max_memory_usage', limits.max_memory_bytes],
+    ['allow_introspection_functions', 0],
     ['readonly', 1],
   ];
 }
@@ -50,16 +56,27 @@ export async function runAnalystSql(store: Store, text: string, limits: QuerySql
   if (Buffer.byteLength(sql) > MAX_SQL_BYTES) throw new AgateError(ErrorCode.SQL_INVALID, `the SQL text is longer than ${MAX_SQL_BYTES} bytes`);
   if (sql.includes('\0')) throw new AgateError(ErrorCode.SQL_INVALID, 'the SQL text contains a NUL character');
   const canonical = await normalise(store, sql);
-  refuseUncovered(canonical);
+  checkCanonicalText(canonical);
+  checkAst(canonical, await explainAst(store, canonical), { tables: ANALYST_TABLES });
+  return runBounded(store, canonical, limits);
+}
+
+/**
+ * The engine layer alone: runs one statement with the per-query limits and readonly. Exported so
+ * that a test can show what the engine refuses without the allow-list in front of it.
+ */
+export async function runBounded(store: Store, canonical: string, limits: QuerySqlConfig): Promise<SqlResult> {
   const settings = readOnlySettings(limits).map(([k, v]) => `${k} = ${typeof v === 'string' ? `'${v}'` : v}`).join(', ');
-  // The newline ends a trailing `--` comment; the statement is known to be complete.
-  const bounded = `${sql}\nSETTINGS ${settings}`;
+  // The newline ends a trailing `--` comment in text that did not come from the formatter.
+  const bounded = `${canonical}\nSETTINGS ${settings}`;
   try {
     return { rows: await store.query<Record<string, unknown>>(bounded, {}) };
   } catch (err) {
     throw translate(err, limits);
   }
 }
+
+const ANALYST_TABLES: ReadonlySet<string> = new Set(ANALYST_VIEWS.map((v) => `agate.${v}`));
 
 /** One statement, as the engine's parser prints it back: comments stripped, literals canonical. */
 async function normalise(store: Store, sql: string): Promise<string> {
@@ -71,43 +88,12 @@ async function normalise(store: Store, sql: string): Promise<string> {
   }
 }
 
-/** Words of the statement outside string literals and quoted identifiers, upper-cased. */
-export function keywords(canonical: string): string[] {
-  const words: string[] = [];
-  let i = 0;
-  while (i < canonical.length) {
-    const c = canonical[i]!;
-    if (c === "'" || c === '"' || c === '`') {
-      i++;
-      while (i < canonical.length && canonical[i] !== c) i += canonical[i] === '\\' ? 2 : 1;
-      i++;
-      words.push('?'); // a literal or quoted name: never a keyword
-    } else if (/[A-Za-z_]/.test(c)) {
-      const m = /^[A-Za-z_][A-Za-z0-9_]*/.exec(canonical.slice(i))!;
-      words.push(m[0].toUpperCase());
-      i += m[0].length;
-    } else {
-      if (c === '(') words.push('(');
-      i++;
-    }
-  }
-  return words;
-}
-
-function refuseUncovered(canonical: string): void {
-  const w = keywords(canonical);
-  const refuse = (what: string) => {
-    throw new AgateError(ErrorCode.SQL_REFUSED, `${what} is not allowed in analyst SQL (queries run read-only with fixed limits)`);
-  };
-  const first = w[0] ?? '';
-  if (first === 'SET' || first === 'USE' || first === 'KILL' || first === 'SYSTEM') refuse(first);
-  if (first === 'INSERT' && /\bFORMAT\s+\w+$/i.test(canonical)) {
-    throw new AgateError(ErrorCode.SQL_READ_ONLY, 'INSERT is not allowed: analyst SQL is read-only');
-  }
-  for (let i = 0; i < w.length; i++) {
-    if (w[i] === 'SETTINGS' && w[i + 1] !== '(') refuse('a SETTINGS clause');
-    if (w[i] === 'INTO' && w[i + 1] === 'OUTFILE') refuse('INTO OUTFILE');
-    if (w[i] === 'FORMAT' && w[i + 1] !== '(' && first !== 'INSERT') refuse('a FORMAT clause (ask for json, ndjson or csv instead)');
+/** The engine's parse tree of one canonical statement; EXPLAIN AST parses and runs nothing. */
+async function explainAst(store: Store, canonical: string): Promise<string[]> {
+  try {
+    return (await store.query<{ explain: string }>(`EXPLAIN AST ${canonical}`)).map((r) => r.explain);
+  } catch (err) {
+    throw translate(err, undefined);
   }
 }
 

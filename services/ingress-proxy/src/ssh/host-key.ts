@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync } from 'node:fs';
 import ssh2 from 'ssh2';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
+import { createSecretFile, readSecretFile } from '../../../../core/src/secret-file.js';
 
 /** A target's pinned host key: the whole public key, or only its SHA-256 fingerprint. */
 export type PinnedHostKey = { kind: 'key'; blob: Buffer } | { kind: 'fingerprint'; fingerprint: string };
@@ -24,13 +24,10 @@ export function hostKeyMatches(pin: PinnedHostKey, blob: Buffer): boolean {
   return pin.kind === 'key' ? pin.blob.equals(blob) : pin.fingerprint === fingerprint(blob);
 }
 
-/** The proxy's own host key; an ed25519 key is created (mode 0600) when the file does not exist. */
+/** The proxy's own host key; an ed25519 key is created (mode 0600 in a 0700 directory) when the file does not exist. */
 export function loadOrCreateHostKey(file: string): Buffer {
-  if (!existsSync(file)) {
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    writeFileSync(file, generateHostKey(), { mode: 0o600, flag: 'wx' });
-  }
-  return readFileSync(file);
+  if (!existsSync(file)) createSecretFile(file, generateHostKey());
+  return readSecretFile(file);
 }
 
 /**

@@ -19,7 +19,7 @@ const COLUMNS = ['approval_id', 'command_id', 'session_id', 'requested_at', 'rul
  */
 export function approvalRoutes(store: Store, bus: Bus | undefined): Route[] {
   const answer = (decision: ApprovalChoice): Route => ({
-    method: 'POST', path: `/v1/approvals/:id/${decision}`, permission: 'read',
+    method: 'POST', path: `/v1/approvals/:id/${decision}`, permission: 'answer',
     async handler(ctx) {
       if (bus === undefined) throw new AgateError(ErrorCode.API_UNAVAILABLE, 'this query service has no bus to publish approvals on');
       const comment = await commentOf(ctx);
@@ -46,14 +46,14 @@ export function approvalRoutes(store: Store, bus: Bus | undefined): Route[] {
   });
   return [
     {
-      method: 'GET', path: '/v1/approvals', permission: 'read',
+      method: 'GET', path: '/v1/approvals', permission: 'approvals',
       async handler({ query: q }) {
         const rows = await listApprovals(store, { status: enumParam(q, 'status', STATUSES), limit: intParam(q, 'limit', 100, 1, 1000), nowMicros: nowMicros() });
         return { kind: 'rows', key: 'approvals', rows: rows as unknown as Record<string, unknown>[], next_cursor: null, columns: COLUMNS };
       },
     },
     {
-      method: 'GET', path: '/v1/approvals/:id', permission: 'read',
+      method: 'GET', path: '/v1/approvals/:id', permission: 'approvals',
       async handler({ params }) {
         const [approval] = await listApprovals(store, { id: params.id!, limit: 1, nowMicros: nowMicros() });
         if (approval === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, `no approval ${params.id}`);

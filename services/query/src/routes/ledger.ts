@@ -24,7 +24,7 @@ export function ledgerRoutes(store: Store, codec: EventCodec): Route[] {
     },
     // Signed checkpoints and proofs, served for auditors who keep them outside the store.
     ...ledgerProofRoutes(store).map((r): Route => ({
-      method: 'GET', path: r.path, permission: 'read',
+      method: 'GET', path: r.path, permission: 'verify',
       handler: async ({ params, query }) => ({ kind: 'json', body: await r.handler(params, query) }),
     })),
   ];
