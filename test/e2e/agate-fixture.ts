@@ -53,6 +53,8 @@ export interface FixtureOptions {
   upstreamRole?: PgUserKey;
   /** Runs the SSH proxy too, with these targets (YAML list items) after `appdb`. */
   ssh?: { targetsYaml: string };
+  /** Extra keys under query, as YAML lines (e.g. `tls: { cert: …, key: … }`). */
+  queryYaml?: string;
   /** Node.js flags for the agate process (e.g. --cpu-prof when profiling a benchmark). */
   nodeArgs?: string[];
 }
@@ -95,6 +97,7 @@ ${options.ssh?.targetsYaml ?? ''}
 ${options.policyYaml ?? DEFAULT_POLICY}
 query:
   listen: ${places.apiListen}
+${(options.queryYaml ?? '').replace(/^/gm, '  ')}
 ${options.extraYaml ?? ''}
 `,
     });

@@ -198,7 +198,7 @@ async function startOnce(dir: string, opts: StartAgateOptions): Promise<AgatePro
 
   // What Agate reports it bound is the truth (a literal config text may name other ports).
   const startedLine = logs.find((l) => l.msg === STARTED_MSG)!;
-  const bound = (field: string) => /^(?:http:\/\/)?[^/]+:(\d+)$/.exec(String(startedLine[field]))?.[1];
+  const bound = (field: string) => /^(?:https?:\/\/)?[^/]+:(\d+)$/.exec(String(startedLine[field]))?.[1];
   const boundPg = bound('postgres');
   const boundApi = bound('query_api');
   if (boundPg === undefined || boundApi === undefined || typeof startedLine.data_dir !== 'string') {
@@ -226,7 +226,7 @@ async function startOnce(dir: string, opts: StartAgateOptions): Promise<AgatePro
 
   return {
     pgPort: Number(boundPg),
-    apiUrl: `http://127.0.0.1:${boundApi}`,
+    apiUrl: `${String(startedLine.query_api).startsWith('https:') ? 'https' : 'http'}://127.0.0.1:${boundApi}`,
     configPath,
     dataDir,
     dir,

@@ -10,6 +10,8 @@ import { findFreePort } from './postgres.js';
 import { run } from './proc.js';
 
 export interface ClickHouseServer {
+  /** `https://127.0.0.1:PORT` when started with `tls`. */
+  httpsUrl?: string;
   url: string;
   close(): Promise<void>;
 }
@@ -20,12 +22,16 @@ function repoFile(rel: string): string {
   return join(dir, rel);
 }
 
-export async function startClickHouseServer(readyTimeoutMs = 30_000): Promise<ClickHouseServer> {
+/** With `tls`, the server also serves HTTPS with this certificate and key (PEM files) at `httpsUrl`. */
+export async function startClickHouseServer(readyTimeoutMs = 30_000, tls?: { cert: string; key: string }): Promise<ClickHouseServer> {
   const install = await run('bash', [repoFile('test/harness/install-clickhouse.sh')], { timeoutMs: 10 * 60_000 });
   if (install.code !== 0) throw new Error(`installing clickhouse-server failed:\n${install.stderr.slice(-2000)}`);
   const dir = mkdtempSync(join(tmpdir(), 'agate-clickhouse-'));
   for (const d of ['data', 'tmp', 'user_files', 'format_schemas']) mkdirSync(join(dir, d));
-  const [http, tcp] = [await findFreePort(), await findFreePort()];
+  const [http, tcp, https] = [await findFreePort(), await findFreePort(), await findFreePort()];
+  const httpsConfig = tls === undefined ? '' : `  <https_port>${https}</https_port>
+  <openSSL><server><certificateFile>${tls.cert}</certificateFile><privateKeyFile>${tls.key}</privateKeyFile><verificationMode>none</verificationMode><loadDefaultCAFile>false</loadDefaultCAFile><cacheSessions>true</cacheSessions><disableProtocols>sslv2,sslv3</disableProtocols><preferServerCiphers>true</preferServerCiphers></server></openSSL>
+`;
   writeFileSync(join(dir, 'users.xml'), `<yandex>
   <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
   <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
@@ -36,7 +42,7 @@ export async function startClickHouseServer(readyTimeoutMs = 30_000): Promise<Cl
   <logger><level>warning</level><console>1</console></logger>
   <http_port>${http}</http_port>
   <tcp_port>${tcp}</tcp_port>
-  <listen_host>127.0.0.1</listen_host>
+${httpsConfig}  <listen_host>127.0.0.1</listen_host>
   <path>${dir}/data/</path>
   <tmp_path>${dir}/tmp/</tmp_path>
   <user_files_path>${dir}/user_files/</user_files_path>
@@ -69,6 +75,7 @@ export async function startClickHouseServer(readyTimeoutMs = 30_000): Promise<Cl
   process.once('exit', () => child.kill('SIGKILL'));
   return {
     url,
+    ...(tls === undefined ? {} : { httpsUrl: `https://127.0.0.1:${https}` }),
     close: async () => {
       if (child.exitCode === null) {
         const gone = new Promise((r) => child.once('exit', r));

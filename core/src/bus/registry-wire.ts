@@ -17,7 +17,7 @@ function unreachable(err: unknown): boolean {
   if ((err as Error).name !== 'ResponseError') return false;
   const status = (err as { status?: number }).status;
   if (status === undefined || status >= 500) return true;
-  return status === 400 && /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)\b|socket hang up/.test((err as Error).message);
+  return status === 400 && /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)\b|socket hang up|certificate|CERT_/.test((err as Error).message);
 }
 
 /** How Agate reaches a registry that asks clients to authenticate or serves TLS. */

@@ -13,7 +13,8 @@ import { verifyChain } from '../../../services/ledger/src/verify.js';
 import { AgateError } from '../errors.js';
 import { ClickHouseStore } from './clickhouse.js';
 import { RowBinaryWriter } from './row-binary.js';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { makeTestCa, type TestCa } from '../../../test/harness/test-ca.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadOrCreateSigner } from '../../../services/ledger/src/keys.js';
@@ -29,8 +30,10 @@ const NAMES = ['plain', 'tab\there', 'new\nline\r', "back\\slash 'quote' \"dq\""
 const real = suite('ClickHouseStore against clickhouse-server 18.16');
 let server: ClickHouseServer;
 let store: ClickHouseStore;
+let ca: TestCa;
 const ready = (async () => {
-  server = await startClickHouseServer();
+  ca = await makeTestCa(mkdtempSync(join(tmpdir(), 'agate-ch-tls-')));
+  server = await startClickHouseServer(30_000, ca.server);
   store = new ClickHouseStore({ url: server.url, username: 'default', password: '' });
 })();
 real.after(async () => {
@@ -54,6 +57,25 @@ real('a RowBinary insert goes to the server as the request body and reads back b
   NAMES.forEach((name, i) => w.uint64(i).string(name).fixed(Buffer.alloc(32, i)));
   await store.insertRowBinary('rb', ['id', 'name', 'digest'], 'id UInt64, name String, digest FixedString(32)', w.finish());
   assert.equal(await store.queryRowBinary('SELECT id, name, digest FROM rb ORDER BY id'), w.finish());
+});
+
+real('over HTTPS (store.tls): the server is verified against the configured CA, and an unknown CA is refused', async () => {
+  await ready;
+  const secure = new ClickHouseStore({ url: server.httpsUrl!, username: 'default', password: '', tls: { ca: readFileSync(ca.ca) } });
+  try {
+    await secure.ping();
+    assert.equal(await secure.query<{ x: number }>('SELECT 1 AS x'), [{ x: 1 }]);
+  } finally {
+    await secure.close();
+  }
+  const other = await makeTestCa(mkdtempSync(join(tmpdir(), 'agate-ch-tls-other-')));
+  const untrusting = new ClickHouseStore({ url: server.httpsUrl!, username: 'default', password: '', tls: { ca: readFileSync(other.ca) } });
+  try {
+    const err = await untrusting.ping().then(() => undefined, (e: unknown) => e as AgateError);
+    assert.ok(err !== undefined, 'a server certificate the CA did not sign is refused');
+  } finally {
+    await untrusting.close();
+  }
 });
 
 real('server errors are typed, retriable, and name the operation', async () => {
