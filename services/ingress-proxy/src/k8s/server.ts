@@ -196,7 +196,7 @@ export class KubeProxyServer {
     else if (body.length > 0) {
       attributes.body_bytes = String(body.length);
       attributes.body_digest = sha256(body);
-      parameters.push(bodySample(body, req.headers['content-type'], recording));
+      parameters.push(bodySample(body, req.headers['content-type'], info, recording));
     }
     if (req.headers['content-type'] !== undefined && body !== undefined && body.length > 0) attributes.content_type = req.headers['content-type'];
     if (impersonates(req.headers)) attributes.impersonate = 'refused';
