@@ -227,10 +227,15 @@ export class KubeProxyServer {
       return { kind: 'run', client: undefined };
     }
     let outcome;
+    // A hold names the set its response is masked with once released; the approval's verdict does not repeat it.
+    let heldMask: string | null = null;
     try {
       outcome = await bus.requestVerdict(command, verdictTimeoutMs, {
         // kubectl has no channel for a notice: the request simply waits (see README).
-        onHold: (v) => this.#log.info('request held for approval', { command_id: command.event_id, approval_id: v.approval_id }),
+        onHold: (v) => {
+          heldMask = v.mask_set;
+          this.#log.info('request held for approval', { command_id: command.event_id, approval_id: v.approval_id });
+        },
       });
     } catch (err) {
       this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
@@ -246,7 +251,7 @@ export class KubeProxyServer {
     }
     const v = outcome.verdict;
     if (v.decision === 'allow' || v.decision === 'mask') {
-      const setName = v.decision === 'mask' ? v.mask_set : target.maskClient;
+      const setName = v.decision === 'mask' ? v.mask_set : (heldMask ?? target.maskClient);
       if (setName == null) return { kind: 'run', client: undefined };
       const client = target.maskers.get(setName);
       if (client !== undefined) return { kind: 'run', client };
