@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { nowMicros, type Command, type Response, type ResponseStatus } from '../../../../schemas/src/events.js';
 import type { Masker } from '../pg/masking/masker.js';
 import { maskDocument, maskObject, type FieldRule } from './json-mask.js';
-import { maskRequestBody, readBody } from './request-body.js';
+import { maskRequestBody, type ReadBody } from './request-body.js';
 import type { RequestInfo } from './request-info.js';
 import { summarize, watchEventRef, type ObjectRef } from './summary.js';
 
@@ -29,9 +29,7 @@ export function sha256(bytes: Buffer): string {
  * cannot read (protobuf, CBOR, invalid JSON) is described, never copied: it could carry Secret
  * data the masker cannot see.
  */
-export function bodySample(body: Buffer, contentType: string | undefined, info: RequestInfo, rec: K8sRecording): string {
-  if (body.length === 0) return '';
-  const read = readBody(body, contentType);
+export function bodySample(read: ReadBody, info: RequestInfo, rec: K8sRecording): string {
   if (read.kind === 'opaque') return `[${read.why}, not recorded]`;
   maskRequestBody(read, info, { fields: rec.fields, masker: rec.audit });
   return cut(JSON.stringify(read.doc) ?? 'null', rec.valueChars);

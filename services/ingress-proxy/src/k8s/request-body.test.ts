@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Masker } from '../pg/masking/masker.js';
 import { ANY_KIND, MASKED_SECRET_DATA, parseFieldRule } from './json-mask.js';
-import { addressedKind, maskRequestBody, pointer, readBody } from './request-body.js';
+import { addressedKind, maskMarkers, maskRequestBody, pointer, readBody } from './request-body.js';
 import { classifyRequest, type RequestInfo } from './request-info.js';
 
 const CANARY = 'canary-value-0451';
@@ -113,3 +113,32 @@ ptr('RFC 6901 escapes; the empty pointer is the whole document', () => {
 });
 
 ptr.run();
+
+const markers = suite('maskMarkers');
+
+const marked = (body: unknown, type = 'application/json') => {
+  const raw = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+  return maskMarkers(readBody(raw, type), raw);
+};
+
+markers('a masked read sent back: Secret data, stringData, a masked field, a detected span, the last-applied copy', () => {
+  const applied = JSON.stringify({ kind: 'Secret', data: { pw: MASKED_SECRET_DATA } });
+  const secret = { kind: 'Secret', metadata: { name: 'db', annotations: { 'kubectl.kubernetes.io/last-applied-configuration': applied } }, data: { apikey: MASKED_SECRET_DATA, ok: CANARY_B64 }, stringData: { pw: '[masked]' } };
+  assert.equal(marked(secret), ['metadata.annotations.kubectl.kubernetes.io/last-applied-configuration.data.pw', 'data.apikey', 'stringData.pw']);
+  assert.equal(marked({ kind: 'ConfigMap', data: { note: 'token [masked:jwt] here' } }), ['data.note']);
+  assert.equal(marked(`data:\n  apikey: ${MASKED_SECRET_DATA}\n`, 'application/apply-patch+yaml'), ['data.apikey']);
+});
+
+markers('a JSON patch: values named by their path', () => {
+  assert.equal(marked([{ op: 'replace', path: '/data/apikey', value: MASKED_SECRET_DATA }, { op: 'add', path: '/data/x', value: CANARY_B64 }], 'application/json-patch+json'), ['data.apikey']);
+});
+
+markers('real values pass; a protobuf body is searched as bytes', () => {
+  assert.equal(marked({ kind: 'Secret', data: { pw: CANARY_B64 }, stringData: { note: 'masked' } }), []);
+  const proto = Buffer.concat([Buffer.from([0x6b, 0x38, 0x73, 0]), Buffer.from('[masked]')]);
+  assert.equal(maskMarkers(readBody(proto, 'application/vnd.kubernetes.protobuf'), proto), ['(the request body)']);
+  const clean = Buffer.from([0x6b, 0x38, 0x73, 0, 1, 2]);
+  assert.equal(maskMarkers(readBody(clean, 'application/vnd.kubernetes.protobuf'), clean), []);
+});
+
+markers.run();

@@ -1,4 +1,5 @@
 import { parse as parseYaml } from 'yaml';
+import { MASKED_VALUE } from '../pg/masking/masker.js';
 import { ANY_KIND, maskAs, maskDocument, type JsonMaskRules } from './json-mask.js';
 import type { RequestInfo } from './request-info.js';
 
@@ -112,4 +113,50 @@ function pick(node: unknown, path: string[]): unknown {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** A masked Secret value as clients read it: base64 of the marker. */
+const MASKED_B64 = Buffer.from(MASKED_VALUE).toString('base64');
+const DETECTED = /\[masked:[a-z0-9_-]+\]/;
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * Where a write body carries Agate's mask marker (`[masked]`, its base64 in Secret data, a
+ * detector's `[masked:kind]`): the fields, as dotted paths. Such a body is a masked read sent back
+ * (`kubectl get -o yaml | kubectl replace -f -`); forwarding it would store the marker in place of
+ * the real value. An opaque body (protobuf) is searched as bytes.
+ */
+export function maskMarkers(read: ReadBody, raw: Buffer): string[] {
+  if (read.kind === 'opaque') return raw.includes(MASKED_VALUE) || raw.includes(MASKED_B64) ? ['(the request body)'] : [];
+  const found: string[] = [];
+  if (read.patch === 'json' && Array.isArray(read.doc)) {
+    for (const op of read.doc) if (isObject(op) && 'value' in op) markers(op.value, String(op.path ?? '').slice(1).replace(/\//g, '.'), found);
+  } else {
+    markers(read.doc, '', found);
+  }
+  return found;
+}
+
+function markers(node: unknown, path: string, found: string[]): void {
+  const at = (key: string | number) => (path === '' ? String(key) : `${path}.${key}`);
+  if (typeof node === 'string') {
+    if (node === MASKED_VALUE || node === MASKED_B64 || DETECTED.test(node)) found.push(path === '' ? '(the value)' : path);
+  } else if (Array.isArray(node)) {
+    node.forEach((v, i) => markers(v, at(i), found));
+  } else if (isObject(node)) {
+    for (const [k, v] of Object.entries(node)) {
+      if (k === LAST_APPLIED && typeof v === 'string' && path.endsWith('annotations')) {
+        // kubectl apply embeds the whole object here: a marker inside would be applied back later.
+        let inner: unknown;
+        try {
+          inner = JSON.parse(v);
+        } catch {
+          inner = v;
+        }
+        markers(inner, `${at(k)}`, found);
+      } else {
+        markers(v, at(k), found);
+      }
+    }
+  }
 }

@@ -15,7 +15,8 @@ import { impersonates, upstreamHeaders } from './headers.js';
 import { bodySample, refusedEvent, sha256, type K8sRecording } from './recording.js';
 import { classifyRequest, normalizedTarget, requestAttributes, requestText, type RequestInfo } from './request-info.js';
 import { KubeSession } from './session.js';
-import { failure, forbidden, statusBody, type Status } from './status.js';
+import { failure, forbidden, maskedWrite, statusBody, type Status } from './status.js';
+import { maskMarkers, readBody as readRequestBody, type ReadBody } from './request-body.js';
 import { relayMasked, relayStream, relayWatch, sendStatus } from './relay.js';
 import { relayUpgrade } from './upgrade.js';
 import type { KubeUpstream } from './upstream.js';
@@ -52,6 +53,9 @@ export interface KubeProxyOptions {
 /** The built-in rule that allows discovery without asking policy (it is still recorded). */
 export const DISCOVERY_RULE = 'agate.k8s-discovery';
 const DISCOVERY = /^\/(api|apis(\/[^/]+){0,2}|api\/v1|version|openapi\/.*|livez|readyz|healthz)\/?$/;
+
+/** Verbs whose body is stored: a mask marker in it would replace the real value. */
+const WRITE_VERBS = new Set(['create', 'update', 'patch']);
 
 type Decision = { kind: 'run'; client: Masker | undefined } | { kind: 'refuse'; status: Status; code: string };
 
@@ -174,10 +178,14 @@ export class KubeProxyServer {
       if (classified.kind === 'invalid') return void (req.resume(), reply.status(failure('BadRequest', classified.message)));
       info = classified;
       const body = await readBody(req, this.options.target.maxBodyBytes);
-      const command = this.#command(session, method, req, info, body);
+      const read = body === undefined || body.length === 0 ? undefined : readRequestBody(body, req.headers['content-type']);
+      // Before the sample is masked: masking writes the very marker looked for.
+      const marked = read === undefined || !WRITE_VERBS.has(info.verb) ? [] : maskMarkers(read, body!);
+      const command = this.#command(session, method, req, info, body, read);
       if (body === undefined) {
         return this.#refuse(session, command, reply, failure('RequestEntityTooLarge', `the request body is larger than ${this.options.target.maxBodyBytes} bytes, the most Agate records`, info), 'refused', ErrorCode.PROTOCOL_FRAME_TOO_LARGE, true);
       }
+      if (marked.length > 0) return this.#refuse(session, command, reply, maskedWrite(info, marked), 'refused', ErrorCode.MASKED_VALUE_WRITE, true);
       const decision = await this.#decide(session, command, info, req);
       if (decision.kind === 'refuse') return this.#refuse(session, command, reply, decision.status, 'refused', decision.code, false);
       await this.#forward(session, command, info, req, res, body, decision.client);
@@ -188,15 +196,15 @@ export class KubeProxyServer {
     }
   }
 
-  #command(session: KubeSession, method: string, req: IncomingMessage, info: RequestInfo, body: Buffer | undefined): Command {
+  #command(session: KubeSession, method: string, req: IncomingMessage, info: RequestInfo, body: Buffer | undefined, read: ReadBody | undefined): Command {
     const { recording } = this.options.target;
     const attributes = requestAttributes(info);
     const parameters: string[] = [];
     if (body === undefined) attributes.body_bytes = `>${this.options.target.maxBodyBytes}`;
-    else if (body.length > 0) {
+    else if (body.length > 0 && read !== undefined) {
       attributes.body_bytes = String(body.length);
       attributes.body_digest = sha256(body);
-      parameters.push(bodySample(body, req.headers['content-type'], info, recording));
+      parameters.push(bodySample(read, info, recording));
     }
     if (req.headers['content-type'] !== undefined && body !== undefined && body.length > 0) attributes.content_type = req.headers['content-type'];
     if (impersonates(req.headers)) attributes.impersonate = 'refused';
@@ -327,7 +335,7 @@ export class KubeProxyServer {
       if (info.kind === 'invalid') return reply.status(failure('BadRequest', info.message));
       // exec and attach are asked for with GET over WebSocket; RBAC (and so policy) sees `create`.
       const decided: RequestInfo = info.kind === 'resource' && info.verb === 'get' && ['exec', 'attach', 'portforward'].includes(info.subresource) ? { ...info, verb: 'create' } : info;
-      const command = this.#command(session, method, req, decided, Buffer.alloc(0));
+      const command = this.#command(session, method, req, decided, Buffer.alloc(0), undefined);
       command.attributes.upgrade = String(req.headers.upgrade ?? '').slice(0, 64);
       const decision = await this.#decide(session, command, decided, req);
       if (decision.kind === 'refuse') return this.#refuse(session, command, reply, decision.status, 'refused', decision.code, false);
