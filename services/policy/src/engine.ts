@@ -201,7 +201,9 @@ function compileRule(config: RuleConfig): CompiledRule {
   };
   const sshMatches = compileSshMatch(config.match.ssh);
   const k8s = config.match.kubernetes;
-  const verbTest = k8s?.verbs === undefined || k8s.verbs.includes('*') ? undefined : new Set<string>(k8s.verbs);
+  // `delete` names deletions, and a deletecollection is many of them.
+  const verbTest = k8s?.verbs === undefined || k8s.verbs.includes('*') ? undefined : new Set<string>(k8s.verbs.includes('delete') ? [...k8s.verbs, 'deletecollection'] : k8s.verbs);
+  const privilegeTest = k8s?.privilege === undefined ? undefined : k8s.privilege.includes('*') ? () => true : (f: string) => (k8s.privilege as readonly string[]).includes(f);
   const resourceTest = k8s?.resources === undefined ? undefined : anyGlob(k8s.resources.map((r) => r.toLowerCase()));
   const namespaceTest = k8s?.namespaces === undefined ? undefined : anyGlob(k8s.namespaces);
   /** `anyVerb`: the response question (does this request's answer carry the resource?), where the verb does not count. */
@@ -210,6 +212,7 @@ function compileRule(config: RuleConfig): CompiledRule {
     if (r === undefined) return false; // a Kubernetes rule never matches what it cannot read
     if (!anyVerb && verbTest !== undefined && !verbTest.has(r.verb)) return false;
     if (resourceTest !== undefined && !resourceTest(r.resource)) return false;
+    if (privilegeTest !== undefined && !r.privilege.some(privilegeTest)) return false;
     // A request across all namespaces ('') answers with objects of every namespace.
     return namespaceTest === undefined || namespaceTest(r.namespace) || (anyVerb && r.namespace === '');
   };

@@ -18,6 +18,7 @@ import { KubeSession } from './session.js';
 import { failure, forbidden, maskedWrite, statusBody, type Status } from './status.js';
 import { maskMarkers, readBody as readRequestBody, type ReadBody } from './request-body.js';
 import { relayMasked, relayStream, relayWatch, sendStatus } from './relay.js';
+import { privilegeFacts } from './privilege.js';
 import { relayUpgrade } from './upgrade.js';
 import type { KubeUpstream } from './upstream.js';
 
@@ -208,6 +209,8 @@ export class KubeProxyServer {
     }
     if (req.headers['content-type'] !== undefined && body !== undefined && body.length > 0) attributes.content_type = req.headers['content-type'];
     if (impersonates(req.headers)) attributes.impersonate = 'refused';
+    const privilege = privilegeFacts(info, req.headers, read, body);
+    if (privilege.length > 0) attributes.privilege = privilege.join(',');
     // A token in a query string (`?token=`) must never reach the bus.
     return session.command(recording.audit.maskText(requestText(method, req.url ?? '/')).text, parameters, attributes);
   }
