@@ -194,6 +194,13 @@ const CASES: Case[] = [
   { text: 'cat /etc/shadow', decision: 'deny', rule: 'readers-nothing-else', protocol: 'ssh', target: 'staging-db1', claims: reader },
   // shell lines parsed with bash's grammar: every spelling of rm -rf / is the same command
   ...sh('rm -rf /', 'deny', 'shell-rm-root'),
+  ...sh('busybox rm -rf /', 'deny', 'shell-rm-root'),
+  ...sh('toybox rm -r -f /etc', 'deny', 'shell-rm-root'),
+  ...sh('find / -xdev -delete', 'deny', 'shell-rm-root'),
+  ...sh('find /tmp/cache -delete', 'allow', null),
+  ...sh('find /etc -name x -exec rm -r {} +', 'deny', 'shell-rm-root'),
+  ...sh('find /tmp -name x -exec rm -r {} +', 'allow', null),
+  ...sh('find / -ok rm -r / \\;', 'deny', 'shell-rm-root'),
   ...sh('rm -r -f /', 'deny', 'shell-rm-root'),
   ...sh('rm --recursive --force /', 'deny', 'shell-rm-root'),
   ...sh('rm --rec --forc /etc', 'deny', 'shell-rm-root'),
