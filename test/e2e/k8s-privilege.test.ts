@@ -90,4 +90,38 @@ test('a deletecollection is matched as the deletions it is; `delete all --all` i
   assert.is((await ctx.kube.kubectl(['get', 'namespace', 'scratch', '-o', 'jsonpath={.status.phase}'])).stdout, 'Active');
 });
 
+test('kubectl auth can-i answers for the agent under Agate\'s policy; auth whoami names the agent', async (ctx) => {
+  const no = await agentKubectl(ctx, ['auth', 'can-i', 'delete', 'namespaces']);
+  // kubectl prints the reason of a refusal after the answer.
+  assert.equal([no.code, no.stdout.trim()], [1, 'no - Agate refuses it by rule "no-namespace-delete": deleting a namespace needs a human'], no.stderr);
+  const why = await agentKubectl(ctx, ['auth', 'can-i', 'create', 'clusterrolebindings']);
+  assert.is(why.stdout.trim(), 'no - Agate refuses it by rule "no-privilege-changes": changing who can do what in the cluster needs a human');
+  const tokenQ = await agentKubectl(ctx, ['auth', 'can-i', 'create', 'serviceaccounts', '--subresource=token']);
+  assert.match(tokenQ.stdout, /^no - Agate refuses it by rule "no-privilege-changes"/);
+  const yes = await agentKubectl(ctx, ['auth', 'can-i', 'get', 'pods']);
+  assert.equal([yes.code, yes.stdout.trim()], [0, 'yes'], yes.stderr);
+  const direct = await ctx.kube.kubectl(['auth', 'can-i', 'delete', 'namespaces']);
+  assert.is(direct.stdout.trim(), 'yes', 'the API server itself says yes to Agate');
+
+  const whoami = await agentKubectl(ctx, ['auth', 'whoami', '-o', 'json']);
+  assert.is(whoami.code, 0, whoami.stderr);
+  const user = JSON.parse(whoami.stdout).status.userInfo;
+  assert.is(user.username, ctx.issuer.githubActionsClaims().sub);
+  assert.equal(user.extra['agate.io/issuer'], [ctx.issuer.issuer]);
+  assert.not.ok(JSON.stringify(user).includes('system:masters'));
+
+  const list = await agentKubectl(ctx, ['auth', 'can-i', '--list']);
+  assert.match(list.stdout + list.stderr, "Agate's policy may refuse any of them");
+
+  const evs = await until('the questions recorded', () => {
+    const e = events(ctx);
+    const qs = commandsWhere(e, (c) => c.attributes.access_review === 'self');
+    return qs.length >= 4 && qs.every((q) => verdictOf(e, q) !== undefined) ? { e, qs } : undefined;
+  });
+  const q = evs.qs.find((c) => c.text.startsWith('can-i delete namespaces'));
+  assert.ok(q, evs.qs.map((c) => c.text).join(', '));
+  assert.equal([q!.attributes.verb, q!.attributes.resource, verdictOf(evs.e, q!)?.rule_id], ['delete', 'namespaces', 'no-namespace-delete']);
+  assert.is(evs.qs.find((c) => c.text.startsWith('can-i create serviceaccounts/token'))?.attributes.privilege, 'token', JSON.stringify(evs.qs.map((c) => c.text)));
+});
+
 test.run();

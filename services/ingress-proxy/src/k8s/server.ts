@@ -11,6 +11,7 @@ import { nowMicros, type Command } from '../../../../schemas/src/events.js';
 import { listenOn } from '../listen.js';
 import { SessionEvents } from '../session-events.js';
 import type { Masker } from '../pg/masking/masker.js';
+import { accessQuestion, combineAccess, questionAttributes, reviewKind, rulesReview, selfReview, type PolicyAnswer, type Question } from './access-review.js';
 import { impersonates, upstreamHeaders } from './headers.js';
 import { bodySample, refusedEvent, sha256, type K8sRecording } from './recording.js';
 import { classifyRequest, normalizedTarget, requestAttributes, requestText, type RequestInfo } from './request-info.js';
@@ -189,7 +190,7 @@ export class KubeProxyServer {
       if (marked.length > 0) return this.#refuse(session, command, reply, maskedWrite(info, marked), 'refused', ErrorCode.MASKED_VALUE_WRITE, true);
       const decision = await this.#decide(session, command, info, req);
       if (decision.kind === 'refuse') return this.#refuse(session, command, reply, decision.status, 'refused', decision.code, false);
-      await this.#forward(session, command, info, req, res, body, decision.client);
+      await this.#forward(session, command, info, req, res, body, decision.client, this.#review(session, info, req));
     } catch (err) {
       this.#log.error('request failed', { error: describeError(err) });
       if (!res.headersSent) reply.status(failure('InternalError', 'Agate could not process the request'));
@@ -279,7 +280,44 @@ export class KubeProxyServer {
 
   // ---- forwarding ----------------------------------------------------------------------------
 
-  async #forward(session: KubeSession, command: Command, info: RequestInfo, req: IncomingMessage, res: ServerResponse, body: Buffer, client: Masker | undefined): Promise<void> {
+  /**
+   * How a self-review's answer is rewritten for the agent (see access-review.ts). The question of
+   * an access review is read from the API server's answer, which repeats it as the API server
+   * decoded it (kubectl asks in protobuf).
+   */
+  #review(session: KubeSession, info: RequestInfo, req: IncomingMessage): ((doc: unknown) => Promise<void>) | undefined {
+    const kind = reviewKind(info);
+    if (kind === 'self') return async (doc) => selfReview(doc, session.identity);
+    if (kind === 'rules') return async (doc) => rulesReview(doc);
+    if (kind !== 'access') return undefined;
+    return async (doc) => {
+      const q = accessQuestion(doc);
+      const answer: PolicyAnswer = q === undefined ? { kind: 'unknown', reason: 'the question could not be read' } : await this.#askPolicy(session, q, req);
+      combineAccess(doc, answer);
+    };
+  }
+
+  /**
+   * Policy's verdict on a request the agent only asks about: recorded as a Command marked
+   * `access_review` (never run; a hold creates no approval), decided like the request itself.
+   */
+  async #askPolicy(session: KubeSession, q: Question, req: IncomingMessage): Promise<PolicyAnswer> {
+    const { bus, verdictTimeoutMs } = this.options;
+    const command = session.command(q.text, [], questionAttributes(q, privilegeFacts(q.info, {}, undefined, undefined)));
+    try {
+      // The policy service answers a question's hold without an expiry: the hold is the answer.
+      const outcome = await bus.requestVerdict(command, verdictTimeoutMs);
+      if (outcome.kind === 'timeout') return { kind: 'unknown', reason: `policy gave no answer within ${verdictTimeoutMs} ms` };
+      const v = outcome.verdict;
+      if (v.decision === 'allow' || v.decision === 'mask') return { kind: 'allow', reason: v.reason };
+      return { kind: v.decision, rule: v.rule_id, reason: v.reason };
+    } catch (err) {
+      this.#log.warn('cannot ask policy about an access review', { error: describeError(err), user_agent: String(req.headers['user-agent'] ?? '').slice(0, 80) });
+      return { kind: 'unknown', reason: 'the question could not be recorded' };
+    }
+  }
+
+  async #forward(session: KubeSession, command: Command, info: RequestInfo, req: IncomingMessage, res: ServerResponse, body: Buffer, client: Masker | undefined, rewrite?: (doc: unknown) => Promise<void>): Promise<void> {
     const { upstream } = this.options.target;
     const started = nowMicros();
     let credential: Record<string, string>;
@@ -311,8 +349,8 @@ export class KubeProxyServer {
     });
     up.on('response', (upRes) => {
       const watch = info.kind === 'resource' && (info.verb === 'watch' || /[?&]watch=(1|t|true)\b/i.test(req.url ?? '')) && upRes.statusCode === 200;
-      const relay = watch ? relayWatch : client !== undefined ? relayMasked : relayStream;
-      relay({ session, command, upRes, res, client, started, info, target: this.options.target, log: this.#log });
+      const relay = watch ? relayWatch : client !== undefined || rewrite !== undefined ? relayMasked : relayStream;
+      relay({ session, command, upRes, res, client, rewrite, started, info, target: this.options.target, log: this.#log });
     });
     up.end(body);
   }
