@@ -303,7 +303,8 @@ export class KubeProxyServer {
    */
   async #askPolicy(session: KubeSession, q: Question, req: IncomingMessage): Promise<PolicyAnswer> {
     const { bus, verdictTimeoutMs } = this.options;
-    const command = session.command(q.text, [], questionAttributes(q, privilegeFacts(q.info, {}, undefined, undefined)));
+    const text = this.options.target.recording.audit.maskText(q.text).text; // names in it are the agent's words
+    const command = session.command(text, [], questionAttributes(q, privilegeFacts(q.info, {}, undefined, undefined)));
     try {
       // The policy service answers a question's hold without an expiry: the hold is the answer.
       const outcome = await bus.requestVerdict(command, verdictTimeoutMs);
