@@ -150,6 +150,13 @@ const kubernetesTarget = z.strictObject({
 
 const target = z.discriminatedUnion('protocol', [postgresTarget, sshTarget, kubernetesTarget]);
 
+/**
+ * What the Kubernetes proxy records in `attributes.privilege` (services/ingress-proxy/src/k8s/privilege.ts):
+ * writes to roles (escalate) and bindings (bind), impersonation, service accounts, minted tokens,
+ * certificate signing requests and their approval, namespace finalize, finalizer changes.
+ */
+export const K8S_PRIVILEGE_FACTS = ['escalate', 'bind', 'impersonate', 'serviceaccount', 'token', 'csr', 'csr-approval', 'finalize', 'finalizers'] as const;
+
 const ruleMatch = z.strictObject({
   /** Claim name → glob (`*` any run of characters) or list of globs; all must match. */
   claims: z.record(z.string(), z.union([z.string(), z.array(z.string())])).optional(),
@@ -166,12 +173,17 @@ const ruleMatch = z.strictObject({
     })
     .refine((s) => s.statements !== undefined || s.tables !== undefined || s.without_where !== undefined, 'expected at least one of statements, tables, without_where')
     .optional(),
-  /** Kubernetes API requests: RBAC verbs, resource globs (`pods/exec`, `secrets`), namespace globs. */
+  /**
+   * Kubernetes API requests: RBAC verbs (`delete` also matches `deletecollection`, the deletion of
+   * many), resource globs (`pods/exec`, `secrets`), namespace globs, and privilege facts.
+   */
   kubernetes: z
     .strictObject({
       verbs: z.array(z.enum(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection', '*'])).nonempty().optional(),
       resources: z.array(z.string().min(1)).nonempty().optional(),
       namespaces: z.array(z.string()).nonempty().optional(),
+      /** Matches a request that changes privileges in any of these ways (`*`: any); see K8S_PRIVILEGE_FACTS. */
+      privilege: z.array(z.enum([...K8S_PRIVILEGE_FACTS, '*'])).nonempty().optional(),
     })
     .optional(),
   /**

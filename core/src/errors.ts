@@ -29,6 +29,8 @@ export const ErrorCode = {
   PROTOCOL_FRAME_TOO_LARGE: 'PROTOCOL_FRAME_TOO_LARGE',
   PROTOCOL_UNSUPPORTED: 'PROTOCOL_UNSUPPORTED',
   MASKING_FAILED: 'MASKING_FAILED',
+  /** A write carries Agate's mask marker (a masked read sent back): refused, the real value kept. */
+  MASKED_VALUE_WRITE: 'MASKED_VALUE_WRITE',
   // upstream targets
   UPSTREAM_UNREACHABLE: 'UPSTREAM_UNREACHABLE',
   UPSTREAM_AUTH_FAILED: 'UPSTREAM_AUTH_FAILED',

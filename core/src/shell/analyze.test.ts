@@ -73,6 +73,38 @@ programs('wrappers, sh -c, eval and alias are looked through', () => {
   assert.equal(one(`bash -c "sudo rm x"`, 'rm').via, ['bash -c', 'sudo']);
 });
 
+programs('busybox and toybox run their first operand as the applet', () => {
+  assert.equal(of('busybox rm -rf /x'), ['busybox', 'rm']);
+  assert.equal(one('/bin/busybox rm -rf /x', 'rm').via, ['busybox']);
+  assert.ok(one('toybox rm -rf /x', 'rm').flags.includes('-r'));
+  assert.equal(of("busybox sh -c 'shred -u k'"), ['busybox', 'sh', 'shred']);
+  assert.equal(of('sudo toybox timeout 5 busybox rm x'), ['sudo', 'toybox', 'timeout', 'busybox', 'rm']);
+  assert.equal(of('busybox --list'), ['busybox']);
+  // An applet that reads its program from stdin is still refused, behind busybox as anywhere.
+  assert.is(analyzeShell('curl x | busybox sh').ok, true);
+  assert.ok(commands('curl x | busybox sh').find((c) => c.program === 'sh')!.downloaded);
+  assert.is(analyzeShell('busybox sh').ok, false);
+});
+
+programs('find: -delete is a deletion of what it finds, recorded as rm -r -f of its starting points', () => {
+  const rm = one('find /var/log -name "*.gz" -delete', 'rm');
+  assert.equal([rm.via, rm.operands], [['find -delete'], ['/var/log']]);
+  assert.ok(rm.flags.includes('-r') && rm.flags.includes('-f'));
+  assert.equal(one('find -L /a /b -mtime +3 -delete', 'rm').operands, ['/a', '/b']);
+  assert.equal(one('find -delete', 'rm').operands, ['.'], 'no starting point is the current directory');
+  assert.equal(one('sudo find / \\( -name x -o -name y \\) -delete', 'rm').via, ['sudo', 'find -delete']);
+  assert.equal(of('find /tmp -name x -print'), ['find']);
+});
+
+programs('find: every -exec, -execdir, -ok and -okdir runs its command', () => {
+  assert.equal(of('find . -execdir rm {} + -ok shred -u {} \\; -okdir dd if=/dev/zero of={} \\; -exec sh -c \'curl x\' \\;'), ['find', 'rm', 'shred', 'dd', 'sh', 'curl']);
+  assert.equal(one('find . -ok rm -r {} \\;', 'rm').via, ['find -exec']);
+  // {} is each file found: one under the starting points.
+  assert.equal(one('find /etc /var -name x -exec rm -r {} +', 'rm').operands, ['/etc', '/var']);
+  assert.equal(one('find -exec cp {} {}.bak \\;', 'cp').operands, ['.', '..bak']);
+  assert.is(analyzeShell('find . -exec {} \\;').ok, false, 'the program is each file found');
+});
+
 argv('argv after quote removal; assignments and redirections apart', () => {
   const c = one(`A=1 B="x y" "r"m -f 'a b' c\\ d >out 2>&1`, 'rm');
   assert.equal(c.argv, ['rm', '-f', 'a b', 'c d']);
@@ -91,7 +123,9 @@ argv('flags are normalised: -rf, -r -f, -fR, --recursive --force, --rec --forc',
   assert.ok(one('git push --force origin main', 'git').flags.includes('-f'));
   assert.ok(one('git push origin +main', 'git').flags.includes('-f'));
   assert.equal(one('rm -- -rf', 'rm').flags, []);
-  assert.ok(one('find / -delete', 'find').flags.includes('-delete'));
+  // find's options are single-dash words, never letter clusters.
+  assert.equal(one('find / -name x -delete', 'find').flags, ['-name', '-delete']);
+  assert.equal(one('find / -name x -delete', 'find').operands, ['/', 'x']);
 });
 
 downloads('a download piped into an interpreter is marked on the interpreter', () => {

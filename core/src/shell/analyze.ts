@@ -52,7 +52,7 @@ class Unreadable extends Error {}
 
 const MAX_SCRIPT_DEPTH = 6;
 const MAX_NODE_DEPTH = 256;
-const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'fish', 'busybox', 'rbash']);
+const SHELLS = new Set(['sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'ash', 'fish', 'rbash']);
 /** Other interpreters that run a program read from standard input when given no script. */
 const INTERPRETERS: Record<string, Set<string>> = {
   python: new Set(['-c', '-m']), python2: new Set(['-c', '-m']), python3: new Set(['-c', '-m']), perl: new Set(['-e', '-E']),
@@ -82,6 +82,9 @@ const WRAPPERS: Record<string, Set<string>> = {
   ltrace: new Set(['-e', '-o', '-p', '-s', '-u']),
   caffeinate: new Set(['-t', '-w']),
   flock: new Set(['-w', '--timeout', '-E', '--conflict-exit-code']),
+  // Multi-call binaries: `busybox rm -rf /x` is rm (`busybox sh -c …` a shell).
+  busybox: new Set(),
+  toybox: new Set(),
 };
 /** Wrappers whose first operand is not the command (a duration, a directory, a lock file). */
 const FIRST_OPERAND_SKIPPED = new Set(['timeout', 'chroot', 'flock']);
@@ -296,13 +299,40 @@ function run(argv: string[], literal: boolean[], extras: Extras, ctx: Context): 
   }
 }
 
-/** `find … -exec CMD … ;` (and -execdir, -ok, -okdir) runs CMD for each file found. */
+/** find's options before its starting points: `-H`, `-L`, `-P`, `-D debugopts`, `-Olevel`. */
+const FIND_LEADING = /^-([HLP]|O\d*)$/;
+
+/**
+ * `find … -exec CMD … ;` (and -execdir, -ok, -okdir) runs CMD for each file found, with `{}` the
+ * file: recorded with the starting points in its place (every file found lies under one), so
+ * `find /etc -exec rm {} +` meets a rule on `rm /etc*`. `-delete` removes each file, depth first:
+ * recorded as `rm -r -f` of the starting points, so rules on `rm` see it.
+ */
 function findExec(argv: string[], literal: boolean[], extras: Extras, ctx: Context): void {
-  for (let i = 1; i < argv.length; i++) {
+  let i = 1;
+  while (i < argv.length && (FIND_LEADING.test(argv[i]!) || argv[i] === '-D')) i += argv[i] === '-D' ? 2 : 1;
+  const found: string[] = [];
+  // Starting points run up to the first expression word: a test, an action, `(` or `!`.
+  for (; i < argv.length && !/^[-(!)]/.test(argv[i]!) && argv[i] !== ','; i++) found.push(argv[i]!);
+  const starts = found.length === 0 ? ['.'] : found;
+  if (argv.includes('-delete')) {
+    ctx.out.push(record('rm', ['rm', '-r', '-f', '--', ...starts], extras.assignments, extras.redirects, { ...ctx, via: [...ctx.via, 'find -delete'] }));
+  }
+  for (; i < argv.length; i++) {
     if (!['-exec', '-execdir', '-ok', '-okdir'].includes(argv[i]!)) continue;
     let end = i + 1;
     while (end < argv.length && argv[end] !== ';' && argv[end] !== '+') end += 1;
-    if (end > i + 1) run(argv.slice(i + 1, end), literal.slice(i + 1, end), { ...extras, processDownload: false }, { ...ctx, via: [...ctx.via, 'find -exec'] });
+    if (end > i + 1) {
+      if (argv[i + 1]!.includes('{}')) throw new Unreadable(`find ${argv[i]} runs the files it finds: the program depends on the run`);
+      const words: string[] = [];
+      const literals: boolean[] = [];
+      for (let w = i + 1; w < end; w++) {
+        const word = argv[w]!;
+        const each = word.includes('{}') ? starts.map((s) => word.replaceAll('{}', s)) : [word];
+        for (const x of each) (words.push(x), literals.push(literal[w]!));
+      }
+      run(words, literals, { ...extras, processDownload: false }, { ...ctx, via: [...ctx.via, 'find -exec'] });
+    }
     i = end;
   }
 }

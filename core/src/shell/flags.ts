@@ -9,6 +9,8 @@ interface FlagTable {
   long: Record<string, string>;
   /** Short letters that are spelled differently but mean the same. */
   short?: Record<string, string>;
+  /** Options are single-dash words (`find -delete`, `-name`): never split into letters. */
+  words?: true;
 }
 
 const TABLES: Record<string, FlagTable> = {
@@ -24,6 +26,7 @@ const TABLES: Record<string, FlagTable> = {
   kill: { long: { '--signal': '-s' } },
   shred: { long: { '--remove': '-u', '--zero': '-z', '--force': '-f' } },
   truncate: { long: { '--size': '-s' } },
+  find: { long: {}, words: true },
 };
 
 export interface ParsedArgs {
@@ -52,8 +55,12 @@ export function parseArgs(program: string, args: readonly string[]): ParsedArgs 
       flags.add(canonicalLong(table, arg.split('=', 1)[0]!));
       continue;
     }
+    if (table?.words === true) {
+      flags.add(arg);
+      continue;
+    }
     // A short cluster: each letter is a flag (`-rf`); the whole word is kept too, for programs
-    // whose single-dash options are words (`find -delete`, `kill -9`).
+    // whose single-dash options are words without a table entry (`kill -9`).
     if (arg.length > 2) flags.add(arg);
     for (const letter of arg.slice(1)) {
       const f = `-${letter}`;

@@ -157,4 +157,40 @@ policy:
   assert.is(ssh('cat /etc/hosts', {}), null);
 });
 
+evaluate('kubernetes: a rule masking a resource masks every response carrying it, whatever the verb', () => {
+  const rules = parseConfig(
+    `identity: { dev_issuer: { enabled: true } }
+masking: { sets: { pii: { columns: [email] } }, audit: default }
+policy:
+  default: allow
+  rules:
+    - { id: no-ns-delete, action: deny, match: { kubernetes: { verbs: [delete], resources: [namespaces] } } }
+    - { id: hold-prod-patches, action: hold, match: { kubernetes: { verbs: [patch], namespaces: [prod] } } }
+    - { id: cm-writes, action: allow, match: { kubernetes: { verbs: [create, update, patch], resources: [configmaps] } } }
+    - { id: secrets-masked, action: allow, mask_client: true, match: { kubernetes: { verbs: [get, list, watch], resources: [secrets] } } }
+    - { id: cm-masked, action: allow, mask_client: pii, match: { kubernetes: { verbs: [get], resources: [configmaps], namespaces: [app] } } }
+`,
+    'inline.yaml',
+  );
+  const p = new CompiledPolicy(rules.policy, rules.masking.audit);
+  const k8s = (attributes: Record<string, string>) => p.evaluate(cmd('kubectl', { protocol: 'kubernetes', attributes }));
+  assert.equal(k8s({ verb: 'get', resource: 'secrets', namespace: 'app', name: 's' }), { decision: 'mask', rule_id: 'secrets-masked', reason: 'allowed by rule secrets-masked', mask_set: 'default' });
+  for (const verb of ['patch', 'update', 'create', 'delete', 'deletecollection']) {
+    const d = k8s({ verb, resource: 'secrets', namespace: 'app', name: 's' });
+    assert.equal([d.decision, d.rule_id, d.mask_set], ['mask', null, 'default'], verb);
+    assert.match(d.reason, 'the response is masked by rule secrets-masked');
+  }
+  // Allowed by an earlier rule that masks nothing: still masked, and the deciding rule is named.
+  const cm = k8s({ verb: 'patch', resource: 'configmaps', namespace: 'app', name: 'c' });
+  assert.equal([cm.decision, cm.rule_id, cm.mask_set], ['mask', 'cm-writes', 'pii']);
+  // A list across all namespaces carries the objects of app too.
+  assert.is(k8s({ verb: 'list', resource: 'configmaps' }).mask_set, 'pii');
+  assert.is(k8s({ verb: 'patch', resource: 'configmaps', namespace: 'other', name: 'c' }).decision, 'allow');
+  // A hold keeps its decision and names the set the released response goes through; a deny stays a deny.
+  const held = k8s({ verb: 'patch', resource: 'secrets', namespace: 'prod', name: 's' });
+  assert.equal([held.decision, held.rule_id, held.mask_set], ['hold', 'hold-prod-patches', 'default']);
+  assert.equal(k8s({ verb: 'delete', resource: 'namespaces', name: 'x' }).decision, 'deny');
+  assert.is(k8s({ verb: 'patch', resource: 'pods', namespace: 'app', name: 'p' }).mask_set, null);
+});
+
 evaluate.run();

@@ -46,6 +46,11 @@ interface CompiledRule {
   identityMatches(command: Command): boolean;
   /** The shell conditions on one simple command of an ssh command line; true for a rule without any. */
   shellMatches(command: ShellCommand | undefined): boolean;
+  /**
+   * For an allow rule that masks a Kubernetes resource for the client: whether `command`'s
+   * response carries that resource, whatever its verb (see `#clientMask`).
+   */
+  masksResponseOf(command: Command): boolean;
 }
 
 /**
@@ -108,7 +113,23 @@ export class CompiledPolicy {
         if (strictest === undefined || SEVERITY[d.decision] > SEVERITY[strictest.decision]) strictest = d;
       }
     }
+    if (command.protocol === 'kubernetes') return this.#clientMask(command, strictest!);
     return strictest!;
+  }
+
+  /**
+   * A rule that masks a resource for the client masks it in every response that carries it: a
+   * patch, update, create or delete of a Secret answers with the Secret, so a rule masking
+   * `get secrets` would be bypassed by any write verb if only its verbs counted.
+   */
+  #clientMask(command: Command, d: PolicyDecision): PolicyDecision {
+    if ((d.decision !== 'allow' && d.decision !== 'hold') || d.mask_set !== null) return d;
+    const rule = this.#nonSqlRules('kubernetes').find((r) => r.masksResponseOf(command));
+    if (rule === undefined) return d;
+    const { id, mask_client } = rule.config;
+    const mask_set = mask_client === true ? this.#auditMaskSet : (mask_client as string);
+    const reason = `${d.reason}; the response is masked by rule ${id}`;
+    return d.decision === 'allow' ? { ...d, decision: 'mask', reason, mask_set } : { ...d, reason, mask_set };
   }
 
   #sqlRules(facts: SqlFacts): CompiledRule[] {
@@ -180,31 +201,39 @@ function compileRule(config: RuleConfig): CompiledRule {
   };
   const sshMatches = compileSshMatch(config.match.ssh);
   const k8s = config.match.kubernetes;
-  const verbTest = k8s?.verbs === undefined || k8s.verbs.includes('*') ? undefined : new Set<string>(k8s.verbs);
+  // `delete` names deletions, and a deletecollection is many of them.
+  const verbTest = k8s?.verbs === undefined || k8s.verbs.includes('*') ? undefined : new Set<string>(k8s.verbs.includes('delete') ? [...k8s.verbs, 'deletecollection'] : k8s.verbs);
+  const privilegeTest = k8s?.privilege === undefined ? undefined : k8s.privilege.includes('*') ? () => true : (f: string) => (k8s.privilege as readonly string[]).includes(f);
   const resourceTest = k8s?.resources === undefined ? undefined : anyGlob(k8s.resources.map((r) => r.toLowerCase()));
   const namespaceTest = k8s?.namespaces === undefined ? undefined : anyGlob(k8s.namespaces);
-  const k8sMatches = (command: Command): boolean => {
+  /** `anyVerb`: the response question (does this request's answer carry the resource?), where the verb does not count. */
+  const k8sMatches = (command: Command, anyVerb: boolean): boolean => {
     const r = k8sRequest(command);
     if (r === undefined) return false; // a Kubernetes rule never matches what it cannot read
-    if (verbTest !== undefined && !verbTest.has(r.verb)) return false;
+    if (!anyVerb && verbTest !== undefined && !verbTest.has(r.verb)) return false;
     if (resourceTest !== undefined && !resourceTest(r.resource)) return false;
-    return namespaceTest === undefined || namespaceTest(r.namespace);
+    if (privilegeTest !== undefined && !r.privilege.some(privilegeTest)) return false;
+    // A request across all namespaces ('') answers with objects of every namespace.
+    return namespaceTest === undefined || namespaceTest(r.namespace) || (anyVerb && r.namespace === '');
+  };
+  const masks = config.action === 'allow' && config.mask_client !== false && k8s !== undefined;
+  const identityMatches = (command: Command, anyVerb = false): boolean => {
+    if (protocols !== undefined && !protocols.includes(command.protocol)) return false;
+    if (k8s !== undefined && (command.protocol !== 'kubernetes' || !k8sMatches(command, anyVerb))) return false;
+    if (sshMatches !== undefined && (command.protocol !== 'ssh' || !sshMatches(command))) return false;
+    if (targetTest !== undefined && !targetTest(command.target)) return false;
+    for (const c of claimTests) {
+      const value = claimValue(command, c.name);
+      if (value === undefined || !c.test(value)) return false;
+    }
+    return true;
   };
   return {
     config,
     statementMatches: (facts) => k8s === undefined && shell === undefined && config.match.ssh === undefined && (sql === undefined || (kindsMatch(facts) && sqlMatches(facts))),
     shellMatches,
-    identityMatches(command) {
-      if (protocols !== undefined && !protocols.includes(command.protocol)) return false;
-      if (k8s !== undefined && (command.protocol !== 'kubernetes' || !k8sMatches(command))) return false;
-      if (sshMatches !== undefined && (command.protocol !== 'ssh' || !sshMatches(command))) return false;
-      if (targetTest !== undefined && !targetTest(command.target)) return false;
-      for (const c of claimTests) {
-        const value = claimValue(command, c.name);
-        if (value === undefined || !c.test(value)) return false;
-      }
-      return true;
-    },
+    identityMatches: (command) => identityMatches(command),
+    masksResponseOf: (command) => masks && identityMatches(command, true),
   };
 }
 

@@ -14,6 +14,8 @@ export interface K8sRequest {
   name: string;
   /** Empty for the core group. */
   apiGroup: string;
+  /** Privilege facts the proxy found (`attributes.privilege`): escalate, bind, token, … */
+  privilege: string[];
 }
 
 /** The request a Kubernetes command describes, or undefined when its attributes lack verb or resource. */
@@ -25,5 +27,6 @@ export function k8sRequest(command: Command): K8sRequest | undefined {
   const sub = a.subresource?.toLowerCase();
   return {
     verb, resource: sub ? `${resource}/${sub}` : resource, namespace: a.namespace ?? '', name: a.name ?? '', apiGroup: (a.api_group ?? '').toLowerCase(),
+    privilege: a.privilege === undefined || a.privilege === '' ? [] : a.privilege.split(','),
   };
 }

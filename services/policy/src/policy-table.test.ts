@@ -41,6 +41,12 @@ policy:
     - id: k8s-kube-system-writes
       action: deny
       match: { kubernetes: { verbs: [create, update, patch, delete, deletecollection], namespaces: ["kube-*"] } }
+    - id: k8s-privilege
+      action: deny
+      match: { kubernetes: { privilege: ["*"] } }
+    - id: k8s-deployment-deletes
+      action: deny
+      match: { kubernetes: { verbs: [delete], resources: [deployments] } }
     - id: privileges
       action: deny
       match: { sql: { statements: [GrantStmt, GrantRoleStmt, CreateRoleStmt, AlterRoleStmt, DropRoleStmt, AlterDefaultPrivilegesStmt, ReassignOwnedStmt] } }
@@ -188,6 +194,13 @@ const CASES: Case[] = [
   { text: 'cat /etc/shadow', decision: 'deny', rule: 'readers-nothing-else', protocol: 'ssh', target: 'staging-db1', claims: reader },
   // shell lines parsed with bash's grammar: every spelling of rm -rf / is the same command
   ...sh('rm -rf /', 'deny', 'shell-rm-root'),
+  ...sh('busybox rm -rf /', 'deny', 'shell-rm-root'),
+  ...sh('toybox rm -r -f /etc', 'deny', 'shell-rm-root'),
+  ...sh('find / -xdev -delete', 'deny', 'shell-rm-root'),
+  ...sh('find /tmp/cache -delete', 'allow', null),
+  ...sh('find /etc -name x -exec rm -r {} +', 'deny', 'shell-rm-root'),
+  ...sh('find /tmp -name x -exec rm -r {} +', 'allow', null),
+  ...sh('find / -ok rm -r / \\;', 'deny', 'shell-rm-root'),
   ...sh('rm -r -f /', 'deny', 'shell-rm-root'),
   ...sh('rm --recursive --force /', 'deny', 'shell-rm-root'),
   ...sh('rm --rec --forc /etc', 'deny', 'shell-rm-root'),
@@ -252,6 +265,13 @@ const CASES: Case[] = [
   { text: 'kubectl get pods -n kube-system', attributes: { verb: 'get', resource: 'pods', namespace: 'kube-system' }, decision: 'allow', rule: null, protocol: 'kubernetes' },
   { text: 'kubectl logs web-1', attributes: { verb: 'get', resource: 'pods', subresource: 'log', namespace: 'app' }, decision: 'allow', rule: null, protocol: 'kubernetes' },
   { text: 'a request with no descriptor', decision: 'allow', rule: null, protocol: 'kubernetes' },
+  { text: 'kubectl create clusterrolebinding x --clusterrole=cluster-admin', attributes: { verb: 'create', resource: 'clusterrolebindings', api_group: 'rbac.authorization.k8s.io', privilege: 'bind' }, decision: 'deny', rule: 'k8s-privilege', protocol: 'kubernetes' },
+  { text: 'kubectl create token builder', attributes: { verb: 'create', resource: 'serviceaccounts', subresource: 'token', namespace: 'app', name: 'builder', privilege: 'token' }, decision: 'deny', rule: 'k8s-privilege', protocol: 'kubernetes' },
+  { text: 'kubectl patch cm c --type json (finalizers)', attributes: { verb: 'patch', resource: 'configmaps', namespace: 'app', name: 'c', privilege: 'finalizers' }, decision: 'deny', rule: 'k8s-privilege', protocol: 'kubernetes' },
+  { text: 'kubectl patch cm c (labels)', attributes: { verb: 'patch', resource: 'configmaps', namespace: 'app', name: 'c' }, decision: 'allow', rule: null, protocol: 'kubernetes' },
+  { text: 'kubectl delete --raw /apis/apps/v1/namespaces/app/deployments', attributes: { verb: 'deletecollection', resource: 'deployments', api_group: 'apps', namespace: 'app' }, decision: 'deny', rule: 'k8s-deployment-deletes', protocol: 'kubernetes' },
+  { text: 'kubectl delete deployment web', attributes: { verb: 'delete', resource: 'deployments', api_group: 'apps', namespace: 'app', name: 'web' }, decision: 'deny', rule: 'k8s-deployment-deletes', protocol: 'kubernetes' },
+  { text: 'kubectl get deployments', attributes: { verb: 'list', resource: 'deployments', api_group: 'apps', namespace: 'app' }, decision: 'allow', rule: null, protocol: 'kubernetes' },
   { text: 'DELETE FROM pods', decision: 'deny', rule: 'unbounded-write' },
 ];
 

@@ -112,4 +112,13 @@ svc('without onHold a hold verdict is final (older proxies refuse it)', async (c
   await new Promise((r) => setTimeout(r, 450)); // let the expiry run before the service stops
 });
 
+svc('a question (attributes.access_review) is answered hold at once, with no approval to wait for', async (ctx) => {
+  const c = { ...command(), attributes: { access_review: 'self' } };
+  const outcome = await ctx.bus.requestVerdict(c, 1000, { onHold: () => assert.unreachable('a question is never held') });
+  assert.ok(outcome.kind === 'verdict');
+  assert.equal([outcome.verdict.decision, outcome.verdict.rule_id, outcome.verdict.approval_id], ['hold', 'two-dbas', null]);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.not.ok(ctx.seen.some((e) => e.type === 'ApprovalRequested'), 'an approval was requested for a question');
+});
+
 svc.run();

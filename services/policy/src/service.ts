@@ -95,7 +95,8 @@ export class PolicyService {
     const policy = this.#policy;
     const d = policy.evaluate(command);
     const verdict = this.#verdict({ session_id: command.session_id, command_id: command.event_id }, policy.revision, { decision: d.decision, rule_id: d.rule_id, reason: d.reason, mask_set: d.mask_set });
-    if (d.decision !== 'hold') return bus.publish(verdict);
+    // A question (`kubectl auth can-i`, attributes.access_review) is answered, never held for anyone.
+    if (d.decision !== 'hold' || command.attributes.access_review !== undefined) return bus.publish(verdict);
 
     const approval = d.approval!;
     const now = nowMicros();

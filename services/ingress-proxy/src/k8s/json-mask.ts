@@ -44,19 +44,33 @@ export function maskObject(obj: unknown, kind: string, rules: JsonMaskRules): nu
   return visit(obj, kind === '' ? undefined : kind, rules);
 }
 
-function visit(node: unknown, impliedKind: string | undefined, rules: JsonMaskRules): number {
+/**
+ * A kind for a request body whose resource Agate cannot name (a custom resource without a
+ * `kind` in its patch): every configured field rule applies to it, whatever kind it names.
+ */
+export const ANY_KIND = Symbol('any kind');
+
+/**
+ * Masks a document as an object of `kind`, whatever its own `kind` field says (or lacks): a
+ * patch addressed to a Secret is Secret data, though a patch names no kind.
+ */
+export function maskAs(doc: unknown, kind: string | typeof ANY_KIND, rules: JsonMaskRules): number {
+  return visit(doc, kind, rules, true);
+}
+
+function visit(node: unknown, impliedKind: string | typeof ANY_KIND | undefined, rules: JsonMaskRules, forced = false): number {
   if (Array.isArray(node)) {
     let n = 0;
     for (const item of node) n += visit(item, impliedKind, rules);
     return n;
   }
   if (!isObject(node)) return 0;
-  const kind = typeof node.kind === 'string' ? node.kind : impliedKind;
+  const kind = !forced && typeof node.kind === 'string' ? node.kind : impliedKind;
   let n = 0;
   if (kind === 'Secret') n += maskSecret(node);
-  if (kind !== undefined) for (const f of rules.fields) if (f.kind.test(kind)) n += maskPath(node, f.path, 0);
+  if (kind !== undefined) for (const f of rules.fields) if (kind === ANY_KIND || f.kind.test(kind)) n += maskPath(node, f.path, 0);
   n += maskLastApplied(node, rules);
-  const itemKind = kind !== undefined && kind.endsWith('List') && kind.length > 4 ? kind.slice(0, -4) : undefined;
+  const itemKind = typeof kind === 'string' && kind.endsWith('List') && kind.length > 4 ? kind.slice(0, -4) : undefined;
   for (const [key, value] of Object.entries(node)) {
     if (typeof value === 'string') {
       n += maskString(node, key, value, rules.masker);
@@ -73,7 +87,8 @@ function maskSecret(secret: Record<string, unknown>): number {
     const values = secret[field];
     if (!isObject(values)) continue;
     for (const key of Object.keys(values)) {
-      if (values[key] === replacement) continue;
+      // null removes the key in a patch: it says nothing about the value.
+      if (values[key] === replacement || values[key] === null) continue;
       values[key] = replacement;
       n += 1;
     }

@@ -3,6 +3,8 @@ import * as assert from 'uvu/assert';
 import { BUILTIN_MASK_SET } from '../../../../core/src/config.js';
 import type { Command } from '../../../../schemas/src/events.js';
 import { Masker } from '../pg/masking/masker.js';
+import { classifyRequest, type RequestInfo } from './request-info.js';
+import { readBody } from './request-body.js';
 import { bodySample, responseEvent, watchEvent, type K8sRecording } from './recording.js';
 
 const VALUE = Buffer.from('top-secret-value').toString('base64');
@@ -26,12 +28,15 @@ recording('an error Status: its reason and masked message', () => {
   assert.equal([r.status, r.error_code, r.error_message], ['error', 'NotFound', 'secrets "[masked:jwt]" not found']);
 });
 
-recording('a request body: JSON masked and cut; anything else described, never copied', () => {
+const secretPatch = classifyRequest('PATCH', '/api/v1/namespaces/n/secrets/x') as RequestInfo;
+
+recording('a request body: JSON and YAML masked as the object addressed, and cut; anything else described, never copied', () => {
   const body = Buffer.from(JSON.stringify({ kind: 'Secret', metadata: { name: 'x' }, data: { k: VALUE } }));
-  assert.match(bodySample(body, 'application/json', rec), '"k":"W21hc2tlZF0="');
+  assert.match(bodySample(readBody(body, 'application/json'), secretPatch, rec), '"k":"W21hc2tlZF0="');
   const yaml = Buffer.from(`data:\n  k: ${VALUE}\n`);
-  assert.is(bodySample(yaml, 'application/apply-patch+yaml', rec), `[${yaml.length} bytes of application/apply-patch+yaml, not recorded]`);
-  assert.is(bodySample(Buffer.from('{'), 'application/merge-patch+json', rec), '[1 bytes of invalid JSON, not recorded]');
+  assert.is(bodySample(readBody(yaml, 'application/apply-patch+yaml'), secretPatch, rec), '{"data":{"k":"W21hc2tlZF0="}}');
+  assert.is(bodySample(readBody(Buffer.from('{'), 'application/merge-patch+json'), secretPatch, rec), '[1 bytes of invalid JSON, not recorded]');
+  assert.is(bodySample(readBody(Buffer.from([0x6b, 0x38, 0x73, 0]), 'application/vnd.kubernetes.protobuf'), secretPatch, rec), '[4 bytes of application/vnd.kubernetes.protobuf, not recorded]');
 });
 
 recording('a watch event: type, object names, masked', () => {

@@ -2,6 +2,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import { nowMicros, type Command, type Response, type ResponseStatus } from '../../../../schemas/src/events.js';
 import type { Masker } from '../pg/masking/masker.js';
 import { maskDocument, maskObject, type FieldRule } from './json-mask.js';
+import { maskRequestBody, type ReadBody } from './request-body.js';
+import type { RequestInfo } from './request-info.js';
 import { summarize, watchEventRef, type ObjectRef } from './summary.js';
 
 /** How much of each body the audit trail keeps, and the rules always applied to it. */
@@ -17,30 +19,20 @@ export interface K8sRecording {
 export const RESPONSE_COLUMNS = ['kind', 'namespace', 'name', 'object'];
 export const WATCH_COLUMNS = ['type', 'kind', 'namespace', 'name', 'object'];
 
-export function isJson(contentType: string | undefined): boolean {
-  return contentType !== undefined && /^application\/([a-z0-9.+-]*\+)?json\b/i.test(contentType.trim());
-}
-
 export function sha256(bytes: Buffer): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
 /**
- * The recorded copy of a request body: its JSON masked with the audit rules (Secret data, the
- * configured fields, the audit set) and cut to the cap. A body that is not JSON is described,
- * never copied: YAML or protobuf could carry Secret data the masker cannot see.
+ * The recorded copy of a request body: masked with the audit rules (Secret data, the configured
+ * fields, the audit set) as the object its request addresses, and cut to the cap. A body Agate
+ * cannot read (protobuf, CBOR, invalid JSON) is described, never copied: it could carry Secret
+ * data the masker cannot see.
  */
-export function bodySample(body: Buffer, contentType: string | undefined, rec: K8sRecording): string {
-  if (body.length === 0) return '';
-  if (!isJson(contentType)) return `[${body.length} bytes of ${contentType ?? 'unknown type'}, not recorded]`;
-  let doc: unknown;
-  try {
-    doc = JSON.parse(body.toString('utf8'));
-  } catch {
-    return `[${body.length} bytes of invalid JSON, not recorded]`;
-  }
-  maskDocument(doc, { fields: rec.fields, masker: rec.audit });
-  return cut(JSON.stringify(doc), rec.valueChars);
+export function bodySample(read: ReadBody, info: RequestInfo, rec: K8sRecording): string {
+  if (read.kind === 'opaque') return `[${read.why}, not recorded]`;
+  maskRequestBody(read, info, { fields: rec.fields, masker: rec.audit });
+  return cut(JSON.stringify(read.doc) ?? 'null', rec.valueChars);
 }
 
 export interface Delivered {

@@ -7,7 +7,8 @@ import type { Masker } from '../pg/masking/masker.js';
 import { clientHeaders } from './headers.js';
 import { maskDocument } from './json-mask.js';
 import { LineSplitter } from './lines.js';
-import { isJson, refusedEvent, responseEvent, sha256, watchEnd, watchEvent, type K8sRecording } from './recording.js';
+import { refusedEvent, responseEvent, sha256, watchEnd, watchEvent, type K8sRecording } from './recording.js';
+import { isJson } from './request-body.js';
 import type { RequestInfo } from './request-info.js';
 import type { KubeSession } from './session.js';
 import { failure, statusBody, type Status } from './status.js';
@@ -24,6 +25,8 @@ export interface RelayContext {
   res: ServerResponse;
   /** The mask set the client's copy goes through; undefined: delivered as the API server sent it. */
   client: Masker | undefined;
+  /** Rewrites the parsed answer before delivery (a self-review answered for the agent); buffered like a masked one. */
+  rewrite?: (doc: unknown) => Promise<void>;
   started: number;
   info: RequestInfo;
   target: { name: string; recording: K8sRecording; maxBufferBytes: number };
@@ -58,16 +61,16 @@ export function relayStream(ctx: RelayContext): void {
   });
 }
 
-/** Masked for the client: buffered (bounded), masked, then delivered; anything unmaskable is withheld. */
+/** Masked (or rewritten) for the client: buffered (bounded), masked, then delivered; anything unmaskable is withheld. */
 export function relayMasked(ctx: RelayContext): void {
-  const { session, command, upRes, res, client, started, info } = ctx;
+  const { session, command, upRes, res, client, started, info, rewrite } = ctx;
   const { maxBufferBytes: cap, recording, name } = ctx.target;
   const parts: Buffer[] = [];
   let size = 0;
   let settled = false;
   const withhold = (why: string) => {
     settled = true;
-    const message = `Agate withheld the response: ${why}, and the policy requires it masked`;
+    const message = `Agate withheld the response: ${why}, and ${rewrite === undefined ? 'the policy requires it masked' : 'Agate must answer it for the agent'}`;
     void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.MASKING_FAILED, message));
     sendStatus(res, failure('InternalError', message, info, 502), info);
   };
@@ -82,7 +85,8 @@ export function relayMasked(ctx: RelayContext): void {
     }
     parts.push(chunk);
   });
-  upRes.on('end', () => {
+  upRes.on('end', () => void deliver());
+  const deliver = async () => {
     if (settled) return;
     settled = true;
     const raw = Buffer.concat(parts);
@@ -93,12 +97,19 @@ export function relayMasked(ctx: RelayContext): void {
       doc = parseJson(raw, upRes.headers['content-type']);
       if (doc === undefined) return withhold(`it is not JSON (${upRes.headers['content-type'] ?? 'no content type'})`);
       masked = maskDocument(doc, { fields: recording.fields, masker: client });
+      if (rewrite !== undefined && (upRes.statusCode ?? 0) < 300) {
+        try {
+          await rewrite(doc);
+        } catch (err) {
+          return withhold(`it could not be answered (${describeError(err)})`);
+        }
+      }
       out = Buffer.from(JSON.stringify(doc));
     }
     res.writeHead(upRes.statusCode ?? 502, clientHeaders(upRes.headers, out.length));
     res.end(out);
     void session.events.emitLogged(responseEvent(command, { code: upRes.statusCode ?? 0, bytes: out.length, digest: out.length === 0 ? null : sha256(out), doc, maskedForClient: masked, started, contentType: upRes.headers['content-type'] }, recording));
-  });
+  };
   upRes.on('error', () => undefined); // reported by 'aborted', or the response was withheld on purpose
   upRes.on('aborted', () => {
     if (settled) return;

@@ -11,12 +11,15 @@ import { nowMicros, type Command } from '../../../../schemas/src/events.js';
 import { listenOn } from '../listen.js';
 import { SessionEvents } from '../session-events.js';
 import type { Masker } from '../pg/masking/masker.js';
+import { accessQuestion, combineAccess, questionAttributes, reviewKind, rulesReview, selfReview, type PolicyAnswer, type Question } from './access-review.js';
 import { impersonates, upstreamHeaders } from './headers.js';
 import { bodySample, refusedEvent, sha256, type K8sRecording } from './recording.js';
 import { classifyRequest, normalizedTarget, requestAttributes, requestText, type RequestInfo } from './request-info.js';
 import { KubeSession } from './session.js';
-import { failure, forbidden, statusBody, type Status } from './status.js';
+import { failure, forbidden, maskedWrite, statusBody, type Status } from './status.js';
+import { maskMarkers, readBody as readRequestBody, type ReadBody } from './request-body.js';
 import { relayMasked, relayStream, relayWatch, sendStatus } from './relay.js';
+import { privilegeFacts } from './privilege.js';
 import { relayUpgrade } from './upgrade.js';
 import type { KubeUpstream } from './upstream.js';
 
@@ -52,6 +55,9 @@ export interface KubeProxyOptions {
 /** The built-in rule that allows discovery without asking policy (it is still recorded). */
 export const DISCOVERY_RULE = 'agate.k8s-discovery';
 const DISCOVERY = /^\/(api|apis(\/[^/]+){0,2}|api\/v1|version|openapi\/.*|livez|readyz|healthz)\/?$/;
+
+/** Verbs whose body is stored: a mask marker in it would replace the real value. */
+const WRITE_VERBS = new Set(['create', 'update', 'patch']);
 
 type Decision = { kind: 'run'; client: Masker | undefined } | { kind: 'refuse'; status: Status; code: string };
 
@@ -174,13 +180,17 @@ export class KubeProxyServer {
       if (classified.kind === 'invalid') return void (req.resume(), reply.status(failure('BadRequest', classified.message)));
       info = classified;
       const body = await readBody(req, this.options.target.maxBodyBytes);
-      const command = this.#command(session, method, req, info, body);
+      const read = body === undefined || body.length === 0 ? undefined : readRequestBody(body, req.headers['content-type']);
+      // Before the sample is masked: masking writes the very marker looked for.
+      const marked = read === undefined || !WRITE_VERBS.has(info.verb) ? [] : maskMarkers(read, body!);
+      const command = this.#command(session, method, req, info, body, read);
       if (body === undefined) {
         return this.#refuse(session, command, reply, failure('RequestEntityTooLarge', `the request body is larger than ${this.options.target.maxBodyBytes} bytes, the most Agate records`, info), 'refused', ErrorCode.PROTOCOL_FRAME_TOO_LARGE, true);
       }
+      if (marked.length > 0) return this.#refuse(session, command, reply, maskedWrite(info, marked), 'refused', ErrorCode.MASKED_VALUE_WRITE, true);
       const decision = await this.#decide(session, command, info, req);
       if (decision.kind === 'refuse') return this.#refuse(session, command, reply, decision.status, 'refused', decision.code, false);
-      await this.#forward(session, command, info, req, res, body, decision.client);
+      await this.#forward(session, command, info, req, res, body, decision.client, this.#review(session, info, req));
     } catch (err) {
       this.#log.error('request failed', { error: describeError(err) });
       if (!res.headersSent) reply.status(failure('InternalError', 'Agate could not process the request'));
@@ -188,18 +198,20 @@ export class KubeProxyServer {
     }
   }
 
-  #command(session: KubeSession, method: string, req: IncomingMessage, info: RequestInfo, body: Buffer | undefined): Command {
+  #command(session: KubeSession, method: string, req: IncomingMessage, info: RequestInfo, body: Buffer | undefined, read: ReadBody | undefined): Command {
     const { recording } = this.options.target;
     const attributes = requestAttributes(info);
     const parameters: string[] = [];
     if (body === undefined) attributes.body_bytes = `>${this.options.target.maxBodyBytes}`;
-    else if (body.length > 0) {
+    else if (body.length > 0 && read !== undefined) {
       attributes.body_bytes = String(body.length);
       attributes.body_digest = sha256(body);
-      parameters.push(bodySample(body, req.headers['content-type'], recording));
+      parameters.push(bodySample(read, info, recording));
     }
     if (req.headers['content-type'] !== undefined && body !== undefined && body.length > 0) attributes.content_type = req.headers['content-type'];
     if (impersonates(req.headers)) attributes.impersonate = 'refused';
+    const privilege = privilegeFacts(info, req.headers, read, body);
+    if (privilege.length > 0) attributes.privilege = privilege.join(',');
     // A token in a query string (`?token=`) must never reach the bus.
     return session.command(recording.audit.maskText(requestText(method, req.url ?? '/')).text, parameters, attributes);
   }
@@ -227,10 +239,15 @@ export class KubeProxyServer {
       return { kind: 'run', client: undefined };
     }
     let outcome;
+    // A hold names the set its response is masked with once released; the approval's verdict does not repeat it.
+    let heldMask: string | null = null;
     try {
       outcome = await bus.requestVerdict(command, verdictTimeoutMs, {
         // kubectl has no channel for a notice: the request simply waits (see README).
-        onHold: (v) => this.#log.info('request held for approval', { command_id: command.event_id, approval_id: v.approval_id }),
+        onHold: (v) => {
+          heldMask = v.mask_set;
+          this.#log.info('request held for approval', { command_id: command.event_id, approval_id: v.approval_id });
+        },
       });
     } catch (err) {
       this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
@@ -246,7 +263,7 @@ export class KubeProxyServer {
     }
     const v = outcome.verdict;
     if (v.decision === 'allow' || v.decision === 'mask') {
-      const setName = v.decision === 'mask' ? v.mask_set : target.maskClient;
+      const setName = v.decision === 'mask' ? v.mask_set : (heldMask ?? target.maskClient);
       if (setName == null) return { kind: 'run', client: undefined };
       const client = target.maskers.get(setName);
       if (client !== undefined) return { kind: 'run', client };
@@ -263,7 +280,45 @@ export class KubeProxyServer {
 
   // ---- forwarding ----------------------------------------------------------------------------
 
-  async #forward(session: KubeSession, command: Command, info: RequestInfo, req: IncomingMessage, res: ServerResponse, body: Buffer, client: Masker | undefined): Promise<void> {
+  /**
+   * How a self-review's answer is rewritten for the agent (see access-review.ts). The question of
+   * an access review is read from the API server's answer, which repeats it as the API server
+   * decoded it (kubectl asks in protobuf).
+   */
+  #review(session: KubeSession, info: RequestInfo, req: IncomingMessage): ((doc: unknown) => Promise<void>) | undefined {
+    const kind = reviewKind(info);
+    if (kind === 'self') return async (doc) => selfReview(doc, session.identity);
+    if (kind === 'rules') return async (doc) => rulesReview(doc);
+    if (kind !== 'access') return undefined;
+    return async (doc) => {
+      const q = accessQuestion(doc);
+      const answer: PolicyAnswer = q === undefined ? { kind: 'unknown', reason: 'the question could not be read' } : await this.#askPolicy(session, q, req);
+      combineAccess(doc, answer);
+    };
+  }
+
+  /**
+   * Policy's verdict on a request the agent only asks about: recorded as a Command marked
+   * `access_review` (never run; a hold creates no approval), decided like the request itself.
+   */
+  async #askPolicy(session: KubeSession, q: Question, req: IncomingMessage): Promise<PolicyAnswer> {
+    const { bus, verdictTimeoutMs } = this.options;
+    const text = this.options.target.recording.audit.maskText(q.text).text; // names in it are the agent's words
+    const command = session.command(text, [], questionAttributes(q, privilegeFacts(q.info, {}, undefined, undefined)));
+    try {
+      // The policy service answers a question's hold without an expiry: the hold is the answer.
+      const outcome = await bus.requestVerdict(command, verdictTimeoutMs);
+      if (outcome.kind === 'timeout') return { kind: 'unknown', reason: `policy gave no answer within ${verdictTimeoutMs} ms` };
+      const v = outcome.verdict;
+      if (v.decision === 'allow' || v.decision === 'mask') return { kind: 'allow', reason: v.reason };
+      return { kind: v.decision, rule: v.rule_id, reason: v.reason };
+    } catch (err) {
+      this.#log.warn('cannot ask policy about an access review', { error: describeError(err), user_agent: String(req.headers['user-agent'] ?? '').slice(0, 80) });
+      return { kind: 'unknown', reason: 'the question could not be recorded' };
+    }
+  }
+
+  async #forward(session: KubeSession, command: Command, info: RequestInfo, req: IncomingMessage, res: ServerResponse, body: Buffer, client: Masker | undefined, rewrite?: (doc: unknown) => Promise<void>): Promise<void> {
     const { upstream } = this.options.target;
     const started = nowMicros();
     let credential: Record<string, string>;
@@ -295,8 +350,8 @@ export class KubeProxyServer {
     });
     up.on('response', (upRes) => {
       const watch = info.kind === 'resource' && (info.verb === 'watch' || /[?&]watch=(1|t|true)\b/i.test(req.url ?? '')) && upRes.statusCode === 200;
-      const relay = watch ? relayWatch : client !== undefined ? relayMasked : relayStream;
-      relay({ session, command, upRes, res, client, started, info, target: this.options.target, log: this.#log });
+      const relay = watch ? relayWatch : client !== undefined || rewrite !== undefined ? relayMasked : relayStream;
+      relay({ session, command, upRes, res, client, rewrite, started, info, target: this.options.target, log: this.#log });
     });
     up.end(body);
   }
@@ -322,7 +377,7 @@ export class KubeProxyServer {
       if (info.kind === 'invalid') return reply.status(failure('BadRequest', info.message));
       // exec and attach are asked for with GET over WebSocket; RBAC (and so policy) sees `create`.
       const decided: RequestInfo = info.kind === 'resource' && info.verb === 'get' && ['exec', 'attach', 'portforward'].includes(info.subresource) ? { ...info, verb: 'create' } : info;
-      const command = this.#command(session, method, req, decided, Buffer.alloc(0));
+      const command = this.#command(session, method, req, decided, Buffer.alloc(0), undefined);
       command.attributes.upgrade = String(req.headers.upgrade ?? '').slice(0, 64);
       const decision = await this.#decide(session, command, decided, req);
       if (decision.kind === 'refuse') return this.#refuse(session, command, reply, decision.status, 'refused', decision.code, false);

@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { classifyRequest, type RequestInfo } from './request-info.js';
-import { failure, forbidden, statusBody } from './status.js';
+import { failure, forbidden, maskedWrite, statusBody } from './status.js';
 
 const info = (method: string, path: string) => classifyRequest(method, path) as RequestInfo;
 
@@ -32,6 +32,13 @@ status('codes follow the reason unless given', () => {
   assert.is(failure('RequestEntityTooLarge', 'x').code, 413);
   assert.is(failure('ServiceUnavailable', 'x', undefined, 502).code, 502);
   assert.equal(JSON.parse(statusBody(failure('BadRequest', 'bad')).toString()), { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'bad', reason: 'BadRequest', code: 400 });
+});
+
+status('a masked value written back: 422 Invalid, one cause per field, naming the object', () => {
+  const s = maskedWrite(info('PUT', '/api/v1/namespaces/app/secrets/db'), ['data.apikey', 'stringData.pw']);
+  assert.equal([s.code, s.reason, s.details?.kind, s.details?.name], [422, 'Invalid', 'secrets', 'db']);
+  assert.match(s.message, /^Agate refused the write: data\.apikey, stringData\.pw holds the value Agate masked when it was read/);
+  assert.equal(s.details?.causes?.map((c) => [c.field, c.reason]), [['data.apikey', 'FieldValueInvalid'], ['stringData.pw', 'FieldValueInvalid']]);
 });
 
 status.run();

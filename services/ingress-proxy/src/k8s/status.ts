@@ -1,7 +1,7 @@
 import type { RequestInfo } from './request-info.js';
 
 /** The reasons Agate answers with (metav1.StatusReason values kubectl knows how to print). */
-export type StatusReason = 'Unauthorized' | 'Forbidden' | 'BadRequest' | 'RequestEntityTooLarge' | 'ServiceUnavailable' | 'InternalError' | 'Timeout';
+export type StatusReason = 'Unauthorized' | 'Forbidden' | 'BadRequest' | 'Invalid' | 'RequestEntityTooLarge' | 'ServiceUnavailable' | 'InternalError' | 'Timeout';
 
 /** A `metav1.Status` object: the error form every Kubernetes client understands. */
 export interface Status {
@@ -11,12 +11,12 @@ export interface Status {
   status: 'Failure';
   message: string;
   reason: StatusReason;
-  details?: { name?: string; group?: string; kind?: string; causes?: { reason: string; message: string }[] };
+  details?: { name?: string; group?: string; kind?: string; causes?: { reason: string; message: string; field?: string }[] };
   code: number;
 }
 
 const CODES: Record<StatusReason, number> = {
-  Unauthorized: 401, Forbidden: 403, BadRequest: 400, RequestEntityTooLarge: 413, ServiceUnavailable: 503, InternalError: 500, Timeout: 504,
+  Unauthorized: 401, Forbidden: 403, BadRequest: 400, Invalid: 422, RequestEntityTooLarge: 413, ServiceUnavailable: 503, InternalError: 500, Timeout: 504,
 };
 
 /**
@@ -48,6 +48,17 @@ function describe(info: Extract<RequestInfo, { kind: 'resource' }>): string {
   const name = info.name === '' ? '' : ` "${info.name}"`;
   const ns = info.namespace === '' || info.resource === 'namespaces' ? '' : ` in namespace "${info.namespace}"`;
   return `${info.verb} ${res}${group}${name}${ns}`;
+}
+
+/**
+ * The Status of a write that carries Agate's mask marker: 422 Invalid with one cause per field,
+ * which kubectl prints as `The <kind> "<name>" is invalid: <field>: <message>`.
+ */
+export function maskedWrite(info: RequestInfo, fields: readonly string[]): Status {
+  const message = 'holds the value Agate masked when it was read, not the real one; refused so the stored value is not overwritten with the mask (send the real value, or leave the field out)';
+  const status = failure('Invalid', `Agate refused the write: ${fields.join(', ')} ${message}`, info);
+  status.details = { ...status.details, causes: fields.map((field) => ({ reason: 'FieldValueInvalid', message: `Agate refused the write: this field ${message}`, field })) };
+  return status;
 }
 
 export function statusBody(status: Status): Buffer {

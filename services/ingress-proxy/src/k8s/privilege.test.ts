@@ -1,0 +1,53 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { K8S_PRIVILEGE_FACTS } from '../../../../core/src/config.js';
+import { PRIVILEGE_FACTS, privilegeFacts } from './privilege.js';
+import { readBody } from './request-body.js';
+import { classifyRequest, type RequestInfo } from './request-info.js';
+
+const facts = (method: string, path: string, body?: unknown, type = 'application/json', headers: Record<string, string> = {}) => {
+  const raw = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+  return privilegeFacts(classifyRequest(method, path) as RequestInfo, headers, raw === undefined ? undefined : readBody(raw, type), raw);
+};
+
+const test = suite('privilegeFacts');
+
+test('RBAC: roles are escalate, bindings are bind, for every write verb; reads are nothing', () => {
+  assert.equal(facts('POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', { roleRef: { name: 'cluster-admin' } }), ['bind']);
+  assert.equal(facts('PATCH', '/apis/rbac.authorization.k8s.io/v1/namespaces/a/rolebindings/x', {}), ['bind']);
+  assert.equal(facts('PUT', '/apis/rbac.authorization.k8s.io/v1/clusterroles/x', {}), ['escalate']);
+  assert.equal(facts('DELETE', '/apis/rbac.authorization.k8s.io/v1/namespaces/a/roles'), ['escalate']);
+  assert.equal(facts('GET', '/apis/rbac.authorization.k8s.io/v1/clusterroles'), []);
+  // The same names in another group are not RBAC.
+  assert.equal(facts('POST', '/apis/example.com/v1/namespaces/a/rolebindings', {}), []);
+});
+
+test('service accounts, minted tokens (TokenRequest and token Secrets), CSRs and their approval', () => {
+  assert.equal(facts('POST', '/api/v1/namespaces/a/serviceaccounts', {}), ['serviceaccount']);
+  assert.equal(facts('POST', '/api/v1/namespaces/a/serviceaccounts/builder/token', { spec: {} }), ['token']);
+  assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', { type: 'kubernetes.io/service-account-token', metadata: { annotations: { 'kubernetes.io/service-account.name': 'x' } } }), ['token']);
+  assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', Buffer.from('k8s\0...kubernetes.io/service-account-token...'), 'application/vnd.kubernetes.protobuf'), ['token']);
+  assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', { type: 'Opaque' }), []);
+  assert.equal(facts('POST', '/apis/certificates.k8s.io/v1/certificatesigningrequests', {}), ['csr']);
+  assert.equal(facts('PUT', '/apis/certificates.k8s.io/v1/certificatesigningrequests/x/approval', {}), ['csr-approval']);
+});
+
+test('namespace finalize, and finalizers set by a patch or update in any form', () => {
+  assert.equal(facts('PUT', '/api/v1/namespaces/stuck/finalize', { spec: { finalizers: [] } }), ['finalize']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: { finalizers: null } }, 'application/merge-patch+json'), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', [{ op: 'remove', path: '/metadata/finalizers/0' }], 'application/json-patch+json'), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', [{ op: 'replace', path: '/metadata', value: { name: 'c', finalizers: [] } }], 'application/json-patch+json'), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', [{ op: 'add', path: '/metadata/labels/a', value: 'b' }], 'application/json-patch+json'), []);
+  assert.equal(facts('PUT', '/api/v1/namespaces/a/configmaps/c', { metadata: { name: 'c', finalizers: [] } }), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: { labels: { a: 'b' } } }, 'application/merge-patch+json'), []);
+});
+
+test('impersonation headers, on any request', () => {
+  assert.equal(facts('GET', '/api/v1/pods', undefined, 'application/json', { 'impersonate-user': 'system:admin' }), ['impersonate']);
+});
+
+test('the config accepts exactly the facts the proxy records', () => {
+  assert.equal([...K8S_PRIVILEGE_FACTS].sort(), [...PRIVILEGE_FACTS].sort());
+});
+
+test.run();

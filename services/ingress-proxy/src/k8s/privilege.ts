@@ -1,0 +1,90 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { K8S_PRIVILEGE_FACTS } from '../../../../core/src/config.js';
+import { impersonates } from './headers.js';
+import { pointer, type ReadBody } from './request-body.js';
+import type { RequestInfo } from './request-info.js';
+
+/**
+ * What a request changes about who can do what in the cluster. Agate reaches the API server
+ * with its own, usually all-powerful, credential, so the API server's own guards (RBAC's
+ * `escalate` and `bind` checks, who may impersonate, approve a CSR or mint a token) never stop
+ * the agent: policy has to see these as what they are. Recorded as `attributes.privilege` (a
+ * comma-separated list) and matched by `match.kubernetes.privilege`.
+ */
+export type PrivilegeFact =
+  /** Creating, changing or deleting a Role or ClusterRole (RBAC's `escalate`). */
+  | 'escalate'
+  /** Creating, changing or deleting a RoleBinding or ClusterRoleBinding (RBAC's `bind`). */
+  | 'bind'
+  /** `Impersonate-*` headers (`kubectl --as`). */
+  | 'impersonate'
+  /** Creating, changing or deleting a ServiceAccount: an identity a token can then be minted for. */
+  | 'serviceaccount'
+  /** A token minted (`serviceaccounts/token`, `kubectl create token`), or a service-account-token Secret written. */
+  | 'token'
+  /** A CertificateSigningRequest written (a client certificate for any name the signer accepts), or its status (the issued certificate). */
+  | 'csr'
+  /** A CSR approved or denied (`certificatesigningrequests/approval`). */
+  | 'csr-approval'
+  /** A namespace's finalizers rewritten (`namespaces/finalize`): it is deleted without its cleanup. */
+  | 'finalize'
+  /**
+   * A patch or update whose body sets `metadata.finalizers`: removing them skips the owner's
+   * cleanup. (An update that leaves the field out clears it too, which only the stored object
+   * could tell: that is not a fact here.)
+   */
+  | 'finalizers';
+
+/** The config's list (what `match.kubernetes.privilege` accepts) must name exactly these; a test checks. */
+export const PRIVILEGE_FACTS: readonly PrivilegeFact[] = K8S_PRIVILEGE_FACTS;
+
+const RBAC = 'rbac.authorization.k8s.io';
+const WRITES = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
+const SA_TOKEN_TYPE = 'kubernetes.io/service-account-token';
+
+/** The privilege facts of one request, from its descriptor, headers and (readable or raw) body. */
+export function privilegeFacts(info: RequestInfo, headers: IncomingHttpHeaders, read: ReadBody | undefined, raw: Buffer | undefined): PrivilegeFact[] {
+  const facts = new Set<PrivilegeFact>();
+  if (impersonates(headers)) facts.add('impersonate');
+  if (info.kind !== 'resource' || !WRITES.has(info.verb)) return [...facts];
+  const { apiGroup: group, resource, subresource: sub, verb } = info;
+  if (group === RBAC && (resource === 'roles' || resource === 'clusterroles')) facts.add('escalate');
+  if (group === RBAC && (resource === 'rolebindings' || resource === 'clusterrolebindings')) facts.add('bind');
+  if (group === '' && resource === 'serviceaccounts') facts.add(sub === 'token' ? 'token' : 'serviceaccount');
+  if (group === '' && resource === 'secrets' && verb !== 'delete' && verb !== 'deletecollection' && namesTokenType(read, raw)) facts.add('token');
+  if (group === 'certificates.k8s.io' && resource === 'certificatesigningrequests') facts.add(sub === 'approval' ? 'csr-approval' : 'csr');
+  if (group === '' && resource === 'namespaces' && sub === 'finalize') facts.add('finalize');
+  if ((verb === 'update' || verb === 'patch') && setsFinalizers(read, raw)) facts.add('finalizers');
+  return [...facts];
+}
+
+/** A Secret of type service-account-token: the token controller fills it with a token for the named account. */
+function namesTokenType(read: ReadBody | undefined, raw: Buffer | undefined): boolean {
+  if (read?.kind === 'parsed') return JSON.stringify(read.doc).includes(SA_TOKEN_TYPE);
+  return raw !== undefined && raw.includes(SA_TOKEN_TYPE); // protobuf: the type is a plain string field
+}
+
+/** Whether a write body sets `metadata.finalizers` (or replaces all of metadata, or the whole object). */
+function setsFinalizers(read: ReadBody | undefined, raw: Buffer | undefined): boolean {
+  if (read === undefined) return false;
+  if (read.kind === 'opaque') return raw !== undefined && raw.includes('finalizers');
+  if (read.patch === 'json' && Array.isArray(read.doc)) {
+    return read.doc.some((op) => {
+      const path = isObject(op) && typeof op.path === 'string' ? pointer(op.path) : undefined;
+      // Unreadable paths count: the API server refuses them anyway.
+      if (path === undefined) return true;
+      if (path.length === 0 || (path.length === 1 && path[0] === 'metadata')) return hasFinalizers(op.value, path.length === 0);
+      return path[0] === 'metadata' && path[1] === 'finalizers';
+    });
+  }
+  return hasFinalizers(read.doc, true);
+}
+
+function hasFinalizers(value: unknown, whole: boolean): boolean {
+  const metadata = whole ? (isObject(value) ? value.metadata : undefined) : value;
+  return isObject(metadata) && 'finalizers' in metadata;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}

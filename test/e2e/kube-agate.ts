@@ -1,0 +1,100 @@
+// One `agate start` with a kubernetes target in front of a real kube-apiserver, and the real
+// kubectl pointed at it through the kubeconfig `agate kubeconfig` prints: the setup shared by the
+// Kubernetes end-to-end files that need only one target and their own policy.
+import * as assert from 'uvu/assert';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { EventCodec } from '../../schemas/src/codec.js';
+import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/events.js';
+import { startKubeApiServer, type KubeApiServer } from '../harness/kube-apiserver.js';
+import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
+import { findFreePort } from '../harness/postgres.js';
+import { run, type RunResult } from '../harness/proc.js';
+import { cleanEnv, startAgateProcess, type AgateProcess } from './agate-process.js';
+import { logEvents } from './bus-log.js';
+
+export interface KubeAgate {
+  kube: KubeApiServer;
+  issuer: OidcIssuer;
+  agate: AgateProcess;
+  kubeconfig: string;
+  cacheDir: string;
+}
+
+/** Starts everything; `policyYaml` is the config's `policy:` section (indented as at top level). */
+export async function startKubeAgate(policyYaml: string, targetExtra = ''): Promise<KubeAgate> {
+  const [kube, issuer] = await Promise.all([startKubeApiServer(), startOidcIssuer({ audience: 'agate' })]);
+  const port = await findFreePort();
+  const q = (s: string) => JSON.stringify(s);
+  const agate = await startAgateProcess({
+    configYaml: (p) => `data_dir: ${q(p.dataDir)}
+identity:
+  issuers:
+    - { issuer: ${q(issuer.issuer)}, audience: agate }
+proxy:
+  postgres: { listen: ${q(p.pgListen)} }
+  verdict_timeout_ms: 5000
+targets:
+  - name: cluster
+    protocol: kubernetes
+    listen: 127.0.0.1:${port}
+    tls: { cert: ${q(kube.other.certFile)}, key: ${q(kube.other.keyFile)}, ca: ${q(kube.other.caFile)} }
+    upstream: { kubeconfig: ${q(kube.adminKubeconfigPath)} }
+${targetExtra}
+${policyYaml}
+query:
+  listen: ${q(p.apiListen)}
+`,
+  });
+  const r = await agate.cli(['kubeconfig', '--config', agate.configPath, '--target', 'cluster', '--server', `https://127.0.0.1:${port}`]);
+  assert.is(r.code, 0, r.stderr);
+  const kubeconfig = join(agate.dir, 'agent.kubeconfig');
+  writeFileSync(kubeconfig, r.stdout);
+  return { kube, issuer, agate, kubeconfig, cacheDir: join(agate.dir, 'kube-cache') };
+}
+
+export async function stopKubeAgate(ctx: Partial<KubeAgate>): Promise<void> {
+  await ctx.agate?.dispose();
+  await ctx.issuer?.close();
+  await ctx.kube?.stop();
+}
+
+/** kubectl through Agate, the agent's token in AGATE_TOKEN (read by the kubeconfig's exec plugin). */
+export async function agentKubectl(ctx: KubeAgate, args: string[], opts: { input?: string } = {}): Promise<RunResult> {
+  const token = await ctx.issuer.mint(ctx.issuer.githubActionsClaims());
+  return run(ctx.kube.kubectlPath, ['--kubeconfig', ctx.kubeconfig, '--cache-dir', ctx.cacheDir, ...args], {
+    env: cleanEnv({ AGATE_TOKEN: token }), input: opts.input, timeoutMs: 60_000,
+  });
+}
+
+export function busLog(ctx: KubeAgate): Buffer {
+  const path = join(ctx.agate.dataDir, 'bus', 'events.log');
+  return existsSync(path) ? readFileSync(path) : Buffer.alloc(0);
+}
+
+export function events(ctx: KubeAgate): AgateEvent[] {
+  return logEvents(busLog(ctx), new EventCodec());
+}
+
+export async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export const commandsWhere = (evs: AgateEvent[], test: (c: Command) => boolean) => evs.filter((e): e is Command => e.type === 'Command' && e.protocol === 'kubernetes' && test(e));
+export const responsesOf = (evs: AgateEvent[], c: Command) => evs.filter((e): e is Response => e.type === 'Response' && e.command_id === c.event_id);
+export const verdictOf = (evs: AgateEvent[], c: Command) => evs.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === c.event_id);
+
+/** Analyst SQL through the query API. */
+export async function sql<T>(ctx: KubeAgate, text: string): Promise<T[]> {
+  const token = await ctx.issuer.mint({ sub: 'auditor' });
+  const res = await fetch(`${ctx.agate.apiUrl}/v1/sql`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ sql: text }) });
+  const body = (await res.json()) as { rows?: T[] };
+  assert.is(res.status, 200, JSON.stringify(body));
+  return body.rows ?? [];
+}
