@@ -92,7 +92,7 @@ export const verdictOf = (evs: AgateEvent[], c: Command) => evs.find((e): e is V
 
 /** Analyst SQL through the query API. */
 export async function sql<T>(ctx: KubeAgate, text: string): Promise<T[]> {
-  const token = await ctx.issuer.mint({ sub: 'auditor' });
+  const token = await ctx.issuer.mint({ sub: 'auditor', agate_role: 'analyst' });
   const res = await fetch(`${ctx.agate.apiUrl}/v1/sql`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ sql: text }) });
   const body = (await res.json()) as { rows?: T[] };
   assert.is(res.status, 200, JSON.stringify(body));
