@@ -1,0 +1,313 @@
+import { analyzeSql, type SqlStatement } from './analyze.js';
+import { statementEffects, type SqlEffect } from './effects.js';
+import { doBlockFunction, plpgsqlPieces, UnreadableCode } from './plpgsql.js';
+
+/** A relation a statement names, and whether it reads it or changes it. */
+export interface TableRef {
+  name: string;
+  /** `schema.name` when the statement qualifies it. */
+  qualified: string | undefined;
+  /** `write`: the statement changes the relation's rows, definition, privileges or locks. */
+  access: 'read' | 'write';
+}
+
+/** What a policy rule can match on in one top-level SQL statement, everything it runs included. */
+export interface SqlFacts {
+  /**
+   * The top-level parse-node name and every statement node it runs: nested ones (CTEs, EXPLAIN,
+   * PREPARE, rule actions), MERGE actions (`DeleteStmt` for `WHEN MATCHED THEN DELETE`), and the
+   * statements in the body of a DO block or of a function or procedure it creates.
+   */
+  kinds: ReadonlySet<string>;
+  /** Effect classes of all of those (see effects.ts); never empty. */
+  effects: ReadonlySet<SqlEffect>;
+  /** Relations named anywhere in all of those. */
+  tables: readonly TableRef[];
+  /** An UPDATE or DELETE somewhere in it has no WHERE clause. */
+  unboundedWrite: boolean;
+}
+
+export type SqlFactsResult = { ok: true; facts: SqlFacts } | { ok: false; error: string };
+
+type Obj = Record<string, unknown>;
+
+/** SQL strings inside SQL strings (a DO block that EXECUTEs a DO block…) are read this deep. */
+const MAX_TEXT_DEPTH = 8;
+
+/** Per statement, the fields whose relations it writes (every other relation it names, it reads). */
+const WRITE_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  InsertStmt: ['relation'],
+  UpdateStmt: ['relation'],
+  DeleteStmt: ['relation'],
+  MergeStmt: ['relation'],
+  TruncateStmt: ['relations'],
+  // COPY FROM only; COPY TO reads (see statement()).
+  CopyStmt: ['relation'],
+  AlterTableStmt: ['relation'],
+  LockStmt: ['relations'],
+  IndexStmt: ['relation'],
+  // A child or partition's rows show in its parent: creating one writes the parent.
+  CreateStmt: ['relation', 'inhRelations'],
+  CreateForeignTableStmt: ['base'],
+  CreateTableAsStmt: ['into'],
+  SelectStmt: ['intoClause'],
+  ViewStmt: ['view'],
+  CreateSeqStmt: ['sequence'],
+  AlterSeqStmt: ['sequence'],
+  CreateTrigStmt: ['relation'],
+  RuleStmt: ['relation'],
+  CreatePolicyStmt: ['table'],
+  AlterPolicyStmt: ['table'],
+  RefreshMatViewStmt: ['relation'],
+  ClusterStmt: ['relation'],
+  VacuumStmt: ['rels'],
+  ReindexStmt: ['relation'],
+  RenameStmt: ['relation'],
+  AlterObjectSchemaStmt: ['relation'],
+  AlterObjectDependsStmt: ['relation'],
+  GrantStmt: ['objects'],
+};
+
+/** Object types whose names (DROP, COMMENT ON, SECURITY LABEL) are relations… */
+const RELATION_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_SEQUENCE', 'OBJECT_INDEX', 'OBJECT_FOREIGN_TABLE']);
+/** …and those named as `relation.member`, whose relation is written. */
+const RELATION_MEMBER_OBJECTS = new Set(['OBJECT_COLUMN', 'OBJECT_TRIGGER', 'OBJECT_RULE', 'OBJECT_POLICY', 'OBJECT_TABCONSTRAINT']);
+
+/** Functions that run a SQL text they are given as an argument. */
+const SQL_TEXT_FUNCTIONS = new Set(['query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'ts_stat']);
+/** Functions that run SQL on a connection of their own (possibly back to this server, as anyone). */
+const REMOTE_SQL_FUNCTIONS = new Set(['dblink', 'dblink_exec', 'dblink_open', 'dblink_send_query', 'dblink_fetch']);
+const IDENTITY_SETTINGS = new Set(['role', 'session_authorization']);
+
+const facts = new WeakMap<SqlStatement, SqlFactsResult>();
+
+/**
+ * Facts of a parsed statement, computed once per parse tree (the analysis cache hands back the
+ * same objects for a repeated text). The walk sees through every wrapper an agent could use to
+ * hide a write: CTEs, EXPLAIN, PREPARE, MERGE actions, rule actions, the bodies of DO blocks and
+ * of the functions a statement creates (PL/pgSQL through PostgreSQL's own PL/pgSQL parser, SQL
+ * bodies through the SQL parser), and constant strings given to EXECUTE. What it cannot read
+ * exactly (a body that does not parse) is an error: the caller refuses the statement.
+ */
+export function sqlFacts(statement: SqlStatement): SqlFactsResult {
+  let f = facts.get(statement);
+  if (f === undefined) {
+    try {
+      const c = new Collector();
+      c.statement(statement.node, statement.text, 0);
+      f = { ok: true, facts: c.facts() };
+    } catch (err) {
+      if (!(err instanceof UnreadableCode)) throw err;
+      f = { ok: false, error: err.message };
+    }
+    facts.set(statement, f);
+  }
+  return f;
+}
+
+/** Where the walk is: the relations found here are written or read. */
+interface Frame {
+  value: unknown;
+  write: boolean;
+}
+
+class Collector {
+  readonly #kinds = new Set<string>();
+  readonly #effects = new Set<SqlEffect>();
+  readonly #tables: TableRef[] = [];
+  #unboundedWrite = false;
+
+  facts(): SqlFacts {
+    return { kinds: this.#kinds, effects: this.#effects, tables: this.#tables, unboundedWrite: this.#unboundedWrite };
+  }
+
+  /** One top-level statement (`{ KindStmt: {...} }`) with its source text. */
+  statement(node: Obj, text: string, depth: number): void {
+    // An explicit stack instead of recursion: a hostile statement nested thousands deep is
+    // walked to the end rather than cut short or overflowing the call stack.
+    const stack: Frame[] = [{ value: node, write: false }];
+    let root = true;
+    for (let frame = stack.pop(); frame !== undefined; frame = stack.pop()) {
+      const { value, write } = frame;
+      if (value === null || typeof value !== 'object') continue;
+      if (Array.isArray(value)) {
+        for (const v of value) stack.push({ value: v, write });
+        continue;
+      }
+      const o = value as Obj;
+      if (typeof o.relname === 'string') this.#table(typeof o.schemaname === 'string' ? [o.schemaname, o.relname] : [o.relname], write);
+      for (const [key, child] of Object.entries(o)) {
+        const c = asObj(child);
+        if (c !== undefined && key.endsWith('Stmt')) {
+          this.#enter(key, c, root ? text : undefined, depth);
+          const writes = WRITE_FIELDS[key];
+          for (const [field, v] of Object.entries(c)) {
+            const written = writes !== undefined && writes.includes(field) && !(key === 'CopyStmt' && c.is_from !== true);
+            stack.push({ value: v, write: written });
+          }
+          continue;
+        }
+        if (c !== undefined && key === 'FuncCall') this.#call(c, depth);
+        stack.push({ value: child, write });
+      }
+      root = false;
+    }
+  }
+
+  /** Every statement of a SQL text found inside the statement (a body, an EXECUTE'd constant). */
+  #text(sql: string, depth: number): void {
+    if (depth >= MAX_TEXT_DEPTH) throw new UnreadableCode(`SQL inside SQL strings is nested more than ${MAX_TEXT_DEPTH} deep`);
+    const analysis = analyzeSql(sql);
+    if (!analysis.ok) throw new UnreadableCode(`SQL inside the statement does not parse: ${analysis.error}`);
+    for (const s of analysis.statements) this.statement(s.node, s.text, depth + 1);
+  }
+
+  #enter(kind: string, node: Obj, text: string | undefined, depth: number): void {
+    this.#kinds.add(kind);
+    for (const e of statementEffects(kind, node)) this.#effects.add(e);
+    if ((kind === 'UpdateStmt' || kind === 'DeleteStmt') && node.whereClause === undefined) this.#unboundedWrite = true;
+    switch (kind) {
+      case 'MergeStmt':
+        for (const w of list(node.mergeWhenClauses)) {
+          const action = { CMD_DELETE: 'DeleteStmt', CMD_UPDATE: 'UpdateStmt', CMD_INSERT: 'InsertStmt' }[String(asObj(asObj(w)?.MergeWhenClause)?.commandType)];
+          if (action !== undefined) this.#kinds.add(action);
+        }
+        break;
+      case 'DropStmt':
+        for (const o of list(node.objects)) this.#objectName(String(node.removeType), o);
+        break;
+      case 'CommentStmt':
+      case 'SecLabelStmt':
+        this.#objectName(String(node.objtype), node.object);
+        break;
+      case 'DoStmt':
+        this.#doBlock(node, depth);
+        break;
+      case 'CreateFunctionStmt':
+        this.#function(node, text, depth);
+        break;
+    }
+  }
+
+  /** A name list (`[schema, table]`, `[table, trigger]`) of an object that is or belongs to a relation. */
+  #objectName(objtype: string, object: unknown): void {
+    const names = list(asObj(asObj(object)?.List)?.items).map((i) => asObj(asObj(i)?.String)?.sval);
+    if (names.length === 0 || names.some((n) => typeof n !== 'string')) return;
+    if (RELATION_OBJECTS.has(objtype)) this.#table(names as string[], true);
+    else if (RELATION_MEMBER_OBJECTS.has(objtype) && names.length > 1) this.#table((names as string[]).slice(0, -1), true);
+  }
+
+  #table(names: string[], write: boolean): void {
+    const name = names[names.length - 1]!;
+    const qualified = names.length > 1 ? `${names[names.length - 2]}.${name}` : undefined;
+    this.#tables.push({ name, qualified, access: write ? 'write' : 'read' });
+  }
+
+  #doBlock(node: Obj, depth: number): void {
+    const options = defElems(node.args);
+    const language = stringValue(options.get('language')) ?? 'plpgsql';
+    const body = stringValue(options.get('as'));
+    if (language.toLowerCase() !== 'plpgsql') return void this.#effects.add('opaque');
+    if (body === undefined) throw new UnreadableCode('a DO block without a body');
+    this.#plpgsql(doBlockFunction(body), depth);
+  }
+
+  /** Definition time: creating a function is decided as everything its body would run. */
+  #function(node: Obj, text: string | undefined, depth: number): void {
+    const options = defElems(node.options);
+    // `BEGIN ATOMIC … END` and `RETURN expr` bodies are parsed with the statement and walked with it.
+    if (node.sql_body !== undefined) return;
+    const language = (stringValue(options.get('language')) ?? '').toLowerCase();
+    if (language === 'sql') {
+      const body = list(asObj(asObj(options.get('as'))?.List)?.items ?? [options.get('as')]).map(stringValue);
+      if (body.length !== 1 || body[0] === undefined) throw new UnreadableCode('a LANGUAGE sql function whose body is not one string');
+      return this.#text(body[0], depth);
+    }
+    if (language === 'plpgsql') {
+      if (text === undefined) throw new UnreadableCode('a PL/pgSQL function defined inside another statement');
+      return this.#plpgsql(text, depth);
+    }
+    // C, internal, plpython, plperl, …: code Agate cannot read.
+    this.#effects.add('opaque');
+  }
+
+  #plpgsql(createText: string, depth: number): void {
+    for (const piece of plpgsqlPieces(createText)) {
+      if (piece.kind === 'statement') this.#text(piece.text, depth);
+      else if (piece.kind === 'expression') this.#text(`SELECT ${piece.text}`, depth);
+      else this.#dynamic(piece.text, depth);
+    }
+  }
+
+  /**
+   * The expression an EXECUTE runs: its own facts, and either the facts of the SQL it evaluates
+   * to when that is a constant (`'DROP TABLE v'`, `'DROP ' || 'TABLE v'`), or `dynamic`.
+   */
+  #dynamic(expression: string, depth: number): void {
+    this.#text(`SELECT ${expression}`, depth);
+    const analysis = analyzeSql(`SELECT ${expression}`);
+    const select = analysis.ok && analysis.statements.length === 1 ? asObj(analysis.statements[0]!.node.SelectStmt) : undefined;
+    const targets = list(select?.targetList);
+    const constant = targets.length === 1 && select?.fromClause === undefined ? constantText(asObj(asObj(targets[0])?.ResTarget)?.val) : undefined;
+    if (constant === undefined) this.#effects.add('dynamic');
+    else this.#text(constant, depth);
+  }
+
+  /** Function calls whose arguments are SQL or an identity. */
+  #call(call: Obj, depth: number): void {
+    const names = list(call.funcname).map((n) => asObj(asObj(n)?.String)?.sval);
+    const name = names[names.length - 1];
+    if (typeof name !== 'string') return;
+    const first = list(call.args)[0];
+    if (SQL_TEXT_FUNCTIONS.has(name)) {
+      const sql = constantText(first);
+      if (sql === undefined) this.#effects.add('dynamic');
+      else this.#text(sql, depth);
+    } else if (REMOTE_SQL_FUNCTIONS.has(name)) {
+      this.#effects.add('dynamic');
+    } else if (name === 'set_config') {
+      const setting = constantText(first);
+      if (setting === undefined || IDENTITY_SETTINGS.has(setting.toLowerCase())) this.#effects.add('privilege');
+    }
+  }
+}
+
+/** The value of a string constant, a cast of one, or a `||` of such; undefined for anything else. */
+function constantText(node: unknown): string | undefined {
+  const n = asObj(node);
+  const aConst = asObj(n?.A_Const);
+  if (aConst !== undefined) return stringValue(aConst);
+  const cast = asObj(n?.TypeCast);
+  if (cast !== undefined) return constantText(cast.arg);
+  const expr = asObj(n?.A_Expr);
+  if (expr?.kind === 'AEXPR_OP' && list(expr.name).length === 1 && asObj(asObj(list(expr.name)[0])?.String)?.sval === '||') {
+    const left = constantText(expr.lexpr);
+    const right = constantText(expr.rexpr);
+    return left === undefined || right === undefined ? undefined : left + right;
+  }
+  return undefined;
+}
+
+/** `{ String: { sval } }` or `{ sval: { sval } }` (an A_Const) → the string. */
+function stringValue(v: unknown): string | undefined {
+  const o = asObj(v);
+  const s = asObj(o?.String) ?? asObj(o?.sval);
+  return typeof s?.sval === 'string' ? s.sval : undefined;
+}
+
+function defElems(options: unknown): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (const o of list(options)) {
+    const d = asObj(asObj(o)?.DefElem);
+    if (typeof d?.defname === 'string') out.set(d.defname, d.arg);
+  }
+  return out;
+}
+
+function asObj(v: unknown): Obj | undefined {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined;
+}
+
+function list(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
