@@ -214,8 +214,12 @@ export function statementEffects(kind: string, node: Obj): SqlEffect[] {
     case 'DropStmt':
       if (node.removeType === 'OBJECT_POLICY') out.push('privilege');
       break;
+    case 'SelectStmt':
+      if (node.intoClause !== undefined) out.push('ddl', 'write'); // SELECT … INTO creates a table
+      break;
     case 'RenameStmt':
       if (node.renameType === 'OBJECT_ROLE') out.push('privilege');
+      if (node.renameType === 'OBJECT_DATABASE' || node.renameType === 'OBJECT_TABLESPACE') out.push('admin');
       break;
     case 'CreateFunctionStmt':
     case 'AlterFunctionStmt':
