@@ -20,7 +20,8 @@ import type { Node } from 'libpg-query';
  * - `code`: defines or runs server-side code: functions, procedures, DO, CALL, triggers, rules,
  *   event triggers, languages, extensions, LOAD.
  * - `admin`: operates the server: VACUUM/ANALYZE, CLUSTER, REINDEX, CHECKPOINT, LOCK, LOAD,
- *   ALTER SYSTEM, databases, tablespaces, replication, COPY to or from a server file or program.
+ *   ALTER SYSTEM, databases, tablespaces, replication, COPY to or from a server file or program,
+ *   calls of built-ins that reach server files or processes (`pg_read_file`, `lo_import`, …).
  * - `dynamic`: runs SQL whose text is only known at run time (PL/pgSQL `EXECUTE` of a
  *   non-constant, `dblink`, `query_to_xml` of a non-constant).
  * - `opaque`: defines code whose body Agate cannot read (a language other than sql and plpgsql).

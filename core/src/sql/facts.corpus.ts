@@ -410,6 +410,10 @@ read destroy write | w:users | SELECT query_to_xml('DELETE FROM users RETURNING 
 read dynamic | - | SELECT query_to_xml($1, true, false, '')
 read dynamic | - | SELECT * FROM dblink('dbname=x', 'SELECT 1') AS t(a int)
 read | r:t | SELECT * FROM ts_stat('SELECT v FROM t')
+read admin | - | SELECT pg_read_file('/etc/passwd')
+read admin | - | SELECT lo_import('/etc/shadow')
+read admin | r:pg_stat_activity | SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+read admin | - | SELECT pg_catalog.pg_reload_conf()
 
 # --- session, transactions, cursors, prepared statements, notifications
 session | - | SET search_path TO app, public

@@ -156,8 +156,8 @@ export class CompiledPolicy {
       }
       return { decision: action, rule_id: id, reason, mask_set: null };
     }
-    const guarded = facts === undefined ? [] : GUARDED_EFFECTS.filter((e) => facts.effects.has(e));
-    if (this.#default === 'allow' && guarded.length > 0) {
+    const guarded = this.#default === 'allow' && facts !== undefined ? GUARDED_EFFECTS.filter((e) => facts.effects.has(e)) : [];
+    if (guarded.length > 0) {
       const reason = `the statement runs SQL that is not in its text (${guarded.join(', ')}); only a rule naming ${guarded.length === 1 ? 'it' : 'them'} in match.sql.effects can allow it`;
       return { decision: 'deny', rule_id: UNVERIFIABLE_RULE, reason, mask_set: null };
     }
