@@ -4,6 +4,7 @@
 // at run time is refused under `default: allow`; a deny on written tables refuses writes to them
 // and lets reads through. Each refused statement leaves the database as it was.
 import { suite } from 'uvu';
+import pg from 'pg';
 import * as assert from 'uvu/assert';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
@@ -21,6 +22,9 @@ const facts = suite<Ctx>('agate start: policy on effect classes, bodies and writ
 const POLICY = `policy:
   default: allow
   rules:
+    - id: no-delete
+      action: deny
+      match: { sql: { statements: [DeleteStmt] } }
     - id: no-destroy
       action: deny
       message: destructive statements need a human
@@ -80,9 +84,29 @@ facts("a deny on destroy refuses DO $$ … EXECUTE 'DROP TABLE v' … $$ and the
   await refused(ctx, "DO $$ BEGIN EXECUTE 'DROP ' || 'TABLE v'; END $$", 'no-destroy');
   await refused(ctx, 'ALTER TABLE people DROP COLUMN name', 'no-destroy');
   await refused(ctx, "CREATE FUNCTION wipe() RETURNS void LANGUAGE sql AS 'TRUNCATE v'", 'no-destroy');
-  await refused(ctx, 'MERGE INTO v USING (SELECT 1 AS id) s ON v.id = s.id WHEN MATCHED THEN DELETE', 'no-destroy');
-  await refused(ctx, 'WITH d AS (DELETE FROM v RETURNING 1) SELECT count(*) FROM d', 'no-destroy');
+  await refused(ctx, 'MERGE INTO v USING (SELECT 1 AS id) s ON v.id = s.id WHEN MATCHED THEN UPDATE SET id = 2 WHEN NOT MATCHED BY SOURCE THEN DELETE', 'no-delete');
+  await refused(ctx, 'WITH d AS (DELETE FROM v WHERE id = 1 RETURNING 1) SELECT count(*) FROM d', 'no-delete');
   assert.is(await ctx.pg.psql("SELECT to_regproc('public.wipe') IS NULL"), 't', 'the function was created');
+});
+
+facts('extended protocol: MERGE … WHEN MATCHED THEN DELETE with a bound parameter meets the DeleteStmt deny', async (ctx) => {
+  const client = new pg.Client({ host: '127.0.0.1', port: ctx.agate.pgPort, database: 'appdb', user: 'agent', password: ctx.token });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    const err = await client.query('MERGE INTO v USING (SELECT $1::int AS id) s ON v.id = s.id WHEN MATCHED THEN DELETE', [1]).then(
+      () => undefined,
+      (e: { code?: string; message: string }) => e,
+    );
+    assert.is(err?.code, '42501');
+    assert.match(err?.message ?? '', 'rule "no-delete"');
+    // The session stays usable, and the same shape without the DELETE action runs.
+    const ok = await client.query('MERGE INTO v USING (SELECT $1::int AS id) s ON v.id = s.id WHEN MATCHED THEN DO NOTHING', [1]);
+    assert.is(ok.command, 'MERGE');
+  } finally {
+    await client.end();
+  }
+  await intact(ctx);
 });
 
 facts('SQL known only at run time is refused under default allow', async (ctx) => {
