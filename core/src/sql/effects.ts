@@ -8,11 +8,11 @@ import type { Node } from 'libpg-query';
  *
  * - `read`: reads data (SELECT, COPY TO, cursors, EXPLAIN, expressions in PL/pgSQL code).
  * - `write`: changes rows (INSERT, UPDATE, DELETE, MERGE, COPY FROM, TRUNCATE, CREATE TABLE AS,
- *   REFRESH MATERIALIZED VIEW).
+ *   REFRESH MATERIALIZED VIEW, large-object writes such as `lo_put`).
  * - `destroy`: removes objects or rows wholesale: every DROP (DROP OWNED, DROP DATABASE, DROP
  *   SCHEMA … CASCADE included), TRUNCATE, a DELETE or UPDATE without WHERE, a MERGE that can
  *   DELETE, ALTER … DROP COLUMN / DROP CONSTRAINT / DETACH PARTITION / NO INHERIT, ALTER DOMAIN
- *   … DROP CONSTRAINT.
+ *   … DROP CONSTRAINT, `lo_unlink`/`lo_truncate`.
  * - `ddl`: creates, alters or drops a schema object.
  * - `privilege`: changes who may do what: GRANT/REVOKE, roles, owners, row-level security,
  *   user mappings, SECURITY DEFINER, SET ROLE / SET SESSION AUTHORIZATION.

@@ -412,6 +412,8 @@ read dynamic | - | SELECT * FROM dblink('dbname=x', 'SELECT 1') AS t(a int)
 read | r:t | SELECT * FROM ts_stat('SELECT v FROM t')
 read admin | - | SELECT pg_read_file('/etc/passwd')
 read admin | - | SELECT lo_import('/etc/shadow')
+read write destroy | - | SELECT lo_unlink(16403)
+read write | - | SELECT lo_from_bytea(0, '\x00')
 read admin | r:pg_stat_activity | SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 read admin | - | SELECT pg_catalog.pg_reload_conf()
 

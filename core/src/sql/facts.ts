@@ -78,12 +78,18 @@ const SQL_TEXT_FUNCTIONS = new Set(['query_to_xml', 'query_to_xmlschema', 'query
 /** Functions that run SQL on a connection of their own (possibly back to this server, as anyone). */
 const REMOTE_SQL_FUNCTIONS = new Set(['dblink', 'dblink_exec', 'dblink_open', 'dblink_send_query', 'dblink_fetch']);
 const IDENTITY_SETTINGS = new Set(['role', 'session_authorization']);
-/** Built-in functions that reach the server's files, processes, WAL or configuration: `admin`. */
-const ADMIN_FUNCTIONS = new Set([
-  'pg_read_file', 'pg_read_binary_file', 'pg_ls_dir', 'pg_ls_logdir', 'pg_ls_waldir', 'pg_ls_tmpdir', 'pg_ls_archive_statusdir', 'pg_stat_file',
-  'lo_import', 'lo_export', 'pg_reload_conf', 'pg_terminate_backend', 'pg_cancel_backend', 'pg_rotate_logfile', 'pg_switch_wal',
-  'pg_promote', 'pg_create_restore_point', 'pg_backup_start', 'pg_backup_stop', 'pg_create_physical_replication_slot',
-  'pg_create_logical_replication_slot', 'pg_drop_replication_slot', 'pg_log_backend_memory_contexts', 'pg_file_write', 'pg_file_unlink',
+/** Built-in functions whose call is an effect of its own: reaching the server's files, processes, WAL or configuration, or changing large objects. */
+const ADMIN = ['admin'] as const;
+const FUNCTION_EFFECTS: ReadonlyMap<string, readonly SqlEffect[]> = new Map<string, readonly SqlEffect[]>([
+  ...[
+    'pg_read_file', 'pg_read_binary_file', 'pg_ls_dir', 'pg_ls_logdir', 'pg_ls_waldir', 'pg_ls_tmpdir', 'pg_ls_archive_statusdir', 'pg_stat_file',
+    'lo_export', 'pg_reload_conf', 'pg_terminate_backend', 'pg_cancel_backend', 'pg_rotate_logfile', 'pg_switch_wal', 'pg_promote',
+    'pg_create_restore_point', 'pg_backup_start', 'pg_backup_stop', 'pg_create_physical_replication_slot', 'pg_create_logical_replication_slot',
+    'pg_drop_replication_slot', 'pg_log_backend_memory_contexts', 'pg_file_write', 'pg_file_unlink',
+  ].map((n): [string, readonly SqlEffect[]] => [n, ADMIN]),
+  ['lo_import', ['admin', 'write']],
+  ...['lo_create', 'lo_creat', 'lo_from_bytea', 'lo_put', 'lowrite'].map((n): [string, readonly SqlEffect[]] => [n, ['write']]),
+  ...['lo_unlink', 'lo_truncate', 'lo_truncate64'].map((n): [string, readonly SqlEffect[]] => [n, ['write', 'destroy']]),
 ]);
 
 const facts = new WeakMap<SqlStatement, SqlFactsResult>();
@@ -260,7 +266,7 @@ class Collector {
     else this.#text(constant, depth);
   }
 
-  /** Function calls whose arguments are SQL or an identity, or that operate the server. */
+  /** Function calls whose arguments are SQL or an identity, or whose call is an effect of its own. */
   #call(call: Obj, depth: number): void {
     const names = list(call.funcname).map((n) => asObj(asObj(n)?.String)?.sval);
     const name = names[names.length - 1];
@@ -272,8 +278,8 @@ class Collector {
       else this.#text(sql, depth);
     } else if (REMOTE_SQL_FUNCTIONS.has(name)) {
       this.#effects.add('dynamic');
-    } else if (ADMIN_FUNCTIONS.has(name)) {
-      this.#effects.add('admin');
+    } else if (FUNCTION_EFFECTS.has(name)) {
+      for (const e of FUNCTION_EFFECTS.get(name)!) this.#effects.add(e);
     } else if (name === 'set_config') {
       const setting = constantText(first);
       if (setting === undefined || IDENTITY_SETTINGS.has(setting.toLowerCase())) this.#effects.add('privilege');
