@@ -216,7 +216,7 @@ ddl destroy | - | DROP STATISTICS s
 
 # --- schemas, types, domains, and other objects
 ddl | - | CREATE SCHEMA app
-ddl | w:t w:v | CREATE SCHEMA app CREATE TABLE t (a int) CREATE VIEW v AS SELECT 1
+ddl | w:app.t w:app.v r:app.t | CREATE SCHEMA app CREATE TABLE t (a int) CREATE VIEW v AS SELECT * FROM t
 ddl | - | CREATE SCHEMA IF NOT EXISTS app AUTHORIZATION bob
 ddl | - | ALTER SCHEMA app RENAME TO app2
 ddl privilege | - | ALTER SCHEMA app OWNER TO bob

@@ -122,6 +122,8 @@ export function sqlFacts(statement: SqlStatement): SqlFactsResult {
 interface Frame {
   value: unknown;
   write: boolean;
+  /** Inside `CREATE SCHEMA s …`: the schema of the relations its elements name unqualified. */
+  schema: string | undefined;
 }
 
 class Collector {
@@ -138,30 +140,34 @@ class Collector {
   statement(node: Obj, text: string, depth: number): void {
     // An explicit stack instead of recursion: a hostile statement nested thousands deep is
     // walked to the end rather than cut short or overflowing the call stack.
-    const stack: Frame[] = [{ value: node, write: false }];
+    const stack: Frame[] = [{ value: node, write: false, schema: undefined }];
     let root = true;
     for (let frame = stack.pop(); frame !== undefined; frame = stack.pop()) {
-      const { value, write } = frame;
+      const { value, write, schema } = frame;
       if (value === null || typeof value !== 'object') continue;
       if (Array.isArray(value)) {
-        for (const v of value) stack.push({ value: v, write });
+        for (const v of value) stack.push({ value: v, write, schema });
         continue;
       }
       const o = value as Obj;
-      if (typeof o.relname === 'string') this.#table(typeof o.schemaname === 'string' ? [o.schemaname, o.relname] : [o.relname], write);
+      if (typeof o.relname === 'string') {
+        const qualifier = typeof o.schemaname === 'string' ? o.schemaname : schema;
+        this.#table(qualifier === undefined ? [o.relname] : [qualifier, o.relname], write);
+      }
       for (const [key, child] of Object.entries(o)) {
         const c = asObj(child);
         if (c !== undefined && key.endsWith('Stmt')) {
           this.#enter(key, c, root ? text : undefined, depth);
           const writes = WRITE_FIELDS[key];
+          const inSchema = key === 'CreateSchemaStmt' && typeof c.schemaname === 'string' ? c.schemaname : schema;
           for (const [field, v] of Object.entries(c)) {
             const written = writes !== undefined && writes.includes(field) && !(key === 'CopyStmt' && c.is_from !== true);
-            stack.push({ value: v, write: written });
+            stack.push({ value: v, write: written, schema: inSchema });
           }
           continue;
         }
         if (c !== undefined && key === 'FuncCall') this.#call(c, depth);
-        stack.push({ value: child, write });
+        stack.push({ value: child, write, schema });
       }
       root = false;
     }
