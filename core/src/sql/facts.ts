@@ -74,9 +74,11 @@ const RELATION_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW
 const RELATION_MEMBER_OBJECTS = new Set(['OBJECT_COLUMN', 'OBJECT_TRIGGER', 'OBJECT_RULE', 'OBJECT_POLICY', 'OBJECT_TABCONSTRAINT']);
 
 /** Functions that run a SQL text they are given as an argument. */
-const SQL_TEXT_FUNCTIONS = new Set(['query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'ts_stat']);
+const SQL_TEXT_FUNCTIONS = new Set(['query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'ts_stat', 'pg_background_launch']);
 /** Functions that run SQL on a connection of their own (possibly back to this server, as anyone). */
 const REMOTE_SQL_FUNCTIONS = new Set(['dblink', 'dblink_exec', 'dblink_open', 'dblink_send_query', 'dblink_fetch']);
+/** pg_cron: SQL run later, outside this session, as the job's owner (`cron.schedule(…, 'DELETE …')`). */
+const DEFERRED_SQL_FUNCTIONS = new Set(['cron.schedule', 'cron.schedule_in_database', 'cron.alter_job']);
 const IDENTITY_SETTINGS = new Set(['role', 'session_authorization']);
 /** Built-in functions whose call is an effect of its own: reaching the server's files, processes, WAL or configuration, or changing large objects. */
 const ADMIN = ['admin'] as const;
@@ -277,12 +279,15 @@ class Collector {
     const names = list(call.funcname).map((n) => asObj(asObj(n)?.String)?.sval);
     const name = names[names.length - 1];
     if (typeof name !== 'string') return;
-    const first = list(call.args)[0];
+    const args = list(call.args);
+    // A named argument (`query => '…'`) is not a constant: unless it is the SQL text, it hides which is.
+    const named = args.map((a) => asObj(asObj(a)?.NamedArgExpr)).find((n) => n?.name === 'query');
+    const first = named?.arg ?? args[0];
     if (SQL_TEXT_FUNCTIONS.has(name)) {
       const sql = constantText(first);
       if (sql === undefined) this.#effects.add('dynamic');
       else this.#text(sql, depth);
-    } else if (REMOTE_SQL_FUNCTIONS.has(name)) {
+    } else if (REMOTE_SQL_FUNCTIONS.has(name) || (names.length > 1 && DEFERRED_SQL_FUNCTIONS.has(`${String(names[names.length - 2])}.${name}`))) {
       this.#effects.add('dynamic');
     } else if (FUNCTION_EFFECTS.has(name)) {
       for (const e of FUNCTION_EFFECTS.get(name)!) this.#effects.add(e);
