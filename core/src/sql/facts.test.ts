@@ -188,6 +188,11 @@ code('a body Agate cannot read is an error, never an empty fact set', () => {
   assert.match(error(sql) ?? '', /nested more than/);
 });
 
+code('a constant chain longer than any real one counts as dynamic, not as a crash', () => {
+  const chain = Array.from({ length: 2000 }, () => "'a'").join(' || ');
+  assert.ok(facts(`DO $$ BEGIN EXECUTE ${chain}; END $$`).effects.has('dynamic'));
+});
+
 code('a statement nested deeper than any recursion limit is still walked to the end', () => {
   const depth = 5000;
   const f = facts(`SELECT ${'('.repeat(depth)}(SELECT 1 FROM deep)${')'.repeat(depth)}`);

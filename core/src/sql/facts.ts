@@ -112,8 +112,8 @@ export function sqlFacts(statement: SqlStatement): SqlFactsResult {
       c.statement(statement.node, statement.text, 0);
       f = { ok: true, facts: c.facts() };
     } catch (err) {
-      if (!(err instanceof UnreadableCode)) throw err;
-      f = { ok: false, error: err.message };
+      // Anything else (a parser out of memory, a stack overflow) refuses the statement too.
+      f = { ok: false, error: err instanceof UnreadableCode ? err.message : `the statement could not be analysed: ${err instanceof Error ? err.message : String(err)}` };
     }
     facts.set(statement, f);
   }
@@ -298,17 +298,21 @@ class Collector {
   }
 }
 
-/** The value of a string constant, a cast of one, or a `||` of such; undefined for anything else. */
-function constantText(node: unknown): string | undefined {
+/**
+ * The value of a string constant, a cast of one, or a `||` of such; undefined for anything else
+ * (and for a chain deeper than any real one: it then counts as dynamic).
+ */
+function constantText(node: unknown, depth = 0): string | undefined {
+  if (depth > 256) return undefined;
   const n = asObj(node);
   const aConst = asObj(n?.A_Const);
   if (aConst !== undefined) return stringValue(aConst);
   const cast = asObj(n?.TypeCast);
-  if (cast !== undefined) return constantText(cast.arg);
+  if (cast !== undefined) return constantText(cast.arg, depth + 1);
   const expr = asObj(n?.A_Expr);
   if (expr?.kind === 'AEXPR_OP' && list(expr.name).length === 1 && asObj(asObj(list(expr.name)[0])?.String)?.sval === '||') {
-    const left = constantText(expr.lexpr);
-    const right = constantText(expr.rexpr);
+    const left = constantText(expr.lexpr, depth + 1);
+    const right = constantText(expr.rexpr, depth + 1);
     return left === undefined || right === undefined ? undefined : left + right;
   }
   return undefined;
