@@ -118,6 +118,11 @@ facts('SQL known only at run time is refused under default allow', async (ctx) =
   await ctx.pg.psql('DELETE FROM v WHERE id = 2', 'scram');
 });
 
+facts('a body Agate cannot parse is refused by agate.unparseable, never forwarded', async (ctx) => {
+  await refused(ctx, 'DO $$ BEGIN DELET FROM v; END $$', 'agate.unparseable');
+  await refused(ctx, "CREATE FUNCTION broken() RETURNS void LANGUAGE sql AS 'DROP TABL v'", 'agate.unparseable');
+});
+
 facts('a deny on written tables refuses writes to them and lets reads through', async (ctx) => {
   await refused(ctx, "UPDATE people SET name = 'x' WHERE id = 1", 'people-read-only');
   await refused(ctx, "INSERT INTO people VALUES (2, 'bob')", 'people-read-only');

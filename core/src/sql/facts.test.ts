@@ -83,6 +83,27 @@ effects('destructive statements under other names are destroy (issue 16, item 5)
   assert.ok(bounded.effects.has('write') && !bounded.effects.has('destroy'));
 });
 
+effects('every object kind PostgreSQL can DROP is destroy', () => {
+  const objects = [
+    'TABLE t', 'VIEW v', 'MATERIALIZED VIEW m', 'INDEX i', 'INDEX CONCURRENTLY i', 'SEQUENCE s', 'FOREIGN TABLE f', 'SCHEMA s', 'TYPE t', 'DOMAIN d',
+    'COLLATION c', 'CONVERSION c', 'EXTENSION e', 'FUNCTION f(int)', 'PROCEDURE p()', 'ROUTINE r', 'AGGREGATE a(int)', 'OPERATOR +(int, int)',
+    'OPERATOR CLASS c USING btree', 'OPERATOR FAMILY f USING btree', 'TRIGGER t ON x', 'RULE r ON x', 'POLICY p ON x', 'PUBLICATION p',
+    'SUBSCRIPTION s', 'SERVER s', 'FOREIGN DATA WRAPPER w', 'TEXT SEARCH CONFIGURATION c', 'TEXT SEARCH DICTIONARY d', 'TEXT SEARCH PARSER p',
+    'TEXT SEARCH TEMPLATE t', 'ACCESS METHOD a', 'EVENT TRIGGER e', 'LANGUAGE l', 'CAST (int AS text)', 'TRANSFORM FOR int LANGUAGE l',
+    'STATISTICS s', 'TABLESPACE t', 'DATABASE d', 'ROLE r', 'USER u', 'GROUP g', 'OWNED BY CURRENT_USER', 'USER MAPPING FOR u SERVER s',
+  ];
+  for (const object of objects) {
+    const sql = `DROP ${object}`;
+    const a = analyzeSql(sql);
+    assert.ok(a.ok && a.statements.length === 1, `${sql} parses`);
+    const f = a.ok ? sqlFacts(a.statements[0]!) : undefined;
+    assert.ok(f?.ok === true && f.facts.effects.has('destroy'), sql);
+  }
+  for (const sql of ['DROP TABLE IF EXISTS t CASCADE', 'DROP SCHEMA IF EXISTS s, u CASCADE', 'DROP FUNCTION IF EXISTS f RESTRICT', 'DROP DATABASE IF EXISTS d WITH (FORCE)', 'DROP OWNED BY a, b CASCADE']) {
+    assert.ok(facts(sql).effects.has('destroy'), sql);
+  }
+});
+
 effects('privilege changes', () => {
   for (const sql of [
     'GRANT ALL ON users TO bob',
