@@ -6,7 +6,8 @@ import type { Node } from 'libpg-query';
  * those a new node type adds (a node type this table does not know is `unknown`, refused by
  * default).
  *
- * - `read`: reads data (SELECT, COPY TO, cursors, EXPLAIN, expressions in PL/pgSQL code).
+ * - `read`: reads data (SELECT, COPY TO, cursors, EXPLAIN, LOCK … IN ACCESS SHARE or ROW SHARE
+ *   MODE, expressions in PL/pgSQL code).
  * - `write`: changes rows (INSERT, UPDATE, DELETE, MERGE, COPY FROM, TRUNCATE, CREATE TABLE AS,
  *   REFRESH MATERIALIZED VIEW, large-object writes such as `lo_put`).
  * - `destroy`: removes objects or rows wholesale: every DROP (DROP OWNED, DROP DATABASE, DROP
@@ -19,7 +20,8 @@ import type { Node } from 'libpg-query';
  * - `session`: SET/RESET/SHOW, transactions, PREPARE/EXECUTE/DEALLOCATE, LISTEN/NOTIFY, DISCARD.
  * - `code`: defines or runs server-side code: functions, procedures, DO, CALL, triggers, rules,
  *   event triggers, languages, extensions, LOAD.
- * - `admin`: operates the server: VACUUM/ANALYZE, CLUSTER, REINDEX, CHECKPOINT, LOCK, LOAD,
+ * - `admin`: operates the server: VACUUM/ANALYZE, CLUSTER, REINDEX, CHECKPOINT, LOCK in a mode
+ *   stronger than ROW SHARE, LOAD,
  *   ALTER SYSTEM, databases, tablespaces, replication, COPY to or from a server file or program,
  *   calls of built-ins that reach server files or processes (`pg_read_file`, `lo_import`, …).
  * - `dynamic`: runs SQL whose text is only known at run time (PL/pgSQL `EXECUTE` of a
@@ -142,7 +144,7 @@ export const STATEMENT_EFFECTS: Readonly<Record<StatementNodeName, readonly SqlE
   InsertStmt: ['write'],
   ListenStmt: ['session'],
   LoadStmt: ['code', 'admin'],
-  LockStmt: ['admin'],
+  LockStmt: [], // by lock mode: see statementEffects
   MergeStmt: ['write'],
   NotifyStmt: ['session'],
   // Only inside PL/pgSQL assignments and SQL function bodies: an expression.
@@ -194,6 +196,11 @@ export function statementEffects(kind: string, node: Obj): SqlEffect[] {
       // A file or program on the database server, rather than the client's stream.
       if (node.filename !== undefined || node.is_program === true) out.push('admin');
       break;
+    case 'LockStmt':
+      // ACCESS SHARE and ROW SHARE are what reads take (pg_dump locks every table it dumps so);
+      // stronger modes block other sessions' writes or everything: operating the server.
+      out.push(isReadLock(node) ? 'read' : 'admin');
+      break;
     case 'DeleteStmt':
     case 'UpdateStmt':
       if (node.whereClause === undefined) out.push('destroy');
@@ -234,4 +241,9 @@ export function statementEffects(kind: string, node: Obj): SqlEffect[] {
       break;
   }
   return out;
+}
+
+/** LOCK … IN ACCESS SHARE MODE (1) or ROW SHARE MODE (2): the locks SELECT and SELECT FOR UPDATE take. */
+export function isReadLock(node: Obj): boolean {
+  return typeof node.mode === 'number' && node.mode <= 2;
 }

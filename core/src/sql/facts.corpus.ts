@@ -118,6 +118,9 @@ write destroy | w:users w:orders | TRUNCATE TABLE users, orders RESTART IDENTITY
 write destroy | w:users | TRUNCATE ONLY users
 admin | w:users | LOCK TABLE users
 admin | w:users w:orders | LOCK users, orders IN SHARE ROW EXCLUSIVE MODE NOWAIT
+read | r:users | LOCK TABLE users IN ACCESS SHARE MODE
+read | r:users | LOCK users IN ROW SHARE MODE NOWAIT
+admin | w:users | LOCK users IN SHARE MODE
 
 # --- tables
 ddl | w:t | CREATE TABLE t (id int PRIMARY KEY, name text NOT NULL)

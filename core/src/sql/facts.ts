@@ -1,5 +1,5 @@
 import { analyzeSql, type SqlStatement } from './analyze.js';
-import { statementEffects, type SqlEffect } from './effects.js';
+import { isReadLock, statementEffects, type SqlEffect } from './effects.js';
 import { doBlockFunction, plpgsqlPieces, UnreadableCode } from './plpgsql.js';
 
 /** A relation a statement names, and whether it reads it or changes it. */
@@ -41,7 +41,7 @@ const WRITE_FIELDS: Readonly<Record<string, readonly string[]>> = {
   DeleteStmt: ['relation'],
   MergeStmt: ['relation'],
   TruncateStmt: ['relations'],
-  // COPY FROM only; COPY TO reads (see statement()).
+  // COPY FROM only; COPY TO reads. LOCK in a mode stronger than ROW SHARE (see statement()).
   CopyStmt: ['relation'],
   AlterTableStmt: ['relation'],
   LockStmt: ['relations'],
@@ -163,7 +163,7 @@ class Collector {
           const writes = WRITE_FIELDS[key];
           const inSchema = key === 'CreateSchemaStmt' && typeof c.schemaname === 'string' ? c.schemaname : schema;
           for (const [field, v] of Object.entries(c)) {
-            const written = writes !== undefined && writes.includes(field) && !(key === 'CopyStmt' && c.is_from !== true);
+            const written = writes !== undefined && writes.includes(field) && !(key === 'CopyStmt' && c.is_from !== true) && !(key === 'LockStmt' && isReadLock(c));
             stack.push({ value: v, write: written, schema: inSchema });
           }
           continue;
