@@ -2,11 +2,13 @@
 // start` in front of a real PostgreSQL, driven by the real psql: a deny on the effect class
 // `destroy` refuses DROP OWNED BY CURRENT_USER and a DO block that EXECUTEs a DROP; SQL known only
 // at run time is refused under `default: allow`; a deny on written tables refuses writes to them
-// and lets reads through. Each refused statement leaves the database as it was.
+// and lets reads through; pg_dump still works under such a policy. Each refused statement leaves
+// the database as it was.
 import { suite } from 'uvu';
 import pg from 'pg';
 import * as assert from 'uvu/assert';
-import { startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { join } from 'node:path';
+import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { run } from '../harness/proc.js';
 import { agateConfig, cleanEnv, startAgateProcess, type AgateProcess, type CliResult } from './agate-process.js';
@@ -32,6 +34,9 @@ const POLICY = `policy:
     - id: people-read-only
       action: deny
       match: { sql: { tables_written: [people] } }
+    - id: no-server-admin
+      action: deny
+      match: { sql: { effects: [admin, privilege] } }
 query:
 `;
 
@@ -130,6 +135,16 @@ facts('a deny on written tables refuses writes to them and lets reads through', 
   const r = await psql(ctx, 'SELECT name FROM people');
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stdout, 'ada\n');
+});
+
+facts('pg_dump runs through a policy that denies destroy, admin and privilege (its ACCESS SHARE locks are reads)', async (ctx) => {
+  const r = await run(join(DEFAULT_PG_BIN, 'pg_dump'), ['-h', '127.0.0.1', '-p', String(ctx.agate.pgPort), '-U', 'agent', '-w', '-d', 'appdb', '--no-owner', '-t', 'people'], {
+    env: cleanEnv({ PGPASSWORD: ctx.token, PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '10' }),
+    timeoutMs: 60_000,
+  });
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, 'CREATE TABLE public.people');
+  assert.match(r.stdout, /COPY public\.people \(id, name\) FROM stdin;\n1\tada\n/);
 });
 
 facts.run();

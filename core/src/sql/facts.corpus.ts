@@ -345,6 +345,9 @@ session privilege | - | RESET ROLE
 session privilege | - | SET LOCAL ROLE NONE
 read privilege | - | SELECT set_config('role', 'admin', false)
 read privilege | - | SELECT set_config(current_setting('x'), 'admin', false)
+read privilege | r:pg_settings | SELECT set_config(name, 'admin', false) FROM pg_settings WHERE name = 'role'
+read privilege | r:t | SELECT set_config(name, 'admin', false) FROM t WHERE name = 'search_path'
+read | r:pg_settings | SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'
 
 # --- functions, procedures, DO, triggers, rules, extensions
 ddl code | - | CREATE FUNCTION add(a int, b int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT a + b'

@@ -122,6 +122,10 @@ effects('privilege changes', () => {
     assert.ok(facts(sql).effects.has('privilege'), sql);
   }
   assert.not.ok(facts('SET search_path TO app').effects.has('privilege'));
+  // pg_dump's own call: the WHERE clause on pg_settings pins the setting.
+  assert.not.ok(facts("SELECT set_config(name, 'view, foreign-table', false) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'").effects.has('privilege'));
+  assert.ok(facts("SELECT set_config(name, 'admin', false) FROM pg_catalog.pg_settings WHERE name = 'role'").effects.has('privilege'));
+  assert.ok(facts("SELECT set_config(name, 'admin', false) FROM pg_settings WHERE name LIKE 'rol%'").effects.has('privilege'));
 });
 
 effects('MERGE carries the statements and effects of each action (issue 16, item 4)', () => {

@@ -132,6 +132,8 @@ class Collector {
   readonly #kinds = new Set<string>();
   readonly #effects = new Set<SqlEffect>();
   readonly #tables: TableRef[] = [];
+  /** `set_config(name, …)` calls whose setting name their SELECT pins (see #pinnedSettings). */
+  readonly #settingNames = new WeakMap<Obj, string>();
   #unboundedWrite = false;
 
   facts(): SqlFacts {
@@ -188,6 +190,9 @@ class Collector {
     for (const e of statementEffects(kind, node)) this.#effects.add(e);
     if ((kind === 'UpdateStmt' || kind === 'DeleteStmt') && node.whereClause === undefined) this.#unboundedWrite = true;
     switch (kind) {
+      case 'SelectStmt':
+        this.#pinnedSettings(node);
+        break;
       case 'MergeStmt':
         for (const w of list(node.mergeWhenClauses)) {
           const action = { CMD_DELETE: 'DeleteStmt', CMD_UPDATE: 'UpdateStmt', CMD_INSERT: 'InsertStmt' }[String(asObj(asObj(w)?.MergeWhenClause)?.commandType)];
@@ -207,6 +212,25 @@ class Collector {
       case 'CreateFunctionStmt':
         this.#function(node, text, depth);
         break;
+    }
+  }
+
+  /**
+   * `SELECT set_config(name, '…', false) FROM pg_settings WHERE name = 'x'` (pg_dump does this):
+   * the WHERE clause pins the setting the call changes, so it is known without being a constant.
+   */
+  #pinnedSettings(select: Obj): void {
+    const from = list(select.fromClause);
+    const rel = from.length === 1 ? asObj(asObj(from[0])?.RangeVar) : undefined;
+    if (rel?.relname !== 'pg_settings' || (rel.schemaname !== undefined && rel.schemaname !== 'pg_catalog')) return;
+    const where = asObj(asObj(select.whereClause)?.A_Expr);
+    const op = list(where?.name).map((n) => asObj(asObj(n)?.String)?.sval);
+    if (where?.kind !== 'AEXPR_OP' || op.length !== 1 || op[0] !== '=' || !isColumn(where.lexpr, 'name')) return;
+    const pinned = constantText(where.rexpr);
+    if (pinned === undefined) return;
+    for (const t of list(select.targetList)) {
+      const call = asObj(asObj(asObj(asObj(t)?.ResTarget)?.val)?.FuncCall);
+      if (call !== undefined && isColumn(list(call.args)[0], 'name')) this.#settingNames.set(call, pinned);
     }
   }
 
@@ -292,7 +316,7 @@ class Collector {
     } else if (FUNCTION_EFFECTS.has(name)) {
       for (const e of FUNCTION_EFFECTS.get(name)!) this.#effects.add(e);
     } else if (name === 'set_config') {
-      const setting = constantText(first);
+      const setting = constantText(first) ?? this.#settingNames.get(call);
       if (setting === undefined || IDENTITY_SETTINGS.has(setting.toLowerCase())) this.#effects.add('privilege');
     }
   }
@@ -316,6 +340,12 @@ function constantText(node: unknown, depth = 0): string | undefined {
     return left === undefined || right === undefined ? undefined : left + right;
   }
   return undefined;
+}
+
+/** A reference to column `column` (`name`, or `pg_settings.name`). */
+function isColumn(node: unknown, column: string): boolean {
+  const fields = list(asObj(asObj(node)?.ColumnRef)?.fields);
+  return fields.length > 0 && asObj(asObj(fields[fields.length - 1])?.String)?.sval === column;
 }
 
 /** `{ String: { sval } }` or `{ sval: { sval } }` (an A_Const) → the string. */
