@@ -48,7 +48,7 @@ export const UNVERIFIABLE_RULE = 'agate.unverifiable';
 
 interface CompiledRule {
   config: RuleConfig;
-  /** The conditions on the SQL statement alone (kinds, tables, WHERE); true for a rule without any. */
+  /** The conditions on the SQL statement alone (kinds, effects, tables, WHERE, the guard on dynamic/opaque/unknown). */
   statementMatches(sql: SqlFacts): boolean;
   /** The conditions on who runs it where: protocol, target, claims. */
   identityMatches(command: Command): boolean;
