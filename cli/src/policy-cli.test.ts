@@ -105,4 +105,21 @@ policy:
   assert.equal(lintPolicy(cfg.policy.rules).map((f) => f.rule), ['no-rm-again']);
 });
 
+cli('lintPolicy: effect and read/written table conditions are conditions; guarded effects pass an allow rule that does not name them', () => {
+  const cfg = parseConfig(`identity: { dev_issuer: { enabled: true } }
+policy:
+  rules:
+    - { id: no-destroy, action: deny, match: { sql: { effects: [destroy] } } }
+    - { id: no-selects, action: deny, match: { sql: { statements: [SelectStmt] } } }
+    - { id: no-writes-users, action: deny, match: { sql: { tables_written: [users] } } }
+    - { id: no-reads-users, action: deny, match: { sql: { tables_read: [users] } } }
+    - { id: no-destroy-again, action: deny, match: { targets: [prod], sql: { effects: [destroy] } } }
+    - { id: staging, action: allow, match: { targets: [staging] } }
+    - { id: staging-dynamic, action: allow, match: { targets: [staging], sql: { effects: [code, read, dynamic] } } }
+    - { id: staging-no-code, action: deny, match: { targets: [staging], sql: { effects: [code] } } }
+    - { id: staging-again, action: allow, match: { targets: [staging], sql: { statements: [SelectStmt] } } }
+`, 'lint.yaml');
+  assert.equal(lintPolicy(cfg.policy.rules).map((f) => f.rule), ['no-destroy-again', 'staging-again']);
+});
+
 cli.run();

@@ -61,6 +61,13 @@ parse('names the rule index and the field for a bad rule', () => {
   assert.match(msg, 'policy.rules[0].action');
 });
 
+parse('match.sql: effect classes and read/written table globs; an unknown class or an empty condition is refused', () => {
+  const c = parseConfig(`${minimal}policy:\n  rules:\n    - { id: r, action: deny, match: { sql: { effects: [destroy, privilege], tables_written: [users], tables_read: [secrets] } } }\n`, 'agate.yaml');
+  assert.equal(c.policy.rules[0]!.match.sql, { effects: ['destroy', 'privilege'], tables_written: ['users'], tables_read: ['secrets'] });
+  assert.match(errorOf(`${minimal}policy:\n  rules:\n    - { id: r, action: deny, match: { sql: { effects: [drop] } } }\n`), 'policy.rules[0].match.sql.effects[0]');
+  assert.match(errorOf(`${minimal}policy:\n  rules:\n    - { id: r, action: deny, match: { sql: {} } }\n`), 'expected at least one of statements, effects, tables, tables_read, tables_written, without_where');
+});
+
 parse('reports YAML syntax errors with a position', () => {
   assert.match(errorOf('identity: [\n'), /agate\.yaml:\d+:\d+: not valid YAML/);
 });

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { z } from 'zod';
 import { AgateError, ConfigError, ErrorCode } from './errors.js';
+import { SQL_EFFECTS, type SqlEffect } from './sql/effects.js';
 
 /*
  * The one configuration format every Agate process reads. Parsed and validated once at start;
@@ -166,12 +167,21 @@ const ruleMatch = z.strictObject({
     .strictObject({
       /** PostgreSQL parse-node names, e.g. SelectStmt, DropStmt, TruncateStmt; nested statements count. */
       statements: z.array(z.string().regex(/^[A-Z][A-Za-z]+$/, 'expected a PostgreSQL parse-node name such as DropStmt')).nonempty().optional(),
-      /** Globs over the tables a statement names (`users`, `public.users`, `audit_*`). */
+      /** Effect classes computed from the parse tree (read, write, destroy, ddl, privilege, …; see core/src/sql/effects.ts). */
+      effects: z.array(z.enum(SQL_EFFECTS as [SqlEffect, ...SqlEffect[]])).nonempty().optional(),
+      /** Globs over the tables a statement names, read or written (`users`, `public.users`, `audit_*`). */
       tables: z.array(z.string().min(1)).nonempty().optional(),
+      /** Globs over the tables a statement reads. */
+      tables_read: z.array(z.string().min(1)).nonempty().optional(),
+      /** Globs over the tables a statement changes: rows, definition, privileges or locks. */
+      tables_written: z.array(z.string().min(1)).nonempty().optional(),
       /** true: only an UPDATE or DELETE with no WHERE clause matches. */
       without_where: z.literal(true).optional(),
     })
-    .refine((s) => s.statements !== undefined || s.tables !== undefined || s.without_where !== undefined, 'expected at least one of statements, tables, without_where')
+    .refine(
+      (s) => Object.values(s).some((v) => v !== undefined),
+      'expected at least one of statements, effects, tables, tables_read, tables_written, without_where',
+    )
     .optional(),
   /**
    * Kubernetes API requests: RBAC verbs (`delete` also matches `deletecollection`, the deletion of

@@ -37,7 +37,7 @@ targets:
 policy:
   default: allow
   rules:
-    - { id: no-destructive-ddl, action: deny, message: DROP and TRUNCATE need a human, match: { sql: { statements: [DropStmt, TruncateStmt] } } }
+    - { id: no-destructive-ddl, action: deny, message: destructive statements need a human, match: { sql: { effects: [destroy] } } }
 query:
   listen: 127.0.0.1:7480
 `;

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { parseConfig } from '../../../core/src/config.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import type { Command } from '../../../schemas/src/events.js';
-import { CompiledPolicy, UNPARSEABLE_RULE, loadParsers } from './engine.js';
+import { CompiledPolicy, UNPARSEABLE_RULE, UNVERIFIABLE_RULE, loadParsers } from './engine.js';
 
 const config = parseConfig(
   `
@@ -191,6 +191,97 @@ policy:
   assert.equal([held.decision, held.rule_id, held.mask_set], ['hold', 'hold-prod-patches', 'default']);
   assert.equal(k8s({ verb: 'delete', resource: 'namespaces', name: 'x' }).decision, 'deny');
   assert.is(k8s({ verb: 'patch', resource: 'pods', namespace: 'app', name: 'p' }).mask_set, null);
+});
+
+const policyOf = (yaml: string) => new CompiledPolicy(parseConfig(`identity: { dev_issuer: { enabled: true } }\n${yaml}`, 'inline.yaml').policy);
+
+evaluate('tables match what a statement writes as well as what it reads; tables_read and tables_written pick one', () => {
+  const p = policyOf(`policy:
+  default: allow
+  rules:
+    - { id: users-untouchable, action: deny, match: { sql: { tables: ["*users*"] } } }
+    - { id: audit-append-only, action: deny, match: { sql: { tables_written: [audit] } } }
+    - { id: no-secret-reads, action: deny, match: { sql: { tables_read: [secrets] } } }
+`);
+  for (const sql of [
+    'UPDATE users SET a = 1 WHERE id = 1',
+    'INSERT INTO users VALUES (1)',
+    'DELETE FROM users WHERE id = 1',
+    'DROP TABLE users',
+    'ALTER TABLE users ADD COLUMN x int',
+    'COPY users FROM STDIN',
+    'MERGE INTO users u USING src s ON u.id = s.id WHEN MATCHED THEN DELETE',
+    'WITH d AS (DELETE FROM app.users WHERE id = 1 RETURNING 1) SELECT 1',
+    'DELETE FROM t USING users',
+  ]) {
+    assert.is(p.evaluate(cmd(sql)).rule_id, 'users-untouchable', sql);
+  }
+  assert.is(p.evaluate(cmd('DELETE FROM audit WHERE id = 1')).rule_id, 'audit-append-only');
+  assert.is(p.evaluate(cmd('SELECT * FROM audit')).decision, 'allow');
+  assert.is(p.evaluate(cmd('INSERT INTO log SELECT * FROM secrets')).rule_id, 'no-secret-reads');
+  assert.is(p.evaluate(cmd('DELETE FROM secrets WHERE id = 1')).decision, 'allow');
+});
+
+evaluate('effect classes: a deny on destroy covers every spelling; an allow on read admits nothing else', () => {
+  const p = policyOf(`policy:
+  default: deny
+  rules:
+    - { id: no-destroy, action: deny, match: { sql: { effects: [destroy] } } }
+    - { id: reads, action: allow, match: { sql: { effects: [read, session] } } }
+    - { id: migrations, action: allow, match: { sql: { effects: [ddl, write, read, code] } } }
+`);
+  for (const sql of ['DROP OWNED BY CURRENT_USER', 'ALTER TABLE users DROP COLUMN email', "DO $$ BEGIN EXECUTE 'DROP TABLE v'; END $$", 'TRUNCATE t', 'DELETE FROM t', 'MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE', "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'TRUNCATE users'"]) {
+    assert.is(p.evaluate(cmd(sql)).rule_id, 'no-destroy', sql);
+  }
+  assert.is(p.evaluate(cmd('SELECT * FROM t; SHOW work_mem')).rule_id, 'reads');
+  assert.is(p.evaluate(cmd('WITH d AS (INSERT INTO t VALUES (1) RETURNING 1) SELECT 1')).rule_id, 'migrations');
+  assert.is(p.evaluate(cmd('GRANT ALL ON t TO bob')).rule_id, null);
+});
+
+evaluate('MERGE … THEN DELETE meets a DeleteStmt deny', () => {
+  const p = policyOf(`policy:
+  default: allow
+  rules: [{ id: no-delete, action: deny, match: { sql: { statements: [DeleteStmt] } } }]
+`);
+  assert.is(p.evaluate(cmd('MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE')).rule_id, 'no-delete');
+  assert.is(p.evaluate(cmd('MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = 1')).decision, 'allow');
+});
+
+evaluate('SQL known only at run time is refused under default allow unless an allow rule names its effect', () => {
+  const dynamicDo = "DO $$ DECLARE t text := 'v'; BEGIN EXECUTE format('DROP TABLE %I', t); END $$";
+  const open = policyOf(`policy:
+  default: allow
+  rules: [{ id: staging, action: allow, match: { targets: ["staging-*"] } }]
+`);
+  const refused = open.evaluate(cmd(dynamicDo));
+  assert.is(refused.decision, 'deny');
+  assert.is(refused.rule_id, UNVERIFIABLE_RULE);
+  assert.match(refused.reason, /dynamic/);
+  // An allow rule that does not name the effect does not match it either.
+  assert.is(open.evaluate(cmd(dynamicDo, { target: 'staging-db' })).rule_id, UNVERIFIABLE_RULE);
+  assert.is(open.evaluate(cmd("CREATE FUNCTION f() RETURNS int LANGUAGE plpython3u AS 'return 1'")).rule_id, UNVERIFIABLE_RULE);
+  // A constant EXECUTE is read, not guarded.
+  assert.is(open.evaluate(cmd("DO $$ BEGIN EXECUTE 'SELECT 1'; END $$")).decision, 'allow');
+  const explicit = policyOf(`policy:
+  default: allow
+  rules:
+    - { id: ops-dynamic, action: allow, match: { claims: { sub: "ops-*" }, sql: { effects: [code, read, dynamic] } } }
+`);
+  const ops = { identity: { ...SAMPLES.Command.identity, subject: 'ops-bot' } };
+  assert.is(explicit.evaluate(cmd(dynamicDo, ops)).rule_id, 'ops-dynamic');
+  assert.is(explicit.evaluate(cmd(dynamicDo)).rule_id, UNVERIFIABLE_RULE);
+  // A deny still wins over the guard's own refusal: the rule that names the statement decides.
+  const deny = policyOf(`policy:
+  default: allow
+  rules: [{ id: no-code, action: deny, match: { sql: { effects: [code] } } }]
+`);
+  assert.is(deny.evaluate(cmd(dynamicDo)).rule_id, 'no-code');
+});
+
+evaluate('a body that does not parse refuses the statement that carries it', () => {
+  const d = policyOf('policy: { default: allow }').evaluate(cmd('DO $$ BEGIN DELET FROM users; END $$'));
+  assert.is(d.decision, 'deny');
+  assert.is(d.rule_id, UNPARSEABLE_RULE);
 });
 
 evaluate.run();

@@ -4,7 +4,8 @@ import { initShellParser, ShellAnalysisCache, type ShellCommand } from '../../..
 import { initSqlParser, SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
 import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
-import { sqlFacts, type SqlFacts } from './sql-facts.js';
+import { sqlFacts, type SqlFacts } from '../../../core/src/sql/facts.js';
+import { GUARDED_EFFECTS, type SqlEffect } from '../../../core/src/sql/effects.js';
 import { k8sRequest } from './k8s-request.js';
 
 export interface PolicyDecision {
@@ -38,9 +39,16 @@ const SHELL_TEXT_REQUESTS = new Set(['exec', 'shell-line']);
 /** Rule id used when the command cannot be parsed: Agate never allows what it cannot read. */
 export const UNPARSEABLE_RULE = 'agate.unparseable';
 
+/**
+ * Rule id used when a statement has a guarded effect (`dynamic`, `opaque`, `unknown`: what it will
+ * run is not in its text) and no allow rule naming that effect matched: `default: allow` does not
+ * let it through.
+ */
+export const UNVERIFIABLE_RULE = 'agate.unverifiable';
+
 interface CompiledRule {
   config: RuleConfig;
-  /** The conditions on the SQL statement alone (kinds, tables, WHERE); true for a rule without any. */
+  /** The conditions on the SQL statement alone (kinds, effects, tables, WHERE, the guard on dynamic/opaque/unknown). */
   statementMatches(sql: SqlFacts): boolean;
   /** The conditions on who runs it where: protocol, target, claims. */
   identityMatches(command: Command): boolean;
@@ -89,7 +97,14 @@ export class CompiledPolicy {
       // Facts depend on the statement's structure only: texts differing in numbers share a parse.
       const analysis = this.#sql.analyzeShape(command.text);
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be parsed: ${analysis.error}`, mask_set: null };
-      if (analysis.statements.length > 0) statements = analysis.statements.map(sqlFacts);
+      if (analysis.statements.length > 0) {
+        statements = [];
+        for (const statement of analysis.statements) {
+          const f = sqlFacts(statement);
+          if (!f.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be analysed: ${f.error}`, mask_set: null };
+          statements.push(f.facts);
+        }
+      }
     }
     let shellCommands: (ShellCommand | undefined)[] = [undefined];
     if (command.protocol === 'ssh' && SHELL_TEXT_REQUESTS.has(command.attributes.request ?? 'exec')) {
@@ -107,8 +122,8 @@ export class CompiledPolicy {
       for (const program of shellCommands) {
         const d =
           facts !== undefined
-            ? this.#decide(this.#sqlRules(facts), command, program)
-            : this.#decide((eligible ??= this.#nonSqlRules(command.protocol).filter((r) => r.identityMatches(command))), undefined, program);
+            ? this.#decide(this.#sqlRules(facts), command, program, facts)
+            : this.#decide((eligible ??= this.#nonSqlRules(command.protocol).filter((r) => r.identityMatches(command))), undefined, program, undefined);
         if (d.decision === 'deny') return d;
         if (strictest === undefined || SEVERITY[d.decision] > SEVERITY[strictest.decision]) strictest = d;
       }
@@ -151,7 +166,7 @@ export class CompiledPolicy {
   }
 
   /** The first of `rules` that matches decides; `command` given: its identity is still to check. */
-  #decide(rules: CompiledRule[], command: Command | undefined, program: ShellCommand | undefined): PolicyDecision {
+  #decide(rules: CompiledRule[], command: Command | undefined, program: ShellCommand | undefined, facts: SqlFacts | undefined): PolicyDecision {
     for (const rule of rules) {
       if (!rule.shellMatches(program) || (command !== undefined && !rule.identityMatches(command))) continue;
       const { id, action, message, mask_client } = rule.config;
@@ -162,28 +177,42 @@ export class CompiledPolicy {
       }
       return { decision: action, rule_id: id, reason, mask_set: null };
     }
+    const guarded = this.#default === 'allow' && facts !== undefined ? GUARDED_EFFECTS.filter((e) => facts.effects.has(e)) : [];
+    if (guarded.length > 0) {
+      const reason = `the statement runs SQL that is not in its text (${guarded.join(', ')}); only a rule naming ${guarded.length === 1 ? 'it' : 'them'} in match.sql.effects can allow it`;
+      return { decision: 'deny', rule_id: UNVERIFIABLE_RULE, reason, mask_set: null };
+    }
     return { decision: this.#default, rule_id: null, reason: `no rule matched; the policy default is ${this.#default}`, mask_set: null };
   }
 }
 
-/**
- * SQL conditions cut both ways: an `allow` rule matches only when everything in the statement is
- * listed (every nested statement kind, every table), so a permitted SELECT cannot carry a DELETE
- * in a CTE; a `deny` or `hold` rule matches when anything listed appears.
- */
 function ruleProtocolOk(rule: CompiledRule, protocol: string): boolean {
   const p = rule.config.match.protocols;
   return p === undefined || (p as readonly string[]).includes(protocol);
 }
 
+/**
+ * SQL conditions cut both ways: an `allow` rule matches only when everything in the statement is
+ * listed (every nested statement kind, every effect, every table of the access named), so a
+ * permitted SELECT cannot carry a DELETE in a CTE; a `deny` or `hold` rule matches when anything
+ * listed appears. An `allow` rule, with or without SQL conditions, never matches a statement with
+ * a guarded effect (dynamic, opaque, unknown) that its `effects` do not list.
+ */
 function compileRule(config: RuleConfig): CompiledRule {
   const { claims, targets, protocols, sql, shell } = config.match;
   const shellMatches = compileShell(shell);
   const claimTests = Object.entries(claims ?? {}).map(([name, globs]) => ({ name, test: anyGlob(globs) }));
   const targetTest = targets === undefined ? undefined : anyGlob(targets);
   const kinds = sql?.statements === undefined ? undefined : new Set(sql.statements);
-  const tableTest = sql?.tables === undefined ? undefined : anyGlob(sql.tables);
+  const effects = sql?.effects === undefined ? undefined : new Set<SqlEffect>(sql.effects);
+  const tableTests = [
+    { test: sql?.tables, access: undefined },
+    { test: sql?.tables_read, access: 'read' },
+    { test: sql?.tables_written, access: 'write' },
+  ].flatMap(({ test, access }) => (test === undefined ? [] : [{ test: anyGlob(test), access }]));
   const permissive = config.action === 'allow';
+  // An allow rule never lets a guarded effect through unless it names it.
+  const guardedEffects = permissive ? GUARDED_EFFECTS.filter((e) => effects === undefined || !effects.has(e)) : [];
   const some = <T>(items: Iterable<T>, test: (v: T) => boolean): boolean => {
     for (const v of items) if (test(v)) return true;
     return false;
@@ -191,10 +220,12 @@ function compileRule(config: RuleConfig): CompiledRule {
   const every = <T>(items: Iterable<T>, test: (v: T) => boolean): boolean => !some(items, (v) => !test(v));
   // Cheapest first: statement kinds are set lookups, globs come after.
   const kindsMatch = (f: SqlFacts): boolean => kinds === undefined || (permissive ? every(f.kinds, (k) => kinds.has(k)) : some(f.kinds, (k) => kinds.has(k)));
+  const effectsMatch = (f: SqlFacts): boolean => effects === undefined || (permissive ? every(f.effects, (e) => effects.has(e)) : some(f.effects, (e) => effects.has(e)));
   const sqlMatches = (f: SqlFacts): boolean => {
-    if (tableTest !== undefined) {
-      const named = (t: SqlFacts['tables'][number]) => tableTest(t.name) || (t.qualified !== undefined && tableTest(t.qualified));
-      if (f.tables.length === 0 || !(permissive ? every(f.tables, named) : some(f.tables, named))) return false;
+    for (const { test, access } of tableTests) {
+      const relevant = access === undefined ? f.tables : f.tables.filter((t) => t.access === access);
+      const named = (t: SqlFacts['tables'][number]) => test(t.name) || (t.qualified !== undefined && test(t.qualified));
+      if (relevant.length === 0 || !(permissive ? every(relevant, named) : some(relevant, named))) return false;
     }
     if (sql?.without_where === true && !f.unboundedWrite) return false;
     return true;
@@ -230,7 +261,12 @@ function compileRule(config: RuleConfig): CompiledRule {
   };
   return {
     config,
-    statementMatches: (facts) => k8s === undefined && shell === undefined && config.match.ssh === undefined && (sql === undefined || (kindsMatch(facts) && sqlMatches(facts))),
+    statementMatches: (facts) =>
+      k8s === undefined &&
+      shell === undefined &&
+      config.match.ssh === undefined &&
+      !guardedEffects.some((e) => facts.effects.has(e)) &&
+      (sql === undefined || (kindsMatch(facts) && effectsMatch(facts) && sqlMatches(facts))),
     shellMatches,
     identityMatches: (command) => identityMatches(command),
     masksResponseOf: (command) => masks && identityMatches(command, true),

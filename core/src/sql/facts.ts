@@ -1,0 +1,373 @@
+import { analyzeSql, type SqlStatement } from './analyze.js';
+import { isReadLock, statementEffects, type SqlEffect } from './effects.js';
+import { doBlockFunction, plpgsqlPieces, UnreadableCode } from './plpgsql.js';
+
+/** A relation a statement names, and whether it reads it or changes it. */
+export interface TableRef {
+  name: string;
+  /** `schema.name` when the statement qualifies it. */
+  qualified: string | undefined;
+  /** `write`: the statement changes the relation's rows, definition, privileges or locks. */
+  access: 'read' | 'write';
+}
+
+/** What a policy rule can match on in one top-level SQL statement, everything it runs included. */
+export interface SqlFacts {
+  /**
+   * The top-level parse-node name and every statement node it runs: nested ones (CTEs, EXPLAIN,
+   * PREPARE, rule actions), MERGE actions (`DeleteStmt` for `WHEN MATCHED THEN DELETE`), and the
+   * statements in the body of a DO block or of a function or procedure it creates.
+   */
+  kinds: ReadonlySet<string>;
+  /** Effect classes of all of those (see effects.ts); never empty. */
+  effects: ReadonlySet<SqlEffect>;
+  /** Relations named anywhere in all of those. */
+  tables: readonly TableRef[];
+  /** An UPDATE or DELETE somewhere in it has no WHERE clause. */
+  unboundedWrite: boolean;
+}
+
+export type SqlFactsResult = { ok: true; facts: SqlFacts } | { ok: false; error: string };
+
+type Obj = Record<string, unknown>;
+
+/** SQL strings inside SQL strings (a DO block that EXECUTEs a DO block…) are read this deep. */
+const MAX_TEXT_DEPTH = 8;
+
+/** Per statement, the fields whose relations it writes (every other relation it names, it reads). */
+const WRITE_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  InsertStmt: ['relation'],
+  UpdateStmt: ['relation'],
+  DeleteStmt: ['relation'],
+  MergeStmt: ['relation'],
+  TruncateStmt: ['relations'],
+  // COPY FROM only; COPY TO reads. LOCK in a mode stronger than ROW SHARE (see statement()).
+  CopyStmt: ['relation'],
+  AlterTableStmt: ['relation'],
+  LockStmt: ['relations'],
+  IndexStmt: ['relation'],
+  // A child or partition's rows show in its parent: creating one writes the parent.
+  CreateStmt: ['relation', 'inhRelations'],
+  CreateForeignTableStmt: ['base'],
+  CreateTableAsStmt: ['into'],
+  SelectStmt: ['intoClause'],
+  ViewStmt: ['view'],
+  CreateSeqStmt: ['sequence'],
+  AlterSeqStmt: ['sequence'],
+  CreateTrigStmt: ['relation'],
+  RuleStmt: ['relation'],
+  CreatePolicyStmt: ['table'],
+  AlterPolicyStmt: ['table'],
+  RefreshMatViewStmt: ['relation'],
+  ClusterStmt: ['relation'],
+  VacuumStmt: ['rels'],
+  ReindexStmt: ['relation'],
+  RenameStmt: ['relation'],
+  AlterObjectSchemaStmt: ['relation'],
+  AlterObjectDependsStmt: ['relation'],
+  GrantStmt: ['objects'],
+};
+
+/** Object types whose names (DROP, COMMENT ON, SECURITY LABEL) are relations… */
+const RELATION_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_SEQUENCE', 'OBJECT_INDEX', 'OBJECT_FOREIGN_TABLE']);
+/** …and those named as `relation.member`, whose relation is written. */
+const RELATION_MEMBER_OBJECTS = new Set(['OBJECT_COLUMN', 'OBJECT_TRIGGER', 'OBJECT_RULE', 'OBJECT_POLICY', 'OBJECT_TABCONSTRAINT']);
+
+/** Functions that run a SQL text they are given as an argument. */
+const SQL_TEXT_FUNCTIONS = new Set(['query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'ts_stat', 'pg_background_launch']);
+/** Functions that run SQL on a connection of their own (possibly back to this server, as anyone). */
+const REMOTE_SQL_FUNCTIONS = new Set(['dblink', 'dblink_exec', 'dblink_open', 'dblink_send_query', 'dblink_fetch']);
+/** pg_cron: SQL run later, outside this session, as the job's owner (`cron.schedule(…, 'DELETE …')`). */
+const DEFERRED_SQL_FUNCTIONS = new Set(['cron.schedule', 'cron.schedule_in_database', 'cron.alter_job']);
+const IDENTITY_SETTINGS = new Set(['role', 'session_authorization']);
+/** Built-in functions whose call is an effect of its own: reaching the server's files, processes, WAL or configuration, or changing large objects. */
+const ADMIN = ['admin'] as const;
+const FUNCTION_EFFECTS: ReadonlyMap<string, readonly SqlEffect[]> = new Map<string, readonly SqlEffect[]>([
+  ...[
+    'pg_read_file', 'pg_read_binary_file', 'pg_ls_dir', 'pg_ls_logdir', 'pg_ls_waldir', 'pg_ls_tmpdir', 'pg_ls_archive_statusdir', 'pg_stat_file',
+    'lo_export', 'pg_reload_conf', 'pg_terminate_backend', 'pg_cancel_backend', 'pg_rotate_logfile', 'pg_switch_wal', 'pg_promote',
+    'pg_create_restore_point', 'pg_backup_start', 'pg_backup_stop', 'pg_create_physical_replication_slot', 'pg_create_logical_replication_slot',
+    'pg_drop_replication_slot', 'pg_log_backend_memory_contexts', 'pg_file_write', 'pg_file_unlink',
+  ].map((n): [string, readonly SqlEffect[]] => [n, ADMIN]),
+  ['lo_import', ['admin', 'write']],
+  ...['lo_create', 'lo_creat', 'lo_from_bytea', 'lo_put', 'lowrite'].map((n): [string, readonly SqlEffect[]] => [n, ['write']]),
+  ...['lo_unlink', 'lo_truncate', 'lo_truncate64'].map((n): [string, readonly SqlEffect[]] => [n, ['write', 'destroy']]),
+]);
+
+const facts = new WeakMap<SqlStatement, SqlFactsResult>();
+
+/**
+ * Facts of a parsed statement, computed once per parse tree (the analysis cache hands back the
+ * same objects for a repeated text). The walk sees through every wrapper an agent could use to
+ * hide a write: CTEs, EXPLAIN, PREPARE, MERGE actions, rule actions, the bodies of DO blocks and
+ * of the functions a statement creates (PL/pgSQL through PostgreSQL's own PL/pgSQL parser, SQL
+ * bodies through the SQL parser), and constant strings given to EXECUTE. What it cannot read
+ * exactly (a body that does not parse) is an error: the caller refuses the statement.
+ */
+export function sqlFacts(statement: SqlStatement): SqlFactsResult {
+  let f = facts.get(statement);
+  if (f === undefined) {
+    try {
+      const c = new Collector();
+      c.statement(statement.node, statement.text, 0);
+      f = { ok: true, facts: c.facts() };
+    } catch (err) {
+      // Anything else (a parser out of memory, a stack overflow) refuses the statement too.
+      f = { ok: false, error: err instanceof UnreadableCode ? err.message : `the statement could not be analysed: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    facts.set(statement, f);
+  }
+  return f;
+}
+
+/** Where the walk is: the relations found here are written or read. */
+interface Frame {
+  value: unknown;
+  write: boolean;
+  /** Inside `CREATE SCHEMA s …`: the schema of the relations its elements name unqualified. */
+  schema: string | undefined;
+}
+
+class Collector {
+  readonly #kinds = new Set<string>();
+  readonly #effects = new Set<SqlEffect>();
+  readonly #tables: TableRef[] = [];
+  /** `set_config(name, …)` calls whose setting name their SELECT pins (see #pinnedSettings). */
+  readonly #settingNames = new WeakMap<Obj, string>();
+  #unboundedWrite = false;
+
+  facts(): SqlFacts {
+    return { kinds: this.#kinds, effects: this.#effects, tables: this.#tables, unboundedWrite: this.#unboundedWrite };
+  }
+
+  /** One top-level statement (`{ KindStmt: {...} }`) with its source text. */
+  statement(node: Obj, text: string, depth: number): void {
+    // An explicit stack instead of recursion: a hostile statement nested thousands deep is
+    // walked to the end rather than cut short or overflowing the call stack.
+    const stack: Frame[] = [{ value: node, write: false, schema: undefined }];
+    let root = true;
+    for (let frame = stack.pop(); frame !== undefined; frame = stack.pop()) {
+      const { value, write, schema } = frame;
+      if (value === null || typeof value !== 'object') continue;
+      if (Array.isArray(value)) {
+        for (const v of value) stack.push({ value: v, write, schema });
+        continue;
+      }
+      const o = value as Obj;
+      if (typeof o.relname === 'string') {
+        const qualifier = typeof o.schemaname === 'string' ? o.schemaname : schema;
+        this.#table(qualifier === undefined ? [o.relname] : [qualifier, o.relname], write);
+      }
+      for (const [key, child] of Object.entries(o)) {
+        const c = asObj(child);
+        if (c !== undefined && key.endsWith('Stmt')) {
+          this.#enter(key, c, root ? text : undefined, depth);
+          const writes = WRITE_FIELDS[key];
+          const inSchema = key === 'CreateSchemaStmt' && typeof c.schemaname === 'string' ? c.schemaname : schema;
+          for (const [field, v] of Object.entries(c)) {
+            const written = writes !== undefined && writes.includes(field) && !(key === 'CopyStmt' && c.is_from !== true) && !(key === 'LockStmt' && isReadLock(c));
+            stack.push({ value: v, write: written, schema: inSchema });
+          }
+          continue;
+        }
+        if (c !== undefined && key === 'FuncCall') this.#call(c, depth);
+        stack.push({ value: child, write, schema });
+      }
+      root = false;
+    }
+  }
+
+  /** Every statement of a SQL text found inside the statement (a body, an EXECUTE'd constant). */
+  #text(sql: string, depth: number): void {
+    if (depth >= MAX_TEXT_DEPTH) throw new UnreadableCode(`SQL inside SQL strings is nested more than ${MAX_TEXT_DEPTH} deep`);
+    const analysis = analyzeSql(sql);
+    if (!analysis.ok) throw new UnreadableCode(`SQL inside the statement does not parse: ${analysis.error}`);
+    for (const s of analysis.statements) this.statement(s.node, s.text, depth + 1);
+  }
+
+  #enter(kind: string, node: Obj, text: string | undefined, depth: number): void {
+    this.#kinds.add(kind);
+    for (const e of statementEffects(kind, node)) this.#effects.add(e);
+    if ((kind === 'UpdateStmt' || kind === 'DeleteStmt') && node.whereClause === undefined) this.#unboundedWrite = true;
+    switch (kind) {
+      case 'SelectStmt':
+        this.#pinnedSettings(node);
+        break;
+      case 'MergeStmt':
+        for (const w of list(node.mergeWhenClauses)) {
+          const action = { CMD_DELETE: 'DeleteStmt', CMD_UPDATE: 'UpdateStmt', CMD_INSERT: 'InsertStmt' }[String(asObj(asObj(w)?.MergeWhenClause)?.commandType)];
+          if (action !== undefined) this.#kinds.add(action);
+        }
+        break;
+      case 'DropStmt':
+        for (const o of list(node.objects)) this.#objectName(String(node.removeType), o);
+        break;
+      case 'CommentStmt':
+      case 'SecLabelStmt':
+        this.#objectName(String(node.objtype), node.object);
+        break;
+      case 'DoStmt':
+        this.#doBlock(node, depth);
+        break;
+      case 'CreateFunctionStmt':
+        this.#function(node, text, depth);
+        break;
+    }
+  }
+
+  /**
+   * `SELECT set_config(name, '…', false) FROM pg_settings WHERE name = 'x'` (pg_dump does this):
+   * the WHERE clause pins the setting the call changes, so it is known without being a constant.
+   */
+  #pinnedSettings(select: Obj): void {
+    const from = list(select.fromClause);
+    const rel = from.length === 1 ? asObj(asObj(from[0])?.RangeVar) : undefined;
+    if (rel?.relname !== 'pg_settings' || (rel.schemaname !== undefined && rel.schemaname !== 'pg_catalog')) return;
+    const where = asObj(asObj(select.whereClause)?.A_Expr);
+    const op = list(where?.name).map((n) => asObj(asObj(n)?.String)?.sval);
+    if (where?.kind !== 'AEXPR_OP' || op.length !== 1 || op[0] !== '=' || !isColumn(where.lexpr, 'name')) return;
+    const pinned = constantText(where.rexpr);
+    if (pinned === undefined) return;
+    for (const t of list(select.targetList)) {
+      const call = asObj(asObj(asObj(asObj(t)?.ResTarget)?.val)?.FuncCall);
+      if (call !== undefined && isColumn(list(call.args)[0], 'name')) this.#settingNames.set(call, pinned);
+    }
+  }
+
+  /** A name list (`[schema, table]`, `[table, trigger]`) of an object that is or belongs to a relation. */
+  #objectName(objtype: string, object: unknown): void {
+    const names = list(asObj(asObj(object)?.List)?.items).map((i) => asObj(asObj(i)?.String)?.sval);
+    if (names.length === 0 || names.some((n) => typeof n !== 'string')) return;
+    if (RELATION_OBJECTS.has(objtype)) this.#table(names as string[], true);
+    else if (RELATION_MEMBER_OBJECTS.has(objtype) && names.length > 1) this.#table((names as string[]).slice(0, -1), true);
+  }
+
+  #table(names: string[], write: boolean): void {
+    const name = names[names.length - 1]!;
+    const qualified = names.length > 1 ? `${names[names.length - 2]}.${name}` : undefined;
+    this.#tables.push({ name, qualified, access: write ? 'write' : 'read' });
+  }
+
+  #doBlock(node: Obj, depth: number): void {
+    const options = defElems(node.args);
+    const language = stringValue(options.get('language')) ?? 'plpgsql';
+    const body = stringValue(options.get('as'));
+    if (language.toLowerCase() !== 'plpgsql') return void this.#effects.add('opaque');
+    if (body === undefined) throw new UnreadableCode('a DO block without a body');
+    this.#plpgsql(doBlockFunction(body), depth);
+  }
+
+  /** Definition time: creating a function is decided as everything its body would run. */
+  #function(node: Obj, text: string | undefined, depth: number): void {
+    const options = defElems(node.options);
+    // `BEGIN ATOMIC … END` and `RETURN expr` bodies are parsed with the statement and walked with it.
+    if (node.sql_body !== undefined) return;
+    const language = (stringValue(options.get('language')) ?? '').toLowerCase();
+    if (language === 'sql') {
+      const body = list(asObj(asObj(options.get('as'))?.List)?.items ?? [options.get('as')]).map(stringValue);
+      if (body.length !== 1 || body[0] === undefined) throw new UnreadableCode('a LANGUAGE sql function whose body is not one string');
+      return this.#text(body[0], depth);
+    }
+    if (language === 'plpgsql') {
+      if (text === undefined) throw new UnreadableCode('a PL/pgSQL function defined inside another statement');
+      return this.#plpgsql(text, depth);
+    }
+    // C, internal, plpython, plperl, …: code Agate cannot read.
+    this.#effects.add('opaque');
+  }
+
+  #plpgsql(createText: string, depth: number): void {
+    for (const piece of plpgsqlPieces(createText)) {
+      if (piece.kind === 'statement') this.#text(piece.text, depth);
+      else if (piece.kind === 'expression') this.#text(`SELECT ${piece.text}`, depth);
+      else this.#dynamic(piece.text, depth);
+    }
+  }
+
+  /**
+   * The expression an EXECUTE runs: its own facts, and either the facts of the SQL it evaluates
+   * to when that is a constant (`'DROP TABLE v'`, `'DROP ' || 'TABLE v'`), or `dynamic`.
+   */
+  #dynamic(expression: string, depth: number): void {
+    this.#text(`SELECT ${expression}`, depth);
+    const analysis = analyzeSql(`SELECT ${expression}`);
+    const select = analysis.ok && analysis.statements.length === 1 ? asObj(analysis.statements[0]!.node.SelectStmt) : undefined;
+    const targets = list(select?.targetList);
+    const constant = targets.length === 1 && select?.fromClause === undefined ? constantText(asObj(asObj(targets[0])?.ResTarget)?.val) : undefined;
+    if (constant === undefined) this.#effects.add('dynamic');
+    else this.#text(constant, depth);
+  }
+
+  /** Function calls whose arguments are SQL or an identity, or whose call is an effect of its own. */
+  #call(call: Obj, depth: number): void {
+    const names = list(call.funcname).map((n) => asObj(asObj(n)?.String)?.sval);
+    const name = names[names.length - 1];
+    if (typeof name !== 'string') return;
+    const args = list(call.args);
+    // A named argument (`query => '…'`) is not a constant: unless it is the SQL text, it hides which is.
+    const named = args.map((a) => asObj(asObj(a)?.NamedArgExpr)).find((n) => n?.name === 'query');
+    const first = named?.arg ?? args[0];
+    if (SQL_TEXT_FUNCTIONS.has(name)) {
+      const sql = constantText(first);
+      if (sql === undefined) this.#effects.add('dynamic');
+      else this.#text(sql, depth);
+    } else if (REMOTE_SQL_FUNCTIONS.has(name) || (names.length > 1 && DEFERRED_SQL_FUNCTIONS.has(`${String(names[names.length - 2])}.${name}`))) {
+      this.#effects.add('dynamic');
+    } else if (FUNCTION_EFFECTS.has(name)) {
+      for (const e of FUNCTION_EFFECTS.get(name)!) this.#effects.add(e);
+    } else if (name === 'set_config') {
+      const setting = constantText(first) ?? this.#settingNames.get(call);
+      if (setting === undefined || IDENTITY_SETTINGS.has(setting.toLowerCase())) this.#effects.add('privilege');
+    }
+  }
+}
+
+/**
+ * The value of a string constant, a cast of one, or a `||` of such; undefined for anything else
+ * (and for a chain deeper than any real one: it then counts as dynamic).
+ */
+function constantText(node: unknown, depth = 0): string | undefined {
+  if (depth > 256) return undefined;
+  const n = asObj(node);
+  const aConst = asObj(n?.A_Const);
+  if (aConst !== undefined) return stringValue(aConst);
+  const cast = asObj(n?.TypeCast);
+  if (cast !== undefined) return constantText(cast.arg, depth + 1);
+  const expr = asObj(n?.A_Expr);
+  if (expr?.kind === 'AEXPR_OP' && list(expr.name).length === 1 && asObj(asObj(list(expr.name)[0])?.String)?.sval === '||') {
+    const left = constantText(expr.lexpr, depth + 1);
+    const right = constantText(expr.rexpr, depth + 1);
+    return left === undefined || right === undefined ? undefined : left + right;
+  }
+  return undefined;
+}
+
+/** A reference to column `column` (`name`, or `pg_settings.name`). */
+function isColumn(node: unknown, column: string): boolean {
+  const fields = list(asObj(asObj(node)?.ColumnRef)?.fields);
+  return fields.length > 0 && asObj(asObj(fields[fields.length - 1])?.String)?.sval === column;
+}
+
+/** `{ String: { sval } }` or `{ sval: { sval } }` (an A_Const) → the string. */
+function stringValue(v: unknown): string | undefined {
+  const o = asObj(v);
+  const s = asObj(o?.String) ?? asObj(o?.sval);
+  return typeof s?.sval === 'string' ? s.sval : undefined;
+}
+
+function defElems(options: unknown): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (const o of list(options)) {
+    const d = asObj(asObj(o)?.DefElem);
+    if (typeof d?.defname === 'string') out.set(d.defname, d.arg);
+  }
+  return out;
+}
+
+function asObj(v: unknown): Obj | undefined {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined;
+}
+
+function list(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
