@@ -253,9 +253,11 @@ dist('broker stopped and restarted under load: nothing runs unaudited, outage co
   const errors: string[] = [];
   let okAfterRestart = 0;
   let restarted = false;
+  let attempted = 0;
   const load = (async () => {
     const c = await client(env, env.ports.a);
     for (let i = 0; okAfterRestart < 10 && i < 2000; i++) {
+      attempted = i + 1;
       try {
         await c.query(`INSERT INTO probe VALUES ('outage-${i}')`);
         if (restarted) okAfterRestart += 1;
@@ -293,6 +295,12 @@ dist('broker stopped and restarted under load: nothing runs unaudited, outage co
     assert.unreachable(`${err.message} (${counts})\n${tail('ledger')}\n${tail('proxyA')}`);
   });
   await assertEveryRunCommandRecorded(env, 'outage-');
+  // Every attempt is in the record, the ones refused because the bus was away included.
+  const attempts = await until('every attempted statement recorded', async () => {
+    const rows = await env.store.query<{ n: string }>("SELECT uniqExact(text) AS n FROM agate.commands WHERE text LIKE 'INSERT INTO probe VALUES (''outage-%'");
+    return Number(rows[0]?.n) >= attempted ? Number(rows[0]?.n) : undefined;
+  }, 120_000).catch(async () => Number((await env.store.query<{ n: string }>("SELECT uniqExact(text) AS n FROM agate.commands WHERE text LIKE 'INSERT INTO probe VALUES (''outage-%'"))[0]?.n));
+  assert.is(attempts, attempted, 'every statement attempted during the outage has its Command in the ledger');
   await assertLedgerExact(env);
 });
 

@@ -5,10 +5,10 @@ import { KafkaBus } from '../../../core/src/bus/kafka-bus.js';
 import { SingleObjectWire } from '../../../core/src/bus/single-object-wire.js';
 import { createLogger } from '../../../core/src/log.js';
 import { EventCodec } from '../../../schemas/src/codec.js';
-import type { AgateEvent } from '../../../schemas/src/events.js';
+import type { AgateEvent, Command } from '../../../schemas/src/events.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import { startKafka, type KafkaBroker } from '../../../test/harness/kafka.js';
-import { SessionEvents } from './session-events.js';
+import { SessionEvents, UNRECORDABLE_RULE } from './session-events.js';
 
 /*
  * A session's events against a real Kafka broker that goes away: the response of a statement
@@ -53,7 +53,7 @@ events('a bus that is closed for good refuses at once: the event is logged as lo
 });
 
 // Last: it stops the broker.
-events('events refused while the broker is away are retried in place and recorded in session order when it is back', async () => {
+events('events refused while the broker is away are retried in place and recorded in session order when it is back; a command refused because it could not be recorded is recorded too, with its verdict', async () => {
   const b = await bus('proxy', 'session-events');
   const { lines, logger } = logs();
   const session = new SessionEvents(b, logger, { firstDelayMs: 50, maxDelayMs: 1_000, giveUpAfterMs: 180_000 });
@@ -61,6 +61,8 @@ events('events refused while the broker is away are retried in place and recorde
   const command = { ...SAMPLES.Command, event_id: randomUUID(), session_id, text: 'SELECT 1' } as AgateEvent;
   const response = { ...SAMPLES.Response, event_id: randomUUID(), session_id, command_id: command.event_id } as AgateEvent;
   const closed = { ...SAMPLES.SessionClosed, event_id: randomUUID(), session_id } as AgateEvent;
+  // Attempted during the outage: requestVerdict failed, the client was refused, nothing ran.
+  const attempted = { ...SAMPLES.Command, event_id: randomUUID(), session_id, text: 'DELETE FROM t' } as Command;
   await session.emit(command);
   // The Kafka client's own retries keep no timer that holds the process open; a proxy's
   // listening socket does. This stands in for it.
@@ -69,6 +71,7 @@ events('events refused while the broker is away are retried in place and recorde
   try {
     await broker.stop({ hard: true });
     let settled = 0;
+    session.recordUnrecordable(attempted);
     const pending = [session.emitLogged(response), session.emitLogged(closed)].map((p) => p.then(() => void settled++));
     // The client tries for a few seconds itself before a send fails.
     const refused = Date.now() + 60_000;
@@ -80,16 +83,22 @@ events('events refused while the broker is away are retried in place and recorde
     await Promise.all(pending);
     assert.not.ok(lines.some((l) => l.includes('cannot record an event')), lines.join('\n'));
 
-    const sub = await b.subscribe({ group: 'check', types: ['Command', 'Response', 'SessionClosed'], handler: async (batch) => {
-      for (const e of batch) if (e.session_id === session_id) seen.push(`${e.type}:${e.event_id}`);
+    const sub = await b.subscribe({ group: 'check', types: ['Command', 'Verdict', 'Response', 'SessionClosed'], handler: async (batch) => {
+      for (const e of batch) {
+        if (e.session_id !== session_id) continue;
+        seen.push(e.type === 'Verdict' ? `Verdict:${e.command_id}:${e.decision}:${e.rule_id}` : `${e.type}:${e.event_id}`);
+      }
     } });
     const deadline = Date.now() + 90_000;
-    while (seen.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    while (seen.length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
     await sub.close();
   } finally {
     clearInterval(alive);
   }
-  assert.equal(seen, [command, response, closed].map((e) => `${e.type}:${e.event_id}`));
+  assert.equal(seen, [
+    `Command:${command.event_id}`, `Command:${attempted.event_id}`, `Verdict:${attempted.event_id}:deny:${UNRECORDABLE_RULE}`,
+    `Response:${response.event_id}`, `SessionClosed:${closed.event_id}`,
+  ]);
 });
 
 events.run();

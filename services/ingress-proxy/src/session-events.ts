@@ -1,7 +1,8 @@
 import type { Bus } from '../../../core/src/bus/bus.js';
 import { AgateError, describeError } from '../../../core/src/errors.js';
 import type { Logger } from '../../../core/src/log.js';
-import type { AgateEvent } from '../../../schemas/src/events.js';
+import { randomUUID } from 'node:crypto';
+import { nowMicros, type AgateEvent, type Command } from '../../../schemas/src/events.js';
 
 export interface RetryPolicy {
   /** Wait before the first retry; doubled after each, up to maxDelayMs. */
@@ -17,6 +18,9 @@ export interface RetryPolicy {
  * in hand wait: the responses of statements that ran and the session's close.
  */
 export const DEFAULT_RETRY: RetryPolicy = { firstDelayMs: 100, maxDelayMs: 5_000, giveUpAfterMs: 15 * 60_000 };
+
+/** The rule id of the verdict recorded for a command the bus could not take in time. */
+export const UNRECORDABLE_RULE = 'agate.audit-unavailable';
 
 /**
  * One session's events, published in session order whatever the protocol: each publish starts
@@ -44,6 +48,21 @@ export class SessionEvents {
     } catch (err) {
       this.log.error('cannot record an event', { event_type: event.type, event_id: event.event_id, error: describeError(err) });
     }
+  }
+
+  /**
+   * A command the bus refused to take (the backbone is away) is refused to the client and never
+   * runs. The attempt is still part of the record: the command and a verdict saying why it was
+   * refused are queued, like a response, until the bus takes them. Publishing the same event id
+   * again is harmless if the first attempt did land (consumers are idempotent by event id).
+   */
+  recordUnrecordable(command: Command): void {
+    void this.emitLogged(command);
+    void this.emitLogged({
+      type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id,
+      decision: 'deny', rule_id: UNRECORDABLE_RULE, reason: 'the audit log was unavailable, so the command could not be recorded before running; refused (fail closed)',
+      source: 'deadline', policy_revision: '', mask_set: null, approval_id: null, hold_expires_at: null,
+    });
   }
 
   /** Settles once everything emitted so far has been published or has failed. */

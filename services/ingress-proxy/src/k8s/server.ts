@@ -222,6 +222,7 @@ export class KubeProxyServer {
     const unrecorded: Decision = { kind: 'refuse', code: ErrorCode.BUS_UNAVAILABLE, status: failure('ServiceUnavailable', 'Agate refused the request: the audit log is unavailable, so it cannot be recorded', info) };
     const recorded = () => session.events.emit(command).then(() => true, (err: unknown) => {
       this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
+      session.events.recordUnrecordable(command);
       return false;
     });
     if (impersonates(req.headers)) {
@@ -251,6 +252,7 @@ export class KubeProxyServer {
       });
     } catch (err) {
       this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
+      session.events.recordUnrecordable(command);
       return unrecorded;
     }
     if (outcome.kind === 'timeout') {
@@ -273,7 +275,8 @@ export class KubeProxyServer {
   }
 
   #refuse(session: KubeSession, command: Command, reply: Reply, status: Status, kind: 'refused' | 'error', code: string, publishCommand: boolean): void {
-    const record = publishCommand ? session.events.emit(command).catch(() => undefined) : Promise.resolve();
+    // Refused before policy: nothing runs, so the command may wait for the bus like a response.
+    const record = publishCommand ? session.events.emitLogged(command) : Promise.resolve();
     void record.then(() => session.events.emitLogged(refusedEvent(command, kind, code, status.message)));
     reply.status(status);
   }

@@ -343,6 +343,7 @@ export class PgSession {
       outcome = await bus.requestVerdict(command, verdictTimeoutMs, { onHold: (v) => this.#notifyHold(v) });
     } catch (err) {
       this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
+      this.#events.recordUnrecordable(command);
       return { kind: 'refuse', sqlstate: SQLSTATE.systemError, message: 'Agate refused the statement: the audit log is unavailable, so it cannot be recorded' };
     }
     if (outcome.kind === 'timeout') {

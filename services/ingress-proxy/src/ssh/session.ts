@@ -690,6 +690,7 @@ export class SshSession {
       outcome = await bus.requestVerdict(command, verdictTimeoutMs, { onHold });
     } catch (err) {
       this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
+      this.#events.recordUnrecordable(command);
       return { kind: 'refuse', message: 'Agate refused the command: the audit log is unavailable, so it cannot be recorded' };
     }
     if (outcome.kind === 'timeout') {
