@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ApprovalConfig, PolicyConfig, RuleConfig } from '../../../core/src/config.js';
 import { initShellParser, ShellAnalysisCache, type ShellCommand } from '../../../core/src/shell/analyze.js';
 import { initSqlParser, SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
+import { lexingRefusal } from '../../../core/src/sql/lexing.js';
 import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
 import { sqlFacts, type SqlFacts } from './sql-facts.js';
@@ -37,6 +38,9 @@ const SHELL_TEXT_REQUESTS = new Set(['exec', 'shell-line']);
 
 /** Rule id used when the command cannot be parsed: Agate never allows what it cannot read. */
 export const UNPARSEABLE_RULE = 'agate.unparseable';
+
+/** Rule id of a change to how the server lexes SQL (core/src/sql/lexing.ts): refused whatever the rules. */
+export const LEXING_RULE = 'agate.lexing-setting';
 
 interface CompiledRule {
   config: RuleConfig;
@@ -84,6 +88,8 @@ export class CompiledPolicy {
       // Facts depend on the statement's structure only: texts differing in numbers share a parse.
       const analysis = this.#sql.analyzeShape(command.text);
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be parsed: ${analysis.error}`, mask_set: null };
+      const lexing = lexingRefusal(analysis.statements, () => this.#sql.analyze(command.text));
+      if (lexing !== undefined) return { decision: 'deny', rule_id: LEXING_RULE, reason: `Agate pins how the server reads SQL: ${lexing}`, mask_set: null };
       if (analysis.statements.length > 0) statements = analysis.statements.map(sqlFacts);
     }
     let shellCommands: (ShellCommand | undefined)[] = [undefined];
