@@ -9,7 +9,7 @@ import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { analyzeSql } from '../../../../core/src/sql/analyze.js';
 import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
-import type { Column } from './backend-decode.js';
+import { decodeParameterStatus, type Column } from './backend-decode.js';
 import { serialize } from './backend-serializer.js';
 import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
 import { sendCancel, type CancelRegistry } from './cancel.js';
@@ -25,6 +25,8 @@ import { describePortal, refusalParse, syncMessage } from './refusal.js';
 import { MAX_EXPECTED, ReplyRouter } from './replies.js';
 import { StatementResult, unranResponse, type RecordingOptions } from './result-recorder.js';
 import { connectUpstream, type UpstreamTarget } from './upstream.js';
+import { checkClientEncoding, LexingSettings, parseStartupOptions, setStatement, upstreamStartup, type StartupSetting } from './server-settings.js';
+import { isLexingSensitive } from '../../../../core/src/sql/lexing.js';
 
 export interface PgSessionDeps {
   bus: Bus;
@@ -58,6 +60,7 @@ const SQLSTATE = {
   adminShutdown: '57P01',
   invalidStatementName: '26000',
   invalidCursorName: '34000',
+  featureNotSupported: '0A000',
 } as const;
 
 /**
@@ -92,6 +95,17 @@ export class PgSession {
   #closed = false;
   #processing = false;
   #discardUntilSync = false;
+  /** The server's reports of the settings that change how it lexes SQL (server-settings.ts). */
+  readonly #lexing = new LexingSettings();
+  /** Set by a report Agate cannot follow; the session ends once the current chunk is routed. */
+  #lexingLost: string | undefined;
+  /**
+   * An Execute was forwarded with no Sync after it yet. The server reports setting changes
+   * (ParameterStatus) only at ReadyForQuery, so until a Sync, a statement that ran may have
+   * changed how later text is lexed without Agate being told.
+   */
+  #ranSinceSync = false;
+  #readyWaiter: (() => void) | undefined;
   #upstreamBlocked = false;
   #repliesDrained: (() => void) | undefined;
   #sequence = 0;
@@ -198,6 +212,7 @@ export class PgSession {
         return;
       case 'sync':
         this.#discardUntilSync = false;
+        this.#ranSinceSync = false;
         this.#router.expect({ kind: 'sync' });
         this.#sendUpstream(msg.raw);
         return;
@@ -226,6 +241,15 @@ export class PgSession {
   // ---- statements ----------------------------------------------------------------------------
 
   async #onQuery(msg: Query): Promise<void> {
+    const unsure = await this.#lexingSettled(msg.text);
+    if (this.#closed) return;
+    if (unsure !== undefined) {
+      const command = this.#command(msg.text, [], {});
+      this.#recordRefusal(command, unsure);
+      return this.#refuse(SQLSTATE.featureNotSupported, unsure, true);
+    }
+    // A Query ends with ReadyForQuery, which carries the reports of everything before it.
+    this.#ranSinceSync = false;
     // One statement needs no splitting (policy parses it anyway); a lone trailing ';' is common.
     const trimmed = msg.text.trim();
     const single = trimmed.endsWith(';') ? trimmed.slice(0, -1).trimEnd() : trimmed;
@@ -254,7 +278,15 @@ export class PgSession {
     this.#refuse(refused.sqlstate, refused.message, true);
   }
 
-  #onParse(msg: Parse): void {
+  async #onParse(msg: Parse): Promise<void> {
+    // The server lexes the text now, at Parse, with the settings in force now.
+    const unsure = await this.#lexingSettled(msg.query);
+    if (this.#closed) return;
+    if (unsure !== undefined) {
+      const command = this.#command(msg.query, [], { message: 'Parse' });
+      this.#recordRefusal(command, unsure);
+      return this.#refuse(SQLSTATE.featureNotSupported, unsure, false);
+    }
     const outcome = this.#state.parse(msg);
     if (!outcome.ok) return this.#refuse(outcome.sqlstate, outcome.message, false);
     this.#router.expect({ kind: 'parse', undo: outcome.undo });
@@ -288,10 +320,13 @@ export class PgSession {
       this.#sendUpstream(describePortal(msg.portal));
     }
     this.#router.expect({ kind: 'execute', result: this.#result(command, decision, () => portal.columns) });
+    this.#ranSinceSync = true;
     this.#sendUpstream(msg.raw);
   }
 
   async #onFunctionCall(msg: FunctionCall): Promise<void> {
+    // Ends with ReadyForQuery, which carries the reports of everything before it.
+    this.#ranSinceSync = false;
     const params = msg.args.map((a) => (a === null ? null : '\\x' + a.toString('hex')));
     // Not SQL: policy cannot parse it, so only a rule that ignores statement kinds can allow it.
     const command = this.#command(`FunctionCall ${msg.oid}`, params, { message: 'FunctionCall' });
@@ -302,6 +337,31 @@ export class PgSession {
     }
     this.#router.expect({ kind: 'call', result: this.#result(command, decision) });
     this.#sendUpstream(msg.raw);
+  }
+
+  /**
+   * Makes sure the server will lex `text` as Agate does before it is forwarded. Only a text with a
+   * backslash or a non-ASCII character can lex differently (lexing.ts); for one, Agate first waits
+   * for the ReadyForQuery of everything already forwarded, whose ParameterStatus reports would
+   * have ended the session had a statement changed the settings. When a statement ran since the
+   * last Sync, no report can come before this text reaches the server: refused, with the reason.
+   */
+  async #lexingSettled(text: string): Promise<string | undefined> {
+    if (!isLexingSensitive(text)) return undefined;
+    if (this.#ranSinceSync) {
+      return 'Agate refused the statement: its text has a backslash or a non-ASCII character, and a statement ran before it with no Sync in between, so Agate cannot know how the server will read it (send a Sync first)';
+    }
+    if (this.#router.readyPending > 0) {
+      this.#flushUpstream();
+      await new Promise<void>((resolve) => (this.#readyWaiter = resolve));
+    }
+    return undefined;
+  }
+
+  /** Records a statement Agate refused itself, without asking policy: the command, then its refusal. */
+  #recordRefusal(command: Command, message: string): void {
+    void this.#events.emitLogged(command);
+    void this.#events.emitLogged(unranResponse(command, 'refused', SQLSTATE.featureNotSupported, message));
   }
 
   /**
@@ -336,11 +396,11 @@ export class PgSession {
   }
 
   /** Publishes the command (write-ahead) and waits for its verdict. */
-  async #decide(command: Command): Promise<Decision> {
+  async #decide(command: Command, notifyHold = true): Promise<Decision> {
     const { bus, verdictTimeoutMs } = this.#deps;
     let outcome;
     try {
-      outcome = await bus.requestVerdict(command, verdictTimeoutMs, { onHold: (v) => this.#notifyHold(v) });
+      outcome = await bus.requestVerdict(command, verdictTimeoutMs, { onHold: (v) => notifyHold && this.#notifyHold(v) });
     } catch (err) {
       this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
       return { kind: 'refuse', sqlstate: SQLSTATE.systemError, message: 'Agate refused the statement: the audit log is unavailable, so it cannot be recorded' };
@@ -420,22 +480,32 @@ export class PgSession {
       await this.#events.emit({
         type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
         protocol: 'postgres', target: targetName, client_address: this.#clientAddress(), identity: this.#identity,
-        attributes: pick(startup.parameters, ['user', 'application_name', 'client_encoding']),
+        attributes: pick(startup.parameters, ['user', 'application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'options']),
       });
       this.#opened = true;
     } catch (err) {
       this.#log.error('cannot record session start; refusing the session', { error: describeError(err) });
       return this.#fatal(SQLSTATE.systemError, 'Agate cannot record this session (audit log unavailable); refused', 'audit unavailable');
     }
+    const settings = await this.#decideStartup(startup.parameters);
+    if (settings === undefined) return;
     let upstream;
     try {
-      upstream = await connectUpstream(target, pick(startup.parameters, ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'options']), this.#deps.maxMessageSize);
+      upstream = await connectUpstream(target, upstreamStartup(startup.parameters, settings.clientEncoding, settings.options.map((o) => o.setting)), this.#deps.maxMessageSize);
     } catch (err) {
       this.#log.warn('cannot open upstream session', { target: targetName, error: describeError(err) });
       const code = err instanceof AgateError ? err.code : 'UPSTREAM_UNREACHABLE';
       return this.#fatal(SQLSTATE.cannotConnect, `Agate cannot open a session on target "${targetName}" (${code})`, `upstream failed: ${code}`);
     }
     if (this.#closed) return void upstream.socket.destroy();
+    for (const [name, value] of upstream.ready.parameters) this.#lexingLost ??= this.#lexing.observe(name, value);
+    const missing = this.#lexing.missing();
+    if (this.#lexingLost !== undefined || missing.length > 0) {
+      upstream.socket.destroy();
+      const why = this.#lexingLost ?? `the server did not report ${missing.join(', ')}`;
+      return this.#fatal(SQLSTATE.featureNotSupported, `Agate cannot follow how target "${targetName}" lexes SQL: ${why}`, `lexing settings: ${why}`);
+    }
+    for (const o of settings.options) void this.#events.emitLogged(new StatementResult(o.command, this.#deps.recording, undefined).response({ status: 'ok', command_tag: 'SET' }));
     this.#attachUpstream(upstream.socket);
     // The client never learns the upstream backend key; cancel routing maps Agate's own.
     const { key, release } = this.#deps.cancel.register({ host: target.host, port: target.port, upstream: { processId: upstream.ready.processId, secretKey: upstream.ready.secretKey } });
@@ -443,6 +513,38 @@ export class PgSession {
     const hello = [serialize.authenticationOk(), ...upstream.ready.parameters.map(([k, v]) => serialize.parameterStatus(k, v))];
     hello.push(serialize.backendKeyData(key.processId, key.secretKey), serialize.readyForQuery('I'));
     this.#client.write(Buffer.concat(hello));
+  }
+
+  /**
+   * Decides the client's startup settings before the upstream session opens: its client_encoding
+   * must be one Agate reads exactly, and every `-c name=value` of `options` is decided (and
+   * recorded) as the `SET` it amounts to, so policy and the lexing check see it. Undefined when
+   * the session was refused.
+   */
+  async #decideStartup(params: Record<string, string>): Promise<{ clientEncoding: string; options: { setting: StartupSetting; command: Command }[] } | undefined> {
+    const encoding = checkClientEncoding(params.client_encoding);
+    if (!encoding.ok) {
+      await this.#fatal(SQLSTATE.featureNotSupported, `Agate refused the session: ${encoding.reason}`, `startup refused: ${encoding.reason}`);
+      return undefined;
+    }
+    const parsed = parseStartupOptions(params.options ?? '');
+    if (!parsed.ok) {
+      await this.#fatal(SQLSTATE.featureNotSupported, `Agate refused the session: ${parsed.error}`, `startup refused: ${parsed.error}`);
+      return undefined;
+    }
+    const options: { setting: StartupSetting; command: Command }[] = [];
+    for (const setting of parsed.settings) {
+      const command = this.#command(setStatement(setting), [], { message: 'StartupOption', setting: setting.name, value: setting.value });
+      // No hold notice: a client still authenticating cannot take a NoticeResponse.
+      const decision = await this.#decide(command, false);
+      if (decision.kind === 'refuse') {
+        void this.#events.emitLogged(unranResponse(command, 'refused', decision.sqlstate, decision.message));
+        await this.#fatal(decision.sqlstate, `${decision.message} (startup option -c ${setting.name}=${setting.value}); the session is refused`, `startup option ${setting.name} refused`);
+        return undefined;
+      }
+      options.push({ setting, command });
+    }
+    return { clientEncoding: encoding.clientEncoding, options };
   }
 
   // ---- upstream side -------------------------------------------------------------------------
@@ -464,6 +566,11 @@ export class PgSession {
         return void this.#fatal(SQLSTATE.protocolViolation, 'the target sent an invalid message; the session is closed', 'upstream protocol violation');
       }
       this.#flushClient();
+      if (this.#lexingLost !== undefined) {
+        // Fail closed: every later statement could be read differently by the server.
+        this.#log.warn('the target changed how it lexes SQL; the session is closed', { reason: this.#lexingLost });
+        void this.#fatal(SQLSTATE.featureNotSupported, `Agate closed the session: ${this.#lexingLost}`, `lexing setting changed: ${this.#lexingLost}`);
+      }
     });
     socket.on('error', (err) => this.#log.warn('upstream socket error', { error: err.message }));
     socket.on('close', () => void this.#fatal(SQLSTATE.adminShutdown, 'the target closed the connection', 'upstream closed'));
@@ -471,12 +578,23 @@ export class PgSession {
   }
 
   #onUpstreamFrame(frame: BackendFrame): void {
+    if (this.#closed) return;
+    if (frame.code === 0x53) this.#onParameterStatus(frame.raw); // S
     const out = this.#router.route(frame);
     if (out !== undefined) this.#clientOut.push(out);
+    if (this.#readyWaiter !== undefined && this.#router.readyPending === 0) {
+      this.#readyWaiter();
+      this.#readyWaiter = undefined;
+    }
     if (this.#repliesDrained !== undefined && this.#router.pending < MAX_EXPECTED / 2) {
       this.#repliesDrained();
       this.#repliesDrained = undefined;
     }
+  }
+
+  #onParameterStatus(raw: Buffer): void {
+    const { name, value } = decodeParameterStatus(raw);
+    this.#lexingLost ??= this.#lexing.observe(name, value);
   }
 
   #repliesBelowLimit(): Promise<void> {
@@ -544,6 +662,7 @@ export class PgSession {
     setTimeout(() => this.#client.destroy(), 5_000).unref();
     this.#router.abandon('the session ended before the statement completed');
     this.#repliesDrained?.();
+    this.#readyWaiter?.();
     if (this.#opened) {
       await this.#events.emitLogged({
         type: 'SessionClosed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, reason,
