@@ -74,6 +74,22 @@ evaluate('a change of how the server lexes SQL is denied whatever the rules; saf
   assert.is(staging('RESET ALL').rule_id, 'staging-anything');
 });
 
+evaluate('EXECUTE of a SQL-level prepared statement is decided as the statement it runs', () => {
+  const deletes = new CompiledPolicy(parseConfig(`
+identity: { dev_issuer: { enabled: true } }
+policy:
+  default: allow
+  rules:
+    - { id: no-delete, action: deny, match: { sql: { statements: [DeleteStmt] } } }
+`, 'inline.yaml').policy);
+  const execute = (attributes: Record<string, string>) => deletes.evaluate(cmd('EXECUTE pd(1)', { attributes }));
+  assert.is(execute({}).decision, 'allow');
+  assert.is(execute({ prepared_statements: 'PREPARE pd(int) AS DELETE FROM items WHERE id = $1' }).rule_id, 'no-delete');
+  assert.is(execute({ prepared_statements: 'PREPARE a AS SELECT 1;\nPREPARE pd AS DELETE FROM items' }).rule_id, 'no-delete');
+  assert.is(execute({ prepared_statements: 'PREPARE pd AS SELECT 1' }).decision, 'allow');
+  assert.is(execute({ prepared_statements: 'SELECT 1' }).rule_id, UNPARSEABLE_RULE);
+});
+
 evaluate('target globs', () => {
   assert.is(policy.evaluate(cmd('UPDATE items SET name = 1', { target: 'staging-db' })).rule_id, 'staging-anything');
   assert.is(policy.evaluate(cmd('UPDATE items SET name = 1', { target: 'prod' })).decision, 'deny');

@@ -3,6 +3,7 @@ import type { ApprovalConfig, PolicyConfig, RuleConfig } from '../../../core/src
 import { initShellParser, ShellAnalysisCache, type ShellCommand } from '../../../core/src/shell/analyze.js';
 import { initSqlParser, SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
 import { lexingRefusal } from '../../../core/src/sql/lexing.js';
+import { PREPARED_ATTRIBUTE, preparedBodies } from '../../../core/src/sql/prepared.js';
 import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
 import { sqlFacts, type SqlFacts } from './sql-facts.js';
@@ -91,6 +92,13 @@ export class CompiledPolicy {
       const lexing = lexingRefusal(analysis.statements, () => this.#sql.analyze(command.text));
       if (lexing !== undefined) return { decision: 'deny', rule_id: LEXING_RULE, reason: `Agate pins how the server reads SQL: ${lexing}`, mask_set: null };
       if (analysis.statements.length > 0) statements = analysis.statements.map(sqlFacts);
+      // `EXECUTE name` is decided as the statement it runs too (the proxy names it), under this policy.
+      const prepared = command.attributes[PREPARED_ATTRIBUTE];
+      if (prepared !== undefined) {
+        const bodies = preparedBodies(this.#sql.analyze(prepared));
+        if (bodies === undefined) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: 'the prepared statement it executes cannot be parsed', mask_set: null };
+        statements = [...statements.filter((f) => f !== undefined), ...bodies.map(sqlFacts)];
+      }
     }
     let shellCommands: (ShellCommand | undefined)[] = [undefined];
     if (command.protocol === 'ssh' && SHELL_TEXT_REQUESTS.has(command.attributes.request ?? 'exec')) {

@@ -8,7 +8,7 @@ import { AgateError, AuthenticationError, ErrorCode, describeError } from '../..
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { analyzeSql } from '../../../../core/src/sql/analyze.js';
-import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
+import { nowMicros, type Command, type Identity, type Response, type Verdict } from '../../../../schemas/src/events.js';
 import { decodeParameterStatus, type Column } from './backend-decode.js';
 import { serialize } from './backend-serializer.js';
 import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
@@ -27,6 +27,8 @@ import { StatementResult, unranResponse, type RecordingOptions } from './result-
 import { connectUpstream, type UpstreamTarget } from './upstream.js';
 import { checkClientEncoding, LexingSettings, parseStartupOptions, setStatement, upstreamStartup, type StartupSetting } from './server-settings.js';
 import { isLexingSensitive } from '../../../../core/src/sql/lexing.js';
+import { PREPARED_ATTRIBUTE, PREPARED_SEPARATOR } from '../../../../core/src/sql/prepared.js';
+import { mayTouchPrepared, SqlPreparedStatements } from './sql-prepared.js';
 
 export interface PgSessionDeps {
   bus: Bus;
@@ -82,6 +84,8 @@ export class PgSession {
   readonly #parser: FrontendParser;
   readonly #inbox: FrontendMessage[] = [];
   readonly #state = new ExtendedState();
+  /** SQL-level PREPAREd statements, so EXECUTE is decided as what it runs. */
+  readonly #prepared = new SqlPreparedStatements();
   readonly #router: ReplyRouter;
   #upstream: Socket | undefined;
   #upstreamOut: Buffer[] = [];
@@ -120,7 +124,7 @@ export class PgSession {
     this.#log = deps.logger.child({ session_id: this.id });
     this.#events = new SessionEvents(deps.bus, this.#log);
     this.#parser = new FrontendParser((m) => this.#inbox.push(m), { maxMessageSize: deps.maxMessageSize });
-    this.#router = new ReplyRouter((r) => void this.#events.emitLogged(r), () => this.#state.endTransaction(), () => {
+    this.#router = new ReplyRouter((r) => this.#respond(r), () => this.#state.endTransaction(), () => {
       const set = this.#target?.maskClient;
       return set == null ? undefined : deps.maskers.get(set);
     });
@@ -245,7 +249,7 @@ export class PgSession {
     if (this.#closed) return;
     if (unsure !== undefined) {
       const command = this.#command(msg.text, [], {});
-      this.#recordRefusal(command, unsure);
+      this.#recordRefusal(command, SQLSTATE.featureNotSupported, unsure);
       return this.#refuse(SQLSTATE.featureNotSupported, unsure, true);
     }
     // A Query ends with ReadyForQuery, which carries the reports of everything before it.
@@ -254,12 +258,17 @@ export class PgSession {
     const trimmed = msg.text.trim();
     const single = trimmed.endsWith(';') ? trimmed.slice(0, -1).trimEnd() : trimmed;
     let texts = [single];
-    if (single.includes(';')) {
+    let nodes: (Record<string, unknown> | undefined)[] = [];
+    if (single.includes(';') || mayTouchPrepared(single)) {
       const analysis = analyzeSql(msg.text);
-      if (analysis.ok) texts = analysis.statements.map((s) => s.text);
+      if (analysis.ok) {
+        texts = analysis.statements.map((s) => s.text);
+        nodes = analysis.statements.map((s) => s.node);
+      }
     }
     if (texts.length === 1 && texts[0] === '') texts = [];
-    const commands = texts.map((text) => this.#command(text, [], {}));
+    const { commands, unknown } = this.#statementCommands(texts, nodes, {});
+    if (unknown !== undefined) return this.#refuseUnknownPrepared(commands, unknown, true);
     // Every statement is decided (and recorded) before any of them runs.
     const decisions: Decision[] = [];
     for (const command of commands) decisions.push(await this.#decide(command));
@@ -273,7 +282,7 @@ export class PgSession {
     for (const [i, command] of commands.entries()) {
       const d = decisions[i]!;
       const message = d.kind === 'refuse' ? d.message : 'not run: another statement in the same query was refused';
-      void this.#events.emitLogged(unranResponse(command, 'refused', refused.sqlstate, message));
+      this.#respond(unranResponse(command, 'refused', refused.sqlstate, message));
     }
     this.#refuse(refused.sqlstate, refused.message, true);
   }
@@ -284,7 +293,7 @@ export class PgSession {
     if (this.#closed) return;
     if (unsure !== undefined) {
       const command = this.#command(msg.query, [], { message: 'Parse' });
-      this.#recordRefusal(command, unsure);
+      this.#recordRefusal(command, SQLSTATE.featureNotSupported, unsure);
       return this.#refuse(SQLSTATE.featureNotSupported, unsure, false);
     }
     const outcome = this.#state.parse(msg);
@@ -307,10 +316,16 @@ export class PgSession {
       const what = portal === undefined ? `portal "${msg.portal}" does not exist` : 'the portal was bound to a statement that does not exist';
       return this.#refuse(portal === undefined ? SQLSTATE.invalidCursorName : SQLSTATE.invalidStatementName, what, false);
     }
-    const command = this.#command(portal.statement.text, parameterTexts(portal), msg.portal === '' ? {} : { portal: msg.portal });
+    const text = portal.statement.text;
+    // A Parse holds at most one statement; it may be a PREPARE or EXECUTE of SQL level.
+    const analysis = mayTouchPrepared(text) ? analyzeSql(text) : undefined;
+    const node = analysis?.ok === true && analysis.statements.length === 1 ? analysis.statements[0]!.node : undefined;
+    const { commands, unknown } = this.#statementCommands([text], [node], msg.portal === '' ? {} : { portal: msg.portal }, parameterTexts(portal));
+    const command = commands[0]!;
+    if (unknown !== undefined) return this.#refuseUnknownPrepared(commands, unknown, false);
     const decision = await this.#decide(command);
     if (decision.kind === 'refuse') {
-      void this.#events.emitLogged(unranResponse(command, 'refused', decision.sqlstate, decision.message));
+      this.#respond(unranResponse(command, 'refused', decision.sqlstate, decision.message));
       return this.#refuse(decision.sqlstate, decision.message, false);
     }
     if (!portal.described) {
@@ -332,7 +347,7 @@ export class PgSession {
     const command = this.#command(`FunctionCall ${msg.oid}`, params, { message: 'FunctionCall' });
     const decision = await this.#decide(command);
     if (decision.kind === 'refuse') {
-      void this.#events.emitLogged(unranResponse(command, 'refused', decision.sqlstate, decision.message));
+      this.#respond(unranResponse(command, 'refused', decision.sqlstate, decision.message));
       return this.#refuse(decision.sqlstate, decision.message, true);
     }
     this.#router.expect({ kind: 'call', result: this.#result(command, decision) });
@@ -359,9 +374,45 @@ export class PgSession {
   }
 
   /** Records a statement Agate refused itself, without asking policy: the command, then its refusal. */
-  #recordRefusal(command: Command, message: string): void {
+  #recordRefusal(command: Command, sqlstate: string, message: string): void {
     void this.#events.emitLogged(command);
-    void this.#events.emitLogged(unranResponse(command, 'refused', SQLSTATE.featureNotSupported, message));
+    this.#respond(unranResponse(command, 'refused', sqlstate, message));
+  }
+
+  /** Records a statement's response; a PREPARE or DEALLOCATE it carried now holds or is dropped. */
+  #respond(response: Response): void {
+    this.#prepared.settle(response.command_id, response.status === 'ok');
+    void this.#events.emitLogged(response);
+  }
+
+  /**
+   * Commands for the statements of one text, in order, each naming the PREPAREs of what it
+   * EXECUTEs (see sql-prepared.ts); `unknown` is the first that executes a name Agate never saw
+   * prepared. `nodes` absent: the text was not parsed (no EXECUTE/PREPARE word in it).
+   */
+  #statementCommands(texts: string[], nodes: (Record<string, unknown> | undefined)[], attributes: Record<string, string>, parameters: (string | null)[] = []): { commands: Command[]; unknown?: { index: number; name: string } } {
+    const commands: Command[] = [];
+    let unknown: { index: number; name: string } | undefined;
+    for (const [i, text] of texts.entries()) {
+      const command = this.#command(text, parameters, { ...attributes });
+      const node = nodes[i];
+      if (node !== undefined) {
+        const plan = this.#prepared.plan(node, command.text, command.event_id);
+        if (!plan.ok) unknown ??= { index: i, name: plan.name };
+        else if (plan.prepared.length > 0) command.attributes[PREPARED_ATTRIBUTE] = plan.prepared.join(PREPARED_SEPARATOR);
+      }
+      commands.push(command);
+    }
+    return { commands, unknown };
+  }
+
+  /** Refuses statements because one executes a prepared statement Agate cannot name. */
+  #refuseUnknownPrepared(commands: Command[], unknown: { index: number; name: string }, simple: boolean): void {
+    const message = `Agate refused the statement: prepared statement "${unknown.name}" was not prepared through Agate in this session, so Agate cannot tell what it runs`;
+    for (const [i, command] of commands.entries()) {
+      this.#recordRefusal(command, SQLSTATE.invalidStatementName, i === unknown.index ? message : 'not run: another statement in the same query was refused');
+    }
+    this.#refuse(SQLSTATE.invalidStatementName, message, simple);
   }
 
   /**
@@ -538,7 +589,7 @@ export class PgSession {
       // No hold notice: a client still authenticating cannot take a NoticeResponse.
       const decision = await this.#decide(command, false);
       if (decision.kind === 'refuse') {
-        void this.#events.emitLogged(unranResponse(command, 'refused', decision.sqlstate, decision.message));
+        this.#respond(unranResponse(command, 'refused', decision.sqlstate, decision.message));
         await this.#fatal(decision.sqlstate, `${decision.message} (startup option -c ${setting.name}=${setting.value}); the session is refused`, `startup option ${setting.name} refused`);
         return undefined;
       }
