@@ -86,11 +86,12 @@ type Node = Record<string, unknown>;
  * The first change of a lexing setting to a value Agate cannot follow anywhere in a parse tree
  * (a statement node from libpg-query), as a refusal reason; undefined when there is none.
  * Covers `SET`, `SET LOCAL`, `SET NAMES` (VariableSetStmt anywhere: also inside ALTER ROLE /
- * DATABASE / SYSTEM … SET and a function's SET clause), `set_config(…)` in any expression (a
- * name or value that is not a constant cannot be checked, so it is refused), and `UPDATE
- * pg_settings` (a rule on that view calls set_config). RESET and SET … TO DEFAULT return to the
- * pinned startup values and are fine. Changes made by code the text does not show (a function
- * body, dynamic SQL) are caught by the server's ParameterStatus report instead.
+ * DATABASE / SYSTEM … SET and a function's SET clause) and `set_config(…)` in any expression
+ * (a value that is not a constant for a lexing setting cannot be checked, so it is refused).
+ * RESET and SET … TO DEFAULT return to the pinned startup values and are fine. What the text
+ * does not name — a function body, dynamic SQL, `set_config(name, …)` with the name from a
+ * query (pg_dump does that), `UPDATE pg_settings` — is followed by the server's ParameterStatus
+ * report instead, which the proxy waits for before forwarding any text it could affect.
  */
 export function lexingChange(node: unknown): string | undefined {
   let found: string | undefined;
@@ -107,7 +108,6 @@ export function lexingChange(node: unknown): string | undefined {
       if (child !== null && typeof child === 'object' && !Array.isArray(child)) {
         const c = child as Node;
         if (key === 'FuncCall') found ??= setConfigCall(c);
-        else if (key === 'UpdateStmt' && relationName(c.relation) === 'pg_settings') found ??= 'UPDATE pg_settings changes settings through set_config; Agate cannot follow it';
       }
       visit(child, depth + 1);
     }
@@ -134,8 +134,7 @@ function setConfigCall(call: Node): string | undefined {
   if (last?.String?.sval?.toLowerCase() !== 'set_config') return undefined;
   const args = Array.isArray(call.args) ? call.args : [];
   const name = args[0] === undefined ? undefined : constant(args[0]);
-  if (name === undefined) return 'set_config with a setting name that is not a constant: Agate cannot tell what it changes';
-  if (!isLexingName(name)) return undefined;
+  if (name === undefined || !isLexingName(name)) return undefined;
   const value = args[1] === undefined ? undefined : constant(args[1]);
   if (value === undefined) return `set_config('${name}', …) with a value that is not a constant: Agate cannot follow it`;
   const check = checkSetting(name, value);
@@ -157,11 +156,6 @@ function constant(expr: unknown): string | undefined {
   return undefined;
 }
 
-function relationName(relation: unknown): string | undefined {
-  if (relation === null || typeof relation !== 'object') return undefined;
-  const rv = relation as { relname?: string; RangeVar?: { relname?: string } };
-  return (rv.relname ?? rv.RangeVar?.relname)?.toLowerCase();
-}
 
 /**
  * {@link lexingChange} over a command's statements. `shaped` may be the analysis of the text's
