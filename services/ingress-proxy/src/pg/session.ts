@@ -29,6 +29,7 @@ import { checkClientEncoding, LexingSettings, parseStartupOptions, setStatement,
 import { isLexingSensitive } from '../../../../core/src/sql/lexing.js';
 import { PREPARED_ATTRIBUTE, PREPARED_SEPARATOR } from '../../../../core/src/sql/prepared.js';
 import { mayTouchPrepared, SqlPreparedStatements } from './sql-prepared.js';
+import { FunctionNames, functionCallText } from './function-names.js';
 
 export interface PgSessionDeps {
   bus: Bus;
@@ -62,6 +63,7 @@ const SQLSTATE = {
   adminShutdown: '57P01',
   invalidStatementName: '26000',
   invalidCursorName: '34000',
+  undefinedFunction: '42883',
   featureNotSupported: '0A000',
 } as const;
 
@@ -86,6 +88,8 @@ export class PgSession {
   readonly #state = new ExtendedState();
   /** SQL-level PREPAREd statements, so EXECUTE is decided as what it runs. */
   readonly #prepared = new SqlPreparedStatements();
+  /** Names the functions FunctionCall messages call by OID; opened with the upstream session. */
+  #functions: FunctionNames | undefined;
   readonly #router: ReplyRouter;
   #upstream: Socket | undefined;
   #upstreamOut: Buffer[] = [];
@@ -342,9 +346,27 @@ export class PgSession {
   async #onFunctionCall(msg: FunctionCall): Promise<void> {
     // Ends with ReadyForQuery, which carries the reports of everything before it.
     this.#ranSinceSync = false;
-    const params = msg.args.map((a) => (a === null ? null : '\\x' + a.toString('hex')));
-    // Not SQL: policy cannot parse it, so only a rule that ignores statement kinds can allow it.
-    const command = this.#command(`FunctionCall ${msg.oid}`, params, { message: 'FunctionCall' });
+    // Text arguments as text, binary ones as hex (the types are the function's, not stated).
+    const params = msg.args.map((a, i) => (a === null ? null : formatOf(msg.argFormats, i) === 0 ? a.toString('utf8') : '\\x' + a.toString('hex')));
+    const attributes = { message: 'FunctionCall', function_oid: String(msg.oid) };
+    let fn;
+    try {
+      fn = await this.#functions!.resolve(msg.oid);
+    } catch (err) {
+      this.#log.warn('cannot resolve a FunctionCall OID', { oid: msg.oid, error: describeError(err) });
+      const command = this.#command(`FunctionCall ${msg.oid}`, params, attributes);
+      this.#recordRefusal(command, SQLSTATE.systemError, `Agate refused the function call: it cannot look up which function OID ${msg.oid} is`);
+      return this.#refuse(SQLSTATE.systemError, `Agate refused the function call: it cannot look up which function OID ${msg.oid} is`, true);
+    }
+    if (this.#closed) return;
+    if (fn === undefined) {
+      const command = this.#command(`FunctionCall ${msg.oid}`, params, attributes);
+      const message = `Agate refused the function call: no function has OID ${msg.oid}`;
+      this.#recordRefusal(command, SQLSTATE.undefinedFunction, message);
+      return this.#refuse(SQLSTATE.undefinedFunction, message, true);
+    }
+    // Decided and recorded as the SELECT it amounts to, so rules see the function's name.
+    const command = this.#command(functionCallText(fn, msg.args.length), params, { ...attributes, function: `${fn.schema}.${fn.name}` });
     const decision = await this.#decide(command);
     if (decision.kind === 'refuse') {
       this.#respond(unranResponse(command, 'refused', decision.sqlstate, decision.message));
@@ -527,6 +549,8 @@ export class PgSession {
       return this.#fatal(SQLSTATE.unknownTarget, `Agate has no target named "${targetName}" (connect with dbname=<target name>)`, 'unknown target');
     }
     this.#target = target;
+    const max = this.#deps.maxMessageSize;
+    this.#functions = new FunctionNames(async () => (await connectUpstream(target, upstreamStartup({ application_name: 'agate catalog lookup' }, 'UTF8', []), max)).socket, max);
     try {
       await this.#events.emit({
         type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
@@ -708,6 +732,7 @@ export class PgSession {
     this.#closed = true;
     this.#releaseCancelKey?.();
     this.#upstream?.destroy();
+    this.#functions?.close();
     if (!this.#client.destroyed) this.#client.end();
     // A client that stops reading must not hold the socket open forever.
     setTimeout(() => this.#client.destroy(), 5_000).unref();
@@ -733,6 +758,11 @@ function pick(params: Record<string, string>, keys: readonly string[]): Record<s
   const out: Record<string, string> = {};
   for (const k of keys) if (params[k] !== undefined) out[k] = params[k];
   return out;
+}
+
+/** A Bind or FunctionCall format code list: none means all text, one applies to every value. */
+function formatOf(formats: readonly number[], i: number): number {
+  return formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
 }
 
 function cut(text: string, max: number): string {
