@@ -555,7 +555,7 @@ export class PgSession {
       await this.#events.emit({
         type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
         protocol: 'postgres', target: targetName, client_address: this.#clientAddress(), identity: this.#identity,
-        attributes: pick(startup.parameters, ['user', 'application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'options']),
+        attributes: this.#startupAttributes(startup.parameters),
       });
       this.#opened = true;
     } catch (err) {
@@ -588,6 +588,13 @@ export class PgSession {
     const hello = [serialize.authenticationOk(), ...upstream.ready.parameters.map(([k, v]) => serialize.parameterStatus(k, v))];
     hello.push(serialize.backendKeyData(key.processId, key.secretKey), serialize.readyForQuery('I'));
     this.#client.write(Buffer.concat(hello));
+  }
+
+  /** The startup parameters SessionOpened records; `options` may carry any value, so it is masked. */
+  #startupAttributes(params: Record<string, string>): Record<string, string> {
+    const out = pick(params, ['user', 'application_name', 'client_encoding', 'DateStyle', 'TimeZone']);
+    if (params.options !== undefined) out.options = this.#deps.recording.audit.maskText(params.options).text;
+    return out;
   }
 
   /**
