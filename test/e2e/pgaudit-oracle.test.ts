@@ -44,6 +44,10 @@ const CORPUS: Case[] = [
   { name: 'cursor', client: 'psql', args: ['-c', 'BEGIN', '-c', 'DECLARE c CURSOR FOR SELECT * FROM items', '-c', 'FETCH 2 FROM c', '-c', 'COMMIT'], expect: 'ran' },
   { name: 'COPY out', client: 'psql', args: ['-c', '\\copy items to stdout'], expect: 'ran' },
   { name: 'a denied DROP', client: 'pg', query: 'DROP TABLE v', expect: 'refused' },
+  { name: 'backslash and non-ASCII text', client: 'pg', query: "SELECT E'a\\\\b' AS x, 'é✓' AS y, 'c:\\dir' AS z", expect: 'ran' },
+  { name: 'pipeline with an error, then another Sync', client: 'raw', frames: () => [...extended('SELECT 1/0'), ...extended('SELECT 2'), serialize.sync(), ...extended('SELECT 3'), serialize.sync()], readies: 2, expect: 'refused' },
+  { name: 'harmless SET and RESET ALL', client: 'pg', query: 'SET standard_conforming_strings = on; RESET ALL', expect: 'ran' },
+  { name: 'an allowed startup option', client: 'psql', args: ['-c', 'SHOW geqo'], env: { PGOPTIONS: '-c geqo=off' }, expect: 'ran' },
   // Item 1: lexer smuggling.
   { name: 'PGOPTIONS standard_conforming_strings=off', client: 'psql', args: ['-c', SMUGGLE], env: { PGOPTIONS: '-c standard_conforming_strings=off' }, expect: 'refused' },
   { name: 'SET standard_conforming_strings = off, then the smuggle', client: 'psql', args: ['-c', 'SET standard_conforming_strings = off', '-c', SMUGGLE], expect: 'either' },
@@ -64,6 +68,7 @@ const CORPUS: Case[] = [
   { name: 'EXPLAIN ANALYZE EXECUTE after the reload', client: 'pg', query: 'EXPLAIN ANALYZE EXECUTE pd(2)', expect: 'refused' },
   { name: 'EXECUTE over the extended protocol', client: 'pg', query: { name: 'ext', text: 'EXECUTE pd(2)' }, expect: 'refused' },
   { name: 'EXECUTE of a name Agate never saw', client: 'pg', query: 'EXECUTE nosuch(1)', expect: 'refused' },
+  { name: 'EXPLAIN ANALYZE DELETE after the reload', client: 'pg', query: 'EXPLAIN ANALYZE DELETE FROM items WHERE id = 1', expect: 'refused' },
   { name: 'DELETE in a CTE after the reload', client: 'pg', query: 'WITH d AS (DELETE FROM items WHERE id = 1 RETURNING *) SELECT * FROM d', expect: 'refused' },
   // Item 7: large objects over FunctionCall.
   { name: 'psql \\lo_import', client: 'psql', args: ['-c', '\\lo_import /etc/hostname'], expect: 'ran' },
