@@ -57,6 +57,8 @@ export interface FixtureOptions {
   queryYaml?: string;
   /** Node.js flags for the agate process (e.g. --cpu-prof when profiling a benchmark). */
   nodeArgs?: string[];
+  /** PostgreSQL with pgaudit logging every statement it executes (see harness/postgres.ts). */
+  pgaudit?: boolean;
 }
 
 const DEFAULT_POLICY = `policy:
@@ -69,7 +71,7 @@ const DEFAULT_POLICY = `policy:
 `;
 
 export async function startAgate(options: FixtureOptions = {}): Promise<AgateFixture> {
-  const pgServer = await startPostgres();
+  const pgServer = await startPostgres({ pgaudit: options.pgaudit });
   const oidc = await startOidcIssuer();
   try {
     const cred = pgServer.users[options.upstreamRole ?? 'scram'];

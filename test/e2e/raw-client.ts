@@ -25,11 +25,11 @@ export class RawClient {
   }
 
   /** Connects and logs in with `password` (the token); resolves after the first ReadyForQuery. */
-  static async login(host: string, port: number, password: string, database = 'appdb'): Promise<RawClient> {
+  static async login(host: string, port: number, password: string, database = 'appdb', params: Record<string, string> = {}): Promise<RawClient> {
     const socket = connect({ host, port });
     await new Promise<void>((resolve, reject) => (socket.once('connect', resolve), socket.once('error', reject)));
     const c = new RawClient(socket);
-    socket.write(serialize.startup({ user: 'agent', database }));
+    socket.write(serialize.startup({ user: 'agent', database, ...params }));
     await c.until((r) => r.name === 'authenticationCleartextPassword');
     socket.write(serialize.password(password));
     const hello = await c.until((r) => r.name === 'readyForQuery');
@@ -65,6 +65,11 @@ export class RawClient {
   /** Bytes this client has queued but the kernel has not taken: grows once the peer stops reading. */
   get unsentBytes(): number {
     return this.#socket.writableLength;
+  }
+
+  /** Replies so far, left in place. */
+  get replies(): readonly Reply[] {
+    return this.#replies;
   }
 
   take(): Reply[] {

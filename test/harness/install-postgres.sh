@@ -7,11 +7,16 @@
 # random loopback ports, so all we need from the distribution is the binaries.
 # The Debian packages also create and start a default cluster on port 5432;
 # we keep it from starting (or stop it) so it never collides with anything.
+#
+# pgaudit (the Debian package postgresql-15-pgaudit) is installed too: the
+# pgaudit oracle suite (test/e2e/pgaudit-oracle.test.ts) reads what the
+# server really executed from its log, independently of Agate's record.
 set -euo pipefail
 
 PG_MAJOR=15
 PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
 REQUIRED=(postgres psql pgbench initdb pg_ctl)
+PGAUDIT_LIB="/usr/lib/postgresql/${PG_MAJOR}/lib/pgaudit.so"
 
 log() { printf 'install-postgres: %s\n' "$*"; }
 die() { printf 'install-postgres: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -21,12 +26,13 @@ missing_binaries() {
   for b in "${REQUIRED[@]}"; do
     [[ -x "${PG_BIN}/${b}" ]] || out+=("${b}")
   done
+  [[ -f "${PGAUDIT_LIB}" ]] || out+=("pgaudit")
   echo "${out[*]:-}"
 }
 
 missing="$(missing_binaries)"
 if [[ -z "${missing}" ]]; then
-  log "PostgreSQL ${PG_MAJOR} already installed in ${PG_BIN}; nothing to do."
+  log "PostgreSQL ${PG_MAJOR} and pgaudit already installed in ${PG_BIN}; nothing to do."
   log "$("${PG_BIN}/postgres" --version)"
   exit 0
 fi
@@ -67,8 +73,8 @@ APT_OPTS=(-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-co
 log "running apt-get update."
 "${SUDO[@]}" apt-get update -q || die "apt-get update failed (is the network / apt mirror reachable?)."
 
-if "${SUDO[@]}" apt-get install "${APT_OPTS[@]}" "postgresql-${PG_MAJOR}" "postgresql-client-${PG_MAJOR}"; then
-  log "installed postgresql-${PG_MAJOR} and postgresql-client-${PG_MAJOR}."
+if "${SUDO[@]}" apt-get install "${APT_OPTS[@]}" "postgresql-${PG_MAJOR}" "postgresql-client-${PG_MAJOR}" "postgresql-${PG_MAJOR}-pgaudit"; then
+  log "installed postgresql-${PG_MAJOR}, postgresql-client-${PG_MAJOR} and postgresql-${PG_MAJOR}-pgaudit."
 else
   log "postgresql-${PG_MAJOR} not installable; falling back to the postgresql / postgresql-client meta packages."
   "${SUDO[@]}" apt-get install "${APT_OPTS[@]}" postgresql postgresql-client \

@@ -29,6 +29,12 @@ export interface StartPostgresOptions {
   readyTimeoutMs?: number;
   /** Parent of the per-server temp dir. Default: os.tmpdir(). */
   baseDir?: string;
+  /**
+   * Loads pgaudit (shared_preload_libraries) with `pgaudit.log = 'all'`, so the server log holds an
+   * `AUDIT:` line for every statement it executes, nested ones included: an oracle independent
+   * of Agate. Log lines are prefixed `app=<application_name> user=<role> pid=<pid>`.
+   */
+  pgaudit?: boolean;
 }
 
 export interface PostgresServer {
@@ -80,6 +86,8 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
       throw new Error(`PostgreSQL binary ${join(bin, tool)} not found; run test/harness/install-postgres.sh first`);
     }
   }
+  const pgaudit = join(bin, '..', 'lib', 'pgaudit.so');
+  if (opts.pgaudit === true && !existsSync(pgaudit)) throw new Error(`${pgaudit} not found; run test/harness/install-postgres.sh first (it installs postgresql-15-pgaudit)`);
   const asPg = await postgresOsUser();
 
   const rootDir = await mkdtemp(join(opts.baseDir ?? tmpdir(), 'agate-pg-'));
@@ -90,7 +98,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
   }
   const dataDir = join(rootDir, 'data');
   const logFile = join(rootDir, 'server.log');
-  const ctx: Ctx = { bin, rootDir, dataDir, logFile, asPg };
+  const ctx: Ctx = { bin, rootDir, dataDir, logFile, asPg, pgaudit: opts.pgaudit === true };
   try {
     if (asPg.ids) await chown(rootDir, asPg.ids.uid, asPg.ids.gid);
     await checkOk(ctx, 'initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync'], deadline);
@@ -118,6 +126,7 @@ interface Ctx {
   dataDir: string;
   logFile: string;
   asPg: OsUser;
+  pgaudit: boolean;
 }
 
 // postgres refuses to run as root, so as root every server-side command runs
@@ -183,6 +192,14 @@ async function configure(ctx: Ctx): Promise<void> {
     'fsync = off',
     'synchronous_commit = off',
     'full_page_writes = off',
+    ...(ctx.pgaudit
+      ? [
+          "shared_preload_libraries = 'pgaudit'",
+          "pgaudit.log = 'all'",
+          'pgaudit.log_parameter = on',
+          "log_line_prefix = 'app=%a user=%u pid=%p '",
+        ]
+      : []),
     '',
   ].join('\n');
   await appendFile(join(ctx.dataDir, 'postgresql.conf'), conf);

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { parseConfig } from '../../../core/src/config.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import type { Command } from '../../../schemas/src/events.js';
-import { CompiledPolicy, UNPARSEABLE_RULE, UNVERIFIABLE_RULE, loadParsers } from './engine.js';
+import { CompiledPolicy, LEXING_RULE, UNPARSEABLE_RULE, UNVERIFIABLE_RULE, loadParsers } from './engine.js';
 
 const config = parseConfig(
   `
@@ -58,6 +58,36 @@ evaluate('an unparseable command is denied', () => {
   const d = policy.evaluate(cmd('SELEC 1', { target: 'staging-db' }));
   assert.is(d.decision, 'deny');
   assert.is(d.rule_id, UNPARSEABLE_RULE);
+});
+
+evaluate('a change of how the server lexes SQL is denied whatever the rules; safe values and the shape cache do not mislead it', () => {
+  // staging-* allows anything: the built-in refusal comes first.
+  const staging = (text: string) => policy.evaluate(cmd(text, { target: 'staging-db' }));
+  for (const text of ['SET standard_conforming_strings = off', "SELECT set_config('client_encoding', 'SJIS', false)", 'SELECT 1; SET standard_conforming_strings = 0']) {
+    const d = staging(text);
+    assert.is(d.decision, 'deny', text);
+    assert.is(d.rule_id, LEXING_RULE, text);
+  }
+  // Shaped to `= 0` for the cache, but the exact text sets it on.
+  assert.is(staging('SET standard_conforming_strings = 1').rule_id, 'staging-anything');
+  assert.is(staging('SET standard_conforming_strings = 0').rule_id, LEXING_RULE);
+  assert.is(staging('RESET ALL').rule_id, 'staging-anything');
+});
+
+evaluate('EXECUTE of a SQL-level prepared statement is decided as the statement it runs', () => {
+  const deletes = new CompiledPolicy(parseConfig(`
+identity: { dev_issuer: { enabled: true } }
+policy:
+  default: allow
+  rules:
+    - { id: no-delete, action: deny, match: { sql: { statements: [DeleteStmt] } } }
+`, 'inline.yaml').policy);
+  const execute = (attributes: Record<string, string>) => deletes.evaluate(cmd('EXECUTE pd(1)', { attributes }));
+  assert.is(execute({}).decision, 'allow');
+  assert.is(execute({ prepared_statements: 'PREPARE pd(int) AS DELETE FROM items WHERE id = $1' }).rule_id, 'no-delete');
+  assert.is(execute({ prepared_statements: 'PREPARE a AS SELECT 1;\nPREPARE pd AS DELETE FROM items' }).rule_id, 'no-delete');
+  assert.is(execute({ prepared_statements: 'PREPARE pd AS SELECT 1' }).decision, 'allow');
+  assert.is(execute({ prepared_statements: 'SELECT 1' }).rule_id, UNPARSEABLE_RULE);
 });
 
 evaluate('target globs', () => {

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import type { ApprovalConfig, PolicyConfig, RuleConfig } from '../../../core/src/config.js';
 import { initShellParser, ShellAnalysisCache, type ShellCommand } from '../../../core/src/shell/analyze.js';
 import { initSqlParser, SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
+import { lexingRefusal } from '../../../core/src/sql/lexing.js';
+import { PREPARED_ATTRIBUTE, preparedBodies } from '../../../core/src/sql/prepared.js';
 import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
 import { sqlFacts, type SqlFacts } from '../../../core/src/sql/facts.js';
@@ -45,6 +47,9 @@ export const UNPARSEABLE_RULE = 'agate.unparseable';
  * let it through.
  */
 export const UNVERIFIABLE_RULE = 'agate.unverifiable';
+
+/** Rule id of a change to how the server lexes SQL (core/src/sql/lexing.ts): refused whatever the rules. */
+export const LEXING_RULE = 'agate.lexing-setting';
 
 interface CompiledRule {
   config: RuleConfig;
@@ -97,6 +102,8 @@ export class CompiledPolicy {
       // Facts depend on the statement's structure only: texts differing in numbers share a parse.
       const analysis = this.#sql.analyzeShape(command.text);
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be parsed: ${analysis.error}`, mask_set: null };
+      const lexing = lexingRefusal(analysis.statements, () => this.#sql.analyze(command.text));
+      if (lexing !== undefined) return { decision: 'deny', rule_id: LEXING_RULE, reason: `Agate pins how the server reads SQL: ${lexing}`, mask_set: null };
       if (analysis.statements.length > 0) {
         statements = [];
         for (const statement of analysis.statements) {
@@ -104,6 +111,19 @@ export class CompiledPolicy {
           if (!f.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be analysed: ${f.error}`, mask_set: null };
           statements.push(f.facts);
         }
+      }
+      // `EXECUTE name` is decided as the statement it runs too (the proxy names it), under this policy.
+      const prepared = command.attributes[PREPARED_ATTRIBUTE];
+      if (prepared !== undefined) {
+        const bodies = preparedBodies(this.#sql.analyze(prepared));
+        if (bodies === undefined) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: 'the prepared statement it executes cannot be parsed', mask_set: null };
+        const executed: SqlFacts[] = [];
+        for (const body of bodies) {
+          const f = sqlFacts(body);
+          if (!f.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the prepared statement it executes cannot be analysed: ${f.error}`, mask_set: null };
+          executed.push(f.facts);
+        }
+        statements = [...statements.filter((f) => f !== undefined), ...executed];
       }
     }
     let shellCommands: (ShellCommand | undefined)[] = [undefined];

@@ -73,3 +73,9 @@ export function decodeErrorResponse(frame: Buffer): ErrorSummary {
   }
   return out;
 }
+
+// 'S' | Int32 len | String name | String value
+export function decodeParameterStatus(frame: Buffer): { name: string; value: string } {
+  const r = new BufferReader(frame, 5);
+  return { name: r.cstring(), value: r.cstring() };
+}

@@ -73,6 +73,13 @@ export class ReplyRouter {
     return this.#queue.length;
   }
 
+  /** Outstanding messages that end in ReadyForQuery (Sync, a simple Query, a FunctionCall). */
+  get readyPending(): number {
+    let n = 0;
+    for (const e of this.#queue) if (e.kind === 'sync' || e.kind === 'query' || e.kind === 'call') n += 1;
+    return n;
+  }
+
   expect(e: Expectation): void {
     this.#queue.push(e);
   }

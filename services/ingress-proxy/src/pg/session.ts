@@ -8,8 +8,8 @@ import { AgateError, AuthenticationError, ErrorCode, describeError } from '../..
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { analyzeSql } from '../../../../core/src/sql/analyze.js';
-import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
-import type { Column } from './backend-decode.js';
+import { nowMicros, type Command, type Identity, type Response, type Verdict } from '../../../../schemas/src/events.js';
+import { decodeParameterStatus, type Column } from './backend-decode.js';
 import { serialize } from './backend-serializer.js';
 import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
 import { sendCancel, type CancelRegistry } from './cancel.js';
@@ -25,6 +25,11 @@ import { describePortal, refusalParse, syncMessage } from './refusal.js';
 import { MAX_EXPECTED, ReplyRouter } from './replies.js';
 import { StatementResult, unranResponse, type RecordingOptions } from './result-recorder.js';
 import { connectUpstream, type UpstreamTarget } from './upstream.js';
+import { checkClientEncoding, LexingSettings, parseStartupOptions, setStatement, upstreamStartup, type StartupSetting } from './server-settings.js';
+import { isLexingSensitive } from '../../../../core/src/sql/lexing.js';
+import { PREPARED_ATTRIBUTE, PREPARED_SEPARATOR } from '../../../../core/src/sql/prepared.js';
+import { mayTouchPrepared, SqlPreparedStatements } from './sql-prepared.js';
+import { FunctionNames, functionCallText } from './function-names.js';
 
 export interface PgSessionDeps {
   bus: Bus;
@@ -58,6 +63,8 @@ const SQLSTATE = {
   adminShutdown: '57P01',
   invalidStatementName: '26000',
   invalidCursorName: '34000',
+  undefinedFunction: '42883',
+  featureNotSupported: '0A000',
 } as const;
 
 /**
@@ -79,6 +86,10 @@ export class PgSession {
   readonly #parser: FrontendParser;
   readonly #inbox: FrontendMessage[] = [];
   readonly #state = new ExtendedState();
+  /** SQL-level PREPAREd statements, so EXECUTE is decided as what it runs. */
+  readonly #prepared = new SqlPreparedStatements();
+  /** Names the functions FunctionCall messages call by OID; opened with the upstream session. */
+  #functions: FunctionNames | undefined;
   readonly #router: ReplyRouter;
   #upstream: Socket | undefined;
   #upstreamOut: Buffer[] = [];
@@ -92,6 +103,17 @@ export class PgSession {
   #closed = false;
   #processing = false;
   #discardUntilSync = false;
+  /** The server's reports of the settings that change how it lexes SQL (server-settings.ts). */
+  readonly #lexing = new LexingSettings();
+  /** Set by a report Agate cannot follow; the session ends once the current chunk is routed. */
+  #lexingLost: string | undefined;
+  /**
+   * An Execute was forwarded with no Sync after it yet. The server reports setting changes
+   * (ParameterStatus) only at ReadyForQuery, so until a Sync, a statement that ran may have
+   * changed how later text is lexed without Agate being told.
+   */
+  #ranSinceSync = false;
+  #readyWaiter: (() => void) | undefined;
   #upstreamBlocked = false;
   #repliesDrained: (() => void) | undefined;
   #sequence = 0;
@@ -106,7 +128,7 @@ export class PgSession {
     this.#log = deps.logger.child({ session_id: this.id });
     this.#events = new SessionEvents(deps.bus, this.#log);
     this.#parser = new FrontendParser((m) => this.#inbox.push(m), { maxMessageSize: deps.maxMessageSize });
-    this.#router = new ReplyRouter((r) => void this.#events.emitLogged(r), () => this.#state.endTransaction(), () => {
+    this.#router = new ReplyRouter((r) => this.#respond(r), () => this.#state.endTransaction(), () => {
       const set = this.#target?.maskClient;
       return set == null ? undefined : deps.maskers.get(set);
     });
@@ -198,6 +220,7 @@ export class PgSession {
         return;
       case 'sync':
         this.#discardUntilSync = false;
+        this.#ranSinceSync = false;
         this.#router.expect({ kind: 'sync' });
         this.#sendUpstream(msg.raw);
         return;
@@ -226,16 +249,30 @@ export class PgSession {
   // ---- statements ----------------------------------------------------------------------------
 
   async #onQuery(msg: Query): Promise<void> {
+    const unsure = await this.#lexingSettled(msg.text);
+    if (this.#closed) return;
+    if (unsure !== undefined) {
+      const command = this.#command(msg.text, [], {});
+      this.#recordRefusal(command, SQLSTATE.featureNotSupported, unsure);
+      return this.#refuse(SQLSTATE.featureNotSupported, unsure, true);
+    }
+    // A Query ends with ReadyForQuery, which carries the reports of everything before it.
+    this.#ranSinceSync = false;
     // One statement needs no splitting (policy parses it anyway); a lone trailing ';' is common.
     const trimmed = msg.text.trim();
     const single = trimmed.endsWith(';') ? trimmed.slice(0, -1).trimEnd() : trimmed;
     let texts = [single];
-    if (single.includes(';')) {
+    let nodes: (Record<string, unknown> | undefined)[] = [];
+    if (single.includes(';') || mayTouchPrepared(single)) {
       const analysis = analyzeSql(msg.text);
-      if (analysis.ok) texts = analysis.statements.map((s) => s.text);
+      if (analysis.ok) {
+        texts = analysis.statements.map((s) => s.text);
+        nodes = analysis.statements.map((s) => s.node);
+      }
     }
     if (texts.length === 1 && texts[0] === '') texts = [];
-    const commands = texts.map((text) => this.#command(text, [], {}));
+    const { commands, unknown } = this.#statementCommands(texts, nodes, {});
+    if (unknown !== undefined) return this.#refuseUnknownPrepared(commands, unknown, true);
     // Every statement is decided (and recorded) before any of them runs.
     const decisions: Decision[] = [];
     for (const command of commands) decisions.push(await this.#decide(command));
@@ -249,12 +286,20 @@ export class PgSession {
     for (const [i, command] of commands.entries()) {
       const d = decisions[i]!;
       const message = d.kind === 'refuse' ? d.message : 'not run: another statement in the same query was refused';
-      void this.#events.emitLogged(unranResponse(command, 'refused', refused.sqlstate, message));
+      this.#respond(unranResponse(command, 'refused', refused.sqlstate, message));
     }
     this.#refuse(refused.sqlstate, refused.message, true);
   }
 
-  #onParse(msg: Parse): void {
+  async #onParse(msg: Parse): Promise<void> {
+    // The server lexes the text now, at Parse, with the settings in force now.
+    const unsure = await this.#lexingSettled(msg.query);
+    if (this.#closed) return;
+    if (unsure !== undefined) {
+      const command = this.#command(msg.query, [], { message: 'Parse' });
+      this.#recordRefusal(command, SQLSTATE.featureNotSupported, unsure);
+      return this.#refuse(SQLSTATE.featureNotSupported, unsure, false);
+    }
     const outcome = this.#state.parse(msg);
     if (!outcome.ok) return this.#refuse(outcome.sqlstate, outcome.message, false);
     this.#router.expect({ kind: 'parse', undo: outcome.undo });
@@ -275,10 +320,16 @@ export class PgSession {
       const what = portal === undefined ? `portal "${msg.portal}" does not exist` : 'the portal was bound to a statement that does not exist';
       return this.#refuse(portal === undefined ? SQLSTATE.invalidCursorName : SQLSTATE.invalidStatementName, what, false);
     }
-    const command = this.#command(portal.statement.text, parameterTexts(portal), msg.portal === '' ? {} : { portal: msg.portal });
+    const text = portal.statement.text;
+    // A Parse holds at most one statement; it may be a PREPARE or EXECUTE of SQL level.
+    const analysis = mayTouchPrepared(text) ? analyzeSql(text) : undefined;
+    const node = analysis?.ok === true && analysis.statements.length === 1 ? analysis.statements[0]!.node : undefined;
+    const { commands, unknown } = this.#statementCommands([text], [node], msg.portal === '' ? {} : { portal: msg.portal }, parameterTexts(portal));
+    const command = commands[0]!;
+    if (unknown !== undefined) return this.#refuseUnknownPrepared(commands, unknown, false);
     const decision = await this.#decide(command);
     if (decision.kind === 'refuse') {
-      void this.#events.emitLogged(unranResponse(command, 'refused', decision.sqlstate, decision.message));
+      this.#respond(unranResponse(command, 'refused', decision.sqlstate, decision.message));
       return this.#refuse(decision.sqlstate, decision.message, false);
     }
     if (!portal.described) {
@@ -288,20 +339,102 @@ export class PgSession {
       this.#sendUpstream(describePortal(msg.portal));
     }
     this.#router.expect({ kind: 'execute', result: this.#result(command, decision, () => portal.columns) });
+    this.#ranSinceSync = true;
     this.#sendUpstream(msg.raw);
   }
 
   async #onFunctionCall(msg: FunctionCall): Promise<void> {
-    const params = msg.args.map((a) => (a === null ? null : '\\x' + a.toString('hex')));
-    // Not SQL: policy cannot parse it, so only a rule that ignores statement kinds can allow it.
-    const command = this.#command(`FunctionCall ${msg.oid}`, params, { message: 'FunctionCall' });
+    // Ends with ReadyForQuery, which carries the reports of everything before it.
+    this.#ranSinceSync = false;
+    // Text arguments as text, binary ones as hex (the types are the function's, not stated).
+    const params = msg.args.map((a, i) => (a === null ? null : formatOf(msg.argFormats, i) === 0 ? a.toString('utf8') : '\\x' + a.toString('hex')));
+    const attributes = { message: 'FunctionCall', function_oid: String(msg.oid) };
+    let fn;
+    try {
+      fn = await this.#functions!.resolve(msg.oid);
+    } catch (err) {
+      this.#log.warn('cannot resolve a FunctionCall OID', { oid: msg.oid, error: describeError(err) });
+      const command = this.#command(`FunctionCall ${msg.oid}`, params, attributes);
+      this.#recordRefusal(command, SQLSTATE.systemError, `Agate refused the function call: it cannot look up which function OID ${msg.oid} is`);
+      return this.#refuse(SQLSTATE.systemError, `Agate refused the function call: it cannot look up which function OID ${msg.oid} is`, true);
+    }
+    if (this.#closed) return;
+    if (fn === undefined) {
+      const command = this.#command(`FunctionCall ${msg.oid}`, params, attributes);
+      const message = `Agate refused the function call: no function has OID ${msg.oid}`;
+      this.#recordRefusal(command, SQLSTATE.undefinedFunction, message);
+      return this.#refuse(SQLSTATE.undefinedFunction, message, true);
+    }
+    // Decided and recorded as the SELECT it amounts to, so rules see the function's name.
+    const command = this.#command(functionCallText(fn, msg.args.length), params, { ...attributes, function: `${fn.schema}.${fn.name}` });
     const decision = await this.#decide(command);
     if (decision.kind === 'refuse') {
-      void this.#events.emitLogged(unranResponse(command, 'refused', decision.sqlstate, decision.message));
+      this.#respond(unranResponse(command, 'refused', decision.sqlstate, decision.message));
       return this.#refuse(decision.sqlstate, decision.message, true);
     }
     this.#router.expect({ kind: 'call', result: this.#result(command, decision) });
     this.#sendUpstream(msg.raw);
+  }
+
+  /**
+   * Makes sure the server will lex `text` as Agate does before it is forwarded. Only a text with a
+   * backslash or a non-ASCII character can lex differently (lexing.ts); for one, Agate first waits
+   * for the ReadyForQuery of everything already forwarded, whose ParameterStatus reports would
+   * have ended the session had a statement changed the settings. When a statement ran since the
+   * last Sync, no report can come before this text reaches the server: refused, with the reason.
+   */
+  async #lexingSettled(text: string): Promise<string | undefined> {
+    if (!isLexingSensitive(text)) return undefined;
+    if (this.#ranSinceSync) {
+      return 'Agate refused the statement: its text has a backslash or a non-ASCII character, and a statement ran before it with no Sync in between, so Agate cannot know how the server will read it (send a Sync first)';
+    }
+    if (this.#router.readyPending > 0) {
+      this.#flushUpstream();
+      await new Promise<void>((resolve) => (this.#readyWaiter = resolve));
+    }
+    return undefined;
+  }
+
+  /** Records a statement Agate refused itself, without asking policy: the command, then its refusal. */
+  #recordRefusal(command: Command, sqlstate: string, message: string): void {
+    void this.#events.emitLogged(command);
+    this.#respond(unranResponse(command, 'refused', sqlstate, message));
+  }
+
+  /** Records a statement's response; a PREPARE or DEALLOCATE it carried now holds or is dropped. */
+  #respond(response: Response): void {
+    this.#prepared.settle(response.command_id, response.status === 'ok');
+    void this.#events.emitLogged(response);
+  }
+
+  /**
+   * Commands for the statements of one text, in order, each naming the PREPAREs of what it
+   * EXECUTEs (see sql-prepared.ts); `unknown` is the first that executes a name Agate never saw
+   * prepared. `nodes` absent: the text was not parsed (no EXECUTE/PREPARE word in it).
+   */
+  #statementCommands(texts: string[], nodes: (Record<string, unknown> | undefined)[], attributes: Record<string, string>, parameters: (string | null)[] = []): { commands: Command[]; unknown?: { index: number; name: string } } {
+    const commands: Command[] = [];
+    let unknown: { index: number; name: string } | undefined;
+    for (const [i, text] of texts.entries()) {
+      const command = this.#command(text, parameters, { ...attributes });
+      const node = nodes[i];
+      if (node !== undefined) {
+        const plan = this.#prepared.plan(node, command.text, command.event_id);
+        if (!plan.ok) unknown ??= { index: i, name: plan.name };
+        else if (plan.prepared.length > 0) command.attributes[PREPARED_ATTRIBUTE] = plan.prepared.join(PREPARED_SEPARATOR);
+      }
+      commands.push(command);
+    }
+    return { commands, unknown };
+  }
+
+  /** Refuses statements because one executes a prepared statement Agate cannot name. */
+  #refuseUnknownPrepared(commands: Command[], unknown: { index: number; name: string }, simple: boolean): void {
+    const message = `Agate refused the statement: prepared statement "${unknown.name}" was not prepared through Agate in this session, so Agate cannot tell what it runs`;
+    for (const [i, command] of commands.entries()) {
+      this.#recordRefusal(command, SQLSTATE.invalidStatementName, i === unknown.index ? message : 'not run: another statement in the same query was refused');
+    }
+    this.#refuse(SQLSTATE.invalidStatementName, message, simple);
   }
 
   /**
@@ -336,11 +469,11 @@ export class PgSession {
   }
 
   /** Publishes the command (write-ahead) and waits for its verdict. */
-  async #decide(command: Command): Promise<Decision> {
+  async #decide(command: Command, notifyHold = true): Promise<Decision> {
     const { bus, verdictTimeoutMs } = this.#deps;
     let outcome;
     try {
-      outcome = await bus.requestVerdict(command, verdictTimeoutMs, { onHold: (v) => this.#notifyHold(v) });
+      outcome = await bus.requestVerdict(command, verdictTimeoutMs, { onHold: (v) => notifyHold && this.#notifyHold(v) });
     } catch (err) {
       this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
       this.#events.recordUnrecordable(command);
@@ -417,26 +550,38 @@ export class PgSession {
       return this.#fatal(SQLSTATE.unknownTarget, `Agate has no target named "${targetName}" (connect with dbname=<target name>)`, 'unknown target');
     }
     this.#target = target;
+    const max = this.#deps.maxMessageSize;
+    this.#functions = new FunctionNames(async () => (await connectUpstream(target, upstreamStartup({ application_name: 'agate catalog lookup' }, 'UTF8', []), max)).socket, max);
     try {
       await this.#events.emit({
         type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
         protocol: 'postgres', target: targetName, client_address: this.#clientAddress(), identity: this.#identity,
-        attributes: pick(startup.parameters, ['user', 'application_name', 'client_encoding']),
+        attributes: this.#startupAttributes(startup.parameters),
       });
       this.#opened = true;
     } catch (err) {
       this.#log.error('cannot record session start; refusing the session', { error: describeError(err) });
       return this.#fatal(SQLSTATE.systemError, 'Agate cannot record this session (audit log unavailable); refused', 'audit unavailable');
     }
+    const settings = await this.#decideStartup(startup.parameters);
+    if (settings === undefined) return;
     let upstream;
     try {
-      upstream = await connectUpstream(target, pick(startup.parameters, ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'options']), this.#deps.maxMessageSize);
+      upstream = await connectUpstream(target, upstreamStartup(startup.parameters, settings.clientEncoding, settings.options.map((o) => o.setting)), this.#deps.maxMessageSize);
     } catch (err) {
       this.#log.warn('cannot open upstream session', { target: targetName, error: describeError(err) });
       const code = err instanceof AgateError ? err.code : 'UPSTREAM_UNREACHABLE';
       return this.#fatal(SQLSTATE.cannotConnect, `Agate cannot open a session on target "${targetName}" (${code})`, `upstream failed: ${code}`);
     }
     if (this.#closed) return void upstream.socket.destroy();
+    for (const [name, value] of upstream.ready.parameters) this.#lexingLost ??= this.#lexing.observe(name, value);
+    const missing = this.#lexing.missing();
+    if (this.#lexingLost !== undefined || missing.length > 0) {
+      upstream.socket.destroy();
+      const why = this.#lexingLost ?? `the server did not report ${missing.join(', ')}`;
+      return this.#fatal(SQLSTATE.featureNotSupported, `Agate cannot follow how target "${targetName}" lexes SQL: ${why}`, `lexing settings: ${why}`);
+    }
+    for (const o of settings.options) void this.#events.emitLogged(new StatementResult(o.command, this.#deps.recording, undefined).response({ status: 'ok', command_tag: 'SET' }));
     this.#attachUpstream(upstream.socket);
     // The client never learns the upstream backend key; cancel routing maps Agate's own.
     const { key, release } = this.#deps.cancel.register({ host: target.host, port: target.port, upstream: { processId: upstream.ready.processId, secretKey: upstream.ready.secretKey } });
@@ -444,6 +589,45 @@ export class PgSession {
     const hello = [serialize.authenticationOk(), ...upstream.ready.parameters.map(([k, v]) => serialize.parameterStatus(k, v))];
     hello.push(serialize.backendKeyData(key.processId, key.secretKey), serialize.readyForQuery('I'));
     this.#client.write(Buffer.concat(hello));
+  }
+
+  /** The startup parameters SessionOpened records; `options` may carry any value, so it is masked. */
+  #startupAttributes(params: Record<string, string>): Record<string, string> {
+    const out = pick(params, ['user', 'application_name', 'client_encoding', 'DateStyle', 'TimeZone']);
+    if (params.options !== undefined) out.options = this.#deps.recording.audit.maskText(params.options).text;
+    return out;
+  }
+
+  /**
+   * Decides the client's startup settings before the upstream session opens: its client_encoding
+   * must be one Agate reads exactly, and every `-c name=value` of `options` is decided (and
+   * recorded) as the `SET` it amounts to, so policy and the lexing check see it. Undefined when
+   * the session was refused.
+   */
+  async #decideStartup(params: Record<string, string>): Promise<{ clientEncoding: string; options: { setting: StartupSetting; command: Command }[] } | undefined> {
+    const encoding = checkClientEncoding(params.client_encoding);
+    if (!encoding.ok) {
+      await this.#fatal(SQLSTATE.featureNotSupported, `Agate refused the session: ${encoding.reason}`, `startup refused: ${encoding.reason}`);
+      return undefined;
+    }
+    const parsed = parseStartupOptions(params.options ?? '');
+    if (!parsed.ok) {
+      await this.#fatal(SQLSTATE.featureNotSupported, `Agate refused the session: ${parsed.error}`, `startup refused: ${parsed.error}`);
+      return undefined;
+    }
+    const options: { setting: StartupSetting; command: Command }[] = [];
+    for (const setting of parsed.settings) {
+      const command = this.#command(setStatement(setting), [], { message: 'StartupOption', setting: setting.name, value: setting.value });
+      // No hold notice: a client still authenticating cannot take a NoticeResponse.
+      const decision = await this.#decide(command, false);
+      if (decision.kind === 'refuse') {
+        this.#respond(unranResponse(command, 'refused', decision.sqlstate, decision.message));
+        await this.#fatal(decision.sqlstate, `${decision.message} (startup option -c ${setting.name}=${setting.value}); the session is refused`, `startup option ${setting.name} refused`);
+        return undefined;
+      }
+      options.push({ setting, command });
+    }
+    return { clientEncoding: encoding.clientEncoding, options };
   }
 
   // ---- upstream side -------------------------------------------------------------------------
@@ -465,6 +649,11 @@ export class PgSession {
         return void this.#fatal(SQLSTATE.protocolViolation, 'the target sent an invalid message; the session is closed', 'upstream protocol violation');
       }
       this.#flushClient();
+      if (this.#lexingLost !== undefined) {
+        // Fail closed: every later statement could be read differently by the server.
+        this.#log.warn('the target changed how it lexes SQL; the session is closed', { reason: this.#lexingLost });
+        void this.#fatal(SQLSTATE.featureNotSupported, `Agate closed the session: ${this.#lexingLost}`, `lexing setting changed: ${this.#lexingLost}`);
+      }
     });
     socket.on('error', (err) => this.#log.warn('upstream socket error', { error: err.message }));
     socket.on('close', () => void this.#fatal(SQLSTATE.adminShutdown, 'the target closed the connection', 'upstream closed'));
@@ -472,12 +661,23 @@ export class PgSession {
   }
 
   #onUpstreamFrame(frame: BackendFrame): void {
+    if (this.#closed) return;
+    if (frame.code === 0x53) this.#onParameterStatus(frame.raw); // S
     const out = this.#router.route(frame);
     if (out !== undefined) this.#clientOut.push(out);
+    if (this.#readyWaiter !== undefined && this.#router.readyPending === 0) {
+      this.#readyWaiter();
+      this.#readyWaiter = undefined;
+    }
     if (this.#repliesDrained !== undefined && this.#router.pending < MAX_EXPECTED / 2) {
       this.#repliesDrained();
       this.#repliesDrained = undefined;
     }
+  }
+
+  #onParameterStatus(raw: Buffer): void {
+    const { name, value } = decodeParameterStatus(raw);
+    this.#lexingLost ??= this.#lexing.observe(name, value);
   }
 
   #repliesBelowLimit(): Promise<void> {
@@ -540,11 +740,13 @@ export class PgSession {
     this.#closed = true;
     this.#releaseCancelKey?.();
     this.#upstream?.destroy();
+    this.#functions?.close();
     if (!this.#client.destroyed) this.#client.end();
     // A client that stops reading must not hold the socket open forever.
     setTimeout(() => this.#client.destroy(), 5_000).unref();
     this.#router.abandon('the session ended before the statement completed');
     this.#repliesDrained?.();
+    this.#readyWaiter?.();
     if (this.#opened) {
       await this.#events.emitLogged({
         type: 'SessionClosed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, reason,
@@ -564,6 +766,11 @@ function pick(params: Record<string, string>, keys: readonly string[]): Record<s
   const out: Record<string, string> = {};
   for (const k of keys) if (params[k] !== undefined) out[k] = params[k];
   return out;
+}
+
+/** A Bind or FunctionCall format code list: none means all text, one applies to every value. */
+function formatOf(formats: readonly number[], i: number): number {
+  return formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
 }
 
 function cut(text: string, max: number): string {

@@ -38,11 +38,13 @@ const DETECTORS: Record<DetectorName, Detector> = {
     hint: (t) => t.includes('$') || t.includes('md5'),
     pattern: /\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{53}|\$argon2(?:id|i|d)\$[^\s'",]+|\$[56]\$(?:rounds=\d+\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{43,86}|\bmd5[0-9a-f]{32}\b|SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+/g,
   },
-  // 13 to 19 digits, optionally grouped by spaces or dashes, passing the Luhn check.
+  // 13 to 19 digits, optionally grouped by spaces or dashes, passing the Luhn check. Not when
+  // the run touches a hex digit or a dash: then it is a piece of a dash-grouped hex value such as
+  // a UUID (11111111-2222-3333-4444-555555555555 passes Luhn across its dashes).
   card_number: {
     name: 'card_number',
     hint: (t) => /\d{4}/.test(t),
-    pattern: /(?<!\d|\d\.)\d(?:[ -]?\d){12,18}(?!\d|\.\d)/g,
+    pattern: /(?<![\dA-Fa-f-]|\d\.)\d(?:[ -]?\d){12,18}(?![\dA-Fa-f-]|\.\d)/g,
     accept: (m) => luhn(m.replace(/[ -]/g, '')),
   },
   email: {

@@ -29,6 +29,15 @@ detectors('a digit run failing the Luhn check is left alone; a cut PEM block is 
   assert.ok(luhn('4111111111111111'));
   assert.is(all.maskText('-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqh').text, '[masked:private_key]');
 });
+detectors('a UUID or other dash-grouped hex is not a card number; a card beside one still is', () => {
+  // 11111111-2222-3333-4444-555555555555: its digits across dashes pass the Luhn check.
+  for (const uuid of ['11111111-2222-3333-4444-555555555555', '41111111-1111-1111-1111-111111111111', 'a4111111-1111-1111-1111-111111111111', '00000000-0000-0000-0000-000000000000']) {
+    assert.is(all.maskText(`id ${uuid} ok`).text, `id ${uuid} ok`, uuid);
+  }
+  assert.is(all.maskText('id 11111111-2222-3333-4444-555555555555 paid 4111-1111-1111-1111').text, 'id 11111111-2222-3333-4444-555555555555 paid [masked:card_number]');
+  assert.is(all.maskText('4111111111111111').text, '[masked:card_number]');
+  assert.is(all.maskText('(4111 1111 1111 1111)').text, '([masked:card_number])');
+});
 detectors.run();
 
 const rows = suite('maskDataRow');
