@@ -24,7 +24,7 @@ let ca: TestCa;
 const buses: KafkaBus[] = [];
 const ready = (async () => {
   ca = await makeTestCa(dir);
-  broker = await startKafka({ secure: { cert: ca.server.cert, key: ca.server.key, scramUsers: { agate: 'scram-secret-1' } } });
+  broker = await startKafka({ readyTimeoutMs: 180_000, secure: { cert: ca.server.cert, key: ca.server.key, scramUsers: { agate: 'scram-secret-1' } } });
 })();
 ready.catch(() => undefined);
 
