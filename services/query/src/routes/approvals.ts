@@ -57,10 +57,13 @@ export function approvalRoutes(store: Store, bus: Bus | undefined): Route[] {
       async handler({ params }) {
         const [approval] = await listApprovals(store, { id: params.id!, limit: 1, nowMicros: nowMicros() });
         if (approval === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, `no approval ${params.id}`);
-        const decisions = await store.query(
+        // Answers are what the approvers decided; refused attempts (403/409) are recorded but never answers.
+        const recorded = await store.query<{ refused_reason: string | null }>(
           'SELECT decision_id, decision, approver_issuer, approver_subject, comment, refused_reason, toString(time) AS time FROM agate.approvals WHERE approval_id = {id:String} ORDER BY seq',
           { id: params.id! });
-        return { kind: 'json', body: { approval, decisions } };
+        const decisions = recorded.filter((d) => d.refused_reason === null).map(({ refused_reason: _r, ...d }) => d);
+        const refusals = recorded.filter((d) => d.refused_reason !== null);
+        return { kind: 'json', body: { approval, decisions, refusals } };
       },
     },
     answer('approve'),
