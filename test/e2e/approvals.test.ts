@@ -192,6 +192,13 @@ approvals('a held DROP TABLE waits, refused attempts change nothing, an approver
     assert.equal(done.decisions.map((d) => d.approver_subject), ['alice']);
     assert.equal(done.refusals.map((d) => d.approver_subject), ['bob', ctx.agentSub, 'carol']);
     assert.ok(done.refusals.every((d) => d.refused_reason.length > 0));
+    // The analyst views keep them apart too.
+    const viewer = await token(ctx, { sub: 'auditor' });
+    const viewed = async (view: string) => (await api<{ rows: { approver_subject: string }[] }>(ctx, '/v1/sql', viewer, {
+      method: 'POST', body: JSON.stringify({ sql: `SELECT approver_subject FROM agate.${view} WHERE approval_id = '${id}' ORDER BY seq` }),
+    })).body.rows.map((r) => r.approver_subject);
+    assert.equal(await viewed('approvals'), ['alice']);
+    assert.equal(await viewed('approval_refusals'), ['bob', ctx.agentSub, 'carol']);
     assert.is(done.approval.approvals, 1);
 
     // The verdicts in the ledger: the hold, then the final allow naming the approver.

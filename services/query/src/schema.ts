@@ -16,8 +16,10 @@ import type { Store } from '../../../core/src/store/store.js';
  *   Both are filled by materialized views on `agate.ledger` and backfilled once when created,
  *   and are as durable as the ledger's tables (DURABLE_TABLE_SETTINGS).
  * - `sessions`, `session_index`: the analyst views over those two tables.
- * - `approvals`: every approver's answer to a held command (`ApprovalDecision` events), refused
- *   attempts included (`refused_reason` set).
+ * - `approvals`: the approvers' answers to held commands (`ApprovalDecision` events that were
+ *   accepted; `refused_reason` is kept as a column, always NULL, for queries written before).
+ * - `approval_refusals`: attempts to answer that were refused (403/409), with `refused_reason`:
+ *   recorded, never answers.
  * - `approval_requests`: commands a `hold` rule held (`ApprovalRequested` events).
  * - `checkpoints`: signed ledger checkpoints. A placeholder with the documented columns until
  *   the ledger records checkpoints; created only if the ledger has not defined it already.
@@ -94,7 +96,16 @@ export const QUERY_DDL: readonly string[] = [
       JSONExtractString(body, 'approver_subject') AS approver_subject,
       JSONExtract(body, 'comment', 'Nullable(String)') AS comment,
       JSONExtract(body, 'refused_reason', 'Nullable(String)') AS refused_reason
-    FROM agate.ledger WHERE event_type = 'ApprovalDecision'`,
+    FROM agate.ledger WHERE event_type = 'ApprovalDecision' AND JSONExtract(body, 'refused_reason', 'Nullable(String)') IS NULL`,
+  `CREATE OR REPLACE VIEW agate.approval_refusals AS
+    SELECT JSONExtractString(body, 'approval_id') AS approval_id, event_id AS decision_id,
+      JSONExtractString(body, 'command_id') AS command_id, session_id, time, chain_id, seq,
+      JSONExtractString(body, 'decision') AS decision,
+      JSONExtractString(body, 'approver_issuer') AS approver_issuer,
+      JSONExtractString(body, 'approver_subject') AS approver_subject,
+      JSONExtract(body, 'comment', 'Nullable(String)') AS comment,
+      JSONExtractString(body, 'refused_reason') AS refused_reason
+    FROM agate.ledger WHERE event_type = 'ApprovalDecision' AND JSONExtract(body, 'refused_reason', 'Nullable(String)') IS NOT NULL`,
   `CREATE OR REPLACE VIEW agate.approval_requests AS
     SELECT JSONExtractString(body, 'approval_id') AS approval_id, event_id, JSONExtractString(body, 'command_id') AS command_id,
       session_id, time, chain_id, seq,
@@ -132,4 +143,4 @@ export async function migrateQuery(store: Store): Promise<void> {
 }
 
 /** The views analysts may query with SQL, documented in README.md. */
-export const ANALYST_VIEWS = ['sessions', 'commands', 'verdicts', 'responses', 'approvals', 'approval_requests', 'checkpoints', 'auth_failures', 'session_index'] as const;
+export const ANALYST_VIEWS = ['sessions', 'commands', 'verdicts', 'responses', 'approvals', 'approval_refusals', 'approval_requests', 'checkpoints', 'auth_failures', 'session_index'] as const;
