@@ -108,6 +108,12 @@ async function assertFinalEverywhere(ctx: Ctx, commandId: string, want: Expected
   assert.is(row.decided_by, want.decided_by);
   assert.equal(row.approvers, want.approvers);
 
+  // The analyst view answers the same: decision, who decided, which approvers.
+  const viewed = await api<{ rows: Json[] }>(ctx, '/v1/sql', analyst, {
+    method: 'POST', body: JSON.stringify({ sql: `SELECT decision, decided_by, approvers, held FROM agate.decisions WHERE command_id = '${commandId}'` }),
+  });
+  assert.equal(viewed.body.rows, [{ decision: want.decision, decided_by: want.decided_by, approvers: want.approvers, held: true }], JSON.stringify(viewed.body));
+
   const shown = await cli(ctx, ['session', detail.session_id], analyst);
   assert.is(shown.code, 0, shown.stderr);
   const line = shown.stdout.split('\n').find((l) => l.includes(detail.text))!;
