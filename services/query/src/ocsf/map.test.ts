@@ -105,6 +105,9 @@ classes('activity, severity, claims, error text and ledger position', () => {
   assert.is(e.query_info.uid, 'c-1');
   assert.is(e.query_info.bytes, 17);
   assert.is(toOcsf(command('kubernetes', 'get pods')).activity_id, 2);
+  const observed = (x: Record<string, any>) => x.observables.map((o: { name: string; value: string }) => `${o.name}=${o.value}`);
+  assert.equal(observed(e), ['actor.user.name=repo:acme/app', 'src_endpoint.ip=127.0.0.1']);
+  assert.ok(observed(toOcsf(command('ssh', 'ls'))).includes('device.hostname=appdb'));
   assert.equal((toOcsf(login('failure')) as Record<string, any>).src_endpoint, { ip: '::1', port: 5000 });
   const failure = toOcsf(login('failure')) as Record<string, any>;
   assert.is(failure.user.name, 'unknown', 'an unverified subject is not presented as the user');

@@ -151,6 +151,7 @@ function mapCommand(r: CommandRecord): OcsfEvent {
   const observables = [
     observable('actor.user.name', 4, 'User Name', r.subject),
     ...(src.ip ? [observable('src_endpoint.ip', 2, 'IP Address', src.ip)] : []),
+    ...(r.protocol === 'ssh' ? [observable('device.hostname', 1, 'Hostname', r.target)] : []),
     ...(d?.approvers ?? []).map((a) => observable('unmapped.agate.decision.approvers.approver_subject', 4, 'User Name', a.approver_subject)),
   ];
   const common = {
