@@ -120,6 +120,13 @@ async function assertFinalEverywhere(ctx: Ctx, commandId: string, want: Expected
   const by = want.decided_by === 'approver' ? `approver ${want.approvers.join(', ')}` : want.decided_by;
   assert.match(line, new RegExp(`\\b${want.decision}\\s+${by}\\b`), line);
 
+  // The replay shows refused attempts as refusals, and only counted answers as approvals.
+  const replay = await cli(ctx, ['replay', detail.session_id], analyst);
+  assert.is(replay.code, 0, replay.stderr);
+  for (const who of want.refused) assert.match(replay.stdout, new RegExp(`refused attempt to (approve|deny) by ${who.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .+`));
+  const answered = [...replay.stdout.matchAll(/ approval: \w+ by (\S+)/g)].map((m) => m[1]);
+  for (const who of want.refused) assert.not.ok(answered.includes(who), `${who} is not listed as an answer`);
+
   const exported = await until('the command in the OCSF export', async () => {
     const res = await fetch(`${ctx.agate.apiUrl}/v1/export/ocsf?after=0&limit=5000`, { headers: { authorization: `Bearer ${analyst}` } });
     const events = (await res.text()).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Json);
