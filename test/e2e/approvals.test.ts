@@ -212,6 +212,10 @@ approvals('a held DROP TABLE waits, refused attempts change nothing, an approver
     })).body.rows.map((r) => r.approver_subject);
     assert.equal(await viewed('approvals'), ['alice']);
     assert.equal(await viewed('approval_refusals'), ['bob', ctx.agentSub, 'carol']);
+    const expiry = await api<{ rows: { t: string; same: number }[] }>(ctx, '/v1/sql', viewer, {
+      method: 'POST', body: JSON.stringify({ sql: `SELECT toTypeName(expires_at) AS t, toUnixTimestamp64Micro(expires_at) = expires_at_us AS same FROM agate.approval_requests WHERE approval_id = '${id}'` }),
+    });
+    assert.equal(expiry.body.rows, [{ t: "DateTime64(6, 'UTC')", same: 1 }], 'the expiry is a DateTime like every other time');
     assert.is(done.approval.approvals, 1);
 
     // The verdicts in the ledger: the hold, then the final allow naming the approver.

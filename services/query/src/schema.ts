@@ -117,7 +117,8 @@ export const QUERY_DDL: readonly string[] = [
       JSONExtractUInt(body, 'required') AS required,
       JSONExtractString(body, 'approvers') AS approvers,
       JSONExtractBool(body, 'allow_self_approval') AS allow_self_approval,
-      JSONExtractInt(body, 'expires_at') AS expires_at_us
+      JSONExtractInt(body, 'expires_at') AS expires_at_us,
+      fromUnixTimestamp64Micro(expires_at_us, 'UTC') AS expires_at
     FROM agate.ledger WHERE event_type = 'ApprovalRequested'`,
   // One row per command with its final decision, by the rules of final-decision.ts (the API, the
   // CLI and the OCSF export use that function; approvals/e2e checks this view agrees with them).
