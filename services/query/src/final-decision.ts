@@ -122,9 +122,3 @@ function distinctApprovers(answers: CountedAnswer[]): CountedAnswer[] {
     return seen.has(key) ? false : (seen.add(key), true);
   });
 }
-
-/** A one-line account of who decided, for tables and messages: `approver alice`, `timeout`, `policy`. */
-export function decidedByText(d: FinalDecision): string {
-  if (d.decided_by === 'approver') return `approver ${d.approvers.map((a) => a.approver_subject).join(', ')}`;
-  return d.decided_by;
-}
