@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Agate's whole test suite: installs what the tests need (PostgreSQL, psycopg), builds, then runs every
+# Agate's whole test suite: installs what the tests need (PostgreSQL, psycopg, pydantic-ocsf), builds, then runs every
 # *.test.js under dist/ in its own Node process (the embedded ClickHouse engine allows one data
 # directory per process). Prints "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
@@ -9,6 +9,8 @@ bash test/harness/install-sshd.sh >/dev/null || { echo "test setup failed: OpenS
 bash test/harness/install-postgres.sh || { echo "test setup failed: PostgreSQL could not be installed"; exit 1; }
 # psycopg 3, the second driver the end-to-end suite drives, goes into a venv in a cache directory.
 bash test/harness/install-psycopg.sh >/dev/null || { echo "test setup failed: psycopg could not be installed"; exit 1; }
+# pydantic-ocsf (the OCSF 1.3.0 models the conformance tests validate against), into its own venv.
+bash test/harness/install-ocsf-validator.sh >/dev/null || { echo "test setup failed: pydantic-ocsf could not be installed"; exit 1; }
 # kube-apiserver, etcd and kubectl are built from Go modules into ~/.cache/agate/kube-VERSION (10-25 min
 # cold, progress on stderr) here rather than in the first test that needs them, whose per-file timeout
 # is 10 minutes.

@@ -15,7 +15,7 @@ import { startKafka, type KafkaBroker } from '../../test/harness/kafka.js';
 import { findFreePort, startPostgres, type PostgresServer } from '../../test/harness/postgres.js';
 import { run } from '../../test/harness/proc.js';
 import { sqlEscapeCorpus } from '../../test/harness/sql-escape-corpus.js';
-import { missingAttributes } from '../../services/query/src/ocsf/required.js';
+import { ocsfErrors } from '../../test/harness/ocsf-validator.js';
 import { startEmbedded, type RunningAgate } from './components.js';
 
 /*
@@ -119,7 +119,7 @@ cli('agate export to an NDJSON file resumes from its saved position', async () =
   assert.is(first.code, 0, first.stderr);
   const events = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(events.map((e) => e.class_uid), [3002, 6005, 6005]);
-  for (const e of events) assert.equal(missingAttributes(e), []);
+  assert.equal(await ocsfErrors(events), {}, 'valid OCSF 1.3.0');
   const again = await agate('export', '--format', 'ocsf', '--to', 'ndjson', out, '--state', state);
   assert.is(again.code, 0);
   assert.is(readFileSync(out, 'utf8').trim().split('\n').length, 3, 'nothing exported twice');
@@ -155,10 +155,8 @@ cli('agate export to a Kafka topic publishes each OCSF event once, keyed by sess
   });
   await consumer.disconnect();
   assert.equal(got.map((g) => g.event.class_uid), [3002, 6005, 6005]);
-  for (const g of got) {
-    assert.is(g.key, g.event.metadata.correlation_uid);
-    assert.equal(missingAttributes(g.event as unknown as Parameters<typeof missingAttributes>[0]), []);
-  }
+  for (const g of got) assert.is(g.key, g.event.metadata.correlation_uid);
+  assert.equal(await ocsfErrors(got.map((g) => g.event)), {}, 'valid OCSF 1.3.0');
 });
 
 cli.run();

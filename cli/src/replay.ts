@@ -25,6 +25,10 @@ export function renderReplay(session: SessionRow, events: readonly TimelineEvent
       case 'approval':
         out.push(`${' '.repeat(11)}  approval: ${e.decision ?? '?'} by ${e.approver ?? '?'}`);
         break;
+      case 'approval_refused':
+        // An attempt that was refused is not an answer: shown as what it was.
+        out.push(`${' '.repeat(11)}  refused attempt to ${e.decision ?? '?'} by ${e.approver ?? '?'}: ${e.reason ?? ''}`);
+        break;
       case 'response': {
         if (e.command_tag?.startsWith('asciicast v2 part ')) break; // shown whole below
         const took = e.duration_us === null ? '' : ` in ${(e.duration_us / 1000).toFixed(1)} ms`;

@@ -66,13 +66,14 @@ export const ErrorCode = {
   API_CONFLICT: 'API_CONFLICT',
   /** The route needs the bus, and this process has none. */
   API_UNAVAILABLE: 'API_UNAVAILABLE',
+  /** The path exists but not for this method (HTTP 405, with Allow). */
+  API_METHOD_NOT_ALLOWED: 'API_METHOD_NOT_ALLOWED',
   // analyst SQL
   SQL_INVALID: 'SQL_INVALID',
   SQL_REFUSED: 'SQL_REFUSED',
   SQL_READ_ONLY: 'SQL_READ_ONLY',
   SQL_LIMIT_EXCEEDED: 'SQL_LIMIT_EXCEEDED',
   // SIEM export
-  OCSF_INVALID: 'OCSF_INVALID',
   EXPORT_DELIVERY_FAILED: 'EXPORT_DELIVERY_FAILED',
   EXPORT_STATE_INVALID: 'EXPORT_STATE_INVALID',
 } as const;

@@ -4,6 +4,7 @@
 // query API, from the store. There is no kubelet, so pods never run: exec is tested at the
 // protocol level (decided by policy, then answered by the API server itself).
 import { suite } from 'uvu';
+import { ocsfErrors } from '../harness/ocsf-validator.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -441,6 +442,23 @@ k8s('an API server whose certificate does not match the kubeconfig CA is refused
   });
   const c = commandsWhere(evs, (x) => x.target === 'imposter' && x.attributes.resource === 'configmaps')[0]!;
   assert.equal([responsesOf(evs, c)[0]?.status, responsesOf(evs, c)[0]?.error_code], ['error', 'UPSTREAM_UNREACHABLE']);
+});
+
+k8s('the OCSF export of this traffic (API Activity, logins) validates against OCSF 1.3.0; the held delete exports who approved it', async (ctx) => {
+  const analyst = await ctx.issuer.mint({ sub: 'auditor' });
+  const exported = await until('API Activity in the OCSF export', async () => {
+    const res = await fetch(`${ctx.agate.apiUrl}/v1/export/ocsf?after=0&limit=5000`, { headers: { authorization: `Bearer ${analyst}` } });
+    const all = (await res.text()).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+    return all.some((e) => e.class_uid === 6003 && String(e.unmapped?.agate?.decision?.decided_by) === 'approver') ? all : undefined;
+  });
+  assert.equal(await ocsfErrors(exported), {}, 'every exported event is valid OCSF 1.3.0');
+  const api = exported.filter((e) => e.class_uid === 6003);
+  assert.ok(api.length > 10, `${api.length} API Activity events`);
+  const held = api.find((e) => e.unmapped.agate.decision.decided_by === 'approver')!;
+  assert.match(held.api.request.uid, /./);
+  assert.equal(held.unmapped.agate.decision.approvers.map((a: { approver_subject: string }) => a.approver_subject), ['alice']);
+  assert.is(held.activity_id, 4, 'a DELETE is Delete');
+  assert.ok(api.some((e) => e.status === 'Failure' && e.unmapped.agate.decision?.decision === 'deny'), 'a refused request is a Failure with its deny');
 });
 
 k8s.run();

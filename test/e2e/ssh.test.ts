@@ -606,11 +606,16 @@ test('interactive shells are refused to an identity the policy denies, and port 
   const forward = await ssh(env, await token(env), 'box', 'echo forwarded', ['-o', 'ExitOnForwardFailure=yes', '-R', '0:127.0.0.1:9']);
   assert.is(forward.code, 255);
   assert.match(forward.stderr, /forwarding failed/i);
-  const remote = await waitFor(env, (events) => {
+  const { remote, remoteVerdict } = await waitFor(env, (events) => {
     const command = events.find((e): e is Command => e.type === 'Command' && e.attributes.request === 'tcpip-forward' && e.identity.subject.startsWith('repo:acme/app'));
-    return command && events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
+    const response = command && events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
+    const verdict = command && events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === command.event_id);
+    return response && verdict ? { remote: response, remoteVerdict: verdict } : undefined;
   });
   assert.is(remote.status, 'refused');
+  // The recorded verdict is the refusal that was enforced, not the policy default's allow.
+  assert.is(remoteVerdict.decision, 'deny');
+  assert.is(remoteVerdict.rule_id, 'agate.forwarding-needs-rule');
   assert.match(remote.error_message ?? '', /remote port forwarding \(-R\) needs a policy rule that allows it/);
 });
 
@@ -643,11 +648,13 @@ test('ssh -L: a tunnel opens only for an identity a rule allows it to; refusals 
     const banner = await firstBytes(local);
     const r = await session;
     const text = `direct-tcpip 127.0.0.1:${env.sshd.port}`;
-    const found = await waitFor(env, (events) => {
+    const { found, verdict } = await waitFor(env, (events) => {
       const command = events.find((e): e is Command => e.type === 'Command' && e.text === text && e.identity.subject === sub);
       const response = command && events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
-      return response === undefined ? undefined : response;
+      const v = command && events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === command.event_id);
+      return response === undefined || v === undefined ? undefined : { found: response, verdict: v };
     });
+    assert.is(verdict.decision, allowed ? 'allow' : 'deny', 'the recorded verdict is the enforced one');
     if (allowed) {
       assert.match(banner, /^SSH-2\.0-OpenSSH/, 'the target\'s sshd answered through the tunnel');
       assert.is(found.status, 'ok');
@@ -671,8 +678,10 @@ test('ssh -A: agent forwarding is refused and recorded; the remote side gets no 
     const r = await run('sshpass', sshArgs(env, 'box', 'echo "agent:$SSH_AUTH_SOCK"', ['-A']), { env: { ...process.env, SSHPASS: await token(env), SSH_AUTH_SOCK: sock }, timeoutMs: 20_000 });
     assert.is(r.code, 0, r.stderr);
     assert.is(r.stdout, 'agent:\n');
-    const { response } = await trail(env, 'auth-agent');
+    const { response, verdict } = await trail(env, 'auth-agent');
     assert.is(response.status, 'refused');
+    assert.is(verdict?.decision, 'deny');
+    assert.is(verdict?.rule_id, 'agate.forwarding-needs-rule');
     assert.match(response.error_message ?? '', /agent forwarding \(-A\) needs a policy rule that allows it/);
   } finally {
     process.kill(Number(pid));

@@ -175,13 +175,20 @@ policy:
   assert.is(ssh('shell', { request: 'shell' }, 'untrusted-bot'), 'no-shells');
   assert.is(ssh('shell', { request: 'shell' }), null);
   assert.is(ssh('direct-tcpip 127.0.0.1:5432', { request: 'direct-tcpip', path: '127.0.0.1:5432' }), 'tunnels');
-  assert.is(ssh('direct-tcpip 10.0.0.1:22', { request: 'direct-tcpip', path: '10.0.0.1:22' }), null);
+  // Forwarding no rule names is refused by the verdict itself (the default here is allow).
+  assert.is(ssh('direct-tcpip 10.0.0.1:22', { request: 'direct-tcpip', path: '10.0.0.1:22' }), 'agate.forwarding-needs-rule');
   // -R: the listener and each connection made to it carry the path the client asked for.
   assert.is(ssh('tcpip-forward 127.0.0.1:0', { request: 'tcpip-forward', path: '127.0.0.1:0' }), 'reverse');
   assert.is(ssh('forwarded-tcpip 127.0.0.1:40001 from 127.0.0.1:5', { request: 'tcpip-forward', path: '127.0.0.1:0', channel: 'forwarded-tcpip' }), 'reverse');
-  assert.is(ssh('tcpip-forward 0.0.0.0:80', { request: 'tcpip-forward', path: '0.0.0.0:80' }), null);
+  assert.is(ssh('tcpip-forward 0.0.0.0:80', { request: 'tcpip-forward', path: '0.0.0.0:80' }), 'agate.forwarding-needs-rule');
   assert.is(ssh('auth-agent', { request: 'auth-agent' }), 'agent');
-  assert.is(ssh('auth-agent channel', { request: 'auth-agent', channel: 'auth-agent@openssh.com' }, 'untrusted-bot'), null);
+  assert.is(ssh('auth-agent channel', { request: 'auth-agent', channel: 'auth-agent@openssh.com' }, 'untrusted-bot'), 'agate.forwarding-needs-rule');
+  const decide = (text: string, attributes: Record<string, string>) => p.evaluate(cmd(text, { protocol: 'ssh', attributes }));
+  const refused = decide('direct-tcpip 10.0.0.1:22', { request: 'direct-tcpip', path: '10.0.0.1:22' });
+  assert.is(refused.decision, 'deny');
+  assert.match(refused.reason, 'port forwarding needs a policy rule that allows it');
+  // Stopping a remote forward only closes it: recorded, never refused.
+  assert.is(decide('cancel-tcpip-forward 0.0.0.0:80', { request: 'tcpip-forward', path: '0.0.0.0:80', cancel: 'true' }).decision, 'allow');
   assert.is(ssh('rm -rf /', { request: 'shell-line', best_effort: 'true' }), 'no-rm');
   // An ssh condition never matches an exec (no request attribute means exec) it does not name.
   assert.is(ssh('cat /etc/hosts', {}), null);

@@ -51,6 +51,19 @@ export const UNVERIFIABLE_RULE = 'agate.unverifiable';
 /** Rule id of a change to how the server lexes SQL (core/src/sql/lexing.ts): refused whatever the rules. */
 export const LEXING_RULE = 'agate.lexing-setting';
 
+/** Rule id of the built-in refusal of ssh forwarding that no rule allows. */
+export const FORWARDING_NEEDS_RULE = 'agate.forwarding-needs-rule';
+
+/**
+ * ssh forwarding opens only by a rule that names it, whatever the policy default: the verdict
+ * says so itself, so the record holds the refusal the proxy enforces (not the default's allow).
+ */
+const FORWARDING: Readonly<Record<string, string>> = {
+  'direct-tcpip': 'port forwarding needs a policy rule that allows it (match.ssh.requests: [direct-tcpip])',
+  'tcpip-forward': 'remote port forwarding (-R) needs a policy rule that allows it (match.ssh.requests: [tcpip-forward])',
+  'auth-agent': 'agent forwarding (-A) needs a policy rule that allows it (match.ssh.requests: [auth-agent])',
+};
+
 interface CompiledRule {
   config: RuleConfig;
   /** The conditions on the SQL statement alone (kinds, effects, tables, WHERE, the guard on dynamic/opaque/unknown). */
@@ -97,6 +110,11 @@ export class CompiledPolicy {
   }
 
   evaluate(command: Command): PolicyDecision {
+    const d = this.#evaluate(command);
+    return command.protocol === 'ssh' ? sshEnforceable(command, d) : d;
+  }
+
+  #evaluate(command: Command): PolicyDecision {
     let statements: (SqlFacts | undefined)[] = [undefined];
     if (command.protocol === 'postgres') {
       // Facts depend on the statement's structure only: texts differing in numbers share a parse.
@@ -204,6 +222,23 @@ export class CompiledPolicy {
     }
     return { decision: this.#default, rule_id: null, reason: `no rule matched; the policy default is ${this.#default}`, mask_set: null };
   }
+}
+
+/**
+ * What the SSH proxy can enforce, decided here so the recorded verdict is the enforced one:
+ * forwarding without a rule naming it is refused, and so is a masking verdict (shell output
+ * cannot be masked reliably). Stopping a remote forward (`cancel`) only closes: not refused.
+ */
+function sshEnforceable(command: Command, d: PolicyDecision): PolicyDecision {
+  const request = command.attributes.request ?? 'exec';
+  const needsRule = FORWARDING[request];
+  if (needsRule !== undefined && command.attributes.cancel !== 'true' && d.rule_id === null && d.decision !== 'deny') {
+    return { decision: 'deny', rule_id: FORWARDING_NEEDS_RULE, reason: needsRule, mask_set: null };
+  }
+  if (d.decision === 'mask') {
+    return { decision: 'deny', rule_id: d.rule_id, reason: `rule "${d.rule_id}" asks for masked output, which the SSH proxy cannot provide`, mask_set: null };
+  }
+  return d;
 }
 
 function ruleProtocolOk(rule: CompiledRule, protocol: string): boolean {

@@ -9,7 +9,8 @@ export function encodeCursor(key: readonly (string | number)[]): string {
 }
 
 export function decodeCursor(raw: string | null, shape: readonly ('string' | 'number')[]): (string | number)[] | undefined {
-  if (raw === null) return undefined;
+  // An empty `cursor=` is the first page, as if it were absent.
+  if (raw === null || raw === '') return undefined;
   let parsed: unknown;
   try {
     parsed = raw.length <= 2048 && /^[A-Za-z0-9_-]+$/.test(raw) ? JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) : undefined;

@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -10,7 +11,7 @@ import { startEmbedded, type RunningAgate } from '../../../cli/src/components.js
 import { startOidcIssuer, type OidcIssuer } from '../../../test/harness/oidc-issuer.js';
 import { sqlEscapeCorpus } from '../../../test/harness/sql-escape-corpus.js';
 import { findFreePort, startPostgres, type PostgresServer } from '../../../test/harness/postgres.js';
-import { missingAttributes } from './ocsf/required.js';
+import { ocsfErrors } from '../../../test/harness/ocsf-validator.js';
 
 /*
  * The query API against a store filled by the real pipeline: a real PostgreSQL, node-postgres
@@ -57,6 +58,18 @@ async function get(path: string, token = ctx.analyst, accept?: string): Promise<
 async function sql(text: string, token = ctx.analyst): Promise<{ status: number; body: any }> {
   const res = await fetch(ctx.base + '/v1/sql', { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ sql: text }) });
   return { status: res.status, body: await res.json() };
+}
+
+/** node:http, because fetch refuses methods such as TRACE. */
+function rawRequest(method: string, path: string): Promise<{ status: number; allow: string | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(ctx.base + path, { method, headers: { authorization: `Bearer ${ctx.analyst}` } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => resolve({ status: res.statusCode ?? 0, allow: res.headers.allow, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
@@ -196,6 +209,10 @@ api('a command detail carries its verdict, response and ledger position', async 
   assert.is(d.body.command.text, 'DROP TABLE items');
   assert.is(d.body.command.verdict.decision, 'deny');
   assert.is(d.body.command.verdict.rule_id, 'no-drop');
+  assert.is(d.body.command.decision.decision, 'deny');
+  assert.is(d.body.command.decision.decided_by, 'policy');
+  assert.is(d.body.command.decision.hold, null);
+  assert.equal(d.body.command.verdicts.map((v: { decision: string }) => v.decision), ['deny']);
   assert.is(d.body.command.response.status, 'refused');
   assert.type(d.body.command.seq, 'number');
   assert.equal(d.body.command.approvals, []);
@@ -212,7 +229,43 @@ api('counts over time add up to every command and its verdict', async () => {
   const r = await get('/v1/stats/commands?interval=minute&from=' + new Date(Date.now() - 3_600_000).toISOString());
   const total = (r.body.buckets as { commands: number; denied: number }[]).reduce((a, b) => ({ commands: a.commands + b.commands, denied: a.denied + b.denied }), { commands: 0, denied: 0 });
   assert.equal(total, { commands: 5, denied: 1 });
-  assert.is((await get('/v1/stats/commands?interval=minute&from=2000-01-01T00:00:00Z')).status, 400);
+  const buckets = r.body.buckets as { commands: number; allowed: number; denied: number; masked: number; pending: number }[];
+  assert.is(buckets.reduce((n, b) => n + b.allowed + b.denied + b.masked + b.pending, 0), 5, 'each command once, by its final decision');
+  // `from` alone runs to the last bucket one answer may hold (documented), rather than failing.
+  const early = await get('/v1/stats/commands?interval=minute&from=2000-01-01T00:00:00Z');
+  assert.is(early.status, 200);
+  assert.is(early.body.to, '2000-01-02T01:00:00.000Z');
+  const wide = await get('/v1/stats/commands?interval=minute&from=2000-01-01T00:00:00Z&to=2000-02-01T00:00:00Z');
+  assert.is(wide.status, 400);
+  assert.match(wide.body.error.message, /more than 1500 minutes/);
+});
+
+api('query API input: JSON bodies by Content-Type, empty cursors, unknown methods', async () => {
+  const post = (body: string, contentType?: string) =>
+    fetch(ctx.base + '/v1/sql', { method: 'POST', headers: { authorization: `Bearer ${ctx.analyst}`, ...(contentType ? { 'content-type': contentType } : {}) }, body });
+  for (const body of ['[null, null]', '"SELECT 1"', '42', 'null', '{"sql": 1}', 'SELECT 1']) {
+    const r = await post(body, 'application/json');
+    assert.is(r.status, 400, body);
+    assert.match(((await r.json()) as { error: { message: string } }).error.message, /JSON body must be an object \{"sql"/, body);
+  }
+  const plain = await post('SELECT 41 + 1 AS n', 'text/plain');
+  assert.is(plain.status, 200);
+  assert.equal(((await plain.json()) as { rows: unknown[] }).rows, [{ n: 42 }]);
+  // curl -d sends a form type: a JSON object body still works, and so does bare SQL.
+  assert.is((await post('{"sql": "SELECT 1 AS one"}', 'application/x-www-form-urlencoded')).status, 200);
+  assert.is((await post('SELECT 1 AS one', 'application/x-www-form-urlencoded')).status, 200);
+  assert.is((await get('/v1/sessions?cursor=')).status, 200);
+  assert.is((await get('/v1/commands?cursor=')).status, 200);
+  for (const method of ['TRACE', 'PUT', 'DELETE', 'PATCH']) {
+    const r = await rawRequest(method, '/v1/sessions');
+    assert.is(r.status, 405, method);
+    assert.is(r.allow, 'GET', method);
+    assert.is((JSON.parse(r.body) as { error: { code: string } }).error.code, 'API_METHOD_NOT_ALLOWED');
+  }
+  const sqlGet = await fetch(ctx.base + '/v1/sql', { headers: { authorization: `Bearer ${ctx.analyst}` } });
+  assert.is(sqlGet.status, 405);
+  assert.is(sqlGet.headers.get('allow'), 'POST');
+  assert.is((await rawRequest('TRACE', '/healthz')).status, 405);
 });
 
 api('roles come from the configured claim, each granting its own routes', async () => {
@@ -294,17 +347,18 @@ api('a query over its limits is stopped with a clear error', async () => {
   assert.is((await sql('SELEC 1')).body.error.code, 'SQL_INVALID');
 });
 
-api('OCSF export carries every required attribute, the verdict, the rule and the ledger position', async () => {
+api('OCSF export is valid OCSF 1.3.0 and carries the final decision, the rule and the ledger position', async () => {
   const r = await get('/v1/export/ocsf?chain=embedded&after=0&limit=100');
   assert.is(r.status, 200);
   const events = r.text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
   assert.ok(events.length >= 8);
-  for (const e of events) assert.equal(missingAttributes(e), [], JSON.stringify(e));
+  assert.equal(await ocsfErrors(events), {}, 'valid OCSF 1.3.0');
   const drop = events.find((e) => e.query_info?.query_string === 'DROP TABLE items')!;
   assert.is(drop.class_uid, 6005);
   assert.is(drop.activity_id, 7);
-  assert.is(drop.unmapped.agate.decision, 'deny');
-  assert.is(drop.unmapped.agate.rule_id, 'no-drop');
+  assert.is(drop.unmapped.agate.decision.decision, 'deny');
+  assert.is(drop.unmapped.agate.decision.decided_by, 'policy');
+  assert.is(drop.unmapped.agate.decision.rule_id, 'no-drop');
   assert.is(drop.disposition_id, 2);
   assert.is(drop.metadata.sequence, drop.unmapped.agate.ledger.seq);
   assert.ok(events.some((e) => e.class_uid === 3002 && e.user.name === 'alice'));

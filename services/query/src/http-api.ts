@@ -14,7 +14,7 @@ import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import type { Identity } from '../../../schemas/src/events.js';
 import { allows, type Role } from './roles.js';
-import { compileRoutes, formatOf, match, readBody, send, sendReply } from './router.js';
+import { compileRoutes, formatOf, match, MethodNotAllowed, readBody, send, sendReply } from './router.js';
 import { commandRoutes } from './routes/commands.js';
 import { exportRoutes } from './routes/export.js';
 import { ledgerRoutes } from './routes/ledger.js';
@@ -87,6 +87,7 @@ export class QueryApi {
     try {
       if (url.pathname === '/healthz' && req.method === 'GET') return send(res, 200, 'application/json; charset=utf-8', '{"status":"ok"}');
       if (url.pathname === '/openapi.json' && req.method === 'GET') return send(res, 200, 'application/json; charset=utf-8', this.#openapi);
+      if (url.pathname === '/healthz' || url.pathname === '/openapi.json') throw new MethodNotAllowed(req.method ?? '', url.pathname, ['GET']);
       const { route, params } = match(this.#routes, req.method ?? 'GET', url.pathname);
       const identity = await this.#authenticate(req);
       const roles = this.options.roles(identity);
@@ -94,13 +95,15 @@ export class QueryApi {
         throw new AgateError(ErrorCode.API_FORBIDDEN, `identity ${identity.subject} has no role that may ${route.permission} (roles: ${[...roles].join(', ') || 'none'})`);
       }
       const format = formatOf(req, url.searchParams);
-      const reply = await route.handler({ params, query: url.searchParams, identity, roles, format, body: (max) => readBody(req, max), signal: abort.signal });
+      const contentType = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase() || undefined;
+      const reply = await route.handler({ params, query: url.searchParams, identity, roles, format, contentType, body: (max) => readBody(req, max), signal: abort.signal });
       await sendReply(res, format, reply);
     } catch (err) {
       const status = statusOf(err);
       if (status >= 500) this.options.logger.error('query API request failed', { path: url.pathname, error: describeError(err) });
       const code = err instanceof AgateError ? err.code : 'INTERNAL';
       if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="agate"');
+      if (err instanceof MethodNotAllowed) res.setHeader('Allow', err.allow.join(', '));
       if (res.headersSent) return void res.destroy();
       const message = status >= 500 ? 'internal error; see the service log' : (err as Error).message;
       send(res, status, 'application/json; charset=utf-8', JSON.stringify({ error: { code, message } }));
@@ -124,6 +127,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.API_BAD_REQUEST]: 400,
   [ErrorCode.API_NOT_ACCEPTABLE]: 406,
   [ErrorCode.API_CONFLICT]: 409,
+  [ErrorCode.API_METHOD_NOT_ALLOWED]: 405,
   [ErrorCode.API_UNAVAILABLE]: 503,
   [ErrorCode.SQL_INVALID]: 400,
   [ErrorCode.SQL_REFUSED]: 400,

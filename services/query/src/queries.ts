@@ -1,4 +1,7 @@
 import type { Store } from '../../../core/src/store/store.js';
+import { microsToDateTime64 } from '../../ledger/src/schema.js';
+import type { ApprovalDecision, ApprovalRequested, Verdict } from '../../../schemas/src/events.js';
+import { finalDecision, type DecidedBy, type FinalDecision } from './final-decision.js';
 
 /*
  * The forensic queries behind the API and the CLI. Every value reaches the engine as a bound
@@ -28,6 +31,12 @@ export interface TimelineRow {
   rule_id: string | null;
   reason: string | null;
   verdict_source: string | null;
+  /** Who settled the command (final-decision.ts): policy, approver, timeout, deadline, agate, pending. */
+  decided_by: DecidedBy | null;
+  /** The approvers whose answers decided a held command (subjects), empty otherwise. */
+  approvers: string[];
+  /** The hold's approval id when the command was held. */
+  approval_id: string | null;
   status: string | null;
   command_tag: string | null;
   rows: number | null;
@@ -138,28 +147,71 @@ async function sessionRows(store: Store, sessionId: string, types: readonly stri
 const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 const int = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0));
 
-/** A session's commands in order, each with its first verdict and response. */
+/** A session's commands in order, each with its final decision (final-decision.ts) and first response. */
 export async function sessionTimeline(store: Store, sessionId: string): Promise<TimelineRow[]> {
-  const rows = await sessionRows(store, sessionId, ['Command', 'Verdict', 'Response']);
-  const verdicts = new Map<string, Record<string, unknown>>();
+  const rows = await sessionRows(store, sessionId, ['Command', 'Verdict', 'ApprovalRequested', 'ApprovalDecision', 'Response']);
+  const decisions = decisionEventsByCommand(rows.map((r) => ({ event_type: r.event_type, e: r.e })));
   const responses = new Map<string, Record<string, unknown>>();
   for (const { event_type, e } of rows) {
-    const into = event_type === 'Verdict' ? verdicts : event_type === 'Response' ? responses : undefined;
-    if (into !== undefined && !into.has(String(e.command_id))) into.set(String(e.command_id), e);
+    if (event_type === 'Response' && !responses.has(String(e.command_id))) responses.set(String(e.command_id), e);
   }
   return rows.filter((r) => r.event_type === 'Command').map(({ event_id, time, e }) => {
-    const v = verdicts.get(event_id);
+    const d = finalDecision(decisions.get(event_id) ?? { verdicts: [] });
+    const source = d === undefined ? null : decisions.get(event_id)!.verdicts.find((v) => v.event_id === d.verdict_id)?.source ?? null;
     const r = responses.get(event_id);
     return {
       command_id: event_id, sequence: int(e.sequence), time, text: String(e.text ?? ''),
-      decision: str(v?.decision), rule_id: str(v?.rule_id), reason: str(v?.reason), verdict_source: str(v?.source),
+      decision: d?.decision ?? null, rule_id: d?.rule_id ?? null, reason: d?.reason ?? null, verdict_source: source,
+      decided_by: d?.decided_by ?? null, approvers: d?.approvers.map((a) => a.approver_subject) ?? [], approval_id: d?.hold?.approval_id ?? null,
       status: str(r?.status), command_tag: str(r?.command_tag), rows: r === undefined ? null : int(r.rows), duration_us: r === undefined ? null : int(r.duration_us),
       error_code: str(r?.error_code), error_message: str(r?.error_message),
     };
   });
 }
 
-export type TimelineKind = 'command' | 'verdict' | 'approval' | 'response';
+/** Groups recorded verdicts, approval requests and answers by the command they concern, in the order given. */
+export function decisionEventsByCommand(rows: Iterable<{ event_type: string; e: Record<string, unknown> }>): Map<string, { verdicts: Verdict[]; requests: ApprovalRequested[]; answers: ApprovalDecision[] }> {
+  const out = new Map<string, { verdicts: Verdict[]; requests: ApprovalRequested[]; answers: ApprovalDecision[] }>();
+  for (const { event_type, e } of rows) {
+    const list = event_type === 'Verdict' ? 'verdicts' : event_type === 'ApprovalRequested' ? 'requests' : event_type === 'ApprovalDecision' ? 'answers' : undefined;
+    if (list === undefined) continue;
+    const id = String(e.command_id);
+    let entry = out.get(id);
+    if (entry === undefined) out.set(id, (entry = { verdicts: [], requests: [], answers: [] }));
+    (entry[list] as unknown[]).push(e);
+  }
+  return out;
+}
+
+/** One ledger row of a command's decision events: its position, time and parsed body. */
+interface DecisionRow { event_type: string; event_id: string; seq: number; time: string; e: Record<string, unknown> }
+
+/** The recorded verdicts, approval requests and answers of one command, in ledger order (one read). */
+async function commandDecisionRows(store: Store, sessionId: string, commandId: string): Promise<DecisionRow[]> {
+  const rows = await store.query<{ event_type: string; event_id: string; seq: string; time: string; body: string }>(
+    `SELECT event_type, event_id, seq, time, body FROM agate.ledger
+     WHERE session_id = {session:String} AND event_type IN ('Verdict', 'ApprovalRequested', 'ApprovalDecision') AND JSONExtractString(body, 'command_id') = {id:String}
+     ORDER BY chain_id, seq`,
+    { session: sessionId, id: commandId },
+  );
+  return rows.map((r) => ({ event_type: r.event_type, event_id: r.event_id, seq: Number(r.seq), time: r.time, e: JSON.parse(r.body) as Record<string, unknown> }));
+}
+
+/** A final decision as the API shows it: times as store time text like every other time it returns. */
+export function decisionJson(d: FinalDecision): Record<string, unknown> {
+  const at = (us: number) => microsToDateTime64(us);
+  const answer = <T extends { time: number }>(a: T) => ({ ...a, time: at(a.time) });
+  return {
+    ...d, time: at(d.time), approvers: d.approvers.map(answer),
+    hold: d.hold === null ? null : {
+      ...d.hold, held_at: at(d.hold.held_at), expires_at: d.hold.expires_at === null ? null : at(d.hold.expires_at),
+      answers: d.hold.answers.map(answer), refusals: d.hold.refusals.map(answer),
+    },
+  };
+}
+
+/** `approval`: an answer that was accepted; `approval_refused`: an attempt refused (403/409), recorded but never an answer. */
+export type TimelineKind = 'command' | 'verdict' | 'approval' | 'approval_refused' | 'response';
 
 /** One recorded event of a session, flattened so it fits JSON, NDJSON and CSV alike. */
 export interface TimelineEvent {
@@ -194,8 +246,13 @@ export async function sessionEvents(store: Store, sessionId: string, afterSeq: n
         return { ...base, kind: 'command', event_id, command_id: event_id, text: String(e.text ?? '') };
       case 'Verdict':
         return { ...base, kind: 'verdict', event_id, command_id: String(e.command_id), decision: str(e.decision), rule_id: str(e.rule_id), reason: str(e.reason) };
-      case 'ApprovalDecision':
-        return { ...base, kind: 'approval', event_id: String(e.approval_id), command_id: String(e.command_id), text: str(e.comment), decision: str(e.decision), approver: str(e.approver_subject) };
+      case 'ApprovalDecision': {
+        const refused = str(e.refused_reason);
+        return {
+          ...base, kind: refused === null ? 'approval' : 'approval_refused', event_id: String(e.approval_id), command_id: String(e.command_id),
+          text: str(e.comment), decision: str(e.decision), approver: str(e.approver_subject), reason: refused,
+        };
+      }
       default:
         return {
           ...base, kind: 'response', event_id, command_id: String(e.command_id), reason: str(e.error_message), status: str(e.status),
@@ -220,8 +277,14 @@ export interface CommandRow {
 }
 
 export interface CommandDetail extends CommandRow {
+  /** The record's final decision (final-decision.ts, times as store text): what every interface reports. */
+  decision: Record<string, unknown> | null;
+  /** The verdict that settled the command (the hold's while it waits). */
   verdict: { decision: string; rule_id: string | null; reason: string; source: string; policy_revision: string; time: string; seq: number } | null;
+  /** Every verdict recorded for it, in order: a held command has the hold and then the final one. */
+  verdicts: { event_id: string; decision: string; rule_id: string | null; reason: string; source: string; policy_revision: string; time: string; seq: number }[];
   response: { status: string; command_tag: string | null; rows: number; bytes: number; duration_us: number; error_code: string | null; error_message: string | null; time: string; seq: number } | null;
+  /** Approvers' answers that counted. Refused attempts are in `decision.hold.refusals`, never here. */
   approvals: { decision: string; approver_issuer: string; approver_subject: string; comment: string | null; time: string; seq: number }[];
 }
 
@@ -231,18 +294,29 @@ export async function commandDetail(store: Store, commandId: string): Promise<Co
   const [command] = await store.query<CommandRow>('SELECT * FROM agate.commands WHERE command_id = {id:String} LIMIT 1', { id: commandId });
   if (command === undefined) return undefined;
   const p = { id: commandId, session: command.session_id };
-  const [verdicts, responses, approvals] = await Promise.all([
-    store.query<NonNullable<CommandDetail['verdict']>>('SELECT decision, rule_id, reason, source, policy_revision, time, seq FROM agate.verdicts WHERE session_id = {session:String} AND command_id = {id:String} ORDER BY seq LIMIT 1', p),
+  // Verdicts and answers come from one read, so the decision and the lists shown beside it agree.
+  const [responses, rows] = await Promise.all([
     store.query<NonNullable<CommandDetail['response']>>('SELECT status, command_tag, rows, bytes, duration_us, error_code, error_message, time, seq FROM agate.responses WHERE session_id = {session:String} AND command_id = {id:String} ORDER BY seq LIMIT 1', p),
-    store.query<CommandDetail['approvals'][number]>('SELECT decision, approver_issuer, approver_subject, comment, time, seq FROM agate.approvals WHERE session_id = {session:String} AND command_id = {id:String} ORDER BY seq', p),
+    commandDecisionRows(store, command.session_id, commandId),
   ]);
-  const v = verdicts[0];
+  const final = finalDecision(decisionEventsByCommand(rows).get(commandId) ?? { verdicts: [] });
+  const verdicts = rows.filter((r) => r.event_type === 'Verdict').map(({ event_id, seq, time, e }) => ({
+    event_id, decision: String(e.decision), rule_id: str(e.rule_id), reason: String(e.reason ?? ''), source: String(e.source ?? ''), policy_revision: String(e.policy_revision ?? ''), time, seq,
+  }));
+  const v = verdicts.find((x) => x.event_id === final?.verdict_id);
   const r = responses[0];
+  // An answer is listed when the final decision counted it (the same approver at the same time).
+  const counted = new Set(final?.hold?.answers.map((a) => `${a.approver_issuer} ${a.approver_subject} ${a.time}`) ?? []);
+  const approvals = rows
+    .filter((x) => x.event_type === 'ApprovalDecision' && counted.has(`${String(x.e.approver_issuer)} ${String(x.e.approver_subject)} ${int(x.e.time)}`))
+    .map(({ seq, time, e }) => ({ decision: String(e.decision), approver_issuer: String(e.approver_issuer), approver_subject: String(e.approver_subject), comment: str(e.comment), time, seq }));
   return {
     ...toCommand(command),
-    verdict: v === undefined ? null : { ...v, seq: Number(v.seq) },
+    decision: final === undefined ? null : decisionJson(final),
+    verdict: v === undefined ? null : { decision: v.decision, rule_id: v.rule_id, reason: v.reason, source: v.source, policy_revision: v.policy_revision, time: v.time, seq: v.seq },
+    verdicts,
     response: r === undefined ? null : { ...r, rows: Number(r.rows), bytes: Number(r.bytes), duration_us: Number(r.duration_us), seq: Number(r.seq) },
-    approvals: approvals.map((a) => ({ ...a, seq: Number(a.seq) })),
+    approvals,
   };
 }
 
@@ -294,12 +368,21 @@ export type Interval = 'minute' | 'hour' | 'day';
 export interface CountBucket {
   bucket: string;
   commands: number;
+  /** Each command once, by its final decision: allowed + denied + masked + pending = commands. */
   allowed: number;
   denied: number;
+  masked: number;
+  /** Held and not yet settled. */
+  pending: number;
+  /** Commands that were held, whatever their final decision. */
   held: number;
 }
 
-/** Commands per time bucket with their verdicts, oldest bucket first. */
+/**
+ * Commands per time bucket by final decision, oldest bucket first. The final decision is the last
+ * verdict that is not a hold, as in final-decision.ts; counted in the store, one row per command
+ * (a held command has two verdicts and was counted twice when verdicts were joined directly).
+ */
 export async function commandCounts(store: Store, q: { interval: Interval; fromMicros: number; toMicros: number; subject?: string; target?: string }): Promise<CountBucket[]> {
   const params: Record<string, unknown> = { from: q.fromMicros, to: q.toMicros };
   const where = [`time >= ${micros.replace('%', 'from')}`, `time < ${micros.replace('%', 'to')}`];
@@ -308,13 +391,19 @@ export async function commandCounts(store: Store, q: { interval: Interval; fromM
   const unit = { minute: 'MINUTE', hour: 'HOUR', day: 'DAY' }[q.interval];
   const rows = await store.query<CountBucket>(
     `SELECT toStartOfInterval(c.time, INTERVAL 1 ${unit}) AS bucket, count() AS commands,
-       countIf(v.decision = 'allow') AS allowed, countIf(v.decision = 'deny') AS denied, countIf(v.decision = 'hold') AS held
+       countIf(v.final = 'allow') AS allowed, countIf(v.final = 'deny') AS denied, countIf(v.final = 'mask') AS masked,
+       countIf(v.final = '' AND v.held = 1) AS pending, countIf(v.held = 1) AS held
      FROM (SELECT command_id, session_id, time FROM agate.commands WHERE ${where.join(' AND ')}) AS c
-     LEFT JOIN (SELECT command_id, decision FROM agate.verdicts WHERE ${where.slice(0, 1).join(' AND ')}) AS v ON v.command_id = c.command_id
+     LEFT JOIN (
+       SELECT command_id, argMaxIf(decision, seq, decision != 'hold') AS final, max(decision = 'hold') AS held
+       FROM agate.verdicts WHERE ${where.slice(0, 1).join(' AND ')} GROUP BY command_id) AS v ON v.command_id = c.command_id
      GROUP BY bucket ORDER BY bucket`,
     params,
   );
-  return rows.map((r) => ({ bucket: r.bucket, commands: Number(r.commands), allowed: Number(r.allowed), denied: Number(r.denied), held: Number(r.held) }));
+  return rows.map((r) => ({
+    bucket: r.bucket, commands: Number(r.commands), allowed: Number(r.allowed), denied: Number(r.denied), masked: Number(r.masked),
+    pending: Number(r.pending), held: Number(r.held),
+  }));
 }
 
 export interface AuthFailureRow {

@@ -11,6 +11,8 @@ export interface RouteContext {
   identity: Identity;
   roles: ReadonlySet<Role>;
   format: Format;
+  /** The request's media type (`Content-Type` without parameters, lower case), if it sent one. */
+  contentType: string | undefined;
   /** The request body, refused past `maxBytes`. */
   body(maxBytes: number): Promise<Buffer>;
   /** Aborted when the client goes away, so long work can stop. */
@@ -63,11 +65,18 @@ export function compileRoutes(routes: readonly Route[]): Compiled[] {
   });
 }
 
+/** A method the path does not answer: HTTP 405 with the methods it does answer in `Allow`. */
+export class MethodNotAllowed extends AgateError {
+  constructor(method: string, path: string, readonly allow: readonly string[]) {
+    super(ErrorCode.API_METHOD_NOT_ALLOWED, `${method} is not supported on ${path}; use ${allow.join(', ')}`);
+  }
+}
+
 export function match(routes: readonly Compiled[], method: string, path: string): { route: Compiled; params: Record<string, string> } {
   const onPath = routes.filter((r) => r.pattern.test(path));
   if (onPath.length === 0) throw new AgateError(ErrorCode.API_NOT_FOUND, `no route ${path}`);
   const route = onPath.find((r) => r.method === method);
-  if (route === undefined) throw new AgateError(ErrorCode.API_BAD_REQUEST, `${method} is not supported on ${path}; use ${onPath.map((r) => r.method).join(', ')}`);
+  if (route === undefined) throw new MethodNotAllowed(method, path, [...new Set(onPath.map((r) => r.method))]);
   const m = route.pattern.exec(path)!;
   const params: Record<string, string> = {};
   for (const [i, k] of route.keys.entries()) {

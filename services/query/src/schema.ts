@@ -16,8 +16,10 @@ import type { Store } from '../../../core/src/store/store.js';
  *   Both are filled by materialized views on `agate.ledger` and backfilled once when created,
  *   and are as durable as the ledger's tables (DURABLE_TABLE_SETTINGS).
  * - `sessions`, `session_index`: the analyst views over those two tables.
- * - `approvals`: every approver's answer to a held command (`ApprovalDecision` events), refused
- *   attempts included (`refused_reason` set).
+ * - `approvals`: the approvers' answers to held commands (`ApprovalDecision` events that were
+ *   accepted; `refused_reason` is kept as a column, always NULL, for queries written before).
+ * - `approval_refusals`: attempts to answer that were refused (403/409), with `refused_reason`:
+ *   recorded, never answers.
  * - `approval_requests`: commands a `hold` rule held (`ApprovalRequested` events).
  * - `checkpoints`: signed ledger checkpoints. A placeholder with the documented columns until
  *   the ledger records checkpoints; created only if the ledger has not defined it already.
@@ -94,7 +96,16 @@ export const QUERY_DDL: readonly string[] = [
       JSONExtractString(body, 'approver_subject') AS approver_subject,
       JSONExtract(body, 'comment', 'Nullable(String)') AS comment,
       JSONExtract(body, 'refused_reason', 'Nullable(String)') AS refused_reason
-    FROM agate.ledger WHERE event_type = 'ApprovalDecision'`,
+    FROM agate.ledger WHERE event_type = 'ApprovalDecision' AND JSONExtract(body, 'refused_reason', 'Nullable(String)') IS NULL`,
+  `CREATE OR REPLACE VIEW agate.approval_refusals AS
+    SELECT JSONExtractString(body, 'approval_id') AS approval_id, event_id AS decision_id,
+      JSONExtractString(body, 'command_id') AS command_id, session_id, time, chain_id, seq,
+      JSONExtractString(body, 'decision') AS decision,
+      JSONExtractString(body, 'approver_issuer') AS approver_issuer,
+      JSONExtractString(body, 'approver_subject') AS approver_subject,
+      JSONExtract(body, 'comment', 'Nullable(String)') AS comment,
+      JSONExtractString(body, 'refused_reason') AS refused_reason
+    FROM agate.ledger WHERE event_type = 'ApprovalDecision' AND JSONExtract(body, 'refused_reason', 'Nullable(String)') IS NOT NULL`,
   `CREATE OR REPLACE VIEW agate.approval_requests AS
     SELECT JSONExtractString(body, 'approval_id') AS approval_id, event_id, JSONExtractString(body, 'command_id') AS command_id,
       session_id, time, chain_id, seq,
@@ -106,8 +117,42 @@ export const QUERY_DDL: readonly string[] = [
       JSONExtractUInt(body, 'required') AS required,
       JSONExtractString(body, 'approvers') AS approvers,
       JSONExtractBool(body, 'allow_self_approval') AS allow_self_approval,
-      JSONExtractInt(body, 'expires_at') AS expires_at_us
+      JSONExtractInt(body, 'expires_at') AS expires_at_us,
+      fromUnixTimestamp64Micro(expires_at_us, 'UTC') AS expires_at
     FROM agate.ledger WHERE event_type = 'ApprovalRequested'`,
+  // One row per command with its final decision, by the rules of final-decision.ts (the API, the
+  // CLI and the OCSF export use that function; approvals/e2e checks this view agrees with them).
+  `CREATE OR REPLACE VIEW agate.decisions AS
+    SELECT c.command_id AS command_id, c.session_id AS session_id, c.time AS time, c.protocol AS protocol, c.target AS target,
+      c.issuer AS issuer, c.subject AS subject, c.text AS text,
+      toBool(v.final = '' AND v.held = 1) AS pending,
+      if(pending, 'hold', v.final) AS decision,
+      multiIf(pending, 'pending', v.final = '', '', v.final_source = 'deadline', 'deadline', v.held = 0, 'policy',
+        v.final != 'deny', 'approver', length(deniers) > 0, 'approver', v.final_time >= v.expires_at, 'timeout', 'agate') AS decided_by,
+      arrayFilter(x -> x.1 <= v.final_time, a.answers) AS counted,
+      arrayFilter(x -> x.3 = 'deny', counted) AS deniers,
+      if(decided_by != 'approver', CAST([] AS Array(String)),
+        if(v.final = 'deny', [deniers[1].2], arrayDistinct(arrayMap(x -> x.2, arrayFilter(x -> x.3 = 'approve', counted))))) AS approvers,
+      v.final_rule AS rule_id, v.final_reason AS reason, toBool(v.held = 1) AS held, v.approval_id AS approval_id,
+      r.status AS status, r.rows AS rows, r.bytes AS bytes, r.error_message AS error_message
+    FROM agate.commands AS c
+    LEFT JOIN (
+      SELECT command_id, argMaxIf(d, seq, d != 'hold') AS final, argMaxIf(source, seq, d != 'hold') AS final_source,
+        argMaxIf(rule, seq, d != 'hold') AS final_rule, argMaxIf(reason, seq, d != 'hold') AS final_reason,
+        maxIf(time, d != 'hold') AS final_time, max(d = 'hold') AS held,
+        anyIf(approval, d = 'hold') AS approval_id, fromUnixTimestamp64Micro(anyIf(expires, d = 'hold'), 'UTC') AS expires_at
+      FROM (SELECT JSONExtractString(body, 'command_id') AS command_id, seq, time, JSONExtractString(body, 'decision') AS d,
+          JSONExtractString(body, 'source') AS source, JSONExtract(body, 'rule_id', 'Nullable(String)') AS rule,
+          JSONExtractString(body, 'reason') AS reason, JSONExtractString(body, 'approval_id') AS approval,
+          JSONExtractInt(body, 'hold_expires_at') AS expires
+        FROM agate.ledger WHERE event_type = 'Verdict')
+      GROUP BY command_id) AS v ON v.command_id = c.command_id
+    LEFT JOIN (
+      SELECT command_id, arraySort(groupArray((time, approver_subject, decision))) AS answers FROM agate.approvals GROUP BY command_id
+    ) AS a ON a.command_id = c.command_id
+    LEFT JOIN (
+      SELECT command_id, argMin(status, seq) AS status, argMin(rows, seq) AS rows, argMin(bytes, seq) AS bytes, argMin(error_message, seq) AS error_message
+      FROM agate.responses GROUP BY command_id) AS r ON r.command_id = c.command_id`,
   `CREATE VIEW IF NOT EXISTS agate.checkpoints AS
     SELECT CAST('' AS String) AS chain_id, CAST(0 AS UInt64) AS size, CAST('' AS String) AS root_hash,
       CAST(0 AS DateTime64(6, 'UTC')) AS signed_at, CAST('' AS String) AS key_id, CAST('' AS String) AS signature
@@ -132,4 +177,4 @@ export async function migrateQuery(store: Store): Promise<void> {
 }
 
 /** The views analysts may query with SQL, documented in README.md. */
-export const ANALYST_VIEWS = ['sessions', 'commands', 'verdicts', 'responses', 'approvals', 'approval_requests', 'checkpoints', 'auth_failures', 'session_index'] as const;
+export const ANALYST_VIEWS = ['sessions', 'commands', 'decisions', 'verdicts', 'responses', 'approvals', 'approval_refusals', 'approval_requests', 'checkpoints', 'auth_failures', 'session_index'] as const;

@@ -61,12 +61,6 @@ const RECORDING_TICK_MS = 2000;
 /** Recording chunks publishing at once before the shell's output is paused. */
 const MAX_RECORDING_BACKLOG = 4;
 
-/** Forwarding is allowed only by a rule that names it; what the client is told otherwise. */
-const NEEDS_RULE = {
-  'direct-tcpip': 'port forwarding needs a policy rule that allows it (match.ssh.requests: [direct-tcpip])',
-  'tcpip-forward': 'remote port forwarding (-R) needs a policy rule that allows it (match.ssh.requests: [tcpip-forward])',
-  'auth-agent': 'agent forwarding (-A) needs a policy rule that allows it (match.ssh.requests: [auth-agent])',
-} as const;
 
 /** ssh2 runs agent forwarding with these (its types omit the option). */
 type AgentForward = { agentForward?: boolean };
@@ -450,7 +444,7 @@ export class SshSession {
     };
     const where = `${info.destIP}:${info.destPort}`;
     const command = this.#command(`direct-tcpip ${where}`, { request: 'direct-tcpip', path: where });
-    const refusal = await this.#forwardingRefusal(command, 'direct-tcpip');
+    const refusal = await this.#forwardingRefusal(command);
     if (refusal !== undefined) {
       void this.#events.emitLogged(failureResponse(command, 'refused', null, refusal));
       return reject();
@@ -489,7 +483,7 @@ export class SshSession {
       return reject?.();
     }
     const command = this.#command(`tcpip-forward ${where}`, attributes);
-    const refusal = await this.#forwardingRefusal(command, 'tcpip-forward');
+    const refusal = await this.#forwardingRefusal(command);
     if (refusal !== undefined) {
       void this.#events.emitLogged(failureResponse(command, 'refused', null, refusal));
       return reject?.();
@@ -553,7 +547,7 @@ export class SshSession {
     const origin = `${details.srcIP}:${details.srcPort}`;
     const attributes = { request: 'tcpip-forward', path: `${forward.bindAddr}:${forward.bindPort}`, channel: 'forwarded-tcpip', origin, forward_command_id: forward.command.event_id };
     const command = this.#command(`forwarded-tcpip ${details.destIP}:${details.destPort} from ${origin}`, attributes);
-    const refusal = await this.#forwardingRefusal(command, 'tcpip-forward');
+    const refusal = await this.#forwardingRefusal(command);
     if (refusal !== undefined) {
       void this.#events.emitLogged(failureResponse(command, 'refused', null, refusal));
       return reject();
@@ -577,7 +571,7 @@ export class SshSession {
    */
   async #agentForwarding(accept: (() => void) | undefined, reject: (() => void) | undefined): Promise<boolean> {
     const command = this.#command('auth-agent', { request: 'auth-agent' });
-    const refusal = await this.#forwardingRefusal(command, 'auth-agent');
+    const refusal = await this.#forwardingRefusal(command);
     if (refusal !== undefined) {
       // The agent would sign for the client on the target's behalf, outside the audit.
       void this.#events.emitLogged(failureResponse(command, 'refused', null, refusal));
@@ -601,7 +595,7 @@ export class SshSession {
     const release = this.#takeChannel();
     if (release === undefined) return cb(new Error('too many channels open'));
     const command = this.#command('auth-agent channel', { request: 'auth-agent', channel: 'auth-agent@openssh.com', agent_request_id: granted.event_id });
-    const refusal = await this.#forwardingRefusal(command, 'auth-agent');
+    const refusal = await this.#forwardingRefusal(command);
     if (refusal !== undefined) {
       void this.#events.emitLogged(failureResponse(command, 'refused', null, refusal));
       release();
@@ -623,12 +617,13 @@ export class SshSession {
     }));
   }
 
-  /** Forwarding opens only by a rule that names it: the policy default never does. */
-  async #forwardingRefusal(command: Command, request: keyof typeof NEEDS_RULE): Promise<string | undefined> {
+  /**
+   * Forwarding opens only by a rule that names it: policy refuses it otherwise (engine.ts,
+   * sshEnforceable), so the recorded verdict is the refusal enforced here.
+   */
+  async #forwardingRefusal(command: Command): Promise<string | undefined> {
     const decision = await this.#decide(command);
-    if (decision.kind === 'refuse') return decision.message;
-    if (decision.rule === null) return `Agate refused the request: ${NEEDS_RULE[request]}`;
-    return undefined;
+    return decision.kind === 'refuse' ? decision.message : undefined;
   }
 
   /** Takes a slot of the per-connection channel cap; the release frees it once. */

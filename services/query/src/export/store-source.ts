@@ -2,6 +2,9 @@ import { RowBinaryReader } from '../../../../core/src/store/row-binary.js';
 import type { Store } from '../../../../core/src/store/store.js';
 import { microsToDateTime64 } from '../../../ledger/src/schema.js';
 import { listChains } from '../../../ledger/src/verify.js';
+import { initSqlParser } from '../../../../core/src/sql/analyze.js';
+import type { ApprovalDecision, ApprovalRequested, Verdict } from '../../../../schemas/src/events.js';
+import { finalDecision } from '../final-decision.js';
 import { toOcsf, type CommandRecord, type LoginRecord, type OcsfEvent } from '../ocsf/map.js';
 import type { ExportSource } from './types.js';
 
@@ -16,8 +19,9 @@ interface LedgerRow {
 }
 
 type Body = Record<string, unknown>;
-type CommandInfo = Pick<CommandRecord, 'protocol' | 'target' | 'issuer' | 'subject' | 'text'>;
-type VerdictInfo = Pick<CommandRecord, 'decision' | 'rule_id' | 'reason'>;
+type CommandInfo = Pick<CommandRecord, 'protocol' | 'target' | 'issuer' | 'subject' | 'claims' | 'text' | 'attributes' | 'command_time'>;
+/** What decided a command: its verdicts, the hold's request and the approvers' answers, in ledger order. */
+interface DecisionEvents { verdicts: Verdict[]; requests: ApprovalRequested[]; answers: ApprovalDecision[] }
 
 /** Context entries (commands, verdicts, session addresses) remembered across reads, per kind. */
 const CONTEXT_LIMIT = 30_000;
@@ -33,7 +37,7 @@ const str = (v: unknown): string | null => (v === null || v === undefined ? null
  */
 export class StoreExportSource implements ExportSource {
   readonly #commands = new Map<string, CommandInfo>();
-  readonly #verdicts = new Map<string, VerdictInfo>();
+  readonly #decisions = new Map<string, DecisionEvents>();
   readonly #addresses = new Map<string, string>();
 
   constructor(private readonly store: Store) {}
@@ -43,6 +47,7 @@ export class StoreExportSource implements ExportSource {
   }
 
   async read(chainId: string, afterSeq: number, limit: number): Promise<OcsfEvent[]> {
+    await initSqlParser(); // the activity of a statement comes from its parse tree
     // About a third of the records complete an export event (responses and logins).
     const window = Math.max(1000, limit * 3);
     let from = afterSeq;
@@ -83,15 +88,17 @@ export class StoreExportSource implements ExportSource {
           const identity = e.identity as Body;
           remember(this.#addresses, row.session_id, String(e.client_address ?? ''));
           out.push({
-            ...at, event_id: row.session_id, kind: 'login', outcome: 'success', protocol: String(e.protocol), target: String(e.target),
-            issuer: str(identity.issuer), subject: str(identity.subject), client_address: String(e.client_address ?? ''), reason_code: null,
+            ...at, kind: 'login', outcome: 'success', protocol: String(e.protocol), target: String(e.target),
+            issuer: str(identity.issuer), subject: str(identity.subject), claims: claimsOf(identity), client_address: String(e.client_address ?? ''),
+            reason_code: null, message: null,
           });
           break;
         }
         case 'AuthenticationFailed':
           out.push({
             ...at, kind: 'login', outcome: 'failure', protocol: String(e.protocol), target: String(e.target), issuer: str(e.claimed_issuer),
-            subject: str(e.claimed_subject), client_address: String(e.client_address ?? ''), reason_code: str(e.reason_code),
+            subject: str(e.claimed_subject), claims: {}, client_address: String(e.client_address ?? ''), reason_code: str(e.reason_code),
+            message: str(e.message),
           });
           break;
         case 'Response': {
@@ -113,33 +120,40 @@ export class StoreExportSource implements ExportSource {
     return out.filter((r) => r !== undefined);
   }
 
-  /** Remembers what a command, a verdict or a session opening tells about later responses. */
+  /** Remembers what a command, a verdict, an approval or a session opening tells about later responses. */
   #learn(row: LedgerRow, e: Body): void {
     if (row.event_type === 'SessionOpened') remember(this.#addresses, row.session_id, String(e.client_address ?? ''));
     else if (row.event_type === 'Command') {
       const identity = e.identity as Body;
-      remember(this.#commands, row.event_id, { protocol: String(e.protocol), target: String(e.target), issuer: String(identity.issuer), subject: String(identity.subject), text: String(e.text) });
-    } else if (row.event_type === 'Verdict' && !this.#verdicts.has(String(e.command_id))) {
-      // The first verdict of a command is the one that decided it.
-      remember(this.#verdicts, String(e.command_id), { decision: str(e.decision), rule_id: str(e.rule_id), reason: str(e.reason) });
+      remember(this.#commands, row.event_id, {
+        protocol: String(e.protocol), target: String(e.target), issuer: String(identity.issuer), subject: String(identity.subject),
+        claims: claimsOf(identity), text: String(e.text), attributes: (e.attributes ?? {}) as Record<string, string>, command_time: row.time,
+      });
+    } else if (row.event_type === 'Verdict' || row.event_type === 'ApprovalRequested' || row.event_type === 'ApprovalDecision') {
+      const id = String(e.command_id);
+      let d = this.#decisions.get(id);
+      if (d === undefined) remember(this.#decisions, id, (d = { verdicts: [], requests: [], answers: [] }));
+      const list = row.event_type === 'Verdict' ? d.verdicts : row.event_type === 'ApprovalRequested' ? d.requests : d.answers;
+      // A redelivered event may be stored twice; the look-back may read one again.
+      if (!(list as { event_id: string }[]).some((x) => x.event_id === row.event_id)) (list as unknown[]).push(e);
     }
   }
 
   /**
-   * The command record with its command, verdict and client address, when the command is known
-   * (and, unless `final`, the session's address too: it may lie further back).
+   * The command record with its command, final decision and client address, when the command is
+   * known (and, unless `final`, the session's address too: it may lie further back).
    */
   #complete(r: CommandRecord, final = false): CommandRecord | undefined {
     const c = this.#commands.get(r.command_id);
     const address = this.#addresses.get(r.session_id);
     if (c === undefined || (address === undefined && !final)) return undefined;
-    const v = this.#verdicts.get(r.command_id);
-    return { ...r, ...c, client_address: address ?? '', decision: v?.decision ?? null, rule_id: v?.rule_id ?? null, reason: v?.reason ?? null };
+    const d = this.#decisions.get(r.command_id);
+    return { ...r, ...c, client_address: address ?? '', final: d === undefined ? null : finalDecision(d) ?? null };
   }
 
   /** Learns the commands and openings of sessions whose responses came after the context this source has seen. */
   async #lookBack(sessions: string[]): Promise<void> {
-    const earlier = await this.#rows("session_id IN {sessions:Array(String)} AND event_type IN ('SessionOpened', 'Command', 'Verdict') ORDER BY seq", { sessions });
+    const earlier = await this.#rows("session_id IN {sessions:Array(String)} AND event_type IN ('SessionOpened', 'Command', 'Verdict', 'ApprovalRequested', 'ApprovalDecision') ORDER BY seq", { sessions });
     for (const row of earlier) this.#learn(row, JSON.parse(row.body) as Body);
   }
 
@@ -155,11 +169,13 @@ export class StoreExportSource implements ExportSource {
 
 function responseRecord(at: Pick<CommandRecord, 'chain_id' | 'seq' | 'event_id' | 'session_id' | 'time'>, e: Body): CommandRecord {
   return {
-    ...at, kind: 'command', command_id: String(e.command_id), protocol: '', target: '', issuer: '', subject: '', client_address: '', text: '',
-    decision: null, rule_id: null, reason: null, status: String(e.status), command_tag: str(e.command_tag), rows: Number(e.rows ?? 0),
-    duration_us: Number(e.duration_us ?? 0), error_code: str(e.error_code),
+    ...at, kind: 'command', command_id: String(e.command_id), command_time: at.time, protocol: '', target: '', issuer: '', subject: '', claims: {},
+    client_address: '', text: '', attributes: {}, final: null, status: String(e.status), command_tag: str(e.command_tag), rows: Number(e.rows ?? 0),
+    bytes: Number(e.bytes ?? 0), duration_us: Number(e.duration_us ?? 0), error_code: str(e.error_code), error_message: str(e.error_message),
   };
 }
+
+const claimsOf = (identity: Body): Record<string, string> => (identity.claims ?? {}) as Record<string, string>;
 
 /** Keeps a bounded, insertion-ordered context map: the oldest tenth goes when it is full. */
 function remember<V>(map: Map<string, V>, key: string, value: V): void {

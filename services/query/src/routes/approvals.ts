@@ -57,10 +57,13 @@ export function approvalRoutes(store: Store, bus: Bus | undefined): Route[] {
       async handler({ params }) {
         const [approval] = await listApprovals(store, { id: params.id!, limit: 1, nowMicros: nowMicros() });
         if (approval === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, `no approval ${params.id}`);
-        const decisions = await store.query(
-          'SELECT decision_id, decision, approver_issuer, approver_subject, comment, refused_reason, toString(time) AS time FROM agate.approvals WHERE approval_id = {id:String} ORDER BY seq',
-          { id: params.id! });
-        return { kind: 'json', body: { approval, decisions } };
+        // Answers are what the approvers decided; refused attempts (403/409) are recorded but never answers.
+        const columns = 'decision_id, decision, approver_issuer, approver_subject, comment, toString(time) AS time';
+        const [decisions, refusals] = await Promise.all([
+          store.query(`SELECT ${columns} FROM agate.approvals WHERE approval_id = {id:String} ORDER BY seq`, { id: params.id! }),
+          store.query(`SELECT ${columns}, refused_reason FROM agate.approval_refusals WHERE approval_id = {id:String} ORDER BY seq`, { id: params.id! }),
+        ]);
+        return { kind: 'json', body: { approval, decisions, refusals } };
       },
     },
     answer('approve'),

@@ -45,13 +45,18 @@ export function commandRoutes(store: Store): Route[] {
       method: 'GET', path: '/v1/stats/commands', permission: 'read',
       async handler({ query: q }) {
         const interval = enumParam(q, 'interval', INTERVALS) ?? 'hour';
-        const to = timeParam(q, 'to') ?? Date.now() * 1000;
-        const from = timeParam(q, 'from') ?? to - SPAN_MICROS[interval] * 24;
+        const span = SPAN_MICROS[interval];
+        const fromParam = timeParam(q, 'from');
+        // With `from` alone, the answer runs to now or to the last bucket it may hold, whichever is earlier.
+        const to = timeParam(q, 'to') ?? Math.min(Date.now() * 1000, fromParam === undefined ? Infinity : fromParam + span * MAX_BUCKETS);
+        const from = fromParam ?? to - span * 24;
         if (from >= to) throw new AgateError(ErrorCode.API_BAD_REQUEST, 'from must be earlier than to');
-        if ((to - from) / SPAN_MICROS[interval] > MAX_BUCKETS) throw new AgateError(ErrorCode.API_BAD_REQUEST, `from..to spans more than ${MAX_BUCKETS} ${interval}s; use a wider interval`);
+        if ((to - from) / span > MAX_BUCKETS) throw new AgateError(ErrorCode.API_BAD_REQUEST, `from..to spans more than ${MAX_BUCKETS} ${interval}s; use a wider interval`);
         const buckets = await commandCounts(store, { interval, fromMicros: from, toMicros: to, subject: textParam(q, 'subject'), target: textParam(q, 'target') });
-        return { kind: 'rows', key: 'buckets', rows: buckets as unknown as Record<string, unknown>[], next_cursor: null, columns: ['bucket', 'commands', 'allowed', 'denied', 'held'], extra: { interval } };
+        return { kind: 'rows', key: 'buckets', rows: buckets as unknown as Record<string, unknown>[], next_cursor: null, columns: ['bucket', 'commands', 'allowed', 'denied', 'masked', 'pending', 'held'], extra: { interval, from: iso(from), to: iso(to) } };
       },
     },
   ];
 }
+
+const iso = (micros: number): string => new Date(Math.floor(micros / 1000)).toISOString();

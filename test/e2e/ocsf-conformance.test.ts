@@ -1,0 +1,149 @@
+// OCSF conformance from live traffic: PostgreSQL statements (allowed, denied, held then approved,
+// held then denied, held until timeout) and ssh commands (allowed, denied, held then approved, a
+// refused -L tunnel) through the real proxy, logins good and bad; the export is validated against
+// the official OCSF 1.3.0 schema with pydantic-ocsf (an independent validator), each event is
+// proven in the ledger by its metadata.uid, and each held command exports its final decision.
+// (Kubernetes API Activity is validated the same way in k8s.test.ts.)
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startSshd, type SshServer } from '../harness/sshd.js';
+import { ocsfErrors } from '../harness/ocsf-validator.js';
+import { findFreePort } from '../harness/postgres.js';
+import { startAgate, type AgateFixture } from './agate-fixture.js';
+
+type Json = Record<string, any>;
+interface Ctx { sshd?: SshServer; agate?: AgateFixture; api?: string }
+const test = suite<Ctx>('e2e/ocsf: every class Agate emits validates against OCSF 1.3.0');
+
+test.after(async (ctx) => {
+  await ctx.agate?.cleanup();
+  await ctx.sshd?.stop();
+});
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+/** Answers a pending approval whose text contains `text` through the query API. */
+async function answer(ctx: Ctx, text: string, decision: 'approve' | 'deny', approver: string): Promise<void> {
+  const tok = await ctx.agate!.oidc.mint({ sub: approver, agate_role: 'approver' });
+  const headers = { authorization: `Bearer ${tok}`, 'content-type': 'application/json' };
+  const id = await until(`the approval of ${text}`, async () => {
+    const body = (await (await fetch(`${ctx.api}/v1/approvals?status=pending`, { headers })).json()) as { approvals: { approval_id: string; text: string }[] };
+    return body.approvals.find((a) => a.text.includes(text))?.approval_id;
+  });
+  const res = await fetch(`${ctx.api}/v1/approvals/${id}/${decision}`, { method: 'POST', headers, body: '{}' });
+  assert.is(res.status, 200, await res.text());
+}
+
+/** Runs `command` on the ssh target through Agate with a token password; resolves with its exit code. */
+function ssh(ctx: Ctx, command: string, extra: string[] = []): Promise<number | null> {
+  const agate = ctx.agate!;
+  // A short ES256 token: OpenSSH's askpass takes a password of limited length.
+  return agate.oidc.mint({ sub: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app' }, { alg: 'ES256' }).then((token) => {
+    const askpass = join(agate.dir, `askpass-${Math.random().toString(36).slice(2)}.sh`);
+    writeFileSync(askpass, `#!/bin/sh\necho '${token}'\n`, { mode: 0o700 });
+    const child = spawn('/usr/bin/ssh', [
+      '-p', String(agate.ssh!.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+      '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', ...extra, `box@${agate.ssh!.host}`, command,
+    ], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, stdio: ['ignore', 'ignore', 'ignore'] });
+    return new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  });
+}
+
+test('live PostgreSQL and ssh traffic exports valid, provable OCSF with final decisions', async (ctx) => {
+  const sshd = (ctx.sshd = await startSshd());
+  const agate = (ctx.agate = await startAgate({
+    ssh: {
+      targetsYaml: `  - name: box
+    protocol: ssh
+    upstream: { host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, private_key_file: "${sshd.clientKeyFile}", host_key: "${sshd.hostPublicKey}" }`,
+    },
+    policyYaml: `policy:
+  default: allow
+  rules:
+    - { id: no-truncate, action: deny, match: { sql: { statements: [TruncateStmt] } } }
+    - { id: drop-needs-dba, action: hold, match: { sql: { statements: [DropStmt] } }, approval: { timeout_s: 4 } }
+    - { id: no-rm, action: deny, match: { protocols: [ssh], shell: { commands: [rm] } } }
+    - { id: touch-needs-approval, action: hold, match: { protocols: [ssh], shell: { commands: [touch] } }, approval: { timeout_s: 60 } }
+`,
+  }));
+  ctx.api = /"query_api":"(http:\/\/[\d.]+:\d+)"/.exec(agate.logs())?.[1];
+  assert.ok(ctx.api && agate.ssh, 'agate reports its query API and ssh proxy');
+
+  const client = await agate.client();
+  await client.query('CREATE TABLE a (id int); CREATE TABLE b (id int); CREATE TABLE c (id int)');
+  await client.query('SELECT 1');
+  await client.query('TRUNCATE a').catch(() => undefined);
+  const approved = client.query('DROP TABLE a');
+  await answer(ctx, 'DROP TABLE a', 'approve', 'alice');
+  await approved;
+  const denied = client.query('DROP TABLE b').catch((e: Error) => e);
+  await answer(ctx, 'DROP TABLE b', 'deny', 'bob');
+  assert.match(String(await denied), /denied by approver bob/);
+  assert.match(String(await client.query('DROP TABLE c').catch((e: Error) => e)), /no approval within/);
+  await client.end();
+  const bad = new pg.Client({ host: agate.host, port: agate.port, database: 'appdb', user: 'agent', password: 'not-a-token' });
+  bad.on('error', () => undefined);
+  await bad.connect().catch(() => undefined);
+
+  assert.is(await ssh(ctx, 'echo ok'), 0);
+  assert.not.equal(await ssh(ctx, 'rm -f /tmp/agate-ocsf-nothing'), 0);
+  const held = ssh(ctx, `touch /tmp/agate-ocsf-${process.pid}`);
+  await answer(ctx, 'touch /tmp/agate-ocsf-', 'approve', 'carol');
+  assert.is(await held, 0);
+  const local = await findFreePort();
+  // -L is decided when a connection comes through it: connect once the client listens.
+  const tunnelled = ssh(ctx, 'sleep 3', ['-L', `${local}:127.0.0.1:${sshd.port}`]);
+  await until('the -L listener', () => new Promise<true | undefined>((resolve) => {
+    const s = connect(local, '127.0.0.1');
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(undefined));
+  }));
+  await tunnelled;
+
+  const analyst = await agate.oidc.mint({ sub: 'auditor' });
+  const headers = { authorization: `Bearer ${analyst}` };
+  const wanted = ['DROP TABLE a', 'DROP TABLE b', 'DROP TABLE c', 'TRUNCATE a', 'echo ok', 'rm -f', 'touch /tmp/agate-ocsf-', 'direct-tcpip'];
+  const events = await until('every command in the export', async () => {
+    const text = await (await fetch(`${ctx.api}/v1/export/ocsf?after=0&limit=5000`, { headers })).text();
+    const all = text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Json);
+    const texts = all.map((e) => String(e.query_info?.query_string ?? e.process?.cmd_line ?? ''));
+    return wanted.every((w) => texts.some((t) => t.startsWith(w))) && all.some((e) => e.class_uid === 3002 && e.status_id === 2) ? all : undefined;
+  });
+  assert.equal(await ocsfErrors(events), {}, 'every exported event is valid OCSF 1.3.0');
+  const classes = new Set(events.map((e) => e.class_uid));
+  for (const c of [6005, 1007, 3002]) assert.ok(classes.has(c), `class ${c} exported`);
+
+  const byText = (t: string) => events.find((e) => String(e.query_info?.query_string ?? e.process?.cmd_line ?? '').startsWith(t))!;
+  const final = (t: string) => byText(t).unmapped.agate.decision;
+  assert.equal([final('DROP TABLE a').decision, final('DROP TABLE a').decided_by, final('DROP TABLE a').approvers[0].approver_subject], ['allow', 'approver', 'alice']);
+  assert.equal([final('DROP TABLE b').decision, final('DROP TABLE b').decided_by, final('DROP TABLE b').approvers[0].approver_subject], ['deny', 'approver', 'bob']);
+  assert.equal([final('DROP TABLE c').decision, final('DROP TABLE c').decided_by], ['deny', 'timeout']);
+  assert.is(byText('DROP TABLE b').action, 'Denied');
+  assert.is(byText('DROP TABLE a').activity_id, 7);
+  assert.equal([final('touch /tmp/agate-ocsf-').decided_by, byText('touch /tmp/agate-ocsf-').action], ['approver', 'Allowed']);
+  assert.is(byText('rm -f').action, 'Denied');
+  const tunnel = events.find((e) => String(e.process?.cmd_line ?? '').startsWith('direct-tcpip'));
+  assert.ok(tunnel, 'the refused tunnel is exported');
+  assert.equal([tunnel!.action, tunnel!.unmapped.agate.decision.rule_id], ['Denied', 'agate.forwarding-needs-rule']);
+
+  // Every exported event can be proven by its metadata.uid.
+  for (const e of events) {
+    await until(`a ledger proof for ${e.class_uid} ${e.metadata.uid}`, async () =>
+      (await fetch(`${ctx.api}/v1/ledger/proof/${e.metadata.uid}`, { headers })).status === 200 ? true : undefined);
+  }
+});
+
+test.run();
