@@ -85,7 +85,7 @@ type Json = Record<string, any>;
  * OCSF 1.3.0 and be provable by its metadata.uid).
  */
 async function assertFinalEverywhere(ctx: Ctx, commandId: string, want: Expected): Promise<void> {
-  const analyst = await token(ctx, { sub: 'auditor' });
+  const analyst = await token(ctx, { sub: 'auditor', agate_role: 'analyst' });
   const detail = await until('the command with its response', async () => {
     const r = await api<{ command: Json }>(ctx, `/v1/commands/${commandId}`, analyst);
     // The ledger takes in events asynchronously: wait until the response and every attempt are there.
@@ -206,7 +206,7 @@ approvals('a held DROP TABLE waits, refused attempts change nothing, an approver
     assert.equal(done.refusals.map((d) => d.approver_subject), ['bob', ctx.agentSub, 'carol']);
     assert.ok(done.refusals.every((d) => d.refused_reason.length > 0));
     // The analyst views keep them apart too.
-    const viewer = await token(ctx, { sub: 'auditor' });
+    const viewer = await token(ctx, { sub: 'auditor', agate_role: 'analyst' });
     const viewed = async (view: string) => (await api<{ rows: { approver_subject: string }[] }>(ctx, '/v1/sql', viewer, {
       method: 'POST', body: JSON.stringify({ sql: `SELECT approver_subject FROM agate.${view} WHERE approval_id = '${id}' ORDER BY seq` }),
     })).body.rows.map((r) => r.approver_subject);
@@ -294,7 +294,7 @@ approvals('a held statement an approver denies is refused, and every interface s
     await assertFinalEverywhere(ctx, row!.command_id, { decision: 'deny', decided_by: 'approver', approvers: ['dave'], refused: [ctx.agentSub] });
 
     // Stats count each command once, by its final decision (a held command has two verdicts).
-    const analyst = await token(ctx, { sub: 'auditor' });
+    const analyst = await token(ctx, { sub: 'auditor', agate_role: 'analyst' });
     const stats = await api<{ buckets: { commands: number; allowed: number; denied: number; masked: number; pending: number; held: number }[] }>(
       ctx, `/v1/stats/commands?interval=minute&from=${new Date(Date.now() - 3_600_000).toISOString()}`, analyst);
     const sum = (k: 'commands' | 'allowed' | 'denied' | 'masked' | 'pending' | 'held') => stats.body.buckets.reduce((n, b) => n + b[k], 0);

@@ -445,7 +445,7 @@ k8s('an API server whose certificate does not match the kubeconfig CA is refused
 });
 
 k8s('the OCSF export of this traffic (API Activity, logins) validates against OCSF 1.3.0; the held delete exports who approved it', async (ctx) => {
-  const analyst = await ctx.issuer.mint({ sub: 'auditor' });
+  const analyst = await ctx.issuer.mint({ sub: 'auditor', agate_role: 'analyst' });
   const exported = await until('API Activity in the OCSF export', async () => {
     const res = await fetch(`${ctx.agate.apiUrl}/v1/export/ocsf?after=0&limit=5000`, { headers: { authorization: `Bearer ${analyst}` } });
     const all = (await res.text()).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);

@@ -113,7 +113,7 @@ test('live PostgreSQL and ssh traffic exports valid, provable OCSF with final de
   }));
   await tunnelled;
 
-  const analyst = await agate.oidc.mint({ sub: 'auditor' });
+  const analyst = await agate.oidc.mint({ sub: 'auditor', agate_role: 'analyst' });
   const headers = { authorization: `Bearer ${analyst}` };
   const wanted = ['DROP TABLE a', 'DROP TABLE b', 'DROP TABLE c', 'TRUNCATE a', 'echo ok', 'rm -f', 'touch /tmp/agate-ocsf-', 'direct-tcpip'];
   const events = await until('every command in the export', async () => {
