@@ -4,8 +4,10 @@ import { SessionEvents } from '../session-events.js';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { Bus } from '../../../../core/src/bus/bus.js';
-import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
+import { AgateError, AuthenticationError, ErrorCode, ProtocolError, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
+import { abandonedMessage, type Abandoned, type LoginGuard, type PendingLogin } from '../../../../core/src/logins/pending.js';
+import { sourceAddress } from '../../../../core/src/logins/throttle.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { analyzeSql } from '../../../../core/src/sql/analyze.js';
 import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
@@ -19,7 +21,7 @@ import { FrontendParser } from './frontend-parser.js';
 import { MaskingError } from './masking/data-row.js';
 import type { Masker } from './masking/masker.js';
 import { maskSqlText } from './masking/sql-text.js';
-import type { Bind, CancelRequest, Execute, FrontendMessage, FunctionCall, Parse, Query, StartupMessage } from './messages.js';
+import type { Bind, CancelRequest, Execute, FrontendMessage, FunctionCall, Parse, PasswordMessage, Query, StartupMessage } from './messages.js';
 import { decodePassword } from './password-message.js';
 import { describePortal, refusalParse, syncMessage } from './refusal.js';
 import { MAX_EXPECTED, ReplyRouter } from './replies.js';
@@ -42,6 +44,8 @@ export interface PgSessionDeps {
   cancel: CancelRegistry;
   /** Present when TLS termination is configured; SSLRequest is declined otherwise. */
   tls?: SecureContext;
+  /** The listener's connections still logging in, and the process's failed-login throttle. */
+  logins: LoginGuard;
 }
 
 /** What the proxy does with one command once its verdict is known. */
@@ -51,6 +55,8 @@ type Decision = { kind: 'run'; client: Masker | undefined } | { kind: 'refuse'; 
 const SQLSTATE = {
   insufficientPrivilege: '42501',
   invalidPassword: '28P01',
+  tooManyConnections: '53300',
+  queryCanceled: '57014',
   unknownTarget: '3D000',
   cannotConnect: '08001',
   protocolViolation: '08P01',
@@ -97,12 +103,16 @@ export class PgSession {
   #sequence = 0;
   readonly #events: SessionEvents;
   readonly #startedAt = nowMicros();
+  /** Pending until the client has logged in; its deadline and slot are the listener's (`logins`). */
+  readonly #login: PendingLogin;
   #done!: () => void;
   readonly finished = new Promise<void>((r) => (this.#done = r));
 
-  constructor(client: Socket, deps: PgSessionDeps) {
+  constructor(client: Socket, deps: PgSessionDeps, login: PendingLogin) {
     this.#client = client;
     this.#deps = deps;
+    this.#login = login;
+    login.onAbandon = (why) => void this.#abandonLogin(why);
     this.#log = deps.logger.child({ session_id: this.id });
     this.#events = new SessionEvents(deps.bus, this.#log);
     this.#parser = new FrontendParser((m) => this.#inbox.push(m), { maxMessageSize: deps.maxMessageSize });
@@ -169,7 +179,7 @@ export class PgSession {
         this.#client.write(serialize.authenticationCleartextPassword());
         return;
       case 'password':
-        if (this.#upstream === undefined) return this.#authenticate(decodePassword(msg));
+        if (this.#upstream === undefined) return this.#onPassword(msg);
     }
     if (this.#upstream === undefined) {
       return this.#fatal(SQLSTATE.protocolViolation, `unexpected ${msg.type} message before authentication`, 'protocol violation');
@@ -396,6 +406,24 @@ export class PgSession {
     else this.#log.debug('cancel request with an unknown key ignored');
   }
 
+  /**
+   * A 'p' message before login: the token as a cleartext password. A body that is not one
+   * NUL-terminated string (an embedded NUL, a SASL message) is a failed login like a bad token:
+   * answered 08P01, recorded, and counted against the address.
+   */
+  async #onPassword(msg: PasswordMessage): Promise<void> {
+    let token: string;
+    try {
+      token = decodePassword(msg);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.#targetName = this.#startup?.parameters.database ?? this.#startup?.parameters.user ?? '';
+      await this.#recordAuthFailure('', err.code, `${err.message} (expected the OIDC token as a cleartext password)`);
+      return this.#fatal(SQLSTATE.protocolViolation, `Agate authentication failed: ${err.message}; send the OIDC token as the password`, 'authentication failed (malformed password message)');
+    }
+    return this.#authenticate(token);
+  }
+
   async #authenticate(token: string): Promise<void> {
     const startup = this.#startup;
     if (startup === undefined || this.#identity !== undefined) {
@@ -415,6 +443,9 @@ export class PgSession {
       await this.#recordAuthFailure(token, ErrorCode.TARGET_UNKNOWN, `no target named "${targetName}"`);
       return this.#fatal(SQLSTATE.unknownTarget, `Agate has no target named "${targetName}" (connect with dbname=<target name>)`, 'unknown target');
     }
+    if (this.#closed) return;
+    // Logged in: from here the connection counts as a session, not against the pending cap.
+    this.#login.done();
     this.#target = target;
     try {
       await this.#events.emit({
@@ -519,7 +550,20 @@ export class PgSession {
 
   // ---- recording and teardown ----------------------------------------------------------------
 
+  /** The listener closed the connection before it logged in (deadline or room for another). */
+  async #abandonLogin(why: Abandoned): Promise<void> {
+    if (this.#closed) return;
+    const message = abandonedMessage(why, this.#deps.logins.pending.options);
+    // Enqueued first: the session's end waits for its events to drain, this one included.
+    const recorded = this.#recordAuthFailure('', why === 'timeout' ? ErrorCode.AUTH_TIMEOUT : ErrorCode.AUTH_EVICTED, message);
+    if (why === 'timeout') await this.#fatal(SQLSTATE.queryCanceled, `canceling authentication due to timeout: ${message}`, 'login timeout');
+    else await this.#fatal(SQLSTATE.tooManyConnections, `Agate closed the connection: ${message}`, 'login evicted');
+    await recorded;
+  }
+
+  /** Records a failed login and counts it against the client's address (`logins.throttle`). */
   async #recordAuthFailure(token: string, code: string, message: string): Promise<void> {
+    this.#deps.logins.throttle.failed(sourceAddress(this.#client.remoteAddress));
     const claimed = TokenVerifier.peek(token);
     await this.#events.emitLogged({
       type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
@@ -537,6 +581,7 @@ export class PgSession {
   async #end(reason: string): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#login.done();
     this.#releaseCancelKey?.();
     this.#upstream?.destroy();
     if (!this.#client.destroyed) this.#client.end();
