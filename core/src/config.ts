@@ -35,7 +35,7 @@ const issuer = z.strictObject({
 });
 
 /** Value detectors a mask set can use; see services/ingress-proxy/src/pg/masking/detectors.ts. */
-export const DETECTORS = ['private_key', 'jwt', 'cloud_access_key', 'password_hash', 'card_number', 'email'] as const;
+export const DETECTORS = ['private_key', 'jwt', 'cloud_access_key', 'password_hash', 'card_number', 'email', 'connection_string'] as const;
 export type DetectorName = (typeof DETECTORS)[number];
 
 const maskSetName = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'expected a lower-case mask set name such as pii');

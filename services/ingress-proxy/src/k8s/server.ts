@@ -218,7 +218,8 @@ export class KubeProxyServer {
     const exp = Number(identity.claims.exp ?? 0);
     const session = new KubeSession(token, identity, exp, bus, proxyId, target, this.#log);
     try {
-      await session.open(conn.address, { user_agent: String(req.headers['user-agent'] ?? '').slice(0, 200) });
+      // A user agent is client-chosen text like any other recorded value: detectors apply.
+      await session.open(conn.address, { user_agent: this.options.target.recording.audit.maskText(String(req.headers['user-agent'] ?? '').slice(0, 200)).text });
     } catch (err) {
       this.#log.error('cannot record session start; refusing the request', { error: describeError(err) });
       reply.status(failure('ServiceUnavailable', 'Agate cannot record this session (audit log unavailable); refused'));

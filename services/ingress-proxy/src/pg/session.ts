@@ -19,8 +19,9 @@ import { answerSslRequest } from './client-tls.js';
 import { ExtendedState, parameterTexts } from './extended-state.js';
 import { FrontendParser } from './frontend-parser.js';
 import { MaskingError } from './masking/data-row.js';
-import type { Masker } from './masking/masker.js';
+import { MASKED_VALUE, type Masker } from './masking/masker.js';
 import { maskSqlText } from './masking/sql-text.js';
+import { maskLiterals, statementSecrets, type StatementSecrets } from './masking/statement-secrets.js';
 import type { Bind, CancelRequest, Execute, FrontendMessage, FunctionCall, Parse, PasswordMessage, Query, StartupMessage } from './messages.js';
 import { decodePassword } from './password-message.js';
 import { describePortal, refusalParse, syncMessage } from './refusal.js';
@@ -50,6 +51,9 @@ export interface PgSessionDeps {
 
 /** What the proxy does with one command once its verdict is known. */
 type Decision = { kind: 'run'; client: Masker | undefined } | { kind: 'refuse'; sqlstate: string; message: string };
+
+/** Startup parameters recorded in SessionOpened; a client may send many (all bounded by the frame cap). */
+const MAX_STARTUP_ATTRIBUTES = 32;
 
 /** SQLSTATEs Agate answers with. */
 const SQLSTATE = {
@@ -85,6 +89,8 @@ export class PgSession {
   readonly #parser: FrontendParser;
   readonly #inbox: FrontendMessage[] = [];
   readonly #state = new ExtendedState();
+  /** A COPY command's columns, for its StatementResult's sample. */
+  readonly #copyShapes = new WeakMap<Command, NonNullable<StatementSecrets['copy']>>();
   readonly #router: ReplyRouter;
   #upstream: Socket | undefined;
   #upstreamOut: Buffer[] = [];
@@ -331,18 +337,22 @@ export class PgSession {
 
   #command(text: string, parameters: (string | null)[], attributes: Record<string, string>): Command {
     const { audit, valueChars } = this.#deps.recording;
-    // A credential must never reach the bus: SQL text and parameters are masked before recording.
-    const masked = maskSqlText(text, audit);
-    const params = parameters.map((p) => (p === null ? null : cut(audit.maskText(p).text, valueChars)));
-    return {
+    // A credential must never reach the bus: SQL text and parameters are masked before recording,
+    // including what the statement assigns to a masked column or passes to set_config.
+    const secrets = statementSecrets(text, audit);
+    const masked = maskSqlText(secrets === undefined ? text : maskLiterals(text, secrets.literals), audit);
+    const params = parameters.map((p, i) => (p === null ? null : secrets?.params.has(i + 1) ? MASKED_VALUE : cut(audit.maskText(p).text, valueChars)));
+    const command: Command = {
       type: 'Command', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
       sequence: ++this.#sequence, protocol: 'postgres', target: this.#targetName, identity: this.#identity!, text: masked.text,
       parameters: params, attributes,
     };
+    if (secrets?.copy !== undefined) this.#copyShapes.set(command, secrets.copy);
+    return command;
   }
 
   #result(command: Command, decision: Extract<Decision, { kind: 'run' }>, columns?: () => readonly Column[] | undefined): StatementResult {
-    return new StatementResult(command, this.#deps.recording, decision.client, columns);
+    return new StatementResult(command, this.#deps.recording, decision.client, columns, this.#copyShapes.get(command));
   }
 
   /** Publishes the command (write-ahead) and waits for its verdict. */
@@ -451,7 +461,7 @@ export class PgSession {
       await this.#events.emit({
         type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
         protocol: 'postgres', target: targetName, client_address: this.#clientAddress(), identity: this.#identity,
-        attributes: pick(startup.parameters, ['user', 'application_name', 'client_encoding']),
+        attributes: this.#startupAttributes(startup),
       });
       this.#opened = true;
     } catch (err) {
@@ -597,6 +607,21 @@ export class PgSession {
     }
     await this.#events.drained();
     this.#done();
+  }
+
+  /**
+   * Every startup parameter but the target's name, masked like any recorded value: a parameter
+   * whose name a column rule matches is masked whole, the rest by the detectors (an
+   * `application_name` or `options` can carry a token or a connection string).
+   */
+  #startupAttributes(startup: StartupMessage): Record<string, string> {
+    const { audit, valueChars } = this.#deps.recording;
+    const out: Record<string, string> = {};
+    for (const [name, value] of Object.entries(startup.parameters).slice(0, MAX_STARTUP_ATTRIBUTES)) {
+      if (name === 'database') continue;
+      out[cut(name, 64)] = audit.masksColumn(name) ? MASKED_VALUE : cut(audit.maskText(value).text, valueChars);
+    }
+    return out;
   }
 
   #clientAddress(): string {

@@ -32,6 +32,13 @@ test('every PASSWORD literal spelling is masked, and the statement still parses'
   }
 });
 
+test('a password quoted inside a single-quoted string is replaced with the same quoting', async () => {
+  await initSqlParser();
+  const { text } = maskSqlText("SELECT dblink_exec('ALTER ROLE r PASSWORD ''CANARY13''')", masker);
+  assert.is(text, "SELECT dblink_exec('ALTER ROLE r PASSWORD ''[masked:password]''')");
+  assert.ok(analyzeSql(text).ok);
+});
+
 test('PASSWORD NULL and ordinary uses of the word are left alone', () => {
   assert.is(maskSqlText('ALTER ROLE r PASSWORD NULL', masker).text, 'ALTER ROLE r PASSWORD NULL');
   assert.is(maskSqlText('SELECT password FROM accounts', masker).text, 'SELECT password FROM accounts');

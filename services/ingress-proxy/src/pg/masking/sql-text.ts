@@ -40,7 +40,9 @@ function maskPasswordLiterals(sql: string): { text: string; count: number } {
     const start = after + GAP.exec(sql.slice(after))![0].length;
     const end = literalEnd(sql, start);
     if (end === undefined || /^null\b/i.test(sql.slice(start, start + 5))) continue;
-    out += `${sql.slice(from, start)}'[masked:password]'`;
+    // Inside another string (''…'') the replacement is quoted the same way, so the text still parses.
+    const quote = sql.startsWith("''", start) ? "''" : "'";
+    out += `${sql.slice(from, start)}${quote}[masked:password]${quote}`;
     from = end;
     count += 1;
   }
