@@ -37,6 +37,7 @@ import { ApprovalWebhooks } from '../../services/policy/src/webhooks/notifier.js
 import { PolicyReloader } from '../../services/policy/src/reload.js';
 import { QueryApi } from '../../services/query/src/http-api.js';
 import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
+import { apiRefusalRecorder } from '../../services/query/src/auth-record.js';
 import { roleResolver } from '../../services/query/src/roles.js';
 import { migrateQuery } from '../../services/query/src/schema.js';
 
@@ -207,7 +208,9 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const claim = (id: Identity, name: string) => (name === 'sub' ? id.subject : name === 'iss' ? id.issuer : id.claims[name]);
       const authorize = (id: Identity) => required.every((r) => { const v = claim(id, r.name); return v !== undefined && r.test(v); });
       await migrateQuery(store!);
-      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus, logins: loginGuard(config.logins, throttle) });
+      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus, logins: loginGuard(config.logins, throttle),
+        recordRefusal: apiRefusalRecorder(bus, config.instance_id, logger.child({ component: 'query' })),
+      });
       const q = splitHostPort(config.query.listen);
       out.api = await api.listen(q.host, q.port);
       started.push({ stop: () => api.close() });

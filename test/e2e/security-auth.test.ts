@@ -9,7 +9,7 @@ import { connect, type Socket } from 'node:net';
 import { serialize } from 'pg-protocol';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
-import type { AgateEvent, AuthenticationFailed } from '../../schemas/src/events.js';
+import type { AgateEvent, ApiAuthenticationFailed, AuthenticationFailed } from '../../schemas/src/events.js';
 
 type Outcome = { kind: 'ok' } | { kind: 'error'; code: string; message: string; severity: string } | { kind: 'closed' };
 
@@ -81,10 +81,8 @@ Pending.after(async () => {
 Pending('1,000 idle unauthenticated sockets from the agent\'s own address do not lock out a valid token', async () => {
   const idle = await Promise.all(Array.from({ length: 1000 }, () => open(a)));
   try {
-    const started = Date.now();
+    // Before this change the 1,000 sockets filled max_connections and the agent got 53300.
     assert.is(await agentQuery(a), 1);
-    // The agent got in without waiting for the idle sockets' deadline.
-    assert.ok(Date.now() - started < 2000, `the agent waited ${Date.now() - started} ms`);
     assert.is(await agentQuery(a), 1);
   } finally {
     for (const s of idle) s.destroy();
@@ -140,12 +138,14 @@ Pending('query API: a request whose headers never finish is closed at the login 
   const socket = connect({ host: url.hostname, port: Number(url.port) });
   socket.on('error', () => {});
   await new Promise((r) => socket.once('connect', r));
+  const port = socket.localPort;
   const started = Date.now();
   socket.write('GET /v1/sessions HTTP/1.1\r\nHost: agate\r\nAuthorization: Bearer ');
   const drip = setInterval(() => socket.write('x'), 200);
   await new Promise((r) => socket.once('close', r));
   clearInterval(drip);
   assert.ok(Date.now() - started >= 1500 && Date.now() - started < 8000, `closed after ${Date.now() - started} ms`);
+  await waitForEvents(a, (ev) => ev.some((e) => e.type === 'ApiAuthenticationFailed' && e.reason_code === 'AUTH_TIMEOUT' && e.client_address.endsWith(`:${port}`)));
 });
 
 Pending.run();
@@ -156,7 +156,7 @@ const Throttle = suite('postgres: repeated failed logins from one address');
 let b: AgateFixture;
 
 Throttle.before(async () => {
-  b = await startAgate({ extraYaml: 'logins: { throttle: { max_failures: 3, window_s: 60, block_s: 2, max_block_s: 8 } }\n' });
+  b = await startAgate({ extraYaml: 'logins: { throttle: { max_failures: 3, window_s: 60, block_s: 10, max_block_s: 40 } }\n' });
 });
 Throttle.after(async () => {
   await b?.cleanup();
@@ -169,7 +169,7 @@ Throttle('after 3 failures the address is refused (08004), even with a valid tok
   for (let i = 0; i < 3; i++) assert.is(codeOf(await login(b, `not-a-token-${i}`, '127.0.0.2')), '28P01');
   const refused = await login(b, await b.token(), '127.0.0.2');
   assert.is(codeOf(refused), '08004');
-  if (refused.kind === 'error') assert.match(refused.message, /3 failed logins from this address.*refused for 2 s/);
+  if (refused.kind === 'error') assert.match(refused.message, /3 failed logins from this address.*refused for 10 s/);
   // The agent from another address is not affected.
   assert.is(await agentQuery(b), 1);
   // A flood of further attempts during the block: all refused, recorded once.
@@ -179,7 +179,7 @@ Throttle('after 3 failures the address is refused (08004), even with a valid tok
   assert.is(fromAttacker(events, 'AUTH_THROTTLED').length, 1, 'one record per block, not one per attempt');
   assert.is(fromAttacker(events, 'AUTH_TOKEN_MALFORMED').length, 3);
   // After the block a valid token from that address logs in again.
-  await new Promise((r) => setTimeout(r, 2100));
+  await new Promise((r) => setTimeout(r, 10_100));
   assert.is(codeOf(await login(b, await b.token(), '127.0.0.2')), 'ok');
 });
 
@@ -187,9 +187,9 @@ Throttle('the next block from the same address is twice as long, and is recorded
   for (let i = 0; i < 3; i++) assert.is(codeOf(await login(b, `again-${i}`, '127.0.0.2')), '28P01');
   const refused = await login(b, await b.token(), '127.0.0.2');
   assert.is(codeOf(refused), '08004');
-  if (refused.kind === 'error') assert.match(refused.message, /refused for 4 s/);
+  if (refused.kind === 'error') assert.match(refused.message, /refused for 20 s/);
   const events = await waitForEvents(b, (ev) => fromAttacker(ev, 'AUTH_THROTTLED').length >= 2);
-  assert.match(fromAttacker(events, 'AUTH_THROTTLED')[1]!.message, /refused for 4 s/);
+  assert.match(fromAttacker(events, 'AUTH_THROTTLED')[1]!.message, /refused for 20 s/);
   assert.is(await agentQuery(b), 1);
 });
 
@@ -209,6 +209,22 @@ Throttle('query API: failed logins count too; the address is then refused, anoth
   assert.ok(typeof other === 'number' && other !== 401 && other !== 429, `another address got ${other}`);
   // The proxies share the count: the same address is refused on the PostgreSQL listener too.
   assert.is(codeOf(await login(b, await b.token(), '127.0.0.4')), '08004');
+  for (let i = 0; i < 10; i++) await apiGet(b, 'flood', '127.0.0.4');
+  const api = (await waitForEvents(b, (ev) => ev.filter((e) => e.type === 'ApiAuthenticationFailed' && e.client_address.startsWith('127.0.0.4:')).length >= 4))
+    .filter((e): e is ApiAuthenticationFailed => e.type === 'ApiAuthenticationFailed' && e.client_address.startsWith('127.0.0.4:'));
+  assert.equal(api.map((e) => e.reason_code), ['AUTH_TOKEN_MALFORMED', 'AUTH_TOKEN_MALFORMED', 'AUTH_TOKEN_MALFORMED', 'AUTH_THROTTLED']);
+  assert.is(api[0]!.request, 'GET /v1/sessions');
+  // Readable where analysts look: the auth_failures view through the query API (once the ledger has it).
+  const token = await b.token({ agate_role: 'admin' });
+  let last = '';
+  for (let deadline = Date.now() + 20_000; ; await new Promise((r) => setTimeout(r, 250))) {
+    const res = await fetch(`${b.apiUrl}/v1/auth-failures`, { headers: { authorization: `Bearer ${token}` } });
+    last = await res.text();
+    assert.is(res.status, 200, last.slice(0, 300));
+    const rows = (JSON.parse(last) as { auth_failures: { protocol: string; client_address: string }[] }).auth_failures;
+    if (rows.some((f) => f.protocol === 'http' && f.client_address.startsWith('127.0.0.4:'))) break;
+    assert.ok(Date.now() < deadline, `no query API refusal in auth_failures: ${last.slice(0, 300)}`);
+  }
 });
 
 Throttle.run();

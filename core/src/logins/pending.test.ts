@@ -28,6 +28,23 @@ test('at the cap, the oldest login of the busiest address is evicted for a newco
   assert.equal(evicted, ['f1', 'a1']);
 });
 
+test('a login in progress is not evicted while a silent one exists, even an older one from a busier address', () => {
+  const p = new PendingLogins({ timeoutMs: 60_000, maxPending: 3 });
+  const evicted: string[] = [];
+  const agent = p.admit('shared', () => evicted.push('agent'));
+  agent.progressed();
+  p.admit('shared', () => evicted.push('idle1'));
+  p.admit('other', () => evicted.push('idle2'));
+  p.admit('shared', () => evicted.push('idle3'));
+  assert.equal(evicted, ['idle1']);
+  const busy = p.admit('shared', () => evicted.push('idle4'));
+  busy.progressed();
+  assert.equal(evicted, ['idle1', 'idle3']);
+  // Only logins in progress and one silent one left: the silent one goes first.
+  p.admit('x', () => evicted.push('late'));
+  assert.equal(evicted, ['idle1', 'idle3', 'idle2']);
+});
+
 test('done() is idempotent and a done login is never abandoned', async () => {
   const p = new PendingLogins({ timeoutMs: 10, maxPending: 1 });
   let called = 0;

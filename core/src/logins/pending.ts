@@ -19,6 +19,7 @@ export class PendingLogin {
   onAbandon: (why: Abandoned) => void;
   #timer: NodeJS.Timeout | undefined;
   #release: (() => void) | undefined;
+  #progressed = false;
 
   constructor(readonly address: string, onAbandon: (why: Abandoned) => void) {
     this.onAbandon = onAbandon;
@@ -35,6 +36,15 @@ export class PendingLogin {
     return this.#release !== undefined;
   }
 
+  /** The client has started to log in (a startup packet, a version line, a TLS handshake, a request). */
+  progressed(): void {
+    this.#progressed = true;
+  }
+
+  get hasProgressed(): boolean {
+    return this.#progressed;
+  }
+
   /** The login succeeded or the connection is gone: the slot is free again. Idempotent. */
   done(): void {
     clearTimeout(this.#timer);
@@ -47,9 +57,9 @@ export class PendingLogin {
 /**
  * The connections of one listener that have not logged in, capped apart from authenticated
  * sessions so that idle or slow unauthenticated sockets can never starve authenticated work.
- * Each must log in within `timeoutMs`. When the cap is reached a newcomer is still admitted:
- * the oldest pending connection of the address holding the most pending slots is closed for it
- * (so a flood from one address evicts itself, and a client from elsewhere always gets a slot).
+ * Each must log in within `timeoutMs`. When the cap is reached a newcomer is still admitted and
+ * a pending connection is closed for it: a silent one first, from the address holding the most
+ * slots (so a flood evicts itself, and a client already logging in keeps its slot).
  */
 export class PendingLogins {
   /** Per address, in arrival order. */
@@ -73,11 +83,27 @@ export class PendingLogins {
     return login;
   }
 
+  /**
+   * The oldest silent connection (nothing sent yet) of the busiest address that has one; only
+   * when none is silent, the oldest of the busiest address. A client in the middle of logging in
+   * is never closed for a flood of idle sockets, even from its own address.
+   */
   #evictOne(): void {
+    let silent: PendingLogin | undefined;
+    let silentFrom = -1;
     let busiest: Set<PendingLogin> | undefined;
-    for (const set of this.#by.values()) if (busiest === undefined || set.size > busiest.size) busiest = set;
-    const oldest = busiest?.values().next().value;
-    if (oldest !== undefined) this.#abandon(oldest, 'evicted');
+    for (const set of this.#by.values()) {
+      if (busiest === undefined || set.size > busiest.size) busiest = set;
+      if (set.size <= silentFrom) continue;
+      for (const login of set) {
+        if (login.hasProgressed) continue;
+        silent = login;
+        silentFrom = set.size;
+        break;
+      }
+    }
+    const victim = silent ?? busiest?.values().next().value;
+    if (victim !== undefined) this.#abandon(victim, 'evicted');
   }
 
   #abandon(login: PendingLogin, why: Abandoned): void {

@@ -14,6 +14,7 @@ import { packageRoot } from '../../../core/src/package-root.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import type { Identity } from '../../../schemas/src/events.js';
+import type { ApiRefusal } from './auth-record.js';
 import { allows, type Role } from './roles.js';
 import { compileRoutes, formatOf, match, readBody, send, sendReply } from './router.js';
 import { commandRoutes } from './routes/commands.js';
@@ -36,6 +37,8 @@ export interface QueryApiOptions {
   bus?: Bus;
   /** Connections still logging in (cap, deadline) and the process's failed-login throttle. */
   logins: LoginGuard;
+  /** Records each refused login (a bad token, a throttled address, a connection that timed out). */
+  recordRefusal: (refusal: ApiRefusal) => void;
 }
 
 /** The OpenAPI document, kept in the repository and served as-is at /openapi.json. */
@@ -91,13 +94,15 @@ export class QueryApi {
     const { pending, throttle } = this.options.logins;
     const address = sourceAddress(socket.remoteAddress);
     const check = throttle.check(address);
+    const clientAddress = `${address}:${socket.remotePort ?? 0}`;
     if (check.kind === 'blocked') {
-      if (check.record) this.options.logger.warn('refusing connections from a throttled address', { address, message: throttledMessage(check, throttle.windowMs) });
+      if (check.record) this.options.recordRefusal({ clientAddress, reasonCode: ErrorCode.AUTH_THROTTLED, message: throttledMessage(check, throttle.windowMs), request: '' });
       return void socket.destroy();
     }
     const login = pending.admit(address, (why) => {
       throttle.failed(address);
-      this.options.logger.info('query API connection closed before it logged in', { address, reason_code: why === 'timeout' ? ErrorCode.AUTH_TIMEOUT : ErrorCode.AUTH_EVICTED, message: abandonedMessage(why, pending.options) });
+      const reasonCode = why === 'timeout' ? ErrorCode.AUTH_TIMEOUT : ErrorCode.AUTH_EVICTED;
+      this.options.recordRefusal({ clientAddress, reasonCode, message: abandonedMessage(why, pending.options), request: '' });
       socket.destroy();
     });
     this.#logins.set(socket, login);
@@ -105,6 +110,7 @@ export class QueryApi {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.#logins.get(req.socket)?.progressed();
     const url = new URL(req.url ?? '/', 'http://agate');
     const abort = new AbortController();
     res.on('close', () => abort.abort());
@@ -136,15 +142,17 @@ export class QueryApi {
   async #authenticate(req: IncomingMessage): Promise<Identity> {
     const { throttle } = this.options.logins;
     const address = sourceAddress(req.socket.remoteAddress);
+    const clientAddress = `${address}:${req.socket.remotePort ?? 0}`;
+    const request = `${req.method ?? 'GET'} ${(req.url ?? '/').split('?')[0]}`;
     const check = throttle.check(address);
     if (check.kind === 'blocked') {
       const message = throttledMessage(check, throttle.windowMs);
-      if (check.record) this.options.logger.warn('refusing requests from a throttled address', { address, message });
+      if (check.record) this.options.recordRefusal({ clientAddress, reasonCode: ErrorCode.AUTH_THROTTLED, message, request });
       throw new AgateError(ErrorCode.AUTH_THROTTLED, `Agate refused the request: ${message}`);
     }
+    const header = req.headers.authorization ?? '';
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
     try {
-      const header = req.headers.authorization ?? '';
-      const m = /^Bearer\s+(\S+)$/i.exec(header);
       if (m === null) throw new AgateError(ErrorCode.API_UNAUTHORIZED, 'a bearer token is required (Authorization: Bearer <OIDC token>)');
       const identity = await this.options.verifier.verify(m[1]!);
       if (!this.options.authorize(identity)) throw new AgateError(ErrorCode.API_UNAUTHORIZED, `identity ${identity.subject} may not read the audit trail`);
@@ -154,7 +162,7 @@ export class QueryApi {
       // A verifier outage (retriable) is not the client's failure.
       if (err instanceof AgateError && !err.retriable) {
         throttle.failed(address);
-        this.options.logger.info('query API login refused', { address, reason_code: err.code, message: err.message });
+        this.options.recordRefusal({ clientAddress, reasonCode: err.code, message: err.message, request, token: m?.[1] });
       }
       throw err;
     }

@@ -102,6 +102,7 @@ export class KubeProxyServer {
       const key = `${socket.remoteAddress}:${socket.remotePort}`;
       const login = this.#admitted.get(key);
       this.#admitted.delete(key);
+      login?.progressed(); // past the TLS handshake
       const conn: Conn = { session: undefined, address: `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`, login };
       this.#conns.set(socket, conn);
       socket.on('close', () => {

@@ -182,6 +182,7 @@ export class PgSession {
         return this.#cancel(msg);
       case 'startup':
         this.#startup = msg;
+        this.#login.progressed();
         this.#client.write(serialize.authenticationCleartextPassword());
         return;
       case 'password':

@@ -109,6 +109,7 @@ export class SshProxyServer {
       conn.end();
       return;
     }
+    login.progressed(); // the version exchange is done
     // ssh2 writes every SSH packet on its own; with Nagle a small one (an sftp status, a window
     // adjust) waits for the previous segment's ACK, a stall on every sftp round trip.
     // (ssh2's server-side connection has setNoDelay; @types/ssh2 leaves it out.)
