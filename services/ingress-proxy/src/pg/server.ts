@@ -3,7 +3,6 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { listenOn } from '../listen.js';
 import type { AddressInfo } from 'node:net';
 import { ErrorCode } from '../../../../core/src/errors.js';
-import type { LoginGuard } from '../../../../core/src/logins/pending.js';
 import { sourceAddress, throttledMessage } from '../../../../core/src/logins/throttle.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros } from '../../../../schemas/src/events.js';
