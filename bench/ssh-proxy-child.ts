@@ -12,6 +12,7 @@ import { remoteIssuer, TokenVerifier } from '../core/src/identity/oidc.js';
 import { silentLogger } from '../core/src/log.js';
 import { Masker } from '../services/ingress-proxy/src/pg/masking/masker.js';
 import { generateHostKey, parsePinnedHostKey } from '../services/ingress-proxy/src/ssh/host-key.js';
+import { loginGuard, loginThrottle } from '../core/src/logins/from-config.js';
 import { SshProxyServer } from '../services/ingress-proxy/src/ssh/server.js';
 import { CompiledPolicy } from '../services/policy/src/engine.js';
 import { PolicyService } from '../services/policy/src/service.js';
@@ -36,6 +37,7 @@ const proxy = new SshProxyServer({
   resolveTarget: (n) => (n === 'box' ? target : undefined),
   audit: new Masker('default', config.masking.sets.default!),
   hostKey: Buffer.from(generateHostKey()),
+  logins: loginGuard(config.logins, loginThrottle(config.logins)),
 });
 const { port } = await proxy.listen('127.0.0.1', 0);
 console.log(`listening ${port}`);

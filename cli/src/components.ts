@@ -38,6 +38,8 @@ import { StoreApprovalHistory } from '../../services/policy/src/approval-history
 import { ApprovalWebhooks } from '../../services/policy/src/webhooks/notifier.js';
 import { PolicyReloader } from '../../services/policy/src/reload.js';
 import { QueryApi } from '../../services/query/src/http-api.js';
+import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
+import { apiRefusalRecorder } from '../../services/query/src/auth-record.js';
 import { roleResolver } from '../../services/query/src/roles.js';
 import { migrateQuery } from '../../services/query/src/schema.js';
 
@@ -169,6 +171,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
   const store = roles.includes('ledger') || roles.includes('query') || policyReadsStore ? await openStore(config) : undefined;
   let bus: Bus | undefined;
   const started: Stoppable[] = [];
+  const throttle = loginThrottle(config.logins);
   const out: Running = {
     stop: async () => {
       for (const s of started.reverse()) await s.stop();
@@ -220,7 +223,9 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const claim = (id: Identity, name: string) => (name === 'sub' ? id.subject : name === 'iss' ? id.issuer : id.claims[name]);
       const authorize = (id: Identity) => required.every((r) => { const v = claim(id, r.name); return v !== undefined && r.test(v); });
       await migrateQuery(store!);
-      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls') });
+      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls'), logins: loginGuard(config.logins, throttle),
+        recordRefusal: apiRefusalRecorder(bus, config.instance_id, logger.child({ component: 'query' })),
+      });
       const q = splitHostPort(config.query.listen);
       out.api = await api.listen(q.host, q.port);
       started.push({ stop: () => api.close() });
@@ -229,6 +234,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const proxy = new PgProxyServer({
         bus: bus!, verifier: verifier!, resolveTarget: resolveTarget!, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms,
         maxMessageSize: config.proxy.postgres.max_message_bytes, maxConnections: config.proxy.postgres.max_connections, logger, ...pgProxyConfigDeps(config),
+        logins: loginGuard(config.logins, throttle),
       });
       const p = splitHostPort(config.proxy.postgres.listen);
       out.postgres = await proxy.listen(p.host, p.port);
@@ -239,6 +245,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
           bus: bus!, verifier: verifier!, resolveTarget: resolveSshTarget!, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms,
           connectTimeoutMs: 10_000, logger, audit: new Masker(config.masking.audit, config.masking.sets[config.masking.audit]!),
           hostKey: loadOrCreateHostKey(sshConfig.host_key_file), maxConnections: sshConfig.max_connections, authorizedKeys: new AuthorizedKeys(sshConfig.authorized_keys),
+          logins: loginGuard(config.logins, throttle),
         });
         const s = splitHostPort(sshConfig.listen);
         out.ssh = await ssh.listen(s.host, s.port);
@@ -247,7 +254,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       for (const t of kubernetesTargets(config)) {
         const kube = new KubeProxyServer({
           bus: bus!, verifier: verifier!, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms, logger,
-          target: await kubeProxyTarget(config, t),
+          target: await kubeProxyTarget(config, t), logins: loginGuard(config.logins, throttle),
         });
         started.push({ stop: () => kube.shutdown() });
         const k = splitHostPort(t.listen);

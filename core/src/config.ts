@@ -53,7 +53,7 @@ const issuer = z.strictObject({
 });
 
 /** Value detectors a mask set can use; see services/ingress-proxy/src/pg/masking/detectors.ts. */
-export const DETECTORS = ['private_key', 'jwt', 'cloud_access_key', 'password_hash', 'card_number', 'email'] as const;
+export const DETECTORS = ['private_key', 'jwt', 'cloud_access_key', 'password_hash', 'card_number', 'email', 'connection_string'] as const;
 export type DetectorName = (typeof DETECTORS)[number];
 
 const maskSetName = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'expected a lower-case mask set name such as pii');
@@ -300,6 +300,34 @@ const queryExport = z.strictObject({
   hec_token: secret.optional(),
 });
 
+/**
+ * Every listener (PostgreSQL, SSH, Kubernetes, the query API): how long a connection may take to
+ * log in, how many may be logging in at once, and how repeated failures from one address are
+ * slowed down.
+ */
+const LOGINS_DEFAULT = {
+  timeout_ms: 10_000,
+  max_pending: 64,
+  throttle: { max_failures: 20, window_s: 60, block_s: 10, max_block_s: 900 },
+};
+const logins = z.strictObject({
+  /** A connection that has not logged in by then is closed and recorded (PostgreSQL's authentication_timeout). */
+  timeout_ms: z.number().int().min(100).max(600_000).default(LOGINS_DEFAULT.timeout_ms),
+  /** Per listener, connections still logging in; counted apart from sessions so they never starve them. */
+  max_pending: z.number().int().min(1).max(100_000).default(LOGINS_DEFAULT.max_pending),
+  throttle: z
+    .strictObject({
+      /** Failed logins from one address within window_s that get it refused; 0 turns throttling off. */
+      max_failures: z.number().int().min(0).default(LOGINS_DEFAULT.throttle.max_failures),
+      window_s: z.number().int().min(1).max(86_400).default(LOGINS_DEFAULT.throttle.window_s),
+      /** The first refusal period; each further one doubles, up to max_block_s. */
+      block_s: z.number().int().min(1).max(86_400).default(LOGINS_DEFAULT.throttle.block_s),
+      max_block_s: z.number().int().min(1).max(604_800).default(LOGINS_DEFAULT.throttle.max_block_s),
+    })
+    .refine((t) => t.max_block_s >= t.block_s, 'expected max_block_s >= block_s')
+    .default(LOGINS_DEFAULT.throttle),
+});
+
 export const configSchema = z.strictObject({
   instance_id: z.string().default(`${hostname()}-${process.pid}`),
   data_dir: z.string().default('.agate'),
@@ -399,6 +427,7 @@ export const configSchema = z.strictObject({
       verdict_timeout_ms: duration.default(2000),
     })
     .default({ postgres: { listen: '127.0.0.1:6432', max_message_bytes: 16 << 20, max_connections: 1000, record_rows: 10, record_value_chars: 256 }, verdict_timeout_ms: 2000 }),
+  logins: logins.default(LOGINS_DEFAULT),
   targets: z.array(target).default([]),
   masking: z
     .strictObject({
@@ -471,6 +500,7 @@ export type MaskSetConfig = z.infer<typeof maskSet>;
 export type MaskingConfig = AgateConfig['masking'];
 export type QueryRolesConfig = z.infer<typeof queryRoles>;
 export type QuerySqlConfig = z.infer<typeof querySql>;
+export type LoginsConfig = z.infer<typeof logins>;
 
 /**
  * Reads, validates and normalises a config file. Relative paths in it are resolved against the

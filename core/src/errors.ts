@@ -24,6 +24,12 @@ export const ErrorCode = {
   AUTH_JWKS_UNAVAILABLE: 'AUTH_JWKS_UNAVAILABLE',
   AUTH_KEY_UNKNOWN: 'AUTH_KEY_UNKNOWN',
   AUTH_KEY_SIGNATURE_INVALID: 'AUTH_KEY_SIGNATURE_INVALID',
+  /** The connection did not complete its login within `logins.timeout_ms`. */
+  AUTH_TIMEOUT: 'AUTH_TIMEOUT',
+  /** Closed before logging in to make room: the listener's `logins.max_pending` was reached. */
+  AUTH_EVICTED: 'AUTH_EVICTED',
+  /** The source address failed to log in too often; it is refused for a while (`logins.throttle`). */
+  AUTH_THROTTLED: 'AUTH_THROTTLED',
   // wire protocols
   PROTOCOL_VIOLATION: 'PROTOCOL_VIOLATION',
   PROTOCOL_FRAME_TOO_LARGE: 'PROTOCOL_FRAME_TOO_LARGE',

@@ -43,6 +43,20 @@ export interface AuthenticationFailed extends EventHead {
   claimed_subject: string | null;
 }
 
+/** A request to Agate's own HTTP API refused before it could run (see the .avsc for why a type of its own). */
+export interface ApiAuthenticationFailed extends EventHead {
+  type: 'ApiAuthenticationFailed';
+  proxy_id: string;
+  protocol: 'http';
+  target: 'query-api';
+  client_address: string;
+  reason_code: string;
+  message: string;
+  request: string;
+  claimed_issuer: string | null;
+  claimed_subject: string | null;
+}
+
 export interface Command extends EventHead {
   type: 'Command';
   proxy_id: string;
@@ -140,7 +154,7 @@ export interface Checkpoint extends EventHead {
   note: string;
 }
 
-export type AgateEvent = SessionOpened | AuthenticationFailed | Command | Verdict | Response | SessionClosed | Checkpoint | ApprovalRequested | ApprovalDecision;
+export type AgateEvent = SessionOpened | AuthenticationFailed | Command | Verdict | Response | SessionClosed | Checkpoint | ApprovalRequested | ApprovalDecision | ApiAuthenticationFailed;
 export type EventType = AgateEvent['type'];
 export type EventOf<T extends EventType> = Extract<AgateEvent, { type: T }>;
 
@@ -154,6 +168,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'Checkpoint',
   'ApprovalRequested',
   'ApprovalDecision',
+  'ApiAuthenticationFailed',
 ];
 
 /** Current time in Avro `timestamp-micros`. */

@@ -20,6 +20,8 @@ export interface AgateFixture {
   pid: number;
   host: string;
   port: number;
+  /** The query API's base URL (`http://127.0.0.1:PORT`). */
+  apiUrl: string;
   /** The SSH proxy's address, when `ssh` was given. */
   ssh?: { host: string; port: number };
   /** A fresh token shaped like a GitHub Actions id-token, with `extra` claims added. */
@@ -123,6 +125,7 @@ ${options.extraYaml ?? ''}
       oidc,
       dir: proc.dir,
       pid: proc.pid,
+      apiUrl: proc.apiUrl,
       ...address,
       ...(sshAddress ? { ssh: { host: sshAddress[1]!, port: Number(sshAddress[2]) } } : {}),
       token,

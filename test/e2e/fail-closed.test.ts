@@ -15,6 +15,7 @@ import type { Subscription } from '../../core/src/bus/bus.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
 import { silentLogger } from '../../core/src/log.js';
 import { nowMicros, type AgateEvent, type Command, type Response, type Verdict } from '../../schemas/src/events.js';
+import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
 import { PgProxyServer } from '../../services/ingress-proxy/src/pg/server.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
@@ -54,9 +55,10 @@ async function setup(into: Partial<Env>): Promise<Env> {
     remoteIssuer({ issuer: issuer.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' }),
   ]);
   const cred = pgServer.users.scram;
+  const config = parseConfig('identity: { dev_issuer: { enabled: true } }\n', 'fail-closed.yaml');
   into.proxy = new PgProxyServer({
     bus: into.bus, verifier, proxyId: 'e2e-fail-closed', verdictTimeoutMs: VERDICT_TIMEOUT_MS, maxMessageSize: 1 << 20, maxConnections: 50, logger: silentLogger,
-    ...pgProxyConfigDeps(parseConfig('identity: { dev_issuer: { enabled: true } }\n', 'fail-closed.yaml')),
+    ...pgProxyConfigDeps(config), logins: loginGuard(config.logins, loginThrottle(config.logins)),
     resolveTarget: (name) => (name === 'appdb' ? { host: pgServer.host, port: pgServer.port, database: pgServer.database, user: cred.user, password: cred.password } : undefined),
   });
   into.port = (await into.proxy.listen('127.0.0.1', 0)).port;

@@ -5,16 +5,20 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalBus } from '../../core/src/bus/local-bus.js';
 import type { Subscription } from '../../core/src/bus/bus.js';
+import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
+import { PendingLogins } from '../../core/src/logins/pending.js';
+import { LoginThrottle } from '../../core/src/logins/throttle.js';
 import { parseConfig } from '../../core/src/config.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
 import { silentLogger } from '../../core/src/log.js';
-import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/events.js';
+import type { AgateEvent, AuthenticationFailed, Command, Response, Verdict } from '../../schemas/src/events.js';
 import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
-import { KubeProxyServer } from '../../services/ingress-proxy/src/k8s/server.js';
+import { KubeProxyServer, type KubeProxyOptions } from '../../services/ingress-proxy/src/k8s/server.js';
 import { KubeUpstream } from '../../services/ingress-proxy/src/k8s/upstream.js';
 import { CompiledPolicy } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
@@ -32,6 +36,7 @@ interface Ctx {
   events: AgateEvent[];
   subscription: Subscription;
   policy?: PolicyService;
+  options: KubeProxyOptions;
 }
 
 const VERDICT_TIMEOUT_MS = 800;
@@ -48,7 +53,7 @@ test.before(async (ctx) => {
   ctx.subscription = await ctx.bus.subscribe({ group: 'test', types: ['Command', 'Verdict', 'Response', 'AuthenticationFailed'], handler: async (b) => void ctx.events.push(...b) });
   const config = parseConfig('identity: { dev_issuer: { enabled: true } }\n', 'k8s-fc.yaml');
   const masker = new Masker('default', config.masking.sets.default!);
-  ctx.proxy = new KubeProxyServer({
+  ctx.options = {
     bus: ctx.bus, proxyId: 'k8s-fc', verdictTimeoutMs: VERDICT_TIMEOUT_MS, logger: silentLogger,
     verifier: new TokenVerifier([remoteIssuer({ issuer: issuer.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' })]),
     target: {
@@ -59,7 +64,9 @@ test.before(async (ctx) => {
       maskers: new Map([['default', masker]]), maskClient: 'default',
       maxBodyBytes: BODY_CAP, maxBufferBytes: BUFFER_CAP, allowDiscovery: true, maxConnections: 100,
     },
-  });
+    logins: loginGuard(config.logins, loginThrottle(config.logins)),
+  };
+  ctx.proxy = new KubeProxyServer(ctx.options);
   ctx.port = (await ctx.proxy.listen('127.0.0.1', 0)).port;
   ctx.agent = new Agent({ keepAlive: false, ca: readFileSync(kube.other.caFile) });
 });
@@ -167,6 +174,53 @@ test('impersonation (kubectl --as) is refused and recorded', async (ctx) => {
   const { command, response } = await recorded(ctx, 'GET /api/v1/namespaces/kube-system/secrets');
   assert.is(command.attributes.impersonate, 'refused');
   assert.equal([response.status, response.error_code], ['refused', 'IMPERSONATION_REFUSED']);
+});
+
+test('logins: 200 idle sockets cannot starve a valid token; a silent one times out; repeated bad tokens are throttled (recorded once)', async (ctx) => {
+  const logins = { pending: new PendingLogins({ timeoutMs: 1500, maxPending: 8 }), throttle: new LoginThrottle({ maxFailures: 3, windowMs: 60_000, blockMs: 5000, maxBlockMs: 20_000 }) };
+  const upstream = await KubeUpstream.load(ctx.kube.adminKubeconfigPath, undefined, 'test');
+  const guarded = new KubeProxyServer({ ...ctx.options, target: { ...ctx.options.target, upstream }, logins });
+  const port = (await guarded.listen('127.0.0.1', 0)).port;
+  const get = async (token: string, localAddress?: string) => new Promise<number | string>((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/api', agent: ctx.agent, localAddress, headers: { authorization: `Bearer ${token}` } }, (res) => (res.resume(), resolve(res.statusCode ?? 0)));
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    req.end();
+  });
+  const idle = await Promise.all(Array.from({ length: 200 }, () => new Promise<ReturnType<typeof connect>>((resolve) => {
+    // From another address: its evictions count against it, not against the agent's 127.0.0.1.
+    const s = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.3' }, () => resolve(s));
+    s.on('error', () => undefined);
+  })));
+  const failures = (code: string) => ctx.events.filter((e): e is AuthenticationFailed => e.type === 'AuthenticationFailed' && e.reason_code === code);
+  try {
+    assert.is(await get(await ctx.issuer.mint(ctx.issuer.githubActionsClaims())), 200);
+    // The flood evicted its own oldest sockets until its address was throttled (recorded once).
+    await until('evictions', () => (failures('AUTH_EVICTED').length >= 1 ? true : undefined));
+    await until('the flood throttled', () => (failures('AUTH_THROTTLED').some((f) => f.client_address.startsWith('127.0.0.3:')) ? true : undefined));
+    assert.is(failures('AUTH_THROTTLED').filter((f) => f.client_address.startsWith('127.0.0.3:')).length, 1);
+    // A socket that stays silent is closed at the deadline and recorded.
+    const silent = connect(port, '127.0.0.1');
+    silent.on('error', () => undefined);
+    const started = Date.now();
+    await new Promise((r) => silent.once('close', r));
+    assert.ok(Date.now() - started >= 1000, `closed after ${Date.now() - started} ms`);
+    await until('the timeout record', () => (failures('AUTH_TIMEOUT').length >= 1 ? true : undefined));
+    // Bad tokens from 127.0.0.2: 401 three times, then that address is refused, recorded once.
+    for (let i = 0; i < 3; i++) assert.is(await get(`bad-${i}`, '127.0.0.2'), 401);
+    const good = await ctx.issuer.mint(ctx.issuer.githubActionsClaims());
+    for (let i = 0; i < 10; i++) assert.is(await get(good, '127.0.0.2'), 'ECONNRESET');
+    assert.is(await get(good), 200, 'another address is not throttled');
+    const throttled = await until('the throttle record', () => {
+      const t = failures('AUTH_THROTTLED').filter((f) => f.client_address.startsWith('127.0.0.2:'));
+      return t.length > 0 ? t : undefined;
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.is(failures('AUTH_THROTTLED').filter((f) => f.client_address.startsWith('127.0.0.2:')).length, 1);
+    assert.match(throttled[0]!.message, /3 failed logins from this address/);
+  } finally {
+    for (const s of idle) s.destroy();
+    await guarded.shutdown();
+  }
 });
 
 test.run();

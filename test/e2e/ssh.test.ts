@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { parseConfig } from '../../core/src/config.js';
 import { packageRoot } from '../../core/src/package-root.js';
+import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
+import { PendingLogins } from '../../core/src/logins/pending.js';
+import { LoginThrottle } from '../../core/src/logins/throttle.js';
 import { LocalBus } from '../../core/src/bus/local-bus.js';
 import type { Subscription } from '../../core/src/bus/bus.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
@@ -104,7 +107,7 @@ async function setup(into: Partial<Env>): Promise<Env> {
   into.proxyOptions = {
     bus: into.bus, verifier, resolveTarget: (n) => targets.get(n), proxyId: 'e2e-ssh', verdictTimeoutMs: VERDICT_TIMEOUT_MS, connectTimeoutMs: 5000,
     logger: process.env.AGATE_TEST_LOG ? createLogger('debug') : silentLogger, audit: new Masker('default', config.masking.sets.default!), hostKey: Buffer.from(generateHostKey()),
-    maxConnections: 20,
+    maxConnections: 20, logins: loginGuard(config.logins, loginThrottle(config.logins)),
     authorizedKeys: new AuthorizedKeys([{ key: readFileSync(await sshKeygen(into.dir, 'registered'), 'utf8').trim(), subject: 'ci-runner-7', claims: { environment: 'staging' } }]),
   };
   into.proxy = new SshProxyServer(into.proxyOptions);
@@ -867,7 +870,8 @@ test('a token longer than the ssh client sends as a password: password login rec
 
 test('a client that never logs in is disconnected at the login deadline; channels per connection are capped', async (ctx) => {
   const env = ctx as Env;
-  const small = new SshProxyServer({ ...env.proxyOptions, loginDeadlineMs: 300, maxChannels: 2 });
+  const logins = { pending: new PendingLogins({ timeoutMs: 300, maxPending: 8 }), throttle: env.proxyOptions.logins.throttle };
+  const small = new SshProxyServer({ ...env.proxyOptions, logins, maxChannels: 2 });
   const port = (await small.listen('127.0.0.1', 0)).port;
   try {
     // A raw TCP client that sends its banner and then nothing.
@@ -879,6 +883,8 @@ test('a client that never logs in is disconnected at the login deadline; channel
       s.on('close', () => resolve(Date.now() - started));
     });
     assert.ok(closed < 5000, `closed after ${closed} ms`);
+    const timedOut = await waitFor(env, (events) => events.find((e): e is AuthenticationFailed => e.type === 'AuthenticationFailed' && e.reason_code === 'AUTH_TIMEOUT'));
+    assert.match(timedOut.message, /no login within 300 ms/);
     // Three session channels on one connection: the third is refused while two are open.
     const client = new ssh2.Client();
     await new Promise<void>((resolve, reject) => {
@@ -903,6 +909,44 @@ test('a client that never logs in is disconnected at the login deadline; channel
     client.end();
   } finally {
     await small.shutdown();
+  }
+});
+
+test('300 idle sockets (no version line) hold no slot an agent needs: it logs in and runs a command; evictions and the throttle are recorded', async (ctx) => {
+  const env = ctx as Env;
+  const throttle = new LoginThrottle({ maxFailures: 20, windowMs: 60_000, blockMs: 10_000, maxBlockMs: 60_000 });
+  const logins = { pending: new PendingLogins({ timeoutMs: 5000, maxPending: 8 }), throttle };
+  const guarded = new SshProxyServer({ ...env.proxyOptions, logins, maxConnections: 4 });
+  const port = (await guarded.listen('127.0.0.1', 0)).port;
+  // From another address: the flood's evictions count against 127.0.0.3, which is soon throttled.
+  const idle = await Promise.all(Array.from({ length: 300 }, () => new Promise<ReturnType<typeof connect>>((resolve) => {
+    const s = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.3' }, () => resolve(s));
+    s.on('error', () => undefined);
+  })));
+  try {
+    const client = new ssh2.Client();
+    await new Promise<void>((resolve, reject) => {
+      client.once('ready', () => resolve()).once('error', reject).once('close', () => reject(new Error('closed before login')));
+      client.connect({ host: '127.0.0.1', port, username: 'box', tryKeyboard: true, readyTimeout: 10_000 });
+      client.on('keyboard-interactive', (_n, _i, _l, _p, finish) => void token(env).then((t) => finish([t])));
+    });
+    const out = await new Promise<string>((resolve, reject) => client.exec('echo past the flood', (err, stream) => {
+      if (err) return reject(err);
+      let text = '';
+      stream.on('data', (d: Buffer) => (text += d.toString())).on('close', () => resolve(text));
+    }));
+    assert.is(out, 'past the flood\n');
+    client.end();
+    assert.ok(logins.pending.size <= 8);
+    const evicted = await waitFor(env, (events) => events.find((e): e is AuthenticationFailed => e.type === 'AuthenticationFailed' && e.reason_code === 'AUTH_EVICTED'));
+    assert.match(evicted.message, /max_pending: 8/);
+    assert.match(evicted.client_address, /^127\.0\.0\.3:/);
+    const throttled = await waitFor(env, (events) => events.find((e): e is AuthenticationFailed => e.type === 'AuthenticationFailed' && e.reason_code === 'AUTH_THROTTLED'));
+    assert.match(throttled.client_address, /^127\.0\.0\.3:/);
+    assert.is(env.events.filter((e) => e.type === 'AuthenticationFailed' && e.reason_code === 'AUTH_THROTTLED').length, 1, 'recorded once per block');
+  } finally {
+    for (const s of idle) s.destroy();
+    await guarded.shutdown();
   }
 });
 

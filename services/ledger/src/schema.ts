@@ -124,7 +124,7 @@ export function ledgerDdl(_options: LedgerSchemaOptions = {}): string[] {
       JSONExtractString(body, 'message') AS message,
       JSONExtract(body, 'claimed_issuer', 'Nullable(String)') AS claimed_issuer,
       JSONExtract(body, 'claimed_subject', 'Nullable(String)') AS claimed_subject
-    FROM agate.ledger WHERE event_type = 'AuthenticationFailed'`,
+    FROM agate.ledger WHERE event_type IN ('AuthenticationFailed', 'ApiAuthenticationFailed')`,
   ];
 }
 

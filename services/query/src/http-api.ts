@@ -3,16 +3,19 @@ import { approvalRoutes } from './routes/approvals.js';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import type { QuerySqlConfig } from '../../../core/src/config.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../core/src/errors.js';
 import type { TokenVerifier } from '../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../core/src/log.js';
+import { abandonedMessage, type LoginGuard, type PendingLogin } from '../../../core/src/logins/pending.js';
+import { sourceAddress, throttledMessage } from '../../../core/src/logins/throttle.js';
 import { packageRoot } from '../../../core/src/package-root.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import type { Identity } from '../../../schemas/src/events.js';
+import type { ApiRefusal } from './auth-record.js';
 import { allows, type Role } from './roles.js';
 import { compileRoutes, formatOf, match, MethodNotAllowed, readBody, send, sendReply } from './router.js';
 import { commandRoutes } from './routes/commands.js';
@@ -35,6 +38,10 @@ export interface QueryApiOptions {
   bus?: Bus;
   /** Serve HTTPS with this certificate and key instead of plain HTTP. */
   tls?: { cert: Buffer; key: Buffer };
+  /** Connections still logging in (cap, deadline) and the process's failed-login throttle. */
+  logins: LoginGuard;
+  /** Records each refused login (a bad token, a throttled address, a connection that timed out). */
+  recordRefusal: (refusal: ApiRefusal) => void;
 }
 
 /** The OpenAPI document, kept in the repository and served as-is at /openapi.json. */
@@ -48,15 +55,22 @@ export class QueryApi {
   readonly #server: Server;
   readonly #routes;
   readonly #openapi: string;
+  /** Each connection's pending login, until its first request that is authenticated or needs no token. */
+  readonly #logins = new WeakMap<Socket, PendingLogin>();
 
   constructor(private readonly options: QueryApiOptions) {
     const { store, codec } = options;
     this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec), ...approvalRoutes(store, options.bus)]);
     this.#openapi = readFileSync(join(packageRoot(), OPENAPI_PATH), 'utf8');
+    const timeoutMs = options.logins.pending.options.timeoutMs;
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
+    // Headers must arrive within the login deadline (checked every second), a whole request within a minute.
+    const limits = { maxHeaderSize: 64 * 1024, headersTimeout: timeoutMs, requestTimeout: Math.max(60_000, timeoutMs), connectionsCheckingInterval: 1000 };
     this.#server = options.tls === undefined
-      ? createServer({ maxHeaderSize: 64 * 1024 }, handler)
-      : createHttpsServer({ maxHeaderSize: 64 * 1024, cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }, handler);
+      ? createServer(limits, handler)
+      : createHttpsServer({ ...limits, cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' }, handler);
+    // For HTTPS too, 'connection' is the TCP socket, before the TLS handshake: admitted like any login.
+    this.#server.on('connection', (socket: Socket) => this.#admit(socket));
     // Node's default answer to an unparsable request destroys the socket while the client may
     // still be sending (seen as a reset); answer with a real status and close gracefully instead.
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
@@ -80,11 +94,37 @@ export class QueryApi {
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
 
+  /**
+   * A throttled address is dropped; every other connection holds one of `logins.max_pending`
+   * slots until its first request that logs in (or needs no token), within `logins.timeout_ms`.
+   */
+  #admit(socket: Socket): void {
+    const { pending, throttle } = this.options.logins;
+    const address = sourceAddress(socket.remoteAddress);
+    const check = throttle.check(address);
+    const clientAddress = `${address}:${socket.remotePort ?? 0}`;
+    if (check.kind === 'blocked') {
+      if (check.record) this.options.recordRefusal({ clientAddress, reasonCode: ErrorCode.AUTH_THROTTLED, message: throttledMessage(check, throttle.windowMs), request: '' });
+      return void socket.destroy();
+    }
+    const login = pending.admit(address, (why) => {
+      throttle.failed(address);
+      const reasonCode = why === 'timeout' ? ErrorCode.AUTH_TIMEOUT : ErrorCode.AUTH_EVICTED;
+      this.options.recordRefusal({ clientAddress, reasonCode, message: abandonedMessage(why, pending.options), request: '' });
+      socket.destroy();
+    });
+    this.#logins.set(socket, login);
+    socket.once('close', () => login.done());
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.#logins.get(req.socket)?.progressed();
     const url = new URL(req.url ?? '/', 'http://agate');
     const abort = new AbortController();
     res.on('close', () => abort.abort());
     try {
+      const open = (url.pathname === '/healthz' || url.pathname === '/openapi.json') && req.method === 'GET';
+      if (open) this.#logins.get(req.socket)?.done();
       if (url.pathname === '/healthz' && req.method === 'GET') return send(res, 200, 'application/json; charset=utf-8', '{"status":"ok"}');
       if (url.pathname === '/openapi.json' && req.method === 'GET') return send(res, 200, 'application/json; charset=utf-8', this.#openapi);
       if (url.pathname === '/healthz' || url.pathname === '/openapi.json') throw new MethodNotAllowed(req.method ?? '', url.pathname, ['GET']);
@@ -111,17 +151,38 @@ export class QueryApi {
   }
 
   async #authenticate(req: IncomingMessage): Promise<Identity> {
+    const { throttle } = this.options.logins;
+    const address = sourceAddress(req.socket.remoteAddress);
+    const clientAddress = `${address}:${req.socket.remotePort ?? 0}`;
+    const request = `${req.method ?? 'GET'} ${(req.url ?? '/').split('?')[0]}`;
+    const check = throttle.check(address);
+    if (check.kind === 'blocked') {
+      const message = throttledMessage(check, throttle.windowMs);
+      if (check.record) this.options.recordRefusal({ clientAddress, reasonCode: ErrorCode.AUTH_THROTTLED, message, request });
+      throw new AgateError(ErrorCode.AUTH_THROTTLED, `Agate refused the request: ${message}`);
+    }
     const header = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (m === null) throw new AgateError(ErrorCode.API_UNAUTHORIZED, 'a bearer token is required (Authorization: Bearer <OIDC token>)');
-    const identity = await this.options.verifier.verify(m[1]!);
-    if (!this.options.authorize(identity)) throw new AgateError(ErrorCode.API_UNAUTHORIZED, `identity ${identity.subject} may not read the audit trail`);
-    return identity;
+    try {
+      if (m === null) throw new AgateError(ErrorCode.API_UNAUTHORIZED, 'a bearer token is required (Authorization: Bearer <OIDC token>)');
+      const identity = await this.options.verifier.verify(m[1]!);
+      if (!this.options.authorize(identity)) throw new AgateError(ErrorCode.API_UNAUTHORIZED, `identity ${identity.subject} may not read the audit trail`);
+      this.#logins.get(req.socket)?.done();
+      return identity;
+    } catch (err) {
+      // A verifier outage (retriable) is not the client's failure.
+      if (err instanceof AgateError && !err.retriable) {
+        throttle.failed(address);
+        this.options.recordRefusal({ clientAddress, reasonCode: err.code, message: err.message, request, token: m?.[1] });
+      }
+      throw err;
+    }
   }
 }
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.API_UNAUTHORIZED]: 401,
+  [ErrorCode.AUTH_THROTTLED]: 429,
   [ErrorCode.API_FORBIDDEN]: 403,
   [ErrorCode.API_NOT_FOUND]: 404,
   [ErrorCode.API_BAD_REQUEST]: 400,

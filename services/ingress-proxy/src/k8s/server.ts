@@ -6,6 +6,8 @@ import type { TLSSocket } from 'node:tls';
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import { AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
+import { abandonedMessage, type LoginGuard, type PendingLogin } from '../../../../core/src/logins/pending.js';
+import { sourceAddress, throttledMessage } from '../../../../core/src/logins/throttle.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command } from '../../../../schemas/src/events.js';
 import { listenOn } from '../listen.js';
@@ -50,6 +52,8 @@ export interface KubeProxyOptions {
   verdictTimeoutMs: number;
   logger: Logger;
   target: KubeProxyTarget;
+  /** This listener's connections still logging in, and the process's failed-login throttle. */
+  logins: LoginGuard;
 }
 
 /** The built-in rule that allows discovery without asking policy (it is still recorded). */
@@ -69,6 +73,8 @@ export interface Reply {
 interface Conn {
   session: KubeSession | undefined;
   address: string;
+  /** Pending until the first request with a valid token (or one that needs none). */
+  login: PendingLogin | undefined;
 }
 
 /**
@@ -80,6 +86,9 @@ interface Conn {
 export class KubeProxyServer {
   readonly #server: Server;
   readonly #conns = new Map<Socket, Conn>();
+  /** TCP connections not yet past TLS, by `ip:port`, with their pending login. */
+  readonly #admitted = new Map<string, PendingLogin>();
+  #open = 0;
   readonly #closing = new Set<Promise<void>>();
   readonly #log: Logger;
   /** Refusals before any session exists are recorded through this one ordered sink. */
@@ -88,16 +97,25 @@ export class KubeProxyServer {
   constructor(private readonly options: KubeProxyOptions) {
     this.#log = options.logger.child({ component: 'k8s-proxy', target: options.target.name });
     this.#authEvents = new SessionEvents(options.bus, this.#log);
-    this.#server = createServer({ cert: options.target.tls.cert, key: options.target.tls.key }, (req, res) => void this.#onRequest(req, res));
+    const { logins } = options;
+    // Header slowloris after login is cut by Node (checked every second); before it, by the login deadline.
+    this.#server = createServer(
+      { cert: options.target.tls.cert, key: options.target.tls.key, headersTimeout: logins.pending.options.timeoutMs, connectionsCheckingInterval: 1000 },
+      (req, res) => void this.#onRequest(req, res),
+    );
+    this.#server.prependListener('connection', (socket: Socket) => this.#admit(socket));
     this.#server.on('secureConnection', (socket: TLSSocket) => {
-      const conn: Conn = { session: undefined, address: `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}` };
+      const key = `${socket.remoteAddress}:${socket.remotePort}`;
+      const login = this.#admitted.get(key);
+      this.#admitted.delete(key);
+      login?.progressed(); // past the TLS handshake
+      const conn: Conn = { session: undefined, address: `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`, login };
       this.#conns.set(socket, conn);
       socket.on('close', () => {
         this.#conns.delete(socket);
         this.#endSession(conn, 'client disconnected');
       });
     });
-    this.#server.maxConnections = options.target.maxConnections;
     this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => void this.#onUpgrade(req, socket, head));
     this.#server.on('tlsClientError', (err) => this.#log.debug('client TLS error', { error: err.message }));
   }
@@ -116,6 +134,47 @@ export class KubeProxyServer {
     this.options.target.upstream.close();
   }
 
+  /**
+   * Every TCP connection before TLS: a throttled address is dropped (recorded once per block);
+   * `maxConnections` counts logged-in connections only, and one still logging in holds one of
+   * `logins.max_pending` slots until its first authenticated request, within `logins.timeout_ms`.
+   */
+  #admit(socket: Socket): void {
+    socket.on('error', () => {});
+    const { logins } = this.options;
+    const address = sourceAddress(socket.remoteAddress);
+    const clientAddress = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
+    const check = logins.throttle.check(address);
+    if (check.kind === 'blocked') {
+      if (check.record) this.#recordRefusal(clientAddress, ErrorCode.AUTH_THROTTLED, throttledMessage(check, logins.throttle.windowMs));
+      return void socket.destroy();
+    }
+    if (this.#open - logins.pending.size >= this.options.target.maxConnections) {
+      this.#log.warn('refusing a connection: too many connections', { limit: this.options.target.maxConnections });
+      return void socket.destroy();
+    }
+    this.#open += 1;
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    const login = logins.pending.admit(address, (why) => {
+      logins.throttle.failed(address);
+      this.#recordRefusal(clientAddress, why === 'timeout' ? ErrorCode.AUTH_TIMEOUT : ErrorCode.AUTH_EVICTED, abandonedMessage(why, logins.pending.options));
+      socket.destroy();
+    });
+    this.#admitted.set(key, login);
+    socket.once('close', () => {
+      this.#open -= 1;
+      this.#admitted.delete(key);
+      login.done();
+    });
+  }
+
+  #recordRefusal(clientAddress: string, code: string, message: string): void {
+    void this.#authEvents.emitLogged({
+      type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: randomUUID(), proxy_id: this.options.proxyId,
+      protocol: 'kubernetes', target: this.options.target.name, client_address: clientAddress, reason_code: code, message, claimed_issuer: null, claimed_subject: null,
+    });
+  }
+
   #endSession(conn: Conn, reason: string): void {
     const s = conn.session;
     if (s === undefined) return;
@@ -129,7 +188,16 @@ export class KubeProxyServer {
 
   /** The request's session, opened on its first valid token; undefined after a refusal was sent. */
   async #authenticate(req: IncomingMessage, reply: Reply): Promise<KubeSession | undefined> {
-    const conn = this.#conns.get(req.socket) ?? { session: undefined, address: `${req.socket.remoteAddress}:${req.socket.remotePort}` };
+    const conn = this.#conns.get(req.socket) ?? { session: undefined, address: `${req.socket.remoteAddress}:${req.socket.remotePort}`, login: undefined };
+    const { throttle } = this.options.logins;
+    const address = sourceAddress(req.socket.remoteAddress);
+    const check = throttle.check(address);
+    if (check.kind === 'blocked') {
+      const message = throttledMessage(check, throttle.windowMs);
+      if (check.record) this.#recordRefusal(conn.address, ErrorCode.AUTH_THROTTLED, message);
+      reply.status(failure('TooManyRequests', `Agate refused the request: ${message}`));
+      return undefined;
+    }
     const header = req.headers.authorization ?? '';
     const token = /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] ?? '';
     const current = conn.session;
@@ -143,6 +211,7 @@ export class KubeProxyServer {
     } catch (err) {
       const e = err instanceof AuthenticationError ? err : new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'the token could not be verified', { cause: err });
       this.#log.info('request refused: authentication failed', { reason_code: e.code });
+      throttle.failed(address);
       const claimed = TokenVerifier.peek(token);
       await (current?.events ?? this.#authEvents).emitLogged({
         type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: current?.id ?? randomUUID(), proxy_id: proxyId,
@@ -156,13 +225,15 @@ export class KubeProxyServer {
     const exp = Number(identity.claims.exp ?? 0);
     const session = new KubeSession(token, identity, exp, bus, proxyId, target, this.#log);
     try {
-      await session.open(conn.address, { user_agent: String(req.headers['user-agent'] ?? '').slice(0, 200) });
+      // A user agent is client-chosen text like any other recorded value: detectors apply.
+      await session.open(conn.address, { user_agent: this.options.target.recording.audit.maskText(String(req.headers['user-agent'] ?? '').slice(0, 200)).text });
     } catch (err) {
       this.#log.error('cannot record session start; refusing the request', { error: describeError(err) });
       reply.status(failure('ServiceUnavailable', 'Agate cannot record this session (audit log unavailable); refused'));
       return undefined;
     }
     conn.session = session;
+    conn.login?.done();
     return session;
   }
 

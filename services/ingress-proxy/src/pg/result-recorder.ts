@@ -3,7 +3,11 @@ import { nowMicros, type Command, type Response, type ResponseStatus } from '../
 import { decodeDataRow, type Column } from './backend-decode.js';
 import { maskDataRow } from './masking/data-row.js';
 import { MASKED_VALUE, Masker } from './masking/masker.js';
+import { maskCopyLine, maskJsonKeys, type StatementSecrets } from './masking/statement-secrets.js';
 import { valueText } from './value-text.js';
+
+/** Result columns that return a value the statement set: `set_config` answers with the new value. */
+const SECRET_RESULTS = new Set(['set_config']);
 
 /** How much of each result the audit trail keeps, and the mask set it always applies. */
 export interface RecordingOptions {
@@ -43,6 +47,8 @@ export class StatementResult {
     readonly client: Masker | undefined,
     /** Columns known before the rows arrive (an extended-protocol portal's Describe). */
     private readonly describe: () => readonly Column[] | undefined = () => undefined,
+    /** A COPY's columns (from its statement), so column rules reach the sampled lines. */
+    private readonly copy?: StatementSecrets['copy'],
   ) {
     this.#audit = Masker.union(options.audit, client);
   }
@@ -74,14 +80,17 @@ export class StatementResult {
   /**
    * Takes one CopyData frame: from the server (`toClient`, masked for the client when its set
    * says so) or from the client (COPY FROM STDIN, passed on unchanged). COPY lines are sampled
-   * with the detectors only, since a COPY names no columns.
+   * with the statement's column list (a field of a masked column, or every field when the
+   * columns are unknown, is masked) and the detectors.
    */
   copyData(frame: Buffer, toClient: boolean): Buffer {
     if (this.#sample.length < this.options.sampleRows) {
       // One CopyData may carry many lines (psql's \copy) or part of one; the sample keeps lines.
       const lines = this.#audit.maskText(frame.toString('utf8', 5)).text.split('\n');
       if (lines[lines.length - 1] === '') lines.pop();
-      for (const line of lines.slice(0, this.options.sampleRows - this.#sample.length)) this.#sample.push([this.#cut(line)]);
+      const copy = this.copy;
+      const masked = (line: string) => (copy !== undefined && this.#audit.hasColumnRules ? maskCopyLine(line, copy, this.#audit) : line);
+      for (const line of lines.slice(0, this.options.sampleRows - this.#sample.length)) this.#sample.push([this.#cut(masked(line))]);
     }
     let out = frame;
     if (toClient && this.client !== undefined) {
@@ -118,10 +127,10 @@ export class StatementResult {
     return decodeDataRow(frame).map((value, i) => {
       if (value === null) return null;
       const column = columns?.[i];
-      if (column !== undefined && this.#audit.masksColumn(column.name)) return MASKED_VALUE;
+      if (column !== undefined && (this.#audit.masksColumn(column.name) || SECRET_RESULTS.has(column.name))) return MASKED_VALUE;
       if (column === undefined && this.#audit.hasColumnRules) return MASKED_VALUE; // unknown column: assume the worst
       const text = valueText(value, column?.format ?? 0, column?.typeOid ?? 0);
-      return this.#cut(this.#audit.maskText(text).text);
+      return this.#cut(this.#audit.maskText(maskJsonKeys(text, this.#audit)?.text ?? text).text);
     });
   }
 

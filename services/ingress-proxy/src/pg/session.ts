@@ -4,8 +4,10 @@ import { SessionEvents } from '../session-events.js';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { Bus } from '../../../../core/src/bus/bus.js';
-import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
+import { AgateError, AuthenticationError, ErrorCode, ProtocolError, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
+import { abandonedMessage, type Abandoned, type LoginGuard, type PendingLogin } from '../../../../core/src/logins/pending.js';
+import { sourceAddress } from '../../../../core/src/logins/throttle.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { analyzeSql } from '../../../../core/src/sql/analyze.js';
 import { nowMicros, type Command, type Identity, type Response, type Verdict } from '../../../../schemas/src/events.js';
@@ -17,9 +19,10 @@ import { answerSslRequest } from './client-tls.js';
 import { ExtendedState, parameterTexts } from './extended-state.js';
 import { FrontendParser } from './frontend-parser.js';
 import { MaskingError } from './masking/data-row.js';
-import type { Masker } from './masking/masker.js';
+import { MASKED_VALUE, type Masker } from './masking/masker.js';
 import { maskSqlText } from './masking/sql-text.js';
-import type { Bind, CancelRequest, Execute, FrontendMessage, FunctionCall, Parse, Query, StartupMessage } from './messages.js';
+import { maskLiterals, statementSecrets, type StatementSecrets } from './masking/statement-secrets.js';
+import type { Bind, CancelRequest, Execute, FrontendMessage, FunctionCall, Parse, PasswordMessage, Query, StartupMessage } from './messages.js';
 import { decodePassword } from './password-message.js';
 import { describePortal, refusalParse, syncMessage } from './refusal.js';
 import { MAX_EXPECTED, ReplyRouter } from './replies.js';
@@ -47,15 +50,22 @@ export interface PgSessionDeps {
   cancel: CancelRegistry;
   /** Present when TLS termination is configured; SSLRequest is declined otherwise. */
   tls?: SecureContext;
+  /** The listener's connections still logging in, and the process's failed-login throttle. */
+  logins: LoginGuard;
 }
 
 /** What the proxy does with one command once its verdict is known. */
 type Decision = { kind: 'run'; client: Masker | undefined } | { kind: 'refuse'; sqlstate: string; message: string };
 
+/** Startup parameters recorded in SessionOpened; a client may send many (all bounded by the frame cap). */
+const MAX_STARTUP_ATTRIBUTES = 32;
+
 /** SQLSTATEs Agate answers with. */
 const SQLSTATE = {
   insufficientPrivilege: '42501',
   invalidPassword: '28P01',
+  tooManyConnections: '53300',
+  queryCanceled: '57014',
   unknownTarget: '3D000',
   cannotConnect: '08001',
   protocolViolation: '08P01',
@@ -90,6 +100,8 @@ export class PgSession {
   readonly #prepared = new SqlPreparedStatements();
   /** Names the functions FunctionCall messages call by OID; opened with the upstream session. */
   #functions: FunctionNames | undefined;
+  /** A COPY command's columns, for its StatementResult's sample. */
+  readonly #copyShapes = new WeakMap<Command, NonNullable<StatementSecrets['copy']>>();
   readonly #router: ReplyRouter;
   #upstream: Socket | undefined;
   #upstreamOut: Buffer[] = [];
@@ -119,12 +131,16 @@ export class PgSession {
   #sequence = 0;
   readonly #events: SessionEvents;
   readonly #startedAt = nowMicros();
+  /** Pending until the client has logged in; its deadline and slot are the listener's (`logins`). */
+  readonly #login: PendingLogin;
   #done!: () => void;
   readonly finished = new Promise<void>((r) => (this.#done = r));
 
-  constructor(client: Socket, deps: PgSessionDeps) {
+  constructor(client: Socket, deps: PgSessionDeps, login: PendingLogin) {
     this.#client = client;
     this.#deps = deps;
+    this.#login = login;
+    login.onAbandon = (why) => void this.#abandonLogin(why);
     this.#log = deps.logger.child({ session_id: this.id });
     this.#events = new SessionEvents(deps.bus, this.#log);
     this.#parser = new FrontendParser((m) => this.#inbox.push(m), { maxMessageSize: deps.maxMessageSize });
@@ -188,10 +204,11 @@ export class PgSession {
         return this.#cancel(msg);
       case 'startup':
         this.#startup = msg;
+        this.#login.progressed();
         this.#client.write(serialize.authenticationCleartextPassword());
         return;
       case 'password':
-        if (this.#upstream === undefined) return this.#authenticate(decodePassword(msg));
+        if (this.#upstream === undefined) return this.#onPassword(msg);
     }
     if (this.#upstream === undefined) {
       return this.#fatal(SQLSTATE.protocolViolation, `unexpected ${msg.type} message before authentication`, 'protocol violation');
@@ -454,18 +471,22 @@ export class PgSession {
 
   #command(text: string, parameters: (string | null)[], attributes: Record<string, string>): Command {
     const { audit, valueChars } = this.#deps.recording;
-    // A credential must never reach the bus: SQL text and parameters are masked before recording.
-    const masked = maskSqlText(text, audit);
-    const params = parameters.map((p) => (p === null ? null : cut(audit.maskText(p).text, valueChars)));
-    return {
+    // A credential must never reach the bus: SQL text and parameters are masked before recording,
+    // including what the statement assigns to a masked column or passes to set_config.
+    const secrets = statementSecrets(text, audit);
+    const masked = maskSqlText(secrets === undefined ? text : maskLiterals(text, secrets.literals), audit);
+    const params = parameters.map((p, i) => (p === null ? null : secrets?.params.has(i + 1) ? MASKED_VALUE : cut(audit.maskText(p).text, valueChars)));
+    const command: Command = {
       type: 'Command', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
       sequence: ++this.#sequence, protocol: 'postgres', target: this.#targetName, identity: this.#identity!, text: masked.text,
       parameters: params, attributes,
     };
+    if (secrets?.copy !== undefined) this.#copyShapes.set(command, secrets.copy);
+    return command;
   }
 
   #result(command: Command, decision: Extract<Decision, { kind: 'run' }>, columns?: () => readonly Column[] | undefined): StatementResult {
-    return new StatementResult(command, this.#deps.recording, decision.client, columns);
+    return new StatementResult(command, this.#deps.recording, decision.client, columns, this.#copyShapes.get(command));
   }
 
   /** Publishes the command (write-ahead) and waits for its verdict. */
@@ -530,6 +551,24 @@ export class PgSession {
     else this.#log.debug('cancel request with an unknown key ignored');
   }
 
+  /**
+   * A 'p' message before login: the token as a cleartext password. A body that is not one
+   * NUL-terminated string (an embedded NUL, a SASL message) is a failed login like a bad token:
+   * answered 08P01, recorded, and counted against the address.
+   */
+  async #onPassword(msg: PasswordMessage): Promise<void> {
+    let token: string;
+    try {
+      token = decodePassword(msg);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      this.#targetName = this.#startup?.parameters.database ?? this.#startup?.parameters.user ?? '';
+      await this.#recordAuthFailure('', err.code, `${err.message} (expected the OIDC token as a cleartext password)`);
+      return this.#fatal(SQLSTATE.protocolViolation, `Agate authentication failed: ${err.message}; send the OIDC token as the password`, 'authentication failed (malformed password message)');
+    }
+    return this.#authenticate(token);
+  }
+
   async #authenticate(token: string): Promise<void> {
     const startup = this.#startup;
     if (startup === undefined || this.#identity !== undefined) {
@@ -549,6 +588,9 @@ export class PgSession {
       await this.#recordAuthFailure(token, ErrorCode.TARGET_UNKNOWN, `no target named "${targetName}"`);
       return this.#fatal(SQLSTATE.unknownTarget, `Agate has no target named "${targetName}" (connect with dbname=<target name>)`, 'unknown target');
     }
+    if (this.#closed) return;
+    // Logged in: from here the connection counts as a session, not against the pending cap.
+    this.#login.done();
     this.#target = target;
     const max = this.#deps.maxMessageSize;
     this.#functions = new FunctionNames(async () => (await connectUpstream(target, upstreamStartup({ application_name: 'agate catalog lookup' }, 'UTF8', []), max)).socket, max);
@@ -556,7 +598,7 @@ export class PgSession {
       await this.#events.emit({
         type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
         protocol: 'postgres', target: targetName, client_address: this.#clientAddress(), identity: this.#identity,
-        attributes: this.#startupAttributes(startup.parameters),
+        attributes: this.#startupAttributes(startup),
       });
       this.#opened = true;
     } catch (err) {
@@ -592,12 +634,6 @@ export class PgSession {
   }
 
   /** The startup parameters SessionOpened records; `options` may carry any value, so it is masked. */
-  #startupAttributes(params: Record<string, string>): Record<string, string> {
-    const out = pick(params, ['user', 'application_name', 'client_encoding', 'DateStyle', 'TimeZone']);
-    if (params.options !== undefined) out.options = this.#deps.recording.audit.maskText(params.options).text;
-    return out;
-  }
-
   /**
    * Decides the client's startup settings before the upstream session opens: its client_encoding
    * must be one Agate reads exactly, and every `-c name=value` of `options` is decided (and
@@ -720,7 +756,20 @@ export class PgSession {
 
   // ---- recording and teardown ----------------------------------------------------------------
 
+  /** The listener closed the connection before it logged in (deadline or room for another). */
+  async #abandonLogin(why: Abandoned): Promise<void> {
+    if (this.#closed) return;
+    const message = abandonedMessage(why, this.#deps.logins.pending.options);
+    // Enqueued first: the session's end waits for its events to drain, this one included.
+    const recorded = this.#recordAuthFailure('', why === 'timeout' ? ErrorCode.AUTH_TIMEOUT : ErrorCode.AUTH_EVICTED, message);
+    if (why === 'timeout') await this.#fatal(SQLSTATE.queryCanceled, `canceling authentication due to timeout: ${message}`, 'login timeout');
+    else await this.#fatal(SQLSTATE.tooManyConnections, `Agate closed the connection: ${message}`, 'login evicted');
+    await recorded;
+  }
+
+  /** Records a failed login and counts it against the client's address (`logins.throttle`). */
   async #recordAuthFailure(token: string, code: string, message: string): Promise<void> {
+    this.#deps.logins.throttle.failed(sourceAddress(this.#client.remoteAddress));
     const claimed = TokenVerifier.peek(token);
     await this.#events.emitLogged({
       type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
@@ -738,6 +787,7 @@ export class PgSession {
   async #end(reason: string): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#login.done();
     this.#releaseCancelKey?.();
     this.#upstream?.destroy();
     this.#functions?.close();
@@ -757,15 +807,24 @@ export class PgSession {
     this.#done();
   }
 
+  /**
+   * Every startup parameter but the target's name, masked like any recorded value: a parameter
+   * whose name a column rule matches is masked whole, the rest by the detectors (an
+   * `application_name` or `options` can carry a token or a connection string).
+   */
+  #startupAttributes(startup: StartupMessage): Record<string, string> {
+    const { audit, valueChars } = this.#deps.recording;
+    const out: Record<string, string> = {};
+    for (const [name, value] of Object.entries(startup.parameters).slice(0, MAX_STARTUP_ATTRIBUTES)) {
+      if (name === 'database') continue;
+      out[cut(name, 64)] = audit.masksColumn(name) ? MASKED_VALUE : cut(audit.maskText(value).text, valueChars);
+    }
+    return out;
+  }
+
   #clientAddress(): string {
     return `${this.#client.remoteAddress ?? 'unknown'}:${this.#client.remotePort ?? 0}`;
   }
-}
-
-function pick(params: Record<string, string>, keys: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const k of keys) if (params[k] !== undefined) out[k] = params[k];
-  return out;
 }
 
 /** A Bind or FunctionCall format code list: none means all text, one applies to every value. */

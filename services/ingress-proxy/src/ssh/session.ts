@@ -8,6 +8,8 @@ import type {
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
+import { abandonedMessage, type Abandoned, type LoginGuard, type PendingLogin } from '../../../../core/src/logins/pending.js';
+import { sourceAddress } from '../../../../core/src/logins/throttle.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
 import type { Masker } from '../pg/masking/masker.js';
@@ -36,8 +38,8 @@ export interface SshSessionDeps {
   logger: Logger;
   /** Applied to every command line before it is recorded. */
   audit: Masker;
-  /** A client must log in within this time (default 30 s). */
-  loginDeadlineMs?: number;
+  /** The listener's connections still logging in (their deadline), and the failed-login throttle. */
+  logins: LoginGuard;
   /** Session channels open at once per connection (default 16). */
   maxChannels?: number;
   /** Public keys registered to identities; without any, only tokens log in. */
@@ -47,8 +49,6 @@ export interface SshSessionDeps {
 /** Refusals reach the client as stderr and this exit status (the shell's "cannot execute"). */
 export const REFUSED_EXIT_STATUS = 126;
 const MAX_AUTH_FAILURES = 3;
-/** A client must log in within this time; one that never does would hold a connection slot. */
-export const LOGIN_DEADLINE_MS = 30_000;
 /** Session channels open at once per connection; each may hold a pending verdict. */
 export const MAX_CHANNELS = 16;
 const AUTH_METHODS = ['password', 'keyboard-interactive'] as const;
@@ -83,6 +83,7 @@ export class SshSession {
   readonly #deps: SshSessionDeps;
   readonly #log: Logger;
   readonly #clientAddress: string;
+  readonly #sourceAddress: string;
   #identity: Identity | undefined;
   #target: SshUpstreamTarget | undefined;
   #targetName = '';
@@ -92,7 +93,8 @@ export class SshSession {
   #agentRequest: Command | undefined;
   #authFailures = 0;
   #channels = 0;
-  readonly #loginTimer: NodeJS.Timeout;
+  /** Pending until ssh2 reports the login complete ('ready'); its deadline is the listener's. */
+  readonly #pending: PendingLogin;
   #opened = false;
   #closed = false;
   #closeReason = 'client disconnected';
@@ -102,16 +104,17 @@ export class SshSession {
   #done!: () => void;
   readonly finished = new Promise<void>((r) => (this.#done = r));
 
-  constructor(conn: Connection, info: ClientInfo, deps: SshSessionDeps) {
+  constructor(conn: Connection, info: ClientInfo, deps: SshSessionDeps, login: PendingLogin) {
     this.#conn = conn;
     this.#deps = deps;
     this.#log = deps.logger.child({ session_id: this.id, component: 'ssh-proxy' });
     this.#events = new SessionEvents(deps.bus, this.#log);
     this.#clientAddress = `${info.ip}:${info.port}`;
+    this.#sourceAddress = sourceAddress(info.ip);
     conn.on('authentication', (ctx) => void this.#onAuthentication(ctx));
-    this.#loginTimer = setTimeout(() => this.terminate('no login within the deadline'), deps.loginDeadlineMs ?? LOGIN_DEADLINE_MS);
-    this.#loginTimer.unref();
-    conn.on('ready', () => clearTimeout(this.#loginTimer));
+    this.#pending = login;
+    login.onAbandon = (why) => void this.#abandonLogin(why);
+    conn.on('ready', () => login.done());
     conn.on('session', (accept, reject) => {
       if (this.#channels >= (deps.maxChannels ?? MAX_CHANNELS)) return void reject();
       this.#channels += 1;
@@ -236,7 +239,21 @@ export class SshSession {
     ctx.accept();
   }
 
+  /** The listener closes the connection before it logged in (deadline, or room for another). */
+  async #abandonLogin(why: Abandoned): Promise<void> {
+    const message = abandonedMessage(why, this.#deps.logins.pending.options);
+    this.#deps.logins.throttle.failed(this.#sourceAddress);
+    this.terminate(why === 'timeout' ? 'login timeout' : 'login evicted');
+    await this.#events.emitLogged({
+      type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
+      protocol: 'ssh', target: this.#targetName, client_address: this.#clientAddress,
+      reason_code: why === 'timeout' ? ErrorCode.AUTH_TIMEOUT : ErrorCode.AUTH_EVICTED, message, claimed_issuer: null, claimed_subject: null,
+    });
+  }
+
   async #refuseLogin(ctx: AuthContext, token: string, code: string, message: string, counts = true): Promise<void> {
+    // Offering a key that is not registered is how clients probe; only real failures count.
+    if (counts) this.#deps.logins.throttle.failed(this.#sourceAddress);
     const claimed = TokenVerifier.peek(token);
     this.#log.info('login refused', { target: this.#targetName, reason_code: code, message });
     await this.#events.emitLogged({
@@ -709,7 +726,7 @@ export class SshSession {
   async #end(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#loginTimer);
+    this.#pending.done();
     const forwards = this.#remoteForwards.takeAll();
     this.#upstream?.then((c) => {
       for (const f of forwards) unforward(c, f.bindAddr, f.boundPort);

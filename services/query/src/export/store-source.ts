@@ -95,6 +95,7 @@ export class StoreExportSource implements ExportSource {
           break;
         }
         case 'AuthenticationFailed':
+        case 'ApiAuthenticationFailed':
           out.push({
             ...at, kind: 'login', outcome: 'failure', protocol: String(e.protocol), target: String(e.target), issuer: str(e.claimed_issuer),
             subject: str(e.claimed_subject), claims: {}, client_address: String(e.client_address ?? ''), reason_code: str(e.reason_code),

@@ -3,6 +3,7 @@ import type { Column } from '../backend-decode.js';
 import { decodeDataRow } from '../backend-decode.js';
 import { serialize } from '../backend-serializer.js';
 import { MASKED_VALUE, type Masker } from './masker.js';
+import { maskJsonKeys } from './statement-secrets.js';
 
 /** Masking could not be applied safely; the response must be refused, never passed on. */
 export class MaskingError extends AgateError {
@@ -73,7 +74,10 @@ export function maskDataRow(frame: Buffer, columns: readonly Column[] | undefine
     }
     const text = asText(value, column);
     if (text === undefined) continue;
-    const result = masker.maskText(text.text);
+    // A JSON read of a row (row_to_json, json_agg) carries column names as keys.
+    const json = column?.typeOid === BYTEA ? undefined : maskJsonKeys(text.text, masker);
+    const detected = masker.maskText(json?.text ?? text.text);
+    const result = { text: detected.text, count: detected.count + (json?.count ?? 0) };
     if (result.count === 0) continue;
     masked += result.count;
     const encoding = column?.format === 1 && column.typeOid === BYTEA ? 'latin1' : 'utf8';

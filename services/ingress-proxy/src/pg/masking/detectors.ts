@@ -47,6 +47,13 @@ const DETECTORS: Record<DetectorName, Detector> = {
     pattern: /(?<![\dA-Fa-f-]|\d\.)\d(?:[ -]?\d){12,18}(?![\dA-Fa-f-]|\.\d)/g,
     accept: (m) => luhn(m.replace(/[ -]/g, '')),
   },
+  // The password of a libpq key=value string (`host=db password=…`), of an ADO/JDBC string or URL
+  // query (`Password=…;`, `?password=…&`), and of a URI's user info (`postgres://u:…@host`).
+  connection_string: {
+    name: 'connection_string',
+    hint: (t) => /password|:\/\//i.test(t),
+    pattern: /(?<=\bpassword\s*=\s*)(?!\[masked)(?:'(?:[^'\\]|\\.)*'?|[^\s'&;]+)|(?<=\b[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s:/@]*:)[^\s@/]+(?=@)/gi,
+  },
   email: {
     name: 'email',
     hint: (t) => t.includes('@'),

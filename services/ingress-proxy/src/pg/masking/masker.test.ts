@@ -21,6 +21,10 @@ detectors('each detector replaces only the secret span', () => {
     ['md5' + 'a'.repeat(32), '[masked:password_hash]'],
     ['card 4111 1111 1111 1111.', 'card [masked:card_number].'],
     ['mail ops@example.com now', 'mail [masked:email] now'],
+    ['host=db port=5432 password=CANARY-cs1 dbname=app', 'host=db port=5432 password=[masked:connection_string] dbname=app'],
+    ["host=db password='CAN ARY\\'cs2' user=x", 'host=db password=[masked:connection_string] user=x'],
+    ['Server=db;Password=CANARY-cs3;Database=app', 'Server=db;Password=[masked:connection_string];Database=app'],
+    ['postgresql://app:CANARY-cs4@db:5432/app?sslmode=require', 'postgresql://app:[masked:connection_string]@db:5432/app?sslmode=require'],
   ];
   for (const [input, expected] of cases) assert.is(all.maskText(input).text, expected, input);
 });
