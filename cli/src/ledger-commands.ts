@@ -8,9 +8,9 @@ import { openCheckpoint, type Checkpoint } from '../../services/ledger/src/check
 import { parseVerifierKey, verifierKey } from '../../services/ledger/src/note.js';
 import { verifyConsistencyProofFile, verifyInclusionProofFile, type ConsistencyProofFile, type InclusionProofFile } from '../../services/ledger/src/proof-file.js';
 import { proveConsistency, proveInclusion } from '../../services/ledger/src/prove.js';
-import { listChains, verifyChain, type VerifyReport, type VerifyState } from '../../services/ledger/src/verify.js';
+import { chainsToVerify, verifyWithKnownCheckpoints, type VerifyReport, type VerifyState } from '../../services/ledger/src/verify.js';
 import { ApiClient } from './api-client.js';
-import { ledgerSigner, openStore } from './components.js';
+import { checkpointSources, ledgerSigner, openStore } from './components.js';
 
 /*
  * The ledger's CLI commands: verify (full, incremental, against checkpoint files), prove,
@@ -62,11 +62,13 @@ export async function verifyCommand(config: AgateConfig, flags: LedgerFlags): Pr
       byChain.set(chain, [...(byChain.get(chain) ?? []), cp]);
     }
     const state: Record<string, VerifyState> = flags.state !== undefined && existsSync(flags.state) ? (JSON.parse(readFileSync(flags.state, 'utf8')) as { chains: Record<string, VerifyState> }).chains : {};
+    // Besides the files named, the checkpoints in the store and in ledger.checkpoint.dir count.
+    const sources = { verifiers, dirs: checkpointSources(config).dirs };
     chains = await withStore(config, async (store) => {
       const codec = new EventCodec();
-      const ids = new Set([...(await listChains(store)), ...byChain.keys()]);
+      const ids = new Set([...(await chainsToVerify(store, sources.dirs)), ...byChain.keys()]);
       const out: VerifyReport[] = [];
-      for (const c of [...ids].sort()) out.push(await verifyChain(store, codec, c, { checkpoints: byChain.get(c), resume: state[c], verifiers, deep: flags.deep }));
+      for (const c of [...ids].sort()) out.push(await verifyWithKnownCheckpoints(store, codec, c, sources, { checkpoints: byChain.get(c), resume: state[c], deep: flags.deep }));
       return out;
     });
     if (flags.state !== undefined && chains.every((c) => c.ok)) {
@@ -79,6 +81,7 @@ export async function verifyCommand(config: AgateConfig, flags: LedgerFlags): Pr
   if (flags.json) console.log(JSON.stringify(chains, null, 2));
   else {
     for (const c of chains) {
+      for (const w of c.warnings ?? []) console.log(`chain ${c.chain_id}: warning: checkpoint not used: ${w}`);
       if (c.ok) {
         const against = c.checkpoints.length > 0 ? `; matches signed checkpoint${c.checkpoints.length > 1 ? 's' : ''} ${c.checkpoints.join(', ')}` : '';
         const expired = c.expired > 0 ? `; records 1..${c.expired} expired by retention` : '';

@@ -8,8 +8,9 @@ import type { NoteVerifier } from './note.js';
 import { BLOCK_SIZE } from './schema.js';
 import { pushRange } from './tree-sql.js';
 import { scanGroups, type GroupScan } from './verify-scan.js';
+import { checkpointChains, findCheckpoints, type CheckpointSources } from './known-checkpoints.js';
 
-export type FailureKind = 'altered' | 'missing' | 'inserted' | 'relinked' | 'rewritten' | 'truncated' | 'resume-mismatch';
+export type FailureKind = 'altered' | 'missing' | 'inserted' | 'relinked' | 'rewritten' | 'truncated' | 'resume-mismatch' | 'forked';
 
 export interface ChainFailure {
   kind: FailureKind;
@@ -44,6 +45,8 @@ export interface VerifyReport {
   failure: ChainFailure | null;
   /** Resume point for the next incremental run (only when ok). */
   state: VerifyState | null;
+  /** Checkpoints found and not used (not signed by a trusted key, another log), with why. */
+  warnings?: string[];
 }
 
 export interface VerifyOptions {
@@ -273,6 +276,31 @@ async function storedCheckpoint(store: Store, chainId: string, size: number, ver
     }
   }
   return undefined;
+}
+
+/**
+ * Verifies one chain against the given checkpoints and those it finds by itself: the newest
+ * signed one in the store's table and in each checkpoint directory (known-checkpoints.ts). What
+ * plain `agate verify` runs, so a truncated, rolled-back or re-linked store fails without the
+ * auditor naming a checkpoint.
+ */
+export async function verifyWithKnownCheckpoints(store: Store, codec: EventCodec, chainId: string, sources: CheckpointSources, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const found = await findCheckpoints(store, chainId, sources);
+  const given = options.checkpoints ?? [];
+  const checkpoints = [...given, ...found.checkpoints.filter((f) => !given.some((g) => g.size === f.size && g.root.equals(f.root)))];
+  const report = await verifyChain(store, codec, chainId, { verifiers: sources.verifiers, ...options, checkpoints });
+  // Two checkpoints of one size that disagree: the given one is checked first and reported; otherwise the fork is.
+  const clash = found.fork ?? given.map((g) => found.checkpoints.find((f) => f.size === g.size && !f.root.equals(g.root))).find((f) => f !== undefined)?.size;
+  if (report.ok && clash !== undefined) {
+    const problem = typeof clash === 'string' ? clash : `two signed checkpoints of size ${clash} disagree: the signed log has forked`;
+    return { ...report, ok: false, state: null, failure: { kind: 'forked', seq: 0, event_id: '', problem } };
+  }
+  return found.ignored.length > 0 ? { ...report, warnings: found.ignored } : report;
+}
+
+/** The chains to verify: those in the store and those the checkpoint directories name. */
+export async function chainsToVerify(store: Store, dirs: readonly string[]): Promise<string[]> {
+  return [...new Set([...(await listChains(store)), ...(await checkpointChains(dirs))])].sort();
 }
 
 /** The chains present in the store. */

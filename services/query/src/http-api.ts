@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { QuerySqlConfig } from '../../../core/src/config.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../core/src/errors.js';
+import { healthReport, type HealthCheck } from '../../../core/src/health.js';
 import type { TokenVerifier } from '../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../core/src/log.js';
 import { packageRoot } from '../../../core/src/package-root.js';
@@ -16,7 +17,7 @@ import { allows, type Role } from './roles.js';
 import { compileRoutes, formatOf, match, readBody, send, sendReply } from './router.js';
 import { commandRoutes } from './routes/commands.js';
 import { exportRoutes } from './routes/export.js';
-import { ledgerRoutes } from './routes/ledger.js';
+import { ledgerRoutes, type LedgerVerifySources } from './routes/ledger.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { sqlRoutes } from './routes/sql.js';
 
@@ -32,13 +33,17 @@ export interface QueryApiOptions {
   logger: Logger;
   /** Where approvers' answers are published; without it the approval routes answer 503. */
   bus?: Bus;
+  /** What /healthz and /readyz report on: the services of this process. */
+  health?: readonly HealthCheck[];
+  /** Checkpoints `GET /v1/ledger/verify` checks the store against (ledgerRoutes). */
+  ledgerVerify?: LedgerVerifySources;
 }
 
 /** The OpenAPI document, kept in the repository and served as-is at /openapi.json. */
 export const OPENAPI_PATH = join('services', 'query', 'openapi.json');
 
 /**
- * The query service's HTTP API. Every route but /healthz and /openapi.json needs a bearer OIDC
+ * The query service's HTTP API. Every route but /healthz, /readyz and /openapi.json needs a bearer OIDC
  * token from a trusted issuer; routes answer JSON, NDJSON or CSV (`?format=` or `Accept`).
  */
 export class QueryApi {
@@ -48,7 +53,7 @@ export class QueryApi {
 
   constructor(private readonly options: QueryApiOptions) {
     const { store, codec } = options;
-    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec), ...approvalRoutes(store, options.bus)]);
+    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus)]);
     this.#openapi = readFileSync(join(packageRoot(), OPENAPI_PATH), 'utf8');
     this.#server = createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => void this.#handle(req, res));
     // Node's default answer to an unparsable request destroys the socket while the client may
@@ -79,7 +84,12 @@ export class QueryApi {
     const abort = new AbortController();
     res.on('close', () => abort.abort());
     try {
-      if (url.pathname === '/healthz' && req.method === 'GET') return send(res, 200, 'application/json; charset=utf-8', '{"status":"ok"}');
+      if ((url.pathname === '/healthz' || url.pathname === '/readyz') && req.method === 'GET') {
+        // Liveness fails only for components that stopped; readiness for any problem.
+        const report = healthReport(this.options.health ?? [], url.pathname === '/healthz');
+        const body = report.ok ? { status: 'ok' } : { status: 'unavailable', problems: report.problems };
+        return send(res, report.ok ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify(body));
+      }
       if (url.pathname === '/openapi.json' && req.method === 'GET') return send(res, 200, 'application/json; charset=utf-8', this.#openapi);
       const { route, params } = match(this.#routes, req.method ?? 'GET', url.pathname);
       const identity = await this.#authenticate(req);
