@@ -48,6 +48,13 @@ export interface StreamInfo {
    * stores the encoding (the ledger) need not encode again.
    */
   encoded?: readonly Buffer[];
+  /**
+   * Each event's position in the stream just past it (the offset a consumer resumes from after
+   * it: the embedded log's next byte, a Kafka offset + 1), index for index; it grows along the
+   * stream. The ledger stores it with each record, so a replay from an older position (a lost
+   * consumer offset) is recognised exactly, whatever its length.
+   */
+  positions?: readonly number[];
 }
 
 export interface SubscribeOptions {

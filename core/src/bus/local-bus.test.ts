@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { AgateError, ErrorCode } from '../errors.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -200,6 +201,65 @@ bus('large events: a group that starts late still gets every one, the older ones
   await c.finished;
   assert.equal(c.got.map((e) => e.event_id), events.map((e) => e.event_id));
   assert.ok(c.got.every((e, i) => e.type === 'Command' && e.text === events[i]!.text));
+  await b.close();
+});
+
+/** Publishes `n` commands, lets group 'ledger' take them and commit, closes; returns the committed position. */
+async function committed(dir: string, n: number): Promise<number> {
+  const b = open(dir);
+  for (let i = 0; i < n; i++) await b.publish(command());
+  const c = collect(b, 'ledger', ['Command'], n);
+  await c.finished;
+  await (await c.sub).close();
+  await b.close();
+  return Number(readFileSync(join(dir, 'groups', 'ledger.offset'), 'utf8'));
+}
+
+async function refusedOffset(dir: string): Promise<AgateError> {
+  const b = open(dir);
+  try {
+    await b.subscribe({ group: 'ledger', types: ['Command'], handler: async () => {} });
+    assert.unreachable('the group started from a bad offset file');
+  } catch (err) {
+    return err as AgateError;
+  } finally {
+    await b.close();
+  }
+  throw new Error('unreachable');
+}
+
+bus('the committed position is the log end in a file of its own, a plain decimal', async () => {
+  const dir = freshDir();
+  const at = await committed(dir, 3);
+  assert.is(at, statSync(join(dir, 'events.log')).size);
+  assert.is(readFileSync(join(dir, 'groups', 'ledger.offset'), 'utf8'), String(at));
+});
+
+bus('an emptied, a corrupt, and a too-large offset file are refused with the file named, never read as 0', async () => {
+  const dir = freshDir();
+  const at = await committed(dir, 2);
+  const file = join(dir, 'groups', 'ledger.offset');
+  for (const [text, why] of [['', /is empty/], ['12abc', /is not a decimal number \("12abc"\)/], [String(at + 1000), new RegExp(`is ${at + 1000}, past the end of the log \\(${at} bytes\\)`)]] as const) {
+    writeFileSync(file, text);
+    const err = await refusedOffset(dir);
+    assert.is(err.code, ErrorCode.BUS_OFFSET_INVALID);
+    assert.ok(err.message.startsWith(`${file}: the committed position of consumer group "ledger" `), err.message);
+    assert.match(err.message, why);
+  }
+});
+
+bus('batches carry each event\'s position: where the log stands just past it', async () => {
+  const b = open(freshDir());
+  const events = [command(), command()];
+  for (const e of events) await b.publish(e);
+  let seen: StreamInfo | undefined;
+  let done!: () => void;
+  const got = new Promise<void>((r) => (done = r));
+  const sub = await b.subscribe({ group: 'g', types: ['Command'], handler: async (_batch, source) => void ((seen = source), done()) });
+  await got;
+  const sizes = seen!.encoded!.map((e) => e.length + 4);
+  assert.equal(seen!.positions, [sizes[0], sizes[0]! + sizes[1]!]);
+  await sub.close();
   await b.close();
 });
 

@@ -45,7 +45,7 @@ interface Published {
 }
 
 /** Errors after which a chain appends nothing more: its store disagrees with what was signed. */
-const REFUSALS: ReadonlySet<string> = new Set([ErrorCode.LEDGER_STORE_BEHIND, ErrorCode.LEDGER_STORE_DIVERGED, ErrorCode.LEDGER_CHECKPOINT_FORK, ErrorCode.LEDGER_SIGNATURE_INVALID]);
+const REFUSALS: ReadonlySet<string> = new Set([ErrorCode.LEDGER_STORE_BEHIND, ErrorCode.LEDGER_STORE_DIVERGED, ErrorCode.LEDGER_CHECKPOINT_FORK, ErrorCode.LEDGER_SIGNATURE_INVALID, ErrorCode.LEDGER_SOURCE_MISMATCH]);
 
 /** Whether `err` means the ledger must not append to a chain until an operator has looked (see ChainWriter.recover). */
 export function isRefusal(err: unknown): err is AgateError {
@@ -61,8 +61,10 @@ export const chainOrigin = (keyName: string, chainId: string) => `${keyName}/${c
  * record adds its leaf hash and about one node hash, and the stored tree nodes (tree-tiles.ts)
  * are collected as they complete, so a checkpoint costs one signature and two small inserts
  * (the engine is asked to hash only after a restart). Signs checkpoints at a configured
- * interval and at every block boundary. Idempotent by event id within the redelivery window;
- * chain and tree state are recovered from the store on start.
+ * interval and at every block boundary. Idempotent: an event at or before the bus position the
+ * store has reached is a replay (exact, however long), and event ids are remembered within a
+ * redelivery window besides (a bus that delivers one event twice under new positions); chain
+ * and tree state are recovered from the store on start.
  */
 export class ChainWriter {
   #head: Head = { seq: 0, hash: GENESIS };
@@ -79,6 +81,8 @@ export class ChainWriter {
   readonly #storedOrder: string[] = [];
   /** The ids in #known not stored yet, a list per slice, in the order the slices are stored. */
   #unstored: string[][] = [];
+  /** The source position past each slice in #unstored (0: unknown). */
+  #unstoredSource: number[] = [];
   // Rows are written one append at a time; the inserts they need run in order on #stored,
   // which the next append may extend before they finish, so the engine stores one batch while
   // the rows of the next are written. Checkpoints run one at a time.
@@ -95,6 +99,13 @@ export class ChainWriter {
   #published: Published | undefined;
   /** Set once the chain's history is found not to extend what was published: nothing more is appended or signed. */
   #refused: AgateError | undefined;
+  /**
+   * The source position just past the last event stored (StreamInfo.positions), and past the
+   * last one written and handed on: an event delivered at or below it is a replay, dropped
+   * exactly, however far back the bus started again (a lost or emptied consumer offset).
+   */
+  #sourceStored = 0;
+  #sourceWritten = 0;
 
   constructor(private readonly options: ChainWriterOptions) {
     this.#origin = chainOrigin(options.signer.name, options.chainId);
@@ -124,10 +135,11 @@ export class ChainWriter {
    * once they are stored. The next call may come before that: its rows are written while these
    * are stored, and stored after them; if these fail, so does it (a bus redelivers both).
    */
-  async append(batch: readonly AgateEvent[], encoded?: readonly Buffer[]): Promise<void> {
+  async append(batch: readonly AgateEvent[], encoded?: readonly Buffer[], positions?: readonly number[]): Promise<void> {
     if (encoded !== undefined && encoded.length !== batch.length) throw new RangeError(`${encoded.length} encodings for ${batch.length} events`);
+    if (positions !== undefined && positions.length !== batch.length) throw new RangeError(`${positions.length} positions for ${batch.length} events`);
     if (this.#refused !== undefined) throw this.#refused;
-    const { stored, blocks } = await serially(this.#writing, (p) => (this.#writing = p), () => this.#write(batch, encoded));
+    const { stored, blocks } = await serially(this.#writing, (p) => (this.#writing = p), () => this.#write(batch, encoded, positions));
     await stored;
     await this.#exclusiveCheckpoint(async () => {
       // A checkpoint at every block boundary: where verification starts once older blocks expire.
@@ -154,7 +166,7 @@ export class ChainWriter {
    * promise that they are stored (in an object: it must not be awaited here) and the chain at
    * each block boundary they cross, filled in as they are stored.
    */
-  async #write(batch: readonly AgateEvent[], encoded: readonly Buffer[] | undefined): Promise<{ stored: Promise<void>; blocks: [number, Buffer, CompactRange][] }> {
+  async #write(batch: readonly AgateEvent[], encoded: readonly Buffer[] | undefined, positions: readonly number[] | undefined): Promise<{ stored: Promise<void>; blocks: [number, Buffer, CompactRange][] }> {
     const { store, codec, chainId, sealer } = this.options;
     const blocks: [number, Buffer, CompactRange][] = [];
     let from: SealJob['from'];
@@ -164,21 +176,32 @@ export class ChainWriter {
       await this.#stored.catch(() => undefined);
       this.#stored = Promise.resolve();
       for (const ids of this.#unstored.splice(0)) for (const id of ids) this.#known.delete(id);
+      this.#unstoredSource = [];
       this.#written = this.#head.seq;
+      this.#sourceWritten = this.#sourceStored;
       from = { prev: this.#head.hash, frontier: this.#tree.toJSON() };
     }
     const fresh: number[] = [];
+    let replayed = -1; // the last event dropped by its position alone
     for (let i = 0; i < batch.length; i++) {
       const id = batch[i]!.event_id;
       if (this.#known.has(id)) continue;
+      const at = positions?.[i];
+      if (at !== undefined && at <= this.#sourceWritten) {
+        replayed = i;
+        continue;
+      }
       this.#known.add(id);
+      if (at !== undefined) this.#sourceWritten = at;
       fresh.push(i);
     }
+    if (replayed >= 0) await this.#checkReplay(batch[replayed]!.event_id, positions![replayed]!);
     if (fresh.length < batch.length) this.options.logger.debug('skipping redelivered events already in the ledger', { count: batch.length - fresh.length });
     const slices: number[][] = [];
     for (let i = 0; i < fresh.length; i += INSERT_SLICE) {
       const slice = fresh.slice(i, i + INSERT_SLICE);
       slices.push(slice);
+      this.#unstoredSource.push(positions?.[slice[slice.length - 1]!] ?? 0);
       this.#unstored.push(slice.map((k) => batch[k]!.event_id));
     }
     try {
@@ -199,7 +222,7 @@ export class ChainWriter {
           const event = batch[k]!;
           const payload = encoded?.[k] ?? codec.encode(event);
           seq += 1;
-          marks[j * 3] = writeRow(rows, chainId, seq, payload, recordColumns(event));
+          marks[j * 3] = writeRow(rows, chainId, seq, payload, recordColumns(event), positions?.[k] ?? 0);
           marks[j * 3 + 1] = rows.length;
           marks[j * 3 + 2] = payload.length;
         }
@@ -216,6 +239,7 @@ export class ChainWriter {
           for (const t of done.tiles) this.#tiles.push({ level: t.level, node: t.node, hash: Buffer.from(t.hash) });
           for (const b of done.blocks) blocks.push([b.size, Buffer.from(b.head), CompactRange.fromJSON(b.frontier)]);
           this.#keep(this.#unstored.shift()!);
+          this.#sourceStored = Math.max(this.#sourceStored, this.#unstoredSource.shift()!);
           if (this.#rowMemory.length < ROWS_KEPT) this.#rowMemory.push(done.rows);
         });
         this.#stored.catch(() => (this.#written = undefined));
@@ -301,6 +325,24 @@ export class ChainWriter {
       this.#refuse(new AgateError(ErrorCode.LEDGER_STORE_DIVERGED, `the tree of ${size} records of chain ${this.options.chainId} is not consistent with the checkpoint of size ${prev.cp.size} published in ${prev.where} (its consistency proof fails): nothing more is signed or appended (run agate verify)`));
       throw this.#refused;
     }
+  }
+
+  /**
+   * An event dropped as a replay must be one the store holds: the record at its position is the
+   * same event, or (delivered twice under one id) the event is stored elsewhere. Otherwise the
+   * bus is not the stream the ledger read (its log replaced or reset), and dropping would lose
+   * events: the chain refuses instead. One lookup per batch of a replay, by the minmax index.
+   */
+  async #checkReplay(eventId: string, position: number): Promise<void> {
+    const { store, chainId } = this.options;
+    const [at] = await store.query<{ event_id: string }>('SELECT event_id FROM agate.ledger WHERE chain_id = {chain:String} AND source_next = {at:UInt64} LIMIT 1', { chain: chainId, at: position });
+    if (at?.event_id === eventId) return;
+    if (at === undefined) {
+      const [row] = await store.query<{ n: string }>('SELECT count() AS n FROM agate.ledger WHERE chain_id = {chain:String} AND event_id = {id:String}', { chain: chainId, id: eventId });
+      if (Number(row?.n ?? 0) > 0) return;
+    }
+    this.#refuse(new AgateError(ErrorCode.LEDGER_SOURCE_MISMATCH, `the bus delivered event ${eventId} at position ${position} of chain ${chainId} as already recorded, but the store holds ${at === undefined ? 'no such event' : `event ${at.event_id} there`}: the bus is not the stream this ledger recorded (its log replaced or reset?). Nothing more is appended, so nothing is dropped unrecorded`));
+    throw this.#refused;
   }
 
   #refuse(err: AgateError): void {
@@ -419,8 +461,10 @@ export class ChainWriter {
     this.#published = await this.#newestPublished();
     if (this.#published !== undefined) await this.#checkAgainst(this.#published);
     const window = this.options.dedupWindow;
-    const ids = await store.query<{ event_id: string }>('SELECT event_id FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64} ORDER BY seq', { chain: chainId, from: Math.max(0, this.#head.seq - window) });
+    const ids = await store.query<{ event_id: string; source_next: string }>('SELECT event_id, source_next FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64} ORDER BY seq', { chain: chainId, from: Math.max(0, this.#head.seq - window) });
     const stored = ids.map((r) => r.event_id);
+    this.#sourceStored = ids.reduce((max, r) => Math.max(max, Number(r.source_next)), 0);
+    this.#sourceWritten = this.#sourceStored;
     for (const id of stored) this.#known.add(id);
     this.#keep(stored);
   }

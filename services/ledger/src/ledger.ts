@@ -71,7 +71,7 @@ export class LedgerService {
     }
     // Checkpoints are published on the bus for outside consumers; the ledger does not chain its own.
     const types = EVENT_TYPES.filter((t) => t !== 'Checkpoint');
-    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.append(batch, source.stream, source.encoded), maxBatch: 20_000, inFlight: LEDGER_IN_FLIGHT });
+    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.append(batch, source.stream, source.encoded, source.positions), maxBatch: 20_000, inFlight: LEDGER_IN_FLIGHT });
     const every = this.options.checkpoints?.everyMs;
     if (every !== undefined) {
       this.#timer = setInterval(() => void this.checkpoint().catch((err: unknown) => this.options.logger.error('checkpoint failed', { error: describeError(err) })), every);
@@ -115,10 +115,11 @@ export class LedgerService {
 
   /**
    * Appends a batch from one stream (by default the service's own chain); `encoded`, when the
-   * bus delivers it, is each event's encoding as it travelled, stored as the record's payload.
+   * bus delivers it, is each event's encoding as it travelled, stored as the record's payload;
+   * `positions` where the stream stood past each event (StreamInfo.positions).
    */
-  async append(batch: readonly AgateEvent[], chainId = this.options.chainId, encoded?: readonly Buffer[]): Promise<void> {
-    await (await this.chain(chainId)).append(batch, encoded);
+  async append(batch: readonly AgateEvent[], chainId = this.options.chainId, encoded?: readonly Buffer[], positions?: readonly number[]): Promise<void> {
+    await (await this.chain(chainId)).append(batch, encoded, positions);
   }
 
   /** Signs a checkpoint of every chain with records since its last one. */

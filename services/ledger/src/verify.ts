@@ -10,7 +10,7 @@ import { pushRange } from './tree-sql.js';
 import { scanGroups, type GroupScan } from './verify-scan.js';
 import { checkpointChains, findCheckpoints, type CheckpointSources } from './known-checkpoints.js';
 
-export type FailureKind = 'altered' | 'missing' | 'inserted' | 'relinked' | 'rewritten' | 'truncated' | 'resume-mismatch' | 'forked';
+export type FailureKind = 'altered' | 'missing' | 'inserted' | 'relinked' | 'rewritten' | 'truncated' | 'resume-mismatch' | 'forked' | 'duplicate';
 
 export interface ChainFailure {
   kind: FailureKind;
@@ -217,7 +217,29 @@ export async function verifyChain(store: Store, codec: EventCodec, chainId: stri
   if (beyond !== undefined) {
     return report({ kind: 'truncated', seq: lastSeq + 1, event_id: '', problem: `the store ends at record ${lastSeq}, but a signed checkpoint covers ${beyond.size} records: records ${lastSeq + 1}..${beyond.size} are missing (tail truncated)` });
   }
+  const dup = await firstDuplicate(store, chainId, start, options.resume !== undefined);
+  if (dup !== undefined) {
+    const [first, second] = dup.seqs;
+    return report({ kind: 'duplicate', seq: second!, event_id: dup.event_id, problem: `event ${dup.event_id} is recorded ${dup.seqs.length > 2 ? `${dup.seqs.length} times` : 'twice'}, at records ${dup.seqs.join(', ')}: record ${second} repeats record ${first} (an event delivered again and stored again)` });
+  }
   return report(null);
+}
+
+/**
+ * The event id recorded more than once whose second record comes first, among the records after
+ * `from` (and, when resuming, between them and every record before): a well-linked chain can
+ * still hold one event twice, which would double what an analyst counts.
+ */
+async function firstDuplicate(store: Store, chainId: string, from: number, againstAll: boolean): Promise<{ event_id: string; seqs: number[] } | undefined> {
+  const scope = againstAll
+    ? 'event_id IN (SELECT event_id FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64})'
+    : 'seq > {from:UInt64}';
+  const [row] = await store.query<{ event_id: string; seqs: string[] }>(
+    `SELECT event_id, arraySort(groupArray(16)(seq)) AS seqs FROM agate.ledger WHERE chain_id = {chain:String} AND ${scope}
+     GROUP BY event_id HAVING count() > 1 ORDER BY seqs[2] LIMIT 1`,
+    { chain: chainId, from },
+  );
+  return row === undefined ? undefined : { event_id: row.event_id, seqs: row.seqs.map(Number) };
 }
 
 function describe(row: ProblemRow): ChainFailure {

@@ -1,0 +1,39 @@
+import { readFileSync } from 'node:fs';
+import { replaceFileSynced } from '../durable-file.js';
+import { AgateError, ErrorCode } from '../errors.js';
+
+/*
+ * A consumer group's committed position in the embedded log: one decimal number in a file of
+ * its own, replaced atomically and durably (durable-file.ts). An unreadable, empty or corrupt
+ * file, or a position past the end of the log, is refused with the file named: guessing (say,
+ * reading from 0) would silently redeliver or skip the whole log.
+ */
+
+const DECIMAL = /^(0|[1-9][0-9]*)$/;
+
+const invalid = (file: string, group: string, why: string) => new AgateError(
+  ErrorCode.BUS_OFFSET_INVALID,
+  `${file}: the committed position of consumer group "${group}" ${why}. Nothing is guessed; if the file was lost or damaged, delete it and the group reads the log from its start (the ledger recognises what it holds already)`,
+);
+
+/** The committed position in `file` (0 when there is none yet), checked against the log's end. */
+export function readOffsetFile(file: string, group: string, logEnd: number): number {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw invalid(file, group, `cannot be read (${(err as Error).message})`);
+  }
+  if (!DECIMAL.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw invalid(file, group, text.length === 0 ? 'is empty' : `is not a decimal number (${JSON.stringify(text.slice(0, 40))})`);
+  }
+  const position = Number(text);
+  if (position > logEnd) throw invalid(file, group, `is ${position}, past the end of the log (${logEnd} bytes): the log was cut or replaced after it was committed`);
+  return position;
+}
+
+/** Commits `position`: the old file or the new one survives a crash, never an empty one. */
+export function writeOffsetFile(file: string, position: number): Promise<void> {
+  return replaceFileSynced(file, String(position));
+}
