@@ -180,6 +180,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
   try {
     // A query service alone needs the bus only to publish approvers' answers (Kafka).
     if (roles.some((r) => r !== 'query') || config.bus.kind === 'kafka') bus = await openBus(config, codec, roles, logger);
+    // A consumer that stopped does not come back by itself: not live, so an orchestrator restarts it.
+    health.push({ component: 'bus', live: true, problem: () => bus?.problem?.() });
     if (roles.includes('ledger')) {
       const ledgerLogger = logger.child({ component: 'ledger' });
       const { checkpoint } = config.ledger;

@@ -33,6 +33,8 @@ export const ErrorCode = {
   BUS_CLOSED: 'BUS_CLOSED',
   BUS_WRITE_FAILED: 'BUS_WRITE_FAILED',
   BUS_UNAVAILABLE: 'BUS_UNAVAILABLE',
+  /** The embedded event log is of an unknown format, or acknowledged records in it are damaged. */
+  BUS_LOG_CORRUPT: 'BUS_LOG_CORRUPT',
   /** A consumer group's committed position is unreadable, corrupt or past the end of the log. */
   BUS_OFFSET_INVALID: 'BUS_OFFSET_INVALID',
   VERDICT_TIMEOUT: 'VERDICT_TIMEOUT',

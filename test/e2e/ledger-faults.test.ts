@@ -5,10 +5,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, closeSync, cpSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { FILE_HEADER, frameHeader, recordsIn } from '../../core/src/bus/log-frame.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
@@ -113,6 +114,53 @@ test('a data_dir rolled back to an older copy: not ready, nothing recorded, veri
   const verify = await agate.cli(['verify', '--config', agate.configPath, '--offline']);
   assert.is(verify.code, 1, verify.stdout + verify.stderr);
   assert.match(verify.stdout, new RegExp(`BROKEN at record ${sizeThen + 1}: the store ends at record ${sizeThen}, but a signed checkpoint covers ${published} records.*\\[truncated\\]`));
+});
+
+test('a torn record in the zeros after a crash is cut at start with a warning; an undecodable record stops the consumers and fails /healthz and /readyz', async () => {
+  rmSync(dataDir(), { recursive: true, force: true });
+  rmSync(cpDir(), { recursive: true, force: true });
+  const log = join(dataDir(), 'bus', 'events.log');
+  let agate = await start();
+  await statements(agate, 5);
+  process.kill(agate.pid, 'SIGKILL'); // the file keeps the zeros written ahead of the records
+  await agate.stop();
+  const bytes = readFileSync(log);
+  const end = FILE_HEADER + recordsIn(bytes).reduce((n, r) => n + 8 + r.length, 0);
+  assert.ok(bytes.length > end + 4096, 'zeros follow the records');
+  const torn = Buffer.alloc(500, 0x5a);
+  const fd = openSync(log, 'r+');
+  writeSync(fd, Buffer.concat([frameHeader(torn), torn.subarray(0, 200)]), 0, 208, end); // a crash mid-record
+  closeSync(fd);
+
+  agate = await start();
+  try {
+    const cut = agate.logs().find((l) => l.msg === 'cut a torn or damaged record from the end of the event log');
+    assert.ok(cut !== undefined, 'a warning says what was cut');
+    assert.is(cut!.offset, end);
+    assert.match(String(cut!.reason), /CRC-32C/);
+    assert.is((await getJson(agate, '/readyz')).status, 200);
+    await statements(agate, 3);
+  } finally {
+    await agate.stop();
+  }
+
+  // A record whose checksum holds but that is no event: consumers stop on it, never skip it.
+  const junk = Buffer.from('not an event at all');
+  appendFileSync(log, Buffer.concat([frameHeader(junk), junk]));
+  agate = await start();
+  try {
+    let health = await getJson(agate, '/healthz');
+    for (let i = 0; i < 100 && health.status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      health = await getJson(agate, '/healthz');
+    }
+    assert.is(health.status, 503);
+    const bus = health.body.problems?.find((p) => p.component === 'bus');
+    assert.match(bus?.problem ?? '', /consumer group "(ledger|policy)" stopped at log position \d+: BUS_LOG_CORRUPT: the record at offset \d+ is not an event this Agate can decode/);
+    assert.is((await getJson(agate, '/readyz')).status, 503);
+  } finally {
+    await agate.stop();
+  }
 });
 
 test.run();

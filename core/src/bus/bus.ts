@@ -28,6 +28,12 @@ export interface Bus {
    */
   subscribe(options: SubscribeOptions): Promise<Subscription>;
 
+  /**
+   * Why the bus cannot do its work, e.g. a consumer group that stopped on a record it cannot
+   * read (it never skips one); undefined when it can. /healthz and /readyz report it.
+   */
+  problem?(): string | undefined;
+
   close(): Promise<void>;
 }
 

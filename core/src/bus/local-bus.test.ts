@@ -2,6 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { AgateError, ErrorCode } from '../errors.js';
+import { frameHeader } from './log-frame.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -257,10 +258,44 @@ bus('batches carry each event\'s position: where the log stands just past it', a
   const got = new Promise<void>((r) => (done = r));
   const sub = await b.subscribe({ group: 'g', types: ['Command'], handler: async (_batch, source) => void ((seen = source), done()) });
   await got;
-  const sizes = seen!.encoded!.map((e) => e.length + 4);
-  assert.equal(seen!.positions, [sizes[0], sizes[0]! + sizes[1]!]);
+  const sizes = seen!.encoded!.map((e) => e.length + 8); // frame header: length and CRC-32C
+  assert.equal(seen!.positions, [16 + sizes[0]!, 16 + sizes[0]! + sizes[1]!]); // after the file header
   await sub.close();
   await b.close();
+});
+
+bus('a consumer stopped by a record it cannot decode says so through problem(); an offset inside a record is refused', async () => {
+  const dir = freshDir();
+  const first = open(dir);
+  const a = command();
+  await first.publish(a);
+  await first.close();
+  // A record whose checksum holds but whose body is no event (a writer's bug, not a torn write).
+  const junk = Buffer.from('not an avro event');
+  appendFileSync(join(dir, 'events.log'), Buffer.concat([frameHeader(junk), junk]));
+  const b = open(dir);
+  assert.is(b.problem(), undefined);
+  const c = collect(b, 'ledger', ['Command'], 1);
+  await c.finished;
+  for (let i = 0; i < 100 && b.problem() === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.match(b.problem() ?? '', /^consumer group "ledger" stopped at log position \d+: /);
+  assert.is(c.got.length, 1, 'the events before it were delivered');
+  await (await c.sub).close();
+  await b.close();
+  writeFileSync(join(dir, 'groups', 'other.offset'), '17'); // one byte into the first record
+  const err = await (async () => {
+    const again = open(dir);
+    try {
+      await again.subscribe({ group: 'other', types: ['Command'], handler: async () => {} });
+    } catch (e) {
+      return e as AgateError;
+    } finally {
+      await again.close();
+    }
+    return undefined;
+  })();
+  assert.is(err?.code, ErrorCode.BUS_OFFSET_INVALID);
+  assert.match(err!.message, /is 17, where no record of the log starts/);
 });
 
 bus('a torn final frame from a crash is cut on open; publishing after close is refused', async () => {
@@ -270,7 +305,7 @@ bus('a torn final frame from a crash is cut on open; publishing after close is r
   await first.close();
   const log = join(dir, 'events.log');
   const intact = statSync(log).size;
-  appendFileSync(log, Buffer.from([0, 0, 1, 0, 0xc3])); // a header promising 256 bytes, then a crash
+  appendFileSync(log, Buffer.from([0, 0, 1, 0, 0xc3, 0, 0, 0, 1])); // a frame header promising 256 bytes, then a crash
   const second = open(dir);
   assert.is(statSync(log).size, intact);
   const e = command();
