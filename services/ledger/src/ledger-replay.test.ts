@@ -129,4 +129,21 @@ test('verify names an event recorded twice even when the chain is well linked', 
   await ledger.stop();
 });
 
+test('incremental verification finds a new record that repeats one verified before', async () => {
+  const bus = { publish: async () => {}, subscribe: async () => ({ close: async () => {} }) } as unknown as Bus;
+  const ledger = ledgerOn(bus, 'legacy2', 1);
+  await ledger.start();
+  const first = events(4);
+  await ledger.append(first, 'legacy2');
+  await ledger.append(events(4), 'legacy2');
+  const before = await verifyChain(store, codec, 'legacy2');
+  assert.ok(before.ok, JSON.stringify(before.failure));
+  await ledger.append([first[0]!], 'legacy2');
+  const after = await verifyChain(store, codec, 'legacy2', { resume: before.state! });
+  assert.is(after.failure?.kind, 'duplicate');
+  assert.is(after.failure?.seq, 9);
+  assert.is(after.failure?.event_id, first[0]!.event_id);
+  await ledger.stop();
+});
+
 test.run();

@@ -228,9 +228,20 @@ export async function verifyChain(store: Store, codec: EventCodec, chainId: stri
 /**
  * The event id recorded more than once whose second record comes first, among the records after
  * `from` (and, when resuming, between them and every record before): a well-linked chain can
- * still hold one event twice, which would double what an analyst counts.
+ * still hold one event twice, which would double what an analyst counts. A count of distinct
+ * 64-bit hashes of the ids decides first whether to look (a duplicate always lowers it; a rare
+ * collision only costs the exact look): grouping the ids themselves took about a fifth of a full
+ * verification's time, the hashes a twentieth (measured on 1,000,000 records).
  */
 async function firstDuplicate(store: Store, chainId: string, from: number, againstAll: boolean): Promise<{ event_id: string; seqs: number[] } | undefined> {
+  const fresh = 'SELECT cityHash64(event_id) FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64}';
+  const [counts] = await store.query<{ n: string; distinct: string }>(
+    againstAll
+      ? `SELECT count() AS n, uniqExact(h) AS distinct FROM (SELECT cityHash64(event_id) AS h FROM agate.ledger WHERE chain_id = {chain:String} AND (seq > {from:UInt64} OR h IN (${fresh})))`
+      : 'SELECT count() AS n, uniqExact(cityHash64(event_id)) AS distinct FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64}',
+    { chain: chainId, from },
+  );
+  if (counts === undefined || counts.n === counts.distinct) return undefined;
   const scope = againstAll
     ? 'event_id IN (SELECT event_id FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64})'
     : 'seq > {from:UInt64}';
