@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { FILE_HEADER, frameHeader, recordsIn } from '../../core/src/bus/log-frame.js';
+import { EmbeddedStore } from '../../core/src/store/embedded.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
@@ -20,6 +21,8 @@ interface Env {
   work: string;
 }
 const env = {} as Env;
+/** Every agate process started, removed (with its temp dir) at the end. */
+const started: AgateProcess[] = [];
 const test = suite('ledger faults, real agate start');
 
 test.before(async () => {
@@ -30,6 +33,7 @@ test.before(async () => {
   for (const r of [p, i]) if (r.status === 'rejected') throw r.reason;
 });
 test.after(async () => {
+  for (const a of started) await a.dispose();
   await env.issuer?.close();
   await env.pg?.stop();
   rmSync(env.work, { recursive: true, force: true });
@@ -39,12 +43,14 @@ const dataDir = () => join(env.work, 'data');
 const cpDir = () => join(env.work, 'checkpoints');
 
 /** `agate start` on the test's own data_dir, publishing checkpoints to a directory outside it. */
-function start(): Promise<AgateProcess> {
+async function start(): Promise<AgateProcess> {
   const base = agateConfig({ pg: env.pg, issuer: env.issuer });
-  return startAgateProcess({
+  const agate = await startAgateProcess({
     configYaml: (p) => base(p).replace(/^data_dir: .*$/m, `data_dir: ${JSON.stringify(dataDir())}`)
       + `ledger:\n  checkpoint: { every_events: 10, every_ms: 200, dir: ${JSON.stringify(cpDir())} }\n`,
   });
+  started.push(agate);
+  return agate;
 }
 
 async function statements(agate: AgateProcess, n: number): Promise<void> {
@@ -114,6 +120,33 @@ test('a data_dir rolled back to an older copy: not ready, nothing recorded, veri
   const verify = await agate.cli(['verify', '--config', agate.configPath, '--offline']);
   assert.is(verify.code, 1, verify.stdout + verify.stderr);
   assert.match(verify.stdout, new RegExp(`BROKEN at record ${sizeThen + 1}: the store ends at record ${sizeThen}, but a signed checkpoint covers ${published} records.*\\[truncated\\]`));
+});
+
+test('a session row deleted from the tables behind agate.sessions is named by plain verify', async () => {
+  rmSync(dataDir(), { recursive: true, force: true });
+  rmSync(cpDir(), { recursive: true, force: true });
+  const agate = await start();
+  try {
+    await statements(agate, 3);
+    await statements(agate, 2);
+  } finally {
+    await agate.stop();
+  }
+  const intact = await agate.cli(['verify', '--config', agate.configPath, '--offline']);
+  assert.is(intact.code, 0, intact.stdout + intact.stderr);
+  assert.match(intact.stdout, /session tables: OK, 2 sessions match the ledger/);
+  const store = EmbeddedStore.open(join(dataDir(), 'store'));
+  let hidden: string;
+  try {
+    [{ session_id: hidden }] = (await store.query<{ session_id: string }>('SELECT session_id FROM agate.q_sessions FINAL ORDER BY opened_at LIMIT 1')) as [{ session_id: string }];
+    await store.exec(`ALTER TABLE agate.q_sessions DELETE WHERE session_id = '${hidden}' SETTINGS mutations_sync = 2`);
+  } finally {
+    await store.close();
+  }
+  const r = await agate.cli(['verify', '--config', agate.configPath, '--offline']);
+  assert.is(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /chain embedded: OK/);
+  assert.ok(r.stdout.includes(`session tables: BROKEN: session ${hidden} is in the ledger, but agate.sessions does not show it`), r.stdout);
 });
 
 test('a torn record in the zeros after a crash is cut at start with a warning; an undecodable record stops the consumers and fails /healthz and /readyz', async () => {

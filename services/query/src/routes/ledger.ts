@@ -4,6 +4,7 @@ import { ledgerRoutes as ledgerProofRoutes } from '../../../ledger/src/api.js';
 import type { CheckpointSources } from '../../../ledger/src/known-checkpoints.js';
 import { chainsToVerify, verifyWithKnownCheckpoints } from '../../../ledger/src/verify.js';
 import { intParam } from '../params.js';
+import { checkSessionTables } from '../session-check.js';
 import { listAuthFailures } from '../queries.js';
 import type { Route } from '../router.js';
 
@@ -25,7 +26,8 @@ export function ledgerRoutes(store: Store, codec: EventCodec, sources: LedgerVer
         // One chain at a time: each scan already uses all of the engine's threads.
         const chains = [];
         for (const c of await chainsToVerify(store, sources.dirs)) chains.push(await verifyWithKnownCheckpoints(store, codec, c, sources));
-        return { kind: 'json', body: { ok: chains.every((c) => c.ok), chains } };
+        const sessions = await checkSessionTables(store);
+        return { kind: 'json', body: { ok: chains.every((c) => c.ok) && sessions?.ok !== false, chains, sessions } };
       },
     },
     // Signed checkpoints and proofs, served for auditors who keep them outside the store.
