@@ -7,7 +7,7 @@ import { KafkaBus, consumerGroupPrefix } from '../../core/src/bus/kafka-bus.js';
 import { LOCAL_STREAM, LocalBus } from '../../core/src/bus/local-bus.js';
 import { RegistryWire } from '../../core/src/bus/registry-wire.js';
 import { SingleObjectWire } from '../../core/src/bus/single-object-wire.js';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readSecret, type AgateConfig, type PostgresTargetConfig, type SshTargetConfig } from '../../core/src/config.js';
 import { ConfigError } from '../../core/src/errors.js';
 import { anyGlob } from '../../core/src/glob.js';
@@ -31,7 +31,9 @@ import type { UpstreamTarget } from '../../services/ingress-proxy/src/pg/upstrea
 import { directorySink, webhookSink, type CheckpointSink } from '../../services/ledger/src/checkpoint-sink.js';
 import { loadOrCreateSigner } from '../../services/ledger/src/keys.js';
 import { LedgerService } from '../../services/ledger/src/ledger.js';
-import type { NoteSigner } from '../../services/ledger/src/note.js';
+import { parseVerifierKey, verifierKey, type NoteSigner } from '../../services/ledger/src/note.js';
+import type { CheckpointSources } from '../../services/ledger/src/known-checkpoints.js';
+import type { HealthCheck } from '../../core/src/health.js';
 import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
 import { StoreApprovalHistory } from '../../services/policy/src/approval-history.js';
@@ -69,6 +71,19 @@ export interface Running {
 /** The checkpoint signing key named by the config, created on first use. */
 export function ledgerSigner(config: AgateConfig): NoteSigner {
   return loadOrCreateSigner(config.ledger.signing_key!, config.ledger.origin);
+}
+
+/**
+ * Where verification finds signed checkpoints by itself: the configured checkpoint directory,
+ * trusted under the ledger's own key (when this host has it; a query service elsewhere trusts
+ * none and checks the chain alone).
+ */
+export function checkpointSources(config: AgateConfig): CheckpointSources {
+  const key = config.ledger.signing_key!;
+  return {
+    verifiers: existsSync(key) ? [parseVerifierKey(verifierKey(ledgerSigner(config)))] : [],
+    dirs: config.ledger.checkpoint.dir === undefined ? [] : [config.ledger.checkpoint.dir],
+  };
 }
 
 export async function buildVerifier(config: AgateConfig): Promise<TokenVerifier> {
@@ -172,6 +187,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
   let bus: Bus | undefined;
   const started: Stoppable[] = [];
   const throttle = loginThrottle(config.logins);
+  const health: HealthCheck[] = [];
   const out: Running = {
     stop: async () => {
       for (const s of started.reverse()) await s.stop();
@@ -182,6 +198,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
   try {
     // A query service alone needs the bus only to publish approvers' answers (Kafka).
     if (roles.some((r) => r !== 'query') || config.bus.kind === 'kafka') bus = await openBus(config, codec, roles, logger);
+    // A consumer that stopped does not come back by itself: not live, so an orchestrator restarts it.
+    health.push({ component: 'bus', live: true, problem: () => bus?.problem?.() });
     if (roles.includes('ledger')) {
       const ledgerLogger = logger.child({ component: 'ledger' });
       const { checkpoint } = config.ledger;
@@ -198,6 +216,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       await ledger.start();
       started.push(ledger);
       out.ledger = ledger;
+      health.push({ component: 'ledger', problem: () => ledger.problem() });
     }
     if (roles.includes('policy')) {
       const policyLogger = logger.child({ component: 'policy' });
@@ -223,7 +242,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const claim = (id: Identity, name: string) => (name === 'sub' ? id.subject : name === 'iss' ? id.issuer : id.claims[name]);
       const authorize = (id: Identity) => required.every((r) => { const v = claim(id, r.name); return v !== undefined && r.test(v); });
       await migrateQuery(store!);
-      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls'), logins: loginGuard(config.logins, throttle),
+      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls'), logins: loginGuard(config.logins, throttle), health, ledgerVerify: checkpointSources(config),
         recordRefusal: apiRefusalRecorder(bus, config.instance_id, logger.child({ component: 'query' })),
       });
       const q = splitHostPort(config.query.listen);

@@ -8,9 +8,10 @@ import { openCheckpoint, type Checkpoint } from '../../services/ledger/src/check
 import { parseVerifierKey, verifierKey } from '../../services/ledger/src/note.js';
 import { verifyConsistencyProofFile, verifyInclusionProofFile, type ConsistencyProofFile, type InclusionProofFile } from '../../services/ledger/src/proof-file.js';
 import { proveConsistency, proveInclusion } from '../../services/ledger/src/prove.js';
-import { listChains, verifyChain, type VerifyReport, type VerifyState } from '../../services/ledger/src/verify.js';
+import { chainsToVerify, verifyWithKnownCheckpoints, type VerifyReport, type VerifyState } from '../../services/ledger/src/verify.js';
+import { checkSessionTables, type SessionTablesReport } from '../../services/query/src/session-check.js';
 import { ApiClient } from './api-client.js';
-import { ledgerSigner, openStore } from './components.js';
+import { checkpointSources, ledgerSigner, openStore } from './components.js';
 
 /*
  * The ledger's CLI commands: verify (full, incremental, against checkpoint files), prove,
@@ -51,6 +52,7 @@ async function withStore<T>(config: AgateConfig, fn: (store: Store) => Promise<T
 export async function verifyCommand(config: AgateConfig, flags: LedgerFlags): Promise<number> {
   const direct = flags.offline || flags.checkpoint !== undefined || flags.state !== undefined || flags.deep;
   let chains: VerifyReport[];
+  let sessions: SessionTablesReport | null | undefined;
   if (direct) {
     const verifiers = [parseVerifierKey(trustedKey(config, flags))];
     const byChain = new Map<string, Checkpoint[]>();
@@ -62,11 +64,15 @@ export async function verifyCommand(config: AgateConfig, flags: LedgerFlags): Pr
       byChain.set(chain, [...(byChain.get(chain) ?? []), cp]);
     }
     const state: Record<string, VerifyState> = flags.state !== undefined && existsSync(flags.state) ? (JSON.parse(readFileSync(flags.state, 'utf8')) as { chains: Record<string, VerifyState> }).chains : {};
+    // Besides the files named, the checkpoints in the store and in ledger.checkpoint.dir count.
+    const sources = { verifiers, dirs: checkpointSources(config).dirs };
     chains = await withStore(config, async (store) => {
       const codec = new EventCodec();
-      const ids = new Set([...(await listChains(store)), ...byChain.keys()]);
+      const ids = new Set([...(await chainsToVerify(store, sources.dirs)), ...byChain.keys()]);
       const out: VerifyReport[] = [];
-      for (const c of [...ids].sort()) out.push(await verifyChain(store, codec, c, { checkpoints: byChain.get(c), resume: state[c], verifiers, deep: flags.deep }));
+      for (const c of [...ids].sort()) out.push(await verifyWithKnownCheckpoints(store, codec, c, sources, { checkpoints: byChain.get(c), resume: state[c], deep: flags.deep }));
+      // The session tables behind agate.sessions are derived from the ledger: checked against it.
+      sessions = await checkSessionTables(store, 0);
       return out;
     });
     if (flags.state !== undefined && chains.every((c) => c.ok)) {
@@ -74,11 +80,14 @@ export async function verifyCommand(config: AgateConfig, flags: LedgerFlags): Pr
     }
   } else {
     const api = await ApiClient.fromConfig(config, flags.token, flags.url);
-    chains = (await api.get<{ chains: VerifyReport[] }>('/v1/ledger/verify')).chains;
+    ({ chains, sessions } = await api.get<{ chains: VerifyReport[]; sessions?: SessionTablesReport | null }>('/v1/ledger/verify'));
   }
-  if (flags.json) console.log(JSON.stringify(chains, null, 2));
+  const ok = chains.every((c) => c.ok) && (sessions ?? undefined)?.ok !== false;
+  // The same shape as GET /v1/ledger/verify answers.
+  if (flags.json) console.log(JSON.stringify({ ok, chains, sessions: sessions ?? null }, null, 2));
   else {
     for (const c of chains) {
+      for (const w of c.warnings ?? []) console.log(`chain ${c.chain_id}: warning: checkpoint not used: ${w}`);
       if (c.ok) {
         const against = c.checkpoints.length > 0 ? `; matches signed checkpoint${c.checkpoints.length > 1 ? 's' : ''} ${c.checkpoints.join(', ')}` : '';
         const expired = c.expired > 0 ? `; records 1..${c.expired} expired by retention` : '';
@@ -89,8 +98,9 @@ export async function verifyCommand(config: AgateConfig, flags: LedgerFlags): Pr
       }
     }
     if (chains.length === 0) console.log('the ledger is empty');
+    if (sessions !== undefined && sessions !== null) console.log(sessions.ok ? `session tables: OK, ${sessions.sessions} sessions match the ledger` : `session tables: BROKEN: ${sessions.problem}`);
   }
-  return chains.every((c) => c.ok) ? 0 : 1;
+  return ok ? 0 : 1;
 }
 
 function emit(value: unknown, flags: LedgerFlags): void {

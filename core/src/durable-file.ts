@@ -1,5 +1,6 @@
-import { open, rename } from 'node:fs/promises';
+import { link, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
 
 /** Writes `text` to `path` and fsyncs it before resolving. */
 export async function writeFileSynced(path: string, text: string, mode = 0o666): Promise<void> {
@@ -12,6 +13,15 @@ export async function writeFileSynced(path: string, text: string, mode = 0o666):
   }
 }
 
+async function syncDir(path: string): Promise<void> {
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
 /**
  * Replaces `path` with `text` atomically and durably: a temporary file written and fsynced,
  * renamed over the old one, then the directory fsynced so the rename survives a power cut too.
@@ -21,10 +31,31 @@ export async function replaceFileSynced(path: string, text: string, mode = 0o666
   const tmp = `${path}.tmp`;
   await writeFileSynced(tmp, text, mode);
   await rename(tmp, path);
-  const dir = await open(dirname(path), 'r');
+  await syncDir(path);
+}
+
+/** What `createFileOnce` found: it made the file, or the file already held exactly `text`. */
+export type CreateOnceResult = 'created' | 'unchanged';
+
+/**
+ * Creates `path` holding `text`, durably, and never replaces it: the text is written and
+ * fsynced under a temporary name and hard-linked to `path`, which fails when `path` exists, so
+ * the file appears whole or not at all (a crash leaves no half-written file under its name). An
+ * existing file with the same bytes is left as it is; one with other bytes is returned to the
+ * caller as `{ existing }`, untouched, for it to refuse.
+ */
+export async function createFileOnce(path: string, text: string, mode = 0o666): Promise<CreateOnceResult | { existing: string }> {
+  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  await writeFileSynced(tmp, text, mode);
   try {
-    await dir.sync();
+    await link(tmp, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const existing = await readFile(path, 'utf8');
+    return existing === text ? 'unchanged' : { existing };
   } finally {
-    await dir.close();
+    await unlink(tmp).catch(() => undefined);
   }
+  await syncDir(path);
+  return 'created';
 }

@@ -47,6 +47,10 @@ export const ErrorCode = {
   BUS_CLOSED: 'BUS_CLOSED',
   BUS_WRITE_FAILED: 'BUS_WRITE_FAILED',
   BUS_UNAVAILABLE: 'BUS_UNAVAILABLE',
+  /** The embedded event log is of an unknown format, or acknowledged records in it are damaged. */
+  BUS_LOG_CORRUPT: 'BUS_LOG_CORRUPT',
+  /** A consumer group's committed position is unreadable, corrupt or past the end of the log. */
+  BUS_OFFSET_INVALID: 'BUS_OFFSET_INVALID',
   VERDICT_TIMEOUT: 'VERDICT_TIMEOUT',
   EVENT_ENCODING: 'EVENT_ENCODING',
   EVENT_UNKNOWN_SCHEMA: 'EVENT_UNKNOWN_SCHEMA',
@@ -61,6 +65,14 @@ export const ErrorCode = {
   LEDGER_RECORD_NOT_FOUND: 'LEDGER_RECORD_NOT_FOUND',
   /** The ledger's hashing thread failed or stopped; the batch is retried. */
   LEDGER_WORKER_FAILED: 'LEDGER_WORKER_FAILED',
+  /** A published checkpoint exists for a size with other content: writing would fork the signed log. */
+  LEDGER_CHECKPOINT_FORK: 'LEDGER_CHECKPOINT_FORK',
+  /** The store holds fewer records than a published checkpoint covers (truncated or rolled back). */
+  LEDGER_STORE_BEHIND: 'LEDGER_STORE_BEHIND',
+  /** The store's records disagree with a published checkpoint (rewritten, re-linked or another history). */
+  LEDGER_STORE_DIVERGED: 'LEDGER_STORE_DIVERGED',
+  /** The bus delivered an event at a position the store records for another event: the bus log is not the one the ledger read. */
+  LEDGER_SOURCE_MISMATCH: 'LEDGER_SOURCE_MISMATCH',
   POLICY_INVALID: 'POLICY_INVALID',
   // HTTP API
   API_UNAUTHORIZED: 'API_UNAUTHORIZED',

@@ -28,6 +28,12 @@ export interface Bus {
    */
   subscribe(options: SubscribeOptions): Promise<Subscription>;
 
+  /**
+   * Why the bus cannot do its work, e.g. a consumer group that stopped on a record it cannot
+   * read (it never skips one); undefined when it can. /healthz and /readyz report it.
+   */
+  problem?(): string | undefined;
+
   close(): Promise<void>;
 }
 
@@ -48,6 +54,13 @@ export interface StreamInfo {
    * stores the encoding (the ledger) need not encode again.
    */
   encoded?: readonly Buffer[];
+  /**
+   * Each event's position in the stream just past it (the offset a consumer resumes from after
+   * it: the embedded log's next byte, a Kafka offset + 1), index for index; it grows along the
+   * stream. The ledger stores it with each record, so a replay from an older position (a lost
+   * consumer offset) is recognised exactly, whatever its length.
+   */
+  positions?: readonly number[];
 }
 
 export interface SubscribeOptions {

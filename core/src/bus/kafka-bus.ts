@@ -168,18 +168,19 @@ export class KafkaBus implements Bus {
           for (let i = 0; i < batch.messages.length && isRunning() && !isStale(); i += max) {
             const slice = batch.messages.slice(i, i + max);
             const events: AgateEvent[] = [];
+            const positions: number[] = [];
             for (const m of slice) {
               const type = m.headers?.['agate-type']?.toString();
               if (type !== undefined && !types.has(type)) continue;
               if (m.value === null) continue;
               const e = await this.options.wire.decode(m.value);
-              if (types.has(e.type)) events.push(e);
+              if (types.has(e.type)) (events.push(e), positions.push(Number(m.offset) + 1));
             }
             if (events.length > 0) {
               let backoff = MIN_BACKOFF_MS;
               for (;;) {
                 try {
-                  await options.handler(events, { stream: `${batch.topic}-${batch.partition}` });
+                  await options.handler(events, { stream: `${batch.topic}-${batch.partition}`, positions });
                   break;
                 } catch (err) {
                   log.error('event handler failed; retrying the batch', { error: describeError(err), events: events.length, retry_in_ms: backoff });

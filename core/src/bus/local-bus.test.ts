@@ -1,6 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { AgateError, ErrorCode } from '../errors.js';
+import { frameHeader } from './log-frame.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -203,6 +205,99 @@ bus('large events: a group that starts late still gets every one, the older ones
   await b.close();
 });
 
+/** Publishes `n` commands, lets group 'ledger' take them and commit, closes; returns the committed position. */
+async function committed(dir: string, n: number): Promise<number> {
+  const b = open(dir);
+  for (let i = 0; i < n; i++) await b.publish(command());
+  const c = collect(b, 'ledger', ['Command'], n);
+  await c.finished;
+  await (await c.sub).close();
+  await b.close();
+  return Number(readFileSync(join(dir, 'groups', 'ledger.offset'), 'utf8'));
+}
+
+async function refusedOffset(dir: string): Promise<AgateError> {
+  const b = open(dir);
+  try {
+    await b.subscribe({ group: 'ledger', types: ['Command'], handler: async () => {} });
+    assert.unreachable('the group started from a bad offset file');
+  } catch (err) {
+    return err as AgateError;
+  } finally {
+    await b.close();
+  }
+  throw new Error('unreachable');
+}
+
+bus('the committed position is the log end in a file of its own, a plain decimal', async () => {
+  const dir = freshDir();
+  const at = await committed(dir, 3);
+  assert.is(at, statSync(join(dir, 'events.log')).size);
+  assert.is(readFileSync(join(dir, 'groups', 'ledger.offset'), 'utf8'), String(at));
+});
+
+bus('an emptied, a corrupt, and a too-large offset file are refused with the file named, never read as 0', async () => {
+  const dir = freshDir();
+  const at = await committed(dir, 2);
+  const file = join(dir, 'groups', 'ledger.offset');
+  for (const [text, why] of [['', /is empty/], ['12abc', /is not a decimal number \("12abc"\)/], [String(at + 1000), new RegExp(`is ${at + 1000}, past the end of the log \\(${at} bytes\\)`)]] as const) {
+    writeFileSync(file, text);
+    const err = await refusedOffset(dir);
+    assert.is(err.code, ErrorCode.BUS_OFFSET_INVALID);
+    assert.ok(err.message.startsWith(`${file}: the committed position of consumer group "ledger" `), err.message);
+    assert.match(err.message, why);
+  }
+});
+
+bus('batches carry each event\'s position: where the log stands just past it', async () => {
+  const b = open(freshDir());
+  const events = [command(), command()];
+  for (const e of events) await b.publish(e);
+  let seen: StreamInfo | undefined;
+  let done!: () => void;
+  const got = new Promise<void>((r) => (done = r));
+  const sub = await b.subscribe({ group: 'g', types: ['Command'], handler: async (_batch, source) => void ((seen = source), done()) });
+  await got;
+  const sizes = seen!.encoded!.map((e) => e.length + 8); // frame header: length and CRC-32C
+  assert.equal(seen!.positions, [16 + sizes[0]!, 16 + sizes[0]! + sizes[1]!]); // after the file header
+  await sub.close();
+  await b.close();
+});
+
+bus('a consumer stopped by a record it cannot decode says so through problem(); an offset inside a record is refused', async () => {
+  const dir = freshDir();
+  const first = open(dir);
+  const a = command();
+  await first.publish(a);
+  await first.close();
+  // A record whose checksum holds but whose body is no event (a writer's bug, not a torn write).
+  const junk = Buffer.from('not an avro event');
+  appendFileSync(join(dir, 'events.log'), Buffer.concat([frameHeader(junk), junk]));
+  const b = open(dir);
+  assert.is(b.problem(), undefined);
+  const c = collect(b, 'ledger', ['Command'], 1);
+  await c.finished;
+  for (let i = 0; i < 100 && b.problem() === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.match(b.problem() ?? '', /^consumer group "ledger" stopped at log position \d+: /);
+  assert.is(c.got.length, 1, 'the events before it were delivered');
+  await (await c.sub).close();
+  await b.close();
+  writeFileSync(join(dir, 'groups', 'other.offset'), '17'); // one byte into the first record
+  const err = await (async () => {
+    const again = open(dir);
+    try {
+      await again.subscribe({ group: 'other', types: ['Command'], handler: async () => {} });
+    } catch (e) {
+      return e as AgateError;
+    } finally {
+      await again.close();
+    }
+    return undefined;
+  })();
+  assert.is(err?.code, ErrorCode.BUS_OFFSET_INVALID);
+  assert.match(err!.message, /is 17, where no record of the log starts/);
+});
+
 bus('a torn final frame from a crash is cut on open; publishing after close is refused', async () => {
   const dir = freshDir();
   const first = open(dir);
@@ -210,7 +305,7 @@ bus('a torn final frame from a crash is cut on open; publishing after close is r
   await first.close();
   const log = join(dir, 'events.log');
   const intact = statSync(log).size;
-  appendFileSync(log, Buffer.from([0, 0, 1, 0, 0xc3])); // a header promising 256 bytes, then a crash
+  appendFileSync(log, Buffer.from([0, 0, 1, 0, 0xc3, 0, 0, 0, 1])); // a frame header promising 256 bytes, then a crash
   const second = open(dir);
   assert.is(statSync(log).size, intact);
   const e = command();

@@ -1,11 +1,10 @@
-import { closeSync, constants, fdatasync, mkdirSync, openSync, readSync, fstatSync, ftruncateSync, write, writevSync } from 'node:fs';
+import { closeSync, constants, fdatasync, fdatasyncSync, mkdirSync, openSync, readSync, fstatSync, ftruncateSync, write, writeSync, writevSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { AgateError, ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import { checkFileHeader, checkFrame, fileHeader, FILE_HEADER, FRAME_HEADER, frameHeader, MAX_RECORD, type FrameCheck } from './log-frame.js';
 
-/** Frame: uint32 big-endian length of the record, then the record bytes. */
-const FRAME_HEADER = 4;
-const MAX_RECORD = 16 * 1024 * 1024;
 const fdatasyncAsync = promisify(fdatasync);
 const writeAsync = promisify(write);
 /**
@@ -30,9 +29,17 @@ export interface LogRecord {
   bytes: Buffer;
 }
 
+export interface LocalLogOptions {
+  fsync: boolean;
+  /** Told what a crashed log's recovery cut (a torn record, bytes written past the end). */
+  logger?: Logger;
+}
+
 /**
  * An append-only, fsynced record log in one file: the embedded bus's durable storage.
- * Appends from concurrent callers are grouped into one write and one fdatasync.
+ * Appends from concurrent callers are grouped into one write and one fdatasync. Every record
+ * carries a CRC-32C (log-frame.ts): a torn or damaged record is cut at open when it ends the
+ * log, refused when whole records follow it, and a read never hands one over.
  *
  * While open, the file runs ahead of the records with zeros (see PREALLOCATE_CHUNK): a frame
  * header of length 0 marks the end of the records (no record is empty), and the zeros are cut
@@ -40,6 +47,8 @@ export interface LogRecord {
  */
 export class LocalLog {
   readonly #fd: number;
+  readonly #path: string;
+  readonly #logger: Logger | undefined;
   readonly #fsync: boolean;
   /** End of the records. */
   #size: number;
@@ -54,17 +63,38 @@ export class LocalLog {
   #flushing = false;
   #closed = false;
 
-  constructor(path: string, options: { fsync: boolean }) {
+  constructor(path: string, options: LocalLogOptions) {
     mkdirSync(dirname(path), { recursive: true });
     // Not 'a' (O_APPEND): records are written at their offset, inside the zeros written ahead.
     this.#fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o666);
+    this.#path = path;
     this.#fsync = options.fsync;
-    this.#size = this.#recover();
+    this.#logger = options.logger;
+    try {
+      this.#openHeader();
+      this.#size = this.#recover();
+    } catch (err) {
+      closeSync(this.#fd);
+      throw err;
+    }
     this.#allocated = this.#size;
   }
 
+  /** End of the records: the position after the last one. */
   get size(): number {
     return this.#size;
+  }
+
+  /** Where the first record starts (after the file header): a consumer at 0 starts here. */
+  get start(): number {
+    return FILE_HEADER;
+  }
+
+  /** Whether a whole, checked record starts at `position`, or it is the end of the log. */
+  isRecordStart(position: number): boolean {
+    if (position === this.#size) return true;
+    if (position < FILE_HEADER || position > this.#size) return false;
+    return this.#frameAt(position, this.#size).kind === 'record';
   }
 
   /**
@@ -80,9 +110,8 @@ export class LocalLog {
     for (const r of records) {
       // A zero length marks the end of the records (see the class comment).
       if (r.length === 0) return Promise.reject(new AgateError(ErrorCode.BUS_WRITE_FAILED, 'an empty record cannot be logged'));
-      const header = Buffer.alloc(FRAME_HEADER);
-      header.writeUInt32BE(r.length);
-      frames.push(header, r);
+      if (r.length > MAX_RECORD) return Promise.reject(new AgateError(ErrorCode.BUS_WRITE_FAILED, `a record of ${r.length} bytes is larger than the log takes (${MAX_RECORD})`));
+      frames.push(frameHeader(r), r);
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ frames, done: (err, offsets) => (err ? reject(err) : resolve(offsets!)) });
@@ -111,7 +140,9 @@ export class LocalLog {
   }
 
   /**
-   * Reads up to `maxRecords` whole records starting at `offset`. The file is read in blocks of
+   * Reads up to `maxRecords` whole records starting at `offset`, each checked against its
+   * CRC-32C: records up to a damaged one are returned, and a read that starts at one throws
+   * BUS_LOG_CORRUPT. The file is read in blocks of
    * READ_BLOCK bytes (two system calls per record cost a lagging consumer most of its time);
    * the records share their block's memory.
    */
@@ -123,22 +154,48 @@ export class LocalLog {
       readFully(this.#fd, block, pos);
       let at = 0;
       while (out.length < maxRecords && at + FRAME_HEADER <= block.length) {
-        const len = block.readUInt32BE(at);
-        if (at + FRAME_HEADER + len > block.length) break;
-        out.push({ offset: pos + at, next: pos + at + FRAME_HEADER + len, bytes: block.subarray(at + FRAME_HEADER, at + FRAME_HEADER + len) });
-        at += FRAME_HEADER + len;
+        const f = checkFrame(block, at);
+        if (f.kind === 'short') break;
+        // The records before a damaged one are handed over; the next read starts at it and fails.
+        if (f.kind !== 'record') {
+          if (out.length > 0) return out;
+          throw this.#damaged(pos + at, f);
+        }
+        out.push({ offset: pos + at, next: pos + at + FRAME_HEADER + f.length, bytes: block.subarray(at + FRAME_HEADER, at + FRAME_HEADER + f.length) });
+        at += FRAME_HEADER + f.length;
       }
       if (at === 0) {
         // One record larger than a block: read it alone.
-        const len = block.readUInt32BE(0);
-        const bytes = Buffer.allocUnsafe(len);
+        const f = this.#frameAt(pos, this.#size);
+        if (f.kind !== 'record') {
+          if (out.length > 0) return out;
+          throw this.#damaged(pos, f);
+        }
+        const bytes = Buffer.allocUnsafe(f.length);
         readFully(this.#fd, bytes, pos + FRAME_HEADER);
-        out.push({ offset: pos, next: pos + FRAME_HEADER + len, bytes });
-        at = FRAME_HEADER + len;
+        out.push({ offset: pos, next: pos + FRAME_HEADER + f.length, bytes });
+        at = FRAME_HEADER + f.length;
       }
       pos += at;
     }
     return out;
+  }
+
+  #damaged(offset: number, f: FrameCheck): AgateError {
+    const why = f.kind === 'bad' ? f.why : f.kind === 'end' ? 'an end marker inside the records' : 'a record running past the end of the log';
+    return new AgateError(ErrorCode.BUS_LOG_CORRUPT, `${this.#path}: the record at offset ${offset} is damaged (${why}); it is not delivered, and nothing after it is`);
+  }
+
+  /** The frame at `position`, checked, reading no further than `end`. */
+  #frameAt(position: number, end: number): FrameCheck {
+    if (position + FRAME_HEADER > end) return { kind: 'short', length: -1 };
+    const header = Buffer.alloc(FRAME_HEADER);
+    readFully(this.#fd, header, position);
+    const length = header.readUInt32BE(0);
+    if (length === 0 || length > MAX_RECORD || position + FRAME_HEADER + length > end) return checkFrame(header, 0);
+    const frame = Buffer.allocUnsafe(FRAME_HEADER + length);
+    readFully(this.#fd, frame, position);
+    return checkFrame(frame, 0);
   }
 
   /** Waits for appends in flight, then closes the file. */
@@ -230,19 +287,78 @@ export class LocalLog {
       .finally(() => (this.#extending = undefined));
   }
 
-  /** Scans the log and cuts what follows the last whole record: zeros written ahead, or a torn frame. */
+  /**
+   * Checks the file header; a new (or torn-while-created) file gets one. A log of an older or
+   * unknown format is refused by name: read as this one, its records would fail their
+   * checksums or be misread.
+   */
+  #openHeader(): void {
+    const size = fstatSync(this.#fd).size;
+    const head = Buffer.alloc(Math.min(size, FILE_HEADER));
+    if (head.length > 0) readFully(this.#fd, head, 0);
+    const check = checkFileHeader(head);
+    // An old-format log that ends at once (a zero length) holds no record: start it afresh.
+    const empty = check.kind === 'empty' || (check.kind === 'old-format' && head.length >= 4 && head.readUInt32BE(0) === 0 && this.#allZero(0, size));
+    if (check.kind === 'ok') return;
+    if (empty) {
+      ftruncateSync(this.#fd, 0);
+      writeSync(this.#fd, fileHeader(), 0, FILE_HEADER, 0);
+      fdatasyncSync(this.#fd);
+      return;
+    }
+    const why = check.kind === 'old-format'
+      ? 'it was written by an Agate from before records carried checksums (no format header). This version does not read it: let the version that wrote it deliver every event (stop it once /readyz is ok and the ledger caught up), then move the file aside; a new log is started'
+      : `${check.kind === 'unknown' ? check.why : 'unknown format'}`;
+    throw new AgateError(ErrorCode.BUS_LOG_CORRUPT, `${this.#path} is not an event log this Agate reads: ${why}`);
+  }
+
+  /**
+   * Scans the records, checking each one's CRC, and cuts what follows the last whole one: the
+   * zeros written ahead, a torn record, or a damaged one at the tail (logged, with what was cut
+   * when it was more than zeros). A damaged record with whole records after it is refused:
+   * those were acknowledged, and a crash tears only the last group commit.
+   */
   #recover(): number {
     const size = fstatSync(this.#fd).size;
-    const header = Buffer.alloc(FRAME_HEADER);
-    let pos = 0;
-    while (pos + FRAME_HEADER <= size) {
-      readSync(this.#fd, header, 0, FRAME_HEADER, pos);
-      const len = header.readUInt32BE(0);
-      if (len === 0 || len > MAX_RECORD || pos + FRAME_HEADER + len > size) break;
-      pos += FRAME_HEADER + len;
+    let pos = FILE_HEADER;
+    let f: FrameCheck = { kind: 'end' };
+    while (pos < size) {
+      f = this.#frameAt(pos, size);
+      if (f.kind !== 'record') break;
+      pos += FRAME_HEADER + f.length;
     }
-    if (pos !== size) ftruncateSync(this.#fd, pos);
+    if (f.kind === 'bad') {
+      const header = Buffer.alloc(4);
+      readFully(this.#fd, header, pos);
+      const next = pos + FRAME_HEADER + header.readUInt32BE(0);
+      if (next < size && this.#frameAt(next, size).kind === 'record') {
+        throw new AgateError(ErrorCode.BUS_LOG_CORRUPT, `${this.#path}: the record at offset ${pos} is damaged (${f.why}) and whole records follow it: acknowledged events are damaged, so Agate does not start on this log. Keep a copy for investigation`);
+      }
+    }
+    if (pos < size) {
+      const nonZero = this.#countNonZero(pos, size);
+      if (nonZero > 0) {
+        const what = f.kind === 'bad' ? f.why : f.kind === 'short' ? 'a record cut short by a crash' : 'bytes past the end marker';
+        this.#logger?.warn('cut a torn or damaged record from the end of the event log', { file: this.#path, offset: pos, bytes: size - pos, non_zero_bytes: nonZero, reason: what });
+      }
+      ftruncateSync(this.#fd, pos);
+    }
     return pos;
+  }
+
+  #countNonZero(from: number, to: number): number {
+    let n = 0;
+    const block = Buffer.allocUnsafe(READ_BLOCK);
+    for (let at = from; at < to; at += READ_BLOCK) {
+      const part = block.subarray(0, Math.min(READ_BLOCK, to - at));
+      readFully(this.#fd, part, at);
+      for (const b of part) if (b !== 0) n++;
+    }
+    return n;
+  }
+
+  #allZero(from: number, to: number): boolean {
+    return this.#countNonZero(from, to) === 0;
   }
 }
 

@@ -1,18 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { Bus } from '../../../core/src/bus/bus.js';
-import { describeError } from '../../../core/src/errors.js';
+import { AgateError, ErrorCode, describeError } from '../../../core/src/errors.js';
 import type { Logger } from '../../../core/src/log.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import { nowMicros, type AgateEvent } from '../../../schemas/src/events.js';
 import { GENESIS, RECORD_COLUMNS, RECORD_STRUCTURE, recordColumns, writeRow } from './chain.js';
-import { signCheckpoint } from './checkpoint.js';
-import type { CheckpointSink } from './checkpoint-sink.js';
+import { openCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.js';
+import type { CheckpointSink, KeptNote } from './checkpoint-sink.js';
 import { CompactRange } from './compact-range.js';
-import type { NoteSigner } from './note.js';
+import { parseVerifierKey, verifierKey, type NoteSigner } from './note.js';
+import { consistencyRanges, verifyConsistency } from './proofs.js';
 import type { RowSealer, SealJob } from './row-sealer.js';
 import { pushRange } from './tree-sql.js';
-import { persistTiles, storeTiles, type TileNode } from './tree-tiles.js';
+import { persistTiles, storeTiles, tiledRangeRoot, type TileNode } from './tree-tiles.js';
 import { tsvBytes, tsvText } from './tsv.js';
 import { RowBinaryWriter } from '../../../core/src/store/row-binary.js';
 
@@ -37,6 +38,19 @@ export interface Head {
   hash: Buffer;
 }
 
+/** The newest signed checkpoint of a chain known to have left the ledger, and where it was found. */
+interface Published {
+  cp: Checkpoint;
+  where: string;
+}
+
+/** Errors after which a chain appends nothing more: its store disagrees with what was signed. */
+const REFUSALS: ReadonlySet<string> = new Set([ErrorCode.LEDGER_STORE_BEHIND, ErrorCode.LEDGER_STORE_DIVERGED, ErrorCode.LEDGER_CHECKPOINT_FORK, ErrorCode.LEDGER_SIGNATURE_INVALID, ErrorCode.LEDGER_SOURCE_MISMATCH]);
+
+/** Whether `err` means the ledger must not append to a chain until an operator has looked (see ChainWriter.recover). */
+export function isRefusal(err: unknown): err is AgateError {
+  return err instanceof AgateError && REFUSALS.has(err.code);
+}
 
 /** The log origin of one chain: the key name (ledger.origin) and the chain id. */
 export const chainOrigin = (keyName: string, chainId: string) => `${keyName}/${chainId}`;
@@ -47,8 +61,10 @@ export const chainOrigin = (keyName: string, chainId: string) => `${keyName}/${c
  * record adds its leaf hash and about one node hash, and the stored tree nodes (tree-tiles.ts)
  * are collected as they complete, so a checkpoint costs one signature and two small inserts
  * (the engine is asked to hash only after a restart). Signs checkpoints at a configured
- * interval and at every block boundary. Idempotent by event id within the redelivery window;
- * chain and tree state are recovered from the store on start.
+ * interval and at every block boundary. Idempotent: an event at or before the bus position the
+ * store has reached is a replay (exact, however long), and event ids are remembered within a
+ * redelivery window besides (a bus that delivers one event twice under new positions); chain
+ * and tree state are recovered from the store on start.
  */
 export class ChainWriter {
   #head: Head = { seq: 0, hash: GENESIS };
@@ -65,6 +81,8 @@ export class ChainWriter {
   readonly #storedOrder: string[] = [];
   /** The ids in #known not stored yet, a list per slice, in the order the slices are stored. */
   #unstored: string[][] = [];
+  /** The source position past each slice in #unstored (0: unknown). */
+  #unstoredSource: number[] = [];
   // Rows are written one append at a time; the inserts they need run in order on #stored,
   // which the next append may extend before they finish, so the engine stores one batch while
   // the rows of the next are written. Checkpoints run one at a time.
@@ -77,6 +95,17 @@ export class ChainWriter {
   readonly #origin: string;
   /** Row buffers back from the engine, for the next slices: fresh ones each time made the collector run constantly. */
   readonly #rowMemory: ArrayBuffer[] = [];
+  /** The newest checkpoint published (read back at start, then each one published): the next must extend it. */
+  #published: Published | undefined;
+  /** Set once the chain's history is found not to extend what was published: nothing more is appended or signed. */
+  #refused: AgateError | undefined;
+  /**
+   * The source position just past the last event stored (StreamInfo.positions), and past the
+   * last one written and handed on: an event delivered at or below it is a replay, dropped
+   * exactly, however far back the bus started again (a lost or emptied consumer offset).
+   */
+  #sourceStored = 0;
+  #sourceWritten = 0;
 
   constructor(private readonly options: ChainWriterOptions) {
     this.#origin = chainOrigin(options.signer.name, options.chainId);
@@ -96,14 +125,21 @@ export class ChainWriter {
     return this.#tree.root();
   }
 
+  /** Why this chain appends nothing more, once it found its store disagreeing with a published checkpoint. */
+  get refusal(): AgateError | undefined {
+    return this.#refused;
+  }
+
   /**
    * Appends events in order; `encoded[i]`, when given, is event i's codec encoding. Resolves
    * once they are stored. The next call may come before that: its rows are written while these
    * are stored, and stored after them; if these fail, so does it (a bus redelivers both).
    */
-  async append(batch: readonly AgateEvent[], encoded?: readonly Buffer[]): Promise<void> {
+  async append(batch: readonly AgateEvent[], encoded?: readonly Buffer[], positions?: readonly number[]): Promise<void> {
     if (encoded !== undefined && encoded.length !== batch.length) throw new RangeError(`${encoded.length} encodings for ${batch.length} events`);
-    const { stored, blocks } = await serially(this.#writing, (p) => (this.#writing = p), () => this.#write(batch, encoded));
+    if (positions !== undefined && positions.length !== batch.length) throw new RangeError(`${positions.length} positions for ${batch.length} events`);
+    if (this.#refused !== undefined) throw this.#refused;
+    const { stored, blocks } = await serially(this.#writing, (p) => (this.#writing = p), () => this.#write(batch, encoded, positions));
     await stored;
     await this.#exclusiveCheckpoint(async () => {
       // A checkpoint at every block boundary: where verification starts once older blocks expire.
@@ -116,7 +152,7 @@ export class ChainWriter {
   /** Signs a checkpoint of the current head unless one exists for it. */
   checkpoint(): Promise<void> {
     return this.#exclusiveCheckpoint(async () => {
-      if (this.#head.seq === 0 || this.#head.seq === this.#lastCheckpoint) return;
+      if (this.#refused !== undefined || this.#head.seq === 0 || this.#head.seq === this.#lastCheckpoint) return;
       await this.#publish(this.#head.seq, this.#head.hash, this.#tree);
     });
   }
@@ -130,7 +166,7 @@ export class ChainWriter {
    * promise that they are stored (in an object: it must not be awaited here) and the chain at
    * each block boundary they cross, filled in as they are stored.
    */
-  async #write(batch: readonly AgateEvent[], encoded: readonly Buffer[] | undefined): Promise<{ stored: Promise<void>; blocks: [number, Buffer, CompactRange][] }> {
+  async #write(batch: readonly AgateEvent[], encoded: readonly Buffer[] | undefined, positions: readonly number[] | undefined): Promise<{ stored: Promise<void>; blocks: [number, Buffer, CompactRange][] }> {
     const { store, codec, chainId, sealer } = this.options;
     const blocks: [number, Buffer, CompactRange][] = [];
     let from: SealJob['from'];
@@ -140,21 +176,32 @@ export class ChainWriter {
       await this.#stored.catch(() => undefined);
       this.#stored = Promise.resolve();
       for (const ids of this.#unstored.splice(0)) for (const id of ids) this.#known.delete(id);
+      this.#unstoredSource = [];
       this.#written = this.#head.seq;
+      this.#sourceWritten = this.#sourceStored;
       from = { prev: this.#head.hash, frontier: this.#tree.toJSON() };
     }
     const fresh: number[] = [];
+    let replayed = -1; // the last event dropped by its position alone
     for (let i = 0; i < batch.length; i++) {
       const id = batch[i]!.event_id;
       if (this.#known.has(id)) continue;
+      const at = positions?.[i];
+      if (at !== undefined && at <= this.#sourceWritten) {
+        replayed = i;
+        continue;
+      }
       this.#known.add(id);
+      if (at !== undefined) this.#sourceWritten = at;
       fresh.push(i);
     }
+    if (replayed >= 0) await this.#checkReplay(batch[replayed]!.event_id, positions![replayed]!);
     if (fresh.length < batch.length) this.options.logger.debug('skipping redelivered events already in the ledger', { count: batch.length - fresh.length });
     const slices: number[][] = [];
     for (let i = 0; i < fresh.length; i += INSERT_SLICE) {
       const slice = fresh.slice(i, i + INSERT_SLICE);
       slices.push(slice);
+      this.#unstoredSource.push(positions?.[slice[slice.length - 1]!] ?? 0);
       this.#unstored.push(slice.map((k) => batch[k]!.event_id));
     }
     try {
@@ -175,7 +222,7 @@ export class ChainWriter {
           const event = batch[k]!;
           const payload = encoded?.[k] ?? codec.encode(event);
           seq += 1;
-          marks[j * 3] = writeRow(rows, chainId, seq, payload, recordColumns(event));
+          marks[j * 3] = writeRow(rows, chainId, seq, payload, recordColumns(event), positions?.[k] ?? 0);
           marks[j * 3 + 1] = rows.length;
           marks[j * 3 + 2] = payload.length;
         }
@@ -192,6 +239,7 @@ export class ChainWriter {
           for (const t of done.tiles) this.#tiles.push({ level: t.level, node: t.node, hash: Buffer.from(t.hash) });
           for (const b of done.blocks) blocks.push([b.size, Buffer.from(b.head), CompactRange.fromJSON(b.frontier)]);
           this.#keep(this.#unstored.shift()!);
+          this.#sourceStored = Math.max(this.#sourceStored, this.#unstoredSource.shift()!);
           if (this.#rowMemory.length < ROWS_KEPT) this.#rowMemory.push(done.rows);
         });
         this.#stored.catch(() => (this.#written = undefined));
@@ -234,6 +282,7 @@ export class ChainWriter {
       throw err;
     }
     const cp = { size, root: tree.root(), head, frontier: JSON.stringify(tree.toJSON()) };
+    if (this.options.sinks.length > 0) await this.#proveExtends(size, cp.root);
     const note = signCheckpoint({ origin: this.#origin, size: cp.size, root: cp.root, chainHead: cp.head }, signer);
     await store.insertTsv('agate.checkpoints', ['chain_id', 'size', 'origin', 'root', 'chain_head', 'note', 'frontier'], Buffer.concat([
       Buffer.from([tsvText(chainId), cp.size, tsvText(this.#origin)].join('\t') + '\t'), tsvBytes(cp.root), TAB, tsvBytes(cp.head), TAB,
@@ -241,11 +290,65 @@ export class ChainWriter {
     ]));
     this.#lastCheckpoint = Math.max(this.#lastCheckpoint, cp.size);
     const published = { chainId, origin: this.#origin, size: cp.size, note };
-    for (const sink of this.options.sinks) await sink.publish(published);
+    try {
+      for (const sink of this.options.sinks) await sink.publish(published);
+    } catch (err) {
+      if (isRefusal(err)) this.#refuse(err);
+      throw err;
+    }
+    if (cp.size > (this.#published?.cp.size ?? 0)) this.#published = { cp: { origin: this.#origin, size: cp.size, root: cp.root, chainHead: cp.head }, where: 'this run' };
     await this.options.bus.publish({
       type: 'Checkpoint', event_id: randomUUID(), time: nowMicros(), session_id: '', chain_id: chainId, origin: this.#origin,
       size: cp.size, root_hash: cp.root.toString('base64'), note,
     }).catch((err: unknown) => this.options.logger.warn('could not publish the checkpoint event', { error: describeError(err), size: cp.size }));
+  }
+
+  /**
+   * Refuses to publish a checkpoint unless a consistency proof (RFC 9162 2.1.4), made from the
+   * stored tree nodes and leaves, shows the tree of `size` extends the newest one published
+   * (or is extended by it): a store that lost or changed records since would otherwise get a
+   * second, forked history signed and sent out. Only done with sinks configured, where
+   * checkpoints leave the store: O(log n) small reads per checkpoint.
+   */
+  async #proveExtends(size: number, root: Buffer): Promise<void> {
+    const prev = this.#published;
+    if (prev === undefined) return;
+    let ok: boolean;
+    if (prev.cp.size === size) ok = prev.cp.root.equals(root);
+    else {
+      const [a, b] = prev.cp.size < size ? [prev.cp, { size, root }] : [{ size, root }, prev.cp];
+      const { store, chainId } = this.options;
+      const proof = await Promise.all(consistencyRanges(a.size, b.size).map(([lo, hi]) => tiledRangeRoot(store, chainId, lo, hi)));
+      ok = verifyConsistency(a.size, b.size, a.root, b.root, proof);
+    }
+    if (!ok) {
+      this.#refuse(new AgateError(ErrorCode.LEDGER_STORE_DIVERGED, `the tree of ${size} records of chain ${this.options.chainId} is not consistent with the checkpoint of size ${prev.cp.size} published in ${prev.where} (its consistency proof fails): nothing more is signed or appended (run agate verify)`));
+      throw this.#refused;
+    }
+  }
+
+  /**
+   * An event dropped as a replay must be one the store holds: the record at its position is the
+   * same event, or (delivered twice under one id) the event is stored elsewhere. Otherwise the
+   * bus is not the stream the ledger read (its log replaced or reset), and dropping would lose
+   * events: the chain refuses instead. One lookup per batch of a replay, by the minmax index.
+   */
+  async #checkReplay(eventId: string, position: number): Promise<void> {
+    const { store, chainId } = this.options;
+    const [at] = await store.query<{ event_id: string }>('SELECT event_id FROM agate.ledger WHERE chain_id = {chain:String} AND source_next = {at:UInt64} LIMIT 1', { chain: chainId, at: position });
+    if (at?.event_id === eventId) return;
+    if (at === undefined) {
+      const [row] = await store.query<{ n: string }>('SELECT count() AS n FROM agate.ledger WHERE chain_id = {chain:String} AND event_id = {id:String}', { chain: chainId, id: eventId });
+      if (Number(row?.n ?? 0) > 0) return;
+    }
+    this.#refuse(new AgateError(ErrorCode.LEDGER_SOURCE_MISMATCH, `the bus delivered event ${eventId} at position ${position} of chain ${chainId} as already recorded, but the store holds ${at === undefined ? 'no such event' : `event ${at.event_id} there`}: the bus is not the stream this ledger recorded (its log replaced or reset?). Nothing more is appended, so nothing is dropped unrecorded`));
+    throw this.#refused;
+  }
+
+  #refuse(err: AgateError): void {
+    if (this.#refused !== undefined) return;
+    this.#refused = err;
+    this.options.logger.error('the ledger stops appending to this chain', { error: describeError(err) });
   }
 
   /** Ids in #known of a slice just stored (or found in the store at start): they stay in the redelivery window. */
@@ -259,8 +362,78 @@ export class ChainWriter {
   }
 
   /**
+   * The newest signed checkpoint of this chain in the store's table and in every sink that can
+   * be read back. Each is opened with the ledger's own key: one that does not open is refused
+   * (a planted or foreign file must be looked at, not ignored), and two that differ at one size
+   * are a fork.
+   */
+  async #newestPublished(): Promise<Published | undefined> {
+    const { store, chainId, signer, sinks } = this.options;
+    const kept: KeptNote[] = [];
+    const [row] = await store.query<{ note: string }>('SELECT note FROM agate.checkpoints FINAL WHERE chain_id = {chain:String} ORDER BY size DESC LIMIT 1', { chain: chainId });
+    if (row !== undefined) kept.push({ note: row.note, where: 'the store (agate.checkpoints)' });
+    for (const sink of sinks) {
+      const note = await sink.newest?.(chainId);
+      if (note !== undefined) kept.push(note);
+    }
+    const verifiers = [parseVerifierKey(verifierKey(signer))];
+    let newest: Published | undefined;
+    for (const k of kept) {
+      let cp: Checkpoint;
+      try {
+        cp = openCheckpoint(k.note, verifiers);
+      } catch (cause) {
+        throw new AgateError(ErrorCode.LEDGER_SIGNATURE_INVALID, `${k.where} holds a checkpoint of chain ${chainId} that this ledger's key (${signer.name}) did not sign; nothing is appended until it is looked at`, { cause });
+      }
+      if (cp.origin !== this.#origin) throw new AgateError(ErrorCode.LEDGER_SIGNATURE_INVALID, `${k.where} holds a checkpoint of ${cp.origin}, not of ${this.#origin}`);
+      if (newest !== undefined && cp.size === newest.cp.size && !cp.root.equals(newest.cp.root)) {
+        throw new AgateError(ErrorCode.LEDGER_CHECKPOINT_FORK, `${k.where} and ${newest.where} hold different signed checkpoints of size ${cp.size}: the signed log has forked`);
+      }
+      if (newest === undefined || cp.size > newest.cp.size) newest = { cp, where: k.where };
+    }
+    return newest;
+  }
+
+  /**
+   * Refuses to go on from a store that is behind the newest published checkpoint (truncated,
+   * rolled back) or departs from it (records rewritten and re-linked, another history): the
+   * chain head and Merkle root at its size must be the signed ones. Cheap: one record, and the
+   * tree from the nearest stored frontier. Full verification of every record is agate verify's.
+   */
+  async #checkAgainst({ cp, where }: Published): Promise<void> {
+    const { store, chainId } = this.options;
+    const head = this.#head.seq;
+    if (head < cp.size) {
+      throw new AgateError(ErrorCode.LEDGER_STORE_BEHIND, `the store holds ${head} records of chain ${chainId}, but the checkpoint of size ${cp.size} published in ${where} covers ${cp.size}: records ${head + 1}..${cp.size} are gone (the store was truncated or rolled back). Nothing is appended, which would sign a second history; restore the store, then restart`);
+    }
+    const [rec] = await store.query<{ hash: string }>('SELECT hex(hash) AS hash FROM agate.ledger WHERE chain_id = {chain:String} AND seq = {seq:UInt64}', { chain: chainId, seq: cp.size });
+    const diverged = (what: string) => new AgateError(ErrorCode.LEDGER_STORE_DIVERGED, `${what} at record ${cp.size} of chain ${chainId} differs from the checkpoint published in ${where}: the store's records were rewritten, re-linked or replaced by another history. Nothing is appended; run agate verify`);
+    if (cp.chainHead !== undefined && (rec === undefined || !Buffer.from(rec.hash, 'hex').equals(cp.chainHead))) throw diverged('the chain head (link hash)');
+    if (!(await this.#rootAt(cp.size)).equals(cp.root)) throw diverged('the Merkle root');
+  }
+
+  /** The tree root at `size` (not above the head): the nearest stored frontier grown by the leaves after it. */
+  async #rootAt(size: number): Promise<Buffer> {
+    if (this.#tree.size === size) return this.#tree.root();
+    const { store, chainId } = this.options;
+    const [row] = await store.query<{ frontier: string }>(
+      'SELECT frontier FROM agate.checkpoints FINAL WHERE chain_id = {chain:String} AND size <= {size:UInt64} ORDER BY size DESC LIMIT 1',
+      { chain: chainId, size },
+    );
+    let tree = new CompactRange();
+    try {
+      if (row !== undefined) tree = CompactRange.fromJSON(JSON.parse(row.frontier) as { size: number; hash: string }[]);
+    } catch {
+      tree = new CompactRange(); // an unreadable frontier: hash from the first leaf
+    }
+    await pushRange(store, chainId, tree, tree.size, size);
+    return tree.root();
+  }
+
+  /**
    * Restores head, tree and redelivery window from the store: the tree is the latest
-   * checkpoint's compact range grown by the records stored after it.
+   * checkpoint's compact range grown by the records stored after it. Then checks the store
+   * against the newest checkpoint published anywhere it can be read back (#checkAgainst).
    */
   async recover(): Promise<void> {
     const { store, chainId } = this.options;
@@ -285,9 +458,13 @@ export class ChainWriter {
     this.#tiles = [];
     this.#tilesBehind = true;
     this.#lastCheckpoint = cp === undefined ? 0 : Number(cp.size);
+    this.#published = await this.#newestPublished();
+    if (this.#published !== undefined) await this.#checkAgainst(this.#published);
     const window = this.options.dedupWindow;
-    const ids = await store.query<{ event_id: string }>('SELECT event_id FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64} ORDER BY seq', { chain: chainId, from: Math.max(0, this.#head.seq - window) });
+    const ids = await store.query<{ event_id: string; source_next: string }>('SELECT event_id, source_next FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64} ORDER BY seq', { chain: chainId, from: Math.max(0, this.#head.seq - window) });
     const stored = ids.map((r) => r.event_id);
+    this.#sourceStored = ids.reduce((max, r) => Math.max(max, Number(r.source_next)), 0);
+    this.#sourceWritten = this.#sourceStored;
     for (const id of stored) this.#known.add(id);
     this.#keep(stored);
   }

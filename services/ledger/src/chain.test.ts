@@ -40,8 +40,9 @@ function sealedLink(seq: number, payload: Uint8Array, c: RecordColumns, prev: Ui
 
 /** The link as chain.ts defines it, from the written bytes: 0x02, prev_hash..body as inserted, the payload's leaf hash. */
 function definedLink(row: Buffer, payload: Uint8Array, prev: Uint8Array): Buffer {
+  const sourceBytes = 8; // source_next, outside the link
   const chainIdBytes = 1 + 1; // 'c' with its one-byte length
-  const fromPrev = chainIdBytes + 32;
+  const fromPrev = sourceBytes + chainIdBytes + 32;
   const bodyEnd = row.length - payload.length - (payload.length < 128 ? 1 : payload.length < 16_384 ? 2 : 3);
   assert.equal(row.subarray(fromPrev, fromPrev + 32), Buffer.from(prev), 'prev_hash follows the hash slot');
   return createHash('sha256').update(Buffer.of(0x02)).update(row.subarray(fromPrev, bodyEnd)).update(leafHash(payload)).digest();
@@ -58,7 +59,9 @@ test('a row written, then sealed, links as writeRecord does, and the link depend
   assert.not.equal(link, sealedLink(7, payload, recordColumns(e), Buffer.alloc(32, 1)));
   assert.equal(w.view(0).subarray(w.length - payload.length), payload, 'the payload ends the row');
   assert.equal(link, definedLink(w.view(0), payload, GENESIS));
-  assert.equal(w.view(0).subarray(2, 34), link, 'the row carries its link');
+  assert.equal(w.view(0).subarray(10, 42), link, 'the row carries its link');
+  const elsewhere = new RowBinaryWriter(64);
+  assert.equal(writeRecord(elsewhere, 'c', 7, GENESIS, payload, recordColumns(e), 12_345), link, 'the source position is not bound');
   const changed = Buffer.from(payload);
   changed[changed.length - 1]! ^= 1;
   assert.not.equal(link, sealedLink(7, changed, recordColumns(e)), 'the payload is bound through its leaf hash');

@@ -51,18 +51,26 @@ export function recordColumns(event: AgateEvent): RecordColumns {
   };
 }
 
-/** The ledger's insert columns, in the order writeRecord writes them (hash first: it is filled in last). */
-export const RECORD_COLUMNS = ['chain_id', 'hash', 'prev_hash', 'seq', 'event_id', 'event_type', 'time', 'session_id', 'subject', 'target', 'text', 'body', 'payload'] as const;
+/**
+ * The ledger's insert columns, in the order writeRecord writes them (hash first: it is filled in
+ * last). `source_next` is where the bus stream stood just past the event (StreamInfo.positions;
+ * 0 when unknown): it is not bound into the link, since it says where the event came from, not
+ * what it was, and it only serves to recognise a replay exactly (chain-writer.ts).
+ */
+export const RECORD_COLUMNS = ['source_next', 'chain_id', 'hash', 'prev_hash', 'seq', 'event_id', 'event_type', 'time', 'session_id', 'subject', 'target', 'text', 'body', 'payload'] as const;
+
+/** The columns a link binds, from prev_hash to body (the payload through its leaf hash). */
+const LINKED_COLUMNS = RECORD_COLUMNS.slice(RECORD_COLUMNS.indexOf('prev_hash'), -1);
 
 /** RECORD_COLUMNS' types as RowBinary carries them (LowCardinality travels as its inner type). */
-export const RECORD_STRUCTURE = "chain_id String, hash FixedString(32), prev_hash FixedString(32), seq UInt64, event_id String, event_type String, time DateTime64(6, 'UTC'), session_id String, subject String, target String, text String, body String, payload String";
+export const RECORD_STRUCTURE = "source_next UInt64, chain_id String, hash FixedString(32), prev_hash FixedString(32), seq UInt64, event_id String, event_type String, time DateTime64(6, 'UTC'), session_id String, subject String, target String, text String, body String, payload String";
 
 /**
  * Writes one record as a RowBinary row (RECORD_COLUMNS) and returns its link hash, computed
  * over the bytes just written from prev_hash on.
  */
-export function writeRecord(w: RowBinaryWriter, chainId: string, seq: number, prev: Uint8Array, payload: Uint8Array, c: RecordColumns): Buffer {
-  const slot = writeRow(w, chainId, seq, payload, c);
+export function writeRecord(w: RowBinaryWriter, chainId: string, seq: number, prev: Uint8Array, payload: Uint8Array, c: RecordColumns, sourceNext = 0): Buffer {
+  const slot = writeRow(w, chainId, seq, payload, c, sourceNext);
   const rows = w.view(0);
   return hashBytes(sealRow(rows, slot, w.length, payload.length, hashText(prev), payloadLeaf(rows, w.length, payload.length)));
 }
@@ -71,8 +79,8 @@ export function writeRecord(w: RowBinaryWriter, chainId: string, seq: number, pr
  * Writes one record's row with its hash and prev_hash left open (sealRow fills them in) and
  * returns where its hash goes: rows can be written before the link they follow is known.
  */
-export function writeRow(w: RowBinaryWriter, chainId: string, seq: number, payload: Uint8Array, c: RecordColumns): number {
-  w.string(chainId);
+export function writeRow(w: RowBinaryWriter, chainId: string, seq: number, payload: Uint8Array, c: RecordColumns, sourceNext = 0): number {
+  w.uint64(sourceNext).string(chainId);
   const slot = w.skip(64); // hash, prev_hash
   w.uint64(seq).string(c.event_id).string(c.event_type).int64(c.time).string(c.session_id)
     .string(c.subject).string(c.target).string(c.text).string(c.body).bytes(payload);
@@ -135,4 +143,4 @@ export const LEAF_SQL = `SHA256(concat(unhex('00'), payload))`;
  * concatenating the columns with SQL-built LEB128 lengths. The engine computes LEAF_SQL once
  * for a query that also reads the leaves for the tree.
  */
-export const LINK_SQL = `SHA256(concat(unhex('02'), formatRow('RowBinary', ${RECORD_COLUMNS.slice(2, -1).join(', ')}), ${LEAF_SQL}))`;
+export const LINK_SQL = `SHA256(concat(unhex('02'), formatRow('RowBinary', ${LINKED_COLUMNS.join(', ')}), ${LEAF_SQL}))`;

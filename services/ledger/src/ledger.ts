@@ -4,7 +4,7 @@ import type { Logger } from '../../../core/src/log.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import { EVENT_TYPES, type AgateEvent } from '../../../schemas/src/events.js';
-import { ChainWriter, type Head } from './chain-writer.js';
+import { ChainWriter, isRefusal, type Head } from './chain-writer.js';
 import type { CheckpointSink } from './checkpoint-sink.js';
 import type { NoteSigner } from './note.js';
 import { RowSealer } from './row-sealer.js';
@@ -50,16 +50,28 @@ export class LedgerService {
   #timer: NodeJS.Timeout | undefined;
   #retention: NodeJS.Timeout | undefined;
   readonly #sealer = new RowSealer();
+  /** Chains whose recovery refused the store, with why (see ChainWriter.recover). */
+  readonly #refused = new Map<string, string>();
 
   constructor(private readonly options: LedgerOptions) {}
 
+  /**
+   * Starts recording. When the store is behind or departs from the newest checkpoint the ledger
+   * published, it records nothing (the events wait in the bus) and says why, in the log and in
+   * `problem()`, which /readyz reports.
+   */
   async start(): Promise<void> {
     await migrate(this.options.store, { retentionDays: this.options.retentionDays });
     this.#sealer.start();
-    await this.chain(this.options.chainId);
+    try {
+      await this.chain(this.options.chainId);
+    } catch (err) {
+      if (!isRefusal(err)) throw err;
+      return; // logged and kept by chain(); not subscribed, so the bus keeps every event
+    }
     // Checkpoints are published on the bus for outside consumers; the ledger does not chain its own.
     const types = EVENT_TYPES.filter((t) => t !== 'Checkpoint');
-    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.append(batch, source.stream, source.encoded), maxBatch: 20_000, inFlight: LEDGER_IN_FLIGHT });
+    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.append(batch, source.stream, source.encoded, source.positions), maxBatch: 20_000, inFlight: LEDGER_IN_FLIGHT });
     const every = this.options.checkpoints?.everyMs;
     if (every !== undefined) {
       this.#timer = setInterval(() => void this.checkpoint().catch((err: unknown) => this.options.logger.error('checkpoint failed', { error: describeError(err) })), every);
@@ -88,8 +100,14 @@ export class LedgerService {
     if (writer === undefined) {
       const { bus, store, codec, logger, signer, checkpoints, dedupWindow } = this.options;
       const w = new ChainWriter({ bus, store, codec, chainId, logger: logger.child({ chain: chainId }), signer, everyEvents: checkpoints?.everyEvents, sinks: checkpoints?.sinks ?? [], dedupWindow: dedupWindow ?? 100_000, sealer: this.#sealer });
-      writer = w.recover().then(() => (this.#ready.set(chainId, w), w));
-      writer.catch(() => this.#chains.delete(chainId)); // a failed recovery is retried on next use
+      writer = w.recover().then(() => (this.#refused.delete(chainId), this.#ready.set(chainId, w), w));
+      writer.catch((err: unknown) => {
+        this.#chains.delete(chainId); // a failed recovery is retried on next use
+        if (isRefusal(err)) {
+          if (!this.#refused.has(chainId)) logger.error('the ledger refuses to append: the store does not match what it published', { chain: chainId, error: describeError(err) });
+          this.#refused.set(chainId, describeError(err));
+        }
+      });
       this.#chains.set(chainId, writer);
     }
     return writer;
@@ -97,15 +115,23 @@ export class LedgerService {
 
   /**
    * Appends a batch from one stream (by default the service's own chain); `encoded`, when the
-   * bus delivers it, is each event's encoding as it travelled, stored as the record's payload.
+   * bus delivers it, is each event's encoding as it travelled, stored as the record's payload;
+   * `positions` where the stream stood past each event (StreamInfo.positions).
    */
-  async append(batch: readonly AgateEvent[], chainId = this.options.chainId, encoded?: readonly Buffer[]): Promise<void> {
-    await (await this.chain(chainId)).append(batch, encoded);
+  async append(batch: readonly AgateEvent[], chainId = this.options.chainId, encoded?: readonly Buffer[], positions?: readonly number[]): Promise<void> {
+    await (await this.chain(chainId)).append(batch, encoded, positions);
   }
 
   /** Signs a checkpoint of every chain with records since its last one. */
   async checkpoint(): Promise<void> {
     for (const writer of this.#chains.values()) await (await writer).checkpoint();
+  }
+
+  /** Why the ledger is not recording (a chain refused its store), or undefined when it is. */
+  problem(): string | undefined {
+    const problems = [...this.#refused.entries()].map(([chain, why]) => `chain ${chain}: ${why}`);
+    for (const [chain, w] of this.#ready) if (w.refusal !== undefined) problems.push(`chain ${chain}: ${describeError(w.refusal)}`);
+    return problems.length === 0 ? undefined : `the ledger is not recording: ${problems.join('; ')}`;
   }
 
   /** The default chain's last appended position. */

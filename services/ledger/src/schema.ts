@@ -25,6 +25,13 @@ export const LEDGER_MERGE_SETTINGS: TableSettings = {
   merge_selector_base: 20, min_age_to_force_merge_seconds: 600, min_age_to_force_merge_on_partition_only: 1, min_bytes_for_wide_part: 64 << 20,
 };
 
+/**
+ * Where the bus stream stood just past each record's event (chain.ts RECORD_COLUMNS): it grows
+ * with seq, so a minmax index finds a position in a granule or two.
+ */
+const SOURCE_NEXT_COLUMN = `source_next UInt64 DEFAULT 0 COMMENT 'bus position just past the event (0: unknown); not bound by the link' CODEC(Delta, ZSTD(1))`;
+const SOURCE_NEXT_INDEX = 'INDEX source_next_idx source_next TYPE minmax GRANULARITY 1';
+
 export interface LedgerSchemaOptions {
   /** Accepted for compatibility: retention drops whole partitions (retention.ts), not by TTL. */
   retentionDays?: number;
@@ -57,10 +64,12 @@ export function ledgerDdl(_options: LedgerSchemaOptions = {}): string[] {
     payload String COMMENT 'Avro single-object encoding: the Merkle leaf' CODEC(ZSTD(1)),
     prev_hash FixedString(32),
     hash FixedString(32) COMMENT 'link hash, see chain.ts',
+    ${SOURCE_NEXT_COLUMN},
     INDEX event_id_idx event_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX session_idx session_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX subject_idx subject TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX time_idx time TYPE minmax GRANULARITY 1,
+    ${SOURCE_NEXT_INDEX},
     INDEX text_idx lower(text) TYPE ngrambf_v1(3, 65536, 2, 0) GRANULARITY 1,
     PROJECTION by_session (SELECT _part_offset ORDER BY session_id, time, seq),
     PROJECTION by_subject (SELECT _part_offset ORDER BY subject, time, seq)
@@ -141,6 +150,9 @@ export async function migrate(store: Store, options: LedgerSchemaOptions = {}): 
   // Earlier versions expired rows by TTL, which can drop part of a block; retention now drops whole blocks.
   const [table] = await store.query<{ engine_full: string }>("SELECT engine_full FROM system.tables WHERE database = 'agate' AND name = 'ledger'");
   if (table !== undefined && /\bTTL\b/.test(table.engine_full)) await store.exec('ALTER TABLE agate.ledger REMOVE TTL');
+  // Ledgers from before records carried their source position: older rows read 0 (unknown).
+  await store.exec(`ALTER TABLE agate.ledger ADD COLUMN IF NOT EXISTS ${SOURCE_NEXT_COLUMN}`);
+  await store.exec(`ALTER TABLE agate.ledger ADD ${SOURCE_NEXT_INDEX.replace('INDEX', 'INDEX IF NOT EXISTS')}`);
   // Tables made by earlier versions lack some of the settings (and deleted replaced parts at once).
   await ensureDurable(store, 'agate', LEDGER_TABLES);
   await ensureTableSettings(store, 'agate', ['ledger'], LEDGER_MERGE_SETTINGS);

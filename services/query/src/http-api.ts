@@ -7,6 +7,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import type { QuerySqlConfig } from '../../../core/src/config.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../core/src/errors.js';
+import { healthReport, type HealthCheck } from '../../../core/src/health.js';
 import type { TokenVerifier } from '../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../core/src/log.js';
 import { abandonedMessage, type LoginGuard, type PendingLogin } from '../../../core/src/logins/pending.js';
@@ -20,7 +21,7 @@ import { allows, type Role } from './roles.js';
 import { compileRoutes, formatOf, match, MethodNotAllowed, readBody, send, sendReply } from './router.js';
 import { commandRoutes } from './routes/commands.js';
 import { exportRoutes } from './routes/export.js';
-import { ledgerRoutes } from './routes/ledger.js';
+import { ledgerRoutes, type LedgerVerifySources } from './routes/ledger.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { sqlRoutes } from './routes/sql.js';
 
@@ -42,13 +43,17 @@ export interface QueryApiOptions {
   logins: LoginGuard;
   /** Records each refused login (a bad token, a throttled address, a connection that timed out). */
   recordRefusal: (refusal: ApiRefusal) => void;
+  /** What /healthz and /readyz report on: the services of this process. */
+  health?: readonly HealthCheck[];
+  /** Checkpoints `GET /v1/ledger/verify` checks the store against (ledgerRoutes). */
+  ledgerVerify?: LedgerVerifySources;
 }
 
 /** The OpenAPI document, kept in the repository and served as-is at /openapi.json. */
 export const OPENAPI_PATH = join('services', 'query', 'openapi.json');
 
 /**
- * The query service's HTTP API. Every route but /healthz and /openapi.json needs a bearer OIDC
+ * The query service's HTTP API. Every route but /healthz, /readyz and /openapi.json needs a bearer OIDC
  * token from a trusted issuer; routes answer JSON, NDJSON or CSV (`?format=` or `Accept`).
  */
 export class QueryApi {
@@ -60,7 +65,7 @@ export class QueryApi {
 
   constructor(private readonly options: QueryApiOptions) {
     const { store, codec } = options;
-    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec), ...approvalRoutes(store, options.bus)]);
+    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus)]);
     this.#openapi = readFileSync(join(packageRoot(), OPENAPI_PATH), 'utf8');
     const timeoutMs = options.logins.pending.options.timeoutMs;
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
@@ -123,9 +128,14 @@ export class QueryApi {
     const abort = new AbortController();
     res.on('close', () => abort.abort());
     try {
-      const open = (url.pathname === '/healthz' || url.pathname === '/openapi.json') && req.method === 'GET';
+      const open = (url.pathname === '/healthz' || url.pathname === '/readyz' || url.pathname === '/openapi.json') && req.method === 'GET';
       if (open) this.#logins.get(req.socket)?.done();
-      if (url.pathname === '/healthz' && req.method === 'GET') return send(res, 200, 'application/json; charset=utf-8', '{"status":"ok"}');
+      if ((url.pathname === '/healthz' || url.pathname === '/readyz') && req.method === 'GET') {
+        // Liveness fails only for components that stopped; readiness for any problem.
+        const report = healthReport(this.options.health ?? [], url.pathname === '/healthz');
+        const body = report.ok ? { status: 'ok' } : { status: 'unavailable', problems: report.problems };
+        return send(res, report.ok ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify(body));
+      }
       if (url.pathname === '/openapi.json' && req.method === 'GET') return send(res, 200, 'application/json; charset=utf-8', this.#openapi);
       if (url.pathname === '/healthz' || url.pathname === '/openapi.json') throw new MethodNotAllowed(req.method ?? '', url.pathname, ['GET']);
       const { route, params } = match(this.#routes, req.method ?? 'GET', url.pathname);

@@ -50,7 +50,7 @@ export const SESSION_TABLES_DDL: readonly string[] = [
   SETTINGS index_granularity = 128, min_compress_block_size = 4096, max_compress_block_size = 8192, ${DURABLE_SETTINGS_SQL}`,
 ];
 
-const SESSIONS_SELECT = `SELECT session_id, time AS opened_at, chain_id, seq,
+export const SESSIONS_SELECT = `SELECT session_id, time AS opened_at, chain_id, seq,
       JSONExtractString(body, 'protocol') AS protocol, target,
       JSONExtractString(body, 'identity', 'issuer') AS issuer, subject,
       JSONExtract(body, 'identity', 'claims', 'Map(String, String)') AS claims,

@@ -1,0 +1,86 @@
+import { crc32c } from './crc32c.js';
+
+/*
+ * The embedded log's file format, version 1:
+ *   file header (16 bytes): "agatelog" | version uint32 BE | CRC-32C of the 12 bytes before
+ *   record frame:           length uint32 BE | CRC-32C uint32 BE | record (length bytes)
+ * The frame's CRC covers the length bytes and the record, so a torn write, a flipped bit or a
+ * frame read from the wrong offset is caught, and a length of 0 marks the end of the records
+ * (the log writes zeros ahead of them; no record is empty). Logs from before version 1 (bare
+ * length-prefixed records, no header) are refused by name, not guessed at.
+ */
+
+export const LOG_MAGIC = Buffer.from('agatelog', 'latin1');
+export const LOG_VERSION = 1;
+export const FILE_HEADER = 16;
+export const FRAME_HEADER = 8;
+export const MAX_RECORD = 16 * 1024 * 1024;
+
+export function fileHeader(): Buffer {
+  const h = Buffer.alloc(FILE_HEADER);
+  LOG_MAGIC.copy(h, 0);
+  h.writeUInt32BE(LOG_VERSION, 8);
+  h.writeUInt32BE(crc32c(h.subarray(0, 12)), 12);
+  return h;
+}
+
+export type HeaderCheck = { kind: 'ok' } | { kind: 'empty' } | { kind: 'old-format' } | { kind: 'unknown'; why: string };
+
+/** What the first bytes of a log file are: this format, nothing yet (all zeros or a torn header), or something else. */
+export function checkFileHeader(bytes: Buffer): HeaderCheck {
+  const expected = fileHeader();
+  if (bytes.length >= FILE_HEADER && bytes.subarray(0, FILE_HEADER).equals(expected)) return { kind: 'ok' };
+  // A header torn by a crash while the log was created: zeros, or a prefix of the header then zeros.
+  if (bytes.length <= FILE_HEADER) {
+    let i = 0;
+    while (i < bytes.length && bytes[i] === expected[i]) i++;
+    if (bytes.subarray(i).every((b) => b === 0) && (i < FILE_HEADER)) return { kind: 'empty' };
+  }
+  if (bytes.length >= 12 && bytes.subarray(0, 8).equals(LOG_MAGIC)) {
+    const version = bytes.readUInt32BE(8);
+    return { kind: 'unknown', why: version === LOG_VERSION ? 'its header fails its checksum' : `it is format version ${version}, and this Agate reads version ${LOG_VERSION}` };
+  }
+  return { kind: 'old-format' };
+}
+
+/** The frame header for `record`. */
+export function frameHeader(record: Uint8Array): Buffer {
+  const h = Buffer.allocUnsafe(FRAME_HEADER);
+  h.writeUInt32BE(record.length, 0);
+  h.writeUInt32BE(crc32c(record, crc32c(h.subarray(0, 4))), 4);
+  return h;
+}
+
+export type FrameCheck =
+  | { kind: 'record'; length: number }
+  /** A zero length: the zeros written ahead of the records. */
+  | { kind: 'end' }
+  /** The frame does not fit in the bytes given (read more, or the log ends in a torn frame). */
+  | { kind: 'short'; length: number }
+  | { kind: 'bad'; why: string };
+
+/** Checks the frame at `at` in `bytes`. */
+export function checkFrame(bytes: Buffer, at: number): FrameCheck {
+  if (at + FRAME_HEADER > bytes.length) return { kind: 'short', length: -1 };
+  const length = bytes.readUInt32BE(at);
+  if (length === 0) return bytes.readUInt32BE(at + 4) === 0 ? { kind: 'end' } : { kind: 'bad', why: 'an empty record with a checksum' };
+  if (length > MAX_RECORD) return { kind: 'bad', why: `a length of ${length} bytes (at most ${MAX_RECORD})` };
+  if (at + FRAME_HEADER + length > bytes.length) return { kind: 'short', length };
+  const crc = crc32c(bytes.subarray(at + FRAME_HEADER, at + FRAME_HEADER + length), crc32c(bytes.subarray(at, at + 4)));
+  return crc === bytes.readUInt32BE(at + 4) ? { kind: 'record', length } : { kind: 'bad', why: 'a record that fails its CRC-32C' };
+}
+
+/**
+ * The whole, checked records of a log file's bytes, read while it is written (tests): the file
+ * header first, then records up to the end marker or the first frame not there in full yet.
+ */
+export function recordsIn(bytes: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  if (checkFileHeader(bytes).kind !== 'ok') return out;
+  for (let at = FILE_HEADER; ; ) {
+    const f = checkFrame(bytes, at);
+    if (f.kind !== 'record') return out;
+    out.push(bytes.subarray(at + FRAME_HEADER, at + FRAME_HEADER + f.length));
+    at += FRAME_HEADER + f.length;
+  }
+}
