@@ -63,7 +63,7 @@ export async function startClickHouseHttpDouble(): Promise<ClickHouseHttpDouble>
         if (!k.startsWith('param_')) continue;
         const name = k.slice(6);
         // chdb binds JS arrays natively but re-escapes array literals given as text.
-        params[name] = arrays.has(name) ? parseArrayLiteral(v) : v;
+        params[name] = arrays.has(name) ? parseArrayLiteral(v) : unescapeParam(v);
       }
       serial(() => (Object.keys(params).length > 0 ? session.queryBindAsync(sql, params, { format: 'TabSeparated' }) : session.queryAsync(sql, { format: 'TabSeparated' }))).then(
         (r) => {
@@ -123,6 +123,14 @@ async function insertRowBinary(session: Session, file: string, table: string, co
   } finally {
     await unlink(file).catch(() => undefined);
   }
+}
+
+/**
+ * A scalar parameter arrives escaped as in the TabSeparated format (`\\'`, `\\\\`, `\\t`, …), which a
+ * server undoes before binding; chdb binds the text as given, so the double undoes it here.
+ */
+function unescapeParam(text: string): string {
+  return text.replace(/\\(.)/g, (_x, c: string) => ({ t: '\t', n: '\n', r: '\r', '0': '\0' })[c] ?? c);
 }
 
 /** Parses the text form of a flat array parameter: `['a','b\\'c']` or `[1,2]`. */

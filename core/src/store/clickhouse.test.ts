@@ -145,6 +145,14 @@ modern('migrate, append with dedupe, recover the head, verify — all through @c
   assert.equal(fresh.head, ledger.head);
 });
 
+modern('string parameters with quotes, backslashes and tabs bind as sent (analyst SQL with a string literal runs)', async () => {
+  await modernReady;
+  const value = "my-agent's \\ tab\there";
+  assert.equal(await viaHttp.query<{ v: string }>('SELECT {v:String} AS v', { v: value }), [{ v: value }]);
+  const q = "SELECT count() AS n FROM system.one WHERE 'my-agent' = 'my-agent'";
+  assert.equal(await viaHttp.query<{ q: string }>('SELECT formatQuerySingleLine({q:String}) AS q', { q }), [{ q }]);
+});
+
 const RB_STRUCTURE = "tag String, id UInt64, name String, digest FixedString(32), at DateTime64(6, 'UTC')";
 
 /** RowBinary rows in RB_STRUCTURE's order, one per name (each with its own digest and time, one before 1970). */
