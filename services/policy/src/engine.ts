@@ -6,6 +6,7 @@ import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
 import { sqlFacts, type SqlFacts } from './sql-facts.js';
 import { k8sRequest } from './k8s-request.js';
+import { gitUpdates, type GitUpdate } from './git-push.js';
 
 export interface PolicyDecision {
   /** `mask`: allowed, with the results the client receives masked by `mask_set`; `hold`: needs approval. */
@@ -46,6 +47,8 @@ interface CompiledRule {
   identityMatches(command: Command): boolean;
   /** The shell conditions on one simple command of an ssh command line; true for a rule without any. */
   shellMatches(command: ShellCommand | undefined): boolean;
+  /** The git conditions on one ref update of a push; true for a rule without any. */
+  updateMatches(update: GitUpdate | undefined): boolean;
   /**
    * For an allow rule that masks a Kubernetes resource for the client: whether `command`'s
    * response carries that resource, whatever its verb (see `#clientMask`).
@@ -99,18 +102,27 @@ export class CompiledPolicy {
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the command line cannot be analysed: ${analysis.error}`, mask_set: null };
       if (analysis.commands.length > 0) shellCommands = analysis.commands;
     }
+    // A push is decided per ref update, like the statements of a command line.
+    let updates: (GitUpdate | undefined)[] = [undefined];
+    if (command.protocol === 'ssh' && command.attributes.request === 'git-push') {
+      const read = gitUpdates(command);
+      if (read === undefined) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: 'the ref updates of the push cannot be read', mask_set: null };
+      updates = read;
+    }
     // Any deny wins; then any hold holds the whole command; a mask anywhere masks all its results.
     // Without SQL, who-and-where is the same for every simple command: checked once per rule.
     let eligible: CompiledRule[] | undefined;
     let strictest: PolicyDecision | undefined;
     for (const facts of statements) {
       for (const program of shellCommands) {
-        const d =
-          facts !== undefined
-            ? this.#decide(this.#sqlRules(facts), command, program)
-            : this.#decide((eligible ??= this.#nonSqlRules(command.protocol).filter((r) => r.identityMatches(command))), undefined, program);
-        if (d.decision === 'deny') return d;
-        if (strictest === undefined || SEVERITY[d.decision] > SEVERITY[strictest.decision]) strictest = d;
+        for (const update of updates) {
+          const d =
+            facts !== undefined
+              ? this.#decide(this.#sqlRules(facts), command, program, update)
+              : this.#decide((eligible ??= this.#nonSqlRules(command.protocol).filter((r) => r.identityMatches(command))), undefined, program, update);
+          if (d.decision === 'deny') return d;
+          if (strictest === undefined || SEVERITY[d.decision] > SEVERITY[strictest.decision]) strictest = d;
+        }
       }
     }
     if (command.protocol === 'kubernetes') return this.#clientMask(command, strictest!);
@@ -151,9 +163,9 @@ export class CompiledPolicy {
   }
 
   /** The first of `rules` that matches decides; `command` given: its identity is still to check. */
-  #decide(rules: CompiledRule[], command: Command | undefined, program: ShellCommand | undefined): PolicyDecision {
+  #decide(rules: CompiledRule[], command: Command | undefined, program: ShellCommand | undefined, update: GitUpdate | undefined): PolicyDecision {
     for (const rule of rules) {
-      if (!rule.shellMatches(program) || (command !== undefined && !rule.identityMatches(command))) continue;
+      if (!rule.shellMatches(program) || !rule.updateMatches(update) || (command !== undefined && !rule.identityMatches(command))) continue;
       const { id, action, message, mask_client } = rule.config;
       const reason = message ?? `${action === 'allow' ? 'allowed' : action === 'hold' ? 'held for approval' : 'denied'} by rule ${id}`;
       if (action === 'hold') return { decision: 'hold', rule_id: id, reason, mask_set: null, approval: rule.config.approval ?? DEFAULT_APPROVAL };
@@ -200,6 +212,7 @@ function compileRule(config: RuleConfig): CompiledRule {
     return true;
   };
   const sshMatches = compileSshMatch(config.match.ssh);
+  const git = compileGit(config.match.git);
   const k8s = config.match.kubernetes;
   // `delete` names deletions, and a deletecollection is many of them.
   const verbTest = k8s?.verbs === undefined || k8s.verbs.includes('*') ? undefined : new Set<string>(k8s.verbs.includes('delete') ? [...k8s.verbs, 'deletecollection'] : k8s.verbs);
@@ -221,6 +234,7 @@ function compileRule(config: RuleConfig): CompiledRule {
     if (protocols !== undefined && !protocols.includes(command.protocol)) return false;
     if (k8s !== undefined && (command.protocol !== 'kubernetes' || !k8sMatches(command, anyVerb))) return false;
     if (sshMatches !== undefined && (command.protocol !== 'ssh' || !sshMatches(command))) return false;
+    if (git !== undefined && !git.repositoryMatches(command)) return false;
     if (targetTest !== undefined && !targetTest(command.target)) return false;
     for (const c of claimTests) {
       const value = claimValue(command, c.name);
@@ -230,8 +244,9 @@ function compileRule(config: RuleConfig): CompiledRule {
   };
   return {
     config,
-    statementMatches: (facts) => k8s === undefined && shell === undefined && config.match.ssh === undefined && (sql === undefined || (kindsMatch(facts) && sqlMatches(facts))),
+    statementMatches: (facts) => k8s === undefined && shell === undefined && config.match.ssh === undefined && git === undefined && (sql === undefined || (kindsMatch(facts) && sqlMatches(facts))),
     shellMatches,
+    updateMatches: git?.updateMatches ?? (() => true),
     identityMatches: (command) => identityMatches(command),
     masksResponseOf: (command) => masks && identityMatches(command, true),
   };
@@ -249,6 +264,30 @@ function compileShell(shell: RuleConfig['match']['shell']): (command: ShellComma
     if (programTest !== undefined && !programTest(c.program)) return false;
     if (flags !== undefined && !flags.every((f) => c.flags.includes(f))) return false;
     return argTest === undefined || c.operands.some(argTest);
+  };
+}
+
+/**
+ * The `git` condition: the push's repository (checked once per command), then each ref update's
+ * name, action and whether it is forced (`unknown` counts as forced: Agate could not prove it is not).
+ */
+function compileGit(match: RuleConfig['match']['git']): { repositoryMatches(c: Command): boolean; updateMatches(u: GitUpdate | undefined): boolean } | undefined {
+  if (match === undefined) return undefined;
+  const repoTest = match.repositories === undefined ? undefined : anyGlob(match.repositories);
+  const refTest = match.refs === undefined ? undefined : anyGlob(match.refs);
+  const actions = match.actions === undefined ? undefined : new Set<string>(match.actions);
+  return {
+    repositoryMatches: (c) => {
+      const repo = c.attributes.git_repo;
+      if (c.protocol !== 'ssh' || c.attributes.request !== 'git-push' || repo === undefined) return false;
+      return repoTest === undefined || repoTest(repo) || repoTest(repo.replace(/\/+$/, '').replace(/\.git$/, ''));
+    },
+    updateMatches: (u) => {
+      if (u === undefined) return false;
+      if (refTest !== undefined && !refTest(u.ref)) return false;
+      if (actions !== undefined && !actions.has(u.action)) return false;
+      return match.forced === undefined || match.forced === (u.forced !== 'false');
+    },
   };
 }
 

@@ -30,6 +30,11 @@ export interface ExecTaps {
   down?: (chunk: Buffer) => void;
   /** false for channels that carry no exit status (a forwarded TCP connection). */
   exitStatus?: boolean;
+  /**
+   * Stands between the client's stdin and the target (a push held until decided): takes what the
+   * client sends and writes on to `upstream`; `reply` writes to the client in order with stdout.
+   */
+  gate?: (upstream: Writable, reply: (chunk: Buffer) => void) => Writable;
 }
 
 export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: ExecTaps = {}): Promise<ExecOutcome> {
@@ -59,15 +64,16 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: 
     down(upstream, client);
     down(upstream.stderr, client.stderr);
 
+    const sink = taps.gate?.(upstream, (chunk) => void writes.write(client, chunk)) ?? upstream;
     client.on('data', (chunk: Buffer) => {
       bytesUp += chunk.length;
       taps.up?.(chunk);
-      if (!upstream.write(chunk)) {
+      if (!sink.write(chunk)) {
         client.pause();
-        upstream.once('drain', () => client.resume());
+        sink.once('drain', () => client.resume());
       }
     });
-    client.on('end', () => upstream.end());
+    client.on('end', () => sink.end());
     client.resume(); // the session paused it while the verdict was pending
 
     // A forwarded TCP connection half-closes like TCP: the target's EOF is passed on once its
