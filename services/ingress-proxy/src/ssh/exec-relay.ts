@@ -14,6 +14,8 @@ export interface ExecOutcome {
   bytesUp: number;
   /** `sha256:<hex>` over stdout and stderr in delivery order; null when nothing came back. */
   digest: string | null;
+  /** `sha256:<hex>` over what the client sent (an upload: `cat > f`, rsync, a git pack); set by relayExec only. */
+  digestUp?: string | null;
   /** Set when the client went away before the command finished. */
   clientGone: boolean;
 }
@@ -40,6 +42,7 @@ export interface ExecTaps {
 export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: ExecTaps = {}): Promise<ExecOutcome> {
   return new Promise((resolve) => {
     const hash = createHash('sha256');
+    const hashUp = createHash('sha256');
     let bytes = 0;
     let bytesUp = 0;
     const writes = new ClientWrites();
@@ -67,6 +70,7 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: 
     const sink = taps.gate?.(upstream, (chunk) => void writes.write(client, chunk)) ?? upstream;
     client.on('data', (chunk: Buffer) => {
       bytesUp += chunk.length;
+      hashUp.update(chunk);
       taps.up?.(chunk);
       if (!sink.write(chunk)) {
         client.pause();
@@ -94,7 +98,8 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: 
     const finish = (clientGone: boolean) => {
       if (finished) return;
       finished = true;
-      resolve({ exitCode, signal, bytes, bytesUp, digest: bytes === 0 ? null : `sha256:${hash.digest('hex')}`, clientGone });
+      const digestUp = bytesUp === 0 ? null : `sha256:${hashUp.digest('hex')}`;
+      resolve({ exitCode, signal, bytes, bytesUp, digest: bytes === 0 ? null : `sha256:${hash.digest('hex')}`, digestUp, clientGone });
     };
     upstream.on('close', () => {
       // The exit status must follow every byte of output, so wait until ssh2 has sent them.

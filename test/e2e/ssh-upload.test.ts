@@ -1,8 +1,10 @@
-// git push through the SSH proxy with the real git client over real OpenSSH: each push's ref
-// updates are read before its pack reaches the target, decided against `match.git` rules, and
-// recorded with whether they are forced. The target repository is checked after every refusal.
+// What a client sends to the target through the SSH proxy, with real OpenSSH: git push with the
+// real git client (each push's ref updates are read before its pack reaches the target, decided
+// against `match.git` rules, and recorded with whether they are forced; the target repository is
+// checked after every refusal), and uploads over exec (`cat > f`) recorded with size and digest.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { createHash, randomBytes } from 'node:crypto';
 import { chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,7 +59,7 @@ interface Env {
   work: string;
 }
 
-const test = suite<Partial<Env>>('e2e/ssh git push');
+const test = suite<Partial<Env>>('e2e/ssh git push and uploads');
 
 test.before(async (ctx) => {
   try {
@@ -271,6 +273,42 @@ test('an exec line that runs receive-pack in any other form is refused: its ref 
   assert.match(push.stderr, /Agate refused the command: the command line is not a plain list of words/);
   const response = env.events.slice(since).find((e): e is Response => e.type === 'Response');
   assert.is(response?.status, 'refused');
+});
+
+test('an upload over exec (cat > f) is recorded with its size and the digest of what the target received', async (ctx) => {
+  const env = ctx as Env;
+  const remote = join(env.bare, '..', 'uploaded.bin');
+  const data = randomBytes(700 * 1024 + 13);
+  writeFileSync(join(env.dir, 'upload.bin'), data);
+  const token = await env.issuer.mint({ sub: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app' }, { alg: 'ES256' });
+  const since = env.events.length;
+  const r = await run('sh', ['-c', `sshpass -e ssh -p ${env.port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o PreferredAuthentications=password,keyboard-interactive -o PubkeyAuthentication=no box@127.0.0.1 'cat > ${remote}' < ${join(env.dir, 'upload.bin')}`], { env: { ...process.env, SSHPASS: token }, timeoutMs: 30_000 });
+  assert.is(r.code, 0, r.stderr);
+  // The target's own copy, hashed by sha256sum there.
+  const onTarget = (await run('sha256sum', [remote])).stdout.split(' ')[0];
+  assert.is(onTarget, createHash('sha256').update(data).digest('hex'));
+  const deadline = Date.now() + 5000;
+  let response: Response | undefined;
+  while (response === undefined && Date.now() < deadline) {
+    const command = env.events.slice(since).find((e): e is Command => e.type === 'Command' && e.text === `cat > ${remote}`);
+    response = env.events.find((e): e is Response => e.type === 'Response' && e.command_id === command?.event_id);
+    await new Promise((res) => setTimeout(res, 25));
+  }
+  assert.is(response?.command_tag, `exit-status 0; stdin ${data.length} bytes sha256:${onTarget}`);
+  assert.is(response?.digest, null, 'nothing came back on stdout');
+});
+
+test('a push records the size and digest of the pack it sent', async (ctx) => {
+  const env = ctx as Env;
+  await commit(env, 'pack', 'more\n');
+  const since = env.events.length;
+  assert.is((await git(env, ['push', '-q', url(env), 'main'])).code, 0);
+  const p = await lastPush(env, since);
+  let exec: Response | undefined;
+  for (const deadline = Date.now() + 5000; exec === undefined && Date.now() < deadline; await new Promise((res) => setTimeout(res, 25))) {
+    exec = env.events.find((e): e is Response => e.type === 'Response' && e.command_id === p.command.attributes.exec_command_id);
+  }
+  assert.match(exec?.command_tag ?? '', /^exit-status 0; stdin \d+ bytes sha256:[0-9a-f]{64}$/);
 });
 
 test.run();
