@@ -38,6 +38,8 @@ const SHELL_TEXT_REQUESTS = new Set(['exec', 'shell-line']);
 
 /** Rule id used when the command cannot be parsed: Agate never allows what it cannot read. */
 export const UNPARSEABLE_RULE = 'agate.unparseable';
+/** Rule id that refuses a line rebuilt from keystrokes where shell rules apply (see `#inexactLine`). */
+export const INEXACT_LINE_RULE = 'agate.shell-line-inexact';
 
 interface CompiledRule {
   config: RuleConfig;
@@ -73,6 +75,8 @@ export class CompiledPolicy {
   readonly #candidates = new WeakMap<SqlFacts, CompiledRule[]>();
   readonly #default: 'allow' | 'deny';
   readonly #auditMaskSet: string;
+  /** Whether any rule has shell conditions (then typed shell lines must be exact to pass). */
+  readonly #hasShellRules: boolean;
   /** Parsed once per distinct text: a prepared statement executed 10,000 times is parsed once. */
   readonly #sql = new SqlAnalysisCache();
   /** Parsed once per distinct command line, like SQL. */
@@ -84,9 +88,36 @@ export class CompiledPolicy {
     this.#default = config.default;
     this.#auditMaskSet = auditMaskSet;
     this.#rules = config.rules.map(compileRule);
+    this.#hasShellRules = config.rules.some((r) => r.match.shell !== undefined);
   }
 
   evaluate(command: Command): PolicyDecision {
+    const decision = this.#evaluate(command);
+    const a = command.attributes;
+    if (command.protocol === 'ssh' && a.request === 'shell-line' && a.exact !== 'true') return this.#inexactLine(command, decision);
+    return decision;
+  }
+
+  /**
+   * A line typed in an interactive shell is rebuilt from keystrokes: the shell may run something
+   * else (readline editing, a program that read part of it). Where the policy has shell rules,
+   * such a line could slip past them, so it is refused unless a rule refuses or holds it anyway,
+   * or — for a line typed without editing keys — an allow rule names `shell-line` explicitly
+   * (the operator accepts best effort).
+   */
+  #inexactLine(command: Command, d: PolicyDecision): PolicyDecision {
+    if (d.decision === 'deny' || d.decision === 'hold' || !this.#hasShellRules) return d;
+    const rule = d.rule_id === null ? undefined : this.#rules.find((r) => r.config.id === d.rule_id);
+    const optedIn = rule?.config.match.ssh?.requests?.includes('shell-line') === true;
+    if (optedIn && command.attributes.edited === 'false') return d;
+    const why = command.attributes.edited === 'false' ? 'it was rebuilt from keystrokes' : 'it was edited (history, completion, cursor keys), so what the shell runs is unknown';
+    return {
+      decision: 'deny', rule_id: INEXACT_LINE_RULE, mask_set: null,
+      reason: `a line typed in an interactive shell cannot be read exactly (${why}) and this policy has shell rules; run it as a command (ssh host 'command'), which is decided exactly`,
+    };
+  }
+
+  #evaluate(command: Command): PolicyDecision {
     let statements: (SqlFacts | undefined)[] = [undefined];
     if (command.protocol === 'postgres') {
       // Facts depend on the statement's structure only: texts differing in numbers share a parse.

@@ -351,7 +351,8 @@ export class SshSession {
 
   /** A line typed into a shell: recorded and decided before its Enter reaches the target. */
   async #typedLine(shell: Command, line: TypedLine, note: (text: string) => void): Promise<LineDecision> {
-    const command = this.#command(line.text, { request: 'shell-line', best_effort: 'true', exact: String(line.exact), shell_command_id: shell.event_id });
+    // Rebuilt from keystrokes, so never exact; policy refuses such lines where shell rules apply.
+    const command = this.#command(line.text, { request: 'shell-line', best_effort: 'true', exact: 'false', edited: String(line.edited), shell_command_id: shell.event_id });
     const decision = await this.#decide(command, note);
     if (decision.kind === 'refuse') {
       void this.#events.emitLogged(failureResponse(command, 'refused', null, decision.message));
