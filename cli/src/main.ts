@@ -256,7 +256,9 @@ async function session(config: AgateConfig, id: string, v: Values): Promise<numb
   const s = body.session;
   console.log(`session ${s.session_id}  ${s.protocol}://${s.target}  subject=${s.subject}  issuer=${s.issuer}`);
   console.log(`opened ${s.opened_at}  closed ${s.closed_at ?? '(open)'}  from ${s.client_address}\n`);
-  console.log(table(body.commands as unknown as Record<string, unknown>[], ['sequence', 'time', 'decision', 'rule_id', 'status', 'command_tag', 'rows', 'text']));
+  // Digests shortened for the table (the JSON has them whole).
+  const rows = body.commands.map((c) => ({ ...c, digest: c.digest === null ? null : `${c.digest.slice(0, 19)}…` }));
+  console.log(table(rows as unknown as Record<string, unknown>[], ['sequence', 'time', 'decision', 'rule_id', 'status', 'command_tag', 'rows', 'bytes', 'digest', 'text']));
   return 0;
 }
 

@@ -31,6 +31,10 @@ export interface TimelineRow {
   status: string | null;
   command_tag: string | null;
   rows: number | null;
+  /** Bytes the response carried (for an upload over ssh the tag also says what went up). */
+  bytes: number | null;
+  /** `sha256:<hex>` over what the target returned (or, for an sftp file, the file's data). */
+  digest: string | null;
   duration_us: number | null;
   error_code: string | null;
   error_message: string | null;
@@ -153,7 +157,8 @@ export async function sessionTimeline(store: Store, sessionId: string): Promise<
     return {
       command_id: event_id, sequence: int(e.sequence), time, text: String(e.text ?? ''),
       decision: str(v?.decision), rule_id: str(v?.rule_id), reason: str(v?.reason), verdict_source: str(v?.source),
-      status: str(r?.status), command_tag: str(r?.command_tag), rows: r === undefined ? null : int(r.rows), duration_us: r === undefined ? null : int(r.duration_us),
+      status: str(r?.status), command_tag: str(r?.command_tag), rows: r === undefined ? null : int(r.rows),
+      bytes: r === undefined ? null : int(r.bytes), digest: str(r?.digest), duration_us: r === undefined ? null : int(r.duration_us),
       error_code: str(r?.error_code), error_message: str(r?.error_message),
     };
   });
