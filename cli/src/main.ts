@@ -256,9 +256,14 @@ async function session(config: AgateConfig, id: string, v: Values): Promise<numb
   const s = body.session;
   console.log(`session ${s.session_id}  ${s.protocol}://${s.target}  subject=${s.subject}  issuer=${s.issuer}`);
   console.log(`opened ${s.opened_at}  closed ${s.closed_at ?? '(open)'}  from ${s.client_address}\n`);
-  // The final decision and who made it (an approver, a timeout, policy), as every interface reports it.
-  const rows = body.commands.map((c) => ({ ...c, decided_by: c.decided_by === 'approver' ? `approver ${c.approvers.join(', ')}` : c.decided_by }));
-  console.log(table(rows as unknown as Record<string, unknown>[], ['sequence', 'time', 'decision', 'decided_by', 'rule_id', 'status', 'command_tag', 'rows', 'text']));
+  // The final decision and who made it (an approver, a timeout, policy), as every interface reports
+  // it; digests shortened for the table (the JSON has them whole).
+  const rows = body.commands.map((c) => ({
+    ...c,
+    decided_by: c.decided_by === 'approver' ? `approver ${c.approvers.join(', ')}` : c.decided_by,
+    digest: c.digest === null ? null : `${c.digest.slice(0, 19)}…`,
+  }));
+  console.log(table(rows as unknown as Record<string, unknown>[], ['sequence', 'time', 'decision', 'decided_by', 'rule_id', 'status', 'command_tag', 'rows', 'bytes', 'digest', 'text']));
   return 0;
 }
 

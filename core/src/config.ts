@@ -202,14 +202,34 @@ const ruleMatch = z.strictObject({
    */
   ssh: z
     .strictObject({
-      /** exec, shell, shell-line (a line typed in a shell), sftp, direct-tcpip (-L), tcpip-forward (-R), auth-agent (-A). */
-      requests: z.array(z.enum(['exec', 'shell', 'shell-line', 'sftp', 'direct-tcpip', 'tcpip-forward', 'auth-agent'])).nonempty().optional(),
+      /** exec, shell, shell-line (a line typed in a shell), sftp, direct-tcpip (-L), tcpip-forward (-R), auth-agent (-A), git-push (a push's ref updates). */
+      requests: z.array(z.enum(['exec', 'shell', 'shell-line', 'sftp', 'direct-tcpip', 'tcpip-forward', 'auth-agent', 'git-push'])).nonempty().optional(),
       /** sftp operations: read and write (an open for reading or writing), remove, rename, mkdir, rmdir, setstat, symlink. */
       operations: z.array(z.enum(['read', 'write', 'remove', 'rename', 'mkdir', 'rmdir', 'setstat', 'symlink'])).nonempty().optional(),
       /** Globs over the paths an sftp operation names (`/etc/*`); either path of a rename counts. */
       paths: z.array(z.string().min(1)).nonempty().optional(),
     })
     .refine((s) => s.requests !== undefined || s.operations !== undefined || s.paths !== undefined, 'expected at least one of requests, operations, paths')
+    .optional(),
+  /**
+   * The ref updates of a `git push` over ssh (protocol ssh, request git-push): matches when one
+   * update meets every condition given; the push is decided as a whole (any deny refuses it all).
+   */
+  git: z
+    .strictObject({
+      /** Globs over the repository path as the client named it (`/srv/git/app.git`), also tried without a trailing `.git`. */
+      repositories: z.array(z.string().min(1)).nonempty().optional(),
+      /** Globs over full ref names: `refs/heads/main`, `refs/tags/*`. */
+      refs: z.array(z.string().min(1)).nonempty().optional(),
+      /** create (from nothing), update (an existing ref moves), delete. */
+      actions: z.array(z.enum(['create', 'update', 'delete'])).nonempty().optional(),
+      /**
+       * true: an update that is not a fast-forward, or that Agate cannot prove is one (fail
+       * closed); false: only an update proven fast-forward, or a create or delete.
+       */
+      forced: z.boolean().optional(),
+    })
+    .refine((g) => g.repositories !== undefined || g.refs !== undefined || g.actions !== undefined || g.forced !== undefined, 'expected at least one of repositories, refs, actions, forced')
     .optional(),
   /**
    * Shell command lines (protocol ssh), parsed with bash's grammar: matches when one simple command

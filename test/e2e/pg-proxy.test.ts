@@ -382,8 +382,9 @@ proxy('CLI: agate session prints the commands; agate sessions lists the session'
   assert.ok(header > 0, shown.stdout);
   const rows = lines.slice(header + 1).filter((l) => l.trim() !== '');
   assert.is(rows.length, 12, shown.stdout);
-  assert.match(rows[0]!, /^1\s.*\ballow\s+policy\s+-\s+ok\s+SELECT 3\s+3\s+SELECT id, name FROM items ORDER BY id$/);
-  assert.match(rows[1]!, /^2\s.*\bdeny\s+policy\s+no-drop\s+refused\s+-\s+0\s+DROP TABLE items$/);
+  // The deciding party, then bytes and a shortened digest of what came back.
+  assert.match(rows[0]!, /^1\s.*\ballow\s+policy\s+-\s+ok\s+SELECT 3\s+3\s+[1-9]\d*\s+sha256:[0-9a-f]{12}…\s+SELECT id, name FROM items ORDER BY id$/);
+  assert.match(rows[1]!, /^2\s.*\bdeny\s+policy\s+no-drop\s+refused\s+-\s+0\s+0\s+-\s+DROP TABLE items$/);
 
   const json = await agate.cli(['session', pgSessionId, '--json', '--config', agate.configPath, '--token', tokens.auditor]);
   assert.is(json.code, 0, json.stderr);

@@ -29,6 +29,7 @@ test('commands through the configured SSH proxy are decided by the configured po
   default: allow
   rules:
     - { id: no-curl, action: deny, message: no downloads on build machines, match: { protocols: [ssh], shell: { commands: [curl, wget] } } }
+    - { id: typed-lines-best-effort, action: allow, match: { protocols: [ssh], ssh: { requests: [shell-line] } } }
 `,
   }));
   assert.ok(agate.ssh, `agate did not report an ssh address:\n${agate.logs()}`);

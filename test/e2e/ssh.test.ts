@@ -48,6 +48,9 @@ policy:
       message: rebooting needs a human
       approval: { timeout_s: 1 }
       match: { protocols: [ssh], shell: { commands: [reboot] } }
+    - id: typed-lines-best-effort
+      action: allow
+      match: { protocols: [ssh], ssh: { requests: [shell-line] } }
     - id: tunnel-for-tunnelers
       action: allow
       match: { protocols: [ssh], claims: { sub: 'repo:acme/tunnel*' }, ssh: { requests: [direct-tcpip] } }
@@ -554,6 +557,37 @@ test('an interactive shell on a real pty is relayed, recorded as asciicast v2, a
   assert.ok(lines.every((l) => l.attributes.best_effort === 'true' && l.attributes.request === 'shell-line'));
   const refused = env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === lines[0]!.event_id);
   assert.is(refused?.rule_id, 'no-rm');
+});
+
+test('typed lines: keys for a full-screen program are not glued to the next line, never added to, and an edited line is refused', async (ctx) => {
+  const env = ctx as Env;
+  const args = sshArgs(env, 'box', undefined, ['-tt']);
+  const victim = `/tmp/agate-pty-edit-${process.pid}`;
+  await run('install', ['-o', env.sshd.user, '-m', '644', '/dev/null', victim]);
+  const since = env.events.length;
+  try {
+    const steps = [
+      ['[$#] $', 'seq 1 100 | less\r'],
+      // less on the alternate screen: its keys (and an Enter) are its own input.
+      ['\x1b\\[\\?1049h', 'j\r'],
+      ['\\d', 'q'],
+      ['\x1b\\[\\?1049l(.|\n)*[$#] $', `rm -f ${victim}\r`],
+      ['Agate refused[^\n]*no-rm(.|\n)*[$#] $', `mr -f ${victim}\x01\x06\x14\r`],
+      ['Agate refused[^\n]*shell-line-inexact(.|\n)*[$#] $', 'echo done; exit\r'],
+    ];
+    const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...args], { env: { ...process.env, TERM: 'xterm', SSHPASS: await token(env) }, timeoutMs: 60_000 });
+    assert.is(r.code, 0, r.stdout + r.stderr);
+    assert.ok(existsSync(victim), 'neither the rm nor the transposed mr ran');
+  } finally {
+    rmSync(victim, { force: true });
+  }
+  const lines = env.events.slice(since).filter((e): e is Command => e.type === 'Command' && e.attributes.request === 'shell-line');
+  // q and j went to less, not into the next line; the Enter inside less was not decided.
+  assert.equal(lines.map((l) => l.text), ['seq 1 100 | less', `rm -f ${victim}`, `mr -f ${victim}`, 'echo done; exit']);
+  assert.ok(lines.every((l) => l.attributes.exact === 'false'), 'a line rebuilt from keystrokes is never exact');
+  assert.equal(lines.map((l) => l.attributes.edited), ['false', 'false', 'true', 'false']);
+  const verdicts = lines.map((l) => env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === l.event_id)?.rule_id);
+  assert.equal(verdicts, ['typed-lines-best-effort', 'no-rm', 'agate.shell-line-inexact', 'typed-lines-best-effort']);
 });
 
 test('exec with a pty (ssh -tt host cmd) runs on a pty on the target; a shell without one (ssh -T) reads its commands from stdin', async (ctx) => {

@@ -9,6 +9,7 @@ import { anyGlob } from '../../../core/src/glob.js';
 import { sqlFacts, type SqlFacts } from '../../../core/src/sql/facts.js';
 import { GUARDED_EFFECTS, type SqlEffect } from '../../../core/src/sql/effects.js';
 import { k8sRequest } from './k8s-request.js';
+import { gitUpdates, type GitUpdate } from './git-push.js';
 
 export interface PolicyDecision {
   /** `mask`: allowed, with the results the client receives masked by `mask_set`; `hold`: needs approval. */
@@ -40,6 +41,8 @@ const SHELL_TEXT_REQUESTS = new Set(['exec', 'shell-line']);
 
 /** Rule id used when the command cannot be parsed: Agate never allows what it cannot read. */
 export const UNPARSEABLE_RULE = 'agate.unparseable';
+/** Rule id that refuses a line rebuilt from keystrokes where shell rules apply (see `#inexactLine`). */
+export const INEXACT_LINE_RULE = 'agate.shell-line-inexact';
 
 /**
  * Rule id used when a statement has a guarded effect (`dynamic`, `opaque`, `unknown`: what it will
@@ -72,6 +75,8 @@ interface CompiledRule {
   identityMatches(command: Command): boolean;
   /** The shell conditions on one simple command of an ssh command line; true for a rule without any. */
   shellMatches(command: ShellCommand | undefined): boolean;
+  /** The git conditions on one ref update of a push; true for a rule without any. */
+  updateMatches(update: GitUpdate | undefined): boolean;
   /**
    * For an allow rule that masks a Kubernetes resource for the client: whether `command`'s
    * response carries that resource, whatever its verb (see `#clientMask`).
@@ -96,6 +101,8 @@ export class CompiledPolicy {
   readonly #candidates = new WeakMap<SqlFacts, CompiledRule[]>();
   readonly #default: 'allow' | 'deny';
   readonly #auditMaskSet: string;
+  /** Whether any rule has shell conditions (then typed shell lines must be exact to pass). */
+  readonly #hasShellRules: boolean;
   /** Parsed once per distinct text: a prepared statement executed 10,000 times is parsed once. */
   readonly #sql = new SqlAnalysisCache();
   /** Parsed once per distinct command line, like SQL. */
@@ -107,11 +114,33 @@ export class CompiledPolicy {
     this.#default = config.default;
     this.#auditMaskSet = auditMaskSet;
     this.#rules = config.rules.map(compileRule);
+    this.#hasShellRules = config.rules.some((r) => r.match.shell !== undefined);
   }
 
   evaluate(command: Command): PolicyDecision {
     const d = this.#evaluate(command);
+    const a = command.attributes;
+    if (command.protocol === 'ssh' && a.request === 'shell-line' && a.exact !== 'true') return sshEnforceable(command, this.#inexactLine(command, d));
     return command.protocol === 'ssh' ? sshEnforceable(command, d) : d;
+  }
+
+  /**
+   * A line typed in an interactive shell is rebuilt from keystrokes: the shell may run something
+   * else (readline editing, a program that read part of it). Where the policy has shell rules,
+   * such a line could slip past them, so it is refused unless a rule refuses or holds it anyway,
+   * or — for a line typed without editing keys — an allow rule names `shell-line` explicitly
+   * (the operator accepts best effort).
+   */
+  #inexactLine(command: Command, d: PolicyDecision): PolicyDecision {
+    if (d.decision === 'deny' || d.decision === 'hold' || !this.#hasShellRules) return d;
+    const rule = d.rule_id === null ? undefined : this.#rules.find((r) => r.config.id === d.rule_id);
+    const optedIn = rule?.config.match.ssh?.requests?.includes('shell-line') === true;
+    if (optedIn && command.attributes.edited === 'false') return d;
+    const why = command.attributes.edited === 'false' ? 'it was rebuilt from keystrokes' : 'it was edited (history, completion, cursor keys), so what the shell runs is unknown';
+    return {
+      decision: 'deny', rule_id: INEXACT_LINE_RULE, mask_set: null,
+      reason: `a line typed in an interactive shell cannot be read exactly (${why}) and this policy has shell rules; run it as a command (ssh host 'command'), which is decided exactly`,
+    };
   }
 
   #evaluate(command: Command): PolicyDecision {
@@ -152,18 +181,27 @@ export class CompiledPolicy {
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the command line cannot be analysed: ${analysis.error}`, mask_set: null };
       if (analysis.commands.length > 0) shellCommands = analysis.commands;
     }
+    // A push is decided per ref update, like the statements of a command line.
+    let updates: (GitUpdate | undefined)[] = [undefined];
+    if (command.protocol === 'ssh' && command.attributes.request === 'git-push') {
+      const read = gitUpdates(command);
+      if (read === undefined) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: 'the ref updates of the push cannot be read', mask_set: null };
+      updates = read;
+    }
     // Any deny wins; then any hold holds the whole command; a mask anywhere masks all its results.
     // Without SQL, who-and-where is the same for every simple command: checked once per rule.
     let eligible: CompiledRule[] | undefined;
     let strictest: PolicyDecision | undefined;
     for (const facts of statements) {
       for (const program of shellCommands) {
-        const d =
-          facts !== undefined
-            ? this.#decide(this.#sqlRules(facts), command, program, facts)
-            : this.#decide((eligible ??= this.#nonSqlRules(command.protocol).filter((r) => r.identityMatches(command))), undefined, program, undefined);
-        if (d.decision === 'deny') return d;
-        if (strictest === undefined || SEVERITY[d.decision] > SEVERITY[strictest.decision]) strictest = d;
+        for (const update of updates) {
+          const d =
+            facts !== undefined
+              ? this.#decide(this.#sqlRules(facts), command, program, facts, update)
+              : this.#decide((eligible ??= this.#nonSqlRules(command.protocol).filter((r) => r.identityMatches(command))), undefined, program, undefined, update);
+          if (d.decision === 'deny') return d;
+          if (strictest === undefined || SEVERITY[d.decision] > SEVERITY[strictest.decision]) strictest = d;
+        }
       }
     }
     if (command.protocol === 'kubernetes') return this.#clientMask(command, strictest!);
@@ -204,9 +242,9 @@ export class CompiledPolicy {
   }
 
   /** The first of `rules` that matches decides; `command` given: its identity is still to check. */
-  #decide(rules: CompiledRule[], command: Command | undefined, program: ShellCommand | undefined, facts: SqlFacts | undefined): PolicyDecision {
+  #decide(rules: CompiledRule[], command: Command | undefined, program: ShellCommand | undefined, facts: SqlFacts | undefined, update: GitUpdate | undefined): PolicyDecision {
     for (const rule of rules) {
-      if (!rule.shellMatches(program) || (command !== undefined && !rule.identityMatches(command))) continue;
+      if (!rule.shellMatches(program) || !rule.updateMatches(update) || (command !== undefined && !rule.identityMatches(command))) continue;
       const { id, action, message, mask_client } = rule.config;
       const reason = message ?? `${action === 'allow' ? 'allowed' : action === 'hold' ? 'held for approval' : 'denied'} by rule ${id}`;
       if (action === 'hold') return { decision: 'hold', rule_id: id, reason, mask_set: null, approval: rule.config.approval ?? DEFAULT_APPROVAL };
@@ -286,6 +324,7 @@ function compileRule(config: RuleConfig): CompiledRule {
     return true;
   };
   const sshMatches = compileSshMatch(config.match.ssh);
+  const git = compileGit(config.match.git);
   const k8s = config.match.kubernetes;
   // `delete` names deletions, and a deletecollection is many of them.
   const verbTest = k8s?.verbs === undefined || k8s.verbs.includes('*') ? undefined : new Set<string>(k8s.verbs.includes('delete') ? [...k8s.verbs, 'deletecollection'] : k8s.verbs);
@@ -307,6 +346,7 @@ function compileRule(config: RuleConfig): CompiledRule {
     if (protocols !== undefined && !protocols.includes(command.protocol)) return false;
     if (k8s !== undefined && (command.protocol !== 'kubernetes' || !k8sMatches(command, anyVerb))) return false;
     if (sshMatches !== undefined && (command.protocol !== 'ssh' || !sshMatches(command))) return false;
+    if (git !== undefined && !git.repositoryMatches(command)) return false;
     if (targetTest !== undefined && !targetTest(command.target)) return false;
     for (const c of claimTests) {
       const value = claimValue(command, c.name);
@@ -320,9 +360,11 @@ function compileRule(config: RuleConfig): CompiledRule {
       k8s === undefined &&
       shell === undefined &&
       config.match.ssh === undefined &&
+      git === undefined &&
       !guardedEffects.some((e) => facts.effects.has(e)) &&
       (sql === undefined || (kindsMatch(facts) && effectsMatch(facts) && sqlMatches(facts))),
     shellMatches,
+    updateMatches: git?.updateMatches ?? (() => true),
     identityMatches: (command) => identityMatches(command),
     masksResponseOf: (command) => masks && identityMatches(command, true),
   };
@@ -340,6 +382,30 @@ function compileShell(shell: RuleConfig['match']['shell']): (command: ShellComma
     if (programTest !== undefined && !programTest(c.program)) return false;
     if (flags !== undefined && !flags.every((f) => c.flags.includes(f))) return false;
     return argTest === undefined || c.operands.some(argTest);
+  };
+}
+
+/**
+ * The `git` condition: the push's repository (checked once per command), then each ref update's
+ * name, action and whether it is forced (`unknown` counts as forced: Agate could not prove it is not).
+ */
+function compileGit(match: RuleConfig['match']['git']): { repositoryMatches(c: Command): boolean; updateMatches(u: GitUpdate | undefined): boolean } | undefined {
+  if (match === undefined) return undefined;
+  const repoTest = match.repositories === undefined ? undefined : anyGlob(match.repositories);
+  const refTest = match.refs === undefined ? undefined : anyGlob(match.refs);
+  const actions = match.actions === undefined ? undefined : new Set<string>(match.actions);
+  return {
+    repositoryMatches: (c) => {
+      const repo = c.attributes.git_repo;
+      if (c.protocol !== 'ssh' || c.attributes.request !== 'git-push' || repo === undefined) return false;
+      return repoTest === undefined || repoTest(repo) || repoTest(repo.replace(/\/+$/, '').replace(/\.git$/, ''));
+    },
+    updateMatches: (u) => {
+      if (u === undefined) return false;
+      if (refTest !== undefined && !refTest(u.ref)) return false;
+      if (actions !== undefined && !actions.has(u.action)) return false;
+      return match.forced === undefined || match.forced === (u.forced !== 'false');
+    },
   };
 }
 

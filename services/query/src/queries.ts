@@ -40,6 +40,10 @@ export interface TimelineRow {
   status: string | null;
   command_tag: string | null;
   rows: number | null;
+  /** Bytes the response carried (for an upload over ssh the tag also says what went up). */
+  bytes: number | null;
+  /** `sha256:<hex>` over what the target returned (or, for an sftp file, the file's data). */
+  digest: string | null;
   duration_us: number | null;
   error_code: string | null;
   error_message: string | null;
@@ -163,7 +167,8 @@ export async function sessionTimeline(store: Store, sessionId: string): Promise<
       command_id: event_id, sequence: int(e.sequence), time, text: String(e.text ?? ''),
       decision: d?.decision ?? null, rule_id: d?.rule_id ?? null, reason: d?.reason ?? null, verdict_source: source,
       decided_by: d?.decided_by ?? null, approvers: d?.approvers.map((a) => a.approver_subject) ?? [], approval_id: d?.hold?.approval_id ?? null,
-      status: str(r?.status), command_tag: str(r?.command_tag), rows: r === undefined ? null : int(r.rows), duration_us: r === undefined ? null : int(r.duration_us),
+      status: str(r?.status), command_tag: str(r?.command_tag), rows: r === undefined ? null : int(r.rows),
+      bytes: r === undefined ? null : int(r.bytes), digest: str(r?.digest), duration_us: r === undefined ? null : int(r.duration_us),
       error_code: str(r?.error_code), error_message: str(r?.error_message),
     };
   });

@@ -1,6 +1,7 @@
 import type { Response } from '../../../../schemas/src/events.js';
 import type { ExecTaps } from './exec-relay.js';
-import { gitService, PktLineSection, refUpdates, wantedRefs } from './git-refs.js';
+import { PktLineSection, refUpdates, wantedRefs } from './git-refs.js';
+import { gitInvocation } from './git/invocation.js';
 import { ScpSourceReader, scpMode } from './scp-stream.js';
 
 /** Taps on an exec's streams, and the Response fields with what they read. */
@@ -20,8 +21,9 @@ export function streamRecorder(command: string): StreamRecorder | undefined {
  * clone: each wanted oid with the refs the server advertised for it).
  */
 function gitTaps(command: string): StreamRecorder | undefined {
-  const service = gitService(command);
-  if (service === undefined) return undefined;
+  const git = gitInvocation(command);
+  if (git?.kind !== 'git') return undefined;
+  const service = git.service;
   const advertisement = new PktLineSection();
   const request = new PktLineSection();
   // The client's section starts after the server's advertisement; both are read in order.

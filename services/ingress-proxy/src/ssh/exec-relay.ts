@@ -14,6 +14,8 @@ export interface ExecOutcome {
   bytesUp: number;
   /** `sha256:<hex>` over stdout and stderr in delivery order; null when nothing came back. */
   digest: string | null;
+  /** `sha256:<hex>` over what the client sent (an upload: `cat > f`, rsync, a git pack); set by relayExec only. */
+  digestUp?: string | null;
   /** Set when the client went away before the command finished. */
   clientGone: boolean;
 }
@@ -30,11 +32,17 @@ export interface ExecTaps {
   down?: (chunk: Buffer) => void;
   /** false for channels that carry no exit status (a forwarded TCP connection). */
   exitStatus?: boolean;
+  /**
+   * Stands between the client's stdin and the target (a push held until decided): takes what the
+   * client sends and writes on to `upstream`; `reply` writes to the client in order with stdout.
+   */
+  gate?: (upstream: Writable, reply: (chunk: Buffer) => void) => Writable;
 }
 
 export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: ExecTaps = {}): Promise<ExecOutcome> {
   return new Promise((resolve) => {
     const hash = createHash('sha256');
+    const hashUp = createHash('sha256');
     let bytes = 0;
     let bytesUp = 0;
     const writes = new ClientWrites();
@@ -59,15 +67,17 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: 
     down(upstream, client);
     down(upstream.stderr, client.stderr);
 
+    const sink = taps.gate?.(upstream, (chunk) => void writes.write(client, chunk)) ?? upstream;
     client.on('data', (chunk: Buffer) => {
       bytesUp += chunk.length;
+      hashUp.update(chunk);
       taps.up?.(chunk);
-      if (!upstream.write(chunk)) {
+      if (!sink.write(chunk)) {
         client.pause();
-        upstream.once('drain', () => client.resume());
+        sink.once('drain', () => client.resume());
       }
     });
-    client.on('end', () => upstream.end());
+    client.on('end', () => sink.end());
     client.resume(); // the session paused it while the verdict was pending
 
     // A forwarded TCP connection half-closes like TCP: the target's EOF is passed on once its
@@ -88,7 +98,8 @@ export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: 
     const finish = (clientGone: boolean) => {
       if (finished) return;
       finished = true;
-      resolve({ exitCode, signal, bytes, bytesUp, digest: bytes === 0 ? null : `sha256:${hash.digest('hex')}`, clientGone });
+      const digestUp = bytesUp === 0 ? null : `sha256:${hashUp.digest('hex')}`;
+      resolve({ exitCode, signal, bytes, bytesUp, digest: bytes === 0 ? null : `sha256:${hash.digest('hex')}`, digestUp, clientGone });
     };
     upstream.on('close', () => {
       // The exit status must follow every byte of output, so wait until ssh2 has sent them.

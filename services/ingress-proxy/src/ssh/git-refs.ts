@@ -75,9 +75,3 @@ export function wantedRefs(advertisement: readonly string[], request: readonly s
   }
   return out;
 }
-
-/** Which git service an exec runs, if any (`git-receive-pack '/srv/repo.git'`, also `git receive-pack`). */
-export function gitService(command: string): 'receive-pack' | 'upload-pack' | undefined {
-  const m = /^\s*git[- ](receive-pack|upload-pack)\b/.exec(command);
-  return m === null ? undefined : (m[1] as 'receive-pack' | 'upload-pack');
-}

@@ -1,11 +1,14 @@
-/** A line the client typed, as well as the proxy could reconstruct it. */
+/**
+ * A line the client typed, as well as the proxy could reconstruct it. Never exact: the remote
+ * line editor, a program reading the terminal, or typeahead can make it run something else.
+ */
 export interface TypedLine {
   text: string;
   /**
-   * false when the line used editing the tracker cannot follow (tab completion, history, cursor
-   * movement, escape sequences) or overflowed: the shell may have run something else.
+   * true when the line used editing the tracker cannot follow (tab completion, history, cursor
+   * movement, transposition, escape sequences) or overflowed: it is even less likely to be what ran.
    */
-  exact: boolean;
+  edited: boolean;
 }
 
 const CR = 0x0d;
@@ -20,13 +23,20 @@ const ESC = 0x1b;
  */
 export class LineTracker {
   #line = '';
-  #exact = true;
+  #edited = false;
   /** Inside an escape sequence: 0 none, 1 after ESC, 2 inside CSI/SS3 parameters. */
   #escape = 0;
   readonly #maxLength: number;
 
   constructor(maxLength = 4096) {
     this.#maxLength = maxLength;
+  }
+
+  /** Forgets the line so far (the terminal switched screens: what was typed went to another program). */
+  reset(): void {
+    this.#line = '';
+    this.#edited = false;
+    this.#escape = 0;
   }
 
   /** Feeds one byte; returns the finished line when the byte ended one. */
@@ -45,7 +55,7 @@ export class LineTracker {
         return this.#finish();
       case ESC:
         this.#escape = 1;
-        this.#exact = false; // arrows, history, cursor movement: the line may differ
+        this.#edited = true; // arrows, history, cursor movement: the line may differ
         return undefined;
       case 0x7f: // DEL, what terminals send for backspace
       case 0x08:
@@ -59,15 +69,15 @@ export class LineTracker {
         return undefined;
       case 0x03: // ^C: the line is abandoned
         this.#line = '';
-        this.#exact = true;
+        this.#edited = false;
         return undefined;
       case 0x09: // tab completion happens on the far side
-        this.#exact = false;
+        this.#edited = true;
         this.#append(' ');
         return undefined;
     }
     if (byte < 0x20) {
-      this.#exact = false; // other control keys (^R search, ^A/^E movement)
+      this.#edited = true; // other control keys (^R search, ^A/^E movement)
       return undefined;
     }
     this.#append(String.fromCharCode(byte));
@@ -76,16 +86,16 @@ export class LineTracker {
 
   #append(ch: string): void {
     if (this.#line.length >= this.#maxLength) {
-      this.#exact = false;
+      this.#edited = true;
       return;
     }
     this.#line += ch;
   }
 
   #finish(): TypedLine | undefined {
-    const line = { text: Buffer.from(this.#line, 'latin1').toString('utf8'), exact: this.#exact };
+    const line = { text: Buffer.from(this.#line, 'latin1').toString('utf8'), edited: this.#edited };
     this.#line = '';
-    this.#exact = true;
-    return line.text.trim() === '' && line.exact ? undefined : line;
+    this.#edited = false;
+    return line.text.trim() === '' && !line.edited ? undefined : line;
   }
 }

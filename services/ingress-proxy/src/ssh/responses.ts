@@ -6,13 +6,18 @@ import type { FileResult } from './sftp/relay.js';
 
 /** The Response events the SSH proxy records, one builder per kind of outcome. */
 
-/** How an exec, shell or subsystem channel ended. */
+/**
+ * How an exec, shell or subsystem channel ended. An exec that carried stdin (an upload) says
+ * how much and its digest in the tag: `exit-status 0; stdin 1048576 bytes sha256:…`.
+ */
 export function execResponse(command: Command, outcome: ExecOutcome, started: number): Response {
   const ok = outcome.exitCode === 0 && !outcome.clientGone;
-  const how = outcome.signal !== null ? `signal ${outcome.signal}` : outcome.exitCode !== null ? `exit-status ${outcome.exitCode}` : null;
+  const ended = outcome.signal !== null ? `signal ${outcome.signal}` : outcome.exitCode !== null ? `exit-status ${outcome.exitCode}` : null;
+  const stdin = outcome.digestUp == null ? null : `stdin ${outcome.bytesUp} bytes ${outcome.digestUp}`;
+  const how = stdin === null ? ended : `${ended ?? 'no exit status'}; ${stdin}`;
   let message: string | null = null;
   if (outcome.clientGone) message = 'the client disconnected before the command finished';
-  else if (!ok) message = how === null ? 'the command ended without an exit status' : `the command ended with ${how}`;
+  else if (!ok) message = ended === null ? 'the command ended without an exit status' : `the command ended with ${ended}`;
   return {
     type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id,
     status: ok ? 'ok' : 'error', command_tag: how, rows: 0, bytes: outcome.bytes, duration_us: nowMicros() - started,

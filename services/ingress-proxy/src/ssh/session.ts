@@ -19,6 +19,10 @@ import type { AuthorizedKeys } from './authorized-keys.js';
 import { fingerprint } from './host-key.js';
 import { relayExec } from './exec-relay.js';
 import { streamRecorder } from './exec-recorders.js';
+import { gitInvocation } from './git/invocation.js';
+import { pushCommand } from './git/push-command.js';
+import { PushGate, type PushVerdict, type RefUpdate } from './git/push-gate.js';
+import { targetAncestry } from './git/target-ancestry.js';
 import { MAX_REMOTE_FORWARDS, RemoteForwards } from './remote-forwards.js';
 import { castResponse, execResponse, failureResponse, fileResponse, forwardResponse, grantedResponse } from './responses.js';
 import type { TypedLine } from './line-tracker.js';
@@ -358,7 +362,8 @@ export class SshSession {
 
   /** A line typed into a shell: recorded and decided before its Enter reaches the target. */
   async #typedLine(shell: Command, line: TypedLine, note: (text: string) => void): Promise<LineDecision> {
-    const command = this.#command(line.text, { request: 'shell-line', best_effort: 'true', exact: String(line.exact), shell_command_id: shell.event_id });
+    // Rebuilt from keystrokes, so never exact; policy refuses such lines where shell rules apply.
+    const command = this.#command(line.text, { request: 'shell-line', best_effort: 'true', exact: 'false', edited: String(line.edited), shell_command_id: shell.event_id });
     const decision = await this.#decide(command, note);
     if (decision.kind === 'refuse') {
       void this.#events.emitLogged(failureResponse(command, 'refused', null, decision.message));
@@ -369,13 +374,22 @@ export class SshSession {
   }
 
 
-  async #exec(accept: () => ServerChannel | undefined, text: string, pty: PseudoTtyInfo | undefined, onLive: (c: ClientChannel) => void, agent?: Promise<boolean>): Promise<void> {
+  async #exec(accept: () => ServerChannel | undefined, clientText: string, pty: PseudoTtyInfo | undefined, onLive: (c: ClientChannel) => void, agent?: Promise<boolean>): Promise<void> {
     // Accepted at once: ssh2 drops a deferred accept when the client's stdin EOF arrives first.
     // Paused, so no stdin is read (and no window granted) while the verdict is pending.
     const channel = accept();
     if (channel === undefined) return;
     channel.pause();
-    const command = this.#command(text, pty === undefined ? { request: 'exec' } : { request: 'exec', pty: 'true', term: pty.term });
+    // git's services are run (and decided) in one canonical spelling, whatever the client sent.
+    const git = gitInvocation(clientText);
+    const text = git?.kind === 'git' ? git.canonical : clientText;
+    const attributes: Record<string, string> = pty === undefined ? { request: 'exec' } : { request: 'exec', pty: 'true', term: pty.term };
+    if (text !== clientText) attributes.client_text = this.#deps.audit.maskText(clientText).text;
+    const command = this.#command(text, attributes);
+    if (git?.kind === 'unclear') {
+      await this.#events.emitLogged(command);
+      return this.#refuse(channel, command, 'refused', `Agate refused the command: ${git.reason}, so the refs it would update cannot be read`);
+    }
     const decision = await this.#decide(command, (note) => channel.stderr.write(`${note}\n`));
     if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
     const upstream = await this.#upstreamOr(channel, command);
@@ -387,12 +401,43 @@ export class SshSession {
       if (err) return void this.#refuse(channel, command, 'error', `the target could not run the command: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
       onLive(stream);
       const tapped = streamRecorder(text);
-      void relayExec(channel, stream, tapped?.taps).then((outcome) => {
+      const taps = { ...tapped?.taps };
+      if (git?.kind === 'git' && git.service === 'receive-pack') {
+        const note = (t: string) => channel.stderr.write(`${t}\n`);
+        taps.gate = (to, reply) => new PushGate(to, {
+          decide: (updates) => this.#push(command, git.repo, updates, note),
+          unreadable: (reason) => this.#unreadablePush(command, git.repo, reason),
+          ancestry: targetAncestry(upstream, git.repo),
+          reply,
+          notice: note,
+        });
+      }
+      void relayExec(channel, stream, taps).then((outcome) => {
         const response = execResponse(command, outcome, started);
         if (tapped !== undefined) Object.assign(response, tapped.recorded());
         return this.#events.emitLogged(response);
       });
     });
+  }
+
+  /** A push's ref updates: recorded and decided as one `git-push` Command before any reach the target. */
+  async #push(exec: Command, repo: string, updates: RefUpdate[], note: (text: string) => void): Promise<PushVerdict> {
+    const { text, attributes } = pushCommand(repo, updates);
+    const command = this.#command(text, { ...attributes, exec_command_id: exec.event_id });
+    const decision = await this.#decide(command, note);
+    if (decision.kind === 'refuse') {
+      void this.#events.emitLogged(failureResponse(command, 'refused', null, decision.message));
+      return { run: false, message: decision.message };
+    }
+    void this.#events.emitLogged(grantedResponse(command, 'push forwarded'));
+    return { run: true };
+  }
+
+  /** A push whose commands Agate cannot read: recorded and refused without asking policy. */
+  #unreadablePush(exec: Command, repo: string, reason: string): string {
+    const message = `Agate refused the push: ${reason}`;
+    this.#recordRefusal(`git push '${repo}' (unreadable)`, { request: 'git-push', git_repo: repo, exec_command_id: exec.event_id }, message);
+    return message;
   }
 
   /**

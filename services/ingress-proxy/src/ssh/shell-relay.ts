@@ -4,6 +4,7 @@ import { ClientWrites } from './client-writes.js';
 import type { CastRecorder } from './asciicast.js';
 import type { ExecOutcome } from './exec-relay.js';
 import { LineTracker, type TypedLine } from './line-tracker.js';
+import { ScreenMode } from './screen-mode.js';
 
 export type LineDecision = { run: true } | { run: false; message: string };
 
@@ -15,8 +16,12 @@ export interface ShellRelayOptions {
   recordingBacklog: () => Promise<void> | undefined;
 }
 
-/** What the shell is sent in place of a refused line's Enter: erase the line (^U), then an empty line. */
-const DISCARD_LINE = Buffer.from([0x15, 0x0d]);
+/**
+ * What the shell is sent in place of a refused line's Enter: an interrupt (^C), which makes the
+ * line editor drop the whole line wherever its cursor is (^U would only erase up to the cursor,
+ * and the rest of the line would then run).
+ */
+const DISCARD_LINE = Buffer.from([0x03]);
 
 /**
  * Relays an interactive shell: keystrokes up, terminal output down, both recorded. Each line the
@@ -29,6 +34,7 @@ export function relayShell(client: ServerChannel, upstream: ClientChannel, optio
   return new Promise((resolve) => {
     const hash = createHash('sha256');
     const tracker = new LineTracker();
+    const screen = new ScreenMode();
     let bytes = 0;
     let bytesUp = 0;
     let exitCode: number | null = null;
@@ -40,6 +46,8 @@ export function relayShell(client: ServerChannel, upstream: ClientChannel, optio
       hash.update(chunk);
       bytes += chunk.length;
       recorder.output(chunk);
+      // What was typed before a full-screen program started or ended was not a shell line.
+      if (screen.output(chunk)) tracker.reset();
       const clientFull = !writes.write(to, chunk);
       const backlog = options.recordingBacklog();
       if (!clientFull && backlog === undefined) return;
@@ -70,6 +78,8 @@ export function relayShell(client: ServerChannel, upstream: ClientChannel, optio
 
     /** One packet of keystrokes, in order; the client stays paused until it is through. */
     const typed = async (chunk: Buffer) => {
+      // Keystrokes to a full-screen program are its input: recorded, never decided, never added to.
+      if (screen.fullScreen) return send(chunk);
       let from = 0;
       for (let i = 0; i < chunk.length; i += 1) {
         const line = tracker.push(chunk[i]!);

@@ -1,0 +1,34 @@
+/**
+ * Follows whether the terminal shows a full-screen program (less, vim, top): such programs switch
+ * to the alternate screen (`ESC [ ? 1049 h`, also modes 1047 and 47) and back (`… l`) on exit.
+ * While one runs, keystrokes are its input, not shell lines: Agate neither decides them nor
+ * injects anything into them. Sequences split across output chunks are found whole.
+ */
+const SWITCH = /\x1b\[\?(?:1049|1047|47)([hl])/g;
+/** Longest switch sequence, less one: what is kept of a chunk's end for the next. */
+const CARRY = '\x1b[?1049'.length;
+
+export class ScreenMode {
+  #alternate = false;
+  #tail = '';
+
+  get fullScreen(): boolean {
+    return this.#alternate;
+  }
+
+  /** Reads terminal output; true when it switched screens (either way). */
+  output(chunk: Buffer): boolean {
+    const text = this.#tail + chunk.toString('latin1');
+    const before = this.#alternate;
+    let switched = false;
+    for (const m of text.matchAll(SWITCH)) {
+      this.#alternate = m[1] === 'h';
+      switched = true;
+    }
+    // Keep a possible partial sequence; never one already matched.
+    const last = text.lastIndexOf('\x1b');
+    this.#tail = last >= 0 && last >= text.length - CARRY && !SWITCH.test(text.slice(last)) ? text.slice(last) : '';
+    SWITCH.lastIndex = 0;
+    return switched || before !== this.#alternate;
+  }
+}
