@@ -139,7 +139,7 @@ export async function startKafka(opts: { readyTimeoutMs?: number; secure?: Secur
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-20_000)));
     const exited = new Promise<never>((_, reject) => child!.once('exit', (code) => reject(new Error(`Kafka exited with ${code} during startup:\n${output.slice(-3000)}`))));
     try {
-      await Promise.race([waitForPort(port, Date.now() + (opts.readyTimeoutMs ?? 60_000)), exited]);
+      await Promise.race([waitForPort(port, Date.now() + (opts.readyTimeoutMs ?? 120_000)), exited]);
     } catch (err) {
       child.kill('SIGKILL');
       throw err;
