@@ -12,6 +12,8 @@ import { anyGlob } from '../../core/src/glob.js';
 import { devTrustedIssuer } from '../../core/src/identity/dev-issuer.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
 import type { Logger } from '../../core/src/log.js';
+import { InstrumentedBus } from '../../core/src/ops/instrumented-bus.js';
+import { READY, readiness } from '../../core/src/ops/readiness.js';
 import { ClickHouseStore } from '../../core/src/store/clickhouse.js';
 import type { Store } from '../../core/src/store/store.js';
 import { EventCodec } from '../../schemas/src/codec.js';
@@ -58,8 +60,20 @@ export interface Running {
   kubernetes?: Record<string, AddressInfo>;
   api?: AddressInfo;
   ledger?: LedgerService;
+  /**
+   * The first half of a graceful stop (SIGTERM): the proxies stop accepting and close each
+   * session once no statement is in flight, the busy ones at the latest after `timeoutMs`.
+   * Policy, ledger and the bus keep running meanwhile, so in-flight statements get verdicts and
+   * are recorded; `stop()` follows.
+   */
+  drain(timeoutMs: number): Promise<void>;
   /** Graceful stop, in reverse start order: clients are told, sessions end recorded, the bus drains. */
   stop(): Promise<void>;
+}
+
+/** A listener that can stop accepting and wait for its sessions to go idle. */
+interface Drainable {
+  drain(timeoutMs: number): Promise<void>;
 }
 
 /** The checkpoint signing key named by the config, created on first use. */
@@ -155,8 +169,27 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
   const store = roles.includes('ledger') || roles.includes('query') || policyReadsStore ? await openStore(config) : undefined;
   let bus: Bus | undefined;
   const started: Stoppable[] = [];
+  const drainable: Drainable[] = [];
+  // Listeners and dependencies report into the process's readiness; each is withdrawn at stop.
+  const reported: string[] = [];
+  const report = (component: string) => {
+    reported.push(component);
+    readiness.set(component, READY);
+  };
+  if (store !== undefined) {
+    reported.push('store');
+    readiness.probe('store', async () => {
+      await store.query('SELECT 1');
+      return READY;
+    });
+  }
   const out: Running = {
+    drain: async (timeoutMs) => {
+      for (const c of reported.filter((c) => c.startsWith('listener.'))) readiness.set(c, { ready: false, reason: 'draining' });
+      await Promise.all(drainable.map((d) => d.drain(timeoutMs)));
+    },
     stop: async () => {
+      for (const c of reported) readiness.remove(c);
       for (const s of started.reverse()) await s.stop();
       await bus?.close();
       await store?.close();
@@ -164,7 +197,11 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
   };
   try {
     // A query service alone needs the bus only to publish approvers' answers (Kafka).
-    if (roles.some((r) => r !== 'query') || config.bus.kind === 'kafka') bus = await openBus(config, codec, roles, logger);
+    if (roles.some((r) => r !== 'query') || config.bus.kind === 'kafka') {
+      const inner = await openBus(config, codec, roles, logger);
+      // Everything the services publish and consume feeds metrics and readiness on the way.
+      bus = new InstrumentedBus(inner, readiness, inner instanceof KafkaBus ? () => inner.ping() : undefined);
+    }
     if (roles.includes('ledger')) {
       const ledgerLogger = logger.child({ component: 'ledger' });
       const { checkpoint } = config.ledger;
@@ -210,6 +247,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const q = splitHostPort(config.query.listen);
       out.api = await api.listen(q.host, q.port);
       started.push({ stop: () => api.close() });
+      report('listener.query');
     }
     if (roles.includes('proxy')) {
       const proxy = new PgProxyServer({
@@ -219,6 +257,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const p = splitHostPort(config.proxy.postgres.listen);
       out.postgres = await proxy.listen(p.host, p.port);
       started.push({ stop: () => proxy.shutdown() });
+      drainable.push(proxy);
+      report('listener.postgres');
       const sshConfig = config.proxy.ssh;
       if (sshConfig !== undefined) {
         const ssh = new SshProxyServer({
@@ -229,6 +269,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         const s = splitHostPort(sshConfig.listen);
         out.ssh = await ssh.listen(s.host, s.port);
         started.push({ stop: () => ssh.shutdown() });
+        report('listener.ssh');
       }
       for (const t of kubernetesTargets(config)) {
         const kube = new KubeProxyServer({
@@ -238,6 +279,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         started.push({ stop: () => kube.shutdown() });
         const k = splitHostPort(t.listen);
         (out.kubernetes ??= {})[t.name] = await kube.listen(k.host, k.port);
+        report(`listener.kubernetes.${t.name}`);
       }
     }
     return out;

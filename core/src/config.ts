@@ -268,6 +268,22 @@ const queryExport = z.strictObject({
   hec_token: secret.optional(),
 });
 
+/**
+ * The ops listener (`/healthz`, `/readyz`, `/metrics`) and how a stop drains. Off unless `listen`
+ * is set: several `agate` processes on one host (`npm run stack`, the test suites) share one
+ * config, and a default port would make all but the first fail to start. The Helm chart sets it.
+ */
+const OPS_DEFAULT = { drain_timeout_ms: 25_000 };
+const ops = z.strictObject({
+  listen: hostPort.optional(),
+  /**
+   * On SIGTERM the proxies stop accepting and close each session once no statement is in flight;
+   * sessions still busy after this long are closed anyway. Keep it below the orchestrator's grace
+   * period (Kubernetes: terminationGracePeriodSeconds, 30 s by default).
+   */
+  drain_timeout_ms: z.number().int().min(0).max(3_600_000).default(OPS_DEFAULT.drain_timeout_ms),
+});
+
 export const configSchema = z.strictObject({
   instance_id: z.string().default(`${hostname()}-${process.pid}`),
   data_dir: z.string().default('.agate'),
@@ -403,6 +419,7 @@ export const configSchema = z.strictObject({
       export: queryExport.default({}),
     })
     .default({ listen: '127.0.0.1:7480', require_claims: {}, roles: QUERY_ROLES_DEFAULT, sql: QUERY_SQL_DEFAULT, export: {} }),
+  ops: ops.default(OPS_DEFAULT),
 });
 
 export type AgateConfig = z.infer<typeof configSchema> & { source: string };
@@ -420,6 +437,7 @@ export type MaskSetConfig = z.infer<typeof maskSet>;
 export type MaskingConfig = AgateConfig['masking'];
 export type QueryRolesConfig = z.infer<typeof queryRoles>;
 export type QuerySqlConfig = z.infer<typeof querySql>;
+export type OpsConfig = z.infer<typeof ops>;
 
 /**
  * Reads, validates and normalises a config file. Relative paths in it are resolved against the

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel, Partitioners, type Consumer, type Producer, type Message } from 'kafkajs';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
+import { READY, readiness } from '../ops/readiness.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
@@ -74,6 +75,8 @@ export class KafkaBus implements Bus {
   readonly #verdictGroup: string;
   #flushing = false;
   #closed = false;
+  /** What this bus reported into readiness, withdrawn when it closes. */
+  readonly #readinessComponents = new Set<string>();
 
   private constructor(private readonly options: KafkaBusOptions) {
     this.#verdictGroup = `${options.groupPrefix}.verdicts.${options.instanceId}.${randomBytes(6).toString('hex')}`;
@@ -209,10 +212,14 @@ export class KafkaBus implements Bus {
   async #supervise(label: string, start: () => Promise<Consumer>): Promise<{ stop(): Promise<void> }> {
     let current: Consumer | undefined;
     let stopped = false;
+    const component = `kafka.consumer.${label}`;
+    this.#readinessComponents.add(component);
     const watch = (consumer: Consumer) => {
       current = consumer;
+      readiness.set(component, READY);
       consumer.on(consumer.events.CRASH, ({ payload }) => {
         if (payload.restart || stopped || this.#closed) return;
+        readiness.set(component, { ready: false, reason: `stopped (${payload.error.message.slice(0, 200)}); starting a new one` });
         this.options.logger.warn('a Kafka consumer stopped for good; starting a new one', { consumer: label, error: payload.error.message });
         this.#consumers.delete(consumer);
         void consumer.disconnect().catch(() => undefined);
@@ -234,6 +241,7 @@ export class KafkaBus implements Bus {
     return {
       stop: async () => {
         stopped = true;
+        readiness.remove(component);
         if (current === undefined) return;
         this.#consumers.delete(current);
         await current.disconnect();
@@ -241,9 +249,21 @@ export class KafkaBus implements Bus {
     };
   }
 
+  /** Asks the cluster for its brokers: the readiness probe of a process that may be idle. */
+  async ping(): Promise<void> {
+    const admin = this.#kafka.admin();
+    try {
+      await admin.connect();
+      await admin.describeCluster();
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const c of this.#readinessComponents) readiness.remove(c);
     while (this.#flushing) await new Promise((r) => setTimeout(r, 5));
     await Promise.all([...this.#consumers].map((c) => c.disconnect().catch(() => undefined)));
     this.#consumers.clear();

@@ -1,0 +1,169 @@
+// The ops listener of a real `agate start` process: /healthz, /readyz with its components, and
+// /metrics in valid Prometheus text format with the counts real clients caused; then a graceful
+// drain on SIGTERM with psql and node-postgres connected, one of them mid-statement.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import pg from 'pg';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { EventCodec } from '../../schemas/src/codec.js';
+import type { AgateEvent } from '../../schemas/src/events.js';
+import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
+import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { parseExposition, sampleValue, type Exposition } from '../harness/prom-text.js';
+import { agateConfig, cleanEnv, startAgateProcess, type AgateProcess } from './agate-process.js';
+import { logEvents } from './bus-log.js';
+
+interface Ctx { pg: PostgresServer; oidc: OidcIssuer; agate: AgateProcess; ops: string }
+const ops = suite<Ctx>('ops listener: health, readiness, metrics, drain');
+
+const DRAIN_MS = 8_000;
+
+ops.before(async (ctx) => {
+  ctx.pg = await startPostgres();
+  ctx.oidc = await startOidcIssuer();
+  const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
+  ctx.agate = await startAgateProcess({
+    configYaml: (p) => `${base(p)}ops:\n  listen: 127.0.0.1:0\n  drain_timeout_ms: ${DRAIN_MS}\nledger:\n  checkpoint: { every_ms: 200 }\n`,
+  });
+  ctx.ops = String(ctx.agate.started.ops);
+  assert.match(ctx.ops, /^http:\/\/127\.0\.0\.1:\d+$/, 'the started line names the ops address');
+});
+
+ops.after(async (ctx) => {
+  await ctx.agate?.dispose();
+  await ctx.oidc?.close();
+  await ctx.pg?.stop();
+});
+
+const client = async (ctx: Ctx, password?: string): Promise<pg.Client> => {
+  const c = new pg.Client({ host: '127.0.0.1', port: ctx.agate.pgPort, database: 'appdb', user: 'agent', password: password ?? (await ctx.oidc.mint(ctx.oidc.githubActionsClaims())) });
+  c.on('error', () => {}); // a session the drain closes; the drain test listens for it itself
+  await c.connect();
+  return c;
+};
+
+async function scrape(ctx: Ctx): Promise<Exposition> {
+  const res = await fetch(`${ctx.ops}/metrics`);
+  assert.is(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+  return parseExposition(await res.text());
+}
+
+const fails = (p: Promise<unknown>): Promise<boolean> => p.then(() => false, () => true);
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const events = (ctx: Ctx): AgateEvent[] => logEvents(readFileSync(join(ctx.agate.dataDir, 'bus', 'events.log')), new EventCodec());
+
+ops('/healthz is 200 and /readyz lists every component of the embedded process as ready', async (ctx) => {
+  assert.equal(await (await fetch(`${ctx.ops}/healthz`)).json(), { status: 'ok' });
+  const res = await fetch(`${ctx.ops}/readyz`);
+  const body = (await res.json()) as { status: string; components: Record<string, { ready: boolean }> };
+  assert.is(res.status, 200, JSON.stringify(body));
+  assert.is(body.status, 'ready');
+  for (const c of ['process', 'bus', 'store', 'consumer.policy', 'consumer.ledger', 'listener.postgres', 'listener.query']) {
+    assert.equal(body.components[c], { ready: true }, `component ${c}`);
+  }
+  assert.is((await fetch(`${ctx.ops}/nothing`)).status, 404);
+});
+
+ops('/metrics counts decisions by rule, failed logins by reason, open sessions, latencies and the ledger', async (ctx) => {
+  const c = await client(ctx);
+  await c.query('SELECT 1');
+  await c.query('SELECT 2');
+  assert.ok(await fails(c.query('DROP TABLE nothing_here')), 'DROP is refused');
+  const bad = new pg.Client({ host: '127.0.0.1', port: ctx.agate.pgPort, database: 'appdb', user: 'agent', password: 'not-a-token' });
+  assert.ok(await fails(bad.connect()), 'a bad token is refused');
+  await bad.end().catch(() => undefined);
+
+  const during = await scrape(ctx);
+  assert.is(sampleValue(during, 'agate_commands_total', { protocol: 'postgres', decision: 'allow', rule: 'none' }), 2);
+  assert.is(sampleValue(during, 'agate_commands_total', { protocol: 'postgres', decision: 'deny', rule: 'no-drop' }), 1);
+  assert.is(sampleValue(during, 'agate_verdict_latency_seconds_count', { protocol: 'postgres', decision: 'allow' }), 2);
+  assert.is(sampleValue(during, 'agate_sessions_open', { protocol: 'postgres' }), 1);
+  const authFailures = during.samples.filter((s) => s.name === 'agate_auth_failures_total' && s.labels.protocol === 'postgres');
+  assert.is(authFailures.reduce((n, s) => n + s.value, 0), 1, 'one failed login');
+  assert.match(authFailures[0]!.labels.reason!, /^[A-Z_]+$/, 'the reason is a stable code');
+  assert.ok((sampleValue(during, 'agate_bus_publish_seconds_count', { type: 'Response', outcome: 'ok' }) ?? 0) >= 3);
+  assert.ok((sampleValue(during, 'agate_process_resident_memory_bytes') ?? 0) > 0, 'process metrics are there');
+  assert.is(sampleValue(during, 'agate_ready'), 1);
+
+  await c.end();
+  const after = await until('the ledger to append and checkpoint', async () => {
+    const e = await scrape(ctx);
+    const appended = sampleValue(e, 'agate_consumer_events_total', { group: 'ledger' }) ?? 0;
+    return appended >= 8 && sampleValue(e, 'agate_ledger_checkpoint_age_seconds') !== undefined && sampleValue(e, 'agate_sessions_open', { protocol: 'postgres' }) === 0 ? e : undefined;
+  });
+  const age = sampleValue(after, 'agate_ledger_checkpoint_age_seconds')!;
+  assert.ok(age >= 0 && age < 60, `checkpoint age ${age}`);
+  assert.ok((sampleValue(after, 'agate_consumer_lag_seconds', { group: 'ledger' }) ?? -1) >= 0);
+});
+
+ops('SIGTERM drains: the statement in flight finishes and is recorded, idle sessions close, new ones are refused, exit 0', async (ctx) => {
+  const idle = await client(ctx);
+  const idleError = new Promise<Error & { code?: string }>((resolve) => idle.on('error', resolve));
+  const env = cleanEnv({
+    PGHOST: '127.0.0.1', PGPORT: String(ctx.agate.pgPort), PGDATABASE: 'appdb', PGUSER: 'agent', PGSSLMODE: 'disable',
+    PGPASSWORD: await ctx.oidc.mint(ctx.oidc.githubActionsClaims()),
+  });
+  const psql = spawn(join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'psql'), ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-c', "SELECT 'slept' || pg_sleep(2)::text || ' 2 s'"], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  psql.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  psql.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const psqlExit = new Promise<number | null>((resolve) => psql.on('close', resolve));
+  try {
+    const command = await until('the pg_sleep command in the log', async () => events(ctx).find((e) => e.type === 'Command' && e.text.includes('pg_sleep')));
+    const started = Date.now();
+    const stopped = ctx.agate.stop(DRAIN_MS + 15_000);
+
+    // While the statement runs: not ready, still alive, and no new connection is accepted.
+    const draining = await until('/readyz to say draining', async () => {
+      const res = await fetch(`${ctx.ops}/readyz`);
+      const body = (await res.json()) as { components: Record<string, { ready: boolean; reason?: string }> };
+      return res.status === 503 && body.components.process?.reason === 'draining' ? body : undefined;
+    });
+    assert.equal(draining.components['listener.postgres'], { ready: false, reason: 'draining' });
+    assert.is((await fetch(`${ctx.ops}/healthz`)).status, 200);
+    const refused = await new Promise<string>((resolve) => {
+      const s = connect(ctx.agate.pgPort, '127.0.0.1');
+      s.on('connect', () => (s.destroy(), resolve('connected')));
+      s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    });
+    assert.is(refused, 'ECONNREFUSED');
+    const err = await idleError;
+    assert.match(err.message, /Agate is restarting/);
+    assert.is(err.code, '57P01', 'the idle session is closed with admin_shutdown');
+    assert.is(psql.exitCode, null, 'psql is still running its statement');
+
+    assert.is(await psqlExit, 0, stderr);
+    assert.is(stdout.trim(), 'slept 2 s');
+    const exit = await stopped;
+    assert.equal(exit, { code: 0, signal: null }, ctx.agate.stderr());
+    assert.ok(Date.now() - started < DRAIN_MS, 'the drain ended when the statement did, not at the timeout');
+
+    const recorded = events(ctx);
+    const response = recorded.find((e) => e.type === 'Response' && e.command_id === command.event_id);
+    assert.ok(response?.type === 'Response' && response.status === 'ok' && response.rows === 1, 'the statement that ran during the drain is recorded with its result');
+    const opened = recorded.filter((e) => e.type === 'SessionOpened').map((e) => e.session_id);
+    const closed = new Set(recorded.filter((e) => e.type === 'SessionClosed').map((e) => e.session_id));
+    assert.ok(opened.length >= 3 && opened.every((id) => closed.has(id)), 'every session is recorded as closed');
+    assert.ok(ctx.agate.logs().some((l) => l.msg === 'drained' && l.sessions_cut_off === 0), 'no session was cut off');
+  } finally {
+    psql.kill();
+    await idle.end().catch(() => undefined);
+  }
+});
+
+ops.run();
