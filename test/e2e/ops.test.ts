@@ -104,29 +104,38 @@ ops('/metrics counts decisions by rule, failed logins by reason, open sessions, 
     const e = await scrape(ctx);
     const appended = sampleValue(e, 'agate_consumer_events_total', { group: 'ledger' }) ?? 0;
     return appended >= 8 && sampleValue(e, 'agate_ledger_checkpoint_age_seconds') !== undefined && sampleValue(e, 'agate_sessions_open', { protocol: 'postgres' }) === 0 ? e : undefined;
-  });
+  }, 60_000);
   const age = sampleValue(after, 'agate_ledger_checkpoint_age_seconds')!;
   assert.ok(age >= 0 && age < 60, `checkpoint age ${age}`);
   assert.ok((sampleValue(after, 'agate_consumer_lag_seconds', { group: 'ledger' }) ?? -1) >= 0);
 });
 
 ops('SIGTERM drains: the statement in flight finishes and is recorded, idle sessions close, new ones are refused, exit 0', async (ctx) => {
+  // The statement in flight waits on a lock the test holds on PostgreSQL directly, so it is
+  // certainly still running while the drain is looked at, and ends when the test says so.
+  const { user, password } = ctx.pg.users.scram;
+  const gate = new pg.Client({ host: ctx.pg.host, port: ctx.pg.port, database: ctx.pg.database, user, password });
+  await gate.connect();
+  await gate.query('CREATE TABLE IF NOT EXISTS drain_gate (id int)');
+  await gate.query('BEGIN');
+  await gate.query('LOCK TABLE drain_gate IN ACCESS EXCLUSIVE MODE');
   const idle = await client(ctx);
   const idleError = new Promise<Error & { code?: string }>((resolve) => idle.on('error', resolve));
   const env = cleanEnv({
     PGHOST: '127.0.0.1', PGPORT: String(ctx.agate.pgPort), PGDATABASE: 'appdb', PGUSER: 'agent', PGSSLMODE: 'disable',
     PGPASSWORD: await ctx.oidc.mint(ctx.oidc.githubActionsClaims()),
   });
-  const psql = spawn(join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'psql'), ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-c', "SELECT 'slept' || pg_sleep(2)::text || ' 2 s'"], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const psql = spawn(join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'psql'), ['-X', '-At', '-v', 'ON_ERROR_STOP=1', '-c', "SELECT 'gate rows: ' || count(*) FROM drain_gate"], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   psql.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
   psql.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  const psqlExit = new Promise<number | null>((resolve) => psql.on('close', resolve));
+  const order: string[] = [];
+  const psqlExit = new Promise<number | null>((resolve) => psql.on('close', (code) => (order.push('psql'), resolve(code))));
   try {
-    const command = await until('the pg_sleep command in the log', async () => events(ctx).find((e) => e.type === 'Command' && e.text.includes('pg_sleep')));
-    const started = Date.now();
-    const stopped = ctx.agate.stop(DRAIN_MS + 15_000);
+    const command = await until('the statement in the log', async () => events(ctx).find((e) => e.type === 'Command' && e.text.includes('drain_gate')));
+    await until('the statement to wait on the lock', async () => ((await gate.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%drain_gate%'")).rowCount === 1 ? true : undefined));
+    const stopped = ctx.agate.stop(DRAIN_MS + 15_000).then((exit) => (order.push('agate'), exit));
 
     // While the statement runs: not ready, still alive, and no new connection is accepted.
     const draining = await until('/readyz to say draining', async () => {
@@ -143,15 +152,16 @@ ops('SIGTERM drains: the statement in flight finishes and is recorded, idle sess
     });
     assert.is(refused, 'ECONNREFUSED');
     const err = await idleError;
-    assert.match(err.message, /Agate is restarting/);
+    assert.match(err.message, /Agate is shutting down/);
     assert.is(err.code, '57P01', 'the idle session is closed with admin_shutdown');
     assert.is(psql.exitCode, null, 'psql is still running its statement');
+    assert.ok(ctx.agate.running, 'agate waits for it');
 
+    await gate.query('COMMIT');
     assert.is(await psqlExit, 0, stderr);
-    assert.is(stdout.trim(), 'slept 2 s');
-    const exit = await stopped;
-    assert.equal(exit, { code: 0, signal: null }, ctx.agate.stderr());
-    assert.ok(Date.now() - started < DRAIN_MS, 'the drain ended when the statement did, not at the timeout');
+    assert.is(stdout.trim(), 'gate rows: 0');
+    assert.equal(await stopped, { code: 0, signal: null }, ctx.agate.stderr());
+    assert.equal(order, ['psql', 'agate'], 'agate exits after the statement in flight finished');
 
     const recorded = events(ctx);
     const response = recorded.find((e) => e.type === 'Response' && e.command_id === command.event_id);
@@ -159,10 +169,12 @@ ops('SIGTERM drains: the statement in flight finishes and is recorded, idle sess
     const opened = recorded.filter((e) => e.type === 'SessionOpened').map((e) => e.session_id);
     const closed = new Set(recorded.filter((e) => e.type === 'SessionClosed').map((e) => e.session_id));
     assert.ok(opened.length >= 3 && opened.every((id) => closed.has(id)), 'every session is recorded as closed');
+    // The drain ended because the statement did, not at the timeout.
     assert.ok(ctx.agate.logs().some((l) => l.msg === 'drained' && l.sessions_cut_off === 0), 'no session was cut off');
   } finally {
     psql.kill();
     await idle.end().catch(() => undefined);
+    await gate.end().catch(() => undefined);
   }
 });
 

@@ -10,7 +10,8 @@ export interface DrainableSession {
 /** How often busy sessions are looked at again; a statement ending is not announced. */
 const POLL_MS = 20;
 
-export const DRAIN_REASON = 'Agate is restarting; reconnect to continue';
+// The same words as an immediate shutdown: clients and log searches already know them.
+export const DRAIN_REASON = 'Agate is shutting down';
 
 /**
  * The session half of a graceful stop, once the listener no longer accepts: each session is
