@@ -106,7 +106,7 @@ export async function openBus(config: AgateConfig, codec: EventCodec, roles: rea
   return KafkaBus.connect({
     brokers: bus.brokers, instanceId: config.instance_id, groupPrefix: consumerGroupPrefix(bus.events_topic, bus.group_prefix),
     eventsTopic: bus.events_topic, verdictsTopic: bus.verdicts_topic,
-    partitions: bus.partitions, replicationFactor: bus.replication_factor, wire, logger: logger.child({ component: 'bus' }),
+    partitions: bus.partitions, replicationFactor: bus.replication_factor, minInsyncReplicas: bus.min_insync_replicas, retentionMs: bus.retention_ms, wire, logger: logger.child({ component: 'bus' }),
     awaitsVerdicts: roles.includes('proxy'),
   });
 }

@@ -7,6 +7,7 @@ import type { SessionRow, TimelineRow } from '../../services/query/src/queries.j
 import { ApiClient } from './api-client.js';
 import { ALL_ROLES } from './components.js';
 import { runServices } from './run-service.js';
+import { topicsCommand } from './topics-command.js';
 import { consistencyCommand, ledgerKeyCommand, proveCommand, verifyCommand, verifyProofCommand } from './ledger-commands.js';
 import { table } from './format.js';
 import { exportCommand } from './export-command.js';
@@ -24,6 +25,11 @@ Usage:
   agate proxy|policy|ledger|query --config FILE
                                               run one service (needs bus.kind: kafka)
   agate check      --config FILE              validate a config file and exit
+  agate topics     --config FILE [--check] [--json]
+                                              create the Kafka topics with the configured
+                                              partitions, replication, min.insync.replicas and
+                                              retention, or (--check) compare; exit 1 on a
+                                              missing or different topic
   agate policy test --config FILE --sql "…" [--claim K=V ...] [--target T] [--sub S] [--json]
                                               the verdict and deciding rule for one statement
                                               (exit 0 allow/mask, 3 hold, 4 deny)
@@ -101,6 +107,7 @@ const OPTIONS = {
   server: { type: 'string' },
   'token-env': { type: 'string' },
   cast: { type: 'string' },
+  check: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -135,6 +142,8 @@ async function main(argv: string[]): Promise<number> {
     case 'ledger':
     case 'query':
       return runServices(config(), [command]);
+    case 'topics':
+      return topicsCommand(config(), values.check === true, values.json === true);
     case 'check':
       config();
       console.log(`${values.config}: valid`);

@@ -310,6 +310,10 @@ export const configSchema = z.strictObject({
         /** Partitions of a topic Agate creates; the ledger keeps one hash chain per partition. */
         partitions: z.number().int().min(1).default(6),
         replication_factor: z.number().int().min(1).default(3),
+        /** Default min(2, replication_factor): an acknowledged event survives the loss of one broker. */
+        min_insync_replicas: z.number().int().min(1).optional(),
+        /** How long the events topic keeps events (7 days; -1: forever); the ledger is the lasting record. */
+        retention_ms: z.number().int().min(-1).default(604_800_000),
         /** A Confluent-compatible registry: events travel in the Confluent wire format. */
         schema_registry: z.strictObject({ url: z.url() }).optional(),
       }),
@@ -514,6 +518,9 @@ export function parseConfig(text: string, source: string): AgateConfig {
     maskRef(r.mask_client, `policy.rules[${i}].mask_client`);
     if (r.mask_client !== false && r.action !== 'allow') throw new ConfigError(`${source}: policy.rules[${i}].mask_client: only an allow rule can mask results`);
     if (r.approval !== undefined && r.action !== 'hold') throw new ConfigError(`${source}: policy.rules[${i}].approval: only a hold rule takes an approval section`);
+  }
+  if (cfg.bus.kind === 'kafka' && cfg.bus.min_insync_replicas !== undefined && cfg.bus.min_insync_replicas > cfg.bus.replication_factor) {
+    throw new ConfigError(`${source}: bus.min_insync_replicas: ${cfg.bus.min_insync_replicas} is more than bus.replication_factor (${cfg.bus.replication_factor}); no write could ever be acknowledged`);
   }
   const tls = cfg.proxy.postgres.tls;
   if (tls !== undefined) {

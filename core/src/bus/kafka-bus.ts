@@ -5,6 +5,7 @@ import { READY, readiness } from '../ops/readiness.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
+import { DEFAULT_RETENTION_MS, topicSpecs } from './kafka-topics.js';
 import { VerdictWaiters } from './verdict-waiters.js';
 import type { WireCodec } from './wire.js';
 
@@ -23,6 +24,9 @@ export interface KafkaBusOptions {
   verdictsTopic: string;
   partitions: number;
   replicationFactor: number;
+  /** Topic settings of the topics `connect` creates (see kafka-topics.ts). */
+  minInsyncReplicas?: number;
+  retentionMs?: number;
   wire: WireCodec;
   logger: Logger;
   /** Whether this process waits on verdicts (proxies do; policy and ledger don't). */
@@ -337,9 +341,10 @@ export class KafkaBus implements Bus {
           // kafkajs would only say "Topic creation errors"; the fix is a setting, so say which.
           throw new AgateError(ErrorCode.CONFIG_INVALID, `cannot create ${wanted.join(', ')}: bus.replication_factor is ${this.options.replicationFactor} but the cluster has ${brokers.length} broker${brokers.length === 1 ? '' : 's'}; lower bus.replication_factor or create the topics yourself`);
         }
+        const specs = topicSpecs({ ...this.options, retentionMs: this.options.retentionMs ?? DEFAULT_RETENTION_MS }).filter((s) => wanted.includes(s.topic));
         await admin.createTopics({
           waitForLeaders: true,
-          topics: wanted.map((topic) => ({ topic, numPartitions: this.options.partitions, replicationFactor: this.options.replicationFactor, configEntries: [{ name: 'min.insync.replicas', value: String(Math.min(2, this.options.replicationFactor)) }] })),
+          topics: specs.map((s) => ({ topic: s.topic, numPartitions: s.partitions, replicationFactor: s.replicationFactor, configEntries: Object.entries(s.configs).map(([name, value]) => ({ name, value })) })),
         });
       }
     } finally {
