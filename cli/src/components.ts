@@ -269,6 +269,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         const s = splitHostPort(sshConfig.listen);
         out.ssh = await ssh.listen(s.host, s.port);
         started.push({ stop: () => ssh.shutdown() });
+        drainable.push(ssh);
         report('listener.ssh');
       }
       for (const t of kubernetesTargets(config)) {

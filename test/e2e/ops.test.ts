@@ -20,13 +20,25 @@ interface Ctx { pg: PostgresServer; oidc: OidcIssuer; agate: AgateProcess; ops: 
 const ops = suite<Ctx>('ops listener: health, readiness, metrics, drain');
 
 const DRAIN_MS = 8_000;
+const POLICY = `policy:
+  default: allow
+  rules:
+    - id: no-drop
+      action: deny
+      match: { sql: { statements: [DropStmt] } }
+    - id: hold-truncate
+      action: hold
+      match: { sql: { statements: [TruncateStmt] } }
+      approval: { approvers: { claims: { team: dba } }, timeout_s: 1.5 }
+query:
+`;
 
 ops.before(async (ctx) => {
   ctx.pg = await startPostgres();
   ctx.oidc = await startOidcIssuer();
   const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
   ctx.agate = await startAgateProcess({
-    configYaml: (p) => `${base(p)}ops:\n  listen: 127.0.0.1:0\n  drain_timeout_ms: ${DRAIN_MS}\nledger:\n  checkpoint: { every_ms: 200 }\n`,
+    configYaml: (p) => `${base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY)}ops:\n  listen: 127.0.0.1:0\n  drain_timeout_ms: ${DRAIN_MS}\nledger:\n  checkpoint: { every_ms: 200 }\n`,
   });
   ctx.ops = String(ctx.agate.started.ops);
   assert.match(ctx.ops, /^http:\/\/127\.0\.0\.1:\d+$/, 'the started line names the ops address');
@@ -98,6 +110,22 @@ ops('/metrics counts decisions by rule, failed logins by reason, open sessions, 
   assert.ok((sampleValue(during, 'agate_bus_publish_seconds_count', { type: 'Response', outcome: 'ok' }) ?? 0) >= 3);
   assert.ok((sampleValue(during, 'agate_process_resident_memory_bytes') ?? 0) > 0, 'process metrics are there');
   assert.is(sampleValue(during, 'agate_ready'), 1);
+
+  // A held statement: pending while it waits, counted with its final decision once it expires.
+  const held = await client(ctx);
+  const outcome = fails(held.query('TRUNCATE nothing_here'));
+  const holding = await until('a hold to be pending', async () => {
+    const e = await scrape(ctx);
+    return sampleValue(e, 'agate_holds_pending', { protocol: 'postgres' }) === 1 ? e : undefined;
+  });
+  assert.is(sampleValue(holding, 'agate_verdict_latency_seconds_count', { protocol: 'postgres', decision: 'hold' }), 1);
+  assert.ok(await outcome, 'refused once the hold expires');
+  const released = await scrape(ctx);
+  assert.is(sampleValue(released, 'agate_holds_pending', { protocol: 'postgres' }), 0);
+  const final = released.samples.filter((s) => s.name === 'agate_commands_total' && s.labels.rule === 'hold-truncate');
+  assert.is(final.length, 1);
+  assert.is.not(final[0]!.labels.decision, 'hold', 'counted with the decision that ended the hold');
+  await held.end();
 
   await c.end();
   const after = await until('the ledger to append and checkpoint', async () => {
