@@ -77,7 +77,9 @@ test('an interactive shell on a real pty through agate start replays with `agate
   const events = await waitForEvents(agate, (evs) => evs.some((e) => e.type === 'Command' && e.text === 'shell' && evs.some((x) => x.type === 'Response' && x.command_id === e.event_id && x.command_tag === 'exit-status 0')));
   const shell = events.find((e): e is Command => e.type === 'Command' && e.text === 'shell')!;
   const api = /"query_api":"(http:[^"]+)"/.exec(agate.logs())![1]!;
-  const cli = (...args: string[]) => run(process.execPath, [join(packageRoot(), 'bin/agate.js'), ...args, '--config', join(agate.dir, 'agate.yaml'), '--url', api, '--token', token], { timeoutMs: 30_000 });
+  // Reading the audit trail needs a role (the agent's own token has none).
+  const analyst = await agate.oidc.mint({ sub: 'auditor', agate_role: 'analyst' }, { alg: 'ES256' });
+  const cli = (...args: string[]) => run(process.execPath, [join(packageRoot(), 'bin/agate.js'), ...args, '--config', join(agate.dir, 'agate.yaml'), '--url', api, '--token', analyst], { timeoutMs: 30_000 });
   // The ledger records asynchronously: ask until the shell's recording is there.
   let replay = await cli('replay', shell.session_id);
   for (let i = 0; i < 40 && !/terminal of shell/.test(replay.stdout); i += 1) {
