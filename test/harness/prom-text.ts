@@ -77,10 +77,16 @@ function parseSample(line: string, at: string): Sample {
     labels[name] = value.replace(/\\(["\\n])/g, (_, c: string) => (c === 'n' ? '\n' : c));
     rest = rest.slice(whole.length);
   }
-  const raw = m[4]!;
-  const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : raw === 'NaN' ? NaN : Number(raw);
-  if (raw !== 'NaN' && Number.isNaN(value)) throw new Error(`${at}: bad value ${raw}`);
-  return { name: m[1]!, labels, value };
+  return { name: m[1]!, labels, value: parseValue(m[4]!, at) };
+}
+
+/** A sample value as Prometheus reads it (Go's ParseFloat): decimals, and NaN / Inf in any case. */
+function parseValue(raw: string, at: string): number {
+  if (/^nan$/i.test(raw)) return NaN;
+  const inf = /^([+-]?)inf(inity)?$/i.exec(raw);
+  if (inf !== null) return inf[1] === '-' ? -Infinity : Infinity;
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(raw)) throw new Error(`${at}: bad value ${raw}`);
+  return Number(raw);
 }
 
 function checkHistogram(name: string, samples: Sample[]): void {
