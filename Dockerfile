@@ -35,8 +35,10 @@ COPY --from=runtime-deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json ./
 COPY bin ./bin
-# Read at run time: the Avro schemas and the query API's OpenAPI document.
+# Read at run time: the Avro schemas (current, and every frozen version readers accept) and the
+# query API's OpenAPI document.
 COPY schemas/*.avsc ./schemas/
+COPY schemas/golden ./schemas/golden
 COPY services/query/openapi.json ./services/query/openapi.json
 COPY deploy/agate.example.yaml ./deploy/agate.example.yaml
 # A fixed numeric user, so Kubernetes' runAsNonRoot can verify it without a passwd lookup.
