@@ -15,6 +15,9 @@ bash test/harness/install-ocsf-validator.sh >/dev/null || { echo "test setup fai
 # cold, progress on stderr) here rather than in the first test that needs them, whose per-file timeout
 # is 10 minutes.
 bash test/harness/install-kube.sh >/dev/null || { echo "test setup failed: kube-apiserver, etcd or kubectl could not be built"; exit 1; }
+# helm, for the chart tests (test/deploy/helm-chart.test.ts), is built the same way into
+# ~/.cache/agate/helm-VERSION (about 12 minutes cold on 2 busy cores).
+bash test/harness/install-helm.sh >/dev/null || { echo "test setup failed: helm could not be built"; exit 1; }
 rm -rf dist
 npx tsc -p tsconfig.json || { echo "build failed"; exit 1; }
 

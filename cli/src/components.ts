@@ -14,6 +14,8 @@ import { anyGlob } from '../../core/src/glob.js';
 import { devTrustedIssuer } from '../../core/src/identity/dev-issuer.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
 import type { Logger } from '../../core/src/log.js';
+import { InstrumentedBus } from '../../core/src/ops/instrumented-bus.js';
+import { READY, readiness } from '../../core/src/ops/readiness.js';
 import { ClickHouseStore } from '../../core/src/store/clickhouse.js';
 import type { Store } from '../../core/src/store/store.js';
 import { EventCodec } from '../../schemas/src/codec.js';
@@ -64,8 +66,20 @@ export interface Running {
   kubernetes?: Record<string, AddressInfo>;
   api?: AddressInfo;
   ledger?: LedgerService;
+  /**
+   * The first half of a graceful stop (SIGTERM): the proxies stop accepting and close each
+   * session once no statement is in flight, the busy ones at the latest after `timeoutMs`.
+   * Policy, ledger and the bus keep running meanwhile, so in-flight statements get verdicts and
+   * are recorded; `stop()` follows.
+   */
+  drain(timeoutMs: number): Promise<void>;
   /** Graceful stop, in reverse start order: clients are told, sessions end recorded, the bus drains. */
   stop(): Promise<void>;
+}
+
+/** A listener that can stop accepting and wait for its sessions to go idle. */
+interface Drainable {
+  drain(timeoutMs: number): Promise<void>;
 }
 
 /** The checkpoint signing key named by the config, created on first use. */
@@ -118,7 +132,7 @@ export async function openBus(config: AgateConfig, codec: EventCodec, roles: rea
     ...(bus.sasl === undefined ? {} : { sasl: { mechanism: bus.sasl.mechanism, username: bus.sasl.username, password: readSecret(bus.sasl.password, 'bus.sasl.password') } }),
     brokers: bus.brokers, instanceId: config.instance_id, groupPrefix: consumerGroupPrefix(bus.events_topic, bus.group_prefix),
     eventsTopic: bus.events_topic, verdictsTopic: bus.verdicts_topic,
-    partitions: bus.partitions, replicationFactor: bus.replication_factor, wire, logger: logger.child({ component: 'bus' }),
+    partitions: bus.partitions, replicationFactor: bus.replication_factor, minInsyncReplicas: bus.min_insync_replicas, retentionMs: bus.retention_ms, wire, logger: logger.child({ component: 'bus' }),
     awaitsVerdicts: roles.includes('proxy'),
   });
 }
@@ -186,10 +200,39 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
   const store = roles.includes('ledger') || roles.includes('query') || policyReadsStore ? await openStore(config) : undefined;
   let bus: Bus | undefined;
   const started: Stoppable[] = [];
+  const drainable: Drainable[] = [];
+  // Listeners and dependencies report into the process's readiness; each is withdrawn at stop.
+  const reported: string[] = [];
+  const report = (component: string) => {
+    reported.push(component);
+    readiness.set(component, READY);
+  };
+  if (store !== undefined) {
+    reported.push('store');
+    readiness.probe('store', async () => {
+      await store.query('SELECT 1');
+      return READY;
+    });
+  }
   const throttle = loginThrottle(config.logins);
+  // Components' own checks (a stopped consumer, a ledger refusing to append): the query API's
+  // /healthz and /readyz read them, and they count for the ops listener's readiness too.
   const health: HealthCheck[] = [];
+  const reportHealth = (check: HealthCheck) => {
+    health.push(check);
+    reported.push(`health.${check.component}`);
+    readiness.probe(`health.${check.component}`, async () => {
+      const problem = check.problem();
+      return problem === undefined ? READY : { ready: false, reason: problem };
+    });
+  };
   const out: Running = {
+    drain: async (timeoutMs) => {
+      for (const c of reported.filter((c) => c.startsWith('listener.'))) readiness.set(c, { ready: false, reason: 'draining' });
+      await Promise.all(drainable.map((d) => d.drain(timeoutMs)));
+    },
     stop: async () => {
+      for (const c of reported) readiness.remove(c);
       for (const s of started.reverse()) await s.stop();
       await bus?.close();
       await store?.close();
@@ -197,9 +240,13 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
   };
   try {
     // A query service alone needs the bus only to publish approvers' answers (Kafka).
-    if (roles.some((r) => r !== 'query') || config.bus.kind === 'kafka') bus = await openBus(config, codec, roles, logger);
-    // A consumer that stopped does not come back by itself: not live, so an orchestrator restarts it.
-    health.push({ component: 'bus', live: true, problem: () => bus?.problem?.() });
+    if (roles.some((r) => r !== 'query') || config.bus.kind === 'kafka') {
+      const inner = await openBus(config, codec, roles, logger);
+      // Everything the services publish and consume feeds metrics and readiness on the way.
+      bus = new InstrumentedBus(inner, readiness, inner instanceof KafkaBus ? () => inner.ping() : undefined);
+      // A consumer that stopped does not come back by itself: not live, so an orchestrator restarts it.
+      reportHealth({ component: 'bus', live: true, problem: () => inner.problem?.() });
+    }
     if (roles.includes('ledger')) {
       const ledgerLogger = logger.child({ component: 'ledger' });
       const { checkpoint } = config.ledger;
@@ -216,7 +263,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       await ledger.start();
       started.push(ledger);
       out.ledger = ledger;
-      health.push({ component: 'ledger', problem: () => ledger.problem() });
+      reportHealth({ component: 'ledger', problem: () => ledger.problem() });
     }
     if (roles.includes('policy')) {
       const policyLogger = logger.child({ component: 'policy' });
@@ -248,6 +295,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const q = splitHostPort(config.query.listen);
       out.api = await api.listen(q.host, q.port);
       started.push({ stop: () => api.close() });
+      report('listener.query');
     }
     if (roles.includes('proxy')) {
       const proxy = new PgProxyServer({
@@ -258,6 +306,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const p = splitHostPort(config.proxy.postgres.listen);
       out.postgres = await proxy.listen(p.host, p.port);
       started.push({ stop: () => proxy.shutdown() });
+      drainable.push(proxy);
+      report('listener.postgres');
       const sshConfig = config.proxy.ssh;
       if (sshConfig !== undefined) {
         const ssh = new SshProxyServer({
@@ -269,6 +319,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         const s = splitHostPort(sshConfig.listen);
         out.ssh = await ssh.listen(s.host, s.port);
         started.push({ stop: () => ssh.shutdown() });
+        drainable.push(ssh);
+        report('listener.ssh');
       }
       for (const t of kubernetesTargets(config)) {
         const kube = new KubeProxyServer({
@@ -278,6 +330,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         started.push({ stop: () => kube.shutdown() });
         const k = splitHostPort(t.listen);
         (out.kubernetes ??= {})[t.name] = await kube.listen(k.host, k.port);
+        report(`listener.kubernetes.${t.name}`);
       }
     }
     return out;

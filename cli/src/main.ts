@@ -2,11 +2,12 @@ import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { loadConfig, type AgateConfig } from '../../core/src/config.js';
 import { AgateError, describeError } from '../../core/src/errors.js';
-import { DEV_ISSUER, mintDevToken } from '../../core/src/identity/dev-issuer.js';
-import { createLogger } from '../../core/src/log.js';
+import { mintDevToken } from '../../core/src/identity/dev-issuer.js';
 import type { SessionRow, TimelineRow } from '../../services/query/src/queries.js';
 import { ApiClient } from './api-client.js';
-import { ALL_ROLES, startServices, type Role } from './components.js';
+import { ALL_ROLES } from './components.js';
+import { runServices } from './run-service.js';
+import { topicsCommand } from './topics-command.js';
 import { consistencyCommand, ledgerKeyCommand, proveCommand, verifyCommand, verifyProofCommand } from './ledger-commands.js';
 import { table } from './format.js';
 import { exportCommand } from './export-command.js';
@@ -24,6 +25,11 @@ Usage:
   agate proxy|policy|ledger|query --config FILE
                                               run one service (needs bus.kind: kafka)
   agate check      --config FILE              validate a config file and exit
+  agate topics     --config FILE [--check] [--json]
+                                              create the Kafka topics with the configured
+                                              partitions, replication, min.insync.replicas and
+                                              retention, or (--check) compare; exit 1 on a
+                                              missing or different topic
   agate policy test --config FILE --sql "…" [--claim K=V ...] [--target T] [--sub S] [--json]
                                               the verdict and deciding rule for one statement
                                               (exit 0 allow/mask, 3 hold, 4 deny)
@@ -101,6 +107,7 @@ const OPTIONS = {
   server: { type: 'string' },
   'token-env': { type: 'string' },
   cast: { type: 'string' },
+  check: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -119,12 +126,12 @@ async function main(argv: string[]): Promise<number> {
   };
   switch (command) {
     case 'start':
-      return start(config(), ALL_ROLES);
+      return runServices(config(), ALL_ROLES);
     case 'policy':
       if (rest[0] === 'test') return policyTest(config(), policyInput(values), values.json === true);
       if (rest[0] === 'lint') return policyLint(config(), values.json === true);
       if (rest[0] !== undefined) throw new UsageError(`unknown policy subcommand "${rest[0]}" (test or lint)`);
-      return start(config(), ['policy']);
+      return runServices(config(), ['policy']);
     case 'approvals':
       return approvalsCommand(config(), values);
     case 'approve':
@@ -134,7 +141,9 @@ async function main(argv: string[]): Promise<number> {
     case 'proxy':
     case 'ledger':
     case 'query':
-      return start(config(), [command]);
+      return runServices(config(), [command]);
+    case 'topics':
+      return topicsCommand(config(), values.check === true, values.json === true);
     case 'check':
       config();
       console.log(`${values.config}: valid`);
@@ -176,37 +185,6 @@ async function main(argv: string[]): Promise<number> {
 }
 
 export class UsageError extends Error {}
-
-async function start(config: AgateConfig, roles: readonly Role[]): Promise<number> {
-  const logger = createLogger(config.log_level, { instance: config.instance_id });
-  if (config.identity.dev_issuer.enabled && (roles.includes('proxy') || roles.includes('query'))) {
-    logger.warn('the dev-only token issuer is ON: anyone with access to the data directory can mint tokens; never enable it in production', { issuer: DEV_ISSUER });
-  }
-  const name = roles.length === ALL_ROLES.length ? 'agate' : `agate ${roles[0]}`;
-  const running = await startServices(config, roles, logger);
-  logger.info(`${name} started`, {
-    mode: roles.length === ALL_ROLES.length ? config.bus.kind === 'local' ? 'embedded' : 'all-in-one' : roles[0],
-    postgres: running.postgres === undefined ? undefined : `${running.postgres.address}:${running.postgres.port}`,
-    ssh: running.ssh === undefined ? undefined : `${running.ssh.address}:${running.ssh.port}`,
-    kubernetes: running.kubernetes === undefined ? undefined : Object.fromEntries(Object.entries(running.kubernetes).map(([n, a]) => [n, `${a.address}:${a.port}`])),
-    query_api: running.api === undefined ? undefined : `${config.query.tls === undefined ? 'http' : 'https'}://${running.api.address}:${running.api.port}`,
-    bus: config.bus.kind,
-    store: config.store.kind,
-    data_dir: config.data_dir,
-    targets: roles.includes('proxy') ? config.targets.map((t) => t.name) : undefined,
-  });
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info('stopping', { signal });
-      resolve();
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
-  await running.stop();
-  logger.info('stopped');
-  return 0;
-}
 
 function parseClaims(list: readonly string[] | undefined): Record<string, string> {
   const claims: Record<string, string> = {};

@@ -68,6 +68,18 @@ parse('match.sql: effect classes and read/written table globs; an unknown class 
   assert.match(errorOf(`${minimal}policy:\n  rules:\n    - { id: r, action: deny, match: { sql: {} } }\n`), 'expected at least one of statements, effects, tables, tables_read, tables_written, without_where');
 });
 
+parse('ops: off unless listen is set; a drain timeout by default; a bad address is refused', () => {
+  assert.equal(parseConfig(minimal, 'agate.yaml').ops, { drain_timeout_ms: 25_000 });
+  assert.equal(parseConfig(`${minimal}ops: { listen: "0.0.0.0:9464", drain_timeout_ms: 5000 }\n`, 'agate.yaml').ops, { listen: '0.0.0.0:9464', drain_timeout_ms: 5000 });
+  assert.match(errorOf(`${minimal}ops: { listen: 9464 }\n`), 'ops.listen');
+});
+
+parse('kafka: min_insync_replicas above the replication factor is refused', () => {
+  const kafka = (extra: string) => `${minimal}bus: { kind: kafka, brokers: ["k:9092"], replication_factor: 2${extra} }\n`;
+  assert.is(parseConfig(kafka(''), 'agate.yaml').bus.kind, 'kafka');
+  assert.match(errorOf(kafka(', min_insync_replicas: 3')), /bus\.min_insync_replicas: 3 is more than bus\.replication_factor \(2\)/);
+});
+
 parse('reports YAML syntax errors with a position', () => {
   assert.match(errorOf('identity: [\n'), /agate\.yaml:\d+:\d+: not valid YAML/);
 });

@@ -348,6 +348,22 @@ const logins = z.strictObject({
     .default(LOGINS_DEFAULT.throttle),
 });
 
+/**
+ * The ops listener (`/healthz`, `/readyz`, `/metrics`) and how a stop drains. Off unless `listen`
+ * is set: several `agate` processes on one host (`npm run stack`, the test suites) share one
+ * config, and a default port would make all but the first fail to start. The Helm chart sets it.
+ */
+const OPS_DEFAULT = { drain_timeout_ms: 25_000 };
+const ops = z.strictObject({
+  listen: hostPort.optional(),
+  /**
+   * On SIGTERM the proxies stop accepting and close each session once no statement is in flight;
+   * sessions still busy after this long are closed anyway. Keep it below the orchestrator's grace
+   * period (Kubernetes: terminationGracePeriodSeconds, 30 s by default).
+   */
+  drain_timeout_ms: z.number().int().min(0).max(3_600_000).default(OPS_DEFAULT.drain_timeout_ms),
+});
+
 export const configSchema = z.strictObject({
   instance_id: z.string().default(`${hostname()}-${process.pid}`),
   data_dir: z.string().default('.agate'),
@@ -378,6 +394,10 @@ export const configSchema = z.strictObject({
         tls: clientTls.optional(),
         /** SASL login to the brokers; `plain` only over TLS, since it sends the password as is. */
         sasl: z.strictObject({ mechanism: z.enum(['scram-sha-512', 'scram-sha-256', 'plain']), username: z.string().min(1), password: secret }).optional(),
+        /** Default min(2, replication_factor): an acknowledged event survives the loss of one broker. */
+        min_insync_replicas: z.number().int().min(1).optional(),
+        /** How long the events topic keeps events (7 days; -1: forever); the ledger is the lasting record. */
+        retention_ms: z.number().int().min(-1).default(604_800_000),
         /** A Confluent-compatible registry: events travel in the Confluent wire format. */
         schema_registry: z
           .strictObject({
@@ -503,6 +523,7 @@ export const configSchema = z.strictObject({
       export: queryExport.default({}),
     })
     .default({ listen: '127.0.0.1:7480', require_claims: {}, roles: QUERY_ROLES_DEFAULT, sql: QUERY_SQL_DEFAULT, export: {} }),
+  ops: ops.default(OPS_DEFAULT),
 });
 
 export type AgateConfig = z.infer<typeof configSchema> & { source: string };
@@ -521,6 +542,7 @@ export type MaskingConfig = AgateConfig['masking'];
 export type QueryRolesConfig = z.infer<typeof queryRoles>;
 export type QuerySqlConfig = z.infer<typeof querySql>;
 export type LoginsConfig = z.infer<typeof logins>;
+export type OpsConfig = z.infer<typeof ops>;
 
 /**
  * Reads, validates and normalises a config file. Relative paths in it are resolved against the
@@ -597,6 +619,9 @@ export function parseConfig(text: string, source: string): AgateConfig {
     maskRef(r.mask_client, `policy.rules[${i}].mask_client`);
     if (r.mask_client !== false && r.action !== 'allow') throw new ConfigError(`${source}: policy.rules[${i}].mask_client: only an allow rule can mask results`);
     if (r.approval !== undefined && r.action !== 'hold') throw new ConfigError(`${source}: policy.rules[${i}].approval: only a hold rule takes an approval section`);
+  }
+  if (cfg.bus.kind === 'kafka' && cfg.bus.min_insync_replicas !== undefined && cfg.bus.min_insync_replicas > cfg.bus.replication_factor) {
+    throw new ConfigError(`${source}: bus.min_insync_replicas: ${cfg.bus.min_insync_replicas} is more than bus.replication_factor (${cfg.bus.replication_factor}); no write could ever be acknowledged`);
   }
   const tls = cfg.proxy.postgres.tls;
   if (tls !== undefined) {

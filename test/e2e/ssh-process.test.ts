@@ -2,7 +2,9 @@
 // OpenSSH client and server, events read back from the embedded bus log.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Command, Response, Verdict } from '../../schemas/src/events.js';
 import { packageRoot } from '../../core/src/package-root.js';
@@ -98,6 +100,59 @@ test('an interactive shell on a real pty through agate start replays with `agate
   const castEvents = lines as [number, string, string][];
   assert.ok(castEvents.some(([, code, data]) => code === 'o' && data.includes('hello')));
   assert.ok(castEvents.some(([, code, data]) => code === 'i' && data.includes('echo hello; exit')));
+});
+
+test('SIGTERM drains the SSH proxy: a command in flight finishes and is recorded, an idle connection closes, new ones are refused', async (ctx) => {
+  const { agate } = ctx as { agate: AgateFixture };
+  const token = await agate.oidc.mint({ sub: 'repo:acme/app:ref:refs/heads/main' }, { alg: 'ES256' });
+  const askpass = join(agate.dir, 'askpass-drain.sh');
+  writeFileSync(askpass, `#!/bin/sh\necho '${token}'\n`, { mode: 0o700 });
+  const ssh = (...args: string[]) => run('/usr/bin/ssh', [
+    '-p', String(agate.ssh!.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+    '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', ...args,
+  ], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, timeoutMs: 60_000 });
+  // The command waits for a file the test creates, so it is certainly running during the drain.
+  const gate = `/tmp/agate-ssh-gate-${randomBytes(6).toString('hex')}`;
+  const text = `while [ ! -e ${gate} ]; do sleep 0.1; done; echo drained-ok`;
+  try {
+    const sshSessions = (evs: { type: string; protocol?: string }[]) => evs.filter((e) => e.type === 'SessionOpened' && e.protocol === 'ssh').length;
+    const before = sshSessions(agate.events());
+    const idle = ssh('-N', `box@${agate.ssh!.host}`); // logged in, no channel: nothing in flight
+    const busy = ssh(`box@${agate.ssh!.host}`, text);
+    await waitForEvents(agate, (evs) => evs.some((e) => e.type === 'Command' && e.text === text) && sshSessions(evs) >= before + 2);
+    process.kill(agate.pid, 'SIGTERM');
+
+    const idleExit = await idle;
+    assert.is.not(idleExit.code, 0, 'the idle connection was closed by the drain');
+    const refused = await new Promise<string>((resolve) => {
+      const s = connect(agate.ssh!.port, agate.ssh!.host);
+      s.on('connect', () => (s.destroy(), resolve('connected')));
+      s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+    });
+    assert.is(refused, 'ECONNREFUSED');
+
+    writeFileSync(gate, '');
+    const done = await busy;
+    assert.is(done.code, 0, done.stderr);
+    assert.is(done.stdout, 'drained-ok\n');
+    for (let i = 0; ; i++) {
+      try {
+        process.kill(agate.pid, 0);
+      } catch {
+        break; // exited
+      }
+      if (i > 300) throw new Error('agate did not exit after the drain');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.match(agate.logs(), /"msg":"drained"[^\n]*"component":"ssh-proxy"[^\n]*"sessions_cut_off":0/, 'the command ended the drain, not the timeout');
+    assert.match(agate.logs(), /"msg":"stopped"/);
+    const events = await waitForEvents(agate, () => true);
+    const command = events.find((e): e is Command => e.type === 'Command' && e.text === text)!;
+    const response = events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
+    assert.is(response?.command_tag, 'exit-status 0', 'the command that ran during the drain is recorded with its exit');
+  } finally {
+    rmSync(gate, { force: true });
+  }
 });
 
 test.run();

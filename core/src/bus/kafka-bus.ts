@@ -2,9 +2,11 @@ import { randomBytes } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import { Kafka, logLevel, Partitioners, type Consumer, type Producer, type Message, type SASLOptions } from 'kafkajs';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
+import { READY, readiness } from '../ops/readiness.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
+import { DEFAULT_RETENTION_MS, topicSpecs } from './kafka-topics.js';
 import { VerdictWaiters } from './verdict-waiters.js';
 import type { WireCodec } from './wire.js';
 
@@ -23,6 +25,9 @@ export interface KafkaBusOptions {
   verdictsTopic: string;
   partitions: number;
   replicationFactor: number;
+  /** Topic settings of the topics `connect` creates (see kafka-topics.ts). */
+  minInsyncReplicas?: number;
+  retentionMs?: number;
   wire: WireCodec;
   logger: Logger;
   /** Whether this process waits on verdicts (proxies do; policy and ledger don't). */
@@ -79,6 +84,8 @@ export class KafkaBus implements Bus {
   readonly #verdictGroup: string;
   #flushing = false;
   #closed = false;
+  /** What this bus reported into readiness, withdrawn when it closes. */
+  readonly #readinessComponents = new Set<string>();
 
   private constructor(private readonly options: KafkaBusOptions) {
     this.#verdictGroup = `${options.groupPrefix}.verdicts.${options.instanceId}.${randomBytes(6).toString('hex')}`;
@@ -217,10 +224,14 @@ export class KafkaBus implements Bus {
   async #supervise(label: string, start: () => Promise<Consumer>): Promise<{ stop(): Promise<void> }> {
     let current: Consumer | undefined;
     let stopped = false;
+    const component = `kafka.consumer.${label}`;
+    this.#readinessComponents.add(component);
     const watch = (consumer: Consumer) => {
       current = consumer;
+      readiness.set(component, READY);
       consumer.on(consumer.events.CRASH, ({ payload }) => {
         if (payload.restart || stopped || this.#closed) return;
+        readiness.set(component, { ready: false, reason: `stopped (${payload.error.message.slice(0, 200)}); starting a new one` });
         this.options.logger.warn('a Kafka consumer stopped for good; starting a new one', { consumer: label, error: payload.error.message });
         this.#consumers.delete(consumer);
         void consumer.disconnect().catch(() => undefined);
@@ -242,6 +253,7 @@ export class KafkaBus implements Bus {
     return {
       stop: async () => {
         stopped = true;
+        readiness.remove(component);
         if (current === undefined) return;
         this.#consumers.delete(current);
         await current.disconnect();
@@ -249,9 +261,21 @@ export class KafkaBus implements Bus {
     };
   }
 
+  /** Asks the cluster for its brokers: the readiness probe of a process that may be idle. */
+  async ping(): Promise<void> {
+    const admin = this.#kafka.admin();
+    try {
+      await admin.connect();
+      await admin.describeCluster();
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const c of this.#readinessComponents) readiness.remove(c);
     while (this.#flushing) await new Promise((r) => setTimeout(r, 5));
     await Promise.all([...this.#consumers].map((c) => c.disconnect().catch(() => undefined)));
     this.#consumers.clear();
@@ -325,9 +349,10 @@ export class KafkaBus implements Bus {
           // kafkajs would only say "Topic creation errors"; the fix is a setting, so say which.
           throw new AgateError(ErrorCode.CONFIG_INVALID, `cannot create ${wanted.join(', ')}: bus.replication_factor is ${this.options.replicationFactor} but the cluster has ${brokers.length} broker${brokers.length === 1 ? '' : 's'}; lower bus.replication_factor or create the topics yourself`);
         }
+        const specs = topicSpecs({ ...this.options, retentionMs: this.options.retentionMs ?? DEFAULT_RETENTION_MS }).filter((s) => wanted.includes(s.topic));
         await admin.createTopics({
           waitForLeaders: true,
-          topics: wanted.map((topic) => ({ topic, numPartitions: this.options.partitions, replicationFactor: this.options.replicationFactor, configEntries: [{ name: 'min.insync.replicas', value: String(Math.min(2, this.options.replicationFactor)) }] })),
+          topics: specs.map((s) => ({ topic: s.topic, numPartitions: s.partitions, replicationFactor: s.replicationFactor, configEntries: Object.entries(s.configs).map(([name, value]) => ({ name, value })) })),
         });
       }
     } finally {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { listenOn } from '../listen.js';
+import { drainSessions } from '../drain.js';
 import type { AddressInfo } from 'node:net';
 import { ErrorCode } from '../../../../core/src/errors.js';
 import { sourceAddress, throttledMessage } from '../../../../core/src/logins/throttle.js';
@@ -44,6 +45,13 @@ export class PgProxyServer {
     const closed = new Promise<void>((r) => this.#server.close(() => r()));
     await Promise.all([...this.#sessions].map(async (s) => s.finished));
     await closed;
+  }
+
+  /** Stops accepting; closes each session once no statement is in flight, the rest after `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.#server.close();
+    const { idle, cutOff } = await drainSessions(this.#sessions, timeoutMs);
+    this.#log.info('drained', { sessions_closed_idle: idle, sessions_cut_off: cutOff });
   }
 
   /** Stops accepting and disconnects every client, recording each session's end. */

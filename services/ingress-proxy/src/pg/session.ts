@@ -153,6 +153,11 @@ export class PgSession {
     client.on('close', () => void this.#end('client disconnected'));
   }
 
+  /** No statement in flight: none being decided or forwarded, no reply outstanding (a drain closes idle sessions first). */
+  get idle(): boolean {
+    return !this.#processing && this.#inbox.length === 0 && this.#router.pending === 0;
+  }
+
   /** Ends the session from the proxy's side (shutdown), telling the client why. */
   terminate(reason: string): void {
     void this.#fatal(SQLSTATE.adminShutdown, reason, reason);

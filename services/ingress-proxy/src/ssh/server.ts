@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { listenOn } from '../listen.js';
+import { drainSessions } from '../drain.js';
 import ssh2 from 'ssh2';
 import type { Connection, Server } from 'ssh2';
 import { ErrorCode } from '../../../../core/src/errors.js';
@@ -47,6 +48,13 @@ export class SshProxyServer {
 
   get sessions(): number {
     return this.#sessions.size;
+  }
+
+  /** Stops accepting; closes each session once no channel is open, the rest after `timeoutMs`. */
+  async drain(timeoutMs: number): Promise<void> {
+    this.#server.close();
+    const { idle, cutOff } = await drainSessions(this.#sessions, timeoutMs);
+    this.#log.info('drained', { sessions_closed_idle: idle, sessions_cut_off: cutOff });
   }
 
   /** Stops accepting and disconnects every client, recording each session's end. */

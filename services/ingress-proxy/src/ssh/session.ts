@@ -140,6 +140,11 @@ export class SshSession {
     conn.on('close', () => void this.#end());
   }
 
+  /** No channel open: no command, shell, transfer or tunnel in progress (a drain closes idle sessions first). */
+  get idle(): boolean {
+    return this.#channels === 0;
+  }
+
   /** Ends the session from the proxy's side (shutdown). */
   terminate(reason: string): void {
     this.#closeReason = reason;

@@ -1,0 +1,69 @@
+import { type AgateConfig } from '../../core/src/config.js';
+import { DEV_ISSUER } from '../../core/src/identity/dev-issuer.js';
+import { createLogger, type Logger } from '../../core/src/log.js';
+import { OpsServer } from '../../core/src/ops/ops-server.js';
+import { READY, readiness } from '../../core/src/ops/readiness.js';
+import { ALL_ROLES, splitHostPort, startServices, type Role } from './components.js';
+
+/**
+ * `agate start|proxy|policy|ledger|query`: runs the roles until SIGTERM or SIGINT, then drains
+ * (the proxies stop accepting; statements in flight finish, bounded by `ops.drain_timeout_ms`),
+ * stops every service (events flushed to the bus) and returns exit code 0. A second signal
+ * during the drain stops at once. The ops listener answers throughout: `/readyz` says
+ * "starting", then ready, then "draining", so an orchestrator sends no new clients meanwhile.
+ */
+export async function runServices(config: AgateConfig, roles: readonly Role[]): Promise<number> {
+  const logger = createLogger(config.log_level, { instance: config.instance_id });
+  if (config.identity.dev_issuer.enabled && (roles.includes('proxy') || roles.includes('query'))) {
+    logger.warn('the dev-only token issuer is ON: anyone with access to the data directory can mint tokens; never enable it in production', { issuer: DEV_ISSUER });
+  }
+  const all = roles.length === ALL_ROLES.length;
+  const name = all ? 'agate' : `agate ${roles[0]}`;
+  readiness.set('process', { ready: false, reason: 'starting' });
+  const ops = config.ops.listen === undefined ? undefined : new OpsServer(readiness, logger.child({ component: 'ops' }));
+  const opsAt = ops === undefined ? undefined : await ops.listen(splitHostPort(config.ops.listen!).host, splitHostPort(config.ops.listen!).port);
+  let running;
+  try {
+    running = await startServices(config, roles, logger);
+  } catch (err) {
+    await ops?.close();
+    throw err;
+  }
+  readiness.set('process', READY);
+  logger.info(`${name} started`, {
+    mode: all ? config.bus.kind === 'local' ? 'embedded' : 'all-in-one' : roles[0],
+    postgres: running.postgres === undefined ? undefined : `${running.postgres.address}:${running.postgres.port}`,
+    ssh: running.ssh === undefined ? undefined : `${running.ssh.address}:${running.ssh.port}`,
+    kubernetes: running.kubernetes === undefined ? undefined : Object.fromEntries(Object.entries(running.kubernetes).map(([n, a]) => [n, `${a.address}:${a.port}`])),
+    query_api: running.api === undefined ? undefined : `http://${running.api.address}:${running.api.port}`,
+    ops: opsAt === undefined ? undefined : `http://${opsAt.address}:${opsAt.port}`,
+    bus: config.bus.kind,
+    store: config.store.kind,
+    data_dir: config.data_dir,
+    targets: roles.includes('proxy') ? config.targets.map((t) => t.name) : undefined,
+  });
+  await signalled(logger);
+  readiness.set('process', { ready: false, reason: 'draining' });
+  const drainStarted = Date.now();
+  await Promise.race([running.drain(config.ops.drain_timeout_ms), signalled(logger, 'stopping without waiting for the drain')]);
+  logger.info('drain finished', { ms: Date.now() - drainStarted });
+  await running.stop();
+  await ops?.close();
+  readiness.remove('process');
+  logger.info('stopped');
+  return 0;
+}
+
+/** Resolves on the next SIGTERM or SIGINT. */
+function signalled(logger: Logger, message = 'stopping'): Promise<void> {
+  return new Promise((resolve) => {
+    const on = (signal: string) => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      logger.info(message, { signal });
+      resolve();
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}

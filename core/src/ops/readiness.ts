@@ -1,0 +1,75 @@
+/**
+ * What `/readyz` answers: each component of this process reports whether it can do its job now.
+ * Components either push their state when it changes (`set`) or register a probe that is asked
+ * on every readiness check (`probe`, for dependencies that fail silently while idle, such as a
+ * store nobody queried for a while). The process is ready when every component is.
+ *
+ * @example
+ * readiness.set('ledger.append', { ready: false, reason: 'the store is behind the checkpoint' });
+ * readiness.set('ledger.append', READY);
+ */
+export type ComponentState = { ready: true } | { ready: false; reason: string };
+export type Probe = () => Promise<ComponentState>;
+
+export const READY: ComponentState = Object.freeze({ ready: true });
+
+export interface ReadinessReport {
+  ready: boolean;
+  components: Record<string, ComponentState>;
+}
+
+/** How long one probe may take before it counts as "not ready" (a hung store is not ready). */
+const PROBE_TIMEOUT_MS = 2_000;
+
+export class Readiness {
+  readonly #states = new Map<string, ComponentState>();
+  readonly #probes = new Map<string, Probe>();
+
+  set(component: string, state: ComponentState): void {
+    this.#states.set(component, state.ready ? READY : { ready: false, reason: state.reason });
+  }
+
+  probe(component: string, probe: Probe): void {
+    this.#probes.set(component, probe);
+  }
+
+  /** A component that stopped reports nothing, so it neither holds readiness up nor down. */
+  remove(component: string): void {
+    this.#states.delete(component);
+    this.#probes.delete(component);
+  }
+
+  /** Runs every probe (concurrently, each bounded) and combines them with the pushed states. */
+  async report(timeoutMs = PROBE_TIMEOUT_MS): Promise<ReadinessReport> {
+    const components: Record<string, ComponentState> = Object.fromEntries(this.#states);
+    const probed = await Promise.all([...this.#probes].map(async ([name, probe]) => [name, await runProbe(probe, timeoutMs)] as const));
+    for (const [name, state] of probed) components[name] = state;
+    const names = Object.keys(components).sort();
+    const sorted = Object.fromEntries(names.map((n) => [n, components[n]!]));
+    // Nothing registered means nothing started yet: not ready.
+    return { ready: names.length > 0 && names.every((n) => components[n]!.ready), components: sorted };
+  }
+}
+
+async function runProbe(probe: Probe, timeoutMs: number): Promise<ComponentState> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<ComponentState>((resolve) => (timer = setTimeout(() => resolve({ ready: false, reason: `no answer within ${timeoutMs} ms` }), timeoutMs)));
+  try {
+    return await Promise.race([probe().catch((err: unknown) => notReady(err)), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A not-ready state from an error, its message cut short (it is served over HTTP). */
+export function notReady(err: unknown, prefix = ''): ComponentState {
+  const message = err instanceof Error ? err.message : String(err);
+  return { ready: false, reason: `${prefix}${message}`.slice(0, 300) };
+}
+
+/**
+ * The process's registry: one process serves one `/readyz`, and the components reporting into it
+ * live in different services (proxy, policy, ledger, query), so they share this instance the way
+ * they share the process. Tests build their own `Readiness`.
+ */
+export const readiness = new Readiness();
