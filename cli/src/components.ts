@@ -220,7 +220,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const claim = (id: Identity, name: string) => (name === 'sub' ? id.subject : name === 'iss' ? id.issuer : id.claims[name]);
       const authorize = (id: Identity) => required.every((r) => { const v = claim(id, r.name); return v !== undefined && r.test(v); });
       await migrateQuery(store!);
-      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls') });
+      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls'), console: config.console });
       const q = splitHostPort(config.query.listen);
       out.api = await api.listen(q.host, q.port);
       started.push({ stop: () => api.close() });

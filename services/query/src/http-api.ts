@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { QuerySqlConfig } from '../../../core/src/config.js';
+import type { ConsoleConfig, QuerySqlConfig } from '../../../core/src/config.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../core/src/errors.js';
 import type { TokenVerifier } from '../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../core/src/log.js';
@@ -13,6 +13,7 @@ import { packageRoot } from '../../../core/src/package-root.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import type { Identity } from '../../../schemas/src/events.js';
+import { Console } from './console/console.js';
 import { allows, type Role } from './roles.js';
 import { compileRoutes, formatOf, match, readBody, send, sendReply } from './router.js';
 import { commandRoutes } from './routes/commands.js';
@@ -35,6 +36,8 @@ export interface QueryApiOptions {
   bus?: Bus;
   /** Serve HTTPS with this certificate and key instead of plain HTTP. */
   tls?: { cert: Buffer; key: Buffer };
+  /** The web console under /ui/ (`console:` in agate.yaml); without it /ui/ answers 404. */
+  console?: ConsoleConfig;
 }
 
 /** The OpenAPI document, kept in the repository and served as-is at /openapi.json. */
@@ -48,11 +51,17 @@ export class QueryApi {
   readonly #server: Server;
   readonly #routes;
   readonly #openapi: string;
+  readonly #console: Console | undefined;
 
   constructor(private readonly options: QueryApiOptions) {
     const { store, codec } = options;
     this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec), ...approvalRoutes(store, options.bus)]);
     this.#openapi = readFileSync(join(packageRoot(), OPENAPI_PATH), 'utf8');
+    this.#console = options.console === undefined ? undefined : new Console({
+      config: options.console, store, logger: options.logger,
+      secure: options.tls !== undefined || options.console.oidc.redirect_url.startsWith('https:'),
+      serveRoute: (req, res, path, query, who, body) => this.#serve(req, res, path, query, async () => who, body),
+    });
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
     this.#server = options.tls === undefined
       ? createServer({ maxHeaderSize: 64 * 1024 }, handler)
@@ -76,29 +85,39 @@ export class QueryApi {
   }
 
   close(): Promise<void> {
+    this.#console?.close();
     this.#server.closeAllConnections();
     return new Promise((resolve) => this.#server.close(() => resolve()));
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://agate');
+    if (url.pathname === '/healthz' && req.method === 'GET') return send(res, 200, 'application/json; charset=utf-8', '{"status":"ok"}');
+    if (url.pathname === '/openapi.json' && req.method === 'GET') return send(res, 200, 'application/json; charset=utf-8', this.#openapi);
+    if ((url.pathname === '/ui' || url.pathname.startsWith('/ui/')) && this.#console !== undefined) return this.#console.handle(req, res, url);
+    await this.#serve(req, res, url.pathname, url.searchParams, async () => {
+      const identity = await this.#authenticate(req);
+      return { identity, roles: this.options.roles(identity) };
+    });
+  }
+
+  /** Runs the route at `path` for whoever `who` names (a bearer token here, a console session there). */
+  async #serve(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams, who: () => Promise<{ identity: Identity; roles: ReadonlySet<Role> }>, body?: Buffer): Promise<void> {
     const abort = new AbortController();
     res.on('close', () => abort.abort());
     try {
-      if (url.pathname === '/healthz' && req.method === 'GET') return send(res, 200, 'application/json; charset=utf-8', '{"status":"ok"}');
-      if (url.pathname === '/openapi.json' && req.method === 'GET') return send(res, 200, 'application/json; charset=utf-8', this.#openapi);
-      const { route, params } = match(this.#routes, req.method ?? 'GET', url.pathname);
-      const identity = await this.#authenticate(req);
-      const roles = this.options.roles(identity);
+      const { route, params } = match(this.#routes, req.method ?? 'GET', path);
+      const { identity, roles } = await who();
       if (!allows(roles, route.permission)) {
         throw new AgateError(ErrorCode.API_FORBIDDEN, `identity ${identity.subject} has no role that may ${route.permission} (roles: ${[...roles].join(', ') || 'none'})`);
       }
-      const format = formatOf(req, url.searchParams);
-      const reply = await route.handler({ params, query: url.searchParams, identity, roles, format, body: (max) => readBody(req, max), signal: abort.signal });
+      const format = formatOf(req, query);
+      const readRequestBody = body === undefined ? (max: number) => readBody(req, max) : async () => body;
+      const reply = await route.handler({ params, query, identity, roles, format, body: readRequestBody, signal: abort.signal });
       await sendReply(res, format, reply);
     } catch (err) {
       const status = statusOf(err);
-      if (status >= 500) this.options.logger.error('query API request failed', { path: url.pathname, error: describeError(err) });
+      if (status >= 500) this.options.logger.error('query API request failed', { path, error: describeError(err) });
       const code = err instanceof AgateError ? err.code : 'INTERNAL';
       if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="agate"');
       if (res.headersSent) return void res.destroy();
