@@ -13,6 +13,10 @@ bash test/harness/install-psycopg.sh >/dev/null || { echo "test setup failed: ps
 # cold, progress on stderr) here rather than in the first test that needs them, whose per-file timeout
 # is 10 minutes.
 bash test/harness/install-kube.sh >/dev/null || { echo "test setup failed: kube-apiserver, etcd or kubectl could not be built"; exit 1; }
+# The console's end-to-end test signs in through a real Keycloak (Maven Central, into ~/.cache/agate)
+# in Debian's chromium.
+bash test/harness/install-keycloak.sh >/dev/null || { echo "test setup failed: Keycloak could not be installed"; exit 1; }
+bash test/harness/install-chromium.sh >/dev/null || { echo "test setup failed: chromium could not be installed"; exit 1; }
 rm -rf dist
 npx tsc -p tsconfig.json || { echo "build failed"; exit 1; }
 

@@ -26,7 +26,7 @@ export interface KeycloakRealm {
 export interface Keycloak {
   baseUrl: string;
   /** Creates a realm with a confidential OIDC client (code flow, PKCE S256 required) and the users and their groups. */
-  createRealm(opts: { name: string; redirectUri: string; users: KeycloakUser[] }): Promise<KeycloakRealm>;
+  createRealm(opts: { name: string; redirectUri: string; users: KeycloakUser[]; clientSecret?: string }): Promise<KeycloakRealm>;
   stop(): Promise<void>;
   log(): string;
 }
@@ -105,9 +105,8 @@ export async function startKeycloak(opts: { readyTimeoutMs?: number } = {}): Pro
 
   return {
     baseUrl,
-    async createRealm({ name, redirectUri, users }) {
+    async createRealm({ name, redirectUri, users, clientSecret = randomBytes(18).toString('base64url') }) {
       const clientId = 'agate-console';
-      const clientSecret = randomBytes(18).toString('base64url');
       const groups = [...new Set(users.flatMap((u) => u.groups))];
       // One realm representation: the client, its groups mapper, the groups and the users.
       const realm = {

@@ -61,7 +61,7 @@ function makeCard(item, user) {
   const justification = h('textarea', { name: 'justification', rows: '2', required: true, maxlength: '2000', placeholder: 'Justification (required): why is this safe, or why not?' });
   const approve = h('button', { type: 'submit', name: 'approve', class: 'approve' }, 'Approve');
   const deny = h('button', { type: 'submit', name: 'deny', class: 'deny' }, 'Deny');
-  const form = h('form', { class: 'answer' }, justification, h('div', { class: 'buttons' }, approve, deny), error);
+  const form = h('form', { class: 'answer', novalidate: true }, justification, h('div', { class: 'buttons' }, approve, deny), error);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const decision = e.submitter?.name === 'deny' ? 'deny' : 'approve';
@@ -86,13 +86,13 @@ function makeCard(item, user) {
     }
   });
   const claims = h('dl', { class: 'claims' });
+  const message = h('p', { class: 'message', hidden: true });
   const finalReason = h('p', { class: 'final', hidden: true });
   const el = h('article', { class: 'card', 'data-approval-id': item.approval_id },
     h('header', {}, h('span', { class: 'badge rule' }, item.rule_id), status, count, held, left),
     h('section', { class: 'who' }, h('h3', {}, 'Who'),
       h('p', {}, h('strong', { class: 'subject' }, item.requester_subject), h('span', { class: 'muted' }, ` · ${item.requester_issuer}`)), claims),
-    h('section', { class: 'what' }, h('h3', {}, 'What'), h('pre', { class: 'command' }, highlight(item.text)),
-      item.message ? h('p', { class: 'message' }, item.message) : null),
+    h('section', { class: 'what' }, h('h3', {}, 'What'), h('pre', { class: 'command' }, highlight(item.text)), message),
     h('section', { class: 'where' }, h('h3', {}, 'Where'),
       h('p', {}, h('span', { class: 'target' }, item.target), ' · ', h('a', { href: `#/sessions/${encodeURIComponent(item.session_id)}` }, 'session'))),
     finalReason,
@@ -100,12 +100,20 @@ function makeCard(item, user) {
     !user.roles.includes('approver') ? h('p', { class: 'note' }, 'You do not hold the approver role.') : null,
     outcome,
     canAnswer ? form : null);
-  for (const [k, v] of Object.entries(item.claims ?? {})) claims.append(h('dt', {}, k), h('dd', {}, v));
   let current = item;
+  let shownClaims = '';
   return {
     el,
     update(next) {
       current = next;
+      // A hold seen on the bus may come before its claims and message; they fill in when known.
+      const claimsJson = JSON.stringify(next.claims ?? {});
+      if (claimsJson !== shownClaims) {
+        shownClaims = claimsJson;
+        claims.replaceChildren(...Object.entries(next.claims ?? {}).flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+      }
+      message.textContent = next.message ?? '';
+      message.hidden = !next.message;
       status.textContent = next.status;
       el.dataset.status = next.status;
       count.textContent = `${next.approvals} of ${next.required} approval${next.required === 1 ? '' : 's'}`;

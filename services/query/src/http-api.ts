@@ -55,13 +55,13 @@ export class QueryApi {
 
   constructor(private readonly options: QueryApiOptions) {
     const { store, codec } = options;
-    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec), ...approvalRoutes(store, options.bus)]);
     this.#openapi = readFileSync(join(packageRoot(), OPENAPI_PATH), 'utf8');
     this.#console = options.console === undefined ? undefined : new Console({
-      config: options.console, store, logger: options.logger,
+      config: options.console, store, logger: options.logger, bus: options.bus,
       secure: options.tls !== undefined || options.console.oidc.redirect_url.startsWith('https:'),
       serveRoute: (req, res, path, query, who, body) => this.#serve(req, res, path, query, async () => who, body),
     });
+    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec), ...approvalRoutes(store, options.bus, (id) => this.#console?.unstoredRequest(id))]);
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
     this.#server = options.tls === undefined
       ? createServer({ maxHeaderSize: 64 * 1024 }, handler)
@@ -77,17 +77,18 @@ export class QueryApi {
     });
   }
 
-  listen(host: string, port: number): Promise<AddressInfo> {
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    await this.#console?.start();
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
       this.#server.listen(port, host, () => resolve(this.#server.address() as AddressInfo));
     });
   }
 
-  close(): Promise<void> {
-    this.#console?.close();
+  async close(): Promise<void> {
     this.#server.closeAllConnections();
-    return new Promise((resolve) => this.#server.close(() => resolve()));
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await this.#console?.close();
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Bus } from '../../../../core/src/bus/bus.js';
 import type { ConsoleConfig } from '../../../../core/src/config.js';
 import { AgateError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import type { Logger } from '../../../../core/src/log.js';
 import type { Store } from '../../../../core/src/store/store.js';
-import type { Identity } from '../../../../schemas/src/events.js';
+import type { ApprovalRequested, Identity } from '../../../../schemas/src/events.js';
 import { allows, roleResolver, type Role } from '../roles.js';
 import { readBody } from '../router.js';
 import { ApprovalsFeed } from './approvals-feed.js';
@@ -19,6 +20,8 @@ export interface ConsoleOptions {
   config: ConsoleConfig;
   store: Store;
   logger: Logger;
+  /** Where new holds are seen first (the ledger lingers before storing); without it the store alone feeds the inbox. */
+  bus?: Bus;
   /** Served over TLS (or behind a TLS terminator, by an https redirect URL): cookies get Secure. */
   secure: boolean;
   serveRoute: ServeRoute;
@@ -47,12 +50,21 @@ export class Console {
     this.#sessions = new SessionStore(options.config.session_ttl_s * 1000);
     this.#login = new OidcLogin(options.config.oidc);
     this.#roles = roleResolver(options.config.roles);
-    this.#feed = new ApprovalsFeed(options.store, options.logger);
+    this.#feed = new ApprovalsFeed(options.store, options.logger, options.bus);
     this.#headers = securityHeaders(options.secure);
   }
 
-  close(): void {
-    this.#feed.stop();
+  /** A hold the inbox has shown from the bus before the ledger stored it (answers may arrive that early). */
+  unstoredRequest(approvalId: string): ApprovalRequested | undefined {
+    return this.#feed.unstoredRequest(approvalId);
+  }
+
+  start(): Promise<void> {
+    return this.#feed.start();
+  }
+
+  close(): Promise<void> {
+    return this.#feed.close();
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {

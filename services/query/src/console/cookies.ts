@@ -5,7 +5,8 @@ export const FLOW_COOKIE = 'agate_console_login';
 /** Cookie name → value from a Cookie header; malformed pairs are skipped. */
 export function parseCookies(header: string | undefined): Map<string, string> {
   const out = new Map<string, string>();
-  for (const part of (header ?? '').split(';')) {
+  for (const raw of (header ?? '').split(';')) {
+    const part = raw.trim();
     const eq = part.indexOf('=');
     if (eq <= 0) continue;
     const name = part.slice(0, eq).trim();
