@@ -20,6 +20,7 @@ import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, type AgateProcess 
 const SHOTS = join(REPO_ROOT, 'test', 'screenshots');
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const ALICE = { username: 'alice', password: `pw-${randomBytes(6).toString('hex')}`, groups: ['approver', 'dba', 'analyst'] };
+const BOB = { username: 'bob', password: `pw-${randomBytes(6).toString('hex')}`, groups: ['approver', 'dba'] };
 
 const POLICY = `policy:
   default: allow
@@ -29,6 +30,10 @@ const POLICY = `policy:
       message: Dropping a table needs a DBA's approval
       match: { sql: { statements: [DropStmt] } }
       approval: { approvers: { claims: { groups: dba } }, required: 1, timeout_s: 120 }
+    - id: alter-needs-two
+      action: hold
+      match: { sql: { statements: [AlterTableStmt] } }
+      approval: { approvers: { claims: { groups: dba } }, required: 2, timeout_s: 120 }
     - id: truncate-needs-dba
       action: hold
       match: { sql: { statements: [TruncateStmt] } }
@@ -38,7 +43,7 @@ query:
 
 interface Ctx {
   pg: PostgresServer; oidc: OidcIssuer; keycloak: Keycloak; agate: AgateProcess;
-  profile: string; browser: BrowserContext; page: Page; clientSecret: string;
+  profile: string; browser: BrowserContext; page: Page; clientSecret: string; secondProfile?: string; second?: BrowserContext;
 }
 const ui = suite<Ctx>('console: sign-in and approvals in a real browser');
 
@@ -58,13 +63,15 @@ ui.before(async (ctx) => {
   roles: { claim: groups, approver: [approver], analyst: [analyst], auditor: [auditor], admin: [admin] }
 `,
   });
-  await ctx.keycloak.createRealm({ name: 'agate', redirectUri: `${ctx.agate.apiUrl}/ui/callback`, users: [ALICE], clientSecret: ctx.clientSecret });
+  await ctx.keycloak.createRealm({ name: 'agate', redirectUri: `${ctx.agate.apiUrl}/ui/callback`, users: [ALICE, BOB], clientSecret: ctx.clientSecret });
   ctx.profile = mkdtempSync(join(tmpdir(), 'agate-chromium-'));
   ctx.browser = await chromium.launchPersistentContext(ctx.profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
   ctx.page = ctx.browser.pages()[0] ?? (await ctx.browser.newPage());
 });
 
 ui.after(async (ctx) => {
+  await ctx.second?.close();
+  if (ctx.secondProfile) rmSync(ctx.secondProfile, { recursive: true, force: true });
   await ctx.browser?.close();
   if (ctx.profile) rmSync(ctx.profile, { recursive: true, force: true });
   await ctx.agate?.dispose();
@@ -105,6 +112,17 @@ async function asAgent(ctx: Ctx, sql: string): Promise<void> {
   } finally {
     await c.end();
   }
+}
+
+/** Signs `user` in through Keycloak's own form, starting at the console's sign-in page. */
+async function signIn(page: Page, apiUrl: string, user: { username: string; password: string }): Promise<void> {
+  await page.goto(`${apiUrl}/ui/`);
+  await page.click('#sign-in');
+  await page.waitForSelector('#username');
+  await page.fill('#username', user.username);
+  await page.fill('#password', user.password);
+  await page.click('#kc-login');
+  await page.waitForSelector('#user-name');
 }
 
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
@@ -255,6 +273,41 @@ ui('the sessions list leads to a session\'s timeline with the hold, the approval
   assert.ok(rows.some((r) => r.includes('approval') && r.includes('Backed up yesterday') && r.includes(aliceSub)), rows.join('\n'));
   assert.ok(rows.some((r) => /verdict.*allow/.test(r)), rows.join('\n'));
   await shot(page, 'console-timeline');
+});
+
+ui('a hold needing two approvers waits after the first and runs the moment the second approves', async (ctx) => {
+  const { page } = ctx;
+  await asAgent(ctx, 'CREATE TABLE console_two (id int)');
+  await page.goto(`${ctx.agate.apiUrl}/ui/#/approvals`);
+  await page.waitForSelector('#live-state.on');
+  ctx.secondProfile = mkdtempSync(join(tmpdir(), 'agate-chromium-'));
+  ctx.second = await chromium.launchPersistentContext(ctx.secondProfile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
+  const bobPage = ctx.second.pages()[0] ?? (await ctx.second.newPage());
+  await signIn(bobPage, ctx.agate.apiUrl, BOB);
+  const psql = agentPsql(ctx, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), 'ALTER TABLE console_two ADD COLUMN note text');
+  try {
+    await until('the hold NOTICE in psql', () => (psql.out.noticeAt > 0 ? true : undefined));
+    const id = /approval ([0-9a-f-]{36})/.exec(psql.out.stderr)![1]!;
+    const aliceCard = page.locator(`article.card[data-approval-id="${id}"]`);
+    await aliceCard.and(page.locator('[data-status="pending"]')).waitFor({ timeout: 10_000 });
+    assert.is(await aliceCard.locator('.count').textContent(), '0 of 2 approvals');
+    await aliceCard.locator('textarea[name=justification]').fill('Adds a nullable column; no rewrite.');
+    await aliceCard.locator('button.approve').click();
+    await aliceCard.locator('.outcome').waitFor();
+    // Bob's inbox counts alice's approval live; the statement still waits for him.
+    const bobCard = bobPage.locator(`article.card[data-approval-id="${id}"]`);
+    await bobCard.locator('.count', { hasText: '1 of 2 approvals' }).waitFor({ timeout: 10_000 });
+    assert.is(await bobCard.getAttribute('data-status'), 'pending');
+    assert.is(psql.out.stdout, '', 'psql waits for the second approval');
+    await shot(bobPage, 'console-second-approver');
+    await bobCard.locator('textarea[name=justification]').fill('Second pair of eyes: fine.');
+    await bobCard.locator('button.approve').click();
+    assert.is(await psql.exited, 0, psql.out.stderr);
+    assert.match(psql.out.stdout, 'ALTER TABLE');
+    await page.locator(`#settled article.card[data-approval-id="${id}"][data-status="approved"] .count`, { hasText: '2 of 2 approvals' }).waitFor({ timeout: 15_000 });
+  } finally {
+    psql.kill();
+  }
 });
 
 ui('signing out ends the session on the server', async ({ page, agate, browser }) => {

@@ -50,7 +50,7 @@ export async function showSession(view, id) {
       h('h1', {}, `Session ${id}`), facts,
       h('h2', {}, 'Timeline'),
       table(['#', 'Time', 'Kind', 'Text', 'Decision', 'Rule', 'Status', 'Rows', 'Duration', 'By'], events.map((e) => [
-        e.seq, e.time, e.kind, e.text ? h('pre', { class: 'inline' }, highlight(e.text)) : '',
+        e.seq, e.time, e.kind, e.text ? h('pre', { class: 'inline' }, e.kind === 'command' ? highlight(e.text) : e.text) : '', // an approval's text is its comment
         e.decision ? h('span', { class: `badge decision-${e.decision}` }, e.decision) : '', e.rule_id ?? '', e.status ?? e.error_code ?? '',
         e.rows ?? '', e.duration_us == null ? '' : `${(e.duration_us / 1000).toFixed(1)} ms`, e.approver ?? '',
       ]), 'timeline'));
