@@ -123,4 +123,19 @@ parse('ssh targets: a pinned host key and exactly one credential; the proxy sect
   parseConfig(ssh('password: { env: X }, host_key: "SHA256:oBms03scSOMynjeHhfy0maNGBsihsf/vsoasUG3hsL0"'), 'agate.yaml');
 });
 
+parse('console: an OIDC client whose redirect is /ui/callback, https unless on loopback, roles like query.roles', () => {
+  const consoleYaml = (issuer: string, redirect = 'https://agate.example/ui/callback') =>
+    `${minimal}console:\n  oidc: { issuer: "${issuer}", client_id: c, client_secret: { file: secret }, redirect_url: "${redirect}" }\n`;
+  const c = parseConfig(consoleYaml('https://sso.example/realms/a'), '/etc/agate/agate.yaml');
+  assert.is(c.console?.oidc.client_secret?.file, '/etc/agate/secret');
+  assert.equal(c.console?.oidc.scopes, ['openid', 'profile', 'email']);
+  assert.is(c.console?.roles.default_role, 'none');
+  assert.is(c.console?.session_ttl_s, 28800);
+  parseConfig(consoleYaml('http://127.0.0.1:8080/realms/a'), 'agate.yaml');
+  assert.match(errorOf(consoleYaml('http://sso.example/realms/a')), 'console.oidc.issuer: expected an https:// issuer');
+  assert.match(errorOf(consoleYaml('https://sso.example/realms/a', 'https://agate.example/callback')), 'console.oidc.redirect_url');
+  assert.match(errorOf(`${minimal}console:\n  oidc: { issuer: "https://sso.example", client_id: c, redirect_url: "https://a.example/ui/callback", extra: 1 }\n`), 'extra');
+  assert.is(parseConfig(minimal, 'agate.yaml').console, undefined);
+});
+
 parse.run();

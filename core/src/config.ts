@@ -364,6 +364,27 @@ const ops = z.strictObject({
   drain_timeout_ms: z.number().int().min(0).max(3_600_000).default(OPS_DEFAULT.drain_timeout_ms),
 });
 
+/**
+ * The web console (served by the query service under /ui/): humans sign in with OIDC
+ * (authorization code + PKCE) at their own identity provider, never with an agent's token.
+ * Roles come from the ID token's claims exactly as `query.roles` maps a bearer token's.
+ */
+const consoleSection = z.strictObject({
+  oidc: z.strictObject({
+    /** The identity provider's issuer URL (discovery at ISSUER/.well-known/openid-configuration). */
+    issuer: z.url(),
+    client_id: z.string().min(1),
+    /** A confidential client's secret, named, never written in the file; omit for a public client. */
+    client_secret: secret.optional(),
+    /** Where the provider sends the browser back: this service's origin followed by /ui/callback. */
+    redirect_url: z.url().refine((u) => new URL(u).pathname === '/ui/callback', 'expected a URL whose path is /ui/callback'),
+    scopes: z.array(z.string().min(1)).default(['openid', 'profile', 'email']),
+  }),
+  roles: queryRoles.default(QUERY_ROLES_DEFAULT),
+  /** A signed-in session ends this long after sign-in. */
+  session_ttl_s: duration.max(7 * 24 * 3600).default(8 * 3600),
+});
+
 export const configSchema = z.strictObject({
   instance_id: z.string().default(`${hostname()}-${process.pid}`),
   data_dir: z.string().default('.agate'),
@@ -524,6 +545,8 @@ export const configSchema = z.strictObject({
     })
     .default({ listen: '127.0.0.1:7480', require_claims: {}, roles: QUERY_ROLES_DEFAULT, sql: QUERY_SQL_DEFAULT, export: {} }),
   ops: ops.default(OPS_DEFAULT),
+  /** The web console under /ui/ of the query service; absent, /ui/ answers 404. */
+  console: consoleSection.optional(),
 });
 
 export type AgateConfig = z.infer<typeof configSchema> & { source: string };
@@ -543,6 +566,7 @@ export type QueryRolesConfig = z.infer<typeof queryRoles>;
 export type QuerySqlConfig = z.infer<typeof querySql>;
 export type LoginsConfig = z.infer<typeof logins>;
 export type OpsConfig = z.infer<typeof ops>;
+export type ConsoleConfig = z.infer<typeof consoleSection>;
 
 /**
  * Reads, validates and normalises a config file. Relative paths in it are resolved against the
@@ -629,6 +653,12 @@ export function parseConfig(text: string, source: string): AgateConfig {
     tls.key = abs(tls.key);
   }
   if (cfg.query.tls !== undefined) cfg.query.tls = { cert: abs(cfg.query.tls.cert), key: abs(cfg.query.tls.key) };
+  if (cfg.console?.oidc.client_secret?.file !== undefined) cfg.console.oidc.client_secret.file = abs(cfg.console.oidc.client_secret.file);
+  if (cfg.console !== undefined) {
+    const issuer = new URL(cfg.console.oidc.issuer);
+    // Sign-in over plain HTTP would expose the code and tokens; only a loopback provider (tests, a laptop) may use it.
+    if (issuer.protocol !== 'https:' && !isLoopbackHost(issuer.hostname)) throw new ConfigError(`${source}: console.oidc.issuer: expected an https:// issuer (plain http only on loopback)`);
+  }
   const absTls = (t: ClientTlsConfig | undefined) => {
     if (t === undefined) return;
     for (const k of ['ca', 'cert', 'key'] as const) if (t[k] !== undefined) t[k] = abs(t[k]);
@@ -650,6 +680,11 @@ export function parseConfig(text: string, source: string): AgateConfig {
     throw new ConfigError(`${source}: identity.issuers: expected at least one trusted issuer (or identity.dev_issuer.enabled: true for local trials)`);
   }
   return { ...cfg, source };
+}
+
+/** 127.0.0.0/8, ::1 and localhost: where plain HTTP never leaves the machine. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** Resolves a secret reference at the moment it is needed; the value is never logged. */

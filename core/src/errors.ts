@@ -86,6 +86,10 @@ export const ErrorCode = {
   API_UNAVAILABLE: 'API_UNAVAILABLE',
   /** The path exists but not for this method (HTTP 405, with Allow). */
   API_METHOD_NOT_ALLOWED: 'API_METHOD_NOT_ALLOWED',
+  /** The web console: a sign-in the identity provider or Agate refused (state, PKCE, ID token, no role). */
+  CONSOLE_SIGN_IN_FAILED: 'CONSOLE_SIGN_IN_FAILED',
+  /** The web console: a state-changing request without the session's CSRF token, or from another site. */
+  CONSOLE_CSRF: 'CONSOLE_CSRF',
   // analyst SQL
   SQL_INVALID: 'SQL_INVALID',
   SQL_REFUSED: 'SQL_REFUSED',

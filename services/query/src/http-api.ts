@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import type { QuerySqlConfig } from '../../../core/src/config.js';
+import type { ConsoleConfig, QuerySqlConfig } from '../../../core/src/config.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../core/src/errors.js';
 import { healthReport, type HealthCheck } from '../../../core/src/health.js';
 import type { TokenVerifier } from '../../../core/src/identity/oidc.js';
@@ -17,6 +17,7 @@ import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import type { Identity } from '../../../schemas/src/events.js';
 import type { ApiRefusal } from './auth-record.js';
+import { Console } from './console/console.js';
 import { allows, type Role } from './roles.js';
 import { compileRoutes, formatOf, match, MethodNotAllowed, readBody, send, sendReply } from './router.js';
 import { commandRoutes } from './routes/commands.js';
@@ -47,6 +48,8 @@ export interface QueryApiOptions {
   health?: readonly HealthCheck[];
   /** Checkpoints `GET /v1/ledger/verify` checks the store against (ledgerRoutes). */
   ledgerVerify?: LedgerVerifySources;
+  /** The web console under /ui/ (`console:` in agate.yaml); without it /ui/ answers 404. */
+  console?: ConsoleConfig;
 }
 
 /** The OpenAPI document, kept in the repository and served as-is at /openapi.json. */
@@ -62,11 +65,17 @@ export class QueryApi {
   readonly #openapi: string;
   /** Each connection's pending login, until its first request that is authenticated or needs no token. */
   readonly #logins = new WeakMap<Socket, PendingLogin>();
+  readonly #console: Console | undefined;
 
   constructor(private readonly options: QueryApiOptions) {
     const { store, codec } = options;
-    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus)]);
     this.#openapi = readFileSync(join(packageRoot(), OPENAPI_PATH), 'utf8');
+    this.#console = options.console === undefined ? undefined : new Console({
+      config: options.console, store, logger: options.logger, bus: options.bus,
+      secure: options.tls !== undefined || options.console.oidc.redirect_url.startsWith('https:'),
+      serveRoute: (req, res, path, query, who, body) => this.#serve(req, res, path, query, async () => who, body),
+    });
+    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus, (id) => this.#console?.unstoredRequest(id))]);
     const timeoutMs = options.logins.pending.options.timeoutMs;
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
     // Headers must arrive within the login deadline (checked every second), a whole request within a minute.
@@ -87,16 +96,18 @@ export class QueryApi {
     });
   }
 
-  listen(host: string, port: number): Promise<AddressInfo> {
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    await this.#console?.start();
     return new Promise((resolve, reject) => {
       this.#server.once('error', reject);
       this.#server.listen(port, host, () => resolve(this.#server.address() as AddressInfo));
     });
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.#server.closeAllConnections();
-    return new Promise((resolve) => this.#server.close(() => resolve()));
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await this.#console?.close();
   }
 
   /**
@@ -125,32 +136,44 @@ export class QueryApi {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.#logins.get(req.socket)?.progressed();
     const url = new URL(req.url ?? '/', 'http://agate');
+    const path = url.pathname;
+    const get = req.method === 'GET';
+    // Requests that need no token, and the console (its own sign-in), end the pending login.
+    const ui = this.#console !== undefined && (path === '/ui' || path.startsWith('/ui/'));
+    if (ui || (get && (path === '/healthz' || path === '/readyz' || path === '/openapi.json'))) this.#logins.get(req.socket)?.done();
+    if (get && (path === '/healthz' || path === '/readyz')) {
+      // Liveness fails only for components that stopped; readiness for any problem.
+      const report = healthReport(this.options.health ?? [], path === '/healthz');
+      const body = report.ok ? { status: 'ok' } : { status: 'unavailable', problems: report.problems };
+      return send(res, report.ok ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify(body));
+    }
+    if (get && path === '/openapi.json') return send(res, 200, 'application/json; charset=utf-8', this.#openapi);
+    if (ui) return this.#console!.handle(req, res, url);
+    await this.#serve(req, res, url.pathname, url.searchParams, async () => {
+      const identity = await this.#authenticate(req);
+      return { identity, roles: this.options.roles(identity) };
+    });
+  }
+
+  /** Runs the route at `path` for whoever `who` names (a bearer token here, a console session there). */
+  async #serve(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams, who: () => Promise<{ identity: Identity; roles: ReadonlySet<Role> }>, body?: Buffer): Promise<void> {
     const abort = new AbortController();
     res.on('close', () => abort.abort());
     try {
-      const open = (url.pathname === '/healthz' || url.pathname === '/readyz' || url.pathname === '/openapi.json') && req.method === 'GET';
-      if (open) this.#logins.get(req.socket)?.done();
-      if ((url.pathname === '/healthz' || url.pathname === '/readyz') && req.method === 'GET') {
-        // Liveness fails only for components that stopped; readiness for any problem.
-        const report = healthReport(this.options.health ?? [], url.pathname === '/healthz');
-        const body = report.ok ? { status: 'ok' } : { status: 'unavailable', problems: report.problems };
-        return send(res, report.ok ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify(body));
-      }
-      if (url.pathname === '/openapi.json' && req.method === 'GET') return send(res, 200, 'application/json; charset=utf-8', this.#openapi);
-      if (url.pathname === '/healthz' || url.pathname === '/openapi.json') throw new MethodNotAllowed(req.method ?? '', url.pathname, ['GET']);
-      const { route, params } = match(this.#routes, req.method ?? 'GET', url.pathname);
-      const identity = await this.#authenticate(req);
-      const roles = this.options.roles(identity);
+      if (path === '/healthz' || path === '/readyz' || path === '/openapi.json') throw new MethodNotAllowed(req.method ?? '', path, ['GET']);
+      const { route, params } = match(this.#routes, req.method ?? 'GET', path);
+      const { identity, roles } = await who();
       if (!allows(roles, route.permission)) {
         throw new AgateError(ErrorCode.API_FORBIDDEN, `identity ${identity.subject} has no role that may ${route.permission} (roles: ${[...roles].join(', ') || 'none'})`);
       }
-      const format = formatOf(req, url.searchParams);
+      const format = formatOf(req, query);
       const contentType = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase() || undefined;
-      const reply = await route.handler({ params, query: url.searchParams, identity, roles, format, contentType, body: (max) => readBody(req, max), signal: abort.signal });
+      const readRequestBody = body === undefined ? (max: number) => readBody(req, max) : async () => body;
+      const reply = await route.handler({ params, query, identity, roles, format, contentType, body: readRequestBody, signal: abort.signal });
       await sendReply(res, format, reply);
     } catch (err) {
       const status = statusOf(err);
-      if (status >= 500) this.options.logger.error('query API request failed', { path: url.pathname, error: describeError(err) });
+      if (status >= 500) this.options.logger.error('query API request failed', { path, error: describeError(err) });
       const code = err instanceof AgateError ? err.code : 'INTERNAL';
       if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="agate"');
       if (err instanceof MethodNotAllowed) res.setHeader('Allow', err.allow.join(', '));

@@ -3,7 +3,7 @@ import { approverRefusal } from '../../../../core/src/approvals.js';
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import type { Store } from '../../../../core/src/store/store.js';
-import { nowMicros, type ApprovalChoice, type ApprovalDecision } from '../../../../schemas/src/events.js';
+import { nowMicros, type ApprovalChoice, type ApprovalDecision, type ApprovalRequested } from '../../../../schemas/src/events.js';
 import { approvalRequest, listApprovals, type ApprovalStatus } from '../approvals.js';
 import { enumParam, intParam } from '../params.js';
 import type { Route, RouteContext } from '../router.js';
@@ -16,15 +16,17 @@ const COLUMNS = ['approval_id', 'command_id', 'session_id', 'requested_at', 'rul
  * Held commands and the approvers' answers. An answer is published as an `ApprovalDecision`
  * event; the policy service, which keeps the pending approval, counts it and issues the final
  * verdict. Refused attempts are published too (with `refused_reason`), so the ledger shows them.
+ * `unstored` finds a hold seen on the bus and not yet in the store (the console's fast path).
  */
-export function approvalRoutes(store: Store, bus: Bus | undefined): Route[] {
+export function approvalRoutes(store: Store, bus: Bus | undefined, unstored: (id: string) => ApprovalRequested | undefined = () => undefined): Route[] {
   const answer = (decision: ApprovalChoice): Route => ({
     method: 'POST', path: `/v1/approvals/:id/${decision}`, permission: 'answer',
     async handler(ctx) {
       if (bus === undefined) throw new AgateError(ErrorCode.API_UNAVAILABLE, 'this query service has no bus to publish approvals on');
       const comment = await commentOf(ctx);
       const id = ctx.params.id!;
-      const request = await approvalRequest(store, id);
+      // A hold the console saw on the bus may be answered before the ledger has stored it.
+      const request = (await approvalRequest(store, id)) ?? unstored(id);
       if (request === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, `no approval ${id}`);
       const [state] = await listApprovals(store, { id, limit: 1, nowMicros: nowMicros() });
       const event: ApprovalDecision = {

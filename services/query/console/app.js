@@ -1,0 +1,53 @@
+// The console's entry point: who is signed in, then a view per location hash
+// (#/approvals, #/sessions, #/sessions/<id>).
+import { me, post } from './api.js';
+import { showApprovals } from './approvals.js';
+import { h, mount } from './dom.js';
+import { showSession, showSessions } from './sessions.js';
+
+const view = document.getElementById('view');
+let stopView = () => {};
+
+async function main() {
+  const user = await me().catch((err) => {
+    mount(view, h('p', { class: 'error' }, `The console cannot reach Agate: ${err.message}`));
+    return undefined;
+  });
+  if (user === undefined) return;
+  if (user === null) return signIn();
+  mount(document.getElementById('who'),
+    h('span', { class: 'name', id: 'user-name' }, user.name), ' ', h('span', { class: 'muted roles' }, user.roles.join(', ')), ' ',
+    h('button', { type: 'button', class: 'link', id: 'sign-out', onclick: signOut }, 'Sign out'));
+  document.getElementById('nav').hidden = false;
+  const route = () => {
+    stopView();
+    stopView = () => {};
+    const [path, query = ''] = location.hash.replace(/^#/, '').split('?');
+    const params = new URLSearchParams(query);
+    for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', path.startsWith(`/${a.dataset.view}`));
+    const m = /^\/sessions\/(.+)$/.exec(path);
+    if (m) return void showSession(view, decodeURIComponent(m[1]));
+    if (path === '/sessions') return void showSessions(view, params);
+    if (path !== '/approvals') {
+      history.replaceState(null, '', '#/approvals');
+      return route();
+    }
+    stopView = showApprovals(view, user);
+  };
+  window.addEventListener('hashchange', route);
+  route();
+}
+
+function signIn() {
+  mount(view, h('section', { class: 'signin' },
+    h('h1', {}, 'Agate console'),
+    h('p', {}, 'Approve held commands, follow sessions and read the audit trail.'),
+    h('a', { class: 'button', href: '/ui/login', id: 'sign-in' }, 'Sign in with your identity provider')));
+}
+
+async function signOut() {
+  await post('/ui/logout').catch(() => undefined);
+  location.replace('/ui/');
+}
+
+void main();

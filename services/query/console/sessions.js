@@ -1,0 +1,70 @@
+// Sessions: a filtered list, and one session's timeline (commands, verdicts, approvals and
+// responses in ledger order), all through the query API's own routes.
+import { get } from './api.js';
+import { h, mount } from './dom.js';
+import { highlight } from './highlight.js';
+
+const FILTERS = [['subject', 'Identity'], ['target', 'Target']];
+
+/** @param {HTMLElement} view @param {URLSearchParams} params */
+export async function showSessions(view, params) {
+  const form = h('form', { class: 'filters', id: 'session-filters' },
+    ...FILTERS.map(([name, label]) => h('label', {}, label, h('input', { name, value: params.get(name) ?? '' }))),
+    h('label', {}, 'Protocol', select('protocol', ['', 'postgres', 'ssh', 'kubernetes'], params.get('protocol'))),
+    h('label', {}, 'Decision', select('verdict', ['', 'allow', 'deny', 'hold', 'mask'], params.get('verdict'))),
+    h('button', { type: 'submit' }, 'Filter'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const q = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (v !== '') q.set(k, String(v));
+    location.hash = `#/sessions?${q}`;
+  });
+  const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  mount(view, h('h1', {}, 'Sessions'), form, body);
+  const q = new URLSearchParams({ limit: '100' });
+  for (const k of ['subject', 'target', 'protocol', 'verdict']) if (params.get(k)) q.set(k, params.get(k));
+  try {
+    const { sessions } = await get(`/v1/sessions?${q}`);
+    if (sessions.length === 0) return mount(body, h('p', { class: 'muted' }, 'No sessions match.'));
+    mount(body, table(['Opened', 'Protocol', 'Target', 'Identity', 'Commands', 'Denied', 'Closed'], sessions.map((s) => [
+      h('a', { href: `#/sessions/${encodeURIComponent(s.session_id)}` }, s.opened_at),
+      s.protocol, s.target, s.subject, s.commands, s.denied, s.closed_at ?? 'open',
+    ]), 'sessions'));
+  } catch (err) {
+    mount(body, h('p', { class: 'error' }, err.message));
+  }
+}
+
+/** @param {HTMLElement} view @param {string} id */
+export async function showSession(view, id) {
+  mount(view, h('p', { class: 'muted' }, 'Loading…'));
+  try {
+    const [{ session }, { events }] = await Promise.all([get(`/v1/sessions/${encodeURIComponent(id)}`), get(`/v1/sessions/${encodeURIComponent(id)}/timeline`)]);
+    const facts = h('dl', { class: 'facts' });
+    for (const [k, v] of [['Identity', session.subject], ['Issuer', session.issuer], ['Target', session.target], ['Protocol', session.protocol],
+      ['Opened', session.opened_at], ['Closed', session.closed_at ?? 'open'], ['Client', session.client_address], ['Commands', session.commands], ['Denied', session.denied]]) {
+      facts.append(h('dt', {}, k), h('dd', {}, String(v)));
+    }
+    mount(view,
+      h('p', {}, h('a', { href: '#/sessions' }, '← Sessions')),
+      h('h1', {}, `Session ${id}`), facts,
+      h('h2', {}, 'Timeline'),
+      table(['#', 'Time', 'Kind', 'Text', 'Decision', 'Rule', 'Status', 'Rows', 'Duration', 'By'], events.map((e) => [
+        e.seq, e.time, e.kind, e.text ? h('pre', { class: 'inline' }, e.kind === 'command' ? highlight(e.text) : e.text) : '', // an approval's text is its comment
+        e.decision ? h('span', { class: `badge decision-${e.decision}` }, e.decision) : '', e.rule_id ?? '', e.status ?? e.error_code ?? '',
+        e.rows ?? '', e.duration_us == null ? '' : `${(e.duration_us / 1000).toFixed(1)} ms`, e.approver ?? '',
+      ]), 'timeline'));
+  } catch (err) {
+    mount(view, h('p', { class: 'error' }, err.message));
+  }
+}
+
+function select(name, options, value) {
+  return h('select', { name }, ...options.map((o) => h('option', { value: o, ...(o === (value ?? '') ? { selected: true } : {}) }, o || 'any')));
+}
+
+function table(headers, rows, id) {
+  return h('table', { class: 'grid', id },
+    h('thead', {}, h('tr', {}, ...headers.map((t) => h('th', {}, t)))),
+    h('tbody', {}, ...rows.map((r) => h('tr', {}, ...r.map((c) => h('td', {}, c ?? ''))))));
+}

@@ -1,0 +1,116 @@
+import type { JWK } from 'jose';
+import { loginGuard, loginThrottle } from '../../../../core/src/logins/from-config.js';
+import { request } from 'node:http';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseConfig } from '../../../../core/src/config.js';
+import { localIssuer, TokenVerifier } from '../../../../core/src/identity/oidc.js';
+import { silentLogger } from '../../../../core/src/log.js';
+import type { Store } from '../../../../core/src/store/store.js';
+import { startOidcIssuer, type OidcIssuer } from '../../../../test/harness/oidc-issuer.js';
+import { QueryApi } from '../http-api.js';
+import { roleResolver } from '../roles.js';
+import { CONTENT_SECURITY_POLICY } from './assets.js';
+
+/*
+ * The console's gate without an identity provider behind it (the sign-in itself is proven
+ * against a real Keycloak in test/e2e/console.test.ts): what it serves to anyone, and that
+ * nothing but its own session opens it. The store is never reached by these requests.
+ */
+const gate = suite<{ issuer: OidcIssuer; api: QueryApi; base: string; analystToken: string }>('console gate');
+
+// An empty store that counts its use: the console's refusals must come before any read.
+let storeCalls = 0;
+const emptyStore = new Proxy({}, { get: () => async () => (storeCalls++, []) }) as Store;
+
+gate.before(async (ctx) => {
+  ctx.issuer = await startOidcIssuer();
+  const cfg = parseConfig(`
+identity: { issuers: [{ issuer: "${ctx.issuer.issuer}", audience: "${ctx.issuer.audience}", jwks_uri: "${ctx.issuer.jwksUri}" }] }
+console:
+  oidc: { issuer: "http://127.0.0.1:1/realms/nowhere", client_id: agate-console, redirect_url: "http://127.0.0.1:7480/ui/callback" }
+`, 'agate.yaml');
+  const jwks = ((await (await fetch(ctx.issuer.jwksUri)).json()) as { keys: JWK[] }).keys;
+  const verifier = new TokenVerifier([localIssuer(ctx.issuer.issuer, ctx.issuer.audience, jwks, ['RS256', 'ES256'])]);
+  ctx.api = new QueryApi({
+    store: emptyStore, codec: undefined as never, verifier, authorize: () => true, roles: roleResolver(cfg.query.roles),
+    sqlLimits: cfg.query.sql, logger: silentLogger, console: cfg.console,
+    logins: loginGuard(cfg.logins, loginThrottle(cfg.logins)), recordRefusal: () => undefined,
+  });
+  const addr = await ctx.api.listen('127.0.0.1', 0);
+  ctx.base = `http://127.0.0.1:${addr.port}`;
+  ctx.analystToken = await ctx.issuer.mint({ sub: 'agent-with-role', agate_role: 'admin' });
+});
+
+gate.after(async (ctx) => {
+  await ctx.api?.close();
+  await ctx.issuer?.close();
+});
+
+gate('the page is served with a strict CSP and loads only its own script, no inline code', async (ctx) => {
+  const res = await fetch(`${ctx.base}/ui/`);
+  assert.is(res.status, 200);
+  assert.is(res.headers.get('content-security-policy'), CONTENT_SECURITY_POLICY);
+  assert.match(CONTENT_SECURITY_POLICY, "script-src 'self'");
+  assert.not.match(CONTENT_SECURITY_POLICY, 'unsafe-inline');
+  assert.is(res.headers.get('x-frame-options'), 'DENY');
+  assert.is(res.headers.get('x-content-type-options'), 'nosniff');
+  const html = await res.text();
+  const scripts = [...html.matchAll(/<script([^>]*)>([\s\S]*?)<\/script>/g)];
+  assert.is(scripts.length, 1);
+  assert.match(scripts[0]![1]!, 'src="/ui/assets/app.js"');
+  assert.is(scripts[0]![2]!.trim(), '', 'no inline script');
+  assert.not.match(html, /https?:\/\//, 'no asset from another origin');
+  const js = await fetch(`${ctx.base}/ui/assets/app.js`);
+  assert.is(js.status, 200);
+  assert.match(js.headers.get('content-type') ?? '', 'text/javascript');
+});
+
+gate('only shipped assets are served: no path reaches the file system', async (ctx) => {
+  // Sent as written (fetch would normalise the dots away).
+  for (const p of ['/ui/assets/..%2f..%2fpackage.json', '/ui/assets/../../package.json', '/ui/assets/../console.ts', '/ui/assets/%2e%2e%2fconsole.ts', '/ui/assets/nope.js', '/ui/assets/']) {
+    assert.is(await rawStatus(ctx.base, p), 404, p);
+  }
+});
+
+gate('an agent token never opens the console, and the console answers 401 without its session', async (ctx) => {
+  const before = storeCalls;
+  for (const path of ['/ui/api/me', '/ui/api/v1/approvals', '/ui/api/approvals/stream']) {
+    const res = await fetch(`${ctx.base}${path}`, { headers: { authorization: `Bearer ${ctx.analystToken}` } });
+    assert.is(res.status, 401, path);
+    assert.is(((await res.json()) as { error: { code: string } }).error.code, 'API_UNAUTHORIZED');
+  }
+  assert.is(storeCalls, before, 'refused before reading anything');
+  // The same token does open the API it was made for, so the refusal above is the console's.
+  const api = await fetch(`${ctx.base}/v1/approvals`, { headers: { authorization: `Bearer ${ctx.analystToken}` } });
+  assert.is(api.status, 200);
+});
+
+gate('a forged session cookie is refused, and a state change without a session is refused before CSRF is even looked at', async (ctx) => {
+  const me = await fetch(`${ctx.base}/ui/api/me`, { headers: { cookie: 'agate_console=forged' } });
+  assert.is(me.status, 401);
+  const post = await fetch(`${ctx.base}/ui/api/v1/approvals/x/approve`, { method: 'POST', headers: { cookie: 'agate_console=forged', 'content-type': 'application/json' }, body: '{"comment":"x"}' });
+  assert.is(post.status, 401);
+});
+
+gate('a callback without a started sign-in fails closed, and an unreachable provider is a 503', async (ctx) => {
+  const cb = await fetch(`${ctx.base}/ui/callback?code=abc&state=def`, { redirect: 'manual' });
+  assert.is(cb.status, 401);
+  assert.is(cb.headers.get('set-cookie'), null, 'no session cookie');
+  assert.match(await cb.text(), 'unknown or expired');
+  const login = await fetch(`${ctx.base}/ui/login`, { redirect: 'manual' });
+  assert.is(login.status, 503);
+});
+
+function rawStatus(base: string, path: string): Promise<number | undefined> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}/`, { path }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+gate.run();

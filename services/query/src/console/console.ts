@@ -1,0 +1,229 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Bus } from '../../../../core/src/bus/bus.js';
+import type { ConsoleConfig } from '../../../../core/src/config.js';
+import { AgateError, ErrorCode, describeError } from '../../../../core/src/errors.js';
+import type { Logger } from '../../../../core/src/log.js';
+import type { Store } from '../../../../core/src/store/store.js';
+import type { ApprovalRequested, Identity } from '../../../../schemas/src/events.js';
+import { allows, roleResolver, type Role } from '../roles.js';
+import { readBody } from '../router.js';
+import { ApprovalsFeed } from './approvals-feed.js';
+import { loadAssets, securityHeaders, type Asset } from './assets.js';
+import { FLOW_COOKIE, SESSION_COOKIE, parseCookies, serializeCookie } from './cookies.js';
+import { OidcLogin } from './oidc-login.js';
+import { csrfMatches, SessionStore, type ConsoleSession } from './session-store.js';
+
+/** Runs one query API route (`/v1/...`) for an already signed-in person; QueryApi provides it. */
+export type ServeRoute = (req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams, who: { identity: Identity; roles: ReadonlySet<Role> }, body?: Buffer) => Promise<void>;
+
+export interface ConsoleOptions {
+  config: ConsoleConfig;
+  store: Store;
+  logger: Logger;
+  /** Where new holds are seen first (the ledger lingers before storing); without it the store alone feeds the inbox. */
+  bus?: Bus;
+  /** Served over TLS (or behind a TLS terminator, by an https redirect URL): cookies get Secure. */
+  secure: boolean;
+  serveRoute: ServeRoute;
+}
+
+const ANSWER_PATH = /^\/v1\/approvals\/[^/]+\/(approve|deny)$/;
+const MAX_ANSWER_BODY = 16 * 1024;
+const HEARTBEAT_MS = 15_000;
+
+/**
+ * The web console under /ui/: static assets, OIDC sign-in, and the query API behind a session
+ * cookie (`/ui/api/v1/...` runs the same routes, permissions and approval rules as `/v1/...`).
+ * A bearer token is never looked at here: an agent's token cannot open the console, and the
+ * console's cookie does not open `/v1/`.
+ */
+export class Console {
+  readonly #assets: Map<string, Asset>;
+  readonly #sessions: SessionStore;
+  readonly #login: OidcLogin;
+  readonly #roles: (identity: Identity) => Set<Role>;
+  readonly #feed: ApprovalsFeed;
+  readonly #headers: Record<string, string>;
+
+  constructor(private readonly options: ConsoleOptions) {
+    this.#assets = loadAssets();
+    this.#sessions = new SessionStore(options.config.session_ttl_s * 1000);
+    this.#login = new OidcLogin(options.config.oidc);
+    this.#roles = roleResolver(options.config.roles);
+    this.#feed = new ApprovalsFeed(options.store, options.logger, options.bus);
+    this.#headers = securityHeaders(options.secure);
+  }
+
+  /** A hold the inbox has shown from the bus before the ledger stored it (answers may arrive that early). */
+  unstoredRequest(approvalId: string): ApprovalRequested | undefined {
+    return this.#feed.unstoredRequest(approvalId);
+  }
+
+  start(): Promise<void> {
+    return this.#feed.start();
+  }
+
+  close(): Promise<void> {
+    return this.#feed.close();
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    for (const [k, v] of Object.entries(this.#headers)) res.setHeader(k, v);
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    try {
+      if (method === 'GET' && (path === '/ui' || path === '/ui/' || path === '/ui/index.html')) return this.#asset(res, path === '/ui' ? undefined : 'index.html');
+      if (method === 'GET' && path.startsWith('/ui/assets/')) return this.#asset(res, path.slice('/ui/assets/'.length));
+      if (method === 'GET' && path === '/ui/login') return await this.#begin(res);
+      if (method === 'GET' && path === '/ui/callback') return await this.#callback(req, res, url);
+      if (!path.startsWith('/ui/api/') && path !== '/ui/logout') throw new AgateError(ErrorCode.API_NOT_FOUND, `no console page ${path}`);
+      const session = this.#session(req);
+      if (method !== 'GET' && method !== 'HEAD') this.#checkCsrf(req, session);
+      if (path === '/ui/logout' && method === 'POST') {
+        this.#sessions.delete(session.id);
+        res.setHeader('set-cookie', serializeCookie(SESSION_COOKIE, '', { sameSite: 'Strict', secure: this.options.secure, maxAge: 0 }));
+        return json(res, 200, { signed_out: true });
+      }
+      if (path === '/ui/api/me' && method === 'GET') return json(res, 200, me(session));
+      if (path === '/ui/api/approvals/stream' && method === 'GET') return this.#stream(req, res, session);
+      if (path.startsWith('/ui/api/v1/')) return await this.#api(req, res, url, session);
+      throw new AgateError(ErrorCode.API_NOT_FOUND, `no console route ${method} ${path}`);
+    } catch (err) {
+      this.#fail(res, path, err);
+    }
+  }
+
+  #asset(res: ServerResponse, name: string | undefined): void {
+    if (name === undefined) {
+      res.writeHead(308, { location: '/ui/' });
+      return void res.end();
+    }
+    const asset = this.#assets.get(name);
+    if (asset === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, `no console asset ${name}`);
+    res.writeHead(200, { 'content-type': asset.type, 'content-length': asset.body.length });
+    res.end(asset.body);
+  }
+
+  async #begin(res: ServerResponse): Promise<void> {
+    let started;
+    try {
+      started = await this.#login.begin();
+    } catch (cause) {
+      throw new AgateError(ErrorCode.API_UNAVAILABLE, `the identity provider cannot be reached: ${(cause as Error).message}`, { cause });
+    }
+    const flowId = this.#sessions.startFlow(started.flow);
+    // Lax: the provider's redirect back to /ui/callback is a cross-site top-level navigation.
+    res.setHeader('set-cookie', serializeCookie(FLOW_COOKIE, flowId, { sameSite: 'Lax', secure: this.options.secure, maxAge: 600 }));
+    res.writeHead(302, { location: started.url.href });
+    res.end();
+  }
+
+  async #callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const clearFlow = serializeCookie(FLOW_COOKIE, '', { sameSite: 'Lax', secure: this.options.secure, maxAge: 0 });
+    const flow = this.#sessions.takeFlow(parseCookies(req.headers.cookie).get(FLOW_COOKIE));
+    if (flow === undefined) throw new AgateError(ErrorCode.CONSOLE_SIGN_IN_FAILED, 'this sign-in is unknown or expired; start again');
+    const providerError = url.searchParams.get('error');
+    if (providerError !== null) throw new AgateError(ErrorCode.CONSOLE_SIGN_IN_FAILED, `the identity provider refused the sign-in: ${providerError}`);
+    const identity = await this.#login.finish(url, flow);
+    const roles = this.#roles(identity);
+    if (roles.size === 0) throw new AgateError(ErrorCode.API_FORBIDDEN, `${identity.subject} signed in but holds no console role (claim ${this.options.config.roles.claim})`);
+    const session = this.#sessions.create(identity, roles);
+    this.options.logger.info('console sign-in', { issuer: identity.issuer, subject: identity.subject, roles: [...roles] });
+    res.setHeader('set-cookie', [clearFlow, serializeCookie(SESSION_COOKIE, session.id, { sameSite: 'Strict', secure: this.options.secure, maxAge: this.options.config.session_ttl_s })]);
+    // A Strict cookie set by a cross-site redirect chain is not sent on that chain's next hop, so
+    // the browser goes on to /ui/ from this same-site page instead of from a 302.
+    page(res, 200, 'Signed in', '<meta http-equiv="refresh" content="0;url=/ui/">', '<p>Signed in. <a href="/ui/">Open the console</a>.</p>');
+  }
+
+  #session(req: IncomingMessage): ConsoleSession {
+    const session = this.#sessions.get(parseCookies(req.headers.cookie).get(SESSION_COOKIE));
+    if (session === undefined) throw new AgateError(ErrorCode.API_UNAUTHORIZED, 'not signed in to the console (GET /ui/login)');
+    return session;
+  }
+
+  /** A state-changing request must come from the console's own page: same-site, with the session's CSRF token. */
+  #checkCsrf(req: IncomingMessage, session: ConsoleSession): void {
+    const site = req.headers['sec-fetch-site'];
+    if (site !== undefined && site !== 'same-origin') throw new AgateError(ErrorCode.CONSOLE_CSRF, `a cross-site request (${site}) may not change anything`);
+    const origin = req.headers.origin;
+    if (origin !== undefined && origin !== 'null' && new URL(origin).host !== req.headers.host) throw new AgateError(ErrorCode.CONSOLE_CSRF, 'the request comes from another origin');
+    const token = req.headers['x-csrf-token'];
+    if (!csrfMatches(session, typeof token === 'string' ? token : undefined)) throw new AgateError(ErrorCode.CONSOLE_CSRF, 'the request lacks the session\'s CSRF token (x-csrf-token)');
+  }
+
+  async #api(req: IncomingMessage, res: ServerResponse, url: URL, session: ConsoleSession): Promise<void> {
+    const path = url.pathname.slice('/ui/api'.length);
+    let body: Buffer | undefined;
+    if (req.method === 'POST' && ANSWER_PATH.test(path)) body = justified(await readBody(req, MAX_ANSWER_BODY));
+    await this.options.serveRoute(req, res, path, url.searchParams, session, body);
+  }
+
+  /** Server-sent events: the inbox now, then again whenever it changes. */
+  #stream(req: IncomingMessage, res: ServerResponse, session: ConsoleSession): void {
+    if (!allows(session.roles, 'approvals')) throw new AgateError(ErrorCode.API_FORBIDDEN, `${session.identity.subject} has no role that may see approvals`);
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write('retry: 2000\n\n');
+    const unsubscribe = this.#feed.subscribe((items) => res.write(`event: inbox\ndata: {"server_time":${Date.now()},"items":${items}}\n\n`));
+    const heartbeat = setInterval(() => {
+      // A session that ended (expired, signed out) stops receiving the inbox.
+      if (this.#sessions.get(session.id) === undefined) return void res.end();
+      res.write(': keep-alive\n\n');
+    }, HEARTBEAT_MS);
+    res.on('close', () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+    });
+    req.on('error', () => res.destroy());
+  }
+
+  #fail(res: ServerResponse, path: string, err: unknown): void {
+    const code = err instanceof AgateError ? err.code : 'INTERNAL';
+    const status = STATUS[code] ?? 500;
+    if (status >= 500) this.options.logger.error('console request failed', { path, error: describeError(err) });
+    const message = status >= 500 && status !== 503 ? 'internal error; see the service log' : (err as Error).message;
+    if (res.headersSent) return void res.destroy();
+    if (path.startsWith('/ui/api/') || path === '/ui/logout') return json(res, status, { error: { code, message } });
+    page(res, status, 'Agate console', '', `<p class="error">${escapeHtml(message)}</p><p><a href="/ui/login">Sign in again</a></p>`);
+  }
+}
+
+const STATUS: Record<string, number> = {
+  [ErrorCode.API_UNAUTHORIZED]: 401, [ErrorCode.API_FORBIDDEN]: 403, [ErrorCode.API_NOT_FOUND]: 404, [ErrorCode.API_BAD_REQUEST]: 400,
+  [ErrorCode.API_UNAVAILABLE]: 503, [ErrorCode.CONSOLE_SIGN_IN_FAILED]: 401, [ErrorCode.CONSOLE_CSRF]: 403,
+};
+
+/** An approve/deny from the console must say why: `{"comment": "<non-blank>"}`. */
+function justified(body: Buffer): Buffer {
+  let comment: unknown;
+  try {
+    comment = (JSON.parse(body.toString('utf8')) as { comment?: unknown }).comment;
+  } catch {
+    throw new AgateError(ErrorCode.API_BAD_REQUEST, 'the body must be JSON: {"comment": "..."}');
+  }
+  if (typeof comment !== 'string' || comment.trim() === '') throw new AgateError(ErrorCode.API_BAD_REQUEST, 'a justification is required to approve or deny');
+  return body;
+}
+
+function me(s: ConsoleSession): Record<string, unknown> {
+  const c = s.identity.claims;
+  return {
+    issuer: s.identity.issuer, subject: s.identity.subject, name: c.name ?? c.preferred_username ?? c.email ?? s.identity.subject,
+    roles: [...s.roles], csrf_token: s.csrf, expires_at: new Date(s.expiresAt).toISOString(),
+  };
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function page(res: ServerResponse, status: number, title: string, head: string, body: string): void {
+  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>${head}<link rel="stylesheet" href="/ui/assets/style.css"></head><body class="plain">${body}</body></html>`;
+  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(html) });
+  res.end(html);
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

@@ -1,0 +1,87 @@
+import type { Store } from '../../../../core/src/store/store.js';
+import { listApprovals, type ApprovalRow } from '../approvals.js';
+import type { FreshHolds } from './fresh-holds.js';
+import { SHOWN_CLAIMS } from './shown-claims.js';
+
+
+/** One held command as the inbox shows it: the approval row plus who asked and why it was held. */
+export interface InboxItem extends ApprovalRow {
+  /** The hold verdict's reason: the rule's message, or "held for approval by rule R". */
+  message: string | null;
+  claims: Record<string, string>;
+}
+
+const RECENT = 50;
+/** Enrichments remembered; an approval's requester and hold message never change once recorded. */
+const MAX_REMEMBERED = 1000;
+
+type Enrichment = Pick<InboxItem, 'message' | 'claims'>;
+
+/**
+ * Reads the newest held commands, pending and settled, each with the requester's session claims
+ * and the hold's message, all from the ledger's views like `/v1/approvals`. The claims and message
+ * of an approval are looked up once and remembered, so a poll costs one query while nothing new
+ * is held.
+ */
+export class InboxReader {
+  readonly #known = new Map<string, Enrichment>();
+  #stored: ApprovalRow[] = [];
+
+  constructor(private readonly store: Store, private readonly fresh?: FreshHolds) {}
+
+  async read(nowMicros: number): Promise<InboxItem[]> {
+    this.#stored = await listApprovals(this.store, { limit: RECENT, nowMicros });
+    const rows = this.#withUnstored(nowMicros);
+    const missing = rows.filter((r) => !this.#known.has(r.approval_id));
+    if (missing.length > 0) await this.#enrich(missing);
+    return this.#items(rows);
+  }
+
+  /**
+   * The inbox from the last store read plus the holds the bus has brought since, without reading
+   * the store: what a new hold's wake-up sends at once, before the full read that follows.
+   */
+  readCached(nowMicros: number): InboxItem[] {
+    return this.#items(this.#withUnstored(nowMicros));
+  }
+
+  #withUnstored(nowMicros: number): ApprovalRow[] {
+    const unstored = this.fresh?.unstored(new Set(this.#stored.map((r) => r.approval_id)), nowMicros) ?? [];
+    return [...unstored, ...this.#stored];
+  }
+
+  #items(rows: readonly ApprovalRow[]): InboxItem[] {
+    return rows.map((r) => {
+      const known = this.#known.get(r.approval_id);
+      if (known !== undefined) return { ...r, ...known };
+      const { claims, message } = this.fresh?.enrichment(r) ?? {};
+      if (claims !== undefined && message !== undefined) this.#remember(r.approval_id, { claims, message });
+      return { ...r, claims: claims ?? {}, message: message ?? null };
+    });
+  }
+
+  async #enrich(rows: readonly ApprovalRow[]): Promise<void> {
+    const claimColumns = SHOWN_CLAIMS.map((_c, i) => `claims[{c${i}:String}] AS c${i}`).join(', ');
+    const claimParams = Object.fromEntries(SHOWN_CLAIMS.map((c, i) => [`c${i}`, c]));
+    const [sessions, holds] = await Promise.all([
+      this.store.query<Record<string, string>>(`SELECT session_id, ${claimColumns} FROM agate.q_sessions WHERE session_id IN {ids:Array(String)} LIMIT 1 BY session_id`,
+        { ids: [...new Set(rows.map((r) => r.session_id))], ...claimParams }),
+      this.store.query<{ command_id: string; reason: string }>(`SELECT command_id, any(reason) AS reason FROM agate.verdicts WHERE command_id IN {ids:Array(String)} AND decision = 'hold' GROUP BY command_id`,
+        { ids: rows.map((r) => r.command_id) }),
+    ]);
+    const claimsOf = new Map(sessions.map((s) => [s.session_id, Object.fromEntries(SHOWN_CLAIMS.map((c, i) => [c, s[`c${i}`] ?? '']).filter(([, v]) => v !== ''))]));
+    const messageOf = new Map(holds.map((h) => [h.command_id, h.reason]));
+    for (const r of rows) {
+      const claims = claimsOf.get(r.session_id);
+      const message = messageOf.get(r.command_id);
+      // Remembered only once both are in the store; until then shown without and asked again.
+      if (claims === undefined || message === undefined) continue;
+      this.#remember(r.approval_id, { claims, message });
+    }
+  }
+
+  #remember(approvalId: string, e: Enrichment): void {
+    while (this.#known.size >= MAX_REMEMBERED) this.#known.delete(this.#known.keys().next().value!);
+    this.#known.set(approvalId, e);
+  }
+}

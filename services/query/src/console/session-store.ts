@@ -1,0 +1,79 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Identity } from '../../../../schemas/src/events.js';
+import type { Role } from '../roles.js';
+import type { LoginFlow } from './oidc-login.js';
+
+/** A signed-in person. The id travels in the session cookie; the CSRF token only in page requests. */
+export interface ConsoleSession {
+  id: string;
+  identity: Identity;
+  roles: ReadonlySet<Role>;
+  csrf: string;
+  expiresAt: number;
+}
+
+const MAX_SESSIONS = 10_000;
+const MAX_FLOWS = 10_000;
+/** A sign-in left unfinished this long is forgotten. */
+const FLOW_TTL_MS = 10 * 60_000;
+
+const newId = () => randomBytes(32).toString('base64url');
+
+/**
+ * Console sessions and unfinished sign-in flows, in memory: a restart signs everyone out, which
+ * is the safe failure. Both maps are bounded; past the bound the oldest entry goes (Maps keep
+ * insertion order), so a flood of sign-in attempts cannot grow memory.
+ */
+export class SessionStore {
+  readonly #sessions = new Map<string, ConsoleSession>();
+  readonly #flows = new Map<string, { flow: LoginFlow; expiresAt: number }>();
+
+  constructor(private readonly ttlMs: number, private readonly now: () => number = Date.now) {}
+
+  create(identity: Identity, roles: ReadonlySet<Role>): ConsoleSession {
+    const session: ConsoleSession = { id: newId(), identity, roles, csrf: newId(), expiresAt: this.now() + this.ttlMs };
+    bounded(this.#sessions, MAX_SESSIONS).set(session.id, session);
+    return session;
+  }
+
+  get(id: string | undefined): ConsoleSession | undefined {
+    if (id === undefined) return undefined;
+    const s = this.#sessions.get(id);
+    if (s !== undefined && s.expiresAt <= this.now()) {
+      this.#sessions.delete(id);
+      return undefined;
+    }
+    return s;
+  }
+
+  delete(id: string): void {
+    this.#sessions.delete(id);
+  }
+
+  startFlow(flow: LoginFlow): string {
+    const id = newId();
+    bounded(this.#flows, MAX_FLOWS).set(id, { flow, expiresAt: this.now() + FLOW_TTL_MS });
+    return id;
+  }
+
+  /** The flow for `id`, once: a callback replayed with the same cookie finds nothing. */
+  takeFlow(id: string | undefined): LoginFlow | undefined {
+    if (id === undefined) return undefined;
+    const f = this.#flows.get(id);
+    this.#flows.delete(id);
+    return f !== undefined && f.expiresAt > this.now() ? f.flow : undefined;
+  }
+}
+
+/** Constant-time comparison of the CSRF token a request carries with the session's. */
+export function csrfMatches(session: ConsoleSession, presented: string | undefined): boolean {
+  if (presented === undefined) return false;
+  const a = Buffer.from(session.csrf);
+  const b = Buffer.from(presented);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function bounded<K, V>(map: Map<K, V>, max: number): Map<K, V> {
+  while (map.size >= max) map.delete(map.keys().next().value as K);
+  return map;
+}

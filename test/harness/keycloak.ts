@@ -1,0 +1,146 @@
+// A real Keycloak (the identity provider humans sign in with) on loopback for the console tests:
+// installed from Maven Central by install-keycloak.sh, run in dev mode on an in-memory database
+// with the Temurin 25 JDK, and configured only through its admin REST API.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findFreePort } from './postgres.js';
+import { run, unrefChild } from './proc.js';
+
+export interface KeycloakUser {
+  username: string;
+  password: string;
+  /** Groups the user is in; the console client puts their names in the `groups` claim. */
+  groups: string[];
+}
+
+export interface KeycloakRealm {
+  /** The realm's issuer URL (`<base>/realms/<name>`). */
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+}
+
+export interface Keycloak {
+  baseUrl: string;
+  /** Creates a realm with a confidential OIDC client (code flow, PKCE S256 required) and the users and their groups. */
+  createRealm(opts: { name: string; redirectUri: string; users: KeycloakUser[]; clientSecret?: string }): Promise<KeycloakRealm>;
+  stop(): Promise<void>;
+  log(): string;
+}
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+function repoFile(rel: string): string {
+  let dir = HERE;
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return join(dir, rel);
+}
+
+/** Keycloak 26 needs Java 21 or newer: the newest Temurin JDK under /usr/lib/jvm. */
+function javaHome(): string {
+  const jdk = readdirSync('/usr/lib/jvm').filter((d) => /^temurin-(\d+)-jdk/.test(d) && Number(/^temurin-(\d+)/.exec(d)![1]) >= 21).sort().pop();
+  if (jdk === undefined) throw new Error('Keycloak needs a Java 21+ JDK: no /usr/lib/jvm/temurin-2x-jdk* found');
+  return join('/usr/lib/jvm', jdk);
+}
+
+async function installKeycloak(): Promise<string> {
+  const r = await run('bash', [repoFile('test/harness/install-keycloak.sh')], { timeoutMs: 15 * 60_000 });
+  if (r.code !== 0) throw new Error(`installing Keycloak failed:\n${r.stderr.slice(-2000)}`);
+  return r.stdout.trim().split('\n').pop()!;
+}
+
+export async function startKeycloak(opts: { readyTimeoutMs?: number } = {}): Promise<Keycloak> {
+  const home = await installKeycloak();
+  const port = await findFreePort();
+  const managementPort = await findFreePort();
+  const adminPassword = randomBytes(12).toString('base64url');
+  const baseUrl = `http://127.0.0.1:${port}`;
+  let output = '';
+  const child: ChildProcess = spawn(join(home, 'bin', 'kc.sh'), [
+    'start-dev', '--db=dev-mem', '--http-host=127.0.0.1', `--http-port=${port}`, `--http-management-port=${managementPort}`,
+    '--hostname-strict=false', '--cache=local', '--log-level=WARN',
+  ], {
+    env: { ...process.env, JAVA_HOME: javaHome(), KC_BOOTSTRAP_ADMIN_USERNAME: 'admin', KC_BOOTSTRAP_ADMIN_PASSWORD: adminPassword, JAVA_OPTS_KC_HEAP: '-Xms128m -Xmx768m' },
+    stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+  });
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-20_000)));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-20_000)));
+  const killAll = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, signal); // kc.sh starts java as its child: signal the whole group
+    } catch {
+      /* already gone */
+    }
+  };
+  process.once('exit', () => killAll('SIGKILL'));
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`Keycloak exited with ${code} during startup:\n${output.slice(-3000)}`))));
+  exited.catch(() => undefined);
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 240_000);
+  const ready = (async () => {
+    for (;;) {
+      const ok = await fetch(`${baseUrl}/realms/master/.well-known/openid-configuration`).then((r) => r.ok, () => false);
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error(`Keycloak did not answer within the deadline:\n${output.slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  })();
+  try {
+    await Promise.race([ready, exited]);
+  } catch (err) {
+    killAll('SIGKILL');
+    throw err;
+  }
+  unrefChild(child);
+
+  const adminToken = async (): Promise<string> => {
+    const res = await fetch(`${baseUrl}/realms/master/protocol/openid-connect/token`, {
+      method: 'POST', body: new URLSearchParams({ grant_type: 'password', client_id: 'admin-cli', username: 'admin', password: adminPassword }),
+    });
+    if (!res.ok) throw new Error(`Keycloak admin sign-in failed: ${res.status} ${await res.text()}`);
+    return ((await res.json()) as { access_token: string }).access_token;
+  };
+
+  return {
+    baseUrl,
+    async createRealm({ name, redirectUri, users, clientSecret = randomBytes(18).toString('base64url') }) {
+      const clientId = 'agate-console';
+      const groups = [...new Set(users.flatMap((u) => u.groups))];
+      // One realm representation: the client, its groups mapper, the groups and the users.
+      const realm = {
+        realm: name, enabled: true, sslRequired: 'none',
+        groups: groups.map((g) => ({ name: g })),
+        clients: [{
+          clientId, enabled: true, protocol: 'openid-connect', publicClient: false, secret: clientSecret,
+          standardFlowEnabled: true, directAccessGrantsEnabled: false, implicitFlowEnabled: false,
+          redirectUris: [redirectUri], webOrigins: [],
+          attributes: { 'pkce.code.challenge.method': 'S256' },
+          protocolMappers: [{
+            name: 'groups', protocol: 'openid-connect', protocolMapper: 'oidc-group-membership-mapper',
+            config: { 'claim.name': 'groups', 'full.path': 'false', 'id.token.claim': 'true', 'access.token.claim': 'true', 'userinfo.token.claim': 'true' },
+          }],
+        }],
+        users: users.map((u) => ({
+          username: u.username, enabled: true, email: `${u.username}@example.test`, emailVerified: true, firstName: u.username, lastName: 'Tester',
+          credentials: [{ type: 'password', value: u.password, temporary: false }], groups: u.groups.map((g) => `/${g}`), requiredActions: [],
+        })),
+      };
+      const res = await fetch(`${baseUrl}/admin/realms`, {
+        method: 'POST', headers: { authorization: `Bearer ${await adminToken()}`, 'content-type': 'application/json' }, body: JSON.stringify(realm),
+      });
+      if (res.status !== 201) throw new Error(`creating Keycloak realm ${name} failed: ${res.status} ${await res.text()}`);
+      return { issuer: `${baseUrl}/realms/${name}`, clientId, clientSecret };
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      killAll('SIGTERM');
+      const timer = setTimeout(() => killAll('SIGKILL'), 20_000);
+      await gone;
+      clearTimeout(timer);
+    },
+    log: () => output,
+  };
+}
