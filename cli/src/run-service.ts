@@ -35,7 +35,7 @@ export async function runServices(config: AgateConfig, roles: readonly Role[]): 
     postgres: running.postgres === undefined ? undefined : `${running.postgres.address}:${running.postgres.port}`,
     ssh: running.ssh === undefined ? undefined : `${running.ssh.address}:${running.ssh.port}`,
     kubernetes: running.kubernetes === undefined ? undefined : Object.fromEntries(Object.entries(running.kubernetes).map(([n, a]) => [n, `${a.address}:${a.port}`])),
-    query_api: running.api === undefined ? undefined : `http://${running.api.address}:${running.api.port}`,
+    query_api: running.api === undefined ? undefined : `${config.query.tls === undefined ? 'http' : 'https'}://${running.api.address}:${running.api.port}`,
     ops: opsAt === undefined ? undefined : `http://${opsAt.address}:${opsAt.port}`,
     bus: config.bus.kind,
     store: config.store.kind,
