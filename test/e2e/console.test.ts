@@ -214,8 +214,9 @@ ui('a held psql DROP shows in the live inbox within a second and psql completes 
     await shot(page, 'console-approved');
     // The approval is recorded with the console user as the approver and the justification.
     const r = await fetch(`${ctx.agate.apiUrl}/v1/approvals/${id}`, { headers: { authorization: `Bearer ${await ctx.oidc.mint({ sub: 'reader', agate_role: 'approver' })}` } });
-    const detail = (await r.json()) as { decisions: { approver_subject: string; approver_issuer: string; comment: string; refused_reason: string | null }[] };
-    const accepted = detail.decisions.filter((d) => d.refused_reason === null);
+    // Accepted answers are the decisions; refused attempts are listed apart (refusals).
+    const detail = (await r.json()) as { decisions: { approver_subject: string; approver_issuer: string; comment: string }[]; refusals: unknown[] };
+    const accepted = detail.decisions;
     assert.is(accepted.length, 1);
     assert.is(accepted[0]!.approver_issuer, `${ctx.keycloak.baseUrl}/realms/agate`);
     assert.is(accepted[0]!.comment, 'Backed up yesterday; the table is unused since v2.');
