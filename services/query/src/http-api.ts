@@ -21,6 +21,7 @@ import { allows, type Role } from './roles.js';
 import { compileRoutes, formatOf, match, MethodNotAllowed, readBody, send, sendReply } from './router.js';
 import { commandRoutes } from './routes/commands.js';
 import { exportRoutes } from './routes/export.js';
+import { FactsIndex } from './facts-index.js';
 import { ledgerRoutes, type LedgerVerifySources } from './routes/ledger.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { sqlRoutes } from './routes/sql.js';
@@ -65,7 +66,7 @@ export class QueryApi {
 
   constructor(private readonly options: QueryApiOptions) {
     const { store, codec } = options;
-    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus)]);
+    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits, new FactsIndex(store)), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus)]);
     this.#openapi = readFileSync(join(packageRoot(), OPENAPI_PATH), 'utf8');
     const timeoutMs = options.logins.pending.options.timeoutMs;
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);

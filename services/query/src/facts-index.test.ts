@@ -1,0 +1,62 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EmbeddedStore } from '../../../core/src/store/embedded.js';
+import type { AgateEvent } from '../../../schemas/src/events.js';
+import { SAMPLES } from '../../../schemas/src/samples.js';
+import { FactsIndex } from './facts-index.js';
+import { migrateQuery, SESSION_TABLES_DDL, SESSION_VIEWS } from './schema.js';
+import { sessionEvents, testLedger } from './test-ledger.js';
+
+/*
+ * q_command_facts follows the ledger: every command indexed once, in order, incrementally, and
+ * the session table of an earlier version gains its attributes (application name) on upgrade.
+ */
+const dir = mkdtempSync(join(tmpdir(), 'agate-facts-index-'));
+const store = EmbeddedStore.open(join(dir, 'store'));
+const index = suite('facts index');
+index.after(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** An SSH command in the session of `like` (a Command event): indexed with no SQL facts. */
+const sshCommand = (like: AgateEvent): AgateEvent => ({ ...(like as typeof SAMPLES.Command), event_id: randomUUID(), sequence: 99, protocol: 'ssh', text: 'rm -rf /tmp/x', attributes: { request: 'exec' } });
+
+index('catches up in order, once, and again after more commands', async () => {
+  const ledger = await testLedger(store);
+  // A q_sessions as an earlier version made it: without the attributes column or its view's extraction.
+  await store.exec(SESSION_TABLES_DDL[0]!.replace('    attributes Map(String, String),\n', ''));
+  const oldSelect = SESSION_VIEWS[0]!.select.replace(/,\s*JSONExtract\(body, 'attributes'.*? AS attributes/, '');
+  assert.not.ok(oldSelect.includes("'attributes'"));
+  await store.exec(`CREATE MATERIALIZED VIEW agate.q_sessions_mv TO agate.q_sessions AS ${oldSelect}`);
+  const first = sessionEvents('alice', 3);
+  await ledger.append(first);
+  const [before] = await store.query<{ n: string }>('SELECT count() AS n FROM agate.q_sessions');
+  assert.is(Number(before!.n), 1, 'the old view filled the old table');
+  await migrateQuery(store);
+  const facts = new FactsIndex(store);
+  const [a, b] = await Promise.all([facts.catchUp(), facts.catchUp()]);
+  assert.is(a + b, 3, 'two concurrent catch-ups index each command once');
+  assert.is(await facts.catchUp(), 0);
+  const more = sessionEvents('bob', 2);
+  await ledger.append([...more, sshCommand(more[1]!)]);
+  assert.is(await facts.catchUp(), 3);
+  const rows = await store.query<{ subject: string; statement: string; tables_read: string[] }>(
+    'SELECT subject, statement, tables_read FROM agate.activity ORDER BY subject, sequence, statement');
+  assert.equal(rows.map((r) => [r.subject, r.statement, r.tables_read]), [
+    ['alice', 'SelectStmt', ['items']], ['alice', 'SelectStmt', ['items']], ['alice', 'SelectStmt', ['items']],
+    ['bob', 'SelectStmt', ['items']], ['bob', 'SelectStmt', ['items']], ['bob', '', []],
+  ]);
+  const [n] = await store.query<{ n: string }>('SELECT count() AS n FROM agate.q_command_facts');
+  assert.is(Number(n!.n), 6);
+  // The upgraded session table has the application name of sessions recorded before the upgrade.
+  const apps = await store.query<{ subject: string; application_name: string }>('SELECT subject, application_name FROM agate.sessions ORDER BY subject');
+  assert.equal(apps.map((r) => [r.subject, r.application_name]), [['alice', 'psql'], ['bob', 'psql']]);
+  await ledger.stop();
+});
+
+index.run();
