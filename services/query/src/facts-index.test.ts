@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { EmbeddedStore } from '../../../core/src/store/embedded.js';
 import type { AgateEvent } from '../../../schemas/src/events.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
+import { checkCommandFacts } from './facts-check.js';
 import { FactsIndex } from './facts-index.js';
 import { migrateQuery, SESSION_TABLES_DDL, SESSION_VIEWS } from './schema.js';
 import { sessionEvents, testLedger } from './test-ledger.js';
@@ -57,6 +58,24 @@ index('catches up in order, once, and again after more commands', async () => {
   const apps = await store.query<{ subject: string; application_name: string }>('SELECT subject, application_name FROM agate.sessions ORDER BY subject');
   assert.equal(apps.map((r) => [r.subject, r.application_name]), [['alice', 'psql'], ['bob', 'psql']]);
   await ledger.stop();
+});
+
+index('verification works the facts out again: a deleted, changed or added row is named', async () => {
+  const mutate = (sql: string) => store.exec(`${sql} SETTINGS mutations_sync = 1`);
+  assert.equal(await checkCommandFacts(store), { ok: true, commands: 6, problem: null });
+  const [first] = await store.query<{ command_id: string; seq: string }>("SELECT command_id, seq FROM agate.q_command_facts FINAL WHERE statement = 'SelectStmt' ORDER BY seq LIMIT 1");
+  const id = first!.command_id;
+  const saved = await store.query<Record<string, unknown>>(`SELECT * FROM agate.q_command_facts FINAL WHERE command_id = '${id}'`);
+  await mutate(`ALTER TABLE agate.q_command_facts DELETE WHERE command_id = '${id}'`);
+  assert.match((await checkCommandFacts(store))!.problem ?? '', new RegExp(`command ${id} .* not in agate.q_command_facts`));
+  await store.insert('agate.q_command_facts', saved);
+  assert.ok((await checkCommandFacts(store))!.ok, 'put back, it matches again');
+  await mutate(`ALTER TABLE agate.q_command_facts UPDATE table_names = ['innocent'] WHERE command_id = '${id}'`);
+  assert.match((await checkCommandFacts(store))!.problem ?? '', new RegExp(`the facts of command ${id} .* differ`));
+  await mutate(`ALTER TABLE agate.q_command_facts DELETE WHERE command_id = '${id}'`);
+  await store.insert('agate.q_command_facts', saved);
+  await store.insert('agate.q_command_facts', [{ ...saved[0], seq: 1 }]);
+  assert.match((await checkCommandFacts(store))!.problem ?? '', new RegExp(`holds command ${id} more than once`));
 });
 
 index.run();

@@ -2,12 +2,13 @@ import { initSqlParser, SqlAnalysisCache } from '../../../core/src/sql/analyze.j
 import { PREPARED_ATTRIBUTE } from '../../../core/src/sql/prepared.js';
 import type { Store } from '../../../core/src/store/store.js';
 import { listChains } from '../../ledger/src/verify.js';
-import { commandFacts } from './command-facts.js';
+import { commandFacts, type CommandFacts } from './command-facts.js';
 
 /** Commands read and indexed per store round trip. */
 const PAGE = 5000;
 
-interface CommandRow {
+/** A recorded command as the index reads it from the ledger. */
+export interface CommandRow {
   chain_id: string;
   seq: string;
   event_id: string;
@@ -49,9 +50,7 @@ export class FactsIndex {
       let after = done.get(chain) ?? 0;
       for (;;) {
         const rows = await this.store.query<CommandRow>(
-          `SELECT chain_id, seq, event_id, JSONExtractString(body, 'protocol') AS protocol, text,
-             JSONExtractString(body, 'attributes', '${PREPARED_ATTRIBUTE}') AS prepared
-           FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {after:UInt64} AND event_type = 'Command'
+          `SELECT ${COMMAND_COLUMNS} FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {after:UInt64} AND event_type = 'Command'
            ORDER BY seq LIMIT ${PAGE}`,
           { chain, after },
         );
@@ -66,7 +65,17 @@ export class FactsIndex {
   }
 
   #row(r: CommandRow): Record<string, unknown> {
-    const facts = r.protocol === 'postgres' ? commandFacts(this.#cache, r.text, r.prepared) : undefined;
-    return { command_id: r.event_id, chain_id: r.chain_id, seq: Number(r.seq), ...(facts ?? { statement: '', kinds: [], effects: [], table_names: [], table_schemas: [], table_access: [], unbounded_write: false, analysis_error: '' }) };
+    return { command_id: r.event_id, chain_id: r.chain_id, seq: Number(r.seq), ...factsOf(this.#cache, r) };
   }
+}
+
+/** The ledger columns of a Command that its facts depend on. */
+export const COMMAND_COLUMNS = `chain_id, seq, event_id, JSONExtractString(body, 'protocol') AS protocol, text,
+  JSONExtractString(body, 'attributes', '${PREPARED_ATTRIBUTE}') AS prepared`;
+
+const NO_SQL: CommandFacts = { statement: '', kinds: [], effects: [], table_names: [], table_schemas: [], table_access: [], unbounded_write: false, analysis_error: '' };
+
+/** A command's row of q_command_facts: SQL facts for PostgreSQL, none for SSH and Kubernetes. */
+export function factsOf(cache: SqlAnalysisCache, r: CommandRow): CommandFacts {
+  return r.protocol === 'postgres' ? commandFacts(cache, r.text, r.prepared) : NO_SQL;
 }

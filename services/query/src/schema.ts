@@ -67,7 +67,7 @@ export const SESSION_TABLES_DDL: readonly string[] = [
     table_access Array(LowCardinality(String)),
     unbounded_write Bool,
     analysis_error String
-  ) ENGINE = ReplacingMergeTree ORDER BY command_id
+  ) ENGINE = ReplacingMergeTree ORDER BY (chain_id, seq, command_id)
   SETTINGS ${DURABLE_SETTINGS_SQL}`,
 ];
 
