@@ -22,7 +22,7 @@ export interface CommandFactsReport {
 /** Commands compared per read: a bounded range of positions, read from both tables by key. */
 const WINDOW = 20_000;
 
-type StoredFacts = Omit<CommandFacts, 'unbounded_write'> & { command_id: string; seq: string; unbounded_write: boolean | number };
+type StoredFacts = Omit<CommandFacts, 'unbounded_write'> & { command_id: string; seq: string; unbounded_write: boolean | number; attributes: Record<string, string> };
 
 export async function checkCommandFacts(store: Store): Promise<CommandFactsReport | null> {
   const [exists] = await store.query<{ n: string }>("SELECT count() AS n FROM system.tables WHERE database = 'agate' AND name = 'q_command_facts'");
@@ -41,18 +41,23 @@ export async function checkCommandFacts(store: Store): Promise<CommandFactsRepor
       const commands = await store.query<CommandRow>(
         `SELECT ${COMMAND_COLUMNS} FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {from:UInt64} AND seq <= {to:UInt64} AND event_type = 'Command' ORDER BY seq`, range);
       const stored = new Map((await store.query<StoredFacts>(
-        `SELECT command_id, seq, statement, kinds, effects, table_names, table_schemas, table_access, unbounded_write, analysis_error
+        `SELECT command_id, seq, statement, kinds, effects, table_names, table_schemas, table_access, unbounded_write, analysis_error, attributes
          FROM agate.q_command_facts FINAL WHERE chain_id = {chain:String} AND seq > {from:UInt64} AND seq <= {to:UInt64}`, range)).map((r) => [r.command_id, r]));
       for (const c of commands) {
         const row = stored.get(c.event_id);
         const where = `command ${c.event_id} (chain ${chain}, record ${c.seq})`;
         if (row === undefined) return report(compared, `${where} is in the ledger but not in agate.q_command_facts (its row was deleted)`);
-        if (Number(row.seq) !== Number(c.seq) || !sameFacts(row, factsOf(cache, c))) return report(compared, `the facts of ${where} in agate.q_command_facts differ from its recorded text (a row changed)`);
+        if (Number(row.seq) !== Number(c.seq) || !sameFacts(row, factsOf(cache, c)) || !sameMap(row.attributes, c.attributes)) return report(compared, `the facts of ${where} in agate.q_command_facts differ from its recorded text (a row changed)`);
         compared += 1;
       }
     }
   }
   return report(compared, null);
+}
+
+function sameMap(a: Record<string, string>, b: Record<string, string>): boolean {
+  const sorted = (m: Record<string, string>) => JSON.stringify(Object.entries(m).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  return sorted(a) === sorted(b);
 }
 
 function sameFacts(stored: StoredFacts, expected: CommandFacts): boolean {

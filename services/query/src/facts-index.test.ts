@@ -46,11 +46,11 @@ index('catches up in order, once, and again after more commands', async () => {
   const more = sessionEvents('bob', 2);
   await ledger.append([...more, sshCommand(more[1]!)]);
   assert.is(await facts.catchUp(), 3);
-  const rows = await store.query<{ subject: string; statement: string; tables_read: string[] }>(
-    'SELECT subject, statement, tables_read FROM agate.activity ORDER BY subject, sequence, statement');
-  assert.equal(rows.map((r) => [r.subject, r.statement, r.tables_read]), [
-    ['alice', 'SelectStmt', ['items']], ['alice', 'SelectStmt', ['items']], ['alice', 'SelectStmt', ['items']],
-    ['bob', 'SelectStmt', ['items']], ['bob', 'SelectStmt', ['items']], ['bob', '', []],
+  const rows = await store.query<{ subject: string; statement: string; tables_read: string[]; request: string }>(
+    "SELECT subject, statement, tables_read, attributes['request'] AS request FROM agate.activity ORDER BY subject, sequence, statement");
+  assert.equal(rows.map((r) => [r.subject, r.statement, r.tables_read, r.request]), [
+    ['alice', 'SelectStmt', ['items'], ''], ['alice', 'SelectStmt', ['items'], ''], ['alice', 'SelectStmt', ['items'], ''],
+    ['bob', 'SelectStmt', ['items'], ''], ['bob', 'SelectStmt', ['items'], ''], ['bob', '', [], 'exec'],
   ]);
   const [n] = await store.query<{ n: string }>('SELECT count() AS n FROM agate.q_command_facts');
   assert.is(Number(n!.n), 6);
@@ -74,6 +74,11 @@ index('verification works the facts out again: a deleted, changed or added row i
   assert.match((await checkCommandFacts(store))!.problem ?? '', new RegExp(`the facts of command ${id} .* differ`));
   await mutate(`ALTER TABLE agate.q_command_facts DELETE WHERE command_id = '${id}'`);
   await store.insert('agate.q_command_facts', saved);
+  const [ssh] = await store.query<{ command_id: string }>("SELECT command_id FROM agate.q_command_facts FINAL WHERE attributes['request'] = 'exec'");
+  await mutate(`ALTER TABLE agate.q_command_facts UPDATE attributes = map('request', 'sftp') WHERE command_id = '${ssh!.command_id}'`);
+  assert.match((await checkCommandFacts(store))!.problem ?? '', new RegExp(`the facts of command ${ssh!.command_id} .* differ`));
+  await mutate(`ALTER TABLE agate.q_command_facts UPDATE attributes = map('request', 'exec') WHERE command_id = '${ssh!.command_id}'`);
+  assert.ok((await checkCommandFacts(store))!.ok);
   await store.insert('agate.q_command_facts', [{ ...saved[0], seq: 1 }]);
   assert.match((await checkCommandFacts(store))!.problem ?? '', new RegExp(`holds command ${id} more than once`));
 });

@@ -15,12 +15,13 @@ export interface CommandRow {
   protocol: string;
   text: string;
   prepared: string;
+  attributes: Record<string, string>;
 }
 
 /**
  * Keeps `agate.q_command_facts` (schema.ts) level with the ledger: one row per recorded command,
  * with the statement type, effect classes and tables of a SQL command (command-facts.ts; empty for
- * SSH and Kubernetes). The engine cannot parse PostgreSQL, so the rows are computed here, in
+ * SSH and Kubernetes) and the command's attributes (what a Kubernetes or SFTP request addresses). The engine cannot parse PostgreSQL, so the rows are computed here, in
  * (chain, seq) order after the last indexed position of each chain: a primary-key range read.
  * The query service catches up before every analyst query, so a query sees every command
  * recorded before it. Catch-ups in one process run one at a time; two processes indexing the
@@ -65,13 +66,13 @@ export class FactsIndex {
   }
 
   #row(r: CommandRow): Record<string, unknown> {
-    return { command_id: r.event_id, chain_id: r.chain_id, seq: Number(r.seq), ...factsOf(this.#cache, r) };
+    return { command_id: r.event_id, chain_id: r.chain_id, seq: Number(r.seq), ...factsOf(this.#cache, r), attributes: r.attributes };
   }
 }
 
 /** The ledger columns of a Command that its facts depend on. */
 export const COMMAND_COLUMNS = `chain_id, seq, event_id, JSONExtractString(body, 'protocol') AS protocol, text,
-  JSONExtractString(body, 'attributes', '${PREPARED_ATTRIBUTE}') AS prepared`;
+  JSONExtractString(body, 'attributes', '${PREPARED_ATTRIBUTE}') AS prepared, JSONExtract(body, 'attributes', 'Map(String, String)') AS attributes`;
 
 const NO_SQL: CommandFacts = { statement: '', kinds: [], effects: [], table_names: [], table_schemas: [], table_access: [], unbounded_write: false, analysis_error: '' };
 

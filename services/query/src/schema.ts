@@ -66,7 +66,8 @@ export const SESSION_TABLES_DDL: readonly string[] = [
     table_schemas Array(String),
     table_access Array(LowCardinality(String)),
     unbounded_write Bool,
-    analysis_error String
+    analysis_error String,
+    attributes Map(String, String) COMMENT 'the Command''s attributes: Kubernetes verb, resource, namespace, name; SSH request, path…'
   ) ENGINE = ReplacingMergeTree ORDER BY (chain_id, seq, command_id)
   SETTINGS ${DURABLE_SETTINGS_SQL}`,
 ];
@@ -192,14 +193,14 @@ export const QUERY_DDL: readonly string[] = [
       f.statement AS statement, f.kinds AS kinds, f.effects AS effects,
       arrayDistinct(arrayFilter((t, a) -> a = 'read', f.qualified, f.table_access)) AS tables_read,
       arrayDistinct(arrayFilter((t, a) -> a = 'write', f.qualified, f.table_access)) AS tables_written,
-      f.unbounded_write AS unbounded_write, f.analysis_error AS analysis_error,
+      f.unbounded_write AS unbounded_write, f.analysis_error AS analysis_error, f.attributes AS attributes,
       d.decision AS decision, d.decided_by AS decided_by, d.approvers AS approvers, d.rule_id AS rule_id, d.reason AS reason,
       d.held AS held, d.approval_id AS approval_id, d.decided_at AS decided_at, d.mask_set AS mask_set,
       d.status AS status, r.command_tag AS command_tag, d.rows AS rows, d.bytes AS bytes, r.duration_us AS duration_us,
       d.error_message AS error_message, r.masked_values AS masked_values, r.masked_columns AS masked_columns
     FROM agate.decisions AS d
     LEFT JOIN (
-      SELECT command_id, statement, kinds, effects, table_access, unbounded_write, analysis_error,
+      SELECT command_id, statement, kinds, effects, table_access, unbounded_write, analysis_error, attributes,
         arrayMap((n, sc) -> if(sc = '', n, concat(sc, '.', n)), table_names, table_schemas) AS qualified
       FROM agate.q_command_facts FINAL) AS f ON f.command_id = d.command_id
     LEFT JOIN (
