@@ -21,8 +21,9 @@ export interface CommandRow {
 /**
  * Keeps `agate.q_command_facts` (schema.ts) level with the ledger: one row per recorded command,
  * with the statement type, effect classes and tables of a SQL command (command-facts.ts; empty for
- * SSH and Kubernetes) and the command's attributes (what a Kubernetes or SFTP request addresses). The engine cannot parse PostgreSQL, so the rows are computed here, in
- * (chain, seq) order after the last indexed position of each chain: a primary-key range read.
+ * SSH and Kubernetes) and the command's attributes (what a Kubernetes or SFTP request addresses).
+ * The engine cannot parse PostgreSQL, so the rows are computed here, in (chain, seq) order after
+ * the last indexed position of each chain: a primary-key range read.
  * The query service catches up before every analyst query, so a query sees every command
  * recorded before it. Catch-ups in one process run one at a time; two processes indexing the
  * same commands write equal rows, which the ReplacingMergeTree (read with FINAL) keeps once.

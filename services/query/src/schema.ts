@@ -16,7 +16,8 @@ import type { Store } from '../../../core/src/store/store.js';
  *   Both are filled by materialized views on `agate.ledger` and backfilled once when created,
  *   and are as durable as the ledger's tables (DURABLE_TABLE_SETTINGS).
  * - `q_command_facts`: per command, the statement type, effect classes and tables of a SQL
- *   command, filled by facts-index.ts (the engine cannot parse PostgreSQL) before analyst SQL runs.
+ *   command and the command's attributes, filled by facts-index.ts (the engine cannot parse
+ *   PostgreSQL) before analyst SQL runs; verification recomputes them (facts-check.ts).
  * - `sessions`, `session_index`: the analyst views over those two tables (`sessions` with the
  *   session's `application_name` and `target_user`).
  * - `decisions`: one row per command with its final decision; `activity`: the same with what the
