@@ -9,6 +9,7 @@ import { parseVerifierKey, verifierKey } from '../../services/ledger/src/note.js
 import { verifyConsistencyProofFile, verifyInclusionProofFile, type ConsistencyProofFile, type InclusionProofFile } from '../../services/ledger/src/proof-file.js';
 import { proveConsistency, proveInclusion } from '../../services/ledger/src/prove.js';
 import { chainsToVerify, verifyWithKnownCheckpoints, type VerifyReport, type VerifyState } from '../../services/ledger/src/verify.js';
+import { checkCommandFacts, type CommandFactsReport } from '../../services/query/src/facts-check.js';
 import { checkSessionTables, type SessionTablesReport } from '../../services/query/src/session-check.js';
 import { ApiClient } from './api-client.js';
 import { checkpointSources, ledgerSigner, openStore } from './components.js';
@@ -53,6 +54,7 @@ export async function verifyCommand(config: AgateConfig, flags: LedgerFlags): Pr
   const direct = flags.offline || flags.checkpoint !== undefined || flags.state !== undefined || flags.deep;
   let chains: VerifyReport[];
   let sessions: SessionTablesReport | null | undefined;
+  let facts: CommandFactsReport | null | undefined;
   if (direct) {
     const verifiers = [parseVerifierKey(trustedKey(config, flags))];
     const byChain = new Map<string, Checkpoint[]>();
@@ -73,6 +75,7 @@ export async function verifyCommand(config: AgateConfig, flags: LedgerFlags): Pr
       for (const c of [...ids].sort()) out.push(await verifyWithKnownCheckpoints(store, codec, c, sources, { checkpoints: byChain.get(c), resume: state[c], deep: flags.deep }));
       // The session tables behind agate.sessions are derived from the ledger: checked against it.
       sessions = await checkSessionTables(store, 0);
+      facts = await checkCommandFacts(store);
       return out;
     });
     if (flags.state !== undefined && chains.every((c) => c.ok)) {
@@ -80,11 +83,11 @@ export async function verifyCommand(config: AgateConfig, flags: LedgerFlags): Pr
     }
   } else {
     const api = await ApiClient.fromConfig(config, flags.token, flags.url);
-    ({ chains, sessions } = await api.get<{ chains: VerifyReport[]; sessions?: SessionTablesReport | null }>('/v1/ledger/verify'));
+    ({ chains, sessions, facts } = await api.get<{ chains: VerifyReport[]; sessions?: SessionTablesReport | null; facts?: CommandFactsReport | null }>('/v1/ledger/verify'));
   }
-  const ok = chains.every((c) => c.ok) && (sessions ?? undefined)?.ok !== false;
+  const ok = chains.every((c) => c.ok) && (sessions ?? undefined)?.ok !== false && (facts ?? undefined)?.ok !== false;
   // The same shape as GET /v1/ledger/verify answers.
-  if (flags.json) console.log(JSON.stringify({ ok, chains, sessions: sessions ?? null }, null, 2));
+  if (flags.json) console.log(JSON.stringify({ ok, chains, sessions: sessions ?? null, facts: facts ?? null }, null, 2));
   else {
     for (const c of chains) {
       for (const w of c.warnings ?? []) console.log(`chain ${c.chain_id}: warning: checkpoint not used: ${w}`);
@@ -99,6 +102,7 @@ export async function verifyCommand(config: AgateConfig, flags: LedgerFlags): Pr
     }
     if (chains.length === 0) console.log('the ledger is empty');
     if (sessions !== undefined && sessions !== null) console.log(sessions.ok ? `session tables: OK, ${sessions.sessions} sessions match the ledger` : `session tables: BROKEN: ${sessions.problem}`);
+    if (facts !== undefined && facts !== null) console.log(facts.ok ? `statement facts: OK, ${facts.commands} commands match the ledger` : `statement facts: BROKEN: ${facts.problem}`);
   }
   return ok ? 0 : 1;
 }

@@ -47,6 +47,12 @@ test('a deleted session row is named', async () => {
 });
 
 test('a changed column and an invented session are named', async () => {
+  // The application name analysts group sessions by is covered like the other columns.
+  await mutate(`ALTER TABLE agate.q_sessions UPDATE attributes = map('application_name', 'nightly-report') WHERE session_id = '${ids[1]}'`);
+  assert.match((await checkSessionTables(store, 0))!.problem ?? '', new RegExp(`session ${ids[1]} is in the ledger`));
+  await mutate(`ALTER TABLE agate.q_sessions DELETE WHERE session_id = '${ids[1]}'`);
+  await store.exec(`INSERT INTO agate.q_sessions SELECT * FROM (${(await import('./schema.js')).SESSIONS_SELECT}) WHERE session_id = '${ids[1]}'`);
+  assert.ok((await checkSessionTables(store, 0))!.ok);
   await mutate(`ALTER TABLE agate.q_sessions UPDATE client_address = '192.0.2.1:1' WHERE session_id = '${ids[0]}'`);
   assert.match((await checkSessionTables(store, 0))!.problem ?? '', new RegExp(`session ${ids[0]} is in the ledger`));
   await mutate(`ALTER TABLE agate.q_sessions DELETE WHERE session_id = '${ids[0]}'`);

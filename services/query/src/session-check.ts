@@ -18,7 +18,8 @@ export interface SessionTablesReport {
 
 /** A session row, every column as text, so the ledger's and the table's types compare. */
 const SESSION_COLUMNS = `session_id, toString(opened_at) AS opened_at, toString(chain_id) AS chain_id, seq, toString(protocol) AS protocol,
-  toString(target) AS target, toString(issuer) AS issuer, subject, toString(claims) AS claims, client_address, toString(proxy_id) AS proxy_id`;
+  toString(target) AS target, toString(issuer) AS issuer, subject, toString(claims) AS claims, client_address, toString(proxy_id) AS proxy_id,
+  toString(attributes) AS attributes`;
 
 /** Per-session counters as the ledger gives them, in STATS_MERGED's columns. */
 const STATS_FROM_LEDGER = `SELECT session_id, uniqExactIf(event_id, event_type = 'Command') AS commands,

@@ -4,6 +4,7 @@ import { ledgerRoutes as ledgerProofRoutes } from '../../../ledger/src/api.js';
 import type { CheckpointSources } from '../../../ledger/src/known-checkpoints.js';
 import { chainsToVerify, verifyWithKnownCheckpoints } from '../../../ledger/src/verify.js';
 import { intParam } from '../params.js';
+import { checkCommandFacts } from '../facts-check.js';
 import { checkSessionTables } from '../session-check.js';
 import { listAuthFailures } from '../queries.js';
 import type { Route } from '../router.js';
@@ -27,7 +28,8 @@ export function ledgerRoutes(store: Store, codec: EventCodec, sources: LedgerVer
         const chains = [];
         for (const c of await chainsToVerify(store, sources.dirs)) chains.push(await verifyWithKnownCheckpoints(store, codec, c, sources));
         const sessions = await checkSessionTables(store);
-        return { kind: 'json', body: { ok: chains.every((c) => c.ok) && sessions?.ok !== false, chains, sessions } };
+        const facts = await checkCommandFacts(store);
+        return { kind: 'json', body: { ok: chains.every((c) => c.ok) && sessions?.ok !== false && facts?.ok !== false, chains, sessions, facts } };
       },
     },
     // Signed checkpoints and proofs, served for auditors who keep them outside the store.

@@ -1,0 +1,83 @@
+import { initSqlParser, SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
+import { PREPARED_ATTRIBUTE } from '../../../core/src/sql/prepared.js';
+import type { Store } from '../../../core/src/store/store.js';
+import { listChains } from '../../ledger/src/verify.js';
+import { commandFacts, type CommandFacts } from './command-facts.js';
+
+/** Commands read and indexed per store round trip. */
+const PAGE = 5000;
+
+/** A recorded command as the index reads it from the ledger. */
+export interface CommandRow {
+  chain_id: string;
+  seq: string;
+  event_id: string;
+  protocol: string;
+  text: string;
+  prepared: string;
+  attributes: Record<string, string>;
+}
+
+/**
+ * Keeps `agate.q_command_facts` (schema.ts) level with the ledger: one row per recorded command,
+ * with the statement type, effect classes and tables of a SQL command (command-facts.ts; empty for
+ * SSH and Kubernetes) and the command's attributes (what a Kubernetes or SFTP request addresses).
+ * The engine cannot parse PostgreSQL, so the rows are computed here, in (chain, seq) order after
+ * the last indexed position of each chain: a primary-key range read.
+ * The query service catches up before every analyst query, so a query sees every command
+ * recorded before it. Catch-ups in one process run one at a time; two processes indexing the
+ * same commands write equal rows, which the ReplacingMergeTree (read with FINAL) keeps once.
+ */
+export class FactsIndex {
+  readonly #cache = new SqlAnalysisCache();
+  #running: Promise<number> | undefined;
+
+  constructor(private readonly store: Store) {}
+
+  /** Indexes every command not yet indexed; resolves to how many it indexed. */
+  catchUp(): Promise<number> {
+    // A caller arriving during a run waits for it and then runs again, so it sees its own commands.
+    const next: Promise<number> = (this.#running ?? Promise.resolve(0)).catch(() => 0).then(() => this.#catchUp());
+    this.#running = next;
+    return next.finally(() => {
+      if (this.#running === next) this.#running = undefined;
+    });
+  }
+
+  async #catchUp(): Promise<number> {
+    await initSqlParser();
+    const done = new Map((await this.store.query<{ chain_id: string; seq: string }>('SELECT chain_id, max(seq) AS seq FROM agate.q_command_facts GROUP BY chain_id')).map((r) => [r.chain_id, Number(r.seq)]));
+    let indexed = 0;
+    for (const chain of await listChains(this.store)) {
+      let after = done.get(chain) ?? 0;
+      for (;;) {
+        const rows = await this.store.query<CommandRow>(
+          `SELECT ${COMMAND_COLUMNS} FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {after:UInt64} AND event_type = 'Command'
+           ORDER BY seq LIMIT ${PAGE}`,
+          { chain, after },
+        );
+        if (rows.length === 0) break;
+        await this.store.insert('agate.q_command_facts', rows.map((r) => this.#row(r)));
+        indexed += rows.length;
+        after = Number(rows[rows.length - 1]!.seq);
+        if (rows.length < PAGE) break;
+      }
+    }
+    return indexed;
+  }
+
+  #row(r: CommandRow): Record<string, unknown> {
+    return { command_id: r.event_id, chain_id: r.chain_id, seq: Number(r.seq), ...factsOf(this.#cache, r), attributes: r.attributes };
+  }
+}
+
+/** The ledger columns of a Command that its facts depend on. */
+export const COMMAND_COLUMNS = `chain_id, seq, event_id, JSONExtractString(body, 'protocol') AS protocol, text,
+  JSONExtractString(body, 'attributes', '${PREPARED_ATTRIBUTE}') AS prepared, JSONExtract(body, 'attributes', 'Map(String, String)') AS attributes`;
+
+const NO_SQL: CommandFacts = { statement: '', kinds: [], effects: [], table_names: [], table_schemas: [], table_access: [], unbounded_write: false, analysis_error: '' };
+
+/** A command's row of q_command_facts: SQL facts for PostgreSQL, none for SSH and Kubernetes. */
+export function factsOf(cache: SqlAnalysisCache, r: CommandRow): CommandFacts {
+  return r.protocol === 'postgres' ? commandFacts(cache, r.text, r.prepared) : NO_SQL;
+}
