@@ -73,6 +73,8 @@ export const ErrorCode = {
   LEDGER_STORE_DIVERGED: 'LEDGER_STORE_DIVERGED',
   /** The bus delivered an event at a position the store records for another event: the bus log is not the one the ledger read. */
   LEDGER_SOURCE_MISMATCH: 'LEDGER_SOURCE_MISMATCH',
+  /** Another ledger instance appended to the chain since this one read its head: the batch is retried from the store's head. */
+  LEDGER_CHAIN_MOVED: 'LEDGER_CHAIN_MOVED',
   POLICY_INVALID: 'POLICY_INVALID',
   // HTTP API
   API_UNAUTHORIZED: 'API_UNAUTHORIZED',

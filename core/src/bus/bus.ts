@@ -61,6 +61,14 @@ export interface StreamInfo {
    * consumer offset) is recognised exactly, whatever its length.
    */
   positions?: readonly number[];
+  /**
+   * Which assignment of the stream to this consumer delivered the batch, when the bus can move a
+   * stream between the members of a group (Kafka partitions on a rebalance); it changes whenever
+   * the stream may have been another member's in between. A consumer keeping state per stream
+   * (the ledger's chain head) reloads it when this changes. Absent on the embedded log, which
+   * has one consumer per group.
+   */
+  assignment?: number;
 }
 
 export interface SubscribeOptions {

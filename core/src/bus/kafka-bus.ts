@@ -162,9 +162,13 @@ export class KafkaBus implements Bus {
     const types = new Set<string>(options.types);
     const log = this.options.logger.child({ group: options.group });
     let stopping = false;
+    // Counts this member's group joins (each brings a new assignment of partitions); batches
+    // carry the count, so a handler knows when a partition may have been elsewhere meanwhile.
+    let joins = 0;
     const supervised = await this.#supervise(options.group, async () => {
       const consumer = this.#kafka.consumer({ groupId: `${this.options.groupPrefix}.${options.group}`, ...LOW_LATENCY, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
       this.#consumers.add(consumer);
+      consumer.on(consumer.events.GROUP_JOIN, () => void (joins += 1));
       await consumer.connect();
       await consumer.subscribe({ topic: this.options.eventsTopic, fromBeginning: true });
       await consumer.run({
@@ -172,6 +176,7 @@ export class KafkaBus implements Bus {
         eachBatchAutoResolve: false,
         eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
           const max = options.maxBatch ?? 2_000;
+          const assignment = joins;
           for (let i = 0; i < batch.messages.length && isRunning() && !isStale(); i += max) {
             const slice = batch.messages.slice(i, i + max);
             const events: AgateEvent[] = [];
@@ -187,11 +192,11 @@ export class KafkaBus implements Bus {
               let backoff = MIN_BACKOFF_MS;
               for (;;) {
                 try {
-                  await options.handler(events, { stream: `${batch.topic}-${batch.partition}`, positions });
+                  await options.handler(events, { stream: `${batch.topic}-${batch.partition}`, positions, assignment });
                   break;
                 } catch (err) {
                   log.error('event handler failed; retrying the batch', { error: describeError(err), events: events.length, retry_in_ms: backoff });
-                  if (stopping || !isRunning()) return; // uncommitted: redelivered to the next member
+                  if (stopping || !isRunning() || isStale()) return; // uncommitted: redelivered to the partition's owner
                   await heartbeat();
                   await new Promise((r) => setTimeout(r, backoff));
                   backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);

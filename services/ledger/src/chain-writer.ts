@@ -31,6 +31,13 @@ export interface ChainWriterOptions {
   dedupWindow: number;
   /** Hashes rows off the event loop; shared by the chains of one ledger. */
   sealer: RowSealer;
+  /**
+   * Whether another ledger instance may append to this chain too (a Kafka partition moving
+   * between the members of the group): each insert is then preceded by a check that the store's
+   * head is still this writer's, and fails with LEDGER_CHAIN_MOVED otherwise. One query per
+   * insert (up to INSERT_SLICE records); the embedded ledger, the chain's only writer, skips it.
+   */
+  fenced?: boolean;
 }
 
 export interface Head {
@@ -233,6 +240,7 @@ export class ChainWriter {
         const head = seq;
         const before = this.#stored;
         this.#stored = Promise.all([before, sealed]).then(async ([, done]) => {
+          if (this.options.fenced === true) await this.#fence();
           await store.insertRowBinary('agate.ledger', RECORD_COLUMNS, RECORD_STRUCTURE, Buffer.from(done.rows, 0, done.length));
           this.#head = { seq: head, hash: Buffer.from(done.head) };
           this.#tree = CompactRange.fromJSON(done.frontier);
@@ -343,6 +351,24 @@ export class ChainWriter {
     }
     this.#refuse(new AgateError(ErrorCode.LEDGER_SOURCE_MISMATCH, `the bus delivered event ${eventId} at position ${position} of chain ${chainId} as already recorded, but the store holds ${at === undefined ? 'no such event' : `event ${at.event_id} there`}: the bus is not the stream this ledger recorded (its log replaced or reset?). Nothing more is appended, so nothing is dropped unrecorded`));
     throw this.#refused;
+  }
+
+  /**
+   * Fails unless the store's last record of the chain is this writer's head: another instance
+   * that appended meanwhile (it owned the partition for a while) moved it, and records written
+   * from the old head would reuse its sequence numbers. The check and the insert after it are
+   * not one atomic step; what makes a second writer at that moment unlikely is the group (one
+   * owner per partition) and the reload at every assignment (LedgerService.append).
+   */
+  async #fence(): Promise<void> {
+    const { store, chainId } = this.options;
+    const [last] = await store.query<{ seq: string; hash: string }>(
+      'SELECT seq, hex(hash) AS hash FROM agate.ledger WHERE chain_id = {chain:String} ORDER BY seq DESC LIMIT 1',
+      { chain: chainId },
+    );
+    const seq = last === undefined ? 0 : Number(last.seq);
+    if (seq === this.#head.seq && (last === undefined || Buffer.from(last.hash, 'hex').equals(this.#head.hash))) return;
+    throw new AgateError(ErrorCode.LEDGER_CHAIN_MOVED, `chain ${chainId} was appended to by another ledger instance: the store's head is record ${seq}, this writer's ${this.#head.seq}; the batch is retried from the store's head`, { retriable: true });
   }
 
   #refuse(err: AgateError): void {

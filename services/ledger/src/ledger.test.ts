@@ -299,4 +299,31 @@ ledger('the deep check finds a body that disagrees with its payload even when th
   assert.match(r.failure!.problem, /body/);
 });
 
+ledger('two instances on one chain: a stale head is refused before it inserts, and a new assignment reloads it', async () => {
+  const chain = 'shared-partition';
+  const a = new LedgerService({ bus, store, codec, chainId: 'test', logger: silentLogger, signer });
+  const b = new LedgerService({ bus, store, codec, chainId: 'test', logger: silentLogger, signer });
+  await a.start();
+  await b.start();
+  try {
+    await a.append(events(5), chain, undefined, undefined, 1);
+    await b.append(events(5), chain, undefined, undefined, 1); // the partition moved to b, which loads the head (5) from the store
+    // a still believes it owns the partition under the same assignment: its head (5) is stale.
+    const refused = await a.append(events(5), chain, undefined, undefined, 1).then(() => undefined, (err: unknown) => err);
+    assert.instance(refused, AgateError);
+    assert.is((refused as AgateError).code, ErrorCode.LEDGER_CHAIN_MOVED);
+    await a.append(events(5), chain, undefined, undefined, 1); // the bus retries; the head is reloaded
+    const stale = await b.append(events(5), chain, undefined, undefined, 1).then(() => undefined, (err: unknown) => err);
+    assert.is((stale as AgateError | undefined)?.code, ErrorCode.LEDGER_CHAIN_MOVED, 'b is stale now');
+    await b.append(events(5), chain, undefined, undefined, 2); // the partition comes back to b: reloaded on the new assignment
+    await a.append(events(5), chain, undefined, undefined, 2); // and to a: reloaded, not refused
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+  const rows = await store.query<{ n: string; last: string; seqs: string }>('SELECT count() AS n, max(seq) AS last, uniqExact(seq) AS seqs FROM agate.ledger WHERE chain_id = {c:String}', { c: chain });
+  assert.equal([rows[0]!.n, rows[0]!.last, rows[0]!.seqs].map(Number), [25, 25, 25], 'records 1..25, no sequence twice');
+  assert.ok((await verifyChain(store, codec, chain)).ok);
+});
+
 ledger.run();

@@ -1,5 +1,5 @@
 import type { Bus, Subscription } from '../../../core/src/bus/bus.js';
-import { describeError } from '../../../core/src/errors.js';
+import { AgateError, ErrorCode, describeError } from '../../../core/src/errors.js';
 import type { Logger } from '../../../core/src/log.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
@@ -52,6 +52,8 @@ export class LedgerService {
   readonly #sealer = new RowSealer();
   /** Chains whose recovery refused the store, with why (see ChainWriter.recover). */
   readonly #refused = new Map<string, string>();
+  /** The bus assignment each chain's writer was loaded under (StreamInfo.assignment), for chains whose stream can move. */
+  readonly #assignments = new Map<string, number>();
 
   constructor(private readonly options: LedgerOptions) {}
 
@@ -71,7 +73,7 @@ export class LedgerService {
     }
     // Checkpoints are published on the bus for outside consumers; the ledger does not chain its own.
     const types = EVENT_TYPES.filter((t) => t !== 'Checkpoint');
-    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.append(batch, source.stream, source.encoded, source.positions), maxBatch: 20_000, inFlight: LEDGER_IN_FLIGHT });
+    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.append(batch, source.stream, source.encoded, source.positions, source.assignment), maxBatch: 20_000, inFlight: LEDGER_IN_FLIGHT });
     const every = this.options.checkpoints?.everyMs;
     if (every !== undefined) {
       this.#timer = setInterval(() => void this.checkpoint().catch((err: unknown) => this.options.logger.error('checkpoint failed', { error: describeError(err) })), every);
@@ -94,15 +96,20 @@ export class LedgerService {
     await this.#sealer.close();
   }
 
-  /** One chain's writer, its state recovered from the store on first use. */
-  chain(chainId: string): Promise<ChainWriter> {
+  /** One chain's writer, its state recovered from the store on first use; `fenced`: another instance may write the chain too (ChainWriterOptions.fenced). */
+  chain(chainId: string, fenced = false): Promise<ChainWriter> {
     let writer = this.#chains.get(chainId);
     if (writer === undefined) {
       const { bus, store, codec, logger, signer, checkpoints, dedupWindow } = this.options;
-      const w = new ChainWriter({ bus, store, codec, chainId, logger: logger.child({ chain: chainId }), signer, everyEvents: checkpoints?.everyEvents, sinks: checkpoints?.sinks ?? [], dedupWindow: dedupWindow ?? 100_000, sealer: this.#sealer });
-      writer = w.recover().then(() => (this.#refused.delete(chainId), this.#ready.set(chainId, w), w));
+      const w = new ChainWriter({ bus, store, codec, chainId, logger: logger.child({ chain: chainId }), signer, everyEvents: checkpoints?.everyEvents, sinks: checkpoints?.sinks ?? [], dedupWindow: dedupWindow ?? 100_000, sealer: this.#sealer, fenced });
+      const loading = w.recover().then(() => {
+        // A writer forgotten while it loaded (a new assignment) is not the chain's any more.
+        if (this.#chains.get(chainId) === loading) (this.#refused.delete(chainId), this.#ready.set(chainId, w));
+        return w;
+      });
+      writer = loading;
       writer.catch((err: unknown) => {
-        this.#chains.delete(chainId); // a failed recovery is retried on next use
+        if (this.#chains.get(chainId) === writer) this.#chains.delete(chainId); // a failed recovery is retried on next use
         if (isRefusal(err)) {
           if (!this.#refused.has(chainId)) logger.error('the ledger refuses to append: the store does not match what it published', { chain: chainId, error: describeError(err) });
           this.#refused.set(chainId, describeError(err));
@@ -116,10 +123,31 @@ export class LedgerService {
   /**
    * Appends a batch from one stream (by default the service's own chain); `encoded`, when the
    * bus delivers it, is each event's encoding as it travelled, stored as the record's payload;
-   * `positions` where the stream stood past each event (StreamInfo.positions).
+   * `positions` where the stream stood past each event (StreamInfo.positions). With an
+   * `assignment` (a stream another instance may have written meanwhile), a new assignment drops
+   * the chain's writer, whose head may be stale, and loads it again from the store; so does a
+   * batch refused because the head moved under it (LEDGER_CHAIN_MOVED), which the bus retries.
    */
-  async append(batch: readonly AgateEvent[], chainId = this.options.chainId, encoded?: readonly Buffer[], positions?: readonly number[]): Promise<void> {
-    await (await this.chain(chainId)).append(batch, encoded, positions);
+  async append(batch: readonly AgateEvent[], chainId = this.options.chainId, encoded?: readonly Buffer[], positions?: readonly number[], assignment?: number): Promise<void> {
+    if (assignment === undefined) return (await this.chain(chainId)).append(batch, encoded, positions);
+    if (this.#assignments.get(chainId) !== assignment) this.#forget(chainId);
+    this.#assignments.set(chainId, assignment);
+    try {
+      await (await this.chain(chainId, true)).append(batch, encoded, positions);
+    } catch (err) {
+      if (err instanceof AgateError && err.code === ErrorCode.LEDGER_CHAIN_MOVED) {
+        this.options.logger.warn('another ledger instance appended to this chain; reloading its head from the store', { chain: chainId });
+        this.#forget(chainId);
+      }
+      throw err;
+    }
+  }
+
+  /** Drops a chain's writer: the next batch loads it from the store again. */
+  #forget(chainId: string): void {
+    this.#chains.delete(chainId);
+    this.#ready.delete(chainId);
+    this.#assignments.delete(chainId);
   }
 
   /** Signs a checkpoint of every chain with records since its last one. */
