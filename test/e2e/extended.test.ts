@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { serialize } from 'pg-protocol';
-import type { Command, Response } from '../../schemas/src/events.js';
+import type { AgateEvent, Command, Response } from '../../schemas/src/events.js';
 import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
 import { RawClient } from './raw-client.js';
 
@@ -96,6 +96,49 @@ extended('outside a transaction block, a refusal rolls back the statements befor
   } finally {
     c.close();
   }
+});
+
+extended('errors at Parse, at Bind and at Execute are recorded against the statement sent, with the SQLSTATE', async ({ agate }) => {
+  const c = await RawClient.login(agate.host, agate.port, await agate.token());
+  // The pgjdbc / psycopg shape: Parse, Bind, Describe, Execute, Sync for each statement.
+  const flow = (text: string, values: string[] = []) => [
+    serialize.parse({ text }), serialize.bind({ values }), serialize.describe({ type: 'P' }), serialize.execute({}), serialize.sync(),
+  ];
+  try {
+    c.send(
+      ...flow('SELECT * FROM nosuch_table'), // fails at Parse: 42P01
+      ...flow('SELECT $1::int AS n', ['abc']), // fails at Bind: 22P02
+      ...flow('SELECT 1/0'), // constant-folded at Bind: 22012
+      ...flow('SELECT 1/(id - id) FROM items'), // fails while executing: 22012
+      // The asyncpg shape of preparing: Parse, Describe statement, Sync, and no Execute.
+      serialize.parse({ name: 'asyncpg_1', text: 'SELECT nosuch_column FROM items' }), serialize.describe({ type: 'S', name: 'asyncpg_1' }), serialize.sync(),
+    );
+    const replies = await c.readyCount(5);
+    assert.equal(replies.filter((r) => r.name === 'error').map((r) => r.code), ['42P01', '22P02', '22012', '22012', '42703']);
+  } finally {
+    c.close();
+  }
+  const texts = ['SELECT * FROM nosuch_table', 'SELECT $1::int AS n', 'SELECT 1/0', 'SELECT 1/(id - id) FROM items', 'SELECT nosuch_column FROM items'];
+  const responseOf = (events: AgateEvent[], text: string) => {
+    const cmd = events.find((e): e is Command => e.type === 'Command' && e.text === text);
+    return cmd === undefined ? undefined : events.find((e): e is Response => e.type === 'Response' && e.command_id === cmd.event_id);
+  };
+  const events = await waitForEvents(agate, (ev) => texts.every((t) => responseOf(ev, t) !== undefined));
+  const got = texts.map((t) => [t, responseOf(events, t)!.status, responseOf(events, t)!.error_code]);
+  assert.equal(got, [
+    ['SELECT * FROM nosuch_table', 'error', '42P01'],
+    ['SELECT $1::int AS n', 'error', '22P02'],
+    ['SELECT 1/0', 'error', '22012'],
+    ['SELECT 1/(id - id) FROM items', 'error', '22012'],
+    ['SELECT nosuch_column FROM items', 'error', '42703'],
+  ]);
+  assert.match(responseOf(events, 'SELECT $1::int AS n')!.error_message!, /invalid input syntax for type integer/);
+  const bind = events.find((e): e is Command => e.type === 'Command' && e.text === 'SELECT $1::int AS n')!;
+  assert.equal(bind.parameters, ['abc']);
+  const prepared = events.find((e): e is Command => e.type === 'Command' && e.text === 'SELECT nosuch_column FROM items')!;
+  assert.equal(prepared.attributes, { message: 'Parse', statement: 'asyncpg_1' });
+  // One record per statement sent: nothing recorded twice.
+  for (const t of texts) assert.is(events.filter((e) => e.type === 'Command' && e.text === t).length, 1, t);
 });
 
 extended('a frame longer than max_message_bytes is a protocol error: FATAL 08P01', async ({ agate }) => {

@@ -23,7 +23,7 @@ export interface Portal {
 /** Reverts one change when the server failed (`skipped` false) or skipped (`skipped` true) the message. */
 export type Undo = (skipped: boolean) => void;
 
-export type ParseOutcome = { ok: true; undo: Undo } | { ok: false; sqlstate: string; message: string };
+export type ParseOutcome = { ok: true; undo: Undo; statement: PreparedStatement } | { ok: false; sqlstate: string; message: string };
 
 /** Bounds on what one session may keep; the server has none, the proxy must. */
 export const MAX_STATEMENTS = 10_000;
@@ -55,6 +55,7 @@ export class ExtendedState {
     this.statements.set(msg.name, entry);
     return {
       ok: true,
+      statement: entry,
       // The server drops the old unnamed statement before parsing the new one, so a failed
       // Parse leaves no unnamed statement; a skipped one leaves the old in place.
       undo: (skipped) => {
@@ -65,18 +66,19 @@ export class ExtendedState {
     };
   }
 
-  bind(msg: Bind): Undo | { sqlstate: string; message: string } {
+  bind(msg: Bind): { ok: true; undo: Undo; portal: Portal } | { ok: false; sqlstate: string; message: string } {
     if (this.portals.size >= MAX_PORTALS && !this.portals.has(msg.portal)) {
-      return { sqlstate: '54000', message: `Agate keeps at most ${MAX_PORTALS} open portals per session` };
+      return { ok: false, sqlstate: '54000', message: `Agate keeps at most ${MAX_PORTALS} open portals per session` };
     }
     const portal: Portal = { statement: this.statements.get(msg.statement), params: msg.params, paramFormats: msg.paramFormats, described: false };
     const previous = this.portals.get(msg.portal);
     this.portals.set(msg.portal, portal);
-    return () => {
+    const undo: Undo = () => {
       if (this.portals.get(msg.portal) !== portal) return;
       if (previous !== undefined) this.portals.set(msg.portal, previous);
       else this.portals.delete(msg.portal);
     };
+    return { ok: true, undo, portal };
   }
 
   close(msg: Close): Undo {

@@ -22,8 +22,8 @@ import { maskSqlText } from './masking/sql-text.js';
 import type { Bind, CancelRequest, Execute, FrontendMessage, FunctionCall, Parse, Query, StartupMessage } from './messages.js';
 import { decodePassword } from './password-message.js';
 import { describePortal, refusalParse, syncMessage } from './refusal.js';
-import { MAX_EXPECTED, ReplyRouter } from './replies.js';
-import { StatementResult, unranResponse, type RecordingOptions } from './result-recorder.js';
+import { MAX_EXPECTED, ReplyRouter, type FailedMessage } from './replies.js';
+import { StatementResult, unranResponse, type Outcome, type RecordingOptions } from './result-recorder.js';
 import { connectUpstream, type UpstreamTarget } from './upstream.js';
 import { checkClientEncoding, LexingSettings, parseStartupOptions, setStatement, upstreamStartup, type StartupSetting } from './server-settings.js';
 import { isLexingSensitive } from '../../../../core/src/sql/lexing.js';
@@ -128,9 +128,14 @@ export class PgSession {
     this.#log = deps.logger.child({ session_id: this.id });
     this.#events = new SessionEvents(deps.bus, this.#log);
     this.#parser = new FrontendParser((m) => this.#inbox.push(m), { maxMessageSize: deps.maxMessageSize });
-    this.#router = new ReplyRouter((r) => this.#respond(r), () => this.#state.endTransaction(), () => {
-      const set = this.#target?.maskClient;
-      return set == null ? undefined : deps.maskers.get(set);
+    this.#router = new ReplyRouter({
+      emit: (r) => this.#respond(r),
+      onIdle: () => this.#state.endTransaction(),
+      sessionMask: () => {
+        const set = this.#target?.maskClient;
+        return set == null ? undefined : deps.maskers.get(set);
+      },
+      recordFailed: (failed, outcome) => this.#recordFailed(failed, outcome),
     });
     client.setNoDelay(true);
     this.#bindClient(client);
@@ -302,14 +307,14 @@ export class PgSession {
     }
     const outcome = this.#state.parse(msg);
     if (!outcome.ok) return this.#refuse(outcome.sqlstate, outcome.message, false);
-    this.#router.expect({ kind: 'parse', undo: outcome.undo });
+    this.#router.expect({ kind: 'parse', undo: outcome.undo, statement: outcome.statement, name: msg.name });
     this.#sendUpstream(msg.raw);
   }
 
   #onBind(msg: Bind): void {
-    const undo = this.#state.bind(msg);
-    if (typeof undo !== 'function') return this.#refuse(undo.sqlstate, undo.message, false);
-    this.#router.expect({ kind: 'bind', undo });
+    const bound = this.#state.bind(msg);
+    if (!bound.ok) return this.#refuse(bound.sqlstate, bound.message, false);
+    this.#router.expect({ kind: 'bind', undo: bound.undo, portal: bound.portal, name: msg.portal });
     this.#sendUpstream(msg.raw);
   }
 
@@ -338,7 +343,7 @@ export class PgSession {
       this.#router.expect({ kind: 'describe', portal, swallow: true });
       this.#sendUpstream(describePortal(msg.portal));
     }
-    this.#router.expect({ kind: 'execute', result: this.#result(command, decision, () => portal.columns) });
+    this.#router.expect({ kind: 'execute', result: this.#result(command, decision, () => portal.columns), portal });
     this.#ranSinceSync = true;
     this.#sendUpstream(msg.raw);
   }
@@ -399,6 +404,21 @@ export class PgSession {
   #recordRefusal(command: Command, sqlstate: string, message: string): void {
     void this.#events.emitLogged(command);
     this.#respond(unranResponse(command, 'refused', sqlstate, message));
+  }
+
+  /**
+   * A Parse, Bind or Describe the server rejected that no Execute used: the statement the client
+   * sent is recorded with the server's error (it never ran, so it was never decided).
+   */
+  #recordFailed(failed: FailedMessage, outcome: Outcome): void {
+    const portal = failed.kind === 'parse' ? undefined : failed.portal;
+    const text = failed.statement?.text ?? portal?.statement?.text;
+    if (text === undefined) return; // a Describe of a portal Agate never saw bound: nothing to name
+    const attributes: Record<string, string> = { message: failed.kind === 'parse' ? 'Parse' : failed.kind === 'bind' ? 'Bind' : 'Describe' };
+    if (failed.kind !== 'describe' && failed.name !== '') attributes[failed.kind === 'parse' ? 'statement' : 'portal'] = failed.name;
+    const command = this.#command(text, portal === undefined ? [] : parameterTexts(portal), attributes);
+    void this.#events.emitLogged(command);
+    this.#respond(new StatementResult(command, this.#deps.recording, undefined).response(outcome));
   }
 
   /** Records a statement's response; a PREPARE or DEALLOCATE it carried now holds or is dropped. */
