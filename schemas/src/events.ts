@@ -55,6 +55,13 @@ export interface Command extends EventHead {
   attributes: Record<string, string>;
 }
 
+/**
+ * The attribute of a command recorded after the fact, never decided before running because it
+ * did not run: `skipped` (the target ignored it after an earlier error) or `failed` (the target
+ * rejected it while preparing it). Policy still answers it, but never holds it for an approver.
+ */
+export const SETTLED_ATTRIBUTE = 'settled';
+
 export interface Verdict extends EventHead {
   type: 'Verdict';
   command_id: string;

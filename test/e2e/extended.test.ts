@@ -136,9 +136,38 @@ extended('errors at Parse, at Bind and at Execute are recorded against the state
   const bind = events.find((e): e is Command => e.type === 'Command' && e.text === 'SELECT $1::int AS n')!;
   assert.equal(bind.parameters, ['abc']);
   const prepared = events.find((e): e is Command => e.type === 'Command' && e.text === 'SELECT nosuch_column FROM items')!;
-  assert.equal(prepared.attributes, { message: 'Parse', statement: 'asyncpg_1' });
+  assert.equal(prepared.attributes, { message: 'Parse', statement: 'asyncpg_1', settled: 'failed' });
   // One record per statement sent: nothing recorded twice.
   for (const t of texts) assert.is(events.filter((e) => e.type === 'Command' && e.text === t).length, 1, t);
+});
+
+extended('an error that comes back before the rest of its pipeline is sent: later results stay with their own statements', async ({ agate }) => {
+  const c = await RawClient.login(agate.host, agate.port, await agate.token());
+  const step = (text: string) => [serialize.parse({ text }), serialize.bind({}), serialize.describe({ type: 'P' }), serialize.execute({})];
+  try {
+    // Flush makes the server send the error before the client has sent the rest of the batch.
+    c.send(...step('SELECT 1/(id - id) AS boom FROM items'), serialize.flush());
+    await c.until((r) => r.name === 'error');
+    c.send(...step('SELECT 2 AS two'), serialize.sync());
+    await c.until((r) => r.name === 'readyForQuery');
+    c.take();
+    c.send(...step('SELECT 3 AS three'), ...step('SELECT 4 AS four'), serialize.sync());
+    const replies = await c.readyCount(1);
+    assert.equal(replies.filter((r) => r.name === 'dataRow').map((r) => (r.fields as string[])[0]), ['3', '4']);
+  } finally {
+    c.close();
+  }
+  const texts = ['SELECT 1/(id - id) AS boom FROM items', 'SELECT 2 AS two', 'SELECT 3 AS three', 'SELECT 4 AS four'];
+  const responseOf = (events: AgateEvent[], text: string) => {
+    const cmd = events.find((e): e is Command => e.type === 'Command' && e.text === text);
+    return cmd === undefined ? undefined : events.find((e): e is Response => e.type === 'Response' && e.command_id === cmd.event_id);
+  };
+  const events = await waitForEvents(agate, (ev) => texts.every((t) => responseOf(ev, t) !== undefined));
+  assert.equal(texts.map((t) => [responseOf(events, t)!.status, responseOf(events, t)!.columns, responseOf(events, t)!.rows]), [
+    ['error', ['boom'], 0], ['skipped', [], 0], ['ok', ['three'], 1], ['ok', ['four'], 1],
+  ]);
+  const two = events.find((e): e is Command => e.type === 'Command' && e.text === 'SELECT 2 AS two')!;
+  assert.is(two.attributes.settled, 'skipped', 'the server ignored it: recorded, not decided');
 });
 
 extended('a frame longer than max_message_bytes is a protocol error: FATAL 08P01', async ({ agate }) => {

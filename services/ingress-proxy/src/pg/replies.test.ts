@@ -117,6 +117,73 @@ route('a failed Parse no Execute used (asyncpg prepares with Parse/Describe/Sync
   assert.equal(failed.map((f) => [f.failed.kind, f.failed.statement?.text, f.code]), [['parse', 'SELECT 1/0', '22012']]);
 });
 
+route('pipelining: messages the client sends after an error, before its Sync, are skipped at once, never matched to later replies', () => {
+  const { router, responses } = setup();
+  const state = new ExtendedState();
+  const p1 = parseBind(router, state, '', 'SELECT 1/0');
+  router.expect({ kind: 'execute', result: result('SELECT 1/0'), portal: p1 });
+  // The server's error arrives while the rest of the pipeline is still being decided.
+  router.route(frame(serialize.parseComplete()));
+  router.route(frame(serialize.bindComplete()));
+  router.route(frame(err('22012')));
+  const p2 = parseBind(router, state, '', 'SELECT 2');
+  router.expect({ kind: 'describe', portal: p2, swallow: false });
+  router.expect({ kind: 'execute', result: result('SELECT 2'), portal: p2 });
+  router.expect({ kind: 'sync' });
+  assert.equal(responses.map((r) => [r.command_id, r.status]), [['SELECT 1/0', 'error'], ['SELECT 2', 'skipped']]);
+  assert.is(router.pending, 1, 'only the Sync is awaited');
+  router.route(frame(serialize.readyForQuery('I')));
+  // The next batch's replies belong to the next batch's statements.
+  const p3 = parseBind(router, state, '', 'SELECT 3');
+  router.expect({ kind: 'execute', result: result('SELECT 3'), portal: p3 });
+  router.expect({ kind: 'sync' });
+  for (const f of [serialize.parseComplete(), serialize.bindComplete(), serialize.dataRow([Buffer.from('3')]), serialize.commandComplete('SELECT 1'), serialize.readyForQuery('I')]) router.route(frame(f));
+  assert.equal(responses.map((r) => [r.command_id, r.status, r.rows]), [['SELECT 1/0', 'error', 0], ['SELECT 2', 'skipped', 0], ['SELECT 3', 'ok', 1]]);
+  assert.is(router.pending, 0);
+});
+
+route('a failed Parse is claimed by an Execute the client sent after the error arrived', () => {
+  const { router, responses, failed } = setup();
+  const state = new ExtendedState();
+  const portal = parseBind(router, state, 's', 'SELECT * FROM nosuch', 'p');
+  router.route(frame(err('42P01')));
+  router.expect({ kind: 'execute', result: result('SELECT * FROM nosuch'), portal });
+  router.expect({ kind: 'sync' });
+  assert.equal(responses.map((r) => [r.status, r.error_code]), [['error', '42P01']]);
+  assert.is(failed.length, 0);
+});
+
+route('a reply that fits no outstanding message is a protocol error, never attributed to another statement', () => {
+  const { router } = setup();
+  router.expect({ kind: 'execute', result: result('SELECT 1') });
+  assert.throws(() => router.route(frame(serialize.readyForQuery('I'))), (e: unknown) => (e as { code?: string }).code === 'PROTOCOL_VIOLATION');
+  const other = setup();
+  assert.throws(() => other.router.route(frame(serialize.dataRow([Buffer.from('x')]))), (e: unknown) => (e as { code?: string }).code === 'PROTOCOL_VIOLATION');
+  const parse = setup();
+  parse.router.expect({ kind: 'close', undo: () => undefined });
+  assert.throws(() => parse.router.route(frame(serialize.commandComplete('SELECT 1'))), (e: unknown) => (e as { code?: string }).code === 'PROTOCOL_VIOLATION');
+});
+
+route('Flush without Sync: results arrive per Execute; several Syncs each end their own batch', () => {
+  const { router, responses, idle } = setup();
+  const state = new ExtendedState();
+  const a = parseBind(router, state, 'a', 'SELECT 1', 'pa');
+  router.expect({ kind: 'execute', result: result('a'), portal: a });
+  for (const f of [serialize.parseComplete(), serialize.bindComplete(), serialize.dataRow([Buffer.from('1')]), serialize.commandComplete('SELECT 1')]) router.route(frame(f));
+  assert.equal(responses.map((r) => [r.command_id, r.status, r.rows]), [['a', 'ok', 1]], 'recorded before any Sync');
+  router.expect({ kind: 'sync' });
+  router.expect({ kind: 'sync' });
+  const b = parseBind(router, state, 'b', 'SELECT 2', 'pb');
+  router.expect({ kind: 'execute', result: result('b'), portal: b });
+  router.expect({ kind: 'sync' });
+  router.route(frame(serialize.readyForQuery('I')));
+  router.route(frame(serialize.readyForQuery('I')));
+  for (const f of [serialize.parseComplete(), serialize.bindComplete(), serialize.commandComplete('SELECT 0'), serialize.readyForQuery('I')]) router.route(frame(f));
+  assert.equal(responses.map((r) => [r.command_id, r.status]), [['a', 'ok'], ['b', 'ok']]);
+  assert.is(idle(), 3);
+  assert.is(router.pending, 0);
+});
+
 route('a refusal replaces the server error with Agate\'s; a describe Agate sent is not delivered', () => {
   const { router } = setup();
   const mine = serialize.errorResponse({ severity: 'ERROR', code: '42501', message: 'refused' });

@@ -5,6 +5,7 @@ import type { Portal, PreparedStatement, Undo } from './extended-state.js';
 import type { Response } from '../../../../schemas/src/events.js';
 import { maskErrorFields } from './masking/error-fields.js';
 import type { Masker } from './masking/masker.js';
+import { ProtocolError } from '../../../../core/src/errors.js';
 
 /** What the proxy still expects from the server, one entry per forwarded message that gets a reply. */
 export type Expectation =
@@ -49,6 +50,14 @@ interface Failure {
   claimed: boolean;
 }
 
+/**
+ * Following: each reply answers the oldest outstanding message. Skipping: the server failed a
+ * message and ignores everything up to the next Sync, including what the client sends later, so
+ * messages expected now get no reply at all and are settled as they come (`failure` is the error
+ * that started it, for the statements that depended on the failed message).
+ */
+type Phase = { kind: 'following' } | { kind: 'skipping'; failure: Failure | undefined };
+
 const enum B {
   ParseComplete = 0x31, // 1
   BindComplete = 0x32, // 2
@@ -87,6 +96,7 @@ export const MAX_EXPECTED = 10_000;
 export class ReplyRouter {
   readonly #queue: Expectation[] = [];
   #tx: TxStatus = 'I';
+  #phase: Phase = { kind: 'following' };
   readonly #emit: (response: Response) => void;
   readonly #hooks: RouterHooks;
 
@@ -110,7 +120,17 @@ export class ReplyRouter {
     return n;
   }
 
+  /** Whether the server is ignoring messages until the next Sync. */
+  get skipping(): boolean {
+    return this.#phase.kind === 'skipping';
+  }
+
   expect(e: Expectation): void {
+    if (this.#phase.kind === 'skipping') {
+      if (e.kind !== 'sync') return this.#settleSkipped([e], this.#phase.failure);
+      this.#finish(this.#phase.failure);
+      this.#phase = { kind: 'following' };
+    }
     this.#queue.push(e);
   }
 
@@ -129,12 +149,16 @@ export class ReplyRouter {
     if (code === B.NoticeResponse) return this.#forClient(frame.raw, this.copyTarget);
     if (code === B.ParameterStatus || code === B.NotificationResponse) return frame.raw;
     const head = this.#queue[0];
-    if (head === undefined) return this.#forClient(frame.raw, undefined); // e.g. a FATAL error as the server shuts down
+    if (head === undefined) {
+      if (code === B.ErrorResponse) return this.#forClient(frame.raw, undefined); // e.g. a FATAL error as the server shuts down
+      throw outOfStep(code, 'nothing');
+    }
     switch (head.kind) {
       case 'parse':
       case 'bind':
       case 'close':
         if (code === B.ErrorResponse) return this.#forClient(this.#failed(frame.raw), undefined);
+        if (code !== COMPLETE[head.kind]) throw outOfStep(code, head.kind);
         this.#queue.shift();
         return frame.raw;
       case 'describe':
@@ -150,14 +174,17 @@ export class ReplyRouter {
         }
         if (code === B.FunctionCallResponse) this.#emit(head.result.response({ status: 'ok', command_tag: null, rows: 1 }));
         else if (code === B.ReadyForQuery) this.#ready(frame.raw);
+        else throw outOfStep(code, 'a function call');
         return frame.raw;
       case 'sync':
-        if (code === B.ReadyForQuery) this.#ready(frame.raw);
         // An ErrorResponse here is a failed implicit COMMIT.
-        return code === B.ErrorResponse ? this.#forClient(frame.raw, undefined) : frame.raw;
+        if (code === B.ErrorResponse) return this.#forClient(frame.raw, undefined);
+        if (code !== B.ReadyForQuery) throw outOfStep(code, 'sync');
+        this.#ready(frame.raw);
+        return frame.raw;
       case 'refusal':
+        if (code !== B.ErrorResponse) throw outOfStep(code, 'a refusal');
         this.#queue.shift();
-        if (code !== B.ErrorResponse) return head.error; // never expected; the refusal stands
         this.#skipUntilSync();
         return head.error;
     }
@@ -165,6 +192,8 @@ export class ReplyRouter {
 
   /** Closes every outstanding statement as skipped (the session ended). */
   abandon(reason: string): void {
+    if (this.#phase.kind === 'skipping') this.#finish(this.#phase.failure);
+    this.#phase = { kind: 'following' };
     for (const e of this.#queue.splice(0)) for (const r of resultsOf(e)) this.#emit(r.response({ status: 'skipped', error_message: reason }));
   }
 
@@ -186,7 +215,7 @@ export class ReplyRouter {
         return this.#forClient(this.#failed(frame.raw), next?.kind === 'execute' ? next.result : undefined);
       }
       default:
-        return frame.raw;
+        throw outOfStep(frame.code, 'describe');
     }
   }
 
@@ -212,8 +241,13 @@ export class ReplyRouter {
       case B.ErrorResponse:
         this.#emit(result.response(errorOutcome(frame.raw)));
         return this.#forClient(this.#failed(frame.raw), result);
+      case B.CopyInResponse:
+      case B.CopyOutResponse:
+      case B.CopyBothResponse:
+      case B.CopyDone:
+        return frame.raw;
       default:
-        return frame.raw; // RowDescription (extended: already known), CopyIn/Out/Both, CopyDone
+        throw outOfStep(frame.code, head.kind === 'query' ? 'a query' : 'execute');
     }
   }
 
@@ -270,7 +304,13 @@ export class ReplyRouter {
    */
   #skipUntilSync(failure?: Failure): void {
     const end = this.#queue.findIndex((e) => e.kind === 'sync');
-    const skipped = this.#queue.splice(0, end === -1 ? this.#queue.length : end);
+    this.#settleSkipped(this.#queue.splice(0, end === -1 ? this.#queue.length : end), failure);
+    // The Sync is not here yet: whatever the client sends until it is skipped by the server too.
+    if (end === -1) this.#phase = { kind: 'skipping', failure };
+    else this.#finish(failure);
+  }
+
+  #settleSkipped(skipped: Expectation[], failure: Failure | undefined): void {
     const outcomes = skipped.map((e) => (failure !== undefined && e.kind === 'execute' && dependsOn(e.portal, failure.failed) ? failure.outcome : SKIPPED));
     // Recorded in the order sent; bookkeeping undone newest first, so each restores the state the one before it saw.
     for (const [i, e] of skipped.entries()) {
@@ -278,8 +318,19 @@ export class ReplyRouter {
       for (const r of resultsOf(e)) this.#emit(r.response(outcomes[i]!));
     }
     for (const e of skipped.reverse()) if (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close') e.undo(true);
+  }
+
+  /** The skipping ended: a failure no Execute used is recorded on its own. */
+  #finish(failure: Failure | undefined): void {
     if (failure !== undefined && !failure.claimed) this.#hooks.recordFailed?.(failure.failed, failure.outcome);
   }
+}
+
+const COMPLETE = { parse: B.ParseComplete, bind: B.BindComplete, close: B.CloseComplete } as const;
+
+/** A reply that answers none of the messages outstanding: attributing it anywhere would falsify the record. */
+function outOfStep(code: number, expected: string): ProtocolError {
+  return new ProtocolError(`the target's reply '${String.fromCharCode(code)}' does not fit the message outstanding (${expected}); replies are out of step`);
 }
 
 const SKIPPED: Outcome = { status: 'skipped', error_message: 'not run: an earlier message before Sync failed' };

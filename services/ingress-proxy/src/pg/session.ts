@@ -19,7 +19,8 @@ import { FrontendParser } from './frontend-parser.js';
 import { MaskingError } from './masking/data-row.js';
 import type { Masker } from './masking/masker.js';
 import { maskSqlText } from './masking/sql-text.js';
-import type { Bind, CancelRequest, Execute, FrontendMessage, FunctionCall, Parse, Query, StartupMessage } from './messages.js';
+import type { Bind, CancelRequest, Close, Describe, Execute, FrontendMessage, FunctionCall, Parse, Query, StartupMessage } from './messages.js';
+import { SETTLED_ATTRIBUTE } from '../../../../schemas/src/events.js';
 import { decodePassword } from './password-message.js';
 import { describePortal, refusalParse, syncMessage } from './refusal.js';
 import { MAX_EXPECTED, ReplyRouter, type FailedMessage } from './replies.js';
@@ -30,6 +31,7 @@ import { isLexingSensitive } from '../../../../core/src/sql/lexing.js';
 import { PREPARED_ATTRIBUTE, PREPARED_SEPARATOR } from '../../../../core/src/sql/prepared.js';
 import { mayTouchPrepared, SqlPreparedStatements } from './sql-prepared.js';
 import { FunctionNames, functionCallText } from './function-names.js';
+import { SkippedBatch } from './skipped-batch.js';
 
 export interface PgSessionDeps {
   bus: Bus;
@@ -86,6 +88,8 @@ export class PgSession {
   readonly #parser: FrontendParser;
   readonly #inbox: FrontendMessage[] = [];
   readonly #state = new ExtendedState();
+  /** The client's view of a batch the server is ignoring after an error (until Sync). */
+  readonly #skippedBatch = new SkippedBatch();
   /** SQL-level PREPAREd statements, so EXECUTE is decided as what it runs. */
   readonly #prepared = new SqlPreparedStatements();
   /** Names the functions FunctionCall messages call by OID; opened with the upstream session. */
@@ -203,6 +207,9 @@ export class PgSession {
     }
     // After an error the server ignores extended-protocol messages until Sync; Agate does the same.
     if (this.#discardUntilSync && msg.type !== 'sync') return;
+    if (this.#router.skipping && (msg.type === 'parse' || msg.type === 'bind' || msg.type === 'execute' || msg.type === 'describe' || msg.type === 'close')) {
+      return this.#whileSkipping(msg);
+    }
     switch (msg.type) {
       case 'query':
         return this.#onQuery(msg);
@@ -225,12 +232,15 @@ export class PgSession {
         return;
       case 'sync':
         this.#discardUntilSync = false;
+        this.#skippedBatch.clear();
         this.#ranSinceSync = false;
         this.#router.expect({ kind: 'sync' });
         this.#sendUpstream(msg.raw);
         return;
       case 'flush':
+        // The client waits for what it sent so far; a later message may wait on a verdict.
         this.#sendUpstream(msg.raw);
+        this.#flushUpstream();
         return;
       case 'functionCall':
         return this.#onFunctionCall(msg);
@@ -348,6 +358,21 @@ export class PgSession {
     this.#sendUpstream(msg.raw);
   }
 
+  /**
+   * A message sent after the server failed an earlier one and before the Sync: the server ignores
+   * it, so it is neither forwarded nor decided. An Execute is still recorded, as skipped.
+   */
+  #whileSkipping(msg: Parse | Bind | Execute | Describe | Close): void {
+    if (msg.type === 'parse') return this.#skippedBatch.parse(msg);
+    if (msg.type === 'bind') return this.#skippedBatch.bind(msg, this.#state);
+    if (msg.type !== 'execute') return;
+    const statement = this.#skippedBatch.execute(msg.portal, this.#state);
+    if (statement === undefined) return; // the server would fail it too: nothing to name
+    const command = this.#command(statement.text, statement.parameters, { ...(msg.portal === '' ? {} : { portal: msg.portal }), [SETTLED_ATTRIBUTE]: 'skipped' });
+    void this.#events.emitLogged(command);
+    this.#respond(unranResponse(command, 'skipped', null, 'not run: an earlier message before Sync failed'));
+  }
+
   async #onFunctionCall(msg: FunctionCall): Promise<void> {
     // Ends with ReadyForQuery, which carries the reports of everything before it.
     this.#ranSinceSync = false;
@@ -414,7 +439,7 @@ export class PgSession {
     const portal = failed.kind === 'parse' ? undefined : failed.portal;
     const text = failed.statement?.text ?? portal?.statement?.text;
     if (text === undefined) return; // a Describe of a portal Agate never saw bound: nothing to name
-    const attributes: Record<string, string> = { message: failed.kind === 'parse' ? 'Parse' : failed.kind === 'bind' ? 'Bind' : 'Describe' };
+    const attributes: Record<string, string> = { message: failed.kind === 'parse' ? 'Parse' : failed.kind === 'bind' ? 'Bind' : 'Describe', [SETTLED_ATTRIBUTE]: 'failed' };
     if (failed.kind !== 'describe' && failed.name !== '') attributes[failed.kind === 'parse' ? 'statement' : 'portal'] = failed.name;
     const command = this.#command(text, portal === undefined ? [] : parameterTexts(portal), attributes);
     void this.#events.emitLogged(command);
