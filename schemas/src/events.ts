@@ -127,6 +127,8 @@ export interface Response extends EventHead {
   sample: (string | null)[][];
   /** Values masked in what the client received. */
   masked_values: number;
+  /** Rows of each Execute when a portal was fetched in parts (a row limit); empty when it came in one go. */
+  fetches?: number[];
 }
 
 export interface SessionClosed extends EventHead {

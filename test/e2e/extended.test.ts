@@ -170,6 +170,56 @@ extended('an error that comes back before the rest of its pipeline is sent: late
   assert.is(two.attributes.settled, 'skipped', 'the server ignored it: recorded, not decided');
 });
 
+extended('a portal fetched 10 rows at a time (pgjdbc setFetchSize) is one command with its fetches, decided once', async ({ agate }) => {
+  const c = await RawClient.login(agate.host, agate.port, await agate.token());
+  const text = 'SELECT g AS n FROM generate_series(1, 1000) g';
+  try {
+    // pgjdbc's shape with autocommit off: a named portal, Execute with a row limit and Sync, then
+    // Execute and Sync again until CommandComplete.
+    c.send(serialize.query('BEGIN'), serialize.parse({ text }), serialize.bind({ portal: 'C_1' }), serialize.describe({ type: 'P', name: 'C_1' }), serialize.execute({ portal: 'C_1', rows: 10 }), serialize.sync());
+    let rows = (await c.readyCount(2)).filter((r) => r.name === 'dataRow').length;
+    let executes = 1;
+    for (;;) {
+      c.send(serialize.execute({ portal: 'C_1', rows: 10 }), serialize.sync());
+      const replies = await c.readyCount(1);
+      executes += 1;
+      rows += replies.filter((r) => r.name === 'dataRow').length;
+      if (replies.some((r) => r.name === 'commandComplete')) break;
+      assert.ok(replies.some((r) => r.name === 'portalSuspended'), replies.map((r) => r.name).join(','));
+    }
+    assert.is(rows, 1000);
+    assert.is(executes, 101);
+    c.send(serialize.query('COMMIT'));
+    await c.readyCount(1);
+  } finally {
+    c.close();
+  }
+  const events = await waitForEvents(agate, (ev) => ev.some((e) => e.type === 'Command' && e.text === 'COMMIT'));
+  const commands = events.filter((e): e is Command => e.type === 'Command' && e.text === text);
+  assert.is(commands.length, 1, 'one command, not one per Execute');
+  assert.is(events.filter((e) => e.type === 'Verdict' && e.command_id === commands[0]!.event_id).length, 1, 'decided once');
+  const responses = events.filter((e): e is Response => e.type === 'Response' && e.command_id === commands[0]!.event_id);
+  assert.is(responses.length, 1);
+  const r = responses[0]!;
+  assert.equal([r.status, r.rows, r.columns], ['ok', 1000, ['n']]);
+  assert.equal(r.fetches, [...Array.from({ length: 100 }, () => 10), 0]);
+});
+
+extended('a Query followed at once by Terminate and a closed socket keeps its result', async ({ agate }) => {
+  const rounds = 10;
+  for (let i = 0; i < rounds; i++) {
+    const c = await RawClient.login(agate.host, agate.port, await agate.token());
+    c.sendAndLeave(serialize.query(`SELECT pg_sleep(0.05), ${i} AS round_${i}`));
+  }
+  const responseOf = (events: AgateEvent[], text: string) => {
+    const cmd = events.find((e): e is Command => e.type === 'Command' && e.text === text);
+    return cmd === undefined ? undefined : events.find((e): e is Response => e.type === 'Response' && e.command_id === cmd.event_id);
+  };
+  const texts = Array.from({ length: rounds }, (_, i) => `SELECT pg_sleep(0.05), ${i} AS round_${i}`);
+  const events = await waitForEvents(agate, (ev) => texts.every((t) => responseOf(ev, t) !== undefined));
+  assert.equal(texts.map((t) => [responseOf(events, t)!.status, responseOf(events, t)!.rows, responseOf(events, t)!.command_tag]), texts.map(() => ['ok', 1, 'SELECT 1']));
+});
+
 extended('a frame longer than max_message_bytes is a protocol error: FATAL 08P01', async ({ agate }) => {
   const c = await RawClient.login(agate.host, agate.port, await agate.token());
   const huge = Buffer.alloc(5);

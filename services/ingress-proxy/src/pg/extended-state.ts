@@ -1,5 +1,6 @@
 import type { Column } from './backend-decode.js';
 import type { Bind, Close, Parse } from './messages.js';
+import type { StatementResult } from './result-recorder.js';
 import { valueText } from './value-text.js';
 
 /** A statement the client prepared with Parse, as the server will run it. */
@@ -18,6 +19,11 @@ export interface Portal {
   columns?: Column[];
   /** A Describe of this portal was sent upstream (by the client or by Agate). */
   described: boolean;
+  /**
+   * The decided statement while the portal is suspended (an Execute with a row limit left rows):
+   * later Executes of the portal continue it rather than being decided again.
+   */
+  run?: StatementResult;
 }
 
 /** Reverts one change when the server failed (`skipped` false) or skipped (`skipped` true) the message. */
@@ -42,6 +48,9 @@ export const MAX_PORTALS = 1_000;
 export class ExtendedState {
   readonly statements = new Map<string, PreparedStatement>();
   readonly portals = new Map<string, Portal>();
+
+  /** `onDrop` hears of every portal the server drops while suspended, to record how it ended. */
+  constructor(private readonly onDrop: (portal: Portal) => void = () => undefined) {}
 
   parse(msg: Parse): ParseOutcome {
     if (msg.name !== '' && this.statements.has(msg.name)) {
@@ -72,6 +81,8 @@ export class ExtendedState {
     }
     const portal: Portal = { statement: this.statements.get(msg.statement), params: msg.params, paramFormats: msg.paramFormats, described: false };
     const previous = this.portals.get(msg.portal);
+    // Binding a name in use drops the portal it named (the unnamed one always; a named one the server refuses).
+    if (previous?.run !== undefined) this.#drop(previous);
     this.portals.set(msg.portal, portal);
     const undo: Undo = () => {
       if (this.portals.get(msg.portal) !== portal) return;
@@ -84,6 +95,7 @@ export class ExtendedState {
   close(msg: Close): Undo {
     const map: Map<string, unknown> = msg.kind === 'S' ? this.statements : this.portals;
     const previous = map.get(msg.name);
+    if (msg.kind === 'P' && (previous as Portal | undefined)?.run !== undefined) this.#drop(previous as Portal);
     map.delete(msg.name);
     return () => {
       if (previous !== undefined && !map.has(msg.name)) map.set(msg.name, previous);
@@ -92,7 +104,13 @@ export class ExtendedState {
 
   /** At the end of a transaction the server drops every portal (cursors WITH HOLD are not tracked). */
   endTransaction(): void {
+    for (const portal of this.portals.values()) if (portal.run !== undefined) this.#drop(portal);
     this.portals.clear();
+  }
+
+  #drop(portal: Portal): void {
+    this.onDrop(portal);
+    portal.run = undefined;
   }
 }
 

@@ -184,6 +184,46 @@ route('Flush without Sync: results arrive per Execute; several Syncs each end th
   assert.is(router.pending, 0);
 });
 
+route('a portal fetched with a row limit is one statement: one Response with the rows of each fetch', () => {
+  const { router, responses } = setup();
+  const state = new ExtendedState();
+  const portal = parseBind(router, state, 's', 'SELECT g FROM generate_series(1, 5) g', 'C_1');
+  router.route(frame(serialize.parseComplete()));
+  router.route(frame(serialize.bindComplete()));
+  const r = result('fetch');
+  const fetch = (rows: number, end: Buffer) => {
+    // A continuation is expected with the portal's own result, as the session does.
+    router.expect({ kind: 'execute', result: portal.run ?? r, portal });
+    router.expect({ kind: 'sync' });
+    for (let i = 0; i < rows; i++) router.route(frame(serialize.dataRow([Buffer.from(String(i))])));
+    router.route(frame(end));
+    router.route(frame(serialize.readyForQuery('T')));
+  };
+  fetch(2, serialize.portalSuspended());
+  assert.is(portal.run, r, 'suspended: the next Execute continues it');
+  fetch(2, serialize.portalSuspended());
+  assert.is(responses.length, 0, 'nothing recorded while the portal is suspended');
+  fetch(1, serialize.commandComplete('SELECT 1')); // the tag counts the last fetch only
+  assert.equal(responses.map((x) => [x.command_id, x.status, x.command_tag, x.rows, x.fetches]), [['fetch', 'ok', 'SELECT 1', 5, [2, 2, 1]]]);
+  assert.is(portal.run, undefined);
+  assert.is(router.pending, 0);
+});
+
+route('a suspended portal that ends unfinished (its transaction over) is recorded with the fetches it made', () => {
+  const { router, responses } = setup();
+  const state = new ExtendedState((p) => responses.push(p.run!.unfinished()));
+  const portal = parseBind(router, state, 's', 'SELECT 1', 'C_2');
+  router.route(frame(serialize.parseComplete()));
+  router.route(frame(serialize.bindComplete()));
+  router.expect({ kind: 'execute', result: result('unfinished'), portal });
+  router.route(frame(serialize.dataRow([Buffer.from('1')])));
+  router.route(frame(serialize.portalSuspended()));
+  state.endTransaction();
+  assert.equal(responses.map((x) => [x.command_id, x.status, x.command_tag, x.rows, x.fetches]), [['unfinished', 'ok', null, 1, [1]]]);
+  state.endTransaction();
+  assert.is(responses.length, 1, 'recorded once');
+});
+
 route('a refusal replaces the server error with Agate\'s; a describe Agate sent is not delivered', () => {
   const { router } = setup();
   const mine = serialize.errorResponse({ severity: 'ERROR', code: '42501', message: 'refused' });

@@ -194,7 +194,10 @@ export class ReplyRouter {
   abandon(reason: string): void {
     if (this.#phase.kind === 'skipping') this.#finish(this.#phase.failure);
     this.#phase = { kind: 'following' };
-    for (const e of this.#queue.splice(0)) for (const r of resultsOf(e)) this.#emit(r.response({ status: 'skipped', error_message: reason }));
+    for (const e of this.#queue.splice(0)) {
+      if (e.kind === 'execute') finished(e);
+      for (const r of resultsOf(e)) this.#emit(r.response({ status: 'skipped', error_message: reason }));
+    }
   }
 
   #describe(head: Extract<Expectation, { kind: 'describe' }>, frame: BackendFrame): Buffer | undefined {
@@ -227,18 +230,27 @@ export class ReplyRouter {
         return result.copyData(frame.raw, true);
       case B.CommandComplete: {
         const tag = decodeCommandComplete(frame.raw);
+        if (head.kind === 'execute') finished(head);
         this.#emit(result.response({ status: 'ok', command_tag: tag, rows: rowsFromTag(tag) }));
         if (head.kind === 'query') head.index += 1;
         else this.#queue.shift();
         return frame.raw;
       }
-      case B.EmptyQueryResponse:
       case B.PortalSuspended:
+        // The row limit was reached: the statement goes on at the portal's next Execute.
+        if (head.kind !== 'execute' || head.portal === undefined) throw outOfStep(frame.code, head.kind);
+        result.suspend();
+        head.portal.run = result;
+        this.#queue.shift();
+        return frame.raw;
+      case B.EmptyQueryResponse:
+        if (head.kind === 'execute') finished(head);
         this.#emit(result.response({ status: 'ok', command_tag: null }));
         if (head.kind === 'query') head.index += 1;
         else this.#queue.shift();
         return frame.raw;
       case B.ErrorResponse:
+        if (head.kind === 'execute') finished(head);
         this.#emit(result.response(errorOutcome(frame.raw)));
         return this.#forClient(this.#failed(frame.raw), result);
       case B.CopyInResponse:
@@ -315,6 +327,7 @@ export class ReplyRouter {
     // Recorded in the order sent; bookkeeping undone newest first, so each restores the state the one before it saw.
     for (const [i, e] of skipped.entries()) {
       if (outcomes[i] !== SKIPPED) failure!.claimed = true;
+      if (e.kind === 'execute') finished(e);
       for (const r of resultsOf(e)) this.#emit(r.response(outcomes[i]!));
     }
     for (const e of skipped.reverse()) if (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close') e.undo(true);
@@ -324,6 +337,11 @@ export class ReplyRouter {
   #finish(failure: Failure | undefined): void {
     if (failure !== undefined && !failure.claimed) this.#hooks.recordFailed?.(failure.failed, failure.outcome);
   }
+}
+
+/** The portal's statement is over: a later Execute of it would be a new one. */
+function finished(head: Extract<Expectation, { kind: 'execute' }>): void {
+  if (head.portal?.run === head.result) head.portal.run = undefined;
 }
 
 const COMPLETE = { parse: B.ParseComplete, bind: B.BindComplete, close: B.CloseComplete } as const;

@@ -12,7 +12,7 @@ import { nowMicros, type Command, type Identity, type Response, type Verdict } f
 import { decodeParameterStatus, type Column } from './backend-decode.js';
 import { serialize } from './backend-serializer.js';
 import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
-import { sendCancel, type CancelRegistry } from './cancel.js';
+import { sendCancel, type CancelAdmission, type CancelRegistry } from './cancel.js';
 import { answerSslRequest } from './client-tls.js';
 import { ExtendedState, parameterTexts } from './extended-state.js';
 import { FrontendParser } from './frontend-parser.js';
@@ -54,6 +54,9 @@ export interface PgSessionDeps {
 /** What the proxy does with one command once its verdict is known. */
 type Decision = { kind: 'run'; client: Masker | undefined } | { kind: 'refuse'; sqlstate: string; message: string };
 
+/** How long replies to a departed client's last messages are awaited, to record them. */
+const DRAIN_MS = 5_000;
+
 /** SQLSTATEs Agate answers with. */
 const SQLSTATE = {
   insufficientPrivilege: '42501',
@@ -87,7 +90,8 @@ export class PgSession {
   readonly #log: Logger;
   readonly #parser: FrontendParser;
   readonly #inbox: FrontendMessage[] = [];
-  readonly #state = new ExtendedState();
+  /** A portal dropped while suspended ends its statement: recorded with the rows it fetched. */
+  readonly #state = new ExtendedState((portal) => portal.run !== undefined && this.#respond(portal.run.unfinished()));
   /** The client's view of a batch the server is ignoring after an error (until Sync). */
   readonly #skippedBatch = new SkippedBatch();
   /** SQL-level PREPAREd statements, so EXECUTE is decided as what it runs. */
@@ -105,6 +109,8 @@ export class PgSession {
   #releaseCancelKey: (() => void) | undefined;
   #opened = false;
   #closed = false;
+  /** The client left with replies outstanding: they are still recorded before the session ends. */
+  #draining = false;
   #processing = false;
   #discardUntilSync = false;
   /** The server's reports of the settings that change how it lexes SQL (server-settings.ts). */
@@ -143,7 +149,7 @@ export class PgSession {
     });
     client.setNoDelay(true);
     this.#bindClient(client);
-    client.on('close', () => void this.#end('client disconnected'));
+    client.on('close', () => this.#onClientClose());
   }
 
   /** Ends the session from the proxy's side (shutdown), telling the client why. */
@@ -156,6 +162,20 @@ export class PgSession {
   #bindClient(socket: Socket): void {
     socket.on('data', (chunk: Buffer) => this.#onClientData(chunk));
     socket.on('error', (err) => this.#log.debug('client socket error', { error: err.message }));
+  }
+
+  /**
+   * The client is gone. What it sent before leaving (a Query and Terminate in one write, as psql
+   * sends them) still runs on the server, which answers and, after Terminate, closes: those
+   * replies are routed and recorded before the session ends, for at most {@link DRAIN_MS}.
+   */
+  #onClientClose(): void {
+    if (this.#closed || this.#draining) return;
+    const inHand = this.#processing || this.#inbox.length > 0 || this.#router.pending > 0;
+    if (this.#upstream === undefined || !inHand) return void this.#end('client disconnected');
+    this.#draining = true;
+    this.#flushUpstream();
+    setTimeout(() => void this.#end('client disconnected'), DRAIN_MS).unref();
   }
 
   #onClientData(chunk: Buffer): void {
@@ -183,6 +203,7 @@ export class PgSession {
       this.#flushUpstream();
       this.#processing = false;
       this.#resumeClient();
+      if (this.#draining && this.#router.pending === 0) void this.#end('client disconnected');
     }
   }
 
@@ -334,6 +355,14 @@ export class PgSession {
       // The server would fail too; Agate never runs what it cannot name.
       const what = portal === undefined ? `portal "${msg.portal}" does not exist` : 'the portal was bound to a statement that does not exist';
       return this.#refuse(portal === undefined ? SQLSTATE.invalidCursorName : SQLSTATE.invalidStatementName, what, false);
+    }
+    if (portal.run !== undefined) {
+      // The portal was suspended at a row limit: this Execute fetches more of the statement
+      // decided at its first Execute, recorded as one more fetch of the same command.
+      this.#router.expect({ kind: 'execute', result: portal.run, portal });
+      this.#ranSinceSync = true;
+      this.#sendUpstream(msg.raw);
+      return;
     }
     const text = portal.statement.text;
     // A Parse holds at most one statement; it may be a PREPARE or EXECUTE of SQL level.
@@ -565,14 +594,33 @@ export class PgSession {
     if (secure === undefined) return;
     this.#client = secure;
     this.#bindClient(secure);
-    secure.on('close', () => void this.#end('client disconnected'));
+    secure.on('close', () => this.#onClientClose());
   }
 
   async #cancel(msg: CancelRequest): Promise<void> {
     const route = this.#deps.cancel.lookup({ processId: msg.processId, secretKey: msg.secretKey });
     this.#client.end(); // the protocol sends no answer to a cancel request
-    if (route !== undefined) await sendCancel(route);
-    else this.#log.debug('cancel request with an unknown key ignored');
+    if (route === undefined) return void this.#log.debug('cancel request with an unknown key ignored');
+    const admission = (await route.admit?.(this.#clientAddress())) ?? { forward: true, done: () => undefined };
+    if (!admission.forward) return;
+    await sendCancel(route);
+    admission.done();
+  }
+
+  /**
+   * A CancelRequest for this session, arriving on a connection of its own: recorded in this
+   * session (it acts on its running statement) and decided as the call it amounts to, before it
+   * is forwarded.
+   */
+  async #admitCancel(from: string): Promise<CancelAdmission> {
+    const command = this.#command('SELECT pg_cancel_backend(pg_backend_pid())', [], { message: 'CancelRequest', from });
+    // No hold notice: the cancelling connection cannot take one, and this session is busy.
+    const decision = await this.#decide(command, false);
+    if (decision.kind === 'refuse') {
+      this.#respond(unranResponse(command, 'refused', decision.sqlstate, decision.message));
+      return { forward: false };
+    }
+    return { forward: true, done: () => this.#respond(new StatementResult(command, this.#deps.recording, undefined).response({ status: 'ok', command_tag: null, rows: 0 })) };
   }
 
   async #authenticate(token: string): Promise<void> {
@@ -629,7 +677,7 @@ export class PgSession {
     for (const o of settings.options) void this.#events.emitLogged(new StatementResult(o.command, this.#deps.recording, undefined).response({ status: 'ok', command_tag: 'SET' }));
     this.#attachUpstream(upstream.socket);
     // The client never learns the upstream backend key; cancel routing maps Agate's own.
-    const { key, release } = this.#deps.cancel.register({ host: target.host, port: target.port, upstream: { processId: upstream.ready.processId, secretKey: upstream.ready.secretKey } });
+    const { key, release } = this.#deps.cancel.register({ host: target.host, port: target.port, upstream: { processId: upstream.ready.processId, secretKey: upstream.ready.secretKey }, admit: (from) => this.#admitCancel(from) });
     this.#releaseCancelKey = release;
     const hello = [serialize.authenticationOk(), ...upstream.ready.parameters.map(([k, v]) => serialize.parameterStatus(k, v))];
     hello.push(serialize.backendKeyData(key.processId, key.secretKey), serialize.readyForQuery('I'));
@@ -701,7 +749,10 @@ export class PgSession {
       }
     });
     socket.on('error', (err) => this.#log.warn('upstream socket error', { error: err.message }));
-    socket.on('close', () => void this.#fatal(SQLSTATE.adminShutdown, 'the target closed the connection', 'upstream closed'));
+    socket.on('close', () => {
+      if (this.#draining) return void this.#end('client disconnected');
+      void this.#fatal(SQLSTATE.adminShutdown, 'the target closed the connection', 'upstream closed');
+    });
     socket.resume();
   }
 
@@ -718,6 +769,7 @@ export class PgSession {
       this.#repliesDrained();
       this.#repliesDrained = undefined;
     }
+    if (this.#draining && this.#router.pending === 0) void this.#end('client disconnected');
   }
 
   #onParameterStatus(raw: Buffer): void {
@@ -733,6 +785,7 @@ export class PgSession {
   /** Writes what one upstream chunk produced in one go; pauses the target while the client lags. */
   #flushClient(): void {
     if (this.#clientOut.length === 0) return;
+    if (this.#draining || this.#client.destroyed) return void (this.#clientOut = []); // recorded, with no one to deliver to
     const bytes = this.#clientOut.length === 1 ? this.#clientOut[0]! : Buffer.concat(this.#clientOut);
     this.#clientOut = [];
     if (this.#client.write(bytes) || this.#upstream === undefined) return;
@@ -790,6 +843,7 @@ export class PgSession {
     // A client that stops reading must not hold the socket open forever.
     setTimeout(() => this.#client.destroy(), 5_000).unref();
     this.#router.abandon('the session ended before the statement completed');
+    this.#state.endTransaction();
     this.#repliesDrained?.();
     this.#readyWaiter?.();
     if (this.#opened) {
