@@ -220,6 +220,34 @@ extended('a Query followed at once by Terminate and a closed socket keeps its re
   assert.equal(texts.map((t) => [responseOf(events, t)!.status, responseOf(events, t)!.rows, responseOf(events, t)!.command_tag]), texts.map(() => ['ok', 1, 'SELECT 1']));
 });
 
+extended('results in binary format are recorded exactly as the same results in text format, for every built-in type', async ({ agate }) => {
+  const c = await RawClient.login(agate.host, agate.port, await agate.token());
+  const text = `SELECT 1::int2, 2::int4, -3::int8, 1.5::float4, 0.1::float8, 1e300::float8, true, 'tëxt'::text, '\\xcafe'::bytea,
+    '2024-02-29'::date, '0044-03-15 BC'::date, '12:34:56.789'::time, '12:00:01+05:30'::timetz,
+    '2024-02-29 12:34:56.5'::timestamp, '2024-02-29 12:34:56.5+00'::timestamptz, 'infinity'::timestamp,
+    '1 year 2 mons -3 days 04:05:06.5'::interval, '-00:00:01'::interval, '11111111-2222-3333-4444-555555555555'::uuid,
+    '{"a": [1, 2]}'::json, '{"a": [1, 2]}'::jsonb, 123.4500::numeric, -0.00001234::numeric, 'NaN'::numeric, 10000::numeric,
+    ARRAY[1, 2, NULL]::int4[], ARRAY['a', 'b c', '"q"', 'NULL', '']::text[], ARRAY[1.5, 2]::numeric[], '{{1,2},{3,4}}'::int8[],
+    '[0:1]={7,8}'::int2[], '{}'::int4[], ARRAY['2024-01-01'::date], ARRAY[true, false], ARRAY['\\x00'::bytea],
+    ARRAY['1 day'::interval], ARRAY['2024-02-29 12:34:56.5'::timestamp], ARRAY[0.25::float8], ARRAY['11111111-2222-3333-4444-555555555555'::uuid]`;
+  try {
+    c.send(serialize.query("SET TimeZone = 'UTC'"));
+    await c.readyCount(1);
+    for (const binary of [false, true]) {
+      c.send(serialize.parse({ text }), serialize.bind({ binary }), serialize.describe({ type: 'P' }), serialize.execute({}), serialize.sync());
+      const replies = await c.readyCount(1);
+      assert.ok(replies.some((r) => r.name === 'dataRow'), replies.map((r) => r.name).join(','));
+    }
+  } finally {
+    c.close();
+  }
+  const events = await waitForEvents(agate, (ev) => ev.filter((e) => e.type === 'Command' && e.text === text).length === 2 && ev.filter((e) => e.type === 'Response').length >= 3);
+  const [asText, asBinary] = events.filter((e): e is Command => e.type === 'Command' && e.text === text).map((cmd) => events.find((e): e is Response => e.type === 'Response' && e.command_id === cmd.event_id)!);
+  assert.is(asText!.sample[0]!.length, 38);
+  assert.equal(asBinary!.sample, asText!.sample);
+  assert.ok(!asBinary!.sample[0]!.some((v) => v?.startsWith('\\x') && v !== '\\xcafe'), 'no value left as raw hex');
+});
+
 extended('a frame longer than max_message_bytes is a protocol error: FATAL 08P01', async ({ agate }) => {
   const c = await RawClient.login(agate.host, agate.port, await agate.token());
   const huge = Buffer.alloc(5);
