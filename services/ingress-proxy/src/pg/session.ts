@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { holdNotice } from '../hold-notice.js';
+import { clientMasker, decide, refusalText } from '../decide.js';
 import { SessionEvents } from '../session-events.js';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
@@ -542,35 +543,17 @@ export class PgSession {
     return new StatementResult(command, this.#deps.recording, decision.client, columns);
   }
 
-  /** Publishes the command (write-ahead) and waits for its verdict. */
+  /** Publishes the command (write-ahead) and waits for its verdict (decide.ts); maps it to SQLSTATEs. */
   async #decide(command: Command, notifyHold = true): Promise<Decision> {
-    const { bus, verdictTimeoutMs } = this.#deps;
-    let outcome;
-    try {
-      outcome = await bus.requestVerdict(command, verdictTimeoutMs, { onHold: (v) => notifyHold && this.#notifyHold(v) });
-    } catch (err) {
-      this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
-      this.#events.recordUnrecordable(command);
-      return { kind: 'refuse', sqlstate: SQLSTATE.systemError, message: 'Agate refused the statement: the audit log is unavailable, so it cannot be recorded' };
+    const { bus, verdictTimeoutMs, maskers } = this.#deps;
+    const d = await decide(command, { bus, verdictTimeoutMs, events: this.#events, log: this.#log }, { onHold: (v) => notifyHold && this.#notifyHold(v) });
+    if (d.kind === 'run') {
+      const mask = clientMasker(d, maskers, this.#target?.maskClient);
+      if (mask.ok) return { kind: 'run', client: mask.masker };
+      return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement: mask set "${mask.missing}" is not configured, so results cannot be masked` };
     }
-    if (outcome.kind === 'timeout') {
-      const reason = `no verdict within ${verdictTimeoutMs} ms; refused (fail closed)`;
-      void this.#events.emitLogged({
-        type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
-        decision: 'deny', rule_id: 'agate.verdict-deadline', reason, source: 'deadline', policy_revision: '', mask_set: null, approval_id: null, hold_expires_at: null,
-      });
-      return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement: ${reason}` };
-    }
-    const v = outcome.verdict;
-    if (v.decision === 'allow' || v.decision === 'mask') {
-      const setName = v.decision === 'mask' ? v.mask_set : this.#target?.maskClient;
-      if (setName == null) return { kind: 'run', client: undefined };
-      const client = this.#deps.maskers.get(setName);
-      if (client !== undefined) return { kind: 'run', client };
-      return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement: mask set "${setName}" is not configured, so results cannot be masked` };
-    }
-    const rule = v.rule_id === null ? 'the policy default' : `rule "${v.rule_id}"`;
-    return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement by ${rule}: ${v.reason}` };
+    const sqlstate = d.kind === 'unrecorded' ? SQLSTATE.systemError : SQLSTATE.insufficientPrivilege;
+    return { kind: 'refuse', sqlstate, message: refusalText(d, 'statement') };
   }
 
   /**
