@@ -241,7 +241,8 @@ extended('results in binary format are recorded exactly as the same results in t
   } finally {
     c.close();
   }
-  const events = await waitForEvents(agate, (ev) => ev.filter((e) => e.type === 'Command' && e.text === text).length === 2 && ev.filter((e) => e.type === 'Response').length >= 3);
+  const answered = (ev: AgateEvent[]) => ev.filter((c) => c.type === 'Command' && c.text === text && ev.some((r) => r.type === 'Response' && r.command_id === c.event_id)).length;
+  const events = await waitForEvents(agate, (ev) => answered(ev) === 2);
   const [asText, asBinary] = events.filter((e): e is Command => e.type === 'Command' && e.text === text).map((cmd) => events.find((e): e is Response => e.type === 'Response' && e.command_id === cmd.event_id)!);
   assert.is(asText!.sample[0]!.length, 38);
   assert.equal(asBinary!.sample, asText!.sample);
