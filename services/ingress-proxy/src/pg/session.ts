@@ -81,9 +81,18 @@ export class PgSession {
   #targetName = '';
   #releaseCancelKey: (() => void) | undefined;
   #opened = false;
-  #closed = false;
-  /** The client left with replies outstanding: they are still recorded before the session ends. */
-  #draining = false;
+  /**
+   * Live: the client is connected. Draining: the client left with replies outstanding; they are
+   * still routed and recorded (not delivered) until none is left, the target closes, or
+   * {@link DRAIN_MS} pass. Closed: the session ended.
+   */
+  #phase: { kind: 'live' } | { kind: 'draining' } | { kind: 'closed' } = { kind: 'live' };
+  get #closed(): boolean {
+    return this.#phase.kind === 'closed';
+  }
+  get #draining(): boolean {
+    return this.#phase.kind === 'draining';
+  }
   #processing = false;
   /** The server's reports of the settings that change how it lexes SQL (server-settings.ts). */
   readonly #lexing = new LexingSettings();
@@ -148,7 +157,7 @@ export class PgSession {
     if (this.#closed || this.#draining) return;
     const inHand = this.#processing || this.#inbox.length > 0 || this.#engine.pending > 0;
     if (this.#upstream === undefined || !inHand) return void this.#end('client disconnected');
-    this.#draining = true;
+    this.#phase = { kind: 'draining' };
     this.#flushUpstream();
     setTimeout(() => void this.#end('client disconnected'), DRAIN_MS).unref();
   }
@@ -478,7 +487,7 @@ export class PgSession {
 
   async #end(reason: string): Promise<void> {
     if (this.#closed) return;
-    this.#closed = true;
+    this.#phase = { kind: 'closed' };
     this.#releaseCancelKey?.();
     this.#upstream?.destroy();
     this.#functions?.close();
