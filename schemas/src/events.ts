@@ -69,6 +69,13 @@ export interface Command extends EventHead {
   attributes: Record<string, string>;
 }
 
+/**
+ * The attribute of a command recorded after the fact, never decided before running because it
+ * did not run: `skipped` (the target ignored it after an earlier error) or `failed` (the target
+ * rejected it while preparing it). Policy still answers it, but never holds it for an approver.
+ */
+export const SETTLED_ATTRIBUTE = 'settled';
+
 export interface Verdict extends EventHead {
   type: 'Verdict';
   command_id: string;
@@ -134,6 +141,8 @@ export interface Response extends EventHead {
   sample: (string | null)[][];
   /** Values masked in what the client received. */
   masked_values: number;
+  /** Rows of each Execute when a portal was fetched in parts (a row limit); empty when it came in one go. */
+  fetches?: number[];
 }
 
 export interface SessionClosed extends EventHead {

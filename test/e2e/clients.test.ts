@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../core/src/package-root.js';
-import type { Command, Response } from '../../schemas/src/events.js';
+import type { AgateEvent, Command, Response } from '../../schemas/src/events.js';
 import { DEFAULT_PG_BIN } from '../harness/postgres.js';
 import { describeFailure, run } from '../harness/proc.js';
 import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
@@ -103,6 +103,52 @@ print("psycopg ok")
   const events = await waitForEvents(agate, (ev) => ev.some((e) => e.type === 'Command' && e.text.startsWith('UPDATE items SET name')));
   const update = events.find((e): e is Command => e.type === 'Command' && e.text.startsWith('UPDATE items SET name'))!;
   assert.equal(update.parameters, ['SIXTY', '60']);
+});
+
+clients('psycopg 3 pipelines with an error: every result is recorded against its own statement', async ({ agate }) => {
+  const python = (await ok('bash', [join(packageRoot(), 'test/harness/install-psycopg.sh')], process.env)).trim();
+  const env = await agate.libpqEnv();
+  const rounds = 24;
+  const script = `
+import psycopg
+with psycopg.connect("", autocommit=True) as conn:
+    for i in range(${rounds}):
+        try:
+            with conn.pipeline():
+                conn.execute("SELECT 1 AS one_%d" % i)
+                conn.execute("SELECT 1/(id - id) AS boom_%d FROM items" % i)
+                conn.execute("SELECT 2 AS two_%d" % i)
+            raise SystemExit("no error")
+        except psycopg.errors.DivisionByZero:
+            pass
+        with conn.pipeline():
+            three = conn.execute("SELECT 3 AS three_%d" % i)
+            four = conn.execute("SELECT 4 AS four_%d" % i)
+        assert three.fetchone() == (3,) and four.fetchone() == (4,)
+print("pipelines ok")
+`;
+  assert.match(await ok(python, ['-c', script], env), /pipelines ok/);
+  const responseOf = (events: AgateEvent[], text: string) => {
+    const cmd = events.find((e): e is Command => e.type === 'Command' && e.text === text);
+    return cmd === undefined ? undefined : events.find((e): e is Response => e.type === 'Response' && e.command_id === cmd.event_id);
+  };
+  const last = `SELECT 4 AS four_${rounds - 1}`;
+  const events = await waitForEvents(agate, (ev) => responseOf(ev, last) !== undefined);
+  for (let i = 0; i < rounds; i++) {
+    const expected: [string, string, string[], string | null][] = [
+      [`SELECT 1 AS one_${i}`, 'ok', [`one_${i}`], null],
+      [`SELECT 1/(id - id) AS boom_${i} FROM items`, 'error', [`boom_${i}`], '22012'],
+      [`SELECT 2 AS two_${i}`, 'skipped', [`two_${i}`], null],
+      [`SELECT 3 AS three_${i}`, 'ok', [`three_${i}`], null],
+      [`SELECT 4 AS four_${i}`, 'ok', [`four_${i}`], null],
+    ];
+    for (const [text, status, columns, code] of expected) {
+      const r = responseOf(events, text);
+      assert.ok(r !== undefined, `no response for ${text}`);
+      assert.equal([r!.status, r!.error_code], [status, code], text);
+      if (status === 'ok') assert.equal(r!.columns, columns, text);
+    }
+  }
 });
 
 clients.run();

@@ -79,4 +79,10 @@ export class RawClient {
   close(): void {
     this.#socket.end(serialize.end());
   }
+
+  /** Sends `frames` then Terminate in one write, and drops the connection at once without reading. */
+  sendAndLeave(...frames: Buffer[]): void {
+    this.#socket.end(Buffer.concat([...frames, serialize.end()]));
+    this.#socket.destroy();
+  }
 }

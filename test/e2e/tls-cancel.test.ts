@@ -11,7 +11,8 @@ import { serialize } from 'pg-protocol';
 import { cancelRequestPacket } from '../../services/ingress-proxy/src/pg/cancel.js';
 import { DEFAULT_PG_BIN } from '../harness/postgres.js';
 import { describeFailure, run } from '../harness/proc.js';
-import { startAgate, type AgateFixture } from './agate-fixture.js';
+import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
+import type { Command, Response } from '../../schemas/src/events.js';
 import { RawClient } from './raw-client.js';
 
 const startup = suite<{ agate: AgateFixture; certDir: string }>('startup requests: TLS, GSSENC, cancel');
@@ -74,6 +75,17 @@ startup('a CancelRequest with Agate\'s key cancels the running statement upstrea
   } finally {
     c.close();
   }
+  // The cancel is part of the record of the session it targets, decided and answered.
+  const events = await waitForEvents(agate, (ev) => ev.some((e) => e.type === 'Command' && e.attributes.message === 'CancelRequest' && ev.some((r) => r.type === 'Response' && r.command_id === e.event_id)));
+  const sleep = events.find((e): e is Command => e.type === 'Command' && e.text === 'SELECT pg_sleep(30)')!;
+  const cancels = events.filter((e): e is Command => e.type === 'Command' && e.attributes.message === 'CancelRequest');
+  assert.is(cancels.length, 1, 'the wrong key is no cancel of anyone');
+  assert.is(cancels[0]!.session_id, sleep.session_id);
+  assert.ok(cancels[0]!.sequence > sleep.sequence);
+  assert.match(cancels[0]!.attributes.from!, /^127\.0\.0\.1:\d+$/);
+  assert.ok(events.some((e) => e.type === 'Verdict' && e.command_id === cancels[0]!.event_id && e.decision === 'allow'));
+  const sleepResponse = events.find((e): e is Response => e.type === 'Response' && e.command_id === sleep.event_id)!;
+  assert.equal([sleepResponse.status, sleepResponse.error_code], ['error', '57014']);
 });
 
 startup.run();

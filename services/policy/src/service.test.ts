@@ -121,4 +121,13 @@ svc('a question (attributes.access_review) is answered hold at once, with no app
   assert.not.ok(ctx.seen.some((e) => e.type === 'ApprovalRequested'), 'an approval was requested for a question');
 });
 
+svc('a command recorded after it did not run (attributes.settled) is never held for an approver', async (ctx) => {
+  const c = { ...command(), attributes: { settled: 'skipped' } };
+  const outcome = await ctx.bus.requestVerdict(c, 1000, { onHold: () => assert.unreachable('a settled command is never held') });
+  assert.ok(outcome.kind === 'verdict');
+  assert.is(outcome.verdict.approval_id, null);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.not.ok(ctx.seen.some((e) => e.type === 'ApprovalRequested'), 'an approval was requested for a settled command');
+});
+
 svc.run();

@@ -2,7 +2,7 @@ import type { Bus, Subscription } from '../../../core/src/bus/bus.js';
 import type { Logger } from '../../../core/src/log.js';
 import { randomUUID } from 'node:crypto';
 import { approverRefusal } from '../../../core/src/approvals.js';
-import { nowMicros, type ApprovalDecision, type ApprovalRequested, type Command, type Verdict } from '../../../schemas/src/events.js';
+import { nowMicros, SETTLED_ATTRIBUTE, type ApprovalDecision, type ApprovalRequested, type Command, type Verdict } from '../../../schemas/src/events.js';
 import type { ApprovalHistory, RecordedApproval } from './approval-history.js';
 import type { CompiledPolicy } from './engine.js';
 
@@ -95,8 +95,9 @@ export class PolicyService {
     const policy = this.#policy;
     const d = policy.evaluate(command);
     const verdict = this.#verdict({ session_id: command.session_id, command_id: command.event_id }, policy.revision, { decision: d.decision, rule_id: d.rule_id, reason: d.reason, mask_set: d.mask_set });
-    // A question (`kubectl auth can-i`, attributes.access_review) is answered, never held for anyone.
-    if (d.decision !== 'hold' || command.attributes.access_review !== undefined) return bus.publish(verdict);
+    // A question (`kubectl auth can-i`, attributes.access_review) is answered, never held for
+    // anyone; nor is a command recorded after it did not run (attributes.settled).
+    if (d.decision !== 'hold' || command.attributes.access_review !== undefined || command.attributes[SETTLED_ATTRIBUTE] !== undefined) return bus.publish(verdict);
 
     const approval = d.approval!;
     const now = nowMicros();

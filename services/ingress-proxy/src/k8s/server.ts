@@ -11,6 +11,7 @@ import { sourceAddress, throttledMessage } from '../../../../core/src/logins/thr
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command } from '../../../../schemas/src/events.js';
 import { listenOn } from '../listen.js';
+import { clientMasker, decide, DEADLINE_RULE } from '../decide.js';
 import { SessionEvents } from '../session-events.js';
 import type { Masker } from '../pg/masking/masker.js';
 import { accessQuestion, combineAccess, questionAttributes, reviewKind, rulesReview, selfReview, type PolicyAnswer, type Question } from './access-review.js';
@@ -310,39 +311,23 @@ export class KubeProxyServer {
       });
       return { kind: 'run', client: undefined };
     }
-    let outcome;
-    // A hold names the set its response is masked with once released; the approval's verdict does not repeat it.
-    let heldMask: string | null = null;
-    try {
-      outcome = await bus.requestVerdict(command, verdictTimeoutMs, {
-        // kubectl has no channel for a notice: the request simply waits (see README).
-        onHold: (v) => {
-          heldMask = v.mask_set;
-          this.#log.info('request held for approval', { command_id: command.event_id, approval_id: v.approval_id });
-        },
-      });
-    } catch (err) {
-      this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
-      session.events.recordUnrecordable(command);
-      return unrecorded;
+    const d = await decide(command, { bus, verdictTimeoutMs, events: session.events, log: this.#log }, {
+      // kubectl has no channel for a notice: the request simply waits (see README).
+      onHold: (v) => this.#log.info('request held for approval', { command_id: command.event_id, approval_id: v.approval_id }),
+    });
+    switch (d.kind) {
+      case 'unrecorded':
+        return unrecorded;
+      case 'deadline':
+        return { kind: 'refuse', code: ErrorCode.VERDICT_TIMEOUT, status: forbidden(info, DEADLINE_RULE, d.reason) };
+      case 'denied':
+        return { kind: 'refuse', code: 'POLICY_DENIED', status: forbidden(info, d.verdict.rule_id, d.verdict.reason) };
+      case 'run': {
+        const mask = clientMasker(d, target.maskers, target.maskClient);
+        if (mask.ok) return { kind: 'run', client: mask.masker };
+        return { kind: 'refuse', code: ErrorCode.MASKING_FAILED, status: failure('Forbidden', `Agate refused the request: mask set "${mask.missing}" is not configured, so the response cannot be masked`, info) };
+      }
     }
-    if (outcome.kind === 'timeout') {
-      const reason = `no verdict within ${verdictTimeoutMs} ms; refused (fail closed)`;
-      void session.events.emitLogged({
-        type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: session.id, command_id: command.event_id, decision: 'deny',
-        rule_id: 'agate.verdict-deadline', reason, source: 'deadline', policy_revision: '', mask_set: null, approval_id: null, hold_expires_at: null,
-      });
-      return { kind: 'refuse', code: ErrorCode.VERDICT_TIMEOUT, status: forbidden(info, 'agate.verdict-deadline', reason) };
-    }
-    const v = outcome.verdict;
-    if (v.decision === 'allow' || v.decision === 'mask') {
-      const setName = v.decision === 'mask' ? v.mask_set : (heldMask ?? target.maskClient);
-      if (setName == null) return { kind: 'run', client: undefined };
-      const client = target.maskers.get(setName);
-      if (client !== undefined) return { kind: 'run', client };
-      return { kind: 'refuse', code: ErrorCode.MASKING_FAILED, status: failure('Forbidden', `Agate refused the request: mask set "${setName}" is not configured, so the response cannot be masked`, info) };
-    }
-    return { kind: 'refuse', code: 'POLICY_DENIED', status: forbidden(info, v.rule_id, v.reason) };
   }
 
   #refuse(session: KubeSession, command: Command, reply: Reply, status: Status, kind: 'refused' | 'error', code: string, publishCommand: boolean): void {

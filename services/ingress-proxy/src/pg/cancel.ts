@@ -12,7 +12,14 @@ export interface CancelRoute {
   host: string;
   port: number;
   upstream: BackendKey;
+  /**
+   * Records (and decides) the cancel in the session it targets, before it is forwarded: `forward`
+   * false when refused; `done` records that it was sent. Absent: forwarded unrecorded (tests).
+   */
+  admit?: (from: string) => Promise<CancelAdmission>;
 }
+
+export type CancelAdmission = { forward: true; done: () => void } | { forward: false };
 
 const CANCEL_REQUEST_CODE = 80877102; // 1234 << 16 | 5678
 

@@ -1,5 +1,6 @@
 import type { Column } from './backend-decode.js';
 import type { Bind, Close, Parse } from './messages.js';
+import type { StatementResult } from './result-recorder.js';
 import { valueText } from './value-text.js';
 
 /** A statement the client prepared with Parse, as the server will run it. */
@@ -18,12 +19,17 @@ export interface Portal {
   columns?: Column[];
   /** A Describe of this portal was sent upstream (by the client or by Agate). */
   described: boolean;
+  /**
+   * The decided statement while the portal is suspended (an Execute with a row limit left rows):
+   * later Executes of the portal continue it rather than being decided again.
+   */
+  run?: StatementResult;
 }
 
 /** Reverts one change when the server failed (`skipped` false) or skipped (`skipped` true) the message. */
 export type Undo = (skipped: boolean) => void;
 
-export type ParseOutcome = { ok: true; undo: Undo } | { ok: false; sqlstate: string; message: string };
+export type ParseOutcome = { ok: true; undo: Undo; statement: PreparedStatement } | { ok: false; sqlstate: string; message: string };
 
 /** Bounds on what one session may keep; the server has none, the proxy must. */
 export const MAX_STATEMENTS = 10_000;
@@ -43,6 +49,9 @@ export class ExtendedState {
   readonly statements = new Map<string, PreparedStatement>();
   readonly portals = new Map<string, Portal>();
 
+  /** `onDrop` hears of every portal the server drops while suspended, to record how it ended. */
+  constructor(private readonly onDrop: (portal: Portal) => void = () => undefined) {}
+
   parse(msg: Parse): ParseOutcome {
     if (msg.name !== '' && this.statements.has(msg.name)) {
       return { ok: false, sqlstate: '42P05', message: `prepared statement "${msg.name}" already exists` };
@@ -55,6 +64,7 @@ export class ExtendedState {
     this.statements.set(msg.name, entry);
     return {
       ok: true,
+      statement: entry,
       // The server drops the old unnamed statement before parsing the new one, so a failed
       // Parse leaves no unnamed statement; a skipped one leaves the old in place.
       undo: (skipped) => {
@@ -65,23 +75,27 @@ export class ExtendedState {
     };
   }
 
-  bind(msg: Bind): Undo | { sqlstate: string; message: string } {
+  bind(msg: Bind): { ok: true; undo: Undo; portal: Portal } | { ok: false; sqlstate: string; message: string } {
     if (this.portals.size >= MAX_PORTALS && !this.portals.has(msg.portal)) {
-      return { sqlstate: '54000', message: `Agate keeps at most ${MAX_PORTALS} open portals per session` };
+      return { ok: false, sqlstate: '54000', message: `Agate keeps at most ${MAX_PORTALS} open portals per session` };
     }
     const portal: Portal = { statement: this.statements.get(msg.statement), params: msg.params, paramFormats: msg.paramFormats, described: false };
     const previous = this.portals.get(msg.portal);
+    // Binding a name in use drops the portal it named (the unnamed one always; a named one the server refuses).
+    if (previous?.run !== undefined) this.#drop(previous);
     this.portals.set(msg.portal, portal);
-    return () => {
+    const undo: Undo = () => {
       if (this.portals.get(msg.portal) !== portal) return;
       if (previous !== undefined) this.portals.set(msg.portal, previous);
       else this.portals.delete(msg.portal);
     };
+    return { ok: true, undo, portal };
   }
 
   close(msg: Close): Undo {
     const map: Map<string, unknown> = msg.kind === 'S' ? this.statements : this.portals;
     const previous = map.get(msg.name);
+    if (msg.kind === 'P' && (previous as Portal | undefined)?.run !== undefined) this.#drop(previous as Portal);
     map.delete(msg.name);
     return () => {
       if (previous !== undefined && !map.has(msg.name)) map.set(msg.name, previous);
@@ -90,7 +104,13 @@ export class ExtendedState {
 
   /** At the end of a transaction the server drops every portal (cursors WITH HOLD are not tracked). */
   endTransaction(): void {
+    for (const portal of this.portals.values()) if (portal.run !== undefined) this.#drop(portal);
     this.portals.clear();
+  }
+
+  #drop(portal: Portal): void {
+    this.onDrop(portal);
+    portal.run = undefined;
   }
 }
 

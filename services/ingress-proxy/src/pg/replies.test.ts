@@ -7,7 +7,7 @@ import { serialize } from './backend-serializer.js';
 import type { BackendFrame } from './backend-frames.js';
 import { ExtendedState } from './extended-state.js';
 import { Masker } from './masking/masker.js';
-import { ReplyRouter } from './replies.js';
+import { ReplyRouter, type FailedMessage } from './replies.js';
 import { StatementResult } from './result-recorder.js';
 
 const audit = new Masker('default', BUILTIN_MASK_SET);
@@ -15,9 +15,25 @@ const frame = (raw: Buffer): BackendFrame => ({ code: raw[0]!, raw });
 const result = (text: string, client?: Masker) => new StatementResult({ ...SAMPLES.Command, text, event_id: text }, { sampleRows: 2, valueChars: 64, audit }, client);
 const setup = () => {
   const responses: Response[] = [];
+  const failed: { failed: FailedMessage; code: string | null | undefined }[] = [];
   let idle = 0;
-  const router = new ReplyRouter((r) => responses.push(r), () => (idle += 1));
-  return { router, responses, idle: () => idle };
+  const router = new ReplyRouter({
+    emit: (r) => responses.push(r),
+    onIdle: () => (idle += 1),
+    recordFailed: (f, outcome) => failed.push({ failed: f, code: outcome.error_code }),
+  });
+  return { router, responses, failed, idle: () => idle };
+};
+const raw = Buffer.alloc(0);
+/** Parse + Bind of `text` through the state, with the router told as the session does. */
+const parseBind = (router: ReplyRouter, state: ExtendedState, name: string, text: string, portalName = '') => {
+  const p = state.parse({ type: 'parse', name, query: text, paramTypes: [], raw });
+  if (!p.ok) throw new Error(p.message);
+  router.expect({ kind: 'parse', undo: p.undo, statement: p.statement, name });
+  const b = state.bind({ type: 'bind', portal: portalName, statement: name, paramFormats: [], params: [Buffer.from('abc')], resultFormats: [], raw });
+  if (!b.ok) throw new Error(b.message);
+  router.expect({ kind: 'bind', undo: b.undo, portal: b.portal, name: portalName });
+  return b.portal;
 };
 const err = (code: string) => serialize.errorResponse({ severity: 'ERROR', code, message: 'boom' });
 
@@ -47,8 +63,8 @@ route('an error skips everything up to Sync: later Executes are recorded skipped
   const p2 = state.parse({ type: 'parse', name: 's2', query: 'SELECT 2', paramTypes: [], raw: Buffer.alloc(0) });
   assert.ok(p1.ok && p2.ok);
   if (!p1.ok || !p2.ok) return;
-  router.expect({ kind: 'parse', undo: p1.undo });
-  router.expect({ kind: 'parse', undo: p2.undo });
+  router.expect({ kind: 'parse', undo: p1.undo, statement: p1.statement, name: 's1' });
+  router.expect({ kind: 'parse', undo: p2.undo, statement: p2.statement, name: 's2' });
   router.expect({ kind: 'execute', result: result('never') });
   router.expect({ kind: 'sync' });
   assert.ok(router.route(frame(err('42601'))));
@@ -56,6 +72,156 @@ route('an error skips everything up to Sync: later Executes are recorded skipped
   assert.equal(responses.map((r) => r.status), ['skipped']);
   router.route(frame(serialize.readyForQuery('I')));
   assert.is(router.pending, 0);
+});
+
+route('an error at Parse is recorded against the Execute of that statement, with the SQLSTATE', () => {
+  const { router, responses, failed } = setup();
+  const state = new ExtendedState();
+  const portal = parseBind(router, state, '', 'SELECT * FROM nosuch');
+  router.expect({ kind: 'describe', portal, swallow: false });
+  router.expect({ kind: 'execute', result: result('SELECT * FROM nosuch'), portal });
+  router.expect({ kind: 'sync' });
+  router.route(frame(err('42P01')));
+  assert.equal(responses.map((r) => [r.command_id, r.status, r.error_code, r.error_message]), [['SELECT * FROM nosuch', 'error', '42P01', 'boom']]);
+  assert.is(failed.length, 0, 'claimed by the Execute: not recorded twice');
+  assert.is(state.statements.size, 0, 'the failed Parse left no statement');
+  router.route(frame(serialize.readyForQuery('I')));
+  assert.is(router.pending, 0);
+});
+
+route('an error at Bind goes to the Execute of that portal; an unrelated Execute in the batch is skipped', () => {
+  const { router, responses } = setup();
+  const state = new ExtendedState();
+  const first = parseBind(router, state, 'a', 'SELECT $1::int', 'pa');
+  const second = parseBind(router, state, 'b', 'SELECT 2', 'pb');
+  router.expect({ kind: 'execute', result: result('SELECT $1::int'), portal: first });
+  router.expect({ kind: 'execute', result: result('SELECT 2'), portal: second });
+  router.expect({ kind: 'sync' });
+  router.route(frame(serialize.parseComplete()));
+  router.route(frame(err('22P02'))); // Bind of pa: invalid input syntax for type integer
+  assert.equal(responses.map((r) => [r.command_id, r.status, r.error_code]), [['SELECT $1::int', 'error', '22P02'], ['SELECT 2', 'skipped', null]]);
+  assert.is(state.portals.size, 0, 'neither portal exists on the server');
+  assert.equal([...state.statements.keys()], ['a'], 'the second Parse was skipped, the first stands');
+});
+
+route('a failed Parse no Execute used (asyncpg prepares with Parse/Describe/Sync) is handed over to be recorded', () => {
+  const { router, responses, failed } = setup();
+  const state = new ExtendedState();
+  const p = state.parse({ type: 'parse', name: '__asyncpg_stmt_1__', query: 'SELECT 1/0', paramTypes: [], raw });
+  if (!p.ok) throw new Error('parse refused');
+  router.expect({ kind: 'parse', undo: p.undo, statement: p.statement, name: '__asyncpg_stmt_1__' });
+  router.expect({ kind: 'describe', statement: p.statement, swallow: false });
+  router.expect({ kind: 'sync' });
+  router.route(frame(err('22012')));
+  assert.is(responses.length, 0);
+  assert.equal(failed.map((f) => [f.failed.kind, f.failed.statement?.text, f.code]), [['parse', 'SELECT 1/0', '22012']]);
+});
+
+route('pipelining: messages the client sends after an error, before its Sync, are skipped at once, never matched to later replies', () => {
+  const { router, responses } = setup();
+  const state = new ExtendedState();
+  const p1 = parseBind(router, state, '', 'SELECT 1/0');
+  router.expect({ kind: 'execute', result: result('SELECT 1/0'), portal: p1 });
+  // The server's error arrives while the rest of the pipeline is still being decided.
+  router.route(frame(serialize.parseComplete()));
+  router.route(frame(serialize.bindComplete()));
+  router.route(frame(err('22012')));
+  const p2 = parseBind(router, state, '', 'SELECT 2');
+  router.expect({ kind: 'describe', portal: p2, swallow: false });
+  router.expect({ kind: 'execute', result: result('SELECT 2'), portal: p2 });
+  router.expect({ kind: 'sync' });
+  assert.equal(responses.map((r) => [r.command_id, r.status]), [['SELECT 1/0', 'error'], ['SELECT 2', 'skipped']]);
+  assert.is(router.pending, 1, 'only the Sync is awaited');
+  router.route(frame(serialize.readyForQuery('I')));
+  // The next batch's replies belong to the next batch's statements.
+  const p3 = parseBind(router, state, '', 'SELECT 3');
+  router.expect({ kind: 'execute', result: result('SELECT 3'), portal: p3 });
+  router.expect({ kind: 'sync' });
+  for (const f of [serialize.parseComplete(), serialize.bindComplete(), serialize.dataRow([Buffer.from('3')]), serialize.commandComplete('SELECT 1'), serialize.readyForQuery('I')]) router.route(frame(f));
+  assert.equal(responses.map((r) => [r.command_id, r.status, r.rows]), [['SELECT 1/0', 'error', 0], ['SELECT 2', 'skipped', 0], ['SELECT 3', 'ok', 1]]);
+  assert.is(router.pending, 0);
+});
+
+route('a failed Parse is claimed by an Execute the client sent after the error arrived', () => {
+  const { router, responses, failed } = setup();
+  const state = new ExtendedState();
+  const portal = parseBind(router, state, 's', 'SELECT * FROM nosuch', 'p');
+  router.route(frame(err('42P01')));
+  router.expect({ kind: 'execute', result: result('SELECT * FROM nosuch'), portal });
+  router.expect({ kind: 'sync' });
+  assert.equal(responses.map((r) => [r.status, r.error_code]), [['error', '42P01']]);
+  assert.is(failed.length, 0);
+});
+
+route('a reply that fits no outstanding message is a protocol error, never attributed to another statement', () => {
+  const { router } = setup();
+  router.expect({ kind: 'execute', result: result('SELECT 1') });
+  assert.throws(() => router.route(frame(serialize.readyForQuery('I'))), (e: unknown) => (e as { code?: string }).code === 'PROTOCOL_VIOLATION');
+  const other = setup();
+  assert.throws(() => other.router.route(frame(serialize.dataRow([Buffer.from('x')]))), (e: unknown) => (e as { code?: string }).code === 'PROTOCOL_VIOLATION');
+  const parse = setup();
+  parse.router.expect({ kind: 'close', undo: () => undefined });
+  assert.throws(() => parse.router.route(frame(serialize.commandComplete('SELECT 1'))), (e: unknown) => (e as { code?: string }).code === 'PROTOCOL_VIOLATION');
+});
+
+route('Flush without Sync: results arrive per Execute; several Syncs each end their own batch', () => {
+  const { router, responses, idle } = setup();
+  const state = new ExtendedState();
+  const a = parseBind(router, state, 'a', 'SELECT 1', 'pa');
+  router.expect({ kind: 'execute', result: result('a'), portal: a });
+  for (const f of [serialize.parseComplete(), serialize.bindComplete(), serialize.dataRow([Buffer.from('1')]), serialize.commandComplete('SELECT 1')]) router.route(frame(f));
+  assert.equal(responses.map((r) => [r.command_id, r.status, r.rows]), [['a', 'ok', 1]], 'recorded before any Sync');
+  router.expect({ kind: 'sync' });
+  router.expect({ kind: 'sync' });
+  const b = parseBind(router, state, 'b', 'SELECT 2', 'pb');
+  router.expect({ kind: 'execute', result: result('b'), portal: b });
+  router.expect({ kind: 'sync' });
+  router.route(frame(serialize.readyForQuery('I')));
+  router.route(frame(serialize.readyForQuery('I')));
+  for (const f of [serialize.parseComplete(), serialize.bindComplete(), serialize.commandComplete('SELECT 0'), serialize.readyForQuery('I')]) router.route(frame(f));
+  assert.equal(responses.map((r) => [r.command_id, r.status]), [['a', 'ok'], ['b', 'ok']]);
+  assert.is(idle(), 3);
+  assert.is(router.pending, 0);
+});
+
+route('a portal fetched with a row limit is one statement: one Response with the rows of each fetch', () => {
+  const { router, responses } = setup();
+  const state = new ExtendedState();
+  const portal = parseBind(router, state, 's', 'SELECT g FROM generate_series(1, 5) g', 'C_1');
+  router.route(frame(serialize.parseComplete()));
+  router.route(frame(serialize.bindComplete()));
+  const r = result('fetch');
+  const fetch = (rows: number, end: Buffer) => {
+    // A continuation is expected with the portal's own result, as the session does.
+    router.expect({ kind: 'execute', result: portal.run ?? r, portal });
+    router.expect({ kind: 'sync' });
+    for (let i = 0; i < rows; i++) router.route(frame(serialize.dataRow([Buffer.from(String(i))])));
+    router.route(frame(end));
+    router.route(frame(serialize.readyForQuery('T')));
+  };
+  fetch(2, serialize.portalSuspended());
+  assert.is(portal.run, r, 'suspended: the next Execute continues it');
+  fetch(2, serialize.portalSuspended());
+  assert.is(responses.length, 0, 'nothing recorded while the portal is suspended');
+  fetch(1, serialize.commandComplete('SELECT 1')); // the tag counts the last fetch only
+  assert.equal(responses.map((x) => [x.command_id, x.status, x.command_tag, x.rows, x.fetches]), [['fetch', 'ok', 'SELECT 1', 5, [2, 2, 1]]]);
+  assert.is(portal.run, undefined);
+  assert.is(router.pending, 0);
+});
+
+route('a suspended portal that ends unfinished (its transaction over) is recorded with the fetches it made', () => {
+  const { router, responses } = setup();
+  const state = new ExtendedState((p) => responses.push(p.run!.unfinished()));
+  const portal = parseBind(router, state, 's', 'SELECT 1', 'C_2');
+  router.route(frame(serialize.parseComplete()));
+  router.route(frame(serialize.bindComplete()));
+  router.expect({ kind: 'execute', result: result('unfinished'), portal });
+  router.route(frame(serialize.dataRow([Buffer.from('1')])));
+  router.route(frame(serialize.portalSuspended()));
+  state.endTransaction();
+  assert.equal(responses.map((x) => [x.command_id, x.status, x.command_tag, x.rows, x.fetches]), [['unfinished', 'ok', null, 1, [1]]]);
+  state.endTransaction();
+  assert.is(responses.length, 1, 'recorded once');
 });
 
 route('a refusal replaces the server error with Agate\'s; a describe Agate sent is not delivered', () => {

@@ -1,16 +1,19 @@
-import { unranResponse, rowsFromTag, type StatementResult } from './result-recorder.js';
+import { rowsFromTag, type Outcome, type StatementResult } from './result-recorder.js';
 import { decodeCommandComplete, decodeErrorResponse, decodeParameterDescription, decodeRowDescription } from './backend-decode.js';
 import type { BackendFrame } from './backend-frames.js';
 import type { Portal, PreparedStatement, Undo } from './extended-state.js';
 import type { Response } from '../../../../schemas/src/events.js';
 import { maskErrorFields } from './masking/error-fields.js';
 import type { Masker } from './masking/masker.js';
+import { ProtocolError } from '../../../../core/src/errors.js';
 
 /** What the proxy still expects from the server, one entry per forwarded message that gets a reply. */
 export type Expectation =
-  | { kind: 'parse' | 'bind' | 'close'; undo: Undo }
+  | { kind: 'parse'; undo: Undo; statement: PreparedStatement; name: string }
+  | { kind: 'bind'; undo: Undo; portal: Portal; name: string }
+  | { kind: 'close'; undo: Undo }
   | { kind: 'describe'; statement?: PreparedStatement; portal?: Portal; swallow: boolean }
-  | { kind: 'execute'; result: StatementResult }
+  | { kind: 'execute'; result: StatementResult; portal?: Portal }
   | { kind: 'sync' }
   | { kind: 'query'; results: StatementResult[]; index: number }
   | { kind: 'call'; result: StatementResult }
@@ -18,6 +21,42 @@ export type Expectation =
   | { kind: 'refusal'; error: Buffer };
 
 export type TxStatus = 'I' | 'T' | 'E';
+
+/** A Parse, Bind or Describe the server rejected: the statement or portal it concerned. */
+export type FailedMessage =
+  | { kind: 'parse'; name: string; statement: PreparedStatement; portal?: undefined }
+  | { kind: 'bind'; name: string; portal: Portal; statement?: undefined }
+  | { kind: 'describe'; statement?: PreparedStatement; portal?: Portal };
+
+export interface RouterHooks {
+  /** Records one statement's Response. */
+  emit: (response: Response) => void;
+  /** The server reported an idle session (ReadyForQuery 'I'): its portals are gone. */
+  onIdle: () => void;
+  /** The client mask set outside any statement's verdict (the target's), for errors and notices. */
+  sessionMask?: () => Masker | undefined;
+  /**
+   * A Parse, Bind or Describe failed and no Execute the client sent before the next Sync used
+   * what it concerned (asyncpg prepares with Parse/Describe/Sync alone): the statement is still
+   * recorded, with the server's error.
+   */
+  recordFailed?: (failed: FailedMessage, outcome: Outcome) => void;
+}
+
+/** The server's error for a Parse, Bind or Describe, until an Execute that depended on it is found. */
+interface Failure {
+  failed: FailedMessage;
+  outcome: Outcome;
+  claimed: boolean;
+}
+
+/**
+ * Following: each reply answers the oldest outstanding message. Skipping: the server failed a
+ * message and ignores everything up to the next Sync, including what the client sends later, so
+ * messages expected now get no reply at all and are settled as they come (`failure` is the error
+ * that started it, for the statements that depended on the failed message).
+ */
+type Phase = { kind: 'following' } | { kind: 'skipping'; failure: Failure | undefined };
 
 const enum B {
   ParseComplete = 0x31, // 1
@@ -57,13 +96,14 @@ export const MAX_EXPECTED = 10_000;
 export class ReplyRouter {
   readonly #queue: Expectation[] = [];
   #tx: TxStatus = 'I';
+  #phase: Phase = { kind: 'following' };
+  readonly #emit: (response: Response) => void;
+  readonly #hooks: RouterHooks;
 
-  constructor(
-    private readonly emit: (response: Response) => void,
-    private readonly onIdle: () => void,
-    /** The client mask set outside any statement's verdict (the target's), for errors and notices. */
-    private readonly sessionMask: () => Masker | undefined = () => undefined,
-  ) {}
+  constructor(hooks: RouterHooks) {
+    this.#hooks = hooks;
+    this.#emit = hooks.emit;
+  }
 
   get tx(): TxStatus {
     return this.#tx;
@@ -80,7 +120,17 @@ export class ReplyRouter {
     return n;
   }
 
+  /** Whether the server is ignoring messages until the next Sync. */
+  get skipping(): boolean {
+    return this.#phase.kind === 'skipping';
+  }
+
   expect(e: Expectation): void {
+    if (this.#phase.kind === 'skipping') {
+      if (e.kind !== 'sync') return this.#settleSkipped([e], this.#phase.failure);
+      this.#finish(this.#phase.failure);
+      this.#phase = { kind: 'following' };
+    }
     this.#queue.push(e);
   }
 
@@ -99,12 +149,16 @@ export class ReplyRouter {
     if (code === B.NoticeResponse) return this.#forClient(frame.raw, this.copyTarget);
     if (code === B.ParameterStatus || code === B.NotificationResponse) return frame.raw;
     const head = this.#queue[0];
-    if (head === undefined) return this.#forClient(frame.raw, undefined); // e.g. a FATAL error as the server shuts down
+    if (head === undefined) {
+      if (code === B.ErrorResponse) return this.#forClient(frame.raw, undefined); // e.g. a FATAL error as the server shuts down
+      throw outOfStep(code, 'nothing');
+    }
     switch (head.kind) {
       case 'parse':
       case 'bind':
       case 'close':
         if (code === B.ErrorResponse) return this.#forClient(this.#failed(frame.raw), undefined);
+        if (code !== COMPLETE[head.kind]) throw outOfStep(code, head.kind);
         this.#queue.shift();
         return frame.raw;
       case 'describe':
@@ -115,19 +169,22 @@ export class ReplyRouter {
         return this.#query(head, frame);
       case 'call':
         if (code === B.ErrorResponse) {
-          this.emit(head.result.response(errorOutcome(frame.raw)));
+          this.#emit(head.result.response(errorOutcome(frame.raw)));
           return this.#forClient(frame.raw, head.result);
         }
-        if (code === B.FunctionCallResponse) this.emit(head.result.response({ status: 'ok', command_tag: null, rows: 1 }));
+        if (code === B.FunctionCallResponse) this.#emit(head.result.response({ status: 'ok', command_tag: null, rows: 1 }));
         else if (code === B.ReadyForQuery) this.#ready(frame.raw);
+        else throw outOfStep(code, 'a function call');
         return frame.raw;
       case 'sync':
-        if (code === B.ReadyForQuery) this.#ready(frame.raw);
         // An ErrorResponse here is a failed implicit COMMIT.
-        return code === B.ErrorResponse ? this.#forClient(frame.raw, undefined) : frame.raw;
+        if (code === B.ErrorResponse) return this.#forClient(frame.raw, undefined);
+        if (code !== B.ReadyForQuery) throw outOfStep(code, 'sync');
+        this.#ready(frame.raw);
+        return frame.raw;
       case 'refusal':
+        if (code !== B.ErrorResponse) throw outOfStep(code, 'a refusal');
         this.#queue.shift();
-        if (code !== B.ErrorResponse) return head.error; // never expected; the refusal stands
         this.#skipUntilSync();
         return head.error;
     }
@@ -135,7 +192,12 @@ export class ReplyRouter {
 
   /** Closes every outstanding statement as skipped (the session ended). */
   abandon(reason: string): void {
-    for (const e of this.#queue.splice(0)) for (const r of resultsOf(e)) this.emit(r.response({ status: 'skipped', error_message: reason }));
+    if (this.#phase.kind === 'skipping') this.#finish(this.#phase.failure);
+    this.#phase = { kind: 'following' };
+    for (const e of this.#queue.splice(0)) {
+      if (e.kind === 'execute') finished(e);
+      for (const r of resultsOf(e)) this.#emit(r.response({ status: 'skipped', error_message: reason }));
+    }
   }
 
   #describe(head: Extract<Expectation, { kind: 'describe' }>, frame: BackendFrame): Buffer | undefined {
@@ -156,7 +218,7 @@ export class ReplyRouter {
         return this.#forClient(this.#failed(frame.raw), next?.kind === 'execute' ? next.result : undefined);
       }
       default:
-        return frame.raw;
+        throw outOfStep(frame.code, 'describe');
     }
   }
 
@@ -168,29 +230,43 @@ export class ReplyRouter {
         return result.copyData(frame.raw, true);
       case B.CommandComplete: {
         const tag = decodeCommandComplete(frame.raw);
-        this.emit(result.response({ status: 'ok', command_tag: tag, rows: rowsFromTag(tag) }));
+        if (head.kind === 'execute') finished(head);
+        this.#emit(result.response({ status: 'ok', command_tag: tag, rows: rowsFromTag(tag) }));
         if (head.kind === 'query') head.index += 1;
         else this.#queue.shift();
         return frame.raw;
       }
-      case B.EmptyQueryResponse:
       case B.PortalSuspended:
-        this.emit(result.response({ status: 'ok', command_tag: null }));
+        // The row limit was reached: the statement goes on at the portal's next Execute.
+        if (head.kind !== 'execute' || head.portal === undefined) throw outOfStep(frame.code, head.kind);
+        result.suspend();
+        head.portal.run = result;
+        this.#queue.shift();
+        return frame.raw;
+      case B.EmptyQueryResponse:
+        if (head.kind === 'execute') finished(head);
+        this.#emit(result.response({ status: 'ok', command_tag: null }));
         if (head.kind === 'query') head.index += 1;
         else this.#queue.shift();
         return frame.raw;
       case B.ErrorResponse:
-        this.emit(result.response(errorOutcome(frame.raw)));
+        if (head.kind === 'execute') finished(head);
+        this.#emit(result.response(errorOutcome(frame.raw)));
         return this.#forClient(this.#failed(frame.raw), result);
+      case B.CopyInResponse:
+      case B.CopyOutResponse:
+      case B.CopyBothResponse:
+      case B.CopyDone:
+        return frame.raw;
       default:
-        return frame.raw; // RowDescription (extended: already known), CopyIn/Out/Both, CopyDone
+        throw outOfStep(frame.code, head.kind === 'query' ? 'a query' : 'execute');
     }
   }
 
   #query(head: Extract<Expectation, { kind: 'query' }>, frame: BackendFrame): Buffer | undefined {
     if (frame.code === B.ReadyForQuery) {
       // The server stops a query string at its first error: the rest never ran.
-      for (const r of head.results.slice(head.index)) this.emit(r.response({ status: 'skipped', error_message: 'not run: an earlier statement in the same query failed' }));
+      for (const r of head.results.slice(head.index)) this.#emit(r.response({ status: 'skipped', error_message: 'not run: an earlier statement in the same query failed' }));
       this.#ready(frame.raw);
       return frame.raw;
     }
@@ -201,8 +277,8 @@ export class ReplyRouter {
       return frame.raw;
     }
     if (frame.code === B.ErrorResponse) {
-      this.emit(current.response(errorOutcome(frame.raw)));
-      for (const r of head.results.slice(head.index + 1)) this.emit(r.response({ status: 'skipped', error_message: 'not run: an earlier statement in the same query failed' }));
+      this.#emit(current.response(errorOutcome(frame.raw)));
+      for (const r of head.results.slice(head.index + 1)) this.#emit(r.response({ status: 'skipped', error_message: 'not run: an earlier statement in the same query failed' }));
       head.index = head.results.length;
       return this.#forClient(frame.raw, current);
     }
@@ -212,7 +288,7 @@ export class ReplyRouter {
   #ready(raw: Buffer): void {
     this.#queue.shift();
     this.#tx = String.fromCharCode(raw[5] ?? 0x49) as TxStatus;
-    if (this.#tx === 'I') this.onIdle();
+    if (this.#tx === 'I') this.#hooks.onIdle();
   }
 
   /**
@@ -221,7 +297,7 @@ export class ReplyRouter {
    * `Key (k)=(<value>) already exists.`), so its text fields get the same masking as its rows.
    */
   #forClient(raw: Buffer, result: StatementResult | undefined): Buffer {
-    const masker = result === undefined ? this.sessionMask() : result.client;
+    const masker = result === undefined ? this.#hooks.sessionMask?.() : result.client;
     return masker === undefined ? raw : maskErrorFields(raw, masker).frame;
   }
 
@@ -229,19 +305,73 @@ export class ReplyRouter {
   #failed(raw: Buffer): Buffer {
     const head = this.#queue.shift();
     if (head?.kind === 'parse' || head?.kind === 'bind' || head?.kind === 'close') head.undo(false);
-    this.#skipUntilSync();
+    this.#skipUntilSync(head === undefined ? undefined : failureOf(head, raw));
     return raw;
   }
 
-  #skipUntilSync(): void {
+  /**
+   * Every message before the next Sync is skipped by the server. An Execute that used the
+   * statement or portal a failed Parse, Bind or Describe concerned is recorded with that error
+   * (it is why the statement never ran); the others as skipped.
+   */
+  #skipUntilSync(failure?: Failure): void {
     const end = this.#queue.findIndex((e) => e.kind === 'sync');
-    const skipped = this.#queue.splice(0, end === -1 ? this.#queue.length : end);
-    // Undone newest first, so each restores the state the one before it saw.
-    for (const e of skipped.reverse()) {
-      if (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close') e.undo(true);
-      for (const r of resultsOf(e)) this.emit(r.response({ status: 'skipped', error_message: 'not run: an earlier message before Sync failed' }));
-    }
+    this.#settleSkipped(this.#queue.splice(0, end === -1 ? this.#queue.length : end), failure);
+    // The Sync is not here yet: whatever the client sends until it is skipped by the server too.
+    if (end === -1) this.#phase = { kind: 'skipping', failure };
+    else this.#finish(failure);
   }
+
+  #settleSkipped(skipped: Expectation[], failure: Failure | undefined): void {
+    const outcomes = skipped.map((e) => (failure !== undefined && e.kind === 'execute' && dependsOn(e.portal, failure.failed) ? failure.outcome : SKIPPED));
+    // Recorded in the order sent; bookkeeping undone newest first, so each restores the state the one before it saw.
+    for (const [i, e] of skipped.entries()) {
+      if (outcomes[i] !== SKIPPED) failure!.claimed = true;
+      if (e.kind === 'execute') finished(e);
+      for (const r of resultsOf(e)) this.#emit(r.response(outcomes[i]!));
+    }
+    for (const e of skipped.reverse()) if (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close') e.undo(true);
+  }
+
+  /** The skipping ended: a failure no Execute used is recorded on its own. */
+  #finish(failure: Failure | undefined): void {
+    if (failure !== undefined && !failure.claimed) this.#hooks.recordFailed?.(failure.failed, failure.outcome);
+  }
+}
+
+/** The portal's statement is over: a later Execute of it would be a new one. */
+function finished(head: Extract<Expectation, { kind: 'execute' }>): void {
+  if (head.portal?.run === head.result) head.portal.run = undefined;
+}
+
+const COMPLETE = { parse: B.ParseComplete, bind: B.BindComplete, close: B.CloseComplete } as const;
+
+/** A reply that answers none of the messages outstanding: attributing it anywhere would falsify the record. */
+function outOfStep(code: number, expected: string): ProtocolError {
+  return new ProtocolError(`the target's reply '${String.fromCharCode(code)}' does not fit the message outstanding (${expected}); replies are out of step`);
+}
+
+const SKIPPED: Outcome = { status: 'skipped', error_message: 'not run: an earlier message before Sync failed' };
+
+function failureOf(head: Expectation, raw: Buffer): Failure | undefined {
+  const outcome = errorOutcome(raw);
+  switch (head.kind) {
+    case 'parse':
+      return { failed: { kind: 'parse', name: head.name, statement: head.statement }, outcome, claimed: false };
+    case 'bind':
+      return { failed: { kind: 'bind', name: head.name, portal: head.portal }, outcome, claimed: false };
+    case 'describe':
+      return { failed: { kind: 'describe', statement: head.statement, portal: head.portal }, outcome, claimed: false };
+    default:
+      return undefined; // an Execute's or Close's error is recorded where it happened
+  }
+}
+
+/** Whether an Execute of `portal` used what the failed message concerned. */
+function dependsOn(portal: Portal | undefined, failed: FailedMessage): boolean {
+  if (portal === undefined) return false;
+  if (failed.portal !== undefined) return portal === failed.portal;
+  return failed.statement !== undefined && portal.statement === failed.statement;
 }
 
 function resultsOf(e: Expectation): StatementResult[] {

@@ -32,6 +32,9 @@ export interface Outcome {
  */
 export class StatementResult {
   #rows = 0;
+  /** Rows of each Execute that ended suspended (a row limit), in order; the rows since belong to the next. */
+  readonly #fetches: number[] = [];
+  #fetched = 0;
   #bytes = 0;
   #masked = 0;
   #hash: Hash | undefined;
@@ -104,17 +107,46 @@ export class StatementResult {
     return out;
   }
 
-  /** The Response event; `rows` defaults to the rows seen. */
+  /** An Execute with a row limit ended with rows left (PortalSuspended): one fetch of the portal. */
+  suspend(): void {
+    this.#fetches.push(this.#rows - this.#fetched);
+    this.#fetched = this.#rows;
+  }
+
+  /** Whether part of the result was delivered by an earlier Execute of the same portal. */
+  get suspended(): boolean {
+    return this.#fetches.length > 0;
+  }
+
+  /**
+   * The Response event; `rows` defaults to the rows seen. A portal fetched in parts is one
+   * command: its rows are the total and `fetches` the rows of each Execute; one that delivered
+   * rows and then ended unfinished (closed, its transaction over, the session gone) ran, so it is
+   * recorded as ok with no tag rather than skipped.
+   */
   response(outcome: Outcome): Response {
+    if (this.suspended && outcome.status === 'skipped') return this.unfinished();
+    return this.#build(outcome, this.suspended ? [...this.#fetches, this.#rows - this.#fetched] : []);
+  }
+
+  /** The Response of a portal suspended at a row limit that ended before its last row. */
+  unfinished(): Response {
+    return this.#build({ status: 'ok', command_tag: null }, this.#fetches.slice());
+  }
+
+  #build(outcome: Outcome, fetches: number[]): Response {
     const now = nowMicros();
+    // The server's tag counts only the last Execute's rows.
+    const rows = fetches.length > 0 ? this.#rows : (outcome.rows ?? this.#rows);
     const ran = outcome.status === 'ok' || outcome.status === 'error';
     return {
       type: 'Response', event_id: randomUUID(), time: now, session_id: this.command.session_id, command_id: this.command.event_id,
-      status: outcome.status, command_tag: outcome.command_tag ?? null, rows: outcome.rows ?? this.#rows, bytes: ran ? this.#bytes : 0,
+      status: outcome.status, command_tag: outcome.command_tag ?? null, rows, bytes: ran ? this.#bytes : 0,
       duration_us: ran ? now - this.#started : 0, error_code: outcome.error_code ?? null,
       error_message: outcome.error_message == null ? null : this.#audit.maskText(outcome.error_message).text,
       digest: this.#hash === undefined ? null : `sha256:${this.#hash.digest('hex')}`,
       columns: (this.columns ?? []).map((c) => c.name), sample: this.#sample, masked_values: this.#masked,
+      fetches,
     };
   }
 
@@ -153,7 +185,7 @@ export function unranResponse(command: Command, status: 'refused' | 'skipped', c
   return {
     type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id,
     status, command_tag: null, rows: 0, bytes: 0, duration_us: 0, error_code: code, error_message: message,
-    digest: null, columns: [], sample: [], masked_values: 0,
+    digest: null, columns: [], sample: [], masked_values: 0, fetches: [],
   };
 }
 

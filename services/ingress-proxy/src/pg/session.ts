@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { holdNotice } from '../hold-notice.js';
+import { clientMasker, decide, refusalText } from '../decide.js';
 import { SessionEvents } from '../session-events.js';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
@@ -9,30 +10,26 @@ import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import { abandonedMessage, type Abandoned, type LoginGuard, type PendingLogin } from '../../../../core/src/logins/pending.js';
 import { sourceAddress } from '../../../../core/src/logins/throttle.js';
 import type { Logger } from '../../../../core/src/log.js';
-import { analyzeSql } from '../../../../core/src/sql/analyze.js';
-import { nowMicros, type Command, type Identity, type Response, type Verdict } from '../../../../schemas/src/events.js';
-import { decodeParameterStatus, type Column } from './backend-decode.js';
+import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
+import { decodeParameterStatus } from './backend-decode.js';
 import { serialize } from './backend-serializer.js';
 import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
-import { sendCancel, type CancelRegistry } from './cancel.js';
+import { sendCancel, type CancelAdmission, type CancelRegistry } from './cancel.js';
 import { answerSslRequest } from './client-tls.js';
-import { ExtendedState, parameterTexts } from './extended-state.js';
+import { PgEngine, type Decision } from './engine.js';
 import { FrontendParser } from './frontend-parser.js';
 import { MaskingError } from './masking/data-row.js';
 import { MASKED_VALUE, type Masker } from './masking/masker.js';
 import { maskSqlText } from './masking/sql-text.js';
 import { maskLiterals, statementSecrets, type StatementSecrets } from './masking/statement-secrets.js';
-import type { Bind, CancelRequest, Execute, FrontendMessage, FunctionCall, Parse, PasswordMessage, Query, StartupMessage } from './messages.js';
+import type { CancelRequest, FrontendMessage, PasswordMessage, StartupMessage } from './messages.js';
 import { decodePassword } from './password-message.js';
-import { describePortal, refusalParse, syncMessage } from './refusal.js';
-import { MAX_EXPECTED, ReplyRouter } from './replies.js';
+import { MAX_EXPECTED } from './replies.js';
 import { StatementResult, unranResponse, type RecordingOptions } from './result-recorder.js';
 import { connectUpstream, type UpstreamTarget } from './upstream.js';
 import { checkClientEncoding, LexingSettings, parseStartupOptions, setStatement, upstreamStartup, type StartupSetting } from './server-settings.js';
-import { isLexingSensitive } from '../../../../core/src/sql/lexing.js';
-import { PREPARED_ATTRIBUTE, PREPARED_SEPARATOR } from '../../../../core/src/sql/prepared.js';
-import { mayTouchPrepared, SqlPreparedStatements } from './sql-prepared.js';
-import { FunctionNames, functionCallText } from './function-names.js';
+import { FunctionNames } from './function-names.js';
+import { SQLSTATE } from './sqlstate.js';
 
 export interface PgSessionDeps {
   bus: Bus;
@@ -54,35 +51,19 @@ export interface PgSessionDeps {
   logins: LoginGuard;
 }
 
-/** What the proxy does with one command once its verdict is known. */
-type Decision = { kind: 'run'; client: Masker | undefined } | { kind: 'refuse'; sqlstate: string; message: string };
 
 /** Startup parameters recorded in SessionOpened; a client may send many (all bounded by the frame cap). */
 const MAX_STARTUP_ATTRIBUTES = 32;
 
-/** SQLSTATEs Agate answers with. */
-const SQLSTATE = {
-  insufficientPrivilege: '42501',
-  invalidPassword: '28P01',
-  tooManyConnections: '53300',
-  queryCanceled: '57014',
-  unknownTarget: '3D000',
-  cannotConnect: '08001',
-  protocolViolation: '08P01',
-  systemError: '58000',
-  adminShutdown: '57P01',
-  invalidStatementName: '26000',
-  invalidCursorName: '34000',
-  undefinedFunction: '42883',
-  featureNotSupported: '0A000',
-} as const;
+/** How long replies to a departed client's last messages are awaited, to record them. */
+const DRAIN_MS = 5_000;
 
 /**
- * One client connection through the PostgreSQL proxy: authenticate the client by its OIDC token,
- * open the upstream session with Agate's own credential, then emit a command event for every
- * statement about to run (a simple Query's statements, an Execute with its bound parameters, a
- * FunctionCall), wait for its verdict, and forward or refuse it. Replies are followed by the
- * {@link ReplyRouter}, which records a Response per statement and applies masking.
+ * One client connection through the PostgreSQL proxy, the socket adapter around the
+ * {@link PgEngine}: TLS, cancel requests, authenticating the client by its OIDC token, opening
+ * the upstream session with Agate's own credential, then handing every later frontend message
+ * and backend frame to the engine, which decides and records each statement (engine.ts), and
+ * writing out the bytes it produces.
  *
  * Flow control: while a message is in hand (a verdict pending) the client socket is paused, so
  * no further frame is read; each direction pauses its source while the destination's write
@@ -95,14 +76,12 @@ export class PgSession {
   readonly #log: Logger;
   readonly #parser: FrontendParser;
   readonly #inbox: FrontendMessage[] = [];
-  readonly #state = new ExtendedState();
-  /** SQL-level PREPAREd statements, so EXECUTE is decided as what it runs. */
-  readonly #prepared = new SqlPreparedStatements();
+  /** The conversation after authentication, socket-free (engine.ts). */
+  readonly #engine: PgEngine;
   /** Names the functions FunctionCall messages call by OID; opened with the upstream session. */
   #functions: FunctionNames | undefined;
   /** A COPY command's columns, for its StatementResult's sample. */
   readonly #copyShapes = new WeakMap<Command, NonNullable<StatementSecrets['copy']>>();
-  readonly #router: ReplyRouter;
   #upstream: Socket | undefined;
   #upstreamOut: Buffer[] = [];
   #clientOut: Buffer[] = [];
@@ -112,22 +91,24 @@ export class PgSession {
   #targetName = '';
   #releaseCancelKey: (() => void) | undefined;
   #opened = false;
-  #closed = false;
+  /**
+   * Live: the client is connected. Draining: the client left with replies outstanding; they are
+   * still routed and recorded (not delivered) until none is left, the target closes, or
+   * {@link DRAIN_MS} pass. Closed: the session ended.
+   */
+  #phase: { kind: 'live' } | { kind: 'draining' } | { kind: 'closed' } = { kind: 'live' };
+  get #closed(): boolean {
+    return this.#phase.kind === 'closed';
+  }
+  get #draining(): boolean {
+    return this.#phase.kind === 'draining';
+  }
   #processing = false;
-  #discardUntilSync = false;
   /** The server's reports of the settings that change how it lexes SQL (server-settings.ts). */
   readonly #lexing = new LexingSettings();
   /** Set by a report Agate cannot follow; the session ends once the current chunk is routed. */
   #lexingLost: string | undefined;
-  /**
-   * An Execute was forwarded with no Sync after it yet. The server reports setting changes
-   * (ParameterStatus) only at ReadyForQuery, so until a Sync, a statement that ran may have
-   * changed how later text is lexed without Agate being told.
-   */
-  #ranSinceSync = false;
-  #readyWaiter: (() => void) | undefined;
   #upstreamBlocked = false;
-  #repliesDrained: (() => void) | undefined;
   #sequence = 0;
   readonly #events: SessionEvents;
   readonly #startedAt = nowMicros();
@@ -144,18 +125,35 @@ export class PgSession {
     this.#log = deps.logger.child({ session_id: this.id });
     this.#events = new SessionEvents(deps.bus, this.#log);
     this.#parser = new FrontendParser((m) => this.#inbox.push(m), { maxMessageSize: deps.maxMessageSize });
-    this.#router = new ReplyRouter((r) => this.#respond(r), () => this.#state.endTransaction(), () => {
-      const set = this.#target?.maskClient;
-      return set == null ? undefined : deps.maskers.get(set);
-    });
+    this.#engine = new PgEngine(
+      {
+        upstream: (bytes) => this.#sendUpstream(bytes),
+        flushUpstream: () => this.#flushUpstream(),
+        terminate: () => this.#client.end(),
+        fatal: (sqlstate, message, reason) => this.#fatal(sqlstate, message, reason),
+      },
+      {
+        command: (text, parameters, attributes) => this.#command(text, parameters, attributes),
+        copyShape: (command) => this.#copyShapes.get(command),
+        decide: (command, notifyHold) => this.#decide(command, notifyHold),
+        events: this.#events,
+        recording: deps.recording,
+        log: this.#log,
+        functions: () => this.#functions,
+        sessionMask: () => {
+          const set = this.#target?.maskClient;
+          return set == null ? undefined : deps.maskers.get(set);
+        },
+      },
+    );
     client.setNoDelay(true);
     this.#bindClient(client);
-    client.on('close', () => void this.#end('client disconnected'));
+    client.on('close', () => this.#onClientClose());
   }
 
   /** No statement in flight: none being decided or forwarded, no reply outstanding (a drain closes idle sessions first). */
   get idle(): boolean {
-    return !this.#processing && this.#inbox.length === 0 && this.#router.pending === 0;
+    return !this.#processing && this.#inbox.length === 0 && this.#engine.pending === 0;
   }
 
   /** Ends the session from the proxy's side (shutdown), telling the client why. */
@@ -168,6 +166,20 @@ export class PgSession {
   #bindClient(socket: Socket): void {
     socket.on('data', (chunk: Buffer) => this.#onClientData(chunk));
     socket.on('error', (err) => this.#log.debug('client socket error', { error: err.message }));
+  }
+
+  /**
+   * The client is gone. What it sent before leaving (a Query and Terminate in one write, as psql
+   * sends them) still runs on the server, which answers and, after Terminate, closes: those
+   * replies are routed and recorded before the session ends, for at most {@link DRAIN_MS}.
+   */
+  #onClientClose(): void {
+    if (this.#closed || this.#draining) return;
+    const inHand = this.#processing || this.#inbox.length > 0 || this.#engine.pending > 0;
+    if (this.#upstream === undefined || !inHand) return void this.#end('client disconnected');
+    this.#phase = { kind: 'draining' };
+    this.#flushUpstream();
+    setTimeout(() => void this.#end('client disconnected'), DRAIN_MS).unref();
   }
 
   #onClientData(chunk: Buffer): void {
@@ -185,7 +197,6 @@ export class PgSession {
     this.#client.pause();
     try {
       while (this.#inbox.length > 0 && !this.#closed) {
-        if (this.#router.pending >= MAX_EXPECTED) await this.#repliesBelowLimit();
         await this.#handle(this.#inbox.shift()!);
       }
     } catch (err) {
@@ -195,6 +206,7 @@ export class PgSession {
       this.#flushUpstream();
       this.#processing = false;
       this.#resumeClient();
+      if (this.#draining && this.#engine.pending === 0) void this.#end('client disconnected');
     }
   }
 
@@ -218,260 +230,7 @@ export class PgSession {
     if (this.#upstream === undefined) {
       return this.#fatal(SQLSTATE.protocolViolation, `unexpected ${msg.type} message before authentication`, 'protocol violation');
     }
-    // After an error the server ignores extended-protocol messages until Sync; Agate does the same.
-    if (this.#discardUntilSync && msg.type !== 'sync') return;
-    switch (msg.type) {
-      case 'query':
-        return this.#onQuery(msg);
-      case 'parse':
-        return this.#onParse(msg);
-      case 'bind':
-        return this.#onBind(msg);
-      case 'describe': {
-        const portal = msg.kind === 'P' ? this.#state.portals.get(msg.name) : undefined;
-        if (portal !== undefined) portal.described = true;
-        this.#sendUpstream(msg.raw);
-        this.#router.expect({ kind: 'describe', swallow: false, portal, statement: msg.kind === 'S' ? this.#state.statements.get(msg.name) : undefined });
-        return;
-      }
-      case 'execute':
-        return this.#onExecute(msg);
-      case 'close':
-        this.#router.expect({ kind: 'close', undo: this.#state.close(msg) });
-        this.#sendUpstream(msg.raw);
-        return;
-      case 'sync':
-        this.#discardUntilSync = false;
-        this.#ranSinceSync = false;
-        this.#router.expect({ kind: 'sync' });
-        this.#sendUpstream(msg.raw);
-        return;
-      case 'flush':
-        this.#sendUpstream(msg.raw);
-        return;
-      case 'functionCall':
-        return this.#onFunctionCall(msg);
-      case 'copyData':
-      case 'copyDone':
-      case 'copyFail':
-        // Part of a COPY FROM STDIN whose statement was already decided.
-        if (msg.type === 'copyData') this.#router.copyTarget?.copyData(msg.raw, false);
-        this.#sendUpstream(msg.raw);
-        return;
-      case 'terminate':
-        this.#sendUpstream(msg.raw);
-        this.#flushUpstream();
-        this.#client.end();
-        return;
-      case 'password':
-        return this.#fatal(SQLSTATE.protocolViolation, 'unexpected password message', 'protocol violation');
-    }
-  }
-
-  // ---- statements ----------------------------------------------------------------------------
-
-  async #onQuery(msg: Query): Promise<void> {
-    const unsure = await this.#lexingSettled(msg.text);
-    if (this.#closed) return;
-    if (unsure !== undefined) {
-      const command = this.#command(msg.text, [], {});
-      this.#recordRefusal(command, SQLSTATE.featureNotSupported, unsure);
-      return this.#refuse(SQLSTATE.featureNotSupported, unsure, true);
-    }
-    // A Query ends with ReadyForQuery, which carries the reports of everything before it.
-    this.#ranSinceSync = false;
-    // One statement needs no splitting (policy parses it anyway); a lone trailing ';' is common.
-    const trimmed = msg.text.trim();
-    const single = trimmed.endsWith(';') ? trimmed.slice(0, -1).trimEnd() : trimmed;
-    let texts = [single];
-    let nodes: (Record<string, unknown> | undefined)[] = [];
-    if (single.includes(';') || mayTouchPrepared(single)) {
-      const analysis = analyzeSql(msg.text);
-      if (analysis.ok) {
-        texts = analysis.statements.map((s) => s.text);
-        nodes = analysis.statements.map((s) => s.node);
-      }
-    }
-    if (texts.length === 1 && texts[0] === '') texts = [];
-    const { commands, unknown } = this.#statementCommands(texts, nodes, {});
-    if (unknown !== undefined) return this.#refuseUnknownPrepared(commands, unknown, true);
-    // Every statement is decided (and recorded) before any of them runs.
-    const decisions: Decision[] = [];
-    for (const command of commands) decisions.push(await this.#decide(command));
-    const refused = decisions.find((d) => d.kind === 'refuse');
-    if (refused === undefined) {
-      const results = commands.map((c, i) => this.#result(c, decisions[i] as Extract<Decision, { kind: 'run' }>));
-      this.#router.expect({ kind: 'query', results, index: 0 });
-      this.#sendUpstream(msg.raw);
-      return;
-    }
-    for (const [i, command] of commands.entries()) {
-      const d = decisions[i]!;
-      const message = d.kind === 'refuse' ? d.message : 'not run: another statement in the same query was refused';
-      this.#respond(unranResponse(command, 'refused', refused.sqlstate, message));
-    }
-    this.#refuse(refused.sqlstate, refused.message, true);
-  }
-
-  async #onParse(msg: Parse): Promise<void> {
-    // The server lexes the text now, at Parse, with the settings in force now.
-    const unsure = await this.#lexingSettled(msg.query);
-    if (this.#closed) return;
-    if (unsure !== undefined) {
-      const command = this.#command(msg.query, [], { message: 'Parse' });
-      this.#recordRefusal(command, SQLSTATE.featureNotSupported, unsure);
-      return this.#refuse(SQLSTATE.featureNotSupported, unsure, false);
-    }
-    const outcome = this.#state.parse(msg);
-    if (!outcome.ok) return this.#refuse(outcome.sqlstate, outcome.message, false);
-    this.#router.expect({ kind: 'parse', undo: outcome.undo });
-    this.#sendUpstream(msg.raw);
-  }
-
-  #onBind(msg: Bind): void {
-    const undo = this.#state.bind(msg);
-    if (typeof undo !== 'function') return this.#refuse(undo.sqlstate, undo.message, false);
-    this.#router.expect({ kind: 'bind', undo });
-    this.#sendUpstream(msg.raw);
-  }
-
-  async #onExecute(msg: Execute): Promise<void> {
-    const portal = this.#state.portals.get(msg.portal);
-    if (portal?.statement === undefined) {
-      // The server would fail too; Agate never runs what it cannot name.
-      const what = portal === undefined ? `portal "${msg.portal}" does not exist` : 'the portal was bound to a statement that does not exist';
-      return this.#refuse(portal === undefined ? SQLSTATE.invalidCursorName : SQLSTATE.invalidStatementName, what, false);
-    }
-    const text = portal.statement.text;
-    // A Parse holds at most one statement; it may be a PREPARE or EXECUTE of SQL level.
-    const analysis = mayTouchPrepared(text) ? analyzeSql(text) : undefined;
-    const node = analysis?.ok === true && analysis.statements.length === 1 ? analysis.statements[0]!.node : undefined;
-    const { commands, unknown } = this.#statementCommands([text], [node], msg.portal === '' ? {} : { portal: msg.portal }, parameterTexts(portal));
-    const command = commands[0]!;
-    if (unknown !== undefined) return this.#refuseUnknownPrepared(commands, unknown, false);
-    const decision = await this.#decide(command);
-    if (decision.kind === 'refuse') {
-      this.#respond(unranResponse(command, 'refused', decision.sqlstate, decision.message));
-      return this.#refuse(decision.sqlstate, decision.message, false);
-    }
-    if (!portal.described) {
-      // Column names are needed to mask and record the rows; the client did not ask, Agate does.
-      portal.described = true;
-      this.#router.expect({ kind: 'describe', portal, swallow: true });
-      this.#sendUpstream(describePortal(msg.portal));
-    }
-    this.#router.expect({ kind: 'execute', result: this.#result(command, decision, () => portal.columns) });
-    this.#ranSinceSync = true;
-    this.#sendUpstream(msg.raw);
-  }
-
-  async #onFunctionCall(msg: FunctionCall): Promise<void> {
-    // Ends with ReadyForQuery, which carries the reports of everything before it.
-    this.#ranSinceSync = false;
-    // Text arguments as text, binary ones as hex (the types are the function's, not stated).
-    const params = msg.args.map((a, i) => (a === null ? null : formatOf(msg.argFormats, i) === 0 ? a.toString('utf8') : '\\x' + a.toString('hex')));
-    const attributes = { message: 'FunctionCall', function_oid: String(msg.oid) };
-    let fn;
-    try {
-      fn = await this.#functions!.resolve(msg.oid);
-    } catch (err) {
-      this.#log.warn('cannot resolve a FunctionCall OID', { oid: msg.oid, error: describeError(err) });
-      const command = this.#command(`FunctionCall ${msg.oid}`, params, attributes);
-      this.#recordRefusal(command, SQLSTATE.systemError, `Agate refused the function call: it cannot look up which function OID ${msg.oid} is`);
-      return this.#refuse(SQLSTATE.systemError, `Agate refused the function call: it cannot look up which function OID ${msg.oid} is`, true);
-    }
-    if (this.#closed) return;
-    if (fn === undefined) {
-      const command = this.#command(`FunctionCall ${msg.oid}`, params, attributes);
-      const message = `Agate refused the function call: no function has OID ${msg.oid}`;
-      this.#recordRefusal(command, SQLSTATE.undefinedFunction, message);
-      return this.#refuse(SQLSTATE.undefinedFunction, message, true);
-    }
-    // Decided and recorded as the SELECT it amounts to, so rules see the function's name.
-    const command = this.#command(functionCallText(fn, msg.args.length), params, { ...attributes, function: `${fn.schema}.${fn.name}` });
-    const decision = await this.#decide(command);
-    if (decision.kind === 'refuse') {
-      this.#respond(unranResponse(command, 'refused', decision.sqlstate, decision.message));
-      return this.#refuse(decision.sqlstate, decision.message, true);
-    }
-    this.#router.expect({ kind: 'call', result: this.#result(command, decision) });
-    this.#sendUpstream(msg.raw);
-  }
-
-  /**
-   * Makes sure the server will lex `text` as Agate does before it is forwarded. Only a text with a
-   * backslash or a non-ASCII character can lex differently (lexing.ts); for one, Agate first waits
-   * for the ReadyForQuery of everything already forwarded, whose ParameterStatus reports would
-   * have ended the session had a statement changed the settings. When a statement ran since the
-   * last Sync, no report can come before this text reaches the server: refused, with the reason.
-   */
-  async #lexingSettled(text: string): Promise<string | undefined> {
-    if (!isLexingSensitive(text)) return undefined;
-    if (this.#ranSinceSync) {
-      return 'Agate refused the statement: its text has a backslash or a non-ASCII character, and a statement ran before it with no Sync in between, so Agate cannot know how the server will read it (send a Sync first)';
-    }
-    if (this.#router.readyPending > 0) {
-      this.#flushUpstream();
-      await new Promise<void>((resolve) => (this.#readyWaiter = resolve));
-    }
-    return undefined;
-  }
-
-  /** Records a statement Agate refused itself, without asking policy: the command, then its refusal. */
-  #recordRefusal(command: Command, sqlstate: string, message: string): void {
-    void this.#events.emitLogged(command);
-    this.#respond(unranResponse(command, 'refused', sqlstate, message));
-  }
-
-  /** Records a statement's response; a PREPARE or DEALLOCATE it carried now holds or is dropped. */
-  #respond(response: Response): void {
-    this.#prepared.settle(response.command_id, response.status === 'ok');
-    void this.#events.emitLogged(response);
-  }
-
-  /**
-   * Commands for the statements of one text, in order, each naming the PREPAREs of what it
-   * EXECUTEs (see sql-prepared.ts); `unknown` is the first that executes a name Agate never saw
-   * prepared. `nodes` absent: the text was not parsed (no EXECUTE/PREPARE word in it).
-   */
-  #statementCommands(texts: string[], nodes: (Record<string, unknown> | undefined)[], attributes: Record<string, string>, parameters: (string | null)[] = []): { commands: Command[]; unknown?: { index: number; name: string } } {
-    const commands: Command[] = [];
-    let unknown: { index: number; name: string } | undefined;
-    for (const [i, text] of texts.entries()) {
-      const command = this.#command(text, parameters, { ...attributes });
-      const node = nodes[i];
-      if (node !== undefined) {
-        const plan = this.#prepared.plan(node, command.text, command.event_id);
-        if (!plan.ok) unknown ??= { index: i, name: plan.name };
-        else if (plan.prepared.length > 0) command.attributes[PREPARED_ATTRIBUTE] = plan.prepared.join(PREPARED_SEPARATOR);
-      }
-      commands.push(command);
-    }
-    return { commands, unknown };
-  }
-
-  /** Refuses statements because one executes a prepared statement Agate cannot name. */
-  #refuseUnknownPrepared(commands: Command[], unknown: { index: number; name: string }, simple: boolean): void {
-    const message = `Agate refused the statement: prepared statement "${unknown.name}" was not prepared through Agate in this session, so Agate cannot tell what it runs`;
-    for (const [i, command] of commands.entries()) {
-      this.#recordRefusal(command, SQLSTATE.invalidStatementName, i === unknown.index ? message : 'not run: another statement in the same query was refused');
-    }
-    this.#refuse(SQLSTATE.invalidStatementName, message, simple);
-  }
-
-  /**
-   * Refuses in order with the client's other messages (see refusal.ts). `simple` adds the Sync a
-   * simple Query or FunctionCall implies; otherwise the client's own Sync ends the error.
-   */
-  #refuse(sqlstate: string, message: string, simple: boolean): void {
-    this.#router.expect({ kind: 'refusal', error: serialize.errorResponse({ severity: 'ERROR', code: sqlstate, message }) });
-    this.#sendUpstream(refusalParse());
-    if (simple) {
-      this.#router.expect({ kind: 'sync' });
-      this.#sendUpstream(syncMessage());
-    } else {
-      this.#discardUntilSync = true;
-    }
+    return this.#engine.message(msg);
   }
 
   #command(text: string, parameters: (string | null)[], attributes: Record<string, string>): Command {
@@ -490,39 +249,18 @@ export class PgSession {
     return command;
   }
 
-  #result(command: Command, decision: Extract<Decision, { kind: 'run' }>, columns?: () => readonly Column[] | undefined): StatementResult {
-    return new StatementResult(command, this.#deps.recording, decision.client, columns, this.#copyShapes.get(command));
-  }
 
-  /** Publishes the command (write-ahead) and waits for its verdict. */
+  /** Publishes the command (write-ahead) and waits for its verdict (decide.ts); maps it to SQLSTATEs. */
   async #decide(command: Command, notifyHold = true): Promise<Decision> {
-    const { bus, verdictTimeoutMs } = this.#deps;
-    let outcome;
-    try {
-      outcome = await bus.requestVerdict(command, verdictTimeoutMs, { onHold: (v) => notifyHold && this.#notifyHold(v) });
-    } catch (err) {
-      this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
-      this.#events.recordUnrecordable(command);
-      return { kind: 'refuse', sqlstate: SQLSTATE.systemError, message: 'Agate refused the statement: the audit log is unavailable, so it cannot be recorded' };
+    const { bus, verdictTimeoutMs, maskers } = this.#deps;
+    const d = await decide(command, { bus, verdictTimeoutMs, events: this.#events, log: this.#log }, { onHold: (v) => notifyHold && this.#notifyHold(v) });
+    if (d.kind === 'run') {
+      const mask = clientMasker(d, maskers, this.#target?.maskClient);
+      if (mask.ok) return { kind: 'run', client: mask.masker };
+      return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement: mask set "${mask.missing}" is not configured, so results cannot be masked` };
     }
-    if (outcome.kind === 'timeout') {
-      const reason = `no verdict within ${verdictTimeoutMs} ms; refused (fail closed)`;
-      void this.#events.emitLogged({
-        type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
-        decision: 'deny', rule_id: 'agate.verdict-deadline', reason, source: 'deadline', policy_revision: '', mask_set: null, approval_id: null, hold_expires_at: null,
-      });
-      return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement: ${reason}` };
-    }
-    const v = outcome.verdict;
-    if (v.decision === 'allow' || v.decision === 'mask') {
-      const setName = v.decision === 'mask' ? v.mask_set : this.#target?.maskClient;
-      if (setName == null) return { kind: 'run', client: undefined };
-      const client = this.#deps.maskers.get(setName);
-      if (client !== undefined) return { kind: 'run', client };
-      return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement: mask set "${setName}" is not configured, so results cannot be masked` };
-    }
-    const rule = v.rule_id === null ? 'the policy default' : `rule "${v.rule_id}"`;
-    return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement by ${rule}: ${v.reason}` };
+    const sqlstate = d.kind === 'unrecorded' ? SQLSTATE.systemError : SQLSTATE.insufficientPrivilege;
+    return { kind: 'refuse', sqlstate, message: refusalText(d, 'statement') };
   }
 
   /**
@@ -546,14 +284,33 @@ export class PgSession {
     if (secure === undefined) return;
     this.#client = secure;
     this.#bindClient(secure);
-    secure.on('close', () => void this.#end('client disconnected'));
+    secure.on('close', () => this.#onClientClose());
   }
 
   async #cancel(msg: CancelRequest): Promise<void> {
     const route = this.#deps.cancel.lookup({ processId: msg.processId, secretKey: msg.secretKey });
     this.#client.end(); // the protocol sends no answer to a cancel request
-    if (route !== undefined) await sendCancel(route);
-    else this.#log.debug('cancel request with an unknown key ignored');
+    if (route === undefined) return void this.#log.debug('cancel request with an unknown key ignored');
+    const admission = (await route.admit?.(this.#clientAddress())) ?? { forward: true, done: () => undefined };
+    if (!admission.forward) return;
+    await sendCancel(route);
+    admission.done();
+  }
+
+  /**
+   * A CancelRequest for this session, arriving on a connection of its own: recorded in this
+   * session (it acts on its running statement) and decided as the call it amounts to, before it
+   * is forwarded.
+   */
+  async #admitCancel(from: string): Promise<CancelAdmission> {
+    const command = this.#command('SELECT pg_cancel_backend(pg_backend_pid())', [], { message: 'CancelRequest', from });
+    // No hold notice: the cancelling connection cannot take one, and this session is busy.
+    const decision = await this.#decide(command, false);
+    if (decision.kind === 'refuse') {
+      this.#engine.respond(unranResponse(command, 'refused', decision.sqlstate, decision.message));
+      return { forward: false };
+    }
+    return { forward: true, done: () => this.#engine.respond(new StatementResult(command, this.#deps.recording, undefined).response({ status: 'ok', command_tag: null, rows: 0 })) };
   }
 
   /**
@@ -631,7 +388,7 @@ export class PgSession {
     for (const o of settings.options) void this.#events.emitLogged(new StatementResult(o.command, this.#deps.recording, undefined).response({ status: 'ok', command_tag: 'SET' }));
     this.#attachUpstream(upstream.socket);
     // The client never learns the upstream backend key; cancel routing maps Agate's own.
-    const { key, release } = this.#deps.cancel.register({ host: target.host, port: target.port, upstream: { processId: upstream.ready.processId, secretKey: upstream.ready.secretKey } });
+    const { key, release } = this.#deps.cancel.register({ host: target.host, port: target.port, upstream: { processId: upstream.ready.processId, secretKey: upstream.ready.secretKey }, admit: (from) => this.#admitCancel(from) });
     this.#releaseCancelKey = release;
     const hello = [serialize.authenticationOk(), ...upstream.ready.parameters.map(([k, v]) => serialize.parameterStatus(k, v))];
     hello.push(serialize.backendKeyData(key.processId, key.secretKey), serialize.readyForQuery('I'));
@@ -662,7 +419,7 @@ export class PgSession {
       // No hold notice: a client still authenticating cannot take a NoticeResponse.
       const decision = await this.#decide(command, false);
       if (decision.kind === 'refuse') {
-        this.#respond(unranResponse(command, 'refused', decision.sqlstate, decision.message));
+        this.#engine.respond(unranResponse(command, 'refused', decision.sqlstate, decision.message));
         await this.#fatal(decision.sqlstate, `${decision.message} (startup option -c ${setting.name}=${setting.value}); the session is refused`, `startup option ${setting.name} refused`);
         return undefined;
       }
@@ -697,23 +454,19 @@ export class PgSession {
       }
     });
     socket.on('error', (err) => this.#log.warn('upstream socket error', { error: err.message }));
-    socket.on('close', () => void this.#fatal(SQLSTATE.adminShutdown, 'the target closed the connection', 'upstream closed'));
+    socket.on('close', () => {
+      if (this.#draining) return void this.#end('client disconnected');
+      void this.#fatal(SQLSTATE.adminShutdown, 'the target closed the connection', 'upstream closed');
+    });
     socket.resume();
   }
 
   #onUpstreamFrame(frame: BackendFrame): void {
     if (this.#closed) return;
     if (frame.code === 0x53) this.#onParameterStatus(frame.raw); // S
-    const out = this.#router.route(frame);
+    const out = this.#engine.route(frame);
     if (out !== undefined) this.#clientOut.push(out);
-    if (this.#readyWaiter !== undefined && this.#router.readyPending === 0) {
-      this.#readyWaiter();
-      this.#readyWaiter = undefined;
-    }
-    if (this.#repliesDrained !== undefined && this.#router.pending < MAX_EXPECTED / 2) {
-      this.#repliesDrained();
-      this.#repliesDrained = undefined;
-    }
+    if (this.#draining && this.#engine.pending === 0) void this.#end('client disconnected');
   }
 
   #onParameterStatus(raw: Buffer): void {
@@ -721,14 +474,10 @@ export class PgSession {
     this.#lexingLost ??= this.#lexing.observe(name, value);
   }
 
-  #repliesBelowLimit(): Promise<void> {
-    this.#flushUpstream();
-    return new Promise((resolve) => (this.#repliesDrained = resolve));
-  }
-
   /** Writes what one upstream chunk produced in one go; pauses the target while the client lags. */
   #flushClient(): void {
     if (this.#clientOut.length === 0) return;
+    if (this.#draining || this.#client.destroyed) return void (this.#clientOut = []); // recorded, with no one to deliver to
     const bytes = this.#clientOut.length === 1 ? this.#clientOut[0]! : Buffer.concat(this.#clientOut);
     this.#clientOut = [];
     if (this.#client.write(bytes) || this.#upstream === undefined) return;
@@ -791,7 +540,7 @@ export class PgSession {
 
   async #end(reason: string): Promise<void> {
     if (this.#closed) return;
-    this.#closed = true;
+    this.#phase = { kind: 'closed' };
     this.#login.done();
     this.#releaseCancelKey?.();
     this.#upstream?.destroy();
@@ -799,9 +548,7 @@ export class PgSession {
     if (!this.#client.destroyed) this.#client.end();
     // A client that stops reading must not hold the socket open forever.
     setTimeout(() => this.#client.destroy(), 5_000).unref();
-    this.#router.abandon('the session ended before the statement completed');
-    this.#repliesDrained?.();
-    this.#readyWaiter?.();
+    this.#engine.close('the session ended before the statement completed');
     if (this.#opened) {
       await this.#events.emitLogged({
         type: 'SessionClosed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, reason,
@@ -832,10 +579,6 @@ export class PgSession {
   }
 }
 
-/** A Bind or FunctionCall format code list: none means all text, one applies to every value. */
-function formatOf(formats: readonly number[], i: number): number {
-  return formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
-}
 
 function cut(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}…`;

@@ -1,7 +1,14 @@
+import { arrayText } from './binary/array.js';
+import { dateText, intervalText, timestampText, timetzText, timeText } from './binary/datetime.js';
+import { float4Text, float8Text } from './binary/float.js';
+import { numericText } from './binary/numeric.js';
+
 /**
  * Renders a bound parameter or result value as text for the audit trail, by type OID and format
- * code: text-format values are already text; binary ones are decoded for the common types and
- * shown as `\x…` hex otherwise (the way PostgreSQL prints bytea).
+ * code: text-format values are already the server's text; binary ones are decoded for every
+ * built-in scalar type and arrays of them into that same text, so a record reads the same
+ * whichever format the client asked for, and shown as `\x…` hex otherwise (the way PostgreSQL
+ * prints bytea), as is a value whose bytes do not fit its type.
  */
 export function valueText(value: Buffer, format: number, typeOid: number): string {
   if (format === 0) return value.toString('utf8');
@@ -17,11 +24,14 @@ export function valueText(value: Buffer, format: number, typeOid: number): strin
   return '\\x' + value.toString('hex');
 }
 
-const PG_EPOCH_MS = Date.UTC(2000, 0, 1);
 const text = (b: Buffer) => b.toString('utf8');
 const sized = <T>(n: number, f: (b: Buffer) => T) => (b: Buffer): T | undefined => (b.length === n ? f(b) : undefined);
+const array = (b: Buffer) => arrayText(b, (value, oid) => valueText(value, 1, oid));
 
-const BINARY: Record<number, (b: Buffer) => string | undefined> = {
+type Decoder = (b: Buffer) => string | undefined;
+
+/** Binary decoders by type OID (pg_type.dat), each printing what the server's text output would. */
+const SCALARS: Record<number, Decoder> = {
   16: sized(1, (b) => (b[0] ? 't' : 'f')), // bool
   17: (b) => '\\x' + b.toString('hex'), // bytea
   18: sized(1, (b) => String.fromCharCode(b[0]!)), // "char"
@@ -33,23 +43,23 @@ const BINARY: Record<number, (b: Buffer) => string | undefined> = {
   26: sized(4, (b) => String(b.readUInt32BE())), // oid
   114: text, // json
   142: text, // xml
-  700: sized(4, (b) => String(b.readFloatBE())), // float4
-  701: sized(8, (b) => String(b.readDoubleBE())), // float8
+  700: float4Text, // float4
+  701: float8Text, // float8
   705: text, // unknown
   1042: text, // bpchar
   1043: text, // varchar
-  1082: sized(4, (b) => new Date(PG_EPOCH_MS + b.readInt32BE() * 86_400_000).toISOString().slice(0, 10)), // date
-  1114: sized(8, (b) => timestamp(b).replace('T', ' ').replace('Z', '')), // timestamp
-  1184: sized(8, (b) => timestamp(b).replace('T', ' ').replace('Z', '+00')), // timestamptz
+  1082: dateText, // date
+  1083: timeText, // time
+  1114: (b) => timestampText(b, ''), // timestamp
+  1184: (b) => timestampText(b, '+00'), // timestamptz, in UTC (the session's TimeZone is the client's business)
+  1186: intervalText, // interval
+  1266: timetzText, // timetz
+  1700: numericText, // numeric
   2950: sized(16, (b) => b.toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-')), // uuid
   3802: (b) => (b[0] === 1 ? b.toString('utf8', 1) : undefined), // jsonb, version 1
 };
-
-/** Microseconds since 2000-01-01 as ISO text, keeping the microseconds Date would drop. */
-function timestamp(b: Buffer): string {
-  const us = b.readBigInt64BE();
-  const ms = Number(us / 1000n);
-  const micros = Number(((us % 1_000_000n) + 1_000_000n) % 1_000_000n);
-  const iso = new Date(PG_EPOCH_MS + ms).toISOString();
-  return `${iso.slice(0, 19)}.${String(micros).padStart(6, '0')}Z`;
-}
+// The array types of the above: _bool, _bytea, _char, _name, _int2, _int4, _text, _bpchar,
+// _varchar, _int8, _float4, _float8, _oid, _timestamp, _date, _time, _timestamptz, _interval,
+// _numeric, _timetz, _uuid, _json, _xml, _jsonb.
+const ARRAYS = [1000, 1001, 1002, 1003, 1005, 1007, 1009, 1014, 1015, 1016, 1021, 1022, 1028, 1115, 1182, 1183, 1185, 1187, 1231, 1270, 2951, 199, 143, 3807];
+const BINARY: Readonly<Record<number, Decoder>> = { ...SCALARS, ...Object.fromEntries(ARRAYS.map((oid) => [oid, array])) };

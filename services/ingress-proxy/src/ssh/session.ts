@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { holdNotice } from '../hold-notice.js';
+import { decide, refusalText } from '../decide.js';
 import { SessionEvents } from '../session-events.js';
 import type {
   AcceptConnection, AuthContext, AuthenticationType, Client, ClientChannel, ClientInfo, Connection, ExecOptions, GetStreamCallback, PseudoTtyInfo,
@@ -742,36 +743,17 @@ export class SshSession {
     };
   }
 
-  /** Publishes the command (write-ahead) and waits for its verdict; fails closed. */
+  /** Publishes the command (write-ahead) and waits for its verdict (decide.ts); fails closed. */
   async #decide(command: Command, note?: (text: string) => void): Promise<Decision> {
     const { bus, verdictTimeoutMs } = this.#deps;
-    let outcome;
-    try {
-      // A hold keeps the command waiting; the client is told why, and for how long, while it does.
-      const onHold = note === undefined ? undefined : (v: Verdict) => note(holdNote(v));
-      outcome = await bus.requestVerdict(command, verdictTimeoutMs, { onHold });
-    } catch (err) {
-      this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
-      this.#events.recordUnrecordable(command);
-      return { kind: 'refuse', message: 'Agate refused the command: the audit log is unavailable, so it cannot be recorded' };
-    }
-    if (outcome.kind === 'timeout') {
-      const reason = `no verdict within ${verdictTimeoutMs} ms; refused (fail closed)`;
-      void this.#events.emitLogged({
-        type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: this.id, command_id: command.event_id,
-        decision: 'deny', rule_id: 'agate.verdict-deadline', reason, source: 'deadline', policy_revision: '', mask_set: null, approval_id: null, hold_expires_at: null,
-      });
-      return { kind: 'refuse', message: `Agate refused the command: ${reason}` };
-    }
-    const v = outcome.verdict;
-    if (v.decision === 'allow') return { kind: 'run', rule: v.rule_id };
+    // A hold keeps the command waiting; the client is told why, and for how long, while it does.
+    const onHold = note === undefined ? undefined : (v: Verdict) => note(holdNote(v));
+    const d = await decide(command, { bus, verdictTimeoutMs, events: this.#events, log: this.#log }, { onHold });
+    if (d.kind !== 'run') return { kind: 'refuse', message: refusalText(d, 'command') };
     // Shell output cannot be masked reliably, so a masking verdict refuses rather than leaks.
-    if (v.decision === 'mask') return { kind: 'refuse', message: `Agate refused the command: rule "${v.rule_id}" asks for masked output, which the SSH proxy cannot provide` };
-    const rule = v.rule_id === null ? 'the policy default' : `rule "${v.rule_id}"`;
-    return { kind: 'refuse', message: `Agate refused the command by ${rule}: ${v.reason}` };
+    if (d.verdict.decision === 'mask') return { kind: 'refuse', message: `Agate refused the command: rule "${d.verdict.rule_id}" asks for masked output, which the SSH proxy cannot provide` };
+    return { kind: 'run', rule: d.verdict.rule_id };
   }
-
-
 
   async #end(): Promise<void> {
     if (this.#closed) return;

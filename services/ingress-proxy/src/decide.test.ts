@@ -1,0 +1,95 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalBus } from '../../../core/src/bus/local-bus.js';
+import { parseConfig } from '../../../core/src/config.js';
+import { silentLogger } from '../../../core/src/log.js';
+import { nowMicros, type AgateEvent, type Command } from '../../../schemas/src/events.js';
+import { SAMPLES } from '../../../schemas/src/samples.js';
+import { CompiledPolicy, loadParsers } from '../../policy/src/engine.js';
+import { PolicyService } from '../../policy/src/service.js';
+import { clientMasker, decide, DEADLINE_RULE, refusalText, type Decided } from './decide.js';
+import { SessionEvents } from './session-events.js';
+
+/* The one decision step every proxy takes, over a real LocalBus and the real policy service. */
+const policy = new CompiledPolicy(parseConfig(`
+identity: { dev_issuer: { enabled: true } }
+masking: { sets: { pii: { columns: [email], detectors: [email] } } }
+policy:
+  default: allow
+  rules:
+    - { id: no-drop, action: deny, message: dropping needs a human, match: { sql: { statements: [DropStmt] } } }
+    - { id: mask-people, action: allow, mask_client: pii, match: { sql: { tables: [people] } } }
+`, 'decide.yaml').policy);
+
+interface Ctx { dir: string; bus: LocalBus; service?: PolicyService; seen: AgateEvent[] }
+const d = suite<Ctx>('decide');
+
+d.before.each(async (ctx) => {
+  await loadParsers();
+  ctx.dir = mkdtempSync(join(tmpdir(), 'agate-decide-'));
+  ctx.bus = new LocalBus({ dir: ctx.dir, fsync: false, logger: silentLogger });
+  ctx.seen = [];
+  await ctx.bus.subscribe({ group: 'watch', types: ['Verdict'], handler: async (b) => void ctx.seen.push(...b) });
+});
+d.after.each(async (ctx) => {
+  await ctx.service?.stop();
+  ctx.service = undefined;
+  await ctx.bus.close().catch(() => undefined);
+  rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+const command = (text: string): Command => ({ ...SAMPLES.Command, event_id: randomUUID(), time: nowMicros(), text, attributes: {} });
+const deps = (ctx: Ctx, verdictTimeoutMs = 2_000) => ({ bus: ctx.bus, verdictTimeoutMs, events: new SessionEvents(ctx.bus, silentLogger), log: silentLogger });
+async function withPolicy(ctx: Ctx): Promise<void> {
+  ctx.service = new PolicyService({ bus: ctx.bus, policy, logger: silentLogger, staleAfterMs: 5_000 });
+  await ctx.service.start();
+}
+
+d('allow runs with no mask set of its own; the target default applies, and one not configured is named', async (ctx) => {
+  await withPolicy(ctx);
+  const r = await decide(command('SELECT 1'), deps(ctx));
+  assert.is(r.kind, 'run');
+  if (r.kind !== 'run') return;
+  assert.equal([r.verdict.decision, r.maskSet], ['allow', null]);
+  const maskers = new Map([['strict', 'the strict masker']]);
+  assert.equal(clientMasker(r, maskers, undefined), { ok: true, masker: undefined });
+  assert.equal(clientMasker(r, maskers, 'strict'), { ok: true, masker: 'the strict masker' });
+  assert.equal(clientMasker(r, maskers, 'gone'), { ok: false, missing: 'gone' });
+});
+
+d('mask runs with the verdict\'s set, which wins over the target default', async (ctx) => {
+  await withPolicy(ctx);
+  const r = await decide(command('SELECT email FROM people'), deps(ctx));
+  assert.equal(r.kind === 'run' ? [r.verdict.decision, r.maskSet] : r.kind, ['mask', 'pii']);
+  if (r.kind === 'run') assert.equal(clientMasker(r, new Map([['pii', 1], ['strict', 2]]), 'strict'), { ok: true, masker: 1 });
+});
+
+d('deny refuses, naming the rule and its reason', async (ctx) => {
+  await withPolicy(ctx);
+  const r = await decide(command('DROP TABLE people'), deps(ctx));
+  assert.is(r.kind, 'denied');
+  assert.is(refusalText(r as Exclude<Decided, { kind: 'run' }>, 'statement'), 'Agate refused the statement by rule "no-drop": dropping needs a human');
+});
+
+d('no verdict within the deadline refuses, and the deny it amounts to is recorded', async (ctx) => {
+  const c = command('SELECT 1'); // no policy service is running
+  const r = await decide(c, deps(ctx, 100));
+  assert.is(r.kind, 'deadline');
+  assert.is(refusalText(r as Exclude<Decided, { kind: 'run' }>, 'request'), 'Agate refused the request: no verdict within 100 ms; refused (fail closed)');
+  for (let i = 0; i < 100 && !ctx.seen.some((e) => e.type === 'Verdict' && e.command_id === c.event_id); i++) await new Promise((res) => setTimeout(res, 10));
+  const v = ctx.seen.find((e) => e.type === 'Verdict' && e.command_id === c.event_id);
+  assert.equal(v?.type === 'Verdict' ? [v.decision, v.rule_id, v.source] : undefined, ['deny', DEADLINE_RULE, 'deadline']);
+});
+
+d('a bus that will not take the command refuses it as unrecorded', async (ctx) => {
+  await ctx.bus.close();
+  const r = await decide(command('SELECT 1'), deps(ctx));
+  assert.is(r.kind, 'unrecorded');
+  assert.is(refusalText(r as Exclude<Decided, { kind: 'run' }>, 'command'), 'Agate refused the command: the audit log is unavailable, so it cannot be recorded');
+});
+
+d.run();

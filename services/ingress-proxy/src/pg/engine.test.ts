@@ -1,0 +1,147 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { serialize as frontend } from 'pg-protocol';
+import { BUILTIN_MASK_SET } from '../../../../core/src/config.js';
+import { silentLogger } from '../../../../core/src/log.js';
+import type { AgateEvent, Command, Response } from '../../../../schemas/src/events.js';
+import { SAMPLES } from '../../../../schemas/src/samples.js';
+import { serialize as backend } from './backend-serializer.js';
+import { PgEngine, type Decision } from './engine.js';
+import { FrontendParser } from './frontend-parser.js';
+import { Masker } from './masking/masker.js';
+import type { FrontendMessage } from './messages.js';
+
+/*
+ * The engine with no socket: frontend messages (pg-protocol's serializer, read back by Agate's own
+ * parser) in, the server's replies scripted frame by frame, and what it forwards and records read
+ * off its callbacks. Policy is a function here: DROP is refused, everything else runs.
+ */
+const audit = new Masker('default', BUILTIN_MASK_SET);
+
+function harness() {
+  const upstream: Buffer[] = [];
+  const events: AgateEvent[] = [];
+  let seq = 0;
+  const engine = new PgEngine(
+    { upstream: (b) => void upstream.push(b), flushUpstream: () => undefined, terminate: () => undefined, fatal: async () => undefined },
+    {
+      command: (text, parameters, attributes): Command => ({ ...SAMPLES.Command, event_id: `c${++seq}`, sequence: seq, text, parameters, attributes }),
+      // Recorded as the bus would record it, then decided.
+      decide: async (c): Promise<Decision> => {
+        events.push(c);
+        return c.text.includes('DROP') ? { kind: 'refuse', sqlstate: '42501', message: 'no DROP' } : { kind: 'run', client: undefined };
+      },
+      events: { emitLogged: async (e) => void events.push(e) },
+      recording: { sampleRows: 5, valueChars: 64, audit },
+      log: silentLogger,
+      functions: () => undefined,
+      sessionMask: () => undefined,
+    copyShape: () => undefined,
+    },
+  );
+  const parsed: FrontendMessage[] = [];
+  const parser = new FrontendParser((m) => parsed.push(m));
+  parser.push(frontend.startup({ user: 'agent', database: 'appdb' }));
+  parsed.length = 0;
+  return {
+    engine,
+    upstream,
+    /** The client sends these frames; each message is handled in turn, as the session does. */
+    async send(...frames: Buffer[]) {
+      parser.push(Buffer.concat(frames));
+      for (const m of parsed.splice(0)) await engine.message(m);
+    },
+    /** The server answers with these frames; returns what reaches the client. */
+    reply(...frames: Buffer[]): Buffer[] {
+      return frames.map((raw) => engine.route({ code: raw[0]!, raw })).filter((b): b is Buffer => b !== undefined);
+    },
+    /** Each command's text with its response's status, code and rows, in command order. */
+    record(): [string, string | undefined, string | null | undefined, number | undefined][] {
+      const responses = events.filter((e): e is Response => e.type === 'Response');
+      return events.filter((e): e is Command => e.type === 'Command').map((c) => {
+        const r = responses.find((x) => x.command_id === c.event_id);
+        return [c.text, r?.status, r?.error_code, r?.rows];
+      });
+    },
+    responses: () => events.filter((e): e is Response => e.type === 'Response'),
+  };
+}
+
+// The pgjdbc / psycopg shape: Parse, Bind, Describe portal, Execute.
+const step = (text: string, values: string[] = []) => [frontend.parse({ text }), frontend.bind({ values }), frontend.describe({ type: 'P' }), frontend.execute({})];
+const described = () => backend.rowDescription([{ name: 'n', typeOid: 23 }]);
+const ok = (...rows: string[]) => [backend.parseComplete(), backend.bindComplete(), described(), ...rows.map((r) => backend.dataRow([Buffer.from(r)])), backend.commandComplete(`SELECT ${rows.length}`)];
+const error = (code: string) => backend.errorResponse({ severity: 'ERROR', code, message: `failed ${code}` });
+
+const e = suite('PgEngine');
+
+e('a pipeline with an error in the middle: each result stays with its own statement, across several Syncs', async () => {
+  const h = harness();
+  await h.send(...step('SELECT 1'), ...step('SELECT 1/0'), ...step('SELECT 3'), frontend.sync(), ...step('SELECT 4'), frontend.sync());
+  // Every statement was decided; nothing was refused, so all of it went upstream in order.
+  assert.is(h.upstream.length, 18);
+  const out = h.reply(...ok('1'), backend.parseComplete(), backend.bindComplete(), described(), error('22012'), backend.readyForQuery('I'), ...ok('4'), backend.readyForQuery('I'));
+  assert.is(out.length, 16, 'every reply reaches the client');
+  const responses = h.responses();
+  assert.equal(h.record(), [['SELECT 1', 'ok', null, 1], ['SELECT 1/0', 'error', '22012', 0], ['SELECT 3', 'skipped', null, 0], ['SELECT 4', 'ok', null, 1]]);
+  assert.equal(responses.find((r) => r.command_id === 'c4')!.sample, [['4']]);
+  assert.is(h.engine.pending, 0);
+});
+
+e('the error arrives before the rest of the batch: what follows until Sync is neither forwarded nor decided, only recorded', async () => {
+  const h = harness();
+  await h.send(...step('SELECT 1/0'), frontend.flush());
+  h.reply(backend.parseComplete(), backend.bindComplete(), described(), error('22012'));
+  const before = h.upstream.length;
+  await h.send(...step('DROP TABLE t'), frontend.sync());
+  assert.is(h.upstream.length, before + 1, 'only the Sync goes up: the server would ignore the rest');
+  h.reply(backend.readyForQuery('I'));
+  await h.send(...step('SELECT 2'), frontend.sync());
+  h.reply(...ok('2'), backend.readyForQuery('I'));
+  assert.equal(h.record(), [['SELECT 1/0', 'error', '22012', 0], ['DROP TABLE t', 'skipped', null, 0], ['SELECT 2', 'ok', null, 1]]);
+});
+
+e('an error at Parse goes to the Execute that used the statement; a refusal discards until Sync', async () => {
+  const h = harness();
+  await h.send(...step('SELECT * FROM nosuch'), frontend.sync(), ...step('DROP TABLE t'), ...step('SELECT 5'), frontend.sync());
+  const out = h.reply(error('42P01'), backend.readyForQuery('I'), backend.parseComplete(), backend.bindComplete(), described(), error('42601'), backend.readyForQuery('I'));
+  // The refusal's own error replaces the server's answer to the Parse Agate sent in its place.
+  const codes = out.filter((b) => b[0] === 0x45).map((b) => b.toString('latin1'));
+  assert.ok(codes[1]!.includes('42501') && codes[1]!.includes('no DROP'));
+  assert.equal(h.record(), [['SELECT * FROM nosuch', 'error', '42P01', 0], ['DROP TABLE t', 'refused', '42501', 0]]);
+});
+
+e('Flush without Sync: a result is recorded as soon as it completes', async () => {
+  const h = harness();
+  await h.send(...step('SELECT 1'), frontend.flush());
+  h.reply(...ok('1'));
+  assert.equal(h.record(), [['SELECT 1', 'ok', null, 1]]);
+});
+
+e('a portal read with a row limit is decided once and recorded once, with its fetches', async () => {
+  const h = harness();
+  await h.send(frontend.parse({ text: 'SELECT g FROM t' }), frontend.bind({ portal: 'C_1' }), frontend.describe({ type: 'P', name: 'C_1' }), frontend.execute({ portal: 'C_1', rows: 2 }), frontend.sync());
+  h.reply(backend.parseComplete(), backend.bindComplete(), backend.rowDescription([{ name: 'g', typeOid: 23 }]), backend.dataRow([Buffer.from('1')]), backend.dataRow([Buffer.from('2')]), backend.portalSuspended(), backend.readyForQuery('T'));
+  await h.send(frontend.execute({ portal: 'C_1', rows: 2 }), frontend.sync());
+  h.reply(backend.dataRow([Buffer.from('3')]), backend.commandComplete('SELECT 1'), backend.readyForQuery('T'));
+  assert.equal(h.record(), [['SELECT g FROM t', 'ok', null, 3]]);
+  assert.equal(h.responses()[0]!.fetches, [2, 1]);
+  assert.equal(h.responses()[0]!.columns, ['g']);
+});
+
+e('a reply out of step with what was sent is thrown, never attributed', async () => {
+  const h = harness();
+  await h.send(...step('SELECT 1'), frontend.sync());
+  assert.throws(() => h.reply(backend.readyForQuery('I')));
+});
+
+e('closing records what is outstanding as never completed', async () => {
+  const h = harness();
+  await h.send(frontend.query('SELECT pg_sleep(10)'));
+  h.engine.close('the session ended');
+  assert.equal(h.record(), [['SELECT pg_sleep(10)', 'skipped', null, 0]]);
+  await h.send(frontend.query('SELECT 2'));
+  assert.is(h.record().length, 1, 'nothing is handled once closed');
+});
+
+e.run();
