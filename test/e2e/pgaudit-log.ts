@@ -148,7 +148,10 @@ export function auditOracle(entries: AuditEntry[], events: AgateEvent[], session
   const unexplained: string[] = [];
   // Per connection: the query string being matched and how far into it.
   const cursor = new Map<number, { statement: string; at: number }>();
-  const texts = [...new Set(record.map((r) => `${r.tag} ${r.text}`))].map((k) => ({ key: k, tag: k.slice(0, k.indexOf(' ')), text: k.slice(k.indexOf(' ') + 1) }));
+  const texts = [...new Set(record.map((r) => `${r.tag} ${r.text}`))].map((k) => {
+    const text = k.slice(k.indexOf(' ') + 1);
+    return { key: k, tag: k.slice(0, k.indexOf(' ')), text, pattern: recordedPattern(text) };
+  });
   for (const group of groups.values()) {
     let match: { key: string; entry: AuditEntry; at: number; end: number } | undefined;
     // A sub-statement can quote another text (EXECUTE logs the PREPARE's): an entry that is a
@@ -158,7 +161,7 @@ export function auditOracle(entries: AuditEntry[], events: AgateEvent[], session
     for (const sameTag of [true, false]) {
       for (const entry of match === undefined ? group : []) {
         const statement = norm(entry.statement);
-        const t = texts.find((x) => x.text === statement && (!sameTag || x.tag === entry.command.split(' ')[0]!.toUpperCase()));
+        const t = texts.find((x) => whole(x.pattern, statement) && (!sameTag || x.tag === entry.command.split(' ')[0]!.toUpperCase()));
         if (t !== undefined) {
           match = { key: t.key, entry, at: 0, end: statement.length };
           break;
@@ -173,8 +176,8 @@ export function auditOracle(entries: AuditEntry[], events: AgateEvent[], session
       for (const start of from === 0 ? [0] : [from, 0]) {
         for (const t of texts) {
           if (t.tag !== tag) continue;
-          const at = statement.indexOf(t.text, start);
-          if (at !== -1 && (match === undefined || at < match.at)) match = { key: t.key, entry, at, end: at + t.text.length };
+          const found = search(t.pattern, statement, start);
+          if (found !== undefined && (match === undefined || found.at < match.at)) match = { key: t.key, entry, at: found.at, end: found.end };
         }
         if (match !== undefined) break;
       }
@@ -190,4 +193,25 @@ export function auditOracle(entries: AuditEntry[], events: AgateEvent[], session
   }
   const overrun = [...executed].filter(([k, n]) => n > (allowed.get(k) ?? 0)).map(([k, n]) => `${k.slice(k.indexOf(' ') + 1)} ran ${n}×, allowed ${allowed.get(k) ?? 0}×`);
   return { unexplained, overrun, checked: groups.size };
+}
+
+/**
+ * Agate's record masks secret literals (a PASSWORD, a masked column's value, a set_config value)
+ * as '[masked]'; pgaudit logs the text as run. A masked literal in the record therefore matches
+ * any one string literal in pgaudit's text, and everything else must match exactly.
+ */
+function recordedPattern(text: string): RegExp {
+  const escape = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(text.split("'[masked]'").map(escape).join("'(?:[^']|'')*'"), 'g');
+}
+
+function whole(pattern: RegExp, text: string): boolean {
+  const found = search(pattern, text, 0);
+  return found !== undefined && found.at === 0 && found.end === text.length;
+}
+
+function search(pattern: RegExp, text: string, from: number): { at: number; end: number } | undefined {
+  pattern.lastIndex = from;
+  const m = pattern.exec(text);
+  return m === null ? undefined : { at: m.index, end: m.index + m[0].length };
 }

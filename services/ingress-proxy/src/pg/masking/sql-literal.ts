@@ -4,12 +4,14 @@
  * $tag$…$tag$, a literal quoted inside another string (''…''), a number, and string constants
  * continued on the next line ('a'⏎'b' is one constant). Undefined when no literal starts there.
  * An unterminated literal ends at the end of the text (masked to the end: fail closed).
+ * `nested: false` when `start` is known to be a literal of the statement itself (a parse-tree
+ * location): there `''` is an empty string or a quote escape, never a literal quoted inside one.
  */
-export function literalEnd(sql: string, start: number): number | undefined {
+export function literalEnd(sql: string, start: number, nested = true): number | undefined {
   const c = sql[start];
   const next = sql[start + 1];
   if (c === undefined) return undefined;
-  if (c === "'" && next === "'") return nestedEnd(sql, start);
+  if (nested && c === "'" && next === "'") return nestedEnd(sql, start);
   if (c === "'") return continued(sql, quotedEnd(sql, start + 1, false));
   if ((c === 'E' || c === 'e') && next === "'") return continued(sql, quotedEnd(sql, start + 2, true));
   if ((c === 'N' || c === 'n') && next === "'") return continued(sql, quotedEnd(sql, start + 2, false));

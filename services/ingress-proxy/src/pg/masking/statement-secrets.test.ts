@@ -28,6 +28,15 @@ test('literals an INSERT, UPDATE or ON CONFLICT assigns to a masked column are m
   assert.ok(masked("UPDATE t SET api_token = 'x', name = 'keep'").includes("'keep'"));
 });
 
+test("an empty or quote-escaped literal is masked as exactly itself (pg_dump's set_config('search_path', '', false) still parses)", () => {
+  for (const sql of ["SELECT pg_catalog.set_config('search_path', '', false);", "SELECT set_config('app.note', '''CAN8''', false)", "INSERT INTO t (id, api_token) VALUES (1, ''), (2, 'CAN9')"]) {
+    const out = masked(sql);
+    assert.ok(analyzeSql(out).ok, `${sql} -> ${out}`);
+    assert.not.ok(out.includes('CAN'), out);
+  }
+  assert.is(masked("SELECT set_config('search_path', '', false)"), "SELECT set_config('search_path', '[masked]', false)");
+});
+
 test('bound parameters assigned to a masked column, or passed to set_config as its value, are found', () => {
   assert.equal([...statementSecrets('INSERT INTO t (id, api_token) VALUES ($1, $2::text)', masker)!.params], [2]);
   assert.equal([...statementSecrets('UPDATE t SET secret = $3 WHERE id = $1', masker)!.params], [3]);

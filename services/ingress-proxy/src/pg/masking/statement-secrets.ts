@@ -121,7 +121,8 @@ export function maskLiterals(sql: string, byteOffsets: readonly number[]): strin
   const index = (offset: number) => (bytes === undefined ? offset : bytes.subarray(0, offset).toString('utf8').length);
   let out = sql;
   for (const start of [...new Set(byteOffsets.map(index))].sort((a, b) => b - a)) {
-    const end = literalEnd(out, start);
+    // Parse-tree locations: `''` there is an empty string (pg_dump's set_config('search_path', '', false)).
+    const end = literalEnd(out, start, false);
     if (end !== undefined) out = `${out.slice(0, start)}'${MASKED_VALUE}'${out.slice(end)}`;
   }
   return out;
