@@ -19,7 +19,12 @@ import { sessionEvents, testLedger } from './test-ledger.js';
 const dir = mkdtempSync(join(tmpdir(), 'agate-facts-index-'));
 const store = EmbeddedStore.open(join(dir, 'store'));
 const index = suite('facts index');
+let ledger: Awaited<ReturnType<typeof testLedger>>;
+index.before(async () => {
+  ledger = await testLedger(store);
+});
 index.after(async () => {
+  await ledger.stop();
   await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -28,7 +33,6 @@ index.after(async () => {
 const sshCommand = (like: AgateEvent): AgateEvent => ({ ...(like as typeof SAMPLES.Command), event_id: randomUUID(), sequence: 99, protocol: 'ssh', text: 'rm -rf /tmp/x', attributes: { request: 'exec' } });
 
 index('catches up in order, once, and again after more commands', async () => {
-  const ledger = await testLedger(store);
   // A q_sessions as an earlier version made it: without the attributes column or its view's extraction.
   await store.exec(SESSION_TABLES_DDL[0]!.replace('    attributes Map(String, String),\n', ''));
   const oldSelect = SESSION_VIEWS[0]!.select.replace(/,\s*JSONExtract\(body, 'attributes'.*? AS attributes/, '');
@@ -57,7 +61,6 @@ index('catches up in order, once, and again after more commands', async () => {
   // The upgraded session table has the application name of sessions recorded before the upgrade.
   const apps = await store.query<{ subject: string; application_name: string }>('SELECT subject, application_name FROM agate.sessions ORDER BY subject');
   assert.equal(apps.map((r) => [r.subject, r.application_name]), [['alice', 'psql'], ['bob', 'psql']]);
-  await ledger.stop();
 });
 
 index('verification works the facts out again: a deleted, changed or added row is named', async () => {
@@ -81,6 +84,21 @@ index('verification works the facts out again: a deleted, changed or added row i
   assert.ok((await checkCommandFacts(store))!.ok);
   await store.insert('agate.q_command_facts', [{ ...saved[0], seq: 1 }]);
   assert.match((await checkCommandFacts(store))!.problem ?? '', new RegExp(`holds command ${id} more than once`));
+});
+
+index('following, the index catches up by itself until stopped', async () => {
+  const count = async () => Number((await store.query<{ n: string }>('SELECT count() AS n FROM agate.q_command_facts'))[0]!.n);
+  const before = await count();
+  const errors: unknown[] = [];
+  const stop = new FactsIndex(store).follow(20, (err) => errors.push(err));
+  await ledger.append(sessionEvents('carol', 2));
+  for (let i = 0; i < 200 && (await count()) < before + 2; i++) await new Promise((r) => setTimeout(r, 25));
+  assert.is(await count(), before + 2, 'indexed without an analyst query');
+  await stop();
+  await ledger.append(sessionEvents('dave', 1));
+  await new Promise((r) => setTimeout(r, 200));
+  assert.is(await count(), before + 2, 'nothing indexed after stop');
+  assert.equal(errors, []);
 });
 
 index.run();

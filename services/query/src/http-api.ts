@@ -53,6 +53,9 @@ export interface QueryApiOptions {
   console?: ConsoleConfig;
 }
 
+/** How often the statement facts behind agate.activity are brought level with the ledger. */
+const FACTS_INTERVAL_MS = 5000;
+
 /** The OpenAPI document, kept in the repository and served as-is at /openapi.json. */
 export const OPENAPI_PATH = join('services', 'query', 'openapi.json');
 
@@ -63,6 +66,8 @@ export const OPENAPI_PATH = join('services', 'query', 'openapi.json');
 export class QueryApi {
   readonly #server: Server;
   readonly #routes;
+  readonly #facts: FactsIndex;
+  #stopFacts: (() => Promise<void>) | undefined;
   readonly #openapi: string;
   /** Each connection's pending login, until its first request that is authenticated or needs no token. */
   readonly #logins = new WeakMap<Socket, PendingLogin>();
@@ -70,13 +75,14 @@ export class QueryApi {
 
   constructor(private readonly options: QueryApiOptions) {
     const { store, codec } = options;
+    this.#facts = new FactsIndex(store);
     this.#openapi = readFileSync(join(packageRoot(), OPENAPI_PATH), 'utf8');
     this.#console = options.console === undefined ? undefined : new Console({
       config: options.console, store, logger: options.logger, bus: options.bus,
       secure: options.tls !== undefined || options.console.oidc.redirect_url.startsWith('https:'),
       serveRoute: (req, res, path, query, who, body) => this.#serve(req, res, path, query, async () => who, body),
     });
-    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits, new FactsIndex(store)), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus, (id) => this.#console?.unstoredRequest(id))]);
+    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits, this.#facts), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus, (id) => this.#console?.unstoredRequest(id))]);
     const timeoutMs = options.logins.pending.options.timeoutMs;
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
     // Headers must arrive within the login deadline (checked every second), a whole request within a minute.
@@ -99,16 +105,20 @@ export class QueryApi {
 
   async listen(host: string, port: number): Promise<AddressInfo> {
     await this.#console?.start();
-    return new Promise((resolve, reject) => {
+    const address = await new Promise<AddressInfo>((resolve, reject) => {
       this.#server.once('error', reject);
       this.#server.listen(port, host, () => resolve(this.#server.address() as AddressInfo));
     });
+    // A store that grew while the service was down is indexed now, not by the first analyst query.
+    this.#stopFacts ??= this.#facts.follow(FACTS_INTERVAL_MS, (err) => this.options.logger.warn('indexing statement facts failed; analyst SQL will retry', { error: describeError(err) }));
+    return address;
   }
 
   async close(): Promise<void> {
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
     await this.#console?.close();
+    await this.#stopFacts?.();
   }
 
   /**
