@@ -78,6 +78,9 @@ const byTime = <T extends { time: number }>(a: T, b: T) => a.time - b.time;
  * still pending. An answer counts when it was accepted when given (no refused_reason), passes the
  * approver rules again (the policy service re-checks them) and came before the final verdict.
  */
+/** How far before a hold's expiry its timeout verdict may be stamped (timer granularity). */
+const EXPIRY_SLACK_US = 5_000;
+
 export function finalDecision(events: CommandDecisionEvents): FinalDecision | undefined {
   const { verdicts } = events;
   if (verdicts.length === 0) return undefined;
@@ -110,7 +113,8 @@ export function finalDecision(events: CommandDecisionEvents): FinalDecision | un
   if (settled.decision !== 'deny') return { ...base, decided_by: 'approver', approvers: distinctApprovers(answers.filter((a) => a.decision === 'approve')), hold };
   const denier = answers.find((a) => a.decision === 'deny');
   if (denier !== undefined) return { ...base, decided_by: 'approver', approvers: [denier], hold };
-  const timedOut = hold.expires_at !== null && settled.time >= hold.expires_at;
+  // Node timers may fire up to a millisecond before the microsecond expiry they were set from.
+  const timedOut = hold.expires_at !== null && settled.time >= hold.expires_at - EXPIRY_SLACK_US;
   return { ...base, decided_by: timedOut ? 'timeout' : 'agate', approvers: [], hold };
 }
 

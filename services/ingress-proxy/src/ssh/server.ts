@@ -52,7 +52,8 @@ export class SshProxyServer {
 
   /** Stops accepting; closes each session once no channel is open, the rest after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
-    this.#server.close();
+    // The TCP listener is Agate's own (logins are admitted before ssh2 sees a socket).
+    this.#tcp.close();
     const { idle, cutOff } = await drainSessions(this.#sessions, timeoutMs);
     this.#log.info('drained', { sessions_closed_idle: idle, sessions_cut_off: cutOff });
   }
