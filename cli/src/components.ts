@@ -82,9 +82,12 @@ interface Drainable {
   drain(timeoutMs: number): Promise<void>;
 }
 
-/** The checkpoint signing key named by the config, created on first use. */
-export function ledgerSigner(config: AgateConfig): NoteSigner {
-  return loadOrCreateSigner(config.ledger.signing_key!, config.ledger.origin);
+/**
+ * The checkpoint signing key named by the config, created on first use unless `create` is false
+ * (a ledger on the Kafka bus: its instances must share one key, made once, see loadOrCreateSigner).
+ */
+export function ledgerSigner(config: AgateConfig, create = true): NoteSigner {
+  return loadOrCreateSigner(config.ledger.signing_key!, config.ledger.origin, create);
 }
 
 /**
@@ -254,7 +257,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       if (checkpoint.dir !== undefined) sinks.push(directorySink(checkpoint.dir));
       if (checkpoint.webhook !== undefined) sinks.push(webhookSink(checkpoint.webhook, ledgerLogger));
       const ledger = new LedgerService({
-        bus: bus!, store: store!, codec, logger: ledgerLogger, signer: ledgerSigner(config),
+        bus: bus!, store: store!, codec, logger: ledgerLogger, signer: ledgerSigner(config, config.bus.kind !== 'kafka'),
         // The embedded log is one stream; on Kafka every partition is a chain of its own.
         chainId: config.bus.kind === 'local' ? LOCAL_STREAM.stream : `${config.bus.events_topic}-0`,
         checkpoints: { everyEvents: checkpoint.every_events, everyMs: checkpoint.every_ms, sinks },

@@ -514,7 +514,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Log name: the checkpoint key's name; each chain's checkpoint origin is ORIGIN/CHAIN. */
       origin: z.string().regex(/^[^\s+]+$/, 'expected a name without spaces or +, e.g. agate.example.com/ledger').default('agate.local/ledger'),
-      /** Ed25519 signer key in note format; generated on first start. Default DATA_DIR/ledger/checkpoint.key. */
+      /** Ed25519 signer key in note format; generated on first start on the embedded bus, required to exist on Kafka (one key for all ledger instances). Default DATA_DIR/ledger/checkpoint.key. */
       signing_key: z.string().optional(),
       checkpoint: z
         .strictObject({

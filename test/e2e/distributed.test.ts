@@ -11,6 +11,8 @@ import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { findFreePort, startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { startSchemaRegistry, type SchemaRegistryServer } from '../harness/schema-registry.js';
 import { runCli } from './agate-process.js';
+import { createSecretFile } from '../../core/src/secret-file.js';
+import { generateSignerKey } from '../../services/ledger/src/note.js';
 import { startRole, type RoleProcess } from './role-process.js';
 
 /*
@@ -76,6 +78,8 @@ const ready: Promise<Env> = (async () => {
   writeFileSync(configs.a, config(base, 'proxy-a', ports.a));
   writeFileSync(configs.b, config(base, 'proxy-b', ports.b));
   writeFileSync(configs.svc, config(base, 'services', ports.a));
+  // The checkpoint key is made once (as `agate ledger-key` does): on Kafka a ledger generates none.
+  createSecretFile(join(dir, 'services', 'ledger', 'checkpoint.key'), generateSignerKey('agate.local/ledger') + '\n');
   // The ledger first: it migrates the schema the query service reads.
   const ledger = await startRole('ledger', configs.svc);
   const [policy, query, proxyA, proxyB] = await Promise.all([startRole('policy', configs.svc), startRole('query', configs.svc), startRole('proxy', configs.a), startRole('proxy', configs.b)]);
