@@ -14,6 +14,7 @@ import { anyGlob } from '../../core/src/glob.js';
 import { devTrustedIssuer } from '../../core/src/identity/dev-issuer.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
 import type { Logger } from '../../core/src/log.js';
+import type { ProxyLeases } from '../../core/src/bus/leases.js';
 import { InstrumentedBus } from '../../core/src/ops/instrumented-bus.js';
 import { READY, readiness } from '../../core/src/ops/readiness.js';
 import { ClickHouseStore } from '../../core/src/store/clickhouse.js';
@@ -33,6 +34,7 @@ import type { UpstreamTarget } from '../../services/ingress-proxy/src/pg/upstrea
 import { directorySink, webhookSink, type CheckpointSink } from '../../services/ledger/src/checkpoint-sink.js';
 import { loadOrCreateSigner } from '../../services/ledger/src/keys.js';
 import { LedgerService } from '../../services/ledger/src/ledger.js';
+import { LeaseSweeper } from '../../services/ledger/src/lease-sweeper.js';
 import { parseVerifierKey, verifierKey, type NoteSigner } from '../../services/ledger/src/note.js';
 import type { CheckpointSources } from '../../services/ledger/src/known-checkpoints.js';
 import type { HealthCheck } from '../../core/src/health.js';
@@ -202,6 +204,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
   const policyReadsStore = roles.includes('policy') && config.store.kind === 'clickhouse';
   const store = roles.includes('ledger') || roles.includes('query') || policyReadsStore ? await openStore(config) : undefined;
   let bus: Bus | undefined;
+  /** Proxies' leases, on Kafka: the ledger closes the sessions of proxies that died. */
+  let leases: ProxyLeases | undefined;
   const started: Stoppable[] = [];
   const drainable: Drainable[] = [];
   // Listeners and dependencies report into the process's readiness; each is withdrawn at stop.
@@ -245,6 +249,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     // A query service alone needs the bus only to publish approvers' answers (Kafka).
     if (roles.some((r) => r !== 'query') || config.bus.kind === 'kafka') {
       const inner = await openBus(config, codec, roles, logger);
+      if (inner instanceof KafkaBus) leases = inner;
       // Everything the services publish and consume feeds metrics and readiness on the way.
       bus = new InstrumentedBus(inner, readiness, inner instanceof KafkaBus ? () => inner.ping() : undefined);
       // A consumer that stopped does not come back by itself: not live, so an orchestrator restarts it.
@@ -265,6 +270,13 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       });
       await ledger.start();
       started.push(ledger);
+      if (leases !== undefined && config.bus.kind === 'kafka') {
+        // The ledger closes the sessions of proxies that died (lease-sweeper.ts says why the ledger).
+        const lease = config.bus.proxy_lease_ms;
+        const sweeper = new LeaseSweeper({ leases, bus: bus!, store: store!, logger: ledgerLogger.child({ component: 'leases' }), expiryMs: lease, everyMs: Math.min(5_000, Math.max(500, lease / 2)) });
+        sweeper.start();
+        started.push(sweeper);
+      }
       out.ledger = ledger;
       reportHealth({ component: 'ledger', problem: () => ledger.problem() });
     }

@@ -408,6 +408,11 @@ export const configSchema = z.strictObject({
          * else the events topic. Two deployments on one Kafka need different topics or prefixes.
          */
         group_prefix: z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, dots, dashes or underscores').optional(),
+        /**
+         * How long a proxy's verdict group must stay without a member (the broker drops a member
+         * 10 s after its last heartbeat) before the ledger closes the proxy's open sessions.
+         */
+        proxy_lease_ms: z.number().int().min(1_000).default(10_000),
         /** Partitions of a topic Agate creates; the ledger keeps one hash chain per partition. */
         partitions: z.number().int().min(1).default(6),
         replication_factor: z.number().int().min(1).default(3),

@@ -30,6 +30,12 @@ export interface Bus {
   subscribe(options: SubscribeOptions): Promise<Subscription>;
 
   /**
+   * The name under which the backbone knows this process is alive, when it holds a lease (a
+   * proxy on Kafka; see leases.ts). Its sessions carry it, so they can be closed if it dies.
+   */
+  readonly lease?: string;
+
+  /**
    * Why the bus cannot do its work, e.g. a consumer group that stopped on a record it cannot
    * read (it never skips one); undefined when it can. /healthz and /readyz report it.
    */

@@ -7,6 +7,7 @@ import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
 import { DEFAULT_RETENTION_MS, topicSpecs } from './kafka-topics.js';
+import type { ProxyLeases } from './leases.js';
 import { VerdictWaiters } from './verdict-waiters.js';
 import type { WireCodec } from './wire.js';
 
@@ -67,7 +68,7 @@ interface Queued {
  * idempotent producer with acks from all in-sync replicas, and concurrent publishes share one
  * request (group commit), so the write-ahead wait costs one round trip.
  */
-export class KafkaBus implements Bus {
+export class KafkaBus implements Bus, ProxyLeases {
   readonly #kafka: Kafka;
   #producer: Producer;
   /** Whether #producer is connected; a replaced producer connects before its first send. */
@@ -266,6 +267,37 @@ export class KafkaBus implements Bus {
     };
   }
 
+  /** A proxy's lease is its own verdict group: held while its consumer heartbeats (leases.ts). */
+  get lease(): string | undefined {
+    return this.options.awaitsVerdicts ? this.#verdictGroup : undefined;
+  }
+
+  /** This deployment's verdict groups with no member: proxies that died (or are between consumers). */
+  async vacantLeases(): Promise<string[]> {
+    const prefix = `${this.options.groupPrefix}.verdicts.`;
+    const admin = this.#kafka.admin();
+    try {
+      await admin.connect();
+      const ids = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(prefix));
+      if (ids.length === 0) return [];
+      const { groups } = await admin.describeGroups(ids);
+      return groups.filter((g) => g.members.length === 0 && (g.state === 'Empty' || g.state === 'Dead')).map((g) => g.groupId);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
+  /** Deletes a vacant lease's group; the broker refuses while it has a member (GROUP_NOT_EMPTY). */
+  async releaseLease(lease: string): Promise<void> {
+    const admin = this.#kafka.admin();
+    try {
+      await admin.connect();
+      await admin.deleteGroups([lease]);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
   /** Asks the cluster for its brokers: the readiness probe of a process that may be idle. */
   async ping(): Promise<void> {
     const admin = this.#kafka.admin();
@@ -288,7 +320,7 @@ export class KafkaBus implements Bus {
     if (this.options.awaitsVerdicts) await this.#deleteVerdictGroup();
   }
 
-  /** Best effort: a group left behind by a crash expires with the broker's offsets retention. */
+  /** Best effort: the group of a process that crashed is deleted by the ledger once its lease expired (leases.ts). */
   async #deleteVerdictGroup(): Promise<void> {
     const admin = this.#kafka.admin();
     try {
