@@ -144,6 +144,33 @@ d('a command whose publish completes after the deadline is recorded once, ahead 
   assert.equal(seen, [`Command:${c.event_id}`, `Verdict:deadline:${DEADLINE_RULE}`]);
 });
 
+d('a command refused while the session\'s earlier events still wait for the bus is queued behind them, and nothing is left unhandled', async (ctx) => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    let slow = true;
+    const waiting: Bus = {
+      publish: (e) => (slow ? new Promise((res) => setTimeout(res, 300)).then(() => ctx.bus.publish(e)) : ctx.bus.publish(e)),
+      requestVerdict: () => Promise.reject(new AgateError(ErrorCode.BUS_WRITE_FAILED, 'broker away')),
+      subscribe: (o) => ctx.bus.subscribe(o),
+      close: () => ctx.bus.close(),
+    };
+    const events = new SessionEvents(waiting, silentLogger);
+    const c = command('SELECT 1');
+    const earlier = { ...SAMPLES.Response, event_id: randomUUID(), session_id: c.session_id } as AgateEvent;
+    void events.emitLogged(earlier); // a statement's response, still waiting for the bus
+    assert.is((await decide(c, { bus: waiting, verdictTimeoutMs: 50, events, log: silentLogger })).kind, 'unrecorded');
+    await new Promise((res) => setTimeout(res, 100)); // unhandled rejections are reported after a turn
+    slow = false;
+    await events.drained();
+    await new Promise((res) => setTimeout(res, 50));
+    assert.equal(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});
+
 d('a bus that will not take the command refuses it as unrecorded', async (ctx) => {
   await ctx.bus.close();
   const r = await decide(command('SELECT 1'), deps(ctx));

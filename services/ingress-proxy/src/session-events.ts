@@ -74,9 +74,10 @@ export class SessionEvents {
    * decides one the client has already been refused.
    */
   recordRefusal(command: Command, published: Promise<void>, staleAfterMs: number, verdict?: Verdict): void {
+    // Handled now, not when the queue reaches it: a rejection left unhandled meanwhile kills the process.
+    const landed = published.then(() => true, () => false);
     void this.#enqueue(async () => {
-      const landed = await published.then(() => true, () => false);
-      if (landed) return;
+      if (await landed) return;
       const stale = command.time / 1000 + staleAfterMs + 1 - Date.now();
       if (stale > 0) await new Promise((r) => setTimeout(r, stale));
       await this.#publishRetrying(command);
