@@ -19,6 +19,12 @@ export interface RetryPolicy {
  */
 export const DEFAULT_RETRY: RetryPolicy = { firstDelayMs: 100, maxDelayMs: 5_000, giveUpAfterMs: 15 * 60_000 };
 
+/**
+ * How far past the verdict deadline a refused command is queued again: policy compares the
+ * command's time with its own clock, which may run a little behind the proxy's.
+ */
+const STALE_MARGIN_MS = 250;
+
 /** The rule id of the verdict recorded for a command the bus could not take in time. */
 export const UNRECORDABLE_RULE = 'agate.audit-unavailable';
 
@@ -78,7 +84,7 @@ export class SessionEvents {
     const landed = published.then(() => true, () => false);
     void this.#enqueue(async () => {
       if (await landed) return;
-      const stale = command.time / 1000 + staleAfterMs + 1 - Date.now();
+      const stale = command.time / 1000 + staleAfterMs + STALE_MARGIN_MS - Date.now();
       if (stale > 0) await new Promise((r) => setTimeout(r, stale));
       await this.#publishRetrying(command);
     }).catch((err: unknown) => this.log.error('cannot record an event', { event_type: command.type, event_id: command.event_id, error: describeError(err) }));
