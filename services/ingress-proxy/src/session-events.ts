@@ -64,7 +64,7 @@ export class SessionEvents {
    * command is queued no earlier than `staleAfterMs` after its time (see `recordRefusal`).
    */
   recordUnrecordable(command: Command, staleAfterMs: number): void {
-    this.recordRefusal(command, Promise.reject(new Error('not recorded')), staleAfterMs, {
+    this.#queueRefusal(command, Promise.resolve(false), staleAfterMs, {
       type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id,
       decision: 'deny', rule_id: UNRECORDABLE_RULE, reason: 'the audit log was unavailable, so the command could not be recorded before running; refused (fail closed)',
       source: 'deadline', policy_revision: '', mask_set: null, approval_id: null, hold_expires_at: null,
@@ -73,15 +73,18 @@ export class SessionEvents {
 
   /**
    * Records a command the proxy refused without policy's answer, then `verdict`, the refusal
-   * (none for a question that went unanswered). `published` is the command's own publish: if it fails, even after the deadline passed (a
-   * broker that went away with the command in flight), the command is queued here until the bus
-   * takes it, so the attempt stays in the record ahead of its refusal. It is queued no earlier
-   * than `staleAfterMs` after the command's time: policy skips commands that old, so it never
-   * decides one the client has already been refused.
+   * (none for a question that went unanswered). `published` is the command's own publish: if it
+   * fails, even after the deadline passed (a broker that went away with the command in flight),
+   * the command is queued here until the bus takes it, so the attempt stays in the record ahead
+   * of its refusal. It is queued no earlier than `staleAfterMs` after the command's time: policy
+   * skips commands that old, so it never decides one the client has already been refused.
    */
   recordRefusal(command: Command, published: Promise<void>, staleAfterMs: number, verdict?: Verdict): void {
     // Handled now, not when the queue reaches it: a rejection left unhandled meanwhile kills the process.
-    const landed = published.then(() => true, () => false);
+    this.#queueRefusal(command, published.then(() => true, () => false), staleAfterMs, verdict);
+  }
+
+  #queueRefusal(command: Command, landed: Promise<boolean>, staleAfterMs: number, verdict: Verdict | undefined): void {
     void this.#enqueue(async () => {
       if (await landed) return;
       const stale = command.time / 1000 + staleAfterMs + STALE_MARGIN_MS - Date.now();
