@@ -41,6 +41,7 @@ import { PolicyService } from '../../services/policy/src/service.js';
 import { StoreApprovalHistory } from '../../services/policy/src/approval-history.js';
 import { ApprovalWebhooks } from '../../services/policy/src/webhooks/notifier.js';
 import { PolicyReloader } from '../../services/policy/src/reload.js';
+import { PolicyInForce } from '../../services/policy/src/in-force.js';
 import { QueryApi } from '../../services/query/src/http-api.js';
 import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
 import { apiRefusalRecorder } from '../../services/query/src/auth-record.js';
@@ -290,6 +291,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const authorize = (id: Identity) => required.every((r) => { const v = claim(id, r.name); return v !== undefined && r.test(v); });
       await migrateQuery(store!);
       const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls'), logins: loginGuard(config.logins, throttle), health, ledgerVerify: checkpointSources(config), console: config.console,
+        policy: new PolicyInForce(config.source, { policy: config.policy, masking: config.masking }),
         recordRefusal: apiRefusalRecorder(bus, config.instance_id, logger.child({ component: 'query' })),
       });
       const q = splitHostPort(config.query.listen);
