@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -309,6 +309,130 @@ ui('a hold needing two approvers waits after the first and runs the moment the s
   } finally {
     psql.kill();
   }
+});
+
+/** Alice's console session (tests may run alone: sign in when the page is not signed in). */
+async function asAlice(ctx: Ctx): Promise<Page> {
+  await ctx.page.goto(`${ctx.agate.apiUrl}/ui/`);
+  const status = await ctx.page.evaluate(async () => (await fetch('/ui/api/me')).status);
+  if (status !== 200) await signIn(ctx.page, ctx.agate.apiUrl, ALICE);
+  return ctx.page;
+}
+
+ui('the Policy page shows the rules in force, tries a command, and backtests a candidate over the record', async (ctx) => {
+  const page = await asAlice(ctx);
+  await asAgent(ctx, 'CREATE TABLE backtest_items (id int)');
+  await asAgent(ctx, 'INSERT INTO backtest_items VALUES (1), (2)');
+  await asAgent(ctx, 'DELETE FROM backtest_items WHERE id = 1');
+  await asAgent(ctx, 'DELETE FROM backtest_items');
+  await page.goto(`${ctx.agate.apiUrl}/ui/#/policy`);
+  await page.waitForSelector('#rules tbody tr');
+  const rules = await page.locator('#rules tbody tr').allTextContents();
+  assert.equal(rules.map((r) => /(drop-needs-dba|alter-needs-two|truncate-needs-dba)/.exec(r)?.[1]), ['drop-needs-dba', 'alter-needs-two', 'truncate-needs-dba']);
+  // Try a command: what `agate policy test` answers.
+  await page.fill('#try-form textarea[name=text]', 'DROP TABLE users');
+  await page.click('#try-form button[type=submit]');
+  await page.locator('#try-result .rule', { hasText: 'drop-needs-dba' }).waitFor();
+  assert.is(await page.locator('#try-result .badge').first().textContent(), 'hold');
+  // The rules in force as their own candidate change nothing over the record (also checks the
+  // JSON the page pre-fills reads back as the same policy).
+  await page.locator('#backtest-form textarea[name=candidate]').waitFor();
+  assert.match(await page.inputValue('#backtest-form textarea[name=candidate]'), '"drop-needs-dba"');
+  await page.click('#run-backtest');
+  await page.locator('#backtest-summary').waitFor({ timeout: 30_000 });
+  assert.match((await page.textContent('#backtest-result')) ?? '', /^0 of \d+ recorded commands.*No verdict would change\./);
+  // A candidate that refuses DELETE without WHERE: exactly that recorded DELETE changes.
+  await page.evaluate(() => {
+    const box = document.querySelector<HTMLTextAreaElement>('#backtest-form textarea[name=candidate]')!;
+    const doc = JSON.parse(box.value) as { policy: { rules: unknown[] } };
+    doc.policy.rules.unshift({ id: 'no-unbounded-delete', action: 'deny', message: 'say which rows', match: { sql: { statements: ['DeleteStmt'], without_where: true } } });
+    box.value = JSON.stringify(doc, null, 2);
+  });
+  await page.click('#run-backtest');
+  await page.waitForSelector('#backtest-changes tbody tr', { timeout: 30_000 });
+  const changes = await page.locator('#backtest-changes tbody tr').allTextContents();
+  assert.is(changes.length, 1, changes.join('\n'));
+  assert.match(changes[0]!, /DELETE FROM backtest_items.*allow.*default.*deny.*no-unbounded-delete.*say which rows/);
+  assert.match((await page.textContent('#backtest-summary')) ?? '', /^1 of \d+ recorded commands/);
+  assert.match((await page.textContent('#backtest-transitions')) ?? '', /allow → deny 1/);
+  await shot(page, 'console-policy');
+  // An invalid candidate is refused with the line and key.
+  await page.fill('#backtest-form textarea[name=candidate]', 'rules:\n  - { id: x, action: hodl }\n');
+  await page.click('#run-backtest');
+  assert.match((await page.locator('#backtest-error').textContent()) ?? '', /candidate:2: rules\[0\]\.action/);
+});
+
+ui('the Ledger page shows the signed checkpoint, runs a verification, and downloads an inclusion proof that verifies offline', async (ctx) => {
+  const page = await asAlice(ctx);
+  // The ledger signs a checkpoint every 10 s by default.
+  await page.goto(`${ctx.agate.apiUrl}/ui/#/ledger`);
+  for (let i = 0; !(await page.locator('#checkpoint-note').count()); i++) {
+    if (i > 30) throw new Error('no checkpoint on the Ledger page after 15 s');
+    await new Promise((r) => setTimeout(r, 500));
+    await page.reload();
+    await page.waitForSelector('#checkpoint dl, #checkpoint p');
+  }
+  const note = (await page.textContent('#checkpoint-note')) ?? '';
+  assert.match(note, /^agate\.local\/ledger\/embedded\n(\d+)\n[A-Za-z0-9+/=]{44}\nchain-head [A-Za-z0-9+/=]{44}\n\n— agate\.local\/ledger /, JSON.stringify(note));
+  assert.is(await page.textContent('#checkpoint-size'), note.split('\n')[1]);
+  await page.click('#run-verify');
+  await page.waitForSelector('#verify-verdict', { timeout: 60_000 });
+  assert.is(await page.getAttribute('#verify-verdict', 'data-ok'), 'true', (await page.textContent('#verify-result')) ?? '');
+  await shot(page, 'console-ledger');
+  // The first command ever recorded is covered by the checkpoint; its proof is checked offline against the ledger's public key.
+  const { eventId, seq } = await page.evaluate(async () => {
+    const me = await (await fetch('/ui/api/me')).json();
+    const r = await fetch('/ui/api/v1/sql', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token }, body: JSON.stringify({ sql: 'SELECT command_id, toString(seq) AS seq FROM agate.commands ORDER BY seq LIMIT 1' }) });
+    const row = ((await r.json()) as { rows: { command_id: string; seq: string }[] }).rows[0]!;
+    return { eventId: row.command_id, seq: row.seq };
+  });
+  await page.fill('#proof-form input[name=event_id]', eventId);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#proof-form button[type=submit]')]);
+  assert.is(download.suggestedFilename(), `agate-proof-${eventId}.json`);
+  const proofPath = join(ctx.agate.dir, 'proof.json');
+  await download.saveAs(proofPath);
+  assert.is((JSON.parse(readFileSync(proofPath, 'utf8')) as { event_id: string }).event_id, eventId);
+  const key = await ctx.agate.cli(['ledger-key', '--config', ctx.agate.configPath]);
+  writeFileSync(join(ctx.agate.dir, 'ledger.key'), key.stdout);
+  const checked = await ctx.agate.cli(['verify-proof', '--proof', proofPath, '--key', join(ctx.agate.dir, 'ledger.key')]);
+  assert.is(checked.code, 0, checked.stdout + checked.stderr);
+  assert.match(checked.stdout, new RegExp(`OK: event ${eventId} is record ${seq} of agate\\.local/ledger/embedded`));
+});
+
+ui('the SQL page charts activity, runs a query into a table, downloads CSV and keeps saved queries per user', async (ctx) => {
+  const page = await asAlice(ctx);
+  await asAgent(ctx, 'SELECT 42');
+  await page.goto(`${ctx.agate.apiUrl}/ui/#/sql`);
+  // Charts: commands by decision (allowed ones at least), top identities (the agent), top denied rules.
+  await page.waitForSelector('#chart-decisions svg rect[data-series="allow"]', { timeout: 20_000 });
+  const agent = String(ctx.oidc.githubActionsClaims().sub);
+  assert.match((await page.textContent('#chart-identities svg')) ?? '', agent);
+  await page.waitForSelector('#chart-denied svg, #chart-denied p');
+  await page.fill('#sql-editor', 'SELECT subject, count() AS n FROM agate.commands GROUP BY subject ORDER BY n DESC');
+  await page.click('#run-sql');
+  await page.waitForSelector('#sql-rows tbody tr');
+  const first = await page.locator('#sql-rows tbody tr').first().locator('td').allTextContents();
+  assert.is(first[0], agent);
+  assert.ok(Number(first[1]) >= 1, first.join(' '));
+  assert.equal(await page.locator('#sql-rows thead th').allTextContents(), ['subject', 'n']);
+  await shot(page, 'console-sql');
+  const [csv] = await Promise.all([page.waitForEvent('download'), page.click('#download-csv')]);
+  const csvPath = join(ctx.agate.dir, 'query.csv');
+  await csv.saveAs(csvPath);
+  const lines = readFileSync(csvPath, 'utf8').trim().split(/\r?\n/);
+  assert.match(lines[0]!, /^"?subject"?,"?n"?$/);
+  assert.match(lines[1]!, new RegExp(`^"?${agent}"?,${first[1]}$`));
+  // A refused statement shows the server's reason.
+  await page.fill('#sql-editor', 'DROP TABLE agate.ledger');
+  await page.click('#run-sql');
+  await page.waitForSelector('#sql-error');
+  // Saved queries survive a reload, in this browser, for this user.
+  await page.fill('#sql-editor', 'SELECT count() FROM agate.decisions');
+  await page.fill('#query-name', 'all decisions');
+  await page.click('#save-query');
+  await page.reload();
+  await page.locator('#saved-queries button.load', { hasText: 'all decisions' }).click();
+  assert.is(await page.inputValue('#sql-editor'), 'SELECT count() FROM agate.decisions');
 });
 
 ui('signing out ends the session on the server', async ({ page, agate, browser }) => {

@@ -3,6 +3,7 @@
 import { get } from './api.js';
 import { h, mount } from './dom.js';
 import { highlight } from './highlight.js';
+import { table } from './table.js';
 
 const FILTERS = [['subject', 'Identity'], ['target', 'Target']];
 
@@ -61,10 +62,4 @@ export async function showSession(view, id) {
 
 function select(name, options, value) {
   return h('select', { name }, ...options.map((o) => h('option', { value: o, ...(o === (value ?? '') ? { selected: true } : {}) }, o || 'any')));
-}
-
-function table(headers, rows, id) {
-  return h('table', { class: 'grid', id },
-    h('thead', {}, h('tr', {}, ...headers.map((t) => h('th', {}, t)))),
-    h('tbody', {}, ...rows.map((r) => h('tr', {}, ...r.map((c) => h('td', {}, c ?? ''))))));
 }
