@@ -19,7 +19,7 @@ import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, type AgateProcess 
 
 const SHOTS = join(REPO_ROOT, 'test', 'screenshots');
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const ALICE = { username: 'alice', password: `pw-${randomBytes(6).toString('hex')}`, groups: ['approver', 'dba', 'analyst'] };
+const ALICE = { username: 'alice', password: `pw-${randomBytes(6).toString('hex')}`, groups: ['approver', 'dba', 'analyst', 'admin'] };
 const BOB = { username: 'bob', password: `pw-${randomBytes(6).toString('hex')}`, groups: ['approver', 'dba'] };
 
 const POLICY = `policy:
@@ -433,6 +433,56 @@ ui('the SQL page charts activity, runs a query into a table, downloads CSV and k
   await page.reload();
   await page.locator('#saved-queries button.load', { hasText: 'all decisions' }).click();
   assert.is(await page.inputValue('#sql-editor'), 'SELECT count() FROM agate.decisions');
+});
+
+ui('an admin terminates a live psql session: the client gets the reason, the record has who and why', async (ctx) => {
+  const page = await asAlice(ctx);
+  const agent = new pg.Client({ host: '127.0.0.1', port: ctx.agate.pgPort, database: 'appdb', user: 'agent', password: await ctx.oidc.mint(ctx.oidc.githubActionsClaims()) });
+  const failure = new Promise<Error & { code?: string }>((resolve) => agent.on('error', resolve));
+  await agent.connect();
+  try {
+    await agent.query('SELECT 1');
+    const sub = String(ctx.oidc.githubActionsClaims().sub);
+    const sessionId = await (async () => {
+      for (let i = 0; i < 100; i++) {
+        const open = await page.evaluate(async (s) => {
+          const r = await (await fetch(`/ui/api/v1/sessions?subject=${encodeURIComponent(s)}&limit=1000`)).json();
+          return (r.sessions as { session_id: string; closed_at: string | null }[]).filter((x) => x.closed_at === null).map((x) => x.session_id);
+        }, sub);
+        if (open.length === 1) return open[0]!;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      throw new Error('no single open session for the agent');
+    })();
+    await page.goto(`${ctx.agate.apiUrl}/ui/#/sessions/${sessionId}`);
+    await page.click('#terminate');
+    assert.is(await page.textContent('#terminate-result'), 'Write a reason first.');
+    await page.fill('#terminate-form input[name=reason]', 'runaway migration, paging the owner');
+    await page.click('#terminate');
+    await page.waitForSelector('#terminate-result.ok');
+    const err = await failure;
+    assert.is(err.code, '57P01');
+    const aliceSub = await page.evaluate(async () => ((await (await fetch('/ui/api/me')).json()) as { subject: string }).subject);
+    assert.is(err.message, `terminated by administrator ${aliceSub} (${ctx.keycloak.baseUrl}/realms/agate): runaway migration, paging the owner`);
+    assert.match((await page.textContent('#terminate-result')) ?? '', err.message);
+    await shot(page, 'console-terminated');
+    // The end is in the record: the session is closed.
+    for (let i = 0; ; i++) {
+      const closed = await page.evaluate(async (id) => ((await (await fetch(`/ui/api/v1/sessions/${id}`)).json()) as { session: { closed_at: string | null } }).session.closed_at, sessionId);
+      if (closed !== null) break;
+      if (i > 100) throw new Error('the session is not recorded as closed');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // A second terminate finds nothing live.
+    const again = await page.evaluate(async (id) => {
+      const me = await (await fetch('/ui/api/me')).json();
+      const r = await fetch(`/ui/api/v1/sessions/${id}/terminate`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token }, body: '{"reason":"again"}' });
+      return r.status;
+    }, sessionId);
+    assert.is(again, 404);
+  } finally {
+    await agent.end().catch(() => undefined);
+  }
 });
 
 ui('signing out ends the session on the server', async ({ page, agate, browser }) => {

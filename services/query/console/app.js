@@ -39,7 +39,7 @@ async function main() {
     const params = new URLSearchParams(query);
     for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', path.startsWith(`/${a.dataset.view}`));
     const m = /^\/sessions\/(.+)$/.exec(path);
-    if (m) return void showSession(view, decodeURIComponent(m[1]));
+    if (m) return void showSession(view, decodeURIComponent(m[1]), user);
     if (path === '/sessions') return void showSessions(view, params);
     if (path === '/sql') return void showSql(view, user);
     if (path === '/ledger') return void showLedger(view, params);

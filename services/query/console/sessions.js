@@ -1,6 +1,6 @@
 // Sessions: a filtered list, and one session's timeline (commands, verdicts, approvals and
 // responses in ledger order), all through the query API's own routes.
-import { get } from './api.js';
+import { get, post } from './api.js';
 import { h, mount } from './dom.js';
 import { highlight } from './highlight.js';
 import { table } from './table.js';
@@ -36,8 +36,8 @@ export async function showSessions(view, params) {
   }
 }
 
-/** @param {HTMLElement} view @param {string} id */
-export async function showSession(view, id) {
+/** @param {HTMLElement} view @param {string} id @param {{ roles: string[] }} user */
+export async function showSession(view, id, user) {
   mount(view, h('p', { class: 'muted' }, 'Loading…'));
   try {
     const [{ session }, { events }] = await Promise.all([get(`/v1/sessions/${encodeURIComponent(id)}`), get(`/v1/sessions/${encodeURIComponent(id)}/timeline`)]);
@@ -49,6 +49,7 @@ export async function showSession(view, id) {
     mount(view,
       h('p', {}, h('a', { href: '#/sessions' }, '← Sessions')),
       h('h1', {}, `Session ${id}`), facts,
+      session.closed_at === null && user.roles.includes('admin') ? terminateForm(id) : null,
       h('h2', {}, 'Timeline'),
       table(['#', 'Time', 'Kind', 'Text', 'Decision', 'Rule', 'Status', 'Rows', 'Duration', 'By'], events.map((e) => [
         e.seq, e.time, e.kind, e.text ? h('pre', { class: 'inline' }, e.kind === 'command' ? highlight(e.text) : e.text) : '', // an approval's text is its comment
@@ -58,6 +59,34 @@ export async function showSession(view, id) {
   } catch (err) {
     mount(view, h('p', { class: 'error' }, err.message));
   }
+}
+
+/** An admin ends a live session: the proxy closes the client's connection and records who and why. */
+function terminateForm(id) {
+  const reason = h('input', { name: 'reason', size: '50', maxlength: '500', placeholder: 'Reason (required, recorded and shown to the client)' });
+  const button = h('button', { type: 'submit', class: 'deny', id: 'terminate' }, 'Terminate session');
+  const out = h('p', { role: 'status', id: 'terminate-result' });
+  const form = h('form', { class: 'filters terminate', id: 'terminate-form', novalidate: true }, reason, button, out);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (reason.value.trim() === '') {
+      out.className = 'error';
+      out.textContent = 'Write a reason first.';
+      return;
+    }
+    button.disabled = true;
+    try {
+      const r = await post(`/v1/sessions/${encodeURIComponent(id)}/terminate`, { reason: reason.value });
+      out.className = 'ok';
+      out.textContent = `Terminated; recorded as “${r.reason}”.`;
+      reason.disabled = true;
+    } catch (err) {
+      out.className = 'error';
+      out.textContent = err.message;
+      button.disabled = false;
+    }
+  });
+  return form;
 }
 
 function select(name, options, value) {
