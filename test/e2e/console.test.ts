@@ -15,6 +15,8 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startKeycloak, type Keycloak } from '../harness/keycloak.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { run } from '../harness/proc.js';
+import { startSshd, type SshServer } from '../harness/sshd.js';
 import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, type AgateProcess } from './agate-process.js';
 
 const SHOTS = join(REPO_ROOT, 'test', 'screenshots');
@@ -42,19 +44,26 @@ query:
 `;
 
 interface Ctx {
-  pg: PostgresServer; oidc: OidcIssuer; keycloak: Keycloak; agate: AgateProcess;
+  pg: PostgresServer; oidc: OidcIssuer; keycloak: Keycloak; agate: AgateProcess; sshd: SshServer;
   profile: string; browser: BrowserContext; page: Page; clientSecret: string; secondProfile?: string; second?: BrowserContext;
 }
 const ui = suite<Ctx>('console: sign-in and approvals in a real browser');
 
 ui.before(async (ctx) => {
   mkdirSync(SHOTS, { recursive: true });
-  [ctx.pg, ctx.oidc, ctx.keycloak] = await Promise.all([startPostgres(), startOidcIssuer(), startKeycloak()]);
+  [ctx.pg, ctx.oidc, ctx.keycloak, ctx.sshd] = await Promise.all([startPostgres(), startOidcIssuer(), startKeycloak(), startSshd()]);
   ctx.clientSecret = randomBytes(18).toString('base64url');
   const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
   const issuer = `${ctx.keycloak.baseUrl}/realms/agate`;
   ctx.agate = await startAgateProcess({
-    configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY) + `console:
+    // An SSH target too, for the shell replay.
+    configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY)
+      .replace(/^proxy:\n/m, 'proxy:\n  ssh: { listen: 127.0.0.1:0, host_key_file: ./ssh_host_key }\n')
+      .replace(/^targets:\n/m, `targets:
+  - name: box
+    protocol: ssh
+    upstream: { host: 127.0.0.1, port: ${ctx.sshd.port}, user: ${ctx.sshd.user}, private_key_file: "${ctx.sshd.clientKeyFile}", host_key: "${ctx.sshd.hostPublicKey}" }
+`) + `console:
   oidc:
     issuer: ${JSON.stringify(issuer)}
     client_id: agate-console
@@ -78,6 +87,7 @@ ui.after(async (ctx) => {
   await ctx.keycloak?.stop();
   await ctx.oidc?.close();
   await ctx.pg?.stop();
+  await ctx.sshd?.stop();
 });
 
 /** psql as the agent, running one statement; resolves with its exit code and output. */
@@ -483,6 +493,71 @@ ui('an admin terminates a live psql session: the client gets the reason, the rec
   } finally {
     await agent.end().catch(() => undefined);
   }
+});
+
+ui('an SSH shell replays in the console\'s player; a SQL session steps statement by statement with its timing', async (ctx) => {
+  const page = await asAlice(ctx);
+  const ssh = /^([\d.]+):(\d+)$/.exec(String(ctx.agate.started.ssh ?? ''));
+  assert.ok(ssh, `agate reported no ssh address: ${JSON.stringify(ctx.agate.started)}`);
+  // A compact token: the ssh client cuts passwords at 1023 bytes.
+  const token = await ctx.oidc.mint({ sub: ctx.oidc.githubActionsClaims().sub }, { alg: 'ES256' });
+  const steps = [['[$#] $', 'echo hello from the console replay; exit\r']];
+  const shell = await run('python3', [join(REPO_ROOT, 'test/harness/pty-drive.py'), JSON.stringify(steps), '--', 'sshpass', '-e', '/usr/bin/ssh', '-tt',
+    '-p', ssh![2]!, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+    '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', `box@${ssh![1]}`], { env: { ...process.env, SSHPASS: token }, timeoutMs: 60_000 });
+  assert.is(shell.code, 0, shell.stdout + shell.stderr);
+  // A SQL session of three statements, with a pause before the second.
+  const c = new pg.Client({ host: '127.0.0.1', port: ctx.agate.pgPort, database: 'appdb', user: 'agent', password: await ctx.oidc.mint(ctx.oidc.githubActionsClaims()) });
+  await c.connect();
+  await c.query('SELECT 1 AS stepper_one');
+  await new Promise((r) => setTimeout(r, 400));
+  await c.query('SELECT 2 AS stepper_two');
+  await c.query('CREATE TABLE stepper_three (id int)');
+  await c.end();
+  const sessionOf = (sql: string) => page.evaluate(async (q) => {
+    const me = await (await fetch('/ui/api/me')).json();
+    const r = await fetch('/ui/api/v1/sql', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token }, body: JSON.stringify({ sql: q }) });
+    return ((await r.json()) as { rows: { session_id: string }[] }).rows[0]?.session_id;
+  }, sql);
+  let shellSession: string | undefined;
+  let sqlSession: string | undefined;
+  for (let i = 0; i < 100 && (shellSession === undefined || sqlSession === undefined); i++) {
+    // The shell's recording is complete once its own Response (the exit status) is stored.
+    shellSession ??= await sessionOf("SELECT session_id FROM agate.decisions WHERE protocol = 'ssh' AND text = 'shell' AND status = 'ok' ORDER BY time DESC LIMIT 1");
+    sqlSession ??= await sessionOf("SELECT session_id FROM agate.commands WHERE text = 'CREATE TABLE stepper_three (id int)' LIMIT 1");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(shellSession && sqlSession, 'both sessions are in the record');
+
+  await page.goto(`${ctx.agate.apiUrl}/ui/#/sessions/${shellSession}`);
+  const player = page.locator('figure.player').first();
+  await player.waitFor();
+  assert.not.match((await player.locator('pre.terminal').textContent()) ?? '', 'hello');
+  await player.locator('select.speed').selectOption('10');
+  await player.locator('button.play').click();
+  await page.waitForFunction(() => /^hello from the console replay$/m.test(document.querySelector('pre.terminal')?.textContent ?? ''), undefined, { timeout: 20_000 });
+  await player.locator('button.play', { hasText: 'Replay' }).waitFor({ timeout: 20_000 });
+  const screen = (await player.locator('pre.terminal').textContent()) ?? '';
+  assert.match(screen, /echo hello from the console replay; exit/); // the echoed input line
+  await shot(page, 'console-replay-ssh');
+  // Seeking back to the start shows the screen as it was then.
+  await player.locator('input.seek').fill('0');
+  assert.not.match((await player.locator('pre.terminal').textContent()) ?? '', 'hello');
+
+  await page.goto(`${ctx.agate.apiUrl}/ui/#/sessions/${sqlSession}`);
+  await page.waitForSelector('#stepper');
+  assert.is(await page.textContent('#stepper .step-position'), 'Statement 1 of 3');
+  assert.is(await page.textContent('#stepper .step-text'), 'SELECT 1 AS stepper_one');
+  assert.match((await page.textContent('#stepper .step-outcome')) ?? '', /allow.*SELECT 1 · 1 rows · [\d.]+ ms/);
+  await page.click('#stepper .step-next');
+  assert.is(await page.textContent('#stepper .step-position'), 'Statement 2 of 3');
+  assert.is(await page.textContent('#stepper .step-text'), 'SELECT 2 AS stepper_two');
+  const gap = Number(/· ([\d.]+) s after the previous statement/.exec((await page.textContent('#stepper .step-offset')) ?? '')?.[1]);
+  assert.ok(gap >= 0.4 && gap < 5, `the recorded pause before the second statement (${gap} s)`);
+  await page.click('#stepper .step-next');
+  assert.is(await page.textContent('#stepper .step-text'), 'CREATE TABLE stepper_three (id int)');
+  assert.is(await page.isDisabled('#stepper .step-next'), true);
+  await shot(page, 'console-replay-sql');
 });
 
 ui('signing out ends the session on the server', async ({ page, agate, browser }) => {

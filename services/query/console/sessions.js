@@ -1,7 +1,8 @@
 // Sessions: a filtered list, and one session's timeline (commands, verdicts, approvals and
 // responses in ledger order), all through the query API's own routes.
 import { get, post } from './api.js';
-import { h, mount } from './dom.js';
+import { h, mount, parseTime } from './dom.js';
+import { castPlayer, statementStepper } from './replay.js';
 import { highlight } from './highlight.js';
 import { table } from './table.js';
 
@@ -46,19 +47,32 @@ export async function showSession(view, id, user) {
       ['Opened', session.opened_at], ['Closed', session.closed_at ?? 'open'], ['Client', session.client_address], ['Commands', session.commands], ['Denied', session.denied]]) {
       facts.append(h('dt', {}, k), h('dd', {}, String(v)));
     }
+    const replay = h('div', { id: 'replay' });
     mount(view,
       h('p', {}, h('a', { href: '#/sessions' }, '← Sessions')),
       h('h1', {}, `Session ${id}`), facts,
       session.closed_at === null && user.roles.includes('admin') ? terminateForm(id) : null,
+      h('h2', {}, 'Replay'), replay,
       h('h2', {}, 'Timeline'),
       table(['#', 'Time', 'Kind', 'Text', 'Decision', 'Rule', 'Status', 'Rows', 'Duration', 'By'], events.map((e) => [
         e.seq, e.time, e.kind, e.text ? h('pre', { class: 'inline' }, e.kind === 'command' ? highlight(e.text) : e.text) : '', // an approval's text is its comment
         e.decision ? h('span', { class: `badge decision-${e.decision}` }, e.decision) : '', e.rule_id ?? '', e.status ?? e.error_code ?? '',
         e.rows ?? '', e.duration_us == null ? '' : `${(e.duration_us / 1000).toFixed(1)} ms`, e.approver ?? '',
       ]), 'timeline'));
+    await showReplay(replay, id, session, events);
   } catch (err) {
     mount(view, h('p', { class: 'error' }, err.message));
   }
+}
+
+/** SSH shells in the player; SQL statements one step at a time. */
+async function showReplay(el, id, session, events) {
+  if (session.protocol === 'ssh') {
+    const { recordings } = await get(`/v1/sessions/${encodeURIComponent(id)}/recordings`);
+    if (recordings.length === 0) return mount(el, h('p', { class: 'muted' }, 'No interactive shell was recorded in this session (exec commands are in the timeline).'));
+    return mount(el, ...recordings.map(castPlayer));
+  }
+  mount(el, statementStepper(session.opened_at, events, parseTime) ?? h('p', { class: 'muted' }, 'No statements to step through.'));
 }
 
 /** An admin ends a live session: the proxy closes the client's connection and records who and why. */
