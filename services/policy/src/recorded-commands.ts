@@ -69,7 +69,7 @@ interface VerdictRow {
 
 /** Runs `candidate` over the commands recorded in the period and reports every verdict it changes. */
 export async function backtestRecord(store: Store, candidate: CompiledPolicy, options: BacktestOptions): Promise<BacktestReport> {
-  const { period, maxCommands = 1_000_000, maxChanges = 1000, pageSize = 2000 } = options;
+  const { period, maxCommands = 1_000_000, maxChanges = 1000, pageSize = 10_000 } = options;
   const run = new Backtest(candidate, maxChanges);
   let unanswered = 0;
   let seen = 0;
@@ -124,22 +124,31 @@ async function* recordedPages(store: Store, period: Period, pageSize: number): A
 }
 
 /**
+ * How long after its command a first policy verdict is looked for. Policy answers within the
+ * proxy's verdict deadline (seconds; a hold is answered at once with the hold itself), so ten
+ * minutes is generous, and it keeps each page's read of verdicts to the page's own stretch of time.
+ */
+const VERDICT_WINDOW_US = 600 * 1e6;
+
+/**
  * Each command's first verdict from policy: for a held command the hold, not the approvers'
- * outcome (that is what policy decided). Verdicts follow their command, so only those at or after
- * the page's first command are read.
+ * outcome (that is what policy decided). Verdicts follow their command, so only those from the
+ * page's first command to ten minutes after its last are read.
  */
 async function firstVerdicts(store: Store, commands: Command[]): Promise<Map<string, VerdictRow>> {
-  const since = microsToDateTime64(Math.min(...commands.map((c) => c.time)));
+  const times = commands.map((c) => c.time);
+  const since = microsToDateTime64(Math.min(...times));
+  const until = microsToDateTime64(Math.max(...times) + VERDICT_WINDOW_US);
   const rows = await store.query<VerdictRow>(
     `SELECT cid AS command_id, argMin(d, (t, s)) AS decision, argMin(r, (t, s)) AS rule_id,
        argMin(m, (t, s)) AS mask_set, argMin(src, (t, s)) AS source, argMin(rev, (t, s)) AS policy_revision
      FROM (SELECT JSONExtractString(body, 'command_id') AS cid, time AS t, seq AS s, JSONExtractString(body, 'decision') AS d,
          JSONExtract(body, 'rule_id', 'Nullable(String)') AS r, JSONExtract(body, 'mask_set', 'Nullable(String)') AS m,
          JSONExtractString(body, 'source') AS src, JSONExtractString(body, 'policy_revision') AS rev
-       FROM agate.ledger WHERE event_type = 'Verdict' AND time >= toDateTime64({since:String}, 6, 'UTC')
+       FROM agate.ledger WHERE event_type = 'Verdict' AND time >= toDateTime64({since:String}, 6, 'UTC') AND time <= toDateTime64({until:String}, 6, 'UTC')
          AND src = 'policy' AND cid IN {ids:Array(String)})
      GROUP BY cid`,
-    { since, ids: commands.map((c) => c.event_id) },
+    { since, until, ids: commands.map((c) => c.event_id) },
   );
   return new Map(rows.map((r) => [r.command_id, r]));
 }
