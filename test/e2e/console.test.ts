@@ -270,6 +270,16 @@ ui('the sessions list leads to a session\'s timeline with the hold, the approval
   await page.waitForSelector('#sessions tbody tr');
   assert.ok((await page.locator('#sessions tbody tr').count()) >= 3);
   await shot(page, 'console-sessions');
+  // Filters by command text and by time, through the form.
+  await page.fill('#session-filters input[name=q]', 'drop table console_doomed');
+  await page.click('#session-filters button[type=submit]');
+  await page.waitForFunction(() => location.hash.includes('q=drop'));
+  await page.waitForSelector('#sessions tbody tr');
+  assert.is(await page.locator('#sessions tbody tr').count(), 1);
+  await page.fill('#session-filters input[name=from]', '2999-01-01T00:00');
+  await page.click('#session-filters button[type=submit]');
+  await page.locator('p.muted', { hasText: 'No sessions match.' }).waitFor();
+  assert.match(page.url(), /from=2999-01-01T\d\d%3A\d\d%3A00\.000Z/);
   // The session that ran the approved DROP: open it from the inbox's link.
   await page.goto(`${ctx.agate.apiUrl}/ui/#/approvals`);
   const settled = page.locator('#settled article.card[data-status="approved"]').first();

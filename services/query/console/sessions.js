@@ -6,7 +6,14 @@ import { castPlayer, statementStepper } from './replay.js';
 import { highlight } from './highlight.js';
 import { table } from './table.js';
 
-const FILTERS = [['subject', 'Identity'], ['target', 'Target']];
+const FILTERS = [['subject', 'Identity'], ['target', 'Target'], ['q', 'Command text']];
+/** Opened from / before: the page's local time in the inputs, UTC (ISO 8601) in the location and the API. */
+const TIMES = [['from', 'Opened from'], ['to', 'Opened before']];
+
+const toLocalInput = (iso) => {
+  const d = new Date(iso ?? '');
+  return Number.isNaN(d.getTime()) ? '' : new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+};
 
 /** @param {HTMLElement} view @param {URLSearchParams} params */
 export async function showSessions(view, params) {
@@ -14,17 +21,18 @@ export async function showSessions(view, params) {
     ...FILTERS.map(([name, label]) => h('label', {}, label, h('input', { name, value: params.get(name) ?? '' }))),
     h('label', {}, 'Protocol', select('protocol', ['', 'postgres', 'ssh', 'kubernetes'], params.get('protocol'))),
     h('label', {}, 'Decision', select('verdict', ['', 'allow', 'deny', 'hold', 'mask'], params.get('verdict'))),
+    ...TIMES.map(([name, label]) => h('label', {}, label, h('input', { name, type: 'datetime-local', value: toLocalInput(params.get(name)) }))),
     h('button', { type: 'submit' }, 'Filter'));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const q = new URLSearchParams();
-    for (const [k, v] of new FormData(form)) if (v !== '') q.set(k, String(v));
+    for (const [k, v] of new FormData(form)) if (v !== '') q.set(k, TIMES.some(([t]) => t === k) ? new Date(String(v)).toISOString() : String(v));
     location.hash = `#/sessions?${q}`;
   });
   const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   mount(view, h('h1', {}, 'Sessions'), form, body);
   const q = new URLSearchParams({ limit: '100' });
-  for (const k of ['subject', 'target', 'protocol', 'verdict']) if (params.get(k)) q.set(k, params.get(k));
+  for (const k of ['subject', 'target', 'protocol', 'verdict', 'q', 'from', 'to']) if (params.get(k)) q.set(k, params.get(k));
   try {
     const { sessions } = await get(`/v1/sessions?${q}`);
     if (sessions.length === 0) return mount(body, h('p', { class: 'muted' }, 'No sessions match.'));

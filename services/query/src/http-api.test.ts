@@ -157,6 +157,10 @@ api('sessions filter by identity, claims, resource, protocol, time and verdict',
   const future = new Date(Date.now() + 86_400_000).toISOString();
   assert.is((await get(`/v1/sessions?from=2000-01-01T00:00:00Z&to=${future}`)).body.sessions.length, 2);
   assert.is((await get('/v1/sessions?from=yesterday')).status, 400);
+  // Sessions by what they ran: case-insensitive text of any command.
+  assert.equal((await get('/v1/sessions?q=drop%20table')).body.sessions.map((s: { subject: string }) => s.subject), ['alice']);
+  assert.equal((await get('/v1/sessions?q=' + encodeURIComponent('WHERE id = 2'))).body.sessions.map((s: { subject: string }) => s.subject), ['bob']);
+  assert.is((await get('/v1/sessions?q=no_such_text_anywhere')).body.sessions.length, 0);
 });
 
 api('sessions page with an opaque cursor, newest first, without repeats', async () => {
