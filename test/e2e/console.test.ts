@@ -276,10 +276,10 @@ ui('the sessions list leads to a session\'s timeline with the hold, the approval
   await page.waitForFunction(() => location.hash.includes('q=drop'));
   await page.waitForSelector('#sessions tbody tr');
   assert.is(await page.locator('#sessions tbody tr').count(), 1);
-  await page.fill('#session-filters input[name=from]', '2999-01-01T00:00');
+  await page.fill('#session-filters input[name=from]', '2200-01-01T00:00');
   await page.click('#session-filters button[type=submit]');
   await page.locator('p.muted', { hasText: 'No sessions match.' }).waitFor();
-  assert.match(page.url(), /from=2999-01-01T\d\d%3A\d\d%3A00\.000Z/);
+  assert.match(page.url(), /from=2(1|2)\d\d-\d\d-\d\dT\d\d%3A\d\d%3A00\.000Z/);
   // The session that ran the approved DROP: open it from the inbox's link.
   await page.goto(`${ctx.agate.apiUrl}/ui/#/approvals`);
   const settled = page.locator('#settled article.card[data-status="approved"]').first();
