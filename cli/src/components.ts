@@ -43,6 +43,8 @@ import { PolicyService } from '../../services/policy/src/service.js';
 import { StoreApprovalHistory } from '../../services/policy/src/approval-history.js';
 import { ApprovalWebhooks } from '../../services/policy/src/webhooks/notifier.js';
 import { PolicyReloader } from '../../services/policy/src/reload.js';
+import { PolicyInForce } from '../../services/policy/src/in-force.js';
+import { LiveSessions } from '../../services/ingress-proxy/src/live-sessions.js';
 import { QueryApi } from '../../services/query/src/http-api.js';
 import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
 import { apiRefusalRecorder } from '../../services/query/src/auth-record.js';
@@ -299,12 +301,16 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         started.push({ stop: async () => reloader.stop() });
       }
     }
+    // The proxies of this process register here; the query API terminates their sessions.
+    const liveSessions = new LiveSessions();
     if (roles.includes('query')) {
       const required = Object.entries(config.query.require_claims).map(([name, globs]) => ({ name, test: anyGlob(globs) }));
       const claim = (id: Identity, name: string) => (name === 'sub' ? id.subject : name === 'iss' ? id.issuer : id.claims[name]);
       const authorize = (id: Identity) => required.every((r) => { const v = claim(id, r.name); return v !== undefined && r.test(v); });
       await migrateQuery(store!);
       const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls'), logins: loginGuard(config.logins, throttle), health, ledgerVerify: checkpointSources(config), console: config.console,
+        policy: new PolicyInForce(config.source, { policy: config.policy, masking: config.masking }),
+        liveSessions: roles.includes('proxy') ? liveSessions : undefined,
         recordRefusal: apiRefusalRecorder(bus, config.instance_id, logger.child({ component: 'query' })),
       });
       const q = splitHostPort(config.query.listen);
@@ -320,6 +326,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       });
       const p = splitHostPort(config.proxy.postgres.listen);
       out.postgres = await proxy.listen(p.host, p.port);
+      liveSessions.add(proxy);
       started.push({ stop: () => proxy.shutdown() });
       drainable.push(proxy);
       report('listener.postgres');
@@ -333,6 +340,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         });
         const s = splitHostPort(sshConfig.listen);
         out.ssh = await ssh.listen(s.host, s.port);
+        liveSessions.add(ssh);
         started.push({ stop: () => ssh.shutdown() });
         drainable.push(ssh);
         report('listener.ssh');
