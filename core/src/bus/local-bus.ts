@@ -4,7 +4,7 @@ import { EventCodec, freezeEvent } from '../../../schemas/src/codec.js';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions, StreamInfo } from './bus.js';
+import type { Bus, InlineDecider, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions, StreamInfo } from './bus.js';
 import { VerdictWaiters } from './verdict-waiters.js';
 import { LocalLog } from './local-log.js';
 import { readOffsetFile, writeOffsetFile } from './offset-file.js';
@@ -44,6 +44,8 @@ export class LocalBus implements Bus {
   readonly #consumers = new Set<LocalConsumer>();
   /** The newest events, kept decoded so caught-up consumers need not read them back from disk. */
   readonly #recent = new RecentEvents();
+  /** Decides commands as they are written (decideInline); unset, policy consumes them from the log. */
+  #decider: InlineDecider | undefined;
   #closed = false;
 
   constructor(options: LocalBusOptions) {
@@ -55,25 +57,35 @@ export class LocalBus implements Bus {
     this.#log = new LocalLog(join(options.dir, 'events.log'), { fsync: options.fsync, logger: options.logger });
   }
 
-  async publish(event: AgateEvent): Promise<void> {
-    if (this.#closed) throw new AgateError(ErrorCode.BUS_CLOSED, 'the bus is closed');
-    // Consumers in this process get this very object: frozen, it stays what the log holds.
-    const bytes = this.#codec.encode(freezeEvent(event));
-    // Nothing waits on a Verdict's or a Response's durability to go on (a verdict is acted on
-    // once queued behind its durable command, a response after the client has its reply): they
-    // join the next command's group commit instead of costing an fdatasync of their own.
-    const appended = this.#log.append([bytes], !LAZY_TYPES.has(event.type));
-    // A verdict is acted on once it is queued behind its command: the command is already
-    // durable (policy only sees durable commands), which is what write-ahead requires, and the
-    // verdict becomes durable in the same group commit as the next commands.
-    if (event.type === 'Verdict') this.#waiters.deliver(event);
-    const [offset] = await appended;
-    this.#recent.add(offset!, offset! + FRAME_HEADER + bytes.length, event, bytes);
-    for (const c of this.#consumers) c.wake();
+  publish(event: AgateEvent): Promise<void> {
+    return this.#write(event);
   }
 
   requestVerdict(command: Command, deadlineMs: number, options: VerdictRequestOptions = {}): Promise<VerdictOutcome> {
-    return this.#waiters.wait(command, deadlineMs, options, () => this.publish(command));
+    return this.#waiters.wait(command, deadlineMs, options, () => this.#write(command));
+  }
+
+  decideInline(decider: InlineDecider): void {
+    this.#decider = decider;
+  }
+
+  /**
+   * Appends the event, with what the inline decider returns for a command, in one group commit;
+   * verdicts reach their waiters only once durable: a statement runs under a recorded verdict.
+   */
+  async #write(event: AgateEvent): Promise<void> {
+    if (this.#closed) throw new AgateError(ErrorCode.BUS_CLOSED, 'the bus is closed');
+    const events = event.type === 'Command' && this.#decider !== undefined ? [event, ...this.#decider(event)] : [event];
+    // Consumers in this process get these very objects: frozen, they stay what the log holds.
+    const encoded = events.map((e) => this.#codec.encode(freezeEvent(e)));
+    // Nothing waits on a Response, or on a verdict no proxy waits for (a deadline's refusal),
+    // to go on: they join the next command's group commit instead of costing an fdatasync of
+    // their own. A verdict a proxy waits on (an approval's) is committed at once.
+    const urgent = events.some((e) => !LAZY_TYPES.has(e.type) || (e.type === 'Verdict' && this.#waiters.has(e.command_id)));
+    const offsets = await this.#log.append(encoded, urgent);
+    for (let i = 0; i < events.length; i++) this.#recent.add(offsets[i]!, offsets[i]! + FRAME_HEADER + encoded[i]!.length, events[i]!, encoded[i]!);
+    for (const e of events) if (e.type === 'Verdict') this.#waiters.deliver(e);
+    for (const c of this.#consumers) c.wake();
   }
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
