@@ -88,6 +88,34 @@ export class LocalBus implements Bus {
     for (const c of this.#consumers) c.wake();
   }
 
+  /**
+   * For start-up work that must see each event once (crash recovery), before anything is
+   * published: hands `visit` every event from the group's committed position to the end of the
+   * log, in order. Resolves with the commit that moves the group to that end; call it once the
+   * work the events called for is durable, so a crash before it repeats the scan. Not for a
+   * subscribed group.
+   */
+  async scan(group: string, visit: (event: AgateEvent) => void): Promise<() => Promise<void>> {
+    const file = join(this.#dir, 'groups', `${group}.offset`);
+    const end = this.#log.size;
+    for (let position = readOffsetFile(file, group, this.#log); position < end; ) {
+      const slice = this.#log.read(position, FILE_SLICE);
+      if (slice.length === 0) break;
+      for (const r of slice) {
+        let event: AgateEvent;
+        try {
+          event = this.#codec.decode(r.bytes);
+        } catch (err) {
+          throw new AgateError(ErrorCode.BUS_LOG_CORRUPT, `the record at offset ${r.offset} is not an event this Agate can decode`, { cause: err });
+        }
+        visit(event);
+      }
+      position = slice[slice.length - 1]!.next;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return () => writeOffsetFile(file, end);
+  }
+
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
     const consumer = new LocalConsumer(this.#log, this.#recent, this.#codec, join(this.#dir, 'groups', `${options.group}.offset`), options, this.#logger.child({ group: options.group }), this.#linger[options.group] ?? 0);
     this.#consumers.add(consumer);
