@@ -1,10 +1,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalBus } from '../../../core/src/bus/local-bus.js';
+import { frameHeader } from '../../../core/src/bus/log-frame.js';
 import { silentLogger } from '../../../core/src/log.js';
 import type { AgateEvent, Command, Decision, Response, SessionClosed } from '../../../schemas/src/events.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
@@ -96,6 +97,20 @@ recovery('closes what a stop left open once: the records are in the log, and the
   const fourth = open();
   assert.equal(await closeCutWork(fourth, fourth, silentLogger, () => 11_000), { commands: 0, sessions: 0 });
   await fourth.close();
+});
+
+recovery('a record it cannot decode: nothing is closed from part of the log, and the start goes on', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'agate-cut-'));
+  dirs.push(dir);
+  const first = new LocalBus({ dir, fsync: true, logger: silentLogger });
+  const c = command('s5');
+  for (const e of [opened('s5'), c]) await first.publish(e);
+  await first.close();
+  const junk = Buffer.from('not an event');
+  appendFileSync(join(dir, 'events.log'), Buffer.concat([frameHeader(junk), junk]));
+  const second = new LocalBus({ dir, fsync: true, logger: silentLogger });
+  assert.equal(await closeCutWork(second, second, silentLogger, () => 9_000), { commands: 0, sessions: 0 });
+  await second.close();
 });
 
 cut.run();

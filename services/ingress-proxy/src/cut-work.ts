@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Bus } from '../../../core/src/bus/bus.js';
 import type { LocalBus } from '../../../core/src/bus/local-bus.js';
+import { AgateError, ErrorCode, describeError } from '../../../core/src/errors.js';
 import type { Logger } from '../../../core/src/log.js';
 import type { AgateEvent, Decision, Response, SessionClosed } from '../../../schemas/src/events.js';
 
@@ -96,7 +97,16 @@ function cutResponse(session_id: string, command_id: string, decision: Decision 
  */
 export async function closeCutWork(log: LocalBus, bus: Bus, logger: Logger, now: () => number): Promise<{ commands: number; sessions: number }> {
   const work = new CutWork();
-  const commit = await log.scan('recovery', (e) => work.add(e));
+  let commit: () => Promise<void>;
+  try {
+    commit = await log.scan('recovery', (e) => work.add(e));
+  } catch (err) {
+    if (!(err instanceof AgateError && err.code === ErrorCode.BUS_LOG_CORRUPT)) throw err;
+    // Closing from part of the log could close what a later record shows finished. The consumer
+    // groups stop on the same record and /healthz says so; the next start tries again.
+    logger.error('cannot close what the last stop left open: a record of the log cannot be read', { error: describeError(err) });
+    return { commands: 0, sessions: 0 };
+  }
   const closing = work.closing(now());
   await Promise.all(closing.map((e) => bus.publish(e)));
   await commit();
