@@ -38,7 +38,7 @@ import type { CheckpointSources } from '../../services/ledger/src/known-checkpoi
 import type { HealthCheck } from '../../core/src/health.js';
 import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
-import { closeCutWork } from '../../services/ingress-proxy/src/cut-work.js';
+import { OpenWorkTracker } from '../../services/ingress-proxy/src/cut-work.js';
 import { StoreApprovalHistory } from '../../services/policy/src/approval-history.js';
 import { ApprovalWebhooks } from '../../services/policy/src/webhooks/notifier.js';
 import { PolicyReloader } from '../../services/policy/src/reload.js';
@@ -249,7 +249,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       reportHealth({ component: 'bus', live: true, problem: () => inner.problem?.() });
       // The proxies of the previous run are gone: what they left open (a crash, a kill) is
       // closed in the record before any listener opens.
-      if (inner instanceof LocalBus && roles.includes('proxy')) await closeCutWork(inner, bus, logger.child({ component: 'recovery' }), nowMicros);
+      if (inner instanceof LocalBus && roles.includes('proxy')) started.push((await OpenWorkTracker.recover(inner, bus, logger.child({ component: 'recovery' }), nowMicros)).tracker);
     }
     if (roles.includes('ledger')) {
       const ledgerLogger = logger.child({ component: 'ledger' });

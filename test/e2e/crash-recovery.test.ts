@@ -162,7 +162,7 @@ test('six SIGKILLs at random moments under load: every statement PostgreSQL ran 
   const cut = [...opened].filter((s) => closed.get(s) === CUT_SESSION_REASON).length;
   for (const s of opened) assert.ok(closed.has(s), `session ${s} has its SessionClosed`);
   assert.ok(cut >= KILLS, `the kills cut sessions under load (${cut})`);
-  console.log(`crash-recovery: ${KILLS} kills, ${outcomes.length} statements sent, ${acked.length} acknowledged, ${rows.length} rows, ${audited.length} pgaudit INSERTs, ${commands.size} commands recorded; closed at restart: ${unknown} outcome unknown, ${notSent} not forwarded, ${cut} sessions`);
+  console.log(`crash-recovery: ${KILLS} kills, ${outcomes.length} statements sent, ${acked.length} acknowledged, ${rows.length} rows, ${audited.length} pgaudit INSERTs, ${commands.size} commands recorded; ${opened.size} sessions; closed at restart: ${unknown} outcome unknown, ${notSent} not forwarded, ${cut} sessions`);
 });
 
 test.run();

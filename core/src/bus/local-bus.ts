@@ -46,6 +46,7 @@ export class LocalBus implements Bus {
   readonly #recent = new RecentEvents();
   /** Decides commands as they are written (decideInline); unset, policy consumes them from the log. */
   #decider: InlineDecider | undefined;
+  readonly #observers: ((event: AgateEvent, next: number) => void)[] = [];
   #closed = false;
 
   constructor(options: LocalBusOptions) {
@@ -83,23 +84,26 @@ export class LocalBus implements Bus {
     // their own. A verdict a proxy waits on (an approval's) is committed at once.
     const urgent = events.some((e) => !LAZY_TYPES.has(e.type) || (e.type === 'Verdict' && this.#waiters.has(e.command_id)));
     const offsets = await this.#log.append(encoded, urgent);
-    for (let i = 0; i < events.length; i++) this.#recent.add(offsets[i]!, offsets[i]! + FRAME_HEADER + encoded[i]!.length, events[i]!, encoded[i]!);
+    for (let i = 0; i < events.length; i++) {
+      const next = offsets[i]! + FRAME_HEADER + encoded[i]!.length;
+      this.#recent.add(offsets[i]!, next, events[i]!, encoded[i]!);
+      for (const o of this.#observers) o(events[i]!, next);
+    }
     for (const e of events) if (e.type === 'Verdict') this.#waiters.deliver(e);
     for (const c of this.#consumers) c.wake();
   }
 
   /**
-   * For start-up work that must see each event once (crash recovery), before anything is
-   * published: hands `visit` every event from the group's committed position to the end of the
-   * log, in order. Resolves with the commit that moves the group to that end; call it once the
-   * work the events called for is durable, so a crash before it repeats the scan. Not for a
-   * subscribed group.
+   * For start-up work (crash recovery), before anything is published: hands `visit` every event
+   * from `position` (a record's start, or the log's start when undefined) to the end of the log,
+   * in order, and resolves with that end. A position where no record starts is refused.
    */
-  async scan(group: string, visit: (event: AgateEvent) => void): Promise<() => Promise<void>> {
-    const file = join(this.#dir, 'groups', `${group}.offset`);
+  async scanFrom(position: number | undefined, visit: (event: AgateEvent) => void): Promise<number> {
     const end = this.#log.size;
-    for (let position = readOffsetFile(file, group, this.#log); position < end; ) {
-      const slice = this.#log.read(position, FILE_SLICE);
+    let at = position ?? this.#log.start;
+    if (!this.#log.isRecordStart(at)) throw new AgateError(ErrorCode.BUS_OFFSET_INVALID, `no record of the event log starts at ${at} (the log ends at ${end})`);
+    while (at < end) {
+      const slice = this.#log.read(at, FILE_SLICE);
       if (slice.length === 0) break;
       for (const r of slice) {
         let event: AgateEvent;
@@ -110,10 +114,28 @@ export class LocalBus implements Bus {
         }
         visit(event);
       }
-      position = slice[slice.length - 1]!.next;
+      at = slice[slice.length - 1]!.next;
       await new Promise((resolve) => setImmediate(resolve));
     }
-    return () => writeOffsetFile(file, end);
+    return end;
+  }
+
+  /** The directory of the log and the consumer groups' positions. */
+  get dir(): string {
+    return this.#dir;
+  }
+
+  /** The end of the log: where the next event will start. */
+  get end(): number {
+    return this.#log.size;
+  }
+
+  /**
+   * Tells `observer` of every event once it is durable, in log order, with the position just
+   * past it: for state kept in step with the log (the open sessions and commands).
+   */
+  observe(observer: (event: AgateEvent, next: number) => void): void {
+    this.#observers.push(observer);
   }
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {

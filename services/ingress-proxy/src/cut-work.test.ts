@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalBus } from '../../../core/src/bus/local-bus.js';
@@ -9,7 +9,7 @@ import { frameHeader } from '../../../core/src/bus/log-frame.js';
 import { silentLogger } from '../../../core/src/log.js';
 import type { AgateEvent, Command, Decision, Response, SessionClosed } from '../../../schemas/src/events.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
-import { closeCutWork, CutWork, CUT_SESSION_REASON } from './cut-work.js';
+import { CutWork, CUT_SESSION_REASON, OpenWorkTracker } from './cut-work.js';
 
 const opened = (session_id: string, time = 1_000): AgateEvent => ({ ...SAMPLES.SessionOpened, event_id: randomUUID(), session_id, time });
 const command = (session_id: string, time = 2_000): Command => ({ ...SAMPLES.Command, event_id: randomUUID(), session_id, time });
@@ -65,12 +65,24 @@ cut('a session its proxy closed is left alone, even with a command that never go
 });
 
 const dirs: string[] = [];
-const recovery = suite('closeCutWork over the embedded log');
+const recovery = suite('OpenWorkTracker over the embedded log');
 recovery.after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-recovery('closes what a stop left open once: the records are in the log, and the next start finds nothing to close', async () => {
+/** Recovers on `bus`, as `agate start` does before its listeners open; the scan's start is noted. */
+async function recover(bus: LocalBus, now: number, scans: (number | undefined)[] = []) {
+  const scanFrom = bus.scanFrom.bind(bus);
+  bus.scanFrom = (position, visit) => (scans.push(position), scanFrom(position, visit));
+  return OpenWorkTracker.recover(bus, bus, silentLogger, () => now);
+}
+
+const freshDir = () => {
   const dir = mkdtempSync(join(tmpdir(), 'agate-cut-'));
   dirs.push(dir);
+  return dir;
+};
+
+recovery('closes what a stop left open once: the records are in the log, and the next start finds nothing to close', async () => {
+  const dir = freshDir();
   const open = () => new LocalBus({ dir, fsync: true, logger: silentLogger });
   const first = open();
   const c = command('s3');
@@ -78,7 +90,8 @@ recovery('closes what a stop left open once: the records are in the log, and the
   await first.close(); // as a kill leaves it: no response, no session close
 
   const second = open();
-  assert.equal(await closeCutWork(second, second, silentLogger, () => 9_000), { commands: 1, sessions: 1 });
+  const r2 = await recover(second, 9_000);
+  assert.equal([r2.commands, r2.sessions], [1, 1]);
   const seen: AgateEvent[] = [];
   let done!: () => void;
   const all = new Promise<void>((r) => (done = r));
@@ -86,22 +99,50 @@ recovery('closes what a stop left open once: the records are in the log, and the
   await all;
   await sub.close();
   assert.is(responses(seen).get(c.event_id)!.outcome, 'unknown');
-  // New work of this run is not the previous run's: a later start closes only what this run left.
+  // Work of this run: part of it written down in the snapshot, part only in the log (the kill).
   const d = command('s4');
   for (const e of [opened('s4'), d]) await second.publish(e);
+  await r2.tracker.stop();
+  const e = command('s4');
+  await second.publish(e);
+  const snapshot = JSON.parse(readFileSync(join(dir, 'open-work.json'), 'utf8')) as { position: number };
   await second.close();
 
   const third = open();
-  assert.equal(await closeCutWork(third, third, silentLogger, () => 10_000), { commands: 1, sessions: 1 });
+  const scans: (number | undefined)[] = [];
+  const r3 = await recover(third, 10_000, scans);
+  assert.equal([r3.commands, r3.sessions], [2, 1], 'the command in the snapshot and the one after it');
+  assert.equal(scans, [snapshot.position], 'the log is read from the snapshot on, not from its start');
+  await r3.tracker.stop();
   await third.close();
   const fourth = open();
-  assert.equal(await closeCutWork(fourth, fourth, silentLogger, () => 11_000), { commands: 0, sessions: 0 });
+  const r4 = await recover(fourth, 11_000);
+  assert.equal([r4.commands, r4.sessions], [0, 0]);
+  await r4.tracker.stop();
   await fourth.close();
 });
 
+recovery('a damaged snapshot, or one of another log: the whole log is read (slower, never wrong)', async () => {
+  const dir = freshDir();
+  const first = new LocalBus({ dir, fsync: true, logger: silentLogger });
+  for (const e of [opened('s6'), command('s6')]) await first.publish(e);
+  await first.close();
+  for (const text of ['{"version":1,"posit', JSON.stringify({ version: 1, position: 999_999, work: { sessions: [] } })]) {
+    writeFileSync(join(dir, 'open-work.json'), text);
+    const bus = new LocalBus({ dir, fsync: true, logger: silentLogger });
+    const r = await recover(bus, 9_000);
+    assert.equal([r.commands, r.sessions], [1, 1]);
+    await r.tracker.stop();
+    await bus.close();
+    rmSync(join(dir, 'events.log'));
+    const again = new LocalBus({ dir, fsync: true, logger: silentLogger });
+    for (const e of [opened('s6'), command('s6')]) await again.publish(e);
+    await again.close();
+  }
+});
+
 recovery('a record it cannot decode: nothing is closed from part of the log, and the start goes on', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'agate-cut-'));
-  dirs.push(dir);
+  const dir = freshDir();
   const first = new LocalBus({ dir, fsync: true, logger: silentLogger });
   const c = command('s5');
   for (const e of [opened('s5'), c]) await first.publish(e);
@@ -109,7 +150,9 @@ recovery('a record it cannot decode: nothing is closed from part of the log, and
   const junk = Buffer.from('not an event');
   appendFileSync(join(dir, 'events.log'), Buffer.concat([frameHeader(junk), junk]));
   const second = new LocalBus({ dir, fsync: true, logger: silentLogger });
-  assert.equal(await closeCutWork(second, second, silentLogger, () => 9_000), { commands: 0, sessions: 0 });
+  const r = await recover(second, 9_000);
+  assert.equal([r.commands, r.sessions], [0, 0]);
+  await r.tracker.stop();
   await second.close();
 });
 

@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { replaceFileSynced } from '../../../core/src/durable-file.js';
 import type { Bus } from '../../../core/src/bus/bus.js';
 import type { LocalBus } from '../../../core/src/bus/local-bus.js';
 import { AgateError, ErrorCode, describeError } from '../../../core/src/errors.js';
@@ -7,6 +10,10 @@ import type { AgateEvent, Decision, Response, SessionClosed } from '../../../sch
 
 /** The reason recorded on a session a crash cut. */
 export const CUT_SESSION_REASON = 'Agate stopped: the session was cut when the process ended (recorded at the next start)';
+
+export interface CutWorkSnapshot {
+  sessions: [string, { opened: number; last: number; commands: number; open: [string, Decision | null][] }][];
+}
 
 interface OpenSession {
   opened: number;
@@ -24,7 +31,16 @@ interface OpenSession {
  * the one before is durable), so only the commands of open sessions were cut.
  */
 export class CutWork {
-  readonly #sessions = new Map<string, OpenSession>();
+  readonly #sessions: Map<string, OpenSession>;
+
+  constructor(snapshot?: CutWorkSnapshot) {
+    this.#sessions = new Map(snapshot?.sessions.map(([id, s]) => [id, { ...s, open: new Map(s.open.map(([c, d]) => [c, d ?? undefined])) }]));
+  }
+
+  /** The state as plain data, for the snapshot file. */
+  snapshot(): CutWorkSnapshot {
+    return { sessions: [...this.#sessions].map(([id, s]) => [id, { opened: s.opened, last: s.last, commands: s.commands, open: [...s.open].map(([c, d]) => [c, d ?? null]) }]) };
+  }
 
   add(event: AgateEvent): void {
     if (event.type === 'SessionOpened') {
@@ -89,29 +105,111 @@ function cutResponse(session_id: string, command_id: string, decision: Decision 
   };
 }
 
+/** How often the open work is written down while Agate runs. */
+const SNAPSHOT_EVERY_MS = 1_000;
+const SNAPSHOT_VERSION = 1;
+
 /**
- * At start, before any listener opens: closes what the previous run left open when it stopped
- * (a crash, a kill). The embedded log is read from where the last start's recovery ended (its
- * position kept as consumer group `recovery`); the closing records are published, and only once
- * they are durable does that position move, so a crash in between repeats the recovery.
+ * Keeps the open sessions and commands in step with the embedded log, and closes what a stop
+ * left open at the next start. While Agate runs, the state is written to `open-work.json` beside
+ * the log every second with the log position it holds for (atomically, fsynced), so a start reads
+ * only the records after it, never the whole log.
+ *
+ * @example
+ * const tracker = await OpenWorkTracker.recover(localBus, bus, logger, nowMicros); // before any listener opens
+ * await tracker.stop(); // at shutdown, after the listeners closed
  */
-export async function closeCutWork(log: LocalBus, bus: Bus, logger: Logger, now: () => number): Promise<{ commands: number; sessions: number }> {
-  const work = new CutWork();
-  let commit: () => Promise<void>;
-  try {
-    commit = await log.scan('recovery', (e) => work.add(e));
-  } catch (err) {
-    if (!(err instanceof AgateError && err.code === ErrorCode.BUS_LOG_CORRUPT)) throw err;
-    // Closing from part of the log could close what a later record shows finished. The consumer
-    // groups stop on the same record and /healthz says so; the next start tries again.
-    logger.error('cannot close what the last stop left open: a record of the log cannot be read', { error: describeError(err) });
-    return { commands: 0, sessions: 0 };
+export class OpenWorkTracker {
+  #work: CutWork;
+  #position: number;
+  #saved: number;
+  #timer: NodeJS.Timeout | undefined;
+  #writing: Promise<void> | undefined;
+
+  private constructor(private readonly file: string, work: CutWork, position: number, private readonly logger: Logger) {
+    this.#work = work;
+    this.#position = position;
+    this.#saved = -1;
   }
-  const closing = work.closing(now());
-  await Promise.all(closing.map((e) => bus.publish(e)));
-  await commit();
-  const sessions = closing.filter((e) => e.type === 'SessionClosed').length;
-  const commands = closing.length - sessions;
-  if (closing.length > 0) logger.warn('closed the sessions and commands the last stop cut', { sessions, commands, outcome_unknown: closing.filter((e) => e.type === 'Response' && e.outcome === 'unknown').length });
-  return { commands, sessions };
+
+  /**
+   * At start, before any listener opens and before anything else is published: reads the log
+   * from the last snapshot, publishes what closes the open work, then keeps the state in step.
+   */
+  static async recover(log: LocalBus, bus: Bus, logger: Logger, now: () => number): Promise<{ tracker: OpenWorkTracker; commands: number; sessions: number }> {
+    const file = join(log.dir, 'open-work.json');
+    const saved = readSnapshot(file, logger);
+    let work = new CutWork(saved?.work);
+    try {
+      try {
+        await log.scanFrom(saved?.position, (e) => work.add(e));
+      } catch (err) {
+        if (!(saved !== undefined && err instanceof AgateError && err.code === ErrorCode.BUS_OFFSET_INVALID)) throw err;
+        // The log is not the one the snapshot was taken of (replaced, cut): read all of it.
+        logger.warn('the open-work snapshot does not fit the event log; the whole log is read', { file, error: describeError(err) });
+        work = new CutWork();
+        await log.scanFrom(undefined, (e) => work.add(e));
+      }
+    } catch (err) {
+      if (!(err instanceof AgateError && err.code === ErrorCode.BUS_LOG_CORRUPT)) throw err;
+      // Closing from part of the log could close what a later record shows finished. The consumer
+      // groups stop on the same record and /healthz says so; the next start tries again.
+      logger.error('cannot close what the last stop left open: a record of the event log cannot be read', { error: describeError(err) });
+      return { tracker: new OpenWorkTracker(file, new CutWork(), log.end, logger), commands: 0, sessions: 0 };
+    }
+    const closing = work.closing(now());
+    await Promise.all(closing.map((e) => bus.publish(e)));
+    const sessions = closing.filter((e) => e.type === 'SessionClosed').length;
+    const commands = closing.length - sessions;
+    if (closing.length > 0) logger.warn('closed the sessions and commands the last stop cut', { sessions, commands, outcome_unknown: closing.filter((e) => e.type === 'Response' && e.outcome === 'unknown').length });
+    // Everything up to here is closed: nothing else was published since the scan.
+    const tracker = new OpenWorkTracker(file, new CutWork(), log.end, logger);
+    await tracker.#save();
+    log.observe((e, next) => tracker.#add(e, next));
+    tracker.#timer = setInterval(() => void tracker.#save(), SNAPSHOT_EVERY_MS).unref();
+    return { tracker, commands, sessions };
+  }
+
+  /** Writes the state a last time (a clean stop: the sessions are closed, so the next start reads little). */
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#writing;
+    await this.#save();
+  }
+
+  #add(event: AgateEvent, next: number): void {
+    this.#work.add(event);
+    this.#position = next;
+  }
+
+  async #save(): Promise<void> {
+    if (this.#writing !== undefined || this.#saved === this.#position) return;
+    const position = this.#position;
+    const text = JSON.stringify({ version: SNAPSHOT_VERSION, position, work: this.#work.snapshot() });
+    this.#writing = replaceFileSynced(this.file, text)
+      .then(() => void (this.#saved = position))
+      // Not fatal: the snapshot on disk is older, and a start reads the log from there.
+      .catch((err: unknown) => this.logger.warn('cannot write the open sessions and commands; the next start reads more of the log', { error: describeError(err) }))
+      .finally(() => (this.#writing = undefined));
+    await this.#writing;
+  }
+}
+
+function readSnapshot(file: string, logger: Logger): { position: number; work: CutWorkSnapshot } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') logger.warn('cannot read the open-work snapshot; the whole log is read', { file, error: describeError(err) });
+    return undefined;
+  }
+  try {
+    const s = JSON.parse(text) as { version: number; position: number; work: CutWorkSnapshot };
+    if (s.version !== SNAPSHOT_VERSION || !Number.isSafeInteger(s.position) || !Array.isArray(s.work?.sessions)) throw new Error('unexpected content');
+    return s;
+  } catch (err) {
+    // Reading the whole log is slower, never wrong.
+    logger.warn('the open-work snapshot is damaged; the whole log is read', { file, error: describeError(err) });
+    return undefined;
+  }
 }
