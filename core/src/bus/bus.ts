@@ -39,10 +39,11 @@ export interface Bus {
    * is decided by `decider` as it is written, and the command and what the decider returns (its
    * verdict, after an ApprovalRequested for a hold) share one durable write; a waiter hears the
    * verdict only once that write is durable. So a command never runs under a verdict a crash
-   * can lose, at one fdatasync per statement. Absent on Kafka, where the policy service's
-   * verdict is acknowledged by all in-sync replicas before any proxy can read it.
+   * can lose, at one fdatasync per statement. `undefined` withdraws the decider (its service
+   * stopped). Absent on Kafka, where the policy service's verdict is replicated to the in-sync
+   * replicas before any proxy can read it.
    */
-  decideInline?(decider: InlineDecider): void;
+  decideInline?(decider: InlineDecider | undefined): void;
 
   close(): Promise<void>;
 }

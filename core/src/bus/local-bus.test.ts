@@ -220,6 +220,10 @@ bus('decideInline: a command and its verdict are written together, and the waite
   await b.publish(late);
   assert.equal(decided, [yes.event_id, no.event_id, late.event_id]);
   assert.equal(onDisk(dir).map((e) => e.type), ['Command', 'Verdict', 'Command', 'Verdict', 'Command', 'Verdict']);
+  // Withdrawn (its service stopped), it decides nothing: the command waits, and times out.
+  b.decideInline(undefined);
+  assert.is((await b.requestVerdict(command(), 100)).kind, 'timeout');
+  assert.is(decided.length, 3);
   await b.close();
 });
 

@@ -66,7 +66,7 @@ export class LocalBus implements Bus {
     return this.#waiters.wait(command, deadlineMs, options, () => this.#write(command));
   }
 
-  decideInline(decider: InlineDecider): void {
+  decideInline(decider: InlineDecider | undefined): void {
     this.#decider = decider;
   }
 

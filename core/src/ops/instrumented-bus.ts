@@ -18,7 +18,7 @@ export class InstrumentedBus implements Bus {
   #lastWriteFailure: { at: number; reason: string } | undefined;
 
   /** Present when the inner bus has it (the embedded bus). */
-  readonly decideInline?: (decider: InlineDecider) => void;
+  readonly decideInline?: (decider: InlineDecider | undefined) => void;
 
   constructor(readonly inner: Bus, private readonly readiness: Readiness, private readonly ping?: () => Promise<void>) {
     readiness.probe('bus', () => this.#probe());

@@ -87,6 +87,7 @@ export class PolicyService {
   }
 
   async stop(): Promise<void> {
+    this.options.bus.decideInline?.(undefined);
     await this.#subscription?.close();
     for (const p of this.#pending.values()) clearTimeout(p.timer);
     this.#pending.clear();
