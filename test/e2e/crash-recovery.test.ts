@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { EmbeddedStore } from '../../core/src/store/embedded.js';
 import { EventCodec } from '../../schemas/src/codec.js';
 import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/events.js';
 import { CUT_SESSION_REASON } from '../../services/ingress-proxy/src/cut-work.js';
@@ -91,8 +92,13 @@ test('six SIGKILLs at random moments under load: every statement PostgreSQL ran 
   const token = await env.issuer.mint({ sub: 'ci-bot', repository: 'acme/app' });
   for (let round = 0; round < KILLS; round++) {
     const agate = await start();
+    const before = outcomes.length;
     const load = Array.from({ length: WORKERS }, (_, w) => worker(agate, token, `r${round}w${w}`, outcomes));
-    await new Promise((r) => setTimeout(r, 300 + Math.random() * 1200));
+    // Under load: once the clients are logged in and statements flow (however busy the machine), a random moment.
+    const flowing = Date.now() + 30_000;
+    while (outcomes.slice(before).filter((o) => o.acked).length < 2 * WORKERS && Date.now() < flowing) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(outcomes.slice(before).some((o) => o.acked), `round ${round}: statements ran before the kill`);
+    await new Promise((r) => setTimeout(r, Math.random() * 800));
     process.kill(agate.pid, 'SIGKILL');
     await Promise.all(load);
     const exit = await agate.stop();
@@ -162,6 +168,16 @@ test('six SIGKILLs at random moments under load: every statement PostgreSQL ran 
   const cut = [...opened].filter((s) => closed.get(s) === CUT_SESSION_REASON).length;
   for (const s of opened) assert.ok(closed.has(s), `session ${s} has its SessionClosed`);
   assert.ok(cut >= KILLS, `the kills cut sessions under load (${cut})`);
+  // The ledger holds the same closing records: the analysts' view names the outcome.
+  const store = EmbeddedStore.open(join(dataDir(), 'store'));
+  try {
+    const counts = await store.query<{ outcome: string; n: string }>("SELECT outcome, toString(count()) AS n FROM agate.responses WHERE outcome != 'observed' GROUP BY outcome");
+    assert.equal(Object.fromEntries(counts.map((c) => [c.outcome, Number(c.n)])), { ...(unknown > 0 ? { unknown } : {}), ...(notSent > 0 ? { not_forwarded: notSent } : {}) });
+    const [sessions] = await store.query<{ n: string }>(`SELECT toString(count()) AS n FROM agate.ledger WHERE event_type = 'SessionClosed' AND JSONExtractString(body, 'reason') = '${CUT_SESSION_REASON}'`);
+    assert.is(Number(sessions!.n), cut);
+  } finally {
+    await store.close();
+  }
   console.log(`crash-recovery: ${KILLS} kills, ${outcomes.length} statements sent, ${acked.length} acknowledged, ${rows.length} rows, ${audited.length} pgaudit INSERTs, ${commands.size} commands recorded; ${opened.size} sessions; closed at restart: ${unknown} outcome unknown, ${notSent} not forwarded, ${cut} sessions`);
 });
 
