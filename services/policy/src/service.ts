@@ -50,7 +50,10 @@ export class PolicyService {
   readonly #lookups = new Map<string, Promise<PendingApproval | undefined>>();
   readonly #startedAt = nowMicros();
 
-  constructor(private readonly options: PolicyServiceOptions) {
+  readonly #options: PolicyServiceOptions;
+
+  constructor(options: PolicyServiceOptions) {
+    this.#options = options;
     this.#policy = options.policy;
   }
 
@@ -65,7 +68,7 @@ export class PolicyService {
 
   async start(): Promise<void> {
     await this.#recover();
-    this.#subscription = await this.options.bus.subscribe({
+    this.#subscription = await this.#options.bus.subscribe({
       group: 'policy',
       types: ['Command', 'ApprovalDecision'],
       handler: async (batch) => {
@@ -87,7 +90,7 @@ export class PolicyService {
   }
 
   async #decide(command: Command): Promise<void> {
-    const { bus, logger, staleAfterMs } = this.options;
+    const { bus, logger, staleAfterMs } = this.#options;
     if (nowMicros() - command.time > staleAfterMs * 1000) {
       logger.debug('skipping a command past its verdict deadline', { command_id: command.event_id });
       return;
@@ -116,7 +119,7 @@ export class PolicyService {
   }
 
   async #answer(answer: ApprovalDecision): Promise<void> {
-    const { logger } = this.options;
+    const { logger } = this.#options;
     if (answer.refused_reason !== null) return; // refused by the query service; recorded, counts for nothing
     const pending = this.#pending.get(answer.approval_id) ?? (await this.#lookUp(answer.approval_id));
     if (pending === undefined) {
@@ -128,7 +131,7 @@ export class PolicyService {
 
   /** Counts one approver's answer given at `atMicros`; publishes the final verdict when it settles. */
   async #apply(pending: PendingApproval, answer: ApprovalDecision, atMicros: number): Promise<void> {
-    const { logger } = this.options;
+    const { logger } = this.#options;
     if (!this.#pending.has(pending.request.approval_id)) return; // settled meanwhile
     const refusal = approverRefusal(pending.request, answer, atMicros);
     if (refusal !== undefined) {
@@ -148,7 +151,7 @@ export class PolicyService {
 
   /** Takes up the approvals the ledger shows open: held before a restart, still within their time. */
   async #recover(): Promise<void> {
-    const { history, logger } = this.options;
+    const { history, logger } = this.#options;
     if (history === undefined) return;
     let open: RecordedApproval[];
     try {
@@ -163,7 +166,7 @@ export class PolicyService {
   }
 
   async #lookUp(approvalId: string): Promise<PendingApproval | undefined> {
-    const { history, logger } = this.options;
+    const { history, logger } = this.#options;
     if (history === undefined) return undefined;
     let lookup = this.#lookups.get(approvalId);
     if (lookup === undefined) {
@@ -189,7 +192,7 @@ export class PolicyService {
     // The revision that held it is in the hold verdict; the final verdict names the one in force now.
     const pending: PendingApproval = { request, revision: this.#policy.revision, approvedBy: new Set(), timer };
     this.#pending.set(request.approval_id, pending);
-    if (this.options.holdsDieWithProcess === true && request.time < this.#startedAt) {
+    if (this.#options.holdsDieWithProcess === true && request.time < this.#startedAt) {
       await this.#finish(pending, 'deny', 'refused: Agate restarted while the command was held, and its client was disconnected; the command did not run');
       return undefined;
     }
@@ -203,7 +206,7 @@ export class PolicyService {
     const { request } = pending;
     const seconds = Math.round((request.expires_at - request.time) / 1e6);
     await this.#finish(pending, 'deny', `no approval within ${seconds} s (${pending.approvedBy.size} of ${request.required}); refused`).catch((err: unknown) =>
-      this.options.logger.error('cannot publish the verdict of an expired approval', { approval_id: approvalId, error: String(err) }),
+      this.#options.logger.error('cannot publish the verdict of an expired approval', { approval_id: approvalId, error: String(err) }),
     );
   }
 
@@ -211,7 +214,7 @@ export class PolicyService {
     clearTimeout(pending.timer);
     this.#pending.delete(pending.request.approval_id);
     const v = this.#verdict(pending.request, pending.revision, { decision, rule_id: pending.request.rule_id, reason, mask_set: null });
-    await this.options.bus.publish({ ...v, approval_id: pending.request.approval_id });
+    await this.#options.bus.publish({ ...v, approval_id: pending.request.approval_id });
   }
 
   #verdict(command: { session_id: string; command_id: string }, revision: string, d: Pick<Verdict, 'decision' | 'rule_id' | 'reason' | 'mask_set'>): Verdict {
