@@ -5,7 +5,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { ConsoleConfig, QuerySqlConfig } from '../../../core/src/config.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../core/src/errors.js';
-import { healthReport, type HealthCheck } from '../../../core/src/health.js';
+import { problemsOf, type Readiness } from '../../../core/src/ops/readiness.js';
 import type { TokenVerifier } from '../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../core/src/log.js';
 import { abandonedMessage, type LoginGuard, type PendingLogin } from '../../../core/src/logins/pending.js';
@@ -43,8 +43,8 @@ export interface QueryApiOptions {
   logins: LoginGuard;
   /** Records each refused login (a bad token, a throttled address, a connection that timed out). */
   recordRefusal: (refusal: ApiRefusal) => void;
-  /** What /healthz and /readyz report on: the services of this process. */
-  health?: readonly HealthCheck[];
+  /** What /healthz and /readyz report on: the components of this process (without it, both are ok). */
+  readiness?: Readiness;
   /** Checkpoints `GET /v1/ledger/verify` checks the store against (ledgerRoutes). */
   ledgerVerify?: LedgerVerifySources;
   /** The web console under /ui/ (`console:` in agate.yaml); without it /ui/ answers 404. */
@@ -158,9 +158,10 @@ export class QueryApi {
     if (ui || (get && PUBLIC_PATHS.includes(path))) this.#logins.get(req.socket)?.done();
     if (get && (path === '/healthz' || path === '/readyz')) {
       // Liveness fails only for components that stopped; readiness for any problem.
-      const report = healthReport(this.options.health ?? [], path === '/healthz');
-      const body = report.ok ? { status: 'ok' } : { status: 'unavailable', problems: report.problems };
-      return send(res, report.ok ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify(body));
+      const { readiness } = this.options;
+      const report = readiness === undefined ? { ready: true, components: {} } : path === '/healthz' ? await readiness.liveness() : await readiness.report();
+      const body = report.ready ? { status: 'ok' } : { status: 'unavailable', problems: problemsOf(report) };
+      return send(res, report.ready ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify(body));
     }
     if (get && path === '/openapi.json') return send(res, 200, 'application/json; charset=utf-8', this.#openapi);
     if (ui) return this.#console!.handle(req, res, url);
