@@ -21,6 +21,7 @@ COPY cli ./cli
 COPY deploy ./deploy
 COPY bench ./bench
 COPY test ./test
+COPY tools ./tools
 RUN npx tsc -p tsconfig.json && find dist -name '*.test.js' -delete -o -name '*.test.js.map' -delete && rm -rf dist/test dist/bench
 
 FROM ${NODE_IMAGE} AS runtime-deps

@@ -1,5 +1,6 @@
 import type { AgateConfig } from '../../core/src/config.js';
 import { mintDevToken } from '../../core/src/identity/dev-issuer.js';
+import { UsageError } from './usage.js';
 
 /** Calls the query API of a running Agate, as the CLI's read commands do. */
 export class ApiClient {
@@ -16,7 +17,7 @@ export class ApiClient {
       const claims = globs.length > 0 && !globs[0]!.includes('*') ? { [roles.claim]: globs[0] } : {};
       token = await mintDevToken(config.data_dir, { subject: 'agate-cli', audience: config.identity.dev_issuer.audience, ttlSeconds: 300, claims });
     }
-    if (token === undefined) throw new Error('the query API needs a token: pass --token or set AGATE_TOKEN');
+    if (token === undefined || token === '') throw new UsageError('the query API needs a token: pass --token or set AGATE_TOKEN');
     return new ApiClient(url ?? `${config.query.tls === undefined ? 'http' : 'https'}://${config.query.listen}`, token);
   }
 

@@ -16,7 +16,7 @@ import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
 import type { Logger } from '../../core/src/log.js';
 import type { ProxyLeases } from '../../core/src/bus/leases.js';
 import { InstrumentedBus } from '../../core/src/ops/instrumented-bus.js';
-import { READY, readiness } from '../../core/src/ops/readiness.js';
+import { problemProbe, READY, readiness } from '../../core/src/ops/readiness.js';
 import { ClickHouseStore } from '../../core/src/store/clickhouse.js';
 import type { Store } from '../../core/src/store/store.js';
 import { EventCodec } from '../../schemas/src/codec.js';
@@ -37,7 +37,6 @@ import { LedgerService } from '../../services/ledger/src/ledger.js';
 import { LeaseSweeper } from '../../services/ledger/src/lease-sweeper.js';
 import { parseVerifierKey, verifierKey, type NoteSigner } from '../../services/ledger/src/note.js';
 import type { CheckpointSources } from '../../services/ledger/src/known-checkpoints.js';
-import type { HealthCheck } from '../../core/src/health.js';
 import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
 import { OpenWorkTracker } from '../../services/ingress-proxy/src/cut-work.js';
@@ -225,16 +224,11 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     });
   }
   const throttle = loginThrottle(config.logins);
-  // Components' own checks (a stopped consumer, a ledger refusing to append): the query API's
-  // /healthz and /readyz read them, and they count for the ops listener's readiness too.
-  const health: HealthCheck[] = [];
-  const reportHealth = (check: HealthCheck) => {
-    health.push(check);
-    reported.push(`health.${check.component}`);
-    readiness.probe(`health.${check.component}`, async () => {
-      const problem = check.problem();
-      return problem === undefined ? READY : { ready: false, reason: problem };
-    });
+  // Components' own accounts of themselves (a stopped consumer, a ledger refusing to append),
+  // asked at every /readyz (and, when `live`, /healthz) of the ops listener and the query API.
+  const reportProblems = (component: string, problem: () => string | undefined, live = false) => {
+    reported.push(component);
+    readiness.probe(component, problemProbe(problem), { live });
   };
   const out: Running = {
     drain: async (timeoutMs) => {
@@ -256,7 +250,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       // Everything the services publish and consume feeds metrics and readiness on the way.
       bus = new InstrumentedBus(inner, readiness, inner instanceof KafkaBus ? () => inner.ping() : undefined);
       // A consumer that stopped does not come back by itself: not live, so an orchestrator restarts it.
-      reportHealth({ component: 'bus', live: true, problem: () => inner.problem?.() });
+      reportProblems('bus.consumers', () => inner.problem?.(), true);
       // The proxies of the previous run are gone: what they left open (a crash, a kill) is
       // closed in the record before any listener opens.
       if (inner instanceof LocalBus && roles.includes('proxy')) started.push((await OpenWorkTracker.recover(inner, bus, logger.child({ component: 'recovery' }), nowMicros)).tracker);
@@ -284,7 +278,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         started.push(sweeper);
       }
       out.ledger = ledger;
-      reportHealth({ component: 'ledger', problem: () => ledger.problem() });
+      reportProblems('ledger', () => ledger.problem());
     }
     if (roles.includes('policy')) {
       const policyLogger = logger.child({ component: 'policy' });
@@ -312,7 +306,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const claim = (id: Identity, name: string) => (name === 'sub' ? id.subject : name === 'iss' ? id.issuer : id.claims[name]);
       const authorize = (id: Identity) => required.every((r) => { const v = claim(id, r.name); return v !== undefined && r.test(v); });
       await migrateQuery(store!);
-      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls'), logins: loginGuard(config.logins, throttle), health, ledgerVerify: checkpointSources(config), console: config.console,
+      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls'), logins: loginGuard(config.logins, throttle), readiness, ledgerVerify: checkpointSources(config), console: config.console,
         policy: new PolicyInForce(config.source, { policy: config.policy, masking: config.masking }),
         liveSessions: roles.includes('proxy') ? liveSessions : undefined,
         recordRefusal: apiRefusalRecorder(bus, config.instance_id, logger.child({ component: 'query' })),

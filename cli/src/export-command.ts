@@ -10,6 +10,7 @@ import { PositionFile } from '../../services/query/src/export/position-file.js';
 import type { ExportSink, PositionStore } from '../../services/query/src/export/types.js';
 import { ApiClient } from './api-client.js';
 import { ApiExportSource } from './api-export-source.js';
+import { UsageError } from './usage.js';
 
 interface ExportFlags {
   format?: string;
@@ -34,9 +35,9 @@ class MemoryPositions implements PositionStore {
 
 /** `agate export --format ocsf --to ndjson FILE|- | --to hec URL | --to kafka TOPIC`: through the running query API. */
 export async function exportCommand(config: AgateConfig, rest: string[], v: ExportFlags): Promise<number> {
-  if ((v.format ?? 'ocsf') !== 'ocsf') throw new Error('--format: only ocsf is supported');
+  if ((v.format ?? 'ocsf') !== 'ocsf') throw new UsageError('--format: only ocsf is supported');
   const destination = rest[0];
-  if ((v.to !== 'ndjson' && v.to !== 'hec' && v.to !== 'kafka') || destination === undefined) throw new Error('agate export needs --to ndjson FILE|-, --to hec URL or --to kafka TOPIC');
+  if ((v.to !== 'ndjson' && v.to !== 'hec' && v.to !== 'kafka') || destination === undefined) throw new UsageError('agate export needs --to ndjson FILE|-, --to hec URL or --to kafka TOPIC');
   const api = await ApiClient.fromConfig(config, v.token, v.url);
   let sink: ExportSink;
   const stop = new AbortController();
@@ -48,7 +49,7 @@ export async function exportCommand(config: AgateConfig, rest: string[], v: Expo
   } else if (v.to === 'kafka') {
     const bus = config.bus.kind === 'kafka' ? config.bus : undefined;
     const brokers = v.brokers !== undefined ? v.brokers.split(',').map((b) => b.trim()).filter((b) => b !== '') : bus?.brokers;
-    if (brokers === undefined || brokers.length === 0) throw new Error('--to kafka needs --brokers HOST:PORT[,…] (or a config with bus.kind: kafka)');
+    if (brokers === undefined || brokers.length === 0) throw new UsageError('--to kafka needs --brokers HOST:PORT[,…] (or a config with bus.kind: kafka)');
     sink = new KafkaSink({
       brokers, topic: destination, partitions: bus?.partitions ?? 1, replicationFactor: bus?.replication_factor ?? 1, clientId: `agate-export-${config.instance_id}`,
       signal: stop.signal, maxAttempts: v.follow ? Number.POSITIVE_INFINITY : 10,

@@ -13,6 +13,7 @@ import { checkCommandFacts, type CommandFactsReport } from '../../services/query
 import { checkSessionTables, type SessionTablesReport } from '../../services/query/src/session-check.js';
 import { ApiClient } from './api-client.js';
 import { checkpointSources, ledgerSigner, openStore } from './components.js';
+import { UsageError } from './usage.js';
 
 /*
  * The ledger's CLI commands: verify (full, incremental, against checkpoint files), prove,
@@ -143,7 +144,7 @@ export async function consistencyCommand(config: AgateConfig, oldFile: string, n
 
 /** Offline: needs only the proof, a checkpoint and the public key. */
 export async function verifyProofCommand(flags: LedgerFlags): Promise<number> {
-  if (flags.proof === undefined || flags.key === undefined) throw new AgateError(ErrorCode.LEDGER_PROOF_MALFORMED, 'verify-proof needs --proof FILE and --key KEY (the ledger-key output, or a file holding it)');
+  if (flags.proof === undefined || flags.key === undefined) throw new UsageError('verify-proof needs --proof FILE and --key KEY (the ledger-key output, or a file holding it)');
   const proof = JSON.parse(readFileSync(flags.proof, 'utf8')) as InclusionProofFile | ConsistencyProofFile;
   const key = readKey(flags.key);
   if (proof.format === 'agate-consistency-proof/v1') {

@@ -10,6 +10,8 @@ import { runServices } from './run-service.js';
 import { topicsCommand } from './topics-command.js';
 import { consistencyCommand, ledgerKeyCommand, proveCommand, verifyCommand, verifyProofCommand } from './ledger-commands.js';
 import { table } from './format.js';
+import { exitWhenFlushed } from './exit.js';
+import { isUsageError, UsageError } from './usage.js';
 import { exportCommand } from './export-command.js';
 import { renderReplay } from './replay.js';
 import { kubeconfigFor } from './kubeconfig.js';
@@ -125,10 +127,11 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositi
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
   const [command, ...rest] = positionals;
-  if (values.help || command === undefined) {
+  if (values.help) {
     console.log(USAGE);
-    return command === undefined && !values.help ? 2 : 0;
+    return 0;
   }
+  if (command === undefined) throw new UsageError('no command given');
   const config = () => {
     if (values.config === undefined) throw new UsageError(`agate ${command} needs --config FILE`);
     return loadConfig(values.config);
@@ -194,8 +197,6 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-export class UsageError extends Error {}
-
 function parseClaims(list: readonly string[] | undefined): Record<string, string> {
   const claims: Record<string, string> = {};
   for (const c of list ?? []) {
@@ -236,7 +237,10 @@ async function sessions(config: AgateConfig, v: Values): Promise<number> {
   const q = new URLSearchParams();
   if (v.subject) q.set('subject', v.subject);
   if (v.target) q.set('target', v.target);
-  if (v.limit) q.set('limit', v.limit);
+  if (v.limit !== undefined) {
+    if (!/^[1-9]\d{0,3}$/.test(v.limit) || Number(v.limit) > 1000) throw new UsageError('--limit expects a number of sessions from 1 to 1000');
+    q.set('limit', v.limit);
+  }
   const { sessions } = await api.get<{ sessions: SessionRow[] }>(`/v1/sessions?${q}`);
   console.log(v.json ? JSON.stringify(sessions, null, 2) : table(sessions as unknown as Record<string, unknown>[], ['session_id', 'opened_at', 'subject', 'target', 'commands', 'denied', 'closed_at']));
   return 0;
@@ -299,11 +303,12 @@ async function replay(config: AgateConfig, id: string, v: Values): Promise<numbe
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWhenFlushed(code),
   (err: unknown) => {
-    if (err instanceof UsageError) console.error(`agate: ${err.message}\n\n${USAGE}`);
+    const usage = isUsageError(err);
+    if (usage) console.error(`agate: ${(err as Error).message}\n\n${USAGE}`);
     else if (err instanceof AgateError) console.error(`agate: ${err.message}`);
     else console.error(`agate: ${describeError(err)}`);
-    process.exit(err instanceof UsageError ? 2 : 1);
+    return exitWhenFlushed(usage ? 2 : 1);
   },
 );

@@ -10,6 +10,7 @@ import type { Protocol } from '../../schemas/src/events.js';
 import { ApiClient } from './api-client.js';
 import { openStore } from './components.js';
 import { table } from './format.js';
+import { UsageError } from './usage.js';
 
 export interface PolicyTestInput {
   sql?: string;
@@ -175,10 +176,13 @@ export interface ApprovalListRow {
   text: string;
 }
 
+const APPROVAL_STATUSES = ['pending', 'approved', 'denied', 'expired', 'all'];
+
 /** `agate approvals`: held commands (pending by default). */
 export async function approvalsCommand(config: AgateConfig, v: { token?: string; url?: string; status?: string; json?: boolean }): Promise<number> {
   const api = await ApiClient.fromConfig(config, v.token, v.url);
   const status = v.status ?? 'pending';
+  if (!APPROVAL_STATUSES.includes(status)) throw new UsageError(`--status must be one of ${APPROVAL_STATUSES.join(', ')}`);
   const { approvals } = await api.get<{ approvals: ApprovalListRow[] }>(`/v1/approvals${status === 'all' ? '' : `?status=${encodeURIComponent(status)}`}`);
   if (v.json) console.log(JSON.stringify(approvals, null, 2));
   else console.log(approvals.length === 0 ? `(no ${status === 'all' ? '' : status + ' '}approvals)` : table(approvals as unknown as Record<string, unknown>[], ['approval_id', 'status', 'requester_subject', 'rule_id', 'target', 'approvals', 'required', 'expires_at', 'text']));

@@ -188,7 +188,7 @@ test('a torn record in the zeros after a crash is cut at start with a warning; a
       health = await getJson(agate, '/healthz');
     }
     assert.is(health.status, 503);
-    const bus = health.body.problems?.find((p) => p.component === 'bus');
+    const bus = health.body.problems?.find((p) => p.component === 'bus.consumers');
     assert.match(bus?.problem ?? '', /consumer group "(ledger|policy)" stopped at log position \d+: BUS_LOG_CORRUPT: the record at offset \d+ is not an event this Agate can decode/);
     assert.is((await getJson(agate, '/readyz')).status, 503);
   } finally {

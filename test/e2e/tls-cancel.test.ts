@@ -11,28 +11,26 @@ import { serialize } from 'pg-protocol';
 import { cancelRequestPacket } from '../../services/ingress-proxy/src/pg/cancel.js';
 import { DEFAULT_PG_BIN } from '../harness/postgres.js';
 import { describeFailure, run } from '../harness/proc.js';
+import { makeTestCa, type TestCa } from '../harness/test-ca.js';
 import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
-import type { Command, Response } from '../../schemas/src/events.js';
+import type { AgateEvent, Command, Response } from '../../schemas/src/events.js';
 import { RawClient } from './raw-client.js';
 
-const startup = suite<{ agate: AgateFixture; certDir: string }>('startup requests: TLS, GSSENC, cancel');
+const startup = suite<{ agate: AgateFixture; certDir: string; ca: TestCa }>('startup requests: TLS, GSSENC, cancel');
 
 startup.before(async (ctx) => {
   ctx.certDir = await mkdtemp(join(tmpdir(), 'agate-tls-'));
-  const args = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
-    '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(ctx.certDir, 'key.pem'), '-out', join(ctx.certDir, 'cert.pem')];
-  const r = await run('openssl', args, { timeoutMs: 30_000 });
-  if (r.code !== 0) throw new Error(describeFailure('openssl', args, r));
-  ctx.agate = await startAgate({ proxyYaml: `tls: { cert: ${join(ctx.certDir, 'cert.pem')}, key: ${join(ctx.certDir, 'key.pem')} }` });
+  ctx.ca = await makeTestCa(ctx.certDir);
+  ctx.agate = await startAgate({ proxyYaml: `tls: { cert: ${ctx.ca.server.cert}, key: ${ctx.ca.server.key} }` });
 });
 startup.after(async (ctx) => {
   await ctx.agate?.cleanup();
   if (ctx.certDir) await rm(ctx.certDir, { recursive: true, force: true });
 });
 
-startup('psql connects over TLS with sslmode=require and verify-full', async ({ agate, certDir }) => {
+startup('psql connects over TLS with sslmode=require and verify-full', async ({ agate, ca }) => {
   for (const mode of ['require', 'verify-full']) {
-    const env = { ...(await agate.libpqEnv()), PGSSLMODE: mode, PGSSLROOTCERT: join(certDir, 'cert.pem') };
+    const env = { ...(await agate.libpqEnv()), PGSSLMODE: mode, PGSSLROOTCERT: ca.ca };
     const args = ['-X', '-A', '-t', '-c', 'SELECT name FROM items WHERE id = 1', '-c', '\\conninfo'];
     const r = await run(join(DEFAULT_PG_BIN, 'psql'), args, { env, timeoutMs: 30_000 });
     assert.is(r.code, 0, describeFailure('psql', args, r));
@@ -76,7 +74,9 @@ startup('a CancelRequest with Agate\'s key cancels the running statement upstrea
     c.close();
   }
   // The cancel is part of the record of the session it targets, decided and answered.
-  const events = await waitForEvents(agate, (ev) => ev.some((e) => e.type === 'Command' && e.attributes.message === 'CancelRequest' && ev.some((r) => r.type === 'Response' && r.command_id === e.event_id)));
+  // Both answers: the cancel's, and the cancelled statement's (it may be recorded after the cancel's).
+  const answered = (ev: readonly AgateEvent[], is: (c: Command) => boolean) => ev.some((e) => e.type === 'Command' && is(e) && ev.some((r) => r.type === 'Response' && r.command_id === e.event_id));
+  const events = await waitForEvents(agate, (ev) => answered(ev, (c) => c.attributes.message === 'CancelRequest') && answered(ev, (c) => c.text === 'SELECT pg_sleep(30)'));
   const sleep = events.find((e): e is Command => e.type === 'Command' && e.text === 'SELECT pg_sleep(30)')!;
   const cancels = events.filter((e): e is Command => e.type === 'Command' && e.attributes.message === 'CancelRequest');
   assert.is(cancels.length, 1, 'the wrong key is no cancel of anyone');

@@ -6,27 +6,19 @@ import { chown, mkdtemp, rm, copyFile, chmod } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeFailure, run } from '../harness/proc.js';
+import { makeTestCa } from '../harness/test-ca.js';
 import { startAgate } from './agate-fixture.js';
-
-async function openssl(args: string[]): Promise<void> {
-  const r = await run('openssl', args, { timeoutMs: 30_000 });
-  if (r.code !== 0) throw new Error(describeFailure('openssl', args, r));
-}
 
 test('verify-full: Agate checks the target certificate against the configured CA and encrypts', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'agate-uptls-'));
   const ca = join(dir, 'ca.pem');
   const agate = await startAgate({ upstreamYaml: `tls: { mode: verify-full, ca: ${ca} }` });
   try {
-    const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    await openssl(['req', '-x509', ...ecKey, '-days', '1', '-subj', '/CN=agate test CA', '-keyout', join(dir, 'ca.key'), '-out', ca]);
-    await openssl(['req', ...ecKey, '-subj', '/CN=127.0.0.1', '-keyout', join(dir, 'server.key'), '-out', join(dir, 'server.csr')]);
-    await writeExt(join(dir, 'ext.cnf'));
-    await openssl(['x509', '-req', '-in', join(dir, 'server.csr'), '-CA', ca, '-CAkey', join(dir, 'ca.key'), '-CAcreateserial', '-days', '1', '-extfile', join(dir, 'ext.cnf'), '-out', join(dir, 'server.crt')]);
-    for (const f of ['server.crt', 'server.key']) {
+    const made = await makeTestCa(dir);
+    assert.is(made.ca, ca);
+    for (const [from, f] of [[made.server.cert, 'server.crt'], [made.server.key, 'server.key']] as const) {
       const to = join(agate.pg.dataDir, f);
-      await copyFile(join(dir, f), to);
+      await copyFile(from, to);
       await chmod(to, 0o600);
       if (process.getuid?.() === 0) await chown(to, Number(execFileSync('id', ['-u', 'postgres']).toString()), Number(execFileSync('id', ['-g', 'postgres']).toString()));
     }
@@ -44,10 +36,5 @@ test('verify-full: Agate checks the target certificate against the configured CA
     await rm(dir, { recursive: true, force: true });
   }
 });
-
-async function writeExt(path: string): Promise<void> {
-  const { writeFile } = await import('node:fs/promises');
-  await writeFile(path, 'subjectAltName=IP:127.0.0.1\n');
-}
 
 test.run();

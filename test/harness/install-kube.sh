@@ -10,23 +10,11 @@
 # replace directives too, so the wrapper carries a three-line main that calls etcdmain.Main, at the
 # etcd server version Kubernetes itself pins (same module graph, shared compiled dependencies).
 set -euo pipefail
+source "$(dirname "$0")/go-build-cache.sh"
 KUBE_VERSION="${AGATE_KUBE_VERSION:-v1.37.2}"
 CACHE="${AGATE_CACHE:-$HOME/.cache/agate}/kube-$KUBE_VERSION"
-BIN="$CACHE/bin"
 SRC="$CACHE/src"
-
-if [ -f "$BIN/.complete" ]; then echo "$BIN"; exit 0; fi
-# Two test processes may ask at once: the second waits for the first build instead of racing it.
-mkdir -p "$CACHE"
-exec 9>"$CACHE/.lock"
-if ! flock -n 9; then
-  echo "install-kube: $(date -u +%H:%M:%S) another build of Kubernetes $KUBE_VERSION is running; waiting for it" >&2
-  flock 9
-fi
-if [ -f "$BIN/.complete" ]; then echo "$BIN"; exit 0; fi
-command -v go >/dev/null || { echo "install-kube: ERROR: the Go toolchain (go) is required" >&2; exit 1; }
-
-say() { echo "install-kube: $(date -u +%H:%M:%S) $*" >&2; }
+go_build_cache_begin install-kube "$CACHE"
 say "building Kubernetes $KUBE_VERSION (kube-apiserver, kubectl) and etcd into $BIN; a cold build takes 10-25 minutes"
 
 # The build's own environment: no cgo, modules resolved freely, outputs reproducible and small.
@@ -119,6 +107,5 @@ build kubectl k8s.io/kubernetes/cmd/kubectl
 "$BIN/kube-apiserver" --version >&2
 "$BIN/kubectl" version --client >&2
 "$BIN/etcd" --version >&2
-echo "$KUBE_VERSION etcd $etcd_version" > "$BIN/.complete"
 say "done"
-echo "$BIN"
+go_build_cache_done "$KUBE_VERSION etcd $etcd_version"

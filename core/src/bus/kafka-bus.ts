@@ -5,6 +5,7 @@ import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.j
 import { READY, readiness } from '../ops/readiness.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { Backoff, pause } from '../retry.js';
 import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
 import { DEFAULT_RETENTION_MS, topicSpecs } from './kafka-topics.js';
 import type { ProxyLeases } from './leases.js';
@@ -43,8 +44,8 @@ export interface KafkaBusOptions {
 
 /** A send not acknowledged in this time fails (its publishers fail closed) and the producer is replaced. */
 const SEND_TIMEOUT_MS = 30_000;
-const MIN_BACKOFF_MS = 50;
-const MAX_BACKOFF_MS = 5_000;
+/** Waits between retries of a batch whose handler failed (core/src/retry.ts). */
+const HANDLER_BACKOFF = { firstMs: 50, maxMs: 5_000 };
 /**
  * Fetch settings. A fetch with nothing to read is held at the broker up to `maxWaitTimeInMs`, and
  * the broker answers it as soon as a record arrives (`minBytes` 1), so a long wait costs no
@@ -127,7 +128,8 @@ export class KafkaBus implements Bus, ProxyLeases {
    */
   static async connect(options: KafkaBusOptions): Promise<KafkaBus> {
     const deadline = Date.now() + (options.connectTimeoutMs ?? 30_000);
-    for (let backoff = 200; ; backoff = Math.min(backoff * 2, 2_000)) {
+    const backoff = new Backoff({ firstMs: 200, maxMs: 2_000 });
+    for (;;) {
       const bus = new KafkaBus(options);
       try {
         await options.wire.init();
@@ -138,9 +140,10 @@ export class KafkaBus implements Bus, ProxyLeases {
         return bus;
       } catch (cause) {
         await bus.close().catch(() => undefined);
-        if (isTransient(cause) && Date.now() + backoff < deadline) {
-          options.logger.warn('Kafka is not ready yet; retrying', { error: (cause as Error).message, retry_in_ms: backoff });
-          await new Promise((r) => setTimeout(r, backoff));
+        const delay = backoff.next();
+        if (isTransient(cause) && Date.now() + delay < deadline) {
+          options.logger.warn('Kafka is not ready yet; retrying', { error: (cause as Error).message, retry_in_ms: delay });
+          await pause(delay);
           continue;
         }
         if (cause instanceof AgateError && cause.code === ErrorCode.CONFIG_INVALID) throw cause;
@@ -197,17 +200,17 @@ export class KafkaBus implements Bus, ProxyLeases {
               if (types.has(e.type)) (events.push(e), positions.push(Number(m.offset) + 1));
             }
             if (events.length > 0) {
-              let backoff = MIN_BACKOFF_MS;
+              const backoff = new Backoff(HANDLER_BACKOFF);
               for (;;) {
                 try {
                   await options.handler(events, { stream: `${batch.topic}-${batch.partition}`, positions, assignment });
                   break;
                 } catch (err) {
-                  log.error('event handler failed; retrying the batch', { error: describeError(err), events: events.length, retry_in_ms: backoff });
+                  const delay = backoff.next();
+                  log.error('event handler failed; retrying the batch', { error: describeError(err), events: events.length, retry_in_ms: delay });
                   if (stopping || !isRunning() || isStale()) return; // uncommitted: redelivered to the partition's owner
                   await heartbeat();
-                  await new Promise((r) => setTimeout(r, backoff));
-                  backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+                  await pause(delay);
                 }
               }
             }
@@ -252,13 +255,15 @@ export class KafkaBus implements Bus, ProxyLeases {
       });
     };
     const relaunch = async () => {
-      for (let backoff = MIN_BACKOFF_MS * 4; !stopped && !this.#closed; backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)) {
-        await new Promise((r) => setTimeout(r, backoff));
+      const backoff = new Backoff({ firstMs: HANDLER_BACKOFF.firstMs * 4, maxMs: HANDLER_BACKOFF.maxMs });
+      while (!stopped && !this.#closed) {
+        const delay = backoff.next();
+        await pause(delay);
         if (stopped || this.#closed) return;
         try {
           return watch(await start());
         } catch (err) {
-          this.options.logger.warn('could not start a Kafka consumer; retrying', { consumer: label, error: describeError(err), retry_in_ms: backoff });
+          this.options.logger.warn('could not start a Kafka consumer; retrying', { consumer: label, error: describeError(err), retry_in_ms: delay });
         }
       }
     };

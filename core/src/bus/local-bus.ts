@@ -4,6 +4,7 @@ import { EventCodec, freezeEvent } from '../../../schemas/src/codec.js';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { Backoff, pause } from '../retry.js';
 import type { Bus, InlineDecider, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions, StreamInfo } from './bus.js';
 import { VerdictWaiters } from './verdict-waiters.js';
 import { LocalLog } from './local-log.js';
@@ -241,8 +242,8 @@ export const LOCAL_STREAM = { stream: 'embedded' } as const;
 
 /** Records read and decoded from the file between two turns of the event loop (~2-4 ms of work). */
 const FILE_SLICE = 200;
-const MIN_BACKOFF_MS = 50;
-const MAX_BACKOFF_MS = 5_000;
+/** Waits between deliveries of a batch whose handler failed (core/src/retry.ts). */
+const HANDLER_BACKOFF = { firstMs: 50, maxMs: 5_000 };
 
 /** One consumer group member reading the local log sequentially. */
 class LocalConsumer {
@@ -301,7 +302,7 @@ class LocalConsumer {
     // Batches handed over and not yet settled, oldest first; `ok` never rejects.
     const out: { ok: Promise<boolean>; next: number }[] = [];
     let readAt = this.#position;
-    let backoff = MIN_BACKOFF_MS;
+    const backoff = new Backoff(HANDLER_BACKOFF);
     deliver: for (;;) {
       const max = this.options.maxBatch ?? 500;
       // Caught-up consumers take the events from memory; others read the file.
@@ -321,15 +322,14 @@ class LocalConsumer {
         if (await first.ok) {
           this.#position = first.next;
           this.#commit(false);
-          backoff = MIN_BACKOFF_MS;
+          backoff.reset();
           continue;
         }
         // The failed batch and every one handed over after it are delivered again.
         await Promise.all(out.map((o) => o.ok));
         out.length = 0;
         readAt = this.#position;
-        await new Promise((r) => setTimeout(r, backoff));
-        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        await pause(backoff.next());
         if (this.#stopped) return;
         continue deliver;
       }

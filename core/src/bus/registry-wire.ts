@@ -48,7 +48,14 @@ export class RegistryWire implements WireCodec {
   readonly #ids = new Map<EventType, number>();
   readonly #readers = new Map<number, Reader>();
 
-  constructor(private readonly url: string, private readonly topic: string, private readonly codec: EventCodec, access: RegistryAccess = {}) {
+  readonly #url: string;
+  readonly #topic: string;
+  readonly #codec: EventCodec;
+
+  constructor(url: string, topic: string, codec: EventCodec, access: RegistryAccess = {}) {
+    this.#url = url;
+    this.#topic = topic;
+    this.#codec = codec;
     const bearer = access.token;
     this.#registry = new SchemaRegistry({
       host: url,
@@ -60,7 +67,7 @@ export class RegistryWire implements WireCodec {
 
   async init(): Promise<void> {
     for (const t of EVENT_TYPES) {
-      const writer = this.codec.writerSchema(t);
+      const writer = this.#codec.writerSchema(t);
       const id = await this.#register(t, JSON.stringify(writer.type.schema()));
       this.#ids.set(t, id);
       this.#readers.set(id, { eventType: t, type: writer.type, resolver: undefined });
@@ -74,17 +81,17 @@ export class RegistryWire implements WireCodec {
    * few times. A registry that cannot be reached is a retriable error (the bus retries connect).
    */
   async #register(t: EventType, schema: string): Promise<number> {
-    const subject = subjectFor(this.topic, t);
+    const subject = subjectFor(this.#topic, t);
     for (let attempt = 1; ; attempt++) {
       try {
         const { id } = await this.#registry.register({ type: SchemaType.AVRO, schema }, { subject, compatibility: COMPATIBILITY.BACKWARD });
         return id;
       } catch (cause) {
         if (unreachable(cause)) {
-          throw new AgateError(ErrorCode.BUS_UNAVAILABLE, `the schema registry at ${this.url} cannot be reached: ${(cause as Error).message}`, { cause, retriable: true });
+          throw new AgateError(ErrorCode.BUS_UNAVAILABLE, `the schema registry at ${this.#url} cannot be reached: ${(cause as Error).message}`, { cause, retriable: true });
         }
         if (attempt >= REGISTER_ATTEMPTS) {
-          throw new AgateError(ErrorCode.EVENT_UNKNOWN_SCHEMA, `the schema registry at ${this.url} refused ${subject}: ${(cause as Error).message}`, { cause });
+          throw new AgateError(ErrorCode.EVENT_UNKNOWN_SCHEMA, `the schema registry at ${this.#url} refused ${subject}: ${(cause as Error).message}`, { cause });
         }
         await new Promise((r) => setTimeout(r, 100 * attempt));
       }
@@ -95,7 +102,7 @@ export class RegistryWire implements WireCodec {
     const id = this.#ids.get(event.type);
     if (id === undefined) throw new AgateError(ErrorCode.EVENT_ENCODING, `no registered schema for ${event.type}; call init() first`);
     const { type: _t, ...record } = event;
-    const body = this.codec.writerSchema(event.type).type.toBuffer(record);
+    const body = this.#codec.writerSchema(event.type).type.toBuffer(record);
     const header = Buffer.alloc(HEADER);
     header.writeUInt8(MAGIC, 0);
     header.writeInt32BE(id, 1);
@@ -117,12 +124,12 @@ export class RegistryWire implements WireCodec {
       const remote = (await this.#registry.getSchema(id)) as unknown as { schema(): unknown };
       writerType = avro.Type.forSchema(remote.schema() as avro.Schema);
     } catch (cause) {
-      throw new AgateError(ErrorCode.EVENT_UNKNOWN_SCHEMA, `schema id ${id} is not in the registry at ${this.url}`, { cause });
+      throw new AgateError(ErrorCode.EVENT_UNKNOWN_SCHEMA, `schema id ${id} is not in the registry at ${this.#url}`, { cause });
     }
     const name = (writerType as unknown as { name?: string }).name ?? '';
     const eventType = EVENT_TYPES.find((t) => name === `agate.event.${t}`);
     if (eventType === undefined) throw new AgateError(ErrorCode.EVENT_UNKNOWN_SCHEMA, `schema id ${id} (${name}) is not an Agate event`);
-    const current = this.codec.writerSchema(eventType).type;
+    const current = this.#codec.writerSchema(eventType).type;
     const reader = { eventType, type: current, resolver: current.createResolver(writerType) };
     this.#readers.set(id, reader);
     return reader;

@@ -35,10 +35,14 @@ const MAX_ADDRESSES = 100_000;
 export class LoginThrottle {
   readonly #by = new Map<string, Entry>();
 
-  constructor(private readonly options: ThrottleOptions) {}
+  readonly #options: ThrottleOptions;
+
+  constructor(options: ThrottleOptions) {
+    this.#options = options;
+  }
 
   get windowMs(): number {
-    return this.options.windowMs;
+    return this.#options.windowMs;
   }
 
   check(address: string, now = Date.now()): ThrottleCheck {
@@ -46,12 +50,12 @@ export class LoginThrottle {
     if (e === undefined || e.blockedUntil <= now) return { kind: 'open' };
     const record = !e.refusalRecorded;
     e.refusalRecorded = true;
-    return { kind: 'blocked', retryAfterMs: e.blockedUntil - now, record, failures: this.options.maxFailures, blockMs: e.blockMs };
+    return { kind: 'blocked', retryAfterMs: e.blockedUntil - now, record, failures: this.#options.maxFailures, blockMs: e.blockMs };
   }
 
   /** Counts a failed login; true when it starts a block. */
   failed(address: string, now = Date.now()): boolean {
-    const { maxFailures, windowMs, blockMs, maxBlockMs } = this.options;
+    const { maxFailures, windowMs, blockMs, maxBlockMs } = this.#options;
     if (maxFailures === 0) return false;
     let e = this.#by.get(address);
     if (e === undefined) {
@@ -80,7 +84,7 @@ export class LoginThrottle {
   #makeRoom(now: number): void {
     if (this.#by.size < MAX_ADDRESSES) return;
     for (const [address, e] of this.#by) {
-      if (e.blockedUntil <= now && (e.failures.at(-1) ?? 0) < now - this.options.windowMs) this.#by.delete(address);
+      if (e.blockedUntil <= now && (e.failures.at(-1) ?? 0) < now - this.#options.windowMs) this.#by.delete(address);
     }
     // Still full: forget the longest-known addresses (Map order is insertion order).
     for (const address of this.#by.keys()) {

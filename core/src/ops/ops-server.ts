@@ -6,7 +6,7 @@ import type { Readiness } from './readiness.js';
 
 /**
  * The ops listener every `agate` process can serve (config `ops.listen`): `/healthz` (the process
- * is alive and its event loop turns), `/readyz` (every component reports ready; 503 with the
+ * is alive: its event loop turns and no component has stopped for good), `/readyz` (every component reports ready; 503 with the
  * reasons otherwise) and `/metrics` (Prometheus text format). No authentication and nothing
  * secret: bind it to loopback or a pod address that only the kubelet and Prometheus reach.
  */
@@ -41,8 +41,11 @@ export class OpsServer {
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'application/json', JSON.stringify({ error: 'only GET' }));
     try {
       switch (path) {
-        case '/healthz':
-          return send(res, 200, 'application/json', JSON.stringify({ status: 'ok' }));
+        case '/healthz': {
+          // Alive unless a component has stopped for good (a restart is the remedy).
+          const live = await this.readiness.liveness();
+          return send(res, live.ready ? 200 : 503, 'application/json', JSON.stringify(live.ready ? { status: 'ok' } : { status: 'not alive', components: live.components }));
+        }
         case '/readyz': {
           const report = await this.readiness.report();
           metrics.ready.set(report.ready ? 1 : 0);

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { READY, Readiness } from './readiness.js';
+import { problemProbe, problemsOf, READY, Readiness } from './readiness.js';
 
 const report = suite('Readiness.report');
 
@@ -39,3 +39,30 @@ report('a removed component no longer counts', async () => {
 });
 
 report.run();
+
+const liveness = suite('Readiness.liveness');
+
+liveness('only live probes count; with none the process is alive', async () => {
+  const r = new Readiness();
+  assert.equal(await r.liveness(), { ready: true, components: {} });
+  let ledger: string | undefined = 'LEDGER_STORE_BEHIND: the store is behind';
+  let consumers: string | undefined;
+  r.probe('ledger', problemProbe(() => ledger));
+  r.probe('bus.consumers', problemProbe(() => consumers), { live: true });
+  // A ledger waiting for an operator: not ready, still alive.
+  assert.is((await r.report()).ready, false);
+  assert.equal(problemsOf(await r.report()), [{ component: 'ledger', problem: 'LEDGER_STORE_BEHIND: the store is behind' }]);
+  assert.equal(await r.liveness(), { ready: true, components: { 'bus.consumers': READY } });
+  // A consumer that stopped: neither ready nor alive.
+  consumers = 'consumer group "ledger" stopped';
+  ledger = undefined;
+  assert.equal(await r.liveness(), { ready: false, components: { 'bus.consumers': { ready: false, reason: 'consumer group "ledger" stopped' } } });
+  assert.equal(problemsOf(await r.report()), [{ component: 'bus.consumers', problem: 'consumer group "ledger" stopped' }]);
+  // Withdrawn, it counts no more; registered again without `live`, it is not a liveness probe.
+  r.remove('bus.consumers');
+  assert.is((await r.liveness()).ready, true);
+  r.probe('bus.consumers', problemProbe(() => consumers));
+  assert.is((await r.liveness()).ready, true);
+});
+
+liveness.run();

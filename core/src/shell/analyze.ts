@@ -424,7 +424,13 @@ function basename(path: string): string {
 export class ShellAnalysisCache {
   readonly #entries = new Map<string, ShellAnalysis>();
 
-  constructor(private readonly capacity = 4096, private readonly maxTextLength = 8192) {}
+  readonly #capacity: number;
+  readonly #maxTextLength: number;
+
+  constructor(capacity = 4096, maxTextLength = 8192) {
+    this.#capacity = capacity;
+    this.#maxTextLength = maxTextLength;
+  }
 
   analyze(text: string): ShellAnalysis {
     const hit = this.#entries.get(text);
@@ -434,9 +440,9 @@ export class ShellAnalysisCache {
       return hit;
     }
     const analysis = analyzeShell(text);
-    if (text.length <= this.maxTextLength) {
+    if (text.length <= this.#maxTextLength) {
       this.#entries.set(text, analysis);
-      if (this.#entries.size > this.capacity) this.#entries.delete(this.#entries.keys().next().value!);
+      if (this.#entries.size > this.#capacity) this.#entries.delete(this.#entries.keys().next().value!);
     }
     return analysis;
   }

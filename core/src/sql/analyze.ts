@@ -50,7 +50,13 @@ export function analyzeSql(sql: string): SqlAnalysis {
 export class SqlAnalysisCache {
   readonly #entries = new Map<string, SqlAnalysis>();
 
-  constructor(private readonly capacity = 4096, private readonly maxTextLength = 8192) {}
+  readonly #capacity: number;
+  readonly #maxTextLength: number;
+
+  constructor(capacity = 4096, maxTextLength = 8192) {
+    this.#capacity = capacity;
+    this.#maxTextLength = maxTextLength;
+  }
 
   analyze(sql: string): SqlAnalysis {
     return this.#lookup(sql) ?? this.#keep(sql, analyzeSql(sql));
@@ -83,9 +89,9 @@ export class SqlAnalysisCache {
   }
 
   #keep(key: string, analysis: SqlAnalysis): SqlAnalysis {
-    if (key.length <= this.maxTextLength) {
+    if (key.length <= this.#maxTextLength) {
       this.#entries.set(key, analysis);
-      if (this.#entries.size > this.capacity) this.#entries.delete(this.#entries.keys().next().value!);
+      if (this.#entries.size > this.#capacity) this.#entries.delete(this.#entries.keys().next().value!);
     }
     return analysis;
   }

@@ -8,22 +8,26 @@ import { AgateError, ErrorCode } from '../errors.js';
 export class RowBinaryReader {
   #at = 0;
 
-  constructor(private readonly bytes: Buffer) {}
+  readonly #bytes: Buffer;
+
+  constructor(bytes: Buffer) {
+    this.#bytes = bytes;
+  }
 
   get done(): boolean {
-    return this.#at >= this.bytes.length;
+    return this.#at >= this.#bytes.length;
   }
 
   uint64(): number {
     this.#need(8);
-    const v = this.bytes.readBigUInt64LE(this.#at);
+    const v = this.#bytes.readBigUInt64LE(this.#at);
     this.#at += 8;
     return Number(v);
   }
 
   int64(): number {
     this.#need(8);
-    const v = this.bytes.readBigInt64LE(this.#at);
+    const v = this.#bytes.readBigInt64LE(this.#at);
     this.#at += 8;
     return Number(v);
   }
@@ -34,7 +38,7 @@ export class RowBinaryReader {
     let shift = 0;
     for (;;) {
       this.#need(1);
-      const b = this.bytes[this.#at++]!;
+      const b = this.#bytes[this.#at++]!;
       value += (b & 0x7f) * 2 ** shift;
       if (b < 0x80) return value;
       shift += 7;
@@ -44,7 +48,7 @@ export class RowBinaryReader {
   /** FixedString(n) (or n raw bytes): a view into the result. */
   fixed(n: number): Buffer {
     this.#need(n);
-    const v = this.bytes.subarray(this.#at, this.#at + n);
+    const v = this.#bytes.subarray(this.#at, this.#at + n);
     this.#at += n;
     return v;
   }
@@ -52,13 +56,13 @@ export class RowBinaryReader {
   string(): string {
     const length = this.varint();
     this.#need(length);
-    const s = this.bytes.toString('utf8', this.#at, this.#at + length);
+    const s = this.#bytes.toString('utf8', this.#at, this.#at + length);
     this.#at += length;
     return s;
   }
 
   #need(n: number): void {
-    if (this.#at + n > this.bytes.length) throw new AgateError(ErrorCode.STORE_FAILED, `a RowBinary result ended ${this.#at + n - this.bytes.length} byte(s) early`);
+    if (this.#at + n > this.#bytes.length) throw new AgateError(ErrorCode.STORE_FAILED, `a RowBinary result ended ${this.#at + n - this.#bytes.length} byte(s) early`);
   }
 }
 

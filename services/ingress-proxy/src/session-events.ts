@@ -1,11 +1,12 @@
 import type { Bus } from '../../../core/src/bus/bus.js';
 import { AgateError, describeError } from '../../../core/src/errors.js';
 import type { Logger } from '../../../core/src/log.js';
+import { Backoff, pause } from '../../../core/src/retry.js';
 import { randomUUID } from 'node:crypto';
 import { nowMicros, type AgateEvent, type Command, type Verdict } from '../../../schemas/src/events.js';
 
 export interface RetryPolicy {
-  /** Wait before the first retry; doubled after each, up to maxDelayMs. */
+  /** The first backoff step (core/src/retry.ts); doubled after each retry, up to maxDelayMs. */
   firstDelayMs: number;
   maxDelayMs: number;
   /** After this long the event is given up on (logged as lost). */
@@ -35,11 +36,19 @@ export const UNRECORDABLE_RULE = 'agate.audit-unavailable';
 export class SessionEvents {
   #chain: Promise<void> = Promise.resolve();
 
-  constructor(private readonly bus: Bus, private readonly log: Logger, private readonly retry: RetryPolicy = DEFAULT_RETRY) {}
+  readonly #bus: Bus;
+  readonly #log: Logger;
+  readonly #retry: RetryPolicy;
+
+  constructor(bus: Bus, log: Logger, retry: RetryPolicy = DEFAULT_RETRY) {
+    this.#bus = bus;
+    this.#log = log;
+    this.#retry = retry;
+  }
 
   /** Resolves when the event is durable; rejects when it could not be recorded. */
   emit(event: AgateEvent): Promise<void> {
-    return this.#enqueue(() => this.bus.publish(event));
+    return this.#enqueue(() => this.#bus.publish(event));
   }
 
   /**
@@ -52,7 +61,7 @@ export class SessionEvents {
     try {
       await this.#enqueue(() => this.#publishRetrying(event));
     } catch (err) {
-      this.log.error('cannot record an event', { event_type: event.type, event_id: event.event_id, error: describeError(err) });
+      this.#log.error('cannot record an event', { event_type: event.type, event_id: event.event_id, error: describeError(err) });
     }
   }
 
@@ -90,7 +99,7 @@ export class SessionEvents {
       const stale = command.time / 1000 + staleAfterMs + STALE_MARGIN_MS - Date.now();
       if (stale > 0) await new Promise((r) => setTimeout(r, stale));
       await this.#publishRetrying(command);
-    }).catch((err: unknown) => this.log.error('cannot record an event', { event_type: command.type, event_id: command.event_id, error: describeError(err) }));
+    }).catch((err: unknown) => this.#log.error('cannot record an event', { event_type: command.type, event_id: command.event_id, error: describeError(err) }));
     if (verdict !== undefined) void this.emitLogged(verdict);
   }
 
@@ -107,18 +116,18 @@ export class SessionEvents {
 
   async #publishRetrying(event: AgateEvent): Promise<void> {
     const started = Date.now();
-    let delay = this.retry.firstDelayMs;
+    const backoff = new Backoff({ firstMs: this.#retry.firstDelayMs, maxMs: this.#retry.maxDelayMs });
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.bus.publish(event);
-        if (attempt > 1) this.log.info('recorded an event after the bus came back', { event_type: event.type, event_id: event.event_id, attempts: attempt });
+        await this.#bus.publish(event);
+        if (attempt > 1) this.#log.info('recorded an event after the bus came back', { event_type: event.type, event_id: event.event_id, attempts: attempt });
         return;
       } catch (err) {
         const retriable = err instanceof AgateError && err.retriable;
-        if (!retriable || Date.now() - started + delay > this.retry.giveUpAfterMs) throw err;
-        if (attempt === 1) this.log.warn('the bus refused an event; retrying until it takes it', { event_type: event.type, event_id: event.event_id, error: describeError(err) });
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, this.retry.maxDelayMs);
+        const delay = backoff.next();
+        if (!retriable || Date.now() - started + delay > this.#retry.giveUpAfterMs) throw err;
+        if (attempt === 1) this.#log.warn('the bus refused an event; retrying until it takes it', { event_type: event.type, event_id: event.event_id, error: describeError(err) });
+        await pause(delay);
       }
     }
   }

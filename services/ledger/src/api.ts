@@ -37,7 +37,8 @@ export function ledgerRoutes(store: Store): LedgerRoute[] {
       if (cp === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, 'no checkpoint yet');
       return cp;
     } },
-    { path: '/v1/ledger/checkpoints', handler: async (_p, q) => ({ checkpoints: await listCheckpoints(store, await chainOf(q), Math.min(1000, Number(q.get('limit') ?? 100) || 100)) }) },
+    // A limit that is not a positive integer is the client's error (400), never the store's (500).
+    { path: '/v1/ledger/checkpoints', handler: async (_p, q) => ({ checkpoints: await listCheckpoints(store, await chainOf(q), q.has('limit') ? Math.min(1000, size(q, 'limit')) : 100) }) },
     { path: '/v1/ledger/proof/:event_id', handler: async ({ event_id }, q) => translate(async () => {
       const note = q.has('size') ? await storedNote(await chainOf(q), size(q, 'size')) : undefined;
       return proveInclusion(store, event_id!, note);

@@ -20,7 +20,11 @@ export interface ApprovalHistory {
 
 /** Reads approvals from the ledger table (embedded engine or ClickHouse server). */
 export class StoreApprovalHistory implements ApprovalHistory {
-  constructor(private readonly store: Store) {}
+  readonly #store: Store;
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
 
   pending(nowMicros: number): Promise<RecordedApproval[]> {
     return this.#open(nowMicros, '');
@@ -32,7 +36,7 @@ export class StoreApprovalHistory implements ApprovalHistory {
 
   async #open(nowMicros: number, id: string): Promise<RecordedApproval[]> {
     // One pass: the open requests, and every answer given to them, in ledger order.
-    const rows = await this.store.query<{ event_type: string; body: string }>(
+    const rows = await this.#store.query<{ event_type: string; body: string }>(
       `SELECT event_type, body FROM agate.ledger
        WHERE event_type IN ('ApprovalRequested', 'ApprovalDecision')
          AND JSONExtractString(body, 'approval_id') IN (

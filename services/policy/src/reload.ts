@@ -24,20 +24,24 @@ export class PolicyReloader {
   };
   #revision: string | undefined;
 
-  constructor(private readonly options: PolicyReloaderOptions) {}
+  readonly #options: PolicyReloaderOptions;
+
+  constructor(options: PolicyReloaderOptions) {
+    this.#options = options;
+  }
 
   start(current: CompiledPolicy): void {
     this.#revision = current.revision;
-    watchFile(this.options.path, { interval: this.options.intervalMs ?? 1000, persistent: false }, this.#listener);
+    watchFile(this.#options.path, { interval: this.#options.intervalMs ?? 1000, persistent: false }, this.#listener);
   }
 
   stop(): void {
-    unwatchFile(this.options.path, this.#listener);
+    unwatchFile(this.#options.path, this.#listener);
   }
 
   /** Loads the file now; returns the error message when it was rejected. */
   reload(): string | undefined {
-    const { path, logger, apply } = this.options;
+    const { path, logger, apply } = this.#options;
     let policy: CompiledPolicy;
     try {
       const config = loadConfig(path);

@@ -51,7 +51,10 @@ export class PolicyService {
   readonly #lookups = new Map<string, Promise<PendingApproval | undefined>>();
   readonly #startedAt = nowMicros();
 
-  constructor(private readonly options: PolicyServiceOptions) {
+  readonly #options: PolicyServiceOptions;
+
+  constructor(options: PolicyServiceOptions) {
+    this.#options = options;
     this.#policy = options.policy;
   }
 
@@ -66,7 +69,7 @@ export class PolicyService {
 
   async start(): Promise<void> {
     await this.#recover();
-    const { bus } = this.options;
+    const { bus } = this.#options;
     // In one process with the proxies (the embedded bus), commands are decided as they are
     // written, in the same durable write as their verdict; policy then consumes only answers.
     const inline = bus.decideInline !== undefined;
@@ -87,7 +90,7 @@ export class PolicyService {
   }
 
   async stop(): Promise<void> {
-    this.options.bus.decideInline?.(undefined);
+    this.#options.bus.decideInline?.(undefined);
     await this.#subscription?.close();
     for (const p of this.#pending.values()) clearTimeout(p.timer);
     this.#pending.clear();
@@ -95,7 +98,7 @@ export class PolicyService {
 
   /** A command read from the bus: its verdict (after the approval request, for a hold) is published. */
   async #decide(command: Command): Promise<void> {
-    for (const event of this.#decideNow(command)) await this.options.bus.publish(event);
+    for (const event of this.#decideNow(command)) await this.#options.bus.publish(event);
   }
 
   /**
@@ -105,7 +108,7 @@ export class PolicyService {
    * command refuses it.
    */
   #decideNow(command: Command): AgateEvent[] {
-    const { logger, staleAfterMs } = this.options;
+    const { logger, staleAfterMs } = this.#options;
     if (nowMicros() - command.time > staleAfterMs * 1000) {
       logger.debug('skipping a command past its verdict deadline', { command_id: command.event_id });
       return [];
@@ -139,7 +142,7 @@ export class PolicyService {
   }
 
   async #answer(answer: ApprovalDecision): Promise<void> {
-    const { logger } = this.options;
+    const { logger } = this.#options;
     if (answer.refused_reason !== null) return; // refused by the query service; recorded, counts for nothing
     const pending = this.#pending.get(answer.approval_id) ?? (await this.#lookUp(answer.approval_id));
     if (pending === undefined) {
@@ -151,7 +154,7 @@ export class PolicyService {
 
   /** Counts one approver's answer given at `atMicros`; publishes the final verdict when it settles. */
   async #apply(pending: PendingApproval, answer: ApprovalDecision, atMicros: number): Promise<void> {
-    const { logger } = this.options;
+    const { logger } = this.#options;
     if (!this.#pending.has(pending.request.approval_id)) return; // settled meanwhile
     const refusal = approverRefusal(pending.request, answer, atMicros);
     if (refusal !== undefined) {
@@ -171,7 +174,7 @@ export class PolicyService {
 
   /** Takes up the approvals the ledger shows open: held before a restart, still within their time. */
   async #recover(): Promise<void> {
-    const { history, logger } = this.options;
+    const { history, logger } = this.#options;
     if (history === undefined) return;
     let open: RecordedApproval[];
     try {
@@ -186,7 +189,7 @@ export class PolicyService {
   }
 
   async #lookUp(approvalId: string): Promise<PendingApproval | undefined> {
-    const { history, logger } = this.options;
+    const { history, logger } = this.#options;
     if (history === undefined) return undefined;
     let lookup = this.#lookups.get(approvalId);
     if (lookup === undefined) {
@@ -212,7 +215,7 @@ export class PolicyService {
     // The revision that held it is in the hold verdict; the final verdict names the one in force now.
     const pending: PendingApproval = { request, revision: this.#policy.revision, approvedBy: new Set(), timer };
     this.#pending.set(request.approval_id, pending);
-    if (this.options.holdsDieWithProcess === true && request.time < this.#startedAt) {
+    if (this.#options.holdsDieWithProcess === true && request.time < this.#startedAt) {
       await this.#finish(pending, 'deny', 'refused: Agate restarted while the command was held, and its client was disconnected; the command did not run');
       return undefined;
     }
@@ -226,7 +229,7 @@ export class PolicyService {
     const { request } = pending;
     const seconds = Math.round((request.expires_at - request.time) / 1e6);
     await this.#finish(pending, 'deny', `no approval within ${seconds} s (${pending.approvedBy.size} of ${request.required}); refused`).catch((err: unknown) =>
-      this.options.logger.error('cannot publish the verdict of an expired approval', { approval_id: approvalId, error: String(err) }),
+      this.#options.logger.error('cannot publish the verdict of an expired approval', { approval_id: approvalId, error: String(err) }),
     );
   }
 
@@ -234,7 +237,7 @@ export class PolicyService {
     clearTimeout(pending.timer);
     this.#pending.delete(pending.request.approval_id);
     const v = this.#verdict(pending.request, pending.revision, { decision, rule_id: pending.request.rule_id, reason, mask_set: null });
-    await this.options.bus.publish({ ...v, approval_id: pending.request.approval_id });
+    await this.#options.bus.publish({ ...v, approval_id: pending.request.approval_id });
   }
 
   #verdict(command: { session_id: string; command_id: string }, revision: string, d: Pick<Verdict, 'decision' | 'rule_id' | 'reason' | 'mask_set'>): Verdict {

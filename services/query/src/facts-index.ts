@@ -33,7 +33,11 @@ export class FactsIndex {
   readonly #cache = new SqlAnalysisCache();
   #running: Promise<number> | undefined;
 
-  constructor(private readonly store: Store) {}
+  readonly #store: Store;
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
 
   /** Indexes every command not yet indexed; resolves to how many it indexed. */
   catchUp(): Promise<number> {
@@ -69,18 +73,18 @@ export class FactsIndex {
 
   async #catchUp(): Promise<number> {
     await initSqlParser();
-    const done = new Map((await this.store.query<{ chain_id: string; seq: string }>('SELECT chain_id, max(seq) AS seq FROM agate.q_command_facts GROUP BY chain_id')).map((r) => [r.chain_id, Number(r.seq)]));
+    const done = new Map((await this.#store.query<{ chain_id: string; seq: string }>('SELECT chain_id, max(seq) AS seq FROM agate.q_command_facts GROUP BY chain_id')).map((r) => [r.chain_id, Number(r.seq)]));
     let indexed = 0;
-    for (const chain of await listChains(this.store)) {
+    for (const chain of await listChains(this.#store)) {
       let after = done.get(chain) ?? 0;
       for (;;) {
-        const rows = await this.store.query<CommandRow>(
+        const rows = await this.#store.query<CommandRow>(
           `SELECT ${COMMAND_COLUMNS} FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {after:UInt64} AND event_type = 'Command'
            ORDER BY seq LIMIT ${PAGE}`,
           { chain, after },
         );
         if (rows.length === 0) break;
-        await this.store.insert('agate.q_command_facts', rows.map((r) => this.#row(r)));
+        await this.#store.insert('agate.q_command_facts', rows.map((r) => this.#row(r)));
         indexed += rows.length;
         after = Number(rows[rows.length - 1]!.seq);
         if (rows.length < PAGE) break;

@@ -1,18 +1,15 @@
 import type { Bus } from '../../../core/src/bus/bus.js';
 import { approvalRoutes } from './routes/approvals.js';
-import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { join } from 'node:path';
 import type { ConsoleConfig, QuerySqlConfig } from '../../../core/src/config.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../core/src/errors.js';
-import { healthReport, type HealthCheck } from '../../../core/src/health.js';
+import { problemsOf, type Readiness } from '../../../core/src/ops/readiness.js';
 import type { TokenVerifier } from '../../../core/src/identity/oidc.js';
 import type { Logger } from '../../../core/src/log.js';
 import { abandonedMessage, type LoginGuard, type PendingLogin } from '../../../core/src/logins/pending.js';
 import { sourceAddress, throttledMessage } from '../../../core/src/logins/throttle.js';
-import { packageRoot } from '../../../core/src/package-root.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import type { Identity } from '../../../schemas/src/events.js';
@@ -23,6 +20,7 @@ import { compileRoutes, formatOf, match, MethodNotAllowed, readBody, send, sendR
 import { commandRoutes } from './routes/commands.js';
 import { exportRoutes } from './routes/export.js';
 import { FactsIndex } from './facts-index.js';
+import { openApiText } from './openapi/document.js';
 import { ledgerRoutes, type LedgerVerifySources } from './routes/ledger.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { sqlRoutes } from './routes/sql.js';
@@ -49,8 +47,8 @@ export interface QueryApiOptions {
   logins: LoginGuard;
   /** Records each refused login (a bad token, a throttled address, a connection that timed out). */
   recordRefusal: (refusal: ApiRefusal) => void;
-  /** What /healthz and /readyz report on: the services of this process. */
-  health?: readonly HealthCheck[];
+  /** What /healthz and /readyz report on: the components of this process (without it, both are ok). */
+  readiness?: Readiness;
   /** Checkpoints `GET /v1/ledger/verify` checks the store against (ledgerRoutes). */
   ledgerVerify?: LedgerVerifySources;
   /** The web console under /ui/ (`console:` in agate.yaml); without it /ui/ answers 404. */
@@ -64,8 +62,8 @@ export interface QueryApiOptions {
 /** How often the statement facts behind agate.activity are brought level with the ledger. */
 const FACTS_INTERVAL_MS = 5000;
 
-/** The OpenAPI document, kept in the repository and served as-is at /openapi.json. */
-export const OPENAPI_PATH = join('services', 'query', 'openapi.json');
+/** Routes served to anyone, before any token is looked at. */
+const PUBLIC_PATHS = ['/healthz', '/readyz', '/openapi.json'];
 
 /**
  * The query service's HTTP API. Every route but /healthz, /readyz and /openapi.json needs a bearer OIDC
@@ -84,7 +82,8 @@ export class QueryApi {
   constructor(private readonly options: QueryApiOptions) {
     const { store, codec } = options;
     this.#facts = new FactsIndex(store);
-    this.#openapi = readFileSync(join(packageRoot(), OPENAPI_PATH), 'utf8');
+    // Generated from the routes' zod descriptions (openapi/operations.ts), as committed in services/query/openapi.json.
+    this.#openapi = openApiText();
     this.#console = options.console === undefined ? undefined : new Console({
       config: options.console, store, logger: options.logger, bus: options.bus,
       secure: options.tls !== undefined || options.console.oidc.redirect_url.startsWith('https:'),
@@ -104,11 +103,16 @@ export class QueryApi {
     // still be sending (seen as a reset); answer with a real status and close gracefully instead.
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       if (!socket.writable) return void socket.destroy();
-      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-      const body = JSON.stringify({ error: { code: ErrorCode.API_BAD_REQUEST, message: tooLarge ? 'the request line or headers are too large (64 KiB at most)' : 'malformed HTTP request' } });
-      socket.end(`HTTP/1.1 ${tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      const [status, code, message] = clientErrorAnswer(err.code);
+      const body = JSON.stringify({ error: { code, message } });
+      socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
       socket.resume();
     });
+  }
+
+  /** Every method and path this API answers (the console's own /ui/ routes aside). */
+  routeTable(): Array<{ method: string; path: string }> {
+    return [...PUBLIC_PATHS.map((path) => ({ method: 'GET', path })), ...this.#routes.map(({ method, path }) => ({ method, path }))];
   }
 
   async listen(host: string, port: number): Promise<AddressInfo> {
@@ -159,12 +163,13 @@ export class QueryApi {
     const get = req.method === 'GET';
     // Requests that need no token, and the console (its own sign-in), end the pending login.
     const ui = this.#console !== undefined && (path === '/ui' || path.startsWith('/ui/'));
-    if (ui || (get && (path === '/healthz' || path === '/readyz' || path === '/openapi.json'))) this.#logins.get(req.socket)?.done();
+    if (ui || (get && PUBLIC_PATHS.includes(path))) this.#logins.get(req.socket)?.done();
     if (get && (path === '/healthz' || path === '/readyz')) {
       // Liveness fails only for components that stopped; readiness for any problem.
-      const report = healthReport(this.options.health ?? [], path === '/healthz');
-      const body = report.ok ? { status: 'ok' } : { status: 'unavailable', problems: report.problems };
-      return send(res, report.ok ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify(body));
+      const { readiness } = this.options;
+      const report = readiness === undefined ? { ready: true, components: {} } : path === '/healthz' ? await readiness.liveness() : await readiness.report();
+      const body = report.ready ? { status: 'ok' } : { status: 'unavailable', problems: problemsOf(report) };
+      return send(res, report.ready ? 200 : 503, 'application/json; charset=utf-8', JSON.stringify(body));
     }
     if (get && path === '/openapi.json') return send(res, 200, 'application/json; charset=utf-8', this.#openapi);
     if (ui) return this.#console!.handle(req, res, url);
@@ -179,7 +184,7 @@ export class QueryApi {
     const abort = new AbortController();
     res.on('close', () => abort.abort());
     try {
-      if (path === '/healthz' || path === '/readyz' || path === '/openapi.json') throw new MethodNotAllowed(req.method ?? '', path, ['GET']);
+      if (PUBLIC_PATHS.includes(path)) throw new MethodNotAllowed(req.method ?? '', path, ['GET']);
       const { route, params } = match(this.#routes, req.method ?? 'GET', path);
       const { identity, roles } = await who();
       if (!allows(roles, route.permission)) {
@@ -230,6 +235,16 @@ export class QueryApi {
       throw err;
     }
   }
+}
+
+/**
+ * What a request Node's parser refused gets: a method HTTP does not define (or not in upper case,
+ * methods being case-sensitive) is 501 as RFC 9110 9.1 asks, never mistaken for a malformed request.
+ */
+function clientErrorAnswer(parserCode: string | undefined): [status: string, code: ErrorCode, message: string] {
+  if (parserCode === 'HPE_HEADER_OVERFLOW') return ['431 Request Header Fields Too Large', ErrorCode.API_BAD_REQUEST, 'the request line or headers are too large (64 KiB at most)'];
+  if (parserCode === 'HPE_INVALID_METHOD') return ['501 Not Implemented', ErrorCode.API_METHOD_NOT_ALLOWED, 'unknown request method; this API answers GET and POST'];
+  return ['400 Bad Request', ErrorCode.API_BAD_REQUEST, 'malformed HTTP request'];
 }
 
 const STATUS: Partial<Record<ErrorCode, number>> = {

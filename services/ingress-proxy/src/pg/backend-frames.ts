@@ -23,7 +23,13 @@ export class BackendFrameReader {
   /** Bytes the pending frame needs in all; 0 while its header is incomplete. */
   #need = 0;
 
-  constructor(private readonly onFrame: (frame: BackendFrame) => void, private readonly maxMessageSize: number) {}
+  readonly #onFrame: (frame: BackendFrame) => void;
+  readonly #maxMessageSize: number;
+
+  constructor(onFrame: (frame: BackendFrame) => void, maxMessageSize: number) {
+    this.#onFrame = onFrame;
+    this.#maxMessageSize = maxMessageSize;
+  }
 
   push(chunk: Buffer): void {
     let data = chunk;
@@ -41,7 +47,7 @@ export class BackendFrameReader {
     while (data.length - pos >= HEADER) {
       const size = this.#frameSize(data, pos);
       if (data.length - pos < size) break;
-      this.onFrame({ code: data[pos]!, raw: data.subarray(pos, pos + size) });
+      this.#onFrame({ code: data[pos]!, raw: data.subarray(pos, pos + size) });
       pos += size;
     }
     if (pos < data.length) {
@@ -54,8 +60,8 @@ export class BackendFrameReader {
   #frameSize(buf: Buffer, pos: number): number {
     const len = buf.readInt32BE(pos + 1); // the length counts itself but not the type byte
     if (len < 4) throw new ProtocolError(`upstream sent a frame with invalid length ${len}`);
-    if (len > this.maxMessageSize) {
-      throw new ProtocolError(`upstream frame of ${len} bytes exceeds the ${this.maxMessageSize}-byte limit`, ErrorCode.PROTOCOL_FRAME_TOO_LARGE);
+    if (len > this.#maxMessageSize) {
+      throw new ProtocolError(`upstream frame of ${len} bytes exceeds the ${this.#maxMessageSize}-byte limit`, ErrorCode.PROTOCOL_FRAME_TOO_LARGE);
     }
     return len + 1;
   }

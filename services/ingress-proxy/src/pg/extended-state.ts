@@ -50,7 +50,11 @@ export class ExtendedState {
   readonly portals = new Map<string, Portal>();
 
   /** `onDrop` hears of every portal the server drops while suspended, to record how it ended. */
-  constructor(private readonly onDrop: (portal: Portal) => void = () => undefined) {}
+  readonly #onDrop: (portal: Portal) => void;
+
+  constructor(onDrop: (portal: Portal) => void = () => undefined) {
+    this.#onDrop = onDrop;
+  }
 
   parse(msg: Parse): ParseOutcome {
     if (msg.name !== '' && this.statements.has(msg.name)) {
@@ -109,7 +113,7 @@ export class ExtendedState {
   }
 
   #drop(portal: Portal): void {
-    this.onDrop(portal);
+    this.#onDrop(portal);
     portal.run = undefined;
   }
 }

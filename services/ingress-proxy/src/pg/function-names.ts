@@ -28,7 +28,13 @@ export class FunctionNames {
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
 
-  constructor(private readonly open: OpenCatalog, private readonly maxMessageSize: number) {}
+  readonly #open: OpenCatalog;
+  readonly #maxMessageSize: number;
+
+  constructor(open: OpenCatalog, maxMessageSize: number) {
+    this.#open = open;
+    this.#maxMessageSize = maxMessageSize;
+  }
 
   resolve(oid: number): Promise<FunctionName | undefined> {
     let found = this.#cache.get(oid);
@@ -55,7 +61,7 @@ export class FunctionNames {
 
   async #lookup(oid: number): Promise<FunctionName | undefined> {
     if (this.#closed) throw new AgateError(ErrorCode.UPSTREAM_UNREACHABLE, 'the session has ended');
-    this.#socket ??= this.open();
+    this.#socket ??= this.#open();
     let socket: Socket;
     try {
       socket = await this.#socket;
@@ -65,7 +71,7 @@ export class FunctionNames {
     }
     // The OID is a number Agate formats itself: nothing from the client reaches this text.
     const sql = `SELECT n.nspname, p.proname FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = ${oid >>> 0}`;
-    const rows = await query(socket, sql, this.maxMessageSize);
+    const rows = await query(socket, sql, this.#maxMessageSize);
     const row = rows[0];
     if (row === undefined || row[0] == null || row[1] == null) return undefined;
     return { schema: row[0], name: row[1] };

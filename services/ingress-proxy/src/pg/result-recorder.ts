@@ -43,21 +43,28 @@ export class StatementResult {
   readonly #started = nowMicros();
   readonly #audit: Masker;
 
+  readonly #options: RecordingOptions;
+  readonly #describe: () => readonly Column[] | undefined;
+  readonly #copy: StatementSecrets['copy'] | undefined;
+
   constructor(
     readonly command: Command,
-    private readonly options: RecordingOptions,
+    options: RecordingOptions,
     /** The mask set for what the client receives; undefined delivers rows unchanged. */
     readonly client: Masker | undefined,
     /** Columns known before the rows arrive (an extended-protocol portal's Describe). */
-    private readonly describe: () => readonly Column[] | undefined = () => undefined,
+    describe: () => readonly Column[] | undefined = () => undefined,
     /** A COPY's columns (from its statement), so column rules reach the sampled lines. */
-    private readonly copy?: StatementSecrets['copy'],
+    copy?: StatementSecrets['copy'],
   ) {
+    this.#options = options;
+    this.#describe = describe;
+    this.#copy = copy;
     this.#audit = Masker.union(options.audit, client);
   }
 
   get columns(): readonly Column[] | undefined {
-    return this.#columns ?? this.describe();
+    return this.#columns ?? this.#describe();
   }
 
   /** A RowDescription in the result itself (simple query). */
@@ -68,7 +75,7 @@ export class StatementResult {
   /** Takes one DataRow frame; returns the frame to deliver. Throws MaskingError (fail closed). */
   row(frame: Buffer): Buffer {
     const columns = this.columns;
-    if (this.#rows < this.options.sampleRows) this.#sample.push(this.#sampleRow(frame, columns));
+    if (this.#rows < this.#options.sampleRows) this.#sample.push(this.#sampleRow(frame, columns));
     let out = frame;
     if (this.client !== undefined) {
       const m = maskDataRow(frame, columns, this.client);
@@ -87,13 +94,13 @@ export class StatementResult {
    * columns are unknown, is masked) and the detectors.
    */
   copyData(frame: Buffer, toClient: boolean): Buffer {
-    if (this.#sample.length < this.options.sampleRows) {
+    if (this.#sample.length < this.#options.sampleRows) {
       // One CopyData may carry many lines (psql's \copy) or part of one; the sample keeps lines.
       const lines = this.#audit.maskText(frame.toString('utf8', 5)).text.split('\n');
       if (lines[lines.length - 1] === '') lines.pop();
-      const copy = this.copy;
+      const copy = this.#copy;
       const masked = (line: string) => (copy !== undefined && this.#audit.hasColumnRules ? maskCopyLine(line, copy, this.#audit) : line);
-      for (const line of lines.slice(0, this.options.sampleRows - this.#sample.length)) this.#sample.push([this.#cut(masked(line))]);
+      for (const line of lines.slice(0, this.#options.sampleRows - this.#sample.length)) this.#sample.push([this.#cut(masked(line))]);
     }
     let out = frame;
     if (toClient && this.client !== undefined) {
@@ -167,7 +174,7 @@ export class StatementResult {
   }
 
   #cut(text: string): string {
-    return text.length <= this.options.valueChars ? text : `${text.slice(0, this.options.valueChars)}…`;
+    return text.length <= this.#options.valueChars ? text : `${text.slice(0, this.#options.valueChars)}…`;
   }
 }
 

@@ -1,12 +1,11 @@
+import { violatesBidiRule } from './stringprep-bidi.js';
+
 /**
  * SASLprep (RFC 4013) as PostgreSQL applies it to SCRAM passwords: pure ASCII passes through
- * untouched; otherwise map, NFKC-normalise and check for prohibited code points. When the result
- * would be prohibited, PostgreSQL (server and libpq alike) falls back to the raw password, so this
- * returns the input unchanged in that case rather than failing.
- *
- * Not implemented: the bidirectional-text rule (RFC 3454 §6), because JavaScript regular
- * expressions cannot test Bidi_Class. A password that breaks only that rule and also changes
- * under mapping or NFKC would be prepared differently from PostgreSQL; such passwords are rare.
+ * untouched; otherwise map, NFKC-normalise, then check for prohibited code points and the
+ * bidirectional-text rule (RFC 3454 section 6, stringprep-bidi.ts). When the result would be
+ * refused, PostgreSQL (server and libpq alike) falls back to the raw password, so this returns
+ * the input unchanged in that case rather than failing.
  */
 
 /** RFC 3454 C.1.2: non-ASCII space characters, mapped to U+0020. */
@@ -25,5 +24,5 @@ const PROHIBITED =
 export function saslprep(password: string): string {
   if (/^[\x00-\x7F]*$/.test(password)) return password;
   const prepared = password.replace(NON_ASCII_SPACE, ' ').replace(MAPPED_TO_NOTHING, '').normalize('NFKC');
-  return PROHIBITED.test(prepared) ? password : prepared;
+  return PROHIBITED.test(prepared) || violatesBidiRule(prepared) ? password : prepared;
 }

@@ -26,7 +26,10 @@ export class PgProxyServer {
   /** Refusals before any session exists (a throttled address) are recorded through this sink. */
   readonly #refusals: SessionEvents;
 
-  constructor(private readonly options: PgProxyOptions) {
+  readonly #options: PgProxyOptions;
+
+  constructor(options: PgProxyOptions) {
+    this.#options = options;
     this.#deps = { ...options, cancel: new CancelRegistry() };
     this.#log = options.logger.child({ component: 'pg-proxy' });
     this.#refusals = new SessionEvents(options.bus, this.#log);
@@ -74,7 +77,7 @@ export class PgProxyServer {
    */
   #accept(socket: Socket): void {
     socket.on('error', () => {});
-    const { logins } = this.options;
+    const { logins } = this.#options;
     const address = sourceAddress(socket.remoteAddress);
     const check = logins.throttle.check(address);
     if (check.kind === 'blocked') {
@@ -82,7 +85,7 @@ export class PgProxyServer {
       if (check.record) {
         this.#log.warn('refusing connections from a throttled address', { address, retry_after_ms: check.retryAfterMs });
         void this.#refusals.emitLogged({
-          type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: randomUUID(), proxy_id: this.options.proxyId,
+          type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: randomUUID(), proxy_id: this.#options.proxyId,
           protocol: 'postgres', target: '', client_address: `${address}:${socket.remotePort ?? 0}`, reason_code: ErrorCode.AUTH_THROTTLED, message,
           claimed_issuer: null, claimed_subject: null,
         });
@@ -90,8 +93,8 @@ export class PgProxyServer {
       socket.end(serialize.errorResponse({ severity: 'FATAL', code: '08004', message: `Agate refused the connection: ${message}` }));
       return;
     }
-    if (this.#sessions.size - logins.pending.size >= this.options.maxConnections) {
-      this.#log.warn('refusing a connection: too many sessions', { limit: this.options.maxConnections });
+    if (this.#sessions.size - logins.pending.size >= this.#options.maxConnections) {
+      this.#log.warn('refusing a connection: too many sessions', { limit: this.#options.maxConnections });
       socket.end(serialize.errorResponse({ severity: 'FATAL', code: '53300', message: 'Agate has too many open sessions; try again later' }));
       return;
     }

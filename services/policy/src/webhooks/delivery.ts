@@ -1,5 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../../../core/src/log.js';
+import { Backoff, pause } from '../../../../core/src/retry.js';
 import { SIGNATURE_HEADER, signWebhook } from '../../../../core/src/webhooks/signature.js';
 import type { Notification } from './payload.js';
 
@@ -10,7 +10,7 @@ export interface WebhookDeliveryOptions {
   maxAttempts: number;
   queueSize: number;
   timeoutMs: number;
-  /** First retry delay; doubled per attempt up to 30 s, with ±20 % jitter. Default 500 ms. */
+  /** The first backoff step (core/src/retry.ts), doubled per attempt up to 30 s. Default 500 ms. */
   retryBaseMs?: number;
 }
 
@@ -28,7 +28,10 @@ export class WebhookDelivery {
   #wake: (() => void) | undefined;
   readonly #done: Promise<void>;
 
-  constructor(private readonly options: WebhookDeliveryOptions) {
+  readonly #options: WebhookDeliveryOptions;
+
+  constructor(options: WebhookDeliveryOptions) {
+    this.#options = options;
     const u = new URL(options.url);
     this.#where = `${u.origin}${u.pathname}`;
     this.#done = this.#loop();
@@ -36,9 +39,9 @@ export class WebhookDelivery {
 
   enqueue(n: Notification): void {
     if (this.#stop.signal.aborted) return;
-    if (this.#queue.length >= this.options.queueSize) {
+    if (this.#queue.length >= this.#options.queueSize) {
       const dropped = this.#queue.shift()!;
-      this.options.logger.warn('webhook queue full; oldest notification dropped', { receiver: this.#where, notification: dropped.id, type: dropped.type });
+      this.#options.logger.warn('webhook queue full; oldest notification dropped', { receiver: this.#where, notification: dropped.id, type: dropped.type });
     }
     this.#queue.push(n);
     this.#wake?.();
@@ -49,7 +52,7 @@ export class WebhookDelivery {
     this.#stop.abort();
     this.#wake?.();
     await this.#done;
-    if (this.#queue.length > 0) this.options.logger.warn('webhook notifications undelivered at shutdown', { receiver: this.#where, count: this.#queue.length });
+    if (this.#queue.length > 0) this.#options.logger.warn('webhook notifications undelivered at shutdown', { receiver: this.#where, count: this.#queue.length });
   }
 
   async #loop(): Promise<void> {
@@ -67,8 +70,8 @@ export class WebhookDelivery {
   }
 
   async #deliver(n: Notification, signal: AbortSignal): Promise<void> {
-    const { url, secret, logger, maxAttempts, timeoutMs } = this.options;
-    const base = this.options.retryBaseMs ?? 500;
+    const { url, secret, logger, maxAttempts, timeoutMs } = this.#options;
+    const backoff = new Backoff({ firstMs: this.#options.retryBaseMs ?? 500, maxMs: 30_000 });
     for (let attempt = 1; attempt <= maxAttempts && !signal.aborted; attempt++) {
       let outcome: string;
       try {
@@ -100,9 +103,9 @@ export class WebhookDelivery {
         logger.error('webhook notification given up', { receiver: this.#where, notification: n.id, type: n.type, attempts: attempt, last: outcome });
         return;
       }
-      const delay = Math.min(30_000, base * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4);
-      logger.warn('webhook delivery failed; will retry', { receiver: this.#where, notification: n.id, type: n.type, attempt, last: outcome, retry_in_ms: Math.round(delay) });
-      await sleep(delay, undefined, { signal }).catch(() => undefined);
+      const delay = backoff.next();
+      logger.warn('webhook delivery failed; will retry', { receiver: this.#where, notification: n.id, type: n.type, attempt, last: outcome, retry_in_ms: delay });
+      await pause(delay, signal);
     }
   }
 }

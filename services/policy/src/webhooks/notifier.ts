@@ -26,7 +26,10 @@ export class ApprovalWebhooks {
   readonly #deliveries: { events: ReadonlySet<string>; delivery: WebhookDelivery }[];
   #subscription: Subscription | undefined;
 
-  constructor(private readonly options: ApprovalWebhooksOptions) {
+  readonly #options: ApprovalWebhooksOptions;
+
+  constructor(options: ApprovalWebhooksOptions) {
+    this.#options = options;
     // Secrets are read now, so a missing one stops startup with a precise error.
     this.#deliveries = options.webhooks.map((w, i) => {
       const what = `${options.source}: approvals.webhooks[${i}]`;
@@ -40,7 +43,7 @@ export class ApprovalWebhooks {
 
   async start(): Promise<void> {
     if (this.#deliveries.length === 0) return;
-    this.#subscription = await this.options.bus.subscribe({
+    this.#subscription = await this.#options.bus.subscribe({
       group: 'approval-webhooks',
       types: ['ApprovalRequested', 'ApprovalDecision', 'Verdict'],
       handler: async (batch) => {

@@ -1,5 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
+import { Backoff, pause } from '../../../../core/src/retry.js';
 import type { OcsfEvent } from '../ocsf/map.js';
 import type { ExportSink } from './types.js';
 
@@ -9,7 +9,7 @@ export interface HecOptions {
   token: string;
   /** Attempts per batch before giving up (the position stays, so a later run resumes). */
   maxAttempts?: number;
-  /** First backoff delay; doubles per attempt with full jitter, up to `maxDelayMs`. */
+  /** The first backoff step (core/src/retry.ts); doubles per attempt, up to `maxDelayMs`. */
   baseDelayMs?: number;
   maxDelayMs?: number;
   timeoutMs?: number;
@@ -27,7 +27,10 @@ export class HecSink implements ExportSink {
   readonly name: string;
   readonly #url: string;
 
-  constructor(private readonly options: HecOptions) {
+  readonly #options: HecOptions;
+
+  constructor(options: HecOptions) {
+    this.#options = options;
     const u = new URL(options.url);
     if (u.pathname === '/' || u.pathname === '') u.pathname = '/services/collector/event';
     this.#url = u.toString();
@@ -36,17 +39,18 @@ export class HecSink implements ExportSink {
 
   async deliver(events: readonly OcsfEvent[]): Promise<void> {
     const body = events
-      .map((e) => JSON.stringify({ event: e, time: e.time / 1000, source: 'agate', sourcetype: this.options.sourcetype ?? 'ocsf' }))
+      .map((e) => JSON.stringify({ event: e, time: e.time / 1000, source: 'agate', sourcetype: this.#options.sourcetype ?? 'ocsf' }))
       .join('\n');
-    const max = this.options.maxAttempts ?? 10;
+    const max = this.#options.maxAttempts ?? 10;
+    const backoff = new Backoff({ firstMs: this.#options.baseDelayMs ?? 250, maxMs: this.#options.maxDelayMs ?? 30_000 });
     for (let attempt = 1; ; attempt++) {
       const outcome = await this.#post(body);
       if (outcome === 'ok') return;
       if (outcome === 'fatal' || attempt >= max) {
         throw new AgateError(ErrorCode.EXPORT_DELIVERY_FAILED, `${this.name} did not accept ${events.length} events after ${attempt} attempt(s): ${this.#last}`, { retriable: outcome !== 'fatal' });
       }
-      const cap = Math.min(this.options.maxDelayMs ?? 30_000, (this.options.baseDelayMs ?? 250) * 2 ** (attempt - 1));
-      await sleep(Math.random() * cap, undefined, { signal: this.options.signal });
+      await pause(backoff.next(), this.#options.signal);
+      this.#options.signal?.throwIfAborted();
     }
   }
 
@@ -59,9 +63,9 @@ export class HecSink implements ExportSink {
     try {
       res = await fetch(this.#url, {
         method: 'POST',
-        headers: { authorization: `Splunk ${this.options.token}`, 'content-type': 'application/json' },
+        headers: { authorization: `Splunk ${this.#options.token}`, 'content-type': 'application/json' },
         body,
-        signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000),
+        signal: AbortSignal.timeout(this.#options.timeoutMs ?? 30_000),
       });
     } catch (err) {
       this.#last = `network error (${(err as Error).name})`;

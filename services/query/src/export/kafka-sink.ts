@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
+import { Backoff, pause } from '../../../../core/src/retry.js';
 import type { OcsfEvent } from '../ocsf/map.js';
 import type { ExportSink } from './types.js';
 
@@ -13,7 +13,7 @@ export interface KafkaSinkOptions {
   clientId?: string;
   /** Attempts per batch before giving up (the position stays, so a later run resumes). */
   maxAttempts?: number;
-  /** First backoff delay; doubles per attempt with full jitter, up to `maxDelayMs`. */
+  /** The first backoff step (core/src/retry.ts); doubles per attempt, up to `maxDelayMs`. */
   baseDelayMs?: number;
   maxDelayMs?: number;
   signal?: AbortSignal;
@@ -32,7 +32,10 @@ export class KafkaSink implements ExportSink {
   readonly #kafka: Kafka;
   #connected = false;
 
-  constructor(private readonly options: KafkaSinkOptions) {
+  readonly #options: KafkaSinkOptions;
+
+  constructor(options: KafkaSinkOptions) {
+    this.#options = options;
     this.name = `kafka:${options.topic}`;
     this.#kafka = new Kafka({
       clientId: options.clientId ?? 'agate-export',
@@ -51,11 +54,12 @@ export class KafkaSink implements ExportSink {
       value: JSON.stringify(e),
       headers: { 'agate-chain': e.metadata.log_name, 'agate-seq': String(e.metadata.sequence) },
     }));
-    const max = this.options.maxAttempts ?? 10;
+    const max = this.#options.maxAttempts ?? 10;
+    const backoff = new Backoff({ firstMs: this.#options.baseDelayMs ?? 250, maxMs: this.#options.maxDelayMs ?? 30_000 });
     for (let attempt = 1; ; attempt++) {
       try {
         await this.#connect();
-        await this.#producer.send({ topic: this.options.topic, acks: -1, messages });
+        await this.#producer.send({ topic: this.#options.topic, acks: -1, messages });
         return;
       } catch (err) {
         if (err instanceof AgateError && !err.retriable) throw err;
@@ -63,8 +67,8 @@ export class KafkaSink implements ExportSink {
           throw new AgateError(ErrorCode.EXPORT_DELIVERY_FAILED, `${this.name} did not accept ${events.length} events after ${attempt} attempt(s): ${(err as Error).message}`, { cause: err, retriable: true });
         }
       }
-      const cap = Math.min(this.options.maxDelayMs ?? 30_000, (this.options.baseDelayMs ?? 250) * 2 ** (attempt - 1));
-      await sleep(Math.random() * cap, undefined, { signal: this.options.signal });
+      await pause(backoff.next(), this.#options.signal);
+      this.#options.signal?.throwIfAborted();
     }
   }
 
@@ -80,10 +84,10 @@ export class KafkaSink implements ExportSink {
     await admin.connect();
     try {
       const topics = await admin.listTopics();
-      if (!topics.includes(this.options.topic)) {
+      if (!topics.includes(this.#options.topic)) {
         await admin.createTopics({
           waitForLeaders: true,
-          topics: [{ topic: this.options.topic, numPartitions: this.options.partitions ?? 1, replicationFactor: this.options.replicationFactor ?? 1 }],
+          topics: [{ topic: this.#options.topic, numPartitions: this.#options.partitions ?? 1, replicationFactor: this.#options.replicationFactor ?? 1 }],
         });
       }
     } finally {

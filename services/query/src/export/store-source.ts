@@ -40,10 +40,14 @@ export class StoreExportSource implements ExportSource {
   readonly #decisions = new Map<string, DecisionEvents>();
   readonly #addresses = new Map<string, string>();
 
-  constructor(private readonly store: Store) {}
+  readonly #store: Store;
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
 
   chains(): Promise<string[]> {
-    return listChains(this.store);
+    return listChains(this.#store);
   }
 
   async read(chainId: string, afterSeq: number, limit: number): Promise<OcsfEvent[]> {
@@ -68,7 +72,7 @@ export class StoreExportSource implements ExportSource {
 
   /** The position before the first stored record after `after`, or undefined at the chain's end. */
   async #nextStored(chainId: string, after: number): Promise<number | undefined> {
-    const [row] = await this.store.query<{ next: string | null }>(
+    const [row] = await this.#store.query<{ next: string | null }>(
       'SELECT min(seq) AS next FROM agate.ledger WHERE chain_id = {chain:String} AND seq > {after:UInt64} HAVING count() > 0',
       { chain: chainId, after },
     );
@@ -160,7 +164,7 @@ export class StoreExportSource implements ExportSource {
 
   /** Ledger rows in RowBinary: about ten times cheaper to take apart here than JSON rows holding JSON bodies. */
   async #rows(where: string, params: Record<string, unknown>): Promise<LedgerRow[]> {
-    const r = new RowBinaryReader(await this.store.queryRowBinary(
+    const r = new RowBinaryReader(await this.#store.queryRowBinary(
       `SELECT seq, toString(event_type), event_id, session_id, toUnixTimestamp64Micro(time), body FROM agate.ledger WHERE ${where}`, params));
     const rows: LedgerRow[] = [];
     while (!r.done) rows.push({ seq: r.uint64(), event_type: r.string(), event_id: r.string(), session_id: r.string(), time: microsToDateTime64(r.int64()), body: r.string() });

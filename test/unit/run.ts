@@ -1,0 +1,68 @@
+import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { dirname, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { classify } from './select.js';
+
+/*
+ * `npm run test:unit`: every unit test (see select.ts) in its own Node process, as `npm test`
+ * runs them, a few at a time. Prints each file's counts, then "N passed, N failed" and the wall
+ * time; exits 1 on any failure. `--list` prints the classification instead of running.
+ */
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const PER_FILE_TIMEOUT_MS = 60_000;
+
+interface Result { file: string; passed: number; total: number; code: number | null; output: string; ms: number }
+
+function runFile(file: string): Promise<Result> {
+  const started = Date.now();
+  return new Promise((done) => {
+    const child = spawn(process.execPath, ['--enable-source-maps', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.stderr.on('data', (c: Buffer) => chunks.push(c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), PER_FILE_TIMEOUT_MS);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const output = Buffer.concat(chunks).toString('utf8').replace(/\x1b\[[0-9;]*m/g, '');
+      const sum = (label: string) => [...output.matchAll(new RegExp(`^\\s*${label}:\\s+(\\d+)`, 'gm'))].reduce((s, m) => s + Number(m[1]), 0);
+      done({ file, passed: sum('Passed'), total: sum('Total'), code, output, ms: Date.now() - started });
+    });
+  });
+}
+
+async function main(): Promise<number> {
+  const { unit, service } = classify(ROOT);
+  if (process.argv.includes('--list')) {
+    for (const f of unit) console.log(`unit     ${relative(ROOT, f)}`);
+    for (const s of service) console.log(`service  ${relative(ROOT, s.file)}  (${s.needs})`);
+    return 0;
+  }
+  if (unit.length === 0) {
+    console.error('no unit tests found: build first (npx tsc -p tsconfig.json)');
+    return 1;
+  }
+  const started = Date.now();
+  const queue = [...unit];
+  const results: Result[] = [];
+  const worker = async () => {
+    for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
+      const r = await runFile(f);
+      results.push(r);
+      const bad = r.code !== 0 || r.passed < r.total;
+      console.log(`${bad ? 'FAIL' : 'ok  '} ${relative(ROOT, r.file)}  ${r.passed}/${r.total}  ${(r.ms / 1000).toFixed(1)} s`);
+      if (bad) console.log(r.output.split('\n').filter((l) => l.trim() !== '').slice(-40).join('\n'));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, availableParallelism()) }, worker));
+  const passed = results.reduce((s, r) => s + r.passed, 0);
+  const failedFiles = results.filter((r) => r.code !== 0 || r.passed < r.total);
+  // A file that died without counting a failure still counts as one, as in test/run.sh.
+  const failed = failedFiles.reduce((s, r) => s + Math.max(1, r.total - r.passed), 0);
+  console.log(`\n${unit.length} unit test files (${service.length} others need services: npm test)`);
+  for (const r of failedFiles) console.log(`FAILED: ${relative(ROOT, r.file)}`);
+  console.log(`${passed} passed, ${failed} failed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return failedFiles.length === 0 ? 0 : 1;
+}
+
+process.exitCode = await main();
