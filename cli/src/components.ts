@@ -119,7 +119,7 @@ export async function openBus(config: AgateConfig, codec: EventCodec, roles: rea
     // small one. Measured under pgbench (BENCHMARKS.md): the engine's insert and merge threads took
     // 164-347 µs of CPU per statement at 100 ms and 71 µs at 500 ms, on the cores the proxy and the
     // target share. The events are durable in the bus meanwhile; only the store lags.
-    return new LocalBus({ dir: join(config.data_dir, 'bus'), fsync: bus.fsync, logger: logger.child({ component: 'bus' }), lingerMs: { ledger: 500 }, codec });
+    return new LocalBus({ dir: join(config.data_dir, 'bus'), fsync: bus.fsync, segmentBytes: bus.segment_bytes, retentionMs: bus.retention_ms, logger: logger.child({ component: 'bus' }), lingerMs: { ledger: 500 }, codec });
   }
   const reg = bus.schema_registry;
   const wire = reg === undefined ? new SingleObjectWire(codec) : new RegistryWire(reg.url, bus.events_topic, codec, {

@@ -397,7 +397,17 @@ export const configSchema = z.strictObject({
   }),
   bus: withKind('local', z
     .discriminatedUnion('kind', [
-      z.strictObject({ kind: z.literal('local'), fsync: z.boolean().default(true) }),
+      z.strictObject({
+        kind: z.literal('local'),
+        fsync: z.boolean().default(true),
+        /** The log is kept in segments of this many bytes; a start scans only the last one. */
+        segment_bytes: z.number().int().min(64 * 1024).max(1 << 30).default(64 * 1024 * 1024),
+        /**
+         * A full segment is deleted once every consumer group has committed past it and it was
+         * sealed this long ago (1 hour; -1: never). The ledger is the lasting record.
+         */
+        retention_ms: z.number().int().min(-1).default(3_600_000),
+      }),
       z.strictObject({
         kind: z.literal('kafka'),
         brokers: z.array(hostPort).nonempty(),
@@ -434,7 +444,7 @@ export const configSchema = z.strictObject({
           .optional(),
       }),
     ]))
-    .default({ kind: 'local', fsync: true }),
+    .default({ kind: 'local', fsync: true, segment_bytes: 64 * 1024 * 1024, retention_ms: 3_600_000 }),
   store: withKind('embedded', z
     .discriminatedUnion('kind', [
       z.strictObject({ kind: z.literal('embedded'), path: z.string().optional() }),
