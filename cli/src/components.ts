@@ -243,9 +243,12 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     if (roles.some((r) => r !== 'query') || config.bus.kind === 'kafka') {
       const inner = await openBus(config, codec, roles, logger);
       // Everything the services publish and consume feeds metrics and readiness on the way.
-      bus = new InstrumentedBus(inner, readiness, inner instanceof KafkaBus ? () => inner.ping() : undefined);
+      const instrumented = new InstrumentedBus(inner, readiness, inner instanceof KafkaBus ? () => inner.ping() : undefined);
+      bus = instrumented;
       // A consumer that stopped does not come back by itself: not live, so an orchestrator restarts it.
       reportHealth({ component: 'bus', live: true, problem: () => inner.problem?.() });
+      // A write the bus refused (a full disk): not ready while it lasts, and the query API's /readyz says why.
+      reportHealth({ component: 'bus.append', problem: () => instrumented.writeProblem() });
     }
     if (roles.includes('ledger')) {
       const ledgerLogger = logger.child({ component: 'ledger' });

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { replaceFileSynced, replaceFileSyncedSync, syncDirSync } from '../durable-file.js';
+import { isOutOfSpace } from '../disk-space.js';
 import { AgateError, ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decodeSeal, encodeSeal, FILE_HEADER, frameHeader, MAX_RECORD, segmentBase, segmentName, type Seal } from './log-frame.js';
@@ -225,7 +226,9 @@ export class LocalLog {
           b.done(undefined, offsets);
         }
       } catch (cause) {
-        const err = new AgateError(ErrorCode.BUS_WRITE_FAILED, 'cannot append to the local event log', { cause, retriable: true });
+        // The system's reason (say, ENOSPC) is named: it is what an operator has to fix.
+        const why = isOutOfSpace(cause) ? 'the disk is full' : (cause as Error).message;
+        const err = new AgateError(ErrorCode.BUS_WRITE_FAILED, `cannot append to the local event log: ${why}`, { cause, retriable: true });
         for (const b of batch) b.done(err);
       }
     }

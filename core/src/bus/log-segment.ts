@@ -173,10 +173,20 @@ export class LogSegment {
     if (fsync && this.#extending === undefined && this.#allocated - this.#size < PREALLOCATE_LOW) this.#extend();
   }
 
-  /** After a failed write: the records alone, as a fresh scan finds them (the zeros are given back). */
+  /**
+   * After a failed write or sync: the file is cut back to the records committed before it. All
+   * of the failed commit goes, even the frames written whole before the disk filled up: their
+   * publishers were told they failed (and retry, or refuse the command), so keeping them would
+   * record events twice, or record commands that never ran as if they had been let through.
+   * The zeros written ahead go too: a disk that filled up needs them back.
+   */
   #cutBack(): void {
-    this.#size = this.#recover();
-    this.#allocated = this.#size;
+    try {
+      ftruncateSync(this.#fd, this.#size);
+      this.#allocated = this.#size;
+    } catch {
+      // Writes go at #size whatever follows it; the next start cuts what a crash leaves there.
+    }
   }
 
   /**
