@@ -171,7 +171,7 @@ export class LedgerService {
       // agate.ledger that fails in a materialized view behind it (a full disk) has stored the
       // ledger's rows all the same, and appending them again from the old head would record
       // them twice (seen: 172 records of 151 events).
-      if (!isRefusal(err)) this.#forget(source.stream, true);
+      if (!isRefusal(err)) this.#forget(source.stream, { fenced: source.assignment !== undefined });
       if (first !== undefined) this.#failedAt.set(source.stream, Math.min(failedAt ?? first, first));
       this.#waiting = isOutOfSpace(err)
         ? `the disk holding the store is full (${describeError(err).slice(0, 200)}); the events wait in the bus and are recorded once space is freed`
@@ -182,11 +182,16 @@ export class LedgerService {
     this.#waiting = undefined;
   }
 
-  /** Drops a chain's writer: the next batch loads it from the store again (under the same assignment, with `keepAssignment`). */
-  #forget(chainId: string, keepAssignment = false): void {
+  /** Drops a chain's writer: the next batch loads it from the store again (with `reload`: under the same assignment, loaded at once). */
+  #forget(chainId: string, reload?: { fenced: boolean }): void {
     this.#chains.delete(chainId);
+    if (reload !== undefined) {
+      // Reloaded now, not when the bus delivers again; the old writer answers `head` meanwhile.
+      this.chain(chainId, reload.fenced).catch(() => undefined);
+      return;
+    }
     this.#ready.delete(chainId);
-    if (!keepAssignment) this.#assignments.delete(chainId);
+    this.#assignments.delete(chainId);
   }
 
   /** Signs a checkpoint of every chain with records since its last one. */
