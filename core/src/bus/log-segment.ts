@@ -347,15 +347,7 @@ export class LogSegment {
    */
   #recover(): number {
     const size = fstatSync(this.#fd).size;
-    let pos = FILE_HEADER;
-    let f: FrameCheck = { kind: 'end' };
-    let records = 0;
-    while (pos < size) {
-      f = this.#frameAt(pos, size);
-      if (f.kind !== 'record') break;
-      pos += FRAME_HEADER + f.length;
-      records++;
-    }
+    const { pos, records, f } = this.#scan(size);
     this.#records = records;
     if (f.kind === 'bad') {
       const header = Buffer.alloc(4);
@@ -374,6 +366,38 @@ export class LogSegment {
       ftruncateSync(this.#fd, pos);
     }
     return pos;
+  }
+
+  /**
+   * Walks the whole records from the header on, checking each one's CRC: where they end, how
+   * many there are, and what stopped the walk. Read a block at a time, like `read` (a read per
+   * frame header and another per record made a start take 4.6 s for a million records).
+   */
+  #scan(size: number): { pos: number; records: number; f: FrameCheck } {
+    let pos = FILE_HEADER;
+    let records = 0;
+    let f: FrameCheck = { kind: 'end' };
+    const block = Buffer.allocUnsafe(READ_BLOCK);
+    while (pos < size) {
+      const part = block.subarray(0, Math.min(READ_BLOCK, size - pos));
+      readFully(this.#fd, part, pos);
+      let at = 0;
+      for (;;) {
+        f = checkFrame(part, at);
+        if (f.kind !== 'record') break;
+        at += FRAME_HEADER + f.length;
+        records++;
+      }
+      if (f.kind === 'short' && at === 0) {
+        // A record larger than a block, or one cut short at the end of the file.
+        f = this.#frameAt(pos, size);
+        if (f.kind !== 'record') return { pos, records, f };
+        at = FRAME_HEADER + f.length;
+        records++;
+      } else if (f.kind !== 'short') return { pos: pos + at, records, f };
+      pos += at;
+    }
+    return { pos, records, f: pos === size ? { kind: 'end' } : f };
   }
 
   #countNonZero(from: number, to: number): number {
