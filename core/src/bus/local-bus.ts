@@ -250,6 +250,8 @@ class LocalConsumer {
   #lastCommit = 0;
   #commitTimer: NodeJS.Timeout | undefined;
   #writing: Promise<void> | undefined;
+  /** The last commit failed (said once, until one succeeds). */
+  #commitFailing = false;
   /** Why the group stopped, once it did (a record it cannot read: never skipped). */
   #failure: string | undefined;
 
@@ -407,8 +409,16 @@ class LocalConsumer {
     // file (which is refused at start). Written off the event loop: a rename on a busy disk
     // measured 2 ms, taken from every proxy session; at most one every COMMIT_INTERVAL_MS.
     this.#writing = writeOffsetFile(this.offsetFile, position)
-      .then(() => void (this.#committed = Math.max(this.#committed, position)))
-      .catch((err: unknown) => this.logger.warn('cannot commit the consumer position; it is retried', { error: describeError(err) }))
+      .then(() => {
+        this.#committed = Math.max(this.#committed, position);
+        if (this.#commitFailing) this.logger.info('the consumer position is committed again', { position });
+        this.#commitFailing = false;
+      })
+      // Once per run of failures (a full disk fails every try, five a second).
+      .catch((err: unknown) => {
+        if (!this.#commitFailing) this.logger.warn('cannot commit the consumer position; it is retried', { error: describeError(err) });
+        this.#commitFailing = true;
+      })
       .finally(() => {
         this.#writing = undefined;
         // Events handled while this was written are committed by the timer if none follow.
