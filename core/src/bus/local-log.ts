@@ -11,7 +11,7 @@ export type { LogRecord } from './log-segment.js';
 
 /** How long a record appended with `urgent: false` may wait for a commit to join. */
 const LAZY_MS = 2;
-/** Default largest segment: a start scans at most this much (the last segment), ~70 ms. */
+/** Default largest segment: a start scans at most this much (the last segment): 171 ms for 40 MiB measured on a busy 2-core machine. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 
 export interface LocalLogOptions {
