@@ -189,6 +189,11 @@ test('statements are refused while the disk is full, /readyz says why, and Agate
   } finally {
     await store.close();
   }
+  // The chain verifies against its signed checkpoint. (The session tables behind agate.sessions
+  // may not: an INSERT whose materialized view failed on the full disk stored the ledger's rows
+  // but not the view's, and verify says so; a known gap, see the issue.)
+  const verify = await agate.cli(['verify', '--config', agate.configPath, '--offline']);
+  assert.match(verify.stdout, /chain embedded: OK, records 1\.\.\d+ verified \(\d+\); matches signed checkpoint/, verify.stdout + verify.stderr);
 });
 
 test.run();
