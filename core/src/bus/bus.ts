@@ -15,8 +15,9 @@ export interface Bus {
   /**
    * Publishes the command durably (write-ahead), then waits for the first verdict on it for at
    * most `deadlineMs`. A missing verdict is `{ kind: 'timeout' }`, never an exception: the caller
-   * refuses the command and records why. With `onHold`, a `hold` verdict is reported to it and
-   * the wait goes on, up to the hold's expiry plus `deadlineMs`, for the final verdict.
+   * refuses the command and records why (and the command itself, if its publish then fails).
+   * A publish that fails before the deadline rejects. With `onHold`, a `hold` verdict is reported
+   * to it and the wait goes on, up to the hold's expiry plus `deadlineMs`, for the final verdict.
    */
   requestVerdict(command: Command, deadlineMs: number, options?: VerdictRequestOptions): Promise<VerdictOutcome>;
 
@@ -29,20 +30,49 @@ export interface Bus {
   subscribe(options: SubscribeOptions): Promise<Subscription>;
 
   /**
+   * The name under which the backbone knows this process is alive, when it holds a lease (a
+   * proxy on Kafka; see leases.ts). Its sessions carry it, so they can be closed if it dies.
+   */
+  readonly lease?: string;
+
+  /**
    * Why the bus cannot do its work, e.g. a consumer group that stopped on a record it cannot
    * read (it never skips one); undefined when it can. /healthz and /readyz report it.
    */
   problem?(): string | undefined;
 
+  /**
+   * The embedded bus only (policy runs in the same process): from now on each published command
+   * is decided by `decider` as it is written, and the command and what the decider returns (its
+   * verdict, after an ApprovalRequested for a hold) share one durable write; a waiter hears the
+   * verdict only once that write is durable. So a command never runs under a verdict a crash
+   * can lose, at one fdatasync per statement. `undefined` withdraws the decider (its service
+   * stopped). Absent on Kafka, where the policy service's verdict is replicated to the in-sync
+   * replicas before any proxy can read it.
+   */
+  decideInline?(decider: InlineDecider | undefined): void;
+
   close(): Promise<void>;
 }
+
+/**
+ * Decides a command as it is written: the events to write right after it, in order (none when
+ * the command gets no verdict). It must not throw: a command it cannot decide is refused.
+ */
+export type InlineDecider = (command: Command) => readonly AgateEvent[];
 
 export interface VerdictRequestOptions {
   /** Called once per `hold` verdict (the command awaits a human); the wait continues. */
   onHold?: (verdict: Verdict) => void;
 }
 
-export type VerdictOutcome = { kind: 'verdict'; verdict: Verdict } | { kind: 'timeout' };
+export type VerdictOutcome =
+  | { kind: 'verdict'; verdict: Verdict }
+  /**
+   * `published` settles with the command's own publish, which may still be in flight at the
+   * deadline (a broker away) and fail later: the caller then records the command itself.
+   */
+  | { kind: 'timeout'; published: Promise<void> };
 
 /** Where a batch came from: one totally ordered stream (a Kafka partition, or the local log). */
 export interface StreamInfo {
