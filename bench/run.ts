@@ -11,6 +11,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   policy: () => import('./policy.js'),
   k8s: () => import('./k8s.js'),
   ssh: () => import('./ssh.js'),
+  buslog: () => import('./buslog.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -126,7 +126,7 @@ export async function openBus(config: AgateConfig, codec: EventCodec, roles: rea
     // small one. Measured under pgbench (BENCHMARKS.md): the engine's insert and merge threads took
     // 164-347 µs of CPU per statement at 100 ms and 71 µs at 500 ms, on the cores the proxy and the
     // target share. The events are durable in the bus meanwhile; only the store lags.
-    return new LocalBus({ dir: join(config.data_dir, 'bus'), fsync: bus.fsync, logger: logger.child({ component: 'bus' }), lingerMs: { ledger: 500 }, codec });
+    return new LocalBus({ dir: join(config.data_dir, 'bus'), fsync: bus.fsync, segmentBytes: bus.segment_bytes, retentionMs: bus.retention_ms, logger: logger.child({ component: 'bus' }), lingerMs: { ledger: 500 }, codec });
   }
   const reg = bus.schema_registry;
   const wire = reg === undefined ? new SingleObjectWire(codec) : new RegistryWire(reg.url, bus.events_topic, codec, {
@@ -248,9 +248,12 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const inner = await openBus(config, codec, roles, logger);
       if (inner instanceof KafkaBus) leases = inner;
       // Everything the services publish and consume feeds metrics and readiness on the way.
-      bus = new InstrumentedBus(inner, readiness, inner instanceof KafkaBus ? () => inner.ping() : undefined);
+      const instrumented = new InstrumentedBus(inner, readiness, inner instanceof KafkaBus ? () => inner.ping() : undefined);
+      bus = instrumented;
       // A consumer that stopped does not come back by itself: not live, so an orchestrator restarts it.
       reportProblems('bus.consumers', () => inner.problem?.(), true);
+      // A write the bus refused (a full disk): not ready while it lasts, and /readyz says why.
+      reportProblems('bus.append', () => instrumented.writeProblem());
       // The proxies of the previous run are gone: what they left open (a crash, a kill) is
       // closed in the record before any listener opens.
       if (inner instanceof LocalBus && roles.includes('proxy')) started.push((await OpenWorkTracker.recover(inner, bus, logger.child({ component: 'recovery' }), nowMicros)).tracker);

@@ -20,7 +20,7 @@ parse('applies defaults to a minimal config', () => {
   assert.is(c.policy.default, 'deny');
   assert.is(c.proxy.verdict_timeout_ms, 2000);
   assert.is(c.data_dir, '/etc/agate/.agate');
-  assert.equal(c.bus, { kind: 'local', fsync: true });
+  assert.equal(c.bus, { kind: 'local', fsync: true, segment_bytes: 64 * 1024 * 1024, retention_ms: 3_600_000 });
 });
 
 parse('names the file, line, key and expectation for a wrong type', () => {

@@ -425,7 +425,12 @@ export const configSchema = z.strictObject({
   }),
   bus: withKind('local', z
     .discriminatedUnion('kind', [
-      z.strictObject({ kind: z.literal('local'), fsync: z.boolean().default(true).describe('fsync every append (write-ahead)') }),
+      z.strictObject({
+        kind: z.literal('local'),
+        fsync: z.boolean().default(true).describe('fsync every append (write-ahead)'),
+        segment_bytes: z.number().int().min(64 * 1024).max(1 << 30).default(64 * 1024 * 1024).describe('the log is kept in segments of this many bytes; a start scans only the last one'),
+        retention_ms: z.number().int().min(-1).default(3_600_000).describe('a full segment is deleted once every consumer group has committed past it and it was sealed this long ago (1 hour; `-1`: never); the ledger is the lasting record'),
+      }),
       z.strictObject({
         kind: z.literal('kafka'),
         brokers: z.array(hostPort).nonempty().describe('the Kafka brokers to bootstrap from'),
@@ -472,7 +477,7 @@ export const configSchema = z.strictObject({
           .describe('a Confluent-compatible schema registry: events travel in the Confluent wire format'),
       }),
     ]))
-    .default({ kind: 'local', fsync: true })
+    .prefault({ kind: 'local' })
     .describe('`local` (embedded, one process) or `kafka`'),
   store: withKind('embedded', z
     .discriminatedUnion('kind', [

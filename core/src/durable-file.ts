@@ -1,9 +1,10 @@
+import { closeSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { link, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 /** Writes `text` to `path` and fsyncs it before resolving. */
-export async function writeFileSynced(path: string, text: string, mode = 0o666): Promise<void> {
+export async function writeFileSynced(path: string, text: string | Uint8Array, mode = 0o666): Promise<void> {
   const file = await open(path, 'w', mode);
   try {
     await file.writeFile(text);
@@ -27,11 +28,29 @@ async function syncDir(path: string): Promise<void> {
  * renamed over the old one, then the directory fsynced so the rename survives a power cut too.
  * A reader sees the old file or the new one, never part of either.
  */
-export async function replaceFileSynced(path: string, text: string, mode = 0o666): Promise<void> {
+export async function replaceFileSynced(path: string, text: string | Uint8Array, mode = 0o666): Promise<void> {
   const tmp = `${path}.tmp`;
   await writeFileSynced(tmp, text, mode);
   await rename(tmp, path);
   await syncDir(path);
+}
+
+/** `replaceFileSynced` without leaving the event loop, for code that runs before it serves (opening a log). */
+export function replaceFileSyncedSync(path: string, bytes: string | Uint8Array, mode = 0o666): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, bytes, { mode, flush: true });
+  renameSync(tmp, path);
+  syncDirSync(dirname(path));
+}
+
+/** fsyncs the directory `dir`, so the names created, renamed or removed in it last. */
+export function syncDirSync(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** What `createFileOnce` found: it made the file, or the file already held exactly `text`. */

@@ -75,6 +75,8 @@ export const ErrorCode = {
   LEDGER_SOURCE_MISMATCH: 'LEDGER_SOURCE_MISMATCH',
   /** Another ledger instance appended to the chain since this one read its head: the batch is retried from the store's head. */
   LEDGER_CHAIN_MOVED: 'LEDGER_CHAIN_MOVED',
+  /** A batch handed over after one that failed: appending it would leave a gap; the bus delivers both again. */
+  LEDGER_BATCH_AFTER_FAILURE: 'LEDGER_BATCH_AFTER_FAILURE',
   POLICY_INVALID: 'POLICY_INVALID',
   // HTTP API
   API_UNAUTHORIZED: 'API_UNAUTHORIZED',

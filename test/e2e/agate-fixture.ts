@@ -1,13 +1,12 @@
 // A real Agate for end-to-end tests: a throwaway PostgreSQL 15, a real OIDC issuer over HTTP,
 // and `agate start` as a child process (agate-process.ts) with its own data directory. Tests
 // talk to it with real clients (psql, pgbench, node-postgres, psycopg) and read what it recorded.
-import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { cleanEnv, startAgateProcess } from './agate-process.js';
 import { EventCodec } from '../../schemas/src/codec.js';
-import { logEvents } from './bus-log.js';
+import { busLogBytes, logEvents } from './bus-log.js';
 import type { AgateEvent } from '../../schemas/src/events.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PgUserKey, type PostgresServer } from '../harness/postgres.js';
@@ -109,8 +108,7 @@ ${options.extraYaml ?? ''}
     const sshAddress = /^([\d.]+):(\d+)$/.exec(String(proc.started.ssh ?? ''));
     const token = (extra: Record<string, unknown> = {}) => oidc.mint(oidc.githubActionsClaims(extra));
     const codec = new EventCodec();
-    const busLogPath = join(proc.dataDir, 'bus', 'events.log');
-    const busLog = () => (existsSync(busLogPath) ? readFileSync(busLogPath) : Buffer.alloc(0));
+    const busLog = () => busLogBytes(join(proc.dataDir, 'bus'));
     let stopping: Promise<void> | undefined;
     const stop = async () => {
       try {

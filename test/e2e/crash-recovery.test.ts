@@ -17,7 +17,7 @@ import { CUT_SESSION_REASON } from '../../services/ingress-proxy/src/cut-work.js
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
-import { logEvents } from './bus-log.js';
+import { busLogBytes, logEvents } from './bus-log.js';
 import { auditEntries } from './pgaudit-log.js';
 
 const KILLS = 6;
@@ -108,7 +108,7 @@ test('six SIGKILLs at random moments under load: every statement PostgreSQL ran 
   const last = await start();
   await last.stop();
 
-  const events = logEvents(readFileSync(join(dataDir(), 'bus', 'events.log')), new EventCodec());
+  const events = logEvents(busLogBytes(join(dataDir(), 'bus')), new EventCodec());
   const commands = new Map<string, Command>();
   const byKey = new Map<string, Command>();
   const verdicts = new Map<string, Verdict[]>();

@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import { ocsfErrors } from '../harness/ocsf-validator.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventCodec } from '../../schemas/src/codec.js';
 import type { AgateEvent, AuthenticationFailed, Command, Response, Verdict } from '../../schemas/src/events.js';
@@ -16,7 +16,7 @@ import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { findFreePort } from '../harness/postgres.js';
 import { run, type RunResult } from '../harness/proc.js';
 import { cleanEnv, startAgateProcess, type AgateProcess } from './agate-process.js';
-import { logEvents } from './bus-log.js';
+import { busLogBytes, logEvents } from './bus-log.js';
 
 interface Ctx {
   kube: KubeApiServer;
@@ -119,8 +119,7 @@ async function kubectl(ctx: Ctx, args: string[], opts: { token?: string; input?:
 }
 
 function events(ctx: Ctx): AgateEvent[] {
-  const path = join(ctx.agate.dataDir, 'bus', 'events.log');
-  return logEvents(existsSync(path) ? readFileSync(path) : Buffer.alloc(0), new EventCodec());
+  return logEvents(busLogBytes(join(ctx.agate.dataDir, 'bus')), new EventCodec());
 }
 
 async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
@@ -344,7 +343,7 @@ k8s('a Secret read through Agate comes back masked; its value is nowhere in the 
   });
 
   for (const needle of [SECRET_VALUE, SECRET_B64]) {
-    const bus = readFileSync(join(ctx.agate.dataDir, 'bus', 'events.log'));
+    const bus = busLogBytes(join(ctx.agate.dataDir, 'bus'));
     assert.is(bus.indexOf(needle), -1, `${needle} in the bus log`);
     assert.not.ok(ctx.agate.stderr().includes(needle), `${needle} in Agate's log`);
   }

@@ -2,7 +2,7 @@
 // kubectl pointed at it through the kubeconfig `agate kubeconfig` prints: the setup shared by the
 // Kubernetes end-to-end files that need only one target and their own policy.
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventCodec } from '../../schemas/src/codec.js';
 import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/events.js';
@@ -11,7 +11,7 @@ import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { findFreePort } from '../harness/postgres.js';
 import { run, type RunResult } from '../harness/proc.js';
 import { cleanEnv, startAgateProcess, type AgateProcess } from './agate-process.js';
-import { logEvents } from './bus-log.js';
+import { busLogBytes, logEvents } from './bus-log.js';
 
 export interface KubeAgate {
   kube: KubeApiServer;
@@ -68,8 +68,7 @@ export async function agentKubectl(ctx: KubeAgate, args: string[], opts: { input
 }
 
 export function busLog(ctx: KubeAgate): Buffer {
-  const path = join(ctx.agate.dataDir, 'bus', 'events.log');
-  return existsSync(path) ? readFileSync(path) : Buffer.alloc(0);
+  return busLogBytes(join(ctx.agate.dataDir, 'bus'));
 }
 
 export function events(ctx: KubeAgate): AgateEvent[] {

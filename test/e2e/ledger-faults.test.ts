@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, closeSync, cpSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { busSegments } from './bus-log.js';
 import pg from 'pg';
 import { FILE_HEADER, frameHeader, recordsIn } from '../../core/src/bus/log-frame.js';
 import { EmbeddedStore } from '../../core/src/store/embedded.js';
@@ -152,11 +153,11 @@ test('a session row deleted from the tables behind agate.sessions is named by pl
 test('a torn record in the zeros after a crash is cut at start with a warning; an undecodable record stops the consumers and fails /healthz and /readyz', async () => {
   rmSync(dataDir(), { recursive: true, force: true });
   rmSync(cpDir(), { recursive: true, force: true });
-  const log = join(dataDir(), 'bus', 'events.log');
   let agate = await start();
   await statements(agate, 5);
   process.kill(agate.pid, 'SIGKILL'); // the file keeps the zeros written ahead of the records
   await agate.stop();
+  const log = busSegments(join(dataDir(), 'bus')).pop()!; // the one segment, appended to (base 16: offsets are file positions)
   const bytes = readFileSync(log);
   const end = FILE_HEADER + recordsIn(bytes).reduce((n, r) => n + 8 + r.length, 0);
   assert.ok(bytes.length > end + 4096, 'zeros follow the records');

@@ -5,7 +5,6 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { EventCodec } from '../../schemas/src/codec.js';
@@ -14,7 +13,7 @@ import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { parseExposition, sampleValue, type Exposition } from '../harness/prom-text.js';
 import { agateConfig, cleanEnv, startAgateProcess, type AgateProcess } from './agate-process.js';
-import { logEvents } from './bus-log.js';
+import { busLogBytes, logEvents } from './bus-log.js';
 
 interface Ctx { pg: PostgresServer; oidc: OidcIssuer; agate: AgateProcess; ops: string }
 const ops = suite<Ctx>('ops listener: health, readiness, metrics, drain');
@@ -76,7 +75,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
-const events = (ctx: Ctx): AgateEvent[] => logEvents(readFileSync(join(ctx.agate.dataDir, 'bus', 'events.log')), new EventCodec());
+const events = (ctx: Ctx): AgateEvent[] => logEvents(busLogBytes(join(ctx.agate.dataDir, 'bus')), new EventCodec());
 
 ops('/healthz is 200 and /readyz lists every component of the embedded process as ready', async (ctx) => {
   assert.equal(await (await fetch(`${ctx.ops}/healthz`)).json(), { status: 'ok' });

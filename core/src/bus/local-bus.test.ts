@@ -1,8 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { AgateError, ErrorCode } from '../errors.js';
-import { frameHeader, recordsIn } from './log-frame.js';
+import { FILE_HEADER, frameHeader, recordsIn, segmentName } from './log-frame.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -20,6 +20,8 @@ const freshDir = () => {
   return d;
 };
 const open = (dir: string) => new LocalBus({ dir, fsync: true, logger: silentLogger });
+/** The file of a bus's first (and, in most tests, only) log segment. */
+const firstSegment = (dir: string) => join(dir, 'segments', segmentName(FILE_HEADER, 'log'));
 const command = (): Command => ({ ...SAMPLES.Command, event_id: randomUUID() });
 
 /** Collects what a group receives until `count` events arrived. */
@@ -194,7 +196,7 @@ bus('requestVerdict: resolves with the verdict, or times out when none comes', a
 });
 
 /** The events in the bus's log file as it is on disk now. */
-const onDisk = (dir: string) => recordsIn(readFileSync(join(dir, 'events.log'))).map((r) => new EventCodec().decode(r));
+const onDisk = (dir: string) => recordsIn(readFileSync(firstSegment(dir))).map((r) => new EventCodec().decode(r));
 
 bus('decideInline: a command and its verdict are written together, and the waiter hears the verdict only once it is in the log', async () => {
   const dir = freshDir();
@@ -282,7 +284,7 @@ async function refusedOffset(dir: string): Promise<AgateError> {
 bus('the committed position is the log end in a file of its own, a plain decimal', async () => {
   const dir = freshDir();
   const at = await committed(dir, 3);
-  assert.is(at, statSync(join(dir, 'events.log')).size);
+  assert.is(at, statSync(firstSegment(dir)).size);
   assert.is(readFileSync(join(dir, 'groups', 'ledger.offset'), 'utf8'), String(at));
 });
 
@@ -322,7 +324,7 @@ bus('a consumer stopped by a record it cannot decode says so through problem(); 
   await first.close();
   // A record whose checksum holds but whose body is no event (a writer's bug, not a torn write).
   const junk = Buffer.from('not an avro event');
-  appendFileSync(join(dir, 'events.log'), Buffer.concat([frameHeader(junk), junk]));
+  appendFileSync(firstSegment(dir), Buffer.concat([frameHeader(junk), junk]));
   const b = open(dir);
   assert.is(b.problem(), undefined);
   const c = collect(b, 'ledger', ['Command'], 1);
@@ -353,7 +355,7 @@ bus('a torn final frame from a crash is cut on open; publishing after close is r
   const first = open(dir);
   await first.publish(command());
   await first.close();
-  const log = join(dir, 'events.log');
+  const log = firstSegment(dir);
   const intact = statSync(log).size;
   appendFileSync(log, Buffer.from([0, 0, 1, 0, 0xc3, 0, 0, 0, 1])); // a frame header promising 256 bytes, then a crash
   const second = open(dir);
@@ -370,6 +372,63 @@ bus('a torn final frame from a crash is cut on open; publishing after close is r
   } catch (err) {
     assert.is((err as { code: string }).code, 'BUS_CLOSED');
   }
+});
+
+bus('a data directory from before segments opens: its events.log becomes the first segment and each group resumes where it was', async () => {
+  const dir = freshDir();
+  const first = open(dir);
+  const events = [command(), command(), command()];
+  for (const e of events) await first.publish(e);
+  const c1 = collect(first, 'ledger', ['Command'], 2);
+  await c1.finished;
+  await (await c1.sub).close();
+  await first.close();
+  // As an Agate from before segments left it: bus/events.log and bus/groups/.
+  renameSync(firstSegment(dir), join(dir, 'events.log'));
+  rmSync(join(dir, 'segments'), { recursive: true });
+  const committedAt = Number(readFileSync(join(dir, 'groups', 'ledger.offset'), 'utf8'));
+  const second = open(dir);
+  assert.not.ok(existsSync(join(dir, 'events.log')));
+  const later = command();
+  await second.publish(later);
+  const c2 = collect(second, 'ledger', ['Command'], 1);
+  await c2.finished;
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(c2.got.map((e) => e.event_id), [later.event_id], 'nothing delivered twice, nothing skipped');
+  assert.ok(committedAt > FILE_HEADER);
+  await (await c2.sub).close();
+  await second.close();
+});
+
+bus('retention deletes old segments every group committed past, and keeps those a group (subscribed or not) still needs', async () => {
+  const dir = freshDir();
+  const b = new LocalBus({ dir, fsync: false, logger: silentLogger, segmentBytes: 4096, retentionMs: 0, retentionCheckMs: 3_600_000 });
+  for (let i = 0; i < 40; i++) await b.publish(command());
+  // A group that read the first events long ago and is not running now pins its segments.
+  const idle = b.segments()[1]!.base;
+  writeFileSync(join(dir, 'groups', 'reports.offset'), String(idle));
+  const c = collect(b, 'ledger', ['Command'], 40);
+  await c.finished;
+  const sub = await c.sub;
+  await sub.close(); // commits the ledger's position: the end of the log
+  b.retain();
+  assert.equal(b.segments()[0]!.base, idle, 'deleted up to the idle group, no further');
+  writeFileSync(join(dir, 'groups', 'reports.offset'), String(b.segments().pop()!.base));
+  b.retain();
+  assert.is(b.segments().length, 1, 'every sealed segment is gone once every group is past it');
+  assert.equal(readdirSync(join(dir, 'segments')).filter((n) => n.endsWith('.log')).length, 1);
+  // A group subscribed now that has not committed yet holds the log from where it reads.
+  for (let i = 0; i < 40; i++) await b.publish(command());
+  const holdsAt = b.segments()[0]!.base;
+  const stuck = await b.subscribe({ group: 'stuck', types: ['Command'], handler: () => Promise.reject(new Error('store down')) });
+  const ledger = collect(b, 'ledger', ['Command'], 40);
+  await ledger.finished;
+  await (await ledger.sub).close();
+  writeFileSync(join(dir, 'groups', 'reports.offset'), String(b.segments().pop()!.base));
+  b.retain();
+  assert.is(b.segments()[0]!.base, holdsAt);
+  await stuck.close();
+  await b.close();
 });
 
 bus.run();

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventCodec, freezeEvent } from '../../../schemas/src/codec.js';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
@@ -8,7 +8,7 @@ import { Backoff, pause } from '../retry.js';
 import type { Bus, InlineDecider, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions, StreamInfo } from './bus.js';
 import { VerdictWaiters } from './verdict-waiters.js';
 import { LocalLog } from './local-log.js';
-import { readOffsetFile, writeOffsetFile } from './offset-file.js';
+import { peekOffsetFile, readOffsetFile, writeOffsetFile } from './offset-file.js';
 import { FRAME_HEADER } from './log-frame.js';
 
 export interface LocalBusOptions {
@@ -28,12 +28,25 @@ export interface LocalBusOptions {
    * event instead of encoding the same event a second time.
    */
   codec?: EventCodec;
+  /** Largest segment of the log (LocalLogOptions.segmentBytes). */
+  segmentBytes?: number;
+  /**
+   * A sealed segment is deleted once every consumer group committed past it and it was sealed
+   * this long ago; undefined or -1: never.
+   */
+  retentionMs?: number;
+  /** How often retention looks for segments to delete. */
+  retentionCheckMs?: number;
 }
+
+/** Retention looks for segments to delete this often by default. */
+const RETENTION_CHECK_MS = 60_000;
 
 /**
  * The embedded bus: every event is appended to one fsynced local log before `publish`
  * resolves, and consumer groups read that log from their committed position, so a crash
- * between recording and storing loses nothing.
+ * between recording and storing loses nothing. The log is kept in segments; those every group
+ * has committed past are deleted once older than the retention.
  */
 export class LocalBus implements Bus {
   readonly #log: LocalLog;
@@ -45,6 +58,8 @@ export class LocalBus implements Bus {
   readonly #consumers = new Set<LocalConsumer>();
   /** The newest events, kept decoded so caught-up consumers need not read them back from disk. */
   readonly #recent = new RecentEvents();
+  readonly #retentionMs: number;
+  #retentionTimer: NodeJS.Timeout | undefined;
   /** Decides commands as they are written (decideInline); unset, policy consumes them from the log. */
   #decider: InlineDecider | undefined;
   readonly #observers: ((event: AgateEvent, next: number) => void)[] = [];
@@ -56,7 +71,48 @@ export class LocalBus implements Bus {
     this.#linger = options.lingerMs ?? {};
     this.#codec = options.codec ?? new EventCodec();
     mkdirSync(join(options.dir, 'groups'), { recursive: true });
-    this.#log = new LocalLog(join(options.dir, 'events.log'), { fsync: options.fsync, logger: options.logger });
+    // A data directory from before segments holds one `events.log`: it becomes the first segment.
+    this.#log = new LocalLog(join(options.dir, 'segments'), { fsync: options.fsync, logger: options.logger, segmentBytes: options.segmentBytes, legacyFile: join(options.dir, 'events.log') });
+    this.#retentionMs = options.retentionMs ?? -1;
+    if (this.#retentionMs >= 0) this.#retentionTimer = setInterval(() => this.retain(), options.retentionCheckMs ?? RETENTION_CHECK_MS).unref();
+  }
+
+  /** The log's segments, oldest first (operators' tools, tests, benchmarks). */
+  segments(): ReturnType<LocalLog['segments']> {
+    return this.#log.segments();
+  }
+
+  /**
+   * Deletes the sealed segments every consumer group has committed past, once older than the
+   * retention (run on a timer; callable at any time). Groups count whether or not they are
+   * subscribed now: a group's committed position on disk holds its segments until it moves.
+   */
+  retain(): void {
+    if (this.#closed || this.#retentionMs < 0) return;
+    const committed = this.#lowestCommitted();
+    if (committed === undefined) return;
+    try {
+      this.#log.retain(committed, this.#retentionMs);
+    } catch (err) {
+      this.#logger.warn('cannot delete old event log segments; retried later', { error: describeError(err) });
+    }
+  }
+
+  /**
+   * The lowest position any consumer group has committed (on disk or, for a group subscribed
+   * now, in memory); undefined when there is no group yet, or a committed position cannot be
+   * read: nothing is deleted then.
+   */
+  #lowestCommitted(): number | undefined {
+    let lowest = Infinity;
+    for (const c of this.#consumers) lowest = Math.min(lowest, c.committed);
+    for (const name of readdirSync(join(this.#dir, 'groups'))) {
+      if (!name.endsWith('.offset')) continue;
+      const position = peekOffsetFile(join(this.#dir, 'groups', name));
+      if (position === undefined) return undefined;
+      lowest = Math.min(lowest, position === 0 ? this.#log.start : position);
+    }
+    return Number.isFinite(lowest) ? lowest : undefined;
   }
 
   publish(event: AgateEvent): Promise<void> {
@@ -159,6 +215,7 @@ export class LocalBus implements Bus {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#retentionTimer);
     await Promise.all([...this.#consumers].map((c) => c.stop()));
     this.#consumers.clear();
     await this.#log.close();
@@ -256,6 +313,8 @@ class LocalConsumer {
   #lastCommit = 0;
   #commitTimer: NodeJS.Timeout | undefined;
   #writing: Promise<void> | undefined;
+  /** The last commit failed (said once, until one succeeds). */
+  #commitFailing = false;
   /** Why the group stopped, once it did (a record it cannot read: never skipped). */
   #failure: string | undefined;
 
@@ -275,6 +334,11 @@ class LocalConsumer {
 
   get failure(): string | undefined {
     return this.#failure;
+  }
+
+  /** The position last committed to disk (where the group resumes after a restart). */
+  get committed(): number {
+    return this.#committed;
   }
 
   start(): void {
@@ -407,8 +471,16 @@ class LocalConsumer {
     // file (which is refused at start). Written off the event loop: a rename on a busy disk
     // measured 2 ms, taken from every proxy session; at most one every COMMIT_INTERVAL_MS.
     this.#writing = writeOffsetFile(this.offsetFile, position)
-      .then(() => void (this.#committed = Math.max(this.#committed, position)))
-      .catch((err: unknown) => this.logger.warn('cannot commit the consumer position; it is retried', { error: describeError(err) }))
+      .then(() => {
+        this.#committed = Math.max(this.#committed, position);
+        if (this.#commitFailing) this.logger.info('the consumer position is committed again', { position });
+        this.#commitFailing = false;
+      })
+      // Once per run of failures (a full disk fails every try, five a second).
+      .catch((err: unknown) => {
+        if (!this.#commitFailing) this.logger.warn('cannot commit the consumer position; it is retried', { error: describeError(err) });
+        this.#commitFailing = true;
+      })
       .finally(() => {
         this.#writing = undefined;
         // Events handled while this was written are committed by the timer if none follow.

@@ -8,6 +8,18 @@ import { crc32c } from './crc32c.js';
  * frame read from the wrong offset is caught, and a length of 0 marks the end of the records
  * (the log writes zeros ahead of them; no record is empty). Logs from before version 1 (bare
  * length-prefixed records, no header) are refused by name, not guessed at.
+ *
+ * The log is a directory of segments, each one such file, named by its base offset (20 digits,
+ * `.log`): the log-wide offset of its first record. A record at byte p of the file of the
+ * segment with base B has the offset B + p - FILE_HEADER, so offsets run on from one segment to
+ * the next without a gap and a consumer's committed position means the same whichever segment
+ * holds it. The first segment's base is FILE_HEADER: a log from before segments (one
+ * `events.log`) is that segment, its offsets unchanged. Every segment but the last is sealed: cut
+ * to its records, fsynced, and described by a seal file beside it (`<base>.seal`):
+ *   "agateseg" | version uint32 BE | base uint64 BE | end uint64 BE | records uint64 BE |
+ *   sealed at (ms since the epoch) uint64 BE | CRC-32C of the 44 bytes before
+ * A start reads the seals and checks each file's size against them; it scans only the last
+ * segment, the one a crash can have torn.
  */
 
 export const LOG_MAGIC = Buffer.from('agatelog', 'latin1');
@@ -41,6 +53,52 @@ export function checkFileHeader(bytes: Buffer): HeaderCheck {
     return { kind: 'unknown', why: version === LOG_VERSION ? 'its header fails its checksum' : `it is format version ${version}, and this Agate reads version ${LOG_VERSION}` };
   }
   return { kind: 'old-format' };
+}
+
+export const SEAL_MAGIC = Buffer.from('agateseg', 'latin1');
+export const SEAL_SIZE = 48;
+
+/** What a seal says about its segment: offsets are log-wide. */
+export interface Seal {
+  base: number;
+  /** The offset just past the segment's last record: the next segment's base. */
+  end: number;
+  records: number;
+  sealedAt: number;
+}
+
+export function encodeSeal(seal: Seal): Buffer {
+  const b = Buffer.alloc(SEAL_SIZE);
+  SEAL_MAGIC.copy(b, 0);
+  b.writeUInt32BE(LOG_VERSION, 8);
+  b.writeBigUInt64BE(BigInt(seal.base), 12);
+  b.writeBigUInt64BE(BigInt(seal.end), 20);
+  b.writeBigUInt64BE(BigInt(seal.records), 28);
+  b.writeBigUInt64BE(BigInt(seal.sealedAt), 36);
+  b.writeUInt32BE(crc32c(b.subarray(0, 44)), 44);
+  return b;
+}
+
+/** The seal in `bytes`, or why it is none. */
+export function decodeSeal(bytes: Buffer): Seal | { bad: string } {
+  if (bytes.length !== SEAL_SIZE) return { bad: `${bytes.length} bytes, not ${SEAL_SIZE}` };
+  if (!bytes.subarray(0, 8).equals(SEAL_MAGIC) || bytes.readUInt32BE(8) !== LOG_VERSION) return { bad: 'not a seal of this format version' };
+  if (crc32c(bytes.subarray(0, 44)) !== bytes.readUInt32BE(44)) return { bad: 'it fails its CRC-32C' };
+  const n = (at: number) => Number(bytes.readBigUInt64BE(at));
+  return { base: n(12), end: n(20), records: n(28), sealedAt: n(36) };
+}
+
+/** The file name of the segment with base offset `base`, and of its seal. */
+export function segmentName(base: number, kind: 'log' | 'seal'): string {
+  return `${String(base).padStart(20, '0')}.${kind}`;
+}
+
+/** The base offset a segment or seal file name carries, or undefined for any other name. */
+export function segmentBase(name: string, kind: 'log' | 'seal'): number | undefined {
+  const m = /^([0-9]{20})\.(log|seal)$/.exec(name);
+  if (m === null || m[2] !== kind) return undefined;
+  const base = Number(m[1]);
+  return Number.isSafeInteger(base) ? base : undefined;
 }
 
 /** The frame header for `record`. */

@@ -43,8 +43,22 @@ export function readOffsetFile(file: string, group: string, log: OffsetBounds): 
   const position = Number(text);
   if (position > log.size) throw invalid(file, group, `is ${position}, past the end of the log (${log.size} bytes): the log was cut or replaced after it was committed`);
   if (position === 0) return log.start; // committed before the log had a header: its start
+  if (position < log.start) throw invalid(file, group, `is ${position}, before the oldest record the log keeps (${log.start}): the segments holding what follows it were deleted`);
   if (!log.isRecordStart(position)) throw invalid(file, group, `is ${position}, where no record of the log starts`);
   return position;
+}
+
+/**
+ * The committed position in `file` as it stands, unchecked (retention only needs a lower
+ * bound): undefined when there is none, or it cannot be read as a number.
+ */
+export function peekOffsetFile(file: string): number | undefined {
+  try {
+    const text = readFileSync(file, 'utf8');
+    return DECIMAL.test(text) ? Number(text) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Commits `position`: the old file or the new one survives a crash, never an empty one. */

@@ -135,6 +135,15 @@ export class InstrumentedBus implements Bus {
     if (!state.ready) this.#lastWriteFailure = { at: Date.now(), reason: state.reason };
   }
 
+  /**
+   * Why the last publish failed, while that is recent (a publish since succeeded, or
+   * WRITE_FAILURE_HOLD_MS passed: undefined). Commands are refused meanwhile (fail closed).
+   */
+  writeProblem(): string | undefined {
+    const failure = this.#lastWriteFailure;
+    return failure !== undefined && Date.now() - failure.at < WRITE_FAILURE_HOLD_MS ? `commands are refused: ${failure.reason}` : undefined;
+  }
+
   async #probe() {
     const failure = this.#lastWriteFailure;
     if (failure !== undefined && Date.now() - failure.at < WRITE_FAILURE_HOLD_MS) return { ready: false as const, reason: failure.reason };

@@ -5,7 +5,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalBus } from '../../../core/src/bus/local-bus.js';
-import { frameHeader } from '../../../core/src/bus/log-frame.js';
+import { FILE_HEADER, frameHeader, segmentName } from '../../../core/src/bus/log-frame.js';
 import { silentLogger } from '../../../core/src/log.js';
 import type { AgateEvent, Command, Decision, Response, SessionClosed } from '../../../schemas/src/events.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
@@ -134,7 +134,7 @@ recovery('a damaged snapshot, or one of another log: the whole log is read (slow
     assert.equal([r.commands, r.sessions], [1, 1]);
     await r.tracker.stop();
     await bus.close();
-    rmSync(join(dir, 'events.log'));
+    rmSync(join(dir, 'segments'), { recursive: true }); // a new log
     const again = new LocalBus({ dir, fsync: true, logger: silentLogger });
     for (const e of [opened('s6'), command('s6')]) await again.publish(e);
     await again.close();
@@ -148,7 +148,7 @@ recovery('a record it cannot decode: nothing is closed from part of the log, and
   for (const e of [opened('s5'), c]) await first.publish(e);
   await first.close();
   const junk = Buffer.from('not an event');
-  appendFileSync(join(dir, 'events.log'), Buffer.concat([frameHeader(junk), junk]));
+  appendFileSync(join(dir, 'segments', segmentName(FILE_HEADER, 'log')), Buffer.concat([frameHeader(junk), junk]));
   const second = new LocalBus({ dir, fsync: true, logger: silentLogger });
   const r = await recover(second, 9_000);
   assert.equal([r.commands, r.sessions], [0, 0]);

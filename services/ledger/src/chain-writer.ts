@@ -258,6 +258,9 @@ export class ChainWriter {
       this.#written = undefined; // the next append starts over from the head
       throw err;
     }
+    // Nothing was sealed (every event a replay): the sealer has not been told where the chain
+    // starts, so the next batch starts over too, and tells it.
+    if (from !== undefined) this.#written = undefined;
     return { stored: this.#stored, blocks };
   }
 

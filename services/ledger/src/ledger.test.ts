@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { Bus } from '../../../core/src/bus/bus.js';
+import type { Bus, StreamInfo, SubscribeOptions } from '../../../core/src/bus/bus.js';
 import { silentLogger } from '../../../core/src/log.js';
 import { AgateError, ErrorCode } from '../../../core/src/errors.js';
 import { EmbeddedStore } from '../../../core/src/store/embedded.js';
@@ -156,6 +156,63 @@ ledger('when a batch fails, the batch handed over after it fails too, and both d
   const report = await verifyChain(store, codec, 'test');
   assert.ok(report.ok, JSON.stringify(report.failure));
   assert.is(report.records, a.length + b.length);
+  await l.stop();
+});
+
+/** A bus that hands the ledger's handler to the test, which then delivers batches as a bus would. */
+function handBus(): { bus: Bus; deliver: (batch: readonly AgateEvent[], positions: number[]) => Promise<void> } {
+  let handler: ((batch: readonly AgateEvent[], source: StreamInfo) => Promise<void>) | undefined;
+  const handing = { publish: async () => {}, subscribe: async (o: SubscribeOptions) => ((handler = o.handler), { close: async () => {} }) } as unknown as Bus;
+  return { bus: handing, deliver: (batch, positions) => handler!(batch, { stream: 'test', positions }) };
+}
+const positionsFrom = (start: number, n: number) => Array.from({ length: n }, (_, i) => start + i + 1);
+
+ledger('from the bus: a batch handed over after one that failed is refused, not appended past the gap; delivered again, all are stored once', async () => {
+  await fresh(0);
+  let fail = false;
+  const flaky = { ...storeCalls(), insertRowBinary: async (t: string, c: readonly string[], st: string, p: Buffer) => {
+    if (fail) throw new AgateError(ErrorCode.STORE_FAILED, 'Code: 243. DB::Exception: Cannot reserve 1.00 MiB, not enough space. (NOT_ENOUGH_SPACE)');
+    await store.insertRowBinary(t, c, st, p);
+  } };
+  const { bus: handing, deliver } = handBus();
+  const l = new LedgerService({ bus: handing, store: flaky, codec, chainId: 'test', logger: silentLogger, signer });
+  await l.start();
+  const [a, b, c] = [events(10), events(10), events(10)];
+  await deliver(a, positionsFrom(0, 10));
+  fail = true;
+  await deliver(b, positionsFrom(10, 10)).then(() => assert.unreachable('b went in'), (err: AgateError) => assert.is(err.code, ErrorCode.STORE_FAILED));
+  assert.match(l.problem() ?? '', /the disk holding the store is full \(.*NOT_ENOUGH_SPACE.*\); the events wait in the bus/);
+  fail = false;
+  // c was handed over before b failed (inFlight); the store takes it now, but it must not go in before b.
+  await deliver(c, positionsFrom(20, 10)).then(() => assert.unreachable('c went in past b'), (err: AgateError) => assert.is(err.code, ErrorCode.LEDGER_BATCH_AFTER_FAILURE));
+  await deliver(b, positionsFrom(10, 10));
+  await deliver(c, positionsFrom(20, 10));
+  assert.is(l.problem(), undefined);
+  const ids = await store.query<{ id: string }>("SELECT event_id AS id FROM agate.ledger WHERE chain_id = 'test' ORDER BY seq");
+  assert.equal(ids.map((r) => r.id), [...a, ...b, ...c].map((e) => e.event_id));
+  await l.stop();
+});
+
+ledger('from the bus: an insert that stored its rows and then failed (a materialized view behind it) is not stored twice when delivered again', async () => {
+  await fresh(0);
+  let failAfter = false;
+  const flaky = { ...storeCalls(), insertRowBinary: async (t: string, c: readonly string[], st: string, p: Buffer) => {
+    await store.insertRowBinary(t, c, st, p);
+    if (failAfter) throw new AgateError(ErrorCode.STORE_FAILED, 'Code: 243. DB::Exception: Cannot reserve 1.00 MiB, not enough space. (NOT_ENOUGH_SPACE) while pushing to view agate.q_sessions_mv');
+  } };
+  const { bus: handing, deliver } = handBus();
+  const l = new LedgerService({ bus: handing, store: flaky, codec, chainId: 'test', logger: silentLogger, signer });
+  await l.start();
+  const [a, b] = [events(10), events(10)];
+  await deliver(a, positionsFrom(0, 10));
+  failAfter = true;
+  await deliver(b, positionsFrom(10, 10)).then(() => assert.unreachable('b reported stored'), (err: AgateError) => assert.is(err.code, ErrorCode.STORE_FAILED));
+  failAfter = false;
+  await deliver(b, positionsFrom(10, 10));
+  const ids = await store.query<{ id: string }>("SELECT event_id AS id FROM agate.ledger WHERE chain_id = 'test' ORDER BY seq");
+  assert.equal(ids.map((r) => r.id), [...a, ...b].map((e) => e.event_id), 'each event once, in order');
+  const report = await verifyChain(store, codec, 'test');
+  assert.ok(report.ok, JSON.stringify(report.failure));
   await l.stop();
 });
 

@@ -1,6 +1,7 @@
-import type { Bus, Subscription } from '../../../core/src/bus/bus.js';
+import type { Bus, StreamInfo, Subscription } from '../../../core/src/bus/bus.js';
 import { AgateError, ErrorCode, describeError } from '../../../core/src/errors.js';
 import type { Logger } from '../../../core/src/log.js';
+import { isOutOfSpace } from '../../../core/src/disk-space.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import { EVENT_TYPES, type AgateEvent } from '../../../schemas/src/events.js';
@@ -55,6 +56,10 @@ export class LedgerService {
   readonly #refused = new Map<string, string>();
   /** The bus assignment each chain's writer was loaded under (StreamInfo.assignment), for chains whose stream can move. */
   readonly #assignments = new Map<string, number>();
+  /** Why the last batch could not be appended (the bus delivers it again), until one is. */
+  #waiting: string | undefined;
+  /** Per stream, where the first batch that failed starts (StreamInfo.positions), until one goes in. */
+  readonly #failedAt = new Map<string, number>();
 
   constructor(private readonly options: LedgerOptions) {}
 
@@ -75,7 +80,7 @@ export class LedgerService {
     }
     // Checkpoints are published on the bus for outside consumers; the ledger does not chain its own.
     const types = EVENT_TYPES.filter((t) => t !== 'Checkpoint');
-    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.append(batch, source.stream, source.encoded, source.positions, source.assignment), maxBatch: 20_000, inFlight: LEDGER_IN_FLIGHT });
+    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.#appendDelivered(batch, source), maxBatch: 20_000, inFlight: LEDGER_IN_FLIGHT });
     const every = this.options.checkpoints?.everyMs;
     if (every !== undefined) {
       this.#timer = setInterval(() => void this.checkpoint().catch((err: unknown) => this.options.logger.error('checkpoint failed', { error: describeError(err) })), every);
@@ -167,9 +172,48 @@ export class LedgerService {
     }
   }
 
-  /** Drops a chain's writer: the next batch loads it from the store again. */
-  #forget(chainId: string): void {
+  /**
+   * A batch from the bus. A failure is kept for `problem()` until a batch goes in, and makes
+   * every batch that starts past the failed one fail too: the bus hands batches over before the
+   * ones before them settled (`inFlight`), and appending one after a failed one would leave
+   * the failed events out of the chain for good (seen on a full disk: a later batch went in,
+   * then the failed one came again as "already recorded"). The bus delivers the failed batch
+   * and all after it again, from where it stands.
+   */
+  async #appendDelivered(batch: readonly AgateEvent[], source: StreamInfo): Promise<void> {
+    const first = source.positions?.[0];
+    // A new assignment of the stream (Kafka) resumes from its committed position, whoever moved it.
+    if (source.assignment !== undefined && this.#assignments.get(source.stream) !== source.assignment) this.#failedAt.delete(source.stream);
+    const failedAt = this.#failedAt.get(source.stream);
+    if (failedAt !== undefined && first !== undefined && first > failedAt) {
+      throw new AgateError(ErrorCode.LEDGER_BATCH_AFTER_FAILURE, `a batch from position ${first} of ${source.stream} came after one from ${failedAt} failed; both are delivered again`, { retriable: true });
+    }
+    try {
+      await this.append(batch, source.stream, source.encoded, source.positions, source.assignment);
+    } catch (err) {
+      // What a failed insert left is read back from the store, not assumed: an INSERT into
+      // agate.ledger that fails in a materialized view behind it (a full disk) has stored the
+      // ledger's rows all the same, and appending them again from the old head would record
+      // them twice (seen: 172 records of 151 events).
+      if (!isRefusal(err)) this.#forget(source.stream, { fenced: source.assignment !== undefined });
+      if (first !== undefined) this.#failedAt.set(source.stream, Math.min(failedAt ?? first, first));
+      this.#waiting = isOutOfSpace(err)
+        ? `the disk holding the store is full (${describeError(err).slice(0, 200)}); the events wait in the bus and are recorded once space is freed`
+        : `the store refused the last batch (${describeError(err).slice(0, 200)}); it is delivered again until it goes in`;
+      throw err;
+    }
+    this.#failedAt.delete(source.stream);
+    this.#waiting = undefined;
+  }
+
+  /** Drops a chain's writer: the next batch loads it from the store again (with `reload`: under the same assignment, loaded at once). */
+  #forget(chainId: string, reload?: { fenced: boolean }): void {
     this.#chains.delete(chainId);
+    if (reload !== undefined) {
+      // Reloaded now, not when the bus delivers again; the old writer answers `head` meanwhile.
+      this.chain(chainId, reload.fenced).catch(() => undefined);
+      return;
+    }
     this.#ready.delete(chainId);
     this.#assignments.delete(chainId);
   }
@@ -179,9 +223,10 @@ export class LedgerService {
     for (const writer of this.#chains.values()) await (await writer).checkpoint();
   }
 
-  /** Why the ledger is not recording (a chain refused its store), or undefined when it is. */
+  /** Why the ledger is not recording (a chain refused its store, the store refuses inserts), or undefined when it is. */
   problem(): string | undefined {
     const problems = [...this.#refused.entries()].map(([chain, why]) => `chain ${chain}: ${why}`);
+    if (this.#waiting !== undefined) problems.push(this.#waiting);
     for (const [chain, w] of this.#ready) if (w.refusal !== undefined) problems.push(`chain ${chain}: ${describeError(w.refusal)}`);
     return problems.length === 0 ? undefined : `the ledger is not recording: ${problems.join('; ')}`;
   }
