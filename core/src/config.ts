@@ -308,11 +308,17 @@ const queryRoles = z.strictObject({
 });
 
 /** Limits the engine applies to every analyst SQL query (ClickHouse settings of the same names). */
-const QUERY_SQL_DEFAULT = { max_execution_time_s: 10, max_result_rows: 100_000, max_memory_bytes: 1 << 30 };
+const QUERY_SQL_DEFAULT = { max_execution_time_s: 10, max_result_rows: 100_000, max_memory_bytes: 1 << 30, sandbox: 'namespaces' as const };
 const querySql = z.strictObject({
   max_execution_time_s: z.number().positive().max(3600).default(QUERY_SQL_DEFAULT.max_execution_time_s),
   max_result_rows: z.number().int().min(1).max(100_000_000).default(QUERY_SQL_DEFAULT.max_result_rows),
   max_memory_bytes: z.number().int().min(1 << 20).default(QUERY_SQL_DEFAULT.max_memory_bytes),
+  /**
+   * The embedded engine runs each analyst request in a sandboxed process (Linux user, mount, PID
+   * and network namespaces); `off` runs it inside Agate's process, where a function the allow-list
+   * missed could read Agate's keys (SECURITY.md). A ClickHouse server store ignores this.
+   */
+  sandbox: z.enum(['namespaces', 'off']).default(QUERY_SQL_DEFAULT.sandbox),
 });
 
 const queryExport = z.strictObject({

@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
-import type { ConsoleConfig, QuerySqlConfig } from '../../../core/src/config.js';
+import type { ConsoleConfig } from '../../../core/src/config.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../core/src/errors.js';
 import { healthReport, type HealthCheck } from '../../../core/src/health.js';
 import type { TokenVerifier } from '../../../core/src/identity/oidc.js';
@@ -26,6 +26,7 @@ import { FactsIndex } from './facts-index.js';
 import { ledgerRoutes, type LedgerVerifySources } from './routes/ledger.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { sqlRoutes } from './routes/sql.js';
+import type { AnalystSql } from './sql-endpoint.js';
 
 export interface QueryApiOptions {
   store: Store;
@@ -35,7 +36,8 @@ export interface QueryApiOptions {
   authorize: (identity: Identity) => boolean;
   /** The identity's roles (`query.roles`); routes need a role that grants their permission. */
   roles: (identity: Identity) => Set<Role>;
-  sqlLimits: QuerySqlConfig;
+  /** Runs analyst SQL (`POST /v1/sql`): sandboxed on the embedded engine (sql-endpoint.ts). */
+  analystSql: AnalystSql;
   logger: Logger;
   /** Where approvers' answers are published; without it the approval routes answer 503. */
   bus?: Bus;
@@ -82,7 +84,7 @@ export class QueryApi {
       secure: options.tls !== undefined || options.console.oidc.redirect_url.startsWith('https:'),
       serveRoute: (req, res, path, query, who, body) => this.#serve(req, res, path, query, async () => who, body),
     });
-    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits, this.#facts), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus, (id) => this.#console?.unstoredRequest(id))]);
+    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(options.analystSql, this.#facts), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus, (id) => this.#console?.unstoredRequest(id))]);
     const timeoutMs = options.logins.pending.options.timeoutMs;
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
     // Headers must arrive within the login deadline (checked every second), a whole request within a minute.
@@ -238,6 +240,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.SQL_REFUSED]: 400,
   [ErrorCode.SQL_READ_ONLY]: 403,
   [ErrorCode.SQL_LIMIT_EXCEEDED]: 422,
+  [ErrorCode.SQL_SANDBOX_UNAVAILABLE]: 503,
 };
 
 function statusOf(err: unknown): number {
