@@ -203,7 +203,7 @@ function analystSql(config: AgateConfig, store: Store, logger: Logger): { run: A
   }
   let sandbox: AnalystSandbox;
   try {
-    sandbox = AnalystSandbox.create(config.store.path ?? join(config.data_dir, 'store'));
+    sandbox = AnalystSandbox.create(config.store.path ?? join(config.data_dir, 'store'), store);
   } catch (err) {
     logger.error('analyst SQL is refused on this host: its sandbox cannot be set up', { error: (err as Error).message });
     return { run: () => Promise.reject(err), close: () => undefined };

@@ -1,10 +1,12 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { readdir, readlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
+import type { Store } from '../../../../core/src/store/store.js';
 import type { AnalystEngine } from '../sql-endpoint.js';
 
 /**
@@ -15,15 +17,20 @@ import type { AnalystEngine } from '../sql-endpoint.js';
  * `user_files_path` check a ClickHouse server makes, and it runs inside Agate's process, which
  * can read Agate's keys, its environment and /proc. If the allow-list (guard.ts) ever let such a
  * call through, the worker would find none of them: its root is a fresh tmpfs holding only the
- * system's libraries (read-only), the engine's package (read-only) and the store as a
- * copy-on-write overlay (the real store is its read-only lower layer, so nothing the worker does
- * reaches it, and its lock is not taken). No /proc, /sys, /dev, /etc, /home or data directory,
- * no network but a loopback that is down, an empty environment, every capability dropped and no
- * new privileges. Each request gets its own sandbox, so it sees the store as it is now and
- * leaves nothing behind for the next analyst.
+ * system's libraries (read-only), the engine's package (read-only) and a view of the store: the
+ * real store bind-mounted read-only, and a private store directory (tmpfs) holding copies of the
+ * table definitions and, per table, links to the parts that were active when the request came
+ * (`system.parts`). The engine opens that private directory, so the real store's lock is not
+ * taken and nothing the worker writes reaches it; and it never sees the parts an insert or merge
+ * of Agate's own engine is still writing, which the engine would otherwise try to delete when it
+ * opens (it clears `tmp_*` directories at start). Parts a merge replaced stay on disk for
+ * `old_parts_lifetime` (480 s, durable-tables.ts), longer than a query may run by default.
+ * No /proc, /sys, /dev, /etc, /home or data directory, no network but a loopback that is down,
+ * an empty environment, every capability dropped and no new privileges. Each request gets its
+ * own sandbox, so it sees the store as it is now and leaves nothing behind for the next analyst.
  *
- * It needs Linux with unprivileged user namespaces and overlayfs in them (5.11+), util-linux's
- * `unshare`, `setpriv` and `pivot_root`. If the sandbox cannot be set up, the request fails
+ * It needs Linux with unprivileged user namespaces, util-linux's `unshare`, `setpriv` and
+ * `pivot_root`. If the sandbox cannot be set up, the request fails
  * with SQL_SANDBOX_UNAVAILABLE: analyst SQL never falls back to running unconfined on its own
  * (`query.sql.sandbox: off` does that, and says so loudly at start).
  */
@@ -39,7 +46,8 @@ const OPEN_ATTEMPTS = 3;
 /**
  * Runs in the new namespaces as their root (the caller's own uid mapped to 0), builds the new
  * root under $1 and execs the worker with nothing but: $1 mount point, $2 store, $3 node, $4
- * worker, $5 node_modules, $6 engine entry. Paths travel as arguments, never inside the text.
+ * worker, $5 node_modules, $6 engine entry, then the store plan (storePlan). Paths travel as
+ * arguments, never inside the text.
  */
 const SETUP = String.raw`set -eu
 root=$1 store=$2 node=$3 worker=$4 modules=$5 entry=$6
@@ -50,14 +58,29 @@ for d in /usr /lib /lib64 /lib32 /libx32 /bin /sbin; do
 done
 case "$node" in /usr/*|/bin/*) ;; *) ro "$(dirname "$node")" ;; esac
 ro "$modules"
-mkdir "$root/.lower" "$root/.rw"
-mount --bind "$store" "$root/.lower"
-mount -o remount,bind,ro,nosuid,nodev "$root/.lower"
-mount -t tmpfs -o mode=0700,size=512m,nosuid,nodev agate-sql-rw "$root/.rw"
-mkdir "$root/.rw/upper" "$root/.rw/work" "$root/.rw/user-files"
+mkdir "$root/.store" "$root/.user-files"
+mount --bind "$store" "$root/.store"
+mount -o remount,bind,ro,nosuid,nodev "$root/.store"
 mkdir -p "$root$store"
-mount -t overlay -o "lowerdir=$root/.lower,upperdir=$root/.rw/upper,workdir=$root/.rw/work,nosuid,nodev" agate-store "$root$store"
+mount -t tmpfs -o mode=0700,size=512m,nosuid,nodev agate-sql-store "$root$store"
 cp "$worker" "$root/worker.mjs"
+# The engine's view of the store: its definitions copied, each table's active parts linked into
+# the read-only real store. $7: what to copy; then pairs of a table directory and its parts.
+shift 6
+copies=$1
+shift
+set -f
+cd "$store"
+cp -a --parents $copies "$root$store/"
+while [ $# -gt 1 ]; do
+  dir=$1 parts=$2
+  shift 2
+  targets=
+  for p in $parts; do targets="$targets /.store/$dir/$p"; done
+  mkdir -p "$root$store/$dir"
+  ln -s $targets "$root$store/$dir/"
+done
+set +f
 setpriv=$(command -v setpriv)
 cd "$root"
 mkdir .old proc
@@ -68,7 +91,7 @@ mount -t proc -o nosuid,nodev,noexec proc /proc
 umount -l /.old
 umount /proc
 rmdir /.old /proc
-exec "$setpriv" --no-new-privs --bounding-set=-all --inh-caps=-all -- "$node" /worker.mjs "$store" "$entry" /.rw/user-files
+exec "$setpriv" --no-new-privs --bounding-set=-all --inh-caps=-all -- "$node" /worker.mjs "$store" "$entry" /.user-files
 `;
 
 const UNSHARE_ARGS = ['--user', '--map-root-user', '--mount', '--propagation', 'private', '--pid', '--net', '--ipc', '--uts', '--kill-child=SIGKILL', '--fork'];
@@ -116,22 +139,27 @@ function unavailable(why: string, cause?: unknown, retriable = false): AgateErro
  * const rows = await sandbox.run((engine) => engine.query('SELECT count() AS n FROM agate.commands'));
  */
 export class AnalystSandbox {
-  readonly #store: string;
+  readonly #storePath: string;
+  readonly #store: Store;
   readonly #mountPoint: string;
   readonly #paths: Paths;
 
-  private constructor(store: string, mountPoint: string, paths: Paths) {
+  private constructor(storePath: string, store: Store, mountPoint: string, paths: Paths) {
+    this.#storePath = storePath;
     this.#store = store;
     this.#mountPoint = mountPoint;
     this.#paths = paths;
   }
 
-  /** Checks the pieces exist; whether the kernel lets them work shows on the first `run`. */
-  static create(storePath: string): AnalystSandbox {
+  /**
+   * `store` is the embedded store open on `storePath` in this process: it says which parts are
+   * active. Checks the pieces exist; whether the kernel lets them work shows on the first `run`.
+   */
+  static create(storePath: string, store: Store): AnalystSandbox {
     const paths = locate();
     // Only ever a mount point inside the sandbox's own namespace; on the host it stays empty.
     const mountPoint = mkdtempSync(join(tmpdir(), 'agate-sql-sandbox-'));
-    return new AnalystSandbox(realpathSync(storePath), mountPoint, paths);
+    return new AnalystSandbox(realpathSync(storePath), store, mountPoint, paths);
   }
 
   /** Starts a sandbox, hands its engine to `fn` (statements run one at a time), and ends it. */
@@ -139,10 +167,10 @@ export class AnalystSandbox {
     let worker: SandboxWorker;
     for (let attempt = 1; ; attempt++) {
       try {
-        worker = await SandboxWorker.start(this.#paths, this.#store, this.#mountPoint, deadlineMs);
+        worker = await SandboxWorker.start(this.#paths, this.#storePath, await this.#plan(), this.#mountPoint, deadlineMs);
         break;
       } catch (err) {
-        // The store is live: an open can catch a table the ledger is creating at that moment.
+        // The store is live: an open can still catch a part a merge has just replaced and removed.
         if (!(err instanceof AgateError) || !err.retriable || attempt >= OPEN_ATTEMPTS) throw err;
         await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
       }
@@ -157,6 +185,48 @@ export class AnalystSandbox {
   close(): void {
     rmSync(this.#mountPoint, { recursive: true, force: true });
   }
+
+  async #plan(): Promise<string[]> {
+    try {
+      const parts = await this.#store.query<{ path: string }>("SELECT path FROM system.parts WHERE active AND database = 'agate'");
+      return await storePlan(this.#storePath, parts.map((p) => p.path));
+    } catch (cause) {
+      throw unavailable(`cannot read the store's layout: ${(cause as Error).message.split('\n')[0]!.slice(0, 200)}`, cause);
+    }
+  }
+}
+
+/** `store/<3 hex>/<table uuid>/<part>/`, the end of an Atomic database's part path. */
+const PART_PATH = /\/(store\/[0-9a-f]{3}\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/([A-Za-z0-9_-]+)\/?$/;
+/** Words the setup script splits on spaces: relative paths of plain characters only. */
+const PLAIN_PATH = /^(?!.*\.\.)[A-Za-z0-9_./-]+$/;
+
+/**
+ * The setup script's arguments after the fixed ones: what to copy into the private store
+ * (`metadata/`, each database's table definitions, each table's format_version.txt), then pairs
+ * of a table directory and the names of its active parts, all relative to the store.
+ */
+export async function storePlan(store: string, activeParts: readonly string[]): Promise<string[]> {
+  const copies = new Set<string>(['metadata']);
+  const metadata = join(store, 'metadata');
+  for (const entry of await readdir(metadata, { withFileTypes: true })) {
+    // An Atomic database's directory in metadata/ is a link to its definitions under store/.
+    if (entry.isSymbolicLink()) copies.add(relative(store, resolve(metadata, await readlink(join(metadata, entry.name)))));
+  }
+  const tables = new Map<string, string[]>();
+  for (const path of activeParts) {
+    const m = PART_PATH.exec(path);
+    if (m === null) throw new Error(`a part path Agate does not recognise: ${path.slice(-120)}`);
+    const [, dir, part] = m as unknown as [string, string, string];
+    copies.add(`${dir}/format_version.txt`);
+    tables.set(dir, [...(tables.get(dir) ?? []), part]);
+  }
+  const args = [[...copies].join(' ')];
+  for (const [dir, parts] of tables) args.push(dir, parts.join(' '));
+  for (const word of [...copies, ...tables.keys()]) {
+    if (!PLAIN_PATH.test(word)) throw new Error(`a store path Agate does not pass to the sandbox: ${word.slice(0, 120)}`);
+  }
+  return args;
 }
 
 /** A reply's first line (sandbox-worker.ts). */
@@ -191,8 +261,8 @@ class SandboxWorker implements AnalystEngine {
     child.on('close', (code, signal) => this.#fail(this.#exitError(code, signal)));
   }
 
-  static async start(paths: Paths, store: string, mountPoint: string, deadlineMs: number): Promise<SandboxWorker> {
-    const child = spawn(paths.unshare, [...UNSHARE_ARGS, '/bin/sh', '-c', SETUP, 'agate-sql-sandbox', mountPoint, store, paths.node, paths.worker, paths.modules, paths.entry], {
+  static async start(paths: Paths, store: string, plan: readonly string[], mountPoint: string, deadlineMs: number): Promise<SandboxWorker> {
+    const child = spawn(paths.unshare, [...UNSHARE_ARGS, '/bin/sh', '-c', SETUP, 'agate-sql-sandbox', mountPoint, store, paths.node, paths.worker, paths.modules, paths.entry, ...plan], {
       env: { PATH },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
