@@ -5,6 +5,7 @@
 const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
   pipeline: () => import('./pipeline.js'),
   query: () => import('./query.js'),
+  'analyst-sql': () => import('./analyst-sql.js'),
   ledger: () => import('./ledger.js'),
   pg: () => import('./pg.js'),
   policy: () => import('./policy.js'),

@@ -1,17 +1,23 @@
 /**
  * The process analyst SQL runs in when the store is the embedded engine: started by sandbox.ts
  * inside its own user, mount, PID, network, IPC and UTS namespaces, where the only files are the
- * system's libraries, the engine's package and a copy-on-write view of the store. It opens the
- * store, answers the requests it reads from stdin, and exits when stdin ends.
+ * system's libraries, the engine's package, the real store (read-only, at `/.store`) and an empty
+ * private store directory (tmpfs). It loads the engine first, so that a worker started ahead
+ * waits ready; then it reads the store plan, builds its view of the store in the private
+ * directory (table definitions copied, active parts linked), opens it, answers the requests it
+ * reads from stdin, and exits when stdin ends.
  *
  * It is copied alone into the sandbox, so it imports nothing from Agate: node built-ins only, and
  * the engine by the absolute path it is given.
  *
- * Protocol. Request, one JSON line on stdin: `{"sql": "…", "params": {…}}`. Reply on stdout, a
- * header line then, when `ok`, exactly `length` bytes of JSONEachRow:
+ * Protocol. First line on stdin: the plan, `{"copies": ["metadata", …], "tables": [["store/…", ["all_1_1_0", …]], …]}`
+ * (paths relative to the store). Then requests, one JSON line each: `{"sql": "…", "params": {…}}`.
+ * Reply on stdout, a header line then, when `ok`, exactly `length` bytes of JSONEachRow:
  *   {"ok":true,"length":N}\n<N bytes>   or   {"ok":false,"message":"…","code":241}\n
- * The first reply, before any request, says whether the store opened (`length` 0).
+ * The first reply, to the plan, says whether the store opened (`length` 0).
  */
+import { cpSync, mkdirSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 interface Reply {
@@ -21,7 +27,12 @@ interface Reply {
   code?: number;
 }
 
-const [storePath, chdbEntry, userFiles] = process.argv.slice(2) as [string, string, string];
+interface Plan {
+  copies: string[];
+  tables: [string, string[]][];
+}
+
+const [storePath, chdbEntry, userFiles, realStore] = process.argv.slice(2) as [string, string, string, string];
 
 function send(reply: Reply, body?: Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -37,9 +48,22 @@ function failure(err: unknown): Reply {
   return { ok: false, message: inner.length > 0 && !message.includes(inner) ? `${message}: ${inner}` : message, ...(typeof e.clickhouseCode === 'number' ? { code: e.clickhouseCode } : {}) };
 }
 
+/** The engine's view of the store: definitions copied (links kept as written), parts linked. */
+function buildView(plan: Plan): void {
+  for (const path of plan.copies) cpSync(join(realStore, path), join(storePath, path), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+  for (const [dir, parts] of plan.tables) {
+    mkdirSync(join(storePath, dir), { recursive: true });
+    for (const part of parts) symlinkSync(join(realStore, dir, part), join(storePath, dir, part));
+  }
+}
+
 const { Session } = (await import(chdbEntry)) as typeof import('chdb');
+const lines = createInterface({ input: process.stdin, crlfDelay: Infinity })[Symbol.asyncIterator]();
+const first = await lines.next();
+if (first.done === true) process.exit(0);
 let session: InstanceType<typeof Session>;
 try {
+  buildView(JSON.parse(first.value as string) as Plan);
   session = new Session(storePath, { connectionArgs: [`--user_files_path=${userFiles}`] });
 } catch (err) {
   await send(failure(err));
@@ -47,7 +71,8 @@ try {
 }
 await send({ ok: true, length: 0 });
 
-for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+for (let next = await lines.next(); next.done !== true; next = await lines.next()) {
+  const line = next.value as string;
   try {
     const { sql, params } = JSON.parse(line) as { sql: string; params?: Record<string, unknown> };
     const bytes = (await session.queryBindAsync(sql, params ?? {}, { format: 'JSONEachRow' })).bytes();

@@ -46,8 +46,8 @@ const OPEN_ATTEMPTS = 3;
 /**
  * Runs in the new namespaces as their root (the caller's own uid mapped to 0), builds the new
  * root under $1 and execs the worker with nothing but: $1 mount point, $2 store, $3 node, $4
- * worker, $5 node_modules, $6 engine entry, then the store plan (storePlan). Paths travel as
- * arguments, never inside the text.
+ * worker, $5 node_modules, $6 engine entry. Paths travel as arguments, never inside the text.
+ * The worker builds its view of the store itself, from the plan it is sent (storePlan).
  */
 const SETUP = String.raw`set -eu
 root=$1 store=$2 node=$3 worker=$4 modules=$5 entry=$6
@@ -64,23 +64,6 @@ mount -o remount,bind,ro,nosuid,nodev "$root/.store"
 mkdir -p "$root$store"
 mount -t tmpfs -o mode=0700,size=512m,nosuid,nodev agate-sql-store "$root$store"
 cp "$worker" "$root/worker.mjs"
-# The engine's view of the store: its definitions copied, each table's active parts linked into
-# the read-only real store. $7: what to copy; then pairs of a table directory and its parts.
-shift 6
-copies=$1
-shift
-set -f
-cd "$store"
-cp -a --parents $copies "$root$store/"
-while [ $# -gt 1 ]; do
-  dir=$1 parts=$2
-  shift 2
-  targets=
-  for p in $parts; do targets="$targets /.store/$dir/$p"; done
-  mkdir -p "$root$store/$dir"
-  ln -s $targets "$root$store/$dir/"
-done
-set +f
 setpriv=$(command -v setpriv)
 cd "$root"
 mkdir .old proc
@@ -91,7 +74,7 @@ mount -t proc -o nosuid,nodev,noexec proc /proc
 umount -l /.old
 umount /proc
 rmdir /.old /proc
-exec "$setpriv" --no-new-privs --bounding-set=-all --inh-caps=-all -- "$node" /worker.mjs "$store" "$entry" /.user-files
+exec "$setpriv" --no-new-privs --bounding-set=-all --inh-caps=-all -- "$node" /worker.mjs "$store" "$entry" /.user-files /.store
 `;
 
 const UNSHARE_ARGS = ['--user', '--map-root-user', '--mount', '--propagation', 'private', '--pid', '--net', '--ipc', '--uts', '--kill-child=SIGKILL', '--fork'];
@@ -143,6 +126,9 @@ export class AnalystSandbox {
   readonly #store: Store;
   readonly #mountPoint: string;
   readonly #paths: Paths;
+  /** A worker started ahead, its engine loaded, waiting for a plan: most of a sandbox's start-up cost. */
+  #spare: SandboxWorker | undefined;
+  #closed = false;
 
   private constructor(storePath: string, store: Store, mountPoint: string, paths: Paths) {
     this.#storePath = storePath;
@@ -162,14 +148,23 @@ export class AnalystSandbox {
     return new AnalystSandbox(realpathSync(storePath), store, mountPoint, paths);
   }
 
-  /** Starts a sandbox, hands its engine to `fn` (statements run one at a time), and ends it. */
+  /**
+   * Opens a sandbox on the store as it is now, hands its engine to `fn` (statements run one at a
+   * time), and ends it. The next request's worker is started once this one has finished.
+   */
   async run<T>(fn: (engine: AnalystEngine) => Promise<T>, deadlineMs: number): Promise<T> {
+    if (this.#closed) throw unavailable('it has been closed');
     let worker: SandboxWorker;
     for (let attempt = 1; ; attempt++) {
+      const plan = await this.#plan();
+      const next = this.#spare?.usable() === true ? this.#spare : this.#spawn();
+      this.#spare = undefined;
       try {
-        worker = await SandboxWorker.start(this.#paths, this.#storePath, await this.#plan(), this.#mountPoint, deadlineMs);
+        await next.open(plan, deadlineMs);
+        worker = next;
         break;
       } catch (err) {
+        next.end();
         // The store is live: an open can still catch a part a merge has just replaced and removed.
         if (!(err instanceof AgateError) || !err.retriable || attempt >= OPEN_ATTEMPTS) throw err;
         await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
@@ -179,14 +174,22 @@ export class AnalystSandbox {
       return await fn(worker);
     } finally {
       worker.end();
+      if (!this.#closed && this.#spare === undefined) this.#spare = this.#spawn();
     }
   }
 
   close(): void {
+    this.#closed = true;
+    this.#spare?.end();
+    this.#spare = undefined;
     rmSync(this.#mountPoint, { recursive: true, force: true });
   }
 
-  async #plan(): Promise<string[]> {
+  #spawn(): SandboxWorker {
+    return SandboxWorker.start(this.#paths, this.#storePath, this.#mountPoint);
+  }
+
+  async #plan(): Promise<StorePlan> {
     try {
       const parts = await this.#store.query<{ path: string }>("SELECT path FROM system.parts WHERE active AND database = 'agate'");
       return await storePlan(this.#storePath, parts.map((p) => p.path));
@@ -198,15 +201,20 @@ export class AnalystSandbox {
 
 /** `store/<3 hex>/<table uuid>/<part>/`, the end of an Atomic database's part path. */
 const PART_PATH = /\/(store\/[0-9a-f]{3}\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/([A-Za-z0-9_-]+)\/?$/;
-/** Words the setup script splits on spaces: relative paths of plain characters only. */
+/** Relative paths of plain characters, inside the store. */
 const PLAIN_PATH = /^(?!.*\.\.)[A-Za-z0-9_./-]+$/;
 
 /**
- * The setup script's arguments after the fixed ones: what to copy into the private store
- * (`metadata/`, each database's table definitions, each table's format_version.txt), then pairs
- * of a table directory and the names of its active parts, all relative to the store.
+ * What the worker puts in its private store directory (sandbox-worker.ts), relative to the store:
+ * copies of `metadata/`, each database's table definitions and each table's format_version.txt,
+ * and per table directory the names of its active parts, to link.
  */
-export async function storePlan(store: string, activeParts: readonly string[]): Promise<string[]> {
+export interface StorePlan {
+  copies: string[];
+  tables: [string, string[]][];
+}
+
+export async function storePlan(store: string, activeParts: readonly string[]): Promise<StorePlan> {
   const copies = new Set<string>(['metadata']);
   const metadata = join(store, 'metadata');
   for (const entry of await readdir(metadata, { withFileTypes: true })) {
@@ -221,12 +229,10 @@ export async function storePlan(store: string, activeParts: readonly string[]): 
     copies.add(`${dir}/format_version.txt`);
     tables.set(dir, [...(tables.get(dir) ?? []), part]);
   }
-  const args = [[...copies].join(' ')];
-  for (const [dir, parts] of tables) args.push(dir, parts.join(' '));
-  for (const word of [...copies, ...tables.keys()]) {
-    if (!PLAIN_PATH.test(word)) throw new Error(`a store path Agate does not pass to the sandbox: ${word.slice(0, 120)}`);
+  for (const path of [...copies, ...tables.keys()]) {
+    if (!PLAIN_PATH.test(path)) throw new Error(`a store path Agate does not pass to the sandbox: ${path.slice(0, 120)}`);
   }
-  return args;
+  return { copies: [...copies], tables: [...tables] };
 }
 
 /** A reply's first line (sandbox-worker.ts). */
@@ -261,24 +267,33 @@ class SandboxWorker implements AnalystEngine {
     child.on('close', (code, signal) => this.#fail(this.#exitError(code, signal)));
   }
 
-  static async start(paths: Paths, store: string, plan: readonly string[], mountPoint: string, deadlineMs: number): Promise<SandboxWorker> {
-    const child = spawn(paths.unshare, [...UNSHARE_ARGS, '/bin/sh', '-c', SETUP, 'agate-sql-sandbox', mountPoint, store, paths.node, paths.worker, paths.modules, paths.entry, ...plan], {
+  /** Sets the sandbox up and loads the engine; the worker then waits for `open`. */
+  static start(paths: Paths, store: string, mountPoint: string): SandboxWorker {
+    const child = spawn(paths.unshare, [...UNSHARE_ARGS, '/bin/sh', '-c', SETUP, 'agate-sql-sandbox', mountPoint, store, paths.node, paths.worker, paths.modules, paths.entry], {
       env: { PATH },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    const worker = new SandboxWorker(child);
-    worker.#arm(SETUP_TIMEOUT_MS, (s) => unavailable(`it was not ready within ${s} s`));
-    // The worker's first reply says whether the store opened.
+    return new SandboxWorker(child);
+  }
+
+  /** Whether this worker can still be opened (a spare may have died while it waited). */
+  usable(): boolean {
+    return this.#failure === undefined;
+  }
+
+  /** Sends the plan; resolves once the store is open, then the deadline runs. */
+  async open(plan: StorePlan, deadlineMs: number): Promise<void> {
+    this.#arm(SETUP_TIMEOUT_MS, (s) => unavailable(`it was not ready within ${s} s`));
+    const ready = this.#reply();
+    this.#child.stdin.write(JSON.stringify(plan) + '\n');
     try {
-      await worker.#reply();
+      await ready;
     } catch (err) {
-      worker.end();
       const engine = (err as AgateError).cause as Error | undefined;
       if ((err as AgateError).code !== ErrorCode.STORE_FAILED || engine === undefined) throw err;
       throw unavailable(`the engine could not open the store: ${engine.message.split('\n')[0]!.slice(0, 300)}`, engine, true);
     }
-    worker.#arm(deadlineMs, (s) => new AgateError(ErrorCode.SQL_LIMIT_EXCEEDED, `the analyst SQL sandbox did not finish within ${s} s and was stopped`));
-    return worker;
+    this.#arm(deadlineMs, (s) => new AgateError(ErrorCode.SQL_LIMIT_EXCEEDED, `the analyst SQL sandbox did not finish within ${s} s and was stopped`));
   }
 
   async query<T extends object>(sql: string, params: Record<string, unknown> = {}): Promise<T[]> {
