@@ -251,7 +251,7 @@ const ruleMatch = z.strictObject({
     .optional(),
 });
 
-export const APPROVAL_WEBHOOK_EVENTS = ['approval.requested', 'approval.decision', 'approval.resolved'] as const;
+export const APPROVAL_WEBHOOK_EVENTS = ['approval.requested', 'approval.decision', 'approval.refused', 'approval.resolved'] as const;
 
 /** A receiver of signed approval notifications; the secret is named, never written in the file. */
 const approvalWebhook = z

@@ -1,6 +1,7 @@
+import type { APPROVAL_WEBHOOK_EVENTS } from '../../../../core/src/config.js';
 import type { AgateEvent } from '../../../../schemas/src/events.js';
 
-export type NotificationType = 'approval.requested' | 'approval.decision' | 'approval.refused' | 'approval.resolved';
+export type NotificationType = (typeof APPROVAL_WEBHOOK_EVENTS)[number];
 
 /** One notification: its stable id (the event's, for receivers to drop duplicates) and JSON body. */
 export interface Notification {
