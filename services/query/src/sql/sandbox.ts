@@ -118,8 +118,9 @@ function unavailable(why: string, cause?: unknown, retriable = false): AgateErro
 
 /**
  * @example
- * const sandbox = AnalystSandbox.create('/var/lib/agate/store');
- * const rows = await sandbox.run((engine) => engine.query('SELECT count() AS n FROM agate.commands'));
+ * const store = EmbeddedStore.open('/var/lib/agate/store');
+ * const sandbox = AnalystSandbox.create('/var/lib/agate/store', store);
+ * const rows = await sandbox.run((engine) => engine.query('SELECT count() AS n FROM agate.commands'), 15_000);
  */
 export class AnalystSandbox {
   readonly #storePath: string;
@@ -227,7 +228,9 @@ export async function storePlan(store: string, activeParts: readonly string[]): 
     if (m === null) throw new Error(`a part path Agate does not recognise: ${path.slice(-120)}`);
     const [, dir, part] = m as unknown as [string, string, string];
     copies.add(`${dir}/format_version.txt`);
-    tables.set(dir, [...(tables.get(dir) ?? []), part]);
+    const names = tables.get(dir);
+    if (names === undefined) tables.set(dir, [part]);
+    else names.push(part);
   }
   for (const path of [...copies, ...tables.keys()]) {
     if (!PLAIN_PATH.test(path)) throw new Error(`a store path Agate does not pass to the sandbox: ${path.slice(0, 120)}`);
