@@ -14,6 +14,7 @@ import { anyGlob } from '../../core/src/glob.js';
 import { devTrustedIssuer } from '../../core/src/identity/dev-issuer.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
 import type { Logger } from '../../core/src/log.js';
+import type { ProxyLeases } from '../../core/src/bus/leases.js';
 import { InstrumentedBus } from '../../core/src/ops/instrumented-bus.js';
 import { READY, readiness } from '../../core/src/ops/readiness.js';
 import { ClickHouseStore } from '../../core/src/store/clickhouse.js';
@@ -33,6 +34,7 @@ import type { UpstreamTarget } from '../../services/ingress-proxy/src/pg/upstrea
 import { directorySink, webhookSink, type CheckpointSink } from '../../services/ledger/src/checkpoint-sink.js';
 import { loadOrCreateSigner } from '../../services/ledger/src/keys.js';
 import { LedgerService } from '../../services/ledger/src/ledger.js';
+import { LeaseSweeper } from '../../services/ledger/src/lease-sweeper.js';
 import { parseVerifierKey, verifierKey, type NoteSigner } from '../../services/ledger/src/note.js';
 import type { CheckpointSources } from '../../services/ledger/src/known-checkpoints.js';
 import type { HealthCheck } from '../../core/src/health.js';
@@ -41,6 +43,8 @@ import { PolicyService } from '../../services/policy/src/service.js';
 import { StoreApprovalHistory } from '../../services/policy/src/approval-history.js';
 import { ApprovalWebhooks } from '../../services/policy/src/webhooks/notifier.js';
 import { PolicyReloader } from '../../services/policy/src/reload.js';
+import { PolicyInForce } from '../../services/policy/src/in-force.js';
+import { LiveSessions } from '../../services/ingress-proxy/src/live-sessions.js';
 import { QueryApi } from '../../services/query/src/http-api.js';
 import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
 import { apiRefusalRecorder } from '../../services/query/src/auth-record.js';
@@ -84,9 +88,12 @@ interface Drainable {
   drain(timeoutMs: number): Promise<void>;
 }
 
-/** The checkpoint signing key named by the config, created on first use. */
-export function ledgerSigner(config: AgateConfig): NoteSigner {
-  return loadOrCreateSigner(config.ledger.signing_key!, config.ledger.origin);
+/**
+ * The checkpoint signing key named by the config, created on first use unless `create` is false
+ * (a ledger on the Kafka bus: its instances must share one key, made once, see loadOrCreateSigner).
+ */
+export function ledgerSigner(config: AgateConfig, create = true): NoteSigner {
+  return loadOrCreateSigner(config.ledger.signing_key!, config.ledger.origin, create);
 }
 
 /**
@@ -223,6 +230,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
   const policyReadsStore = roles.includes('policy') && config.store.kind === 'clickhouse';
   const store = roles.includes('ledger') || roles.includes('query') || policyReadsStore ? await openStore(config) : undefined;
   let bus: Bus | undefined;
+  /** Proxies' leases, on Kafka: the ledger closes the sessions of proxies that died. */
+  let leases: ProxyLeases | undefined;
   const started: Stoppable[] = [];
   const drainable: Drainable[] = [];
   // Listeners and dependencies report into the process's readiness; each is withdrawn at stop.
@@ -266,6 +275,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     // A query service alone needs the bus only to publish approvers' answers (Kafka).
     if (roles.some((r) => r !== 'query') || config.bus.kind === 'kafka') {
       const inner = await openBus(config, codec, roles, logger);
+      if (inner instanceof KafkaBus) leases = inner;
       // Everything the services publish and consume feeds metrics and readiness on the way.
       bus = new InstrumentedBus(inner, readiness, inner instanceof KafkaBus ? () => inner.ping() : undefined);
       // A consumer that stopped does not come back by itself: not live, so an orchestrator restarts it.
@@ -278,7 +288,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       if (checkpoint.dir !== undefined) sinks.push(directorySink(checkpoint.dir));
       if (checkpoint.webhook !== undefined) sinks.push(webhookSink(checkpoint.webhook, ledgerLogger));
       const ledger = new LedgerService({
-        bus: bus!, store: store!, codec, logger: ledgerLogger, signer: ledgerSigner(config),
+        bus: bus!, store: store!, codec, logger: ledgerLogger, signer: ledgerSigner(config, config.bus.kind !== 'kafka'),
         // The embedded log is one stream; on Kafka every partition is a chain of its own.
         chainId: config.bus.kind === 'local' ? LOCAL_STREAM.stream : `${config.bus.events_topic}-0`,
         checkpoints: { everyEvents: checkpoint.every_events, everyMs: checkpoint.every_ms, sinks },
@@ -286,6 +296,13 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       });
       await ledger.start();
       started.push(ledger);
+      if (leases !== undefined && config.bus.kind === 'kafka') {
+        // The ledger closes the sessions of proxies that died (lease-sweeper.ts says why the ledger).
+        const lease = config.bus.proxy_lease_ms;
+        const sweeper = new LeaseSweeper({ leases, bus: bus!, store: store!, logger: ledgerLogger.child({ component: 'leases' }), expiryMs: lease, everyMs: Math.min(5_000, Math.max(500, lease / 2)) });
+        sweeper.start();
+        started.push(sweeper);
+      }
       out.ledger = ledger;
       reportHealth({ component: 'ledger', problem: () => ledger.problem() });
     }
@@ -308,6 +325,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         started.push({ stop: async () => reloader.stop() });
       }
     }
+    // The proxies of this process register here; the query API terminates their sessions.
+    const liveSessions = new LiveSessions();
     if (roles.includes('query')) {
       const required = Object.entries(config.query.require_claims).map(([name, globs]) => ({ name, test: anyGlob(globs) }));
       const claim = (id: Identity, name: string) => (name === 'sub' ? id.subject : name === 'iss' ? id.issuer : id.claims[name]);
@@ -316,6 +335,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const sql = analystSql(config, store!, logger.child({ component: 'query' }));
       started.push({ stop: async () => sql.close() });
       const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), analystSql: sql.run, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls'), logins: loginGuard(config.logins, throttle), health, ledgerVerify: checkpointSources(config), console: config.console,
+        policy: new PolicyInForce(config.source, { policy: config.policy, masking: config.masking }),
+        liveSessions: roles.includes('proxy') ? liveSessions : undefined,
         recordRefusal: apiRefusalRecorder(bus, config.instance_id, logger.child({ component: 'query' })),
       });
       const q = splitHostPort(config.query.listen);
@@ -331,6 +352,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       });
       const p = splitHostPort(config.proxy.postgres.listen);
       out.postgres = await proxy.listen(p.host, p.port);
+      liveSessions.add(proxy);
       started.push({ stop: () => proxy.shutdown() });
       drainable.push(proxy);
       report('listener.postgres');
@@ -344,6 +366,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         });
         const s = splitHostPort(sshConfig.listen);
         out.ssh = await ssh.listen(s.host, s.port);
+        liveSessions.add(ssh);
         started.push({ stop: () => ssh.shutdown() });
         drainable.push(ssh);
         report('listener.ssh');

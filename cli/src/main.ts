@@ -14,7 +14,7 @@ import { exportCommand } from './export-command.js';
 import { renderReplay } from './replay.js';
 import { kubeconfigFor } from './kubeconfig.js';
 import { toAsciicast, type Recording } from '../../services/query/src/recording.js';
-import { answerCommand, approvalsCommand, policyLint, policyTest, type PolicyTestInput } from './policy-commands.js';
+import { answerCommand, approvalsCommand, policyBacktest, policyLint, policyTest, type BacktestInput, type PolicyTestInput } from './policy-commands.js';
 import type { Protocol } from '../../schemas/src/events.js';
 import type { TimelineEvent } from '../../services/query/src/queries.js';
 
@@ -35,6 +35,11 @@ Usage:
                                               (exit 0 allow/mask, 3 hold, 4 deny)
   agate policy lint --config FILE [--json]    validate the policy; warn about rules that can
                                               never match (exit 1 on warnings)
+  agate policy backtest --config FILE --candidate POLICY --since 30d [--until T]
+                   [--max-commands N] [--offline] [--json]
+                                              decide the recorded commands of the period with
+                                              the candidate policy and list every verdict that
+                                              would change (exit 0 none, 3 some)
   agate approvals  --config FILE [--status pending|approved|denied|expired|all] [--json]
                                               held commands awaiting (or past) approval
   agate approve    APPROVAL_ID --config FILE [--comment TEXT]
@@ -108,6 +113,10 @@ const OPTIONS = {
   'token-env': { type: 'string' },
   cast: { type: 'string' },
   check: { type: 'boolean' },
+  candidate: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  'max-commands': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -130,7 +139,8 @@ async function main(argv: string[]): Promise<number> {
     case 'policy':
       if (rest[0] === 'test') return policyTest(config(), policyInput(values), values.json === true);
       if (rest[0] === 'lint') return policyLint(config(), values.json === true);
-      if (rest[0] !== undefined) throw new UsageError(`unknown policy subcommand "${rest[0]}" (test or lint)`);
+      if (rest[0] === 'backtest') return policyBacktest(config(), backtestInput(values), values.json === true);
+      if (rest[0] !== undefined) throw new UsageError(`unknown policy subcommand "${rest[0]}" (test, lint or backtest)`);
       return runServices(config(), ['policy']);
     case 'approvals':
       return approvalsCommand(config(), values);
@@ -201,6 +211,14 @@ function policyInput(v: Values): PolicyTestInput {
   const protocol = v.protocol as Protocol | undefined;
   if (protocol !== undefined && !['postgres', 'ssh', 'kubernetes'].includes(protocol)) throw new UsageError('--protocol must be postgres, ssh or kubernetes');
   return { sql: v.sql, text: v.text, claims: parseClaims(v.claim), target: v.target, protocol, subject: v.sub ?? v.subject };
+}
+
+function backtestInput(v: Values): BacktestInput {
+  if (v.candidate === undefined) throw new UsageError('agate policy backtest needs --candidate FILE (a policy: section or a whole config file)');
+  if (v.since === undefined) throw new UsageError('agate policy backtest needs --since (30d, 12h, or an ISO 8601 time)');
+  const max = v['max-commands'] === undefined ? undefined : Number(v['max-commands']);
+  if (max !== undefined && (!Number.isInteger(max) || max < 1)) throw new UsageError('--max-commands expects a positive integer');
+  return { candidate: v.candidate, since: v.since, until: v.until, maxCommands: max, offline: v.offline === true, token: v.token, url: v.url };
 }
 
 async function devToken(config: AgateConfig, v: Values): Promise<number> {

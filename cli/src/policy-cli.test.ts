@@ -6,6 +6,17 @@ import { join } from 'node:path';
 import { parseConfig } from '../../core/src/config.js';
 import { packageRoot } from '../../core/src/package-root.js';
 import { run } from '../../test/harness/proc.js';
+import { randomUUID } from 'node:crypto';
+import type { Bus } from '../../core/src/bus/bus.js';
+import { loadConfig } from '../../core/src/config.js';
+import { silentLogger } from '../../core/src/log.js';
+import { EmbeddedStore } from '../../core/src/store/embedded.js';
+import { EventCodec } from '../../schemas/src/codec.js';
+import type { AgateEvent, Command, Verdict } from '../../schemas/src/events.js';
+import { SAMPLES } from '../../schemas/src/samples.js';
+import { LedgerService } from '../../services/ledger/src/ledger.js';
+import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
+import { ledgerSigner } from './components.js';
 import { lintPolicy } from './policy-commands.js';
 
 /* `agate policy test` and `agate policy lint` of the real binary, against config files only. */
@@ -120,6 +131,61 @@ policy:
     - { id: staging-again, action: allow, match: { targets: [staging], sql: { statements: [SelectStmt] } } }
 `, 'lint.yaml');
   assert.equal(lintPolicy(cfg.policy.rules).map((f) => f.rule), ['no-destroy-again', 'staging-again']);
+});
+
+cli('policy backtest --offline: the candidate decides the recorded commands of the period; changed verdicts listed, exit 3', async () => {
+  const cfgPath = file('bt.yaml', `data_dir: ${dir}/bt-data\n${POLICY}`);
+  const config = loadConfig(cfgPath);
+  await loadParsers();
+  const inForce = new CompiledPolicy(config.policy, config.masking.audit);
+  const now = Date.now() * 1000;
+  const events: AgateEvent[] = [];
+  // Six commands this hour, one from forty days ago; each with the verdict the policy in force gave it.
+  const texts: [string, Record<string, string>, number][] = [
+    ['SELECT 1', { role: 'reader' }, now - 60e6], ['DELETE FROM t WHERE id = 1', {}, now - 50e6], ['DROP TABLE t', {}, now - 40e6],
+    ['DELETE FROM t', {}, now - 30e6], ['UPDATE t SET a = 1', { role: 'reader' }, now - 20e6], ['SELECT 2', {}, now - 10e6],
+    ['DELETE FROM old', {}, now - 40 * 86_400e6],
+  ];
+  for (const [text, claims, time] of texts) {
+    const command: Command = { ...SAMPLES.Command, event_id: randomUUID(), time, text, identity: { ...SAMPLES.Command.identity, claims } };
+    const d = inForce.evaluate(command);
+    const verdict: Verdict = { ...SAMPLES.Verdict, event_id: randomUUID(), time: time + 500, command_id: command.event_id, decision: d.decision, rule_id: d.rule_id, reason: d.reason, policy_revision: inForce.revision };
+    events.push(command, verdict);
+  }
+  const store = EmbeddedStore.open(join(config.data_dir, 'store'));
+  try {
+    const bus = { publish: async () => {}, subscribe: async () => ({ close: async () => {} }) } as unknown as Bus;
+    const ledger = new LedgerService({ bus, store, codec: new EventCodec(), chainId: 'embedded', logger: silentLogger, signer: ledgerSigner(config), checkpoints: { everyEvents: 100, everyMs: 60_000, sinks: [] } });
+    await ledger.start();
+    await ledger.append(events);
+  } finally {
+    await store.close();
+  }
+  // The candidate: plain DELETEs (without WHERE) are refused outright, and nothing else changes.
+  const candidate = file('candidate.yaml', POLICY.replace('  rules:\n', '  rules:\n    - { id: no-unbounded-delete, action: deny, match: { sql: { statements: [DeleteStmt], without_where: true } } }\n').replace(/^identity:.*\n/, ''));
+  const human = await agate('policy', 'backtest', '--config', cfgPath, '--candidate', candidate, '--since', '1d', '--offline');
+  assert.is(human.code, 3, human.stdout + human.stderr);
+  assert.match(human.stdout, /: 6 recorded commands from /);
+  assert.match(human.stdout, /1 verdicts would change: allow→deny 1/);
+  assert.match(human.stdout, /DELETE FROM t\s*$/m);
+  assert.not.match(human.stdout, /DELETE FROM old/);
+  const json = await agate('policy', 'backtest', '--config', cfgPath, '--candidate', candidate, '--since', '60d', '--offline', '--json');
+  assert.is(json.code, 3, json.stderr);
+  const report = JSON.parse(json.stdout) as { examined: number; changed: number; changes: { text: string; recorded: { decision: string }; candidate: { decision: string; rule_id: string } }[] };
+  assert.equal([report.examined, report.changed], [7, 2]);
+  assert.equal(report.changes.map((c) => [c.text, c.recorded.decision, c.candidate.decision, c.candidate.rule_id]), [
+    ['DELETE FROM t', 'allow', 'deny', 'no-unbounded-delete'], ['DELETE FROM old', 'allow', 'deny', 'no-unbounded-delete'],
+  ]); // in the record's order
+  // The policy in force as its own candidate changes nothing: exit 0.
+  const same = await agate('policy', 'backtest', '--config', cfgPath, '--candidate', cfgPath, '--since', '60d', '--offline');
+  assert.is(same.code, 0, same.stdout + same.stderr);
+  assert.match(same.stdout, /no verdict would change/);
+  const bad = await agate('policy', 'backtest', '--config', cfgPath, '--candidate', file('bad-cand.yaml', 'rules:\n  - { id: x, action: hodl }\n'), '--since', '1d', '--offline');
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /bad-cand\.yaml:2: rules\[0\]\.action:/);
+  const usage = await agate('policy', 'backtest', '--config', cfgPath, '--since', '1d');
+  assert.is(usage.code, 2);
+  assert.match(usage.stderr, /needs --candidate/);
 });
 
 cli.run();

@@ -1,10 +1,14 @@
-import { randomUUID } from 'node:crypto';
-import type { AgateConfig, RuleConfig } from '../../core/src/config.js';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { parsePolicyCandidate, type AgateConfig, type RuleConfig } from '../../core/src/config.js';
+import { AgateError, ErrorCode } from '../../core/src/errors.js';
 import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
+import { backtestRecord, timeSpecMicros, type BacktestReport } from '../../services/policy/src/recorded-commands.js';
+import { tryCommand } from '../../services/policy/src/try-command.js';
 import { GUARDED_EFFECTS } from '../../core/src/sql/effects.js';
-import { analyzeShell } from '../../core/src/shell/analyze.js';
-import type { Command, Protocol } from '../../schemas/src/events.js';
+import type { Protocol } from '../../schemas/src/events.js';
 import { ApiClient } from './api-client.js';
+import { openStore } from './components.js';
 import { table } from './format.js';
 
 export interface PolicyTestInput {
@@ -22,30 +26,81 @@ export async function policyTest(config: AgateConfig, input: PolicyTestInput, js
   await loadParsers();
   const policy = new CompiledPolicy(config.policy, config.masking.audit);
   const protocol = input.protocol ?? (input.sql !== undefined ? 'postgres' : 'ssh');
-  const command: Command = {
-    type: 'Command', event_id: randomUUID(), time: Date.now() * 1000, session_id: randomUUID(), proxy_id: 'policy-test', sequence: 1,
-    protocol, target: input.target ?? config.targets[0]?.name ?? 'default',
-    identity: { issuer: input.issuer ?? 'policy-test', subject: input.subject ?? input.claims.sub ?? 'policy-test', claims: input.claims },
-    text: input.sql ?? input.text ?? '', parameters: [], attributes: {},
-  };
-  const d = policy.evaluate(command);
-  // For a shell line, what the parser saw: the simple commands the rules were tried on.
-  const shell = protocol === 'ssh' ? analyzeShell(command.text) : undefined;
-  const shellCommands = shell?.ok === true ? shell.commands.map(({ program, argv, flags, operands, via, downloaded }) => ({ program, argv, flags, operands, via, downloaded })) : null;
-  const out = { decision: d.decision, rule_id: d.rule_id, reason: d.reason, mask_set: d.mask_set, approval: d.approval ?? null, policy_revision: policy.revision, shell_commands: shellCommands };
+  const out = tryCommand(policy, {
+    text: input.sql ?? input.text ?? '', protocol, target: input.target ?? config.targets[0]?.name ?? 'default',
+    issuer: input.issuer, subject: input.subject, claims: input.claims,
+  });
   if (json) console.log(JSON.stringify(out, null, 2));
   else {
-    for (const c of shellCommands ?? []) {
+    for (const c of out.shell_commands ?? []) {
       const how = [c.via.length > 0 ? `via ${c.via.join(' > ')}` : '', c.downloaded ? 'runs downloaded code' : ''].filter(Boolean).join('; ');
       console.log(`command: ${c.program}  flags: ${c.flags.join(' ') || '-'}  operands: ${JSON.stringify(c.operands)}${how ? `  (${how})` : ''}`);
     }
-    console.log(`${d.decision.toUpperCase()}  rule: ${d.rule_id ?? '(policy default)'}`);
-    console.log(`reason: ${d.reason}`);
-    if (d.mask_set !== null) console.log(`mask set: ${d.mask_set}`);
-    if (d.approval !== undefined) console.log(`approval: ${d.approval.required} approver(s), timeout ${d.approval.timeout_s} s, approver claims ${JSON.stringify(d.approval.approvers.claims)}`);
+    console.log(`${out.decision.toUpperCase()}  rule: ${out.rule_id ?? '(policy default)'}`);
+    console.log(`reason: ${out.reason}`);
+    if (out.mask_set !== null) console.log(`mask set: ${out.mask_set}`);
+    if (out.approval !== null) console.log(`approval: ${out.approval.required} approver(s), timeout ${out.approval.timeout_s} s, approver claims ${JSON.stringify(out.approval.approvers.claims)}`);
   }
   // Scripts can branch on the exit code: 0 allowed (possibly masked), 3 held, 4 denied.
-  return d.decision === 'deny' ? 4 : d.decision === 'hold' ? 3 : 0;
+  return out.decision === 'deny' ? 4 : out.decision === 'hold' ? 3 : 0;
+}
+
+export interface BacktestInput {
+  candidate: string;
+  since: string;
+  until?: string;
+  maxCommands?: number;
+  offline: boolean;
+  token?: string;
+  url?: string;
+}
+
+/**
+ * `agate policy backtest`: the candidate policy decides the commands recorded in the period; every
+ * verdict it would change is listed. Through the running query API, or (--offline) the store
+ * directly while Agate is stopped. Exit 0 when no verdict changes, 3 when some do.
+ */
+export async function policyBacktest(config: AgateConfig, input: BacktestInput, json: boolean): Promise<number> {
+  let text: string;
+  try {
+    text = readFileSync(input.candidate, 'utf8');
+  } catch (cause) {
+    throw new AgateError(ErrorCode.CONFIG_UNREADABLE, `cannot read the candidate policy ${input.candidate}: ${(cause as Error).message}`, { cause });
+  }
+  let report: BacktestReport;
+  if (input.offline) {
+    const candidate = parsePolicyCandidate(text, input.candidate, config.masking);
+    await loadParsers();
+    const now = Date.now();
+    const period = { fromMicros: timeSpecMicros(input.since, now), toMicros: input.until === undefined ? now * 1000 : timeSpecMicros(input.until, now, 'until') };
+    const store = await openStore(config);
+    try {
+      report = await backtestRecord(store, new CompiledPolicy(candidate.policy, candidate.masking.audit), { period, maxCommands: input.maxCommands });
+    } finally {
+      await store.close();
+    }
+  } else {
+    const api = await ApiClient.fromConfig(config, input.token, input.url);
+    report = await api.post<BacktestReport>('/v1/policy/backtest', { candidate: text, source: basename(input.candidate), since: input.since, until: input.until, max_commands: input.maxCommands });
+  }
+  if (json) console.log(JSON.stringify(report, null, 2));
+  else console.log(renderBacktest(report));
+  return report.changed === 0 ? 0 : 3;
+}
+
+function renderBacktest(r: BacktestReport): string {
+  const lines = [`candidate ${r.candidate_revision}: ${r.examined} recorded commands from ${r.since} to ${r.until}${r.truncated ? ` (stopped at ${r.examined_until}: --max-commands)` : ''}`];
+  if (r.unanswered > 0) lines.push(`${r.unanswered} commands had no policy verdict (refused at the verdict deadline) and were not compared`);
+  lines.push(r.changed === 0 ? 'no verdict would change' : `${r.changed} verdicts would change: ${Object.entries(r.transitions).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  if (r.changes.length > 0) {
+    const rows = r.changes.map((c) => ({
+      time: c.time, subject: c.subject, target: c.target, recorded: `${c.recorded.decision} (${c.recorded.rule_id ?? 'default'})`,
+      candidate: `${c.candidate.decision} (${c.candidate.rule_id ?? 'default'})`, text: c.text.length > 80 ? `${c.text.slice(0, 79)}…` : c.text,
+    }));
+    lines.push('', table(rows, ['time', 'subject', 'target', 'recorded', 'candidate', 'text']));
+    if (r.changes_truncated) lines.push(`(first ${r.changes.length} of ${r.changed} listed; --json has the same list)`);
+  }
+  return lines.join('\n');
 }
 
 /** One finding of `agate policy lint`. */

@@ -414,6 +414,11 @@ export const configSchema = z.strictObject({
          * else the events topic. Two deployments on one Kafka need different topics or prefixes.
          */
         group_prefix: z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, dots, dashes or underscores').optional(),
+        /**
+         * How long a proxy's verdict group must stay without a member (the broker drops a member
+         * 10 s after its last heartbeat) before the ledger closes the proxy's open sessions.
+         */
+        proxy_lease_ms: z.number().int().min(1_000).default(10_000),
         /** Partitions of a topic Agate creates; the ledger keeps one hash chain per partition. */
         partitions: z.number().int().min(1).default(6),
         replication_factor: z.number().int().min(1).default(3),
@@ -520,7 +525,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Log name: the checkpoint key's name; each chain's checkpoint origin is ORIGIN/CHAIN. */
       origin: z.string().regex(/^[^\s+]+$/, 'expected a name without spaces or +, e.g. agate.example.com/ledger').default('agate.local/ledger'),
-      /** Ed25519 signer key in note format; generated on first start. Default DATA_DIR/ledger/checkpoint.key. */
+      /** Ed25519 signer key in note format; generated on first start on the embedded bus, required to exist on Kafka (one key for all ledger instances). Default DATA_DIR/ledger/checkpoint.key. */
       signing_key: z.string().optional(),
       checkpoint: z
         .strictObject({
@@ -589,25 +594,9 @@ export function loadConfig(path: string): AgateConfig {
 }
 
 export function parseConfig(text: string, source: string): AgateConfig {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    const { line, col } = lines.linePos(e.pos[0]);
-    throw new ConfigError(`${source}:${line}:${col}: not valid YAML: ${e.message.split('\n')[0]}`);
-  }
+  const { doc, lines } = readYaml(text, source);
   const result = configSchema.safeParse(doc.toJS() ?? {});
-  if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const key = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') || '(top level)';
-      // For an unknown key, point at the key itself rather than its parent.
-      const at = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
-      const node = doc.getIn(at, true) ?? doc.getIn(issue.path, true);
-      const where = isNode(node) && node.range ? `:${lines.linePos(node.range[0]).line}` : '';
-      return `${source}${where}: ${key}: ${issue.message}`;
-    });
-    throw new ConfigError(`invalid configuration\n  ${problems.join('\n  ')}`);
-  }
+  if (!result.success) throw schemaError(result.error.issues, doc, lines, source);
   const base = dirname(resolve(source));
   const cfg = result.data;
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
@@ -634,22 +623,8 @@ export function parseConfig(text: string, source: string): AgateConfig {
     if (names.has(t.name)) throw new ConfigError(`${source}: targets[${i}].name: duplicate target name "${t.name}"`);
     names.add(t.name);
   }
-  const ids = new Set<string>();
-  for (const [i, r] of cfg.policy.rules.entries()) {
-    if (ids.has(r.id)) throw new ConfigError(`${source}: policy.rules[${i}].id: duplicate rule id "${r.id}"`);
-    ids.add(r.id);
-  }
-  if (cfg.masking.sets.default === undefined) cfg.masking.sets.default = { columns: [...BUILTIN_MASK_SET.columns], detectors: [...BUILTIN_MASK_SET.detectors] };
-  const maskRef = (ref: boolean | string, key: string) => {
-    if (typeof ref === 'string' && cfg.masking.sets[ref] === undefined) throw new ConfigError(`${source}: ${key}: no mask set named "${ref}" in masking.sets`);
-  };
-  maskRef(cfg.masking.audit, 'masking.audit');
-  for (const [i, t] of cfg.targets.entries()) if (t.protocol === 'postgres' || t.protocol === 'kubernetes') maskRef(t.mask_client, `targets[${i}].mask_client`);
-  for (const [i, r] of cfg.policy.rules.entries()) {
-    maskRef(r.mask_client, `policy.rules[${i}].mask_client`);
-    if (r.mask_client !== false && r.action !== 'allow') throw new ConfigError(`${source}: policy.rules[${i}].mask_client: only an allow rule can mask results`);
-    if (r.approval !== undefined && r.action !== 'hold') throw new ConfigError(`${source}: policy.rules[${i}].approval: only a hold rule takes an approval section`);
-  }
+  checkPolicy(cfg.policy, cfg.masking, source);
+  for (const [i, t] of cfg.targets.entries()) if (t.protocol === 'postgres' || t.protocol === 'kubernetes') maskRef(cfg.masking, t.mask_client, `targets[${i}].mask_client`, source);
   if (cfg.bus.kind === 'kafka' && cfg.bus.min_insync_replicas !== undefined && cfg.bus.min_insync_replicas > cfg.bus.replication_factor) {
     throw new ConfigError(`${source}: bus.min_insync_replicas: ${cfg.bus.min_insync_replicas} is more than bus.replication_factor (${cfg.bus.replication_factor}); no write could ever be acknowledged`);
   }
@@ -686,6 +661,77 @@ export function parseConfig(text: string, source: string): AgateConfig {
     throw new ConfigError(`${source}: identity.issuers: expected at least one trusted issuer (or identity.dev_issuer.enabled: true for local trials)`);
   }
   return { ...cfg, source };
+}
+
+function readYaml(text: string, source: string): { doc: ReturnType<typeof parseDocument>; lines: LineCounter } {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const { line, col } = lines.linePos(e.pos[0]);
+    throw new ConfigError(`${source}:${line}:${col}: not valid YAML: ${e.message.split('\n')[0]}`);
+  }
+  return { doc, lines };
+}
+
+/** One error naming, for each problem, the file, the line of the key, the key and what was expected. */
+function schemaError(issues: readonly z.core.$ZodIssue[], doc: ReturnType<typeof parseDocument>, lines: LineCounter, source: string, docPath: (path: PropertyKey[]) => PropertyKey[] = (p) => p): ConfigError {
+  const problems = issues.map((issue) => {
+    const path = docPath(issue.path);
+    const key = path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') || '(top level)';
+    // For an unknown key, point at the key itself rather than its parent.
+    const at = issue.code === 'unrecognized_keys' ? [...path, issue.keys[0]!] : path;
+    const node = doc.getIn(at, true) ?? doc.getIn(path, true);
+    const where = isNode(node) && node.range ? `:${lines.linePos(node.range[0]).line}` : '';
+    return `${source}${where}: ${key}: ${issue.message}`;
+  });
+  return new ConfigError(`invalid configuration\n  ${problems.join('\n  ')}`);
+}
+
+function maskRef(masking: MaskingConfig, ref: boolean | string, key: string, source: string): void {
+  if (typeof ref === 'string' && masking.sets[ref] === undefined) throw new ConfigError(`${source}: ${key}: no mask set named "${ref}" in masking.sets`);
+}
+
+/** What the schema cannot say about a policy: unique rule ids, known mask sets, actions that fit their options. Adds the built-in default mask set. */
+function checkPolicy(policy: PolicyConfig, masking: MaskingConfig, source: string): void {
+  const ids = new Set<string>();
+  for (const [i, r] of policy.rules.entries()) {
+    if (ids.has(r.id)) throw new ConfigError(`${source}: policy.rules[${i}].id: duplicate rule id "${r.id}"`);
+    ids.add(r.id);
+  }
+  if (masking.sets.default === undefined) masking.sets.default = { columns: [...BUILTIN_MASK_SET.columns], detectors: [...BUILTIN_MASK_SET.detectors] };
+  maskRef(masking, masking.audit, 'masking.audit', source);
+  for (const [i, r] of policy.rules.entries()) {
+    maskRef(masking, r.mask_client, `policy.rules[${i}].mask_client`, source);
+    if (r.mask_client !== false && r.action !== 'allow') throw new ConfigError(`${source}: policy.rules[${i}].mask_client: only an allow rule can mask results`);
+    if (r.approval !== undefined && r.action !== 'hold') throw new ConfigError(`${source}: policy.rules[${i}].approval: only a hold rule takes an approval section`);
+  }
+}
+
+const candidateSchema = z.strictObject({ policy: configSchema.shape.policy, masking: configSchema.shape.masking });
+
+/** A policy to try without putting it in force (`agate policy backtest`, the console's Policy page). */
+export interface PolicyCandidate {
+  policy: PolicyConfig;
+  masking: MaskingConfig;
+}
+
+/**
+ * Reads a candidate policy: either a whole config file (its `policy:` and `masking:` sections are
+ * taken, the rest ignored) or a bare policy section (`default:`, `rules:`). Validated exactly as the
+ * config file's own policy, with errors naming the source's line and key; a candidate without
+ * `masking:` uses the mask sets in force.
+ */
+export function parsePolicyCandidate(text: string, source: string, inForce: MaskingConfig): PolicyCandidate {
+  const { doc, lines } = readYaml(text, source);
+  const js: unknown = doc.toJS() ?? {};
+  if (js === null || typeof js !== 'object' || Array.isArray(js)) throw new ConfigError(`${source}: expected a policy (default:, rules:) or a config file with a policy: section`);
+  const whole = 'policy' in js;
+  const raw = js as Record<string, unknown>;
+  const result = candidateSchema.safeParse({ policy: whole ? raw.policy : raw, masking: (whole ? raw.masking : undefined) ?? structuredClone(inForce) });
+  if (!result.success) throw schemaError(result.error.issues, doc, lines, source, (p) => (whole || p[0] !== 'policy' ? p : p.slice(1)));
+  checkPolicy(result.data.policy, result.data.masking, source);
+  return result.data;
 }
 
 /** 127.0.0.0/8, ::1 and localhost: where plain HTTP never leaves the machine. */

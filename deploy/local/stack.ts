@@ -44,7 +44,9 @@ query:
 writeFileSync(join(dir, 'agate.yaml'), config);
 console.log(`
 Kafka ${kafka.bootstrap} · registry ${registry.url} · PostgreSQL 127.0.0.1:${pg.port} · store ${store.url} (test double over the embedded engine)
-Config: .agate/stack/agate.yaml. In separate terminals:
+Config: .agate/stack/agate.yaml. Once, to make the checkpoint key every ledger instance shares:
+  node bin/agate.js ledger-key --config .agate/stack/agate.yaml
+In separate terminals:
   node bin/agate.js ledger --config .agate/stack/agate.yaml
   node bin/agate.js policy --config .agate/stack/agate.yaml
   node bin/agate.js query  --config .agate/stack/agate.yaml

@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -15,11 +15,13 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startKeycloak, type Keycloak } from '../harness/keycloak.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { run } from '../harness/proc.js';
+import { startSshd, type SshServer } from '../harness/sshd.js';
 import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, type AgateProcess } from './agate-process.js';
 
 const SHOTS = join(REPO_ROOT, 'test', 'screenshots');
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const ALICE = { username: 'alice', password: `pw-${randomBytes(6).toString('hex')}`, groups: ['approver', 'dba', 'analyst'] };
+const ALICE = { username: 'alice', password: `pw-${randomBytes(6).toString('hex')}`, groups: ['approver', 'dba', 'analyst', 'admin'] };
 const BOB = { username: 'bob', password: `pw-${randomBytes(6).toString('hex')}`, groups: ['approver', 'dba'] };
 
 const POLICY = `policy:
@@ -42,19 +44,26 @@ query:
 `;
 
 interface Ctx {
-  pg: PostgresServer; oidc: OidcIssuer; keycloak: Keycloak; agate: AgateProcess;
+  pg: PostgresServer; oidc: OidcIssuer; keycloak: Keycloak; agate: AgateProcess; sshd: SshServer;
   profile: string; browser: BrowserContext; page: Page; clientSecret: string; secondProfile?: string; second?: BrowserContext;
 }
 const ui = suite<Ctx>('console: sign-in and approvals in a real browser');
 
 ui.before(async (ctx) => {
   mkdirSync(SHOTS, { recursive: true });
-  [ctx.pg, ctx.oidc, ctx.keycloak] = await Promise.all([startPostgres(), startOidcIssuer(), startKeycloak()]);
+  [ctx.pg, ctx.oidc, ctx.keycloak, ctx.sshd] = await Promise.all([startPostgres(), startOidcIssuer(), startKeycloak(), startSshd()]);
   ctx.clientSecret = randomBytes(18).toString('base64url');
   const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
   const issuer = `${ctx.keycloak.baseUrl}/realms/agate`;
   ctx.agate = await startAgateProcess({
-    configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY) + `console:
+    // An SSH target too, for the shell replay.
+    configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY)
+      .replace(/^proxy:\n/m, 'proxy:\n  ssh: { listen: 127.0.0.1:0, host_key_file: ./ssh_host_key }\n')
+      .replace(/^targets:\n/m, `targets:
+  - name: box
+    protocol: ssh
+    upstream: { host: 127.0.0.1, port: ${ctx.sshd.port}, user: ${ctx.sshd.user}, private_key_file: "${ctx.sshd.clientKeyFile}", host_key: "${ctx.sshd.hostPublicKey}" }
+`) + `console:
   oidc:
     issuer: ${JSON.stringify(issuer)}
     client_id: agate-console
@@ -78,6 +87,7 @@ ui.after(async (ctx) => {
   await ctx.keycloak?.stop();
   await ctx.oidc?.close();
   await ctx.pg?.stop();
+  await ctx.sshd?.stop();
 });
 
 /** psql as the agent, running one statement; resolves with its exit code and output. */
@@ -260,6 +270,16 @@ ui('the sessions list leads to a session\'s timeline with the hold, the approval
   await page.waitForSelector('#sessions tbody tr');
   assert.ok((await page.locator('#sessions tbody tr').count()) >= 3);
   await shot(page, 'console-sessions');
+  // Filters by command text and by time, through the form.
+  await page.fill('#session-filters input[name=q]', 'drop table console_doomed');
+  await page.click('#session-filters button[type=submit]');
+  await page.waitForFunction(() => location.hash.includes('q=drop'));
+  await page.waitForSelector('#sessions tbody tr');
+  assert.is(await page.locator('#sessions tbody tr').count(), 1);
+  await page.fill('#session-filters input[name=from]', '2200-01-01T00:00');
+  await page.click('#session-filters button[type=submit]');
+  await page.locator('p.muted', { hasText: 'No sessions match.' }).waitFor();
+  assert.match(page.url(), /from=2(1|2)\d\d-\d\d-\d\dT\d\d%3A\d\d%3A00\.000Z/);
   // The session that ran the approved DROP: open it from the inbox's link.
   await page.goto(`${ctx.agate.apiUrl}/ui/#/approvals`);
   const settled = page.locator('#settled article.card[data-status="approved"]').first();
@@ -309,6 +329,245 @@ ui('a hold needing two approvers waits after the first and runs the moment the s
   } finally {
     psql.kill();
   }
+});
+
+/** Alice's console session (tests may run alone: sign in when the page is not signed in). */
+async function asAlice(ctx: Ctx): Promise<Page> {
+  await ctx.page.goto(`${ctx.agate.apiUrl}/ui/`);
+  const status = await ctx.page.evaluate(async () => (await fetch('/ui/api/me')).status);
+  if (status !== 200) await signIn(ctx.page, ctx.agate.apiUrl, ALICE);
+  return ctx.page;
+}
+
+ui('the Policy page shows the rules in force, tries a command, and backtests a candidate over the record', async (ctx) => {
+  const page = await asAlice(ctx);
+  await asAgent(ctx, 'CREATE TABLE backtest_items (id int)');
+  await asAgent(ctx, 'INSERT INTO backtest_items VALUES (1), (2)');
+  await asAgent(ctx, 'DELETE FROM backtest_items WHERE id = 1');
+  await asAgent(ctx, 'DELETE FROM backtest_items');
+  await page.goto(`${ctx.agate.apiUrl}/ui/#/policy`);
+  await page.waitForSelector('#rules tbody tr');
+  const rules = await page.locator('#rules tbody tr').allTextContents();
+  assert.equal(rules.map((r) => /(drop-needs-dba|alter-needs-two|truncate-needs-dba)/.exec(r)?.[1]), ['drop-needs-dba', 'alter-needs-two', 'truncate-needs-dba']);
+  // Try a command: what `agate policy test` answers.
+  await page.fill('#try-form textarea[name=text]', 'DROP TABLE users');
+  await page.click('#try-form button[type=submit]');
+  await page.locator('#try-result .rule', { hasText: 'drop-needs-dba' }).waitFor();
+  assert.is(await page.locator('#try-result .badge').first().textContent(), 'hold');
+  // The rules in force as their own candidate change nothing over the record (also checks the
+  // JSON the page pre-fills reads back as the same policy).
+  await page.locator('#backtest-form textarea[name=candidate]').waitFor();
+  assert.match(await page.inputValue('#backtest-form textarea[name=candidate]'), '"drop-needs-dba"');
+  await page.click('#run-backtest');
+  await page.locator('#backtest-summary').waitFor({ timeout: 30_000 });
+  assert.match((await page.textContent('#backtest-result')) ?? '', /^0 of \d+ recorded commands.*No verdict would change\./);
+  // A candidate that refuses DELETE without WHERE: exactly that recorded DELETE changes.
+  await page.evaluate(() => {
+    const box = document.querySelector<HTMLTextAreaElement>('#backtest-form textarea[name=candidate]')!;
+    const doc = JSON.parse(box.value) as { policy: { rules: unknown[] } };
+    doc.policy.rules.unshift({ id: 'no-unbounded-delete', action: 'deny', message: 'say which rows', match: { sql: { statements: ['DeleteStmt'], without_where: true } } });
+    box.value = JSON.stringify(doc, null, 2);
+  });
+  await page.click('#run-backtest');
+  await page.waitForSelector('#backtest-changes tbody tr', { timeout: 30_000 });
+  const changes = await page.locator('#backtest-changes tbody tr').allTextContents();
+  assert.is(changes.length, 1, changes.join('\n'));
+  assert.match(changes[0]!, /DELETE FROM backtest_items.*allow.*default.*deny.*no-unbounded-delete.*say which rows/);
+  assert.match((await page.textContent('#backtest-summary')) ?? '', /^1 of \d+ recorded commands/);
+  assert.match((await page.textContent('#backtest-transitions')) ?? '', /allow → deny 1/);
+  await shot(page, 'console-policy');
+  // An invalid candidate is refused with the line and key.
+  await page.fill('#backtest-form textarea[name=candidate]', 'rules:\n  - { id: x, action: hodl }\n');
+  await page.click('#run-backtest');
+  assert.match((await page.locator('#backtest-error').textContent()) ?? '', /candidate:2: rules\[0\]\.action/);
+});
+
+ui('the Ledger page shows the signed checkpoint, runs a verification, and downloads an inclusion proof that verifies offline', async (ctx) => {
+  const page = await asAlice(ctx);
+  // The ledger signs a checkpoint every 10 s by default.
+  await page.goto(`${ctx.agate.apiUrl}/ui/#/ledger`);
+  for (let i = 0; !(await page.locator('#checkpoint-note').count()); i++) {
+    if (i > 30) throw new Error('no checkpoint on the Ledger page after 15 s');
+    await new Promise((r) => setTimeout(r, 500));
+    await page.reload();
+    await page.waitForSelector('#checkpoint dl, #checkpoint p');
+  }
+  const note = (await page.textContent('#checkpoint-note')) ?? '';
+  assert.match(note, /^agate\.local\/ledger\/embedded\n(\d+)\n[A-Za-z0-9+/=]{44}\nchain-head [A-Za-z0-9+/=]{44}\n\n— agate\.local\/ledger /, JSON.stringify(note));
+  assert.is(await page.textContent('#checkpoint-size'), note.split('\n')[1]);
+  await page.click('#run-verify');
+  await page.waitForSelector('#verify-verdict', { timeout: 60_000 });
+  assert.is(await page.getAttribute('#verify-verdict', 'data-ok'), 'true', (await page.textContent('#verify-result')) ?? '');
+  await shot(page, 'console-ledger');
+  // The first command ever recorded is covered by the checkpoint; its proof is checked offline against the ledger's public key.
+  const { eventId, seq } = await page.evaluate(async () => {
+    const me = await (await fetch('/ui/api/me')).json();
+    const r = await fetch('/ui/api/v1/sql', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token }, body: JSON.stringify({ sql: 'SELECT command_id, toString(seq) AS seq FROM agate.commands ORDER BY seq LIMIT 1' }) });
+    const row = ((await r.json()) as { rows: { command_id: string; seq: string }[] }).rows[0]!;
+    return { eventId: row.command_id, seq: row.seq };
+  });
+  await page.fill('#proof-form input[name=event_id]', eventId);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#proof-form button[type=submit]')]);
+  assert.is(download.suggestedFilename(), `agate-proof-${eventId}.json`);
+  const proofPath = join(ctx.agate.dir, 'proof.json');
+  await download.saveAs(proofPath);
+  assert.is((JSON.parse(readFileSync(proofPath, 'utf8')) as { event_id: string }).event_id, eventId);
+  const key = await ctx.agate.cli(['ledger-key', '--config', ctx.agate.configPath]);
+  writeFileSync(join(ctx.agate.dir, 'ledger.key'), key.stdout);
+  const checked = await ctx.agate.cli(['verify-proof', '--proof', proofPath, '--key', join(ctx.agate.dir, 'ledger.key')]);
+  assert.is(checked.code, 0, checked.stdout + checked.stderr);
+  assert.match(checked.stdout, new RegExp(`OK: event ${eventId} is record ${seq} of agate\\.local/ledger/embedded`));
+});
+
+ui('the SQL page charts activity, runs a query into a table, downloads CSV and keeps saved queries per user', async (ctx) => {
+  const page = await asAlice(ctx);
+  await asAgent(ctx, 'SELECT 42');
+  await page.goto(`${ctx.agate.apiUrl}/ui/#/sql`);
+  // Charts: commands by decision (allowed ones at least), top identities (the agent), top denied rules.
+  await page.waitForSelector('#chart-decisions svg rect[data-series="allow"]', { timeout: 20_000 });
+  const agent = String(ctx.oidc.githubActionsClaims().sub);
+  assert.match((await page.textContent('#chart-identities svg')) ?? '', agent);
+  await page.waitForSelector('#chart-denied svg, #chart-denied p');
+  await page.fill('#sql-editor', 'SELECT subject, count() AS n FROM agate.commands GROUP BY subject ORDER BY n DESC');
+  await page.click('#run-sql');
+  await page.waitForSelector('#sql-rows tbody tr');
+  const first = await page.locator('#sql-rows tbody tr').first().locator('td').allTextContents();
+  assert.is(first[0], agent);
+  assert.ok(Number(first[1]) >= 1, first.join(' '));
+  assert.equal(await page.locator('#sql-rows thead th').allTextContents(), ['subject', 'n']);
+  await shot(page, 'console-sql');
+  const [csv] = await Promise.all([page.waitForEvent('download'), page.click('#download-csv')]);
+  const csvPath = join(ctx.agate.dir, 'query.csv');
+  await csv.saveAs(csvPath);
+  const lines = readFileSync(csvPath, 'utf8').trim().split(/\r?\n/);
+  assert.match(lines[0]!, /^"?subject"?,"?n"?$/);
+  assert.match(lines[1]!, new RegExp(`^"?${agent}"?,${first[1]}$`));
+  // A refused statement shows the server's reason.
+  await page.fill('#sql-editor', 'DROP TABLE agate.ledger');
+  await page.click('#run-sql');
+  await page.waitForSelector('#sql-error');
+  // Saved queries survive a reload, in this browser, for this user.
+  await page.fill('#sql-editor', 'SELECT count() FROM agate.decisions');
+  await page.fill('#query-name', 'all decisions');
+  await page.click('#save-query');
+  await page.reload();
+  await page.locator('#saved-queries button.load', { hasText: 'all decisions' }).click();
+  assert.is(await page.inputValue('#sql-editor'), 'SELECT count() FROM agate.decisions');
+});
+
+ui('an admin terminates a live psql session: the client gets the reason, the record has who and why', async (ctx) => {
+  const page = await asAlice(ctx);
+  const agent = new pg.Client({ host: '127.0.0.1', port: ctx.agate.pgPort, database: 'appdb', user: 'agent', password: await ctx.oidc.mint(ctx.oidc.githubActionsClaims()) });
+  const failure = new Promise<Error & { code?: string }>((resolve) => agent.on('error', resolve));
+  await agent.connect();
+  try {
+    await agent.query('SELECT 1');
+    const sub = String(ctx.oidc.githubActionsClaims().sub);
+    const sessionId = await (async () => {
+      for (let i = 0; i < 100; i++) {
+        const open = await page.evaluate(async (s) => {
+          const r = await (await fetch(`/ui/api/v1/sessions?subject=${encodeURIComponent(s)}&limit=1000`)).json();
+          return (r.sessions as { session_id: string; closed_at: string | null }[]).filter((x) => x.closed_at === null).map((x) => x.session_id);
+        }, sub);
+        if (open.length === 1) return open[0]!;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      throw new Error('no single open session for the agent');
+    })();
+    await page.goto(`${ctx.agate.apiUrl}/ui/#/sessions/${sessionId}`);
+    await page.click('#terminate');
+    assert.is(await page.textContent('#terminate-result'), 'Write a reason first.');
+    await page.fill('#terminate-form input[name=reason]', 'runaway migration, paging the owner');
+    await page.click('#terminate');
+    await page.waitForSelector('#terminate-result.ok');
+    const err = await failure;
+    assert.is(err.code, '57P01');
+    const aliceSub = await page.evaluate(async () => ((await (await fetch('/ui/api/me')).json()) as { subject: string }).subject);
+    assert.is(err.message, `terminated by administrator ${aliceSub} (${ctx.keycloak.baseUrl}/realms/agate): runaway migration, paging the owner`);
+    assert.match((await page.textContent('#terminate-result')) ?? '', err.message);
+    await shot(page, 'console-terminated');
+    // The end is in the record: the session is closed.
+    for (let i = 0; ; i++) {
+      const closed = await page.evaluate(async (id) => ((await (await fetch(`/ui/api/v1/sessions/${id}`)).json()) as { session: { closed_at: string | null } }).session.closed_at, sessionId);
+      if (closed !== null) break;
+      if (i > 100) throw new Error('the session is not recorded as closed');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // A second terminate finds nothing live.
+    const again = await page.evaluate(async (id) => {
+      const me = await (await fetch('/ui/api/me')).json();
+      const r = await fetch(`/ui/api/v1/sessions/${id}/terminate`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token }, body: '{"reason":"again"}' });
+      return r.status;
+    }, sessionId);
+    assert.is(again, 404);
+  } finally {
+    await agent.end().catch(() => undefined);
+  }
+});
+
+ui('an SSH shell replays in the console\'s player; a SQL session steps statement by statement with its timing', async (ctx) => {
+  const page = await asAlice(ctx);
+  const ssh = /^([\d.]+):(\d+)$/.exec(String(ctx.agate.started.ssh ?? ''));
+  assert.ok(ssh, `agate reported no ssh address: ${JSON.stringify(ctx.agate.started)}`);
+  // A compact token: the ssh client cuts passwords at 1023 bytes.
+  const token = await ctx.oidc.mint({ sub: ctx.oidc.githubActionsClaims().sub }, { alg: 'ES256' });
+  const steps = [['[$#] $', 'echo hello from the console replay; exit\r']];
+  const shell = await run('python3', [join(REPO_ROOT, 'test/harness/pty-drive.py'), JSON.stringify(steps), '--', 'sshpass', '-e', '/usr/bin/ssh', '-tt',
+    '-p', ssh![2]!, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+    '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', `box@${ssh![1]}`], { env: { ...process.env, SSHPASS: token }, timeoutMs: 60_000 });
+  assert.is(shell.code, 0, shell.stdout + shell.stderr);
+  // A SQL session of three statements, with a pause before the second.
+  const c = new pg.Client({ host: '127.0.0.1', port: ctx.agate.pgPort, database: 'appdb', user: 'agent', password: await ctx.oidc.mint(ctx.oidc.githubActionsClaims()) });
+  await c.connect();
+  await c.query('SELECT 1 AS stepper_one');
+  await new Promise((r) => setTimeout(r, 400));
+  await c.query('SELECT 2 AS stepper_two');
+  await c.query('CREATE TABLE stepper_three (id int)');
+  await c.end();
+  const sessionOf = (sql: string) => page.evaluate(async (q) => {
+    const me = await (await fetch('/ui/api/me')).json();
+    const r = await fetch('/ui/api/v1/sql', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token }, body: JSON.stringify({ sql: q }) });
+    return ((await r.json()) as { rows: { session_id: string }[] }).rows[0]?.session_id;
+  }, sql);
+  let shellSession: string | undefined;
+  let sqlSession: string | undefined;
+  for (let i = 0; i < 100 && (shellSession === undefined || sqlSession === undefined); i++) {
+    // The shell's recording is complete once its own Response (the exit status) is stored.
+    shellSession ??= await sessionOf("SELECT session_id FROM agate.decisions WHERE protocol = 'ssh' AND text = 'shell' AND status = 'ok' ORDER BY time DESC LIMIT 1");
+    sqlSession ??= await sessionOf("SELECT session_id FROM agate.commands WHERE text = 'CREATE TABLE stepper_three (id int)' LIMIT 1");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(shellSession && sqlSession, 'both sessions are in the record');
+
+  await page.goto(`${ctx.agate.apiUrl}/ui/#/sessions/${shellSession}`);
+  const player = page.locator('figure.player').first();
+  await player.waitFor();
+  assert.not.match((await player.locator('pre.terminal').textContent()) ?? '', 'hello');
+  await player.locator('select.speed').selectOption('10');
+  await player.locator('button.play').click();
+  await page.waitForFunction(() => /^hello from the console replay$/m.test(document.querySelector('pre.terminal')?.textContent ?? ''), undefined, { timeout: 20_000 });
+  await player.locator('button.play', { hasText: 'Replay' }).waitFor({ timeout: 20_000 });
+  const screen = (await player.locator('pre.terminal').textContent()) ?? '';
+  assert.match(screen, /echo hello from the console replay; exit/); // the echoed input line
+  await shot(page, 'console-replay-ssh');
+  // Seeking back to the start shows the screen as it was then.
+  await player.locator('input.seek').fill('0');
+  assert.not.match((await player.locator('pre.terminal').textContent()) ?? '', 'hello');
+
+  await page.goto(`${ctx.agate.apiUrl}/ui/#/sessions/${sqlSession}`);
+  await page.waitForSelector('#stepper');
+  assert.is(await page.textContent('#stepper .step-position'), 'Statement 1 of 3');
+  assert.is(await page.textContent('#stepper .step-text'), 'SELECT 1 AS stepper_one');
+  assert.match((await page.textContent('#stepper .step-outcome')) ?? '', /allow.*SELECT 1 · 1 rows · [\d.]+ ms/);
+  await page.click('#stepper .step-next');
+  assert.is(await page.textContent('#stepper .step-position'), 'Statement 2 of 3');
+  assert.is(await page.textContent('#stepper .step-text'), 'SELECT 2 AS stepper_two');
+  const gap = Number(/· ([\d.]+) s after the previous statement/.exec((await page.textContent('#stepper .step-offset')) ?? '')?.[1]);
+  assert.ok(gap >= 0.4 && gap < 5, `the recorded pause before the second statement (${gap} s)`);
+  await page.click('#stepper .step-next');
+  assert.is(await page.textContent('#stepper .step-text'), 'CREATE TABLE stepper_three (id int)');
+  assert.is(await page.isDisabled('#stepper .step-next'), true);
+  await shot(page, 'console-replay-sql');
 });
 
 ui('signing out ends the session on the server', async ({ page, agate, browser }) => {

@@ -3,6 +3,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { ClickHouseStore } from '../../core/src/store/clickhouse.js';
 import { startClickHouseHttpDouble, type ClickHouseHttpDouble } from '../harness/clickhouse-http-double.js';
@@ -10,7 +12,9 @@ import { startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { findFreePort, startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { startSchemaRegistry, type SchemaRegistryServer } from '../harness/schema-registry.js';
-import { runCli } from './agate-process.js';
+import { cleanEnv, runCli } from './agate-process.js';
+import { createSecretFile } from '../../core/src/secret-file.js';
+import { generateSignerKey } from '../../services/ledger/src/note.js';
 import { startRole, type RoleProcess } from './role-process.js';
 
 /*
@@ -28,7 +32,7 @@ interface Env {
   dir: string;
   configs: Record<'a' | 'b' | 'svc', string>;
   ports: { a: number; b: number; api: number };
-  procs: Record<'proxyA' | 'proxyB' | 'policy' | 'ledger' | 'query', RoleProcess>;
+  procs: Record<'proxyA' | 'proxyB' | 'policy' | 'ledger' | 'query', RoleProcess> & { proxyC?: RoleProcess };
   token: string;
 }
 
@@ -76,6 +80,8 @@ const ready: Promise<Env> = (async () => {
   writeFileSync(configs.a, config(base, 'proxy-a', ports.a));
   writeFileSync(configs.b, config(base, 'proxy-b', ports.b));
   writeFileSync(configs.svc, config(base, 'services', ports.a));
+  // The checkpoint key is made once (as `agate ledger-key` does): on Kafka a ledger generates none.
+  createSecretFile(join(dir, 'services', 'ledger', 'checkpoint.key'), generateSignerKey('agate.local/ledger') + '\n');
   // The ledger first: it migrates the schema the query service reads.
   const ledger = await startRole('ledger', configs.svc);
   const [policy, query, proxyA, proxyB] = await Promise.all([startRole('policy', configs.svc), startRole('query', configs.svc), startRole('proxy', configs.a), startRole('proxy', configs.b)]);
@@ -277,7 +283,7 @@ dist('broker stopped and restarted under load: nothing runs unaudited, outage co
   // A statement that never returns would hang the suite until run.sh's timeout; fail with the logs.
   const finished = await Promise.race([load.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 150_000).unref())]);
   if (!finished) {
-    const tail = (name: keyof Env['procs']) => `--- ${name}:\n${env.procs[name].stderr().slice(-4000)}`;
+    const tail = (name: Exclude<keyof Env['procs'], 'proxyC'>) => `--- ${name}:\n${env.procs[name].stderr().slice(-4000)}`;
     assert.unreachable(`a statement through proxy A got no answer within 150 s of the broker's restart (${okAfterRestart} ran after it; errors: ${errors.slice(-3).join(' | ')})\n${tail('proxyA')}\n${tail('policy')}\n${tail('ledger')}\nbroker:\n${env.broker.log().slice(-3000)}`);
   }
   assert.ok(okAfterRestart >= 10, `only ${okAfterRestart} statements ran after the broker came back; errors: ${errors.slice(-3).join(' | ')}`);
@@ -291,7 +297,7 @@ dist('broker stopped and restarted under load: nothing runs unaudited, outage co
     return Number(rows[0]?.n) >= inPg ? true : undefined;
   }, 120_000).catch((err: Error) => {
     // Say where the records stopped: the ledger's and the proxy's own account.
-    const tail = (name: keyof Env['procs']) => `--- ${name}:\n${env.procs[name].stderr().slice(-4000)}`;
+    const tail = (name: Exclude<keyof Env['procs'], 'proxyC'>) => `--- ${name}:\n${env.procs[name].stderr().slice(-4000)}`;
     assert.unreachable(`${err.message} (${counts})\n${tail('ledger')}\n${tail('proxyA')}`);
   });
   await assertEveryRunCommandRecorded(env, 'outage-');
@@ -300,11 +306,70 @@ dist('broker stopped and restarted under load: nothing runs unaudited, outage co
     const rows = await env.store.query<{ n: string }>("SELECT uniqExact(text) AS n FROM agate.commands WHERE text LIKE 'INSERT INTO probe VALUES (''outage-%'");
     return Number(rows[0]?.n) >= attempted ? Number(rows[0]?.n) : undefined;
   }, 120_000).catch(async () => Number((await env.store.query<{ n: string }>("SELECT uniqExact(text) AS n FROM agate.commands WHERE text LIKE 'INSERT INTO probe VALUES (''outage-%'"))[0]?.n));
-  // Known gap (issue 25, item 5): a statement refused at the verdict deadline while its own
-  // Command was still being sent loses that Command when the send then fails. Every other
-  // attempt (run, or refused because the bus was away) must be in the ledger.
-  const atDeadline = errors.filter((e) => /no verdict within/.test(e)).length;
-  assert.ok(attempts <= attempted && attempted - attempts <= atDeadline, `${attempts} of ${attempted} attempts recorded; ${atDeadline} were refused at the deadline`);
+  // A statement refused at the deadline while its Command was still being sent is recorded too,
+  // once the broker is back (its send failed after the deadline: the proxy queues it again).
+  assert.is(attempts, attempted, `${attempts} of ${attempted} attempted statements have their Command in the ledger (${errors.filter((e) => /no verdict within/.test(e)).length} were refused at the deadline)`);
+  await assertLedgerExact(env);
+});
+
+dist('a proxy killed with SIGKILL: its lease expires, its open psql session is closed as such, its verdict group deleted', async () => {
+  const env = await ready;
+  const port = await findFreePort();
+  const configC = join(env.dir, 'c.yaml');
+  writeFileSync(configC, config(env, 'proxy-c', port));
+  const proxyC = await startRole('proxy', configC);
+  env.procs.proxyC = proxyC; // stopped by dist.after should anything below fail
+  const psql = spawn('/usr/bin/psql', ['-X', '-A', '-t', '-h', '127.0.0.1', '-p', String(port), '-U', 'agent', '-d', 'appdb'], {
+    env: cleanEnv({ PGPASSWORD: env.token, PGCONNECT_TIMEOUT: '10' }), stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let out = '';
+  psql.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  psql.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise((r) => psql.once('exit', r));
+  try {
+    psql.stdin.write("SELECT 'lease-' || 'alive';\n");
+    await until('psql\'s answer through proxy C', async () => (out.includes('lease-alive') ? true : undefined), 30_000);
+    const [opened] = await until('the session in the ledger', async () => {
+      const rows = await env.store.query<{ session_id: string; lease: string }>(
+        "SELECT session_id, JSONExtractString(body, 'attributes', 'proxy_lease') AS lease FROM agate.ledger WHERE event_type = 'SessionOpened' AND JSONExtractString(body, 'proxy_id') = 'proxy-c'",
+      );
+      return rows.length === 1 ? rows : undefined;
+    });
+    assert.match(opened!.lease, /^agate\.verdicts\.proxy-c\./);
+    const admin = new Kafka({ clientId: 'dist-test', brokers: [env.broker.bootstrap], logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      const groups = async () => (await admin.listGroups()).groups.map((g) => g.groupId);
+      assert.ok((await groups()).includes(opened!.lease), 'proxy C holds its lease (its verdict group)');
+      await proxyC.stop('SIGKILL');
+      const killed = Date.now();
+      // The broker drops the dead member after its 10 s session timeout; the lease is then vacant
+      // for bus.proxy_lease_ms (10 s), and the ledger looks every 5 s.
+      const closed = await until('the session closed in the ledger', async () => {
+        const rows = await env.store.query<{ reason: string; commands: string }>(
+          "SELECT JSONExtractString(body, 'reason') AS reason, toString(JSONExtractInt(body, 'commands')) AS commands FROM agate.ledger WHERE event_type = 'SessionClosed' AND session_id = {s:String}",
+          { s: opened!.session_id },
+        );
+        return rows.length > 0 ? rows : undefined;
+      }, 60_000);
+      const took = Date.now() - killed;
+      const [recorded] = await env.store.query<{ n: string }>("SELECT toString(count()) AS n FROM agate.ledger WHERE event_type = 'Command' AND session_id = {s:String}", { s: opened!.session_id });
+      assert.ok(Number(recorded!.n) >= 1);
+      assert.equal(closed, [{ reason: 'proxy lease expired', commands: recorded!.n }]);
+      assert.ok(took < 10_000 + 10_000 + 5_000 + 10_000, `closed ${took} ms after the kill`);
+      await until('proxy C\'s verdict group deleted', async () => (!(await groups()).includes(opened!.lease) ? true : undefined), 30_000);
+      // Proxies A and B hold their leases: none of their groups went, none of their sessions was closed so.
+      const live = (await groups()).filter((g) => g.startsWith('agate.verdicts.'));
+      assert.ok(live.some((g) => g.startsWith('agate.verdicts.proxy-a.')) && live.some((g) => g.startsWith('agate.verdicts.proxy-b.')), live.join(', '));
+      const wrong = await env.store.query<{ n: string }>("SELECT count() AS n FROM agate.ledger WHERE event_type = 'SessionClosed' AND JSONExtractString(body, 'reason') = 'proxy lease expired'");
+      assert.is(Number(wrong[0]!.n), 1);
+    } finally {
+      await admin.disconnect();
+    }
+  } finally {
+    psql.kill('SIGKILL');
+    await exited;
+  }
   await assertLedgerExact(env);
 });
 

@@ -16,6 +16,8 @@ export interface KafkaBroker {
   /** With `secure`: `127.0.0.1:PORT` of the SASL_SSL listener (SCRAM-SHA-512 and -256 over TLS). */
   secureBootstrap?: string;
   dir: string;
+  /** The broker's process id while it runs (to measure it). */
+  readonly pid: number | undefined;
   /** Stops the broker (SIGTERM, or SIGKILL with `hard`), keeping its data for a restart. */
   stop(opts?: { hard?: boolean }): Promise<void>;
   /** Starts it again on the same port and data. */
@@ -162,6 +164,9 @@ export async function startKafka(opts: { readyTimeoutMs?: number; secure?: Secur
     bootstrap: `127.0.0.1:${port}`,
     ...(securePort === undefined ? {} : { secureBootstrap: `127.0.0.1:${securePort}` }),
     dir,
+    get pid() {
+      return child?.pid;
+    },
     stop,
     restart: launch,
     destroy: async () => {

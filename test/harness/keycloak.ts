@@ -21,12 +21,22 @@ export interface KeycloakRealm {
   issuer: string;
   clientId: string;
   clientSecret: string;
+  /** With a SAML client: the IdP's metadata (EntityDescriptor with its signing certificate and SSO endpoints). */
+  samlMetadataUrl?: string;
+}
+
+/** A SAML 2.0 service provider the realm trusts (the console's SAML sign-in). */
+export interface KeycloakSamlClient {
+  /** The SP's entity id (the AuthnRequest's Issuer). */
+  entityId: string;
+  /** Where the IdP posts the Response (HTTP-POST binding). */
+  acsUrl: string;
 }
 
 export interface Keycloak {
   baseUrl: string;
   /** Creates a realm with a confidential OIDC client (code flow, PKCE S256 required) and the users and their groups. */
-  createRealm(opts: { name: string; redirectUri: string; users: KeycloakUser[]; clientSecret?: string }): Promise<KeycloakRealm>;
+  createRealm(opts: { name: string; redirectUri: string; users: KeycloakUser[]; clientSecret?: string; saml?: KeycloakSamlClient }): Promise<KeycloakRealm>;
   stop(): Promise<void>;
   log(): string;
 }
@@ -105,7 +115,7 @@ export async function startKeycloak(opts: { readyTimeoutMs?: number } = {}): Pro
 
   return {
     baseUrl,
-    async createRealm({ name, redirectUri, users, clientSecret = randomBytes(18).toString('base64url') }) {
+    async createRealm({ name, redirectUri, users, clientSecret = randomBytes(18).toString('base64url'), saml }) {
       const clientId = 'agate-console';
       const groups = [...new Set(users.flatMap((u) => u.groups))];
       // One realm representation: the client, its groups mapper, the groups and the users.
@@ -121,7 +131,7 @@ export async function startKeycloak(opts: { readyTimeoutMs?: number } = {}): Pro
             name: 'groups', protocol: 'openid-connect', protocolMapper: 'oidc-group-membership-mapper',
             config: { 'claim.name': 'groups', 'full.path': 'false', 'id.token.claim': 'true', 'access.token.claim': 'true', 'userinfo.token.claim': 'true' },
           }],
-        }],
+        }, ...(saml === undefined ? [] : [samlClient(saml)])],
         users: users.map((u) => ({
           username: u.username, enabled: true, email: `${u.username}@example.test`, emailVerified: true, firstName: u.username, lastName: 'Tester',
           credentials: [{ type: 'password', value: u.password, temporary: false }], groups: u.groups.map((g) => `/${g}`), requiredActions: [],
@@ -131,7 +141,7 @@ export async function startKeycloak(opts: { readyTimeoutMs?: number } = {}): Pro
         method: 'POST', headers: { authorization: `Bearer ${await adminToken()}`, 'content-type': 'application/json' }, body: JSON.stringify(realm),
       });
       if (res.status !== 201) throw new Error(`creating Keycloak realm ${name} failed: ${res.status} ${await res.text()}`);
-      return { issuer: `${baseUrl}/realms/${name}`, clientId, clientSecret };
+      return { issuer: `${baseUrl}/realms/${name}`, clientId, clientSecret, ...(saml === undefined ? {} : { samlMetadataUrl: `${baseUrl}/realms/${name}/protocol/saml/descriptor` }) };
     },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -142,5 +152,26 @@ export async function startKeycloak(opts: { readyTimeoutMs?: number } = {}): Pro
       clearTimeout(timer);
     },
     log: () => output,
+  };
+}
+
+/**
+ * A SAML client: signed assertions and documents (the realm's RSA key, in the IdP metadata),
+ * unsigned AuthnRequests accepted (the SP has no key registered here), the POST binding back to
+ * `acsUrl`, the username as a persistent NameID, and the user's groups in a `groups` attribute
+ * (the same role claim the OIDC client carries).
+ */
+function samlClient({ entityId, acsUrl }: KeycloakSamlClient): Record<string, unknown> {
+  return {
+    clientId: entityId, enabled: true, protocol: 'saml', redirectUris: [acsUrl], frontchannelLogout: true,
+    attributes: {
+      'saml.assertion.signature': 'true', 'saml.server.signature': 'true', 'saml.client.signature': 'false',
+      'saml.authnstatement': 'true', 'saml_force_name_id_format': 'true', 'saml_name_id_format': 'persistent',
+      'saml.signature.algorithm': 'RSA_SHA256', 'saml_assertion_consumer_url_post': acsUrl, 'post.logout.redirect.uris': acsUrl,
+    },
+    protocolMappers: [{
+      name: 'groups', protocol: 'saml', protocolMapper: 'saml-group-membership-mapper',
+      config: { 'attribute.name': 'groups', 'full.path': 'false', 'single': 'false', 'attribute.nameformat': 'Basic' },
+    }],
   };
 }

@@ -15,8 +15,9 @@ export interface Bus {
   /**
    * Publishes the command durably (write-ahead), then waits for the first verdict on it for at
    * most `deadlineMs`. A missing verdict is `{ kind: 'timeout' }`, never an exception: the caller
-   * refuses the command and records why. With `onHold`, a `hold` verdict is reported to it and
-   * the wait goes on, up to the hold's expiry plus `deadlineMs`, for the final verdict.
+   * refuses the command and records why (and the command itself, if its publish then fails).
+   * A publish that fails before the deadline rejects. With `onHold`, a `hold` verdict is reported
+   * to it and the wait goes on, up to the hold's expiry plus `deadlineMs`, for the final verdict.
    */
   requestVerdict(command: Command, deadlineMs: number, options?: VerdictRequestOptions): Promise<VerdictOutcome>;
 
@@ -27,6 +28,12 @@ export interface Bus {
    * failing store delays recording but loses nothing.
    */
   subscribe(options: SubscribeOptions): Promise<Subscription>;
+
+  /**
+   * The name under which the backbone knows this process is alive, when it holds a lease (a
+   * proxy on Kafka; see leases.ts). Its sessions carry it, so they can be closed if it dies.
+   */
+  readonly lease?: string;
 
   /**
    * Why the bus cannot do its work, e.g. a consumer group that stopped on a record it cannot
@@ -42,7 +49,13 @@ export interface VerdictRequestOptions {
   onHold?: (verdict: Verdict) => void;
 }
 
-export type VerdictOutcome = { kind: 'verdict'; verdict: Verdict } | { kind: 'timeout' };
+export type VerdictOutcome =
+  | { kind: 'verdict'; verdict: Verdict }
+  /**
+   * `published` settles with the command's own publish, which may still be in flight at the
+   * deadline (a broker away) and fail later: the caller then records the command itself.
+   */
+  | { kind: 'timeout'; published: Promise<void> };
 
 /** Where a batch came from: one totally ordered stream (a Kafka partition, or the local log). */
 export interface StreamInfo {

@@ -36,7 +36,7 @@ waiters('no final verdict after a hold times out after expiry + deadline', async
   const started = Date.now();
   const outcome = w.wait(c, 50, { onHold: () => undefined }, published);
   w.deliver(verdict(c, { decision: 'hold', hold_expires_at: (Date.now() + 100) * 1000 }));
-  assert.equal(await outcome, { kind: 'timeout' });
+  assert.is((await outcome).kind, 'timeout');
   const waited = Date.now() - started;
   assert.ok(waited >= 140 && waited < 1000, `waited ${waited} ms`);
 });
@@ -60,6 +60,30 @@ waiters('a failed publish rejects and forgets the waiter', async () => {
     (err: Error) => assert.is(err.message, 'disk full'),
   );
   assert.is(w.size, 0);
+});
+
+// Issue 25 item 5: a publish still in flight at the deadline that then failed was forgotten, and
+// with it the Command of a statement the client had been refused.
+waiters('a publish failing after the deadline is reported through the timeout, not lost', async () => {
+  const w = new VerdictWaiters();
+  const c = command();
+  const failure = new Error('broker away');
+  const outcome = await w.wait(c, 30, {}, () => new Promise((_, reject) => setTimeout(() => reject(failure), 80)));
+  assert.is(outcome.kind, 'timeout');
+  assert.is(w.size, 0);
+  if (outcome.kind !== 'timeout') return;
+  const settled = await outcome.published.then(() => 'recorded', (err: unknown) => err);
+  assert.is(settled, failure);
+});
+
+waiters('a publish completing after the deadline resolves the timeout\'s published', async () => {
+  const w = new VerdictWaiters();
+  let durable = false;
+  const outcome = await w.wait(command(), 30, {}, () => new Promise((resolve) => setTimeout(() => ((durable = true), resolve()), 80)));
+  assert.is(outcome.kind, 'timeout');
+  assert.not.ok(durable, 'the deadline came first');
+  if (outcome.kind === 'timeout') await outcome.published;
+  assert.ok(durable);
 });
 
 waiters.run();

@@ -25,12 +25,20 @@ export class VerdictWaiters {
     this.#waiters.get(verdict.command_id)?.deliver(verdict);
   }
 
-  /** Registers before `publish` runs, so a fast verdict cannot slip past the waiter. */
+  /**
+   * Registers before `publish` runs, so a fast verdict cannot slip past the waiter. A publish
+   * that fails before the deadline rejects; one still in flight at the deadline is handed to the
+   * caller in the timeout (`published`), which must see the command recorded even if it fails.
+   */
   wait(command: Command, deadlineMs: number, options: VerdictRequestOptions, publish: () => Promise<void>): Promise<VerdictOutcome> {
     const id = command.event_id;
     return new Promise((resolve, reject) => {
-      let timer = setTimeout(() => done({ kind: 'timeout' }), deadlineMs);
+      let settled = false;
+      let published: Promise<void> = Promise.resolve();
+      const timeout = () => done({ kind: 'timeout', published });
+      let timer = setTimeout(timeout, deadlineMs);
       const done = (outcome: VerdictOutcome) => {
+        settled = true;
         clearTimeout(timer);
         this.#waiters.delete(id);
         resolve(outcome);
@@ -42,11 +50,14 @@ export class VerdictWaiters {
           if (options.onHold === undefined || verdict.hold_expires_at === null) return done({ kind: 'verdict', verdict });
           clearTimeout(timer);
           const untilExpiry = Math.max(0, (verdict.hold_expires_at - Date.now() * 1000) / 1000);
-          timer = setTimeout(() => done({ kind: 'timeout' }), untilExpiry + deadlineMs);
+          timer = setTimeout(timeout, untilExpiry + deadlineMs);
           options.onHold(verdict);
         },
       });
-      publish().catch((err: unknown) => {
+      published = publish();
+      published.catch((err: unknown) => {
+        if (settled) return; // past the deadline: the timeout carries `published` to the caller
+        settled = true;
         clearTimeout(timer);
         this.#waiters.delete(id);
         reject(err);

@@ -21,6 +21,10 @@ export class InstrumentedBus implements Bus {
     readiness.probe('bus', () => this.#probe());
   }
 
+  get lease(): string | undefined {
+    return this.inner.lease;
+  }
+
   async publish(event: AgateEvent): Promise<void> {
     const started = performance.now();
     try {

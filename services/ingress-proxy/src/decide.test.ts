@@ -4,7 +4,10 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Bus } from '../../../core/src/bus/bus.js';
 import { LocalBus } from '../../../core/src/bus/local-bus.js';
+import { VerdictWaiters } from '../../../core/src/bus/verdict-waiters.js';
+import { AgateError, ErrorCode } from '../../../core/src/errors.js';
 import { parseConfig } from '../../../core/src/config.js';
 import { silentLogger } from '../../../core/src/log.js';
 import { nowMicros, type AgateEvent, type Command } from '../../../schemas/src/events.js';
@@ -44,8 +47,8 @@ d.after.each(async (ctx) => {
 
 const command = (text: string): Command => ({ ...SAMPLES.Command, event_id: randomUUID(), time: nowMicros(), text, attributes: {} });
 const deps = (ctx: Ctx, verdictTimeoutMs = 2_000) => ({ bus: ctx.bus, verdictTimeoutMs, events: new SessionEvents(ctx.bus, silentLogger), log: silentLogger });
-async function withPolicy(ctx: Ctx): Promise<void> {
-  ctx.service = new PolicyService({ bus: ctx.bus, policy, logger: silentLogger, staleAfterMs: 5_000 });
+async function withPolicy(ctx: Ctx, staleAfterMs = 5_000): Promise<void> {
+  ctx.service = new PolicyService({ bus: ctx.bus, policy, logger: silentLogger, staleAfterMs });
   await ctx.service.start();
 }
 
@@ -83,6 +86,89 @@ d('no verdict within the deadline refuses, and the deny it amounts to is recorde
   for (let i = 0; i < 100 && !ctx.seen.some((e) => e.type === 'Verdict' && e.command_id === c.event_id); i++) await new Promise((res) => setTimeout(res, 10));
   const v = ctx.seen.find((e) => e.type === 'Verdict' && e.command_id === c.event_id);
   assert.equal(v?.type === 'Verdict' ? [v.decision, v.rule_id, v.source] : undefined, ['deny', DEADLINE_RULE, 'deadline']);
+});
+
+/**
+ * A broker that went away with the command in flight: its publish outlives the deadline, then
+ * fails. (Issue 25 item 5: the statement was refused and its deny recorded, but not the Command.)
+ */
+function brokerAwayDuringCommand(bus: LocalBus, failAfterMs: number): Bus {
+  const waiters = new VerdictWaiters();
+  let first = true;
+  const publish = (event: AgateEvent): Promise<void> => {
+    if (event.type !== 'Command' || !first) return bus.publish(event);
+    first = false;
+    return new Promise((_, reject) => setTimeout(() => reject(new AgateError(ErrorCode.BUS_WRITE_FAILED, 'broker away')), failAfterMs));
+  };
+  return {
+    publish,
+    requestVerdict: (command, deadlineMs, options = {}) => waiters.wait(command, deadlineMs, options, () => publish(command)),
+    subscribe: (options) => bus.subscribe(options),
+    close: () => bus.close(),
+  };
+}
+
+d('a command whose publish fails after the deadline is still recorded, ahead of its deny, and policy does not decide it', async (ctx) => {
+  await withPolicy(ctx, 100);
+  const seen: string[] = [];
+  const c = command('SELECT 1');
+  await ctx.bus.subscribe({ group: 'order', types: ['Command', 'Verdict'], handler: async (b) => {
+    for (const e of b) if (e.session_id === c.session_id) seen.push(e.type === 'Verdict' ? `Verdict:${e.source}:${e.rule_id}` : `Command:${e.event_id}`);
+  } });
+  const events = new SessionEvents(ctx.bus, silentLogger, { firstDelayMs: 10, maxDelayMs: 50, giveUpAfterMs: 5_000 });
+  const r = await decide(c, { bus: brokerAwayDuringCommand(ctx.bus, 250), verdictTimeoutMs: 100, events, log: silentLogger });
+  assert.is(r.kind, 'deadline');
+  await events.drained();
+  for (let i = 0; i < 100 && seen.length < 2; i++) await new Promise((res) => setTimeout(res, 10));
+  await new Promise((res) => setTimeout(res, 200)); // room for a policy verdict, were one coming
+  assert.equal(seen, [`Command:${c.event_id}`, `Verdict:deadline:${DEADLINE_RULE}`]);
+});
+
+d('a command whose publish completes after the deadline is recorded once, ahead of its deny', async (ctx) => {
+  const seen: string[] = [];
+  const c = command('SELECT 1');
+  await ctx.bus.subscribe({ group: 'order', types: ['Command', 'Verdict'], handler: async (b) => {
+    for (const e of b) if (e.session_id === c.session_id) seen.push(e.type === 'Verdict' ? `Verdict:${e.source}:${e.rule_id}` : `Command:${e.event_id}`);
+  } });
+  const waiters = new VerdictWaiters();
+  const slow: Bus = {
+    publish: (e) => ctx.bus.publish(e),
+    requestVerdict: (command, deadlineMs, options = {}) => waiters.wait(command, deadlineMs, options, () => new Promise((res) => setTimeout(res, 250)).then(() => ctx.bus.publish(command))),
+    subscribe: (o) => ctx.bus.subscribe(o),
+    close: () => ctx.bus.close(),
+  };
+  const events = new SessionEvents(ctx.bus, silentLogger);
+  assert.is((await decide(c, { bus: slow, verdictTimeoutMs: 100, events, log: silentLogger })).kind, 'deadline');
+  await events.drained();
+  for (let i = 0; i < 100 && seen.length < 2; i++) await new Promise((res) => setTimeout(res, 10));
+  assert.equal(seen, [`Command:${c.event_id}`, `Verdict:deadline:${DEADLINE_RULE}`]);
+});
+
+d('a command refused while the session\'s earlier events still wait for the bus is queued behind them, and nothing is left unhandled', async (ctx) => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    let slow = true;
+    const waiting: Bus = {
+      publish: (e) => (slow ? new Promise((res) => setTimeout(res, 300)).then(() => ctx.bus.publish(e)) : ctx.bus.publish(e)),
+      requestVerdict: () => Promise.reject(new AgateError(ErrorCode.BUS_WRITE_FAILED, 'broker away')),
+      subscribe: (o) => ctx.bus.subscribe(o),
+      close: () => ctx.bus.close(),
+    };
+    const events = new SessionEvents(waiting, silentLogger);
+    const c = command('SELECT 1');
+    const earlier = { ...SAMPLES.Response, event_id: randomUUID(), session_id: c.session_id } as AgateEvent;
+    void events.emitLogged(earlier); // a statement's response, still waiting for the bus
+    assert.is((await decide(c, { bus: waiting, verdictTimeoutMs: 50, events, log: silentLogger })).kind, 'unrecorded');
+    await new Promise((res) => setTimeout(res, 100)); // unhandled rejections are reported after a turn
+    slow = false;
+    await events.drained();
+    await new Promise((res) => setTimeout(res, 50));
+    assert.equal(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
 });
 
 d('a bus that will not take the command refuses it as unrecorded', async (ctx) => {

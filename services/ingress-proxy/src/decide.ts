@@ -49,12 +49,13 @@ export async function decide(command: Command, deps: DecideDeps, options: { onHo
     });
   } catch (err) {
     log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
-    events.recordUnrecordable(command);
+    events.recordUnrecordable(command, verdictTimeoutMs);
     return { kind: 'unrecorded' };
   }
   if (outcome.kind === 'timeout') {
     const reason = `no verdict within ${verdictTimeoutMs} ms; refused (fail closed)`;
-    void events.emitLogged({
+    // The command's publish may still be in flight (a broker away): recorded either way.
+    events.recordRefusal(command, outcome.published, verdictTimeoutMs, {
       type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id,
       decision: 'deny', rule_id: DEADLINE_RULE, reason, source: 'deadline', policy_revision: '', mask_set: null, approval_id: null, hold_expires_at: null,
     });

@@ -71,7 +71,7 @@ events('events refused while the broker is away are retried in place and recorde
   try {
     await broker.stop({ hard: true });
     let settled = 0;
-    session.recordUnrecordable(attempted);
+    session.recordUnrecordable(attempted, 2_000);
     const pending = [session.emitLogged(response), session.emitLogged(closed)].map((p) => p.then(() => void settled++));
     // The client tries for a few seconds itself before a send fails.
     const refused = Date.now() + 60_000;

@@ -326,4 +326,19 @@ ledger('two instances on one chain: a stale head is refused before it inserts, a
   assert.ok((await verifyChain(store, codec, chain)).ok);
 });
 
+ledger('one log, one key: a ledger whose key did not sign the stored checkpoints refuses to start', async () => {
+  const { ledger: first } = await fresh(12);
+  await first.stop();
+  const other = parseSignerKey(generateSignerKey('agate.test/ledger')); // same name, another key: another instance's own
+  const foreign = new LedgerService({ bus, store, codec, chainId: 'test', logger: silentLogger, signer: other });
+  const err = await foreign.start().then(() => undefined, (e: unknown) => e);
+  assert.instance(err, AgateError);
+  assert.is((err as AgateError).code, ErrorCode.LEDGER_KEY_INVALID);
+  assert.match((err as AgateError).message, /chains? .*test.* not signed by this ledger's key/);
+  await foreign.stop();
+  const same = newLedger();
+  await same.start(); // the key that signed them starts
+  await same.stop();
+});
+
 ledger.run();

@@ -6,7 +6,8 @@ import type { EventCodec } from '../../../schemas/src/codec.js';
 import { EVENT_TYPES, type AgateEvent } from '../../../schemas/src/events.js';
 import { ChainWriter, isRefusal, type Head } from './chain-writer.js';
 import type { CheckpointSink } from './checkpoint-sink.js';
-import type { NoteSigner } from './note.js';
+import { openCheckpoint } from './checkpoint.js';
+import { parseVerifierKey, verifierKey, type NoteSigner } from './note.js';
 import { RowSealer } from './row-sealer.js';
 import { expireBlocks } from './retention.js';
 import { migrate } from './schema.js';
@@ -64,6 +65,7 @@ export class LedgerService {
    */
   async start(): Promise<void> {
     await migrate(this.options.store, { retentionDays: this.options.retentionDays });
+    await this.#checkKey();
     this.#sealer.start();
     try {
       await this.chain(this.options.chainId);
@@ -85,6 +87,28 @@ export class LedgerService {
       expire();
       this.#retention = setInterval(expire, RETENTION_EVERY_MS);
       this.#retention.unref();
+    }
+  }
+
+  /**
+   * One log, one key: refuses to start when the newest stored checkpoint of any chain was signed
+   * by another key (another ledger instance's own key, a replaced key file), which would leave
+   * the log signed by two keys, each verifying only part of it. One small query at start.
+   */
+  async #checkKey(): Promise<void> {
+    const { store, signer } = this.options;
+    const rows = await store.query<{ chain_id: string; note: string }>('SELECT chain_id, argMax(note, size) AS note FROM agate.checkpoints FINAL GROUP BY chain_id ORDER BY chain_id');
+    const verifiers = [parseVerifierKey(verifierKey(signer))];
+    const foreign = rows.filter((r) => {
+      try {
+        openCheckpoint(r.note, verifiers);
+        return false;
+      } catch {
+        return true;
+      }
+    }).map((r) => r.chain_id);
+    if (foreign.length > 0) {
+      throw new AgateError(ErrorCode.LEDGER_KEY_INVALID, `the store's checkpoints of chain${foreign.length === 1 ? '' : 's'} ${foreign.join(', ')} were not signed by this ledger's key (${signer.name}, ${verifierKey(signer)}): every ledger instance of one log signs with the same ledger.signing_key; the ledger does not start`);
     }
   }
 

@@ -29,10 +29,21 @@ export async function get(path) {
   return parse(await fetch(`/ui/api${path}`, { credentials: 'same-origin', headers: { accept: 'application/json' } }));
 }
 
-export async function post(path, body) {
-  return parse(await fetch(path.startsWith('/ui/') ? path : `/ui/api${path}`, {
+function send(path, body) {
+  return fetch(path.startsWith('/ui/') ? path : `/ui/api${path}`, {
     method: 'POST', credentials: 'same-origin',
     headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
     body: JSON.stringify(body ?? {}),
-  }));
+  });
+}
+
+export async function post(path, body) {
+  return parse(await send(path, body));
+}
+
+/** A POST whose successful answer is text (CSV); an error answer is still JSON. */
+export async function postText(path, body) {
+  const res = await send(path, body);
+  if (!res.ok) return parse(res);
+  return res.text();
 }

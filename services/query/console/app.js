@@ -1,9 +1,21 @@
 // The console's entry point: who is signed in, then a view per location hash
-// (#/approvals, #/sessions, #/sessions/<id>).
+// (#/approvals, #/sessions, #/sessions/<id>, #/sql, #/ledger, #/policy).
 import { me, post } from './api.js';
 import { showApprovals } from './approvals.js';
 import { h, mount } from './dom.js';
+import { showLedger } from './ledger.js';
+import { showPolicy } from './policy.js';
 import { showSession, showSessions } from './sessions.js';
+import { showSql } from './sql.js';
+
+/** Which roles may open each page (the API checks again: roles.ts). */
+const PAGE_ROLES = {
+  approvals: ['approver', 'analyst', 'auditor', 'admin'],
+  sessions: ['analyst', 'auditor', 'admin'],
+  sql: ['analyst', 'admin'],
+  ledger: ['analyst', 'auditor', 'admin'],
+  policy: ['analyst', 'auditor', 'admin'],
+};
 
 const view = document.getElementById('view');
 let stopView = () => {};
@@ -18,6 +30,7 @@ async function main() {
   mount(document.getElementById('who'),
     h('span', { class: 'name', id: 'user-name' }, user.name), ' ', h('span', { class: 'muted roles' }, user.roles.join(', ')), ' ',
     h('button', { type: 'button', class: 'link', id: 'sign-out', onclick: signOut }, 'Sign out'));
+  for (const a of document.querySelectorAll('#nav a')) a.hidden = !PAGE_ROLES[a.dataset.view].some((r) => user.roles.includes(r));
   document.getElementById('nav').hidden = false;
   const route = () => {
     stopView();
@@ -26,8 +39,11 @@ async function main() {
     const params = new URLSearchParams(query);
     for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', path.startsWith(`/${a.dataset.view}`));
     const m = /^\/sessions\/(.+)$/.exec(path);
-    if (m) return void showSession(view, decodeURIComponent(m[1]));
+    if (m) return void showSession(view, decodeURIComponent(m[1]), user);
     if (path === '/sessions') return void showSessions(view, params);
+    if (path === '/sql') return void showSql(view, user);
+    if (path === '/ledger') return void showLedger(view, params);
+    if (path === '/policy') return void showPolicy(view);
     if (path !== '/approvals') {
       history.replaceState(null, '', '#/approvals');
       return route();

@@ -12,6 +12,8 @@ import { startOidcIssuer, type OidcIssuer } from '../../../test/harness/oidc-iss
 import { sqlEscapeCorpus } from '../../../test/harness/sql-escape-corpus.js';
 import { findFreePort, startPostgres, type PostgresServer } from '../../../test/harness/postgres.js';
 import { ocsfErrors } from '../../../test/harness/ocsf-validator.js';
+import { run } from '../../../test/harness/proc.js';
+import { packageRoot } from '../../../core/src/package-root.js';
 
 /*
  * The query API against a store filled by the real pipeline: a real PostgreSQL, node-postgres
@@ -155,6 +157,10 @@ api('sessions filter by identity, claims, resource, protocol, time and verdict',
   const future = new Date(Date.now() + 86_400_000).toISOString();
   assert.is((await get(`/v1/sessions?from=2000-01-01T00:00:00Z&to=${future}`)).body.sessions.length, 2);
   assert.is((await get('/v1/sessions?from=yesterday')).status, 400);
+  // Sessions by what they ran: case-insensitive text of any command.
+  assert.equal((await get('/v1/sessions?q=drop%20table')).body.sessions.map((s: { subject: string }) => s.subject), ['alice']);
+  assert.equal((await get('/v1/sessions?q=' + encodeURIComponent('WHERE id = 2'))).body.sessions.map((s: { subject: string }) => s.subject), ['bob']);
+  assert.is((await get('/v1/sessions?q=no_such_text_anywhere')).body.sessions.length, 0);
 });
 
 api('sessions page with an opaque cursor, newest first, without repeats', async () => {
@@ -365,6 +371,77 @@ api('OCSF export is valid OCSF 1.3.0 and carries the final decision, the rule an
   assert.ok(events.some((e) => e.class_uid === 3002 && e.user.name === 'alice'));
   const after = await get(`/v1/export/ocsf?after=${drop.metadata.sequence}`);
   assert.ok(after.text.trim().split('\n').filter(Boolean).every((l) => JSON.parse(l).metadata.sequence > drop.metadata.sequence));
+});
+
+async function postJson(path: string, body: unknown, token = ctx.analyst): Promise<{ status: number; body: any }> {
+  const res = await fetch(ctx.base + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, body: await res.json() };
+}
+
+api('policy: the rules in force, one command tried, and a backtest of a candidate over the record (API and CLI)', async () => {
+  const inForce = await get('/v1/policy');
+  assert.is(inForce.status, 200);
+  assert.equal([inForce.body.default, inForce.body.rules.map((r: { id: string }) => r.id), inForce.body.reload_error], ['allow', ['no-drop'], null]);
+  assert.is((await get('/v1/policy', ctx.approver)).status, 403);
+  const tried = await postJson('/v1/policy/test', { text: 'TRUNCATE items', claims: { repository: 'acme/app' } });
+  assert.equal([tried.body.decision, tried.body.rule_id, tried.body.reason], ['deny', 'no-drop', 'no dropping']);
+  // A candidate that also refuses acme/infra's reads: bob's two SELECTs change, nothing else.
+  const candidate = `policy:
+  default: allow
+  rules:
+    - { id: no-drop, action: deny, message: no dropping, match: { sql: { statements: [DropStmt, TruncateStmt] } } }
+    - { id: infra-no-reads, action: deny, match: { claims: { repository: acme/infra }, sql: { statements: [SelectStmt] } } }
+`;
+  const r = await postJson('/v1/policy/backtest', { candidate, since: '1h' });
+  assert.is(r.status, 200, JSON.stringify(r.body));
+  const recorded = await sql('SELECT count() AS n FROM agate.commands');
+  assert.is(r.body.examined, Number(recorded.body.rows[0].n));
+  assert.equal([r.body.changed, r.body.transitions, r.body.unanswered, r.body.truncated], [2, { 'allow→deny': 2 }, 0, false]);
+  assert.equal(r.body.changes.map((c: { subject: string; text: string; candidate: { rule_id: string } }) => [c.subject, c.text, c.candidate.rule_id]), [
+    ['bob', 'SELECT name FROM items WHERE id = 2', 'infra-no-reads'], ['bob', 'SELECT count(*) FROM items', 'infra-no-reads'],
+  ]);
+  assert.is(r.body.changes[0].session_id, ctx.sessions.bob);
+  // The period bounds the record read: an hour that ended before anything ran holds nothing.
+  const before = await postJson('/v1/policy/backtest', { candidate, since: '2000-01-01T00:00:00Z', until: '2000-01-01T01:00:00Z' });
+  assert.equal([before.body.examined, before.body.changed], [0, 0]);
+  const limited = await postJson('/v1/policy/backtest', { candidate, since: '1h', max_commands: 2 });
+  assert.equal([limited.body.examined, limited.body.truncated], [2, true]);
+  const bad = await postJson('/v1/policy/backtest', { candidate: 'rules:\n  - { id: x, action: hodl }\n', source: 'mine.yaml', since: '1h' });
+  assert.is(bad.status, 400);
+  assert.match(bad.body.error.message, /mine\.yaml:2: rules\[0\]\.action/);
+  assert.is((await postJson('/v1/policy/backtest', { candidate, since: 'last week' })).status, 400);
+  assert.is((await postJson('/v1/policy/backtest', { candidate, since: '1h' }, ctx.approver)).status, 403);
+  // The CLI through the running API (not --offline): same answer, exit 3 because verdicts change.
+  const cfg = join(ctx.dir, 'cli.yaml');
+  writeFileSync(cfg, 'identity: { dev_issuer: { enabled: true } }\n');
+  const candidateFile = join(ctx.dir, 'candidate.yaml');
+  writeFileSync(candidateFile, candidate);
+  const cli = await run(process.execPath, [join(packageRoot(), 'bin/agate.js'), 'policy', 'backtest', '--config', cfg, '--candidate', candidateFile, '--since', '1h', '--json', '--url', ctx.base, '--token', ctx.analyst], { timeoutMs: 30_000 });
+  assert.is(cli.code, 3, cli.stderr);
+  assert.equal((JSON.parse(cli.stdout) as { changes: { command_id: string }[] }).changes.map((c) => c.command_id), r.body.changes.map((c: { command_id: string }) => c.command_id));
+});
+
+api('an admin terminates a live session: the client gets the reason, other roles may not', async () => {
+  const admin = await ctx.issuer.mint({ sub: 'admin-1', groups: ['platform-admins'] });
+  const client = new pg.Client({ host: '127.0.0.1', port: ctx.agate.postgres.port, database: 'appdb', user: 'agent', password: await ctx.issuer.mint({ sub: 'carol' }) });
+  const failure = new Promise<Error & { code?: string }>((resolve) => client.on('error', resolve));
+  await client.connect();
+  try {
+    await client.query('SELECT 1');
+    const id = await until('carol\'s live session', async () => ((await get('/v1/sessions?subject=carol')).body?.sessions ?? [])[0]?.session_id as string | undefined);
+    assert.is((await postJson(`/v1/sessions/${id}/terminate`, { reason: 'x' }, ctx.analyst)).status, 403);
+    assert.is((await postJson(`/v1/sessions/${id}/terminate`, { reason: '  ' }, admin)).status, 400);
+    assert.is((await postJson('/v1/sessions/00000000-0000-4000-8000-000000000000/terminate', { reason: 'x' }, admin)).status, 404);
+    const r = await postJson(`/v1/sessions/${id}/terminate`, { reason: 'leaked\ncredentials' }, admin);
+    assert.is(r.status, 200, JSON.stringify(r.body));
+    const expected = `terminated by administrator admin-1 (${ctx.issuer.issuer}): leaked credentials`;
+    assert.equal(r.body, { session_id: id, terminated: true, reason: expected });
+    const err = await failure;
+    assert.equal([err.code, err.message], ['57P01', expected]);
+    await until('the session recorded as closed', async () => ((await get(`/v1/sessions/${id}`)).body?.session?.closed_at ?? undefined) as string | undefined);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 });
 
 api.run();

@@ -27,6 +27,10 @@ import { ledgerRoutes, type LedgerVerifySources } from './routes/ledger.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { sqlRoutes } from './routes/sql.js';
 import type { AnalystSql } from './sql-endpoint.js';
+import { policyRoutes } from './routes/policy.js';
+import { terminateRoutes } from './routes/terminate.js';
+import type { LiveSessions } from '../../ingress-proxy/src/live-sessions.js';
+import type { PolicyInForce } from '../../policy/src/in-force.js';
 
 export interface QueryApiOptions {
   store: Store;
@@ -53,6 +57,10 @@ export interface QueryApiOptions {
   ledgerVerify?: LedgerVerifySources;
   /** The web console under /ui/ (`console:` in agate.yaml); without it /ui/ answers 404. */
   console?: ConsoleConfig;
+  /** The policy in force, for /v1/policy (rules, try a command, backtest); without it those answer 503. */
+  policy?: PolicyInForce;
+  /** The live sessions of the proxies in this process, for POST /v1/sessions/:id/terminate; without it that answers 503. */
+  liveSessions?: LiveSessions;
 }
 
 /** How often the statement facts behind agate.activity are brought level with the ledger. */
@@ -84,7 +92,7 @@ export class QueryApi {
       secure: options.tls !== undefined || options.console.oidc.redirect_url.startsWith('https:'),
       serveRoute: (req, res, path, query, who, body) => this.#serve(req, res, path, query, async () => who, body),
     });
-    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(options.analystSql, this.#facts), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus, (id) => this.#console?.unstoredRequest(id))]);
+    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(options.analystSql, this.#facts), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus, (id) => this.#console?.unstoredRequest(id)), ...policyRoutes(store, options.policy), ...terminateRoutes(options.liveSessions, options.logger)]);
     const timeoutMs = options.logins.pending.options.timeoutMs;
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
     // Headers must arrive within the login deadline (checked every second), a whole request within a minute.

@@ -60,6 +60,8 @@ export interface SessionFilter {
   claims?: Record<string, string>;
   /** Sessions with at least one verdict of this decision. */
   verdict?: Decision;
+  /** Sessions with at least one command whose text contains this (case-insensitive). */
+  text?: string;
   /** Opened at or after / strictly before, in microseconds since the epoch. */
   fromMicros?: number;
   toMicros?: number;
@@ -94,6 +96,7 @@ export async function listSessions(store: Store, f: SessionFilter): Promise<Sess
   if (f.beforeMicros !== undefined) where.push(`opened_at < ${micros.replace('%', bind('before', f.beforeMicros))}`);
   Object.entries(f.claims ?? {}).forEach(([k, v], i) => where.push(`claims[{${bind(`ck${i}`, k)}:String}] = {${bind(`cv${i}`, v)}:String}`));
   if (f.verdict !== undefined) where.push(`session_id IN (SELECT session_id FROM agate.q_session_stats WHERE has(decisions, {${bind('verdict', f.verdict)}:String}))`);
+  if (f.text !== undefined) where.push(`session_id IN (SELECT session_id FROM agate.ledger WHERE event_type = 'Command' AND ${textContains(f.text, bind).join(' AND ')})`);
   if (f.after !== undefined) {
     where.push(`(opened_at, session_id) < (toDateTime64({${bind('ct', f.after.opened_at)}:String}, 6, 'UTC'), {${bind('cid', f.after.session_id)}:String})`);
   }
@@ -346,6 +349,17 @@ export interface CommandSearch {
 }
 
 /**
+ * Conditions on the ledger's `text` column: contains `text`, case-insensitively. For ASCII text a
+ * LIKE on `lower(text)` is added, which the n-gram index on `lower(text)` can skip granules with.
+ */
+function textContains(text: string, bind: (name: string, value: unknown) => string): string[] {
+  const conditions = [`positionCaseInsensitiveUTF8(text, {${bind('text', text)}:String}) > 0`];
+  // ASCII lower-casing agrees with the case-insensitive match only for ASCII text.
+  if (/^[\x20-\x7e]*$/.test(text)) conditions.push(`lower(text) LIKE {${bind('like', `%${text.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c)}%`)}:String}`);
+  return conditions;
+}
+
+/**
  * Commands matching a text and filters, newest first. The filters run on the ledger's own
  * columns (no JSON parsing), with the n-gram index on `lower(text)` skipping granules for an
  * ASCII search text; only the top `limit` rows are then read through the commands view.
@@ -354,11 +368,7 @@ export async function searchCommands(store: Store, s: CommandSearch): Promise<Co
   const where: string[] = ["event_type = 'Command'"];
   const params: Record<string, unknown> = { limit: s.limit };
   const bind = (name: string, value: unknown) => ((params[name] = value), name);
-  if (s.text !== undefined) {
-    where.push(`positionCaseInsensitiveUTF8(text, {${bind('text', s.text)}:String}) > 0`);
-    // ASCII lower-casing agrees with the case-insensitive match only for ASCII text.
-    if (/^[\x20-\x7e]*$/.test(s.text)) where.push(`lower(text) LIKE {${bind('like', `%${s.text.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c)}%`)}:String}`);
-  }
+  if (s.text !== undefined) where.push(...textContains(s.text, bind));
   if (s.subject !== undefined) where.push(`subject = {${bind('subject', s.subject)}:String}`);
   if (s.target !== undefined) where.push(`target = {${bind('target', s.target)}:String}`);
   if (s.protocol !== undefined) where.push(`JSONExtractString(body, 'protocol') = {${bind('protocol', s.protocol)}:String}`);

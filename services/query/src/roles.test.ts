@@ -12,17 +12,17 @@ const rolesOf = (yaml: string) => roleResolver(parseConfig(`identity: { dev_issu
 roles('a token holding no role gets none by default, and so no permission but trying to answer', () => {
   const none = rolesOf('listen: 127.0.0.1:7480')(identity({ repository: 'acme/app' }));
   assert.equal([...none], []);
-  for (const p of ['read', 'sql', 'export', 'verify', 'approvals'] as Permission[]) assert.not.ok(allows(none, p), p);
+  for (const p of ['read', 'sql', 'export', 'verify', 'approvals', 'terminate'] as Permission[]) assert.not.ok(allows(none, p), p);
   assert.ok(allows(none, 'answer'), 'the approval route records the refused attempt itself');
 });
 
 roles('each role grants its documented permissions', () => {
   const resolve = rolesOf('roles: { claim: groups }');
-  const grants = (role: string) => (['read', 'sql', 'export', 'verify', 'approvals'] as Permission[]).filter((p) => allows(resolve(identity({ groups: JSON.stringify([role]) })), p));
+  const grants = (role: string) => (['read', 'sql', 'export', 'verify', 'approvals', 'terminate'] as Permission[]).filter((p) => allows(resolve(identity({ groups: JSON.stringify([role]) })), p));
   assert.equal(grants('analyst'), ['read', 'sql', 'export', 'verify', 'approvals']);
   assert.equal(grants('auditor'), ['read', 'export', 'verify', 'approvals']);
   assert.equal(grants('approver'), ['approvals']);
-  assert.equal(grants('admin'), ['read', 'sql', 'export', 'verify', 'approvals']);
+  assert.equal(grants('admin'), ['read', 'sql', 'export', 'verify', 'approvals', 'terminate']);
   assert.equal(grants('agents'), []);
 });
 

@@ -12,8 +12,9 @@ export type Role = 'analyst' | 'auditor' | 'approver' | 'admin';
  * - `approvals`: held commands and the answers to them
  * - `answer`: approving or denying; every authenticated identity may try, and the route itself
  *   checks the approver role so that a refused attempt is recorded in the ledger too
+ * - `terminate`: ending a live session (admins only)
  */
-export type Permission = 'read' | 'sql' | 'export' | 'verify' | 'approvals' | 'answer';
+export type Permission = 'read' | 'sql' | 'export' | 'verify' | 'approvals' | 'answer' | 'terminate';
 
 const GRANTS: Record<Role, readonly Permission[]> = {
   analyst: ['read', 'sql', 'export', 'verify', 'approvals'],
@@ -21,7 +22,7 @@ const GRANTS: Record<Role, readonly Permission[]> = {
   auditor: ['read', 'export', 'verify', 'approvals'],
   // Approvers see what they are asked to approve, not the whole trail.
   approver: ['approvals'],
-  admin: ['read', 'sql', 'export', 'verify', 'approvals'],
+  admin: ['read', 'sql', 'export', 'verify', 'approvals', 'terminate'],
 };
 
 const ROLES: readonly Role[] = ['analyst', 'auditor', 'approver', 'admin'];

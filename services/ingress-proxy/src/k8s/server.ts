@@ -294,7 +294,7 @@ export class KubeProxyServer {
     const unrecorded: Decision = { kind: 'refuse', code: ErrorCode.BUS_UNAVAILABLE, status: failure('ServiceUnavailable', 'Agate refused the request: the audit log is unavailable, so it cannot be recorded', info) };
     const recorded = () => session.events.emit(command).then(() => true, (err: unknown) => {
       this.#log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
-      session.events.recordUnrecordable(command);
+      session.events.recordUnrecordable(command, verdictTimeoutMs);
       return false;
     });
     if (impersonates(req.headers)) {
@@ -367,7 +367,10 @@ export class KubeProxyServer {
     try {
       // The policy service answers a question's hold without an expiry: the hold is the answer.
       const outcome = await bus.requestVerdict(command, verdictTimeoutMs);
-      if (outcome.kind === 'timeout') return { kind: 'unknown', reason: `policy gave no answer within ${verdictTimeoutMs} ms` };
+      if (outcome.kind === 'timeout') {
+        session.events.recordRefusal(command, outcome.published, verdictTimeoutMs); // the question stays in the record
+        return { kind: 'unknown', reason: `policy gave no answer within ${verdictTimeoutMs} ms` };
+      }
       const v = outcome.verdict;
       if (v.decision === 'allow' || v.decision === 'mask') return { kind: 'allow', reason: v.reason };
       return { kind: v.decision, rule: v.rule_id, reason: v.reason };

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Bus } from '../../../../core/src/bus/bus.js';
+import { withLease } from '../../../../core/src/bus/leases.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command, type Identity } from '../../../../schemas/src/events.js';
 import { SessionEvents } from '../session-events.js';
@@ -21,7 +22,7 @@ export class KubeSession {
     readonly identity: Identity,
     /** Seconds since the epoch after which the token is no longer accepted. */
     readonly expiresAt: number,
-    bus: Bus,
+    private readonly bus: Bus,
     private readonly proxyId: string,
     private readonly target: string,
     log: Logger,
@@ -33,7 +34,7 @@ export class KubeSession {
   open(clientAddress: string, attributes: Record<string, string>): Promise<void> {
     return this.events.emit({
       type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.proxyId,
-      protocol: 'kubernetes', target: this.target, client_address: clientAddress, identity: this.identity, attributes,
+      protocol: 'kubernetes', target: this.target, client_address: clientAddress, identity: this.identity, attributes: withLease(attributes, this.bus),
     });
   }
 

@@ -41,6 +41,12 @@ export class PgProxyServer {
     return this.#sessions.size;
   }
 
+  /** The live session with this id, if this server holds it (an administrator may terminate it). */
+  find(sessionId: string): PgSession | undefined {
+    for (const s of this.#sessions) if (s.id === sessionId) return s;
+    return undefined;
+  }
+
   async close(): Promise<void> {
     const closed = new Promise<void>((r) => this.#server.close(() => r()));
     await Promise.all([...this.#sessions].map(async (s) => s.finished));

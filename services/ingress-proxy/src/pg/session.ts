@@ -5,6 +5,7 @@ import { SessionEvents } from '../session-events.js';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { Bus } from '../../../../core/src/bus/bus.js';
+import { withLease } from '../../../../core/src/bus/leases.js';
 import { AgateError, AuthenticationError, ErrorCode, ProtocolError, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import { abandonedMessage, type Abandoned, type LoginGuard, type PendingLogin } from '../../../../core/src/logins/pending.js';
@@ -360,7 +361,7 @@ export class PgSession {
       await this.#events.emit({
         type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
         protocol: 'postgres', target: targetName, client_address: this.#clientAddress(), identity: this.#identity,
-        attributes: this.#startupAttributes(startup),
+        attributes: withLease(this.#startupAttributes(startup), this.#deps.bus),
       });
       this.#opened = true;
     } catch (err) {

@@ -50,6 +50,12 @@ export class SshProxyServer {
     return this.#sessions.size;
   }
 
+  /** The live session with this id, if this server holds it (an administrator may terminate it). */
+  find(sessionId: string): SshSession | undefined {
+    for (const s of this.#sessions) if (s.id === sessionId) return s;
+    return undefined;
+  }
+
   /** Stops accepting; closes each session once no channel is open, the rest after `timeoutMs`. */
   async drain(timeoutMs: number): Promise<void> {
     // The TCP listener is Agate's own (logins are admitted before ssh2 sees a socket).

@@ -7,6 +7,7 @@ import type {
   RejectConnection, ServerChannel, Session, ShellOptions, TcpConnectionDetails, TcpipBindInfo,
 } from 'ssh2';
 import type { Bus } from '../../../../core/src/bus/bus.js';
+import { withLease } from '../../../../core/src/bus/leases.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import { abandonedMessage, type Abandoned, type LoginGuard, type PendingLogin } from '../../../../core/src/logins/pending.js';
@@ -227,7 +228,7 @@ export class SshSession {
     try {
       await this.#events.emit({
         type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
-        protocol: 'ssh', target: target.name, client_address: this.#clientAddress, identity, attributes: { upstream_user: target.user },
+        protocol: 'ssh', target: target.name, client_address: this.#clientAddress, identity, attributes: withLease({ upstream_user: target.user }, this.#deps.bus),
       });
     } catch (err) {
       this.#log.error('cannot record session start; refusing the session', { error: describeError(err) });

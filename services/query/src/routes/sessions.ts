@@ -25,7 +25,7 @@ export function sessionRoutes(store: Store): Route[] {
         const sessions = await listSessions(store, {
           limit, beforeMicros: before,
           subject: textParam(q, 'subject'), issuer: textParam(q, 'issuer'), target: textParam(q, 'target'),
-          protocol: enumParam(q, 'protocol', PROTOCOLS), verdict: enumParam(q, 'verdict', DECISIONS), claims: claimParams(q),
+          protocol: enumParam(q, 'protocol', PROTOCOLS), verdict: enumParam(q, 'verdict', DECISIONS), claims: claimParams(q), text: textParam(q, 'q'),
           fromMicros: timeParam(q, 'from'), toMicros: timeParam(q, 'to'),
           after: cursor === undefined ? undefined : { opened_at: cursor[0] as string, session_id: cursor[1] as string },
         });

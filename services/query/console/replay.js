@@ -1,0 +1,129 @@
+// Replay: an SSH shell's asciicast played on the console's own terminal (terminal.js), and a SQL
+// session stepped statement by statement with its recorded timing.
+import { h } from './dom.js';
+import { highlight } from './highlight.js';
+import { Terminal } from './terminal.js';
+import { decisionBadge } from './table.js';
+
+/** Pauses longer than this play as this long (the record keeps the real times). */
+const IDLE_CAP_S = 2;
+const SPEEDS = ['1', '2', '5', '10'];
+
+/**
+ * A player for one asciicast v2 recording: play/pause, speed, seek.
+ * @param {{ command_id: string, header: { width: number, height: number }, events: [number, string, string][], truncated: boolean }} rec
+ */
+export function castPlayer(rec) {
+  const term = new Terminal(rec.header.width, rec.header.height);
+  const screen = h('pre', { class: 'terminal', 'data-command-id': rec.command_id });
+  // Output only; typed input is echoed by the remote shell. Idle gaps capped for playback.
+  const out = [];
+  let at = 0;
+  let prev = 0;
+  for (const [t, code, data] of rec.events) {
+    at += Math.min(Math.max(0, t - prev), IDLE_CAP_S);
+    prev = t;
+    if (code === 'o') out.push([at, data]);
+  }
+  const total = out.length === 0 ? 0 : out[out.length - 1][0];
+  const play = h('button', { type: 'button', class: 'play' }, 'Play');
+  const speed = h('select', { class: 'speed', 'aria-label': 'speed' }, ...SPEEDS.map((s) => h('option', { value: s }, `${s}×`)));
+  const seek = h('input', { type: 'range', class: 'seek', min: '0', max: String(Math.max(1, Math.round(total * 1000))), value: '0', 'aria-label': 'position' });
+  const clock = h('span', { class: 'clock muted' });
+  let next = 0; // index of the next event to write
+  let pos = 0; // seconds into the (idle-capped) recording
+  let timer;
+  let started = 0;
+  let startPos = 0;
+  const show = () => {
+    term.render(screen);
+    seek.value = String(Math.round(pos * 1000));
+    clock.textContent = `${pos.toFixed(1)} / ${total.toFixed(1)} s`;
+  };
+  const runTo = (t) => {
+    if (t < pos) { term.reset(); next = 0; }
+    while (next < out.length && out[next][0] <= t) term.write(out[next++][1]);
+    pos = t;
+    show();
+  };
+  const stop = () => { clearTimeout(timer); timer = undefined; play.textContent = next >= out.length ? 'Replay' : 'Play'; };
+  const tick = () => {
+    const t = startPos + ((performance.now() - started) / 1000) * Number(speed.value);
+    runTo(Math.min(t, total));
+    if (next >= out.length) return stop();
+    timer = setTimeout(tick, Math.max(10, Math.min(100, ((out[next][0] - pos) * 1000) / Number(speed.value))));
+  };
+  const start = () => {
+    if (next >= out.length) runTo(0);
+    started = performance.now();
+    startPos = pos;
+    play.textContent = 'Pause';
+    tick();
+  };
+  play.addEventListener('click', () => (timer === undefined ? start() : stop()));
+  speed.addEventListener('change', () => { if (timer !== undefined) { stop(); start(); } });
+  seek.addEventListener('input', () => { const playing = timer !== undefined; stop(); runTo(Number(seek.value) / 1000); if (playing) start(); });
+  show();
+  return h('figure', { class: 'player' },
+    h('figcaption', {}, `Shell ${rec.command_id} · ${rec.header.width}×${rec.header.height} · ${rec.events.length} events${rec.truncated ? ' (truncated)' : ''}`),
+    screen, h('div', { class: 'player-controls' }, play, speed, seek, clock));
+}
+
+/**
+ * A SQL session stepped statement by statement: each with its offset from the session start, the
+ * pause before it, its verdict and what came back; Play steps with the recorded pauses.
+ * @param {string} openedAt store time of the session start
+ * @param {object[]} events the session's timeline
+ */
+export function statementStepper(openedAt, events, parseTime) {
+  const steps = [];
+  const byCommand = new Map();
+  for (const e of events) {
+    if (e.kind === 'command') {
+      const step = { time: parseTime(e.time).getTime(), text: e.text, verdicts: [], response: null };
+      steps.push(step);
+      byCommand.set(e.command_id, step);
+    } else if (e.kind === 'verdict') byCommand.get(e.command_id)?.verdicts.push(e);
+    else if (e.kind === 'response') { const s = byCommand.get(e.command_id); if (s && s.response === null) s.response = e; }
+  }
+  if (steps.length === 0) return null;
+  const start = parseTime(openedAt).getTime();
+  let i = 0;
+  let timer;
+  const position = h('span', { class: 'step-position' });
+  const offset = h('span', { class: 'step-offset muted' });
+  const statement = h('pre', { class: 'command step-text' });
+  const outcome = h('p', { class: 'step-outcome' });
+  const prev = h('button', { type: 'button', class: 'step-prev' }, '◀ Previous');
+  const next = h('button', { type: 'button', class: 'step-next' }, 'Next ▶');
+  const play = h('button', { type: 'button', class: 'step-play' }, 'Play');
+  const list = h('ol', { class: 'steps' }, ...steps.map((s, k) => h('li', { 'data-step': String(k) }, h('button', { type: 'button', class: 'link', onclick: () => go(k) }, s.text.length > 70 ? `${s.text.slice(0, 69)}…` : s.text))));
+  const go = (k) => {
+    i = Math.max(0, Math.min(steps.length - 1, k));
+    const s = steps[i];
+    position.textContent = `Statement ${i + 1} of ${steps.length}`;
+    const gap = i === 0 ? s.time - start : s.time - steps[i - 1].time;
+    offset.textContent = `+${((s.time - start) / 1000).toFixed(3)} s from the start · ${(gap / 1000).toFixed(3)} s after the ${i === 0 ? 'session opened' : 'previous statement'}`;
+    statement.replaceChildren(highlight(s.text));
+    const final = s.verdicts[s.verdicts.length - 1];
+    const r = s.response;
+    outcome.replaceChildren(...(final ? [decisionBadge(final.decision), ' ', final.rule_id ?? '', ' '] : []),
+      r ? (r.status === 'ok' ? `${r.command_tag ?? 'ok'} · ${r.rows ?? 0} rows` : `${r.status}${r.reason ? `: ${r.reason}` : ''}`) : 'no response recorded',
+      r?.duration_us != null ? ` · ${(r.duration_us / 1000).toFixed(1)} ms` : '');
+    for (const li of list.children) li.classList.toggle('current', li.dataset.step === String(i));
+    prev.disabled = i === 0;
+    next.disabled = i === steps.length - 1;
+  };
+  const stop = () => { clearTimeout(timer); timer = undefined; play.textContent = 'Play'; };
+  const advance = () => {
+    if (i >= steps.length - 1) return stop();
+    const wait = Math.min(steps[i + 1].time - steps[i].time, IDLE_CAP_S * 1000);
+    timer = setTimeout(() => { go(i + 1); advance(); }, wait);
+  };
+  prev.addEventListener('click', () => { stop(); go(i - 1); });
+  next.addEventListener('click', () => { stop(); go(i + 1); });
+  play.addEventListener('click', () => { if (timer !== undefined) return stop(); if (i >= steps.length - 1) go(0); play.textContent = 'Pause'; advance(); });
+  go(0);
+  return h('section', { class: 'stepper', id: 'stepper' },
+    h('div', { class: 'player-controls' }, prev, play, next, position, offset), statement, outcome, list);
+}
