@@ -20,7 +20,7 @@ import { READY, readiness } from '../../core/src/ops/readiness.js';
 import { ClickHouseStore } from '../../core/src/store/clickhouse.js';
 import type { Store } from '../../core/src/store/store.js';
 import { EventCodec } from '../../schemas/src/codec.js';
-import type { Identity } from '../../schemas/src/events.js';
+import { nowMicros, type Identity } from '../../schemas/src/events.js';
 import { pgProxyConfigDeps, targetMaskSet } from '../../services/ingress-proxy/src/pg/config.js';
 import { PgProxyServer } from '../../services/ingress-proxy/src/pg/server.js';
 import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
@@ -40,6 +40,7 @@ import type { CheckpointSources } from '../../services/ledger/src/known-checkpoi
 import type { HealthCheck } from '../../core/src/health.js';
 import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
+import { OpenWorkTracker } from '../../services/ingress-proxy/src/cut-work.js';
 import { StoreApprovalHistory } from '../../services/policy/src/approval-history.js';
 import { ApprovalWebhooks } from '../../services/policy/src/webhooks/notifier.js';
 import { PolicyReloader } from '../../services/policy/src/reload.js';
@@ -280,6 +281,9 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       bus = new InstrumentedBus(inner, readiness, inner instanceof KafkaBus ? () => inner.ping() : undefined);
       // A consumer that stopped does not come back by itself: not live, so an orchestrator restarts it.
       reportHealth({ component: 'bus', live: true, problem: () => inner.problem?.() });
+      // The proxies of the previous run are gone: what they left open (a crash, a kill) is
+      // closed in the record before any listener opens.
+      if (inner instanceof LocalBus && roles.includes('proxy')) started.push((await OpenWorkTracker.recover(inner, bus, logger.child({ component: 'recovery' }), nowMicros)).tracker);
     }
     if (roles.includes('ledger')) {
       const ledgerLogger = logger.child({ component: 'ledger' });

@@ -7,6 +7,8 @@ export type Protocol = 'postgres' | 'ssh' | 'kubernetes';
 export type Decision = 'allow' | 'deny' | 'hold' | 'mask';
 export type VerdictSource = 'policy' | 'deadline';
 export type ResponseStatus = 'ok' | 'error' | 'refused' | 'skipped';
+/** See Response.avsc: `observed` unless written at start-up for a command a crash left without a response. */
+export type ResponseOutcome = 'observed' | 'unknown' | 'not_forwarded';
 
 export interface Identity {
   issuer: string;
@@ -160,6 +162,8 @@ export interface Response extends EventHead {
   masked_values: number;
   /** Rows of each Execute when a portal was fetched in parts (a row limit); empty when it came in one go. */
   fetches?: number[];
+  /** Absent means `observed`. */
+  outcome?: ResponseOutcome;
 }
 
 export interface SessionClosed extends EventHead {

@@ -35,7 +35,7 @@ export const SAMPLES: { readonly [T in EventType]: Extract<AgateEvent, { type: T
     command_id: '33333333-3333-4333-8333-333333333333', status: 'ok', command_tag: 'SELECT 3', rows: 3,
     bytes: 120, duration_us: 1500, error_code: null, error_message: null,
     digest: 'sha256:9f2c0e6a3b1d4c5e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6', columns: ['id', 'name'],
-    sample: [['1', 'alpha'], ['2', null], ['3', '[masked:email]']], masked_values: 1, fetches: [2, 1],
+    sample: [['1', 'alpha'], ['2', null], ['3', '[masked:email]']], masked_values: 1, fetches: [2, 1], outcome: 'observed',
   },
   SessionClosed: {
     type: 'SessionClosed', event_id: '66666666-6666-4666-8666-666666666666', ...head,

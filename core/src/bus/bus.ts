@@ -41,8 +41,25 @@ export interface Bus {
    */
   problem?(): string | undefined;
 
+  /**
+   * The embedded bus only (policy runs in the same process): from now on each published command
+   * is decided by `decider` as it is written, and the command and what the decider returns (its
+   * verdict, after an ApprovalRequested for a hold) share one durable write; a waiter hears the
+   * verdict only once that write is durable. So a command never runs under a verdict a crash
+   * can lose, at one fdatasync per statement. `undefined` withdraws the decider (its service
+   * stopped). Absent on Kafka, where the policy service's verdict is replicated to the in-sync
+   * replicas before any proxy can read it.
+   */
+  decideInline?(decider: InlineDecider | undefined): void;
+
   close(): Promise<void>;
 }
+
+/**
+ * Decides a command as it is written: the events to write right after it, in order (none when
+ * the command gets no verdict). It must not throw: a command it cannot decide is refused.
+ */
+export type InlineDecider = (command: Command) => readonly AgateEvent[];
 
 export interface VerdictRequestOptions {
   /** Called once per `hold` verdict (the command awaits a human); the wait continues. */

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { AgateError, ErrorCode } from '../errors.js';
-import { frameHeader } from './log-frame.js';
+import { frameHeader, recordsIn } from './log-frame.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -190,6 +190,56 @@ bus('requestVerdict: resolves with the verdict, or times out when none comes', a
   const silent = await b.requestVerdict({ ...command(), text: 'nobody answers' }, 150);
   assert.is(silent.kind, 'timeout');
   assert.ok(Date.now() - started >= 140);
+  await b.close();
+});
+
+/** The events in the bus's log file as it is on disk now. */
+const onDisk = (dir: string) => recordsIn(readFileSync(join(dir, 'events.log'))).map((r) => new EventCodec().decode(r));
+
+bus('decideInline: a command and its verdict are written together, and the waiter hears the verdict only once it is in the log', async () => {
+  const dir = freshDir();
+  const b = open(dir);
+  const decided: string[] = [];
+  b.decideInline((c) => {
+    decided.push(c.event_id);
+    return [{ ...SAMPLES.Verdict, event_id: randomUUID(), command_id: c.event_id, decision: c.text === 'no' ? 'deny' : 'allow' }];
+  });
+  const [yes, no] = [{ ...command(), text: 'yes' }, { ...command(), text: 'no' }];
+  const outcomes = await Promise.all([yes, no].map(async (c) => {
+    const o = await b.requestVerdict(c, 5000);
+    // At the moment the proxy may act, the verdict is in the file, right behind its command.
+    const log = onDisk(dir);
+    const at = log.findIndex((e) => e.event_id === c.event_id);
+    const next = log[at + 1];
+    assert.ok(at >= 0 && next?.type === 'Verdict' && next.command_id === c.event_id, 'the verdict follows its command on disk');
+    return o;
+  }));
+  assert.equal(outcomes.map((o) => o.kind === 'verdict' && o.verdict.decision), ['allow', 'deny']);
+  // A command published without a waiter (recorded after the fact) is decided the same way.
+  const late = command();
+  await b.publish(late);
+  assert.equal(decided, [yes.event_id, no.event_id, late.event_id]);
+  assert.equal(onDisk(dir).map((e) => e.type), ['Command', 'Verdict', 'Command', 'Verdict', 'Command', 'Verdict']);
+  // Withdrawn (its service stopped), it decides nothing: the command waits, and times out.
+  b.decideInline(undefined);
+  assert.is((await b.requestVerdict(command(), 100)).kind, 'timeout');
+  assert.is(decided.length, 3);
+  await b.close();
+});
+
+bus('a verdict published later (an approval) reaches its waiter only once it is in the log', async () => {
+  const dir = freshDir();
+  const b = open(dir);
+  b.decideInline((c) => [{ ...SAMPLES.Verdict, event_id: randomUUID(), command_id: c.event_id, decision: 'hold', hold_expires_at: (Date.now() + 10_000) * 1000 }]);
+  const c = command();
+  let held!: () => void;
+  const onHold = new Promise<void>((r) => (held = r));
+  const waiting = b.requestVerdict(c, 5000, { onHold: () => held() });
+  await onHold;
+  void b.publish({ ...SAMPLES.Verdict, event_id: randomUUID(), command_id: c.event_id, decision: 'allow' });
+  const o = await waiting;
+  assert.is(o.kind === 'verdict' && o.verdict.decision, 'allow');
+  assert.equal(onDisk(dir).filter((e) => e.type === 'Verdict').map((e) => e.type === 'Verdict' && e.decision), ['hold', 'allow']);
   await b.close();
 });
 

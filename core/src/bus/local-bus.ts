@@ -4,7 +4,7 @@ import { EventCodec, freezeEvent } from '../../../schemas/src/codec.js';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions, StreamInfo } from './bus.js';
+import type { Bus, InlineDecider, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions, StreamInfo } from './bus.js';
 import { VerdictWaiters } from './verdict-waiters.js';
 import { LocalLog } from './local-log.js';
 import { readOffsetFile, writeOffsetFile } from './offset-file.js';
@@ -44,6 +44,9 @@ export class LocalBus implements Bus {
   readonly #consumers = new Set<LocalConsumer>();
   /** The newest events, kept decoded so caught-up consumers need not read them back from disk. */
   readonly #recent = new RecentEvents();
+  /** Decides commands as they are written (decideInline); unset, policy consumes them from the log. */
+  #decider: InlineDecider | undefined;
+  readonly #observers: ((event: AgateEvent, next: number) => void)[] = [];
   #closed = false;
 
   constructor(options: LocalBusOptions) {
@@ -55,25 +58,84 @@ export class LocalBus implements Bus {
     this.#log = new LocalLog(join(options.dir, 'events.log'), { fsync: options.fsync, logger: options.logger });
   }
 
-  async publish(event: AgateEvent): Promise<void> {
-    if (this.#closed) throw new AgateError(ErrorCode.BUS_CLOSED, 'the bus is closed');
-    // Consumers in this process get this very object: frozen, it stays what the log holds.
-    const bytes = this.#codec.encode(freezeEvent(event));
-    // Nothing waits on a Verdict's or a Response's durability to go on (a verdict is acted on
-    // once queued behind its durable command, a response after the client has its reply): they
-    // join the next command's group commit instead of costing an fdatasync of their own.
-    const appended = this.#log.append([bytes], !LAZY_TYPES.has(event.type));
-    // A verdict is acted on once it is queued behind its command: the command is already
-    // durable (policy only sees durable commands), which is what write-ahead requires, and the
-    // verdict becomes durable in the same group commit as the next commands.
-    if (event.type === 'Verdict') this.#waiters.deliver(event);
-    const [offset] = await appended;
-    this.#recent.add(offset!, offset! + FRAME_HEADER + bytes.length, event, bytes);
-    for (const c of this.#consumers) c.wake();
+  publish(event: AgateEvent): Promise<void> {
+    return this.#write(event);
   }
 
   requestVerdict(command: Command, deadlineMs: number, options: VerdictRequestOptions = {}): Promise<VerdictOutcome> {
-    return this.#waiters.wait(command, deadlineMs, options, () => this.publish(command));
+    return this.#waiters.wait(command, deadlineMs, options, () => this.#write(command));
+  }
+
+  decideInline(decider: InlineDecider | undefined): void {
+    this.#decider = decider;
+  }
+
+  /**
+   * Appends the event, with what the inline decider returns for a command, in one group commit;
+   * verdicts reach their waiters only once durable: a statement runs under a recorded verdict.
+   */
+  async #write(event: AgateEvent): Promise<void> {
+    if (this.#closed) throw new AgateError(ErrorCode.BUS_CLOSED, 'the bus is closed');
+    const events = event.type === 'Command' && this.#decider !== undefined ? [event, ...this.#decider(event)] : [event];
+    // Consumers in this process get these very objects: frozen, they stay what the log holds.
+    const encoded = events.map((e) => this.#codec.encode(freezeEvent(e)));
+    // Nothing waits on a Response, or on a verdict no proxy waits for (a deadline's refusal),
+    // to go on: they join the next command's group commit instead of costing an fdatasync of
+    // their own. A verdict a proxy waits on (an approval's) is committed at once.
+    const urgent = events.some((e) => !LAZY_TYPES.has(e.type) || (e.type === 'Verdict' && this.#waiters.has(e.command_id)));
+    const offsets = await this.#log.append(encoded, urgent);
+    for (let i = 0; i < events.length; i++) {
+      const next = offsets[i]! + FRAME_HEADER + encoded[i]!.length;
+      this.#recent.add(offsets[i]!, next, events[i]!, encoded[i]!);
+      for (const o of this.#observers) o(events[i]!, next);
+    }
+    for (const e of events) if (e.type === 'Verdict') this.#waiters.deliver(e);
+    for (const c of this.#consumers) c.wake();
+  }
+
+  /**
+   * For start-up work (crash recovery), before anything is published: hands `visit` every event
+   * from `position` (a record's start, or the log's start when undefined) to the end of the log,
+   * in order, and resolves with that end. A position where no record starts is refused.
+   */
+  async scanFrom(position: number | undefined, visit: (event: AgateEvent) => void): Promise<number> {
+    const end = this.#log.size;
+    let at = position ?? this.#log.start;
+    if (!this.#log.isRecordStart(at)) throw new AgateError(ErrorCode.BUS_OFFSET_INVALID, `no record of the event log starts at ${at} (the log ends at ${end})`);
+    while (at < end) {
+      const slice = this.#log.read(at, FILE_SLICE);
+      if (slice.length === 0) break;
+      for (const r of slice) {
+        let event: AgateEvent;
+        try {
+          event = this.#codec.decode(r.bytes);
+        } catch (err) {
+          throw new AgateError(ErrorCode.BUS_LOG_CORRUPT, `the record at offset ${r.offset} is not an event this Agate can decode`, { cause: err });
+        }
+        visit(event);
+      }
+      at = slice[slice.length - 1]!.next;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return end;
+  }
+
+  /** The directory of the log and the consumer groups' positions. */
+  get dir(): string {
+    return this.#dir;
+  }
+
+  /** The end of the log: where the next event will start. */
+  get end(): number {
+    return this.#log.size;
+  }
+
+  /**
+   * Tells `observer` of every event once it is durable, in log order, with the position just
+   * past it: for state kept in step with the log (the open sessions and commands).
+   */
+  observe(observer: (event: AgateEvent, next: number) => void): void {
+    this.#observers.push(observer);
   }
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {

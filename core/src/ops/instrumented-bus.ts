@@ -1,4 +1,4 @@
-import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from '../bus/bus.js';
+import type { Bus, InlineDecider, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from '../bus/bus.js';
 import type { AgateEvent, Command, Protocol } from '../../../schemas/src/events.js';
 import { checkpointPublished, metrics } from './metrics.js';
 import { READY, notReady, type Readiness } from './readiness.js';
@@ -17,8 +17,12 @@ export class InstrumentedBus implements Bus {
   readonly #sessions = new Map<string, Protocol>();
   #lastWriteFailure: { at: number; reason: string } | undefined;
 
+  /** Present when the inner bus has it (the embedded bus). */
+  readonly decideInline?: (decider: InlineDecider | undefined) => void;
+
   constructor(readonly inner: Bus, private readonly readiness: Readiness, private readonly ping?: () => Promise<void>) {
     readiness.probe('bus', () => this.#probe());
+    if (inner.decideInline !== undefined) this.decideInline = (decider) => inner.decideInline!(decider);
   }
 
   get lease(): string | undefined {

@@ -122,7 +122,9 @@ export function ledgerDdl(_options: LedgerSchemaOptions = {}): string[] {
       JSONExtractInt(body, 'bytes') AS bytes,
       JSONExtractInt(body, 'duration_us') AS duration_us,
       JSONExtract(body, 'error_code', 'Nullable(String)') AS error_code,
-      JSONExtract(body, 'error_message', 'Nullable(String)') AS error_message
+      JSONExtract(body, 'error_message', 'Nullable(String)') AS error_message,
+      -- Written at start-up for a command a crash cut (unknown, not_forwarded); older records lack it.
+      if(JSONHas(body, 'outcome'), JSONExtractString(body, 'outcome'), 'observed') AS outcome
     FROM agate.ledger WHERE event_type = 'Response'`,
   `CREATE OR REPLACE VIEW agate.auth_failures AS
     SELECT event_id, session_id, time, chain_id, seq,

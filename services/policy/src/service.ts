@@ -1,8 +1,9 @@
 import type { Bus, Subscription } from '../../../core/src/bus/bus.js';
 import type { Logger } from '../../../core/src/log.js';
+import { describeError } from '../../../core/src/errors.js';
 import { randomUUID } from 'node:crypto';
 import { approverRefusal } from '../../../core/src/approvals.js';
-import { nowMicros, SETTLED_ATTRIBUTE, type ApprovalDecision, type ApprovalRequested, type Command, type Verdict } from '../../../schemas/src/events.js';
+import { nowMicros, SETTLED_ATTRIBUTE, type AgateEvent, type ApprovalDecision, type ApprovalRequested, type Command, type Verdict } from '../../../schemas/src/events.js';
 import type { ApprovalHistory, RecordedApproval } from './approval-history.js';
 import type { CompiledPolicy } from './engine.js';
 
@@ -65,9 +66,14 @@ export class PolicyService {
 
   async start(): Promise<void> {
     await this.#recover();
-    this.#subscription = await this.options.bus.subscribe({
+    const { bus } = this.options;
+    // In one process with the proxies (the embedded bus), commands are decided as they are
+    // written, in the same durable write as their verdict; policy then consumes only answers.
+    const inline = bus.decideInline !== undefined;
+    bus.decideInline?.((command) => this.#decideNow(command));
+    this.#subscription = await bus.subscribe({
       group: 'policy',
-      types: ['Command', 'ApprovalDecision'],
+      types: inline ? ['ApprovalDecision'] : ['Command', 'ApprovalDecision'],
       handler: async (batch) => {
         // Published together: one group commit for the batch instead of one per verdict.
         const work: Promise<void>[] = [];
@@ -81,23 +87,42 @@ export class PolicyService {
   }
 
   async stop(): Promise<void> {
+    this.options.bus.decideInline?.(undefined);
     await this.#subscription?.close();
     for (const p of this.#pending.values()) clearTimeout(p.timer);
     this.#pending.clear();
   }
 
+  /** A command read from the bus: its verdict (after the approval request, for a hold) is published. */
   async #decide(command: Command): Promise<void> {
-    const { bus, logger, staleAfterMs } = this.options;
+    for (const event of this.#decideNow(command)) await this.options.bus.publish(event);
+  }
+
+  /**
+   * The events that decide `command`, in the order they must be recorded: its verdict, or, for
+   * a hold, the approval request (recorded before the proxy hears of the hold, so an approver who
+   * acts at once finds it) and then the hold verdict. Never throws: a policy that fails on a
+   * command refuses it.
+   */
+  #decideNow(command: Command): AgateEvent[] {
+    const { logger, staleAfterMs } = this.options;
     if (nowMicros() - command.time > staleAfterMs * 1000) {
       logger.debug('skipping a command past its verdict deadline', { command_id: command.event_id });
-      return;
+      return [];
     }
     const policy = this.#policy;
-    const d = policy.evaluate(command);
-    const verdict = this.#verdict({ session_id: command.session_id, command_id: command.event_id }, policy.revision, { decision: d.decision, rule_id: d.rule_id, reason: d.reason, mask_set: d.mask_set });
+    const ids = { session_id: command.session_id, command_id: command.event_id };
+    let d: ReturnType<CompiledPolicy['evaluate']>;
+    try {
+      d = policy.evaluate(command);
+    } catch (err) {
+      logger.error('policy failed on a command; refusing it', { command_id: command.event_id, error: describeError(err) });
+      return [this.#verdict(ids, policy.revision, { decision: 'deny', rule_id: null, reason: 'policy could not evaluate the command; refused (fail closed)', mask_set: null })];
+    }
+    const verdict = this.#verdict(ids, policy.revision, { decision: d.decision, rule_id: d.rule_id, reason: d.reason, mask_set: d.mask_set });
     // A question (`kubectl auth can-i`, attributes.access_review) is answered, never held for
     // anyone; nor is a command recorded after it did not run (attributes.settled).
-    if (d.decision !== 'hold' || command.attributes.access_review !== undefined || command.attributes[SETTLED_ATTRIBUTE] !== undefined) return bus.publish(verdict);
+    if (d.decision !== 'hold' || command.attributes.access_review !== undefined || command.attributes[SETTLED_ATTRIBUTE] !== undefined) return [verdict];
 
     const approval = d.approval!;
     const now = nowMicros();
@@ -110,9 +135,7 @@ export class PolicyService {
     };
     const timer = setTimeout(() => void this.#expire(request.approval_id), approval.timeout_s * 1000);
     this.#pending.set(request.approval_id, { request, revision: policy.revision, approvedBy: new Set(), timer });
-    // Recorded before the proxy hears of it, so an approver who acts at once finds the request.
-    await bus.publish(request);
-    await bus.publish({ ...verdict, approval_id: request.approval_id, hold_expires_at: request.expires_at });
+    return [request, { ...verdict, approval_id: request.approval_id, hold_expires_at: request.expires_at }];
   }
 
   async #answer(answer: ApprovalDecision): Promise<void> {

@@ -1,0 +1,184 @@
+// SIGKILL under load, again and again, against a real `agate start` in front of a real PostgreSQL
+// that logs every statement it executes (pgaudit). After each kill Agate starts again on the same
+// data_dir. A checker then joins three accounts: what the clients were told, what PostgreSQL ran
+// (its rows and its pgaudit log), and the record (the embedded log). Nothing PostgreSQL ran may
+// lack an allow verdict in the record; every command ends with a response (the outcome-unknown
+// or not-forwarded one Agate writes at start for what the kill cut); every session is closed.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { EmbeddedStore } from '../../core/src/store/embedded.js';
+import { EventCodec } from '../../schemas/src/codec.js';
+import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/events.js';
+import { CUT_SESSION_REASON } from '../../services/ingress-proxy/src/cut-work.js';
+import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
+import { startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
+import { logEvents } from './bus-log.js';
+import { auditEntries } from './pgaudit-log.js';
+
+const KILLS = 6;
+const WORKERS = 6;
+
+interface Env {
+  pg: PostgresServer;
+  issuer: OidcIssuer;
+  work: string;
+}
+const env = {} as Env;
+const started: AgateProcess[] = [];
+const test = suite('SIGKILL under load, real agate start and PostgreSQL with pgaudit');
+
+test.before(async () => {
+  env.work = mkdtempSync(join(tmpdir(), 'agate-crash-'));
+  const [p, i] = await Promise.allSettled([startPostgres({ pgaudit: true }), startOidcIssuer({ audience: 'agate' })]);
+  if (p.status === 'fulfilled') env.pg = p.value;
+  if (i.status === 'fulfilled') env.issuer = i.value;
+  for (const r of [p, i]) if (r.status === 'rejected') throw r.reason;
+  await env.pg.psql(`CREATE TABLE crash_t (k text PRIMARY KEY); GRANT ALL ON crash_t TO ${env.pg.users.scram.user}`);
+});
+test.after(async () => {
+  for (const a of started) await a.dispose();
+  await env.issuer?.close();
+  await env.pg?.stop();
+  rmSync(env.work, { recursive: true, force: true });
+});
+
+const dataDir = () => join(env.work, 'data');
+
+async function start(): Promise<AgateProcess> {
+  const base = agateConfig({ pg: env.pg, issuer: env.issuer });
+  const agate = await startAgateProcess({ configYaml: (p) => base(p).replace(/^data_dir: .*$/m, `data_dir: ${JSON.stringify(dataDir())}`) });
+  started.push(agate);
+  return agate;
+}
+
+/** What one client was told about one statement. */
+interface Outcome {
+  key: string;
+  acked: boolean;
+}
+
+/** One client inserting distinct keys until its connection fails (the kill). */
+async function worker(agate: AgateProcess, token: string, prefix: string, out: Outcome[]): Promise<void> {
+  const client = new pg.Client({ host: '127.0.0.1', port: agate.pgPort, database: 'appdb', user: 'agent', password: token });
+  client.on('error', () => undefined); // the kill: the query in flight rejects too
+  try {
+    await client.connect();
+  } catch {
+    return;
+  }
+  for (let i = 0; ; i++) {
+    const key = `${prefix}-${i}`;
+    const o: Outcome = { key, acked: false };
+    out.push(o);
+    try {
+      const r = await client.query(`INSERT INTO crash_t (k) VALUES ('${key}')`);
+      o.acked = r.rowCount === 1;
+    } catch {
+      break;
+    }
+  }
+  await client.end().catch(() => undefined);
+}
+
+const keyOf = (text: string) => /VALUES \('([^']+)'\)/.exec(text)?.[1];
+
+test('six SIGKILLs at random moments under load: every statement PostgreSQL ran has an allow verdict; every cut command and session is closed at the next start', async () => {
+  const outcomes: Outcome[] = [];
+  const token = await env.issuer.mint({ sub: 'ci-bot', repository: 'acme/app' });
+  for (let round = 0; round < KILLS; round++) {
+    const agate = await start();
+    const before = outcomes.length;
+    const load = Array.from({ length: WORKERS }, (_, w) => worker(agate, token, `r${round}w${w}`, outcomes));
+    // Under load: once the clients are logged in and statements flow (however busy the machine), a random moment.
+    const flowing = Date.now() + 30_000;
+    while (outcomes.slice(before).filter((o) => o.acked).length < 2 * WORKERS && Date.now() < flowing) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(outcomes.slice(before).some((o) => o.acked), `round ${round}: statements ran before the kill`);
+    await new Promise((r) => setTimeout(r, Math.random() * 800));
+    process.kill(agate.pid, 'SIGKILL');
+    await Promise.all(load);
+    const exit = await agate.stop();
+    assert.is(exit.signal, 'SIGKILL', `round ${round}: killed, not exited`);
+  }
+  // The last start closes what the last kill cut; then a clean stop.
+  const last = await start();
+  await last.stop();
+
+  const events = logEvents(readFileSync(join(dataDir(), 'bus', 'events.log')), new EventCodec());
+  const commands = new Map<string, Command>();
+  const byKey = new Map<string, Command>();
+  const verdicts = new Map<string, Verdict[]>();
+  const responses = new Map<string, Response[]>();
+  const opened = new Set<string>();
+  const closed = new Map<string, string>();
+  for (const e of events as AgateEvent[]) {
+    if (e.type === 'Command') {
+      commands.set(e.event_id, e);
+      const k = keyOf(e.text);
+      if (k !== undefined) byKey.set(k, e);
+    } else if (e.type === 'Verdict') verdicts.set(e.command_id, [...(verdicts.get(e.command_id) ?? []), e]);
+    else if (e.type === 'Response') responses.set(e.command_id, [...(responses.get(e.command_id) ?? []), e]);
+    else if (e.type === 'SessionOpened') opened.add(e.session_id);
+    else if (e.type === 'SessionClosed') closed.set(e.session_id, e.reason);
+  }
+  const allowed = (c: Command | undefined) => c !== undefined && (verdicts.get(c.event_id) ?? []).some((v) => v.decision === 'allow');
+  const notForwarded = (c: Command) => (responses.get(c.event_id) ?? []).some((r) => r.outcome === 'not_forwarded');
+
+  // What PostgreSQL ran: its rows, and every INSERT pgaudit logged (committed or not).
+  const rows = (await env.pg.psql('SELECT k FROM crash_t')).split('\n').filter((l) => l !== '');
+  const audited = auditEntries(readFileSync(env.pg.logFile, 'utf8')).map((a) => keyOf(a.statement)).filter((k): k is string => k !== undefined);
+  assert.ok(rows.length > 0 && audited.length >= rows.length, `PostgreSQL ran the load (${rows.length} rows, ${audited.length} audited)`);
+  for (const k of new Set([...rows, ...audited])) {
+    const c = byKey.get(k);
+    assert.ok(allowed(c), `PostgreSQL ran ${k}: the record holds its command with an allow verdict`);
+    assert.not.ok(notForwarded(c!), `${k} ran, and is not recorded as not forwarded`);
+  }
+  // What the clients were told: an acknowledged insert ran, under a recorded allow.
+  const acked = outcomes.filter((o) => o.acked);
+  assert.ok(acked.length > 0);
+  for (const o of acked) {
+    assert.ok(rows.includes(o.key), `${o.key} acknowledged, and in the table`);
+    assert.ok(allowed(byKey.get(o.key)), `${o.key} acknowledged: its allow verdict is recorded`);
+  }
+
+  // Every command has a response; the ones the kills cut say what is known of them.
+  let unknown = 0;
+  let notSent = 0;
+  for (const c of commands.values()) {
+    const rs = responses.get(c.event_id) ?? [];
+    assert.ok(rs.length > 0, `command ${c.event_id} (${c.text.slice(0, 60)}) has a response`);
+    for (const r of rs.filter((r) => r.outcome !== 'observed')) {
+      if (allowed(c)) {
+        assert.is(r.outcome, 'unknown', `${c.text}: forwarded under an allow verdict, so its outcome is unknown`);
+        assert.match(r.error_message ?? '', /^outcome unknown: Agate stopped after forwarding/);
+        unknown += 1;
+      } else {
+        assert.is(r.outcome, 'not_forwarded');
+        const k = keyOf(c.text);
+        assert.ok(k === undefined || (!rows.includes(k) && !audited.includes(k)), `${k} was not forwarded, and PostgreSQL never ran it`);
+        notSent += 1;
+      }
+    }
+  }
+  // Every session is closed: the ones the kills cut, by the next start.
+  const cut = [...opened].filter((s) => closed.get(s) === CUT_SESSION_REASON).length;
+  for (const s of opened) assert.ok(closed.has(s), `session ${s} has its SessionClosed`);
+  assert.ok(cut >= KILLS, `the kills cut sessions under load (${cut})`);
+  // The ledger holds the same closing records: the analysts' view names the outcome.
+  const store = EmbeddedStore.open(join(dataDir(), 'store'));
+  try {
+    const counts = await store.query<{ outcome: string; n: string }>("SELECT outcome, toString(count()) AS n FROM agate.responses WHERE outcome != 'observed' GROUP BY outcome");
+    assert.equal(Object.fromEntries(counts.map((c) => [c.outcome, Number(c.n)])), { ...(unknown > 0 ? { unknown } : {}), ...(notSent > 0 ? { not_forwarded: notSent } : {}) });
+    const [sessions] = await store.query<{ n: string }>(`SELECT toString(count()) AS n FROM agate.ledger WHERE event_type = 'SessionClosed' AND JSONExtractString(body, 'reason') = '${CUT_SESSION_REASON}'`);
+    assert.is(Number(sessions!.n), cut);
+  } finally {
+    await store.close();
+  }
+  console.log(`crash-recovery: ${KILLS} kills, ${outcomes.length} statements sent, ${acked.length} acknowledged, ${rows.length} rows, ${audited.length} pgaudit INSERTs, ${commands.size} commands recorded; ${opened.size} sessions; closed at restart: ${unknown} outcome unknown, ${notSent} not forwarded, ${cut} sessions`);
+});
+
+test.run();
