@@ -6,6 +6,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   pipeline: () => import('./pipeline.js'),
   idle: () => import('./idle.js'),
   query: () => import('./query.js'),
+  'analyst-sql': () => import('./analyst-sql.js'),
   ledger: () => import('./ledger.js'),
   pg: () => import('./pg.js'),
   policy: () => import('./policy.js'),

@@ -50,6 +50,8 @@ import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js'
 import { apiRefusalRecorder } from '../../services/query/src/auth-record.js';
 import { roleResolver } from '../../services/query/src/roles.js';
 import { migrateQuery } from '../../services/query/src/schema.js';
+import { sandboxedAnalystSql, unconfinedAnalystSql, type AnalystSql } from '../../services/query/src/sql-endpoint.js';
+import { AnalystSandbox } from '../../services/query/src/sql/sandbox.js';
 
 /*
  * Builds each service from the one config format. `agate start` runs all four in one process;
@@ -194,6 +196,28 @@ function sshTargetResolver(config: AgateConfig): (name: string) => SshUpstreamTa
   return (name) => targets.get(name);
 }
 
+/**
+ * Where analyst SQL runs (SECURITY.md "Analyst SQL"). On the embedded engine, in a sandbox per
+ * request; if this host cannot build one, Agate still starts but analyst SQL is refused with the
+ * reason, never run unconfined unless the operator wrote `query.sql.sandbox: off`.
+ */
+function analystSql(config: AgateConfig, store: Store, logger: Logger): { run: AnalystSql; close: () => void } {
+  const limits = config.query.sql;
+  if (config.store.kind === 'clickhouse') return { run: unconfinedAnalystSql(store, limits), close: () => undefined };
+  if (limits.sandbox === 'off') {
+    logger.warn('query.sql.sandbox is off: analyst SQL runs inside Agate\'s process, and only the allow-list stands between an analyst and Agate\'s keys, environment and files (SECURITY.md "Analyst SQL")');
+    return { run: unconfinedAnalystSql(store, limits), close: () => undefined };
+  }
+  let sandbox: AnalystSandbox;
+  try {
+    sandbox = AnalystSandbox.create(config.store.path ?? join(config.data_dir, 'store'), store);
+  } catch (err) {
+    logger.error('analyst SQL is refused on this host: its sandbox cannot be set up', { error: (err as Error).message });
+    return { run: () => Promise.reject(err), close: () => undefined };
+  }
+  return { run: sandboxedAnalystSql(sandbox, limits), close: () => sandbox.close() };
+}
+
 /** Runs the given roles in this process. */
 export async function startServices(config: AgateConfig, roles: readonly Role[], logger: Logger): Promise<Running> {
   await loadParsers();
@@ -309,7 +333,9 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const claim = (id: Identity, name: string) => (name === 'sub' ? id.subject : name === 'iss' ? id.issuer : id.claims[name]);
       const authorize = (id: Identity) => required.every((r) => { const v = claim(id, r.name); return v !== undefined && r.test(v); });
       await migrateQuery(store!);
-      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), sqlLimits: config.query.sql, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls'), logins: loginGuard(config.logins, throttle), readiness, ledgerVerify: checkpointSources(config), console: config.console,
+      const sql = analystSql(config, store!, logger.child({ component: 'query' }));
+      started.push({ stop: async () => sql.close() });
+      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), analystSql: sql.run, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls'), logins: loginGuard(config.logins, throttle), readiness, ledgerVerify: checkpointSources(config), console: config.console,
         policy: new PolicyInForce(config.source, { policy: config.policy, masking: config.masking }),
         liveSessions: roles.includes('proxy') ? liveSessions : undefined,
         recordRefusal: apiRefusalRecorder(bus, config.instance_id, logger.child({ component: 'query' })),

@@ -278,7 +278,7 @@ const ruleMatch = z.strictObject({
     .describe('shell command lines (ssh exec lines and lines typed in a shell), parsed with bash\'s grammar: matches when one simple command (in a pipeline, list, subshell, substitution, `sh -c`/`eval` string or behind a wrapper such as sudo or xargs) meets every condition given; see *Shell rules* in docs/proxies.md'),
 });
 
-export const APPROVAL_WEBHOOK_EVENTS = ['approval.requested', 'approval.decision', 'approval.resolved'] as const;
+export const APPROVAL_WEBHOOK_EVENTS = ['approval.requested', 'approval.decision', 'approval.refused', 'approval.resolved'] as const;
 
 /** A receiver of signed approval notifications; the secret is named, never written in the file. */
 const approvalWebhook = z
@@ -338,6 +338,10 @@ const querySql = z.strictObject({
   max_execution_time_s: z.number().positive().max(3600).default(10).describe('analyst SQL: seconds before the engine stops a query'),
   max_result_rows: z.number().int().min(1).max(100_000_000).default(100_000).describe('analyst SQL: result rows before the engine stops a query'),
   max_memory_bytes: z.number().int().min(1 << 20).default(1 << 30).describe('analyst SQL: memory before the engine stops a query'),
+  sandbox: z
+    .enum(['namespaces', 'off'])
+    .default('namespaces')
+    .describe("embedded engine: run each analyst request in a sandboxed process (user, mount, PID and network namespaces; SECURITY.md *Analyst SQL*). If the sandbox cannot be set up, analyst SQL answers 503 `SQL_SANDBOX_UNAVAILABLE`. `off` runs analyst SQL inside Agate's process, leaving the allow-list as the only barrier between an analyst and Agate's keys; Agate logs a warning at every start. Ignored with a ClickHouse server store"),
 });
 
 const queryExport = z.strictObject({

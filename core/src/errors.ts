@@ -99,6 +99,8 @@ export const ErrorCode = {
   SQL_REFUSED: 'SQL_REFUSED',
   SQL_READ_ONLY: 'SQL_READ_ONLY',
   SQL_LIMIT_EXCEEDED: 'SQL_LIMIT_EXCEEDED',
+  /** The sandbox analyst SQL runs in on the embedded engine cannot be set up here (query.sql.sandbox). */
+  SQL_SANDBOX_UNAVAILABLE: 'SQL_SANDBOX_UNAVAILABLE',
   // SIEM export
   EXPORT_DELIVERY_FAILED: 'EXPORT_DELIVERY_FAILED',
   EXPORT_STATE_INVALID: 'EXPORT_STATE_INVALID',

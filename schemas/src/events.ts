@@ -113,7 +113,10 @@ export interface ApprovalRequested extends EventHead {
 
 export type ApprovalChoice = 'approve' | 'deny';
 
-/** One approver's answer; `refused_reason` set means the attempt was refused and counts for nothing. */
+/**
+ * One approver's accepted answer. `refused_reason` is always null since schema v7 (refused
+ * attempts are `ApprovalRefused`); records written before may carry one, and then count for nothing.
+ */
 export interface ApprovalDecision extends EventHead {
   type: 'ApprovalDecision';
   approval_id: string;
@@ -124,6 +127,20 @@ export interface ApprovalDecision extends EventHead {
   approver_claims: Record<string, string>;
   comment: string | null;
   refused_reason: string | null;
+}
+
+/** An attempt to answer a hold that was refused (403/409): recorded, never a decision. */
+export interface ApprovalRefused extends EventHead {
+  type: 'ApprovalRefused';
+  approval_id: string;
+  command_id: string;
+  /** What the caller asked for. */
+  decision: ApprovalChoice;
+  approver_issuer: string;
+  approver_subject: string;
+  approver_claims: Record<string, string>;
+  comment: string | null;
+  refused_reason: string;
 }
 
 export interface Response extends EventHead {
@@ -167,7 +184,7 @@ export interface Checkpoint extends EventHead {
   note: string;
 }
 
-export type AgateEvent = SessionOpened | AuthenticationFailed | Command | Verdict | Response | SessionClosed | Checkpoint | ApprovalRequested | ApprovalDecision | ApiAuthenticationFailed;
+export type AgateEvent = SessionOpened | AuthenticationFailed | Command | Verdict | Response | SessionClosed | Checkpoint | ApprovalRequested | ApprovalDecision | ApprovalRefused | ApiAuthenticationFailed;
 export type EventType = AgateEvent['type'];
 export type EventOf<T extends EventType> = Extract<AgateEvent, { type: T }>;
 
@@ -182,6 +199,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'ApprovalRequested',
   'ApprovalDecision',
   'ApiAuthenticationFailed',
+  'ApprovalRefused',
 ];
 
 /** Current time in Avro `timestamp-micros`. */

@@ -57,6 +57,11 @@ export const SAMPLES: { readonly [T in EventType]: Extract<AgateEvent, { type: T
     approval_id: 'ap-7f3a9c', command_id: '33333333-3333-4333-8333-333333333333', decision: 'approve', approver_issuer: 'https://idp.example.com', approver_subject: 'alice',
     approver_claims: { agate_role: 'approver', team: 'dba' }, comment: 'reviewed', refused_reason: null,
   },
+  ApprovalRefused: {
+    type: 'ApprovalRefused', event_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', ...head,
+    approval_id: 'ap-7f3a9c', command_id: '33333333-3333-4333-8333-333333333333', decision: 'approve', approver_issuer: identity.issuer, approver_subject: identity.subject,
+    approver_claims: {}, comment: null, refused_reason: 'self-approval is not allowed for rule drop-needs-approval',
+  },
   ApiAuthenticationFailed: {
     type: 'ApiAuthenticationFailed', event_id: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', ...head,
     proxy_id: 'agate-a', protocol: 'http', target: 'query-api', client_address: '127.0.0.1:50002',

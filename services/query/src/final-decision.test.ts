@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { ApprovalDecision, ApprovalRequested, Verdict } from '../../../schemas/src/events.js';
+import type { ApprovalDecision, ApprovalRefused, ApprovalRequested, Verdict } from '../../../schemas/src/events.js';
 import { finalDecision } from './final-decision.js';
 
 const T0 = 1_700_000_000_000_000;
@@ -18,6 +18,10 @@ const answer = (subject: string, decision: 'approve' | 'deny', at: number, refus
   type: 'ApprovalDecision', event_id: `d${++n}`, time: s(at), session_id: 's', approval_id: 'a', command_id: 'c', decision,
   approver_issuer: 'iss', approver_subject: subject, approver_claims: { team }, comment: null, refused_reason: refused,
 });
+const refusedCall = (subject: string, decision: 'approve' | 'deny', at: number, reason: string): ApprovalRefused => ({
+  type: 'ApprovalRefused', event_id: `r${++n}`, time: s(at), session_id: 's', approval_id: 'a', command_id: 'c', decision,
+  approver_issuer: 'iss', approver_subject: subject, approver_claims: { team: 'dba' }, comment: null, refused_reason: reason,
+});
 const who = (list: { approver_subject: string }[] | undefined) => (list ?? []).map((a) => a.approver_subject);
 
 const fd = suite('finalDecision: one answer for every interface');
@@ -27,6 +31,20 @@ fd('no verdict: nothing to report; a plain verdict: policy decided', () => {
   const d = finalDecision({ verdicts: [verdict('deny', 0, { approval_id: null })] })!;
   assert.equal([d.decision, d.decided_by, d.hold], ['deny', 'policy', null]);
   assert.is(finalDecision({ verdicts: [verdict('deny', 0, { source: 'deadline', approval_id: null })] })!.decided_by, 'deadline');
+});
+
+fd('ApprovalRefused events (schema v7) are refusals, never answers: a refused deny does not decide, a refused approve does not count', () => {
+  const d = finalDecision({
+    verdicts: [verdict('hold', 0), verdict('allow', 10)], requests: [{ ...request, required: 1 }],
+    answers: [answer('alice', 'approve', 5)],
+    refused: [refusedCall('agent', 'approve', 1, 'self-approval is not allowed'), refusedCall('bob', 'deny', 2, 'identity bob does not hold the approver role'), { ...refusedCall('x', 'deny', 3, 'other hold'), approval_id: 'other' }],
+  })!;
+  assert.equal([d.decision, d.decided_by, who(d.approvers)], ['allow', 'approver', ['alice']]);
+  assert.equal(who(d.hold?.answers), ['alice']);
+  assert.equal(d.hold?.refusals.map((r) => [r.approver_subject, r.decision, r.refused_reason]), [['agent', 'approve', 'self-approval is not allowed'], ['bob', 'deny', 'identity bob does not hold the approver role']]);
+  // Denied by the policy service's timeout while only refused denies were recorded: not an approver's deny.
+  const t = finalDecision({ verdicts: [verdict('hold', 0), verdict('deny', 60, { source: 'policy' })], requests: [request], refused: [refusedCall('bob', 'deny', 2, 'no role')] })!;
+  assert.equal([t.decided_by, who(t.approvers)], ['timeout', []]);
 });
 
 fd('approved by two distinct approvers: refused attempts, repeats and late answers do not count', () => {

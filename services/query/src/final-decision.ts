@@ -1,5 +1,5 @@
 import { approverRefusal } from '../../../core/src/approvals.js';
-import type { ApprovalDecision, ApprovalRequested, Verdict } from '../../../schemas/src/events.js';
+import type { ApprovalDecision, ApprovalRefused, ApprovalRequested, Verdict } from '../../../schemas/src/events.js';
 
 /*
  * The record's final decision on one command, worked out from its recorded verdicts, the hold's
@@ -68,6 +68,8 @@ export interface CommandDecisionEvents {
   verdicts: readonly Verdict[];
   requests?: readonly ApprovalRequested[];
   answers?: readonly ApprovalDecision[];
+  /** Refused attempts to answer (ApprovalRefused): listed as refusals, never counted. */
+  refused?: readonly ApprovalRefused[];
 }
 
 const byTime = <T extends { time: number }>(a: T, b: T) => a.time - b.time;
@@ -104,6 +106,11 @@ export function finalDecision(events: CommandDecisionEvents): FinalDecision | un
     else if (a.time > settledAt) refusals.push({ ...who, refused_reason: 'given after the command was decided' });
     else answers.push({ ...who, comment: a.comment });
   }
+  for (const r of events.refused ?? []) {
+    if (r.approval_id !== approvalId) continue;
+    refusals.push({ decision: r.decision, approver_issuer: r.approver_issuer, approver_subject: r.approver_subject, time: r.time, refused_reason: r.refused_reason });
+  }
+  refusals.sort(byTime);
   const hold: HoldRecord = {
     approval_id: approvalId, rule_id: holdVerdict.rule_id, held_at: holdVerdict.time,
     expires_at: holdVerdict.hold_expires_at ?? request?.expires_at ?? null, required: request?.required ?? null, answers, refusals,

@@ -25,7 +25,7 @@ health.before(async (ctx) => {
   ctx.readiness.probe('bus.consumers', problemProbe(() => ctx.consumers), { live: true });
   ctx.api = new QueryApi({
     store: new Proxy({}, { get: () => async () => [] }) as Store, codec: undefined as never, verifier: new TokenVerifier([]), authorize: () => true,
-    roles: roleResolver(cfg.query.roles), sqlLimits: cfg.query.sql, logger: silentLogger, logins: loginGuard(cfg.logins, loginThrottle(cfg.logins)),
+    roles: roleResolver(cfg.query.roles), analystSql: async () => { throw new Error('not reached') }, logger: silentLogger, logins: loginGuard(cfg.logins, loginThrottle(cfg.logins)),
     recordRefusal: () => undefined, readiness: ctx.readiness,
   });
   ctx.apiUrl = `http://127.0.0.1:${(await ctx.api.listen('127.0.0.1', 0)).port}`;

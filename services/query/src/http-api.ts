@@ -3,7 +3,8 @@ import { approvalRoutes } from './routes/approvals.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import type { ConsoleConfig, QuerySqlConfig } from '../../../core/src/config.js';
+import { join } from 'node:path';
+import type { ConsoleConfig } from '../../../core/src/config.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../core/src/errors.js';
 import { problemsOf, type Readiness } from '../../../core/src/ops/readiness.js';
 import type { TokenVerifier } from '../../../core/src/identity/oidc.js';
@@ -24,6 +25,7 @@ import { openApiText } from './openapi/document.js';
 import { ledgerRoutes, type LedgerVerifySources } from './routes/ledger.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { sqlRoutes } from './routes/sql.js';
+import type { AnalystSql } from './sql-endpoint.js';
 import { policyRoutes } from './routes/policy.js';
 import { terminateRoutes } from './routes/terminate.js';
 import type { LiveSessions } from '../../ingress-proxy/src/live-sessions.js';
@@ -37,7 +39,8 @@ export interface QueryApiOptions {
   authorize: (identity: Identity) => boolean;
   /** The identity's roles (`query.roles`); routes need a role that grants their permission. */
   roles: (identity: Identity) => Set<Role>;
-  sqlLimits: QuerySqlConfig;
+  /** Runs analyst SQL (`POST /v1/sql`): sandboxed on the embedded engine (sql-endpoint.ts). */
+  analystSql: AnalystSql;
   logger: Logger;
   /** Where approvers' answers are published; without it the approval routes answer 503. */
   bus?: Bus;
@@ -89,7 +92,7 @@ export class QueryApi {
       secure: options.tls !== undefined || options.console.oidc.redirect_url.startsWith('https:'),
       serveRoute: (req, res, path, query, who, body) => this.#serve(req, res, path, query, async () => who, body),
     });
-    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits, this.#facts), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus, (id) => this.#console?.unstoredRequest(id)), ...policyRoutes(store, options.policy), ...terminateRoutes(options.liveSessions, options.logger)]);
+    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(options.analystSql, this.#facts), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus, (id) => this.#console?.unstoredRequest(id)), ...policyRoutes(store, options.policy), ...terminateRoutes(options.liveSessions, options.logger)]);
     const timeoutMs = options.logins.pending.options.timeoutMs;
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
     // Headers must arrive within the login deadline (checked every second), a whole request within a minute.
@@ -261,6 +264,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.SQL_REFUSED]: 400,
   [ErrorCode.SQL_READ_ONLY]: 403,
   [ErrorCode.SQL_LIMIT_EXCEEDED]: 422,
+  [ErrorCode.SQL_SANDBOX_UNAVAILABLE]: 503,
 };
 
 function statusOf(err: unknown): number {

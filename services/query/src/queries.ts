@@ -1,6 +1,6 @@
 import type { Store } from '../../../core/src/store/store.js';
 import { microsToDateTime64 } from '../../ledger/src/schema.js';
-import type { ApprovalDecision, ApprovalRequested, Verdict } from '../../../schemas/src/events.js';
+import type { ApprovalDecision, ApprovalRefused, ApprovalRequested, Verdict } from '../../../schemas/src/events.js';
 import { finalDecision, type DecidedBy, type FinalDecision } from './final-decision.js';
 
 /*
@@ -156,7 +156,7 @@ const int = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0))
 
 /** A session's commands in order, each with its final decision (final-decision.ts) and first response. */
 export async function sessionTimeline(store: Store, sessionId: string): Promise<TimelineRow[]> {
-  const rows = await sessionRows(store, sessionId, ['Command', 'Verdict', 'ApprovalRequested', 'ApprovalDecision', 'Response']);
+  const rows = await sessionRows(store, sessionId, ['Command', 'Verdict', 'ApprovalRequested', 'ApprovalDecision', 'ApprovalRefused', 'Response']);
   const decisions = decisionEventsByCommand(rows.map((r) => ({ event_type: r.event_type, e: r.e })));
   const responses = new Map<string, Record<string, unknown>>();
   for (const { event_type, e } of rows) {
@@ -177,15 +177,20 @@ export async function sessionTimeline(store: Store, sessionId: string): Promise<
   });
 }
 
-/** Groups recorded verdicts, approval requests and answers by the command they concern, in the order given. */
-export function decisionEventsByCommand(rows: Iterable<{ event_type: string; e: Record<string, unknown> }>): Map<string, { verdicts: Verdict[]; requests: ApprovalRequested[]; answers: ApprovalDecision[] }> {
-  const out = new Map<string, { verdicts: Verdict[]; requests: ApprovalRequested[]; answers: ApprovalDecision[] }>();
+/** One command's recorded verdicts, approval requests, answers and refused attempts to answer. */
+export interface DecisionEvents { verdicts: Verdict[]; requests: ApprovalRequested[]; answers: ApprovalDecision[]; refused: ApprovalRefused[] }
+
+export const DECISION_LISTS: Record<string, keyof DecisionEvents | undefined> = { Verdict: 'verdicts', ApprovalRequested: 'requests', ApprovalDecision: 'answers', ApprovalRefused: 'refused' };
+
+/** Groups recorded verdicts, approval requests, answers and refusals by the command they concern, in the order given. */
+export function decisionEventsByCommand(rows: Iterable<{ event_type: string; e: Record<string, unknown> }>): Map<string, DecisionEvents> {
+  const out = new Map<string, DecisionEvents>();
   for (const { event_type, e } of rows) {
-    const list = event_type === 'Verdict' ? 'verdicts' : event_type === 'ApprovalRequested' ? 'requests' : event_type === 'ApprovalDecision' ? 'answers' : undefined;
+    const list = DECISION_LISTS[event_type];
     if (list === undefined) continue;
     const id = String(e.command_id);
     let entry = out.get(id);
-    if (entry === undefined) out.set(id, (entry = { verdicts: [], requests: [], answers: [] }));
+    if (entry === undefined) out.set(id, (entry = { verdicts: [], requests: [], answers: [], refused: [] }));
     (entry[list] as unknown[]).push(e);
   }
   return out;
@@ -198,7 +203,7 @@ interface DecisionRow { event_type: string; event_id: string; seq: number; time:
 async function commandDecisionRows(store: Store, sessionId: string, commandId: string): Promise<DecisionRow[]> {
   const rows = await store.query<{ event_type: string; event_id: string; seq: string; time: string; body: string }>(
     `SELECT event_type, event_id, seq, time, body FROM agate.ledger
-     WHERE session_id = {session:String} AND event_type IN ('Verdict', 'ApprovalRequested', 'ApprovalDecision') AND JSONExtractString(body, 'command_id') = {id:String}
+     WHERE session_id = {session:String} AND event_type IN ('Verdict', 'ApprovalRequested', 'ApprovalDecision', 'ApprovalRefused') AND JSONExtractString(body, 'command_id') = {id:String}
      ORDER BY chain_id, seq`,
     { session: sessionId, id: commandId },
   );
@@ -246,7 +251,7 @@ export interface TimelineEvent {
  * Agate recorded them. `afterSeq` pages through long sessions.
  */
 export async function sessionEvents(store: Store, sessionId: string, afterSeq: number, limit: number): Promise<TimelineEvent[]> {
-  const rows = await sessionRows(store, sessionId, ['Command', 'Verdict', 'ApprovalDecision', 'Response'], afterSeq, limit);
+  const rows = await sessionRows(store, sessionId, ['Command', 'Verdict', 'ApprovalDecision', 'ApprovalRefused', 'Response'], afterSeq, limit);
   return rows.map(({ event_type, chain_id, seq, time, event_id, e }): TimelineEvent => {
     const base = { chain_id, seq: Number(seq), time, text: null, decision: null, rule_id: null, reason: null, status: null, command_tag: null, rows: null, duration_us: null, error_code: null, approver: null };
     switch (event_type) {
@@ -254,7 +259,9 @@ export async function sessionEvents(store: Store, sessionId: string, afterSeq: n
         return { ...base, kind: 'command', event_id, command_id: event_id, text: String(e.text ?? '') };
       case 'Verdict':
         return { ...base, kind: 'verdict', event_id, command_id: String(e.command_id), decision: str(e.decision), rule_id: str(e.rule_id), reason: str(e.reason) };
-      case 'ApprovalDecision': {
+      case 'ApprovalDecision':
+      case 'ApprovalRefused': {
+        // Records before schema v7 marked a refused attempt with refused_reason on an ApprovalDecision.
         const refused = str(e.refused_reason);
         return {
           ...base, kind: refused === null ? 'approval' : 'approval_refused', event_id: String(e.approval_id), command_id: String(e.command_id),

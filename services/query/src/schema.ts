@@ -25,7 +25,8 @@ import type { Store } from '../../../core/src/store/store.js';
  * - `approvals`: the approvers' answers to held commands (`ApprovalDecision` events that were
  *   accepted; `refused_reason` is kept as a column, always NULL, for queries written before).
  * - `approval_refusals`: attempts to answer that were refused (403/409), with `refused_reason`:
- *   recorded, never answers.
+ *   `ApprovalRefused` events (and, from records before schema v7, `ApprovalDecision` events that
+ *   carried a `refused_reason`): recorded, never answers.
  * - `approval_requests`: commands a `hold` rule held (`ApprovalRequested` events).
  * - `checkpoints`: signed ledger checkpoints. A placeholder with the documented columns until
  *   the ledger records checkpoints; created only if the ledger has not defined it already.
@@ -132,7 +133,8 @@ export const QUERY_DDL: readonly string[] = [
       JSONExtractString(body, 'approver_subject') AS approver_subject,
       JSONExtract(body, 'comment', 'Nullable(String)') AS comment,
       JSONExtractString(body, 'refused_reason') AS refused_reason
-    FROM agate.ledger WHERE event_type = 'ApprovalDecision' AND JSONExtract(body, 'refused_reason', 'Nullable(String)') IS NOT NULL`,
+    FROM agate.ledger WHERE event_type = 'ApprovalRefused'
+      OR (event_type = 'ApprovalDecision' AND JSONExtract(body, 'refused_reason', 'Nullable(String)') IS NOT NULL)`,
   `CREATE OR REPLACE VIEW agate.approval_requests AS
     SELECT JSONExtractString(body, 'approval_id') AS approval_id, event_id, JSONExtractString(body, 'command_id') AS command_id,
       session_id, time, chain_id, seq,

@@ -21,7 +21,7 @@ const CANARY = `agate-canary-${process.pid}-7f3a`;
 const secretFile = join(dir, 'secret.txt');
 writeFileSync(secretFile, CANARY, { mode: 0o600 });
 const store = EmbeddedStore.open(join(dir, 'store'));
-const limits = { max_execution_time_s: 5, max_result_rows: 10_000, max_memory_bytes: 512 * 1024 * 1024 };
+const limits = { max_execution_time_s: 5, max_result_rows: 10_000, max_memory_bytes: 512 * 1024 * 1024, sandbox: 'off' as const };
 
 async function refusal(sql: string, run: (s: string) => Promise<unknown> = (s) => runAnalystSql(store, s, limits)): Promise<AgateError> {
   try {
@@ -153,10 +153,11 @@ engine('a relative file() name resolves inside the empty user_files directory', 
   assert.match(err.message, /user_files-empty\/secret\.txt|FILE_DOESNT_EXIST|No such file/);
 });
 
-engine('known gap: the embedded engine does not confine an absolute scalar file(); only the allow-list refuses it', async () => {
+engine('in-process (query.sql.sandbox: off) the embedded engine does not confine an absolute scalar file(): the sandbox does', async () => {
   // clickhouse-local (and so chdb) skips file()'s user_files_path check; users, grants and
-  // impersonation cannot be configured in it. If this starts failing, the engine closed the gap:
-  // update SECURITY.md and turn this into a refusal test.
+  // impersonation cannot be configured in it. In Agate's process only the allow-list refuses it;
+  // by default analyst SQL runs in a sandbox where the file is absent (sql/sandbox.test.ts). If
+  // this starts failing, the engine closed the gap itself: update SECURITY.md.
   const { rows } = await bounded(`SELECT file('${secretFile}') AS f`);
   assert.is(rows[0]?.f, CANARY);
   assert.is((await refusal(`SELECT file('${secretFile}') AS f`)).code, 'SQL_REFUSED');

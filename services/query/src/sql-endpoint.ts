@@ -2,33 +2,59 @@ import { AgateError, ErrorCode } from '../../../core/src/errors.js';
 import type { QuerySqlConfig } from '../../../core/src/config.js';
 import type { Store } from '../../../core/src/store/store.js';
 import { ANALYST_VIEWS } from './schema.js';
+import type { AnalystSandbox } from './sql/sandbox.js';
 import { checkAst, checkCanonicalText } from './sql/guard.js';
 
 /**
- * Read-only SQL for analysts, in the ClickHouse dialect, in two independent layers.
+ * Read-only SQL for analysts, in the ClickHouse dialect, behind three layers; the first two are
+ * independent, so either alone keeps an analyst inside the views.
  *
  * 1. The allow-list (`sql/guard.ts`): the engine's own parser prints the statement back as one
  *    canonical line (`formatQuerySingleLine`: one statement, comments gone) and as a tree
  *    (`EXPLAIN AST`, parse only, nothing runs); every function, table function and table in the
  *    tree must be on an allow-list, or the query is refused (`SQL_REFUSED`) naming what it used.
  *    The canonical line is what runs, so what was checked is what executes.
- * 2. The engine's own limits, applied to that query alone: `readonly=1` (no writes, DDL,
+ * 2. Confinement of the engine. On the embedded engine every request runs in a fresh sandboxed
+ *    process (sql/sandbox.ts): new user, mount, PID and network namespaces whose only files are
+ *    system libraries, the engine and a copy-on-write view of the store, so a function the
+ *    allow-list missed finds no key, environment, /proc or network to reach. (clickhouse-local
+ *    does not confine the scalar `file()` to `user_files_path`; a ClickHouse server does, and
+ *    there the server's own configuration is this layer.) The sandbox runs all three steps:
+ *    the parse, the tree and the query.
+ * 3. The engine's own limits, applied to that query alone: `readonly=1` (no writes, DDL,
  *    setting changes, or table functions that reach files, URLs, processes or remote servers),
  *    introspection functions off, and `max_execution_time`, `max_result_rows` with
- *    `result_overflow_mode=throw` and `max_memory_usage`. The embedded engine also runs with
- *    `user_files_path` pointing at an empty private directory (core/src/store/embedded.ts).
- *    The embedded engine does not confine the scalar `file()` function (clickhouse-local skips
- *    that check), so for it layer 1 is the only barrier; a ClickHouse server confines it to
- *    `user_files_path`. SECURITY.md says so.
+ *    `result_overflow_mode=throw` and `max_memory_usage`.
  *
- * The embedded engine shares one session with the ledger, so the settings are a SETTINGS clause
- * on the statement rather than a `SET` (which would stick to the session). On a ClickHouse server
+ * The settings are a SETTINGS clause on the statement rather than a `SET` (which would stick to a
+ * session the ledger may share: `query.sql.sandbox: off`). On a ClickHouse server
  * the same settings travel as HTTP URL parameters (`serverSettingsQuery`).
  */
 
 export interface SqlResult {
   rows: Record<string, unknown>[];
 }
+
+/** Where analyst statements run: a sandboxed worker, or the store itself. */
+export interface AnalystEngine {
+  query<T extends object>(sql: string, params?: Record<string, unknown>): Promise<T[]>;
+}
+
+/** Runs one analyst request through every layer; what the API's /v1/sql calls. */
+export type AnalystSql = (text: string) => Promise<SqlResult>;
+
+/** Analyst SQL on the store's own engine: a ClickHouse server, or `query.sql.sandbox: off`. */
+export function unconfinedAnalystSql(store: Store, limits: QuerySqlConfig): AnalystSql {
+  return (text) => runAnalystSql(store, text, limits);
+}
+
+/** Analyst SQL on the embedded engine, each request in its own sandbox (sql/sandbox.ts). */
+export function sandboxedAnalystSql(sandbox: AnalystSandbox, limits: QuerySqlConfig): AnalystSql {
+  return (text) => sandbox.run((engine) => runAnalystSql(engine, text, limits), limits.max_execution_time_s * 1000 + DEADLINE_MARGIN_MS);
+}
+
+/** Beyond max_execution_time: the parse, the tree, and sending the rows back. */
+const DEADLINE_MARGIN_MS = 5000;
 
 const MAX_SQL_BYTES = 64 * 1024;
 
@@ -50,27 +76,27 @@ export function serverSettingsQuery(limits: QuerySqlConfig): URLSearchParams {
   return new URLSearchParams(readOnlySettings(limits).map(([k, v]) => [k, String(v)]));
 }
 
-export async function runAnalystSql(store: Store, text: string, limits: QuerySqlConfig): Promise<SqlResult> {
+export async function runAnalystSql(engine: AnalystEngine, text: string, limits: QuerySqlConfig): Promise<SqlResult> {
   const sql = text.trim().replace(/;\s*$/, '');
   if (sql.length === 0) throw new AgateError(ErrorCode.SQL_INVALID, 'the SQL text is empty');
   if (Buffer.byteLength(sql) > MAX_SQL_BYTES) throw new AgateError(ErrorCode.SQL_INVALID, `the SQL text is longer than ${MAX_SQL_BYTES} bytes`);
   if (sql.includes('\0')) throw new AgateError(ErrorCode.SQL_INVALID, 'the SQL text contains a NUL character');
-  const canonical = await normalise(store, sql);
+  const canonical = await normalise(engine, sql);
   checkCanonicalText(canonical);
-  checkAst(canonical, await explainAst(store, canonical), { tables: ANALYST_TABLES });
-  return runBounded(store, canonical, limits);
+  checkAst(canonical, await explainAst(engine, canonical), { tables: ANALYST_TABLES });
+  return runBounded(engine, canonical, limits);
 }
 
 /**
  * The engine layer alone: runs one statement with the per-query limits and readonly. Exported so
  * that a test can show what the engine refuses without the allow-list in front of it.
  */
-export async function runBounded(store: Store, canonical: string, limits: QuerySqlConfig): Promise<SqlResult> {
+export async function runBounded(engine: AnalystEngine, canonical: string, limits: QuerySqlConfig): Promise<SqlResult> {
   const settings = readOnlySettings(limits).map(([k, v]) => `${k} = ${typeof v === 'string' ? `'${v}'` : v}`).join(', ');
   // The newline ends a trailing `--` comment in text that did not come from the formatter.
   const bounded = `${canonical}\nSETTINGS ${settings}`;
   try {
-    return { rows: await store.query<Record<string, unknown>>(bounded, {}) };
+    return { rows: await engine.query<Record<string, unknown>>(bounded, {}) };
   } catch (err) {
     throw translate(err, limits);
   }
@@ -79,9 +105,9 @@ export async function runBounded(store: Store, canonical: string, limits: QueryS
 const ANALYST_TABLES: ReadonlySet<string> = new Set(ANALYST_VIEWS.map((v) => `agate.${v}`));
 
 /** One statement, as the engine's parser prints it back: comments stripped, literals canonical. */
-async function normalise(store: Store, sql: string): Promise<string> {
+async function normalise(engine: AnalystEngine, sql: string): Promise<string> {
   try {
-    const [row] = await store.query<{ q: string }>('SELECT formatQuerySingleLine({q:String}) AS q SETTINGS readonly = 1', { q: sql });
+    const [row] = await engine.query<{ q: string }>('SELECT formatQuerySingleLine({q:String}) AS q SETTINGS readonly = 1', { q: sql });
     return row?.q ?? '';
   } catch (err) {
     throw translate(err, undefined);
@@ -89,9 +115,9 @@ async function normalise(store: Store, sql: string): Promise<string> {
 }
 
 /** The engine's parse tree of one canonical statement; EXPLAIN AST parses and runs nothing. */
-async function explainAst(store: Store, canonical: string): Promise<string[]> {
+async function explainAst(engine: AnalystEngine, canonical: string): Promise<string[]> {
   try {
-    return (await store.query<{ explain: string }>(`EXPLAIN AST ${canonical}`)).map((r) => r.explain);
+    return (await engine.query<{ explain: string }>(`EXPLAIN AST ${canonical}`)).map((r) => r.explain);
   } catch (err) {
     throw translate(err, undefined);
   }

@@ -98,13 +98,15 @@ hooks('a hold, an approval and the release are POSTed signed; a 500 is retried; 
     type: 'ApprovalDecision', event_id: randomUUID(), time: nowMicros(), session_id: r.session_id, approval_id: r.approval_id, command_id: r.command_id,
     decision: 'approve', approver_issuer: 'https://idp.example.com', approver_subject: 'alice', approver_claims: {}, comment: 'ok', refused_reason: null,
   };
+  // A refused attempt first: notified as approval.refused, and it decides nothing.
+  await ctx.bus.publish({ ...answer, type: 'ApprovalRefused', event_id: randomUUID(), approver_subject: 'bob', decision: 'deny', refused_reason: 'identity bob does not hold the approver role' });
   await ctx.bus.publish(answer);
   const v = await outcome;
   assert.is((v as { verdict: Verdict }).verdict.decision, 'allow'); // the receiver's 500 did not hold the verdict up
 
   const accepted = await until(() => {
     const ok = ctx.received.filter((x) => x.status === 204);
-    return ok.length >= 3 ? ok : undefined;
+    return ok.length >= 4 ? ok : undefined;
   });
   assert.ok(ctx.received.every((x) => x.verified), 'every delivery carries a valid signature');
   // The first delivery got a 500 and came again with the same delivery id (a fresh signature).
@@ -112,12 +114,13 @@ hooks('a hold, an approval and the release are POSTed signed; a 500 is retried; 
   assert.is(ctx.received[1]!.headers['agate-delivery'], ctx.received[0]!.headers['agate-delivery']);
   assert.is(ctx.received[1]!.body, ctx.received[0]!.body);
   const bodies = accepted.map((x) => JSON.parse(x.body) as { type: string; data: Record<string, unknown> });
-  assert.equal(bodies.map((b) => b.type), ['approval.requested', 'approval.decision', 'approval.resolved']);
+  assert.equal(bodies.map((b) => b.type), ['approval.requested', 'approval.refused', 'approval.decision', 'approval.resolved']);
   assert.is(bodies[0]!.data.approval_id, r.approval_id);
   assert.is(bodies[0]!.data.text, 'DROP TABLE items');
-  assert.equal(bodies[1]!.data.approver, { issuer: 'https://idp.example.com', subject: 'alice' });
-  assert.is(bodies[2]!.data.decision, 'allow');
-  assert.equal(accepted.map((x) => x.headers['agate-event']), ['approval.requested', 'approval.decision', 'approval.resolved']);
+  assert.equal([bodies[1]!.data.approver, bodies[1]!.data.decision, bodies[1]!.data.refused_reason], [{ issuer: 'https://idp.example.com', subject: 'bob' }, 'deny', 'identity bob does not hold the approver role']);
+  assert.equal(bodies[2]!.data.approver, { issuer: 'https://idp.example.com', subject: 'alice' });
+  assert.is(bodies[3]!.data.decision, 'allow');
+  assert.equal(accepted.map((x) => x.headers['agate-event']), ['approval.requested', 'approval.refused', 'approval.decision', 'approval.resolved']);
   // The failure was logged, naming the receiver without its query string, the secret or the signature.
   const log = ctx.logs.join('\n');
   assert.match(log, /webhook delivery failed; will retry/);

@@ -45,7 +45,7 @@ export class ApprovalWebhooks {
     if (this.#deliveries.length === 0) return;
     this.#subscription = await this.#options.bus.subscribe({
       group: 'approval-webhooks',
-      types: ['ApprovalRequested', 'ApprovalDecision', 'Verdict'],
+      types: ['ApprovalRequested', 'ApprovalDecision', 'ApprovalRefused', 'Verdict'],
       handler: async (batch) => {
         for (const event of batch) {
           if (stale(event)) continue;

@@ -1,6 +1,7 @@
+import type { APPROVAL_WEBHOOK_EVENTS } from '../../../../core/src/config.js';
 import type { AgateEvent } from '../../../../schemas/src/events.js';
 
-export type NotificationType = 'approval.requested' | 'approval.decision' | 'approval.resolved';
+export type NotificationType = (typeof APPROVAL_WEBHOOK_EVENTS)[number];
 
 /** One notification: its stable id (the event's, for receivers to drop duplicates) and JSON body. */
 export interface Notification {
@@ -13,8 +14,8 @@ const iso = (micros: number) => new Date(Math.floor(micros / 1000)).toISOString(
 
 /**
  * The notification an event makes, if any: a hold (ApprovalRequested), an approver's answer
- * (ApprovalDecision, also when refused), the final verdict on a held command (a Verdict carrying
- * an approval id and no longer `hold`).
+ * (ApprovalDecision), a refused attempt to answer (ApprovalRefused, which decides nothing), the
+ * final verdict on a held command (a Verdict carrying an approval id and no longer `hold`).
  */
 export function notificationOf(event: AgateEvent): Notification | undefined {
   let type: NotificationType;
@@ -28,6 +29,12 @@ export function notificationOf(event: AgateEvent): Notification | undefined {
     };
   } else if (event.type === 'ApprovalDecision') {
     type = 'approval.decision';
+    data = {
+      approval_id: event.approval_id, command_id: event.command_id, decision: event.decision,
+      approver: { issuer: event.approver_issuer, subject: event.approver_subject }, comment: event.comment, refused_reason: event.refused_reason,
+    };
+  } else if (event.type === 'ApprovalRefused') {
+    type = 'approval.refused';
     data = {
       approval_id: event.approval_id, command_id: event.command_id, decision: event.decision,
       approver: { issuer: event.approver_issuer, subject: event.approver_subject }, comment: event.comment, refused_reason: event.refused_reason,

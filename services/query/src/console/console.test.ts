@@ -9,6 +9,7 @@ import { silentLogger } from '../../../../core/src/log.js';
 import type { Store } from '../../../../core/src/store/store.js';
 import { startOidcIssuer, type OidcIssuer } from '../../../../test/harness/oidc-issuer.js';
 import { QueryApi } from '../http-api.js';
+import { unconfinedAnalystSql } from '../sql-endpoint.js';
 import { roleResolver } from '../roles.js';
 import { CONTENT_SECURITY_POLICY } from './assets.js';
 
@@ -34,7 +35,7 @@ console:
   const verifier = new TokenVerifier([localIssuer(ctx.issuer.issuer, ctx.issuer.audience, jwks, ['RS256', 'ES256'])]);
   ctx.api = new QueryApi({
     store: emptyStore, codec: undefined as never, verifier, authorize: () => true, roles: roleResolver(cfg.query.roles),
-    sqlLimits: cfg.query.sql, logger: silentLogger, console: cfg.console,
+    analystSql: unconfinedAnalystSql(emptyStore, cfg.query.sql), logger: silentLogger, console: cfg.console,
     logins: loginGuard(cfg.logins, loginThrottle(cfg.logins)), recordRefusal: () => undefined,
   });
   const addr = await ctx.api.listen('127.0.0.1', 0);

@@ -3,7 +3,7 @@ import type { Store } from '../../../../core/src/store/store.js';
 import { microsToDateTime64 } from '../../../ledger/src/schema.js';
 import { listChains } from '../../../ledger/src/verify.js';
 import { initSqlParser } from '../../../../core/src/sql/analyze.js';
-import type { ApprovalDecision, ApprovalRequested, Verdict } from '../../../../schemas/src/events.js';
+import { DECISION_LISTS, type DecisionEvents } from '../queries.js';
 import { finalDecision } from '../final-decision.js';
 import { toOcsf, type CommandRecord, type LoginRecord, type OcsfEvent } from '../ocsf/map.js';
 import type { ExportSource } from './types.js';
@@ -21,7 +21,6 @@ interface LedgerRow {
 type Body = Record<string, unknown>;
 type CommandInfo = Pick<CommandRecord, 'protocol' | 'target' | 'issuer' | 'subject' | 'claims' | 'text' | 'attributes' | 'command_time'>;
 /** What decided a command: its verdicts, the hold's request and the approvers' answers, in ledger order. */
-interface DecisionEvents { verdicts: Verdict[]; requests: ApprovalRequested[]; answers: ApprovalDecision[] }
 
 /** Context entries (commands, verdicts, session addresses) remembered across reads, per kind. */
 const CONTEXT_LIMIT = 30_000;
@@ -134,11 +133,11 @@ export class StoreExportSource implements ExportSource {
         protocol: String(e.protocol), target: String(e.target), issuer: String(identity.issuer), subject: String(identity.subject),
         claims: claimsOf(identity), text: String(e.text), attributes: (e.attributes ?? {}) as Record<string, string>, command_time: row.time,
       });
-    } else if (row.event_type === 'Verdict' || row.event_type === 'ApprovalRequested' || row.event_type === 'ApprovalDecision') {
+    } else if (DECISION_LISTS[row.event_type] !== undefined) {
       const id = String(e.command_id);
       let d = this.#decisions.get(id);
-      if (d === undefined) remember(this.#decisions, id, (d = { verdicts: [], requests: [], answers: [] }));
-      const list = row.event_type === 'Verdict' ? d.verdicts : row.event_type === 'ApprovalRequested' ? d.requests : d.answers;
+      if (d === undefined) remember(this.#decisions, id, (d = { verdicts: [], requests: [], answers: [], refused: [] }));
+      const list = d[DECISION_LISTS[row.event_type]!];
       // A redelivered event may be stored twice; the look-back may read one again.
       if (!(list as { event_id: string }[]).some((x) => x.event_id === row.event_id)) (list as unknown[]).push(e);
     }
@@ -158,7 +157,7 @@ export class StoreExportSource implements ExportSource {
 
   /** Learns the commands and openings of sessions whose responses came after the context this source has seen. */
   async #lookBack(sessions: string[]): Promise<void> {
-    const earlier = await this.#rows("session_id IN {sessions:Array(String)} AND event_type IN ('SessionOpened', 'Command', 'Verdict', 'ApprovalRequested', 'ApprovalDecision') ORDER BY seq", { sessions });
+    const earlier = await this.#rows("session_id IN {sessions:Array(String)} AND event_type IN ('SessionOpened', 'Command', 'Verdict', 'ApprovalRequested', 'ApprovalDecision', 'ApprovalRefused') ORDER BY seq", { sessions });
     for (const row of earlier) this.#learn(row, JSON.parse(row.body) as Body);
   }
 

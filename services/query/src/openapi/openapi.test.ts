@@ -26,7 +26,7 @@ served.before(async (ctx) => {
   const cfg = parseConfig('identity: { dev_issuer: { enabled: true } }\n', 'agate.yaml');
   ctx.api = new QueryApi({
     store: emptyStore, codec: undefined as never, verifier: new TokenVerifier([]), authorize: () => true, roles: roleResolver(cfg.query.roles),
-    sqlLimits: cfg.query.sql, logger: silentLogger, logins: loginGuard(cfg.logins, loginThrottle(cfg.logins)), recordRefusal: () => undefined,
+    analystSql: async () => { throw new Error('not reached') }, logger: silentLogger, logins: loginGuard(cfg.logins, loginThrottle(cfg.logins)), recordRefusal: () => undefined,
   });
   const addr = await ctx.api.listen('127.0.0.1', 0);
   ctx.base = `http://127.0.0.1:${addr.port}`;

@@ -3,7 +3,7 @@ import { approverRefusal } from '../../../../core/src/approvals.js';
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import type { Store } from '../../../../core/src/store/store.js';
-import { nowMicros, type ApprovalChoice, type ApprovalDecision, type ApprovalRequested } from '../../../../schemas/src/events.js';
+import { nowMicros, type ApprovalChoice, type ApprovalDecision, type ApprovalRefused, type ApprovalRequested } from '../../../../schemas/src/events.js';
 import { approvalRequest, listApprovals, type ApprovalStatus } from '../approvals.js';
 import { enumParam, intParam } from '../params.js';
 import type { Route, RouteContext } from '../router.js';
@@ -15,7 +15,8 @@ const COLUMNS = ['approval_id', 'command_id', 'session_id', 'requested_at', 'rul
 /**
  * Held commands and the approvers' answers. An answer is published as an `ApprovalDecision`
  * event; the policy service, which keeps the pending approval, counts it and issues the final
- * verdict. Refused attempts are published too (with `refused_reason`), so the ledger shows them.
+ * verdict. A refused attempt is published as an `ApprovalRefused` event instead: recorded in the
+ * ledger with its reason, and never a decision.
  * `unstored` finds a hold seen on the bus and not yet in the store (the console's fast path).
  */
 export function approvalRoutes(store: Store, bus: Bus | undefined, unstored: (id: string) => ApprovalRequested | undefined = () => undefined): Route[] {
@@ -41,8 +42,12 @@ export function approvalRoutes(store: Store, bus: Bus | undefined, unstored: (id
         const why = approverRefusal(request, event, event.time);
         if (why !== undefined) refusal = { code: why.includes('expired') ? ErrorCode.API_CONFLICT : ErrorCode.API_FORBIDDEN, reason: why };
       }
-      await bus.publish({ ...event, refused_reason: refusal?.reason ?? null });
-      if (refusal !== undefined) throw new AgateError(refusal.code, `approval ${id} refused: ${refusal.reason}`);
+      if (refusal !== undefined) {
+        const refused: ApprovalRefused = { ...event, type: 'ApprovalRefused', refused_reason: refusal.reason };
+        await bus.publish(refused);
+        throw new AgateError(refusal.code, `approval ${id} refused: ${refusal.reason}`);
+      }
+      await bus.publish(event);
       return { kind: 'json', body: { approval_id: id, decision_id: event.event_id, decision, recorded: true } };
     },
   });

@@ -1,9 +1,7 @@
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
-import type { QuerySqlConfig } from '../../../../core/src/config.js';
-import type { Store } from '../../../../core/src/store/store.js';
 import type { FactsIndex } from '../facts-index.js';
 import type { Route } from '../router.js';
-import { runAnalystSql } from '../sql-endpoint.js';
+import type { AnalystSql } from '../sql-endpoint.js';
 
 // The SQL text itself is capped at 64 KiB by runAnalystSql; this leaves room for JSON escaping.
 const MAX_BODY = 256 * 1024;
@@ -12,14 +10,14 @@ const MAX_BODY = 256 * 1024;
  * POST /v1/sql: `{"sql": "SELECT …"}` (or the bare text as text/plain); rows as JSON, NDJSON or CSV.
  * The statement facts the views join are brought level with the ledger first.
  */
-export function sqlRoutes(store: Store, limits: QuerySqlConfig, facts: FactsIndex): Route[] {
+export function sqlRoutes(analystSql: AnalystSql, facts: FactsIndex): Route[] {
   return [
     {
       method: 'POST', path: '/v1/sql', permission: 'sql',
       async handler(ctx) {
         const sql = sqlOf((await ctx.body(MAX_BODY)).toString('utf8'), ctx.contentType);
         await facts.catchUp();
-        const { rows } = await runAnalystSql(store, sql, limits);
+        const { rows } = await analystSql(sql);
         return { kind: 'rows', key: 'rows', rows, next_cursor: null };
       },
     },
