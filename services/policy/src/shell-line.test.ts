@@ -55,7 +55,7 @@ test('a captured command is decided on its text; one that would switch the captu
   // A trap's handler is decided as the commands it runs.
   assert.is(p.evaluate(captured("trap 'rm -rf /tmp/x' USR1")).rule_id, 'no-rm');
   // Without the captured mark (a typed line), the tamper check does not apply: the line is inexact anyway.
-  assert.is(policy('').evaluate(line('trap - DEBUG', false)).decision, 'allow');
+  assert.is(policy(OPT_IN).evaluate(line('trap - DEBUG', false)).decision, 'allow');
 });
 
 test.run();
