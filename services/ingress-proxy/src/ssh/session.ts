@@ -28,6 +28,8 @@ import { MAX_REMOTE_FORWARDS, RemoteForwards } from './remote-forwards.js';
 import { castResponse, execResponse, failureResponse, fileResponse, forwardResponse, grantedResponse } from './responses.js';
 import type { TypedLine } from './line-tracker.js';
 import { relayShell, type LineDecision } from './shell-relay.js';
+import { ShellCapture } from './capture/shell-capture.js';
+import type { CommandReport } from './capture/reports.js';
 import { relaySftp, type FileRequest, type FileResult } from './sftp/relay.js';
 import { connectUpstream, type SshUpstreamTarget } from './upstream.js';
 
@@ -339,31 +341,74 @@ export class SshSession {
     if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
     const upstream = await this.#upstreamOr(channel, command);
     if (upstream === undefined) return;
-    const options: ShellOptions & AgentForward = (await agent) === true ? { agentForward: true } : {};
+    const agentForward = (await agent) === true;
     const started = nowMicros();
-    const window = pty === undefined ? false : { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes };
-    upstream.shell(window as false, options, (err, stream) => {
-      if (err) return void this.#refuse(channel, command, 'error', `the target could not start a shell: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
-      let backlog = 0;
-      const recorder = new CastRecorder({
-        masker: this.#deps.audit,
-        flush: (chunk) => {
-          backlog += 1;
-          void this.#events.emitLogged(castResponse(command, chunk)).then(() => (backlog -= 1));
-        },
-      });
+    let backlog = 0;
+    const recorder = new CastRecorder({
+      masker: this.#deps.audit,
+      flush: (chunk) => {
+        backlog += 1;
+        void this.#events.emitLogged(castResponse(command, chunk)).then(() => (backlog -= 1));
+      },
+    });
+    const relay = (stream: ClientChannel, capture?: { capture: ShellCapture; initial: Buffer }) => {
       onLive({ upstream: stream, recorder });
       // A quiet shell's recording is published every few seconds, not only per 32 KiB.
       const ticker = setInterval(() => recorder.tick(), RECORDING_TICK_MS);
       void relayShell(channel, stream, {
         recorder,
+        capture,
         onLine: (line) => this.#typedLine(command, line, (note) => channel.write(`\r\n${note}\r\n`)),
         recordingBacklog: () => (backlog > MAX_RECORDING_BACKLOG ? this.#events.drained() : undefined),
       }).then((outcome) => {
         clearInterval(ticker);
         return this.#events.emitLogged(execResponse(command, outcome, started));
       });
+    };
+    if (pty !== undefined) {
+      // On a pty, bash runs with Agate's capture hook when the target has it; otherwise a plain shell.
+      const say = (text: string) => {
+        const b = Buffer.from(`\r\n${text}\r\n`);
+        recorder.output(b);
+        channel.write(b);
+      };
+      const window = { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes };
+      const captured = await ShellCapture.start(upstream, window, agentForward, {
+        decide: (report) => this.#capturedCommand(command, report, say),
+        startTimeoutMs: this.#deps.connectTimeoutMs,
+      });
+      if (channel.destroyed) return captured?.capture.close();
+      if (captured !== undefined) return relay(captured.stream, { capture: captured.capture, initial: captured.initial });
+      this.#log.info('the target cannot run the shell capture hook; typed lines are decided as rebuilt from keystrokes', { target: this.#targetName });
+    }
+    const options: ShellOptions & AgentForward = agentForward ? { agentForward: true } : {};
+    const window = pty === undefined ? false : { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes };
+    upstream.shell(window as false, options, (err, stream) => {
+      if (err) return void this.#refuse(channel, command, 'error', `the target could not start a shell: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
+      relay(stream);
     });
+  }
+
+  /**
+   * A command the captured shell is about to run, reported by its hook: recorded as an exact
+   * `shell-line` (attributes exact=true, captured=bash, pid) and decided; the hook runs it only
+   * when this resolves true. Never rejects: a failure to decide is a refusal.
+   */
+  async #capturedCommand(shell: Command, report: CommandReport, say: (text: string) => void): Promise<boolean> {
+    try {
+      const command = this.#command(report.text, { request: 'shell-line', exact: 'true', captured: 'bash', pid: String(report.pid), shell_command_id: shell.event_id });
+      const decision = await this.#decide(command, say);
+      if (decision.kind === 'refuse') {
+        void this.#events.emitLogged(failureResponse(command, 'refused', null, decision.message));
+        say(decision.message);
+        return false;
+      }
+      void this.#events.emitLogged({ ...failureResponse(command, 'refused', null, null), status: 'ok', command_tag: 'captured command run' });
+      return true;
+    } catch (err) {
+      this.#log.error('cannot decide a captured shell command; refusing it', { error: describeError(err) });
+      return false;
+    }
   }
 
   /** A line typed into a shell: recorded and decided before its Enter reaches the target. */
