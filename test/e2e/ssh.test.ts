@@ -526,7 +526,7 @@ test('an interactive shell on a real pty is relayed, recorded as asciicast v2, a
   const victim = `/tmp/agate-pty-victim-${process.pid}`;
   await run('install', ['-o', env.sshd.user, '-m', '644', '/dev/null', victim]);
   try {
-    const steps = [['[$#] $', `rm -f ${victim}\r`], ['Agate refused[^\n]*\n(.|\n)*[$#] $', 'echo hello from the pty; exit\r']];
+    const steps = [['[$#] $', `rm -f ${victim}\r`], ['Agate refused[^\n]*\n(.|\n)*[$#] $', 'for i in 1 2; do echo hello from the pty; done; exit\r']];
     const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...args], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 60_000 });
     assert.is(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /\rhello from the pty\r\n/);
@@ -548,12 +548,14 @@ test('an interactive shell on a real pty is relayed, recorded as asciicast v2, a
   const cast = parts.flatMap((p) => p.sample);
   assert.equal(parts[0]!.columns, ['time', 'code', 'data']);
   assert.ok(cast.some(([, code, data]) => code === 'o' && /hello from the pty/.test(data ?? '')), 'the output is recorded');
-  assert.ok(cast.some(([, code, data]) => code === 'i' && /echo hello from the pty; exit/.test(data ?? '')), 'the input is recorded');
+  assert.ok(cast.some(([, code, data]) => code === 'i' && /echo hello from the pty; done; exit/.test(data ?? '')), 'the input is recorded');
   // Within a part times never go back (input held to its line end may land in a later part; readers sort).
   for (const p of parts) for (let i = 1; i < p.sample.length; i += 1) assert.ok(Number(p.sample[i]![0]) >= Number(p.sample[i - 1]![0]), 'times never go back');
   // What bash ran, one simple command at a time, as its DEBUG trap reported it: exact, decided, the refused one skipped.
   const lines = env.events.filter((e): e is Command => e.type === 'Command' && e.attributes.shell_command_id === command.event_id);
-  assert.equal(lines.map((l) => l.text), [`rm -f ${victim}`, 'echo hello from the pty', 'exit']);
+  // A loop's header is reported before each pass, its body's commands as they run.
+  const pass = ['for i in 1 2', 'echo hello from the pty'];
+  assert.equal(lines.map((l) => l.text), [`rm -f ${victim}`, ...pass, ...pass, 'exit']);
   assert.ok(lines.every((l) => l.attributes.exact === 'true' && l.attributes.captured === 'bash' && l.attributes.request === 'shell-line'));
   assert.ok(lines.every((l) => l.attributes.best_effort === undefined));
   const refused = env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === lines[0]!.event_id);

@@ -14,6 +14,18 @@ const HOOK_SIGNALS = /^(SIG)?(DEBUG|RTMAX|64)$/i;
 const DYNAMIC = /[$`]/;
 
 /**
+ * bash's DEBUG trap also stops before the header of a compound command, and `$BASH_COMMAND` then
+ * holds only the header (`for f in *.log`, `select x in a b`, `case $x in `): completed with an
+ * empty body, so it is analysed as the words it expands (the body's commands are reported when
+ * they run). Anything else is returned unchanged.
+ */
+export function completeCapturedHeader(text: string): string {
+  if (/^(for|select)\s+[A-Za-z_][A-Za-z0-9_]*(\s+in\b[^\n]*)?\s*$/.test(text)) return `${text.trimEnd()}; do :; done`;
+  if (/^case\s[^\n]*\sin\s*$/.test(text)) return `${text.trimEnd()} esac`;
+  return text;
+}
+
+/**
  * Why a command reported by the bash capture hook must not run, or undefined. The hook decides
  * every simple command before it runs, so these are the commands that would stop it from doing
  * so: removing or replacing its DEBUG trap (`trap - DEBUG`), switching off function tracing or

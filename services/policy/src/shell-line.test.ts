@@ -52,6 +52,11 @@ test('a captured command is decided on its text; one that would switch the captu
   for (const text of ["trap 'echo bye' EXIT", 'trap -p', 'set -e', 'set -- "$@" x', 'shopt -s globstar', 'exec 3>/tmp/log', 'exec >&2']) {
     assert.is(p.evaluate(captured(text)).decision, 'allow', text);
   }
+  // bash stops before a compound command's header too: the header alone is decided on the words it expands.
+  for (const text of ['for i in a b', 'for i in $(seq 1 3)', 'select s in a b', 'case $x in ', '((i=0))', '[[ -n $x ]]', 'for i']) {
+    assert.is(p.evaluate(captured(text)).decision, 'allow', text);
+  }
+  assert.is(p.evaluate(captured('for f in $(rm -rf /tmp/x)')).rule_id, 'no-rm');
   // A trap's handler is decided as the commands it runs.
   assert.is(p.evaluate(captured("trap 'rm -rf /tmp/x' USR1")).rule_id, 'no-rm');
   // Without the captured mark (a typed line), the tamper check does not apply: the line is inexact anyway.
