@@ -597,7 +597,7 @@ test('captured: after less, `q` then `rm -rf` is recorded as exactly what ran an
   assert.not.ok(recorded.includes('AGATE1'), 'nor the recording');
 });
 
-test('captured: `trap - DEBUG` and other ways to switch the hook off are refused, and a later denied command still does not run', async (ctx) => {
+test('captured: `trap - DEBUG` and other ways to switch the hook off are refused, a later denied command still does not run, a held one waits for its verdict', async (ctx) => {
   const env = ctx as Env;
   const victim = `/tmp/agate-pty-trap-${process.pid}`;
   await run('install', ['-o', env.sshd.user, '-m', '644', '/dev/null', victim]);
@@ -610,7 +610,8 @@ test('captured: `trap - DEBUG` and other ways to switch the hook off are refused
       steps.push([prompt, `${a}\r`]);
       prompt = 'Agate refused[^\n]*(.|\n)*[$#] $';
     }
-    steps.push([prompt, `rm -f ${victim}\r`], ['no-rm(.|\n)*[$#] $', 'exit\r']);
+    // A held command waits in the hook for its verdict: refused here when nobody approves within the rule's 1 s.
+    steps.push([prompt, `rm -f ${victim}\r`], ['no-rm(.|\n)*[$#] $', 'reboot\r'], ['agate approve(.|\n)*Agate refused(.|\n)*[$#] $', 'exit\r']);
     const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...sshArgs(env, 'box', undefined, ['-tt'])], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 60_000 });
     assert.is(r.code, 0, r.stdout + r.stderr);
     assert.ok(existsSync(victim), 'the rm after the attempts did not run');
@@ -627,6 +628,10 @@ test('captured: `trap - DEBUG` and other ways to switch the hook off are refused
   assert.is(lines.filter((l) => l.text === 'trap - DEBUG').length, 2, 'typed, and inside the function');
   assert.is(rule('exec bash --norc'), 'agate.unparseable');
   assert.is(rule(`rm -f ${victim}`), 'no-rm');
+  assert.is(rule('reboot'), 'hold-reboot');
+  const reboot = lines.find((c) => c.text === 'reboot')!;
+  const response = await waitFor(env, (events) => events.find((e): e is Response => e.type === 'Response' && e.command_id === reboot.event_id));
+  assert.is(response.status, 'refused');
 });
 
 test('captured: lines typed into a nested shell nothing reports on are decided as typed, refused under shell rules; vim gets no keystroke of Agate\'s', async (ctx) => {
