@@ -17,7 +17,8 @@
  * a process that writes into the FIFO cannot forge an allow.
  *
  * The agent types into this same shell, so the hook is written to survive it: it switches to
- * posix mode (an assignment, not a command) so that `trap`, `unset` and `:` are the shell's
+ * posix mode (an assignment, not a command; the value `agate` marks the mode as the hook's own,
+ * should a ^C interrupt the hook before it leaves it) so that `trap`, `unset` and `:` are the shell's
  * special builtins even if the agent defined functions by those names; everything else is syntax
  * (`[[ ]]`, `(( ))`, expansions, `$(< file)`); its functions and directory are readonly; it refuses
  * (returns non-zero) when any of its variables gained an attribute, posix mode cannot be entered,
@@ -64,8 +65,8 @@ readonly __agate_d
 unset AGATE_HOOK_DIR
 __agate_hook() {
   __agate_x=0
-  [[ -o posix ]] && __agate_x=1
-  POSIXLY_CORRECT=y
+  [[ -o posix && ${'$'}{POSIXLY_CORRECT-} != agate ]] && __agate_x=1
+  (( __agate_x )) || POSIXLY_CORRECT=agate
   __agate_c= __agate_v=
   if [[ -o posix && -z ${'$'}{__agate_x@a}${'$'}{__agate_c@a}${'$'}{__agate_v@a}${'$'}{__agate_t@a}${'$'}{__agate_n@a}${'$'}{__agate_f@a} && $- == *T* && :$BASHOPTS: == *:extdebug:* ]]; then
     __agate_n=$SRANDOM __agate_t=$SRANDOM
@@ -94,7 +95,7 @@ __agate_hook() {
 readonly -f __agate_hook
 set -T
 shopt -s extdebug
-POSIXLY_CORRECT=y
+POSIXLY_CORRECT=agate
 trap -- "#AGATE1:ready:$$:" RTMAX
 trap -p RTMAX >/dev/tty
 trap - RTMAX
