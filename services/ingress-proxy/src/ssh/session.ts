@@ -80,7 +80,8 @@ type Decision = { kind: 'run'; rule: string | null } | { kind: 'refuse'; message
  * password, naming the target as the user name. Each `exec` is recorded as a Command, decided by
  * policy, and only then run on the target over Agate's own connection; its output and exit
  * status go back to the client and are recorded as a Response. Shells (relayed on the client's
- * pty, recorded as asciicast, typed lines decided), sftp (each file operation decided), `-L`
+ * pty, recorded as asciicast; on a pty, bash with Agate's capture hook reports each command it
+ * runs, decided exactly; other typed lines decided as rebuilt), sftp (each file operation decided), `-L`
  * tunnels, `-R` listeners and agent forwarding (`-A`) are decided the same way, forwarding only
  * by an explicit rule; X11, unix-socket forwards and other subsystems are refused.
  */
@@ -327,8 +328,11 @@ export class SshSession {
   /**
    * An interactive shell: decided as the command `shell` (attributes request=shell, the pty's
    * term and size); when allowed, relayed with its pty, recorded as an asciicast v2 stream in
-   * Response events (`command_tag` "asciicast v2 part N", one event per sample row), and each
-   * line typed into it recorded and decided as a best-effort `shell-line` command.
+   * Response events (`command_tag` "asciicast v2 part N", one event per sample row). On a pty,
+   * bash runs with the capture hook (capture/hook-script.ts) where the target has it, and each
+   * command it is about to run is an exact `shell-line` command, decided before it runs; a line
+   * typed where no hook reports (another program has the terminal, no bash here, no pty) is
+   * recorded and decided as a best-effort `shell-line` command.
    */
   async #shell(accept: () => ServerChannel | undefined, pty: PseudoTtyInfo | undefined, onLive: (l: { upstream: ClientChannel; recorder: CastRecorder }) => void, agent?: Promise<boolean>): Promise<void> {
     const channel = accept();
