@@ -407,7 +407,7 @@ export class SshSession {
         say(decision.message);
         return false;
       }
-      void this.#events.emitLogged({ ...failureResponse(command, 'refused', null, null), status: 'ok', command_tag: 'captured command run' });
+      void this.#events.emitLogged({ ...failureResponse(command, 'refused', null, null), status: 'ok', command_tag: 'captured command allowed' });
       return true;
     } catch (err) {
       this.#log.error('cannot decide a captured shell command; refusing it', { error: describeError(err) });
