@@ -116,20 +116,24 @@ export class ShellCapture {
   async shellReads(): Promise<boolean> {
     const deadline = Date.now() + (this.#options.promptWaitMs ?? PROMPT_WAIT_MS);
     if (this.#awaitingReport) {
-      const left = deadline - Date.now();
       await new Promise<void>((r) => {
-        const timer = setTimeout(r, left);
-        this.#reported.push(() => (clearTimeout(timer), r()));
+        const woken = () => (clearTimeout(timer), r());
+        const timer = setTimeout(() => {
+          this.#reported = this.#reported.filter((w) => w !== woken);
+          r();
+        }, deadline - Date.now());
+        this.#reported.push(woken);
       });
       if (this.#awaitingReport) return false;
     }
     for (;;) {
-      const p = await this.#helper.process(this.pid);
+      // A helper that stopped answering must not hold the client's keystrokes.
+      const p = await Promise.race([this.#helper.process(this.pid), sleep(Math.max(0, deadline - Date.now()))]);
       if (p === undefined) return false;
       if (readsTerminal(p, this.pid)) return true;
       // A program has the terminal, or the hook waits for a verdict: it may be back at its prompt soon.
       if (Date.now() + POLL_MS > deadline) return false;
-      await new Promise((r) => setTimeout(r, POLL_MS));
+      await sleep(POLL_MS);
     }
   }
 
@@ -156,4 +160,8 @@ export class ShellCapture {
       this.#helper.answer(r.pid, r.challenge, run);
     });
   }
+}
+
+function sleep(ms: number): Promise<undefined> {
+  return new Promise((r) => setTimeout(() => r(undefined), ms));
 }
