@@ -202,7 +202,7 @@ const ruleMatch = z.strictObject({
    */
   ssh: z
     .strictObject({
-      /** exec, shell, shell-line (a line typed in a shell), sftp, direct-tcpip (-L), tcpip-forward (-R), auth-agent (-A), git-push (a push's ref updates). */
+      /** exec, shell, shell-line (a command a captured shell runs, or a line typed in a shell), sftp, direct-tcpip (-L), tcpip-forward (-R), auth-agent (-A), git-push (a push's ref updates). */
       requests: z.array(z.enum(['exec', 'shell', 'shell-line', 'sftp', 'direct-tcpip', 'tcpip-forward', 'auth-agent', 'git-push'])).nonempty().optional(),
       /** sftp operations: read and write (an open for reading or writing), remove, rename, mkdir, rmdir, setstat, symlink. */
       operations: z.array(z.enum(['read', 'write', 'remove', 'rename', 'mkdir', 'rmdir', 'setstat', 'symlink'])).nonempty().optional(),
