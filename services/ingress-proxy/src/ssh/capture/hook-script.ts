@@ -23,7 +23,9 @@
  * (`[[ ]]`, `(( ))`, expansions, `$(< file)`); its functions and directory are readonly; it refuses
  * (returns non-zero) when any of its variables gained an attribute, posix mode cannot be entered,
  * $SRANDOM stopped being random, or functrace/extdebug were switched off. The proxy refuses the
- * commands that would remove the trap (services/policy/src/shell-hook.ts).
+ * commands that would remove the trap (services/policy/src/shell-hook.ts); should one get through
+ * anyway, the readonly PROMPT_COMMAND puts the trap back before the next prompt (the hook lets that
+ * one function through unasked: all it does is re-arm).
  */
 
 /** What opens every report on the terminal; the proxy looks for it in the shell's output. */
@@ -64,35 +66,49 @@ __agate_d=$AGATE_HOOK_DIR
 readonly __agate_d
 unset AGATE_HOOK_DIR
 __agate_hook() {
-  __agate_x=0
-  [[ -o posix && ${'$'}{POSIXLY_CORRECT-} != agate ]] && __agate_x=1
-  (( __agate_x )) || POSIXLY_CORRECT=agate
-  __agate_c= __agate_v=
-  if [[ -o posix && -z ${'$'}{__agate_x@a}${'$'}{__agate_c@a}${'$'}{__agate_v@a}${'$'}{__agate_t@a}${'$'}{__agate_n@a}${'$'}{__agate_f@a} && $- == *T* && :$BASHOPTS: == *:extdebug:* ]]; then
-    __agate_n=$SRANDOM __agate_t=$SRANDOM
-    (( __agate_n != __agate_t )) && __agate_c=$__agate_n$__agate_t$SRANDOM$SRANDOM
+  if [[ $BASH_COMMAND == __agate_rearm || ${'$'}{FUNCNAME[1]-} == __agate_rearm ]]; then
+    [[ -n 1 ]]
+  else
+    __agate_x=0
+    [[ -o posix && ${'$'}{POSIXLY_CORRECT-} != agate ]] && __agate_x=1
+    (( __agate_x )) || POSIXLY_CORRECT=agate
+    __agate_c= __agate_v=
+    if [[ -o posix && -z ${'$'}{__agate_x@a}${'$'}{__agate_c@a}${'$'}{__agate_v@a}${'$'}{__agate_t@a}${'$'}{__agate_n@a}${'$'}{__agate_f@a} && $- == *T* && :$BASHOPTS: == *:extdebug:* ]]; then
+      __agate_n=$SRANDOM __agate_t=$SRANDOM
+      (( __agate_n != __agate_t )) && __agate_c=$__agate_n$__agate_t$SRANDOM$SRANDOM
+    fi
+    if [[ -n $__agate_c ]]; then
+      __agate_t=$BASH_COMMAND
+      __agate_t=${'$'}{__agate_t//\\/\\\\}
+      __agate_t=${'$'}{__agate_t//$'\n'/\\n}
+      __agate_t=${'$'}{__agate_t//$'\r'/\\r}
+      __agate_t=${'$'}{__agate_t//$'\t'/\\t}
+      __agate_t=${'$'}{__agate_t//\'/\\q}
+      trap -- "#AGATE1:$__agate_c:$BASHPID:$__agate_t" RTMAX
+      trap -p RTMAX >/dev/tty || __agate_c=
+      trap - RTMAX
+      __agate_f=$__agate_d/$BASHPID __agate_n=0
+      until [[ -z $__agate_c || -p $__agate_f ]] || (( ++__agate_n > 2000000 )); do :; done
+      while [[ -n $__agate_c && -p $__agate_f ]]; do
+        __agate_v=$(< "$__agate_f") || break
+        [[ $'\n'$__agate_v$'\n' == *$'\n'"$__agate_c "[01]$'\n'* ]] && break
+      done
+    fi
+    (( __agate_x )) || unset POSIXLY_CORRECT
+    [[ -n $__agate_c && -z ${'$'}{__agate_v@a}${'$'}{__agate_c@a} && $'\n'$__agate_v$'\n' == *$'\n'"$__agate_c 1"$'\n'* ]]
   fi
-  if [[ -n $__agate_c ]]; then
-    __agate_t=$BASH_COMMAND
-    __agate_t=${'$'}{__agate_t//\\/\\\\}
-    __agate_t=${'$'}{__agate_t//$'\n'/\\n}
-    __agate_t=${'$'}{__agate_t//$'\r'/\\r}
-    __agate_t=${'$'}{__agate_t//$'\t'/\\t}
-    __agate_t=${'$'}{__agate_t//\'/\\q}
-    trap -- "#AGATE1:$__agate_c:$BASHPID:$__agate_t" RTMAX
-    trap -p RTMAX >/dev/tty || __agate_c=
-    trap - RTMAX
-    __agate_f=$__agate_d/$BASHPID __agate_n=0
-    until [[ -z $__agate_c || -p $__agate_f ]] || (( ++__agate_n > 2000000 )); do :; done
-    while [[ -n $__agate_c && -p $__agate_f ]]; do
-      __agate_v=$(< "$__agate_f") || break
-      [[ $'\n'$__agate_v$'\n' == *$'\n'"$__agate_c "[01]$'\n'* ]] && break
-    done
-  fi
-  (( __agate_x )) || unset POSIXLY_CORRECT
-  [[ -n $__agate_c && -z ${'$'}{__agate_v@a}${'$'}{__agate_c@a} && $'\n'$__agate_v$'\n' == *$'\n'"$__agate_c 1"$'\n'* ]]
 }
 readonly -f __agate_hook
+__agate_rearm() {
+  [[ -o posix ]] && { trap __agate_hook DEBUG; set -T; return 0; }
+  POSIXLY_CORRECT=agate
+  trap __agate_hook DEBUG
+  set -T
+  unset POSIXLY_CORRECT
+}
+readonly -f __agate_rearm
+PROMPT_COMMAND=__agate_rearm
+readonly PROMPT_COMMAND
 set -T
 shopt -s extdebug
 POSIXLY_CORRECT=agate
