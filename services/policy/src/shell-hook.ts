@@ -66,6 +66,10 @@ export function hookTamper(text: string, commands: ShellCommand[]): string | und
       case 'bind':
         if (words.some((w) => /^-[A-Za-z]*x/.test(w))) return 'a key bound to a shell command would run it without a report';
         break;
+      case 'complete':
+      case 'compgen':
+        if (options.some((w) => /^-[A-Za-z]*C/.test(w))) return 'a completion command is run by the line editor, not as a command the hook reports';
+        break;
     }
   }
   return undefined;
