@@ -5,9 +5,10 @@ export const HOOK_TAMPER_RULE = 'agate.shell-hook-tamper';
 
 /**
  * Names the capture hook lives on (services/ingress-proxy/src/ssh/capture/hook-script.ts): its
- * functions and variables, the kernel randomness of its challenge, the posix mode it runs in.
+ * functions and variables, the shell variables it reads, the posix mode it runs in, and where
+ * xtrace would write what it does.
  */
-const HOOK_NAMES = /__agate|SRANDOM|POSIXLY_CORRECT/;
+const HOOK_NAMES = /__agate|SRANDOM|POSIXLY_CORRECT|BASH_COMMAND|FUNCNAME|BASHPID|BASH_XTRACEFD/;
 /** Signal specs the hook uses: its DEBUG trap and the signal whose trap text carries its reports. */
 const HOOK_SIGNALS = /^(SIG)?(DEBUG|RTMAX|64)$/i;
 /** A word whose value is only known at run time: it could name anything. */

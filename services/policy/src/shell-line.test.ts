@@ -40,7 +40,7 @@ test('a captured command is decided on its text; one that would switch the captu
   for (const text of [
     'trap - DEBUG', "trap '' DEBUG", 'builtin trap - DEBUG', 'trap - RTMAX', "trap '' $sig", 'set +T', 'set +o functrace', 'set -e +T',
     'shopt -u extdebug', 'shopt -uo functrace', 'enable -n trap', "exec bash -c 'echo hi'", 'exec env -i vim', 'command exec top',
-    'unset -f __agate_hook', 'unset SRANDOM', 'readonly POSIXLY_CORRECT', `bind -x '"\\C-x": rm -rf /tmp/x'`, "complete -C 'touch /tmp/x' foo", 'echo ok; trap - DEBUG',
+    'unset -f __agate_hook', 'unset SRANDOM', 'unset BASH_COMMAND', 'FUNCNAME=(x __agate_rearm)', 'BASH_XTRACEFD=5', 'readonly POSIXLY_CORRECT', `bind -x '"\\C-x": rm -rf /tmp/x'`, "complete -C 'touch /tmp/x' foo", 'echo ok; trap - DEBUG',
   ]) {
     const d = p.evaluate(captured(text));
     assert.is(d.rule_id, HOOK_TAMPER_RULE, text);

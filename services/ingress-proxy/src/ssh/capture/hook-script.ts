@@ -22,7 +22,10 @@
  * special builtins even if the agent defined functions by those names; everything else is syntax
  * (`[[ ]]`, `(( ))`, expansions, `$(< file)`); its functions and directory are readonly; it refuses
  * (returns non-zero) when any of its variables gained an attribute, posix mode cannot be entered,
- * $SRANDOM stopped being random, or functrace/extdebug were switched off. The proxy refuses the
+ * $SRANDOM stopped being random, or functrace/extdebug were switched off. BASH_COMMAND,
+ * FUNCNAME, BASHPID and SRANDOM are made readonly (they stay live), since unset they would turn
+ * into plain variables the agent could fill; xtrace is off while the hook runs, so `set -x` cannot
+ * print its challenge. The proxy refuses the
  * commands that would remove the trap (services/policy/src/shell-hook.ts); should one get through
  * anyway, the readonly PROMPT_COMMAND puts the trap back before the next prompt (the hook lets that
  * one function through unasked: all it does is re-arm).
@@ -63,7 +66,8 @@ function rcFile(): string {
 if (( BASH_VERSINFO[0] < 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] < 1) )); then exit ${NO_CAPTURE_STATUS}; fi
 PS1='\u@\h:\w\$ '
 __agate_d=$AGATE_HOOK_DIR
-readonly __agate_d
+# The variables the hook reads keep their special meaning only as long as nobody unsets them.
+readonly __agate_d BASH_COMMAND FUNCNAME BASHPID SRANDOM
 unset AGATE_HOOK_DIR
 __agate_hook() {
   if [[ $BASH_COMMAND == __agate_rearm || ${'$'}{FUNCNAME[1]-} == __agate_rearm ]]; then
@@ -72,8 +76,9 @@ __agate_hook() {
     __agate_x=0
     [[ -o posix && ${'$'}{POSIXLY_CORRECT-} != agate ]] && __agate_x=1
     (( __agate_x )) || POSIXLY_CORRECT=agate
-    __agate_c= __agate_v=
-    if [[ -o posix && -z ${'$'}{__agate_x@a}${'$'}{__agate_c@a}${'$'}{__agate_v@a}${'$'}{__agate_t@a}${'$'}{__agate_n@a}${'$'}{__agate_f@a} && $- == *T* && :$BASHOPTS: == *:extdebug:* ]]; then
+    __agate_c= __agate_v= __agate_r=0
+    [[ -o xtrace && -o posix ]] && { __agate_r=1; set +x; }
+    if [[ -o posix && -z ${'$'}{__agate_x@a}${'$'}{__agate_c@a}${'$'}{__agate_v@a}${'$'}{__agate_t@a}${'$'}{__agate_n@a}${'$'}{__agate_f@a}${'$'}{__agate_r@a} && $- == *T* && :$BASHOPTS: == *:extdebug:* ]]; then
       __agate_n=$SRANDOM __agate_t=$SRANDOM
       (( __agate_n != __agate_t )) && __agate_c=$__agate_n$__agate_t$SRANDOM$SRANDOM
     fi
@@ -94,8 +99,11 @@ __agate_hook() {
         [[ $'\n'$__agate_v$'\n' == *$'\n'"$__agate_c "[01]$'\n'* ]] && break
       done
     fi
+    __agate_s=1
+    [[ -n $__agate_c && -z ${'$'}{__agate_v@a}${'$'}{__agate_c@a}${'$'}{__agate_s@a} && $'\n'$__agate_v$'\n' == *$'\n'"$__agate_c 1"$'\n'* ]] && __agate_s=0
+    (( __agate_r )) && set -x
     (( __agate_x )) || unset POSIXLY_CORRECT
-    [[ -n $__agate_c && -z ${'$'}{__agate_v@a}${'$'}{__agate_c@a} && $'\n'$__agate_v$'\n' == *$'\n'"$__agate_c 1"$'\n'* ]]
+    [[ -z ${'$'}{__agate_s@a} && $__agate_s == 0 ]]
   fi
 }
 readonly -f __agate_hook
