@@ -602,7 +602,7 @@ test('captured: `trap - DEBUG` and other ways to switch the hook off are refused
   const victim = `/tmp/agate-pty-trap-${process.pid}`;
   await run('install', ['-o', env.sshd.user, '-m', '644', '/dev/null', victim]);
   const since = env.events.length;
-  const attempts = ['trap - DEBUG', "eval 'trap - DEBUG'", 'set +T', 'shopt -u extdebug', 'exec bash --norc', 'f() { trap - DEBUG; }; f'];
+  const attempts = ['trap - DEBUG', "eval 'trap - DEBUG'", 'set +T', 'shopt -u extdebug', 'unset BASH_COMMAND', 'exec bash --norc', 'f() { trap - DEBUG; }; f'];
   try {
     const steps: string[][] = [];
     let prompt = '[$#] $';
@@ -624,7 +624,7 @@ test('captured: `trap - DEBUG` and other ways to switch the hook off are refused
     return l && env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === l.event_id)?.rule_id;
   };
   // eval's script is read as part of its line; a function's body is reported command by command when it runs.
-  for (const t of ['trap - DEBUG', "eval 'trap - DEBUG'", 'set +T', 'shopt -u extdebug']) assert.is(rule(t), 'agate.shell-hook-tamper', t);
+  for (const t of ['trap - DEBUG', "eval 'trap - DEBUG'", 'set +T', 'shopt -u extdebug', 'unset BASH_COMMAND']) assert.is(rule(t), 'agate.shell-hook-tamper', t);
   assert.is(lines.filter((l) => l.text === 'trap - DEBUG').length, 2, 'typed, and inside the function');
   assert.is(rule('exec bash --norc'), 'agate.unparseable');
   assert.is(rule(`rm -f ${victim}`), 'no-rm');
