@@ -43,12 +43,18 @@ export function hookTamper(text: string, commands: ShellCommand[]): string | und
     const end = words.indexOf('--');
     const options = end < 0 ? words : words.slice(0, end);
     switch (c.program) {
-      case 'trap':
+      case 'trap': {
         // The handler (first operand) is analysed as a script; the signals must be literal and not ours.
         if (words.slice(1).some((w) => HOOK_SIGNALS.test(w) || DYNAMIC.test(w)) || (words.length === 1 && HOOK_SIGNALS.test(words[0]!))) {
           return 'it changes the DEBUG trap that reports each command';
         }
+        // A handler runs whenever its signal (or ERR, RETURN) comes, even inside the hook while it
+        // waits for a verdict, where it could read the hook's challenge: only EXIT may have one.
+        const args = words[0] === '--' ? words.slice(1) : words;
+        const setsHandler = args.length >= 2 && !/^-[lpP]*$/.test(args[0]!) && args[0] !== '';
+        if (setsHandler && args.slice(1).some((w) => !/^(EXIT|0)$/i.test(w))) return 'a trap handler other than EXIT could run inside the capture hook';
         break;
+      }
       case 'set':
         if (options.some((w, i) => /^\+[A-Za-z]*T/.test(w) || (w === '+o' && /functrace/.test(options[i + 1] ?? '')) || DYNAMIC.test(w))) {
           return 'it switches off function tracing, which the capture hook needs';

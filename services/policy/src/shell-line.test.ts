@@ -40,7 +40,7 @@ test('a captured command is decided on its text; one that would switch the captu
   for (const text of [
     'trap - DEBUG', "trap '' DEBUG", 'builtin trap - DEBUG', 'trap - RTMAX', "trap '' $sig", 'set +T', 'set +o functrace', 'set -e +T',
     'shopt -u extdebug', 'shopt -uo functrace', 'enable -n trap', "exec bash -c 'echo hi'", 'exec env -i vim', 'command exec top',
-    'unset -f __agate_hook', 'unset SRANDOM', 'unset BASH_COMMAND', 'FUNCNAME=(x __agate_rearm)', 'BASH_XTRACEFD=5', 'readonly POSIXLY_CORRECT', `bind -x '"\\C-x": rm -rf /tmp/x'`, "complete -C 'touch /tmp/x' foo", 'echo ok; trap - DEBUG',
+    'unset -f __agate_hook', 'unset SRANDOM', 'unset BASH_COMMAND', 'FUNCNAME=(x __agate_rearm)', 'BASH_XTRACEFD=5', 'readonly POSIXLY_CORRECT', `bind -x '"\\C-x": rm -rf /tmp/x'`, "complete -C 'touch /tmp/x' foo", 'echo ok; trap - DEBUG', "trap 'set > /tmp/leak' USR1", "trap -- 'echo e' ERR", "trap 'echo r' RETURN EXIT",
   ]) {
     const d = p.evaluate(captured(text));
     assert.is(d.rule_id, HOOK_TAMPER_RULE, text);
@@ -49,7 +49,7 @@ test('a captured command is decided on its text; one that would switch the captu
   // A nested shell reads its commands from the terminal: refused as unreadable before the hook matters.
   for (const text of ['bash --norc', 'env -i bash', 'exec bash --norc']) assert.is(p.evaluate(captured(text)).rule_id, 'agate.unparseable', text);
   // Ordinary uses of the same builtins run.
-  for (const text of ["trap 'echo bye' EXIT", 'trap -p', 'set -e', 'set -- "$@" x', 'shopt -s globstar', 'exec 3>/tmp/log', 'exec >&2']) {
+  for (const text of ["trap 'echo bye' EXIT", "trap -- 'echo bye' 0", "trap '' INT", 'trap - USR1', 'trap INT', 'trap -p', 'set -e', 'set -- "$@" x', 'shopt -s globstar', 'exec 3>/tmp/log', 'exec >&2']) {
     assert.is(p.evaluate(captured(text)).decision, 'allow', text);
   }
   // bash stops before a compound command's header too: the header alone is decided on the words it expands.
@@ -58,7 +58,7 @@ test('a captured command is decided on its text; one that would switch the captu
   }
   assert.is(p.evaluate(captured('for f in $(rm -rf /tmp/x)')).rule_id, 'no-rm');
   // A trap's handler is decided as the commands it runs.
-  assert.is(p.evaluate(captured("trap 'rm -rf /tmp/x' USR1")).rule_id, 'no-rm');
+  assert.is(p.evaluate(captured("trap 'rm -rf /tmp/x' EXIT")).rule_id, 'no-rm');
   // Without the captured mark (a typed line), the tamper check does not apply: the line is inexact anyway.
   assert.is(policy(OPT_IN).evaluate(line('trap - DEBUG', false)).decision, 'allow');
 });
