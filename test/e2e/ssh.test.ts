@@ -602,6 +602,8 @@ test('captured: `trap - DEBUG` and other ways to switch the hook off are refused
   const victim = `/tmp/agate-pty-trap-${process.pid}`;
   await run('install', ['-o', env.sshd.user, '-m', '644', '/dev/null', victim]);
   const since = env.events.length;
+  const big = `/tmp/agate-big-command-${process.pid}.sh`;
+  writeFileSync(big, `echo ${'x'.repeat(300 * 1024)} > ${victim}.big\n`, { mode: 0o644 });
   const attempts = ['trap - DEBUG', "eval 'trap - DEBUG'", 'set +T', 'shopt -u extdebug', 'unset BASH_COMMAND', 'exec bash --norc', 'f() { trap - DEBUG; }; f'];
   try {
     const steps: string[][] = [];
@@ -611,12 +613,18 @@ test('captured: `trap - DEBUG` and other ways to switch the hook off are refused
       prompt = 'Agate refused[^\n]*(.|\n)*[$#] $';
     }
     // A held command waits in the hook for its verdict: refused here when nobody approves within the rule's 1 s.
-    steps.push([prompt, `rm -f ${victim}\r`], ['no-rm(.|\n)*[$#] $', 'reboot\r'], ['agate approve(.|\n)*Agate refused(.|\n)*[$#] $', 'exit\r']);
+    // A command too long to report is refused unread (its report, challenge included, never shows).
+    steps.push([prompt, `rm -f ${victim}\r`], ['no-rm(.|\n)*[$#] $', 'reboot\r'], ['agate approve(.|\n)*Agate refused(.|\n)*[$#] $', `source ${big}\r`],
+      ['longer than 256 KiB(.|\n)*[$#] $', 'exit\r']);
     const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...sshArgs(env, 'box', undefined, ['-tt'])], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 60_000 });
     assert.is(r.code, 0, r.stdout + r.stderr);
     assert.ok(existsSync(victim), 'the rm after the attempts did not run');
+    assert.not.ok(existsSync(`${victim}.big`), 'the command too long to read did not run');
+    assert.not.match(r.stdout, /AGATE1/, 'no report reached the client');
   } finally {
     rmSync(victim, { force: true });
+    rmSync(`${victim}.big`, { force: true });
+    rmSync(big, { force: true });
   }
   const lines = env.events.slice(since).filter((e): e is Command => e.type === 'Command' && e.attributes.request === 'shell-line');
   const rule = (text: string) => {
@@ -629,6 +637,8 @@ test('captured: `trap - DEBUG` and other ways to switch the hook off are refused
   assert.is(rule('exec bash --norc'), 'agate.unparseable');
   assert.is(rule(`rm -f ${victim}`), 'no-rm');
   assert.is(rule('reboot'), 'hold-reboot');
+  const unread = lines.find((c) => c.text === '(unreadable captured command)');
+  assert.ok(unread, 'the unreadable command is recorded');
   const reboot = lines.find((c) => c.text === 'reboot')!;
   const response = await waitFor(env, (events) => events.find((e): e is Response => e.type === 'Response' && e.command_id === reboot.event_id));
   assert.is(response.status, 'refused');

@@ -379,6 +379,11 @@ export class SshSession {
       const window = { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes };
       const captured = await ShellCapture.start(upstream, window, agentForward, {
         decide: (report) => this.#capturedCommand(command, report, say),
+        unreadable: (report) => {
+          const message = `Agate refused the command: ${report.reason}, so it cannot be recorded and decided`;
+          this.#recordRefusal('(unreadable captured command)', { request: 'shell-line', exact: 'false', captured: 'bash', pid: String(report.pid), shell_command_id: command.event_id }, message);
+          say(message);
+        },
         startTimeoutMs: this.#deps.connectTimeoutMs,
       });
       if (channel.destroyed) return captured?.capture.close();

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ReportScanner, type HookReport } from './reports.js';
+import { MAX_REPORT_BYTES, ReportScanner, type HookReport } from './reports.js';
 
 const test = suite('ssh/capture ReportScanner');
 
@@ -35,12 +35,27 @@ test("the hook's escapes are undone; UTF-8 survives; a bare \\n line end (raw te
   assert.equal(reports, [{ kind: 'command', challenge: '9', pid: 7, text: "echo a\\b 'q'\ncat <<X\nhé\nX\t" }]);
 });
 
-test('look-alikes stay output: other traps, a malformed escape, a non-numeric challenge', () => {
-  for (const text of ["trap -- 'echo hi' EXIT\r\n", "trap -- '#AGATE1:abc:1:x' RTMAX\r\n", "trap -- '#AGATE1:1:1:bad\\z' RTMAX\r\n", "trap -- '#AGATE1:1:1:x' INT\r\n"]) {
+test('look-alikes stay output: other traps, a non-numeric challenge', () => {
+  for (const text of ["trap -- 'echo hi' EXIT\r\n", "trap -- '#AGATE1:abc:1:x' RTMAX\r\n", "trap -- '#AGATE1:1:1:x' INT\r\n"]) {
     const { output, reports } = scan([text]);
     assert.equal(reports, [], text);
-    if (!text.includes('bad\\z')) assert.is(output, text, text);
+    assert.is(output, text, text);
   }
+});
+
+test('a report too long to read, or malformed, is unreadable and never reaches the output (it carries the challenge)', () => {
+  const long = 'x'.repeat(MAX_REPORT_BYTES + 10);
+  const whole = `a${report('4242', 9, `echo ${long}`)}b`;
+  for (const size of [whole.length, 65536, 4096]) {
+    const chunks: string[] = [];
+    for (let i = 0; i < whole.length; i += size) chunks.push(whole.slice(i, i + size));
+    const { output, reports } = scan(chunks);
+    assert.is(output, 'ab', `chunks of ${size}`);
+    assert.equal(reports, [{ kind: 'unreadable', challenge: '4242', pid: 9, reason: 'the command is longer than 256 KiB' }]);
+  }
+  const bad = scan([`${report('77', 3, 'bad\\z')}ok`]);
+  assert.is(bad.output, 'ok');
+  assert.equal(bad.reports, [{ kind: 'unreadable', challenge: '77', pid: 3, reason: 'the report is malformed' }]);
 });
 
 test('an unfinished report at the end of the stream is output', () => {

@@ -15,10 +15,21 @@ export interface CommandReport {
   text: string;
 }
 
-export type HookReport = ReadyReport | CommandReport;
+/** A report whose command cannot be read (longer than the cap, or malformed): refused unread. */
+export interface UnreadableReport {
+  kind: 'unreadable';
+  challenge: string;
+  pid: number;
+  reason: string;
+}
 
-/** Longest report accepted; a longer one is passed through as output and its command never answered. */
+export type HookReport = ReadyReport | CommandReport | UnreadableReport;
+
+/** Longest report read; a longer one is dropped from the output and its command refused. */
 export const MAX_REPORT_BYTES = 256 * 1024;
+
+/** The start of a command report, up to its text. */
+const HEADER = /^trap -- '#AGATE1:(\d{1,64}):(\d{1,10}):/;
 
 /** `trap -- '#AGATE1:CHALLENGE:PID:TEXT' RTMAX` then the terminal's line end. */
 const REPORT = /^trap -- '#AGATE1:(ready|\d{1,64}):(\d{1,10}):([^']*)' RTMAX\r?\n/;
@@ -30,6 +41,8 @@ const REPORT = /^trap -- '#AGATE1:(ready|\d{1,64}):(\d{1,10}):([^']*)' RTMAX\r?\
  */
 export class ReportScanner {
   #held = '';
+  /** Inside a report too long to read: its text is dropped up to its end (it holds the challenge). */
+  #dropping = false;
 
   /** One chunk of terminal output: what is left for the client, and the reports found. */
   push(chunk: Buffer): { output: Buffer; reports: HookReport[] } {
@@ -38,6 +51,18 @@ export class ReportScanner {
     const reports: HookReport[] = [];
     let out = '';
     for (;;) {
+      if (this.#dropping) {
+        const end = reportEnd(text);
+        if (end === undefined) {
+          // Keep what could be the start of the terminator; drop the rest.
+          const quote = text.lastIndexOf("'");
+          this.#held = quote >= 0 && text.length - quote < 10 ? text.slice(quote) : '';
+          break;
+        }
+        this.#dropping = false;
+        text = text.slice(end);
+        continue;
+      }
       const at = text.indexOf(REPORT_OPEN);
       if (at < 0) {
         const keep = partialOpen(text);
@@ -49,7 +74,9 @@ export class ReportScanner {
       text = text.slice(at);
       const m = REPORT.exec(text);
       if (m !== null) {
-        const report = decodeReport(m[1]!, m[2]!, m[3]!);
+        const report = m[0].length > MAX_REPORT_BYTES && m[1] !== 'ready'
+          ? { kind: 'unreadable' as const, challenge: m[1]!, pid: Number(m[2]), reason: `the command is longer than ${MAX_REPORT_BYTES / 1024} KiB` }
+          : decodeReport(m[1]!, m[2]!, m[3]!);
         if (report !== undefined) reports.push(report);
         text = text.slice(m[0].length);
         continue;
@@ -57,6 +84,13 @@ export class ReportScanner {
       if (incomplete(text)) {
         this.#held = text;
         break;
+      }
+      const header = HEADER.exec(text);
+      if (header !== null && !text.slice(header[0].length).includes("'")) {
+        reports.push({ kind: 'unreadable', challenge: header[1]!, pid: Number(header[2]), reason: `the command is longer than ${MAX_REPORT_BYTES / 1024} KiB` });
+        this.#dropping = true;
+        text = text.slice(header[0].length);
+        continue;
       }
       // Not a report after all (or one too long to hold): it is output like any other.
       out += text.slice(0, REPORT_OPEN.length);
@@ -71,6 +105,16 @@ export class ReportScanner {
     this.#held = '';
     return rest;
   }
+}
+
+/** Where the terminator of a dropped report ends in `text`, or undefined when not (wholly) there. */
+function reportEnd(text: string): number | undefined {
+  const quote = text.indexOf("'");
+  if (quote < 0) return undefined;
+  for (const t of ["' RTMAX\r\n", "' RTMAX\n"]) if (text.startsWith(t, quote)) return quote + t.length;
+  const tail = text.slice(quote);
+  if ("' RTMAX\r\n".startsWith(tail) || "' RTMAX\n".startsWith(tail)) return undefined;
+  return quote + 1; // not the hook's terminator: stop dropping here
 }
 
 /** How many characters at the end of `text` could start a report. */
@@ -95,7 +139,8 @@ function decodeReport(challenge: string, pid: string, payload: string): HookRepo
   if (!Number.isSafeInteger(n) || n <= 0) return undefined;
   if (challenge === 'ready') return payload === '' ? { kind: 'ready', pid: n } : undefined;
   const text = unescape(payload);
-  return text === undefined ? undefined : { kind: 'command', challenge, pid: n, text: Buffer.from(text, 'latin1').toString('utf8') };
+  if (text === undefined) return { kind: 'unreadable', challenge, pid: n, reason: 'the report is malformed' };
+  return { kind: 'command', challenge, pid: n, text: Buffer.from(text, 'latin1').toString('utf8') };
 }
 
 const ESCAPES: Readonly<Record<string, string>> = { '\\': '\\', n: '\n', r: '\r', t: '\t', q: "'" };

@@ -1,11 +1,13 @@
 import type { Client, ClientChannel, TerminalModes } from 'ssh2';
 import { HookHelper, readsTerminal } from './helper.js';
 import { shellCommand } from './hook-script.js';
-import { ReportScanner, type CommandReport } from './reports.js';
+import { ReportScanner, type CommandReport, type UnreadableReport } from './reports.js';
 
 export interface CaptureOptions {
   /** Records and decides a reported command; resolves true when it may run. Never rejects. */
   decide: (report: CommandReport) => Promise<boolean>;
+  /** Records a report whose command cannot be read; the command is refused whatever it is. */
+  unreadable: (report: UnreadableReport) => void;
   /** How long to wait for the shell to come up, and for the helper. */
   startTimeoutMs: number;
   /** How long a finished line waits for the shell to be back at its prompt before it is decided as typed. */
@@ -97,7 +99,14 @@ export class ShellCapture {
   /** Terminal output: the reports are taken out (and decided); the rest is the client's. */
   output(chunk: Buffer): Buffer {
     const { output, reports } = this.#scanner.push(chunk);
-    for (const r of reports) if (r.kind === 'command') this.#report(r);
+    for (const r of reports) {
+      if (r.kind === 'command') this.#report(r);
+      else if (r.kind === 'unreadable') {
+        this.#helper.prepare(r.pid);
+        this.#helper.answer(r.pid, r.challenge, false);
+        this.#options.unreadable(r);
+      }
+    }
     return output;
   }
 
