@@ -234,7 +234,7 @@ const ruleMatch = z.strictObject({
         .array(z.enum(['exec', 'shell', 'shell-line', 'sftp', 'direct-tcpip', 'tcpip-forward', 'auth-agent', 'git-push']))
         .nonempty()
         .optional()
-        .describe('`exec`, `shell`, `shell-line` (a line typed in a shell), `sftp`, `direct-tcpip` (`-L`), `tcpip-forward` (`-R`), `auth-agent` (`-A`), `git-push` (a push\'s ref updates). Forwarding opens only by an `allow` rule that matches it, never by the policy default'),
+        .describe('`exec`, `shell`, `shell-line` (a command a captured shell runs, or a line typed in a shell), `sftp`, `direct-tcpip` (`-L`), `tcpip-forward` (`-R`), `auth-agent` (`-A`), `git-push` (a push\'s ref updates). Forwarding opens only by an `allow` rule that matches it, never by the policy default'),
       operations: z
         .array(z.enum(['read', 'write', 'remove', 'rename', 'mkdir', 'rmdir', 'setstat', 'symlink']))
         .nonempty()

@@ -50,7 +50,7 @@ policy:
       match: { protocols: [ssh], shell: { commands: [reboot] } }
     - id: typed-lines-best-effort
       action: allow
-      match: { protocols: [ssh], ssh: { requests: [shell-line] } }
+      match: { protocols: [ssh], claims: { sub: 'repo:acme/app*' }, ssh: { requests: [shell-line] } }
     - id: tunnel-for-tunnelers
       action: allow
       match: { protocols: [ssh], claims: { sub: 'repo:acme/tunnel*' }, ssh: { requests: [direct-tcpip] } }
@@ -519,17 +519,17 @@ test('git push and git clone over ssh go through the proxy; the refs a push upda
   }
 });
 
-test('an interactive shell on a real pty is relayed, recorded as asciicast v2, and each typed line decided', async (ctx) => {
+test('an interactive shell on a real pty is relayed, recorded as asciicast v2, and each command bash runs captured and decided', async (ctx) => {
   const env = ctx as Env;
   const args = sshArgs(env, 'box', undefined, ['-tt']);
   // A person at a keyboard: a refused line first (it must not run), then an allowed one.
   const victim = `/tmp/agate-pty-victim-${process.pid}`;
   await run('install', ['-o', env.sshd.user, '-m', '644', '/dev/null', victim]);
   try {
-    const steps = [['[$#] $', `rm -f ${victim}\r`], ['Agate refused[^\n]*\n(.|\n)*[$#] $', 'echo hello from the pty; exit\r']];
+    const steps = [['[$#] $', `rm -f ${victim}\r`], ['Agate refused[^\n]*\n(.|\n)*[$#] $', 'for i in 1 2; do echo hello from the pty; done; exit\r']];
     const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...args], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 60_000 });
     assert.is(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /\r\nhello from the pty\r\n/);
+    assert.match(r.stdout, /\rhello from the pty\r\n/);
     assert.match(r.stdout, /Agate refused the command by rule "no-rm"/);
     assert.ok(existsSync(victim), 'the refused line must not have run');
   } finally {
@@ -548,18 +548,21 @@ test('an interactive shell on a real pty is relayed, recorded as asciicast v2, a
   const cast = parts.flatMap((p) => p.sample);
   assert.equal(parts[0]!.columns, ['time', 'code', 'data']);
   assert.ok(cast.some(([, code, data]) => code === 'o' && /hello from the pty/.test(data ?? '')), 'the output is recorded');
-  assert.ok(cast.some(([, code, data]) => code === 'i' && /echo hello from the pty; exit/.test(data ?? '')), 'the input is recorded');
+  assert.ok(cast.some(([, code, data]) => code === 'i' && /echo hello from the pty; done; exit/.test(data ?? '')), 'the input is recorded');
   // Within a part times never go back (input held to its line end may land in a later part; readers sort).
   for (const p of parts) for (let i = 1; i < p.sample.length; i += 1) assert.ok(Number(p.sample[i]![0]) >= Number(p.sample[i - 1]![0]), 'times never go back');
-  // The typed lines: best effort, decided, the refused one refused.
+  // What bash ran, one simple command at a time, as its DEBUG trap reported it: exact, decided, the refused one skipped.
   const lines = env.events.filter((e): e is Command => e.type === 'Command' && e.attributes.shell_command_id === command.event_id);
-  assert.equal(lines.map((l) => l.text), [`rm -f ${victim}`, 'echo hello from the pty; exit']);
-  assert.ok(lines.every((l) => l.attributes.best_effort === 'true' && l.attributes.request === 'shell-line'));
+  // A loop's header is reported before each pass, its body's commands as they run.
+  const pass = ['for i in 1 2', 'echo hello from the pty'];
+  assert.equal(lines.map((l) => l.text), [`rm -f ${victim}`, ...pass, ...pass, 'exit']);
+  assert.ok(lines.every((l) => l.attributes.exact === 'true' && l.attributes.captured === 'bash' && l.attributes.request === 'shell-line'));
+  assert.ok(lines.every((l) => l.attributes.best_effort === undefined));
   const refused = env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === lines[0]!.event_id);
   assert.is(refused?.rule_id, 'no-rm');
 });
 
-test('typed lines: keys for a full-screen program are not glued to the next line, never added to, and an edited line is refused', async (ctx) => {
+test('captured: after less, `q` then `rm -rf` is recorded as exactly what ran and denied; readline transposition records the real line', async (ctx) => {
   const env = ctx as Env;
   const args = sshArgs(env, 'box', undefined, ['-tt']);
   const victim = `/tmp/agate-pty-edit-${process.pid}`;
@@ -571,23 +574,115 @@ test('typed lines: keys for a full-screen program are not glued to the next line
       // less on the alternate screen: its keys (and an Enter) are its own input.
       ['\x1b\\[\\?1049h', 'j\r'],
       ['\\d', 'q'],
-      ['\x1b\\[\\?1049l(.|\n)*[$#] $', `rm -f ${victim}\r`],
+      ['\x1b\\[\\?1049l(.|\n)*[$#] $', `rm -rf ${victim}\r`],
+      // Typed `mr`, then ^A ^F ^T: readline swaps the first two letters, so bash runs `rm`.
       ['Agate refused[^\n]*no-rm(.|\n)*[$#] $', `mr -f ${victim}\x01\x06\x14\r`],
-      ['Agate refused[^\n]*shell-line-inexact(.|\n)*[$#] $', 'echo done; exit\r'],
+      ['Agate refused[^\n]*no-rm(.|\n)*[$#] $', 'echo done; exit\r'],
     ];
     const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...args], { env: { ...process.env, TERM: 'xterm', SSHPASS: await token(env) }, timeoutMs: 60_000 });
     assert.is(r.code, 0, r.stdout + r.stderr);
     assert.ok(existsSync(victim), 'neither the rm nor the transposed mr ran');
+    assert.not.match(r.stdout, /AGATE1/, 'the hook\'s reports never reach the client');
   } finally {
     rmSync(victim, { force: true });
   }
   const lines = env.events.slice(since).filter((e): e is Command => e.type === 'Command' && e.attributes.request === 'shell-line');
-  // q and j went to less, not into the next line; the Enter inside less was not decided.
-  assert.equal(lines.map((l) => l.text), ['seq 1 100 | less', `rm -f ${victim}`, `mr -f ${victim}`, 'echo done; exit']);
-  assert.ok(lines.every((l) => l.attributes.exact === 'false'), 'a line rebuilt from keystrokes is never exact');
-  assert.equal(lines.map((l) => l.attributes.edited), ['false', 'false', 'true', 'false']);
+  // q and j went to less; what bash ran is recorded as it ran it.
+  assert.equal(lines.map((l) => l.text), ['seq 1 100', 'less', `rm -rf ${victim}`, `rm -f ${victim}`, 'echo done', 'exit']);
+  assert.ok(lines.every((l) => l.attributes.exact === 'true' && l.attributes.captured === 'bash'));
   const verdicts = lines.map((l) => env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === l.event_id)?.rule_id);
-  assert.equal(verdicts, ['typed-lines-best-effort', 'no-rm', 'agate.shell-line-inexact', 'typed-lines-best-effort']);
+  const allowed = 'typed-lines-best-effort'; // this policy's rule for shell lines; captured ones need none
+  assert.equal(verdicts, [allowed, allowed, 'no-rm', 'no-rm', allowed, allowed]);
+  const recorded = JSON.stringify(env.events.slice(since));
+  assert.not.ok(recorded.includes('AGATE1'), 'nor the recording');
+});
+
+test('captured: `trap - DEBUG` and other ways to switch the hook off are refused, a later denied command still does not run, a held one waits for its verdict', async (ctx) => {
+  const env = ctx as Env;
+  const victim = `/tmp/agate-pty-trap-${process.pid}`;
+  await run('install', ['-o', env.sshd.user, '-m', '644', '/dev/null', victim]);
+  const since = env.events.length;
+  const big = `/tmp/agate-big-command-${process.pid}.sh`;
+  writeFileSync(big, `echo ${'x'.repeat(300 * 1024)} > ${victim}.big\n`, { mode: 0o644 });
+  const attempts = ['trap - DEBUG', "eval 'trap - DEBUG'", 'set +T', 'shopt -u extdebug', 'unset BASH_COMMAND', 'exec bash --norc', 'f() { trap - DEBUG; }; f'];
+  try {
+    const steps: string[][] = [];
+    let prompt = '[$#] $';
+    for (const a of attempts) {
+      steps.push([prompt, `${a}\r`]);
+      prompt = 'Agate refused[^\n]*(.|\n)*[$#] $';
+    }
+    // A held command waits in the hook for its verdict: refused here when nobody approves within the rule's 1 s.
+    // A command too long to report is refused unread (its report, challenge included, never shows).
+    steps.push([prompt, `rm -f ${victim}\r`], ['no-rm(.|\n)*[$#] $', 'reboot\r'], ['agate approve(.|\n)*Agate refused(.|\n)*[$#] $', `source ${big}\r`],
+      ['longer than 256 KiB(.|\n)*[$#] $', 'exit\r']);
+    const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...sshArgs(env, 'box', undefined, ['-tt'])], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 60_000 });
+    assert.is(r.code, 0, r.stdout + r.stderr);
+    assert.ok(existsSync(victim), 'the rm after the attempts did not run');
+    assert.not.ok(existsSync(`${victim}.big`), 'the command too long to read did not run');
+    assert.not.match(r.stdout, /AGATE1/, 'no report reached the client');
+  } finally {
+    rmSync(victim, { force: true });
+    rmSync(`${victim}.big`, { force: true });
+    rmSync(big, { force: true });
+  }
+  const lines = env.events.slice(since).filter((e): e is Command => e.type === 'Command' && e.attributes.request === 'shell-line');
+  const rule = (text: string) => {
+    const l = lines.find((c) => c.text === text);
+    return l && env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === l.event_id)?.rule_id;
+  };
+  // eval's script is read as part of its line; a function's body is reported command by command when it runs.
+  for (const t of ['trap - DEBUG', "eval 'trap - DEBUG'", 'set +T', 'shopt -u extdebug', 'unset BASH_COMMAND']) assert.is(rule(t), 'agate.shell-hook-tamper', t);
+  assert.is(lines.filter((l) => l.text === 'trap - DEBUG').length, 2, 'typed, and inside the function');
+  assert.is(rule('exec bash --norc'), 'agate.unparseable');
+  assert.is(rule(`rm -f ${victim}`), 'no-rm');
+  assert.is(rule('reboot'), 'hold-reboot');
+  const unread = lines.find((c) => c.text === '(unreadable captured command)');
+  assert.ok(unread, 'the unreadable command is recorded');
+  const reboot = lines.find((c) => c.text === 'reboot')!;
+  const response = await waitFor(env, (events) => events.find((e): e is Response => e.type === 'Response' && e.command_id === reboot.event_id));
+  assert.is(response.status, 'refused');
+});
+
+test('captured: lines typed into a nested shell nothing reports on are decided as typed, refused under shell rules; vim gets no keystroke of Agate\'s', async (ctx) => {
+  const env = ctx as Env;
+  const victim = `/tmp/agate-pty-nested-${process.pid}`;
+  const written = `/tmp/agate-pty-vim-${process.pid}`;
+  await run('install', ['-o', env.sshd.user, '-m', '644', '/dev/null', victim]);
+  const since = env.events.length;
+  try {
+    const steps = [
+      // A nested shell reading the terminal is refused outright...
+      ['[$#] $', 'env -i bash\r'],
+      // ...one started by a program the policy cannot see into runs, but nothing reports on it. The
+      // next line is typed at once (typeahead): it must not go undecided to whatever reads it.
+      ['Agate refused[^\n]*(.|\n)*[$#] $', `script -qc 'env -i bash --norc' /dev/null\rtouch ${victim}.new; chmod 600 ${victim}\r`],
+      ['Agate refused[^\n]*shell-line-inexact(.|\n)*bash-[0-9.]+[$#] $', '\x04'],
+      // Back in the captured shell: vim writes a file, keystrokes only its own.
+      ['exit(.|\n)*[$#] $', `vim -u NONE -N ${written}\r`],
+      ['\x1b\\[\\?1049h', 'i'],
+      ['-- INSERT --', 'hello\x1b:wq\r'],
+      ['\x1b\\[\\?1049l(.|\n)*[$#] $', 'exit\r'],
+    ];
+    const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...sshArgs(env, 'box', undefined, ['-tt'])], { env: { ...process.env, TERM: 'xterm', SSHPASS: await token(env, 'repo:acme/strict:ref:refs/heads/main') }, timeoutMs: 60_000 });
+    assert.is(r.code, 0, r.stdout + r.stderr);
+    assert.not.ok(existsSync(`${victim}.new`), 'the line typed into the nested shell did not run');
+    assert.is(readFileSync(written, 'utf8'), 'hello\n', 'vim got exactly what was typed');
+  } finally {
+    rmSync(victim, { force: true });
+    rmSync(`${victim}.new`, { force: true });
+    rmSync(written, { force: true });
+  }
+  const lines = env.events.slice(since).filter((e): e is Command => e.type === 'Command' && (e.attributes.request === 'shell-line'));
+  const typed = lines.find((l) => l.text.startsWith('touch '));
+  assert.ok(typed, 'the nested line was recorded');
+  assert.is(typed!.attributes.exact, 'false');
+  assert.is(env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === typed!.event_id)?.rule_id, 'agate.shell-line-inexact');
+  const nested = lines.find((l) => l.text === 'env -i bash');
+  assert.is(env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === nested?.event_id)?.rule_id, 'agate.unparseable');
+  assert.ok(lines.some((l) => l.text === `vim -u NONE -N ${written}` && l.attributes.exact === 'true'));
+  // Nothing typed inside vim became a line of its own.
+  assert.not.ok(lines.some((l) => /hello|:wq/.test(l.text)));
 });
 
 test('exec with a pty (ssh -tt host cmd) runs on a pty on the target; a shell without one (ssh -T) reads its commands from stdin', async (ctx) => {
@@ -609,7 +704,7 @@ test('a terminal resize reaches the shell on the target and is recorded', async 
   const steps = [['[$#] $', '@resize 33 101'], ['[$#] $', 'stty size; exit\r']];
   const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...sshArgs(env, 'box', undefined, ['-tt'])], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 60_000 });
   assert.is(r.code, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /\r\n33 101\r\n/);
+  assert.match(r.stdout, /\r\n?33 101\r\n/);
   const resized = await waitFor(env, (events) => events.find((e): e is Response => e.type === 'Response' && (e.command_tag ?? '').startsWith('asciicast') && e.sample.some(([, code, data]) => code === 'r' && data === '101x33')));
   assert.ok(resized);
 });

@@ -66,6 +66,10 @@ programs('wrappers, sh -c, eval and alias are looked through', () => {
   assert.equal(of('eval rm -rf /'), ['eval', 'rm']);
   assert.equal(of("env -S 'rm -rf /'"), ['env', 'rm']);
   assert.equal(of("alias ll='rm -rf /'; ll"), ['alias', 'rm', 'll']);
+  // A trap's handler runs later, when its signal arrives: its text counts as run.
+  assert.equal(of("trap 'rm -rf /tmp/x' USR1; kill -USR1 $$"), ['trap', 'rm', 'kill']);
+  assert.equal(of("trap -- 'shred k' EXIT"), ['trap', 'shred']);
+  assert.equal(of("trap - DEBUG; trap '' INT; trap -p; trap INT"), ['trap', 'trap', 'trap', 'trap']);
   assert.equal(of('find / -name x -exec rm -rf {} \\; -print'), ['find', 'rm']);
   assert.equal(of("su root -c 'rm -rf /'"), ['su', 'rm']);
   assert.equal(of("watch -n 5 'rm -rf /tmp/x'"), ['watch', 'rm']);
@@ -142,7 +146,7 @@ downloads('a download piped into an interpreter is marked on the interpreter', (
 unreadable('what depends on the run fails instead of guessing', () => {
   for (const text of [
     '$CMD x', '"$X" y', '${x} -rf /', '$(echo rm) -rf /', '`echo rm` x', '/bin/r? x', '/???/rm x', '{rm,-rf,/}',
-    'eval "$x"', 'sh -c "$payload"', 'bash -c "$(curl -s x)"', 'eval $(echo cm0K | base64 -d)',
+    'eval "$x"', 'trap "$x" USR1', 'sh -c "$payload"', 'bash -c "$(curl -s x)"', 'eval $(echo cm0K | base64 -d)',
     'echo cm0gLXJmIC8K | base64 -d | sh', 'cat <<EOF | sh\nrm -rf /\nEOF', 'bash <<< "rm -rf /"', 'sh', 'python3 -',
     'echo "open', "echo 'open", 'echo \\', 'if true; then', 'bash -c', 'sudo -i', 'sudo -u root -s', 'su', 'su -c "$X"',
     '('.repeat(2000) + 'rm x' + ')'.repeat(2000),

@@ -8,7 +8,7 @@ export { initShellParser } from './parser.js';
 /*
  * Every simple command a shell line runs, read from bash's grammar (tree-sitter-bash): commands
  * in pipelines, lists, subshells, functions, loops, command and process substitutions, the
- * scripts of `sh -c`/`bash -c`/`eval`/`alias` (parsed again, recursively), and the commands that
+ * scripts of `sh -c`/`bash -c`/`eval`/`alias`/`trap` (parsed again, recursively), and the commands that
  * wrappers such as `sudo`, `env`, `xargs` or `timeout` run. What the line would only decide at
  * run time — a program named by an expansion, a script that depends on one, a shell reading its
  * program from a pipe or a here-document — makes the analysis fail, and policy refuses rather
@@ -258,6 +258,7 @@ function run(argv: string[], literal: boolean[], extras: Extras, ctx: Context): 
     if (program === 'su') return su(cmd, literal, extras, ctx);
     if (program === 'watch') return watch(argv, literal, ctx);
     if (program === 'eval') return analyzeScript(script(argv.slice(1), literal.slice(1), 'eval'), { ...inner, via: [...ctx.via, 'eval'] });
+    if (program === 'trap') return trapHandler(argv, literal, inner);
     if (program === 'source' || program === '.') {
       if (extras.processDownload) cmd.downloaded = true;
       return;
@@ -297,6 +298,18 @@ function run(argv: string[], literal: boolean[], extras: Extras, ctx: Context): 
     literal = literal.slice(i);
     ctx = { ...ctx, via: [...ctx.via, program] };
   }
+}
+
+/**
+ * `trap HANDLER SIGNAL…` runs HANDLER when a signal (or EXIT, ERR) arrives: its text counts as
+ * run, like eval's. `trap - SIG`, `trap '' SIG`, `trap SIG` (reset) and `trap -p`/`-l` run nothing.
+ */
+function trapHandler(argv: string[], literal: boolean[], ctx: Context): void {
+  let i = 1;
+  if (argv[i] === '--') i += 1;
+  else if (argv[i] !== undefined && /^-[lpP]+$/.test(argv[i]!)) return;
+  if (argv.length - i < 2 || argv[i] === '-' || argv[i] === '') return;
+  analyzeScript(script([argv[i]!], [literal[i]!], 'trap'), { ...ctx, via: [...ctx.via, 'trap'] });
 }
 
 /** find's options before its starting points: `-H`, `-L`, `-P`, `-D debugopts`, `-Olevel`. */

@@ -10,6 +10,7 @@ import { sqlFacts, type SqlFacts } from '../../../core/src/sql/facts.js';
 import { GUARDED_EFFECTS, type SqlEffect } from '../../../core/src/sql/effects.js';
 import { k8sRequest } from './k8s-request.js';
 import { gitUpdates, type GitUpdate } from './git-push.js';
+import { HOOK_TAMPER_RULE, completeCapturedHeader, hookTamper } from './shell-hook.js';
 
 export interface PolicyDecision {
   /** `mask`: allowed, with the results the client receives masked by `mask_set`; `hold`: needs approval. */
@@ -121,6 +122,7 @@ export class CompiledPolicy {
     const d = this.#evaluate(command);
     const a = command.attributes;
     if (command.protocol === 'ssh' && a.request === 'shell-line' && a.exact !== 'true') return sshEnforceable(command, this.#inexactLine(command, d));
+    if (command.protocol === 'ssh' && a.request === 'shell-line' && a.captured !== undefined && d.decision !== 'deny') return sshEnforceable(command, this.#hookIntact(command, d));
     return command.protocol === 'ssh' ? sshEnforceable(command, d) : d;
   }
 
@@ -141,6 +143,17 @@ export class CompiledPolicy {
       decision: 'deny', rule_id: INEXACT_LINE_RULE, mask_set: null,
       reason: `a line typed in an interactive shell cannot be read exactly (${why}) and this policy has shell rules; run it as a command (ssh host 'command'), which is decided exactly`,
     };
+  }
+
+  /**
+   * A command the shell's capture hook reported: whatever the rules say, one that would switch
+   * the hook off (shell-hook.ts) is refused, or every command after it would run unseen.
+   */
+  #hookIntact(command: Command, d: PolicyDecision): PolicyDecision {
+    const analysis = this.#shell.analyze(completeCapturedHeader(command.text));
+    const why = analysis.ok ? hookTamper(command.text, analysis.commands) : undefined;
+    if (why === undefined) return d;
+    return { decision: 'deny', rule_id: HOOK_TAMPER_RULE, mask_set: null, reason: `Agate captures what this shell runs, and this command would stop it: ${why}` };
   }
 
   #evaluate(command: Command): PolicyDecision {
@@ -177,7 +190,9 @@ export class CompiledPolicy {
     if (command.protocol === 'ssh' && SHELL_TEXT_REQUESTS.has(command.attributes.request ?? 'exec')) {
       // Each simple command is decided like a statement: any deny refuses the line. A line that
       // cannot be read (or would decide its program at run time) is refused whatever the rules.
-      const analysis = this.#shell.analyze(command.text);
+      // A captured command may be a compound command's header alone (shell-hook.ts).
+      const text = command.attributes.captured === undefined ? command.text : completeCapturedHeader(command.text);
+      const analysis = this.#shell.analyze(text);
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the command line cannot be analysed: ${analysis.error}`, mask_set: null };
       if (analysis.commands.length > 0) shellCommands = analysis.commands;
     }

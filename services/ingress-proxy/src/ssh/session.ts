@@ -29,6 +29,8 @@ import { MAX_REMOTE_FORWARDS, RemoteForwards } from './remote-forwards.js';
 import { castResponse, execResponse, failureResponse, fileResponse, forwardResponse, grantedResponse } from './responses.js';
 import type { TypedLine } from './line-tracker.js';
 import { relayShell, type LineDecision } from './shell-relay.js';
+import { ShellCapture } from './capture/shell-capture.js';
+import type { CommandReport } from './capture/reports.js';
 import { relaySftp, type FileRequest, type FileResult } from './sftp/relay.js';
 import { connectUpstream, type SshUpstreamTarget } from './upstream.js';
 
@@ -79,7 +81,8 @@ type Decision = { kind: 'run'; rule: string | null } | { kind: 'refuse'; message
  * password, naming the target as the user name. Each `exec` is recorded as a Command, decided by
  * policy, and only then run on the target over Agate's own connection; its output and exit
  * status go back to the client and are recorded as a Response. Shells (relayed on the client's
- * pty, recorded as asciicast, typed lines decided), sftp (each file operation decided), `-L`
+ * pty, recorded as asciicast; on a pty, bash with Agate's capture hook reports each command it
+ * runs, decided exactly; other typed lines decided as rebuilt), sftp (each file operation decided), `-L`
  * tunnels, `-R` listeners and agent forwarding (`-A`) are decided the same way, forwarding only
  * by an explicit rule; X11, unix-socket forwards and other subsystems are refused.
  */
@@ -326,8 +329,11 @@ export class SshSession {
   /**
    * An interactive shell: decided as the command `shell` (attributes request=shell, the pty's
    * term and size); when allowed, relayed with its pty, recorded as an asciicast v2 stream in
-   * Response events (`command_tag` "asciicast v2 part N", one event per sample row), and each
-   * line typed into it recorded and decided as a best-effort `shell-line` command.
+   * Response events (`command_tag` "asciicast v2 part N", one event per sample row). On a pty,
+   * bash runs with the capture hook (capture/hook-script.ts) where the target has it, and each
+   * command it is about to run is an exact `shell-line` command, decided before it runs; a line
+   * typed where no hook reports (another program has the terminal, no bash here, no pty) is
+   * recorded and decided as a best-effort `shell-line` command.
    */
   async #shell(accept: () => ServerChannel | undefined, pty: PseudoTtyInfo | undefined, onLive: (l: { upstream: ClientChannel; recorder: CastRecorder }) => void, agent?: Promise<boolean>): Promise<void> {
     const channel = accept();
@@ -340,31 +346,79 @@ export class SshSession {
     if (decision.kind === 'refuse') return this.#refuse(channel, command, 'refused', decision.message);
     const upstream = await this.#upstreamOr(channel, command);
     if (upstream === undefined) return;
-    const options: ShellOptions & AgentForward = (await agent) === true ? { agentForward: true } : {};
+    const agentForward = (await agent) === true;
     const started = nowMicros();
-    const window = pty === undefined ? false : { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes };
-    upstream.shell(window as false, options, (err, stream) => {
-      if (err) return void this.#refuse(channel, command, 'error', `the target could not start a shell: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
-      let backlog = 0;
-      const recorder = new CastRecorder({
-        masker: this.#deps.audit,
-        flush: (chunk) => {
-          backlog += 1;
-          void this.#events.emitLogged(castResponse(command, chunk)).then(() => (backlog -= 1));
-        },
-      });
+    let backlog = 0;
+    const recorder = new CastRecorder({
+      masker: this.#deps.audit,
+      flush: (chunk) => {
+        backlog += 1;
+        void this.#events.emitLogged(castResponse(command, chunk)).then(() => (backlog -= 1));
+      },
+    });
+    const relay = (stream: ClientChannel, capture?: { capture: ShellCapture; initial: Buffer }) => {
       onLive({ upstream: stream, recorder });
       // A quiet shell's recording is published every few seconds, not only per 32 KiB.
       const ticker = setInterval(() => recorder.tick(), RECORDING_TICK_MS);
       void relayShell(channel, stream, {
         recorder,
+        capture,
         onLine: (line) => this.#typedLine(command, line, (note) => channel.write(`\r\n${note}\r\n`)),
         recordingBacklog: () => (backlog > MAX_RECORDING_BACKLOG ? this.#events.drained() : undefined),
       }).then((outcome) => {
         clearInterval(ticker);
         return this.#events.emitLogged(execResponse(command, outcome, started));
       });
+    };
+    if (pty !== undefined) {
+      // On a pty, bash runs with Agate's capture hook when the target has it; otherwise a plain shell.
+      const say = (text: string) => {
+        const b = Buffer.from(`\r\n${text}\r\n`);
+        recorder.output(b);
+        channel.write(b);
+      };
+      const window = { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes };
+      const captured = await ShellCapture.start(upstream, window, agentForward, {
+        decide: (report) => this.#capturedCommand(command, report, say),
+        unreadable: (report) => {
+          const message = `Agate refused the command: ${report.reason}, so it cannot be recorded and decided`;
+          this.#recordRefusal('(unreadable captured command)', { request: 'shell-line', exact: 'false', captured: 'bash', pid: String(report.pid), shell_command_id: command.event_id }, message);
+          say(message);
+        },
+        startTimeoutMs: this.#deps.connectTimeoutMs,
+      });
+      if (channel.destroyed) return captured?.capture.close();
+      if (captured !== undefined) return relay(captured.stream, { capture: captured.capture, initial: captured.initial });
+      this.#log.info('the target cannot run the shell capture hook; typed lines are decided as rebuilt from keystrokes', { target: this.#targetName });
+    }
+    const options: ShellOptions & AgentForward = agentForward ? { agentForward: true } : {};
+    const window = pty === undefined ? false : { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes };
+    upstream.shell(window as false, options, (err, stream) => {
+      if (err) return void this.#refuse(channel, command, 'error', `the target could not start a shell: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
+      relay(stream);
     });
+  }
+
+  /**
+   * A command the captured shell is about to run, reported by its hook: recorded as an exact
+   * `shell-line` (attributes exact=true, captured=bash, pid) and decided; the hook runs it only
+   * when this resolves true. Never rejects: a failure to decide is a refusal.
+   */
+  async #capturedCommand(shell: Command, report: CommandReport, say: (text: string) => void): Promise<boolean> {
+    try {
+      const command = this.#command(report.text, { request: 'shell-line', exact: 'true', captured: 'bash', pid: String(report.pid), shell_command_id: shell.event_id });
+      const decision = await this.#decide(command, say);
+      if (decision.kind === 'refuse') {
+        void this.#events.emitLogged(failureResponse(command, 'refused', null, decision.message));
+        say(decision.message);
+        return false;
+      }
+      void this.#events.emitLogged({ ...failureResponse(command, 'refused', null, null), status: 'ok', command_tag: 'captured command allowed' });
+      return true;
+    } catch (err) {
+      this.#log.error('cannot decide a captured shell command; refusing it', { error: describeError(err) });
+      return false;
+    }
   }
 
   /** A line typed into a shell: recorded and decided before its Enter reaches the target. */

@@ -5,6 +5,7 @@ import type { CastRecorder } from './asciicast.js';
 import type { ExecOutcome } from './exec-relay.js';
 import { LineTracker, type TypedLine } from './line-tracker.js';
 import { ScreenMode } from './screen-mode.js';
+import type { ShellCapture } from './capture/shell-capture.js';
 
 export type LineDecision = { run: true } | { run: false; message: string };
 
@@ -14,6 +15,12 @@ export interface ShellRelayOptions {
   onLine: (line: TypedLine) => Promise<LineDecision>;
   /** Resolves once the recording has caught up (published); undefined when it has. */
   recordingBacklog: () => Promise<void> | undefined;
+  /**
+   * The shell's capture hook, when it runs with one: its reports are taken out of the output, and
+   * a line that goes to the shell at its prompt is not decided as typed (the hook reports every
+   * command it runs). `initial`: output the shell wrote before the relay started.
+   */
+  capture?: { capture: ShellCapture; initial: Buffer };
 }
 
 /**
@@ -42,7 +49,10 @@ export function relayShell(client: ServerChannel, upstream: ClientChannel, optio
     let finished = false;
     const writes = new ClientWrites();
 
-    const down = (chunk: Buffer, to: NodeJS.WritableStream) => {
+    const capture = options.capture?.capture;
+    /** Output the client sees (already without the hook's reports). */
+    const deliver = (chunk: Buffer, to: NodeJS.WritableStream) => {
+      if (chunk.length === 0) return;
       hash.update(chunk);
       bytes += chunk.length;
       recorder.output(chunk);
@@ -61,8 +71,11 @@ export function relayShell(client: ServerChannel, upstream: ClientChannel, optio
         upstream.stderr.resume();
       });
     };
+    const down = (raw: Buffer, to: NodeJS.WritableStream) => deliver(capture === undefined ? raw : capture.output(raw), to);
+    if (options.capture !== undefined) deliver(options.capture.initial, client);
     upstream.on('data', (chunk: Buffer) => down(chunk, client));
     upstream.stderr.on('data', (chunk: Buffer) => down(chunk, client.stderr));
+    upstream.resume();
 
     const send = (data: Buffer): Promise<void> | undefined => {
       if (data.length === 0) return undefined;
@@ -86,6 +99,13 @@ export function relayShell(client: ServerChannel, upstream: ClientChannel, optio
         if (line === undefined) continue;
         await send(chunk.subarray(from, i));
         from = i + 1;
+        // The captured shell at its prompt reads this line: its hook reports what it runs, exactly.
+        if (capture !== undefined && (await capture.shellReads())) {
+          if (finished) return;
+          await send(chunk.subarray(i, i + 1));
+          capture.lineSent();
+          continue;
+        }
         const decision = await options.onLine(line);
         if (finished) return;
         if (decision.run) await send(chunk.subarray(i, i + 1));
@@ -114,11 +134,13 @@ export function relayShell(client: ServerChannel, upstream: ClientChannel, optio
     const finish = (clientGone: boolean) => {
       if (finished) return;
       finished = true;
+      capture?.close();
       recorder.end();
       resolve({ exitCode, signal, bytes, bytesUp, digest: bytes === 0 ? null : `sha256:${hash.digest('hex')}`, clientGone });
     };
     upstream.on('close', () => {
       // The exit status must follow every byte of output, so wait until ssh2 has sent them.
+      if (capture !== undefined) deliver(capture.flush(), client);
       const end = () => {
         if (signal !== null) client.exit(signal, false, '');
         else client.exit(exitCode ?? 255);

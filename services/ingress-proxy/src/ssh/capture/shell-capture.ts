@@ -1,0 +1,176 @@
+import type { Client, ClientChannel, TerminalModes } from 'ssh2';
+import { HookHelper, readsTerminal } from './helper.js';
+import { shellCommand } from './hook-script.js';
+import { ReportScanner, type CommandReport, type UnreadableReport } from './reports.js';
+
+export interface CaptureOptions {
+  /** Records and decides a reported command; resolves true when it may run. Never rejects. */
+  decide: (report: CommandReport) => Promise<boolean>;
+  /** Records a report whose command cannot be read; the command is refused whatever it is. */
+  unreadable: (report: UnreadableReport) => void;
+  /** How long to wait for the shell to come up, and for the helper. */
+  startTimeoutMs: number;
+  /** How long a finished line waits for the shell to be back at its prompt before it is decided as typed. */
+  promptWaitMs?: number;
+}
+
+export interface PtyWindow {
+  term: string;
+  cols: number;
+  rows: number;
+  width: number;
+  height: number;
+  modes?: TerminalModes;
+}
+
+/** Reports decided at once; more (a flood of forged reports) are refused without a record. */
+const MAX_PENDING = 256;
+const PROMPT_WAIT_MS = 1000;
+const POLL_MS = 15;
+
+/**
+ * What Agate knows about a captured bash (see hook-script.ts): its process, the reports its hook
+ * writes (taken out of the output and decided), and whether a line the client finishes goes to
+ * the shell itself — then the hook reports every command the line runs and the line needs no
+ * decision of its own — or to some program the shell started, which nothing reports on.
+ */
+export class ShellCapture {
+  readonly #helper: HookHelper;
+  readonly #scanner: ReportScanner;
+  readonly #options: CaptureOptions;
+  /** The shell the hook was installed in before the client could type: the only one trusted at a prompt. */
+  readonly pid: number;
+  /** A line went to the shell at its prompt and the shell has not reported on it yet. */
+  #awaitingReport = false;
+  #reported: (() => void)[] = [];
+  #pending = 0;
+
+  private constructor(helper: HookHelper, scanner: ReportScanner, pid: number, options: CaptureOptions) {
+    this.#helper = helper;
+    this.#scanner = scanner;
+    this.pid = pid;
+    this.#options = options;
+  }
+
+  /**
+   * Starts the captured shell on a pty: the helper first, then bash with the hook; resolves once
+   * the hook says it is ready (before any keystroke reaches it), with the output so far. Resolves
+   * undefined when the target cannot (no bash 5.1+, no mkfifo): the caller starts a plain shell.
+   */
+  static start(upstream: Client, window: PtyWindow, agentForward: boolean, options: CaptureOptions): Promise<{ stream: ClientChannel; capture: ShellCapture; initial: Buffer } | undefined> {
+    return HookHelper.start(upstream, options.startTimeoutMs).then((helper) => {
+      if (helper === undefined) return undefined;
+      return new Promise((resolve) => {
+        const exec = { pty: window, ...(agentForward ? { agentForward: true } : {}) };
+        upstream.exec(shellCommand(helper.dir), exec, (err, stream) => {
+          if (err) {
+            helper.close();
+            return resolve(undefined);
+          }
+          const scanner = new ReportScanner();
+          let initial = Buffer.alloc(0);
+          const timer = setTimeout(() => fail(), options.startTimeoutMs);
+          const fail = () => {
+            clearTimeout(timer);
+            stream.removeListener('data', onData);
+            stream.removeListener('close', fail);
+            stream.close();
+            helper.close();
+            resolve(undefined);
+          };
+          const onData = (chunk: Buffer) => {
+            const { output, reports } = scanner.push(chunk);
+            initial = Buffer.concat([initial, output]);
+            const ready = reports.find((r) => r.kind === 'ready');
+            if (ready === undefined) return initial.length > 64 * 1024 ? fail() : undefined;
+            clearTimeout(timer);
+            stream.removeListener('data', onData);
+            stream.removeListener('close', fail);
+            stream.pause();
+            resolve({ stream, capture: new ShellCapture(helper, scanner, ready.pid, options), initial });
+          };
+          stream.on('data', onData);
+          stream.on('close', fail);
+        });
+      });
+    });
+  }
+
+  /** Terminal output: the reports are taken out (and decided); the rest is the client's. */
+  output(chunk: Buffer): Buffer {
+    const { output, reports } = this.#scanner.push(chunk);
+    for (const r of reports) {
+      if (r.kind === 'command') this.#report(r);
+      else if (r.kind === 'unreadable') {
+        this.#helper.prepare(r.pid);
+        this.#helper.answer(r.pid, r.challenge, false);
+        this.#options.unreadable(r);
+      }
+    }
+    return output;
+  }
+
+  /** Output held at the end of the stream. */
+  flush(): Buffer {
+    return this.#scanner.flush();
+  }
+
+  /**
+   * Whether the line just finished goes to the captured shell at its prompt. After a line went
+   * there, the shell must first report on it (so that line is no longer in the terminal's input,
+   * where a program it starts could read the next one); then the kernel must show the shell
+   * holding the terminal and sleeping for its input. Anything else — a program in the
+   * foreground, a nested shell, the hook waiting for a verdict — and the line is not the shell's.
+   */
+  async shellReads(): Promise<boolean> {
+    const deadline = Date.now() + (this.#options.promptWaitMs ?? PROMPT_WAIT_MS);
+    if (this.#awaitingReport) {
+      await new Promise<void>((r) => {
+        const woken = () => (clearTimeout(timer), r());
+        const timer = setTimeout(() => {
+          this.#reported = this.#reported.filter((w) => w !== woken);
+          r();
+        }, deadline - Date.now());
+        this.#reported.push(woken);
+      });
+      if (this.#awaitingReport) return false;
+    }
+    for (;;) {
+      // A helper that stopped answering must not hold the client's keystrokes.
+      const p = await Promise.race([this.#helper.process(this.pid), sleep(Math.max(0, deadline - Date.now()))]);
+      if (p === undefined) return false;
+      if (readsTerminal(p, this.pid)) return true;
+      // A program has the terminal, or the hook waits for a verdict: it may be back at its prompt soon.
+      if (Date.now() + POLL_MS > deadline) return false;
+      await sleep(POLL_MS);
+    }
+  }
+
+  /** A line (not blank) was sent to the shell at its prompt: the next one waits for its report. */
+  lineSent(): void {
+    this.#awaitingReport = true;
+  }
+
+  close(): void {
+    this.#helper.close();
+    for (const r of this.#reported.splice(0)) r();
+  }
+
+  #report(r: CommandReport): void {
+    if (r.pid === this.pid && this.#awaitingReport) {
+      this.#awaitingReport = false;
+      for (const w of this.#reported.splice(0)) w();
+    }
+    this.#helper.prepare(r.pid);
+    if (this.#pending >= MAX_PENDING) return this.#helper.answer(r.pid, r.challenge, false);
+    this.#pending += 1;
+    void this.#options.decide(r).then((run) => {
+      this.#pending -= 1;
+      this.#helper.answer(r.pid, r.challenge, run);
+    });
+  }
+}
+
+function sleep(ms: number): Promise<undefined> {
+  return new Promise((r) => setTimeout(() => r(undefined), ms));
+}
