@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   policy: () => import('./policy.js'),
   k8s: () => import('./k8s.js'),
   ssh: () => import('./ssh.js'),
+  scaleout: () => import('./scaleout.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);
