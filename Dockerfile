@@ -5,7 +5,7 @@
 # Stage 1 compiles the TypeScript with the dev dependencies; stage 2 installs only the runtime
 # dependencies; the final stage holds those and the compiled output, and runs as a non-root user
 # (the root filesystem may be mounted read-only: Agate writes only under data_dir and /tmp).
-ARG NODE_IMAGE=node:22-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src

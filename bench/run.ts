@@ -13,6 +13,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   k8s: () => import('./k8s.js'),
   ssh: () => import('./ssh.js'),
   buslog: () => import('./buslog.js'),
+  scaleout: () => import('./scaleout.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -378,6 +378,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
           target: await kubeProxyTarget(config, t), logins: loginGuard(config.logins, throttle),
         });
         started.push({ stop: () => kube.shutdown() });
+        drainable.push(kube);
         const k = splitHostPort(t.listen);
         (out.kubernetes ??= {})[t.name] = await kube.listen(k.host, k.port);
         report(`listener.kubernetes.${t.name}`);

@@ -8,6 +8,7 @@ import { ApiClient } from './api-client.js';
 import { ALL_ROLES } from './components.js';
 import { runServices } from './run-service.js';
 import { topicsCommand } from './topics-command.js';
+import { schemaCommand } from './schema-command.js';
 import { consistencyCommand, ledgerKeyCommand, proveCommand, verifyCommand, verifyProofCommand } from './ledger-commands.js';
 import { table } from './format.js';
 import { exitWhenFlushed } from './exit.js';
@@ -32,6 +33,10 @@ Usage:
                                               partitions, replication, min.insync.replicas and
                                               retention, or (--check) compare; exit 1 on a
                                               missing or different topic
+  agate schema     --config FILE [--cluster NAME]
+                                              print the ClickHouse DDL of the store, for one
+                                              server or (--cluster) for a cluster: replicated
+                                              tables, Distributed tables, ON CLUSTER
   agate policy test --config FILE --sql "…" [--claim K=V ...] [--target T] [--sub S] [--json]
                                               the verdict and deciding rule for one statement
                                               (exit 0 allow/mask, 3 hold, 4 deny)
@@ -119,6 +124,7 @@ const OPTIONS = {
   since: { type: 'string' },
   until: { type: 'string' },
   'max-commands': { type: 'string' },
+  cluster: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -157,6 +163,8 @@ async function main(argv: string[]): Promise<number> {
       return runServices(config(), [command]);
     case 'topics':
       return topicsCommand(config(), values.check === true, values.json === true);
+    case 'schema':
+      return schemaCommand(config(), values.cluster);
     case 'check':
       config();
       console.log(`${values.config}: valid`);

@@ -20,7 +20,11 @@ export class EmbeddedStore implements Store {
     this.#lockFile = lockFile;
   }
 
-  static open(path: string): EmbeddedStore {
+  /**
+   * `configFile`: a ClickHouse server config the engine reads (clusters, macros, Keeper,
+   * profiles); tests use one to run a cluster's DDL on one in-process engine.
+   */
+  static open(path: string, options: { configFile?: string } = {}): EmbeddedStore {
     mkdirSync(path, { recursive: true });
     // The engine's own lock error does not say who holds it; Agate's pid file does.
     const lockFile = join(path, 'agate.pid');
@@ -35,7 +39,8 @@ export class EmbeddedStore implements Store {
     mkdirSync(userFiles, { recursive: true, mode: 0o700 });
     let session: Session;
     try {
-      session = new Session(path, { connectionArgs: [`--user_files_path=${userFiles}`] });
+      const config = options.configFile === undefined ? [] : [`--config-file=${options.configFile}`];
+      session = new Session(path, { connectionArgs: [`--user_files_path=${userFiles}`, ...config] });
     } catch (cause) {
       throw new AgateError(ErrorCode.STORE_FAILED, `cannot open the embedded store at ${path}: ${(cause as Error).message}`, { cause });
     }

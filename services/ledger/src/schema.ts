@@ -1,5 +1,6 @@
 import { AgateError, ErrorCode } from '../../../core/src/errors.js';
 import { DURABLE_SETTINGS_SQL, ensureDurable, ensureTableSettings, settingsSql, type TableSettings } from '../../../core/src/store/durable-tables.js';
+import { isDistributed, requireForegroundInserts } from '../../../core/src/store/cluster-ddl.js';
 import type { Store } from '../../../core/src/store/store.js';
 
 /** Records per partition: a power of two, so a dropped partition is one complete subtree. */
@@ -148,6 +149,9 @@ export async function migrate(store: Store, options: LedgerSchemaOptions = {}): 
   if (major < MIN_CLICKHOUSE[0] || (major === MIN_CLICKHOUSE[0] && minor < MIN_CLICKHOUSE[1])) {
     throw new AgateError(ErrorCode.STORE_FAILED, `ClickHouse ${row?.v} is too old for Agate's ledger schema: it needs ${MIN_CLICKHOUSE.join('.')} or newer (projections, DateTime64, query parameters, skip indexes)`);
   }
+  // A cluster's tables are laid out by `agate schema --cluster` (cluster-ddl.ts) and changed ON
+  // CLUSTER by its operator: the ALTERs below would reach the Distributed table, not the shards.
+  if (await isDistributed(store, 'agate', 'ledger')) return requireForegroundInserts(store);
   for (const ddl of ledgerDdl(options)) await store.exec(ddl);
   // Earlier versions expired rows by TTL, which can drop part of a block; retention now drops whole blocks.
   const [table] = await store.query<{ engine_full: string }>("SELECT engine_full FROM system.tables WHERE database = 'agate' AND name = 'ledger'");

@@ -1,4 +1,5 @@
 import { DURABLE_SETTINGS_SQL, ensureDurable } from '../../../core/src/store/durable-tables.js';
+import { isDistributed } from '../../../core/src/store/cluster-ddl.js';
 import type { Store } from '../../../core/src/store/store.js';
 
 /**
@@ -242,6 +243,8 @@ export const QUERY_DDL: readonly string[] = [
  * so no event falls between the two (one caught by both is absorbed by the table engines).
  */
 export async function migrateQuery(store: Store): Promise<void> {
+  // A cluster's tables and views come from `agate schema --cluster`, applied by its operator (ledger schema.ts).
+  if (await isDistributed(store, 'agate', 'ledger')) return;
   const existing = new Set((await store.query<{ name: string }>("SELECT name FROM system.tables WHERE database = 'agate'")).map((r) => `agate.${r.name}`));
   for (const ddl of SESSION_TABLES_DDL) await store.exec(ddl);
   await addSessionAttributes(store, existing);

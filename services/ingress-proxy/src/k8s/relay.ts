@@ -31,6 +31,8 @@ export interface RelayContext {
   info: RequestInfo;
   target: { name: string; recording: K8sRecording; maxBufferBytes: number };
   log: Logger;
+  /** Aborted when the proxy drains: a watch then ends cleanly (see relayWatch). */
+  stop?: AbortSignal;
 }
 
 /** Unmasked: streamed as it comes, with a running digest; a copy up to the cap is kept to record. */
@@ -153,6 +155,7 @@ export function relayWatch(ctx: RelayContext): void {
     }
   };
   const finish = (tag: string) => {
+    ctx.stop?.removeEventListener('abort', stop);
     void session.events.emitLogged(watchEnd(command, tag, events, bytes, `sha256:${hash.copy().digest('hex')}`, started, failed));
   };
   let done = false;
@@ -196,6 +199,17 @@ export function relayWatch(ctx: RelayContext): void {
     upRes.destroy();
     finish('200 watch ended by the client');
   });
+  // A drain ends the stream properly (the client sees the watch end, not a broken connection)
+  // after the last whole event; a partial line was never delivered, so it is not recorded.
+  function stop(): void {
+    if (done) return;
+    done = true;
+    upRes.destroy();
+    res.end();
+    finish('200 watch ended by Agate (shutting down)');
+  }
+  if (ctx.stop?.aborted) stop();
+  else ctx.stop?.addEventListener('abort', stop, { once: true });
 }
 
 function aborted(ctx: RelayContext, message: string): void {

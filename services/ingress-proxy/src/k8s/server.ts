@@ -57,6 +57,9 @@ export interface KubeProxyOptions {
   logins: LoginGuard;
 }
 
+/** How often a drain looks again at the requests in flight; a request ending is not announced. */
+const DRAIN_POLL_MS = 20;
+
 /** The built-in rule that allows discovery without asking policy (it is still recorded). */
 export const DISCOVERY_RULE = 'agate.k8s-discovery';
 const DISCOVERY = /^\/(api|apis(\/[^/]+){0,2}|api\/v1|version|openapi\/.*|livez|readyz|healthz)\/?$/;
@@ -91,6 +94,11 @@ export class KubeProxyServer {
   readonly #admitted = new Map<string, PendingLogin>();
   #open = 0;
   readonly #closing = new Set<Promise<void>>();
+  /** Requests not yet fully answered (a watch until it ends), and upgraded connections (exec, attach). */
+  readonly #inflight = new Set<ServerResponse>();
+  readonly #upgraded = new Set<Socket>();
+  /** Aborted when a drain starts: watches end cleanly, answers close their connection. */
+  readonly #draining = new AbortController();
   readonly #log: Logger;
   /** Refusals before any session exists are recorded through this one ordered sink. */
   readonly #authEvents: SessionEvents;
@@ -123,6 +131,31 @@ export class KubeProxyServer {
 
   listen(host: string, port: number): Promise<AddressInfo> {
     return listenOn(this.#server, host, port);
+  }
+
+  /**
+   * Graceful stop: stops accepting connections; ends every watch cleanly (its stream terminated,
+   * recorded as ended by Agate) so kubectl can watch again through another proxy; lets requests
+   * in flight (deciding, held, being answered) and upgraded streams finish, each answer closing
+   * its connection, for up to `timeoutMs`; then cuts off the rest and records the sessions' ends.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    const closed = new Promise<void>((r) => this.#server.close(() => r()));
+    this.#draining.abort();
+    const deadline = Date.now() + timeoutMs;
+    for (const res of this.#inflight) if (!res.headersSent) res.setHeader('Connection', 'close');
+    // A keep-alive connection between two requests is closed as soon as it is idle.
+    while ((this.#inflight.size > 0 || this.#upgraded.size > 0) && Date.now() < deadline) {
+      this.#server.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, Math.min(DRAIN_POLL_MS, Math.max(1, deadline - Date.now()))));
+    }
+    const cutOff = this.#inflight.size + this.#upgraded.size;
+    this.#server.closeAllConnections();
+    for (const socket of [...this.#conns.keys(), ...this.#upgraded]) socket.destroy();
+    await closed;
+    await Promise.all(this.#closing);
+    this.options.target.upstream.close();
+    this.#log.info('drained', { requests_cut_off: cutOff });
   }
 
   /** Stops accepting, ends every connection, and waits until each session's end is recorded. */
@@ -244,6 +277,10 @@ export class KubeProxyServer {
     let info: RequestInfo | undefined;
     const reply: Reply = { status: (s) => sendStatus(res, s, info) };
     res.on('error', (err) => this.#log.debug('client response error', { error: err.message }));
+    this.#inflight.add(res);
+    res.once('close', () => this.#inflight.delete(res));
+    // A request on a kept-alive connection during a drain is answered, then the connection closed.
+    if (this.#draining.signal.aborted) res.setHeader('Connection', 'close');
     try {
       const session = await this.#authenticate(req, reply);
       if (session === undefined) return void req.resume();
@@ -413,7 +450,7 @@ export class KubeProxyServer {
     up.on('response', (upRes) => {
       const watch = info.kind === 'resource' && (info.verb === 'watch' || /[?&]watch=(1|t|true)\b/i.test(req.url ?? '')) && upRes.statusCode === 200;
       const relay = watch ? relayWatch : client !== undefined || rewrite !== undefined ? relayMasked : relayStream;
-      relay({ session, command, upRes, res, client, rewrite, started, info, target: this.options.target, log: this.#log });
+      relay({ session, command, upRes, res, client, rewrite, started, info, target: this.options.target, log: this.#log, stop: this.#draining.signal });
     });
     up.end(body);
   }
@@ -430,6 +467,8 @@ export class KubeProxyServer {
 
   async #onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     socket.on('error', (err) => this.#log.debug('upgrade socket error', { error: err.message }));
+    this.#upgraded.add(socket);
+    socket.once('close', () => this.#upgraded.delete(socket));
     const reply: Reply = { status: (s) => writeRawStatus(socket, s) };
     try {
       const session = await this.#authenticate(req, reply);
