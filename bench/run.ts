@@ -4,6 +4,7 @@
  */
 const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
   pipeline: () => import('./pipeline.js'),
+  'verdict-send': () => import('./verdict-send.js'),
   idle: () => import('./idle.js'),
   query: () => import('./query.js'),
   'analyst-sql': () => import('./analyst-sql.js'),

@@ -7,13 +7,18 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startSshd, type SshServer } from '../harness/sshd.js';
 import { ocsfErrors } from '../harness/ocsf-validator.js';
-import { findFreePort } from '../harness/postgres.js';
+import { findFreePort, startPostgres } from '../harness/postgres.js';
+import { startOidcIssuer } from '../harness/oidc-issuer.js';
+import { EventCodec } from '../../schemas/src/codec.js';
+import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
+import { logEvents } from './bus-log.js';
 import { startAgate, type AgateFixture } from './agate-fixture.js';
 
 type Json = Record<string, any>;
@@ -143,6 +148,53 @@ test('live PostgreSQL and ssh traffic exports valid, provable OCSF with final de
   for (const e of events) {
     await until(`a ledger proof for ${e.class_uid} ${e.metadata.uid}`, async () =>
       (await fetch(`${ctx.api}/v1/ledger/proof/${e.metadata.uid}`, { headers })).status === 200 ? true : undefined);
+  }
+});
+
+test('a statement cut by a crash (SIGKILL while PostgreSQL runs it) exports status Unknown, valid OCSF', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'agate-ocsf-cut-'));
+  const [p, i] = await Promise.allSettled([startPostgres(), startOidcIssuer({ audience: 'agate' })]);
+  const pgServer = p.status === 'fulfilled' ? p.value : undefined;
+  const issuer = i.status === 'fulfilled' ? i.value : undefined;
+  const started: AgateProcess[] = [];
+  try {
+    for (const r of [p, i]) if (r.status === 'rejected') throw r.reason;
+    const base = agateConfig({ pg: pgServer!, issuer: issuer! });
+    const start = async () => {
+      const a = await startAgateProcess({ configYaml: (pl) => base(pl).replace(/^data_dir: .*$/m, `data_dir: ${JSON.stringify(join(work, 'data'))}`) });
+      started.push(a);
+      return a;
+    };
+    const first = await start();
+    const client = new pg.Client({ host: '127.0.0.1', port: first.pgPort, database: 'appdb', user: 'agent', password: await issuer!.mint({ sub: 'ci-bot' }) });
+    client.on('error', () => undefined);
+    await client.connect();
+    const running = client.query('SELECT pg_sleep(60)').catch(() => undefined);
+    // Forwarded: its command and allow verdict are on disk, and PostgreSQL is running it.
+    await until('pg_sleep running in PostgreSQL', async () => {
+      const events = logEvents(readFileSync(join(work, 'data', 'bus', 'events.log')), new EventCodec());
+      const c = events.find((e) => e.type === 'Command' && e.text.startsWith('SELECT pg_sleep'));
+      if (c === undefined || !events.some((e) => e.type === 'Verdict' && e.command_id === c.event_id && e.decision === 'allow')) return undefined;
+      const out = await pgServer!.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'");
+      return out.trim() === '1' ? true : undefined;
+    });
+    process.kill(first.pid, 'SIGKILL');
+    await running;
+    assert.is((await first.stop()).signal, 'SIGKILL');
+    const second = await start(); // closes the cut command with outcome unknown
+    const headers = { authorization: `Bearer ${await issuer!.mint({ sub: 'auditor', agate_role: 'analyst' })}` };
+    const cut = await until('the cut statement in the export', async () => {
+      const text = await (await fetch(`${second.apiUrl}/v1/export/ocsf?after=0&limit=5000`, { headers })).text();
+      return text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Json).find((e) => String(e.query_info?.query_string ?? '').startsWith('SELECT pg_sleep'));
+    });
+    assert.equal([cut.status_id, cut.status, cut.unmapped.agate.outcome, cut.action], [0, 'Unknown', 'unknown', 'Allowed']);
+    assert.match(cut.status_detail, /^outcome unknown: Agate stopped after forwarding/);
+    assert.equal(await ocsfErrors([cut]), {}, 'the cut statement is valid OCSF 1.3.0');
+  } finally {
+    for (const a of started) await a.dispose();
+    await pgServer?.stop();
+    await issuer?.close();
+    rmSync(work, { recursive: true, force: true });
   }
 });
 

@@ -55,11 +55,20 @@ export interface Bus {
   close(): Promise<void>;
 }
 
-/**
- * Decides a command as it is written: the events to write right after it, in order (none when
- * the command gets no verdict). It must not throw: a command it cannot decide is refused.
- */
-export type InlineDecider = (command: Command) => readonly AgateEvent[];
+/** Decides commands as they are written (`Bus.decideInline`). */
+export interface InlineDecider {
+  /**
+   * The events to write right after `command`, in order (none when the command gets no
+   * verdict). It must not throw: a command it cannot decide is refused.
+   */
+  decide(command: Command): readonly AgateEvent[];
+  /**
+   * Told once the events `decide` returned are durable, before any waiter hears their verdict;
+   * never told of a write that failed. What follows from a decision (a hold's expiry) starts
+   * here, so it never acts on a decision the log lacks.
+   */
+  written(events: readonly AgateEvent[]): void;
+}
 
 export interface VerdictRequestOptions {
   /** Called once per `hold` verdict (the command awaits a human); the wait continues. */

@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
+import kafkajs from 'kafkajs';
 import { startKafka, type KafkaBroker } from '../../../test/harness/kafka.js';
 import { startSchemaRegistry, type SchemaRegistryServer } from '../../../test/harness/schema-registry.js';
 import { EventCodec } from '../../../schemas/src/codec.js';
@@ -204,6 +205,58 @@ kafka('an unreachable registry is a retriable error that says so', async () => {
   assert.is(err?.code, 'BUS_UNAVAILABLE');
   assert.is(err?.retriable, true);
   assert.match(err!.message, /cannot be reached/);
+});
+
+kafka('a verdict whose events-topic copy is not acknowledged never reaches a proxy', async () => {
+  const topic = 'verdict-record';
+  const policy = await bus('policy', { topic });
+  const proxy = await bus('proxy', { topic, awaitsVerdicts: true });
+  const seen: Command[] = [];
+  let answer = false; // the policy answers commands by itself only once the topic is healthy again
+  await policy.subscribe({ group: 'policy', types: ['Command'], handler: async (batch) => {
+    for (const c of batch) if (c.type === 'Command') {
+      seen.push(c);
+      if (answer) await policy.publish({ ...SAMPLES.Verdict, event_id: randomUUID(), session_id: c.session_id, command_id: c.event_id, decision: 'allow' });
+    }
+  } });
+  const admin = new kafkajs.Kafka({ clientId: 'verdict-record-test', brokers: [broker.bootstrap], logLevel: kafkajs.logLevel.NOTHING }).admin();
+  await admin.connect();
+  // A record size limit below any event's makes the broker refuse every write to the events topic
+  // (MESSAGE_TOO_LARGE), while the verdicts topic still takes them: the events-topic copy fails
+  // alone, as it does when its leader is lost. (min.insync.replicas above the replica count is
+  // not refused by this Kafka.)
+  const setMaxBytes = (value: string) => admin.alterConfigs({ validateOnly: false, resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configEntries: [{ name: 'max.message.bytes', value }] }] });
+  const verdictsInTopic = async () => (await admin.fetchTopicOffsets(`${topic}.verdicts`)).reduce((n, p) => n + Number(p.high), 0);
+  try {
+    const waiting = proxy.requestVerdict(command('vr-1', 'DELETE FROM t'), 12_000);
+    const until = Date.now() + 30_000;
+    while (seen.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    assert.is(seen.length, 1, 'the policy never saw the command');
+    await setMaxBytes('64');
+    // The leader applies a topic's new config a moment after the controller accepts it: probe
+    // with a plain producer until a write to the events topic is refused.
+    const probe = new kafkajs.Kafka({ clientId: 'verdict-record-probe', brokers: [broker.bootstrap], logLevel: kafkajs.logLevel.NOTHING }).producer({ retry: { retries: 0 } });
+    await probe.connect();
+    let refusedWrite: string | undefined;
+    for (const end = Date.now() + 30_000; refusedWrite === undefined && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
+      await probe.send({ topic, acks: -1, messages: [{ key: 'probe', value: 'p'.repeat(200), headers: { 'agate-type': 'Probe' } }] }).catch((err: Error) => (refusedWrite = err.message));
+    }
+    await probe.disconnect();
+    assert.match(refusedWrite ?? '', /larger than the max message size/, 'the events topic never refused a write');
+    let failure: unknown;
+    await policy.publish({ ...SAMPLES.Verdict, event_id: randomUUID(), session_id: seen[0]!.session_id, command_id: seen[0]!.event_id, decision: 'allow' }).catch((err: unknown) => (failure = err));
+    assert.is((failure as { code?: string } | undefined)?.code, 'BUS_WRITE_FAILED', 'the verdict whose record failed is reported as not written');
+    assert.is(await verdictsInTopic(), 0, 'the verdicts topic got a verdict the events topic lacks');
+    assert.is((await waiting).kind, 'timeout', 'the proxy heard a verdict that is not in the record');
+    // Healthy again: both copies go out and the proxy hears the verdict.
+    await setMaxBytes('1048588');
+    answer = true;
+    const after = await proxy.requestVerdict(command('vr-2', 'SELECT 1'), 20_000);
+    assert.is(after.kind, 'verdict');
+    assert.is(await verdictsInTopic(), 1);
+  } finally {
+    await admin.disconnect();
+  }
 });
 
 // Last: they stop the shared broker.

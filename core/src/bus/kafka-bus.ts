@@ -157,7 +157,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     const value = this.options.wire.encode(event);
     const message: Message = { key: event.session_id, value, headers: { 'agate-type': event.type } };
     const topicMessages = [{ topic: this.options.eventsTopic, messages: [message] }];
-    // The verdict also goes to the reply topic; recorded first in the same request.
+    // The verdict also goes to the reply topic, sent only once its events-topic copy is acknowledged (#send).
     if (event.type === 'Verdict') topicMessages.push({ topic: this.options.verdictsTopic, messages: [{ key: event.command_id, value, headers: { 'agate-type': event.type } }] });
     return new Promise((resolve, reject) => {
       this.#queue.push({ topicMessages, done: (err) => (err ? reject(err) : resolve()) });
@@ -369,7 +369,14 @@ export class KafkaBus implements Bus, ProxyLeases {
       await this.#producer.connect();
       this.#producerConnected = true;
     }
-    await this.#producer.sendBatch({ topicMessages, acks: -1 });
+    // A proxy runs a statement as soon as it reads its verdict, so the verdict the ledger records
+    // (events topic) must be acknowledged before the copy proxies read (verdicts topic) is sent.
+    // In one request the two partitions succeed or fail separately (each has its own error code,
+    // and with different leaders they are two requests), so they are two sends, in this order.
+    const reply = topicMessages.filter((tm) => tm.topic === this.options.verdictsTopic);
+    const record = topicMessages.filter((tm) => tm.topic !== this.options.verdictsTopic);
+    if (record.length > 0) await this.#producer.sendBatch({ topicMessages: record, acks: -1 });
+    if (reply.length > 0) await this.#producer.sendBatch({ topicMessages: reply, acks: -1 });
   }
 
   /**

@@ -202,9 +202,13 @@ bus('decideInline: a command and its verdict are written together, and the waite
   const dir = freshDir();
   const b = open(dir);
   const decided: string[] = [];
-  b.decideInline((c) => {
-    decided.push(c.event_id);
-    return [{ ...SAMPLES.Verdict, event_id: randomUUID(), command_id: c.event_id, decision: c.text === 'no' ? 'deny' : 'allow' }];
+  const wrote: string[] = [];
+  b.decideInline({
+    decide: (c) => {
+      decided.push(c.event_id);
+      return [{ ...SAMPLES.Verdict, event_id: randomUUID(), command_id: c.event_id, decision: c.text === 'no' ? 'deny' : 'allow' }];
+    },
+    written: (events) => void wrote.push(...events.map((e) => (e.type === 'Verdict' ? e.command_id : e.type))),
   });
   const [yes, no] = [{ ...command(), text: 'yes' }, { ...command(), text: 'no' }];
   const outcomes = await Promise.all([yes, no].map(async (c) => {
@@ -221,6 +225,14 @@ bus('decideInline: a command and its verdict are written together, and the waite
   const late = command();
   await b.publish(late);
   assert.equal(decided, [yes.event_id, no.event_id, late.event_id]);
+  assert.equal(wrote.sort(), decided.slice().sort(), 'the decider is told of each decision once it is written');
+  // A command that cannot be written (an attribute Avro cannot encode) is decided, but the
+  // decider is never told it was written, and nothing of it is in the log.
+  const bad = { ...command(), attributes: { note: 7 as unknown as string } };
+  await b.publish(bad).then(() => assert.unreachable('the write succeeded'), () => undefined);
+  assert.is(decided.length, 4);
+  assert.is(wrote.length, 3);
+  decided.pop();
   assert.equal(onDisk(dir).map((e) => e.type), ['Command', 'Verdict', 'Command', 'Verdict', 'Command', 'Verdict']);
   // Withdrawn (its service stopped), it decides nothing: the command waits, and times out.
   b.decideInline(undefined);
@@ -232,7 +244,7 @@ bus('decideInline: a command and its verdict are written together, and the waite
 bus('a verdict published later (an approval) reaches its waiter only once it is in the log', async () => {
   const dir = freshDir();
   const b = open(dir);
-  b.decideInline((c) => [{ ...SAMPLES.Verdict, event_id: randomUUID(), command_id: c.event_id, decision: 'hold', hold_expires_at: (Date.now() + 10_000) * 1000 }]);
+  b.decideInline({ decide: (c) => [{ ...SAMPLES.Verdict, event_id: randomUUID(), command_id: c.event_id, decision: 'hold', hold_expires_at: (Date.now() + 10_000) * 1000 }], written: () => undefined });
   const c = command();
   let held!: () => void;
   const onHold = new Promise<void>((r) => (held = r));

@@ -133,7 +133,8 @@ export class LocalBus implements Bus {
    */
   async #write(event: AgateEvent): Promise<void> {
     if (this.#closed) throw new AgateError(ErrorCode.BUS_CLOSED, 'the bus is closed');
-    const events = event.type === 'Command' && this.#decider !== undefined ? [event, ...this.#decider(event)] : [event];
+    const decider = event.type === 'Command' ? this.#decider : undefined;
+    const events = decider === undefined || event.type !== 'Command' ? [event] : [event, ...decider.decide(event)];
     // Consumers in this process get these very objects: frozen, they stay what the log holds.
     const encoded = events.map((e) => this.#codec.encode(freezeEvent(e)));
     // Nothing waits on a Response, or on a verdict no proxy waits for (a deadline's refusal),
@@ -146,6 +147,7 @@ export class LocalBus implements Bus {
       this.#recent.add(offsets[i]!, next, events[i]!, encoded[i]!);
       for (const o of this.#observers) o(events[i]!, next);
     }
+    if (decider !== undefined && events.length > 1) decider.written(events.slice(1));
     for (const e of events) if (e.type === 'Verdict') this.#waiters.deliver(e);
     for (const c of this.#consumers) c.wake();
   }

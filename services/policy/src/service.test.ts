@@ -149,3 +149,73 @@ svc('a command recorded after it did not run (attributes.settled) is never held 
 
 svc.run();
 }
+
+/*
+ * A hold decided here whose write then fails must leave nothing behind: no approval held, so no
+ * expiry deny recorded later for a command or a hold the log lacks.
+ */
+const dropCommand = (): Command => ({ ...SAMPLES.Command, event_id: randomUUID(), time: nowMicros(), text: 'DROP TABLE items' });
+const failing = suite<{ dir: string; local: LocalBus; service?: PolicyService }>('PolicyService: a hold whose write fails');
+
+failing.before.each(async (ctx) => {
+  await loadParsers();
+  ctx.dir = mkdtempSync(join(tmpdir(), 'agate-policy-'));
+  ctx.local = new LocalBus({ dir: ctx.dir, fsync: false, logger: silentLogger });
+});
+
+failing.after.each(async (ctx) => {
+  await ctx.service?.stop();
+  await ctx.local.close();
+  rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+/** Every event in the log, read through a consumer group of its own. */
+async function logged(bus: Bus): Promise<AgateEvent[]> {
+  const all: AgateEvent[] = [];
+  const sub = await bus.subscribe({ group: `read-${randomUUID()}`, types: ['Command', 'Verdict', 'ApprovalRequested'], handler: async (b) => void all.push(...b) });
+  await new Promise((r) => setTimeout(r, 100));
+  await sub.close();
+  return all;
+}
+
+failing('decided as written: the command cannot be written, so its hold is never held and never expires into a deny', async (ctx) => {
+  ctx.service = new PolicyService({ bus: ctx.local, policy, logger: silentLogger, staleAfterMs: 5000 });
+  await ctx.service.start();
+  // An attribute value the Avro schema cannot encode: the write fails after policy decided it.
+  const c = { ...dropCommand(), attributes: { note: 7 as unknown as string } };
+  let failure: unknown;
+  await ctx.local.requestVerdict(c, 1000, { onHold: () => assert.unreachable('a hold the log lacks reached the proxy') }).catch((err: unknown) => (failure = err));
+  assert.ok(failure instanceof Error, 'the write did not fail');
+  await new Promise((r) => setTimeout(r, 700)); // past the approval's 0.4 s timeout
+  assert.equal(await logged(ctx.local), [], 'events were recorded for a command that is not in the log');
+});
+
+failing('decided from the log: a hold verdict Kafka did not take is decided again, and only the recorded hold expires', async (ctx) => {
+  // As on Kafka: the first hold verdict's send fails (after its approval request was sent).
+  let refused: Verdict | undefined;
+  const bus: Bus = {
+    ...fromTheLog(ctx.local),
+    publish: (e) => {
+      if (refused === undefined && e.type === 'Verdict' && e.decision === 'hold') {
+        refused = e;
+        return Promise.reject(new Error('injected: the broker did not acknowledge the send'));
+      }
+      return ctx.local.publish(e);
+    },
+  };
+  ctx.service = new PolicyService({ bus, policy, logger: silentLogger, staleAfterMs: 5000 });
+  await ctx.service.start();
+  const c = dropCommand();
+  const holds: Verdict[] = [];
+  const outcome = await ctx.local.requestVerdict(c, 2000, { onHold: (v) => void holds.push(v) });
+  assert.ok(refused !== undefined, 'the injected failure never happened');
+  assert.is(holds.length, 1);
+  assert.is.not(holds[0]!.approval_id, refused.approval_id, 'the hold heard is the retry\'s');
+  assert.ok(outcome.kind === 'verdict');
+  assert.equal([outcome.verdict.decision, outcome.verdict.approval_id], ['deny', holds[0]!.approval_id]);
+  await new Promise((r) => setTimeout(r, 700)); // past the failed attempt's own 0.4 s timeout
+  const verdicts = (await logged(ctx.local)).filter((e): e is Verdict => e.type === 'Verdict' && e.command_id === c.event_id);
+  assert.equal(verdicts.map((v) => [v.decision, v.approval_id]), [['hold', holds[0]!.approval_id], ['deny', holds[0]!.approval_id]]);
+});
+
+failing.run();

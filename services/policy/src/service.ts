@@ -73,7 +73,7 @@ export class PolicyService {
     // In one process with the proxies (the embedded bus), commands are decided as they are
     // written, in the same durable write as their verdict; policy then consumes only answers.
     const inline = bus.decideInline !== undefined;
-    bus.decideInline?.((command) => this.#decideNow(command));
+    bus.decideInline?.({ decide: (command) => this.#decideNow(command), written: (events) => this.#track(events) });
     this.#subscription = await bus.subscribe({
       group: 'policy',
       types: inline ? ['ApprovalDecision'] : ['Command', 'ApprovalDecision'],
@@ -98,14 +98,16 @@ export class PolicyService {
 
   /** A command read from the bus: its verdict (after the approval request, for a hold) is published. */
   async #decide(command: Command): Promise<void> {
-    for (const event of this.#decideNow(command)) await this.#options.bus.publish(event);
+    const events = this.#decideNow(command);
+    for (const event of events) await this.#options.bus.publish(event);
+    this.#track(events);
   }
 
   /**
    * The events that decide `command`, in the order they must be recorded: its verdict, or, for
    * a hold, the approval request (recorded before the proxy hears of the hold, so an approver who
    * acts at once finds it) and then the hold verdict. Never throws: a policy that fails on a
-   * command refuses it.
+   * command refuses it. A hold's approval is held here only once these events are written (#track).
    */
   #decideNow(command: Command): AgateEvent[] {
     const { logger, staleAfterMs } = this.#options;
@@ -136,9 +138,20 @@ export class PolicyService {
       approvers: JSON.stringify(approval.approvers.claims), allow_self_approval: approval.allow_self_approval,
       expires_at: now + Math.round(approval.timeout_s * 1e6),
     };
-    const timer = setTimeout(() => void this.#expire(request.approval_id), approval.timeout_s * 1000);
-    this.#pending.set(request.approval_id, { request, revision: policy.revision, approvedBy: new Set(), timer });
     return [request, { ...verdict, approval_id: request.approval_id, hold_expires_at: request.expires_at }];
+  }
+
+  /**
+   * Holds the approval of a hold decided by #decideNow once its request and verdict are written:
+   * its expiry (a deny) armed, answers counted. A decision whose write failed is never tracked, so
+   * no verdict is ever recorded for a hold, or a command, the log lacks.
+   */
+  #track(events: readonly AgateEvent[]): void {
+    const request = events.find((e): e is ApprovalRequested => e.type === 'ApprovalRequested');
+    const verdict = events.find((e): e is Verdict => e.type === 'Verdict');
+    if (request === undefined || verdict === undefined || this.#pending.has(request.approval_id)) return;
+    const timer = setTimeout(() => void this.#expire(request.approval_id), Math.max(0, (request.expires_at - nowMicros()) / 1000));
+    this.#pending.set(request.approval_id, { request, revision: verdict.policy_revision, approvedBy: new Set(), timer });
   }
 
   async #answer(answer: ApprovalDecision): Promise<void> {

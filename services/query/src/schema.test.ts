@@ -3,10 +3,12 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { Command, Response, Verdict } from '../../../schemas/src/events.js';
 import { DURABLE_TABLE_SETTINGS, durableSettingsOf } from '../../../core/src/store/durable-tables.js';
 import { EmbeddedStore } from '../../../core/src/store/embedded.js';
 import { getSession, listSessions } from './queries.js';
-import { migrateQuery } from './schema.js';
+import { QUERY_DDL, migrateQuery } from './schema.js';
 import { sessionEvents, testLedger } from './test-ledger.js';
 
 /*
@@ -59,6 +61,40 @@ schema('the session tables, filled by the ledger\'s inserts, are as durable as t
   assert.not.equal(await both(), [wanted, wanted]);
   await migrateQuery(store);
   assert.equal(await both(), [wanted, wanted]);
+});
+
+schema('a store made before responses had an outcome is upgraded in place: decisions and activity gain it', async () => {
+  const ledger = await testLedger(store);
+  await migrateQuery(store);
+  // The store as the previous version left it: views without `outcome` (their definitions then).
+  const before = (ddl: string) => {
+    const old = ddl.replace(' r.outcome AS outcome,', '').replace(' argMin(outcome, seq) AS outcome,', '').replace(' d.outcome AS outcome,', '');
+    assert.is.not(old, ddl);
+    return old;
+  };
+  for (const name of ['decisions', 'activity']) await store.exec(before(QUERY_DDL.find((d) => d.includes(`VIEW agate.${name} AS`))!));
+  assert.ok(await store.query('SELECT outcome FROM agate.decisions LIMIT 1').then(() => false, () => true), 'the old view has no outcome');
+  // Recorded then: a response from before schema v7 (no outcome in its body), and after the
+  // upgrade a command a crash cut (closed at the next start) and one that has no response yet.
+  const [opened, c1, v1, r1] = sessionEvents('upgrade', 3, 1_764_000_200_000_000);
+  const { outcome: _absent, ...oldBody } = r1 as Response;
+  await ledger.append([opened!, c1!, v1!, oldBody as Response]);
+  await migrateQuery(store);
+  const head = { session_id: opened!.session_id, time: 1_764_000_201_000_000 };
+  const c2: Command = { ...(c1 as Command), ...head, event_id: randomUUID(), sequence: 2 };
+  const c3: Command = { ...(c1 as Command), ...head, event_id: randomUUID(), sequence: 3 };
+  await ledger.append([
+    c2, { ...(v1 as Verdict), ...head, event_id: randomUUID(), command_id: c2.event_id, decision: 'allow', rule_id: null },
+    { ...(r1 as Response), ...head, event_id: randomUUID(), command_id: c2.event_id, status: 'error', outcome: 'unknown', error_message: 'outcome unknown: Agate stopped after forwarding' },
+    c3,
+  ]);
+  const [hasOutcome] = await store.query<{ n: string }>("SELECT count() AS n FROM agate.ledger WHERE event_id = {id:String} AND JSONHas(body, 'outcome')", { id: r1!.event_id });
+  assert.is(Number(hasOutcome!.n), 0, 'the old response is stored without an outcome');
+  const rows = (view: string) => store.query<{ command_id: string; status: string; outcome: string }>(
+    `SELECT command_id, status, outcome FROM agate.${view} WHERE command_id IN {ids:Array(String)} ORDER BY sequence`, { ids: [c1!.event_id, c2.event_id, c3.event_id] });
+  const wanted = [[c1!.event_id, 'ok', 'observed'], [c2.event_id, 'error', 'unknown'], [c3.event_id, '', '']];
+  for (const view of ['decisions', 'activity']) assert.equal((await rows(view)).map((r) => [r.command_id, r.status, r.outcome]), wanted, view);
+  await ledger.stop();
 });
 
 schema.run();

@@ -21,8 +21,10 @@ import type { Store } from '../../../core/src/store/store.js';
  *   PostgreSQL) before analyst SQL runs; verification recomputes them (facts-check.ts).
  * - `sessions`, `session_index`: the analyst views over those two tables (`sessions` with the
  *   session's `application_name` and `target_user`).
- * - `decisions`: one row per command with its final decision; `activity`: the same with what the
- *   statement is and touches and what was masked; `table_access`: one row per table a command names.
+ * - `decisions`: one row per command with its final decision and its response's status and
+ *   `outcome` (`observed`; `unknown` or `not_forwarded` for a command a crash cut, closed at the
+ *   next start; empty without a response); `activity`: the same with what the statement is and
+ *   touches and what was masked; `table_access`: one row per table a command names.
  * - `approvals`: the approvers' answers to held commands (`ApprovalDecision` events that were
  *   accepted; `refused_reason` is kept as a column, always NULL, for queries written before).
  * - `approval_refusals`: attempts to answer that were refused (403/409), with `refused_reason`:
@@ -164,7 +166,7 @@ export const QUERY_DDL: readonly string[] = [
       if(decided_by != 'approver', CAST([] AS Array(String)),
         if(v.final = 'deny', [deniers[1].2], arrayDistinct(arrayMap(x -> x.2, arrayFilter(x -> x.3 = 'approve', counted))))) AS approvers,
       v.final_rule AS rule_id, v.final_reason AS reason, toBool(v.held = 1) AS held, v.approval_id AS approval_id,
-      r.status AS status, r.rows AS rows, r.bytes AS bytes, r.error_message AS error_message,
+      r.status AS status, r.outcome AS outcome, r.rows AS rows, r.bytes AS bytes, r.error_message AS error_message,
       c.sequence AS sequence, if(v.final = '', NULL, toNullable(v.final_time)) AS decided_at,
       if(v.held = 1, toNullable(v.expires_at), NULL) AS expires_at, v.final_mask_set AS mask_set
     FROM agate.commands AS c
@@ -184,7 +186,8 @@ export const QUERY_DDL: readonly string[] = [
       SELECT command_id, arraySort(groupArray((time, approver_subject, decision))) AS answers FROM agate.approvals GROUP BY command_id
     ) AS a ON a.command_id = c.command_id
     LEFT JOIN (
-      SELECT command_id, argMin(status, seq) AS status, argMin(rows, seq) AS rows, argMin(bytes, seq) AS bytes, argMin(error_message, seq) AS error_message
+      SELECT command_id, argMin(status, seq) AS status, argMin(outcome, seq) AS outcome, argMin(rows, seq) AS rows, argMin(bytes, seq) AS bytes,
+        argMin(error_message, seq) AS error_message
       FROM agate.responses GROUP BY command_id) AS r ON r.command_id = c.command_id`,
   // Who did what to which object, under which decision by whom: one row per command (the
   // decisions view plus what the statement is and touches, its session's application, and what
@@ -200,7 +203,7 @@ export const QUERY_DDL: readonly string[] = [
       f.unbounded_write AS unbounded_write, f.analysis_error AS analysis_error, f.attributes AS attributes,
       d.decision AS decision, d.decided_by AS decided_by, d.approvers AS approvers, d.rule_id AS rule_id, d.reason AS reason,
       d.held AS held, d.approval_id AS approval_id, d.decided_at AS decided_at, d.mask_set AS mask_set,
-      d.status AS status, r.command_tag AS command_tag, d.rows AS rows, d.bytes AS bytes, r.duration_us AS duration_us,
+      d.status AS status, d.outcome AS outcome, r.command_tag AS command_tag, d.rows AS rows, d.bytes AS bytes, r.duration_us AS duration_us,
       d.error_message AS error_message, r.masked_values AS masked_values, r.masked_columns AS masked_columns
     FROM agate.decisions AS d
     LEFT JOIN (

@@ -8,10 +8,13 @@ import { SAMPLES } from '../../../schemas/src/samples.js';
 import { LedgerService } from '../../ledger/src/ledger.js';
 import { generateSignerKey, parseSignerKey } from '../../ledger/src/note.js';
 
+/** One key for every test ledger of a process: a ledger started again on the same store must sign with its key. */
+const KEY = generateSignerKey('agate.test/query');
+
 /** Test helper: a ledger over a real store, fed directly (no bus), for query-side tests. */
 export async function testLedger(store: Store): Promise<LedgerService> {
   const bus = { publish: async () => {}, subscribe: async () => ({ close: async () => {} }) } as unknown as Bus;
-  const ledger = new LedgerService({ bus, store, codec: new EventCodec(), chainId: 'test', logger: silentLogger, signer: parseSignerKey(generateSignerKey('agate.test/query')) });
+  const ledger = new LedgerService({ bus, store, codec: new EventCodec(), chainId: 'test', logger: silentLogger, signer: parseSignerKey(KEY) });
   await ledger.start();
   return ledger;
 }

@@ -4,6 +4,7 @@ import { microsToDateTime64 } from '../../../ledger/src/schema.js';
 import { listChains } from '../../../ledger/src/verify.js';
 import { initSqlParser } from '../../../../core/src/sql/analyze.js';
 import { DECISION_LISTS, type DecisionEvents } from '../queries.js';
+import type { ApprovalDecision, ApprovalRequested, ResponseOutcome, Verdict } from '../../../../schemas/src/events.js';
 import { finalDecision } from '../final-decision.js';
 import { toOcsf, type CommandRecord, type LoginRecord, type OcsfEvent } from '../ocsf/map.js';
 import type { ExportSource } from './types.js';
@@ -176,6 +177,7 @@ function responseRecord(at: Pick<CommandRecord, 'chain_id' | 'seq' | 'event_id' 
     ...at, kind: 'command', command_id: String(e.command_id), command_time: at.time, protocol: '', target: '', issuer: '', subject: '', claims: {},
     client_address: '', text: '', attributes: {}, final: null, status: String(e.status), command_tag: str(e.command_tag), rows: Number(e.rows ?? 0),
     bytes: Number(e.bytes ?? 0), duration_us: Number(e.duration_us ?? 0), error_code: str(e.error_code), error_message: str(e.error_message),
+    outcome: (e.outcome ?? 'observed') as ResponseOutcome, // absent in records written before schema v7
   };
 }
 

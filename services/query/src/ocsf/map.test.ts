@@ -19,9 +19,14 @@ const command = (protocol: string, text: string, verdicts: Verdict[] = [verdict(
     command_id: 'c-1', protocol, target: 'appdb', issuer: 'https://issuer.example', subject: 'repo:acme/app', claims: { repository: 'acme/app', workflow: 'ci', ref: 'refs/heads/main' },
     client_address: '127.0.0.1:50000', text, attributes: {}, final,
     status: final?.decision === 'deny' ? 'refused' : 'ok', command_tag: 'SELECT 1', rows: 1, bytes: 17, duration_us: 1500, error_code: final?.decision === 'deny' ? '42501' : null,
-    error_message: final?.decision === 'deny' ? 'Agate refused the statement' : null,
+    error_message: final?.decision === 'deny' ? 'Agate refused the statement' : null, outcome: 'observed',
   };
 };
+/** A command Agate forwarded and then stopped: closed at the next start with outcome unknown (cut-work.ts). */
+const cut = (protocol: string, text: string): CommandRecord => ({
+  ...command(protocol, text), status: 'error', command_tag: null, rows: 0, bytes: 0, duration_us: 0, error_code: null, outcome: 'unknown',
+  error_message: 'outcome unknown: Agate stopped after forwarding the command under its recorded allow verdict; whether the target ran it is not known',
+});
 const login = (outcome: 'success' | 'failure'): LoginRecord => ({
   kind: 'login', outcome, chain_id: 'embedded', seq: 7, event_id: 'e-1', session_id: 's-1', time: '2026-03-01 12:00:00.000000',
   protocol: 'postgres', target: 'appdb', issuer: null, subject: outcome === 'success' ? 'alice' : 'mallory', claims: {}, client_address: '[::1]:5000',
@@ -55,6 +60,7 @@ classes('every mapped event validates against OCSF 1.3.0 (pydantic-ocsf), holds 
     command('postgres', 'DROP TABLE x', held(verdict('deny', { time: T0 + 5e6 })), [answer('bob', 'deny', 3)]),
     command('postgres', 'DROP TABLE x', held(verdict('deny', { time: T0 + 61e6 }))),
     command('ssh', 'rm -rf /srv', held(verdict('deny', { time: T0 + 5e6 })), [answer('bob', 'deny', 3)]),
+    cut('postgres', 'INSERT INTO t VALUES (1)'), cut('ssh', 'make deploy'), cut('kubernetes', 'delete pods/x'),
     login('success'), login('failure'),
   ].map(toOcsf);
   assert.equal(await ocsfErrors(all), {});
@@ -91,6 +97,20 @@ classes('a held statement exports its final decision, the approver and the hold'
   // Issued at 12:00:00, recorded after the approval: start_time is when it was issued.
   assert.is(approved.start_time, Date.UTC(2026, 2, 1, 12, 0, 0));
   assert.is(approved.time, Date.UTC(2026, 2, 1, 12, 0, 23, 123));
+});
+
+classes('a command whose outcome is unknown (Agate stopped after forwarding it) has status Unknown, not Failure', () => {
+  for (const protocol of ['postgres', 'ssh', 'kubernetes']) {
+    const e = toOcsf(cut(protocol, protocol === 'postgres' ? 'INSERT INTO t VALUES (1)' : 'make deploy')) as Record<string, any>;
+    assert.equal([e.status_id, e.status], [0, 'Unknown'], protocol);
+    if (protocol !== 'kubernetes') assert.is(e.action, 'Allowed'); // API Activity 1.3.0 has no security_control
+    assert.match(e.status_detail, /^outcome unknown: Agate stopped after forwarding/);
+    assert.is(e.unmapped.agate.outcome, 'unknown');
+  }
+  // Refused at the next start because it never reached the target: that one did fail.
+  const notForwarded = toOcsf({ ...cut('postgres', 'SELECT 1'), status: 'refused', outcome: 'not_forwarded' }) as Record<string, any>;
+  assert.equal([notForwarded.status_id, notForwarded.status], [2, 'Failure']);
+  assert.equal([(toOcsf(command('postgres', 'SELECT 1')) as Record<string, any>).status_id], [1]);
 });
 
 classes('activity, severity, claims, error text and ledger position', () => {

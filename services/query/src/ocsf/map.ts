@@ -1,3 +1,4 @@
+import type { ResponseOutcome } from '../../../../schemas/src/events.js';
 import { decisionJson } from '../queries.js';
 import type { FinalDecision } from '../final-decision.js';
 import { OCSF_VERSION, PRODUCT } from './product.js';
@@ -40,6 +41,8 @@ export interface CommandRecord extends Position {
   duration_us: number;
   error_code: string | null;
   error_message: string | null;
+  /** `unknown`: Agate stopped after forwarding it and cannot say what the target did (Response.outcome). */
+  outcome: ResponseOutcome;
 }
 
 export interface LoginRecord extends Position {
@@ -82,8 +85,13 @@ function apiActivity(r: CommandRecord): number {
   return 99;
 }
 
-/** OCSF status: the outcome of the command itself (a refused command failed). */
+/**
+ * OCSF status: the outcome of the command itself (a refused command failed). A command Agate
+ * forwarded and then stopped before seeing its answer (recorded at the next start with status
+ * error) may have succeeded: its status is Unknown, not Failure.
+ */
 function status(r: CommandRecord): { status_id: number; status: string } {
+  if (r.outcome === 'unknown') return { status_id: 0, status: 'Unknown' };
   if (r.status === 'ok') return { status_id: 1, status: 'Success' };
   if (r.status === 'refused' || r.status === 'error') return { status_id: 2, status: 'Failure' };
   return { status_id: 99, status: 'Other' }; // skipped: never ran (an earlier statement of its message failed)
@@ -165,7 +173,7 @@ function mapCommand(r: CommandRecord): OcsfEvent {
     unmapped: {
       agate: {
         command_id: r.command_id, protocol: r.protocol, target: r.target, client_address: r.client_address, claims: r.claims,
-        decision: d === null ? null : decisionJson(d), rows: r.rows, bytes: r.bytes, command_tag: r.command_tag,
+        decision: d === null ? null : decisionJson(d), rows: r.rows, bytes: r.bytes, command_tag: r.command_tag, outcome: r.outcome,
         ledger: { chain_id: r.chain_id, seq: r.seq },
       },
     },
