@@ -87,7 +87,7 @@ export class QueryApi {
     this.#openapi = readFileSync(join(packageRoot(), OPENAPI_PATH), 'utf8');
     this.#console = options.console === undefined ? undefined : new Console({
       config: options.console, store, logger: options.logger, bus: options.bus,
-      secure: options.tls !== undefined || options.console.oidc.redirect_url.startsWith('https:'),
+      secure: options.tls !== undefined || [options.console.oidc?.redirect_url, options.console.saml?.acs_url].some((u) => u?.startsWith('https:')),
       serveRoute: (req, res, path, query, who, body) => this.#serve(req, res, path, query, async () => who, body),
     });
     this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(store, options.sqlLimits, this.#facts), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus, (id) => this.#console?.unstoredRequest(id)), ...policyRoutes(store, options.policy), ...terminateRoutes(options.liveSessions, options.logger)]);
