@@ -43,7 +43,9 @@ function responseXml(s: Shape): string {
     + `<saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData InResponseTo="${s.requestId}" NotOnOrAfter="${until}" Recipient="${ACS}"/></saml:SubjectConfirmation></saml:Subject>`
     + `<saml:Conditions NotBefore="${iso(now - 1000)}" NotOnOrAfter="${until}"><saml:AudienceRestriction><saml:Audience>${s.audience ?? SP}</saml:Audience></saml:AudienceRestriction></saml:Conditions>`
     + `<saml:AuthnStatement AuthnInstant="${iso(now - 1000)}" SessionIndex="idx-1"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:Password</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>`
+    // Two values in one Attribute, and a third in a second Attribute of the same Name (Keycloak's way).
     + `<saml:AttributeStatement><saml:Attribute Name="groups"><saml:AttributeValue>admin</saml:AttributeValue><saml:AttributeValue>dba</saml:AttributeValue></saml:Attribute>`
+    + `<saml:Attribute Name="groups"><saml:AttributeValue xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="xs:string">approver</saml:AttributeValue></saml:Attribute>`
     + `<saml:Attribute Name="email"><saml:AttributeValue>alice@example.test</saml:AttributeValue></saml:Attribute></saml:AttributeStatement>`
     + `</saml:Assertion></samlp:Response>`;
 }
@@ -89,7 +91,7 @@ saml('a signed assertion answering our request signs its subject in, with attrib
   assert.is(got.inResponseTo, requestId);
   assert.is(got.identity.issuer, IDP);
   assert.is(got.identity.subject, 'alice');
-  assert.is(got.identity.claims.groups, '["admin","dba"]');
+  assert.is(got.identity.claims.groups, '["admin","dba","approver"]');
   assert.is(got.identity.claims.email, 'alice@example.test');
   await refusal(login, signed, /InResponseTo/);
 });

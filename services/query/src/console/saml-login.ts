@@ -32,13 +32,19 @@ export class SamlLogin {
   readonly #seen = new Map<string, number>();
 
   constructor(private readonly cfg: SamlConfig, private readonly now: () => number = Date.now) {
-    const idpCert = pemCertificates(cfg.idp_cert_file);
     this.#saml = new SAML({
       entryPoint: cfg.idp_sso_url,
       issuer: cfg.sp_entity_id,
       audience: cfg.sp_entity_id,
       callbackUrl: cfg.acs_url,
-      idpCert,
+      // Read at every check, so a rotated IdP certificate is picked up without a restart.
+      idpCert: (done) => {
+        try {
+          done(null, pemCertificates(cfg.idp_cert_file));
+        } catch (err) {
+          done(err as Error);
+        }
+      },
       idpIssuer: cfg.idp_entity_id,
       wantAssertionsSigned: true,
       // The assertion's own signature is what binds identity to IdP; many IdPs sign only it.
@@ -104,14 +110,30 @@ function assertionOf(profile: Profile): { id: string; notOnOrAfter: number } {
   return { id, notOnOrAfter: Number.isNaN(until) ? 0 : until };
 }
 
-/** Attributes as claims: a single value as itself, several as a JSON list (roles.ts reads both). */
+type XmlNode = string | { _?: string; $?: Record<string, string> };
+interface ParsedAssertion { Assertion?: { AttributeStatement?: { Attribute?: { $?: { Name?: string }; AttributeValue?: XmlNode[] }[] }[] } }
+
+/**
+ * Attributes as claims: one value as itself, several as a JSON list (roles.ts reads both). Read
+ * from the signed assertion rather than `profile.attributes`, which keeps only the last of several
+ * Attribute elements sharing a Name (how some IdPs, Keycloak among them, send one group each).
+ */
 function claimsOf(profile: Profile): Record<string, string> {
-  const claims: Record<string, string> = {};
-  const attributes = (profile.attributes ?? {}) as Record<string, unknown>;
-  for (const [name, value] of Object.entries(attributes)) {
-    if (typeof value === 'string') claims[name] = value;
-    else if (Array.isArray(value)) claims[name] = JSON.stringify(value.filter((v): v is string => typeof v === 'string'));
+  const values = new Map<string, string[]>();
+  for (const statement of (profile.getAssertion?.() as ParsedAssertion | undefined)?.Assertion?.AttributeStatement ?? []) {
+    for (const attribute of statement.Attribute ?? []) {
+      const name = attribute.$?.Name;
+      if (name === undefined) continue;
+      const list = values.get(name) ?? [];
+      for (const v of attribute.AttributeValue ?? []) {
+        const text = typeof v === 'string' ? v : v._;
+        if (typeof text === 'string') list.push(text);
+      }
+      values.set(name, list);
+    }
   }
+  const claims: Record<string, string> = {};
+  for (const [name, list] of values) if (list.length > 0) claims[name] = list.length === 1 ? list[0]! : JSON.stringify(list);
   if (profile.nameIDFormat !== undefined) claims.name_id_format = profile.nameIDFormat;
   if (profile.sessionIndex !== undefined) claims.session_index = profile.sessionIndex;
   return claims;
