@@ -138,6 +138,14 @@ saml('a signed assertion replayed under a fresh request is refused by its assert
   await refusal(login, signAssertion(responseXml({ requestId: second.requestId, assertionId: '_same-assertion' }), key, cert), /already used/);
 });
 
+saml('outstanding requests are bounded: after 10,000 newer sign-ins the oldest request is forgotten and its answer refused', async ({ login, key, cert }) => {
+  const { requestId } = await login.begin();
+  for (let i = 0; i < 10_000; i++) await login.begin();
+  await refusal(login, signAssertion(responseXml({ requestId }), key, cert), /InResponseTo/);
+  const { requestId: fresh } = await login.begin();
+  assert.is((await login.finish(b64(signAssertion(responseXml({ requestId: fresh }), key, cert)))).inResponseTo, fresh);
+});
+
 saml('metadata names our entity id and the POST ACS', ({ login }) => {
   const xml = login.metadata();
   assert.match(xml, `entityID="${SP}"`);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
-import { SAML, ValidateInResponseTo, type Profile } from '@node-saml/node-saml';
+import { SAML, ValidateInResponseTo, type CacheItem, type CacheProvider, type Profile } from '@node-saml/node-saml';
 import type { ConsoleConfig } from '../../../../core/src/config.js';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import type { Identity } from '../../../../schemas/src/events.js';
@@ -12,6 +12,8 @@ const REQUEST_TTL_MS = 10 * 60_000;
 /** An assertion id is remembered at least this long, and until its NotOnOrAfter if later. */
 const MIN_REMEMBER_MS = 10 * 60_000;
 const MAX_REMEMBERED = 100_000;
+/** Outstanding AuthnRequests kept at most; past it the oldest is forgotten (its answer is then refused). */
+const MAX_REQUESTS = 10_000;
 const PERSISTENT = 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent';
 
 /** A verified SAML sign-in: who, and which of our requests it answers. */
@@ -51,6 +53,7 @@ export class SamlLogin {
       wantAuthnResponseSigned: false,
       validateInResponseTo: ValidateInResponseTo.always,
       requestIdExpirationPeriodMs: REQUEST_TTL_MS,
+      cacheProvider: new OutstandingRequests(now),
       acceptedClockSkewMs: cfg.clock_skew_s * 1000,
       identifierFormat: PERSISTENT,
       // Leave the authentication method to the IdP (it may use MFA, passkeys, ...).
@@ -94,6 +97,39 @@ export class SamlLogin {
     }
     if (this.#seen.has(id)) throw refused(`its assertion ${id} was already used`);
     this.#seen.set(id, Math.max(now + MIN_REMEMBER_MS, notOnOrAfter + this.cfg.clock_skew_s * 1000));
+  }
+}
+
+/**
+ * The AuthnRequest ids awaiting an answer, bounded (anyone may start a sign-in, so a flood must
+ * not grow memory) and expiring after REQUEST_TTL_MS. node-saml removes an id once answered.
+ */
+class OutstandingRequests implements CacheProvider {
+  readonly #items = new Map<string, CacheItem>();
+
+  constructor(private readonly now: () => number) {}
+
+  async saveAsync(key: string, value: string): Promise<CacheItem | null> {
+    if (this.#items.has(key)) return null;
+    for (const [k, item] of this.#items) {
+      if (item.createdAt + REQUEST_TTL_MS > this.now() && this.#items.size < MAX_REQUESTS) break;
+      this.#items.delete(k);
+    }
+    const item = { createdAt: this.now(), value };
+    this.#items.set(key, item);
+    return item;
+  }
+
+  async getAsync(key: string): Promise<string | null> {
+    const item = this.#items.get(key);
+    return item !== undefined && item.createdAt + REQUEST_TTL_MS > this.now() ? item.value : null;
+  }
+
+  async removeAsync(key: string | null): Promise<string | null> {
+    if (key === null) return null;
+    const item = this.#items.get(key);
+    this.#items.delete(key);
+    return item?.value ?? null;
   }
 }
 
