@@ -146,6 +146,17 @@ saml('outstanding requests are bounded: after 10,000 newer sign-ins the oldest r
   assert.is((await login.finish(b64(signAssertion(responseXml({ requestId: fresh }), key, cert)))).inResponseTo, fresh);
 });
 
+saml('an unreadable IdP certificate file is a server fault, not a refused sign-in', async ({ dir, key, cert }) => {
+  const broken = new SamlLogin({ idp_entity_id: IDP, idp_sso_url: 'http://127.0.0.1:9/sso', idp_cert_file: join(dir, 'missing.pem'), sp_entity_id: SP, acs_url: ACS, clock_skew_s: 60 });
+  const { requestId } = await broken.begin();
+  try {
+    await broken.finish(b64(signAssertion(responseXml({ requestId }), key, cert)));
+    assert.unreachable('accepted without a certificate');
+  } catch (err) {
+    assert.is((err as AgateError).code, ErrorCode.CONFIG_UNREADABLE);
+  }
+});
+
 saml('metadata names our entity id and the POST ACS', ({ login }) => {
   const xml = login.metadata();
   assert.match(xml, `entityID="${SP}"`);

@@ -73,6 +73,8 @@ export class SamlLogin {
     try {
       ({ profile } = await this.#saml.validatePostResponseAsync({ SAMLResponse: samlResponse }));
     } catch (cause) {
+      // Our own certificate file unreadable is a server fault (logged, 500), not the IdP's.
+      if (cause instanceof AgateError && (cause.code === ErrorCode.CONFIG_UNREADABLE || cause.code === ErrorCode.CONFIG_INVALID)) throw cause;
       throw new AgateError(ErrorCode.CONSOLE_SIGN_IN_FAILED, `the identity provider's SAML response was refused: ${(cause as Error).message}`, { cause });
     }
     if (profile === null || typeof profile.nameID !== 'string' || profile.nameID === '') throw refused('it names no subject (NameID)');
