@@ -45,6 +45,8 @@ import { ApprovalWebhooks } from '../../services/policy/src/webhooks/notifier.js
 import { PolicyReloader } from '../../services/policy/src/reload.js';
 import { PolicyInForce } from '../../services/policy/src/in-force.js';
 import { LiveSessions } from '../../services/ingress-proxy/src/live-sessions.js';
+import { readTerminationRequests } from '../../services/ingress-proxy/src/termination-requests.js';
+import { SessionEnds } from '../../services/query/src/session-ends.js';
 import { QueryApi } from '../../services/query/src/http-api.js';
 import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
 import { apiRefusalRecorder } from '../../services/query/src/auth-record.js';
@@ -333,11 +335,17 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const claim = (id: Identity, name: string) => (name === 'sub' ? id.subject : name === 'iss' ? id.issuer : id.claims[name]);
       const authorize = (id: Identity) => required.every((r) => { const v = claim(id, r.name); return v !== undefined && r.test(v); });
       await migrateQuery(store!);
+      // Distributed: the proxies are other processes; a terminate goes to them over the bus.
+      const sessionEnds = config.bus.kind === 'kafka' && bus !== undefined ? new SessionEnds(bus, config.instance_id) : undefined;
+      if (sessionEnds !== undefined) {
+        await sessionEnds.start();
+        started.push({ stop: () => sessionEnds.close() });
+      }
       const sql = analystSql(config, store!, logger.child({ component: 'query' }));
       started.push({ stop: async () => sql.close() });
       const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), analystSql: sql.run, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls'), logins: loginGuard(config.logins, throttle), readiness, ledgerVerify: checkpointSources(config), console: config.console,
         policy: new PolicyInForce(config.source, { policy: config.policy, masking: config.masking }),
-        liveSessions: roles.includes('proxy') ? liveSessions : undefined,
+        liveSessions: roles.includes('proxy') ? liveSessions : undefined, sessionEnds,
         recordRefusal: apiRefusalRecorder(bus, config.instance_id, logger.child({ component: 'query' })),
       });
       const q = splitHostPort(config.query.listen);
@@ -371,6 +379,11 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         started.push({ stop: () => ssh.shutdown() });
         drainable.push(ssh);
         report('listener.ssh');
+      }
+      if (config.bus.kind === 'kafka') {
+        // A query service in another process asks for terminations over the bus.
+        const terminations = await readTerminationRequests(bus!, liveSessions, config.instance_id, logger.child({ component: 'proxy' }));
+        started.push({ stop: () => terminations.close() });
       }
       for (const t of kubernetesTargets(config)) {
         const kube = new KubeProxyServer({

@@ -127,15 +127,28 @@ parse('console: an OIDC client whose redirect is /ui/callback, https unless on l
   const consoleYaml = (issuer: string, redirect = 'https://agate.example/ui/callback') =>
     `${minimal}console:\n  oidc: { issuer: "${issuer}", client_id: c, client_secret: { file: secret }, redirect_url: "${redirect}" }\n`;
   const c = parseConfig(consoleYaml('https://sso.example/realms/a'), '/etc/agate/agate.yaml');
-  assert.is(c.console?.oidc.client_secret?.file, '/etc/agate/secret');
-  assert.equal(c.console?.oidc.scopes, ['openid', 'profile', 'email']);
+  assert.is(c.console?.oidc?.client_secret?.file, '/etc/agate/secret');
+  assert.equal(c.console?.oidc?.scopes, ['openid', 'profile', 'email']);
   assert.is(c.console?.roles.default_role, 'none');
   assert.is(c.console?.session_ttl_s, 28800);
   parseConfig(consoleYaml('http://127.0.0.1:8080/realms/a'), 'agate.yaml');
-  assert.match(errorOf(consoleYaml('http://sso.example/realms/a')), 'console.oidc.issuer: expected an https:// issuer');
+  assert.match(errorOf(consoleYaml('http://sso.example/realms/a')), 'console.oidc.issuer: expected an https:// URL');
   assert.match(errorOf(consoleYaml('https://sso.example/realms/a', 'https://agate.example/callback')), 'console.oidc.redirect_url');
   assert.match(errorOf(`${minimal}console:\n  oidc: { issuer: "https://sso.example", client_id: c, redirect_url: "https://a.example/ui/callback", extra: 1 }\n`), 'extra');
   assert.is(parseConfig(minimal, 'agate.yaml').console, undefined);
+});
+
+parse('console: a SAML identity provider beside or instead of OIDC; at least one is required', () => {
+  const saml = (sso = 'https://idp.example/sso', acs = 'https://agate.example/ui/saml/acs') =>
+    `${minimal}console:\n  saml: { idp_entity_id: "https://idp.example", idp_sso_url: "${sso}", idp_cert_file: idp.pem, sp_entity_id: agate, acs_url: "${acs}" }\n`;
+  const c = parseConfig(saml(), '/etc/agate/agate.yaml');
+  assert.is(c.console?.saml?.idp_cert_file, '/etc/agate/idp.pem');
+  assert.is(c.console?.saml?.clock_skew_s, 60);
+  assert.is(c.console?.oidc, undefined);
+  parseConfig(saml('http://127.0.0.1:8080/sso', 'http://127.0.0.1:8000/ui/saml/acs'), 'agate.yaml');
+  assert.match(errorOf(saml('http://idp.example/sso')), 'console.saml.idp_sso_url: expected an https:// URL');
+  assert.match(errorOf(saml(undefined, 'https://agate.example/acs')), 'console.saml.acs_url');
+  assert.match(errorOf(`${minimal}console:\n  session_ttl_s: 60\n`), 'console: expected an identity provider');
 });
 
 parse.run();

@@ -390,9 +390,30 @@ const ops = z.strictObject({
 });
 
 /**
+ * SAML 2.0 sign-in to the console (SP-initiated: HTTP-Redirect AuthnRequest, HTTP-POST response).
+ * Only signed assertions from `idp_entity_id`, for `sp_entity_id`, answering a request this
+ * service made, are accepted. Attributes become claims (a multi-valued one a JSON list).
+ */
+const consoleSaml = z.strictObject({
+  /** The IdP's entityID, the Issuer its assertions must carry (its metadata's EntityDescriptor entityID). */
+  idp_entity_id: z.string().min(1).describe('the IdP\'s entityID, the Issuer its assertions must carry'),
+  /** The IdP's SingleSignOnService location for the HTTP-Redirect binding. */
+  idp_sso_url: z.url().describe('the IdP\'s SingleSignOnService location for the HTTP-Redirect binding'),
+  /** PEM file of the IdP's signing certificate(s) (one or more CERTIFICATE blocks); assertions signed by another key are refused. */
+  idp_cert_file: z.string().min(1).describe('PEM file of the IdP\'s signing certificate(s); assertions signed by another key are refused; read at each check'),
+  /** This service's entityID as registered at the IdP; assertions must name it as their Audience. */
+  sp_entity_id: z.string().min(1).describe('this service\'s entityID as registered at the IdP; assertions must name it as their Audience'),
+  /** Where the IdP posts the response: this service's origin followed by /ui/saml/acs. */
+  acs_url: z.url().refine((u) => new URL(u).pathname === '/ui/saml/acs', 'expected a URL whose path is /ui/saml/acs').describe('where the IdP posts the response: this service\'s origin plus `/ui/saml/acs`'),
+  /** Clock difference tolerated when checking NotBefore / NotOnOrAfter. */
+  clock_skew_s: z.number().int().min(0).max(600).default(60).describe('clock difference tolerated when checking NotBefore / NotOnOrAfter'),
+});
+
+/**
  * The web console (served by the query service under /ui/): humans sign in with OIDC
- * (authorization code + PKCE) at their own identity provider, never with an agent's token.
- * Roles come from the ID token's claims exactly as `query.roles` maps a bearer token's.
+ * (authorization code + PKCE) or SAML 2.0 at their own identity provider, never with an
+ * agent's token. Roles come from the ID token's claims or the SAML attributes exactly as
+ * `query.roles` maps a bearer token's.
  */
 const consoleSection = z.strictObject({
   oidc: z.strictObject({
@@ -404,7 +425,8 @@ const consoleSection = z.strictObject({
       .refine((u) => new URL(u).pathname === '/ui/callback', 'expected a URL whose path is /ui/callback')
       .describe("where the provider sends the browser back: this service's origin plus `/ui/callback`, as registered at the provider"),
     scopes: z.array(z.string().min(1)).default(['openid', 'profile', 'email']).describe('scopes asked for'),
-  }),
+  }).optional().describe('OpenID Connect sign-in (authorization code with PKCE)'),
+  saml: consoleSaml.optional().describe('SAML 2.0 sign-in (SP-initiated, signed assertions required)'),
   roles: queryRoles.prefault({}).describe("a person's roles from the ID token's claims, mapped as `query.roles` maps a bearer token's"),
   session_ttl_s: duration.max(7 * 24 * 3600).default(8 * 3600).describe('a console session ends this long after sign-in'),
 });
@@ -687,11 +709,17 @@ export function parseConfig(text: string, source: string): AgateConfig {
     tls.key = abs(tls.key);
   }
   if (cfg.query.tls !== undefined) cfg.query.tls = { cert: abs(cfg.query.tls.cert), key: abs(cfg.query.tls.key) };
-  if (cfg.console?.oidc.client_secret?.file !== undefined) cfg.console.oidc.client_secret.file = abs(cfg.console.oidc.client_secret.file);
+  if (cfg.console?.oidc?.client_secret?.file !== undefined) cfg.console.oidc.client_secret.file = abs(cfg.console.oidc.client_secret.file);
+  if (cfg.console?.saml !== undefined) cfg.console.saml.idp_cert_file = abs(cfg.console.saml.idp_cert_file);
   if (cfg.console !== undefined) {
-    const issuer = new URL(cfg.console.oidc.issuer);
-    // Sign-in over plain HTTP would expose the code and tokens; only a loopback provider (tests, a laptop) may use it.
-    if (issuer.protocol !== 'https:' && !isLoopbackHost(issuer.hostname)) throw new ConfigError(`${source}: console.oidc.issuer: expected an https:// issuer (plain http only on loopback)`);
+    if (cfg.console.oidc === undefined && cfg.console.saml === undefined) throw new ConfigError(`${source}: console: expected an identity provider (console.oidc, console.saml or both)`);
+    // Sign-in over plain HTTP would expose the code, tokens or assertion; only a loopback provider (tests, a laptop) may use it.
+    const plain = (url: string, key: string) => {
+      const u = new URL(url);
+      if (u.protocol !== 'https:' && !isLoopbackHost(u.hostname)) throw new ConfigError(`${source}: ${key}: expected an https:// URL (plain http only on loopback)`);
+    };
+    if (cfg.console.oidc !== undefined) plain(cfg.console.oidc.issuer, 'console.oidc.issuer');
+    if (cfg.console.saml !== undefined) plain(cfg.console.saml.idp_sso_url, 'console.saml.idp_sso_url');
   }
   const absTls = (t: ClientTlsConfig | undefined) => {
     if (t === undefined) return;

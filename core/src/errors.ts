@@ -88,6 +88,8 @@ export const ErrorCode = {
   API_CONFLICT: 'API_CONFLICT',
   /** The route needs the bus, and this process has none. */
   API_UNAVAILABLE: 'API_UNAVAILABLE',
+  /** What the route asked of another service (over the bus) was not done in time (HTTP 504). */
+  API_TIMEOUT: 'API_TIMEOUT',
   /** The path exists but not for this method (HTTP 405, with Allow). */
   API_METHOD_NOT_ALLOWED: 'API_METHOD_NOT_ALLOWED',
   /** The web console: a sign-in the identity provider or Agate refused (state, PKCE, ID token, no role). */

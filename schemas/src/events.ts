@@ -173,6 +173,14 @@ export interface SessionClosed extends EventHead {
   duration_us: number;
 }
 
+/** An administrator asked that a live session end; the proxy holding it closes it (SessionClosed follows). */
+export interface SessionTerminationRequested extends EventHead {
+  type: 'SessionTerminationRequested';
+  requested_by_issuer: string;
+  requested_by_subject: string;
+  reason: string;
+}
+
 /** A signed ledger checkpoint, published so consumers outside the store can keep it. */
 export interface Checkpoint extends EventHead {
   type: 'Checkpoint';
@@ -184,7 +192,7 @@ export interface Checkpoint extends EventHead {
   note: string;
 }
 
-export type AgateEvent = SessionOpened | AuthenticationFailed | Command | Verdict | Response | SessionClosed | Checkpoint | ApprovalRequested | ApprovalDecision | ApprovalRefused | ApiAuthenticationFailed;
+export type AgateEvent = SessionOpened | AuthenticationFailed | Command | Verdict | Response | SessionClosed | Checkpoint | ApprovalRequested | ApprovalDecision | ApprovalRefused | ApiAuthenticationFailed | SessionTerminationRequested;
 export type EventType = AgateEvent['type'];
 export type EventOf<T extends EventType> = Extract<AgateEvent, { type: T }>;
 
@@ -200,6 +208,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'ApprovalDecision',
   'ApiAuthenticationFailed',
   'ApprovalRefused',
+  'SessionTerminationRequested',
 ];
 
 /** Current time in Avro `timestamp-micros`. */

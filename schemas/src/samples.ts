@@ -67,4 +67,8 @@ export const SAMPLES: { readonly [T in EventType]: Extract<AgateEvent, { type: T
     proxy_id: 'agate-a', protocol: 'http', target: 'query-api', client_address: '127.0.0.1:50002',
     reason_code: 'AUTH_SIGNATURE_INVALID', message: 'signature verification failed', request: 'GET /v1/sessions', claimed_issuer: identity.issuer, claimed_subject: null,
   },
+  SessionTerminationRequested: {
+    type: 'SessionTerminationRequested', event_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', ...head,
+    requested_by_issuer: 'https://idp.example.com', requested_by_subject: 'alice', reason: 'runaway migration',
+  },
 };

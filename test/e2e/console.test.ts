@@ -46,7 +46,11 @@ query:
 interface Ctx {
   pg: PostgresServer; oidc: OidcIssuer; keycloak: Keycloak; agate: AgateProcess; sshd: SshServer;
   profile: string; browser: BrowserContext; page: Page; clientSecret: string; secondProfile?: string; second?: BrowserContext;
+  samlDir: string; samlCertFile: string;
 }
+/** The SAML IdP is reached as localhost and Agate as 127.0.0.1: two sites, so the ACS POST is truly cross-site. */
+const samlIdp = (keycloak: Keycloak) => `${keycloak.baseUrl.replace('127.0.0.1', 'localhost')}/realms/agate`;
+const SAML_SP = 'agate-console-saml';
 const ui = suite<Ctx>('console: sign-in and approvals in a real browser');
 
 ui.before(async (ctx) => {
@@ -55,6 +59,9 @@ ui.before(async (ctx) => {
   ctx.clientSecret = randomBytes(18).toString('base64url');
   const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
   const issuer = `${ctx.keycloak.baseUrl}/realms/agate`;
+  // The realm (and its signing key) is made once Agate's port is known; Agate reads the IdP certificate at each sign-in.
+  ctx.samlDir = mkdtempSync(join(tmpdir(), 'agate-saml-idp-'));
+  ctx.samlCertFile = join(ctx.samlDir, 'idp.pem');
   ctx.agate = await startAgateProcess({
     // An SSH target too, for the shell replay.
     configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY)
@@ -69,10 +76,24 @@ ui.before(async (ctx) => {
     client_id: agate-console
     client_secret: { value: ${JSON.stringify(ctx.clientSecret)} }
     redirect_url: "http://127.0.0.1:${p.apiPort}/ui/callback"
+  saml:
+    idp_entity_id: ${JSON.stringify(samlIdp(ctx.keycloak))}
+    idp_sso_url: ${JSON.stringify(`${samlIdp(ctx.keycloak)}/protocol/saml`)}
+    idp_cert_file: ${JSON.stringify(ctx.samlCertFile)}
+    sp_entity_id: ${SAML_SP}
+    acs_url: "http://127.0.0.1:${p.apiPort}/ui/saml/acs"
   roles: { claim: groups, approver: [approver], analyst: [analyst], auditor: [auditor], admin: [admin] }
 `,
   });
-  await ctx.keycloak.createRealm({ name: 'agate', redirectUri: `${ctx.agate.apiUrl}/ui/callback`, users: [ALICE, BOB], clientSecret: ctx.clientSecret });
+  const realm = await ctx.keycloak.createRealm({
+    name: 'agate', redirectUri: `${ctx.agate.apiUrl}/ui/callback`, users: [ALICE, BOB], clientSecret: ctx.clientSecret,
+    saml: { entityId: SAML_SP, acsUrl: `${ctx.agate.apiUrl}/ui/saml/acs` },
+  });
+  // The IdP's signing certificate, from its own metadata, as an operator would take it.
+  const metadata = await (await fetch(realm.samlMetadataUrl!)).text();
+  const cert = /<(?:\w+:)?X509Certificate>([^<]+)</.exec(metadata)?.[1];
+  if (cert === undefined) throw new Error(`no X509Certificate in the Keycloak SAML metadata:\n${metadata}`);
+  writeFileSync(ctx.samlCertFile, `-----BEGIN CERTIFICATE-----\n${cert.replace(/\s+/g, '').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`);
   ctx.profile = mkdtempSync(join(tmpdir(), 'agate-chromium-'));
   ctx.browser = await chromium.launchPersistentContext(ctx.profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
   ctx.page = ctx.browser.pages()[0] ?? (await ctx.browser.newPage());
@@ -85,6 +106,7 @@ ui.after(async (ctx) => {
   if (ctx.profile) rmSync(ctx.profile, { recursive: true, force: true });
   await ctx.agate?.dispose();
   await ctx.keycloak?.stop();
+  if (ctx.samlDir) rmSync(ctx.samlDir, { recursive: true, force: true });
   await ctx.oidc?.close();
   await ctx.pg?.stop();
   await ctx.sshd?.stop();
@@ -160,6 +182,54 @@ ui('a person signs in through Keycloak by OIDC; the session cookie is HttpOnly a
   assert.is(cookie!.path, '/ui/');
   // The page's scripts cannot read it.
   assert.not.match(await page.evaluate(() => document.cookie), 'agate_console');
+});
+
+ui('a person signs in through Keycloak by SAML (a cross-site POST to the ACS) and sees the inbox; the SP metadata is served', async (ctx) => {
+  const metadata = await fetch(`${ctx.agate.apiUrl}/ui/saml/metadata`);
+  assert.is(metadata.status, 200);
+  const xml = await metadata.text();
+  assert.match(xml, `entityID="${SAML_SP}"`);
+  assert.match(xml, `Location="${ctx.agate.apiUrl}/ui/saml/acs"`);
+  // A browser of its own: nobody signed in yet.
+  const profile = mkdtempSync(join(tmpdir(), 'agate-chromium-saml-'));
+  const browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
+  try {
+    const page = browser.pages()[0] ?? (await browser.newPage());
+    const cookiesOn: Record<string, string> = {};
+    page.on('requestfinished', (req) => {
+      const path = new URL(req.url()).pathname;
+      if (path === '/ui/saml/acs' || path === '/ui/saml/finish') void req.allHeaders().then((h) => (cookiesOn[path] = h.cookie ?? ''));
+    });
+    await page.goto(`${ctx.agate.apiUrl}/ui/`);
+    await page.click('#sign-in-saml');
+    await page.waitForSelector('#username');
+    assert.match(page.url(), /^http:\/\/localhost:\d+\/realms\/agate\/protocol\/saml/);
+    await page.fill('#username', ALICE.username);
+    await page.fill('#password', ALICE.password);
+    await page.click('#kc-login');
+    await page.waitForSelector('#user-name');
+    await page.waitForSelector('#nav:not([hidden])');
+    assert.ok(page.url().startsWith(`${ctx.agate.apiUrl}/ui/`), page.url());
+    assert.match((await page.textContent('.roles')) ?? '', 'approver');
+    assert.match((await page.textContent('.roles')) ?? '', 'admin');
+    const me = await page.evaluate(async () => (await fetch('/ui/api/me')).json() as Promise<{ issuer: string; roles: string[] }>);
+    assert.is(me.issuer, samlIdp(ctx.keycloak));
+    // The inbox opens (the approver's page), fed by the live stream.
+    await page.waitForSelector('#live-state.on');
+    await page.waitForSelector('#no-pending');
+    assert.match(page.url(), /#\/approvals$/);
+    await shot(page, 'console-saml-inbox');
+    // The IdP's form post is cross-site: our Lax flow cookie stays behind; the same-site hop after it carries it.
+    await until('the ACS and finish requests', () => (cookiesOn['/ui/saml/acs'] !== undefined && cookiesOn['/ui/saml/finish'] !== undefined ? true : undefined));
+    assert.not.match(cookiesOn['/ui/saml/acs']!, 'agate_console_login');
+    assert.match(cookiesOn['/ui/saml/finish']!, 'agate_console_login');
+    const cookie = (await browser.cookies(`${ctx.agate.apiUrl}/ui/`)).find((c) => c.name === 'agate_console');
+    assert.is(cookie?.sameSite, 'Strict');
+    assert.is(cookie?.httpOnly, true);
+  } finally {
+    await browser.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
 });
 
 ui('a held psql DROP shows in the live inbox within a second and psql completes once approved with a justification', async (ctx) => {

@@ -177,6 +177,49 @@ dist('every command and response of both proxies lands in the ledger exactly onc
   assert.is(await assertEveryRunCommandRecorded(env, 'basic-'), 2);
 });
 
+dist('an admin ends a live session held by a proxy in another process: asked over the bus, answered once SessionClosed is recorded', async () => {
+  const env = await ready;
+  const api = `http://127.0.0.1:${env.ports.api}`;
+  const admin = await env.issuer.mint({ sub: 'dist-admin', agate_role: 'admin' });
+  const headers = { authorization: `Bearer ${admin}`, 'content-type': 'application/json' };
+  const terminate = (id: string, reason: string) => fetch(`${api}/v1/sessions/${encodeURIComponent(id)}/terminate`, { method: 'POST', headers, body: JSON.stringify({ reason }) });
+  // Nothing live by that id: 404 from the record, no request on the bus.
+  assert.is((await terminate('no-such-session', 'test')).status, 404);
+  const marker = `terminate-me-${Date.now()}`;
+  const c = await client(env, env.ports.b);
+  const ended = new Promise<Error & { code?: string }>((resolve) => c.on('error', resolve));
+  await c.query(`SELECT '${marker}'`);
+  const sessionId = await until('the session in the record', async () => {
+    const res = await fetch(`${api}/v1/sessions?q=${marker}`, { headers });
+    const rows = ((await res.json()) as { sessions: { session_id: string; proxy_id: string }[] }).sessions;
+    return rows.find((r) => r.proxy_id === 'proxy-b')?.session_id;
+  });
+  const started = Date.now();
+  const res = await terminate(sessionId, 'runaway query');
+  const body = (await res.json()) as { terminated?: boolean; reason?: string };
+  assert.is(res.status, 200, JSON.stringify(body));
+  const expected = `terminated by administrator dist-admin (${env.issuer.issuer}): runaway query`;
+  assert.is(body.reason, expected);
+  console.log(`    terminate across processes answered in ${Date.now() - started} ms`);
+  // The client got the protocol's own error, with who and why.
+  const err = await Promise.race([ended, new Promise<undefined>((r) => setTimeout(() => r(undefined), 10_000))]);
+  assert.ok(err, 'the client was disconnected');
+  assert.is(err!.code, '57P01');
+  assert.match(err!.message, expected);
+  // The record: the request with who asked, and the SessionClosed with the reason.
+  const rows = await until('both events in the ledger', async () => {
+    const r = await env.store.query<{ event_type: string; subject: string; body: string }>(
+      "SELECT event_type, subject, body FROM agate.ledger WHERE session_id = {id:String} AND event_type IN ('SessionTerminationRequested', 'SessionClosed') ORDER BY seq", { id: sessionId });
+    return r.length === 2 ? r : undefined;
+  });
+  assert.equal(rows.map((r) => r.event_type), ['SessionTerminationRequested', 'SessionClosed']);
+  assert.is(rows[0]!.subject, 'dist-admin');
+  assert.is((JSON.parse(rows[0]!.body) as { reason: string }).reason, 'runaway query');
+  assert.is((JSON.parse(rows[1]!.body) as { reason: string }).reason, expected);
+  // Ended: asking again is a 404 once the record has the end.
+  await until('the end in the record', async () => ((await terminate(sessionId, 'again')).status === 404 ? true : undefined));
+});
+
 dist('policy down: statements are refused within the deadline, and the refusals are recorded', async () => {
   const env = await ready;
   await env.procs.policy.stop('SIGKILL');

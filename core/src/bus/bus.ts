@@ -113,6 +113,13 @@ export interface StreamInfo {
 export interface SubscribeOptions {
   group: string;
   types: readonly EventType[];
+  /**
+   * Where a group with no committed position starts reading: `earliest` (the default: every
+   * retained event) or `latest` (only events published from now on, for a reader that acts on
+   * requests, such as a proxy's termination requests, and has no use for old ones). Kafka only;
+   * on the embedded bus everything runs in one process and no such reader is started.
+   */
+  from?: 'earliest' | 'latest';
   /** Every batch comes from one stream, in that stream's order. */
   handler: (batch: readonly AgateEvent[], source: StreamInfo) => Promise<void>;
   /** Largest batch handed to the handler at once. */

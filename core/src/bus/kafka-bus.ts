@@ -181,7 +181,7 @@ export class KafkaBus implements Bus, ProxyLeases {
       this.#consumers.add(consumer);
       consumer.on(consumer.events.GROUP_JOIN, () => void (joins += 1));
       await consumer.connect();
-      await consumer.subscribe({ topic: this.options.eventsTopic, fromBeginning: true });
+      await consumer.subscribe({ topic: this.options.eventsTopic, fromBeginning: options.from !== 'latest' });
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,

@@ -12,6 +12,11 @@ export interface SessionHolder {
   find(sessionId: string): LiveSession | undefined;
 }
 
+/** The reason SessionClosed records for an administrator's termination: who asked, and why. */
+export function terminationReason(by: { issuer: string; subject: string }, reason: string): string {
+  return `terminated by administrator ${by.subject} (${by.issuer}): ${reason}`;
+}
+
 export type TerminateOutcome = { kind: 'terminated'; reason: string } | { kind: 'not-found' } | { kind: 'timeout'; reason: string };
 
 /**

@@ -38,7 +38,9 @@ export interface RecordColumns {
 }
 
 export function recordColumns(event: AgateEvent): RecordColumns {
-  const subject = 'identity' in event ? event.identity.subject : event.type === 'AuthenticationFailed' || event.type === 'ApiAuthenticationFailed' ? (event.claimed_subject ?? '') : '';
+  const subject = 'identity' in event ? event.identity.subject
+    : event.type === 'AuthenticationFailed' || event.type === 'ApiAuthenticationFailed' ? (event.claimed_subject ?? '')
+    : event.type === 'SessionTerminationRequested' ? event.requested_by_subject : '';
   return {
     event_id: event.event_id,
     event_type: event.type,

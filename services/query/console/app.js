@@ -26,7 +26,7 @@ async function main() {
     return undefined;
   });
   if (user === undefined) return;
-  if (user === null) return signIn();
+  if (user === null) return void signIn();
   mount(document.getElementById('who'),
     h('span', { class: 'name', id: 'user-name' }, user.name), ' ', h('span', { class: 'muted roles' }, user.roles.join(', ')), ' ',
     h('button', { type: 'button', class: 'link', id: 'sign-out', onclick: signOut }, 'Sign out'));
@@ -54,11 +54,15 @@ async function main() {
   route();
 }
 
-function signIn() {
+async function signIn() {
+  // Which identity providers are configured (console.oidc, console.saml); one button each.
+  const providers = await fetch('/ui/providers', { credentials: 'same-origin' }).then((r) => r.json()).catch(() => ({ oidc: true, saml: false }));
   mount(view, h('section', { class: 'signin' },
     h('h1', {}, 'Agate console'),
     h('p', {}, 'Approve held commands, follow sessions and read the audit trail.'),
-    h('a', { class: 'button', href: '/ui/login', id: 'sign-in' }, 'Sign in with your identity provider')));
+    providers.oidc ? h('a', { class: 'button', href: '/ui/login', id: 'sign-in' }, 'Sign in with your identity provider') : false,
+    providers.oidc && providers.saml ? ' ' : false,
+    providers.saml ? h('a', { class: 'button', href: '/ui/login/saml', id: 'sign-in-saml' }, 'Sign in with SAML') : false));
 }
 
 async function signOut() {

@@ -29,6 +29,7 @@ import type { AnalystSql } from './sql-endpoint.js';
 import { policyRoutes } from './routes/policy.js';
 import { terminateRoutes } from './routes/terminate.js';
 import type { LiveSessions } from '../../ingress-proxy/src/live-sessions.js';
+import type { SessionEnds } from './session-ends.js';
 import type { PolicyInForce } from '../../policy/src/in-force.js';
 
 export interface QueryApiOptions {
@@ -60,6 +61,8 @@ export interface QueryApiOptions {
   policy?: PolicyInForce;
   /** The live sessions of the proxies in this process, for POST /v1/sessions/:id/terminate; without it that answers 503. */
   liveSessions?: LiveSessions;
+  /** Distributed mode: terminate sessions held by proxies in other processes over the bus (SessionTerminationRequested). */
+  sessionEnds?: SessionEnds;
 }
 
 /** How often the statement facts behind agate.activity are brought level with the ledger. */
@@ -89,10 +92,10 @@ export class QueryApi {
     this.#openapi = openApiText();
     this.#console = options.console === undefined ? undefined : new Console({
       config: options.console, store, logger: options.logger, bus: options.bus,
-      secure: options.tls !== undefined || options.console.oidc.redirect_url.startsWith('https:'),
+      secure: options.tls !== undefined || [options.console.oidc?.redirect_url, options.console.saml?.acs_url].some((u) => u?.startsWith('https:')),
       serveRoute: (req, res, path, query, who, body) => this.#serve(req, res, path, query, async () => who, body),
     });
-    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(options.analystSql, this.#facts), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus, (id) => this.#console?.unstoredRequest(id)), ...policyRoutes(store, options.policy), ...terminateRoutes(options.liveSessions, options.logger)]);
+    this.#routes = compileRoutes([...sessionRoutes(store), ...commandRoutes(store), ...sqlRoutes(options.analystSql, this.#facts), ...exportRoutes(store), ...ledgerRoutes(store, codec, options.ledgerVerify), ...approvalRoutes(store, options.bus, (id) => this.#console?.unstoredRequest(id)), ...policyRoutes(store, options.policy), ...terminateRoutes(options.liveSessions, options.bus === undefined || options.sessionEnds === undefined ? undefined : { bus: options.bus, ends: options.sessionEnds, store }, options.logger)]);
     const timeoutMs = options.logins.pending.options.timeoutMs;
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
     // Headers must arrive within the login deadline (checked every second), a whole request within a minute.
@@ -260,6 +263,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   [ErrorCode.API_CONFLICT]: 409,
   [ErrorCode.API_METHOD_NOT_ALLOWED]: 405,
   [ErrorCode.API_UNAVAILABLE]: 503,
+  [ErrorCode.API_TIMEOUT]: 504,
   [ErrorCode.SQL_INVALID]: 400,
   [ErrorCode.SQL_REFUSED]: 400,
   [ErrorCode.SQL_READ_ONLY]: 403,

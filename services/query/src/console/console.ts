@@ -11,6 +11,7 @@ import { ApprovalsFeed } from './approvals-feed.js';
 import { loadAssets, securityHeaders, type Asset } from './assets.js';
 import { FLOW_COOKIE, SESSION_COOKIE, parseCookies, serializeCookie } from './cookies.js';
 import { OidcLogin } from './oidc-login.js';
+import { SamlLogin } from './saml-login.js';
 import { csrfMatches, SessionStore, type ConsoleSession } from './session-store.js';
 
 /** Runs one query API route (`/v1/...`) for an already signed-in person; QueryApi provides it. */
@@ -29,10 +30,12 @@ export interface ConsoleOptions {
 
 const ANSWER_PATH = /^\/v1\/approvals\/[^/]+\/(approve|deny)$/;
 const MAX_ANSWER_BODY = 16 * 1024;
+/** A SAML response with a few certificates and attributes is a few KiB; refuse anything far larger. */
+const MAX_SAML_BODY = 256 * 1024;
 const HEARTBEAT_MS = 15_000;
 
 /**
- * The web console under /ui/: static assets, OIDC sign-in, and the query API behind a session
+ * The web console under /ui/: static assets, OIDC and SAML sign-in, and the query API behind a session
  * cookie (`/ui/api/v1/...` runs the same routes, permissions and approval rules as `/v1/...`).
  * A bearer token is never looked at here: an agent's token cannot open the console, and the
  * console's cookie does not open `/v1/`.
@@ -40,7 +43,8 @@ const HEARTBEAT_MS = 15_000;
 export class Console {
   readonly #assets: Map<string, Asset>;
   readonly #sessions: SessionStore;
-  readonly #login: OidcLogin;
+  readonly #login: OidcLogin | undefined;
+  readonly #saml: SamlLogin | undefined;
   readonly #roles: (identity: Identity) => Set<Role>;
   readonly #feed: ApprovalsFeed;
   readonly #headers: Record<string, string>;
@@ -48,7 +52,8 @@ export class Console {
   constructor(private readonly options: ConsoleOptions) {
     this.#assets = loadAssets();
     this.#sessions = new SessionStore(options.config.session_ttl_s * 1000);
-    this.#login = new OidcLogin(options.config.oidc);
+    this.#login = options.config.oidc === undefined ? undefined : new OidcLogin(options.config.oidc);
+    this.#saml = options.config.saml === undefined ? undefined : new SamlLogin(options.config.saml);
     this.#roles = roleResolver(options.config.roles);
     this.#feed = new ApprovalsFeed(options.store, options.logger, options.bus);
     this.#headers = securityHeaders(options.secure);
@@ -74,8 +79,13 @@ export class Console {
     try {
       if (method === 'GET' && (path === '/ui' || path === '/ui/' || path === '/ui/index.html')) return this.#asset(res, path === '/ui' ? undefined : 'index.html');
       if (method === 'GET' && path.startsWith('/ui/assets/')) return this.#asset(res, path.slice('/ui/assets/'.length));
+      if (method === 'GET' && path === '/ui/providers') return json(res, 200, { oidc: this.#login !== undefined, saml: this.#saml !== undefined });
       if (method === 'GET' && path === '/ui/login') return await this.#begin(res);
       if (method === 'GET' && path === '/ui/callback') return await this.#callback(req, res, url);
+      if (method === 'GET' && path === '/ui/login/saml') return await this.#samlBegin(res);
+      if (method === 'POST' && path === '/ui/saml/acs') return await this.#samlAcs(req, res);
+      if (method === 'GET' && path === '/ui/saml/finish') return this.#samlFinish(req, res, url);
+      if (method === 'GET' && path === '/ui/saml/metadata') return this.#samlMetadata(res);
       if (!path.startsWith('/ui/api/') && path !== '/ui/logout') throw new AgateError(ErrorCode.API_NOT_FOUND, `no console page ${path}`);
       const session = this.#session(req);
       if (method !== 'GET' && method !== 'HEAD') this.#checkCsrf(req, session);
@@ -105,31 +115,87 @@ export class Console {
   }
 
   async #begin(res: ServerResponse): Promise<void> {
+    if (this.#login === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, 'OIDC sign-in is not configured (console.oidc)');
     let started;
     try {
       started = await this.#login.begin();
     } catch (cause) {
       throw new AgateError(ErrorCode.API_UNAVAILABLE, `the identity provider cannot be reached: ${(cause as Error).message}`, { cause });
     }
-    const flowId = this.#sessions.startFlow(started.flow);
-    // Lax: the provider's redirect back to /ui/callback is a cross-site top-level navigation.
-    res.setHeader('set-cookie', serializeCookie(FLOW_COOKIE, flowId, { sameSite: 'Lax', secure: this.options.secure, maxAge: 600 }));
-    res.writeHead(302, { location: started.url.href });
-    res.end();
+    this.#redirectWithFlow(res, this.#sessions.startFlow({ kind: 'oidc', oidc: started.flow }), started.url);
   }
 
   async #callback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const clearFlow = serializeCookie(FLOW_COOKIE, '', { sameSite: 'Lax', secure: this.options.secure, maxAge: 0 });
-    const flow = this.#sessions.takeFlow(parseCookies(req.headers.cookie).get(FLOW_COOKIE));
-    if (flow === undefined) throw new AgateError(ErrorCode.CONSOLE_SIGN_IN_FAILED, 'this sign-in is unknown or expired; start again');
+    const flow = this.#takeFlow(req, res);
+    if (this.#login === undefined || flow?.kind !== 'oidc') throw new AgateError(ErrorCode.CONSOLE_SIGN_IN_FAILED, 'this sign-in is unknown or expired; start again');
     const providerError = url.searchParams.get('error');
     if (providerError !== null) throw new AgateError(ErrorCode.CONSOLE_SIGN_IN_FAILED, `the identity provider refused the sign-in: ${providerError}`);
-    const identity = await this.#login.finish(url, flow);
+    this.#signedIn(res, await this.#login.finish(url, flow.oidc));
+  }
+
+  async #samlBegin(res: ServerResponse): Promise<void> {
+    if (this.#saml === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, 'SAML sign-in is not configured (console.saml)');
+    const { url, requestId } = await this.#saml.begin();
+    this.#redirectWithFlow(res, this.#sessions.startFlow({ kind: 'saml', requestId }), url);
+  }
+
+  /**
+   * The IdP's HTTP-POST binding: a form auto-submitted from the IdP's origin, so a cross-site POST
+   * that carries none of our SameSite cookies (Lax cookies go only with cross-site top-level GETs).
+   * The assertion is checked here (signature, issuer, audience, time, InResponseTo once), then
+   * parked under a one-use ticket; this same-origin page sends the browser on to /ui/saml/finish,
+   * a same-site navigation that does carry the flow cookie, so the sign-in completes only in the
+   * browser that started it (an assertion for someone else, posted by a hostile page, signs no
+   * one in). No session cookie is set on the cross-site response, and none needs SameSite=None.
+   */
+  async #samlAcs(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.#saml === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, 'SAML sign-in is not configured (console.saml)');
+    if (!/^application\/x-www-form-urlencoded\b/i.test(req.headers['content-type'] ?? '')) throw new AgateError(ErrorCode.API_BAD_REQUEST, 'expected the SAML HTTP-POST binding (an application/x-www-form-urlencoded form)');
+    const form = new URLSearchParams((await readBody(req, MAX_SAML_BODY)).toString('utf8'));
+    const samlResponse = form.get('SAMLResponse');
+    if (samlResponse === null || samlResponse === '') throw new AgateError(ErrorCode.API_BAD_REQUEST, 'the form carries no SAMLResponse');
+    const signIn = await this.#saml.finish(samlResponse);
+    const ticket = this.#sessions.putTicket(signIn);
+    const next = `/ui/saml/finish?ticket=${encodeURIComponent(ticket)}`;
+    page(res, 200, 'Signing in', `<meta http-equiv="refresh" content="0;url=${escapeHtml(next)}">`, `<p>Signing in. <a href="${escapeHtml(next)}">Continue</a>.</p>`);
+  }
+
+  #samlFinish(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    const flow = this.#takeFlow(req, res);
+    const ticket = this.#sessions.takeTicket(url.searchParams.get('ticket'));
+    if (flow?.kind !== 'saml' || ticket === undefined) throw new AgateError(ErrorCode.CONSOLE_SIGN_IN_FAILED, 'this sign-in is unknown or expired; start again');
+    if (ticket.inResponseTo !== flow.requestId) throw new AgateError(ErrorCode.CONSOLE_SIGN_IN_FAILED, 'this SAML response answers a sign-in started in another browser');
+    this.#signedIn(res, ticket.identity);
+  }
+
+  #samlMetadata(res: ServerResponse): void {
+    if (this.#saml === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, 'SAML sign-in is not configured (console.saml)');
+    const xml = this.#saml.metadata();
+    res.writeHead(200, { 'content-type': 'application/samlmetadata+xml; charset=utf-8', 'content-length': Buffer.byteLength(xml) });
+    res.end(xml);
+  }
+
+  #redirectWithFlow(res: ServerResponse, flowId: string, to: URL): void {
+    // Lax: the provider's redirect back (OIDC) and our own page's hop to /ui/saml/finish are top-level GETs.
+    res.setHeader('set-cookie', serializeCookie(FLOW_COOKIE, flowId, { sameSite: 'Lax', secure: this.options.secure, maxAge: 600 }));
+    res.writeHead(302, { location: to.href });
+    res.end();
+  }
+
+  /** The flow the browser's cookie names, once; the cookie is cleared with whatever answer follows. */
+  #takeFlow(req: IncomingMessage, res: ServerResponse) {
+    res.setHeader('set-cookie', serializeCookie(FLOW_COOKIE, '', { sameSite: 'Lax', secure: this.options.secure, maxAge: 0 }));
+    return this.#sessions.takeFlow(parseCookies(req.headers.cookie).get(FLOW_COOKIE));
+  }
+
+  /** Opens a console session for a verified identity holding at least one role. */
+  #signedIn(res: ServerResponse, identity: Identity): void {
     const roles = this.#roles(identity);
     if (roles.size === 0) throw new AgateError(ErrorCode.API_FORBIDDEN, `${identity.subject} signed in but holds no console role (claim ${this.options.config.roles.claim})`);
     const session = this.#sessions.create(identity, roles);
     this.options.logger.info('console sign-in', { issuer: identity.issuer, subject: identity.subject, roles: [...roles] });
-    res.setHeader('set-cookie', [clearFlow, serializeCookie(SESSION_COOKIE, session.id, { sameSite: 'Strict', secure: this.options.secure, maxAge: this.options.config.session_ttl_s })]);
+    const clearFlow = res.getHeader('set-cookie');
+    res.setHeader('set-cookie', [...(typeof clearFlow === 'string' ? [clearFlow] : []), serializeCookie(SESSION_COOKIE, session.id, { sameSite: 'Strict', secure: this.options.secure, maxAge: this.options.config.session_ttl_s })]);
     // A Strict cookie set by a cross-site redirect chain is not sent on that chain's next hop, so
     // the browser goes on to /ui/ from this same-site page instead of from a 302.
     page(res, 200, 'Signed in', '<meta http-equiv="refresh" content="0;url=/ui/">', '<p>Signed in. <a href="/ui/">Open the console</a>.</p>');

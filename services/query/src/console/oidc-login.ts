@@ -18,7 +18,7 @@ export interface LoginFlow {
 export class OidcLogin {
   #config: Promise<oidc.Configuration> | undefined;
 
-  constructor(private readonly cfg: ConsoleConfig['oidc']) {}
+  constructor(private readonly cfg: NonNullable<ConsoleConfig['oidc']>) {}
 
   /** A fresh flow and the provider URL to send the browser to. */
   async begin(): Promise<{ url: URL; flow: LoginFlow }> {

@@ -4,7 +4,7 @@ import { csrfMatches, SessionStore } from './session-store.js';
 import { parseCookies, serializeCookie } from './cookies.js';
 
 const identity = { issuer: 'https://idp.example', subject: 'alice', claims: {} };
-const flow = { state: 's', nonce: 'n', codeVerifier: 'v' };
+const flow = { kind: 'oidc' as const, oidc: { state: 's', nonce: 'n', codeVerifier: 'v' } };
 
 const sessions = suite('console session store');
 
@@ -39,6 +39,19 @@ sessions('a sign-in flow is good for one callback and for ten minutes', () => {
   const late = store.startFlow(flow);
   now += 10 * 60_000;
   assert.is(store.takeFlow(late), undefined);
+});
+
+sessions('a SAML ticket is good for one use and for a minute', () => {
+  let now = 0;
+  const store = new SessionStore(60_000, () => now);
+  const ticket = { identity: { issuer: 'https://idp', subject: 's', claims: {} }, inResponseTo: '_r1' };
+  const id = store.putTicket(ticket);
+  assert.equal(store.takeTicket(id), ticket);
+  assert.is(store.takeTicket(id), undefined, 'replayed ticket');
+  assert.is(store.takeTicket(null), undefined);
+  const late = store.putTicket(ticket);
+  now += 60_000;
+  assert.is(store.takeTicket(late), undefined);
 });
 
 sessions('signing out deletes the session', () => {

@@ -3,6 +3,15 @@ import type { Identity } from '../../../../schemas/src/events.js';
 import type { Role } from '../roles.js';
 import type { LoginFlow } from './oidc-login.js';
 
+/** An unfinished sign-in, keyed by the flow cookie: OIDC's state/nonce/verifier, or the SAML AuthnRequest's id. */
+export type SignInFlow = { kind: 'oidc'; oidc: LoginFlow } | { kind: 'saml'; requestId: string };
+
+/** A verified SAML assertion waiting for the browser to come back with its flow cookie (see console.ts). */
+export interface SamlTicket {
+  identity: Identity;
+  inResponseTo: string;
+}
+
 /** A signed-in person. The id travels in the session cookie; the CSRF token only in page requests. */
 export interface ConsoleSession {
   id: string;
@@ -16,6 +25,8 @@ const MAX_SESSIONS = 10_000;
 const MAX_FLOWS = 10_000;
 /** A sign-in left unfinished this long is forgotten. */
 const FLOW_TTL_MS = 10 * 60_000;
+/** The hop from the ACS page to /ui/saml/finish is immediate; a ticket older than this is stale. */
+const TICKET_TTL_MS = 60_000;
 
 const newId = () => randomBytes(32).toString('base64url');
 
@@ -26,7 +37,8 @@ const newId = () => randomBytes(32).toString('base64url');
  */
 export class SessionStore {
   readonly #sessions = new Map<string, ConsoleSession>();
-  readonly #flows = new Map<string, { flow: LoginFlow; expiresAt: number }>();
+  readonly #flows = new Map<string, { flow: SignInFlow; expiresAt: number }>();
+  readonly #tickets = new Map<string, { ticket: SamlTicket; expiresAt: number }>();
 
   constructor(private readonly ttlMs: number, private readonly now: () => number = Date.now) {}
 
@@ -50,18 +62,26 @@ export class SessionStore {
     this.#sessions.delete(id);
   }
 
-  startFlow(flow: LoginFlow): string {
+  startFlow(flow: SignInFlow): string {
     const id = newId();
     bounded(this.#flows, MAX_FLOWS).set(id, { flow, expiresAt: this.now() + FLOW_TTL_MS });
     return id;
   }
 
   /** The flow for `id`, once: a callback replayed with the same cookie finds nothing. */
-  takeFlow(id: string | undefined): LoginFlow | undefined {
-    if (id === undefined) return undefined;
-    const f = this.#flows.get(id);
-    this.#flows.delete(id);
-    return f !== undefined && f.expiresAt > this.now() ? f.flow : undefined;
+  takeFlow(id: string | undefined): SignInFlow | undefined {
+    return take(this.#flows, id, this.now())?.flow;
+  }
+
+  putTicket(ticket: SamlTicket): string {
+    const id = newId();
+    bounded(this.#tickets, MAX_FLOWS).set(id, { ticket, expiresAt: this.now() + TICKET_TTL_MS });
+    return id;
+  }
+
+  /** The ticket for `id`, once. */
+  takeTicket(id: string | undefined | null): SamlTicket | undefined {
+    return take(this.#tickets, id ?? undefined, this.now())?.ticket;
   }
 }
 
@@ -71,6 +91,13 @@ export function csrfMatches(session: ConsoleSession, presented: string | undefin
   const a = Buffer.from(session.csrf);
   const b = Buffer.from(presented);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function take<V extends { expiresAt: number }>(map: Map<string, V>, id: string | undefined, now: number): V | undefined {
+  if (id === undefined) return undefined;
+  const v = map.get(id);
+  map.delete(id);
+  return v !== undefined && v.expiresAt > now ? v : undefined;
 }
 
 function bounded<K, V>(map: Map<K, V>, max: number): Map<K, V> {

@@ -402,12 +402,12 @@ export const OPERATIONS: readonly Operation[] = [
   {
     method: 'POST', path: '/v1/sessions/:id/terminate', operationId: 'terminateSession',
     summary: 'End a live session (role: admin)',
-    description: "The proxy holding the session closes the client's connection with the protocol's own error and records SessionClosed whose reason names the admin and the reason; the answer comes once that event is durable.",
+    description: "The proxy holding the session closes the client's connection with the protocol's own error and records SessionClosed whose reason names the admin and the reason; the answer comes once that event is durable. A proxy of this process is asked directly; in distributed mode a SessionTerminationRequested goes on the bus for every proxy, and a 504 (API_TIMEOUT) answers when no SessionClosed follows within 10 s (the request stays recorded).",
     params: id('session id'),
     body: { required: true, content: { 'application/json': z.object({ reason: z.string().min(1).max(500) }) } },
     responses: {
       200: json('terminated and recorded', z.object({ session_id: z.string(), terminated: z.boolean(), reason: z.string() })),
-      400: 'error', 401: 'error', 403: 'error', 404: 'error', 503: 'error',
+      400: 'error', 401: 'error', 403: 'error', 404: 'error', 503: 'error', 504: 'error',
     },
   },
 ];
