@@ -1,8 +1,11 @@
 /**
- * PostgreSQL proxy overhead, side by side in one run: pgbench -S with N clients directly against
- * PostgreSQL, through PgBouncer, and through Agate (embedded default: fsynced write-ahead audit,
- * policy on every statement, ledger), in each of pgbench's query modes; then a 2 GB result
- * streamed through Agate while its resident memory is sampled.
+ * PostgreSQL proxy overhead, side by side in one run (issue 21's figures):
+ * 1. added latency at one client: pgbench -S, simple and prepared, p50 and p99 from pgbench's
+ *    per-transaction log, direct against PostgreSQL, through PgBouncer and through Agate
+ *    (embedded default: fsynced write-ahead audit, policy on every statement, ledger);
+ * 2. throughput and Agate's own CPU per statement at N clients (process CPU time from
+ *    /proc/PID/stat divided by transactions), in each of pgbench's query modes;
+ * 3. `agate start`'s RssAnon and PSS idle and while a 2 GB result streams through it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,12 +26,37 @@ export interface PgBenchOptions {
   seconds: number;
   clients: number;
   streamGb: number;
+  /** Also run the diagnosis rows (Agate with fsync off, a bare Node TCP relay). */
+  diagnosis: boolean;
+  /** pgbench query modes of the throughput table. */
+  modes: readonly string[];
 }
 
 interface Figures {
   tps: number;
+  /** Transactions in pgbench's per-transaction log. */
+  transactions: number;
   p50: number;
   p99: number;
+}
+
+interface Memory {
+  rss: number;
+  anon: number;
+  file: number;
+  pss: number;
+}
+
+/** A process's memory in MiB: RSS split into anonymous and file-backed pages, and its PSS. */
+function memory(pid: number): Memory {
+  const kib = (text: string, key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) / 1024;
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  return { rss: kib(status, 'VmRSS'), anon: kib(status, 'RssAnon'), file: kib(status, 'RssFile'), pss: kib(rollup, 'Pss') };
+}
+
+function uptime(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 }
 
 const PGBENCH = join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'pgbench');
@@ -44,7 +72,7 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
   if (diagFile !== undefined) process.env.LOOP_DIAG_OUT = diagFile;
   const agate = await startAgate({ nodeArgs: [...diagArgs, ...nodeArgs] });
   // For diagnosis only: the same Agate without fsync shows what the write-ahead fsync costs.
-  const unsynced = await startAgate({ extraYaml: 'bus: { fsync: false }\n', nodeArgs: diagArgs });
+  const unsynced = o.diagnosis ? await startAgate({ extraYaml: 'bus: { fsync: false }\n', nodeArgs: diagArgs }) : undefined;
   const diagRows: { label: string; pid: number; from: number; to: number }[] = [];
   let bouncer: ChildProcess | undefined;
   let relay: { child: ChildProcess; port: number } | undefined;
@@ -54,54 +82,96 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
     const base = await agate.libpqEnv();
     const direct = { ...base, PGPORT: String(agate.pg.port), PGUSER: cred.user, PGPASSWORD: cred.password };
     await must(PGBENCH, ['-i', '-s', '10', '-q'], direct);
-    const u = unsynced.pg.users.scram;
-    await must(PGBENCH, ['-i', '-s', '10', '-q'], { ...direct, PGPORT: String(unsynced.pg.port), PGUSER: u.user, PGPASSWORD: u.password });
+    if (unsynced !== undefined) {
+      const u = unsynced.pg.users.scram;
+      await must(PGBENCH, ['-i', '-s', '10', '-q'], { ...direct, PGPORT: String(unsynced.pg.port), PGUSER: u.user, PGPASSWORD: u.password });
+    }
     const bouncerPort = await findFreePort();
     bouncer = await startBouncer(work, agate, bouncerPort);
     const viaBouncer = { ...base, PGPORT: String(bouncerPort), PGUSER: 'agent', PGPASSWORD: '' };
-    relay = await startListeningChild('the TCP relay', new URL('./tcp-relay.js', import.meta.url).pathname, [String(agate.pg.port)]);
-    const viaRelay = { ...direct, PGPORT: String(relay.port) };
+    if (o.diagnosis) relay = await startListeningChild('the TCP relay', new URL('./tcp-relay.js', import.meta.url).pathname, [String(agate.pg.port)]);
+    const viaAgate = async () => ({ ...base, PGPASSWORD: await agate.token() });
+    const idle = memory(agate.pid);
 
-    console.log(`\npgbench -S, ${o.clients} clients, 2 threads, ${o.seconds} s per run, scale 10 (${new Date().toISOString()})\n`);
+    console.log(`\nAdded latency at 1 client: pgbench -S, 1 client, 1 thread, ${o.seconds} s per run, scale 10, p50 and p99 of the per-transaction log (${new Date().toISOString()}, uptime: ${uptime()})\n`);
+    console.log('| mode | path | TPS | p50 ms | p99 ms | added p50 ms | added p99 ms | load avg (1 min) |');
+    console.log('|---|---|---:|---:|---:|---:|---:|---:|');
+    const added: string[] = [];
+    for (const mode of ['simple', 'prepared'] as const) {
+      const one = { ...o, clients: 1 };
+      const d = await pgbench(work, direct, mode, one);
+      const line = (name: string, f: Figures) =>
+        console.log(`| ${mode} | ${name} | ${f.tps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${name === 'direct' ? '—' : (f.p50 - d.p50).toFixed(3)} | ${name === 'direct' ? '—' : (f.p99 - d.p99).toFixed(3)} | ${loadavg()[0]!.toFixed(1)} |`);
+      line('direct', d);
+      const b = await pgbench(work, viaBouncer, mode, one);
+      line('PgBouncer', b);
+      const a = await pgbench(work, await viaAgate(), mode, one);
+      line('Agate', a);
+      added.push(`| ${mode} | ${(a.p50 - d.p50).toFixed(3)} | ${(a.p99 - d.p99).toFixed(3)} | ${(b.p50 - d.p50).toFixed(3)} | ${(b.p99 - d.p99).toFixed(3)} |`);
+    }
+    console.log('\n| mode | Agate added p50 ms (target ≤ 0.30) | Agate added p99 ms (target ≤ 1) | PgBouncer added p50 ms | PgBouncer added p99 ms |');
+    console.log('|---|---:|---:|---:|---:|');
+    for (const a of added) console.log(a);
+
+    console.log(`\npgbench -S, ${o.clients} clients, 2 threads, ${o.seconds} s per run, scale 10, after a warm-up run through Agate (${new Date().toISOString()}, uptime: ${uptime()})\n`);
     console.log('| mode | path | TPS | p50 latency ms | p99 latency ms | Agate CPU µs per tx | machine CPU µs per tx (all processes) | load avg (1 min) |');
     console.log('|---|---|---:|---:|---:|---:|---:|---:|');
     const summary: string[] = [];
-    for (const mode of ['simple', 'extended', 'prepared'] as const) {
+    const threadRows: string[] = [];
+    // The 1-client runs leave Agate's JIT cold for 8 clients' code paths; its compiler threads
+    // would count against the first measured row.
+    await pgbench(work, await viaAgate(), o.modes[0] ?? 'simple', { ...o, seconds: Math.min(o.seconds, 10) });
+    for (const mode of o.modes) {
       const row = async (name: string, env: NodeJS.ProcessEnv, pid?: number) => {
         // CPU time of the Agate process per transaction: steadier than TPS on a shared machine.
         const cpu0 = pid === undefined ? 0 : cpuMs(pid);
+        const threads0 = pid === undefined ? undefined : threadCpuMs(pid);
         const busy0 = machineBusyMs();
         const from = Date.now();
         const f = await pgbench(work, env, mode, o);
         if (pid !== undefined) diagRows.push({ label: `${mode} | ${name}`, pid, from, to: Date.now() });
-        const perTx = pid === undefined ? '—' : (((cpuMs(pid) - cpu0) * 1000) / (f.tps * o.seconds)).toFixed(0);
-        const machinePerTx = (((machineBusyMs() - busy0) * 1000) / (f.tps * o.seconds)).toFixed(0);
-        console.log(`| ${mode} | ${name} | ${f.tps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${perTx} | ${machinePerTx} | ${loadavg()[0]!.toFixed(1)} |`);
-        return f;
+        const cpuPerTx = pid === undefined ? NaN : ((cpuMs(pid) - cpu0) * 1000) / f.transactions;
+        if (pid !== undefined && threads0 !== undefined) {
+          const t = threadCpuMs(pid);
+          const us = (k: keyof ThreadCpu) => (((t[k] - threads0[k]) * 1000) / f.transactions).toFixed(0);
+          threadRows.push(`| ${mode} | ${name} | ${us('main')} | ${us('node')} | ${us('engine')} |`);
+        }
+        const machinePerTx = (((machineBusyMs() - busy0) * 1000) / f.transactions).toFixed(0);
+        console.log(`| ${mode} | ${name} | ${f.tps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${pid === undefined ? '—' : cpuPerTx.toFixed(0)} | ${machinePerTx} | ${loadavg()[0]!.toFixed(1)} |`);
+        return { ...f, cpuPerTx };
       };
       const d = await row('direct', direct);
       const b = await row('PgBouncer', viaBouncer);
-      const a = await row('Agate', { ...base, PGPASSWORD: await agate.token() }, agate.pid);
-      await row('Agate, bus.fsync off (diagnosis only)', { ...(await unsynced.libpqEnv()) }, unsynced.pid);
-      const r = await row('bare Node TCP relay, no parsing or audit (diagnosis only)', viaRelay, relay.child.pid);
-      summary.push(`| ${mode} | ${(a.tps / d.tps).toFixed(2)}× | ${(a.tps / b.tps).toFixed(2)}× | ${(a.p99 - d.p99).toFixed(3)} | ${(r.tps / b.tps).toFixed(2)}× | ${(r.p99 - d.p99).toFixed(3)} |`);
+      const a = await row('Agate', await viaAgate(), agate.pid);
+      if (unsynced !== undefined) await row('Agate, bus.fsync off (diagnosis only)', { ...(await unsynced.libpqEnv()) }, unsynced.pid);
+      const r = relay === undefined ? undefined : await row('bare Node TCP relay, no parsing or audit (diagnosis only)', { ...direct, PGPORT: String(relay.port) }, relay.child.pid);
+      summary.push(`| ${mode} | ${a.cpuPerTx.toFixed(0)} | ${(a.tps / b.tps).toFixed(2)}× | ${(a.tps / d.tps).toFixed(2)}× | ${r === undefined ? '—' : `${(r.tps / b.tps).toFixed(2)}×`} |`);
     }
-    console.log('\n| mode | Agate TPS / direct (target ≥ 0.6) | Agate TPS / PgBouncer (target ≥ 0.8) | added p99 ms (target < 1) | bare Node relay TPS / PgBouncer | bare Node relay added p99 ms |');
-    console.log('|---|---:|---:|---:|---:|---:|');
+    console.log(`\n| mode | Agate CPU µs per statement at ${o.clients} clients (target ≤ 100) | Agate TPS / PgBouncer | Agate TPS / direct | bare Node relay TPS / PgBouncer |`);
+    console.log('|---|---:|---:|---:|---:|');
     for (const s of summary) console.log(s);
+    console.log(`\n| mode | path | Agate CPU µs per statement: main thread | Node's other threads (GC and compiler helpers, libuv pool, ledger hashing worker) | engine threads (ledger inserts, views, merges) |`);
+    console.log('|---|---|---:|---:|---:|');
+    for (const t of threadRows) console.log(t);
     if (diagFile !== undefined) printLoopDiag(diagFile, diagRows);
 
+    console.log(`\nMemory of \`agate start\` (pid ${agate.pid}), MiB: RssAnon from /proc/PID/status, PSS from /proc/PID/smaps_rollup\n`);
+    console.log('| when | RSS | RssAnon (target ≤ 150 idle, ≤ 256 streaming) | RssFile | PSS |');
+    console.log('|---|---:|---:|---:|---:|');
+    const memLine = (when: string, m: Memory) => console.log(`| ${when} | ${m.rss.toFixed(0)} | ${m.anon.toFixed(0)} | ${m.file.toFixed(0)} | ${m.pss.toFixed(0)} |`);
+    memLine('idle, after start', idle);
+    memLine('idle, after the pgbench runs', memory(agate.pid));
     if (o.streamGb > 0) {
-      console.log(`\n| process streaming ${o.streamGb} GiB | time s | MiB/s | RSS before MiB | RSS peak MiB (target < 256) | load avg |`);
-      console.log('|---|---:|---:|---:|---:|---:|');
+      console.log(`\n| process streaming ${o.streamGb} GiB | time s | MiB/s | RSS before MiB | RSS peak MiB | RssAnon before MiB | RssAnon peak MiB (target ≤ 256) | PSS peak MiB | load avg |`);
+      console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
       await stream('`agate start` (embedded: proxy, policy, ledger, chdb engine)', { host: agate.host, port: agate.port, pid: agate.pid, token: () => agate.token() }, o.streamGb);
-      await streamProxyOnly(agate, work, o.streamGb);
+      if (o.diagnosis) await streamProxyOnly(agate, work, o.streamGb);
     }
   } finally {
     bouncer?.kill('SIGTERM');
     relay?.child.kill('SIGTERM');
     await agate.cleanup();
-    await unsynced.cleanup();
+    await unsynced?.cleanup();
     rmSync(work, { recursive: true, force: true });
     if (diagFile !== undefined) rmSync(diagFile, { force: true });
   }
@@ -132,6 +202,30 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks of 10 ms
 }
 
+interface ThreadCpu {
+  main: number;
+  /** Node's other threads, all named `node`: V8's GC and compiler helpers, libuv's pool (fsync, file writes), worker threads. */
+  node: number;
+  /** The embedded engine's threads, which it names (inserts, merges, the query service's views). */
+  engine: number;
+}
+
+/** CPU ms so far of a process's threads, in three groups. */
+function threadCpuMs(pid: number): ThreadCpu {
+  const out = { main: 0, node: 0, engine: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[tid === String(pid) ? 'main' : name === 'node' ? 'node' : 'engine'] += (Number(f[11]) + Number(f[12])) * 10;
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
 async function must(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   const r = await runProcess(cmd, args, { env, timeoutMs: 600_000 });
   if (r.code !== 0) throw new Error(describeFailure(cmd, args, r));
@@ -141,7 +235,7 @@ async function must(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promis
 async function pgbench(work: string, env: NodeJS.ProcessEnv, mode: string, o: PgBenchOptions): Promise<Figures> {
   const dir = mkdtempSync(join(work, 'log-'));
   chownToPostgres(dir);
-  const out = await must(PGBENCH, ['-n', '-S', '-M', mode, '-c', String(o.clients), '-j', '2', '-T', String(o.seconds), '-l', '--log-prefix', join(dir, 'tx')], env);
+  const out = await must(PGBENCH, ['-n', '-S', '-M', mode, '-c', String(o.clients), '-j', String(Math.min(2, o.clients)), '-T', String(o.seconds), '-l', '--log-prefix', join(dir, 'tx')], env);
   const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
   // Per-transaction log: client, transaction, latency (µs), script, epoch s, µs.
   const latencies: number[] = [];
@@ -153,7 +247,7 @@ async function pgbench(work: string, env: NodeJS.ProcessEnv, mode: string, o: Pg
   }
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => (latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN) / 1000;
-  return { tps, p50: pct(0.5), p99: pct(0.99) };
+  return { tps, transactions: latencies.length, p50: pct(0.5), p99: pct(0.99) };
 }
 
 function chownToPostgres(path: string): void {
@@ -251,10 +345,12 @@ interface StreamTarget {
 async function stream(label: string, agate: StreamTarget, gb: number): Promise<void> {
   const rowBytes = 1000;
   const rows = Math.ceil((gb * 2 ** 30) / rowBytes);
-  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${agate.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-  const before = rss();
-  let peak = before;
-  const sampler = setInterval(() => (peak = Math.max(peak, rss())), 50);
+  const before = memory(agate.pid);
+  const peak = { ...before };
+  const sampler = setInterval(() => {
+    const m = memory(agate.pid);
+    for (const k of ['rss', 'anon', 'file', 'pss'] as const) peak[k] = Math.max(peak[k], m[k]);
+  }, 100);
   const started = Date.now();
   const received = await new Promise<number>(async (resolve, reject) => {
     const socket = connect({ host: agate.host, port: agate.port });
@@ -281,14 +377,16 @@ async function stream(label: string, agate: StreamTarget, gb: number): Promise<v
   });
   clearInterval(sampler);
   const secs = (Date.now() - started) / 1000;
-  console.log(`| ${label}, ${(received / 2 ** 30).toFixed(2)} GiB | ${secs.toFixed(1)} | ${(received / 2 ** 20 / secs).toFixed(0)} | ${before.toFixed(0)} | ${peak.toFixed(0)} | ${loadavg()[0]!.toFixed(1)} |`);
+  console.log(`| ${label}, ${(received / 2 ** 30).toFixed(2)} GiB | ${secs.toFixed(1)} | ${(received / 2 ** 20 / secs).toFixed(0)} | ${before.rss.toFixed(0)} | ${peak.rss.toFixed(0)} | ${before.anon.toFixed(0)} | ${peak.anon.toFixed(0)} | ${peak.pss.toFixed(0)} | ${loadavg()[0]!.toFixed(1)} |`);
 }
 
-/** `npm run bench -- pg [--seconds N] [--clients N] [--stream-gb N]` */
+/** `npm run bench -- pg [--seconds N] [--clients N] [--stream-gb N] [--modes simple,prepared] [--diagnosis]` */
 export async function run(args: string[]): Promise<void> {
   const option = (name: string, fallback: number): number => {
     const i = args.indexOf(`--${name}`);
     return i === -1 ? fallback : Number(args[i + 1]);
   };
-  await benchPg({ seconds: option('seconds', 15), streamGb: option('stream-gb', 2), clients: option('clients', 8) });
+  const m = args.indexOf('--modes');
+  const modes = m === -1 ? ['simple', 'extended', 'prepared'] : args[m + 1]!.split(',');
+  await benchPg({ seconds: option('seconds', 15), streamGb: option('stream-gb', 2), clients: option('clients', 8), diagnosis: args.includes('--diagnosis'), modes });
 }

@@ -350,8 +350,16 @@ export class KafkaBus implements Bus, ProxyLeases {
     while (this.#queue.length > 0) {
       const batch = this.#queue;
       this.#queue = [];
+      // Appended in place: copying each topic's list for every queued publish was quadratic in
+      // the publishes a flush gathers (thousands under load).
       const byTopic = new Map<string, Message[]>();
-      for (const q of batch) for (const tm of q.topicMessages) byTopic.set(tm.topic, [...(byTopic.get(tm.topic) ?? []), ...tm.messages]);
+      for (const q of batch) {
+        for (const tm of q.topicMessages) {
+          const list = byTopic.get(tm.topic);
+          if (list === undefined) byTopic.set(tm.topic, [...tm.messages]);
+          else for (const m of tm.messages) list.push(m);
+        }
+      }
       try {
         await withTimeout(this.#send([...byTopic].map(([topic, messages]) => ({ topic, messages }))), SEND_TIMEOUT_MS, `no acknowledgement within ${SEND_TIMEOUT_MS} ms`);
         for (const q of batch) q.done();
