@@ -52,6 +52,7 @@ import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js'
 import { apiRefusalRecorder } from '../../services/query/src/auth-record.js';
 import { roleResolver } from '../../services/query/src/roles.js';
 import { migrateQuery } from '../../services/query/src/schema.js';
+import { refillSessionTables } from '../../services/query/src/session-refill.js';
 import { sandboxedAnalystSql, unconfinedAnalystSql, type AnalystSql } from '../../services/query/src/sql-endpoint.js';
 import { AnalystSandbox } from '../../services/query/src/sql/sandbox.js';
 
@@ -296,6 +297,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         chainId: config.bus.kind === 'local' ? LOCAL_STREAM.stream : `${config.bus.events_topic}-0`,
         checkpoints: { everyEvents: checkpoint.every_events, everyMs: checkpoint.every_ms, sinks },
         dedupWindow: config.ledger.dedup_window, retentionDays: config.ledger.retention_days,
+        // Whichever process made them, the session tables are filled by the ledger's inserts.
+        refillDerived: (chain, from, to) => refillSessionTables(store!, chain, from, to),
       });
       await ledger.start();
       started.push(ledger);

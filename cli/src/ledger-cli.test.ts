@@ -15,6 +15,7 @@ import type { AgateEvent } from '../../schemas/src/events.js';
 import { SAMPLES } from '../../schemas/src/samples.js';
 import { directorySink } from '../../services/ledger/src/checkpoint-sink.js';
 import { LedgerService } from '../../services/ledger/src/ledger.js';
+import { migrateQuery } from '../../services/query/src/schema.js';
 import { ledgerSigner } from './components.js';
 
 /*
@@ -27,7 +28,9 @@ const auditor = join(dir, 'auditor');
 const configPath = join(dir, 'agate.yaml');
 writeFileSync(configPath, `data_dir: ${dir}/data\nidentity:\n  dev_issuer: { enabled: true }\nledger:\n  origin: agate.test/ledger\n  checkpoint: { every_events: 10, dir: ${dir}/checkpoints }\n`);
 const config = loadConfig(configPath);
-const events: AgateEvent[] = Array.from({ length: 30 }, (_, i) => ({ ...Object.values(SAMPLES)[i % 6]!, event_id: randomUUID() }) as AgateEvent);
+// Every six events (each sample type once) are a session of their own, opened once.
+const sessionIds = Array.from({ length: 5 }, () => randomUUID());
+const events: AgateEvent[] = Array.from({ length: 30 }, (_, i) => ({ ...Object.values(SAMPLES)[i % 6]!, event_id: randomUUID(), session_id: sessionIds[Math.floor(i / 6)]! }) as AgateEvent);
 
 function agate(...args: string[]): { code: number; out: string } {
   const r = spawnSync(process.execPath, [join(packageRoot(), 'bin', 'agate.js'), ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -97,6 +100,27 @@ cli('consistency between two kept checkpoints verifies offline', () => {
   assert.match(v.out, /size 30 extends size 10/);
 });
 
+cli('verify --repair-sessions derives lost session rows again from the verified ledger', async () => {
+  let session = '';
+  await onStore(async (s) => {
+    await migrateQuery(s);
+    [{ session_id: session }] = (await s.query<{ session_id: string }>('SELECT session_id FROM agate.q_sessions LIMIT 1')) as [{ session_id: string }];
+    // What an insert that failed in the views leaves: the ledger's rows without the session rows.
+    await s.exec(`ALTER TABLE agate.q_sessions DELETE WHERE session_id = '${session}' SETTINGS mutations_sync = 2`);
+    await s.exec(`ALTER TABLE agate.q_session_stats DELETE WHERE session_id = '${session}' SETTINGS mutations_sync = 2`);
+  });
+  const broken = agate('verify', '--config', configPath, '--offline');
+  assert.is(broken.code, 1, broken.out);
+  assert.match(broken.out, new RegExp(`session tables: BROKEN: session ${session} is in the ledger`));
+  const r = agate('verify', '--config', configPath, '--repair-sessions');
+  assert.is(r.code, 0, r.out);
+  assert.match(r.out, new RegExp(`session tables: derived again from the verified ledger \\(before: session ${session} is in the ledger`));
+  assert.match(r.out, /session tables: OK, \d+ sessions match the ledger/);
+  const again = agate('verify', '--config', configPath, '--offline');
+  assert.is(again.code, 0, again.out);
+  assert.not.match(again.out, /derived again/);
+});
+
 cli('a truncated tail is named by plain verify, from the checkpoint directory, even with the store\'s checkpoints cut too', async () => {
   await onStore((s) => s.exec('ALTER TABLE agate.ledger DELETE WHERE seq > 25 SETTINGS mutations_sync = 2'));
   // The ledger's own checkpoints table is in the store too; an attacker truncates it as well.
@@ -114,6 +138,11 @@ cli('a modified field is named by verify', async () => {
   const r = agate('verify', '--config', configPath, '--checkpoint', cp30(), '--key', key());
   assert.is(r.code, 1);
   assert.match(r.out, /BROKEN at record 7 \(event [0-9a-f-]+\): .*\[altered\]/);
+  // Session tables are not derived from a ledger that did not verify.
+  await onStore((s) => s.exec('ALTER TABLE agate.q_session_stats DELETE WHERE 1 SETTINGS mutations_sync = 2'));
+  const repair = agate('verify', '--config', configPath, '--repair-sessions');
+  assert.is(repair.code, 1, repair.out);
+  assert.match(repair.out, /session tables: not derived again: a chain did not verify/);
 });
 
 cli.run();

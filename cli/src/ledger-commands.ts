@@ -11,6 +11,7 @@ import { proveConsistency, proveInclusion } from '../../services/ledger/src/prov
 import { chainsToVerify, verifyWithKnownCheckpoints, type VerifyReport, type VerifyState } from '../../services/ledger/src/verify.js';
 import { checkCommandFacts, type CommandFactsReport } from '../../services/query/src/facts-check.js';
 import { checkSessionTables, type SessionTablesReport } from '../../services/query/src/session-check.js';
+import { refillSessionTables } from '../../services/query/src/session-refill.js';
 import { ApiClient } from './api-client.js';
 import { checkpointSources, ledgerSigner, openStore } from './components.js';
 import { UsageError } from './usage.js';
@@ -27,6 +28,8 @@ export interface LedgerFlags {
   key?: string;
   state?: string;
   deep?: boolean;
+  /** verify: when the session tables differ from a ledger that verified, derive them again from it. */
+  'repair-sessions'?: boolean;
   proof?: string;
   out?: string;
   token?: string;
@@ -52,8 +55,10 @@ async function withStore<T>(config: AgateConfig, fn: (store: Store) => Promise<T
 }
 
 export async function verifyCommand(config: AgateConfig, flags: LedgerFlags): Promise<number> {
-  const direct = flags.offline || flags.checkpoint !== undefined || flags.state !== undefined || flags.deep;
+  const direct = flags.offline || flags.checkpoint !== undefined || flags.state !== undefined || flags.deep || flags['repair-sessions'];
   let chains: VerifyReport[];
+  /** With --repair-sessions: what the session tables lacked before they were derived again, or why they were not. */
+  let repair: string | undefined;
   let sessions: SessionTablesReport | null | undefined;
   let facts: CommandFactsReport | null | undefined;
   if (direct) {
@@ -76,6 +81,14 @@ export async function verifyCommand(config: AgateConfig, flags: LedgerFlags): Pr
       for (const c of [...ids].sort()) out.push(await verifyWithKnownCheckpoints(store, codec, c, sources, { checkpoints: byChain.get(c), resume: state[c], deep: flags.deep }));
       // The session tables behind agate.sessions are derived from the ledger: checked against it.
       sessions = await checkSessionTables(store, 0);
+      if (flags['repair-sessions'] && sessions?.ok === false) {
+        // Derived only from a ledger that verified; rows the ledger does not account for stay and are reported.
+        if (out.every((c) => c.ok)) {
+          for (const c of out) await refillSessionTables(store, c.chain_id, 1, c.head.seq);
+          repair = `derived again from the verified ledger (before: ${sessions.problem})`;
+          sessions = await checkSessionTables(store, 0);
+        } else repair = 'not derived again: a chain did not verify';
+      }
       facts = await checkCommandFacts(store);
       return out;
     });
@@ -88,7 +101,7 @@ export async function verifyCommand(config: AgateConfig, flags: LedgerFlags): Pr
   }
   const ok = chains.every((c) => c.ok) && (sessions ?? undefined)?.ok !== false && (facts ?? undefined)?.ok !== false;
   // The same shape as GET /v1/ledger/verify answers.
-  if (flags.json) console.log(JSON.stringify({ ok, chains, sessions: sessions ?? null, facts: facts ?? null }, null, 2));
+  if (flags.json) console.log(JSON.stringify({ ok, chains, sessions: sessions ?? null, facts: facts ?? null, ...(repair === undefined ? {} : { sessions_repair: repair }) }, null, 2));
   else {
     for (const c of chains) {
       for (const w of c.warnings ?? []) console.log(`chain ${c.chain_id}: warning: checkpoint not used: ${w}`);
@@ -102,6 +115,7 @@ export async function verifyCommand(config: AgateConfig, flags: LedgerFlags): Pr
       }
     }
     if (chains.length === 0) console.log('the ledger is empty');
+    if (repair !== undefined) console.log(`session tables: ${repair}`);
     if (sessions !== undefined && sessions !== null) console.log(sessions.ok ? `session tables: OK, ${sessions.sessions} sessions match the ledger` : `session tables: BROKEN: ${sessions.problem}`);
     if (facts !== undefined && facts !== null) console.log(facts.ok ? `statement facts: OK, ${facts.commands} commands match the ledger` : `statement facts: BROKEN: ${facts.problem}`);
   }

@@ -62,7 +62,7 @@ Usage:
   agate session    SESSION_ID --config FILE [--json]
                                               a session's commands with verdicts and results
   agate verify     --config FILE [--offline] [--checkpoint FILE ...] [--key KEY]
-                   [--state FILE] [--deep] [--json]
+                   [--state FILE] [--deep] [--repair-sessions] [--json]
                                               verify the ledger: chains, Merkle roots, and
                                               signed checkpoints kept outside the store
   agate prove      EVENT_ID --config FILE [--checkpoint FILE] [--offline] [--out FILE]
@@ -87,7 +87,7 @@ Usage:
                                               brokers from --brokers or bus.brokers
 Read commands use the running query API (--url, --token or AGATE_TOKEN);
 --offline opens the store directly while Agate is stopped (verify does so
-whenever --checkpoint, --state or --deep is given).`;
+whenever --checkpoint, --state, --deep or --repair-sessions is given).`;
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -105,6 +105,7 @@ const OPTIONS = {
   key: { type: 'string' },
   state: { type: 'string' },
   deep: { type: 'boolean' },
+  'repair-sessions': { type: 'boolean' },
   proof: { type: 'string' },
   out: { type: 'string' },
   format: { type: 'string' },

@@ -29,6 +29,12 @@ export interface LedgerOptions {
   dedupWindow?: number;
   /** Blocks of records older than this are dropped whole, once a checkpoint covers them (retention.ts). */
   retentionDays?: number;
+  /**
+   * Derives again what the materialized views on agate.ledger derive (the session tables,
+   * services/query/src/session-refill.ts), for records `fromSeq..toSeq` of a chain that an insert
+   * which failed in a view stored without them. Must be idempotent.
+   */
+  refillDerived?: (chainId: string, fromSeq: number, toSeq: number) => Promise<void>;
 }
 
 /**
@@ -60,6 +66,8 @@ export class LedgerService {
   #waiting: string | undefined;
   /** Per stream, where the first batch that failed starts (StreamInfo.positions), until one goes in. */
   readonly #failedAt = new Map<string, number>();
+  /** Per chain, records a failed insert stored without the rows of the views behind the ledger, until refilled. */
+  readonly #unrefilled = new Map<string, { from: number; to: number }>();
 
   constructor(private readonly options: LedgerOptions) {}
 
@@ -122,6 +130,7 @@ export class LedgerService {
     clearInterval(this.#retention);
     await this.#subscription?.close();
     await this.checkpoint().catch((err: unknown) => this.options.logger.error('final checkpoint failed', { error: describeError(err) }));
+    for (const chainId of [...this.#unrefilled.keys()]) await this.#refill(chainId);
     await this.#sealer.close();
   }
 
@@ -195,7 +204,13 @@ export class LedgerService {
       // agate.ledger that fails in a materialized view behind it (a full disk) has stored the
       // ledger's rows all the same, and appending them again from the old head would record
       // them twice (seen: 172 records of 151 events).
-      if (!isRefusal(err)) this.#forget(source.stream, { fenced: source.assignment !== undefined });
+      // Those rows may lack what the views behind the ledger derive from them: once the head is
+      // read back, the records past the old one are derived again (#refill).
+      if (!isRefusal(err)) {
+        const before = this.#ready.get(source.stream)?.head.seq;
+        const reloaded = this.#forget(source.stream, { fenced: source.assignment !== undefined });
+        if (before !== undefined) void reloaded?.then((w) => this.#storedWithoutViews(source.stream, before, w.head.seq), () => undefined);
+      }
       if (first !== undefined) this.#failedAt.set(source.stream, Math.min(failedAt ?? first, first));
       this.#waiting = isOutOfSpace(err)
         ? `the disk holding the store is full (${describeError(err).slice(0, 200)}); the events wait in the bus and are recorded once space is freed`
@@ -204,18 +219,43 @@ export class LedgerService {
     }
     this.#failedAt.delete(source.stream);
     this.#waiting = undefined;
+    if (this.#unrefilled.has(source.stream)) await this.#refill(source.stream);
+  }
+
+  /** Notes that records `before + 1..head` of a chain were stored by an insert that failed, and derives their view rows. */
+  async #storedWithoutViews(chainId: string, before: number, head: number): Promise<void> {
+    if (head <= before || this.options.refillDerived === undefined) return;
+    const known = this.#unrefilled.get(chainId);
+    this.#unrefilled.set(chainId, { from: Math.min(known?.from ?? before + 1, before + 1), to: Math.max(known?.to ?? head, head) });
+    this.options.logger.warn('a failed insert stored records without the rows the materialized views derive from them; deriving them again', { chain: chainId, from: before + 1, to: head });
+    await this.#refill(chainId);
+  }
+
+  /** Derives the view rows of a chain's unrefilled records; on failure (the disk still full) they stay pending, tried again after the next batch. */
+  async #refill(chainId: string): Promise<void> {
+    const range = this.#unrefilled.get(chainId);
+    if (range === undefined || this.options.refillDerived === undefined) return;
+    try {
+      await this.options.refillDerived(chainId, range.from, range.to);
+      // A range widened meanwhile stays for the next attempt.
+      if (this.#unrefilled.get(chainId) === range) this.#unrefilled.delete(chainId);
+    } catch (err) {
+      this.options.logger.warn('deriving the view rows of records a failed insert stored failed; tried again after the next batch', { chain: chainId, from: range.from, to: range.to, error: describeError(err) });
+    }
   }
 
   /** Drops a chain's writer: the next batch loads it from the store again (with `reload`: under the same assignment, loaded at once). */
-  #forget(chainId: string, reload?: { fenced: boolean }): void {
+  #forget(chainId: string, reload?: { fenced: boolean }): Promise<ChainWriter> | undefined {
     this.#chains.delete(chainId);
     if (reload !== undefined) {
       // Reloaded now, not when the bus delivers again; the old writer answers `head` meanwhile.
-      this.chain(chainId, reload.fenced).catch(() => undefined);
-      return;
+      const reloaded = this.chain(chainId, reload.fenced);
+      reloaded.catch(() => undefined);
+      return reloaded;
     }
     this.#ready.delete(chainId);
     this.#assignments.delete(chainId);
+    return undefined;
   }
 
   /** Signs a checkpoint of every chain with records since its last one. */
@@ -227,6 +267,7 @@ export class LedgerService {
   problem(): string | undefined {
     const problems = [...this.#refused.entries()].map(([chain, why]) => `chain ${chain}: ${why}`);
     if (this.#waiting !== undefined) problems.push(this.#waiting);
+    for (const [chain, r] of this.#unrefilled) problems.push(`chain ${chain}: records ${r.from}..${r.to} were stored without their rows in the session tables (an insert failed in a materialized view); they are derived again once the store accepts it`);
     for (const [chain, w] of this.#ready) if (w.refusal !== undefined) problems.push(`chain ${chain}: ${describeError(w.refusal)}`);
     return problems.length === 0 ? undefined : `the ledger is not recording: ${problems.join('; ')}`;
   }

@@ -77,27 +77,36 @@ export const SESSION_TABLES_DDL: readonly string[] = [
   SETTINGS ${DURABLE_SETTINGS_SQL}`,
 ];
 
-export const SESSIONS_SELECT = `SELECT session_id, time AS opened_at, chain_id, seq,
+/** The q_sessions view's SELECT over `source` (agate.ledger, or a range of it when refilled: session-refill.ts). */
+const sessionsSelect = (source: string) => `SELECT session_id, time AS opened_at, chain_id, seq,
       JSONExtractString(body, 'protocol') AS protocol, target,
       JSONExtractString(body, 'identity', 'issuer') AS issuer, subject,
       JSONExtract(body, 'identity', 'claims', 'Map(String, String)') AS claims,
       JSONExtractString(body, 'client_address') AS client_address,
       JSONExtractString(body, 'proxy_id') AS proxy_id,
       JSONExtract(body, 'attributes', 'Map(String, String)') AS attributes
-    FROM agate.ledger WHERE event_type = 'SessionOpened'`;
+    FROM ${source} WHERE event_type = 'SessionOpened'`;
 
-const STATS_SELECT = `SELECT session_id,
+export const SESSIONS_SELECT = sessionsSelect('agate.ledger');
+
+const statsSelect = (source: string) => `SELECT session_id,
       uniqExactStateIf(event_id, event_type = 'Command') AS commands,
       uniqExactStateIf(event_id, event_type = 'Verdict' AND JSONExtractString(body, 'decision') = 'deny') AS denied,
       groupUniqArrayIf(JSONExtractString(body, 'decision'), event_type = 'Verdict') AS decisions,
       maxIf(time, event_type = 'SessionClosed') AS closed_at
-    FROM agate.ledger WHERE event_type IN ('Command', 'Verdict', 'SessionClosed') AND session_id != ''
+    FROM ${source} WHERE event_type IN ('Command', 'Verdict', 'SessionClosed') AND session_id != ''
     GROUP BY session_id`;
 
-/** Materialized views keeping the session tables current; each has a one-time backfill. */
-export const SESSION_VIEWS: readonly { name: string; to: string; select: string }[] = [
-  { name: 'agate.q_sessions_mv', to: 'agate.q_sessions', select: SESSIONS_SELECT },
-  { name: 'agate.q_session_stats_mv', to: 'agate.q_session_stats', select: STATS_SELECT },
+/**
+ * Materialized views keeping the session tables current; each has a one-time backfill, and
+ * `selectFrom` derives its rows from part of the ledger again (session-refill.ts). Deriving the
+ * same ledger rows twice changes nothing: q_sessions replaces a session's row with an equal
+ * one, and q_session_stats counts distinct event ids (uniqExact), keeps distinct decisions
+ * and the latest close.
+ */
+export const SESSION_VIEWS: readonly { name: string; to: string; select: string; selectFrom: (source: string) => string }[] = [
+  { name: 'agate.q_sessions_mv', to: 'agate.q_sessions', select: SESSIONS_SELECT, selectFrom: sessionsSelect },
+  { name: 'agate.q_session_stats_mv', to: 'agate.q_session_stats', select: statsSelect('agate.ledger'), selectFrom: statsSelect },
 ];
 
 /** Per-session counters merged: one row per session. */
