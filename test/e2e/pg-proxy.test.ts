@@ -402,7 +402,7 @@ proxy('CLI: agate session prints the commands; agate sessions lists the session'
   assert.equal((JSON.parse(filtered.stdout) as SessionRow[]).map((s) => s.subject), [subjects.psql, subjects.psql, subjects.psql]);
 
   const noToken = await agate.cli(['sessions', '--config', agate.configPath]);
-  assert.is(noToken.code, 1);
+  assert.is(noToken.code, 2, 'a missing token is a usage error');
   assert.match(noToken.stderr, 'needs a token');
 });
 

@@ -273,7 +273,10 @@ test('an exec line that runs receive-pack in any other form is refused: its ref 
   const push = await git(env, ['push', '--receive-pack=cd /tmp && git-receive-pack', url(env), 'main']);
   assert.is.not(push.code, 0);
   assert.match(push.stderr, /Agate refused the command: the command line is not a plain list of words/);
-  const response = env.events.slice(since).find((e): e is Response => e.type === 'Response');
+  // The client hears the refusal before the bus delivers the Response to this test's subscriber.
+  const deadline = Date.now() + 10_000;
+  let response: Response | undefined;
+  while ((response = env.events.slice(since).find((e): e is Response => e.type === 'Response')) === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   assert.is(response?.status, 'refused');
 });
 
