@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import { Backoff, pause } from '../retry.js';
 import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
 import { DEFAULT_RETENTION_MS, topicSpecs } from './kafka-topics.js';
+import { installKafkajsIdleFix } from './kafkajs-idle-fix.js';
 import type { ProxyLeases } from './leases.js';
 import { VerdictWaiters } from './verdict-waiters.js';
 import type { WireCodec } from './wire.js';
@@ -97,6 +98,7 @@ export class KafkaBus implements Bus, ProxyLeases {
   readonly #readinessComponents = new Set<string>();
 
   private constructor(private readonly options: KafkaBusOptions) {
+    installKafkajsIdleFix(); // before the first connection: without it each one spins with no traffic
     this.#verdictGroup = `${options.groupPrefix}.verdicts.${options.instanceId}.${randomBytes(6).toString('hex')}`;
     this.#kafka = new Kafka({
       clientId: `agate-${options.instanceId}`,
