@@ -38,7 +38,9 @@ proxy: { postgres: { listen: "127.0.0.1:0" } }
       return path;
     };
     createSecretFile(join(dir, 'ledger', 'ledger', 'checkpoint.key'), generateSignerKey('agate.local/ledger') + '\n');
-    for (const role of ['ledger', 'policy', 'proxy'] as const) procs.push([role, await startRole(role, config(role))]);
+    // AGATE_BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) profiles the Agate processes.
+    const nodeArgs = (process.env.AGATE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    for (const role of ['ledger', 'policy', 'proxy'] as const) procs.push([role, await startRole(role, config(role), undefined, nodeArgs)]);
     await new Promise((r) => setTimeout(r, Number(values['settle-s']) * 1000));
     const before = procs.map(([, p]) => cpuSeconds(p.pid));
     const brokerBefore = cpuSeconds(broker.pid!);

@@ -20,13 +20,14 @@ export interface RoleProcess {
 const live = new Set<ChildProcess>();
 process.on('exit', () => live.forEach((c) => c.kill('SIGKILL')));
 
-export async function startRole(role: Role, configPath: string, readyTimeoutMs = 60_000): Promise<RoleProcess> {
+/** `nodeArgs` go to node before the script (e.g. `--cpu-prof` for a benchmark). */
+export async function startRole(role: Role, configPath: string, readyTimeoutMs = 60_000, nodeArgs: string[] = []): Promise<RoleProcess> {
   let child: ChildProcess;
   let stderr = '';
   const launch = () =>
     new Promise<void>((resolve, reject) => {
       stderr = '';
-      child = spawn(process.execPath, [AGATE_BIN, role, '--config', configPath], { cwd: REPO_ROOT, env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
+      child = spawn(process.execPath, [...nodeArgs, AGATE_BIN, role, '--config', configPath], { cwd: REPO_ROOT, env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
       live.add(child);
       const timer = setTimeout(() => reject(new Error(`agate ${role} did not start within ${readyTimeoutMs} ms:\n${stderr.slice(-3000)}`)), readyTimeoutMs);
       child.stderr!.setEncoding('utf8').on('data', (d: string) => {

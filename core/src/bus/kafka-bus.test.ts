@@ -10,6 +10,7 @@ import { SAMPLES } from '../../../schemas/src/samples.js';
 import { silentLogger } from '../log.js';
 import type { Bus, StreamInfo } from './bus.js';
 import { KafkaBus, consumerGroupPrefix } from './kafka-bus.js';
+import { kafkajsRequestQueue } from './kafkajs-idle-fix.js';
 import { RegistryWire } from './registry-wire.js';
 import { SingleObjectWire } from './single-object-wire.js';
 
@@ -292,6 +293,34 @@ kafka('connect waits for a broker that is not up yet (start order does not matte
   const outcome = await connecting;
   assert.ok('b' in outcome, `connect gave up after ${outcome.at - started} ms: ${'err' in outcome ? (outcome.err as Error).message : ''}`);
   await outcome.b.publish(command('late', 'SELECT 1'));
+});
+
+kafka('an idle bus does not spin: its connections check pending requests only around requests and responses', async () => {
+  const b = await bus('idle', { topic: 'idle', awaitsVerdicts: true });
+  await b.subscribe({ group: 'idle-check', types: ['Command'], handler: async () => undefined });
+  await new Promise((r) => setTimeout(r, 2_000)); // past the group join
+  // kafkajs 2.2.4 alone re-checks about a thousand times a second per connection (kafkajs-idle-fix.ts);
+  // with the fix only responses check: a fetch each 500 ms per consumer plus heartbeats.
+  const proto = kafkajsRequestQueue().prototype;
+  const original = proto.checkPendingRequests;
+  let checks = 0;
+  proto.checkPendingRequests = function (this: typeof proto) {
+    checks++;
+    original.call(this);
+  };
+  try {
+    await new Promise((r) => setTimeout(r, 3_000));
+  } finally {
+    proto.checkPendingRequests = original;
+  }
+  assert.ok(checks > 0, 'the consumers kept fetching');
+  assert.ok(checks < 150, `${checks} pending-request checks in 3 s with no traffic`);
+  // And the bus still carries an event end to end after the idle spell.
+  const got = new Promise<string>((resolve) => void b.subscribe({ group: 'idle-after', types: ['Command'], handler: async (batch: readonly AgateEvent[]) => {
+    for (const e of batch) if (e.type === 'Command') resolve(e.text);
+  } }));
+  await b.publish(command('s-idle', 'SELECT 42'));
+  assert.is(await got, 'SELECT 42');
 });
 
 kafka.run();

@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import { Backoff, pause } from '../retry.js';
 import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
 import { DEFAULT_RETENTION_MS, topicSpecs } from './kafka-topics.js';
+import { installKafkajsIdleFix } from './kafkajs-idle-fix.js';
 import type { ProxyLeases } from './leases.js';
 import { VerdictWaiters } from './verdict-waiters.js';
 import type { WireCodec } from './wire.js';
@@ -51,10 +52,19 @@ const HANDLER_BACKOFF = { firstMs: 50, maxMs: 5_000 };
  * the broker answers it as soon as a record arrives (`minBytes` 1), so a long wait costs no
  * latency: it only sets how often an idle consumer asks again. A 5 ms wait made each consumer ask
  * 200 times a second: about 7.5 % of a core per idle process and 25 % for the broker, against 3 %
- * and 6 % now (`npm run bench -- idle`). kafkajs's default 5 s would hold up a rebalance or a
- * stop behind a fetch nobody interrupts.
+ * and 6 % at 500 ms (`npm run bench -- idle`; most of that 3 % was kafkajs spinning, now cut by
+ * kafkajs-idle-fix.ts, leaving about 1 %). A 5 s wait saves nothing more per process and only
+ * ~1.5 % of the broker, and (kafkajs's default) would hold up a rebalance or a stop behind a fetch
+ * nobody interrupts.
  */
 const FETCH = { maxWaitTimeInMs: 500, minBytes: 1 } as const;
+/**
+ * Group membership. The broker drops a member silent for `sessionTimeout`: that is how long a
+ * crashed proxy's lease outlives it (leases.ts, docs/operating.md). A member learns of a rebalance
+ * at its next heartbeat, so the heartbeat sets how long a group (policy's, on the verdict path)
+ * stalls when an instance joins or leaves; 3 s heartbeats measured no less idle CPU than 1 s.
+ */
+const MEMBERSHIP = { sessionTimeout: 10_000, heartbeatInterval: 1_000 } as const;
 
 /**
  * The consumer-group prefix of a deployment: the configured one, else derived from its events
@@ -97,6 +107,7 @@ export class KafkaBus implements Bus, ProxyLeases {
   readonly #readinessComponents = new Set<string>();
 
   private constructor(private readonly options: KafkaBusOptions) {
+    installKafkajsIdleFix(); // before the first connection: without it each one spins with no traffic
     this.#verdictGroup = `${options.groupPrefix}.verdicts.${options.instanceId}.${randomBytes(6).toString('hex')}`;
     this.#kafka = new Kafka({
       clientId: `agate-${options.instanceId}`,
@@ -177,7 +188,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     // carry the count, so a handler knows when a partition may have been elsewhere meanwhile.
     let joins = 0;
     const supervised = await this.#supervise(options.group, async () => {
-      const consumer = this.#kafka.consumer({ groupId: `${this.options.groupPrefix}.${options.group}`, ...FETCH, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
+      const consumer = this.#kafka.consumer({ groupId: `${this.options.groupPrefix}.${options.group}`, ...FETCH, ...MEMBERSHIP, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
       this.#consumers.add(consumer);
       consumer.on(consumer.events.GROUP_JOIN, () => void (joins += 1));
       await consumer.connect();
@@ -427,7 +438,7 @@ export class KafkaBus implements Bus, ProxyLeases {
   /** Every proxy instance reads all verdicts (its own group) and wakes the commands it waits on. */
   async #listenForVerdicts(): Promise<void> {
     await this.#supervise('verdicts', async () => {
-      const consumer = this.#kafka.consumer({ groupId: this.#verdictGroup, ...FETCH, sessionTimeout: 10_000, heartbeatInterval: 1_000, retry: this.#consumerRetry });
+      const consumer = this.#kafka.consumer({ groupId: this.#verdictGroup, ...FETCH, ...MEMBERSHIP, retry: this.#consumerRetry });
       this.#consumers.add(consumer);
       await consumer.connect();
       await consumer.subscribe({ topic: this.options.verdictsTopic, fromBeginning: false });
