@@ -415,6 +415,13 @@ ui('the Policy page shows the rules in force, tries a command, and backtests a c
   await asAgent(ctx, 'INSERT INTO backtest_items VALUES (1), (2)');
   await asAgent(ctx, 'DELETE FROM backtest_items WHERE id = 1');
   await asAgent(ctx, 'DELETE FROM backtest_items');
+  // The backtest reads the store: wait until the ledger has stored both DELETEs.
+  for (const end = Date.now() + 30_000; ;) {
+    const stored = await page.evaluate(async () => ((await (await fetch(`/ui/api/v1/commands?q=${encodeURIComponent('DELETE FROM backtest_items')}`)).json()) as { commands?: unknown[] }).commands?.length ?? 0);
+    if (stored >= 2) break;
+    if (Date.now() > end) throw new Error(`the ledger stored ${stored} of the 2 DELETEs in 30 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
   await page.goto(`${ctx.agate.apiUrl}/ui/#/policy`);
   await page.waitForSelector('#rules tbody tr');
   const rules = await page.locator('#rules tbody tr').allTextContents();

@@ -423,12 +423,13 @@ api('policy: the rules in force, one command tried, and a backtest of a candidat
 
 api('an admin terminates a live session: the client gets the reason, other roles may not', async () => {
   const admin = await ctx.issuer.mint({ sub: 'admin-1', groups: ['platform-admins'] });
-  const client = new pg.Client({ host: '127.0.0.1', port: ctx.agate.postgres.port, database: 'appdb', user: 'agent', password: await ctx.issuer.mint({ sub: 'carol' }) });
+  const client = new pg.Client({ host: '127.0.0.1', port: ctx.agate.postgres.port, database: 'appdb', user: 'agent', password: await ctx.issuer.mint({ sub: 'terminated-agent' }) });
   const failure = new Promise<Error & { code?: string }>((resolve) => client.on('error', resolve));
   await client.connect();
   try {
     await client.query('SELECT 1');
-    const id = await until('carol\'s live session', async () => ((await get('/v1/sessions?subject=carol')).body?.sessions ?? [])[0]?.session_id as string | undefined);
+    // A subject of its own: an earlier test's ended session of another subject must not be picked.
+    const id = await until('the live session recorded', async () => ((await get('/v1/sessions?subject=terminated-agent')).body?.sessions ?? [])[0]?.session_id as string | undefined);
     assert.is((await postJson(`/v1/sessions/${id}/terminate`, { reason: 'x' }, ctx.analyst)).status, 403);
     assert.is((await postJson(`/v1/sessions/${id}/terminate`, { reason: '  ' }, admin)).status, 400);
     assert.is((await postJson('/v1/sessions/00000000-0000-4000-8000-000000000000/terminate', { reason: 'x' }, admin)).status, 404);
