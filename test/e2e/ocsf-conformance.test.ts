@@ -7,7 +7,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import { findFreePort, startPostgres } from '../harness/postgres.js';
 import { startOidcIssuer } from '../harness/oidc-issuer.js';
 import { EventCodec } from '../../schemas/src/codec.js';
 import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
-import { logEvents } from './bus-log.js';
+import { busLogBytes, logEvents } from './bus-log.js';
 import { startAgate, type AgateFixture } from './agate-fixture.js';
 
 type Json = Record<string, any>;
@@ -172,7 +172,7 @@ test('a statement cut by a crash (SIGKILL while PostgreSQL runs it) exports stat
     const running = client.query('SELECT pg_sleep(60)').catch(() => undefined);
     // Forwarded: its command and allow verdict are on disk, and PostgreSQL is running it.
     await until('pg_sleep running in PostgreSQL', async () => {
-      const events = logEvents(readFileSync(join(work, 'data', 'bus', 'events.log')), new EventCodec());
+      const events = logEvents(busLogBytes(join(work, 'data', 'bus')), new EventCodec());
       const c = events.find((e) => e.type === 'Command' && e.text.startsWith('SELECT pg_sleep'));
       if (c === undefined || !events.some((e) => e.type === 'Verdict' && e.command_id === c.event_id && e.decision === 'allow')) return undefined;
       const out = await pgServer!.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'");
