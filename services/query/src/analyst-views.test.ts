@@ -12,8 +12,8 @@ import { startOidcIssuer, type OidcIssuer } from '../../../test/harness/oidc-iss
 import { findFreePort, startPostgres, type PostgresServer } from '../../../test/harness/postgres.js';
 
 /*
- * The ten forensic questions of README "SQL for analysts", each asked with the query the README
- * prints (read from README.md, so the documentation cannot drift from what is tested), against a
+ * The ten forensic questions of docs/analyst-sql.md, each asked with the query the document
+ * prints (read from the file, so the documentation cannot drift from what is tested), against a
  * store filled by the real pipeline: node-postgres clients through Agate's proxy to a real
  * PostgreSQL, a hold released by one approver and refused by another over the API, masked
  * results, refused logins.
@@ -84,19 +84,18 @@ async function held(c: pg.Client, notices: { message?: string }[], statement: st
   assert.is(outcome === 'ran', answer === 'approve', outcome);
 }
 
-/** The README's worked queries, by question number: "N. question" then a ```sql block. */
-function readmeQueries(): Map<number, string> {
-  const readme = readFileSync(join(packageRoot(), 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('### SQL for analysts'), readme.indexOf('### SIEM export'));
+/** docs/analyst-sql.md's worked queries, by question number: "N. question" then a ```sql block. */
+function documentedQueries(): Map<number, string> {
+  const doc = readFileSync(join(packageRoot(), 'docs', 'analyst-sql.md'), 'utf8');
   const out = new Map<number, string>();
-  for (const m of section.matchAll(/^(\d+)\. [^\n]*\n+```sql\n([\s\S]*?)```/gm)) out.set(Number(m[1]), m[2]!.trim());
+  for (const m of doc.matchAll(/^(\d+)\. [^\n]*\n+```sql\n([\s\S]*?)```/gm)) out.set(Number(m[1]), m[2]!.trim());
   return out;
 }
 
-/** A README query with its example values replaced by this run's. */
+/** A documented query with its example values replaced by this run's. */
 function ask(n: number, values: Record<string, string> = {}): Promise<Row[]> {
   let q = ctx.queries.get(n);
-  if (q === undefined) throw new Error(`README has no query ${n}`);
+  if (q === undefined) throw new Error(`docs/analyst-sql.md has no query ${n}`);
   for (const [k, v] of Object.entries(values)) q = q.replaceAll(k, v);
   return sql(q);
 }
@@ -109,7 +108,7 @@ views.before(() => setup().catch((err: unknown) => {
 
 /** Fills the store through the proxy, then waits for the ledger to hold all of it. */
 async function setup(): Promise<void> {
-  ctx.queries = readmeQueries();
+  ctx.queries = documentedQueries();
   ctx.pg = await startPostgres();
   ctx.issuer = await startOidcIssuer();
   ctx.dir = mkdtempSync(join(tmpdir(), 'agate-views-'));
@@ -172,7 +171,7 @@ views.after(async () => {
   if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
 });
 
-views('the README documents ten questions, each with its query', () => {
+views('docs/analyst-sql.md documents ten questions, each with its query', () => {
   assert.equal([...ctx.queries.keys()], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
 });
 

@@ -285,5 +285,5 @@ async function addSessionAttributes(store: Store, existing: Set<string>): Promis
   existing.delete('agate.q_sessions');
 }
 
-/** The views analysts may query with SQL, documented in README.md. */
+/** The views analysts may query with SQL, documented in docs/analyst-sql.md. */
 export const ANALYST_VIEWS = ['sessions', 'commands', 'decisions', 'activity', 'table_access', 'verdicts', 'responses', 'approvals', 'approval_refusals', 'approval_requests', 'checkpoints', 'auth_failures', 'session_index'] as const;
