@@ -69,19 +69,22 @@ export interface UpstreamCall {
 
 /**
  * Agate's connection to the target. Every call is recorded (with `onCall` run at that moment,
- * so a test can note what had happened before it) and answered with an error, so nothing is
- * relayed; the calls themselves are what the tests assert on.
+ * so a test can note what had happened before it) and answered with an error, unless `answers`
+ * scripts what its callback gets (e.g. `forwardIn: [undefined, 40001]`); nothing is relayed.
  */
 export class FakeUpstream extends EventEmitter {
   readonly calls: UpstreamCall[] = [];
   onCall: (call: UpstreamCall) => void = () => undefined;
+  answers: Partial<Record<UpstreamCall['method'], unknown[]>> = {};
 
   #record(method: UpstreamCall['method'], args: unknown[]): void {
     const call = { method, args: args.filter((a) => typeof a !== 'function') };
     this.calls.push(call);
     this.onCall(call);
-    const cb = args.find((a) => typeof a === 'function') as ((err: Error) => void) | undefined;
-    cb?.(new Error(`the fake target refuses ${method}`));
+    const cb = args.find((a) => typeof a === 'function') as ((...answer: unknown[]) => void) | undefined;
+    const answer = this.answers[method];
+    if (answer !== undefined) cb?.(...answer);
+    else cb?.(new Error(`the fake target refuses ${method}`));
   }
 
   exec(...args: unknown[]): this { this.#record('exec', args); return this; }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Bus } from '../../core/src/bus/bus.js';
 import { parseConfig } from '../../core/src/config.js';
 import { silentLogger } from '../../core/src/log.js';
 import type { Identity } from '../../schemas/src/events.js';
@@ -32,10 +33,32 @@ export function auditMasker(): Masker {
   return new Masker('default', parseConfig(SSH_UNIT_POLICY, 'ssh-unit.yaml').masking.sets.default!);
 }
 
-/** A gate on `pb`, logged in as `identity` on target "box" (not logged in when undefined). */
-export function gateOn(pb: PolicyBus, identity: Identity | undefined, maxChannels?: number): { gate: SshGate; events: SessionEvents } {
+/**
+ * A gate on `pb`, logged in as `identity` on target "box" (not logged in when undefined);
+ * `bus` replaces pb's own for the decisions (see `notingBus`).
+ */
+export function gateOn(pb: PolicyBus, identity: Identity | undefined, options: { maxChannels?: number; bus?: Bus } = {}): { gate: SshGate; events: SessionEvents } {
+  const { maxChannels, bus = pb.bus } = options;
   const events = new SessionEvents(pb.bus, silentLogger);
-  const gate = new SshGate({ sessionId: randomUUID(), proxyId: 'unit', bus: pb.bus, verdictTimeoutMs: VERDICT_TIMEOUT_MS, events, log: silentLogger, audit: auditMasker(), maxChannels });
+  const gate = new SshGate({ sessionId: randomUUID(), proxyId: 'unit', bus, verdictTimeoutMs: VERDICT_TIMEOUT_MS, events, log: silentLogger, audit: auditMasker(), maxChannels });
   if (identity !== undefined) gate.open(identity, 'box');
   return { gate, events };
+}
+
+/**
+ * pb's bus, noting in `timeline` each command the proxy asks a verdict for (`asked <text>`) and
+ * the answer it got (`verdict <decision>` or `timeout`), so a test can put other steps in order.
+ */
+export function notingBus(pb: PolicyBus, timeline: string[]): Bus {
+  return {
+    publish: (e) => pb.bus.publish(e),
+    requestVerdict: async (command, deadlineMs, options) => {
+      timeline.push(`asked ${command.text}`);
+      const outcome = await pb.bus.requestVerdict(command, deadlineMs, options);
+      timeline.push(outcome.kind === 'verdict' ? `verdict ${outcome.verdict.decision}` : 'timeout');
+      return outcome;
+    },
+    subscribe: (o) => pb.bus.subscribe(o),
+    close: async () => undefined,
+  };
 }

@@ -30,7 +30,7 @@ cap('the cap refuses the 17th channel, and a released slot is given again once',
 });
 
 cap('a configured cap replaces the default', ({ pb }) => {
-  const { gate } = gateOn(pb, APP, 2);
+  const { gate } = gateOn(pb, APP, { maxChannels: 2 });
   assert.ok(gate.admit() && gate.admit());
   assert.is(gate.admit(), undefined);
 });
