@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Client, Connection } from 'ssh2';
 import type { Bus } from '../../core/src/bus/bus.js';
 import { parseConfig } from '../../core/src/config.js';
 import { silentLogger } from '../../core/src/log.js';
@@ -6,6 +7,7 @@ import type { Identity } from '../../schemas/src/events.js';
 import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
 import { SessionEvents } from '../../services/ingress-proxy/src/session-events.js';
 import { SshGate } from '../../services/ingress-proxy/src/ssh/gate.js';
+import { FakeConnection, FakeUpstream } from './fake-ssh2.js';
 import type { PolicyBus } from './policy-bus.js';
 
 /*
@@ -33,15 +35,22 @@ export function auditMasker(): Masker {
   return new Masker('default', parseConfig(SSH_UNIT_POLICY, 'ssh-unit.yaml').masking.sets.default!);
 }
 
-/**
- * A gate on `pb`, logged in as `identity` on target "box" (not logged in when undefined);
- * `bus` replaces pb's own for the decisions (see `notingBus`).
- */
-export function gateOn(pb: PolicyBus, identity: Identity | undefined, options: { maxChannels?: number; bus?: Bus } = {}): { gate: SshGate; events: SessionEvents } {
-  const { maxChannels, bus = pb.bus } = options;
+export interface GateOptions {
+  maxChannels?: number;
+  /** Replaces pb's own bus for the decisions (see `notingBus`). */
+  bus?: Bus;
+  /** The client's connection (default: a FakeConnection). */
+  client?: Connection;
+  /** Agate's connection to the target (default: a FakeUpstream). */
+  upstream?: Promise<Client>;
+}
+
+/** A gate on `pb`, logged in as `identity` on target "box" (not logged in when undefined). */
+export function gateOn(pb: PolicyBus, identity: Identity | undefined, options: GateOptions = {}): { gate: SshGate; events: SessionEvents } {
+  const { maxChannels, bus = pb.bus, client = new FakeConnection().asConnection(), upstream = Promise.resolve(new FakeUpstream().asClient()) } = options;
   const events = new SessionEvents(pb.bus, silentLogger);
-  const gate = new SshGate({ sessionId: randomUUID(), proxyId: 'unit', bus, verdictTimeoutMs: VERDICT_TIMEOUT_MS, events, log: silentLogger, audit: auditMasker(), maxChannels });
-  if (identity !== undefined) gate.open(identity, 'box');
+  const gate = new SshGate({ client, sessionId: randomUUID(), proxyId: 'unit', bus, verdictTimeoutMs: VERDICT_TIMEOUT_MS, events, log: silentLogger, audit: auditMasker(), maxChannels });
+  if (identity !== undefined) gate.open(identity, 'box', upstream);
   return { gate, events };
 }
 

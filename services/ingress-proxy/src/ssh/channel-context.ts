@@ -1,10 +1,9 @@
 import type { Client, ServerChannel } from 'ssh2';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import type { Logger } from '../../../../core/src/log.js';
-import type { Command } from '../../../../schemas/src/events.js';
 import type { Masker } from '../pg/masking/masker.js';
 import type { SessionEvents } from '../session-events.js';
-import type { SshGate } from './gate.js';
+import type { Pass, SshGate } from './gate.js';
 
 /** What the handlers of a session channel's requests (exec, shell, sftp) share. */
 export interface ChannelContext {
@@ -15,14 +14,13 @@ export interface ChannelContext {
   audit: Masker;
   /** Deadline for the target to start the shell capture hook. */
   connectTimeoutMs: number;
-  /** Agate's connection to the target; asked for only after the login opened it. */
-  upstream: () => Promise<Client>;
 }
 
-/** The upstream connection, or the refusal the client gets on `channel` when there is none. */
-export async function upstreamOr(ctx: ChannelContext, channel: ServerChannel, command: Command): Promise<Client | undefined> {
+/** The upstream connection for what `pass` allows, or the refusal the client gets on `channel` when there is none. */
+export async function upstreamOr(ctx: ChannelContext, channel: ServerChannel, pass: Pass): Promise<Client | undefined> {
+  const { command } = pass;
   try {
-    return await ctx.upstream();
+    return await ctx.gate.upstream(pass);
   } catch (err) {
     const code = err instanceof AgateError ? err.code : ErrorCode.UPSTREAM_UNREACHABLE;
     const message = err instanceof AgateError ? err.message : `cannot reach target "${ctx.gate.target}"`;

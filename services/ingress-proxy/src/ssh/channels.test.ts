@@ -33,13 +33,11 @@ c.before.each(async (ctx) => {
 c.after.each(async (ctx) => ctx.pb.stop());
 
 function serve(ctx: Ctx, identity: Identity): void {
-  const { gate, events } = gateOn(ctx.pb, identity, { bus: notingBus(ctx.pb, ctx.timeline) });
-  const upstream = async () => {
-    if (ctx.unreachable !== undefined) throw ctx.unreachable;
-    return ctx.upstream.asClient();
-  };
-  const channels: ChannelContext = { gate, events, log: silentLogger, audit: auditMasker(), connectTimeoutMs: 1_000, upstream };
-  const forwarding = new Forwarding({ gate, events, client: undefined as never, upstream, closed: () => false });
+  const upstream = ctx.unreachable === undefined ? Promise.resolve(ctx.upstream.asClient()) : Promise.reject(ctx.unreachable);
+  upstream.catch(() => undefined); // as the session does: a failed connection is reported where it is used
+  const { gate, events } = gateOn(ctx.pb, identity, { bus: notingBus(ctx.pb, ctx.timeline), upstream });
+  const channels: ChannelContext = { gate, events, log: silentLogger, audit: auditMasker(), connectTimeoutMs: 1_000 };
+  const forwarding = new Forwarding({ gate, events, closed: () => false });
   serveSessionChannel(channels, ctx.session.asSession(), (a, r) => forwarding.agentForwarding(a, r));
 }
 

@@ -35,7 +35,7 @@ export async function execChannel(ctx: ChannelContext, accept: () => ServerChann
   }
   const decision = await gate.decide(command, (note) => channel.stderr.write(`${note}\n`));
   if (decision.kind === 'refuse') return gate.refuseOn(channel, command, 'refused', decision.message);
-  const upstream = await upstreamOr(ctx, channel, command);
+  const upstream = await upstreamOr(ctx, channel, decision.pass);
   if (upstream === undefined) return;
   const options: ExecOptions & AgentForward = pty === undefined ? {} : { pty: { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes } };
   if ((await agent) === true) options.agentForward = true;

@@ -30,8 +30,9 @@ f.before.each(async (ctx) => {
 f.after.each(async (ctx) => ctx.pb.stop());
 
 function as(ctx: Ctx, identity: Identity, maxChannels?: number): void {
-  ({ gate: ctx.gate, events: ctx.events } = gateOn(ctx.pb, identity, { maxChannels, bus: notingBus(ctx.pb, ctx.timeline) }));
-  ctx.forwarding = new Forwarding({ gate: ctx.gate, events: ctx.events, client: ctx.client.asConnection(), upstream: async () => ctx.upstream.asClient(), closed: () => false });
+  const options = { maxChannels, bus: notingBus(ctx.pb, ctx.timeline), client: ctx.client.asConnection(), upstream: Promise.resolve(ctx.upstream.asClient()) };
+  ({ gate: ctx.gate, events: ctx.events } = gateOn(ctx.pb, identity, options));
+  ctx.forwarding = new Forwarding({ gate: ctx.gate, events: ctx.events, closed: () => false });
 }
 
 const tunnel = { srcIP: '127.0.0.1', srcPort: 50000, destIP: '10.0.0.1', destPort: 5432 };

@@ -1,4 +1,4 @@
-import type { AcceptConnection, Client, ClientChannel, Connection, GetStreamCallback, RejectConnection, ServerChannel, TcpConnectionDetails, TcpipBindInfo } from 'ssh2';
+import type { AcceptConnection, Client, ClientChannel, GetStreamCallback, RejectConnection, ServerChannel, TcpConnectionDetails, TcpipBindInfo } from 'ssh2';
 import { AgateError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { nowMicros, type Command } from '../../../../schemas/src/events.js';
 import type { SessionEvents } from '../session-events.js';
@@ -9,12 +9,9 @@ import { MAX_REMOTE_FORWARDS, RemoteForwards, type RemoteForward } from './remot
 import { failureResponse, forwardResponse, grantedResponse } from './responses.js';
 
 export interface ForwardingDeps {
+  /** The channel cap, the decisions, and (for an allowed command's pass) both ends of the connection. */
   gate: SshGate;
   events: SessionEvents;
-  /** The client's connection: `-R` connections and agent channels are opened towards it. */
-  client: Connection;
-  /** Agate's connection to the target; asked for only after the login opened it. */
-  upstream: () => Promise<Client>;
   /** Whether the client's connection has closed. */
   closed: () => boolean;
 }
@@ -73,10 +70,11 @@ export class Forwarding {
     };
     const where = `${info.destIP}:${info.destPort}`;
     const command = gate.command(`direct-tcpip ${where}`, { request: 'direct-tcpip', path: where });
-    if ((await gate.check(command)).kind === 'refuse') return reject();
+    const decision = await gate.check(command);
+    if (decision.kind === 'refuse') return reject();
     let upstream: Client;
     try {
-      upstream = await this.#deps.upstream();
+      upstream = await gate.upstream(decision.pass);
     } catch (err) {
       void events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, describeError(err)));
       return reject();
@@ -109,10 +107,11 @@ export class Forwarding {
       return reject?.();
     }
     const command = gate.command(`tcpip-forward ${where}`, attributes);
-    if ((await gate.check(command)).kind === 'refuse') return reject?.();
+    const decision = await gate.check(command);
+    if (decision.kind === 'refuse') return reject?.();
     let upstream: Client;
     try {
-      upstream = await this.#deps.upstream();
+      upstream = await gate.upstream(decision.pass);
       upstream.forwardIn(bind.bindAddr, bind.bindPort, (err, boundPort) => {
         if (err) {
           void events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, `the target could not listen on ${where}: ${err.message}`));
@@ -140,7 +139,7 @@ export class Forwarding {
     const where = `${forward.bindAddr}:${forward.bindPort}`;
     const command = gate.command(`cancel-tcpip-forward ${where}`, { request: 'tcpip-forward', path: where, cancel: 'true', forward_command_id: forward.command.event_id });
     void events.emitLogged(command);
-    const upstream = await this.#deps.upstream(); // resolved: the listener was bound through it
+    const upstream = await gate.upstreamToRevoke(); // resolved: the listener was bound through it
     const done = (err?: Error | null) => {
       if (err) void events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, `the target could not stop listening on ${where}: ${err.message}`));
       else void events.emitLogged(grantedResponse(command, `stopped listening on ${forward.bindAddr}:${forward.boundPort}`));
@@ -171,9 +170,10 @@ export class Forwarding {
     const origin = `${details.srcIP}:${details.srcPort}`;
     const attributes = { request: 'tcpip-forward', path: `${forward.bindAddr}:${forward.bindPort}`, channel: 'forwarded-tcpip', origin, forward_command_id: forward.command.event_id };
     const command = gate.command(`forwarded-tcpip ${details.destIP}:${details.destPort} from ${origin}`, attributes);
-    if ((await gate.check(command)).kind === 'refuse') return reject();
+    const decision = await gate.check(command);
+    if (decision.kind === 'refuse') return reject();
     const started = nowMicros();
-    this.#deps.client.forwardOut(details.destIP, details.destPort, details.srcIP, details.srcPort, (err, channel) => {
+    gate.client(decision.pass).forwardOut(details.destIP, details.destPort, details.srcIP, details.srcPort, (err, channel) => {
       if (err) {
         void events.emitLogged(failureResponse(command, 'error', null, `the client did not take the connection: ${err.message}`));
         return reject();
@@ -223,7 +223,7 @@ export class Forwarding {
     }
     let channel: ServerChannel;
     try {
-      channel = await openAgentChannel(this.#deps.client);
+      channel = await openAgentChannel(gate.client(decision.pass));
     } catch (err) {
       void events.emitLogged(failureResponse(command, 'error', err instanceof AgateError ? err.code : null, `the client's agent could not be reached: ${describeError(err)}`));
       release();

@@ -1,10 +1,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Command, Response, Verdict } from '../../../../schemas/src/events.js';
-import { FakeServerChannel } from '../../../../test/harness/fake-ssh2.js';
+import { FakeConnection, FakeServerChannel, FakeUpstream } from '../../../../test/harness/fake-ssh2.js';
 import { PolicyBus } from '../../../../test/harness/policy-bus.js';
 import { APP, gateOn, SSH_UNIT_POLICY, TUNNELER } from '../../../../test/harness/ssh-gate-fixture.js';
-import { MAX_CHANNELS, REFUSED_EXIT_STATUS } from './gate.js';
+import { MAX_CHANNELS, Pass, REFUSED_EXIT_STATUS } from './gate.js';
 
 /* The gate over the real LocalBus and the real policy service; the ssh2 channel is a fake. */
 
@@ -60,7 +60,8 @@ decisions('commands carry the identity, the target, a rising sequence and masked
 decisions('allow runs; check records nothing more than the command and its verdict', async ({ pb }) => {
   const { gate, events } = gateOn(pb, APP);
   const command = gate.command('ls -l', { request: 'exec' });
-  assert.equal(await gate.check(command), { kind: 'run', rule: null });
+  const decision = await gate.check(command);
+  assert.equal(decision.kind === 'run' ? [decision.rule, decision.pass.command] : decision, [null, command]);
   assert.is((await of(pb, 'Verdict', command)).decision, 'allow');
   await events.drained();
   assert.not.ok(pb.events.some((e) => e.type === 'Response'));
@@ -87,7 +88,22 @@ decisions('forwarding is refused without a rule naming it, and runs with one', a
   const refused = await app.decide(app.command('direct-tcpip 10.0.0.1:22', { request: 'direct-tcpip', path: '10.0.0.1:22' }));
   assert.is(refused.kind, 'refuse');
   const tunneler = gateOn(pb, TUNNELER).gate;
-  assert.equal(await tunneler.decide(tunneler.command('direct-tcpip 10.0.0.1:22', { request: 'direct-tcpip', path: '10.0.0.1:22' })), { kind: 'run', rule: 'tunnel-for-tunnelers' });
+  const allowed = await tunneler.decide(tunneler.command('direct-tcpip 10.0.0.1:22', { request: 'direct-tcpip', path: '10.0.0.1:22' }));
+  assert.equal(allowed.kind === 'run' ? allowed.rule : allowed, 'tunnel-for-tunnelers');
+});
+
+decisions('only an allowed command\'s pass opens the connections, and only its own session\'s', async ({ pb }) => {
+  const target = new FakeUpstream().asClient();
+  const client = new FakeConnection().asConnection();
+  const { gate } = gateOn(pb, APP, { upstream: Promise.resolve(target), client });
+  const decision = await gate.decide(gate.command('ls', { request: 'exec' }));
+  assert.ok(decision.kind === 'run');
+  if (decision.kind !== 'run') return;
+  assert.is(await gate.upstream(decision.pass), target);
+  assert.is(gate.client(decision.pass), client);
+  const other = gateOn(pb, APP).gate;
+  assert.throws(() => other.upstream(decision.pass), /only its own session/);
+  assert.throws(() => new Pass(Symbol('ssh gate'), decision.pass.command), /only the ssh gate issues a pass/);
 });
 
 decisions('refuseOn tells the client on stderr, exits 126 and ends the channel, and records the refusal', async ({ pb }) => {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ServerChannel } from 'ssh2';
+import type { Client, Connection, ServerChannel } from 'ssh2';
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
@@ -14,13 +14,37 @@ export const MAX_CHANNELS = 16;
 /** Refusals reach the client as stderr and this exit status (the shell's "cannot execute"). */
 export const REFUSED_EXIT_STATUS = 126;
 
+/** Only the gate holds this, so only the gate issues a Pass. */
+const ISSUER = Symbol('ssh gate');
+
+/**
+ * What the gate gives a command it allowed: the only key to either end of the connection for
+ * opening something (a channel or a listener on the target, a channel towards the client).
+ */
+export class Pass {
+  // A private field makes the type nominal: no object literal passes for one.
+  readonly #command: Command;
+
+  constructor(issuer: symbol, command: Command) {
+    if (issuer !== ISSUER) throw new TypeError('only the ssh gate issues a pass');
+    this.#command = command;
+  }
+
+  /** The allowed command. */
+  get command(): Command {
+    return this.#command;
+  }
+}
+
 /** `rule`: the rule that allowed it; null when the policy default did. */
-export type Decision = { kind: 'run'; rule: string | null } | { kind: 'refuse'; message: string };
+export type Decision = { kind: 'run'; rule: string | null; pass: Pass } | { kind: 'refuse'; message: string };
 
 /** Frees one slot of the channel cap; calling it again does nothing. */
 export type Release = () => void;
 
 export interface GateDeps {
+  /** The client's connection: `-R` connections and agent channels are opened towards it. */
+  client: Connection;
   sessionId: string;
   proxyId: string;
   bus: Bus;
@@ -37,7 +61,8 @@ export interface GateDeps {
  * of the per-connection cap here, and every request (exec, shell, sftp and each file operation,
  * typed and captured lines, pushes, tunnels, listeners, agent use) becomes a Command built here,
  * published write-ahead and decided here (decide.ts, fail closed). Refusals are recorded here.
- * Nothing else in the session counts channels or asks policy.
+ * An allowed command gets a Pass, and only a Pass opens anything on Agate's connection to the
+ * target or towards the client, so no path opens a channel or a forward without the gate.
  */
 export class SshGate {
   readonly #deps: GateDeps;
@@ -46,6 +71,7 @@ export class SshGate {
   #sequence = 0;
   #identity: Identity | undefined;
   #target = '';
+  #upstream: Promise<Client> | undefined;
 
   constructor(deps: GateDeps) {
     this.#deps = deps;
@@ -72,10 +98,38 @@ export class SshGate {
     return this.#sequence;
   }
 
-  /** Called once the login succeeded: the commands from now on carry this identity and target. */
-  open(identity: Identity, target: string): void {
+  /**
+   * Called once the login succeeded: the commands from now on carry this identity and target,
+   * and what they are allowed to open is opened over `upstream`.
+   */
+  open(identity: Identity, target: string, upstream: Promise<Client>): void {
     this.#identity = identity;
     this.#target = target;
+    this.#upstream = upstream;
+  }
+
+  /** Agate's connection to the target, for what `pass` allows. */
+  upstream(pass: Pass): Promise<Client> {
+    this.#ours(pass);
+    return this.#upstream!;
+  }
+
+  /** The client's connection, to open what `pass` allows towards it. */
+  client(pass: Pass): Connection {
+    this.#ours(pass);
+    return this.#deps.client;
+  }
+
+  #ours(pass: Pass): void {
+    if (pass.command.session_id !== this.#deps.sessionId) throw new TypeError('a pass opens only its own session\'s connections');
+  }
+
+  /**
+   * Agate's connection to the target for taking access away (a `-R` listener cancelled): it
+   * opens nothing, so it is recorded but needs no pass.
+   */
+  upstreamToRevoke(): Promise<Client> {
+    return this.#upstream!;
   }
 
   /** Takes a slot of the per-connection channel cap, or undefined when all are taken. */
@@ -110,7 +164,7 @@ export class SshGate {
     if (d.kind !== 'run') return { kind: 'refuse', message: refusalText(d, 'command') };
     // Shell output cannot be masked reliably, so a masking verdict refuses rather than leaks.
     if (d.verdict.decision === 'mask') return { kind: 'refuse', message: `Agate refused the command: rule "${d.verdict.rule_id}" asks for masked output, which the SSH proxy cannot provide` };
-    return { kind: 'run', rule: d.verdict.rule_id };
+    return { kind: 'run', rule: d.verdict.rule_id, pass: new Pass(ISSUER, command) };
   }
 
   /** Decides the command and, when refused, records the refusal as its Response. */

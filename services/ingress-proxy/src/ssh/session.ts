@@ -74,7 +74,7 @@ export class SshSession {
     this.#clientAddress = `${info.ip}:${info.port}`;
     const events = this.#events;
     const gate = (this.#gate = new SshGate({
-      sessionId: this.id, proxyId: deps.proxyId, bus: deps.bus, verdictTimeoutMs: deps.verdictTimeoutMs,
+      client: conn, sessionId: this.id, proxyId: deps.proxyId, bus: deps.bus, verdictTimeoutMs: deps.verdictTimeoutMs,
       events, log: this.#log, audit: deps.audit, maxChannels: deps.maxChannels,
     }));
     new SshAuth(conn, login, {
@@ -82,9 +82,8 @@ export class SshSession {
       verifier: deps.verifier, resolveTarget: deps.resolveTarget, logins: deps.logins, authorizedKeys: deps.authorizedKeys,
       events, log: this.#log, opened: (l) => this.#open(l), terminate: (why) => this.terminate(why),
     });
-    const upstream = () => this.#upstream!;
-    const forwarding = (this.#forwarding = new Forwarding({ gate, events, client: conn, upstream, closed: () => this.#closed }));
-    const channels: ChannelContext = { gate, events, log: this.#log, audit: deps.audit, connectTimeoutMs: deps.connectTimeoutMs, upstream };
+    const forwarding = (this.#forwarding = new Forwarding({ gate, events, closed: () => this.#closed }));
+    const channels: ChannelContext = { gate, events, log: this.#log, audit: deps.audit, connectTimeoutMs: deps.connectTimeoutMs };
     conn.on('session', (accept, reject) => {
       const release = gate.admit();
       if (release === undefined) return void reject();
@@ -129,10 +128,10 @@ export class SshSession {
       return false;
     }
     this.#opened = true;
-    this.#gate.open(identity, username);
     // The agent relay answers the agent channels the target opens once a channel forwards the agent.
-    this.#upstream = connectUpstream(target, this.#deps.connectTimeoutMs, this.#forwarding.agent());
-    this.#upstream.then(
+    const upstream = (this.#upstream = connectUpstream(target, this.#deps.connectTimeoutMs, this.#forwarding.agent()));
+    this.#gate.open(identity, username, upstream);
+    upstream.then(
       (client) => {
         client.on('close', () => this.terminate('the target closed the connection'));
         client.on('tcp connection', (details, accept, reject) => void this.#forwarding.forwardedConnection(details, accept, reject));

@@ -19,7 +19,7 @@ export async function sftpChannel(ctx: ChannelContext, accept: () => ServerChann
   const command = gate.command('(subsystem sftp)', { request: 'sftp', subsystem: 'sftp' });
   const decision = await gate.decide(command);
   if (decision.kind === 'refuse') return gate.refuseOn(channel, command, 'refused', decision.message);
-  const upstream = await upstreamOr(ctx, channel, command);
+  const upstream = await upstreamOr(ctx, channel, decision.pass);
   if (upstream === undefined) return;
   const started = nowMicros();
   upstream.subsys('sftp', (err, stream) => {

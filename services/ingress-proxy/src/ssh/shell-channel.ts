@@ -39,7 +39,7 @@ export async function shellChannel(ctx: ChannelContext, accept: () => ServerChan
   const command = gate.command('shell', attributes);
   const decision = await gate.decide(command);
   if (decision.kind === 'refuse') return gate.refuseOn(channel, command, 'refused', decision.message);
-  const upstream = await upstreamOr(ctx, channel, command);
+  const upstream = await upstreamOr(ctx, channel, decision.pass);
   if (upstream === undefined) return;
   const agentForward = (await agent) === true;
   const started = nowMicros();
