@@ -34,8 +34,10 @@ export class SshProxyServer {
   readonly #log: Logger;
   /** Refusals and timeouts before any session exists are recorded through this sink. */
   readonly #refusals: SessionEvents;
+  readonly #options: SshProxyOptions;
 
-  constructor(private readonly options: SshProxyOptions) {
+  constructor(options: SshProxyOptions) {
+    this.#options = options;
     this.#log = options.logger.child({ component: 'ssh-proxy' });
     this.#refusals = new SessionEvents(options.bus, this.#log);
     this.#server = new ssh2.Server({ hostKeys: [options.hostKey], ident: 'Agate' }, (conn, info) => this.#accept(conn, info));
@@ -74,7 +76,7 @@ export class SshProxyServer {
 
   #admit(socket: Socket): void {
     socket.on('error', () => {});
-    const { logins } = this.options;
+    const { logins } = this.#options;
     const address = sourceAddress(socket.remoteAddress);
     const clientAddress = `${address}:${socket.remotePort ?? 0}`;
     const check = logins.throttle.check(address);
@@ -88,8 +90,8 @@ export class SshProxyServer {
       socket.end(`Agate refused the connection: ${message}\r\n`);
       return;
     }
-    if (this.#sessions.size - logins.pending.size >= this.options.maxConnections) {
-      this.#log.warn('refusing a connection: too many sessions', { limit: this.options.maxConnections });
+    if (this.#sessions.size - logins.pending.size >= this.#options.maxConnections) {
+      this.#log.warn('refusing a connection: too many sessions', { limit: this.#options.maxConnections });
       socket.destroy();
       return;
     }
@@ -110,7 +112,7 @@ export class SshProxyServer {
 
   #record(clientAddress: string, code: string, message: string): void {
     void this.#refusals.emitLogged({
-      type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: randomUUID(), proxy_id: this.options.proxyId,
+      type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: randomUUID(), proxy_id: this.#options.proxyId,
       protocol: 'ssh', target: '', client_address: clientAddress, reason_code: code, message, claimed_issuer: null, claimed_subject: null,
     });
   }
@@ -129,7 +131,7 @@ export class SshProxyServer {
     // adjust) waits for the previous segment's ACK, a stall on every sftp round trip.
     // (ssh2's server-side connection has setNoDelay; @types/ssh2 leaves it out.)
     (conn as Connection & { setNoDelay(noDelay: boolean): void }).setNoDelay(true);
-    const session = new SshSession(conn, info, this.options, login);
+    const session = new SshSession(conn, info, this.#options, login);
     this.#sessions.add(session);
     void session.finished.then(() => this.#sessions.delete(session));
   }

@@ -1,0 +1,59 @@
+import type { ServerChannel } from 'ssh2';
+import { ErrorCode } from '../../../../core/src/errors.js';
+import { nowMicros, type Command } from '../../../../schemas/src/events.js';
+import { upstreamOr, type ChannelContext } from './channel-context.js';
+import { execResponse, fileResponse } from './responses.js';
+import { relaySftp, type FileRequest, type FileResult } from './sftp/relay.js';
+
+/**
+ * sftp (and scp, which speaks sftp): the channel is decided as `(subsystem sftp)` (request
+ * sftp), then each file operation is its own decided Command (`sftp write /path`) whose
+ * Response carries the bytes moved and the file's digest. The channel's Response records the
+ * bytes each way and a digest of what the target sent back.
+ */
+export async function sftpChannel(ctx: ChannelContext, accept: () => ServerChannel | undefined): Promise<void> {
+  const { gate, events } = ctx;
+  const channel = accept();
+  if (channel === undefined) return;
+  channel.pause();
+  const command = gate.command('(subsystem sftp)', { request: 'sftp', subsystem: 'sftp' });
+  const decision = await gate.decide(command);
+  if (decision.kind === 'refuse') return gate.refuseOn(channel, command, 'refused', decision.message);
+  const upstream = await upstreamOr(ctx, channel, decision.pass);
+  if (upstream === undefined) return;
+  const started = nowMicros();
+  upstream.subsys('sftp', (err, stream) => {
+    if (err) return void gate.refuseOn(channel, command, 'error', `the target refused the sftp subsystem: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
+    const hooks = {
+      decide: (request: FileRequest) => fileOperation(ctx, request),
+      finished: (op: { command: Command; started: number }, result: FileResult) => void events.emitLogged(fileResponse(op.command, op.started, result)),
+    };
+    void relaySftp(channel, stream, hooks).then((outcome) => {
+      const response = execResponse(command, outcome, started);
+      // The channel usually closes without an exit status; how much moved is what matters.
+      response.command_tag = `sftp ${outcome.bytesUp} bytes up, ${outcome.bytes} bytes down`;
+      if (outcome.error !== undefined) {
+        Object.assign(response, { status: 'error', error_code: outcome.error.code, error_message: outcome.error.message });
+      } else if (outcome.exitCode === null && outcome.signal === null && !outcome.clientGone) {
+        response.status = 'ok';
+        response.error_message = null;
+      }
+      return events.emitLogged(response);
+    });
+  });
+}
+
+/**
+ * One sftp file operation: recorded and decided; a refusal carries the reason to the client
+ * (the relay records it with the operation's Response).
+ */
+async function fileOperation(ctx: ChannelContext, request: FileRequest): Promise<{ token: { command: Command; started: number }; refusal?: string }> {
+  const mask = (p: string) => ctx.audit.maskText(p).text;
+  const attributes: Record<string, string> = { request: 'sftp', operation: request.operation, path: mask(request.path), sftp_request: request.request };
+  if (request.targetPath !== undefined) attributes.target_path = mask(request.targetPath);
+  const text = `sftp ${request.operation} ${request.path}${request.targetPath === undefined ? '' : ` ${request.targetPath}`}`;
+  const command = ctx.gate.command(text, attributes);
+  const decision = await ctx.gate.decide(command);
+  const token = { command, started: nowMicros() };
+  return decision.kind === 'refuse' ? { token, refusal: decision.message } : { token };
+}
