@@ -80,6 +80,8 @@ export interface StartAgateOptions {
   files?: Record<string, string>;
   /** Node.js flags for the agate process (e.g. --cpu-prof when profiling a benchmark). */
   nodeArgs?: string[];
+  /** Another build's `bin/agate.js` to start instead of this one (a benchmark's baseline). */
+  bin?: string;
 }
 
 /** Inherited PG* variables would redirect client tools; no child sees them. */
@@ -134,7 +136,7 @@ async function startOnce(dir: string, opts: StartAgateOptions): Promise<AgatePro
   writeFileSync(configPath, typeof opts.configYaml === 'string' ? opts.configYaml : opts.configYaml(places));
   for (const [name, content] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), content, { mode: 0o600 });
 
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), AGATE_BIN, 'start', '--config', configPath], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), opts.bin ?? AGATE_BIN, 'start', '--config', configPath], {
     cwd: REPO_ROOT, env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);

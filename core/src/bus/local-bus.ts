@@ -294,8 +294,15 @@ class RecentEvents {
 /** Events whose durability nobody waits on to proceed (LocalLog.append's `urgent: false`). */
 const LAZY_TYPES: ReadonlySet<AgateEvent['type']> = new Set(['Verdict', 'Response']);
 
-/** Committed positions are written at most this often (redelivery after a crash is allowed). */
-const COMMIT_INTERVAL_MS = 200;
+/**
+ * Committed positions are written at most this often (redelivery after a crash is allowed:
+ * consumers are idempotent by event id). Each commit is eight thread-pool file operations with
+ * two fsyncs (offset-file.ts), per group: at 200 ms, three groups under steady traffic took more
+ * of the event loop than the Kubernetes proxy's own work per request (profiled under
+ * `npm run bench -- k8s`, BENCHMARKS.md), and their fsyncs queue beside the log's fdatasync that
+ * every command waits for. A crash now redelivers up to a second of events per group.
+ */
+const COMMIT_INTERVAL_MS = 1_000;
 /** The local log is one stream. */
 export const LOCAL_STREAM = { stream: 'embedded' } as const;
 
@@ -478,7 +485,7 @@ class LocalConsumer {
         if (this.#commitFailing) this.logger.info('the consumer position is committed again', { position });
         this.#commitFailing = false;
       })
-      // Once per run of failures (a full disk fails every try, five a second).
+      // Once per run of failures (a full disk fails every try, once a second).
       .catch((err: unknown) => {
         if (!this.#commitFailing) this.logger.warn('cannot commit the consumer position; it is retried', { error: describeError(err) });
         this.#commitFailing = true;

@@ -9,7 +9,11 @@ export class LineSplitter {
   #parts: Buffer[] = [];
   #size = 0;
 
-  constructor(private readonly maxLine: number) {}
+  readonly #maxLine: number;
+
+  constructor(maxLine: number) {
+    this.#maxLine = maxLine;
+  }
 
   /** The complete lines in this chunk (without their newline), in order. */
   push(chunk: Buffer): Buffer[] {
@@ -42,6 +46,6 @@ export class LineSplitter {
   }
 
   #check(more: number): void {
-    if (this.#size + more > this.maxLine) throw new ProtocolError(`a watch event is larger than ${this.maxLine} bytes`, ErrorCode.PROTOCOL_FRAME_TOO_LARGE);
+    if (this.#size + more > this.#maxLine) throw new ProtocolError(`a watch event is larger than ${this.#maxLine} bytes`, ErrorCode.PROTOCOL_FRAME_TOO_LARGE);
   }
 }

@@ -122,16 +122,86 @@ export function relayMasked(ctx: RelayContext): void {
 
 /** A watch: one JSON event per line, each recorded (and masked for the client when required) as it passes. */
 export function relayWatch(ctx: RelayContext): void {
-  const { session, command, upRes, res, client, started } = ctx;
-  const { maxBufferBytes, recording } = ctx.target;
-  const lines = new LineSplitter(maxBufferBytes);
-  const hash = createHash('sha256');
-  let bytes = 0;
-  let events = 0;
-  let failed: string | null = null;
-  res.writeHead(200, clientHeaders(upRes.headers));
-  const deliver = (line: Buffer) => {
+  new WatchRelay(ctx).start();
+}
+
+/**
+ * One watch in flight. It ends exactly once, whichever comes first: the API server ends it,
+ * either side closes, an event cannot be read or masked (fail closed: the watch ends
+ * undelivered), or Agate drains. The end is recorded with the events and bytes delivered and a
+ * digest of everything the client received.
+ */
+class WatchRelay {
+  readonly #ctx: RelayContext;
+  readonly #lines: LineSplitter;
+  /** Over the bytes the client received. */
+  readonly #hash = createHash('sha256');
+  #bytes = 0;
+  #events = 0;
+  #phase: { kind: 'streaming' } | { kind: 'ended'; failed: string | null } = { kind: 'streaming' };
+  readonly #onStop = () => this.#stop();
+
+  constructor(ctx: RelayContext) {
+    this.#ctx = ctx;
+    this.#lines = new LineSplitter(ctx.target.maxBufferBytes);
+  }
+
+  start(): void {
+    const { upRes, res, stop } = this.#ctx;
+    res.writeHead(200, clientHeaders(upRes.headers));
+    upRes.on('data', (chunk: Buffer) => this.#onData(chunk));
+    upRes.on('end', () => this.#onEnd());
+    upRes.on('error', () => undefined); // a watch ends by either side closing; 'close' below records it
+    upRes.once('close', () => {
+      if (this.#end('200 watch aborted', 'the API server closed the watch before its end')) res.destroy();
+    });
+    res.once('close', () => {
+      if (this.#end('200 watch ended by the client', null)) upRes.destroy();
+    });
+    if (stop?.aborted) this.#stop();
+    else stop?.addEventListener('abort', this.#onStop, { once: true });
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#phase.kind === 'ended') return;
+    try {
+      for (const line of this.#lines.push(chunk)) this.#deliver(line);
+    } catch (err) {
+      // Fail closed: an event that cannot be read or masked ends the watch undelivered.
+      const failed = describeError(err);
+      this.#ctx.log.warn('watch aborted', { error: failed });
+      this.#end('200 watch aborted', failed);
+      this.#ctx.upRes.destroy();
+      this.#ctx.res.destroy();
+    }
+  }
+
+  #onEnd(): void {
+    if (this.#phase.kind === 'ended') return;
+    const last = this.#lines.end();
+    let failed: string | null = null;
+    try {
+      if (last !== undefined) this.#deliver(last);
+    } catch (err) {
+      failed = describeError(err);
+    }
+    this.#end('200 watch ended by the API server', failed);
+    this.#ctx.res.end();
+  }
+
+  /**
+   * A drain ends the stream properly (the client sees the watch end, not a broken connection)
+   * after the last whole event; a partial line was never delivered, so it is not recorded.
+   */
+  #stop(): void {
+    if (!this.#end('200 watch ended by Agate (shutting down)', null)) return;
+    this.#ctx.upRes.destroy();
+    this.#ctx.res.end();
+  }
+
+  #deliver(line: Buffer): void {
     if (line.length === 0) return;
+    const { client, session, command, target, res, upRes } = this.#ctx;
     let doc: unknown;
     try {
       doc = JSON.parse(line.toString('utf8'));
@@ -142,74 +212,28 @@ export function relayWatch(ctx: RelayContext): void {
     let out = Buffer.concat([line, NEWLINE]);
     let masked = 0;
     if (client !== undefined) {
-      masked = maskDocument(doc, { fields: recording.fields, masker: client });
+      masked = maskDocument(doc, { fields: target.recording.fields, masker: client });
       out = Buffer.from(`${JSON.stringify(doc)}\n`);
     }
-    hash.update(out);
-    bytes += out.length;
-    events += 1;
-    void session.events.emitLogged(watchEvent(command, doc ?? { type: 'UNREADABLE' }, out, masked, recording));
+    this.#hash.update(out);
+    this.#bytes += out.length;
+    this.#events += 1;
+    void session.events.emitLogged(watchEvent(command, doc ?? { type: 'UNREADABLE' }, out, masked, target.recording));
     if (!res.write(out)) {
       upRes.pause();
       res.once('drain', () => upRes.resume());
     }
-  };
-  const finish = (tag: string) => {
-    ctx.stop?.removeEventListener('abort', stop);
-    void session.events.emitLogged(watchEnd(command, tag, events, bytes, `sha256:${hash.copy().digest('hex')}`, started, failed));
-  };
-  let done = false;
-  upRes.on('data', (chunk: Buffer) => {
-    if (done) return;
-    try {
-      for (const line of lines.push(chunk)) deliver(line);
-    } catch (err) {
-      // Fail closed: an event that cannot be read or masked ends the watch undelivered.
-      done = true;
-      failed = describeError(err);
-      ctx.log.warn('watch aborted', { error: failed });
-      upRes.destroy();
-      res.destroy();
-      finish('200 watch aborted');
-    }
-  });
-  upRes.on('end', () => {
-    if (done) return;
-    done = true;
-    const last = lines.end();
-    try {
-      if (last !== undefined) deliver(last);
-    } catch (err) {
-      failed = describeError(err);
-    }
-    res.end();
-    finish('200 watch ended by the API server');
-  });
-  upRes.on('error', () => undefined); // a watch ends by either side closing; 'close' below records it
-  upRes.once('close', () => {
-    if (done) return;
-    done = true;
-    failed = 'the API server closed the watch before its end';
-    res.destroy();
-    finish('200 watch aborted');
-  });
-  res.once('close', () => {
-    if (done) return;
-    done = true;
-    upRes.destroy();
-    finish('200 watch ended by the client');
-  });
-  // A drain ends the stream properly (the client sees the watch end, not a broken connection)
-  // after the last whole event; a partial line was never delivered, so it is not recorded.
-  function stop(): void {
-    if (done) return;
-    done = true;
-    upRes.destroy();
-    res.end();
-    finish('200 watch ended by Agate (shutting down)');
   }
-  if (ctx.stop?.aborted) stop();
-  else ctx.stop?.addEventListener('abort', stop, { once: true });
+
+  /** Moves to ended and records the end; false when it had already ended (nothing done). */
+  #end(tag: string, failed: string | null): boolean {
+    if (this.#phase.kind === 'ended') return false;
+    this.#phase = { kind: 'ended', failed };
+    const { stop, session, command, started } = this.#ctx;
+    stop?.removeEventListener('abort', this.#onStop);
+    void session.events.emitLogged(watchEnd(command, tag, this.#events, this.#bytes, `sha256:${this.#hash.copy().digest('hex')}`, started, failed));
+    return true;
+  }
 }
 
 function aborted(ctx: RelayContext, message: string): void {

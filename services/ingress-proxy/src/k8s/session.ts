@@ -10,38 +10,53 @@ import { SessionEvents } from '../session-events.js';
  * request with a valid token opens the session; a later request on the same connection with a
  * token for another subject closes it and opens another. The connection's end closes it.
  */
+export interface KubeSessionOptions {
+  token: string;
+  identity: Identity;
+  /** Seconds since the epoch after which the token is no longer accepted. */
+  expiresAt: number;
+  bus: Bus;
+  proxyId: string;
+  target: string;
+  log: Logger;
+}
+
 export class KubeSession {
   readonly id = randomUUID();
   readonly events: SessionEvents;
+  readonly token: string;
+  readonly identity: Identity;
+  /** Seconds since the epoch after which the token is no longer accepted. */
+  readonly expiresAt: number;
+  readonly #bus: Bus;
+  readonly #proxyId: string;
+  readonly #target: string;
   readonly #startedAt = nowMicros();
   #sequence = 0;
   #closed = false;
 
-  constructor(
-    readonly token: string,
-    readonly identity: Identity,
-    /** Seconds since the epoch after which the token is no longer accepted. */
-    readonly expiresAt: number,
-    private readonly bus: Bus,
-    private readonly proxyId: string,
-    private readonly target: string,
-    log: Logger,
-  ) {
-    this.events = new SessionEvents(bus, log);
+  constructor(options: KubeSessionOptions) {
+    this.token = options.token;
+    this.identity = options.identity;
+    this.expiresAt = options.expiresAt;
+    this.#bus = options.bus;
+    this.#proxyId = options.proxyId;
+    this.#target = options.target;
+    this.events = new SessionEvents(options.bus, options.log);
   }
 
   /** Records the session's start; rejects when it cannot be recorded (the request is then refused). */
   open(clientAddress: string, attributes: Record<string, string>): Promise<void> {
     return this.events.emit({
-      type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.proxyId,
-      protocol: 'kubernetes', target: this.target, client_address: clientAddress, identity: this.identity, attributes: withLease(attributes, this.bus),
+      type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#proxyId,
+      protocol: 'kubernetes', target: this.#target, client_address: clientAddress, identity: this.identity, attributes: withLease(attributes, this.#bus),
     });
   }
 
   command(text: string, parameters: (string | null)[], attributes: Record<string, string>): Command {
     return {
-      type: 'Command', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.proxyId, sequence: ++this.#sequence,
-      protocol: 'kubernetes', target: this.target, identity: this.identity, text, parameters, attributes,
+      type: 'Command', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#proxyId, sequence: ++this.#sequence,
+      protocol: 'kubernetes', target: this.#target, identity: this.identity, text, parameters, attributes,
     };
   }
 

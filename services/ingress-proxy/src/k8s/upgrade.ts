@@ -1,9 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import { isIP, type Socket } from 'node:net';
 import { connect } from 'node:tls';
-import { upgradeHead } from './headers.js';
-import { normalizedTarget } from './request-info.js';
 import type { KubeUpstream } from './upstream.js';
 
 export type UpgradeOutcome =
@@ -15,11 +12,11 @@ const MAX_STATUS_LINE = 256;
 
 /**
  * Relays an upgraded connection (exec, attach, port-forward over WebSocket or SPDY) after its
- * request was decided: opens TLS to the API server with Agate's credential, sends the request
- * head rebuilt without the client's token, then pipes both ways with backpressure (`pipe`),
+ * request was decided: opens TLS to the API server, sends `requestHead` (the engine rebuilt it
+ * without the client's token, with Agate's credential), then pipes both ways with backpressure (`pipe`),
  * counting bytes each way and hashing what the server sent. Resolves when both sides are closed.
  */
-export function relayUpgrade(client: Socket, head: Buffer, req: IncomingMessage, upstream: KubeUpstream, credential: Record<string, string>): Promise<UpgradeOutcome> {
+export function relayUpgrade(client: Socket, head: Buffer, requestHead: string, upstream: KubeUpstream): Promise<UpgradeOutcome> {
   const host = upstream.server.hostname;
   const port = Number(upstream.server.port || 443);
   const started = process.hrtime.bigint();
@@ -36,7 +33,7 @@ export function relayUpgrade(client: Socket, head: Buffer, req: IncomingMessage,
     });
     server.once('secureConnect', () => {
       connected = true;
-      server.write(upgradeHead(req.method ?? 'GET', normalizedTarget(req.url ?? '/'), req.rawHeaders, upstream.server.host, credential));
+      server.write(requestHead);
       if (head.length > 0) {
         bytesUp += head.length;
         server.write(head);

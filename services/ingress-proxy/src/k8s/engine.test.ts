@@ -1,0 +1,209 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalBus } from '../../../../core/src/bus/local-bus.js';
+import { BUILTIN_MASK_SET, parseConfig } from '../../../../core/src/config.js';
+import { ErrorCode } from '../../../../core/src/errors.js';
+import { silentLogger } from '../../../../core/src/log.js';
+import { nowMicros, type AgateEvent, type ApprovalRequested, type Command, type Response } from '../../../../schemas/src/events.js';
+import { SAMPLES } from '../../../../schemas/src/samples.js';
+import { CompiledPolicy, loadParsers } from '../../../policy/src/engine.js';
+import { PolicyService } from '../../../policy/src/service.js';
+import { Masker } from '../pg/masking/masker.js';
+import { KubeEngine, type Forward, type Plan } from './engine.js';
+import { KubeSession } from './session.js';
+
+/*
+ * The engine with no socket: requests go in as method, target, headers and body; plans come out.
+ * Behind it, the real parts: the embedded bus (its log in a temporary directory) and the policy
+ * service deciding with this policy.
+ */
+const policy = new CompiledPolicy(parseConfig(`
+identity: { dev_issuer: { enabled: true } }
+policy:
+  default: allow
+  rules:
+    - id: held-deletes
+      action: hold
+      match: { kubernetes: { verbs: [delete], resources: [configmaps], namespaces: [held] } }
+      approval: { approvers: { claims: { team: sre } }, timeout_s: 30 }
+    - id: no-configmap-delete
+      action: deny
+      message: deleting configmaps needs a human
+      match: { kubernetes: { verbs: [delete], resources: [configmaps] } }
+    - id: no-exec-in-kube-system
+      action: deny
+      message: no shells in kube-system
+      match: { kubernetes: { resources: [pods/exec], namespaces: [kube-system] } }
+`, 'engine.yaml').policy);
+
+const CREDENTIAL = { Authorization: 'Bearer agate-own-credential' };
+const CLIENT_TOKEN = 'Bearer the-agents-oidc-token';
+
+interface Ctx { dir: string; bus: LocalBus; service: PolicyService; engine: KubeEngine; session: KubeSession; recorded: AgateEvent[] }
+const k = suite<Ctx>('KubeEngine');
+
+k.before.each(async (ctx) => {
+  await loadParsers();
+  ctx.dir = mkdtempSync(join(tmpdir(), 'agate-k8s-engine-'));
+  ctx.bus = new LocalBus({ dir: ctx.dir, fsync: false, logger: silentLogger });
+  ctx.recorded = [];
+  await ctx.bus.subscribe({ group: 'record', types: ['Command', 'Verdict', 'Response', 'ApprovalRequested'], handler: async (b) => void ctx.recorded.push(...b) });
+  ctx.service = new PolicyService({ bus: ctx.bus, policy, logger: silentLogger, staleAfterMs: 5_000 });
+  await ctx.service.start();
+  const audit = new Masker('default', BUILTIN_MASK_SET);
+  ctx.engine = new KubeEngine({
+    bus: ctx.bus, verdictTimeoutMs: 5_000, log: silentLogger,
+    target: { name: 'cluster', recording: { sampleRows: 5, valueChars: 200, audit, fields: [] }, maskers: new Map([['default', audit]]), maskClient: undefined, maxBodyBytes: 1024, allowDiscovery: true },
+    upstream: { host: 'kube.internal:6443', credential: async () => CREDENTIAL },
+  });
+  ctx.session = new KubeSession({ token: 't', identity: SAMPLES.Command.identity, expiresAt: Date.now() / 1000 + 600, bus: ctx.bus, proxyId: 'proxy-a', target: 'cluster', log: silentLogger });
+});
+k.after.each(async (ctx) => {
+  await ctx.service.stop();
+  await ctx.bus.close().catch(() => undefined);
+  rmSync(ctx.dir, { recursive: true, force: true });
+});
+
+const headers = (extra: IncomingHttpHeaders = {}): IncomingHttpHeaders => ({ authorization: CLIENT_TOKEN, 'user-agent': 'kubectl/v1.37', accept: 'application/json', ...extra });
+
+function forwarded(plan: Plan): Forward {
+  if (plan.kind !== 'forward') throw new Error(`expected a forward, got a refusal: ${plan.status.message}`);
+  return plan;
+}
+
+/** The events recorded for `command`, once the session's queue and the subscriber have caught up. */
+async function recordOf(ctx: Ctx, command: string, count: number): Promise<AgateEvent[]> {
+  await ctx.session.events.drained();
+  const of = () => ctx.recorded.filter((e) => (e.type === 'Command' ? e.event_id : 'command_id' in e ? e.command_id : undefined) === command);
+  for (let i = 0; i < 200 && of().length < count; i++) await new Promise((r) => setTimeout(r, 10));
+  return of();
+}
+
+k('an allowed get: recorded before it is forwarded, with the client token replaced by Agate\'s credential', async (ctx) => {
+  const plan = forwarded(await ctx.engine.request(ctx.session, {
+    method: 'GET', target: '/api/v1/namespaces/app/configmaps/settings', body: Buffer.alloc(0),
+    headers: headers({ 'accept-encoding': 'gzip', accept: 'application/vnd.kubernetes.protobuf, application/json' }),
+  }));
+  assert.is(plan.path, '/api/v1/namespaces/app/configmaps/settings');
+  assert.is(plan.watch, false);
+  assert.is(plan.client, undefined);
+  assert.is(plan.headers.authorization, CREDENTIAL.Authorization);
+  assert.is(plan.headers['accept-encoding'], undefined); // Agate reads every body
+  assert.is(plan.headers.accept, 'application/json'); // protobuf cannot be recorded or masked
+  const command = plan.command;
+  assert.is(command.text, 'GET /api/v1/namespaces/app/configmaps/settings');
+  assert.equal([command.attributes.verb, command.attributes.resource, command.attributes.namespace, command.attributes.name], ['get', 'configmaps', 'app', 'settings']);
+  // Write-ahead: the command and its verdict are durable by the time the plan exists.
+  const record = await recordOf(ctx, command.event_id, 2);
+  assert.equal(record.map((e) => e.type), ['Command', 'Verdict']);
+  assert.is(record[1]!.type === 'Verdict' && record[1]!.decision, 'allow');
+});
+
+k('a denied delete: a Forbidden Status naming the rule, and the refusal recorded', async (ctx) => {
+  const plan = await ctx.engine.request(ctx.session, { method: 'DELETE', target: '/api/v1/namespaces/app/configmaps/settings', body: Buffer.alloc(0), headers: headers() });
+  assert.is(plan.kind, 'refuse');
+  if (plan.kind !== 'refuse') return;
+  assert.equal([plan.status.code, plan.status.reason], [403, 'Forbidden']);
+  assert.match(plan.status.message, 'rule "no-configmap-delete": deleting configmaps needs a human');
+  assert.equal(plan.status.details, { kind: 'configmaps', name: 'settings' });
+  const commands = ctx.recorded.filter((e): e is Command => e.type === 'Command');
+  const command = commands.find((c) => c.text === 'DELETE /api/v1/namespaces/app/configmaps/settings')!;
+  const record = await recordOf(ctx, command.event_id, 3);
+  assert.equal(record.map((e) => e.type), ['Command', 'Verdict', 'Response']);
+  const response = record[2] as Response;
+  assert.equal([response.status, response.error_code], ['refused', 'POLICY_DENIED']);
+});
+
+k('a held delete waits for the approver, then is forwarded', async (ctx) => {
+  let settled = false;
+  const pending = ctx.engine.request(ctx.session, { method: 'DELETE', target: '/api/v1/namespaces/held/configmaps/settings', body: Buffer.alloc(0), headers: headers() });
+  void pending.then(() => (settled = true));
+  let request: ApprovalRequested | undefined;
+  for (let i = 0; i < 300 && request === undefined; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    request = ctx.recorded.find((e): e is ApprovalRequested => e.type === 'ApprovalRequested');
+  }
+  assert.ok(request, 'an approval was requested');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.is(settled, false, 'nothing is forwarded while the request is held');
+  await ctx.bus.publish({
+    ...SAMPLES.ApprovalDecision, event_id: randomUUID(), time: nowMicros(), session_id: ctx.session.id, approval_id: request!.approval_id, command_id: request!.command_id,
+    decision: 'approve', approver_issuer: 'https://idp.example.com', approver_subject: 'oncall', approver_claims: { team: 'sre' },
+  });
+  const plan = forwarded(await pending);
+  assert.is(plan.method, 'DELETE');
+  assert.is(plan.command.event_id, request!.command_id);
+  const verdicts = (await recordOf(ctx, plan.command.event_id, 3)).filter((e) => e.type === 'Verdict').map((e) => e.type === 'Verdict' && e.decision);
+  assert.equal(verdicts, ['hold', 'allow']);
+});
+
+k('impersonation headers: refused whatever policy says, and recorded', async (ctx) => {
+  const plan = await ctx.engine.request(ctx.session, {
+    method: 'GET', target: '/api/v1/namespaces/app/secrets', body: Buffer.alloc(0), headers: headers({ 'impersonate-user': 'system:admin', 'impersonate-group': 'system:masters' }),
+  });
+  assert.is(plan.kind, 'refuse');
+  if (plan.kind !== 'refuse') return;
+  assert.is(plan.status.code, 403);
+  assert.match(plan.status.message, 'impersonation headers (kubectl --as) are not allowed');
+  const command = ctx.recorded.find((e): e is Command => e.type === 'Command')!;
+  assert.is(command.attributes.impersonate, 'refused');
+  assert.match(command.attributes.privilege ?? '', 'impersonate');
+  const record = await recordOf(ctx, command.event_id, 3);
+  assert.is(record[0]!.type, 'Command');
+  assert.is((record.find((e) => e.type === 'Response') as Response).error_code, 'IMPERSONATION_REFUSED');
+  // Refused whatever policy says: the policy service, reading the command off the bus, allows it.
+  assert.is(record.find((e) => e.type === 'Verdict')?.type === 'Verdict' && (record.find((e) => e.type === 'Verdict') as { decision: string }).decision, 'allow');
+});
+
+k('a watch is forwarded as a watch; exec is decided as create, and its upgrade head carries only Agate\'s credential', async (ctx) => {
+  const watch = forwarded(await ctx.engine.request(ctx.session, { method: 'GET', target: '/api/v1/namespaces/app/configmaps?watch=true&resourceVersion=1', body: Buffer.alloc(0), headers: headers() }));
+  assert.is(watch.watch, true);
+  assert.is(watch.command.attributes.verb, 'watch');
+  const raw = ['Authorization', CLIENT_TOKEN, 'Upgrade', 'websocket', 'Connection', 'Upgrade', 'Sec-WebSocket-Protocol', 'v5.channel.k8s.io', 'Host', 'agate.local'];
+  const exec = { method: 'GET', headers: headers({ upgrade: 'websocket' }), rawHeaders: raw, body: Buffer.alloc(0) };
+  const ran = await ctx.engine.upgrade(ctx.session, { ...exec, target: '/api/v1/namespaces/app/pods/web/exec?command=ls&stdout=true' });
+  assert.is(ran.kind, 'upgrade');
+  if (ran.kind !== 'upgrade') return;
+  assert.equal([ran.command.attributes.verb, ran.command.attributes.subresource, ran.command.attributes.upgrade], ['create', 'exec', 'websocket']);
+  assert.ok(ran.head.startsWith('GET /api/v1/namespaces/app/pods/web/exec?command=ls&stdout=true HTTP/1.1\r\nHost: kube.internal:6443\r\n'));
+  assert.ok(ran.head.includes(`Authorization: ${CREDENTIAL.Authorization}\r\n`));
+  assert.not.ok(ran.head.includes('the-agents-oidc-token'));
+  assert.ok(ran.head.endsWith('\r\n\r\n'));
+  const refused = await ctx.engine.upgrade(ctx.session, { ...exec, target: '/api/v1/namespaces/kube-system/pods/etcd/exec?command=sh' });
+  assert.is(refused.kind, 'refuse');
+  if (refused.kind === 'refuse') assert.match(refused.status.message, 'rule "no-exec-in-kube-system"');
+});
+
+k('bodies Agate cannot record or that would store a mask are refused, fail closed, whatever policy says', async (ctx) => {
+  const target = '/api/v1/namespaces/app/configmaps';
+  const tooLarge = await ctx.engine.request(ctx.session, { method: 'POST', target, body: undefined, headers: headers({ 'content-type': 'application/json' }) });
+  assert.is(tooLarge.kind === 'refuse' && tooLarge.status.code, 413);
+  // Not JSON although it says so: unreadable, so searched as bytes; it carries the mask marker.
+  const malformed = Buffer.from('{"data": {"password": "[masked]"');
+  const marked = await ctx.engine.request(ctx.session, { method: 'POST', target, body: malformed, headers: headers({ 'content-type': 'application/json' }) });
+  assert.is(marked.kind === 'refuse' && marked.status.code, 422);
+  await ctx.session.events.drained();
+  const commands = ctx.recorded.filter((e): e is Command => e.type === 'Command');
+  assert.is(commands.length, 2);
+  assert.is(commands[0]!.attributes.body_bytes, '>1024');
+  assert.equal(commands[1]!.parameters, [`[${malformed.length} bytes of invalid JSON, not recorded]`]);
+  const codes = [];
+  for (const c of commands) codes.push(((await recordOf(ctx, c.event_id, 3)).find((e) => e.type === 'Response') as Response).error_code);
+  assert.equal(codes, [ErrorCode.PROTOCOL_FRAME_TOO_LARGE, ErrorCode.MASKED_VALUE_WRITE]);
+  // Refused whatever policy says: the policy service, reading the commands off the bus, allows both.
+  assert.equal(ctx.recorded.filter((e) => e.type === 'Verdict').map((e) => e.type === 'Verdict' && e.decision), ['allow', 'allow']);
+});
+
+k('a path the API server would not interpret is a BadRequest, recording nothing', async (ctx) => {
+  const plan = await ctx.engine.request(ctx.session, { method: 'GET', target: '/api/v1/watch', body: Buffer.alloc(0), headers: headers() });
+  assert.is(plan.kind === 'refuse' && plan.status.code, 400);
+  await ctx.session.events.drained();
+  assert.is(ctx.recorded.length, 0);
+});
+
+k.run();
