@@ -21,9 +21,9 @@ import { ClickHouseStore } from '../../core/src/store/clickhouse.js';
 import type { Store } from '../../core/src/store/store.js';
 import { EventCodec } from '../../schemas/src/codec.js';
 import { nowMicros, type Identity } from '../../schemas/src/events.js';
-import { pgProxyConfigDeps, targetMaskSet } from '../../services/ingress-proxy/src/pg/config.js';
+import { pgProxyConfigDeps } from '../../services/ingress-proxy/src/pg/config.js';
 import { PgProxyServer } from '../../services/ingress-proxy/src/pg/server.js';
-import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
+import { MaskSets } from '../../services/ingress-proxy/src/masking/mask-sets.js';
 import { loadOrCreateHostKey, parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
 import { AuthorizedKeys } from '../../services/ingress-proxy/src/ssh/authorized-keys.js';
 import { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
@@ -168,14 +168,14 @@ export async function openStore(config: AgateConfig): Promise<Store> {
 }
 
 /** Checks every target credential resolves now, so a missing secret fails at start, not at first use. */
-function targetResolver(config: AgateConfig): (name: string) => UpstreamTarget | undefined {
+function targetResolver(config: AgateConfig, masks: MaskSets): (name: string) => UpstreamTarget | undefined {
   const targets = new Map(config.targets.filter((t): t is PostgresTargetConfig => t.protocol === 'postgres').map((t) => [t.name, t]));
   for (const t of targets.values()) readSecret(t.upstream.password, `targets.${t.name}.upstream.password`);
   return (name) => {
     const t = targets.get(name);
     if (t === undefined) return undefined;
     const { host, port, database, user, password, tls } = t.upstream;
-    return { host, port, database, user, password: readSecret(password, `targets.${t.name}.upstream.password`), maskClient: targetMaskSet(config, t.mask_client), tls };
+    return { host, port, database, user, password: readSecret(password, `targets.${t.name}.upstream.password`), maskClient: masks.clientSet(t.mask_client), tls };
   };
 }
 
@@ -225,7 +225,9 @@ function analystSql(config: AgateConfig, store: Store, logger: Logger): { run: A
 export async function startServices(config: AgateConfig, roles: readonly Role[], logger: Logger): Promise<Running> {
   await loadParsers();
   const codec = new EventCodec();
-  const resolveTarget = roles.includes('proxy') ? targetResolver(config) : undefined;
+  // Compiled once: the PostgreSQL, SSH and Kubernetes proxies mask through the same sets.
+  const masks = roles.includes('proxy') ? MaskSets.compile(config.masking, config.source) : undefined;
+  const resolveTarget = masks !== undefined ? targetResolver(config, masks) : undefined;
   const resolveSshTarget = roles.includes('proxy') && config.proxy.ssh !== undefined ? sshTargetResolver(config) : undefined;
   const verifier = roles.includes('proxy') || roles.includes('query') ? await buildVerifier(config) : undefined;
   // The policy service reads open approvals back from the ledger after a restart; alone in its
@@ -359,7 +361,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     if (roles.includes('proxy')) {
       const proxy = new PgProxyServer({
         bus: bus!, verifier: verifier!, resolveTarget: resolveTarget!, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms,
-        maxMessageSize: config.proxy.postgres.max_message_bytes, maxConnections: config.proxy.postgres.max_connections, logger, ...pgProxyConfigDeps(config),
+        maxMessageSize: config.proxy.postgres.max_message_bytes, maxConnections: config.proxy.postgres.max_connections, logger, ...pgProxyConfigDeps(config, masks!),
         logins: loginGuard(config.logins, throttle),
       });
       const p = splitHostPort(config.proxy.postgres.listen);
@@ -372,7 +374,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       if (sshConfig !== undefined) {
         const ssh = new SshProxyServer({
           bus: bus!, verifier: verifier!, resolveTarget: resolveSshTarget!, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms,
-          connectTimeoutMs: 10_000, logger, audit: new Masker(config.masking.audit, config.masking.sets[config.masking.audit]!),
+          connectTimeoutMs: 10_000, logger, audit: masks!.audit,
           hostKey: loadOrCreateHostKey(sshConfig.host_key_file), maxConnections: sshConfig.max_connections, authorizedKeys: new AuthorizedKeys(sshConfig.authorized_keys),
           logins: loginGuard(config.logins, throttle),
         });
@@ -391,7 +393,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       for (const t of kubernetesTargets(config)) {
         const kube = new KubeProxyServer({
           bus: bus!, verifier: verifier!, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms, logger,
-          target: await kubeProxyTarget(config, t), logins: loginGuard(config.logins, throttle),
+          target: await kubeProxyTarget(config, t, masks!), logins: loginGuard(config.logins, throttle),
         });
         started.push({ stop: () => kube.shutdown() });
         drainable.push(kube);

@@ -67,7 +67,7 @@ const issuer = z.strictObject({
   subject_claim: z.string().default('sub').describe('the claim that names the identity in the audit trail'),
 });
 
-/** Value detectors a mask set can use; see services/ingress-proxy/src/pg/masking/detectors.ts. */
+/** Value detectors a mask set can use; see services/ingress-proxy/src/masking/detectors.ts. */
 export const DETECTORS = ['private_key', 'jwt', 'cloud_access_key', 'password_hash', 'card_number', 'email', 'connection_string'] as const;
 export type DetectorName = (typeof DETECTORS)[number];
 
@@ -75,7 +75,8 @@ const maskSetName = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'expected a lower
 
 const maskSet = z.strictObject({
   columns: z
-    .array(z.string())
+    // An empty glob matches no column (PostgreSQL has no zero-length names): a typo that would leave its column unmasked.
+    .array(z.string().refine((g) => g.trim() !== '', 'expected a column name or a glob such as *token*, not an empty string'))
     .default([])
     .describe('column-name globs (`*` matches anything, case-insensitive): every value of a matching column is masked — text types become `[masked]`, JSON `"[masked]"`, other types NULL'),
   detectors: z

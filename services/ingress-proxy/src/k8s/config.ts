@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../../../../core/src/errors.js';
 import type { AgateConfig, KubernetesTargetConfig } from '../../../../core/src/config.js';
-import { Masker } from '../pg/masking/masker.js';
-import { targetMaskSet } from '../pg/config.js';
+import type { MaskSets } from '../masking/mask-sets.js';
 import { parseFieldRule } from './json-mask.js';
 import type { KubeProxyTarget } from './server.js';
 import { KubeUpstream } from './upstream.js';
@@ -13,9 +12,10 @@ export function kubernetesTargets(config: AgateConfig): KubernetesTargetConfig[]
 
 /**
  * Everything one Kubernetes target's proxy needs, loaded once at start: the serving certificate,
- * the kubeconfig credential, the compiled mask sets. A bad file or kubeconfig fails start.
+ * the kubeconfig credential, its field rules; the mask sets are the ones compiled for every
+ * protocol. A bad file or kubeconfig fails start.
  */
-export async function kubeProxyTarget(config: AgateConfig, t: KubernetesTargetConfig): Promise<KubeProxyTarget> {
+export async function kubeProxyTarget(config: AgateConfig, t: KubernetesTargetConfig, masks: MaskSets): Promise<KubeProxyTarget> {
   const i = config.targets.indexOf(t);
   const where = `${config.source}: targets[${i}]`;
   const read = (path: string, key: string) => {
@@ -25,13 +25,12 @@ export async function kubeProxyTarget(config: AgateConfig, t: KubernetesTargetCo
       throw new ConfigError(`${where}.${key}: cannot read ${path}`, { cause });
     }
   };
-  const maskers = new Map(Object.entries(config.masking.sets).map(([name, set]) => [name, new Masker(name, set)]));
   const fields = t.mask_fields.map((spec, j) => parseFieldRule(spec, `${where}.mask_fields[${j}]`));
   const tls = { cert: read(t.tls.cert, 'tls.cert'), key: read(t.tls.key, 'tls.key') };
   const upstream = await KubeUpstream.load(t.upstream.kubeconfig, t.upstream.context, `${where}.upstream`);
   return {
-    name: t.name, upstream, tls, maskers, maskClient: targetMaskSet(config, t.mask_client),
-    recording: { sampleRows: t.record_objects, valueChars: t.record_value_chars, audit: maskers.get(config.masking.audit)!, fields },
+    name: t.name, upstream, tls, maskers: masks.byName, maskClient: masks.clientSet(t.mask_client),
+    recording: { sampleRows: t.record_objects, valueChars: t.record_value_chars, audit: masks.audit, fields },
     maxBodyBytes: t.max_body_bytes, maxBufferBytes: t.max_buffer_bytes, allowDiscovery: t.allow_discovery, maxConnections: t.max_connections,
   };
 }

@@ -13,7 +13,7 @@ import { nowMicros, type Command } from '../../../../schemas/src/events.js';
 import { listenOn } from '../listen.js';
 import { clientMasker, decide, DEADLINE_RULE } from '../decide.js';
 import { SessionEvents } from '../session-events.js';
-import type { Masker } from '../pg/masking/masker.js';
+import type { Masker } from '../masking/masker.js';
 import { accessQuestion, combineAccess, questionAttributes, reviewKind, rulesReview, selfReview, type PolicyAnswer, type Question } from './access-review.js';
 import { impersonates, upstreamHeaders } from './headers.js';
 import { bodySample, refusedEvent, sha256, type K8sRecording } from './recording.js';

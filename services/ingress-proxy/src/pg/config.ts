@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { ConfigError, type AgateError } from '../../../../core/src/errors.js';
 import type { AgateConfig } from '../../../../core/src/config.js';
-import { Masker } from './masking/masker.js';
+import type { MaskSets } from '../masking/mask-sets.js';
+import type { Masker } from '../masking/masker.js';
 import type { RecordingOptions } from './result-recorder.js';
 
 /** The parts of the PostgreSQL proxy's dependencies that come straight from configuration. */
@@ -12,12 +13,10 @@ export interface PgProxyConfigDeps {
   tls?: SecureContext;
 }
 
-/** Compiles the mask sets and loads the TLS certificate once, at start; a bad file fails start. */
-export function pgProxyConfigDeps(config: AgateConfig): PgProxyConfigDeps {
-  const maskers = new Map(Object.entries(config.masking.sets).map(([name, set]) => [name, new Masker(name, set)]));
-  const audit = maskers.get(config.masking.audit)!; // parseConfig checked the name
+/** Loads the TLS certificate once, at start (a bad file fails start), beside the mask sets compiled for every protocol. */
+export function pgProxyConfigDeps(config: AgateConfig, masks: MaskSets): PgProxyConfigDeps {
   const { record_rows, record_value_chars, tls } = config.proxy.postgres;
-  const deps: PgProxyConfigDeps = { recording: { sampleRows: record_rows, valueChars: record_value_chars, audit }, maskers };
+  const deps: PgProxyConfigDeps = { recording: { sampleRows: record_rows, valueChars: record_value_chars, audit: masks.audit }, maskers: masks.byName };
   if (tls !== undefined) {
     try {
       deps.tls = createSecureContext({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) });
@@ -26,10 +25,4 @@ export function pgProxyConfigDeps(config: AgateConfig): PgProxyConfigDeps {
     }
   }
   return deps;
-}
-
-/** The mask set a target's clients receive their results through: `true` means the audit set. */
-export function targetMaskSet(config: AgateConfig, maskClient: boolean | string): string | undefined {
-  if (maskClient === false) return undefined;
-  return maskClient === true ? config.masking.audit : maskClient;
 }

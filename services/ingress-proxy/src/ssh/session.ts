@@ -14,7 +14,7 @@ import { abandonedMessage, type Abandoned, type LoginGuard, type PendingLogin } 
 import { sourceAddress } from '../../../../core/src/logins/throttle.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
-import type { Masker } from '../pg/masking/masker.js';
+import type { Masker } from '../masking/masker.js';
 import { AgentRelay, meterAgentChannel, openAgentChannel } from './agent-relay.js';
 import { CastRecorder } from './asciicast.js';
 import type { AuthorizedKeys } from './authorized-keys.js';
