@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { parseConfig } from '../../core/src/config.js';
 import { MaskSets } from '../../services/ingress-proxy/src/masking/mask-sets.js';
-import { pgProxyConfigDeps } from '../../services/ingress-proxy/src/pg/config.js';
+import { pgProxyConfigDeps } from '../../services/ingress-proxy/src/pg/from-config.js';
 import { LocalBus } from '../../core/src/bus/local-bus.js';
 import type { Subscription } from '../../core/src/bus/bus.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';

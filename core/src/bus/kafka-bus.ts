@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import { Kafka, logLevel, Partitioners, type Consumer, type Producer, type Message, type SASLOptions } from 'kafkajs';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
-import { READY, readiness } from '../ops/readiness.js';
+import { READY, type Readiness } from '../ops/readiness.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Backoff, pause } from '../retry.js';
@@ -41,6 +41,8 @@ export interface KafkaBusOptions {
   sasl?: { mechanism: 'scram-sha-512' | 'scram-sha-256' | 'plain'; username: string; password: string };
   /** How long `connect` keeps retrying retriable errors (default 30 s). */
   connectTimeoutMs?: number;
+  /** Where each consumer reports whether it runs (a service process's readiness); a CLI command's bus has none. */
+  readiness?: Readiness;
 }
 
 /** A send not acknowledged in this time fails (its publishers fail closed) and the producer is replaced. */
@@ -255,10 +257,10 @@ export class KafkaBus implements Bus, ProxyLeases {
     this.#readinessComponents.add(component);
     const watch = (consumer: Consumer) => {
       current = consumer;
-      readiness.set(component, READY);
+      this.options.readiness?.set(component, READY);
       consumer.on(consumer.events.CRASH, ({ payload }) => {
         if (payload.restart || stopped || this.#closed) return;
-        readiness.set(component, { ready: false, reason: `stopped (${payload.error.message.slice(0, 200)}); starting a new one` });
+        this.options.readiness?.set(component, { ready: false, reason: `stopped (${payload.error.message.slice(0, 200)}); starting a new one` });
         this.options.logger.warn('a Kafka consumer stopped for good; starting a new one', { consumer: label, error: payload.error.message });
         this.#consumers.delete(consumer);
         void consumer.disconnect().catch(() => undefined);
@@ -282,7 +284,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     return {
       stop: async () => {
         stopped = true;
-        readiness.remove(component);
+        this.options.readiness?.remove(component);
         if (current === undefined) return;
         this.#consumers.delete(current);
         await current.disconnect();
@@ -335,7 +337,7 @@ export class KafkaBus implements Bus, ProxyLeases {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const c of this.#readinessComponents) readiness.remove(c);
+    for (const c of this.#readinessComponents) this.options.readiness?.remove(c);
     while (this.#flushing) await new Promise((r) => setTimeout(r, 5));
     await Promise.all([...this.#consumers].map((c) => c.disconnect().catch(() => undefined)));
     this.#consumers.clear();

@@ -2,12 +2,32 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from '../../../../core/src/errors.js';
 import type { AgateConfig, KubernetesTargetConfig } from '../../../../core/src/config.js';
 import type { MaskSets } from '../masking/mask-sets.js';
+import type { ProxyShared } from '../proxy-shared.js';
 import { parseFieldRule } from './json-mask.js';
-import type { KubeProxyTarget } from './server.js';
+import { KubeProxyServer, type KubeProxyTarget } from './server.js';
 import { KubeUpstream } from './upstream.js';
 
-export function kubernetesTargets(config: AgateConfig): KubernetesTargetConfig[] {
+export function kubernetesTargets(config: Pick<AgateConfig, 'targets'>): KubernetesTargetConfig[] {
   return config.targets.filter((t): t is KubernetesTargetConfig => t.protocol === 'kubernetes');
+}
+
+/** What one Kubernetes target's proxy reads from the config: a listener per target. */
+export interface KubeProxySlice {
+  source: string;
+  target: KubernetesTargetConfig;
+  /** Its place in `targets`, which errors name. */
+  index: number;
+}
+
+/** One slice per Kubernetes target of the config. */
+export function kubeProxySlices(config: Pick<AgateConfig, 'source' | 'targets'>): KubeProxySlice[] {
+  return kubernetesTargets(config).map((target) => ({ source: config.source, target, index: config.targets.indexOf(target) }));
+}
+
+/** One Kubernetes target's proxy, not yet listening; its files are read here (a bad one fails start). */
+export async function kubeProxyFromConfig(slice: KubeProxySlice, shared: ProxyShared): Promise<KubeProxyServer> {
+  const { bus, verifier, proxyId, verdictTimeoutMs, logger, masks } = shared;
+  return new KubeProxyServer({ bus, verifier, proxyId, verdictTimeoutMs, logger, target: await kubeProxyTarget(slice, masks), logins: shared.loginGuard() });
 }
 
 /**
@@ -15,9 +35,8 @@ export function kubernetesTargets(config: AgateConfig): KubernetesTargetConfig[]
  * the kubeconfig credential, its field rules; the mask sets are the ones compiled for every
  * protocol. A bad file or kubeconfig fails start.
  */
-export async function kubeProxyTarget(config: AgateConfig, t: KubernetesTargetConfig, masks: MaskSets): Promise<KubeProxyTarget> {
-  const i = config.targets.indexOf(t);
-  const where = `${config.source}: targets[${i}]`;
+async function kubeProxyTarget({ source, target: t, index }: KubeProxySlice, masks: MaskSets): Promise<KubeProxyTarget> {
+  const where = `${source}: targets[${index}]`;
   const read = (path: string, key: string) => {
     try {
       return readFileSync(path);
