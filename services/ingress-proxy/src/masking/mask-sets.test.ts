@@ -34,6 +34,8 @@ compile('is immutable once built', () => {
   assert.throws(() => {
     (masks as { audit: unknown }).audit = undefined;
   }, TypeError);
+  assert.is((masks.byName as Partial<Map<string, unknown>>).set, undefined, 'the sets by name are a view without set');
+  assert.equal([...masks.byName.keys()], ['default']);
 });
 
 compile('an audit set that is not among the sets fails start, naming the key', () => {

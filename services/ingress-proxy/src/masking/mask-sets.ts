@@ -20,7 +20,7 @@ export class MaskSets {
   readonly #auditName: string;
 
   private constructor(byName: Map<string, Masker>, auditName: string, audit: Masker) {
-    this.byName = byName;
+    this.byName = new SealedMap(byName);
     this.audit = audit;
     this.#auditName = auditName;
     Object.freeze(this);
@@ -42,5 +42,47 @@ export class MaskSets {
   clientSet(maskClient: boolean | string): string | undefined {
     if (maskClient === false) return undefined;
     return maskClient === true ? this.#auditName : maskClient;
+  }
+}
+
+/** A read-only view of a map: no cast reaches a `set`, so the compiled sets stay as compiled. */
+class SealedMap<K, V> implements ReadonlyMap<K, V> {
+  readonly #map: ReadonlyMap<K, V>;
+
+  constructor(map: ReadonlyMap<K, V>) {
+    this.#map = map;
+    Object.freeze(this);
+  }
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  get(key: K): V | undefined {
+    return this.#map.get(key);
+  }
+
+  has(key: K): boolean {
+    return this.#map.has(key);
+  }
+
+  forEach(fn: (value: V, key: K, map: ReadonlyMap<K, V>) => void): void {
+    this.#map.forEach((v, k) => fn(v, k, this));
+  }
+
+  entries(): MapIterator<[K, V]> {
+    return this.#map.entries();
+  }
+
+  keys(): MapIterator<K> {
+    return this.#map.keys();
+  }
+
+  values(): MapIterator<V> {
+    return this.#map.values();
+  }
+
+  [Symbol.iterator](): MapIterator<[K, V]> {
+    return this.#map.entries();
   }
 }
