@@ -10,7 +10,7 @@ import { LocalBus } from '../core/src/bus/local-bus.js';
 import { parseConfig } from '../core/src/config.js';
 import { remoteIssuer, TokenVerifier } from '../core/src/identity/oidc.js';
 import { silentLogger } from '../core/src/log.js';
-import { Masker } from '../services/ingress-proxy/src/pg/masking/masker.js';
+import { MaskSets } from '../services/ingress-proxy/src/masking/mask-sets.js';
 import { generateHostKey, parsePinnedHostKey } from '../services/ingress-proxy/src/ssh/host-key.js';
 import { loginGuard, loginThrottle } from '../core/src/logins/from-config.js';
 import { SshProxyServer } from '../services/ingress-proxy/src/ssh/server.js';
@@ -35,7 +35,7 @@ const proxy = new SshProxyServer({
   bus, proxyId: 'bench', verdictTimeoutMs: 5000, connectTimeoutMs: 5000, logger: silentLogger, maxConnections: 16,
   verifier: new TokenVerifier([remoteIssuer({ issuer: settings.issuer, jwks_uri: settings.jwksUri, audience: 'agate', algorithms: ['ES256', 'RS256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' })]),
   resolveTarget: (n) => (n === 'box' ? target : undefined),
-  audit: new Masker('default', config.masking.sets.default!),
+  audit: MaskSets.compile(config.masking, config.source).audit,
   hostKey: Buffer.from(generateHostKey()),
   logins: loginGuard(config.logins, loginThrottle(config.logins)),
 });

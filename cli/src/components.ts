@@ -1,60 +1,45 @@
-import { readClientTls, readServerTls, tlsConnectionOptions } from '../../core/src/tls-files.js';
-import { rootCertificates } from 'node:tls';
-import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { rootCertificates } from 'node:tls';
 import type { Bus } from '../../core/src/bus/bus.js';
 import { KafkaBus, consumerGroupPrefix } from '../../core/src/bus/kafka-bus.js';
-import { LOCAL_STREAM, LocalBus } from '../../core/src/bus/local-bus.js';
+import { LocalBus } from '../../core/src/bus/local-bus.js';
 import { RegistryWire } from '../../core/src/bus/registry-wire.js';
 import { SingleObjectWire } from '../../core/src/bus/single-object-wire.js';
-import { existsSync, readFileSync } from 'node:fs';
-import { readSecret, type AgateConfig, type PostgresTargetConfig, type SshTargetConfig } from '../../core/src/config.js';
+import { readSecret, type AgateConfig } from '../../core/src/config.js';
 import { ConfigError } from '../../core/src/errors.js';
-import { anyGlob } from '../../core/src/glob.js';
+import { splitHostPort } from '../../core/src/host-port.js';
 import { devTrustedIssuer } from '../../core/src/identity/dev-issuer.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
+import type { OnStarted, Stoppable } from '../../core/src/lifecycle.js';
+import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
+import type { LoginThrottle } from '../../core/src/logins/throttle.js';
 import type { Logger } from '../../core/src/log.js';
-import type { ProxyLeases } from '../../core/src/bus/leases.js';
 import { InstrumentedBus } from '../../core/src/ops/instrumented-bus.js';
-import { problemProbe, READY, readiness } from '../../core/src/ops/readiness.js';
+import { problemProbe, READY, Readiness } from '../../core/src/ops/readiness.js';
 import { ClickHouseStore } from '../../core/src/store/clickhouse.js';
 import type { Store } from '../../core/src/store/store.js';
+import { readClientTls, tlsConnectionOptions } from '../../core/src/tls-files.js';
 import { EventCodec } from '../../schemas/src/codec.js';
-import { nowMicros, type Identity } from '../../schemas/src/events.js';
-import { pgProxyConfigDeps, targetMaskSet } from '../../services/ingress-proxy/src/pg/config.js';
-import { PgProxyServer } from '../../services/ingress-proxy/src/pg/server.js';
-import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
-import { loadOrCreateHostKey, parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
-import { AuthorizedKeys } from '../../services/ingress-proxy/src/ssh/authorized-keys.js';
-import { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
-import { kubeProxyTarget, kubernetesTargets } from '../../services/ingress-proxy/src/k8s/config.js';
-import { KubeProxyServer } from '../../services/ingress-proxy/src/k8s/server.js';
-import type { SshUpstreamTarget } from '../../services/ingress-proxy/src/ssh/upstream.js';
-import type { UpstreamTarget } from '../../services/ingress-proxy/src/pg/upstream.js';
-import { directorySink, webhookSink, type CheckpointSink } from '../../services/ledger/src/checkpoint-sink.js';
-import { loadOrCreateSigner } from '../../services/ledger/src/keys.js';
-import { LedgerService } from '../../services/ledger/src/ledger.js';
-import { LeaseSweeper } from '../../services/ledger/src/lease-sweeper.js';
-import { parseVerifierKey, verifierKey, type NoteSigner } from '../../services/ledger/src/note.js';
-import type { CheckpointSources } from '../../services/ledger/src/known-checkpoints.js';
-import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
-import { PolicyService } from '../../services/policy/src/service.js';
+import { nowMicros } from '../../schemas/src/events.js';
 import { OpenWorkTracker } from '../../services/ingress-proxy/src/cut-work.js';
-import { StoreApprovalHistory } from '../../services/policy/src/approval-history.js';
-import { ApprovalWebhooks } from '../../services/policy/src/webhooks/notifier.js';
-import { PolicyReloader } from '../../services/policy/src/reload.js';
-import { PolicyInForce } from '../../services/policy/src/in-force.js';
+import { kubeProxyFromConfig, kubeProxySlices } from '../../services/ingress-proxy/src/k8s/from-config.js';
+import type { KubeProxyServer } from '../../services/ingress-proxy/src/k8s/server.js';
 import { LiveSessions } from '../../services/ingress-proxy/src/live-sessions.js';
+import { MaskSets } from '../../services/ingress-proxy/src/masking/mask-sets.js';
+import { pgProxyFromConfig } from '../../services/ingress-proxy/src/pg/from-config.js';
+import type { PgProxyServer } from '../../services/ingress-proxy/src/pg/server.js';
+import type { ProxyShared } from '../../services/ingress-proxy/src/proxy-shared.js';
+import { sshProxyFromConfig } from '../../services/ingress-proxy/src/ssh/from-config.js';
+import type { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
 import { readTerminationRequests } from '../../services/ingress-proxy/src/termination-requests.js';
-import { SessionEnds } from '../../services/query/src/session-ends.js';
-import { QueryApi } from '../../services/query/src/http-api.js';
-import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
-import { apiRefusalRecorder } from '../../services/query/src/auth-record.js';
-import { roleResolver } from '../../services/query/src/roles.js';
-import { migrateQuery } from '../../services/query/src/schema.js';
+import { ledgerFromConfig } from '../../services/ledger/src/from-config.js';
+import type { LedgerService } from '../../services/ledger/src/ledger.js';
+import { loadParsers } from '../../services/policy/src/engine.js';
+import { policyFromConfig } from '../../services/policy/src/from-config.js';
+import { queryFromConfig } from '../../services/query/src/from-config.js';
 import { refillSessionTables } from '../../services/query/src/session-refill.js';
-import { sandboxedAnalystSql, unconfinedAnalystSql, type AnalystSql } from '../../services/query/src/sql-endpoint.js';
-import { AnalystSandbox } from '../../services/query/src/sql/sandbox.js';
+import { Lazy } from './lazy.js';
 
 /*
  * Builds each service from the one config format. `agate start` runs all four in one process;
@@ -62,10 +47,6 @@ import { AnalystSandbox } from '../../services/query/src/sql/sandbox.js';
  */
 
 export type Role = 'proxy' | 'policy' | 'ledger' | 'query';
-
-export interface Stoppable {
-  stop(): Promise<void>;
-}
 
 export interface Running {
   postgres?: AddressInfo;
@@ -91,39 +72,13 @@ interface Drainable {
   drain(timeoutMs: number): Promise<void>;
 }
 
-/**
- * The checkpoint signing key named by the config, created on first use unless `create` is false
- * (a ledger on the Kafka bus: its instances must share one key, made once, see loadOrCreateSigner).
- */
-export function ledgerSigner(config: AgateConfig, create = true): NoteSigner {
-  return loadOrCreateSigner(config.ledger.signing_key!, config.ledger.origin, create);
-}
-
-/**
- * Where verification finds signed checkpoints by itself: the configured checkpoint directory,
- * trusted under the ledger's own key (when this host has it; a query service elsewhere trusts
- * none and checks the chain alone).
- */
-export function checkpointSources(config: AgateConfig): CheckpointSources {
-  const key = config.ledger.signing_key!;
-  return {
-    verifiers: existsSync(key) ? [parseVerifierKey(verifierKey(ledgerSigner(config)))] : [],
-    dirs: config.ledger.checkpoint.dir === undefined ? [] : [config.ledger.checkpoint.dir],
-  };
-}
-
 export async function buildVerifier(config: AgateConfig): Promise<TokenVerifier> {
   const issuers = config.identity.issuers.map(remoteIssuer);
   if (config.identity.dev_issuer.enabled) issuers.push(await devTrustedIssuer(config.data_dir, config.identity.dev_issuer.audience));
   return new TokenVerifier(issuers);
 }
 
-export function splitHostPort(listen: string): { host: string; port: number } {
-  const i = listen.lastIndexOf(':');
-  return { host: listen.slice(0, i), port: Number(listen.slice(i + 1)) };
-}
-
-export async function openBus(config: AgateConfig, codec: EventCodec, roles: readonly Role[], logger: Logger): Promise<Bus> {
+export async function openBus(config: AgateConfig, codec: EventCodec, roles: readonly Role[], logger: Logger, readiness: Readiness): Promise<Bus> {
   const bus = config.bus;
   if (bus.kind === 'local') {
     if (roles.length < 4) throw new ConfigError(`${config.source}: bus.kind: local works only for \`agate start\` (one process); separate services need bus.kind: kafka`);
@@ -135,7 +90,7 @@ export async function openBus(config: AgateConfig, codec: EventCodec, roles: rea
   }
   const reg = bus.schema_registry;
   const wire = reg === undefined ? new SingleObjectWire(codec) : new RegistryWire(reg.url, bus.events_topic, codec, {
-    ...(reg.username === undefined ? {} : { basic: { username: reg.username, password: readSecret(reg.password!, 'bus.schema_registry.password') } }),
+    ...(reg.username === undefined || reg.password === undefined ? {} : { basic: { username: reg.username, password: readSecret(reg.password, 'bus.schema_registry.password') } }),
     ...(reg.token === undefined ? {} : { token: readSecret(reg.token, 'bus.schema_registry.token') }),
     ...(reg.tls === undefined ? {} : { tls: tlsConnectionOptions(readClientTls(reg.tls, 'bus.schema_registry.tls')) }),
   });
@@ -145,7 +100,7 @@ export async function openBus(config: AgateConfig, codec: EventCodec, roles: rea
     brokers: bus.brokers, instanceId: config.instance_id, groupPrefix: consumerGroupPrefix(bus.events_topic, bus.group_prefix),
     eventsTopic: bus.events_topic, verdictsTopic: bus.verdicts_topic,
     partitions: bus.partitions, replicationFactor: bus.replication_factor, minInsyncReplicas: bus.min_insync_replicas, retentionMs: bus.retention_ms, wire, logger: logger.child({ component: 'bus' }),
-    awaitsVerdicts: roles.includes('proxy'),
+    awaitsVerdicts: roles.includes('proxy'), readiness,
   });
 }
 
@@ -167,75 +122,17 @@ export async function openStore(config: AgateConfig): Promise<Store> {
   return ch;
 }
 
-/** Checks every target credential resolves now, so a missing secret fails at start, not at first use. */
-function targetResolver(config: AgateConfig): (name: string) => UpstreamTarget | undefined {
-  const targets = new Map(config.targets.filter((t): t is PostgresTargetConfig => t.protocol === 'postgres').map((t) => [t.name, t]));
-  for (const t of targets.values()) readSecret(t.upstream.password, `targets.${t.name}.upstream.password`);
-  return (name) => {
-    const t = targets.get(name);
-    if (t === undefined) return undefined;
-    const { host, port, database, user, password, tls } = t.upstream;
-    return { host, port, database, user, password: readSecret(password, `targets.${t.name}.upstream.password`), maskClient: targetMaskSet(config, t.mask_client), tls };
-  };
-}
-
-/** SSH targets by name, with each credential read once at start (a missing key file fails start). */
-function sshTargetResolver(config: AgateConfig): (name: string) => SshUpstreamTarget | undefined {
-  const targets = new Map<string, SshUpstreamTarget>();
-  for (const t of config.targets.filter((t): t is SshTargetConfig => t.protocol === 'ssh')) {
-    const key = `targets.${t.name}.upstream`;
-    const { host, port, user, private_key_file, password, host_key } = t.upstream;
-    const target: SshUpstreamTarget = { name: t.name, host, port, user, hostKey: parsePinnedHostKey(host_key) };
-    if (password !== undefined) target.password = readSecret(password, `${key}.password`);
-    if (private_key_file !== undefined) {
-      try {
-        target.privateKey = readFileSync(private_key_file);
-      } catch (cause) {
-        throw new ConfigError(`${config.source}: ${key}.private_key_file: cannot read ${private_key_file}`, { cause });
-      }
-    }
-    targets.set(t.name, target);
-  }
-  return (name) => targets.get(name);
-}
-
 /**
- * Where analyst SQL runs (SECURITY.md "Analyst SQL"). On the embedded engine, in a sandbox per
- * request; if this host cannot build one, Agate still starts but analyst SQL is refused with the
- * reason, never run unconfined unless the operator wrote `query.sql.sandbox: off`.
+ * Runs the given roles in this process. Each service is built by its own `fromConfig` from its
+ * slice of the config; what they share (bus, store, token verifier, the proxies' mask sets) is
+ * opened once, on first use, and closed at stop. Components report into `readiness`: the
+ * process's own (run-service.ts serves it), or a fresh one.
  */
-function analystSql(config: AgateConfig, store: Store, logger: Logger): { run: AnalystSql; close: () => void } {
-  const limits = config.query.sql;
-  if (config.store.kind === 'clickhouse') return { run: unconfinedAnalystSql(store, limits), close: () => undefined };
-  if (limits.sandbox === 'off') {
-    logger.warn('query.sql.sandbox is off: analyst SQL runs inside Agate\'s process, and only the allow-list stands between an analyst and Agate\'s keys, environment and files (SECURITY.md "Analyst SQL")');
-    return { run: unconfinedAnalystSql(store, limits), close: () => undefined };
-  }
-  let sandbox: AnalystSandbox;
-  try {
-    sandbox = AnalystSandbox.create(config.store.path ?? join(config.data_dir, 'store'), store);
-  } catch (err) {
-    logger.error('analyst SQL is refused on this host: its sandbox cannot be set up', { error: (err as Error).message });
-    return { run: () => Promise.reject(err), close: () => undefined };
-  }
-  return { run: sandboxedAnalystSql(sandbox, limits), close: () => sandbox.close() };
-}
-
-/** Runs the given roles in this process. */
-export async function startServices(config: AgateConfig, roles: readonly Role[], logger: Logger): Promise<Running> {
+export async function startServices(config: AgateConfig, roles: readonly Role[], logger: Logger, readiness: Readiness = new Readiness()): Promise<Running> {
   await loadParsers();
   const codec = new EventCodec();
-  const resolveTarget = roles.includes('proxy') ? targetResolver(config) : undefined;
-  const resolveSshTarget = roles.includes('proxy') && config.proxy.ssh !== undefined ? sshTargetResolver(config) : undefined;
-  const verifier = roles.includes('proxy') || roles.includes('query') ? await buildVerifier(config) : undefined;
-  // The policy service reads open approvals back from the ledger after a restart; alone in its
-  // process it opens only a ClickHouse server (the embedded engine belongs to one process).
-  const policyReadsStore = roles.includes('policy') && config.store.kind === 'clickhouse';
-  const store = roles.includes('ledger') || roles.includes('query') || policyReadsStore ? await openStore(config) : undefined;
-  let bus: Bus | undefined;
-  /** Proxies' leases, on Kafka: the ledger closes the sessions of proxies that died. */
-  let leases: ProxyLeases | undefined;
   const started: Stoppable[] = [];
+  const onStarted: OnStarted = (part) => void started.push(part);
   const drainable: Drainable[] = [];
   // Listeners and dependencies report into the process's readiness; each is withdrawn at stop.
   const reported: string[] = [];
@@ -243,20 +140,38 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     reported.push(component);
     readiness.set(component, READY);
   };
-  if (store !== undefined) {
-    reported.push('store');
-    readiness.probe('store', async () => {
-      await store.query('SELECT 1');
-      return READY;
-    });
-  }
-  const throttle = loginThrottle(config.logins);
   // Components' own accounts of themselves (a stopped consumer, a ledger refusing to append),
   // asked at every /readyz (and, when `live`, /healthz) of the ops listener and the query API.
   const reportProblems = (component: string, problem: () => string | undefined, live = false) => {
     reported.push(component);
     readiness.probe(component, problemProbe(problem), { live });
   };
+  // The process's one throttle: every listener counts a source address's failures together.
+  const throttle = loginThrottle(config.logins);
+  const verifier = new Lazy(() => buildVerifier(config));
+  const store = new Lazy(async () => {
+    const opened = await openStore(config);
+    reported.push('store');
+    readiness.probe('store', async () => {
+      await opened.query('SELECT 1');
+      return READY;
+    });
+    return opened;
+  });
+  const bus = new Lazy(async () => {
+    const inner = await openBus(config, codec, roles, logger, readiness);
+    // Everything the services publish and consume feeds metrics and readiness on the way.
+    const instrumented = new InstrumentedBus(inner, readiness, inner instanceof KafkaBus ? () => inner.ping() : undefined);
+    // A consumer that stopped does not come back by itself: not live, so an orchestrator restarts it.
+    reportProblems('bus.consumers', () => inner.problem?.(), true);
+    // A write the bus refused (a full disk): not ready while it lasts, and /readyz says why.
+    reportProblems('bus.append', () => instrumented.writeProblem());
+    // The proxies of the previous run are gone: what they left open (a crash, a kill) is
+    // closed in the record before any listener opens.
+    if (inner instanceof LocalBus && roles.includes('proxy')) onStarted((await OpenWorkTracker.recover(inner, instrumented, logger.child({ component: 'recovery' }), nowMicros)).tracker);
+    // Proxies' leases, on Kafka: the ledger closes the sessions of proxies that died.
+    return { bus: instrumented, leases: inner instanceof KafkaBus ? inner : undefined };
+  });
   const out: Running = {
     drain: async (timeoutMs) => {
       for (const c of reported.filter((c) => c.startsWith('listener.'))) readiness.set(c, { ready: false, reason: 'draining' });
@@ -265,146 +180,103 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     stop: async () => {
       for (const c of reported) readiness.remove(c);
       for (const s of started.reverse()) await s.stop();
-      await bus?.close();
-      await store?.close();
+      await (await bus.ifOpened())?.bus.close();
+      await (await store.ifOpened())?.close();
     },
   };
   try {
     // A query service alone needs the bus only to publish approvers' answers (Kafka).
-    if (roles.some((r) => r !== 'query') || config.bus.kind === 'kafka') {
-      const inner = await openBus(config, codec, roles, logger);
-      if (inner instanceof KafkaBus) leases = inner;
-      // Everything the services publish and consume feeds metrics and readiness on the way.
-      const instrumented = new InstrumentedBus(inner, readiness, inner instanceof KafkaBus ? () => inner.ping() : undefined);
-      bus = instrumented;
-      // A consumer that stopped does not come back by itself: not live, so an orchestrator restarts it.
-      reportProblems('bus.consumers', () => inner.problem?.(), true);
-      // A write the bus refused (a full disk): not ready while it lasts, and /readyz says why.
-      reportProblems('bus.append', () => instrumented.writeProblem());
-      // The proxies of the previous run are gone: what they left open (a crash, a kill) is
-      // closed in the record before any listener opens.
-      if (inner instanceof LocalBus && roles.includes('proxy')) started.push((await OpenWorkTracker.recover(inner, bus, logger.child({ component: 'recovery' }), nowMicros)).tracker);
-    }
+    const queryBus = roles.some((r) => r !== 'query') || config.bus.kind === 'kafka';
+    // The order of opening is the order of failing: the token issuers, the store, then the bus.
+    if (roles.includes('proxy') || roles.includes('query')) await verifier.get();
+    // The policy service reads open approvals back from the ledger after a restart; alone in its
+    // process it opens only a ClickHouse server (the embedded engine belongs to one process).
+    const policyReadsStore = roles.includes('policy') && config.store.kind === 'clickhouse';
+    if (roles.includes('ledger') || roles.includes('query') || policyReadsStore) await store.get();
+    if (queryBus) await bus.get();
+    // The proxies are built (every target credential, certificate and kubeconfig read) before
+    // any service starts or any listener opens: a missing secret fails start with nothing open.
+    const liveSessions = new LiveSessions();
+    const proxies = roles.includes('proxy') ? await proxiesFromConfig(config, proxyShared(config, logger, (await bus.get()).bus, await verifier.get(), throttle)) : undefined;
     if (roles.includes('ledger')) {
-      const ledgerLogger = logger.child({ component: 'ledger' });
-      const { checkpoint } = config.ledger;
-      const sinks: CheckpointSink[] = [];
-      if (checkpoint.dir !== undefined) sinks.push(directorySink(checkpoint.dir));
-      if (checkpoint.webhook !== undefined) sinks.push(webhookSink(checkpoint.webhook, ledgerLogger));
-      const ledger = new LedgerService({
-        bus: bus!, store: store!, codec, logger: ledgerLogger, signer: ledgerSigner(config, config.bus.kind !== 'kafka'),
-        // The embedded log is one stream; on Kafka every partition is a chain of its own.
-        chainId: config.bus.kind === 'local' ? LOCAL_STREAM.stream : `${config.bus.events_topic}-0`,
-        checkpoints: { everyEvents: checkpoint.every_events, everyMs: checkpoint.every_ms, sinks },
-        dedupWindow: config.ledger.dedup_window, retentionDays: config.ledger.retention_days,
-        // Whichever process made them, the session tables are filled by the ledger's inserts.
-        refillDerived: (chain, from, to) => refillSessionTables(store!, chain, from, to),
-      });
-      await ledger.start();
-      started.push(ledger);
-      if (leases !== undefined && config.bus.kind === 'kafka') {
-        // The ledger closes the sessions of proxies that died (lease-sweeper.ts says why the ledger).
-        const lease = config.bus.proxy_lease_ms;
-        const sweeper = new LeaseSweeper({ leases, bus: bus!, store: store!, logger: ledgerLogger.child({ component: 'leases' }), expiryMs: lease, everyMs: Math.min(5_000, Math.max(500, lease / 2)) });
-        sweeper.start();
-        started.push(sweeper);
-      }
+      const { bus: b, leases } = await bus.get();
+      const s = await store.get();
+      const ledger = await ledgerFromConfig(config, { bus: b, store: s, codec, logger, leases, onStarted, refillDerived: (chain, from, to) => refillSessionTables(s, chain, from, to) });
       out.ledger = ledger;
       reportProblems('ledger', () => ledger.problem());
     }
     if (roles.includes('policy')) {
-      const policyLogger = logger.child({ component: 'policy' });
-      const compiled = new CompiledPolicy(config.policy, config.masking.audit);
-      const history = store === undefined ? undefined : new StoreApprovalHistory(store);
       // One process on the local bus: the proxies waiting on holds from before this start are gone.
       const holdsDieWithProcess = config.bus.kind === 'local' && roles.includes('proxy');
-      const policy = new PolicyService({ bus: bus!, policy: compiled, logger: policyLogger, staleAfterMs: config.proxy.verdict_timeout_ms, history, holdsDieWithProcess });
-      await policy.start();
-      started.push(policy);
-      const webhooks = new ApprovalWebhooks({ bus: bus!, webhooks: config.approvals.webhooks, logger: policyLogger.child({ component: 'approval-webhooks' }), source: config.source });
-      await webhooks.start();
-      started.push(webhooks);
-      // Edits to the policy in the config file apply without a restart; a bad edit is refused.
-      if (config.policy.reload_ms > 0) {
-        const reloader = new PolicyReloader({ path: config.source, apply: (p) => policy.setPolicy(p), logger: policyLogger, intervalMs: config.policy.reload_ms });
-        reloader.start(compiled);
-        started.push({ stop: async () => reloader.stop() });
-      }
+      await policyFromConfig(config, { bus: (await bus.get()).bus, store: policyReadsStore ? await store.get() : undefined, logger, holdsDieWithProcess, onStarted });
     }
-    // The proxies of this process register here; the query API terminates their sessions.
-    const liveSessions = new LiveSessions();
     if (roles.includes('query')) {
-      const required = Object.entries(config.query.require_claims).map(([name, globs]) => ({ name, test: anyGlob(globs) }));
-      const claim = (id: Identity, name: string) => (name === 'sub' ? id.subject : name === 'iss' ? id.issuer : id.claims[name]);
-      const authorize = (id: Identity) => required.every((r) => { const v = claim(id, r.name); return v !== undefined && r.test(v); });
-      await migrateQuery(store!);
-      // Distributed: the proxies are other processes; a terminate goes to them over the bus.
-      const sessionEnds = config.bus.kind === 'kafka' && bus !== undefined ? new SessionEnds(bus, config.instance_id) : undefined;
-      if (sessionEnds !== undefined) {
-        await sessionEnds.start();
-        started.push({ stop: () => sessionEnds.close() });
-      }
-      const sql = analystSql(config, store!, logger.child({ component: 'query' }));
-      started.push({ stop: async () => sql.close() });
-      const api = new QueryApi({ store: store!, codec, verifier: verifier!, authorize, roles: roleResolver(config.query.roles), analystSql: sql.run, logger: logger.child({ component: 'query' }), bus, tls: readServerTls(config.query.tls, 'query.tls'), logins: loginGuard(config.logins, throttle), readiness, ledgerVerify: checkpointSources(config), console: config.console,
-        policy: new PolicyInForce(config.source, { policy: config.policy, masking: config.masking }),
-        liveSessions: roles.includes('proxy') ? liveSessions : undefined, sessionEnds,
-        recordRefusal: apiRefusalRecorder(bus, config.instance_id, logger.child({ component: 'query' })),
+      out.api = await queryFromConfig(config, {
+        store: await store.get(), codec, verifier: await verifier.get(), bus: queryBus ? (await bus.get()).bus : undefined, logger, readiness,
+        throttle, liveSessions: proxies === undefined ? undefined : liveSessions, onStarted,
       });
-      const q = splitHostPort(config.query.listen);
-      out.api = await api.listen(q.host, q.port);
-      started.push({ stop: () => api.close() });
       report('listener.query');
     }
-    if (roles.includes('proxy')) {
-      const proxy = new PgProxyServer({
-        bus: bus!, verifier: verifier!, resolveTarget: resolveTarget!, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms,
-        maxMessageSize: config.proxy.postgres.max_message_bytes, maxConnections: config.proxy.postgres.max_connections, logger, ...pgProxyConfigDeps(config),
-        logins: loginGuard(config.logins, throttle),
-      });
-      const p = splitHostPort(config.proxy.postgres.listen);
-      out.postgres = await proxy.listen(p.host, p.port);
-      liveSessions.add(proxy);
-      started.push({ stop: () => proxy.shutdown() });
-      drainable.push(proxy);
-      report('listener.postgres');
-      const sshConfig = config.proxy.ssh;
-      if (sshConfig !== undefined) {
-        const ssh = new SshProxyServer({
-          bus: bus!, verifier: verifier!, resolveTarget: resolveSshTarget!, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms,
-          connectTimeoutMs: 10_000, logger, audit: new Masker(config.masking.audit, config.masking.sets[config.masking.audit]!),
-          hostKey: loadOrCreateHostKey(sshConfig.host_key_file), maxConnections: sshConfig.max_connections, authorizedKeys: new AuthorizedKeys(sshConfig.authorized_keys),
-          logins: loginGuard(config.logins, throttle),
-        });
-        const s = splitHostPort(sshConfig.listen);
-        out.ssh = await ssh.listen(s.host, s.port);
-        liveSessions.add(ssh);
-        started.push({ stop: () => ssh.shutdown() });
-        drainable.push(ssh);
-        report('listener.ssh');
+    if (proxies !== undefined) {
+      const listen = async (name: string, proxy: ProxyListener, at: string) => {
+        const { host, port } = splitHostPort(at);
+        const address = await proxy.listen(host, port);
+        onStarted({ stop: () => proxy.shutdown() });
+        drainable.push(proxy);
+        report(`listener.${name}`);
+        return address;
+      };
+      out.postgres = await listen('postgres', proxies.postgres, config.proxy.postgres.listen);
+      liveSessions.add(proxies.postgres);
+      if (proxies.ssh !== undefined) {
+        out.ssh = await listen('ssh', proxies.ssh.server, proxies.ssh.listen);
+        liveSessions.add(proxies.ssh.server);
       }
       if (config.bus.kind === 'kafka') {
         // A query service in another process asks for terminations over the bus.
-        const terminations = await readTerminationRequests(bus!, liveSessions, config.instance_id, logger.child({ component: 'proxy' }));
-        started.push({ stop: () => terminations.close() });
+        const terminations = await readTerminationRequests((await bus.get()).bus, liveSessions, config.instance_id, logger.child({ component: 'proxy' }));
+        onStarted({ stop: () => terminations.close() });
       }
-      for (const t of kubernetesTargets(config)) {
-        const kube = new KubeProxyServer({
-          bus: bus!, verifier: verifier!, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms, logger,
-          target: await kubeProxyTarget(config, t), logins: loginGuard(config.logins, throttle),
-        });
-        started.push({ stop: () => kube.shutdown() });
-        drainable.push(kube);
-        const k = splitHostPort(t.listen);
-        (out.kubernetes ??= {})[t.name] = await kube.listen(k.host, k.port);
-        report(`listener.kubernetes.${t.name}`);
-      }
+      for (const k of proxies.kubernetes) (out.kubernetes ??= {})[k.name] = await listen(`kubernetes.${k.name}`, k.server, k.listen);
     }
     return out;
   } catch (err) {
     await out.stop().catch(() => undefined);
     throw err;
   }
+}
+
+/** A proxy's socket adapter, as startServices runs it. */
+interface ProxyListener extends Drainable {
+  listen(host: string, port: number): Promise<AddressInfo>;
+  shutdown(): Promise<void>;
+}
+
+interface Proxies {
+  postgres: PgProxyServer;
+  /** Only with `proxy.ssh` configured. */
+  ssh: { server: SshProxyServer; listen: string } | undefined;
+  kubernetes: { name: string; server: KubeProxyServer; listen: string }[];
+}
+
+/** What the proxies of this process share: one bus, one verifier, one compiled set of masks, one login throttle. */
+function proxyShared(config: AgateConfig, logger: Logger, bus: Bus, verifier: TokenVerifier, throttle: LoginThrottle): ProxyShared {
+  return {
+    bus, verifier, logger, proxyId: config.instance_id, verdictTimeoutMs: config.proxy.verdict_timeout_ms,
+    masks: MaskSets.compile(config.masking, config.source), loginGuard: () => loginGuard(config.logins, throttle),
+  };
+}
+
+/** Every proxy of the config, built and not yet listening. */
+async function proxiesFromConfig(config: AgateConfig, shared: ProxyShared): Promise<Proxies> {
+  const ssh = config.proxy.ssh;
+  const kubernetes: Proxies['kubernetes'] = [];
+  for (const slice of kubeProxySlices(config)) kubernetes.push({ name: slice.target.name, server: await kubeProxyFromConfig(slice, shared), listen: slice.target.listen });
+  return {
+    postgres: pgProxyFromConfig(config, shared),
+    ssh: ssh === undefined ? undefined : { server: sshProxyFromConfig({ ...config, proxy: { ssh } }, shared), listen: ssh.listen },
+    kubernetes,
+  };
 }
 
 export const ALL_ROLES: readonly Role[] = ['proxy', 'policy', 'ledger', 'query'];
@@ -416,6 +288,11 @@ export interface RunningAgate extends Running {
   ledger: LedgerService;
 }
 
-export async function startEmbedded(config: AgateConfig, logger: Logger): Promise<RunningAgate> {
-  return (await startServices(config, ALL_ROLES, logger)) as RunningAgate;
+export async function startEmbedded(config: AgateConfig, logger: Logger, readiness?: Readiness): Promise<RunningAgate> {
+  const running = await startServices(config, ALL_ROLES, logger, readiness);
+  const { postgres, api, ledger } = running;
+  if (postgres !== undefined && api !== undefined && ledger !== undefined) return { ...running, postgres, api, ledger };
+  // Unreachable: all four roles always start both listeners and the ledger.
+  await running.stop();
+  throw new Error('agate start: a service did not start');
 }

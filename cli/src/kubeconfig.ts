@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import type { AgateConfig } from '../../core/src/config.js';
 import { ConfigError } from '../../core/src/errors.js';
-import { kubernetesTargets } from '../../services/ingress-proxy/src/k8s/config.js';
+import { kubernetesTargets } from '../../services/ingress-proxy/src/k8s/from-config.js';
 
 export interface KubeconfigOptions {
   target: string;

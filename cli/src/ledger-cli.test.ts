@@ -16,7 +16,7 @@ import { SAMPLES } from '../../schemas/src/samples.js';
 import { directorySink } from '../../services/ledger/src/checkpoint-sink.js';
 import { LedgerService } from '../../services/ledger/src/ledger.js';
 import { migrateQuery } from '../../services/query/src/schema.js';
-import { ledgerSigner } from './components.js';
+import { ledgerSigner } from '../../services/ledger/src/from-config.js';
 
 /*
  * The auditor's path through the real `agate` binary: the ledger writes checkpoint files, the

@@ -13,7 +13,8 @@ import { checkCommandFacts, type CommandFactsReport } from '../../services/query
 import { checkSessionTables, type SessionTablesReport } from '../../services/query/src/session-check.js';
 import { refillSessionTables } from '../../services/query/src/session-refill.js';
 import { ApiClient } from './api-client.js';
-import { checkpointSources, ledgerSigner, openStore } from './components.js';
+import { checkpointSources, ledgerSigner } from '../../services/ledger/src/from-config.js';
+import { openStore } from './components.js';
 import { UsageError } from './usage.js';
 
 /*

@@ -16,7 +16,7 @@ import type { AgateEvent, Command, Verdict } from '../../schemas/src/events.js';
 import { SAMPLES } from '../../schemas/src/samples.js';
 import { LedgerService } from '../../services/ledger/src/ledger.js';
 import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
-import { ledgerSigner } from './components.js';
+import { ledgerSigner } from '../../services/ledger/src/from-config.js';
 import { lintPolicy } from './policy-commands.js';
 
 /* `agate policy test` and `agate policy lint` of the real binary, against config files only. */

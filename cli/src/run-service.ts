@@ -1,9 +1,11 @@
+import type { AddressInfo } from 'node:net';
 import { type AgateConfig } from '../../core/src/config.js';
 import { DEV_ISSUER } from '../../core/src/identity/dev-issuer.js';
 import { createLogger, type Logger } from '../../core/src/log.js';
 import { OpsServer } from '../../core/src/ops/ops-server.js';
-import { READY, readiness } from '../../core/src/ops/readiness.js';
-import { ALL_ROLES, splitHostPort, startServices, type Role } from './components.js';
+import { splitHostPort } from '../../core/src/host-port.js';
+import { READY, Readiness } from '../../core/src/ops/readiness.js';
+import { ALL_ROLES, startServices, type Role } from './components.js';
 
 /**
  * `agate start|proxy|policy|ledger|query`: runs the roles until SIGTERM or SIGINT, then drains
@@ -19,12 +21,13 @@ export async function runServices(config: AgateConfig, roles: readonly Role[]): 
   }
   const all = roles.length === ALL_ROLES.length;
   const name = all ? 'agate' : `agate ${roles[0]}`;
+  // The process's one readiness: every service reports into it, the ops listener and the query API serve it.
+  const readiness = new Readiness();
   readiness.set('process', { ready: false, reason: 'starting' });
-  const ops = config.ops.listen === undefined ? undefined : new OpsServer(readiness, logger.child({ component: 'ops' }));
-  const opsAt = ops === undefined ? undefined : await ops.listen(splitHostPort(config.ops.listen!).host, splitHostPort(config.ops.listen!).port);
+  const ops = config.ops.listen === undefined ? undefined : await opsListener(readiness, config.ops.listen, logger);
   let running;
   try {
-    running = await startServices(config, roles, logger);
+    running = await startServices(config, roles, logger, readiness);
   } catch (err) {
     await ops?.close();
     throw err;
@@ -36,7 +39,7 @@ export async function runServices(config: AgateConfig, roles: readonly Role[]): 
     ssh: running.ssh === undefined ? undefined : `${running.ssh.address}:${running.ssh.port}`,
     kubernetes: running.kubernetes === undefined ? undefined : Object.fromEntries(Object.entries(running.kubernetes).map(([n, a]) => [n, `${a.address}:${a.port}`])),
     query_api: running.api === undefined ? undefined : `${config.query.tls === undefined ? 'http' : 'https'}://${running.api.address}:${running.api.port}`,
-    ops: opsAt === undefined ? undefined : `http://${opsAt.address}:${opsAt.port}`,
+    ops: ops === undefined ? undefined : `http://${ops.at.address}:${ops.at.port}`,
     bus: config.bus.kind,
     store: config.store.kind,
     data_dir: config.data_dir,
@@ -52,6 +55,13 @@ export async function runServices(config: AgateConfig, roles: readonly Role[]): 
   readiness.remove('process');
   logger.info('stopped');
   return 0;
+}
+
+/** The ops listener (/healthz, /readyz, /metrics) over the process's readiness. */
+async function opsListener(readiness: Readiness, listen: string, logger: Logger): Promise<{ at: AddressInfo; close(): Promise<void> }> {
+  const server = new OpsServer(readiness, logger.child({ component: 'ops' }));
+  const { host, port } = splitHostPort(listen);
+  return { at: await server.listen(host, port), close: () => server.close() };
 }
 
 /** Resolves on the next SIGTERM or SIGINT. */

@@ -67,7 +67,7 @@ const issuer = z.strictObject({
   subject_claim: z.string().default('sub').describe('the claim that names the identity in the audit trail'),
 });
 
-/** Value detectors a mask set can use; see services/ingress-proxy/src/pg/masking/detectors.ts. */
+/** Value detectors a mask set can use; see services/ingress-proxy/src/masking/detectors.ts. */
 export const DETECTORS = ['private_key', 'jwt', 'cloud_access_key', 'password_hash', 'card_number', 'email', 'connection_string'] as const;
 export type DetectorName = (typeof DETECTORS)[number];
 
@@ -75,7 +75,8 @@ const maskSetName = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'expected a lower
 
 const maskSet = z.strictObject({
   columns: z
-    .array(z.string())
+    // An empty glob matches no column (PostgreSQL has no zero-length names): a typo that would leave its column unmasked.
+    .array(z.string().refine((g) => g.trim() !== '', 'expected a column name or a glob such as *token*, not an empty string'))
     .default([])
     .describe('column-name globs (`*` matches anything, case-insensitive): every value of a matching column is masked — text types become `[masked]`, JSON `"[masked]"`, other types NULL'),
   detectors: z
@@ -635,7 +636,8 @@ export const configSchema = z.strictObject({
   console: consoleSection.optional().describe('the web console under `/ui/` of the query service (people sign in with OIDC); absent, `/ui/` answers 404'),
 });
 
-export type AgateConfig = z.infer<typeof configSchema> & { source: string };
+/** A config as parseConfig returns it: paths resolved, and the signing key's default filled in. */
+export type AgateConfig = z.infer<typeof configSchema> & { source: string; ledger: { signing_key: string } };
 export type PostgresTargetConfig = z.infer<typeof postgresTarget>;
 export type SshTargetConfig = z.infer<typeof sshTarget>;
 export type KubernetesTargetConfig = z.infer<typeof kubernetesTarget>;
@@ -677,7 +679,7 @@ export function parseConfig(text: string, source: string): AgateConfig {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   cfg.data_dir = abs(cfg.data_dir);
   if (cfg.store.kind === 'embedded' && cfg.store.path !== undefined) cfg.store.path = abs(cfg.store.path);
-  cfg.ledger.signing_key = abs(cfg.ledger.signing_key ?? join(cfg.data_dir, 'ledger', 'checkpoint.key'));
+  const signingKey = abs(cfg.ledger.signing_key ?? join(cfg.data_dir, 'ledger', 'checkpoint.key'));
   if (cfg.ledger.checkpoint.dir !== undefined) cfg.ledger.checkpoint.dir = abs(cfg.ledger.checkpoint.dir);
   for (const t of cfg.targets) {
     if (t.protocol === 'kubernetes') {
@@ -741,7 +743,7 @@ export function parseConfig(text: string, source: string): AgateConfig {
   if (cfg.identity.issuers.length === 0 && !cfg.identity.dev_issuer.enabled) {
     throw new ConfigError(`${source}: identity.issuers: expected at least one trusted issuer (or identity.dev_issuer.enabled: true for local trials)`);
   }
-  return { ...cfg, source };
+  return { ...cfg, ledger: { ...cfg.ledger, signing_key: signingKey }, source };
 }
 
 function readYaml(text: string, source: string): { doc: ReturnType<typeof parseDocument>; lines: LineCounter } {

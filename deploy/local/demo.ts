@@ -11,7 +11,7 @@ import { parseDocument } from 'yaml';
 import { loadConfig } from '../../core/src/config.js';
 import { createLogger } from '../../core/src/log.js';
 import { packageRoot } from '../../core/src/package-root.js';
-import { ALL_ROLES, startServices } from '../../cli/src/components.js';
+import { startEmbedded } from '../../cli/src/components.js';
 import { startPostgres } from '../../test/harness/postgres.js';
 
 const root = packageRoot();
@@ -33,7 +33,7 @@ const config = loadConfig(configPath);
 const logger = createLogger(config.log_level, { instance: config.instance_id });
 let agate;
 try {
-  agate = await startServices(config, ALL_ROLES, logger);
+  agate = await startEmbedded(config, logger);
 } catch (err) {
   await pg.stop();
   console.error(`agate: cannot start: ${(err as Error).message}`);
@@ -42,13 +42,13 @@ try {
 
 const rel = '.agate/demo/agate.yaml';
 console.log(`
-Agate is running (embedded): PostgreSQL proxy on ${agate.postgres!.address}:${agate.postgres!.port}, query API on http://${agate.api!.address}:${agate.api!.port}
+Agate is running (embedded): PostgreSQL proxy on ${agate.postgres.address}:${agate.postgres.port}, query API on http://${agate.api.address}:${agate.api.port}
 Target "appdb" is a scratch PostgreSQL on port ${pg.port} (table items). Config: ${rel}
 
 In another terminal:
   export PGPASSWORD=$(node bin/agate.js dev-token --config ${rel} --sub my-agent --claim repository=acme/app)
-  psql "host=127.0.0.1 port=${agate.postgres!.port} dbname=appdb user=agent sslmode=disable" -c 'SELECT * FROM items'
-  psql "host=127.0.0.1 port=${agate.postgres!.port} dbname=appdb user=agent sslmode=disable" -c 'DROP TABLE items'
+  psql "host=127.0.0.1 port=${agate.postgres.port} dbname=appdb user=agent sslmode=disable" -c 'SELECT * FROM items'
+  psql "host=127.0.0.1 port=${agate.postgres.port} dbname=appdb user=agent sslmode=disable" -c 'DROP TABLE items'
   node bin/agate.js sessions --config ${rel}
   node bin/agate.js session <SESSION_ID> --config ${rel}
   node bin/agate.js verify --config ${rel}

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { parseConfig } from '../../core/src/config.js';
-import { pgProxyConfigDeps } from '../../services/ingress-proxy/src/pg/config.js';
+import { MaskSets } from '../../services/ingress-proxy/src/masking/mask-sets.js';
+import { pgProxyConfigDeps } from '../../services/ingress-proxy/src/pg/from-config.js';
 import { LocalBus } from '../../core/src/bus/local-bus.js';
 import type { Subscription } from '../../core/src/bus/bus.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
@@ -58,7 +59,7 @@ async function setup(into: Partial<Env>): Promise<Env> {
   const config = parseConfig('identity: { dev_issuer: { enabled: true } }\n', 'fail-closed.yaml');
   into.proxy = new PgProxyServer({
     bus: into.bus, verifier, proxyId: 'e2e-fail-closed', verdictTimeoutMs: VERDICT_TIMEOUT_MS, maxMessageSize: 1 << 20, maxConnections: 50, logger: silentLogger,
-    ...pgProxyConfigDeps(config), logins: loginGuard(config.logins, loginThrottle(config.logins)),
+    ...pgProxyConfigDeps(config, MaskSets.compile(config.masking, config.source)), logins: loginGuard(config.logins, loginThrottle(config.logins)),
     resolveTarget: (name) => (name === 'appdb' ? { host: pgServer.host, port: pgServer.port, database: pgServer.database, user: cred.user, password: cred.password } : undefined),
   });
   into.port = (await into.proxy.listen('127.0.0.1', 0)).port;

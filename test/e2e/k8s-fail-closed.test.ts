@@ -17,7 +17,7 @@ import { parseConfig } from '../../core/src/config.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
 import { silentLogger } from '../../core/src/log.js';
 import type { AgateEvent, AuthenticationFailed, Command, Response, Verdict } from '../../schemas/src/events.js';
-import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
+import { MaskSets } from '../../services/ingress-proxy/src/masking/mask-sets.js';
 import { KubeProxyServer, type KubeProxyOptions } from '../../services/ingress-proxy/src/k8s/server.js';
 import { KubeUpstream } from '../../services/ingress-proxy/src/k8s/upstream.js';
 import { CompiledPolicy } from '../../services/policy/src/engine.js';
@@ -52,7 +52,7 @@ test.before(async (ctx) => {
   ctx.bus = new LocalBus({ dir: join(ctx.dir, 'bus'), fsync: false, logger: silentLogger });
   ctx.subscription = await ctx.bus.subscribe({ group: 'test', types: ['Command', 'Verdict', 'Response', 'AuthenticationFailed'], handler: async (b) => void ctx.events.push(...b) });
   const config = parseConfig('identity: { dev_issuer: { enabled: true } }\n', 'k8s-fc.yaml');
-  const masker = new Masker('default', config.masking.sets.default!);
+  const masker = MaskSets.compile(config.masking, config.source).audit;
   ctx.options = {
     bus: ctx.bus, proxyId: 'k8s-fc', verdictTimeoutMs: VERDICT_TIMEOUT_MS, logger: silentLogger,
     verifier: new TokenVerifier([remoteIssuer({ issuer: issuer.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' })]),

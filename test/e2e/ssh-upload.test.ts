@@ -15,7 +15,7 @@ import type { Subscription } from '../../core/src/bus/bus.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
 import { silentLogger } from '../../core/src/log.js';
 import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/events.js';
-import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
+import { MaskSets } from '../../services/ingress-proxy/src/masking/mask-sets.js';
 import { generateHostKey, parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
 import { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
 import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
@@ -79,7 +79,7 @@ test.before(async (ctx) => {
     const verifier = new TokenVerifier([remoteIssuer({ issuer: ctx.issuer.issuer, audience: 'agate', algorithms: ['ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' })]);
     ctx.proxy = new SshProxyServer({
       bus: ctx.bus, verifier, resolveTarget: (n) => (n === 'box' ? target : undefined), proxyId: 'e2e-ssh-git', verdictTimeoutMs: 5000, connectTimeoutMs: 5000,
-      logger: silentLogger, audit: new Masker('default', config.masking.sets.default!), hostKey: Buffer.from(generateHostKey()), maxConnections: 20,
+      logger: silentLogger, audit: MaskSets.compile(config.masking, config.source).audit, hostKey: Buffer.from(generateHostKey()), maxConnections: 20,
       logins: loginGuard(config.logins, loginThrottle(config.logins)),
     });
     ctx.port = (await ctx.proxy.listen('127.0.0.1', 0)).port;

@@ -19,7 +19,7 @@ import type { Subscription } from '../../core/src/bus/bus.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
 import { createLogger, silentLogger } from '../../core/src/log.js';
 import type { AgateEvent, AuthenticationFailed, Command, Response, SessionOpened, Verdict } from '../../schemas/src/events.js';
-import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
+import { MaskSets } from '../../services/ingress-proxy/src/masking/mask-sets.js';
 import { generateHostKey, parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
 import { AuthorizedKeys, SSH_KEY_ISSUER } from '../../services/ingress-proxy/src/ssh/authorized-keys.js';
 import { SshProxyServer, type SshProxyOptions } from '../../services/ingress-proxy/src/ssh/server.js';
@@ -109,7 +109,7 @@ async function setup(into: Partial<Env>): Promise<Env> {
   ]);
   into.proxyOptions = {
     bus: into.bus, verifier, resolveTarget: (n) => targets.get(n), proxyId: 'e2e-ssh', verdictTimeoutMs: VERDICT_TIMEOUT_MS, connectTimeoutMs: 5000,
-    logger: process.env.AGATE_TEST_LOG ? createLogger('debug') : silentLogger, audit: new Masker('default', config.masking.sets.default!), hostKey: Buffer.from(generateHostKey()),
+    logger: process.env.AGATE_TEST_LOG ? createLogger('debug') : silentLogger, audit: MaskSets.compile(config.masking, config.source).audit, hostKey: Buffer.from(generateHostKey()),
     maxConnections: 20, logins: loginGuard(config.logins, loginThrottle(config.logins)),
     authorizedKeys: new AuthorizedKeys([{ key: readFileSync(await sshKeygen(into.dir, 'registered'), 'utf8').trim(), subject: 'ci-runner-7', claims: { environment: 'staging' } }]),
   };

@@ -4,7 +4,7 @@ import type { Bus } from '../../core/src/bus/bus.js';
 import { parseConfig } from '../../core/src/config.js';
 import { silentLogger } from '../../core/src/log.js';
 import type { Identity } from '../../schemas/src/events.js';
-import { Masker } from '../../services/ingress-proxy/src/pg/masking/masker.js';
+import { Masker } from '../../services/ingress-proxy/src/masking/masker.js';
 import { SessionEvents } from '../../services/ingress-proxy/src/session-events.js';
 import { SshGate } from '../../services/ingress-proxy/src/ssh/gate.js';
 import { FakeConnection, FakeUpstream } from './fake-ssh2.js';

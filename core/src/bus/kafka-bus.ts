@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import { Kafka, logLevel, Partitioners, type Consumer, type Producer, type Message, type SASLOptions } from 'kafkajs';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
-import { READY, readiness } from '../ops/readiness.js';
+import { READY, type Readiness } from '../ops/readiness.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Backoff, pause } from '../retry.js';
@@ -41,6 +41,8 @@ export interface KafkaBusOptions {
   sasl?: { mechanism: 'scram-sha-512' | 'scram-sha-256' | 'plain'; username: string; password: string };
   /** How long `connect` keeps retrying retriable errors (default 30 s). */
   connectTimeoutMs?: number;
+  /** Where each consumer reports whether it runs (a service process's readiness); a CLI command's bus has none. */
+  readiness?: Readiness;
 }
 
 /** A send not acknowledged in this time fails (its publishers fail closed) and the producer is replaced. */
@@ -106,7 +108,10 @@ export class KafkaBus implements Bus, ProxyLeases {
   /** What this bus reported into readiness, withdrawn when it closes. */
   readonly #readinessComponents = new Set<string>();
 
-  private constructor(private readonly options: KafkaBusOptions) {
+  readonly #options: KafkaBusOptions;
+
+  private constructor(options: KafkaBusOptions) {
+    this.#options = options;
     installKafkajsIdleFix(); // before the first connection: without it each one spins with no traffic
     this.#verdictGroup = `${options.groupPrefix}.verdicts.${options.instanceId}.${randomBytes(6).toString('hex')}`;
     this.#kafka = new Kafka({
@@ -165,11 +170,11 @@ export class KafkaBus implements Bus, ProxyLeases {
 
   publish(event: AgateEvent): Promise<void> {
     if (this.#closed) return Promise.reject(new AgateError(ErrorCode.BUS_CLOSED, 'the bus is closed'));
-    const value = this.options.wire.encode(event);
+    const value = this.#options.wire.encode(event);
     const message: Message = { key: event.session_id, value, headers: { 'agate-type': event.type } };
-    const topicMessages = [{ topic: this.options.eventsTopic, messages: [message] }];
+    const topicMessages = [{ topic: this.#options.eventsTopic, messages: [message] }];
     // The verdict also goes to the reply topic, sent only once its events-topic copy is acknowledged (#send).
-    if (event.type === 'Verdict') topicMessages.push({ topic: this.options.verdictsTopic, messages: [{ key: event.command_id, value, headers: { 'agate-type': event.type } }] });
+    if (event.type === 'Verdict') topicMessages.push({ topic: this.#options.verdictsTopic, messages: [{ key: event.command_id, value, headers: { 'agate-type': event.type } }] });
     return new Promise((resolve, reject) => {
       this.#queue.push({ topicMessages, done: (err) => (err ? reject(err) : resolve()) });
       if (!this.#flushing) void this.#flush();
@@ -182,17 +187,17 @@ export class KafkaBus implements Bus, ProxyLeases {
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
     const types = new Set<string>(options.types);
-    const log = this.options.logger.child({ group: options.group });
+    const log = this.#options.logger.child({ group: options.group });
     let stopping = false;
     // Counts this member's group joins (each brings a new assignment of partitions); batches
     // carry the count, so a handler knows when a partition may have been elsewhere meanwhile.
     let joins = 0;
     const supervised = await this.#supervise(options.group, async () => {
-      const consumer = this.#kafka.consumer({ groupId: `${this.options.groupPrefix}.${options.group}`, ...FETCH, ...MEMBERSHIP, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
+      const consumer = this.#kafka.consumer({ groupId: `${this.#options.groupPrefix}.${options.group}`, ...FETCH, ...MEMBERSHIP, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
       this.#consumers.add(consumer);
       consumer.on(consumer.events.GROUP_JOIN, () => void (joins += 1));
       await consumer.connect();
-      await consumer.subscribe({ topic: this.options.eventsTopic, fromBeginning: options.from !== 'latest' });
+      await consumer.subscribe({ topic: this.#options.eventsTopic, fromBeginning: options.from !== 'latest' });
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
@@ -207,7 +212,7 @@ export class KafkaBus implements Bus, ProxyLeases {
               const type = m.headers?.['agate-type']?.toString();
               if (type !== undefined && !types.has(type)) continue;
               if (m.value === null) continue;
-              const e = await this.options.wire.decode(m.value);
+              const e = await this.#options.wire.decode(m.value);
               if (types.has(e.type)) (events.push(e), positions.push(Number(m.offset) + 1));
             }
             if (events.length > 0) {
@@ -255,11 +260,11 @@ export class KafkaBus implements Bus, ProxyLeases {
     this.#readinessComponents.add(component);
     const watch = (consumer: Consumer) => {
       current = consumer;
-      readiness.set(component, READY);
+      this.#options.readiness?.set(component, READY);
       consumer.on(consumer.events.CRASH, ({ payload }) => {
         if (payload.restart || stopped || this.#closed) return;
-        readiness.set(component, { ready: false, reason: `stopped (${payload.error.message.slice(0, 200)}); starting a new one` });
-        this.options.logger.warn('a Kafka consumer stopped for good; starting a new one', { consumer: label, error: payload.error.message });
+        this.#options.readiness?.set(component, { ready: false, reason: `stopped (${payload.error.message.slice(0, 200)}); starting a new one` });
+        this.#options.logger.warn('a Kafka consumer stopped for good; starting a new one', { consumer: label, error: payload.error.message });
         this.#consumers.delete(consumer);
         void consumer.disconnect().catch(() => undefined);
         void relaunch();
@@ -274,7 +279,7 @@ export class KafkaBus implements Bus, ProxyLeases {
         try {
           return watch(await start());
         } catch (err) {
-          this.options.logger.warn('could not start a Kafka consumer; retrying', { consumer: label, error: describeError(err), retry_in_ms: delay });
+          this.#options.logger.warn('could not start a Kafka consumer; retrying', { consumer: label, error: describeError(err), retry_in_ms: delay });
         }
       }
     };
@@ -282,7 +287,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     return {
       stop: async () => {
         stopped = true;
-        readiness.remove(component);
+        this.#options.readiness?.remove(component);
         if (current === undefined) return;
         this.#consumers.delete(current);
         await current.disconnect();
@@ -292,12 +297,12 @@ export class KafkaBus implements Bus, ProxyLeases {
 
   /** A proxy's lease is its own verdict group: held while its consumer heartbeats (leases.ts). */
   get lease(): string | undefined {
-    return this.options.awaitsVerdicts ? this.#verdictGroup : undefined;
+    return this.#options.awaitsVerdicts ? this.#verdictGroup : undefined;
   }
 
   /** This deployment's verdict groups with no member: proxies that died (or are between consumers). */
   async vacantLeases(): Promise<string[]> {
-    const prefix = `${this.options.groupPrefix}.verdicts.`;
+    const prefix = `${this.#options.groupPrefix}.verdicts.`;
     const admin = this.#kafka.admin();
     try {
       await admin.connect();
@@ -335,12 +340,12 @@ export class KafkaBus implements Bus, ProxyLeases {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const c of this.#readinessComponents) readiness.remove(c);
+    for (const c of this.#readinessComponents) this.#options.readiness?.remove(c);
     while (this.#flushing) await new Promise((r) => setTimeout(r, 5));
     await Promise.all([...this.#consumers].map((c) => c.disconnect().catch(() => undefined)));
     this.#consumers.clear();
     await this.#producer.disconnect().catch(() => undefined);
-    if (this.options.awaitsVerdicts) await this.#deleteVerdictGroup();
+    if (this.#options.awaitsVerdicts) await this.#deleteVerdictGroup();
   }
 
   /** Best effort: the group of a process that crashed is deleted by the ledger once its lease expired (leases.ts). */
@@ -350,7 +355,7 @@ export class KafkaBus implements Bus, ProxyLeases {
       await admin.connect();
       await admin.deleteGroups([this.#verdictGroup]);
     } catch (err) {
-      this.options.logger.debug('could not delete the verdict consumer group', { group: this.#verdictGroup, error: describeError(err) });
+      this.#options.logger.debug('could not delete the verdict consumer group', { group: this.#verdictGroup, error: describeError(err) });
     } finally {
       await admin.disconnect().catch(() => undefined);
     }
@@ -392,8 +397,8 @@ export class KafkaBus implements Bus, ProxyLeases {
     // (events topic) must be acknowledged before the copy proxies read (verdicts topic) is sent.
     // In one request the two partitions succeed or fail separately (each has its own error code,
     // and with different leaders they are two requests), so they are two sends, in this order.
-    const reply = topicMessages.filter((tm) => tm.topic === this.options.verdictsTopic);
-    const record = topicMessages.filter((tm) => tm.topic !== this.options.verdictsTopic);
+    const reply = topicMessages.filter((tm) => tm.topic === this.#options.verdictsTopic);
+    const record = topicMessages.filter((tm) => tm.topic !== this.#options.verdictsTopic);
     if (record.length > 0) await this.#producer.sendBatch({ topicMessages: record, acks: -1 });
     if (reply.length > 0) await this.#producer.sendBatch({ topicMessages: reply, acks: -1 });
   }
@@ -409,7 +414,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     this.#producer = this.#newProducer();
     this.#producerConnected = false;
     void old.disconnect().catch(() => undefined);
-    this.options.logger.warn('a Kafka send failed; the next send uses a new producer', { error: (cause as Error).message });
+    this.#options.logger.warn('a Kafka send failed; the next send uses a new producer', { error: (cause as Error).message });
   }
 
   async #ensureTopics(): Promise<void> {
@@ -417,14 +422,14 @@ export class KafkaBus implements Bus, ProxyLeases {
     await admin.connect();
     try {
       const existing = new Set(await admin.listTopics());
-      const wanted = [this.options.eventsTopic, this.options.verdictsTopic].filter((t) => !existing.has(t));
+      const wanted = [this.#options.eventsTopic, this.#options.verdictsTopic].filter((t) => !existing.has(t));
       if (wanted.length > 0) {
         const { brokers } = await admin.describeCluster();
-        if (brokers.length < this.options.replicationFactor) {
+        if (brokers.length < this.#options.replicationFactor) {
           // kafkajs would only say "Topic creation errors"; the fix is a setting, so say which.
-          throw new AgateError(ErrorCode.CONFIG_INVALID, `cannot create ${wanted.join(', ')}: bus.replication_factor is ${this.options.replicationFactor} but the cluster has ${brokers.length} broker${brokers.length === 1 ? '' : 's'}; lower bus.replication_factor or create the topics yourself`);
+          throw new AgateError(ErrorCode.CONFIG_INVALID, `cannot create ${wanted.join(', ')}: bus.replication_factor is ${this.#options.replicationFactor} but the cluster has ${brokers.length} broker${brokers.length === 1 ? '' : 's'}; lower bus.replication_factor or create the topics yourself`);
         }
-        const specs = topicSpecs({ ...this.options, retentionMs: this.options.retentionMs ?? DEFAULT_RETENTION_MS }).filter((s) => wanted.includes(s.topic));
+        const specs = topicSpecs({ ...this.#options, retentionMs: this.#options.retentionMs ?? DEFAULT_RETENTION_MS }).filter((s) => wanted.includes(s.topic));
         await admin.createTopics({
           waitForLeaders: true,
           topics: specs.map((s) => ({ topic: s.topic, numPartitions: s.partitions, replicationFactor: s.replicationFactor, configEntries: Object.entries(s.configs).map(([name, value]) => ({ name, value })) })),
@@ -441,14 +446,14 @@ export class KafkaBus implements Bus, ProxyLeases {
       const consumer = this.#kafka.consumer({ groupId: this.#verdictGroup, ...FETCH, ...MEMBERSHIP, retry: this.#consumerRetry });
       this.#consumers.add(consumer);
       await consumer.connect();
-      await consumer.subscribe({ topic: this.options.verdictsTopic, fromBeginning: false });
+      await consumer.subscribe({ topic: this.#options.verdictsTopic, fromBeginning: false });
       await consumer.run({
         autoCommit: true,
         eachMessage: async ({ message }) => {
           if (message.value === null || this.#waiters.size === 0) return;
           const key = message.key?.toString();
           if (key === undefined || !this.#waiters.has(key)) return;
-          const v = await this.options.wire.decode(message.value);
+          const v = await this.#options.wire.decode(message.value);
           if (v.type === 'Verdict') this.#waiters.deliver(v);
         },
       });

@@ -327,15 +327,30 @@ class LocalConsumer {
   /** Why the group stopped, once it did (a record it cannot read: never skipped). */
   #failure: string | undefined;
 
+  readonly #log: LocalLog;
+  readonly #recent: RecentEvents;
+  readonly #codec: EventCodec;
+  readonly #offsetFile: string;
+  readonly #options: SubscribeOptions;
+  readonly #logger: Logger;
+  readonly #lingerMs: number;
+
   constructor(
-    private readonly log: LocalLog,
-    private readonly recent: RecentEvents,
-    private readonly codec: EventCodec,
-    private readonly offsetFile: string,
-    private readonly options: SubscribeOptions,
-    private readonly logger: Logger,
-    private readonly lingerMs = 0,
+    log: LocalLog,
+    recent: RecentEvents,
+    codec: EventCodec,
+    offsetFile: string,
+    options: SubscribeOptions,
+    logger: Logger,
+    lingerMs = 0,
   ) {
+    this.#log = log;
+    this.#recent = recent;
+    this.#codec = codec;
+    this.#offsetFile = offsetFile;
+    this.#options = options;
+    this.#logger = logger;
+    this.#lingerMs = lingerMs;
     this.#types = new Set(options.types);
     this.#position = readOffsetFile(offsetFile, options.group, log);
     this.#committed = this.#position;
@@ -354,8 +369,8 @@ class LocalConsumer {
     this.#loop = this.#run().catch((err: unknown) => {
       // A record that cannot be read or decoded is never skipped: stop this group loudly instead,
       // and say so on /healthz and /readyz.
-      this.#failure = `consumer group "${this.options.group}" stopped at log position ${this.#position}: ${describeError(err)}`;
-      this.logger.error('consumer stopped: cannot read the event log', { error: describeError(err), position: this.#position });
+      this.#failure = `consumer group "${this.#options.group}" stopped at log position ${this.#position}: ${describeError(err)}`;
+      this.#logger.error('consumer stopped: cannot read the event log', { error: describeError(err), position: this.#position });
     });
   }
 
@@ -371,15 +386,15 @@ class LocalConsumer {
   }
 
   async #run(): Promise<void> {
-    const depth = Math.max(1, this.options.inFlight ?? 1);
+    const depth = Math.max(1, this.#options.inFlight ?? 1);
     // Batches handed over and not yet settled, oldest first; `ok` never rejects.
     const out: { ok: Promise<boolean>; next: number }[] = [];
     let readAt = this.#position;
     const backoff = new Backoff(HANDLER_BACKOFF);
     deliver: for (;;) {
-      const max = this.options.maxBatch ?? 500;
+      const max = this.#options.maxBatch ?? 500;
       // Caught-up consumers take the events from memory; others read the file.
-      const recent = this.recent.from(readAt, max);
+      const recent = this.#recent.from(readAt, max);
       const records = recent ?? (await this.#readFile(readAt, max));
       if (records.length > 0) {
         const wanted = records.filter((r) => this.#types.has(r.event.type));
@@ -415,9 +430,9 @@ class LocalConsumer {
         this.#wake = undefined;
         continue;
       }
-      if (this.lingerMs > 0 && records.length < max && !this.#stopped) {
+      if (this.#lingerMs > 0 && records.length < max && !this.#stopped) {
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, this.lingerMs);
+          const timer = setTimeout(resolve, this.#lingerMs);
           this.#wake = () => this.#stopped && (clearTimeout(timer), resolve());
         });
         this.#wake = undefined;
@@ -433,12 +448,12 @@ class LocalConsumer {
   async #readFile(position: number, max: number): Promise<LogEntry[]> {
     const out: LogEntry[] = [];
     while (out.length < max) {
-      const slice = this.log.read(position, Math.min(FILE_SLICE, max - out.length));
+      const slice = this.#log.read(position, Math.min(FILE_SLICE, max - out.length));
       if (slice.length === 0) break;
       for (const r of slice) {
         let event: AgateEvent;
         try {
-          event = this.codec.decode(r.bytes);
+          event = this.#codec.decode(r.bytes);
         } catch (err) {
           if (out.length > 0) return out; // hand over what came before; the next read stops here
           throw new AgateError(ErrorCode.BUS_LOG_CORRUPT, `the record at offset ${r.offset} is not an event this Agate can decode`, { cause: err });
@@ -446,7 +461,7 @@ class LocalConsumer {
         out.push({ next: r.next, event, bytes: r.bytes });
       }
       position = slice[slice.length - 1]!.next;
-      if (out.length >= max || this.recent.from(position, 0) !== undefined) break;
+      if (out.length >= max || this.#recent.from(position, 0) !== undefined) break;
       await new Promise((resolve) => setImmediate(resolve));
     }
     return out;
@@ -455,10 +470,10 @@ class LocalConsumer {
   /** Hands a batch to the handler: whether it succeeded (a failure is logged; the batch is delivered again). */
   #hand(batch: readonly AgateEvent[], encoded: readonly Buffer[], positions: readonly number[]): Promise<boolean> {
     const source: StreamInfo = { ...LOCAL_STREAM, encoded, positions };
-    return this.options.handler(batch, source).then(
+    return this.#options.handler(batch, source).then(
       () => true,
       (err: unknown) => {
-        this.logger.error('event handler failed; the batch is delivered again', { error: describeError(err), events: batch.length });
+        this.#logger.error('event handler failed; the batch is delivered again', { error: describeError(err), events: batch.length });
         return false;
       },
     );
@@ -479,15 +494,15 @@ class LocalConsumer {
     // Atomic and fsynced, so a crash leaves the old position or the new one, never an empty
     // file (which is refused at start). Written off the event loop: a rename on a busy disk
     // measured 2 ms, taken from every proxy session; at most one every COMMIT_INTERVAL_MS.
-    this.#writing = writeOffsetFile(this.offsetFile, position)
+    this.#writing = writeOffsetFile(this.#offsetFile, position)
       .then(() => {
         this.#committed = Math.max(this.#committed, position);
-        if (this.#commitFailing) this.logger.info('the consumer position is committed again', { position });
+        if (this.#commitFailing) this.#logger.info('the consumer position is committed again', { position });
         this.#commitFailing = false;
       })
       // Once per run of failures (a full disk fails every try, once a second).
       .catch((err: unknown) => {
-        if (!this.#commitFailing) this.logger.warn('cannot commit the consumer position; it is retried', { error: describeError(err) });
+        if (!this.#commitFailing) this.#logger.warn('cannot commit the consumer position; it is retried', { error: describeError(err) });
         this.#commitFailing = true;
       })
       .finally(() => {
@@ -504,7 +519,7 @@ class LocalConsumer {
     await this.#writing;
     if (this.#position === this.#committed) return;
     clearTimeout(this.#commitTimer);
-    await writeOffsetFile(this.offsetFile, this.#position);
+    await writeOffsetFile(this.#offsetFile, this.#position);
     this.#committed = this.#position;
   }
 }

@@ -5,6 +5,7 @@ import { COMPATIBILITY, SchemaRegistry, SchemaType } from '@kafkajs/confluent-sc
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import { EVENT_TYPES, type AgateEvent, type EventType } from '../../../schemas/src/events.js';
 import { AgateError, ErrorCode } from '../errors.js';
+import { Backoff, pause } from '../retry.js';
 import { subjectFor, type WireCodec } from './wire.js';
 
 /**
@@ -31,6 +32,8 @@ export interface RegistryAccess {
 const MAGIC = 0;
 const HEADER = 5;
 const REGISTER_ATTEMPTS = 4;
+/** Waits between those attempts (core/src/retry.ts): the racing services' retries spread apart. */
+const REGISTER_BACKOFF = { firstMs: 100, maxMs: 400 };
 
 interface Reader {
   eventType: EventType;
@@ -82,6 +85,7 @@ export class RegistryWire implements WireCodec {
    */
   async #register(t: EventType, schema: string): Promise<number> {
     const subject = subjectFor(this.#topic, t);
+    const backoff = new Backoff(REGISTER_BACKOFF);
     for (let attempt = 1; ; attempt++) {
       try {
         const { id } = await this.#registry.register({ type: SchemaType.AVRO, schema }, { subject, compatibility: COMPATIBILITY.BACKWARD });
@@ -93,7 +97,7 @@ export class RegistryWire implements WireCodec {
         if (attempt >= REGISTER_ATTEMPTS) {
           throw new AgateError(ErrorCode.EVENT_UNKNOWN_SCHEMA, `the schema registry at ${this.#url} refused ${subject}: ${(cause as Error).message}`, { cause });
         }
-        await new Promise((r) => setTimeout(r, 100 * attempt));
+        await pause(backoff.next());
       }
     }
   }

@@ -68,6 +68,8 @@ export class LoginThrottle {
     e.failures.push(now);
     while (e.failures.length > 0 && (e.failures.length > maxFailures || now - e.failures[0]! > windowMs)) e.failures.shift();
     if (e.failures.length < maxFailures || e.blockedUntil > now) return false;
+    // A penalty that doubles per block, not a wait between Agate's own retries (core/src/retry.ts):
+    // no jitter, so the refusal can tell the client exactly when it may try again.
     e.blockMs = Math.min(blockMs * 2 ** e.blocks, maxBlockMs);
     e.blocks += 1;
     e.blockedUntil = now + e.blockMs;

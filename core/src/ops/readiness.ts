@@ -7,7 +7,11 @@
  * component has stopped and only a restart helps (a consumer that cannot read its log), unlike a
  * refusal that waits for an operator (a ledger whose store is behind its checkpoints).
  *
+ * One instance per process (run-service.ts makes it and hands it to every service; a test
+ * makes its own), never a module-level one: two Agates in one test process stay apart.
+ *
  * @example
+ * const readiness = new Readiness();
  * readiness.set('ledger.append', { ready: false, reason: 'the store is behind the checkpoint' });
  * readiness.set('ledger.append', READY);
  */
@@ -92,10 +96,3 @@ export function notReady(err: unknown, prefix = ''): ComponentState {
   const message = err instanceof Error ? err.message : String(err);
   return { ready: false, reason: `${prefix}${message}`.slice(0, 300) };
 }
-
-/**
- * The process's registry: one process serves one `/readyz`, and the components reporting into it
- * live in different services (proxy, policy, ledger, query), so they share this instance the way
- * they share the process. Tests build their own `Readiness`.
- */
-export const readiness = new Readiness();

@@ -13,7 +13,7 @@ import { nowMicros, type AgateEvent, type ApprovalRequested, type Command, type 
 import { SAMPLES } from '../../../../schemas/src/samples.js';
 import { CompiledPolicy, loadParsers } from '../../../policy/src/engine.js';
 import { PolicyService } from '../../../policy/src/service.js';
-import { Masker } from '../pg/masking/masker.js';
+import { Masker } from '../masking/masker.js';
 import { KubeEngine, type Forward, type Plan } from './engine.js';
 import { KubeSession } from './session.js';
 

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Masker } from '../pg/masking/masker.js';
+import { Masker } from '../masking/masker.js';
 import { MASKED_SECRET_DATA, maskDocument, parseFieldRule } from './json-mask.js';
 import { summarize, watchEventRef } from './summary.js';
 

@@ -1,6 +1,6 @@
 import { ConfigError } from '../../../../core/src/errors.js';
 import { compileGlob } from '../../../../core/src/glob.js';
-import { MASKED_VALUE, type Masker } from '../pg/masking/masker.js';
+import { MASKED_VALUE, type Masker } from '../masking/masker.js';
 
 /** A Secret's `data` value once masked: base64 of `[masked]`, so clients still decode it. */
 export const MASKED_SECRET_DATA = Buffer.from(MASKED_VALUE).toString('base64');

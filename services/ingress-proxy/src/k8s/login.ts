@@ -6,7 +6,7 @@ import { TokenVerifier } from '../../../../core/src/identity/oidc.js';
 import type { PendingLogin } from '../../../../core/src/logins/pending.js';
 import { sourceAddress, throttledMessage, type LoginThrottle } from '../../../../core/src/logins/throttle.js';
 import type { Logger } from '../../../../core/src/log.js';
-import type { Masker } from '../pg/masking/masker.js';
+import type { Masker } from '../masking/masker.js';
 import { nowMicros } from '../../../../schemas/src/events.js';
 import { SessionEvents } from '../session-events.js';
 import { KubeSession } from './session.js';

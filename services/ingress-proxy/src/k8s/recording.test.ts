@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BUILTIN_MASK_SET } from '../../../../core/src/config.js';
 import type { Command } from '../../../../schemas/src/events.js';
-import { Masker } from '../pg/masking/masker.js';
+import { Masker } from '../masking/masker.js';
 import { classifyRequest, type RequestInfo } from './request-info.js';
 import { readBody } from './request-body.js';
 import { bodySample, responseEvent, watchEvent, type K8sRecording } from './recording.js';

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { nowMicros, type Command, type Response, type ResponseStatus } from '../../../../schemas/src/events.js';
-import type { Masker } from '../pg/masking/masker.js';
+import type { Masker } from '../masking/masker.js';
 import { maskDocument, maskObject, type FieldRule } from './json-mask.js';
 import { maskRequestBody, type ReadBody } from './request-body.js';
 import type { RequestInfo } from './request-info.js';

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, describeError } from '../../../../core/src/errors.js';
 import type { Logger } from '../../../../core/src/log.js';
 import type { Command } from '../../../../schemas/src/events.js';
-import type { Masker } from '../pg/masking/masker.js';
+import type { Masker } from '../masking/masker.js';
 import { clientHeaders } from './headers.js';
 import { maskDocument } from './json-mask.js';
 import { LineSplitter } from './lines.js';

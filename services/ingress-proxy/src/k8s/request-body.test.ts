@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Masker } from '../pg/masking/masker.js';
+import { Masker } from '../masking/masker.js';
 import { ANY_KIND, MASKED_SECRET_DATA, parseFieldRule } from './json-mask.js';
 import { addressedKind, maskMarkers, maskRequestBody, pointer, readBody } from './request-body.js';
 import { classifyRequest, type RequestInfo } from './request-info.js';

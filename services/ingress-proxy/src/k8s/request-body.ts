@@ -1,5 +1,5 @@
 import { parse as parseYaml } from 'yaml';
-import { MASKED_VALUE } from '../pg/masking/masker.js';
+import { MASKED_VALUE } from '../masking/masker.js';
 import { ANY_KIND, maskAs, maskDocument, type JsonMaskRules } from './json-mask.js';
 import type { RequestInfo } from './request-info.js';
 

@@ -10,7 +10,7 @@ import { sourceAddress, throttledMessage } from '../../../../core/src/logins/thr
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros } from '../../../../schemas/src/events.js';
 import { listenOn } from '../listen.js';
-import type { Masker } from '../pg/masking/masker.js';
+import type { Masker } from '../masking/masker.js';
 import { KubeEngine, type Forward } from './engine.js';
 import { connOf, KubeLogin, type Conn } from './login.js';
 import type { K8sRecording } from './recording.js';

@@ -8,7 +8,7 @@ import { SAMPLES } from '../../../../schemas/src/samples.js';
 import { serialize as backend } from './backend-serializer.js';
 import { PgEngine, type Decision } from './engine.js';
 import { FrontendParser } from './frontend-parser.js';
-import { Masker } from './masking/masker.js';
+import { Masker } from '../masking/masker.js';
 import type { FrontendMessage } from './messages.js';
 
 /*

@@ -9,7 +9,7 @@ import type { BackendFrame } from './backend-frames.js';
 import { serialize } from './backend-serializer.js';
 import { ExtendedState, parameterTexts } from './extended-state.js';
 import { functionCallText, type FunctionNames } from './function-names.js';
-import type { Masker } from './masking/masker.js';
+import type { Masker } from '../masking/masker.js';
 import type { Bind, Close, Describe, Execute, FrontendMessage, FunctionCall, Parse, Query } from './messages.js';
 import { describePortal, refusalParse, syncMessage } from './refusal.js';
 import { MAX_EXPECTED, ReplyRouter, type FailedMessage } from './replies.js';

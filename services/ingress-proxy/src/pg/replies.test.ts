@@ -6,7 +6,7 @@ import { SAMPLES } from '../../../../schemas/src/samples.js';
 import { serialize } from './backend-serializer.js';
 import type { BackendFrame } from './backend-frames.js';
 import { ExtendedState } from './extended-state.js';
-import { Masker } from './masking/masker.js';
+import { Masker } from '../masking/masker.js';
 import { ReplyRouter, type FailedMessage } from './replies.js';
 import { StatementResult } from './result-recorder.js';
 

@@ -4,7 +4,7 @@ import type { BackendFrame } from './backend-frames.js';
 import type { Portal, PreparedStatement, Undo } from './extended-state.js';
 import type { Response } from '../../../../schemas/src/events.js';
 import { maskErrorFields } from './masking/error-fields.js';
-import type { Masker } from './masking/masker.js';
+import type { Masker } from '../masking/masker.js';
 import { ProtocolError } from '../../../../core/src/errors.js';
 
 /** What the proxy still expects from the server, one entry per forwarded message that gets a reply. */

@@ -2,7 +2,7 @@ import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { nowMicros, type Command, type Response, type ResponseStatus } from '../../../../schemas/src/events.js';
 import { decodeDataRow, type Column } from './backend-decode.js';
 import { maskDataRow } from './masking/data-row.js';
-import { MASKED_VALUE, Masker } from './masking/masker.js';
+import { MASKED_VALUE, Masker } from '../masking/masker.js';
 import { maskCopyLine, maskJsonKeys, type StatementSecrets } from './masking/statement-secrets.js';
 import { valueText } from './value-text.js';
 

@@ -20,7 +20,7 @@ import { answerSslRequest } from './client-tls.js';
 import { PgEngine, type Decision } from './engine.js';
 import { FrontendParser } from './frontend-parser.js';
 import { MaskingError } from './masking/data-row.js';
-import { MASKED_VALUE, type Masker } from './masking/masker.js';
+import { MASKED_VALUE, type Masker } from '../masking/masker.js';
 import { maskSqlText } from './masking/sql-text.js';
 import { maskLiterals, statementSecrets, type StatementSecrets } from './masking/statement-secrets.js';
 import type { CancelRequest, FrontendMessage, PasswordMessage, StartupMessage } from './messages.js';

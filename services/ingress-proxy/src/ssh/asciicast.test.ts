@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Masker } from '../pg/masking/masker.js';
+import { Masker } from '../masking/masker.js';
 import { CastRecorder, type CastChunk } from './asciicast.js';
 
 const masker = new Masker('t', { columns: [], detectors: ['cloud_access_key'] });

@@ -1,4 +1,4 @@
-import type { Masker } from '../pg/masking/masker.js';
+import type { Masker } from '../masking/masker.js';
 
 /** asciicast v2 event codes: terminal output, keyboard input, resize (`COLSxROWS`). */
 export type CastCode = 'o' | 'i' | 'r';

@@ -1,7 +1,7 @@
 import type { Client, ServerChannel } from 'ssh2';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import type { Logger } from '../../../../core/src/log.js';
-import type { Masker } from '../pg/masking/masker.js';
+import type { Masker } from '../masking/masker.js';
 import type { SessionEvents } from '../session-events.js';
 import type { Pass, SshGate } from './gate.js';
 

@@ -5,7 +5,7 @@ import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
 import { decide, refusalText } from '../decide.js';
 import { holdNotice } from '../hold-notice.js';
-import type { Masker } from '../pg/masking/masker.js';
+import type { Masker } from '../masking/masker.js';
 import type { SessionEvents } from '../session-events.js';
 import { failureResponse } from './responses.js';
 

@@ -8,7 +8,7 @@ import type { LoginGuard, PendingLogin } from '../../../../core/src/logins/pendi
 import { sourceAddress } from '../../../../core/src/logins/throttle.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros } from '../../../../schemas/src/events.js';
-import type { Masker } from '../pg/masking/masker.js';
+import type { Masker } from '../masking/masker.js';
 import { SessionEvents } from '../session-events.js';
 import { SshAuth, type Login } from './auth.js';
 import type { AuthorizedKeys } from './authorized-keys.js';

@@ -31,7 +31,10 @@ export class ApprovalsFeed {
 
   readonly #fresh: FreshHolds | undefined;
 
-  constructor(store: Store, private readonly logger: Logger, bus?: Bus) {
+  readonly #logger: Logger;
+
+  constructor(store: Store, logger: Logger, bus?: Bus) {
+    this.#logger = logger;
     this.#fresh = bus === undefined ? undefined : new FreshHolds(bus, () => this.#wake());
     this.#reader = new InboxReader(store, this.#fresh);
   }
@@ -97,7 +100,7 @@ export class ApprovalsFeed {
       if (generation !== this.#generation) return;
       this.#publish(json);
     } catch (err) {
-      this.logger.warn('console inbox read failed', { error: describeError(err) });
+      this.#logger.warn('console inbox read failed', { error: describeError(err) });
     } finally {
       this.#reading = false;
     }

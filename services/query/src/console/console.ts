@@ -49,7 +49,10 @@ export class Console {
   readonly #feed: ApprovalsFeed;
   readonly #headers: Record<string, string>;
 
-  constructor(private readonly options: ConsoleOptions) {
+  readonly #options: ConsoleOptions;
+
+  constructor(options: ConsoleOptions) {
+    this.#options = options;
     this.#assets = loadAssets();
     this.#sessions = new SessionStore(options.config.session_ttl_s * 1000);
     this.#login = options.config.oidc === undefined ? undefined : new OidcLogin(options.config.oidc);
@@ -91,7 +94,7 @@ export class Console {
       if (method !== 'GET' && method !== 'HEAD') this.#checkCsrf(req, session);
       if (path === '/ui/logout' && method === 'POST') {
         this.#sessions.delete(session.id);
-        res.setHeader('set-cookie', serializeCookie(SESSION_COOKIE, '', { sameSite: 'Strict', secure: this.options.secure, maxAge: 0 }));
+        res.setHeader('set-cookie', serializeCookie(SESSION_COOKIE, '', { sameSite: 'Strict', secure: this.#options.secure, maxAge: 0 }));
         return json(res, 200, { signed_out: true });
       }
       if (path === '/ui/api/me' && method === 'GET') return json(res, 200, me(session));
@@ -177,25 +180,25 @@ export class Console {
 
   #redirectWithFlow(res: ServerResponse, flowId: string, to: URL): void {
     // Lax: the provider's redirect back (OIDC) and our own page's hop to /ui/saml/finish are top-level GETs.
-    res.setHeader('set-cookie', serializeCookie(FLOW_COOKIE, flowId, { sameSite: 'Lax', secure: this.options.secure, maxAge: 600 }));
+    res.setHeader('set-cookie', serializeCookie(FLOW_COOKIE, flowId, { sameSite: 'Lax', secure: this.#options.secure, maxAge: 600 }));
     res.writeHead(302, { location: to.href });
     res.end();
   }
 
   /** The flow the browser's cookie names, once; the cookie is cleared with whatever answer follows. */
   #takeFlow(req: IncomingMessage, res: ServerResponse) {
-    res.setHeader('set-cookie', serializeCookie(FLOW_COOKIE, '', { sameSite: 'Lax', secure: this.options.secure, maxAge: 0 }));
+    res.setHeader('set-cookie', serializeCookie(FLOW_COOKIE, '', { sameSite: 'Lax', secure: this.#options.secure, maxAge: 0 }));
     return this.#sessions.takeFlow(parseCookies(req.headers.cookie).get(FLOW_COOKIE));
   }
 
   /** Opens a console session for a verified identity holding at least one role. */
   #signedIn(res: ServerResponse, identity: Identity): void {
     const roles = this.#roles(identity);
-    if (roles.size === 0) throw new AgateError(ErrorCode.API_FORBIDDEN, `${identity.subject} signed in but holds no console role (claim ${this.options.config.roles.claim})`);
+    if (roles.size === 0) throw new AgateError(ErrorCode.API_FORBIDDEN, `${identity.subject} signed in but holds no console role (claim ${this.#options.config.roles.claim})`);
     const session = this.#sessions.create(identity, roles);
-    this.options.logger.info('console sign-in', { issuer: identity.issuer, subject: identity.subject, roles: [...roles] });
+    this.#options.logger.info('console sign-in', { issuer: identity.issuer, subject: identity.subject, roles: [...roles] });
     const clearFlow = res.getHeader('set-cookie');
-    res.setHeader('set-cookie', [...(typeof clearFlow === 'string' ? [clearFlow] : []), serializeCookie(SESSION_COOKIE, session.id, { sameSite: 'Strict', secure: this.options.secure, maxAge: this.options.config.session_ttl_s })]);
+    res.setHeader('set-cookie', [...(typeof clearFlow === 'string' ? [clearFlow] : []), serializeCookie(SESSION_COOKIE, session.id, { sameSite: 'Strict', secure: this.#options.secure, maxAge: this.#options.config.session_ttl_s })]);
     // A Strict cookie set by a cross-site redirect chain is not sent on that chain's next hop, so
     // the browser goes on to /ui/ from this same-site page instead of from a 302.
     page(res, 200, 'Signed in', '<meta http-equiv="refresh" content="0;url=/ui/">', '<p>Signed in. <a href="/ui/">Open the console</a>.</p>');
@@ -221,7 +224,7 @@ export class Console {
     const path = url.pathname.slice('/ui/api'.length);
     let body: Buffer | undefined;
     if (req.method === 'POST' && ANSWER_PATH.test(path)) body = justified(await readBody(req, MAX_ANSWER_BODY));
-    await this.options.serveRoute(req, res, path, url.searchParams, session, body);
+    await this.#options.serveRoute(req, res, path, url.searchParams, session, body);
   }
 
   /** Server-sent events: the inbox now, then again whenever it changes. */
@@ -245,7 +248,7 @@ export class Console {
   #fail(res: ServerResponse, path: string, err: unknown): void {
     const code = err instanceof AgateError ? err.code : 'INTERNAL';
     const status = STATUS[code] ?? 500;
-    if (status >= 500) this.options.logger.error('console request failed', { path, error: describeError(err) });
+    if (status >= 500) this.#options.logger.error('console request failed', { path, error: describeError(err) });
     const message = status >= 500 && status !== 503 ? 'internal error; see the service log' : (err as Error).message;
     if (res.headersSent) return void res.destroy();
     if (path.startsWith('/ui/api/') || path === '/ui/logout') return json(res, status, { error: { code, message } });

@@ -21,10 +21,16 @@ export class FreshHolds {
   readonly #claims = new Map<string, Record<string, string>>();
   #subscription: Subscription | undefined;
 
-  constructor(private readonly bus: Bus, private readonly onHold: () => void) {}
+  readonly #bus: Bus;
+  readonly #onHold: () => void;
+
+  constructor(bus: Bus, onHold: () => void) {
+    this.#bus = bus;
+    this.#onHold = onHold;
+  }
 
   async start(): Promise<void> {
-    this.#subscription = await this.bus.subscribe({
+    this.#subscription = await this.#bus.subscribe({
       group: 'console', types: ['SessionOpened', 'ApprovalRequested', 'Verdict'],
       handler: async (batch) => {
         let held = false;
@@ -39,7 +45,7 @@ export class FreshHolds {
             held = true;
           }
         }
-        if (held) this.onHold();
+        if (held) this.#onHold();
       },
     });
   }

@@ -27,10 +27,16 @@ export class InboxReader {
   readonly #known = new Map<string, Enrichment>();
   #stored: ApprovalRow[] = [];
 
-  constructor(private readonly store: Store, private readonly fresh?: FreshHolds) {}
+  readonly #store: Store;
+  readonly #fresh: FreshHolds | undefined;
+
+  constructor(store: Store, fresh?: FreshHolds) {
+    this.#store = store;
+    this.#fresh = fresh;
+  }
 
   async read(nowMicros: number): Promise<InboxItem[]> {
-    this.#stored = await listApprovals(this.store, { limit: RECENT, nowMicros });
+    this.#stored = await listApprovals(this.#store, { limit: RECENT, nowMicros });
     const rows = this.#withUnstored(nowMicros);
     const missing = rows.filter((r) => !this.#known.has(r.approval_id));
     if (missing.length > 0) await this.#enrich(missing);
@@ -46,7 +52,7 @@ export class InboxReader {
   }
 
   #withUnstored(nowMicros: number): ApprovalRow[] {
-    const unstored = this.fresh?.unstored(new Set(this.#stored.map((r) => r.approval_id)), nowMicros) ?? [];
+    const unstored = this.#fresh?.unstored(new Set(this.#stored.map((r) => r.approval_id)), nowMicros) ?? [];
     return [...unstored, ...this.#stored];
   }
 
@@ -54,7 +60,7 @@ export class InboxReader {
     return rows.map((r) => {
       const known = this.#known.get(r.approval_id);
       if (known !== undefined) return { ...r, ...known };
-      const { claims, message } = this.fresh?.enrichment(r) ?? {};
+      const { claims, message } = this.#fresh?.enrichment(r) ?? {};
       if (claims !== undefined && message !== undefined) this.#remember(r.approval_id, { claims, message });
       return { ...r, claims: claims ?? {}, message: message ?? null };
     });
@@ -64,9 +70,9 @@ export class InboxReader {
     const claimColumns = SHOWN_CLAIMS.map((_c, i) => `claims[{c${i}:String}] AS c${i}`).join(', ');
     const claimParams = Object.fromEntries(SHOWN_CLAIMS.map((c, i) => [`c${i}`, c]));
     const [sessions, holds] = await Promise.all([
-      this.store.query<Record<string, string>>(`SELECT session_id, ${claimColumns} FROM agate.q_sessions WHERE session_id IN {ids:Array(String)} LIMIT 1 BY session_id`,
+      this.#store.query<Record<string, string>>(`SELECT session_id, ${claimColumns} FROM agate.q_sessions WHERE session_id IN {ids:Array(String)} LIMIT 1 BY session_id`,
         { ids: [...new Set(rows.map((r) => r.session_id))], ...claimParams }),
-      this.store.query<{ command_id: string; reason: string }>(`SELECT command_id, any(reason) AS reason FROM agate.verdicts WHERE command_id IN {ids:Array(String)} AND decision = 'hold' GROUP BY command_id`,
+      this.#store.query<{ command_id: string; reason: string }>(`SELECT command_id, any(reason) AS reason FROM agate.verdicts WHERE command_id IN {ids:Array(String)} AND decision = 'hold' GROUP BY command_id`,
         { ids: rows.map((r) => r.command_id) }),
     ]);
     const claimsOf = new Map(sessions.map((s) => [s.session_id, Object.fromEntries(SHOWN_CLAIMS.map((c, i) => [c, s[`c${i}`] ?? '']).filter(([, v]) => v !== ''))]));

@@ -18,14 +18,18 @@ export interface LoginFlow {
 export class OidcLogin {
   #config: Promise<oidc.Configuration> | undefined;
 
-  constructor(private readonly cfg: NonNullable<ConsoleConfig['oidc']>) {}
+  readonly #cfg: NonNullable<ConsoleConfig['oidc']>;
+
+  constructor(cfg: NonNullable<ConsoleConfig['oidc']>) {
+    this.#cfg = cfg;
+  }
 
   /** A fresh flow and the provider URL to send the browser to. */
   async begin(): Promise<{ url: URL; flow: LoginFlow }> {
     const config = await this.#discover();
     const flow: LoginFlow = { state: oidc.randomState(), nonce: oidc.randomNonce(), codeVerifier: oidc.randomPKCECodeVerifier() };
     const url = oidc.buildAuthorizationUrl(config, {
-      redirect_uri: this.cfg.redirect_url, scope: this.cfg.scopes.join(' '), response_type: 'code',
+      redirect_uri: this.#cfg.redirect_url, scope: this.#cfg.scopes.join(' '), response_type: 'code',
       code_challenge: await oidc.calculatePKCECodeChallenge(flow.codeVerifier), code_challenge_method: 'S256',
       state: flow.state, nonce: flow.nonce,
     });
@@ -41,7 +45,7 @@ export class OidcLogin {
     const config = await this.#discover();
     // The browser reached us at our own redirect URL; rebuild it from the configured one so a
     // Host header cannot change the redirect_uri sent with the code.
-    const current = new URL(this.cfg.redirect_url);
+    const current = new URL(this.#cfg.redirect_url);
     current.search = callbackUrl.search;
     let claims: oidc.IDToken | undefined;
     try {
@@ -59,11 +63,11 @@ export class OidcLogin {
 
   #discover(): Promise<oidc.Configuration> {
     if (this.#config === undefined) {
-      const issuer = new URL(this.cfg.issuer);
-      const secret = this.cfg.client_secret === undefined ? undefined : readSecret(this.cfg.client_secret, 'console.oidc.client_secret');
+      const issuer = new URL(this.#cfg.issuer);
+      const secret = this.#cfg.client_secret === undefined ? undefined : readSecret(this.#cfg.client_secret, 'console.oidc.client_secret');
       // config.ts only lets plain http through for a loopback issuer.
       const execute = issuer.protocol === 'http:' && isLoopbackHost(issuer.hostname) ? [oidc.allowInsecureRequests] : [];
-      this.#config = oidc.discovery(issuer, this.cfg.client_id, secret, secret === undefined ? oidc.None() : oidc.ClientSecretBasic(secret), { execute });
+      this.#config = oidc.discovery(issuer, this.#cfg.client_id, secret, secret === undefined ? oidc.None() : oidc.ClientSecretBasic(secret), { execute });
       this.#config.catch(() => (this.#config = undefined));
     }
     return this.#config;

@@ -33,7 +33,12 @@ export class SamlLogin {
   readonly #saml: SAML;
   readonly #seen = new Map<string, number>();
 
-  constructor(private readonly cfg: SamlConfig, private readonly now: () => number = Date.now) {
+  readonly #cfg: SamlConfig;
+  readonly #now: () => number;
+
+  constructor(cfg: SamlConfig, now: () => number = Date.now) {
+    this.#cfg = cfg;
+    this.#now = now;
     this.#saml = new SAML({
       entryPoint: cfg.idp_sso_url,
       issuer: cfg.sp_entity_id,
@@ -79,7 +84,7 @@ export class SamlLogin {
     }
     if (profile === null || typeof profile.nameID !== 'string' || profile.nameID === '') throw refused('it names no subject (NameID)');
     // node-saml checks the Issuer of logout messages only; a sign-in must come from the configured IdP too.
-    if (profile.issuer !== this.cfg.idp_entity_id) throw refused(`its issuer ${String(profile.issuer)} is not ${this.cfg.idp_entity_id}`);
+    if (profile.issuer !== this.#cfg.idp_entity_id) throw refused(`its issuer ${String(profile.issuer)} is not ${this.#cfg.idp_entity_id}`);
     if (typeof profile.inResponseTo !== 'string') throw refused('it answers no request of ours (InResponseTo)');
     this.#remember(assertionOf(profile));
     return { identity: { issuer: profile.issuer, subject: profile.nameID, claims: claimsOf(profile) }, inResponseTo: profile.inResponseTo };
@@ -92,13 +97,13 @@ export class SamlLogin {
 
   /** A replayed assertion (same ID, e.g. wrapped in a fresh response) is refused while it could still be valid. */
   #remember({ id, notOnOrAfter }: { id: string; notOnOrAfter: number }): void {
-    const now = this.now();
+    const now = this.#now();
     for (const [k, until] of this.#seen) {
       if (until > now && this.#seen.size < MAX_REMEMBERED) break;
       this.#seen.delete(k);
     }
     if (this.#seen.has(id)) throw refused(`its assertion ${id} was already used`);
-    this.#seen.set(id, Math.max(now + MIN_REMEMBER_MS, notOnOrAfter + this.cfg.clock_skew_s * 1000));
+    this.#seen.set(id, Math.max(now + MIN_REMEMBER_MS, notOnOrAfter + this.#cfg.clock_skew_s * 1000));
   }
 }
 
@@ -109,22 +114,26 @@ export class SamlLogin {
 class OutstandingRequests implements CacheProvider {
   readonly #items = new Map<string, CacheItem>();
 
-  constructor(private readonly now: () => number) {}
+  readonly #now: () => number;
+
+  constructor(now: () => number) {
+    this.#now = now;
+  }
 
   async saveAsync(key: string, value: string): Promise<CacheItem | null> {
     if (this.#items.has(key)) return null;
     for (const [k, item] of this.#items) {
-      if (item.createdAt + REQUEST_TTL_MS > this.now() && this.#items.size < MAX_REQUESTS) break;
+      if (item.createdAt + REQUEST_TTL_MS > this.#now() && this.#items.size < MAX_REQUESTS) break;
       this.#items.delete(k);
     }
-    const item = { createdAt: this.now(), value };
+    const item = { createdAt: this.#now(), value };
     this.#items.set(key, item);
     return item;
   }
 
   async getAsync(key: string): Promise<string | null> {
     const item = this.#items.get(key);
-    return item !== undefined && item.createdAt + REQUEST_TTL_MS > this.now() ? item.value : null;
+    return item !== undefined && item.createdAt + REQUEST_TTL_MS > this.#now() ? item.value : null;
   }
 
   async removeAsync(key: string | null): Promise<string | null> {

@@ -40,10 +40,16 @@ export class SessionStore {
   readonly #flows = new Map<string, { flow: SignInFlow; expiresAt: number }>();
   readonly #tickets = new Map<string, { ticket: SamlTicket; expiresAt: number }>();
 
-  constructor(private readonly ttlMs: number, private readonly now: () => number = Date.now) {}
+  readonly #ttlMs: number;
+  readonly #now: () => number;
+
+  constructor(ttlMs: number, now: () => number = Date.now) {
+    this.#ttlMs = ttlMs;
+    this.#now = now;
+  }
 
   create(identity: Identity, roles: ReadonlySet<Role>): ConsoleSession {
-    const session: ConsoleSession = { id: newId(), identity, roles, csrf: newId(), expiresAt: this.now() + this.ttlMs };
+    const session: ConsoleSession = { id: newId(), identity, roles, csrf: newId(), expiresAt: this.#now() + this.#ttlMs };
     bounded(this.#sessions, MAX_SESSIONS).set(session.id, session);
     return session;
   }
@@ -51,7 +57,7 @@ export class SessionStore {
   get(id: string | undefined): ConsoleSession | undefined {
     if (id === undefined) return undefined;
     const s = this.#sessions.get(id);
-    if (s !== undefined && s.expiresAt <= this.now()) {
+    if (s !== undefined && s.expiresAt <= this.#now()) {
       this.#sessions.delete(id);
       return undefined;
     }
@@ -64,24 +70,24 @@ export class SessionStore {
 
   startFlow(flow: SignInFlow): string {
     const id = newId();
-    bounded(this.#flows, MAX_FLOWS).set(id, { flow, expiresAt: this.now() + FLOW_TTL_MS });
+    bounded(this.#flows, MAX_FLOWS).set(id, { flow, expiresAt: this.#now() + FLOW_TTL_MS });
     return id;
   }
 
   /** The flow for `id`, once: a callback replayed with the same cookie finds nothing. */
   takeFlow(id: string | undefined): SignInFlow | undefined {
-    return take(this.#flows, id, this.now())?.flow;
+    return take(this.#flows, id, this.#now())?.flow;
   }
 
   putTicket(ticket: SamlTicket): string {
     const id = newId();
-    bounded(this.#tickets, MAX_FLOWS).set(id, { ticket, expiresAt: this.now() + TICKET_TTL_MS });
+    bounded(this.#tickets, MAX_FLOWS).set(id, { ticket, expiresAt: this.#now() + TICKET_TTL_MS });
     return id;
   }
 
   /** The ticket for `id`, once. */
   takeTicket(id: string | undefined | null): SamlTicket | undefined {
-    return take(this.#tickets, id ?? undefined, this.now())?.ticket;
+    return take(this.#tickets, id ?? undefined, this.#now())?.ticket;
   }
 }
 

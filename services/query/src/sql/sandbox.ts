@@ -6,6 +6,7 @@ import { join, relative, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
+import { Backoff, pause } from '../../../../core/src/retry.js';
 import type { Store } from '../../../../core/src/store/store.js';
 import type { AnalystEngine } from '../sql-endpoint.js';
 
@@ -42,6 +43,8 @@ const SETUP_TIMEOUT_MS = 15_000;
 const STDERR_KEEP = 4096;
 /** Opens of the store tried per request before it is refused. */
 const OPEN_ATTEMPTS = 3;
+/** Waits between those attempts (core/src/retry.ts), for the merge to finish. */
+const OPEN_BACKOFF = { firstMs: 50, maxMs: 200 };
 
 /**
  * Runs in the new namespaces as their root (the caller's own uid mapped to 0), builds the new
@@ -156,6 +159,7 @@ export class AnalystSandbox {
   async run<T>(fn: (engine: AnalystEngine) => Promise<T>, deadlineMs: number): Promise<T> {
     if (this.#closed) throw unavailable('it has been closed');
     let worker: SandboxWorker;
+    const backoff = new Backoff(OPEN_BACKOFF);
     for (let attempt = 1; ; attempt++) {
       const plan = await this.#plan();
       const next = this.#spare?.usable() === true ? this.#spare : this.#spawn();
@@ -168,7 +172,7 @@ export class AnalystSandbox {
         next.end();
         // The store is live: an open can still catch a part a merge has just replaced and removed.
         if (!(err instanceof AgateError) || !err.retriable || attempt >= OPEN_ATTEMPTS) throw err;
-        await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+        await pause(backoff.next());
       }
     }
     try {

@@ -2,7 +2,7 @@ import { AgateError, ErrorCode } from '../../../../../core/src/errors.js';
 import type { Column } from '../backend-decode.js';
 import { decodeDataRow } from '../backend-decode.js';
 import { serialize } from '../backend-serializer.js';
-import { MASKED_VALUE, type Masker } from './masker.js';
+import { MASKED_VALUE, type Masker } from '../../masking/masker.js';
 import { maskJsonKeys } from './statement-secrets.js';
 
 /** Masking could not be applied safely; the response must be refused, never passed on. */

@@ -5,7 +5,7 @@ import { ErrorCode } from '../../../../../core/src/errors.js';
 import { serialize } from '../backend-serializer.js';
 import { MaskingError } from './data-row.js';
 import { maskErrorFields } from './error-fields.js';
-import { Masker } from './masker.js';
+import { Masker } from '../../masking/masker.js';
 
 const all = new Masker('default', BUILTIN_MASK_SET);
 const key = 'AKIAABCDEFGHIJKLMNOP';

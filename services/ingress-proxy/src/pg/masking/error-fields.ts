@@ -1,7 +1,7 @@
 import { BufferReader } from '../buffer-reader.js';
 import { BufferWriter } from '../buffer-writer.js';
 import { MaskingError } from './data-row.js';
-import type { Masker } from './masker.js';
+import type { Masker } from '../../masking/masker.js';
 
 /**
  * Fields of an ErrorResponse / NoticeResponse that are protocol metadata, never echoed data:

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BUILTIN_MASK_SET } from '../../../../../core/src/config.js';
 import { analyzeSql, initSqlParser } from '../../../../../core/src/sql/analyze.js';
-import { Masker } from './masker.js';
+import { Masker } from '../../masking/masker.js';
 import { maskSqlText } from './sql-text.js';
 
 const masker = new Masker('default', BUILTIN_MASK_SET);
@@ -47,6 +47,13 @@ test('PASSWORD NULL and ordinary uses of the word are left alone', () => {
 test('a connection string password is masked', () => {
   const { text } = maskSqlText("CREATE SUBSCRIPTION s CONNECTION 'host=db password=CANARY12 dbname=x' PUBLICATION p", masker);
   assert.not.ok(text.includes('CANARY12'), text);
+});
+
+test('role passwords and connection-string passwords are masked; the statement still reads the same', () => {
+  assert.is(maskSqlText("ALTER ROLE app WITH PASSWORD 'it''s secret' VALID UNTIL 'infinity'", masker).text, "ALTER ROLE app WITH PASSWORD '[masked:password]' VALID UNTIL 'infinity'");
+  assert.is(maskSqlText('create user x password $$p$$', masker).text, "create user x password '[masked:password]'");
+  assert.is(maskSqlText("CREATE SUBSCRIPTION s CONNECTION 'host=h password=hunter2 dbname=d' PUBLICATION p", masker).text, "CREATE SUBSCRIPTION s CONNECTION 'host=h password=[masked:password] dbname=d' PUBLICATION p");
+  assert.is(maskSqlText('SELECT password FROM users', masker).text, 'SELECT password FROM users');
 });
 
 test.run();

@@ -1,4 +1,4 @@
-import type { Masker } from './masker.js';
+import type { Masker } from '../../masking/masker.js';
 import { literalEnd } from './sql-literal.js';
 
 /**

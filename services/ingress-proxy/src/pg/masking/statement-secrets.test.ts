@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BUILTIN_MASK_SET } from '../../../../../core/src/config.js';
 import { analyzeSql, initSqlParser } from '../../../../../core/src/sql/analyze.js';
-import { Masker } from './masker.js';
+import { Masker } from '../../masking/masker.js';
 import { maskCopyLine, maskJsonKeys, maskLiterals, statementSecrets } from './statement-secrets.js';
 
 const masker = new Masker('default', BUILTIN_MASK_SET);

@@ -1,5 +1,5 @@
 import { analyzeSql } from '../../../../../core/src/sql/analyze.js';
-import { MASKED_VALUE, type Masker } from './masker.js';
+import { MASKED_VALUE, type Masker } from '../../masking/masker.js';
 import { literalEnd } from './sql-literal.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { DetectorName } from '../../../../../core/src/config.js';
+import type { DetectorName } from '../../../../core/src/config.js';
 
 /**
  * Value detectors: each finds one kind of secret inside free text. `hint` is a cheap substring

@@ -1,5 +1,5 @@
-import type { MaskSetConfig } from '../../../../../core/src/config.js';
-import { compileGlob } from '../../../../../core/src/glob.js';
+import type { MaskSetConfig } from '../../../../core/src/config.js';
+import { compileGlob } from '../../../../core/src/glob.js';
 import { detector, type Detector } from './detectors.js';
 
 /** What a masked run of text is replaced with; names the detector so the audit trail says why. */
