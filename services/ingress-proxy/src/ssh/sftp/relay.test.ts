@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Duplex, PassThrough, Writable } from 'node:stream';
 import type { ClientChannel, ServerChannel } from 'ssh2';
+import { ErrorCode } from '../../../../../core/src/errors.js';
 import { parseReply } from './parser.js';
 import { relaySftp, type FileRequest, type FileResult } from './relay.js';
 
@@ -217,6 +218,59 @@ test("Agate's refusal waits while a large data reply is half sent, then follows 
   const got = Buffer.concat(client.received.slice(before));
   assert.ok(got.subarray(0, reply.length).equals(reply), 'the data reply arrives whole');
   assert.equal(parseReply(got.subarray(reply.length + 4)), { kind: 'status', id: 3, code: 3, message: 'no' });
+});
+
+test('an unknown packet type goes to the target undecided and its answer comes back', async () => {
+  const client = fakeClient();
+  const upstream = fakeUpstream();
+  const decided: FileRequest[] = [];
+  const hooks = { decide: async (r: FileRequest) => (decided.push(r), { token: r }), finished: () => undefined };
+  void relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, hooks);
+  const unknown = frame(byte(99), u32(7), str('x'));
+  client.send(unknown);
+  await tick();
+  upstream.reply(frame(byte(101), u32(7), u32(8), str('Operation unsupported'), str('')));
+  await tick();
+  assert.ok(Buffer.concat(upstream.sent).equals(unknown));
+  assert.equal(parseReply(client.received[0]!.subarray(4)), { kind: 'status', id: 7, code: 8, message: 'Operation unsupported' });
+  assert.is(decided.length, 0);
+});
+
+test('a malformed packet closes the channel with PROTOCOL_VIOLATION; nothing of it reaches the target', async () => {
+  const client = fakeClient();
+  const upstream = fakeUpstream();
+  let closed = false;
+  Object.assign(upstream, { close: () => void (closed = true) });
+  const stderr: Buffer[] = [];
+  client.channel.stderr.on('data', (c: Buffer) => stderr.push(c));
+  const hooks = { decide: async (r: FileRequest) => ({ token: r }), finished: () => undefined };
+  const outcome = relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, hooks);
+  client.send(frame(byte(3), u32(1), u32(500))); // an open whose path runs past the packet
+  const result = await outcome;
+  assert.is(result.error?.code, ErrorCode.PROTOCOL_VIOLATION);
+  assert.is(result.clientGone, false, 'Agate closed it, the client did not go away');
+  assert.ok(closed, 'the target channel is closed');
+  assert.is(upstream.sent.length, 0);
+  assert.match(Buffer.concat(stderr).toString(), /^Agate closed the sftp channel: sftp packet ends early/);
+});
+
+test('streamed data replies answered out of order are counted; the digest is withheld', async () => {
+  const client = fakeClient();
+  const upstream = fakeUpstream();
+  const results: FileResult[] = [];
+  const hooks = { decide: async (r: FileRequest) => ({ token: r }), finished: (_t: FileRequest, r: FileResult) => void results.push(r) };
+  void relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, hooks);
+  client.send(openRead(1, '/tmp/big'));
+  await tick();
+  upstream.reply(handle(1));
+  client.send(Buffer.concat([read(2, 0, 65_536), read(3, 65_536, 65_536)]));
+  await tick();
+  await inPieces(upstream.reply, Buffer.concat([data(3, Buffer.alloc(65_536, 7)), data(2, Buffer.alloc(65_536, 8))]), 20_000);
+  client.send(close(4));
+  await tick();
+  upstream.reply(ok(4));
+  await tick();
+  assert.equal([results[0]!.bytesRead, results[0]!.digest], [131_072, null]);
 });
 
 test.run();
