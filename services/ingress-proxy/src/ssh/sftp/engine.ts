@@ -30,13 +30,15 @@ interface Awaiting<T> {
   change: Map<number, T>;
 }
 type AwaitingKind = keyof Awaiting<unknown>;
+/** What is kept of an awaiting request of kind K until its reply. */
+type AwaitingValue<T, K extends AwaitingKind> = Awaiting<T>[K] extends Map<number, infer V> ? V : never;
 /** A reply's id is looked up in this order (a client reusing an id across kinds gets the first match, as before). */
 const ANSWER_ORDER: readonly AwaitingKind[] = ['open', 'read', 'close', 'change'];
 
 /** What a request handler says: forward it (true), it was refused (false), or wait for the decision. */
 type Verdict = boolean | Promise<boolean>;
 type RequestHandlers = { [K in SftpRequest['kind']]: (req: Extract<SftpRequest, { kind: K }>) => Verdict };
-type ReplyHandlers<T> = { [K in AwaitingKind]: (request: Awaiting<T>[K] extends Map<number, infer V> ? V : never, reply: SftpReply) => void };
+type ReplyHandlers<T> = { [K in AwaitingKind]: (request: AwaitingValue<T, K>, reply: SftpReply) => void };
 
 /** Everything the engine knows between packets. */
 export interface SftpState<T> {
@@ -209,7 +211,7 @@ export class SftpEngine<T> {
     });
   }
 
-  #expect<K extends AwaitingKind>(kind: K, id: number, value: Awaiting<T>[K] extends Map<number, infer V> ? V : never): void {
+  #expect<K extends AwaitingKind>(kind: K, id: number, value: AwaitingValue<T, K>): void {
     const map = this.state.awaiting[kind] as Map<number, unknown>;
     if (map.size >= MAX_OUTSTANDING) throw new ProtocolError(`more than ${MAX_OUTSTANDING} sftp requests outstanding`, ErrorCode.PROTOCOL_VIOLATION);
     map.set(id, value);
@@ -259,8 +261,8 @@ export class SftpEngine<T> {
     return file;
   }
 
-  #take<K extends AwaitingKind>(kind: K, id: number): (Awaiting<T>[K] extends Map<number, infer V> ? V : never) | undefined {
-    const map = this.state.awaiting[kind] as Map<number, Awaiting<T>[K] extends Map<number, infer V> ? V : never>;
+  #take<K extends AwaitingKind>(kind: K, id: number): AwaitingValue<T, K> | undefined {
+    const map = this.state.awaiting[kind] as Map<number, AwaitingValue<T, K>>;
     const value = map.get(id);
     if (value !== undefined) map.delete(id);
     return value;
