@@ -11,12 +11,13 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { startKeycloak, type Keycloak } from '../harness/keycloak.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { run } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
+import { until } from '../harness/until.js';
 import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, type AgateProcess } from './agate-process.js';
 
 const SHOTS = join(REPO_ROOT, 'test', 'screenshots');
@@ -126,14 +127,24 @@ function agentPsql(ctx: Ctx, token: string, sql: string) {
   return { out, exited, kill: () => child.kill('SIGKILL') };
 }
 
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** Waits for what the browser or psql shows, polling often: the inbox test measures a second. */
+const soon = <T>(what: string, probe: () => T | undefined): Promise<T> => until(what, probe, 20_000, 20);
+
+/** The approval id psql was given, once it printed the hold NOTICE. */
+async function heldApproval(psql: ReturnType<typeof agentPsql>): Promise<string> {
+  await soon('the hold NOTICE in psql', () => (psql.out.noticeAt > 0 ? true : undefined));
+  return /approval ([0-9a-f-]{36})/.exec(psql.out.stderr)![1]!;
+}
+
+/** psql's held statement as a pending card in the live inbox, which must show it within a second of the NOTICE. */
+async function pendingCard(page: Page, psql: ReturnType<typeof agentPsql>): Promise<{ id: string; card: Locator }> {
+  const id = await heldApproval(psql);
+  const card = page.locator(`article.card[data-approval-id="${id}"][data-status="pending"]`);
+  await card.waitFor({ timeout: 10_000 });
+  const shownAfterMs = Date.now() - psql.out.noticeAt;
+  console.log(`  hold shown in the inbox ${shownAfterMs} ms after psql printed the NOTICE`);
+  assert.ok(shownAfterMs <= 1000, `the hold appeared within a second (${shownAfterMs} ms)`);
+  return { id, card };
 }
 
 async function asAgent(ctx: Ctx, sql: string): Promise<void> {
@@ -220,7 +231,7 @@ ui('a person signs in through Keycloak by SAML (a cross-site POST to the ACS) an
     assert.match(page.url(), /#\/approvals$/);
     await shot(page, 'console-saml-inbox');
     // The IdP's form post is cross-site: our Lax flow cookie stays behind; the same-site hop after it carries it.
-    await until('the ACS and finish requests', () => (cookiesOn['/ui/saml/acs'] !== undefined && cookiesOn['/ui/saml/finish'] !== undefined ? true : undefined));
+    await soon('the ACS and finish requests', () => (cookiesOn['/ui/saml/acs'] !== undefined && cookiesOn['/ui/saml/finish'] !== undefined ? true : undefined));
     assert.not.match(cookiesOn['/ui/saml/acs']!, 'agate_console_login');
     assert.match(cookiesOn['/ui/saml/finish']!, 'agate_console_login');
     const cookie = (await browser.cookies(`${ctx.agate.apiUrl}/ui/`)).find((c) => c.name === 'agate_console');
@@ -239,13 +250,7 @@ ui('a held psql DROP shows in the live inbox within a second and psql completes 
   await page.waitForSelector('#live-state.on');
   const psql = agentPsql(ctx, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), 'DROP TABLE console_doomed');
   try {
-    await until('the hold NOTICE in psql', () => (psql.out.noticeAt > 0 ? true : undefined));
-    const id = /approval ([0-9a-f-]{36})/.exec(psql.out.stderr)![1]!;
-    const card = page.locator(`article.card[data-approval-id="${id}"][data-status="pending"]`);
-    await card.waitFor({ timeout: 10_000 });
-    const shownAfterMs = Date.now() - psql.out.noticeAt;
-    console.log(`  hold shown in the inbox ${shownAfterMs} ms after psql printed the NOTICE`);
-    assert.ok(shownAfterMs <= 1000, `the hold appeared within a second (${shownAfterMs} ms)`);
+    const { id, card } = await pendingCard(page, psql);
     // Who, what, where, how many, how long.
     assert.is(await card.locator('.subject').textContent(), String(ctx.oidc.githubActionsClaims().sub));
     // Claims and the rule's message may fill in a moment after the card (from the ledger).
@@ -311,13 +316,7 @@ ui('a denied hold refuses the psql statement with the approver\'s reason', async
   await asAgent(ctx, 'INSERT INTO console_kept VALUES (1)');
   const psql = agentPsql(ctx, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), 'TRUNCATE console_kept');
   try {
-    await until('the hold NOTICE in psql', () => (psql.out.noticeAt > 0 ? true : undefined));
-    const id = /approval ([0-9a-f-]{36})/.exec(psql.out.stderr)![1]!;
-    const card = page.locator(`article.card[data-approval-id="${id}"][data-status="pending"]`);
-    await card.waitFor({ timeout: 10_000 });
-    const shownAfterMs = Date.now() - psql.out.noticeAt;
-    console.log(`  hold shown in the inbox ${shownAfterMs} ms after psql printed the NOTICE`);
-    assert.ok(shownAfterMs <= 1000, `the hold appeared within a second (${shownAfterMs} ms)`);
+    const { id, card } = await pendingCard(page, psql);
     await card.locator('textarea[name=justification]').fill('Truncating production data is not part of this change.');
     await card.locator('button.deny').click();
     assert.is.not(await psql.exited, 0, psql.out.stderr);
@@ -377,8 +376,7 @@ ui('a hold needing two approvers waits after the first and runs the moment the s
   await signIn(bobPage, ctx.agate.apiUrl, BOB);
   const psql = agentPsql(ctx, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), 'ALTER TABLE console_two ADD COLUMN note text');
   try {
-    await until('the hold NOTICE in psql', () => (psql.out.noticeAt > 0 ? true : undefined));
-    const id = /approval ([0-9a-f-]{36})/.exec(psql.out.stderr)![1]!;
+    const id = await heldApproval(psql);
     const aliceCard = page.locator(`article.card[data-approval-id="${id}"]`);
     await aliceCard.and(page.locator('[data-status="pending"]')).waitFor({ timeout: 10_000 });
     assert.is(await aliceCard.locator('.count').textContent(), '0 of 2 approvals');

@@ -6,55 +6,32 @@
 // or not-forwarded one Agate writes at start for what the kill cut); every session is closed.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { EmbeddedStore } from '../../core/src/store/embedded.js';
 import { EventCodec } from '../../schemas/src/codec.js';
 import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/events.js';
 import { CUT_SESSION_REASON } from '../../services/ingress-proxy/src/cut-work.js';
-import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
-import { startPostgres, type PostgresServer } from '../harness/postgres.js';
-import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
+import type { AgateProcess } from './agate-process.js';
+import { RestartableAgate } from './restartable-agate.js';
 import { busLogBytes, logEvents } from './bus-log.js';
 import { auditEntries } from './pgaudit-log.js';
 
 const KILLS = 6;
 const WORKERS = 6;
 
-interface Env {
-  pg: PostgresServer;
-  issuer: OidcIssuer;
-  work: string;
-}
-const env = {} as Env;
-const started: AgateProcess[] = [];
+const env = new RestartableAgate({ prefix: 'agate-crash-', pgaudit: true });
 const test = suite('SIGKILL under load, real agate start and PostgreSQL with pgaudit');
 
 test.before(async () => {
-  env.work = mkdtempSync(join(tmpdir(), 'agate-crash-'));
-  const [p, i] = await Promise.allSettled([startPostgres({ pgaudit: true }), startOidcIssuer({ audience: 'agate' })]);
-  if (p.status === 'fulfilled') env.pg = p.value;
-  if (i.status === 'fulfilled') env.issuer = i.value;
-  for (const r of [p, i]) if (r.status === 'rejected') throw r.reason;
+  await env.setUp();
   await env.pg.psql(`CREATE TABLE crash_t (k text PRIMARY KEY); GRANT ALL ON crash_t TO ${env.pg.users.scram.user}`);
 });
-test.after(async () => {
-  for (const a of started) await a.dispose();
-  await env.issuer?.close();
-  await env.pg?.stop();
-  rmSync(env.work, { recursive: true, force: true });
-});
+test.after(() => env.tearDown());
 
-const dataDir = () => join(env.work, 'data');
-
-async function start(): Promise<AgateProcess> {
-  const base = agateConfig({ pg: env.pg, issuer: env.issuer });
-  const agate = await startAgateProcess({ configYaml: (p) => base(p).replace(/^data_dir: .*$/m, `data_dir: ${JSON.stringify(dataDir())}`) });
-  started.push(agate);
-  return agate;
-}
+const dataDir = () => env.dataDir;
+const start = () => env.start();
 
 /** What one client was told about one statement. */
 interface Outcome {

@@ -5,54 +5,26 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
-import { appendFileSync, closeSync, cpSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, closeSync, cpSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { busSegments } from './bus-log.js';
 import pg from 'pg';
 import { FILE_HEADER, frameHeader, recordsIn } from '../../core/src/bus/log-frame.js';
 import { EmbeddedStore } from '../../core/src/store/embedded.js';
-import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
-import { startPostgres, type PostgresServer } from '../harness/postgres.js';
-import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
+import type { AgateProcess } from './agate-process.js';
+import { RestartableAgate } from './restartable-agate.js';
 
-interface Env {
-  pg: PostgresServer;
-  issuer: OidcIssuer;
-  work: string;
-}
-const env = {} as Env;
-/** Every agate process started, removed (with its temp dir) at the end. */
-const started: AgateProcess[] = [];
+const env = new RestartableAgate({ prefix: 'agate-ledger-faults-' });
 const test = suite('ledger faults, real agate start');
 
-test.before(async () => {
-  env.work = mkdtempSync(join(tmpdir(), 'agate-ledger-faults-'));
-  const [p, i] = await Promise.allSettled([startPostgres(), startOidcIssuer({ audience: 'agate' })]);
-  if (p.status === 'fulfilled') env.pg = p.value;
-  if (i.status === 'fulfilled') env.issuer = i.value;
-  for (const r of [p, i]) if (r.status === 'rejected') throw r.reason;
-});
-test.after(async () => {
-  for (const a of started) await a.dispose();
-  await env.issuer?.close();
-  await env.pg?.stop();
-  rmSync(env.work, { recursive: true, force: true });
-});
+test.before(() => env.setUp());
+test.after(() => env.tearDown());
 
-const dataDir = () => join(env.work, 'data');
+const dataDir = () => env.dataDir;
 const cpDir = () => join(env.work, 'checkpoints');
 
 /** `agate start` on the test's own data_dir, publishing checkpoints to a directory outside it. */
-async function start(): Promise<AgateProcess> {
-  const base = agateConfig({ pg: env.pg, issuer: env.issuer });
-  const agate = await startAgateProcess({
-    configYaml: (p) => base(p).replace(/^data_dir: .*$/m, `data_dir: ${JSON.stringify(dataDir())}`)
-      + `ledger:\n  checkpoint: { every_events: 10, every_ms: 200, dir: ${JSON.stringify(cpDir())} }\n`,
-  });
-  started.push(agate);
-  return agate;
-}
+const start = () => env.start(`ledger:\n  checkpoint: { every_events: 10, every_ms: 200, dir: ${JSON.stringify(cpDir())} }\n`);
 
 async function statements(agate: AgateProcess, n: number): Promise<void> {
   const token = await env.issuer.mint({ sub: 'ci-bot', repository: 'acme/app' });

@@ -1,5 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { errorCode } from '../../../test/harness/error-code.js';
 import { ErrorCode } from '../../../core/src/errors.js';
 import { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint } from './checkpoint.js';
 import { generateSignerKey, parseSignerKey, parseVerifierKey, verifierKey } from './note.js';
@@ -9,15 +10,6 @@ const C2SP_EXAMPLE = 'example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUq
 const signer = parseSignerKey(generateSignerKey('agate.test/ledger'));
 const verifiers = [parseVerifierKey(verifierKey(signer))];
 const cp = { origin: 'agate.test/ledger/embedded', size: 42, root: Buffer.alloc(32, 7), chainHead: Buffer.alloc(32, 9) };
-
-const code = (fn: () => unknown): string => {
-  try {
-    fn();
-  } catch (err) {
-    return (err as { code: string }).code;
-  }
-  return 'no error';
-};
 
 const checkpoint = suite('checkpoint');
 
@@ -37,18 +29,18 @@ checkpoint('a changed size, root or head byte breaks the signature', () => {
   const note = signCheckpoint(cp, signer);
   const root = cp.root.toString('base64');
   for (const forged of [note.replace('\n42\n', '\n43\n'), note.replace(root, Buffer.alloc(32, 8).toString('base64'))]) {
-    assert.is(code(() => openCheckpoint(forged, verifiers)), ErrorCode.LEDGER_SIGNATURE_INVALID);
+    assert.is(errorCode(() => openCheckpoint(forged, verifiers)), ErrorCode.LEDGER_SIGNATURE_INVALID);
   }
 });
 
 checkpoint('a checkpoint signed by another key is refused', () => {
   const other = parseSignerKey(generateSignerKey('agate.test/ledger'));
-  assert.is(code(() => openCheckpoint(signCheckpoint(cp, other), verifiers)), ErrorCode.LEDGER_SIGNATURE_INVALID);
+  assert.is(errorCode(() => openCheckpoint(signCheckpoint(cp, other), verifiers)), ErrorCode.LEDGER_SIGNATURE_INVALID);
 });
 
 checkpoint('malformed bodies are refused', () => {
   for (const body of ['origin\n042\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n', 'origin\n1\nAAAA\n', 'origin\n1\n', 'o\n1\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=']) {
-    assert.is(code(() => parseCheckpoint(body)), ErrorCode.LEDGER_CHECKPOINT_MALFORMED, JSON.stringify(body));
+    assert.is(errorCode(() => parseCheckpoint(body)), ErrorCode.LEDGER_CHECKPOINT_MALFORMED, JSON.stringify(body));
   }
 });
 

@@ -1,15 +1,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { parseConfig } from '../../../core/src/config.js';
-import { silentLogger } from '../../../core/src/log.js';
 import { packageRoot } from '../../../core/src/package-root.js';
-import { startEmbedded, type RunningAgate } from '../../../cli/src/components.js';
-import { startOidcIssuer, type OidcIssuer } from '../../../test/harness/oidc-issuer.js';
-import { findFreePort, startPostgres, type PostgresServer } from '../../../test/harness/postgres.js';
+import { startEmbeddedAgate, type EmbeddedAgate } from '../../../test/harness/embedded-agate.js';
+import { until } from '../../../test/harness/until.js';
 
 /*
  * The ten forensic questions of docs/analyst-sql.md, each asked with the query the document
@@ -20,12 +16,7 @@ import { findFreePort, startPostgres, type PostgresServer } from '../../../test/
  */
 const views = suite('analyst views answer the ten forensic questions');
 
-interface Ctx {
-  pg: PostgresServer;
-  issuer: OidcIssuer;
-  agate: RunningAgate;
-  dir: string;
-  base: string;
+interface Ctx extends EmbeddedAgate {
   analyst: string;
   alice: string;
   queries: Map<number, string>;
@@ -52,16 +43,6 @@ async function sql(text: string): Promise<Row[]> {
   return body.rows!;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 async function client(sub: string, application: string, notices: { message?: string }[] = []): Promise<pg.Client> {
   const c = new pg.Client({ host: '127.0.0.1', port: ctx.agate.postgres.port, database: 'appdb', user: 'agent', password: await ctx.issuer.mint({ sub }), application_name: application });
   c.on('notice', (n) => notices.push(n));
@@ -73,11 +54,11 @@ async function client(sub: string, application: string, notices: { message?: str
 async function held(c: pg.Client, notices: { message?: string }[], statement: string, approver: string, answer: 'approve' | 'deny'): Promise<void> {
   const before = notices.length;
   const run = c.query(statement).then(() => 'ran', (e: Error) => e.message);
-  const id = await until('the hold notice', async () => /approval ([0-9a-f-]{36})/.exec(notices.slice(before).map((n) => n.message).join(' '))?.[1]);
+  const id = await until('the hold notice', async () => /approval ([0-9a-f-]{36})/.exec(notices.slice(before).map((n) => n.message).join(' '))?.[1], 20_000);
   await new Promise((r) => setTimeout(r, 300)); // a wait the view must show
   const token = await ctx.issuer.mint({ sub: approver, groups: ['approvers'], team: 'dba' });
   // The request reaches the ledger a moment after the client's notice.
-  await until('the approval recorded', async () => ((await fetch(`${ctx.base}/v1/approvals/${id}`, { headers: { authorization: `Bearer ${token}` } })).status === 200 ? true : undefined));
+  await until('the approval recorded', async () => ((await fetch(`${ctx.base}/v1/approvals/${id}`, { headers: { authorization: `Bearer ${token}` } })).status === 200 ? true : undefined), 20_000);
   const res = await fetch(`${ctx.base}/v1/approvals/${id}/${answer}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
   assert.is(res.status, 200, await res.text());
   const outcome = await run;
@@ -109,30 +90,14 @@ views.before(() => setup().catch((err: unknown) => {
 /** Fills the store through the proxy, then waits for the ledger to hold all of it. */
 async function setup(): Promise<void> {
   ctx.queries = documentedQueries();
-  ctx.pg = await startPostgres();
-  ctx.issuer = await startOidcIssuer();
-  ctx.dir = mkdtempSync(join(tmpdir(), 'agate-views-'));
-  const [pgPort, apiPort] = [await findFreePort(), await findFreePort()];
-  const config = parseConfig(
-    `
-data_dir: ${ctx.dir}
-identity:
-  issuers: [{ issuer: "${ctx.issuer.issuer}", audience: agate, jwks_uri: "${ctx.issuer.jwksUri}" }]
-bus: { fsync: false }
-proxy: { postgres: { listen: 127.0.0.1:${pgPort} } }
-targets:
-  - name: appdb
-    protocol: postgres
-    upstream: { host: 127.0.0.1, port: ${ctx.pg.port}, database: appdb, user: ${ctx.pg.users.scram.user}, password: { value: "${ctx.pg.users.scram.password}" } }
-${POLICY}
-query:
-  listen: 127.0.0.1:${apiPort}
-  roles: { claim: groups, analyst: [sec-analysts], approver: [approvers] }
-`,
-    join(ctx.dir, 'agate.yaml'),
+  Object.assign(
+    ctx,
+    await startEmbeddedAgate({
+      prefix: 'agate-views-',
+      policyYaml: POLICY,
+      queryYaml: '  roles: { claim: groups, analyst: [sec-analysts], approver: [approvers] }',
+    }),
   );
-  ctx.agate = await startEmbedded(config, silentLogger);
-  ctx.base = `http://127.0.0.1:${ctx.agate.api.port}`;
   ctx.analyst = await ctx.issuer.mint({ sub: 'analyst-1', groups: ['sec-analysts'] });
 
   const notices: { message?: string }[] = [];
@@ -160,16 +125,11 @@ query:
     const [r] = await sql("SELECT countIf(status != '') AS done, count() AS n FROM agate.activity");
     const [f] = await sql('SELECT count() AS n FROM agate.auth_failures');
     return Number(r?.done) === 9 && Number(r?.n) === 9 && Number(f?.n) === 2 ? true : undefined;
-  });
+  }, 20_000);
   ctx.alice = (await sql("SELECT session_id FROM agate.sessions WHERE subject = 'alice'"))[0]!.session_id;
 }
 
-views.after(async () => {
-  await ctx.agate?.stop();
-  await ctx.issuer?.close();
-  await ctx.pg?.stop();
-  if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
-});
+views.after(() => ctx.stop?.());
 
 views('docs/analyst-sql.md documents ten questions, each with its query', () => {
   assert.equal([...ctx.queries.keys()], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);

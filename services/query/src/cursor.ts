@@ -21,8 +21,21 @@ export function decodeCursor(raw: string | null, shape: readonly ('string' | 'nu
     Array.isArray(parsed) &&
     parsed.length === shape.length &&
     parsed.every((v, i) => typeof v === shape[i] && (typeof v !== 'string' || (v.length <= 512 && !v.includes('\0'))) && (typeof v !== 'number' || (Number.isSafeInteger(v) && v >= 0)));
-  if (!ok) throw new AgateError(ErrorCode.API_BAD_REQUEST, 'cursor is not a cursor this API returned');
+  if (!ok) throw badCursor();
   return parsed as (string | number)[];
+}
+
+/** A cursor of a list ordered by time then id (sessions, commands): the store time is checked before it is bound into a query. */
+export function decodeTimeCursor(raw: string | null): { time: string; id: string } | undefined {
+  const cursor = decodeCursor(raw, ['string', 'string']);
+  if (cursor === undefined) return undefined;
+  const [time, id] = cursor as [string, string];
+  if (!isStoreTime(time)) throw badCursor();
+  return { time, id };
+}
+
+function badCursor(): AgateError {
+  return new AgateError(ErrorCode.API_BAD_REQUEST, 'cursor is not a cursor this API returned');
 }
 
 /** A DateTime64 text from the store, checked before it is bound back into a query. */

@@ -1,16 +1,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { parseConfig } from '../../../core/src/config.js';
-import { silentLogger } from '../../../core/src/log.js';
-import { startEmbedded, type RunningAgate } from '../../../cli/src/components.js';
-import { startOidcIssuer, type OidcIssuer } from '../../../test/harness/oidc-issuer.js';
+import { startEmbeddedAgate, type EmbeddedAgate } from '../../../test/harness/embedded-agate.js';
 import { sqlEscapeCorpus } from '../../../test/harness/sql-escape-corpus.js';
-import { findFreePort, startPostgres, type PostgresServer } from '../../../test/harness/postgres.js';
+import { until } from '../../../test/harness/until.js';
 import { ocsfErrors } from '../../../test/harness/ocsf-validator.js';
 import { run } from '../../../test/harness/proc.js';
 import { packageRoot } from '../../../core/src/package-root.js';
@@ -21,12 +17,7 @@ import { packageRoot } from '../../../core/src/package-root.js';
  */
 const api = suite('query API over the real pipeline');
 
-interface Ctx {
-  pg: PostgresServer;
-  issuer: OidcIssuer;
-  agate: RunningAgate;
-  dir: string;
-  base: string;
+interface Ctx extends EmbeddedAgate {
   analyst: string;
   approver: string;
   nobody: string;
@@ -74,45 +65,23 @@ function rawRequest(method: string, path: string): Promise<{ status: number; all
   });
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 api.before(async () => {
-  ctx.pg = await startPostgres();
-  ctx.issuer = await startOidcIssuer();
-  ctx.dir = mkdtempSync(join(tmpdir(), 'agate-query-'));
-  const [pgPort, apiPort] = [await findFreePort(), await findFreePort()];
-  const config = parseConfig(
-    `
-data_dir: ${ctx.dir}
-identity:
-  issuers: [{ issuer: "${ctx.issuer.issuer}", audience: agate, jwks_uri: "${ctx.issuer.jwksUri}" }]
-bus: { fsync: false }
-proxy: { postgres: { listen: 127.0.0.1:${pgPort} } }
-targets:
-  - name: appdb
-    protocol: postgres
-    upstream: { host: 127.0.0.1, port: ${ctx.pg.port}, database: appdb, user: ${ctx.pg.users.scram.user}, password: { value: "${ctx.pg.users.scram.password}" } }
+  Object.assign(
+    ctx,
+    await startEmbeddedAgate({
+      prefix: 'agate-query-',
+      policyYaml: `
 policy:
   default: allow
   rules:
     - { id: no-drop, action: deny, message: no dropping, match: { sql: { statements: [DropStmt, TruncateStmt] } } }
-query:
-  listen: 127.0.0.1:${apiPort}
+`,
+      queryYaml: `
   roles: { claim: groups, analyst: [sec-analysts], approver: [approvers], admin: [platform-admins] }
   sql: { max_execution_time_s: 1, max_result_rows: 1000, max_memory_bytes: 268435456 }
 `,
-    join(ctx.dir, 'agate.yaml'),
+    }),
   );
-  ctx.agate = await startEmbedded(config, silentLogger);
-  ctx.base = `http://127.0.0.1:${ctx.agate.api.port}`;
   ctx.analyst = await ctx.issuer.mint({ sub: 'analyst-1', groups: ['staff', 'sec-analysts'] });
   ctx.approver = await ctx.issuer.mint({ sub: 'approver-1', groups: ['approvers'] });
   ctx.nobody = await ctx.issuer.mint({ sub: 'someone' });
@@ -130,12 +99,7 @@ query:
   ctx.sessions = sessions;
 });
 
-api.after(async () => {
-  await ctx.agate?.stop();
-  await ctx.issuer?.close();
-  await ctx.pg?.stop();
-  if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
-});
+api.after(() => ctx.stop?.());
 
 api('the OpenAPI document is served without a token and lists every route', async () => {
   const res = await fetch(ctx.base + '/openapi.json');

@@ -113,6 +113,14 @@ export const SESSION_VIEWS: readonly { name: string; to: string; select: string;
 export const STATS_MERGED = `SELECT session_id, uniqExactMerge(commands) AS commands, uniqExactMerge(denied) AS denied, max(closed_at) AS closed_at
       FROM agate.q_session_stats GROUP BY session_id`;
 
+/** The SELECT list an answer to an approval and a refused attempt at one share: `approvals` and `approval_refusals` must list them alike. */
+const DECISION_SELECT = `SELECT JSONExtractString(body, 'approval_id') AS approval_id, event_id AS decision_id,
+      JSONExtractString(body, 'command_id') AS command_id, session_id, time, chain_id, seq,
+      JSONExtractString(body, 'decision') AS decision,
+      JSONExtractString(body, 'approver_issuer') AS approver_issuer,
+      JSONExtractString(body, 'approver_subject') AS approver_subject,
+      JSONExtract(body, 'comment', 'Nullable(String)') AS comment,`;
+
 export const QUERY_DDL: readonly string[] = [
   `CREATE OR REPLACE VIEW agate.session_index AS
     SELECT session_id, opened_at, chain_id, seq, toString(protocol) AS protocol, toString(target) AS target,
@@ -129,21 +137,11 @@ export const QUERY_DDL: readonly string[] = [
     FROM agate.q_sessions AS s FINAL
     LEFT JOIN (${STATS_MERGED}) AS st ON st.session_id = s.session_id`,
   `CREATE OR REPLACE VIEW agate.approvals AS
-    SELECT JSONExtractString(body, 'approval_id') AS approval_id, event_id AS decision_id,
-      JSONExtractString(body, 'command_id') AS command_id, session_id, time, chain_id, seq,
-      JSONExtractString(body, 'decision') AS decision,
-      JSONExtractString(body, 'approver_issuer') AS approver_issuer,
-      JSONExtractString(body, 'approver_subject') AS approver_subject,
-      JSONExtract(body, 'comment', 'Nullable(String)') AS comment,
+    ${DECISION_SELECT}
       JSONExtract(body, 'refused_reason', 'Nullable(String)') AS refused_reason
     FROM agate.ledger WHERE event_type = 'ApprovalDecision' AND JSONExtract(body, 'refused_reason', 'Nullable(String)') IS NULL`,
   `CREATE OR REPLACE VIEW agate.approval_refusals AS
-    SELECT JSONExtractString(body, 'approval_id') AS approval_id, event_id AS decision_id,
-      JSONExtractString(body, 'command_id') AS command_id, session_id, time, chain_id, seq,
-      JSONExtractString(body, 'decision') AS decision,
-      JSONExtractString(body, 'approver_issuer') AS approver_issuer,
-      JSONExtractString(body, 'approver_subject') AS approver_subject,
-      JSONExtract(body, 'comment', 'Nullable(String)') AS comment,
+    ${DECISION_SELECT}
       JSONExtractString(body, 'refused_reason') AS refused_reason
     FROM agate.ledger WHERE event_type = 'ApprovalRefused'
       OR (event_type = 'ApprovalDecision' AND JSONExtract(body, 'refused_reason', 'Nullable(String)') IS NOT NULL)`,

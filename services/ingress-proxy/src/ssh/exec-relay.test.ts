@@ -98,4 +98,31 @@ relay('stdin goes up and is counted; the client ending its input ends the target
   assert.ok(client.log.includes('exit 255'));
 });
 
+relay('a command killed by a signal: the signal is passed on, and digestUp covers what the client sent', async () => {
+  const client = fakeClient();
+  const upstream = fakeUpstream();
+  const done = relayExec(client.channel, upstream as unknown as ClientChannel);
+  client.stdin.write(Buffer.from('abc'));
+  await new Promise((r) => setImmediate(r));
+  upstream.emit('exit', null, 'TERM');
+  upstream.emit('close');
+  const outcome = await done;
+  assert.equal([outcome.exitCode, outcome.signal], [null, 'TERM']);
+  assert.is(outcome.digestUp, 'sha256:' + createHash('sha256').update('abc').digest('hex'));
+  assert.equal(client.log.slice(-2), ['exit TERM', 'end']);
+});
+
+relay('a forwarded connection (no exit status): the target EOF is passed on, and a close after it is clean', async () => {
+  const client = fakeClient();
+  const upstream = Object.assign(fakeUpstream(), { close: () => undefined });
+  const done = relayExec(client.channel, upstream as unknown as ClientChannel, { exitStatus: false });
+  upstream.push(Buffer.from('pong'));
+  upstream.push(null);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(client.log, ['stdout', 'end'], 'EOF after the bytes, and no exit status');
+  (client.channel as unknown as EventEmitter).emit('close');
+  const outcome = await done;
+  assert.equal([outcome.clientGone, outcome.bytes], [false, 4]);
+});
+
 relay.run();

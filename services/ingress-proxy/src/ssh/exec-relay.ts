@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import type { ClientChannel, ServerChannel } from 'ssh2';
+import { ChannelTally } from './channel-tally.js';
 import { ClientWrites } from './client-writes.js';
 
 /** How a relayed command ended, and what reached the client. */
@@ -20,11 +21,7 @@ export interface ExecOutcome {
   clientGone: boolean;
 }
 
-/**
- * Pipes one exec (or subsystem) channel between the client and the target: stdin up, stdout and stderr down,
- * then the exit status. Backpressure follows the consumer: a source is paused while its
- * destination's buffer is full, so ssh2 stops granting window to the side that is ahead.
- */
+/** What a caller can hook into an exec relay. */
 export interface ExecTaps {
   /** Sees each chunk the client sends (stdin), before it is forwarded. */
   up?: (chunk: Buffer) => void;
@@ -39,85 +36,95 @@ export interface ExecTaps {
   gate?: (upstream: Writable, reply: (chunk: Buffer) => void) => Writable;
 }
 
+/**
+ * Pipes one exec (or subsystem) channel between the client and the target: stdin up, stdout and stderr down,
+ * then the exit status. Backpressure follows the consumer: a source is paused while its
+ * destination's buffer is full, so ssh2 stops granting window to the side that is ahead.
+ */
 export function relayExec(client: ServerChannel, upstream: ClientChannel, taps: ExecTaps = {}): Promise<ExecOutcome> {
-  return new Promise((resolve) => {
-    const hash = createHash('sha256');
-    const hashUp = createHash('sha256');
-    let bytes = 0;
-    let bytesUp = 0;
-    const writes = new ClientWrites();
-    let exitCode: number | null = null;
-    let signal: string | null = null;
-    let finished = false;
+  return new Promise((resolve) => new ExecRelay(client, upstream, taps, resolve).start());
+}
 
-    const tap = (chunk: Buffer) => {
-      hash.update(chunk);
-      bytes += chunk.length;
-    };
-    const down = (from: Readable, to: Writable) => {
-      from.on('data', (chunk: Buffer) => {
-        tap(chunk);
-        if (!writes.write(to, chunk)) {
-          from.pause();
-          to.once('drain', () => from.resume());
-        }
-      });
-    };
+/** One exec channel's relay: its state in fields, one method per direction. */
+class ExecRelay {
+  readonly #tally = new ChannelTally();
+  readonly #hashUp = createHash('sha256');
+  readonly #writes = new ClientWrites();
+  #finished = false;
+  /** A forwarded TCP connection's target said EOF: the client closing after it is a clean end. */
+  #upstreamEnded = false;
+
+  constructor(
+    private readonly client: ServerChannel,
+    private readonly upstream: ClientChannel,
+    private readonly taps: ExecTaps,
+    private readonly resolve: (outcome: ExecOutcome) => void,
+  ) {}
+
+  start(): void {
+    const { client, upstream, taps } = this;
     if (taps.down !== undefined) upstream.on('data', taps.down);
-    down(upstream, client);
-    down(upstream.stderr, client.stderr);
+    this.#down(upstream, client);
+    this.#down(upstream.stderr, client.stderr);
 
-    const sink = taps.gate?.(upstream, (chunk) => void writes.write(client, chunk)) ?? upstream;
-    client.on('data', (chunk: Buffer) => {
-      bytesUp += chunk.length;
-      hashUp.update(chunk);
-      taps.up?.(chunk);
-      if (!sink.write(chunk)) {
-        client.pause();
-        sink.once('drain', () => client.resume());
-      }
-    });
+    const sink = taps.gate?.(upstream, (chunk) => void this.#writes.write(client, chunk)) ?? upstream;
+    client.on('data', (chunk: Buffer) => this.#up(chunk, sink));
     client.on('end', () => sink.end());
     client.resume(); // the session paused it while the verdict was pending
 
     // A forwarded TCP connection half-closes like TCP: the target's EOF is passed on once its
     // bytes are, so the far end sees the close (an exec's EOF waits for its exit status instead).
-    let upstreamEnded = false;
     if (taps.exitStatus === false) {
       upstream.on('end', () => {
-        upstreamEnded = true;
-        writes.whenFlushed(() => client.end());
+        this.#upstreamEnded = true;
+        this.#writes.whenFlushed(() => client.end());
       });
     }
 
-    upstream.on('exit', (code: number | null, sig?: string) => {
-      if (typeof code === 'number') exitCode = code;
-      else if (sig !== undefined) signal = sig;
-    });
-
-    const finish = (clientGone: boolean) => {
-      if (finished) return;
-      finished = true;
-      const digestUp = bytesUp === 0 ? null : `sha256:${hashUp.digest('hex')}`;
-      resolve({ exitCode, signal, bytes, bytesUp, digest: bytes === 0 ? null : `sha256:${hash.digest('hex')}`, digestUp, clientGone });
-    };
+    this.#tally.watchExit(upstream);
     upstream.on('close', () => {
       // The exit status must follow every byte of output, so wait until ssh2 has sent them.
-      const end = () => {
+      this.#writes.whenFlushed(() => {
         // A forwarded TCP channel has no exit status to send.
-        if (taps.exitStatus !== false) {
-          if (signal !== null) client.exit(signal, false, '');
-          else client.exit(exitCode ?? 255);
-        }
+        if (taps.exitStatus !== false) this.#tally.sendExit(client);
         client.end();
-        finish(false);
-      };
-      writes.whenFlushed(end);
+        this.#finish(false);
+      });
     });
     client.on('close', () => {
-      if (!finished) upstream.close();
+      if (!this.#finished) upstream.close();
       // Both ends of a forwarded connection said EOF: the client closing first is a clean end.
-      finish(!upstreamEnded);
+      this.#finish(!this.#upstreamEnded);
     });
-  });
+  }
+
+  /** Target output to the client; the source pauses while the client's buffer is full. */
+  #down(from: Readable, to: Writable): void {
+    from.on('data', (chunk: Buffer) => {
+      this.#tally.delivered(chunk);
+      if (!this.#writes.write(to, chunk)) {
+        from.pause();
+        to.once('drain', () => from.resume());
+      }
+    });
+  }
+
+  /** Client input to the target (through the gate, if any); the client pauses while it is full. */
+  #up(chunk: Buffer, sink: Writable): void {
+    this.#tally.bytesUp += chunk.length;
+    this.#hashUp.update(chunk);
+    this.taps.up?.(chunk);
+    if (!sink.write(chunk)) {
+      this.client.pause();
+      sink.once('drain', () => this.client.resume());
+    }
+  }
+
+  #finish(clientGone: boolean): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    const { exitCode, signal, bytes, bytesUp } = this.#tally;
+    const digestUp = bytesUp === 0 ? null : `sha256:${this.#hashUp.digest('hex')}`;
+    this.resolve({ exitCode, signal, bytes, bytesUp, digest: this.#tally.digest(), digestUp, clientGone });
+  }
 }

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { ClientChannel, ServerChannel } from 'ssh2';
+import { ChannelTally } from './channel-tally.js';
 import { ClientWrites } from './client-writes.js';
 import type { CastRecorder } from './asciicast.js';
 import type { ExecOutcome } from './exec-relay.js';
@@ -37,121 +37,137 @@ const DISCARD_LINE = Buffer.from([0x03]);
  * while the client or the recording is behind, so ssh2 grants window only as each side drains.
  */
 export function relayShell(client: ServerChannel, upstream: ClientChannel, options: ShellRelayOptions): Promise<ExecOutcome> {
-  const { recorder } = options;
-  return new Promise((resolve) => {
-    const hash = createHash('sha256');
-    const tracker = new LineTracker();
-    const screen = new ScreenMode();
-    let bytes = 0;
-    let bytesUp = 0;
-    let exitCode: number | null = null;
-    let signal: string | null = null;
-    let finished = false;
-    const writes = new ClientWrites();
+  return new Promise((resolve) => new ShellRelay(client, upstream, options, resolve).start());
+}
 
-    const capture = options.capture?.capture;
-    /** Output the client sees (already without the hook's reports). */
-    const deliver = (chunk: Buffer, to: NodeJS.WritableStream) => {
-      if (chunk.length === 0) return;
-      hash.update(chunk);
-      bytes += chunk.length;
-      recorder.output(chunk);
-      // What was typed before a full-screen program started or ended was not a shell line.
-      if (screen.output(chunk)) tracker.reset();
-      const clientFull = !writes.write(to, chunk);
-      const backlog = options.recordingBacklog();
-      if (!clientFull && backlog === undefined) return;
-      upstream.pause();
-      upstream.stderr.pause();
-      const waits: Promise<unknown>[] = [];
-      if (clientFull) waits.push(new Promise((r) => to.once('drain', r)));
-      if (backlog !== undefined) waits.push(backlog);
-      void Promise.all(waits).then(() => {
-        upstream.resume();
-        upstream.stderr.resume();
-      });
-    };
-    const down = (raw: Buffer, to: NodeJS.WritableStream) => deliver(capture === undefined ? raw : capture.output(raw), to);
-    if (options.capture !== undefined) deliver(options.capture.initial, client);
-    upstream.on('data', (chunk: Buffer) => down(chunk, client));
-    upstream.stderr.on('data', (chunk: Buffer) => down(chunk, client.stderr));
+/** One shell channel's relay: its state in fields, output and keystrokes in methods of their own. */
+class ShellRelay {
+  readonly #tally = new ChannelTally();
+  readonly #tracker = new LineTracker();
+  readonly #screen = new ScreenMode();
+  readonly #writes = new ClientWrites();
+  readonly #capture: ShellCapture | undefined;
+  /** The keystrokes still being decided; the client's EOF must reach the shell after them. */
+  #typing: Promise<void> = Promise.resolve();
+  #finished = false;
+
+  constructor(
+    private readonly client: ServerChannel,
+    private readonly upstream: ClientChannel,
+    private readonly options: ShellRelayOptions,
+    private readonly resolve: (outcome: ExecOutcome) => void,
+  ) {
+    this.#capture = options.capture?.capture;
+  }
+
+  start(): void {
+    const { client, upstream, options } = this;
+    if (options.capture !== undefined) this.#deliver(options.capture.initial, client);
+    upstream.on('data', (chunk: Buffer) => this.#down(chunk, client));
+    upstream.stderr.on('data', (chunk: Buffer) => this.#down(chunk, client.stderr));
     upstream.resume();
 
-    const send = (data: Buffer): Promise<void> | undefined => {
-      if (data.length === 0) return undefined;
-      bytesUp += data.length;
-      recorder.input(data);
-      return upstream.write(data) ? undefined : new Promise((r) => upstream.once('drain', r));
-    };
-    const note = (message: string) => {
-      const text = Buffer.from(`\r\n${message}\r\n`);
-      recorder.output(text);
-      client.write(text);
-    };
-
-    /** One packet of keystrokes, in order; the client stays paused until it is through. */
-    const typed = async (chunk: Buffer) => {
-      // Keystrokes to a full-screen program are its input: recorded, never decided, never added to.
-      if (screen.fullScreen) return send(chunk);
-      let from = 0;
-      for (let i = 0; i < chunk.length; i += 1) {
-        const line = tracker.push(chunk[i]!);
-        if (line === undefined) continue;
-        await send(chunk.subarray(from, i));
-        from = i + 1;
-        // The captured shell at its prompt reads this line: its hook reports what it runs, exactly.
-        if (capture !== undefined && (await capture.shellReads())) {
-          if (finished) return;
-          await send(chunk.subarray(i, i + 1));
-          capture.lineSent();
-          continue;
-        }
-        const decision = await options.onLine(line);
-        if (finished) return;
-        if (decision.run) await send(chunk.subarray(i, i + 1));
-        else {
-          note(decision.message);
-          await send(DISCARD_LINE);
-        }
-      }
-      await send(chunk.subarray(from));
-    };
-    // The keystrokes still being decided; the client's EOF must reach the shell after them.
-    let typing: Promise<void> = Promise.resolve();
     client.on('data', (chunk: Buffer) => {
       client.pause();
-      typing = typed(chunk).then(() => {
-        if (!finished) client.resume();
+      this.#typing = this.#typed(chunk).then(() => {
+        if (!this.#finished) client.resume();
       });
     });
-    client.on('end', () => void typing.then(() => upstream.end()));
+    client.on('end', () => void this.#typing.then(() => upstream.end()));
     client.resume(); // paused while the shell itself was being decided
 
-    upstream.on('exit', (code: number | null, sig?: string) => {
-      if (typeof code === 'number') exitCode = code;
-      else if (sig !== undefined) signal = sig;
-    });
-    const finish = (clientGone: boolean) => {
-      if (finished) return;
-      finished = true;
-      capture?.close();
-      recorder.end();
-      resolve({ exitCode, signal, bytes, bytesUp, digest: bytes === 0 ? null : `sha256:${hash.digest('hex')}`, clientGone });
-    };
+    this.#tally.watchExit(upstream);
     upstream.on('close', () => {
+      if (this.#capture !== undefined) this.#deliver(this.#capture.flush(), client);
       // The exit status must follow every byte of output, so wait until ssh2 has sent them.
-      if (capture !== undefined) deliver(capture.flush(), client);
-      const end = () => {
-        if (signal !== null) client.exit(signal, false, '');
-        else client.exit(exitCode ?? 255);
+      this.#writes.whenFlushed(() => {
+        this.#tally.sendExit(client);
         client.end();
-        finish(false);
-      };
-      writes.whenFlushed(end);
+        this.#finish(false);
+      });
     });
     client.on('close', () => {
-      if (!finished) upstream.close();
-      finish(true);
+      if (!this.#finished) upstream.close();
+      this.#finish(true);
     });
-  });
+  }
+
+  #down(raw: Buffer, to: NodeJS.WritableStream): void {
+    this.#deliver(this.#capture === undefined ? raw : this.#capture.output(raw), to);
+  }
+
+  /** Output the client sees (already without the hook's reports); the shell waits while the client or the recording is behind. */
+  #deliver(chunk: Buffer, to: NodeJS.WritableStream): void {
+    if (chunk.length === 0) return;
+    this.#tally.delivered(chunk);
+    this.options.recorder.output(chunk);
+    // What was typed before a full-screen program started or ended was not a shell line.
+    if (this.#screen.output(chunk)) this.#tracker.reset();
+    const clientFull = !this.#writes.write(to, chunk);
+    const backlog = this.options.recordingBacklog();
+    if (!clientFull && backlog === undefined) return;
+    const { upstream } = this;
+    upstream.pause();
+    upstream.stderr.pause();
+    const waits: Promise<unknown>[] = [];
+    if (clientFull) waits.push(new Promise((r) => to.once('drain', r)));
+    if (backlog !== undefined) waits.push(backlog);
+    void Promise.all(waits).then(() => {
+      upstream.resume();
+      upstream.stderr.resume();
+    });
+  }
+
+  /** Keystrokes to the shell, recorded; resolves once the shell's channel has room again. */
+  #send(data: Buffer): Promise<void> | undefined {
+    if (data.length === 0) return undefined;
+    this.#tally.bytesUp += data.length;
+    this.options.recorder.input(data);
+    return this.upstream.write(data) ? undefined : new Promise((r) => this.upstream.once('drain', r));
+  }
+
+  /** Agate's own message to the client (why a line was refused), recorded as output. */
+  #note(message: string): void {
+    const text = Buffer.from(`\r\n${message}\r\n`);
+    this.options.recorder.output(text);
+    this.client.write(text);
+  }
+
+  /** One packet of keystrokes, in order; the client stays paused until it is through. */
+  async #typed(chunk: Buffer): Promise<void> {
+    // Keystrokes to a full-screen program are its input: recorded, never decided, never added to.
+    if (this.#screen.fullScreen) return this.#send(chunk);
+    let from = 0;
+    for (let i = 0; i < chunk.length; i += 1) {
+      const line = this.#tracker.push(chunk[i]!);
+      if (line === undefined) continue;
+      await this.#send(chunk.subarray(from, i));
+      from = i + 1;
+      const enter = chunk.subarray(i, i + 1);
+      // The captured shell at its prompt reads this line: its hook reports what it runs, exactly.
+      if (this.#capture !== undefined && (await this.#capture.shellReads())) {
+        if (this.#finished) return;
+        await this.#send(enter);
+        this.#capture.lineSent();
+        continue;
+      }
+      const decision = await this.options.onLine(line);
+      if (this.#finished) return;
+      if (decision.run) await this.#send(enter);
+      else {
+        this.#note(decision.message);
+        await this.#send(DISCARD_LINE);
+      }
+    }
+    await this.#send(chunk.subarray(from));
+  }
+
+  #finish(clientGone: boolean): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#capture?.close();
+    this.options.recorder.end();
+    const { exitCode, signal, bytes, bytesUp } = this.#tally;
+    this.resolve({ exitCode, signal, bytes, bytesUp, digest: this.#tally.digest(), clientGone });
+  }
 }

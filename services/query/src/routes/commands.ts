@@ -1,6 +1,6 @@
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import type { Store } from '../../../../core/src/store/store.js';
-import { decodeCursor, encodeCursor, isStoreTime } from '../cursor.js';
+import { decodeTimeCursor, encodeCursor } from '../cursor.js';
 import { enumParam, intParam, textParam, timeParam } from '../params.js';
 import { commandCounts, commandDetail, searchCommands, type Interval } from '../queries.js';
 import type { Route } from '../router.js';
@@ -17,13 +17,12 @@ export function commandRoutes(store: Store): Route[] {
       method: 'GET', path: '/v1/commands', permission: 'read',
       async handler({ query: q }) {
         const limit = intParam(q, 'limit', 100, 1, 1000);
-        const cursor = decodeCursor(q.get('cursor'), ['string', 'string']);
-        if (cursor !== undefined && !isStoreTime(cursor[0] as string)) throw new AgateError(ErrorCode.API_BAD_REQUEST, 'cursor is not a cursor this API returned');
+        const cursor = decodeTimeCursor(q.get('cursor'));
         const commands = await searchCommands(store, {
           limit, text: textParam(q, 'q'), subject: textParam(q, 'subject'), target: textParam(q, 'target'),
           protocol: enumParam(q, 'protocol', PROTOCOLS), sessionId: textParam(q, 'session_id'),
           fromMicros: timeParam(q, 'from'), toMicros: timeParam(q, 'to'),
-          after: cursor === undefined ? undefined : { time: cursor[0] as string, command_id: cursor[1] as string },
+          after: cursor === undefined ? undefined : { time: cursor.time, command_id: cursor.id },
         });
         const last = commands.length === limit ? commands[commands.length - 1] : undefined;
         return {

@@ -1,6 +1,6 @@
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import type { Store } from '../../../../core/src/store/store.js';
-import { decodeCursor, encodeCursor, isStoreTime } from '../cursor.js';
+import { decodeCursor, decodeTimeCursor, encodeCursor, isStoreTime } from '../cursor.js';
 import { claimParams, enumParam, intParam, textParam, timeParam } from '../params.js';
 import { getSession, listSessions, sessionEvents, sessionTimeline, type Decision } from '../queries.js';
 import { sessionRecordings } from '../recording.js';
@@ -8,7 +8,6 @@ import type { Route } from '../router.js';
 
 const DECISIONS: readonly Decision[] = ['allow', 'deny', 'hold', 'mask'];
 const PROTOCOLS = ['postgres', 'ssh', 'kubernetes'] as const;
-const badCursor = () => new AgateError(ErrorCode.API_BAD_REQUEST, 'cursor is not a cursor this API returned');
 
 export function sessionRoutes(store: Store): Route[] {
   return [
@@ -16,8 +15,7 @@ export function sessionRoutes(store: Store): Route[] {
       method: 'GET', path: '/v1/sessions', permission: 'read',
       async handler({ query: q }) {
         const limit = intParam(q, 'limit', 100, 1, 1000);
-        const cursor = decodeCursor(q.get('cursor'), ['string', 'string']);
-        if (cursor !== undefined && !isStoreTime(cursor[0] as string)) throw badCursor();
+        const cursor = decodeTimeCursor(q.get('cursor'));
         // `before` is the legacy cursor: a store time (`next_before`) or an RFC 3339 timestamp.
         const rawBefore = q.get('before');
         if (rawBefore !== null && isStoreTime(rawBefore)) q.set('before', rawBefore.replace(' ', 'T') + 'Z');
@@ -27,7 +25,7 @@ export function sessionRoutes(store: Store): Route[] {
           subject: textParam(q, 'subject'), issuer: textParam(q, 'issuer'), target: textParam(q, 'target'),
           protocol: enumParam(q, 'protocol', PROTOCOLS), verdict: enumParam(q, 'verdict', DECISIONS), claims: claimParams(q), text: textParam(q, 'q'),
           fromMicros: timeParam(q, 'from'), toMicros: timeParam(q, 'to'),
-          after: cursor === undefined ? undefined : { opened_at: cursor[0] as string, session_id: cursor[1] as string },
+          after: cursor === undefined ? undefined : { opened_at: cursor.time, session_id: cursor.id },
         });
         const last = sessions.length === limit ? sessions[sessions.length - 1] : undefined;
         return {

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Duplex, PassThrough, Writable } from 'node:stream';
 import type { ClientChannel, ServerChannel } from 'ssh2';
+import { ErrorCode } from '../../../../../core/src/errors.js';
 import { parseReply } from './parser.js';
 import { relaySftp, type FileRequest, type FileResult } from './relay.js';
 
@@ -69,18 +70,21 @@ function fakeUpstream() {
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
+type Decision = { token: FileRequest; refusal?: string };
+const allow = async (r: FileRequest): Promise<Decision> => ({ token: r });
+
+/** relaySftp between a fake client and target, each result it records collected; `decide` allows everything by default. */
+function relay(decide: (r: FileRequest) => Promise<Decision> = allow, client = fakeClient()) {
+  const upstream = fakeUpstream();
+  const results: FileResult[] = [];
+  const outcome = relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, { decide, finished: (_t, r) => void results.push(r) });
+  return { client, upstream, results, outcome };
+}
 const test = suite('ssh/relaySftp');
 
 test('nothing reaches the target while an open is being decided; a refusal answers PERMISSION_DENIED', async () => {
-  const client = fakeClient();
-  const upstream = fakeUpstream();
   let decide: (refusal?: string) => void = () => undefined;
-  const results: FileResult[] = [];
-  const hooks = {
-    decide: (r: FileRequest) => new Promise<{ token: FileRequest; refusal?: string }>((resolve) => (decide = (refusal) => resolve({ token: r, refusal }))),
-    finished: (_t: FileRequest, r: FileResult) => void results.push(r),
-  };
-  void relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, hooks);
+  const { client, upstream, results } = relay((r) => new Promise((resolve) => (decide = (refusal) => resolve({ token: r, refusal }))));
   client.send(Buffer.concat([openWrite(1, '/etc/x'), close(2)]));
   await tick();
   assert.is(upstream.sent.length, 0, 'held while the verdict is pending');
@@ -94,11 +98,7 @@ test('nothing reaches the target while an open is being decided; a refusal answe
 });
 
 test('an allowed write is forwarded; bytes and the digest are recorded at close', async () => {
-  const client = fakeClient();
-  const upstream = fakeUpstream();
-  const results: FileResult[] = [];
-  const hooks = { decide: async (r: FileRequest) => ({ token: r }), finished: (_t: FileRequest, r: FileResult) => void results.push(r) };
-  void relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, hooks);
+  const { client, upstream, results } = relay();
   client.send(openWrite(1, '/tmp/f'));
   await tick();
   upstream.reply(handle(1));
@@ -114,10 +114,7 @@ test('an allowed write is forwarded; bytes and the digest are recorded at close'
 });
 
 test('a client that does not drain pauses the target', async () => {
-  const client = fakeClient(16); // tiny buffer, and its first write never completes
-  const upstream = fakeUpstream();
-  const hooks = { decide: async (r: FileRequest) => ({ token: r }), finished: () => undefined };
-  void relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, hooks);
+  const { upstream } = relay(allow, fakeClient(16)); // tiny buffer, and its first write never completes
   upstream.reply(frame(byte(103), u32(9), str('x'.repeat(100))));
   await tick();
   assert.ok(upstream.isPaused(), 'the target is paused until the client drains');
@@ -147,11 +144,7 @@ test('a target that does not drain holds the client, through a large write, unti
 });
 
 test('large writes move on piece by piece as they arrive; the target gets every byte, the digest covers the file', async () => {
-  const client = fakeClient();
-  const upstream = fakeUpstream();
-  const results: FileResult[] = [];
-  const hooks = { decide: async (r: FileRequest) => ({ token: r }), finished: (_t: FileRequest, r: FileResult) => void results.push(r) };
-  void relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, hooks);
+  const { client, upstream, results } = relay();
   client.send(openWrite(1, '/tmp/big'));
   await tick();
   upstream.reply(handle(1));
@@ -171,11 +164,7 @@ test('large writes move on piece by piece as they arrive; the target gets every 
 });
 
 test('large data replies stream to the client; bytes read and the digest are recorded at close', async () => {
-  const client = fakeClient();
-  const upstream = fakeUpstream();
-  const results: FileResult[] = [];
-  const hooks = { decide: async (r: FileRequest) => ({ token: r }), finished: (_t: FileRequest, r: FileResult) => void results.push(r) };
-  void relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, hooks);
+  const { client, upstream, results } = relay();
   client.send(openRead(1, '/tmp/big'));
   await tick();
   upstream.reply(handle(1));
@@ -196,10 +185,7 @@ test('large data replies stream to the client; bytes read and the digest are rec
 });
 
 test("Agate's refusal waits while a large data reply is half sent, then follows it", async () => {
-  const client = fakeClient();
-  const upstream = fakeUpstream();
-  const hooks = { decide: async (r: FileRequest) => (r.path === '/secret' ? { token: r, refusal: 'no' } : { token: r }), finished: () => undefined };
-  void relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, hooks);
+  const { client, upstream } = relay(async (r) => (r.path === '/secret' ? { token: r, refusal: 'no' } : { token: r }));
   client.send(openRead(1, '/tmp/big'));
   await tick();
   upstream.reply(handle(1));
@@ -217,6 +203,49 @@ test("Agate's refusal waits while a large data reply is half sent, then follows 
   const got = Buffer.concat(client.received.slice(before));
   assert.ok(got.subarray(0, reply.length).equals(reply), 'the data reply arrives whole');
   assert.equal(parseReply(got.subarray(reply.length + 4)), { kind: 'status', id: 3, code: 3, message: 'no' });
+});
+
+test('an unknown packet type goes to the target undecided and its answer comes back', async () => {
+  const decided: FileRequest[] = [];
+  const { client, upstream } = relay(async (r) => (decided.push(r), { token: r }));
+  const unknown = frame(byte(99), u32(7), str('x'));
+  client.send(unknown);
+  await tick();
+  upstream.reply(frame(byte(101), u32(7), u32(8), str('Operation unsupported'), str('')));
+  await tick();
+  assert.ok(Buffer.concat(upstream.sent).equals(unknown));
+  assert.equal(parseReply(client.received[0]!.subarray(4)), { kind: 'status', id: 7, code: 8, message: 'Operation unsupported' });
+  assert.is(decided.length, 0);
+});
+
+test('a malformed packet closes the channel with PROTOCOL_VIOLATION; nothing of it reaches the target', async () => {
+  const { client, upstream, outcome } = relay();
+  let closed = false;
+  Object.assign(upstream, { close: () => void (closed = true) });
+  const stderr: Buffer[] = [];
+  client.channel.stderr.on('data', (c: Buffer) => stderr.push(c));
+  client.send(frame(byte(3), u32(1), u32(500))); // an open whose path runs past the packet
+  const result = await outcome;
+  assert.is(result.error?.code, ErrorCode.PROTOCOL_VIOLATION);
+  assert.is(result.clientGone, false, 'Agate closed it, the client did not go away');
+  assert.ok(closed, 'the target channel is closed');
+  assert.is(upstream.sent.length, 0);
+  assert.match(Buffer.concat(stderr).toString(), /^Agate closed the sftp channel: sftp packet ends early/);
+});
+
+test('streamed data replies answered out of order are counted; the digest is withheld', async () => {
+  const { client, upstream, results } = relay();
+  client.send(openRead(1, '/tmp/big'));
+  await tick();
+  upstream.reply(handle(1));
+  client.send(Buffer.concat([read(2, 0, 65_536), read(3, 65_536, 65_536)]));
+  await tick();
+  await inPieces(upstream.reply, Buffer.concat([data(3, Buffer.alloc(65_536, 7)), data(2, Buffer.alloc(65_536, 8))]), 20_000);
+  client.send(close(4));
+  await tick();
+  upstream.reply(ok(4));
+  await tick();
+  assert.equal([results[0]!.bytesRead, results[0]!.digest], [131_072, null]);
 });
 
 test.run();

@@ -1,0 +1,132 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { PassThrough, Writable } from 'node:stream';
+import type { ClientChannel, ServerChannel } from 'ssh2';
+import { Masker } from '../pg/masking/masker.js';
+import { CastRecorder, type CastChunk } from './asciicast.js';
+import type { TypedLine } from './line-tracker.js';
+import { relayShell, type LineDecision } from './shell-relay.js';
+
+/** The client's channel: keystrokes typed in with `type`, what the relay writes collected in `screen` and `log`. */
+function fakeClient() {
+  const keys = new PassThrough();
+  const screen: Buffer[] = [];
+  const log: string[] = [];
+  const out = new Writable({ write: (c: Buffer, _e, cb) => void (screen.push(c), cb()) });
+  const channel = Object.assign(new EventEmitter(), {
+    stderr: out,
+    write: (c: Buffer | string, cb?: () => void) => out.write(c, cb),
+    pause: () => keys.pause(),
+    resume: () => keys.resume(),
+    exit: (code: number | string) => log.push(`exit ${code}`),
+    end: () => log.push('end'),
+  });
+  keys.on('data', (d) => channel.emit('data', d));
+  keys.on('end', () => channel.emit('end'));
+  return { channel: channel as unknown as ServerChannel, type: (s: string) => keys.write(Buffer.from(s)), endInput: () => keys.end(), text: () => Buffer.concat(screen).toString(), log };
+}
+
+/** The shell's channel: what it receives collected; `print` writes terminal output. */
+function fakeShell() {
+  const received: Buffer[] = [];
+  const stream = Object.assign(new PassThrough(), { stderr: new PassThrough() });
+  let ended = false;
+  let closed = false;
+  Object.assign(stream, {
+    write: (c: Buffer) => (received.push(c), true),
+    end: () => void (ended = true),
+    close: () => void (closed = true),
+  });
+  return { stream, got: () => Buffer.concat(received).toString(), ended: () => ended, closed: () => closed, print: (s: string) => stream.push(Buffer.from(s)) };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+function setup(decide: (line: TypedLine) => Promise<LineDecision>) {
+  const client = fakeClient();
+  const shell = fakeShell();
+  const chunks: CastChunk[] = [];
+  const recorder = new CastRecorder({ masker: new Masker('t', { columns: [], detectors: [] }), flush: (c) => chunks.push(c) });
+  const lines: TypedLine[] = [];
+  const done = relayShell(client.channel, shell.stream as unknown as ClientChannel, {
+    recorder,
+    onLine: (line) => (lines.push(line), decide(line)),
+    recordingBacklog: () => undefined,
+  });
+  return { client, shell, lines, chunks, done };
+}
+
+const test = suite('ssh/relayShell');
+
+test("a typed line is decided before its Enter reaches the shell", async () => {
+  let allow: () => void = () => undefined;
+  const s = setup(() => new Promise((r) => (allow = () => r({ run: true }))));
+  s.client.type('ls -l\r');
+  await tick();
+  assert.equal(s.lines, [{ text: 'ls -l', edited: false }]);
+  assert.is(s.shell.got(), 'ls -l', 'the line, but not its Enter, while the decision is pending');
+  allow();
+  await tick();
+  assert.is(s.shell.got(), 'ls -l\r');
+});
+
+test('a refused line: the client sees why, the shell gets ^C in place of Enter', async () => {
+  const s = setup(async () => ({ run: false, message: 'Agate refused: rm -rf' }));
+  s.client.type('rm -rf /\r');
+  await tick();
+  await tick();
+  assert.is(s.shell.got(), 'rm -rf /\x03');
+  assert.is(s.client.text(), '\r\nAgate refused: rm -rf\r\n');
+});
+
+test('keystrokes to a full-screen program are forwarded undecided', async () => {
+  const s = setup(async () => ({ run: true }));
+  s.shell.print('\x1b[?1049h');
+  await tick();
+  s.client.type(':q\r');
+  await tick();
+  assert.is(s.lines.length, 0);
+  assert.is(s.shell.got(), ':q\r');
+});
+
+test("the client's EOF reaches the shell after the line still being decided", async () => {
+  let allow: () => void = () => undefined;
+  const s = setup(() => new Promise((r) => (allow = () => r({ run: true }))));
+  s.client.type('id\r');
+  s.client.endInput();
+  await tick();
+  assert.not.ok(s.shell.ended(), 'not while the line waits');
+  allow();
+  await tick();
+  await tick();
+  assert.equal([s.shell.got(), s.shell.ended()], ['id\r', true]);
+});
+
+test('output is counted and digested; the exit status follows it; the recording ends', async () => {
+  const s = setup(async () => ({ run: true }));
+  s.shell.print('hello\r\n');
+  s.shell.stream.stderr.push(Buffer.from('oops\r\n'));
+  await tick();
+  s.shell.stream.emit('exit', 2);
+  s.shell.stream.emit('close');
+  const outcome = await s.done;
+  assert.equal([outcome.exitCode, outcome.signal, outcome.bytes, outcome.clientGone], [2, null, 13, false]);
+  assert.is(outcome.digest, 'sha256:' + createHash('sha256').update('hello\r\noops\r\n').digest('hex'));
+  assert.equal(s.client.log, ['exit 2', 'end']);
+  assert.ok(s.chunks.length > 0, 'the recording was flushed at the end');
+});
+
+test('a shell killed by a signal passes the signal on; the client closing first is clientGone', async () => {
+  const a = setup(async () => ({ run: true }));
+  a.shell.stream.emit('exit', null, 'KILL');
+  a.shell.stream.emit('close');
+  assert.equal([(await a.done).signal, a.client.log], ['KILL', ['exit KILL', 'end']]);
+  const b = setup(async () => ({ run: true }));
+  (b.client.channel as unknown as EventEmitter).emit('close');
+  assert.is((await b.done).clientGone, true);
+  assert.ok(b.shell.closed(), 'the shell channel is closed after it');
+});
+
+test.run();
