@@ -294,8 +294,14 @@ class RecentEvents {
 /** Events whose durability nobody waits on to proceed (LocalLog.append's `urgent: false`). */
 const LAZY_TYPES: ReadonlySet<AgateEvent['type']> = new Set(['Verdict', 'Response']);
 
-/** Committed positions are written at most this often (redelivery after a crash is allowed). */
-const COMMIT_INTERVAL_MS = 200;
+/**
+ * Committed positions are written at most this often (redelivery after a crash is allowed: every
+ * handler is idempotent by event id). A commit (temporary file, fsync, rename, directory fsync)
+ * measured 444 µs of CPU on this machine; at 200 ms the three or four groups of `agate start`
+ * spent up to 9 ms of CPU a second on them while statements flowed (35 µs per statement at
+ * 250 statements/s). Once a second bounds the redelivery after a crash to about a second of events.
+ */
+const COMMIT_INTERVAL_MS = 1000;
 /** The local log is one stream. */
 export const LOCAL_STREAM = { stream: 'embedded' } as const;
 
