@@ -4,7 +4,8 @@
  *    per-transaction log, direct against PostgreSQL, through PgBouncer and through Agate
  *    (embedded default: fsynced write-ahead audit, policy on every statement, ledger);
  * 2. throughput and Agate's own CPU per statement at N clients (process CPU time from
- *    /proc/PID/stat divided by transactions), in each of pgbench's query modes;
+ *    /proc/PID/stat divided by transactions), in each of pgbench's query modes, unthrottled and at
+ *    a fixed rate (`--rate`, pgbench -R), where every build does the same work per second;
  * 3. `agate start`'s RssAnon and PSS idle and while a 2 GB result streams through it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -30,6 +31,13 @@ export interface PgBenchOptions {
   diagnosis: boolean;
   /** pgbench query modes of the throughput table. */
   modes: readonly string[];
+  /**
+   * Statements per second of the fixed-rate table (pgbench -R; 0: no such table). At one rate
+   * every build does the same work each second, so its CPU per statement compares across builds
+   * and runs however loaded the machine is; unthrottled, CPU per statement falls as throughput
+   * rises (more statements per group commit and per wake-up).
+   */
+  rate: number;
 }
 
 interface Figures {
@@ -147,6 +155,19 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
       const r = relay === undefined ? undefined : await row('bare Node TCP relay, no parsing or audit (diagnosis only)', { ...direct, PGPORT: String(relay.port) }, relay.child.pid);
       summary.push(`| ${mode} | ${a.cpuPerTx.toFixed(0)} | ${(a.tps / b.tps).toFixed(2)}× | ${(a.tps / d.tps).toFixed(2)}× | ${r === undefined ? '—' : `${(r.tps / b.tps).toFixed(2)}×`} |`);
     }
+    if (o.rate > 0) {
+      console.log(`\nAgate at a fixed rate: pgbench -S -R ${o.rate}, ${o.clients} clients, ${o.seconds} s per run (${new Date().toISOString()}, uptime: ${uptime()})\n`);
+      console.log('| mode | TPS | p50 latency ms | p99 latency ms | Agate CPU µs per statement | main thread | Node\'s other threads | engine threads | load avg (1 min) |');
+      console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+      for (const mode of o.modes) {
+        const cpu0 = cpuMs(agate.pid);
+        const threads0 = threadCpuMs(agate.pid);
+        const f = await pgbench(work, await viaAgate(), mode, o, o.rate);
+        const t = threadCpuMs(agate.pid);
+        const us = (ms: number) => ((ms * 1000) / f.transactions).toFixed(0);
+        console.log(`| ${mode} | ${f.tps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${us(cpuMs(agate.pid) - cpu0)} | ${us(t.main - threads0.main)} | ${us(t.node - threads0.node)} | ${us(t.engine - threads0.engine)} | ${loadavg()[0]!.toFixed(1)} |`);
+      }
+    }
     console.log(`\n| mode | Agate CPU µs per statement at ${o.clients} clients (target ≤ 100) | Agate TPS / PgBouncer | Agate TPS / direct | bare Node relay TPS / PgBouncer |`);
     console.log('|---|---:|---:|---:|---:|');
     for (const s of summary) console.log(s);
@@ -232,10 +253,12 @@ async function must(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promis
   return r.stdout;
 }
 
-async function pgbench(work: string, env: NodeJS.ProcessEnv, mode: string, o: PgBenchOptions): Promise<Figures> {
+/** One pgbench -S run; `rate` (statements per second, pgbench -R) throttles it. */
+async function pgbench(work: string, env: NodeJS.ProcessEnv, mode: string, o: Pick<PgBenchOptions, 'clients' | 'seconds'>, rate?: number): Promise<Figures> {
   const dir = mkdtempSync(join(work, 'log-'));
   chownToPostgres(dir);
-  const out = await must(PGBENCH, ['-n', '-S', '-M', mode, '-c', String(o.clients), '-j', String(Math.min(2, o.clients)), '-T', String(o.seconds), '-l', '--log-prefix', join(dir, 'tx')], env);
+  const throttle = rate === undefined ? [] : ['-R', String(rate)];
+  const out = await must(PGBENCH, ['-n', '-S', '-M', mode, '-c', String(o.clients), '-j', String(Math.min(2, o.clients)), '-T', String(o.seconds), ...throttle, '-l', '--log-prefix', join(dir, 'tx')], env);
   const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
   // Per-transaction log: client, transaction, latency (µs), script, epoch s, µs.
   const latencies: number[] = [];
@@ -380,7 +403,7 @@ async function stream(label: string, agate: StreamTarget, gb: number): Promise<v
   console.log(`| ${label}, ${(received / 2 ** 30).toFixed(2)} GiB | ${secs.toFixed(1)} | ${(received / 2 ** 20 / secs).toFixed(0)} | ${before.rss.toFixed(0)} | ${peak.rss.toFixed(0)} | ${before.anon.toFixed(0)} | ${peak.anon.toFixed(0)} | ${peak.pss.toFixed(0)} | ${loadavg()[0]!.toFixed(1)} |`);
 }
 
-/** `npm run bench -- pg [--seconds N] [--clients N] [--stream-gb N] [--modes simple,prepared] [--diagnosis]` */
+/** `npm run bench -- pg [--seconds N] [--clients N] [--rate N] [--stream-gb N] [--modes simple,prepared] [--diagnosis]` */
 export async function run(args: string[]): Promise<void> {
   const option = (name: string, fallback: number): number => {
     const i = args.indexOf(`--${name}`);
@@ -388,5 +411,5 @@ export async function run(args: string[]): Promise<void> {
   };
   const m = args.indexOf('--modes');
   const modes = m === -1 ? ['simple', 'extended', 'prepared'] : args[m + 1]!.split(',');
-  await benchPg({ seconds: option('seconds', 15), streamGb: option('stream-gb', 2), clients: option('clients', 8), diagnosis: args.includes('--diagnosis'), modes });
+  await benchPg({ seconds: option('seconds', 15), streamGb: option('stream-gb', 2), clients: option('clients', 8), rate: option('rate', 250), diagnosis: args.includes('--diagnosis'), modes });
 }

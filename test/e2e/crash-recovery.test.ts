@@ -31,7 +31,7 @@ test.before(async () => {
 test.after(() => env.tearDown());
 
 const dataDir = () => env.dataDir;
-const start = () => env.start();
+const start = (dir?: string) => env.start('', dir);
 
 /** What one client was told about one statement. */
 interface Outcome {
@@ -156,6 +156,59 @@ test('six SIGKILLs at random moments under load: every statement PostgreSQL ran 
     await store.close();
   }
   console.log(`crash-recovery: ${KILLS} kills, ${outcomes.length} statements sent, ${acked.length} acknowledged, ${rows.length} rows, ${audited.length} pgaudit INSERTs, ${commands.size} commands recorded; ${opened.size} sessions; closed at restart: ${unknown} outcome unknown, ${notSent} not forwarded, ${cut} sessions`);
+});
+
+test('SIGKILL right after forwarding: the running statement\'s Command and its allow Verdict are already in the log, written together, and no Response yet', async () => {
+  const dir = join(env.work, 'forwarded');
+  const agate = await start(dir);
+  const token = await env.issuer.mint({ sub: 'ci-bot', repository: 'acme/app' });
+  // PostgreSQL's own view of what it is running: the statement has been forwarded once it is there.
+  const watcher = new pg.Client({ host: env.pg.host, port: env.pg.port, database: env.pg.database, user: env.pg.users.scram.user, password: env.pg.users.scram.password });
+  await watcher.connect();
+  const clients: pg.Client[] = [];
+  try {
+    const markers = Array.from({ length: 4 }, (_, i) => `fwd-${process.pid}-${i}`);
+    for (const marker of markers) {
+      const client = new pg.Client({ host: '127.0.0.1', port: agate.pgPort, database: 'appdb', user: 'agent', password: token });
+      client.on('error', () => undefined); // the kill
+      await client.connect();
+      clients.push(client);
+      void client.query(`SELECT pg_sleep(60), '${marker}' AS m`).catch(() => undefined);
+    }
+    // Killed as soon as PostgreSQL runs the first of them: nothing later can have written for it.
+    let running: string[] = [];
+    for (const until = Date.now() + 30_000; running.length === 0 && Date.now() < until; ) {
+      const r = await watcher.query<{ query: string }>("SELECT query FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(60), %'");
+      running = r.rows.map((row) => /'(fwd-[^']+)'/.exec(row.query)?.[1]).filter((m): m is string => m !== undefined);
+    }
+    process.kill(agate.pid, 'SIGKILL');
+    assert.ok(running.length > 0, 'PostgreSQL was running a forwarded statement at the kill');
+    const exit = await agate.stop();
+    assert.is(exit.signal, 'SIGKILL');
+
+    // The log as the killed process left it, before any start repairs it.
+    const events = logEvents(busLogBytes(join(dir, 'bus')), new EventCodec()) as AgateEvent[];
+    for (const marker of running) {
+      const at = events.findIndex((e) => e.type === 'Command' && e.text.includes(marker));
+      assert.ok(at >= 0, `${marker} ran in PostgreSQL: its Command is in the log`);
+      const command = events[at] as Command;
+      const verdict = events[at + 1];
+      assert.ok(verdict?.type === 'Verdict' && verdict.command_id === command.event_id && verdict.decision === 'allow', `${marker}: its allow Verdict is the very next record (one write with the Command)`);
+      assert.not.ok(events.some((e) => e.type === 'Response' && e.command_id === command.event_id), `${marker} was still running: no Response can be recorded yet`);
+    }
+    // The next start closes it as forwarded with an unknown outcome, under that verdict.
+    const again = await start(dir);
+    await again.stop();
+    const after = logEvents(busLogBytes(join(dir, 'bus')), new EventCodec()) as AgateEvent[];
+    for (const marker of running) {
+      const command = after.find((e): e is Command => e.type === 'Command' && e.text.includes(marker))!;
+      const responses = after.filter((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
+      assert.equal(responses.map((r) => r.outcome), ['unknown'], `${marker}: recorded at the next start as forwarded, outcome unknown`);
+    }
+  } finally {
+    for (const c of clients) await c.end().catch(() => undefined);
+    await watcher.end();
+  }
 });
 
 test.run();

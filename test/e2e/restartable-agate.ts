@@ -40,10 +40,10 @@ export class RestartableAgate {
     return join(this.work, 'data');
   }
 
-  /** `agate start` on `dataDir`, with `extraYaml` (top-level keys) appended to the generated config. */
-  async start(extraYaml = ''): Promise<AgateProcess> {
+  /** `agate start` on `dir` (`dataDir` by default), with `extraYaml` (top-level keys) appended to the generated config. */
+  async start(extraYaml = '', dir = this.dataDir): Promise<AgateProcess> {
     const base = agateConfig({ pg: this.pg, issuer: this.issuer });
-    const agate = await startAgateProcess({ configYaml: (p) => base(p).replace(/^data_dir: .*$/m, `data_dir: ${JSON.stringify(this.dataDir)}`) + extraYaml });
+    const agate = await startAgateProcess({ configYaml: (p) => base(p).replace(/^data_dir: .*$/m, `data_dir: ${JSON.stringify(dir)}`) + extraYaml });
     this.#started.push(agate);
     return agate;
   }

@@ -72,6 +72,9 @@ evaluate('a change of how the server lexes SQL is denied whatever the rules; saf
   assert.is(staging('SET standard_conforming_strings = 1').rule_id, 'staging-anything');
   assert.is(staging('SET standard_conforming_strings = 0').rule_id, LEXING_RULE);
   assert.is(staging('RESET ALL').rule_id, 'staging-anything');
+  // Decided again from the shape's remembered walk: the same answers.
+  assert.is(staging('SET standard_conforming_strings = 1').rule_id, 'staging-anything');
+  assert.is(staging('SET standard_conforming_strings = off').rule_id, LEXING_RULE);
 });
 
 evaluate('EXECUTE of a SQL-level prepared statement is decided as the statement it runs', () => {

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { ApprovalConfig, PolicyConfig, RuleConfig } from '../../../core/src/config.js';
 import { initShellParser, ShellAnalysisCache, type ShellCommand } from '../../../core/src/shell/analyze.js';
-import { initSqlParser, SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
-import { lexingRefusal } from '../../../core/src/sql/lexing.js';
+import { initSqlParser, SqlAnalysisCache, type SqlAnalysis } from '../../../core/src/sql/analyze.js';
+import { lexingChange, lexingRefusal } from '../../../core/src/sql/lexing.js';
 import { PREPARED_ATTRIBUTE, preparedBodies } from '../../../core/src/sql/prepared.js';
 import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
@@ -106,6 +106,11 @@ export class CompiledPolicy {
   readonly #hasShellRules: boolean;
   /** Parsed once per distinct text: a prepared statement executed 10,000 times is parsed once. */
   readonly #sql = new SqlAnalysisCache();
+  /**
+   * Per cached shape analysis, whether its parse trees change a lexing setting: a walk of every
+   * node, done once per distinct shape instead of once per statement decided.
+   */
+  readonly #shapeLexing = new WeakMap<SqlAnalysis, boolean>();
   /** Parsed once per distinct command line, like SQL. */
   readonly #shell = new ShellAnalysisCache();
 
@@ -156,13 +161,22 @@ export class CompiledPolicy {
     return { decision: 'deny', rule_id: HOOK_TAMPER_RULE, mask_set: null, reason: `Agate captures what this shell runs, and this command would stop it: ${why}` };
   }
 
+  #changesLexing(analysis: Extract<SqlAnalysis, { ok: true }>): boolean {
+    let changes = this.#shapeLexing.get(analysis);
+    if (changes === undefined) {
+      changes = analysis.statements.some((s) => lexingChange(s.node) !== undefined);
+      this.#shapeLexing.set(analysis, changes);
+    }
+    return changes;
+  }
+
   #evaluate(command: Command): PolicyDecision {
     let statements: (SqlFacts | undefined)[] = [undefined];
     if (command.protocol === 'postgres') {
       // Facts depend on the statement's structure only: texts differing in numbers share a parse.
       const analysis = this.#sql.analyzeShape(command.text);
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the statement cannot be parsed: ${analysis.error}`, mask_set: null };
-      const lexing = lexingRefusal(analysis.statements, () => this.#sql.analyze(command.text));
+      const lexing = this.#changesLexing(analysis) ? lexingRefusal(analysis.statements, () => this.#sql.analyze(command.text)) : undefined;
       if (lexing !== undefined) return { decision: 'deny', rule_id: LEXING_RULE, reason: `Agate pins how the server reads SQL: ${lexing}`, mask_set: null };
       if (analysis.statements.length > 0) {
         statements = [];

@@ -42,4 +42,19 @@ facts('what cannot be parsed says why, like the policy', () => {
   assert.match(of('EXECUTE p', 'not sql').analysis_error, /prepared statement/);
 });
 
+facts('remembered per shape: texts differing in numbers get the facts of their own analysis', () => {
+  const memo = new WeakMap();
+  const first = commandFacts(cache, 'DELETE FROM items WHERE id = 1', undefined, memo);
+  const again = commandFacts(cache, 'DELETE FROM items WHERE id = 2', undefined, memo);
+  assert.is(again, first);
+  assert.equal(first, of('DELETE FROM items WHERE id = 3'));
+  // A different structure is not taken for it.
+  const other = commandFacts(cache, 'DELETE FROM items', undefined, memo);
+  assert.is(other.unbounded_write, true);
+  assert.is(first.unbounded_write, false);
+  // With a prepared body the facts are worked out each time (the body is not in the shape).
+  assert.ok(commandFacts(cache, 'EXECUTE p(1)', 'PREPARE p AS DELETE FROM accounts', memo).effects.includes('destroy'));
+  assert.not.ok(commandFacts(cache, 'EXECUTE p(1)', 'PREPARE p AS SELECT 1', memo).effects.includes('destroy'));
+});
+
 facts.run();

@@ -1,4 +1,4 @@
-import { SqlAnalysisCache, type SqlStatement } from '../../../core/src/sql/analyze.js';
+import { SqlAnalysisCache, type SqlAnalysis, type SqlStatement } from '../../../core/src/sql/analyze.js';
 import { sqlFacts } from '../../../core/src/sql/facts.js';
 import { preparedBodies } from '../../../core/src/sql/prepared.js';
 
@@ -29,9 +29,19 @@ const EMPTY: Omit<CommandFacts, 'analysis_error'> = { statement: '', kinds: [], 
  * policy matched on without the policy having to record it. The SQL parser must be loaded
  * (`initSqlParser`).
  */
-export function commandFacts(cache: SqlAnalysisCache, text: string, prepared: string | undefined): CommandFacts {
+export function commandFacts(cache: SqlAnalysisCache, text: string, prepared: string | undefined, memo?: WeakMap<SqlAnalysis, CommandFacts>): CommandFacts {
   const analysis = cache.analyzeShape(text);
   if (!analysis.ok) return { ...EMPTY, analysis_error: `the statement cannot be parsed: ${analysis.error}` };
+  if (prepared !== undefined && prepared !== '') return factsOfStatements(cache, analysis, prepared);
+  // Without a prepared body the facts follow from the shape's analysis alone: worked out once per shape.
+  const known = memo?.get(analysis);
+  if (known !== undefined) return known;
+  const facts = factsOfStatements(cache, analysis, undefined);
+  memo?.set(analysis, facts);
+  return facts;
+}
+
+function factsOfStatements(cache: SqlAnalysisCache, analysis: Extract<SqlAnalysis, { ok: true }>, prepared: string | undefined): CommandFacts {
   const statements: SqlStatement[] = [...analysis.statements];
   if (prepared !== undefined && prepared !== '') {
     const bodies = preparedBodies(cache.analyze(prepared));

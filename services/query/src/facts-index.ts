@@ -1,4 +1,4 @@
-import { initSqlParser, SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
+import { initSqlParser, SqlAnalysisCache, type SqlAnalysis } from '../../../core/src/sql/analyze.js';
 import { PREPARED_ATTRIBUTE } from '../../../core/src/sql/prepared.js';
 import type { Store } from '../../../core/src/store/store.js';
 import { listChains } from '../../ledger/src/verify.js';
@@ -31,6 +31,8 @@ export interface CommandRow {
  */
 export class FactsIndex {
   readonly #cache = new SqlAnalysisCache();
+  /** Facts per shape analysis: a statement recorded 10,000 times with new numbers is analysed once. */
+  readonly #facts = new WeakMap<SqlAnalysis, CommandFacts>();
   #running: Promise<number> | undefined;
 
   readonly #store: Store;
@@ -94,7 +96,7 @@ export class FactsIndex {
   }
 
   #row(r: CommandRow): Record<string, unknown> {
-    return { command_id: r.event_id, chain_id: r.chain_id, seq: Number(r.seq), ...factsOf(this.#cache, r), attributes: r.attributes };
+    return { command_id: r.event_id, chain_id: r.chain_id, seq: Number(r.seq), ...factsOf(this.#cache, r, this.#facts), attributes: r.attributes };
   }
 }
 
@@ -105,6 +107,6 @@ export const COMMAND_COLUMNS = `chain_id, seq, event_id, JSONExtractString(body,
 const NO_SQL: CommandFacts = { statement: '', kinds: [], effects: [], table_names: [], table_schemas: [], table_access: [], unbounded_write: false, analysis_error: '' };
 
 /** A command's row of q_command_facts: SQL facts for PostgreSQL, none for SSH and Kubernetes. */
-export function factsOf(cache: SqlAnalysisCache, r: CommandRow): CommandFacts {
-  return r.protocol === 'postgres' ? commandFacts(cache, r.text, r.prepared) : NO_SQL;
+export function factsOf(cache: SqlAnalysisCache, r: CommandRow, memo?: WeakMap<SqlAnalysis, CommandFacts>): CommandFacts {
+  return r.protocol === 'postgres' ? commandFacts(cache, r.text, r.prepared, memo) : NO_SQL;
 }

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { PassThrough, Writable } from 'node:stream';
 import type { ClientChannel, ServerChannel } from 'ssh2';
-import { Masker } from '../pg/masking/masker.js';
+import { Masker } from '../masking/masker.js';
 import { CastRecorder, type CastChunk } from './asciicast.js';
 import type { TypedLine } from './line-tracker.js';
 import { relayShell, type LineDecision } from './shell-relay.js';
