@@ -339,7 +339,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const authorize = (id: Identity) => required.every((r) => { const v = claim(id, r.name); return v !== undefined && r.test(v); });
       await migrateQuery(store!);
       // Distributed: the proxies are other processes; a terminate goes to them over the bus.
-      const sessionEnds = config.bus.kind === 'kafka' && bus !== undefined ? new SessionEnds(bus, config.instance_id) : undefined;
+      const sessionEnds = config.bus.kind === 'kafka' && bus !== undefined ? new SessionEnds(bus) : undefined;
       if (sessionEnds !== undefined) {
         await sessionEnds.start();
         started.push({ stop: () => sessionEnds.close() });
@@ -385,7 +385,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       }
       if (config.bus.kind === 'kafka') {
         // A query service in another process asks for terminations over the bus.
-        const terminations = await readTerminationRequests(bus!, liveSessions, config.instance_id, logger.child({ component: 'proxy' }));
+        const terminations = await readTerminationRequests(bus!, liveSessions, logger.child({ component: 'proxy' }));
         started.push({ stop: () => terminations.close() });
       }
       for (const t of kubernetesTargets(config)) {
