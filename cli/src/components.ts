@@ -299,6 +299,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         dedupWindow: config.ledger.dedup_window, retentionDays: config.ledger.retention_days,
         // Whichever process made them, the session tables are filled by the ledger's inserts.
         refillDerived: (chain, from, to) => refillSessionTables(store!, chain, from, to),
+        pendingRefillsFile: join(config.data_dir, 'ledger', 'unrefilled.json'),
       });
       await ledger.start();
       started.push(ledger);
