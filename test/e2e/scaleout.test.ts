@@ -34,14 +34,13 @@ const phase = (what: string) => console.log(`    ${what} at ${((Date.now() - T0)
 
 const ready: Promise<Ctx> = (async () => {
   // Above the default 2 s: on a shared 2-core machine a fresh proxy's first verdicts can take longer.
-  const stack = await startDistributed({ partitions: PARTITIONS, policies: 2, ledgers: 2, verdictTimeoutMs: 10_000, registry: false, policyYaml: POLICY });
-  phase('services up');
+  const stack = await startDistributed({ partitions: PARTITIONS, policies: 2, ledgers: 2, verdictTimeoutMs: 10_000, registry: false, policyYaml: POLICY, proxies: ['proxy-a', 'proxy-b'] });
+  phase('services and proxies up');
   try {
     const user = stack.pg.users.scram.user;
     await stack.pg.psql(`CREATE TABLE probe (marker text PRIMARY KEY); CREATE TABLE forbidden (marker text); CREATE TABLE gated (marker text);
       GRANT ALL ON probe, forbidden, gated TO ${user}`);
-    const proxies = await Promise.all([stack.addProxy('proxy-a'), stack.addProxy('proxy-b')]);
-    phase('proxies up');
+    const proxies = stack.proxies;
     const [auditor, approver, agent] = await Promise.all([
       stack.issuer.mint({ sub: 'scaleout-auditor', agate_role: 'auditor' }), stack.issuer.mint({ sub: 'scaleout-approver', agate_role: 'approver' }), stack.issuer.mint({ sub: 'scaleout-agent' }),
     ]);

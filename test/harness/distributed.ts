@@ -30,6 +30,8 @@ export interface DistributedOptions {
    * without it, Avro single-object encoding (one JVM fewer to start on a loaded machine).
    */
   registry: boolean;
+  /** Names of proxy processes started with the services (more with `addProxy`). */
+  proxies?: string[];
   /** The `policy:` section's body (YAML, indented by two), e.g. `  default: allow`. */
   policyYaml: string;
 }
@@ -61,6 +63,8 @@ export interface Distributed {
   api: string;
   /** Policy, ledger and query processes, in start order. */
   services: Member[];
+  /** The proxies named in the options, in that order. */
+  proxies: ProxyMember[];
   /** Starts one more `agate proxy` process (instance `name`). */
   addProxy(name: string): Promise<ProxyMember>;
   /** `agate verify` against the query API, as `token`'s holder. */
@@ -135,9 +139,14 @@ ops: { listen: "127.0.0.1:${opsPort}" }
       ...Array.from({ length: options.policies }, (_, i): [Role, string] => ['policy', `policy-${i + 1}`]),
       ['query', 'query'],
     ];
-    services.push(...(await Promise.all(rest.map(([role, instance]) => start(role, instance)))));
+    // Proxies start with the other services: they wait for verdicts only once a client connects.
+    const [others, proxies] = await Promise.all([
+      Promise.all(rest.map(([role, instance]) => start(role, instance))),
+      Promise.all((options.proxies ?? []).map(async (name) => start('proxy', name, await findFreePort()))),
+    ]);
+    services.push(...others);
     return {
-      pg, issuer, broker, registry, double, store, dir, api: `http://127.0.0.1:${apiPort}`, services,
+      pg, issuer, broker, registry, double, store, dir, api: `http://127.0.0.1:${apiPort}`, services, proxies,
       addProxy: async (name) => start('proxy', name, await findFreePort()),
       verify: (token) => runCli(['verify', '--config', services[0]!.config, '--token', token, '--url', `http://127.0.0.1:${apiPort}`]),
       stop,
