@@ -12,18 +12,9 @@
  *
  *   npm run bench -- scaleout [SECONDS=15] [CLIENTS=16]
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus } from 'node:os';
 import pg from 'pg';
-import { ClickHouseStore } from '../core/src/store/clickhouse.js';
-import { startClickHouseHttpDouble } from '../test/harness/clickhouse-http-double.js';
-import { startKafka } from '../test/harness/kafka.js';
-import { startOidcIssuer } from '../test/harness/oidc-issuer.js';
-import { findFreePort, startPostgres } from '../test/harness/postgres.js';
-import { startSchemaRegistry } from '../test/harness/schema-registry.js';
-import { runCli } from '../test/e2e/agate-process.js';
-import { startRole, type RoleProcess } from '../test/e2e/role-process.js';
+import { startDistributed, verdictLatencySums, type ProxyMember } from '../test/harness/distributed.js';
 
 const PARTITIONS = 4;
 const PROXIES = [1, 2, 4];
@@ -43,82 +34,44 @@ interface Figures {
 export async function run(args: string[]): Promise<void> {
   const seconds = Number(args[0] ?? 15);
   const clients = Number(args[1] ?? 16);
-  const [pgServer, issuer, broker, registry, double] = await Promise.all([startPostgres(), startOidcIssuer(), startKafka(), startSchemaRegistry(), startClickHouseHttpDouble()]);
-  const dir = mkdtempSync(join(tmpdir(), 'agate-scaleout-'));
-  const api = await findFreePort();
-  const q = JSON.stringify;
-  const config = (instance: string, pgPort: number, opsPort: number) => `instance_id: ${instance}
-data_dir: ${q(join(dir, instance))}
-identity: { issuers: [{ issuer: ${q(issuer.issuer)}, audience: agate }] }
-bus:
-  kind: kafka
-  brokers: [${q(broker.bootstrap)}]
-  partitions: ${PARTITIONS}
-  replication_factor: 1
-  schema_registry: { url: ${q(registry.url)} }
-store: { kind: clickhouse, url: ${q(double.url)} }
-proxy:
-  postgres: { listen: "127.0.0.1:${pgPort}", max_connections: 1000 }
-  verdict_timeout_ms: ${VERDICT_TIMEOUT_MS}
-targets:
-  - name: appdb
-    protocol: postgres
-    upstream: { host: 127.0.0.1, port: ${pgServer.port}, database: appdb, user: ${q(pgServer.users.scram.user)}, password: { value: ${q(pgServer.users.scram.password)} } }
-policy: { default: allow }
-query: { listen: "127.0.0.1:${api}" }
-ops: { listen: "127.0.0.1:${opsPort}" }
-`;
-  const svc = join(dir, 'services.yaml');
-  writeFileSync(svc, config('services', await findFreePort(), 0));
-  const roles: RoleProcess[] = [];
-  const token = await issuer.mint({ sub: 'scaleout', agate_role: 'auditor' });
+  const stack = await startDistributed({ partitions: PARTITIONS, policies: 2, ledgers: 2, verdictTimeoutMs: VERDICT_TIMEOUT_MS, registry: true, policyYaml: '  default: allow' });
+  const token = await stack.issuer.mint({ sub: 'scaleout', agate_role: 'auditor' });
   const rows: Figures[] = [];
   try {
-    roles.push(await startRole('ledger', svc)); // first: it makes the schema
-    roles.push(...(await Promise.all([startRole('ledger', svc), startRole('policy', svc), startRole('policy', svc), startRole('query', svc)])));
     for (const n of PROXIES) {
-      const proxies: { port: number; ops: number; role: RoleProcess }[] = [];
-      for (let i = 0; i < n; i++) {
-        const port = await findFreePort();
-        const ops = await findFreePort();
-        const file = join(dir, `proxy-${n}-${i}.yaml`);
-        writeFileSync(file, config(`proxy-${n}-${i}`, port, ops));
-        proxies.push({ port, ops, role: await startRole('proxy', file) });
-      }
+      const proxies: ProxyMember[] = [];
+      for (let i = 0; i < n; i++) proxies.push(await stack.addProxy(`proxy-${n}-${i}`));
       try {
         rows.push(await load(n, proxies, clients, seconds, token));
       } finally {
-        await Promise.all(proxies.map((p) => p.role.stop()));
+        await Promise.all(proxies.map((p) => p.process.stop()));
       }
     }
-    const store = new ClickHouseStore({ url: double.url, username: 'default', password: '' });
     const sent = rows.reduce((s, r) => s + r.statements, 0);
     const recorded = await until(async () => {
-      const [row] = await store.query<{ c: string; a: string }>(
+      const [row] = await stack.store.query<{ c: string; a: string }>(
         `SELECT count() AS c, countIf(decision = 'allow') AS a FROM agate.decisions WHERE text LIKE 'SELECT 1 /* scaleout %'`);
       return Number(row!.c) >= sent ? row : undefined;
     });
-    await store.close();
-    const verify = await runCli(['verify', '--config', svc, '--token', token, '--url', `http://127.0.0.1:${api}`]);
+    const verify = await stack.verify(token);
     print(rows, clients, seconds);
     console.log(`\nrecorded: ${recorded.c} commands for ${sent} statements sent, ${recorded.a} allowed; refused or failed at the client: ${rows.reduce((s, r) => s + r.errors, 0)}`);
     console.log(`agate verify (exit ${verify.code}):\n${verify.stdout.trim()}`);
     if (verify.code !== 0 || Number(recorded.a) !== sent || rows.some((r) => r.errors > 0)) process.exitCode = 1;
   } finally {
-    await Promise.all(roles.map((r) => r.stop()));
-    await Promise.all([pgServer.stop(), issuer.close(), broker.destroy(), registry.close(), double.close()]);
+    await stack.stop();
   }
 }
 
 /** CLIENTS closed-loop clients over the proxies for `seconds`. */
-async function load(n: number, proxies: { port: number; ops: number }[], clients: number, seconds: number, token: string): Promise<Figures> {
+async function load(n: number, proxies: ProxyMember[], clients: number, seconds: number, token: string): Promise<Figures> {
   const conns = await Promise.all(Array.from({ length: clients }, async (_, i) => {
     const c = new pg.Client({ host: '127.0.0.1', port: proxies[i % proxies.length]!.port, database: 'appdb', user: 'agent', password: token });
     c.on('error', () => {}); // a failed statement is counted where it is awaited
     await c.connect();
     return c;
   }));
-  const before = await verdictSums(proxies);
+  const before = await verdictLatencySums(proxies.map((p) => p.ops));
   const latencies: number[] = [];
   let errors = 0; // statements refused or failed, warm-up included
   let warmed = 0;
@@ -139,7 +92,7 @@ async function load(n: number, proxies: { port: number; ops: number }[], clients
     }
   }));
   const elapsed = (performance.now() - start) / 1000;
-  const after = await verdictSums(proxies);
+  const after = await verdictLatencySums(proxies.map((p) => p.ops));
   await Promise.all(conns.map((c) => c.end()));
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? NaN;
@@ -147,22 +100,6 @@ async function load(n: number, proxies: { port: number; ops: number }[], clients
     proxies: n, statements: latencies.length + errors + warmed, errors, perSecond: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99),
     verdictMeanMs: ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1000,
   };
-}
-
-/** The proxies' verdict latency histograms, summed: total seconds and count. */
-async function verdictSums(proxies: { ops: number }[]): Promise<{ sum: number; count: number }> {
-  let sum = 0;
-  let count = 0;
-  for (const p of proxies) {
-    const text = await (await fetch(`http://127.0.0.1:${p.ops}/metrics`)).text();
-    for (const line of text.split('\n')) {
-      const m = /^agate_verdict_latency_seconds_(sum|count)\{[^}]*\} ([0-9.e+-]+)$/.exec(line);
-      if (m === null) continue;
-      if (m[1] === 'sum') sum += Number(m[2]);
-      else count += Number(m[2]);
-    }
-  }
-  return { sum, count };
 }
 
 async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {

@@ -234,7 +234,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       }
       if (config.bus.kind === 'kafka') {
         // A query service in another process asks for terminations over the bus.
-        const terminations = await readTerminationRequests((await bus.get()).bus, liveSessions, config.instance_id, logger.child({ component: 'proxy' }));
+        const terminations = await readTerminationRequests((await bus.get()).bus, liveSessions, logger.child({ component: 'proxy' }));
         onStarted({ stop: () => terminations.close() });
       }
       for (const k of proxies.kubernetes) (out.kubernetes ??= {})[k.name] = await listen(`kubernetes.${k.name}`, k.server, k.listen);

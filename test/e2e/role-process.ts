@@ -10,6 +10,8 @@ export interface RoleProcess {
   readonly running: boolean;
   /** The process id (to watch its memory). */
   readonly pid: number;
+  /** The exit code of the last run once it exited (null while running, or when a signal ended it). */
+  readonly exitCode: number | null;
   stderr(): string;
   /** SIGTERM (graceful) or SIGKILL (crash), then waits for the exit. */
   stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
@@ -51,6 +53,9 @@ export async function startRole(role: Role, configPath: string, readyTimeoutMs =
     },
     get pid() {
       return child.pid ?? 0;
+    },
+    get exitCode() {
+      return child.exitCode;
     },
     stderr: () => stderr,
     stop: async (signal = 'SIGTERM') => {

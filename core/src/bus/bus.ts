@@ -120,6 +120,13 @@ export interface SubscribeOptions {
    * on the embedded bus everything runs in one process and no such reader is started.
    */
   from?: 'earliest' | 'latest';
+  /**
+   * A group of this process alone (one of PROCESS_GROUPS; Kafka only): every process reads every
+   * event, so the group is named after the process (its instance id and a random suffix, like its
+   * verdict group) and deleted when the subscription or the bus closes. One a process that died
+   * left behind is deleted by the ledger once it has stayed without a member (lease-sweeper.ts).
+   */
+  perProcess?: boolean;
   /** Every batch comes from one stream, in that stream's order. */
   handler: (batch: readonly AgateEvent[], source: StreamInfo) => Promise<void>;
   /** Largest batch handed to the handler at once. */

@@ -9,7 +9,7 @@ import { Backoff, pause } from '../retry.js';
 import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
 import { DEFAULT_RETENTION_MS, topicSpecs } from './kafka-topics.js';
 import { installKafkajsIdleFix } from './kafkajs-idle-fix.js';
-import type { ProxyLeases } from './leases.js';
+import { PROCESS_GROUPS, type ProxyLeases } from './leases.js';
 import { VerdictWaiters } from './verdict-waiters.js';
 import type { WireCodec } from './wire.js';
 
@@ -103,6 +103,10 @@ export class KafkaBus implements Bus, ProxyLeases {
    * close() deletes it.
    */
   readonly #verdictGroup: string;
+  /** What makes this process's own groups (its verdict group, SubscribeOptions.perProcess) its alone. */
+  readonly #processSuffix: string;
+  /** Per-process groups this process subscribed with and has not deleted yet. */
+  readonly #processGroups = new Set<string>();
   #flushing = false;
   #closed = false;
   /** What this bus reported into readiness, withdrawn when it closes. */
@@ -113,7 +117,8 @@ export class KafkaBus implements Bus, ProxyLeases {
   private constructor(options: KafkaBusOptions) {
     this.#options = options;
     installKafkajsIdleFix(); // before the first connection: without it each one spins with no traffic
-    this.#verdictGroup = `${options.groupPrefix}.verdicts.${options.instanceId}.${randomBytes(6).toString('hex')}`;
+    this.#processSuffix = `${options.instanceId}.${randomBytes(6).toString('hex')}`;
+    this.#verdictGroup = `${options.groupPrefix}.verdicts.${this.#processSuffix}`;
     this.#kafka = new Kafka({
       clientId: `agate-${options.instanceId}`,
       brokers: options.brokers,
@@ -186,6 +191,12 @@ export class KafkaBus implements Bus, ProxyLeases {
   }
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
+    if (options.perProcess && !(PROCESS_GROUPS as readonly string[]).includes(options.group)) {
+      // The ledger finds a dead process's groups by these names only; any other would stay for good.
+      throw new AgateError(ErrorCode.CONFIG_INVALID, `a per-process consumer group must be one of ${PROCESS_GROUPS.join(', ')}, not ${options.group}`);
+    }
+    const groupId = options.perProcess ? `${this.#options.groupPrefix}.${options.group}.${this.#processSuffix}` : `${this.#options.groupPrefix}.${options.group}`;
+    if (options.perProcess) this.#processGroups.add(groupId);
     const types = new Set<string>(options.types);
     const log = this.#options.logger.child({ group: options.group });
     let stopping = false;
@@ -193,7 +204,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     // carry the count, so a handler knows when a partition may have been elsewhere meanwhile.
     let joins = 0;
     const supervised = await this.#supervise(options.group, async () => {
-      const consumer = this.#kafka.consumer({ groupId: `${this.#options.groupPrefix}.${options.group}`, ...FETCH, ...MEMBERSHIP, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
+      const consumer = this.#kafka.consumer({ groupId, ...FETCH, ...MEMBERSHIP, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
       this.#consumers.add(consumer);
       consumer.on(consumer.events.GROUP_JOIN, () => void (joins += 1));
       await consumer.connect();
@@ -243,6 +254,7 @@ export class KafkaBus implements Bus, ProxyLeases {
       close: async () => {
         stopping = true;
         await supervised.stop();
+        if (options.perProcess) await this.#deleteProcessGroups([groupId]);
       },
     };
   }
@@ -303,10 +315,20 @@ export class KafkaBus implements Bus, ProxyLeases {
   /** This deployment's verdict groups with no member: proxies that died (or are between consumers). */
   async vacantLeases(): Promise<string[]> {
     const prefix = `${this.#options.groupPrefix}.verdicts.`;
+    return this.#vacantGroups((g) => g.startsWith(prefix));
+  }
+
+  /** This deployment's per-process groups (PROCESS_GROUPS) with no member: left by processes that died, or between consumers. */
+  async vacantProcessGroups(): Promise<string[]> {
+    const prefixes = PROCESS_GROUPS.map((g) => `${this.#options.groupPrefix}.${g}.`);
+    return this.#vacantGroups((g) => prefixes.some((p) => g.startsWith(p)));
+  }
+
+  async #vacantGroups(wanted: (groupId: string) => boolean): Promise<string[]> {
     const admin = this.#kafka.admin();
     try {
       await admin.connect();
-      const ids = (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(prefix));
+      const ids = (await admin.listGroups()).groups.map((g) => g.groupId).filter(wanted);
       if (ids.length === 0) return [];
       const { groups } = await admin.describeGroups(ids);
       return groups.filter((g) => g.members.length === 0 && (g.state === 'Empty' || g.state === 'Dead')).map((g) => g.groupId);
@@ -345,17 +367,22 @@ export class KafkaBus implements Bus, ProxyLeases {
     await Promise.all([...this.#consumers].map((c) => c.disconnect().catch(() => undefined)));
     this.#consumers.clear();
     await this.#producer.disconnect().catch(() => undefined);
-    if (this.#options.awaitsVerdicts) await this.#deleteVerdictGroup();
+    await this.#deleteProcessGroups([...(this.#options.awaitsVerdicts ? [this.#verdictGroup] : []), ...this.#processGroups]);
   }
 
-  /** Best effort: the group of a process that crashed is deleted by the ledger once its lease expired (leases.ts). */
-  async #deleteVerdictGroup(): Promise<void> {
+  /**
+   * Best effort: this process's own groups, once their consumers left. The groups of a process
+   * that crashed are deleted by the ledger once they stayed vacant (leases.ts, lease-sweeper.ts).
+   */
+  async #deleteProcessGroups(groupIds: string[]): Promise<void> {
+    if (groupIds.length === 0) return;
+    for (const g of groupIds) this.#processGroups.delete(g);
     const admin = this.#kafka.admin();
     try {
       await admin.connect();
-      await admin.deleteGroups([this.#verdictGroup]);
+      await admin.deleteGroups(groupIds);
     } catch (err) {
-      this.#options.logger.debug('could not delete the verdict consumer group', { group: this.#verdictGroup, error: describeError(err) });
+      this.#options.logger.debug('could not delete this process\'s consumer groups', { groups: groupIds, error: describeError(err) });
     } finally {
       await admin.disconnect().catch(() => undefined);
     }

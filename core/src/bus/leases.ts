@@ -7,6 +7,12 @@ import type { Bus } from './bus.js';
  */
 export const LEASE_ATTRIBUTE = 'proxy_lease';
 
+/**
+ * The consumer groups a process may hold alone (SubscribeOptions.perProcess), besides its verdict
+ * group: listed here so that the ledger, which holds none, can find the ones of processes that died.
+ */
+export const PROCESS_GROUPS = ['terminations', 'session-ends'] as const;
+
 /** The reason recorded in the SessionClosed of a session whose proxy's lease expired. */
 export const LEASE_EXPIRED_REASON = 'proxy lease expired';
 
@@ -18,7 +24,12 @@ export const LEASE_EXPIRED_REASON = 'proxy lease expired';
 export interface ProxyLeases {
   /** Leases of this deployment's proxies whose holder is not alive now. */
   vacantLeases(): Promise<string[]>;
-  /** Forgets a vacant lease for good (on Kafka: deletes the group). */
+  /**
+   * Per-process consumer groups other than leases (SubscribeOptions.perProcess: a proxy's
+   * termination requests, a query process's session ends) that have no member now.
+   */
+  vacantProcessGroups(): Promise<string[]>;
+  /** Forgets a vacant lease or per-process group for good (on Kafka: deletes the group). */
   releaseLease(lease: string): Promise<void>;
 }
 

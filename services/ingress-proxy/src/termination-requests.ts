@@ -5,13 +5,14 @@ import { terminationReason, type LiveSessions } from './live-sessions.js';
 /**
  * A proxy process's reader of SessionTerminationRequested (distributed mode, where the query API
  * that took the request may run elsewhere). Every proxy process reads every request, in a
- * consumer group of its own, from the newest event on; only the one holding the session acts:
+ * consumer group of its own (deleted when it stops), from the newest event on; only the one
+ * holding the session acts:
  * it closes the client and records SessionClosed with who asked and why, which the query API
  * waits for. A request for a session this process does not hold is another proxy's business.
  */
-export function readTerminationRequests(bus: Bus, live: LiveSessions, proxyId: string, logger: Logger): Promise<Subscription> {
+export function readTerminationRequests(bus: Bus, live: LiveSessions, logger: Logger): Promise<Subscription> {
   return bus.subscribe({
-    group: `terminations.${proxyId}`, types: ['SessionTerminationRequested'], from: 'latest',
+    group: 'terminations', perProcess: true, types: ['SessionTerminationRequested'], from: 'latest',
     handler: async (batch) => {
       for (const e of batch) {
         if (e.type !== 'SessionTerminationRequested') continue;

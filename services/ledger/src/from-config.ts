@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Bus } from '../../../core/src/bus/bus.js';
 import type { ProxyLeases } from '../../../core/src/bus/leases.js';
 import { LOCAL_STREAM } from '../../../core/src/bus/local-bus.js';
@@ -15,7 +16,7 @@ import { LeaseSweeper } from './lease-sweeper.js';
 import { parseVerifierKey, verifierKey, type NoteSigner } from './note.js';
 
 /** What the ledger reads from the config. */
-export type LedgerSlice = Pick<AgateConfig, 'ledger' | 'bus'>;
+export type LedgerSlice = Pick<AgateConfig, 'ledger' | 'bus' | 'data_dir'>;
 
 export interface LedgerShared {
   bus: Bus;
@@ -44,6 +45,7 @@ export async function ledgerFromConfig(config: LedgerSlice, shared: LedgerShared
     checkpoints: { everyEvents: checkpoint.every_events, everyMs: checkpoint.every_ms, sinks },
     dedupWindow: config.ledger.dedup_window, retentionDays: config.ledger.retention_days,
     refillDerived: shared.refillDerived,
+    pendingRefillsFile: join(config.data_dir, 'ledger', 'unrefilled.json'),
   });
   await ledger.start();
   shared.onStarted(ledger);

@@ -27,9 +27,13 @@ const ledger = new LedgerService({ bus, store, codec: new EventCodec(), chainId:
 
 class VacantList implements ProxyLeases {
   vacant: string[] = [];
+  vacantGroups: string[] = [];
   released: string[] = [];
   async vacantLeases(): Promise<string[]> {
     return [...this.vacant];
+  }
+  async vacantProcessGroups(): Promise<string[]> {
+    return [...this.vacantGroups];
   }
   async releaseLease(lease: string): Promise<void> {
     this.released.push(lease);
@@ -113,6 +117,24 @@ sweeper('a lease seen held again starts its clock anew', async () => {
   assert.equal(await closes(s.id), []);
   await sw.sweep(12_000);
   await until('the close recorded', async () => (await closes(s.id)).length === 1);
+});
+
+sweeper('a per-process group (termination requests, session ends) vacant for the expiry is deleted; one that got a member again is kept', async () => {
+  const leases = new VacantList();
+  const sw = new LeaseSweeper({ leases, bus, store, logger: silentLogger, expiryMs: 1_000, everyMs: 60_000 });
+  leases.vacantGroups = ['agate.terminations.proxy-f.dd', 'agate.session-ends.query-1.ee'];
+  await sw.sweep(20_000);
+  await sw.sweep(20_999);
+  assert.equal(leases.released, [], 'not before expiryMs of vacancy');
+  leases.vacantGroups = ['agate.terminations.proxy-f.dd']; // the query process's consumer is back
+  await sw.sweep(21_000);
+  assert.equal(leases.released, ['agate.terminations.proxy-f.dd']);
+  leases.vacantGroups = ['agate.session-ends.query-1.ee'];
+  await sw.sweep(21_500);
+  await sw.sweep(22_400);
+  assert.equal(leases.released, ['agate.terminations.proxy-f.dd'], 'its clock started again when it was seen vacant again');
+  await sw.sweep(22_500);
+  assert.equal(leases.released, ['agate.terminations.proxy-f.dd', 'agate.session-ends.query-1.ee']);
 });
 
 sweeper.run();

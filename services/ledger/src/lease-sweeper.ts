@@ -30,6 +30,10 @@ interface OpenSession {
  * each of its open sessions gets a SessionClosed with the reason `proxy lease expired`, and once
  * the store shows none open the lease is released (its Kafka group deleted).
  *
+ * The same clock deletes the other groups a process holds alone (a proxy's termination
+ * requests, a query process's session ends; PROCESS_GROUPS): a process that stops cleanly
+ * deletes its own, one that died leaves them, and each would stay on the brokers for good.
+ *
  * Every ledger instance sweeps; their SessionClosed events share an id derived from the session,
  * so the chain records one (the ledger drops a repeated event id). A look that fails (the broker
  * away) restarts every clock: a lease is only judged while the backbone can be asked.
@@ -57,15 +61,24 @@ export class LeaseSweeper {
     await this.#sweeping;
   }
 
-  /** One look: expired leases get their sessions closed, or are released when none is open. */
+  /**
+   * One look: expired leases get their sessions closed, or are released when none is open;
+   * expired per-process groups are deleted.
+   */
   async sweep(now = Date.now()): Promise<void> {
-    const { leases, logger, expiryMs } = this.options;
+    const { leases, logger } = this.options;
     const vacant = new Set(await leases.vacantLeases());
-    for (const lease of this.#vacantSince.keys()) if (!vacant.has(lease)) this.#vacantSince.delete(lease);
+    const groups = new Set(await leases.vacantProcessGroups());
+    for (const g of this.#vacantSince.keys()) if (!vacant.has(g) && !groups.has(g)) this.#vacantSince.delete(g);
+    for (const group of groups) {
+      if (!this.#expired(group, now)) continue;
+      await leases.releaseLease(group);
+      this.#vacantSince.delete(group);
+      logger.info('deleted the consumer group of a process that is gone', { group });
+    }
     for (const lease of vacant) {
-      const since = this.#vacantSince.get(lease) ?? now;
-      this.#vacantSince.set(lease, since);
-      if (now - since < expiryMs) continue;
+      if (!this.#expired(lease, now)) continue;
+      const since = this.#vacantSince.get(lease)!;
       const open = await this.#openSessions(lease);
       if (open.length === 0) {
         await leases.releaseLease(lease);
@@ -76,6 +89,13 @@ export class LeaseSweeper {
       for (const s of open) await this.options.bus.publish(closing(s));
       logger.warn('closed the open sessions of a proxy whose lease expired', { lease, sessions: open.length, vacant_ms: now - since });
     }
+  }
+
+  /** Whether a vacant group has been seen so on every look for `expiryMs`; starts its clock when first seen. */
+  #expired(group: string, now: number): boolean {
+    const since = this.#vacantSince.get(group) ?? now;
+    this.#vacantSince.set(group, since);
+    return now - since >= this.options.expiryMs;
   }
 
   /** The lease's sessions with no SessionClosed in the store yet. */

@@ -9,6 +9,7 @@ import { ChainWriter, isRefusal, type Head } from './chain-writer.js';
 import type { CheckpointSink } from './checkpoint-sink.js';
 import { openCheckpoint } from './checkpoint.js';
 import { parseVerifierKey, verifierKey, type NoteSigner } from './note.js';
+import { PendingRefills, type RefillRange } from './pending-refills.js';
 import { RowSealer } from './row-sealer.js';
 import { expireBlocks } from './retention.js';
 import { migrate } from './schema.js';
@@ -35,6 +36,8 @@ export interface LedgerOptions {
    * which failed in a view stored without them. Must be idempotent.
    */
   refillDerived?: (chainId: string, fromSeq: number, toSeq: number) => Promise<void>;
+  /** Where the ranges waiting for `refillDerived` are kept across restarts (pending-refills.ts); memory only without. */
+  pendingRefillsFile?: string;
 }
 
 /**
@@ -67,9 +70,14 @@ export class LedgerService {
   /** Per stream, where the first batch that failed starts (StreamInfo.positions), until one goes in. */
   readonly #failedAt = new Map<string, number>();
   /** Per chain, records a failed insert stored without the rows of the views behind the ledger, until refilled. */
-  readonly #unrefilled = new Map<string, { from: number; to: number }>();
+  readonly #unrefilled = new Map<string, RefillRange>();
+  /** #unrefilled on disk, so a restart still derives those rows; `#unsaved` while the last write failed. */
+  readonly #pendingRefills: PendingRefills;
+  #unsaved = false;
 
-  constructor(private readonly options: LedgerOptions) {}
+  constructor(private readonly options: LedgerOptions) {
+    this.#pendingRefills = new PendingRefills(options.pendingRefillsFile);
+  }
 
   /**
    * Starts recording. When the store is behind or departs from the newest checkpoint the ledger
@@ -79,6 +87,12 @@ export class LedgerService {
   async start(): Promise<void> {
     await migrate(this.options.store, { retentionDays: this.options.retentionDays });
     await this.#checkKey();
+    // Ranges a previous run noted and could not derive yet: derived now, whichever instance owns their chain today.
+    for (const [chainId, range] of this.#pendingRefills.load()) {
+      this.options.logger.warn('records an earlier run stored without their session rows; deriving them now', { chain: chainId, from: range.from, to: range.to });
+      this.#unrefilled.set(chainId, range);
+      await this.#refill(chainId);
+    }
     this.#sealer.start();
     try {
       await this.chain(this.options.chainId);
@@ -228,6 +242,7 @@ export class LedgerService {
     const known = this.#unrefilled.get(chainId);
     this.#unrefilled.set(chainId, { from: Math.min(known?.from ?? before + 1, before + 1), to: Math.max(known?.to ?? head, head) });
     this.options.logger.warn('a failed insert stored records without the rows the materialized views derive from them; deriving them again', { chain: chainId, from: before + 1, to: head });
+    await this.#savePending();
     await this.#refill(chainId);
   }
 
@@ -235,12 +250,27 @@ export class LedgerService {
   async #refill(chainId: string): Promise<void> {
     const range = this.#unrefilled.get(chainId);
     if (range === undefined || this.options.refillDerived === undefined) return;
+    if (this.#unsaved) await this.#savePending();
     try {
       await this.options.refillDerived(chainId, range.from, range.to);
       // A range widened meanwhile stays for the next attempt.
-      if (this.#unrefilled.get(chainId) === range) this.#unrefilled.delete(chainId);
+      if (this.#unrefilled.get(chainId) === range) {
+        this.#unrefilled.delete(chainId);
+        await this.#savePending();
+      }
     } catch (err) {
       this.options.logger.warn('deriving the view rows of records a failed insert stored failed; tried again after the next batch', { chain: chainId, from: range.from, to: range.to, error: describeError(err) });
+    }
+  }
+
+  /** Writes #unrefilled to its file; a failed write (the disk full too) is logged and tried again at the next refill. */
+  async #savePending(): Promise<void> {
+    try {
+      await this.#pendingRefills.save(this.#unrefilled);
+      this.#unsaved = false;
+    } catch (err) {
+      this.#unsaved = true;
+      this.options.logger.error('cannot keep the records waiting for their session rows on disk; a restart before they are derived would forget them (agate verify names them, --repair-sessions derives them)', { error: describeError(err) });
     }
   }
 

@@ -49,7 +49,7 @@ export async function queryFromConfig(config: QuerySlice, shared: QueryShared): 
   const logger = shared.logger.child({ component: 'query' });
   await migrateQuery(store);
   // Distributed: the proxies are other processes; a terminate goes to them over the bus.
-  const sessionEnds = config.bus.kind === 'kafka' && bus !== undefined ? new SessionEnds(bus, config.instance_id) : undefined;
+  const sessionEnds = config.bus.kind === 'kafka' && bus !== undefined ? new SessionEnds(bus) : undefined;
   if (sessionEnds !== undefined) {
     await sessionEnds.start();
     shared.onStarted({ stop: () => sessionEnds.close() });

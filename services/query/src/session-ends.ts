@@ -4,18 +4,18 @@ import type { SessionClosed } from '../../../schemas/src/events.js';
 /**
  * Tells a waiter when a session's SessionClosed is on the bus (so durable: the bus delivers only
  * what it acknowledged). The query API waits on it after asking, over the bus, for a session held
- * by a proxy in another process to end. One consumer group per query process, read from the
- * newest event on: it is only ever asked about sessions it saw closing from now.
+ * by a proxy in another process to end. One consumer group per query process (deleted when it
+ * stops), read from the newest event on: it is only ever asked about sessions it saw closing from now.
  */
 export class SessionEnds {
   readonly #waiters = new Map<string, Set<(closed: SessionClosed | undefined) => void>>();
   #subscription: Subscription | undefined;
 
-  constructor(private readonly bus: Bus, private readonly instanceId: string) {}
+  constructor(private readonly bus: Bus) {}
 
   async start(): Promise<void> {
     this.#subscription = await this.bus.subscribe({
-      group: `session-ends.${this.instanceId}`, types: ['SessionClosed'], from: 'latest',
+      group: 'session-ends', perProcess: true, types: ['SessionClosed'], from: 'latest',
       handler: async (batch) => {
         for (const e of batch) {
           if (e.type !== 'SessionClosed') continue;

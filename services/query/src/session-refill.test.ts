@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Bus, StreamInfo, SubscribeOptions } from '../../../core/src/bus/bus.js';
@@ -10,6 +10,7 @@ import { EventCodec } from '../../../schemas/src/codec.js';
 import type { AgateEvent } from '../../../schemas/src/events.js';
 import { LedgerService } from '../../ledger/src/ledger.js';
 import { generateSignerKey, parseSignerKey } from '../../ledger/src/note.js';
+import { PendingRefills } from '../../ledger/src/pending-refills.js';
 import { verifyChain } from '../../ledger/src/verify.js';
 import { migrateQuery } from './schema.js';
 import { checkSessionTables } from './session-check.js';
@@ -32,10 +33,10 @@ test.after(async () => {
 });
 
 /** A bus whose one subscriber is handed batches by the test, as the bus would. */
-function handBus(): { bus: Bus; deliver: (batch: readonly AgateEvent[], positions: number[]) => Promise<void> } {
+function handBus(stream = 'test'): { bus: Bus; deliver: (batch: readonly AgateEvent[], positions: number[]) => Promise<void> } {
   let handler: ((batch: readonly AgateEvent[], source: StreamInfo) => Promise<void>) | undefined;
   const bus = { publish: async () => {}, subscribe: async (o: SubscribeOptions) => ((handler = o.handler), { close: async () => {} }) } as unknown as Bus;
-  return { bus, deliver: (batch, positions) => handler!(batch, { stream: 'test', positions }) };
+  return { bus, deliver: (batch, positions) => handler!(batch, { stream, positions }) };
 }
 const positions = (start: number, n: number) => Array.from({ length: n }, (_, i) => start + i + 1);
 const refuseSessionRows = (on: boolean) => store.exec(on
@@ -81,6 +82,48 @@ test('a refill is idempotent: derived again, nothing is counted twice', async ()
   assert.equal(await checkSessionTables(store, 0), { ok: true, sessions: 3, problem: null });
   const [n] = await store.query<{ n: string }>('SELECT count() AS n FROM agate.sessions');
   assert.is(Number(n!.n), 3);
+});
+
+test('a restart before the refill still derives the rows: the waiting ranges are kept in a file', async () => {
+  const file = join(dir, 'ledger', 'unrefilled.json');
+  const ledgerWith = (bus: Bus) => new LedgerService({ bus, store, codec, chainId: 'restart', logger: silentLogger, signer, pendingRefillsFile: file, refillDerived: (chain, from, to) => refillSessionTables(store, chain, from, to) });
+  const first = handBus('restart');
+  const ledger = ledgerWith(first.bus);
+  await ledger.start();
+  const [a, b] = [sessionEvents('dave', 2), sessionEvents('erin', 3)];
+  await first.deliver(a, positions(0, a.length));
+  await refuseSessionRows(true);
+  await first.deliver(b, positions(a.length, b.length)).then(() => assert.unreachable('b reported stored'), (err: Error) => assert.match(err.message, /full_disk/));
+  for (let tries = 0; tries < 100 && !(ledger.problem() ?? '').includes('session tables'); tries++) await new Promise((r) => setTimeout(r, 20));
+  await ledger.stop(); // its last refill is refused too: the range stays waiting
+  assert.ok(existsSync(file), 'the waiting range is on disk');
+  assert.equal(JSON.parse(readFileSync(file, 'utf8')), { chains: { restart: { from: a.length + 1, to: a.length + b.length } } });
+  assert.is((await checkSessionTables(store, 0))?.ok, false, 'erin\'s rows are missing from the session tables');
+  await refuseSessionRows(false);
+  // A new process: the bus delivers nothing more (b is recorded), yet the rows are derived at start.
+  const restarted = ledgerWith(handBus('restart').bus);
+  await restarted.start();
+  assert.equal(await checkSessionTables(store, 0), { ok: true, sessions: 5, problem: null });
+  assert.equal(JSON.parse(readFileSync(file, 'utf8')), { chains: {} });
+  assert.is(restarted.problem(), undefined);
+  await restarted.stop();
+});
+
+test('a file of waiting ranges that does not parse stops the start, naming it', async () => {
+  const file = join(dir, 'bad', 'unrefilled.json');
+  const { bus } = handBus('bad');
+  await new PendingRefills(file).save(new Map([['bad', { from: 1, to: 2 }]]));
+  writeFileSync(file, '{"chains": {"bad": {"from": 5, "to": 2}}}');
+  const ledger = new LedgerService({ bus, store, codec, chainId: 'bad', logger: silentLogger, signer, pendingRefillsFile: file });
+  try {
+    await ledger.start();
+    assert.unreachable('started');
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'CONFIG_INVALID');
+    assert.match((err as Error).message, file);
+  } finally {
+    await ledger.stop();
+  }
 });
 
 test.run();

@@ -35,7 +35,7 @@ const store = {
 route.before.each(async (ctx) => {
   ctx.dir = mkdtempSync(join(tmpdir(), 'agate-terminate-'));
   ctx.bus = new LocalBus({ dir: ctx.dir, fsync: false, logger: silentLogger });
-  ctx.ends = new SessionEnds(ctx.bus, 'query-1');
+  ctx.ends = new SessionEnds(ctx.bus);
   await ctx.ends.start();
   ctx.seen = [];
   ctx.subs = [await ctx.bus.subscribe({ group: 'watch', types: ['SessionTerminationRequested', 'SessionClosed'], handler: async (b) => void ctx.seen.push(...b) })];
@@ -73,7 +73,7 @@ route('the proxy holding the session ends it; the answer carries the recorded re
     finished: new Promise<void>((r) => (finish = r)),
   };
   live.add({ find: (id) => (id === 's-live' ? session : undefined) });
-  ctx.subs.push(await readTerminationRequests(ctx.bus, live, 'proxy-b', silentLogger));
+  ctx.subs.push(await readTerminationRequests(ctx.bus, live, silentLogger));
   const reply = (await call(ctx, 's-live', 5_000)) as { body: { reason: string; terminated: boolean } };
   const expected = 'terminated by administrator root-admin (https://idp.test): runaway query';
   assert.equal(reply.body, { session_id: 's-live', terminated: true, reason: expected });

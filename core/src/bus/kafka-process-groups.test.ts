@@ -1,0 +1,125 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomUUID } from 'node:crypto';
+import kafkajs from 'kafkajs';
+import { startKafka, type KafkaBroker } from '../../../test/harness/kafka.js';
+import { EventCodec } from '../../../schemas/src/codec.js';
+import type { AgateEvent } from '../../../schemas/src/events.js';
+import { SAMPLES } from '../../../schemas/src/samples.js';
+import { LeaseSweeper } from '../../../services/ledger/src/lease-sweeper.js';
+import { silentLogger } from '../log.js';
+import type { Store } from '../store/store.js';
+import { KafkaBus } from './kafka-bus.js';
+import { SingleObjectWire } from './single-object-wire.js';
+
+/*
+ * Consumer groups a process holds alone (a proxy's termination requests, a query process's
+ * session ends), against a real Kafka broker: each process reads every event even when two share
+ * an instance id, a clean stop deletes its groups, and one a dead process left is deleted by the
+ * ledger's sweep once vacant for the expiry.
+ */
+const codec = new EventCodec();
+const TOPIC = 'pgroups';
+let broker: KafkaBroker | undefined;
+const ready = startKafka().then((b) => (broker = b));
+ready.catch(() => undefined); // each test awaits it and reports the failure
+const buses: KafkaBus[] = [];
+
+async function bus(instanceId: string): Promise<KafkaBus> {
+  const b = await KafkaBus.connect({
+    brokers: [(await ready).bootstrap], instanceId, groupPrefix: TOPIC, eventsTopic: TOPIC, verdictsTopic: `${TOPIC}.verdicts`,
+    partitions: 2, replicationFactor: 1, wire: new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts: false,
+  });
+  buses.push(b);
+  return b;
+}
+
+async function groups(): Promise<string[]> {
+  const admin = new kafkajs.Kafka({ clientId: 'pgroups-test', brokers: [(await ready).bootstrap], logLevel: kafkajs.logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    return (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(`${TOPIC}.`)).sort();
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function until(what: string, ok: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const request = (): AgateEvent => ({ ...SAMPLES.SessionTerminationRequested, event_id: randomUUID(), session_id: `s-${randomUUID()}` });
+
+const test = suite('KafkaBus: per-process consumer groups');
+test.after(async () => {
+  for (const b of buses) await b.close().catch(() => undefined);
+  await broker?.destroy();
+});
+
+test('two processes with one instance id each read every request; a clean stop deletes each one\'s groups', async () => {
+  const [a, b] = [await bus('proxy-1'), await bus('proxy-1')];
+  const seen = { a: [] as string[], b: [] as string[] };
+  const subscribe = (x: KafkaBus, into: string[], group: 'terminations' | 'session-ends') =>
+    x.subscribe({ group, perProcess: true, from: 'latest', types: ['SessionTerminationRequested'], handler: async (batch) => void into.push(...batch.map((e) => e.event_id)) });
+  const aTerminations = await subscribe(a, seen.a, 'terminations');
+  await subscribe(a, [], 'session-ends');
+  await subscribe(b, seen.b, 'terminations');
+  const mine = await groups();
+  assert.is(mine.length, 3, mine.join(', '));
+  assert.ok(mine.every((g) => /^pgroups\.(terminations|session-ends)\.proxy-1\.[0-9a-f]{12}$/.test(g)), mine.join(', '));
+  // From 'latest': wait until every consumer has its partitions before publishing.
+  await until('both readers to read', async () => {
+    const probe = request();
+    await a.publish(probe);
+    await new Promise((r) => setTimeout(r, 300));
+    return seen.a.includes(probe.event_id) && seen.b.includes(probe.event_id);
+  });
+  const sent = Array.from({ length: 10 }, request);
+  for (const e of sent) await a.publish(e);
+  await until('every request read by both', async () => sent.every((e) => seen.a.includes(e.event_id) && seen.b.includes(e.event_id)));
+
+  await aTerminations.close();
+  assert.equal((await groups()).filter((g) => g.startsWith('pgroups.terminations.')).length, 1, 'the closed subscription\'s group is gone, the other process\'s stays');
+  await a.close();
+  await b.close();
+  assert.equal(await groups(), [], 'a stopped process leaves no group behind');
+});
+
+test('a per-process group a dead process left is listed as vacant and deleted by the sweep after the expiry; a live one is kept', async () => {
+  const live = await bus('query-1');
+  await live.subscribe({ group: 'session-ends', perProcess: true, from: 'latest', types: ['SessionClosed'], handler: async () => undefined });
+  // A process that died: its group has committed offsets and no member, and nobody deleted it.
+  const dead = new kafkajs.Kafka({ clientId: 'dead', brokers: [(await ready).bootstrap], logLevel: kafkajs.logLevel.NOTHING }).consumer({ groupId: `${TOPIC}.terminations.proxy-9.0123456789ab` });
+  await dead.connect();
+  await dead.subscribe({ topic: TOPIC, fromBeginning: false });
+  await dead.run({ eachMessage: async () => undefined });
+  await until('the dead process\'s consumer to join', async () => (await groups()).includes(`${TOPIC}.terminations.proxy-9.0123456789ab`));
+  await dead.disconnect();
+  assert.equal(await live.vacantProcessGroups(), [`${TOPIC}.terminations.proxy-9.0123456789ab`]);
+  // The ledger's sweeper: no verdict lease is vacant here, so it never reads the store.
+  const store = { query: () => Promise.reject(new Error('no verdict lease is vacant: the store is not asked')) } as unknown as Store;
+  const sweeper = new LeaseSweeper({ leases: live, bus: live, store, logger: silentLogger, expiryMs: 1_000, everyMs: 60_000 });
+  const t0 = Date.now();
+  await sweeper.sweep(t0);
+  assert.ok((await groups()).includes(`${TOPIC}.terminations.proxy-9.0123456789ab`), 'kept before the expiry');
+  await sweeper.sweep(t0 + 1_000);
+  const left = await groups();
+  assert.not.ok(left.includes(`${TOPIC}.terminations.proxy-9.0123456789ab`), left.join(', '));
+  assert.ok(left.some((g) => g.startsWith(`${TOPIC}.session-ends.query-1.`)), 'the live process\'s group is kept');
+});
+
+test('a per-process subscription must use a group the sweep knows', async () => {
+  const b = await bus('proxy-2');
+  try {
+    await b.subscribe({ group: 'my-reader', perProcess: true, types: ['Command'], handler: async () => undefined });
+    assert.unreachable('subscribed');
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'CONFIG_INVALID');
+  }
+});
+
+test.run();
