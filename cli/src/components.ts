@@ -9,7 +9,7 @@ import { RegistryWire } from '../../core/src/bus/registry-wire.js';
 import { SingleObjectWire } from '../../core/src/bus/single-object-wire.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { readSecret, type AgateConfig, type PostgresTargetConfig, type SshTargetConfig } from '../../core/src/config.js';
-import { ConfigError } from '../../core/src/errors.js';
+import { ConfigError, describeError } from '../../core/src/errors.js';
 import { anyGlob } from '../../core/src/glob.js';
 import { devTrustedIssuer } from '../../core/src/identity/dev-issuer.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
@@ -55,6 +55,8 @@ import { migrateQuery } from '../../services/query/src/schema.js';
 import { refillSessionTables } from '../../services/query/src/session-refill.js';
 import { sandboxedAnalystSql, unconfinedAnalystSql, type AnalystSql } from '../../services/query/src/sql-endpoint.js';
 import { AnalystSandbox } from '../../services/query/src/sql/sandbox.js';
+import { CommandSpans } from '../../services/ingress-proxy/src/command-spans.js';
+import { tracingFromConfig } from '../../core/src/tracing/tracing.js';
 
 /*
  * Builds each service from the one config format. `agate start` runs all four in one process;
@@ -233,6 +235,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
   const policyReadsStore = roles.includes('policy') && config.store.kind === 'clickhouse';
   const store = roles.includes('ledger') || roles.includes('query') || policyReadsStore ? await openStore(config) : undefined;
   let bus: Bus | undefined;
+  // Off (undefined) without telemetry.otlp.endpoint: then no span is made anywhere.
+  const tracing = tracingFromConfig(config.telemetry, config.instance_id);
   /** Proxies' leases, on Kafka: the ledger closes the sessions of proxies that died. */
   let leases: ProxyLeases | undefined;
   const started: Stoppable[] = [];
@@ -267,6 +271,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       for (const s of started.reverse()) await s.stop();
       await bus?.close();
       await store?.close();
+      // The spans of the last commands go out before the process ends; a collector away only delays it.
+      await tracing?.shutdown().catch((err: unknown) => logger.warn('cannot export the last spans', { error: describeError(err) }));
     },
   };
   try {
@@ -276,7 +282,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       if (inner instanceof KafkaBus) leases = inner;
       // Everything the services publish and consume feeds metrics and readiness on the way.
       const instrumented = new InstrumentedBus(inner, readiness, inner instanceof KafkaBus ? () => inner.ping() : undefined);
-      bus = instrumented;
+      // With trace export on, each command a proxy of this process asks a verdict for gets a span.
+      bus = tracing !== undefined && roles.includes('proxy') ? new CommandSpans(instrumented, tracing) : instrumented;
       // A consumer that stopped does not come back by itself: not live, so an orchestrator restarts it.
       reportProblems('bus.consumers', () => inner.problem?.(), true);
       // A write the bus refused (a full disk): not ready while it lasts, and /readyz says why.
@@ -299,6 +306,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
         dedupWindow: config.ledger.dedup_window, retentionDays: config.ledger.retention_days,
         // Whichever process made them, the session tables are filled by the ledger's inserts.
         refillDerived: (chain, from, to) => refillSessionTables(store!, chain, from, to),
+        tracing,
       });
       await ledger.start();
       started.push(ledger);
@@ -318,7 +326,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       const history = store === undefined ? undefined : new StoreApprovalHistory(store);
       // One process on the local bus: the proxies waiting on holds from before this start are gone.
       const holdsDieWithProcess = config.bus.kind === 'local' && roles.includes('proxy');
-      const policy = new PolicyService({ bus: bus!, policy: compiled, logger: policyLogger, staleAfterMs: config.proxy.verdict_timeout_ms, history, holdsDieWithProcess });
+      const policy = new PolicyService({ bus: bus!, policy: compiled, logger: policyLogger, staleAfterMs: config.proxy.verdict_timeout_ms, history, holdsDieWithProcess, tracing });
       await policy.start();
       started.push(policy);
       const webhooks = new ApprovalWebhooks({ bus: bus!, webhooks: config.approvals.webhooks, logger: policyLogger.child({ component: 'approval-webhooks' }), source: config.source });

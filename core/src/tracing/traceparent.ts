@@ -1,3 +1,5 @@
+import type { AgateEvent } from '../../../schemas/src/events.js';
+
 /**
  * The W3C Trace Context `traceparent` value, version 00:
  *   version "00" - trace-id (32 hex) - parent-id (16 hex) - trace-flags (2 hex)
@@ -40,4 +42,9 @@ export function formatTraceParent(tp: TraceParent): string {
 export function normaliseTraceParent(value: string | null | undefined): string | null {
   const tp = parseTraceParent(value);
   return tp === undefined ? null : formatTraceParent(tp);
+}
+
+/** The trace context an event carries (Command, Verdict, Response), or null. */
+export function eventTraceParent(event: AgateEvent): string | null {
+  return event.type === 'Command' || event.type === 'Verdict' || event.type === 'Response' ? event.trace_parent ?? null : null;
 }

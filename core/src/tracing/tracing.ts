@@ -2,6 +2,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attribu
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace';
+import { readSecret, type TelemetryConfig } from '../config.js';
 import { describeError } from '../errors.js';
 import { formatTraceParent, parseTraceParent } from './traceparent.js';
 
@@ -23,6 +24,8 @@ export interface Tracing {
 export interface TraceSpan {
   /** This span's context as a `traceparent` value, for the events it produces. */
   readonly traceParent: string;
+  /** Adds attributes (what was decided, how many records) before the span ends. */
+  set(attributes: Attributes): void;
   /** Ends the span; with `error`, its status is ERROR and the error's description its message. */
   end(error?: unknown): void;
 }
@@ -65,6 +68,14 @@ export function otlpTracing(options: OtlpTracingOptions): Tracing {
   };
 }
 
+/** The process's tracing as `telemetry` configures it: undefined (off) without an OTLP endpoint. */
+export function tracingFromConfig(telemetry: TelemetryConfig, instanceId: string): Tracing | undefined {
+  const { endpoint, headers, service_name } = telemetry.otlp;
+  if (endpoint === undefined) return undefined;
+  const resolved = Object.fromEntries(Object.entries(headers).map(([name, ref]) => [name, readSecret(ref, `telemetry.otlp.headers.${name}`)]));
+  return otlpTracing({ endpoint, serviceName: service_name, instanceId, headers: resolved });
+}
+
 class OtelSpan implements TraceSpan {
   readonly traceParent: string;
   #ended = false;
@@ -72,6 +83,10 @@ class OtelSpan implements TraceSpan {
   constructor(private readonly span: Span) {
     const c = span.spanContext();
     this.traceParent = formatTraceParent({ traceId: c.traceId, spanId: c.spanId, flags: c.traceFlags });
+  }
+
+  set(attributes: Attributes): void {
+    this.span.setAttributes(attributes);
   }
 
   end(error?: unknown): void {

@@ -322,7 +322,7 @@ export class KubeProxyServer {
     const privilege = privilegeFacts(info, req.headers, read, body);
     if (privilege.length > 0) attributes.privilege = privilege.join(',');
     // A token in a query string (`?token=`) must never reach the bus.
-    return session.command(recording.audit.maskText(requestText(method, req.url ?? '/')).text, parameters, attributes);
+    return session.command(recording.audit.maskText(requestText(method, req.url ?? '/')).text, parameters, attributes, req.headers.traceparent);
   }
 
   /** Publishes the command (write-ahead) and waits for its verdict; fails closed. */
@@ -400,7 +400,7 @@ export class KubeProxyServer {
   async #askPolicy(session: KubeSession, q: Question, req: IncomingMessage): Promise<PolicyAnswer> {
     const { bus, verdictTimeoutMs } = this.options;
     const text = this.options.target.recording.audit.maskText(q.text).text; // names in it are the agent's words
-    const command = session.command(text, [], questionAttributes(q, privilegeFacts(q.info, {}, undefined, undefined)));
+    const command = session.command(text, [], questionAttributes(q, privilegeFacts(q.info, {}, undefined, undefined)), req.headers.traceparent);
     try {
       // The policy service answers a question's hold without an expiry: the hold is the answer.
       const outcome = await bus.requestVerdict(command, verdictTimeoutMs);
