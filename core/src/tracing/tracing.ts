@@ -1,7 +1,7 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace';
+import { AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TracerProvider, type SpanProcessor } from '@opentelemetry/sdk-trace';
 import { readSecret, type TelemetryConfig } from '../config.js';
 import { describeError } from '../errors.js';
 import { formatTraceParent, parseTraceParent } from './traceparent.js';
@@ -50,11 +50,16 @@ const KINDS = { server: SpanKind.SERVER, consumer: SpanKind.CONSUMER, internal: 
  */
 export function otlpTracing(options: OtlpTracingOptions): Tracing {
   const exporter = new OTLPTraceExporter({ url: `${options.endpoint.replace(/\/+$/, '')}/v1/traces`, headers: { ...options.headers } });
+  return sdkTracing(new BatchSpanProcessor({ exporter, scheduledDelayMillis: 1_000 }), { 'service.name': options.serviceName, 'service.instance.id': options.instanceId });
+}
+
+/** Tracing over the OpenTelemetry SDK, its spans handed to `processor` (tests give an in-memory one). */
+export function sdkTracing(processor: SpanProcessor, resource: Attributes): Tracing {
   const provider = new TracerProvider({
-    resource: resourceFromAttributes({ 'service.name': options.serviceName, 'service.instance.id': options.instanceId }),
+    resource: resourceFromAttributes(resource),
     // A client that did not sample its trace is followed; a trace Agate starts is recorded.
     sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
-    spanProcessors: [new BatchSpanProcessor({ exporter, scheduledDelayMillis: 1_000 })],
+    spanProcessors: [processor],
   });
   const tracer: Tracer = provider.getTracer('agate');
   return {
