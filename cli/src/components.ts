@@ -7,7 +7,7 @@ import { LocalBus } from '../../core/src/bus/local-bus.js';
 import { RegistryWire } from '../../core/src/bus/registry-wire.js';
 import { SingleObjectWire } from '../../core/src/bus/single-object-wire.js';
 import { readSecret, type AgateConfig } from '../../core/src/config.js';
-import { ConfigError } from '../../core/src/errors.js';
+import { ConfigError, describeError } from '../../core/src/errors.js';
 import { splitHostPort } from '../../core/src/host-port.js';
 import { devTrustedIssuer } from '../../core/src/identity/dev-issuer.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
@@ -40,6 +40,9 @@ import { policyFromConfig } from '../../services/policy/src/from-config.js';
 import { queryFromConfig } from '../../services/query/src/from-config.js';
 import { refillSessionTables } from '../../services/query/src/session-refill.js';
 import { Lazy } from './lazy.js';
+
+import { CommandSpans } from '../../services/ingress-proxy/src/command-spans.js';
+import { tracingFromConfig } from '../../core/src/tracing/tracing.js';
 
 /*
  * Builds each service from the one config format. `agate start` runs all four in one process;
@@ -158,6 +161,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     });
     return opened;
   });
+  // Off (undefined) without telemetry.otlp.endpoint: then no span is made anywhere.
+  const tracing = tracingFromConfig(config.telemetry, config.instance_id);
   const bus = new Lazy(async () => {
     const inner = await openBus(config, codec, roles, logger, readiness);
     // Everything the services publish and consume feeds metrics and readiness on the way.
@@ -170,7 +175,9 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     // closed in the record before any listener opens.
     if (inner instanceof LocalBus && roles.includes('proxy')) onStarted((await OpenWorkTracker.recover(inner, instrumented, logger.child({ component: 'recovery' }), nowMicros)).tracker);
     // Proxies' leases, on Kafka: the ledger closes the sessions of proxies that died.
-    return { bus: instrumented, leases: inner instanceof KafkaBus ? inner : undefined };
+    // With trace export on, each command a proxy of this process asks a verdict for gets a span.
+    const traced = tracing !== undefined && roles.includes('proxy') ? new CommandSpans(instrumented, tracing) : instrumented;
+    return { bus: traced, leases: inner instanceof KafkaBus ? inner : undefined };
   });
   const out: Running = {
     drain: async (timeoutMs) => {
@@ -182,6 +189,8 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       for (const s of started.reverse()) await s.stop();
       await (await bus.ifOpened())?.bus.close();
       await (await store.ifOpened())?.close();
+      // The spans of the last commands go out before the process ends; a collector away only delays it.
+      await tracing?.shutdown().catch((err: unknown) => logger.warn('cannot export the last spans', { error: describeError(err) }));
     },
   };
   try {
@@ -201,14 +210,14 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     if (roles.includes('ledger')) {
       const { bus: b, leases } = await bus.get();
       const s = await store.get();
-      const ledger = await ledgerFromConfig(config, { bus: b, store: s, codec, logger, leases, onStarted, refillDerived: (chain, from, to) => refillSessionTables(s, chain, from, to) });
+      const ledger = await ledgerFromConfig(config, { bus: b, store: s, codec, logger, leases, onStarted, refillDerived: (chain, from, to) => refillSessionTables(s, chain, from, to), tracing });
       out.ledger = ledger;
       reportProblems('ledger', () => ledger.problem());
     }
     if (roles.includes('policy')) {
       // One process on the local bus: the proxies waiting on holds from before this start are gone.
       const holdsDieWithProcess = config.bus.kind === 'local' && roles.includes('proxy');
-      await policyFromConfig(config, { bus: (await bus.get()).bus, store: policyReadsStore ? await store.get() : undefined, logger, holdsDieWithProcess, onStarted });
+      await policyFromConfig(config, { bus: (await bus.get()).bus, store: policyReadsStore ? await store.get() : undefined, logger, holdsDieWithProcess, onStarted, tracing });
     }
     if (roles.includes('query')) {
       out.api = await queryFromConfig(config, {

@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseConfig } from './config.js';
+import { tracingFromConfig } from './tracing/tracing.js';
 
 const errorOf = (yaml: string): string => {
   try {
@@ -72,6 +73,17 @@ parse('ops: off unless listen is set; a drain timeout by default; a bad address 
   assert.equal(parseConfig(minimal, 'agate.yaml').ops, { drain_timeout_ms: 25_000 });
   assert.equal(parseConfig(`${minimal}ops: { listen: "0.0.0.0:9464", drain_timeout_ms: 5000 }\n`, 'agate.yaml').ops, { listen: '0.0.0.0:9464', drain_timeout_ms: 5000 });
   assert.match(errorOf(`${minimal}ops: { listen: 9464 }\n`), 'ops.listen');
+});
+
+parse('telemetry: trace export off unless an OTLP endpoint is set; only http(s) URLs; headers are secret references', () => {
+  const off = parseConfig(minimal, 'agate.yaml');
+  assert.equal(off.telemetry, { otlp: { headers: {}, service_name: 'agate' } });
+  assert.is(tracingFromConfig(off.telemetry, 'i'), undefined, 'no Tracing at all when off');
+  const on = parseConfig(`${minimal}telemetry: { otlp: { endpoint: "http://collector:4318", headers: { authorization: { env: OTLP_AUTH } }, service_name: edge } }\n`, 'agate.yaml');
+  assert.equal(on.telemetry.otlp, { endpoint: 'http://collector:4318', headers: { authorization: { env: 'OTLP_AUTH' } }, service_name: 'edge' });
+  assert.match(errorOf(`${minimal}telemetry: { otlp: { endpoint: "grpc://collector:4317" } }\n`), 'telemetry.otlp.endpoint');
+  assert.match(errorOf(`${minimal}telemetry: { otlp: { endpoint: "http://c:4318", sampler: always } }\n`), 'sampler');
+  assert.throws(() => tracingFromConfig(on.telemetry, 'i'), /telemetry\.otlp\.headers\.authorization: environment variable OTLP_AUTH is not set/);
 });
 
 parse('kafka: min_insync_replicas above the replication factor is refused', () => {

@@ -391,6 +391,31 @@ const ops = z.strictObject({
 });
 
 /**
+ * Trace export (OpenTelemetry). Off unless `otlp.endpoint` is set: the proxy, policy and ledger
+ * then record a span per command each, linked through the W3C trace context the command's events
+ * carry (`trace_parent`), and export them over OTLP/HTTP.
+ */
+const telemetry = z.strictObject({
+  otlp: z
+    .strictObject({
+      endpoint: z
+        .url({ protocol: /^https?$/ })
+        .optional()
+        .meta({ docDefault: 'off' })
+        .describe('OTLP/HTTP base URL of a collector, e.g. `http://otel-collector:4318` (spans go to `/v1/traces`, protobuf-encoded); unset, no spans are made and nothing is exported. Export happens in batches off the request path; spans are dropped, never queued without bound, while the collector is away'),
+      headers: z
+        .record(z.string().regex(/^[A-Za-z0-9-]+$/, 'expected an HTTP header name'), secret)
+        .default({})
+        .describe('HTTP headers sent with every export (a collector\'s credentials), each a secret reference read at start'),
+      service_name: z
+        .string().min(1)
+        .default('agate')
+        .describe('the `service.name` of the exported spans (`service.instance.id` is `instance_id`)'),
+    })
+    .prefault({}),
+});
+
+/**
  * SAML 2.0 sign-in to the console (SP-initiated: HTTP-Redirect AuthnRequest, HTTP-POST response).
  * Only signed assertions from `idp_entity_id`, for `sp_entity_id`, answering a request this
  * service made, are accepted. Attributes become claims (a multi-valued one a JSON list).
@@ -633,6 +658,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   ops: ops.prefault({}),
+  telemetry: telemetry.prefault({}),
   console: consoleSection.optional().describe('the web console under `/ui/` of the query service (people sign in with OIDC); absent, `/ui/` answers 404'),
 });
 
@@ -654,6 +680,7 @@ export type QueryRolesConfig = z.infer<typeof queryRoles>;
 export type QuerySqlConfig = z.infer<typeof querySql>;
 export type LoginsConfig = z.infer<typeof logins>;
 export type OpsConfig = z.infer<typeof ops>;
+export type TelemetryConfig = z.infer<typeof telemetry>;
 export type ConsoleConfig = z.infer<typeof consoleSection>;
 
 /**

@@ -69,6 +69,8 @@ export interface Command extends EventHead {
   text: string;
   parameters: (string | null)[];
   attributes: Record<string, string>;
+  /** W3C `traceparent` of the proxy's span for this command (see Command.avsc); absent means null. */
+  trace_parent?: string | null;
 }
 
 /**
@@ -92,6 +94,8 @@ export interface Verdict extends EventHead {
   approval_id: string | null;
   /** With decision `hold`: when the approval times out (microseconds). */
   hold_expires_at: number | null;
+  /** W3C `traceparent` of the policy span that decided it, a child of the command's; absent means null. */
+  trace_parent?: string | null;
 }
 
 /** A command held until `required` distinct approvers approve it, or refused at `expires_at`. */
@@ -164,6 +168,8 @@ export interface Response extends EventHead {
   fetches?: number[];
   /** Absent means `observed`. */
   outcome?: ResponseOutcome;
+  /** The W3C `traceparent` its Command carries; absent means null. */
+  trace_parent?: string | null;
 }
 
 export interface SessionClosed extends EventHead {

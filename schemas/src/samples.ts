@@ -23,12 +23,13 @@ export const SAMPLES: { readonly [T in EventType]: Extract<AgateEvent, { type: T
     type: 'Command', event_id: '33333333-3333-4333-8333-333333333333', ...head,
     proxy_id: 'proxy-a', sequence: 1, protocol: 'postgres', target: 'app', identity,
     text: 'SELECT * FROM items', parameters: ['42', null], attributes: {},
+    trace_parent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
   },
   Verdict: {
     type: 'Verdict', event_id: '44444444-4444-4444-8444-444444444444', ...head,
     command_id: '33333333-3333-4333-8333-333333333333', decision: 'deny', rule_id: 'no-drop',
     reason: 'DROP is not allowed', source: 'policy', policy_revision: 'sha256:00', mask_set: null,
-    approval_id: null, hold_expires_at: null,
+    approval_id: null, hold_expires_at: null, trace_parent: '00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01',
   },
   Response: {
     type: 'Response', event_id: '55555555-5555-4555-8555-555555555555', ...head,
@@ -36,6 +37,7 @@ export const SAMPLES: { readonly [T in EventType]: Extract<AgateEvent, { type: T
     bytes: 120, duration_us: 1500, error_code: null, error_message: null,
     digest: 'sha256:9f2c0e6a3b1d4c5e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6', columns: ['id', 'name'],
     sample: [['1', 'alpha'], ['2', null], ['3', '[masked:email]']], masked_values: 1, fetches: [2, 1], outcome: 'observed',
+    trace_parent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
   },
   SessionClosed: {
     type: 'SessionClosed', event_id: '66666666-6666-4666-8666-666666666666', ...head,

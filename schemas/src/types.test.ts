@@ -89,9 +89,11 @@ function differences(name: string, fields: AvroField[], records: Map<string, Avr
     const optional = (prop.flags & ts.SymbolFlags.Optional) !== 0;
     if (optional && f.default === undefined) problems.push(`${name}.${f.name}: optional in events.ts but the .avsc gives no default`);
     let t = checker.getTypeOfSymbol(prop);
+    // Optional means it may be left out (undefined); whether it may be null is kept.
+    const nullable = optional && t.isUnion() && t.types.some((m) => (m.flags & ts.TypeFlags.Null) !== 0);
     if (optional) t = checker.getNonNullableType(t);
     const want = avroShape(f.type, records);
-    const have = tsShape(t, checker);
+    const have = nullable ? [...tsShape(t, checker).split(' | '), 'null'].sort().join(' | ') : tsShape(t, checker);
     if (!accepts(want, have)) problems.push(`${name}.${f.name}: .avsc ${want}, events.ts ${have}`);
   }
   for (const extra of props.keys()) problems.push(`${name}.${extra}: in events.ts, not in the .avsc`);

@@ -19,10 +19,15 @@ export interface KubeAgate {
   agate: AgateProcess;
   kubeconfig: string;
   cacheDir: string;
+  /** The proxy's URL (`https://127.0.0.1:PORT`; its certificate is signed by `kube.other.caFile`). */
+  server: string;
 }
 
-/** Starts everything; `policyYaml` is the config's `policy:` section (indented as at top level). */
-export async function startKubeAgate(policyYaml: string, targetExtra = ''): Promise<KubeAgate> {
+/**
+ * Starts everything; `policyYaml` is the config's `policy:` section (indented as at top level),
+ * `extraYaml` more top-level sections.
+ */
+export async function startKubeAgate(policyYaml: string, targetExtra = '', extraYaml = ''): Promise<KubeAgate> {
   const [kube, issuer] = await Promise.all([startKubeApiServer(), startOidcIssuer({ audience: 'agate' })]);
   const port = await findFreePort();
   const q = (s: string) => JSON.stringify(s);
@@ -44,13 +49,14 @@ ${targetExtra}
 ${policyYaml}
 query:
   listen: ${q(p.apiListen)}
+${extraYaml}
 `,
   });
   const r = await agate.cli(['kubeconfig', '--config', agate.configPath, '--target', 'cluster', '--server', `https://127.0.0.1:${port}`]);
   assert.is(r.code, 0, r.stderr);
   const kubeconfig = join(agate.dir, 'agent.kubeconfig');
   writeFileSync(kubeconfig, r.stdout);
-  return { kube, issuer, agate, kubeconfig, cacheDir: join(agate.dir, 'kube-cache') };
+  return { kube, issuer, agate, kubeconfig, cacheDir: join(agate.dir, 'kube-cache'), server: `https://127.0.0.1:${port}` };
 }
 
 export async function stopKubeAgate(ctx: Partial<KubeAgate>): Promise<void> {

@@ -17,6 +17,7 @@ export const SERVICE_MODULES: readonly string[] = [
   'test/harness/sshd.js',
   'test/harness/kube-apiserver.js',
   'test/harness/helm.js',
+  'test/harness/otelcol.js',
   'test/harness/keycloak.js',
   'test/harness/clickhouse-server.js',
   'test/harness/clickhouse-http-double.js',

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import { Kafka, logLevel, Partitioners, type Consumer, type Producer, type Message, type SASLOptions } from 'kafkajs';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
+import { eventTraceParent } from '../tracing/traceparent.js';
 import { READY, type Readiness } from '../ops/readiness.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -176,10 +177,11 @@ export class KafkaBus implements Bus, ProxyLeases {
   publish(event: AgateEvent): Promise<void> {
     if (this.#closed) return Promise.reject(new AgateError(ErrorCode.BUS_CLOSED, 'the bus is closed'));
     const value = this.#options.wire.encode(event);
-    const message: Message = { key: event.session_id, value, headers: { 'agate-type': event.type } };
+    const headers = recordHeaders(event);
+    const message: Message = { key: event.session_id, value, headers };
     const topicMessages = [{ topic: this.#options.eventsTopic, messages: [message] }];
     // The verdict also goes to the reply topic, sent only once its events-topic copy is acknowledged (#send).
-    if (event.type === 'Verdict') topicMessages.push({ topic: this.#options.verdictsTopic, messages: [{ key: event.command_id, value, headers: { 'agate-type': event.type } }] });
+    if (event.type === 'Verdict') topicMessages.push({ topic: this.#options.verdictsTopic, messages: [{ key: event.command_id, value, headers }] });
     return new Promise((resolve, reject) => {
       this.#queue.push({ topicMessages, done: (err) => (err ? reject(err) : resolve()) });
       if (!this.#flushing) void this.#flush();
@@ -503,4 +505,13 @@ function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)));
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A record's headers: its event type, and the W3C `traceparent` its event carries (the header
+ * name Kafka instrumentations read, so tools that follow traces through Kafka see Agate's).
+ */
+export function recordHeaders(event: AgateEvent): Record<string, string> {
+  const traceParent = eventTraceParent(event);
+  return traceParent === null ? { 'agate-type': event.type } : { 'agate-type': event.type, traceparent: traceParent };
 }

@@ -6,6 +6,7 @@ import { LOCAL_STREAM } from '../../../core/src/bus/local-bus.js';
 import type { AgateConfig } from '../../../core/src/config.js';
 import type { OnStarted } from '../../../core/src/lifecycle.js';
 import type { Logger } from '../../../core/src/log.js';
+import type { Tracing } from '../../../core/src/tracing/tracing.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import { directorySink, webhookSink, type CheckpointSink } from './checkpoint-sink.js';
@@ -28,6 +29,8 @@ export interface LedgerShared {
   /** Fills the tables derived from the ledger's inserts (the query service's session tables). */
   refillDerived: NonNullable<LedgerOptions['refillDerived']>;
   onStarted: OnStarted;
+  /** Trace export, when configured (telemetry.otlp). */
+  tracing?: Tracing;
 }
 
 /** Starts the ledger of this config, and on Kafka the sweeper of dead proxies' sessions. */
@@ -45,6 +48,7 @@ export async function ledgerFromConfig(config: LedgerSlice, shared: LedgerShared
     checkpoints: { everyEvents: checkpoint.every_events, everyMs: checkpoint.every_ms, sinks },
     dedupWindow: config.ledger.dedup_window, retentionDays: config.ledger.retention_days,
     refillDerived: shared.refillDerived,
+    tracing: shared.tracing,
     pendingRefillsFile: join(config.data_dir, 'ledger', 'unrefilled.json'),
   });
   await ledger.start();

@@ -1,6 +1,8 @@
 import type { Bus, StreamInfo, Subscription } from '../../../core/src/bus/bus.js';
 import { AgateError, ErrorCode, describeError } from '../../../core/src/errors.js';
 import type { Logger } from '../../../core/src/log.js';
+import { eventTraceParent } from '../../../core/src/tracing/traceparent.js';
+import type { TraceSpan, Tracing } from '../../../core/src/tracing/tracing.js';
 import { isOutOfSpace } from '../../../core/src/disk-space.js';
 import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
@@ -38,6 +40,8 @@ export interface LedgerOptions {
   refillDerived?: (chainId: string, fromSeq: number, toSeq: number) => Promise<void>;
   /** Where the ranges waiting for `refillDerived` are kept across restarts (pending-refills.ts); memory only without. */
   pendingRefillsFile?: string;
+  /** With trace export on: a span per event that carries a trace context, around its append. */
+  tracing?: Tracing;
 }
 
 /**
@@ -102,7 +106,7 @@ export class LedgerService {
     }
     // Checkpoints are published on the bus for outside consumers; the ledger does not chain its own.
     const types = EVENT_TYPES.filter((t) => t !== 'Checkpoint');
-    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.#appendDelivered(batch, source), maxBatch: 20_000, inFlight: LEDGER_IN_FLIGHT });
+    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.#appendTraced(batch, source), maxBatch: 20_000, inFlight: LEDGER_IN_FLIGHT });
     const every = this.options.checkpoints?.everyMs;
     if (every !== undefined) {
       this.#timer = setInterval(() => void this.checkpoint().catch((err: unknown) => this.options.logger.error('checkpoint failed', { error: describeError(err) })), every);
@@ -203,6 +207,28 @@ export class LedgerService {
    * then the failed one came again as "already recorded"). The bus delivers the failed batch
    * and all after it again, from where it stands.
    */
+  /**
+   * #appendDelivered, inside a span for each event of the batch that carries a trace context (a
+   * child of it), ended once the batch is stored (or failed: the redelivery gets spans of its own).
+   */
+  async #appendTraced(batch: readonly AgateEvent[], source: StreamInfo): Promise<void> {
+    const tracing = this.options.tracing;
+    if (tracing === undefined) return this.#appendDelivered(batch, source);
+    const spans: TraceSpan[] = [];
+    for (const event of batch) {
+      const parent = eventTraceParent(event);
+      if (parent === null) continue;
+      spans.push(tracing.start('ledger append', parent, { kind: 'consumer', attributes: { 'agate.event_type': event.type, 'agate.event_id': event.event_id, 'agate.chain': source.stream, 'agate.batch_size': batch.length } }));
+    }
+    try {
+      await this.#appendDelivered(batch, source);
+    } catch (err) {
+      for (const span of spans) span.end(err);
+      throw err;
+    }
+    for (const span of spans) span.end();
+  }
+
   async #appendDelivered(batch: readonly AgateEvent[], source: StreamInfo): Promise<void> {
     const first = source.positions?.[0];
     // A new assignment of the stream (Kafka) resumes from its committed position, whoever moved it.

@@ -2,6 +2,7 @@ import type { Bus } from '../../../core/src/bus/bus.js';
 import type { AgateConfig } from '../../../core/src/config.js';
 import type { OnStarted } from '../../../core/src/lifecycle.js';
 import type { Logger } from '../../../core/src/log.js';
+import type { Tracing } from '../../../core/src/tracing/tracing.js';
 import type { Store } from '../../../core/src/store/store.js';
 import { StoreApprovalHistory } from './approval-history.js';
 import { CompiledPolicy } from './engine.js';
@@ -20,6 +21,8 @@ export interface PolicyShared {
   /** One process on the local bus: the proxies waiting on holds from before this start are gone. */
   holdsDieWithProcess: boolean;
   onStarted: OnStarted;
+  /** Trace export, when configured (telemetry.otlp). */
+  tracing?: Tracing;
 }
 
 /**
@@ -30,7 +33,7 @@ export async function policyFromConfig(config: PolicySlice, shared: PolicyShared
   const logger = shared.logger.child({ component: 'policy' });
   const compiled = new CompiledPolicy(config.policy, config.masking.audit);
   const history = shared.store === undefined ? undefined : new StoreApprovalHistory(shared.store);
-  const policy = new PolicyService({ bus: shared.bus, policy: compiled, logger, staleAfterMs: config.proxy.verdict_timeout_ms, history, holdsDieWithProcess: shared.holdsDieWithProcess });
+  const policy = new PolicyService({ bus: shared.bus, policy: compiled, logger, staleAfterMs: config.proxy.verdict_timeout_ms, history, holdsDieWithProcess: shared.holdsDieWithProcess, tracing: shared.tracing });
   await policy.start();
   shared.onStarted(policy);
   const webhooks = new ApprovalWebhooks({ bus: shared.bus, webhooks: config.approvals.webhooks, logger: logger.child({ component: 'approval-webhooks' }), source: config.source });

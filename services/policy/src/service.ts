@@ -1,5 +1,6 @@
 import type { Bus, Subscription } from '../../../core/src/bus/bus.js';
 import type { Logger } from '../../../core/src/log.js';
+import type { Tracing } from '../../../core/src/tracing/tracing.js';
 import { describeError } from '../../../core/src/errors.js';
 import { randomUUID } from 'node:crypto';
 import { approverRefusal } from '../../../core/src/approvals.js';
@@ -26,6 +27,8 @@ export interface PolicyServiceOptions {
    * statement that never ran.
    */
   holdsDieWithProcess?: boolean;
+  /** With trace export on: a span per decision, continuing the command's trace (its `trace_parent`). */
+  tracing?: Tracing;
 }
 
 /** A held command this instance decided, waiting for approvers or its expiry. */
@@ -35,6 +38,8 @@ interface PendingApproval {
   /** `issuer subject` of each distinct approver so far. */
   approvedBy: Set<string>;
   timer: NodeJS.Timeout;
+  /** The hold verdict's trace context: the final verdict carries it too. */
+  traceParent?: string | null;
 }
 
 /**
@@ -110,6 +115,18 @@ export class PolicyService {
    * command refuses it. A hold's approval is held here only once these events are written (#track).
    */
   #decideNow(command: Command): AgateEvent[] {
+    const tracing = this.#options.tracing;
+    if (tracing === undefined) return this.#evaluate(command);
+    const span = tracing.start('policy decide', command.trace_parent, { kind: 'consumer', attributes: { 'agate.command_id': command.event_id, 'agate.session_id': command.session_id } });
+    const events = this.#evaluate(command);
+    const verdict = events.find((e): e is Verdict => e.type === 'Verdict');
+    span.set({ 'agate.decision': verdict?.decision ?? 'none', 'agate.rule_id': verdict?.rule_id ?? '', 'agate.policy_revision': verdict?.policy_revision ?? '' });
+    span.end();
+    return events.map((e) => (e.type === 'Verdict' ? { ...e, trace_parent: span.traceParent } : e));
+  }
+
+  /** #decideNow's events, untraced. */
+  #evaluate(command: Command): AgateEvent[] {
     const { logger, staleAfterMs } = this.#options;
     if (nowMicros() - command.time > staleAfterMs * 1000) {
       logger.debug('skipping a command past its verdict deadline', { command_id: command.event_id });
@@ -151,7 +168,7 @@ export class PolicyService {
     const verdict = events.find((e): e is Verdict => e.type === 'Verdict');
     if (request === undefined || verdict === undefined || this.#pending.has(request.approval_id)) return;
     const timer = setTimeout(() => void this.#expire(request.approval_id), Math.max(0, (request.expires_at - nowMicros()) / 1000));
-    this.#pending.set(request.approval_id, { request, revision: verdict.policy_revision, approvedBy: new Set(), timer });
+    this.#pending.set(request.approval_id, { request, revision: verdict.policy_revision, approvedBy: new Set(), timer, traceParent: verdict.trace_parent });
   }
 
   async #answer(answer: ApprovalDecision): Promise<void> {
@@ -250,7 +267,7 @@ export class PolicyService {
     clearTimeout(pending.timer);
     this.#pending.delete(pending.request.approval_id);
     const v = this.#verdict(pending.request, pending.revision, { decision, rule_id: pending.request.rule_id, reason, mask_set: null });
-    await this.#options.bus.publish({ ...v, approval_id: pending.request.approval_id });
+    await this.#options.bus.publish({ ...v, approval_id: pending.request.approval_id, trace_parent: pending.traceParent ?? null });
   }
 
   #verdict(command: { session_id: string; command_id: string }, revision: string, d: Pick<Verdict, 'decision' | 'rule_id' | 'reason' | 'mask_set'>): Verdict {

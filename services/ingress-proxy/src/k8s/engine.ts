@@ -206,7 +206,7 @@ export class KubeEngine {
     const privilege = privilegeFacts(info, headers, read, body);
     if (privilege.length > 0) attributes.privilege = privilege.join(',');
     // A token in a query string (`?token=`) must never reach the bus.
-    return session.command(recording.audit.maskText(requestText(req.method, req.target)).text, parameters, attributes);
+    return session.command(recording.audit.maskText(requestText(req.method, req.target)).text, parameters, attributes, headers.traceparent);
   }
 
   /** Publishes the command (write-ahead) and waits for its verdict; fails closed. */
@@ -291,7 +291,7 @@ export class KubeEngine {
   async #askPolicy(session: KubeSession, q: Question, headers: IncomingHttpHeaders): Promise<PolicyAnswer> {
     const { bus, verdictTimeoutMs, log, target } = this.#options;
     const text = target.recording.audit.maskText(q.text).text; // names in it are the agent's words
-    const command = session.command(text, [], questionAttributes(q, privilegeFacts(q.info, {}, undefined, undefined)));
+    const command = session.command(text, [], questionAttributes(q, privilegeFacts(q.info, {}, undefined, undefined)), headers.traceparent);
     try {
       // The policy service answers a question's hold without an expiry: the hold is the answer.
       const outcome = await bus.requestVerdict(command, verdictTimeoutMs);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import { withLease } from '../../../../core/src/bus/leases.js';
 import type { Logger } from '../../../../core/src/log.js';
+import { normaliseTraceParent } from '../../../../core/src/tracing/traceparent.js';
 import { nowMicros, type Command, type Identity } from '../../../../schemas/src/events.js';
 import { SessionEvents } from '../session-events.js';
 
@@ -53,10 +54,13 @@ export class KubeSession {
     });
   }
 
-  command(text: string, parameters: (string | null)[], attributes: Record<string, string>): Command {
+  /** `traceParent`: the client's W3C trace context (its `traceparent` header), carried on only when valid. */
+  command(text: string, parameters: (string | null)[], attributes: Record<string, string>, traceParent?: string | string[]): Command {
     return {
       type: 'Command', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#proxyId, sequence: ++this.#sequence,
       protocol: 'kubernetes', target: this.#target, identity: this.identity, text, parameters, attributes,
+      // Repeated headers arrive joined by ", ", which no valid value matches: no trace context then.
+      trace_parent: typeof traceParent === 'string' ? normaliseTraceParent(traceParent) : null,
     };
   }
 

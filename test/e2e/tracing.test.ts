@@ -1,0 +1,100 @@
+// Trace export end to end, embedded mode (`agate start`, one process, the local bus): a psql
+// statement through the proxy yields spans of the proxy, policy and ledger in one trace, each a
+// child of the one before, received by a real OpenTelemetry Collector over OTLP/HTTP; the
+// Command, Verdict and Response events carry the trace context of the span that made them.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { parseTraceParent } from '../../core/src/tracing/traceparent.js';
+import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/events.js';
+import { DEFAULT_PG_BIN } from '../harness/postgres.js';
+import { startCollector, type Collector, type ReceivedSpan } from '../harness/otelcol.js';
+import { startAgate, type AgateFixture } from './agate-fixture.js';
+
+interface Ctx { collector: Collector; agate: AgateFixture }
+const tracing = suite<Ctx>('trace export: proxy, policy and ledger spans in one trace');
+
+tracing.before(async (ctx) => {
+  ctx.collector = await startCollector();
+  ctx.agate = await startAgate({ extraYaml: `telemetry:\n  otlp:\n    endpoint: ${ctx.collector.endpoint}\n    service_name: agate-e2e\n` });
+});
+
+tracing.after(async (ctx) => {
+  await ctx.agate?.cleanup();
+  await ctx.collector?.close();
+});
+
+async function psql(ctx: Ctx, sql: string): Promise<string> {
+  const env = await ctx.agate.libpqEnv();
+  const child = spawn(join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'psql'), ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  if (code !== 0) throw new Error(`psql exited ${code}: ${err}`);
+  return out.trim();
+}
+
+async function until<T>(what: string, find: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const found = find();
+    if (found !== undefined) return found;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+tracing('a psql statement: the proxy, policy and ledger spans share one trace, parent-linked, and the events carry them', async (ctx) => {
+  assert.is(await psql(ctx, 'SELECT 6 * 7 AS traced_answer'), '42');
+
+  const events = () => ctx.agate.events();
+  const command = await until('the Command', () => events().find((e): e is Command => e.type === 'Command' && e.text.includes('traced_answer')));
+  const verdict = await until('its Verdict', () => events().find((e): e is Verdict => e.type === 'Verdict' && e.command_id === command.event_id));
+  const response = await until('its Response', () => events().find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id));
+  const onCommand = parseTraceParent(command.trace_parent);
+  const onVerdict = parseTraceParent(verdict.trace_parent);
+  assert.ok(onCommand, `the Command carries a trace context (${command.trace_parent})`);
+  assert.ok(onVerdict, `the Verdict carries a trace context (${verdict.trace_parent})`);
+  assert.is(onVerdict.traceId, onCommand.traceId, 'the Verdict continues the Command\'s trace');
+  assert.is.not(onVerdict.spanId, onCommand.spanId, 'the Verdict names the policy span, not the proxy\'s');
+  assert.is(response.trace_parent, command.trace_parent, 'the Response carries its Command\'s trace context');
+
+  const traceId = onCommand.traceId;
+  const inTrace = (spans: ReceivedSpan[]) => spans.filter((s) => s.traceId === traceId);
+  const spans = inTrace(await ctx.collector.waitFor((all) => {
+    const t = inTrace(all);
+    return t.some((s) => s.name === 'postgres command') && t.some((s) => s.name === 'policy decide') && t.filter((s) => s.name === 'ledger append').length >= 3;
+  }, 20_000));
+
+  const proxy = spans.find((s) => s.name === 'postgres command')!;
+  assert.is(proxy.service, 'agate-e2e');
+  assert.is(proxy.spanId, onCommand.spanId, 'the Command carries the proxy span\'s context');
+  assert.is(proxy.parentId, '', 'psql sends no trace context: the proxy starts the trace');
+  assert.is(proxy.kind, 'Server');
+  assert.is(proxy.attributes['agate.command_id'], command.event_id);
+  assert.is(proxy.attributes['agate.decision'], 'allow');
+
+  const policy = spans.find((s) => s.name === 'policy decide')!;
+  assert.is(policy.parentId, proxy.spanId, 'policy decides inside the proxy\'s span');
+  assert.is(policy.spanId, onVerdict.spanId, 'the Verdict carries the policy span\'s context');
+  assert.is(policy.attributes['agate.decision'], 'allow');
+
+  const ledger = spans.filter((s) => s.name === 'ledger append');
+  const recorded = (e: AgateEvent) => ledger.find((s) => s.attributes['agate.event_id'] === e.event_id);
+  assert.is(recorded(command)?.parentId, proxy.spanId, 'the ledger records the Command inside the proxy\'s span');
+  assert.is(recorded(verdict)?.parentId, policy.spanId, 'the ledger records the Verdict inside the policy span');
+  assert.is(recorded(response)?.parentId, proxy.spanId, 'the ledger records the Response inside the proxy\'s span');
+  assert.is(recorded(command)?.attributes['agate.chain'], 'embedded');
+});
+
+tracing('events that are not about a command carry no trace context and make no spans', async (ctx) => {
+  const opened = await until('a SessionOpened', () => ctx.agate.events().find((e) => e.type === 'SessionOpened'));
+  assert.not.ok('trace_parent' in opened);
+  const ledgerOf = ctx.collector.spans().filter((s) => s.name === 'ledger append' && s.attributes['agate.event_id'] === opened.event_id);
+  assert.is(ledgerOf.length, 0);
+});
+
+tracing.run();
