@@ -582,7 +582,7 @@ ui('an admin terminates a live psql session: the client gets the reason, the rec
   }
 });
 
-ui('an SSH shell replays in the console\'s player; a SQL session steps statement by statement with its timing', async (ctx) => {
+ui('an SSH shell replays in the asciicast player; a SQL session steps statement by statement with its timing', async (ctx) => {
   const page = await asAlice(ctx);
   const ssh = /^([\d.]+):(\d+)$/.exec(String(ctx.agate.started.ssh ?? ''));
   assert.ok(ssh, `agate reported no ssh address: ${JSON.stringify(ctx.agate.started)}`);
@@ -616,20 +616,34 @@ ui('an SSH shell replays in the console\'s player; a SQL session steps statement
   }
   assert.ok(shellSession && sqlSession, 'both sessions are in the record');
 
+  // The session page leads to the replay page, where the asciicast player runs under its own CSP.
+  const violations: string[] = [];
+  page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) violations.push(m.text()); });
+  page.on('pageerror', (e) => violations.push(`page error: ${e.message}`));
   await page.goto(`${ctx.agate.apiUrl}/ui/#/sessions/${shellSession}`);
+  await page.click('#play-shells');
+  await page.waitForURL(`${ctx.agate.apiUrl}/ui/replay#${shellSession}`);
   const player = page.locator('figure.player').first();
-  await player.waitFor();
-  assert.not.match((await player.locator('pre.terminal').textContent()) ?? '', 'hello');
+  await player.locator('.ap-player').waitFor();
+  const screenText = () => player.locator('.ap-term-text').textContent().then((t) => t ?? '');
+  assert.not.match(await screenText(), 'hello');
   await player.locator('select.speed').selectOption('10');
-  await player.locator('button.play').click();
-  await page.waitForFunction(() => /^hello from the console replay$/m.test(document.querySelector('pre.terminal')?.textContent ?? ''), undefined, { timeout: 20_000 });
-  await player.locator('button.play', { hasText: 'Replay' }).waitFor({ timeout: 20_000 });
-  const screen = (await player.locator('pre.terminal').textContent()) ?? '';
-  assert.match(screen, /echo hello from the console replay; exit/); // the echoed input line
+  await player.locator('.ap-player').waitFor();
+  await player.locator('.ap-overlay-start').click();
+  // What the recorded shell printed (the echo's output line) appears on the player's terminal.
+  await page.waitForFunction(() => /^hello from the console replay\s*$/m.test([...document.querySelectorAll('figure.player .ap-term-text .ap-line')].map((l) => l.textContent).join('\n')), undefined, { timeout: 20_000 });
+  assert.match(await screenText(), 'echo hello from the console replay; exit'); // the echoed input line
   await shot(page, 'console-replay-ssh');
-  // Seeking back to the start shows the screen as it was then.
-  await player.locator('input.seek').fill('0');
-  assert.not.match((await player.locator('pre.terminal').textContent()) ?? '', 'hello');
+  // Seeking back to the start (the player's own key: 0 = 0 %) shows the screen as it was then.
+  await player.locator('.ap-wrapper').press('0');
+  await page.waitForFunction(() => !/hello/.test(document.querySelector('figure.player .ap-term-text')?.textContent ?? ''), undefined, { timeout: 10_000 });
+  // ... and playing on from there (space) prints it again.
+  await player.locator('.ap-wrapper').press(' ');
+  await page.waitForFunction(() => /hello from the console replay/.test(document.querySelector('figure.player .ap-term-text')?.textContent ?? ''), undefined, { timeout: 10_000 });
+  assert.equal(violations, [], 'the player runs under the replay page\'s CSP without a violation');
+  // The console's other pages do not allow WebAssembly: the player could not run there.
+  const csp = await page.evaluate(async () => (await fetch('/ui/')).headers.get('content-security-policy'));
+  assert.not.match(csp ?? '', 'wasm-unsafe-eval');
 
   await page.goto(`${ctx.agate.apiUrl}/ui/#/sessions/${sqlSession}`);
   await page.waitForSelector('#stepper');

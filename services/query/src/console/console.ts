@@ -8,7 +8,7 @@ import type { ApprovalRequested, Identity } from '../../../../schemas/src/events
 import { allows, roleResolver, type Role } from '../roles.js';
 import { readBody } from '../router.js';
 import { ApprovalsFeed } from './approvals-feed.js';
-import { loadAssets, securityHeaders, type Asset } from './assets.js';
+import { loadAssets, REPLAY_CONTENT_SECURITY_POLICY, securityHeaders, type Asset } from './assets.js';
 import { FLOW_COOKIE, SESSION_COOKIE, parseCookies, serializeCookie } from './cookies.js';
 import { OidcLogin } from './oidc-login.js';
 import { SamlLogin } from './saml-login.js';
@@ -79,6 +79,11 @@ export class Console {
     try {
       if (method === 'GET' && (path === '/ui' || path === '/ui/' || path === '/ui/index.html')) return this.#asset(res, path === '/ui' ? undefined : 'index.html');
       if (method === 'GET' && path.startsWith('/ui/assets/')) return this.#asset(res, path.slice('/ui/assets/'.length));
+      if (method === 'GET' && path === '/ui/replay') {
+        // The asciicast player's WebAssembly terminal needs 'wasm-unsafe-eval'; this page alone gets it.
+        res.setHeader('content-security-policy', REPLAY_CONTENT_SECURITY_POLICY);
+        return this.#asset(res, 'replay.html');
+      }
       if (method === 'GET' && path === '/ui/providers') return json(res, 200, { oidc: this.#login !== undefined, saml: this.#saml !== undefined });
       if (method === 'GET' && path === '/ui/login') return await this.#begin(res);
       if (method === 'GET' && path === '/ui/callback') return await this.#callback(req, res, url);
