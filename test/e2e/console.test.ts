@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inflateRawSync } from 'node:zlib';
 import pg from 'pg';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startKeycloak, type Keycloak } from '../harness/keycloak.js';
@@ -17,6 +18,7 @@ import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { run } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
+import { makeTestCa } from '../harness/test-ca.js';
 import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, type AgateProcess } from './agate-process.js';
 
 const SHOTS = join(REPO_ROOT, 'test', 'screenshots');
@@ -46,7 +48,7 @@ query:
 interface Ctx {
   pg: PostgresServer; oidc: OidcIssuer; keycloak: Keycloak; agate: AgateProcess; sshd: SshServer;
   profile: string; browser: BrowserContext; page: Page; clientSecret: string; secondProfile?: string; second?: BrowserContext;
-  samlDir: string; samlCertFile: string;
+  samlDir: string; samlCertFile: string; spSigning: { cert: string; key: string };
 }
 /** The SAML IdP is reached as localhost and Agate as 127.0.0.1: two sites, so the ACS POST is truly cross-site. */
 const samlIdp = (keycloak: Keycloak) => `${keycloak.baseUrl.replace('127.0.0.1', 'localhost')}/realms/agate`;
@@ -62,6 +64,8 @@ ui.before(async (ctx) => {
   // The realm (and its signing key) is made once Agate's port is known; Agate reads the IdP certificate at each sign-in.
   ctx.samlDir = mkdtempSync(join(tmpdir(), 'agate-saml-idp-'));
   ctx.samlCertFile = join(ctx.samlDir, 'idp.pem');
+  // The console's own SAML signing key (LogoutRequests, LogoutResponses, AuthnRequests), registered at Keycloak below.
+  ctx.spSigning = await (await makeTestCa(ctx.samlDir)).client('agate-saml-sp');
   ctx.agate = await startAgateProcess({
     // An SSH target too, for the shell replay.
     configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY)
@@ -82,12 +86,15 @@ ui.before(async (ctx) => {
     idp_cert_file: ${JSON.stringify(ctx.samlCertFile)}
     sp_entity_id: ${SAML_SP}
     acs_url: "http://127.0.0.1:${p.apiPort}/ui/saml/acs"
+    slo_url: "http://127.0.0.1:${p.apiPort}/ui/saml/slo"
+    idp_slo_url: ${JSON.stringify(`${samlIdp(ctx.keycloak)}/protocol/saml`)}
+    sp_signing: { key: { file: ${JSON.stringify(ctx.spSigning.key)} }, cert_file: ${JSON.stringify(ctx.spSigning.cert)} }
   roles: { claim: groups, approver: [approver], analyst: [analyst], auditor: [auditor], admin: [admin] }
 `,
   });
   const realm = await ctx.keycloak.createRealm({
     name: 'agate', redirectUri: `${ctx.agate.apiUrl}/ui/callback`, users: [ALICE, BOB], clientSecret: ctx.clientSecret,
-    saml: { entityId: SAML_SP, acsUrl: `${ctx.agate.apiUrl}/ui/saml/acs` },
+    saml: { entityId: SAML_SP, acsUrl: `${ctx.agate.apiUrl}/ui/saml/acs`, logout: { sloUrl: `${ctx.agate.apiUrl}/ui/saml/slo`, signingCertPem: readFileSync(ctx.spSigning.cert, 'utf8') } },
   });
   // The IdP's signing certificate, from its own metadata, as an operator would take it.
   const metadata = await (await fetch(realm.samlMetadataUrl!)).text();
@@ -184,7 +191,7 @@ ui('a person signs in through Keycloak by OIDC; the session cookie is HttpOnly a
   assert.not.match(await page.evaluate(() => document.cookie), 'agate_console');
 });
 
-ui('a person signs in through Keycloak by SAML (a cross-site POST to the ACS) and sees the inbox; the SP metadata is served', async (ctx) => {
+ui.only('a person signs in through Keycloak by SAML (a cross-site POST to the ACS) and sees the inbox; the SP metadata is served', async (ctx) => {
   const metadata = await fetch(`${ctx.agate.apiUrl}/ui/saml/metadata`);
   assert.is(metadata.status, 200);
   const xml = await metadata.text();
@@ -231,6 +238,78 @@ ui('a person signs in through Keycloak by SAML (a cross-site POST to the ACS) an
     rmSync(profile, { recursive: true, force: true });
   }
 });
+
+ui.only('SAML single logout: signing out ends the session at Keycloak too; a Keycloak-side logout ends the console session', async (ctx) => {
+  const profile = mkdtempSync(join(tmpdir(), 'agate-chromium-slo-'));
+  const browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
+  const consoleCookie = async () => (await browser.cookies(`${ctx.agate.apiUrl}/ui/`)).find((c) => c.name === 'agate_console')?.value;
+  // The cookie replayed from outside the browser: does the server still know the session?
+  const meStatus = async (cookie: string) => (await fetch(`${ctx.agate.apiUrl}/ui/api/me`, { headers: { cookie: `agate_console=${cookie}` } })).status;
+  const samlSignIn = async (page: Page) => {
+    await page.goto(`${ctx.agate.apiUrl}/ui/`);
+    await page.click('#sign-in-saml');
+    await page.waitForSelector('#username');
+    await page.fill('#username', BOB.username);
+    await page.fill('#password', BOB.password);
+    await page.click('#kc-login');
+    await page.waitForSelector('#user-name');
+  };
+  try {
+    const page = browser.pages()[0] ?? (await browser.newPage());
+    const idpRequests: string[] = [];
+    page.on('request', (r) => { if (r.url().startsWith(samlIdp(ctx.keycloak))) idpRequests.push(r.url()); });
+    await samlSignIn(page);
+    const first = await consoleCookie();
+    assert.ok(first, 'signed in');
+    assert.is(await meStatus(first!), 200);
+    assert.is(await ctx.keycloak.userSessions('agate', BOB.username), 1);
+
+    // SP-initiated: the console's sign-out sends a signed LogoutRequest to Keycloak, which answers at /ui/saml/slo.
+    const back = page.waitForResponse((r) => new URL(r.url()).pathname === '/ui/saml/slo');
+    await page.click('#sign-out');
+    const sloAnswer = await back;
+    assert.is(sloAnswer.status(), 200, 'the LogoutResponse is accepted');
+    assert.match(sloAnswer.url(), /[?&]SAMLResponse=/);
+    assert.match(sloAnswer.url(), /[?&]Signature=/);
+    await page.waitForSelector('#sign-in-saml');
+    const logoutRequest = new URL(idpRequests.find((u) => new URL(u).searchParams.has('SAMLRequest') && /LogoutRequest/.test(inflate(new URL(u).searchParams.get('SAMLRequest')!)))!);
+    assert.ok(logoutRequest.searchParams.get('Signature'), 'the LogoutRequest is signed');
+    // It names the person as the assertion did (Keycloak's persistent NameID) and the IdP session (SessionIndex).
+    const me = (await (await fetch(`${ctx.agate.apiUrl}/ui/api/me`)).status);
+    assert.is(me, 401);
+    assert.match(inflate(logoutRequest.searchParams.get('SAMLRequest')!), /<saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">[^<]+<\/saml:NameID>/);
+    assert.match(inflate(logoutRequest.searchParams.get('SAMLRequest')!), /<saml2p:SessionIndex[^>]*>[^<]+</);
+    assert.is(await meStatus(first!), 401, 'the old console cookie no longer opens anything');
+    assert.is(await ctx.keycloak.userSessions('agate', BOB.username), 0, 'Keycloak ended its session too');
+    await shot(page, 'console-saml-signed-out');
+    // Keycloak asks for the password again: its session is gone, not just ours.
+    await page.click('#sign-in-saml');
+    await page.waitForSelector('#username');
+
+    // IdP-initiated (back channel): an admin logs bob out at Keycloak; Keycloak posts a signed LogoutRequest to /ui/saml/slo.
+    await page.fill('#username', BOB.username);
+    await page.fill('#password', BOB.password);
+    await page.click('#kc-login');
+    await page.waitForSelector('#user-name');
+    const second = await consoleCookie();
+    assert.ok(second && second !== first);
+    assert.is(await meStatus(second!), 200);
+    await ctx.keycloak.logoutUser('agate', BOB.username);
+    const end = Date.now() + 10_000;
+    while ((await meStatus(second!)) !== 401) {
+      if (Date.now() > end) throw new Error(`the console session outlived the Keycloak logout; Agate: ${JSON.stringify(ctx.agate.logs().filter((l) => /saml|logout/i.test(JSON.stringify(l))))}; Keycloak: ${ctx.keycloak.log().split('\n').filter((l) => /logout|saml/i.test(l)).slice(-15).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await browser.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+});
+
+/** The XML in an HTTP-Redirect binding parameter (base64 of raw DEFLATE). */
+function inflate(b64: string): string {
+  return inflateRawSync(Buffer.from(b64, 'base64')).toString('utf8');
+}
 
 ui('a held psql DROP shows in the live inbox within a second and psql completes once approved with a justification', async (ctx) => {
   const { page } = ctx;
