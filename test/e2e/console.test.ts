@@ -19,7 +19,7 @@ import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/p
 import { run } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
 import { makeTestCa } from '../harness/test-ca.js';
-import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, type AgateProcess } from './agate-process.js';
+import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, type AgatePlaces, type AgateProcess } from './agate-process.js';
 
 const SHOTS = join(REPO_ROOT, 'test', 'screenshots');
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -305,6 +305,35 @@ ui('SAML single logout: signing out ends the session at Keycloak too; a Keycloak
     await browser.close();
     rmSync(profile, { recursive: true, force: true });
   }
+});
+
+ui('SAML IdP metadata by URL: Agate starts on Keycloak\'s own metadata and sends people to the SSO location it names; metadata it cannot fetch stops the start', async (ctx) => {
+  const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
+  const withMetadata = (url: string) => (p: AgatePlaces) => `${base(p)}console:
+  saml:
+    idp_entity_id: ${JSON.stringify(samlIdp(ctx.keycloak))}
+    idp_metadata_url: ${JSON.stringify(url)}
+    sp_entity_id: ${SAML_SP}
+    acs_url: "http://127.0.0.1:${p.apiPort}/ui/saml/acs"
+  roles: { claim: groups, approver: [approver] }
+`;
+  // No certificate file and no SSO URL in the config: both come from Keycloak's descriptor.
+  const agate = await startAgateProcess({ configYaml: withMetadata(`${samlIdp(ctx.keycloak)}/protocol/saml/descriptor`) });
+  try {
+    const res = await fetch(`${agate.apiUrl}/ui/login/saml`, { redirect: 'manual' });
+    assert.is(res.status, 302);
+    assert.ok(res.headers.get('location')?.startsWith(`${samlIdp(ctx.keycloak)}/protocol/saml?SAMLRequest=`), res.headers.get('location') ?? 'no location');
+  } finally {
+    await agate.dispose();
+  }
+  const missing = `${ctx.keycloak.baseUrl.replace('127.0.0.1', 'localhost')}/realms/nowhere/protocol/saml/descriptor`;
+  let failure = '';
+  try {
+    await (await startAgateProcess({ configYaml: withMetadata(missing), readyTimeoutMs: 30_000 })).dispose();
+  } catch (err) {
+    failure = (err as Error).message;
+  }
+  assert.match(failure, `console.saml.idp_metadata_url: the IdP metadata at ${missing} cannot be used: HTTP 404`);
 });
 
 /** The XML in an HTTP-Redirect binding parameter (base64 of raw DEFLATE). */
