@@ -163,4 +163,19 @@ parse('console: a SAML identity provider beside or instead of OIDC; at least one
   assert.match(errorOf(`${minimal}console:\n  session_ttl_s: 60\n`), 'console: expected an identity provider');
 });
 
+parse('console: SAML by metadata URL, and single logout needs a signing key and the IdP\'s SLO location', () => {
+  const base = 'idp_entity_id: "https://idp.example", sp_entity_id: agate, acs_url: "https://agate.example/ui/saml/acs"';
+  const saml = (more: string) => `${minimal}console:\n  saml: { ${base}, ${more} }\n`;
+  const signing = 'sp_signing: { key: { file: sp.key }, cert_file: sp.crt }';
+  const c = parseConfig(saml(`idp_metadata_url: "https://idp.example/md", slo_url: "https://agate.example/ui/saml/slo", ${signing}`), '/etc/agate/agate.yaml');
+  assert.is(c.console?.saml?.metadata_refresh_s, 3600);
+  assert.is(c.console?.saml?.sp_signing?.cert_file, '/etc/agate/sp.crt');
+  assert.is(c.console?.saml?.sp_signing?.key.file, '/etc/agate/sp.key');
+  assert.match(errorOf(saml('idp_sso_url: "https://idp.example/sso"')), 'expected idp_metadata_url, or idp_sso_url with idp_cert_file');
+  assert.match(errorOf(saml('idp_metadata_url: "http://idp.example/md"')), 'console.saml.idp_metadata_url: expected an https:// URL');
+  assert.match(errorOf(saml('idp_metadata_url: "https://idp.example/md", slo_url: "https://agate.example/ui/saml/slo"')), 'expected sp_signing with slo_url');
+  assert.match(errorOf(saml(`idp_sso_url: "https://idp.example/sso", idp_cert_file: idp.pem, slo_url: "https://agate.example/ui/saml/slo", ${signing}`)), 'expected idp_slo_url or idp_metadata_url with slo_url');
+  assert.match(errorOf(saml(`idp_metadata_url: "https://idp.example/md", slo_url: "https://agate.example/logout", ${signing}`)), 'console.saml.slo_url');
+});
+
 parse.run();

@@ -416,24 +416,45 @@ const telemetry = z.strictObject({
 });
 
 /**
- * SAML 2.0 sign-in to the console (SP-initiated: HTTP-Redirect AuthnRequest, HTTP-POST response).
- * Only signed assertions from `idp_entity_id`, for `sp_entity_id`, answering a request this
- * service made, are accepted. Attributes become claims (a multi-valued one a JSON list).
+ * SAML 2.0 sign-in to the console (SP-initiated: HTTP-Redirect AuthnRequest, HTTP-POST response),
+ * and single logout when `slo_url` is set. Only signed assertions from `idp_entity_id`, for
+ * `sp_entity_id`, answering a request this service made, are accepted. Attributes become claims
+ * (a multi-valued one a JSON list). The IdP is described either by its metadata URL (fetched at
+ * start and refreshed) or by its SSO URL and a PEM certificate file; a certificate file, when
+ * given, is pinned: it alone is trusted even with metadata.
  */
 const consoleSaml = z.strictObject({
   /** The IdP's entityID, the Issuer its assertions must carry (its metadata's EntityDescriptor entityID). */
-  idp_entity_id: z.string().min(1).describe('the IdP\'s entityID, the Issuer its assertions must carry'),
+  idp_entity_id: z.string().min(1).describe('the IdP\'s entityID, the Issuer its assertions must carry (and, with `idp_metadata_url`, the metadata\'s entityID)'),
+  idp_metadata_url: z.url().optional().describe('the IdP\'s SAML metadata: its SSO and SLO locations (HTTP-Redirect) and signing certificates are taken from it; fetched at start (a failure stops the start) and every `metadata_refresh_s` (a failure keeps the last good metadata); `https` unless on loopback'),
+  metadata_refresh_s: duration.min(60).max(7 * 24 * 3600).default(3600).describe('how often `idp_metadata_url` is fetched again'),
   /** The IdP's SingleSignOnService location for the HTTP-Redirect binding. */
-  idp_sso_url: z.url().describe('the IdP\'s SingleSignOnService location for the HTTP-Redirect binding'),
+  idp_sso_url: z.url().optional().describe('the IdP\'s SingleSignOnService location for the HTTP-Redirect binding; required without `idp_metadata_url`, and wins over it'),
+  idp_slo_url: z.url().optional().describe('the IdP\'s SingleLogoutService location for the HTTP-Redirect binding; default from the metadata; needed for single logout'),
   /** PEM file of the IdP's signing certificate(s) (one or more CERTIFICATE blocks); assertions signed by another key are refused. */
-  idp_cert_file: z.string().min(1).describe('PEM file of the IdP\'s signing certificate(s); assertions signed by another key are refused; read at each check'),
+  idp_cert_file: z.string().min(1).optional().describe('PEM file of the IdP\'s signing certificate(s), pinned: assertions and logout messages signed by another key are refused, even if the metadata names it; read at each check; required without `idp_metadata_url`'),
   /** This service's entityID as registered at the IdP; assertions must name it as their Audience. */
   sp_entity_id: z.string().min(1).describe('this service\'s entityID as registered at the IdP; assertions must name it as their Audience'),
   /** Where the IdP posts the response: this service's origin followed by /ui/saml/acs. */
   acs_url: z.url().refine((u) => new URL(u).pathname === '/ui/saml/acs', 'expected a URL whose path is /ui/saml/acs').describe('where the IdP posts the response: this service\'s origin plus `/ui/saml/acs`'),
+  slo_url: z
+    .url()
+    .refine((u) => new URL(u).pathname === '/ui/saml/slo', 'expected a URL whose path is /ui/saml/slo')
+    .optional()
+    .describe('turns on single logout: this service\'s origin plus `/ui/saml/slo`, registered at the IdP as the SP\'s SingleLogoutService (HTTP-Redirect for the browser, HTTP-POST for back-channel); needs `sp_signing`'),
+  sp_signing: z
+    .strictObject({
+      key: secret.describe('the PEM private key this service signs its SAML requests and LogoutResponses with'),
+      cert_file: z.string().min(1).describe('PEM file of the matching certificate, published in the SP metadata for the IdP to check the signatures'),
+    })
+    .optional()
+    .describe('this service\'s signing key: LogoutRequests and LogoutResponses (HTTP-Redirect binding, RSA-SHA256) and AuthnRequests are signed with it'),
   /** Clock difference tolerated when checking NotBefore / NotOnOrAfter. */
   clock_skew_s: z.number().int().min(0).max(600).default(60).describe('clock difference tolerated when checking NotBefore / NotOnOrAfter'),
-});
+})
+  .refine((c) => c.idp_metadata_url !== undefined || (c.idp_sso_url !== undefined && c.idp_cert_file !== undefined), 'expected idp_metadata_url, or idp_sso_url with idp_cert_file')
+  .refine((c) => c.slo_url === undefined || c.sp_signing !== undefined, 'expected sp_signing with slo_url (logout messages are signed)')
+  .refine((c) => c.slo_url === undefined || c.idp_slo_url !== undefined || c.idp_metadata_url !== undefined, 'expected idp_slo_url or idp_metadata_url with slo_url (where to send the LogoutRequest)');
 
 /**
  * The web console (served by the query service under /ui/): humans sign in with OIDC
@@ -452,7 +473,7 @@ const consoleSection = z.strictObject({
       .describe("where the provider sends the browser back: this service's origin plus `/ui/callback`, as registered at the provider"),
     scopes: z.array(z.string().min(1)).default(['openid', 'profile', 'email']).describe('scopes asked for'),
   }).optional().describe('OpenID Connect sign-in (authorization code with PKCE)'),
-  saml: consoleSaml.optional().describe('SAML 2.0 sign-in (SP-initiated, signed assertions required)'),
+  saml: consoleSaml.optional().describe('SAML 2.0 sign-in (SP-initiated, signed assertions required) and single logout'),
   roles: queryRoles.prefault({}).describe("a person's roles from the ID token's claims, mapped as `query.roles` maps a bearer token's"),
   session_ttl_s: duration.max(7 * 24 * 3600).default(8 * 3600).describe('a console session ends this long after sign-in'),
 });
@@ -739,7 +760,14 @@ export function parseConfig(text: string, source: string): AgateConfig {
   }
   if (cfg.query.tls !== undefined) cfg.query.tls = { cert: abs(cfg.query.tls.cert), key: abs(cfg.query.tls.key) };
   if (cfg.console?.oidc?.client_secret?.file !== undefined) cfg.console.oidc.client_secret.file = abs(cfg.console.oidc.client_secret.file);
-  if (cfg.console?.saml !== undefined) cfg.console.saml.idp_cert_file = abs(cfg.console.saml.idp_cert_file);
+  const saml = cfg.console?.saml;
+  if (saml !== undefined) {
+    if (saml.idp_cert_file !== undefined) saml.idp_cert_file = abs(saml.idp_cert_file);
+    if (saml.sp_signing !== undefined) {
+      saml.sp_signing.cert_file = abs(saml.sp_signing.cert_file);
+      if (saml.sp_signing.key.file !== undefined) saml.sp_signing.key.file = abs(saml.sp_signing.key.file);
+    }
+  }
   if (cfg.console !== undefined) {
     if (cfg.console.oidc === undefined && cfg.console.saml === undefined) throw new ConfigError(`${source}: console: expected an identity provider (console.oidc, console.saml or both)`);
     // Sign-in over plain HTTP would expose the code, tokens or assertion; only a loopback provider (tests, a laptop) may use it.
@@ -748,7 +776,11 @@ export function parseConfig(text: string, source: string): AgateConfig {
       if (u.protocol !== 'https:' && !isLoopbackHost(u.hostname)) throw new ConfigError(`${source}: ${key}: expected an https:// URL (plain http only on loopback)`);
     };
     if (cfg.console.oidc !== undefined) plain(cfg.console.oidc.issuer, 'console.oidc.issuer');
-    if (cfg.console.saml !== undefined) plain(cfg.console.saml.idp_sso_url, 'console.saml.idp_sso_url');
+    for (const key of ['idp_sso_url', 'idp_slo_url', 'idp_metadata_url'] as const) {
+      const url = cfg.console.saml?.[key];
+      // The metadata carries the signing certificates: fetched over plain HTTP, anyone on the path could swap them.
+      if (url !== undefined) plain(url, `console.saml.${key}`);
+    }
   }
   const absTls = (t: ClientTlsConfig | undefined) => {
     if (t === undefined) return;

@@ -96,6 +96,10 @@ export const ErrorCode = {
   CONSOLE_SIGN_IN_FAILED: 'CONSOLE_SIGN_IN_FAILED',
   /** The web console: a state-changing request without the session's CSRF token, or from another site. */
   CONSOLE_CSRF: 'CONSOLE_CSRF',
+  /** The web console: the SAML IdP's metadata (console.saml.idp_metadata_url) cannot be fetched or used at start. */
+  CONSOLE_SAML_METADATA: 'CONSOLE_SAML_METADATA',
+  /** The web console: a SAML LogoutRequest or LogoutResponse refused (unsigned, wrong signer or issuer, answering no request of ours). */
+  CONSOLE_LOGOUT_REFUSED: 'CONSOLE_LOGOUT_REFUSED',
   // analyst SQL
   SQL_INVALID: 'SQL_INVALID',
   SQL_REFUSED: 'SQL_REFUSED',

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inflateRawSync } from 'node:zlib';
 import pg from 'pg';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { startKeycloak, type Keycloak } from '../harness/keycloak.js';
@@ -18,7 +19,8 @@ import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/p
 import { run } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
 import { until } from '../harness/until.js';
-import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, type AgateProcess } from './agate-process.js';
+import { makeTestCa } from '../harness/test-ca.js';
+import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, type AgatePlaces, type AgateProcess } from './agate-process.js';
 
 const SHOTS = join(REPO_ROOT, 'test', 'screenshots');
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -47,7 +49,7 @@ query:
 interface Ctx {
   pg: PostgresServer; oidc: OidcIssuer; keycloak: Keycloak; agate: AgateProcess; sshd: SshServer;
   profile: string; browser: BrowserContext; page: Page; clientSecret: string; secondProfile?: string; second?: BrowserContext;
-  samlDir: string; samlCertFile: string;
+  samlDir: string; samlCertFile: string; spSigning: { cert: string; key: string };
 }
 /** The SAML IdP is reached as localhost and Agate as 127.0.0.1: two sites, so the ACS POST is truly cross-site. */
 const samlIdp = (keycloak: Keycloak) => `${keycloak.baseUrl.replace('127.0.0.1', 'localhost')}/realms/agate`;
@@ -63,6 +65,8 @@ ui.before(async (ctx) => {
   // The realm (and its signing key) is made once Agate's port is known; Agate reads the IdP certificate at each sign-in.
   ctx.samlDir = mkdtempSync(join(tmpdir(), 'agate-saml-idp-'));
   ctx.samlCertFile = join(ctx.samlDir, 'idp.pem');
+  // The console's own SAML signing key (LogoutRequests, LogoutResponses, AuthnRequests), registered at Keycloak below.
+  ctx.spSigning = await (await makeTestCa(ctx.samlDir)).client('agate-saml-sp');
   ctx.agate = await startAgateProcess({
     // An SSH target too, for the shell replay.
     configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY)
@@ -83,12 +87,15 @@ ui.before(async (ctx) => {
     idp_cert_file: ${JSON.stringify(ctx.samlCertFile)}
     sp_entity_id: ${SAML_SP}
     acs_url: "http://127.0.0.1:${p.apiPort}/ui/saml/acs"
+    slo_url: "http://127.0.0.1:${p.apiPort}/ui/saml/slo"
+    idp_slo_url: ${JSON.stringify(`${samlIdp(ctx.keycloak)}/protocol/saml`)}
+    sp_signing: { key: { file: ${JSON.stringify(ctx.spSigning.key)} }, cert_file: ${JSON.stringify(ctx.spSigning.cert)} }
   roles: { claim: groups, approver: [approver], analyst: [analyst], auditor: [auditor], admin: [admin] }
 `,
   });
   const realm = await ctx.keycloak.createRealm({
     name: 'agate', redirectUri: `${ctx.agate.apiUrl}/ui/callback`, users: [ALICE, BOB], clientSecret: ctx.clientSecret,
-    saml: { entityId: SAML_SP, acsUrl: `${ctx.agate.apiUrl}/ui/saml/acs` },
+    saml: { entityId: SAML_SP, acsUrl: `${ctx.agate.apiUrl}/ui/saml/acs`, logout: { sloUrl: `${ctx.agate.apiUrl}/ui/saml/slo`, signingCertPem: readFileSync(ctx.spSigning.cert, 'utf8') } },
   });
   // The IdP's signing certificate, from its own metadata, as an operator would take it.
   const metadata = await (await fetch(realm.samlMetadataUrl!)).text();
@@ -242,6 +249,106 @@ ui('a person signs in through Keycloak by SAML (a cross-site POST to the ACS) an
     rmSync(profile, { recursive: true, force: true });
   }
 });
+
+ui('SAML single logout: signing out ends the session at Keycloak too; a Keycloak-side logout ends the console session', async (ctx) => {
+  const profile = mkdtempSync(join(tmpdir(), 'agate-chromium-slo-'));
+  const browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
+  const consoleCookie = async () => (await browser.cookies(`${ctx.agate.apiUrl}/ui/`)).find((c) => c.name === 'agate_console')?.value;
+  // The cookie replayed from outside the browser: does the server still know the session?
+  const meStatus = async (cookie: string) => (await fetch(`${ctx.agate.apiUrl}/ui/api/me`, { headers: { cookie: `agate_console=${cookie}` } })).status;
+  const samlSignIn = async (page: Page) => {
+    await page.goto(`${ctx.agate.apiUrl}/ui/`);
+    await page.click('#sign-in-saml');
+    await page.waitForSelector('#username');
+    await page.fill('#username', BOB.username);
+    await page.fill('#password', BOB.password);
+    await page.click('#kc-login');
+    await page.waitForSelector('#user-name');
+  };
+  try {
+    const page = browser.pages()[0] ?? (await browser.newPage());
+    const idpRequests: string[] = [];
+    page.on('request', (r) => { if (r.url().startsWith(samlIdp(ctx.keycloak))) idpRequests.push(r.url()); });
+    await samlSignIn(page);
+    const first = await consoleCookie();
+    assert.ok(first, 'signed in');
+    assert.is(await meStatus(first!), 200);
+    assert.is(await ctx.keycloak.userSessions('agate', BOB.username), 1);
+
+    // SP-initiated: the console's sign-out sends a signed LogoutRequest to Keycloak, which answers at /ui/saml/slo.
+    const back = page.waitForResponse((r) => new URL(r.url()).pathname === '/ui/saml/slo');
+    await page.click('#sign-out');
+    const sloAnswer = await back;
+    assert.is(sloAnswer.status(), 200, 'the LogoutResponse is accepted');
+    assert.match(sloAnswer.url(), /[?&]SAMLResponse=/);
+    assert.match(sloAnswer.url(), /[?&]Signature=/);
+    await page.waitForSelector('#sign-in-saml');
+    const logoutRequest = new URL(idpRequests.find((u) => new URL(u).searchParams.has('SAMLRequest') && /LogoutRequest/.test(inflate(new URL(u).searchParams.get('SAMLRequest')!)))!);
+    assert.ok(logoutRequest.searchParams.get('Signature'), 'the LogoutRequest is signed');
+    // It names the person as the assertion did (Keycloak's persistent NameID) and the IdP session (SessionIndex).
+    assert.match(inflate(logoutRequest.searchParams.get('SAMLRequest')!), /<saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">[^<]+<\/saml:NameID>/);
+    assert.match(inflate(logoutRequest.searchParams.get('SAMLRequest')!), /<saml2p:SessionIndex[^>]*>[^<]+</);
+    assert.is(await meStatus(first!), 401, 'the old console cookie no longer opens anything');
+    assert.is(await ctx.keycloak.userSessions('agate', BOB.username), 0, 'Keycloak ended its session too');
+    await shot(page, 'console-saml-signed-out');
+    // Keycloak asks for the password again: its session is gone, not just ours.
+    await page.click('#sign-in-saml');
+    await page.waitForSelector('#username');
+
+    // IdP-initiated (back channel): an admin logs bob out at Keycloak; Keycloak posts a signed LogoutRequest to /ui/saml/slo.
+    await page.fill('#username', BOB.username);
+    await page.fill('#password', BOB.password);
+    await page.click('#kc-login');
+    await page.waitForSelector('#user-name');
+    const second = await consoleCookie();
+    assert.ok(second && second !== first);
+    assert.is(await meStatus(second!), 200);
+    // Reached as localhost, Keycloak names itself as the IdP the console trusts (its assertions' Issuer).
+    await ctx.keycloak.logoutUser('agate', BOB.username, ctx.keycloak.baseUrl.replace('127.0.0.1', 'localhost'));
+    const end = Date.now() + 10_000;
+    while ((await meStatus(second!)) !== 401) {
+      if (Date.now() > end) throw new Error(`the console session outlived the Keycloak logout; Agate: ${JSON.stringify(ctx.agate.logs().filter((l) => /saml|logout/i.test(JSON.stringify(l))))}; Keycloak: ${ctx.keycloak.log().split('\n').filter((l) => /logout|saml/i.test(l)).slice(-15).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await browser.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+});
+
+ui('SAML IdP metadata by URL: Agate starts on Keycloak\'s own metadata and sends people to the SSO location it names; metadata it cannot fetch stops the start', async (ctx) => {
+  const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
+  const withMetadata = (url: string) => (p: AgatePlaces) => `${base(p)}console:
+  saml:
+    idp_entity_id: ${JSON.stringify(samlIdp(ctx.keycloak))}
+    idp_metadata_url: ${JSON.stringify(url)}
+    sp_entity_id: ${SAML_SP}
+    acs_url: "http://127.0.0.1:${p.apiPort}/ui/saml/acs"
+  roles: { claim: groups, approver: [approver] }
+`;
+  // No certificate file and no SSO URL in the config: both come from Keycloak's descriptor.
+  const agate = await startAgateProcess({ configYaml: withMetadata(`${samlIdp(ctx.keycloak)}/protocol/saml/descriptor`) });
+  try {
+    const res = await fetch(`${agate.apiUrl}/ui/login/saml`, { redirect: 'manual' });
+    assert.is(res.status, 302);
+    assert.ok(res.headers.get('location')?.startsWith(`${samlIdp(ctx.keycloak)}/protocol/saml?SAMLRequest=`), res.headers.get('location') ?? 'no location');
+  } finally {
+    await agate.dispose();
+  }
+  const missing = `${ctx.keycloak.baseUrl.replace('127.0.0.1', 'localhost')}/realms/nowhere/protocol/saml/descriptor`;
+  let failure = '';
+  try {
+    await (await startAgateProcess({ configYaml: withMetadata(missing), readyTimeoutMs: 30_000 })).dispose();
+  } catch (err) {
+    failure = (err as Error).message;
+  }
+  assert.match(failure, `console.saml.idp_metadata_url: the IdP metadata at ${missing} cannot be used: HTTP 404`);
+});
+
+/** The XML in an HTTP-Redirect binding parameter (base64 of raw DEFLATE). */
+function inflate(b64: string): string {
+  return inflateRawSync(Buffer.from(b64, 'base64')).toString('utf8');
+}
 
 ui('a held psql DROP shows in the live inbox within a second and psql completes once approved with a justification', async (ctx) => {
   const { page } = ctx;
@@ -580,7 +687,7 @@ ui('an admin terminates a live psql session: the client gets the reason, the rec
   }
 });
 
-ui('an SSH shell replays in the console\'s player; a SQL session steps statement by statement with its timing', async (ctx) => {
+ui('an SSH shell replays in the asciicast player; a SQL session steps statement by statement with its timing', async (ctx) => {
   const page = await asAlice(ctx);
   const ssh = /^([\d.]+):(\d+)$/.exec(String(ctx.agate.started.ssh ?? ''));
   assert.ok(ssh, `agate reported no ssh address: ${JSON.stringify(ctx.agate.started)}`);
@@ -614,20 +721,34 @@ ui('an SSH shell replays in the console\'s player; a SQL session steps statement
   }
   assert.ok(shellSession && sqlSession, 'both sessions are in the record');
 
+  // The session page leads to the replay page, where the asciicast player runs under its own CSP.
+  const violations: string[] = [];
+  page.on('console', (m) => { if (/Content Security Policy|Refused to/i.test(m.text())) violations.push(m.text()); });
+  page.on('pageerror', (e) => violations.push(`page error: ${e.message}`));
   await page.goto(`${ctx.agate.apiUrl}/ui/#/sessions/${shellSession}`);
+  await page.click('#play-shells');
+  await page.waitForURL(`${ctx.agate.apiUrl}/ui/replay#${shellSession}`);
   const player = page.locator('figure.player').first();
-  await player.waitFor();
-  assert.not.match((await player.locator('pre.terminal').textContent()) ?? '', 'hello');
+  await player.locator('.ap-player').waitFor();
+  const screenText = () => player.locator('.ap-term-text').textContent().then((t) => t ?? '');
+  assert.not.match(await screenText(), 'hello');
   await player.locator('select.speed').selectOption('10');
-  await player.locator('button.play').click();
-  await page.waitForFunction(() => /^hello from the console replay$/m.test(document.querySelector('pre.terminal')?.textContent ?? ''), undefined, { timeout: 20_000 });
-  await player.locator('button.play', { hasText: 'Replay' }).waitFor({ timeout: 20_000 });
-  const screen = (await player.locator('pre.terminal').textContent()) ?? '';
-  assert.match(screen, /echo hello from the console replay; exit/); // the echoed input line
+  await player.locator('.ap-player').waitFor();
+  await player.locator('.ap-overlay-start').click();
+  // What the recorded shell printed (the echo's output line) appears on the player's terminal.
+  await page.waitForFunction(() => /^hello from the console replay\s*$/m.test([...document.querySelectorAll('figure.player .ap-term-text .ap-line')].map((l) => l.textContent).join('\n')), undefined, { timeout: 20_000 });
+  assert.match(await screenText(), 'echo hello from the console replay; exit'); // the echoed input line
   await shot(page, 'console-replay-ssh');
-  // Seeking back to the start shows the screen as it was then.
-  await player.locator('input.seek').fill('0');
-  assert.not.match((await player.locator('pre.terminal').textContent()) ?? '', 'hello');
+  // Seeking back to the start (the player's own key: 0 = 0 %) shows the screen as it was then.
+  await player.locator('.ap-wrapper').press('0');
+  await page.waitForFunction(() => !/hello/.test(document.querySelector('figure.player .ap-term-text')?.textContent ?? ''), undefined, { timeout: 10_000 });
+  // ... and playing on from there (space) prints it again.
+  await player.locator('.ap-wrapper').press(' ');
+  await page.waitForFunction(() => /hello from the console replay/.test(document.querySelector('figure.player .ap-term-text')?.textContent ?? ''), undefined, { timeout: 10_000 });
+  assert.equal(violations, [], 'the player runs under the replay page\'s CSP without a violation');
+  // The console's other pages do not allow WebAssembly: the player could not run there.
+  const csp = await page.evaluate(async () => (await fetch('/ui/')).headers.get('content-security-policy'));
+  assert.not.match(csp ?? '', 'wasm-unsafe-eval');
 
   await page.goto(`${ctx.agate.apiUrl}/ui/#/sessions/${sqlSession}`);
   await page.waitForSelector('#stepper');

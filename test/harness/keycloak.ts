@@ -31,12 +31,25 @@ export interface KeycloakSamlClient {
   entityId: string;
   /** Where the IdP posts the Response (HTTP-POST binding). */
   acsUrl: string;
+  /**
+   * Single logout: the SP's SingleLogoutService (the browser's HTTP-Redirect and the back-channel
+   * HTTP-POST both go there) and the PEM certificate its signed requests are checked with.
+   */
+  logout?: { sloUrl: string; signingCertPem: string };
 }
 
 export interface Keycloak {
   baseUrl: string;
   /** Creates a realm with a confidential OIDC client (code flow, PKCE S256 required) and the users and their groups. */
   createRealm(opts: { name: string; redirectUri: string; users: KeycloakUser[]; clientSecret?: string; saml?: KeycloakSamlClient }): Promise<KeycloakRealm>;
+  /**
+   * Ends every session of `username` in the realm through the admin API (Keycloak then sends
+   * back-channel logouts to the clients). Keycloak in dev mode names itself after the host it is
+   * reached at, so the LogoutRequests' Issuer is the realm at `at` (default `baseUrl`).
+   */
+  logoutUser(realm: string, username: string, at?: string): Promise<void>;
+  /** How many sessions `username` has in the realm now. */
+  userSessions(realm: string, username: string): Promise<number>;
   stop(): Promise<void>;
   log(): string;
 }
@@ -105,12 +118,19 @@ export async function startKeycloak(opts: { readyTimeoutMs?: number } = {}): Pro
   }
   unrefChild(child);
 
-  const adminToken = async (): Promise<string> => {
-    const res = await fetch(`${baseUrl}/realms/master/protocol/openid-connect/token`, {
+  const adminToken = async (at = baseUrl): Promise<string> => {
+    const res = await fetch(`${at}/realms/master/protocol/openid-connect/token`, {
       method: 'POST', body: new URLSearchParams({ grant_type: 'password', client_id: 'admin-cli', username: 'admin', password: adminPassword }),
     });
     if (!res.ok) throw new Error(`Keycloak admin sign-in failed: ${res.status} ${await res.text()}`);
     return ((await res.json()) as { access_token: string }).access_token;
+  };
+
+  const userId = async (realm: string, username: string): Promise<string> => {
+    const res = await fetch(`${baseUrl}/admin/realms/${realm}/users?exact=true&username=${encodeURIComponent(username)}`, { headers: { authorization: `Bearer ${await adminToken()}` } });
+    const found = res.ok ? ((await res.json()) as { id: string }[])[0] : undefined;
+    if (found === undefined) throw new Error(`no Keycloak user ${username} in realm ${realm} (${res.status})`);
+    return found.id;
   };
 
   return {
@@ -143,6 +163,16 @@ export async function startKeycloak(opts: { readyTimeoutMs?: number } = {}): Pro
       if (res.status !== 201) throw new Error(`creating Keycloak realm ${name} failed: ${res.status} ${await res.text()}`);
       return { issuer: `${baseUrl}/realms/${name}`, clientId, clientSecret, ...(saml === undefined ? {} : { samlMetadataUrl: `${baseUrl}/realms/${name}/protocol/saml/descriptor` }) };
     },
+    async logoutUser(realm, username, at = baseUrl) {
+      const headers = { authorization: `Bearer ${await adminToken(at)}` };
+      const res = await fetch(`${at}/admin/realms/${realm}/users/${await userId(realm, username)}/logout`, { method: 'POST', headers });
+      if (res.status !== 204) throw new Error(`Keycloak logout of ${username} failed: ${res.status} ${await res.text()}`);
+    },
+    async userSessions(realm, username) {
+      const res = await fetch(`${baseUrl}/admin/realms/${realm}/users/${await userId(realm, username)}/sessions`, { headers: { authorization: `Bearer ${await adminToken()}` } });
+      if (!res.ok) throw new Error(`reading ${username}'s Keycloak sessions failed: ${res.status} ${await res.text()}`);
+      return ((await res.json()) as unknown[]).length;
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const gone = new Promise((r) => child.once('exit', r));
@@ -156,18 +186,28 @@ export async function startKeycloak(opts: { readyTimeoutMs?: number } = {}): Pro
 }
 
 /**
- * A SAML client: signed assertions and documents (the realm's RSA key, in the IdP metadata),
- * unsigned AuthnRequests accepted (the SP has no key registered here), the POST binding back to
- * `acsUrl`, the username as a persistent NameID, and the user's groups in a `groups` attribute
- * (the same role claim the OIDC client carries).
+ * A SAML client: signed assertions and documents (the realm's RSA key, in the IdP metadata), the
+ * POST binding back to `acsUrl`, the username as a persistent NameID, and the user's groups in a
+ * `groups` attribute (the same role claim the OIDC client carries). Without `logout` the SP has no
+ * key registered and unsigned AuthnRequests are accepted; with it, the SP's requests must be
+ * signed by its certificate, and logout goes to its SingleLogoutService: the answer to the SP's own
+ * LogoutRequest by HTTP-Redirect through the browser (responses not forced to POST), and every
+ * logout Keycloak starts (an admin's, another client's) by HTTP-POST from Keycloak itself (back
+ * channel; a front-channel client is logged out only when a browser is at hand).
  */
-function samlClient({ entityId, acsUrl }: KeycloakSamlClient): Record<string, unknown> {
+function samlClient({ entityId, acsUrl, logout }: KeycloakSamlClient): Record<string, unknown> {
+  const certBody = logout?.signingCertPem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, '');
   return {
-    clientId: entityId, enabled: true, protocol: 'saml', redirectUris: [acsUrl], frontchannelLogout: true,
+    // Keycloak logs a front-channel client out only through a browser; back channel lets an admin's or the session's end reach the SP.
+    clientId: entityId, enabled: true, protocol: 'saml', redirectUris: [acsUrl, ...(logout === undefined ? [] : [logout.sloUrl])], frontchannelLogout: logout === undefined,
     attributes: {
-      'saml.assertion.signature': 'true', 'saml.server.signature': 'true', 'saml.client.signature': 'false',
+      'saml.assertion.signature': 'true', 'saml.server.signature': 'true', 'saml.client.signature': logout === undefined ? 'false' : 'true',
       'saml.authnstatement': 'true', 'saml_force_name_id_format': 'true', 'saml_name_id_format': 'persistent',
       'saml.signature.algorithm': 'RSA_SHA256', 'saml_assertion_consumer_url_post': acsUrl, 'post.logout.redirect.uris': acsUrl,
+      ...(logout === undefined ? {} : {
+        'saml.signing.certificate': certBody, 'saml.force.post.binding': 'false',
+        'saml_single_logout_service_url_redirect': logout.sloUrl, 'saml_single_logout_service_url_post': logout.sloUrl,
+      }),
     },
     protocolMappers: [{
       name: 'groups', protocol: 'saml', protocolMapper: 'saml-group-membership-mapper',

@@ -65,9 +65,10 @@ async function signIn() {
     providers.saml ? h('a', { class: 'button', href: '/ui/login/saml', id: 'sign-in-saml' }, 'Sign in with SAML') : false));
 }
 
+/** Ends the console session; after a SAML sign-in with single logout, goes on to the IdP to end its session too. */
 async function signOut() {
-  await post('/ui/logout').catch(() => undefined);
-  location.replace('/ui/');
+  const answer = await post('/ui/logout').catch(() => undefined);
+  location.replace(answer?.redirect ?? '/ui/');
 }
 
 void main();

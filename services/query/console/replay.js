@@ -1,73 +1,11 @@
-// Replay: an SSH shell's asciicast played on the console's own terminal (terminal.js), and a SQL
-// session stepped statement by statement with its recorded timing.
+// Replay of a SQL session, stepped statement by statement with its recorded timing. (SSH shells
+// play in the asciicast player on their own page: shell-replay.js.)
 import { h } from './dom.js';
 import { highlight } from './highlight.js';
-import { Terminal } from './terminal.js';
 import { decisionBadge } from './table.js';
 
 /** Pauses longer than this play as this long (the record keeps the real times). */
 const IDLE_CAP_S = 2;
-const SPEEDS = ['1', '2', '5', '10'];
-
-/**
- * A player for one asciicast v2 recording: play/pause, speed, seek.
- * @param {{ command_id: string, header: { width: number, height: number }, events: [number, string, string][], truncated: boolean }} rec
- */
-export function castPlayer(rec) {
-  const term = new Terminal(rec.header.width, rec.header.height);
-  const screen = h('pre', { class: 'terminal', 'data-command-id': rec.command_id });
-  // Output only; typed input is echoed by the remote shell. Idle gaps capped for playback.
-  const out = [];
-  let at = 0;
-  let prev = 0;
-  for (const [t, code, data] of rec.events) {
-    at += Math.min(Math.max(0, t - prev), IDLE_CAP_S);
-    prev = t;
-    if (code === 'o') out.push([at, data]);
-  }
-  const total = out.length === 0 ? 0 : out[out.length - 1][0];
-  const play = h('button', { type: 'button', class: 'play' }, 'Play');
-  const speed = h('select', { class: 'speed', 'aria-label': 'speed' }, ...SPEEDS.map((s) => h('option', { value: s }, `${s}×`)));
-  const seek = h('input', { type: 'range', class: 'seek', min: '0', max: String(Math.max(1, Math.round(total * 1000))), value: '0', 'aria-label': 'position' });
-  const clock = h('span', { class: 'clock muted' });
-  let next = 0; // index of the next event to write
-  let pos = 0; // seconds into the (idle-capped) recording
-  let timer;
-  let started = 0;
-  let startPos = 0;
-  const show = () => {
-    term.render(screen);
-    seek.value = String(Math.round(pos * 1000));
-    clock.textContent = `${pos.toFixed(1)} / ${total.toFixed(1)} s`;
-  };
-  const runTo = (t) => {
-    if (t < pos) { term.reset(); next = 0; }
-    while (next < out.length && out[next][0] <= t) term.write(out[next++][1]);
-    pos = t;
-    show();
-  };
-  const stop = () => { clearTimeout(timer); timer = undefined; play.textContent = next >= out.length ? 'Replay' : 'Play'; };
-  const tick = () => {
-    const t = startPos + ((performance.now() - started) / 1000) * Number(speed.value);
-    runTo(Math.min(t, total));
-    if (next >= out.length) return stop();
-    timer = setTimeout(tick, Math.max(10, Math.min(100, ((out[next][0] - pos) * 1000) / Number(speed.value))));
-  };
-  const start = () => {
-    if (next >= out.length) runTo(0);
-    started = performance.now();
-    startPos = pos;
-    play.textContent = 'Pause';
-    tick();
-  };
-  play.addEventListener('click', () => (timer === undefined ? start() : stop()));
-  speed.addEventListener('change', () => { if (timer !== undefined) { stop(); start(); } });
-  seek.addEventListener('input', () => { const playing = timer !== undefined; stop(); runTo(Number(seek.value) / 1000); if (playing) start(); });
-  show();
-  return h('figure', { class: 'player' },
-    h('figcaption', {}, `Shell ${rec.command_id} · ${rec.header.width}×${rec.header.height} · ${rec.events.length} events${rec.truncated ? ' (truncated)' : ''}`),
-    screen, h('div', { class: 'player-controls' }, play, speed, seek, clock));
-}
 
 /**
  * A SQL session stepped statement by statement: each with its offset from the session start, the

@@ -2,7 +2,7 @@
 // responses in ledger order), all through the query API's own routes.
 import { get, post } from './api.js';
 import { h, mount, parseTime } from './dom.js';
-import { castPlayer, statementStepper } from './replay.js';
+import { statementStepper } from './replay.js';
 import { highlight } from './highlight.js';
 import { table } from './table.js';
 
@@ -73,12 +73,15 @@ export async function showSession(view, id, user) {
   }
 }
 
-/** SSH shells in the player; SQL statements one step at a time. */
+/**
+ * SSH shells: a link to the replay page, where the asciicast player runs (its WebAssembly
+ * terminal needs a CSP this page does not grant); SQL statements one step at a time, here.
+ */
 async function showReplay(el, id, session, events) {
   if (session.protocol === 'ssh') {
-    const { recordings } = await get(`/v1/sessions/${encodeURIComponent(id)}/recordings`);
-    if (recordings.length === 0) return mount(el, h('p', { class: 'muted' }, 'No interactive shell was recorded in this session (exec commands are in the timeline).'));
-    return mount(el, ...recordings.map(castPlayer));
+    const shells = events.filter((e) => e.kind === 'command' && e.text === 'shell').length;
+    if (shells === 0) return mount(el, h('p', { class: 'muted' }, 'No interactive shell was recorded in this session (exec commands are in the timeline).'));
+    return mount(el, h('p', {}, h('a', { class: 'button', id: 'play-shells', href: `/ui/replay#${encodeURIComponent(id)}` }, `Play ${shells === 1 ? 'the shell' : `the ${shells} shells`} in the asciicast player`)));
   }
   mount(el, statementStepper(session.opened_at, events, parseTime) ?? h('p', { class: 'muted' }, 'No statements to step through.'));
 }

@@ -1,6 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, extname, join } from 'node:path';
 import { packageRoot } from '../../../../core/src/package-root.js';
+import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 
 /** Where the browser side lives in the repository: plain ES modules, CSS and HTML, no build step. */
 export const CONSOLE_ASSETS_DIR = join('services', 'query', 'console');
@@ -27,17 +29,53 @@ export function loadAssets(dir = join(packageRoot(), CONSOLE_ASSETS_DIR)): Map<s
     const type = TYPES[extname(name)];
     if (type !== undefined) assets.set(name, { type, body: readFileSync(join(dir, name)) });
   }
+  for (const [name, file] of playerFiles()) assets.set(`${PLAYER_PREFIX}${name}`, { type: TYPES[extname(name)]!, body: readFileSync(file) });
   return assets;
+}
+
+/** Where the asciicast player's files are served, under /ui/assets/. */
+export const PLAYER_PREFIX = 'asciinema-player/';
+
+/**
+ * The asciicast player (npm `asciinema-player`) as installed: its ES-module build (`dist/*.js`,
+ * chunks that import each other by relative name, so all are served side by side) and its
+ * stylesheet. Not installed is a start error rather than a console whose replay page is broken.
+ */
+function playerFiles(): [string, string][] {
+  let entry: string;
+  let css: string;
+  try {
+    const require = createRequire(join(packageRoot(), 'package.json'));
+    entry = require.resolve('asciinema-player');
+    css = require.resolve('asciinema-player/dist/bundle/asciinema-player.css');
+  } catch (cause) {
+    throw new AgateError(ErrorCode.CONFIG_INVALID, `the console's asciicast player (npm package asciinema-player) is not installed: ${(cause as Error).message}`, { cause });
+  }
+  const dist = dirname(entry);
+  const js = readdirSync(dist).filter((n) => extname(n) === '.js').map((n): [string, string] => [n, join(dist, n)]);
+  return [...js, ['asciinema-player.css', css]];
 }
 
 /**
  * The console's Content-Security-Policy: scripts, styles and connections only from Agate itself,
  * no inline script or style, no framing, no plugins, forms only back to Agate.
  */
-export const CONTENT_SECURITY_POLICY = [
-  "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "font-src 'self'", "connect-src 'self'",
-  "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
-].join('; ');
+export const CONTENT_SECURITY_POLICY = csp("script-src 'self'");
+
+/**
+ * The shell replay page's policy: the same, plus `'wasm-unsafe-eval'`. The asciicast player's
+ * terminal emulator is WebAssembly (compiled from bytes the player's own script carries), and a
+ * browser compiles WebAssembly under a CSP only with that source; it allows no `eval` of
+ * JavaScript. Only /ui/replay gets it: the pages that can approve or change anything do not.
+ */
+export const REPLAY_CONTENT_SECURITY_POLICY = csp("script-src 'self' 'wasm-unsafe-eval'");
+
+function csp(scriptSrc: string): string {
+  return [
+    "default-src 'none'", scriptSrc, "style-src 'self'", "img-src 'self' data:", "font-src 'self'", "connect-src 'self'",
+    "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
+  ].join('; ');
+}
 
 /** Headers on every /ui/ response. */
 export function securityHeaders(secure: boolean): Record<string, string> {

@@ -11,7 +11,7 @@ import { startOidcIssuer, type OidcIssuer } from '../../../../test/harness/oidc-
 import { QueryApi } from '../http-api.js';
 import { unconfinedAnalystSql } from '../sql-endpoint.js';
 import { roleResolver } from '../roles.js';
-import { CONTENT_SECURITY_POLICY } from './assets.js';
+import { CONTENT_SECURITY_POLICY, REPLAY_CONTENT_SECURITY_POLICY } from './assets.js';
 
 /*
  * The console's gate without an identity provider behind it (the sign-in itself is proven
@@ -65,6 +65,38 @@ gate('the page is served with a strict CSP and loads only its own script, no inl
   const js = await fetch(`${ctx.base}/ui/assets/app.js`);
   assert.is(js.status, 200);
   assert.match(js.headers.get('content-type') ?? '', 'text/javascript');
+});
+
+gate('the shell replay page alone may compile WebAssembly (the player\'s terminal); the player is served by Agate', async (ctx) => {
+  const res = await fetch(`${ctx.base}/ui/replay`);
+  assert.is(res.status, 200);
+  assert.is(res.headers.get('content-security-policy'), REPLAY_CONTENT_SECURITY_POLICY);
+  // Exactly one source more than the other pages: WebAssembly, never JavaScript eval or inline code.
+  assert.is(REPLAY_CONTENT_SECURITY_POLICY.replace(" 'wasm-unsafe-eval'", ''), CONTENT_SECURITY_POLICY);
+  assert.not.match(CONTENT_SECURITY_POLICY, 'wasm-unsafe-eval');
+  assert.not.match(REPLAY_CONTENT_SECURITY_POLICY, /'unsafe-eval'|'unsafe-inline'/);
+  const html = await res.text();
+  assert.not.match(html, /https?:\/\//, 'no asset from another origin');
+  const [script] = [...html.matchAll(/<script[^>]*src="([^"]+)"[^>]*><\/script>/g)].map((m) => m[1]);
+  assert.is(script, '/ui/assets/shell-replay.js');
+  // The page's module imports the player, whose chunks import each other: every one is served.
+  const pending = ['/ui/assets/shell-replay.js'];
+  const seen = new Set<string>();
+  while (pending.length > 0) {
+    const url = pending.pop()!;
+    if (seen.has(url)) continue;
+    seen.add(url);
+    const js = await fetch(`${ctx.base}${url}`);
+    assert.is(js.status, 200, url);
+    const text = await js.text();
+    for (const m of text.matchAll(/(?:^|\n)\s*import\s[^'"]*['"](\.\/[^'"]+)['"]/g)) pending.push(new URL(m[1]!, `http://x${url}`).pathname);
+  }
+  assert.ok(seen.has('/ui/assets/asciinema-player/index.js'), [...seen].join(' '));
+  assert.ok(seen.size >= 5, `the player's chunks are served (${[...seen].join(' ')})`);
+  const css = await fetch(`${ctx.base}/ui/assets/asciinema-player/asciinema-player.css`);
+  assert.is(css.status, 200);
+  assert.match(css.headers.get('content-type') ?? '', 'text/css');
+  assert.match(await css.text(), '.ap-term');
 });
 
 gate('only shipped assets are served: no path reaches the file system', async (ctx) => {

@@ -8,10 +8,10 @@ import type { ApprovalRequested, Identity } from '../../../../schemas/src/events
 import { allows, roleResolver, type Role } from '../roles.js';
 import { readBody } from '../router.js';
 import { ApprovalsFeed } from './approvals-feed.js';
-import { loadAssets, securityHeaders, type Asset } from './assets.js';
+import { loadAssets, REPLAY_CONTENT_SECURITY_POLICY, securityHeaders, type Asset } from './assets.js';
 import { FLOW_COOKIE, SESSION_COOKIE, parseCookies, serializeCookie } from './cookies.js';
 import { OidcLogin } from './oidc-login.js';
-import { SamlLogin } from './saml-login.js';
+import { SamlLogin, type SamlSubject } from './saml-login.js';
 import { csrfMatches, SessionStore, type ConsoleSession } from './session-store.js';
 
 /** Runs one query API route (`/v1/...`) for an already signed-in person; QueryApi provides it. */
@@ -56,7 +56,7 @@ export class Console {
     this.#assets = loadAssets();
     this.#sessions = new SessionStore(options.config.session_ttl_s * 1000);
     this.#login = options.config.oidc === undefined ? undefined : new OidcLogin(options.config.oidc);
-    this.#saml = options.config.saml === undefined ? undefined : new SamlLogin(options.config.saml);
+    this.#saml = options.config.saml === undefined ? undefined : new SamlLogin(options.config.saml, { logger: options.logger });
     this.#roles = roleResolver(options.config.roles);
     this.#feed = new ApprovalsFeed(options.store, options.logger, options.bus);
     this.#headers = securityHeaders(options.secure);
@@ -67,11 +67,14 @@ export class Console {
     return this.#feed.unstoredRequest(approvalId);
   }
 
-  start(): Promise<void> {
-    return this.#feed.start();
+  /** Starts the inbox feed, and fetches the SAML IdP's metadata when configured by URL (a failure stops the start). */
+  async start(): Promise<void> {
+    await this.#saml?.start();
+    await this.#feed.start();
   }
 
   close(): Promise<void> {
+    this.#saml?.close();
     return this.#feed.close();
   }
 
@@ -82,6 +85,11 @@ export class Console {
     try {
       if (method === 'GET' && (path === '/ui' || path === '/ui/' || path === '/ui/index.html')) return this.#asset(res, path === '/ui' ? undefined : 'index.html');
       if (method === 'GET' && path.startsWith('/ui/assets/')) return this.#asset(res, path.slice('/ui/assets/'.length));
+      if (method === 'GET' && path === '/ui/replay') {
+        // The asciicast player's WebAssembly terminal needs 'wasm-unsafe-eval'; this page alone gets it.
+        res.setHeader('content-security-policy', REPLAY_CONTENT_SECURITY_POLICY);
+        return this.#asset(res, 'replay.html');
+      }
       if (method === 'GET' && path === '/ui/providers') return json(res, 200, { oidc: this.#login !== undefined, saml: this.#saml !== undefined });
       if (method === 'GET' && path === '/ui/login') return await this.#begin(res);
       if (method === 'GET' && path === '/ui/callback') return await this.#callback(req, res, url);
@@ -89,14 +97,12 @@ export class Console {
       if (method === 'POST' && path === '/ui/saml/acs') return await this.#samlAcs(req, res);
       if (method === 'GET' && path === '/ui/saml/finish') return this.#samlFinish(req, res, url);
       if (method === 'GET' && path === '/ui/saml/metadata') return this.#samlMetadata(res);
+      if (method === 'GET' && path === '/ui/saml/slo') return await this.#samlSloRedirect(res, url);
+      if (method === 'POST' && path === '/ui/saml/slo') return await this.#samlSloPost(req, res);
       if (!path.startsWith('/ui/api/') && path !== '/ui/logout') throw new AgateError(ErrorCode.API_NOT_FOUND, `no console page ${path}`);
       const session = this.#session(req);
       if (method !== 'GET' && method !== 'HEAD') this.#checkCsrf(req, session);
-      if (path === '/ui/logout' && method === 'POST') {
-        this.#sessions.delete(session.id);
-        res.setHeader('set-cookie', serializeCookie(SESSION_COOKIE, '', { sameSite: 'Strict', secure: this.#options.secure, maxAge: 0 }));
-        return json(res, 200, { signed_out: true });
-      }
+      if (path === '/ui/logout' && method === 'POST') return await this.#signOut(res, session);
       if (path === '/ui/api/me' && method === 'GET') return json(res, 200, me(session));
       if (path === '/ui/api/approvals/stream' && method === 'GET') return this.#stream(req, res, session);
       if (path.startsWith('/ui/api/v1/')) return await this.#api(req, res, url, session);
@@ -153,9 +159,7 @@ export class Console {
    */
   async #samlAcs(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (this.#saml === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, 'SAML sign-in is not configured (console.saml)');
-    if (!/^application\/x-www-form-urlencoded\b/i.test(req.headers['content-type'] ?? '')) throw new AgateError(ErrorCode.API_BAD_REQUEST, 'expected the SAML HTTP-POST binding (an application/x-www-form-urlencoded form)');
-    const form = new URLSearchParams((await readBody(req, MAX_SAML_BODY)).toString('utf8'));
-    const samlResponse = form.get('SAMLResponse');
+    const samlResponse = (await readForm(req)).get('SAMLResponse');
     if (samlResponse === null || samlResponse === '') throw new AgateError(ErrorCode.API_BAD_REQUEST, 'the form carries no SAMLResponse');
     const signIn = await this.#saml.finish(samlResponse);
     const ticket = this.#sessions.putTicket(signIn);
@@ -168,7 +172,53 @@ export class Console {
     const ticket = this.#sessions.takeTicket(url.searchParams.get('ticket'));
     if (flow?.kind !== 'saml' || ticket === undefined) throw new AgateError(ErrorCode.CONSOLE_SIGN_IN_FAILED, 'this sign-in is unknown or expired; start again');
     if (ticket.inResponseTo !== flow.requestId) throw new AgateError(ErrorCode.CONSOLE_SIGN_IN_FAILED, 'this SAML response answers a sign-in started in another browser');
-    this.#signedIn(res, ticket.identity);
+    this.#signedIn(res, ticket.identity, ticket.subject);
+  }
+
+  /**
+   * Ends the console session at once (whatever the IdP does next), and for a SAML session with
+   * single logout on, answers with the IdP URL carrying our signed LogoutRequest for the page to
+   * go to; the IdP ends its own session and sends the browser back to /ui/saml/slo.
+   */
+  async #signOut(res: ServerResponse, session: ConsoleSession): Promise<void> {
+    this.#sessions.delete(session.id);
+    res.setHeader('set-cookie', serializeCookie(SESSION_COOKIE, '', { sameSite: 'Strict', secure: this.#options.secure, maxAge: 0 }));
+    const redirect = session.saml === undefined ? undefined : await this.#saml?.logoutUrl(session.saml);
+    return json(res, 200, { signed_out: true, ...(redirect === undefined ? {} : { redirect: redirect.href }) });
+  }
+
+  /**
+   * HTTP-Redirect at /ui/saml/slo: the IdP's LogoutResponse to our sign-out (the session is
+   * already gone; this confirms the IdP's is too), or the IdP's own LogoutRequest, which ends the
+   * person's console sessions and is answered with our signed LogoutResponse.
+   */
+  async #samlSloRedirect(res: ServerResponse, url: URL): Promise<void> {
+    if (this.#saml === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, 'SAML sign-in is not configured (console.saml)');
+    const message = await this.#saml.acceptRedirect(url);
+    if (message.kind === 'response') return page(res, 200, 'Signed out', '<meta http-equiv="refresh" content="0;url=/ui/">', '<p id="signed-out">Signed out of the console and of the identity provider. <a href="/ui/">Sign in again</a>.</p>');
+    this.#endSamlSessions(message.subject, 'front channel');
+    res.writeHead(302, { location: message.reply!.href });
+    res.end();
+  }
+
+  /** HTTP-POST at /ui/saml/slo: the IdP's back-channel LogoutRequest (server to server, no cookie). */
+  async #samlSloPost(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.#saml === undefined) throw new AgateError(ErrorCode.API_NOT_FOUND, 'SAML sign-in is not configured (console.saml)');
+    const samlRequest = (await readForm(req)).get('SAMLRequest');
+    if (samlRequest === null || samlRequest === '') throw new AgateError(ErrorCode.API_BAD_REQUEST, 'the form carries no SAMLRequest (a LogoutRequest by HTTP-POST)');
+    const message = await this.#saml.acceptPost(samlRequest);
+    if (message.kind !== 'request') throw new AgateError(ErrorCode.API_BAD_REQUEST, 'expected a LogoutRequest');
+    const ended = this.#endSamlSessions(message.subject, 'back channel');
+    json(res, 200, { signed_out: ended });
+  }
+
+  /** The IdP ended this person's session there: every console session of the same NameID (and SessionIndex, when named) ends. */
+  #endSamlSessions(subject: SamlSubject, channel: string): number {
+    const issuer = this.#options.config.saml!.idp_entity_id;
+    const ended = this.#sessions.deleteWhere((s) => s.saml !== undefined && s.identity.issuer === issuer && s.saml.nameID === subject.nameID
+      && (subject.sessionIndex === undefined || s.saml.sessionIndex === subject.sessionIndex));
+    this.#options.logger.info('console SAML logout by the identity provider', { issuer, subject: subject.nameID, channel, sessions_ended: ended });
+    return ended;
   }
 
   #samlMetadata(res: ServerResponse): void {
@@ -192,10 +242,10 @@ export class Console {
   }
 
   /** Opens a console session for a verified identity holding at least one role. */
-  #signedIn(res: ServerResponse, identity: Identity): void {
+  #signedIn(res: ServerResponse, identity: Identity, saml?: SamlSubject): void {
     const roles = this.#roles(identity);
     if (roles.size === 0) throw new AgateError(ErrorCode.API_FORBIDDEN, `${identity.subject} signed in but holds no console role (claim ${this.#options.config.roles.claim})`);
-    const session = this.#sessions.create(identity, roles);
+    const session = this.#sessions.create(identity, roles, saml);
     this.#options.logger.info('console sign-in', { issuer: identity.issuer, subject: identity.subject, roles: [...roles] });
     const clearFlow = res.getHeader('set-cookie');
     res.setHeader('set-cookie', [...(typeof clearFlow === 'string' ? [clearFlow] : []), serializeCookie(SESSION_COOKIE, session.id, { sameSite: 'Strict', secure: this.#options.secure, maxAge: this.#options.config.session_ttl_s })]);
@@ -249,6 +299,8 @@ export class Console {
     const code = err instanceof AgateError ? err.code : 'INTERNAL';
     const status = STATUS[code] ?? 500;
     if (status >= 500) this.#options.logger.error('console request failed', { path, error: describeError(err) });
+    // The IdP's logout messages come without a person watching (the back channel): say why one was refused.
+    if (code === ErrorCode.CONSOLE_LOGOUT_REFUSED) this.#options.logger.warn('SAML logout message refused', { path, error: (err as Error).message });
     const message = status >= 500 && status !== 503 ? 'internal error; see the service log' : (err as Error).message;
     if (res.headersSent) return void res.destroy();
     if (path.startsWith('/ui/api/') || path === '/ui/logout') return json(res, status, { error: { code, message } });
@@ -258,8 +310,14 @@ export class Console {
 
 const STATUS: Record<string, number> = {
   [ErrorCode.API_UNAUTHORIZED]: 401, [ErrorCode.API_FORBIDDEN]: 403, [ErrorCode.API_NOT_FOUND]: 404, [ErrorCode.API_BAD_REQUEST]: 400,
-  [ErrorCode.API_UNAVAILABLE]: 503, [ErrorCode.CONSOLE_SIGN_IN_FAILED]: 401, [ErrorCode.CONSOLE_CSRF]: 403,
+  [ErrorCode.API_UNAVAILABLE]: 503, [ErrorCode.CONSOLE_SIGN_IN_FAILED]: 401, [ErrorCode.CONSOLE_CSRF]: 403, [ErrorCode.CONSOLE_LOGOUT_REFUSED]: 400,
 };
+
+/** A SAML HTTP-POST binding body: a form, bounded. */
+async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  if (!/^application\/x-www-form-urlencoded\b/i.test(req.headers['content-type'] ?? '')) throw new AgateError(ErrorCode.API_BAD_REQUEST, 'expected the SAML HTTP-POST binding (an application/x-www-form-urlencoded form)');
+  return new URLSearchParams((await readBody(req, MAX_SAML_BODY)).toString('utf8'));
+}
 
 /** An approve/deny from the console must say why: `{"comment": "<non-blank>"}`. */
 function justified(body: Buffer): Buffer {

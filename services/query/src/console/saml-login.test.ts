@@ -23,7 +23,7 @@ saml.before(async (ctx) => {
   const ca = await makeTestCa(ctx.dir);
   const other = await ca.client('not-the-idp');
   [ctx.key, ctx.cert, ctx.otherKey, ctx.otherCert] = [ca.server.key, ca.server.cert, other.key, other.cert].map((f) => readFileSync(f, 'utf8')) as [string, string, string, string];
-  const cfg: SamlConfig = { idp_entity_id: IDP, idp_sso_url: 'http://127.0.0.1:9/sso', idp_cert_file: ca.server.cert, sp_entity_id: SP, acs_url: ACS, clock_skew_s: 60 };
+  const cfg: SamlConfig = { idp_entity_id: IDP, idp_sso_url: 'http://127.0.0.1:9/sso', idp_cert_file: ca.server.cert, sp_entity_id: SP, acs_url: ACS, clock_skew_s: 60, metadata_refresh_s: 3600 };
   ctx.login = new SamlLogin(cfg);
 });
 
@@ -147,7 +147,7 @@ saml('outstanding requests are bounded: after 10,000 newer sign-ins the oldest r
 });
 
 saml('an unreadable IdP certificate file is a server fault, not a refused sign-in', async ({ dir, key, cert }) => {
-  const broken = new SamlLogin({ idp_entity_id: IDP, idp_sso_url: 'http://127.0.0.1:9/sso', idp_cert_file: join(dir, 'missing.pem'), sp_entity_id: SP, acs_url: ACS, clock_skew_s: 60 });
+  const broken = new SamlLogin({ idp_entity_id: IDP, idp_sso_url: 'http://127.0.0.1:9/sso', idp_cert_file: join(dir, 'missing.pem'), sp_entity_id: SP, acs_url: ACS, clock_skew_s: 60, metadata_refresh_s: 3600 });
   const { requestId } = await broken.begin();
   try {
     await broken.finish(b64(signAssertion(responseXml({ requestId }), key, cert)));

@@ -1,65 +1,116 @@
 import { readFileSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 import { SAML, ValidateInResponseTo, type CacheItem, type CacheProvider, type Profile } from '@node-saml/node-saml';
-import type { ConsoleConfig } from '../../../../core/src/config.js';
+import { readSecret, type ConsoleConfig } from '../../../../core/src/config.js';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
+import { silentLogger, type Logger } from '../../../../core/src/log.js';
 import type { Identity } from '../../../../schemas/src/events.js';
+import { SamlIdp } from './saml-idp.js';
 
 export type SamlConfig = NonNullable<ConsoleConfig['saml']>;
 
-/** How long an AuthnRequest may wait for its response (the IdP's login form sits in between). */
+/** How long an AuthnRequest (or LogoutRequest) may wait for its response (the IdP's form sits in between). */
 const REQUEST_TTL_MS = 10 * 60_000;
 /** An assertion id is remembered at least this long, and until its NotOnOrAfter if later. */
 const MIN_REMEMBER_MS = 10 * 60_000;
 const MAX_REMEMBERED = 100_000;
-/** Outstanding AuthnRequests kept at most; past it the oldest is forgotten (its answer is then refused). */
+/** Outstanding requests kept at most; past it the oldest is forgotten (its answer is then refused). */
 const MAX_REQUESTS = 10_000;
 const PERSISTENT = 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent';
+
+/** Who the IdP signed in, as a LogoutRequest must name them (SAML core §3.7.1). */
+export interface SamlSubject {
+  nameID: string;
+  nameIDFormat?: string;
+  nameQualifier?: string;
+  spNameQualifier?: string;
+  sessionIndex?: string;
+}
 
 /** A verified SAML sign-in: who, and which of our requests it answers. */
 export interface SamlSignIn {
   identity: Identity;
+  subject: SamlSubject;
   inResponseTo: string;
 }
 
+/** A logout message the IdP sent to /ui/saml/slo, verified. */
+export type LogoutMessage =
+  /** The IdP ends this person's sessions; `reply` (HTTP-Redirect only) carries our signed LogoutResponse back. */
+  | { kind: 'request'; subject: SamlSubject; reply?: URL }
+  /** The IdP confirms a logout we asked for. */
+  | { kind: 'response' };
+
 /**
- * SAML 2.0 sign-in through `@node-saml/node-saml`: SP-initiated, the AuthnRequest by
- * HTTP-Redirect, the response by HTTP-POST to /ui/saml/acs. A response is accepted only when its
- * assertion is signed by a configured IdP certificate, comes from `idp_entity_id`, names
- * `sp_entity_id` as audience, is within its validity window, and answers (InResponseTo, once) a
- * request this service made in the last ten minutes; an assertion id seen before is refused.
+ * SAML 2.0 sign-in and single logout through `@node-saml/node-saml`: SP-initiated sign-in, the
+ * AuthnRequest by HTTP-Redirect, the response by HTTP-POST to /ui/saml/acs. A response is
+ * accepted only when its assertion is signed by a trusted IdP certificate, comes from
+ * `idp_entity_id`, names `sp_entity_id` as audience, is within its validity window, and answers
+ * (InResponseTo, once) a request this service made in the last ten minutes; an assertion id seen
+ * before is refused. With `slo_url`, logout messages go both ways at /ui/saml/slo, signed.
  */
 export class SamlLogin {
-  readonly #saml: SAML;
   readonly #seen = new Map<string, number>();
-
-  readonly #cfg: SamlConfig;
+  readonly #requests: OutstandingRequests;
+  readonly #idp: SamlIdp;
   readonly #now: () => number;
 
-  constructor(cfg: SamlConfig, now: () => number = Date.now) {
+  readonly #cfg: SamlConfig;
+
+  constructor(cfg: SamlConfig, opts: { logger?: Logger; now?: () => number; fetch?: typeof fetch } = {}) {
     this.#cfg = cfg;
-    this.#now = now;
-    this.#saml = new SAML({
-      entryPoint: cfg.idp_sso_url,
-      issuer: cfg.sp_entity_id,
-      audience: cfg.sp_entity_id,
-      callbackUrl: cfg.acs_url,
-      // Read at every check, so a rotated IdP certificate is picked up without a restart.
+    this.#now = opts.now ?? Date.now;
+    this.#requests = new OutstandingRequests(this.#now);
+    this.#idp = new SamlIdp(cfg, opts.logger ?? silentLogger, opts.fetch);
+  }
+
+  /** Fetches the IdP metadata when configured by URL; a failure is a start error (CONSOLE_SAML_METADATA). */
+  start(): Promise<void> {
+    return this.#idp.start();
+  }
+
+  /** Fetches the IdP metadata again now (also done every `metadata_refresh_s`); a failure keeps the last good one. */
+  refreshMetadata(): Promise<void> {
+    return this.#idp.refresh();
+  }
+
+  close(): void {
+    this.#idp.close();
+  }
+
+  /** Whether single logout is on: our SLO endpoint, a signing key and the IdP's SLO location are all known. */
+  get singleLogout(): boolean {
+    return this.#cfg.slo_url !== undefined && this.#idp.sloUrl !== undefined;
+  }
+
+  /** node-saml with the IdP as known now (metadata may have been refreshed); the outstanding requests live outside it. */
+  #saml(): SAML {
+    const signing = this.#cfg.sp_signing;
+    const slo = this.#idp.sloUrl;
+    return new SAML({
+      entryPoint: this.#idp.ssoUrl,
+      ...(slo === undefined ? {} : { logoutUrl: slo }),
+      ...(this.#cfg.slo_url === undefined ? {} : { logoutCallbackUrl: this.#cfg.slo_url }),
+      issuer: this.#cfg.sp_entity_id,
+      audience: this.#cfg.sp_entity_id,
+      callbackUrl: this.#cfg.acs_url,
+      // Read at every check, so a rotated pinned certificate or refreshed metadata is used without a restart.
       idpCert: (done) => {
         try {
-          done(null, pemCertificates(cfg.idp_cert_file));
+          done(null, this.#idp.certs());
         } catch (err) {
           done(err as Error);
         }
       },
-      idpIssuer: cfg.idp_entity_id,
+      idpIssuer: this.#cfg.idp_entity_id,
+      ...(signing === undefined ? {} : { privateKey: readSecret(signing.key, 'console.saml.sp_signing.key'), signatureAlgorithm: 'sha256' as const }),
       wantAssertionsSigned: true,
       // The assertion's own signature is what binds identity to IdP; many IdPs sign only it.
       wantAuthnResponseSigned: false,
       validateInResponseTo: ValidateInResponseTo.always,
       requestIdExpirationPeriodMs: REQUEST_TTL_MS,
-      cacheProvider: new OutstandingRequests(now),
-      acceptedClockSkewMs: cfg.clock_skew_s * 1000,
+      cacheProvider: this.#requests,
+      acceptedClockSkewMs: this.#cfg.clock_skew_s * 1000,
       identifierFormat: PERSISTENT,
       // Leave the authentication method to the IdP (it may use MFA, passkeys, ...).
       disableRequestedAuthnContext: true,
@@ -68,18 +119,18 @@ export class SamlLogin {
 
   /** The IdP URL to send the browser to, and the id of the AuthnRequest it carries. */
   async begin(): Promise<{ url: URL; requestId: string }> {
-    const url = new URL(await this.#saml.getAuthorizeUrlAsync('', undefined, {}));
-    return { url, requestId: requestIdOf(url) };
+    const url = new URL(await this.#saml().getAuthorizeUrlAsync('', undefined, {}));
+    return { url, requestId: rootAttribute(url, 'SAMLRequest', 'AuthnRequest', 'ID') };
   }
 
   /** Checks the base64 `SAMLResponse` the browser posted and returns who signed in. */
   async finish(samlResponse: string): Promise<SamlSignIn> {
     let profile: Profile | null;
     try {
-      ({ profile } = await this.#saml.validatePostResponseAsync({ SAMLResponse: samlResponse }));
+      ({ profile } = await this.#saml().validatePostResponseAsync({ SAMLResponse: samlResponse }));
     } catch (cause) {
-      // Our own certificate file unreadable is a server fault (logged, 500), not the IdP's.
-      if (cause instanceof AgateError && (cause.code === ErrorCode.CONFIG_UNREADABLE || cause.code === ErrorCode.CONFIG_INVALID)) throw cause;
+      // Our own certificate file unreadable, or no metadata, is a server fault (logged, 500), not the IdP's.
+      if (cause instanceof AgateError) throw cause;
       throw new AgateError(ErrorCode.CONSOLE_SIGN_IN_FAILED, `the identity provider's SAML response was refused: ${(cause as Error).message}`, { cause });
     }
     if (profile === null || typeof profile.nameID !== 'string' || profile.nameID === '') throw refused('it names no subject (NameID)');
@@ -87,12 +138,70 @@ export class SamlLogin {
     if (profile.issuer !== this.#cfg.idp_entity_id) throw refused(`its issuer ${String(profile.issuer)} is not ${this.#cfg.idp_entity_id}`);
     if (typeof profile.inResponseTo !== 'string') throw refused('it answers no request of ours (InResponseTo)');
     this.#remember(assertionOf(profile));
-    return { identity: { issuer: profile.issuer, subject: profile.nameID, claims: claimsOf(profile) }, inResponseTo: profile.inResponseTo };
+    return { identity: { issuer: profile.issuer, subject: profile.nameID, claims: claimsOf(profile) }, subject: subjectOf(profile), inResponseTo: profile.inResponseTo };
+  }
+
+  /**
+   * SP-initiated single logout: the IdP URL carrying our signed LogoutRequest (HTTP-Redirect) for
+   * `subject`, its id remembered for the LogoutResponse. Undefined when single logout is off.
+   */
+  async logoutUrl(subject: SamlSubject): Promise<URL | undefined> {
+    if (!this.singleLogout) return undefined;
+    const user = { issuer: this.#cfg.idp_entity_id, ...subject } as Profile;
+    return new URL(await this.#saml().getLogoutUrlAsync(user, '', {}));
+  }
+
+  /**
+   * A LogoutRequest or LogoutResponse the browser brings by HTTP-Redirect. Accepted only when it
+   * is signed (a Signature over the query by a trusted IdP key: node-saml alone would take an
+   * unsigned one), comes from `idp_entity_id` and, for a response, reports success for a
+   * LogoutRequest of ours, once. A request gets our signed LogoutResponse as `reply`.
+   */
+  async acceptRedirect(url: URL): Promise<LogoutMessage> {
+    if (!this.singleLogout) throw new AgateError(ErrorCode.API_NOT_FOUND, 'SAML single logout is not configured (console.saml.slo_url)');
+    const q = url.searchParams;
+    const isResponse = q.has('SAMLResponse');
+    if (q.has('SAMLRequest') === isResponse) throw logoutRefused('expected exactly one of SAMLRequest and SAMLResponse');
+    if (!q.has('Signature') || !q.has('SigAlg')) throw logoutRefused('it is not signed (HTTP-Redirect Signature and SigAlg)');
+    const saml = this.#saml();
+    let profile: Profile | null;
+    try {
+      ({ profile } = await saml.validateRedirectAsync(Object.fromEntries(q), url.search.slice(1)));
+    } catch (cause) {
+      if (cause instanceof AgateError) throw cause;
+      throw logoutRefused((cause as Error).message, cause);
+    }
+    if (isResponse) {
+      // node-saml checks InResponseTo only when present; ours must answer a request we made, once.
+      const answered = rootAttribute(url, 'SAMLResponse', 'LogoutResponse', 'InResponseTo');
+      if ((await this.#requests.removeAsync(answered)) === null) throw logoutRefused(`it answers no logout request of ours (${answered})`);
+      return { kind: 'response' };
+    }
+    const subject = logoutSubject(profile);
+    return { kind: 'request', subject, reply: new URL(await saml.getLogoutResponseUrlAsync(profile!, q.get('RelayState') ?? '', {}, true)) };
+  }
+
+  /**
+   * A LogoutRequest by HTTP-POST (the IdP's back channel, server to server): accepted only with a
+   * valid enveloped signature by a trusted IdP key and the configured issuer.
+   */
+  async acceptPost(samlRequest: string): Promise<LogoutMessage> {
+    if (!this.singleLogout) throw new AgateError(ErrorCode.API_NOT_FOUND, 'SAML single logout is not configured (console.saml.slo_url)');
+    let profile: Profile;
+    try {
+      ({ profile } = await this.#saml().validatePostRequestAsync({ SAMLRequest: samlRequest }));
+    } catch (cause) {
+      if (cause instanceof AgateError) throw cause;
+      throw logoutRefused((cause as Error).message, cause);
+    }
+    if (profile.issuer !== this.#cfg.idp_entity_id) throw logoutRefused(`its issuer ${String(profile.issuer)} is not ${this.#cfg.idp_entity_id}`);
+    return { kind: 'request', subject: logoutSubject(profile) };
   }
 
   /** This service provider's metadata, for registering it at the IdP. */
   metadata(): string {
-    return this.#saml.generateServiceProviderMetadata(null, null);
+    const cert = this.#cfg.sp_signing === undefined ? null : readFileSync(this.#cfg.sp_signing.cert_file, 'utf8');
+    return this.#saml().generateServiceProviderMetadata(null, cert);
   }
 
   /** A replayed assertion (same ID, e.g. wrapped in a fresh response) is refused while it could still be valid. */
@@ -107,9 +216,11 @@ export class SamlLogin {
   }
 }
 
+
 /**
- * The AuthnRequest ids awaiting an answer, bounded (anyone may start a sign-in, so a flood must
- * not grow memory) and expiring after REQUEST_TTL_MS. node-saml removes an id once answered.
+ * The AuthnRequest and LogoutRequest ids awaiting an answer, bounded (anyone may start a sign-in,
+ * so a flood must not grow memory) and expiring after REQUEST_TTL_MS. node-saml removes an
+ * AuthnRequest id once answered; SamlLogin removes a LogoutRequest id.
  */
 class OutstandingRequests implements CacheProvider {
   readonly #items = new Map<string, CacheItem>();
@@ -146,6 +257,25 @@ class OutstandingRequests implements CacheProvider {
 
 function refused(why: string): AgateError {
   return new AgateError(ErrorCode.CONSOLE_SIGN_IN_FAILED, `the identity provider's SAML response was refused: ${why}`);
+}
+
+function logoutRefused(why: string, cause?: unknown): AgateError {
+  return new AgateError(ErrorCode.CONSOLE_LOGOUT_REFUSED, `the SAML logout message was refused: ${why}`, { cause });
+}
+
+/** What a later LogoutRequest of ours must say about this person. */
+function subjectOf(p: Profile): SamlSubject {
+  const s: SamlSubject = { nameID: p.nameID };
+  if (p.nameIDFormat !== undefined) s.nameIDFormat = p.nameIDFormat;
+  if (p.nameQualifier !== undefined) s.nameQualifier = p.nameQualifier;
+  if (p.spNameQualifier !== undefined) s.spNameQualifier = p.spNameQualifier;
+  if (p.sessionIndex !== undefined) s.sessionIndex = p.sessionIndex;
+  return s;
+}
+
+function logoutSubject(p: Profile | null): SamlSubject {
+  if (p === null || typeof p.nameID !== 'string' || p.nameID === '') throw logoutRefused('it names no subject (NameID)');
+  return subjectOf(p);
 }
 
 /** The signed assertion's ID and its latest NotOnOrAfter (Conditions), in ms. */
@@ -186,23 +316,14 @@ function claimsOf(profile: Profile): Record<string, string> {
   return claims;
 }
 
-/** The ID of the deflated AuthnRequest in an HTTP-Redirect URL (SAML bindings §3.4.4.1). */
-function requestIdOf(url: URL): string {
-  const encoded = url.searchParams.get('SAMLRequest');
+/**
+ * An attribute of the root element of a deflated message in an HTTP-Redirect URL (SAML bindings
+ * §3.4.4.1): the ID of our AuthnRequest, or the InResponseTo of a LogoutResponse.
+ */
+function rootAttribute(url: URL, param: 'SAMLRequest' | 'SAMLResponse', element: string, attribute: string): string {
+  const encoded = url.searchParams.get(param);
   const xml = encoded === null ? '' : inflateRawSync(Buffer.from(encoded, 'base64')).toString('utf8');
-  const id = /<(?:\w+:)?AuthnRequest\b[^>]*\sID="([^"]+)"/.exec(xml)?.[1];
-  if (id === undefined) throw new AgateError(ErrorCode.CONSOLE_SIGN_IN_FAILED, 'the SAML AuthnRequest built has no ID');
-  return id;
-}
-
-function pemCertificates(file: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (cause) {
-    throw new AgateError(ErrorCode.CONFIG_UNREADABLE, `console.saml.idp_cert_file: cannot read ${file}: ${(cause as Error).message}`, { cause });
-  }
-  const certs = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (certs.length === 0) throw new AgateError(ErrorCode.CONFIG_INVALID, `console.saml.idp_cert_file: ${file} holds no PEM CERTIFICATE`);
-  return certs;
+  const value = new RegExp(`<(?:\\w+:)?${element}\\b[^>]*\\s${attribute}="([^"]+)"`).exec(xml)?.[1];
+  if (value === undefined) throw new AgateError(element === 'AuthnRequest' ? ErrorCode.CONSOLE_SIGN_IN_FAILED : ErrorCode.CONSOLE_LOGOUT_REFUSED, `the SAML ${element} has no ${attribute}`);
+  return value;
 }

@@ -41,10 +41,25 @@ sessions('a sign-in flow is good for one callback and for ten minutes', () => {
   assert.is(store.takeFlow(late), undefined);
 });
 
+sessions('an IdP logout ends exactly the sessions it names', () => {
+  const store = new SessionStore(60_000);
+  const who = (sub: string) => ({ issuer: 'https://idp', subject: sub, claims: {} });
+  const a1 = store.create(who('alice'), new Set(), { nameID: 'alice', sessionIndex: 'i1' });
+  const a2 = store.create(who('alice'), new Set(), { nameID: 'alice', sessionIndex: 'i2' });
+  const b = store.create(who('bob'), new Set(), { nameID: 'bob', sessionIndex: 'i1' });
+  assert.is(store.deleteWhere((s) => s.saml?.nameID === 'alice' && s.saml.sessionIndex === 'i1'), 1);
+  assert.is(store.get(a1.id), undefined);
+  assert.ok(store.get(a2.id));
+  assert.ok(store.get(b.id));
+  assert.is(store.deleteWhere((s) => s.saml?.nameID === 'alice'), 1);
+  assert.is(store.get(a2.id), undefined);
+  assert.ok(store.get(b.id));
+});
+
 sessions('a SAML ticket is good for one use and for a minute', () => {
   let now = 0;
   const store = new SessionStore(60_000, () => now);
-  const ticket = { identity: { issuer: 'https://idp', subject: 's', claims: {} }, inResponseTo: '_r1' };
+  const ticket = { identity: { issuer: 'https://idp', subject: 's', claims: {} }, subject: { nameID: 's' }, inResponseTo: '_r1' };
   const id = store.putTicket(ticket);
   assert.equal(store.takeTicket(id), ticket);
   assert.is(store.takeTicket(id), undefined, 'replayed ticket');

@@ -2,6 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Identity } from '../../../../schemas/src/events.js';
 import type { Role } from '../roles.js';
 import type { LoginFlow } from './oidc-login.js';
+import type { SamlSubject } from './saml-login.js';
 
 /** An unfinished sign-in, keyed by the flow cookie: OIDC's state/nonce/verifier, or the SAML AuthnRequest's id. */
 export type SignInFlow = { kind: 'oidc'; oidc: LoginFlow } | { kind: 'saml'; requestId: string };
@@ -9,6 +10,7 @@ export type SignInFlow = { kind: 'oidc'; oidc: LoginFlow } | { kind: 'saml'; req
 /** A verified SAML assertion waiting for the browser to come back with its flow cookie (see console.ts). */
 export interface SamlTicket {
   identity: Identity;
+  subject: SamlSubject;
   inResponseTo: string;
 }
 
@@ -19,6 +21,8 @@ export interface ConsoleSession {
   roles: ReadonlySet<Role>;
   csrf: string;
   expiresAt: number;
+  /** A SAML sign-in's subject, for single logout (ours to the IdP, and the IdP's to us). */
+  saml?: SamlSubject;
 }
 
 const MAX_SESSIONS = 10_000;
@@ -48,8 +52,8 @@ export class SessionStore {
     this.#now = now;
   }
 
-  create(identity: Identity, roles: ReadonlySet<Role>): ConsoleSession {
-    const session: ConsoleSession = { id: newId(), identity, roles, csrf: newId(), expiresAt: this.#now() + this.#ttlMs };
+  create(identity: Identity, roles: ReadonlySet<Role>, saml?: SamlSubject): ConsoleSession {
+    const session: ConsoleSession = { id: newId(), identity, roles, csrf: newId(), expiresAt: this.#now() + this.#ttlMs, ...(saml === undefined ? {} : { saml }) };
     bounded(this.#sessions, MAX_SESSIONS).set(session.id, session);
     return session;
   }
@@ -66,6 +70,17 @@ export class SessionStore {
 
   delete(id: string): void {
     this.#sessions.delete(id);
+  }
+
+  /** Ends every session `match` picks (an IdP's logout of a person); returns how many. */
+  deleteWhere(match: (s: ConsoleSession) => boolean): number {
+    let ended = 0;
+    for (const [id, s] of this.#sessions) {
+      if (!match(s)) continue;
+      this.#sessions.delete(id);
+      ended += 1;
+    }
+    return ended;
   }
 
   startFlow(flow: SignInFlow): string {
