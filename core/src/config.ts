@@ -196,13 +196,13 @@ const ruleMatch = z.strictObject({
         .nonempty()
         .optional()
         .describe("effect classes computed from the parse tree: `read`, `write` (INSERT/UPDATE/DELETE/MERGE/COPY FROM/TRUNCATE), `destroy` (every DROP including `DROP OWNED`, TRUNCATE, DELETE or UPDATE without WHERE, a MERGE that can DELETE, `ALTER … DROP COLUMN/CONSTRAINT`, `DETACH PARTITION`), `ddl`, `privilege` (GRANT/REVOKE, roles, owners, row-level security, user mappings, SECURITY DEFINER, `SET ROLE`/`SESSION AUTHORIZATION`), `session` (SET/SHOW/RESET, transactions, PREPARE/EXECUTE, LISTEN/NOTIFY), `code` (functions, procedures, DO, CALL, triggers, rules, extensions), `admin` (VACUUM, ANALYZE, CLUSTER, REINDEX, CHECKPOINT, LOCK in a mode above ROW SHARE (pg_dump's ACCESS SHARE locks are `read`), LOAD, ALTER SYSTEM, databases, tablespaces, COPY to or from a server file or program, calls of built-ins such as `pg_read_file`, `lo_import`, `pg_terminate_backend`, `pg_reload_conf`); `lo_unlink` and `lo_truncate` are `destroy`, other large-object writes `write`, and the guarded `dynamic`, `opaque`, `unknown` (see *What policy sees on PostgreSQL*). Prefer them to node names: `{ effects: [destroy] }` covers spellings a list of node names misses"),
-      tables: z.array(z.string().min(1)).nonempty().optional().describe('globs over the tables a statement names, read or written (`users`, `public.users`, `vault_*`); unquoted names are lower case, as PostgreSQL folds them'),
+      tables: z.array(z.string().min(1)).nonempty().optional().describe('globs over the tables a statement names, read or written (`users`, `public.users`, `vault_*`); unquoted names are lower case, as PostgreSQL folds them. A bare name matches the table in any schema; in a deny or hold rule `public.users` also matches an unqualified `users` (search_path, which the client sets, picks its schema)'),
       tables_read: z.array(z.string().min(1)).nonempty().optional().describe('the same, over only the tables a statement reads'),
       tables_written: z
         .array(z.string().min(1))
         .nonempty()
         .optional()
-        .describe('the same, over only the tables a statement changes (rows, definition, privileges or locks: the target of INSERT/UPDATE/DELETE/MERGE/COPY FROM/TRUNCATE/ALTER/DROP/LOCK/CREATE INDEX/GRANT, a parent a new partition joins). Example: `{ id: audit-append-only, action: deny, match: { sql: { tables_written: [audit_log], statements: [UpdateStmt, DeleteStmt, TruncateStmt, DropStmt] } } }`'),
+        .describe('the same, over only the tables a statement changes (rows, definition, privileges or locks: the target of INSERT/UPDATE/DELETE/MERGE/COPY FROM/TRUNCATE/ALTER/DROP/LOCK/CREATE INDEX/GRANT, a parent a new partition joins, the tables a new view reads, since a view is a write path to them). Example: `{ id: audit-append-only, action: deny, match: { sql: { tables_written: [audit_log], statements: [UpdateStmt, DeleteStmt, TruncateStmt, DropStmt] } } }`'),
       without_where: z.literal(true).optional().describe('`true`: only an `UPDATE` or `DELETE` without a `WHERE` clause matches'),
     })
     .refine(
