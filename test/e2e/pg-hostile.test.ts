@@ -80,7 +80,11 @@ async function intact(ctx: Ctx): Promise<void> {
   assert.is(await ctx.agate.pg.psql('SELECT string_agg(id || \':\' || amount, \',\' ORDER BY id) FROM public.ledger'), '1:100', 'ledger was changed');
 }
 
+/** How many attempts the tests expected Agate to refuse. */
+let refusals = 0;
+
 async function refused(ctx: Ctx, sql: string, rule: string): Promise<void> {
+  refusals += 1;
   const r = await send(ctx, sql);
   assert.ok(!r.ok, `${sql}: ran`);
   assert.is(r.code, '42501', `${sql}: ${r.message}`);
@@ -146,6 +150,9 @@ hostile('a masked column read under another name reaches neither the masked clie
     assert.not.ok(seen.includes(TOKEN) || seen.includes(hex) || seen.includes(TOKEN.slice(3, 15).toUpperCase()), `${sql}: the masked client saw ${seen}`);
     assert.not.ok(r.ok && seen.includes(TOKEN.slice(0, 12)) && seen.includes(TOKEN.slice(12)), `${sql}: pieces reached the client`);
   }
+  // Masked whole, not refused: the agent still gets an answer of the same shape.
+  assert.equal(await send(ctx, 'SELECT api_token AS t FROM vault', true), { ok: true, rows: [{ t: '[masked]' }] });
+  assert.equal(await send(ctx, 'SELECT api_token FROM vault', true), { ok: true, rows: [{ api_token: '[masked]' }] });
   // The same reads by an unmasked client: the record (audit mask) still holds no token.
   for (const sql of reads) await send(ctx, sql);
   await waitForEvents(ctx.agate, (ev) => ev.filter((e) => e.type === 'Response').length >= reads.length * 2);
@@ -184,7 +191,7 @@ hostile('pgaudit: everything PostgreSQL executed was recorded as allowed; nothin
   const writes = entries.filter((e) => e.auditClass === 'WRITE' && /people|ledger/i.test(e.statement) && e.user === agate.pg.users.scram.user);
   assert.equal(writes.map((e) => e.statement), []);
   const refusedCommands = agate.events().filter((e): e is Response => e.type === 'Response' && e.status === 'refused');
-  assert.ok(refusedCommands.length > 20, `${refusedCommands.length} refusals recorded`);
+  assert.ok(refusals > 15 && refusedCommands.length >= refusals, `${refusedCommands.length} refusals recorded, ${refusals} expected`);
   assert.ok(agate.events().some((e): e is Command => e.type === 'Command' && e.text === 'UPDATE ledger SET amount = 0'));
 });
 

@@ -1,0 +1,53 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BUILTIN_MASK_SET } from '../../../../../core/src/config.js';
+import { initSqlParser } from '../../../../../core/src/sql/analyze.js';
+import { carriesMaskedColumn } from './derived-columns.js';
+import { Masker } from './masker.js';
+
+const masker = new Masker('default', BUILTIN_MASK_SET);
+
+test.before(() => initSqlParser());
+
+test('a masked column under another name, in an expression, a subquery or a whole row carries it', () => {
+  for (const sql of [
+    'SELECT api_token AS t FROM vault',
+    "SELECT api_token || '' FROM vault",
+    'SELECT api_token::int FROM vault',
+    "SELECT string_agg(api_token, ',') FROM vault",
+    'SELECT v FROM vault v',
+    'SELECT vault FROM vault',
+    'SELECT row_to_json(v) FROM vault v',
+    'SELECT ROW(v.*) FROM vault v',
+    'SELECT api_token(v) FROM vault v',
+    'SELECT (v).api_token AS x FROM vault v',
+    'SELECT x.t FROM (SELECT api_token AS t FROM vault) x',
+    'SELECT t FROM (SELECT api_token FROM vault) x(t)',
+    'WITH w(t) AS (SELECT api_token FROM vault) SELECT t FROM w',
+    "SELECT 'a' AS id UNION ALL SELECT api_token FROM vault",
+    'SELECT id FROM vault WHERE api_token LIKE $1',
+    'UPDATE vault SET id = id RETURNING api_token AS t',
+    'SELECT 1; SELECT password AS p FROM users',
+    'SELECT oops FROM',
+  ]) assert.ok(carriesMaskedColumn(sql, masker), sql);
+});
+
+test('a masked column returned as itself, or no masked column, does not', () => {
+  for (const sql of [
+    'SELECT api_token FROM vault',
+    'SELECT v.api_token, id FROM vault v',
+    'SELECT api_token AS password FROM vault',
+    'SELECT * FROM vault',
+    'SELECT v.* FROM vault v WHERE id > 1',
+    'TABLE vault',
+    'SELECT id, name FROM people WHERE id = $1',
+    "UPDATE vault SET api_token = 'x' WHERE id = 1 RETURNING api_token",
+    'INSERT INTO vault (id, api_token) VALUES (1, $1)',
+  ]) assert.not.ok(carriesMaskedColumn(sql, masker), sql);
+});
+
+test('a mask set without column rules never carries one', () => {
+  assert.not.ok(carriesMaskedColumn('SELECT api_token AS t FROM vault', new Masker('detectors', { columns: [], detectors: ['email'] })));
+});
+
+test.run();

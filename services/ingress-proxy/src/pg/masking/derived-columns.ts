@@ -1,0 +1,90 @@
+import { analyzeSql } from '../../../../../core/src/sql/analyze.js';
+import type { Masker } from './masker.js';
+
+type Node = Record<string, unknown>;
+
+/**
+ * Whether a statement can hand back a value of a column that `masker`'s column rules mask under a
+ * name those rules do not catch. Column rules match the names in a RowDescription, so only a
+ * masked column returned as itself is caught by them: an alias (`api_token AS t`), an expression
+ * (`upper(api_token)`, `string_agg(api_token, ',')`, `api_token::int` whose error quotes it), a
+ * subquery or CTE that renames it, or a whole row (`SELECT v FROM vault v`, `row_to_json(v)`,
+ * `ROW(v.*)`) carries the value under another name. Such a statement's results and errors are then
+ * masked whole (fail closed: a text Agate cannot parse counts as carrying one).
+ *
+ * Not caught here: a value moved earlier into a column with another name (a view, CREATE TABLE
+ * AS, INSERT … SELECT); what the row count of a filter on a masked column reveals.
+ */
+export function carriesMaskedColumn(sql: string, masker: Masker): boolean {
+  if (!masker.hasColumnRules) return false;
+  const analysis = analyzeSql(sql);
+  if (!analysis.ok) return true;
+  return analysis.statements.some((s) => statementCarries(s.node, masker));
+}
+
+function statementCarries(statement: Node, masker: Masker): boolean {
+  const rows = new Set<string>();
+  collectRowNames(statement, rows);
+  // The output columns a statement returns as themselves: its own target list (a plain SELECT,
+  // not a UNION whose later branches take the first one's names) and its RETURNING list.
+  const exempt = new Set<unknown>();
+  const top = Object.values(statement)[0] as Node | undefined;
+  const returning = [...list(top?.returningList), ...list((top?.returningClause as Node | undefined)?.exprs)];
+  const outputs = [...(top?.larg === undefined && top?.selectStmt === undefined ? list(top?.targetList) : []), ...returning];
+  for (const t of outputs) {
+    const target = (t as Node).ResTarget as Node | undefined;
+    const ref = (target?.val as Node | undefined)?.ColumnRef as Node | undefined;
+    if (ref === undefined) continue;
+    const last = list(ref.fields).at(-1) as Node | undefined;
+    const column = (last?.String as Node | undefined)?.sval;
+    // `*` and `v.*` expand to named columns; a column named as itself (or as another masked name).
+    const asItself = last?.A_Star !== undefined ? list(ref.fields).length <= 2 && target?.name === undefined : typeof column === 'string' && (target?.name === undefined || masker.masksColumn(String(target.name)));
+    if (asItself && !(list(ref.fields).length === 1 && typeof column === 'string' && rows.has(column))) exempt.add(ref);
+  }
+  return someRef(statement, (ref) => {
+    if (exempt.has(ref)) return false;
+    const fields = list(ref.fields);
+    const last = fields.at(-1) as Node | undefined;
+    if (last?.A_Star !== undefined) return fields.length > 1; // `v.*` inside an expression: the whole row
+    const name = (last?.String as Node | undefined)?.sval;
+    if (typeof name !== 'string') return false;
+    return masker.masksColumn(name) || (fields.length === 1 && rows.has(name));
+  });
+}
+
+/** Names a bare identifier can use for a whole row: tables, their aliases, subquery and CTE names. */
+function collectRowNames(node: unknown, rows: Set<string>): void {
+  forEachObject(node, (n) => {
+    // A RangeVar appears wrapped (`{ RangeVar: {...} }`) or bare (a statement's `relation`).
+    if (typeof n.relname === 'string') rows.add(n.relname);
+    const alias = n.alias as Node | undefined;
+    if (typeof alias?.aliasname === 'string') rows.add(alias.aliasname);
+    const cte = n.CommonTableExpr as Node | undefined;
+    if (typeof cte?.ctename === 'string') rows.add(cte.ctename);
+    return false;
+  });
+}
+
+function someRef(node: unknown, test: (ref: Node) => boolean): boolean {
+  return forEachObject(node, (n) => n.ColumnRef !== undefined && test(n.ColumnRef as Node));
+}
+
+/** Visits every object of a parse tree (an explicit stack: hostile nesting is deep); true stops. */
+function forEachObject(root: unknown, visit: (n: Node) => boolean): boolean {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      stack.push(...v);
+      continue;
+    }
+    if (visit(v as Node)) return true;
+    stack.push(...Object.values(v));
+  }
+  return false;
+}
+
+function list(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
