@@ -68,8 +68,9 @@ type Outcome = { ok: true; rows: unknown[] } | { ok: false; code: string | undef
 
 async function send(ctx: Ctx, sql: string, masked = false): Promise<Outcome> {
   const client = masked ? (ctx.masked ??= await ctx.agate.client({ masked: 'yes' })) : (ctx.session ??= await ctx.agate.client());
+  // A Query of several statements answers with one result each.
   return client.query(sql).then(
-    (r) => ({ ok: true as const, rows: r.rows }),
+    (r: pg.QueryResult | pg.QueryResult[]) => ({ ok: true as const, rows: Array.isArray(r) ? r.flatMap((x) => x.rows) : r.rows }),
     (e: Error & { code?: string }) => ({ ok: false as const, code: e.code, message: e.message }),
   );
 }
@@ -142,6 +143,9 @@ hostile('a masked column read under another name reaches neither the masked clie
     'SELECT x.t FROM (SELECT api_token AS t FROM vault) x',
     'WITH w(t) AS (SELECT api_token FROM vault) SELECT t FROM w',
     'SELECT substr(api_token, 1, 12) AS a, substr(api_token, 13) AS b FROM vault',
+    // The renaming statement's rows come back later, to a statement that names no column.
+    'PREPARE renamed AS SELECT api_token AS pt FROM vault; EXECUTE renamed; DEALLOCATE renamed',
+    'BEGIN; DECLARE c CURSOR FOR SELECT api_token AS ct FROM vault; FETCH 1 FROM c; COMMIT',
   ];
   const hex = Buffer.from(TOKEN).toString('hex');
   for (const sql of reads) {

@@ -1,4 +1,5 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { PREPARED_ATTRIBUTE } from '../../../../core/src/sql/prepared.js';
 import { nowMicros, type Command, type Response, type ResponseStatus } from '../../../../schemas/src/events.js';
 import { decodeDataRow, type Column } from './backend-decode.js';
 import { maskDataRow } from './masking/data-row.js';
@@ -64,7 +65,10 @@ export class StatementResult {
     this.#describe = describe;
     this.#copy = copy;
     // A statement that can return a masked column under another name is masked whole.
-    const whole = (m: Masker) => (carriesMaskedColumn(command.text, m) ? Masker.whole(m) : m);
+    // EXECUTE returns what its PREPARE selected: both texts are read.
+    const prepared = command.attributes[PREPARED_ATTRIBUTE];
+    const text = prepared === undefined ? command.text : `${command.text};\n${prepared}`;
+    const whole = (m: Masker) => (carriesMaskedColumn(text, m) ? Masker.whole(m) : m);
     this.client = client === undefined ? undefined : whole(client);
     this.#audit = Masker.union(whole(options.audit), this.client);
   }

@@ -29,6 +29,8 @@ test('a masked column under another name, in an expression, a subquery or a whol
     'UPDATE vault SET id = id RETURNING api_token AS t',
     'SELECT 1; SELECT password AS p FROM users',
     'SELECT oops FROM',
+    'FETCH 10 FROM c',
+    'EXECUTE p;\nPREPARE p AS SELECT api_token AS t FROM vault',
   ]) assert.ok(carriesMaskedColumn(sql, masker), sql);
 });
 

@@ -10,7 +10,8 @@ type Node = Record<string, unknown>;
  * (`upper(api_token)`, `string_agg(api_token, ',')`, `api_token::int` whose error quotes it), a
  * subquery or CTE that renames it, or a whole row (`SELECT v FROM vault v`, `row_to_json(v)`,
  * `ROW(v.*)`) carries the value under another name. Such a statement's results and errors are then
- * masked whole (fail closed: a text Agate cannot parse counts as carrying one).
+ * masked whole (fail closed: a text Agate cannot parse counts as carrying one, and so does a
+ * FETCH, whose cursor's query is not in its text). For `EXECUTE name`, pass the PREPARE texts too.
  *
  * Not caught here: a value moved earlier into a column with another name (a view, CREATE TABLE
  * AS, INSERT … SELECT); what the row count of a filter on a masked column reveals.
@@ -23,6 +24,8 @@ export function carriesMaskedColumn(sql: string, masker: Masker): boolean {
 }
 
 function statementCarries(statement: Node, masker: Masker): boolean {
+  // A cursor's rows are those of a DECLARE this text does not show: assume the worst.
+  if (statement.FetchStmt !== undefined) return true;
   const rows = new Set<string>();
   collectRowNames(statement, rows);
   // The output columns a statement returns as themselves: its own target list (a plain SELECT,
