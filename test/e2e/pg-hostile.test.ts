@@ -47,6 +47,7 @@ hostile.before(async (ctx) => {
 CREATE TABLE public.people (id int PRIMARY KEY, name text);
 CREATE TABLE public.ledger (id int PRIMARY KEY, amount int);
 CREATE TABLE public.vault (id int PRIMARY KEY, api_token text);
+CREATE TABLE public.scratch (id int, note text);
 CREATE SCHEMA other;
 INSERT INTO public.people VALUES (1, 'ada'), (2, 'bob');
 INSERT INTO public.ledger VALUES (1, 100);
@@ -54,6 +55,7 @@ INSERT INTO public.vault VALUES (1, '${TOKEN}');
 ALTER TABLE public.people OWNER TO ${owner};
 ALTER TABLE public.ledger OWNER TO ${owner};
 ALTER TABLE public.vault OWNER TO ${owner};
+ALTER TABLE public.scratch OWNER TO ${owner};
 ALTER SCHEMA other OWNER TO ${owner};
 `);
 });
@@ -162,6 +164,36 @@ hostile('a masked column read under another name reaches neither the masked clie
   await waitForEvents(ctx.agate, (ev) => ev.filter((e) => e.type === 'Response').length >= reads.length * 2);
   assert.not.ok(ctx.agate.busLog().includes(TOKEN), 'the bus log carries the masked column');
   assert.not.ok(ctx.agate.busLog().includes(hex), 'the bus log carries the masked column in hex');
+});
+
+hostile('a masked client may not copy a masked column where it would read it back under another name', async (ctx) => {
+  const copies = [
+    'CREATE TABLE loot AS SELECT api_token AS t FROM vault',
+    'SELECT api_token AS t INTO loot FROM vault',
+    'CREATE VIEW loot_v AS SELECT api_token AS t FROM vault',
+    'CREATE MATERIALIZED VIEW loot_m AS SELECT id, api_token AS t FROM vault',
+    'INSERT INTO scratch SELECT id, api_token FROM vault',
+    'UPDATE scratch SET note = (SELECT api_token FROM vault LIMIT 1)',
+    "CREATE FUNCTION leak() RETURNS text LANGUAGE sql AS 'SELECT api_token FROM vault'",
+    'DO $$ BEGIN INSERT INTO scratch SELECT id, api_token FROM vault; END $$',
+    "COPY (SELECT api_token AS t FROM vault) TO '/tmp/loot.csv'",
+  ];
+  for (const sql of copies) {
+    const r = await send(ctx, sql, true);
+    assert.ok(!r.ok && r.code === '42501' && /copies a column that mask set "default" masks/.test(r.message), `${sql}: ${JSON.stringify(r)}`);
+  }
+  assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM scratch"), '0');
+  assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM pg_class WHERE relname LIKE 'loot%'"), '0');
+  assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM pg_proc WHERE proname = 'leak'"), '0');
+  // Writing a masked column, or reading it as itself, still runs for the masked client.
+  for (const sql of ["INSERT INTO vault (id, api_token) VALUES (5, 'x')", "UPDATE vault SET api_token = 'y' WHERE id = 5", 'SELECT api_token FROM vault WHERE id = 5']) {
+    const r = await send(ctx, sql, true);
+    assert.ok(r.ok, `${sql}: ${JSON.stringify(r)}`);
+  }
+  assert.is(await ctx.agate.pg.psql('SELECT api_token FROM vault WHERE id = 5'), 'y');
+  // An unmasked client is not limited by the audit set: it may copy (the record stays masked).
+  const r = await send(ctx, 'INSERT INTO scratch SELECT id, api_token FROM vault WHERE id = 5');
+  assert.ok(r.ok, JSON.stringify(r));
 });
 
 hostile('a masked column echoed by an error message reaches neither the masked client nor the record', async (ctx) => {

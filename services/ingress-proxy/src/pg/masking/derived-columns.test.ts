@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BUILTIN_MASK_SET } from '../../../../../core/src/config.js';
 import { initSqlParser } from '../../../../../core/src/sql/analyze.js';
-import { carriesMaskedColumn } from './derived-columns.js';
+import { carriesMaskedColumn, copiesMaskedColumn } from './derived-columns.js';
 import { Masker } from './masker.js';
 
 const masker = new Masker('default', BUILTIN_MASK_SET);
@@ -50,6 +50,27 @@ test('a masked column returned as itself, or no masked column, does not', () => 
 
 test('a mask set without column rules never carries one', () => {
   assert.not.ok(carriesMaskedColumn('SELECT api_token AS t FROM vault', new Masker('detectors', { columns: [], detectors: ['email'] })));
+});
+
+test('copying a masked column into a table, view, column or body is named; writing or reading one is not', () => {
+  const copies: [string, string][] = [
+    ['CREATE TABLE loot AS SELECT api_token AS t FROM vault', 'CreateTableAsStmt'],
+    ['SELECT api_token INTO loot FROM vault', 'SelectStmt'],
+    ['CREATE VIEW v2 AS SELECT api_token FROM vault', 'ViewStmt'],
+    ['INSERT INTO s SELECT id, api_token FROM vault', 'InsertStmt'],
+    ['UPDATE s SET note = api_token', 'UpdateStmt'],
+    ["CREATE FUNCTION f() RETURNS text LANGUAGE sql AS 'SELECT api_token FROM vault'", 'CreateFunctionStmt'],
+    ['SELECT 1; DO $$ BEGIN PERFORM password FROM users; END $$', 'DoStmt'],
+  ];
+  for (const [sql, kind] of copies) assert.is(copiesMaskedColumn(sql, masker), kind, sql);
+  for (const sql of [
+    'SELECT api_token AS t FROM vault',
+    'PREPARE p AS SELECT api_token FROM vault',
+    "INSERT INTO vault (id, api_token) VALUES (1, 'x')",
+    "UPDATE vault SET api_token = 'y' WHERE id = 1",
+    'INSERT INTO s SELECT id, note FROM vault',
+    "CREATE FUNCTION g() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+  ]) assert.is(copiesMaskedColumn(sql, masker), undefined, sql);
 });
 
 test.run();

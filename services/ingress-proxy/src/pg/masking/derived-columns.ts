@@ -23,6 +23,44 @@ export function carriesMaskedColumn(sql: string, masker: Masker): boolean {
   return analysis.statements.some((s) => statementCarries(s.node, masker));
 }
 
+/** Statements whose result is the only place a value they read goes (see derived-columns rules above). */
+const READS_TO_RESULT = new Set(['SelectStmt', 'ExplainStmt', 'PrepareStmt', 'ExecuteStmt', 'DeclareCursorStmt', 'FetchStmt', 'ClosePortalStmt', 'DeallocateStmt', 'TransactionStmt', 'VariableShowStmt']);
+
+/**
+ * For a client whose results a mask set masks: the kind of the first statement that copies a
+ * masked column somewhere the mask cannot follow (a table, a view, another column, a function or
+ * DO body), read back later under a name no rule matches; undefined when none does. Writing a
+ * masked column (`INSERT … (api_token) VALUES`, `SET api_token = 'x'`) is not copying one.
+ * Bodies are strings: any word in them a column rule matches counts (fail closed).
+ */
+export function copiesMaskedColumn(sql: string, masker: Masker): string | undefined {
+  if (!masker.hasColumnRules) return undefined;
+  const analysis = analyzeSql(sql);
+  if (!analysis.ok) return undefined; // refused by policy as unparseable; never forwarded
+  for (const { kind, node } of analysis.statements) {
+    const select = node.SelectStmt as Node | undefined;
+    if (READS_TO_RESULT.has(kind) && select?.intoClause === undefined) continue;
+    const body = kind === 'CreateFunctionStmt' || kind === 'DoStmt' ? bodyWords(node) : [];
+    if (body.some((w) => masker.masksColumn(w)) || someRef(node, (ref) => refNamesMasked(ref, masker))) return kind;
+  }
+  return undefined;
+}
+
+function refNamesMasked(ref: Node, masker: Masker): boolean {
+  const name = ((list(ref.fields).at(-1) as Node | undefined)?.String as Node | undefined)?.sval;
+  return typeof name === 'string' && masker.masksColumn(name);
+}
+
+/** The identifier-like words of every string constant in a statement (function and DO bodies). */
+function bodyWords(node: Node): string[] {
+  const words: string[] = [];
+  forEachObject(node, (n) => {
+    if (typeof n.sval === 'string') words.push(...(n.sval.match(/[A-Za-z_][A-Za-z0-9_$]*/g) ?? []));
+    return false;
+  });
+  return words;
+}
+
 function statementCarries(statement: Node, masker: Masker): boolean {
   // A cursor's rows are those of a DECLARE this text does not show: assume the worst.
   if (statement.FetchStmt !== undefined) return true;
