@@ -61,6 +61,11 @@ test('copying a masked column into a table, view, column or body is named; writi
     ['UPDATE s SET note = api_token', 'UpdateStmt'],
     ["CREATE FUNCTION f() RETURNS text LANGUAGE sql AS 'SELECT api_token FROM vault'", 'CreateFunctionStmt'],
     ['SELECT 1; DO $$ BEGIN PERFORM password FROM users; END $$', 'DoStmt'],
+    ['CREATE VIEW v3 (a, b) AS SELECT * FROM vault', 'ViewStmt'],
+    ['INSERT INTO s SELECT v FROM vault v', 'InsertStmt'],
+    ['ALTER TABLE vault RENAME COLUMN api_token TO t', 'RenameStmt'],
+    ['COPY vault TO STDOUT', 'CopyStmt'],
+    ['COPY vault (id, api_token) TO STDOUT', 'CopyStmt'],
   ];
   for (const [sql, kind] of copies) assert.is(copiesMaskedColumn(sql, masker), kind, sql);
   for (const sql of [
@@ -70,6 +75,9 @@ test('copying a masked column into a table, view, column or body is named; writi
     "UPDATE vault SET api_token = 'y' WHERE id = 1",
     'INSERT INTO s SELECT id, note FROM vault',
     "CREATE FUNCTION g() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    'COPY vault (id, note) TO STDOUT',
+    'COPY vault FROM STDIN',
+    'ALTER TABLE vault RENAME COLUMN note TO remark',
   ]) assert.is(copiesMaskedColumn(sql, masker), undefined, sql);
 });
 

@@ -28,10 +28,11 @@ const READS_TO_RESULT = new Set(['SelectStmt', 'ExplainStmt', 'PrepareStmt', 'Ex
 
 /**
  * For a client whose results a mask set masks: the kind of the first statement that copies a
- * masked column somewhere the mask cannot follow (a table, a view, another column, a function or
- * DO body), read back later under a name no rule matches; undefined when none does. Writing a
- * masked column (`INSERT … (api_token) VALUES`, `SET api_token = 'x'`) is not copying one.
- * Bodies are strings: any word in them a column rule matches counts (fail closed).
+ * masked column somewhere the mask cannot follow (a table, a view, another column or name, a
+ * function or DO body, a COPY stream), read back later under a name no rule matches; undefined
+ * when none does. `*` and whole rows count, as they may hold one. Writing a masked column
+ * (`INSERT … (api_token) VALUES`, `SET api_token = 'x'`) is not copying one. Bodies are strings:
+ * any word in them a column rule matches counts (fail closed).
  */
 export function copiesMaskedColumn(sql: string, masker: Masker): string | undefined {
   if (!masker.hasColumnRules) return undefined;
@@ -41,9 +42,36 @@ export function copiesMaskedColumn(sql: string, masker: Masker): string | undefi
     const select = node.SelectStmt as Node | undefined;
     if (READS_TO_RESULT.has(kind) && select?.intoClause === undefined) continue;
     const body = kind === 'CreateFunctionStmt' || kind === 'DoStmt' ? bodyWords(node) : [];
-    if (body.some((w) => masker.masksColumn(w)) || someRef(node, (ref) => refNamesMasked(ref, masker))) return kind;
+    if (body.some((w) => masker.masksColumn(w)) || renamesMasked(node, masker) || copiesWholeTable(node, masker)) return kind;
+    // A masked column by name, or `*` / a whole row that may hold one (`CREATE VIEW v (a, b) AS SELECT * …`).
+    const rows = new Set<string>();
+    collectRowNames(node, rows);
+    const holdsMasked = (ref: Node): boolean => {
+      const fields = list(ref.fields);
+      const last = fields.at(-1) as Node | undefined;
+      const name = (last?.String as Node | undefined)?.sval;
+      return last?.A_Star !== undefined || (typeof name === 'string' && (masker.masksColumn(name) || (fields.length === 1 && rows.has(name))));
+    };
+    if (someRef(node, holdsMasked)) return kind;
   }
   return undefined;
+}
+
+/** `ALTER TABLE vault RENAME COLUMN api_token TO t`: the column itself, under a name no rule matches. */
+function renamesMasked(node: Node, masker: Masker): boolean {
+  const rename = node.RenameStmt as Node | undefined;
+  return rename?.renameType === 'OBJECT_COLUMN' && typeof rename.subname === 'string' && masker.masksColumn(rename.subname);
+}
+
+/**
+ * `COPY vault TO …` without a column list, or with a masked column in it: a COPY stream reaches
+ * the client with detectors only (a file or program, not at all), so column rules cannot follow.
+ */
+function copiesWholeTable(node: Node, masker: Masker): boolean {
+  const copy = node.CopyStmt as Node | undefined;
+  if (copy === undefined || copy.is_from === true || copy.relation === undefined) return false;
+  const columns = list(copy.attlist).map((a) => ((a as Node).String as Node | undefined)?.sval);
+  return columns.length === 0 || columns.some((c) => typeof c !== 'string' || masker.masksColumn(c));
 }
 
 function refNamesMasked(ref: Node, masker: Masker): boolean {
