@@ -10,9 +10,14 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import type { Command, Response } from '../../schemas/src/events.js';
+import { join } from 'node:path';
 import { initSqlParser } from '../../core/src/sql/analyze.js';
+import { DEFAULT_PG_BIN } from '../harness/postgres.js';
+import { run } from '../harness/proc.js';
 import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
 import { auditEntries, auditOracle } from './pgaudit-log.js';
+
+const bin = (tool: string) => join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, tool);
 
 interface Ctx { agate: AgateFixture; session?: pg.Client; masked?: pg.Client }
 const hostile = suite<Ctx>('a hostile agent against the PostgreSQL proxy: side doors around deny and mask');
@@ -211,6 +216,21 @@ hostile('a masked column echoed by an error message reaches neither the masked c
     await send(ctx, sql);
   }
   assert.not.ok(ctx.agate.busLog().includes(TOKEN), 'the bus log carries the masked column');
+});
+
+hostile('replication=database at startup: no walsender upstream, replication commands refused, SQL still decided', async (ctx) => {
+  const env = await ctx.agate.libpqEnv();
+  const psql = (sql: string) => run(bin('psql'), ['-X', '-A', '-t', '-w', '-d', 'dbname=appdb replication=database', '-c', sql], { env, timeoutMs: 30_000 });
+  // START_REPLICATION would stream every row change, masked columns included.
+  for (const sql of ['IDENTIFY_SYSTEM', 'CREATE_REPLICATION_SLOT loot LOGICAL test_decoding', 'START_REPLICATION SLOT loot LOGICAL 0/0']) {
+    const r = await psql(sql);
+    assert.ok(r.code !== 0, `${sql} ran: ${r.stdout}`);
+  }
+  assert.is(await ctx.agate.pg.psql('SELECT count(*) FROM pg_replication_slots'), '0');
+  assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM pg_stat_replication"), '0');
+  const drop = await psql('TRUNCATE people');
+  assert.ok(drop.code !== 0 && drop.stderr.includes('rule "no-delete"'), drop.stderr);
+  await intact(ctx);
 });
 
 hostile('pgaudit: everything PostgreSQL executed was recorded as allowed; nothing refused ran', async (ctx) => {
