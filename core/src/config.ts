@@ -202,7 +202,7 @@ const ruleMatch = z.strictObject({
         .array(z.string().min(1))
         .nonempty()
         .optional()
-        .describe('the same, over only the tables a statement changes (rows, definition, privileges or locks: the target of INSERT/UPDATE/DELETE/MERGE/COPY FROM/TRUNCATE/ALTER/DROP/LOCK/CREATE INDEX/GRANT, a parent a new partition joins, the tables a new view reads, since a view is a write path to them). Example: `{ id: audit-append-only, action: deny, match: { sql: { tables_written: [audit_log], statements: [UpdateStmt, DeleteStmt, TruncateStmt, DropStmt] } } }`'),
+        .describe('the same, over only the tables a statement changes (rows, definition, privileges or locks: the target of INSERT/UPDATE/DELETE/MERGE/COPY FROM/TRUNCATE/ALTER/DROP/LOCK/CREATE INDEX/GRANT, a parent a new child or partition joins or leaves (`INHERITS`, `ALTER TABLE … [NO] INHERIT`), the tables a new view reads, since a view is a write path to them). Example: `{ id: audit-append-only, action: deny, match: { sql: { tables_written: [audit_log], statements: [UpdateStmt, DeleteStmt, TruncateStmt, DropStmt] } } }`'),
       without_where: z.literal(true).optional().describe('`true`: only an `UPDATE` or `DELETE` without a `WHERE` clause matches'),
     })
     .refine(

@@ -131,6 +131,10 @@ hostile('writes hidden in code the agent defines are refused at definition: func
   await refused(ctx, "DO $$ BEGIN PERFORM 1; UPDATE people SET name = 'x' WHERE id = 2; END $$", 'people-read-only');
   await refused(ctx, 'CREATE TABLE people_child () INHERITS (people)', 'people-read-only');
   await refused(ctx, 'ALTER TABLE people RENAME TO people_old', 'people-read-only');
+  // A child's rows show in its parent: joining one later is the same write as CREATE … INHERITS.
+  assert.ok((await send(ctx, 'CREATE TABLE kid (id int, name text)')).ok);
+  await refused(ctx, 'ALTER TABLE kid INHERIT people', 'people-read-only');
+  assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM pg_inherits WHERE inhparent = 'people'::regclass"), '0');
   await refused(ctx, 'SELECT * FROM people FOR UPDATE; UPDATE people SET name = name WHERE id = 1', 'people-read-only');
   assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM pg_proc WHERE proname IN ('f1', 'p1', 't1')"), '0');
   assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM pg_rules WHERE rulename IN ('r1', 'r2')"), '0');

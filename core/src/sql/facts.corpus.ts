@@ -187,6 +187,8 @@ ddl | w:users | COMMENT ON COLUMN users.email IS 'address'
 ddl | - | COMMENT ON FUNCTION f(int) IS 'x'
 
 # --- views (a view is a write path to the tables it reads: they count as written), sequences, indexes
+ddl | w:kid w:people | ALTER TABLE kid INHERIT people
+ddl destroy | w:kid w:people | ALTER TABLE kid NO INHERIT people
 ddl | w:v w:users | CREATE VIEW v AS SELECT * FROM users
 ddl | w:v w:users | CREATE OR REPLACE VIEW v WITH (security_barrier) AS SELECT id FROM users WITH CHECK OPTION
 ddl | w:v w:users | CREATE RECURSIVE VIEW v (n) AS SELECT 1 FROM users

@@ -71,6 +71,9 @@ const WRITE_FIELDS: Readonly<Record<string, readonly string[]>> = {
   GrantStmt: ['objects'],
 };
 
+/** ALTER TABLE subcommands that add or remove the table's rows from a parent's (the parent is written). */
+const INHERITANCE_CMDS = new Set(['AT_AddInherit', 'AT_DropInherit']);
+
 /** Object types whose names (DROP, COMMENT ON, SECURITY LABEL) are relations… */
 const RELATION_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_SEQUENCE', 'OBJECT_INDEX', 'OBJECT_FOREIGN_TABLE']);
 /** …and those named as `relation.member`, whose relation is written. */
@@ -178,6 +181,11 @@ class Collector {
             const written = writes !== undefined && writes.includes(field) && !(key === 'CopyStmt' && c.is_from !== true) && !(key === 'LockStmt' && isReadLock(c));
             stack.push({ value: v, write: written, schema: inSchema, through: through || (key === 'ViewStmt' && field === 'query') });
           }
+          continue;
+        }
+        if (c !== undefined && key === 'AlterTableCmd' && INHERITANCE_CMDS.has(String(c.subtype))) {
+          // `ALTER TABLE kid INHERIT people`: kid's rows join people's, as CREATE TABLE … INHERITS.
+          for (const [field, v] of Object.entries(c)) stack.push({ value: v, write: write || field === 'def', schema, through });
           continue;
         }
         if (c !== undefined && key === 'FuncCall') this.#call(c, depth);
