@@ -154,6 +154,9 @@ hostile('a masked column read under another name reaches neither the masked clie
     'SELECT x.t FROM (SELECT api_token AS t FROM vault) x',
     'WITH w(t) AS (SELECT api_token FROM vault) SELECT t FROM w',
     'SELECT substr(api_token, 1, 12) AS a, substr(api_token, 13) AS b FROM vault',
+    'SELECT * FROM vault v(a, b)',
+    'WITH w(a, b) AS (SELECT * FROM vault) SELECT * FROM w',
+    "SELECT 0, 'x' UNION ALL SELECT * FROM vault",
     // The renaming statement's rows come back later, to a statement that names no column.
     'PREPARE renamed AS SELECT api_token AS pt FROM vault; EXECUTE renamed; DEALLOCATE renamed',
     'BEGIN; DECLARE c CURSOR FOR SELECT api_token AS ct FROM vault; FETCH 1 FROM c; COMMIT',

@@ -30,6 +30,10 @@ test('a masked column under another name, in an expression, a subquery or a whol
     'SELECT 1; SELECT password AS p FROM users',
     'SELECT oops FROM',
     'FETCH 10 FROM c',
+    'SELECT * FROM vault v(a, b)',
+    'WITH w(a, b) AS (SELECT * FROM vault) SELECT * FROM w',
+    "SELECT 1, 'x' UNION ALL SELECT * FROM vault",
+    'SELECT * FROM (SELECT * FROM vault) x',
     'EXECUTE p;\nPREPARE p AS SELECT api_token AS t FROM vault',
   ]) assert.ok(carriesMaskedColumn(sql, masker), sql);
 });

@@ -110,11 +110,14 @@ function statementCarries(statement: Node, masker: Masker): boolean {
     const asItself = last?.A_Star !== undefined ? list(ref.fields).length <= 2 && target?.name === undefined : typeof column === 'string' && (target?.name === undefined || masker.masksColumn(String(target.name)));
     if (asItself && !(list(ref.fields).length === 1 && typeof column === 'string' && rows.has(column))) exempt.add(ref);
   }
+  // Column aliases on a FROM item or a CTE (`vault v(a, b)`, `WITH w(a, b)`) rename what `*` returns.
+  if (forEachObject(statement, (n) => list((n.alias as Node | undefined)?.colnames).length > 0 || list((n.CommonTableExpr as Node | undefined)?.aliascolnames).length > 0)) return true;
   return someRef(statement, (ref) => {
     if (exempt.has(ref)) return false;
     const fields = list(ref.fields);
     const last = fields.at(-1) as Node | undefined;
-    if (last?.A_Star !== undefined) return fields.length > 1; // `v.*` inside an expression: the whole row
+    // `*` anywhere but the top-level list (a UNION branch, a subquery, `ROW(v.*)`): it may hold one.
+    if (last?.A_Star !== undefined) return true;
     const name = (last?.String as Node | undefined)?.sval;
     if (typeof name !== 'string') return false;
     return masker.masksColumn(name) || (fields.length === 1 && rows.has(name));
