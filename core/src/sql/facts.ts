@@ -7,7 +7,10 @@ export interface TableRef {
   name: string;
   /** `schema.name` when the statement qualifies it. */
   qualified: string | undefined;
-  /** `write`: the statement changes the relation's rows, definition, privileges or locks. */
+  /**
+   * `write`: the statement changes the relation's rows, definition, privileges or locks, or
+   * creates a view over it (a write path: see `Frame.through`).
+   */
   access: 'read' | 'write';
 }
 
@@ -68,6 +71,9 @@ const WRITE_FIELDS: Readonly<Record<string, readonly string[]>> = {
   GrantStmt: ['objects'],
 };
 
+/** ALTER TABLE subcommands that add or remove the table's rows from a parent's (the parent is written). */
+const INHERITANCE_CMDS = new Set(['AT_AddInherit', 'AT_DropInherit']);
+
 /** Object types whose names (DROP, COMMENT ON, SECURITY LABEL) are relations… */
 const RELATION_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_SEQUENCE', 'OBJECT_INDEX', 'OBJECT_FOREIGN_TABLE']);
 /** …and those named as `relation.member`, whose relation is written. */
@@ -126,6 +132,12 @@ interface Frame {
   write: boolean;
   /** Inside `CREATE SCHEMA s …`: the schema of the relations its elements name unqualified. */
   schema: string | undefined;
+  /**
+   * Inside a view's query: every relation it names is written, nested statements included. A
+   * simple view is updatable, so INSERT/UPDATE/DELETE on it change its base table, and an
+   * INSTEAD OF trigger can make any view a write path: creating the view opens that path.
+   */
+  through: boolean;
 }
 
 class Collector {
@@ -144,13 +156,14 @@ class Collector {
   statement(node: Obj, text: string, depth: number): void {
     // An explicit stack instead of recursion: a hostile statement nested thousands deep is
     // walked to the end rather than cut short or overflowing the call stack.
-    const stack: Frame[] = [{ value: node, write: false, schema: undefined }];
+    const stack: Frame[] = [{ value: node, write: false, schema: undefined, through: false }];
     let root = true;
     for (let frame = stack.pop(); frame !== undefined; frame = stack.pop()) {
-      const { value, write, schema } = frame;
+      const { value, schema, through } = frame;
+      const write = frame.write || through;
       if (value === null || typeof value !== 'object') continue;
       if (Array.isArray(value)) {
-        for (const v of value) stack.push({ value: v, write, schema });
+        for (const v of value) stack.push({ value: v, write, schema, through });
         continue;
       }
       const o = value as Obj;
@@ -166,12 +179,17 @@ class Collector {
           const inSchema = key === 'CreateSchemaStmt' && typeof c.schemaname === 'string' ? c.schemaname : schema;
           for (const [field, v] of Object.entries(c)) {
             const written = writes !== undefined && writes.includes(field) && !(key === 'CopyStmt' && c.is_from !== true) && !(key === 'LockStmt' && isReadLock(c));
-            stack.push({ value: v, write: written, schema: inSchema });
+            stack.push({ value: v, write: written, schema: inSchema, through: through || (key === 'ViewStmt' && field === 'query') });
           }
           continue;
         }
+        if (c !== undefined && key === 'AlterTableCmd' && INHERITANCE_CMDS.has(String(c.subtype))) {
+          // `ALTER TABLE kid INHERIT people`: kid's rows join people's, as CREATE TABLE … INHERITS.
+          for (const [field, v] of Object.entries(c)) stack.push({ value: v, write: write || field === 'def', schema, through });
+          continue;
+        }
         if (c !== undefined && key === 'FuncCall') this.#call(c, depth);
-        stack.push({ value: child, write, schema });
+        stack.push({ value: child, write, schema, through });
       }
       root = false;
     }

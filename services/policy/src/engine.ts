@@ -308,6 +308,11 @@ function sshEnforceable(command: Command, d: PolicyDecision): PolicyDecision {
   return d;
 }
 
+/** A table glob without its schema part (`public.x` → `x`, `*.x` → `x`). */
+function unqualified(glob: string): string {
+  return glob.slice(glob.lastIndexOf('.') + 1);
+}
+
 function ruleProtocolOk(rule: CompiledRule, protocol: string): boolean {
   const p = rule.config.match.protocols;
   return p === undefined || (p as readonly string[]).includes(protocol);
@@ -331,7 +336,7 @@ function compileRule(config: RuleConfig): CompiledRule {
     { test: sql?.tables, access: undefined },
     { test: sql?.tables_read, access: 'read' },
     { test: sql?.tables_written, access: 'write' },
-  ].flatMap(({ test, access }) => (test === undefined ? [] : [{ test: anyGlob(test), access }]));
+  ].flatMap(({ test, access }) => (test === undefined ? [] : [{ test: anyGlob(test), access, anySchema: anyGlob(test.map(unqualified)) }]));
   const permissive = config.action === 'allow';
   // An allow rule never lets a guarded effect through unless it names it.
   const guardedEffects = permissive ? GUARDED_EFFECTS.filter((e) => effects === undefined || !effects.has(e)) : [];
@@ -344,9 +349,11 @@ function compileRule(config: RuleConfig): CompiledRule {
   const kindsMatch = (f: SqlFacts): boolean => kinds === undefined || (permissive ? every(f.kinds, (k) => kinds.has(k)) : some(f.kinds, (k) => kinds.has(k)));
   const effectsMatch = (f: SqlFacts): boolean => effects === undefined || (permissive ? every(f.effects, (e) => effects.has(e)) : some(f.effects, (e) => effects.has(e)));
   const sqlMatches = (f: SqlFacts): boolean => {
-    for (const { test, access } of tableTests) {
+    for (const { test, access, anySchema } of tableTests) {
       const relevant = access === undefined ? f.tables : f.tables.filter((t) => t.access === access);
-      const named = (t: SqlFacts['tables'][number]) => test(t.name) || (t.qualified !== undefined && test(t.qualified));
+      // An unqualified name resolves through search_path, which the client sets: a deny or hold
+      // naming `public.x` also matches a bare `x`, and an allow naming `public.x` does not.
+      const named = (t: SqlFacts['tables'][number]) => test(t.name) || (t.qualified !== undefined ? test(t.qualified) : !permissive && anySchema(t.name));
       if (relevant.length === 0 || !(permissive ? every(relevant, named) : some(relevant, named))) return false;
     }
     if (sql?.without_where === true && !f.unboundedWrite) return false;

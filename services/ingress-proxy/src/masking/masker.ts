@@ -50,6 +50,14 @@ export class Masker {
     return { text: out, count };
   }
 
+  /**
+   * Every value and every message masked: for a statement that can carry a masked column under
+   * a name the column rules do not catch (see derived-columns.ts).
+   */
+  static whole(base: Masker): Masker {
+    return new WholeMasker(base);
+  }
+
   /** Both sets' rules: what the audit copy needs when the client set differs from the audit set. */
   static union(a: Masker, b: Masker | undefined): Masker {
     if (b === undefined || b === a) return a;
@@ -75,5 +83,24 @@ class UnionMasker extends Masker {
     const first = this.a.maskText(text);
     const second = this.b.maskText(first.text);
     return { text: second.text, count: first.count + second.count };
+  }
+}
+
+/** Masks everything: every column is masked, every non-empty text is replaced whole. */
+class WholeMasker extends Masker {
+  constructor(base: Masker) {
+    super(`${base.name}:whole`, { columns: [], detectors: [] });
+  }
+
+  override masksColumn(): boolean {
+    return true;
+  }
+
+  override get hasColumnRules(): boolean {
+    return true;
+  }
+
+  override maskText(text: string): MaskedText {
+    return text === '' ? { text, count: 0 } : { text: MASKED_VALUE, count: 1 };
   }
 }

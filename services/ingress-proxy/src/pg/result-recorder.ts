@@ -1,8 +1,10 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { PREPARED_ATTRIBUTE } from '../../../../core/src/sql/prepared.js';
 import { nowMicros, type Command, type Response, type ResponseStatus } from '../../../../schemas/src/events.js';
 import { decodeDataRow, type Column } from './backend-decode.js';
 import { maskDataRow } from './masking/data-row.js';
 import { MASKED_VALUE, Masker } from '../masking/masker.js';
+import { carriesMaskedColumn } from './masking/derived-columns.js';
 import { maskCopyLine, maskJsonKeys, type StatementSecrets } from './masking/statement-secrets.js';
 import { valueText } from './value-text.js';
 
@@ -42,6 +44,8 @@ export class StatementResult {
   readonly #sample: (string | null)[][] = [];
   readonly #started = nowMicros();
   readonly #audit: Masker;
+  /** The mask set for what the client receives; undefined delivers rows unchanged. */
+  readonly client: Masker | undefined;
 
   readonly #options: RecordingOptions;
   readonly #describe: () => readonly Column[] | undefined;
@@ -51,7 +55,7 @@ export class StatementResult {
     readonly command: Command,
     options: RecordingOptions,
     /** The mask set for what the client receives; undefined delivers rows unchanged. */
-    readonly client: Masker | undefined,
+    client: Masker | undefined,
     /** Columns known before the rows arrive (an extended-protocol portal's Describe). */
     describe: () => readonly Column[] | undefined = () => undefined,
     /** A COPY's columns (from its statement), so column rules reach the sampled lines. */
@@ -60,7 +64,13 @@ export class StatementResult {
     this.#options = options;
     this.#describe = describe;
     this.#copy = copy;
-    this.#audit = Masker.union(options.audit, client);
+    // A statement that can return a masked column under another name is masked whole.
+    // EXECUTE returns what its PREPARE selected: both texts are read.
+    const prepared = command.attributes[PREPARED_ATTRIBUTE];
+    const text = prepared === undefined ? command.text : `${command.text};\n${prepared}`;
+    const whole = (m: Masker) => (carriesMaskedColumn(text, m) ? Masker.whole(m) : m);
+    this.client = client === undefined ? undefined : whole(client);
+    this.#audit = Masker.union(whole(options.audit), this.client);
   }
 
   get columns(): readonly Column[] | undefined {

@@ -20,6 +20,7 @@ import { answerSslRequest } from './client-tls.js';
 import { PgEngine, type Decision } from './engine.js';
 import { FrontendParser } from './frontend-parser.js';
 import { MaskingError } from './masking/data-row.js';
+import { copiesMaskedColumn } from './masking/derived-columns.js';
 import { MASKED_VALUE, type Masker } from '../masking/masker.js';
 import { maskSqlText } from './masking/sql-text.js';
 import { maskLiterals, statementSecrets, type StatementSecrets } from './masking/statement-secrets.js';
@@ -257,7 +258,12 @@ export class PgSession {
     const d = await decide(command, { bus, verdictTimeoutMs, events: this.#events, log: this.#log }, { onHold: (v) => notifyHold && this.#notifyHold(v) });
     if (d.kind === 'run') {
       const mask = clientMasker(d, maskers, this.#target?.maskClient);
-      if (mask.ok) return { kind: 'run', client: mask.masker };
+      // A masked client may not copy a masked column where it would read it back unmasked.
+      const copied = mask.ok && mask.masker !== undefined ? copiesMaskedColumn(command.text, mask.masker) : undefined;
+      if (mask.ok && copied === undefined) return { kind: 'run', client: mask.masker };
+      if (mask.ok) {
+        return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement: its ${copied} copies a column that mask set "${mask.masker!.name}" masks for this client somewhere the mask cannot follow` };
+      }
       return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement: mask set "${mask.missing}" is not configured, so results cannot be masked` };
     }
     const sqlstate = d.kind === 'unrecorded' ? SQLSTATE.systemError : SQLSTATE.insufficientPrivilege;

@@ -1,0 +1,88 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BUILTIN_MASK_SET } from '../../../../../core/src/config.js';
+import { initSqlParser } from '../../../../../core/src/sql/analyze.js';
+import { carriesMaskedColumn, copiesMaskedColumn } from './derived-columns.js';
+import { Masker } from '../../masking/masker.js';
+
+const masker = new Masker('default', BUILTIN_MASK_SET);
+
+test.before(() => initSqlParser());
+
+test('a masked column under another name, in an expression, a subquery or a whole row carries it', () => {
+  for (const sql of [
+    'SELECT api_token AS t FROM vault',
+    "SELECT api_token || '' FROM vault",
+    'SELECT api_token::int FROM vault',
+    "SELECT string_agg(api_token, ',') FROM vault",
+    'SELECT v FROM vault v',
+    'SELECT vault FROM vault',
+    'SELECT row_to_json(v) FROM vault v',
+    'SELECT ROW(v.*) FROM vault v',
+    'SELECT api_token(v) FROM vault v',
+    'SELECT (v).api_token AS x FROM vault v',
+    'SELECT x.t FROM (SELECT api_token AS t FROM vault) x',
+    'SELECT t FROM (SELECT api_token FROM vault) x(t)',
+    'WITH w(t) AS (SELECT api_token FROM vault) SELECT t FROM w',
+    "SELECT 'a' AS id UNION ALL SELECT api_token FROM vault",
+    'SELECT id FROM vault WHERE api_token LIKE $1',
+    'UPDATE vault SET id = id RETURNING api_token AS t',
+    'SELECT 1; SELECT password AS p FROM users',
+    'SELECT oops FROM',
+    'FETCH 10 FROM c',
+    'SELECT * FROM vault v(a, b)',
+    'WITH w(a, b) AS (SELECT * FROM vault) SELECT * FROM w',
+    "SELECT 1, 'x' UNION ALL SELECT * FROM vault",
+    'SELECT * FROM (SELECT * FROM vault) x',
+    'EXECUTE p;\nPREPARE p AS SELECT api_token AS t FROM vault',
+  ]) assert.ok(carriesMaskedColumn(sql, masker), sql);
+});
+
+test('a masked column returned as itself, or no masked column, does not', () => {
+  for (const sql of [
+    'SELECT api_token FROM vault',
+    'SELECT v.api_token, id FROM vault v',
+    'SELECT api_token AS password FROM vault',
+    'SELECT * FROM vault',
+    'SELECT v.* FROM vault v WHERE id > 1',
+    'TABLE vault',
+    'SELECT id, name FROM people WHERE id = $1',
+    "UPDATE vault SET api_token = 'x' WHERE id = 1 RETURNING api_token",
+    'INSERT INTO vault (id, api_token) VALUES (1, $1)',
+  ]) assert.not.ok(carriesMaskedColumn(sql, masker), sql);
+});
+
+test('a mask set without column rules never carries one', () => {
+  assert.not.ok(carriesMaskedColumn('SELECT api_token AS t FROM vault', new Masker('detectors', { columns: [], detectors: ['email'] })));
+});
+
+test('copying a masked column into a table, view, column or body is named; writing or reading one is not', () => {
+  const copies: [string, string][] = [
+    ['CREATE TABLE loot AS SELECT api_token AS t FROM vault', 'CreateTableAsStmt'],
+    ['SELECT api_token INTO loot FROM vault', 'SelectStmt'],
+    ['CREATE VIEW v2 AS SELECT api_token FROM vault', 'ViewStmt'],
+    ['INSERT INTO s SELECT id, api_token FROM vault', 'InsertStmt'],
+    ['UPDATE s SET note = api_token', 'UpdateStmt'],
+    ["CREATE FUNCTION f() RETURNS text LANGUAGE sql AS 'SELECT api_token FROM vault'", 'CreateFunctionStmt'],
+    ['SELECT 1; DO $$ BEGIN PERFORM password FROM users; END $$', 'DoStmt'],
+    ['CREATE VIEW v3 (a, b) AS SELECT * FROM vault', 'ViewStmt'],
+    ['INSERT INTO s SELECT v FROM vault v', 'InsertStmt'],
+    ['ALTER TABLE vault RENAME COLUMN api_token TO t', 'RenameStmt'],
+    ['COPY vault TO STDOUT', 'CopyStmt'],
+    ['COPY vault (id, api_token) TO STDOUT', 'CopyStmt'],
+  ];
+  for (const [sql, kind] of copies) assert.is(copiesMaskedColumn(sql, masker), kind, sql);
+  for (const sql of [
+    'SELECT api_token AS t FROM vault',
+    'PREPARE p AS SELECT api_token FROM vault',
+    "INSERT INTO vault (id, api_token) VALUES (1, 'x')",
+    "UPDATE vault SET api_token = 'y' WHERE id = 1",
+    'INSERT INTO s SELECT id, note FROM vault',
+    "CREATE FUNCTION g() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    'COPY vault (id, note) TO STDOUT',
+    'COPY vault FROM STDIN',
+    'ALTER TABLE vault RENAME COLUMN note TO remark',
+  ]) assert.is(copiesMaskedColumn(sql, masker), undefined, sql);
+});
+
+test.run();

@@ -1,0 +1,162 @@
+import { analyzeSql } from '../../../../../core/src/sql/analyze.js';
+import type { Masker } from '../../masking/masker.js';
+
+type Node = Record<string, unknown>;
+
+/**
+ * Whether a statement can hand back a value of a column that `masker`'s column rules mask under a
+ * name those rules do not catch. Column rules match the names in a RowDescription, so only a
+ * masked column returned as itself is caught by them: an alias (`api_token AS t`), an expression
+ * (`upper(api_token)`, `string_agg(api_token, ',')`, `api_token::int` whose error quotes it), a
+ * subquery or CTE that renames it, or a whole row (`SELECT v FROM vault v`, `row_to_json(v)`,
+ * `ROW(v.*)`) carries the value under another name. Such a statement's results and errors are then
+ * masked whole (fail closed: a text Agate cannot parse counts as carrying one, and so does a
+ * FETCH, whose cursor's query is not in its text). For `EXECUTE name`, pass the PREPARE texts too.
+ *
+ * Not caught here: a value moved earlier into a column with another name (a view, CREATE TABLE
+ * AS, INSERT … SELECT); what the row count of a filter on a masked column reveals.
+ */
+export function carriesMaskedColumn(sql: string, masker: Masker): boolean {
+  if (!masker.hasColumnRules) return false;
+  const analysis = analyzeSql(sql);
+  if (!analysis.ok) return true;
+  return analysis.statements.some((s) => statementCarries(s.node, masker));
+}
+
+/** Statements whose result is the only place a value they read goes (see derived-columns rules above). */
+const READS_TO_RESULT = new Set(['SelectStmt', 'ExplainStmt', 'PrepareStmt', 'ExecuteStmt', 'DeclareCursorStmt', 'FetchStmt', 'ClosePortalStmt', 'DeallocateStmt', 'TransactionStmt', 'VariableShowStmt']);
+
+/**
+ * For a client whose results a mask set masks: the kind of the first statement that copies a
+ * masked column somewhere the mask cannot follow (a table, a view, another column or name, a
+ * function or DO body, a COPY stream), read back later under a name no rule matches; undefined
+ * when none does. `*` and whole rows count, as they may hold one. Writing a masked column
+ * (`INSERT … (api_token) VALUES`, `SET api_token = 'x'`) is not copying one. Bodies are strings:
+ * any word in them a column rule matches counts (fail closed).
+ */
+export function copiesMaskedColumn(sql: string, masker: Masker): string | undefined {
+  if (!masker.hasColumnRules) return undefined;
+  const analysis = analyzeSql(sql);
+  if (!analysis.ok) return undefined; // refused by policy as unparseable; never forwarded
+  for (const { kind, node } of analysis.statements) {
+    const select = node.SelectStmt as Node | undefined;
+    if (READS_TO_RESULT.has(kind) && select?.intoClause === undefined) continue;
+    const body = kind === 'CreateFunctionStmt' || kind === 'DoStmt' ? bodyWords(node) : [];
+    if (body.some((w) => masker.masksColumn(w)) || renamesMasked(node, masker) || copiesWholeTable(node, masker)) return kind;
+    // A masked column by name, or `*` / a whole row that may hold one (`CREATE VIEW v (a, b) AS SELECT * …`).
+    const rows = new Set<string>();
+    collectRowNames(node, rows);
+    const holdsMasked = (ref: Node): boolean => {
+      const fields = list(ref.fields);
+      const last = fields.at(-1) as Node | undefined;
+      const name = (last?.String as Node | undefined)?.sval;
+      return last?.A_Star !== undefined || (typeof name === 'string' && (masker.masksColumn(name) || (fields.length === 1 && rows.has(name))));
+    };
+    if (someRef(node, holdsMasked)) return kind;
+  }
+  return undefined;
+}
+
+/** `ALTER TABLE vault RENAME COLUMN api_token TO t`: the column itself, under a name no rule matches. */
+function renamesMasked(node: Node, masker: Masker): boolean {
+  const rename = node.RenameStmt as Node | undefined;
+  return rename?.renameType === 'OBJECT_COLUMN' && typeof rename.subname === 'string' && masker.masksColumn(rename.subname);
+}
+
+/**
+ * `COPY vault TO …` without a column list, or with a masked column in it: a COPY stream reaches
+ * the client with detectors only (a file or program, not at all), so column rules cannot follow.
+ */
+function copiesWholeTable(node: Node, masker: Masker): boolean {
+  const copy = node.CopyStmt as Node | undefined;
+  if (copy === undefined || copy.is_from === true || copy.relation === undefined) return false;
+  const columns = list(copy.attlist).map((a) => ((a as Node).String as Node | undefined)?.sval);
+  return columns.length === 0 || columns.some((c) => typeof c !== 'string' || masker.masksColumn(c));
+}
+
+function refNamesMasked(ref: Node, masker: Masker): boolean {
+  const name = ((list(ref.fields).at(-1) as Node | undefined)?.String as Node | undefined)?.sval;
+  return typeof name === 'string' && masker.masksColumn(name);
+}
+
+/** The identifier-like words of every string constant in a statement (function and DO bodies). */
+function bodyWords(node: Node): string[] {
+  const words: string[] = [];
+  forEachObject(node, (n) => {
+    if (typeof n.sval === 'string') words.push(...(n.sval.match(/[A-Za-z_][A-Za-z0-9_$]*/g) ?? []));
+    return false;
+  });
+  return words;
+}
+
+function statementCarries(statement: Node, masker: Masker): boolean {
+  // A cursor's rows are those of a DECLARE this text does not show: assume the worst.
+  if (statement.FetchStmt !== undefined) return true;
+  const rows = new Set<string>();
+  collectRowNames(statement, rows);
+  // The output columns a statement returns as themselves: its own target list (a plain SELECT,
+  // not a UNION whose later branches take the first one's names) and its RETURNING list.
+  const exempt = new Set<unknown>();
+  const top = Object.values(statement)[0] as Node | undefined;
+  const returning = [...list(top?.returningList), ...list((top?.returningClause as Node | undefined)?.exprs)];
+  const outputs = [...(top?.larg === undefined && top?.selectStmt === undefined ? list(top?.targetList) : []), ...returning];
+  for (const t of outputs) {
+    const target = (t as Node).ResTarget as Node | undefined;
+    const ref = (target?.val as Node | undefined)?.ColumnRef as Node | undefined;
+    if (ref === undefined) continue;
+    const last = list(ref.fields).at(-1) as Node | undefined;
+    const column = (last?.String as Node | undefined)?.sval;
+    // `*` and `v.*` expand to named columns; a column named as itself (or as another masked name).
+    const asItself = last?.A_Star !== undefined ? list(ref.fields).length <= 2 && target?.name === undefined : typeof column === 'string' && (target?.name === undefined || masker.masksColumn(String(target.name)));
+    if (asItself && !(list(ref.fields).length === 1 && typeof column === 'string' && rows.has(column))) exempt.add(ref);
+  }
+  // Column aliases on a FROM item or a CTE (`vault v(a, b)`, `WITH w(a, b)`) rename what `*` returns.
+  if (forEachObject(statement, (n) => list((n.alias as Node | undefined)?.colnames).length > 0 || list((n.CommonTableExpr as Node | undefined)?.aliascolnames).length > 0)) return true;
+  return someRef(statement, (ref) => {
+    if (exempt.has(ref)) return false;
+    const fields = list(ref.fields);
+    const last = fields.at(-1) as Node | undefined;
+    // `*` anywhere but the top-level list (a UNION branch, a subquery, `ROW(v.*)`): it may hold one.
+    if (last?.A_Star !== undefined) return true;
+    const name = (last?.String as Node | undefined)?.sval;
+    if (typeof name !== 'string') return false;
+    return masker.masksColumn(name) || (fields.length === 1 && rows.has(name));
+  });
+}
+
+/** Names a bare identifier can use for a whole row: tables, their aliases, subquery and CTE names. */
+function collectRowNames(node: unknown, rows: Set<string>): void {
+  forEachObject(node, (n) => {
+    // A RangeVar appears wrapped (`{ RangeVar: {...} }`) or bare (a statement's `relation`).
+    if (typeof n.relname === 'string') rows.add(n.relname);
+    const alias = n.alias as Node | undefined;
+    if (typeof alias?.aliasname === 'string') rows.add(alias.aliasname);
+    const cte = n.CommonTableExpr as Node | undefined;
+    if (typeof cte?.ctename === 'string') rows.add(cte.ctename);
+    return false;
+  });
+}
+
+function someRef(node: unknown, test: (ref: Node) => boolean): boolean {
+  return forEachObject(node, (n) => n.ColumnRef !== undefined && test(n.ColumnRef as Node));
+}
+
+/** Visits every object of a parse tree (an explicit stack: hostile nesting is deep); true stops. */
+function forEachObject(root: unknown, visit: (n: Node) => boolean): boolean {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      stack.push(...v);
+      continue;
+    }
+    if (visit(v as Node)) return true;
+    stack.push(...Object.values(v));
+  }
+  return false;
+}
+
+function list(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
