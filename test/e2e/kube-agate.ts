@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventCodec } from '../../schemas/src/codec.js';
 import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/events.js';
-import { startKubeApiServer, type KubeApiServer } from '../harness/kube-apiserver.js';
+import { startKubeApiServer, type KubeApiServer, type StartKubeApiServerOptions } from '../harness/kube-apiserver.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { findFreePort } from '../harness/postgres.js';
 import { run, type RunResult } from '../harness/proc.js';
@@ -19,11 +19,13 @@ export interface KubeAgate {
   agate: AgateProcess;
   kubeconfig: string;
   cacheDir: string;
+  /** Agate's Kubernetes listener on 127.0.0.1 (its certificate is signed by `kube.other.caFile`). */
+  port: number;
 }
 
 /** Starts everything; `policyYaml` is the config's `policy:` section (indented as at top level). */
-export async function startKubeAgate(policyYaml: string, targetExtra = ''): Promise<KubeAgate> {
-  const [kube, issuer] = await Promise.all([startKubeApiServer(), startOidcIssuer({ audience: 'agate' })]);
+export async function startKubeAgate(policyYaml: string, targetExtra = '', kubeOptions: StartKubeApiServerOptions = {}): Promise<KubeAgate> {
+  const [kube, issuer] = await Promise.all([startKubeApiServer(kubeOptions), startOidcIssuer({ audience: 'agate' })]);
   const port = await findFreePort();
   const q = (s: string) => JSON.stringify(s);
   const agate = await startAgateProcess({
@@ -50,7 +52,7 @@ query:
   assert.is(r.code, 0, r.stderr);
   const kubeconfig = join(agate.dir, 'agent.kubeconfig');
   writeFileSync(kubeconfig, r.stdout);
-  return { kube, issuer, agate, kubeconfig, cacheDir: join(agate.dir, 'kube-cache') };
+  return { kube, issuer, agate, kubeconfig, cacheDir: join(agate.dir, 'kube-cache'), port };
 }
 
 export async function stopKubeAgate(ctx: Partial<KubeAgate>): Promise<void> {

@@ -8,9 +8,12 @@ import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
 import { sqlFacts, type SqlFacts } from '../../../core/src/sql/facts.js';
 import { GUARDED_EFFECTS, type SqlEffect } from '../../../core/src/sql/effects.js';
-import { k8sRequest } from './k8s-request.js';
+import { k8sRequest, type K8sRequest } from './k8s-request.js';
 import { gitUpdates, type GitUpdate } from './git-push.js';
 import { HOOK_TAMPER_RULE, completeCapturedHeader, hookTamper } from './shell-hook.js';
+
+/** Verbs that, without a namespace, act on or answer with the objects of every namespace. */
+const ACROSS_NAMESPACES = new Set(['list', 'watch', 'deletecollection']);
 
 export interface PolicyDecision {
   /** `mask`: allowed, with the results the client receives masked by `mask_set`; `hold`: needs approval. */
@@ -346,15 +349,23 @@ function compileRule(config: RuleConfig): CompiledRule {
   const privilegeTest = k8s?.privilege === undefined ? undefined : k8s.privilege.includes('*') ? () => true : (f: string) => (k8s.privilege as readonly string[]).includes(f);
   const resourceTest = k8s?.resources === undefined ? undefined : anyGlob(k8s.resources.map((r) => r.toLowerCase()));
   const namespaceTest = k8s?.namespaces === undefined ? undefined : anyGlob(k8s.namespaces);
+  // Refusing and holding rules read a request as broadly as its effect: an allow rule is never widened.
+  const restrictive = config.action !== 'allow';
   /** `anyVerb`: the response question (does this request's answer carry the resource?), where the verb does not count. */
-  const k8sMatches = (command: Command, anyVerb: boolean): boolean => {
-    const r = k8sRequest(command);
-    if (r === undefined) return false; // a Kubernetes rule never matches what it cannot read
+  const requestMatches = (r: K8sRequest, anyVerb: boolean): boolean => {
     if (!anyVerb && verbTest !== undefined && !verbTest.has(r.verb)) return false;
     if (resourceTest !== undefined && !resourceTest(r.resource)) return false;
     if (privilegeTest !== undefined && !r.privilege.some(privilegeTest)) return false;
-    // A request across all namespaces ('') answers with objects of every namespace.
-    return namespaceTest === undefined || namespaceTest(r.namespace) || (anyVerb && r.namespace === '');
+    // A request across all namespaces ('') reaches the objects of every namespace: it answers with
+    // them, and a list, watch or deletecollection acts on them, so a refusal for one namespace holds.
+    return namespaceTest === undefined || namespaceTest(r.namespace) || (r.namespace === '' && (anyVerb || (restrictive && ACROSS_NAMESPACES.has(r.verb))));
+  };
+  const k8sMatches = (command: Command, anyVerb: boolean): boolean => {
+    const r = k8sRequest(command);
+    if (r === undefined) return false; // a Kubernetes rule never matches what it cannot read
+    if (requestMatches(r, anyVerb)) return true;
+    // An eviction deletes the pod (its disruption budget permitting): what refuses deleting a pod refuses evicting it.
+    return restrictive && r.verb === 'create' && r.resource === 'pods/eviction' && r.apiGroup === '' && requestMatches({ ...r, verb: 'delete', resource: 'pods' }, anyVerb);
   };
   const masks = config.action === 'allow' && config.mask_client !== false && k8s !== undefined;
   const identityMatches = (command: Command, anyVerb = false): boolean => {
