@@ -31,6 +31,11 @@ const POLICY = `policy:
       message: no shells in pods
       match:
         kubernetes: { resources: [pods/exec, pods/attach] }
+    - id: no-privilege-changes
+      action: deny
+      message: changing who can do what needs a human
+      match:
+        kubernetes: { privilege: ["*"] }
     - id: secrets-read-masked
       action: allow
       mask_client: true
@@ -260,6 +265,24 @@ test('exec and attach with any method or transport are refused and the API serve
     return cs.length >= 12 ? cs : undefined;
   });
   assert.ok(refused.length >= 12);
+});
+
+test('a service-account-token Secret spelled so Agate cannot parse it is still a privilege change', async (ctx) => {
+  // YAML the API server reads (an anchor and its alias) but Agate does not parse (no aliases), with
+  // the type spelled with an escape, so the raw bytes never contain it either.
+  const body = [
+    'apiVersion: v1',
+    'kind: Secret',
+    'metadata: {name: minted, namespace: default, annotations: {kubernetes.io/service-account.name: default}, labels: &l {a: b}}',
+    'more: *l',
+    'type: "kubernetes.io/service-account\\x2dtoken"',
+    '',
+  ].join('\n');
+  const r = await raw(ctx, 'POST', '/api/v1/namespaces/default/secrets', { 'content-type': 'application/yaml' }, body);
+  const made = await ctx.kube.kubectl(['get', 'secret', 'minted', '-o', 'jsonpath={.type}']);
+  assert.is.not(made.code, 0, `the Secret was created with type ${made.stdout} (${r.status})`);
+  assert.is(r.status, 403, `${r.status}: ${r.body.slice(0, 300)}`);
+  assert.match(statusMessage(r), 'by rule "no-privilege-changes"');
 });
 
 test.run();
