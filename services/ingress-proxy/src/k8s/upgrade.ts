@@ -60,7 +60,7 @@ export function relayUpgrade(client: Socket, head: Buffer, requestHead: string, 
       });
       server.once('close', () => {
         // A non-101 answer was written to the client: it is flushed before the end.
-        if (answered) client.end();
+        if (answered) client.end(() => client.destroy());
         else client.destroy();
         closed();
       });
@@ -96,8 +96,7 @@ export function relayUpgrade(client: Socket, head: Buffer, requestHead: string, 
       const finish = () => {
         answered = true;
         server.off('data', onHead);
-        server.destroy();
-        client.end();
+        server.destroy(); // its close ends the client once the answer is flushed
       };
       const switchProtocols = () => {
         if (head.length > 0) {
