@@ -285,4 +285,35 @@ test('a service-account-token Secret spelled so Agate cannot parse it is still a
   assert.match(statusMessage(r), 'by rule "no-privilege-changes"');
 });
 
+test('kubectl debug (an ephemeral container) and a node\'s proxy are exec by another name: refused where exec is', async (ctx) => {
+  const patch = JSON.stringify({ spec: { ephemeralContainers: [{ name: 'debugger', image: 'registry.invalid/sh', command: ['sh', '-c', 'cat /proc/1/environ'], targetContainerName: 'victim4' }] } });
+  const r = await raw(ctx, 'PATCH', '/api/v1/namespaces/prod/pods/victim4/ephemeralcontainers', { 'content-type': 'application/strategic-merge-patch+json' }, patch);
+  const containers = await ctx.kube.kubectl(['-n', 'prod', 'get', 'pod', 'victim4', '-o', 'jsonpath={.spec.ephemeralContainers}']);
+  assert.is(containers.stdout.trim(), '', `an ephemeral container was added (${r.status})`);
+  assert.is(r.status, 403, r.body.slice(0, 300));
+  assert.match(statusMessage(r), 'by rule "no-exec"');
+  const node = await raw(ctx, 'GET', '/api/v1/nodes/worker-1/proxy/exec/prod/victim4/victim4?command=id&output=1');
+  assert.is(node.status, 403, node.body.slice(0, 300));
+  assert.match(statusMessage(node), 'by rule "no-exec"');
+  const audited = (await ctx.kube.auditEvents()).filter((e) => e.objectRef?.subresource === 'ephemeralcontainers' || (e.objectRef?.resource === 'nodes' && e.objectRef.subresource === 'proxy'));
+  assert.equal(audited, []);
+});
+
+test('ambiguous framing (Transfer-Encoding with Content-Length) and impersonation headers in any spelling are refused', async (ctx) => {
+  const token = await agentToken(ctx);
+  const smuggled = 'DELETE /api/v1/namespaces/prod/pods/victim HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
+  const s = await tlsSession(ctx);
+  s.write(`POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`);
+  const got = await s.settle((t) => /^HTTP\/1\.1 \d{3}/.test(t));
+  s.end();
+  assert.match(got, /^HTTP\/1\.1 400 /, got.slice(0, 200));
+  assert.ok(await podExists(ctx, 'victim'));
+  for (const headers of [{ 'Impersonate-Uid': 'uid-1' } as Record<string, string>, { 'IMPERSONATE-EXTRA-SCOPES': 'admin' }, { 'impersonate-user': 'system:admin', 'impersonate-group': 'system:masters' }]) {
+    const r = await raw(ctx, 'GET', '/api/v1/namespaces/default/configmaps', headers);
+    assert.is(r.status, 403, JSON.stringify(headers));
+    // Refused by Agate itself, before any rule: impersonation is never passed on.
+    assert.match(statusMessage(r), 'impersonation headers (kubectl --as) are not allowed through Agate');
+  }
+});
+
 test.run();

@@ -230,12 +230,13 @@ policy:
   assert.is(k8s({ verb: 'patch', resource: 'pods', namespace: 'app', name: 'p' }).mask_set, null);
 });
 
-evaluate('kubernetes: a refusal for one namespace holds across all namespaces and for evictions; an allow is never widened', () => {
+evaluate('kubernetes: a refusal for one namespace holds across all namespaces and for requests of the same effect; an allow is never widened', () => {
   const p = policyOf(`policy:
   default: deny
   rules:
     - { id: no-prod-pod-deletes, action: deny, match: { kubernetes: { verbs: [delete], resources: [pods], namespaces: [prod] } } }
     - { id: no-vault-reads, action: deny, match: { kubernetes: { verbs: [get, list, watch], resources: [configmaps], namespaces: [vault] } } }
+    - { id: no-exec-in-prod, action: deny, match: { kubernetes: { verbs: [create], resources: [pods/exec], namespaces: [prod] } } }
     - { id: dev-everything, action: allow, match: { kubernetes: { namespaces: [dev] } } }
 `);
   const k8s = (attributes: Record<string, string>) => p.evaluate(cmd('kubectl', { protocol: 'kubernetes', attributes })).rule_id;
@@ -248,6 +249,10 @@ evaluate('kubernetes: a refusal for one namespace holds across all namespaces an
   // An eviction is a deletion of the pod.
   assert.is(k8s({ verb: 'create', resource: 'pods', subresource: 'eviction', namespace: 'prod', name: 'p' }), 'no-prod-pod-deletes');
   assert.is(k8s({ verb: 'create', resource: 'pods', subresource: 'eviction', namespace: 'dev', name: 'p' }), 'dev-everything');
+  // An ephemeral container runs a command like exec; a node's proxy reaches its kubelet's exec in any namespace.
+  assert.is(k8s({ verb: 'patch', resource: 'pods', subresource: 'ephemeralcontainers', namespace: 'prod', name: 'p' }), 'no-exec-in-prod');
+  assert.is(k8s({ verb: 'get', resource: 'nodes', subresource: 'proxy', name: 'n1' }), 'no-exec-in-prod');
+  assert.is(k8s({ verb: 'patch', resource: 'pods', subresource: 'ephemeralcontainers', namespace: 'dev', name: 'p' }), 'dev-everything');
   // The allow for dev does not cover a list across all namespaces (default deny decides).
   assert.is(k8s({ verb: 'list', resource: 'pods' }), null);
 });
