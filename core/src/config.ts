@@ -218,9 +218,9 @@ const ruleMatch = z.strictObject({
         .array(z.enum(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection', '*']))
         .nonempty()
         .optional()
-        .describe('RBAC verbs; `delete` also matches `deletecollection`, the deletion of many'),
+        .describe('RBAC verbs; `delete` also matches `deletecollection`, the deletion of many. A `deny` or `hold` rule also matches requests of the same effect: `create pods/eviction` as `delete pods`; a write of `pods/ephemeralcontainers` (`kubectl debug`) and any `nodes/proxy` request (the kubelet\'s exec, any namespace) as `create pods/exec`'),
       resources: z.array(z.string().min(1)).nonempty().optional().describe('resource globs such as `pods/exec`, `secrets`'),
-      namespaces: z.array(z.string()).nonempty().optional().describe('namespace globs'),
+      namespaces: z.array(z.string()).nonempty().optional().describe('namespace globs. A `deny` or `hold` rule also matches a list, watch or deletecollection across all namespaces (it reaches the named ones); an `allow` rule never does'),
       privilege: z
         .array(z.enum([...K8S_PRIVILEGE_FACTS, '*']))
         .nonempty()

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventCodec } from '../../schemas/src/codec.js';
 import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/events.js';
-import { startKubeApiServer, type KubeApiServer } from '../harness/kube-apiserver.js';
+import { startKubeApiServer, type KubeApiServer, type StartKubeApiServerOptions } from '../harness/kube-apiserver.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { findFreePort } from '../harness/postgres.js';
 import { run, type RunResult } from '../harness/proc.js';
@@ -21,14 +21,16 @@ export interface KubeAgate {
   cacheDir: string;
   /** The proxy's URL (`https://127.0.0.1:PORT`; its certificate is signed by `kube.other.caFile`). */
   server: string;
+  /** Agate's Kubernetes listener on 127.0.0.1 (the port of `server`). */
+  port: number;
 }
 
 /**
  * Starts everything; `policyYaml` is the config's `policy:` section (indented as at top level),
- * `extraYaml` more top-level sections.
+ * `extraYaml` more top-level sections, `kubeOptions` how the API server starts (its audit log).
  */
-export async function startKubeAgate(policyYaml: string, targetExtra = '', extraYaml = ''): Promise<KubeAgate> {
-  const [kube, issuer] = await Promise.all([startKubeApiServer(), startOidcIssuer({ audience: 'agate' })]);
+export async function startKubeAgate(policyYaml: string, targetExtra = '', extraYaml = '', kubeOptions: StartKubeApiServerOptions = {}): Promise<KubeAgate> {
+  const [kube, issuer] = await Promise.all([startKubeApiServer(kubeOptions), startOidcIssuer({ audience: 'agate' })]);
   const port = await findFreePort();
   const q = (s: string) => JSON.stringify(s);
   const agate = await startAgateProcess({
@@ -56,7 +58,7 @@ ${extraYaml}
   assert.is(r.code, 0, r.stderr);
   const kubeconfig = join(agate.dir, 'agent.kubeconfig');
   writeFileSync(kubeconfig, r.stdout);
-  return { kube, issuer, agate, kubeconfig, cacheDir: join(agate.dir, 'kube-cache'), server: `https://127.0.0.1:${port}` };
+  return { kube, issuer, agate, kubeconfig, cacheDir: join(agate.dir, 'kube-cache'), server: `https://127.0.0.1:${port}`, port };
 }
 
 export async function stopKubeAgate(ctx: Partial<KubeAgate>): Promise<void> {

@@ -78,11 +78,28 @@ export interface KubeApiServer {
   log(): string;
   /** Stops both processes and removes `dir`. Safe to call more than once. */
   stop(): Promise<void>;
+  /** The API server's audit events so far (empty unless started with `auditLog`). */
+  auditEvents(): Promise<KubeAuditEvent[]>;
+}
+
+/** The fields of an audit.k8s.io/v1 Event the tests read. */
+export interface KubeAuditEvent {
+  stage: string;
+  verb: string;
+  requestURI: string;
+  user: { username: string };
+  objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
+  responseStatus?: { code?: number };
 }
 
 export interface StartKubeApiServerOptions {
   /** Deadline for PKI, etcd and /readyz once binaries are cached. Default 90 000 ms. */
   readyTimeoutMs?: number;
+  /**
+   * Turns on the API server's own audit log (every request at Metadata level, one JSON event per
+   * line): the independent record of what the API server did, to compare Agate's record against.
+   */
+  auditLog?: boolean;
 }
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -140,7 +157,8 @@ export async function startKubeApiServer(opts: StartKubeApiServerOptions = {}): 
     await writeFile(tokenFile, `${adminToken},agate-token-admin,uid-agate-token-admin,"system:masters"\n${userToken},agate-nobody,uid-agate-nobody\n`, { mode: 0o600 });
 
     const etcdPort = await startEtcd(bin, dir, children, capture, deadline);
-    const port = await startApiServer(bin, dir, pki, tokenFile, `http://${HOST}:${etcdPort}`, children, capture, () => output, deadline);
+    const audit = opts.auditLog === true ? await auditFiles(dir) : undefined;
+    const port = await startApiServer(bin, dir, pki, tokenFile, `http://${HOST}:${etcdPort}`, children, capture, () => output, deadline, audit);
     const url = `https://${HOST}:${port}`;
     const caPem = await readFile(pki.caFile, 'utf8');
     const kubectlPath = join(bin, 'kubectl');
@@ -178,6 +196,11 @@ export async function startKubeApiServer(opts: StartKubeApiServerOptions = {}): 
       dir,
       log: () => output,
       stop,
+      auditEvents: async () => {
+        if (audit === undefined || !existsSync(audit.log)) return [];
+        const text = await readFile(audit.log, 'utf8');
+        return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as KubeAuditEvent);
+      },
     };
   } catch (err) {
     await stop();
@@ -302,9 +325,17 @@ async function startEtcd(bin: string, dir: string, children: ChildProcess[], cap
   }
 }
 
+/** An audit policy recording every request at Metadata level, and where the log goes. */
+async function auditFiles(dir: string): Promise<{ policy: string; log: string }> {
+  const policy = join(dir, 'audit-policy.yaml');
+  await writeFile(policy, 'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n');
+  return { policy, log: join(dir, 'audit.log') };
+}
+
 async function startApiServer(
   bin: string, dir: string, pki: Pki, tokenFile: string, etcd: string,
   children: ChildProcess[], capture: Capture, log: () => string, deadline: number,
+  audit: { policy: string; log: string } | undefined,
 ): Promise<number> {
   for (let attempt = 1; ; attempt++) {
     const port = await findFreePort();
@@ -326,6 +357,8 @@ async function startApiServer(
       '--profiling=false',
       '--endpoint-reconciler-type=none',
       '--v=1',
+      // Written as each request is handled (the default batch backend would lag behind).
+      ...(audit === undefined ? [] : [`--audit-policy-file=${audit.policy}`, `--audit-log-path=${audit.log}`, '--audit-log-mode=blocking', '--audit-log-format=json']),
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (out = (out + d).slice(-32_000)));

@@ -233,6 +233,33 @@ policy:
   assert.is(k8s({ verb: 'patch', resource: 'pods', namespace: 'app', name: 'p' }).mask_set, null);
 });
 
+evaluate('kubernetes: a refusal for one namespace holds across all namespaces and for requests of the same effect; an allow is never widened', () => {
+  const p = policyOf(`policy:
+  default: deny
+  rules:
+    - { id: no-prod-pod-deletes, action: deny, match: { kubernetes: { verbs: [delete], resources: [pods], namespaces: [prod] } } }
+    - { id: no-vault-reads, action: deny, match: { kubernetes: { verbs: [get, list, watch], resources: [configmaps], namespaces: [vault] } } }
+    - { id: no-exec-in-prod, action: deny, match: { kubernetes: { verbs: [create], resources: [pods/exec], namespaces: [prod] } } }
+    - { id: dev-everything, action: allow, match: { kubernetes: { namespaces: [dev] } } }
+`);
+  const k8s = (attributes: Record<string, string>) => p.evaluate(cmd('kubectl', { protocol: 'kubernetes', attributes })).rule_id;
+  // GET /api/v1/configmaps (list or watch, by name too) answers with vault's ConfigMaps.
+  assert.is(k8s({ verb: 'list', resource: 'configmaps' }), 'no-vault-reads');
+  assert.is(k8s({ verb: 'list', resource: 'configmaps', name: 'db' }), 'no-vault-reads');
+  assert.is(k8s({ verb: 'watch', resource: 'configmaps' }), 'no-vault-reads');
+  assert.is(k8s({ verb: 'deletecollection', resource: 'pods' }), 'no-prod-pod-deletes');
+  assert.is(k8s({ verb: 'list', resource: 'configmaps', namespace: 'dev' }), 'dev-everything');
+  // An eviction is a deletion of the pod.
+  assert.is(k8s({ verb: 'create', resource: 'pods', subresource: 'eviction', namespace: 'prod', name: 'p' }), 'no-prod-pod-deletes');
+  assert.is(k8s({ verb: 'create', resource: 'pods', subresource: 'eviction', namespace: 'dev', name: 'p' }), 'dev-everything');
+  // An ephemeral container runs a command like exec; a node's proxy reaches its kubelet's exec in any namespace.
+  assert.is(k8s({ verb: 'patch', resource: 'pods', subresource: 'ephemeralcontainers', namespace: 'prod', name: 'p' }), 'no-exec-in-prod');
+  assert.is(k8s({ verb: 'get', resource: 'nodes', subresource: 'proxy', name: 'n1' }), 'no-exec-in-prod');
+  assert.is(k8s({ verb: 'patch', resource: 'pods', subresource: 'ephemeralcontainers', namespace: 'dev', name: 'p' }), 'dev-everything');
+  // The allow for dev does not cover a list across all namespaces (default deny decides).
+  assert.is(k8s({ verb: 'list', resource: 'pods' }), null);
+});
+
 const policyOf = (yaml: string) => new CompiledPolicy(parseConfig(`identity: { dev_issuer: { enabled: true } }\n${yaml}`, 'inline.yaml').policy);
 
 evaluate('tables match what a statement writes as well as what it reads; tables_read and tables_written pick one', () => {

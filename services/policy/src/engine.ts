@@ -8,9 +8,26 @@ import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
 import { sqlFacts, type SqlFacts } from '../../../core/src/sql/facts.js';
 import { GUARDED_EFFECTS, type SqlEffect } from '../../../core/src/sql/effects.js';
-import { k8sRequest } from './k8s-request.js';
+import { k8sRequest, type K8sRequest } from './k8s-request.js';
 import { gitUpdates, type GitUpdate } from './git-push.js';
 import { HOOK_TAMPER_RULE, completeCapturedHeader, hookTamper } from './shell-hook.js';
+
+/** Verbs that, without a namespace, act on or answer with the objects of every namespace. */
+const ACROSS_NAMESPACES = new Set(['list', 'watch', 'deletecollection']);
+
+/**
+ * The requests another request has the effect of, for refusing and holding rules (an allow rule
+ * is never widened): an eviction deletes the pod (its disruption budget permitting); an
+ * ephemeral container (`kubectl debug`) runs a command in the pod as exec would; a node's proxy
+ * reaches its kubelet, whose API execs into any pod on the node, of any namespace.
+ */
+function sameEffect(r: K8sRequest): Array<{ request: K8sRequest; anyNamespace: boolean }> {
+  if (r.apiGroup !== '') return [];
+  if (r.resource === 'pods/eviction' && r.verb === 'create') return [{ request: { ...r, verb: 'delete', resource: 'pods' }, anyNamespace: false }];
+  if (r.resource === 'pods/ephemeralcontainers' && (r.verb === 'update' || r.verb === 'patch')) return [{ request: { ...r, verb: 'create', resource: 'pods/exec' }, anyNamespace: false }];
+  if (r.resource === 'nodes/proxy') return [{ request: { ...r, verb: 'create', resource: 'pods/exec', name: '' }, anyNamespace: true }];
+  return [];
+}
 
 export interface PolicyDecision {
   /** `mask`: allowed, with the results the client receives masked by `mask_set`; `hold`: needs approval. */
@@ -367,15 +384,25 @@ function compileRule(config: RuleConfig): CompiledRule {
   const privilegeTest = k8s?.privilege === undefined ? undefined : k8s.privilege.includes('*') ? () => true : (f: string) => (k8s.privilege as readonly string[]).includes(f);
   const resourceTest = k8s?.resources === undefined ? undefined : anyGlob(k8s.resources.map((r) => r.toLowerCase()));
   const namespaceTest = k8s?.namespaces === undefined ? undefined : anyGlob(k8s.namespaces);
-  /** `anyVerb`: the response question (does this request's answer carry the resource?), where the verb does not count. */
-  const k8sMatches = (command: Command, anyVerb: boolean): boolean => {
-    const r = k8sRequest(command);
-    if (r === undefined) return false; // a Kubernetes rule never matches what it cannot read
+  // Refusing and holding rules read a request as broadly as its effect: an allow rule is never widened.
+  const restrictive = config.action !== 'allow';
+  /**
+   * `anyVerb`: the response question (does this request's answer carry the resource?), where the
+   * verb does not count. `anyNamespace`: the request may reach objects of any namespace.
+   */
+  const requestMatches = (r: K8sRequest, anyVerb: boolean, anyNamespace = false): boolean => {
     if (!anyVerb && verbTest !== undefined && !verbTest.has(r.verb)) return false;
     if (resourceTest !== undefined && !resourceTest(r.resource)) return false;
     if (privilegeTest !== undefined && !r.privilege.some(privilegeTest)) return false;
-    // A request across all namespaces ('') answers with objects of every namespace.
-    return namespaceTest === undefined || namespaceTest(r.namespace) || (anyVerb && r.namespace === '');
+    // A request across all namespaces ('') reaches the objects of every namespace: it answers with
+    // them, and a list, watch or deletecollection acts on them, so a refusal for one namespace holds.
+    return namespaceTest === undefined || anyNamespace || namespaceTest(r.namespace) || (r.namespace === '' && (anyVerb || (restrictive && ACROSS_NAMESPACES.has(r.verb))));
+  };
+  const k8sMatches = (command: Command, anyVerb: boolean): boolean => {
+    const r = k8sRequest(command);
+    if (r === undefined) return false; // a Kubernetes rule never matches what it cannot read
+    if (requestMatches(r, anyVerb)) return true;
+    return restrictive && sameEffect(r).some((e) => requestMatches(e.request, anyVerb, e.anyNamespace));
   };
   const masks = config.action === 'allow' && config.mask_client !== false && k8s !== undefined;
   const identityMatches = (command: Command, anyVerb = false): boolean => {

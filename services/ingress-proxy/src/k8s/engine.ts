@@ -144,6 +144,12 @@ export class KubeEngine {
     const decided: RequestInfo = info.kind === 'resource' && info.verb === 'get' && UPGRADE_SUBRESOURCES.has(info.subresource) ? { ...info, verb: 'create' } : info;
     const command = this.#command(session, req, decided, undefined);
     command.attributes.upgrade = String(req.headers.upgrade ?? '').slice(0, 64);
+    if (declaresBody(req.headers)) {
+      // Bytes after the head are relayed only once the API server switched protocols: a body
+      // Agate never reads has no place in an upgrade, so its framing is not guessed at.
+      const status = failure('BadRequest', 'Agate refused the upgrade request: it declares a body (Content-Length or Transfer-Encoding), which an upgrade request does not carry', decided);
+      return this.#refuse(session, command, decided, status, ErrorCode.PROTOCOL_VIOLATION, true);
+    }
     const decision = await this.#decide(session, command, decided, req.headers);
     if (decision.kind === 'refuse') return this.#refuse(session, command, decided, decision.status, decision.code, false);
     if (decision.client !== undefined) {
@@ -307,6 +313,10 @@ export class KubeEngine {
       return { kind: 'unknown', reason: 'the question could not be recorded' };
     }
   }
+}
+
+function declaresBody(headers: KubeRequest['headers']): boolean {
+  return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0');
 }
 
 /** What the client is told when the API server cannot be reached: names the cause, never the credential. */

@@ -49,7 +49,8 @@ export function upgradeHead(method: string, path: string, rawHeaders: readonly s
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const k = rawHeaders[i]!;
     const lk = k.toLowerCase();
-    if (lk === 'authorization' || lk === 'host' || lk.startsWith('impersonate-') || lk === 'proxy-authorization') continue;
+    // No body framing: an upgrade request with a body is refused before this (engine.ts).
+    if (lk === 'authorization' || lk === 'host' || lk.startsWith('impersonate-') || lk === 'proxy-authorization' || lk === 'content-length' || lk === 'transfer-encoding' || lk === 'expect') continue;
     lines.push(`${k}: ${rawHeaders[i + 1]!.replace(/[\r\n]/g, '')}`);
   }
   for (const [k, v] of Object.entries(credential)) lines.push(`${k}: ${v}`);

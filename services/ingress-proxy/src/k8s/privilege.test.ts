@@ -7,7 +7,7 @@ import { classifyRequest, type RequestInfo } from './request-info.js';
 
 const facts = (method: string, path: string, body?: unknown, type = 'application/json', headers: Record<string, string> = {}) => {
   const raw = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
-  return privilegeFacts(classifyRequest(method, path) as RequestInfo, headers, raw === undefined ? undefined : readBody(raw, type), raw);
+  return privilegeFacts(classifyRequest(method, path) as RequestInfo, { 'content-type': type, ...headers }, raw === undefined ? undefined : readBody(raw, type), raw);
 };
 
 const test = suite('privilegeFacts');
@@ -28,6 +28,11 @@ test('service accounts, minted tokens (TokenRequest and token Secrets), CSRs and
   assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', { type: 'kubernetes.io/service-account-token', metadata: { annotations: { 'kubernetes.io/service-account.name': 'x' } } }), ['token']);
   assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', Buffer.from('k8s\0...kubernetes.io/service-account-token...'), 'application/vnd.kubernetes.protobuf'), ['token']);
   assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', { type: 'Opaque' }), []);
+  // A body Agate cannot parse (YAML with an alias, an escape hiding the type; CBOR) may name the type.
+  const aliased = Buffer.from('kind: Secret\nmetadata: {name: m, labels: &l {a: b}}\nmore: *l\ntype: "kubernetes.io/service-account\\x2dtoken"\n');
+  assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', aliased, 'application/yaml'), ['token']);
+  assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', Buffer.from([0xd9, 0xd9, 0xf7, 0xa0]), 'application/cbor'), ['token']);
+  assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', Buffer.from('k8s\0...Opaque...'), 'application/vnd.kubernetes.protobuf'), []);
   assert.equal(facts('POST', '/apis/certificates.k8s.io/v1/certificatesigningrequests', {}), ['csr']);
   assert.equal(facts('PUT', '/apis/certificates.k8s.io/v1/certificatesigningrequests/x/approval', {}), ['csr-approval']);
 });
@@ -40,6 +45,7 @@ test('namespace finalize, and finalizers set by a patch or update in any form', 
   assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', [{ op: 'add', path: '/metadata/labels/a', value: 'b' }], 'application/json-patch+json'), []);
   assert.equal(facts('PUT', '/api/v1/namespaces/a/configmaps/c', { metadata: { name: 'c', finalizers: [] } }), ['finalizers']);
   assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: { labels: { a: 'b' } } }, 'application/merge-patch+json'), []);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', Buffer.from('metadata: {"fin\\x61lizers": [], labels: &l {a: b}}\nx: *l\n'), 'application/apply-patch+yaml'), ['finalizers']);
 });
 
 test('impersonation headers, on any request', () => {

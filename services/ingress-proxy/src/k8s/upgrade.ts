@@ -10,11 +10,19 @@ export type UpgradeOutcome =
 /** The API server's first line is read within this many bytes, or the relay gives up on naming it. */
 const MAX_STATUS_LINE = 256;
 
+/** A head the API server has not finished within this many bytes is not an HTTP answer Agate relays. */
+const MAX_RESPONSE_HEAD = 64 * 1024;
+
 /**
  * Relays an upgraded connection (exec, attach, port-forward over WebSocket or SPDY) after its
  * request was decided: opens TLS to the API server, sends `requestHead` (the engine rebuilt it
- * without the client's token, with Agate's credential), then pipes both ways with backpressure (`pipe`),
- * counting bytes each way and hashing what the server sent. Resolves when both sides are closed.
+ * without the client's token, with Agate's credential) and reads the answer's head. Only a
+ * `101 Switching Protocols` opens the pipe both ways (with backpressure, counting bytes each way
+ * and hashing what the server sent). Until then not one client byte is sent: Agate's credential
+ * holds for the whole TLS connection (a client certificate authenticates every request on it), so
+ * a byte of the client's reaching a connection the API server still reads as HTTP would be a
+ * second request nobody decided or recorded. Any other answer is delivered and both connections
+ * closed. Resolves when both sides are closed.
  */
 export function relayUpgrade(client: Socket, head: Buffer, requestHead: string, upstream: KubeUpstream): Promise<UpgradeOutcome> {
   const host = upstream.server.hostname;
@@ -27,40 +35,111 @@ export function relayUpgrade(client: Socket, head: Buffer, requestHead: string, 
     let bytesDown = 0;
     let statusLine = '';
     const hash = createHash('sha256');
+    // Nothing the client sends is read before the API server switched protocols.
+    client.pause();
     server.once('error', (error) => {
       if (!connected) return resolve({ kind: 'unreachable', error });
       client.destroy();
     });
+    let open = 2;
+    const closed = () => {
+      if (--open > 0) return;
+      const code = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1] ?? 0);
+      resolve({ kind: 'relayed', code, statusLine: statusLine.slice(0, 120), bytesUp, bytesDown, digest: bytesDown === 0 ? null : `sha256:${hash.digest('hex')}`, durationUs: Number((process.hrtime.bigint() - started) / 1000n) });
+    };
+    const down = (chunk: Buffer) => {
+      bytesDown += chunk.length;
+      hash.update(chunk);
+      client.write(chunk);
+    };
     server.once('secureConnect', () => {
       connected = true;
-      server.write(requestHead);
-      if (head.length > 0) {
-        bytesUp += head.length;
-        server.write(head);
-      }
-      client.on('data', (chunk: Buffer) => (bytesUp += chunk.length));
-      server.on('data', (chunk: Buffer) => {
-        if (statusLine === '' || (!statusLine.includes('\r\n') && statusLine.length < MAX_STATUS_LINE)) statusLine += chunk.toString('latin1', 0, MAX_STATUS_LINE);
-        bytesDown += chunk.length;
-        hash.update(chunk);
-      });
-      client.pipe(server);
-      server.pipe(client);
-      let open = 2;
-      const closed = () => {
-        if (--open > 0) return;
-        const first = statusLine.split('\r\n')[0] ?? '';
-        const code = Number(/^HTTP\/1\.[01] (\d{3})/.exec(first)?.[1] ?? 0);
-        resolve({ kind: 'relayed', code, statusLine: first.slice(0, 120), bytesUp, bytesDown, digest: bytesDown === 0 ? null : `sha256:${hash.digest('hex')}`, durationUs: Number((process.hrtime.bigint() - started) / 1000n) });
-      };
       client.once('close', () => {
         server.destroy();
         closed();
       });
       server.once('close', () => {
-        client.destroy();
+        // A non-101 answer was written to the client: it is flushed before the end.
+        if (answered) client.end(() => client.destroy());
+        else client.destroy();
         closed();
       });
+      let answered = false;
+      let answer = Buffer.alloc(0);
+      let body: BodyEnd | undefined;
+      const onHead = (chunk: Buffer) => {
+        if (body !== undefined) {
+          // Not switched: the answer's body, then both connections end.
+          down(chunk);
+          if (body.done(chunk)) finish();
+          return;
+        }
+        answer = Buffer.concat([answer, chunk]);
+        const end = answer.indexOf('\r\n\r\n');
+        if (end < 0) {
+          if (answer.length > MAX_RESPONSE_HEAD) finish();
+          return;
+        }
+        const headText = answer.subarray(0, end).toString('latin1');
+        statusLine = headText.split('\r\n')[0] ?? '';
+        const rest = answer.subarray(end + 4);
+        if (/^HTTP\/1\.[01] 101 /.test(statusLine)) {
+          server.off('data', onHead);
+          down(answer);
+          switchProtocols();
+          return;
+        }
+        body = bodyEnd(headText);
+        down(answer);
+        if (body.done(rest)) finish();
+      };
+      const finish = () => {
+        answered = true;
+        server.off('data', onHead);
+        server.destroy(); // its close ends the client once the answer is flushed
+      };
+      const switchProtocols = () => {
+        if (head.length > 0) {
+          bytesUp += head.length;
+          server.write(head);
+        }
+        client.on('data', (chunk: Buffer) => (bytesUp += chunk.length));
+        server.on('data', (chunk: Buffer) => {
+          bytesDown += chunk.length;
+          hash.update(chunk);
+        });
+        client.pipe(server);
+        server.pipe(client);
+        client.resume();
+      };
+      server.on('data', onHead);
+      server.write(requestHead);
     });
   });
+}
+
+/** Tells when a (non-101) answer's body is complete, from its head. */
+interface BodyEnd {
+  /** Takes the next bytes of the body; true once it is complete. */
+  done(chunk: Buffer): boolean;
+}
+
+function bodyEnd(headText: string): BodyEnd {
+  const length = /\r\ncontent-length:\s*(\d+)/i.exec(headText);
+  if (length !== null) {
+    let left = Number(length[1]);
+    return { done: (chunk) => (left -= chunk.length) <= 0 };
+  }
+  if (/\r\ntransfer-encoding:[^\r]*chunked/i.test(headText)) {
+    // The last chunk: `0` then an empty trailer. Seen across chunk boundaries by keeping a tail.
+    let tail = '';
+    return {
+      done: (chunk) => {
+        tail = (tail + chunk.toString('latin1')).slice(-16);
+        return /(^|\r\n)0\r\n\r\n$/.test(tail);
+      },
+    };
+  }
+  // No length: the body ends when the server closes.
+  return { done: () => false };
 }
