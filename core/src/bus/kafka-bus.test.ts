@@ -48,10 +48,12 @@ kafka.after(async () => {
   await registry?.close();
 });
 
-kafka('a session stays ordered in one partition; batches name their stream', async () => {
+kafka('a session stays ordered in one partition across parallel producers; batches name their stream', async () => {
   const b = await bus('ordering', { topic: 'ordering' });
-  const sessions = ['s-a', 's-b', 's-c'];
-  const sent = sessions.flatMap((s) => [1, 2, 3, 4].map((i) => command(s, `SELECT ${i}`)));
+  // Twelve sessions over the bus's four producers, 20 unawaited publishes each: sends overlap.
+  const sessions = Array.from({ length: 12 }, (_, i) => `s-${i}`);
+  const texts = Array.from({ length: 20 }, (_, i) => `SELECT ${i + 1}`);
+  const sent = sessions.flatMap((s) => texts.map((t) => command(s, t)));
   await Promise.all(sent.map((e) => b.publish(e)));
   const got = new Map<string, { texts: string[]; streams: Set<string> }>();
   await new Promise<void>((resolve) => {
@@ -68,7 +70,7 @@ kafka('a session stays ordered in one partition; batches name their stream', asy
     } });
   });
   for (const s of sessions) {
-    assert.equal(got.get(s)!.texts, ['SELECT 1', 'SELECT 2', 'SELECT 3', 'SELECT 4']);
+    assert.equal(got.get(s)!.texts, texts);
     assert.is(got.get(s)!.streams.size, 1);
     assert.match([...got.get(s)!.streams][0]!, /^ordering-[0-2]$/);
   }
