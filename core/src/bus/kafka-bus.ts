@@ -42,18 +42,19 @@ export interface KafkaBusOptions {
   sasl?: { mechanism: 'scram-sha-512' | 'scram-sha-256' | 'plain'; username: string; password: string };
   /** How long `connect` keeps retrying retriable errors (default 30 s). */
   connectTimeoutMs?: number;
-  /** Idempotent producers sending in parallel, each a group commit (default 4; see kafka-lanes.ts). */
+  /** Idempotent producers sending in parallel, each a group commit (default 1; see kafka-lanes.ts). */
   producers?: number;
 }
 
 /** Waits between retries of a batch whose handler failed (core/src/retry.ts). */
 const HANDLER_BACKOFF = { firstMs: 50, maxMs: 5_000 };
 /**
- * Producers per process. One idempotent kafkajs producer has one request in flight, so a busy
- * process's publishes waited a whole round trip per batch; several send in parallel
- * (`npm run bench -- pipeline` compares 1 and 4, BENCHMARKS.md).
+ * Producers per process. One idempotent kafkajs producer has one request in flight; more lanes
+ * send in parallel, but measured with proxy, policy and ledger in one process on 2 cores, 4 moved
+ * fewer events into the store than 1 (`npm run bench -- pipeline --producers 1,4`, BENCHMARKS.md):
+ * the ledger, not the send, was the limit. Kept at 1 until a measurement says otherwise.
  */
-const DEFAULT_PRODUCERS = 4;
+const DEFAULT_PRODUCERS = 1;
 /**
  * Fetch settings. A fetch with nothing to read is held at the broker up to `maxWaitTimeInMs`, and
  * the broker answers it as soon as a record arrives (`minBytes` 1), so a long wait costs no
