@@ -3,7 +3,9 @@
  * durably, decided by the policy service, verdict back to the waiting proxy) and sustained
  * events/s from publishers into the ledger's store.
  *
- *   npm run bench -- pipeline [--verdicts N] [--events N]
+ *   npm run bench -- pipeline [--verdicts N] [--events N] [--producers 1,4]
+ *
+ * Kafka (4.4, acks=all, 6 partitions, one broker) runs once per producer count, on fresh topics.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -112,15 +114,15 @@ async function embedded(verdicts: number, events: number): Promise<Figures> {
   return { mode: 'embedded (local log, fsync)', ...lat, ...tp, idleCpuPct: idle };
 }
 
-async function kafka(verdicts: number, events: number): Promise<Figures> {
-  const broker = await startKafka();
+async function kafka(broker: Awaited<ReturnType<typeof startKafka>>, producers: number, verdicts: number, events: number): Promise<Figures> {
+  const topics = `bench${producers}`;
   const dir = mkdtempSync(join(tmpdir(), 'agate-bench-'));
   const codec = new EventCodec();
   const connect = (instanceId: string, awaitsVerdicts: boolean) =>
-    KafkaBus.connect({ brokers: [broker.bootstrap], instanceId, groupPrefix: 'agate', eventsTopic: 'agate.events', verdictsTopic: 'agate.verdicts', partitions: 6, replicationFactor: 1, wire: new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts });
+    KafkaBus.connect({ brokers: [broker.bootstrap], instanceId, groupPrefix: topics, eventsTopic: `${topics}.events`, verdictsTopic: `${topics}.verdicts`, partitions: 6, replicationFactor: 1, wire: new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts, producers });
   const [proxyBus, policyBus, ledgerBus] = [await connect('proxy', true), await connect('policy', false), await connect('ledger', false)];
   const store = EmbeddedStore.open(join(dir, 'store'));
-  const ledger = new LedgerService({ bus: ledgerBus, store, codec, logger: silentLogger, chainId: 'agate.events-0', signer: loadOrCreateSigner(join(dir, 'checkpoint.key'), 'agate.bench/ledger') });
+  const ledger = new LedgerService({ bus: ledgerBus, store, codec, logger: silentLogger, chainId: `${topics}.events-0`, signer: loadOrCreateSigner(join(dir, 'checkpoint.key'), 'agate.bench/ledger') });
   await ledger.start();
   const pol = new PolicyService({ bus: policyBus, policy, logger: silentLogger, staleAfterMs: 5000 });
   await pol.start();
@@ -131,18 +133,24 @@ async function kafka(verdicts: number, events: number): Promise<Figures> {
   await ledger.stop();
   for (const b of [proxyBus, policyBus, ledgerBus]) await b.close();
   await store.close();
-  await broker.destroy();
   rmSync(dir, { recursive: true, force: true });
-  return { mode: 'Kafka 4.4 (acks=all, 6 partitions)', ...lat, ...tp, idleCpuPct: idle };
+  return { mode: `Kafka, ${producers} producer${producers === 1 ? '' : 's'}`, ...lat, ...tp, idleCpuPct: idle };
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { verdicts: { type: 'string', default: '2000' }, events: { type: 'string', default: '200000' } } });
+  const { values } = parseArgs({ args: argv, options: { verdicts: { type: 'string', default: '2000' }, events: { type: 'string', default: '200000' }, producers: { type: 'string', default: '1,4' } } });
   const verdicts = Number(values.verdicts);
   const events = Number(values.events);
+  const producerCounts = values.producers.split(',').map(Number);
   await loadParsers();
   console.log(`pipeline benchmark: ${verdicts} sequential verdict round trips, then ${events} events from 8 publishers into the ledger (embedded ClickHouse store)\n`);
-  const rows = [await embedded(verdicts, events), await kafka(verdicts, events)];
+  const rows = [await embedded(verdicts, events)];
+  const broker = await startKafka();
+  try {
+    for (const n of producerCounts) rows.push(await kafka(broker, n, verdicts, events));
+  } finally {
+    await broker.destroy();
+  }
   const pad = (s: string, n: number) => s.padEnd(n);
   console.log(`${pad('mode', 36)}${pad('verdict p50', 13)}${pad('verdict p99', 13)}${pad('events/s into store', 21)}${pad('drain after last publish', 26)}idle CPU (3 clients)`);
   for (const r of rows) console.log(`${pad(r.mode, 36)}${pad(r.p50.toFixed(2) + ' ms', 13)}${pad(r.p99.toFixed(2) + ' ms', 13)}${pad(String(r.eventsPerSec), 21)}${pad(`${r.lagMs} ms`, 26)}${r.idleCpuPct.toFixed(1)} % of a core`);

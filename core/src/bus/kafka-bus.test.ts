@@ -29,12 +29,12 @@ const ready = (async () => {
 })();
 ready.catch(() => undefined); // each test awaits it and reports the failure
 
-async function bus(instanceId: string, opts: { registry?: boolean; awaitsVerdicts?: boolean; topic?: string; groupPrefix?: string } = {}): Promise<KafkaBus> {
+async function bus(instanceId: string, opts: { registry?: boolean; awaitsVerdicts?: boolean; topic?: string; groupPrefix?: string; producers?: number } = {}): Promise<KafkaBus> {
   await ready;
   const topic = opts.topic ?? 'events';
   const b = await KafkaBus.connect({
     brokers: [broker.bootstrap], instanceId, groupPrefix: opts.groupPrefix ?? consumerGroupPrefix(topic), eventsTopic: topic, verdictsTopic: `${topic}.verdicts`, partitions: 3, replicationFactor: 1,
-    wire: opts.registry ? new RegistryWire(registry.url, topic, codec) : new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts: opts.awaitsVerdicts ?? false,
+    wire: opts.registry ? new RegistryWire(registry.url, topic, codec) : new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts: opts.awaitsVerdicts ?? false, producers: opts.producers,
   });
   buses.push(b);
   return b;
@@ -48,10 +48,12 @@ kafka.after(async () => {
   await registry?.close();
 });
 
-kafka('a session stays ordered in one partition; batches name their stream', async () => {
-  const b = await bus('ordering', { topic: 'ordering' });
-  const sessions = ['s-a', 's-b', 's-c'];
-  const sent = sessions.flatMap((s) => [1, 2, 3, 4].map((i) => command(s, `SELECT ${i}`)));
+kafka('a session stays ordered in one partition across parallel producers; batches name their stream', async () => {
+  const b = await bus('ordering', { topic: 'ordering', producers: 4 });
+  // Twelve sessions over four producers, 20 unawaited publishes each: sends overlap.
+  const sessions = Array.from({ length: 12 }, (_, i) => `s-${i}`);
+  const texts = Array.from({ length: 20 }, (_, i) => `SELECT ${i + 1}`);
+  const sent = sessions.flatMap((s) => texts.map((t) => command(s, t)));
   await Promise.all(sent.map((e) => b.publish(e)));
   const got = new Map<string, { texts: string[]; streams: Set<string> }>();
   await new Promise<void>((resolve) => {
@@ -68,7 +70,7 @@ kafka('a session stays ordered in one partition; batches name their stream', asy
     } });
   });
   for (const s of sessions) {
-    assert.equal(got.get(s)!.texts, ['SELECT 1', 'SELECT 2', 'SELECT 3', 'SELECT 4']);
+    assert.equal(got.get(s)!.texts, texts);
     assert.is(got.get(s)!.streams.size, 1);
     assert.match([...got.get(s)!.streams][0]!, /^ordering-[0-2]$/);
   }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
-import { Kafka, logLevel, Partitioners, type Consumer, type Producer, type Message, type SASLOptions } from 'kafkajs';
+import { Kafka, logLevel, type Consumer, type Message, type SASLOptions } from 'kafkajs';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
 import { eventTraceParent } from '../tracing/traceparent.js';
 import { READY, type Readiness } from '../ops/readiness.js';
@@ -10,6 +10,7 @@ import { Backoff, pause } from '../retry.js';
 import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
 import { DEFAULT_RETENTION_MS, topicSpecs } from './kafka-topics.js';
 import { installKafkajsIdleFix } from './kafkajs-idle-fix.js';
+import { laneOf, ProducerLane } from './kafka-lanes.js';
 import { PROCESS_GROUPS, type ProxyLeases } from './leases.js';
 import { VerdictWaiters } from './verdict-waiters.js';
 import type { WireCodec } from './wire.js';
@@ -44,12 +45,19 @@ export interface KafkaBusOptions {
   connectTimeoutMs?: number;
   /** Where each consumer reports whether it runs (a service process's readiness); a CLI command's bus has none. */
   readiness?: Readiness;
+  /** Idempotent producers sending in parallel, each a group commit (default 1; see kafka-lanes.ts). */
+  producers?: number;
 }
 
-/** A send not acknowledged in this time fails (its publishers fail closed) and the producer is replaced. */
-const SEND_TIMEOUT_MS = 30_000;
 /** Waits between retries of a batch whose handler failed (core/src/retry.ts). */
 const HANDLER_BACKOFF = { firstMs: 50, maxMs: 5_000 };
+/**
+ * Producers per process. One idempotent kafkajs producer has one request in flight; more lanes
+ * send in parallel, but measured with proxy, policy and ledger in one process on 2 cores, 4 moved
+ * fewer events into the store than 1 (`npm run bench -- pipeline --producers 1,4`, BENCHMARKS.md):
+ * the ledger, not the send, was the limit. Kept at 1 until a measurement says otherwise.
+ */
+const DEFAULT_PRODUCERS = 1;
 /**
  * Fetch settings. A fetch with nothing to read is held at the broker up to `maxWaitTimeInMs`, and
  * the broker answers it as soon as a record arrives (`minBytes` 1), so a long wait costs no
@@ -79,24 +87,17 @@ export function consumerGroupPrefix(eventsTopic: string, configured?: string): s
   return eventsTopic === 'agate.events' ? 'agate' : eventsTopic;
 }
 
-interface Queued {
-  topicMessages: { topic: string; messages: Message[] }[];
-  done: (err?: Error) => void;
-}
-
 /**
  * The distributed bus over Kafka (kafkajs behind Agate's own interface). Publishing uses an
- * idempotent producer with acks from all in-sync replicas, and concurrent publishes share one
- * request (group commit), so the write-ahead wait costs one round trip.
+ * idempotent producer with acks from all in-sync replicas; concurrent publishes share one request
+ * per producer (group commit), so the write-ahead wait costs one round trip, and several producers
+ * send in parallel, each owning the sessions whose key maps to it.
  */
 export class KafkaBus implements Bus, ProxyLeases {
   readonly #kafka: Kafka;
-  #producer: Producer;
-  /** Whether #producer is connected; a replaced producer connects before its first send. */
-  #producerConnected = false;
+  readonly #lanes: ProducerLane[];
   readonly #consumers = new Set<Consumer>();
   readonly #waiters = new VerdictWaiters();
-  #queue: Queued[] = [];
   /**
    * This process's own verdict group. Every proxy must read every verdict, so a group shared by
    * two processes (a copied config, a reused instance_id) would split the verdicts between them
@@ -108,7 +109,6 @@ export class KafkaBus implements Bus, ProxyLeases {
   readonly #processSuffix: string;
   /** Per-process groups this process subscribed with and has not deleted yet. */
   readonly #processGroups = new Set<string>();
-  #flushing = false;
   #closed = false;
   /** What this bus reported into readiness, withdrawn when it closes. */
   readonly #readinessComponents = new Set<string>();
@@ -130,7 +130,8 @@ export class KafkaBus implements Bus, ProxyLeases {
       ...(options.tls === undefined ? {} : { ssl: options.tls }),
       ...(options.sasl === undefined ? {} : { sasl: options.sasl as SASLOptions }),
     });
-    this.#producer = this.#newProducer();
+    const lanes = options.producers ?? DEFAULT_PRODUCERS;
+    this.#lanes = Array.from({ length: lanes }, () => new ProducerLane(this.#kafka, options.verdictsTopic, options.logger));
   }
 
   /**
@@ -138,10 +139,6 @@ export class KafkaBus implements Bus, ProxyLeases {
    * is closed by then: a restart after close() would reconnect forever and keep the process alive.
    */
   readonly #consumerRetry = { restartOnFailure: async () => !this.#closed };
-
-  #newProducer(): Producer {
-    return this.#kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1_000 } });
-  }
 
   /**
    * Connects, creating the topics when missing. A freshly created topic can take a while to
@@ -156,8 +153,7 @@ export class KafkaBus implements Bus, ProxyLeases {
       try {
         await options.wire.init();
         await bus.#ensureTopics();
-        await bus.#producer.connect();
-        bus.#producerConnected = true;
+        await Promise.all(bus.#lanes.map((l) => l.connect()));
         if (options.awaitsVerdicts) await bus.#listenForVerdicts();
         return bus;
       } catch (cause) {
@@ -182,10 +178,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     const topicMessages = [{ topic: this.#options.eventsTopic, messages: [message] }];
     // The verdict also goes to the reply topic, sent only once its events-topic copy is acknowledged (#send).
     if (event.type === 'Verdict') topicMessages.push({ topic: this.#options.verdictsTopic, messages: [{ key: event.command_id, value, headers }] });
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ topicMessages, done: (err) => (err ? reject(err) : resolve()) });
-      if (!this.#flushing) void this.#flush();
-    });
+    return this.#lanes[laneOf(event.session_id, this.#lanes.length)]!.enqueue(topicMessages);
   }
 
   requestVerdict(command: Command, deadlineMs: number, options: VerdictRequestOptions = {}): Promise<VerdictOutcome> {
@@ -365,10 +358,9 @@ export class KafkaBus implements Bus, ProxyLeases {
     if (this.#closed) return;
     this.#closed = true;
     for (const c of this.#readinessComponents) this.#options.readiness?.remove(c);
-    while (this.#flushing) await new Promise((r) => setTimeout(r, 5));
+    await Promise.all(this.#lanes.map((l) => l.close())); // sends under way finish first
     await Promise.all([...this.#consumers].map((c) => c.disconnect().catch(() => undefined)));
     this.#consumers.clear();
-    await this.#producer.disconnect().catch(() => undefined);
     await this.#deleteProcessGroups([...(this.#options.awaitsVerdicts ? [this.#verdictGroup] : []), ...this.#processGroups]);
   }
 
@@ -388,62 +380,6 @@ export class KafkaBus implements Bus, ProxyLeases {
     } finally {
       await admin.disconnect().catch(() => undefined);
     }
-  }
-
-  async #flush(): Promise<void> {
-    this.#flushing = true;
-    while (this.#queue.length > 0) {
-      const batch = this.#queue;
-      this.#queue = [];
-      // Appended in place: copying each topic's list for every queued publish was quadratic in
-      // the publishes a flush gathers (thousands under load).
-      const byTopic = new Map<string, Message[]>();
-      for (const q of batch) {
-        for (const tm of q.topicMessages) {
-          const list = byTopic.get(tm.topic);
-          if (list === undefined) byTopic.set(tm.topic, [...tm.messages]);
-          else for (const m of tm.messages) list.push(m);
-        }
-      }
-      try {
-        await withTimeout(this.#send([...byTopic].map(([topic, messages]) => ({ topic, messages }))), SEND_TIMEOUT_MS, `no acknowledgement within ${SEND_TIMEOUT_MS} ms`);
-        for (const q of batch) q.done();
-      } catch (cause) {
-        this.#replaceProducer(cause);
-        const err = new AgateError(ErrorCode.BUS_WRITE_FAILED, `Kafka did not acknowledge the events: ${(cause as Error).message}`, { cause, retriable: true });
-        for (const q of batch) q.done(err);
-      }
-    }
-    this.#flushing = false;
-  }
-
-  async #send(topicMessages: { topic: string; messages: Message[] }[]): Promise<void> {
-    if (!this.#producerConnected) {
-      await this.#producer.connect();
-      this.#producerConnected = true;
-    }
-    // A proxy runs a statement as soon as it reads its verdict, so the verdict the ledger records
-    // (events topic) must be acknowledged before the copy proxies read (verdicts topic) is sent.
-    // In one request the two partitions succeed or fail separately (each has its own error code,
-    // and with different leaders they are two requests), so they are two sends, in this order.
-    const reply = topicMessages.filter((tm) => tm.topic === this.#options.verdictsTopic);
-    const record = topicMessages.filter((tm) => tm.topic !== this.#options.verdictsTopic);
-    if (record.length > 0) await this.#producer.sendBatch({ topicMessages: record, acks: -1 });
-    if (reply.length > 0) await this.#producer.sendBatch({ topicMessages: reply, acks: -1 });
-  }
-
-  /**
-   * After a failed or stuck send the idempotent producer may be wedged for good (a broker that
-   * restarted lost its sequence state and now refuses every batch as out of order), so the next
-   * send goes through a fresh producer with a new producer id. Redelivered duplicates are
-   * harmless: consumers are idempotent by event id.
-   */
-  #replaceProducer(cause: unknown): void {
-    const old = this.#producer;
-    this.#producer = this.#newProducer();
-    this.#producerConnected = false;
-    void old.disconnect().catch(() => undefined);
-    this.#options.logger.warn('a Kafka send failed; the next send uses a new producer', { error: (cause as Error).message });
   }
 
   async #ensureTopics(): Promise<void> {
@@ -471,12 +407,20 @@ export class KafkaBus implements Bus, ProxyLeases {
 
   /** Every proxy instance reads all verdicts (its own group) and wakes the commands it waits on. */
   async #listenForVerdicts(): Promise<void> {
+    let first = true;
     await this.#supervise('verdicts', async () => {
+      // A new group starting at "latest" resolves that offset only at its first fetch, after it
+      // joined, which is after run() returns: a verdict written in between was skipped and its
+      // command timed out. The first start reads from the ends the topic had before connect()
+      // returned, so every verdict for a command published after that is read. A restarted
+      // consumer resumes from its committed offsets instead.
+      const starts = first ? await this.#topicEnds(this.#options.verdictsTopic) : [];
+      first = false;
       const consumer = this.#kafka.consumer({ groupId: this.#verdictGroup, ...FETCH, ...MEMBERSHIP, retry: this.#consumerRetry });
       this.#consumers.add(consumer);
       await consumer.connect();
       await consumer.subscribe({ topic: this.#options.verdictsTopic, fromBeginning: false });
-      await consumer.run({
+      const running = consumer.run({
         autoCommit: true,
         eachMessage: async ({ message }) => {
           if (message.value === null || this.#waiters.size === 0) return;
@@ -486,8 +430,21 @@ export class KafkaBus implements Bus, ProxyLeases {
           if (v.type === 'Verdict') this.#waiters.deliver(v);
         },
       });
+      await running;
+      for (const { partition, offset } of starts) consumer.seek({ topic: this.#options.verdictsTopic, partition, offset });
       return consumer;
     });
+  }
+
+  /** The next offset of each partition of a topic. */
+  async #topicEnds(topic: string): Promise<{ partition: number; offset: string }[]> {
+    const admin = this.#kafka.admin();
+    try {
+      await admin.connect();
+      return (await admin.fetchTopicOffsets(topic)).map(({ partition, high }) => ({ partition, offset: high }));
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
   }
 }
 
@@ -499,12 +456,6 @@ function isTransient(err: unknown): boolean {
   if ((err as { retriable?: boolean }).retriable === true) return true;
   const names = ['KafkaJSConnectionError', 'KafkaJSNumberOfRetriesExceeded', 'KafkaJSRequestTimeoutError', 'KafkaJSBrokerNotFound', 'KafkaJSConnectionClosedError', 'KafkaJSLockTimeout'];
   return names.includes((err as Error).name) || (err instanceof Error && err.cause !== undefined && err.cause !== err && isTransient(err.cause));
-}
-
-function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)));
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

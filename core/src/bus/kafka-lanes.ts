@@ -1,0 +1,148 @@
+import type { Kafka, Message, Producer } from 'kafkajs';
+import { Partitioners } from 'kafkajs';
+import { AgateError, ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+
+/** A send not acknowledged in this time fails (its publishers fail closed) and the producer is replaced. */
+const SEND_TIMEOUT_MS = 30_000;
+
+export interface TopicMessages {
+  topic: string;
+  messages: Message[];
+}
+
+interface Queued {
+  topicMessages: TopicMessages[];
+  done: (err?: Error) => void;
+}
+
+/**
+ * One idempotent producer and the publishes waiting for it. kafkajs keeps one request in flight
+ * per idempotent producer (its sequence numbers advance only when a send returns), so a lane is a
+ * group commit: publishes that arrive while a send is out ride the next one. Several lanes send
+ * in parallel; a key always maps to the same lane (`laneOf`), so one session's events keep their
+ * order.
+ */
+export class ProducerLane {
+  #producer: Producer;
+  /** Whether #producer is connected; a replaced producer connects before its first send. */
+  #connected = false;
+  #queue: Queued[] = [];
+  #flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly kafka: Kafka,
+    /** The reply topic: its copy of a verdict is sent only after the record copy is acknowledged. */
+    private readonly verdictsTopic: string,
+    private readonly logger: Logger,
+  ) {
+    this.#producer = this.#newProducer();
+  }
+
+  async connect(): Promise<void> {
+    await this.#producer.connect();
+    this.#connected = true;
+  }
+
+  enqueue(topicMessages: TopicMessages[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ topicMessages, done: (err) => (err ? reject(err) : resolve()) });
+      this.#flushing ??= this.#flush();
+    });
+  }
+
+  /** Waits for the sends under way, then disconnects. */
+  async close(): Promise<void> {
+    while (this.#flushing !== undefined) await this.#flushing;
+    await this.#producer.disconnect().catch(() => undefined);
+  }
+
+  #newProducer(): Producer {
+    return this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1_000 } });
+  }
+
+  /**
+   * Sends until the queue is empty. #flushing is cleared in the same synchronous step that finds
+   * the queue empty (no await between): a publisher woken by the last acknowledgement enqueues
+   * before any later step, and must either be in this loop's queue or find no flush under way.
+   */
+  async #flush(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue;
+        this.#queue = [];
+        await this.#sendBatch(batch);
+      }
+    } finally {
+      this.#flushing = undefined;
+    }
+  }
+
+  /** Sends one group of publishes and settles each of them; never throws. */
+  async #sendBatch(batch: Queued[]): Promise<void> {
+    // Appended in place: copying each topic's list for every queued publish was quadratic in
+    // the publishes a flush gathers (thousands under load).
+    const byTopic = new Map<string, Message[]>();
+    for (const q of batch) {
+      for (const tm of q.topicMessages) {
+        const list = byTopic.get(tm.topic);
+        if (list === undefined) byTopic.set(tm.topic, [...tm.messages]);
+        else for (const m of tm.messages) list.push(m);
+      }
+    }
+    try {
+      await withTimeout(this.#send([...byTopic].map(([topic, messages]) => ({ topic, messages }))), SEND_TIMEOUT_MS, `no acknowledgement within ${SEND_TIMEOUT_MS} ms`);
+    } catch (cause) {
+      this.#replaceProducer(cause);
+      const err = new AgateError(ErrorCode.BUS_WRITE_FAILED, `Kafka did not acknowledge the events: ${(cause as Error).message}`, { cause, retriable: true });
+      for (const q of batch) q.done(err);
+      return;
+    }
+    for (const q of batch) q.done();
+  }
+
+  async #send(topicMessages: TopicMessages[]): Promise<void> {
+    if (!this.#connected) await this.connect();
+    // A proxy runs a statement as soon as it reads its verdict, so the verdict the ledger records
+    // (events topic) must be acknowledged before the copy proxies read (verdicts topic) is sent.
+    // In one request the two partitions succeed or fail separately (each has its own error code,
+    // and with different leaders they are two requests), so they are two sends, in this order.
+    const reply = topicMessages.filter((tm) => tm.topic === this.verdictsTopic);
+    const record = topicMessages.filter((tm) => tm.topic !== this.verdictsTopic);
+    if (record.length > 0) await this.#producer.sendBatch({ topicMessages: record, acks: -1 });
+    if (reply.length > 0) await this.#producer.sendBatch({ topicMessages: reply, acks: -1 });
+  }
+
+  /**
+   * After a failed or stuck send the idempotent producer may be wedged for good (a broker that
+   * restarted lost its sequence state and now refuses every batch as out of order), so the next
+   * send goes through a fresh producer with a new producer id. Redelivered duplicates are
+   * harmless: consumers are idempotent by event id.
+   */
+  #replaceProducer(cause: unknown): void {
+    const old = this.#producer;
+    this.#producer = this.#newProducer();
+    this.#connected = false;
+    void old.disconnect().catch(() => undefined);
+    this.logger.warn('a Kafka send failed; the next send uses a new producer', { error: (cause as Error).message });
+  }
+}
+
+/** The lane of a key (FNV-1a): stable, so one key's publishes stay in order on one producer. */
+export function laneOf(key: string, lanes: number): number {
+  if (lanes === 1) return 0;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % lanes;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
