@@ -47,6 +47,17 @@ for f in "${files[@]}"; do
   if [ "$bad" -gt 0 ]; then failed=$((failed + bad)); failed_files+=("${f#dist/}"); fi
 done
 
+# The current Node LTS (24, fetched through npm by test/harness/install-node.sh) runs a
+# representative set of the same files: native and WASM dependencies, both buses, parsers, the
+# CLI, and end-to-end runs through Agate with psql, OpenSSH and kube-apiserver (test/node-lts.sh).
+echo "=== the same build under the current Node LTS (test/node-lts.sh)"
+lts_out=$(bash test/node-lts.sh 2>&1)
+lts_rc=$?
+printf '%s\n' "$lts_out" | grep -E '^(node v|=== |[0-9]+ passed|failed:)' | tail -n 20
+lts_passed=$(printf '%s\n' "$lts_out" | awk '/ passed, / {n=$1} END {print n+0}')
+passed=$((passed + lts_passed))
+if [ "$lts_rc" -ne 0 ]; then failed=$((failed + 1)); failed_files+=("test/node-lts.sh (current Node LTS)"); fi
+
 echo
 [ "${#failed_files[@]}" -eq 0 ] || printf 'FAILED: %s\n' "${failed_files[@]}"
 echo "${passed} passed, ${failed} failed"
