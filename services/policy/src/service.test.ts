@@ -114,12 +114,13 @@ svc('one deny refuses at once', async (ctx) => {
 });
 
 svc('self-approval by the requester is ignored, and the approval expires', async (ctx) => {
-  const { outcome } = await held(ctx, command(), async (r) => {
+  const { outcome, request } = await held(ctx, command(), async (r) => {
     const self = { ...decision(r, r.requester_subject), approver_issuer: r.requester_issuer };
     await ctx.bus.publish(self);
   });
   const v = (outcome as { verdict: Verdict }).verdict;
   assert.is(v.decision, 'deny');
+  assert.ok(v.time >= request.expires_at, `the timeout verdict is stamped at or after the expiry (${v.time - request.expires_at} µs)`);
   assert.match(v.reason, /no approval within 0 s \(0 of 2\)/);
 });
 

@@ -167,7 +167,7 @@ export class PolicyService {
     const request = events.find((e): e is ApprovalRequested => e.type === 'ApprovalRequested');
     const verdict = events.find((e): e is Verdict => e.type === 'Verdict');
     if (request === undefined || verdict === undefined || this.#pending.has(request.approval_id)) return;
-    const timer = setTimeout(() => void this.#expire(request.approval_id), Math.max(0, (request.expires_at - nowMicros()) / 1000));
+    const timer = this.#armExpiry(request);
     this.#pending.set(request.approval_id, { request, revision: verdict.policy_revision, approvedBy: new Set(), timer, traceParent: verdict.trace_parent });
   }
 
@@ -240,8 +240,7 @@ export class PolicyService {
   async #adopt({ request, answers }: RecordedApproval): Promise<PendingApproval | undefined> {
     const existing = this.#pending.get(request.approval_id);
     if (existing !== undefined) return existing;
-    const remainingMs = Math.max(0, (request.expires_at - nowMicros()) / 1000);
-    const timer = setTimeout(() => void this.#expire(request.approval_id), remainingMs);
+    const timer = this.#armExpiry(request);
     // The revision that held it is in the hold verdict; the final verdict names the one in force now.
     const pending: PendingApproval = { request, revision: this.#policy.revision, approvedBy: new Set(), timer };
     this.#pending.set(request.approval_id, pending);
@@ -253,10 +252,23 @@ export class PolicyService {
     return this.#pending.get(request.approval_id);
   }
 
+  /**
+   * Node timers count from the event loop's cached clock and may fire a few milliseconds early;
+   * the expiry re-arms until the clock has passed it, so a timeout verdict is never stamped
+   * before the hold's expires_at (the query views call a deny at or after it a timeout).
+   */
+  #armExpiry(request: ApprovalRequested): NodeJS.Timeout {
+    return setTimeout(() => void this.#expire(request.approval_id), Math.max(0, Math.ceil((request.expires_at - nowMicros()) / 1000)));
+  }
+
   async #expire(approvalId: string): Promise<void> {
     const pending = this.#pending.get(approvalId);
     if (pending === undefined) return;
     const { request } = pending;
+    if (nowMicros() < request.expires_at) {
+      pending.timer = this.#armExpiry(request);
+      return;
+    }
     const seconds = Math.round((request.expires_at - request.time) / 1e6);
     await this.#finish(pending, 'deny', `no approval within ${seconds} s (${pending.approvedBy.size} of ${request.required}); refused`).catch((err: unknown) =>
       this.#options.logger.error('cannot publish the verdict of an expired approval', { approval_id: approvalId, error: String(err) }),

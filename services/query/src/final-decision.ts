@@ -80,8 +80,11 @@ const byTime = <T extends { time: number }>(a: T, b: T) => a.time - b.time;
  * still pending. An answer counts when it was accepted when given (no refused_reason), passes the
  * approver rules again (the policy service re-checks them) and came before the final verdict.
  */
-/** How far before a hold's expiry its timeout verdict may be stamped (timer granularity). */
-const EXPIRY_SLACK_US = 5_000;
+/**
+ * How far before a hold's expiry its timeout verdict may be stamped: versions before the policy
+ * service re-armed early timers stamped up to a few ms early. The agate.decisions view uses it too.
+ */
+export const EXPIRY_SLACK_US = 5_000;
 
 export function finalDecision(events: CommandDecisionEvents): FinalDecision | undefined {
   const { verdicts } = events;

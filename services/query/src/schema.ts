@@ -1,6 +1,7 @@
 import { DURABLE_SETTINGS_SQL, ensureDurable } from '../../../core/src/store/durable-tables.js';
 import { isDistributed } from '../../../core/src/store/cluster-ddl.js';
 import type { Store } from '../../../core/src/store/store.js';
+import { EXPIRY_SLACK_US } from './final-decision.js';
 
 /**
  * Tables and views the query service owns, next to the ledger's (`services/ledger/src/schema.ts`).
@@ -167,7 +168,7 @@ export const QUERY_DDL: readonly string[] = [
       toBool(v.final = '' AND v.held = 1) AS pending,
       if(pending, 'hold', v.final) AS decision,
       multiIf(pending, 'pending', v.final = '', '', v.final_source = 'deadline', 'deadline', v.held = 0, 'policy',
-        v.final != 'deny', 'approver', length(deniers) > 0, 'approver', v.final_time >= v.expires_at, 'timeout', 'agate') AS decided_by,
+        v.final != 'deny', 'approver', length(deniers) > 0, 'approver', v.final_time >= v.expires_at - toIntervalMicrosecond(${EXPIRY_SLACK_US}), 'timeout', 'agate') AS decided_by,
       arrayFilter(x -> x.1 <= v.final_time, a.answers) AS counted,
       arrayFilter(x -> x.3 = 'deny', counted) AS deniers,
       if(decided_by != 'approver', CAST([] AS Array(String)),
