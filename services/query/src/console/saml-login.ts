@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
+import { DOMParser } from '@xmldom/xmldom';
 import { SAML, ValidateInResponseTo, type CacheItem, type CacheProvider, type Profile } from '@node-saml/node-saml';
 import { readSecret, type ConsoleConfig } from '../../../../core/src/config.js';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
@@ -137,7 +138,8 @@ export class SamlLogin {
     // node-saml checks the Issuer of logout messages only; a sign-in must come from the configured IdP too.
     if (profile.issuer !== this.#cfg.idp_entity_id) throw refused(`its issuer ${String(profile.issuer)} is not ${this.#cfg.idp_entity_id}`);
     if (typeof profile.inResponseTo !== 'string') throw refused('it answers no request of ours (InResponseTo)');
-    this.#remember(assertionOf(profile));
+    const assertion = assertionOf(profile);
+    this.#remember(`assertion ${assertion.id}`, assertion.notOnOrAfter, () => refused(`its assertion ${assertion.id} was already used`));
     return { identity: { issuer: profile.issuer, subject: profile.nameID, claims: claimsOf(profile) }, subject: subjectOf(profile), inResponseTo: profile.inResponseTo };
   }
 
@@ -178,6 +180,7 @@ export class SamlLogin {
       return { kind: 'response' };
     }
     const subject = logoutSubject(profile);
+    this.#takeLogoutRequestOnce(inflateRawSync(Buffer.from(q.get('SAMLRequest')!, 'base64')).toString('utf8'));
     return { kind: 'request', subject, reply: new URL(await saml.getLogoutResponseUrlAsync(profile!, q.get('RelayState') ?? '', {}, true)) };
   }
 
@@ -195,7 +198,9 @@ export class SamlLogin {
       throw logoutRefused((cause as Error).message, cause);
     }
     if (profile.issuer !== this.#cfg.idp_entity_id) throw logoutRefused(`its issuer ${String(profile.issuer)} is not ${this.#cfg.idp_entity_id}`);
-    return { kind: 'request', subject: logoutSubject(profile) };
+    const subject = logoutSubject(profile);
+    this.#takeLogoutRequestOnce(Buffer.from(samlRequest, 'base64').toString('utf8'));
+    return { kind: 'request', subject };
   }
 
   /** This service provider's metadata, for registering it at the IdP. */
@@ -204,15 +209,32 @@ export class SamlLogin {
     return this.#saml().generateServiceProviderMetadata(null, cert);
   }
 
-  /** A replayed assertion (same ID, e.g. wrapped in a fresh response) is refused while it could still be valid. */
-  #remember({ id, notOnOrAfter }: { id: string; notOnOrAfter: number }): void {
+  /**
+   * A verified LogoutRequest is taken once, and only within REQUEST_TTL_MS (plus clock skew) of its
+   * IssueInstant: IdPs seldom give one a NotOnOrAfter, so a captured, validly signed request would
+   * otherwise sign the person out again each time it is replayed.
+   */
+  #takeLogoutRequestOnce(xml: string): void {
+    const root = new DOMParser().parseFromString(xml, 'text/xml').documentElement;
+    const id = root?.getAttribute('ID') ?? '';
+    const issued = Date.parse(root?.getAttribute('IssueInstant') ?? '');
+    if (id === '' || Number.isNaN(issued)) throw logoutRefused('the LogoutRequest has no ID or IssueInstant');
+    const now = this.#now();
+    const skew = this.#cfg.clock_skew_s * 1000;
+    if (issued > now + skew) throw logoutRefused(`it was issued in the future (${new Date(issued).toISOString()})`);
+    if (issued + REQUEST_TTL_MS + skew < now) throw logoutRefused(`it was issued ${Math.round((now - issued) / 1000)} s ago; at most ${REQUEST_TTL_MS / 1000} s are accepted`);
+    this.#remember(`logout ${id}`, issued + REQUEST_TTL_MS + skew, () => logoutRefused(`its LogoutRequest ${id} was already used`));
+  }
+
+  /** A replayed assertion or LogoutRequest (same ID, e.g. wrapped in a fresh response) is refused while it could still be valid. */
+  #remember(key: string, notOnOrAfter: number, replayed: () => AgateError): void {
     const now = this.#now();
     for (const [k, until] of this.#seen) {
       if (until > now && this.#seen.size < MAX_REMEMBERED) break;
       this.#seen.delete(k);
     }
-    if (this.#seen.has(id)) throw refused(`its assertion ${id} was already used`);
-    this.#seen.set(id, Math.max(now + MIN_REMEMBER_MS, notOnOrAfter + this.#cfg.clock_skew_s * 1000));
+    if (this.#seen.has(key)) throw replayed();
+    this.#seen.set(key, Math.max(now + MIN_REMEMBER_MS, notOnOrAfter + this.#cfg.clock_skew_s * 1000));
   }
 }
 

@@ -62,7 +62,7 @@ function redirect(param: 'SAMLRequest' | 'SAMLResponse', xml: string, key?: stri
   return new URL(`${BASE}/ui/saml/slo?${query}${signature}`);
 }
 
-const logoutRequest = (issuer = IDP) => `<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_idp${Math.random().toString(16).slice(2)}" Version="2.0" IssueInstant="${new Date().toISOString()}" Destination="${BASE}/ui/saml/slo">`
+const logoutRequest = (issuer = IDP, issued = new Date()) => `<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_idp${Math.random().toString(16).slice(2)}" Version="2.0" IssueInstant="${issued.toISOString()}" Destination="${BASE}/ui/saml/slo">`
   + `<saml:Issuer>${issuer}</saml:Issuer><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">G-alice</saml:NameID><samlp:SessionIndex>idx-7</samlp:SessionIndex></samlp:LogoutRequest>`;
 
 const logoutResponse = (inResponseTo: string) => `<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r${Math.random().toString(16).slice(2)}" Version="2.0" IssueInstant="${new Date().toISOString()}" Destination="${BASE}/ui/saml/slo" InResponseTo="${inResponseTo}">`
@@ -125,6 +125,18 @@ slo('an IdP-initiated LogoutRequest by redirect names whom to sign out and gets 
   assert.is(got.reply!.searchParams.get('RelayState'), 'rs1');
   assert.ok(got.reply!.searchParams.get('Signature'));
   assert.match(inflateRawSync(Buffer.from(got.reply!.searchParams.get('SAMLResponse')!, 'base64')).toString('utf8'), /status:Success/);
+});
+
+slo('a captured LogoutRequest cannot be replayed: each is taken once, and only while fresh', async ({ login, idpKey }) => {
+  // Signed LogoutRequests carry no NotOnOrAfter as a rule (Keycloak sends none): without this,
+  // one captured URL signs the person out again whenever it is replayed.
+  const once = redirect('SAMLRequest', logoutRequest(), idpKey);
+  assert.is((await login.acceptRedirect(once)).kind, 'request');
+  await refused(login.acceptRedirect(once), ErrorCode.CONSOLE_LOGOUT_REFUSED, /already used/);
+  const old = new Date(Date.now() - 3600_000);
+  await refused(login.acceptRedirect(redirect('SAMLRequest', logoutRequest(IDP, old), idpKey)), ErrorCode.CONSOLE_LOGOUT_REFUSED, /issued .* ago/);
+  const future = new Date(Date.now() + 3600_000);
+  await refused(login.acceptRedirect(redirect('SAMLRequest', logoutRequest(IDP, future), idpKey)), ErrorCode.CONSOLE_LOGOUT_REFUSED, /issued in the future/);
 });
 
 slo('a back-channel LogoutRequest (HTTP-POST) needs an enveloped signature', async ({ login }) => {
