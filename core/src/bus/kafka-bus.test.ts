@@ -29,12 +29,13 @@ const ready = (async () => {
 })();
 ready.catch(() => undefined); // each test awaits it and reports the failure
 
-async function bus(instanceId: string, opts: { registry?: boolean; awaitsVerdicts?: boolean; topic?: string; groupPrefix?: string; producers?: number } = {}): Promise<KafkaBus> {
+async function bus(instanceId: string, opts: { registry?: boolean; awaitsVerdicts?: boolean; topic?: string; groupPrefix?: string; producers?: number; connectTimeoutMs?: number } = {}): Promise<KafkaBus> {
   await ready;
   const topic = opts.topic ?? 'events';
   const b = await KafkaBus.connect({
     brokers: [broker.bootstrap], instanceId, groupPrefix: opts.groupPrefix ?? consumerGroupPrefix(topic), eventsTopic: topic, verdictsTopic: `${topic}.verdicts`, partitions: 3, replicationFactor: 1,
     wire: opts.registry ? new RegistryWire(registry.url, topic, codec) : new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts: opts.awaitsVerdicts ?? false, producers: opts.producers,
+    ...(opts.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: opts.connectTimeoutMs }),
   });
   buses.push(b);
   return b;
@@ -289,7 +290,8 @@ kafka('a broker that stops and comes back: sends fail while it is away, then pub
 kafka('connect waits for a broker that is not up yet (start order does not matter)', async () => {
   await broker.stop({ hard: true });
   const started = Date.now();
-  const connecting = bus('late-broker', { topic: 'late-broker', awaitsVerdicts: true }).then((b) => ({ b, at: Date.now() }), (err: unknown) => ({ err, at: Date.now() }));
+  // A broker's restart takes 20-30 s on a loaded 2-core machine: connect is given room beyond its 30 s default.
+  const connecting = bus('late-broker', { topic: 'late-broker', awaitsVerdicts: true, connectTimeoutMs: 180_000 }).then((b) => ({ b, at: Date.now() }), (err: unknown) => ({ err, at: Date.now() }));
   await new Promise((r) => setTimeout(r, 10_000)); // longer than kafkajs's own retries
   await broker.restart();
   const outcome = await connecting;
