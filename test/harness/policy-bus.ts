@@ -33,7 +33,7 @@ export class PolicyBus {
     pb.#subscription = await pb.bus.subscribe({ group: 'policy-bus-watch', types: ['SessionOpened', 'AuthenticationFailed', 'Command', 'Verdict', 'Response', 'SessionClosed'], handler: async (b) => void pb.events.push(...b) });
     if (policyYaml !== null) {
       const policy = new CompiledPolicy(parseConfig(policyYaml, 'policy-bus.yaml').policy);
-      pb.#service = new PolicyService({ bus: pb.bus, policy, logger: silentLogger, staleAfterMs: 5_000 });
+      pb.#service = new PolicyService({ bus: pb.bus, policy, logger: silentLogger, staleAfterMs: 30_000 });
       await pb.#service.start();
     }
     return pb;

@@ -28,7 +28,7 @@ export const APP: Identity = { issuer: 'https://issuer.test', subject: 'repo:acm
 export const TUNNELER: Identity = { issuer: 'https://issuer.test', subject: 'repo:acme/tunnel:ref:refs/heads/main', claims: {} };
 
 /** Generous: the first shell parse of a fresh policy engine can take seconds on a busy machine. */
-export const VERDICT_TIMEOUT_MS = 10_000;
+export const VERDICT_TIMEOUT_MS = 30_000;
 
 /** The audit masker of SSH_UNIT_POLICY (it masks JWTs). */
 export function auditMasker(): Masker {
