@@ -22,7 +22,7 @@ import { FrontendParser } from './frontend-parser.js';
 import { MaskingError } from './masking/data-row.js';
 import { MASKED_VALUE, type Masker } from '../masking/masker.js';
 import { maskSqlText } from './masking/sql-text.js';
-import { maskLiterals, statementSecrets, type StatementSecrets } from './masking/statement-secrets.js';
+import { maskLiterals, type StatementSecrets } from './masking/statement-secrets.js';
 import type { CancelRequest, FrontendMessage, PasswordMessage, StartupMessage } from './messages.js';
 import { decodePassword } from './password-message.js';
 import { MAX_EXPECTED } from './replies.js';
@@ -238,7 +238,7 @@ export class PgSession {
     const { audit, valueChars } = this.#deps.recording;
     // A credential must never reach the bus: SQL text and parameters are masked before recording,
     // including what the statement assigns to a masked column or passes to set_config.
-    const secrets = statementSecrets(text, audit);
+    const secrets = this.#deps.recording.readings.secrets(text, audit);
     const masked = maskSqlText(secrets === undefined ? text : maskLiterals(text, secrets.literals), audit);
     const params = parameters.map((p, i) => (p === null ? null : secrets?.params.has(i + 1) ? MASKED_VALUE : cut(audit.maskText(p).text, valueChars)));
     const command: Command = {

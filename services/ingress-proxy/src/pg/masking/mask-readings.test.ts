@@ -5,6 +5,7 @@ import { initSqlParser } from '../../../../../core/src/sql/analyze.js';
 import { Masker } from '../../masking/masker.js';
 import { carriesMaskedColumn, copiesMaskedColumn } from './derived-columns.js';
 import { MaskReadings } from './mask-readings.js';
+import { statementSecrets } from './statement-secrets.js';
 
 const masker = new Masker('default', BUILTIN_MASK_SET);
 
@@ -66,6 +67,26 @@ readings('a set without column rules carries nothing; long texts are read every 
   assert.ok(long.length > 4096);
   assert.ok(r.carries(long, masker));
   assert.ok(r.carries(long, masker));
+});
+
+readings('what a statement assigns to a masked column: as a fresh reading, by exact text (offsets differ with the numbers)', () => {
+  const r = new MaskReadings();
+  const texts = [
+    "INSERT INTO vault (id, api_token) VALUES (1, 'a')",
+    "INSERT INTO vault (id, api_token) VALUES (12345, 'a')",
+    'INSERT INTO vault (id, api_token) VALUES ($1, $2)',
+    'UPDATE vault SET api_token = $1 WHERE id = 7',
+    "SELECT set_config('app.secret', 'x', false)",
+    'COPY vault (id, note) FROM STDIN',
+    'UPDATE pgbench_accounts SET abalance = abalance + 5 WHERE aid = 7',
+    'SELECT 1',
+  ];
+  for (const round of [1, 2]) for (const sql of texts) assert.equal(r.secrets(sql, masker), statementSecrets(sql, masker), `round ${round}: ${sql}`);
+  // The two INSERTs differ only in a number, yet their literal starts at another offset.
+  assert.equal(r.secrets(texts[0]!, masker)?.literals, [45]);
+  assert.equal(r.secrets(texts[1]!, masker)?.literals, [49]);
+  assert.equal([...r.secrets(texts[2]!, masker)!.params], [2]);
+  assert.is(r.secrets(texts[6]!, masker), undefined);
 });
 
 readings.run();

@@ -3,6 +3,7 @@ import { analyzeSql, type SqlAnalysis } from '../../../../../core/src/sql/analyz
 import { sqlShape } from '../../../../../core/src/sql/shape.js';
 import type { Masker } from '../../masking/masker.js';
 import { analysisCarries, analysisCopies } from './derived-columns.js';
+import { analysisSecrets, mayHoldSecrets, type StatementSecrets } from './statement-secrets.js';
 
 /**
  * Shapes, and texts, remembered per mask set and question. At most 2 × 1,024 keys of 4 KiB
@@ -12,9 +13,10 @@ const CAPACITY = 1024;
 const MAX_TEXT = 4096;
 
 /**
- * The answers of derived-columns.ts for statements seen before, so a repeated statement is not
- * parsed and walked again for each of its results (a prepared statement, an ORM's queries,
- * pgbench: the same text thousands of times). One instance per proxy, shared by its sessions.
+ * The answers of derived-columns.ts and statement-secrets.ts for statements seen before, so a
+ * repeated statement is not parsed and walked again for its Command and each of its results (a
+ * prepared statement, an ORM's queries, pgbench: the same text thousands of times). One
+ * instance per proxy, shared by its sessions.
  *
  * What is remembered is keyed on everything the answer depends on, so a hit is the answer a
  * fresh reading would give:
@@ -31,6 +33,7 @@ const MAX_TEXT = 4096;
 export class MaskReadings {
   readonly #carries = new WeakMap<Masker, Memo<boolean>>();
   readonly #copies = new WeakMap<Masker, Memo<string | null>>();
+  readonly #secrets = new WeakMap<Masker, Memo<StatementSecrets | null>>();
 
   /** {@link analysisCarries}: whether results of `sql` are masked whole under `masker`. */
   carries(sql: string, masker: Masker): boolean {
@@ -44,11 +47,21 @@ export class MaskReadings {
     return this.#read(this.#copies, sql, masker, (a, m) => analysisCopies(a, m) ?? null) ?? undefined;
   }
 
-  #read<T>(memos: WeakMap<Masker, Memo<T>>, sql: string, masker: Masker, answer: (a: SqlAnalysis, m: Masker) => T): T {
+  /**
+   * statement-secrets.ts {@link analysisSecrets}: what the statement assigns to a masked column.
+   * Read by exact text only, never by shape: its answer holds byte offsets into the text.
+   * The answer is shared by every command of that text: read-only.
+   */
+  secrets(sql: string, masker: Masker): StatementSecrets | undefined {
+    if (!mayHoldSecrets(sql)) return undefined;
+    return this.#read(this.#secrets, sql, masker, (a, m) => analysisSecrets(a, m) ?? null, false) ?? undefined;
+  }
+
+  #read<T>(memos: WeakMap<Masker, Memo<T>>, sql: string, masker: Masker, answer: (a: SqlAnalysis, m: Masker) => T, byShape = true): T {
     if (sql.length > MAX_TEXT) return answer(analyzeSql(sql), masker);
     let memo = memos.get(masker);
     if (memo === undefined) memos.set(masker, (memo = { shapes: new BoundedLru(CAPACITY), texts: new BoundedLru(CAPACITY) }));
-    const shape = sqlShape(sql);
+    const shape = byShape ? sqlShape(sql) : undefined;
     const known = (shape === undefined ? undefined : memo.shapes.get(shape)) ?? memo.texts.get(sql);
     if (known !== undefined) return known;
     if (shape !== undefined) {
