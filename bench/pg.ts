@@ -6,6 +6,7 @@
  * 2. throughput and Agate's own CPU per statement at N clients (process CPU time from
  *    /proc/PID/stat divided by transactions), in each of pgbench's query modes, unthrottled and at
  *    a fixed rate (`--rate`, pgbench -R), where every build does the same work per second;
+ *    PgBouncer's CPU per statement beside Agate's, and `agate proxy` alone in distributed mode;
  * 3. `agate start`'s RssAnon and PSS idle and while a 2 GB result streams through it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -38,6 +39,11 @@ export interface PgBenchOptions {
    * rises (more statements per group commit and per wake-up).
    */
   rate: number;
+  /**
+   * Also measure `agate proxy` alone at N clients (distributed mode: Kafka bus, policy in its own
+   * process), its CPU per statement beside `agate start`'s.
+   */
+  proxyAlone: boolean;
 }
 
 interface Figures {
@@ -84,6 +90,7 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
   const diagRows: { label: string; pid: number; from: number; to: number }[] = [];
   let bouncer: ChildProcess | undefined;
   let relay: { child: ChildProcess; port: number } | undefined;
+  let alone: ProxyAlone | undefined;
   const work = mkdtempSync(join(tmpdir(), 'agate-bench-'));
   try {
     const cred = agate.pg.users.scram;
@@ -99,6 +106,7 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
     const viaBouncer = { ...base, PGPORT: String(bouncerPort), PGUSER: 'agent', PGPASSWORD: '' };
     if (o.diagnosis) relay = await startListeningChild('the TCP relay', new URL('./tcp-relay.js', import.meta.url).pathname, [String(agate.pg.port)]);
     const viaAgate = async () => ({ ...base, PGPASSWORD: await agate.token() });
+    const bouncerProcess = processUnder(bouncer);
     const idle = memory(agate.pid);
 
     console.log(`\nAdded latency at 1 client: pgbench -S, 1 client, 1 thread, ${o.seconds} s per run, scale 10, p50 and p99 of the per-transaction log (${new Date().toISOString()}, uptime: ${uptime()})\n`);
@@ -121,19 +129,22 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
     console.log('|---|---:|---:|---:|---:|');
     for (const a of added) console.log(a);
 
+    alone = o.proxyAlone ? await startProxyAlone(agate, work, nodeArgs) : undefined;
+    const viaAlone = async () => ({ ...base, PGPORT: String(alone!.port), PGPASSWORD: await agate.token() });
     console.log(`\npgbench -S, ${o.clients} clients, 2 threads, ${o.seconds} s per run, scale 10, after a warm-up run through Agate (${new Date().toISOString()}, uptime: ${uptime()})\n`);
-    console.log('| mode | path | TPS | p50 latency ms | p99 latency ms | Agate CPU µs per tx | machine CPU µs per tx (all processes) | load avg (1 min) |');
+    console.log('| mode | path | TPS | p50 latency ms | p99 latency ms | proxy process CPU µs per tx | machine CPU µs per tx (all processes) | load avg (1 min) |');
     console.log('|---|---|---:|---:|---:|---:|---:|---:|');
     const summary: string[] = [];
     const threadRows: string[] = [];
     // The 1-client runs leave Agate's JIT cold for 8 clients' code paths; its compiler threads
     // would count against the first measured row.
     await pgbench(work, await viaAgate(), o.modes[0] ?? 'simple', { ...o, seconds: Math.min(o.seconds, 10) });
+    if (alone !== undefined) await pgbench(work, await viaAlone(), o.modes[0] ?? 'simple', { ...o, seconds: Math.min(o.seconds, 10) });
     for (const mode of o.modes) {
-      const row = async (name: string, env: NodeJS.ProcessEnv, pid?: number) => {
+      const row = async (name: string, env: NodeJS.ProcessEnv, pid?: number, threads = true) => {
         // CPU time of the Agate process per transaction: steadier than TPS on a shared machine.
         const cpu0 = pid === undefined ? 0 : cpuMs(pid);
-        const threads0 = pid === undefined ? undefined : threadCpuMs(pid);
+        const threads0 = pid === undefined || !threads ? undefined : threadCpuMs(pid);
         const busy0 = machineBusyMs();
         const from = Date.now();
         const f = await pgbench(work, env, mode, o);
@@ -149,11 +160,12 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
         return { ...f, cpuPerTx };
       };
       const d = await row('direct', direct);
-      const b = await row('PgBouncer', viaBouncer);
+      const b = await row('PgBouncer', viaBouncer, bouncerProcess, false);
       const a = await row('Agate', await viaAgate(), agate.pid);
+      const p = alone === undefined ? undefined : await row('`agate proxy` alone (distributed: Kafka bus, policy in its own process)', await viaAlone(), alone.pid);
       if (unsynced !== undefined) await row('Agate, bus.fsync off (diagnosis only)', { ...(await unsynced.libpqEnv()) }, unsynced.pid);
       const r = relay === undefined ? undefined : await row('bare Node TCP relay, no parsing or audit (diagnosis only)', { ...direct, PGPORT: String(relay.port) }, relay.child.pid);
-      summary.push(`| ${mode} | ${a.cpuPerTx.toFixed(0)} | ${(a.tps / b.tps).toFixed(2)}× | ${(a.tps / d.tps).toFixed(2)}× | ${r === undefined ? '—' : `${(r.tps / b.tps).toFixed(2)}×`} |`);
+      summary.push(`| ${mode} | ${a.cpuPerTx.toFixed(0)} | ${p === undefined ? '—' : p.cpuPerTx.toFixed(0)} | ${b.cpuPerTx.toFixed(0)} | ${(a.tps / b.tps).toFixed(2)}× | ${(a.tps / d.tps).toFixed(2)}× | ${r === undefined ? '—' : `${(r.tps / b.tps).toFixed(2)}×`} |`);
     }
     if (o.rate > 0) {
       console.log(`\nAgate at a fixed rate: pgbench -S -R ${o.rate}, ${o.clients} clients, ${o.seconds} s per run (${new Date().toISOString()}, uptime: ${uptime()})\n`);
@@ -168,8 +180,8 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
         console.log(`| ${mode} | ${f.tps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${us(cpuMs(agate.pid) - cpu0)} | ${us(t.main - threads0.main)} | ${us(t.node - threads0.node)} | ${us(t.engine - threads0.engine)} | ${loadavg()[0]!.toFixed(1)} |`);
       }
     }
-    console.log(`\n| mode | Agate CPU µs per statement at ${o.clients} clients (target ≤ 100) | Agate TPS / PgBouncer | Agate TPS / direct | bare Node relay TPS / PgBouncer |`);
-    console.log('|---|---:|---:|---:|---:|');
+    console.log(`\n| mode | \`agate start\` CPU µs per statement at ${o.clients} clients (target ≤ 100) | \`agate proxy\` alone CPU µs per statement (target ≤ 40) | PgBouncer CPU µs per statement | Agate TPS / PgBouncer | Agate TPS / direct | bare Node relay TPS / PgBouncer |`);
+    console.log('|---|---:|---:|---:|---:|---:|---:|');
     for (const s of summary) console.log(s);
     console.log(`\n| mode | path | Agate CPU µs per statement: main thread | Node's other threads (GC and compiler helpers, libuv pool, ledger hashing worker) | engine threads (ledger inserts, views, merges) |`);
     console.log('|---|---|---:|---:|---:|');
@@ -186,11 +198,19 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
       console.log(`\n| process streaming ${o.streamGb} GiB | time s | MiB/s | RSS before MiB | RSS peak MiB | RssAnon before MiB | RssAnon peak MiB (target ≤ 256) | PSS peak MiB | load avg |`);
       console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
       await stream('`agate start` (embedded: proxy, policy, ledger, chdb engine)', { host: agate.host, port: agate.port, pid: agate.pid, token: () => agate.token() }, o.streamGb);
-      if (o.diagnosis) await streamProxyOnly(agate, work, o.streamGb);
+      if (o.diagnosis) {
+        const own = alone ?? (await startProxyAlone(agate, work, []));
+        try {
+          await stream('`agate proxy` alone (distributed: Kafka bus, policy in its own process)', { host: '127.0.0.1', port: own.port, pid: own.pid, token: () => agate.token() }, o.streamGb);
+        } finally {
+          if (own !== alone) await own.stop();
+        }
+      }
     }
   } finally {
     bouncer?.kill('SIGTERM');
     relay?.child.kill('SIGTERM');
+    await alone?.stop();
     await agate.cleanup();
     await unsynced?.cleanup();
     rmSync(work, { recursive: true, force: true });
@@ -319,13 +339,23 @@ async function startBouncer(work: string, agate: AgateFixture, port: number): Pr
   }
 }
 
+interface ProxyAlone {
+  port: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
 /**
- * The same stream through `agate proxy` alone (distributed mode, Kafka bus, policy in its own
- * process): the proxy's own memory, without the embedded ClickHouse engine beside it.
+ * `agate proxy` alone (distributed mode: Kafka bus, policy in its own process) in front of the
+ * same PostgreSQL: the proxy's own CPU and memory, without the embedded engine and ledger beside it.
  */
-async function streamProxyOnly(agate: AgateFixture, work: string, gb: number): Promise<void> {
+async function startProxyAlone(agate: AgateFixture, work: string, nodeArgs: string[]): Promise<ProxyAlone> {
   const broker = await startKafka();
   const procs: RoleProcess[] = [];
+  const stop = async () => {
+    for (const p of procs.reverse()) await p.stop();
+    await broker.destroy();
+  };
   try {
     const port = await findFreePort();
     const cred = agate.pg.users.scram;
@@ -347,13 +377,25 @@ targets:
 policy: { default: allow }
 `);
     procs.push(await startRole('policy', config));
-    const proxy = await startRole('proxy', config);
+    const proxy = await startRole('proxy', config, 60_000, nodeArgs);
     procs.push(proxy);
-    await stream('`agate proxy` alone (distributed: Kafka bus, policy in its own process)', { host: '127.0.0.1', port, pid: proxy.pid, token: () => agate.token() }, gb);
-  } finally {
-    for (const p of procs.reverse()) await p.stop();
-    await broker.destroy();
+    return { port, pid: proxy.pid, stop };
+  } catch (err) {
+    await stop();
+    throw err;
   }
+}
+
+/**
+ * The process that serves a child: PgBouncer itself, also when `runuser` started it (as root),
+ * so that its CPU time is read, not runuser's.
+ */
+function processUnder(child: ChildProcess): number {
+  const pid = child.pid!;
+  if (process.getuid?.() !== 0) return pid;
+  const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').filter(Boolean);
+  if (kids.length !== 1) throw new Error(`expected one process under runuser ${pid}, found ${kids.length}`);
+  return Number(kids[0]);
 }
 
 interface StreamTarget {
@@ -403,7 +445,7 @@ async function stream(label: string, agate: StreamTarget, gb: number): Promise<v
   console.log(`| ${label}, ${(received / 2 ** 30).toFixed(2)} GiB | ${secs.toFixed(1)} | ${(received / 2 ** 20 / secs).toFixed(0)} | ${before.rss.toFixed(0)} | ${peak.rss.toFixed(0)} | ${before.anon.toFixed(0)} | ${peak.anon.toFixed(0)} | ${peak.pss.toFixed(0)} | ${loadavg()[0]!.toFixed(1)} |`);
 }
 
-/** `npm run bench -- pg [--seconds N] [--clients N] [--rate N] [--stream-gb N] [--modes simple,prepared] [--diagnosis]` */
+/** `npm run bench -- pg [--seconds N] [--clients N] [--rate N] [--stream-gb N] [--modes simple,prepared] [--diagnosis] [--no-proxy-alone]` */
 export async function run(args: string[]): Promise<void> {
   const option = (name: string, fallback: number): number => {
     const i = args.indexOf(`--${name}`);
@@ -411,5 +453,5 @@ export async function run(args: string[]): Promise<void> {
   };
   const m = args.indexOf('--modes');
   const modes = m === -1 ? ['simple', 'extended', 'prepared'] : args[m + 1]!.split(',');
-  await benchPg({ seconds: option('seconds', 15), streamGb: option('stream-gb', 2), clients: option('clients', 8), rate: option('rate', 250), diagnosis: args.includes('--diagnosis'), modes });
+  await benchPg({ seconds: option('seconds', 15), streamGb: option('stream-gb', 2), clients: option('clients', 8), rate: option('rate', 250), diagnosis: args.includes('--diagnosis'), proxyAlone: !args.includes('--no-proxy-alone'), modes });
 }

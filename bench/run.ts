@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   'analyst-sql': () => import('./analyst-sql.js'),
   ledger: () => import('./ledger.js'),
   pg: () => import('./pg.js'),
+  'pg-path': () => import('./pg-path.js'),
   policy: () => import('./policy.js'),
   k8s: () => import('./k8s.js'),
   ssh: () => import('./ssh.js'),

@@ -1,4 +1,5 @@
 import { loadModule, parseSync } from 'libpg-query';
+import { BoundedLru } from '../bounded-lru.js';
 import { sqlShape } from './shape.js';
 
 /** One statement of a SQL string, as PostgreSQL's own parser sees it. */
@@ -48,18 +49,16 @@ export function analyzeSql(sql: string): SqlAnalysis {
  * used entries are evicted past `capacity`; texts longer than `maxTextLength` are not kept.
  */
 export class SqlAnalysisCache {
-  readonly #entries = new Map<string, SqlAnalysis>();
-
-  readonly #capacity: number;
+  readonly #entries: BoundedLru<string, SqlAnalysis>;
   readonly #maxTextLength: number;
 
   constructor(capacity = 4096, maxTextLength = 8192) {
-    this.#capacity = capacity;
+    this.#entries = new BoundedLru(capacity);
     this.#maxTextLength = maxTextLength;
   }
 
   analyze(sql: string): SqlAnalysis {
-    return this.#lookup(sql) ?? this.#keep(sql, analyzeSql(sql));
+    return this.#entries.get(sql) ?? this.#keep(sql, analyzeSql(sql));
   }
 
   /**
@@ -72,27 +71,14 @@ export class SqlAnalysisCache {
   analyzeShape(sql: string): SqlAnalysis {
     const shape = sqlShape(sql);
     if (shape === undefined || shape === sql) return this.analyze(sql);
-    const known = this.#lookup(shape);
+    const known = this.#entries.get(shape);
     if (known !== undefined) return known.ok ? known : this.analyze(sql);
     const analysis = this.#keep(shape, analyzeSql(shape));
     return analysis.ok ? analysis : this.analyze(sql);
   }
 
-  #lookup(key: string): SqlAnalysis | undefined {
-    const hit = this.#entries.get(key);
-    if (hit !== undefined) {
-      // Map iteration order is insertion order: re-inserting marks the entry most recent.
-      this.#entries.delete(key);
-      this.#entries.set(key, hit);
-    }
-    return hit;
-  }
-
   #keep(key: string, analysis: SqlAnalysis): SqlAnalysis {
-    if (key.length <= this.#maxTextLength) {
-      this.#entries.set(key, analysis);
-      if (this.#entries.size > this.#capacity) this.#entries.delete(this.#entries.keys().next().value!);
-    }
+    if (key.length <= this.#maxTextLength) this.#entries.set(key, analysis);
     return analysis;
   }
 

@@ -10,6 +10,7 @@ import { serialize as backend } from './backend-serializer.js';
 import { PgEngine, type Decision } from './engine.js';
 import { FrontendParser } from './frontend-parser.js';
 import { Masker } from '../masking/masker.js';
+import { MaskReadings } from './masking/mask-readings.js';
 import type { FrontendMessage } from './messages.js';
 
 /*
@@ -33,7 +34,7 @@ function harness() {
         return c.text.includes('DROP') ? { kind: 'refuse', sqlstate: '42501', message: 'no DROP' } : { kind: 'run', client: undefined };
       },
       events: { emitLogged: async (e) => void events.push(e) },
-      recording: { sampleRows: 5, valueChars: 64, audit },
+      recording: { sampleRows: 5, valueChars: 64, audit, readings: new MaskReadings() },
       log: silentLogger,
       functions: () => undefined,
       sessionMask: () => undefined,

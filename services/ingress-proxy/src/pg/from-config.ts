@@ -4,6 +4,7 @@ import { readSecret, type AgateConfig, type PostgresTargetConfig } from '../../.
 import { ConfigError, type AgateError } from '../../../../core/src/errors.js';
 import type { MaskSets } from '../masking/mask-sets.js';
 import type { Masker } from '../masking/masker.js';
+import { MaskReadings } from './masking/mask-readings.js';
 import type { ProxyShared } from '../proxy-shared.js';
 import type { RecordingOptions } from './result-recorder.js';
 import { PgProxyServer } from './server.js';
@@ -35,7 +36,7 @@ export interface PgProxyConfigDeps {
 /** Loads the TLS certificate once, at start (a bad file fails start), beside the mask sets compiled for every protocol. */
 export function pgProxyConfigDeps(config: PgProxySlice, masks: MaskSets): PgProxyConfigDeps {
   const { record_rows, record_value_chars, tls } = config.proxy.postgres;
-  const deps: PgProxyConfigDeps = { recording: { sampleRows: record_rows, valueChars: record_value_chars, audit: masks.audit }, maskers: masks.byName };
+  const deps: PgProxyConfigDeps = { recording: { sampleRows: record_rows, valueChars: record_value_chars, audit: masks.audit, readings: new MaskReadings() }, maskers: masks.byName };
   if (tls !== undefined) {
     try {
       deps.tls = createSecureContext({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) });

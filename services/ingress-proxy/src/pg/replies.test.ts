@@ -8,12 +8,13 @@ import { serialize } from './backend-serializer.js';
 import type { BackendFrame } from './backend-frames.js';
 import { ExtendedState } from './extended-state.js';
 import { Masker } from '../masking/masker.js';
+import { MaskReadings } from './masking/mask-readings.js';
 import { ReplyRouter, type FailedMessage } from './replies.js';
 import { StatementResult } from './result-recorder.js';
 
 const audit = new Masker('default', BUILTIN_MASK_SET);
 const frame = (raw: Buffer): BackendFrame => ({ code: raw[0]!, raw });
-const result = (text: string, client?: Masker) => new StatementResult({ ...SAMPLES.Command, text, event_id: text }, { sampleRows: 2, valueChars: 64, audit }, client);
+const result = (text: string, client?: Masker) => new StatementResult({ ...SAMPLES.Command, text, event_id: text }, { sampleRows: 2, valueChars: 64, audit, readings: new MaskReadings() }, client);
 const setup = () => {
   const responses: Response[] = [];
   const failed: { failed: FailedMessage; code: string | null | undefined }[] = [];

@@ -4,7 +4,7 @@ import { nowMicros, type Command, type Response, type ResponseStatus } from '../
 import { decodeDataRow, type Column } from './backend-decode.js';
 import { maskDataRow } from './masking/data-row.js';
 import { MASKED_VALUE, Masker } from '../masking/masker.js';
-import { carriesMaskedColumn } from './masking/derived-columns.js';
+import type { MaskReadings } from './masking/mask-readings.js';
 import { maskCopyLine, maskJsonKeys, type StatementSecrets } from './masking/statement-secrets.js';
 import { valueText } from './value-text.js';
 
@@ -16,6 +16,8 @@ export interface RecordingOptions {
   sampleRows: number;
   valueChars: number;
   audit: Masker;
+  /** The proxy's memo of which statements carry a masked column (derived-columns.ts). */
+  readings: MaskReadings;
 }
 
 export interface Outcome {
@@ -68,7 +70,7 @@ export class StatementResult {
     // EXECUTE returns what its PREPARE selected: both texts are read.
     const prepared = command.attributes[PREPARED_ATTRIBUTE];
     const text = prepared === undefined ? command.text : `${command.text};\n${prepared}`;
-    const whole = (m: Masker) => (carriesMaskedColumn(text, m) ? Masker.whole(m) : m);
+    const whole = (m: Masker) => (options.readings.carries(text, m) ? Masker.whole(m) : m);
     this.client = client === undefined ? undefined : whole(client);
     this.#audit = Masker.union(whole(options.audit), this.client);
   }

@@ -20,10 +20,9 @@ import { answerSslRequest } from './client-tls.js';
 import { PgEngine, type Decision } from './engine.js';
 import { FrontendParser } from './frontend-parser.js';
 import { MaskingError } from './masking/data-row.js';
-import { copiesMaskedColumn } from './masking/derived-columns.js';
 import { MASKED_VALUE, type Masker } from '../masking/masker.js';
 import { maskSqlText } from './masking/sql-text.js';
-import { maskLiterals, statementSecrets, type StatementSecrets } from './masking/statement-secrets.js';
+import { maskLiterals, type StatementSecrets } from './masking/statement-secrets.js';
 import type { CancelRequest, FrontendMessage, PasswordMessage, StartupMessage } from './messages.js';
 import { decodePassword } from './password-message.js';
 import { MAX_EXPECTED } from './replies.js';
@@ -239,7 +238,7 @@ export class PgSession {
     const { audit, valueChars } = this.#deps.recording;
     // A credential must never reach the bus: SQL text and parameters are masked before recording,
     // including what the statement assigns to a masked column or passes to set_config.
-    const secrets = statementSecrets(text, audit);
+    const secrets = this.#deps.recording.readings.secrets(text, audit);
     const masked = maskSqlText(secrets === undefined ? text : maskLiterals(text, secrets.literals), audit);
     const params = parameters.map((p, i) => (p === null ? null : secrets?.params.has(i + 1) ? MASKED_VALUE : cut(audit.maskText(p).text, valueChars)));
     const command: Command = {
@@ -259,7 +258,7 @@ export class PgSession {
     if (d.kind === 'run') {
       const mask = clientMasker(d, maskers, this.#target?.maskClient);
       // A masked client may not copy a masked column where it would read it back unmasked.
-      const copied = mask.ok && mask.masker !== undefined ? copiesMaskedColumn(command.text, mask.masker) : undefined;
+      const copied = mask.ok && mask.masker !== undefined ? this.#deps.recording.readings.copies(command.text, mask.masker) : undefined;
       if (mask.ok && copied === undefined) return { kind: 'run', client: mask.masker };
       if (mask.ok) {
         return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement: its ${copied} copies a column that mask set "${mask.masker!.name}" masks for this client somewhere the mask cannot follow` };

@@ -1,4 +1,4 @@
-import { analyzeSql } from '../../../../../core/src/sql/analyze.js';
+import { analyzeSql, type SqlAnalysis } from '../../../../../core/src/sql/analyze.js';
 import type { Masker } from '../../masking/masker.js';
 
 type Node = Record<string, unknown>;
@@ -18,7 +18,12 @@ type Node = Record<string, unknown>;
  */
 export function carriesMaskedColumn(sql: string, masker: Masker): boolean {
   if (!masker.hasColumnRules) return false;
-  const analysis = analyzeSql(sql);
+  return analysisCarries(analyzeSql(sql), masker);
+}
+
+/** {@link carriesMaskedColumn} on a statement text already parsed (mask-readings.ts keeps the answers). */
+export function analysisCarries(analysis: SqlAnalysis, masker: Masker): boolean {
+  if (!masker.hasColumnRules) return false;
   if (!analysis.ok) return true;
   return analysis.statements.some((s) => statementCarries(s.node, masker));
 }
@@ -36,7 +41,12 @@ const READS_TO_RESULT = new Set(['SelectStmt', 'ExplainStmt', 'PrepareStmt', 'Ex
  */
 export function copiesMaskedColumn(sql: string, masker: Masker): string | undefined {
   if (!masker.hasColumnRules) return undefined;
-  const analysis = analyzeSql(sql);
+  return analysisCopies(analyzeSql(sql), masker);
+}
+
+/** {@link copiesMaskedColumn} on a statement text already parsed (mask-readings.ts keeps the answers). */
+export function analysisCopies(analysis: SqlAnalysis, masker: Masker): string | undefined {
+  if (!masker.hasColumnRules) return undefined;
   if (!analysis.ok) return undefined; // refused by policy as unparseable; never forwarded
   for (const { kind, node } of analysis.statements) {
     const select = node.SelectStmt as Node | undefined;

@@ -1,4 +1,4 @@
-import { analyzeSql } from '../../../../../core/src/sql/analyze.js';
+import { analyzeSql, type SqlAnalysis } from '../../../../../core/src/sql/analyze.js';
 import { MASKED_VALUE, type Masker } from '../../masking/masker.js';
 import { literalEnd } from './sql-literal.js';
 
@@ -9,11 +9,18 @@ import { literalEnd } from './sql-literal.js';
  */
 export interface StatementSecrets {
   /** Parameter numbers ($1 is 1) whose values are masked whole. */
-  params: Set<number>;
+  readonly params: ReadonlySet<number>;
   /** UTF-8 byte offsets in the statement text where a literal to mask starts. */
-  literals: number[];
+  readonly literals: readonly number[];
   /** A COPY: its column names, or null when they are unknown (no column list, `SELECT *`). */
-  copy?: { columns: string[] | null; delimiter: string; binary: boolean };
+  readonly copy?: { readonly columns: readonly string[] | null; readonly delimiter: string; readonly binary: boolean };
+}
+
+/** What the walk fills in (read-only once returned: mask-readings.ts shares it between commands). */
+interface Found {
+  params: Set<number>;
+  literals: number[];
+  copy?: StatementSecrets['copy'];
 }
 
 type Node = Record<string, unknown>;
@@ -21,16 +28,25 @@ type Node = Record<string, unknown>;
 /** A cheap test first: most statements assign nothing and copy nothing. */
 const WORTH_PARSING = /\b(insert|update|set_config|copy)\b/i;
 
+/** Whether `sql` can hold anything {@link statementSecrets} finds; false means it finds nothing. */
+export function mayHoldSecrets(sql: string): boolean {
+  return WORTH_PARSING.test(sql);
+}
+
 export function statementSecrets(sql: string, masker: Masker): StatementSecrets | undefined {
-  if (!WORTH_PARSING.test(sql)) return undefined;
-  const analysis = analyzeSql(sql);
+  if (!mayHoldSecrets(sql)) return undefined;
+  return analysisSecrets(analyzeSql(sql), masker);
+}
+
+/** {@link statementSecrets} of a text already parsed (mask-readings.ts keeps the answers). */
+export function analysisSecrets(analysis: SqlAnalysis, masker: Masker): StatementSecrets | undefined {
   if (!analysis.ok || analysis.statements.length !== 1) return undefined;
-  const found: StatementSecrets = { params: new Set(), literals: [] };
+  const found: Found = { params: new Set(), literals: [] };
   walk(analysis.statements[0]!.node, masker, found);
   return found.params.size > 0 || found.literals.length > 0 || found.copy !== undefined ? found : undefined;
 }
 
-function walk(node: unknown, masker: Masker, found: StatementSecrets): void {
+function walk(node: unknown, masker: Masker, found: Found): void {
   if (Array.isArray(node)) return node.forEach((n) => walk(n, masker, found));
   if (node === null || typeof node !== 'object') return;
   const n = node as Node;
@@ -47,7 +63,7 @@ function walk(node: unknown, masker: Masker, found: StatementSecrets): void {
 }
 
 /** `INSERT INTO t (a, token) VALUES (…, x)` or `… SELECT …, x`: the x under a masked column. */
-function insertValues(insert: Node, masker: Masker, found: StatementSecrets): void {
+function insertValues(insert: Node, masker: Masker, found: Found): void {
   const cols = ((insert.cols ?? []) as Node[]).map((c) => String((c.ResTarget as Node | undefined)?.name ?? ''));
   const masked = cols.flatMap((name, i) => (masker.masksColumn(name) ? [i] : []));
   if (masked.length === 0) return;
@@ -60,12 +76,12 @@ function insertValues(insert: Node, masker: Masker, found: StatementSecrets): vo
   for (const i of masked) collect((targets[i]?.ResTarget as Node | undefined)?.val, found);
 }
 
-function assigned(target: Node | undefined, masker: Masker, found: StatementSecrets): void {
+function assigned(target: Node | undefined, masker: Masker, found: Found): void {
   if (target !== undefined && typeof target.name === 'string' && masker.masksColumn(target.name)) collect(target.val, found);
 }
 
 /** Every literal and parameter inside an expression assigned to a masked column. */
-function collect(expr: unknown, found: StatementSecrets): void {
+function collect(expr: unknown, found: Found): void {
   if (Array.isArray(expr)) return expr.forEach((e) => collect(e, found));
   if (expr === null || typeof expr !== 'object') return;
   const n = expr as Node;
