@@ -2,8 +2,18 @@ import { analyzeSql, type SqlStatement } from './analyze.js';
 import { isReadLock, statementEffects, type SqlEffect } from './effects.js';
 import { doBlockFunction, plpgsqlPieces, UnreadableCode } from './plpgsql.js';
 
+/**
+ * The name of the relation a statement changes without naming it: `DROP OWNED`, `REASSIGN
+ * OWNED`, a `CASCADE` that reaches whatever depends on what it drops, `GRANT … ON ALL TABLES IN
+ * SCHEMA s`, `ALTER SCHEMA s RENAME` (every `s.x` gets another name, so a rule naming `s.x` would
+ * no longer know it). With a schema (`s.*`) only that schema's relations are reached. A refusing
+ * or holding rule with table conditions matches it; an allow rule only when its globs match `*`.
+ */
+export const EVERY_TABLE = '*';
+
 /** A relation a statement names, and whether it reads it or changes it. */
 export interface TableRef {
+  /** The relation's name, or {@link EVERY_TABLE}. */
   name: string;
   /** `schema.name` when the statement qualifies it. */
   qualified: string | undefined;
@@ -71,8 +81,12 @@ const WRITE_FIELDS: Readonly<Record<string, readonly string[]>> = {
   GrantStmt: ['objects'],
 };
 
-/** ALTER TABLE subcommands that add or remove the table's rows from a parent's (the parent is written). */
-const INHERITANCE_CMDS = new Set(['AT_AddInherit', 'AT_DropInherit']);
+/**
+ * ALTER TABLE subcommands that add or remove a table's rows from another's: INHERIT names the
+ * parent, ATTACH/DETACH PARTITION the partition, whose rows are then written through the parent.
+ * The table named in the subcommand is written.
+ */
+const INHERITANCE_CMDS = new Set(['AT_AddInherit', 'AT_DropInherit', 'AT_AttachPartition', 'AT_DetachPartition', 'AT_DetachPartitionFinalize']);
 
 /** Object types whose names (DROP, COMMENT ON, SECURITY LABEL) are relations… */
 const RELATION_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_SEQUENCE', 'OBJECT_INDEX', 'OBJECT_FOREIGN_TABLE']);
@@ -184,10 +198,13 @@ class Collector {
           continue;
         }
         if (c !== undefined && key === 'AlterTableCmd' && INHERITANCE_CMDS.has(String(c.subtype))) {
-          // `ALTER TABLE kid INHERIT people`: kid's rows join people's, as CREATE TABLE … INHERITS.
+          // `ALTER TABLE kid INHERIT people`: kid's rows join people's, as CREATE TABLE … INHERITS;
+          // `ALTER TABLE parent ATTACH PARTITION people`: an UPDATE of parent updates people.
           for (const [field, v] of Object.entries(c)) stack.push({ value: v, write: write || field === 'def', schema, through });
+          if (c.behavior === 'DROP_CASCADE') this.#table([EVERY_TABLE], true);
           continue;
         }
+        if (c !== undefined && key === 'AlterTableCmd' && c.behavior === 'DROP_CASCADE') this.#table([EVERY_TABLE], true);
         if (c !== undefined && key === 'FuncCall') this.#call(c, depth);
         stack.push({ value: child, write, schema, through });
       }
@@ -206,6 +223,7 @@ class Collector {
   #enter(kind: string, node: Obj, text: string | undefined, depth: number): void {
     this.#kinds.add(kind);
     for (const e of statementEffects(kind, node)) this.#effects.add(e);
+    for (const schema of unnamedTables(kind, node)) this.#table(schema === undefined ? [EVERY_TABLE] : [schema, EVERY_TABLE], true);
     if ((kind === 'UpdateStmt' || kind === 'DeleteStmt') && node.whereClause === undefined) this.#unboundedWrite = true;
     switch (kind) {
       case 'SelectStmt':
@@ -337,6 +355,30 @@ class Collector {
       const setting = constantText(first) ?? this.#settingNames.get(call);
       if (setting === undefined || IDENTITY_SETTINGS.has(setting.toLowerCase())) this.#effects.add('privilege');
     }
+  }
+}
+
+/**
+ * The schemas whose relations a statement changes without naming them (undefined: any schema);
+ * see {@link EVERY_TABLE}. ALTER TABLE … CASCADE subcommands are handled where they are walked.
+ */
+function unnamedTables(kind: string, node: Obj): (string | undefined)[] {
+  switch (kind) {
+    case 'DropOwnedStmt':
+    case 'ReassignOwnedStmt':
+    case 'DropdbStmt':
+      return [undefined];
+    case 'DropStmt':
+    case 'TruncateStmt':
+      // CASCADE drops (or empties) what depends on the objects named: columns, views and
+      // constraints of other tables, tables referencing a truncated one, a schema's contents.
+      return node.behavior === 'DROP_CASCADE' ? [undefined] : [];
+    case 'GrantStmt':
+      return node.targtype === 'ACL_TARGET_ALL_IN_SCHEMA' ? list(node.objects).map((o) => stringValue(o)) : [];
+    case 'RenameStmt':
+      return node.renameType === 'OBJECT_SCHEMA' && typeof node.subname === 'string' ? [node.subname] : [];
+    default:
+      return [];
   }
 }
 
