@@ -237,6 +237,10 @@ ddl | - | ALTER TYPE pair ADD ATTRIBUTE c int
 ddl destroy | - | ALTER TYPE pair DROP ATTRIBUTE b
 ddl | - | ALTER TYPE t SET (STORAGE = plain)
 ddl destroy | w:* | DROP TYPE mood CASCADE
+ddl write destroy | - | CREATE OPERATOR ### (rightarg = oid, function = lo_unlink)
+ddl dynamic | - | CREATE AGGREGATE a(text) (sfunc = pg_catalog.ts_stat, stype = int4)
+ddl admin | - | CREATE CAST (text AS int) WITH FUNCTION pg_read_file(text)
+write destroy | w:t | SELECT ts_rewrite('a'::tsquery, 'DELETE FROM t RETURNING 1, 2')
 ddl | - | CREATE DOMAIN posint AS int CHECK (VALUE > 0)
 ddl | - | ALTER DOMAIN posint SET DEFAULT 1
 ddl | - | ALTER DOMAIN posint ADD CONSTRAINT c CHECK (VALUE < 100)

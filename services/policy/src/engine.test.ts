@@ -317,6 +317,23 @@ evaluate('a statement reaching tables it does not name meets every refusing tabl
   assert.is(q.evaluate(cmd('DROP TABLE app.t')).rule_id, 'migrations');
 });
 
+evaluate('a built-in bound under a new name (operator, aggregate, cast) is decided as a call of it', () => {
+  const p = policyOf(`policy:
+  default: allow
+  rules:
+    - { id: no-destroy, action: deny, match: { sql: { effects: [destroy] } } }
+`);
+  for (const sql of ['CREATE OPERATOR ### (rightarg = oid, function = lo_unlink)', 'CREATE OPERATOR ### (rightarg = oid, procedure = pg_catalog.lo_unlink)', 'CREATE AGGREGATE a(oid) (sfunc = lo_unlink, stype = int4)']) {
+    assert.is(p.evaluate(cmd(sql)).rule_id, 'no-destroy', sql);
+  }
+  for (const sql of ['CREATE OPERATOR ### (rightarg = text, function = ts_stat)', 'CREATE CAST (text AS int) WITH FUNCTION ts_stat(text)', "SELECT ts_rewrite('a'::tsquery, current_setting('x'))"]) {
+    assert.is(p.evaluate(cmd(sql)).rule_id, UNVERIFIABLE_RULE, sql);
+  }
+  assert.is(p.evaluate(cmd("SELECT ts_rewrite('a'::tsquery, 'DELETE FROM t RETURNING 1, 2')")).rule_id, 'no-destroy');
+  assert.is(p.evaluate(cmd("SELECT ts_rewrite('a'::tsquery, 'a'::tsquery, 'b'::tsquery)")).decision, 'allow');
+  assert.is(p.evaluate(cmd('CREATE OPERATOR @+@ (leftarg = int4, rightarg = int4, function = int4pl)')).decision, 'allow');
+});
+
 evaluate('effect classes: a deny on destroy covers every spelling; an allow on read admits nothing else', () => {
   const p = policyOf(`policy:
   default: deny
