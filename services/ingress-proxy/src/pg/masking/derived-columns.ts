@@ -11,7 +11,9 @@ type Node = Record<string, unknown>;
  * subquery or CTE that renames it, or a whole row (`SELECT v FROM vault v`, `row_to_json(v)`,
  * `ROW(v.*)`) carries the value under another name. Such a statement's results and errors are then
  * masked whole (fail closed: a text Agate cannot parse counts as carrying one, and so does a
- * FETCH, whose cursor's query is not in its text). For `EXECUTE name`, pass the PREPARE texts too.
+ * FETCH, whose cursor's query is not in its text, and a built-in handed a table, cursor or query
+ * as text, `table_to_xml('vault', …)`, or the planner's statistics, whose columns the text does not
+ * name at all). For `EXECUTE name`, pass the PREPARE texts too.
  *
  * Not caught here: a value moved earlier into a column with another name (a view, CREATE TABLE
  * AS, INSERT … SELECT); what the row count of a filter on a masked column reveals.
@@ -20,8 +22,36 @@ export function carriesMaskedColumn(sql: string, masker: Masker): boolean {
   if (!masker.hasColumnRules) return false;
   const analysis = analyzeSql(sql);
   if (!analysis.ok) return true;
-  return analysis.statements.some((s) => statementCarries(s.node, masker));
+  return analysis.statements.some((s) => statementCarries(s.node, masker) || readsUnnamedColumns(s.node));
 }
+
+/**
+ * Built-ins that return the columns of a table, cursor or query they are given by name or as
+ * text (`table_to_xml('vault', …)`, `ts_stat('SELECT … FROM vault')`): no column of theirs is
+ * in the statement's text, so any may be masked.
+ */
+const COLUMN_READERS = new Set([
+  'table_to_xml', 'table_to_xmlschema', 'table_to_xml_and_xmlschema', 'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema',
+  'cursor_to_xml', 'cursor_to_xmlschema', 'schema_to_xml', 'schema_to_xmlschema', 'schema_to_xml_and_xmlschema',
+  'database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema', 'ts_stat', 'ts_rewrite',
+  'dblink', 'dblink_fetch', 'dblink_get_result',
+]);
+
+/** The planner's statistics: sampled values (most common, histogram bounds) of every column. */
+const STATISTICS_RELATIONS = new Set(['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data']);
+
+/** Whether a statement reads column values its text does not name (see the two sets above). */
+function readsUnnamedColumns(statement: Node): boolean {
+  return forEachObject(statement, (n) => {
+    if (typeof n.relname === 'string' && STATISTICS_RELATIONS.has(n.relname)) return true;
+    const call = n.FuncCall as Node | undefined;
+    const name = call === undefined ? undefined : ((list(call.funcname).at(-1) as Node | undefined)?.String as Node | undefined)?.sval;
+    return typeof name === 'string' && COLUMN_READERS.has(name);
+  });
+}
+
+/** Built-ins that keep or send a value where it is read back later under another name. */
+const VALUE_STORES = new Set(['pg_notify', 'set_config']);
 
 /** Statements whose result is the only place a value they read goes (see derived-columns rules above). */
 const READS_TO_RESULT = new Set(['SelectStmt', 'ExplainStmt', 'PrepareStmt', 'ExecuteStmt', 'DeclareCursorStmt', 'FetchStmt', 'ClosePortalStmt', 'DeallocateStmt', 'TransactionStmt', 'VariableShowStmt']);
@@ -30,7 +60,9 @@ const READS_TO_RESULT = new Set(['SelectStmt', 'ExplainStmt', 'PrepareStmt', 'Ex
  * For a client whose results a mask set masks: the kind of the first statement that copies a
  * masked column somewhere the mask cannot follow (a table, a view, another column or name, a
  * function or DO body, a COPY stream), read back later under a name no rule matches; undefined
- * when none does. `*` and whole rows count, as they may hold one. Writing a masked column
+ * when none does; also a masked column handed to `pg_notify` or `set_config`, whose value comes
+ * back outside any result (a notification, a parameter report, SHOW), even from a plain SELECT.
+ * `*` and whole rows count, as they may hold one. Writing a masked column
  * (`INSERT … (api_token) VALUES`, `SET api_token = 'x'`) is not copying one. Bodies are strings:
  * any word in them a column rule matches counts (fail closed).
  */
@@ -39,10 +71,6 @@ export function copiesMaskedColumn(sql: string, masker: Masker): string | undefi
   const analysis = analyzeSql(sql);
   if (!analysis.ok) return undefined; // refused by policy as unparseable; never forwarded
   for (const { kind, node } of analysis.statements) {
-    const select = node.SelectStmt as Node | undefined;
-    if (READS_TO_RESULT.has(kind) && select?.intoClause === undefined) continue;
-    const body = kind === 'CreateFunctionStmt' || kind === 'DoStmt' ? bodyWords(node) : [];
-    if (body.some((w) => masker.masksColumn(w)) || renamesMasked(node, masker) || copiesWholeTable(node, masker)) return kind;
     // A masked column by name, or `*` / a whole row that may hold one (`CREATE VIEW v (a, b) AS SELECT * …`).
     const rows = new Set<string>();
     collectRowNames(node, rows);
@@ -52,9 +80,23 @@ export function copiesMaskedColumn(sql: string, masker: Masker): string | undefi
       const name = (last?.String as Node | undefined)?.sval;
       return last?.A_Star !== undefined || (typeof name === 'string' && (masker.masksColumn(name) || (fields.length === 1 && rows.has(name))));
     };
-    if (someRef(node, holdsMasked)) return kind;
+    // `SELECT pg_notify('c', api_token)`, `set_config('x.y', api_token, …)`: sent back as a
+    // notification or a parameter report, or read back with SHOW, outside any result.
+    if (forEachObject(node, (n) => storesValue(n) && someRef(n, holdsMasked))) return kind;
+    const select = node.SelectStmt as Node | undefined;
+    if (READS_TO_RESULT.has(kind) && select?.intoClause === undefined) continue;
+    const body = kind === 'CreateFunctionStmt' || kind === 'DoStmt' ? bodyWords(node) : [];
+    if (body.some((w) => masker.masksColumn(w)) || renamesMasked(node, masker) || copiesWholeTable(node, masker)) return kind;
+    if (someRef(node, holdsMasked) || readsUnnamedColumns(node)) return kind;
   }
   return undefined;
+}
+
+/** A call of one of {@link VALUE_STORES} (its arguments are what `someRef` then searches). */
+function storesValue(n: Node): boolean {
+  const call = n.FuncCall as Node | undefined;
+  const name = call === undefined ? undefined : ((list(call.funcname).at(-1) as Node | undefined)?.String as Node | undefined)?.sval;
+  return typeof name === 'string' && VALUE_STORES.has(name);
 }
 
 /** `ALTER TABLE vault RENAME COLUMN api_token TO t`: the column itself, under a name no rule matches. */
