@@ -68,13 +68,20 @@ test('a built-in returning the columns of a table, cursor or query named as text
   assert.is(copiesMaskedColumn("INSERT INTO s SELECT 1, most_common_vals::text FROM pg_stats", masker), 'InsertStmt');
 });
 
-test('a masked column handed to pg_notify or set_config is a copy, even in a plain SELECT', () => {
+test('a masked column handed to pg_notify, set_config or a function not known to be pure is a copy, even in a plain SELECT', () => {
   for (const sql of [
     "SELECT pg_notify('c', api_token) FROM vault",
     "SELECT pg_notify('c', v::text) FROM vault v",
     "SELECT set_config('application_name', api_token, false) FROM vault",
     "SELECT set_config('x.y', upper(password), false) FROM users",
   ]) assert.is(copiesMaskedColumn(sql, masker), 'SelectStmt', sql);
+  // A function the agent may have defined to keep its argument somewhere.
+  for (const sql of ['SELECT keep(api_token) FROM vault', 'SELECT upper(app.keep(api_token)) FROM vault', 'SELECT id FROM vault v WHERE keep(v::text) IS NULL', 'SELECT app.upper(api_token) FROM vault']) {
+    assert.is(copiesMaskedColumn(sql, masker), 'SelectStmt', sql);
+  }
+  for (const sql of ["SELECT upper(api_token), string_agg(api_token, ',') FROM vault", 'SELECT pg_catalog.md5(api_token) FROM vault', 'SELECT keep(id) FROM vault']) {
+    assert.is(copiesMaskedColumn(sql, masker), undefined, sql);
+  }
   assert.is(copiesMaskedColumn("SELECT pg_notify('c', id::text) FROM vault", masker), undefined);
   assert.is(copiesMaskedColumn("SELECT set_config('application_name', 'x', false)", masker), undefined);
 });

@@ -53,6 +53,33 @@ function readsUnnamedColumns(statement: Node): boolean {
 /** Built-ins that keep or send a value where it is read back later under another name. */
 const VALUE_STORES = new Set(['pg_notify', 'set_config']);
 
+/**
+ * Built-in functions that only compute a value from their arguments (no table, setting, message
+ * or notification is written): a masked column handed to one is read, not copied. Any other
+ * function may be one the agent defined to store its argument (`keep(api_token)` inserting it
+ * into a table read back later), whatever its body names, so for a masked client it is a copy.
+ */
+const PURE_FUNCTIONS = new Set([
+  'upper', 'lower', 'initcap', 'length', 'char_length', 'character_length', 'octet_length', 'bit_length', 'substr', 'substring',
+  'left', 'right', 'lpad', 'rpad', 'trim', 'btrim', 'ltrim', 'rtrim', 'replace', 'translate', 'reverse', 'repeat', 'concat',
+  'concat_ws', 'format', 'md5', 'sha224', 'sha256', 'sha384', 'sha512', 'encode', 'decode', 'convert_to', 'convert_from',
+  'to_hex', 'position', 'strpos', 'split_part', 'regexp_replace', 'regexp_match', 'regexp_matches', 'regexp_like',
+  'regexp_split_to_array', 'starts_with', 'quote_literal', 'quote_ident', 'quote_nullable', 'ascii', 'chr', 'count', 'min',
+  'max', 'string_agg', 'array_agg', 'json_agg', 'jsonb_agg', 'json_build_object', 'jsonb_build_object', 'json_build_array',
+  'jsonb_build_array', 'row_to_json', 'to_json', 'to_jsonb', 'array_to_string', 'to_char', 'to_date', 'to_timestamp',
+  'to_number', 'text', 'lag', 'lead', 'first_value', 'last_value', 'nth_value', 'unnest', 'array_length', 'cardinality',
+  'nullif', 'num_nonnulls', 'num_nulls', 'pg_column_size', 'to_tsvector', 'to_tsquery', 'plainto_tsquery',
+]);
+
+/** A call of a function not known to be pure, schema-qualified outside pg_catalog included. */
+function unknownCall(n: Node): boolean {
+  const call = n.FuncCall as Node | undefined;
+  if (call === undefined) return false;
+  const names = list(call.funcname).map((x) => ((x as Node).String as Node | undefined)?.sval);
+  const name = names.at(-1);
+  return typeof name !== 'string' || !PURE_FUNCTIONS.has(name) || (names.length > 1 && names[0] !== 'pg_catalog');
+}
+
 /** Statements whose result is the only place a value they read goes (see derived-columns rules above). */
 const READS_TO_RESULT = new Set(['SelectStmt', 'ExplainStmt', 'PrepareStmt', 'ExecuteStmt', 'DeclareCursorStmt', 'FetchStmt', 'ClosePortalStmt', 'DeallocateStmt', 'TransactionStmt', 'VariableShowStmt']);
 
@@ -61,7 +88,8 @@ const READS_TO_RESULT = new Set(['SelectStmt', 'ExplainStmt', 'PrepareStmt', 'Ex
  * masked column somewhere the mask cannot follow (a table, a view, another column or name, a
  * function or DO body, a COPY stream), read back later under a name no rule matches; undefined
  * when none does; also a masked column handed to `pg_notify` or `set_config`, whose value comes
- * back outside any result (a notification, a parameter report, SHOW), even from a plain SELECT.
+ * back outside any result (a notification, a parameter report, SHOW), even from a plain SELECT,
+ * or to any function not known to be a pure built-in (it may store it: see PURE_FUNCTIONS).
  * `*` and whole rows count, as they may hold one. Writing a masked column
  * (`INSERT … (api_token) VALUES`, `SET api_token = 'x'`) is not copying one. Bodies are strings:
  * any word in them a column rule matches counts (fail closed).
@@ -82,7 +110,7 @@ export function copiesMaskedColumn(sql: string, masker: Masker): string | undefi
     };
     // `SELECT pg_notify('c', api_token)`, `set_config('x.y', api_token, …)`: sent back as a
     // notification or a parameter report, or read back with SHOW, outside any result.
-    if (forEachObject(node, (n) => storesValue(n) && someRef(n, holdsMasked))) return kind;
+    if (forEachObject(node, (n) => (storesValue(n) || unknownCall(n)) && someRef(n, holdsMasked))) return kind;
     const select = node.SelectStmt as Node | undefined;
     if (READS_TO_RESULT.has(kind) && select?.intoClause === undefined) continue;
     const body = kind === 'CreateFunctionStmt' || kind === 'DoStmt' ? bodyWords(node) : [];
