@@ -76,10 +76,10 @@ test('a masked column handed to pg_notify, set_config or a function not known to
     "SELECT set_config('x.y', upper(password), false) FROM users",
   ]) assert.is(copiesMaskedColumn(sql, masker), 'SelectStmt', sql);
   // A function the agent may have defined to keep its argument somewhere.
-  for (const sql of ['SELECT keep(api_token) FROM vault', 'SELECT upper(app.keep(api_token)) FROM vault', 'SELECT id FROM vault v WHERE keep(v::text) IS NULL', 'SELECT app.upper(api_token) FROM vault']) {
+  for (const sql of ["SELECT api_token ### 'x' FROM vault", "SELECT id FROM vault WHERE api_token OPERATOR(app.=) 'x'", 'SELECT keep(api_token) FROM vault', 'SELECT upper(app.keep(api_token)) FROM vault', 'SELECT id FROM vault v WHERE keep(v::text) IS NULL', 'SELECT app.upper(api_token) FROM vault']) {
     assert.is(copiesMaskedColumn(sql, masker), 'SelectStmt', sql);
   }
-  for (const sql of ["SELECT upper(api_token), string_agg(api_token, ',') FROM vault", 'SELECT pg_catalog.md5(api_token) FROM vault', 'SELECT keep(id) FROM vault']) {
+  for (const sql of ["SELECT id FROM vault WHERE api_token = 'x' AND api_token || 'y' LIKE 'z%'", "SELECT upper(api_token), string_agg(api_token, ',') FROM vault", 'SELECT pg_catalog.md5(api_token) FROM vault', 'SELECT keep(id) FROM vault']) {
     assert.is(copiesMaskedColumn(sql, masker), undefined, sql);
   }
   assert.is(copiesMaskedColumn("SELECT pg_notify('c', id::text) FROM vault", masker), undefined);

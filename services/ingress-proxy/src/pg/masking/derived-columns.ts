@@ -71,13 +71,24 @@ const PURE_FUNCTIONS = new Set([
   'nullif', 'num_nonnulls', 'num_nulls', 'pg_column_size', 'to_tsvector', 'to_tsquery', 'plainto_tsquery',
 ]);
 
-/** A call of a function not known to be pure, schema-qualified outside pg_catalog included. */
+/** Built-in operators of comparison, pattern, arithmetic, text, array and JSON (each a pure function). */
+const PURE_OPERATORS = new Set([
+  '=', '<>', '!=', '<', '>', '<=', '>=', '||', '~~', '!~~', '~~*', '!~~*', '~', '!~', '~*', '!~*', '+', '-', '*', '/', '%', '^',
+  '@@', '@>', '<@', '&&', '->', '->>', '#>', '#>>', '?', '?|', '?&', '#-',
+]);
+
+/**
+ * A call of a function, or an operator (which calls one), not known to be pure: schema-qualified
+ * outside pg_catalog included (`OPERATOR(app.=)`, `app.upper(…)`).
+ */
 function unknownCall(n: Node): boolean {
   const call = n.FuncCall as Node | undefined;
-  if (call === undefined) return false;
-  const names = list(call.funcname).map((x) => ((x as Node).String as Node | undefined)?.sval);
-  const name = names.at(-1);
-  return typeof name !== 'string' || !PURE_FUNCTIONS.has(name) || (names.length > 1 && names[0] !== 'pg_catalog');
+  const expr = n.A_Expr as Node | undefined;
+  const [names, known] = call !== undefined ? [call.funcname, PURE_FUNCTIONS] : expr !== undefined && typeof expr.kind === 'string' && expr.kind.startsWith('AEXPR_OP') ? [expr.name, PURE_OPERATORS] : [undefined, undefined];
+  if (known === undefined) return false;
+  const parts = list(names).map((x) => ((x as Node).String as Node | undefined)?.sval);
+  const name = parts.at(-1);
+  return typeof name !== 'string' || !known.has(name) || (parts.length > 1 && parts[0] !== 'pg_catalog');
 }
 
 /** Statements whose result is the only place a value they read goes (see derived-columns rules above). */
