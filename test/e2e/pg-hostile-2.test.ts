@@ -291,6 +291,10 @@ hostile("settings and startup options that would blind the server's log or chang
     const r = await send(ctx, sql);
     assert.ok(!r.ok, `${sql} ran`);
   }
+  // A program on the database server is not SQL Agate can read: refused by Agate itself, whatever
+  // the server's privileges (with a superuser upstream it would have run).
+  const program = await send(ctx, "COPY (SELECT 1) TO PROGRAM 'cat > /dev/null'");
+  assert.ok(!program.ok && /agate\.unverifiable/.test(program.message), JSON.stringify(program));
   const env = await ctx.agate.libpqEnv();
   for (const options of ['-c pgaudit.log=none', '-c session_replication_role=replica', '-c role=postgres']) {
     const r = await run(bin('psql'), ['-X', '-A', '-t', '-w', '-c', "UPDATE scratch SET note = 'opt' WHERE true"], { env: { ...env, PGOPTIONS: options }, timeoutMs: 30_000 });
