@@ -202,6 +202,10 @@ hostile('a masked value sent back outside the result (notification, parameter re
     raw.send(serialize.query("CREATE FUNCTION keep(t text) RETURNS text LANGUAGE sql AS 'INSERT INTO scratch VALUES (0, t) RETURNING t'"));
     assert.not.ok((await raw.readyCount(1)).some((r) => r.name === 'error'));
     attempts.push([serialize.query('SELECT keep(api_token) FROM vault'), serialize.query('SELECT note FROM scratch WHERE id = 0')]);
+    // The same under a built-in's name: other.upper found before pg_catalog.upper.
+    raw.send(serialize.query("CREATE FUNCTION other.upper(t text) RETURNS text LANGUAGE sql AS 'INSERT INTO scratch VALUES (0, t) RETURNING t'"));
+    assert.not.ok((await raw.readyCount(1)).some((r) => r.name === 'error'));
+    attempts.push([serialize.query('SET search_path = other, pg_catalog, public'), serialize.query('SELECT upper(api_token) FROM vault'), serialize.query('RESET search_path'), serialize.query('SELECT note FROM scratch WHERE id = 0')]);
     const failures: string[] = [];
     for (const frames of attempts) {
       raw.send(...frames);
@@ -300,6 +304,10 @@ hostile("settings and startup options that would blind the server's log or chang
     const r = await run(bin('psql'), ['-X', '-A', '-t', '-w', '-c', "UPDATE scratch SET note = 'opt' WHERE true"], { env: { ...env, PGOPTIONS: options }, timeoutMs: 30_000 });
     assert.ok(r.code !== 0, `${options}: ${r.stdout}`);
   }
+  // A masked client may not put a schema before pg_catalog at startup either (other.upper above).
+  const maskedEnv = { ...env, PGPASSWORD: await ctx.agate.token({ masked: 'yes' }), PGOPTIONS: '-c search_path=other,pg_catalog' };
+  const shadow = await run(bin('psql'), ['-X', '-A', '-t', '-w', '-c', 'SELECT upper(api_token) FROM vault'], { env: maskedEnv, timeoutMs: 30_000 });
+  assert.ok(shadow.code !== 0 && /search_path/.test(shadow.stderr), shadow.stdout + shadow.stderr);
   assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM scratch WHERE note = 'opt'"), '0');
   // An application_name spoofing Agate's own catalog connection is still the agent's, in pgaudit's log.
   const r = await run(bin('psql'), ['-X', '-A', '-t', '-w', '-c', "UPDATE scratch SET note = 'spoofed' WHERE true"], { env: { ...env, PGAPPNAME: 'agate catalog lookup' }, timeoutMs: 30_000 });

@@ -83,6 +83,13 @@ test('a masked column handed to pg_notify, set_config or a function not known to
     assert.is(copiesMaskedColumn(sql, masker), undefined, sql);
   }
   assert.is(copiesMaskedColumn("SELECT pg_notify('c', id::text) FROM vault", masker), undefined);
+  // A search_path putting another schema before pg_catalog would let `other.upper` pass as upper.
+  for (const sql of ['SET search_path = other, pg_catalog', `SET "search_path" TO 'other,pg_catalog'`, 'SET LOCAL search_path TO app, "pg_catalog"', "SELECT set_config('search_path', 'x, pg_catalog', false)", 'SELECT set_config(name, setting, false) FROM s']) {
+    assert.ok(copiesMaskedColumn(sql, masker) !== undefined, sql);
+  }
+  for (const sql of ['SET search_path = other, public', 'SET search_path = pg_catalog, other', "SELECT set_config('search_path', 'app', false)", 'RESET search_path']) {
+    assert.is(copiesMaskedColumn(sql, masker), undefined, sql);
+  }
   assert.is(copiesMaskedColumn("SELECT set_config('application_name', 'x', false)", masker), undefined);
 });
 

@@ -122,6 +122,7 @@ export function copiesMaskedColumn(sql: string, masker: Masker): string | undefi
     // `SELECT pg_notify('c', api_token)`, `set_config('x.y', api_token, …)`: sent back as a
     // notification or a parameter report, or read back with SHOW, outside any result.
     if (forEachObject(node, (n) => (storesValue(n) || unknownCall(n)) && someRef(n, holdsMasked))) return kind;
+    if (shadowsBuiltins(node)) return kind;
     const select = node.SelectStmt as Node | undefined;
     if (READS_TO_RESULT.has(kind) && select?.intoClause === undefined) continue;
     const body = kind === 'CreateFunctionStmt' || kind === 'DoStmt' ? bodyWords(node) : [];
@@ -129,6 +130,39 @@ export function copiesMaskedColumn(sql: string, masker: Masker): string | undefi
     if (someRef(node, holdsMasked) || readsUnnamedColumns(node)) return kind;
   }
   return undefined;
+}
+
+/**
+ * A search_path that names pg_catalog after another schema: a function there named like a pure
+ * built-in (`other.upper` storing its argument) is then called by the built-in's name, and
+ * PURE_FUNCTIONS would take it for the built-in. Left out, pg_catalog is searched first.
+ */
+function shadowsBuiltins(node: Node): boolean {
+  return forEachObject(node, (n) => {
+    const set = n.VariableSetStmt as Node | undefined;
+    // A startup option arrives as one string (`-c search_path=other,pg_catalog`): split like a list.
+    if (set !== undefined && set.name === 'search_path' && set.kind === 'VAR_SET_VALUE') return catalogNotFirst(list(set.args).map(constantString));
+    const call = n.FuncCall as Node | undefined;
+    const name = call === undefined ? undefined : ((list(call.funcname).at(-1) as Node | undefined)?.String as Node | undefined)?.sval;
+    if (name !== 'set_config') return false;
+    const [setting, value] = list(call!.args).map(constantString);
+    if (setting === undefined) return true; // which setting it changes is not in the text
+    if (setting.toLowerCase() !== 'search_path') return false;
+    return catalogNotFirst([value]);
+  });
+}
+
+/** Whether a search_path's schemas name pg_catalog after another (a value not in the text counts). */
+function catalogNotFirst(values: (string | undefined)[]): boolean {
+  if (values.some((v) => v === undefined)) return true;
+  const schemas = values.flatMap((v) => v!.split(',')).map((p) => p.trim().replace(/^"|"$/g, '').toLowerCase());
+  return schemas.indexOf('pg_catalog') > 0;
+}
+
+function constantString(v: unknown): string | undefined {
+  const c = (v as Node | undefined)?.A_Const as Node | undefined;
+  const sval = (c?.sval as Node | undefined)?.sval;
+  return typeof sval === 'string' ? sval : undefined;
 }
 
 /** A call of one of {@link VALUE_STORES} (its arguments are what `someRef` then searches). */
