@@ -135,6 +135,22 @@ hostile('a statement that changes tables it never names is a write of every tabl
   }
 });
 
+hostile('regression: writes inside EXPLAIN ANALYZE, CTEs and MERGE, and settings changing how text is read', async (ctx) => {
+  await refused(ctx, 'EXPLAIN ANALYZE DELETE FROM people WHERE id = 1', 'no-delete');
+  await refused(ctx, "EXPLAIN (ANALYZE, FORMAT json) UPDATE people SET name = 'x' WHERE id = 1", 'people-read-only');
+  await refused(ctx, "WITH d AS (UPDATE people SET name = 'x' WHERE id = 1 RETURNING *) SELECT count(*) FROM d", 'people-read-only');
+  await refused(ctx, "MERGE INTO people p USING scratch s ON s.id = p.id WHEN MATCHED THEN UPDATE SET name = 'x'", 'people-read-only');
+  await refused(ctx, 'MERGE INTO scratch s USING people p ON s.id = p.id WHEN MATCHED THEN DELETE', 'no-delete');
+  for (const sql of ['BEGIN; SET LOCAL standard_conforming_strings = off; COMMIT', "SELECT set_config('client_encoding', 'SJIS', true)", "SET client_encoding = 'GBK'", "SET NAMES 'BIG5'"]) {
+    refusals += 1;
+    const r = await send(ctx, sql);
+    assert.ok(!r.ok && /agate\.lexing-setting/.test(r.message), `${sql}: ${JSON.stringify(r)}`);
+  }
+  const env = await ctx.agate.libpqEnv();
+  const big5 = await run(bin('psql'), ['-X', '-A', '-t', '-w', '-c', 'SELECT 1'], { env: { ...env, PGCLIENTENCODING: 'BIG5' }, timeoutMs: 30_000 });
+  assert.ok(big5.code !== 0 && /client_encoding/.test(big5.stderr), big5.stderr);
+});
+
 hostile('a built-in bound to a new name (operator, aggregate) counts as a call of it', async (ctx) => {
   // Called by name it is refused; an operator would call it with no name in the text.
   await refused(ctx, `SELECT lo_unlink(${ctx.loid})`, 'no-destroy');
