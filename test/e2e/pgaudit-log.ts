@@ -215,3 +215,11 @@ function search(pattern: RegExp, text: string, from: number): { at: number; end:
   const m = pattern.exec(text);
   return m === null ? undefined : { at: m.index, end: m.index + m[0].length };
 }
+
+/**
+ * Agate's own catalog lookup (the names of FunctionCall OIDs, function-names.ts): its fixed text
+ * on a connection named so. The application name alone proves nothing: a client may take it.
+ */
+export function isCatalogLookup(e: AuditEntry): boolean {
+  return e.app === 'agate catalog lookup' && /^SELECT n\.nspname, p\.proname FROM pg_catalog\.pg_proc p /.test(e.statement);
+}

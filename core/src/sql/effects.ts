@@ -26,7 +26,8 @@ import type { Node } from 'libpg-query';
  *   calls of built-ins that reach server files or processes (`pg_read_file`, `lo_import`, …).
  * - `dynamic`: runs SQL whose text is only known at run time (PL/pgSQL `EXECUTE` of a
  *   non-constant, `dblink`, a `pg_cron` job, `query_to_xml` of a non-constant).
- * - `opaque`: defines code whose body Agate cannot read (a language other than sql and plpgsql).
+ * - `opaque`: defines code whose body Agate cannot read (a language other than sql and plpgsql),
+ *   or runs a program on the database server (`COPY … PROGRAM`: a shell command, not SQL).
  * - `unknown`: a statement node this version of Agate does not classify.
  */
 export type SqlEffect = 'read' | 'write' | 'destroy' | 'ddl' | 'privilege' | 'session' | 'code' | 'admin' | 'dynamic' | 'opaque' | 'unknown';
@@ -195,6 +196,7 @@ export function statementEffects(kind: string, node: Obj): SqlEffect[] {
       out.push(node.is_from === true ? 'write' : 'read');
       // A file or program on the database server, rather than the client's stream.
       if (node.filename !== undefined || node.is_program === true) out.push('admin');
+      if (node.is_program === true) out.push('opaque');
       break;
     case 'LockStmt':
       // ACCESS SHARE and ROW SHARE are what reads take (pg_dump locks every table it dumps so);

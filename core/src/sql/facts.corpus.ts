@@ -161,13 +161,13 @@ ddl | w:users | ALTER TABLE users ENABLE TRIGGER ALL
 ddl | w:users | ALTER TABLE users DISABLE TRIGGER audit
 ddl | w:users | ALTER TABLE users ALTER COLUMN a SET STATISTICS 100
 ddl | w:users | ALTER TABLE users ALTER COLUMN a ADD GENERATED ALWAYS AS IDENTITY
-ddl | w:p | ALTER TABLE p ATTACH PARTITION p2023 FOR VALUES FROM ('2023-01-01') TO ('2024-01-01')
+ddl | w:p w:p2023 | ALTER TABLE p ATTACH PARTITION p2023 FOR VALUES FROM ('2023-01-01') TO ('2024-01-01')
 ddl | w:users | ALTER TABLE users INHERIT parent
 ddl destroy | w:users | ALTER TABLE users DROP COLUMN email
 ddl destroy | w:users | ALTER TABLE users DROP COLUMN IF EXISTS email CASCADE
 ddl destroy | w:users | ALTER TABLE users DROP CONSTRAINT users_pkey
 ddl destroy | w:users | ALTER TABLE users ADD COLUMN x int, DROP COLUMN y
-ddl destroy | w:p | ALTER TABLE p DETACH PARTITION p2023
+ddl destroy | w:p w:p2023 | ALTER TABLE p DETACH PARTITION p2023
 ddl destroy | w:p | ALTER TABLE p DETACH PARTITION p2023 CONCURRENTLY
 ddl destroy | w:users | ALTER TABLE users NO INHERIT parent
 ddl privilege | w:users | ALTER TABLE users OWNER TO bob
@@ -223,9 +223,9 @@ ddl destroy | - | DROP STATISTICS s
 ddl | - | CREATE SCHEMA app
 ddl | w:app.t w:app.v w:app.t | CREATE SCHEMA app CREATE TABLE t (a int) CREATE VIEW v AS SELECT * FROM t
 ddl | - | CREATE SCHEMA IF NOT EXISTS app AUTHORIZATION bob
-ddl | - | ALTER SCHEMA app RENAME TO app2
+ddl | w:app.* | ALTER SCHEMA app RENAME TO app2
 ddl privilege | - | ALTER SCHEMA app OWNER TO bob
-ddl destroy | - | DROP SCHEMA app CASCADE
+ddl destroy | w:* | DROP SCHEMA app CASCADE
 ddl | - | CREATE TYPE mood AS ENUM ('sad', 'ok')
 ddl | - | CREATE TYPE pair AS (a int, b text)
 ddl | - | CREATE TYPE r AS RANGE (subtype = int4)
@@ -236,7 +236,11 @@ ddl | - | ALTER TYPE mood RENAME VALUE 'sad' TO 'blue'
 ddl | - | ALTER TYPE pair ADD ATTRIBUTE c int
 ddl destroy | - | ALTER TYPE pair DROP ATTRIBUTE b
 ddl | - | ALTER TYPE t SET (STORAGE = plain)
-ddl destroy | - | DROP TYPE mood CASCADE
+ddl destroy | w:* | DROP TYPE mood CASCADE
+ddl write destroy | - | CREATE OPERATOR ### (rightarg = oid, function = lo_unlink)
+ddl dynamic | - | CREATE AGGREGATE a(text) (sfunc = pg_catalog.ts_stat, stype = int4)
+ddl admin | - | CREATE CAST (text AS int) WITH FUNCTION pg_read_file(text)
+write destroy | w:t | SELECT ts_rewrite('a'::tsquery, 'DELETE FROM t RETURNING 1, 2')
 ddl | - | CREATE DOMAIN posint AS int CHECK (VALUE > 0)
 ddl | - | ALTER DOMAIN posint SET DEFAULT 1
 ddl | - | ALTER DOMAIN posint ADD CONSTRAINT c CHECK (VALUE < 100)
@@ -322,12 +326,12 @@ privilege | - | ALTER ROLE ALL IN DATABASE app SET work_mem = '1GB'
 privilege ddl | - | ALTER ROLE bob RENAME TO carol
 destroy privilege | - | DROP ROLE bob
 destroy privilege | - | DROP USER IF EXISTS bob, carol
-destroy privilege | - | DROP OWNED BY CURRENT_USER
+destroy privilege | w:* | DROP OWNED BY CURRENT_USER
 destroy privilege | - | DROP OWNED BY bob CASCADE
-privilege | - | REASSIGN OWNED BY bob TO postgres
+privilege | w:* | REASSIGN OWNED BY bob TO postgres
 privilege | w:users | GRANT SELECT, UPDATE (email) ON users TO bob
 privilege | w:users | GRANT ALL PRIVILEGES ON TABLE users TO PUBLIC WITH GRANT OPTION
-privilege | - | GRANT ALL ON ALL TABLES IN SCHEMA public TO bob
+privilege | w:public.* | GRANT ALL ON ALL TABLES IN SCHEMA public TO bob
 privilege | - | GRANT USAGE ON SCHEMA app TO bob
 privilege | - | GRANT EXECUTE ON FUNCTION f(int) TO bob
 privilege | - | GRANT admin TO bob

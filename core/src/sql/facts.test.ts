@@ -136,7 +136,9 @@ effects('MERGE carries the statements and effects of each action (issue 16, item
 
 effects('COPY: direction, and server files or programs are admin', () => {
   assert.ok(has(facts("COPY users TO '/tmp/x'"), 'read', 'admin'));
-  assert.ok(has(facts("COPY users FROM PROGRAM 'curl x'"), 'write', 'admin'));
+  assert.ok(has(facts("COPY users FROM PROGRAM 'curl x'"), 'write', 'admin', 'opaque'));
+  assert.ok(has(facts("COPY users TO PROGRAM 'gzip > /tmp/u'"), 'read', 'admin', 'opaque'));
+  assert.not.ok(has(facts("COPY users FROM '/tmp/u.csv'"), 'opaque'));
   assert.not.ok(facts('COPY users FROM STDIN').effects.has('admin'));
 });
 

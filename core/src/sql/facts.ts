@@ -2,8 +2,18 @@ import { analyzeSql, type SqlStatement } from './analyze.js';
 import { isReadLock, statementEffects, type SqlEffect } from './effects.js';
 import { doBlockFunction, plpgsqlPieces, UnreadableCode } from './plpgsql.js';
 
+/**
+ * The name of the relation a statement changes without naming it: `DROP OWNED`, `REASSIGN
+ * OWNED`, a `CASCADE` that reaches whatever depends on what it drops, `GRANT … ON ALL TABLES IN
+ * SCHEMA s`, `ALTER SCHEMA s RENAME` (every `s.x` gets another name, so a rule naming `s.x` would
+ * no longer know it). With a schema (`s.*`) only that schema's relations are reached. A refusing
+ * or holding rule with table conditions matches it; an allow rule only when its globs match `*`.
+ */
+export const EVERY_TABLE = '*';
+
 /** A relation a statement names, and whether it reads it or changes it. */
 export interface TableRef {
+  /** The relation's name, or {@link EVERY_TABLE}. */
   name: string;
   /** `schema.name` when the statement qualifies it. */
   qualified: string | undefined;
@@ -71,16 +81,38 @@ const WRITE_FIELDS: Readonly<Record<string, readonly string[]>> = {
   GrantStmt: ['objects'],
 };
 
-/** ALTER TABLE subcommands that add or remove the table's rows from a parent's (the parent is written). */
-const INHERITANCE_CMDS = new Set(['AT_AddInherit', 'AT_DropInherit']);
+/**
+ * ALTER TABLE subcommands that add or remove a table's rows from another's: INHERIT names the
+ * parent, ATTACH/DETACH PARTITION the partition, whose rows are then written through the parent.
+ * The table named in the subcommand is written.
+ */
+const INHERITANCE_CMDS = new Set(['AT_AddInherit', 'AT_DropInherit', 'AT_AttachPartition', 'AT_DetachPartition', 'AT_DetachPartitionFinalize']);
 
 /** Object types whose names (DROP, COMMENT ON, SECURITY LABEL) are relations… */
 const RELATION_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_SEQUENCE', 'OBJECT_INDEX', 'OBJECT_FOREIGN_TABLE']);
 /** …and those named as `relation.member`, whose relation is written. */
 const RELATION_MEMBER_OBJECTS = new Set(['OBJECT_COLUMN', 'OBJECT_TRIGGER', 'OBJECT_RULE', 'OBJECT_POLICY', 'OBJECT_TABCONSTRAINT']);
 
-/** Functions that run a SQL text they are given as an argument. */
-const SQL_TEXT_FUNCTIONS = new Set(['query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'ts_stat', 'pg_background_launch']);
+/**
+ * Functions that run a SQL text they are given as an argument, and which argument it is.
+ * `ts_rewrite(query, 'SELECT target, substitute …')`: only its two-argument form runs SQL.
+ */
+const SQL_TEXT_FUNCTIONS = new Map<string, { arg: number; args?: number }>([
+  ...['query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'ts_stat', 'pg_background_launch'].map((n): [string, { arg: number }] => [n, { arg: 0 }]),
+  ['ts_rewrite', { arg: 1, args: 2 }],
+]);
+
+/**
+ * Options of CREATE OPERATOR / AGGREGATE / TYPE / RANGE, ALTER OPERATOR that name a function the
+ * server will call with the object's use: `CREATE OPERATOR ### (rightarg = oid, function =
+ * lo_unlink)` then `SELECT ### 42` calls lo_unlink with no name in the text.
+ */
+const FUNCTION_OPTIONS = new Set([
+  'function', 'procedure', 'restrict', 'join',
+  'sfunc', 'finalfunc', 'combinefunc', 'serialfunc', 'deserialfunc', 'msfunc', 'minvfunc', 'mfinalfunc',
+  'input', 'output', 'receive', 'send', 'typmod_in', 'typmod_out', 'analyze', 'subscript',
+  'subtype_diff', 'canonical', 'multirange_type_name',
+]);
 /** Functions that run SQL on a connection of their own (possibly back to this server, as anyone). */
 const REMOTE_SQL_FUNCTIONS = new Set(['dblink', 'dblink_exec', 'dblink_open', 'dblink_send_query', 'dblink_fetch']);
 /** pg_cron: SQL run later, outside this session, as the job's owner (`cron.schedule(…, 'DELETE …')`). */
@@ -184,10 +216,13 @@ class Collector {
           continue;
         }
         if (c !== undefined && key === 'AlterTableCmd' && INHERITANCE_CMDS.has(String(c.subtype))) {
-          // `ALTER TABLE kid INHERIT people`: kid's rows join people's, as CREATE TABLE … INHERITS.
+          // `ALTER TABLE kid INHERIT people`: kid's rows join people's, as CREATE TABLE … INHERITS;
+          // `ALTER TABLE parent ATTACH PARTITION people`: an UPDATE of parent updates people.
           for (const [field, v] of Object.entries(c)) stack.push({ value: v, write: write || field === 'def', schema, through });
+          if (c.behavior === 'DROP_CASCADE') this.#table([EVERY_TABLE], true);
           continue;
         }
+        if (c !== undefined && key === 'AlterTableCmd' && c.behavior === 'DROP_CASCADE') this.#table([EVERY_TABLE], true);
         if (c !== undefined && key === 'FuncCall') this.#call(c, depth);
         stack.push({ value: child, write, schema, through });
       }
@@ -206,6 +241,7 @@ class Collector {
   #enter(kind: string, node: Obj, text: string | undefined, depth: number): void {
     this.#kinds.add(kind);
     for (const e of statementEffects(kind, node)) this.#effects.add(e);
+    for (const schema of unnamedTables(kind, node)) this.#table(schema === undefined ? [EVERY_TABLE] : [schema, EVERY_TABLE], true);
     if ((kind === 'UpdateStmt' || kind === 'DeleteStmt') && node.whereClause === undefined) this.#unboundedWrite = true;
     switch (kind) {
       case 'SelectStmt':
@@ -230,7 +266,43 @@ class Collector {
       case 'CreateFunctionStmt':
         this.#function(node, text, depth);
         break;
+      case 'DefineStmt':
+      case 'AlterOperatorStmt':
+      case 'CreateRangeStmt':
+        for (const o of list(node.definition ?? node.options ?? node.params)) {
+          const d = asObj(asObj(o)?.DefElem);
+          if (typeof d?.defname === 'string' && FUNCTION_OPTIONS.has(d.defname.toLowerCase())) this.#bound(nameList(d.arg));
+        }
+        break;
+      case 'CreateCastStmt':
+        this.#bound(nameList(asObj(node.func)?.objname));
+        break;
+      case 'CreateConversionStmt':
+        this.#bound(nameList(node.func_name));
+        break;
+      case 'CreateTrigStmt':
+      case 'CreateEventTrigStmt':
+        this.#bound(nameList(node.funcname));
+        break;
+      case 'CreateTransformStmt':
+        this.#bound(nameList(asObj(node.fromsql)?.objname));
+        this.#bound(nameList(asObj(node.tosql)?.objname));
+        break;
     }
+  }
+
+  /**
+   * A function an object binds to be called later, by its use rather than by name (an operator,
+   * an aggregate's steps, a cast, a trigger): its effects are the definition's, as if called with
+   * arguments Agate cannot see (so SQL given as text is `dynamic`).
+   */
+  #bound(names: (string | undefined)[]): void {
+    const name = names[names.length - 1];
+    if (name === undefined) return;
+    const qualified = names.length > 1 ? `${String(names[names.length - 2])}.${name}` : name;
+    if (SQL_TEXT_FUNCTIONS.has(name) || REMOTE_SQL_FUNCTIONS.has(name) || DEFERRED_SQL_FUNCTIONS.has(qualified)) this.#effects.add('dynamic');
+    for (const e of FUNCTION_EFFECTS.get(name) ?? []) this.#effects.add(e);
+    if (name === 'set_config') this.#effects.add('privilege');
   }
 
   /**
@@ -325,8 +397,10 @@ class Collector {
     // A named argument (`query => '…'`) is not a constant: unless it is the SQL text, it hides which is.
     const named = args.map((a) => asObj(asObj(a)?.NamedArgExpr)).find((n) => n?.name === 'query');
     const first = named?.arg ?? args[0];
-    if (SQL_TEXT_FUNCTIONS.has(name)) {
-      const sql = constantText(first);
+    const sqlText = SQL_TEXT_FUNCTIONS.get(name);
+    if (sqlText !== undefined && (sqlText.args === undefined || sqlText.args === args.length)) {
+      // Past the first argument, a named one hides which is the SQL: not a constant then.
+      const sql = sqlText.arg === 0 ? constantText(first) : args.some((a) => asObj(a)?.NamedArgExpr !== undefined) ? undefined : constantText(args[sqlText.arg]);
       if (sql === undefined) this.#effects.add('dynamic');
       else this.#text(sql, depth);
     } else if (REMOTE_SQL_FUNCTIONS.has(name) || (names.length > 1 && DEFERRED_SQL_FUNCTIONS.has(`${String(names[names.length - 2])}.${name}`))) {
@@ -337,6 +411,30 @@ class Collector {
       const setting = constantText(first) ?? this.#settingNames.get(call);
       if (setting === undefined || IDENTITY_SETTINGS.has(setting.toLowerCase())) this.#effects.add('privilege');
     }
+  }
+}
+
+/**
+ * The schemas whose relations a statement changes without naming them (undefined: any schema);
+ * see {@link EVERY_TABLE}. ALTER TABLE … CASCADE subcommands are handled where they are walked.
+ */
+function unnamedTables(kind: string, node: Obj): (string | undefined)[] {
+  switch (kind) {
+    case 'DropOwnedStmt':
+    case 'ReassignOwnedStmt':
+    case 'DropdbStmt':
+      return [undefined];
+    case 'DropStmt':
+    case 'TruncateStmt':
+      // CASCADE drops (or empties) what depends on the objects named: columns, views and
+      // constraints of other tables, tables referencing a truncated one, a schema's contents.
+      return node.behavior === 'DROP_CASCADE' ? [undefined] : [];
+    case 'GrantStmt':
+      return node.targtype === 'ACL_TARGET_ALL_IN_SCHEMA' ? list(node.objects).map((o) => stringValue(o)) : [];
+    case 'RenameStmt':
+      return node.renameType === 'OBJECT_SCHEMA' && typeof node.subname === 'string' ? [node.subname] : [];
+    default:
+      return [];
   }
 }
 
@@ -364,6 +462,13 @@ function constantText(node: unknown, depth = 0): string | undefined {
 function isColumn(node: unknown, column: string): boolean {
   const fields = list(asObj(asObj(node)?.ColumnRef)?.fields);
   return fields.length > 0 && asObj(asObj(fields[fields.length - 1])?.String)?.sval === column;
+}
+
+/** A qualified name as the parser gives it: a list of Strings, or a TypeName's `names`. */
+function nameList(v: unknown): (string | undefined)[] {
+  const o = asObj(v);
+  const items = Array.isArray(v) ? v : list(asObj(o?.TypeName)?.names ?? asObj(o?.List)?.items ?? (o?.String !== undefined ? [o] : []));
+  return items.map(stringValue);
 }
 
 /** `{ String: { sval } }` or `{ sval: { sval } }` (an A_Const) → the string. */

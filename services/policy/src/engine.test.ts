@@ -289,6 +289,51 @@ evaluate('tables match what a statement writes as well as what it reads; tables_
   assert.is(p.evaluate(cmd('DELETE FROM secrets WHERE id = 1')).decision, 'allow');
 });
 
+evaluate('a statement reaching tables it does not name meets every refusing table rule; an allow rule is not widened', () => {
+  const p = policyOf(`policy:
+  default: allow
+  rules:
+    - { id: people-read-only, action: deny, match: { sql: { tables_written: [people] } } }
+    - { id: ledger-read-only, action: hold, match: { sql: { tables_written: [public.ledger] } } }
+`);
+  for (const sql of ['DROP OWNED BY CURRENT_USER', 'REASSIGN OWNED BY a TO b', 'GRANT UPDATE ON ALL TABLES IN SCHEMA app TO bob', 'ALTER SCHEMA app RENAME TO app2', 'DROP TYPE mood CASCADE', 'ALTER TABLE t DROP COLUMN c CASCADE', 'ALTER TABLE pp ATTACH PARTITION people FOR VALUES IN (1)']) {
+    assert.is(p.evaluate(cmd(sql)).rule_id, 'people-read-only', sql);
+  }
+  // A rule naming public.ledger is met by what reaches schema public, not by other schemas.
+  const q = policyOf(`policy:
+  default: allow
+  rules:
+    - { id: ledger-read-only, action: deny, match: { sql: { tables_written: [public.ledger] } } }
+    - { id: migrations, action: allow, match: { sql: { tables_written: [app.*] } } }
+`);
+  assert.is(q.evaluate(cmd('ALTER SCHEMA public RENAME TO p2')).rule_id, 'ledger-read-only');
+  assert.is(q.evaluate(cmd('GRANT ALL ON ALL TABLES IN SCHEMA public TO bob')).rule_id, 'ledger-read-only');
+  assert.is(q.evaluate(cmd('DROP OWNED BY bob')).rule_id, 'ledger-read-only');
+  // An allow rule over a whole schema's tables covers what reaches that schema's tables alone.
+  assert.is(q.evaluate(cmd('ALTER SCHEMA app RENAME TO app2')).rule_id, 'migrations');
+  assert.is(q.evaluate(cmd('GRANT ALL ON ALL TABLES IN SCHEMA app TO bob')).rule_id, 'migrations');
+  assert.is(q.evaluate(cmd('ALTER SCHEMA other RENAME TO o2')).rule_id, null);
+  assert.is(q.evaluate(cmd('DROP TABLE app.t CASCADE')).rule_id, 'ledger-read-only');
+  assert.is(q.evaluate(cmd('DROP TABLE app.t')).rule_id, 'migrations');
+});
+
+evaluate('a built-in bound under a new name (operator, aggregate, cast) is decided as a call of it', () => {
+  const p = policyOf(`policy:
+  default: allow
+  rules:
+    - { id: no-destroy, action: deny, match: { sql: { effects: [destroy] } } }
+`);
+  for (const sql of ['CREATE OPERATOR ### (rightarg = oid, function = lo_unlink)', 'CREATE OPERATOR ### (rightarg = oid, procedure = pg_catalog.lo_unlink)', 'CREATE AGGREGATE a(oid) (sfunc = lo_unlink, stype = int4)']) {
+    assert.is(p.evaluate(cmd(sql)).rule_id, 'no-destroy', sql);
+  }
+  for (const sql of ['CREATE OPERATOR ### (rightarg = text, function = ts_stat)', 'CREATE CAST (text AS int) WITH FUNCTION ts_stat(text)', "SELECT ts_rewrite('a'::tsquery, current_setting('x'))"]) {
+    assert.is(p.evaluate(cmd(sql)).rule_id, UNVERIFIABLE_RULE, sql);
+  }
+  assert.is(p.evaluate(cmd("SELECT ts_rewrite('a'::tsquery, 'DELETE FROM t RETURNING 1, 2')")).rule_id, 'no-destroy');
+  assert.is(p.evaluate(cmd("SELECT ts_rewrite('a'::tsquery, 'a'::tsquery, 'b'::tsquery)")).decision, 'allow');
+  assert.is(p.evaluate(cmd('CREATE OPERATOR @+@ (leftarg = int4, rightarg = int4, function = int4pl)')).decision, 'allow');
+});
+
 evaluate('effect classes: a deny on destroy covers every spelling; an allow on read admits nothing else', () => {
   const p = policyOf(`policy:
   default: deny

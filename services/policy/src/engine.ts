@@ -6,7 +6,7 @@ import { lexingChange, lexingRefusal } from '../../../core/src/sql/lexing.js';
 import { PREPARED_ATTRIBUTE, preparedBodies } from '../../../core/src/sql/prepared.js';
 import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
-import { sqlFacts, type SqlFacts } from '../../../core/src/sql/facts.js';
+import { EVERY_TABLE, sqlFacts, type SqlFacts } from '../../../core/src/sql/facts.js';
 import { GUARDED_EFFECTS, type SqlEffect } from '../../../core/src/sql/effects.js';
 import { k8sRequest, type K8sRequest } from './k8s-request.js';
 import { gitUpdates, type GitUpdate } from './git-push.js';
@@ -330,6 +330,12 @@ function unqualified(glob: string): string {
   return glob.slice(glob.lastIndexOf('.') + 1);
 }
 
+/** The schema part of a table glob or name; `*` (any) when it has none (`public.x` → `public`). */
+function schemaOf(glob: string): string {
+  const dot = glob.lastIndexOf('.');
+  return dot === -1 ? '*' : glob.slice(0, dot);
+}
+
 function ruleProtocolOk(rule: CompiledRule, protocol: string): boolean {
   const p = rule.config.match.protocols;
   return p === undefined || (p as readonly string[]).includes(protocol);
@@ -353,7 +359,7 @@ function compileRule(config: RuleConfig): CompiledRule {
     { test: sql?.tables, access: undefined },
     { test: sql?.tables_read, access: 'read' },
     { test: sql?.tables_written, access: 'write' },
-  ].flatMap(({ test, access }) => (test === undefined ? [] : [{ test: anyGlob(test), access, anySchema: anyGlob(test.map(unqualified)) }]));
+  ].flatMap(({ test, access }) => (test === undefined ? [] : [{ test: anyGlob(test), access, anySchema: anyGlob(test.map(unqualified)), schemas: anyGlob(test.map(schemaOf)) }]));
   const permissive = config.action === 'allow';
   // An allow rule never lets a guarded effect through unless it names it.
   const guardedEffects = permissive ? GUARDED_EFFECTS.filter((e) => effects === undefined || !effects.has(e)) : [];
@@ -366,11 +372,15 @@ function compileRule(config: RuleConfig): CompiledRule {
   const kindsMatch = (f: SqlFacts): boolean => kinds === undefined || (permissive ? every(f.kinds, (k) => kinds.has(k)) : some(f.kinds, (k) => kinds.has(k)));
   const effectsMatch = (f: SqlFacts): boolean => effects === undefined || (permissive ? every(f.effects, (e) => effects.has(e)) : some(f.effects, (e) => effects.has(e)));
   const sqlMatches = (f: SqlFacts): boolean => {
-    for (const { test, access, anySchema } of tableTests) {
+    for (const { test, access, anySchema, schemas } of tableTests) {
       const relevant = access === undefined ? f.tables : f.tables.filter((t) => t.access === access);
       // An unqualified name resolves through search_path, which the client sets: a deny or hold
       // naming `public.x` also matches a bare `x`, and an allow naming `public.x` does not.
-      const named = (t: SqlFacts['tables'][number]) => test(t.name) || (t.qualified !== undefined ? test(t.qualified) : !permissive && anySchema(t.name));
+      // A statement reaching tables it does not name (EVERY_TABLE) reaches the listed ones too.
+      const named = (t: SqlFacts['tables'][number]) =>
+        test(t.name) ||
+        (t.qualified !== undefined ? test(t.qualified) : !permissive && anySchema(t.name)) ||
+        (!permissive && t.name === EVERY_TABLE && (t.qualified === undefined || schemas(schemaOf(t.qualified))));
       if (relevant.length === 0 || !(permissive ? every(relevant, named) : some(relevant, named))) return false;
     }
     if (sql?.without_where === true && !f.unboundedWrite) return false;

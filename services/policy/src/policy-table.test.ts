@@ -111,7 +111,8 @@ const CASES: Case[] = [
   // destructive DDL is held, or denied outright on production
   { text: 'DROP TABLE orders', decision: 'hold', rule: 'destructive-needs-approval' },
   { text: 'TRUNCATE orders', decision: 'hold', rule: 'destructive-needs-approval' },
-  { text: 'DROP DATABASE appdb', decision: 'hold', rule: 'destructive-needs-approval' },
+  // Dropping the database drops the secrets tables too (facts.ts EVERY_TABLE): their deny comes first.
+  { text: 'DROP DATABASE appdb', decision: 'deny', rule: 'secrets' },
   { text: 'DROP TABLE orders', decision: 'deny', rule: 'prod-ddl', target: 'prod-main' },
   { text: 'ALTER TABLE orders ADD COLUMN x int', decision: 'deny', rule: 'prod-ddl', target: 'prod-main' },
   { text: 'ALTER TABLE orders ADD COLUMN x int', decision: 'allow', rule: null, target: 'staging' },
@@ -124,7 +125,9 @@ const CASES: Case[] = [
   { text: '\n\t  DROP\n\tTABLE   "orders"  ;  ', decision: 'hold', rule: 'destructive-needs-approval' },
   { text: 'DROP TABLE "Orders"', decision: 'hold', rule: 'destructive-needs-approval' },
   { text: '/* nested /* comment */ still */ TRUNCATE orders', decision: 'hold', rule: 'destructive-needs-approval' },
-  { text: 'TRUNCATE TABLE ONLY orders RESTART IDENTITY CASCADE', decision: 'hold', rule: 'destructive-needs-approval' },
+  // CASCADE empties every table referencing orders, whichever they are: secrets among them, maybe.
+  { text: 'TRUNCATE TABLE ONLY orders RESTART IDENTITY CASCADE', decision: 'deny', rule: 'secrets' },
+  { text: 'TRUNCATE TABLE ONLY orders RESTART IDENTITY', decision: 'hold', rule: 'destructive-needs-approval' },
   { text: "SELECT 'DROP TABLE orders'", decision: 'allow', rule: null },
   { text: 'SELECT 1 AS "DROP TABLE x"', decision: 'allow', rule: null },
   { text: 'SELECT $$DROP TABLE orders$$', decision: 'allow', rule: null },

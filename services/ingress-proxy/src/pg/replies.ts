@@ -4,6 +4,7 @@ import type { BackendFrame } from './backend-frames.js';
 import type { Portal, PreparedStatement, Undo } from './extended-state.js';
 import type { Response } from '../../../../schemas/src/events.js';
 import { maskErrorFields } from './masking/error-fields.js';
+import { maskFunctionResult } from './masking/function-result.js';
 import type { Masker } from '../masking/masker.js';
 import { ProtocolError } from '../../../../core/src/errors.js';
 
@@ -172,8 +173,12 @@ export class ReplyRouter {
           this.#emit(head.result.response(errorOutcome(frame.raw)));
           return this.#forClient(frame.raw, head.result);
         }
-        if (code === B.FunctionCallResponse) this.#emit(head.result.response({ status: 'ok', command_tag: null, rows: 1 }));
-        else if (code === B.ReadyForQuery) this.#ready(frame.raw);
+        if (code === B.FunctionCallResponse) {
+          this.#emit(head.result.response({ status: 'ok', command_tag: null, rows: 1 }));
+          const client = head.result.client;
+          return client === undefined ? frame.raw : maskFunctionResult(frame.raw, client, functionName(head.result.command)).frame;
+        }
+        if (code === B.ReadyForQuery) this.#ready(frame.raw);
         else throw outOfStep(code, 'a function call');
         return frame.raw;
       case 'sync':
@@ -347,6 +352,12 @@ function finished(head: Extract<Expectation, { kind: 'execute' }>): void {
 const COMPLETE = { parse: B.ParseComplete, bind: B.BindComplete, close: B.CloseComplete } as const;
 
 /** A reply that answers none of the messages outstanding: attributing it anywhere would falsify the record. */
+/** The name (without schema) of the function a FunctionCall command calls (engine.ts sets `function`). */
+function functionName(command: StatementResult['command']): string {
+  const qualified = command.attributes.function ?? '';
+  return qualified.slice(qualified.lastIndexOf('.') + 1);
+}
+
 function outOfStep(code: number, expected: string): ProtocolError {
   return new ProtocolError(`the target's reply '${String.fromCharCode(code)}' does not fit the message outstanding (${expected}); replies are out of step`);
 }

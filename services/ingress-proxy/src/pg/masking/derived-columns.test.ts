@@ -52,6 +52,47 @@ test('a masked column returned as itself, or no masked column, does not', () => 
   ]) assert.not.ok(carriesMaskedColumn(sql, masker), sql);
 });
 
+test('a built-in returning the columns of a table, cursor or query named as text, or the planner statistics, carries one', () => {
+  for (const sql of [
+    "SELECT table_to_xml('vault', true, false, '')",
+    "SELECT pg_catalog.query_to_xml('SELECT 1', true, false, '')",
+    "SELECT cursor_to_xml('c', 5, false, false, '')",
+    "SELECT database_to_xml(true, false, '')",
+    "SELECT word FROM ts_stat('SELECT v FROM t')",
+    "SELECT ts_rewrite('x'::tsquery, 'SELECT a, b FROM t')",
+    'SELECT pg_catalog.table_to_xml($1, $2, $3, $4)',
+    "SELECT histogram_bounds FROM pg_stats WHERE tablename = 'vault'",
+    'SELECT stavalues1 FROM pg_catalog.pg_statistic',
+  ]) assert.ok(carriesMaskedColumn(sql, masker), sql);
+  assert.is(copiesMaskedColumn("CREATE TABLE loot AS SELECT table_to_xml('vault', true, false, '')", masker), 'CreateTableAsStmt');
+  assert.is(copiesMaskedColumn("INSERT INTO s SELECT 1, most_common_vals::text FROM pg_stats", masker), 'InsertStmt');
+});
+
+test('a masked column handed to pg_notify, set_config or a function not known to be pure is a copy, even in a plain SELECT', () => {
+  for (const sql of [
+    "SELECT pg_notify('c', api_token) FROM vault",
+    "SELECT pg_notify('c', v::text) FROM vault v",
+    "SELECT set_config('application_name', api_token, false) FROM vault",
+    "SELECT set_config('x.y', upper(password), false) FROM users",
+  ]) assert.is(copiesMaskedColumn(sql, masker), 'SelectStmt', sql);
+  // A function the agent may have defined to keep its argument somewhere.
+  for (const sql of ["SELECT api_token ### 'x' FROM vault", "SELECT id FROM vault WHERE api_token OPERATOR(app.=) 'x'", 'SELECT keep(api_token) FROM vault', 'SELECT upper(app.keep(api_token)) FROM vault', 'SELECT id FROM vault v WHERE keep(v::text) IS NULL', 'SELECT app.upper(api_token) FROM vault']) {
+    assert.is(copiesMaskedColumn(sql, masker), 'SelectStmt', sql);
+  }
+  for (const sql of ["SELECT id FROM vault WHERE api_token = 'x' AND api_token || 'y' LIKE 'z%'", "SELECT upper(api_token), string_agg(api_token, ',') FROM vault", 'SELECT pg_catalog.md5(api_token) FROM vault', 'SELECT keep(id) FROM vault']) {
+    assert.is(copiesMaskedColumn(sql, masker), undefined, sql);
+  }
+  assert.is(copiesMaskedColumn("SELECT pg_notify('c', id::text) FROM vault", masker), undefined);
+  // A search_path putting another schema before pg_catalog would let `other.upper` pass as upper.
+  for (const sql of ['SET search_path = other, pg_catalog', `SET "search_path" TO 'other,pg_catalog'`, 'SET LOCAL search_path TO app, "pg_catalog"', "SELECT set_config('search_path', 'x, pg_catalog', false)", 'SELECT set_config(name, setting, false) FROM s']) {
+    assert.ok(copiesMaskedColumn(sql, masker) !== undefined, sql);
+  }
+  for (const sql of ['SET search_path = other, public', 'SET search_path = pg_catalog, other', "SELECT set_config('search_path', 'app', false)", 'RESET search_path']) {
+    assert.is(copiesMaskedColumn(sql, masker), undefined, sql);
+  }
+  assert.is(copiesMaskedColumn("SELECT set_config('application_name', 'x', false)", masker), undefined);
+});
+
 test('a mask set without column rules never carries one', () => {
   assert.not.ok(carriesMaskedColumn('SELECT api_token AS t FROM vault', new Masker('detectors', { columns: [], detectors: ['email'] })));
 });

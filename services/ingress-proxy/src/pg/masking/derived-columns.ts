@@ -11,7 +11,9 @@ type Node = Record<string, unknown>;
  * subquery or CTE that renames it, or a whole row (`SELECT v FROM vault v`, `row_to_json(v)`,
  * `ROW(v.*)`) carries the value under another name. Such a statement's results and errors are then
  * masked whole (fail closed: a text Agate cannot parse counts as carrying one, and so does a
- * FETCH, whose cursor's query is not in its text). For `EXECUTE name`, pass the PREPARE texts too.
+ * FETCH, whose cursor's query is not in its text, and a built-in handed a table, cursor or query
+ * as text, `table_to_xml('vault', …)`, or the planner's statistics, whose columns the text does not
+ * name at all). For `EXECUTE name`, pass the PREPARE texts too.
  *
  * Not caught here: a value moved earlier into a column with another name (a view, CREATE TABLE
  * AS, INSERT … SELECT); what the row count of a filter on a masked column reveals.
@@ -25,7 +27,73 @@ export function carriesMaskedColumn(sql: string, masker: Masker): boolean {
 export function analysisCarries(analysis: SqlAnalysis, masker: Masker): boolean {
   if (!masker.hasColumnRules) return false;
   if (!analysis.ok) return true;
-  return analysis.statements.some((s) => statementCarries(s.node, masker));
+  return analysis.statements.some((s) => statementCarries(s.node, masker) || readsUnnamedColumns(s.node));
+}
+
+/**
+ * Built-ins that return the columns of a table, cursor or query they are given by name or as
+ * text (`table_to_xml('vault', …)`, `ts_stat('SELECT … FROM vault')`): no column of theirs is
+ * in the statement's text, so any may be masked.
+ */
+const COLUMN_READERS = new Set([
+  'table_to_xml', 'table_to_xmlschema', 'table_to_xml_and_xmlschema', 'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema',
+  'cursor_to_xml', 'cursor_to_xmlschema', 'schema_to_xml', 'schema_to_xmlschema', 'schema_to_xml_and_xmlschema',
+  'database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema', 'ts_stat', 'ts_rewrite',
+  'dblink', 'dblink_fetch', 'dblink_get_result',
+]);
+
+/** The planner's statistics: sampled values (most common, histogram bounds) of every column. */
+const STATISTICS_RELATIONS = new Set(['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data']);
+
+/** Whether a statement reads column values its text does not name (see the two sets above). */
+function readsUnnamedColumns(statement: Node): boolean {
+  return forEachObject(statement, (n) => {
+    if (typeof n.relname === 'string' && STATISTICS_RELATIONS.has(n.relname)) return true;
+    const call = n.FuncCall as Node | undefined;
+    const name = call === undefined ? undefined : ((list(call.funcname).at(-1) as Node | undefined)?.String as Node | undefined)?.sval;
+    return typeof name === 'string' && COLUMN_READERS.has(name);
+  });
+}
+
+/** Built-ins that keep or send a value where it is read back later under another name. */
+const VALUE_STORES = new Set(['pg_notify', 'set_config']);
+
+/**
+ * Built-in functions that only compute a value from their arguments (no table, setting, message
+ * or notification is written): a masked column handed to one is read, not copied. Any other
+ * function may be one the agent defined to store its argument (`keep(api_token)` inserting it
+ * into a table read back later), whatever its body names, so for a masked client it is a copy.
+ */
+const PURE_FUNCTIONS = new Set([
+  'upper', 'lower', 'initcap', 'length', 'char_length', 'character_length', 'octet_length', 'bit_length', 'substr', 'substring',
+  'left', 'right', 'lpad', 'rpad', 'trim', 'btrim', 'ltrim', 'rtrim', 'replace', 'translate', 'reverse', 'repeat', 'concat',
+  'concat_ws', 'format', 'md5', 'sha224', 'sha256', 'sha384', 'sha512', 'encode', 'decode', 'convert_to', 'convert_from',
+  'to_hex', 'position', 'strpos', 'split_part', 'regexp_replace', 'regexp_match', 'regexp_matches', 'regexp_like',
+  'regexp_split_to_array', 'starts_with', 'quote_literal', 'quote_ident', 'quote_nullable', 'ascii', 'chr', 'count', 'min',
+  'max', 'string_agg', 'array_agg', 'json_agg', 'jsonb_agg', 'json_build_object', 'jsonb_build_object', 'json_build_array',
+  'jsonb_build_array', 'row_to_json', 'to_json', 'to_jsonb', 'array_to_string', 'to_char', 'to_date', 'to_timestamp',
+  'to_number', 'text', 'lag', 'lead', 'first_value', 'last_value', 'nth_value', 'unnest', 'array_length', 'cardinality',
+  'nullif', 'num_nonnulls', 'num_nulls', 'pg_column_size', 'to_tsvector', 'to_tsquery', 'plainto_tsquery',
+]);
+
+/** Built-in operators of comparison, pattern, arithmetic, text, array and JSON (each a pure function). */
+const PURE_OPERATORS = new Set([
+  '=', '<>', '!=', '<', '>', '<=', '>=', '||', '~~', '!~~', '~~*', '!~~*', '~', '!~', '~*', '!~*', '+', '-', '*', '/', '%', '^',
+  '@@', '@>', '<@', '&&', '->', '->>', '#>', '#>>', '?', '?|', '?&', '#-',
+]);
+
+/**
+ * A call of a function, or an operator (which calls one), not known to be pure: schema-qualified
+ * outside pg_catalog included (`OPERATOR(app.=)`, `app.upper(…)`).
+ */
+function unknownCall(n: Node): boolean {
+  const call = n.FuncCall as Node | undefined;
+  const expr = n.A_Expr as Node | undefined;
+  const [names, known] = call !== undefined ? [call.funcname, PURE_FUNCTIONS] : expr !== undefined && typeof expr.kind === 'string' && expr.kind.startsWith('AEXPR_OP') ? [expr.name, PURE_OPERATORS] : [undefined, undefined];
+  if (known === undefined) return false;
+  const parts = list(names).map((x) => ((x as Node).String as Node | undefined)?.sval);
+  const name = parts.at(-1);
+  return typeof name !== 'string' || !known.has(name) || (parts.length > 1 && parts[0] !== 'pg_catalog');
 }
 
 /** Statements whose result is the only place a value they read goes (see derived-columns rules above). */
@@ -35,7 +103,10 @@ const READS_TO_RESULT = new Set(['SelectStmt', 'ExplainStmt', 'PrepareStmt', 'Ex
  * For a client whose results a mask set masks: the kind of the first statement that copies a
  * masked column somewhere the mask cannot follow (a table, a view, another column or name, a
  * function or DO body, a COPY stream), read back later under a name no rule matches; undefined
- * when none does. `*` and whole rows count, as they may hold one. Writing a masked column
+ * when none does; also a masked column handed to `pg_notify` or `set_config`, whose value comes
+ * back outside any result (a notification, a parameter report, SHOW), even from a plain SELECT,
+ * or to any function not known to be a pure built-in (it may store it: see PURE_FUNCTIONS).
+ * `*` and whole rows count, as they may hold one. Writing a masked column
  * (`INSERT … (api_token) VALUES`, `SET api_token = 'x'`) is not copying one. Bodies are strings:
  * any word in them a column rule matches counts (fail closed).
  */
@@ -49,10 +120,6 @@ export function analysisCopies(analysis: SqlAnalysis, masker: Masker): string | 
   if (!masker.hasColumnRules) return undefined;
   if (!analysis.ok) return undefined; // refused by policy as unparseable; never forwarded
   for (const { kind, node } of analysis.statements) {
-    const select = node.SelectStmt as Node | undefined;
-    if (READS_TO_RESULT.has(kind) && select?.intoClause === undefined) continue;
-    const body = kind === 'CreateFunctionStmt' || kind === 'DoStmt' ? bodyWords(node) : [];
-    if (body.some((w) => masker.masksColumn(w)) || renamesMasked(node, masker) || copiesWholeTable(node, masker)) return kind;
     // A masked column by name, or `*` / a whole row that may hold one (`CREATE VIEW v (a, b) AS SELECT * …`).
     const rows = new Set<string>();
     collectRowNames(node, rows);
@@ -62,9 +129,57 @@ export function analysisCopies(analysis: SqlAnalysis, masker: Masker): string | 
       const name = (last?.String as Node | undefined)?.sval;
       return last?.A_Star !== undefined || (typeof name === 'string' && (masker.masksColumn(name) || (fields.length === 1 && rows.has(name))));
     };
-    if (someRef(node, holdsMasked)) return kind;
+    // `SELECT pg_notify('c', api_token)`, `set_config('x.y', api_token, …)`: sent back as a
+    // notification or a parameter report, or read back with SHOW, outside any result.
+    if (forEachObject(node, (n) => (storesValue(n) || unknownCall(n)) && someRef(n, holdsMasked))) return kind;
+    if (shadowsBuiltins(node)) return kind;
+    const select = node.SelectStmt as Node | undefined;
+    if (READS_TO_RESULT.has(kind) && select?.intoClause === undefined) continue;
+    const body = kind === 'CreateFunctionStmt' || kind === 'DoStmt' ? bodyWords(node) : [];
+    if (body.some((w) => masker.masksColumn(w)) || renamesMasked(node, masker) || copiesWholeTable(node, masker)) return kind;
+    if (someRef(node, holdsMasked) || readsUnnamedColumns(node)) return kind;
   }
   return undefined;
+}
+
+/**
+ * A search_path that names pg_catalog after another schema: a function there named like a pure
+ * built-in (`other.upper` storing its argument) is then called by the built-in's name, and
+ * PURE_FUNCTIONS would take it for the built-in. Left out, pg_catalog is searched first.
+ */
+function shadowsBuiltins(node: Node): boolean {
+  return forEachObject(node, (n) => {
+    const set = n.VariableSetStmt as Node | undefined;
+    // A startup option arrives as one string (`-c search_path=other,pg_catalog`): split like a list.
+    if (set !== undefined && set.name === 'search_path' && set.kind === 'VAR_SET_VALUE') return catalogNotFirst(list(set.args).map(constantString));
+    const call = n.FuncCall as Node | undefined;
+    const name = call === undefined ? undefined : ((list(call.funcname).at(-1) as Node | undefined)?.String as Node | undefined)?.sval;
+    if (name !== 'set_config') return false;
+    const [setting, value] = list(call!.args).map(constantString);
+    if (setting === undefined) return true; // which setting it changes is not in the text
+    if (setting.toLowerCase() !== 'search_path') return false;
+    return catalogNotFirst([value]);
+  });
+}
+
+/** Whether a search_path's schemas name pg_catalog after another (a value not in the text counts). */
+function catalogNotFirst(values: (string | undefined)[]): boolean {
+  if (values.some((v) => v === undefined)) return true;
+  const schemas = values.flatMap((v) => v!.split(',')).map((p) => p.trim().replace(/^"|"$/g, '').toLowerCase());
+  return schemas.indexOf('pg_catalog') > 0;
+}
+
+function constantString(v: unknown): string | undefined {
+  const c = (v as Node | undefined)?.A_Const as Node | undefined;
+  const sval = (c?.sval as Node | undefined)?.sval;
+  return typeof sval === 'string' ? sval : undefined;
+}
+
+/** A call of one of {@link VALUE_STORES} (its arguments are what `someRef` then searches). */
+function storesValue(n: Node): boolean {
+  const call = n.FuncCall as Node | undefined;
+  const name = call === undefined ? undefined : ((list(call.funcname).at(-1) as Node | undefined)?.String as Node | undefined)?.sval;
+  return typeof name === 'string' && VALUE_STORES.has(name);
 }
 
 /** `ALTER TABLE vault RENAME COLUMN api_token TO t`: the column itself, under a name no rule matches. */
