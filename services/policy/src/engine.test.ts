@@ -197,6 +197,30 @@ policy:
   assert.is(ssh('cat /etc/hosts', {}), null);
 });
 
+evaluate('ssh paths: a refusal holds wherever a path leads on the target; an allow needs every path to lead where it allows', () => {
+  const rules = parseConfig(
+    `identity: { dev_issuer: { enabled: true } }
+policy:
+  default: deny
+  rules:
+    - { id: etc-read-only, action: deny, match: { ssh: { operations: [write, rename, symlink], paths: ["/etc/*"] } } }
+    - { id: uploads, action: allow, match: { ssh: { operations: [write, rename, read], paths: ["/srv/up/*"] } } }
+`,
+    'inline.yaml',
+  );
+  const p = new CompiledPolicy(rules.policy);
+  const rule = (attributes: Record<string, string>) => p.evaluate(cmd('sftp', { protocol: 'ssh', attributes: { request: 'sftp', ...attributes } })).rule_id;
+  // Named one way, leading another: `..`, a symlink the agent made.
+  assert.is(rule({ operation: 'write', path: '/srv/up/../../etc/x', resolved_path: '/etc/x' }), 'etc-read-only');
+  assert.is(rule({ operation: 'write', path: '/srv/up/door/x', resolved_path: '/etc/x' }), 'etc-read-only');
+  assert.is(rule({ operation: 'symlink', path: '/srv/up/door', target_path: '../../etc', resolved_path: '/srv/up/door', resolved_target_path: '/etc' }), null);
+  assert.is(rule({ operation: 'write', path: '/srv/up/x', resolved_path: '/srv/up/x' }), 'uploads');
+  // An allow rule is not met by a path that only reads as allowed, nor by a rename out of its directory.
+  assert.is(rule({ operation: 'read', path: '/srv/up/link', resolved_path: '/home/agent/.ssh/id_ed25519' }), null);
+  assert.is(rule({ operation: 'rename', path: '/srv/up/x', target_path: '/home/agent/x', resolved_path: '/srv/up/x', resolved_target_path: '/home/agent/x' }), null);
+  assert.is(rule({ operation: 'rename', path: '/srv/up/x', target_path: '/srv/up/y', resolved_path: '/srv/up/x', resolved_target_path: '/srv/up/y' }), 'uploads');
+});
+
 evaluate('kubernetes: a rule masking a resource masks every response carrying it, whatever the verb', () => {
   const rules = parseConfig(
     `identity: { dev_issuer: { enabled: true } }

@@ -376,7 +376,7 @@ function compileRule(config: RuleConfig): CompiledRule {
     if (sql?.without_where === true && !f.unboundedWrite) return false;
     return true;
   };
-  const sshMatches = compileSshMatch(config.match.ssh);
+  const sshMatches = compileSshMatch(config.match.ssh, permissive);
   const git = compileGit(config.match.git);
   const k8s = config.match.kubernetes;
   // `delete` names deletions, and a deletecollection is many of them.
@@ -480,10 +480,14 @@ function claimValue(command: Command, name: string): string | undefined {
 }
 
 /**
- * The `ssh` condition: the request kind (`attributes.request`, exec when absent), the sftp
- * operation and the paths it names (`attributes.path`, and `attributes.target_path` of a rename).
+ * The `ssh` condition: the request kind (`attributes.request`, exec when absent), the file
+ * operation and the paths it names (`attributes.path`, and `attributes.target_path` of a rename
+ * or link), each as named and as where it leads on the target (`resolved_path`,
+ * `resolved_target_path`: `..`, relative paths and symlinks followed by the proxy). A refusing or
+ * holding rule matches when any of them does; an allowing rule only when every path leads where
+ * it allows (a rename from an allowed directory to anywhere else is not allowed by it).
  */
-function compileSshMatch(match: RuleConfig['match']['ssh']): ((command: Command) => boolean) | undefined {
+function compileSshMatch(match: RuleConfig['match']['ssh'], permissive: boolean): ((command: Command) => boolean) | undefined {
   if (match === undefined) return undefined;
   const requests = match.requests === undefined ? undefined : new Set<string>(match.requests);
   const operations = match.operations === undefined ? undefined : new Set<string>(match.operations);
@@ -493,8 +497,13 @@ function compileSshMatch(match: RuleConfig['match']['ssh']): ((command: Command)
     if (requests !== undefined && !requests.has(a.request ?? 'exec')) return false;
     if (operations !== undefined && (a.operation === undefined || !operations.has(a.operation))) return false;
     if (pathTest !== undefined) {
-      const paths = [a.path, a.target_path].filter((p): p is string => p !== undefined);
-      if (!paths.some(pathTest)) return false;
+      if (permissive) {
+        const effective = [a.resolved_path ?? a.path, a.target_path === undefined ? undefined : (a.resolved_target_path ?? a.target_path)].filter((p): p is string => p !== undefined);
+        if (effective.length === 0 || !effective.every(pathTest)) return false;
+      } else {
+        const named = [a.path, a.target_path, a.resolved_path, a.resolved_target_path].filter((p): p is string => p !== undefined);
+        if (!named.some(pathTest)) return false;
+      }
     }
     return true;
   };
