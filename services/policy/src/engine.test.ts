@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { parseConfig } from '../../../core/src/config.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import type { Command } from '../../../schemas/src/events.js';
-import { CompiledPolicy, LEXING_RULE, UNPARSEABLE_RULE, UNVERIFIABLE_RULE, loadParsers } from './engine.js';
+import { CompiledPolicy, FILE_TRANSFER_RULE, LEXING_RULE, UNPARSEABLE_RULE, UNVERIFIABLE_RULE, loadParsers } from './engine.js';
 
 const config = parseConfig(
   `
@@ -195,6 +195,15 @@ policy:
   assert.is(ssh('rm -rf /', { request: 'shell-line', best_effort: 'true' }), 'no-rm');
   // An ssh condition never matches an exec (no request attribute means exec) it does not name.
   assert.is(ssh('cat /etc/hosts', {}), null);
+});
+
+evaluate('ssh exec: a file protocol over exec is refused unless Agate decides its paths (sftp-server; scp -t|-f only as the whole line)', () => {
+  const p = new CompiledPolicy(parseConfig('identity: { dev_issuer: { enabled: true } }\npolicy: { default: allow, rules: [] }\n', 'inline.yaml').policy);
+  const rule = (text: string) => p.evaluate(cmd(text, { protocol: 'ssh', attributes: { request: 'exec' } })).rule_id;
+  for (const text of ['/usr/lib/openssh/sftp-server', 'sftp-server -e -l VERBOSE', 'exec /usr/lib/openssh/sftp-server', 'env scp -t /tmp', 'cd /tmp && scp -t x', 'scp -t x > /dev/null', "sh -c 'scp -f /etc/passwd'"]) {
+    assert.is(rule(text), FILE_TRANSFER_RULE, text);
+  }
+  for (const text of ['scp -t /tmp/x', 'scp -r -p -f -- /tmp/x', 'echo sftp-server', 'scp a b']) assert.is(rule(text), null, text);
 });
 
 evaluate('ssh paths: a refusal holds wherever a path leads on the target; an allow needs every path to lead where it allows', () => {

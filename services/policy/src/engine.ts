@@ -72,6 +72,13 @@ export const UNVERIFIABLE_RULE = 'agate.unverifiable';
 /** Rule id of a change to how the server lexes SQL (core/src/sql/lexing.ts): refused whatever the rules. */
 export const LEXING_RULE = 'agate.lexing-setting';
 
+/**
+ * Rule id of an exec that would carry a file protocol Agate does not read: sftp-server run as a
+ * command (`sftp -s /usr/lib/openssh/sftp-server`), or legacy scp's server side in any form but
+ * the plain `scp -t|-f PATH`, whose path the proxy decides as a file operation.
+ */
+export const FILE_TRANSFER_RULE = 'agate.file-transfer-over-exec';
+
 /** Rule id of the built-in refusal of ssh forwarding that no rule allows. */
 export const FORWARDING_NEEDS_RULE = 'agate.forwarding-needs-rule';
 
@@ -225,6 +232,8 @@ export class CompiledPolicy {
       const text = command.attributes.captured === undefined ? command.text : completeCapturedHeader(command.text);
       const analysis = this.#shell.analyze(text);
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the command line cannot be analysed: ${analysis.error}`, mask_set: null };
+      const transfer = fileTransferOverExec(analysis.commands);
+      if (transfer !== undefined) return { decision: 'deny', rule_id: FILE_TRANSFER_RULE, reason: transfer, mask_set: null };
       if (analysis.commands.length > 0) shellCommands = analysis.commands;
     }
     // A push is decided per ref update, like the statements of a command line.
@@ -323,6 +332,17 @@ function sshEnforceable(command: Command, d: PolicyDecision): PolicyDecision {
     return { decision: 'deny', rule_id: d.rule_id, reason: `rule "${d.rule_id}" asks for masked output, which the SSH proxy cannot provide`, mask_set: null };
   }
   return d;
+}
+
+/** Why a command line would move files past the per-operation decisions, or undefined. */
+function fileTransferOverExec(commands: ShellCommand[]): string | undefined {
+  for (const c of commands) {
+    if (c.program === 'sftp-server') return 'sftp-server run as a command carries file operations Agate does not decide; use the sftp subsystem (what sftp and scp use by default), where each operation is decided';
+    const scpServer = c.program === 'scp' && c.flags.some((f) => f === '-t' || f === '-f');
+    const plain = commands.length === 1 && c.via.length === 0 && c.redirects.length === 0 && c.assignments.length === 0;
+    if (scpServer && !plain) return 'legacy scp\'s server side is decided only as the whole command line `scp -t|-f PATH`, where Agate decides the path it writes or reads';
+  }
+  return undefined;
 }
 
 /** A table glob without its schema part (`public.x` → `x`, `*.x` → `x`). */

@@ -51,6 +51,11 @@ export class TargetPaths {
     }
   }
 
+  /** Whether `path` (already resolved) is a directory on the target; false when it does not exist. */
+  isDirectory(path: string): Promise<boolean> {
+    return new Promise((resolve) => this.#sftp.stat(path, (err, stats) => resolve(!err && stats.isDirectory())));
+  }
+
   close(): void {
     this.#sftp.end();
   }
