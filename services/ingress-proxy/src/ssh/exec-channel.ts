@@ -33,6 +33,12 @@ export async function execChannel(ctx: ChannelContext, accept: () => ServerChann
   const attributes: Record<string, string> = pty === undefined ? { request: 'exec' } : { request: 'exec', pty: 'true', term: pty.term };
   if (text !== clientText) attributes.client_text = ctx.audit.maskText(clientText).text;
   const command = gate.command(text, attributes);
+  // A shell reads a command as a C string: it would run less than what policy read, and sshd
+  // drops the whole connection rather than take it. Refused here, with a reason.
+  if (clientText.includes('\0')) {
+    await events.emitLogged(command);
+    return gate.refuseOn(channel, command, 'refused', 'Agate refused the command: it contains a NUL byte, which no shell on the target can receive');
+  }
   if (git?.kind === 'unclear') {
     await events.emitLogged(command);
     return gate.refuseOn(channel, command, 'refused', `Agate refused the command: ${git.reason}, so the refs it would update cannot be read`);
