@@ -206,6 +206,21 @@ evaluate('ssh exec: a file protocol over exec is refused unless Agate decides it
   for (const text of ['scp -t /tmp/x', 'scp -r -p -f -- /tmp/x', 'echo sftp-server', 'scp a b']) assert.is(rule(text), null, text);
 });
 
+evaluate('ssh: a command on a pty is an interactive session, so rules on shells decide it too', () => {
+  const p = new CompiledPolicy(parseConfig(`identity: { dev_issuer: { enabled: true } }
+policy:
+  default: allow
+  rules:
+    - { id: no-shells, action: deny, match: { claims: { sub: "untrusted*" }, ssh: { requests: [shell] } } }
+    - { id: hold-shells, action: hold, match: { claims: { sub: "held*" }, ssh: { requests: [shell] } } }
+`, 'inline.yaml').policy);
+  const decide = (subject: string, attributes: Record<string, string>) => p.evaluate(cmd('vim', { protocol: 'ssh', attributes, identity: { ...SAMPLES.Command.identity, subject } }));
+  assert.is(decide('untrusted-bot', { request: 'exec', pty: 'true' }).rule_id, 'no-shells');
+  assert.is(decide('held-bot', { request: 'exec', pty: 'true' }).decision, 'hold');
+  assert.is(decide('untrusted-bot', { request: 'exec' }).decision, 'allow');
+  assert.is(decide('repo:acme/app', { request: 'exec', pty: 'true' }).decision, 'allow');
+});
+
 evaluate('ssh paths: a refusal holds wherever a path leads on the target; an allow needs every path to lead where it allows', () => {
   const rules = parseConfig(
     `identity: { dev_issuer: { enabled: true } }

@@ -148,11 +148,24 @@ export class CompiledPolicy {
   }
 
   evaluate(command: Command): PolicyDecision {
-    const d = this.#evaluate(command);
+    const d = this.#interactive(command, this.#evaluate(command));
     const a = command.attributes;
     if (command.protocol === 'ssh' && a.request === 'shell-line' && a.exact !== 'true') return sshEnforceable(command, this.#inexactLine(command, d));
     if (command.protocol === 'ssh' && a.request === 'shell-line' && a.captured !== undefined && d.decision !== 'deny') return sshEnforceable(command, this.#hookIntact(command, d));
     return command.protocol === 'ssh' ? sshEnforceable(command, d) : d;
+  }
+
+  /**
+   * A command run on a pty (`ssh -tt host vim`) is an interactive session like a shell: what is
+   * typed into it (`:!sh`, less's `!`) is keystrokes to a program, which Agate cannot decide. So
+   * a rule on `shell` requests decides it too, the stricter of the two verdicts standing.
+   */
+  #interactive(command: Command, d: PolicyDecision): PolicyDecision {
+    const a = command.attributes;
+    if (command.protocol !== 'ssh' || (a.request ?? 'exec') !== 'exec' || a.pty !== 'true' || d.decision === 'deny') return d;
+    const asShell = this.#evaluate({ ...command, attributes: { ...a, request: 'shell' } });
+    if (asShell.rule_id === null || SEVERITY[asShell.decision] <= SEVERITY[d.decision]) return d;
+    return { ...asShell, reason: `${asShell.reason} (a command on a pty is an interactive session)` };
   }
 
   /**
