@@ -351,6 +351,27 @@ test('interactive programs: a command on a pty is an interactive session, refuse
   assert.is(plain.code, 0, plain.stderr);
 });
 
+test('captured shell: prompt strings and aliases that would run a denied command do not', async (ctx) => {
+  const env = ctx as Env;
+  const v = await victim(env, 'prompted');
+  const since = env.events.length;
+  const prompt = '[$#] $';
+  // bash's DEBUG trap also stops before the commands a prompt string's substitutions run: each is reported and refused.
+  const attempts = [`alias ll='rm -f ${v}'`, 'll', `PROMPT_COMMAND='rm -f ${v}'`, `PS1='$(rm -f ${v})\\$ '`];
+  const steps = attempts.map((a) => [prompt, `${a}\r`]);
+  steps.push([prompt, 'exit\r']);
+  const r = await run('python3', [join(packageRoot(), 'test/harness/pty-drive.py'), JSON.stringify(steps), '--', 'sshpass', '-e', '/usr/bin/ssh', '-tt', '-p', String(env.port), ...CLIENT_OPTIONS, 'box@127.0.0.1'],
+    { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 60_000 });
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /PROMPT_COMMAND: readonly variable/);
+  assert.ok(existsSync(v), `a prompt or alias ran the rm: ${r.stdout}`);
+  const reports = env.events.slice(since).filter((e): e is Command => e.type === 'Command' && e.attributes.captured === 'bash');
+  const rule = (c: Command | undefined) => env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === c?.event_id)?.rule_id;
+  // The alias is refused where it is defined (its text is read as a script); the prompt's substitution as the rm it runs.
+  assert.is(rule(reports.find((c) => c.text.startsWith('alias ll='))), 'no-rm');
+  assert.is(rule(reports.find((c) => c.text === `rm -f ${v}`)), 'no-rm');
+});
+
 /** A TCP listener that counts the connections it accepts (the witness of what a tunnel reached). */
 async function countingListener(host: string): Promise<{ server: Server; port: number; connections: () => number }> {
   let count = 0;
