@@ -656,7 +656,8 @@ test('captured: lines typed into a nested shell nothing reports on are decided a
       ['[$#] $', 'env -i bash\r'],
       // ...one started by a program the policy cannot see into runs, but nothing reports on it. The
       // next line is typed at once (typeahead): it must not go undecided to whatever reads it.
-      ['Agate refused[^\n]*(.|\n)*[$#] $', `script -qc 'env -i bash --norc' /dev/null\rtouch ${victim}.new; chmod 600 ${victim}\r`],
+      // (Inline code is opaque to policy: SECURITY.md.)
+      ['Agate refused[^\n]*(.|\n)*[$#] $', `perl -e 'exec "env", "-i", "bash", "--norc"'\rtouch ${victim}.new; chmod 600 ${victim}\r`],
       ['Agate refused[^\n]*shell-line-inexact(.|\n)*bash-[0-9.]+[$#] $', '\x04'],
       // Back in the captured shell: vim writes a file, keystrokes only its own.
       ['exit(.|\n)*[$#] $', `vim -u NONE -N ${written}\r`],

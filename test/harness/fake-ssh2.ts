@@ -63,7 +63,7 @@ export class FakeConnection extends EventEmitter {
 
 /** One call the code under test made on the upstream connection, and what it had seen by then. */
 export interface UpstreamCall {
-  method: 'exec' | 'shell' | 'subsys' | 'forwardOut' | 'forwardIn' | 'unforwardIn';
+  method: 'exec' | 'shell' | 'subsys' | 'sftp' | 'forwardOut' | 'forwardIn' | 'unforwardIn';
   args: unknown[];
 }
 
@@ -90,6 +90,8 @@ export class FakeUpstream extends EventEmitter {
   exec(...args: unknown[]): this { this.#record('exec', args); return this; }
   shell(...args: unknown[]): this { this.#record('shell', args); return this; }
   subsys(...args: unknown[]): this { this.#record('subsys', args); return this; }
+  /** Agate's own sftp channel (it resolves the paths a client names). */
+  sftp(...args: unknown[]): this { this.#record('sftp', args); return this; }
   forwardOut(...args: unknown[]): this { this.#record('forwardOut', args); return this; }
   forwardIn(...args: unknown[]): this { this.#record('forwardIn', args); return this; }
   unforwardIn(...args: unknown[]): this { this.#record('unforwardIn', args); return this; }

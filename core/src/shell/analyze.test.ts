@@ -143,6 +143,17 @@ downloads('a download piped into an interpreter is marked on the interpreter', (
   assert.equal(downloaded('curl https://x.example | jq .'), []);
 });
 
+programs('commands run through sg, script, runuser, setpriv, unshare, taskset and ssh are looked into', () => {
+  for (const text of ["sg grp -c 'rm x'", 'sg grp rm x', "script -qc 'rm x' /dev/null", "script -c 'rm x'", "runuser u -c 'rm x'", 'runuser -u u -- rm x', 'setpriv --reuid=1 rm x', 'unshare -r rm x', 'taskset 3 rm x', 'chrt 5 rm x', "ssh -p 22 localhost 'rm x'", 'ssh localhost rm x']) {
+    assert.ok(of(text).includes('rm'), text);
+  }
+  // A continuation after a space is only a line break; a script file or a redirected one is run as before.
+  assert.equal(of('echo a \\\nb'), ['echo']);
+  assert.equal(of('docker run \\\n  --rm x'), ['docker']);
+  assert.equal(of('sh < script.sh'), ['sh']);
+  assert.equal(of('ssh host'), ['ssh']);
+});
+
 unreadable('what depends on the run fails instead of guessing', () => {
   for (const text of [
     '$CMD x', '"$X" y', '${x} -rf /', '$(echo rm) -rf /', '`echo rm` x', '/bin/r? x', '/???/rm x', '{rm,-rf,/}',
@@ -150,6 +161,10 @@ unreadable('what depends on the run fails instead of guessing', () => {
     'echo cm0gLXJmIC8K | base64 -d | sh', 'cat <<EOF | sh\nrm -rf /\nEOF', 'bash <<< "rm -rf /"', 'sh', 'python3 -',
     'echo "open', "echo 'open", 'echo \\', 'if true; then', 'bash -c', 'sudo -i', 'sudo -u root -s', 'su', 'su -c "$X"',
     '('.repeat(2000) + 'rm x' + ')'.repeat(2000),
+    // The session's own input as a script, however it is named.
+    'sh /dev/stdin', 'bash -x /dev/fd/0', 'bash /proc/self/fd/0', 'sh /dev/tty', '. /dev/stdin', 'source /proc/self/fd/0', 'sh -s < /dev/stdin', 'bash < /dev/stdin', 'python3 /dev/stdin',
+    // Words the grammar would split where bash joins them, and names rebound to other programs.
+    'r\\\nm -rf /', 'sh -c \'r\\\nm x\'', 'coproc rm x', 'coproc c { rm x; }', 'hash -p /bin/rm ls; ls x', 'enable -f ./x.so rm', 'script -q',
   ]) {
     const a = analyzeShell(text);
     assert.is(a.ok, false, text);

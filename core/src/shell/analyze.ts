@@ -85,9 +85,31 @@ const WRAPPERS: Record<string, Set<string>> = {
   // Multi-call binaries: `busybox rm -rf /x` is rm (`busybox sh -c …` a shell).
   busybox: new Set(),
   toybox: new Set(),
+  // Process-attribute wrappers: they exec their operands as a command.
+  setpriv: new Set(['--reuid', '--regid', '--groups', '--inh-caps', '--ambient-caps', '--bounding-set', '--securebits', '--pdeathsig', '--selinux-label', '--apparmor-profile', '--landlock-access', '--landlock-rule']),
+  unshare: new Set(['-S', '-G', '-R', '-w', '--setuid', '--setgid', '--root', '--wd', '--map-user', '--map-group', '--map-users', '--map-groups', '--propagation', '--setgroups']),
+  nsenter: new Set(['-t', '-S', '-G', '-r', '-w', '--target', '--setuid', '--setgid', '--root', '--wd']),
+  prlimit: new Set(['-p', '--pid']),
+  taskset: new Set(),
+  chrt: new Set(),
+  numactl: new Set(['-C', '-N', '-m', '-i', '-p', '--physcpubind', '--cpunodebind', '--membind', '--interleave', '--preferred']),
+  cgexec: new Set(['-g']),
+  'systemd-run': new Set(['-p', '-E', '-u', '--property', '--setenv', '--unit', '--uid', '--gid', '--slice', '--description', '--working-directory']),
+  // `runuser -u USER CMD…` (its `-c` form is su's, see runUser).
+  runuser: new Set(['-u', '-g', '-G', '--user', '--group', '--supp-group', '-w', '--whitelist-environment']),
 };
-/** Wrappers whose first operand is not the command (a duration, a directory, a lock file). */
-const FIRST_OPERAND_SKIPPED = new Set(['timeout', 'chroot', 'flock']);
+/** Wrappers whose first operand is not the command (a duration, a directory, a lock file, a CPU mask, a priority). */
+const FIRST_OPERAND_SKIPPED = new Set(['timeout', 'chroot', 'flock', 'taskset', 'chrt']);
+/**
+ * Files that are the session's own input (or terminal): a shell or interpreter given one as its
+ * script reads its program from what the client sends, which no one decides.
+ */
+const STDIN_FILES = /^\/(dev\/(stdin|fd\/0|tty|pts\/\d+)|proc\/(self|thread-self|\d+)\/fd\/0)$/;
+/**
+ * bash joins two words split by a backslash-newline with nothing around it (`r\⏎m` is `rm`); the
+ * grammar reads two words. Such a line is refused rather than misread.
+ */
+const JOINED_WORD = /(?<![\s\\])\\\n(?=\S)/;
 
 /**
  * Parses a shell command line and lists every simple command it runs.
@@ -113,6 +135,7 @@ export function analyzeShell(text: string): ShellAnalysis {
 
 function analyzeScript(text: string, ctx: Context): void {
   if (ctx.depth > MAX_SCRIPT_DEPTH) throw new Unreadable('scripts nested too deeply');
+  if (JOINED_WORD.test(text)) throw new Unreadable('a backslash-newline joins two words, which the shell reads as one');
   const tree = parseBash(text);
   try {
     if (tree.rootNode.hasError) throw new Unreadable(syntaxError(tree.rootNode));
@@ -197,7 +220,11 @@ function stdinOf(redirect: Node): Stdin | undefined {
   if (redirect.type !== 'file_redirect') return undefined;
   const descriptor = redirect.childForFieldName('descriptor')?.text;
   const op = redirect.text.slice(descriptor?.length ?? 0).trimStart();
-  return (descriptor === undefined || descriptor === '0') && op.startsWith('<') && !op.startsWith('<&') ? 'file' : undefined;
+  if (!((descriptor === undefined || descriptor === '0') && op.startsWith('<') && !op.startsWith('<&'))) return undefined;
+  // `sh < /dev/stdin` still reads what the client sends.
+  const source = redirect.childForFieldName('destination');
+  const file = source === null ? undefined : wordValue(source);
+  return file !== undefined && STDIN_FILES.test(file) ? 'inherited' : 'file';
 }
 
 function command(node: Node, outer: Node[], ctx: Context, level: number): void {
@@ -251,7 +278,7 @@ function run(argv: string[], literal: boolean[], extras: Extras, ctx: Context): 
     if (SHELLS.has(program)) return shell(cmd, literal, extras, ctx);
     const codeFlags = INTERPRETERS[program];
     if (codeFlags !== undefined) {
-      if (!cmd.flags.some((f) => codeFlags.has(f)) && (cmd.operands.length === 0 || cmd.operands[0] === '-' || extras.processDownload)) readsProgram(cmd, extras, ctx);
+      if (!cmd.flags.some((f) => codeFlags.has(f)) && (cmd.operands.length === 0 || cmd.operands[0] === '-' || STDIN_FILES.test(cmd.operands[0]!) || extras.processDownload)) readsProgram(cmd, extras, ctx);
       return;
     }
     if (program === 'find') return findExec(argv, literal, extras, ctx);
@@ -261,8 +288,17 @@ function run(argv: string[], literal: boolean[], extras: Extras, ctx: Context): 
     if (program === 'trap') return trapHandler(argv, literal, inner);
     if (program === 'source' || program === '.') {
       if (extras.processDownload) cmd.downloaded = true;
+      else if (cmd.operands[0] !== undefined && STDIN_FILES.test(cmd.operands[0])) readsProgram(cmd, extras, { ...ctx, stdin: 'inherited' });
       return;
     }
+    // `hash -p FILE NAME` makes NAME run FILE; `enable -f LIB NAME` loads a builtin: a name no longer says what runs.
+    if ((program === 'hash' && cmd.flags.includes('-p')) || (program === 'enable' && cmd.flags.includes('-f'))) {
+      throw new Unreadable(`${program} ${program === 'hash' ? '-p' : '-f'} changes what a command name runs`);
+    }
+    if (program === 'ssh') return sshRemote(cmd, literal, ctx);
+    // bash's `coproc [NAME] COMMAND`: the grammar does not know it and misreads a compound body.
+    if (program === 'coproc') throw new Unreadable('coproc runs a command the shell grammar Agate uses cannot read; run the command itself');
+    if (program === 'sg' || program === 'script' || (program === 'runuser' && !argv.slice(1).some((w) => w === '-u' || w.startsWith('--user')))) return runsCommandString(cmd, literal, extras, ctx);
     if (program === 'alias') {
       // An alias defined here may run later in the same script: its text counts as run.
       for (let i = 1; i < argv.length; i++) {
@@ -403,6 +439,48 @@ function shell(cmd: ShellCommand, literal: boolean[], extras: Extras, ctx: Conte
     return analyzeScript(script([argv[i]!], [literal[i]!], `${cmd.program} -c`), { ...ctx, depth: ctx.depth + 1, via: [...ctx.via, `${cmd.program} -c`], stdin: 'inherited' });
   }
   if (dashS || i >= argv.length || argv[i] === '-' || extras.processDownload) readsProgram(cmd, extras, ctx);
+  else if (STDIN_FILES.test(argv[i]!)) readsProgram(cmd, extras, { ...ctx, stdin: 'inherited' });
+}
+
+/** ssh's options that take a value (`ssh -p 22 host cmd`). */
+const SSH_VALUED = new Set(['-B', '-b', '-c', '-D', '-E', '-e', '-F', '-I', '-i', '-J', '-L', '-l', '-m', '-O', '-o', '-p', '-Q', '-R', '-S', '-W', '-w']);
+
+/**
+ * `ssh [options] HOST CMD…` from the target runs CMD through a shell on HOST, which may be the
+ * target itself (`ssh localhost rm -rf /x`): CMD's words, joined, are read as a script.
+ */
+function sshRemote(cmd: ShellCommand, literal: boolean[], ctx: Context): void {
+  const { argv } = cmd;
+  let i = 1;
+  while (i < argv.length && argv[i]!.startsWith('-') && argv[i] !== '--') i += SSH_VALUED.has(argv[i]!) ? 2 : 1;
+  if (argv[i] === '--') i += 1;
+  if (i + 1 >= argv.length) return; // a login without a command: its input is another host's shell
+  analyzeScript(script(argv.slice(i + 1), literal.slice(i + 1), 'ssh'), { ...ctx, depth: ctx.depth + 1, via: [...ctx.via, 'ssh'], stdin: 'inherited' });
+}
+
+/**
+ * Programs that run a command string through a shell: `sg GROUP -c CMD` or `sg GROUP CMD…`,
+ * `script -c CMD [FILE]`, `runuser [-l] USER -c CMD` (like su; plain `runuser USER` reads
+ * stdin). Without a command, `sg` and `runuser` start a shell reading stdin; `script` one on
+ * its own terminal.
+ */
+function runsCommandString(cmd: ShellCommand, literal: boolean[], extras: Extras, ctx: Context): void {
+  const { argv, program } = cmd;
+  const nested = (at: number, words: number) =>
+    analyzeScript(script(argv.slice(at, at + words), literal.slice(at, at + words), `${program} -c`), { ...ctx, depth: ctx.depth + 1, via: [...ctx.via, `${program} -c`], stdin: 'inherited' });
+  for (let i = 1; i < argv.length; i++) {
+    const word = argv[i]!;
+    if (word === '-c' || word === '--command' || (program === 'script' && /^-[A-Za-z]*c$/.test(word))) {
+      if (i + 1 >= argv.length) throw new Unreadable(`${program} -c without a command`);
+      return nested(i + 1, 1);
+    }
+    const inline = /^--command=/.test(word) ? word.slice('--command='.length) : /^-[A-Za-z]*c./.test(word) && program === 'script' ? word.slice(word.indexOf('c') + 1) : undefined;
+    if (inline !== undefined) return analyzeScript(script([inline], [literal[i]!], `${program} -c`), { ...ctx, depth: ctx.depth + 1, via: [...ctx.via, `${program} -c`], stdin: 'inherited' });
+  }
+  if (program === 'script') throw new Unreadable('script without -c starts a shell on its own terminal, which Agate does not read');
+  // `sg GROUP CMD…`: the words after the group are the command string.
+  if (program === 'sg' && cmd.operands.length > 1) return nested(argv.indexOf(cmd.operands[0]!) + 1, argv.length - argv.indexOf(cmd.operands[0]!) - 1);
+  readsProgram(cmd, extras, ctx);
 }
 
 /** An interpreter whose program arrives on standard input (or from a process substitution). */

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { parseConfig } from '../../../core/src/config.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import type { Command } from '../../../schemas/src/events.js';
-import { CompiledPolicy, LEXING_RULE, UNPARSEABLE_RULE, UNVERIFIABLE_RULE, loadParsers } from './engine.js';
+import { CompiledPolicy, FILE_TRANSFER_RULE, LEXING_RULE, UNPARSEABLE_RULE, UNVERIFIABLE_RULE, loadParsers } from './engine.js';
 
 const config = parseConfig(
   `
@@ -195,6 +195,54 @@ policy:
   assert.is(ssh('rm -rf /', { request: 'shell-line', best_effort: 'true' }), 'no-rm');
   // An ssh condition never matches an exec (no request attribute means exec) it does not name.
   assert.is(ssh('cat /etc/hosts', {}), null);
+});
+
+evaluate('ssh exec: a file protocol over exec is refused unless Agate decides its paths (sftp-server; scp -t|-f only as the whole line)', () => {
+  const p = new CompiledPolicy(parseConfig('identity: { dev_issuer: { enabled: true } }\npolicy: { default: allow, rules: [] }\n', 'inline.yaml').policy);
+  const rule = (text: string) => p.evaluate(cmd(text, { protocol: 'ssh', attributes: { request: 'exec' } })).rule_id;
+  for (const text of ['/usr/lib/openssh/sftp-server', 'sftp-server -e -l VERBOSE', 'exec /usr/lib/openssh/sftp-server', 'env scp -t /tmp', 'cd /tmp && scp -t x', 'scp -t x > /dev/null', "sh -c 'scp -f /etc/passwd'"]) {
+    assert.is(rule(text), FILE_TRANSFER_RULE, text);
+  }
+  for (const text of ['scp -t /tmp/x', 'scp -r -p -f -- /tmp/x', 'echo sftp-server', 'scp a b']) assert.is(rule(text), null, text);
+});
+
+evaluate('ssh: a command on a pty is an interactive session, so rules on shells decide it too', () => {
+  const p = new CompiledPolicy(parseConfig(`identity: { dev_issuer: { enabled: true } }
+policy:
+  default: allow
+  rules:
+    - { id: no-shells, action: deny, match: { claims: { sub: "untrusted*" }, ssh: { requests: [shell] } } }
+    - { id: hold-shells, action: hold, match: { claims: { sub: "held*" }, ssh: { requests: [shell] } } }
+`, 'inline.yaml').policy);
+  const decide = (subject: string, attributes: Record<string, string>) => p.evaluate(cmd('vim', { protocol: 'ssh', attributes, identity: { ...SAMPLES.Command.identity, subject } }));
+  assert.is(decide('untrusted-bot', { request: 'exec', pty: 'true' }).rule_id, 'no-shells');
+  assert.is(decide('held-bot', { request: 'exec', pty: 'true' }).decision, 'hold');
+  assert.is(decide('untrusted-bot', { request: 'exec' }).decision, 'allow');
+  assert.is(decide('repo:acme/app', { request: 'exec', pty: 'true' }).decision, 'allow');
+});
+
+evaluate('ssh paths: a refusal holds wherever a path leads on the target; an allow needs every path to lead where it allows', () => {
+  const rules = parseConfig(
+    `identity: { dev_issuer: { enabled: true } }
+policy:
+  default: deny
+  rules:
+    - { id: etc-read-only, action: deny, match: { ssh: { operations: [write, rename, symlink], paths: ["/etc/*"] } } }
+    - { id: uploads, action: allow, match: { ssh: { operations: [write, rename, read], paths: ["/srv/up/*"] } } }
+`,
+    'inline.yaml',
+  );
+  const p = new CompiledPolicy(rules.policy);
+  const rule = (attributes: Record<string, string>) => p.evaluate(cmd('sftp', { protocol: 'ssh', attributes: { request: 'sftp', ...attributes } })).rule_id;
+  // Named one way, leading another: `..`, a symlink the agent made.
+  assert.is(rule({ operation: 'write', path: '/srv/up/../../etc/x', resolved_path: '/etc/x' }), 'etc-read-only');
+  assert.is(rule({ operation: 'write', path: '/srv/up/door/x', resolved_path: '/etc/x' }), 'etc-read-only');
+  assert.is(rule({ operation: 'symlink', path: '/srv/up/door', target_path: '../../etc', resolved_path: '/srv/up/door', resolved_target_path: '/etc' }), null);
+  assert.is(rule({ operation: 'write', path: '/srv/up/x', resolved_path: '/srv/up/x' }), 'uploads');
+  // An allow rule is not met by a path that only reads as allowed, nor by a rename out of its directory.
+  assert.is(rule({ operation: 'read', path: '/srv/up/link', resolved_path: '/home/agent/.ssh/id_ed25519' }), null);
+  assert.is(rule({ operation: 'rename', path: '/srv/up/x', target_path: '/home/agent/x', resolved_path: '/srv/up/x', resolved_target_path: '/home/agent/x' }), null);
+  assert.is(rule({ operation: 'rename', path: '/srv/up/x', target_path: '/srv/up/y', resolved_path: '/srv/up/x', resolved_target_path: '/srv/up/y' }), 'uploads');
 });
 
 evaluate('kubernetes: a rule masking a resource masks every response carrying it, whatever the verb', () => {

@@ -72,6 +72,13 @@ export const UNVERIFIABLE_RULE = 'agate.unverifiable';
 /** Rule id of a change to how the server lexes SQL (core/src/sql/lexing.ts): refused whatever the rules. */
 export const LEXING_RULE = 'agate.lexing-setting';
 
+/**
+ * Rule id of an exec that would carry a file protocol Agate does not read: sftp-server run as a
+ * command (`sftp -s /usr/lib/openssh/sftp-server`), or legacy scp's server side in any form but
+ * the plain `scp -t|-f PATH`, whose path the proxy decides as a file operation.
+ */
+export const FILE_TRANSFER_RULE = 'agate.file-transfer-over-exec';
+
 /** Rule id of the built-in refusal of ssh forwarding that no rule allows. */
 export const FORWARDING_NEEDS_RULE = 'agate.forwarding-needs-rule';
 
@@ -141,11 +148,24 @@ export class CompiledPolicy {
   }
 
   evaluate(command: Command): PolicyDecision {
-    const d = this.#evaluate(command);
+    const d = this.#interactive(command, this.#evaluate(command));
     const a = command.attributes;
     if (command.protocol === 'ssh' && a.request === 'shell-line' && a.exact !== 'true') return sshEnforceable(command, this.#inexactLine(command, d));
     if (command.protocol === 'ssh' && a.request === 'shell-line' && a.captured !== undefined && d.decision !== 'deny') return sshEnforceable(command, this.#hookIntact(command, d));
     return command.protocol === 'ssh' ? sshEnforceable(command, d) : d;
+  }
+
+  /**
+   * A command run on a pty (`ssh -tt host vim`) is an interactive session like a shell: what is
+   * typed into it (`:!sh`, less's `!`) is keystrokes to a program, which Agate cannot decide. So
+   * a rule on `shell` requests decides it too, the stricter of the two verdicts standing.
+   */
+  #interactive(command: Command, d: PolicyDecision): PolicyDecision {
+    const a = command.attributes;
+    if (command.protocol !== 'ssh' || (a.request ?? 'exec') !== 'exec' || a.pty !== 'true' || d.decision === 'deny') return d;
+    const asShell = this.#evaluate({ ...command, attributes: { ...a, request: 'shell' } });
+    if (asShell.rule_id === null || SEVERITY[asShell.decision] <= SEVERITY[d.decision]) return d;
+    return { ...asShell, reason: `${asShell.reason} (a command on a pty is an interactive session)` };
   }
 
   /**
@@ -225,6 +245,8 @@ export class CompiledPolicy {
       const text = command.attributes.captured === undefined ? command.text : completeCapturedHeader(command.text);
       const analysis = this.#shell.analyze(text);
       if (!analysis.ok) return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the command line cannot be analysed: ${analysis.error}`, mask_set: null };
+      const transfer = fileTransferOverExec(analysis.commands);
+      if (transfer !== undefined) return { decision: 'deny', rule_id: FILE_TRANSFER_RULE, reason: transfer, mask_set: null };
       if (analysis.commands.length > 0) shellCommands = analysis.commands;
     }
     // A push is decided per ref update, like the statements of a command line.
@@ -325,6 +347,17 @@ function sshEnforceable(command: Command, d: PolicyDecision): PolicyDecision {
   return d;
 }
 
+/** Why a command line would move files past the per-operation decisions, or undefined. */
+function fileTransferOverExec(commands: ShellCommand[]): string | undefined {
+  for (const c of commands) {
+    if (c.program === 'sftp-server') return 'sftp-server run as a command carries file operations Agate does not decide; use the sftp subsystem (what sftp and scp use by default), where each operation is decided';
+    const scpServer = c.program === 'scp' && c.flags.some((f) => f === '-t' || f === '-f');
+    const plain = commands.length === 1 && c.via.length === 0 && c.redirects.length === 0 && c.assignments.length === 0;
+    if (scpServer && !plain) return 'legacy scp\'s server side is decided only as the whole command line `scp -t|-f PATH`, where Agate decides the path it writes or reads';
+  }
+  return undefined;
+}
+
 /** A table glob without its schema part (`public.x` → `x`, `*.x` → `x`). */
 function unqualified(glob: string): string {
   return glob.slice(glob.lastIndexOf('.') + 1);
@@ -386,7 +419,7 @@ function compileRule(config: RuleConfig): CompiledRule {
     if (sql?.without_where === true && !f.unboundedWrite) return false;
     return true;
   };
-  const sshMatches = compileSshMatch(config.match.ssh);
+  const sshMatches = compileSshMatch(config.match.ssh, permissive);
   const git = compileGit(config.match.git);
   const k8s = config.match.kubernetes;
   // `delete` names deletions, and a deletecollection is many of them.
@@ -490,10 +523,14 @@ function claimValue(command: Command, name: string): string | undefined {
 }
 
 /**
- * The `ssh` condition: the request kind (`attributes.request`, exec when absent), the sftp
- * operation and the paths it names (`attributes.path`, and `attributes.target_path` of a rename).
+ * The `ssh` condition: the request kind (`attributes.request`, exec when absent), the file
+ * operation and the paths it names (`attributes.path`, and `attributes.target_path` of a rename
+ * or link), each as named and as where it leads on the target (`resolved_path`,
+ * `resolved_target_path`: `..`, relative paths and symlinks followed by the proxy). A refusing or
+ * holding rule matches when any of them does; an allowing rule only when every path leads where
+ * it allows (a rename from an allowed directory to anywhere else is not allowed by it).
  */
-function compileSshMatch(match: RuleConfig['match']['ssh']): ((command: Command) => boolean) | undefined {
+function compileSshMatch(match: RuleConfig['match']['ssh'], permissive: boolean): ((command: Command) => boolean) | undefined {
   if (match === undefined) return undefined;
   const requests = match.requests === undefined ? undefined : new Set<string>(match.requests);
   const operations = match.operations === undefined ? undefined : new Set<string>(match.operations);
@@ -503,8 +540,13 @@ function compileSshMatch(match: RuleConfig['match']['ssh']): ((command: Command)
     if (requests !== undefined && !requests.has(a.request ?? 'exec')) return false;
     if (operations !== undefined && (a.operation === undefined || !operations.has(a.operation))) return false;
     if (pathTest !== undefined) {
-      const paths = [a.path, a.target_path].filter((p): p is string => p !== undefined);
-      if (!paths.some(pathTest)) return false;
+      if (permissive) {
+        const effective = [a.resolved_path ?? a.path, a.target_path === undefined ? undefined : (a.resolved_target_path ?? a.target_path)].filter((p): p is string => p !== undefined);
+        if (effective.length === 0 || !effective.every(pathTest)) return false;
+      } else {
+        const named = [a.path, a.target_path, a.resolved_path, a.resolved_target_path].filter((p): p is string => p !== undefined);
+        if (!named.some(pathTest)) return false;
+      }
     }
     return true;
   };

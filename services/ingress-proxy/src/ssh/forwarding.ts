@@ -4,6 +4,7 @@ import { nowMicros, type Command } from '../../../../schemas/src/events.js';
 import type { SessionEvents } from '../session-events.js';
 import { AgentRelay, meterAgentChannel, openAgentChannel } from './agent-relay.js';
 import { relayExec } from './exec-relay.js';
+import { canonicalTcpHost } from './tcp-host.js';
 import type { SshGate } from './gate.js';
 import { MAX_REMOTE_FORWARDS, RemoteForwards, type RemoteForward } from './remote-forwards.js';
 import { failureResponse, forwardResponse, grantedResponse } from './responses.js';
@@ -55,7 +56,8 @@ export class Forwarding {
 
   /**
    * `ssh -L`: a TCP connection from the target's side to host:port. Decided as the command
-   * `direct-tcpip host:port` (attributes request=direct-tcpip, path=host:port), and allowed
+   * `direct-tcpip host:port` (attributes request=direct-tcpip, path=host:port with the host in
+   * its canonical spelling, tcp-host.ts, and client_path as the client spelt it), and allowed
    * only by a rule that names it: the policy default never opens a tunnel. The Response records
    * the bytes each way.
    */
@@ -68,8 +70,12 @@ export class Forwarding {
       release();
       rejectChannel();
     };
-    const where = `${info.destIP}:${info.destPort}`;
-    const command = gate.command(`direct-tcpip ${where}`, { request: 'direct-tcpip', path: where });
+    // Decided on, and connected to, one spelling of the host: `127.1` is 127.0.0.1 to the target.
+    const host = canonicalTcpHost(info.destIP);
+    const where = `${host}:${info.destPort}`;
+    const attributes: Record<string, string> = { request: 'direct-tcpip', path: where };
+    if (host !== info.destIP) attributes.client_path = `${info.destIP}:${info.destPort}`;
+    const command = gate.command(`direct-tcpip ${where}`, attributes);
     const decision = await gate.check(command);
     if (decision.kind === 'refuse') return reject();
     let upstream: Client;
@@ -80,7 +86,7 @@ export class Forwarding {
       return reject();
     }
     const started = nowMicros();
-    upstream.forwardOut(info.srcIP, info.srcPort, info.destIP, info.destPort, (err, stream) => {
+    upstream.forwardOut(info.srcIP, info.srcPort, host, info.destPort, (err, stream) => {
       if (err) {
         void events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, `the target could not open ${where}: ${err.message}`));
         return reject();

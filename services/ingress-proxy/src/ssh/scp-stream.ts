@@ -1,4 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
+import { shellWords } from './git/invocation.js';
 
 /** One file an `scp` transfer carried. */
 export interface ScpFile {
@@ -93,4 +94,29 @@ export function scpMode(command: string): 'sink' | 'source' | undefined {
   if (/-[a-zA-Z]*t/.test(flags)) return 'sink';
   if (/-[a-zA-Z]*f/.test(flags)) return 'source';
   return undefined;
+}
+
+/** A legacy scp exec read as a file transfer: what it writes (`sink`, `-t`) or reads (`source`, `-f`). */
+export type ScpTransfer = { kind: 'scp'; mode: 'sink' | 'source'; path: string } | { kind: 'unclear'; reason: string };
+
+/**
+ * The transfer a legacy scp exec makes, decided as a file operation before it runs; undefined
+ * when the line is not `scp … -t|-f …`. Only the plain form `scp [-options] -t|-f [--] PATH`
+ * (what OpenSSH's scp sends) is read; any other line running scp's server side is `unclear`
+ * and refused, since the path it would write or read cannot be known.
+ */
+export function scpTransfer(command: string): ScpTransfer | undefined {
+  const words = shellWords(command);
+  if (words === undefined) return /\bscp\b[^\n]*\s-[a-zA-Z]*[tf]\b/.test(command) ? { kind: 'unclear', reason: 'the command line runs scp\'s server side in a form other than `scp -t|-f PATH`' } : undefined;
+  if (!/^(?:\S*\/)?scp$/.test(words[0] ?? '')) return undefined;
+  let i = 1;
+  let mode: 'sink' | 'source' | undefined;
+  for (; i < words.length && words[i]!.startsWith('-') && words[i] !== '--'; i += 1) {
+    if (/^-[a-zA-Z]*t[a-zA-Z]*$/.test(words[i]!)) mode = 'sink';
+    else if (/^-[a-zA-Z]*f[a-zA-Z]*$/.test(words[i]!)) mode ??= 'source';
+  }
+  if (mode === undefined) return undefined;
+  if (words[i] === '--') i += 1;
+  if (words.length - i !== 1 || words[i] === '') return { kind: 'unclear', reason: 'legacy scp is decided one path at a time: `scp -t|-f PATH`' };
+  return { kind: 'scp', mode, path: words[i]! };
 }
