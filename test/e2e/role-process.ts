@@ -31,7 +31,11 @@ export async function startRole(role: Role, configPath: string, readyTimeoutMs =
       stderr = '';
       child = spawn(process.execPath, [...nodeArgs, AGATE_BIN, role, '--config', configPath], { cwd: REPO_ROOT, env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
       live.add(child);
-      const timer = setTimeout(() => reject(new Error(`agate ${role} did not start within ${readyTimeoutMs} ms:\n${stderr.slice(-3000)}`)), readyTimeoutMs);
+      const timer = setTimeout(() => {
+        // Killed, not left running: a child still holding its pipe keeps the test process alive for good.
+        child.kill('SIGKILL');
+        reject(new Error(`agate ${role} did not start within ${readyTimeoutMs} ms:\n${stderr.slice(-3000)}`));
+      }, readyTimeoutMs);
       child.stderr!.setEncoding('utf8').on('data', (d: string) => {
         stderr = (stderr + d).slice(-50_000);
         if (stderr.includes(`"msg":"agate ${role} started"`)) {

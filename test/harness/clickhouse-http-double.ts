@@ -44,7 +44,7 @@ export async function startClickHouseHttpDouble(): Promise<ClickHouseHttpDouble>
         const columns = insert[2]?.split(',').map((c) => c.trim().replace(/^`|`$/g, ''));
         const file = join(dir, `insert-${inserts++}.bin`);
         const op: () => Promise<unknown> = format.toLowerCase() === 'rowbinary'
-          ? () => insertRowBinary(session, file, table, columns, raw)
+          ? () => insertRowBinary(session, file, table, columns, raw, url.searchParams.get('insert_deduplication_token') ?? undefined)
           : () => session.insert({ table, values: raw, format: format as 'JSONEachRow', ...(columns ? { columns } : {}) });
         serial(op).then(
           () => res.end(),
@@ -97,7 +97,7 @@ export async function startClickHouseHttpDouble(): Promise<ClickHouseHttpDouble>
  * from the client, so bytes that do not match the table fail here as they would on a server.
  * chdb's insert API takes text formats only; the bytes go through a file the engine reads.
  */
-async function insertRowBinary(session: Session, file: string, table: string, columns: string[] | undefined, body: Buffer): Promise<void> {
+async function insertRowBinary(session: Session, file: string, table: string, columns: string[] | undefined, body: Buffer, dedupToken: string | undefined): Promise<void> {
   const dot = table.indexOf('.');
   const where = dot < 0 ? { db: 'currentDatabase()', params: { t: table } } : { db: '{db:String}', params: { db: table.slice(0, dot), t: table.slice(dot + 1) } };
   const described = await session.queryBindAsync(
@@ -119,7 +119,9 @@ async function insertRowBinary(session: Session, file: string, table: string, co
   const quoted = (s: string) => `'${s.replace(/[\\']/g, (c) => '\\' + c)}'`;
   await writeFile(file, body, { mode: 0o600 });
   try {
-    await session.queryAsync(`INSERT INTO ${table} (${names.map((c) => `\`${c}\``).join(', ')}) SELECT * FROM file(${quoted(file)}, 'RowBinary', ${quoted(structure)})`);
+    // The insert deduplication token a client sends as a setting in the URL, as a server honours it.
+    const settings = dedupToken === undefined ? '' : ` SETTINGS insert_deduplication_token = ${quoted(dedupToken)}`;
+    await session.queryAsync(`INSERT INTO ${table} (${names.map((c) => `\`${c}\``).join(', ')})${settings} SELECT * FROM file(${quoted(file)}, 'RowBinary', ${quoted(structure)})`);
   } finally {
     await unlink(file).catch(() => undefined);
   }

@@ -140,10 +140,16 @@ ops: { listen: "127.0.0.1:${opsPort}" }
       ['query', 'query'],
     ];
     // Proxies start with the other services: they wait for verdicts only once a client connects.
-    const [others, proxies] = await Promise.all([
-      Promise.all(rest.map(([role, instance]) => start(role, instance))),
-      Promise.all((options.proxies ?? []).map(async (name) => start('proxy', name, await findFreePort()))),
+    // Every start settles before a failure is thrown: one still starting when stop() ran was left running.
+    const starting = await Promise.allSettled([
+      ...rest.map(([role, instance]) => start(role, instance)),
+      ...(options.proxies ?? []).map(async (name) => start('proxy', name, await findFreePort())),
     ]);
+    const refused = starting.find((r) => r.status === 'rejected');
+    if (refused !== undefined) throw refused.reason;
+    const up = starting.map((r) => (r as PromiseFulfilledResult<ProxyMember>).value);
+    const others = up.slice(0, rest.length);
+    const proxies = up.slice(rest.length);
     services.push(...others);
     return {
       pg, issuer, broker, registry, double, store, dir, api: `http://127.0.0.1:${apiPort}`, services, proxies,

@@ -19,4 +19,20 @@ test('times out naming what it waited for', async () => {
   }
 });
 
+test('a probe that throws is tried again; the timeout names its last error', async () => {
+  let n = 0;
+  assert.is(await until('a late service', () => {
+    if (++n < 3) throw new Error('connection refused');
+    return 'up';
+  }, 1000, 1), 'up');
+  try {
+    await until('a dead service', () => {
+      throw new Error('connection refused');
+    }, 20, 5);
+    assert.unreachable();
+  } catch (err) {
+    assert.is((err as Error).message, 'timed out waiting for a dead service: connection refused');
+  }
+});
+
 test.run();

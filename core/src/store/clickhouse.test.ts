@@ -145,6 +145,23 @@ modern('migrate, append with dedupe, recover the head, verify — all through @c
   assert.equal(fresh.head, ledger.head);
 });
 
+modern('a chain two ledger instances may write (a Kafka partition): inserts claimed with a deduplication token through the server path', async () => {
+  await modernReady;
+  const codec = new EventCodec();
+  const signer = loadOrCreateSigner(join(mkdtempSync(join(tmpdir(), 'agate-key-')), 'k'), 'agate.test/ledger');
+  const [a, b] = [0, 1].map(() => new LedgerService({ bus: {} as Bus, store: viaHttp, codec, logger: silentLogger, signer, chainId: 'unused' }));
+  await migrate(viaHttp);
+  const batch = () => Object.values(SAMPLES).map((e) => ({ ...e, event_id: randomUUID() }));
+  await a!.append(batch(), 'agate.events-7', undefined, undefined, 1);
+  await b!.append(batch(), 'agate.events-7', undefined, undefined, 1);
+  const moved = await a!.append(batch(), 'agate.events-7', undefined, undefined, 1).then(() => undefined, (err: unknown) => err);
+  assert.is((moved as AgateError | undefined)?.code, 'LEDGER_CHAIN_MOVED', 'a stale head is refused');
+  await a!.append(batch(), 'agate.events-7', undefined, undefined, 1);
+  const report = await verifyChain(viaHttp, codec, 'agate.events-7');
+  assert.ok(report.ok, JSON.stringify(report.failure));
+  assert.is(report.records, 3 * Object.keys(SAMPLES).length);
+});
+
 modern('string parameters with quotes, backslashes and tabs bind as sent (analyst SQL with a string literal runs)', async () => {
   await modernReady;
   const value = "my-agent's \\ tab\there";
@@ -178,6 +195,18 @@ modern('a RowBinary insert through the server path reads back equal, in its name
   );
   assert.equal(rows, expected.map((r) => ({ ...r, note: 'none' })));
   assert.equal(await viaHttp.queryRowBinary('SELECT tag, id, name, digest, at FROM rb ORDER BY id'), payload, 'byte for byte');
+});
+
+modern('a RowBinary insert with a deduplication token is stored once: a second insert under the token is dropped, another token goes in', async () => {
+  await modernReady;
+  await viaHttp.exec("CREATE TABLE rb_claim (id UInt64, name String, tag LowCardinality(String), digest FixedString(32), at DateTime64(6, 'UTC')) ENGINE = MergeTree ORDER BY id SETTINGS non_replicated_deduplication_window = 100");
+  const { payload } = rbRows();
+  const count = async () => Number((await viaHttp.query<{ n: string }>('SELECT count() AS n FROM rb_claim'))[0]!.n);
+  await viaHttp.insertRowBinary('rb_claim', ['tag', 'id', 'name', 'digest', 'at'], RB_STRUCTURE, payload, { dedupToken: 'claim/1' });
+  await viaHttp.insertRowBinary('rb_claim', ['tag', 'id', 'name', 'digest', 'at'], RB_STRUCTURE, payload, { dedupToken: 'claim/1' });
+  assert.is(await count(), NAMES.length, 'the second insert under claim/1 was dropped');
+  await viaHttp.insertRowBinary('rb_claim', ['tag', 'id', 'name', 'digest', 'at'], RB_STRUCTURE, payload, { dedupToken: 'claim/2' });
+  assert.is(await count(), 2 * NAMES.length, 'another token is another insert');
 });
 
 modern('a malformed RowBinary payload is a STORE_FAILED error naming the insert; nothing is inserted and the store goes on', async () => {

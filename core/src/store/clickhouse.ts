@@ -1,7 +1,7 @@
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { Readable } from 'node:stream';
 import { AgateError, ErrorCode } from '../errors.js';
-import type { Store } from './store.js';
+import type { InsertOptions, Store } from './store.js';
 
 export interface ClickHouseStoreOptions {
   url: string;
@@ -48,11 +48,12 @@ export class ClickHouseStore implements Store {
    * The server reads RowBinary against the table's own column types, so `structure` (which the
    * embedded engine needs) is not sent; the payload is the request body, streamed as is.
    */
-  async insertRowBinary(table: string, columns: readonly string[], _structure: string, payload: Buffer): Promise<void> {
+  async insertRowBinary(table: string, columns: readonly string[], _structure: string, payload: Buffer, options: InsertOptions = {}): Promise<void> {
     if (payload.length === 0) return;
     const query = `INSERT INTO ${table} (${columns.join(', ')}) FORMAT RowBinary`;
+    const settings = options.dedupToken === undefined ? {} : { clickhouse_settings: { insert_deduplication_token: options.dedupToken } };
     await this.#run(async () => {
-      const { stream } = await this.#client.exec({ query, values: Readable.from([payload], { objectMode: false }) });
+      const { stream } = await this.#client.exec({ query, values: Readable.from([payload], { objectMode: false }), ...settings });
       // An insert answers with an empty body; reading it to the end frees the socket for reuse.
       for await (const _ of stream);
     }, `INSERT INTO ${table} FORMAT RowBinary, ${payload.length} bytes`);

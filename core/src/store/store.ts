@@ -20,8 +20,18 @@ export interface Store {
    * column's type as written (`name Type, …`, LowCardinality as its inner type). A server reads
    * the types from the table and ignores it; the embedded engine needs it to read the bytes.
    */
-  insertRowBinary(table: string, columns: readonly string[], structure: string, payload: Buffer): Promise<void>;
+  insertRowBinary(table: string, columns: readonly string[], structure: string, payload: Buffer, options?: InsertOptions): Promise<void>;
   /** Runs a query and returns its result bytes in RowBinary, for fixed-width bulk reads. */
   queryRowBinary(sql: string, params?: Record<string, unknown>): Promise<Buffer>;
   close(): Promise<void>;
+}
+
+export interface InsertOptions {
+  /**
+   * The engine's insert deduplication token (`insert_deduplication_token`): of the inserts into
+   * one table partition carrying the same token, the first is stored and the later ones are
+   * dropped without an error, for as long as the table remembers the token (its deduplication
+   * window). What makes a ledger insert a claim on the records it adds (chain-writer.ts).
+   */
+  dedupToken?: string;
 }

@@ -6,6 +6,7 @@ import type { Store } from '../../../core/src/store/store.js';
 import type { EventCodec } from '../../../schemas/src/codec.js';
 import { nowMicros, type AgateEvent } from '../../../schemas/src/events.js';
 import { GENESIS, RECORD_COLUMNS, RECORD_STRUCTURE, recordColumns, writeRow } from './chain.js';
+import { BLOCK_SIZE } from './schema.js';
 import { openCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.js';
 import type { CheckpointSink, KeptNote } from './checkpoint-sink.js';
 import { CompactRange } from './compact-range.js';
@@ -33,9 +34,10 @@ export interface ChainWriterOptions {
   sealer: RowSealer;
   /**
    * Whether another ledger instance may append to this chain too (a Kafka partition moving
-   * between the members of the group): each insert is then preceded by a check that the store's
-   * head is still this writer's, and fails with LEDGER_CHAIN_MOVED otherwise. One query per
-   * insert (up to INSERT_SLICE records); the embedded ledger, the chain's only writer, skips it.
+   * between the members of the group): each insert is then a claim (ChainWriter.#claimed), made
+   * after a check that the store's head is still this writer's and confirmed after it, and fails
+   * with LEDGER_CHAIN_MOVED when another instance appended. Two queries per insert (up to
+   * INSERT_SLICE records); the embedded ledger, the chain's only writer, skips them.
    */
   fenced?: boolean;
 }
@@ -205,8 +207,13 @@ export class ChainWriter {
     if (replayed >= 0) await this.#checkReplay(batch[replayed]!.event_id, positions![replayed]!);
     if (fresh.length < batch.length) this.options.logger.debug('skipping redelivered events already in the ledger', { count: batch.length - fresh.length });
     const slices: number[][] = [];
-    for (let i = 0; i < fresh.length; i += INSERT_SLICE) {
-      const slice = fresh.slice(i, i + INSERT_SLICE);
+    // A slice stays within one block (one table partition): an insert spanning two is stored
+    // as two parts, one after the other, and a claim (#claimed) must go in whole or not at all.
+    for (let i = 0, at = this.#written; i < fresh.length;) {
+      const n = Math.min(INSERT_SLICE, BLOCK_SIZE - (at % BLOCK_SIZE), fresh.length - i);
+      const slice = fresh.slice(i, i + n);
+      i += n;
+      at += n;
       slices.push(slice);
       this.#unstoredSource.push(positions?.[slice[slice.length - 1]!] ?? 0);
       this.#unstored.push(slice.map((k) => batch[k]!.event_id));
@@ -240,9 +247,11 @@ export class ChainWriter {
         const head = seq;
         const before = this.#stored;
         this.#stored = Promise.all([before, sealed]).then(async ([, done]) => {
-          if (this.options.fenced === true) await this.#fence();
-          await store.insertRowBinary('agate.ledger', RECORD_COLUMNS, RECORD_STRUCTURE, Buffer.from(done.rows, 0, done.length));
-          this.#head = { seq: head, hash: Buffer.from(done.head) };
+          const rows = Buffer.from(done.rows, 0, done.length);
+          const last = { seq: head, hash: Buffer.from(done.head) };
+          if (this.options.fenced === true) await this.#claimed(firstSeq, rows, last);
+          else await store.insertRowBinary('agate.ledger', RECORD_COLUMNS, RECORD_STRUCTURE, rows);
+          this.#head = last;
           this.#tree = CompactRange.fromJSON(done.frontier);
           for (const t of done.tiles) this.#tiles.push({ level: t.level, node: t.node, hash: Buffer.from(t.hash) });
           for (const b of done.blocks) blocks.push([b.size, Buffer.from(b.head), CompactRange.fromJSON(b.frontier)]);
@@ -357,21 +366,47 @@ export class ChainWriter {
   }
 
   /**
-   * Fails unless the store's last record of the chain is this writer's head: another instance
-   * that appended meanwhile (it owned the partition for a while) moved it, and records written
-   * from the old head would reuse its sequence numbers. The check and the insert after it are
-   * not one atomic step; what makes a second writer at that moment unlikely is the group (one
-   * owner per partition) and the reload at every assignment (LedgerService.append).
+   * Inserts the records `firstSeq..last.seq` of a chain another ledger instance may append to
+   * as well (a Kafka partition's old owner, kicked out of the group mid-insert, and its new
+   * owner, which re-reads what the old one had not committed), so that no record position is
+   * ever stored twice:
+   *
+   * 1. the store's last record must be this writer's head (`firstSeq - 1`), else another
+   *    instance appended meanwhile (LEDGER_CHAIN_MOVED, and the batch is retried from the
+   *    store's head);
+   * 2. the insert claims what it extends: its deduplication token names the chain, `firstSeq`
+   *    and the link hash of record `firstSeq - 1`, so of two instances that both passed step 1
+   *    at that head, the engine stores the first insert and drops the other without a word
+   *    (schema.ts LEDGER_CLAIM_SETTINGS). A check and an insert are not one atomic step; the
+   *    claim is, and step 1 makes every insert start at a head the store had, so two inserts
+   *    that overlap at all start at the same position and claim the same token;
+   * 3. the insert went in only if the store's record `last.seq` is this writer's: a dropped
+   *    insert fails with LEDGER_CHAIN_MOVED, and the bus delivers the batch again, from the
+   *    store's head (events the other instance stored are skipped then as replays). When the
+   *    two inserts held the same records (the same events from the same partition, read from
+   *    the same head: the usual case), it is, and the batch counts as stored.
    */
-  async #fence(): Promise<void> {
+  async #claimed(firstSeq: number, rows: Buffer, last: Head): Promise<void> {
     const { store, chainId } = this.options;
-    const [last] = await store.query<{ seq: string; hash: string }>(
+    const moved = (why: string) => new AgateError(ErrorCode.LEDGER_CHAIN_MOVED, `chain ${chainId} was appended to by another ledger instance: ${why}; the batch is retried from the store's head`, { retriable: true });
+    if (this.#head.seq !== firstSeq - 1) throw new Error(`records from ${firstSeq} written after head ${this.#head.seq}`);
+    const [tip] = await store.query<{ seq: string; hash: string }>(
       'SELECT seq, hex(hash) AS hash FROM agate.ledger WHERE chain_id = {chain:String} ORDER BY seq DESC LIMIT 1',
       { chain: chainId },
     );
-    const seq = last === undefined ? 0 : Number(last.seq);
-    if (seq === this.#head.seq && (last === undefined || Buffer.from(last.hash, 'hex').equals(this.#head.hash))) return;
-    throw new AgateError(ErrorCode.LEDGER_CHAIN_MOVED, `chain ${chainId} was appended to by another ledger instance: the store's head is record ${seq}, this writer's ${this.#head.seq}; the batch is retried from the store's head`, { retriable: true });
+    const seq = tip === undefined ? 0 : Number(tip.seq);
+    if (seq !== this.#head.seq || (tip !== undefined && !Buffer.from(tip.hash, 'hex').equals(this.#head.hash))) {
+      throw moved(`the store's head is record ${seq}, this writer's ${this.#head.seq}`);
+    }
+    const dedupToken = `agate.ledger/${chainId}/${firstSeq}/${this.#head.hash.toString('hex')}`;
+    await store.insertRowBinary('agate.ledger', RECORD_COLUMNS, RECORD_STRUCTURE, rows, { dedupToken });
+    const stored = await store.query<{ hash: string }>(
+      'SELECT hex(hash) AS hash FROM agate.ledger WHERE chain_id = {chain:String} AND seq = {seq:UInt64}',
+      { chain: chainId, seq: last.seq },
+    );
+    if (stored.length === 0 || stored.some((r) => !Buffer.from(r.hash, 'hex').equals(last.hash))) {
+      throw moved(`it stored record ${firstSeq} first, and this writer's records ${firstSeq}..${last.seq} were not stored`);
+    }
   }
 
   #refuse(err: AgateError): void {

@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DURABLE_TABLE_SETTINGS, durableSettingsOf, tableSettingsOf } from '../../../core/src/store/durable-tables.js';
 import { EmbeddedStore } from '../../../core/src/store/embedded.js';
-import { LEDGER_MERGE_SETTINGS, migrate } from './schema.js';
+import { LEDGER_TABLE_SETTINGS, migrate } from './schema.js';
 
 /*
  * The ledger's tables are durable (core/src/store/durable-tables.ts) and the ledger table merges
- * as LEDGER_MERGE_SETTINGS says, new or made by an earlier version.
+ * and deduplicates claimed inserts as LEDGER_TABLE_SETTINGS says, new or made by an earlier version.
  */
 const dir = mkdtempSync(join(tmpdir(), 'agate-ledger-schema-'));
 const store = EmbeddedStore.open(join(dir, 'store'));
@@ -18,9 +18,9 @@ const NAMES = Object.keys(DURABLE_TABLE_SETTINGS);
 const wanted = Object.fromEntries(Object.entries(DURABLE_TABLE_SETTINGS).map(([k, v]) => [k, String(v)]));
 const all = async () => Object.fromEntries(await Promise.all(TABLES.map(async (t) => [t, await durableSettingsOf(store, 'agate', t)])));
 const everywhere = (values: Record<string, string>) => Object.fromEntries(TABLES.map((t) => [t, values]));
-const MERGE_NAMES = Object.keys(LEDGER_MERGE_SETTINGS);
-const merging = () => tableSettingsOf(store, 'agate', 'ledger', LEDGER_MERGE_SETTINGS);
-const mergeWanted = Object.fromEntries(Object.entries(LEDGER_MERGE_SETTINGS).map(([k, v]) => [k, String(v)]));
+const MERGE_NAMES = Object.keys(LEDGER_TABLE_SETTINGS);
+const merging = () => tableSettingsOf(store, 'agate', 'ledger', LEDGER_TABLE_SETTINGS);
+const mergeWanted = Object.fromEntries(Object.entries(LEDGER_TABLE_SETTINGS).map(([k, v]) => [k, String(v)]));
 
 test('new ledger tables fsync their parts and keep replaced parts', async () => {
   await migrate(store);

@@ -27,6 +27,19 @@ export const LEDGER_MERGE_SETTINGS: TableSettings = {
 };
 
 /**
+ * How many inserts into agate.ledger the engine remembers the deduplication token of: an insert
+ * by a ledger instance that another may also write to claims the records it adds with a token
+ * (chain, first seq, the link it extends), and of two claims on one position only the first is
+ * stored (ChainWriter's fencing, chain-writer.ts). The window must outlast the moment between one
+ * instance's head check and its insert; 10,000 inserts are minutes of the busiest ledger. A
+ * cluster's ReplicatedMergeTree uses its own replicated_deduplication_window (default 10,000).
+ */
+export const LEDGER_CLAIM_SETTINGS: TableSettings = { non_replicated_deduplication_window: 10_000 };
+
+/** Every setting the ledger table is given, new or made by an earlier version. */
+export const LEDGER_TABLE_SETTINGS: TableSettings = { ...LEDGER_MERGE_SETTINGS, ...LEDGER_CLAIM_SETTINGS };
+
+/**
  * Where the bus stream stood just past each record's event (chain.ts RECORD_COLUMNS): it grows
  * with seq, so a minmax index finds a position in a granule or two.
  */
@@ -77,7 +90,7 @@ export function ledgerDdl(_options: LedgerSchemaOptions = {}): string[] {
   ) ENGINE = MergeTree
   PARTITION BY (chain_id, intDiv(seq - 1, ${BLOCK_SIZE}))
   ORDER BY (chain_id, seq)
-  ${SETTINGS_SQL}, ${settingsSql(LEDGER_MERGE_SETTINGS)}`,
+  ${SETTINGS_SQL}, ${settingsSql(LEDGER_TABLE_SETTINGS)}`,
   `CREATE TABLE IF NOT EXISTS agate.tree_nodes (
     chain_id LowCardinality(String),
     level UInt8 COMMENT 'the node covers 2^level leaves',
@@ -161,7 +174,7 @@ export async function migrate(store: Store, options: LedgerSchemaOptions = {}): 
   await store.exec(`ALTER TABLE agate.ledger ADD ${SOURCE_NEXT_INDEX.replace('INDEX', 'INDEX IF NOT EXISTS')}`);
   // Tables made by earlier versions lack some of the settings (and deleted replaced parts at once).
   await ensureDurable(store, 'agate', LEDGER_TABLES);
-  await ensureTableSettings(store, 'agate', ['ledger'], LEDGER_MERGE_SETTINGS);
+  await ensureTableSettings(store, 'agate', ['ledger'], LEDGER_TABLE_SETTINGS);
 }
 
 /** `DateTime64(6)` text for a microsecond timestamp. */
