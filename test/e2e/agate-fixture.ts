@@ -10,6 +10,7 @@ import { busLogBytes, logEvents } from './bus-log.js';
 import type { AgateEvent } from '../../schemas/src/events.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PgUserKey, type PostgresServer } from '../harness/postgres.js';
+import { until } from '../harness/until.js';
 
 export interface AgateFixture {
   pg: PostgresServer;
@@ -155,11 +156,8 @@ ${options.extraYaml ?? ''}
 
 /** Waits until `predicate` holds over the recorded events (the bus is asynchronous). */
 export async function waitForEvents(agate: AgateFixture, predicate: (events: AgateEvent[]) => boolean, timeoutMs = 10_000): Promise<AgateEvent[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  return until(() => `the expected events (${agate.events().length} recorded)`, () => {
     const events = agate.events();
-    if (predicate(events)) return events;
-    if (Date.now() > deadline) throw new Error(`expected events did not appear within ${timeoutMs} ms (${events.length} events)`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+    return predicate(events) ? events : undefined;
+  }, { timeoutMs, everyMs: 50 });
 }

@@ -14,6 +14,7 @@ import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/p
 import { parseExposition, sampleValue, type Exposition } from '../harness/prom-text.js';
 import { agateConfig, cleanEnv, startAgateProcess, type AgateProcess } from './agate-process.js';
 import { busLogBytes, logEvents } from './bus-log.js';
+import { until } from '../harness/until.js';
 
 interface Ctx { pg: PostgresServer; oidc: OidcIssuer; agate: AgateProcess; ops: string }
 const ops = suite<Ctx>('ops listener: health, readiness, metrics, drain');
@@ -64,16 +65,6 @@ async function scrape(ctx: Ctx): Promise<Exposition> {
 }
 
 const fails = (p: Promise<unknown>): Promise<boolean> => p.then(() => false, () => true);
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const events = (ctx: Ctx): AgateEvent[] => logEvents(busLogBytes(join(ctx.agate.dataDir, 'bus')), new EventCodec());
 

@@ -12,6 +12,7 @@ import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { run } from '../harness/proc.js';
 import { agateConfig, cleanEnv, startAgateProcess, type AgateProcess, type CliResult } from './agate-process.js';
+import { until } from '../harness/until.js';
 
 const PSQL = '/usr/bin/psql';
 
@@ -147,23 +148,8 @@ async function apiOk<T>(agate: AgateProcess, path: string, token: string): Promi
   return r.body;
 }
 
-/** Polls until `probe` returns a value (the ledger is written asynchronously). */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : `; last error: ${String(last)}`}`);
-    }
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
+/** The ledger is written asynchronously, and a read may fail while it catches up: retried. */
+const RECORDED = { retryErrors: true, everyMs: 150 };
 
 async function itemsCount(env: Env): Promise<string> {
   return env.pg.psql('SELECT count(*) FROM items');
@@ -287,7 +273,7 @@ proxy('query API: GET /v1/sessions lists the sessions with the tokens\' subjects
   const psqlSessions = await until('the 3 closed psql sessions', async () => {
     const { sessions } = await apiOk<{ sessions: SessionRow[] }>(agate, `/v1/sessions?subject=${encodeURIComponent(subjects.psql)}`, tokens.auditor);
     return sessions.length === 3 && sessions.every((s) => s.closed_at !== null) ? sessions : undefined;
-  });
+  }, RECORDED);
   for (const s of psqlSessions) {
     assert.is(s.subject, subjects.psql);
     assert.is(s.issuer, issuer.issuer);
@@ -331,7 +317,7 @@ proxy('query API: GET /v1/sessions/:id returns the commands in order with verdic
     const b = await apiOk<{ session: SessionRow; commands: TimelineRow[] }>(env.agate, `/v1/sessions/${pgSessionId}`, tokens.auditor);
     const complete = b.session.closed_at !== null && b.commands.length === expected.length && b.commands.every((c) => c.decision !== null && c.status !== null);
     return complete ? b : undefined;
-  });
+  }, RECORDED);
   assert.is(body.session.session_id, pgSessionId);
   assert.is(body.session.subject, subjects.pg);
   assert.is(body.session.commands, expected.length);
@@ -352,7 +338,7 @@ proxy('query API: the psql sessions show the SELECT (ok, SELECT 3, 3 rows) and t
     sessions.map((s) => until(`session ${s.session_id}`, async () => {
       const b = await apiOk<{ commands: TimelineRow[] }>(env.agate, `/v1/sessions/${s.session_id}`, tokens.auditor);
       return b.commands.length === 1 && b.commands[0]!.status !== null ? b.commands[0]! : undefined;
-    })),
+    }, RECORDED)),
   );
   const select = timelines.find((c) => c.text === 'SELECT name FROM items ORDER BY id');
   const drop = timelines.find((c) => c.text === 'DROP TABLE items');
@@ -585,7 +571,7 @@ auth('GET /v1/auth-failures records each refusal with its reason code', async ()
   const failures = await until(`${expectedTotal} auth failures`, async () => {
     const { auth_failures } = await apiOk<{ auth_failures: AuthFailureRow[] }>(env.agate, '/v1/auth-failures', auditor);
     return auth_failures.length >= expectedTotal ? auth_failures : undefined;
-  });
+  }, RECORDED);
   assert.is(failures.length, expectedTotal, JSON.stringify(failures, null, 1));
   for (const bad of BAD) {
     const rows = failures.filter((f) => f.claimed_subject === bad.claimedSubject && f.reason_code !== 'TARGET_UNKNOWN');
@@ -611,7 +597,7 @@ auth('refused logins open no session; only the control session is listed', async
   const { sessions } = await until('the control session', async () => {
     const b = await apiOk<{ sessions: SessionRow[] }>(env.agate, '/v1/sessions', auditor);
     return b.sessions.length > 0 ? b : undefined;
-  });
+  }, RECORDED);
   assert.equal(sessions.map((s) => s.subject), ['good-agent']);
 });
 

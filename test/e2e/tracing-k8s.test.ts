@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { parseTraceParent } from '../../core/src/tracing/traceparent.js';
 import { startCollector, type Collector } from '../harness/otelcol.js';
-import { commandsWhere, events, startKubeAgate, stopKubeAgate, until, verdictOf, type KubeAgate } from './kube-agate.js';
+import { commandsWhere, events, startKubeAgate, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
+import { until } from '../harness/until.js';
 
 type Ctx = KubeAgate & { collector: Collector };
 const tracing = suite<Ctx>('trace export: a Kubernetes client\'s traceparent is continued');

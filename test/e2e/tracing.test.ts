@@ -11,6 +11,7 @@ import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/e
 import { DEFAULT_PG_BIN } from '../harness/postgres.js';
 import { startCollector, type Collector, type ReceivedSpan } from '../harness/otelcol.js';
 import { startAgate, type AgateFixture } from './agate-fixture.js';
+import { until } from '../harness/until.js';
 
 interface Ctx { collector: Collector; agate: AgateFixture }
 const tracing = suite<Ctx>('trace export: proxy, policy and ledger spans in one trace');
@@ -35,16 +36,6 @@ async function psql(ctx: Ctx, sql: string): Promise<string> {
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   if (code !== 0) throw new Error(`psql exited ${code}: ${err}`);
   return out.trim();
-}
-
-async function until<T>(what: string, find: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const found = find();
-    if (found !== undefined) return found;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 tracing('a psql statement: the proxy, policy and ledger spans share one trace, parent-linked, and the events carry them', async (ctx) => {
