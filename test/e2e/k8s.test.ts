@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AuthenticationFailed, Command, Verdict } from '../../schemas/src/events.js';
+import type { AuthenticationFailed, Verdict } from '../../schemas/src/events.js';
 import { startKubeApiServer, type KubeApiServer } from '../harness/kube-apiserver.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { findFreePort } from '../harness/postgres.js';
