@@ -13,9 +13,9 @@
  *   npm run bench -- scaleout [SECONDS=15] [CLIENTS=16]
  */
 import { cpus } from 'node:os';
-import pg from 'pg';
 import { startDistributed, verdictLatencySums, type ProxyMember } from '../test/harness/distributed.js';
 import { until } from '../test/harness/until.js';
+import { connectAgent } from '../test/harness/agent-client.js';
 
 const PARTITIONS = 4;
 const PROXIES = [1, 2, 4];
@@ -66,12 +66,8 @@ export async function run(args: string[]): Promise<void> {
 
 /** CLIENTS closed-loop clients over the proxies for `seconds`. */
 async function load(n: number, proxies: ProxyMember[], clients: number, seconds: number, token: string): Promise<Figures> {
-  const conns = await Promise.all(Array.from({ length: clients }, async (_, i) => {
-    const c = new pg.Client({ host: '127.0.0.1', port: proxies[i % proxies.length]!.port, database: 'appdb', user: 'agent', password: token });
-    c.on('error', () => {}); // a failed statement is counted where it is awaited
-    await c.connect();
-    return c;
-  }));
+  // A failed statement is counted where it is awaited.
+  const conns = await Promise.all(Array.from({ length: clients }, (_, i) => connectAgent({ port: proxies[i % proxies.length]!.port, token })));
   const before = await verdictLatencySums(proxies.map((p) => p.ops));
   const latencies: number[] = [];
   let errors = 0; // statements refused or failed, warm-up included

@@ -11,6 +11,7 @@ import type { AgateEvent } from '../../schemas/src/events.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PgUserKey, type PostgresServer } from '../harness/postgres.js';
 import { until } from '../harness/until.js';
+import { connectAgent } from '../harness/agent-client.js';
 
 export interface AgateFixture {
   pg: PostgresServer;
@@ -128,12 +129,7 @@ ${options.extraYaml ?? ''}
       ...address,
       ...(sshAddress ? { ssh: { host: sshAddress[1]!, port: Number(sshAddress[2]) } } : {}),
       token,
-      async client(extra = {}) {
-        const c = new pg.Client({ host: address.host, port: address.port, database: 'appdb', user: 'agent', password: await token(extra) });
-        c.on('error', () => {});
-        await c.connect();
-        return c;
-      },
+      client: async (extra = {}) => connectAgent({ host: address.host, port: address.port, token: await token(extra) }),
       async libpqEnv() {
         return cleanEnv({ PGHOST: address.host, PGPORT: String(address.port), PGDATABASE: 'appdb', PGUSER: 'agent', PGPASSWORD: await token(), PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '10' });
       },

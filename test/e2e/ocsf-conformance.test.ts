@@ -21,6 +21,7 @@ import { agateConfig, startAgateProcess, type AgateProcess } from './agate-proce
 import { busLogBytes, logEvents } from './bus-log.js';
 import { startAgate, type AgateFixture } from './agate-fixture.js';
 import { until } from '../harness/until.js';
+import { connectAgent } from '../harness/agent-client.js';
 
 type Json = Record<string, any>;
 interface Ctx { sshd?: SshServer; agate?: AgateFixture; api?: string }
@@ -160,9 +161,7 @@ test('a statement cut by a crash (SIGKILL while PostgreSQL runs it) exports stat
       return a;
     };
     const first = await start();
-    const client = new pg.Client({ host: '127.0.0.1', port: first.pgPort, database: 'appdb', user: 'agent', password: await issuer!.mint({ sub: 'ci-bot' }) });
-    client.on('error', () => undefined);
-    await client.connect();
+    const client = await connectAgent({ port: first.pgPort, token: await issuer!.mint({ sub: 'ci-bot' }) });
     const running = client.query('SELECT pg_sleep(60)').catch(() => undefined);
     // Forwarded: its command and allow verdict are on disk, and PostgreSQL is running it.
     await until('pg_sleep running in PostgreSQL', async () => {

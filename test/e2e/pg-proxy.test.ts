@@ -13,6 +13,7 @@ import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { run } from '../harness/proc.js';
 import { agateConfig, cleanEnv, startAgateProcess, type AgateProcess, type CliResult } from './agate-process.js';
 import { until } from '../harness/until.js';
+import { connectAgent } from '../harness/agent-client.js';
 
 const PSQL = '/usr/bin/psql';
 
@@ -116,13 +117,8 @@ async function psql(agate: AgateProcess, token: string, sql: string, dbname = 'a
   return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function pgClient(env: Env, token: string, database = 'appdb'): Promise<pg.Client> {
-  const client = new pg.Client({ host: '127.0.0.1', port: env.agate.pgPort, database, user: 'agent', password: token, connectionTimeoutMillis: 10_000 });
-  client.on('error', () => {}); // a session the server ends must not crash the test process
-  env.clients.push(client);
-  await client.connect();
-  return client;
-}
+const pgClient = (env: Env, token: string, database = 'appdb'): Promise<pg.Client> =>
+  connectAgent({ port: env.agate.pgPort, token, database, connectionTimeoutMillis: 10_000, track: env.clients });
 
 type PgError = Error & { code?: string };
 
