@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { EmbeddedStore } from '../../core/src/store/embedded.js';
+import type { SessionRow } from '../../services/query/src/queries.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { run } from '../harness/proc.js';
@@ -16,20 +17,6 @@ import { until } from '../harness/until.js';
 import { connectAgent } from '../harness/agent-client.js';
 
 const PSQL = '/usr/bin/psql';
-
-interface SessionRow {
-  session_id: string;
-  opened_at: string;
-  closed_at: string | null;
-  protocol: string;
-  target: string;
-  issuer: string;
-  subject: string;
-  client_address: string;
-  proxy_id: string;
-  commands: number;
-  denied: number;
-}
 
 interface TimelineRow {
   command_id: string;

@@ -5,7 +5,6 @@
 // the Command and Verdict records on Kafka carry it in their value and as a `traceparent` header.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +17,7 @@ import { generateSignerKey } from '../../services/ledger/src/note.js';
 import { startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startCollector, type Collector } from '../harness/otelcol.js';
-import { DEFAULT_PG_BIN, findFreePort, startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { findFreePort, psqlWith, startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { cleanEnv } from './agate-process.js';
 import { startRole, type RoleProcess } from './role-process.js';
 import { assertSpanLinks, spansOfTrace } from '../harness/span-links.js';
@@ -81,14 +80,7 @@ tracing.after(async (ctx) => {
 
 async function psql(ctx: Ctx, sql: string): Promise<string> {
   const env = { ...cleanEnv(), PGHOST: '127.0.0.1', PGPORT: String(ctx.pgPort), PGDATABASE: 'appdb', PGUSER: 'agent', PGPASSWORD: await ctx.issuer.mint(ctx.issuer.githubActionsClaims()), PGSSLMODE: 'disable' };
-  const child = spawn(join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'psql'), ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  if (code !== 0) throw new Error(`psql exited ${code}: ${err}`);
-  return out.trim();
+  return psqlWith(env, sql);
 }
 
 interface Record_ { event: AgateEvent; headers: Record<string, string> }

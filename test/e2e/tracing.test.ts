@@ -4,11 +4,9 @@
 // Command, Verdict and Response events carry the trace context of the span that made them.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { parseTraceParent } from '../../core/src/tracing/traceparent.js';
 import type { Command, Response, Verdict } from '../../schemas/src/events.js';
-import { DEFAULT_PG_BIN } from '../harness/postgres.js';
+import { psqlWith } from '../harness/postgres.js';
 import { startCollector, type Collector } from '../harness/otelcol.js';
 import { assertSpanLinks, spansOfTrace } from '../harness/span-links.js';
 import { startAgate, type AgateFixture } from './agate-fixture.js';
@@ -27,17 +25,7 @@ tracing.after(async (ctx) => {
   await ctx.collector?.close();
 });
 
-async function psql(ctx: Ctx, sql: string): Promise<string> {
-  const env = await ctx.agate.libpqEnv();
-  const child = spawn(join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'psql'), ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  if (code !== 0) throw new Error(`psql exited ${code}: ${err}`);
-  return out.trim();
-}
+const psql = async (ctx: Ctx, sql: string): Promise<string> => psqlWith(await ctx.agate.libpqEnv(), sql);
 
 tracing('a psql statement: the proxy, policy and ledger spans share one trace, parent-linked, and the events carry them', async (ctx) => {
   assert.is(await psql(ctx, 'SELECT 6 * 7 AS traced_answer'), '42');
