@@ -13,8 +13,9 @@
  *   npm run bench -- scaleout [SECONDS=15] [CLIENTS=16]
  */
 import { cpus } from 'node:os';
-import pg from 'pg';
 import { startDistributed, verdictLatencySums, type ProxyMember } from '../test/harness/distributed.js';
+import { until } from '../test/harness/until.js';
+import { connectAgent } from '../test/harness/agent-client.js';
 
 const PARTITIONS = 4;
 const PROXIES = [1, 2, 4];
@@ -48,11 +49,11 @@ export async function run(args: string[]): Promise<void> {
       }
     }
     const sent = rows.reduce((s, r) => s + r.statements, 0);
-    const recorded = await until(async () => {
+    const recorded = await until('the ledger to record every statement', async () => {
       const [row] = await stack.store.query<{ c: string; a: string }>(
         `SELECT count() AS c, countIf(decision = 'allow') AS a FROM agate.decisions WHERE text LIKE 'SELECT 1 /* scaleout %'`);
       return Number(row!.c) >= sent ? row : undefined;
-    });
+    }, { timeoutMs: 180_000, everyMs: 500, retryErrors: true });
     const verify = await stack.verify(token);
     print(rows, clients, seconds);
     console.log(`\nrecorded: ${recorded.c} commands for ${sent} statements sent, ${recorded.a} allowed; refused or failed at the client: ${rows.reduce((s, r) => s + r.errors, 0)}`);
@@ -65,12 +66,8 @@ export async function run(args: string[]): Promise<void> {
 
 /** CLIENTS closed-loop clients over the proxies for `seconds`. */
 async function load(n: number, proxies: ProxyMember[], clients: number, seconds: number, token: string): Promise<Figures> {
-  const conns = await Promise.all(Array.from({ length: clients }, async (_, i) => {
-    const c = new pg.Client({ host: '127.0.0.1', port: proxies[i % proxies.length]!.port, database: 'appdb', user: 'agent', password: token });
-    c.on('error', () => {}); // a failed statement is counted where it is awaited
-    await c.connect();
-    return c;
-  }));
+  // A failed statement is counted where it is awaited.
+  const conns = await Promise.all(Array.from({ length: clients }, (_, i) => connectAgent({ port: proxies[i % proxies.length]!.port, token })));
   const before = await verdictLatencySums(proxies.map((p) => p.ops));
   const latencies: number[] = [];
   let errors = 0; // statements refused or failed, warm-up included
@@ -100,16 +97,6 @@ async function load(n: number, proxies: ProxyMember[], clients: number, seconds:
     proxies: n, statements: latencies.length + errors + warmed, errors, perSecond: latencies.length / elapsed, p50: pct(0.5), p99: pct(0.99),
     verdictMeanMs: ((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1000,
   };
-}
-
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error('the ledger did not record every statement within 3 minutes');
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 function print(rows: Figures[], clients: number, seconds: number): void {

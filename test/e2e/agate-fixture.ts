@@ -10,6 +10,8 @@ import { busLogBytes, logEvents } from './bus-log.js';
 import type { AgateEvent } from '../../schemas/src/events.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PgUserKey, type PostgresServer } from '../harness/postgres.js';
+import { until } from '../harness/until.js';
+import { connectAgent } from '../harness/agent-client.js';
 
 export interface AgateFixture {
   pg: PostgresServer;
@@ -127,12 +129,7 @@ ${options.extraYaml ?? ''}
       ...address,
       ...(sshAddress ? { ssh: { host: sshAddress[1]!, port: Number(sshAddress[2]) } } : {}),
       token,
-      async client(extra = {}) {
-        const c = new pg.Client({ host: address.host, port: address.port, database: 'appdb', user: 'agent', password: await token(extra) });
-        c.on('error', () => {});
-        await c.connect();
-        return c;
-      },
+      client: async (extra = {}) => connectAgent({ host: address.host, port: address.port, token: await token(extra) }),
       async libpqEnv() {
         return cleanEnv({ PGHOST: address.host, PGPORT: String(address.port), PGDATABASE: 'appdb', PGUSER: 'agent', PGPASSWORD: await token(), PGSSLMODE: 'disable', PGCONNECT_TIMEOUT: '10' });
       },
@@ -155,11 +152,8 @@ ${options.extraYaml ?? ''}
 
 /** Waits until `predicate` holds over the recorded events (the bus is asynchronous). */
 export async function waitForEvents(agate: AgateFixture, predicate: (events: AgateEvent[]) => boolean, timeoutMs = 10_000): Promise<AgateEvent[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  return until(() => `the expected events (${agate.events().length} recorded)`, () => {
     const events = agate.events();
-    if (predicate(events)) return events;
-    if (Date.now() > deadline) throw new Error(`expected events did not appear within ${timeoutMs} ms (${events.length} events)`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+    return predicate(events) ? events : undefined;
+  }, { timeoutMs, everyMs: 50 });
 }

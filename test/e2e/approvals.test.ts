@@ -11,6 +11,7 @@ import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/p
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { agateConfig, cleanEnv, startAgateProcess, type AgateProcess, type CliResult } from './agate-process.js';
 import { ocsfErrors } from '../harness/ocsf-validator.js';
+import { until } from '../harness/until.js';
 
 const POLICY = `policy:
   default: allow
@@ -59,16 +60,6 @@ const cli = (ctx: Ctx, args: string[], tok: string): Promise<CliResult> => ctx.a
 async function api<T>(ctx: Ctx, path: string, tok: string, init: RequestInit = {}): Promise<{ status: number; body: T }> {
   const res = await fetch(ctx.agate.apiUrl + path, { ...init, headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' } });
   return { status: res.status, body: (await res.json()) as T };
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const approvalIdOf = (n: Notice | undefined): string => /approval ([0-9a-f-]{36})/.exec(n?.message ?? '')?.[1] ?? '';

@@ -18,7 +18,7 @@ import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { run } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
-import { until } from '../harness/until.js';
+import { until, untilTrue } from '../harness/until.js';
 import { makeTestCa } from '../harness/test-ca.js';
 import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, type AgatePlaces, type AgateProcess } from './agate-process.js';
 
@@ -135,7 +135,7 @@ function agentPsql(ctx: Ctx, token: string, sql: string) {
 }
 
 /** Waits for what the browser or psql shows, polling often: the inbox test measures a second. */
-const soon = <T>(what: string, probe: () => T | undefined): Promise<T> => until(what, probe, 20_000, 20);
+const soon = <T>(what: string, probe: () => T | undefined): Promise<T> => until(what, probe, { timeoutMs: 20_000, everyMs: 20 });
 
 /** The approval id psql was given, once it printed the hold NOTICE. */
 async function heldApproval(psql: ReturnType<typeof agentPsql>): Promise<string> {
@@ -305,11 +305,8 @@ ui('SAML single logout: signing out ends the session at Keycloak too; a Keycloak
     assert.is(await meStatus(second!), 200);
     // Reached as localhost, Keycloak names itself as the IdP the console trusts (its assertions' Issuer).
     await ctx.keycloak.logoutUser('agate', BOB.username, ctx.keycloak.baseUrl.replace('127.0.0.1', 'localhost'));
-    const end = Date.now() + 10_000;
-    while ((await meStatus(second!)) !== 401) {
-      if (Date.now() > end) throw new Error(`the console session outlived the Keycloak logout; Agate: ${JSON.stringify(ctx.agate.logs().filter((l) => /saml|logout/i.test(JSON.stringify(l))))}; Keycloak: ${ctx.keycloak.log().split('\n').filter((l) => /logout|saml/i.test(l)).slice(-15).join('\n')}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await untilTrue(() => `the console session to end with the Keycloak logout; Agate: ${JSON.stringify(ctx.agate.logs().filter((l) => /saml|logout/i.test(JSON.stringify(l))))}; Keycloak: ${ctx.keycloak.log().split('\n').filter((l) => /logout|saml/i.test(l)).slice(-15).join('\n')}`,
+      async () => (await meStatus(second!)) === 401, 10_000);
   } finally {
     await browser.close();
     rmSync(profile, { recursive: true, force: true });
@@ -521,12 +518,11 @@ ui('the Policy page shows the rules in force, tries a command, and backtests a c
   await asAgent(ctx, 'DELETE FROM backtest_items WHERE id = 1');
   await asAgent(ctx, 'DELETE FROM backtest_items');
   // The backtest reads the store: wait until the ledger has stored both DELETEs.
-  for (const end = Date.now() + 30_000; ;) {
-    const stored = await page.evaluate(async () => ((await (await fetch(`/ui/api/v1/commands?q=${encodeURIComponent('DELETE FROM backtest_items')}`)).json()) as { commands?: unknown[] }).commands?.length ?? 0);
-    if (stored >= 2) break;
-    if (Date.now() > end) throw new Error(`the ledger stored ${stored} of the 2 DELETEs in 30 s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  let stored = 0;
+  await untilTrue(() => `the ledger to store both DELETEs (stored ${stored})`, async () => {
+    stored = await page.evaluate(async () => ((await (await fetch(`/ui/api/v1/commands?q=${encodeURIComponent('DELETE FROM backtest_items')}`)).json()) as { commands?: unknown[] }).commands?.length ?? 0);
+    return stored >= 2;
+  }, 30_000);
   await page.goto(`${ctx.agate.apiUrl}/ui/#/policy`);
   await page.waitForSelector('#rules tbody tr');
   const rules = await page.locator('#rules tbody tr').allTextContents();

@@ -17,6 +17,7 @@ import type { AgateProcess } from './agate-process.js';
 import { RestartableAgate } from './restartable-agate.js';
 import { busLogBytes, logEvents } from './bus-log.js';
 import { auditEntries } from './pgaudit-log.js';
+import { connectAgent } from '../harness/agent-client.js';
 
 const KILLS = 6;
 const WORKERS = 6;
@@ -169,9 +170,7 @@ test('SIGKILL right after forwarding: the running statement\'s Command and its a
   try {
     const markers = Array.from({ length: 4 }, (_, i) => `fwd-${process.pid}-${i}`);
     for (const marker of markers) {
-      const client = new pg.Client({ host: '127.0.0.1', port: agate.pgPort, database: 'appdb', user: 'agent', password: token });
-      client.on('error', () => undefined); // the kill
-      await client.connect();
+      const client = await connectAgent({ port: agate.pgPort, token }); // its session dies with the kill
       clients.push(client);
       void client.query(`SELECT pg_sleep(60), '${marker}' AS m`).catch(() => undefined);
     }

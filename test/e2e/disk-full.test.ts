@@ -14,6 +14,7 @@ import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
 import { busLogBytes, logEvents } from './bus-log.js';
+import { until } from '../harness/until.js';
 
 interface Env {
   pg: PostgresServer;
@@ -110,16 +111,6 @@ async function readyz(agate: AgateProcess): Promise<{ status: number; body: { st
   return { status: res.status, body: (await res.json()) as never };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 test('statements are refused while the disk is full, /readyz says why, and Agate resumes by itself once space is freed, losing no record', async () => {
   const base = agateConfig({ pg: env.pg, issuer: env.issuer });
   env.agate = await startAgateProcess({
@@ -148,7 +139,7 @@ test('statements are refused while the disk is full, /readyz says why, and Agate
     const ledger = r.body.problems?.find((p) => p.component === 'ledger');
     const bus = r.body.problems?.find((p) => p.component === 'bus.append');
     return r.status === 503 && bus !== undefined ? { ledger, bus } : undefined;
-  }, 15_000);
+  }, { timeoutMs: 15_000, everyMs: 250 });
   assert.ok(/commands are refused: last write failed: cannot append to the local event log: the disk is full/.test(waiting.bus.problem), waiting.bus.problem);
   assert.is((await fetch(agate.apiUrl + '/healthz')).status, 200, 'alive: freeing space is the remedy, not a restart');
 
@@ -159,13 +150,13 @@ test('statements are refused while the disk is full, /readyz says why, and Agate
   const after = await until('statements to run again', async () => {
     const [o] = await statements(agate, [`after-${Date.now()}`]);
     return o!.ok ? o : undefined;
-  }, 30_000);
+  }, { timeoutMs: 30_000, everyMs: 250 });
   let last: unknown;
   await until('/readyz to be ready again', async () => {
     const r = await readyz(agate);
     last = r.body;
     return r.status === 200 ? true : undefined;
-  }, 60_000).catch((err: Error) => {
+  }, { timeoutMs: 60_000, everyMs: 250 }).catch((err: Error) => {
     throw new Error(`${err.message}; it says ${JSON.stringify(last)}; ${freeBytes()} bytes free`);
   });
   const more = await statements(agate, Array.from({ length: 10 }, (_, i) => `more-${i}`));

@@ -158,7 +158,7 @@ dist('every command and response of both proxies lands in the ledger exactly onc
     const body = (await res.json()) as { sessions: { proxy_id: string; commands: number; closed_at: string | null }[] };
     const closed = body.sessions.filter((s) => s.closed_at !== null);
     return closed.length >= 2 ? closed : undefined;
-  }, SETTLE_MS, POLL_MS);
+  }, { timeoutMs: SETTLE_MS, everyMs: POLL_MS, retryErrors: true });
   assert.equal(new Set(sessions.map((s) => s.proxy_id)), new Set(['proxy-a', 'proxy-b']));
   assert.ok(sessions.every((s) => s.commands === 3));
   const [{ n }] = (await env.store.query<{ n: string }>("SELECT count() AS n FROM agate.responses WHERE status IN ('ok', 'refused')")) as [{ n: string }];
@@ -183,7 +183,7 @@ dist('an admin ends a live session held by a proxy in another process: asked ove
     const res = await fetch(`${api}/v1/sessions?q=${marker}`, { headers });
     const rows = ((await res.json()) as { sessions: { session_id: string; proxy_id: string }[] }).sessions;
     return rows.find((r) => r.proxy_id === 'proxy-b')?.session_id;
-  }, SETTLE_MS, POLL_MS);
+  }, { timeoutMs: SETTLE_MS, everyMs: POLL_MS, retryErrors: true });
   const started = Date.now();
   const res = await terminate(sessionId, 'runaway query');
   const body = (await res.json()) as { terminated?: boolean; reason?: string };
@@ -201,13 +201,13 @@ dist('an admin ends a live session held by a proxy in another process: asked ove
     const r = await env.store.query<{ event_type: string; subject: string; body: string }>(
       "SELECT event_type, subject, body FROM agate.ledger WHERE session_id = {id:String} AND event_type IN ('SessionTerminationRequested', 'SessionClosed') ORDER BY seq", { id: sessionId });
     return r.length === 2 ? r : undefined;
-  }, SETTLE_MS, POLL_MS);
+  }, { timeoutMs: SETTLE_MS, everyMs: POLL_MS, retryErrors: true });
   assert.equal(rows.map((r) => r.event_type), ['SessionTerminationRequested', 'SessionClosed']);
   assert.is(rows[0]!.subject, 'dist-admin');
   assert.is((JSON.parse(rows[0]!.body) as { reason: string }).reason, 'runaway query');
   assert.is((JSON.parse(rows[1]!.body) as { reason: string }).reason, expected);
   // Ended: asking again is a 404 once the record has the end.
-  await until('the end in the record', async () => ((await terminate(sessionId, 'again')).status === 404 ? true : undefined), SETTLE_MS, POLL_MS);
+  await until('the end in the record', async () => ((await terminate(sessionId, 'again')).status === 404 ? true : undefined), { timeoutMs: SETTLE_MS, everyMs: POLL_MS, retryErrors: true });
 });
 
 dist('policy down: statements are refused within the deadline, and the refusals are recorded', async () => {
@@ -226,14 +226,14 @@ dist('policy down: statements are refused within the deadline, and the refusals 
   assert.ok(took >= VERDICT_TIMEOUT_MS - 50 && took < VERDICT_TIMEOUT_MS + 2000, `refused after ${took} ms`);
   assert.is(await env.pg.psql("SELECT count(*) FROM probe WHERE marker = 'no-policy'"), '0');
   await env.procs.policy.restart();
-  await until('statements allowed again', async () => ((await c.query('SELECT 1 AS one')).rows[0].one === 1 ? true : undefined), 60_000, POLL_MS);
+  await until('statements allowed again', async () => ((await c.query('SELECT 1 AS one')).rows[0].one === 1 ? true : undefined), { timeoutMs: 60_000, everyMs: POLL_MS, retryErrors: true });
   await c.end();
   await until('the deadline refusal in the ledger', async () => {
     const rows = await env.store.query<{ n: string }>(
       "SELECT count() AS n FROM agate.verdicts v INNER JOIN agate.commands c ON c.command_id = v.command_id WHERE v.source = 'deadline' AND v.rule_id = 'agate.verdict-deadline' AND c.text LIKE '%no-policy%'",
     );
     return Number(rows[0]?.n) === 1 ? true : undefined;
-  }, SETTLE_MS, POLL_MS);
+  }, { timeoutMs: SETTLE_MS, everyMs: POLL_MS, retryErrors: true });
 });
 
 dist('policy killed while a statement is held: after its restart an approval still releases the statement', async () => {
@@ -242,12 +242,12 @@ dist('policy killed while a statement is held: after its restart an approval sti
   const notices: string[] = [];
   c.on('notice', (n) => notices.push(n.message ?? ''));
   const truncated = c.query('TRUNCATE held');
-  const id = await until('the hold notice', async () => /approval ([0-9a-f-]{36})/.exec(notices.join('\n'))?.[1], SETTLE_MS, POLL_MS);
+  const id = await until('the hold notice', async () => /approval ([0-9a-f-]{36})/.exec(notices.join('\n'))?.[1], { timeoutMs: SETTLE_MS, everyMs: POLL_MS, retryErrors: true });
   // The request must be in the ledger before the crash: that record is what the restart reads.
   await until('the request in the ledger', async () => {
     const rows = await env.store.query<{ n: string }>("SELECT count() AS n FROM agate.ledger WHERE event_type = 'ApprovalRequested' AND JSONExtractString(body, 'approval_id') = {id:String}", { id });
     return Number(rows[0]?.n) === 1 ? true : undefined;
-  }, SETTLE_MS, POLL_MS);
+  }, { timeoutMs: SETTLE_MS, everyMs: POLL_MS, retryErrors: true });
   await env.procs.policy.stop('SIGKILL');
   await env.procs.policy.restart();
   assert.match(env.procs.policy.stderr(), /open approvals taken up from the ledger/);
@@ -263,7 +263,7 @@ dist('policy killed while a statement is held: after its restart an approval sti
       { id },
     );
     return rows[0]?.reason.includes('dist-approver') ? true : undefined;
-  }, SETTLE_MS, POLL_MS);
+  }, { timeoutMs: SETTLE_MS, everyMs: POLL_MS, retryErrors: true });
 });
 
 dist('ledger killed with SIGKILL mid-stream: the chain continues without gap or duplicate', async () => {
@@ -278,11 +278,11 @@ dist('ledger killed with SIGKILL mid-stream: the chain continues without gap or 
   await until('all 120 inserts in the ledger', async () => {
     const rows = await env.store.query<{ n: string }>("SELECT count() AS n FROM agate.commands WHERE text LIKE '%crash-%'");
     return Number(rows[0]?.n) >= 120 ? true : undefined;
-  }, 90_000, POLL_MS);
+  }, { timeoutMs: 90_000, everyMs: POLL_MS, retryErrors: true });
   await until('their responses too', async () => {
     const rows = await env.store.query<{ n: string }>("SELECT count() AS n FROM agate.responses r INNER JOIN agate.commands c ON c.command_id = r.command_id WHERE c.text LIKE '%crash-%'");
     return Number(rows[0]?.n) >= 120 ? true : undefined;
-  }, 90_000, POLL_MS);
+  }, { timeoutMs: 90_000, everyMs: POLL_MS, retryErrors: true });
   assert.is(await assertEveryRunCommandRecorded(env, 'crash-'), 120);
   await assertLedgerExact(env);
 });
@@ -328,7 +328,7 @@ dist('broker stopped and restarted under load: nothing runs unaudited, outage co
     const rows = await env.store.query<{ n: string }>("SELECT count() AS n FROM agate.responses r INNER JOIN agate.commands c ON c.command_id = r.command_id WHERE c.text LIKE '%outage-%' AND r.status = 'ok'");
     counts = `${inPg} rows in PostgreSQL, ${rows[0]?.n} ok responses in the ledger`;
     return Number(rows[0]?.n) >= inPg ? true : undefined;
-  }, 120_000, POLL_MS).catch((err: Error) => {
+  }, { timeoutMs: 120_000, everyMs: POLL_MS, retryErrors: true }).catch((err: Error) => {
     // Say where the records stopped: the ledger's and the proxy's own account.
     const tail = (name: Exclude<keyof Env['procs'], 'proxyC'>) => `--- ${name}:\n${env.procs[name].stderr().slice(-4000)}`;
     assert.unreachable(`${err.message} (${counts})\n${tail('ledger')}\n${tail('proxyA')}`);
@@ -338,7 +338,7 @@ dist('broker stopped and restarted under load: nothing runs unaudited, outage co
   const attempts = await until('every attempted statement recorded', async () => {
     const rows = await env.store.query<{ n: string }>("SELECT uniqExact(text) AS n FROM agate.commands WHERE text LIKE 'INSERT INTO probe VALUES (''outage-%'");
     return Number(rows[0]?.n) >= attempted ? Number(rows[0]?.n) : undefined;
-  }, 120_000, POLL_MS).catch(async () => Number((await env.store.query<{ n: string }>("SELECT uniqExact(text) AS n FROM agate.commands WHERE text LIKE 'INSERT INTO probe VALUES (''outage-%'"))[0]?.n));
+  }, { timeoutMs: 120_000, everyMs: POLL_MS, retryErrors: true }).catch(async () => Number((await env.store.query<{ n: string }>("SELECT uniqExact(text) AS n FROM agate.commands WHERE text LIKE 'INSERT INTO probe VALUES (''outage-%'"))[0]?.n));
   // A statement refused at the deadline while its Command was still being sent is recorded too,
   // once the broker is back (its send failed after the deadline: the proxy queues it again).
   assert.is(attempts, attempted, `${attempts} of ${attempted} attempted statements have their Command in the ledger (${errors.filter((e) => /no verdict within/.test(e)).length} were refused at the deadline)`);
@@ -361,13 +361,13 @@ dist('a proxy killed with SIGKILL: its lease expires, its open psql session is c
   const exited = new Promise((r) => psql.once('exit', r));
   try {
     psql.stdin.write("SELECT 'lease-' || 'alive';\n");
-    await until('psql\'s answer through proxy C', async () => (out.includes('lease-alive') ? true : undefined), 30_000, POLL_MS);
+    await until('psql\'s answer through proxy C', async () => (out.includes('lease-alive') ? true : undefined), { timeoutMs: 30_000, everyMs: POLL_MS, retryErrors: true });
     const [opened] = await until('the session in the ledger', async () => {
       const rows = await env.store.query<{ session_id: string; lease: string }>(
         "SELECT session_id, JSONExtractString(body, 'attributes', 'proxy_lease') AS lease FROM agate.ledger WHERE event_type = 'SessionOpened' AND JSONExtractString(body, 'proxy_id') = 'proxy-c'",
       );
       return rows.length === 1 ? rows : undefined;
-    }, SETTLE_MS, POLL_MS);
+    }, { timeoutMs: SETTLE_MS, everyMs: POLL_MS, retryErrors: true });
     assert.match(opened!.lease, /^agate\.verdicts\.proxy-c\./);
     const admin = new Kafka({ clientId: 'dist-test', brokers: [env.broker.bootstrap], logLevel: logLevel.NOTHING }).admin();
     await admin.connect();
@@ -384,13 +384,13 @@ dist('a proxy killed with SIGKILL: its lease expires, its open psql session is c
           { s: opened!.session_id },
         );
         return rows.length > 0 ? rows : undefined;
-      }, 60_000, POLL_MS);
+      }, { timeoutMs: 60_000, everyMs: POLL_MS, retryErrors: true });
       const took = Date.now() - killed;
       const [recorded] = await env.store.query<{ n: string }>("SELECT toString(count()) AS n FROM agate.ledger WHERE event_type = 'Command' AND session_id = {s:String}", { s: opened!.session_id });
       assert.ok(Number(recorded!.n) >= 1);
       assert.equal(closed, [{ reason: 'proxy lease expired', commands: recorded!.n }]);
       assert.ok(took < 10_000 + 10_000 + 5_000 + 10_000, `closed ${took} ms after the kill`);
-      await until('proxy C\'s verdict group deleted', async () => (!(await groups()).includes(opened!.lease) ? true : undefined), 30_000, POLL_MS);
+      await until('proxy C\'s verdict group deleted', async () => (!(await groups()).includes(opened!.lease) ? true : undefined), { timeoutMs: 30_000, everyMs: POLL_MS, retryErrors: true });
       // Proxies A and B hold their leases: none of their groups went, none of their sessions was closed so.
       const live = (await groups()).filter((g) => g.startsWith('agate.verdicts.'));
       assert.ok(live.some((g) => g.startsWith('agate.verdicts.proxy-a.')) && live.some((g) => g.startsWith('agate.verdicts.proxy-b.')), live.join(', '));

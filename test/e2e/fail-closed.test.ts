@@ -21,6 +21,7 @@ import { PgProxyServer } from '../../services/ingress-proxy/src/pg/server.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { loadParsers } from '../../services/policy/src/engine.js';
+import { connectAgent } from '../harness/agent-client.js';
 
 const VERDICT_TIMEOUT_MS = 300;
 
@@ -88,11 +89,7 @@ async function teardown(env: Partial<Env>): Promise<void> {
 
 async function connect(env: Env, sub: string): Promise<pg.Client> {
   const token = await env.issuer.mint(env.issuer.githubActionsClaims({ sub }));
-  const client = new pg.Client({ host: '127.0.0.1', port: env.port, database: 'appdb', user: 'agent', password: token, connectionTimeoutMillis: 10_000 });
-  client.on('error', () => {}); // a session the proxy ends must not crash the test process
-  env.clients.push(client);
-  await client.connect();
-  return client;
+  return connectAgent({ port: env.port, token, connectionTimeoutMillis: 10_000, track: env.clients });
 }
 
 /** The error a query rejects with; fails the test when it succeeds. */

@@ -6,7 +6,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { agentKubectl, commandsWhere, events, responsesOf, startKubeAgate, stopKubeAgate, until, type KubeAgate } from './kube-agate.js';
+import { agentKubectl, commandsWhere, events, responsesOf, startKubeAgate, stopKubeAgate, type KubeAgate } from './kube-agate.js';
+import { until } from '../harness/until.js';
 
 const DRAIN_MS = 30_000;
 const drain = suite<KubeAgate>('kubernetes proxy drain');

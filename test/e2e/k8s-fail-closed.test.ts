@@ -24,6 +24,7 @@ import { CompiledPolicy } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
 import { startKubeApiServer, type KubeApiServer } from '../harness/kube-apiserver.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
+import { until } from '../harness/until.js';
 
 interface Ctx {
   kube: KubeApiServer;
@@ -98,16 +99,6 @@ async function call(ctx: Ctx, method: string, path: string, body?: string, heade
     req.on('error', reject);
     req.end(body);
   });
-}
-
-async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 const recorded = (ctx: Ctx, text: string) => until(`the response to ${text}`, () => {

@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect } from 'node:tls';
 import type { KubeAuditEvent } from '../harness/kube-apiserver.js';
-import { busLog, commandsWhere, events, startKubeAgate, stopKubeAgate, until, verdictOf, type KubeAgate } from './kube-agate.js';
+import { busLog, commandsWhere, events, startKubeAgate, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
+import { until } from '../harness/until.js';
 
 const test = suite<KubeAgate>('e2e/kubernetes hostile agent');
 

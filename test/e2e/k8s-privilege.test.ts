@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { REPO_ROOT } from './agate-process.js';
-import { agentKubectl, commandsWhere, events, responsesOf, startKubeAgate, stopKubeAgate, until, verdictOf, type KubeAgate } from './kube-agate.js';
+import { agentKubectl, commandsWhere, events, responsesOf, startKubeAgate, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
+import { until } from '../harness/until.js';
 
 const test = suite<KubeAgate>('e2e/kubernetes privilege changes under the example policy');
 

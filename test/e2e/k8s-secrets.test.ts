@@ -3,7 +3,8 @@
 // Secret reads masks every response that carries a Secret; a masked read sent back is refused.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { agentKubectl, busLog, commandsWhere, events, responsesOf, sql, startKubeAgate, stopKubeAgate, until, type KubeAgate } from './kube-agate.js';
+import { agentKubectl, busLog, commandsWhere, events, responsesOf, sql, startKubeAgate, stopKubeAgate, type KubeAgate } from './kube-agate.js';
+import { until } from '../harness/until.js';
 
 const MASKED_B64 = Buffer.from('[masked]').toString('base64');
 const b64 = (s: string) => Buffer.from(s).toString('base64');

@@ -9,14 +9,14 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EventCodec } from '../../schemas/src/codec.js';
-import type { AgateEvent, AuthenticationFailed, Command, Response, Verdict } from '../../schemas/src/events.js';
+import type { AuthenticationFailed, Verdict } from '../../schemas/src/events.js';
 import { startKubeApiServer, type KubeApiServer } from '../harness/kube-apiserver.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { findFreePort } from '../harness/postgres.js';
 import { run, type RunResult } from '../harness/proc.js';
 import { cleanEnv, startAgateProcess, type AgateProcess } from './agate-process.js';
-import { busLogBytes, logEvents } from './bus-log.js';
+import { busLog, commandsWhere, events, responsesOf, sql, verdictOf } from './kube-agate.js';
+import { until } from '../harness/until.js';
 
 interface Ctx {
   kube: KubeApiServer;
@@ -116,32 +116,6 @@ async function kubectl(ctx: Ctx, args: string[], opts: { token?: string; input?:
   return run(ctx.kube.kubectlPath, ['--kubeconfig', opts.kubeconfig ?? ctx.kubeconfig, '--cache-dir', ctx.cacheDir, ...args], {
     env: cleanEnv({ AGATE_TOKEN: token }), input: opts.input, timeoutMs: 60_000,
   });
-}
-
-function events(ctx: Ctx): AgateEvent[] {
-  return logEvents(busLogBytes(join(ctx.agate.dataDir, 'bus')), new EventCodec());
-}
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const commandsWhere = (evs: AgateEvent[], test: (c: Command) => boolean) => evs.filter((e): e is Command => e.type === 'Command' && e.protocol === 'kubernetes' && test(e));
-const responsesOf = (evs: AgateEvent[], c: Command) => evs.filter((e): e is Response => e.type === 'Response' && e.command_id === c.event_id);
-const verdictOf = (evs: AgateEvent[], c: Command) => evs.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === c.event_id);
-
-async function sql<T>(ctx: Ctx, text: string): Promise<T[]> {
-  const token = await ctx.issuer.mint({ sub: 'auditor', agate_role: 'analyst' });
-  const res = await fetch(`${ctx.agate.apiUrl}/v1/sql`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ sql: text }) });
-  const body = (await res.json()) as { rows?: T[] };
-  assert.is(res.status, 200, JSON.stringify(body));
-  return body.rows ?? [];
 }
 
 const CONFIGMAP = (name: string) => `apiVersion: v1
@@ -343,7 +317,7 @@ k8s('a Secret read through Agate comes back masked; its value is nowhere in the 
   });
 
   for (const needle of [SECRET_VALUE, SECRET_B64]) {
-    const bus = busLogBytes(join(ctx.agate.dataDir, 'bus'));
+    const bus = busLog(ctx);
     assert.is(bus.indexOf(needle), -1, `${needle} in the bus log`);
     assert.not.ok(ctx.agate.stderr().includes(needle), `${needle} in Agate's log`);
   }

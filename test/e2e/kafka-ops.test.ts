@@ -12,6 +12,7 @@ import { findFreePort } from '../harness/postgres.js';
 import { parseExposition, sampleValue } from '../harness/prom-text.js';
 import { runCli } from './agate-process.js';
 import { startRole, type RoleProcess } from './role-process.js';
+import { until } from '../harness/until.js';
 
 interface Ctx { kafka: KafkaBroker; dir: string; admin: kafkajs.Admin; policy?: RoleProcess }
 const ops = suite<Ctx>('Kafka: agate topics, and readiness following the broker');
@@ -91,15 +92,8 @@ async function readyz(port: number): Promise<{ status: number; components: Recor
   return { status: res.status, components: ((await res.json()) as { components: Record<string, { ready: boolean; reason?: string }> }).components };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** /readyz refuses connections while the process starts and the broker restarts: retried. */
+const BROKER = { timeoutMs: 60_000, everyMs: 250, retryErrors: true };
 
 ops('agate policy over Kafka: ready with its consumers, not ready while the broker is down, ready again after', async (ctx) => {
   const port = await findFreePort();
@@ -107,7 +101,7 @@ ops('agate policy over Kafka: ready with its consumers, not ready while the brok
   const up = await until('policy to be ready', async () => {
     const r = await readyz(port);
     return r.status === 200 ? r : undefined;
-  });
+  }, BROKER);
   for (const c of ['process', 'bus', 'kafka.consumer.policy', 'consumer.policy']) assert.equal(up.components[c], { ready: true }, c);
   const metrics = parseExposition(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
   assert.is(sampleValue(metrics, 'agate_ready'), 1);
@@ -116,14 +110,14 @@ ops('agate policy over Kafka: ready with its consumers, not ready while the brok
   const down = await until('the bus to be reported not ready', async () => {
     const r = await readyz(port);
     return r.status === 503 && r.components.bus?.ready === false ? r : undefined;
-  });
+  }, BROKER);
   assert.ok(down.components.bus!.reason!.length > 0, 'a reason is given');
 
   await ctx.kafka.restart();
   await until('policy to be ready again', async () => {
     const r = await readyz(port);
     return r.status === 200 ? r : undefined;
-  }, 120_000);
+  }, { ...BROKER, timeoutMs: 120_000 });
 });
 
 ops.run();

@@ -75,22 +75,12 @@ export async function agentKubectl(ctx: KubeAgate, args: string[], opts: { input
   });
 }
 
-export function busLog(ctx: KubeAgate): Buffer {
+export function busLog(ctx: Pick<KubeAgate, 'agate'>): Buffer {
   return busLogBytes(join(ctx.agate.dataDir, 'bus'));
 }
 
-export function events(ctx: KubeAgate): AgateEvent[] {
+export function events(ctx: Pick<KubeAgate, 'agate'>): AgateEvent[] {
   return logEvents(busLog(ctx), new EventCodec());
-}
-
-export async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 export const commandsWhere = (evs: AgateEvent[], test: (c: Command) => boolean) => evs.filter((e): e is Command => e.type === 'Command' && e.protocol === 'kubernetes' && test(e));
@@ -98,7 +88,7 @@ export const responsesOf = (evs: AgateEvent[], c: Command) => evs.filter((e): e 
 export const verdictOf = (evs: AgateEvent[], c: Command) => evs.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === c.event_id);
 
 /** Analyst SQL through the query API. */
-export async function sql<T>(ctx: KubeAgate, text: string): Promise<T[]> {
+export async function sql<T>(ctx: Pick<KubeAgate, 'agate' | 'issuer'>, text: string): Promise<T[]> {
   const token = await ctx.issuer.mint({ sub: 'auditor', agate_role: 'analyst' });
   const res = await fetch(`${ctx.agate.apiUrl}/v1/sql`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ sql: text }) });
   const body = (await res.json()) as { rows?: T[] };

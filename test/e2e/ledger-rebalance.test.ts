@@ -16,6 +16,7 @@ import { LedgerService } from '../../services/ledger/src/ledger.js';
 import { generateSignerKey, parseSignerKey } from '../../services/ledger/src/note.js';
 import { verifyChain } from '../../services/ledger/src/verify.js';
 import { startKafka, type KafkaBroker } from '../harness/kafka.js';
+import { untilTrue } from '../harness/until.js';
 
 /*
  * Two ledger instances in one consumer group over one store and the real Kafka broker: each
@@ -58,14 +59,6 @@ const events = (n: number): AgateEvent[] => Array.from({ length: n }, (_, i) => 
 
 const stored = async () => Number((await store.query<{ n: string }>('SELECT count() AS n FROM agate.ledger WHERE chain_id LIKE {t:String}', { t: `${topic}-%` }))[0]!.n);
 
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 const test = suite('ledger: two instances, partitions moving between them');
 test.after(async () => {
   for (const b of buses) await b.close().catch(() => undefined);
@@ -86,28 +79,28 @@ test('a partition that moves away and back continues its chain from the store: n
   await a.start();
   await publish(30);
   total += 30;
-  await until('ledger A stores the first events', async () => (await stored()) === total);
+  await untilTrue('ledger A stores the first events', async () => (await stored()) === total, 60_000);
   assert.is(seenA.size, 3, 'ledger A alone owns every partition');
 
   // The second instance joins: some partitions move to it. Traffic until it has written some.
   const busB = await kafkaBus('ledger-b');
   const b = ledgerOn(watched(busB, seenB));
   await b.start();
-  await until('ledger B receives a partition', async () => {
+  await untilTrue('ledger B receives a partition', async () => {
     await publish(3);
     total += 3;
     return seenB.size > 0;
-  });
+  }, 60_000);
   await publish(30);
   total += 30;
-  await until('both ledgers store the second traffic', async () => (await stored()) === total);
+  await untilTrue('both ledgers store the second traffic', async () => (await stored()) === total, 60_000);
 
   // The second instance leaves: its partitions come back to the first, which must not go on from its old heads.
   await b.stop();
   await busB.close();
   await publish(30);
   total += 30;
-  await until('ledger A stores the traffic after B left', async () => (await stored()) === total);
+  await untilTrue('ledger A stores the traffic after B left', async () => (await stored()) === total, 60_000);
   await a.stop();
 
   const repeated = await store.query<{ chain_id: string; seq: string; n: string }>('SELECT chain_id, seq, count() AS n FROM agate.ledger GROUP BY chain_id, seq HAVING n > 1 LIMIT 5');

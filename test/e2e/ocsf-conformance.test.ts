@@ -20,6 +20,8 @@ import { EventCodec } from '../../schemas/src/codec.js';
 import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
 import { busLogBytes, logEvents } from './bus-log.js';
 import { startAgate, type AgateFixture } from './agate-fixture.js';
+import { until } from '../harness/until.js';
+import { connectAgent } from '../harness/agent-client.js';
 
 type Json = Record<string, any>;
 interface Ctx { sshd?: SshServer; agate?: AgateFixture; api?: string }
@@ -30,15 +32,8 @@ test.after(async (ctx) => {
   await ctx.sshd?.stop();
 });
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
+/** The export and the ledger proofs come from the store, a few seconds behind the proxies. */
+const SLOW = { timeoutMs: 30_000, everyMs: 150 };
 
 /** Answers a pending approval whose text contains `text` through the query API. */
 async function answer(ctx: Ctx, text: string, decision: 'approve' | 'deny', approver: string): Promise<void> {
@@ -47,7 +42,7 @@ async function answer(ctx: Ctx, text: string, decision: 'approve' | 'deny', appr
   const id = await until(`the approval of ${text}`, async () => {
     const body = (await (await fetch(`${ctx.api}/v1/approvals?status=pending`, { headers })).json()) as { approvals: { approval_id: string; text: string }[] };
     return body.approvals.find((a) => a.text.includes(text))?.approval_id;
-  });
+  }, SLOW);
   const res = await fetch(`${ctx.api}/v1/approvals/${id}/${decision}`, { method: 'POST', headers, body: '{}' });
   assert.is(res.status, 200, await res.text());
 }
@@ -115,7 +110,7 @@ test('live PostgreSQL and ssh traffic exports valid, provable OCSF with final de
     const s = connect(local, '127.0.0.1');
     s.once('connect', () => (s.destroy(), resolve(true)));
     s.once('error', () => resolve(undefined));
-  }));
+  }), SLOW);
   await tunnelled;
 
   const analyst = await agate.oidc.mint({ sub: 'auditor', agate_role: 'analyst' });
@@ -126,7 +121,7 @@ test('live PostgreSQL and ssh traffic exports valid, provable OCSF with final de
     const all = text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Json);
     const texts = all.map((e) => String(e.query_info?.query_string ?? e.process?.cmd_line ?? ''));
     return wanted.every((w) => texts.some((t) => t.startsWith(w))) && all.some((e) => e.class_uid === 3002 && e.status_id === 2) ? all : undefined;
-  });
+  }, SLOW);
   assert.equal(await ocsfErrors(events), {}, 'every exported event is valid OCSF 1.3.0');
   const classes = new Set(events.map((e) => e.class_uid));
   for (const c of [6005, 1007, 3002]) assert.ok(classes.has(c), `class ${c} exported`);
@@ -147,7 +142,7 @@ test('live PostgreSQL and ssh traffic exports valid, provable OCSF with final de
   // Every exported event can be proven by its metadata.uid.
   for (const e of events) {
     await until(`a ledger proof for ${e.class_uid} ${e.metadata.uid}`, async () =>
-      (await fetch(`${ctx.api}/v1/ledger/proof/${e.metadata.uid}`, { headers })).status === 200 ? true : undefined);
+      (await fetch(`${ctx.api}/v1/ledger/proof/${e.metadata.uid}`, { headers })).status === 200 ? true : undefined, SLOW);
   }
 });
 
@@ -166,9 +161,7 @@ test('a statement cut by a crash (SIGKILL while PostgreSQL runs it) exports stat
       return a;
     };
     const first = await start();
-    const client = new pg.Client({ host: '127.0.0.1', port: first.pgPort, database: 'appdb', user: 'agent', password: await issuer!.mint({ sub: 'ci-bot' }) });
-    client.on('error', () => undefined);
-    await client.connect();
+    const client = await connectAgent({ port: first.pgPort, token: await issuer!.mint({ sub: 'ci-bot' }) });
     const running = client.query('SELECT pg_sleep(60)').catch(() => undefined);
     // Forwarded: its command and allow verdict are on disk, and PostgreSQL is running it.
     await until('pg_sleep running in PostgreSQL', async () => {
@@ -177,7 +170,7 @@ test('a statement cut by a crash (SIGKILL while PostgreSQL runs it) exports stat
       if (c === undefined || !events.some((e) => e.type === 'Verdict' && e.command_id === c.event_id && e.decision === 'allow')) return undefined;
       const out = await pgServer!.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'");
       return out.trim() === '1' ? true : undefined;
-    });
+    }, SLOW);
     process.kill(first.pid, 'SIGKILL');
     await running;
     assert.is((await first.stop()).signal, 'SIGKILL');
@@ -186,7 +179,7 @@ test('a statement cut by a crash (SIGKILL while PostgreSQL runs it) exports stat
     const cut = await until('the cut statement in the export', async () => {
       const text = await (await fetch(`${second.apiUrl}/v1/export/ocsf?after=0&limit=5000`, { headers })).text();
       return text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Json).find((e) => String(e.query_info?.query_string ?? '').startsWith('SELECT pg_sleep'));
-    });
+    }, SLOW);
     assert.equal([cut.status_id, cut.status, cut.unmapped.agate.outcome, cut.action], [0, 'Unknown', 'unknown', 'Allowed']);
     assert.match(cut.status_detail, /^outcome unknown: Agate stopped after forwarding/);
     assert.equal(await ocsfErrors([cut]), {}, 'the cut statement is valid OCSF 1.3.0');

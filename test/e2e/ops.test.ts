@@ -14,6 +14,8 @@ import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/p
 import { parseExposition, sampleValue, type Exposition } from '../harness/prom-text.js';
 import { agateConfig, cleanEnv, startAgateProcess, type AgateProcess } from './agate-process.js';
 import { busLogBytes, logEvents } from './bus-log.js';
+import { until } from '../harness/until.js';
+import { connectAgent } from '../harness/agent-client.js';
 
 interface Ctx { pg: PostgresServer; oidc: OidcIssuer; agate: AgateProcess; ops: string }
 const ops = suite<Ctx>('ops listener: health, readiness, metrics, drain');
@@ -49,12 +51,9 @@ ops.after(async (ctx) => {
   await ctx.pg?.stop();
 });
 
-const client = async (ctx: Ctx, password?: string): Promise<pg.Client> => {
-  const c = new pg.Client({ host: '127.0.0.1', port: ctx.agate.pgPort, database: 'appdb', user: 'agent', password: password ?? (await ctx.oidc.mint(ctx.oidc.githubActionsClaims())) });
-  c.on('error', () => {}); // a session the drain closes; the drain test listens for it itself
-  await c.connect();
-  return c;
-};
+// A session the drain closes: the drain test listens for it itself.
+const client = async (ctx: Ctx, password?: string): Promise<pg.Client> =>
+  connectAgent({ port: ctx.agate.pgPort, token: password ?? (await ctx.oidc.mint(ctx.oidc.githubActionsClaims())) });
 
 async function scrape(ctx: Ctx): Promise<Exposition> {
   const res = await fetch(`${ctx.ops}/metrics`);
@@ -64,16 +63,6 @@ async function scrape(ctx: Ctx): Promise<Exposition> {
 }
 
 const fails = (p: Promise<unknown>): Promise<boolean> => p.then(() => false, () => true);
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const events = (ctx: Ctx): AgateEvent[] => logEvents(busLogBytes(join(ctx.agate.dataDir, 'bus')), new EventCodec());
 

@@ -5,13 +5,13 @@
 // and lets reads through; pg_dump still works under such a policy. Each refused statement leaves
 // the database as it was.
 import { suite } from 'uvu';
-import pg from 'pg';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { run } from '../harness/proc.js';
 import { agateConfig, cleanEnv, startAgateProcess, type AgateProcess, type CliResult } from './agate-process.js';
+import { connectAgent } from '../harness/agent-client.js';
 
 interface Ctx {
   pg: PostgresServer;
@@ -95,9 +95,7 @@ facts("a deny on destroy refuses DO $$ … EXECUTE 'DROP TABLE v' … $$ and the
 });
 
 facts('extended protocol: MERGE … WHEN MATCHED THEN DELETE with a bound parameter meets the DeleteStmt deny', async (ctx) => {
-  const client = new pg.Client({ host: '127.0.0.1', port: ctx.agate.pgPort, database: 'appdb', user: 'agent', password: ctx.token });
-  client.on('error', () => {});
-  await client.connect();
+  const client = await connectAgent({ port: ctx.agate.pgPort, token: ctx.token });
   try {
     const err = await client.query('MERGE INTO v USING (SELECT $1::int AS id) s ON v.id = s.id WHEN MATCHED THEN DELETE', [1]).then(
       () => undefined,

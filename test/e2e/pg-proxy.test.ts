@@ -8,26 +8,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { EmbeddedStore } from '../../core/src/store/embedded.js';
+import type { SessionRow } from '../../services/query/src/queries.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { run } from '../harness/proc.js';
 import { agateConfig, cleanEnv, startAgateProcess, type AgateProcess, type CliResult } from './agate-process.js';
+import { until } from '../harness/until.js';
+import { connectAgent } from '../harness/agent-client.js';
 
 const PSQL = '/usr/bin/psql';
-
-interface SessionRow {
-  session_id: string;
-  opened_at: string;
-  closed_at: string | null;
-  protocol: string;
-  target: string;
-  issuer: string;
-  subject: string;
-  client_address: string;
-  proxy_id: string;
-  commands: number;
-  denied: number;
-}
 
 interface TimelineRow {
   command_id: string;
@@ -115,13 +104,8 @@ async function psql(agate: AgateProcess, token: string, sql: string, dbname = 'a
   return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function pgClient(env: Env, token: string, database = 'appdb'): Promise<pg.Client> {
-  const client = new pg.Client({ host: '127.0.0.1', port: env.agate.pgPort, database, user: 'agent', password: token, connectionTimeoutMillis: 10_000 });
-  client.on('error', () => {}); // a session the server ends must not crash the test process
-  env.clients.push(client);
-  await client.connect();
-  return client;
-}
+const pgClient = (env: Env, token: string, database = 'appdb'): Promise<pg.Client> =>
+  connectAgent({ port: env.agate.pgPort, token, database, connectionTimeoutMillis: 10_000, track: env.clients });
 
 type PgError = Error & { code?: string };
 
@@ -147,23 +131,8 @@ async function apiOk<T>(agate: AgateProcess, path: string, token: string): Promi
   return r.body;
 }
 
-/** Polls until `probe` returns a value (the ledger is written asynchronously). */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : `; last error: ${String(last)}`}`);
-    }
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
+/** The ledger is written asynchronously, and a read may fail while it catches up: retried. */
+const RECORDED = { retryErrors: true, everyMs: 150 };
 
 async function itemsCount(env: Env): Promise<string> {
   return env.pg.psql('SELECT count(*) FROM items');
@@ -287,7 +256,7 @@ proxy('query API: GET /v1/sessions lists the sessions with the tokens\' subjects
   const psqlSessions = await until('the 3 closed psql sessions', async () => {
     const { sessions } = await apiOk<{ sessions: SessionRow[] }>(agate, `/v1/sessions?subject=${encodeURIComponent(subjects.psql)}`, tokens.auditor);
     return sessions.length === 3 && sessions.every((s) => s.closed_at !== null) ? sessions : undefined;
-  });
+  }, RECORDED);
   for (const s of psqlSessions) {
     assert.is(s.subject, subjects.psql);
     assert.is(s.issuer, issuer.issuer);
@@ -331,7 +300,7 @@ proxy('query API: GET /v1/sessions/:id returns the commands in order with verdic
     const b = await apiOk<{ session: SessionRow; commands: TimelineRow[] }>(env.agate, `/v1/sessions/${pgSessionId}`, tokens.auditor);
     const complete = b.session.closed_at !== null && b.commands.length === expected.length && b.commands.every((c) => c.decision !== null && c.status !== null);
     return complete ? b : undefined;
-  });
+  }, RECORDED);
   assert.is(body.session.session_id, pgSessionId);
   assert.is(body.session.subject, subjects.pg);
   assert.is(body.session.commands, expected.length);
@@ -352,7 +321,7 @@ proxy('query API: the psql sessions show the SELECT (ok, SELECT 3, 3 rows) and t
     sessions.map((s) => until(`session ${s.session_id}`, async () => {
       const b = await apiOk<{ commands: TimelineRow[] }>(env.agate, `/v1/sessions/${s.session_id}`, tokens.auditor);
       return b.commands.length === 1 && b.commands[0]!.status !== null ? b.commands[0]! : undefined;
-    })),
+    }, RECORDED)),
   );
   const select = timelines.find((c) => c.text === 'SELECT name FROM items ORDER BY id');
   const drop = timelines.find((c) => c.text === 'DROP TABLE items');
@@ -585,7 +554,7 @@ auth('GET /v1/auth-failures records each refusal with its reason code', async ()
   const failures = await until(`${expectedTotal} auth failures`, async () => {
     const { auth_failures } = await apiOk<{ auth_failures: AuthFailureRow[] }>(env.agate, '/v1/auth-failures', auditor);
     return auth_failures.length >= expectedTotal ? auth_failures : undefined;
-  });
+  }, RECORDED);
   assert.is(failures.length, expectedTotal, JSON.stringify(failures, null, 1));
   for (const bad of BAD) {
     const rows = failures.filter((f) => f.claimed_subject === bad.claimedSubject && f.reason_code !== 'TARGET_UNKNOWN');
@@ -611,7 +580,7 @@ auth('refused logins open no session; only the control session is listed', async
   const { sessions } = await until('the control session', async () => {
     const b = await apiOk<{ sessions: SessionRow[] }>(env.agate, '/v1/sessions', auditor);
     return b.sessions.length > 0 ? b : undefined;
-  });
+  }, RECORDED);
   assert.equal(sessions.map((s) => s.subject), ['good-agent']);
 });
 

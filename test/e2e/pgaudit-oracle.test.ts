@@ -12,6 +12,7 @@ import { serialize } from 'pg-protocol';
 import { initSqlParser } from '../../core/src/sql/analyze.js';
 import { DEFAULT_PG_BIN } from '../harness/postgres.js';
 import { run } from '../harness/proc.js';
+import { untilTrue } from '../harness/until.js';
 import { startAgate, type AgateFixture } from './agate-fixture.js';
 import { auditEntries, auditOracle, isCatalogLookup } from './pgaudit-log.js';
 import { RawClient } from './raw-client.js';
@@ -135,10 +136,7 @@ async function runCase(ctx: Ctx, c: Case): Promise<'ran' | 'refused'> {
       const reloads = () => agate.logs().split('policy reloaded').length;
       const before = reloads();
       writeFileSync(path, readFileSync(path, 'utf8').replace(c.from, c.to));
-      for (const end = Date.now() + 10_000; reloads() === before; ) {
-        if (Date.now() > end) throw new Error('the policy did not reload');
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await untilTrue('the policy to reload', () => reloads() !== before, 10_000);
       return 'ran';
     }
   }

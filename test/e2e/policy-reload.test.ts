@@ -8,6 +8,7 @@ import pg from 'pg';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
+import { untilTrue } from '../harness/until.js';
 
 interface Ctx { pg: PostgresServer; oidc: OidcIssuer; agate: AgateProcess }
 const reload = suite<Ctx>('policy hot reload in agate start');
@@ -47,28 +48,20 @@ async function outcome(ctx: Ctx): Promise<string> {
   }
 }
 
-async function until(what: string, ok: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 reload('an edit applies without a restart; a broken edit is refused and the old policy stays', async (ctx) => {
   assert.match(await outcome(ctx), /COMMENT ON is deny/);
   const path = ctx.agate.configPath;
   const original = readFileSync(path, 'utf8');
 
   writeFileSync(path, original.replace('action: deny', 'action: allow'));
-  await until('the reload', () => ctx.agate.logs().some((l) => l.msg === 'policy reloaded'));
+  await untilTrue('the reload', () => ctx.agate.logs().some((l) => l.msg === 'policy reloaded'));
   assert.is(await outcome(ctx), 'ran');
 
   writeFileSync(path, original.replace('action: deny', 'action: maybe'));
   // writeFileSync truncates, then writes: a poll in between reads an empty file, which is refused
   // too (with its own error); the refusal of the edit itself names the field.
   const refusals = () => ctx.agate.logs().filter((l) => l.msg === 'policy reload rejected; the previous policy stays in force');
-  await until('the refusal naming the field', () => refusals().some((l) => /policy\.rules\[0\]\.action: /.test(String(l.error))));
+  await untilTrue('the refusal naming the field', () => refusals().some((l) => /policy\.rules\[0\]\.action: /.test(String(l.error))));
   assert.ok(ctx.agate.running, 'agate keeps running');
   assert.is(await outcome(ctx), 'ran', 'the previous (allow) policy stays in force');
 });

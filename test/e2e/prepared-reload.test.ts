@@ -8,6 +8,7 @@ import pg from 'pg';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
+import { untilTrue } from '../harness/until.js';
 
 interface Ctx { pg: PostgresServer; oidc: OidcIssuer; agate: AgateProcess }
 const prepared = suite<Ctx>('EXECUTE of a SQL-level PREPARE across a policy reload');
@@ -36,14 +37,6 @@ prepared.after(async (ctx) => {
   await ctx.pg?.stop();
 });
 
-async function until(what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 const error = (p: Promise<unknown>) => p.then(() => undefined, (e: Error & { code?: string }) => ({ code: e.code, message: e.message }));
 
 prepared('a DELETE prepared while allowed is refused by EXECUTE after a reload that denies DELETE', async (ctx) => {
@@ -57,7 +50,7 @@ prepared('a DELETE prepared while allowed is refused by EXECUTE after a reload t
 
     const path = ctx.agate.configPath;
     writeFileSync(path, readFileSync(path, 'utf8').replace('action: allow', 'action: deny').replace('DELETE is allow', 'DELETE is deny'));
-    await until('the reload', () => ctx.agate.logs().some((l) => l.msg === 'policy reloaded'));
+    await untilTrue('the reload', () => ctx.agate.logs().some((l) => l.msg === 'policy reloaded'));
 
     for (const run of [() => c.query('EXECUTE pd(1)'), () => c.query({ name: 'ext', text: 'EXECUTE pd2(2)' }), () => c.query('EXPLAIN ANALYZE EXECUTE pd(1)')]) {
       const e = await error(run());

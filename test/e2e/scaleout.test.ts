@@ -98,7 +98,7 @@ async function answer(ctx: Ctx, approvalId: string, decision: 'approve' | 'deny'
       method: 'POST', headers: { authorization: `Bearer ${ctx.approver}`, 'content-type': 'application/json' }, body: JSON.stringify({ comment: 'scale-out test' }),
     });
     return res.status === 200 ? true : undefined;
-  }, SETTLE_MS, POLL_MS);
+  }, { timeoutMs: SETTLE_MS, everyMs: POLL_MS, retryErrors: true });
 }
 
 test('concurrent clients on both proxies each get their own statement\'s verdict; every statement recorded once; every chain verifies', async () => {
@@ -148,7 +148,7 @@ test('concurrent clients on both proxies each get their own statement\'s verdict
       `SELECT extract(text, 'so-[0-9]+-[0-9]+') AS marker, toString(count()) AS n, any(decision) AS decision, ifNull(any(rule_id), '') AS rule, any(status) AS status
        FROM agate.decisions WHERE text LIKE 'INSERT INTO % VALUES (''so-%' GROUP BY marker`);
     return rows.length === total && rows.every((r) => r.decision !== 'hold' && r.status !== '') ? rows : undefined;
-  }, 90_000, POLL_MS);
+  }, { timeoutMs: 90_000, everyMs: POLL_MS, retryErrors: true });
   phase('all recorded');
   const want: Record<Kind, { decision: string; rule: string; status: string }> = {
     allow: { decision: 'allow', rule: '', status: 'ok' },
@@ -229,7 +229,7 @@ test('rolling restart of both proxies under load: each drains and exits 0, every
     }
     await client?.end().catch(() => undefined);
   });
-  const ranSince = async (n: number) => until(`${n} more statements`, async () => (succeeded.length >= n ? true : undefined), 60_000, POLL_MS);
+  const ranSince = async (n: number) => until(`${n} more statements`, async () => (succeeded.length >= n ? true : undefined), { timeoutMs: 60_000, everyMs: POLL_MS, retryErrors: true });
   await ranSince(10);
   for (const p of ctx.proxies) {
     await p.process.stop('SIGTERM');
@@ -253,7 +253,7 @@ test('rolling restart of both proxies under load: each drains and exits 0, every
        WHERE text LIKE 'INSERT INTO probe VALUES (''roll-%' AND decision = 'allow' AND status = 'ok' GROUP BY marker`);
     const have = new Set(rows.map((r) => r.marker));
     return inPg.every((m) => have.has(m)) ? rows : undefined;
-  }, 90_000, POLL_MS);
+  }, { timeoutMs: 90_000, everyMs: POLL_MS, retryErrors: true });
   const byMarker = new Map(recorded.map((r) => [r.marker, r.n]));
   for (const m of inPg) assert.is(byMarker.get(m), '1', `${m} ran on PostgreSQL and is recorded ${byMarker.get(m) ?? 0} times`);
   await assertNoEventTwice(ctx);

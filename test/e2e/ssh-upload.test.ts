@@ -23,6 +23,7 @@ import { PolicyService } from '../../services/policy/src/service.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { run, type RunResult } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
+import { until } from '../harness/until.js';
 
 const POLICY = `identity: { dev_issuer: { enabled: true } }
 policy:
@@ -136,16 +137,14 @@ async function remoteRef(env: Env, ref: string): Promise<string> {
 
 /** The newest git-push Command (after `since` events), with its verdict and response. */
 async function lastPush(env: Env, since: number) {
-  const deadline = Date.now() + 5000;
-  for (;;) {
+  return until(() => `a git-push command and its response; recorded: ${JSON.stringify(env.events.slice(since).map((e) => e.type))}`, () => {
     const events = env.events.slice(since);
     const command = events.filter((e): e is Command => e.type === 'Command' && e.attributes.request === 'git-push').at(-1);
     const verdict = events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === command?.event_id);
     const response = events.find((e): e is Response => e.type === 'Response' && e.command_id === command?.event_id);
-    if (command !== undefined && response !== undefined) return { command, verdict, response, updates: JSON.parse(command.attributes.git_updates ?? '[]') as { ref: string; action: string; forced: string }[] };
-    if (Date.now() > deadline) assert.unreachable(`no git-push command recorded; recorded: ${JSON.stringify(events.map((e) => e.type))}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+    if (command === undefined || response === undefined) return undefined;
+    return { command, verdict, response, updates: JSON.parse(command.attributes.git_updates ?? '[]') as { ref: string; action: string; forced: string }[] };
+  }, { timeoutMs: 5000, everyMs: 25 });
 }
 
 test('a first push creates main; a fast-forward push is allowed and recorded forced: false', async (ctx) => {

@@ -30,6 +30,7 @@ import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { findFreePort } from '../harness/postgres.js';
 import { run, type RunResult } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
+import { until } from '../harness/until.js';
 
 const POLICY = `identity: { dev_issuer: { enabled: true } }
 policy:
@@ -158,13 +159,7 @@ async function token(env: Env, sub = 'repo:acme/app:ref:refs/heads/main'): Promi
 }
 
 async function waitFor<T>(env: Env, find: (events: AgateEvent[]) => T | undefined): Promise<T> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const found = find(env.events);
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) assert.unreachable(`expected events were not recorded; recorded: ${JSON.stringify(env.events.map((e) => e.type))}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  return until(() => `the expected events; recorded: ${JSON.stringify(env.events.map((e) => e.type))}`, () => find(env.events), { timeoutMs: 5000, everyMs: 25 });
 }
 
 /** The Command with this text, its verdict and its response, once all three are recorded. */

@@ -4,13 +4,13 @@
 // Command, Verdict and Response events carry the trace context of the span that made them.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { parseTraceParent } from '../../core/src/tracing/traceparent.js';
-import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/events.js';
-import { DEFAULT_PG_BIN } from '../harness/postgres.js';
-import { startCollector, type Collector, type ReceivedSpan } from '../harness/otelcol.js';
+import type { Command, Response, Verdict } from '../../schemas/src/events.js';
+import { psqlWith } from '../harness/postgres.js';
+import { startCollector, type Collector } from '../harness/otelcol.js';
+import { assertSpanLinks, spansOfTrace } from '../harness/span-links.js';
 import { startAgate, type AgateFixture } from './agate-fixture.js';
+import { until } from '../harness/until.js';
 
 interface Ctx { collector: Collector; agate: AgateFixture }
 const tracing = suite<Ctx>('trace export: proxy, policy and ledger spans in one trace');
@@ -25,27 +25,7 @@ tracing.after(async (ctx) => {
   await ctx.collector?.close();
 });
 
-async function psql(ctx: Ctx, sql: string): Promise<string> {
-  const env = await ctx.agate.libpqEnv();
-  const child = spawn(join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'psql'), ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  if (code !== 0) throw new Error(`psql exited ${code}: ${err}`);
-  return out.trim();
-}
-
-async function until<T>(what: string, find: () => T | undefined, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const found = find();
-    if (found !== undefined) return found;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const psql = async (ctx: Ctx, sql: string): Promise<string> => psqlWith(await ctx.agate.libpqEnv(), sql);
 
 tracing('a psql statement: the proxy, policy and ledger spans share one trace, parent-linked, and the events carry them', async (ctx) => {
   assert.is(await psql(ctx, 'SELECT 6 * 7 AS traced_answer'), '42');
@@ -62,32 +42,15 @@ tracing('a psql statement: the proxy, policy and ledger spans share one trace, p
   assert.is.not(onVerdict.spanId, onCommand.spanId, 'the Verdict names the policy span, not the proxy\'s');
   assert.is(response.trace_parent, command.trace_parent, 'the Response carries its Command\'s trace context');
 
-  const traceId = onCommand.traceId;
-  const inTrace = (spans: ReceivedSpan[]) => spans.filter((s) => s.traceId === traceId);
-  const spans = inTrace(await ctx.collector.waitFor((all) => {
-    const t = inTrace(all);
-    return t.some((s) => s.name === 'postgres command') && t.some((s) => s.name === 'policy decide') && t.filter((s) => s.name === 'ledger append').length >= 3;
-  }, 20_000));
-
-  const proxy = spans.find((s) => s.name === 'postgres command')!;
+  const spans = await spansOfTrace(ctx.collector, onCommand.traceId, ['postgres command', 'policy decide'], 20_000, 3);
+  const { proxy, policy, appendOf } = assertSpanLinks(spans, 'postgres command', { command, verdict, response }, { ledger: true });
   assert.is(proxy.service, 'agate-e2e');
-  assert.is(proxy.spanId, onCommand.spanId, 'the Command carries the proxy span\'s context');
   assert.is(proxy.parentId, '', 'psql sends no trace context: the proxy starts the trace');
   assert.is(proxy.kind, 'Server');
   assert.is(proxy.attributes['agate.command_id'], command.event_id);
   assert.is(proxy.attributes['agate.decision'], 'allow');
-
-  const policy = spans.find((s) => s.name === 'policy decide')!;
-  assert.is(policy.parentId, proxy.spanId, 'policy decides inside the proxy\'s span');
-  assert.is(policy.spanId, onVerdict.spanId, 'the Verdict carries the policy span\'s context');
   assert.is(policy.attributes['agate.decision'], 'allow');
-
-  const ledger = spans.filter((s) => s.name === 'ledger append');
-  const recorded = (e: AgateEvent) => ledger.find((s) => s.attributes['agate.event_id'] === e.event_id);
-  assert.is(recorded(command)?.parentId, proxy.spanId, 'the ledger records the Command inside the proxy\'s span');
-  assert.is(recorded(verdict)?.parentId, policy.spanId, 'the ledger records the Verdict inside the policy span');
-  assert.is(recorded(response)?.parentId, proxy.spanId, 'the ledger records the Response inside the proxy\'s span');
-  assert.is(recorded(command)?.attributes['agate.chain'], 'embedded');
+  assert.is(appendOf(command)?.attributes['agate.chain'], 'embedded');
 });
 
 tracing('events that are not about a command carry no trace context and make no spans', async (ctx) => {

@@ -2,12 +2,11 @@
 // Too old for Agate's schema (no DateTime64, no query parameters, no skip indexes): tests use it
 // to prove the HTTP transport of the server store, and that Agate's migration fails clearly.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { findFreePort } from './postgres.js';
-import { run } from './proc.js';
+import { runInstaller } from './installer.js';
 
 export interface ClickHouseServer {
   /** `https://127.0.0.1:PORT` when started with `tls`. */
@@ -16,16 +15,9 @@ export interface ClickHouseServer {
   close(): Promise<void>;
 }
 
-function repoFile(rel: string): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return join(dir, rel);
-}
-
 /** With `tls`, the server also serves HTTPS with this certificate and key (PEM files) at `httpsUrl`. */
 export async function startClickHouseServer(readyTimeoutMs = 30_000, tls?: { cert: string; key: string }): Promise<ClickHouseServer> {
-  const install = await run('bash', [repoFile('test/harness/install-clickhouse.sh')], { timeoutMs: 10 * 60_000 });
-  if (install.code !== 0) throw new Error(`installing clickhouse-server failed:\n${install.stderr.slice(-2000)}`);
+  await runInstaller('install-clickhouse.sh', { timeoutMs: 10 * 60_000, quiet: true });
   const dir = mkdtempSync(join(tmpdir(), 'agate-clickhouse-'));
   for (const d of ['data', 'tmp', 'user_files', 'format_schemas']) mkdirSync(join(dir, d));
   const [http, tcp, https] = [await findFreePort(), await findFreePort(), await findFreePort()];

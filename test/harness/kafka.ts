@@ -1,13 +1,13 @@
 // A real Kafka 4.x broker in KRaft mode (combined broker + controller, replication factor 1) on
 // loopback, from Maven Central jars cached outside the repository by install-kafka.sh.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { findFreePort } from './postgres.js';
+import { runInstaller } from './installer.js';
 import { run, unrefChild } from './proc.js';
 
 export interface KafkaBroker {
@@ -27,18 +27,8 @@ export interface KafkaBroker {
   log(): string;
 }
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-
-function repoFile(rel: string): string {
-  let dir = HERE;
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return join(dir, rel);
-}
-
 async function installKafka(): Promise<string> {
-  const r = await run('bash', [repoFile('test/harness/install-kafka.sh')], { timeoutMs: 15 * 60_000 });
-  if (r.code !== 0) throw new Error(`installing Kafka failed:\n${r.stderr.slice(-2000)}`);
-  return r.stdout.trim().split('\n').pop()!;
+  return runInstaller('install-kafka.sh', { timeoutMs: 15 * 60_000, quiet: true });
 }
 
 function waitForPort(port: number, deadline: number): Promise<void> {

@@ -3,11 +3,11 @@
 // with the Temurin 25 JDK, and configured only through its admin REST API.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { findFreePort } from './postgres.js';
-import { run, unrefChild } from './proc.js';
+import { runInstaller } from './installer.js';
+import { unrefChild } from './proc.js';
 
 export interface KeycloakUser {
   username: string;
@@ -54,14 +54,6 @@ export interface Keycloak {
   log(): string;
 }
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-
-function repoFile(rel: string): string {
-  let dir = HERE;
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return join(dir, rel);
-}
-
 /** Keycloak 26 needs Java 21 or newer: the newest Temurin JDK under /usr/lib/jvm. */
 function javaHome(): string {
   const jdk = readdirSync('/usr/lib/jvm').filter((d) => /^temurin-(\d+)-jdk/.test(d) && Number(/^temurin-(\d+)/.exec(d)![1]) >= 21).sort().pop();
@@ -70,9 +62,7 @@ function javaHome(): string {
 }
 
 async function installKeycloak(): Promise<string> {
-  const r = await run('bash', [repoFile('test/harness/install-keycloak.sh')], { timeoutMs: 15 * 60_000 });
-  if (r.code !== 0) throw new Error(`installing Keycloak failed:\n${r.stderr.slice(-2000)}`);
-  return r.stdout.trim().split('\n').pop()!;
+  return runInstaller('install-keycloak.sh', { timeoutMs: 15 * 60_000, quiet: true });
 }
 
 export async function startKeycloak(opts: { readyTimeoutMs?: number } = {}): Promise<Keycloak> {

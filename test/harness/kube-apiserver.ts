@@ -11,10 +11,10 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { findFreePort } from './postgres.js';
+import { runInstaller } from './installer.js';
 import { describeFailure, run, type RunResult } from './proc.js';
 
 export interface KubeTlsPair {
@@ -102,28 +102,11 @@ export interface StartKubeApiServerOptions {
   auditLog?: boolean;
 }
 
-const HERE = dirname(fileURLToPath(import.meta.url));
 const HOST = '127.0.0.1';
-
-function repoFile(rel: string): string {
-  let dir = HERE;
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return join(dir, rel);
-}
 
 /** Builds the binaries when missing (10-25 min cold; progress goes to stderr), returns the bin dir. */
 export async function installKube(): Promise<string> {
-  const script = repoFile('test/harness/install-kube.sh');
-  const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let stdout = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 45 * 60_000);
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', resolve);
-  }).finally(() => clearTimeout(timer));
-  if (code !== 0) throw new Error(`${script} failed (exit ${code}); its output is above`);
-  return stdout.trim().split('\n').pop()!;
+  return runInstaller('install-kube.sh', { timeoutMs: 45 * 60_000 });
 }
 
 export async function startKubeApiServer(opts: StartKubeApiServerOptions = {}): Promise<KubeApiServer> {

@@ -2,10 +2,10 @@
 // detailed verbosity, built by install-otelcol.sh into ~/.cache/agate/otelcol-<v>/bin. The test
 // reads the spans the collector received from what the debug exporter prints.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { runInstaller } from './installer.js';
 import { findFreePort } from './postgres.js';
 import { unrefChild } from './proc.js';
 
@@ -32,24 +32,9 @@ export interface Collector {
   close(): Promise<void>;
 }
 
-function repoFile(rel: string): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return join(dir, rel);
-}
-
 /** Builds the collector when missing (minutes cold; progress on stderr); returns the bin directory. */
 export async function installCollector(): Promise<string> {
-  const script = repoFile('test/harness/install-otelcol.sh');
-  const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let stdout = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', resolve);
-  });
-  if (code !== 0) throw new Error(`${script} failed (exit ${code}); its output is above`);
-  return stdout.trim().split('\n').pop()!;
+  return runInstaller('install-otelcol.sh');
 }
 
 export async function startCollector(opts: { readyTimeoutMs?: number } = {}): Promise<Collector> {

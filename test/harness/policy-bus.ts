@@ -8,6 +8,7 @@ import { silentLogger } from '../../core/src/log.js';
 import type { AgateEvent } from '../../schemas/src/events.js';
 import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
+import { until } from './until.js';
 
 /**
  * A real in-process bus (LocalBus in a temporary directory) with the real policy service
@@ -41,13 +42,7 @@ export class PolicyBus {
 
   /** Waits until `pick` finds something among the events seen (up to `timeoutMs`). */
   async waitFor<T>(pick: (events: AgateEvent[]) => T | undefined, timeoutMs = 3_000): Promise<T> {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      const found = pick(this.events);
-      if (found !== undefined) return found;
-      if (Date.now() > until) throw new Error('the awaited event was not published in time');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    return until('the awaited event to be published', () => pick(this.events), { timeoutMs, everyMs: 10 });
   }
 
   async stop(): Promise<void> {

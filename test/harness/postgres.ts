@@ -343,3 +343,13 @@ function registerExitHook(): void {
     }
   });
 }
+
+/**
+ * Runs `sql` with the real psql (-X -A -t, stopping at the first error) against whatever libpq
+ * environment `env` names (an Agate listener, say); returns what it printed, trimmed.
+ */
+export async function psqlWith(env: NodeJS.ProcessEnv, sql: string): Promise<string> {
+  const r = await run(join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'psql'), ['-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql], { env, timeoutMs: 60_000 });
+  if (r.code !== 0) throw new Error(`psql exited ${r.timedOut ? 'after its timeout' : r.code}: ${r.stderr}`);
+  return r.stdout.trim();
+}

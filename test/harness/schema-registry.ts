@@ -2,21 +2,15 @@
 // loopback. 3.3.x needs Java 21 or newer; the harness uses a Temurin JDK under /usr/lib/jvm.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { findFreePort } from './postgres.js';
-import { run, unrefChild } from './proc.js';
+import { runInstaller } from './installer.js';
+import { unrefChild } from './proc.js';
 
 export interface SchemaRegistryServer {
   /** Base URL of the Confluent-compatible API. */
   url: string;
   close(): Promise<void>;
-}
-
-function repoFile(rel: string): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return join(dir, rel);
 }
 
 /** A `java` of major version 21+: $AGATE_JAVA21, else the newest JDK under /usr/lib/jvm. */
@@ -29,9 +23,7 @@ function modernJava(): string {
 }
 
 export async function startSchemaRegistry(readyTimeoutMs = 90_000): Promise<SchemaRegistryServer> {
-  const install = await run('bash', [repoFile('test/harness/install-registry.sh')], { timeoutMs: 15 * 60_000 });
-  if (install.code !== 0) throw new Error(`installing the schema registry failed:\n${install.stderr.slice(-2000)}`);
-  const home = install.stdout.trim().split('\n').pop()!;
+  const home = await runInstaller('install-registry.sh', { timeoutMs: 15 * 60_000, quiet: true });
   const port = await findFreePort();
   // Apicurio also opens Quarkus's management interface (health, metrics), by default on 0.0.0.0:9000:
   // a fixed port two registries on one machine fight over, and not loopback. Give it its own.

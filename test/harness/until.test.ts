@@ -1,38 +1,37 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { until } from './until.js';
+import { until, untilTrue } from './until.js';
 
 const test = suite('harness/until');
 
+const failure = (p: Promise<unknown>): Promise<string> => p.then(() => assert.unreachable('resolved') as never, (err: Error) => err.message);
+
 test('returns the first value that is not undefined, sync or async', async () => {
   let n = 0;
-  assert.is(await until('three', () => (++n === 3 ? 'done' : undefined), 1000, 1), 'done');
-  assert.is(await until('async', async () => 0, 1000, 1), 0, 'falsy values count');
+  assert.is(await until('three', () => (++n === 3 ? 'done' : undefined), { timeoutMs: 1000, everyMs: 1 }), 'done');
+  assert.is(await until('async', async () => 0, 1000), 0, 'falsy values count');
 });
 
-test('times out naming what it waited for', async () => {
-  try {
-    await until('the moon', () => undefined, 20, 5);
-    assert.unreachable();
-  } catch (err) {
-    assert.is((err as Error).message, 'timed out waiting for the moon');
-  }
+test('times out naming what it waited for and how long', async () => {
+  assert.is(await failure(until('the moon', () => undefined, { timeoutMs: 20, everyMs: 5 })), 'timed out after 20 ms waiting for the moon');
+  let seen = 0;
+  assert.is(await failure(until(() => `the moon (saw ${seen})`, () => void seen++, { timeoutMs: 20, everyMs: 5 })), `timed out after 20 ms waiting for the moon (saw ${seen})`, 'a function is read at the timeout');
 });
 
-test('a probe that throws is tried again; the timeout names its last error', async () => {
+test('a throwing probe fails at once unless errors are retried, then the last one is named', async () => {
+  let calls = 0;
+  assert.is(await failure(until('x', () => { calls++; throw new Error('boom'); }, 1000)), 'boom');
+  assert.is(calls, 1);
   let n = 0;
-  assert.is(await until('a late service', () => {
-    if (++n < 3) throw new Error('connection refused');
-    return 'up';
-  }, 1000, 1), 'up');
-  try {
-    await until('a dead service', () => {
-      throw new Error('connection refused');
-    }, 20, 5);
-    assert.unreachable();
-  } catch (err) {
-    assert.is((err as Error).message, 'timed out waiting for a dead service: connection refused');
-  }
+  assert.is(await until('recovery', () => { if (++n < 3) throw new Error('not yet'); return n; }, { timeoutMs: 1000, everyMs: 1, retryErrors: true }), 3);
+  assert.is(await failure(until('the server', () => { throw new Error('ECONNREFUSED'); }, { timeoutMs: 20, everyMs: 5, retryErrors: true })), 'timed out after 20 ms waiting for the server; last error: Error: ECONNREFUSED');
+});
+
+test('untilTrue waits for a yes', async () => {
+  let n = 0;
+  await untilTrue('the third try', async () => ++n === 3, { timeoutMs: 1000, everyMs: 1 });
+  assert.is(n, 3);
+  assert.is(await failure(untilTrue('never', () => false, { timeoutMs: 20, everyMs: 5 })), 'timed out after 20 ms waiting for never');
 });
 
 test.run();

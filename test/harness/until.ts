@@ -1,21 +1,43 @@
+/** How `until` polls. A bare number is the timeout. */
+export interface UntilOptions {
+  /** Give up after this long (default 15 s). */
+  timeoutMs?: number;
+  /** Pause between probes (default 100 ms). */
+  everyMs?: number;
+  /**
+   * Treat a probe that throws as "not yet" (a service still starting, a row not yet readable) and
+   * name its last error if time runs out. Off by default: an unexpected error fails at once.
+   */
+  retryErrors?: boolean;
+}
+
 /**
  * Polls `probe` until it returns something other than undefined, and returns that; throws
- * "timed out waiting for <what>" after `timeoutMs`. For tests waiting on what a running system
- * records (the ledger, a psql NOTICE, an API view), which settles a moment after the action.
- * A probe that throws counts as "not yet" (a service still starting, a view not created yet):
- * it is tried again, and the timeout names its last error.
+ * "timed out after N ms waiting for <what>" after the timeout. For tests waiting on what a running
+ * system records (the ledger, a psql NOTICE, an API view), which settles a moment after the action.
+ * `what` may be a function, read only on timeout, to say what had been seen by then.
  */
-export async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000, everyMs = 100): Promise<T> {
+export async function until<T>(what: string | (() => string), probe: () => T | undefined | Promise<T | undefined>, options: number | UntilOptions = {}): Promise<T> {
+  const { timeoutMs = 15_000, everyMs = 100, retryErrors = false } = typeof options === 'number' ? { timeoutMs: options } : options;
   const end = Date.now() + timeoutMs;
-  let last: unknown;
+  let lastError: unknown;
   for (;;) {
     try {
       const v = await probe();
       if (v !== undefined) return v;
     } catch (err) {
-      last = err;
+      if (!retryErrors) throw err;
+      lastError = err;
     }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${last instanceof Error ? last.message : String(last)}`}`);
+    if (Date.now() > end) {
+      const seen = lastError === undefined ? '' : `; last error: ${String(lastError)}`;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}${seen}`);
+    }
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** `until` for a yes/no check: resolves once `ok` returns true. */
+export async function untilTrue(what: string | (() => string), ok: () => boolean | Promise<boolean>, options: number | UntilOptions = {}): Promise<void> {
+  await until(what, async () => ((await ok()) ? true : undefined), options);
 }

@@ -11,6 +11,7 @@ import { silentLogger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { KafkaBus } from './kafka-bus.js';
 import { SingleObjectWire } from './single-object-wire.js';
+import { untilTrue } from '../../../test/harness/until.js';
 
 /*
  * Consumer groups a process holds alone (a proxy's termination requests, a query process's
@@ -44,14 +45,6 @@ async function groups(): Promise<string[]> {
   }
 }
 
-async function until(what: string, ok: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 const request = (): AgateEvent => ({ ...SAMPLES.SessionTerminationRequested, event_id: randomUUID(), session_id: `s-${randomUUID()}` });
 
 const test = suite('KafkaBus: per-process consumer groups');
@@ -72,15 +65,15 @@ test('two processes with one instance id each read every request; a clean stop d
   assert.is(mine.length, 3, mine.join(', '));
   assert.ok(mine.every((g) => /^pgroups\.(terminations|session-ends)\.proxy-1\.[0-9a-f]{12}$/.test(g)), mine.join(', '));
   // From 'latest': wait until every consumer has its partitions before publishing.
-  await until('both readers to read', async () => {
+  await untilTrue('both readers to read', async () => {
     const probe = request();
     await a.publish(probe);
     await new Promise((r) => setTimeout(r, 300));
     return seen.a.includes(probe.event_id) && seen.b.includes(probe.event_id);
-  });
+  }, 30_000);
   const sent = Array.from({ length: 10 }, request);
   for (const e of sent) await a.publish(e);
-  await until('every request read by both', async () => sent.every((e) => seen.a.includes(e.event_id) && seen.b.includes(e.event_id)));
+  await untilTrue('every request read by both', async () => sent.every((e) => seen.a.includes(e.event_id) && seen.b.includes(e.event_id)), 30_000);
 
   await aTerminations.close();
   assert.equal((await groups()).filter((g) => g.startsWith('pgroups.terminations.')).length, 1, 'the closed subscription\'s group is gone, the other process\'s stays');
@@ -97,7 +90,7 @@ test('a per-process group a dead process left is listed as vacant and deleted by
   await dead.connect();
   await dead.subscribe({ topic: TOPIC, fromBeginning: false });
   await dead.run({ eachMessage: async () => undefined });
-  await until('the dead process\'s consumer to join', async () => (await groups()).includes(`${TOPIC}.terminations.proxy-9.0123456789ab`));
+  await untilTrue('the dead process\'s consumer to join', async () => (await groups()).includes(`${TOPIC}.terminations.proxy-9.0123456789ab`), 30_000);
   await dead.disconnect();
   assert.equal(await live.vacantProcessGroups(), [`${TOPIC}.terminations.proxy-9.0123456789ab`]);
   // The ledger's sweeper: no verdict lease is vacant here, so it never reads the store.

@@ -164,15 +164,7 @@ export class LocalBus implements Bus {
     while (at < end) {
       const slice = this.#log.read(at, FILE_SLICE);
       if (slice.length === 0) break;
-      for (const r of slice) {
-        let event: AgateEvent;
-        try {
-          event = this.#codec.decode(r.bytes);
-        } catch (err) {
-          throw new AgateError(ErrorCode.BUS_LOG_CORRUPT, `the record at offset ${r.offset} is not an event this Agate can decode`, { cause: err });
-        }
-        visit(event);
-      }
+      for (const r of slice) visit(decodeRecord(this.#codec, r));
       at = slice[slice.length - 1]!.next;
       await new Promise((resolve) => setImmediate(resolve));
     }
@@ -308,6 +300,16 @@ export const LOCAL_STREAM = { stream: 'embedded' } as const;
 
 /** Records read and decoded from the file between two turns of the event loop (~2-4 ms of work). */
 const FILE_SLICE = 200;
+
+/** The event one record of the log holds; a record that does not decode is BUS_LOG_CORRUPT. */
+function decodeRecord(codec: EventCodec, r: { offset: number; bytes: Buffer }): AgateEvent {
+  try {
+    return codec.decode(r.bytes);
+  } catch (err) {
+    throw new AgateError(ErrorCode.BUS_LOG_CORRUPT, `the record at offset ${r.offset} is not an event this Agate can decode`, { cause: err });
+  }
+}
+
 /** Waits between deliveries of a batch whose handler failed (core/src/retry.ts). */
 const HANDLER_BACKOFF = { firstMs: 50, maxMs: 5_000 };
 
@@ -453,10 +455,10 @@ class LocalConsumer {
       for (const r of slice) {
         let event: AgateEvent;
         try {
-          event = this.#codec.decode(r.bytes);
+          event = decodeRecord(this.#codec, r);
         } catch (err) {
           if (out.length > 0) return out; // hand over what came before; the next read stops here
-          throw new AgateError(ErrorCode.BUS_LOG_CORRUPT, `the record at offset ${r.offset} is not an event this Agate can decode`, { cause: err });
+          throw err;
         }
         out.push({ next: r.next, event, bytes: r.bytes });
       }

@@ -1,16 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { Bus } from '../../../core/src/bus/bus.js';
 import { AgateError, ErrorCode, describeError } from '../../../core/src/errors.js';
-import type { Logger } from '../../../core/src/log.js';
-import type { Store } from '../../../core/src/store/store.js';
-import type { EventCodec } from '../../../schemas/src/codec.js';
 import { nowMicros, type AgateEvent } from '../../../schemas/src/events.js';
 import { GENESIS, RECORD_COLUMNS, RECORD_STRUCTURE, recordColumns, writeRow } from './chain.js';
 import { BLOCK_SIZE } from './schema.js';
 import { openCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.js';
 import type { CheckpointSink, KeptNote } from './checkpoint-sink.js';
 import { CompactRange } from './compact-range.js';
-import { parseVerifierKey, verifierKey, type NoteSigner } from './note.js';
+import type { LedgerOptions } from './ledger.js';
+import { parseVerifierKey, verifierKey } from './note.js';
 import { consistencyRanges, verifyConsistency } from './proofs.js';
 import type { RowSealer, SealJob } from './row-sealer.js';
 import { pushRange } from './tree-sql.js';
@@ -18,13 +15,10 @@ import { persistTiles, storeTiles, tiledRangeRoot, type TileNode } from './tree-
 import { tsvBytes, tsvText } from './tsv.js';
 import { RowBinaryWriter } from '../../../core/src/store/row-binary.js';
 
-export interface ChainWriterOptions {
-  bus: Bus;
-  store: Store;
-  codec: EventCodec;
+/** A chain's writer works with the bus, store, codec, logger and signer of the ledger that runs it. */
+export interface ChainWriterOptions extends Pick<LedgerOptions, 'bus' | 'store' | 'codec' | 'logger' | 'signer'> {
+  /** The chain this writer appends to (the ledger's `chainId` is only the chain of events naming none). */
   chainId: string;
-  logger: Logger;
-  signer: NoteSigner;
   /** Signed checkpoints every `everyEvents` records (and at every block boundary). */
   everyEvents?: number;
   sinks: readonly CheckpointSink[];

@@ -14,6 +14,7 @@ import { SAMPLES } from '../../../schemas/src/samples.js';
 import { LeaseSweeper, leaseCloseId } from './lease-sweeper.js';
 import { LedgerService } from './ledger.js';
 import { generateSignerKey, parseSignerKey } from './note.js';
+import { untilTrue } from '../../../test/harness/until.js';
 
 /*
  * The ledger's side of proxy leases, over a real LocalBus, LedgerService and the embedded
@@ -57,13 +58,8 @@ async function closes(sessionId: string): Promise<{ event_id: string; reason: st
   });
 }
 
-async function until(what: string, probe: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await probe()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** Each probe reads the store (chdb): a generous budget, polled often. */
+const POLL = { timeoutMs: 10_000, everyMs: 25 };
 
 const sweeper = suite('LeaseSweeper');
 sweeper.before(() => ledger.start());
@@ -79,7 +75,7 @@ sweeper('an expired lease\'s open sessions are closed with the reason, once what
   const ended = session('verdicts.proxy-c.aa', 1, true);
   const alive = session('verdicts.proxy-d.bb', 2, false);
   for (const s of [dead, ended, alive]) for (const e of s.events) await bus.publish(e);
-  await until('the sessions stored', async () => Number((await store.query<{ n: string }>('SELECT count() AS n FROM agate.ledger'))[0]!.n) === 10);
+  await untilTrue('the sessions stored', async () => Number((await store.query<{ n: string }>('SELECT count() AS n FROM agate.ledger'))[0]!.n) === 10, POLL);
 
   const leases = new VacantList();
   leases.vacant = ['verdicts.proxy-c.aa'];
@@ -90,7 +86,7 @@ sweeper('an expired lease\'s open sessions are closed with the reason, once what
   for (const s of sweepers) await s.sweep(t0 + 999);
   assert.equal(await closes(dead.id), [], 'not expired before expiryMs of vacancy');
   for (const s of sweepers) await s.sweep(t0 + 1_000);
-  await until('the close recorded', async () => (await closes(dead.id)).length > 0);
+  await untilTrue('the close recorded', async () => (await closes(dead.id)).length > 0, POLL);
   await new Promise((r) => setTimeout(r, 300)); // room for a second record, were one coming
   assert.equal(await closes(dead.id), [{ event_id: leaseCloseId(dead.id), reason: LEASE_EXPIRED_REASON, commands: 3 }]);
   assert.is((await closes(ended.id)).length, 1, 'a session already closed is left alone');
@@ -103,7 +99,7 @@ sweeper('an expired lease\'s open sessions are closed with the reason, once what
 sweeper('a lease seen held again starts its clock anew', async () => {
   const s = session('verdicts.proxy-e.cc', 1, false);
   for (const e of s.events) await bus.publish(e);
-  await until('the session stored', async () => Number((await store.query<{ n: string }>('SELECT count() AS n FROM agate.ledger WHERE session_id = {s:String}', { s: s.id }))[0]!.n) === 2);
+  await untilTrue('the session stored', async () => Number((await store.query<{ n: string }>('SELECT count() AS n FROM agate.ledger WHERE session_id = {s:String}', { s: s.id }))[0]!.n) === 2, POLL);
   const leases = new VacantList();
   const sw = new LeaseSweeper({ leases, bus, store, logger: silentLogger, expiryMs: 1_000, everyMs: 60_000 });
   leases.vacant = ['verdicts.proxy-e.cc'];
@@ -116,7 +112,7 @@ sweeper('a lease seen held again starts its clock anew', async () => {
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(await closes(s.id), []);
   await sw.sweep(12_000);
-  await until('the close recorded', async () => (await closes(s.id)).length === 1);
+  await untilTrue('the close recorded', async () => (await closes(s.id)).length === 1, POLL);
 });
 
 sweeper('a per-process group (termination requests, session ends) vacant for the expiry is deleted; one that got a member again is kept', async () => {

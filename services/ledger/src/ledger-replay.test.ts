@@ -15,6 +15,7 @@ import { SAMPLES } from '../../../schemas/src/samples.js';
 import { LedgerService } from './ledger.js';
 import { generateSignerKey, parseSignerKey } from './note.js';
 import { verifyChain } from './verify.js';
+import { untilTrue } from '../../../test/harness/until.js';
 
 /*
  * Nothing doubled: the ledger on the real embedded bus and engine, its consumer offset lost,
@@ -31,14 +32,6 @@ const offsetFile = join(busDir, 'groups', 'ledger.offset');
 
 const ledgerOn = (bus: Bus, chainId = 'embedded', dedupWindow = 2) => new LedgerService({ bus, store, codec, chainId, logger: silentLogger, signer, dedupWindow });
 
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** Publishes `n` events through a bus with a running ledger and waits until they are stored. */
 async function record(n: number, expectHead: number): Promise<void> {
   const bus = new LocalBus({ dir: busDir, fsync: true, logger: silentLogger, codec });
@@ -46,7 +39,7 @@ async function record(n: number, expectHead: number): Promise<void> {
   try {
     await ledger.start();
     for (const e of events(n)) await bus.publish(e);
-    await until(`ledger head ${expectHead}`, () => ledger.head.seq >= expectHead);
+    await untilTrue(`ledger head ${expectHead}`, () => ledger.head.seq >= expectHead, { timeoutMs: 20_000, everyMs: 50 });
     assert.is(ledger.head.seq, expectHead);
   } finally {
     await ledger.stop();

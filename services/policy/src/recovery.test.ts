@@ -16,6 +16,7 @@ import { generateSignerKey, parseSignerKey } from '../../ledger/src/note.js';
 import { StoreApprovalHistory } from './approval-history.js';
 import { CompiledPolicy, loadParsers } from './engine.js';
 import { PolicyService } from './service.js';
+import { until, type UntilOptions } from '../../../test/harness/until.js';
 
 /*
  * Pending approvals survive a restart of the policy service: a real LocalBus, the ledger writing
@@ -71,14 +72,8 @@ async function startPolicy(holdsDieWithProcess = false): Promise<void> {
   await service.start();
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
-  for (let waited = 0; waited < ms; waited += 50) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** The ledger records within moments; polled often so the suite stays quick. */
+const POLL: UntilOptions = { timeoutMs: 20_000, everyMs: 50 };
 
 const answer = (r: ApprovalRequested, subject: string): ApprovalDecision => ({
   type: 'ApprovalDecision', event_id: randomUUID(), time: nowMicros(), session_id: r.session_id, approval_id: r.approval_id, command_id: r.command_id,
@@ -89,7 +84,7 @@ const answer = (r: ApprovalRequested, subject: string): ApprovalDecision => ({
 async function hold(text: string) {
   const c: Command = { ...SAMPLES.Command, event_id: randomUUID(), time: nowMicros(), text };
   const outcome = bus.requestVerdict(c, 2000, { onHold: () => undefined });
-  const request = await until('the hold', () => seen.find((r) => r.command_id === c.event_id));
+  const request = await until('the hold', () => seen.find((r) => r.command_id === c.event_id), POLL);
   return { outcome, request };
 }
 
@@ -97,7 +92,7 @@ recovery('an approval given before and one after the restart release the command
   await startPolicy();
   const { outcome, request } = await hold('DROP TABLE orders');
   await bus.publish(answer(request, 'alice')); // one of two, counted by the first instance
-  await until('alice in the ledger', async () => ((await history.find(request.approval_id, nowMicros()))?.answers.length === 1 ? true : undefined));
+  await until('alice in the ledger', async () => ((await history.find(request.approval_id, nowMicros()))?.answers.length === 1 ? true : undefined), POLL);
 
   await startPolicy(); // the restart: the new instance holds nothing in memory
   await bus.publish(answer(request, 'bob'));
@@ -106,13 +101,13 @@ recovery('an approval given before and one after the restart release the command
   assert.equal([v.verdict.decision, v.verdict.rule_id, v.verdict.approval_id], ['allow', 'two-dbas', request.approval_id]);
   assert.match(v.verdict.reason, /approved by alice, bob \(2 required\)/);
   // Settled in the ledger: no longer open.
-  await until('the settled approval', async () => ((await history.find(request.approval_id, nowMicros())) === undefined ? true : undefined));
+  await until('the settled approval', async () => ((await history.find(request.approval_id, nowMicros())) === undefined ? true : undefined), POLL);
 });
 
 recovery('an approval nobody answers still expires after the restart, and is refused', async () => {
   await startPolicy();
   const { outcome, request } = await hold('TRUNCATE orders');
-  await until('the request in the ledger', () => history.find(request.approval_id, nowMicros()));
+  await until('the request in the ledger', () => history.find(request.approval_id, nowMicros()), POLL);
   await startPolicy();
   const v = (await outcome) as { kind: 'verdict'; verdict: Verdict };
   assert.is(v.kind, 'verdict');
@@ -123,12 +118,12 @@ recovery('an approval nobody answers still expires after the restart, and is ref
 recovery('embedded (the proxies restarted too): a hold from before the restart is refused, not left to approve', async () => {
   await startPolicy();
   const { outcome, request } = await hold('DROP TABLE customers');
-  await until('the request in the ledger', () => history.find(request.approval_id, nowMicros()));
+  await until('the request in the ledger', () => history.find(request.approval_id, nowMicros()), POLL);
   await startPolicy(true);
   const v = (await outcome) as { kind: 'verdict'; verdict: Verdict };
   assert.equal([v.verdict.decision, v.verdict.approval_id], ['deny', request.approval_id]);
   assert.match(v.verdict.reason, /Agate restarted while the command was held/);
-  await until('the refusal in the ledger', async () => ((await history.find(request.approval_id, nowMicros())) === undefined ? true : undefined));
+  await until('the refusal in the ledger', async () => ((await history.find(request.approval_id, nowMicros())) === undefined ? true : undefined), POLL);
 });
 
 recovery.run();

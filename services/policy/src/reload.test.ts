@@ -8,6 +8,7 @@ import { createLogger } from '../../../core/src/log.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import { CompiledPolicy, loadParsers } from './engine.js';
 import { PolicyReloader } from './reload.js';
+import { untilTrue } from '../../../test/harness/until.js';
 
 const config = (action: string, extra = '') => `identity: { dev_issuer: { enabled: true } }
 policy:
@@ -20,6 +21,8 @@ ${extra}`;
 
 const reload = suite('PolicyReloader');
 const drop = { ...SAMPLES.Command, text: 'DROP TABLE items' };
+/** The reloader polls every 20 ms; so does the test. */
+const FAST = { timeoutMs: 5_000, everyMs: 10 };
 
 reload('a valid edit replaces the policy; an invalid one is refused with a precise error and the old policy stays', async () => {
   await loadParsers();
@@ -36,13 +39,13 @@ reload('a valid edit replaces the policy; an invalid one is refused with a preci
     assert.is(current.evaluate(drop).decision, 'deny');
 
     writeFileSync(path, config('hold') + '# edited\n');
-    await until(() => changed.length === 1);
+    await untilTrue('the edit applied', () => changed.length === 1, FAST);
     assert.is(current.evaluate(drop).decision, 'hold', 'the edit applies without a restart');
 
     // A typo in the action: refused, the error names the file, line and key.
     // (writeFileSync truncates first: a poll in between may refuse an empty file before this one.)
     writeFileSync(path, config('hodl'));
-    await until(() => logs.some((l) => l.msg === 'policy reload rejected; the previous policy stays in force' && /agate\.yaml:6: policy\.rules\[0\]\.action: /.test(String(l.error))));
+    await untilTrue('the typo refused', () => logs.some((l) => l.msg === 'policy reload rejected; the previous policy stays in force' && /agate\.yaml:6: policy\.rules\[0\]\.action: /.test(String(l.error))), FAST);
     assert.is(current.evaluate(drop).decision, 'hold', 'the previous policy stays in force');
     assert.is(changed.length, 1);
 
@@ -52,20 +55,12 @@ reload('a valid edit replaces the policy; an invalid one is refused with a preci
     assert.is(current.evaluate(drop).decision, 'hold');
 
     writeFileSync(path, config('deny'));
-    await until(() => changed.length === 2);
+    await untilTrue('the fixed edit applied', () => changed.length === 2, FAST);
     assert.is(current.evaluate(drop).decision, 'deny');
     reloader.stop();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
-
-async function until(ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (ok()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('timed out');
-}
 
 reload.run();

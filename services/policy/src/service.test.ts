@@ -12,6 +12,7 @@ import { nowMicros, type AgateEvent, type ApprovalDecision, type ApprovalRequest
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import { CompiledPolicy, loadParsers } from './engine.js';
 import { PolicyService } from './service.js';
+import { until } from '../../../test/harness/until.js';
 
 /*
  * The approval workflow inside the policy service over a real LocalBus: a hold, then the final
@@ -69,18 +70,9 @@ const command = (): Command => ({ ...SAMPLES.Command, event_id: randomUUID(), ti
 async function held(ctx: Ctx, c: Command, answer: (request: ApprovalRequested) => Promise<void>) {
   const holds: Verdict[] = [];
   const outcome = ctx.bus.requestVerdict(c, 1000, { onHold: (v) => void holds.push(v) });
-  const request = await until(() => ctx.seen.find((e): e is ApprovalRequested => e.type === 'ApprovalRequested' && e.command_id === c.event_id));
+  const request = await until('the ApprovalRequested', () => ctx.seen.find((e): e is ApprovalRequested => e.type === 'ApprovalRequested' && e.command_id === c.event_id), { timeoutMs: 5_000, everyMs: 10 });
   await answer(request);
   return { holds, outcome: await outcome, request };
-}
-
-async function until<T>(probe: () => T | undefined): Promise<T> {
-  for (let i = 0; i < 200; i++) {
-    const v = probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('timed out');
 }
 
 const decision = (request: ApprovalRequested, subject: string, choice: 'approve' | 'deny' = 'approve', claims: Record<string, string> = { team: 'dba' }): ApprovalDecision => ({

@@ -3,6 +3,7 @@ import { serialize } from 'pg-protocol';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import { decodeDataRow, decodeErrorResponse } from './backend-decode.js';
 import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
+import { BackendCode } from './messages.js';
 
 /** A function as a protocol FunctionCall names it: by OID, resolved to its schema and name. */
 export interface FunctionName {
@@ -92,9 +93,9 @@ function query(socket: Socket, sql: string, maxMessageSize: number): Promise<(st
       else resolve(rows);
     };
     const onFrame = (frame: BackendFrame) => {
-      if (frame.code === 0x44) rows.push(decodeDataRow(frame.raw).map((v) => (v === null ? null : v.toString('utf8')))); // D
-      else if (frame.code === 0x45) failure ??= new AgateError(ErrorCode.UPSTREAM_UNREACHABLE, `catalog lookup failed: ${decodeErrorResponse(frame.raw).message}`); // E
-      else if (frame.code === 0x5a) done(failure); // Z
+      if (frame.code === BackendCode.DataRow) rows.push(decodeDataRow(frame.raw).map((v) => (v === null ? null : v.toString('utf8'))));
+      else if (frame.code === BackendCode.ErrorResponse) failure ??= new AgateError(ErrorCode.UPSTREAM_UNREACHABLE, `catalog lookup failed: ${decodeErrorResponse(frame.raw).message}`);
+      else if (frame.code === BackendCode.ReadyForQuery) done(failure);
     };
     const reader = new BackendFrameReader(onFrame, maxMessageSize);
     const onData = (chunk: Buffer) => {

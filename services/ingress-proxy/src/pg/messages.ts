@@ -22,23 +22,31 @@ export const enum FrontendCode {
   PasswordMessage = 0x70, // p (also SASLInitialResponse, SASLResponse, GSSResponse)
 }
 
-/** Type bytes of the backend messages written by backend-serializer. */
+/** Type bytes of the backend (server) messages: those backend-serializer writes and those replies.ts follows. */
 export const enum BackendCode {
   ParseComplete = 0x31, // 1
   BindComplete = 0x32, // 2
   CloseComplete = 0x33, // 3
+  NotificationResponse = 0x41, // A
   CommandComplete = 0x43, // C
   DataRow = 0x44, // D
   ErrorResponse = 0x45, // E
+  CopyInResponse = 0x47, // G
+  CopyOutResponse = 0x48, // H
   EmptyQueryResponse = 0x49, // I
   BackendKeyData = 0x4b, // K
   NoticeResponse = 0x4e, // N
   Authentication = 0x52, // R
   ParameterStatus = 0x53, // S
   RowDescription = 0x54, // T
+  FunctionCallResponse = 0x56, // V
+  CopyBothResponse = 0x57, // W
   ReadyForQuery = 0x5a, // Z
+  CopyDone = 0x63, // c
+  CopyData = 0x64, // d
   NoData = 0x6e, // n
   PortalSuspended = 0x73, // s
+  ParameterDescription = 0x74, // t
 }
 
 /** Request codes of untyped startup-phase packets (the Int32 after the length). */

@@ -1,6 +1,7 @@
 import { rowsFromTag, type Outcome, type StatementResult } from './result-recorder.js';
 import { decodeCommandComplete, decodeErrorResponse, decodeParameterDescription, decodeRowDescription } from './backend-decode.js';
 import type { BackendFrame } from './backend-frames.js';
+import { BackendCode } from './messages.js';
 import type { Portal, PreparedStatement, Undo } from './extended-state.js';
 import type { Response } from '../../../../schemas/src/events.js';
 import { maskErrorFields } from './masking/error-fields.js';
@@ -58,30 +59,6 @@ interface Failure {
  * that started it, for the statements that depended on the failed message).
  */
 type Phase = { kind: 'following' } | { kind: 'skipping'; failure: Failure | undefined };
-
-const enum B {
-  ParseComplete = 0x31, // 1
-  BindComplete = 0x32, // 2
-  CloseComplete = 0x33, // 3
-  NotificationResponse = 0x41, // A
-  CommandComplete = 0x43, // C
-  DataRow = 0x44, // D
-  ErrorResponse = 0x45, // E
-  CopyInResponse = 0x47, // G
-  CopyOutResponse = 0x48, // H
-  EmptyQueryResponse = 0x49, // I
-  NoticeResponse = 0x4e, // N
-  ParameterStatus = 0x53, // S
-  RowDescription = 0x54, // T
-  FunctionCallResponse = 0x56, // V
-  CopyBothResponse = 0x57, // W
-  ReadyForQuery = 0x5a, // Z
-  CopyDone = 0x63, // c
-  CopyData = 0x64, // d
-  NoData = 0x6e, // n
-  PortalSuspended = 0x73, // s
-  ParameterDescription = 0x74, // t
-}
 
 /** Bound on replies outstanding: a client pipelining without reading is paused past it. */
 export const MAX_EXPECTED = 10_000;
@@ -147,18 +124,18 @@ export class ReplyRouter {
   route(frame: BackendFrame): Buffer | undefined {
     const code = frame.code;
     // Asynchronous messages may arrive at any time and belong to no request.
-    if (code === B.NoticeResponse) return this.#forClient(frame.raw, this.copyTarget);
-    if (code === B.ParameterStatus || code === B.NotificationResponse) return frame.raw;
+    if (code === BackendCode.NoticeResponse) return this.#forClient(frame.raw, this.copyTarget);
+    if (code === BackendCode.ParameterStatus || code === BackendCode.NotificationResponse) return frame.raw;
     const head = this.#queue[0];
     if (head === undefined) {
-      if (code === B.ErrorResponse) return this.#forClient(frame.raw, undefined); // e.g. a FATAL error as the server shuts down
+      if (code === BackendCode.ErrorResponse) return this.#forClient(frame.raw, undefined); // e.g. a FATAL error as the server shuts down
       throw outOfStep(code, 'nothing');
     }
     switch (head.kind) {
       case 'parse':
       case 'bind':
       case 'close':
-        if (code === B.ErrorResponse) return this.#forClient(this.#failed(frame.raw), undefined);
+        if (code === BackendCode.ErrorResponse) return this.#forClient(this.#failed(frame.raw), undefined);
         if (code !== COMPLETE[head.kind]) throw outOfStep(code, head.kind);
         this.#queue.shift();
         return frame.raw;
@@ -169,26 +146,26 @@ export class ReplyRouter {
       case 'query':
         return this.#query(head, frame);
       case 'call':
-        if (code === B.ErrorResponse) {
+        if (code === BackendCode.ErrorResponse) {
           this.#emit(head.result.response(errorOutcome(frame.raw)));
           return this.#forClient(frame.raw, head.result);
         }
-        if (code === B.FunctionCallResponse) {
+        if (code === BackendCode.FunctionCallResponse) {
           this.#emit(head.result.response({ status: 'ok', command_tag: null, rows: 1 }));
           const client = head.result.client;
           return client === undefined ? frame.raw : maskFunctionResult(frame.raw, client, functionName(head.result.command)).frame;
         }
-        if (code === B.ReadyForQuery) this.#ready(frame.raw);
+        if (code === BackendCode.ReadyForQuery) this.#ready(frame.raw);
         else throw outOfStep(code, 'a function call');
         return frame.raw;
       case 'sync':
         // An ErrorResponse here is a failed implicit COMMIT.
-        if (code === B.ErrorResponse) return this.#forClient(frame.raw, undefined);
-        if (code !== B.ReadyForQuery) throw outOfStep(code, 'sync');
+        if (code === BackendCode.ErrorResponse) return this.#forClient(frame.raw, undefined);
+        if (code !== BackendCode.ReadyForQuery) throw outOfStep(code, 'sync');
         this.#ready(frame.raw);
         return frame.raw;
       case 'refusal':
-        if (code !== B.ErrorResponse) throw outOfStep(code, 'a refusal');
+        if (code !== BackendCode.ErrorResponse) throw outOfStep(code, 'a refusal');
         this.#queue.shift();
         this.#skipUntilSync();
         return head.error;
@@ -207,17 +184,17 @@ export class ReplyRouter {
 
   #describe(head: Extract<Expectation, { kind: 'describe' }>, frame: BackendFrame): Buffer | undefined {
     switch (frame.code) {
-      case B.ParameterDescription:
+      case BackendCode.ParameterDescription:
         if (head.statement !== undefined) head.statement.paramTypes = decodeParameterDescription(frame.raw);
         return head.swallow ? undefined : frame.raw;
-      case B.RowDescription:
-      case B.NoData: {
-        const columns = frame.code === B.NoData ? [] : decodeRowDescription(frame.raw);
+      case BackendCode.RowDescription:
+      case BackendCode.NoData: {
+        const columns = frame.code === BackendCode.NoData ? [] : decodeRowDescription(frame.raw);
         if (head.portal !== undefined) head.portal.columns = columns;
         this.#queue.shift();
         return head.swallow ? undefined : frame.raw;
       }
-      case B.ErrorResponse: {
+      case BackendCode.ErrorResponse: {
         // Delivered even when Agate sent the Describe: it stands for the Execute's error.
         const next = this.#queue[1];
         return this.#forClient(this.#failed(frame.raw), next?.kind === 'execute' ? next.result : undefined);
@@ -229,11 +206,11 @@ export class ReplyRouter {
 
   #execute(head: Expectation, result: StatementResult, frame: BackendFrame): Buffer | undefined {
     switch (frame.code) {
-      case B.DataRow:
+      case BackendCode.DataRow:
         return result.row(frame.raw);
-      case B.CopyData:
+      case BackendCode.CopyData:
         return result.copyData(frame.raw, true);
-      case B.CommandComplete: {
+      case BackendCode.CommandComplete: {
         const tag = decodeCommandComplete(frame.raw);
         if (head.kind === 'execute') finished(head);
         this.#emit(result.response({ status: 'ok', command_tag: tag, rows: rowsFromTag(tag) }));
@@ -241,27 +218,27 @@ export class ReplyRouter {
         else this.#queue.shift();
         return frame.raw;
       }
-      case B.PortalSuspended:
+      case BackendCode.PortalSuspended:
         // The row limit was reached: the statement goes on at the portal's next Execute.
         if (head.kind !== 'execute' || head.portal === undefined) throw outOfStep(frame.code, head.kind);
         result.suspend();
         head.portal.run = result;
         this.#queue.shift();
         return frame.raw;
-      case B.EmptyQueryResponse:
+      case BackendCode.EmptyQueryResponse:
         if (head.kind === 'execute') finished(head);
         this.#emit(result.response({ status: 'ok', command_tag: null }));
         if (head.kind === 'query') head.index += 1;
         else this.#queue.shift();
         return frame.raw;
-      case B.ErrorResponse:
+      case BackendCode.ErrorResponse:
         if (head.kind === 'execute') finished(head);
         this.#emit(result.response(errorOutcome(frame.raw)));
         return this.#forClient(this.#failed(frame.raw), result);
-      case B.CopyInResponse:
-      case B.CopyOutResponse:
-      case B.CopyBothResponse:
-      case B.CopyDone:
+      case BackendCode.CopyInResponse:
+      case BackendCode.CopyOutResponse:
+      case BackendCode.CopyBothResponse:
+      case BackendCode.CopyDone:
         return frame.raw;
       default:
         throw outOfStep(frame.code, head.kind === 'query' ? 'a query' : 'execute');
@@ -269,7 +246,7 @@ export class ReplyRouter {
   }
 
   #query(head: Extract<Expectation, { kind: 'query' }>, frame: BackendFrame): Buffer | undefined {
-    if (frame.code === B.ReadyForQuery) {
+    if (frame.code === BackendCode.ReadyForQuery) {
       // The server stops a query string at its first error: the rest never ran.
       for (const r of head.results.slice(head.index)) this.#emit(r.response({ status: 'skipped', error_message: 'not run: an earlier statement in the same query failed' }));
       this.#ready(frame.raw);
@@ -277,11 +254,11 @@ export class ReplyRouter {
     }
     const current = head.results[head.index];
     if (current === undefined) return frame.raw; // e.g. the EmptyQueryResponse of a blank string
-    if (frame.code === B.RowDescription) {
+    if (frame.code === BackendCode.RowDescription) {
       current.setColumns(decodeRowDescription(frame.raw));
       return frame.raw;
     }
-    if (frame.code === B.ErrorResponse) {
+    if (frame.code === BackendCode.ErrorResponse) {
       this.#emit(current.response(errorOutcome(frame.raw)));
       for (const r of head.results.slice(head.index + 1)) this.#emit(r.response({ status: 'skipped', error_message: 'not run: an earlier statement in the same query failed' }));
       head.index = head.results.length;
@@ -349,15 +326,15 @@ function finished(head: Extract<Expectation, { kind: 'execute' }>): void {
   if (head.portal?.run === head.result) head.portal.run = undefined;
 }
 
-const COMPLETE = { parse: B.ParseComplete, bind: B.BindComplete, close: B.CloseComplete } as const;
+const COMPLETE = { parse: BackendCode.ParseComplete, bind: BackendCode.BindComplete, close: BackendCode.CloseComplete } as const;
 
-/** A reply that answers none of the messages outstanding: attributing it anywhere would falsify the record. */
 /** The name (without schema) of the function a FunctionCall command calls (engine.ts sets `function`). */
 function functionName(command: StatementResult['command']): string {
   const qualified = command.attributes.function ?? '';
   return qualified.slice(qualified.lastIndexOf('.') + 1);
 }
 
+/** A reply that answers none of the messages outstanding: attributing it anywhere would falsify the record. */
 function outOfStep(code: number, expected: string): ProtocolError {
   return new ProtocolError(`the target's reply '${String.fromCharCode(code)}' does not fit the message outstanding (${expected}); replies are out of step`);
 }

@@ -16,6 +16,7 @@ import { SAMPLES } from '../../../../schemas/src/samples.js';
 import { CompiledPolicy, loadParsers } from '../engine.js';
 import { PolicyService } from '../service.js';
 import { ApprovalWebhooks } from './notifier.js';
+import { until, untilTrue } from '../../../../test/harness/until.js';
 
 /*
  * The approval webhooks end to end over a real LocalBus and a real HTTP receiver on loopback:
@@ -76,14 +77,8 @@ hooks.after.each(async (ctx) => {
   rmSync(ctx.dir, { recursive: true, force: true });
 });
 
-async function until<T>(probe: () => T | undefined, ms = 5000): Promise<T> {
-  for (let waited = 0; waited < ms; waited += 10) {
-    const v = probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('timed out');
-}
+/** The in-process receiver answers within milliseconds. */
+const SOON = { timeoutMs: 5_000, everyMs: 10 };
 
 hooks('a hold, an approval and the release are POSTed signed; a 500 is retried; old events are not sent', async (ctx) => {
   // History, not news: an expired hold and an old answer on the stream are not sent.
@@ -93,7 +88,7 @@ hooks('a hold, an approval and the release are POSTed signed; a 500 is retried; 
   let request: ApprovalRequested | undefined;
   await ctx.bus.subscribe({ group: 'watch', types: ['ApprovalRequested'], handler: async (b) => void (request ??= (b as ApprovalRequested[]).find((e) => e.command_id === c.event_id)) });
   const outcome = ctx.bus.requestVerdict(c, 2000, { onHold: () => undefined });
-  const r = await until(() => request);
+  const r = await until('the hold requested', () => request, SOON);
   const answer: ApprovalDecision = {
     type: 'ApprovalDecision', event_id: randomUUID(), time: nowMicros(), session_id: r.session_id, approval_id: r.approval_id, command_id: r.command_id,
     decision: 'approve', approver_issuer: 'https://idp.example.com', approver_subject: 'alice', approver_claims: {}, comment: 'ok', refused_reason: null,
@@ -104,10 +99,10 @@ hooks('a hold, an approval and the release are POSTed signed; a 500 is retried; 
   const v = await outcome;
   assert.is((v as { verdict: Verdict }).verdict.decision, 'allow'); // the receiver's 500 did not hold the verdict up
 
-  const accepted = await until(() => {
+  const accepted = await until('four deliveries accepted', () => {
     const ok = ctx.received.filter((x) => x.status === 204);
     return ok.length >= 4 ? ok : undefined;
-  });
+  }, SOON);
   assert.ok(ctx.received.every((x) => x.verified), 'every delivery carries a valid signature');
   // The first delivery got a 500 and came again with the same delivery id (a fresh signature).
   assert.is(ctx.received[0]!.status, 500);
@@ -133,7 +128,7 @@ hooks('a receiver that keeps failing is given up after max_attempts, and logged'
   const c: Command = { ...SAMPLES.Command, event_id: randomUUID(), time: nowMicros(), text: 'DROP TABLE gone' };
   // No hold handler: the hold is this waiter's final answer, so no 30 s hold timer outlives the test.
   const outcome = ctx.bus.requestVerdict(c, 500);
-  await until(() => (ctx.logs.some((l) => l.includes('webhook notification given up')) ? true : undefined), 10_000);
+  await untilTrue('the receiver given up', () => ctx.logs.some((l) => l.includes('webhook notification given up')), { ...SOON, timeoutMs: 10_000 });
   assert.is(ctx.received.filter((x) => x.verified).length, 6); // max_attempts default
   assert.is(((await outcome) as { verdict: Verdict }).verdict.decision, 'hold');
   await ctx.service.stop(); // drops the pending approval so the test ends quickly
