@@ -133,7 +133,8 @@ export class KubeEngine {
     return {
       kind: 'forward', command, info, method: req.method, path: normalizedTarget(req.target),
       headers: upstreamHeaders(req.headers, credential, body.length), body, client: decision.client, rewrite: this.#review(session, info, req.headers),
-      watch: info.kind === 'resource' && (info.verb === 'watch' || /[?&]watch=(1|t|true)\b/i.test(req.target)),
+      // The verb as the API server decides it: a named GET ignores `watch`, a list with it streams.
+      watch: info.kind === 'resource' && info.verb === 'watch',
     };
   }
 
