@@ -181,6 +181,9 @@ const target = z
  */
 export const K8S_PRIVILEGE_FACTS = ['escalate', 'bind', 'impersonate', 'serviceaccount', 'token', 'csr', 'csr-approval', 'finalize', 'finalizers'] as const;
 
+/** `attributes.body` of a Kubernetes request whose body the proxy cannot read; matched by `match.kubernetes.unreadable_body`. */
+export const K8S_UNREADABLE_BODY = 'unreadable';
+
 const ruleMatch = z.strictObject({
   claims: globs.optional().describe('claim name → glob or list of globs (`*` matches anything); all must match; `iss` and `sub` are the verified identity'),
   targets: z.array(z.string()).optional().describe('target-name globs'),
@@ -226,6 +229,10 @@ const ruleMatch = z.strictObject({
         .nonempty()
         .optional()
         .describe('privilege facts, or `"*"` for any: `escalate` role writes, `bind` binding writes, `impersonate`, `serviceaccount` writes, `token` (`serviceaccounts/token`, a service-account-token Secret), `csr`, `csr-approval`, `finalize` (`namespaces/finalize`), `finalizers` (a patch or update setting `metadata.finalizers`)'),
+      unreadable_body: z
+        .literal(true)
+        .optional()
+        .describe('`true`: only a request whose body Agate cannot read matches (`attributes.body: unreadable`: a media type other than JSON, YAML or protobuf such as CBOR, any `Content-Encoding`, YAML it cannot parse, JSON with a key repeated in one object). Such a request is refused (rule `agate.unverifiable`) unless an allow rule with this condition matches it, whatever the policy default'),
     })
     .optional()
     .describe('Kubernetes API requests, matched against the request descriptor the Kubernetes proxy records (attributes `verb`, `resource`, `subresource`, `namespace`, `privilege`); a Kubernetes rule never matches a command without one'),

@@ -195,8 +195,10 @@ k('bodies Agate cannot record or that would store a mask are refused, fail close
   const codes = [];
   for (const c of commands) codes.push(((await recordOf(ctx, c.event_id, 3)).find((e) => e.type === 'Response') as Response).error_code);
   assert.equal(codes, [ErrorCode.PROTOCOL_FRAME_TOO_LARGE, ErrorCode.MASKED_VALUE_WRITE]);
-  // Refused whatever policy says: the policy service, reading the commands off the bus, allows both.
-  assert.equal(ctx.recorded.filter((e) => e.type === 'Verdict').map((e) => e.type === 'Verdict' && e.decision), ['allow', 'allow']);
+  // Refused whatever policy says: the policy service, reading the commands off the bus, allows the
+  // first; the unreadable body it refuses as well (rule agate.unverifiable), but only afterwards.
+  assert.is(commands[1]!.attributes.body, 'unreadable');
+  assert.equal(ctx.recorded.filter((e) => e.type === 'Verdict').map((e) => e.type === 'Verdict' && [e.decision, e.rule_id]), [['allow', null], ['deny', 'agate.unverifiable']]);
 });
 
 k('a path the API server would not interpret is a BadRequest, recording nothing', async (ctx) => {

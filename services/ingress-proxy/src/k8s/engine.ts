@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Bus } from '../../../../core/src/bus/bus.js';
+import { K8S_UNREADABLE_BODY } from '../../../../core/src/config.js';
 import { ErrorCode, describeError } from '../../../../core/src/errors.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command } from '../../../../schemas/src/events.js';
@@ -113,7 +114,7 @@ export class KubeEngine {
     const info = classifyRequest(req.method, req.target);
     if (info.kind === 'invalid') return { kind: 'refuse', status: failure('BadRequest', info.message), info: undefined };
     const { body } = req;
-    const read = body === undefined || body.length === 0 ? undefined : readBody(body, req.headers['content-type']);
+    const read = body === undefined || body.length === 0 ? undefined : readBody(body, req.headers['content-type'], req.headers['content-encoding']);
     // Before the sample is masked: masking writes the very marker looked for.
     const marked = read === undefined || !WRITE_VERBS.has(info.verb) ? [] : maskMarkers(read, body!);
     const command = this.#command(session, req, info, read);
@@ -209,6 +210,8 @@ export class KubeEngine {
       parameters.push(bodySample(read, info, recording));
     }
     if (headers['content-type'] !== undefined && body !== undefined && body.length > 0) attributes.content_type = headers['content-type'];
+    // Policy refuses what it cannot know unless a rule names it (services/policy/src/engine.ts).
+    if (read?.kind === 'opaque' && !read.searchable) attributes.body = K8S_UNREADABLE_BODY;
     if (impersonates(headers)) attributes.impersonate = 'refused';
     const privilege = privilegeFacts(info, headers, read, body);
     if (privilege.length > 0) attributes.privilege = privilege.join(',');
