@@ -221,7 +221,7 @@ const ruleMatch = z.strictObject({
         .array(z.enum(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection', '*']))
         .nonempty()
         .optional()
-        .describe('RBAC verbs; `delete` also matches `deletecollection`, the deletion of many. A `deny` or `hold` rule also matches requests of the same effect: `create pods/eviction` as `delete pods`; a write of `pods/ephemeralcontainers` (`kubectl debug`) and any `nodes/proxy` request (the kubelet\'s exec, any namespace) as `create pods/exec`'),
+        .describe('RBAC verbs; `delete` also matches `deletecollection`, the deletion of many. A `deny` or `hold` rule also matches requests of the same effect: `create pods/eviction` as `delete pods`; a write of `pods/ephemeralcontainers` (`kubectl debug`) and any `nodes/proxy` request (the kubelet\'s exec, any namespace) as `create pods/exec`; any `pods/proxy` or `services/proxy` request (HTTP to the pods\' ports) as `create pods/portforward`; the old `/api/v1/proxy/…` paths like the subresources they spell'),
       resources: z.array(z.string().min(1)).nonempty().optional().describe('resource globs such as `pods/exec`, `secrets`'),
       namespaces: z.array(z.string()).nonempty().optional().describe('namespace globs. A `deny` or `hold` rule also matches a list, watch or deletecollection across all namespaces (it reaches the named ones); an `allow` rule never does'),
       privilege: z

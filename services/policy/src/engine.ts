@@ -19,13 +19,19 @@ const ACROSS_NAMESPACES = new Set(['list', 'watch', 'deletecollection']);
  * The requests another request has the effect of, for refusing and holding rules (an allow rule
  * is never widened): an eviction deletes the pod (its disruption budget permitting); an
  * ephemeral container (`kubectl debug`) runs a command in the pod as exec would; a node's proxy
- * reaches its kubelet, whose API execs into any pod on the node, of any namespace.
+ * reaches its kubelet, whose API execs into any pod on the node, of any namespace; a pod's or a
+ * service's proxy sends HTTP to the pods' ports, as a port-forward would.
  */
 function sameEffect(r: K8sRequest): Array<{ request: K8sRequest; anyNamespace: boolean }> {
   if (r.apiGroup !== '') return [];
   if (r.resource === 'pods/eviction' && r.verb === 'create') return [{ request: { ...r, verb: 'delete', resource: 'pods' }, anyNamespace: false }];
   if (r.resource === 'pods/ephemeralcontainers' && (r.verb === 'update' || r.verb === 'patch')) return [{ request: { ...r, verb: 'create', resource: 'pods/exec' }, anyNamespace: false }];
-  if (r.resource === 'nodes/proxy') return [{ request: { ...r, verb: 'create', resource: 'pods/exec', name: '' }, anyNamespace: true }];
+  // `/api/v1/proxy/…`, the old spelling of the proxy subresources (the verb names it, not a subresource).
+  const proxied = r.resource.endsWith('/proxy') ? r.resource.slice(0, -'/proxy'.length) : r.verb === 'proxy' && !r.resource.includes('/') ? r.resource : undefined;
+  // A kubelet's API runs commands in any of its pods.
+  if (proxied === 'nodes') return [{ request: { ...r, verb: 'create', resource: 'pods/exec', name: '' }, anyNamespace: true }];
+  // HTTP to a pod's (or a service's pods') ports: a port-forward by another door.
+  if (proxied === 'pods' || proxied === 'services') return [{ request: { ...r, verb: 'create', resource: 'pods/portforward', name: '' }, anyNamespace: false }];
   return [];
 }
 
