@@ -154,6 +154,34 @@ test('watch spelled as the API server reads it (yes, on, empty, percent-encoded)
   assert.equal(watched.map((e) => e.requestURI), [], answers.join('\n'));
 });
 
+test('spellings of a denied read (slashes, dot segments, backslashes, encodings, case, dryRun, the watch path) never return the value', async (ctx) => {
+  const spellings = [
+    '/api/v1/namespaces/vault/configmaps/db/',
+    '//api/v1/namespaces/vault/configmaps/db',
+    '/api/v1/namespaces/default/../vault/configmaps/db',
+    '/api/v1/namespaces/default/%2e%2e/vault/configmaps/db',
+    '/api/v1/namespaces/default\\..\\vault/configmaps/db',
+    '/api/v1/namespaces/default%5C..%5Cvault/configmaps/db',
+    '/api/v1/namespaces/vault%2Fconfigmaps%2Fdb',
+    '/api/v1/namespaces/%76ault/configmaps/db',
+    '/api/v1/namespaces/VAULT/configmaps/db',
+    '/api/v1/namespaces/vault/configmaps/./db?dryRun=All',
+    '/api/v1/namespaces/vault/configmaps/db%2f',
+    '/api/v1/watch/namespaces/vault/configmaps/db?timeoutSeconds=1',
+    '/api/v1/namespaces/vault/configmaps?fieldSelector=metadata.name%3Ddb',
+    '/api/v1/namespaces/vault/configmaps?watch=on&timeoutSeconds=1',
+  ];
+  const answers: string[] = [];
+  for (const path of spellings) {
+    const r = await raw(ctx, 'GET', path);
+    answers.push(`${path} -> ${r.status}`);
+    assert.not.ok(r.body.includes(VAULT_VALUE), `${path} returned the value (${r.status})`);
+    assert.ok(r.status >= 400, answers.at(-1));
+  }
+  const served = await audited(ctx, (e) => e.objectRef?.namespace === 'vault' && e.objectRef.resource === 'configmaps' && e.user.username === 'agate-admin' && e.verb !== 'create' && (e.responseStatus?.code ?? 0) < 300);
+  assert.equal(served.map((e) => e.requestURI), [], answers.join('\n'));
+});
+
 test('a JSON body with duplicate keys (which the API server merges or reads differently) cannot hide a token Secret, finalizers or a mask marker', async (ctx) => {
   // Go keeps a string field when a later duplicate is null; JSON.parse keeps the null.
   const token = '{"apiVersion":"v1","kind":"Secret","metadata":{"name":"dup-token","annotations":{"kubernetes.io/service-account.name":"default"}},"type":"kubernetes.io/service-account-token","type":null}';
@@ -334,11 +362,51 @@ test('HTTP/2, chunked bodies with trailers, huge headers and a second Authorizat
   const reversedGot = await reversed.settle(complete);
   reversed.end();
   assert.match(reversedGot, /^HTTP\/1\.1 401 /, reversedGot.slice(0, 200));
+  // Impersonation on an upgrade request (an allowed watch over a WebSocket): refused before policy.
+  const imp = await tlsSession(ctx);
+  imp.write(`GET /api/v1/namespaces/default/configmaps?watch=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nImpersonate-Group: system:masters\r\nImpersonate-User: probe-impersonated\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+  const impGot = await imp.settle(complete);
+  imp.end();
+  assert.match(impGot, /^HTTP\/1\.1 403 /, impGot.slice(0, 200));
+  assert.match(impGot, 'impersonation headers');
+  assert.equal(await audited(ctx, (e) => e.user.username === 'probe-impersonated' || JSON.stringify(e).includes('probe-impersonated')), []);
   const seen = await audited(ctx, (e) => /probe%3Dtwo-auth|probe=two-auth/.test(e.requestURI));
   assert.equal(seen.map((e) => e.user.username), ['agate-admin']);
   // And the pod targeted by the HTTP/2 and oversized requests is still there.
   const deleted = await audited(ctx, (e) => e.verb === 'delete' && e.objectRef?.name === 'victim');
   assert.equal(deleted, []);
+});
+
+test('a custom resource named like a core one (secrets.apps.evil, kind Secret) falls under the rules for that name, never outside them', async (ctx) => {
+  const crd = {
+    apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'secrets.apps.evil' },
+    spec: {
+      group: 'apps.evil', scope: 'Namespaced', names: { plural: 'secrets', singular: 'secret', kind: 'Secret' },
+      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+    },
+  };
+  const made = await ctx.kube.kubectl(['apply', '-f', '-'], { input: JSON.stringify(crd) });
+  assert.is(made.code, 0, made.stderr);
+  const ready = await ctx.kube.kubectl(['wait', '--for=condition=Established', '--timeout=30s', 'crd/secrets.apps.evil']);
+  assert.is(ready.code, 0, ready.stderr);
+  const evil = Buffer.from('evil-lookalike-canary').toString('base64');
+  const obj = await ctx.kube.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'apps.evil/v1', kind: 'Secret', metadata: { name: 'lookalike', namespace: 'default' }, data: { key: evil } }) });
+  assert.is(obj.code, 0, obj.stderr);
+  // Read: masked by the rule on `secrets`, whatever the group.
+  for (const path of ['/apis/apps.evil/v1/namespaces/default/secrets/lookalike', '/apis/apps.evil/v1/namespaces/default/secrets']) {
+    const r = await raw(ctx, 'GET', path);
+    assert.is(r.status, 200, `${path}: ${r.body.slice(0, 200)}`);
+    assert.not.ok(r.body.includes(evil), `${path} returned the value`);
+  }
+  // Watch: refused like the core one's.
+  const w = await raw(ctx, 'GET', '/apis/apps.evil/v1/namespaces/default/secrets?watch=yes&timeoutSeconds=1');
+  assert.is(w.status, 403, w.body.slice(0, 200));
+  assert.match(statusMessage(w), 'by rule "no-secret-watch"');
+  const watched = await audited(ctx, (e) => e.verb === 'watch' && e.objectRef?.resource === 'secrets');
+  assert.equal(watched.map((e) => e.requestURI), []);
+  const e = events(ctx);
+  const reads = commandsWhere(e, (c) => c.text === 'GET /apis/apps.evil/v1/namespaces/default/secrets/lookalike');
+  assert.equal(reads.map((c) => [c.attributes.api_group, verdictOf(e, c)?.rule_id]), [['apps.evil', 'secrets-read-masked']]);
 });
 
 test('kubectl --raw takes the same decisions as kubectl itself', async (ctx) => {
