@@ -210,6 +210,25 @@ test('a JSON body with duplicate keys (which the API server merges or reads diff
   assert.ok(dup.length > 0 && dup.every((cmd) => cmd.attributes.body === 'unreadable'), JSON.stringify(dup.map((x) => x.attributes)));
 });
 
+/** A length-delimited protobuf field (wire type 2): the only kind these messages need. */
+function pbField(field: number, value: Buffer | string): Buffer {
+  const bytes = Buffer.from(value);
+  const varint = (n: number): number[] => (n < 0x80 ? [n] : [(n & 0x7f) | 0x80, ...varint(n >>> 7)]);
+  return Buffer.concat([Buffer.from([...varint((field << 3) | 2), ...varint(bytes.length)]), bytes]);
+}
+
+test('a protobuf update (field numbers, no field names in its bytes) cannot set finalizers unseen', async (ctx) => {
+  // k8s.io/api core/v1 ConfigMap: metadata = 1 (ObjectMeta: name = 1, namespace = 3, finalizers = 14), data = 2.
+  const metadata = Buffer.concat([pbField(1, 'fin'), pbField(3, 'default'), pbField(14, 'example.com/keep')]);
+  const configMap = Buffer.concat([pbField(1, metadata), pbField(2, Buffer.concat([pbField(1, 'a'), pbField(2, 'pb')]))]);
+  // The envelope: magic, then runtime.Unknown { typeMeta = 1 { apiVersion = 1, kind = 2 }, raw = 2 }.
+  const body = Buffer.concat([Buffer.from('k8s\0'), pbField(1, Buffer.concat([pbField(1, 'v1'), pbField(2, 'ConfigMap')])), pbField(2, configMap)]);
+  const r = await raw(ctx, 'PUT', '/api/v1/namespaces/default/configmaps/fin', { 'content-type': 'application/vnd.kubernetes.protobuf' }, body);
+  assert.is(await stored(ctx, 'configmap', 'fin', '{.metadata.finalizers}'), '', `finalizers were set (${r.status} ${r.body.slice(0, 200)})`);
+  assert.is(r.status, 403, r.body.slice(0, 300));
+  assert.match(statusMessage(r), 'by rule "no-privilege-changes"');
+});
+
 test('keys in another case are ignored by the API server, as by Agate', async (ctx) => {
   const body = '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"fin2","Finalizers":["example.com/keep"]},"data":{"a":"d"}}';
   const r = await raw(ctx, 'PUT', '/api/v1/namespaces/default/configmaps/fin2', { 'content-type': 'application/json' }, body);

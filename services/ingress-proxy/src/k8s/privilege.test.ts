@@ -52,6 +52,8 @@ test('namespace finalize, and finalizers set by a patch or update in any form', 
   assert.equal(facts('PUT', '/api/v1/namespaces/a/configmaps/c', { metadata: { name: 'c', finalizers: [] } }), ['finalizers']);
   assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: { labels: { a: 'b' } } }, 'application/merge-patch+json'), []);
   assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', Buffer.from('metadata: {"fin\\x61lizers": [], labels: &l {a: b}}\nx: *l\n'), 'application/apply-patch+yaml'), ['finalizers']);
+  // Protobuf names fields by number: an update in it may set finalizers without the word in its bytes.
+  assert.equal(facts('PUT', '/api/v1/namespaces/a/configmaps/c', Buffer.from('k8s\0\x0a\x0f\x0a\x02v1\x12\x09ConfigMap\x12\x1a\x0a\x18\x72\x10example.com/keep'), 'application/vnd.kubernetes.protobuf'), ['finalizers']);
 });
 
 test('impersonation headers, on any request', () => {

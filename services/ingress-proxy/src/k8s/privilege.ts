@@ -54,14 +54,15 @@ export function privilegeFacts(info: RequestInfo, headers: IncomingHttpHeaders, 
   if (group === '' && resource === 'secrets' && verb !== 'delete' && verb !== 'deletecollection' && namesTokenType(read, raw)) facts.add('token');
   if (group === 'certificates.k8s.io' && resource === 'certificatesigningrequests') facts.add(sub === 'approval' ? 'csr-approval' : 'csr');
   if (group === '' && resource === 'namespaces' && sub === 'finalize') facts.add('finalize');
-  if ((verb === 'update' || verb === 'patch') && setsFinalizers(read, raw)) facts.add('finalizers');
+  if ((verb === 'update' || verb === 'patch') && setsFinalizers(read)) facts.add('finalizers');
   return [...facts];
 }
 
 /*
- * A searchable body (protobuf) shows a name in its raw bytes. Any other body Agate could not parse
- * (YAML with aliases, CBOR with chunked strings, escapes, JSON with a repeated key, a compressed
- * body) may spell the name so the bytes never show it: it counts as naming it (fail closed).
+ * A searchable body (protobuf) shows a string value whole in its raw bytes (field names it has
+ * none). Any other body Agate could not parse (YAML with aliases, CBOR with chunked strings,
+ * escapes, JSON with a repeated key, a compressed body) may spell the value so the bytes never
+ * show it: it counts as naming it (fail closed).
  */
 
 /** A Secret of type service-account-token: the token controller fills it with a token for the named account. */
@@ -71,10 +72,13 @@ function namesTokenType(read: ReadBody | undefined, raw: Buffer | undefined): bo
   return raw !== undefined && raw.includes(SA_TOKEN_TYPE);
 }
 
-/** Whether a write body sets `metadata.finalizers` (or replaces all of metadata, or the whole object). */
-function setsFinalizers(read: ReadBody | undefined, raw: Buffer | undefined): boolean {
+/**
+ * Whether a write body sets `metadata.finalizers` (or replaces all of metadata, or the whole
+ * object). Protobuf names fields by number, so its bytes never show `finalizers`: it counts.
+ */
+function setsFinalizers(read: ReadBody | undefined): boolean {
   if (read === undefined) return false;
-  if (read.kind === 'opaque') return !read.searchable || (raw !== undefined && raw.includes('finalizers'));
+  if (read.kind === 'opaque') return true;
   if (read.patch === 'json' && Array.isArray(read.doc)) {
     return read.doc.some((op) => {
       const path = isObject(op) && typeof op.path === 'string' ? pointer(op.path) : undefined;
