@@ -182,6 +182,20 @@ test('spellings of a denied read (slashes, dot segments, backslashes, encodings,
   assert.equal(served.map((e) => e.requestURI), [], answers.join('\n'));
 });
 
+test('a resource request by a method that has no RBAC verb (OPTIONS, TRACE, PROPFIND, …) is refused before the API server sees it', async (ctx) => {
+  const answers: string[] = [];
+  for (const method of ['OPTIONS', 'TRACE', 'PROPFIND', 'MKCOL', 'PURGE', 'LINK']) {
+    for (const path of ['/api/v1/namespaces/vault/configmaps/db', '/api/v1/namespaces/prod/pods/victim']) {
+      const r = await raw(ctx, method, `${path}?probe=method-${method}`);
+      answers.push(`${method} ${path} -> ${r.status}`);
+      assert.not.ok(r.body.includes(VAULT_VALUE), answers.at(-1));
+      assert.is(r.status, 405, `${answers.at(-1)} ${r.body.slice(0, 200)}`);
+    }
+  }
+  const reached = await audited(ctx, (e) => e.requestURI.includes('probe=method-'));
+  assert.equal(reached.map((e) => `${e.verb} ${e.requestURI} ${e.responseStatus?.code}`), [], answers.join('\n'));
+});
+
 test('a JSON body with duplicate keys (which the API server merges or reads differently) cannot hide a token Secret, finalizers or a mask marker', async (ctx) => {
   // Go keeps a string field when a later duplicate is null; JSON.parse keeps the null.
   const token = '{"apiVersion":"v1","kind":"Secret","metadata":{"name":"dup-token","annotations":{"kubernetes.io/service-account.name":"default"}},"type":"kubernetes.io/service-account-token","type":null}';

@@ -118,6 +118,7 @@ export class KubeEngine {
     // Before the sample is masked: masking writes the very marker looked for.
     const marked = read === undefined || !WRITE_VERBS.has(info.verb) ? [] : maskMarkers(read, body!);
     const command = this.#command(session, req, info, read);
+    if (info.kind === 'resource' && info.verb === '') return this.#refuse(session, command, info, noVerb(req.method, info), ErrorCode.PROTOCOL_VIOLATION, true);
     if (body === undefined) {
       const status = failure('RequestEntityTooLarge', `the request body is larger than ${this.#options.target.maxBodyBytes} bytes, the most Agate records`, info);
       return this.#refuse(session, command, info, status, ErrorCode.PROTOCOL_FRAME_TOO_LARGE, true);
@@ -146,6 +147,7 @@ export class KubeEngine {
     const decided: RequestInfo = info.kind === 'resource' && info.verb === 'get' && UPGRADE_SUBRESOURCES.has(info.subresource) ? { ...info, verb: 'create' } : info;
     const command = this.#command(session, req, decided, undefined);
     command.attributes.upgrade = String(req.headers.upgrade ?? '').slice(0, 64);
+    if (decided.kind === 'resource' && decided.verb === '') return this.#refuse(session, command, decided, noVerb(req.method, decided), ErrorCode.PROTOCOL_VIOLATION, true);
     if (declaresBody(req.headers)) {
       // Bytes after the head are relayed only once the API server switched protocols: a body
       // Agate never reads has no place in an upgrade, so its framing is not guessed at.
@@ -317,6 +319,15 @@ export class KubeEngine {
       return { kind: 'unknown', reason: 'the question could not be recorded' };
     }
   }
+}
+
+/**
+ * A resource request by a method with no RBAC verb (OPTIONS, TRACE, PROPFIND, …): no rule can
+ * name it and the API server serves none, so it is refused (fail closed) rather than left to
+ * the policy default.
+ */
+function noVerb(method: string, info: RequestInfo): Status {
+  return failure('MethodNotAllowed', `Agate refused the request: the method ${method.slice(0, 20)} has no Kubernetes verb`, info);
 }
 
 function declaresBody(headers: KubeRequest['headers']): boolean {
