@@ -152,6 +152,13 @@ test('watch spelled as the API server reads it (yes, on, empty, percent-encoded)
   for (const q of ['watch=0', 'watch=false', 'watch=False']) assert.is((await raw(ctx, 'GET', `/api/v1/namespaces/default/secrets?${q}`)).status, 200, q);
   const watched = await audited(ctx, (e) => e.verb === 'watch' && e.objectRef?.resource === 'secrets');
   assert.equal(watched.map((e) => e.requestURI), [], answers.join('\n'));
+  // Agate's record says the same: each a watch, refused by that rule.
+  const e = await until('the watches recorded with their verdicts', () => {
+    const evs = events(ctx);
+    const cs = commandsWhere(evs, (c) => c.text.startsWith('GET /api/v1/namespaces/default/secrets?watch') && c.text.includes('timeoutSeconds=1'));
+    return cs.length === spellings.length && cs.every((c) => verdictOf(evs, c) !== undefined) ? { evs, cs } : undefined;
+  });
+  assert.equal(e.cs.map((c) => [c.attributes.verb, verdictOf(e.evs, c)?.rule_id]), spellings.map(() => ['watch', 'no-secret-watch']));
 });
 
 test('spellings of a denied read (slashes, dot segments, backslashes, encodings, case, dryRun, the watch path) never return the value', async (ctx) => {
