@@ -181,6 +181,9 @@ const target = z
  */
 export const K8S_PRIVILEGE_FACTS = ['escalate', 'bind', 'impersonate', 'serviceaccount', 'token', 'csr', 'csr-approval', 'finalize', 'finalizers'] as const;
 
+/** `attributes.body` of a Kubernetes request whose body the proxy cannot read; matched by `match.kubernetes.unreadable_body`. */
+export const K8S_UNREADABLE_BODY = 'unreadable';
+
 const ruleMatch = z.strictObject({
   claims: globs.optional().describe('claim name → glob or list of globs (`*` matches anything); all must match; `iss` and `sub` are the verified identity'),
   targets: z.array(z.string()).optional().describe('target-name globs'),
@@ -218,7 +221,7 @@ const ruleMatch = z.strictObject({
         .array(z.enum(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection', '*']))
         .nonempty()
         .optional()
-        .describe('RBAC verbs; `delete` also matches `deletecollection`, the deletion of many. A `deny` or `hold` rule also matches requests of the same effect: `create pods/eviction` as `delete pods`; a write of `pods/ephemeralcontainers` (`kubectl debug`) and any `nodes/proxy` request (the kubelet\'s exec, any namespace) as `create pods/exec`'),
+        .describe('RBAC verbs; `delete` also matches `deletecollection`, the deletion of many. A `deny` or `hold` rule also matches requests of the same effect: `create pods/eviction` as `delete pods`; a write of `pods/ephemeralcontainers` (`kubectl debug`) and any `nodes/proxy` request (the kubelet\'s exec, any namespace) as `create pods/exec`; any `pods/proxy` or `services/proxy` request (HTTP to the pods\' ports) as `create pods/portforward`; the old `/api/v1/proxy/…` paths like the subresources they spell'),
       resources: z.array(z.string().min(1)).nonempty().optional().describe('resource globs such as `pods/exec`, `secrets`'),
       namespaces: z.array(z.string()).nonempty().optional().describe('namespace globs. A `deny` or `hold` rule also matches a list, watch or deletecollection across all namespaces (it reaches the named ones); an `allow` rule never does'),
       privilege: z
@@ -226,6 +229,10 @@ const ruleMatch = z.strictObject({
         .nonempty()
         .optional()
         .describe('privilege facts, or `"*"` for any: `escalate` role writes, `bind` binding writes, `impersonate`, `serviceaccount` writes, `token` (`serviceaccounts/token`, a service-account-token Secret), `csr`, `csr-approval`, `finalize` (`namespaces/finalize`), `finalizers` (a patch or update setting `metadata.finalizers`)'),
+      unreadable_body: z
+        .literal(true)
+        .optional()
+        .describe('`true`: only a request whose body Agate cannot read matches (`attributes.body: unreadable`: a media type other than JSON, YAML or protobuf such as CBOR, any `Content-Encoding`, YAML it cannot parse, JSON with a key repeated in one object). Such a request is refused (rule `agate.unverifiable`) unless an allow rule with this condition matches it, whatever the policy default'),
     })
     .optional()
     .describe('Kubernetes API requests, matched against the request descriptor the Kubernetes proxy records (attributes `verb`, `resource`, `subresource`, `namespace`, `privilege`); a Kubernetes rule never matches a command without one'),

@@ -288,6 +288,7 @@ evaluate('kubernetes: a refusal for one namespace holds across all namespaces an
     - { id: no-prod-pod-deletes, action: deny, match: { kubernetes: { verbs: [delete], resources: [pods], namespaces: [prod] } } }
     - { id: no-vault-reads, action: deny, match: { kubernetes: { verbs: [get, list, watch], resources: [configmaps], namespaces: [vault] } } }
     - { id: no-exec-in-prod, action: deny, match: { kubernetes: { verbs: [create], resources: [pods/exec], namespaces: [prod] } } }
+    - { id: no-tunnels-in-prod, action: deny, match: { kubernetes: { verbs: [create], resources: [pods/portforward], namespaces: [prod] } } }
     - { id: dev-everything, action: allow, match: { kubernetes: { namespaces: [dev] } } }
 `);
   const k8s = (attributes: Record<string, string>) => p.evaluate(cmd('kubectl', { protocol: 'kubernetes', attributes })).rule_id;
@@ -304,6 +305,15 @@ evaluate('kubernetes: a refusal for one namespace holds across all namespaces an
   assert.is(k8s({ verb: 'patch', resource: 'pods', subresource: 'ephemeralcontainers', namespace: 'prod', name: 'p' }), 'no-exec-in-prod');
   assert.is(k8s({ verb: 'get', resource: 'nodes', subresource: 'proxy', name: 'n1' }), 'no-exec-in-prod');
   assert.is(k8s({ verb: 'patch', resource: 'pods', subresource: 'ephemeralcontainers', namespace: 'dev', name: 'p' }), 'dev-everything');
+  // The old spelling, /api/v1/proxy/nodes/n1/…: the verb is proxy and there is no subresource.
+  assert.is(k8s({ verb: 'proxy', resource: 'nodes', name: 'n1' }), 'no-exec-in-prod');
+  // HTTP to a pod's or a service's ports through the API server is a port-forward, whatever the method.
+  for (const verb of ['get', 'create', 'delete', 'proxy']) {
+    assert.is(k8s({ verb, resource: 'pods', subresource: verb === 'proxy' ? '' : 'proxy', namespace: 'prod', name: 'p:8080' }), 'no-tunnels-in-prod', verb);
+    assert.is(k8s({ verb, resource: 'services', subresource: verb === 'proxy' ? '' : 'proxy', namespace: 'prod', name: 'https:s:443' }), 'no-tunnels-in-prod', verb);
+  }
+  assert.is(k8s({ verb: 'get', resource: 'pods', subresource: 'proxy', namespace: 'dev', name: 'p' }), 'dev-everything');
+  assert.is(k8s({ verb: 'get', resource: 'pods', subresource: 'log', namespace: 'prod', name: 'p' }), null);
   // The allow for dev does not cover a list across all namespaces (default deny decides).
   assert.is(k8s({ verb: 'list', resource: 'pods' }), null);
 });

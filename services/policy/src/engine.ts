@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ApprovalConfig, PolicyConfig, RuleConfig } from '../../../core/src/config.js';
+import { K8S_UNREADABLE_BODY, type ApprovalConfig, type PolicyConfig, type RuleConfig } from '../../../core/src/config.js';
 import { initShellParser, ShellAnalysisCache, type ShellCommand } from '../../../core/src/shell/analyze.js';
 import { initSqlParser, SqlAnalysisCache, type SqlAnalysis } from '../../../core/src/sql/analyze.js';
 import { lexingChange, lexingRefusal } from '../../../core/src/sql/lexing.js';
@@ -19,13 +19,19 @@ const ACROSS_NAMESPACES = new Set(['list', 'watch', 'deletecollection']);
  * The requests another request has the effect of, for refusing and holding rules (an allow rule
  * is never widened): an eviction deletes the pod (its disruption budget permitting); an
  * ephemeral container (`kubectl debug`) runs a command in the pod as exec would; a node's proxy
- * reaches its kubelet, whose API execs into any pod on the node, of any namespace.
+ * reaches its kubelet, whose API execs into any pod on the node, of any namespace; a pod's or a
+ * service's proxy sends HTTP to the pods' ports, as a port-forward would.
  */
 function sameEffect(r: K8sRequest): Array<{ request: K8sRequest; anyNamespace: boolean }> {
   if (r.apiGroup !== '') return [];
   if (r.resource === 'pods/eviction' && r.verb === 'create') return [{ request: { ...r, verb: 'delete', resource: 'pods' }, anyNamespace: false }];
   if (r.resource === 'pods/ephemeralcontainers' && (r.verb === 'update' || r.verb === 'patch')) return [{ request: { ...r, verb: 'create', resource: 'pods/exec' }, anyNamespace: false }];
-  if (r.resource === 'nodes/proxy') return [{ request: { ...r, verb: 'create', resource: 'pods/exec', name: '' }, anyNamespace: true }];
+  // `/api/v1/proxy/…`, the old spelling of the proxy subresources (the verb names it, not a subresource).
+  const proxied = r.resource.endsWith('/proxy') ? r.resource.slice(0, -'/proxy'.length) : r.verb === 'proxy' && !r.resource.includes('/') ? r.resource : undefined;
+  // A kubelet's API runs commands in any of its pods.
+  if (proxied === 'nodes') return [{ request: { ...r, verb: 'create', resource: 'pods/exec', name: '' }, anyNamespace: true }];
+  // HTTP to a pod's (or a service's pods') ports: a port-forward by another door.
+  if (proxied === 'pods' || proxied === 'services') return [{ request: { ...r, verb: 'create', resource: 'pods/portforward', name: '' }, anyNamespace: false }];
   return [];
 }
 
@@ -64,8 +70,9 @@ export const INEXACT_LINE_RULE = 'agate.shell-line-inexact';
 
 /**
  * Rule id used when a statement has a guarded effect (`dynamic`, `opaque`, `unknown`: what it will
- * run is not in its text) and no allow rule naming that effect matched: `default: allow` does not
- * let it through.
+ * run is not in its text) and no allow rule naming that effect matched, or a Kubernetes request
+ * carries a body Agate cannot read and no allow rule naming that matched: `default: allow` does
+ * not let it through.
  */
 export const UNVERIFIABLE_RULE = 'agate.unverifiable';
 
@@ -272,8 +279,25 @@ export class CompiledPolicy {
         }
       }
     }
-    if (command.protocol === 'kubernetes') return this.#clientMask(command, strictest!);
+    if (command.protocol === 'kubernetes') return this.#clientMask(command, this.#readableBody(command, strictest!));
     return strictest!;
+  }
+
+  /**
+   * A Kubernetes request whose body Agate cannot read (CBOR, YAML it cannot parse, JSON with a
+   * repeated key) may do anything its checks look for (mint a token, drop finalizers, write the
+   * mask marker over a stored value): like SQL with a guarded effect, neither `default: allow` nor
+   * an allow rule lets it through unless the rule names it (`unreadable_body: true`). A hold is
+   * kept: a human decides.
+   */
+  #readableBody(command: Command, d: PolicyDecision): PolicyDecision {
+    if (command.attributes.body !== K8S_UNREADABLE_BODY || d.decision === 'deny' || d.decision === 'hold') return d;
+    const rule = d.rule_id === null ? undefined : this.#rules.find((r) => r.config.id === d.rule_id);
+    if (rule?.config.match.kubernetes?.unreadable_body === true) return d;
+    return {
+      decision: 'deny', rule_id: UNVERIFIABLE_RULE, mask_set: null,
+      reason: 'the request body cannot be read by Agate (a media type other than JSON, YAML or protobuf, YAML it cannot parse, or JSON with a repeated key), so what it does is unknown; only an allow rule with match.kubernetes.unreadable_body: true can allow it',
+    };
   }
 
   /**
@@ -437,6 +461,7 @@ function compileRule(config: RuleConfig): CompiledRule {
     if (!anyVerb && verbTest !== undefined && !verbTest.has(r.verb)) return false;
     if (resourceTest !== undefined && !resourceTest(r.resource)) return false;
     if (privilegeTest !== undefined && !r.privilege.some(privilegeTest)) return false;
+    if (k8s?.unreadable_body === true && !r.unreadableBody) return false;
     // A request across all namespaces ('') reaches the objects of every namespace: it answers with
     // them, and a list, watch or deletecollection acts on them, so a refusal for one namespace holds.
     return namespaceTest === undefined || anyNamespace || namespaceTest(r.namespace) || (r.namespace === '' && (anyVerb || (restrictive && ACROSS_NAMESPACES.has(r.verb))));

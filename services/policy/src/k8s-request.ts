@@ -1,3 +1,4 @@
+import { K8S_UNREADABLE_BODY } from '../../../core/src/config.js';
 import type { Command } from '../../../schemas/src/events.js';
 
 /**
@@ -16,6 +17,8 @@ export interface K8sRequest {
   apiGroup: string;
   /** Privilege facts the proxy found (`attributes.privilege`): escalate, bind, token, … */
   privilege: string[];
+  /** The body is one the proxy cannot read (`attributes.body: unreadable`): what it does is unknown. */
+  unreadableBody: boolean;
 }
 
 /** The request a Kubernetes command describes, or undefined when its attributes lack verb or resource. */
@@ -28,5 +31,6 @@ export function k8sRequest(command: Command): K8sRequest | undefined {
   return {
     verb, resource: sub ? `${resource}/${sub}` : resource, namespace: a.namespace ?? '', name: a.name ?? '', apiGroup: (a.api_group ?? '').toLowerCase(),
     privilege: a.privilege === undefined || a.privilege === '' ? [] : a.privilege.split(','),
+    unreadableBody: a.body === K8S_UNREADABLE_BODY,
   };
 }

@@ -47,6 +47,12 @@ policy:
     - id: k8s-deployment-deletes
       action: deny
       match: { kubernetes: { verbs: [delete], resources: [deployments] } }
+    - id: k8s-cbor-widgets
+      action: allow
+      match: { kubernetes: { resources: [widgets], unreadable_body: true } }
+    - id: k8s-gadgets
+      action: allow
+      match: { kubernetes: { resources: [gadgets] } }
     - id: privileges
       action: deny
       match: { sql: { statements: [GrantStmt, GrantRoleStmt, CreateRoleStmt, AlterRoleStmt, DropRoleStmt, AlterDefaultPrivilegesStmt, ReassignOwnedStmt] } }
@@ -275,6 +281,14 @@ const CASES: Case[] = [
   { text: 'kubectl delete --raw /apis/apps/v1/namespaces/app/deployments', attributes: { verb: 'deletecollection', resource: 'deployments', api_group: 'apps', namespace: 'app' }, decision: 'deny', rule: 'k8s-deployment-deletes', protocol: 'kubernetes' },
   { text: 'kubectl delete deployment web', attributes: { verb: 'delete', resource: 'deployments', api_group: 'apps', namespace: 'app', name: 'web' }, decision: 'deny', rule: 'k8s-deployment-deletes', protocol: 'kubernetes' },
   { text: 'kubectl get deployments', attributes: { verb: 'list', resource: 'deployments', api_group: 'apps', namespace: 'app' }, decision: 'allow', rule: null, protocol: 'kubernetes' },
+  // A body the proxy cannot read: only an allow rule naming it lets it through, never the default.
+  { text: 'POST /api/v1/namespaces/app/configmaps (CBOR)', attributes: { verb: 'create', resource: 'configmaps', namespace: 'app', body: 'unreadable' }, decision: 'deny', rule: 'agate.unverifiable', protocol: 'kubernetes' },
+  { text: 'PUT /api/v1/namespaces/app/secrets/db (JSON with a repeated key)', attributes: { verb: 'update', resource: 'secrets', namespace: 'app', name: 'db', body: 'unreadable' }, decision: 'deny', rule: 'agate.unverifiable', protocol: 'kubernetes' },
+  { text: 'POST /api/v1/namespaces/app/secrets (alias YAML, token type)', attributes: { verb: 'create', resource: 'secrets', namespace: 'app', body: 'unreadable', privilege: 'token' }, decision: 'deny', rule: 'k8s-privilege', protocol: 'kubernetes' },
+  { text: 'POST /apis/example.com/v1/namespaces/app/widgets (CBOR)', attributes: { verb: 'create', resource: 'widgets', api_group: 'example.com', namespace: 'app', body: 'unreadable' }, decision: 'allow', rule: 'k8s-cbor-widgets', protocol: 'kubernetes' },
+  { text: 'POST /apis/example.com/v1/namespaces/app/widgets (JSON)', attributes: { verb: 'create', resource: 'widgets', api_group: 'example.com', namespace: 'app' }, decision: 'allow', rule: null, protocol: 'kubernetes' },
+  { text: 'POST /apis/example.com/v1/namespaces/app/gadgets (CBOR)', attributes: { verb: 'create', resource: 'gadgets', api_group: 'example.com', namespace: 'app', body: 'unreadable' }, decision: 'deny', rule: 'agate.unverifiable', protocol: 'kubernetes' },
+  { text: 'POST /apis/example.com/v1/namespaces/app/gadgets (JSON)', attributes: { verb: 'create', resource: 'gadgets', api_group: 'example.com', namespace: 'app' }, decision: 'allow', rule: 'k8s-gadgets', protocol: 'kubernetes' },
   { text: 'DELETE FROM pods', decision: 'deny', rule: 'unbounded-write' },
 ];
 

@@ -195,8 +195,23 @@ k('bodies Agate cannot record or that would store a mask are refused, fail close
   const codes = [];
   for (const c of commands) codes.push(((await recordOf(ctx, c.event_id, 3)).find((e) => e.type === 'Response') as Response).error_code);
   assert.equal(codes, [ErrorCode.PROTOCOL_FRAME_TOO_LARGE, ErrorCode.MASKED_VALUE_WRITE]);
-  // Refused whatever policy says: the policy service, reading the commands off the bus, allows both.
-  assert.equal(ctx.recorded.filter((e) => e.type === 'Verdict').map((e) => e.type === 'Verdict' && e.decision), ['allow', 'allow']);
+  // Refused whatever policy says: the policy service, reading the commands off the bus, allows the
+  // first; the unreadable body it refuses as well (rule agate.unverifiable), but only afterwards.
+  assert.is(commands[1]!.attributes.body, 'unreadable');
+  assert.equal(ctx.recorded.filter((e) => e.type === 'Verdict').map((e) => e.type === 'Verdict' && [e.decision, e.rule_id]), [['allow', null], ['deny', 'agate.unverifiable']]);
+});
+
+k('a resource request by a method with no Kubernetes verb is refused (405) and recorded, never left to the policy default', async (ctx) => {
+  const plan = await ctx.engine.request(ctx.session, { method: 'PROPFIND', target: '/api/v1/namespaces/app/configmaps/c', body: Buffer.alloc(0), headers: headers() });
+  assert.is(plan.kind === 'refuse' && plan.status.code, 405);
+  const upgrade = await ctx.engine.upgrade(ctx.session, { method: 'OPTIONS', target: '/api/v1/namespaces/app/pods/web/exec?command=id', body: Buffer.alloc(0), headers: headers({ upgrade: 'websocket' }), rawHeaders: [] });
+  assert.is(upgrade.kind === 'refuse' && upgrade.status.code, 405);
+  await ctx.session.events.drained();
+  const commands = ctx.recorded.filter((e): e is Command => e.type === 'Command');
+  assert.equal(commands.map((c) => c.text), ['PROPFIND /api/v1/namespaces/app/configmaps/c', 'OPTIONS /api/v1/namespaces/app/pods/web/exec?command=id']);
+  const codes = [];
+  for (const c of commands) codes.push(((await recordOf(ctx, c.event_id, 2)).find((e) => e.type === 'Response') as Response).error_code);
+  assert.equal(codes, [ErrorCode.PROTOCOL_VIOLATION, ErrorCode.PROTOCOL_VIOLATION]);
 });
 
 k('a path the API server would not interpret is a BadRequest, recording nothing', async (ctx) => {

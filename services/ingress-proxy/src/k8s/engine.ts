@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Bus } from '../../../../core/src/bus/bus.js';
+import { K8S_UNREADABLE_BODY } from '../../../../core/src/config.js';
 import { ErrorCode, describeError } from '../../../../core/src/errors.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command } from '../../../../schemas/src/events.js';
@@ -113,10 +114,11 @@ export class KubeEngine {
     const info = classifyRequest(req.method, req.target);
     if (info.kind === 'invalid') return { kind: 'refuse', status: failure('BadRequest', info.message), info: undefined };
     const { body } = req;
-    const read = body === undefined || body.length === 0 ? undefined : readBody(body, req.headers['content-type']);
+    const read = body === undefined || body.length === 0 ? undefined : readBody(body, req.headers['content-type'], req.headers['content-encoding']);
     // Before the sample is masked: masking writes the very marker looked for.
     const marked = read === undefined || !WRITE_VERBS.has(info.verb) ? [] : maskMarkers(read, body!);
     const command = this.#command(session, req, info, read);
+    if (info.kind === 'resource' && info.verb === '') return this.#refuse(session, command, info, noVerb(req.method, info), ErrorCode.PROTOCOL_VIOLATION, true);
     if (body === undefined) {
       const status = failure('RequestEntityTooLarge', `the request body is larger than ${this.#options.target.maxBodyBytes} bytes, the most Agate records`, info);
       return this.#refuse(session, command, info, status, ErrorCode.PROTOCOL_FRAME_TOO_LARGE, true);
@@ -133,7 +135,8 @@ export class KubeEngine {
     return {
       kind: 'forward', command, info, method: req.method, path: normalizedTarget(req.target),
       headers: upstreamHeaders(req.headers, credential, body.length), body, client: decision.client, rewrite: this.#review(session, info, req.headers),
-      watch: info.kind === 'resource' && (info.verb === 'watch' || /[?&]watch=(1|t|true)\b/i.test(req.target)),
+      // The verb as the API server decides it: a named GET ignores `watch`, a list with it streams.
+      watch: info.kind === 'resource' && info.verb === 'watch',
     };
   }
 
@@ -144,6 +147,7 @@ export class KubeEngine {
     const decided: RequestInfo = info.kind === 'resource' && info.verb === 'get' && UPGRADE_SUBRESOURCES.has(info.subresource) ? { ...info, verb: 'create' } : info;
     const command = this.#command(session, req, decided, undefined);
     command.attributes.upgrade = String(req.headers.upgrade ?? '').slice(0, 64);
+    if (decided.kind === 'resource' && decided.verb === '') return this.#refuse(session, command, decided, noVerb(req.method, decided), ErrorCode.PROTOCOL_VIOLATION, true);
     if (declaresBody(req.headers)) {
       // Bytes after the head are relayed only once the API server switched protocols: a body
       // Agate never reads has no place in an upgrade, so its framing is not guessed at.
@@ -208,6 +212,8 @@ export class KubeEngine {
       parameters.push(bodySample(read, info, recording));
     }
     if (headers['content-type'] !== undefined && body !== undefined && body.length > 0) attributes.content_type = headers['content-type'];
+    // Policy refuses what it cannot know unless a rule names it (services/policy/src/engine.ts).
+    if (read?.kind === 'opaque' && !read.searchable) attributes.body = K8S_UNREADABLE_BODY;
     if (impersonates(headers)) attributes.impersonate = 'refused';
     const privilege = privilegeFacts(info, headers, read, body);
     if (privilege.length > 0) attributes.privilege = privilege.join(',');
@@ -313,6 +319,15 @@ export class KubeEngine {
       return { kind: 'unknown', reason: 'the question could not be recorded' };
     }
   }
+}
+
+/**
+ * A resource request by a method with no RBAC verb (OPTIONS, TRACE, PROPFIND, …): no rule can
+ * name it and the API server serves none, so it is refused (fail closed) rather than left to
+ * the policy default.
+ */
+function noVerb(method: string, info: RequestInfo): Status {
+  return failure('MethodNotAllowed', `Agate refused the request: the method ${method.slice(0, 20)} has no Kubernetes verb`, info);
 }
 
 function declaresBody(headers: KubeRequest['headers']): boolean {

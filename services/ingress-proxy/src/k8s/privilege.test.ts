@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { K8S_PRIVILEGE_FACTS } from '../../../../core/src/config.js';
@@ -7,7 +8,7 @@ import { classifyRequest, type RequestInfo } from './request-info.js';
 
 const facts = (method: string, path: string, body?: unknown, type = 'application/json', headers: Record<string, string> = {}) => {
   const raw = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
-  return privilegeFacts(classifyRequest(method, path) as RequestInfo, { 'content-type': type, ...headers }, raw === undefined ? undefined : readBody(raw, type), raw);
+  return privilegeFacts(classifyRequest(method, path) as RequestInfo, { 'content-type': type, ...headers }, raw === undefined ? undefined : readBody(raw, type, headers['content-encoding']), raw);
 };
 
 const test = suite('privilegeFacts');
@@ -31,6 +32,11 @@ test('service accounts, minted tokens (TokenRequest and token Secrets), CSRs and
   // A body Agate cannot parse (YAML with an alias, an escape hiding the type; CBOR) may name the type.
   const aliased = Buffer.from('kind: Secret\nmetadata: {name: m, labels: &l {a: b}}\nmore: *l\ntype: "kubernetes.io/service-account\\x2dtoken"\n');
   assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', aliased, 'application/yaml'), ['token']);
+  // Compressed protobuf: its bytes no longer show the type.
+  const gz = gzipSync(Buffer.from('k8s\0...kubernetes.io/service-account-token...'));
+  assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', gz, 'application/vnd.kubernetes.protobuf', { 'content-encoding': 'gzip' }), ['token']);
+  // Go keeps the type when a repeated key sets it to null; JSON.parse keeps the null.
+  assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', Buffer.from('{"kind":"Secret","type":"kubernetes.io/service-account-token","type":null}'), 'application/json'), ['token']);
   assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', Buffer.from([0xd9, 0xd9, 0xf7, 0xa0]), 'application/cbor'), ['token']);
   assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', Buffer.from('k8s\0...Opaque...'), 'application/vnd.kubernetes.protobuf'), []);
   assert.equal(facts('POST', '/apis/certificates.k8s.io/v1/certificatesigningrequests', {}), ['csr']);
@@ -46,6 +52,8 @@ test('namespace finalize, and finalizers set by a patch or update in any form', 
   assert.equal(facts('PUT', '/api/v1/namespaces/a/configmaps/c', { metadata: { name: 'c', finalizers: [] } }), ['finalizers']);
   assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: { labels: { a: 'b' } } }, 'application/merge-patch+json'), []);
   assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', Buffer.from('metadata: {"fin\\x61lizers": [], labels: &l {a: b}}\nx: *l\n'), 'application/apply-patch+yaml'), ['finalizers']);
+  // Protobuf names fields by number: an update in it may set finalizers without the word in its bytes.
+  assert.equal(facts('PUT', '/api/v1/namespaces/a/configmaps/c', Buffer.from('k8s\0\x0a\x0f\x0a\x02v1\x12\x09ConfigMap\x12\x1a\x0a\x18\x72\x10example.com/keep'), 'application/vnd.kubernetes.protobuf'), ['finalizers']);
 });
 
 test('impersonation headers, on any request', () => {

@@ -51,32 +51,34 @@ export function privilegeFacts(info: RequestInfo, headers: IncomingHttpHeaders, 
   if (group === RBAC && (resource === 'roles' || resource === 'clusterroles')) facts.add('escalate');
   if (group === RBAC && (resource === 'rolebindings' || resource === 'clusterrolebindings')) facts.add('bind');
   if (group === '' && resource === 'serviceaccounts') facts.add(sub === 'token' ? 'token' : 'serviceaccount');
-  const protobuf = PROTOBUF.test(String(headers['content-type'] ?? ''));
-  if (group === '' && resource === 'secrets' && verb !== 'delete' && verb !== 'deletecollection' && namesTokenType(read, raw, protobuf)) facts.add('token');
+  if (group === '' && resource === 'secrets' && verb !== 'delete' && verb !== 'deletecollection' && namesTokenType(read, raw)) facts.add('token');
   if (group === 'certificates.k8s.io' && resource === 'certificatesigningrequests') facts.add(sub === 'approval' ? 'csr-approval' : 'csr');
   if (group === '' && resource === 'namespaces' && sub === 'finalize') facts.add('finalize');
-  if ((verb === 'update' || verb === 'patch') && setsFinalizers(read, raw, protobuf)) facts.add('finalizers');
+  if ((verb === 'update' || verb === 'patch') && setsFinalizers(read)) facts.add('finalizers');
   return [...facts];
 }
 
-/**
- * Protobuf keeps every string whole and unescaped, so a name in it is found in the raw bytes.
- * Any other body Agate could not parse (YAML with aliases, CBOR with chunked strings, escapes)
- * may spell the name so the bytes never show it: it counts as naming it (fail closed).
+/*
+ * A searchable body (protobuf) shows a string value whole in its raw bytes (field names it has
+ * none). Any other body Agate could not parse (YAML with aliases, CBOR with chunked strings,
+ * escapes, JSON with a repeated key, a compressed body) may spell the value so the bytes never
+ * show it: it counts as naming it (fail closed).
  */
-const PROTOBUF = /^\s*application\/vnd\.kubernetes\.protobuf\b/i;
 
 /** A Secret of type service-account-token: the token controller fills it with a token for the named account. */
-function namesTokenType(read: ReadBody | undefined, raw: Buffer | undefined, protobuf: boolean): boolean {
+function namesTokenType(read: ReadBody | undefined, raw: Buffer | undefined): boolean {
   if (read?.kind === 'parsed') return JSON.stringify(read.doc).includes(SA_TOKEN_TYPE);
-  if (read?.kind === 'opaque' && !protobuf) return true;
+  if (read?.kind === 'opaque' && !read.searchable) return true;
   return raw !== undefined && raw.includes(SA_TOKEN_TYPE);
 }
 
-/** Whether a write body sets `metadata.finalizers` (or replaces all of metadata, or the whole object). */
-function setsFinalizers(read: ReadBody | undefined, raw: Buffer | undefined, protobuf: boolean): boolean {
+/**
+ * Whether a write body sets `metadata.finalizers` (or replaces all of metadata, or the whole
+ * object). Protobuf names fields by number, so its bytes never show `finalizers`: it counts.
+ */
+function setsFinalizers(read: ReadBody | undefined): boolean {
   if (read === undefined) return false;
-  if (read.kind === 'opaque') return !protobuf || (raw !== undefined && raw.includes('finalizers'));
+  if (read.kind === 'opaque') return true;
   if (read.patch === 'json' && Array.isArray(read.doc)) {
     return read.doc.some((op) => {
       const path = isObject(op) && typeof op.path === 'string' ? pointer(op.path) : undefined;

@@ -90,6 +90,24 @@ mask('server-side apply in YAML is read and masked; aliases are refused (they co
   assert.match(out, '"name":"db"');
   const aliased = readBody(Buffer.from('a: &x {pw: 1}\nb: *x\n'), 'application/apply-patch+yaml');
   assert.is(aliased.kind, 'opaque');
+  // A repeated key: the API server keeps one of them, Agate cannot tell which.
+  assert.is(readBody(Buffer.from('kind: Secret\nkind: ConfigMap\n'), 'application/yaml').kind, 'opaque');
+});
+
+mask('JSON with a key repeated in one object is unreadable: the API server merges or keeps what JSON.parse drops', () => {
+  const body = Buffer.from('{"kind":"Secret","stringData":{"k":"\\u005bmasked]"},"stringData":{}}');
+  assert.equal(readBody(body, 'application/json'), { kind: 'opaque', why: `${body.length} bytes of JSON with the key "stringData" twice in one object, which the API server reads differently`, searchable: false });
+  assert.is(readBody(Buffer.from('[{"op":"add","path":"/a","value":1,"value":2}]'), 'application/json-patch+json').kind, 'opaque');
+  assert.is(readBody(Buffer.from('{"data":{"a":1},"stringData":{"a":1}}'), 'application/json').kind, 'parsed');
+});
+
+mask('a content-encoded body is unreadable whatever its type; protobuf alone is searchable', () => {
+  const json = Buffer.from('{"kind":"ConfigMap"}');
+  assert.equal(readBody(json, 'application/json', 'gzip'), { kind: 'opaque', why: `${json.length} bytes of application/json encoded as gzip`, searchable: false });
+  assert.is(readBody(json, 'application/json', 'identity').kind, 'parsed');
+  assert.equal(readBody(json, 'application/vnd.kubernetes.protobuf'), { kind: 'opaque', why: `${json.length} bytes of application/vnd.kubernetes.protobuf`, searchable: true });
+  assert.is((readBody(json, 'application/vnd.kubernetes.protobuf', 'deflate') as { searchable: boolean }).searchable, false);
+  assert.is((readBody(json, 'application/cbor') as { searchable: boolean }).searchable, false);
 });
 
 mask('mask_fields apply to a patch of their kind, and to a resource Agate cannot name', () => {

@@ -1,5 +1,6 @@
 import { parse as parseYaml } from 'yaml';
 import { MASKED_VALUE } from '../masking/masker.js';
+import { duplicateKey } from './json-duplicates.js';
 import { ANY_KIND, maskAs, maskDocument, type JsonMaskRules } from './json-mask.js';
 import type { RequestInfo } from './request-info.js';
 
@@ -39,30 +40,45 @@ export function addressedKind(info: RequestInfo): string | typeof ANY_KIND | und
   return BUILTIN_KINDS[`${info.apiGroup}/${info.resource}`] ?? ANY_KIND;
 }
 
-export type ReadBody = { kind: 'parsed'; doc: unknown; patch: 'json' | 'object' } | { kind: 'opaque'; why: string };
+/**
+ * `searchable`: an opaque body whose raw bytes show every string whole (protobuf, not
+ * content-encoded), so a name in it is found by searching them. Any other opaque body is
+ * unreadable: it may spell what Agate looks for so the bytes never show it.
+ */
+export type ReadBody = { kind: 'parsed'; doc: unknown; patch: 'json' | 'object' } | { kind: 'opaque'; why: string; searchable: boolean };
 
 export function isJson(contentType: string | undefined): boolean {
   return contentType !== undefined && /^application\/([a-z0-9.+-]*\+)?json\b/i.test(contentType.trim());
 }
 
+/** Protobuf keeps every string whole and unescaped. */
+const PROTOBUF = /^application\/vnd\.kubernetes\.protobuf\b/i;
 const JSON_PATCH = /^application\/json-patch\+json\b/i;
 const YAML = /^application\/([a-z0-9.+-]*\+)?yaml\b/i;
 
 /**
  * Parses a request body Agate can read: JSON in any of its media types, and YAML (server-side
  * apply and `application/yaml` creates). Protobuf and CBOR stay opaque: they are digested, never
- * copied, since their Secret data cannot be found and masked.
+ * copied, since their Secret data cannot be found and masked. A body with a `Content-Encoding`
+ * (the API server decodes none) is opaque whatever its type: its bytes are not what they say.
  */
-export function readBody(body: Buffer, contentType: string | undefined): ReadBody {
+export function readBody(body: Buffer, contentType: string | undefined, contentEncoding?: string): ReadBody {
   const type = contentType?.trim() ?? '';
-  const yaml = YAML.test(type);
-  if (!yaml && !isJson(type)) return { kind: 'opaque', why: `${body.length} bytes of ${contentType ?? 'unknown type'}` };
-  let doc: unknown;
-  try {
-    doc = yaml ? parseYaml(body.toString('utf8'), { maxAliasCount: 0 }) : JSON.parse(body.toString('utf8'));
-  } catch {
-    return { kind: 'opaque', why: `${body.length} bytes of invalid ${yaml ? 'YAML' : 'JSON'}` };
+  if (contentEncoding !== undefined && !/^\s*identity\s*$/i.test(contentEncoding)) {
+    return { kind: 'opaque', why: `${body.length} bytes of ${contentType ?? 'unknown type'} encoded as ${contentEncoding.slice(0, 40)}`, searchable: false };
   }
+  const yaml = YAML.test(type);
+  if (!yaml && !isJson(type)) return { kind: 'opaque', why: `${body.length} bytes of ${contentType ?? 'unknown type'}`, searchable: PROTOBUF.test(type) };
+  let doc: unknown;
+  const text = body.toString('utf8');
+  try {
+    // YAML: a repeated key is an error here, while the API server keeps one of them.
+    doc = yaml ? parseYaml(text, { maxAliasCount: 0 }) : JSON.parse(text);
+  } catch {
+    return { kind: 'opaque', why: `${body.length} bytes of ${yaml ? 'YAML Agate cannot parse' : 'invalid JSON'}`, searchable: false };
+  }
+  const repeated = yaml ? undefined : duplicateKey(text);
+  if (repeated !== undefined) return { kind: 'opaque', why: `${body.length} bytes of JSON with the key ${JSON.stringify(repeated)} twice in one object, which the API server reads differently`, searchable: false };
   return { kind: 'parsed', doc, patch: JSON_PATCH.test(type) || Array.isArray(doc) ? 'json' : 'object' };
 }
 

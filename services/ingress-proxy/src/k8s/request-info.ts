@@ -96,7 +96,7 @@ export function classifyRequest(method: string, target: string): RequestInfo | I
   let name = parts[1] ?? '';
   const subresource = parts.length >= 3 && !SPECIAL_VERBS_NO_SUBRESOURCES.has(verb) ? parts[2]! : '';
   if (name === '' && verb === 'get') {
-    verb = parseBool(url.searchParams.get('watch')) ? 'watch' : 'list';
+    verb = watchParam(url.searchParams.get('watch')) ? 'watch' : 'list';
     name = exactName(url.searchParams.get('fieldSelector')) ?? '';
   }
   if (name === '' && verb === 'delete') verb = 'deletecollection';
@@ -132,9 +132,14 @@ function splitPath(path: string): string[] {
   return trimmed === '' ? [] : trimmed.split('/');
 }
 
-/** Go's strconv.ParseBool, which the API server's query decoding uses. */
-function parseBool(value: string | null): boolean {
-  return value !== null && ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value);
+/**
+ * The `watch` query parameter as the API server decodes it (apimachinery's
+ * `Convert_Slice_string_To_bool`, also its fallback when other parameters fail to decode): present
+ * with any value but `0` or `false` (any case) is true, so `watch=yes`, `watch=` and a bare
+ * `watch` are watches. Go's `strconv.ParseBool` is not what it uses.
+ */
+function watchParam(value: string | null): boolean {
+  return value !== null && value !== '0' && value.toLowerCase() !== 'false';
 }
 
 /** `metadata.name=x` (or `==`) in a field selector names one object, as `RequiresExactMatch` reads it. */

@@ -1,7 +1,7 @@
 import type { RequestInfo } from './request-info.js';
 
 /** The reasons Agate answers with (metav1.StatusReason values kubectl knows how to print). */
-export type StatusReason = 'Unauthorized' | 'Forbidden' | 'BadRequest' | 'Invalid' | 'RequestEntityTooLarge' | 'ServiceUnavailable' | 'InternalError' | 'Timeout' | 'TooManyRequests';
+export type StatusReason = 'Unauthorized' | 'Forbidden' | 'BadRequest' | 'Invalid' | 'MethodNotAllowed' | 'RequestEntityTooLarge' | 'ServiceUnavailable' | 'InternalError' | 'Timeout' | 'TooManyRequests';
 
 /** A `metav1.Status` object: the error form every Kubernetes client understands. */
 export interface Status {
@@ -16,7 +16,7 @@ export interface Status {
 }
 
 const CODES: Record<StatusReason, number> = {
-  Unauthorized: 401, Forbidden: 403, BadRequest: 400, Invalid: 422, RequestEntityTooLarge: 413, ServiceUnavailable: 503, InternalError: 500, Timeout: 504, TooManyRequests: 429,
+  Unauthorized: 401, Forbidden: 403, BadRequest: 400, Invalid: 422, MethodNotAllowed: 405, RequestEntityTooLarge: 413, ServiceUnavailable: 503, InternalError: 500, Timeout: 504, TooManyRequests: 429,
 };
 
 /**
