@@ -53,8 +53,8 @@ interface Figures {
   p99: number;
   eventsPerSec: number;
   lagMs: number;
-  /** CPU per event stored while the events went in, µs, per process (all its threads). */
-  cpu: { publishers: number; broker?: number; ledgers: number; store?: number; policy?: number };
+  /** CPU per event stored while the events went in, µs, per process (all its threads); embedded: all in `publishers`. */
+  cpu: { publishers: number; broker?: number; ledgers?: number; store?: number; policy?: number };
   /** Events each ledger process stored (several: how the partitions were shared). */
   perLedger?: number[];
   load: string;
@@ -93,8 +93,9 @@ async function verdictLatency(proxy: Bus, n: number): Promise<{ p50: number; p99
 
 /**
  * Publishes `n` Response events from 8 concurrent publishers (256 unawaited publishes each at a
- * time), each over 8 sessions (so the sessions' keys spread over the partitions), and waits until `stored()` has grown by `n`. CPU of each process in `pids` (and of this
- * one, as `self`) over the whole run, in µs per event.
+ * time), each over 8 sessions (so the sessions' keys spread over the partitions), and waits
+ * until `stored()` has grown by `n`. CPU of each process in `pids` (and of this one, as `self`)
+ * over the whole run, in µs per event.
  */
 async function throughput(bus: Bus, stored: () => Promise<number>, n: number, pids: Record<string, number>): Promise<{ eventsPerSec: number; lagMs: number; cpu: Record<string, number> }> {
   const before = await stored();
@@ -138,7 +139,7 @@ async function embedded(verdicts: number, events: number): Promise<Figures> {
   await bus.close();
   await store.close();
   rmSync(dir, { recursive: true, force: true });
-  return { mode: 'embedded (one process, local log, fsync)', ...lat, eventsPerSec: tp.eventsPerSec, lagMs: tp.lagMs, cpu: { publishers: tp.cpu.self!, ledgers: 0 }, load: `${load} / ${loadNow()}` };
+  return { mode: 'embedded (one process, local log, fsync)', ...lat, eventsPerSec: tp.eventsPerSec, lagMs: tp.lagMs, cpu: { publishers: tp.cpu.self! }, load: `${load} / ${loadNow()}` };
 }
 
 /** Events the ledger processes stored so far (their agate_consumer_events_total{group="ledger"}), each. */

@@ -53,9 +53,10 @@ export interface KafkaBusOptions {
 const HANDLER_BACKOFF = { firstMs: 50, maxMs: 5_000 };
 /**
  * Producers per process. One idempotent kafkajs producer has one request in flight; more lanes
- * send in parallel, but measured with proxy, policy and ledger in one process on 2 cores, 4 moved
- * fewer events into the store than 1 (`npm run bench -- pipeline --producers 1,4`, BENCHMARKS.md):
- * the ledger, not the send, was the limit. Kept at 1 until a measurement says otherwise.
+ * send in parallel. With proxy, policy and ledger in one process, 4 moved fewer events into the
+ * store than 1 (the ledger was the limit); with the ledger in its own process (the distributed
+ * deployment), 4 moved more in 3 of 4 pairs, but on a machine at load 30-50
+ * (`npm run bench -- pipeline --producers 1,4`, BENCHMARKS.md). 1 until a quiet run confirms it.
  */
 const DEFAULT_PRODUCERS = 1;
 /**
