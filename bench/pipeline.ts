@@ -3,11 +3,11 @@
  * durably, decided by the policy service, verdict back to the waiting proxy) and sustained
  * events/s from publishers into the ledger's store.
  *
- *   npm run bench -- pipeline [--verdicts N] [--events N] [--producers 1,4] [--ledgers 1,2] [--store double|embedded]
+ *   npm run bench -- pipeline [--verdicts N] [--events N] [--ledgers 1,2] [--store double|embedded]
  *
  * The embedded row runs everything in this process (local log, fsync, embedded engine). Each
  * Kafka row runs as the distributed deployment does: this process is the proxy (its bus client
- * with `--producers` producers publishes), `agate policy` and `agate ledger` (`--ledgers` of them,
+ * publishes), `agate policy` and `agate ledger` (`--ledgers` of them,
  * one consumer group, one chain per partition) are processes of their own, Kafka 4.4 (one broker,
  * acks=all, 6 partitions, fresh topics per row). The ledgers' store is the ClickHouse HTTP test
  * double in its own process (the embedded engine behind a server's HTTP interface: what several
@@ -152,7 +152,6 @@ async function ledgerCounts(opsPorts: readonly number[]): Promise<number[]> {
 }
 
 interface Setup {
-  producers: number;
   ledgers: number;
   store: 'double' | 'embedded';
 }
@@ -190,7 +189,7 @@ ops: { listen: "127.0.0.1:${ops}" }
     const policy = rest[rest.length - 1]!;
     proxy = await KafkaBus.connect({
       brokers: [broker.bootstrap], instanceId: 'proxy', groupPrefix: consumerGroupPrefix(`${topic}.events`), eventsTopic: `${topic}.events`, verdictsTopic: `${topic}.verdicts`,
-      partitions: PARTITIONS, replicationFactor: 1, wire: new SingleObjectWire(new EventCodec()), logger: silentLogger, awaitsVerdicts: true, producers: setup.producers,
+      partitions: PARTITIONS, replicationFactor: 1, wire: new SingleObjectWire(new EventCodec()), logger: silentLogger, awaitsVerdicts: true,
     });
     const lat = await verdictLatency(proxy, verdicts);
     const ops = ledgers.map((l) => l.ops);
@@ -200,7 +199,7 @@ ops: { listen: "127.0.0.1:${ops}" }
     const tp = await throughput(proxy, async () => (await ledgerCounts(ops)).reduce((a, b) => a + b, 0), events, pids);
     const countsAfter = await ledgerCounts(ops);
     const ledgerCpu = ledgers.reduce((s, _, i) => s + tp.cpu[`ledger${i}`]!, 0);
-    const mode = `Kafka, ${setup.producers} producer${setup.producers === 1 ? '' : 's'}, ${setup.ledgers} ledger process${setup.ledgers === 1 ? '' : 'es'}${setup.store === 'embedded' ? ' (engine inside)' : ''}`;
+    const mode = `Kafka, ${setup.ledgers} ledger process${setup.ledgers === 1 ? '' : 'es'}${setup.store === 'embedded' ? ' (engine inside)' : ''}`;
     return {
       mode, ...lat, eventsPerSec: tp.eventsPerSec, lagMs: tp.lagMs,
       cpu: { publishers: tp.cpu.self!, broker: tp.cpu.broker, ledgers: ledgerCpu, store: tp.cpu.store, policy: tp.cpu.policy },
@@ -222,7 +221,7 @@ export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      verdicts: { type: 'string', default: '2000' }, events: { type: 'string', default: '200000' }, producers: { type: 'string', default: '1,4' },
+      verdicts: { type: 'string', default: '2000' }, events: { type: 'string', default: '200000' },
       ledgers: { type: 'string', default: '1,2' }, store: { type: 'string', default: 'double' }, 'no-embedded': { type: 'boolean', default: false },
     },
   });
@@ -230,7 +229,7 @@ export async function run(argv: string[]): Promise<void> {
   const events = Number(values.events);
   const store = values.store === 'embedded' ? 'embedded' : 'double';
   const setups: Setup[] = [];
-  for (const ledgers of values.ledgers.split(',').map(Number)) for (const producers of values.producers.split(',').map(Number)) setups.push({ producers, ledgers, store });
+  for (const ledgers of values.ledgers.split(',').map(Number)) setups.push({ ledgers, store });
   if (store === 'embedded' && setups.some((s) => s.ledgers > 1)) throw new Error('--store embedded holds the engine inside one ledger process: use --ledgers 1');
   await loadParsers();
   console.log(`pipeline benchmark: ${verdicts} sequential verdict round trips, then ${events} events from 8 publishers into the ledger's store (${availableParallelism()} cores, load average ${loadNow()})\n`);

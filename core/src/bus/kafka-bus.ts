@@ -10,7 +10,7 @@ import { Backoff, pause } from '../retry.js';
 import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
 import { DEFAULT_RETENTION_MS, topicSpecs } from './kafka-topics.js';
 import { installKafkajsIdleFix } from './kafkajs-idle-fix.js';
-import { laneOf, ProducerLane } from './kafka-lanes.js';
+import { ProducerLane } from './kafka-lanes.js';
 import { PROCESS_GROUPS, type ProxyLeases } from './leases.js';
 import { VerdictWaiters } from './verdict-waiters.js';
 import type { WireCodec } from './wire.js';
@@ -45,20 +45,10 @@ export interface KafkaBusOptions {
   connectTimeoutMs?: number;
   /** Where each consumer reports whether it runs (a service process's readiness); a CLI command's bus has none. */
   readiness?: Readiness;
-  /** Idempotent producers sending in parallel, each a group commit (default 1; see kafka-lanes.ts). */
-  producers?: number;
 }
 
 /** Waits between retries of a batch whose handler failed (core/src/retry.ts). */
 const HANDLER_BACKOFF = { firstMs: 50, maxMs: 5_000 };
-/**
- * Producers per process. One idempotent kafkajs producer has one request in flight; more lanes
- * send in parallel. With proxy, policy and ledger in one process, 4 moved fewer events into the
- * store than 1 (the ledger was the limit); with the ledger in its own process (the distributed
- * deployment), 4 moved more in 3 of 4 pairs, but on a machine at load 30-50
- * (`npm run bench -- pipeline --producers 1,4`, BENCHMARKS.md). 1 until a quiet run confirms it.
- */
-const DEFAULT_PRODUCERS = 1;
 /**
  * Fetch settings. A fetch with nothing to read is held at the broker up to `maxWaitTimeInMs`, and
  * the broker answers it as soon as a record arrives (`minBytes` 1), so a long wait costs no
@@ -91,12 +81,12 @@ export function consumerGroupPrefix(eventsTopic: string, configured?: string): s
 /**
  * The distributed bus over Kafka (kafkajs behind Agate's own interface). Publishing uses an
  * idempotent producer with acks from all in-sync replicas; concurrent publishes share one request
- * per producer (group commit), so the write-ahead wait costs one round trip, and several producers
- * send in parallel, each owning the sessions whose key maps to it.
+ * (group commit), so the write-ahead wait costs one round trip. Several producers sending in
+ * parallel were measured and gave no consistent gain (BENCHMARKS.md, pipeline).
  */
 export class KafkaBus implements Bus, ProxyLeases {
   readonly #kafka: Kafka;
-  readonly #lanes: ProducerLane[];
+  readonly #producer: ProducerLane;
   readonly #consumers = new Set<Consumer>();
   readonly #waiters = new VerdictWaiters();
   /**
@@ -131,8 +121,7 @@ export class KafkaBus implements Bus, ProxyLeases {
       ...(options.tls === undefined ? {} : { ssl: options.tls }),
       ...(options.sasl === undefined ? {} : { sasl: options.sasl as SASLOptions }),
     });
-    const lanes = options.producers ?? DEFAULT_PRODUCERS;
-    this.#lanes = Array.from({ length: lanes }, () => new ProducerLane(this.#kafka, options.verdictsTopic, options.logger));
+    this.#producer = new ProducerLane(this.#kafka, options.verdictsTopic, options.logger);
   }
 
   /**
@@ -154,7 +143,7 @@ export class KafkaBus implements Bus, ProxyLeases {
       try {
         await options.wire.init();
         await bus.#ensureTopics();
-        await Promise.all(bus.#lanes.map((l) => l.connect()));
+        await bus.#producer.connect();
         if (options.awaitsVerdicts) await bus.#listenForVerdicts();
         return bus;
       } catch (cause) {
@@ -179,7 +168,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     const topicMessages = [{ topic: this.#options.eventsTopic, messages: [message] }];
     // The verdict also goes to the reply topic, sent only once its events-topic copy is acknowledged (#send).
     if (event.type === 'Verdict') topicMessages.push({ topic: this.#options.verdictsTopic, messages: [{ key: event.command_id, value, headers }] });
-    return this.#lanes[laneOf(event.session_id, this.#lanes.length)]!.enqueue(topicMessages);
+    return this.#producer.enqueue(topicMessages);
   }
 
   requestVerdict(command: Command, deadlineMs: number, options: VerdictRequestOptions = {}): Promise<VerdictOutcome> {
@@ -369,7 +358,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     if (this.#closed) return;
     this.#closed = true;
     for (const c of this.#readinessComponents) this.#options.readiness?.remove(c);
-    await Promise.all(this.#lanes.map((l) => l.close())); // sends under way finish first
+    await this.#producer.close(); // sends under way finish first
     await Promise.all([...this.#consumers].map((c) => c.disconnect().catch(() => undefined)));
     this.#consumers.clear();
     await this.#deleteProcessGroups([...(this.#options.awaitsVerdicts ? [this.#verdictGroup] : []), ...this.#processGroups]);
