@@ -83,12 +83,14 @@ kafka('batches carry each event\'s codec encoding as it came, with either wire (
     const sent = [command('enc', 'SELECT 1'), { ...SAMPLES.Response, event_id: randomUUID(), session_id: 'enc' }, command('enc', 'SELECT 2')];
     for (const e of sent) await b.publish(e);
     const got: { event: AgateEvent; encoded: Buffer | undefined }[] = [];
+    let subscription: Promise<{ close(): Promise<void> }> | undefined;
     await new Promise<void>((resolve) => {
-      void b.subscribe({ group: 'encoded', types: ['Command', 'Response'], handler: async (batch, source) => {
+      subscription = b.subscribe({ group: 'encoded', types: ['Command', 'Response'], handler: async (batch, source) => {
         batch.forEach((event, i) => got.push({ event, encoded: source.encoded?.[i] }));
         if (got.length >= sent.length) resolve();
       } });
     });
+    await (await subscription!).close();
     assert.is(got.length, sent.length, topic);
     got.forEach(({ event, encoded }, i) => {
       assert.ok(encoded !== undefined, `${topic}: event ${i} came without its encoding`);
