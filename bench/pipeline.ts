@@ -1,23 +1,34 @@
 /**
- * The audit pipeline, embedded and on Kafka side by side: verdict round trip (command published
+ * The audit pipeline, embedded and distributed side by side: verdict round trip (command published
  * durably, decided by the policy service, verdict back to the waiting proxy) and sustained
  * events/s from publishers into the ledger's store.
  *
- *   npm run bench -- pipeline [--verdicts N] [--events N] [--producers 1,4]
+ *   npm run bench -- pipeline [--verdicts N] [--events N] [--ledgers 1,2] [--store double|embedded]
  *
- * Kafka (4.4, acks=all, 6 partitions, one broker) runs once per producer count, on fresh topics.
+ * The embedded row runs everything in this process (local log, fsync, embedded engine). Each
+ * Kafka row runs as the distributed deployment does: this process is the proxy (its bus client
+ * publishes), `agate policy` and `agate ledger` (`--ledgers` of them,
+ * one consumer group, one chain per partition) are processes of their own, Kafka 4.4 (one broker,
+ * acks=all, 6 partitions, fresh topics per row). The ledgers' store is the ClickHouse HTTP test
+ * double in its own process (the embedded engine behind a server's HTTP interface: what several
+ * ledgers can share), or with `--store embedded` the engine inside the one ledger process.
+ * Printed besides: the CPU each process used per event while the events went in, so the ledger's
+ * own cost can be told from the rest on a loaded machine. AGATE_BENCH_NODE_ARGS (e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof`) goes to the `agate` processes.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Bus } from '../core/src/bus/bus.js';
-import { KafkaBus } from '../core/src/bus/kafka-bus.js';
+import { consumerGroupPrefix, KafkaBus } from '../core/src/bus/kafka-bus.js';
 import { LocalBus } from '../core/src/bus/local-bus.js';
 import { SingleObjectWire } from '../core/src/bus/single-object-wire.js';
 import { parseConfig } from '../core/src/config.js';
 import { silentLogger } from '../core/src/log.js';
+import { createSecretFile } from '../core/src/secret-file.js';
 import { EmbeddedStore } from '../core/src/store/embedded.js';
 import { EventCodec } from '../schemas/src/codec.js';
 import type { AgateEvent, Command } from '../schemas/src/events.js';
@@ -25,9 +36,16 @@ import { nowMicros } from '../schemas/src/events.js';
 import { SAMPLES } from '../schemas/src/samples.js';
 import { loadOrCreateSigner } from '../services/ledger/src/keys.js';
 import { LedgerService } from '../services/ledger/src/ledger.js';
+import { generateSignerKey } from '../services/ledger/src/note.js';
 import { CompiledPolicy, loadParsers } from '../services/policy/src/engine.js';
 import { PolicyService } from '../services/policy/src/service.js';
-import { startKafka } from '../test/harness/kafka.js';
+import { startKafka, type KafkaBroker } from '../test/harness/kafka.js';
+import { findFreePort } from '../test/harness/postgres.js';
+import { startRole, type RoleProcess } from '../test/e2e/role-process.js';
+import { startListeningChild } from './listening-child.js';
+
+const POLICY_YAML = '{ default: allow, rules: [{ id: no-drop, action: deny, match: { sql: { statements: [DropStmt] } } }] }';
+const PARTITIONS = 6;
 
 interface Figures {
   mode: string;
@@ -35,21 +53,25 @@ interface Figures {
   p99: number;
   eventsPerSec: number;
   lagMs: number;
-  /** CPU this process (proxy, policy and ledger clients of the bus) uses with no traffic, % of one core. */
-  idleCpuPct: number;
+  /** CPU per event stored while the events went in, µs, per process (all its threads); embedded: all in `publishers`. */
+  cpu: { publishers: number; broker?: number; ledgers?: number; store?: number; policy?: number };
+  /** Events each ledger process stored (several: how the partitions were shared). */
+  perLedger?: number[];
+  load: string;
 }
 
-/** This process's CPU over 5 s with nothing to do, after 1 s to settle, as % of one core. */
-async function idleCpu(): Promise<number> {
-  await new Promise((r) => setTimeout(r, 1_000));
-  const before = process.cpuUsage();
-  const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, 5_000));
-  const used = process.cpuUsage(before);
-  return ((used.user + used.system) / 1000 / (performance.now() - t0)) * 100;
+/** User plus system CPU of a process so far, in seconds (clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime
 }
 
-const policy = new CompiledPolicy(parseConfig('identity: { dev_issuer: { enabled: true } }\npolicy: { default: allow, rules: [{ id: no-drop, action: deny, match: { sql: { statements: [DropStmt] } } }] }\n', 'bench.yaml').policy);
+function selfCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+const loadNow = () => loadavg().map((l) => l.toFixed(1)).join(' ');
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -69,15 +91,22 @@ async function verdictLatency(proxy: Bus, n: number): Promise<{ p50: number; p99
   return { p50: percentile(times, 50), p99: percentile(times, 99) };
 }
 
-/** Publishes `n` events from 8 concurrent "sessions" and measures until the ledger stored all. */
-async function throughput(bus: Bus, ledger: LedgerService, store: EmbeddedStore, n: number): Promise<{ eventsPerSec: number; lagMs: number }> {
-  const [{ c: before }] = (await store.query<{ c: string }>('SELECT count() AS c FROM agate.ledger')) as [{ c: string }];
+/**
+ * Publishes `n` Response events from 8 concurrent publishers (256 unawaited publishes each at a
+ * time), each over 8 sessions (so the sessions' keys spread over the partitions), and waits
+ * until `stored()` has grown by `n`. CPU of each process in `pids` (and of this one, as `self`)
+ * over the whole run, in µs per event.
+ */
+async function throughput(bus: Bus, stored: () => Promise<number>, n: number, pids: Record<string, number>): Promise<{ eventsPerSec: number; lagMs: number; cpu: Record<string, number> }> {
+  const before = await stored();
+  const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
+  const selfBefore = selfCpuSeconds();
   const t0 = performance.now();
   const writers = Array.from({ length: 8 }, async (_, w) => {
-    const session = randomUUID();
+    const sessions = Array.from({ length: 8 }, () => randomUUID());
     const inflight: Promise<void>[] = [];
     for (let i = w; i < n; i += 8) {
-      const e: AgateEvent = { ...SAMPLES.Response, event_id: randomUUID(), session_id: session, time: nowMicros() };
+      const e: AgateEvent = { ...SAMPLES.Response, event_id: randomUUID(), session_id: sessions[(i >> 3) % 8]!, time: nowMicros() };
       inflight.push(bus.publish(e));
       if (inflight.length >= 256) await Promise.all(inflight.splice(0));
     }
@@ -85,74 +114,141 @@ async function throughput(bus: Bus, ledger: LedgerService, store: EmbeddedStore,
   });
   await Promise.all(writers);
   const published = performance.now();
-  for (;;) {
-    const [{ c }] = (await store.query<{ c: string }>('SELECT count() AS c FROM agate.ledger')) as [{ c: string }];
-    if (Number(c) - Number(before) >= n) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const stored = performance.now();
-  void ledger;
-  return { eventsPerSec: Math.round(n / ((stored - t0) / 1000)), lagMs: Math.round(stored - published) };
+  while ((await stored()) - before < n) await new Promise((r) => setTimeout(r, 20));
+  const done = performance.now();
+  const perEvent = (seconds: number) => (seconds * 1e6) / n;
+  const cpu: Record<string, number> = { self: perEvent(selfCpuSeconds() - selfBefore) };
+  for (const [k, pid] of Object.entries(pids)) cpu[k] = perEvent(cpuSeconds(pid) - cpuBefore[k]!);
+  return { eventsPerSec: Math.round(n / ((done - t0) / 1000)), lagMs: Math.round(done - published), cpu };
 }
 
 async function embedded(verdicts: number, events: number): Promise<Figures> {
+  const load = loadNow();
   const dir = mkdtempSync(join(tmpdir(), 'agate-bench-'));
   const store = EmbeddedStore.open(join(dir, 'store'));
   const bus = new LocalBus({ dir: join(dir, 'bus'), fsync: true, logger: silentLogger });
   const ledger = new LedgerService({ bus, store, codec: new EventCodec(), logger: silentLogger, chainId: 'embedded', signer: loadOrCreateSigner(join(dir, 'checkpoint.key'), 'agate.bench/ledger') });
   await ledger.start();
-  const pol = new PolicyService({ bus, policy, logger: silentLogger, staleAfterMs: 5000 });
+  const pol = new PolicyService({ bus, policy: new CompiledPolicy(parseConfig(`identity: { dev_issuer: { enabled: true } }\npolicy: ${POLICY_YAML}\n`, 'bench.yaml').policy), logger: silentLogger, staleAfterMs: 5000 });
   await pol.start();
-  const idle = await idleCpu();
   const lat = await verdictLatency(bus, verdicts);
-  const tp = await throughput(bus, ledger, store, events);
+  const count = async () => Number(((await store.query<{ c: string }>('SELECT count() AS c FROM agate.ledger')) as [{ c: string }])[0].c);
+  const tp = await throughput(bus, count, events, {});
   await pol.stop();
   await ledger.stop();
   await bus.close();
   await store.close();
   rmSync(dir, { recursive: true, force: true });
-  return { mode: 'embedded (local log, fsync)', ...lat, ...tp, idleCpuPct: idle };
+  return { mode: 'embedded (one process, local log, fsync)', ...lat, eventsPerSec: tp.eventsPerSec, lagMs: tp.lagMs, cpu: { publishers: tp.cpu.self! }, load: `${load} / ${loadNow()}` };
 }
 
-async function kafka(broker: Awaited<ReturnType<typeof startKafka>>, producers: number, verdicts: number, events: number): Promise<Figures> {
-  const topics = `bench${producers}`;
+/** Events the ledger processes stored so far (their agate_consumer_events_total{group="ledger"}), each. */
+async function ledgerCounts(opsPorts: readonly number[]): Promise<number[]> {
+  return Promise.all(opsPorts.map(async (port) => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const m = /^agate_consumer_events_total\{group="ledger"\} (\S+)$/m.exec(text);
+    return m === null ? 0 : Number(m[1]);
+  }));
+}
+
+interface Setup {
+  ledgers: number;
+  store: 'double' | 'embedded';
+}
+
+async function distributed(broker: KafkaBroker, setup: Setup, verdicts: number, events: number): Promise<Figures> {
+  const load = loadNow();
   const dir = mkdtempSync(join(tmpdir(), 'agate-bench-'));
-  const codec = new EventCodec();
-  const connect = (instanceId: string, awaitsVerdicts: boolean) =>
-    KafkaBus.connect({ brokers: [broker.bootstrap], instanceId, groupPrefix: topics, eventsTopic: `${topics}.events`, verdictsTopic: `${topics}.verdicts`, partitions: 6, replicationFactor: 1, wire: new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts, producers });
-  const [proxyBus, policyBus, ledgerBus] = [await connect('proxy', true), await connect('policy', false), await connect('ledger', false)];
-  const store = EmbeddedStore.open(join(dir, 'store'));
-  const ledger = new LedgerService({ bus: ledgerBus, store, codec, logger: silentLogger, chainId: `${topics}.events-0`, signer: loadOrCreateSigner(join(dir, 'checkpoint.key'), 'agate.bench/ledger') });
-  await ledger.start();
-  const pol = new PolicyService({ bus: policyBus, policy, logger: silentLogger, staleAfterMs: 5000 });
-  await pol.start();
-  const idle = await idleCpu();
-  const lat = await verdictLatency(proxyBus, verdicts);
-  const tp = await throughput(proxyBus, ledger, store, events);
-  await pol.stop();
-  await ledger.stop();
-  for (const b of [proxyBus, policyBus, ledgerBus]) await b.close();
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-  return { mode: `Kafka, ${producers} producer${producers === 1 ? '' : 's'}`, ...lat, ...tp, idleCpuPct: idle };
+  const topic = `bench.${randomBytes(4).toString('hex')}`;
+  const signingKey = join(dir, 'checkpoint.key');
+  createSecretFile(signingKey, generateSignerKey('agate.local/ledger') + '\n'); // on Kafka the ledgers share one, made beforehand
+  const double = setup.store === 'double' ? await startListeningChild('the store double', fileURLToPath(new URL('./store-double-child.js', import.meta.url)), []) : undefined;
+  const nodeArgs = (process.env.AGATE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const procs: RoleProcess[] = [];
+  let proxy: KafkaBus | undefined;
+  try {
+    const start = async (role: 'ledger' | 'policy', instance: string): Promise<{ process: RoleProcess; ops: number }> => {
+      const ops = await findFreePort();
+      const config = join(dir, `${instance}.yaml`);
+      writeFileSync(config, `instance_id: ${instance}
+data_dir: ${JSON.stringify(join(dir, instance))}
+identity: { issuers: [{ issuer: https://issuer.invalid, audience: agate }] }
+bus: { kind: kafka, brokers: [${JSON.stringify(broker.bootstrap)}], partitions: ${PARTITIONS}, replication_factor: 1, events_topic: ${topic}.events, verdicts_topic: ${topic}.verdicts }
+store: ${double === undefined ? '{ kind: embedded }' : `{ kind: clickhouse, url: "http://127.0.0.1:${double.port}" }`}
+ledger: { signing_key: ${JSON.stringify(signingKey)} }
+policy: ${POLICY_YAML}
+ops: { listen: "127.0.0.1:${ops}" }
+`);
+      const p = await startRole(role, config, 120_000, nodeArgs);
+      procs.push(p);
+      return { process: p, ops };
+    };
+    const ledgers = [await start('ledger', 'ledger-1')]; // first: it makes the schema and the topics
+    const rest = await Promise.all([...Array.from({ length: setup.ledgers - 1 }, (_, i) => start('ledger', `ledger-${i + 2}`)), start('policy', 'policy')]);
+    ledgers.push(...rest.slice(0, -1));
+    const policy = rest[rest.length - 1]!;
+    proxy = await KafkaBus.connect({
+      brokers: [broker.bootstrap], instanceId: 'proxy', groupPrefix: consumerGroupPrefix(`${topic}.events`), eventsTopic: `${topic}.events`, verdictsTopic: `${topic}.verdicts`,
+      partitions: PARTITIONS, replicationFactor: 1, wire: new SingleObjectWire(new EventCodec()), logger: silentLogger, awaitsVerdicts: true,
+    });
+    const lat = await verdictLatency(proxy, verdicts);
+    const ops = ledgers.map((l) => l.ops);
+    const countsBefore = await ledgerCounts(ops);
+    const pids: Record<string, number> = { broker: broker.pid!, policy: policy.process.pid, ...Object.fromEntries(ledgers.map((l, i) => [`ledger${i}`, l.process.pid])) };
+    if (double !== undefined) pids.store = double.child.pid!;
+    const tp = await throughput(proxy, async () => (await ledgerCounts(ops)).reduce((a, b) => a + b, 0), events, pids);
+    const countsAfter = await ledgerCounts(ops);
+    const ledgerCpu = ledgers.reduce((s, _, i) => s + tp.cpu[`ledger${i}`]!, 0);
+    const mode = `Kafka, ${setup.ledgers} ledger process${setup.ledgers === 1 ? '' : 'es'}${setup.store === 'embedded' ? ' (engine inside)' : ''}`;
+    return {
+      mode, ...lat, eventsPerSec: tp.eventsPerSec, lagMs: tp.lagMs,
+      cpu: { publishers: tp.cpu.self!, broker: tp.cpu.broker, ledgers: ledgerCpu, store: tp.cpu.store, policy: tp.cpu.policy },
+      perLedger: countsAfter.map((c, i) => c - countsBefore[i]!), load: `${load} / ${loadNow()}`,
+    };
+  } finally {
+    await proxy?.close();
+    for (const p of procs) await p.stop();
+    if (double !== undefined) {
+      const gone = new Promise((r) => double.child.once('exit', r));
+      double.child.kill('SIGTERM');
+      await gone;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { verdicts: { type: 'string', default: '2000' }, events: { type: 'string', default: '200000' }, producers: { type: 'string', default: '1,4' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      verdicts: { type: 'string', default: '2000' }, events: { type: 'string', default: '200000' },
+      ledgers: { type: 'string', default: '1,2' }, store: { type: 'string', default: 'double' }, 'no-embedded': { type: 'boolean', default: false },
+    },
+  });
   const verdicts = Number(values.verdicts);
   const events = Number(values.events);
-  const producerCounts = values.producers.split(',').map(Number);
+  const store = values.store === 'embedded' ? 'embedded' : 'double';
+  const setups: Setup[] = [];
+  for (const ledgers of values.ledgers.split(',').map(Number)) setups.push({ ledgers, store });
+  if (store === 'embedded' && setups.some((s) => s.ledgers > 1)) throw new Error('--store embedded holds the engine inside one ledger process: use --ledgers 1');
   await loadParsers();
-  console.log(`pipeline benchmark: ${verdicts} sequential verdict round trips, then ${events} events from 8 publishers into the ledger (embedded ClickHouse store)\n`);
-  const rows = [await embedded(verdicts, events)];
+  console.log(`pipeline benchmark: ${verdicts} sequential verdict round trips, then ${events} events from 8 publishers into the ledger's store (${availableParallelism()} cores, load average ${loadNow()})\n`);
+  const rows: Figures[] = [];
+  if (!values['no-embedded']) rows.push(await embedded(verdicts, events));
   const broker = await startKafka();
   try {
-    for (const n of producerCounts) rows.push(await kafka(broker, n, verdicts, events));
+    for (const s of setups) rows.push(await distributed(broker, s, verdicts, events));
   } finally {
     await broker.destroy();
   }
   const pad = (s: string, n: number) => s.padEnd(n);
-  console.log(`${pad('mode', 36)}${pad('verdict p50', 13)}${pad('verdict p99', 13)}${pad('events/s into store', 21)}${pad('drain after last publish', 26)}idle CPU (3 clients)`);
-  for (const r of rows) console.log(`${pad(r.mode, 36)}${pad(r.p50.toFixed(2) + ' ms', 13)}${pad(r.p99.toFixed(2) + ' ms', 13)}${pad(String(r.eventsPerSec), 21)}${pad(`${r.lagMs} ms`, 26)}${r.idleCpuPct.toFixed(1)} % of a core`);
-  console.log('\ntargets (Kafka): verdict p50 < 5 ms, p99 < 20 ms; >= 50,000 events/s sustained into the store');
+  const us = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1));
+  console.log(`${pad('mode', 52)}${pad('verdict p50', 13)}${pad('verdict p99', 13)}${pad('events/s', 10)}${pad('drain', 10)}${pad('CPU µs/event: publishers broker ledgers store policy', 54)}load before / after`);
+  for (const r of rows) {
+    const cpu = [r.cpu.publishers, r.cpu.broker, r.cpu.ledgers, r.cpu.store, r.cpu.policy].map(us).join(' / ');
+    console.log(`${pad(r.mode, 52)}${pad(r.p50.toFixed(2) + ' ms', 13)}${pad(r.p99.toFixed(2) + ' ms', 13)}${pad(String(r.eventsPerSec), 10)}${pad(`${r.lagMs} ms`, 10)}${pad(cpu, 54)}${r.load}`);
+    if (r.perLedger !== undefined && r.perLedger.length > 1) console.log(`${' '.repeat(4)}events per ledger process: ${r.perLedger.join(', ')}`);
+  }
+  console.log('\ntargets (Kafka): verdict p50 <= 5 ms, p99 <= 20 ms; >= 50,000 events/s sustained into the store');
 }
+

@@ -10,7 +10,7 @@ import { Backoff, pause } from '../retry.js';
 import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
 import { DEFAULT_RETENTION_MS, topicSpecs } from './kafka-topics.js';
 import { installKafkajsIdleFix } from './kafkajs-idle-fix.js';
-import { laneOf, ProducerLane } from './kafka-lanes.js';
+import { ProducerLane } from './kafka-lanes.js';
 import { PROCESS_GROUPS, type ProxyLeases } from './leases.js';
 import { VerdictWaiters } from './verdict-waiters.js';
 import type { WireCodec } from './wire.js';
@@ -45,19 +45,10 @@ export interface KafkaBusOptions {
   connectTimeoutMs?: number;
   /** Where each consumer reports whether it runs (a service process's readiness); a CLI command's bus has none. */
   readiness?: Readiness;
-  /** Idempotent producers sending in parallel, each a group commit (default 1; see kafka-lanes.ts). */
-  producers?: number;
 }
 
 /** Waits between retries of a batch whose handler failed (core/src/retry.ts). */
 const HANDLER_BACKOFF = { firstMs: 50, maxMs: 5_000 };
-/**
- * Producers per process. One idempotent kafkajs producer has one request in flight; more lanes
- * send in parallel, but measured with proxy, policy and ledger in one process on 2 cores, 4 moved
- * fewer events into the store than 1 (`npm run bench -- pipeline --producers 1,4`, BENCHMARKS.md):
- * the ledger, not the send, was the limit. Kept at 1 until a measurement says otherwise.
- */
-const DEFAULT_PRODUCERS = 1;
 /**
  * Fetch settings. A fetch with nothing to read is held at the broker up to `maxWaitTimeInMs`, and
  * the broker answers it as soon as a record arrives (`minBytes` 1), so a long wait costs no
@@ -90,12 +81,12 @@ export function consumerGroupPrefix(eventsTopic: string, configured?: string): s
 /**
  * The distributed bus over Kafka (kafkajs behind Agate's own interface). Publishing uses an
  * idempotent producer with acks from all in-sync replicas; concurrent publishes share one request
- * per producer (group commit), so the write-ahead wait costs one round trip, and several producers
- * send in parallel, each owning the sessions whose key maps to it.
+ * (group commit), so the write-ahead wait costs one round trip. Several producers sending in
+ * parallel were measured and gave no consistent gain (BENCHMARKS.md, pipeline).
  */
 export class KafkaBus implements Bus, ProxyLeases {
   readonly #kafka: Kafka;
-  readonly #lanes: ProducerLane[];
+  readonly #producer: ProducerLane;
   readonly #consumers = new Set<Consumer>();
   readonly #waiters = new VerdictWaiters();
   /**
@@ -130,8 +121,7 @@ export class KafkaBus implements Bus, ProxyLeases {
       ...(options.tls === undefined ? {} : { ssl: options.tls }),
       ...(options.sasl === undefined ? {} : { sasl: options.sasl as SASLOptions }),
     });
-    const lanes = options.producers ?? DEFAULT_PRODUCERS;
-    this.#lanes = Array.from({ length: lanes }, () => new ProducerLane(this.#kafka, options.verdictsTopic, options.logger));
+    this.#producer = new ProducerLane(this.#kafka, options.verdictsTopic, options.logger);
   }
 
   /**
@@ -153,7 +143,7 @@ export class KafkaBus implements Bus, ProxyLeases {
       try {
         await options.wire.init();
         await bus.#ensureTopics();
-        await Promise.all(bus.#lanes.map((l) => l.connect()));
+        await bus.#producer.connect();
         if (options.awaitsVerdicts) await bus.#listenForVerdicts();
         return bus;
       } catch (cause) {
@@ -178,7 +168,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     const topicMessages = [{ topic: this.#options.eventsTopic, messages: [message] }];
     // The verdict also goes to the reply topic, sent only once its events-topic copy is acknowledged (#send).
     if (event.type === 'Verdict') topicMessages.push({ topic: this.#options.verdictsTopic, messages: [{ key: event.command_id, value, headers }] });
-    return this.#lanes[laneOf(event.session_id, this.#lanes.length)]!.enqueue(topicMessages);
+    return this.#producer.enqueue(topicMessages);
   }
 
   requestVerdict(command: Command, deadlineMs: number, options: VerdictRequestOptions = {}): Promise<VerdictOutcome> {
@@ -199,12 +189,15 @@ export class KafkaBus implements Bus, ProxyLeases {
     // carry the count, so a handler knows when a partition may have been elsewhere meanwhile.
     let joins = 0;
     const supervised = await this.#supervise(options.group, async () => {
-      const consumer = this.#kafka.consumer({ groupId, ...FETCH, ...MEMBERSHIP, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
+      const consumer = this.#kafka.consumer({ groupId, ...FETCH, minBytes: options.lingerBytes ?? FETCH.minBytes, ...MEMBERSHIP, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
       this.#consumers.add(consumer);
       consumer.on(consumer.events.GROUP_JOIN, () => void (joins += 1));
       await consumer.connect();
       await consumer.subscribe({ topic: this.#options.eventsTopic, fromBeginning: options.from !== 'latest' });
       await consumer.run({
+        // Partitions are independent streams: a handler keeping state per stream (the ledger's
+        // chains) may take several at once, so one partition's store round trips overlap another's.
+        partitionsConsumedConcurrently: options.parallelStreams ?? 1,
         autoCommit: false,
         eachBatchAutoResolve: false,
         eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
@@ -214,18 +207,25 @@ export class KafkaBus implements Bus, ProxyLeases {
             const slice = batch.messages.slice(i, i + max);
             const events: AgateEvent[] = [];
             const positions: number[] = [];
+            // Each event's codec encoding as it came, while the wire gives every one of them.
+            let encoded: (Buffer | undefined)[] | undefined = [];
             for (const m of slice) {
               const type = m.headers?.['agate-type']?.toString();
               if (type !== undefined && !types.has(type)) continue;
               if (m.value === null) continue;
               const e = await this.#options.wire.decode(m.value);
-              if (types.has(e.type)) (events.push(e), positions.push(Number(m.offset) + 1));
+              if (!types.has(e.type)) continue;
+              events.push(e);
+              positions.push(Number(m.offset) + 1);
+              const bytes = encoded === undefined ? undefined : this.#options.wire.singleObject(m.value);
+              if (bytes === undefined) encoded = undefined;
+              else encoded!.push(bytes);
             }
             if (events.length > 0) {
               const backoff = new Backoff(HANDLER_BACKOFF);
               for (;;) {
                 try {
-                  await options.handler(events, { stream: `${batch.topic}-${batch.partition}`, positions, assignment });
+                  await options.handler(events, { stream: `${batch.topic}-${batch.partition}`, positions, assignment, ...(encoded === undefined ? {} : { encoded: encoded as Buffer[] }) });
                   break;
                 } catch (err) {
                   const delay = backoff.next();
@@ -358,7 +358,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     if (this.#closed) return;
     this.#closed = true;
     for (const c of this.#readinessComponents) this.#options.readiness?.remove(c);
-    await Promise.all(this.#lanes.map((l) => l.close())); // sends under way finish first
+    await this.#producer.close(); // sends under way finish first
     await Promise.all([...this.#consumers].map((c) => c.disconnect().catch(() => undefined)));
     this.#consumers.clear();
     await this.#deleteProcessGroups([...(this.#options.awaitsVerdicts ? [this.#verdictGroup] : []), ...this.#processGroups]);

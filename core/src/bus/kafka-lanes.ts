@@ -18,10 +18,8 @@ interface Queued {
 
 /**
  * One idempotent producer and the publishes waiting for it. kafkajs keeps one request in flight
- * per idempotent producer (its sequence numbers advance only when a send returns), so a lane is a
- * group commit: publishes that arrive while a send is out ride the next one. Several lanes send
- * in parallel; a key always maps to the same lane (`laneOf`), so one session's events keep their
- * order.
+ * per idempotent producer (its sequence numbers advance only when a send returns), so this is a
+ * group commit: publishes that arrive while a send is out ride the next one, in order.
  */
 export class ProducerLane {
   #producer: Producer;
@@ -126,17 +124,6 @@ export class ProducerLane {
     void old.disconnect().catch(() => undefined);
     this.logger.warn('a Kafka send failed; the next send uses a new producer', { error: (cause as Error).message });
   }
-}
-
-/** The lane of a key (FNV-1a): stable, so one key's publishes stay in order on one producer. */
-export function laneOf(key: string, lanes: number): number {
-  if (lanes === 1) return 0;
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % lanes;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
