@@ -89,18 +89,6 @@ export class EventCodec {
     return out;
   }
 
-  /**
-   * The single-object encoding of an Avro body written with this codec's writer schema of
-   * `eventType` (as a registry-framed message carries it): the framing alone, no encoding again.
-   */
-  frame(eventType: EventType, body: Uint8Array): Buffer {
-    const out = Buffer.allocUnsafe(HEADER + body.length);
-    MAGIC.copy(out, 0);
-    this.#writers.get(eventType)!.fingerprint.copy(out, MAGIC.length);
-    out.set(body, HEADER);
-    return out;
-  }
-
   /** The body field by field, the identity from its cache; like `Type.encode`, negative when short. */
   #encodeFields(type: avro.Type, fields: readonly { name: string; type: avro.Type }[], event: AgateEvent): number {
     const scratch = this.#scratch;

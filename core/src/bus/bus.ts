@@ -89,9 +89,8 @@ export interface StreamInfo {
   stream: string;
   /**
    * The batch's events exactly as the bus encoded them (EventCodec single-object encoding),
-   * index for index, when the bus has them at hand (the embedded log; Kafka when its wire gives
-   * them, WireCodec.singleObject), so a consumer that stores the encoding (the ledger) need not
-   * encode again.
+   * index for index, when the bus has them at hand (the embedded log), so a consumer that
+   * stores the encoding (the ledger) need not encode again.
    */
   encoded?: readonly Buffer[];
   /**
@@ -139,19 +138,6 @@ export interface SubscribeOptions {
    * it are delivered again. The embedded bus honours it; Kafka delivers one batch at a time.
    */
   inFlight?: number;
-  /**
-   * How many streams' batches the handler may hold at once (default 1), one batch per stream:
-   * for a handler whose work on one stream does not wait on another's (the ledger's chains).
-   * Kafka honours it (partitions); the embedded log is one stream.
-   */
-  parallelStreams?: number;
-  /**
-   * Kafka: a fetch is answered once this many bytes wait (or after its 500 ms wait), so a
-   * handler whose cost is mostly per batch (the ledger: one insert, one part in the store, per
-   * batch and stream) gets fewer, larger batches under light load. The embedded bus lingers by
-   * its own option (LocalBusOptions.lingerMs).
-   */
-  lingerBytes?: number;
 }
 
 export interface Subscription {

@@ -77,68 +77,6 @@ kafka('a session stays ordered in one partition under concurrent publishes; batc
   }
 });
 
-kafka('batches carry each event\'s codec encoding as it came, with either wire (the ledger stores it, not encoding again)', async () => {
-  for (const registry of [false, true]) {
-    const topic = registry ? 'encoded-registry' : 'encoded-single';
-    const b = await bus(`encoded-${registry}`, { topic, registry });
-    const sent = [command('enc', 'SELECT 1'), { ...SAMPLES.Response, event_id: randomUUID(), session_id: 'enc' }, command('enc', 'SELECT 2')];
-    for (const e of sent) await b.publish(e);
-    const got: { event: AgateEvent; encoded: Buffer | undefined }[] = [];
-    let subscription: Promise<{ close(): Promise<void> }> | undefined;
-    await new Promise<void>((resolve) => {
-      subscription = b.subscribe({ group: 'encoded', types: ['Command', 'Response'], handler: async (batch, source) => {
-        batch.forEach((event, i) => got.push({ event, encoded: source.encoded?.[i] }));
-        if (got.length >= sent.length) resolve();
-      } });
-    });
-    await (await subscription!).close();
-    assert.is(got.length, sent.length, topic);
-    got.forEach(({ event, encoded }, i) => {
-      assert.ok(encoded !== undefined, `${topic}: event ${i} came without its encoding`);
-      assert.ok(encoded.equals(codec.encode(sent[i]!)), `${topic}: event ${i}'s encoding differs from the codec's`);
-      assert.equal(codec.decode(encoded), event);
-    });
-  }
-});
-
-kafka('parallelStreams: batches of different partitions are handed over at once; by default one at a time', async () => {
-  const b = await bus('parallel', { topic: 'parallel' });
-  // Twelve sessions: every one of the three partitions has events when the groups start.
-  await Promise.all(Array.from({ length: 12 }, (_, i) => b.publish(command(`par-${i}`))));
-  const held = async (parallelStreams: number | undefined) => {
-    let active = 0;
-    let most = 0;
-    let events = 0;
-    const streams = new Set<string>();
-    let wake: () => void = () => undefined;
-    let subscription: Promise<{ close(): Promise<void> }> | undefined;
-    await new Promise<void>((resolve) => {
-      subscription = b.subscribe({ group: `parallel-${parallelStreams ?? 'default'}`, types: ['Command'], parallelStreams, handler: async (batch, source) => {
-        active += 1;
-        most = Math.max(most, active);
-        wake();
-        // Held until another stream's batch arrives (or a second passes): only a bus that hands
-        // over batches of several streams at once lets two be held together.
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, 1_000);
-          wake = () => (clearTimeout(t), r());
-          if (active > 1) wake();
-        });
-        active -= 1;
-        streams.add(source.stream);
-        events += batch.length;
-        if (events >= 12) resolve();
-      } });
-    });
-    await (await subscription!).close();
-    return { most, streams: streams.size };
-  };
-  const parallel = await held(3);
-  assert.ok(parallel.streams >= 2, `events in ${parallel.streams} partitions`);
-  assert.ok(parallel.most >= 2, `at most ${parallel.most} batch held at once with parallelStreams 3`);
-  assert.is((await held(undefined)).most, 1);
-});
-
 kafka('verdicts reach the exact proxy instance that waits, with two proxies at once', async () => {
   const policy = await bus('policy', { topic: 'verdicts-test' });
   await policy.subscribe({ group: 'policy', types: ['Command'], handler: async (batch) => {

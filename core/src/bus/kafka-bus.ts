@@ -189,15 +189,12 @@ export class KafkaBus implements Bus, ProxyLeases {
     // carry the count, so a handler knows when a partition may have been elsewhere meanwhile.
     let joins = 0;
     const supervised = await this.#supervise(options.group, async () => {
-      const consumer = this.#kafka.consumer({ groupId, ...FETCH, minBytes: options.lingerBytes ?? FETCH.minBytes, ...MEMBERSHIP, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
+      const consumer = this.#kafka.consumer({ groupId, ...FETCH, ...MEMBERSHIP, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
       this.#consumers.add(consumer);
       consumer.on(consumer.events.GROUP_JOIN, () => void (joins += 1));
       await consumer.connect();
       await consumer.subscribe({ topic: this.#options.eventsTopic, fromBeginning: options.from !== 'latest' });
       await consumer.run({
-        // Partitions are independent streams: a handler keeping state per stream (the ledger's
-        // chains) may take several at once, so one partition's store round trips overlap another's.
-        partitionsConsumedConcurrently: options.parallelStreams ?? 1,
         autoCommit: false,
         eachBatchAutoResolve: false,
         eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
@@ -207,25 +204,18 @@ export class KafkaBus implements Bus, ProxyLeases {
             const slice = batch.messages.slice(i, i + max);
             const events: AgateEvent[] = [];
             const positions: number[] = [];
-            // Each event's codec encoding as it came, while the wire gives every one of them.
-            let encoded: (Buffer | undefined)[] | undefined = [];
             for (const m of slice) {
               const type = m.headers?.['agate-type']?.toString();
               if (type !== undefined && !types.has(type)) continue;
               if (m.value === null) continue;
               const e = await this.#options.wire.decode(m.value);
-              if (!types.has(e.type)) continue;
-              events.push(e);
-              positions.push(Number(m.offset) + 1);
-              const bytes = encoded === undefined ? undefined : this.#options.wire.singleObject(m.value);
-              if (bytes === undefined) encoded = undefined;
-              else encoded!.push(bytes);
+              if (types.has(e.type)) (events.push(e), positions.push(Number(m.offset) + 1));
             }
             if (events.length > 0) {
               const backoff = new Backoff(HANDLER_BACKOFF);
               for (;;) {
                 try {
-                  await options.handler(events, { stream: `${batch.topic}-${batch.partition}`, positions, assignment, ...(encoded === undefined ? {} : { encoded: encoded as Buffer[] }) });
+                  await options.handler(events, { stream: `${batch.topic}-${batch.partition}`, positions, assignment });
                   break;
                 } catch (err) {
                   const delay = backoff.next();

@@ -121,17 +121,6 @@ export class RegistryWire implements WireCodec {
     return { type: reader.eventType, ...structuredClone(record) } as AgateEvent;
   }
 
-  /**
-   * A body written with one of this codec's own schemas (the ids init() registered) is framed
-   * as single-object; one another writer registered would need resolving, so undefined.
-   */
-  singleObject(bytes: Buffer): Buffer | undefined {
-    if (bytes.length < HEADER || bytes[0] !== MAGIC) return undefined;
-    const reader = this.#readers.get(bytes.readInt32BE(1));
-    if (reader === undefined || reader.resolver !== undefined || this.#ids.get(reader.eventType) !== bytes.readInt32BE(1)) return undefined;
-    return this.#codec.frame(reader.eventType, bytes.subarray(HEADER));
-  }
-
   /** A schema another writer registered (an older or newer Agate): resolve it to ours. */
   async #fetchReader(id: number): Promise<Reader> {
     let writerType: avro.Type;

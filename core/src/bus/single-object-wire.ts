@@ -15,9 +15,4 @@ export class SingleObjectWire implements WireCodec {
   async decode(bytes: Buffer): Promise<AgateEvent> {
     return this.codec.decode(bytes);
   }
-
-  /** The message is that encoding already. */
-  singleObject(bytes: Buffer): Buffer {
-    return bytes;
-  }
 }

@@ -10,12 +10,6 @@ export interface WireCodec {
   init(): Promise<void>;
   encode(event: AgateEvent): Buffer;
   decode(bytes: Buffer): Promise<AgateEvent>;
-  /**
-   * The EventCodec (single-object) encoding of the event `bytes` carry, when it can be had
-   * without encoding the event again; undefined otherwise. The ledger stores it as the record's
-   * payload: encoding each event a second time was a large part of its work per event.
-   */
-  singleObject(bytes: Buffer): Buffer | undefined;
 }
 
 /** Record-name subjects per topic, as the Confluent TopicRecordNameStrategy names them. */

@@ -50,19 +50,6 @@ export interface LedgerOptions {
  */
 export const LEDGER_IN_FLIGHT = 2;
 
-/**
- * Streams (Kafka partitions, one chain each) appended at once: each batch waits on the store
- * (the fence query, the insert) while the others are decoded, written and sealed.
- */
-export const LEDGER_PARALLEL_STREAMS = 6;
-
-/**
- * On Kafka the ledger's fetches wait for this much (about 1,300 events) or 500 ms: at a few
- * hundred events/s it made one insert per partition and fetch, each a part in the store, of
- * a handful of events (as the embedded bus's 500 ms linger says, the per-part cost dominates).
- */
-export const LEDGER_LINGER_BYTES = 1 << 20;
-
 /** How often retention looks for expired blocks. */
 const RETENTION_EVERY_MS = 3_600_000;
 
@@ -119,7 +106,7 @@ export class LedgerService {
     }
     // Checkpoints are published on the bus for outside consumers; the ledger does not chain its own.
     const types = EVENT_TYPES.filter((t) => t !== 'Checkpoint');
-    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.#appendTraced(batch, source), maxBatch: 20_000, inFlight: LEDGER_IN_FLIGHT, parallelStreams: LEDGER_PARALLEL_STREAMS, lingerBytes: LEDGER_LINGER_BYTES });
+    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.#appendTraced(batch, source), maxBatch: 20_000, inFlight: LEDGER_IN_FLIGHT });
     const every = this.options.checkpoints?.everyMs;
     if (every !== undefined) {
       this.#timer = setInterval(() => void this.checkpoint().catch((err: unknown) => this.options.logger.error('checkpoint failed', { error: describeError(err) })), every);
