@@ -260,7 +260,8 @@ export class LedgerService {
         const reloaded = this.#forget(source.stream, { fenced: source.assignment !== undefined });
         if (before !== undefined) void reloaded?.then((w) => this.#storedWithoutViews(source.stream, before, w.head.seq), () => undefined);
       }
-      if (first !== undefined) this.#failedAt.set(source.stream, (failed ?? new Set()).add(first));
+      // Read again: a new assignment may have cleared the stream's marks meanwhile.
+      if (first !== undefined) this.#failedAt.set(source.stream, (this.#failedAt.get(source.stream) ?? new Set()).add(first));
       this.#waiting = isOutOfSpace(err)
         ? `the disk holding the store is full (${describeError(err).slice(0, 200)}); the events wait in the bus and are recorded once space is freed`
         : `the store refused the last batch (${describeError(err).slice(0, 200)}); it is delivered again until it goes in`;
