@@ -70,7 +70,7 @@ const allStored = (what: string, total: number) => until(what, async () => {
   const c = await counts();
   if (c.events === total) return c;
   throw new Error(`the ledger holds ${c.rows} records of ${c.events} events; ${total} were published`);
-}, 90_000);
+}, { timeoutMs: 90_000, retryErrors: true });
 
 const test = suite('ledger: two owners of a partition at once, over Kafka');
 test.after(async () => {
