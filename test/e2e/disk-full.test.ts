@@ -173,7 +173,7 @@ test('statements are refused while the disk is full, /readyz says why, and Agate
     assert.is(ids.size, rows.length, 'no event recorded twice');
     const expected = recorded.filter((e) => e.type !== 'Checkpoint');
     const missing = expected.map((e, i) => [i, e] as const).filter(([, e]) => !ids.has(e.event_id)).map(([i, e]) => `${i}:${e.type}:${e.type === 'Command' ? e.text : ''}`);
-    assert.equal(missing, [], `no event of the bus missing from the ledger (of ${expected.length}); ${agate.logs().filter((l) => l.level !== 'info' && !/cannot commit|refusing it|bus refused/.test(String(l.msg))).map((l) => JSON.stringify(l).slice(0, 300)).join('\n')}`);
+    assert.equal(missing, [], `no event of the bus missing from the ledger (of ${expected.length}); ${agate.logs().filter((l) => l.level !== 'info' && !/cannot commit|refusing it|bus refused/.test(String(l.msg))).map((l) => JSON.stringify(l).slice(0, 1500)).join('\n')}`);
     const ran = [...before, ...full, after, ...more].filter((o) => o.ok).map((o) => o.marker);
     const commands = rows.filter((r) => r.event_type === 'Command').map((r) => r.text);
     for (const m of ran) assert.ok(commands.some((t) => t.includes(m)), `the Command of ${m} is in the ledger`);

@@ -71,8 +71,11 @@ export class LedgerService {
   readonly #assignments = new Map<string, number>();
   /** Why the last batch could not be appended (the bus delivers it again), until one is. */
   #waiting: string | undefined;
-  /** Per stream, where the first batch that failed starts (StreamInfo.positions), until one goes in. */
-  readonly #failedAt = new Map<string, number>();
+  /**
+   * Per stream, where each batch that failed or was refused starts (StreamInfo.positions), until
+   * a batch reaching that far goes in: a batch starting past the lowest is refused (#appendDelivered).
+   */
+  readonly #failedAt = new Map<string, Set<number>>();
   /** Per chain, records a failed insert stored without the rows of the views behind the ledger, until refilled. */
   readonly #unrefilled = new Map<string, RefillRange>();
   /** #unrefilled on disk, so a restart still derives those rows; `#unsaved` while the last write failed. */
@@ -200,14 +203,6 @@ export class LedgerService {
   }
 
   /**
-   * A batch from the bus. A failure is kept for `problem()` until a batch goes in, and makes
-   * every batch that starts past the failed one fail too: the bus hands batches over before the
-   * ones before them settled (`inFlight`), and appending one after a failed one would leave
-   * the failed events out of the chain for good (seen on a full disk: a later batch went in,
-   * then the failed one came again as "already recorded"). The bus delivers the failed batch
-   * and all after it again, from where it stands.
-   */
-  /**
    * #appendDelivered, inside a span for each event of the batch that carries a trace context (a
    * child of it), ended once the batch is stored (or failed: the redelivery gets spans of its own).
    */
@@ -229,12 +224,26 @@ export class LedgerService {
     for (const span of spans) span.end();
   }
 
+  /**
+   * A batch from the bus. A failure is kept for `problem()` until a batch goes in, and makes
+   * every batch that starts past the failed one fail too: the bus hands batches over before the
+   * ones before them settled (`inFlight`), and appending one after a failed one would leave
+   * the failed events out of the chain for good (seen on a full disk: a later batch went in,
+   * then the failed one came again as "already recorded"). A batch refused so counts as failed
+   * itself: once the first failed batch goes in, the bus may hand over the next one before it
+   * delivers the refused one again, and that one must wait as well (seen under load: its
+   * events went in ahead of the refused batch's, which then stopped the chain with
+   * LEDGER_SOURCE_MISMATCH). The bus delivers the failed batch and all after it again, from
+   * where it stands.
+   */
   async #appendDelivered(batch: readonly AgateEvent[], source: StreamInfo): Promise<void> {
     const first = source.positions?.[0];
     // A new assignment of the stream (Kafka) resumes from its committed position, whoever moved it.
     if (source.assignment !== undefined && this.#assignments.get(source.stream) !== source.assignment) this.#failedAt.delete(source.stream);
-    const failedAt = this.#failedAt.get(source.stream);
+    const failed = this.#failedAt.get(source.stream);
+    const failedAt = failed === undefined ? undefined : Math.min(...failed);
     if (failedAt !== undefined && first !== undefined && first > failedAt) {
+      failed!.add(first);
       throw new AgateError(ErrorCode.LEDGER_BATCH_AFTER_FAILURE, `a batch from position ${first} of ${source.stream} came after one from ${failedAt} failed; both are delivered again`, { retriable: true });
     }
     try {
@@ -251,15 +260,24 @@ export class LedgerService {
         const reloaded = this.#forget(source.stream, { fenced: source.assignment !== undefined });
         if (before !== undefined) void reloaded?.then((w) => this.#storedWithoutViews(source.stream, before, w.head.seq), () => undefined);
       }
-      if (first !== undefined) this.#failedAt.set(source.stream, Math.min(failedAt ?? first, first));
+      // Read again: a new assignment may have cleared the stream's marks meanwhile.
+      if (first !== undefined) this.#failedAt.set(source.stream, (this.#failedAt.get(source.stream) ?? new Set()).add(first));
       this.#waiting = isOutOfSpace(err)
         ? `the disk holding the store is full (${describeError(err).slice(0, 200)}); the events wait in the bus and are recorded once space is freed`
         : `the store refused the last batch (${describeError(err).slice(0, 200)}); it is delivered again until it goes in`;
       throw err;
     }
-    this.#failedAt.delete(source.stream);
+    this.#passed(source.stream, source.positions?.[source.positions.length - 1]);
     this.#waiting = undefined;
     if (this.#unrefilled.has(source.stream)) await this.#refill(source.stream);
+  }
+
+  /** A batch of a stream up to position `last` went in: the failed batches it reaches are in too (without positions: all). */
+  #passed(stream: string, last: number | undefined): void {
+    const failed = this.#failedAt.get(stream);
+    if (failed === undefined) return;
+    if (last !== undefined) for (const at of failed) if (at <= last) failed.delete(at);
+    if (last === undefined || failed.size === 0) this.#failedAt.delete(stream);
   }
 
   /** Notes that records `before + 1..head` of a chain were stored by an insert that failed, and derives their view rows. */
