@@ -6,7 +6,7 @@
 #   installs_wait NAME…  returns once every NAME has finished; prints a line while it waits.
 #   installs_check       fails the run now if a finished installer failed.
 #   installs_stop        ends the installers still running (test/run.sh's EXIT trap).
-#   installs_summary     prints each installer's time on one line.
+#   installs_summary     prints each installer's wall and CPU time.
 #
 # A failed installer is never skipped: installs_wait and installs_check print which tool could not
 # be installed and the end of its log, end the other installers and exit the run with 1.
@@ -56,17 +56,27 @@ installs_what() {
   esac
 }
 
+# installs_children_cpu PID: the CPU seconds (user + system) of PID's finished children, from
+# /proc: a cold build's cost independent of how busy the machine was, which wall time is not.
+installs_children_cpu() {
+  local f
+  read -r -a f < <(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+  echo $(( (f[13] + f[14]) / $(getconf CLK_TCK) ))
+}
+
 # installs_job NICENESS NAME…: one background job running the installers NAME… in turn, each
 # one's output, exit status and time recorded under INSTALLS_DIR.
 installs_job() {
   local niceness="$1"
   shift
   (
+    job=$BASHPID
     for name in "$@"; do
       started=$SECONDS
+      cpu=$(installs_children_cpu "$job")
       nice -n "$niceness" bash "$(installs_script "$name")" >"$INSTALLS_DIR/$name.log" 2>&1
       rc=$?
-      echo "$(( SECONDS - started ))" >"$INSTALLS_DIR/$name.seconds"
+      echo "$(( SECONDS - started )) s, CPU $(( $(installs_children_cpu "$job") - cpu )) s" >"$INSTALLS_DIR/$name.seconds"
       echo "$rc" >"$INSTALLS_DIR/$name.rc"
     done
   ) &
@@ -109,14 +119,14 @@ installs_report() {
   [ -f "$INSTALLS_DIR/$name.reported" ] && return 0
   [ "$(cat "$INSTALLS_DIR/$name.rc")" -eq 0 ] || installs_fail "$name"
   touch "$INSTALLS_DIR/$name.reported"
-  echo "--- installed $name ($(cat "$INSTALLS_DIR/$name.seconds") s)"
+  echo "--- installed $name ($(cat "$INSTALLS_DIR/$name.seconds"))"
 }
 
 # One line with each installer's time, to compare cold runs by.
 installs_summary() {
-  local name line="--- installers (s, run side by side):"
-  for name in "${INSTALLS_ALL[@]}"; do line="$line $name $(cat "$INSTALLS_DIR/$name.seconds" 2>/dev/null || echo '?')"; done
-  echo "$line"
+  local name
+  echo "--- installers, run side by side (wall time, CPU time):"
+  for name in "${INSTALLS_ALL[@]}"; do echo "      $name: $(cat "$INSTALLS_DIR/$name.seconds" 2>/dev/null || echo 'not finished')"; done
 }
 
 installs_check() {
