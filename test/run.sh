@@ -23,7 +23,7 @@ run_started=$SECONDS
 install_logs=$(mktemp -d "${TMPDIR:-/tmp}/agate-install.XXXXXX")
 trap installs_stop EXIT
 installs_start "$install_logs"
-echo "--- installers started in the background; their logs are in $install_logs"
+echo "--- installers started in the background; their logs are in $install_logs (kept if one fails)"
 rm -rf dist
 npx tsc -p tsconfig.json || { echo "build failed"; exit 1; }
 

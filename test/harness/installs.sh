@@ -2,7 +2,8 @@
 # their locks allow, so a cold run downloads and builds while the tests that need nothing run.
 #
 #   installs_start DIR   starts the installers; each one's output goes to DIR/NAME.log and its exit
-#                        status to DIR/NAME.rc when it ends.
+#                        status to DIR/NAME.rc when it ends. DIR is removed at the end unless one
+#                        failed.
 #   installs_wait NAME…  returns once every NAME has finished; prints a line while it waits.
 #   installs_check       fails the run now if a finished installer failed.
 #   installs_stop        ends the installers still running (test/run.sh's EXIT trap).
@@ -102,10 +103,13 @@ installs_stop() {
   local pid
   for pid in "${INSTALLS_PIDS[@]}"; do kill -- "-$pid" 2>/dev/null; done
   INSTALLS_PIDS=()
+  # The logs are kept only when an installer failed (its log is named in the failure message).
+  [ -n "${INSTALLS_FAILED:-}" ] || [ -z "$INSTALLS_DIR" ] || rm -rf "$INSTALLS_DIR"
 }
 
 installs_fail() {
   local name="$1"
+  INSTALLS_FAILED=1
   echo "test setup failed: $(installs_what "$name") ($(installs_script "$name") exited with $(cat "$INSTALLS_DIR/$name.rc")); the end of its log, $INSTALLS_DIR/$name.log:"
   tail -n 40 "$INSTALLS_DIR/$name.log" | sed 's/^/  | /'
   installs_stop
