@@ -12,7 +12,7 @@
 # A failed installer is never skipped: installs_wait and installs_check print which tool could not
 # be installed and the end of its log, end the other installers and exit the run with 1.
 #
-# Four kinds of work compete for different things, so each kind is one background job:
+# Five kinds of work compete for different things, so each kind is one background job:
 #   apt      sshd, postgres, chromium, clickhouse: one after another (dpkg takes one lock).
 #   python   psycopg, ocsf-validator, schemathesis: one venv each, side by side (downloads).
 #   maven    keycloak, kafka, registry: one after another (one local Maven repository).
@@ -78,7 +78,8 @@ installs_job() {
       nice -n "$niceness" bash "$(installs_script "$name")" >"$INSTALLS_DIR/$name.log" 2>&1
       rc=$?
       echo "$(( SECONDS - started )) s, CPU $(( $(installs_children_cpu "$job") - cpu )) s" >"$INSTALLS_DIR/$name.seconds"
-      echo "$rc" >"$INSTALLS_DIR/$name.rc"
+      # Renamed into place, so a reader never sees a half-written status.
+      echo "$rc" >"$INSTALLS_DIR/$name.rc.tmp" && mv "$INSTALLS_DIR/$name.rc.tmp" "$INSTALLS_DIR/$name.rc"
     done
   ) &
   INSTALLS_PIDS+=($!)
