@@ -35,6 +35,7 @@ needs_out=$(node dist/test/unit/run.js --needs) || { echo "could not list the te
 unit_files=(); service_files=(); go_files=()
 declare -A go_tools_of
 while IFS=$'\t' read -r file services; do
+  [ -n "$file" ] || continue
   tools=""
   for s in $services; do
     case "$s" in
