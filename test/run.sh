@@ -15,9 +15,9 @@
 # An installer that fails ends the run at once with what could not be installed and its log.
 #
 # Cold (every cache empty; CONTRIBUTING.md, "Tests", has the measurements): the Go builds cost
-# about 1,100 s of CPU (kube 668, helm 283, collector 152), 11-12 min on two idle cores; the apt,
+# about 980 s of CPU (kube 668, collector 120, helm 192), about 9 min on two idle cores; the apt,
 # Python, Maven and Node downloads a few minutes. One after another before the suite's 20 min
-# that was 37-40 min; under the unit and service files it is about 25-30 min. The run ends with
+# that was 35-38 min; under the unit and service files it is about 25-30 min. The run ends with
 # each installer's wall and CPU time (installs_summary).
 set -uo pipefail
 cd "$(dirname "$0")/.."
