@@ -16,7 +16,8 @@
 #
 # Cold (every cache empty; CONTRIBUTING.md, "Tests", has the measurements): the Go builds cost
 # about 980 s of CPU (kube 668, collector 120, helm 192), about 9 min on two idle cores; the apt,
-# Python, Maven and Node downloads a few minutes. One after another before the suite's 20 min
+# Python, Maven and Node downloads a few minutes. The whole install phase took 20 min cold at
+# load 10-16 on the shared two-core machine. One after another before the suite's 20 min
 # that was 35-38 min; under the unit and service files it is about 25-30 min. The run ends with
 # each installer's wall and CPU time (installs_summary).
 set -uo pipefail
