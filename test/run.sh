@@ -1,40 +1,62 @@
 #!/usr/bin/env bash
-# Agate's whole test suite: installs what the tests need (PostgreSQL, psycopg, pydantic-ocsf), builds, then runs every
-# *.test.js under dist/ in its own Node process (the embedded ClickHouse engine allows one data
-# directory per process). Prints "N passed, N failed" and exits non-zero on any failure.
+# Agate's whole test suite: installs what the tests need, builds, then runs every *.test.js under
+# dist/ in its own Node process (the embedded ClickHouse engine allows one data directory per
+# process). Prints "N passed, N failed" and exits non-zero on any failure.
+#
+# The installers (test/harness/installs.sh) run in the background from the start: apt packages
+# (OpenSSH, PostgreSQL, chromium, clickhouse-server), Python venvs (psycopg, pydantic-ocsf,
+# schemathesis), Maven downloads (Keycloak, Kafka, Apicurio), Node LTS, and the Go builds of
+# kube-apiserver/etcd/kubectl, the OpenTelemetry Collector and helm. The files then run in three
+# rounds, so a cold machine tests while it builds:
+#   1. unit files (they reach no service harness; test/unit/select.ts) run at once;
+#   2. the other files that need no Go-built tool, once the apt, Python, Maven and Node installers
+#      are done (a few minutes cold, while round 1 runs);
+#   3. the files that need kube-apiserver, the collector or helm, each as soon as its tools are built.
+# An installer that fails ends the run at once with what could not be installed and its log.
+#
+# Cold (every cache empty; CONTRIBUTING.md, "Tests", has the measurements): the Go builds cost
+# about 980 s of CPU (kube 668, collector 120, helm 192), about 9 min on two idle cores; the apt,
+# Python, Maven and Node downloads a few minutes. The whole install phase took 20 min cold at
+# load 10-16 on the shared two-core machine. One after another before the suite's 20 min
+# that was 35-38 min; under the unit and service files it is about 25-30 min. The run ends with
+# each installer's wall and CPU time (installs_summary).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-
-bash test/harness/install-sshd.sh >/dev/null || { echo "test setup failed: OpenSSH server or sshpass could not be installed"; exit 1; }
-bash test/harness/install-postgres.sh || { echo "test setup failed: PostgreSQL could not be installed"; exit 1; }
-# psycopg 3, the second driver the end-to-end suite drives, goes into a venv in a cache directory.
-bash test/harness/install-psycopg.sh >/dev/null || { echo "test setup failed: psycopg could not be installed"; exit 1; }
-# pydantic-ocsf (the OCSF 1.3.0 models the conformance tests validate against), into its own venv.
-bash test/harness/install-ocsf-validator.sh >/dev/null || { echo "test setup failed: pydantic-ocsf could not be installed"; exit 1; }
-# kube-apiserver, etcd and kubectl are built from Go modules into ~/.cache/agate/kube-VERSION (10-25 min
-# cold, progress on stderr) here rather than in the first test that needs them, whose per-file timeout
-# is 10 minutes.
-bash test/harness/install-kube.sh >/dev/null || { echo "test setup failed: kube-apiserver, etcd or kubectl could not be built"; exit 1; }
-# helm, for the chart tests (test/deploy/helm-chart.test.ts), is built the same way into
-# ~/.cache/agate/helm-VERSION (about 12 minutes cold on 2 busy cores).
-bash test/harness/install-helm.sh >/dev/null || { echo "test setup failed: helm could not be built"; exit 1; }
-# An OpenTelemetry Collector (OTLP receiver, debug exporter) for the trace export tests
-# (test/e2e/tracing*.test.ts), built the same way into ~/.cache/agate/otelcol-VERSION (about 21
-# minutes cold, modules downloaded, on 2 busy cores; seconds once cached).
-bash test/harness/install-otelcol.sh >/dev/null || { echo "test setup failed: the OpenTelemetry Collector could not be built"; exit 1; }
-# The console's end-to-end test signs in through a real Keycloak (Maven Central, into ~/.cache/agate)
-# in Debian's chromium.
-bash test/harness/install-keycloak.sh >/dev/null || { echo "test setup failed: Keycloak could not be installed"; exit 1; }
-bash test/harness/install-chromium.sh >/dev/null || { echo "test setup failed: chromium could not be installed"; exit 1; }
+source test/harness/installs.sh
+run_started=$SECONDS
+install_logs=$(mktemp -d "${TMPDIR:-/tmp}/agate-install.XXXXXX")
+trap installs_stop EXIT
+installs_start "$install_logs"
+echo "--- installers started in the background; their logs are in $install_logs (kept if one fails)"
 rm -rf dist
 npx tsc -p tsconfig.json || { echo "build failed"; exit 1; }
+
+# Each file with the services its imports reach (test/unit/run.ts --needs).
+needs_out=$(node dist/test/unit/run.js --needs) || { echo "could not list the test files' services (node dist/test/unit/run.js --needs)"; exit 1; }
+unit_files=(); service_files=(); go_files=()
+declare -A go_tools_of
+while IFS=$'\t' read -r file services; do
+  [ -n "$file" ] || continue
+  tools=""
+  for s in $services; do
+    case "$s" in
+      test/harness/kube-apiserver.js) tools="$tools kube" ;;
+      test/harness/otelcol.js) tools="$tools otelcol" ;;
+      test/harness/helm.js) tools="$tools helm" ;;
+    esac
+  done
+  if [ -n "$tools" ]; then go_files+=("dist/$file"); go_tools_of["dist/$file"]="$tools"
+  elif [ -n "$services" ]; then service_files+=("dist/$file")
+  else unit_files+=("dist/$file"); fi
+done <<<"$needs_out"
+[ $(( ${#unit_files[@]} + ${#service_files[@]} + ${#go_files[@]} )) -gt 0 ] || { echo "no test files found"; exit 1; }
 
 passed=0
 failed=0
 failed_files=()
-mapfile -t files < <(find dist -name '*.test.js' | sort)
-[ "${#files[@]}" -gt 0 ] || { echo "no test files found"; exit 1; }
-for f in "${files[@]}"; do
+run_file() {
+  local f="$1" out rc total ok bad
+  installs_check
   echo "=== ${f#dist/}"
   out=$(timeout 600 node --enable-source-maps "$f" 2>&1)
   rc=$?
@@ -45,7 +67,31 @@ for f in "${files[@]}"; do
   bad=$((total - ok))
   if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
   if [ "$bad" -gt 0 ]; then failed=$((failed + bad)); failed_files+=("${f#dist/}"); fi
+}
+
+echo "--- round 1: ${#unit_files[@]} unit files"
+for f in "${unit_files[@]}"; do run_file "$f"; done
+installs_wait "${INSTALLS_FAST[@]}"
+echo "--- round 2: ${#service_files[@]} files with services, no Go-built tool"
+for f in "${service_files[@]}"; do run_file "$f"; done
+# Round 3 follows the build order (kube, otelcol, helm): after each tool is built, the files whose
+# tools are all built by then.
+echo "--- round 3: ${#go_files[@]} files needing kube-apiserver, the OpenTelemetry Collector or helm"
+built=" "
+declare -A done_files
+for tool in "${INSTALLS_GO[@]}"; do
+  installs_wait "$tool"
+  built="$built$tool "
+  for f in "${go_files[@]}"; do
+    [ -z "${done_files[$f]:-}" ] || continue
+    ready=1
+    for t in ${go_tools_of[$f]}; do [[ "$built" == *" $t "* ]] || ready=0; done
+    [ "$ready" -eq 1 ] || continue
+    done_files[$f]=1
+    run_file "$f"
+  done
 done
+installs_wait "${INSTALLS_ALL[@]}"
 
 # The current Node LTS (24, fetched through npm by test/harness/install-node.sh) runs a
 # representative set of the same files: native and WASM dependencies, both buses, parsers, the
@@ -59,6 +105,8 @@ passed=$((passed + lts_passed))
 if [ "$lts_rc" -ne 0 ]; then failed=$((failed + 1)); failed_files+=("test/node-lts.sh (current Node LTS)"); fi
 
 echo
+installs_summary
+echo "--- the whole run took $(( (SECONDS - run_started) / 60 )) min $(( (SECONDS - run_started) % 60 )) s"
 [ "${#failed_files[@]}" -eq 0 ] || printf 'FAILED: %s\n' "${failed_files[@]}"
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]

@@ -2,12 +2,14 @@ import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { classify } from './select.js';
+import { classify, servicesReached, testFiles } from './select.js';
 
 /*
  * `npm run test:unit`: every unit test (see select.ts) in its own Node process, as `npm test`
  * runs them, a few at a time. Prints each file's counts, then "N passed, N failed" and the wall
- * time; exits 1 on any failure. `--list` prints the classification instead of running.
+ * time; exits 1 on any failure. `--list` prints the classification instead of running;
+ * `--needs` prints every test file (relative to dist/) with all the services it reaches, one
+ * tab-separated line each, for test/run.sh to order the whole suite by.
  */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const PER_FILE_TIMEOUT_MS = 60_000;
@@ -32,6 +34,11 @@ function runFile(file: string): Promise<Result> {
 }
 
 async function main(): Promise<number> {
+  if (process.argv.includes('--needs')) {
+    const graph = new Map<string, string[]>();
+    for (const f of testFiles(ROOT)) console.log(`${relative(ROOT, f)}\t${servicesReached(f, ROOT, graph).join(' ')}`);
+    return 0;
+  }
   const { unit, service } = classify(ROOT);
   if (process.argv.includes('--list')) {
     for (const f of unit) console.log(`unit     ${relative(ROOT, f)}`);

@@ -46,22 +46,32 @@ function packageName(spec: string): string {
  * found in its import graph, as a path relative to `root` (the `dist` directory) or a package name.
  */
 export function serviceNeeded(testFile: string, root: string, graph = new Map<string, string[]>()): string | undefined {
+  return servicesReached(testFile, root, graph)[0];
+}
+
+/**
+ * Every service module and package in a test's import graph, in the order a depth-first walk
+ * meets them (the first is `serviceNeeded`'s answer). test/run.sh reads it through
+ * `run.js --needs` to hold back only the files whose tools are still being built.
+ */
+export function servicesReached(testFile: string, root: string, graph = new Map<string, string[]>()): string[] {
   const services = new Set(SERVICE_MODULES.map((m) => resolve(root, m)));
+  const found: string[] = [];
   const seen = new Set<string>();
   const stack = [resolve(testFile)];
   while (stack.length > 0) {
     const file = stack.pop()!;
     if (seen.has(file)) continue;
     seen.add(file);
-    if (services.has(file)) return relative(root, file);
+    if (services.has(file)) found.push(relative(root, file));
     let deps = graph.get(file);
     if (deps === undefined) graph.set(file, (deps = importsOf(file)));
     for (const d of deps) {
-      if (SERVICE_PACKAGES.includes(d)) return d;
+      if (SERVICE_PACKAGES.includes(d) && !found.includes(d)) found.push(d);
       if (d.startsWith('/') && d.endsWith('.js')) stack.push(d);
     }
   }
-  return undefined;
+  return found;
 }
 
 /** Every `*.test.js` under `dir`, sorted. */
