@@ -23,7 +23,7 @@ import { MaskingError } from './masking/data-row.js';
 import { MASKED_VALUE, type Masker } from '../masking/masker.js';
 import { maskSqlText } from './masking/sql-text.js';
 import { maskLiterals, type StatementSecrets } from './masking/statement-secrets.js';
-import type { CancelRequest, FrontendMessage, PasswordMessage, StartupMessage } from './messages.js';
+import { BackendCode, type CancelRequest, type FrontendMessage, type PasswordMessage, type StartupMessage } from './messages.js';
 import { decodePassword } from './password-message.js';
 import { MAX_EXPECTED } from './replies.js';
 import { StatementResult, unranResponse, type RecordingOptions } from './result-recorder.js';
@@ -469,7 +469,7 @@ export class PgSession {
 
   #onUpstreamFrame(frame: BackendFrame): void {
     if (this.#closed) return;
-    if (frame.code === 0x53) this.#onParameterStatus(frame.raw); // S
+    if (frame.code === BackendCode.ParameterStatus) this.#onParameterStatus(frame.raw);
     const out = this.#engine.route(frame);
     if (out !== undefined) this.#clientOut.push(out);
     if (this.#draining && this.#engine.pending === 0) void this.#end('client disconnected');
