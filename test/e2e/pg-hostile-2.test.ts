@@ -251,7 +251,7 @@ hostile("settings and startup options that would blind the server's log or chang
   // A masked client may not put a schema before pg_catalog at startup either (other.upper above).
   const maskedEnv = { ...env, PGPASSWORD: await ctx.agate.token({ masked: 'yes' }), PGOPTIONS: '-c search_path=other,pg_catalog' };
   const shadow = await run(pgBin('psql'), ['-X', '-A', '-t', '-w', '-c', 'SELECT upper(api_token) FROM vault'], { env: maskedEnv, timeoutMs: 30_000 });
-  assert.ok(shadow.code !== 0 && /search_path/.test(shadow.stderr), shadow.stdout + shadow.stderr);
+  assert.ok(shadow.code !== 0 && /search_path/.test(shadow.stderr) && /puts a schema before pg_catalog in search_path/.test(shadow.stderr), shadow.stdout + shadow.stderr);
   assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM scratch WHERE note = 'opt'"), '0');
   // An application_name spoofing Agate's own catalog connection is still the agent's, in pgaudit's log.
   const r = await run(pgBin('psql'), ['-X', '-A', '-t', '-w', '-c', "UPDATE scratch SET note = 'spoofed' WHERE true"], { env: { ...env, PGAPPNAME: 'agate catalog lookup' }, timeoutMs: 30_000 });
