@@ -1,6 +1,7 @@
 // A real Agate for end-to-end tests: a throwaway PostgreSQL 15, a real OIDC issuer over HTTP,
 // and `agate start` as a child process (agate-process.ts) with its own data directory. Tests
 // talk to it with real clients (psql, pgbench, node-postgres, psycopg) and read what it recorded.
+import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -156,4 +157,19 @@ export async function waitForEvents(agate: AgateFixture, predicate: (events: Aga
     const events = agate.events();
     return predicate(events) ? events : undefined;
   }, { timeoutMs, everyMs: 50 });
+}
+
+/**
+ * Waits until the bus log and PostgreSQL's server log both stop growing (each is written
+ * asynchronously), polling every 200 ms for at most 20 s; reading the pgaudit log before then
+ * would miss its last statements.
+ */
+export async function untilQuiet(agate: AgateFixture): Promise<void> {
+  let last = '';
+  for (let i = 0; i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    const now = `${agate.events().length}:${readFileSync(agate.pg.logFile).length}`;
+    if (now === last) break;
+    last = now;
+  }
 }

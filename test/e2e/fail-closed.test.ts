@@ -22,6 +22,7 @@ import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { loadParsers } from '../../services/policy/src/engine.js';
 import { connectAgent } from '../harness/agent-client.js';
+import { teardownAll } from '../harness/teardown.js';
 
 const VERDICT_TIMEOUT_MS = 300;
 
@@ -68,23 +69,14 @@ async function setup(into: Partial<Env>): Promise<Env> {
 }
 
 async function teardown(env: Partial<Env>): Promise<void> {
-  const errors: unknown[] = [];
-  const attempt = async (f: () => Promise<unknown> | undefined) => {
-    try {
-      await f();
-    } catch (err) {
-      errors.push(err);
-    }
-  };
-  // end() of a client the proxy already dropped must not hang the teardown.
-  for (const c of env.clients ?? []) await attempt(() => Promise.race([c.end(), new Promise((r) => setTimeout(r, 2000).unref())]));
-  await attempt(() => env.proxy?.shutdown());
-  for (const s of env.subscriptions ?? []) await attempt(() => s.close());
-  await attempt(() => env.bus?.close());
-  await attempt(() => env.issuer?.close());
-  await attempt(() => env.pg?.stop());
-  if (env.dir) rmSync(env.dir, { recursive: true, force: true });
-  if (errors.length > 0) throw new Error(`teardown failed: ${errors.map(String).join('; ')}`);
+  await teardownAll(env.clients, [
+    () => env.proxy?.shutdown(),
+    ...(env.subscriptions ?? []).map((s) => () => s.close()),
+    () => env.bus?.close(),
+    () => env.issuer?.close(),
+    () => env.pg?.stop(),
+    async () => env.dir && rmSync(env.dir, { recursive: true, force: true }),
+  ]);
 }
 
 async function connect(env: Env, sub: string): Promise<pg.Client> {

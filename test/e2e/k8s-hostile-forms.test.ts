@@ -9,11 +9,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { connect as connectH2 } from 'node:http2';
-import { request } from 'node:https';
-import { connect } from 'node:tls';
 import { gzipSync } from 'node:zlib';
 import type { KubeAuditEvent } from '../harness/kube-apiserver.js';
-import { agentKubectl, busLog, commandsWhere, events, startKubeAgate, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
+import { agentKubectl, agentToken, busLog, commandsWhere, events, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
+import { admin, audited, complete, raw, startAuditedKube, statusOrBody, tlsSession } from './kube-raw.js';
 import { until } from '../harness/until.js';
 
 const test = suite<KubeAgate>('e2e/kubernetes hostile agent: bodies, queries, transport');
@@ -52,84 +51,15 @@ const POLICY = `policy:
 const SECRET = 'hunter2-forms-canary';
 const VAULT_VALUE = 'vault-forms-canary';
 
-test.before(async (ctx) => {
-  try {
-    Object.assign(ctx, await startKubeAgate(POLICY, '', '', { auditLog: true }));
-    const admin = (args: string[], input?: string) => ctx.kube.kubectl(args, { input }).then((r) => assert.is(r.code, 0, r.stderr));
-    for (const ns of ['prod', 'vault']) await admin(['create', 'namespace', ns]);
-    await admin(['-n', 'prod', 'run', 'victim', '--image=registry.invalid/none', '--restart=Never']);
-    await admin(['-n', 'vault', 'create', 'configmap', 'db', `--from-literal=password=${VAULT_VALUE}`]);
-    await admin(['-n', 'default', 'create', 'secret', 'generic', 'keep', `--from-literal=key=${SECRET}`]);
-    for (const name of ['fin', 'fin2']) await admin(['-n', 'default', 'create', 'configmap', name, '--from-literal=a=b']);
-  } catch (err) {
-    console.error('setup failed:', err);
-    throw err;
-  }
-});
+test.before((ctx) => startAuditedKube(ctx, POLICY, async () => {
+  for (const ns of ['prod', 'vault']) await admin(ctx, ['create', 'namespace', ns]);
+  await admin(ctx, ['-n', 'prod', 'run', 'victim', '--image=registry.invalid/none', '--restart=Never']);
+  await admin(ctx, ['-n', 'vault', 'create', 'configmap', 'db', `--from-literal=password=${VAULT_VALUE}`]);
+  await admin(ctx, ['-n', 'default', 'create', 'secret', 'generic', 'keep', `--from-literal=key=${SECRET}`]);
+  for (const name of ['fin', 'fin2']) await admin(ctx, ['-n', 'default', 'create', 'configmap', name, '--from-literal=a=b']);
+}));
 
 test.after((ctx) => stopKubeAgate(ctx));
-
-interface RawAnswer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-function statusMessage(r: RawAnswer): string {
-  try {
-    return String((JSON.parse(r.body) as { message?: unknown }).message);
-  } catch {
-    return r.body;
-  }
-}
-
-async function agentToken(ctx: KubeAgate): Promise<string> {
-  return ctx.issuer.mint(ctx.issuer.githubActionsClaims());
-}
-
-/** One HTTPS request to Agate with the path and body bytes exactly as given. */
-async function raw(ctx: KubeAgate, method: string, path: string, headers: Record<string, string> = {}, body?: string | Buffer): Promise<RawAnswer> {
-  const token = await agentToken(ctx);
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port: ctx.port, method, path, ca: readFileSync(ctx.kube.other.caFile), agent: false,
-      headers: { authorization: `Bearer ${token}`, ...headers, ...(body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) }) },
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-/** A TLS connection to Agate that writes exactly the bytes given and collects what comes back. */
-async function tlsSession(ctx: KubeAgate) {
-  const socket = connect({ host: '127.0.0.1', port: ctx.port, ca: readFileSync(ctx.kube.other.caFile), ALPNProtocols: ['http/1.1'] });
-  await new Promise<void>((resolve, reject) => (socket.once('secureConnect', resolve), socket.once('error', reject)));
-  let received = '';
-  let closed = false;
-  socket.setEncoding('latin1').on('data', (d: string) => (received += d));
-  socket.on('error', () => {});
-  socket.once('close', () => (closed = true));
-  return {
-    write: (text: string) => socket.write(text),
-    async settle(done: (s: string) => boolean, ms = 3000): Promise<string> {
-      const end = Date.now() + ms;
-      while (!done(received) && !closed && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-      return received;
-    },
-    end: () => socket.destroy(),
-  };
-}
-
-const complete = (s: string) => /\r\n\r\n/.test(s) && (/content-length: 0\r\n/i.test(s) || /\r\n\r\n[\s\S]*\}\s*$/.test(s));
-
-/** The API server's completed audit events matching `test`. */
-async function audited(ctx: KubeAgate, keep: (e: KubeAuditEvent) => boolean): Promise<KubeAuditEvent[]> {
-  return (await ctx.kube.auditEvents()).filter((e) => e.stage === 'ResponseComplete' && keep(e));
-}
 
 async function stored(ctx: KubeAgate, kind: string, name: string, jsonpath: string): Promise<string> {
   const r = await ctx.kube.kubectl(['-n', 'default', 'get', kind, name, '-o', `jsonpath=${jsonpath}`]);
@@ -147,7 +77,7 @@ test('watch spelled as the API server reads it (yes, on, empty, percent-encoded)
     answers.push(`${q} -> ${r.status} ${r.body.slice(0, 120)}`);
     assert.not.ok(r.body.includes(Buffer.from(SECRET).toString('base64')), answers.at(-1));
     assert.is(r.status, 403, answers.at(-1));
-    assert.match(statusMessage(r), 'by rule "no-secret-watch"', answers.at(-1));
+    assert.match(statusOrBody(r), 'by rule "no-secret-watch"', answers.at(-1));
   }
   // A false watch is a list, which the masked rule allows.
   for (const q of ['watch=0', 'watch=false', 'watch=False']) assert.is((await raw(ctx, 'GET', `/api/v1/namespaces/default/secrets?${q}`)).status, 200, q);
@@ -210,7 +140,7 @@ test('a JSON body with duplicate keys (which the API server merges or reads diff
   const a = await raw(ctx, 'POST', '/api/v1/namespaces/default/secrets', { 'content-type': 'application/json' }, token);
   assert.match(await stored(ctx, 'secret', 'dup-token', '{.type}'), '(absent', `a token Secret was created (${a.status} ${a.body.slice(0, 200)})`);
   assert.is(a.status, 403, a.body.slice(0, 300));
-  assert.match(statusMessage(a), 'by rule "no-privilege-changes"');
+  assert.match(statusOrBody(a), 'by rule "no-privilege-changes"');
   // Go decodes a second `metadata` object into the same struct: the first one's finalizers stay.
   const fin = '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"fin","finalizers":["example.com/keep"]},"metadata":{"name":"fin"},"data":{"a":"c"}}';
   const b = await raw(ctx, 'PUT', '/api/v1/namespaces/default/configmaps/fin', { 'content-type': 'application/json' }, fin);
@@ -248,7 +178,7 @@ test('a protobuf update (field numbers, no field names in its bytes) cannot set 
   const r = await raw(ctx, 'PUT', '/api/v1/namespaces/default/configmaps/fin', { 'content-type': 'application/vnd.kubernetes.protobuf' }, body);
   assert.is(await stored(ctx, 'configmap', 'fin', '{.metadata.finalizers}'), '', `finalizers were set (${r.status} ${r.body.slice(0, 200)})`);
   assert.is(r.status, 403, r.body.slice(0, 300));
-  assert.match(statusMessage(r), 'by rule "no-privilege-changes"');
+  assert.match(statusOrBody(r), 'by rule "no-privilege-changes"');
 });
 
 test('keys in another case are ignored by the API server, as by Agate', async (ctx) => {
@@ -277,18 +207,18 @@ test('YAML Agate cannot parse (duplicate keys, aliases) carrying an escaped mask
   // A Secret write Agate cannot read counts as naming the token type (privilege.ts): refused by that rule first.
   for (const r of [put, ssa]) {
     assert.is(r.status, 403, r.body.slice(0, 300));
-    assert.match(statusMessage(r), 'by rule "no-privilege-changes"');
+    assert.match(statusOrBody(r), 'by rule "no-privilege-changes"');
   }
   // An update Agate cannot read counts as setting finalizers; any other write it cannot read (a
   // create) is refused by the built-in guard, whatever the policy default.
   const cm = ['apiVersion: v1', 'kind: ConfigMap', 'kind: ConfigMap', 'metadata: {name: yaml-cm, namespace: default}', 'data: {a: "\\x5Bmasked]"}', ''].join('\n');
   const update = await raw(ctx, 'PUT', '/api/v1/namespaces/default/configmaps/fin2', { 'content-type': 'application/yaml' }, cm.replace('yaml-cm', 'fin2'));
   assert.is(update.status, 403, update.body.slice(0, 300));
-  assert.match(statusMessage(update), 'by rule "no-privilege-changes"');
+  assert.match(statusOrBody(update), 'by rule "no-privilege-changes"');
   assert.is(await stored(ctx, 'configmap', 'fin2', '{.data.a}'), 'd'); // as the case test left it
   const create = await raw(ctx, 'POST', '/api/v1/namespaces/default/configmaps', { 'content-type': 'application/yaml' }, cm);
   assert.is(create.status, 403, create.body.slice(0, 300));
-  assert.match(statusMessage(create), 'cannot be read');
+  assert.match(statusOrBody(create), 'cannot be read');
   assert.match(await stored(ctx, 'configmap', 'yaml-cm', '{.data.a}'), '(absent');
   const after = await audited(ctx, writesOfKeepOrFin2);
   assert.equal(after.slice(before.length).map((e) => `${e.verb} ${e.requestURI} ${e.responseStatus?.code}`), []);
@@ -359,7 +289,7 @@ test('pods/proxy, services/proxy and the old /proxy/ paths reach into pods like 
     answers.push(`${path} -> ${r.status} ${r.body.slice(0, 160)}`);
     assert.not.ok(r.body.includes(VAULT_VALUE), answers.at(-1));
     assert.is(r.status, 403, answers.at(-1));
-    assert.match(statusMessage(r), 'by rule "no-exec"', answers.at(-1));
+    assert.match(statusOrBody(r), 'by rule "no-exec"', answers.at(-1));
   }
   const reached = await audited(ctx, (e) => e.objectRef?.subresource === 'proxy' || /\/proxy\//.test(e.requestURI));
   assert.equal(reached.map((e) => e.requestURI), [], answers.join('\n'));
@@ -442,7 +372,7 @@ test('a custom resource named like a core one (secrets.apps.evil, kind Secret) f
   // Watch: refused like the core one's.
   const w = await raw(ctx, 'GET', '/apis/apps.evil/v1/namespaces/default/secrets?watch=yes&timeoutSeconds=1');
   assert.is(w.status, 403, w.body.slice(0, 200));
-  assert.match(statusMessage(w), 'by rule "no-secret-watch"');
+  assert.match(statusOrBody(w), 'by rule "no-secret-watch"');
   const watched = await audited(ctx, (e) => e.verb === 'watch' && e.objectRef?.resource === 'secrets');
   assert.equal(watched.map((e) => e.requestURI), []);
   const e = events(ctx);

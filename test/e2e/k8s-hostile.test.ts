@@ -5,11 +5,9 @@
 // Real kube-apiserver, real Agate process, raw HTTPS and TLS clients.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
-import { connect } from 'node:tls';
 import type { KubeAuditEvent } from '../harness/kube-apiserver.js';
-import { busLog, commandsWhere, events, startKubeAgate, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
+import { agentToken, busLog, commandsWhere, events, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
+import { admin, audited, complete, raw, startAuditedKube, statusMessage, tlsSession } from './kube-raw.js';
 import { until } from '../harness/until.js';
 
 const test = suite<KubeAgate>('e2e/kubernetes hostile agent');
@@ -48,78 +46,15 @@ const POLICY = `policy:
 const SECRET = 'hunter2-hostile-canary';
 const VAULT_VALUE = 'vault-config-canary';
 
-test.before(async (ctx) => {
-  try {
-    Object.assign(ctx, await startKubeAgate(POLICY, '', '', { auditLog: true }));
-    const admin = (args: string[], input?: string) => ctx.kube.kubectl(args, { input }).then((r) => assert.is(r.code, 0, r.stderr));
-    for (const ns of ['prod', 'vault']) await admin(['create', 'namespace', ns]);
-    for (const name of ['victim', 'victim2', 'victim3', 'victim4']) await admin(['-n', 'prod', 'run', name, '--image=registry.invalid/none', '--restart=Never']);
-    await admin(['-n', 'vault', 'create', 'configmap', 'db', `--from-literal=password=${VAULT_VALUE}`]);
-    // Applied, so its last-applied-configuration annotation carries the value too.
-    await admin(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'token', namespace: 'default' }, stringData: { key: SECRET } }));
-  } catch (err) {
-    console.error('setup failed:', err);
-    throw err;
-  }
-});
+test.before((ctx) => startAuditedKube(ctx, POLICY, async () => {
+  for (const ns of ['prod', 'vault']) await admin(ctx, ['create', 'namespace', ns]);
+  for (const name of ['victim', 'victim2', 'victim3', 'victim4']) await admin(ctx, ['-n', 'prod', 'run', name, '--image=registry.invalid/none', '--restart=Never']);
+  await admin(ctx, ['-n', 'vault', 'create', 'configmap', 'db', `--from-literal=password=${VAULT_VALUE}`]);
+  // Applied, so its last-applied-configuration annotation carries the value too.
+  await admin(ctx, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'token', namespace: 'default' }, stringData: { key: SECRET } }));
+}));
 
 test.after((ctx) => stopKubeAgate(ctx));
-
-interface RawAnswer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-/** The message of a Status body. */
-function statusMessage(r: RawAnswer): string {
-  return String((JSON.parse(r.body) as { message?: unknown }).message);
-}
-
-async function agentToken(ctx: KubeAgate): Promise<string> {
-  return ctx.issuer.mint(ctx.issuer.githubActionsClaims());
-}
-
-/** One HTTPS request to Agate with the path exactly as given (no client-side normalization). */
-async function raw(ctx: KubeAgate, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<RawAnswer> {
-  const token = await agentToken(ctx);
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port: ctx.port, method, path, ca: readFileSync(ctx.kube.other.caFile), agent: false,
-      headers: { authorization: `Bearer ${token}`, ...headers, ...(body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) }) },
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-/** A TLS connection to Agate that writes exactly the bytes given and collects what comes back. */
-async function tlsSession(ctx: KubeAgate) {
-  const socket = connect({ host: '127.0.0.1', port: ctx.port, ca: readFileSync(ctx.kube.other.caFile), ALPNProtocols: ['http/1.1'] });
-  await new Promise<void>((resolve, reject) => (socket.once('secureConnect', resolve), socket.once('error', reject)));
-  let received = '';
-  let closed = false;
-  socket.setEncoding('latin1').on('data', (d: string) => (received += d));
-  socket.on('error', () => {});
-  socket.once('close', () => (closed = true));
-  return {
-    write: (text: string) => socket.write(text),
-    /** Waits until `test` holds for what was received, the socket closed, or `ms` passed. */
-    async settle(test: (s: string) => boolean, ms = 3000): Promise<string> {
-      const end = Date.now() + ms;
-      while (!test(received) && !closed && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-      return received;
-    },
-    get closed() {
-      return closed;
-    },
-    end: () => socket.destroy(),
-  };
-}
 
 async function podExists(ctx: KubeAgate, name: string): Promise<boolean> {
   const r = await ctx.kube.kubectl(['-n', 'prod', 'get', 'pod', name, '-o', 'jsonpath={.metadata.deletionTimestamp}']);
@@ -128,11 +63,8 @@ async function podExists(ctx: KubeAgate, name: string): Promise<boolean> {
 
 /** The API server's audit events (ResponseComplete stage) about one object in prod, other than the admin's own setup. */
 async function auditedOn(ctx: KubeAgate, name: string, test: (e: KubeAuditEvent) => boolean = () => true): Promise<KubeAuditEvent[]> {
-  const all = await ctx.kube.auditEvents();
-  return all.filter((e) => e.stage === 'ResponseComplete' && e.objectRef?.namespace === 'prod' && e.objectRef?.name === name && e.verb !== 'create' && e.verb !== 'get' && test(e));
+  return audited(ctx, (e) => e.objectRef?.namespace === 'prod' && e.objectRef?.name === name && e.verb !== 'create' && e.verb !== 'get' && test(e));
 }
-
-const complete = (s: string) => /\r\n\r\n/.test(s) && (/content-length: 0\r\n/i.test(s) || /\r\n\r\n[\s\S]*\}\s*$/.test(s));
 
 test('an Upgrade request on an allowed path cannot carry a second, unchecked request to the API server', async (ctx) => {
   const token = await agentToken(ctx);

@@ -67,9 +67,14 @@ export async function stopKubeAgate(ctx: Partial<KubeAgate>): Promise<void> {
   await ctx.kube?.stop();
 }
 
+/** A fresh token for the agent, shaped like a GitHub Actions id-token. */
+export async function agentToken(ctx: Pick<KubeAgate, 'issuer'>): Promise<string> {
+  return ctx.issuer.mint(ctx.issuer.githubActionsClaims());
+}
+
 /** kubectl through Agate, the agent's token in AGATE_TOKEN (read by the kubeconfig's exec plugin). */
 export async function agentKubectl(ctx: KubeAgate, args: string[], opts: { input?: string } = {}): Promise<RunResult> {
-  const token = await ctx.issuer.mint(ctx.issuer.githubActionsClaims());
+  const token = await agentToken(ctx);
   return run(ctx.kube.kubectlPath, ['--kubeconfig', ctx.kubeconfig, '--cache-dir', ctx.cacheDir, ...args], {
     env: cleanEnv({ AGATE_TOKEN: token }), input: opts.input, timeoutMs: 60_000,
   });

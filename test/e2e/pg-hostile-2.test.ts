@@ -8,20 +8,13 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type pg from 'pg';
 import { serialize } from 'pg-protocol';
-import { initSqlParser } from '../../core/src/sql/analyze.js';
-import { DEFAULT_PG_BIN } from '../harness/postgres.js';
 import { run } from '../harness/proc.js';
-import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
-import { auditEntries, auditOracle, isCatalogLookup } from './pgaudit-log.js';
+import { waitForEvents } from './agate-fixture.js';
+import { auditAgent, intact, pgBin, refused, send, startHostile, stopHostile, type HostileCtx } from './pg-hostile-fixture.js';
 import { RawClient, type Reply } from './raw-client.js';
 
-const bin = (tool: string) => join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, tool);
-
-interface Ctx { agate: AgateFixture; session?: pg.Client; masked?: pg.Client; loid: number }
+interface Ctx extends HostileCtx { loid: number }
 const hostile = suite<Ctx>('a hostile agent against the PostgreSQL proxy, second pass');
 
 /** Values of the masked column; no detector knows their shape, only the column rule masks them. */
@@ -29,84 +22,19 @@ const TOKEN = `tok${randomBytes(10).toString('hex')}`;
 const TOKEN2 = `tok${randomBytes(10).toString('hex')}`;
 
 hostile.before(async (ctx) => {
-  await initSqlParser();
-  ctx.agate = await startAgate({
-    pgaudit: true,
-    policyYaml: `policy:
-  default: allow
-  rules:
-    - id: no-delete
-      action: deny
-      match: { sql: { statements: [DeleteStmt, DropStmt, TruncateStmt] } }
-    - id: people-read-only
-      action: deny
-      match: { sql: { tables_written: [people] } }
-    - id: ledger-read-only
-      action: deny
-      match: { sql: { tables_written: [public.ledger] } }
-    - id: no-destroy
+  await startHostile(ctx, {
+    tokens: [TOKEN, TOKEN2],
+    extraRules: `    - id: no-destroy
       action: deny
       match: { sql: { effects: [destroy] } }
-    - id: masked-agents
-      action: allow
-      mask_client: true
-      match: { claims: { masked: "yes" } }
 `,
   });
   const owner = ctx.agate.pg.users.scram.user;
-  await ctx.agate.pg.psql(`
-CREATE TABLE public.people (id int PRIMARY KEY, name text);
-CREATE TABLE public.ledger (id int PRIMARY KEY, amount int);
-CREATE TABLE public.vault (id int PRIMARY KEY, api_token text);
-CREATE TABLE public.scratch (id int, note text);
-CREATE SCHEMA other;
-INSERT INTO public.people VALUES (1, 'ada'), (2, 'bob');
-INSERT INTO public.ledger VALUES (1, 100);
-INSERT INTO public.vault VALUES (1, '${TOKEN}'), (2, '${TOKEN2}');
-ALTER TABLE public.people OWNER TO ${owner};
-ALTER TABLE public.ledger OWNER TO ${owner};
-ALTER TABLE public.vault OWNER TO ${owner};
-ALTER TABLE public.scratch OWNER TO ${owner};
-ALTER SCHEMA other OWNER TO ${owner};
-`);
   ctx.loid = Number(await ctx.agate.pg.psql("SELECT lo_from_bytea(0, 'kept')"));
   await ctx.agate.pg.psql(`ALTER LARGE OBJECT ${ctx.loid} OWNER TO ${owner}`);
 });
 
-hostile.after(async (ctx) => {
-  await ctx.session?.end().catch(() => undefined);
-  await ctx.masked?.end().catch(() => undefined);
-  await ctx.agate?.cleanup();
-});
-
-type Outcome = { ok: true; rows: unknown[] } | { ok: false; code: string | undefined; message: string };
-
-async function send(ctx: Ctx, sql: string, masked = false): Promise<Outcome> {
-  const client = masked ? (ctx.masked ??= await ctx.agate.client({ masked: 'yes' })) : (ctx.session ??= await ctx.agate.client());
-  return client.query(sql).then(
-    (r: pg.QueryResult | pg.QueryResult[]) => ({ ok: true as const, rows: Array.isArray(r) ? r.flatMap((x) => x.rows) : r.rows }),
-    (e: Error & { code?: string }) => ({ ok: false as const, code: e.code, message: e.message }),
-  );
-}
-
-/** The rows of people and ledger, read directly from PostgreSQL. */
-async function intact(ctx: Ctx): Promise<void> {
-  assert.is(await ctx.agate.pg.psql("SELECT string_agg(id || ':' || name, ',' ORDER BY id) FROM public.people"), '1:ada,2:bob', 'people was changed');
-  assert.is(await ctx.agate.pg.psql("SELECT string_agg(id || ':' || amount, ',' ORDER BY id) FROM public.ledger"), '1:100', 'ledger was changed');
-  assert.is(await ctx.agate.pg.psql("SELECT string_agg(nspname || '.' || relname, ',' ORDER BY relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE relname IN ('people', 'ledger')"), 'public.ledger,public.people', 'a table moved');
-  assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM pg_inherits WHERE inhrelid IN ('public.people'::regclass, 'public.ledger'::regclass)"), '0', 'a table joined a parent');
-}
-
-let refusals = 0;
-
-async function refused(ctx: Ctx, sql: string, rule: string): Promise<void> {
-  refusals += 1;
-  const r = await send(ctx, sql);
-  assert.ok(!r.ok, `${sql}: ran`);
-  assert.is(r.code, '42501', `${sql}: ${r.message}`);
-  assert.match(r.message, `rule "${rule}"`, `${sql}: ${r.message}`);
-  await intact(ctx);
-}
+hostile.after(stopHostile);
 
 /** Every way a value can show in what a client received. */
 function leaks(seen: string): boolean {
@@ -142,12 +70,12 @@ hostile('regression: writes inside EXPLAIN ANALYZE, CTEs and MERGE, and settings
   await refused(ctx, "MERGE INTO people p USING scratch s ON s.id = p.id WHEN MATCHED THEN UPDATE SET name = 'x'", 'people-read-only');
   await refused(ctx, 'MERGE INTO scratch s USING people p ON s.id = p.id WHEN MATCHED THEN DELETE', 'no-delete');
   for (const sql of ['BEGIN; SET LOCAL standard_conforming_strings = off; COMMIT', "SELECT set_config('client_encoding', 'SJIS', true)", "SET client_encoding = 'GBK'", "SET NAMES 'BIG5'"]) {
-    refusals += 1;
+    ctx.refusals += 1;
     const r = await send(ctx, sql);
     assert.ok(!r.ok && /agate\.lexing-setting/.test(r.message), `${sql}: ${JSON.stringify(r)}`);
   }
   const env = await ctx.agate.libpqEnv();
-  const big5 = await run(bin('psql'), ['-X', '-A', '-t', '-w', '-c', 'SELECT 1'], { env: { ...env, PGCLIENTENCODING: 'BIG5' }, timeoutMs: 30_000 });
+  const big5 = await run(pgBin('psql'), ['-X', '-A', '-t', '-w', '-c', 'SELECT 1'], { env: { ...env, PGCLIENTENCODING: 'BIG5' }, timeoutMs: 30_000 });
   assert.ok(big5.code !== 0 && /client_encoding/.test(big5.stderr), big5.stderr);
 });
 
@@ -160,7 +88,7 @@ hostile('a built-in bound to a new name (operator, aggregate) counts as a call o
   assert.is(await ctx.agate.pg.psql(`SELECT count(*) FROM pg_largeobject_metadata WHERE oid = ${ctx.loid}`), '1');
   // SQL given as text, run by the built-in: not in the statement's text, so not allowed by default.
   for (const sql of ['CREATE OPERATOR ### (rightarg = text, function = ts_stat)', 'CREATE OPERATOR ### (leftarg = tsquery, rightarg = text, function = ts_rewrite)']) {
-    refusals += 1;
+    ctx.refusals += 1;
     const r = await send(ctx, sql);
     assert.ok(!r.ok && /agate\.unverifiable/.test(r.message), `${sql}: ${JSON.stringify(r)}`);
   }
@@ -317,34 +245,22 @@ hostile("settings and startup options that would blind the server's log or chang
   assert.ok(!program.ok && /agate\.unverifiable/.test(program.message), JSON.stringify(program));
   const env = await ctx.agate.libpqEnv();
   for (const options of ['-c pgaudit.log=none', '-c session_replication_role=replica', '-c role=postgres']) {
-    const r = await run(bin('psql'), ['-X', '-A', '-t', '-w', '-c', "UPDATE scratch SET note = 'opt' WHERE true"], { env: { ...env, PGOPTIONS: options }, timeoutMs: 30_000 });
+    const r = await run(pgBin('psql'), ['-X', '-A', '-t', '-w', '-c', "UPDATE scratch SET note = 'opt' WHERE true"], { env: { ...env, PGOPTIONS: options }, timeoutMs: 30_000 });
     assert.ok(r.code !== 0, `${options}: ${r.stdout}`);
   }
   // A masked client may not put a schema before pg_catalog at startup either (other.upper above).
   const maskedEnv = { ...env, PGPASSWORD: await ctx.agate.token({ masked: 'yes' }), PGOPTIONS: '-c search_path=other,pg_catalog' };
-  const shadow = await run(bin('psql'), ['-X', '-A', '-t', '-w', '-c', 'SELECT upper(api_token) FROM vault'], { env: maskedEnv, timeoutMs: 30_000 });
-  assert.ok(shadow.code !== 0 && /search_path/.test(shadow.stderr), shadow.stdout + shadow.stderr);
+  const shadow = await run(pgBin('psql'), ['-X', '-A', '-t', '-w', '-c', 'SELECT upper(api_token) FROM vault'], { env: maskedEnv, timeoutMs: 30_000 });
+  assert.ok(shadow.code !== 0 && /search_path/.test(shadow.stderr) && /puts a schema before pg_catalog in search_path/.test(shadow.stderr), shadow.stdout + shadow.stderr);
   assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM scratch WHERE note = 'opt'"), '0');
   // An application_name spoofing Agate's own catalog connection is still the agent's, in pgaudit's log.
-  const r = await run(bin('psql'), ['-X', '-A', '-t', '-w', '-c', "UPDATE scratch SET note = 'spoofed' WHERE true"], { env: { ...env, PGAPPNAME: 'agate catalog lookup' }, timeoutMs: 30_000 });
+  const r = await run(pgBin('psql'), ['-X', '-A', '-t', '-w', '-c', "UPDATE scratch SET note = 'spoofed' WHERE true"], { env: { ...env, PGAPPNAME: 'agate catalog lookup' }, timeoutMs: 30_000 });
   assert.is(r.code, 0, r.stderr);
 });
 
 hostile('pgaudit: everything PostgreSQL executed was recorded as allowed; nothing refused ran', async (ctx) => {
   const { agate } = ctx;
-  await ctx.session?.end();
-  await ctx.masked?.end();
-  ctx.session = ctx.masked = undefined;
-  let last = '';
-  for (let i = 0; i < 100; i++) {
-    await new Promise((r) => setTimeout(r, 200));
-    const now = `${agate.events().length}:${readFileSync(agate.pg.logFile).length}`;
-    if (now === last) break;
-    last = now;
-  }
-  const entries = auditEntries(readFileSync(agate.pg.logFile, 'utf8'));
-  const checked = (e: (typeof entries)[number]) => e.user === agate.pg.users.scram.user && !isCatalogLookup(e);
-  const report = auditOracle(entries, agate.events(), checked);
+  const { entries, checked, report } = await auditAgent(ctx);
   assert.ok(report.checked > 10, `pgaudit logged the attempts (${report.checked})`);
   // pgaudit does not log a FunctionCall (fastpath) itself, only the SQL the function runs: the
   // query table_to_xml ran for the FunctionCall above, which Agate recorded as that call.
@@ -362,7 +278,7 @@ hostile('pgaudit: everything PostgreSQL executed was recorded as allowed; nothin
   assert.equal(writes.map((e) => e.statement), []);
   assert.is(await agate.pg.psql(`SELECT count(*) FROM pg_largeobject_metadata WHERE oid = ${ctx.loid}`), '1');
   const refusedCount = agate.events().filter((e) => e.type === 'Response' && (e as { status?: string }).status === 'refused').length;
-  assert.ok(refusals > 10 && refusedCount >= refusals, `${refusedCount} refusals recorded, ${refusals} expected`);
+  assert.ok(ctx.refusals > 10 && refusedCount >= ctx.refusals, `${refusedCount} refusals recorded, ${ctx.refusals} expected`);
 });
 
 function describe(r: Reply): unknown {

@@ -7,98 +7,18 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import type pg from 'pg';
 import type { Command, Response } from '../../schemas/src/events.js';
-import { join } from 'node:path';
-import { initSqlParser } from '../../core/src/sql/analyze.js';
-import { DEFAULT_PG_BIN } from '../harness/postgres.js';
 import { run } from '../harness/proc.js';
-import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
-import { auditEntries, auditOracle, isCatalogLookup } from './pgaudit-log.js';
+import { waitForEvents } from './agate-fixture.js';
+import { auditAgent, intact, pgBin, refused, send, startHostile, stopHostile, type HostileCtx } from './pg-hostile-fixture.js';
 
-const bin = (tool: string) => join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, tool);
-
-interface Ctx { agate: AgateFixture; session?: pg.Client; masked?: pg.Client }
-const hostile = suite<Ctx>('a hostile agent against the PostgreSQL proxy: side doors around deny and mask');
+const hostile = suite<HostileCtx>('a hostile agent against the PostgreSQL proxy: side doors around deny and mask');
 
 /** The value of a masked column; no detector knows its shape, only the column rule masks it. */
 const TOKEN = `tok${randomBytes(10).toString('hex')}`;
 
-hostile.before(async (ctx) => {
-  await initSqlParser();
-  ctx.agate = await startAgate({
-    pgaudit: true,
-    policyYaml: `policy:
-  default: allow
-  rules:
-    - id: no-delete
-      action: deny
-      match: { sql: { statements: [DeleteStmt, DropStmt, TruncateStmt] } }
-    - id: people-read-only
-      action: deny
-      match: { sql: { tables_written: [people] } }
-    - id: ledger-read-only
-      action: deny
-      match: { sql: { tables_written: [public.ledger] } }
-    - id: masked-agents
-      action: allow
-      mask_client: true
-      match: { claims: { masked: "yes" } }
-`,
-  });
-  const owner = ctx.agate.pg.users.scram.user;
-  await ctx.agate.pg.psql(`
-CREATE TABLE public.people (id int PRIMARY KEY, name text);
-CREATE TABLE public.ledger (id int PRIMARY KEY, amount int);
-CREATE TABLE public.vault (id int PRIMARY KEY, api_token text);
-CREATE TABLE public.scratch (id int, note text);
-CREATE SCHEMA other;
-INSERT INTO public.people VALUES (1, 'ada'), (2, 'bob');
-INSERT INTO public.ledger VALUES (1, 100);
-INSERT INTO public.vault VALUES (1, '${TOKEN}');
-ALTER TABLE public.people OWNER TO ${owner};
-ALTER TABLE public.ledger OWNER TO ${owner};
-ALTER TABLE public.vault OWNER TO ${owner};
-ALTER TABLE public.scratch OWNER TO ${owner};
-ALTER SCHEMA other OWNER TO ${owner};
-`);
-});
-
-hostile.after(async (ctx) => {
-  await ctx.session?.end().catch(() => undefined);
-  await ctx.masked?.end().catch(() => undefined);
-  await ctx.agate?.cleanup();
-});
-
-type Outcome = { ok: true; rows: unknown[] } | { ok: false; code: string | undefined; message: string };
-
-async function send(ctx: Ctx, sql: string, masked = false): Promise<Outcome> {
-  const client = masked ? (ctx.masked ??= await ctx.agate.client({ masked: 'yes' })) : (ctx.session ??= await ctx.agate.client());
-  // A Query of several statements answers with one result each.
-  return client.query(sql).then(
-    (r: pg.QueryResult | pg.QueryResult[]) => ({ ok: true as const, rows: Array.isArray(r) ? r.flatMap((x) => x.rows) : r.rows }),
-    (e: Error & { code?: string }) => ({ ok: false as const, code: e.code, message: e.message }),
-  );
-}
-
-/** The rows of people and ledger, read directly from PostgreSQL. */
-async function intact(ctx: Ctx): Promise<void> {
-  assert.is(await ctx.agate.pg.psql("SELECT string_agg(id || ':' || name, ',' ORDER BY id) FROM public.people"), '1:ada,2:bob', 'people was changed');
-  assert.is(await ctx.agate.pg.psql('SELECT string_agg(id || \':\' || amount, \',\' ORDER BY id) FROM public.ledger'), '1:100', 'ledger was changed');
-}
-
-/** How many attempts the tests expected Agate to refuse. */
-let refusals = 0;
-
-async function refused(ctx: Ctx, sql: string, rule: string): Promise<void> {
-  refusals += 1;
-  const r = await send(ctx, sql);
-  assert.ok(!r.ok, `${sql}: ran`);
-  assert.is(r.code, '42501', `${sql}: ${r.message}`);
-  assert.match(r.message, `rule "${rule}"`);
-  await intact(ctx);
-}
+hostile.before((ctx) => startHostile(ctx, { tokens: [TOKEN] }));
+hostile.after(stopHostile);
 
 hostile('an updatable view over a read-only table is a write path to it: creating it is a write of the table', async (ctx) => {
   // CREATE VIEW only reads people; UPDATE/INSERT through the view would write people itself.
@@ -227,7 +147,7 @@ hostile('a masked column echoed by an error message reaches neither the masked c
 
 hostile('replication=database at startup: no walsender upstream, replication commands refused, SQL still decided', async (ctx) => {
   const env = await ctx.agate.libpqEnv();
-  const psql = (sql: string) => run(bin('psql'), ['-X', '-A', '-t', '-w', '-d', 'dbname=appdb replication=database', '-c', sql], { env, timeoutMs: 30_000 });
+  const psql = (sql: string) => run(pgBin('psql'), ['-X', '-A', '-t', '-w', '-d', 'dbname=appdb replication=database', '-c', sql], { env, timeoutMs: 30_000 });
   // START_REPLICATION would stream every row change, masked columns included.
   for (const sql of ['IDENTIFY_SYSTEM', 'CREATE_REPLICATION_SLOT loot LOGICAL test_decoding', 'START_REPLICATION SLOT loot LOGICAL 0/0']) {
     const r = await psql(sql);
@@ -242,18 +162,7 @@ hostile('replication=database at startup: no walsender upstream, replication com
 
 hostile('pgaudit: everything PostgreSQL executed was recorded as allowed; nothing refused ran', async (ctx) => {
   const { agate } = ctx;
-  await ctx.session?.end();
-  await ctx.masked?.end();
-  ctx.session = ctx.masked = undefined;
-  let last = '';
-  for (let i = 0; i < 100; i++) {
-    await new Promise((r) => setTimeout(r, 200));
-    const now = `${agate.events().length}:${readFileSync(agate.pg.logFile).length}`;
-    if (now === last) break;
-    last = now;
-  }
-  const entries = auditEntries(readFileSync(agate.pg.logFile, 'utf8'));
-  const report = auditOracle(entries, agate.events(), (e) => e.user === agate.pg.users.scram.user && !isCatalogLookup(e));
+  const { entries, report } = await auditAgent(ctx);
   assert.ok(report.checked > 10, `pgaudit logged the attempts (${report.checked})`);
   assert.equal(report.unexplained, []);
   assert.equal(report.overrun, []);
@@ -261,7 +170,7 @@ hostile('pgaudit: everything PostgreSQL executed was recorded as allowed; nothin
   const writes = entries.filter((e) => e.auditClass === 'WRITE' && /people|ledger/i.test(e.statement) && e.user === agate.pg.users.scram.user);
   assert.equal(writes.map((e) => e.statement), []);
   const refusedCommands = agate.events().filter((e): e is Response => e.type === 'Response' && e.status === 'refused');
-  assert.ok(refusals > 15 && refusedCommands.length >= refusals, `${refusedCommands.length} refusals recorded, ${refusals} expected`);
+  assert.ok(ctx.refusals > 15 && refusedCommands.length >= ctx.refusals, `${refusedCommands.length} refusals recorded, ${ctx.refusals} expected`);
   assert.ok(agate.events().some((e): e is Command => e.type === 'Command' && e.text === 'UPDATE ledger SET amount = 0'));
 });
 

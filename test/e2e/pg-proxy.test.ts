@@ -15,6 +15,7 @@ import { run } from '../harness/proc.js';
 import { agateConfig, cleanEnv, startAgateProcess, type AgateProcess, type CliResult } from './agate-process.js';
 import { until } from '../harness/until.js';
 import { connectAgent } from '../harness/agent-client.js';
+import { teardownAll } from '../harness/teardown.js';
 
 const PSQL = '/usr/bin/psql';
 
@@ -78,20 +79,7 @@ async function setup(into: Partial<Env>, withOtherIssuer = false): Promise<Env> 
 }
 
 async function teardown(env: Partial<Env>): Promise<void> {
-  const errors: unknown[] = [];
-  const attempt = async (f: () => Promise<unknown> | undefined) => {
-    try {
-      await f();
-    } catch (err) {
-      errors.push(err);
-    }
-  };
-  for (const c of env.clients ?? []) await attempt(() => Promise.race([c.end(), new Promise((r) => setTimeout(r, 2000).unref())]));
-  await attempt(() => env.agate?.dispose());
-  await attempt(() => env.other?.close());
-  await attempt(() => env.issuer?.close());
-  await attempt(() => env.pg?.stop());
-  if (errors.length > 0) throw new Error(`teardown failed: ${errors.map(String).join('; ')}`);
+  await teardownAll(env.clients, [() => env.agate?.dispose(), () => env.other?.close(), () => env.issuer?.close(), () => env.pg?.stop()]);
 }
 
 const conninfo = (agate: AgateProcess, dbname = 'appdb') => `host=127.0.0.1 port=${agate.pgPort} dbname=${dbname} user=agent sslmode=disable`;

@@ -13,7 +13,7 @@ import { initSqlParser } from '../../core/src/sql/analyze.js';
 import { DEFAULT_PG_BIN } from '../harness/postgres.js';
 import { run } from '../harness/proc.js';
 import { untilTrue } from '../harness/until.js';
-import { startAgate, type AgateFixture } from './agate-fixture.js';
+import { startAgate, untilQuiet, type AgateFixture } from './agate-fixture.js';
 import { auditEntries, auditOracle, isCatalogLookup } from './pgaudit-log.js';
 import { RawClient } from './raw-client.js';
 
@@ -158,14 +158,7 @@ oracle('pgaudit: everything executed was allowed by Agate; nothing Agate denied 
   const { agate } = ctx;
   await ctx.session?.end();
   ctx.session = undefined;
-  // The bus and the server log are written asynchronously: wait until both stop growing.
-  let last = '';
-  for (let i = 0; i < 100; i++) {
-    await new Promise((r) => setTimeout(r, 200));
-    const now = `${agate.events().length}:${readFileSync(agate.pg.logFile).length}`;
-    if (now === last) break;
-    last = now;
-  }
+  await untilQuiet(agate);
   const upstreamUser = agate.pg.users.scram.user;
   const entries = auditEntries(readFileSync(agate.pg.logFile, 'utf8'));
   // Agate's own catalog lookups (FunctionCall OIDs) are not client statements.

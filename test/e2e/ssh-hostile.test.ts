@@ -7,27 +7,14 @@
 // OpenSSH client (ssh, sftp, scp), and ssh2 as a raw client where OpenSSH cannot send the bytes.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import { parseConfig } from '../../core/src/config.js';
-import { LocalBus } from '../../core/src/bus/local-bus.js';
-import type { Subscription } from '../../core/src/bus/bus.js';
-import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
-import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
-import { silentLogger } from '../../core/src/log.js';
 import { packageRoot } from '../../core/src/package-root.js';
-import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/events.js';
-import { MaskSets } from '../../services/ingress-proxy/src/masking/mask-sets.js';
-import { generateHostKey, parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
-import { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
-import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
-import { PolicyService } from '../../services/policy/src/service.js';
-import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
+import type { Command, Response, Verdict } from '../../schemas/src/events.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { startSshd, type SshServer } from '../harness/sshd.js';
+import { SSH_CLIENT_OPTIONS, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
 
 const POLICY = `identity: { dev_issuer: { enabled: true } }
 policy:
@@ -58,16 +45,7 @@ policy:
       match: { protocols: [ssh], ssh: { requests: [direct-tcpip] } }
 `;
 
-interface Env {
-  sshd: SshServer;
-  issuer: OidcIssuer;
-  dir: string;
-  bus: LocalBus;
-  policy: PolicyService;
-  proxy: SshProxyServer;
-  port: number;
-  subscription: Subscription;
-  events: AgateEvent[];
+interface Env extends SshEnv {
   /** Owned by the sshd user: a file there must survive, one under `locked` must never appear. */
   open: string;
   locked: string;
@@ -79,55 +57,19 @@ const SECRET = 'hostile-secret-canary';
 const test = suite<Partial<Env>>('e2e/ssh hostile agent');
 
 test.before(async (ctx) => {
-  try {
-    ctx.events = [];
-    ctx.dir = mkdtempSync(join(tmpdir(), 'agate-ssh-hostile-'));
-    ctx.sshd = await startSshd();
-    ctx.issuer = await startOidcIssuer({ audience: 'agate' });
-    ctx.bus = new LocalBus({ dir: join(ctx.dir, 'bus'), fsync: false, logger: silentLogger });
-    const config = parseConfig(POLICY, 'ssh-hostile.yaml');
-    await loadParsers();
-    ctx.policy = new PolicyService({ bus: ctx.bus, policy: new CompiledPolicy(config.policy), logger: silentLogger, staleAfterMs: 5000 });
-    await ctx.policy.start();
-    ctx.subscription = await ctx.bus.subscribe({ group: 'ssh-hostile', types: ['Command', 'Verdict', 'Response'], handler: async (b) => void ctx.events!.push(...b) });
-    const sshd = ctx.sshd;
-    const target = { name: 'box', host: sshd.host, port: sshd.port, user: sshd.user, privateKey: readFileSync(sshd.clientKeyFile), hostKey: parsePinnedHostKey(sshd.hostPublicKey) };
-    const verifier = new TokenVerifier([remoteIssuer({ issuer: ctx.issuer.issuer, audience: 'agate', algorithms: ['ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' })]);
-    ctx.proxy = new SshProxyServer({
-      bus: ctx.bus, verifier, resolveTarget: (n) => (n === 'box' ? target : undefined), proxyId: 'e2e-ssh-hostile', verdictTimeoutMs: 5000, connectTimeoutMs: 5000,
-      logger: silentLogger, audit: MaskSets.compile(config.masking, config.source).audit, hostKey: Buffer.from(generateHostKey()), maxConnections: 20,
-      logins: loginGuard(config.logins, loginThrottle(config.logins)),
-    });
-    ctx.port = (await ctx.proxy.listen('127.0.0.1', 0)).port;
-    ctx.open = await userDir(sshd, 'agate-hostile-open-');
-    ctx.locked = await userDir(sshd, 'agate-hostile-locked-');
-    ctx.secret = await userDir(sshd, 'agate-hostile-secret-');
-    writeFileSync(join(ctx.secret, 'key'), SECRET, { mode: 0o644 });
-    writeFileSync(join(ctx.locked, 'keep.txt'), 'keep me', { mode: 0o644 });
-  } catch (err) {
-    console.error('e2e/ssh-hostile setup failed:', err);
-    throw err;
-  }
+  await startSshProxy(ctx, {
+    configYaml: POLICY, name: 'ssh-hostile', verdictTimeoutMs: 5000, types: ['Command', 'Verdict', 'Response'],
+    prepare: async ({ sshd }) => {
+      ctx.open = await sshdUserDir(sshd, 'agate-hostile-open-');
+      ctx.locked = await sshdUserDir(sshd, 'agate-hostile-locked-');
+      ctx.secret = await sshdUserDir(sshd, 'agate-hostile-secret-');
+      writeFileSync(join(ctx.secret, 'key'), SECRET, { mode: 0o644 });
+      writeFileSync(join(ctx.locked, 'keep.txt'), 'keep me', { mode: 0o644 });
+    },
+  });
 });
 
-test.after(async (ctx) => {
-  await ctx.proxy?.shutdown().catch(() => undefined);
-  await ctx.subscription?.close().catch(() => undefined);
-  await ctx.policy?.stop().catch(() => undefined);
-  await ctx.bus?.close().catch(() => undefined);
-  await ctx.issuer?.close().catch(() => undefined);
-  await ctx.sshd?.stop().catch(() => undefined);
-  for (const d of [ctx.dir, ctx.open, ctx.locked, ctx.secret]) if (d) rmSync(d, { recursive: true, force: true });
-});
-
-/** A directory the sshd user owns. */
-async function userDir(sshd: SshServer, prefix: string): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  const uid = Number((await run('id', ['-u', sshd.user])).stdout.trim());
-  const gid = Number((await run('id', ['-g', sshd.user])).stdout.trim());
-  chownSync(dir, uid, gid);
-  return dir;
-}
+test.after(async (ctx) => stopSshProxy(ctx, [ctx.open, ctx.locked, ctx.secret]));
 
 /** A file the sshd user owns, for a command to try to delete. */
 async function victim(env: Env, name: string): Promise<string> {
@@ -140,12 +82,9 @@ async function token(env: Env, sub = 'repo:acme/app:ref:refs/heads/main'): Promi
   return env.issuer.mint({ sub, repository: 'acme/app' }, { alg: 'ES256' });
 }
 
-const CLIENT_OPTIONS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
-  '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1'];
-
 /** The real ssh client through the proxy; the token travels in SSHPASS. */
 async function ssh(env: Env, command: string | undefined, extra: string[] = [], input?: string, sub?: string): Promise<RunResult> {
-  const args = ['-e', '/usr/bin/ssh', '-p', String(env.port), ...CLIENT_OPTIONS, ...extra, 'box@127.0.0.1', ...(command === undefined ? [] : [command])];
+  const args = ['-e', '/usr/bin/ssh', '-p', String(env.port), ...SSH_CLIENT_OPTIONS, ...extra, 'box@127.0.0.1', ...(command === undefined ? [] : [command])];
   return run('sshpass', args, { env: { ...process.env, SSHPASS: await token(env, sub) }, timeoutMs: 20_000, input });
 }
 
@@ -154,13 +93,13 @@ async function sftpBatch(env: Env, batch: string, extra: string[] = []): Promise
   const file = join(env.dir, `batch-${Math.random().toString(36).slice(2)}`);
   writeFileSync(file, batch);
   // BatchMode=no before -b: ssh takes an option's first value, and -b would forbid the password.
-  return run('sshpass', ['-e', '/usr/bin/sftp', '-o', 'BatchMode=no', '-b', file, '-P', String(env.port), ...CLIENT_OPTIONS, ...extra, 'box@127.0.0.1'],
+  return run('sshpass', ['-e', '/usr/bin/sftp', '-o', 'BatchMode=no', '-b', file, '-P', String(env.port), ...SSH_CLIENT_OPTIONS, ...extra, 'box@127.0.0.1'],
     { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 30_000 });
 }
 
 /** The real scp client through the proxy; `-O` speaks the legacy protocol (`scp -t`/`-f` run over exec). */
 async function scp(env: Env, args: string[]): Promise<RunResult> {
-  return run('sshpass', ['-e', '/usr/bin/scp', '-P', String(env.port), ...CLIENT_OPTIONS, ...args], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 30_000 });
+  return run('sshpass', ['-e', '/usr/bin/scp', '-P', String(env.port), ...SSH_CLIENT_OPTIONS, ...args], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 30_000 });
 }
 
 /** The newest Command whose text matches, with its verdict and response once recorded. */
@@ -340,7 +279,7 @@ test('interactive programs: a command on a pty is an interactive session, refuse
   const v = await victim(env, 'escaped');
   // An identity without shells would otherwise get one through a program's shell escape (less's `!`).
   const steps = [['(localhost|refused)', `!rm -f ${v}\r`], ['.', 'q']];
-  const r = await run('python3', [join(packageRoot(), 'test/harness/pty-drive.py'), JSON.stringify(steps), '--', 'sshpass', '-e', '/usr/bin/ssh', '-tt', '-p', String(env.port), ...CLIENT_OPTIONS, 'box@127.0.0.1', 'less /etc/hosts'],
+  const r = await run('python3', [join(packageRoot(), 'test/harness/pty-drive.py'), JSON.stringify(steps), '--', 'sshpass', '-e', '/usr/bin/ssh', '-tt', '-p', String(env.port), ...SSH_CLIENT_OPTIONS, 'box@127.0.0.1', 'less /etc/hosts'],
     { env: { ...process.env, SSHPASS: await token(env, 'repo:acme/untrusted:ref:refs/heads/main') }, timeoutMs: 60_000 });
   assert.match(r.stdout, /Agate refused the command by rule "no-shells"/);
   assert.ok(existsSync(v), `the escape ran: ${r.stdout}`);
@@ -360,7 +299,7 @@ test('captured shell: prompt strings and aliases that would run a denied command
   const attempts = [`alias ll='rm -f ${v}'`, 'll', `PROMPT_COMMAND='rm -f ${v}'`, `PS1='$(rm -f ${v})\\$ '`];
   const steps = attempts.map((a) => [prompt, `${a}\r`]);
   steps.push([prompt, 'exit\r']);
-  const r = await run('python3', [join(packageRoot(), 'test/harness/pty-drive.py'), JSON.stringify(steps), '--', 'sshpass', '-e', '/usr/bin/ssh', '-tt', '-p', String(env.port), ...CLIENT_OPTIONS, 'box@127.0.0.1'],
+  const r = await run('python3', [join(packageRoot(), 'test/harness/pty-drive.py'), JSON.stringify(steps), '--', 'sshpass', '-e', '/usr/bin/ssh', '-tt', '-p', String(env.port), ...SSH_CLIENT_OPTIONS, 'box@127.0.0.1'],
     { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 60_000 });
   assert.is(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /PROMPT_COMMAND: readonly variable/);

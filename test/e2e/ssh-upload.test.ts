@@ -2,28 +2,16 @@
 // real git client (each push's ref updates are read before its pack reaches the target, decided
 // against `match.git` rules, and recorded with whether they are forced; the target repository is
 // checked after every refusal), and uploads over exec (`cat > f`) recorded with size and digest.
-import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
-import { chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig } from '../../core/src/config.js';
-import { LocalBus } from '../../core/src/bus/local-bus.js';
-import type { Subscription } from '../../core/src/bus/bus.js';
-import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
-import { silentLogger } from '../../core/src/log.js';
-import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/events.js';
-import { MaskSets } from '../../services/ingress-proxy/src/masking/mask-sets.js';
-import { generateHostKey, parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
-import { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
-import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
-import { PolicyService } from '../../services/policy/src/service.js';
-import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
+import type { Command, Response, Verdict } from '../../schemas/src/events.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { startSshd, type SshServer } from '../harness/sshd.js';
 import { until } from '../harness/until.js';
+import { sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
 
 const POLICY = `identity: { dev_issuer: { enabled: true } }
 policy:
@@ -47,16 +35,7 @@ policy:
       match: { claims: { sub: 'repo:acme/untrusted*' }, shell: { commands: [git-receive-pack] } }
 `;
 
-interface Env {
-  sshd: SshServer;
-  issuer: OidcIssuer;
-  dir: string;
-  bus: LocalBus;
-  policy: PolicyService;
-  proxy: SshProxyServer;
-  port: number;
-  subscription: Subscription;
-  events: AgateEvent[];
+interface Env extends SshEnv {
   bare: string;
   work: string;
 }
@@ -64,51 +43,20 @@ interface Env {
 const test = suite<Partial<Env>>('e2e/ssh git push and uploads');
 
 test.before(async (ctx) => {
-  try {
-    ctx.events = [];
-    ctx.dir = mkdtempSync(join(tmpdir(), 'agate-ssh-git-'));
-    ctx.sshd = await startSshd();
-    ctx.issuer = await startOidcIssuer({ audience: 'agate' });
-    ctx.bus = new LocalBus({ dir: join(ctx.dir, 'bus'), fsync: false, logger: silentLogger });
-    const config = parseConfig(POLICY, 'ssh-git.yaml');
-    await loadParsers();
-    ctx.policy = new PolicyService({ bus: ctx.bus, policy: new CompiledPolicy(config.policy), logger: silentLogger, staleAfterMs: 5000 });
-    await ctx.policy.start();
-    ctx.subscription = await ctx.bus.subscribe({ group: 'ssh-git', types: ['Command', 'Verdict', 'Response'], handler: async (b) => void ctx.events!.push(...b) });
-    const sshd = ctx.sshd;
-    const target = { name: 'box', host: sshd.host, port: sshd.port, user: sshd.user, privateKey: readFileSync(sshd.clientKeyFile), hostKey: parsePinnedHostKey(sshd.hostPublicKey) };
-    const verifier = new TokenVerifier([remoteIssuer({ issuer: ctx.issuer.issuer, audience: 'agate', algorithms: ['ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' })]);
-    ctx.proxy = new SshProxyServer({
-      bus: ctx.bus, verifier, resolveTarget: (n) => (n === 'box' ? target : undefined), proxyId: 'e2e-ssh-git', verdictTimeoutMs: 5000, connectTimeoutMs: 5000,
-      logger: silentLogger, audit: MaskSets.compile(config.masking, config.source).audit, hostKey: Buffer.from(generateHostKey()), maxConnections: 20,
-      logins: loginGuard(config.logins, loginThrottle(config.logins)),
-    });
-    ctx.port = (await ctx.proxy.listen('127.0.0.1', 0)).port;
-    // The target repository belongs to the user Agate logs in as.
-    const remote = mkdtempSync(join(tmpdir(), 'agate-git-remote-'));
-    const uid = Number((await run('id', ['-u', sshd.user])).stdout.trim());
-    const gid = Number((await run('id', ['-g', sshd.user])).stdout.trim());
-    chownSync(remote, uid, gid);
-    ctx.bare = join(remote, 'repo.git');
-    const init = await run('su', ['-s', '/bin/sh', sshd.user, '-c', `git init -q --bare -b main ${ctx.bare}`]);
-    assert.is(init.code, 0, init.stderr);
-    ctx.work = mkdtempSync(join(tmpdir(), 'agate-git-work-'));
-    assert.is((await run('git', ['init', '-q', '-b', 'main', ctx.work])).code, 0);
-  } catch (err) {
-    console.error('e2e/ssh-git setup failed:', err);
-    throw err;
-  }
+  await startSshProxy(ctx, {
+    configYaml: POLICY, name: 'ssh-git', verdictTimeoutMs: 5000, types: ['Command', 'Verdict', 'Response'],
+    prepare: async ({ sshd }) => {
+      // The target repository belongs to the user Agate logs in as.
+      ctx.bare = join(await sshdUserDir(sshd, 'agate-git-remote-'), 'repo.git');
+      const init = await run('su', ['-s', '/bin/sh', sshd.user, '-c', `git init -q --bare -b main ${ctx.bare}`]);
+      assert.is(init.code, 0, init.stderr);
+      ctx.work = mkdtempSync(join(tmpdir(), 'agate-git-work-'));
+      assert.is((await run('git', ['init', '-q', '-b', 'main', ctx.work])).code, 0);
+    },
+  });
 });
 
-test.after(async (ctx) => {
-  await ctx.proxy?.shutdown().catch(() => undefined);
-  await ctx.subscription?.close().catch(() => undefined);
-  await ctx.policy?.stop().catch(() => undefined);
-  await ctx.bus?.close().catch(() => undefined);
-  await ctx.issuer?.close().catch(() => undefined);
-  await ctx.sshd?.stop().catch(() => undefined);
-  for (const d of [ctx.dir, ctx.work, ctx.bare && join(ctx.bare, '..')]) if (d) rmSync(d, { recursive: true, force: true });
-});
+test.after(async (ctx) => stopSshProxy(ctx, [ctx.work, ctx.bare && join(ctx.bare, '..')]));
 
 const IDENTITY = { GIT_AUTHOR_NAME: 'Agent', GIT_AUTHOR_EMAIL: 'agent@example.invalid', GIT_COMMITTER_NAME: 'Agent', GIT_COMMITTER_EMAIL: 'agent@example.invalid' };
 

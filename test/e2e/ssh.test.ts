@@ -9,28 +9,16 @@ import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import { parseConfig } from '../../core/src/config.js';
 import { packageRoot } from '../../core/src/package-root.js';
-import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
 import { PendingLogins } from '../../core/src/logins/pending.js';
 import { LoginThrottle } from '../../core/src/logins/throttle.js';
-import { LocalBus } from '../../core/src/bus/local-bus.js';
-import type { Subscription } from '../../core/src/bus/bus.js';
-import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
-import { createLogger, silentLogger } from '../../core/src/log.js';
 import type { AgateEvent, AuthenticationFailed, Command, Response, SessionOpened, Verdict } from '../../schemas/src/events.js';
-import { MaskSets } from '../../services/ingress-proxy/src/masking/mask-sets.js';
-import { generateHostKey, parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
 import { AuthorizedKeys, SSH_KEY_ISSUER } from '../../services/ingress-proxy/src/ssh/authorized-keys.js';
-import { SshProxyServer, type SshProxyOptions } from '../../services/ingress-proxy/src/ssh/server.js';
-import type { SshUpstreamTarget } from '../../services/ingress-proxy/src/ssh/upstream.js';
-import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
-import { PolicyService } from '../../services/policy/src/service.js';
-import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
+import { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
 import { findFreePort } from '../harness/postgres.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { startSshd, type SshServer } from '../harness/sshd.js';
 import { until } from '../harness/until.js';
+import { SSH_CLIENT_OPTIONS, sshdTarget, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
 
 const POLICY = `identity: { dev_issuer: { enabled: true } }
 policy:
@@ -69,65 +57,7 @@ policy:
 
 const VERDICT_TIMEOUT_MS = 1500;
 
-interface Env {
-  sshd: SshServer;
-  issuer: OidcIssuer;
-  dir: string;
-  bus: LocalBus;
-  policy: PolicyService;
-  proxy: SshProxyServer;
-  proxyOptions: SshProxyOptions;
-  port: number;
-  subscription: Subscription;
-  events: AgateEvent[];
-}
-
-async function setup(into: Partial<Env>): Promise<Env> {
-  into.events = [];
-  into.dir = mkdtempSync(join(tmpdir(), 'agate-ssh-e2e-'));
-  const [sshdResult, issuerResult] = await Promise.allSettled([startSshd(), startOidcIssuer({ audience: 'agate' })]);
-  if (sshdResult.status === 'fulfilled') into.sshd = sshdResult.value;
-  if (issuerResult.status === 'fulfilled') into.issuer = issuerResult.value;
-  for (const r of [sshdResult, issuerResult]) if (r.status === 'rejected') throw r.reason;
-  const sshd = into.sshd!;
-  into.bus = new LocalBus({ dir: join(into.dir, 'bus'), fsync: false, logger: silentLogger });
-  const config = parseConfig(POLICY, 'ssh-e2e.yaml');
-  await loadParsers();
-  into.policy = new PolicyService({ bus: into.bus, policy: new CompiledPolicy(config.policy), logger: silentLogger, staleAfterMs: 5000 });
-  await into.policy.start();
-  into.subscription = await into.bus.subscribe({
-    group: 'ssh-e2e', types: ['SessionOpened', 'AuthenticationFailed', 'Command', 'Verdict', 'Response', 'SessionClosed'],
-    handler: async (batch) => void into.events!.push(...batch),
-  });
-  const upstream = (name: string, hostKey: string): SshUpstreamTarget => ({
-    name, host: sshd.host, port: sshd.port, user: sshd.user, privateKey: readFileSync(sshd.clientKeyFile), hostKey: parsePinnedHostKey(hostKey),
-  });
-  // `imposter` pins a key the server does not have: every connection to it must be refused.
-  const otherKey = ssh2.utils.generateKeyPairSync('ed25519').public.split(' ').slice(0, 2).join(' ');
-  const targets = new Map([['box', upstream('box', sshd.hostPublicKey)], ['imposter', upstream('imposter', otherKey)]]);
-  const verifier = new TokenVerifier([
-    remoteIssuer({ issuer: into.issuer!.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' }),
-  ]);
-  into.proxyOptions = {
-    bus: into.bus, verifier, resolveTarget: (n) => targets.get(n), proxyId: 'e2e-ssh', verdictTimeoutMs: VERDICT_TIMEOUT_MS, connectTimeoutMs: 5000,
-    logger: process.env.AGATE_TEST_LOG ? createLogger('debug') : silentLogger, audit: MaskSets.compile(config.masking, config.source).audit, hostKey: Buffer.from(generateHostKey()),
-    maxConnections: 20, logins: loginGuard(config.logins, loginThrottle(config.logins)),
-    authorizedKeys: new AuthorizedKeys([{ key: readFileSync(await sshKeygen(into.dir, 'registered'), 'utf8').trim(), subject: 'ci-runner-7', claims: { environment: 'staging' } }]),
-  };
-  into.proxy = new SshProxyServer(into.proxyOptions);
-  into.port = (await into.proxy.listen('127.0.0.1', 0)).port;
-  return into as Env;
-}
-
-async function teardown(env: Partial<Env>): Promise<void> {
-  await env.proxy?.shutdown().catch(() => undefined);
-  await env.subscription?.close().catch(() => undefined);
-  await env.policy?.stop().catch(() => undefined);
-  await env.bus?.close().catch(() => undefined);
-  await env.issuer?.close().catch(() => undefined);
-  await env.sshd?.stop().catch(() => undefined);
-  if (env.dir) rmSync(env.dir, { recursive: true, force: true });
-}
+type Env = SshEnv;
 
 const PTY_DRIVE = join(packageRoot(), 'test/harness/pty-drive.py');
 
@@ -142,8 +72,7 @@ async function ssh(env: Env, token: string, target: string, command: string | un
 /** sshpass's arguments for the real ssh client through the proxy. */
 function sshArgs(env: Env, target: string, command: string | undefined, extra: string[] = []): string[] {
   return [
-    '-e', '/usr/bin/ssh', '-p', String(env.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
-    '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1',
+    '-e', '/usr/bin/ssh', '-p', String(env.port), ...SSH_CLIENT_OPTIONS,
     ...(process.env.AGATE_TEST_LOG ? ['-v'] : []), ...extra, `${target}@127.0.0.1`, ...(command === undefined ? [] : [command]),
   ];
 }
@@ -175,15 +104,17 @@ function trail(env: Env, text: string) {
 
 const test = suite<Partial<Env>>('e2e/ssh proxy');
 test.before(async (ctx) => {
-  try {
-    await setup(ctx);
-  } catch (err) {
-    // uvu does not report an error thrown by a before hook; every test then fails without a word.
-    console.error('e2e/ssh setup failed:', err);
-    throw err;
-  }
+  await startSshProxy(ctx, {
+    configYaml: POLICY, name: 'ssh', verdictTimeoutMs: VERDICT_TIMEOUT_MS, algorithms: ['RS256', 'ES256'],
+    types: ['SessionOpened', 'AuthenticationFailed', 'Command', 'Verdict', 'Response', 'SessionClosed'],
+    // `imposter` pins a key the server does not have: every connection to it must be refused.
+    targets: (sshd) => new Map([['box', sshdTarget(sshd, 'box')], ['imposter', sshdTarget(sshd, 'imposter', ssh2.utils.generateKeyPairSync('ed25519').public.split(' ').slice(0, 2).join(' '))]]),
+    proxy: async (dir) => ({
+      authorizedKeys: new AuthorizedKeys([{ key: readFileSync(await sshKeygen(dir, 'registered'), 'utf8').trim(), subject: 'ci-runner-7', claims: { environment: 'staging' } }]),
+    }),
+  });
 });
-test.after(async (ctx) => teardown(ctx));
+test.after(async (ctx) => stopSshProxy(ctx));
 
 test('an allowed command runs on the target; its text, exit status, bytes and digest are recorded', async (ctx) => {
   const env = ctx as Env;

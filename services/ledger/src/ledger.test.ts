@@ -182,12 +182,14 @@ ledger('from the bus: a batch handed over after one that failed is refused, not 
   fail = true;
   await deliver(b, positionsFrom(10, 10)).then(() => assert.unreachable('b went in'), (err: AgateError) => assert.is(err.code, ErrorCode.STORE_FAILED));
   assert.match(l.problem() ?? '', /the disk holding the store is full \(.*NOT_ENOUGH_SPACE.*\); the events wait in the bus/);
+  assert.equal(l.problems().map((p) => p.kind), ['batch-waiting']);
   fail = false;
   // c was handed over before b failed (inFlight); the store takes it now, but it must not go in before b.
   await deliver(c, positionsFrom(20, 10)).then(() => assert.unreachable('c went in past b'), (err: AgateError) => assert.is(err.code, ErrorCode.LEDGER_BATCH_AFTER_FAILURE));
   await deliver(b, positionsFrom(10, 10));
   await deliver(c, positionsFrom(20, 10));
   assert.is(l.problem(), undefined);
+  assert.equal(l.problems(), []);
   const ids = await store.query<{ id: string }>("SELECT event_id AS id FROM agate.ledger WHERE chain_id = 'test' ORDER BY seq");
   assert.equal(ids.map((r) => r.id), [...a, ...b, ...c].map((e) => e.event_id));
   await l.stop();

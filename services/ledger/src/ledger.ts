@@ -54,6 +54,16 @@ export const LEDGER_IN_FLIGHT = 2;
 const RETENTION_EVERY_MS = 3_600_000;
 
 /**
+ * One reason the ledger is not recording: a chain that refused its store (it departs from what
+ * the ledger published), the last batch waiting for the store to take it, or records stored
+ * without their session-table rows, derived again once the store accepts them.
+ */
+export type LedgerProblem =
+  | { kind: 'chain-refused'; chain: string; message: string }
+  | { kind: 'batch-waiting'; message: string }
+  | { kind: 'rows-underived'; chain: string; from: number; to: number; message: string };
+
+/**
  * The ledger service: consumes every event from the bus and appends it to the chain of its
  * stream (one chain per bus partition), each chain with its own Merkle tree and signed
  * checkpoints (chain-writer.ts). Checkpoints are also signed on a timer and at stop.
@@ -337,12 +347,20 @@ export class LedgerService {
     for (const writer of this.#chains.values()) await (await writer).checkpoint();
   }
 
-  /** Why the ledger is not recording (a chain refused its store, the store refuses inserts), or undefined when it is. */
+  /** Everything that keeps the ledger from recording now (several may hold at once); empty when it records. */
+  problems(): LedgerProblem[] {
+    const out: LedgerProblem[] = [...this.#refused.entries()].map(([chain, message]) => ({ kind: 'chain-refused', chain, message }));
+    if (this.#waiting !== undefined) out.push({ kind: 'batch-waiting', message: this.#waiting });
+    for (const [chain, r] of this.#unrefilled) {
+      out.push({ kind: 'rows-underived', chain, from: r.from, to: r.to, message: `records ${r.from}..${r.to} were stored without their rows in the session tables (an insert failed in a materialized view); they are derived again once the store accepts it` });
+    }
+    for (const [chain, w] of this.#ready) if (w.refusal !== undefined) out.push({ kind: 'chain-refused', chain, message: describeError(w.refusal) });
+    return out;
+  }
+
+  /** {@link problems} as the one reason /readyz gives for the ledger, or undefined when it records. */
   problem(): string | undefined {
-    const problems = [...this.#refused.entries()].map(([chain, why]) => `chain ${chain}: ${why}`);
-    if (this.#waiting !== undefined) problems.push(this.#waiting);
-    for (const [chain, r] of this.#unrefilled) problems.push(`chain ${chain}: records ${r.from}..${r.to} were stored without their rows in the session tables (an insert failed in a materialized view); they are derived again once the store accepts it`);
-    for (const [chain, w] of this.#ready) if (w.refusal !== undefined) problems.push(`chain ${chain}: ${describeError(w.refusal)}`);
+    const problems = this.problems().map((p) => (p.kind === 'batch-waiting' ? p.message : `chain ${p.chain}: ${p.message}`));
     return problems.length === 0 ? undefined : `the ledger is not recording: ${problems.join('; ')}`;
   }
 

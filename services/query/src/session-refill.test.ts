@@ -63,6 +63,8 @@ test('rows stored in the ledger without their session rows are derived again onc
     problem = ledger.problem() ?? '';
   }
   assert.match(problem, new RegExp(`chain test: records ${first}\\.\\.${last} were stored without their rows in the session tables`));
+  // Both hold at once, and both are reported: the batch waits for the store, and its records lack their session rows.
+  assert.equal(ledger.problems().map((p) => p.kind), ['batch-waiting', 'rows-underived']);
   await refuseSessionRows(false);
   // Delivered again: already recorded, so no insert (and no view) runs for b; the refill must.
   await deliver(b, positions(a.length, b.length));

@@ -21,9 +21,10 @@ import { PgEngine, type Decision } from './engine.js';
 import { FrontendParser } from './frontend-parser.js';
 import { MaskingError } from './masking/data-row.js';
 import { MASKED_VALUE, type Masker } from '../masking/masker.js';
+import type { MaskedCopy } from './masking/derived-columns.js';
 import { maskSqlText } from './masking/sql-text.js';
 import { maskLiterals, type StatementSecrets } from './masking/statement-secrets.js';
-import type { CancelRequest, FrontendMessage, PasswordMessage, StartupMessage } from './messages.js';
+import { BackendCode, type CancelRequest, type FrontendMessage, type PasswordMessage, type StartupMessage } from './messages.js';
 import { decodePassword } from './password-message.js';
 import { MAX_EXPECTED } from './replies.js';
 import { StatementResult, unranResponse, type RecordingOptions } from './result-recorder.js';
@@ -260,9 +261,7 @@ export class PgSession {
       // A masked client may not copy a masked column where it would read it back unmasked.
       const copied = mask.ok && mask.masker !== undefined ? this.#deps.recording.readings.copies(command.text, mask.masker) : undefined;
       if (mask.ok && copied === undefined) return { kind: 'run', client: mask.masker };
-      if (mask.ok) {
-        return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement: its ${copied} copies a column that mask set "${mask.masker!.name}" masks for this client somewhere the mask cannot follow` };
-      }
+      if (mask.ok) return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: maskedCopyRefusal(copied!, mask.masker!.name) };
       return { kind: 'refuse', sqlstate: SQLSTATE.insufficientPrivilege, message: `Agate refused the statement: mask set "${mask.missing}" is not configured, so results cannot be masked` };
     }
     const sqlstate = d.kind === 'unrecorded' ? SQLSTATE.systemError : SQLSTATE.insufficientPrivilege;
@@ -469,7 +468,7 @@ export class PgSession {
 
   #onUpstreamFrame(frame: BackendFrame): void {
     if (this.#closed) return;
-    if (frame.code === 0x53) this.#onParameterStatus(frame.raw); // S
+    if (frame.code === BackendCode.ParameterStatus) this.#onParameterStatus(frame.raw);
     const out = this.#engine.route(frame);
     if (out !== undefined) this.#clientOut.push(out);
     if (this.#draining && this.#engine.pending === 0) void this.#end('client disconnected');
@@ -588,4 +587,14 @@ export class PgSession {
 
 function cut(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}…`;
+}
+
+/** Why a client that mask set `maskSet` masks may not run a statement (derived-columns.ts). */
+function maskedCopyRefusal(copy: MaskedCopy, maskSet: string): string {
+  switch (copy.kind) {
+    case 'copies-column':
+      return `Agate refused the statement: its ${copy.statement} copies a column that mask set "${maskSet}" masks for this client somewhere the mask cannot follow`;
+    case 'shadows-builtins':
+      return `Agate refused the statement: its ${copy.statement} puts a schema before pg_catalog in search_path (or changes a setting its text does not name), where a function could pass for a built-in and keep a column that mask set "${maskSet}" masks for this client`;
+  }
 }

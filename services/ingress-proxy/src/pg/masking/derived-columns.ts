@@ -100,7 +100,15 @@ function unknownCall(n: Node): boolean {
 const READS_TO_RESULT = new Set(['SelectStmt', 'ExplainStmt', 'PrepareStmt', 'ExecuteStmt', 'DeclareCursorStmt', 'FetchStmt', 'ClosePortalStmt', 'DeallocateStmt', 'TransactionStmt', 'VariableShowStmt']);
 
 /**
- * For a client whose results a mask set masks: the kind of the first statement that copies a
+ * Why a statement is refused to a client whose results a mask set masks, with the kind of the
+ * statement (`CreateTableAsStmt`): it copies a masked column somewhere the mask cannot follow, or
+ * it changes search_path so that a function outside pg_catalog would pass for a pure built-in
+ * (then a later `upper(api_token)` may store the column).
+ */
+export type MaskedCopy = { kind: 'copies-column'; statement: string } | { kind: 'shadows-builtins'; statement: string };
+
+/**
+ * For a client whose results a mask set masks: the first statement that copies a
  * masked column somewhere the mask cannot follow (a table, a view, another column or name, a
  * function or DO body, a COPY stream), read back later under a name no rule matches; undefined
  * when none does; also a masked column handed to `pg_notify` or `set_config`, whose value comes
@@ -110,13 +118,13 @@ const READS_TO_RESULT = new Set(['SelectStmt', 'ExplainStmt', 'PrepareStmt', 'Ex
  * (`INSERT … (api_token) VALUES`, `SET api_token = 'x'`) is not copying one. Bodies are strings:
  * any word in them a column rule matches counts (fail closed).
  */
-export function copiesMaskedColumn(sql: string, masker: Masker): string | undefined {
+export function copiesMaskedColumn(sql: string, masker: Masker): MaskedCopy | undefined {
   if (!masker.hasColumnRules) return undefined;
   return analysisCopies(analyzeSql(sql), masker);
 }
 
 /** {@link copiesMaskedColumn} on a statement text already parsed (mask-readings.ts keeps the answers). */
-export function analysisCopies(analysis: SqlAnalysis, masker: Masker): string | undefined {
+export function analysisCopies(analysis: SqlAnalysis, masker: Masker): MaskedCopy | undefined {
   if (!masker.hasColumnRules) return undefined;
   if (!analysis.ok) return undefined; // refused by policy as unparseable; never forwarded
   for (const { kind, node } of analysis.statements) {
@@ -129,15 +137,16 @@ export function analysisCopies(analysis: SqlAnalysis, masker: Masker): string | 
       const name = (last?.String as Node | undefined)?.sval;
       return last?.A_Star !== undefined || (typeof name === 'string' && (masker.masksColumn(name) || (fields.length === 1 && rows.has(name))));
     };
+    const copy: MaskedCopy = { kind: 'copies-column', statement: kind };
     // `SELECT pg_notify('c', api_token)`, `set_config('x.y', api_token, …)`: sent back as a
     // notification or a parameter report, or read back with SHOW, outside any result.
-    if (forEachObject(node, (n) => (storesValue(n) || unknownCall(n)) && someRef(n, holdsMasked))) return kind;
-    if (shadowsBuiltins(node)) return kind;
+    if (forEachObject(node, (n) => (storesValue(n) || unknownCall(n)) && someRef(n, holdsMasked))) return copy;
+    if (shadowsBuiltins(node)) return { kind: 'shadows-builtins', statement: kind };
     const select = node.SelectStmt as Node | undefined;
     if (READS_TO_RESULT.has(kind) && select?.intoClause === undefined) continue;
     const body = kind === 'CreateFunctionStmt' || kind === 'DoStmt' ? bodyWords(node) : [];
-    if (body.some((w) => masker.masksColumn(w)) || renamesMasked(node, masker) || copiesWholeTable(node, masker)) return kind;
-    if (someRef(node, holdsMasked) || readsUnnamedColumns(node)) return kind;
+    if (body.some((w) => masker.masksColumn(w)) || renamesMasked(node, masker) || copiesWholeTable(node, masker)) return copy;
+    if (someRef(node, holdsMasked) || readsUnnamedColumns(node)) return copy;
   }
   return undefined;
 }

@@ -2,7 +2,7 @@ import { BoundedLru } from '../../../../../core/src/bounded-lru.js';
 import { analyzeSql, type SqlAnalysis } from '../../../../../core/src/sql/analyze.js';
 import { sqlShape } from '../../../../../core/src/sql/shape.js';
 import type { Masker } from '../../masking/masker.js';
-import { analysisCarries, analysisCopies } from './derived-columns.js';
+import { analysisCarries, analysisCopies, type MaskedCopy } from './derived-columns.js';
 import { analysisSecrets, mayHoldSecrets, type StatementSecrets } from './statement-secrets.js';
 
 /**
@@ -32,7 +32,7 @@ const MAX_TEXT = 4096;
  */
 export class MaskReadings {
   readonly #carries = new WeakMap<Masker, Memo<boolean>>();
-  readonly #copies = new WeakMap<Masker, Memo<string | null>>();
+  readonly #copies = new WeakMap<Masker, Memo<MaskedCopy | null>>();
   readonly #secrets = new WeakMap<Masker, Memo<StatementSecrets | null>>();
 
   /** {@link analysisCarries}: whether results of `sql` are masked whole under `masker`. */
@@ -41,8 +41,8 @@ export class MaskReadings {
     return this.#read(this.#carries, sql, masker, analysisCarries);
   }
 
-  /** {@link analysisCopies}: the kind of the statement that copies a masked column, if one does. */
-  copies(sql: string, masker: Masker): string | undefined {
+  /** {@link analysisCopies}: why a masked client may not run `sql`, if it may not. Read-only: shared by every command of that text. */
+  copies(sql: string, masker: Masker): MaskedCopy | undefined {
     if (!masker.hasColumnRules) return undefined;
     return this.#read(this.#copies, sql, masker, (a, m) => analysisCopies(a, m) ?? null) ?? undefined;
   }

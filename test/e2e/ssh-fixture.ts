@@ -1,0 +1,130 @@
+// Agate's SSH proxy in process in front of a real OpenSSH server (the harness's sshd), for the
+// end-to-end SSH suites: a real OIDC issuer, the policy service deciding on a LocalBus, and the
+// events of chosen types gathered from that bus as they are recorded.
+import { chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../../core/src/config.js';
+import { LocalBus } from '../../core/src/bus/local-bus.js';
+import type { Subscription } from '../../core/src/bus/bus.js';
+import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
+import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
+import { createLogger, silentLogger } from '../../core/src/log.js';
+import type { AgateEvent, EventType } from '../../schemas/src/events.js';
+import { MaskSets } from '../../services/ingress-proxy/src/masking/mask-sets.js';
+import { generateHostKey, parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
+import { SshProxyServer, type SshProxyOptions } from '../../services/ingress-proxy/src/ssh/server.js';
+import type { SshUpstreamTarget } from '../../services/ingress-proxy/src/ssh/upstream.js';
+import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
+import { PolicyService } from '../../services/policy/src/service.js';
+import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
+import { run } from '../harness/proc.js';
+import { startSshd, type SshServer } from '../harness/sshd.js';
+
+export interface SshEnv {
+  sshd: SshServer;
+  issuer: OidcIssuer;
+  /** A scratch directory (the bus lives in `bus/`); removed by `stopSshProxy`. */
+  dir: string;
+  bus: LocalBus;
+  policy: PolicyService;
+  proxy: SshProxyServer;
+  /** What `proxy` was made with, for a test that starts a second proxy with other limits. */
+  proxyOptions: SshProxyOptions;
+  port: number;
+  subscription: Subscription;
+  /** Every event of the subscribed types, in the order recorded. */
+  events: AgateEvent[];
+}
+
+export interface SshProxyFixtureOptions {
+  /** The config holding the policy (and masking) the proxy runs under. */
+  configYaml: string;
+  /** The suite's name: the config's file name, the bus group, the proxy id and the scratch directory's prefix. */
+  name: string;
+  /** The event types gathered into `events`. */
+  types: EventType[];
+  verdictTimeoutMs: number;
+  /** Token algorithms the issuer is trusted for (default ES256: OpenSSH cuts passwords over 1023 characters). */
+  algorithms?: Array<'RS256' | 'ES256'>;
+  /** The targets by name (default: `box`, the harness's sshd with its own host key pinned). */
+  targets?: (sshd: SshServer) => Map<string, SshUpstreamTarget>;
+  /** More proxy options, made once the scratch directory exists. */
+  proxy?: (dir: string) => Promise<Partial<SshProxyOptions>>;
+  /** The suite's own setup once the proxy listens (directories, files on the target). */
+  prepare?: (env: SshEnv) => Promise<void>;
+}
+
+/** The harness's sshd as a target named `name`, pinned to `hostKey` (default: the server's own). */
+export function sshdTarget(sshd: SshServer, name: string, hostKey = sshd.hostPublicKey): SshUpstreamTarget {
+  return { name, host: sshd.host, port: sshd.port, user: sshd.user, privateKey: readFileSync(sshd.clientKeyFile), hostKey: parsePinnedHostKey(hostKey) };
+}
+
+/**
+ * Starts sshd, the issuer, the policy service and the proxy, filling `into` as it goes so that
+ * `stopSshProxy(into)` stops whatever started even when a later step failed. Logs the failure:
+ * uvu does not report an error thrown by a before hook (every test then fails without a word).
+ */
+export async function startSshProxy(into: Partial<SshEnv>, options: SshProxyFixtureOptions): Promise<SshEnv> {
+  try {
+    const env = await start(into, options);
+    await options.prepare?.(env);
+    return env;
+  } catch (err) {
+    console.error(`e2e/${options.name} setup failed:`, err);
+    throw err;
+  }
+}
+
+async function start(into: Partial<SshEnv>, options: SshProxyFixtureOptions): Promise<SshEnv> {
+  into.events = [];
+  into.dir = mkdtempSync(join(tmpdir(), `agate-${options.name}-`));
+  const [sshdResult, issuerResult] = await Promise.allSettled([startSshd(), startOidcIssuer({ audience: 'agate' })]);
+  if (sshdResult.status === 'fulfilled') into.sshd = sshdResult.value;
+  if (issuerResult.status === 'fulfilled') into.issuer = issuerResult.value;
+  for (const r of [sshdResult, issuerResult]) if (r.status === 'rejected') throw r.reason;
+  const sshd = into.sshd!;
+  into.bus = new LocalBus({ dir: join(into.dir, 'bus'), fsync: false, logger: silentLogger });
+  const config = parseConfig(options.configYaml, `${options.name}.yaml`);
+  await loadParsers();
+  into.policy = new PolicyService({ bus: into.bus, policy: new CompiledPolicy(config.policy), logger: silentLogger, staleAfterMs: 5000 });
+  await into.policy.start();
+  into.subscription = await into.bus.subscribe({ group: options.name, types: options.types, handler: async (batch) => void into.events!.push(...batch) });
+  const targets = options.targets?.(sshd) ?? new Map([['box', sshdTarget(sshd, 'box')]]);
+  const verifier = new TokenVerifier([
+    remoteIssuer({ issuer: into.issuer!.issuer, audience: 'agate', algorithms: options.algorithms ?? ['ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' }),
+  ]);
+  into.proxyOptions = {
+    bus: into.bus, verifier, resolveTarget: (n) => targets.get(n), proxyId: `e2e-${options.name}`, verdictTimeoutMs: options.verdictTimeoutMs, connectTimeoutMs: 5000,
+    logger: process.env.AGATE_TEST_LOG ? createLogger('debug') : silentLogger, audit: MaskSets.compile(config.masking, config.source).audit, hostKey: Buffer.from(generateHostKey()),
+    maxConnections: 20, logins: loginGuard(config.logins, loginThrottle(config.logins)),
+    ...(await options.proxy?.(into.dir)),
+  };
+  into.proxy = new SshProxyServer(into.proxyOptions);
+  into.port = (await into.proxy.listen('127.0.0.1', 0)).port;
+  return into as SshEnv;
+}
+
+/** Stops what `startSshProxy` started, then removes its scratch directory and `moreDirs`. */
+export async function stopSshProxy(env: Partial<SshEnv>, moreDirs: Array<string | undefined> = []): Promise<void> {
+  await env.proxy?.shutdown().catch(() => undefined);
+  await env.subscription?.close().catch(() => undefined);
+  await env.policy?.stop().catch(() => undefined);
+  await env.bus?.close().catch(() => undefined);
+  await env.issuer?.close().catch(() => undefined);
+  await env.sshd?.stop().catch(() => undefined);
+  for (const d of [env.dir, ...moreDirs]) if (d) rmSync(d, { recursive: true, force: true });
+}
+
+/** A new directory owned by the sshd user (what Agate logs in upstream as). */
+export async function sshdUserDir(sshd: SshServer, prefix: string): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const uid = Number((await run('id', ['-u', sshd.user])).stdout.trim());
+  const gid = Number((await run('id', ['-g', sshd.user])).stdout.trim());
+  chownSync(dir, uid, gid);
+  return dir;
+}
+
+/** OpenSSH client options for the proxy: a throwaway host key, the token as the one password try. */
+export const SSH_CLIENT_OPTIONS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
+  '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1'];
