@@ -178,6 +178,32 @@ bus('an event published while a handler holding batches still works on them is d
   await b.close();
 });
 
+bus('a caught-up group moves past events it does not want without handling them, and still gets the ones it wants, in order', async () => {
+  const dir = freshDir();
+  const b = open(dir);
+  const closedSeen: AgateEvent[][] = [];
+  let gotClosed!: () => void;
+  const closedArrived = new Promise<void>((r) => (gotClosed = r));
+  const sub = await b.subscribe({ group: 'ends', types: ['SessionClosed'], handler: async (batch) => {
+    closedSeen.push([...batch]);
+    gotClosed();
+  } });
+  for (let i = 0; i < 5; i++) await b.publish(command());
+  const unwanted = b.end;
+  const closed = { ...SAMPLES.SessionClosed, event_id: randomUUID() };
+  await b.publish(closed);
+  await closedArrived;
+  // Only the event it wants was handed over: the commands before it were never a batch.
+  assert.equal(closedSeen.map((batch) => batch.map((e) => e.event_id)), [[closed.event_id]]);
+  for (let i = 0; i < 3; i++) await b.publish(command());
+  const end = b.end;
+  assert.ok(end > unwanted);
+  await sub.close();
+  await b.close();
+  // Its committed position covers the unwanted commands after the last event it took.
+  assert.is(Number(readFileSync(join(dir, 'groups', 'ends.offset'), 'utf8')), end);
+});
+
 bus('requestVerdict: resolves with the verdict, or times out when none comes', async () => {
   const b = open(freshDir());
   await b.subscribe({ group: 'policy', types: ['Command'], handler: async (batch) => {

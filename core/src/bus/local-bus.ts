@@ -149,7 +149,8 @@ export class LocalBus implements Bus {
     }
     if (decider !== undefined && events.length > 1) decider.written(events.slice(1));
     for (const e of events) if (e.type === 'Verdict') this.#waiters.deliver(e);
-    for (const c of this.#consumers) c.wake();
+    const to = offsets[events.length - 1]! + FRAME_HEADER + encoded[events.length - 1]!.length;
+    for (const c of this.#consumers) c.appended(offsets[0]!, to, events);
   }
 
   /**
@@ -318,6 +319,11 @@ class LocalConsumer {
   readonly #types: ReadonlySet<string>;
   #position: number;
   #wake: (() => void) | undefined;
+  /**
+   * Where the group waits, caught up with nothing in hand; undefined while it reads, hands over
+   * or lingers. Events appended right there that it does not want move it on at once.
+   */
+  #idleAt: number | undefined;
   #stopped = false;
   #loop: Promise<void> | undefined;
   #committed: number;
@@ -380,6 +386,21 @@ class LocalConsumer {
     this.#wake?.();
   }
 
+  /**
+   * Events from `from` to `to` were appended. A group waiting at `from` that wants none of them
+   * moves past them without a turn of its loop (most groups want few types, and every statement
+   * appends a Command, a Verdict and a Response); otherwise it is woken to read them.
+   */
+  appended(from: number, to: number, events: readonly AgateEvent[]): void {
+    if (this.#idleAt === from && !events.some((e) => this.#types.has(e.type))) {
+      this.#idleAt = to;
+      this.#position = to;
+      this.#commit(false);
+      return;
+    }
+    this.wake();
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
     this.wake();
@@ -428,8 +449,11 @@ class LocalConsumer {
         this.#commit(false);
         // Stopping drains first: everything appended before stop() is handed over.
         if (this.#stopped) return;
+        this.#idleAt = readAt;
         await new Promise<void>((resolve) => (this.#wake = resolve));
         this.#wake = undefined;
+        readAt = this.#idleAt ?? readAt; // past what appended() let it skip
+        this.#idleAt = undefined;
         continue;
       }
       if (this.#lingerMs > 0 && records.length < max && !this.#stopped) {
