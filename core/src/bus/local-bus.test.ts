@@ -204,6 +204,30 @@ bus('a caught-up group moves past events it does not want without handling them,
   assert.is(Number(readFileSync(join(dir, 'groups', 'ends.offset'), 'utf8')), end);
 });
 
+bus('a group that only skipped events since its last commit commits seldom; one that handled some commits within a second', async () => {
+  const dir = freshDir();
+  const b = open(dir);
+  const offset = (group: string) => (existsSync(join(dir, 'groups', `${group}.offset`)) ? Number(readFileSync(join(dir, 'groups', `${group}.offset`), 'utf8')) : undefined);
+  const handling = collect(b, 'cmds', ['Command'], 4);
+  const skipping = await b.subscribe({ group: 'ends', types: ['SessionClosed'], handler: async () => {} });
+  await b.publish(command());
+  // A group's first commit is at once, whatever it did.
+  const first = b.end;
+  for (let i = 0; i < 100 && (offset('cmds') !== first || offset('ends') !== first); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.is(offset('ends'), first);
+  for (let i = 0; i < 3; i++) await b.publish(command());
+  await handling.finished;
+  const end = b.end;
+  for (let i = 0; i < 100 && offset('cmds') !== end; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.is(offset('cmds'), end, 'the handling group committed within about a second');
+  await new Promise((r) => setTimeout(r, 1_200));
+  assert.is(offset('ends'), first, 'the skipping group has not committed again yet');
+  await skipping.close();
+  assert.is(offset('ends'), end, 'closing commits where it stands');
+  await (await handling.sub).close();
+  await b.close();
+});
+
 bus('requestVerdict: resolves with the verdict, or times out when none comes', async () => {
   const b = open(freshDir());
   await b.subscribe({ group: 'policy', types: ['Command'], handler: async (batch) => {
