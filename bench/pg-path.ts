@@ -1,8 +1,13 @@
-import { loadavg } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BUILTIN_MASK_SET } from '../core/src/config.js';
 import { initSqlParser } from '../core/src/sql/analyze.js';
 import { EventCodec, freezeEvent } from '../schemas/src/codec.js';
-import type { AgateEvent } from '../schemas/src/events.js';
+import { nowMicros, type AgateEvent, type Command, type Verdict } from '../schemas/src/events.js';
+import { LocalBus } from '../core/src/bus/local-bus.js';
+import { silentLogger } from '../core/src/log.js';
 import { SAMPLES } from '../schemas/src/samples.js';
 import type { Column } from '../services/ingress-proxy/src/pg/backend-decode.js';
 import { carriesMaskedColumn } from '../services/ingress-proxy/src/pg/masking/derived-columns.js';
@@ -79,4 +84,57 @@ export async function run(args: string[]): Promise<void> {
   console.log('| piece of one statement\'s path | CPU µs per call |');
   console.log('|---|---:|');
   for (const [label, f] of rows) console.log(`| ${label} | ${cpuPerCall(f, calls).toFixed(2)} |`);
+  for (const sessions of [1, 8]) {
+    const bus = await busPerStatement(sessions, calls);
+    console.log(`| the embedded bus's share of a statement, ${sessions} session${sessions === 1 ? '' : 's'} at a time: Command + inline Verdict appended, Response appended, agate start's consumer groups (fsync off); process / main thread | ${bus.process.toFixed(2)} / ${bus.main.toFixed(2)} |`);
+  }
+}
+
+/** CPU ms of this process's main thread so far (Linux). */
+function mainThreadMs(): number {
+  const stat = readFileSync(`/proc/${process.pid}/task/${process.pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10; // clock ticks of 10 ms
+}
+
+/**
+ * What the embedded bus costs one statement of `agate start`: the Command written with the
+ * Verdict an inline decider returns (one append), the waiter told, then the Response written,
+ * with the consumer groups `agate start` subscribes reading along (handlers that do nothing; the
+ * ledger lingering as it does there). fsync off, so the disk does not set the pace; CPU µs per
+ * statement of the process and of its main thread (the latter in 10 ms ticks: use many calls).
+ */
+async function busPerStatement(sessions: number, statements: number): Promise<{ process: number; main: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'agate-pg-path-bus-'));
+  const bus = new LocalBus({ dir, fsync: false, logger: silentLogger, lingerMs: { ledger: 500 } });
+  try {
+    bus.decideInline({
+      decide: (c: Command): Verdict[] => [{ ...SAMPLES.Verdict, event_id: randomUUID(), time: nowMicros(), session_id: c.session_id, command_id: c.event_id, decision: 'allow', mask_set: null, approval_id: null, hold_expires_at: null }],
+      written: () => undefined,
+    });
+    const groups: [string, AgateEvent['type'][]][] = [
+      ['terminations', ['SessionTerminationRequested']], ['policy', ['ApprovalDecision']], ['session-ends', ['SessionClosed']],
+      ['console', ['SessionOpened', 'ApprovalRequested', 'Verdict']], ['ledger', ['SessionOpened', 'Command', 'Verdict', 'Response', 'SessionClosed']],
+    ];
+    for (const [group, types] of groups) await bus.subscribe({ group, types, handler: async () => undefined, maxBatch: group === 'ledger' ? 20_000 : undefined });
+    const session = async (n: number) => {
+      const session_id = randomUUID();
+      for (let i = 0; i < n; i++) {
+        const command: Command = { ...SAMPLES.Command, event_id: randomUUID(), time: nowMicros(), session_id, attributes: {} };
+        const outcome = await bus.requestVerdict(command, 10_000);
+        if (outcome.kind !== 'verdict') throw new Error('no verdict');
+        void bus.publish({ ...SAMPLES.Response, event_id: randomUUID(), time: nowMicros(), session_id, command_id: command.event_id });
+      }
+    };
+    const all = (n: number) => Promise.all(Array.from({ length: sessions }, () => session(Math.ceil(n / sessions))));
+    await all(Math.min(statements, 5_000));
+    const cpu = process.cpuUsage();
+    const main = mainThreadMs();
+    await all(statements);
+    const used = process.cpuUsage(cpu);
+    return { process: (used.user + used.system) / statements, main: ((mainThreadMs() - main) * 1000) / statements };
+  } finally {
+    await bus.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -10,7 +10,7 @@
  * 3. `agate start`'s RssAnon and PSS idle and while a 2 GB result streams through it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, fdatasyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -125,6 +125,8 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
       line('Agate', a);
       added.push(`| ${mode} | ${(a.p50 - d.p50).toFixed(3)} | ${(a.p99 - d.p99).toFixed(3)} | ${(b.p50 - d.p50).toFixed(3)} | ${(b.p99 - d.p99).toFixed(3)} |`);
     }
+    const disk = fdatasyncLatency(agate.dir);
+    console.log(`\nThe disk under Agate's event log, same run: fdatasync of a 600-byte append (one statement's Command and Verdict) p50 ${disk.p50.toFixed(3)} ms, p99 ${disk.p99.toFixed(3)} ms (${disk.n} appends). Every statement through Agate waits for one: the floor of its added latency.`);
     console.log('\n| mode | Agate added p50 ms (target ≤ 0.30) | Agate added p99 ms (target ≤ 1) | PgBouncer added p50 ms | PgBouncer added p99 ms |');
     console.log('|---|---:|---:|---:|---:|');
     for (const a of added) console.log(a);
@@ -216,6 +218,32 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
     rmSync(work, { recursive: true, force: true });
     if (diagFile !== undefined) rmSync(diagFile, { force: true });
   }
+}
+
+/**
+ * fdatasync latency of small appends to a preallocated file in `dir` (the filesystem of Agate's
+ * event log), as the log does them: what one durable write per statement costs on this disk.
+ */
+function fdatasyncLatency(dir: string, n = 2_000): { p50: number; p99: number; n: number } {
+  const file = join(dir, 'bench-fdatasync.bin');
+  const fd = openSync(file, 'w+');
+  const record = Buffer.alloc(600, 0x61);
+  const ms: number[] = [];
+  try {
+    writeSync(fd, Buffer.alloc(n * record.length), 0, n * record.length, 0);
+    fdatasyncSync(fd);
+    for (let i = 0; i < n; i++) {
+      writeSync(fd, record, 0, record.length, i * record.length);
+      const t = process.hrtime.bigint();
+      fdatasyncSync(fd);
+      ms.push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+  } finally {
+    closeSync(fd);
+    unlinkSync(file);
+  }
+  ms.sort((a, b) => a - b);
+  return { p50: ms[Math.floor(n * 0.5)]!, p99: ms[Math.floor(n * 0.99)]!, n };
 }
 
 /** Where each Agate row's event loop stalled (AGATE_BENCH_LOOP_DIAG=1; see loop-diag.ts). */

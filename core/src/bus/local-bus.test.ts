@@ -178,6 +178,56 @@ bus('an event published while a handler holding batches still works on them is d
   await b.close();
 });
 
+bus('a caught-up group moves past events it does not want without handling them, and still gets the ones it wants, in order', async () => {
+  const dir = freshDir();
+  const b = open(dir);
+  const closedSeen: AgateEvent[][] = [];
+  let gotClosed!: () => void;
+  const closedArrived = new Promise<void>((r) => (gotClosed = r));
+  const sub = await b.subscribe({ group: 'ends', types: ['SessionClosed'], handler: async (batch) => {
+    closedSeen.push([...batch]);
+    gotClosed();
+  } });
+  for (let i = 0; i < 5; i++) await b.publish(command());
+  const unwanted = b.end;
+  const closed = { ...SAMPLES.SessionClosed, event_id: randomUUID() };
+  await b.publish(closed);
+  await closedArrived;
+  // Only the event it wants was handed over: the commands before it were never a batch.
+  assert.equal(closedSeen.map((batch) => batch.map((e) => e.event_id)), [[closed.event_id]]);
+  for (let i = 0; i < 3; i++) await b.publish(command());
+  const end = b.end;
+  assert.ok(end > unwanted);
+  await sub.close();
+  await b.close();
+  // Its committed position covers the unwanted commands after the last event it took.
+  assert.is(Number(readFileSync(join(dir, 'groups', 'ends.offset'), 'utf8')), end);
+});
+
+bus('a group that only skipped events since its last commit commits seldom; one that handled some commits within a second', async () => {
+  const dir = freshDir();
+  const b = open(dir);
+  const offset = (group: string) => (existsSync(join(dir, 'groups', `${group}.offset`)) ? Number(readFileSync(join(dir, 'groups', `${group}.offset`), 'utf8')) : undefined);
+  const handling = collect(b, 'cmds', ['Command'], 4);
+  const skipping = await b.subscribe({ group: 'ends', types: ['SessionClosed'], handler: async () => {} });
+  await b.publish(command());
+  // A group's first commit is at once, whatever it did.
+  const first = b.end;
+  for (let i = 0; i < 100 && (offset('cmds') !== first || offset('ends') !== first); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.is(offset('ends'), first);
+  for (let i = 0; i < 3; i++) await b.publish(command());
+  await handling.finished;
+  const end = b.end;
+  for (let i = 0; i < 100 && offset('cmds') !== end; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.is(offset('cmds'), end, 'the handling group committed within about a second');
+  await new Promise((r) => setTimeout(r, 1_200));
+  assert.is(offset('ends'), first, 'the skipping group has not committed again yet');
+  await skipping.close();
+  assert.is(offset('ends'), end, 'closing commits where it stands');
+  await (await handling.sub).close();
+  await b.close();
+});
+
 bus('requestVerdict: resolves with the verdict, or times out when none comes', async () => {
   const b = open(freshDir());
   await b.subscribe({ group: 'policy', types: ['Command'], handler: async (batch) => {

@@ -149,7 +149,8 @@ export class LocalBus implements Bus {
     }
     if (decider !== undefined && events.length > 1) decider.written(events.slice(1));
     for (const e of events) if (e.type === 'Verdict') this.#waiters.deliver(e);
-    for (const c of this.#consumers) c.wake();
+    const to = offsets[events.length - 1]! + FRAME_HEADER + encoded[events.length - 1]!.length;
+    for (const c of this.#consumers) c.appended(offsets[0]!, to, events);
   }
 
   /**
@@ -295,6 +296,13 @@ const LAZY_TYPES: ReadonlySet<AgateEvent['type']> = new Set(['Verdict', 'Respons
  * every command waits for. A crash now redelivers up to a second of events per group.
  */
 const COMMIT_INTERVAL_MS = 1_000;
+/**
+ * A group that only moved past events it does not want since its last commit (most groups, most
+ * of the time: every statement appends a Command, a Verdict and a Response) commits this seldom:
+ * after a crash it reads those events again and skips them again, handling nothing twice, and its
+ * commits' fsyncs stay out of the way of the log's fdatasync that every command waits for.
+ */
+const SKIPPED_COMMIT_INTERVAL_MS = 10_000;
 /** The local log is one stream. */
 export const LOCAL_STREAM = { stream: 'embedded' } as const;
 
@@ -318,11 +326,20 @@ class LocalConsumer {
   readonly #types: ReadonlySet<string>;
   #position: number;
   #wake: (() => void) | undefined;
+  /**
+   * Where the group waits, caught up with nothing in hand; undefined while it reads, hands over
+   * or lingers. Events appended right there that it does not want move it on at once.
+   */
+  #idleAt: number | undefined;
   #stopped = false;
   #loop: Promise<void> | undefined;
   #committed: number;
   #lastCommit = 0;
+  /** The position just past the last batch handed to the handler and settled. */
+  #handledTo = 0;
   #commitTimer: NodeJS.Timeout | undefined;
+  /** When #commitTimer fires (ms since the epoch). */
+  #commitDue = 0;
   #writing: Promise<void> | undefined;
   /** The last commit failed (said once, until one succeeds). */
   #commitFailing = false;
@@ -380,6 +397,21 @@ class LocalConsumer {
     this.#wake?.();
   }
 
+  /**
+   * Events from `from` to `to` were appended. A group waiting at `from` that wants none of them
+   * moves past them without a turn of its loop (most groups want few types, and every statement
+   * appends a Command, a Verdict and a Response); otherwise it is woken to read them.
+   */
+  appended(from: number, to: number, events: readonly AgateEvent[]): void {
+    if (this.#idleAt === from && !events.some((e) => this.#types.has(e.type))) {
+      this.#idleAt = to;
+      this.#position = to;
+      this.#commit(false);
+      return;
+    }
+    this.wake();
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
     this.wake();
@@ -390,7 +422,7 @@ class LocalConsumer {
   async #run(): Promise<void> {
     const depth = Math.max(1, this.#options.inFlight ?? 1);
     // Batches handed over and not yet settled, oldest first; `ok` never rejects.
-    const out: { ok: Promise<boolean>; next: number }[] = [];
+    const out: { ok: Promise<boolean>; next: number; handled: boolean }[] = [];
     let readAt = this.#position;
     const backoff = new Backoff(HANDLER_BACKOFF);
     deliver: for (;;) {
@@ -401,7 +433,8 @@ class LocalConsumer {
       if (records.length > 0) {
         const wanted = records.filter((r) => this.#types.has(r.event.type));
         const next = records[records.length - 1]!.next;
-        out.push({ ok: wanted.length === 0 ? Promise.resolve(true) : this.#hand(wanted.map((r) => r.event), wanted.map((r) => r.bytes), wanted.map((r) => r.next)), next });
+        const handled = wanted.length > 0;
+        out.push({ ok: handled ? this.#hand(wanted.map((r) => r.event), wanted.map((r) => r.bytes), wanted.map((r) => r.next)) : Promise.resolve(true), next, handled });
         readAt = next;
       }
       // Settle the oldest batches: all of them once nothing new is there to hand over (and then
@@ -411,6 +444,7 @@ class LocalConsumer {
         const first = out.shift()!;
         if (await first.ok) {
           this.#position = first.next;
+          if (first.handled) this.#handledTo = first.next;
           this.#commit(false);
           backoff.reset();
           continue;
@@ -428,8 +462,11 @@ class LocalConsumer {
         this.#commit(false);
         // Stopping drains first: everything appended before stop() is handed over.
         if (this.#stopped) return;
+        this.#idleAt = readAt;
         await new Promise<void>((resolve) => (this.#wake = resolve));
         this.#wake = undefined;
+        readAt = this.#idleAt ?? readAt; // past what appended() let it skip
+        this.#idleAt = undefined;
         continue;
       }
       if (this.#lingerMs > 0 && records.length < max && !this.#stopped) {
@@ -484,9 +521,10 @@ class LocalConsumer {
   #commit(force: boolean): void {
     if (this.#position === this.#committed || this.#writing !== undefined) return;
     const now = Date.now();
-    if (!force && now - this.#lastCommit < COMMIT_INTERVAL_MS) {
-      // Soon, even if no further event arrives.
-      if (this.#commitTimer === undefined) this.#commitTimer = setTimeout(() => ((this.#commitTimer = undefined), this.#commit(true)), COMMIT_INTERVAL_MS).unref();
+    const interval = this.#commitInterval();
+    if (!force && now - this.#lastCommit < interval) {
+      // Soon, even if no further event arrives; sooner once a handled batch is to be committed.
+      if (this.#commitTimer === undefined || this.#commitDue > now + interval) this.#armCommit(interval);
       return;
     }
     clearTimeout(this.#commitTimer);
@@ -510,10 +548,19 @@ class LocalConsumer {
       .finally(() => {
         this.#writing = undefined;
         // Events handled while this was written are committed by the timer if none follow.
-        if (this.#position !== this.#committed && this.#commitTimer === undefined && !this.#stopped) {
-          this.#commitTimer = setTimeout(() => ((this.#commitTimer = undefined), this.#commit(true)), COMMIT_INTERVAL_MS).unref();
-        }
+        if (this.#position !== this.#committed && this.#commitTimer === undefined && !this.#stopped) this.#armCommit(this.#commitInterval());
       });
+  }
+
+  /** How long an uncommitted position may wait: handled events would be handled again after a crash, skipped ones only skipped again. */
+  #commitInterval(): number {
+    return this.#handledTo > this.#committed ? COMMIT_INTERVAL_MS : SKIPPED_COMMIT_INTERVAL_MS;
+  }
+
+  #armCommit(delay: number): void {
+    clearTimeout(this.#commitTimer);
+    this.#commitDue = Date.now() + delay;
+    this.#commitTimer = setTimeout(() => ((this.#commitTimer = undefined), this.#commit(true)), delay).unref();
   }
 
   /** Waits for a commit in flight, then commits the final position (at stop). */
