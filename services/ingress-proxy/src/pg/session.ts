@@ -296,7 +296,11 @@ export class PgSession {
   async #cancel(msg: CancelRequest): Promise<void> {
     const route = this.#deps.cancel.lookup({ processId: msg.processId, secretKey: msg.secretKey });
     this.#client.end(); // the protocol sends no answer to a cancel request
-    if (route === undefined) return void this.#log.debug('cancel request with an unknown key ignored');
+    if (route === undefined) {
+      // A key is the only proof a cancel carries: one Agate never issued (or whose session ended)
+      // is a guess at another session's, recorded and counted against the address like a bad token.
+      return this.#recordAuthFailure('', ErrorCode.AUTH_CANCEL_KEY_UNKNOWN, `a CancelRequest carried a key Agate issued to no open session (process id ${msg.processId >>> 0}); nothing was cancelled`);
+    }
     const admission = (await route.admit?.(this.#clientAddress())) ?? { forward: true, done: () => undefined };
     if (!admission.forward) return;
     await sendCancel(route);
