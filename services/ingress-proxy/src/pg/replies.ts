@@ -4,6 +4,7 @@ import type { BackendFrame } from './backend-frames.js';
 import { BackendCode } from './messages.js';
 import type { Portal, PreparedStatement, Undo } from './extended-state.js';
 import type { Response } from '../../../../schemas/src/events.js';
+import { maskNotification } from './masking/notification.js';
 import { maskErrorFields } from './masking/error-fields.js';
 import { maskFunctionResult } from './masking/function-result.js';
 import type { Masker } from '../masking/masker.js';
@@ -125,7 +126,8 @@ export class ReplyRouter {
     const code = frame.code;
     // Asynchronous messages may arrive at any time and belong to no request.
     if (code === BackendCode.NoticeResponse) return this.#forClient(frame.raw, this.copyTarget);
-    if (code === BackendCode.ParameterStatus || code === BackendCode.NotificationResponse) return frame.raw;
+    if (code === BackendCode.NotificationResponse) return this.#notificationForClient(frame.raw, this.copyTarget);
+    if (code === BackendCode.ParameterStatus) return frame.raw;
     const head = this.#queue[0];
     if (head === undefined) {
       if (code === BackendCode.ErrorResponse) return this.#forClient(frame.raw, undefined); // e.g. a FATAL error as the server shuts down
@@ -281,6 +283,12 @@ export class ReplyRouter {
   #forClient(raw: Buffer, result: StatementResult | undefined): Buffer {
     const masker = result === undefined ? this.#hooks.sessionMask?.() : result.client;
     return masker === undefined ? raw : maskErrorFields(raw, masker).frame;
+  }
+
+  /** A notification (from any session) gets the detectors of the mask set in force, as a notice does. */
+  #notificationForClient(raw: Buffer, result: StatementResult | undefined): Buffer {
+    const masker = result === undefined ? this.#hooks.sessionMask?.() : result.client;
+    return masker === undefined ? raw : maskNotification(raw, masker).frame;
   }
 
   /** The head message failed; the server now skips every message up to the next Sync. */
