@@ -214,7 +214,7 @@ export class ReplyRouter {
         return result.copyData(frame.raw, true);
       case BackendCode.CommandComplete: {
         const tag = decodeCommandComplete(frame.raw);
-        if (head.kind === 'execute') finished(head);
+        if (head.kind === 'execute') this.#finished(head);
         this.#emit(result.response({ status: 'ok', command_tag: tag, rows: rowsFromTag(tag) }));
         if (head.kind === 'query') head.index += 1;
         else this.#queue.shift();
@@ -224,17 +224,18 @@ export class ReplyRouter {
         // The row limit was reached: the statement goes on at the portal's next Execute.
         if (head.kind !== 'execute' || head.portal === undefined) throw outOfStep(frame.code, head.kind);
         result.suspend();
+        this.#supersede(head.portal, result);
         head.portal.run = result;
         this.#queue.shift();
         return frame.raw;
       case BackendCode.EmptyQueryResponse:
-        if (head.kind === 'execute') finished(head);
+        if (head.kind === 'execute') this.#finished(head);
         this.#emit(result.response({ status: 'ok', command_tag: null }));
         if (head.kind === 'query') head.index += 1;
         else this.#queue.shift();
         return frame.raw;
       case BackendCode.ErrorResponse:
-        if (head.kind === 'execute') finished(head);
+        if (head.kind === 'execute') this.#finished(head);
         this.#emit(result.response(errorOutcome(frame.raw)));
         return this.#forClient(this.#failed(frame.raw), result);
       case BackendCode.CopyInResponse:
@@ -321,6 +322,23 @@ export class ReplyRouter {
       for (const r of resultsOf(e)) this.#emit(r.response(outcomes[i]!));
     }
     for (const e of skipped.reverse()) if (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close') e.undo(true);
+  }
+
+  /** The portal's statement is over: a later Execute of it would be a new one. */
+  #finished(head: Extract<Expectation, { kind: 'execute' }>): void {
+    this.#supersede(head.portal, head.result);
+    finished(head);
+  }
+
+  /**
+   * Executes of one portal pipelined before the first one's PortalSuspended came back were each
+   * decided as a statement of their own; the portal's rows belong to the Execute that fetched
+   * them. So when a later one answers, the earlier one's record ends there, with its rows.
+   */
+  #supersede(portal: Portal | undefined, result: StatementResult): void {
+    if (portal?.run === undefined || portal.run === result) return;
+    this.#emit(portal.run.unfinished());
+    portal.run = undefined;
   }
 
   /** The skipping ended: a failure no Execute used is recorded on its own. */
