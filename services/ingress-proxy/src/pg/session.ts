@@ -3,7 +3,7 @@ import { holdNotice } from '../hold-notice.js';
 import { clientMasker, decide, refusalText } from '../decide.js';
 import { SessionEvents } from '../session-events.js';
 import type { Socket } from 'node:net';
-import type { SecureContext } from 'node:tls';
+import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import { withLease } from '../../../../core/src/bus/leases.js';
 import { AgateError, AuthenticationError, ErrorCode, ProtocolError, describeError } from '../../../../core/src/errors.js';
@@ -216,6 +216,8 @@ export class PgSession {
       case 'sslRequest':
         return this.#startTls();
       case 'gssEncRequest':
+        // Inside TLS the server takes no further encryption request; neither does Agate.
+        if (this.#client instanceof TLSSocket) return this.#fatal(SQLSTATE.protocolViolation, 'GSSENCRequest after TLS was negotiated', 'protocol violation');
         this.#client.write(serialize.sslRefused()); // 'N': no GSSAPI encryption; the client goes on in clear
         return;
       case 'cancelRequest':
