@@ -30,6 +30,8 @@ export const ErrorCode = {
   AUTH_EVICTED: 'AUTH_EVICTED',
   /** The source address failed to log in too often; it is refused for a while (`logins.throttle`). */
   AUTH_THROTTLED: 'AUTH_THROTTLED',
+  /** A PostgreSQL CancelRequest carried a key Agate issued to no open session: a guess at one. */
+  AUTH_CANCEL_KEY_UNKNOWN: 'AUTH_CANCEL_KEY_UNKNOWN',
   // wire protocols
   PROTOCOL_VIOLATION: 'PROTOCOL_VIOLATION',
   PROTOCOL_FRAME_TOO_LARGE: 'PROTOCOL_FRAME_TOO_LARGE',

@@ -4,6 +4,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +55,33 @@ startup('GSSENCRequest is declined with N and the client goes on in clear', asyn
   socket.write(serialize.startup({ user: 'agent', database: 'appdb' }));
   assert.is((await next)[0], 0x52); // R: an authentication request
   socket.destroy();
+});
+
+startup('inside TLS a GSSENCRequest or a second SSLRequest ends the connection (08P01), as the server would', async ({ agate, ca }) => {
+  const gss = Buffer.alloc(8);
+  gss.writeInt32BE(8, 0);
+  gss.writeInt32BE(80877104, 4);
+  for (const [what, request] of [['GSSENCRequest', gss], ['SSLRequest', serialize.requestSsl()]] as const) {
+    const raw = connect({ host: agate.host, port: agate.port });
+    raw.on('error', () => {});
+    await new Promise((r) => raw.once('connect', r));
+    const answer = new Promise<Buffer>((r) => raw.once('data', r));
+    raw.write(serialize.requestSsl());
+    assert.is((await answer).toString(), 'S');
+    const secure = tlsConnect({ socket: raw, ca: readFileSync(ca.ca), servername: 'localhost' });
+    secure.on('error', () => {});
+    await new Promise((r) => secure.once('secureConnect', r));
+    const chunks: Buffer[] = [];
+    secure.on('data', (c) => chunks.push(c));
+    const closed = new Promise((r) => secure.once('close', r));
+    // Alone, as a client waiting for the one-byte answer would send it.
+    secure.write(request);
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 5_000))]);
+    secure.destroy();
+    const reply = Buffer.concat(chunks);
+    assert.is(reply[0], 0x45, `${what}: ${reply.toString('latin1')}`); // E: no 'N', no authentication request
+    assert.ok(reply.includes(Buffer.from('C08P01\0')), `${what}: ${reply.toString('latin1')}`);
+  }
 });
 
 startup('a CancelRequest with Agate\'s key cancels the running statement upstream', async ({ agate }) => {

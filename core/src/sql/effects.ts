@@ -9,7 +9,8 @@ import type { Node } from 'libpg-query';
  * - `read`: reads data (SELECT, COPY TO, cursors, EXPLAIN, LOCK … IN ACCESS SHARE or ROW SHARE
  *   MODE, expressions in PL/pgSQL code).
  * - `write`: changes rows (INSERT, UPDATE, DELETE, MERGE, COPY FROM, TRUNCATE, CREATE TABLE AS,
- *   REFRESH MATERIALIZED VIEW, large-object writes such as `lo_put`).
+ *   REFRESH MATERIALIZED VIEW, large-object writes such as `lo_put`) or locks them against
+ *   writers (`SELECT … FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE`).
  * - `destroy`: removes objects or rows wholesale: every DROP (DROP OWNED, DROP DATABASE, DROP
  *   SCHEMA … CASCADE included), TRUNCATE, a DELETE or UPDATE without WHERE, a MERGE that can
  *   DELETE, ALTER … DROP COLUMN / DROP CONSTRAINT / DETACH PARTITION / NO INHERIT, ALTER DOMAIN
@@ -226,6 +227,8 @@ export function statementEffects(kind: string, node: Obj): SqlEffect[] {
       break;
     case 'SelectStmt':
       if (node.intoClause !== undefined) out.push('ddl', 'write'); // SELECT … INTO creates a table
+      // Row locks are written into the rows themselves and block other sessions' UPDATE/DELETE.
+      if (isRowLocking(node)) out.push('write');
       break;
     case 'RenameStmt':
       if (node.renameType === 'OBJECT_ROLE') out.push('privilege');
@@ -243,6 +246,11 @@ export function statementEffects(kind: string, node: Obj): SqlEffect[] {
       break;
   }
   return out;
+}
+
+/** `SELECT … FOR UPDATE | NO KEY UPDATE | SHARE | KEY SHARE`: it takes row locks. */
+export function isRowLocking(node: Obj): boolean {
+  return Array.isArray(node.lockingClause) && node.lockingClause.length > 0;
 }
 
 /** LOCK … IN ACCESS SHARE MODE (1) or ROW SHARE MODE (2): the locks SELECT and SELECT FOR UPDATE take. */

@@ -24,8 +24,15 @@ read | r:t | SELECT EXISTS (SELECT 1 FROM t)
 read | r:t | SELECT 1 WHERE 1 IN (SELECT id FROM t)
 read | r:t | SELECT ARRAY(SELECT id FROM t)
 read | r:t | SELECT (SELECT max(id) FROM t) AS m
-read | r:t | SELECT * FROM t FOR UPDATE SKIP LOCKED
-read | r:t | SELECT * FROM t FOR SHARE NOWAIT
+read write | w:t | SELECT * FROM t FOR UPDATE SKIP LOCKED
+read write | w:t | SELECT * FROM t FOR SHARE NOWAIT
+read write | w:t | SELECT * FROM t FOR NO KEY UPDATE
+read write | w:t | SELECT * FROM t FOR KEY SHARE
+read write | w:a w:b | SELECT * FROM a JOIN b USING (id) FOR UPDATE OF a
+read write | w:t | SELECT * FROM (SELECT * FROM t) s FOR UPDATE
+read write | w:t r:u | SELECT * FROM u WHERE id IN (SELECT id FROM t FOR UPDATE)
+read write | w:t | WITH x AS (SELECT * FROM t FOR SHARE) SELECT * FROM x
+read write | w:t | DECLARE c CURSOR FOR SELECT * FROM t FOR UPDATE
 read | r:t | SELECT id, rank() OVER (PARTITION BY k ORDER BY v) FROM t
 read | r:t | SELECT k, count(*) FROM t GROUP BY ROLLUP (k) HAVING count(*) > 1
 read | r:t | SELECT DISTINCT ON (k) * FROM t ORDER BY k, v DESC LIMIT 5 OFFSET 2

@@ -1,5 +1,5 @@
 import { analyzeSql, type SqlStatement } from './analyze.js';
-import { isReadLock, statementEffects, type SqlEffect } from './effects.js';
+import { isReadLock, isRowLocking, statementEffects, type SqlEffect } from './effects.js';
 import { doBlockFunction, plpgsqlPieces, UnreadableCode } from './plpgsql.js';
 
 /**
@@ -18,8 +18,10 @@ export interface TableRef {
   /** `schema.name` when the statement qualifies it. */
   qualified: string | undefined;
   /**
-   * `write`: the statement changes the relation's rows, definition, privileges or locks, or
-   * creates a view over it (a write path: see `Frame.through`).
+   * `write`: the statement changes the relation's rows, definition, privileges or locks (a
+   * `LOCK` above ROW SHARE; `SELECT … FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE` locks the
+   * rows of every relation in its FROM, `OF` lists or not, since they block other sessions'
+   * writes), or creates a view over it (a write path: see `Frame.through`).
    */
   access: 'read' | 'write';
 }
@@ -211,7 +213,10 @@ class Collector {
           const inSchema = key === 'CreateSchemaStmt' && typeof c.schemaname === 'string' ? c.schemaname : schema;
           for (const [field, v] of Object.entries(c)) {
             const written = writes !== undefined && writes.includes(field) && !(key === 'CopyStmt' && c.is_from !== true) && !(key === 'LockStmt' && isReadLock(c));
-            stack.push({ value: v, write: written, schema: inSchema, through: through || (key === 'ViewStmt' && field === 'query') });
+            // A view is a write path to what it reads; `SELECT … FOR UPDATE` locks the rows of
+            // everything in its FROM (subqueries included: see rowLocking), which blocks writers.
+            const locks = key === 'SelectStmt' && field === 'fromClause' && isRowLocking(c);
+            stack.push({ value: v, write: written, schema: inSchema, through: through || (key === 'ViewStmt' && field === 'query') || locks });
           }
           continue;
         }

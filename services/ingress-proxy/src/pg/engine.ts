@@ -82,6 +82,12 @@ export class PgEngine {
    * changed how later text is lexed without Agate being told.
    */
   #ranSinceSync = false;
+  /**
+   * The first mask set a verdict applied to this client's results. What reaches the client
+   * outside any statement (a notification from another session, a notice while idle) is masked
+   * with it too, when the target sets none: a masked client stays masked between statements.
+   */
+  #maskedClient: Masker | undefined;
   #readyWaiter: (() => void) | undefined;
   #repliesDrained: (() => void) | undefined;
 
@@ -91,7 +97,7 @@ export class PgEngine {
     this.#router = new ReplyRouter({
       emit: (r) => this.respond(r),
       onIdle: () => this.#state.endTransaction(),
-      sessionMask: () => deps.sessionMask(),
+      sessionMask: () => deps.sessionMask() ?? this.#maskedClient,
       recordFailed: (failed, outcome) => this.#recordFailed(failed, outcome),
     });
   }
@@ -437,6 +443,7 @@ export class PgEngine {
   }
 
   #result(command: Command, decision: Extract<Decision, { kind: 'run' }>, columns?: () => readonly Column[] | undefined): StatementResult {
+    this.#maskedClient ??= decision.client;
     return new StatementResult(command, this.#deps.recording, decision.client, columns, this.#deps.copyShape(command));
   }
   #repliesBelowLimit(): Promise<void> {

@@ -228,6 +228,24 @@ route('a suspended portal that ends unfinished (its transaction over) is recorde
   assert.is(responses.length, 1, 'recorded once');
 });
 
+route('Executes of one portal pipelined before its first suspended: each fetch recorded once, in the Execute that fetched it', () => {
+  const { router, responses } = setup();
+  const state = new ExtendedState((p) => responses.push(p.run!.unfinished()));
+  const portal = parseBind(router, state, 's', 'SELECT g FROM generate_series(1, 2) g', 'C_3');
+  router.route(frame(serialize.parseComplete()));
+  router.route(frame(serialize.bindComplete()));
+  // All three sent before any answer: none could continue the first, so each was decided alone.
+  for (const name of ['first', 'second', 'third']) router.expect({ kind: 'execute', result: result(name), portal });
+  for (const end of [serialize.portalSuspended(), serialize.portalSuspended()]) {
+    router.route(frame(serialize.dataRow([Buffer.from('1')])));
+    router.route(frame(end));
+  }
+  router.route(frame(serialize.commandComplete('SELECT 0')));
+  state.endTransaction();
+  assert.equal(responses.map((x) => [x.command_id, x.rows]).sort(), [['first', 1], ['second', 1], ['third', 0]]);
+  assert.is(portal.run, undefined);
+});
+
 route('a refusal replaces the server error with Agate\'s; a describe Agate sent is not delivered', () => {
   const { router } = setup();
   const mine = serialize.errorResponse({ severity: 'ERROR', code: '42501', message: 'refused' });

@@ -4,6 +4,7 @@ import type { BackendFrame } from './backend-frames.js';
 import { BackendCode } from './messages.js';
 import type { Portal, PreparedStatement, Undo } from './extended-state.js';
 import type { Response } from '../../../../schemas/src/events.js';
+import { maskNotification } from './masking/notification.js';
 import { maskErrorFields } from './masking/error-fields.js';
 import { maskFunctionResult } from './masking/function-result.js';
 import type { Masker } from '../masking/masker.js';
@@ -125,7 +126,8 @@ export class ReplyRouter {
     const code = frame.code;
     // Asynchronous messages may arrive at any time and belong to no request.
     if (code === BackendCode.NoticeResponse) return this.#forClient(frame.raw, this.copyTarget);
-    if (code === BackendCode.ParameterStatus || code === BackendCode.NotificationResponse) return frame.raw;
+    if (code === BackendCode.NotificationResponse) return this.#notificationForClient(frame.raw, this.copyTarget);
+    if (code === BackendCode.ParameterStatus) return frame.raw;
     const head = this.#queue[0];
     if (head === undefined) {
       if (code === BackendCode.ErrorResponse) return this.#forClient(frame.raw, undefined); // e.g. a FATAL error as the server shuts down
@@ -212,7 +214,7 @@ export class ReplyRouter {
         return result.copyData(frame.raw, true);
       case BackendCode.CommandComplete: {
         const tag = decodeCommandComplete(frame.raw);
-        if (head.kind === 'execute') finished(head);
+        if (head.kind === 'execute') this.#finished(head);
         this.#emit(result.response({ status: 'ok', command_tag: tag, rows: rowsFromTag(tag) }));
         if (head.kind === 'query') head.index += 1;
         else this.#queue.shift();
@@ -222,17 +224,18 @@ export class ReplyRouter {
         // The row limit was reached: the statement goes on at the portal's next Execute.
         if (head.kind !== 'execute' || head.portal === undefined) throw outOfStep(frame.code, head.kind);
         result.suspend();
+        this.#supersede(head.portal, result);
         head.portal.run = result;
         this.#queue.shift();
         return frame.raw;
       case BackendCode.EmptyQueryResponse:
-        if (head.kind === 'execute') finished(head);
+        if (head.kind === 'execute') this.#finished(head);
         this.#emit(result.response({ status: 'ok', command_tag: null }));
         if (head.kind === 'query') head.index += 1;
         else this.#queue.shift();
         return frame.raw;
       case BackendCode.ErrorResponse:
-        if (head.kind === 'execute') finished(head);
+        if (head.kind === 'execute') this.#finished(head);
         this.#emit(result.response(errorOutcome(frame.raw)));
         return this.#forClient(this.#failed(frame.raw), result);
       case BackendCode.CopyInResponse:
@@ -283,6 +286,12 @@ export class ReplyRouter {
     return masker === undefined ? raw : maskErrorFields(raw, masker).frame;
   }
 
+  /** A notification (from any session) gets the detectors of the mask set in force, as a notice does. */
+  #notificationForClient(raw: Buffer, result: StatementResult | undefined): Buffer {
+    const masker = result === undefined ? this.#hooks.sessionMask?.() : result.client;
+    return masker === undefined ? raw : maskNotification(raw, masker).frame;
+  }
+
   /** The head message failed; the server now skips every message up to the next Sync. */
   #failed(raw: Buffer): Buffer {
     const head = this.#queue.shift();
@@ -313,6 +322,23 @@ export class ReplyRouter {
       for (const r of resultsOf(e)) this.#emit(r.response(outcomes[i]!));
     }
     for (const e of skipped.reverse()) if (e.kind === 'parse' || e.kind === 'bind' || e.kind === 'close') e.undo(true);
+  }
+
+  /** The portal's statement is over: a later Execute of it would be a new one. */
+  #finished(head: Extract<Expectation, { kind: 'execute' }>): void {
+    this.#supersede(head.portal, head.result);
+    finished(head);
+  }
+
+  /**
+   * Executes of one portal pipelined before the first one's PortalSuspended came back were each
+   * decided as a statement of their own; the portal's rows belong to the Execute that fetched
+   * them. So when a later one answers, the earlier one's record ends there, with its rows.
+   */
+  #supersede(portal: Portal | undefined, result: StatementResult): void {
+    if (portal?.run === undefined || portal.run === result) return;
+    this.#emit(portal.run.unfinished());
+    portal.run = undefined;
   }
 
   /** The skipping ended: a failure no Execute used is recorded on its own. */

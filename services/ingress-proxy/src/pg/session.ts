@@ -3,7 +3,7 @@ import { holdNotice } from '../hold-notice.js';
 import { clientMasker, decide, refusalText } from '../decide.js';
 import { SessionEvents } from '../session-events.js';
 import type { Socket } from 'node:net';
-import type { SecureContext } from 'node:tls';
+import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import { withLease } from '../../../../core/src/bus/leases.js';
 import { AgateError, AuthenticationError, ErrorCode, ProtocolError, describeError } from '../../../../core/src/errors.js';
@@ -217,6 +217,8 @@ export class PgSession {
       case 'sslRequest':
         return this.#startTls();
       case 'gssEncRequest':
+        // Inside TLS the server takes no further encryption request; neither does Agate.
+        if (this.#client instanceof TLSSocket) return this.#fatal(SQLSTATE.protocolViolation, 'GSSENCRequest after TLS was negotiated', 'protocol violation');
         this.#client.write(serialize.sslRefused()); // 'N': no GSSAPI encryption; the client goes on in clear
         return;
       case 'cancelRequest':
@@ -295,7 +297,11 @@ export class PgSession {
   async #cancel(msg: CancelRequest): Promise<void> {
     const route = this.#deps.cancel.lookup({ processId: msg.processId, secretKey: msg.secretKey });
     this.#client.end(); // the protocol sends no answer to a cancel request
-    if (route === undefined) return void this.#log.debug('cancel request with an unknown key ignored');
+    if (route === undefined) {
+      // A key is the only proof a cancel carries: one Agate never issued (or whose session ended)
+      // is a guess at another session's, recorded and counted against the address like a bad token.
+      return this.#recordAuthFailure('', ErrorCode.AUTH_CANCEL_KEY_UNKNOWN, `a CancelRequest carried a key Agate issued to no open session (process id ${msg.processId >>> 0}); nothing was cancelled`);
+    }
     const admission = (await route.admit?.(this.#clientAddress())) ?? { forward: true, done: () => undefined };
     if (!admission.forward) return;
     await sendCancel(route);

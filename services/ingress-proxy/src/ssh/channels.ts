@@ -37,13 +37,22 @@ export function serveSessionChannel(ctx: ChannelContext, session: Session, agent
   let agent: Promise<boolean> | undefined;
   session.on('auth-agent', (accept, reject) => void (agent = agentRequest(accept, reject)));
   session.on('env', (_accept, reject) => reject?.());
-  session.on('exec', (accept, _reject, info) => void execChannel(ctx, accept, info.command, pty, (c) => (live = { upstream: c }), agent));
-  session.on('shell', (accept) => void shellChannel(ctx, accept, pty, (l) => (live = l), agent));
+  const settle = settled(ctx);
+  session.on('exec', (accept, _reject, info) => settle(execChannel(ctx, accept, info.command, pty, (c) => (live = { upstream: c }), agent)));
+  session.on('shell', (accept) => settle(shellChannel(ctx, accept, pty, (l) => (live = l), agent)));
   // With no 'sftp' listener, ssh2 hands sftp (and so modern scp) to 'subsystem' too.
   session.on('subsystem', (accept, _reject, info) => {
-    if (info.name === 'sftp') return void sftpChannel(ctx, accept);
-    void refuseSubsystem(ctx, accept, info.name);
+    if (info.name === 'sftp') return settle(sftpChannel(ctx, accept));
+    settle(refuseSubsystem(ctx, accept, info.name));
   });
+}
+
+/**
+ * The last guard on a request's handler: an error none of its own paths caught is logged, never
+ * left to reject unhandled (which would end the whole process, every other session with it).
+ */
+export function settled(ctx: Pick<ChannelContext, 'log'>): (work: Promise<unknown>) => void {
+  return (work) => void work.catch((err: unknown) => ctx.log.error('a request failed unexpectedly', { error: describeError(err) }));
 }
 
 /** A subsystem other than sftp: recorded, then refused before policy is asked (the proxy cannot audit it). */

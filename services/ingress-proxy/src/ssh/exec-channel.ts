@@ -1,5 +1,5 @@
 import type { Client, ClientChannel, ExecOptions, PseudoTtyInfo, ServerChannel } from 'ssh2';
-import { ErrorCode } from '../../../../core/src/errors.js';
+import { ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { nowMicros, type Command } from '../../../../schemas/src/events.js';
 import { upstreamOr, type AgentForward, type ChannelContext } from './channel-context.js';
 import { relayExec } from './exec-relay.js';
@@ -59,27 +59,34 @@ export async function execChannel(ctx: ChannelContext, accept: () => ServerChann
   const options: ExecOptions & AgentForward = pty === undefined ? {} : { pty: { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes } };
   if ((await agent) === true) options.agentForward = true;
   const started = nowMicros();
-  upstream.exec(text, options, (err, stream) => {
-    if (err) return void gate.refuseOn(channel, command, 'error', `the target could not run the command: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
-    onLive(stream);
-    const tapped = streamRecorder(text);
-    const taps = { ...tapped?.taps };
-    if (git?.kind === 'git' && git.service === 'receive-pack') {
-      const note = (t: string) => channel.stderr.write(`${t}\n`);
-      taps.gate = (to, reply) => new PushGate(to, {
-        decide: (updates) => push(ctx, command, git.repo, updates, note),
-        unreadable: (reason) => unreadablePush(ctx, command, git.repo, reason),
-        ancestry: targetAncestry(upstream, git.repo),
-        reply,
-        notice: note,
+  const failed = (why: string) => void gate.refuseOn(channel, command, 'error', `the target could not run the command: ${why}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
+  // ssh2 throws rather than call back once the target connection closed (the client left while
+  // the command was decided): recorded and refused like any failure, never a crash of the proxy.
+  try {
+    upstream.exec(text, options, (err, stream) => {
+      if (err) return failed(err.message);
+      onLive(stream);
+      const tapped = streamRecorder(text);
+      const taps = { ...tapped?.taps };
+      if (git?.kind === 'git' && git.service === 'receive-pack') {
+        const note = (t: string) => channel.stderr.write(`${t}\n`);
+        taps.gate = (to, reply) => new PushGate(to, {
+          decide: (updates) => push(ctx, command, git.repo, updates, note),
+          unreadable: (reason) => unreadablePush(ctx, command, git.repo, reason),
+          ancestry: targetAncestry(upstream, git.repo),
+          reply,
+          notice: note,
+        });
+      }
+      void relayExec(channel, stream, taps).then((outcome) => {
+        const response = execResponse(command, outcome, started);
+        if (tapped !== undefined) Object.assign(response, tapped.recorded());
+        return events.emitLogged(response);
       });
-    }
-    void relayExec(channel, stream, taps).then((outcome) => {
-      const response = execResponse(command, outcome, started);
-      if (tapped !== undefined) Object.assign(response, tapped.recorded());
-      return events.emitLogged(response);
     });
-  });
+  } catch (err) {
+    failed(describeError(err));
+  }
 }
 
 /**

@@ -4,7 +4,7 @@ import { nowMicros, type Command } from '../../../../schemas/src/events.js';
 import type { SessionEvents } from '../session-events.js';
 import { AgentRelay, meterAgentChannel, openAgentChannel } from './agent-relay.js';
 import { relayExec } from './exec-relay.js';
-import { canonicalTcpHost } from './tcp-host.js';
+import { canonicalBindHost, canonicalTcpHost } from './tcp-host.js';
 import type { SshGate } from './gate.js';
 import { MAX_REMOTE_FORWARDS, RemoteForwards, type RemoteForward } from './remote-forwards.js';
 import { failureResponse, forwardResponse, grantedResponse } from './responses.js';
@@ -86,16 +86,22 @@ export class Forwarding {
       return reject();
     }
     const started = nowMicros();
-    upstream.forwardOut(info.srcIP, info.srcPort, host, info.destPort, (err, stream) => {
-      if (err) {
-        void events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, `the target could not open ${where}: ${err.message}`));
-        return reject();
-      }
-      const channel = accept();
-      channel.pause();
-      channel.once('close', release);
-      void relayExec(channel, stream, { exitStatus: false }).then((outcome) => events.emitLogged(forwardResponse(command, outcome, started)));
-    });
+    const failed = (why: string) => {
+      void events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, `the target could not open ${where}: ${why}`));
+      reject();
+    };
+    try {
+      // ssh2 throws rather than call back once the target connection closed: refused, not a crash.
+      upstream.forwardOut(info.srcIP, info.srcPort, host, info.destPort, (err, stream) => {
+        if (err) return failed(err.message);
+        const channel = accept();
+        channel.pause();
+        channel.once('close', release);
+        void relayExec(channel, stream, { exitStatus: false }).then((outcome) => events.emitLogged(forwardResponse(command, outcome, started)));
+      });
+    } catch (err) {
+      failed(describeError(err));
+    }
   }
 
   /**
@@ -106,8 +112,11 @@ export class Forwarding {
    */
   async remoteForward(accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined, bind: TcpipBindInfo): Promise<void> {
     const { gate, events } = this.#deps;
-    const where = `${bind.bindAddr}:${bind.bindPort}`;
-    const attributes = { request: 'tcpip-forward', path: where };
+    // Decided on, and bound with, one spelling: `*`, `` and `[::]` all listen on every interface.
+    const host = canonicalBindHost(bind.bindAddr);
+    const where = `${host}:${bind.bindPort}`;
+    const attributes: Record<string, string> = { request: 'tcpip-forward', path: where };
+    if (host !== bind.bindAddr) attributes.client_path = `${bind.bindAddr}:${bind.bindPort}`;
     if (this.#remoteForwards.full) {
       gate.refuseUnasked(`tcpip-forward ${where}`, attributes, `a connection may hold at most ${MAX_REMOTE_FORWARDS} remote forwards`);
       return reject?.();
@@ -118,14 +127,14 @@ export class Forwarding {
     let upstream: Client;
     try {
       upstream = await gate.upstream(decision.pass);
-      upstream.forwardIn(bind.bindAddr, bind.bindPort, (err, boundPort) => {
+      upstream.forwardIn(host, bind.bindPort, (err, boundPort) => {
         if (err) {
           void events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, `the target could not listen on ${where}: ${err.message}`));
           return reject?.();
         }
-        if (this.#deps.closed()) return unforward(upstream, bind.bindAddr, boundPort); // the client left meanwhile
-        this.#remoteForwards.add({ bindAddr: bind.bindAddr, bindPort: bind.bindPort, boundPort, command });
-        void events.emitLogged(grantedResponse(command, `listening on ${bind.bindAddr}:${boundPort} on the target`));
+        if (this.#deps.closed()) return unforward(upstream, host, boundPort); // the client left meanwhile
+        this.#remoteForwards.add({ bindAddr: host, clientBindAddr: bind.bindAddr, bindPort: bind.bindPort, boundPort, command });
+        void events.emitLogged(grantedResponse(command, `listening on ${host}:${boundPort} on the target`));
         accept?.(boundPort);
       });
     } catch (err) {
@@ -140,7 +149,7 @@ export class Forwarding {
    */
   async cancelRemoteForward(accept: (() => void) | undefined, reject: (() => void) | undefined, bind: TcpipBindInfo): Promise<void> {
     const { gate, events } = this.#deps;
-    const forward = this.#remoteForwards.take(bind.bindAddr, bind.bindPort);
+    const forward = this.#remoteForwards.take(canonicalBindHost(bind.bindAddr), bind.bindPort);
     if (forward === undefined) return reject?.();
     const where = `${forward.bindAddr}:${forward.bindPort}`;
     const command = gate.command(`cancel-tcpip-forward ${where}`, { request: 'tcpip-forward', path: where, cancel: 'true', forward_command_id: forward.command.event_id });
@@ -179,7 +188,8 @@ export class Forwarding {
     const decision = await gate.check(command);
     if (decision.kind === 'refuse') return reject();
     const started = nowMicros();
-    gate.client(decision.pass).forwardOut(details.destIP, details.destPort, details.srcIP, details.srcPort, (err, channel) => {
+    // Named as the client asked for the listener: that is how it finds its own forward.
+    gate.client(decision.pass).forwardOut(forward.clientBindAddr, details.destPort, details.srcIP, details.srcPort, (err, channel) => {
       if (err) {
         void events.emitLogged(failureResponse(command, 'error', null, `the client did not take the connection: ${err.message}`));
         return reject();

@@ -8,8 +8,8 @@ const command = SAMPLES.Command;
 
 forwards('an incoming connection is matched by bind address and the port the target bound', () => {
   const f = new RemoteForwards();
-  f.add({ bindAddr: '127.0.0.1', bindPort: 0, boundPort: 40001, command });
-  f.add({ bindAddr: 'localhost', bindPort: 8080, boundPort: 8080, command });
+  f.add({ bindAddr: '127.0.0.1', clientBindAddr: '127.0.0.1', bindPort: 0, boundPort: 40001, command });
+  f.add({ bindAddr: 'localhost', clientBindAddr: 'localhost', bindPort: 8080, boundPort: 8080, command });
   assert.is(f.receiving('127.0.0.1', 40001)?.boundPort, 40001);
   assert.is(f.receiving('localhost', 8080)?.bindPort, 8080);
   assert.is(f.receiving('127.0.0.1', 0), undefined, 'the requested 0 is not a port anyone connects to');
@@ -18,9 +18,9 @@ forwards('an incoming connection is matched by bind address and the port the tar
 
 forwards('a cancel names the requested port or the one the target chose; takeAll empties', () => {
   const f = new RemoteForwards();
-  f.add({ bindAddr: '127.0.0.1', bindPort: 0, boundPort: 40001, command });
-  f.add({ bindAddr: '127.0.0.1', bindPort: 8080, boundPort: 8080, command });
-  f.add({ bindAddr: '127.0.0.1', bindPort: 0, boundPort: 40002, command });
+  f.add({ bindAddr: '127.0.0.1', clientBindAddr: '127.0.0.1', bindPort: 0, boundPort: 40001, command });
+  f.add({ bindAddr: '127.0.0.1', clientBindAddr: '127.0.0.1', bindPort: 8080, boundPort: 8080, command });
+  f.add({ bindAddr: '127.0.0.1', clientBindAddr: '127.0.0.1', bindPort: 0, boundPort: 40002, command });
   assert.is(f.take('127.0.0.1', 40001)?.boundPort, 40001);
   assert.is(f.take('127.0.0.1', 40001), undefined, 'taken once');
   assert.is(f.take('127.0.0.1', 8080)?.bindPort, 8080);
@@ -30,9 +30,9 @@ forwards('a cancel names the requested port or the one the target chose; takeAll
 
 forwards('full at the limit', () => {
   const f = new RemoteForwards(2);
-  f.add({ bindAddr: '127.0.0.1', bindPort: 1, boundPort: 1, command });
+  f.add({ bindAddr: '127.0.0.1', clientBindAddr: '127.0.0.1', bindPort: 1, boundPort: 1, command });
   assert.not.ok(f.full);
-  f.add({ bindAddr: '127.0.0.1', bindPort: 2, boundPort: 2, command });
+  f.add({ bindAddr: '127.0.0.1', clientBindAddr: '127.0.0.1', bindPort: 2, boundPort: 2, command });
   assert.ok(f.full);
 });
 

@@ -2,8 +2,10 @@ import type { Command } from '../../../../schemas/src/events.js';
 
 /** One `ssh -R` listener the target holds for the client. */
 export interface RemoteForward {
-  /** The address the client asked the target to listen on, as it sent it. */
+  /** The address the target was asked to listen on: the client's, in its canonical spelling (tcp-host.ts). */
   bindAddr: string;
+  /** The address as the client sent it: the client names the listener so in `forwarded-tcpip`. */
+  clientBindAddr: string;
   /** The port the client asked for; 0 lets the target choose. */
   bindPort: number;
   /** The port the target bound. */
@@ -17,8 +19,8 @@ export const MAX_REMOTE_FORWARDS = 16;
 
 /**
  * The `-R` listeners of one connection. The target names an incoming connection by the bind
- * address and the port it bound; the client cancels one by the port it asked for or, for a
- * port the target chose, by the port it was told.
+ * address it was given and the port it bound; the client cancels one by its address (canonical
+ * here) and the port it asked for or, for a port the target chose, by the port it was told.
  */
 export class RemoteForwards {
   readonly #forwards: RemoteForward[] = [];

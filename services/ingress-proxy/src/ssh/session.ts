@@ -13,7 +13,7 @@ import { SessionEvents } from '../session-events.js';
 import { SshAuth, type Login } from './auth.js';
 import type { AuthorizedKeys } from './authorized-keys.js';
 import type { ChannelContext } from './channel-context.js';
-import { serveSessionChannel } from './channels.js';
+import { serveSessionChannel, settled } from './channels.js';
 import { dropListeners, Forwarding } from './forwarding.js';
 import { SshGate } from './gate.js';
 import { connectUpstream, type SshUpstreamTarget } from './upstream.js';
@@ -93,12 +93,13 @@ export class SshSession {
     });
     // Forwarding lets traffic past the command audit: -L and -R need a rule that allows them by
     // name; unix-socket forwards are refused.
-    conn.on('tcpip', (accept, reject, info) => void forwarding.directTcpip(accept, reject, info));
+    const settle = settled(channels);
+    conn.on('tcpip', (accept, reject, info) => settle(forwarding.directTcpip(accept, reject, info)));
     conn.on('openssh.streamlocal', (_accept, reject) => reject());
     conn.on('request', (accept, reject, name, info) => {
       if (gate.identity === undefined) return void reject?.();
-      if (name === 'tcpip-forward') return void forwarding.remoteForward(accept, reject, info);
-      if (name === 'cancel-tcpip-forward') return void forwarding.cancelRemoteForward(accept, reject, info);
+      if (name === 'tcpip-forward') return settle(forwarding.remoteForward(accept, reject, info));
+      if (name === 'cancel-tcpip-forward') return settle(forwarding.cancelRemoteForward(accept, reject, info));
       reject?.();
     });
     conn.on('error', (err) => this.#log.debug('client connection error', { error: err.message }));
@@ -134,7 +135,7 @@ export class SshSession {
     upstream.then(
       (client) => {
         client.on('close', () => this.terminate('the target closed the connection'));
-        client.on('tcp connection', (details, accept, reject) => void this.#forwarding.forwardedConnection(details, accept, reject));
+        client.on('tcp connection', (details, accept, reject) => settled({ log: this.#log })(this.#forwarding.forwardedConnection(details, accept, reject)));
       },
       (err: unknown) => this.#log.warn('cannot open the upstream connection', { target: target.name, error: describeError(err) }),
     );

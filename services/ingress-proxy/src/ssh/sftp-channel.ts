@@ -1,6 +1,6 @@
 import { dirname as posixDirname } from 'node:path/posix';
 import type { ServerChannel } from 'ssh2';
-import { ErrorCode } from '../../../../core/src/errors.js';
+import { ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { nowMicros, type Command } from '../../../../schemas/src/events.js';
 import { upstreamOr, type ChannelContext } from './channel-context.js';
 import { execResponse, fileResponse } from './responses.js';
@@ -33,25 +33,31 @@ export async function sftpChannel(ctx: ChannelContext, accept: () => ServerChann
     return gate.refuseOn(channel, command, 'error', `the target refused the sftp subsystem: ${(err as Error).message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
   }
   channel.once('close', () => paths.close());
-  upstream.subsys('sftp', (err, stream) => {
-    if (err) return void gate.refuseOn(channel, command, 'error', `the target refused the sftp subsystem: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
-    const hooks = {
-      decide: (request: FileRequest) => fileOperation(ctx, request, paths),
-      finished: (op: { command: Command; started: number }, result: FileResult) => void events.emitLogged(fileResponse(op.command, op.started, result)),
-    };
-    void relaySftp(channel, stream, hooks).then((outcome) => {
-      const response = execResponse(command, outcome, started);
-      // The channel usually closes without an exit status; how much moved is what matters.
-      response.command_tag = `sftp ${outcome.bytesUp} bytes up, ${outcome.bytes} bytes down`;
-      if (outcome.error !== undefined) {
-        Object.assign(response, { status: 'error', error_code: outcome.error.code, error_message: outcome.error.message });
-      } else if (outcome.exitCode === null && outcome.signal === null && !outcome.clientGone) {
-        response.status = 'ok';
-        response.error_message = null;
-      }
-      return events.emitLogged(response);
+  const failed = (why: string) => void gate.refuseOn(channel, command, 'error', `the target refused the sftp subsystem: ${why}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
+  // ssh2 throws rather than call back once the target connection closed: refused, not a crash.
+  try {
+    upstream.subsys('sftp', (err, stream) => {
+      if (err) return failed(err.message);
+      const hooks = {
+        decide: (request: FileRequest) => fileOperation(ctx, request, paths),
+        finished: (op: { command: Command; started: number }, result: FileResult) => void events.emitLogged(fileResponse(op.command, op.started, result)),
+      };
+      void relaySftp(channel, stream, hooks).then((outcome) => {
+        const response = execResponse(command, outcome, started);
+        // The channel usually closes without an exit status; how much moved is what matters.
+        response.command_tag = `sftp ${outcome.bytesUp} bytes up, ${outcome.bytes} bytes down`;
+        if (outcome.error !== undefined) {
+          Object.assign(response, { status: 'error', error_code: outcome.error.code, error_message: outcome.error.message });
+        } else if (outcome.exitCode === null && outcome.signal === null && !outcome.clientGone) {
+          response.status = 'ok';
+          response.error_message = null;
+        }
+        return events.emitLogged(response);
+      });
     });
-  });
+  } catch (err) {
+    failed(describeError(err));
+  }
 }
 
 /**

@@ -88,10 +88,13 @@ export async function shellChannel(ctx: ChannelContext, accept: () => ServerChan
   }
   const options: ShellOptions & AgentForward = agentForward ? { agentForward: true } : {};
   const window = pty === undefined ? false : { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes };
-  upstream.shell(window as false, options, (err, stream) => {
-    if (err) return void gate.refuseOn(channel, command, 'error', `the target could not start a shell: ${err.message}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
-    relay(stream);
-  });
+  const failed = (why: string) => void gate.refuseOn(channel, command, 'error', `the target could not start a shell: ${why}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
+  try {
+    // ssh2 throws rather than call back once the target connection closed: refused, not a crash.
+    upstream.shell(window as false, options, (err, stream) => (err ? failed(err.message) : relay(stream)));
+  } catch (err) {
+    failed(describeError(err));
+  }
 }
 
 /**

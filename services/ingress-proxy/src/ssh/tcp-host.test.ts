@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { canonicalTcpHost } from './tcp-host.js';
+import { canonicalBindHost, canonicalTcpHost } from './tcp-host.js';
 
 const test = suite('ssh/canonicalTcpHost');
 
@@ -29,3 +29,20 @@ test('IPv6 in any notation is its compressed form; names other than loopback sta
 });
 
 test.run();
+
+const bind = suite('ssh/canonicalBindHost');
+
+bind('every spelling sshd listens on all interfaces for is 0.0.0.0, never loopback', () => {
+  for (const h of ['', ' ', '*', '0.0.0.0', '0', '0x0', '0.0', '000.0.0.0', '::', '[::]', '0:0:0:0:0:0:0:0', '::ffff:0.0.0.0', '[::ffff:0:0]']) {
+    assert.is(canonicalBindHost(h), '0.0.0.0', JSON.stringify(h));
+  }
+});
+
+bind('loopback and other addresses are spelt as a -L host', () => {
+  for (const h of ['localhost', 'LocalHost.', '127.1', '2130706433', '[::ffff:127.0.0.1]']) assert.is(canonicalBindHost(h), '127.0.0.1', h);
+  assert.is(canonicalBindHost('[::1]'), '::1');
+  assert.is(canonicalBindHost('10.0.0.1'), '10.0.0.1');
+  assert.is(canonicalBindHost('Eth0.Example.'), 'eth0.example');
+});
+
+bind.run();

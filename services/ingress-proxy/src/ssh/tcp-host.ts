@@ -53,3 +53,26 @@ function canonicalIPv6(h: string): string | undefined {
   }
   return text === '::' ? '::1' : text;
 }
+
+/** What every spelling of "all interfaces" becomes as a `-R` bind address. */
+export const WILDCARD_BIND = '0.0.0.0';
+
+/**
+ * The one spelling of a `-R` listener's bind address that policy decides on and the target is
+ * asked to listen on. sshd (with `GatewayPorts clientspecified`) reads it unlike a `-L` host: an
+ * empty address and `*` listen on every interface, as do the unspecified addresses (`0.0.0.0` in
+ * any inet_aton form, `::`, `[::]`, `::ffff:0.0.0.0`). Those all become {@link WILDCARD_BIND},
+ * never loopback, so a rule allowing `127.0.0.1:*` opens no listener to the network; the rest is
+ * spelt as a `-L` host ({@link canonicalTcpHost}: `localhost`, `127.1` → `127.0.0.1`).
+ */
+export function canonicalBindHost(address: string): string {
+  let h = address.trim().toLowerCase();
+  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
+  if (h === '' || h === '*' || inetAton(h) === '0.0.0.0') return WILDCARD_BIND;
+  const bare = h.replace(/%.*$/, '');
+  if (isIPv6(bare)) {
+    const text = new URL(`http://[${bare}]/`).hostname.slice(1, -1);
+    if (text === '::' || text === '::ffff:0:0') return WILDCARD_BIND;
+  }
+  return canonicalTcpHost(h);
+}
