@@ -170,16 +170,21 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
       summary.push(`| ${mode} | ${a.cpuPerTx.toFixed(0)} | ${p === undefined ? '—' : p.cpuPerTx.toFixed(0)} | ${b.cpuPerTx.toFixed(0)} | ${(a.tps / b.tps).toFixed(2)}× | ${(a.tps / d.tps).toFixed(2)}× | ${r === undefined ? '—' : `${(r.tps / b.tps).toFixed(2)}×`} |`);
     }
     if (o.rate > 0) {
-      console.log(`\nAgate at a fixed rate: pgbench -S -R ${o.rate}, ${o.clients} clients, ${o.seconds} s per run (${new Date().toISOString()}, uptime: ${uptime()})\n`);
-      console.log('| mode | TPS | p50 latency ms | p99 latency ms | Agate CPU µs per statement | main thread | Node\'s other threads | engine threads | load avg (1 min) |');
-      console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+      // At a fixed rate both paths (and two builds) do the same statements a second, so their CPU
+      // per statement compares even when the machine lets one serve fewer statements than another.
+      console.log(`\nAt a fixed rate: pgbench -S -R ${o.rate}, ${o.clients} clients, ${o.seconds} s per run (${new Date().toISOString()}, uptime: ${uptime()})\n`);
+      console.log('| mode | path | TPS | p50 latency ms | p99 latency ms | CPU µs per statement | main thread | Node\'s other threads | engine threads | load avg (1 min) |');
+      console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+      const paths = [{ name: '`agate start`', env: viaAgate, pid: agate.pid }, ...(alone === undefined ? [] : [{ name: '`agate proxy` alone', env: viaAlone, pid: alone.pid }])];
       for (const mode of o.modes) {
-        const cpu0 = cpuMs(agate.pid);
-        const threads0 = threadCpuMs(agate.pid);
-        const f = await pgbench(work, await viaAgate(), mode, o, o.rate);
-        const t = threadCpuMs(agate.pid);
-        const us = (ms: number) => ((ms * 1000) / f.transactions).toFixed(0);
-        console.log(`| ${mode} | ${f.tps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${us(cpuMs(agate.pid) - cpu0)} | ${us(t.main - threads0.main)} | ${us(t.node - threads0.node)} | ${us(t.engine - threads0.engine)} | ${loadavg()[0]!.toFixed(1)} |`);
+        for (const path of paths) {
+          const cpu0 = cpuMs(path.pid);
+          const threads0 = threadCpuMs(path.pid);
+          const f = await pgbench(work, await path.env(), mode, o, o.rate);
+          const t = threadCpuMs(path.pid);
+          const us = (ms: number) => ((ms * 1000) / f.transactions).toFixed(0);
+          console.log(`| ${mode} | ${path.name} | ${f.tps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${us(cpuMs(path.pid) - cpu0)} | ${us(t.main - threads0.main)} | ${us(t.node - threads0.node)} | ${us(t.engine - threads0.engine)} | ${loadavg()[0]!.toFixed(1)} |`);
+        }
       }
     }
     console.log(`\n| mode | \`agate start\` CPU µs per statement at ${o.clients} clients (target ≤ 100) | \`agate proxy\` alone CPU µs per statement (target ≤ 40) | PgBouncer CPU µs per statement | Agate TPS / PgBouncer | Agate TPS / direct | bare Node relay TPS / PgBouncer |`);

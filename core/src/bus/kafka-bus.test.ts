@@ -174,6 +174,29 @@ kafka('a failing handler gets the batch again; committed events are not redelive
   assert.equal(again, [late.event_id]);
 });
 
+kafka('a subscription that handles none of the events it reads still commits past them', async () => {
+  // Its slices are not committed one by one (a proxy's termination reader sees every event), but
+  // at most once a second per partition; a new member of the group must not start from zero.
+  const b = await bus('skips', { topic: 'skips' });
+  const sub = await b.subscribe({ group: 'skip-group', types: ['Command'], handler: async () => { throw new Error('no Command was published'); } });
+  const sessions = Array.from({ length: 6 }, () => randomUUID()); // spread over the 3 partitions
+  await Promise.all(sessions.map((session_id) => b.publish({ ...SAMPLES.Response, event_id: randomUUID(), session_id })));
+  const admin = new kafkajs.Kafka({ clientId: 'skips-check', brokers: [broker.bootstrap], logLevel: kafkajs.logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    let committed = 0;
+    for (let i = 0; i < 100 && committed === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const [offsets] = await admin.fetchOffsets({ groupId: 'skips.skip-group', topics: ['skips'] });
+      committed = offsets!.partitions.reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+    }
+    assert.ok(committed > 0, 'the group committed past the events it skipped');
+  } finally {
+    await admin.disconnect();
+    await sub.close();
+  }
+});
+
 kafka('with a schema registry: Confluent wire format, subjects registered, BACKWARD enforced', async () => {
   const b = await bus('registry', { topic: 'registered', registry: true });
   const e = command('reg');
