@@ -10,18 +10,16 @@ import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import type pg from 'pg';
 import { serialize } from 'pg-protocol';
 import type { AgateEvent, AuthenticationFailed, Command, Response } from '../../schemas/src/events.js';
 import { ErrorCode } from '../../core/src/errors.js';
-import { initSqlParser } from '../../core/src/sql/analyze.js';
 import { cancelRequestPacket, type BackendKey } from '../../services/ingress-proxy/src/pg/cancel.js';
-import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
-import { auditEntries, auditOracle, isCatalogLookup } from './pgaudit-log.js';
+import { waitForEvents } from './agate-fixture.js';
+import { auditAgent, startHostile, stopHostile, type HostileCtx } from './pg-hostile-fixture.js';
+import { auditEntries } from './pgaudit-log.js';
 import { RawClient, type Reply } from './raw-client.js';
 
-interface Ctx { agate: AgateFixture; session?: pg.Client }
-const hostile = suite<Ctx>('a hostile agent against the PostgreSQL proxy, third pass');
+const hostile = suite<HostileCtx>('a hostile agent against the PostgreSQL proxy, third pass');
 
 /** A masked column's values: no detector knows their shape, only the column rule masks them. */
 const TOKEN = `tok${randomBytes(10).toString('hex')}`;
@@ -32,9 +30,9 @@ const AWS_KEY = `AKIA${randomBytes(8).toString('hex').toUpperCase()}`;
 const MAX_FAILURES = 8;
 
 hostile.before(async (ctx) => {
-  await initSqlParser();
-  ctx.agate = await startAgate({
-    pgaudit: true,
+  await startHostile(ctx, {
+    tokens: [TOKEN, TOKEN2],
+    // A policy of its own: deletes are held here, not denied.
     policyYaml: `policy:
   default: allow
   rules:
@@ -57,28 +55,11 @@ hostile.before(async (ctx) => {
       match: { claims: { masked: "yes" } }
 `,
     extraYaml: `logins:\n  throttle: { max_failures: ${MAX_FAILURES}, window_s: 600, block_s: 2, max_block_s: 2 }`,
+    moreSql: "INSERT INTO public.scratch VALUES (1, 'kept'), (2, 'kept');",
   });
-  const owner = ctx.agate.pg.users.scram.user;
-  await ctx.agate.pg.psql(`
-CREATE TABLE public.people (id int PRIMARY KEY, name text);
-CREATE TABLE public.ledger (id int PRIMARY KEY, amount int);
-CREATE TABLE public.vault (id int PRIMARY KEY, api_token text);
-CREATE TABLE public.scratch (id int, note text);
-INSERT INTO public.people VALUES (1, 'ada'), (2, 'bob');
-INSERT INTO public.ledger VALUES (1, 100);
-INSERT INTO public.vault VALUES (1, '${TOKEN}'), (2, '${TOKEN2}');
-INSERT INTO public.scratch VALUES (1, 'kept'), (2, 'kept');
-ALTER TABLE public.people OWNER TO ${owner};
-ALTER TABLE public.ledger OWNER TO ${owner};
-ALTER TABLE public.vault OWNER TO ${owner};
-ALTER TABLE public.scratch OWNER TO ${owner};
-`);
 });
 
-hostile.after(async (ctx) => {
-  await ctx.session?.end().catch(() => undefined);
-  await ctx.agate?.cleanup();
-});
+hostile.after(stopHostile);
 
 /** Every way a masked value can show in what a client received. */
 function leaks(seen: string): boolean {
@@ -92,7 +73,7 @@ function describe(r: Reply): unknown {
 const seen = (replies: Reply[]) => JSON.stringify(replies.map(describe));
 const rows = (replies: Reply[]) => replies.filter((r) => r.name === 'dataRow').length;
 
-async function login(ctx: Ctx, claims: Record<string, unknown> = {}): Promise<RawClient> {
+async function login(ctx: HostileCtx, claims: Record<string, unknown> = {}): Promise<RawClient> {
   return RawClient.login(ctx.agate.host, ctx.agate.port, await ctx.agate.token(claims));
 }
 
@@ -104,7 +85,7 @@ async function backendPid(raw: RawClient): Promise<number> {
 }
 
 /** Sends one CancelRequest on a connection of its own, as libpq does, and waits for Agate to close it. */
-async function cancel(ctx: Ctx, key: BackendKey): Promise<void> {
+async function cancel(ctx: HostileCtx, key: BackendKey): Promise<void> {
   await new Promise<void>((resolve) => {
     const s = connect({ host: ctx.agate.host, port: ctx.agate.port }, () => s.end(cancelRequestPacket(key)));
     s.on('error', () => resolve());
@@ -113,7 +94,7 @@ async function cancel(ctx: Ctx, key: BackendKey): Promise<void> {
 }
 
 /** Everything Agate answers to `bytes` sent on a fresh connection, until it closes it. */
-async function answerTo(ctx: Ctx, bytes: Buffer): Promise<Buffer> {
+async function answerTo(ctx: HostileCtx, bytes: Buffer): Promise<Buffer> {
   return new Promise<Buffer>((resolve) => {
     const chunks: Buffer[] = [];
     const s = connect({ host: ctx.agate.host, port: ctx.agate.port }, () => s.write(bytes));
@@ -123,6 +104,9 @@ async function answerTo(ctx: Ctx, bytes: Buffer): Promise<Buffer> {
     setTimeout(() => s.destroy(), 10_000).unref();
   });
 }
+
+/** A production writer updating ledger directly, given up on after 2 s waiting for a lock: `100` when nothing blocked it. */
+const directWrite = (ctx: HostileCtx) => ctx.agate.pg.psql("SET lock_timeout = '2s'; UPDATE ledger SET amount = amount WHERE id = 1 RETURNING amount");
 
 const commands = (events: AgateEvent[], is: (c: Command) => boolean) => events.filter((e): e is Command => e.type === 'Command' && is(e));
 const responseTo = (events: AgateEvent[], c: Command) => events.find((e): e is Response => e.type === 'Response' && e.command_id === c.event_id);
@@ -180,7 +164,7 @@ hostile('a refused or held statement at a row limit: nothing runs, later Execute
     let replies = await raw.readyCount(2);
     assert.is(rows(replies), 0, seen(replies));
     assert.ok(replies.some((r) => r.name === 'error' && /rule "ledger-read-only"/.test(r.message ?? '')), seen(replies));
-    assert.is(await ctx.agate.pg.psql("SET lock_timeout = '2s'; UPDATE ledger SET amount = amount WHERE id = 1 RETURNING amount"), '100', 'the refused portal blocked a writer');
+    assert.is(await directWrite(ctx), '100', 'the refused portal blocked a writer');
     raw.send(serialize.query('ROLLBACK'));
     await raw.readyCount(1);
     // The portal is gone after Sync: an Execute of it alone is refused as the server would.
@@ -244,7 +228,7 @@ hostile('row and table locks that block writers count as writes of the table', a
         const replies = await raw.readyCount(2);
         assert.ok(replies.some((r) => r.name === 'error' && /rule "ledger-read-only"/.test(r.message ?? '')), `${sql}: ${seen(replies)}`);
         // The witness: a writer in production is not blocked while the agent's transaction is open.
-        assert.is(await ctx.agate.pg.psql("SET lock_timeout = '2s'; UPDATE ledger SET amount = amount WHERE id = 1 RETURNING amount"), '100', `${sql} blocked a writer`);
+        assert.is(await directWrite(ctx), '100', `${sql} blocked a writer`);
         raw.send(serialize.query('ROLLBACK'));
         await raw.readyCount(1);
       }
@@ -253,7 +237,7 @@ hostile('row and table locks that block writers count as writes of the table', a
       raw.send(serialize.query('BEGIN'), serialize.query(`LOCK TABLE ledger IN ${mode} MODE`));
       const replies = await raw.readyCount(2);
       assert.ok(replies.some((r) => r.name === 'error' && /rule "ledger-read-only"/.test(r.message ?? '')), `${mode}: ${seen(replies)}`);
-      assert.is(await ctx.agate.pg.psql("SET lock_timeout = '2s'; UPDATE ledger SET amount = amount WHERE id = 1 RETURNING amount"), '100', `LOCK ${mode} blocked a writer`);
+      assert.is(await directWrite(ctx), '100', `LOCK ${mode} blocked a writer`);
       raw.send(serialize.query('ROLLBACK'));
       await raw.readyCount(1);
     }
@@ -261,7 +245,7 @@ hostile('row and table locks that block writers count as writes of the table', a
     raw.send(serialize.query('BEGIN'), serialize.query('LOCK TABLE ledger IN ACCESS SHARE MODE'), serialize.query('LOCK TABLE ledger IN ROW SHARE MODE'), serialize.query('SELECT * FROM ledger'));
     let replies = await raw.readyCount(4);
     assert.not.ok(replies.some((r) => r.name === 'error'), seen(replies));
-    assert.is(await ctx.agate.pg.psql("SET lock_timeout = '2s'; UPDATE ledger SET amount = amount WHERE id = 1 RETURNING amount"), '100');
+    assert.is(await directWrite(ctx), '100');
     raw.send(serialize.query('COMMIT'));
     await raw.readyCount(1);
     // A read-only identity (`effects: [write]`): a row lock on any table is a write.
@@ -364,17 +348,7 @@ hostile('CancelRequests: a guessed key or the real backend pid cancels nothing a
 });
 
 hostile('pgaudit: everything PostgreSQL executed was recorded as allowed; nothing refused ran', async (ctx) => {
-  const { agate } = ctx;
-  let last = '';
-  for (let i = 0; i < 100; i++) {
-    await new Promise((r) => setTimeout(r, 200));
-    const now = `${agate.events().length}:${readFileSync(agate.pg.logFile).length}`;
-    if (now === last) break;
-    last = now;
-  }
-  const entries = auditEntries(readFileSync(agate.pg.logFile, 'utf8'));
-  const checked = (e: (typeof entries)[number]) => e.user === agate.pg.users.scram.user && !isCatalogLookup(e);
-  const report = auditOracle(entries, agate.events(), checked);
+  const { entries, checked, report } = await auditAgent(ctx);
   assert.ok(report.checked > 10, `pgaudit logged the attempts (${report.checked})`);
   assert.equal(report.unexplained, []);
   // A SELECT's portal is started at Bind (PortalStart), where pgaudit logs it; its rows, and so

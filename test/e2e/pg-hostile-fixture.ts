@@ -1,6 +1,7 @@
-// The ground both hostile-agent suites stand on (pg-hostile.test.ts, pg-hostile-2.test.ts): one
-// policy, the same tables owned by the upstream role, a way to send SQL as the agent (plain or
-// masked), and the checks that a refused attempt was refused by the rule named and changed nothing.
+// The ground the hostile-agent suites stand on (pg-hostile.test.ts, pg-hostile-2.test.ts,
+// pg-hostile-3.test.ts): one policy (a suite may bring its own), the same tables owned by the
+// upstream role, a way to send SQL as the agent (plain or masked), the checks that a refused
+// attempt was refused by the rule named and changed nothing, and pgaudit's log read against the record.
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +29,12 @@ export interface HostileOptions {
   tokens: string[];
   /** More rules (YAML list items at the rules' indent), decided before the masked-agents rule. */
   extraRules?: string;
+  /** The whole policy section, in place of the shared one (`extraRules` is then not used). */
+  policyYaml?: string;
+  /** More config appended as it is (e.g. a `logins:` section). */
+  extraYaml?: string;
+  /** SQL run once the tables exist (rows a suite's tests count on). */
+  moreSql?: string;
 }
 
 /** Deletes, writes of people and of public.ledger denied; `masked: yes` clients get masked answers. */
@@ -55,7 +62,7 @@ ${extraRules}    - id: masked-agents
 export async function startHostile(ctx: HostileCtx, options: HostileOptions): Promise<void> {
   await initSqlParser();
   ctx.refusals = 0;
-  ctx.agate = await startAgate({ pgaudit: true, policyYaml: hostilePolicy(options.extraRules ?? '') });
+  ctx.agate = await startAgate({ pgaudit: true, policyYaml: options.policyYaml ?? hostilePolicy(options.extraRules ?? ''), extraYaml: options.extraYaml });
   const owner = ctx.agate.pg.users.scram.user;
   const vault = options.tokens.map((t, i) => `(${i + 1}, '${t}')`).join(', ');
   await ctx.agate.pg.psql(`
@@ -72,6 +79,7 @@ ALTER TABLE public.ledger OWNER TO ${owner};
 ALTER TABLE public.vault OWNER TO ${owner};
 ALTER TABLE public.scratch OWNER TO ${owner};
 ALTER SCHEMA other OWNER TO ${owner};
+${options.moreSql ?? ''}
 `);
 }
 

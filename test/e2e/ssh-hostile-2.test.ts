@@ -7,26 +7,11 @@
 // OpenSSH client.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import ssh2 from 'ssh2';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { parseConfig } from '../../core/src/config.js';
-import { LocalBus } from '../../core/src/bus/local-bus.js';
-import type { Subscription } from '../../core/src/bus/bus.js';
-import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
-import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
-import { silentLogger } from '../../core/src/log.js';
-import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/events.js';
-import { MaskSets } from '../../services/ingress-proxy/src/masking/mask-sets.js';
-import { generateHostKey, parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
-import { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
-import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
-import { PolicyService } from '../../services/policy/src/service.js';
-import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
+import type { Command, Response, Verdict } from '../../schemas/src/events.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { startSshd, type SshServer } from '../harness/sshd.js';
+import { SSH_CLIENT_OPTIONS, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
 
 const policy = (reserved: number) => `identity: { dev_issuer: { enabled: true } }
 policy:
@@ -48,16 +33,7 @@ policy:
       match: { protocols: [ssh], ssh: { requests: [tcpip-forward] } }
 `;
 
-interface Env {
-  sshd: SshServer;
-  issuer: OidcIssuer;
-  dir: string;
-  bus: LocalBus;
-  policy: PolicyService;
-  proxy: SshProxyServer;
-  port: number;
-  subscription: Subscription;
-  events: AgateEvent[];
+interface Env extends SshEnv {
   /** A port nothing listens on, that a rule reserves on the target's loopback. */
   reserved: number;
 }
@@ -65,49 +41,15 @@ interface Env {
 const test = suite<Partial<Env>>('e2e/ssh hostile agent, second pass: -R bind addresses');
 
 test.before(async (ctx) => {
-  try {
-    await setUp(ctx);
-  } catch (err) {
-    console.error('e2e/ssh-hostile-2 setup failed:', err);
-    throw err;
-  }
-});
-
-async function setUp(ctx: Partial<Env>): Promise<void> {
-  ctx.events = [];
-  ctx.dir = mkdtempSync(join(tmpdir(), 'agate-ssh-hostile-2-'));
+  // The rule names the port, so it is chosen before the policy is compiled.
   ctx.reserved = await freePort();
-  ctx.sshd = await startSshd();
-  ctx.issuer = await startOidcIssuer({ audience: 'agate' });
-  ctx.bus = new LocalBus({ dir: join(ctx.dir, 'bus'), fsync: false, logger: silentLogger });
-  const config = parseConfig(policy(ctx.reserved), 'ssh-hostile-2.yaml');
-  await loadParsers();
-  ctx.policy = new PolicyService({ bus: ctx.bus, policy: new CompiledPolicy(config.policy), logger: silentLogger, staleAfterMs: 5000 });
-  await ctx.policy.start();
-  ctx.subscription = await ctx.bus.subscribe({ group: 'ssh-hostile-2', types: ['Command', 'Verdict', 'Response'], handler: async (b) => void ctx.events!.push(...b) });
-  const sshd = ctx.sshd;
-  const target = { name: 'box', host: sshd.host, port: sshd.port, user: sshd.user, privateKey: readFileSync(sshd.clientKeyFile), hostKey: parsePinnedHostKey(sshd.hostPublicKey) };
-  const verifier = new TokenVerifier([remoteIssuer({ issuer: ctx.issuer.issuer, audience: 'agate', algorithms: ['ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' })]);
-  ctx.proxy = new SshProxyServer({
-    bus: ctx.bus, verifier, resolveTarget: (n) => (n === 'box' ? target : undefined), proxyId: 'e2e-ssh-hostile-2', verdictTimeoutMs: 5000, connectTimeoutMs: 5000,
-    logger: silentLogger, audit: MaskSets.compile(config.masking, config.source).audit, hostKey: Buffer.from(generateHostKey()), maxConnections: 20,
-    logins: loginGuard(config.logins, loginThrottle(config.logins)),
-  });
-  ctx.port = (await ctx.proxy.listen('127.0.0.1', 0)).port;
-}
-
-test.after(async (ctx) => {
-  await ctx.proxy?.shutdown().catch(() => undefined);
-  await ctx.subscription?.close().catch(() => undefined);
-  await ctx.policy?.stop().catch(() => undefined);
-  await ctx.bus?.close().catch(() => undefined);
-  await ctx.issuer?.close().catch(() => undefined);
-  await ctx.sshd?.stop().catch(() => undefined);
-  if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
+  await startSshProxy(ctx, { configYaml: policy(ctx.reserved), name: 'ssh-hostile-2', verdictTimeoutMs: 5000, types: ['Command', 'Verdict', 'Response'] });
 });
 
-const CLIENT_OPTIONS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'ExitOnForwardFailure=yes',
-  '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1'];
+test.after(async (ctx) => stopSshProxy(ctx));
+
+/** A refused -R must fail the client rather than leave it running without the listener. */
+const CLIENT_OPTIONS = [...SSH_CLIENT_OPTIONS, '-o', 'ExitOnForwardFailure=yes'];
 
 async function token(env: Env): Promise<string> {
   return env.issuer.mint({ sub: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app' }, { alg: 'ES256' });
