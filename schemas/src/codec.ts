@@ -1,6 +1,7 @@
 import type avro from 'avsc';
 import { AgateError, ErrorCode } from '../../core/src/errors.js';
 import type { AgateEvent, EventType } from './events.js';
+import { plainReader } from './plain-reader.js';
 import { currentSchemas, frozenSchemas, type SchemaVersion } from './registry.js';
 
 /** Avro single-object encoding marker (spec: "Single object encoding"). */
@@ -11,6 +12,8 @@ interface Reader {
   eventType: EventType;
   type: avro.Type;
   resolver: avro.Resolver | undefined;
+  /** For the current schemas: reads the body into a plain event, `type` first (plain-reader.ts). */
+  plain?: (body: Buffer) => unknown;
 }
 
 /**
@@ -46,7 +49,7 @@ export class EventCodec {
       if (fields.some((f) => f.name === 'identity')) this.#identityFields.set(w.eventType, fields.map((f) => ({ name: f.name, type: f.type })));
     }
     for (const w of this.#writers.values()) {
-      this.#readers.set(w.fingerprint.toString('hex'), { eventType: w.eventType, type: w.type, resolver: undefined });
+      this.#readers.set(w.fingerprint.toString('hex'), { eventType: w.eventType, type: w.type, resolver: undefined, plain: plainReader(w.type, w.eventType) });
     }
     for (const old of frozenSchemas()) {
       const key = old.fingerprint.toString('hex');
@@ -128,6 +131,7 @@ export class EventCodec {
       throw new AgateError(ErrorCode.EVENT_UNKNOWN_SCHEMA, `no known schema has fingerprint ${fingerprint}`);
     }
     try {
+      if (reader.plain !== undefined) return reader.plain(buf.subarray(HEADER)) as AgateEvent;
       const record = reader.type.fromBuffer(buf.subarray(HEADER), reader.resolver) as object;
       // avsc returns instances of generated record classes; callers get plain data.
       return { type: reader.eventType, ...structuredClone(record) } as AgateEvent;
