@@ -14,7 +14,7 @@ import { SAMPLES } from '../../../../schemas/src/samples.js';
 import { CompiledPolicy, loadParsers } from '../../../policy/src/engine.js';
 import { PolicyService } from '../../../policy/src/service.js';
 import { Masker } from '../masking/masker.js';
-import { KubeEngine, type Forward, type Plan } from './engine.js';
+import { DISCOVERY_RULE, KubeEngine, type Forward, type Plan } from './engine.js';
 import { KubeSession } from './session.js';
 
 /*
@@ -219,6 +219,19 @@ k('a path the API server would not interpret is a BadRequest, recording nothing'
   assert.is(plan.kind === 'refuse' && plan.status.code, 400);
   await ctx.session.events.drained();
   assert.is(ctx.recorded.length, 0);
+});
+
+
+k('discovery: the command and the built-in verdict are both in the log before the request is forwarded', async (ctx) => {
+  // What the log holds at each moment: an observer hears each event once it is durable.
+  const durable: { event: AgateEvent }[] = [];
+  ctx.bus.observe((event) => void durable.push({ event }));
+  const plan = forwarded(await ctx.engine.request(ctx.session, { method: 'GET', target: '/api', headers: headers(), body: Buffer.alloc(0) }));
+  const of = durable.filter((d) => (d.event.type === 'Command' ? d.event.event_id : 'command_id' in d.event ? d.event.command_id : undefined) === plan.command.event_id);
+  assert.is(of[0]?.event.type, 'Command');
+  // The built-in rule's verdict (the policy service, which decides every command, adds its own).
+  assert.ok(of.some((d) => d.event.type === 'Verdict' && d.event.decision === 'allow' && d.event.rule_id === DISCOVERY_RULE), 'the built-in verdict is durable');
+  assert.is(plan.client, undefined);
 });
 
 k.run();
