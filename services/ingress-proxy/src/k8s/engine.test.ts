@@ -234,4 +234,13 @@ k('discovery: the command and the built-in verdict are both in the log before th
   assert.is(plan.client, undefined);
 });
 
+
+k('discovery: a command the log cannot take is refused (503), never forwarded', async (ctx) => {
+  await ctx.service.stop();
+  await ctx.bus.close();
+  const plan = await ctx.engine.request(ctx.session, { method: 'GET', target: '/apis', headers: headers(), body: Buffer.alloc(0) });
+  assert.is(plan.kind, 'refuse');
+  assert.is(plan.kind === 'refuse' && plan.status.code, 503);
+});
+
 k.run();
