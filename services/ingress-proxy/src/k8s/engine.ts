@@ -244,10 +244,17 @@ export class KubeEngine {
       // Published like a command that asks policy (bus.requestVerdict), not behind the session's
       // queue: there it waited for the previous request's Response and then its own Verdict, each
       // a lazy write (local-log.ts), which made discovery the slowest request (BENCHMARKS.md).
-      // Both in the same turn: one group commit on the embedded bus, one send on Kafka, in
-      // order, so the verdict a request runs under is durable before it is forwarded.
       try {
-        await Promise.all([bus.publish(command), bus.publish(verdict)]);
+        if (bus.decideInline !== undefined) {
+          // The embedded bus: appends of one turn share one group commit and land or fail
+          // together, so the verdict is durable before the request goes on, at no extra write.
+          await Promise.all([bus.publish(command), bus.publish(verdict)]);
+        } else {
+          // Kafka: each publish may be its own send, and a verdict sent after its command's send
+          // failed would leave an allow in the record for a request that was refused.
+          await bus.publish(command);
+          void session.events.emitLogged(verdict);
+        }
       } catch (err) {
         log.error('cannot record a command; refusing it', { command_id: command.event_id, error: describeError(err) });
         session.events.recordUnrecordable(command, verdictTimeoutMs);
