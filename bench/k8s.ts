@@ -26,13 +26,21 @@ interface Figures {
   rps: number;
   /** CPU milliseconds the Agate process used per request (everything it does: proxy, policy, ledger). */
   cpuMs: number | undefined;
+  /** Of which its main thread (the JavaScript: proxy, policy, the ledger's hashing); the rest is the thread pool and the embedded engine's threads. */
+  mainMs: number | undefined;
 }
 
 /** One way to the API server: a name, one request by path, and the CPU its Agate process used so far. */
 interface Way {
   name: string;
   send(path: string): Promise<void>;
-  cpu?: () => number;
+  cpu?: () => Cpu;
+}
+
+/** CPU ms used so far by a process, and by its main thread. */
+interface Cpu {
+  all: number;
+  main: number;
 }
 
 const WARM_UP = 50;
@@ -86,7 +94,7 @@ query: { listen: ${q(p.apiListen)} }
     const agentCa = readFileSync(kube.other.caFile);
     const way = (name: string, host: string, port: number, agent: Agent, headers: Record<string, string>, pid?: number): Way => {
       agents.push(agent);
-      return { name, send: (path) => send(host, port, path, agent, headers), cpu: pid === undefined ? undefined : () => cpuMs(pid) };
+      return { name, send: (path) => send(host, port, path, agent, headers), cpu: pid === undefined ? undefined : () => ({ all: cpuMs(`/proc/${pid}/stat`), main: cpuMs(`/proc/${pid}/task/${pid}/stat`) }) };
     };
     const viaAgate = (name: string, a: { agate: AgateProcess; port: number }) => way(name, '127.0.0.1', a.port, new Agent({ keepAlive: true, maxSockets: 1, ca: agentCa }), { authorization: `Bearer ${token}` }, a.agate.pid);
     const ways: Way[] = [
@@ -105,19 +113,19 @@ query: { listen: ${q(p.apiListen)} }
     const idle = await idleCpu(ways, 5_000);
     const load = () => loadavg().map((l) => l.toFixed(1)).join(' / ');
     console.log(`\nKubernetes API latency, ${n} sequential requests per row after ${WARM_UP} warm-up, the paths taking turns (${new Date().toISOString()}, kube-apiserver ${kube.version}, ${baselineBin ? `baseline ${baselineBin}, ` : ''}load average 1/5/15 min ${load()} at the start)\n`);
-    console.log('| request | path | p50 ms | p99 ms | req/s | Agate CPU ms per request |');
-    console.log('|---|---|---:|---:|---:|---:|');
+    console.log('| request | path | p50 ms | p99 ms | req/s | Agate CPU ms per request | of which main thread |');
+    console.log('|---|---|---:|---:|---:|---:|---:|');
     const summary: string[] = [];
     for (const [name, path] of Object.entries(paths)) {
       const figures = await measure(n, ways, path, idle);
       const direct = figures[0]!;
       ways.forEach((w, i) => {
         const f = figures[i]!;
-        console.log(`| ${name}${name === 'get Secret' && i > 0 ? ' (masked)' : ''} | ${w.name} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${f.rps.toFixed(0)} | ${f.cpuMs === undefined ? '' : f.cpuMs.toFixed(2)} |`);
+        console.log(`| ${name}${name === 'get Secret' && i > 0 ? ' (masked)' : ''} | ${w.name} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${f.rps.toFixed(0)} | ${f.cpuMs === undefined ? '' : f.cpuMs.toFixed(2)} | ${f.mainMs === undefined ? '' : f.mainMs.toFixed(2)} |`);
         if (i > 0) summary.push(`| ${name} | ${w.name} | ${(f.p50 - direct.p50).toFixed(3)} | ${(f.p99 - direct.p99).toFixed(3)} |`);
       });
     }
-    console.log(`\nAgate CPU per request excludes what each Agate process uses idle: ${ways.map((w, i) => (idle[i] === undefined ? undefined : `${w.name} ${idle[i]!.toFixed(1)} ms/s`)).filter(Boolean).join(', ')} (measured over 5 s before the rows).`);
+    console.log(`\nAgate CPU per request excludes what each Agate process uses idle: ${ways.map((w, i) => (idle[i] === undefined ? undefined : `${w.name} ${idle[i]!.all.toFixed(1)} ms/s (main thread ${idle[i]!.main.toFixed(1)})`)).filter(Boolean).join(', ')} (measured over 5 s before the rows).`);
     console.log('\n| request | path | added p50 ms | added p99 ms |');
     console.log('|---|---|---:|---:|');
     for (const s of summary) console.log(s);
@@ -132,16 +140,19 @@ query: { listen: ${q(p.apiListen)} }
 }
 
 /** Each of `ways` once per round, in turn, `n` rounds after the warm-up; figures per way (CPU with `idle` ms per second taken out). */
-async function measure(n: number, ways: readonly Way[], path: string, idle: readonly (number | undefined)[]): Promise<Figures[]> {
+async function measure(n: number, ways: readonly Way[], path: string, idle: readonly (Cpu | undefined)[]): Promise<Figures[]> {
   for (let i = 0; i < WARM_UP; i++) for (const w of ways) await w.send(path);
   const times = ways.map(() => [] as number[]);
   const cpuBefore = ways.map((w) => w.cpu?.());
   const started = performance.now();
   for (let i = 0; i < n; i++) {
     // Each round starts with another way: the one that goes after another Agate shares the CPU
-    // with that Agate's recording of the answer it just gave.
+    // with that Agate's recording of the answer it just gave. The order turns round every
+    // ways.length rounds, so each way follows each other one as often (in one direction only,
+    // this build always came right after the baseline build).
+    const dir = Math.floor(i / ways.length) % 2 === 0 ? 1 : -1;
     for (let k = 0; k < ways.length; k++) {
-      const w = (i + k) % ways.length;
+      const w = (((i + dir * k) % ways.length) + ways.length) % ways.length;
       const t = performance.now();
       await ways[w]!.send(path);
       times[w]!.push(performance.now() - t);
@@ -151,24 +162,30 @@ async function measure(n: number, ways: readonly Way[], path: string, idle: read
   return times.map((t, w) => {
     const total = t.reduce((a, b) => a + b, 0);
     const before = cpuBefore[w];
-    const background = (idle[w] ?? 0) * seconds;
+    const after = ways[w]!.cpu?.();
+    const perRequest = (k: keyof Cpu) => (before === undefined || after === undefined ? undefined : (after[k] - before[k] - (idle[w]?.[k] ?? 0) * seconds) / n);
     t.sort((a, b) => a - b);
     // req/s of this way alone: its requests over the time they took (the others' turns excluded).
-    return { p50: t[Math.floor(n * 0.5)]!, p99: t[Math.min(n - 1, Math.floor(n * 0.99))]!, rps: (n * 1000) / total, cpuMs: before === undefined ? undefined : (ways[w]!.cpu!() - before - background) / n };
+    return { p50: t[Math.floor(n * 0.5)]!, p99: t[Math.min(n - 1, Math.floor(n * 0.99))]!, rps: (n * 1000) / total, cpuMs: perRequest('all'), mainMs: perRequest('main') };
   });
 }
 
 /** Each way's Agate process CPU per second of wall time, with no request sent, over `ms`. */
-async function idleCpu(ways: readonly Way[], ms: number): Promise<(number | undefined)[]> {
+async function idleCpu(ways: readonly Way[], ms: number): Promise<(Cpu | undefined)[]> {
   const before = ways.map((w) => w.cpu?.());
   await new Promise((r) => setTimeout(r, ms));
-  return ways.map((w, i) => (before[i] === undefined ? undefined : ((w.cpu!() - before[i]!) * 1000) / ms));
+  return ways.map((w, i) => {
+    const b = before[i];
+    if (b === undefined) return undefined;
+    const now = w.cpu!();
+    return { all: ((now.all - b.all) * 1000) / ms, main: ((now.main - b.main) * 1000) / ms };
+  });
 }
 
-/** User and system CPU time of process `pid` so far, in ms (Linux: /proc/<pid>/stat, in clock ticks of 10 ms). */
-function cpuMs(pid: number): number {
+/** User and system CPU time so far of a process or thread, in ms (Linux: its `stat` file under /proc, in clock ticks of 10 ms). */
+function cpuMs(statFile: string): number {
   // The fields after the command name, which is in parentheses and may hold spaces.
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const fields = readFileSync(statFile, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 

@@ -5,16 +5,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Bus } from '../../../../core/src/bus/bus.js';
 import { LocalBus } from '../../../../core/src/bus/local-bus.js';
 import { BUILTIN_MASK_SET, parseConfig } from '../../../../core/src/config.js';
-import { ErrorCode } from '../../../../core/src/errors.js';
+import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import { silentLogger } from '../../../../core/src/log.js';
-import { nowMicros, type AgateEvent, type ApprovalRequested, type Command, type Response } from '../../../../schemas/src/events.js';
+import { nowMicros, type AgateEvent, type ApprovalRequested, type Command, type Response, type Verdict } from '../../../../schemas/src/events.js';
 import { SAMPLES } from '../../../../schemas/src/samples.js';
 import { CompiledPolicy, loadParsers } from '../../../policy/src/engine.js';
 import { PolicyService } from '../../../policy/src/service.js';
 import { Masker } from '../masking/masker.js';
-import { KubeEngine, type Forward, type Plan } from './engine.js';
+import { UNRECORDABLE_RULE } from '../session-events.js';
+import { DISCOVERY_RULE, KubeEngine, type Forward, type Plan } from './engine.js';
 import { KubeSession } from './session.js';
 
 /*
@@ -219,6 +221,61 @@ k('a path the API server would not interpret is a BadRequest, recording nothing'
   assert.is(plan.kind === 'refuse' && plan.status.code, 400);
   await ctx.session.events.drained();
   assert.is(ctx.recorded.length, 0);
+});
+
+
+k('discovery: the command and the built-in verdict are both in the log before the request is forwarded', async (ctx) => {
+  // What the log holds at each moment: an observer hears each event once it is durable.
+  const durable: { event: AgateEvent }[] = [];
+  ctx.bus.observe((event) => void durable.push({ event }));
+  const plan = forwarded(await ctx.engine.request(ctx.session, { method: 'GET', target: '/api', headers: headers(), body: Buffer.alloc(0) }));
+  const of = durable.filter((d) => (d.event.type === 'Command' ? d.event.event_id : 'command_id' in d.event ? d.event.command_id : undefined) === plan.command.event_id);
+  assert.is(of[0]?.event.type, 'Command');
+  // The built-in rule's verdict (the policy service, which decides every command, adds its own).
+  assert.ok(of.some((d) => d.event.type === 'Verdict' && d.event.decision === 'allow' && d.event.rule_id === DISCOVERY_RULE), 'the built-in verdict is durable');
+  assert.is(plan.client, undefined);
+});
+
+
+k('discovery: a command the log cannot take is refused (503), never forwarded', async (ctx) => {
+  await ctx.service.stop();
+  await ctx.bus.close();
+  const plan = await ctx.engine.request(ctx.session, { method: 'GET', target: '/apis', headers: headers(), body: Buffer.alloc(0) });
+  assert.is(plan.kind, 'refuse');
+  assert.is(plan.kind === 'refuse' && plan.status.code, 503);
+});
+
+
+k('discovery on a bus where each publish is its own send (Kafka): a command that fails leaves no allow in the record', async (ctx) => {
+  // The real log behind a bus without an inline decider, whose first Command publish fails (a broker away).
+  let first = true;
+  const bus: Bus = {
+    publish: (event) => {
+      if (event.type !== 'Command' || !first) return ctx.bus.publish(event);
+      first = false;
+      return Promise.reject(new AgateError(ErrorCode.BUS_WRITE_FAILED, 'broker away', { retriable: true }));
+    },
+    requestVerdict: (command, deadlineMs, options) => ctx.bus.requestVerdict(command, deadlineMs, options),
+    subscribe: (options) => ctx.bus.subscribe(options),
+    close: () => ctx.bus.close(),
+  };
+  const engine = new KubeEngine({
+    bus, verdictTimeoutMs: 50, log: silentLogger, upstream: { host: 'kube.internal:6443', credential: async () => CREDENTIAL },
+    target: { name: 'cluster', recording: { sampleRows: 5, valueChars: 200, audit: new Masker('default', BUILTIN_MASK_SET), fields: [] }, maskers: new Map(), maskClient: undefined, maxBodyBytes: 1024, allowDiscovery: true },
+  });
+  const plan = await engine.request(ctx.session, { method: 'GET', target: '/version', headers: headers(), body: Buffer.alloc(0) });
+  assert.is(plan.kind === 'refuse' && plan.status.code, 503);
+  const command = plan.kind === 'refuse' ? undefined : plan.command;
+  assert.is(command, undefined);
+  // The command is recorded once the bus takes it, with the deny that says why it did not run.
+  const verdicts = async () => {
+    await ctx.session.events.drained();
+    return ctx.recorded.filter((e): e is Verdict => e.type === 'Verdict' && e.session_id === ctx.session.id);
+  };
+  for (let i = 0; i < 200 && !(await verdicts()).some((v) => v.rule_id === UNRECORDABLE_RULE); i++) await new Promise((r) => setTimeout(r, 10));
+  const rules = (await verdicts()).map((v) => `${v.decision}:${v.rule_id}`);
+  assert.ok(rules.includes(`deny:${UNRECORDABLE_RULE}`), rules.join(', '));
+  assert.not.ok(rules.includes(`allow:${DISCOVERY_RULE}`), rules.join(', '));
 });
 
 k.run();
