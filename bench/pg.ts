@@ -61,6 +61,27 @@ interface Memory {
   pss: number;
 }
 
+/**
+ * What `agate start` says of its own memory at /metrics, in MiB: V8's heap (used, and total
+ * including what V8 keeps free) and the embedded engine's memory tracker. RssAnon minus these is
+ * what neither counts: the C allocator's free lists, thread stacks, compiled code, WebAssembly.
+ */
+interface OwnView {
+  heapUsed: number;
+  heapTotal: number;
+  engine: number;
+}
+
+async function ownView(opsUrl: string): Promise<OwnView> {
+  const text = await (await fetch(`${opsUrl}/metrics`)).text();
+  const mib = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN) / 2 ** 20;
+  return {
+    heapUsed: mib(/^agate_nodejs_heap_size_used_bytes (\S+)$/m),
+    heapTotal: mib(/^agate_nodejs_heap_size_total_bytes (\S+)$/m),
+    engine: mib(/^agate_store_engine_memory_bytes\{kind="tracked"\} (\S+)$/m),
+  };
+}
+
 /** A process's memory in MiB: RSS split into anonymous and file-backed pages, and its PSS. */
 function memory(pid: number): Memory {
   const kib = (text: string, key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) / 1024;
@@ -84,7 +105,10 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
   const diagFile = process.env.AGATE_BENCH_LOOP_DIAG === '1' ? join(tmpdir(), `agate-bench-loop-diag-${process.pid}.jsonl`) : undefined;
   const diagArgs = diagFile === undefined ? [] : ['--import', new URL('./loop-diag.js', import.meta.url).href];
   if (diagFile !== undefined) process.env.LOOP_DIAG_OUT = diagFile;
-  const agate = await startAgate({ nodeArgs: [...diagArgs, ...nodeArgs] });
+  // The ops listener's /metrics gives Agate's own view of its memory (V8 heap, engine tracker).
+  const opsPort = await findFreePort();
+  const opsUrl = `http://127.0.0.1:${opsPort}`;
+  const agate = await startAgate({ nodeArgs: [...diagArgs, ...nodeArgs], extraYaml: `ops: { listen: "127.0.0.1:${opsPort}" }\n` });
   // For diagnosis only: the same Agate without fsync shows what the write-ahead fsync costs.
   const unsynced = o.diagnosis ? await startAgate({ extraYaml: 'bus: { fsync: false }\n', nodeArgs: diagArgs }) : undefined;
   const diagRows: { label: string; pid: number; from: number; to: number }[] = [];
@@ -108,6 +132,7 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
     const viaAgate = async () => ({ ...base, PGPASSWORD: await agate.token() });
     const bouncerProcess = processUnder(bouncer);
     const idle = memory(agate.pid);
+    const idleView = await ownView(opsUrl);
 
     console.log(`\nAdded latency at 1 client: pgbench -S, 1 client, 1 thread, ${o.seconds} s per run, scale 10, p50 and p99 of the per-transaction log (${new Date().toISOString()}, uptime: ${uptime()})\n`);
     console.log('| mode | path | TPS | p50 ms | p99 ms | added p50 ms | added p99 ms | load avg (1 min) |');
@@ -195,16 +220,24 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
     for (const t of threadRows) console.log(t);
     if (diagFile !== undefined) printLoopDiag(diagFile, diagRows);
 
-    console.log(`\nMemory of \`agate start\` (pid ${agate.pid}), MiB: RssAnon from /proc/PID/status, PSS from /proc/PID/smaps_rollup\n`);
-    console.log('| when | RSS | RssAnon (target ≤ 150 idle, ≤ 256 streaming) | RssFile | PSS |');
-    console.log('|---|---:|---:|---:|---:|');
-    const memLine = (when: string, m: Memory) => console.log(`| ${when} | ${m.rss.toFixed(0)} | ${m.anon.toFixed(0)} | ${m.file.toFixed(0)} | ${m.pss.toFixed(0)} |`);
-    memLine('idle, after start', idle);
-    memLine('idle, after the pgbench runs', memory(agate.pid));
+    console.log(`\nMemory of \`agate start\` (pid ${agate.pid}), MiB: RssAnon from /proc/PID/status, PSS from /proc/PID/smaps_rollup; V8 heap and the engine's memory tracker from its /metrics (agate_nodejs_heap_size_*, agate_store_engine_memory_bytes{kind="tracked"}); the rest of RssAnon is neither's: the C allocator's free lists, thread stacks, compiled code, WebAssembly\n`);
+    console.log('| when | RSS | RssAnon (target ≤ 150 idle, ≤ 256 streaming) | RssFile | PSS | V8 heap used / total | engine tracked | rest of RssAnon |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+    const memLine = (when: string, m: Memory, v: OwnView) =>
+      console.log(`| ${when} | ${m.rss.toFixed(0)} | ${m.anon.toFixed(0)} | ${m.file.toFixed(0)} | ${m.pss.toFixed(0)} | ${v.heapUsed.toFixed(0)} / ${v.heapTotal.toFixed(0)} | ${v.engine.toFixed(0)} | ${(m.anon - v.heapTotal - v.engine).toFixed(0)} |`);
+    memLine('idle, after start', idle, idleView);
+    // The ledger's last batch lands within a second of the last statement.
+    await new Promise((r) => setTimeout(r, 2_000));
+    const afterView = await ownView(opsUrl);
+    memLine('idle, after the pgbench runs', memory(agate.pid), afterView);
     if (o.streamGb > 0) {
       console.log(`\n| process streaming ${o.streamGb} GiB | time s | MiB/s | RSS before MiB | RSS peak MiB | RssAnon before MiB | RssAnon peak MiB (target ≤ 256) | PSS peak MiB | load avg |`);
       console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
       await stream('`agate start` (embedded: proxy, policy, ledger, chdb engine)', { host: agate.host, port: agate.port, pid: agate.pid, token: () => agate.token() }, o.streamGb);
+      await new Promise((r) => setTimeout(r, 2_000));
+      console.log('\n| when | RSS | RssAnon | RssFile | PSS | V8 heap used / total | engine tracked | rest of RssAnon |');
+      console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+      memLine('idle, after the stream', memory(agate.pid), await ownView(opsUrl));
       if (o.diagnosis) {
         const own = alone ?? (await startProxyAlone(agate, work, []));
         try {

@@ -16,6 +16,7 @@ import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js'
 import type { LoginThrottle } from '../../core/src/logins/throttle.js';
 import type { Logger } from '../../core/src/log.js';
 import { InstrumentedBus } from '../../core/src/ops/instrumented-bus.js';
+import { observeEngineMemory } from '../../core/src/ops/metrics.js';
 import { problemProbe, READY, Readiness } from '../../core/src/ops/readiness.js';
 import { ClickHouseStore } from '../../core/src/store/clickhouse.js';
 import type { Store } from '../../core/src/store/store.js';
@@ -113,7 +114,9 @@ export async function openStore(config: AgateConfig): Promise<Store> {
     // Loaded only by the roles that use it: the engine's library adds ~200 MiB of resident
     // memory to any process that imports it, and `agate proxy` alone never does.
     const { EmbeddedStore } = await import('../../core/src/store/embedded.js');
-    return EmbeddedStore.open(store.path ?? join(config.data_dir, 'store'));
+    const embedded = EmbeddedStore.open(store.path ?? join(config.data_dir, 'store'));
+    observeEngineMemory(() => embedded.engineMemory());
+    return embedded;
   }
   const tls = store.tls === undefined ? undefined : readClientTls(store.tls, 'store.tls');
   const ch = new ClickHouseStore({

@@ -97,6 +97,9 @@ ops('/metrics counts decisions by rule, failed logins by reason, open sessions, 
   assert.match(authFailures[0]!.labels.reason!, /^[A-Z_]+$/, 'the reason is a stable code');
   assert.ok((sampleValue(during, 'agate_bus_publish_seconds_count', { type: 'Response', outcome: 'ok' }) ?? 0) >= 3);
   assert.ok((sampleValue(during, 'agate_process_resident_memory_bytes') ?? 0) > 0, 'process metrics are there');
+  // The engine's own memory tracker: more than a MiB once it has taken inserts, less than the process.
+  const engine = sampleValue(during, 'agate_store_engine_memory_bytes', { kind: 'tracked' }) ?? 0;
+  assert.ok(engine > 2 ** 20 && engine < sampleValue(during, 'agate_process_resident_memory_bytes')!, `engine memory ${engine}`);
   assert.is(sampleValue(during, 'agate_ready'), 1);
 
   // A held statement: pending while it waits, counted with its final decision once it expires.

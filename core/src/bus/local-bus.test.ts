@@ -93,6 +93,39 @@ bus('batches carry each delivered event as encoded in the log, from memory and f
   await second.close();
 });
 
+bus('the in-memory window holds only what some subscribed group has not handled: later groups read the rest from the file', async () => {
+  const b = open(freshDir());
+  const published = [command(), command()];
+  // "fast" handles at once; "held" keeps its batch until the gate opens.
+  const fast = collect(b, 'fast', ['Command'], 2);
+  let open_!: () => void;
+  const gate = new Promise<void>((r) => (open_ = r));
+  let heldGot!: () => void;
+  const heldReceived = new Promise<void>((r) => (heldGot = r));
+  await b.subscribe({ group: 'held', types: ['Command'], handler: async (batch) => { if (batch.length > 0) heldGot(); await gate; } });
+  for (const e of published) await b.publish(e);
+  await fast.finished;
+  await heldReceived;
+  // "held" has not settled: a group starting now is served from memory, the very objects published.
+  const during = collect(b, 'during', ['Command'], 2);
+  await during.finished;
+  published.forEach((e, i) => assert.ok(during.got[i] === e, 'served from memory'));
+  open_();
+  // Every group has now handled both; settling happens as the handlers' promises resolve.
+  await new Promise((r) => setTimeout(r, 100));
+  const after = collect(b, 'after', ['Command'], 2);
+  await after.finished;
+  assert.equal(after.got.map((e) => e.event_id), published.map((e) => e.event_id));
+  published.forEach((e, i) => assert.ok(after.got[i] !== e, 'read back from the file, not kept in memory'));
+  // New events reach the caught-up groups from memory again.
+  const next = command();
+  const more = collect(b, 'more', ['Command'], 3);
+  await b.publish(next);
+  await more.finished;
+  assert.ok(more.got[2] === next);
+  await b.close();
+});
+
 bus('a failing handler gets the same batch again (nothing lost)', async () => {
   const b = open(freshDir());
   const e = command();

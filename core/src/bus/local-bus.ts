@@ -191,7 +191,7 @@ export class LocalBus implements Bus {
   }
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
-    const consumer = new LocalConsumer(this.#log, this.#recent, this.#codec, join(this.#dir, 'groups', `${options.group}.offset`), options, this.#logger.child({ group: options.group }), this.#linger[options.group] ?? 0);
+    const consumer = new LocalConsumer(this.#log, this.#recent, this.#codec, join(this.#dir, 'groups', `${options.group}.offset`), options, this.#logger.child({ group: options.group }), this.#linger[options.group] ?? 0, () => this.#releaseRecent());
     this.#consumers.add(consumer);
     consumer.start();
     return {
@@ -200,6 +200,16 @@ export class LocalBus implements Bus {
         await consumer.stop();
       },
     };
+  }
+
+  /**
+   * Drops from the window what every consumer of this process has handled. A group subscribed
+   * later, or a group with no consumer here, reads the file up to the window as it always may.
+   */
+  #releaseRecent(): void {
+    let lowest = Infinity;
+    for (const c of this.#consumers) lowest = Math.min(lowest, c.position);
+    if (Number.isFinite(lowest)) this.#recent.releaseBefore(lowest);
   }
 
   problem(): string | undefined {
@@ -231,21 +241,24 @@ interface LogEntry {
 
 class RecentEvents {
   /**
-   * At least this many of the newest events are kept (up to twice as many). The ledger lingers
-   * 500 ms between batches and then inserts into the engine: at 5,000 events/s (1,700 statements/s)
-   * it fell behind a window of 4,096 every few seconds and read 20,000 records back from the file,
-   * a 110-220 ms stall of the event loop each time (measured). 16,384 covers about 3 s of lag at
-   * that rate; events are shared with the consumers that hold them anyway.
+   * At most this many events are kept (up to twice as many between two cuts), and fewer once
+   * every consumer has settled past them (releaseBefore): the window only has to cover how far the
+   * slowest consumer trails. The ledger lingers 500 ms between batches and then inserts into the
+   * engine: at 5,000 events/s (1,700 statements/s) it fell behind a window of 4,096 every few
+   * seconds and read 20,000 records back from the file, a 110-220 ms stall of the event loop each
+   * time (measured). 16,384 covers about 3 s of lag at that rate.
    */
   static readonly CAPACITY = 16_384;
   /**
-   * And at least this many bytes of the log (up to twice as many), whichever limit comes first:
+   * And at most this many bytes of the log (up to twice as many), whichever limit comes first:
    * large statements must not make the window (which holds each event's encoding too) grow
    * without bound. 32 MiB is 9 s at the rate above.
    */
   static readonly CAPACITY_BYTES = 32 * 1024 * 1024;
   #offsets: number[] = [];
   #entries: LogEntry[] = [];
+  /** Where the newest event added ends, also once released: a consumer there is caught up. */
+  #end = -1;
 
   add(offset: number, next: number, event: AgateEvent, bytes: Buffer): void {
     const last = this.#entries[this.#entries.length - 1];
@@ -256,6 +269,7 @@ class RecentEvents {
     }
     this.#offsets.push(offset);
     this.#entries.push({ next, event, bytes });
+    this.#end = next;
     if (this.#entries.length > RecentEvents.CAPACITY * 2 || next - this.#offsets[0]! > RecentEvents.CAPACITY_BYTES * 2) {
       // Keep the newest CAPACITY events, fewer if they span more than CAPACITY_BYTES.
       let cut = Math.max(0, this.#entries.length - RecentEvents.CAPACITY);
@@ -265,13 +279,39 @@ class RecentEvents {
     }
   }
 
+  /**
+   * Drops the events before `position`, the lowest position a consumer may read again: kept
+   * decoded with their encodings, a full window was 50-60 MiB of the process's memory that stayed
+   * after traffic stopped (measured in `npm run bench -- pg`). All at once when every event is
+   * behind it; otherwise only once at least half the window is, so the copy costs O(1) per event.
+   */
+  releaseBefore(position: number): void {
+    const last = this.#entries[this.#entries.length - 1];
+    if (last === undefined) return;
+    if (position >= last.next) {
+      this.#offsets = [];
+      this.#entries = [];
+      return;
+    }
+    const half = this.#entries.length >> 1;
+    if (half === 0 || this.#offsets[half]! > position) return;
+    const cut = this.#indexAtOrAfter(position);
+    this.#offsets = this.#offsets.slice(cut);
+    this.#entries = this.#entries.slice(cut);
+  }
+
   /** Up to `max` events starting exactly at `position`, or undefined when it is not in the window. */
   from(position: number, max: number): LogEntry[] | undefined {
+    if (position === this.#end) return [];
     const first = this.#offsets[0];
     if (first === undefined || position < first) return undefined;
-    const last = this.#entries[this.#entries.length - 1]!;
-    if (position === last.next) return [];
-    // Binary search: offsets ascend.
+    const at = this.#indexAtOrAfter(position);
+    if (this.#offsets[at] !== position) return undefined;
+    return this.#entries.slice(at, at + max);
+  }
+
+  /** The index of the first event at or after `position` (binary search: offsets ascend). */
+  #indexAtOrAfter(position: number): number {
     let lo = 0;
     let hi = this.#offsets.length - 1;
     while (lo < hi) {
@@ -279,8 +319,7 @@ class RecentEvents {
       if (this.#offsets[mid]! < position) lo = mid + 1;
       else hi = mid;
     }
-    if (this.#offsets[lo] !== position) return undefined;
-    return this.#entries.slice(lo, lo + max);
+    return lo;
   }
 }
 
@@ -353,6 +392,8 @@ class LocalConsumer {
   readonly #options: SubscribeOptions;
   readonly #logger: Logger;
   readonly #lingerMs: number;
+  /** Tells the bus this group's position moved (the window may drop what every group passed). */
+  readonly #onSettled: () => void;
 
   constructor(
     log: LocalLog,
@@ -361,7 +402,8 @@ class LocalConsumer {
     offsetFile: string,
     options: SubscribeOptions,
     logger: Logger,
-    lingerMs = 0,
+    lingerMs: number,
+    onSettled: () => void,
   ) {
     this.#log = log;
     this.#recent = recent;
@@ -370,6 +412,7 @@ class LocalConsumer {
     this.#options = options;
     this.#logger = logger;
     this.#lingerMs = lingerMs;
+    this.#onSettled = onSettled;
     this.#types = new Set(options.types);
     this.#position = readOffsetFile(offsetFile, options.group, log);
     this.#committed = this.#position;
@@ -377,6 +420,11 @@ class LocalConsumer {
 
   get failure(): string | undefined {
     return this.#failure;
+  }
+
+  /** Where this group reads again should a batch fail: every event before it is handled. */
+  get position(): number {
+    return this.#position;
   }
 
   /** The position last committed to disk (where the group resumes after a restart). */
@@ -406,6 +454,7 @@ class LocalConsumer {
     if (this.#idleAt === from && !events.some((e) => this.#types.has(e.type))) {
       this.#idleAt = to;
       this.#position = to;
+      this.#onSettled();
       this.#commit(false);
       return;
     }
@@ -445,6 +494,7 @@ class LocalConsumer {
         if (await first.ok) {
           this.#position = first.next;
           if (first.handled) this.#handledTo = first.next;
+          this.#onSettled();
           this.#commit(false);
           backoff.reset();
           continue;

@@ -87,12 +87,32 @@ export const metrics = {
       for (const [chain, at] of checkpointAt) this.set({ chain }, (Date.now() - at) / 1000);
     },
   }),
+  engineMemory: new Gauge({
+    name: 'agate_store_engine_memory_bytes',
+    help: 'The embedded ClickHouse engine\'s own view of its memory (system.metrics): kind="tracked" is what its memory tracker counts as allocated by the engine (queries, inserts, merges, caches), the other kinds are its caches. Node\'s heap is agate_nodejs_heap_size_used_bytes; what neither counts (allocator free lists, thread stacks) is the rest of process_resident_memory_bytes.',
+    labelNames: ['kind'] as const,
+    registers,
+    async collect() {
+      if (engineMemorySource === undefined) return;
+      // A failing store must not fail the scrape: its other metrics still say why.
+      const read = await engineMemorySource().catch(() => undefined);
+      this.reset();
+      for (const [kind, bytes] of Object.entries(read ?? {})) this.set({ kind }, bytes);
+    },
+  }),
   ready: new Gauge({
     name: 'agate_ready',
     help: '1 when every component of this process is ready (what /readyz answers), else 0.',
     registers,
   }),
 };
+
+let engineMemorySource: (() => Promise<Record<string, number>>) | undefined;
+
+/** The embedded engine's memory, read at scrape time (agate_store_engine_memory_bytes). */
+export function observeEngineMemory(read: () => Promise<Record<string, number>>): void {
+  engineMemorySource = read;
+}
 
 /** Newest checkpoint time (ms) per chain, read by the age gauge at scrape time. */
 const checkpointAt = new Map<string, number>();

@@ -93,6 +93,21 @@ export class EmbeddedStore implements Store {
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
+  /**
+   * The engine's own view of its memory in bytes, from system.metrics: `tracked` (its memory
+   * tracker: everything the engine allocated and has not freed) and the size of each cache that
+   * holds any. Allocator free lists and thread stacks are not in it.
+   */
+  async engineMemory(): Promise<Record<string, number>> {
+    // 64-bit integers come quoted in JSON.
+    const rows = await this.query<{ metric: string; bytes: string }>(
+      "SELECT metric, value AS bytes FROM system.metrics WHERE metric = 'MemoryTracking' OR (metric LIKE '%CacheBytes' AND value > 0)",
+    );
+    const out: Record<string, number> = {};
+    for (const r of rows) out[r.metric === 'MemoryTracking' ? 'tracked' : cacheKind(r.metric)] = Number(r.bytes);
+    return out;
+  }
+
   async close(): Promise<void> {
     if (!this.#session.open) return;
     this.#session.close();
@@ -107,6 +122,11 @@ export class EmbeddedStore implements Store {
       throw new AgateError(ErrorCode.STORE_FAILED, `store operation failed (${what.trim().slice(0, 60)}…): ${(cause as Error).message}`, { cause, retriable: true });
     }
   }
+}
+
+/** `MarkCacheBytes` → `mark_cache`. */
+function cacheKind(metric: string): string {
+  return metric.replace(/Bytes$/, '').replace(/(?<=[a-z])(?=[A-Z])/g, '_').toLowerCase();
 }
 
 /** The pid in the lock file, when that process is alive and is not this one. */
