@@ -125,6 +125,9 @@ export interface SubscribeOptions {
    * event, so the group is named after the process (its instance id and a random suffix, like its
    * verdict group) and deleted when the subscription or the bus closes. One a process that died
    * left behind is deleted by the ledger once it has stayed without a member (lease-sweeper.ts).
+   * A subscription to reply events only (reply-events.ts: a proxy's termination requests) needs
+   * no group: it is served by the proxy's verdict consumer, from now on, and is refused in a
+   * process that waits on no verdicts.
    */
   perProcess?: boolean;
   /** Every batch comes from one stream, in that stream's order. */

@@ -7,11 +7,12 @@ import { READY, type Readiness } from '../ops/readiness.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Backoff, pause } from '../retry.js';
-import type { Bus, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
+import type { Bus, StreamInfo, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
 import { DEFAULT_RETENTION_MS, topicSpecs } from './kafka-topics.js';
 import { installKafkajsIdleFix } from './kafkajs-idle-fix.js';
 import { ProducerLane } from './kafka-lanes.js';
 import { PROCESS_GROUPS, type ProxyLeases } from './leases.js';
+import { isReplyEventType, replyKey } from './reply-events.js';
 import { VerdictWaiters } from './verdict-waiters.js';
 import type { WireCodec } from './wire.js';
 
@@ -26,7 +27,10 @@ export interface KafkaBusOptions {
   groupPrefix: string;
   /** Every audit event, keyed by session so a session stays ordered in one partition. */
   eventsTopic: string;
-  /** Verdicts only, read by every proxy instance for the commands it waits on. */
+  /**
+   * A copy of each reply event (reply-events.ts: verdicts, termination requests), read by every
+   * proxy instance: the verdicts for the commands it waits on, the requests to end its sessions.
+   */
   verdictsTopic: string;
   partitions: number;
   replicationFactor: number;
@@ -93,6 +97,8 @@ export class KafkaBus implements Bus, ProxyLeases {
   readonly #producer: ProducerLane;
   readonly #consumers = new Set<Consumer>();
   readonly #waiters = new VerdictWaiters();
+  /** Per-process subscriptions served by the verdict consumer (#readReplies). */
+  readonly #replyReaders = new Set<ReplyReader>();
   /**
    * This process's own verdict group. Every proxy must read every verdict, so a group shared by
    * two processes (a copied config, a reused instance_id) would split the verdicts between them
@@ -170,8 +176,9 @@ export class KafkaBus implements Bus, ProxyLeases {
     const headers = recordHeaders(event);
     const message: Message = { key: event.session_id, value, headers };
     const topicMessages = [{ topic: this.#options.eventsTopic, messages: [message] }];
-    // The verdict also goes to the reply topic, sent only once its events-topic copy is acknowledged (#send).
-    if (event.type === 'Verdict') topicMessages.push({ topic: this.#options.verdictsTopic, messages: [{ key: event.command_id, value, headers }] });
+    // A reply event also goes to the verdicts topic, sent only once its events-topic copy is acknowledged (kafka-lanes.ts).
+    const replyTo = replyKey(event);
+    if (replyTo !== undefined) topicMessages.push({ topic: this.#options.verdictsTopic, messages: [{ key: replyTo, value, headers }] });
     return this.#producer.enqueue(topicMessages);
   }
 
@@ -184,6 +191,7 @@ export class KafkaBus implements Bus, ProxyLeases {
       // The ledger finds a dead process's groups by these names only; any other would stay for good.
       throw new AgateError(ErrorCode.CONFIG_INVALID, `a per-process consumer group must be one of ${PROCESS_GROUPS.join(', ')}, not ${options.group}`);
     }
+    if (options.perProcess && options.types.every(isReplyEventType)) return this.#readReplies(options);
     const groupId = options.perProcess ? `${this.#options.groupPrefix}.${options.group}.${this.#processSuffix}` : `${this.#options.groupPrefix}.${options.group}`;
     if (options.perProcess) this.#processGroups.add(groupId);
     const types = new Set<string>(options.types);
@@ -233,9 +241,9 @@ export class KafkaBus implements Bus, ProxyLeases {
               }
             }
             // Commit only after the handler succeeded: at least once in, idempotent handlers.
-            // A slice with nothing of this subscription's types (a proxy's termination reader
-            // sees every Command, Verdict and Response) needs no commit of its own: reading it
-            // again after a restart finds nothing again. Committing each such slice was a
+            // A slice with nothing of this subscription's types (a query process's session-end
+            // reader sees every Command, Verdict and Response) needs no commit of its own: reading
+            // it again after a restart finds nothing again. Committing each such slice was a
             // request per fetch in the reader's loop, so it rides the next handled slice's
             // commit, or one at most every SKIPPED_COMMIT_INTERVAL_MS.
             resolveOffset(slice[slice.length - 1]!.offset);
@@ -409,7 +417,10 @@ export class KafkaBus implements Bus, ProxyLeases {
     }
   }
 
-  /** Every proxy instance reads all verdicts (its own group) and wakes the commands it waits on. */
+  /**
+   * Every proxy instance reads all reply events (its own group): it wakes the commands it waits
+   * on and hands termination requests to its reader (#readReplies).
+   */
   async #listenForVerdicts(): Promise<void> {
     let first = true;
     await this.#supervise('verdicts', async () => {
@@ -433,7 +444,7 @@ export class KafkaBus implements Bus, ProxyLeases {
         autoCommitInterval: VERDICT_COMMIT_INTERVAL_MS,
         eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary }) => {
           for (const message of batch.messages) {
-            await this.#verdictRecord(message);
+            await this.#replyRecord(message, batch.topic, batch.partition);
             resolveOffset(message.offset);
           }
           await commitOffsetsIfNecessary();
@@ -445,13 +456,46 @@ export class KafkaBus implements Bus, ProxyLeases {
     });
   }
 
-  /** Wakes the command a verdict-topic record answers, if this process waits on it. */
-  async #verdictRecord(message: KafkaMessage): Promise<void> {
-    if (message.value === null || this.#waiters.size === 0) return;
+  /**
+   * A per-process subscription to reply events only (a proxy's termination requests) is served by
+   * this process's verdict consumer, over the small verdicts topic, instead of by a consumer of
+   * its own fetching and decoding the whole events topic: about 11 µs of kafkajs CPU per record,
+   * every Command and Response, to find a rare request. It hears what arrives from now on (as
+   * `from: 'latest'`) and creates no consumer group. A handler that fails is logged, not retried:
+   * the verdicts behind it must not wait (the request itself stays in the record).
+   */
+  #readReplies(options: SubscribeOptions): Subscription {
+    if (!this.#options.awaitsVerdicts) {
+      throw new AgateError(ErrorCode.CONFIG_INVALID, `only a process that waits on verdicts (a proxy) reads ${options.types.join(', ')} from the verdicts topic`);
+    }
+    const reader: ReplyReader = { types: new Set(options.types), handler: options.handler, log: this.#options.logger.child({ group: options.group }) };
+    this.#replyReaders.add(reader);
+    return { close: async () => void this.#replyReaders.delete(reader) };
+  }
+
+  /**
+   * Wakes the command a verdict-topic record answers, if this process waits on it, and hands the
+   * record to the reply readers that want its type. Decoded only when someone wants it: most
+   * verdicts answer another process's commands.
+   */
+  async #replyRecord(message: KafkaMessage, topic: string, partition: number): Promise<void> {
+    if (message.value === null) return;
+    const type = message.headers?.['agate-type']?.toString();
     const key = message.key?.toString();
-    if (key === undefined || !this.#waiters.has(key)) return;
-    const v = await this.#options.wire.decode(message.value);
-    if (v.type === 'Verdict') this.#waiters.deliver(v);
+    const waited = (type === undefined || type === 'Verdict') && key !== undefined && this.#waiters.has(key);
+    const readers = this.#replyReaders.size === 0 ? [] : [...this.#replyReaders].filter((r) => type === undefined || r.types.has(type));
+    if (!waited && readers.length === 0) return;
+    const event = await this.#options.wire.decode(message.value);
+    if (waited && event.type === 'Verdict') this.#waiters.deliver(event);
+    const source: StreamInfo = { stream: `${topic}-${partition}`, positions: [Number(message.offset) + 1] };
+    for (const r of readers) {
+      if (!r.types.has(event.type)) continue;
+      try {
+        await r.handler([event], source);
+      } catch (err) {
+        r.log.error('a reply event\'s handler failed; the event is not handed over again', { error: describeError(err), type: event.type, event_id: event.event_id });
+      }
+    }
   }
 
   /** The next offset of each partition of a topic. */
@@ -464,6 +508,13 @@ export class KafkaBus implements Bus, ProxyLeases {
       await admin.disconnect().catch(() => undefined);
     }
   }
+}
+
+/** A per-process subscription served by the verdict consumer. */
+interface ReplyReader {
+  types: ReadonlySet<string>;
+  handler: SubscribeOptions['handler'];
+  log: Logger;
 }
 
 /**

@@ -30,7 +30,7 @@ export class ProducerLane {
 
   constructor(
     private readonly kafka: Kafka,
-    /** The reply topic: its copy of a verdict is sent only after the record copy is acknowledged. */
+    /** The reply topic: its copy of a reply event is sent only after the record copy is acknowledged. */
     private readonly verdictsTopic: string,
     private readonly logger: Logger,
   ) {
@@ -101,8 +101,9 @@ export class ProducerLane {
 
   async #send(topicMessages: TopicMessages[]): Promise<void> {
     if (!this.#connected) await this.connect();
-    // A proxy runs a statement as soon as it reads its verdict, so the verdict the ledger records
-    // (events topic) must be acknowledged before the copy proxies read (verdicts topic) is sent.
+    // A proxy runs a statement as soon as it reads its verdict (and ends a session as soon as it
+    // reads a termination request), so the event the ledger records (events topic) must be
+    // acknowledged before the copy proxies read (verdicts topic) is sent.
     // In one request the two partitions succeed or fail separately (each has its own error code,
     // and with different leaders they are two requests), so they are two sends, in this order.
     const reply = topicMessages.filter((tm) => tm.topic === this.verdictsTopic);

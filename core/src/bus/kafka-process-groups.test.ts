@@ -14,10 +14,10 @@ import { SingleObjectWire } from './single-object-wire.js';
 import { untilTrue } from '../../../test/harness/until.js';
 
 /*
- * Consumer groups a process holds alone (a proxy's termination requests, a query process's
- * session ends), against a real Kafka broker: each process reads every event even when two share
- * an instance id, a clean stop deletes its groups, and one a dead process left is deleted by the
- * ledger's sweep once vacant for the expiry.
+ * Consumer groups a process holds alone (a query process's session ends), against a real Kafka
+ * broker: each process reads every event even when two share an instance id, a clean stop
+ * deletes its groups, and one a dead process left is deleted by the ledger's sweep once vacant
+ * for the expiry. A proxy's termination requests ride its verdict consumer and need no group.
  */
 const codec = new EventCodec();
 const TOPIC = 'pgroups';
@@ -26,10 +26,10 @@ const ready = startKafka().then((b) => (broker = b));
 ready.catch(() => undefined); // each test awaits it and reports the failure
 const buses: KafkaBus[] = [];
 
-async function bus(instanceId: string): Promise<KafkaBus> {
+async function bus(instanceId: string, awaitsVerdicts = false): Promise<KafkaBus> {
   const b = await KafkaBus.connect({
     brokers: [(await ready).bootstrap], instanceId, groupPrefix: TOPIC, eventsTopic: TOPIC, verdictsTopic: `${TOPIC}.verdicts`,
-    partitions: 2, replicationFactor: 1, wire: new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts: false,
+    partitions: 2, replicationFactor: 1, wire: new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts,
   });
   buses.push(b);
   return b;
@@ -46,6 +46,7 @@ async function groups(): Promise<string[]> {
 }
 
 const request = (): AgateEvent => ({ ...SAMPLES.SessionTerminationRequested, event_id: randomUUID(), session_id: `s-${randomUUID()}` });
+const closed = (): AgateEvent => ({ ...SAMPLES.SessionClosed, event_id: randomUUID(), session_id: `s-${randomUUID()}` });
 
 const test = suite('KafkaBus: per-process consumer groups');
 test.after(async () => {
@@ -53,33 +54,71 @@ test.after(async () => {
   await broker?.destroy();
 });
 
-test('two processes with one instance id each read every request; a clean stop deletes each one\'s groups', async () => {
-  const [a, b] = [await bus('proxy-1'), await bus('proxy-1')];
+test('two processes with one instance id each read every event; a clean stop deletes each one\'s groups', async () => {
+  const [a, b] = [await bus('query-1'), await bus('query-1')];
   const seen = { a: [] as string[], b: [] as string[] };
-  const subscribe = (x: KafkaBus, into: string[], group: 'terminations' | 'session-ends') =>
-    x.subscribe({ group, perProcess: true, from: 'latest', types: ['SessionTerminationRequested'], handler: async (batch) => void into.push(...batch.map((e) => e.event_id)) });
-  const aTerminations = await subscribe(a, seen.a, 'terminations');
-  await subscribe(a, [], 'session-ends');
-  await subscribe(b, seen.b, 'terminations');
+  const subscribe = (x: KafkaBus, into: string[]) =>
+    x.subscribe({ group: 'session-ends', perProcess: true, from: 'latest', types: ['SessionClosed'], handler: async (batch) => void into.push(...batch.map((e) => e.event_id)) });
+  const aEnds = await subscribe(a, seen.a);
+  await subscribe(b, seen.b);
   const mine = await groups();
-  assert.is(mine.length, 3, mine.join(', '));
-  assert.ok(mine.every((g) => /^pgroups\.(terminations|session-ends)\.proxy-1\.[0-9a-f]{12}$/.test(g)), mine.join(', '));
+  assert.is(mine.length, 2, mine.join(', '));
+  assert.ok(mine.every((g) => /^pgroups\.session-ends\.query-1\.[0-9a-f]{12}$/.test(g)), mine.join(', '));
   // From 'latest': wait until every consumer has its partitions before publishing.
   await untilTrue('both readers to read', async () => {
-    const probe = request();
+    const probe = closed();
     await a.publish(probe);
     await new Promise((r) => setTimeout(r, 300));
     return seen.a.includes(probe.event_id) && seen.b.includes(probe.event_id);
   }, 30_000);
-  const sent = Array.from({ length: 10 }, request);
+  const sent = Array.from({ length: 10 }, closed);
   for (const e of sent) await a.publish(e);
-  await untilTrue('every request read by both', async () => sent.every((e) => seen.a.includes(e.event_id) && seen.b.includes(e.event_id)), 30_000);
+  await untilTrue('every event read by both', async () => sent.every((e) => seen.a.includes(e.event_id) && seen.b.includes(e.event_id)), 30_000);
 
-  await aTerminations.close();
-  assert.equal((await groups()).filter((g) => g.startsWith('pgroups.terminations.')).length, 1, 'the closed subscription\'s group is gone, the other process\'s stays');
+  await aEnds.close();
+  assert.equal((await groups()).length, 1, 'the closed subscription\'s group is gone, the other process\'s stays');
   await a.close();
   await b.close();
   assert.equal(await groups(), [], 'a stopped process leaves no group behind');
+});
+
+test('proxies read termination requests through their verdict consumers: each reads every one, no group reads the events topic for them, the record holds each once', async () => {
+  const [a, b] = [await bus('proxy-1', true), await bus('proxy-1', true)];
+  const query = await bus('query-2');
+  const seen = { a: [] as string[], b: [] as string[], record: [] as string[] };
+  const subscribe = (x: KafkaBus, into: string[]) =>
+    x.subscribe({ group: 'terminations', perProcess: true, from: 'latest', types: ['SessionTerminationRequested'], handler: async (batch) => void into.push(...batch.map((e) => e.event_id)) });
+  const aTerminations = await subscribe(a, seen.a);
+  await subscribe(b, seen.b);
+  // What the ledger reads: the events topic, in a shared group, from the start.
+  const record = await query.subscribe({ group: 'record', types: ['SessionTerminationRequested'], handler: async (batch) => void seen.record.push(...batch.map((e) => e.event_id)) });
+  const mine = (await groups()).filter((g) => g !== `${TOPIC}.record`);
+  // Each proxy's verdict group alone: a group of its own over the events topic would fetch every Command and Response.
+  assert.is(mine.length, 2, mine.join(', '));
+  assert.ok(mine.every((g) => /^pgroups\.verdicts\.proxy-1\.[0-9a-f]{12}$/.test(g)), mine.join(', '));
+  // The verdict consumers read from the topic's ends at connect: no probe needed before publishing.
+  const sent = Array.from({ length: 10 }, request);
+  for (const e of sent) await query.publish(e);
+  await untilTrue('every request read by both proxies and recorded', async () => sent.every((e) => seen.a.includes(e.event_id) && seen.b.includes(e.event_id) && seen.record.includes(e.event_id)), 30_000);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.is(seen.record.length, sent.length, 'the events topic holds each request once');
+  assert.is(seen.a.length, sent.length);
+  await aTerminations.close();
+  const late = request();
+  await query.publish(late);
+  await untilTrue('b to read the request after a closed its reader', async () => seen.b.includes(late.event_id), 30_000);
+  assert.not.ok(seen.a.includes(late.event_id), 'a closed reader hears nothing more');
+  await record.close();
+});
+
+test('a process that waits on no verdicts cannot read termination requests per process', async () => {
+  const q = await bus('query-3');
+  try {
+    await q.subscribe({ group: 'terminations', perProcess: true, types: ['SessionTerminationRequested'], handler: async () => undefined });
+    assert.unreachable('subscribed');
+  } catch (err) {
+    assert.is((err as { code?: string }).code, 'CONFIG_INVALID');
+  }
 });
 
 test('a per-process group a dead process left is listed as vacant and deleted by the sweep after the expiry; a live one is kept', async () => {

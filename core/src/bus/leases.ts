@@ -10,6 +10,8 @@ export const LEASE_ATTRIBUTE = 'proxy_lease';
 /**
  * The consumer groups a process may hold alone (SubscribeOptions.perProcess), besides its verdict
  * group: listed here so that the ledger, which holds none, can find the ones of processes that died.
+ * A proxy's `terminations` subscription now rides its verdict group and creates none; the name
+ * stays so that the groups proxies of earlier versions left behind are still swept.
  */
 export const PROCESS_GROUPS = ['terminations', 'session-ends'] as const;
 

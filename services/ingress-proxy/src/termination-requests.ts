@@ -4,9 +4,9 @@ import { terminationReason, type LiveSessions } from './live-sessions.js';
 
 /**
  * A proxy process's reader of SessionTerminationRequested (distributed mode, where the query API
- * that took the request may run elsewhere). Every proxy process reads every request, in a
- * consumer group of its own (deleted when it stops), from the newest event on; only the one
- * holding the session acts:
+ * that took the request may run elsewhere). Every proxy process reads every request from now on,
+ * through the consumer it reads its verdicts with (a reply event, reply-events.ts: no fetch of
+ * the whole events topic); only the one holding the session acts:
  * it closes the client and records SessionClosed with who asked and why, which the query API
  * waits for. A request for a session this process does not hold is another proxy's business.
  */
