@@ -67,6 +67,12 @@ export async function decide(command: Command, deps: DecideDeps, options: { onHo
   return { kind: 'denied', verdict: v }; // deny, or a hold that is final because no one is told of it
 }
 
+/**
+ * The built-in rule of a deny a proxy records for a command it refused before asking policy (a
+ * body it cannot record, a request it cannot audit): the reason says which.
+ */
+export const UNASKED_RULE = 'agate.refused-unasked';
+
 /** The policy revision a verdict given by a built-in rule names. */
 export const BUILTIN_REVISION = 'builtin';
 

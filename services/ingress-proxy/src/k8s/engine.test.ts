@@ -15,6 +15,7 @@ import { SAMPLES } from '../../../../schemas/src/samples.js';
 import { CompiledPolicy, loadParsers } from '../../../policy/src/engine.js';
 import { PolicyService } from '../../../policy/src/service.js';
 import { Masker } from '../masking/masker.js';
+import { UNASKED_RULE } from '../decide.js';
 import { UNRECORDABLE_RULE } from '../session-events.js';
 import { DISCOVERY_RULE, IMPERSONATION_RULE, KubeEngine, type Forward, type Plan } from './engine.js';
 import { KubeSession } from './session.js';
@@ -200,10 +201,10 @@ k('bodies Agate cannot record or that would store a mask are refused, fail close
   const codes = [];
   for (const c of commands) codes.push(((await recordOf(ctx, c.event_id, 3)).find((e) => e.type === 'Response') as Response).error_code);
   assert.equal(codes, [ErrorCode.PROTOCOL_FRAME_TOO_LARGE, ErrorCode.MASKED_VALUE_WRITE]);
-  // Refused whatever policy says: the policy service, reading the commands off the bus, allows the
-  // first; the unreadable body it refuses as well (rule agate.unverifiable), but only afterwards.
+  // Refused whatever policy says (it allows everything here), each by the built-in rule alone:
+  // policy, which would allow the first, gives neither a verdict.
   assert.is(commands[1]!.attributes.body, 'unreadable');
-  assert.equal(ctx.recorded.filter((e) => e.type === 'Verdict').map((e) => e.type === 'Verdict' && [e.decision, e.rule_id]), [['allow', null], ['deny', 'agate.unverifiable']]);
+  assert.equal(ctx.recorded.filter((e) => e.type === 'Verdict').map((e) => e.type === 'Verdict' && [e.command_id, e.decision, e.rule_id]), commands.map((c) => [c.event_id, 'deny', UNASKED_RULE]));
 });
 
 k('a resource request by a method with no Kubernetes verb is refused (405) and recorded, never left to the policy default', async (ctx) => {
@@ -215,7 +216,11 @@ k('a resource request by a method with no Kubernetes verb is refused (405) and r
   const commands = ctx.recorded.filter((e): e is Command => e.type === 'Command');
   assert.equal(commands.map((c) => c.text), ['PROPFIND /api/v1/namespaces/app/configmaps/c', 'OPTIONS /api/v1/namespaces/app/pods/web/exec?command=id']);
   const codes = [];
-  for (const c of commands) codes.push(((await recordOf(ctx, c.event_id, 2)).find((e) => e.type === 'Response') as Response).error_code);
+  for (const c of commands) {
+    const record = await recordOf(ctx, c.event_id, 3);
+    assert.equal(record.map((e) => e.type === 'Verdict' ? `${e.decision} ${e.rule_id}` : e.type), ['Command', `deny ${UNASKED_RULE}`, 'Response']);
+    codes.push((record[2] as Response).error_code);
+  }
   assert.equal(codes, [ErrorCode.PROTOCOL_VIOLATION, ErrorCode.PROTOCOL_VIOLATION]);
 });
 

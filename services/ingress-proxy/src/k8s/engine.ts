@@ -5,7 +5,7 @@ import { K8S_UNREADABLE_BODY } from '../../../../core/src/config.js';
 import { ErrorCode, describeError } from '../../../../core/src/errors.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command } from '../../../../schemas/src/events.js';
-import { clientMasker, decide, decideHere, DEADLINE_RULE } from '../decide.js';
+import { clientMasker, decide, decideHere, DEADLINE_RULE, UNASKED_RULE } from '../decide.js';
 import type { Masker } from '../masking/masker.js';
 import { accessQuestion, combineAccess, questionAttributes, reviewKind, rulesReview, selfReview, type PolicyAnswer, type Question } from './access-review.js';
 import { impersonates, upgradeHead, upstreamHeaders } from './headers.js';
@@ -283,11 +283,19 @@ export class KubeEngine {
     }
   }
 
-  /** Records the refusal (after the command itself when policy never saw it) and hands back its Status. */
-  #refuse(session: KubeSession, command: Command, info: RequestInfo, status: Status, code: string, publishCommand: boolean): Plan & { kind: 'refuse' } {
-    // Refused before policy: nothing runs, so the command may wait for the bus like a response.
-    const record = publishCommand ? session.events.emitLogged(command) : Promise.resolve();
-    void record.then(() => session.events.emitLogged(refusedEvent(command, 'refused', code, status.message)));
+  /**
+   * Records the refusal and hands back its Status. `unasked`: refused before policy, so the
+   * command itself is recorded here, with the deny of the built-in rule as its only verdict.
+   */
+  #refuse(session: KubeSession, command: Command, info: RequestInfo, status: Status, code: string, unasked: boolean): Plan & { kind: 'refuse' } {
+    // Nothing runs, so the command may wait for the bus like a response; the session's queue
+    // keeps the order: command, verdict, refusal.
+    if (unasked) {
+      const verdict = decideHere(command, 'deny', UNASKED_RULE, status.message); // marks the command: before it is published
+      void session.events.emitLogged(command);
+      void session.events.emitLogged(verdict);
+    }
+    void session.events.emitLogged(refusedEvent(command, 'refused', code, status.message));
     return { kind: 'refuse', status, info };
   }
 
