@@ -80,6 +80,23 @@ export interface Command extends EventHead {
  */
 export const SETTLED_ATTRIBUTE = 'settled';
 
+/**
+ * The attribute of a command its proxy decided itself, without asking policy (Kubernetes
+ * discovery, a refusal before policy): its value is the built-in rule id (`agate.…`) of the
+ * verdict the proxy records for it. The policy service publishes no verdict for such a command,
+ * so the record holds exactly one. Only proxy code writes it (see `proxyDecision`): every
+ * command attribute key is a literal in a proxy, none is taken from the client. Were one forged
+ * anyway, the proxy would wait on a verdict that never comes and refuse the command at its
+ * deadline: fail closed.
+ */
+export const PROXY_DECIDED_ATTRIBUTE = 'proxy_decided';
+
+/** The built-in rule a command's proxy decided it by, or undefined when policy decides it. */
+export function proxyDecidedRule(command: Pick<Command, 'attributes'>): string | undefined {
+  const rule = command.attributes[PROXY_DECIDED_ATTRIBUTE];
+  return rule !== undefined && rule.startsWith('agate.') ? rule : undefined;
+}
+
 export interface Verdict extends EventHead {
   type: 'Verdict';
   command_id: string;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Bus } from '../../../core/src/bus/bus.js';
 import { describeError } from '../../../core/src/errors.js';
 import type { Logger } from '../../../core/src/log.js';
-import { nowMicros, type Command, type Verdict } from '../../../schemas/src/events.js';
+import { nowMicros, PROXY_DECIDED_ATTRIBUTE, type Command, type Verdict } from '../../../schemas/src/events.js';
 import type { SessionEvents } from './session-events.js';
 
 /** The rule id of the deny recorded when no verdict came in time. */
@@ -65,6 +65,29 @@ export async function decide(command: Command, deps: DecideDeps, options: { onHo
   if (v.decision === 'allow') return { kind: 'run', verdict: v, maskSet: heldMask };
   if (v.decision === 'mask') return { kind: 'run', verdict: v, maskSet: v.mask_set };
   return { kind: 'denied', verdict: v }; // deny, or a hold that is final because no one is told of it
+}
+
+/**
+ * The built-in rule of a deny a proxy records for a command it refused before asking policy (a
+ * body it cannot record, a request it cannot audit): the reason says which.
+ */
+export const UNASKED_RULE = 'agate.refused-unasked';
+
+/** The policy revision a verdict given by a built-in rule names. */
+export const BUILTIN_REVISION = 'builtin';
+
+/**
+ * Decides `command` here, by the built-in rule `rule`, without asking policy: marks the command
+ * (PROXY_DECIDED_ATTRIBUTE, so the policy service gives it no verdict of its own) and returns
+ * the verdict to record right after it, its only one. Call it before the command is published:
+ * the mark must be in the recorded command. The only writer of that attribute.
+ */
+export function decideHere(command: Command, decision: 'allow' | 'deny', rule: `agate.${string}`, reason: string): Verdict {
+  command.attributes[PROXY_DECIDED_ATTRIBUTE] = rule;
+  return {
+    type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id, decision,
+    rule_id: rule, reason, source: 'policy', policy_revision: BUILTIN_REVISION, mask_set: null, approval_id: null, hold_expires_at: null,
+  };
 }
 
 /** The refusal's text for the client, naming what was refused (`statement`, `command`, `request`). */

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
 import { parseConfig, parsePolicyCandidate } from '../../../core/src/config.js';
 import { ConfigError } from '../../../core/src/errors.js';
-import type { Command } from '../../../schemas/src/events.js';
+import { PROXY_DECIDED_ATTRIBUTE, type Command } from '../../../schemas/src/events.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import { Backtest, verdictChanges, type RecordedDecision } from './backtest.js';
 import { CompiledPolicy, loadParsers } from './engine.js';
@@ -71,6 +71,14 @@ bt('the same policy changes nothing; the list is capped but every change is coun
   strict.add(Array.from({ length: 5 }, (_, i) => recorded(`SELECT ${i}`)));
   const s = strict.summary();
   assert.equal([s.changed, s.changes.length, s.changes_truncated], [5, 2, true]);
+});
+
+bt('a command its proxy decided by a built-in rule is not examined: no policy decides it', () => {
+  const strict = new Backtest(new CompiledPolicy({ ...inForce.policy, default: 'deny' }));
+  const discovery = recorded('GET /api');
+  discovery.command = { ...discovery.command, attributes: { [PROXY_DECIDED_ATTRIBUTE]: 'agate.k8s-discovery' } };
+  strict.add([discovery, recorded('SELECT 1')]);
+  assert.equal([strict.summary().examined, strict.summary().changed], [1, 1]);
 });
 
 bt('verdictChanges: a different decision, or a different mask set on a mask', () => {

@@ -1,4 +1,4 @@
-import type { Command, Decision, VerdictSource } from '../../../schemas/src/events.js';
+import { proxyDecidedRule, type Command, type Decision, type VerdictSource } from '../../../schemas/src/events.js';
 import type { CompiledPolicy, PolicyDecision } from './engine.js';
 
 /*
@@ -70,6 +70,8 @@ export class Backtest {
 
   add(records: Iterable<RecordedDecision>): void {
     for (const r of records) {
+      // Decided by its proxy's built-in rule (discovery, a refusal before policy): no policy ever decides it.
+      if (proxyDecidedRule(r.command) !== undefined) continue;
       const d = this.#policy.evaluate(r.command);
       this.#examined++;
       if (!verdictChanges(r, d)) continue;

@@ -8,7 +8,7 @@ import type { Bus } from '../../../core/src/bus/bus.js';
 import { LocalBus } from '../../../core/src/bus/local-bus.js';
 import { parseConfig } from '../../../core/src/config.js';
 import { silentLogger } from '../../../core/src/log.js';
-import { nowMicros, type AgateEvent, type ApprovalDecision, type ApprovalRequested, type Command, type Verdict } from '../../../schemas/src/events.js';
+import { nowMicros, PROXY_DECIDED_ATTRIBUTE, type AgateEvent, type ApprovalDecision, type ApprovalRequested, type Command, type Verdict } from '../../../schemas/src/events.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import { CompiledPolicy, loadParsers } from './engine.js';
 import { PolicyService } from './service.js';
@@ -138,6 +138,18 @@ svc('a command recorded after it did not run (attributes.settled) is never held 
   assert.is(outcome.verdict.approval_id, null);
   await new Promise((r) => setTimeout(r, 50));
   assert.not.ok(ctx.seen.some((e) => e.type === 'ApprovalRequested'), 'an approval was requested for a settled command');
+});
+
+svc('a command its proxy decided by a built-in rule (attributes.proxy_decided) gets no verdict from policy; any other value is decided as usual', async (ctx) => {
+  const decided = { ...command(), attributes: { [PROXY_DECIDED_ATTRIBUTE]: 'agate.k8s-discovery' } };
+  const notBuiltin = { ...command(), text: 'SELECT 2', attributes: { [PROXY_DECIDED_ATTRIBUTE]: 'two-dbas' } };
+  await ctx.bus.publish(decided);
+  // Decided in log order: once the next command's verdict is out, the marked one was passed over.
+  const outcome = await ctx.bus.requestVerdict(notBuiltin, 2000);
+  assert.ok(outcome.kind === 'verdict');
+  assert.equal([outcome.verdict.decision, outcome.verdict.source], ['allow', 'policy']);
+  await until('the second verdict seen', () => (ctx.seen.some((e) => e.type === 'Verdict' && e.command_id === notBuiltin.event_id) ? true : undefined), { timeoutMs: 5_000, everyMs: 10 });
+  assert.equal(ctx.seen.filter((e) => 'command_id' in e && e.command_id === decided.event_id), []);
 });
 
 svc.run();

@@ -4,7 +4,7 @@ import type { Tracing } from '../../../core/src/tracing/tracing.js';
 import { describeError } from '../../../core/src/errors.js';
 import { randomUUID } from 'node:crypto';
 import { approverRefusal } from '../../../core/src/approvals.js';
-import { nowMicros, SETTLED_ATTRIBUTE, type AgateEvent, type ApprovalDecision, type ApprovalRequested, type Command, type Verdict } from '../../../schemas/src/events.js';
+import { nowMicros, proxyDecidedRule, SETTLED_ATTRIBUTE, type AgateEvent, type ApprovalDecision, type ApprovalRequested, type Command, type Verdict } from '../../../schemas/src/events.js';
 import type { ApprovalHistory, RecordedApproval } from './approval-history.js';
 import type { CompiledPolicy } from './engine.js';
 
@@ -43,8 +43,10 @@ interface PendingApproval {
 }
 
 /**
- * Consumes command events and publishes a verdict for each. A command a `hold` rule matches gets
- * a `hold` verdict and an `ApprovalRequested` event; the approval stays pending here until
+ * Consumes command events and publishes a verdict for each, except a command its proxy decided
+ * itself by a built-in rule (PROXY_DECIDED_ATTRIBUTE), whose only verdict is the proxy's. A
+ * command a `hold` rule matches gets a `hold` verdict and an `ApprovalRequested` event; the
+ * approval stays pending here until
  * `ApprovalDecision` events (published by the query service) approve it, one denies it, or it
  * expires; then the final verdict goes out for the same command.
  */
@@ -115,6 +117,9 @@ export class PolicyService {
    * command refuses it. A hold's approval is held here only once these events are written (#track).
    */
   #decideNow(command: Command): AgateEvent[] {
+    // Its proxy decided it by a built-in rule and records that verdict: a second one from
+    // policy (a deny, say, for a discovery request that ran) would contradict the record.
+    if (proxyDecidedRule(command) !== undefined) return [];
     const tracing = this.#options.tracing;
     if (tracing === undefined) return this.#evaluate(command);
     const span = tracing.start('policy decide', command.trace_parent, { kind: 'consumer', attributes: { 'agate.command_id': command.event_id, 'agate.session_id': command.session_id } });

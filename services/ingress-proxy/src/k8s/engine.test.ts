@@ -10,13 +10,14 @@ import { LocalBus } from '../../../../core/src/bus/local-bus.js';
 import { BUILTIN_MASK_SET, parseConfig } from '../../../../core/src/config.js';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import { silentLogger } from '../../../../core/src/log.js';
-import { nowMicros, type AgateEvent, type ApprovalRequested, type Command, type Response, type Verdict } from '../../../../schemas/src/events.js';
+import { nowMicros, PROXY_DECIDED_ATTRIBUTE, type AgateEvent, type ApprovalRequested, type Command, type Response, type Verdict } from '../../../../schemas/src/events.js';
 import { SAMPLES } from '../../../../schemas/src/samples.js';
 import { CompiledPolicy, loadParsers } from '../../../policy/src/engine.js';
 import { PolicyService } from '../../../policy/src/service.js';
 import { Masker } from '../masking/masker.js';
+import { UNASKED_RULE } from '../decide.js';
 import { UNRECORDABLE_RULE } from '../session-events.js';
-import { DISCOVERY_RULE, KubeEngine, type Forward, type Plan } from './engine.js';
+import { DISCOVERY_RULE, IMPERSONATION_RULE, KubeEngine, type Forward, type Plan } from './engine.js';
 import { KubeSession } from './session.js';
 
 /*
@@ -155,11 +156,14 @@ k('impersonation headers: refused whatever policy says, and recorded', async (ct
   const command = ctx.recorded.find((e): e is Command => e.type === 'Command')!;
   assert.is(command.attributes.impersonate, 'refused');
   assert.match(command.attributes.privilege ?? '', 'impersonate');
+  assert.is(command.attributes[PROXY_DECIDED_ATTRIBUTE], IMPERSONATION_RULE);
   const record = await recordOf(ctx, command.event_id, 3);
-  assert.is(record[0]!.type, 'Command');
-  assert.is((record.find((e) => e.type === 'Response') as Response).error_code, 'IMPERSONATION_REFUSED');
-  // Refused whatever policy says: the policy service, reading the command off the bus, allows it.
-  assert.is(record.find((e) => e.type === 'Verdict')?.type === 'Verdict' && (record.find((e) => e.type === 'Verdict') as { decision: string }).decision, 'allow');
+  assert.equal(record.map((e) => e.type), ['Command', 'Verdict', 'Response']);
+  assert.is((record[2] as Response).error_code, 'IMPERSONATION_REFUSED');
+  // Refused whatever policy says (it allows everything here), by the built-in rule: policy adds no verdict.
+  await new Promise((r) => setTimeout(r, 50));
+  const verdicts = ctx.recorded.filter((e): e is Verdict => e.type === 'Verdict' && e.command_id === command.event_id);
+  assert.equal(verdicts.map((v) => [v.decision, v.rule_id, v.policy_revision]), [['deny', IMPERSONATION_RULE, 'builtin']]);
 });
 
 k('a watch is forwarded as a watch; exec is decided as create, and its upgrade head carries only Agate\'s credential', async (ctx) => {
@@ -197,10 +201,10 @@ k('bodies Agate cannot record or that would store a mask are refused, fail close
   const codes = [];
   for (const c of commands) codes.push(((await recordOf(ctx, c.event_id, 3)).find((e) => e.type === 'Response') as Response).error_code);
   assert.equal(codes, [ErrorCode.PROTOCOL_FRAME_TOO_LARGE, ErrorCode.MASKED_VALUE_WRITE]);
-  // Refused whatever policy says: the policy service, reading the commands off the bus, allows the
-  // first; the unreadable body it refuses as well (rule agate.unverifiable), but only afterwards.
+  // Refused whatever policy says (it allows everything here), each by the built-in rule alone:
+  // policy, which would allow the first, gives neither a verdict.
   assert.is(commands[1]!.attributes.body, 'unreadable');
-  assert.equal(ctx.recorded.filter((e) => e.type === 'Verdict').map((e) => e.type === 'Verdict' && [e.decision, e.rule_id]), [['allow', null], ['deny', 'agate.unverifiable']]);
+  assert.equal(ctx.recorded.filter((e) => e.type === 'Verdict').map((e) => e.type === 'Verdict' && [e.command_id, e.decision, e.rule_id]), commands.map((c) => [c.event_id, 'deny', UNASKED_RULE]));
 });
 
 k('a resource request by a method with no Kubernetes verb is refused (405) and recorded, never left to the policy default', async (ctx) => {
@@ -212,7 +216,11 @@ k('a resource request by a method with no Kubernetes verb is refused (405) and r
   const commands = ctx.recorded.filter((e): e is Command => e.type === 'Command');
   assert.equal(commands.map((c) => c.text), ['PROPFIND /api/v1/namespaces/app/configmaps/c', 'OPTIONS /api/v1/namespaces/app/pods/web/exec?command=id']);
   const codes = [];
-  for (const c of commands) codes.push(((await recordOf(ctx, c.event_id, 2)).find((e) => e.type === 'Response') as Response).error_code);
+  for (const c of commands) {
+    const record = await recordOf(ctx, c.event_id, 3);
+    assert.equal(record.map((e) => e.type === 'Verdict' ? `${e.decision} ${e.rule_id}` : e.type), ['Command', `deny ${UNASKED_RULE}`, 'Response']);
+    codes.push((record[2] as Response).error_code);
+  }
   assert.equal(codes, [ErrorCode.PROTOCOL_VIOLATION, ErrorCode.PROTOCOL_VIOLATION]);
 });
 
@@ -231,8 +239,9 @@ k('discovery: the command and the built-in verdict are both in the log before th
   const plan = forwarded(await ctx.engine.request(ctx.session, { method: 'GET', target: '/api', headers: headers(), body: Buffer.alloc(0) }));
   const of = durable.filter((d) => (d.event.type === 'Command' ? d.event.event_id : 'command_id' in d.event ? d.event.command_id : undefined) === plan.command.event_id);
   assert.is(of[0]?.event.type, 'Command');
-  // The built-in rule's verdict (the policy service, which decides every command, adds its own).
-  assert.ok(of.some((d) => d.event.type === 'Verdict' && d.event.decision === 'allow' && d.event.rule_id === DISCOVERY_RULE), 'the built-in verdict is durable');
+  // The built-in rule's verdict, the only one: the policy service leaves the command to it.
+  assert.equal(of.filter((d) => d.event.type === 'Verdict').map((d) => d.event.type === 'Verdict' && [d.event.decision, d.event.rule_id]), [['allow', DISCOVERY_RULE]]);
+  assert.is(plan.command.attributes[PROXY_DECIDED_ATTRIBUTE], DISCOVERY_RULE);
   assert.is(plan.client, undefined);
 });
 

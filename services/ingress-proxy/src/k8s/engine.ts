@@ -4,8 +4,8 @@ import type { Bus } from '../../../../core/src/bus/bus.js';
 import { K8S_UNREADABLE_BODY } from '../../../../core/src/config.js';
 import { ErrorCode, describeError } from '../../../../core/src/errors.js';
 import type { Logger } from '../../../../core/src/log.js';
-import { nowMicros, type Command, type Verdict } from '../../../../schemas/src/events.js';
-import { clientMasker, decide, DEADLINE_RULE } from '../decide.js';
+import { nowMicros, type Command } from '../../../../schemas/src/events.js';
+import { clientMasker, decide, decideHere, DEADLINE_RULE, UNASKED_RULE } from '../decide.js';
 import type { Masker } from '../masking/masker.js';
 import { accessQuestion, combineAccess, questionAttributes, reviewKind, rulesReview, selfReview, type PolicyAnswer, type Question } from './access-review.js';
 import { impersonates, upgradeHead, upstreamHeaders } from './headers.js';
@@ -19,6 +19,8 @@ import type { UpgradeOutcome } from './upgrade.js';
 
 /** The built-in rule that allows discovery without asking policy (it is still recorded). */
 export const DISCOVERY_RULE = 'agate.k8s-discovery';
+/** The built-in rule that refuses impersonation (`kubectl --as`) before policy is asked. */
+export const IMPERSONATION_RULE = 'agate.k8s-impersonation';
 const DISCOVERY = /^\/(api|apis(\/[^/]+){0,2}|api\/v1|version|openapi\/.*|livez|readyz|healthz)\/?$/;
 
 /** Verbs whose body is stored: a mask marker in it would replace the real value. */
@@ -231,16 +233,16 @@ export class KubeEngine {
       return false;
     });
     if (impersonates(headers)) {
-      // Impersonation would act as someone else with Agate's credential: refused before policy.
+      // Impersonation would act as someone else with Agate's credential: refused before policy,
+      // by a built-in rule, so the record shows the refusal and no verdict of policy's.
+      const message = 'Agate refused the request: impersonation headers (kubectl --as) are not allowed through Agate';
+      const verdict = decideHere(command, 'deny', IMPERSONATION_RULE, 'impersonation headers (kubectl --as) are not allowed through Agate');
       if (!(await recorded())) return unrecorded;
-      return { kind: 'refuse', code: 'IMPERSONATION_REFUSED', status: failure('Forbidden', 'Agate refused the request: impersonation headers (kubectl --as) are not allowed through Agate', info) };
+      void session.events.emitLogged(verdict); // nothing runs: it may wait for the bus like a response
+      return { kind: 'refuse', code: 'IMPERSONATION_REFUSED', status: failure('Forbidden', message, info) };
     }
     if (target.allowDiscovery && info.kind === 'non-resource' && info.verb === 'get' && DISCOVERY.test(info.path)) {
-      const verdict: Verdict = {
-        type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: session.id, command_id: command.event_id, decision: 'allow',
-        rule_id: DISCOVERY_RULE, reason: 'API discovery is allowed by the built-in rule (targets[].allow_discovery)', source: 'policy',
-        policy_revision: 'builtin', mask_set: null, approval_id: null, hold_expires_at: null,
-      };
+      const verdict = decideHere(command, 'allow', DISCOVERY_RULE, 'API discovery is allowed by the built-in rule (targets[].allow_discovery)');
       // Published like a command that asks policy (bus.requestVerdict), not behind the session's
       // queue: there it waited for the previous request's Response and then its own Verdict, each
       // a lazy write (local-log.ts), which made discovery the slowest request (BENCHMARKS.md).
@@ -281,11 +283,19 @@ export class KubeEngine {
     }
   }
 
-  /** Records the refusal (after the command itself when policy never saw it) and hands back its Status. */
-  #refuse(session: KubeSession, command: Command, info: RequestInfo, status: Status, code: string, publishCommand: boolean): Plan & { kind: 'refuse' } {
-    // Refused before policy: nothing runs, so the command may wait for the bus like a response.
-    const record = publishCommand ? session.events.emitLogged(command) : Promise.resolve();
-    void record.then(() => session.events.emitLogged(refusedEvent(command, 'refused', code, status.message)));
+  /**
+   * Records the refusal and hands back its Status. `unasked`: refused before policy, so the
+   * command itself is recorded here, with the deny of the built-in rule as its only verdict.
+   */
+  #refuse(session: KubeSession, command: Command, info: RequestInfo, status: Status, code: string, unasked: boolean): Plan & { kind: 'refuse' } {
+    // Nothing runs, so the command may wait for the bus like a response; the session's queue
+    // keeps the order: command, verdict, refusal.
+    if (unasked) {
+      const verdict = decideHere(command, 'deny', UNASKED_RULE, status.message); // marks the command: before it is published
+      void session.events.emitLogged(command);
+      void session.events.emitLogged(verdict);
+    }
+    void session.events.emitLogged(refusedEvent(command, 'refused', code, status.message));
     return { kind: 'refuse', status, info };
   }
 

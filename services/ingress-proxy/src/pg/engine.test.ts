@@ -4,11 +4,13 @@ import { serialize as frontend } from 'pg-protocol';
 import { BUILTIN_MASK_SET } from '../../../../core/src/config.js';
 import { initSqlParser } from '../../../../core/src/sql/analyze.js';
 import { silentLogger } from '../../../../core/src/log.js';
-import type { AgateEvent, Command, Response } from '../../../../schemas/src/events.js';
+import { PROXY_DECIDED_ATTRIBUTE, type AgateEvent, type Command, type Response, type Verdict } from '../../../../schemas/src/events.js';
 import { SAMPLES } from '../../../../schemas/src/samples.js';
 import { serialize as backend } from './backend-serializer.js';
 import { PgEngine, type Decision } from './engine.js';
 import { FrontendParser } from './frontend-parser.js';
+import type { FunctionNames } from './function-names.js';
+import { UNASKED_RULE } from '../decide.js';
 import { Masker } from '../masking/masker.js';
 import { MaskReadings } from './masking/mask-readings.js';
 import type { FrontendMessage } from './messages.js';
@@ -20,7 +22,7 @@ import type { FrontendMessage } from './messages.js';
  */
 const audit = new Masker('default', BUILTIN_MASK_SET);
 
-function harness() {
+function harness(functions: () => FunctionNames | undefined = () => undefined) {
   const upstream: Buffer[] = [];
   const events: AgateEvent[] = [];
   let seq = 0;
@@ -36,7 +38,7 @@ function harness() {
       events: { emitLogged: async (e) => void events.push(e) },
       recording: { sampleRows: 5, valueChars: 64, audit, readings: new MaskReadings() },
       log: silentLogger,
-      functions: () => undefined,
+      functions,
       sessionMask: () => undefined,
     copyShape: () => undefined,
     },
@@ -66,6 +68,7 @@ function harness() {
       });
     },
     responses: () => events.filter((e): e is Response => e.type === 'Response'),
+    events,
   };
 }
 
@@ -137,6 +140,19 @@ e('a reply out of step with what was sent is thrown, never attributed', async ()
   const h = harness();
   await h.send(...step('SELECT 1'), frontend.sync());
   assert.throws(() => h.reply(backend.readyForQuery('I')));
+});
+
+e('a FunctionCall refused before policy (no function has its OID) is recorded with one verdict: the built-in deny', async () => {
+  const h = harness(() => ({ resolve: async () => undefined }) as unknown as FunctionNames);
+  // FunctionCall ('F'): OID 1, no argument formats, no arguments, text result.
+  const body = Buffer.from([0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+  const frame = Buffer.concat([Buffer.from([0x46]), Buffer.from([0, 0, 0, body.length + 4]), body]);
+  await h.send(frame);
+  const [command, verdict, response] = h.events as [Command, Verdict, Response];
+  assert.equal(h.events.map((x) => x.type), ['Command', 'Verdict', 'Response']);
+  assert.is(command.attributes[PROXY_DECIDED_ATTRIBUTE], UNASKED_RULE, 'policy leaves it to this verdict');
+  assert.equal([verdict.command_id, verdict.decision, verdict.rule_id, verdict.reason], [command.event_id, 'deny', UNASKED_RULE, 'Agate refused the function call: no function has OID 1']);
+  assert.is(response.status, 'refused');
 });
 
 e('closing records what is outstanding as never completed', async () => {

@@ -10,6 +10,7 @@ import { serialize } from './backend-serializer.js';
 import { ExtendedState, parameterTexts } from './extended-state.js';
 import { functionCallText, type FunctionNames } from './function-names.js';
 import type { Masker } from '../masking/masker.js';
+import { decideHere, UNASKED_RULE } from '../decide.js';
 import type { Bind, Close, Describe, Execute, FrontendMessage, FunctionCall, Parse, Query } from './messages.js';
 import { describePortal, refusalParse, syncMessage } from './refusal.js';
 import { MAX_EXPECTED, ReplyRouter, type FailedMessage } from './replies.js';
@@ -370,9 +371,14 @@ export class PgEngine {
     return undefined;
   }
 
-  /** Records a statement Agate refused itself, without asking policy: the command, then its refusal. */
+  /**
+   * Records a statement Agate refused itself, without asking policy: the command, the deny of
+   * the built-in rule (its only verdict: policy leaves the command to it), then its refusal.
+   */
   #recordRefusal(command: Command, sqlstate: string, message: string): void {
+    const verdict = decideHere(command, 'deny', UNASKED_RULE, message); // marks the command: before it is published
     void this.#deps.events.emitLogged(command);
+    void this.#deps.events.emitLogged(verdict);
     this.respond(unranResponse(command, 'refused', sqlstate, message));
   }
 

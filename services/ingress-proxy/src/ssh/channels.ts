@@ -60,10 +60,7 @@ async function refuseSubsystem(ctx: ChannelContext, accept: () => ServerChannel 
   const channel = accept(); // at once, for the same reason as in execChannel
   if (channel === undefined) return;
   const command = ctx.gate.command(`(subsystem ${name})`, { request: 'subsystem', subsystem: name });
-  try {
-    await ctx.events.emit(command);
-  } catch (err) {
-    ctx.log.error('cannot record a refused request', { error: describeError(err) });
-  }
-  ctx.gate.refuseOn(channel, command, 'refused', `Agate refused the request: the ${name} subsystem is not available through Agate`);
+  const message = `Agate refused the request: the ${name} subsystem is not available through Agate`;
+  await ctx.gate.recordUnasked(command, message);
+  ctx.gate.refuseOn(channel, command, 'refused', message);
 }

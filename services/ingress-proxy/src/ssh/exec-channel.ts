@@ -35,19 +35,14 @@ export async function execChannel(ctx: ChannelContext, accept: () => ServerChann
   const command = gate.command(text, attributes);
   // A shell reads a command as a C string: it would run less than what policy read, and sshd
   // drops the whole connection rather than take it. Refused here, with a reason.
-  if (clientText.includes('\0')) {
-    await events.emitLogged(command);
-    return gate.refuseOn(channel, command, 'refused', 'Agate refused the command: it contains a NUL byte, which no shell on the target can receive');
-  }
-  if (git?.kind === 'unclear') {
-    await events.emitLogged(command);
-    return gate.refuseOn(channel, command, 'refused', `Agate refused the command: ${git.reason}, so the refs it would update cannot be read`);
-  }
+  const unasked = async (message: string) => {
+    await gate.recordUnasked(command, message);
+    gate.refuseOn(channel, command, 'refused', message);
+  };
+  if (clientText.includes('\0')) return unasked('Agate refused the command: it contains a NUL byte, which no shell on the target can receive');
+  if (git?.kind === 'unclear') return unasked(`Agate refused the command: ${git.reason}, so the refs it would update cannot be read`);
   const scp = scpTransfer(text);
-  if (scp?.kind === 'unclear') {
-    await events.emitLogged(command);
-    return gate.refuseOn(channel, command, 'refused', `Agate refused the command: ${scp.reason}, so the path it would write or read cannot be decided`);
-  }
+  if (scp?.kind === 'unclear') return unasked(`Agate refused the command: ${scp.reason}, so the path it would write or read cannot be decided`);
   const decision = await gate.decide(command, (note) => channel.stderr.write(`${note}\n`));
   if (decision.kind === 'refuse') return gate.refuseOn(channel, command, 'refused', decision.message);
   const upstream = await upstreamOr(ctx, channel, decision.pass);

@@ -4,7 +4,7 @@ import type { AgateEvent, Command, Identity, Response, Verdict } from '../../../
 import { FakeConnection, FakeReply, FakeUpstream } from '../../../../test/harness/fake-ssh2.js';
 import { PolicyBus } from '../../../../test/harness/policy-bus.js';
 import { APP, gateOn, notingBus, SSH_UNIT_POLICY, TUNNELER } from '../../../../test/harness/ssh-gate-fixture.js';
-import { Forwarding } from './forwarding.js';
+import { CANCEL_FORWARD_RULE, Forwarding } from './forwarding.js';
 import type { SshGate } from './gate.js';
 import type { SessionEvents } from '../session-events.js';
 
@@ -109,6 +109,9 @@ f('an allowed -R listens; a connection there is decided before it reaches the cl
   const cancel = await commandNamed(ctx, 'cancel-tcpip-forward 127.0.0.1:0');
   assert.is((await answerTo(ctx, 'Response', cancel)).command_tag, 'stopped listening on 127.0.0.1:40001');
   assert.not.ok(ctx.timeline.includes('asked cancel-tcpip-forward 127.0.0.1:0'), 'a cancel only takes access away: recorded, not decided');
+  // Its one verdict is the built-in allow: policy (on this bus, deciding each command as it is written) gives none.
+  const verdicts = ctx.pb.events.filter((e): e is Verdict => e.type === 'Verdict' && e.command_id === cancel.event_id);
+  assert.equal(verdicts.map((v) => [v.decision, v.rule_id]), [['allow', CANCEL_FORWARD_RULE]]);
 });
 
 f('connections to no listener, and cancels of none, are refused without a record', async (ctx) => {

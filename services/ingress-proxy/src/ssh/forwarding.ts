@@ -1,6 +1,7 @@
 import type { AcceptConnection, Client, ClientChannel, GetStreamCallback, RejectConnection, ServerChannel, TcpConnectionDetails, TcpipBindInfo } from 'ssh2';
 import { AgateError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import { nowMicros, type Command } from '../../../../schemas/src/events.js';
+import { decideHere } from '../decide.js';
 import type { SessionEvents } from '../session-events.js';
 import { AgentRelay, meterAgentChannel, openAgentChannel } from './agent-relay.js';
 import { relayExec } from './exec-relay.js';
@@ -8,6 +9,9 @@ import { canonicalBindHost, canonicalTcpHost } from './tcp-host.js';
 import type { SshGate } from './gate.js';
 import { MAX_REMOTE_FORWARDS, RemoteForwards, type RemoteForward } from './remote-forwards.js';
 import { failureResponse, forwardResponse, grantedResponse } from './responses.js';
+
+/** The built-in rule that allows cancelling a remote forward without asking policy. */
+export const CANCEL_FORWARD_RULE = 'agate.ssh-forward-cancel';
 
 export interface ForwardingDeps {
   /** The channel cap, the decisions, and (for an allowed command's pass) both ends of the connection. */
@@ -144,8 +148,9 @@ export class Forwarding {
   }
 
   /**
-   * `cancel-tcpip-forward`: the target stops listening. Recorded, not decided: it only takes
-   * access away, and a refusal would leave the listener open.
+   * `cancel-tcpip-forward`: the target stops listening. Recorded, not decided by policy: it only
+   * takes access away, and a refusal would leave the listener open. Its one verdict is the allow
+   * of the built-in rule CANCEL_FORWARD_RULE.
    */
   async cancelRemoteForward(accept: (() => void) | undefined, reject: (() => void) | undefined, bind: TcpipBindInfo): Promise<void> {
     const { gate, events } = this.#deps;
@@ -153,7 +158,9 @@ export class Forwarding {
     if (forward === undefined) return reject?.();
     const where = `${forward.bindAddr}:${forward.bindPort}`;
     const command = gate.command(`cancel-tcpip-forward ${where}`, { request: 'tcpip-forward', path: where, cancel: 'true', forward_command_id: forward.command.event_id });
+    const verdict = decideHere(command, 'allow', CANCEL_FORWARD_RULE, 'taking a remote forward away opens nothing; allowed by the built-in rule'); // before it is published
     void events.emitLogged(command);
+    void events.emitLogged(verdict);
     const upstream = await gate.upstreamToRevoke(); // resolved: the listener was bound through it
     const done = (err?: Error | null) => {
       if (err) void events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, `the target could not stop listening on ${where}: ${err.message}`));

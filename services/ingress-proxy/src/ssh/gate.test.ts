@@ -4,6 +4,7 @@ import type { Command, Response, Verdict } from '../../../../schemas/src/events.
 import { FakeConnection, FakeServerChannel, FakeUpstream } from '../../../../test/harness/fake-ssh2.js';
 import { PolicyBus } from '../../../../test/harness/policy-bus.js';
 import { APP, gateOn, SSH_UNIT_POLICY, TUNNELER } from '../../../../test/harness/ssh-gate-fixture.js';
+import { UNASKED_RULE } from '../decide.js';
 import { MAX_CHANNELS, Pass, REFUSED_EXIT_STATUS } from './gate.js';
 
 /* The gate over the real LocalBus and the real policy service; the ssh2 channel is a fake. */
@@ -47,6 +48,20 @@ cap('refuseUnasked records the command and its refusal without waiting for a ver
 const decisions = suite<Ctx>('ssh/gate decide');
 decisions.before.each(async (ctx) => void (ctx.pb = await PolicyBus.start(SSH_UNIT_POLICY)));
 decisions.after.each(async (ctx) => ctx.pb.stop());
+
+decisions('a request refused before policy is asked has one verdict: the deny of the built-in rule, none from policy', async ({ pb }) => {
+  const { gate, events } = gateOn(pb, APP);
+  gate.refuseUnasked('(unreadable captured command)', { request: 'shell-line' }, 'the report was cut');
+  // A command decided after it: policy, which reads commands in order, has passed the first by then.
+  const next = gate.command('ls', { request: 'exec' });
+  await gate.decide(next);
+  await events.drained();
+  const command = await pb.waitFor((es) => es.find((e): e is Command => e.type === 'Command' && e.text === '(unreadable captured command)'));
+  await of(pb, 'Response', command);
+  await of(pb, 'Verdict', next);
+  const verdicts = pb.events.filter((e): e is Verdict => e.type === 'Verdict' && e.command_id === command.event_id);
+  assert.equal(verdicts.map((v) => [v.decision, v.rule_id]), [['deny', UNASKED_RULE]]);
+});
 
 decisions('commands carry the identity, the target, a rising sequence and masked text', ({ pb }) => {
   const { gate } = gateOn(pb, APP);

@@ -3,7 +3,7 @@ import type { Client, Connection, ServerChannel } from 'ssh2';
 import type { Bus } from '../../../../core/src/bus/bus.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
-import { decide, refusalText } from '../decide.js';
+import { decide, decideHere, refusalText, UNASKED_RULE } from '../decide.js';
 import { holdNotice } from '../hold-notice.js';
 import type { Masker } from '../masking/masker.js';
 import type { SessionEvents } from '../session-events.js';
@@ -177,8 +177,21 @@ export class SshGate {
   /** A request refused before policy is asked (the proxy cannot audit it): recorded with its refusal. */
   refuseUnasked(text: string, attributes: Record<string, string>, message: string): void {
     const command = this.command(text, attributes);
-    void this.#deps.events.emitLogged(command);
-    void this.#deps.events.emitLogged(failureResponse(command, 'refused', null, `Agate refused the request: ${message}`));
+    const refusal = `Agate refused the request: ${message}`;
+    void this.recordUnasked(command, refusal);
+    void this.#deps.events.emitLogged(failureResponse(command, 'refused', null, refusal));
+  }
+
+  /**
+   * Records `command`, refused before policy is asked, with the deny of the built-in rule as
+   * its only verdict (policy leaves a command so marked to it); resolves once the command is
+   * recorded (or given up on, logged). The caller records the refusal (its Response).
+   */
+  recordUnasked(command: Command, message: string): Promise<void> {
+    const verdict = decideHere(command, 'deny', UNASKED_RULE, message); // marks the command: before it is published
+    const recorded = this.#deps.events.emitLogged(command);
+    void this.#deps.events.emitLogged(verdict);
+    return recorded;
   }
 
   /** Refuses a request on a session channel: recorded, then stderr and an exit status, and the channel ends. */
