@@ -24,6 +24,8 @@ import { startEmbedded, type RunningAgate } from './components.js';
  * also to a real Kafka broker.
  */
 const cli = suite('agate sql / replay / export');
+/** A secret the audit set's detectors know (an AWS access key id). */
+const AWS_KEY = 'AKIAIOSFODNN7EXAMPLE';
 const ctx = {} as { kafka: KafkaBroker; pg: PostgresServer; agate: RunningAgate; dir: string; config: string; hec: Server; hecUrl: string; hecBodies: string[]; hecAuth: string[] };
 
 const agate = (...args: string[]) => run(process.execPath, [join(packageRoot(), 'bin/agate.js'), ...args, '--config', ctx.config], { timeoutMs: 60_000, env: { ...process.env, AGATE_HEC_TOKEN: 'hec-secret' } });
@@ -50,6 +52,11 @@ query: { listen: 127.0.0.1:${await findFreePort()}, roles: { default_role: none 
   await client.connect();
   await client.query('SELECT * FROM items');
   await client.query('DROP TABLE items').catch(() => undefined);
+  // A notification from a writer outside Agate: recorded as a Notification (no command of its own).
+  await client.query('LISTEN jobs');
+  const notified = new Promise<void>((resolve) => client.once('notification', () => resolve()));
+  await ctx.pg.psql(`NOTIFY jobs, 'deploy key ${AWS_KEY}'`);
+  await notified;
   await client.end();
   ctx.hecBodies = [];
   ctx.hecAuth = [];
@@ -66,7 +73,9 @@ query: { listen: 127.0.0.1:${await findFreePort()}, roles: { default_role: none 
   ctx.hecUrl = `http://127.0.0.1:${(ctx.hec.address() as AddressInfo).port}`;
   for (let i = 0; i < 150; i++) {
     const r = await agate('sql', "SELECT count() AS n FROM agate.responses", '--format', 'csv');
-    if (r.stdout.trim().endsWith('\n2') || r.stdout.trim().split('\n')[1] === '2') return;
+    // The session's close follows its notification in session order, so once it is in the ledger, so is the notification.
+    const closed = await agate('sql', 'SELECT count() AS n FROM agate.sessions WHERE closed_at IS NOT NULL', '--format', 'csv');
+    if (r.stdout.trim().split('\n')[1] === '3' && closed.stdout.trim().split('\n')[1] === '1') return;
     await new Promise((res) => setTimeout(res, 100));
   }
   throw new Error('the session was not recorded');
@@ -110,6 +119,9 @@ cli('agate replay shows each statement with its verdict and result', async () =>
   assert.match(r.stdout, new RegExp(`session ${id}  postgres://appdb`));
   assert.match(r.stdout, /\+ +\d+\.\d{3}s  > SELECT \* FROM items\n +allowed\n +< SELECT 3, 3 rows in [\d.]+ ms/);
   assert.match(r.stdout, /> DROP TABLE items\n +DENY by rule no-drop: no dropping\n +< refused/);
+  // Masked with the audit set, as recorded.
+  assert.match(r.stdout, /> LISTEN jobs\n +allowed\n +< LISTEN, 0 rows in [\d.]+ ms\n\n\+ +\d+\.\d{3}s  ! notification on jobs: deploy key \[masked:cloud_access_key\]/);
+  assert.not.ok(r.stdout.includes(AWS_KEY));
 });
 
 cli('agate export to an NDJSON file resumes from its saved position', async () => {
@@ -118,18 +130,18 @@ cli('agate export to an NDJSON file resumes from its saved position', async () =
   const first = await agate('export', '--format', 'ocsf', '--to', 'ndjson', out, '--state', state);
   assert.is(first.code, 0, first.stderr);
   const events = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.equal(events.map((e) => e.class_uid), [3002, 6005, 6005]);
+  assert.equal(events.map((e) => e.class_uid), [3002, 6005, 6005, 6005]);
   assert.equal(await ocsfErrors(events), {}, 'valid OCSF 1.3.0');
   const again = await agate('export', '--format', 'ocsf', '--to', 'ndjson', out, '--state', state);
   assert.is(again.code, 0);
-  assert.is(readFileSync(out, 'utf8').trim().split('\n').length, 3, 'nothing exported twice');
+  assert.is(readFileSync(out, 'utf8').trim().split('\n').length, 4, 'nothing exported twice (the notification is not exported)');
 });
 
 cli('agate export to a Splunk HEC endpoint sends {"event": …} with the Splunk token', async () => {
   const r = await agate('export', '--format', 'ocsf', '--to', 'hec', ctx.hecUrl, '--state', join(ctx.dir, 'hec-state.json'));
   assert.is(r.code, 0, r.stderr);
   const lines = ctx.hecBodies.join('\n').split('\n').map((l) => JSON.parse(l));
-  assert.is(lines.length, 3);
+  assert.is(lines.length, 4);
   assert.ok(lines.every((l) => typeof l.event.class_uid === 'number' && l.sourcetype === 'ocsf'));
   assert.equal([...new Set(ctx.hecAuth)], ['Splunk hec-secret']);
   assert.not.match(r.stderr, /hec-secret/);
@@ -139,7 +151,7 @@ cli('agate export to a Kafka topic publishes each OCSF event once, keyed by sess
   const state = join(ctx.dir, 'kafka-state.json');
   const r = await agate('export', '--format', 'ocsf', '--to', 'kafka', 'agate.ocsf', '--brokers', ctx.kafka.bootstrap, '--state', state);
   assert.is(r.code, 0, r.stderr);
-  assert.match(r.stderr, /3 OCSF events delivered to kafka:agate\.ocsf/);
+  assert.match(r.stderr, /4 OCSF events delivered to kafka:agate\.ocsf/);
   const again = await agate('export', '--format', 'ocsf', '--to', 'kafka', 'agate.ocsf', '--brokers', ctx.kafka.bootstrap, '--state', state);
   assert.match(again.stderr, /0 OCSF events delivered/);
   const consumer = new Kafka({ clientId: 'cli-test', brokers: [ctx.kafka.bootstrap], logLevel: logLevel.NOTHING }).consumer({ groupId: 'cli-test', maxWaitTimeInMs: 50 });
@@ -147,14 +159,14 @@ cli('agate export to a Kafka topic publishes each OCSF event once, keyed by sess
   await consumer.connect();
   await consumer.subscribe({ topic: 'agate.ocsf', fromBeginning: true });
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${got.length} of 3 records arrived`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`${got.length} of 4 records arrived`)), 30_000);
     void consumer.run({ eachMessage: async ({ message }) => {
       got.push({ key: String(message.key), event: JSON.parse(String(message.value)) });
-      if (got.length === 3) (clearTimeout(timer), resolve());
+      if (got.length === 4) (clearTimeout(timer), resolve());
     } });
   });
   await consumer.disconnect();
-  assert.equal(got.map((g) => g.event.class_uid), [3002, 6005, 6005]);
+  assert.equal(got.map((g) => g.event.class_uid), [3002, 6005, 6005, 6005]);
   for (const g of got) assert.is(g.key, g.event.metadata.correlation_uid);
   assert.equal(await ocsfErrors(got.map((g) => g.event)), {}, 'valid OCSF 1.3.0');
 });

@@ -29,6 +29,10 @@ export function renderReplay(session: SessionRow, events: readonly TimelineEvent
         // An attempt that was refused is not an answer: shown as what it was.
         out.push(`${' '.repeat(11)}  refused attempt to ${e.decision ?? '?'} by ${e.approver ?? '?'}: ${e.reason ?? ''}`);
         break;
+      case 'notification':
+        // Delivered by the target outside any statement (LISTEN/NOTIFY), already masked.
+        out.push(`${offset(e.time)}  ! notification on ${e.channel ?? '?'}: ${indent(e.text ?? '')}`, '');
+        break;
       case 'response': {
         if (e.command_tag?.startsWith('asciicast v2 part ')) break; // shown whole below
         const took = e.duration_us === null ? '' : ` in ${(e.duration_us / 1000).toFixed(1)} ms`;

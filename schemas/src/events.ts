@@ -204,6 +204,25 @@ export interface SessionTerminationRequested extends EventHead {
   reason: string;
 }
 
+/**
+ * A PostgreSQL notification (LISTEN/NOTIFY) the target delivered to the session. It answers no
+ * command, so it is not a Response (one per Command): a record of its own, in session order.
+ */
+export interface Notification extends EventHead {
+  type: 'Notification';
+  sender_pid: number;
+  /** Masked with the audit set (and the client's). */
+  channel: string;
+  /** Masked like `channel`, cut to the recorded value length. */
+  payload: string;
+  /** Bytes of the payload as delivered to the client. */
+  payload_bytes: number;
+  /** `sha256:<hex>` over the payload as delivered to the client. */
+  digest: string;
+  /** Values masked in what the client received. */
+  masked_values: number;
+}
+
 /** A signed ledger checkpoint, published so consumers outside the store can keep it. */
 export interface Checkpoint extends EventHead {
   type: 'Checkpoint';
@@ -215,7 +234,7 @@ export interface Checkpoint extends EventHead {
   note: string;
 }
 
-export type AgateEvent = SessionOpened | AuthenticationFailed | Command | Verdict | Response | SessionClosed | Checkpoint | ApprovalRequested | ApprovalDecision | ApprovalRefused | ApiAuthenticationFailed | SessionTerminationRequested;
+export type AgateEvent = SessionOpened | AuthenticationFailed | Command | Verdict | Response | SessionClosed | Checkpoint | ApprovalRequested | ApprovalDecision | ApprovalRefused | ApiAuthenticationFailed | SessionTerminationRequested | Notification;
 export type EventType = AgateEvent['type'];
 export type EventOf<T extends EventType> = Extract<AgateEvent, { type: T }>;
 
@@ -232,6 +251,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'ApiAuthenticationFailed',
   'ApprovalRefused',
   'SessionTerminationRequested',
+  'Notification',
 ];
 
 /** Current time in Avro `timestamp-micros`. */

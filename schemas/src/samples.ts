@@ -73,4 +73,9 @@ export const SAMPLES: { readonly [T in EventType]: Extract<AgateEvent, { type: T
     type: 'SessionTerminationRequested', event_id: 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', ...head,
     requested_by_issuer: 'https://idp.example.com', requested_by_subject: 'alice', reason: 'runaway migration',
   },
+  Notification: {
+    type: 'Notification', event_id: 'cccccccc-cccc-4ccc-8ccc-cccccccccccc', ...head,
+    sender_pid: 41_207, channel: 'jobs', payload: 'deploy key ***', payload_bytes: 30,
+    digest: 'sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae', masked_values: 1,
+  },
 };

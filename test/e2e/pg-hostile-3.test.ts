@@ -7,17 +7,18 @@
 // directly, a direct writer that a lock would block, and the replies on the wire.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { serialize } from 'pg-protocol';
-import type { AgateEvent, AuthenticationFailed, Command, Response } from '../../schemas/src/events.js';
+import type { AgateEvent, AuthenticationFailed, Command, Notification, Response } from '../../schemas/src/events.js';
 import { ErrorCode } from '../../core/src/errors.js';
 import { cancelRequestPacket, type BackendKey } from '../../services/ingress-proxy/src/pg/cancel.js';
 import { waitForEvents } from './agate-fixture.js';
 import { auditAgent, startHostile, stopHostile, type HostileCtx } from './pg-hostile-fixture.js';
 import { auditEntries } from './pgaudit-log.js';
 import { RawClient, type Reply } from './raw-client.js';
+import { until } from '../harness/until.js';
 
 const hostile = suite<HostileCtx>('a hostile agent against the PostgreSQL proxy, third pass');
 
@@ -262,27 +263,69 @@ hostile('row and table locks that block writers count as writes of the table', a
   assert.equal(locks.map((e) => e.statement), []);
 });
 
-hostile('a notification from another session reaches a masked client masked', async (ctx) => {
+hostile('a notification from another session reaches a masked client masked, and each delivery is recorded as a Notification', async (ctx) => {
   const masked = await login(ctx, { masked: 'yes' });
   const plain = await login(ctx);
+  const sessionOf = async (c: RawClient) => {
+    c.send(serialize.query('SELECT 1 AS notify_probe'));
+    await c.readyCount(1);
+    const events = await waitForEvents(ctx.agate, (es) => es.some((e) => e.type === 'Command' && e.text === 'SELECT 1 AS notify_probe' && !seenSessions.has(e.session_id)));
+    const id = events.find((e): e is Command => e.type === 'Command' && e.text === 'SELECT 1 AS notify_probe' && !seenSessions.has(e.session_id))!.session_id;
+    seenSessions.add(id);
+    return id;
+  };
+  const seenSessions = new Set<string>();
   try {
+    const sessions = [await sessionOf(masked), await sessionOf(plain)];
     for (const c of [masked, plain]) {
       c.send(serialize.query('LISTEN jobs'));
       await c.readyCount(1);
     }
     // A production writer (not through Agate) notifies a detectable secret.
-    await ctx.agate.pg.psql(`NOTIFY jobs, 'deploy key ${AWS_KEY}'`);
+    const sent = `deploy key ${AWS_KEY}`;
+    const senderPid = Number(await ctx.agate.pg.psql(`SELECT pg_backend_pid(), pg_notify('jobs', '${sent}')`).then((out) => out.split('|')[0]));
     for (const c of [masked, plain]) c.send(serialize.query('SELECT 1'));
     const got = await Promise.all([masked, plain].map(async (c) => {
       await c.until((r) => r.name === 'notification');
       return c.readyCount(1);
     }));
-    const [toMasked, toPlain] = got.map((replies) => replies.find((r) => r.name === 'notification') as Reply & { payload?: string; channel?: string });
+    const [toMasked, toPlain] = got.map((replies) => replies.find((r) => r.name === 'notification') as Reply & { payload?: string; channel?: string; processId?: number });
     assert.is(toMasked!.channel, 'jobs');
     assert.match(toMasked!.payload ?? '', /^deploy key /);
     assert.not.ok((toMasked!.payload ?? '').includes(AWS_KEY), `the masked client got ${toMasked!.payload}`);
-    // An unmasked client gets it as sent (the documented limit: notifications are not recorded).
-    assert.is(toPlain!.payload, `deploy key ${AWS_KEY}`);
+    // An unmasked client gets it as sent; the record masks it all the same (the audit set).
+    assert.is(toPlain!.payload, sent);
+
+    // The record, as the query service reads it back from the ledger.
+    const token = await ctx.agate.token({ agate_role: 'auditor' });
+    const timeline = (id: string) => until(`a notification in session ${id}'s timeline`, async () => {
+      const res = await fetch(`${ctx.agate.apiUrl}/v1/sessions/${id}/timeline`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(15_000) });
+      if (res.status !== 200) throw new Error(`timeline: ${res.status} ${await res.text()}`);
+      const body = (await res.json()) as { events: { kind: string; event_id: string; command_id: string; text: string | null; channel: string | null }[] };
+      return body.events.find((e) => e.kind === 'notification');
+    }, { retryErrors: true, everyMs: 150 });
+    const recorded = await Promise.all(sessions.map(timeline));
+    const byId = new Map(ctx.agate.events().filter((e): e is Notification => e.type === 'Notification').map((e) => [e.event_id, e]));
+    for (const [i, delivered] of [toMasked!, toPlain!].entries()) {
+      const row = recorded[i]!;
+      assert.is(row.channel, 'jobs');
+      assert.is(row.command_id, '');
+      assert.match(row.text ?? '', /^deploy key /);
+      assert.not.ok((row.text ?? '').includes(AWS_KEY), `recorded ${row.text}`);
+      const event = byId.get(row.event_id);
+      assert.ok(event !== undefined, 'the timeline row is the Notification the proxy published');
+      assert.is(event!.session_id, sessions[i]);
+      assert.is(event!.sender_pid, senderPid);
+      assert.is(event!.payload, row.text);
+      const bytes = Buffer.from(delivered.payload!, 'utf8');
+      assert.is(event!.payload_bytes, bytes.length);
+      assert.is(event!.digest, `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+      assert.is(event!.masked_values, i === 0 ? 1 : 0, 'values masked in what the client received');
+    }
+    // The masked client received fewer bytes than were sent; the plain one exactly what was sent.
+    assert.ok(byId.get(recorded[0]!.event_id)!.payload_bytes !== Buffer.byteLength(sent));
+    assert.is(byId.get(recorded[1]!.event_id)!.payload_bytes, Buffer.byteLength(sent));
+    assert.not.ok(ctx.agate.busLog().toString('latin1').includes(AWS_KEY), 'the bus log carries the secret');
   } finally {
     masked.close();
     plain.close();

@@ -223,8 +223,11 @@ export function decisionJson(d: FinalDecision): Record<string, unknown> {
   };
 }
 
-/** `approval`: an answer that was accepted; `approval_refused`: an attempt refused (403/409), recorded but never an answer. */
-export type TimelineKind = 'command' | 'verdict' | 'approval' | 'approval_refused' | 'response';
+/**
+ * `approval`: an answer that was accepted; `approval_refused`: an attempt refused (403/409), recorded but never an answer;
+ * `notification`: a PostgreSQL notification the session received (no command: `command_id` is empty, `text` the payload).
+ */
+export type TimelineKind = 'command' | 'verdict' | 'approval' | 'approval_refused' | 'response' | 'notification';
 
 /** One recorded event of a session, flattened so it fits JSON, NDJSON and CSV alike. */
 export interface TimelineEvent {
@@ -244,16 +247,18 @@ export interface TimelineEvent {
   duration_us: number | null;
   error_code: string | null;
   approver: string | null;
+  /** A notification's channel. */
+  channel: string | null;
 }
 
 /**
- * Commands, verdicts, approvals and responses of one session in ledger order, which is the order
+ * Commands, verdicts, approvals, responses and notifications of one session in ledger order, which is the order
  * Agate recorded them. `afterSeq` pages through long sessions.
  */
 export async function sessionEvents(store: Store, sessionId: string, afterSeq: number, limit: number): Promise<TimelineEvent[]> {
-  const rows = await sessionRows(store, sessionId, ['Command', 'Verdict', 'ApprovalDecision', 'ApprovalRefused', 'Response'], afterSeq, limit);
+  const rows = await sessionRows(store, sessionId, ['Command', 'Verdict', 'ApprovalDecision', 'ApprovalRefused', 'Response', 'Notification'], afterSeq, limit);
   return rows.map(({ event_type, chain_id, seq, time, event_id, e }): TimelineEvent => {
-    const base = { chain_id, seq: Number(seq), time, text: null, decision: null, rule_id: null, reason: null, status: null, command_tag: null, rows: null, duration_us: null, error_code: null, approver: null };
+    const base = { chain_id, seq: Number(seq), time, text: null, decision: null, rule_id: null, reason: null, status: null, command_tag: null, rows: null, duration_us: null, error_code: null, approver: null, channel: null };
     switch (event_type) {
       case 'Command':
         return { ...base, kind: 'command', event_id, command_id: event_id, text: String(e.text ?? '') };
@@ -268,6 +273,8 @@ export async function sessionEvents(store: Store, sessionId: string, afterSeq: n
           text: str(e.comment), decision: str(e.decision), approver: str(e.approver_subject), reason: refused,
         };
       }
+      case 'Notification':
+        return { ...base, kind: 'notification', event_id, command_id: '', text: str(e.payload), channel: str(e.channel) };
       default:
         return {
           ...base, kind: 'response', event_id, command_id: String(e.command_id), reason: str(e.error_message), status: str(e.status),

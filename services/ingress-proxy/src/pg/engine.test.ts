@@ -1,10 +1,12 @@
+import { createHash } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { serialize as frontend } from 'pg-protocol';
 import { BUILTIN_MASK_SET } from '../../../../core/src/config.js';
+import { ProtocolError } from '../../../../core/src/errors.js';
 import { initSqlParser } from '../../../../core/src/sql/analyze.js';
 import { silentLogger } from '../../../../core/src/log.js';
-import { PROXY_DECIDED_ATTRIBUTE, type AgateEvent, type Command, type Response, type Verdict } from '../../../../schemas/src/events.js';
+import { PROXY_DECIDED_ATTRIBUTE, type AgateEvent, type Command, type Notification, type Response, type Verdict } from '../../../../schemas/src/events.js';
 import { SAMPLES } from '../../../../schemas/src/samples.js';
 import { serialize as backend } from './backend-serializer.js';
 import { PgEngine, type Decision } from './engine.js';
@@ -29,6 +31,7 @@ function harness(functions: () => FunctionNames | undefined = () => undefined) {
   const engine = new PgEngine(
     { upstream: (b) => void upstream.push(b), flushUpstream: () => undefined, terminate: () => undefined, fatal: async () => undefined },
     {
+      sessionId: SAMPLES.Command.session_id,
       command: (text, parameters, attributes): Command => ({ ...SAMPLES.Command, event_id: `c${++seq}`, sequence: seq, text, parameters, attributes }),
       // Recorded as the bus would record it, then decided.
       decide: async (c): Promise<Decision> => {
@@ -162,6 +165,44 @@ e('closing records what is outstanding as never completed', async () => {
   assert.equal(h.record(), [['SELECT pg_sleep(10)', 'skipped', null, 0]]);
   await h.send(frontend.query('SELECT 2'));
   assert.is(h.record().length, 1, 'nothing is handled once closed');
+});
+
+
+/** A NotificationResponse frame as the server sends one. */
+function notification(pid: number, channel: string, payload: string): Buffer {
+  const body = Buffer.concat([Buffer.alloc(4), Buffer.from(`${channel}\0${payload}\0`, 'utf8')]);
+  body.writeInt32BE(pid, 0);
+  const frame = Buffer.alloc(5 + body.length);
+  frame[0] = 0x41; // A
+  frame.writeInt32BE(4 + body.length, 1);
+  body.copy(frame, 5);
+  return frame;
+}
+
+e('a notification is delivered as sent and recorded as a Notification: masked with the audit set, cut, sized and digested as delivered', async () => {
+  const h = harness();
+  const key = 'AKIAABCDEFGHIJKLMNOP';
+  const payload = `key ${key} ${'x'.repeat(100)}`;
+  const [out] = h.reply(notification(4242, 'jobs', payload));
+  assert.ok(out!.includes(Buffer.from(key)), 'an unmasked client gets what the server sent');
+  const [n, ...more] = h.events.filter((x): x is Notification => x.type === 'Notification');
+  assert.is(more.length, 0);
+  assert.is(n!.session_id, SAMPLES.Command.session_id);
+  assert.is(n!.sender_pid, 4242);
+  assert.is(n!.channel, 'jobs');
+  assert.not.ok(n!.payload.includes(key), n!.payload);
+  assert.ok(n!.payload.startsWith('key ') && n!.payload.endsWith('…') && n!.payload.length === 65, n!.payload);
+  assert.is(n!.payload_bytes, Buffer.byteLength(payload));
+  assert.is(n!.digest, `sha256:${createHash('sha256').update(payload).digest('hex')}`);
+  assert.is(n!.masked_values, 0);
+  assert.is(h.record().length, 0, 'no command was made up for it');
+});
+
+e('a notification that cannot be read is thrown (the session ends), never forwarded unrecorded', async () => {
+  const h = harness();
+  const frame = Buffer.from([0x41, 0, 0, 0, 8, 0, 0, 0, 1]);
+  assert.throws(() => h.reply(frame), (err: Error) => err instanceof ProtocolError);
+  assert.is(h.events.length, 0);
 });
 
 e.run();

@@ -14,6 +14,7 @@ import { decideHere, UNASKED_RULE } from '../decide.js';
 import type { Bind, Close, Describe, Execute, FrontendMessage, FunctionCall, Parse, Query } from './messages.js';
 import { describePortal, refusalParse, syncMessage } from './refusal.js';
 import { MAX_EXPECTED, ReplyRouter, type FailedMessage } from './replies.js';
+import { notificationEvent } from './notification-event.js';
 import { StatementResult, unranResponse, type Outcome, type RecordingOptions } from './result-recorder.js';
 import { SkippedBatch } from './skipped-batch.js';
 import { mayTouchPrepared, SqlPreparedStatements } from './sql-prepared.js';
@@ -36,6 +37,8 @@ export interface EngineIO {
 
 /** What the engine needs to record and decide: given by the session, which knows who and where. */
 export interface EngineDeps {
+  /** The session's id, for the events recorded outside any command (notifications). */
+  sessionId: string;
   /** A Command for `text` in this session (masked, numbered). */
   command(text: string, parameters: (string | null)[], attributes: Record<string, string>): Command;
   /** Publishes the command and waits for its verdict, mapped to run or refuse (decide.ts). */
@@ -100,6 +103,8 @@ export class PgEngine {
       onIdle: () => this.#state.endTransaction(),
       sessionMask: () => deps.sessionMask() ?? this.#maskedClient,
       recordFailed: (failed, outcome) => this.#recordFailed(failed, outcome),
+      notified: (raw, delivered, client, masked) =>
+        void deps.events.emitLogged(notificationEvent(deps.sessionId, raw, delivered, client, masked, deps.recording)),
     });
   }
 

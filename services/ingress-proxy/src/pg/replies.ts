@@ -44,6 +44,12 @@ export interface RouterHooks {
    * recorded, with the server's error.
    */
   recordFailed?: (failed: FailedMessage, outcome: Outcome) => void;
+  /**
+   * A notification reached the client: `raw` as the server sent it, `delivered` as forwarded,
+   * `client` the mask set applied to it (if any) and `masked` the values it masked. Recorded as
+   * a Notification event of its own (it answers no command).
+   */
+  notified?: (raw: Buffer, delivered: Buffer, client: Masker | undefined, masked: number) => void;
 }
 
 /** The server's error for a Parse, Bind or Describe, until an Execute that depended on it is found. */
@@ -289,7 +295,9 @@ export class ReplyRouter {
   /** A notification (from any session) gets the detectors of the mask set in force, as a notice does. */
   #notificationForClient(raw: Buffer, result: StatementResult | undefined): Buffer {
     const masker = result === undefined ? this.#hooks.sessionMask?.() : result.client;
-    return masker === undefined ? raw : maskNotification(raw, masker).frame;
+    const out = masker === undefined ? { frame: raw, masked: 0 } : maskNotification(raw, masker);
+    this.#hooks.notified?.(raw, out.frame, masker, out.masked);
+    return out.frame;
   }
 
   /** The head message failed; the server now skips every message up to the next Sync. */

@@ -135,6 +135,7 @@ export class PgSession {
         fatal: (sqlstate, message, reason) => this.#fatal(sqlstate, message, reason),
       },
       {
+        sessionId: this.id,
         command: (text, parameters, attributes) => this.#command(text, parameters, attributes),
         copyShape: (command) => this.#copyShapes.get(command),
         decide: (command, notifyHold) => this.#decide(command, notifyHold),

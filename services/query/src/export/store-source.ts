@@ -113,6 +113,10 @@ export class StoreExportSource implements ExportSource {
           out.push(record);
           break;
         }
+        case 'Notification':
+          // Not exported (yet): the export's records are a command with its outcome, or a login,
+          // and a notification is neither; it stays in the ledger and the session's timeline.
+          break;
         default:
           this.#learn(row, e);
       }

@@ -52,7 +52,7 @@ export const TimelineRow = z.object({
 }).meta({ id: 'TimelineRow' });
 
 export const TimelineEvent = z.object({
-  kind: z.enum(['command', 'verdict', 'approval', 'approval_refused', 'response']).describe('approval: an accepted answer; approval_refused: a refused attempt (reason holds refused_reason), recorded but never an answer.'),
+  kind: z.enum(['command', 'verdict', 'approval', 'approval_refused', 'response', 'notification']).describe('approval: an accepted answer; approval_refused: a refused attempt (reason holds refused_reason), recorded but never an answer; notification: a PostgreSQL notification the session received (command_id empty, text the masked payload, channel its channel).'),
   chain_id: z.string(),
   seq: z.number().int(),
   time: z.string(),
@@ -68,6 +68,7 @@ export const TimelineEvent = z.object({
   duration_us: z.number().int().nullable().optional(),
   error_code: z.string().nullable().optional(),
   approver: z.string().nullable().optional(),
+  channel: z.string().nullable().optional(),
 }).meta({ id: 'TimelineEvent' });
 
 export const Command = z.object({

@@ -72,7 +72,7 @@ export function sessionRoutes(store: Store): Route[] {
         return {
           kind: 'rows', key: 'events', rows: events as unknown as Record<string, unknown>[],
           next_cursor: last === undefined ? null : encodeCursor([last.seq]),
-          columns: ['kind', 'chain_id', 'seq', 'time', 'event_id', 'command_id', 'text', 'decision', 'rule_id', 'reason', 'status', 'command_tag', 'rows', 'duration_us', 'error_code', 'approver'],
+          columns: ['kind', 'chain_id', 'seq', 'time', 'event_id', 'command_id', 'text', 'decision', 'rule_id', 'reason', 'status', 'command_tag', 'rows', 'duration_us', 'error_code', 'approver', 'channel'],
         };
       },
     },

@@ -3,6 +3,22 @@ import { BufferWriter } from '../buffer-writer.js';
 import { MaskingError } from './data-row.js';
 import type { Masker } from '../../masking/masker.js';
 
+/** The fields of one NotificationResponse ('A') frame. */
+export interface NotificationFields {
+  pid: number;
+  channel: string;
+  payload: string;
+}
+
+/** Reads a NotificationResponse frame ('A', Int32 length, Int32 sender pid, String channel, String payload); throws when it cannot. */
+export function readNotification(frame: Buffer): NotificationFields {
+  const r = new BufferReader(frame, 5);
+  const pid = r.int32();
+  const channel = r.cstring();
+  const payload = r.cstring();
+  return { pid, channel, payload };
+}
+
 /**
  * Masks the payload of one NotificationResponse ('A') frame. A notification can come from any
  * session or trigger (`pg_notify('c', NEW.token)`), so no column rule reaches it: its channel and
@@ -10,21 +26,15 @@ import type { Masker } from '../../masking/masker.js';
  * frame that cannot be read throws {@link MaskingError} (withheld, fail closed).
  */
 export function maskNotification(frame: Buffer, masker: Masker): { frame: Buffer; masked: number } {
-  // 'A', Int32 length, Int32 sending process id, String channel, String payload.
-  let pid: number;
-  let channel: string;
-  let payload: string;
+  let n: NotificationFields;
   try {
-    const r = new BufferReader(frame, 5);
-    pid = r.int32();
-    channel = r.cstring();
-    payload = r.cstring();
+    n = readNotification(frame);
   } catch (cause) {
     throw new MaskingError('a notification from the target could not be read for masking', { cause });
   }
-  const c = masker.maskText(channel);
-  const p = masker.maskText(payload);
+  const c = masker.maskText(n.channel);
+  const p = masker.maskText(n.payload);
   const masked = c.count + p.count;
   if (masked === 0) return { frame, masked };
-  return { frame: new BufferWriter().addInt32(pid).addCString(c.text).addCString(p.text).flush(frame[0]!), masked };
+  return { frame: new BufferWriter().addInt32(n.pid).addCString(c.text).addCString(p.text).flush(frame[0]!), masked };
 }
