@@ -115,11 +115,12 @@ export class KubeEngine {
   async request(session: KubeSession, req: KubeRequest): Promise<Plan> {
     const info = classifyRequest(req.method, req.target);
     if (info.kind === 'invalid') return { kind: 'refuse', status: failure('BadRequest', info.message), info: undefined };
+    const path = normalizedTarget(req.target);
     const { body } = req;
     const read = body === undefined || body.length === 0 ? undefined : readBody(body, req.headers['content-type'], req.headers['content-encoding']);
     // Before the sample is masked: masking writes the very marker looked for.
     const marked = read === undefined || !WRITE_VERBS.has(info.verb) ? [] : maskMarkers(read, body!);
-    const command = this.#command(session, req, info, read);
+    const command = this.#command(session, req, path, info, read);
     if (info.kind === 'resource' && info.verb === '') return this.#refuse(session, command, info, noVerb(req.method, info), ErrorCode.PROTOCOL_VIOLATION, true);
     if (body === undefined) {
       const status = failure('RequestEntityTooLarge', `the request body is larger than ${this.#options.target.maxBodyBytes} bytes, the most Agate records`, info);
@@ -135,7 +136,7 @@ export class KubeEngine {
       return { kind: 'refuse', status: this.#credentialFailed(session, command, info, err), info };
     }
     return {
-      kind: 'forward', command, info, method: req.method, path: normalizedTarget(req.target),
+      kind: 'forward', command, info, method: req.method, path,
       headers: upstreamHeaders(req.headers, credential, body.length), body, client: decision.client, rewrite: this.#review(session, info, req.headers),
       // The verb as the API server decides it: a named GET ignores `watch`, a list with it streams.
       watch: info.kind === 'resource' && info.verb === 'watch',
@@ -147,7 +148,8 @@ export class KubeEngine {
     const info = classifyRequest(req.method, req.target);
     if (info.kind === 'invalid') return { kind: 'refuse', status: failure('BadRequest', info.message) };
     const decided: RequestInfo = info.kind === 'resource' && info.verb === 'get' && UPGRADE_SUBRESOURCES.has(info.subresource) ? { ...info, verb: 'create' } : info;
-    const command = this.#command(session, req, decided, undefined);
+    const path = normalizedTarget(req.target);
+    const command = this.#command(session, req, path, decided, undefined);
     command.attributes.upgrade = String(req.headers.upgrade ?? '').slice(0, 64);
     if (decided.kind === 'resource' && decided.verb === '') return this.#refuse(session, command, decided, noVerb(req.method, decided), ErrorCode.PROTOCOL_VIOLATION, true);
     if (declaresBody(req.headers)) {
@@ -169,7 +171,7 @@ export class KubeEngine {
     } catch (err) {
       return { kind: 'refuse', status: this.#credentialFailed(session, command, decided, err) };
     }
-    return { kind: 'upgrade', command, info: decided, head: upgradeHead(req.method, normalizedTarget(req.target), req.rawHeaders, this.#options.upstream.host, credential) };
+    return { kind: 'upgrade', command, info: decided, head: upgradeHead(req.method, path, req.rawHeaders, this.#options.upstream.host, credential) };
   }
 
   /** The API server could not be reached (or its certificate did not verify): recorded; the Status for the client. */
@@ -202,7 +204,8 @@ export class KubeEngine {
     return undefined;
   }
 
-  #command(session: KubeSession, req: KubeRequest, info: RequestInfo, read: ReadBody | undefined): Command {
+  /** `path`: the normalized request target, the one forwarded. */
+  #command(session: KubeSession, req: KubeRequest, path: string, info: RequestInfo, read: ReadBody | undefined): Command {
     const { recording, maxBodyBytes } = this.#options.target;
     const { body, headers } = req;
     const attributes = requestAttributes(info);
@@ -220,7 +223,7 @@ export class KubeEngine {
     const privilege = privilegeFacts(info, headers, read, body);
     if (privilege.length > 0) attributes.privilege = privilege.join(',');
     // A token in a query string (`?token=`) must never reach the bus.
-    return session.command(recording.audit.maskText(requestText(req.method, req.target)).text, parameters, attributes, headers.traceparent);
+    return session.command(recording.audit.maskText(requestText(req.method, path)).text, parameters, attributes, headers.traceparent);
   }
 
   /** Publishes the command (write-ahead) and waits for its verdict; fails closed. */

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { nowMicros, type Command, type Response, type ResponseStatus } from '../../../../schemas/src/events.js';
 import type { Masker } from '../masking/masker.js';
 import { maskDocument, maskObject, type FieldRule } from './json-mask.js';
@@ -20,7 +20,7 @@ export const RESPONSE_COLUMNS = ['kind', 'namespace', 'name', 'object'];
 export const WATCH_COLUMNS = ['type', 'kind', 'namespace', 'name', 'object'];
 
 export function sha256(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  return `sha256:${hash('sha256', bytes, 'hex')}`;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, describeError } from '../../../../core/src/errors.js';
 import type { Logger } from '../../../../core/src/log.js';
@@ -35,18 +35,28 @@ export interface RelayContext {
   stop?: AbortSignal;
 }
 
-/** Unmasked: streamed as it comes, with a running digest; a copy up to the cap is kept to record. */
+/**
+ * Unmasked: streamed as it comes. Within the cap every chunk is kept for the record anyway, so
+ * its digest is taken in one go after the client has the answer; a running digest starts only
+ * when the answer outgrows the cap (then only the count and digest are recorded).
+ */
 export function relayStream(ctx: RelayContext): void {
   const { session, command, upRes, res, started } = ctx;
   const cap = ctx.target.maxBufferBytes;
-  const hash = createHash('sha256');
   const kept: Buffer[] = [];
+  let running: Hash | undefined;
   let bytes = 0;
   res.writeHead(upRes.statusCode ?? 502, clientHeaders(upRes.headers));
   upRes.on('data', (chunk: Buffer) => {
-    hash.update(chunk);
     bytes += chunk.length;
-    if (bytes <= cap) kept.push(chunk);
+    if (running !== undefined) running.update(chunk);
+    else if (bytes <= cap) kept.push(chunk);
+    else {
+      running = createHash('sha256');
+      for (const k of kept) running.update(k);
+      running.update(chunk);
+      kept.length = 0;
+    }
     if (!res.write(chunk)) {
       upRes.pause();
       res.once('drain', () => upRes.resume());
@@ -54,8 +64,10 @@ export function relayStream(ctx: RelayContext): void {
   });
   upRes.on('end', () => {
     res.end();
-    const doc = bytes <= cap ? parseJson(Buffer.concat(kept), upRes.headers['content-type']) : undefined;
-    void session.events.emitLogged(responseEvent(command, { code: upRes.statusCode ?? 0, bytes, digest: bytes === 0 ? null : `sha256:${hash.digest('hex')}`, doc, maskedForClient: 0, started, contentType: upRes.headers['content-type'] }, ctx.target.recording));
+    const whole = running === undefined ? Buffer.concat(kept, bytes) : undefined;
+    const digest = bytes === 0 ? null : whole !== undefined ? sha256(whole) : `sha256:${running!.digest('hex')}`;
+    const doc = whole === undefined ? undefined : parseJson(whole, upRes.headers['content-type']);
+    void session.events.emitLogged(responseEvent(command, { code: upRes.statusCode ?? 0, bytes, digest, doc, maskedForClient: 0, started, contentType: upRes.headers['content-type'] }, ctx.target.recording));
   });
   upRes.on('error', () => undefined); // reported by 'aborted'
   upRes.on('aborted', () => {

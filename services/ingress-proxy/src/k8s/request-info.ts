@@ -112,9 +112,12 @@ export function normalizedTarget(target: string): string {
   return `${url.pathname}${url.search}`;
 }
 
-/** The command text recorded for a request: method and path, plus a query when it narrows the request. */
+/**
+ * The command text recorded for a request: method and path, plus a query when it narrows the
+ * request. `target` is the normalized one ({@link normalizedTarget}), the very path forwarded.
+ */
 export function requestText(method: string, target: string): string {
-  return `${method.toUpperCase()} ${normalizedTarget(target)}`;
+  return `${method.toUpperCase()} ${target}`;
 }
 
 /** Attributes the policy engine reads (services/policy/src/k8s-request.ts). */
