@@ -324,6 +324,30 @@ bus('decideInline: a command and its verdict are written together, and the waite
   await b.close();
 });
 
+bus('a verdict reaches its waiter before the commit is handed to observers and groups, which still get every event in log order', async () => {
+  const b = open(freshDir());
+  b.decideInline({ decide: (c) => [{ ...SAMPLES.Verdict, event_id: randomUUID(), command_id: c.event_id, decision: 'allow' }], written: () => undefined });
+  const seen: string[] = [];
+  b.observe((e) => seen.push(e.type));
+  const group = collect(b, 'g', ['Command', 'Verdict', 'Response'], 5);
+  await group.sub;
+  const first = command();
+  assert.is((await b.requestVerdict(first, 5000)).kind, 'verdict');
+  // Here a proxy forwards the statement: the bookkeeping of the commit comes after.
+  assert.equal(seen, [], 'observers hear of the commit only after the waiter went on');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(seen, ['Command', 'Verdict']);
+  // A Response rides the next command's commit: a resolved publish means observers have it.
+  const response = b.publish({ ...SAMPLES.Response, event_id: randomUUID(), command_id: first.event_id });
+  const second = b.requestVerdict(command(), 5000);
+  await response;
+  assert.equal(seen, ['Command', 'Verdict', 'Response', 'Command', 'Verdict']);
+  assert.is((await second).kind, 'verdict');
+  await group.finished;
+  assert.equal(group.got.map((e) => e.type), ['Command', 'Verdict', 'Response', 'Command', 'Verdict']);
+  await b.close();
+});
+
 bus('a verdict published later (an approval) reaches its waiter only once it is in the log', async () => {
   const dir = freshDir();
   const b = open(dir);

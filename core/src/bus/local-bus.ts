@@ -63,6 +63,8 @@ export class LocalBus implements Bus {
   /** Decides commands as they are written (decideInline); unset, policy consumes them from the log. */
   #decider: InlineDecider | undefined;
   readonly #observers: ((event: AgateEvent, next: number) => void)[] = [];
+  /** Commits whose bookkeeping waits for the check phase (#settle), in log order. */
+  #unsettled: Written[] = [];
   #closed = false;
 
   constructor(options: LocalBusOptions) {
@@ -142,15 +144,41 @@ export class LocalBus implements Bus {
     // their own. A verdict a proxy waits on (an approval's) is committed at once.
     const urgent = events.some((e) => !LAZY_TYPES.has(e.type) || (e.type === 'Verdict' && this.#waiters.has(e.command_id)));
     const offsets = await this.#log.append(encoded, urgent);
-    for (let i = 0; i < events.length; i++) {
-      const next = offsets[i]! + FRAME_HEADER + encoded[i]!.length;
-      this.#recent.add(offsets[i]!, next, events[i]!, encoded[i]!);
-      for (const o of this.#observers) o(events[i]!, next);
-    }
     if (decider !== undefined && events.length > 1) decider.written(events.slice(1));
+    // The statement a verdict lets run is forwarded first: the rest of the commit's work (the
+    // recent window, observers, consumer groups) waits for the end of this turn's microtasks.
     for (const e of events) if (e.type === 'Verdict') this.#waiters.deliver(e);
-    const to = offsets[events.length - 1]! + FRAME_HEADER + encoded[events.length - 1]!.length;
-    for (const c of this.#consumers) c.appended(offsets[0]!, to, events);
+    await new Promise<void>((done, fail) => this.#settle({ offsets, events, encoded, done, fail }));
+  }
+
+  /**
+   * Queues a commit's bookkeeping; the queue runs at the check phase of this turn of the event
+   * loop, after the waiters' continuations (the forwarded statements), in log order: appends
+   * complete in log order, and so are queued in it.
+   */
+  #settle(written: Written): void {
+    this.#unsettled.push(written);
+    if (this.#unsettled.length === 1) setImmediate(() => this.#settleQueued());
+  }
+
+  #settleQueued(): void {
+    const queued = this.#unsettled;
+    this.#unsettled = [];
+    for (const { offsets, events, encoded, done, fail } of queued) {
+      try {
+        for (let i = 0; i < events.length; i++) {
+          const next = offsets[i]! + FRAME_HEADER + encoded[i]!.length;
+          this.#recent.add(offsets[i]!, next, events[i]!, encoded[i]!);
+          for (const o of this.#observers) o(events[i]!, next);
+        }
+        const to = offsets[events.length - 1]! + FRAME_HEADER + encoded[events.length - 1]!.length;
+        for (const c of this.#consumers) c.appended(offsets[0]!, to, events);
+        done();
+      } catch (err) {
+        // As before this was queued: the publish fails with what went wrong (the event is durable).
+        fail(err);
+      }
+    }
   }
 
   /**
@@ -321,6 +349,15 @@ class RecentEvents {
     }
     return lo;
   }
+}
+
+/** One durable append whose bookkeeping is queued (LocalBus.#settle); `done` resolves its publish. */
+interface Written {
+  offsets: number[];
+  events: AgateEvent[];
+  encoded: Buffer[];
+  done: () => void;
+  fail: (err: unknown) => void;
 }
 
 /** Events whose durability nobody waits on to proceed (LocalLog.append's `urgent: false`). */

@@ -87,6 +87,15 @@ async function recordOf(ctx: Ctx, command: string, count: number): Promise<Agate
   return of();
 }
 
+/** The command recorded with `text`, once the subscriber has it. */
+async function recordedCommand(ctx: Ctx, text: string): Promise<Command> {
+  const find = () => ctx.recorded.find((e): e is Command => e.type === 'Command' && e.text === text);
+  for (let i = 0; i < 200 && find() === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+  const command = find();
+  assert.ok(command, `the command "${text}" was recorded`);
+  return command!;
+}
+
 k('an allowed get: recorded before it is forwarded, with the client token replaced by Agate\'s credential', async (ctx) => {
   const plan = forwarded(await ctx.engine.request(ctx.session, {
     method: 'GET', target: '/api/v1/namespaces/app/configmaps/settings', body: Buffer.alloc(0),
@@ -114,8 +123,8 @@ k('a denied delete: a Forbidden Status naming the rule, and the refusal recorded
   assert.equal([plan.status.code, plan.status.reason], [403, 'Forbidden']);
   assert.match(plan.status.message, 'rule "no-configmap-delete": deleting configmaps needs a human');
   assert.equal(plan.status.details, { kind: 'configmaps', name: 'settings' });
-  const commands = ctx.recorded.filter((e): e is Command => e.type === 'Command');
-  const command = commands.find((c) => c.text === 'DELETE /api/v1/namespaces/app/configmaps/settings')!;
+  // The subscriber hears of a commit after the request goes on: it is waited for.
+  const command = await recordedCommand(ctx, 'DELETE /api/v1/namespaces/app/configmaps/settings');
   const record = await recordOf(ctx, command.event_id, 3);
   assert.equal(record.map((e) => e.type), ['Command', 'Verdict', 'Response']);
   const response = record[2] as Response;
@@ -141,7 +150,8 @@ k('a held delete waits for the approver, then is forwarded', async (ctx) => {
   const plan = forwarded(await pending);
   assert.is(plan.method, 'DELETE');
   assert.is(plan.command.event_id, request!.command_id);
-  const verdicts = (await recordOf(ctx, plan.command.event_id, 3)).filter((e) => e.type === 'Verdict').map((e) => e.type === 'Verdict' && e.decision);
+  // The command, its approval request and its two verdicts.
+  const verdicts = (await recordOf(ctx, plan.command.event_id, 4)).filter((e) => e.type === 'Verdict').map((e) => e.type === 'Verdict' && e.decision);
   assert.equal(verdicts, ['hold', 'allow']);
 });
 
