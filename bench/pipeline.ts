@@ -13,8 +13,8 @@
  * double in its own process (the embedded engine behind a server's HTTP interface: what several
  * ledgers can share), or with `--store embedded` the engine inside the one ledger process.
  * Printed besides: the CPU each process used per event while the events went in, so the ledger's
- * own cost can be told from the rest on a loaded machine. AGATE_BENCH_NODE_ARGS (e.g.
- * `--cpu-prof --cpu-prof-dir=/tmp/prof`) goes to the `agate` processes.
+ * own cost can be told from the rest on a loaded machine, and per verdict over the round trips.
+ * AGATE_BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) goes to the `agate` processes.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -57,6 +57,8 @@ interface Figures {
   cpu: { publishers: number; broker?: number; ledgers?: number; store?: number; policy?: number };
   /** Events each ledger process stored (several: how the partitions were shared). */
   perLedger?: number[];
+  /** CPU per verdict round trip, µs, per process (all its threads); Kafka rows only. */
+  verdictCpu?: { proxy: number; broker: number; policy: number; ledgers: number; store?: number };
   load: string;
 }
 
@@ -77,18 +79,27 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function verdictLatency(proxy: Bus, n: number): Promise<{ p50: number; p99: number }> {
+/**
+ * `n` sequential verdict round trips after 50 to warm up. With `pids`, the CPU each of those
+ * processes (and this one, as `proxy`) used over the timed round trips, in µs per verdict: what
+ * a round trip costs the machine, which holds up better than its latency on a shared one.
+ */
+async function verdictLatency(proxy: Bus, n: number, pids: Record<string, number> = {}): Promise<{ p50: number; p99: number; verdictCpu: Record<string, number> }> {
   const times: number[] = [];
   const session = randomUUID();
+  let cpuBefore: Record<string, number> = {};
   for (let i = 0; i < n + 50; i++) {
+    if (i === 50) cpuBefore = { proxy: selfCpuSeconds(), ...Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)])) };
     const cmd: Command = { ...SAMPLES.Command, event_id: randomUUID(), session_id: session, time: nowMicros(), text: `SELECT ${i}` };
     const t0 = performance.now();
     const o = await proxy.requestVerdict(cmd, 5000);
     if (o.kind !== 'verdict') throw new Error('a verdict timed out during the benchmark');
     if (i >= 50) times.push(performance.now() - t0); // the first 50 warm up connections and caches
   }
+  const verdictCpu: Record<string, number> = { proxy: ((selfCpuSeconds() - cpuBefore.proxy!) * 1e6) / n };
+  for (const [k, pid] of Object.entries(pids)) verdictCpu[k] = ((cpuSeconds(pid) - cpuBefore[k]!) * 1e6) / n;
   times.sort((a, b) => a - b);
-  return { p50: percentile(times, 50), p99: percentile(times, 99) };
+  return { p50: percentile(times, 50), p99: percentile(times, 99), verdictCpu };
 }
 
 /**
@@ -141,7 +152,7 @@ async function embedded(verdicts: number, events: number): Promise<Figures> {
   await bus.close();
   await store.close();
   rmSync(dir, { recursive: true, force: true });
-  return { mode: 'embedded (one process, local log, fsync)', ...lat, eventsPerSec: tp.eventsPerSec, lagMs: tp.lagMs, cpu: { publishers: tp.cpu.self! }, load: `${load} / ${loadNow()}` };
+  return { mode: 'embedded (one process, local log, fsync)', p50: lat.p50, p99: lat.p99, eventsPerSec: tp.eventsPerSec, lagMs: tp.lagMs, cpu: { publishers: tp.cpu.self! }, load: `${load} / ${loadNow()}` };
 }
 
 /** Events the ledger processes stored so far (their agate_consumer_events_total{group="ledger"}), each. */
@@ -193,17 +204,19 @@ ops: { listen: "127.0.0.1:${ops}" }
       brokers: [broker.bootstrap], instanceId: 'proxy', groupPrefix: consumerGroupPrefix(`${topic}.events`), eventsTopic: `${topic}.events`, verdictsTopic: `${topic}.verdicts`,
       partitions: PARTITIONS, replicationFactor: 1, wire: new SingleObjectWire(new EventCodec()), logger: silentLogger, awaitsVerdicts: true,
     });
-    const lat = await verdictLatency(proxy, verdicts);
-    const ops = ledgers.map((l) => l.ops);
-    const countsBefore = await ledgerCounts(ops);
     const pids: Record<string, number> = { broker: broker.pid!, policy: policy.process.pid, ...Object.fromEntries(ledgers.map((l, i) => [`ledger${i}`, l.process.pid])) };
     if (double !== undefined) pids.store = double.child.pid!;
+    const lat = await verdictLatency(proxy, verdicts, pids);
+    const ops = ledgers.map((l) => l.ops);
+    const countsBefore = await ledgerCounts(ops);
     const tp = await throughput(proxy, async () => (await ledgerCounts(ops)).reduce((a, b) => a + b, 0), events, pids);
     const countsAfter = await ledgerCounts(ops);
     const ledgerCpu = ledgers.reduce((s, _, i) => s + tp.cpu[`ledger${i}`]!, 0);
     const mode = `Kafka, ${setup.ledgers} ledger process${setup.ledgers === 1 ? '' : 'es'}${setup.store === 'embedded' ? ' (engine inside)' : ''}`;
+    const vc = lat.verdictCpu;
+    const verdictCpu = { proxy: vc.proxy!, broker: vc.broker!, policy: vc.policy!, ledgers: ledgers.reduce((sum, _, i) => sum + vc[`ledger${i}`]!, 0), store: vc.store };
     return {
-      mode, ...lat, eventsPerSec: tp.eventsPerSec, lagMs: tp.lagMs,
+      mode, p50: lat.p50, p99: lat.p99, verdictCpu, eventsPerSec: tp.eventsPerSec, lagMs: tp.lagMs,
       cpu: { publishers: tp.cpu.self!, broker: tp.cpu.broker, ledgers: ledgerCpu, store: tp.cpu.store, policy: tp.cpu.policy },
       perLedger: countsAfter.map((c, i) => c - countsBefore[i]!), load: `${load} / ${loadNow()}`,
     };
@@ -249,6 +262,10 @@ export async function run(argv: string[]): Promise<void> {
   for (const r of rows) {
     const cpu = [r.cpu.publishers, r.cpu.broker, r.cpu.ledgers, r.cpu.store, r.cpu.policy].map(us).join(' / ');
     console.log(`${pad(r.mode, 52)}${pad(r.p50.toFixed(2) + ' ms', 13)}${pad(r.p99.toFixed(2) + ' ms', 13)}${pad(String(r.eventsPerSec), 10)}${pad(`${r.lagMs} ms`, 10)}${pad(cpu, 54)}${r.load}`);
+    if (r.verdictCpu !== undefined) {
+      const v = r.verdictCpu;
+      console.log(`${' '.repeat(4)}CPU µs per verdict: proxy ${us(v.proxy)} / broker ${us(v.broker)} / policy ${us(v.policy)} / ledgers ${us(v.ledgers)} / store ${us(v.store)}`);
+    }
     if (r.perLedger !== undefined && r.perLedger.length > 1) console.log(`${' '.repeat(4)}events per ledger process: ${r.perLedger.join(', ')}`);
   }
   console.log('\ntargets (Kafka): verdict p50 <= 5 ms, p99 <= 20 ms; >= 50,000 events/s sustained into the store');

@@ -29,13 +29,14 @@ const ready = (async () => {
 })();
 ready.catch(() => undefined); // each test awaits it and reports the failure
 
-async function bus(instanceId: string, opts: { registry?: boolean; awaitsVerdicts?: boolean; topic?: string; groupPrefix?: string; connectTimeoutMs?: number } = {}): Promise<KafkaBus> {
+async function bus(instanceId: string, opts: { registry?: boolean; awaitsVerdicts?: boolean; topic?: string; groupPrefix?: string; connectTimeoutMs?: number; lingerMs?: Record<string, number> } = {}): Promise<KafkaBus> {
   await ready;
   const topic = opts.topic ?? 'events';
   const b = await KafkaBus.connect({
     brokers: [broker.bootstrap], instanceId, groupPrefix: opts.groupPrefix ?? consumerGroupPrefix(topic), eventsTopic: topic, verdictsTopic: `${topic}.verdicts`, partitions: 3, replicationFactor: 1,
     wire: opts.registry ? new RegistryWire(registry.url, topic, codec) : new SingleObjectWire(codec), logger: silentLogger, awaitsVerdicts: opts.awaitsVerdicts ?? false,
     ...(opts.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: opts.connectTimeoutMs }),
+    ...(opts.lingerMs === undefined ? {} : { lingerMs: opts.lingerMs }),
   });
   buses.push(b);
   return b;
@@ -75,6 +76,32 @@ kafka('a session stays ordered in one partition under concurrent publishes; batc
     assert.is(got.get(s)!.streams.size, 1);
     assert.match([...got.get(s)!.streams][0]!, /^ordering-[0-2]$/);
   }
+});
+
+kafka('a lingering group reads a trickle of events in a few batches, and every event; other groups one by one', async () => {
+  const b = await bus('linger', { topic: 'linger', lingerMs: { ledger: 2_000 } });
+  const session = randomUUID(); // one session: one partition, so batch counts compare
+  const batches = { ledger: 0, policy: 0 };
+  const seen = { ledger: 0, policy: 0 };
+  const sent = Array.from({ length: 6 }, (_, i) => command(session, `SELECT ${i}`));
+  const all = (['ledger', 'policy'] as const).map((group) => new Promise<void>((resolve) => {
+    void b.subscribe({ group, types: ['Command'], handler: async (batch) => {
+      batches[group] += 1;
+      seen[group] += batch.length;
+      if (seen[group] === sent.length) resolve();
+    } });
+  }));
+  await new Promise((r) => setTimeout(r, 1_500)); // both groups joined and fetching
+  for (const e of sent) {
+    await b.publish(e);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  await Promise.all(all);
+  assert.is(seen.ledger, sent.length);
+  // 6 events 150+ ms apart: the group without a linger is woken for each (or nearly), the
+  // lingering one waits at the broker for 2 s or a MiB, so it gets them in one or two batches.
+  assert.ok(batches.ledger <= 2, `the lingering group read ${batches.ledger} batches`);
+  assert.ok(batches.policy >= 4, `the group without a linger read ${batches.policy} batches`);
 });
 
 kafka('verdicts reach the exact proxy instance that waits, with two proxies at once', async () => {

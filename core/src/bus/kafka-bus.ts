@@ -49,6 +49,12 @@ export interface KafkaBusOptions {
   connectTimeoutMs?: number;
   /** Where each consumer reports whether it runs (a service process's readiness); a CLI command's bus has none. */
   readiness?: Readiness;
+  /**
+   * Per consumer group: how long a fetch may wait at the broker for LINGER_BYTES before it
+   * returns what there is, so the group reads fewer, larger batches. For stores that want few
+   * large inserts (the ledger into ClickHouse); never for groups on the verdict path.
+   */
+  lingerMs?: Readonly<Record<string, number>>;
 }
 
 /** Waits between retries of a batch whose handler failed (core/src/retry.ts). */
@@ -71,6 +77,11 @@ const FETCH = { maxWaitTimeInMs: 500, minBytes: 1 } as const;
  * stalls when an instance joins or leaves; 3 s heartbeats measured no less idle CPU than 1 s.
  */
 const MEMBERSHIP = { sessionTimeout: 10_000, heartbeatInterval: 1_000 } as const;
+/**
+ * What a lingering group's fetch waits for (KafkaBusOptions.lingerMs): under load a fetch fills
+ * this at once, so only a light trickle waits the linger out.
+ */
+const LINGER_BYTES = 1 << 20;
 /** How often a proxy's verdict consumer commits its offsets (see #listenForVerdicts). */
 const VERDICT_COMMIT_INTERVAL_MS = 1_000;
 /** How often a subscription commits past records none of which it handles (see subscribe). */
@@ -203,7 +214,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     // When each partition's offsets were last committed (Date.now()).
     const lastCommit = new Map<number, number>();
     const supervised = await this.#supervise(options.group, async () => {
-      const consumer = this.#kafka.consumer({ groupId, ...FETCH, ...MEMBERSHIP, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
+      const consumer = this.#kafka.consumer({ groupId, ...this.#fetchSettings(options.group), ...MEMBERSHIP, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
       this.#consumers.add(consumer);
       consumer.on(consumer.events.GROUP_JOIN, () => void (joins += 1));
       await consumer.connect();
@@ -264,6 +275,12 @@ export class KafkaBus implements Bus, ProxyLeases {
         if (options.perProcess) await this.#deleteProcessGroups([groupId]);
       },
     };
+  }
+
+  /** A group's fetch settings: FETCH, or a lingering group's longer wait for more bytes. */
+  #fetchSettings(group: string): { maxWaitTimeInMs: number; minBytes: number } {
+    const linger = this.#options.lingerMs?.[group] ?? 0;
+    return linger > 0 ? { maxWaitTimeInMs: linger, minBytes: LINGER_BYTES } : FETCH;
   }
 
   /**
