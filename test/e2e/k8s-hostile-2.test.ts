@@ -1,0 +1,97 @@
+// The hostile agent's third pass at the Kubernetes proxy: reads had through the answer of a
+// write or a subresource, Secret values moved where masking does not look, and targets carried
+// in the body rather than the path. The kube-apiserver's audit log and the objects it stores,
+// read with the administrator's credential, witness what was done; Agate's record must match.
+// Real kube-apiserver, real Agate process, raw HTTPS clients.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { commandsWhere, events, responsesOf, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
+import { admin, audited, raw, startAuditedKube, statusOrBody } from './kube-raw.js';
+import { until } from '../harness/until.js';
+
+const test = suite<KubeAgate>('e2e/kubernetes hostile agent, third pass');
+
+const POLICY = `policy:
+  default: allow
+  rules:
+    - id: no-vault-reads
+      action: deny
+      message: what is in vault is not read by agents
+      match:
+        kubernetes: { verbs: [get, list, watch], resources: [configmaps, pods, deployments], namespaces: [vault] }
+    - id: no-prod-pod-deletes
+      action: deny
+      message: pods in prod are not deleted by agents
+      match:
+        kubernetes: { verbs: [delete], resources: [pods], namespaces: [prod] }
+    - id: secrets-read-masked
+      action: allow
+      mask_client: true
+      match:
+        kubernetes: { verbs: [get, list, watch], resources: [secrets] }
+`;
+
+/** Values that must never reach the agent. */
+const VAULT_VALUE = 'vault-third-pass-canary';
+const SECRET = 'hunter2-third-pass-canary';
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+test.before((ctx) => startAuditedKube(ctx, POLICY, async () => {
+  for (const ns of ['vault', 'dev', 'prod']) await admin(ctx, ['create', 'namespace', ns]);
+  for (const ns of ['vault', 'dev']) {
+    await admin(ctx, ['-n', ns, 'create', 'configmap', 'db', `--from-literal=password=${VAULT_VALUE}`]);
+    await admin(ctx, ['-n', ns, 'run', 'p', '--image=registry.invalid/none', '--restart=Never', `--env=PW=${VAULT_VALUE}`]);
+    await admin(ctx, ['-n', ns, 'create', 'deployment', 'd', '--image=registry.invalid/none']);
+    await admin(ctx, ['-n', ns, 'set', 'env', 'deployment/d', `PW=${VAULT_VALUE}`]);
+  }
+  await admin(ctx, ['-n', 'prod', 'run', 'victim', '--image=registry.invalid/none', '--restart=Never']);
+  await admin(ctx, ['-n', 'dev', 'run', 'harmless', '--image=registry.invalid/none', '--restart=Never']);
+  await admin(ctx, ['create', 'secret', 'generic', 'token', `--from-literal=key=${SECRET}`]);
+}));
+
+test.after((ctx) => stopKubeAgate(ctx));
+
+const MERGE = { 'content-type': 'application/merge-patch+json' };
+const JSON_PATCH = { 'content-type': 'application/json-patch+json' };
+const APPLY = { 'content-type': 'application/apply-patch+yaml' };
+
+test('a refused read is not had through the answer of a write (patch, JSON patch test, apply, deletecollection, all dryRun) or of a status subresource', async (ctx) => {
+  const cm = (ns: string) => `/api/v1/namespaces/${ns}/configmaps`;
+  const tries = (ns: string): Array<[string, string, Record<string, string>, string | undefined]> => [
+    ['PATCH', `${cm(ns)}/db?dryRun=All`, MERGE, '{}'],
+    ['PATCH', `${cm(ns)}/db?dryRun=All`, JSON_PATCH, JSON.stringify([{ op: 'test', path: '/data/password', value: VAULT_VALUE }])],
+    ['PATCH', `${cm(ns)}/db?dryRun=All&fieldManager=agent`, APPLY, '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"db"}}'],
+    ['DELETE', `${cm(ns)}?dryRun=All`, {}, undefined],
+    ['GET', `/api/v1/namespaces/${ns}/pods/p/status`, {}, undefined],
+    ['PATCH', `/api/v1/namespaces/${ns}/pods/p/status?dryRun=All`, MERGE, '{}'],
+    ['GET', `/apis/apps/v1/namespaces/${ns}/deployments/d/status`, {}, undefined],
+  ];
+  const seen: string[] = [];
+  for (const [method, path, headers, body] of tries('vault')) {
+    const r = await raw(ctx, method, path, headers, body);
+    seen.push(`${method} ${path} -> ${r.status} ${statusOrBody(r).slice(0, 160)}`);
+    assert.not.ok(r.body.includes(VAULT_VALUE), `the value came back: ${seen.at(-1)}`);
+    assert.is(r.status, 403, seen.at(-1));
+    assert.match(statusOrBody(r), 'by rule "no-vault-reads"', seen.at(-1));
+  }
+  // The same requests elsewhere run, and do answer with the value: the refusals above are the rule's.
+  for (const [method, path, headers, body] of tries('dev')) {
+    const r = await raw(ctx, method, path, headers, body);
+    assert.is(r.status, 200, `${method} ${path} -> ${r.status} ${r.body.slice(0, 200)}`);
+    assert.ok(r.body.includes(VAULT_VALUE), `${method} ${path} in dev: the probe does not read the value`);
+  }
+  // Witness: the API server handled none of the vault requests; the ConfigMap is there as it was.
+  const reached = await audited(ctx, (e) => e.objectRef?.namespace === 'vault' && (e.requestURI.includes('dryRun=All') || e.objectRef.subresource === 'status'));
+  assert.equal(reached.map((e) => `${e.verb} ${e.requestURI}`), [], seen.join('\n'));
+  const stored = await ctx.kube.kubectl(['-n', 'vault', 'get', 'configmap', 'db', '-o', 'jsonpath={.data.password}']);
+  assert.is(stored.stdout, VAULT_VALUE);
+  // Agate's record: each one a command denied by the rule, its response a refusal.
+  const recorded = await until('the refusals recorded', () => {
+    const e = events(ctx);
+    const cmds = commandsWhere(e, (c) => c.attributes.namespace === 'vault' && (c.text.includes('dryRun=All') || c.attributes.subresource === 'status'));
+    return cmds.length === tries('vault').length && cmds.every((c) => responsesOf(e, c).length > 0) ? cmds.map((c) => [verdictOf(e, c)?.rule_id, responsesOf(e, c)[0]?.status]) : undefined;
+  });
+  assert.equal(recorded, tries('vault').map(() => ['no-vault-reads', 'refused']));
+});
+
+test.run();
