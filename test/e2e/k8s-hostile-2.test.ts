@@ -94,4 +94,45 @@ test('a refused read is not had through the answer of a write (patch, JSON patch
   assert.equal(recorded, tries('vault').map(() => ['no-vault-reads', 'refused']));
 });
 
+test('a masked Secret value cannot be moved where masking does not look (JSON patch copy or move) nor guessed (test)', async (ctx) => {
+  const path = '/api/v1/namespaces/default/secrets/token';
+  const attempts = [
+    [{ op: 'add', path: '/metadata/annotations', value: {} }, { op: 'copy', from: '/data/key', path: '/metadata/annotations/leak' }],
+    [{ op: 'add', path: '/metadata/annotations', value: {} }, { op: 'move', from: '/data/key', path: '/metadata/annotations/leak' }],
+    [{ op: 'add', path: '/metadata/annotations', value: {} }, { op: 'copy', from: '/data', path: '/metadata/annotations' }],
+    [{ op: 'copy', from: '/data/key', path: '/metadata/generateName' }],
+    [{ op: 'test', path: '/data/key', value: b64(SECRET) }],
+  ];
+  const seen: string[] = [];
+  for (const ops of attempts) {
+    for (const query of ['?dryRun=All', '']) {
+      const r = await raw(ctx, 'PATCH', `${path}${query}`, JSON_PATCH, JSON.stringify(ops));
+      seen.push(`${JSON.stringify(ops)}${query} -> ${r.status} ${statusOrBody(r).slice(0, 200)}`);
+      assert.not.ok(r.body.includes(b64(SECRET)) || r.body.includes(SECRET), `the value came back: ${seen.at(-1)}`);
+      assert.is(r.status, 403, seen.at(-1));
+      assert.match(statusOrBody(r), 'JSON patch', seen.at(-1));
+    }
+  }
+  // Witness: the API server saw none of them, and the Secret is as it was, with no annotation.
+  const reached = await audited(ctx, (e) => e.objectRef?.resource === 'secrets' && e.objectRef.name === 'token' && e.verb === 'patch');
+  assert.equal(reached.map((e) => e.requestURI), [], seen.join('\n'));
+  const stored = await ctx.kube.kubectl(['get', 'secret', 'token', '-o', 'json']);
+  const secret = JSON.parse(stored.stdout) as { data: Record<string, string>; metadata: { annotations?: Record<string, string>; labels?: Record<string, string> } };
+  assert.is(secret.data.key, b64(SECRET));
+  assert.is(secret.metadata.annotations?.leak, undefined);
+  assert.is(secret.metadata.labels?.leak, undefined);
+  // A JSON patch that reads no value still runs, masked.
+  const label = await raw(ctx, 'PATCH', path, JSON_PATCH, JSON.stringify([{ op: 'add', path: '/metadata/labels', value: { a: 'b' } }]));
+  assert.is(label.status, 200, label.body);
+  assert.not.ok(label.body.includes(b64(SECRET)));
+  // Agate's record: each refused, with the code that says why.
+  const recorded = await until('the refusals recorded', () => {
+    const e = events(ctx);
+    const cmds = commandsWhere(e, (c) => c.attributes.verb === 'patch' && c.attributes.name === 'token');
+    const refused = cmds.map((c) => responsesOf(e, c)[0]).filter((r) => r?.status === 'refused');
+    return refused.length === attempts.length * 2 ? refused.map((r) => r!.error_code) : undefined;
+  });
+  assert.equal(new Set(recorded), new Set(['MASKED_VALUE_READ']));
+});
+
 test.run();

@@ -11,10 +11,10 @@ import { accessQuestion, combineAccess, questionAttributes, reviewKind, rulesRev
 import { impersonates, upgradeHead, upstreamHeaders } from './headers.js';
 import { privilegeFacts } from './privilege.js';
 import { bodySample, refusedEvent, sha256, type K8sRecording } from './recording.js';
-import { maskMarkers, readBody, type ReadBody } from './request-body.js';
+import { maskMarkers, readBody, valueReadingOps, type ReadBody } from './request-body.js';
 import { classifyRequest, normalizedTarget, requestAttributes, requestText, type RequestInfo } from './request-info.js';
 import type { KubeSession } from './session.js';
-import { failure, forbidden, maskedWrite, type Status } from './status.js';
+import { failure, forbidden, maskedRead, maskedWrite, type Status } from './status.js';
 import type { UpgradeOutcome } from './upgrade.js';
 
 /** The built-in rule that allows discovery without asking policy (it is still recorded). */
@@ -128,6 +128,8 @@ export class KubeEngine {
     if (marked.length > 0) return this.#refuse(session, command, info, maskedWrite(info, marked), ErrorCode.MASKED_VALUE_WRITE, true);
     const decision = await this.#decide(session, command, info, req.headers);
     if (decision.kind === 'refuse') return this.#refuse(session, command, info, decision.status, decision.code, false);
+    const reads = decision.client === undefined || read === undefined ? [] : valueReadingOps(read);
+    if (reads.length > 0) return this.#refuse(session, command, info, maskedRead(info, reads), ErrorCode.MASKED_VALUE_READ, false);
     let credential: Record<string, string>;
     try {
       credential = await this.#options.upstream.credential();
