@@ -5,8 +5,8 @@
 // Real kube-apiserver, real Agate process, raw HTTPS clients.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { commandsWhere, events, responsesOf, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
-import { admin, audited, raw, startAuditedKube, statusOrBody } from './kube-raw.js';
+import { commandsWhere, events, responsesOf, startKubeAgate, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
+import { admin, audited, raw, statusOrBody } from './kube-raw.js';
 import { until } from '../harness/until.js';
 
 const test = suite<KubeAgate>('e2e/kubernetes hostile agent, third pass');
@@ -36,7 +36,18 @@ const VAULT_VALUE = 'vault-third-pass-canary';
 const SECRET = 'hunter2-third-pass-canary';
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-test.before((ctx) => startAuditedKube(ctx, POLICY, async () => {
+// The API server also trusts front-proxy headers from any certificate of its CA, Agate's included.
+test.before(async (ctx) => {
+  try {
+    Object.assign(ctx, await startKubeAgate(POLICY, '', '', { auditLog: true, requestHeaderAuth: true }));
+    await setup(ctx);
+  } catch (err) {
+    console.error('setup failed:', err);
+    throw err;
+  }
+});
+
+async function setup(ctx: KubeAgate): Promise<void> {
   for (const ns of ['vault', 'dev', 'prod']) await admin(ctx, ['create', 'namespace', ns]);
   for (const ns of ['vault', 'dev']) {
     await admin(ctx, ['-n', ns, 'create', 'configmap', 'db', `--from-literal=password=${VAULT_VALUE}`]);
@@ -47,7 +58,7 @@ test.before((ctx) => startAuditedKube(ctx, POLICY, async () => {
   await admin(ctx, ['-n', 'prod', 'run', 'victim', '--image=registry.invalid/none', '--restart=Never']);
   await admin(ctx, ['-n', 'dev', 'run', 'harmless', '--image=registry.invalid/none', '--restart=Never']);
   await admin(ctx, ['create', 'secret', 'generic', 'token', `--from-literal=key=${SECRET}`]);
-}));
+}
 
 test.after((ctx) => stopKubeAgate(ctx));
 
@@ -133,6 +144,36 @@ test('a masked Secret value cannot be moved where masking does not look (JSON pa
     return refused.length === attempts.length * 2 ? refused.map((r) => r!.error_code) : undefined;
   });
   assert.equal(new Set(recorded), new Set(['MASKED_VALUE_READ']));
+});
+
+test('front-proxy headers (X-Remote-User, -Group, -Uid, -Extra-) are impersonation: refused, never forwarded', async (ctx) => {
+  const tries: Array<Record<string, string>> = [
+    { 'x-remote-user': 'alice' },
+    { 'X-Remote-User': 'alice', 'X-Remote-Group': 'system:masters' },
+    { 'x-remote-uid': 'uid-alice' },
+    { 'x-remote-extra-scopes': 'all' },
+  ];
+  const seen: string[] = [];
+  for (const headers of tries) {
+    for (const [method, path, body] of [['GET', '/api/v1/namespaces/dev/configmaps/db', undefined], ['POST', '/api/v1/namespaces/dev/configmaps', JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `by-alice-${seen.length}` } })]] as const) {
+      const r = await raw(ctx, method, path, { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body);
+      seen.push(`${method} ${JSON.stringify(headers)} -> ${r.status} ${statusOrBody(r).slice(0, 160)}`);
+      assert.is(r.status, 403, seen.at(-1));
+      assert.match(statusOrBody(r), 'impersonation', seen.at(-1));
+    }
+  }
+  // Witness: no request under another name reached the API server, and nothing was created.
+  const others = await audited(ctx, (e) => e.user.username !== 'agate-admin' && !e.user.username.startsWith('system:'));
+  assert.equal(others.map((e) => `${e.user.username} ${e.verb} ${e.requestURI}`), [], seen.join('\n'));
+  const created = await ctx.kube.kubectl(['-n', 'dev', 'get', 'configmaps', '-o', 'name']);
+  assert.not.match(created.stdout, 'by-alice', created.stdout);
+  // Agate's record: each one denied by the built-in rule, before policy, and marked as impersonation.
+  const recorded = await until('the refusals recorded', () => {
+    const e = events(ctx);
+    const cmds = commandsWhere(e, (c) => c.attributes.impersonate === 'refused' && c.attributes.namespace === 'dev');
+    return cmds.length === tries.length * 2 && cmds.every((c) => responsesOf(e, c).length > 0) ? cmds.map((c) => [verdictOf(e, c)?.rule_id, responsesOf(e, c)[0]?.status, c.attributes.privilege]) : undefined;
+  });
+  assert.equal(recorded, recorded.map(() => ['agate.k8s-impersonation', 'refused', 'impersonate']));
 });
 
 test.run();

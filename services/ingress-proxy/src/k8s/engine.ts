@@ -237,8 +237,9 @@ export class KubeEngine {
     if (impersonates(headers)) {
       // Impersonation would act as someone else with Agate's credential: refused before policy,
       // by a built-in rule, so the record shows the refusal and no verdict of policy's.
-      const message = 'Agate refused the request: impersonation headers (kubectl --as) are not allowed through Agate';
-      const verdict = decideHere(command, 'deny', IMPERSONATION_RULE, 'impersonation headers (kubectl --as) are not allowed through Agate');
+      const reason = 'impersonation headers (kubectl --as) are not allowed through Agate: Impersonate-*, or a front proxy\'s X-Remote-*';
+      const message = `Agate refused the request: ${reason}`;
+      const verdict = decideHere(command, 'deny', IMPERSONATION_RULE, reason);
       if (!(await recorded())) return unrecorded;
       void session.events.emitLogged(verdict); // nothing runs: it may wait for the bus like a response
       return { kind: 'refuse', code: 'IMPERSONATION_REFUSED', status: failure('Forbidden', message, info) };
