@@ -6,7 +6,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { commandsWhere, events, responsesOf, startKubeAgate, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
-import { admin, audited, raw, statusOrBody } from './kube-raw.js';
+import { admin, audited, complete, raw, statusOrBody, tlsSession } from './kube-raw.js';
+import { agentToken } from './kube-agate.js';
 import { until } from '../harness/until.js';
 
 const test = suite<KubeAgate>('e2e/kubernetes hostile agent, third pass');
@@ -174,6 +175,52 @@ test('front-proxy headers (X-Remote-User, -Group, -Uid, -Extra-) are impersonati
     return cmds.length === tries.length * 2 && cmds.every((c) => responsesOf(e, c).length > 0) ? cmds.map((c) => [verdictOf(e, c)?.rule_id, responsesOf(e, c)[0]?.status, c.attributes.privilege]) : undefined;
   });
   assert.equal(recorded, recorded.map(() => ['agate.k8s-impersonation', 'refused', 'impersonate']));
+});
+
+test('a masked Secret is not had unmasked by a WebSocket watch nor by a dryRun deletecollection', async (ctx) => {
+  const token = await agentToken(ctx);
+  const ws = await tlsSession(ctx);
+  ws.write(`GET /api/v1/namespaces/default/secrets?watch=1&timeoutSeconds=2 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+  const answer = await ws.settle(complete);
+  ws.end();
+  assert.match(answer, /^HTTP\/1\.1 403 /, answer);
+  assert.match(answer, 'cannot do over an upgraded');
+  assert.not.ok(answer.includes(b64(SECRET)));
+  const collection = await raw(ctx, 'DELETE', '/api/v1/namespaces/default/secrets?dryRun=All');
+  assert.is(collection.status, 200, collection.body.slice(0, 200));
+  assert.match(collection.body, '"kind":"SecretList"');
+  assert.not.ok(collection.body.includes(b64(SECRET)), 'the dryRun deletecollection answered with the value');
+  // Witness: the API server never saw the watch; the dryRun deletion left the Secret in place.
+  const watched = await audited(ctx, (e) => e.objectRef?.resource === 'secrets' && e.verb === 'watch');
+  assert.equal(watched.map((e) => e.requestURI), []);
+  const stored = await ctx.kube.kubectl(['get', 'secret', 'token', '-o', 'jsonpath={.data.key}']);
+  assert.is(stored.stdout, b64(SECRET));
+});
+
+test('a target carried in the body (eviction, binding, create naming another namespace, a List) is refused by the API server: nothing else is touched', async (ctx) => {
+  const J = { 'content-type': 'application/json' };
+  const tries: Array<[string, string]> = [
+    ['/api/v1/namespaces/dev/pods/harmless/eviction', JSON.stringify({ apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: 'victim', namespace: 'prod' } })],
+    ['/api/v1/namespaces/dev/pods/harmless/eviction', JSON.stringify({ apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: 'victim', namespace: 'dev' } })],
+    ['/api/v1/namespaces/dev/pods/harmless/binding', JSON.stringify({ apiVersion: 'v1', kind: 'Binding', metadata: { name: 'victim', namespace: 'prod' }, target: { kind: 'Node', name: 'n1' } })],
+    ['/api/v1/namespaces/dev/configmaps', JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'planted', namespace: 'vault' } })],
+    ['/api/v1/namespaces/dev/configmaps', JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'planted', namespace: 'vault' } }] })],
+  ];
+  for (const [path, body] of tries) {
+    const r = await raw(ctx, 'POST', path, J, body);
+    assert.is(r.status, 400, `${path} ${body} -> ${r.status} ${r.body.slice(0, 200)}`);
+  }
+  const victim = await ctx.kube.kubectl(['-n', 'prod', 'get', 'pod', 'victim', '-o', 'jsonpath={.metadata.deletionTimestamp}{.spec.nodeName}']);
+  assert.equal([victim.code, victim.stdout], [0, ''], 'the pod in prod was evicted or bound');
+  const planted = await ctx.kube.kubectl(['-n', 'vault', 'get', 'configmap', 'planted']);
+  assert.is.not(planted.code, 0, 'a ConfigMap was created in vault');
+  // Agate's record matches: each forwarded request recorded with the API server's 400.
+  const recorded = await until('the answers recorded', () => {
+    const e = events(ctx);
+    const cmds = commandsWhere(e, (c) => c.attributes.verb === 'create' && c.attributes.namespace === 'dev' && c.attributes.impersonate === undefined && (c.attributes.resource === 'configmaps' || c.attributes.name === 'harmless'));
+    return cmds.length === tries.length && cmds.every((c) => responsesOf(e, c).length > 0) ? cmds.map((c) => { const r = responsesOf(e, c)[0]!; return [r.status, r.command_tag?.slice(0, 3), r.error_code]; }) : undefined;
+  });
+  assert.equal(recorded, tries.map(() => ['error', '400', 'BadRequest']));
 });
 
 test.run();
