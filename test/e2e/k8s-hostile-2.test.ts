@@ -19,7 +19,7 @@ const POLICY = `policy:
       action: deny
       message: what is in vault is not read by agents
       match:
-        kubernetes: { verbs: [get, list, watch], resources: [configmaps, pods, deployments], namespaces: [vault] }
+        kubernetes: { verbs: [get, list, watch], resources: [configmaps, pods, deployments, widgets], namespaces: [vault] }
     - id: no-prod-pod-deletes
       action: deny
       message: pods in prod are not deleted by agents
@@ -59,6 +59,16 @@ async function setup(ctx: KubeAgate): Promise<void> {
   await admin(ctx, ['-n', 'prod', 'run', 'victim', '--image=registry.invalid/none', '--restart=Never']);
   await admin(ctx, ['-n', 'dev', 'run', 'harmless', '--image=registry.invalid/none', '--restart=Never']);
   await admin(ctx, ['create', 'secret', 'generic', 'token', `--from-literal=key=${SECRET}`]);
+  // A custom resource with a status subresource, served by the API server itself.
+  await admin(ctx, ['apply', '-f', '-'], JSON.stringify({
+    apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'widgets.example.com' },
+    spec: {
+      group: 'example.com', scope: 'Namespaced', names: { plural: 'widgets', singular: 'widget', kind: 'Widget' },
+      versions: [{ name: 'v1', served: true, storage: true, subresources: { status: {} }, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+    },
+  }));
+  await admin(ctx, ['wait', '--for=condition=Established', 'crd/widgets.example.com', '--timeout=60s']);
+  for (const ns of ['vault', 'dev']) await admin(ctx, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w', namespace: ns }, spec: { password: VAULT_VALUE } }));
 }
 
 test.after((ctx) => stopKubeAgate(ctx));
@@ -67,7 +77,7 @@ const MERGE = { 'content-type': 'application/merge-patch+json' };
 const JSON_PATCH = { 'content-type': 'application/json-patch+json' };
 const APPLY = { 'content-type': 'application/apply-patch+yaml' };
 
-test('a refused read is not had through the answer of a write (patch, JSON patch test, apply, deletecollection, all dryRun) or of a status subresource', async (ctx) => {
+test('a refused read is not had through the answer of a write (patch, JSON patch test, apply, deletecollection, all dryRun) or of a status subresource, a custom resource\'s too', async (ctx) => {
   const cm = (ns: string) => `/api/v1/namespaces/${ns}/configmaps`;
   const tries = (ns: string): Array<[string, string, Record<string, string>, string | undefined]> => [
     ['PATCH', `${cm(ns)}/db?dryRun=All`, MERGE, '{}'],
@@ -77,6 +87,8 @@ test('a refused read is not had through the answer of a write (patch, JSON patch
     ['GET', `/api/v1/namespaces/${ns}/pods/p/status`, {}, undefined],
     ['PATCH', `/api/v1/namespaces/${ns}/pods/p/status?dryRun=All`, MERGE, '{}'],
     ['GET', `/apis/apps/v1/namespaces/${ns}/deployments/d/status`, {}, undefined],
+    ['GET', `/apis/example.com/v1/namespaces/${ns}/widgets/w/status`, {}, undefined],
+    ['PATCH', `/apis/example.com/v1/namespaces/${ns}/widgets/w?dryRun=All`, MERGE, '{}'],
   ];
   const seen: string[] = [];
   for (const [method, path, headers, body] of tries('vault')) {
