@@ -25,6 +25,11 @@ const POLICY = `policy:
       message: pods in prod are not deleted by agents
       match:
         kubernetes: { verbs: [delete], resources: [pods], namespaces: [prod] }
+    - id: no-apiserver-internals
+      action: deny
+      message: the API server's own metrics, logs and profiles are not for agents
+      match:
+        kubernetes: { paths: [/metrics, /logs/*, /debug/*] }
     - id: secrets-read-masked
       action: allow
       mask_client: true
@@ -233,6 +238,22 @@ test('a target carried in the body (eviction, binding, create naming another nam
     return cmds.length === tries.length && cmds.every((c) => responsesOf(e, c).length > 0) ? cmds.map((c) => { const r = responsesOf(e, c)[0]!; return [r.status, r.command_tag?.slice(0, 3), r.error_code]; }) : undefined;
   });
   assert.equal(recorded, tries.map(() => ['error', '400', 'BadRequest']));
+});
+
+test('non-resource paths (/metrics, /logs, /debug) are named by a rule with paths, in every slash spelling', async (ctx) => {
+  const seen: string[] = [];
+  for (const path of ['/metrics', '/%2Fmetrics', '/metrics/', '/./metrics', '/logs/', '/debug/pprof/', '/api/../metrics']) {
+    const r = await raw(ctx, 'GET', path);
+    seen.push(`${path} -> ${r.status} ${r.body.slice(0, 120)}`);
+    assert.is(r.status, 403, seen.at(-1));
+    assert.match(r.body, 'by rule "no-apiserver-internals"', seen.at(-1));
+    assert.not.match(r.body, '# HELP', seen.at(-1));
+  }
+  // Discovery and other paths still run.
+  assert.is((await raw(ctx, 'GET', '/version')).status, 200);
+  // Witness: the API server served no metrics to Agate's credential after setup.
+  const served = await audited(ctx, (e) => /metrics|logs|debug/.test(e.requestURI));
+  assert.equal(served.map((e) => e.requestURI), [], seen.join('\n'));
 });
 
 test.run();

@@ -348,6 +348,31 @@ evaluate('kubernetes: a refusal of reads holds for every request whose answer ca
   assert.is(k8s({ verb: 'get', resource: 'pods', subresource: 'log', namespace: 'app', name: 'p' }).decision, 'allow');
 });
 
+evaluate('kubernetes: a rule with paths names non-resource requests, in any slash spelling when it refuses; other rules never match them', () => {
+  const p = policyOf(`policy:
+  default: allow
+  rules:
+    - { id: no-debug, action: deny, match: { kubernetes: { paths: [/debug/*, /logs/*, /metrics] } } }
+    - { id: no-privilege, action: deny, match: { kubernetes: { privilege: ["*"] } } }
+    - { id: ok-readyz, action: allow, match: { kubernetes: { paths: [/readyz/], verbs: [get] } } }
+`);
+  const rule = (verb: string, path: string) => p.evaluate(cmd('kubectl', { protocol: 'kubernetes', attributes: { verb, path, non_resource: 'true' } })).rule_id;
+  for (const path of ['/metrics', '//metrics', '/metrics/', '/debug/pprof/', '/logs/kube-apiserver.log']) assert.is(rule('get', path), 'no-debug', path);
+  assert.is(rule('delete', '/metrics'), 'no-debug');
+  assert.is(rule('get', '/version'), null);
+  // An allow is never widened: only the spelling it names.
+  assert.is(rule('get', '/readyz/'), 'ok-readyz');
+  assert.is(rule('get', '/readyz'), null);
+  assert.is(rule('post', '/readyz/'), null);
+  // A resource request is not matched by paths, whatever its path.
+  assert.is(p.evaluate(cmd('kubectl', { protocol: 'kubernetes', attributes: { verb: 'get', resource: 'metrics', path: '/metrics' } })).rule_id, null);
+  assert.throws(() => policyOf(`policy:
+  default: allow
+  rules:
+    - { id: mixed, action: deny, match: { kubernetes: { paths: [/metrics], resources: [pods] } } }
+`), /expected paths alone/);
+});
+
 const policyOf = (yaml: string) => new CompiledPolicy(parseConfig(`identity: { dev_issuer: { enabled: true } }\n${yaml}`, 'inline.yaml').policy);
 
 evaluate('tables match what a statement writes as well as what it reads; tables_read and tables_written pick one', () => {

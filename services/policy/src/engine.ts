@@ -8,7 +8,7 @@ import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
 import { EVERY_TABLE, sqlFacts, type SqlFacts } from '../../../core/src/sql/facts.js';
 import { GUARDED_EFFECTS, type SqlEffect } from '../../../core/src/sql/effects.js';
-import { k8sRequest, type K8sRequest } from './k8s-request.js';
+import { k8sPathRequest, k8sRequest, type K8sRequest } from './k8s-request.js';
 import { gitUpdates, type GitUpdate } from './git-push.js';
 import { HOOK_TAMPER_RULE, completeCapturedHeader, hookTamper } from './shell-hook.js';
 
@@ -58,6 +58,12 @@ function readsOf(r: K8sRequest): K8sRequest[] {
   if (r.verb === 'update' || r.verb === 'patch' || r.verb === 'delete') return [{ ...r, verb: 'get' }];
   if (r.verb === 'deletecollection') return [{ ...r, verb: 'list' }];
   return [];
+}
+
+/** A non-resource path with repeated slashes collapsed, and that without its trailing slash. */
+function pathSpellings(path: string): string[] {
+  const collapsed = path.replace(/\/{2,}/g, '/');
+  return [collapsed, collapsed.length > 1 ? collapsed.replace(/\/$/, '') : collapsed];
 }
 
 export interface PolicyDecision {
@@ -491,7 +497,14 @@ function compileRule(config: RuleConfig): CompiledRule {
     // them, and a list, watch or deletecollection acts on them, so a refusal for one namespace holds.
     return namespaceTest === undefined || anyNamespace || namespaceTest(r.namespace) || (r.namespace === '' && (anyVerb || (restrictive && ACROSS_NAMESPACES.has(r.verb))));
   };
+  const pathTest = k8s?.paths === undefined ? undefined : anyGlob(k8s.paths);
   const k8sMatches = (command: Command, anyVerb: boolean): boolean => {
+    if (pathTest !== undefined) {
+      const p = k8sPathRequest(command);
+      if (p === undefined || (!anyVerb && verbTest !== undefined && !verbTest.has(p.verb))) return false;
+      // The API server's mux may serve `//metrics` or `/metrics/` as `/metrics`: a refusal counts them.
+      return pathTest(p.path) || (restrictive && pathSpellings(p.path).some(pathTest));
+    }
     const r = k8sRequest(command);
     if (r === undefined) return false; // a Kubernetes rule never matches what it cannot read
     if (requestMatches(r, anyVerb)) return true;
