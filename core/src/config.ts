@@ -221,7 +221,7 @@ const ruleMatch = z.strictObject({
         .array(z.enum(['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection', '*']))
         .nonempty()
         .optional()
-        .describe('RBAC verbs; `delete` also matches `deletecollection`, the deletion of many. A `deny` or `hold` rule also matches requests of the same effect: `create pods/eviction` as `delete pods`; a write of `pods/ephemeralcontainers` (`kubectl debug`) and any `nodes/proxy` request (the kubelet\'s exec, any namespace) as `create pods/exec`; any `pods/proxy` or `services/proxy` request (HTTP to the pods\' ports) as `create pods/portforward`; the old `/api/v1/proxy/…` paths like the subresources they spell'),
+        .describe('RBAC verbs; `delete` also matches `deletecollection`, the deletion of many. A `deny` or `hold` rule also matches requests of the same effect: `create pods/eviction` as `delete pods`; a write of `pods/ephemeralcontainers` (`kubectl debug`) and any `nodes/proxy` request (the kubelet\'s exec, any namespace) as `create pods/exec`; any `pods/proxy` or `services/proxy` request (HTTP to the pods\' ports) as `create pods/portforward`; the old `/api/v1/proxy/…` paths like the subresources they spell; and every request whose answer carries the object as a read of it: `update`, `patch`, `delete` as `get`, `deletecollection` as `list`, any verb on a subresource answering with the whole object (`status`, and any but `scale`, `eviction`, `binding`, `token`, `log`, `exec`, `attach`, `portforward`, `proxy`) as `get` of the resource'),
       resources: z.array(z.string().min(1)).nonempty().optional().describe('resource globs such as `pods/exec`, `secrets`'),
       namespaces: z.array(z.string()).nonempty().optional().describe('namespace globs. A `deny` or `hold` rule also matches a list, watch or deletecollection across all namespaces (it reaches the named ones); an `allow` rule never does'),
       privilege: z
@@ -233,7 +233,13 @@ const ruleMatch = z.strictObject({
         .literal(true)
         .optional()
         .describe('`true`: only a request whose body Agate cannot read matches (`attributes.body: unreadable`: a media type other than JSON, YAML or protobuf such as CBOR, any `Content-Encoding`, YAML it cannot parse, JSON with a key repeated in one object). Such a request is refused (rule `agate.unverifiable`) unless an allow rule with this condition matches it, whatever the policy default'),
+      paths: z
+        .array(z.string().regex(/^\//, 'expected a path glob such as /metrics or /debug/*'))
+        .nonempty()
+        .optional()
+        .describe('globs over the path of a non-resource request (`/metrics`, `/logs/*`, `/debug/*`; `*` spans `/`), which no other condition names: a rule with `paths` matches only non-resource requests (its `verbs` are then the lower-cased method: `get`, `delete`, …), and a rule without never does. A `deny` or `hold` rule also matches the path with repeated slashes collapsed and without its trailing slash'),
     })
+    .refine((k) => k.paths === undefined || (k.resources === undefined && k.namespaces === undefined && k.privilege === undefined && k.unreadable_body === undefined), 'expected paths alone (with verbs at most): a non-resource request has no resource, namespace, privilege or body to match')
     .optional()
     .describe('Kubernetes API requests, matched against the request descriptor the Kubernetes proxy records (attributes `verb`, `resource`, `subresource`, `namespace`, `privilege`); a Kubernetes rule never matches a command without one'),
   ssh: z

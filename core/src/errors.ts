@@ -39,6 +39,8 @@ export const ErrorCode = {
   MASKING_FAILED: 'MASKING_FAILED',
   /** A write carries Agate's mask marker (a masked read sent back): refused, the real value kept. */
   MASKED_VALUE_WRITE: 'MASKED_VALUE_WRITE',
+  /** A JSON patch would copy, move or test a value the client's (masked) copy hides: refused before it runs. */
+  MASKED_VALUE_READ: 'MASKED_VALUE_READ',
   // upstream targets
   UPSTREAM_UNREACHABLE: 'UPSTREAM_UNREACHABLE',
   UPSTREAM_AUTH_FAILED: 'UPSTREAM_AUTH_FAILED',

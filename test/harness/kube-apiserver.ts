@@ -100,6 +100,12 @@ export interface StartKubeApiServerOptions {
    * line): the independent record of what the API server did, to compare Agate's record against.
    */
   auditLog?: boolean;
+  /**
+   * Turns on front-proxy (request header) authentication, trusting the administrator's client
+   * certificate (the one Agate reaches the API server with) as a front proxy: `X-Remote-User` and
+   * its siblings on its requests then name who the API server acts as.
+   */
+  requestHeaderAuth?: boolean;
 }
 
 const HOST = '127.0.0.1';
@@ -141,7 +147,8 @@ export async function startKubeApiServer(opts: StartKubeApiServerOptions = {}): 
 
     const etcdPort = await startEtcd(bin, dir, children, capture, deadline);
     const audit = opts.auditLog === true ? await auditFiles(dir) : undefined;
-    const port = await startApiServer(bin, dir, pki, tokenFile, `http://${HOST}:${etcdPort}`, children, capture, () => output, deadline, audit);
+    const frontProxy = opts.requestHeaderAuth === true ? requestHeaderFlags(pki.caFile) : [];
+    const port = await startApiServer(bin, dir, pki, tokenFile, `http://${HOST}:${etcdPort}`, children, capture, () => output, deadline, audit, frontProxy);
     const url = `https://${HOST}:${port}`;
     const caPem = await readFile(pki.caFile, 'utf8');
     const kubectlPath = join(bin, 'kubectl');
@@ -315,10 +322,19 @@ async function auditFiles(dir: string): Promise<{ policy: string; log: string }>
   return { policy, log: join(dir, 'audit.log') };
 }
 
+/** kube-apiserver flags for front-proxy authentication with the usual (kubeadm) header names. */
+function requestHeaderFlags(caFile: string): string[] {
+  return [
+    // Its CA also signs ordinary client certificates, so the API server insists on named proxies.
+    `--requestheader-client-ca-file=${caFile}`, '--requestheader-allowed-names=agate-admin', '--requestheader-username-headers=X-Remote-User', '--requestheader-uid-headers=X-Remote-Uid',
+    '--requestheader-group-headers=X-Remote-Group', '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+  ];
+}
+
 async function startApiServer(
   bin: string, dir: string, pki: Pki, tokenFile: string, etcd: string,
   children: ChildProcess[], capture: Capture, log: () => string, deadline: number,
-  audit: { policy: string; log: string } | undefined,
+  audit: { policy: string; log: string } | undefined, extraFlags: readonly string[],
 ): Promise<number> {
   for (let attempt = 1; ; attempt++) {
     const port = await findFreePort();
@@ -342,6 +358,7 @@ async function startApiServer(
       '--v=1',
       // Written as each request is handled (the default batch backend would lag behind).
       ...(audit === undefined ? [] : [`--audit-policy-file=${audit.policy}`, `--audit-log-path=${audit.log}`, '--audit-log-mode=blocking', '--audit-log-format=json']),
+      ...extraFlags,
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (out = (out + d).slice(-32_000)));

@@ -318,6 +318,61 @@ evaluate('kubernetes: a refusal for one namespace holds across all namespaces an
   assert.is(k8s({ verb: 'list', resource: 'pods' }), null);
 });
 
+evaluate('kubernetes: a refusal of reads holds for every request whose answer carries the object (writes, dryRun, deletecollection, status); a mask covers status', () => {
+  const p = policyOf(`policy:
+  default: allow
+  rules:
+    - { id: no-vault-reads, action: deny, match: { kubernetes: { verbs: [get, list], resources: [configmaps, pods, deployments], namespaces: [vault] } } }
+    - { id: no-watch, action: deny, match: { kubernetes: { verbs: [watch], resources: [services] } } }
+    - { id: pods-masked, action: allow, mask_client: true, match: { kubernetes: { verbs: [get], resources: [pods], namespaces: [app] } } }
+`);
+  const k8s = (attributes: Record<string, string>) => p.evaluate(cmd('kubectl', { protocol: 'kubernetes', attributes }));
+  const rule = (attributes: Record<string, string>) => k8s(attributes).rule_id;
+  for (const verb of ['update', 'patch', 'delete']) assert.is(rule({ verb, resource: 'configmaps', namespace: 'vault', name: 'db' }), 'no-vault-reads', verb);
+  assert.is(rule({ verb: 'deletecollection', resource: 'configmaps', namespace: 'vault' }), 'no-vault-reads');
+  assert.is(rule({ verb: 'deletecollection', resource: 'configmaps' }), 'no-vault-reads');
+  // A status (or an unknown) subresource answers with the whole object, whatever the verb.
+  for (const verb of ['get', 'patch', 'update']) assert.is(rule({ verb, resource: 'pods', subresource: 'status', namespace: 'vault', name: 'p' }), 'no-vault-reads', verb);
+  assert.is(rule({ verb: 'get', resource: 'deployments', subresource: 'status', api_group: 'apps', namespace: 'vault', name: 'd' }), 'no-vault-reads');
+  assert.is(rule({ verb: 'get', resource: 'deployments', subresource: 'whatnext', api_group: 'apps', namespace: 'vault', name: 'd' }), 'no-vault-reads');
+  // Subresources that answer with something else, a create, and other namespaces are not reads of the object.
+  assert.is(rule({ verb: 'get', resource: 'deployments', subresource: 'scale', api_group: 'apps', namespace: 'vault', name: 'd' }), null);
+  assert.is(rule({ verb: 'get', resource: 'pods', subresource: 'log', namespace: 'vault', name: 'p' }), null);
+  assert.is(rule({ verb: 'create', resource: 'configmaps', namespace: 'vault', name: 'new' }), null);
+  assert.is(rule({ verb: 'patch', resource: 'configmaps', namespace: 'dev', name: 'db' }), null);
+  // A write's answer is not a watch: a rule on watch alone does not refuse it.
+  assert.is(rule({ verb: 'patch', resource: 'services', namespace: 'dev', name: 's' }), null);
+  // A mask on pods masks the answer of pods/status.
+  const status = k8s({ verb: 'get', resource: 'pods', subresource: 'status', namespace: 'app', name: 'p' });
+  assert.equal([status.decision, status.mask_set], ['mask', 'default']);
+  assert.is(k8s({ verb: 'get', resource: 'pods', subresource: 'log', namespace: 'app', name: 'p' }).decision, 'allow');
+});
+
+evaluate('kubernetes: a rule with paths names non-resource requests, in any slash spelling when it refuses; other rules never match them', () => {
+  const p = policyOf(`policy:
+  default: allow
+  rules:
+    - { id: no-debug, action: deny, match: { kubernetes: { paths: [/debug/*, /logs/*, /metrics] } } }
+    - { id: no-privilege, action: deny, match: { kubernetes: { privilege: ["*"] } } }
+    - { id: ok-readyz, action: allow, match: { kubernetes: { paths: [/readyz/], verbs: [get] } } }
+`);
+  const rule = (verb: string, path: string) => p.evaluate(cmd('kubectl', { protocol: 'kubernetes', attributes: { verb, path, non_resource: 'true' } })).rule_id;
+  for (const path of ['/metrics', '//metrics', '/metrics/', '/debug/pprof/', '/logs/kube-apiserver.log']) assert.is(rule('get', path), 'no-debug', path);
+  assert.is(rule('delete', '/metrics'), 'no-debug');
+  assert.is(rule('get', '/version'), null);
+  // An allow is never widened: only the spelling it names.
+  assert.is(rule('get', '/readyz/'), 'ok-readyz');
+  assert.is(rule('get', '/readyz'), null);
+  assert.is(rule('post', '/readyz/'), null);
+  // A resource request is not matched by paths, whatever its path.
+  assert.is(p.evaluate(cmd('kubectl', { protocol: 'kubernetes', attributes: { verb: 'get', resource: 'metrics', path: '/metrics' } })).rule_id, null);
+  assert.throws(() => policyOf(`policy:
+  default: allow
+  rules:
+    - { id: mixed, action: deny, match: { kubernetes: { paths: [/metrics], resources: [pods] } } }
+`), /expected paths alone/);
+});
+
 const policyOf = (yaml: string) => new CompiledPolicy(parseConfig(`identity: { dev_issuer: { enabled: true } }\n${yaml}`, 'inline.yaml').policy);
 
 evaluate('tables match what a statement writes as well as what it reads; tables_read and tables_written pick one', () => {

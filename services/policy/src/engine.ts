@@ -8,7 +8,7 @@ import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
 import { EVERY_TABLE, sqlFacts, type SqlFacts } from '../../../core/src/sql/facts.js';
 import { GUARDED_EFFECTS, type SqlEffect } from '../../../core/src/sql/effects.js';
-import { k8sRequest, type K8sRequest } from './k8s-request.js';
+import { k8sPathRequest, k8sRequest, type K8sRequest } from './k8s-request.js';
 import { gitUpdates, type GitUpdate } from './git-push.js';
 import { HOOK_TAMPER_RULE, completeCapturedHeader, hookTamper } from './shell-hook.js';
 
@@ -20,19 +20,50 @@ const ACROSS_NAMESPACES = new Set(['list', 'watch', 'deletecollection']);
  * is never widened): an eviction deletes the pod (its disruption budget permitting); an
  * ephemeral container (`kubectl debug`) runs a command in the pod as exec would; a node's proxy
  * reaches its kubelet, whose API execs into any pod on the node, of any namespace; a pod's or a
- * service's proxy sends HTTP to the pods' ports, as a port-forward would.
+ * service's proxy sends HTTP to the pods' ports, as a port-forward would. And every request whose
+ * answer carries objects is a read of them too (see {@link readsOf}).
  */
 function sameEffect(r: K8sRequest): Array<{ request: K8sRequest; anyNamespace: boolean }> {
-  if (r.apiGroup !== '') return [];
-  if (r.resource === 'pods/eviction' && r.verb === 'create') return [{ request: { ...r, verb: 'delete', resource: 'pods' }, anyNamespace: false }];
-  if (r.resource === 'pods/ephemeralcontainers' && (r.verb === 'update' || r.verb === 'patch')) return [{ request: { ...r, verb: 'create', resource: 'pods/exec' }, anyNamespace: false }];
+  const reads = readsOf(r).map((request) => ({ request, anyNamespace: false }));
+  if (r.apiGroup !== '') return reads;
+  if (r.resource === 'pods/eviction' && r.verb === 'create') return [...reads, { request: { ...r, verb: 'delete', resource: 'pods' }, anyNamespace: false }];
+  if (r.resource === 'pods/ephemeralcontainers' && (r.verb === 'update' || r.verb === 'patch')) return [...reads, { request: { ...r, verb: 'create', resource: 'pods/exec' }, anyNamespace: false }];
   // `/api/v1/proxy/…`, the old spelling of the proxy subresources (the verb names it, not a subresource).
   const proxied = r.resource.endsWith('/proxy') ? r.resource.slice(0, -'/proxy'.length) : r.verb === 'proxy' && !r.resource.includes('/') ? r.resource : undefined;
   // A kubelet's API runs commands in any of its pods.
   if (proxied === 'nodes') return [{ request: { ...r, verb: 'create', resource: 'pods/exec', name: '' }, anyNamespace: true }];
   // HTTP to a pod's (or a service's pods') ports: a port-forward by another door.
   if (proxied === 'pods' || proxied === 'services') return [{ request: { ...r, verb: 'create', resource: 'pods/portforward', name: '' }, anyNamespace: false }];
+  return reads;
+}
+
+/** Subresources whose answer is something other than their object; every other one answers with the whole object. */
+const SUBRESOURCES_NOT_THE_OBJECT = new Set(['scale', 'eviction', 'binding', 'token', 'log', 'exec', 'attach', 'portforward', 'proxy']);
+
+/**
+ * The reads a request's answer amounts to. The API server answers an update, a patch (also
+ * `dryRun=All`, which changes nothing) and a delete with the object, a deletecollection with the
+ * list of objects, and `status` (like `ephemeralcontainers`, `resize`, a custom resource's
+ * status, any subresource not known to answer otherwise) with the whole object whatever the
+ * verb; a JSON patch's `test` op answers yes or no about a value. A rule refusing `get` of a
+ * resource therefore refuses these too, and a rule masking a resource masks its subresources'
+ * answers (masking already counts every verb).
+ */
+function readsOf(r: K8sRequest): K8sRequest[] {
+  const slash = r.resource.indexOf('/');
+  if (slash >= 0) {
+    const sub = r.resource.slice(slash + 1);
+    return SUBRESOURCES_NOT_THE_OBJECT.has(sub) ? [] : [{ ...r, verb: 'get', resource: r.resource.slice(0, slash) }];
+  }
+  if (r.verb === 'update' || r.verb === 'patch' || r.verb === 'delete') return [{ ...r, verb: 'get' }];
+  if (r.verb === 'deletecollection') return [{ ...r, verb: 'list' }];
   return [];
+}
+
+/** A non-resource path with repeated slashes collapsed, and that without its trailing slash. */
+function pathSpellings(path: string): string[] {
+  const collapsed = path.replace(/\/{2,}/g, '/');
+  return [collapsed, collapsed.length > 1 ? collapsed.replace(/\/$/, '') : collapsed];
 }
 
 export interface PolicyDecision {
@@ -466,11 +497,20 @@ function compileRule(config: RuleConfig): CompiledRule {
     // them, and a list, watch or deletecollection acts on them, so a refusal for one namespace holds.
     return namespaceTest === undefined || anyNamespace || namespaceTest(r.namespace) || (r.namespace === '' && (anyVerb || (restrictive && ACROSS_NAMESPACES.has(r.verb))));
   };
+  const pathTest = k8s?.paths === undefined ? undefined : anyGlob(k8s.paths);
   const k8sMatches = (command: Command, anyVerb: boolean): boolean => {
+    if (pathTest !== undefined) {
+      const p = k8sPathRequest(command);
+      if (p === undefined || (!anyVerb && verbTest !== undefined && !verbTest.has(p.verb))) return false;
+      // The API server's mux may serve `//metrics` or `/metrics/` as `/metrics`: a refusal counts them.
+      return pathTest(p.path) || (restrictive && pathSpellings(p.path).some(pathTest));
+    }
     const r = k8sRequest(command);
     if (r === undefined) return false; // a Kubernetes rule never matches what it cannot read
     if (requestMatches(r, anyVerb)) return true;
-    return restrictive && sameEffect(r).some((e) => requestMatches(e.request, anyVerb, e.anyNamespace));
+    if (restrictive) return sameEffect(r).some((e) => requestMatches(e.request, anyVerb, e.anyNamespace));
+    // The response question: a status subresource answers with its object, masked as that object.
+    return anyVerb && readsOf(r).some((e) => requestMatches(e, anyVerb));
   };
   const masks = config.action === 'allow' && config.mask_client !== false && k8s !== undefined;
   const identityMatches = (command: Command, anyVerb = false): boolean => {

@@ -34,3 +34,16 @@ export function k8sRequest(command: Command): K8sRequest | undefined {
     unreadableBody: a.body === K8S_UNREADABLE_BODY,
   };
 }
+
+/** A non-resource request (`/metrics`, `/logs/…`): its lower-cased method and decoded path, as the proxy records them. */
+export interface K8sPathRequest {
+  verb: string;
+  path: string;
+}
+
+/** The non-resource request a Kubernetes command describes, or undefined when it is a resource request. */
+export function k8sPathRequest(command: Command): K8sPathRequest | undefined {
+  const a = command.attributes;
+  if (a.non_resource !== 'true' || a.path === undefined) return undefined;
+  return { verb: (a.verb ?? '').toLowerCase(), path: a.path };
+}

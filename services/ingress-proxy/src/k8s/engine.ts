@@ -11,10 +11,10 @@ import { accessQuestion, combineAccess, questionAttributes, reviewKind, rulesRev
 import { impersonates, upgradeHead, upstreamHeaders } from './headers.js';
 import { privilegeFacts } from './privilege.js';
 import { bodySample, refusedEvent, sha256, type K8sRecording } from './recording.js';
-import { maskMarkers, readBody, type ReadBody } from './request-body.js';
+import { maskMarkers, readBody, valueReadingOps, type ReadBody } from './request-body.js';
 import { classifyRequest, normalizedTarget, requestAttributes, requestText, type RequestInfo } from './request-info.js';
 import type { KubeSession } from './session.js';
-import { failure, forbidden, maskedWrite, type Status } from './status.js';
+import { failure, forbidden, maskedRead, maskedWrite, type Status } from './status.js';
 import type { UpgradeOutcome } from './upgrade.js';
 
 /** The built-in rule that allows discovery without asking policy (it is still recorded). */
@@ -129,6 +129,8 @@ export class KubeEngine {
     if (marked.length > 0) return this.#refuse(session, command, info, maskedWrite(info, marked), ErrorCode.MASKED_VALUE_WRITE, true);
     const decision = await this.#decide(session, command, info, req.headers);
     if (decision.kind === 'refuse') return this.#refuse(session, command, info, decision.status, decision.code, false);
+    const reads = decision.client === undefined || read === undefined ? [] : valueReadingOps(read);
+    if (reads.length > 0) return this.#refuse(session, command, info, maskedRead(info, reads), ErrorCode.MASKED_VALUE_READ, false);
     let credential: Record<string, string>;
     try {
       credential = await this.#options.upstream.credential();
@@ -238,8 +240,9 @@ export class KubeEngine {
     if (impersonates(headers)) {
       // Impersonation would act as someone else with Agate's credential: refused before policy,
       // by a built-in rule, so the record shows the refusal and no verdict of policy's.
-      const message = 'Agate refused the request: impersonation headers (kubectl --as) are not allowed through Agate';
-      const verdict = decideHere(command, 'deny', IMPERSONATION_RULE, 'impersonation headers (kubectl --as) are not allowed through Agate');
+      const reason = 'impersonation headers (kubectl --as) are not allowed through Agate: Impersonate-*, or a front proxy\'s X-Remote-*';
+      const message = `Agate refused the request: ${reason}`;
+      const verdict = decideHere(command, 'deny', IMPERSONATION_RULE, reason);
       if (!(await recorded())) return unrecorded;
       void session.events.emitLogged(verdict); // nothing runs: it may wait for the bus like a response
       return { kind: 'refuse', code: 'IMPERSONATION_REFUSED', status: failure('Forbidden', message, info) };

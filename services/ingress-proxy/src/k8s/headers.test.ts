@@ -20,7 +20,11 @@ headers('Accept: protobuf is dropped, JSON kept, nothing left means JSON', () =>
 
 headers('impersonation is noticed in any form', () => {
   assert.ok(impersonates({ 'impersonate-group': 'system:masters' }));
-  assert.not.ok(impersonates({ authorization: 'x' }));
+  // A front proxy's identity headers: an API server trusting Agate's certificate as one acts as the name.
+  for (const h of ['x-remote-user', 'x-remote-group', 'x-remote-uid', 'x-remote-extra-scopes']) assert.ok(impersonates({ [h]: 'alice' }), h);
+  assert.not.ok(impersonates({ authorization: 'x', 'x-remote': 'y', 'x-forwarded-for': '10.0.0.1' }));
+  assert.equal(upstreamHeaders({ 'x-remote-user': 'alice', 'impersonate-uid': 'u', accept: '*/*' }, {}, undefined), { accept: '*/*' });
+  assert.not.match(upgradeHead('GET', '/', ['X-Remote-Group', 'system:masters', 'Impersonate-Extra-x', 'y'], 'h', {}), /Remote|Impersonate/i);
 });
 
 headers('client: a rewritten body gets its own length', () => {

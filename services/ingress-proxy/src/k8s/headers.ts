@@ -3,9 +3,19 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 /** Hop-by-hop headers (RFC 9110 §7.6.1) never cross a proxy. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
 
+/**
+ * Whether a header asks the API server to act as someone else: `Impersonate-*` (`kubectl --as`),
+ * or the front-proxy headers (`X-Remote-User`, `-Group`, `-Uid`, `-Extra-*`, kubeadm's names),
+ * which an API server trusting Agate's certificate as a front proxy would take as the identity.
+ * Node gives header names in lower case.
+ */
+export function asSomeoneElse(name: string): boolean {
+  return name.startsWith('impersonate-') || name.startsWith('x-remote-');
+}
+
 /** Whether the client asks the API server to act as someone else (refused: it would use Agate's credential). */
 export function impersonates(headers: IncomingHttpHeaders): boolean {
-  return Object.keys(headers).some((h) => h.startsWith('impersonate-'));
+  return Object.keys(headers).some(asSomeoneElse);
 }
 
 /**
@@ -16,7 +26,7 @@ export function impersonates(headers: IncomingHttpHeaders): boolean {
 export function upstreamHeaders(client: IncomingHttpHeaders, credential: Record<string, string>, bodyLength: number | undefined): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(client)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || k === 'authorization' || k === 'host' || k === 'accept-encoding' || k === 'content-length' || k.startsWith('impersonate-')) continue;
+    if (v === undefined || HOP_BY_HOP.has(k) || k === 'authorization' || k === 'host' || k === 'accept-encoding' || k === 'content-length' || asSomeoneElse(k)) continue;
     out[k] = v;
   }
   if (typeof client.accept === 'string') out.accept = jsonOnlyAccept(client.accept);
@@ -50,7 +60,7 @@ export function upgradeHead(method: string, path: string, rawHeaders: readonly s
     const k = rawHeaders[i]!;
     const lk = k.toLowerCase();
     // No body framing: an upgrade request with a body is refused before this (engine.ts).
-    if (lk === 'authorization' || lk === 'host' || lk.startsWith('impersonate-') || lk === 'proxy-authorization' || lk === 'content-length' || lk === 'transfer-encoding' || lk === 'expect') continue;
+    if (lk === 'authorization' || lk === 'host' || asSomeoneElse(lk) || lk === 'proxy-authorization' || lk === 'content-length' || lk === 'transfer-encoding' || lk === 'expect') continue;
     lines.push(`${k}: ${rawHeaders[i + 1]!.replace(/[\r\n]/g, '')}`);
   }
   for (const [k, v] of Object.entries(credential)) lines.push(`${k}: ${v}`);

@@ -16,7 +16,7 @@ export type PrivilegeFact =
   | 'escalate'
   /** Creating, changing or deleting a RoleBinding or ClusterRoleBinding (RBAC's `bind`). */
   | 'bind'
-  /** `Impersonate-*` headers (`kubectl --as`). */
+  /** `Impersonate-*` headers (`kubectl --as`), or front-proxy `X-Remote-*` headers. */
   | 'impersonate'
   /** Creating, changing or deleting a ServiceAccount: an identity a token can then be minted for. */
   | 'serviceaccount'

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Masker } from '../masking/masker.js';
 import { ANY_KIND, MASKED_SECRET_DATA, parseFieldRule } from './json-mask.js';
-import { addressedKind, maskMarkers, maskRequestBody, pointer, readBody } from './request-body.js';
+import { addressedKind, maskMarkers, maskRequestBody, pointer, readBody, valueReadingOps } from './request-body.js';
 import { classifyRequest, type RequestInfo } from './request-info.js';
 
 const CANARY = 'canary-value-0451';
@@ -160,3 +160,15 @@ markers('real values pass; a protobuf body is searched as bytes', () => {
 });
 
 markers.run();
+
+const reads = suite('k8s JSON patch ops that read a stored value');
+
+reads('copy, move, test and any op but add, replace, remove read a value; a merge patch reads none', () => {
+  const ops = (body: unknown, type = 'application/json-patch+json') => valueReadingOps(readBody(Buffer.from(JSON.stringify(body)), type));
+  assert.equal(ops([{ op: 'copy', from: '/data/key', path: '/metadata/annotations/x' }, { op: 'move', from: '/data', path: '/metadata/annotations' }, { op: 'test', path: '/data/key', value: 'x' }]), ['copy /data/key', 'move /data', 'test /data/key']);
+  assert.equal(ops([{ op: 'Copy', from: '/data/key', path: '/x' }, { path: '/x' }, 'add']), ['Copy /data/key', '(no op) /x', '(no op)']);
+  assert.equal(ops([{ op: 'add', path: '/metadata/labels', value: { a: 'b' } }, { op: 'replace', path: '/data/k', value: 'eA==' }, { op: 'remove', path: '/data/j' }]), []);
+  assert.equal(ops({ metadata: { labels: { a: 'b' } } }, 'application/merge-patch+json'), []);
+});
+
+reads.run();

@@ -136,6 +136,27 @@ const MASKED_B64 = Buffer.from(MASKED_VALUE).toString('base64');
 const DETECTED = /\[masked:[a-z0-9_-]+\]/;
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
+/** JSON patch ops that only write the value they carry. */
+const WRITING_OPS = new Set(['add', 'replace', 'remove']);
+
+/**
+ * The operations of a JSON patch that read a stored value (`copy` and `move` take it `from` one
+ * place to another, `test` answers whether it equals a guess), each as `op from|path`. Masking
+ * knows where a value is stored, not where a patch puts it: a Secret's data copied into an
+ * annotation comes back unmasked. Any op but add, replace and remove counts (an unknown one too).
+ */
+export function valueReadingOps(read: ReadBody): string[] {
+  if (read.kind !== 'parsed' || read.patch !== 'json' || !Array.isArray(read.doc)) return [];
+  const found: string[] = [];
+  for (const op of read.doc) {
+    const name = isObject(op) && typeof op.op === 'string' ? op.op : '';
+    if (WRITING_OPS.has(name)) continue;
+    const where = isObject(op) ? (op.from ?? op.path) : undefined;
+    found.push(`${name === '' ? '(no op)' : name.slice(0, 20)} ${typeof where === 'string' ? where.slice(0, 120) : ''}`.trim());
+  }
+  return found;
+}
+
 /**
  * Where a write body carries Agate's mask marker (`[masked]`, its base64 in Secret data, a
  * detector's `[masked:kind]`): the fields, as dotted paths. Such a body is a masked read sent back

@@ -61,6 +61,11 @@ export function maskedWrite(info: RequestInfo, fields: readonly string[]): Statu
   return status;
 }
 
+/** A JSON patch that would read a value the client only sees masked (see request-body.ts `valueReadingOps`). */
+export function maskedRead(info: RequestInfo, ops: readonly string[]): Status {
+  return failure('Forbidden', `Agate refused the JSON patch: its answer is masked for you, and ${ops.join(', ')} would copy, move or test a stored value where masking does not follow it (only add, replace and remove are allowed here)`, info);
+}
+
 export function statusBody(status: Status): Buffer {
   return Buffer.from(JSON.stringify(status));
 }
