@@ -35,7 +35,7 @@ import { sshProxyFromConfig } from '../../services/ingress-proxy/src/ssh/from-co
 import type { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
 import { readTerminationRequests } from '../../services/ingress-proxy/src/termination-requests.js';
 import { ledgerFromConfig } from '../../services/ledger/src/from-config.js';
-import type { LedgerService } from '../../services/ledger/src/ledger.js';
+import { LEDGER_LINGER_MS, type LedgerService } from '../../services/ledger/src/ledger.js';
 import { loadParsers } from '../../services/policy/src/engine.js';
 import { policyFromConfig } from '../../services/policy/src/from-config.js';
 import { queryFromConfig } from '../../services/query/src/from-config.js';
@@ -86,11 +86,9 @@ export async function openBus(config: AgateConfig, codec: EventCodec, roles: rea
   const bus = config.bus;
   if (bus.kind === 'local') {
     if (roles.length < 4) throw new ConfigError(`${config.source}: bus.kind: local works only for \`agate start\` (one process); separate services need bus.kind: kafka`);
-    // The ledger inserts into ClickHouse, which wants few large batches: it lingers 500 ms after a
-    // small one. Measured under pgbench (BENCHMARKS.md): the engine's insert and merge threads took
-    // 164-347 µs of CPU per statement at 100 ms and 71 µs at 500 ms, on the cores the proxy and the
-    // target share. The events are durable in the bus meanwhile; only the store lags.
-    return new LocalBus({ dir: join(config.data_dir, 'bus'), fsync: bus.fsync, segmentBytes: bus.segment_bytes, retentionMs: bus.retention_ms, logger: logger.child({ component: 'bus' }), lingerMs: { ledger: 500 }, codec });
+    // The ledger inserts into ClickHouse, which wants few large batches: it lingers after a small
+    // one (LEDGER_LINGER_MS, measured there). The events are durable in the bus meanwhile; only the store lags.
+    return new LocalBus({ dir: join(config.data_dir, 'bus'), fsync: bus.fsync, segmentBytes: bus.segment_bytes, retentionMs: bus.retention_ms, logger: logger.child({ component: 'bus' }), lingerMs: { ledger: LEDGER_LINGER_MS }, codec });
   }
   const reg = bus.schema_registry;
   const wire = reg === undefined ? new SingleObjectWire(codec) : new RegistryWire(reg.url, bus.events_topic, codec, {
