@@ -16,6 +16,7 @@ import { statementSecrets } from '../services/ingress-proxy/src/pg/masking/state
 import { StatementResult } from '../services/ingress-proxy/src/pg/result-recorder.js';
 import { Masker } from '../services/ingress-proxy/src/masking/masker.js';
 import { recordColumns } from '../services/ledger/src/chain.js';
+import { LEDGER_LINGER_MS } from '../services/ledger/src/ledger.js';
 
 /*
  * CPU per call of the pieces of one PostgreSQL statement's path through `agate start`, each
@@ -106,7 +107,7 @@ function mainThreadMs(): number {
  */
 async function busPerStatement(sessions: number, statements: number): Promise<{ process: number; main: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'agate-pg-path-bus-'));
-  const bus = new LocalBus({ dir, fsync: false, logger: silentLogger, lingerMs: { ledger: 500 } });
+  const bus = new LocalBus({ dir, fsync: false, logger: silentLogger, lingerMs: { ledger: LEDGER_LINGER_MS } });
   try {
     bus.decideInline({
       decide: (c: Command): Verdict[] => [{ ...SAMPLES.Verdict, event_id: randomUUID(), time: nowMicros(), session_id: c.session_id, command_id: c.event_id, decision: 'allow', mask_set: null, approval_id: null, hold_expires_at: null }],

@@ -172,6 +172,7 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
         // CPU time of the Agate process per transaction: steadier than TPS on a shared machine.
         const cpu0 = pid === undefined ? 0 : cpuMs(pid);
         const threads0 = pid === undefined || !threads ? undefined : threadCpuMs(pid);
+        const each0 = threads0 === undefined || process.env.AGATE_BENCH_THREADS === undefined ? undefined : perThreadMs(pid!);
         const busy0 = machineBusyMs();
         const from = Date.now();
         const f = await pgbench(work, env, mode, o);
@@ -181,6 +182,7 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
           const t = threadCpuMs(pid);
           const us = (k: keyof ThreadCpu) => (((t[k] - threads0[k]) * 1000) / f.transactions).toFixed(0);
           threadRows.push(`| ${mode} | ${name} | ${us('main')} | ${us('node')} | ${us('engine')} |`);
+          if (each0 !== undefined) threadRows.push(...perThreadRows(each0, perThreadMs(pid), f.transactions));
         }
         const machinePerTx = (((machineBusyMs() - busy0) * 1000) / f.transactions).toFixed(0);
         console.log(`| ${mode} | ${name} | ${f.tps.toFixed(0)} | ${f.p50.toFixed(3)} | ${f.p99.toFixed(3)} | ${pid === undefined ? '—' : cpuPerTx.toFixed(0)} | ${machinePerTx} | ${loadavg()[0]!.toFixed(1)} |`);
@@ -331,6 +333,31 @@ function threadCpuMs(pid: number): ThreadCpu {
     }
   }
   return out;
+}
+
+/** CPU ms so far of each thread of a process, by tid, with its name (AGATE_BENCH_THREADS: to tell Node's unnamed threads apart by tid order). */
+function perThreadMs(pid: number): Map<number, { name: string; ms: number }> {
+  const out = new Map<number, { name: string; ms: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ms: (Number(f[11]) + Number(f[12])) * 10 });
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** One line per thread that used CPU between two snapshots: tid, name, µs per statement. */
+function perThreadRows(before: Map<number, { name: string; ms: number }>, after: Map<number, { name: string; ms: number }>, transactions: number): string[] {
+  const rows: string[] = [];
+  for (const [tid, t] of [...after].sort((a, b) => a[0] - b[0])) {
+    const us = ((t.ms - (before.get(tid)?.ms ?? 0)) * 1000) / transactions;
+    if (us >= 0.5) rows.push(`|   | thread ${tid} ${t.name} | ${us.toFixed(1)} | | |`);
+  }
+  return rows;
 }
 
 async function must(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {

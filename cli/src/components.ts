@@ -35,7 +35,7 @@ import { sshProxyFromConfig } from '../../services/ingress-proxy/src/ssh/from-co
 import type { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
 import { readTerminationRequests } from '../../services/ingress-proxy/src/termination-requests.js';
 import { ledgerFromConfig } from '../../services/ledger/src/from-config.js';
-import type { LedgerService } from '../../services/ledger/src/ledger.js';
+import { LEDGER_LINGER_MS, type LedgerService } from '../../services/ledger/src/ledger.js';
 import { loadParsers } from '../../services/policy/src/engine.js';
 import { policyFromConfig } from '../../services/policy/src/from-config.js';
 import { queryFromConfig } from '../../services/query/src/from-config.js';
@@ -84,20 +84,19 @@ export async function buildVerifier(config: AgateConfig): Promise<TokenVerifier>
 
 /**
  * The ledger inserts into ClickHouse, which wants few large batches, so on either bus it reads
- * after a 500 ms linger when events trickle in; the events are durable in the bus meanwhile, only
- * the store lags. Embedded, measured under pgbench (BENCHMARKS.md): the engine's insert and merge
- * threads took 164-347 µs of CPU per statement at 100 ms and 71 µs at 500 ms, on the cores the
- * proxy and the target share. On Kafka, the ledger and its store woken for every Command and
- * Verdict took CPU from the verdict path: sequential verdicts cost the machine ~30 % less CPU
- * with the linger (`npm run bench -- pipeline`).
+ * after a linger when events trickle in; the events are durable in the bus meanwhile, only the
+ * store lags. Embedded it lingers LEDGER_LINGER_MS (1 s, measured there: each insert costs the
+ * engine 20-25 ms of CPU whatever its size). On Kafka it lingers 500 ms: a ledger and store woken
+ * for every Command and Verdict took CPU from the verdict path, and sequential verdicts cost the
+ * machine ~30 % less CPU with the linger (`npm run bench -- pipeline`).
  */
-const LINGER_MS = { ledger: 500 } as const;
+const KAFKA_LINGER_MS = { ledger: 500 } as const;
 
 export async function openBus(config: AgateConfig, codec: EventCodec, roles: readonly Role[], logger: Logger, readiness: Readiness): Promise<Bus> {
   const bus = config.bus;
   if (bus.kind === 'local') {
     if (roles.length < 4) throw new ConfigError(`${config.source}: bus.kind: local works only for \`agate start\` (one process); separate services need bus.kind: kafka`);
-    return new LocalBus({ dir: join(config.data_dir, 'bus'), fsync: bus.fsync, segmentBytes: bus.segment_bytes, retentionMs: bus.retention_ms, logger: logger.child({ component: 'bus' }), lingerMs: LINGER_MS, codec });
+    return new LocalBus({ dir: join(config.data_dir, 'bus'), fsync: bus.fsync, segmentBytes: bus.segment_bytes, retentionMs: bus.retention_ms, logger: logger.child({ component: 'bus' }), lingerMs: { ledger: LEDGER_LINGER_MS }, codec });
   }
   const reg = bus.schema_registry;
   const wire = reg === undefined ? new SingleObjectWire(codec) : new RegistryWire(reg.url, bus.events_topic, codec, {
@@ -111,7 +110,7 @@ export async function openBus(config: AgateConfig, codec: EventCodec, roles: rea
     brokers: bus.brokers, instanceId: config.instance_id, groupPrefix: consumerGroupPrefix(bus.events_topic, bus.group_prefix),
     eventsTopic: bus.events_topic, verdictsTopic: bus.verdicts_topic,
     partitions: bus.partitions, replicationFactor: bus.replication_factor, minInsyncReplicas: bus.min_insync_replicas, retentionMs: bus.retention_ms, wire, logger: logger.child({ component: 'bus' }),
-    awaitsVerdicts: roles.includes('proxy'), readiness, lingerMs: LINGER_MS,
+    awaitsVerdicts: roles.includes('proxy'), readiness, lingerMs: KAFKA_LINGER_MS,
   });
 }
 

@@ -32,6 +32,23 @@ rb('strings around the one-byte length limit, in 1- to 4-byte UTF-8, read back w
   assert.equal([...new RowBinaryWriter().string('€'.repeat(43)).finish().subarray(0, 2)], [0x81, 0x01]);
 });
 
+rb('arrays and maps: an element count (LEB128) before the elements; Bool as one byte', () => {
+  const many = Array.from({ length: 130 }, (_, i) => `t${i}`);
+  const w = new RowBinaryWriter(2).strings([]).strings(['read', 'write']).strings(many).uint8(1).uint8(0).count(1).string('request').string('exec');
+  const bytes = w.finish();
+  const r = new RowBinaryReader(bytes);
+  assert.is(r.varint(), 0);
+  assert.is(r.varint(), 2);
+  assert.equal([r.string(), r.string()], ['read', 'write']);
+  assert.equal([...bytes.subarray(13, 15)], [0x82, 0x01], '130 as LEB128');
+  assert.is(r.varint(), 130);
+  assert.equal(many.map(() => r.string()), many);
+  assert.equal([...r.fixed(2)], [1, 0]);
+  assert.is(r.varint(), 1);
+  assert.equal([r.string(), r.string()], ['request', 'exec']);
+  assert.ok(r.done);
+});
+
 rb('a truncated result is a typed store error, not a RangeError', () => {
   const bytes = new RowBinaryWriter().string('abcdef').finish();
   try {

@@ -113,6 +113,27 @@ export class RowBinaryWriter {
     return this;
   }
 
+  /** An Array's or a Map's element count (LEB128, as the format prefixes them). */
+  count(n: number): this {
+    this.#reserve(5);
+    this.#varint(n);
+    return this;
+  }
+
+  /** Each string of an Array(String) (or Array(LowCardinality(String))), after its count. */
+  strings(values: readonly string[]): this {
+    this.count(values.length);
+    for (const v of values) this.string(v);
+    return this;
+  }
+
+  /** UInt8, and Bool (one byte, 0 or 1). */
+  uint8(value: number): this {
+    this.#reserve(1);
+    this.#buf[this.#at++] = value;
+    return this;
+  }
+
   /** A safe integer as UInt64 (two 32-bit halves: no BigInt on the hot path). */
   uint64(value: number): this {
     this.#reserve(8);

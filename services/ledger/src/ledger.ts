@@ -50,6 +50,18 @@ export interface LedgerOptions {
  */
 export const LEDGER_IN_FLIGHT = 2;
 
+/**
+ * How long the embedded bus lets the ledger's next batch gather after a small one (LocalBus
+ * lingerMs). Each insert into agate.ledger costs the engine about 20-25 ms of CPU whatever its
+ * size (its part, the two projections' parts, the session-stats view's GROUP BY and part, the
+ * merges those parts bring), plus a few ms on the pool thread that runs the query. At 500 ms,
+ * two inserts a second took 64-76 ms of engine CPU a second at 3,000 events/s; at 1,000 ms,
+ * 42-45 (BENCHMARKS.md, issue 21). Only the store's view lags: the events are durable in the
+ * bus log, which is the write-ahead. A batch at the bench's 11,000 events/s stays within the
+ * bus's window of recent events (16,384), so the ledger does not fall back to reading the file.
+ */
+export const LEDGER_LINGER_MS = 1000;
+
 /** How often retention looks for expired blocks. */
 const RETENTION_EVERY_MS = 3_600_000;
 
