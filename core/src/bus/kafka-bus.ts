@@ -223,7 +223,7 @@ export class KafkaBus implements Bus, ProxyLeases {
               if (type !== undefined && !types.has(type)) continue;
               if (m.value === null) continue;
               const e = await this.#options.wire.decode(m.value);
-              if (types.has(e.type)) (events.push(e), positions.push(Number(m.offset) + 1));
+              if (types.has(e.type) && (options.accept === undefined || options.accept(e))) (events.push(e), positions.push(Number(m.offset) + 1));
             }
             if (events.length > 0) {
               const backoff = new Backoff(HANDLER_BACKOFF);
