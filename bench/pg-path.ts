@@ -117,7 +117,9 @@ async function busPerStatement(sessions: number, statements: number): Promise<{ 
       ['terminations', ['SessionTerminationRequested']], ['policy', ['ApprovalDecision']], ['session-ends', ['SessionClosed']],
       ['console', ['SessionOpened', 'ApprovalRequested', 'Verdict']], ['ledger', ['SessionOpened', 'Command', 'Verdict', 'Response', 'SessionClosed']],
     ];
-    for (const [group, types] of groups) await bus.subscribe({ group, types, handler: async () => undefined, maxBatch: group === 'ledger' ? 20_000 : undefined });
+    // The console takes only hold verdicts (fresh-holds.ts): the others do not wake it.
+    const accept = (e: AgateEvent) => e.type !== 'Verdict' || e.decision === 'hold';
+    for (const [group, types] of groups) await bus.subscribe({ group, types, handler: async () => undefined, maxBatch: group === 'ledger' ? 20_000 : undefined, accept: group === 'console' ? accept : undefined });
     const session = async (n: number) => {
       const session_id = randomUUID();
       for (let i = 0; i < n; i++) {

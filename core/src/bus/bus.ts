@@ -114,6 +114,13 @@ export interface SubscribeOptions {
   group: string;
   types: readonly EventType[];
   /**
+   * Of the events of `types`, only those this accepts are handed over (the console takes only
+   * `hold` verdicts of the Verdict every statement has); a pure function of the event. On the
+   * embedded bus a group waiting at the end of the log moves past the others without a turn of
+   * its loop, so it is not woken per statement; Kafka drops them from what it fetched.
+   */
+  accept?: (event: AgateEvent) => boolean;
+  /**
    * Where a group with no committed position starts reading: `earliest` (the default: every
    * retained event) or `latest` (only events published from now on, for a reader that acts on
    * requests, such as a proxy's termination requests, and has no use for old ones). Kafka only;

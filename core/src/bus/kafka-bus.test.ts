@@ -224,6 +224,18 @@ kafka('a subscription that handles none of the events it reads still commits pas
   }
 });
 
+kafka('accept: a group gets only the events of its types it accepts', async () => {
+  const b = await bus('accepts', { topic: 'accepts' });
+  const session_id = randomUUID(); // one session: one partition, in order
+  const verdicts = (['allow', 'hold', 'allow', 'hold'] as const).map((decision) => ({ ...SAMPLES.Verdict, event_id: randomUUID(), session_id, decision }));
+  for (const v of verdicts) await b.publish(v);
+  const got: AgateEvent[] = [];
+  const sub = await b.subscribe({ group: 'holds', types: ['Verdict'], accept: (e) => e.type === 'Verdict' && e.decision === 'hold', handler: async (batch) => void got.push(...batch) });
+  for (let i = 0; i < 200 && got.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+  await sub.close();
+  assert.equal(got.map((e) => e.event_id), [verdicts[1]!.event_id, verdicts[3]!.event_id]);
+});
+
 kafka('with a schema registry: Confluent wire format, subjects registered, BACKWARD enforced', async () => {
   const b = await bus('registry', { topic: 'registered', registry: true });
   const e = command('reg');

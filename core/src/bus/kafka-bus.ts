@@ -234,7 +234,7 @@ export class KafkaBus implements Bus, ProxyLeases {
               if (type !== undefined && !types.has(type)) continue;
               if (m.value === null) continue;
               const e = await this.#options.wire.decode(m.value);
-              if (types.has(e.type)) (events.push(e), positions.push(Number(m.offset) + 1));
+              if (types.has(e.type) && (options.accept === undefined || options.accept(e))) (events.push(e), positions.push(Number(m.offset) + 1));
             }
             if (events.length > 0) {
               const backoff = new Backoff(HANDLER_BACKOFF);
@@ -485,7 +485,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     if (!this.#options.awaitsVerdicts) {
       throw new AgateError(ErrorCode.CONFIG_INVALID, `only a process that waits on verdicts (a proxy) reads ${options.types.join(', ')} from the verdicts topic`);
     }
-    const reader: ReplyReader = { types: new Set(options.types), handler: options.handler, log: this.#options.logger.child({ group: options.group }) };
+    const reader: ReplyReader = { types: new Set(options.types), accept: options.accept, handler: options.handler, log: this.#options.logger.child({ group: options.group }) };
     this.#replyReaders.add(reader);
     return { close: async () => void this.#replyReaders.delete(reader) };
   }
@@ -506,7 +506,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     if (waited && event.type === 'Verdict') this.#waiters.deliver(event);
     const source: StreamInfo = { stream: `${topic}-${partition}`, positions: [Number(message.offset) + 1] };
     for (const r of readers) {
-      if (!r.types.has(event.type)) continue;
+      if (!r.types.has(event.type) || (r.accept !== undefined && !r.accept(event))) continue;
       try {
         await r.handler([event], source);
       } catch (err) {
@@ -530,6 +530,7 @@ export class KafkaBus implements Bus, ProxyLeases {
 /** A per-process subscription served by the verdict consumer. */
 interface ReplyReader {
   types: ReadonlySet<string>;
+  accept: SubscribeOptions['accept'];
   handler: SubscribeOptions['handler'];
   log: Logger;
 }

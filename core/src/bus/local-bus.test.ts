@@ -237,6 +237,43 @@ bus('a caught-up group moves past events it does not want without handling them,
   assert.is(Number(readFileSync(join(dir, 'groups', 'ends.offset'), 'utf8')), end);
 });
 
+bus('accept: a group gets only the events of its types it accepts, caught up and from the file alike, and moves past the rest', async () => {
+  const dir = freshDir();
+  const b = open(dir);
+  const verdict = (decision: 'allow' | 'hold') => ({ ...SAMPLES.Verdict, event_id: randomUUID(), decision });
+  const holdsOnly = (e: AgateEvent) => e.type !== 'Verdict' || e.decision === 'hold';
+  const batches: string[][] = [];
+  let arrived!: () => void;
+  let want = 1;
+  const enough = () => new Promise<void>((r) => (arrived = r));
+  let next = enough();
+  const sub = await b.subscribe({ group: 'holds', types: ['Verdict'], accept: holdsOnly, handler: async (batch) => {
+    batches.push(batch.map((e) => e.event_id));
+    if (batches.flat().length >= want) arrived();
+  } });
+  const before = [verdict('allow'), verdict('hold'), verdict('allow')];
+  for (const e of before) await b.publish(e);
+  await next;
+  // The allows it does not accept were never handed over, alone or with the hold.
+  assert.equal(batches, [[before[1]!.event_id]]);
+  // A group subscribed late reads the same events back from the file: the same filter applies.
+  const late: AgateEvent[] = [];
+  const lateSub = await b.subscribe({ group: 'late-holds', types: ['Verdict'], accept: holdsOnly, handler: async (batch) => void late.push(...batch) });
+  for (let i = 0; i < 100 && late.length < 1; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(late.map((e) => e.event_id), [before[1]!.event_id]);
+  want = 2;
+  next = enough();
+  const after = [verdict('allow'), verdict('hold')];
+  for (const e of after) await b.publish(e);
+  await next;
+  assert.equal(batches.flat(), [before[1]!.event_id, after[1]!.event_id]);
+  const end = b.end;
+  await sub.close();
+  await lateSub.close();
+  await b.close();
+  assert.is(Number(readFileSync(join(dir, 'groups', 'holds.offset'), 'utf8')), end, 'its committed position covers the verdicts it passed');
+});
+
 bus('a group that only skipped events since its last commit commits seldom; one that handled some commits within a second', async () => {
   const dir = freshDir();
   const b = open(dir);

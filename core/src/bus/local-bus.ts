@@ -172,7 +172,10 @@ export class LocalBus implements Bus {
           for (const o of this.#observers) o(events[i]!, next);
         }
         const to = offsets[events.length - 1]! + FRAME_HEADER + encoded[events.length - 1]!.length;
-        for (const c of this.#consumers) c.appended(offsets[0]!, to, events);
+        let moved = false;
+        for (const c of this.#consumers) moved = c.appended(offsets[0]!, to, events) || moved;
+        // Once for all the groups that moved past these events, not once per group.
+        if (moved) this.#releaseRecent();
         done();
       } catch (err) {
         // As before this was queued: the publish fails with what went wrong (the event is durable).
@@ -401,6 +404,7 @@ const HANDLER_BACKOFF = { firstMs: 50, maxMs: 5_000 };
 /** One consumer group member reading the local log sequentially. */
 class LocalConsumer {
   readonly #types: ReadonlySet<string>;
+  readonly #accept: ((event: AgateEvent) => boolean) | undefined;
   #position: number;
   #wake: (() => void) | undefined;
   /**
@@ -452,6 +456,7 @@ class LocalConsumer {
     this.#lingerMs = lingerMs;
     this.#onSettled = onSettled;
     this.#types = new Set(options.types);
+    this.#accept = options.accept;
     this.#position = readOffsetFile(offsetFile, options.group, log);
     this.#committed = this.#position;
   }
@@ -483,20 +488,26 @@ class LocalConsumer {
     this.#wake?.();
   }
 
+  /** Whether the group takes this event (SubscribeOptions.types and accept). */
+  #wants(event: AgateEvent): boolean {
+    return this.#types.has(event.type) && (this.#accept === undefined || this.#accept(event));
+  }
+
   /**
    * Events from `from` to `to` were appended. A group waiting at `from` that wants none of them
    * moves past them without a turn of its loop (most groups want few types, and every statement
-   * appends a Command, a Verdict and a Response); otherwise it is woken to read them.
+   * appends a Command, a Verdict and a Response); otherwise it is woken to read them. Whether
+   * it moved past them (the bus then lets the window drop what every group passed).
    */
-  appended(from: number, to: number, events: readonly AgateEvent[]): void {
-    if (this.#idleAt === from && !events.some((e) => this.#types.has(e.type))) {
+  appended(from: number, to: number, events: readonly AgateEvent[]): boolean {
+    if (this.#idleAt === from && !events.some((e) => this.#wants(e))) {
       this.#idleAt = to;
       this.#position = to;
-      this.#onSettled();
       this.#commit(false);
-      return;
+      return true;
     }
     this.wake();
+    return false;
   }
 
   async stop(): Promise<void> {
@@ -518,7 +529,7 @@ class LocalConsumer {
       const recent = this.#recent.from(readAt, max);
       const records = recent ?? (await this.#readFile(readAt, max));
       if (records.length > 0) {
-        const wanted = records.filter((r) => this.#types.has(r.event.type));
+        const wanted = records.filter((r) => this.#wants(r.event));
         const next = records[records.length - 1]!.next;
         const handled = wanted.length > 0;
         out.push({ ok: handled ? this.#hand(wanted.map((r) => r.event), wanted.map((r) => r.bytes), wanted.map((r) => r.next)) : Promise.resolve(true), next, handled });

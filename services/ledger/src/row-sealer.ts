@@ -4,13 +4,21 @@ import { AgateError, ErrorCode } from '../../../core/src/errors.js';
 /** A compact range as it crosses threads (CompactRange.toJSON). */
 export type Frontier = { size: number; hash: string }[];
 
-/** Rows of one chain written by writeRow, to be sealed in order (seal-worker.ts). */
+/**
+ * Events of one chain to be written as ledger rows and sealed, in order (seal-worker.ts). The
+ * event loop only copies their encodings here; the worker decodes them, writes each row
+ * (chain.ts writeRow: the JSON body, RowBinary) and hashes it.
+ */
 export interface SealJob {
   chain: string;
-  rows: ArrayBuffer;
-  length: number;
-  /** Per record, three numbers: its hash slot, the end of its row, its payload's length. */
-  marks: Int32Array;
+  /** The events' encodings (EventCodec), one after another; each is its record's payload. */
+  payloads: ArrayBuffer;
+  /** Per event, where its encoding ends in `payloads`. */
+  ends: Int32Array;
+  /** Per event, the bus position just past it (StreamInfo.positions; 0 when unknown). */
+  sources: Float64Array;
+  /** Memory for the rows (a buffer an earlier job handed back), grown by the worker if short. */
+  memory?: ArrayBuffer;
   firstSeq: number;
   /** The state the first record follows; absent, the job continues from this chain's previous job. */
   from?: { prev: Uint8Array; frontier: Frontier };
@@ -18,6 +26,8 @@ export interface SealJob {
 
 export interface SealedRows {
   rows: ArrayBuffer;
+  /** The job's `payloads`, handed back for the next job's copy. */
+  payloads: ArrayBuffer;
   length: number;
   /** The last record's link hash and the tree after it. */
   head: Uint8Array;
@@ -31,8 +41,9 @@ export interface SealedRows {
 type Reply = SealedRows | { error: string };
 
 /**
- * Seals ledger rows on a worker thread: link hashes, leaf hashes and the Merkle tree, about
- * half of the ledger's work per event, leave the event loop that proxies share. Jobs are
+ * Writes and seals ledger rows on a worker thread: the rows (JSON body, RowBinary), their link
+ * hashes, leaf hashes and the Merkle tree leave the event loop that proxies share, which only
+ * copies each event's encoding. Jobs are
  * answered in the order sent. The worker is started by start() or on first use, and again after a failure,
  * which fails every job it held (the ledger's append fails and the bus redelivers the batch).
  */
@@ -49,7 +60,9 @@ export class RowSealer {
     const worker = this.#worker ?? this.#start();
     return new Promise((resolve, reject) => {
       if (this.#pending.push({ resolve, reject }) === 1) worker.ref();
-      worker.postMessage(job, [job.rows, job.marks.buffer as ArrayBuffer]);
+      const moved: ArrayBuffer[] = [job.payloads, job.ends.buffer as ArrayBuffer, job.sources.buffer as ArrayBuffer];
+      if (job.memory !== undefined) moved.push(job.memory);
+      worker.postMessage(job, moved);
     });
   }
 

@@ -32,6 +32,8 @@ export class FreshHolds {
   async start(): Promise<void> {
     this.#subscription = await this.#bus.subscribe({
       group: 'console', types: ['SessionOpened', 'ApprovalRequested', 'Verdict'],
+      // Every statement has a Verdict; only holds matter here, so the rest do not wake this group.
+      accept: (e) => e.type !== 'Verdict' || e.decision === 'hold',
       handler: async (batch) => {
         let held = false;
         for (const e of batch) {
