@@ -32,29 +32,46 @@ export class BackendFrameReader {
   }
 
   push(chunk: Buffer): void {
-    let data = chunk;
+    let pos = 0;
     if (this.#have > 0) {
-      this.#parts.push(chunk);
-      this.#have += chunk.length;
-      if (this.#need === 0 && this.#have >= HEADER) this.#need = this.#frameSize(Buffer.concat(this.#parts, this.#have), 0);
-      if (this.#need === 0 || this.#have < this.#need) return;
-      data = Buffer.concat(this.#parts, this.#have);
+      // A frame began in an earlier chunk: join only the bytes it still lacks, so the frames that
+      // follow in this chunk stay views of it (a 2 GB result would otherwise be copied once more).
+      if (this.#need === 0) {
+        pos = this.#take(chunk, 0, HEADER - this.#have);
+        if (this.#have < HEADER) return;
+        const header = Buffer.concat(this.#parts, this.#have);
+        this.#parts = [header];
+        this.#need = this.#frameSize(header, 0);
+      }
+      pos = this.#take(chunk, pos, this.#need - this.#have);
+      if (this.#have < this.#need) return;
+      const frame = Buffer.concat(this.#parts, this.#have);
       this.#parts = [];
       this.#have = 0;
       this.#need = 0;
+      this.#onFrame({ code: frame[0]!, raw: frame });
     }
-    let pos = 0;
-    while (data.length - pos >= HEADER) {
-      const size = this.#frameSize(data, pos);
-      if (data.length - pos < size) break;
-      this.#onFrame({ code: data[pos]!, raw: data.subarray(pos, pos + size) });
+    while (chunk.length - pos >= HEADER) {
+      const size = this.#frameSize(chunk, pos);
+      if (chunk.length - pos < size) break;
+      this.#onFrame({ code: chunk[pos]!, raw: chunk.subarray(pos, pos + size) });
       pos += size;
     }
-    if (pos < data.length) {
-      this.#parts = [data.subarray(pos)];
-      this.#have = data.length - pos;
-      this.#need = this.#have >= HEADER ? this.#frameSize(data, pos) : 0;
+    if (pos < chunk.length) {
+      this.#parts = [chunk.subarray(pos)];
+      this.#have = chunk.length - pos;
+      this.#need = this.#have >= HEADER ? this.#frameSize(chunk, pos) : 0;
     }
+  }
+
+  /** Keeps up to `wanted` bytes of `chunk` from `pos` for the pending frame; returns where it stopped. */
+  #take(chunk: Buffer, pos: number, wanted: number): number {
+    const end = Math.min(chunk.length, pos + wanted);
+    if (end > pos) {
+      this.#parts.push(chunk.subarray(pos, end));
+      this.#have += end - pos;
+    }
+    return end;
   }
 
   #frameSize(buf: Buffer, pos: number): number {

@@ -15,6 +15,7 @@ import { nowMicros, type Command, type Identity, type Verdict } from '../../../.
 import { decodeParameterStatus } from './backend-decode.js';
 import { serialize } from './backend-serializer.js';
 import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
+import { joinAdjacent } from '../byte-views.js';
 import { sendCancel, type CancelAdmission, type CancelRegistry } from './cancel.js';
 import { answerSslRequest } from './client-tls.js';
 import { PgEngine, type Decision } from './engine.js';
@@ -486,13 +487,21 @@ export class PgSession {
     this.#lexingLost ??= this.#lexing.observe(name, value);
   }
 
-  /** Writes what one upstream chunk produced in one go; pauses the target while the client lags. */
+  /**
+   * Writes what one upstream chunk produced in one go (one writev); pauses the target while the
+   * client lags. Frames passed on unchanged are views of the chunk and leave as one view of it, so
+   * a streamed result is not copied into a new buffer per chunk, garbage until the next GC.
+   */
   #flushClient(): void {
     if (this.#clientOut.length === 0) return;
     if (this.#draining || this.#client.destroyed) return void (this.#clientOut = []); // recorded, with no one to deliver to
-    const bytes = this.#clientOut.length === 1 ? this.#clientOut[0]! : Buffer.concat(this.#clientOut);
+    const pieces = joinAdjacent(this.#clientOut);
     this.#clientOut = [];
-    if (this.#client.write(bytes) || this.#upstream === undefined) return;
+    let room = true;
+    if (pieces.length > 1) this.#client.cork();
+    for (const piece of pieces) room = this.#client.write(piece);
+    if (pieces.length > 1) this.#client.uncork();
+    if (room || this.#upstream === undefined) return;
     this.#upstream.pause();
     this.#client.once('drain', () => this.#upstream?.resume());
   }

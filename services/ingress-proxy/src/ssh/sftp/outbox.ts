@@ -1,3 +1,5 @@
+import { adjoins } from '../../byte-views.js';
+
 /**
  * Bytes on their way to one stream, gathered while a chunk's frames are relayed and written in as
  * few writes as they allow: views that sit side by side in memory (the pieces the framer cut from
@@ -11,7 +13,7 @@ export class Outbox {
 
   add(bytes: Buffer): void {
     const p = this.#pending;
-    if (p !== undefined && p.buffer === bytes.buffer && p.byteOffset + p.length === bytes.byteOffset) {
+    if (p !== undefined && adjoins(p, bytes)) {
       this.#pending = Buffer.from(p.buffer, p.byteOffset, p.length + bytes.length);
       return;
     }
