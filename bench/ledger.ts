@@ -48,8 +48,8 @@ function makeBatch(n: number, offset: number): AgateEvent[] {
 
 /**
  * The ledger's JS work alone, over pre-built events, in its two halves: writing rows (encode,
- * JSON body, row) and sealing them (link, leaf and tree hashes); both on the ledger's row
- * thread since the event loop only copies the encodings there. In the embedded mode the bus hands over the encoding. In a function
+ * JSON body, row; on the event loop) and sealing them (link, leaf and tree hashes; on the
+ * ledger's hashing thread). In the embedded mode the bus hands over the encoding. In a function
  * of its own so its 100,000 events and 80 MiB of rows are garbage before the append is timed.
  */
 function jsAlone(codec: EventCodec): { writeRate: number; sealRate: number } {

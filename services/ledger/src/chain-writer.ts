@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { AgateError, ErrorCode, describeError } from '../../../core/src/errors.js';
 import { nowMicros, type AgateEvent } from '../../../schemas/src/events.js';
-import { GENESIS, RECORD_COLUMNS, RECORD_STRUCTURE } from './chain.js';
+import { GENESIS, RECORD_COLUMNS, RECORD_STRUCTURE, recordColumns, writeRow } from './chain.js';
 import { BLOCK_SIZE } from './schema.js';
 import { openCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.js';
 import type { CheckpointSink, KeptNote } from './checkpoint-sink.js';
@@ -13,6 +13,7 @@ import type { RowSealer, SealJob } from './row-sealer.js';
 import { pushRange } from './tree-sql.js';
 import { persistTiles, storeTiles, tiledRangeRoot, type TileNode } from './tree-tiles.js';
 import { tsvBytes, tsvText } from './tsv.js';
+import { RowBinaryWriter } from '../../../core/src/store/row-binary.js';
 
 /** A chain's writer works with the bus, store, codec, logger and signer of the ledger that runs it. */
 export interface ChainWriterOptions extends Pick<LedgerOptions, 'bus' | 'store' | 'codec' | 'logger' | 'signer'> {
@@ -23,7 +24,7 @@ export interface ChainWriterOptions extends Pick<LedgerOptions, 'bus' | 'store' 
   sinks: readonly CheckpointSink[];
   /** How many of the latest event ids are remembered to drop redeliveries. */
   dedupWindow: number;
-  /** Writes and hashes rows off the event loop; shared by the chains of one ledger. */
+  /** Hashes rows off the event loop; shared by the chains of one ledger. */
   sealer: RowSealer;
   /**
    * Whether another ledger instance may append to this chain too (a Kafka partition moving
@@ -97,8 +98,6 @@ export class ChainWriter {
   readonly #origin: string;
   /** Row buffers back from the engine, for the next slices: fresh ones each time made the collector run constantly. */
   readonly #rowMemory: ArrayBuffer[] = [];
-  /** Buffers of encodings back from the row thread, for the next slices' copies. */
-  readonly #payloadMemory: ArrayBuffer[] = [];
   /** The newest checkpoint published (read back at start, then each one published): the next must extend it. */
   #published: Published | undefined;
   /** Set once the chain's history is found not to extend what was published: nothing more is appended or signed. */
@@ -214,33 +213,29 @@ export class ChainWriter {
       this.#unstored.push(slice.map((k) => batch[k]!.event_id));
     }
     try {
-      // Three stages overlap: this thread copies the encodings of a slice while the row thread
-      // writes and hashes the rows of the slice before it (body, links, leaves, tree) and the
-      // engine inserts the one before that. The head moves past a slice only once it is stored,
-      // and a failed insert fails every insert after it, so a failure leaves no gap.
+      // Three stages overlap: this thread writes the rows of a slice while the sealer's thread
+      // hashes the slice before it (links, leaves, tree) and the engine inserts the one before
+      // that. The head moves past a slice only once it is stored, and a failed insert fails
+      // every insert after it, so a failure leaves no gap.
       let seq = this.#written;
       for (const slice of slices) {
-        const payloads: Buffer[] = [];
-        let bytes = 0;
-        for (const k of slice) {
-          const payload = encoded?.[k] ?? codec.encode(batch[k]!);
-          payloads.push(payload);
-          bytes += payload.length;
-        }
-        const memory = this.#payloadsFor(bytes);
-        const ends = new Int32Array(slice.length);
-        const sources = new Float64Array(slice.length);
-        for (let j = 0, at = 0; j < slice.length; j++) {
-          // In the embedded mode this loop shares the event loop with every proxy session.
-          if (j > 0 && j % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
-          memory.set(payloads[j]!, at);
-          at += payloads[j]!.length;
-          ends[j] = at;
-          sources[j] = positions?.[slice[j]!] ?? 0;
-        }
+        const rows = this.#rowsFor(slice.length);
+        const marks = new Int32Array(slice.length * 3);
         const firstSeq = seq + 1;
-        seq += slice.length;
-        const sealed = sealer.seal({ chain: chainId, payloads: memory.buffer as ArrayBuffer, ends, sources, memory: this.#rowMemory.pop(), firstSeq, from });
+        for (let j = 0; j < slice.length; j++) {
+          // In the embedded mode this loop shares the event loop with every proxy session:
+          // writing a 10,000-event slice in one go would hold statements for tens of milliseconds.
+          if (j > 0 && j % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
+          const k = slice[j]!;
+          const event = batch[k]!;
+          const payload = encoded?.[k] ?? codec.encode(event);
+          seq += 1;
+          marks[j * 3] = writeRow(rows, chainId, seq, payload, recordColumns(event), positions?.[k] ?? 0);
+          marks[j * 3 + 1] = rows.length;
+          marks[j * 3 + 2] = payload.length;
+        }
+        const { memory, length } = rows.transfer();
+        const sealed = sealer.seal({ chain: chainId, rows: memory, length, marks, firstSeq, from });
         from = undefined;
         this.#written = seq;
         const head = seq;
@@ -257,7 +252,6 @@ export class ChainWriter {
           this.#keep(this.#unstored.shift()!);
           this.#sourceStored = Math.max(this.#sourceStored, this.#unstoredSource.shift()!);
           if (this.#rowMemory.length < ROWS_KEPT) this.#rowMemory.push(done.rows);
-          if (this.#payloadMemory.length < ROWS_KEPT) this.#payloadMemory.push(done.payloads);
         });
         this.#stored.catch(() => (this.#written = undefined));
         // At most two slices ahead of the engine: writing faster than it stores only takes memory.
@@ -274,14 +268,14 @@ export class ChainWriter {
   }
 
   /**
-   * `bytes` of memory of its own (transferable) for a slice's encodings, from one a finished
-   * slice handed back when large enough: fresh buffers of megabytes per slice kept the garbage
-   * collector busy.
+   * A writer for a slice of `count` rows, on memory a finished slice handed back when it is
+   * large enough: fresh buffers of megabytes per slice kept the garbage collector busy.
    */
-  #payloadsFor(bytes: number): Uint8Array {
-    let memory = this.#payloadMemory.pop();
-    while (memory !== undefined && memory.byteLength < bytes) memory = this.#payloadMemory.pop();
-    return new Uint8Array(memory ?? new ArrayBuffer(Math.max(bytes, PAYLOAD_BYTES)));
+  #rowsFor(count: number): RowBinaryWriter {
+    const need = count * ROW_BYTES;
+    let memory = this.#rowMemory.pop();
+    while (memory !== undefined && memory.byteLength < need) memory = this.#rowMemory.pop();
+    return new RowBinaryWriter(memory ?? need);
   }
 
   /** Signs and publishes the checkpoint of `tree` (records up to its size are stored, `head` is the link at that size). */
@@ -535,8 +529,8 @@ export class ChainWriter {
 }
 
 const TAB = Buffer.from('\t');
-/** Encodings copied between two turns of the event loop (well under 1 ms; rows are written and hashed on the row thread). */
-const YIELD_EVERY = 2000;
+/** Rows written between two turns of the event loop (about 0.5 ms of work; the hashing is on the sealer thread). */
+const YIELD_EVERY = 100;
 /**
  * Records per INSERT: large enough for the engine (each insert makes a part of some 45 files,
  * fsynced), small enough to overlap with hashing. Parts of this size stay compact (one data
@@ -544,8 +538,8 @@ const YIELD_EVERY = 2000;
  * event, most of it in the kernel creating files.
  */
 export const INSERT_SLICE = 20000;
-/** The smallest buffer of encodings made for a slice (a few hundred events), so small slices share one size. */
-const PAYLOAD_BYTES = 256 * 1024;
+/** Room per row a writer starts with (records average about 800 bytes); it grows when needed. */
+const ROW_BYTES = 1024;
 /** Slices in the pipeline at once (written, sealed, inserted), plus one. */
 const ROWS_KEPT = 4;
 

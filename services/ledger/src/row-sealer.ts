@@ -4,21 +4,13 @@ import { AgateError, ErrorCode } from '../../../core/src/errors.js';
 /** A compact range as it crosses threads (CompactRange.toJSON). */
 export type Frontier = { size: number; hash: string }[];
 
-/**
- * Events of one chain to be written as ledger rows and sealed, in order (seal-worker.ts). The
- * event loop only copies their encodings here; the worker decodes them, writes each row
- * (chain.ts writeRow: the JSON body, RowBinary) and hashes it.
- */
+/** Rows of one chain written by writeRow, to be sealed in order (seal-worker.ts). */
 export interface SealJob {
   chain: string;
-  /** The events' encodings (EventCodec), one after another; each is its record's payload. */
-  payloads: ArrayBuffer;
-  /** Per event, where its encoding ends in `payloads`. */
-  ends: Int32Array;
-  /** Per event, the bus position just past it (StreamInfo.positions; 0 when unknown). */
-  sources: Float64Array;
-  /** Memory for the rows (a buffer an earlier job handed back), grown by the worker if short. */
-  memory?: ArrayBuffer;
+  rows: ArrayBuffer;
+  length: number;
+  /** Per record, three numbers: its hash slot, the end of its row, its payload's length. */
+  marks: Int32Array;
   firstSeq: number;
   /** The state the first record follows; absent, the job continues from this chain's previous job. */
   from?: { prev: Uint8Array; frontier: Frontier };
@@ -26,8 +18,6 @@ export interface SealJob {
 
 export interface SealedRows {
   rows: ArrayBuffer;
-  /** The job's `payloads`, handed back for the next job's copy. */
-  payloads: ArrayBuffer;
   length: number;
   /** The last record's link hash and the tree after it. */
   head: Uint8Array;
@@ -41,9 +31,8 @@ export interface SealedRows {
 type Reply = SealedRows | { error: string };
 
 /**
- * Writes and seals ledger rows on a worker thread: the rows (JSON body, RowBinary), their link
- * hashes, leaf hashes and the Merkle tree leave the event loop that proxies share, which only
- * copies each event's encoding. Jobs are
+ * Seals ledger rows on a worker thread: link hashes, leaf hashes and the Merkle tree, about
+ * half of the ledger's work per event, leave the event loop that proxies share. Jobs are
  * answered in the order sent. The worker is started by start() or on first use, and again after a failure,
  * which fails every job it held (the ledger's append fails and the bus redelivers the batch).
  */
@@ -60,9 +49,7 @@ export class RowSealer {
     const worker = this.#worker ?? this.#start();
     return new Promise((resolve, reject) => {
       if (this.#pending.push({ resolve, reject }) === 1) worker.ref();
-      const moved: ArrayBuffer[] = [job.payloads, job.ends.buffer as ArrayBuffer, job.sources.buffer as ArrayBuffer];
-      if (job.memory !== undefined) moved.push(job.memory);
-      worker.postMessage(job, moved);
+      worker.postMessage(job, [job.rows, job.marks.buffer as ArrayBuffer]);
     });
   }
 
