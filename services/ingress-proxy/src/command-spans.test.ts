@@ -54,6 +54,9 @@ function response(c: Command, status: Response['status'] = 'ok'): Response {
   };
 }
 
+/** The bus tells its observers of a commit after the verdict's waiter has gone on, later in the same turn. */
+const observed = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 const spans = suite('CommandSpans');
 
 spans('a command is written carrying its span, a child of the client\'s trace; its Response carries it too and ends the span', async () => {
@@ -62,6 +65,7 @@ spans('a command is written carrying its span, a child of the client\'s trace; i
     const c = command(CLIENT);
     const outcome = await ctx.bus.requestVerdict(c, 2_000);
     assert.is(outcome.kind, 'verdict');
+    await observed();
     const writtenCommand = ctx.written.find((e): e is Command => e.type === 'Command')!;
     const tp = parseTraceParent(writtenCommand.trace_parent)!;
     assert.is(tp.traceId, '0af7651916cd43dd8448eb211c80319c', 'the client\'s trace continues');
@@ -87,6 +91,7 @@ spans('without a client trace a new one starts; an invalid client value is not c
   const ctx = setup();
   try {
     await ctx.bus.requestVerdict(command('00-not-a-trace'), 2_000);
+    await observed();
     const [written] = ctx.written.filter((e): e is Command => e.type === 'Command');
     assert.ok(parseTraceParent(written!.trace_parent), 'a valid trace context of its own');
     assert.not.match(written!.trace_parent!, /not-a-trace/);
@@ -100,6 +105,7 @@ spans('events the proxy writes about the command later (a deadline verdict, the 
   try {
     const c = command();
     await ctx.bus.requestVerdict(c, 2_000);
+    await observed();
     const traced = ctx.written.find((e): e is Command => e.type === 'Command')!.trace_parent;
     await ctx.bus.publish(verdict(c, 'deadline'));
     await ctx.bus.publish(c);

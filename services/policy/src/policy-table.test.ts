@@ -269,7 +269,8 @@ const CASES: Case[] = [
   { text: 'kubectl attach', attributes: { verb: 'CREATE', resource: 'Pods', subresource: 'attach', namespace: 'app' }, decision: 'hold', rule: 'k8s-exec', protocol: 'kubernetes' },
   { text: 'kubectl get secret db -o yaml', attributes: { verb: 'get', resource: 'secrets', namespace: 'app', name: 'db' }, decision: 'deny', rule: 'k8s-secrets', protocol: 'kubernetes' },
   { text: 'kubectl get secrets -A', attributes: { verb: 'list', resource: 'secrets', namespace: '' }, decision: 'deny', rule: 'k8s-secrets', protocol: 'kubernetes' },
-  { text: 'kubectl delete secret db', attributes: { verb: 'delete', resource: 'secrets', namespace: 'app' }, decision: 'allow', rule: null, protocol: 'kubernetes' },
+  // A rule refusing reads of an object refuses the writes whose answer carries it (update, patch, delete).
+  { text: 'kubectl delete secret db', attributes: { verb: 'delete', resource: 'secrets', namespace: 'app' }, decision: 'deny', rule: 'k8s-secrets', protocol: 'kubernetes' },
   { text: 'kubectl delete pod coredns-1 -n kube-system', attributes: { verb: 'delete', resource: 'pods', namespace: 'kube-system' }, decision: 'deny', rule: 'k8s-kube-system-writes', protocol: 'kubernetes' },
   { text: 'kubectl get pods -n kube-system', attributes: { verb: 'get', resource: 'pods', namespace: 'kube-system' }, decision: 'allow', rule: null, protocol: 'kubernetes' },
   { text: 'kubectl logs web-1', attributes: { verb: 'get', resource: 'pods', subresource: 'log', namespace: 'app' }, decision: 'allow', rule: null, protocol: 'kubernetes' },
@@ -283,7 +284,8 @@ const CASES: Case[] = [
   { text: 'kubectl get deployments', attributes: { verb: 'list', resource: 'deployments', api_group: 'apps', namespace: 'app' }, decision: 'allow', rule: null, protocol: 'kubernetes' },
   // A body the proxy cannot read: only an allow rule naming it lets it through, never the default.
   { text: 'POST /api/v1/namespaces/app/configmaps (CBOR)', attributes: { verb: 'create', resource: 'configmaps', namespace: 'app', body: 'unreadable' }, decision: 'deny', rule: 'agate.unverifiable', protocol: 'kubernetes' },
-  { text: 'PUT /api/v1/namespaces/app/secrets/db (JSON with a repeated key)', attributes: { verb: 'update', resource: 'secrets', namespace: 'app', name: 'db', body: 'unreadable' }, decision: 'deny', rule: 'agate.unverifiable', protocol: 'kubernetes' },
+  { text: 'PUT /api/v1/namespaces/app/secrets/db (JSON with a repeated key)', attributes: { verb: 'update', resource: 'secrets', namespace: 'app', name: 'db', body: 'unreadable' }, decision: 'deny', rule: 'k8s-secrets', protocol: 'kubernetes' },
+  { text: 'PUT /api/v1/namespaces/app/configmaps/db (JSON with a repeated key)', attributes: { verb: 'update', resource: 'configmaps', namespace: 'app', name: 'db', body: 'unreadable' }, decision: 'deny', rule: 'agate.unverifiable', protocol: 'kubernetes' },
   { text: 'POST /api/v1/namespaces/app/secrets (alias YAML, token type)', attributes: { verb: 'create', resource: 'secrets', namespace: 'app', body: 'unreadable', privilege: 'token' }, decision: 'deny', rule: 'k8s-privilege', protocol: 'kubernetes' },
   { text: 'POST /apis/example.com/v1/namespaces/app/widgets (CBOR)', attributes: { verb: 'create', resource: 'widgets', api_group: 'example.com', namespace: 'app', body: 'unreadable' }, decision: 'allow', rule: 'k8s-cbor-widgets', protocol: 'kubernetes' },
   { text: 'POST /apis/example.com/v1/namespaces/app/widgets (JSON)', attributes: { verb: 'create', resource: 'widgets', api_group: 'example.com', namespace: 'app' }, decision: 'allow', rule: null, protocol: 'kubernetes' },
