@@ -73,6 +73,17 @@ export interface SecureListener {
 }
 
 export async function startKafka(opts: { readyTimeoutMs?: number; secure?: SecureListener } = {}): Promise<KafkaBroker> {
+  try {
+    return await launchKafka(opts);
+  } catch (err) {
+    // Most suites start the broker in a before hook, and uvu prints nothing of an error thrown
+    // there (only "0 / N"): say here why the broker did not start.
+    process.stderr.write(`startKafka: the broker did not start: ${(err as Error).stack ?? String(err)}\n`);
+    throw err;
+  }
+}
+
+async function launchKafka(opts: { readyTimeoutMs?: number; secure?: SecureListener }): Promise<KafkaBroker> {
   const lib = await installKafka();
   const dir = mkdtempSync(join(tmpdir(), 'agate-kafka-'));
   const port = await findFreePort();
