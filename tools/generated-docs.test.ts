@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { z } from 'zod';
 import { referenceRows, referenceTable, UndocumentedKeyError } from '../core/src/config-reference.js';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { parseConfig } from './config.js';
 import { tracingFromConfig } from './tracing/tracing.js';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { EventCodec, freezeEvent } from './codec.js';
 import { EVENT_TYPES } from './events.js';

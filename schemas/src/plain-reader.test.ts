@@ -1,5 +1,5 @@
 import avro from 'avsc';
-import { suite } from 'uvu';
+import { suite } from '../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { EventCodec } from './codec.js';
 import { EVENT_TYPES, type AgateEvent } from './events.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
-import { suite } from 'uvu';
+import { suite } from '../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { packageRoot } from '../../core/src/package-root.js';
 import { EVENT_TYPES } from './events.js';

@@ -1,7 +1,7 @@
 // The Grafana dashboard (deploy/grafana/agate-dashboard.json) may only chart what Agate exports:
 // every metric name in its queries must be one the metrics registry serves (a renamed metric
 // would otherwise leave an empty panel nobody notices).
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

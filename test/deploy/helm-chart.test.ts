@@ -3,7 +3,7 @@
 // HPA, PDB, NetworkPolicy, credentials from Secrets), the rendered config accepted by
 // `agate check`, and every object accepted by a real kube-apiserver (`kubectl apply
 // --dry-run=server`), which validates them against the API's schemas and admission.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

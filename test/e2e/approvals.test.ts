@@ -2,7 +2,7 @@
 // sees a notice naming the approval; refused attempts (no approver role, self-approval) change
 // nothing; an approver's `agate approve` releases it; a second held statement times out and is
 // refused; the query API shows every step from the ledger. psql shows the notice too.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { spawn } from 'node:child_process';

@@ -3,7 +3,7 @@
 // bound parameters, COPY TO and FROM and row_to_json, connection strings, set_config), sent
 // through a real `agate start` to a real PostgreSQL. None may reach the raw bus log, the ledger
 // store (bodies and Avro payloads) or Agate's own logs.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';

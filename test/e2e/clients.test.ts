@@ -1,6 +1,6 @@
 // Real clients through Agate: psql (meta-commands and \copy), pgbench in all three query modes,
 // and psycopg 3 (installed into a cached virtualenv by test/harness/install-psycopg.sh).
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

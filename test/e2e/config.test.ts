@@ -1,6 +1,6 @@
 // The real `agate` CLI refusing broken config files: `agate check` and `agate start` exit
 // non-zero and say which file, which line and key, and what was expected; a valid file passes.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

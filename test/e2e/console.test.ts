@@ -3,7 +3,7 @@
 // hold rule matches shows in the live inbox; the approver approves it with a justification and
 // psql completes; a second one is denied and psql gets the refusal; the session's timeline shows
 // it all. Screenshots of each page go to test/screenshots/ (git-ignored; see README "Console").
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -4,7 +4,7 @@
 // (its rows and its pgaudit log), and the record (the embedded log). Nothing PostgreSQL ran may
 // lack an allow verdict in the record; every command ends with a response (the outcome-unknown
 // or not-forwarded one Agate writes at start for what the kill cut); every session is closed.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

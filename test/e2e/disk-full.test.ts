@@ -1,7 +1,7 @@
 // A full disk under a real `agate start` (data_dir on a small tmpfs) in front of a real
 // PostgreSQL: statements are refused while nothing can be recorded, /readyz says why, and once
 // space is freed Agate resumes by itself and the ledger holds every event the bus recorded.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statfsSync, statSync, truncateSync, writeSync } from 'node:fs';

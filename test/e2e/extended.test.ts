@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { serialize } from 'pg-protocol';
 import type { AgateEvent, Command, Response } from '../../schemas/src/events.js';

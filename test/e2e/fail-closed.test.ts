@@ -1,7 +1,7 @@
 // Fail closed, in process: the real PostgreSQL proxy on a real LocalBus, a real OIDC issuer and a
 // real PostgreSQL, but no policy service. Without a verdict a statement is refused (and the
 // refusal is recorded); without a writable audit log nothing is forwarded.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -2,7 +2,7 @@
 // approval here), Agate reads no further client frames, so a client that pipelines 64 MiB behind
 // it fills the kernel buffers and then its own, and Agate's memory does not grow with it. Once
 // the verdict comes (the hold expires: refused), reading resumes and the pipeline completes.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { serialize } from 'pg-protocol';

@@ -2,7 +2,7 @@
 // authentication by many concurrent connections. Agate must never crash, must answer each
 // broken connection with a FATAL ErrorResponse or close it, and must keep serving a well-behaved
 // client throughout.
-import { test } from 'uvu';
+import { test } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { connect } from 'node:net';
 import { serialize } from 'pg-protocol';

@@ -2,7 +2,7 @@
 // kubectl through it. A watch in flight ends cleanly (its stream terminated, recorded as ended by
 // Agate), a held delete still waiting for its approver finishes once approved during the drain,
 // a new connection is refused, and Agate exits 0 after the delete, having cut nothing off.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';

@@ -1,7 +1,7 @@
 // The Kubernetes proxy in process, in front of a real kube-apiserver, where it must fail closed:
 // no verdict in time, a response that must be masked but exceeds the buffer cap, a request body
 // over its cap, impersonation. Events are read from the LocalBus the proxy publishes to.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';

@@ -3,7 +3,7 @@
 // in the body rather than the path. The kube-apiserver's audit log and the objects it stores,
 // read with the administrator's credential, witness what was done; Agate's record must match.
 // Real kube-apiserver, real Agate process, raw HTTPS clients.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { commandsWhere, events, responsesOf, startKubeAgate, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
 import { admin, audited, complete, raw, statusOrBody, tlsSession } from './kube-raw.js';

@@ -5,7 +5,7 @@
 // a second Authorization header). The kube-apiserver's own audit log is the independent witness
 // of what reached it; Agate's record must say the same.
 // Real kube-apiserver, real Agate process, raw HTTPS and TLS clients, the real kubectl.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { connect as connectH2 } from 'node:http2';

@@ -3,7 +3,7 @@
 // path spelling, other verbs and subresources that have the same effect, media types Agate
 // cannot mask). The API server's own audit log is the independent witness of what was done.
 // Real kube-apiserver, real Agate process, raw HTTPS and TLS clients.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import type { KubeAuditEvent } from '../harness/kube-apiserver.js';
 import { agentToken, busLog, commandsWhere, events, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';

@@ -2,7 +2,7 @@
 // API server as an administrator, so RBAC's own checks never stop the agent; the privilege facts
 // the proxy records (attributes.privilege) let the example's rule refuse each step of "make an
 // identity, bind it to cluster-admin, mint its token". Real kubectl, real kube-apiserver.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

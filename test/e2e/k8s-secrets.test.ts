@@ -1,7 +1,7 @@
 // Secret values through the Kubernetes proxy, with the real kubectl and kube-apiserver: every way
 // kubectl writes a Secret leaves its values out of the bus log and the store; a rule that masks
 // Secret reads masks every response that carries a Secret; a masked read sent back is refused.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { agentKubectl, busLog, commandsWhere, events, responsesOf, sql, startKubeAgate, stopKubeAgate, type KubeAgate } from './kube-agate.js';
 import { until } from '../harness/until.js';

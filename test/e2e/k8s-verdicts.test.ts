@@ -3,7 +3,7 @@
 // the proxy's verdict alone, never a second one from the policy service. Under `default: deny`
 // a second verdict would be a deny for a discovery request that ran. Real kube-apiserver, real
 // kubectl, `agate start` with its embedded bus, policy and ledger.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import type { Command, Verdict } from '../../schemas/src/events.js';
 import { agentKubectl, commandsWhere, events, responsesOf, sql, startKubeAgate, stopKubeAgate, type KubeAgate } from './kube-agate.js';

@@ -3,7 +3,7 @@
 // `agate kubeconfig` prints. What Agate recorded is read back from its bus log and, through the
 // query API, from the store. There is no kubelet, so pods never run: exec is tested at the
 // protocol level (decided by policy, then answered by the API server itself).
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import { ocsfErrors } from '../harness/ocsf-validator.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';

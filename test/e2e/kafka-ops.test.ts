@@ -1,7 +1,7 @@
 // Distributed operations against a real Kafka broker: `agate topics` creating and checking the
 // topics (partitions, replication factor, min.insync.replicas, retention), and the readiness of a
 // separate `agate policy` process following the broker going away and coming back.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

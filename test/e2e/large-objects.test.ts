@@ -1,7 +1,7 @@
 // Protocol FunctionCall (what libpq's large-object API sends): decided and recorded by the
 // function it calls, so psql's \lo_import and pg_dump of a database with a large object work
 // through Agate under `default: allow`. Real psql and pg_dump, real PostgreSQL 15.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

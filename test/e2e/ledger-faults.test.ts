@@ -2,7 +2,7 @@
 // a data_dir rolled back to an older copy must not get a second history signed over the
 // checkpoints already published outside it. The restarted Agate refuses to record, says why on
 // /readyz, plain `agate verify` names the missing records, and no checkpoint file changes.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { appendFileSync, closeSync, cpSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { HeldInserts } from '../harness/held-inserts.js';
 import { kafkaLedgers, watched } from '../harness/kafka-ledgers.js';

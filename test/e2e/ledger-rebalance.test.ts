@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { kafkaLedgers, watched } from '../harness/kafka-ledgers.js';
 import { untilTrue } from '../harness/until.js';

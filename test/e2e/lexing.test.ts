@@ -2,7 +2,7 @@
 // reads it as two. Real psql, node-postgres and a raw protocol client against a real PostgreSQL
 // 15 through `agate start`; each case checks in PostgreSQL itself that the hidden DROP did not
 // run, and that Agate recorded the attempt.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,6 +1,6 @@
 // Secrets in a table read through Agate: the canaries never reach the bus log, the ledger store
 // or Agate's logs; and they reach the client only when no policy rule masks its results.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { randomBytes, randomInt } from 'node:crypto';
 import { join } from 'node:path';

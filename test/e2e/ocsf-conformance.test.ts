@@ -4,7 +4,7 @@
 // the official OCSF 1.3.0 schema with pydantic-ocsf (an independent validator), each event is
 // proven in the ledger by its metadata.uid, and each held command exports its final decision.
 // (Kubernetes API Activity is validated the same way in k8s.test.ts.)
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

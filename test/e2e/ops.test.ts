@@ -1,7 +1,7 @@
 // The ops listener of a real `agate start` process: /healthz, /readyz with its components, and
 // /metrics in valid Prometheus text format with the counts real clients caused; then a graceful
 // drain on SIGTERM with psql and node-postgres connected, one of them mid-statement.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { spawn } from 'node:child_process';

@@ -5,7 +5,7 @@
 // outside a result, protocol-level tricks, and settings or startup options that would blind the
 // server's own log. The database is read directly afterwards and pgaudit's log is checked against
 // Agate's record.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { serialize } from 'pg-protocol';

@@ -5,7 +5,7 @@
 // messages sent where the protocol has none, row and table locks taken by a read-only identity,
 // and notifications from other sessions. Witnesses: pgaudit's log (what ran), the database read
 // directly, a direct writer that a lock would block, and the replies on the wire.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';

@@ -4,7 +4,7 @@
 // through Agate), and pgaudit's log is checked against Agate's record, so a statement that ran
 // while Agate thought it harmless shows. The attempts already covered by the neighbouring files
 // (lexing, pg-policy-facts, pgaudit-oracle, masking, canaries) are not repeated here.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import type { Command, Response } from '../../schemas/src/events.js';

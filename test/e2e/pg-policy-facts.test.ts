@@ -4,7 +4,7 @@
 // at run time is refused under `default: allow`; a deny on written tables refuses writes to them
 // and lets reads through; pg_dump still works under such a policy. Each refused statement leaves
 // the database as it was.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';

@@ -2,7 +2,7 @@
 // with tokens from a real OIDC issuer (JWKS over HTTP), driven by the real psql binary and by
 // node-postgres; the audit trail read back through the query API and the CLI; the ledger
 // verified, tampered with, and verified again.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

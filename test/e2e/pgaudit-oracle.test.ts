@@ -3,7 +3,7 @@
 // every statement it executes. The suite asserts from the server log that everything PostgreSQL
 // executed for Agate's sessions was recorded by Agate as allowed, and that nothing Agate recorded
 // as denied ran. Add a case to CORPUS to widen it.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

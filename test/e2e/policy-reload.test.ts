@@ -1,7 +1,7 @@
 // Hot reload of the policy in a running `agate start`: an edit to the config file's policy applies
 // to the next statement without a restart; an invalid edit is refused with a precise error in the
 // log, and the policy in force stays.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import pg from 'pg';

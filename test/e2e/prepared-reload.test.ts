@@ -1,7 +1,7 @@
 // A SQL-level PREPARE made before a policy reload cannot carry the old verdict past it: EXECUTE
 // is decided as the statement it runs, under the policy in force when it runs. Real `agate start`,
 // real PostgreSQL 15, node-postgres over the simple and the extended protocol.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import pg from 'pg';

@@ -1,6 +1,6 @@
 // The query API served over HTTPS (`query.tls`), reached by the real curl with the test CA, and the
 // agate CLI reading through it; plain HTTP on the same port gets nothing.
-import { test } from 'uvu';
+import { test } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -2,7 +2,7 @@
 // sockets that never log in, malformed password messages, and repeated failed logins from one
 // address. Each attack must be refused in the protocol's own words, recorded with its reason,
 // and must never lock out an agent with a valid token.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';

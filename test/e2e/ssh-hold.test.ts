@@ -1,6 +1,6 @@
 // A held ssh command: the OpenSSH client sees, on stderr and while it waits, which approval it
 // waits on; an approver releases it through the query API and the command runs on the host.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';

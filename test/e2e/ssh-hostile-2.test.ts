@@ -5,7 +5,7 @@
 // on one spelling. The witness is the target itself: whether anything listens on the port asked
 // for, and whether a connection made there reaches the client's own listener. Real sshd, real
 // OpenSSH client.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { connect, createServer, type Server } from 'node:net';
 import ssh2 from 'ssh2';

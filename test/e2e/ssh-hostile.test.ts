@@ -5,7 +5,7 @@
 // symlinks, requests Agate cannot audit, channels racing). The independent witnesses are the
 // files on the target's disk and a TCP listener that counts who reached it. Real sshd, real
 // OpenSSH client (ssh, sftp, scp), and ssh2 as a raw client where OpenSSH cannot send the bytes.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';

@@ -1,6 +1,6 @@
 // The SSH proxy as `agate start` wires it from the config file: the real process, the real
 // OpenSSH client and server, events read back from the embedded bus log.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';

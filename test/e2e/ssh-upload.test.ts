@@ -2,7 +2,7 @@
 // real git client (each push's ref updates are read before its pack reaches the target, decided
 // against `match.git` rules, and recorded with whether they are forced; the target repository is
 // checked after every refusal), and uploads over exec (`cat > f`) recorded with size and digest.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';

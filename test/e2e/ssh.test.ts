@@ -1,7 +1,7 @@
 // The SSH proxy end to end, in process: the real OpenSSH client (through sshpass, the OIDC token
 // as its password) talks to Agate's SSH proxy, which runs commands on a real OpenSSH server. The
 // policy service decides on a LocalBus; every test reads what was recorded from that bus.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,7 +1,7 @@
 // Startup-phase requests: TLS termination with the configured certificate (psql with
 // sslmode=require and verify-full), GSSENCRequest declined, and CancelRequest routed to the
 // upstream backend behind Agate's own key.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';

@@ -2,7 +2,7 @@
 // continues the client's trace (the proxy's span is its child, policy's the proxy's), and one
 // with an invalid header starts a new trace instead of carrying the value on. Real kube-apiserver,
 // real OpenTelemetry Collector, `agate start` with trace export on.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';

@@ -3,7 +3,7 @@
 // store, alone in its process), a real PostgreSQL and a real OpenTelemetry Collector. A psql
 // statement yields one trace, proxy -> policy -> ledger, parent-linked across the processes, and
 // the Command and Verdict records on Kafka carry it in their value and as a `traceparent` header.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

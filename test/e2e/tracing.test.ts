@@ -2,7 +2,7 @@
 // statement through the proxy yields spans of the proxy, policy and ledger in one trace, each a
 // child of the one before, received by a real OpenTelemetry Collector over OTLP/HTTP; the
 // Command, Verdict and Response events carry the trace context of the span that made them.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { parseTraceParent } from '../../core/src/tracing/traceparent.js';
 import type { Command, Response, Verdict } from '../../schemas/src/events.js';

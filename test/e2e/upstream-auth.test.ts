@@ -1,6 +1,6 @@
 // Agate logs in upstream with whatever password method the target demands; and a FunctionCall,
 // which policy cannot read as SQL, is refused in order like any other statement.
-import { test } from 'uvu';
+import { test } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { BufferWriter } from '../../services/ingress-proxy/src/pg/buffer-writer.js';
 import { startAgate } from './agate-fixture.js';

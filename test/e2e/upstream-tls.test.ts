@@ -1,6 +1,6 @@
 // Agate's own connection to the target over TLS with certificate verification (verify-full):
 // PostgreSQL is switched to ssl=on with a throwaway CA-signed certificate.
-import { test } from 'uvu';
+import { test } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { chown, mkdtemp, rm, copyFile, chmod } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';

@@ -1,7 +1,7 @@
 // The Keycloak harness: it starts, a realm built through the admin API publishes its discovery
 // document, and the client it made refuses a code flow without PKCE (so the console must use it);
 // a SAML client publishes the IdP metadata and gets the login form for its AuthnRequest.
-import { suite } from 'uvu';
+import { suite } from './suite.js';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { deflateRawSync } from 'node:zlib';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from './suite.js';
 import * as assert from 'uvu/assert';
 import { request } from 'node:https';
 import { readFile } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-import { test } from 'uvu';
+import { test } from './suite.js';
 import * as assert from 'uvu/assert';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, type JWTVerifyOptions } from 'jose';
 import { startOidcIssuer, type OidcIssuer } from './oidc-issuer.js';

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { test } from 'uvu';
+import { test } from './suite.js';
 import * as assert from 'uvu/assert';
 import pg from 'pg';
 import { findFreePort, startPostgres, type PgUserKey, type PostgresServer } from './postgres.js';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from './suite.js';
 import * as assert from 'uvu/assert';
 import { run } from './proc.js';
 import { startSshd, type SshServer } from './sshd.js';

@@ -1,7 +1,7 @@
 // `npm ci` is the first thing a CI job or an image build runs: the committed lock file must agree with
 // package.json on every platform, including the optional engine packages (chdb ships one per
 // platform) that this machine never installs.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';

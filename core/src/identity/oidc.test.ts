@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { startOidcIssuer, type OidcIssuer } from '../../../test/harness/oidc-issuer.js';
 import { AuthenticationError } from '../errors.js';

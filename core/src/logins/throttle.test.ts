@@ -1,4 +1,4 @@
-import { test } from 'uvu';
+import { test } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { LoginThrottle, sourceAddress } from './throttle.js';
 

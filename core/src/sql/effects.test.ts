@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { STATEMENT_EFFECTS, statementEffects } from './effects.js';
 import { knownStatementNodes } from './statement-nodes.js';

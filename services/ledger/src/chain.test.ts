@@ -1,4 +1,4 @@
-import { test } from 'uvu';
+import { test } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { CompactRange } from './compact-range.js';
 import { EMPTY_ROOT, hashBytes, hashText, leafHash, nodeHash, nodeHashText, rootFromLeafHashes, sha256Text } from './merkle.js';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { errorCode } from '../../../test/harness/error-code.js';
 import { ErrorCode } from '../../../core/src/errors.js';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { initSqlParser, SqlAnalysisCache } from '../../../core/src/sql/analyze.js';
 import { commandFacts, type CommandFacts } from './command-facts.js';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import type { ApprovalDecision, ApprovalRefused, ApprovalRequested, Verdict } from '../../../schemas/src/events.js';
 import { finalDecision } from './final-decision.js';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { parseConfig } from '../../../core/src/config.js';
 import { TokenVerifier } from '../../../core/src/identity/oidc.js';

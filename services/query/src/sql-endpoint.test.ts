@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { accessQuestion, combineAccess, questionAttributes, reviewKind, rulesReview, selfReview } from './access-review.js';
 import { classifyRequest, type RequestInfo } from './request-info.js';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { Masker } from '../masking/masker.js';
 import { MASKED_SECRET_DATA, maskDocument, parseFieldRule } from './json-mask.js';

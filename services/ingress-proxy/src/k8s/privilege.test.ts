@@ -1,5 +1,5 @@
 import { gzipSync } from 'node:zlib';
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { K8S_PRIVILEGE_FACTS } from '../../../../core/src/config.js';
 import { PRIVILEGE_FACTS, privilegeFacts } from './privilege.js';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { classifyRequest, type RequestInfo } from './request-info.js';
 import { failure, forbidden, maskedWrite, statusBody } from './status.js';

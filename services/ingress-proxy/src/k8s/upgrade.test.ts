@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createTcpServer, connect as connectTcp, type Socket } from 'node:net';

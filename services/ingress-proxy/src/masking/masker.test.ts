@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { BUILTIN_MASK_SET } from '../../../../core/src/config.js';
 import { luhn } from './detectors.js';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { serialize as frontend } from 'pg-protocol';
 import { BUILTIN_MASK_SET } from '../../../../core/src/config.js';

@@ -1,5 +1,5 @@
 import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { startPostgres, type PostgresServer } from '../../../../test/harness/postgres.js';
 import { saslprep } from './saslprep.js';

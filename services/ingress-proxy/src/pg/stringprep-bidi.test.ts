@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { inRanges, L_CAT, parseRanges, RAND_AL_CAT, violatesBidiRule, type CodePointRanges } from './stringprep-bidi.js';
 

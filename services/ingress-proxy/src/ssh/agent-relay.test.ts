@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { Duplex } from 'node:stream';
 import type { Connection, ServerChannel } from 'ssh2';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import type { Command, Response, Verdict } from '../../../../schemas/src/events.js';
 import { FakeConnection, FakeServerChannel, FakeUpstream } from '../../../../test/harness/fake-ssh2.js';

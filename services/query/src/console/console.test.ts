@@ -1,7 +1,7 @@
 import type { JWK } from 'jose';
 import { loginGuard, loginThrottle } from '../../../../core/src/logins/from-config.js';
 import { request } from 'node:http';
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { parseConfig } from '../../../../core/src/config.js';
 import { localIssuer, TokenVerifier } from '../../../../core/src/identity/oidc.js';

@@ -1,7 +1,7 @@
 // SAML responses built and signed here (xml-crypto, RSA-SHA256, a key from the test CA) and put
 // through SamlLogin: the one good answer is accepted; unsigned, wrongly signed, tampered, wrong
 // audience or issuer, expired, unsolicited and replayed ones are refused.
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

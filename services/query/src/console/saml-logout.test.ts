@@ -3,7 +3,7 @@
 // by its key (HTTP-Redirect query signature, built here by hand as SAML bindings §3.4.4.1 says),
 // from its entityID, and a LogoutResponse only when it answers a LogoutRequest of ours, once.
 // Metadata is served by a real HTTP server on loopback.
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { createPublicKey, sign, verify } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { parseConfig } from '../../../../core/src/config.js';
 import { TokenVerifier } from '../../../../core/src/identity/oidc.js';

@@ -1,7 +1,7 @@
 // The terminate route's bus path (a proxy in another process), over a real local bus: the
 // request goes on the bus, the proxy holding the session ends it, and the route answers with the
 // recorded reason; with no proxy acting, a 504 after the deadline and the request stays recorded.
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,4 @@
-import { test } from 'uvu';
+import { test } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

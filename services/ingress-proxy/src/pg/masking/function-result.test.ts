@@ -1,4 +1,4 @@
-import { test } from 'uvu';
+import { test } from '../../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { BUILTIN_MASK_SET } from '../../../../../core/src/config.js';
 import { Masker } from '../../masking/masker.js';

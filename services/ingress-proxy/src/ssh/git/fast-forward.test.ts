@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { forcedUpdate, type AncestryCheck } from './fast-forward.js';
 import type { RefCommand } from './push-request.js';

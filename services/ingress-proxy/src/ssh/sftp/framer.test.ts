@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { HEAD_BYTES, PacketFramer, type Frame } from './framer.js';
 import { parseDataHead, parseReply, parseRequest, parseWriteHead } from './parser.js';
