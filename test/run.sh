@@ -65,7 +65,10 @@ run_file() {
   ok=$(printf '%s\n' "$out" | sed -e 's/\x1b\[[0-9;]*m//g' | awk '/Passed:/ {s+=$2} END {print s+0}')
   passed=$((passed + ok))
   bad=$((total - ok))
-  if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+  # A file that failed without counting a failure, or ran no test at all (a suite's .run() left
+  # out prints nothing and exits 0), counts as one failure (test/unit/file-result.ts).
+  if [ "$total" -eq 0 ] && [ "$rc" -eq 0 ]; then echo "(it ran no test: is a suite's .run() missing?)"; fi
+  if { [ "$rc" -ne 0 ] || [ "$total" -eq 0 ]; } && [ "$bad" -eq 0 ]; then bad=1; fi
   if [ "$bad" -gt 0 ]; then failed=$((failed + bad)); failed_files+=("${f#dist/}"); fi
 }
 

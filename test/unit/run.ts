@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { dirname, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { countsOf, failuresOf } from './file-result.js';
 import { classify, servicesReached, testFiles } from './select.js';
 
 /*
@@ -13,8 +14,9 @@ import { classify, servicesReached, testFiles } from './select.js';
  */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const PER_FILE_TIMEOUT_MS = 60_000;
+const NO_TEST = "(it ran no test: is a suite's .run() missing?)";
 
-interface Result { file: string; passed: number; total: number; code: number | null; output: string; ms: number }
+interface Result { file: string; passed: number; total: number; code: number | null; failures: number; output: string; ms: number }
 
 function runFile(file: string): Promise<Result> {
   const started = Date.now();
@@ -27,8 +29,8 @@ function runFile(file: string): Promise<Result> {
     child.on('close', (code) => {
       clearTimeout(timer);
       const output = Buffer.concat(chunks).toString('utf8').replace(/\x1b\[[0-9;]*m/g, '');
-      const sum = (label: string) => [...output.matchAll(new RegExp(`^\\s*${label}:\\s+(\\d+)`, 'gm'))].reduce((s, m) => s + Number(m[1]), 0);
-      done({ file, passed: sum('Passed'), total: sum('Total'), code, output, ms: Date.now() - started });
+      const counts = countsOf(output);
+      done({ file, ...counts, code, failures: failuresOf(counts, code), output, ms: Date.now() - started });
     });
   });
 }
@@ -56,16 +58,16 @@ async function main(): Promise<number> {
     for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
       const r = await runFile(f);
       results.push(r);
-      const bad = r.code !== 0 || r.passed < r.total;
+      const bad = r.failures > 0;
       console.log(`${bad ? 'FAIL' : 'ok  '} ${relative(ROOT, r.file)}  ${r.passed}/${r.total}  ${(r.ms / 1000).toFixed(1)} s`);
       if (bad) console.log(r.output.split('\n').filter((l) => l.trim() !== '').slice(-40).join('\n'));
+      if (r.total === 0 && r.code === 0) console.log(NO_TEST);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, availableParallelism()) }, worker));
   const passed = results.reduce((s, r) => s + r.passed, 0);
-  const failedFiles = results.filter((r) => r.code !== 0 || r.passed < r.total);
-  // A file that died without counting a failure still counts as one, as in test/run.sh.
-  const failed = failedFiles.reduce((s, r) => s + Math.max(1, r.total - r.passed), 0);
+  const failedFiles = results.filter((r) => r.failures > 0);
+  const failed = failedFiles.reduce((s, r) => s + r.failures, 0);
   console.log(`\n${unit.length} unit test files (${service.length} others need services: npm test)`);
   for (const r of failedFiles) console.log(`FAILED: ${relative(ROOT, r.file)}`);
   console.log(`${passed} passed, ${failed} failed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
