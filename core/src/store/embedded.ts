@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Session } from 'chdb';
 import { AgateError, ErrorCode } from '../errors.js';
 import type { InsertOptions, Store } from './store.js';
+import { parseJsonLines } from './json-lines.js';
 
 /**
  * The ClickHouse engine running inside this process (chdb), data on local disk. chdb allows one
@@ -54,8 +55,7 @@ export class EmbeddedStore implements Store {
 
   async query<T extends object>(sql: string, params: Record<string, unknown> = {}): Promise<T[]> {
     const result = await this.#run(() => this.#session.queryBindAsync(sql, params, { format: 'JSONEachRow' }), sql);
-    const text = result.text();
-    return text.length === 0 ? [] : text.trimEnd().split('\n').map((line) => JSON.parse(line) as T);
+    return parseJsonLines<T>(result.text());
   }
 
   async insert(table: string, rows: readonly Record<string, unknown>[]): Promise<void> {

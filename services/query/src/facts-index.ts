@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { initSqlParser, SqlAnalysisCache, type SqlAnalysis } from '../../../core/src/sql/analyze.js';
 import { PREPARED_ATTRIBUTE } from '../../../core/src/sql/prepared.js';
 import { RowBinaryWriter } from '../../../core/src/store/row-binary.js';
@@ -7,6 +8,11 @@ import { commandFacts, type CommandFacts } from './command-facts.js';
 
 /** Commands read and indexed per store round trip. */
 const PAGE = 5000;
+/**
+ * Rows built between two turns of the event loop. In `agate start` the index shares the loop with
+ * every proxy session; a page built in one go held statements for milliseconds (issue 21).
+ */
+const ROWS_PER_TURN = 256;
 
 /** A recorded command as the index reads it from the ledger. */
 export interface CommandRow {
@@ -87,7 +93,7 @@ export class FactsIndex {
           { chain, after },
         );
         if (rows.length === 0) break;
-        await this.#store.insertRowBinary('agate.q_command_facts', FACT_COLUMNS, FACT_STRUCTURE, this.#rows(rows));
+        await this.#store.insertRowBinary('agate.q_command_facts', FACT_COLUMNS, FACT_STRUCTURE, await this.#rows(rows));
         indexed += rows.length;
         after = Number(rows[rows.length - 1]!.seq);
         if (rows.length < PAGE) break;
@@ -97,9 +103,11 @@ export class FactsIndex {
   }
 
   /** The rows of q_command_facts for `commands`, as RowBinary in FACT_COLUMNS order (a JSONEachRow insert cost the engine twice as much). */
-  #rows(commands: readonly CommandRow[]): Buffer {
+  async #rows(commands: readonly CommandRow[]): Promise<Buffer> {
     const out = new RowBinaryWriter(commands.length * 256);
-    for (const r of commands) {
+    for (let i = 0; i < commands.length; i++) {
+      if (i > 0 && i % ROWS_PER_TURN === 0) await nextTurn();
+      const r = commands[i]!;
       const f = factsOf(this.#cache, r, this.#facts);
       out.string(r.event_id).string(r.chain_id).uint64(Number(r.seq)).string(f.statement)
         .strings(f.kinds).strings(f.effects).strings(f.table_names).strings(f.table_schemas).strings(f.table_access)
