@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { LINES_PER_TURN, parseJsonLines } from './json-lines.js';
 
