@@ -47,11 +47,12 @@ const WARM_UP = 50;
 /**
  * Rounds of every path through every way before any row is measured (AGATE_BENCH_K8S_WARM_UP).
  * A proxy runs for days; its first thousands of requests also pay V8's optimizing compiler
- * (on its worker threads) and the first touch of every code path. Measured (2026-12-07): an
- * Agate's CPU per `get` fell from ~2.3 to ~1.3 ms over its first ~3,000 requests, so with only
- * the rows' own warm-up the first row (`get`) carried most of that start-up cost.
+ * (on its worker threads) and run in its unoptimized tiers. Measured (2026-12-07, `--trace-opt`):
+ * 528 functions optimized over an Agate's first 1,000 `get`s, then 150, 46, 26, 16 and 10 per
+ * further 1,000; its CPU per `get` fell from ~3.0 to ~1.4 ms over them. With only the rows' own
+ * warm-up, the first row (`get`) carried most of that start-up cost.
  */
-const WARM_UP_ALL = Number(process.env.AGATE_BENCH_K8S_WARM_UP ?? 400);
+const WARM_UP_ALL = Number(process.env.AGATE_BENCH_K8S_WARM_UP ?? 1000);
 
 export async function run(args: string[]): Promise<void> {
   const n = Number(args[0] ?? 1000);
@@ -118,6 +119,8 @@ query: { listen: ${q(p.apiListen)} }
       'discovery GET /api': '/api',
     };
     for (let i = 0; i < WARM_UP_ALL; i++) for (const path of Object.values(paths)) for (const w of ways) await w.send(path);
+    // The ledger's last batches of the warm-up land before the idle figure is taken.
+    if (WARM_UP_ALL > 0) await new Promise((r) => setTimeout(r, 3_000));
     // What each Agate spends with no request at all (timers, the ledger's batches): taken out of its CPU per request.
     const idle = await idleCpu(ways, 5_000);
     const load = () => loadavg().map((l) => l.toFixed(1)).join(' / ');
