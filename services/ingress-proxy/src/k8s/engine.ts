@@ -12,7 +12,7 @@ import { impersonates, upgradeHead, upstreamHeaders } from './headers.js';
 import { privilegeFacts } from './privilege.js';
 import { bodySample, refusedEvent, sha256, type K8sRecording } from './recording.js';
 import { maskMarkers, readBody, valueReadingOps, type ReadBody } from './request-body.js';
-import { classifyRequest, normalizedTarget, requestAttributes, requestText, type RequestInfo } from './request-info.js';
+import { classifyRequest, normalizedTarget, parseTarget, requestAttributes, requestText, type RequestInfo } from './request-info.js';
 import type { KubeSession } from './session.js';
 import { failure, forbidden, maskedRead, maskedWrite, type Status } from './status.js';
 import type { UpgradeOutcome } from './upgrade.js';
@@ -113,9 +113,10 @@ export class KubeEngine {
 
   /** Decides one request of `session`. */
   async request(session: KubeSession, req: KubeRequest): Promise<Plan> {
-    const info = classifyRequest(req.method, req.target);
+    const url = parseTarget(req.target);
+    const info = classifyRequest(req.method, url);
     if (info.kind === 'invalid') return { kind: 'refuse', status: failure('BadRequest', info.message), info: undefined };
-    const path = normalizedTarget(req.target);
+    const path = normalizedTarget(url);
     const { body } = req;
     const read = body === undefined || body.length === 0 ? undefined : readBody(body, req.headers['content-type'], req.headers['content-encoding']);
     // Before the sample is masked: masking writes the very marker looked for.
@@ -147,10 +148,11 @@ export class KubeEngine {
 
   /** Decides an upgrade request; a run one comes with the request head to send the API server. */
   async upgrade(session: KubeSession, req: KubeUpgradeRequest): Promise<UpgradePlan> {
-    const info = classifyRequest(req.method, req.target);
+    const url = parseTarget(req.target);
+    const info = classifyRequest(req.method, url);
     if (info.kind === 'invalid') return { kind: 'refuse', status: failure('BadRequest', info.message) };
     const decided: RequestInfo = info.kind === 'resource' && info.verb === 'get' && UPGRADE_SUBRESOURCES.has(info.subresource) ? { ...info, verb: 'create' } : info;
-    const path = normalizedTarget(req.target);
+    const path = normalizedTarget(url);
     const command = this.#command(session, req, path, decided, undefined);
     command.attributes.upgrade = String(req.headers.upgrade ?? '').slice(0, 64);
     if (decided.kind === 'resource' && decided.verb === '') return this.#refuse(session, command, decided, noVerb(req.method, decided), ErrorCode.PROTOCOL_VIOLATION, true);

@@ -13,7 +13,9 @@ headers('upstream: the client token, hop-by-hop, compression and impersonation n
 });
 
 headers('Accept: protobuf is dropped, JSON kept, nothing left means JSON', () => {
-  assert.is(jsonOnlyAccept('application/json;as=Table;v=v1;g=meta.k8s.io,application/json'), 'application/json;as=Table;v=v1;g=meta.k8s.io, application/json');
+  assert.is(jsonOnlyAccept('application/json;as=Table;v=v1;g=meta.k8s.io,application/json'), 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json');
+  assert.is(jsonOnlyAccept('application/json;as=Table;v=v1;g=meta.k8s.io,application/vnd.kubernetes.protobuf'), 'application/json;as=Table;v=v1;g=meta.k8s.io');
+  assert.is(jsonOnlyAccept('application/json, application/VND.kubernetes.PROTOBUF;as=Table, application/CBOR'), 'application/json');
   assert.is(jsonOnlyAccept('application/vnd.kubernetes.protobuf'), 'application/json');
   assert.is(jsonOnlyAccept('application/cbor, application/json'), 'application/json');
 });

@@ -35,10 +35,14 @@ export function upstreamHeaders(client: IncomingHttpHeaders, credential: Record<
   return out;
 }
 
+const BINARY_MEDIA = /protobuf|cbor/i;
+
 /** Drops the binary media types (protobuf, CBOR) from an Accept header; nothing left means JSON. */
 export function jsonOnlyAccept(accept: string): string {
   // Protobuf and CBOR (newer API servers) are binary encodings Agate cannot read or mask.
-  const kept = accept.split(',').map((s) => s.trim()).filter((s) => s !== '' && !/protobuf|cbor/i.test(s));
+  // Most requests ask for neither: sent on as they are, without splitting every one.
+  if (!BINARY_MEDIA.test(accept)) return accept;
+  const kept = accept.split(',').map((s) => s.trim()).filter((s) => s !== '' && !BINARY_MEDIA.test(s));
   return kept.length === 0 ? 'application/json' : kept.join(', ');
 }
 

@@ -1,6 +1,6 @@
 import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
-import { classifyRequest, normalizedTarget, requestAttributes, requestText } from './request-info.js';
+import { classifyRequest, normalizedTarget, parseTarget, requestAttributes, requestText } from './request-info.js';
 
 const classify = suite('classifyRequest');
 
@@ -96,6 +96,15 @@ classify('the path is decoded and dot segments resolved before it is split, as t
   assert.equal(dots.kind === 'resource' && [dots.verb, dots.namespace, dots.resource, dots.name], ['get', 'kube-system', 'secrets', 'x']);
   assert.is(normalizedTarget('/apis/../api/v1/x/./y?watch=1'), '/api/v1/x/y?watch=1');
   assert.is(classifyRequest('GET', '/api/v1/pods/%E0%A4%A').kind, 'invalid');
+});
+
+classify('one parsed target serves both: the same answers as from the text', () => {
+  const targets = [...RESOURCE_CASES.map((c) => c[1]), ...NON_RESOURCE.map((c) => c[1]), '/apis/../api/v1/x/./y?watch=1', '/api/v1/pods/%E0%A4%A', '/api/v1/configmaps?fieldSelector=metadata.name%3Dx&watch=true'];
+  for (const target of targets) {
+    const url = parseTarget(target);
+    assert.equal(classifyRequest('GET', url), classifyRequest('GET', target), target);
+    assert.is(normalizedTarget(url), normalizedTarget(target), target);
+  }
 });
 
 classify('a special verb with nothing after it is invalid', () => {

@@ -52,8 +52,8 @@ const METHOD_VERBS: Record<string, string> = { POST: 'create', GET: 'get', HEAD:
  * classifyRequest('DELETE', '/api/v1/namespaces/prod')
  * // { kind: 'resource', verb: 'delete', resource: 'namespaces', name: 'prod', namespace: 'prod', … }
  */
-export function classifyRequest(method: string, target: string): RequestInfo | InvalidRequest {
-  const url = new URL(target, 'http://agate.invalid');
+export function classifyRequest(method: string, target: string | URL): RequestInfo | InvalidRequest {
+  const url = typeof target === 'string' ? parseTarget(target) : target;
   // The API server splits the decoded path (Go's URL.Path): `namespaces%2Fx` is two segments there,
   // so it must be two here, or a rule on the namespace could be stepped around.
   let path: string;
@@ -107,9 +107,14 @@ export function classifyRequest(method: string, target: string): RequestInfo | I
  * The request target Agate forwards: `.` and `..` segments resolved, so the API server is asked
  * for exactly the path that was classified and decided (it would not resolve them itself).
  */
-export function normalizedTarget(target: string): string {
-  const url = new URL(target, 'http://agate.invalid');
+export function normalizedTarget(target: string | URL): string {
+  const url = typeof target === 'string' ? parseTarget(target) : target;
   return `${url.pathname}${url.search}`;
+}
+
+/** A request target (path and query) as a URL: parsed once per request for both functions above. */
+export function parseTarget(target: string): URL {
+  return new URL(target, 'http://agate.invalid');
 }
 
 /**

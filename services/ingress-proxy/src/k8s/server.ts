@@ -259,8 +259,15 @@ export class KubeProxyServer {
   }
 }
 
+const NO_BODY = Buffer.alloc(0);
+
 /** Reads the whole request body, or undefined (the rest discarded) when it exceeds `max`. */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined> | Buffer {
+  // A request with neither header has no body (RFC 9112 §6.3), and Node's parser frames it so:
+  // most requests (every get, list, watch) go on without waiting for the stream's end, a few
+  // turns of the event loop on the critical path. Node discards the empty stream with the answer.
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return NO_BODY;
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;

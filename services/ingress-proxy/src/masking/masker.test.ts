@@ -38,3 +38,20 @@ detectors('a UUID or other dash-grouped hex is not a card number; a card beside 
   assert.is(all.maskText('(4111 1111 1111 1111)').text, '([masked:card_number])');
 });
 detectors.run();
+
+const columns = suite('Masker.masksColumn: column globs, any case');
+columns('the built-in globs match keys in any case, anywhere in the name; exact globs only whole', () => {
+  for (const name of ['password', 'DB_PASSWORD', 'userPasswd', 'client-Secret', 'f:token', 'X-Api_Key', 'apikey', 'tls_private_key', 'CARD_NUMBER', 'ssn']) assert.ok(all.masksColumn(name), name);
+  for (const name of ['pass', 'secre', 'tokn', 'api-key', 'card_number_hint', 'ssn_last4', 'f:data', 'name', '']) assert.not.ok(all.masksColumn(name), name);
+});
+columns('a union masks what either set masks; the whole masker every column', () => {
+  const pii = new Masker('pii', { columns: ['*email*', 'Phone'], detectors: [] });
+  const both = Masker.union(pii, all);
+  assert.ok(both.masksColumn('Work_EMAIL'));
+  assert.ok(both.masksColumn('PHONE'));
+  assert.ok(both.masksColumn('token'));
+  assert.not.ok(pii.masksColumn('token'));
+  assert.ok(Masker.whole(pii).masksColumn('anything'));
+});
+columns.run();
+

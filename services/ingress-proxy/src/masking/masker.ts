@@ -1,5 +1,5 @@
 import type { MaskSetConfig } from '../../../../core/src/config.js';
-import { compileGlob } from '../../../../core/src/glob.js';
+import { globTest } from '../../../../core/src/glob.js';
 import { detector, type Detector } from './detectors.js';
 
 /** What a masked run of text is replaced with; names the detector so the audit trail says why. */
@@ -18,17 +18,19 @@ export interface MaskedText {
  * after construction, so one instance serves every session.
  */
 export class Masker {
-  readonly #columns: RegExp[];
+  readonly #columns: ((name: string) => boolean)[];
   readonly #detectors: Detector[];
 
   constructor(readonly name: string, set: MaskSetConfig) {
-    this.#columns = set.columns.map((g) => new RegExp(compileGlob(g).source, 'is'));
+    // String comparisons, not RegExps: every key of every recorded Kubernetes object is tested
+    // against each glob (`^.*token.*$` cost ~0.3 µs a key and glob, the most of a get's record).
+    this.#columns = set.columns.map((g) => globTest(g, { ignoreCase: true }));
     this.#detectors = set.detectors.map(detector);
   }
 
   /** Whether the column's every value is masked. */
   masksColumn(name: string): boolean {
-    return this.#columns.some((re) => re.test(name));
+    return this.#columns.some((test) => test(name));
   }
 
   get hasColumnRules(): boolean {
