@@ -106,6 +106,26 @@ export class ExtendedState {
     };
   }
 
+  /**
+   * SQL dropped portals (`CLOSE name`, `CLOSE ALL`, `DECLARE name`, `DISCARD ALL`; no name: all):
+   * the name no longer means what Bind made. Forgotten as the statement is forwarded, before the
+   * server confirms: should it fail, Agate knows less than the server and refuses an Execute of
+   * the name, rather than decide it as a statement the name may no longer run.
+   */
+  dropPortals(name?: string): void {
+    for (const [key, portal] of this.portals) {
+      if (name !== undefined && key !== name) continue;
+      if (portal.run !== undefined) this.#drop(portal);
+      this.portals.delete(key);
+    }
+  }
+
+  /** SQL dropped prepared statements (`DEALLOCATE name`, `DEALLOCATE ALL`, `DISCARD ALL`; no name: all); as {@link dropPortals}. */
+  dropStatements(name?: string): void {
+    if (name === undefined) this.statements.clear();
+    else this.statements.delete(name);
+  }
+
   /** At the end of a transaction the server drops every portal (cursors WITH HOLD are not tracked). */
   endTransaction(): void {
     for (const portal of this.portals.values()) if (portal.run !== undefined) this.#drop(portal);

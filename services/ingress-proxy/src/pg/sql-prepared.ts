@@ -69,6 +69,18 @@ export class SqlPreparedStatements {
     return { ok: true, prepared };
   }
 
+  /**
+   * The protocol's Close dropped `name` (the server keeps one set of names for PREPARE and
+   * Parse): forgotten at once, with any PREPARE of it still pending, which the Close follows.
+   */
+  forget(name: string): void {
+    this.#known.delete(name);
+    for (let i = this.#pending.length - 1; i >= 0; i--) {
+      const { effect } = this.#pending[i]!;
+      if (effect.kind === 'prepare' && effect.name === name) this.#pending.splice(i, 1);
+    }
+  }
+
   /** The server completed (`ok`) or did not run the statement of `commandId`. */
   settle(commandId: string, ok: boolean): void {
     const i = this.#pending.findIndex((p) => p.commandId === commandId);

@@ -1,0 +1,154 @@
+// A hostile agent with a valid token, fourth pass (pg-hostile.test.ts, -2 and -3 have the first
+// three): through the real `agate start` in front of a PostgreSQL 15 that logs every statement it
+// executes (pgaudit). Corners tried here: the names PostgreSQL shares between SQL and the extended
+// protocol (a prepared statement made by Parse is one `EXECUTE` can run and `DEALLOCATE` can drop;
+// a portal made by Bind is a cursor `FETCH` and `MOVE` can run and `CLOSE` can drop), so that
+// what Agate decided under a name is not what the server runs under it. Witnesses: the database
+// read directly, the rows on the wire, and pgaudit's log checked against the record.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { serialize } from 'pg-protocol';
+import { auditAgent, intact, startHostile, stopHostile, type HostileCtx } from './pg-hostile-fixture.js';
+import { RawClient, type Reply } from './raw-client.js';
+
+const hostile = suite<HostileCtx>('a hostile agent against the PostgreSQL proxy, fourth pass');
+
+/** A masked column's values: no detector knows their shape, only the column rule masks them. */
+const TOKEN = `tok${randomBytes(10).toString('hex')}`;
+
+hostile.before((ctx) => startHostile(ctx, { tokens: [TOKEN], moreSql: "INSERT INTO public.scratch VALUES (1, 'kept');" }));
+hostile.after(stopHostile);
+
+function describe(r: Reply): unknown {
+  const { name, length: _length, ...rest } = r as Reply & Record<string, unknown>;
+  return { name, ...Object.fromEntries(Object.entries(rest).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('latin1') : v])) };
+}
+const seen = (replies: Reply[]) => JSON.stringify(replies.map(describe));
+const rows = (replies: Reply[]) => replies.filter((r) => r.name === 'dataRow').length;
+const leaks = (replies: Reply[]) => seen(replies).includes(TOKEN) || seen(replies).includes(TOKEN.slice(3, 15));
+const errorOf = (replies: Reply[]) => replies.find((r) => r.name === 'error') as (Reply & { code?: string; message?: string }) | undefined;
+
+async function login(ctx: HostileCtx, claims: Record<string, unknown> = {}): Promise<RawClient> {
+  return RawClient.login(ctx.agate.host, ctx.agate.port, await ctx.agate.token(claims));
+}
+
+/** Sends one simple Query and returns its replies up to ReadyForQuery. */
+async function query(raw: RawClient, sql: string): Promise<Reply[]> {
+  raw.send(serialize.query(sql));
+  return raw.readyCount(1);
+}
+
+hostile('a portal made by Bind is no cursor for SQL: FETCH and MOVE do not run its statement undecided', async (ctx) => {
+  const raw = await login(ctx);
+  try {
+    for (const fetch of ['FETCH ALL FROM p', 'FETCH FORWARD 1 IN p', 'MOVE ALL IN p', 'FETCH ALL FROM "p"']) {
+      await query(raw, 'BEGIN');
+      // Parse and Bind run nothing; Agate decides a portal's statement at its Execute.
+      raw.send(serialize.parse({ text: 'DELETE FROM people RETURNING id' }), serialize.bind({ portal: 'p' }), serialize.sync());
+      let replies = await raw.readyCount(1);
+      assert.is(errorOf(replies), undefined, seen(replies));
+      replies = await query(raw, fetch);
+      assert.is(rows(replies), 0, `${fetch}: ${seen(replies)}`);
+      assert.is(errorOf(replies)?.code, '0A000', `${fetch} ran: ${seen(replies)}`);
+      assert.match(errorOf(replies)?.message ?? '', /portal "p": it was bound with the extended protocol/);
+      await query(raw, 'ROLLBACK');
+      await intact(ctx);
+    }
+    // Through Execute the same portal is decided, and refused by policy.
+    await query(raw, 'BEGIN');
+    raw.send(serialize.parse({ text: 'DELETE FROM people RETURNING id' }), serialize.bind({ portal: 'p' }), serialize.sync());
+    await raw.readyCount(1);
+    raw.send(serialize.execute({ portal: 'p' }), serialize.sync());
+    let replies = await raw.readyCount(1);
+    assert.match(errorOf(replies)?.message ?? '', /rule "no-delete"/, seen(replies));
+    await query(raw, 'ROLLBACK');
+    // A cursor DECLAREd in SQL, and a portal closed then declared again in the same text, still fetch.
+    replies = await query(raw, 'BEGIN; DECLARE c CURSOR FOR SELECT id FROM people ORDER BY id; FETCH 1 FROM c; MOVE 1 IN c; FETCH ALL FROM c; COMMIT');
+    assert.is(rows(replies), 1, seen(replies));
+    assert.is(errorOf(replies), undefined, seen(replies));
+    await query(raw, 'BEGIN');
+    raw.send(serialize.parse({ text: 'SELECT 1 AS one' }), serialize.bind({ portal: 'p' }), serialize.sync());
+    await raw.readyCount(1);
+    replies = await query(raw, 'CLOSE p; DECLARE p CURSOR FOR SELECT id FROM people ORDER BY id; FETCH ALL FROM p; COMMIT');
+    assert.is(rows(replies), 2, seen(replies));
+  } finally {
+    raw.close();
+  }
+  // What pgaudit saw run: no DELETE of people.
+  assert.is(await ctx.agate.pg.psql('SELECT count(*) FROM people'), '2');
+});
+
+hostile('prepared statement names are shared: a name Parse made, dropped or re-made by SQL, runs what Agate decided', async (ctx) => {
+  const raw = await login(ctx);
+  const masked = await login(ctx, { masked: 'yes' });
+  try {
+    // SQL PREPARE, dropped by the protocol's Close, made again by Parse: EXECUTE runs the new one.
+    let replies = await query(raw, 'PREPARE ps AS SELECT 1 AS x');
+    assert.is(errorOf(replies), undefined, seen(replies));
+    raw.send(serialize.close({ type: 'S', name: 'ps' }), serialize.parse({ name: 'ps', text: 'DELETE FROM people RETURNING id' }), serialize.sync());
+    replies = await raw.readyCount(1);
+    replies = await query(raw, 'EXECUTE ps');
+    assert.is(rows(replies), 0, `EXECUTE ps: ${seen(replies)}`);
+    assert.is(errorOf(replies)?.code, '26000', `EXECUTE ps ran: ${seen(replies)}`);
+    await intact(ctx);
+    // A statement PREPAREd in SQL, dropped and made again in SQL, is still followed.
+    replies = await query(raw, 'DEALLOCATE ps; PREPARE ps AS SELECT 2 AS two; EXECUTE ps');
+    assert.is(rows(replies), 1, seen(replies));
+
+    // Parse, then dropped and re-made by SQL under the same name, read by a masked client.
+    for (const drop of ['DEALLOCATE s', 'DEALLOCATE ALL', 'DISCARD ALL', 'DEALLOCATE PREPARE s']) {
+      masked.send(serialize.parse({ name: 's', text: 'SELECT 1::text AS x' }), serialize.sync());
+      replies = await masked.readyCount(1);
+      assert.is(errorOf(replies), undefined, seen(replies));
+      replies = await query(masked, drop);
+      replies = await query(masked, 'PREPARE s AS SELECT api_token AS x FROM vault');
+      masked.send(serialize.bind({ statement: 's' }), serialize.execute({}), serialize.sync());
+      replies = await masked.readyCount(1);
+      assert.not.ok(leaks(replies), `${drop}: the masked client saw ${seen(replies)}`);
+      assert.is(errorOf(replies)?.code, '26000', `${drop}: ${seen(replies)}`);
+      // Read as itself, the masked client gets the value masked.
+      replies = await query(masked, 'EXECUTE s');
+      assert.is(rows(replies), 1, seen(replies));
+      assert.not.ok(leaks(replies), `${drop}: the masked client saw ${seen(replies)}`);
+      await query(masked, 'DEALLOCATE ALL');
+      masked.send(serialize.close({ type: 'S', name: 's' }), serialize.sync());
+      await masked.readyCount(1);
+    }
+  } finally {
+    raw.close();
+    masked.close();
+  }
+});
+
+hostile('portal names are shared: a portal Bind made, closed and re-declared by SQL, runs what Agate decided', async (ctx) => {
+  const masked = await login(ctx, { masked: 'yes' });
+  try {
+    for (const close of ['CLOSE c', 'CLOSE ALL']) {
+      await query(masked, 'BEGIN');
+      masked.send(serialize.parse({ text: 'SELECT 2::text AS x' }), serialize.bind({ portal: 'c' }), serialize.sync());
+      let replies = await masked.readyCount(1);
+      assert.is(errorOf(replies), undefined, seen(replies));
+      replies = await query(masked, `${close}; DECLARE c CURSOR FOR SELECT api_token AS x FROM vault`);
+      masked.send(serialize.execute({ portal: 'c' }), serialize.sync());
+      replies = await masked.readyCount(1);
+      assert.not.ok(leaks(replies), `${close}: the masked client saw ${seen(replies)}`);
+      assert.is(errorOf(replies)?.code, '34000', `${close}: ${seen(replies)}`);
+      await query(masked, 'ROLLBACK');
+    }
+  } finally {
+    masked.close();
+  }
+});
+
+hostile('pgaudit: everything PostgreSQL executed was recorded as allowed; nothing refused ran', async (ctx) => {
+  const { report } = await auditAgent(ctx);
+  assert.ok(report.checked > 5, `pgaudit logged the attempts (${report.checked})`);
+  assert.equal(report.unexplained, []);
+  // A SELECT's portal is started at Bind (PortalStart), where pgaudit logs it; its rows come only
+  // with an Execute, which Agate refused (26000 above): once per attempt, beside the EXECUTE s
+  // that ran each time as the PREPARE allowed it.
+  assert.equal(report.overrun, ['PREPARE s AS SELECT api_token AS x FROM vault ran 8×, allowed 4×']);
+});
+
+hostile.run();
