@@ -268,6 +268,11 @@ class Collector {
       case 'DoStmt':
         this.#doBlock(node, depth);
         break;
+      case 'FetchStmt':
+      case 'ClosePortalStmt':
+        // Inside a body, the portal may be one the client bound (the proxy checks top-level names).
+        if (depth > 0) this.#effects.add('dynamic');
+        break;
       case 'CreateFunctionStmt':
         this.#function(node, text, depth);
         break;
@@ -375,6 +380,7 @@ class Collector {
     for (const piece of plpgsqlPieces(createText)) {
       if (piece.kind === 'statement') this.#text(piece.text, depth);
       else if (piece.kind === 'expression') this.#text(`SELECT ${piece.text}`, depth);
+      else if (piece.kind === 'portal') this.#effects.add('dynamic');
       else this.#dynamic(piece.text, depth);
     }
   }
