@@ -9,6 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { serialize } from 'pg-protocol';
+import { untilQuiet } from './agate-fixture.js';
 import { auditAgent, intact, startHostile, stopHostile, type HostileCtx } from './pg-hostile-fixture.js';
 import { RawClient, type Reply } from './raw-client.js';
 
@@ -175,6 +176,34 @@ hostile('PL/pgSQL reaches portals by name too: a DO block cannot fetch, close or
     raw.close();
     masked.close();
   }
+});
+
+hostile('a masked column quoted in an error detail by a statement that never names it does not reach the masked client', async (ctx) => {
+  const masked = await login(ctx, { masked: 'yes' });
+  try {
+    // A NOT NULL violation quotes the whole row the statement would have written.
+    let replies = await query(masked, 'UPDATE vault SET id = NULL WHERE id = 1');
+    assert.is(errorOf(replies)?.code, '23502', seen(replies));
+    assert.not.ok(leaks(replies), `the masked client saw ${seen(replies)}`);
+    assert.is((errorOf(replies) as { detail?: string }).detail, 'Failing row contains ([masked]).');
+    // Other shapes that carry the column under another name stay masked or refused.
+    for (const sql of ['UPDATE vault SET id = id RETURNING api_token AS x', 'SELECT x FROM vault, LATERAL (SELECT api_token) l(x)', 'VALUES ((SELECT api_token FROM vault LIMIT 1))', 'TABLE vault', "DO $$ BEGIN RAISE NOTICE '%', (SELECT api_token FROM vault LIMIT 1); END $$"]) {
+      replies = await query(masked, sql);
+      assert.not.ok(leaks(replies), `${sql}: the masked client saw ${seen(replies)}`);
+    }
+  } finally {
+    masked.close();
+  }
+  // An unmasked client gets the server's detail as it is (the record keeps the message only).
+  const raw = await login(ctx);
+  try {
+    const replies = await query(raw, 'UPDATE vault SET id = NULL WHERE id = 1');
+    assert.ok(leaks(replies), seen(replies));
+  } finally {
+    raw.close();
+  }
+  await untilQuiet(ctx.agate);
+  assert.not.ok(ctx.agate.busLog().includes(TOKEN), 'the bus log carries the masked column');
 });
 
 hostile('pgaudit: everything PostgreSQL executed was recorded as allowed; nothing refused ran', async (ctx) => {
