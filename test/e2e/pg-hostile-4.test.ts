@@ -206,6 +206,34 @@ hostile('a masked column quoted in an error detail by a statement that never nam
   assert.not.ok(ctx.agate.busLog().includes(TOKEN), 'the bus log carries the masked column');
 });
 
+hostile('statements and bound values a session keeps are bounded: one session cannot fill the proxy\'s memory', async (ctx) => {
+  const raw = await login(ctx);
+  const other = await login(ctx);
+  // Five statements of 14 MiB each (each under max_message_bytes): the server would keep them
+  // all, and so would Agate; past 64 MiB for the session the Parse is refused.
+  const big = (i: number) => `SELECT ${i} AS n /* ${'x'.repeat(14 << 20)} */`;
+  try {
+    const outcomes: (string | undefined)[] = [];
+    for (let i = 1; i <= 5; i++) {
+      raw.send(serialize.parse({ name: `big${i}`, text: big(i) }), serialize.sync());
+      outcomes.push(errorOf(await raw.readyCount(1))?.code);
+    }
+    assert.equal(outcomes, [undefined, undefined, undefined, undefined, '54000']);
+    // Bound values count too: a 14 MiB value does not fit beside them.
+    raw.send(serialize.bind({ statement: 'big1', portal: 'p', values: ['y'.repeat(14 << 20)] }), serialize.sync());
+    assert.is(errorOf(await raw.readyCount(1))?.code, '54000');
+    // Closing frees the room; the session and its neighbours go on.
+    raw.send(serialize.close({ type: 'S', name: 'big1' }), serialize.parse({ name: 'big5', text: big(5) }), serialize.parse({ name: 'small', text: 'SELECT 5 AS small' }), serialize.bind({ statement: 'small' }), serialize.execute({}), serialize.sync());
+    const replies = await raw.readyCount(1);
+    assert.is(errorOf(replies), undefined, seen(replies).slice(0, 300));
+    assert.is(rows(replies), 1);
+    assert.is(rows(await query(other, 'SELECT 1 AS neighbour')), 1);
+  } finally {
+    raw.close();
+    other.close();
+  }
+});
+
 hostile('pgaudit: everything PostgreSQL executed was recorded as allowed; nothing refused ran', async (ctx) => {
   const { report } = await auditAgent(ctx);
   assert.ok(report.checked > 5, `pgaudit logged the attempts (${report.checked})`);

@@ -7,7 +7,7 @@ import { SETTLED_ATTRIBUTE, type AgateEvent, type Command, type Response } from 
 import type { Column } from './backend-decode.js';
 import type { BackendFrame } from './backend-frames.js';
 import { serialize } from './backend-serializer.js';
-import { ExtendedState, parameterTexts } from './extended-state.js';
+import { ExtendedState, MAX_STATEMENTS, parameterTexts } from './extended-state.js';
 import { functionCallText, type FunctionNames } from './function-names.js';
 import type { Masker } from '../masking/masker.js';
 import { decideHere, UNASKED_RULE } from '../decide.js';
@@ -17,6 +17,7 @@ import { MAX_EXPECTED, ReplyRouter, type FailedMessage } from './replies.js';
 import { notificationEvent } from './notification-event.js';
 import { StatementResult, unranResponse, type Outcome, type RecordingOptions } from './result-recorder.js';
 import { SkippedBatch } from './skipped-batch.js';
+import { MAX_RETAINED_BYTES } from './sized-map.js';
 import { mayTouchPrepared, SqlPreparedStatements } from './sql-prepared.js';
 import { mayUseSharedNames, sharedNameUses, type NameUse } from './shared-names.js';
 import { SQLSTATE } from './sqlstate.js';
@@ -318,9 +319,13 @@ export class PgEngine {
    * A message sent after the server failed an earlier one and before the Sync: the server ignores
    * it, so it is neither forwarded nor decided. An Execute is still recorded, as skipped.
    */
-  #whileSkipping(msg: Parse | Bind | Execute | Describe | Close): void {
-    if (msg.type === 'parse') return this.#skippedBatch.parse(msg);
-    if (msg.type === 'bind') return this.#skippedBatch.bind(msg, this.#state);
+  async #whileSkipping(msg: Parse | Bind | Execute | Describe | Close): Promise<void> {
+    if (msg.type === 'parse' || msg.type === 'bind') {
+      const kept = msg.type === 'parse' ? this.#skippedBatch.parse(msg) : this.#skippedBatch.bind(msg, this.#state);
+      // The server ignores these until Sync, but Agate would hold them: a batch without end is cut.
+      if (!kept) return this.#io.fatal(SQLSTATE.programLimitExceeded, `Agate keeps at most ${MAX_RETAINED_BYTES >> 20} MiB of statements and bound values sent after an error and before Sync`, 'skipped batch over its limit');
+      return;
+    }
     if (msg.type !== 'execute') return;
     const statement = this.#skippedBatch.execute(msg.portal, this.#state);
     if (statement === undefined) return; // the server would fail it too: nothing to name
@@ -429,7 +434,8 @@ export class PgEngine {
       const node = nodes[i];
       if (node !== undefined) {
         const plan = this.#prepared.plan(node, command.text, command.event_id);
-        if (!plan.ok) unreadable ??= { index: i, sqlstate: SQLSTATE.invalidStatementName, message: `Agate refused the statement: prepared statement "${plan.name}" was not prepared through Agate in this session, so Agate cannot tell what it runs` };
+        if (!plan.ok && plan.why === 'limit') unreadable ??= { index: i, sqlstate: SQLSTATE.programLimitExceeded, message: `Agate refused PREPARE ${plan.name}: it keeps at most ${MAX_STATEMENTS} prepared statements and ${MAX_RETAINED_BYTES >> 20} MiB of their text per session; DEALLOCATE some first` };
+        else if (!plan.ok) unreadable ??= { index: i, sqlstate: SQLSTATE.invalidStatementName, message: `Agate refused the statement: prepared statement "${plan.name}" was not prepared through Agate in this session, so Agate cannot tell what it runs` };
         else if (plan.prepared.length > 0) command.attributes[PREPARED_ATTRIBUTE] = plan.prepared.join(PREPARED_SEPARATOR);
         for (const use of sharedNameUses(node)) {
           if (use.kind !== 'fetchPortal') drops.push(use);

@@ -45,8 +45,8 @@ forget('a Close of the protocol drops the SQL name, and a PREPARE of it still pe
   p.forget('a');
   p.forget('b');
   p.settle('c2', true);
-  assert.equal(p.plan(node('EXECUTE a'), 'EXECUTE a', 'c3'), { ok: false, name: 'a' });
-  assert.equal(p.plan(node('EXECUTE b'), 'EXECUTE b', 'c4'), { ok: false, name: 'b' });
+  assert.equal(p.plan(node('EXECUTE a'), 'EXECUTE a', 'c3'), { ok: false, why: 'unknown', name: 'a' });
+  assert.equal(p.plan(node('EXECUTE b'), 'EXECUTE b', 'c4'), { ok: false, why: 'unknown', name: 'b' });
 });
 
 uses.run();
