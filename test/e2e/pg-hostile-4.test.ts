@@ -2,15 +2,18 @@
 // three): through the real `agate start` in front of a PostgreSQL 15 that logs every statement it
 // executes (pgaudit). Corners tried here: the names PostgreSQL shares between SQL and the extended
 // protocol (a prepared statement made by Parse is one `EXECUTE` can run and `DEALLOCATE` can drop;
-// a portal made by Bind is a cursor `FETCH` and `MOVE` can run and `CLOSE` can drop), so that
-// what Agate decided under a name is not what the server runs under it. Witnesses: the database
-// read directly, the rows on the wire, and pgaudit's log checked against the record.
+// a portal made by Bind is a cursor `FETCH`, `MOVE`, `CLOSE` and PL/pgSQL can reach), so that
+// what Agate decided under a name is not what the server runs under it; a masked column quoted in
+// an error detail; what one session may make Agate keep; the record of a query string an error
+// stops; spellings of the lexer. Witnesses: the database read directly, the replies on the wire,
+// the record, and pgaudit's log checked against it.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { serialize } from 'pg-protocol';
-import { untilQuiet } from './agate-fixture.js';
-import { auditAgent, intact, startHostile, stopHostile, type HostileCtx } from './pg-hostile-fixture.js';
+import type { Command, Response } from '../../schemas/src/events.js';
+import { untilQuiet, waitForEvents } from './agate-fixture.js';
+import { auditAgent, intact, refused, send, startHostile, stopHostile, type HostileCtx } from './pg-hostile-fixture.js';
 import { RawClient, type Reply } from './raw-client.js';
 
 const hostile = suite<HostileCtx>('a hostile agent against the PostgreSQL proxy, fourth pass');
@@ -231,6 +234,39 @@ hostile('statements and bound values a session keeps are bounded: one session ca
   } finally {
     raw.close();
     other.close();
+  }
+});
+
+hostile('the record of a query string stopped by an error in its middle says which statements ran', async (ctx) => {
+  const raw = await login(ctx);
+  const marker = `mid-${randomBytes(4).toString('hex')}`;
+  const texts = [`SELECT '${marker}' AS a`, 'SELECT 1/0', `UPDATE scratch SET note = '${marker}'`];
+  try {
+    const replies = await query(raw, texts.join('; '));
+    assert.is(errorOf(replies)?.code, '22012', seen(replies));
+  } finally {
+    raw.close();
+  }
+  const events = await waitForEvents(ctx.agate, (ev) => ev.filter((e) => e.type === 'Response' && ev.some((c) => c.type === 'Command' && c.event_id === (e as Response).command_id && c.text.includes(marker) && c.text.startsWith('UPDATE'))).length === 1);
+  const status = (text: string) => {
+    const command = events.find((e): e is Command => e.type === 'Command' && e.text === text)!;
+    return events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id)!.status;
+  };
+  assert.equal(texts.map(status), ['ok', 'error', 'skipped']);
+  assert.is(await ctx.agate.pg.psql(`SELECT count(*) FROM scratch WHERE note = '${marker}'`), '0');
+});
+
+hostile('spellings the lexer must read as the server does: Unicode escapes, nested comments, dollar quotes', async (ctx) => {
+  await refused(ctx, 'UPDATE U&"l\\0065dger" SET amount = 0', 'ledger-read-only');
+  await refused(ctx, 'UPDATE U&"l!0065dger" UESCAPE \'!\' SET amount = 0', 'ledger-read-only');
+  await refused(ctx, 'DELETE/**/FROM people', 'no-delete');
+  await refused(ctx, "SELECT U&'!0027' UESCAPE '!'; DELETE FROM people", 'no-delete');
+  await refused(ctx, '/* /* */ SELECT 1; */ DELETE FROM people', 'no-delete');
+  // Text that only looks like a statement is one: it runs, and nothing else does.
+  for (const sql of ['SELECT 1 /* /* */ ; DELETE FROM people; /* */ */', 'SELECT $tag$ $$; DELETE FROM people; $$ $tag$', "SELECT E'\\'; DELETE FROM people; --'"]) {
+    const r = await send(ctx, sql);
+    assert.ok(r.ok && r.rows.length === 1, `${sql}: ${JSON.stringify(r)}`);
+    await intact(ctx);
   }
 });
 
