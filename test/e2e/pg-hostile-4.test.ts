@@ -274,6 +274,7 @@ hostile('pgaudit: everything PostgreSQL executed was recorded as allowed; nothin
   const { report } = await auditAgent(ctx);
   assert.ok(report.checked > 5, `pgaudit logged the attempts (${report.checked})`);
   assert.equal(report.unexplained, []);
+  assert.equal(report.substituted, []);
   // A SELECT's portal is started at Bind (PortalStart), where pgaudit logs it; its rows come only
   // with an Execute, which Agate refused (26000 and 34000 above) or the transaction was rolled
   // back before: once per attempt, beside the EXECUTE s that ran each time as the PREPARE allowed
