@@ -59,6 +59,16 @@ hostile('a portal made by Bind is no cursor for SQL: FETCH and MOVE do not run i
       await query(raw, 'ROLLBACK');
       await intact(ctx);
     }
+    // cursor_to_xml fetches the portal its argument names: the same run, through a built-in.
+    for (const sql of ["SELECT cursor_to_xml('p', 10, false, false, '')", "SELECT cursor_to_xml(c, 10, false, false, '') FROM (SELECT 'p'::refcursor AS c) s"]) {
+      await query(raw, 'BEGIN');
+      raw.send(serialize.parse({ text: 'DELETE FROM people RETURNING id' }), serialize.bind({ portal: 'p' }), serialize.sync());
+      await raw.readyCount(1);
+      const replies = await query(raw, sql);
+      assert.match(errorOf(replies)?.message ?? '', /agate\.unverifiable/, `${sql} ran: ${seen(replies)}`);
+      await query(raw, 'COMMIT');
+      await intact(ctx);
+    }
     // Through Execute the same portal is decided, and refused by policy.
     await query(raw, 'BEGIN');
     raw.send(serialize.parse({ text: 'DELETE FROM people RETURNING id' }), serialize.bind({ portal: 'p' }), serialize.sync());
