@@ -268,10 +268,9 @@ hostile('pgaudit: everything PostgreSQL executed was recorded as allowed; nothin
   assert.is(report.unexplained.filter((u) => u === fastpath).length, 1, JSON.stringify(report.unexplained));
   assert.ok(agate.events().some((e) => e.type === 'Command' && e.attributes.function === 'pg_catalog.table_to_xml'));
   assert.equal(report.unexplained.filter((u) => u !== fastpath), []);
-  // cursor_to_xml fetches from the DECLAREd cursor: pgaudit logs the cursor's query as a statement
-  // of its own, under the text of the query string holding the call, so each call shows twice.
-  const cursor = "SELECT cursor_to_xml('c', 5, false, false, '') ran 4×, allowed 2×";
-  assert.equal(report.overrun.filter((o) => o !== cursor), []);
+  // (cursor_to_xml, which fetches the portal its argument names, is refused as agate.unverifiable
+  // since pass 5, pg-hostile-4.test.ts: its cursor's query no longer runs.)
+  assert.equal(report.overrun, []);
   // The spoofing session's UPDATE ran under Agate's catalog connection's name, and is still checked.
   assert.ok(entries.some((e) => e.statement.includes("'spoofed'") && e.app === 'agate catalog lookup' && checked(e)), 'the spoofed UPDATE was left out of the check');
   const writes = entries.filter((e) => e.auditClass === 'WRITE' && /people|ledger|\bpp\b/i.test(e.statement) && e.user === agate.pg.users.scram.user);

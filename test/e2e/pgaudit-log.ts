@@ -1,6 +1,7 @@
 // Reads what PostgreSQL really executed from pgaudit's server log, and checks it against what
 // Agate recorded: the independent oracle of test/e2e/pgaudit-oracle.test.ts.
 import { analyzeSql } from '../../core/src/sql/analyze.js';
+import { PREPARED_ATTRIBUTE, PREPARED_SEPARATOR } from '../../core/src/sql/prepared.js';
 import type { AgateEvent, Command, Response, Verdict } from '../../schemas/src/events.js';
 
 /** One `AUDIT: SESSION,…` line (pgaudit's CSV fields), with the log_line_prefix the harness sets. */
@@ -93,6 +94,8 @@ interface Recorded {
   text: string;
   tag: string;
   allowed: boolean;
+  /** For an EXECUTE: the PREPARE texts Agate decided it as. */
+  prepared: string[];
 }
 
 /**
@@ -110,7 +113,8 @@ function recorded(events: AgateEvent[]): Recorded[] {
     .filter((e): e is Command => e.type === 'Command' && e.protocol === 'postgres')
     .map((c) => {
       const v = verdicts.get(c.event_id);
-      return { text: norm(c.text), tag: tagOf(c.text), allowed: v !== undefined && (v.decision === 'allow' || v.decision === 'mask') && !refused.has(c.event_id) };
+      const prepared = c.attributes[PREPARED_ATTRIBUTE]?.split(PREPARED_SEPARATOR).map(norm) ?? [];
+      return { text: norm(c.text), tag: tagOf(c.text), allowed: v !== undefined && (v.decision === 'allow' || v.decision === 'mask') && !refused.has(c.event_id), prepared };
     });
 }
 
@@ -119,6 +123,11 @@ export interface OracleReport {
   unexplained: string[];
   /** Commands that ran more often than Agate allowed them (a denied one ran, or a hidden copy). */
   overrun: string[];
+  /**
+   * EXECUTEs whose group shows the server ran a statement other than the PREPARE Agate decided
+   * them as (pgaudit logs the prepared statement's source text beside the EXECUTE).
+   */
+  substituted: string[];
   /** How many executed statement groups were checked. */
   checked: number;
 }
@@ -146,6 +155,9 @@ export function auditOracle(entries: AuditEntry[], events: AgateEvent[], session
   }
   const executed = new Map<string, number>();
   const unexplained: string[] = [];
+  const substituted: string[] = [];
+  const preparedFor = new Map<string, RegExp[]>();
+  for (const r of record) if (r.tag === 'EXECUTE') preparedFor.set(`${r.tag} ${r.text}`, [...(preparedFor.get(`${r.tag} ${r.text}`) ?? []), ...r.prepared.map(recordedPattern)]);
   // Per connection: the query string being matched and how far into it.
   const cursor = new Map<number, { statement: string; at: number }>();
   const texts = [...new Set(record.map((r) => `${r.tag} ${r.text}`))].map((k) => {
@@ -190,9 +202,17 @@ export function auditOracle(entries: AuditEntry[], events: AgateEvent[], session
     }
     cursor.set(match.entry.pid, { statement: norm(match.entry.statement), at: match.end });
     executed.set(match.key, (executed.get(match.key) ?? 0) + 1);
+    const prepared = preparedFor.get(match.key);
+    if (prepared !== undefined) {
+      const matched = norm(match.entry.statement);
+      for (const e of group) {
+        const ran = norm(e.statement);
+        if (ran !== matched && !prepared.some((p) => whole(p, ran))) substituted.push(`${match.key.slice(match.key.indexOf(' ') + 1)} ran ${e.command}: ${ran}`);
+      }
+    }
   }
   const overrun = [...executed].filter(([k, n]) => n > (allowed.get(k) ?? 0)).map(([k, n]) => `${k.slice(k.indexOf(' ') + 1)} ran ${n}×, allowed ${allowed.get(k) ?? 0}×`);
-  return { unexplained, overrun, checked: groups.size };
+  return { unexplained, overrun, substituted, checked: groups.size };
 }
 
 /**

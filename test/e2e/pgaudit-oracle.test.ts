@@ -166,6 +166,7 @@ oracle('pgaudit: everything executed was allowed by Agate; nothing Agate denied 
   assert.ok(report.checked > 50, `pgaudit logged the corpus (${report.checked} statement groups)`);
   assert.equal(report.unexplained, [], 'executed by PostgreSQL but not recorded by Agate as allowed');
   assert.equal(report.overrun, [], 'ran more often than Agate allowed');
+  assert.equal(report.substituted, [], 'an EXECUTE ran another statement than the PREPARE it was decided as');
 });
 
 oracle('the oracle itself catches a smuggled statement and a denied one that ran', () => {
@@ -187,6 +188,18 @@ oracle('the oracle itself catches a smuggled statement and a denied one that ran
   // A statement no recorded text accounts for at all.
   const stray = auditOracle(auditEntries('app=psql user=u pid=3 LOG:  AUDIT: SESSION,1,1,WRITE,DELETE,,,DELETE FROM items,<none>'), events, () => true);
   assert.equal(stray.unexplained, ['DELETE: DELETE FROM items']);
+  // An EXECUTE decided as one PREPARE while the server ran another statement under its name.
+  const swapped = [
+    'app=psql user=u pid=4 LOG:  AUDIT: SESSION,1,1,MISC,EXECUTE,,,EXECUTE ps,<none>',
+    'app=psql user=u pid=4 LOG:  AUDIT: SESSION,1,2,WRITE,DELETE,,,DELETE FROM items RETURNING id,<none>',
+    'app=psql user=u pid=5 LOG:  AUDIT: SESSION,1,1,MISC,EXECUTE,,,EXECUTE ok,<none>',
+    'app=psql user=u pid=5 LOG:  AUDIT: SESSION,1,2,READ,SELECT,,,PREPARE ok AS SELECT 1,<none>',
+  ].join('\n');
+  const executes = [
+    { ...base, type: 'Command' as const, event_id: 'c3', text: 'EXECUTE ps', attributes: { prepared_statements: 'PREPARE ps AS SELECT 1' } }, verdict('c3', 'allow'),
+    { ...base, type: 'Command' as const, event_id: 'c4', text: 'EXECUTE ok', attributes: { prepared_statements: 'PREPARE ok AS SELECT 1' } }, verdict('c4', 'allow'),
+  ];
+  assert.equal(auditOracle(auditEntries(swapped), executes, () => true).substituted, ['EXECUTE ps ran DELETE: DELETE FROM items RETURNING id']);
 });
 
 oracle.run();

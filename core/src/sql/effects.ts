@@ -26,7 +26,9 @@ import type { Node } from 'libpg-query';
  *   ALTER SYSTEM, databases, tablespaces, replication, COPY to or from a server file or program,
  *   calls of built-ins that reach server files or processes (`pg_read_file`, `lo_import`, …).
  * - `dynamic`: runs SQL whose text is only known at run time (PL/pgSQL `EXECUTE` of a
- *   non-constant, `dblink`, a `pg_cron` job, `query_to_xml` of a non-constant).
+ *   non-constant, `dblink`, a `pg_cron` job, `query_to_xml` of a non-constant), and a `FETCH`,
+ *   `MOVE` or `CLOSE` inside code or `cursor_to_xml`, whose portal is named at run time (it may be one the client
+ *   bound with the extended protocol, running a statement no text shows).
  * - `opaque`: defines code whose body Agate cannot read (a language other than sql and plpgsql),
  *   or runs a program on the database server (`COPY … PROGRAM`: a shell command, not SQL).
  * - `unknown`: a statement node this version of Agate does not classify.

@@ -385,7 +385,12 @@ ddl code read | r:t | CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ DE
 ddl code write | w:t | CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN WHILE (SELECT true) LOOP DELETE FROM t WHERE id = 1; END LOOP; END $$
 ddl code | - | CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ DECLARE n int; BEGIN GET DIAGNOSTICS n = ROW_COUNT; RETURN n; END $$
 ddl code destroy | w:log | CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM 1; EXCEPTION WHEN division_by_zero THEN DELETE FROM log; END $$
-ddl code read | r:t | CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ DECLARE c refcursor; BEGIN OPEN c FOR SELECT * FROM t; CLOSE c; END $$
+ddl code read | r:t | CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ DECLARE c refcursor; r record; BEGIN OPEN c FOR SELECT * FROM t; FOR r IN SELECT * FROM t LOOP END LOOP; END $$
+# a FETCH, MOVE or CLOSE in code reaches the portal a variable names at run time (one the client bound, too)
+ddl code read dynamic | r:t | CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ DECLARE c refcursor; BEGIN OPEN c FOR SELECT * FROM t; CLOSE c; END $$
+code dynamic | - | DO $$ DECLARE c refcursor := 'p'; r record; BEGIN FETCH c INTO r; END $$
+code dynamic | - | DO $$ DECLARE c CURSOR FOR SELECT 1; BEGIN MOVE c; END $$
+ddl code dynamic | - | CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'FETCH ALL FROM p'
 ddl code opaque | - | CREATE FUNCTION f() RETURNS int LANGUAGE plpython3u AS 'import os; return 1'
 ddl code opaque | - | CREATE FUNCTION f() RETURNS int LANGUAGE plperlu AS 'system("id")'
 ddl code opaque | - | CREATE FUNCTION f(int) RETURNS int LANGUAGE c AS 'mylib', 'f'

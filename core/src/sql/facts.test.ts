@@ -171,6 +171,28 @@ code('EXECUTE of a text known only at run time is dynamic', () => {
   }
 });
 
+code('a FETCH, MOVE or CLOSE in code, and cursor_to_xml, reach a portal named at run time: dynamic; loops and OPEN are not', () => {
+  for (const sql of [
+    "DO $$ DECLARE c refcursor := 'p'; r record; BEGIN FETCH c INTO r; END $$",
+    "DO $$ DECLARE c refcursor; BEGIN c := 'p'; MOVE FORWARD ALL IN c; END $$",
+    'DO $$ DECLARE p CURSOR FOR SELECT 1; BEGIN CLOSE p; END $$',
+    "CREATE FUNCTION f(n refcursor) RETURNS void LANGUAGE plpgsql AS $$ DECLARE r record; BEGIN FETCH n INTO r; END $$",
+    "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'CLOSE p'",
+    "SELECT cursor_to_xml('p', 10, false, false, '')",
+    "SELECT pg_catalog.cursor_to_xml(c, 1, true, false, '') FROM (SELECT 'p'::refcursor AS c) s",
+  ]) {
+    assert.ok(facts(sql).effects.has('dynamic'), sql);
+  }
+  for (const sql of [
+    'DO $$ DECLARE c CURSOR FOR SELECT 1 AS x; r record; BEGIN FOR r IN c LOOP END LOOP; END $$',
+    'DO $$ DECLARE c refcursor; BEGIN OPEN c FOR SELECT 1; END $$',
+    'FETCH ALL FROM p',
+    'CLOSE p',
+  ]) {
+    assert.not.ok(facts(sql).effects.has('dynamic'), sql);
+  }
+});
+
 code('static statements anywhere in a PL/pgSQL body are seen', () => {
   const f = facts(`CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE n int := (SELECT count(*) FROM counted);

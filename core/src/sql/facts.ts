@@ -119,6 +119,12 @@ const FUNCTION_OPTIONS = new Set([
 const REMOTE_SQL_FUNCTIONS = new Set(['dblink', 'dblink_exec', 'dblink_open', 'dblink_send_query', 'dblink_fetch']);
 /** pg_cron: SQL run later, outside this session, as the job's owner (`cron.schedule(…, 'DELETE …')`). */
 const DEFERRED_SQL_FUNCTIONS = new Set(['cron.schedule', 'cron.schedule_in_database', 'cron.alter_job']);
+/**
+ * Built-ins that fetch the rows of the portal their argument names: it may be one the client
+ * bound with the extended protocol (`DELETE … RETURNING`, decided only at its Execute), which
+ * the fetch would run.
+ */
+const PORTAL_READERS = new Set(['cursor_to_xml']);
 const IDENTITY_SETTINGS = new Set(['role', 'session_authorization']);
 /** Built-in functions whose call is an effect of its own: reaching the server's files, processes, WAL or configuration, or changing large objects. */
 const ADMIN = ['admin'] as const;
@@ -268,6 +274,11 @@ class Collector {
       case 'DoStmt':
         this.#doBlock(node, depth);
         break;
+      case 'FetchStmt':
+      case 'ClosePortalStmt':
+        // Inside a body, the portal may be one the client bound (the proxy checks top-level names).
+        if (depth > 0) this.#effects.add('dynamic');
+        break;
       case 'CreateFunctionStmt':
         this.#function(node, text, depth);
         break;
@@ -375,6 +386,7 @@ class Collector {
     for (const piece of plpgsqlPieces(createText)) {
       if (piece.kind === 'statement') this.#text(piece.text, depth);
       else if (piece.kind === 'expression') this.#text(`SELECT ${piece.text}`, depth);
+      else if (piece.kind === 'portal') this.#effects.add('dynamic');
       else this.#dynamic(piece.text, depth);
     }
   }
@@ -408,7 +420,7 @@ class Collector {
       const sql = sqlText.arg === 0 ? constantText(first) : args.some((a) => asObj(a)?.NamedArgExpr !== undefined) ? undefined : constantText(args[sqlText.arg]);
       if (sql === undefined) this.#effects.add('dynamic');
       else this.#text(sql, depth);
-    } else if (REMOTE_SQL_FUNCTIONS.has(name) || (names.length > 1 && DEFERRED_SQL_FUNCTIONS.has(`${String(names[names.length - 2])}.${name}`))) {
+    } else if (PORTAL_READERS.has(name) || REMOTE_SQL_FUNCTIONS.has(name) || (names.length > 1 && DEFERRED_SQL_FUNCTIONS.has(`${String(names[names.length - 2])}.${name}`))) {
       this.#effects.add('dynamic');
     } else if (FUNCTION_EFFECTS.has(name)) {
       for (const e of FUNCTION_EFFECTS.get(name)!) this.#effects.add(e);

@@ -7,7 +7,13 @@ export type CodePiece =
   /** An expression (conditions, assignments, RAISE arguments); PostgreSQL runs it as `SELECT <text>`. */
   | { kind: 'expression'; text: string }
   /** The expression whose value is the text of an `EXECUTE`, `FOR … IN EXECUTE`, `OPEN … FOR EXECUTE`. */
-  | { kind: 'dynamic'; text: string };
+  | { kind: 'dynamic'; text: string }
+  /**
+   * A `FETCH`, `MOVE` or `CLOSE` of a cursor variable (`text` is the verb): it reaches the portal
+   * its value names at run time, which may be any portal of the session, one the client bound
+   * with the extended protocol included, whose statement the code does not show.
+   */
+  | { kind: 'portal'; text: 'FETCH' | 'MOVE' | 'CLOSE' };
 
 /** The code cannot be read exactly: policy refuses it rather than guess. */
 export class UnreadableCode extends Error {}
@@ -63,6 +69,9 @@ function collect(value: unknown, statementType: string | undefined, dynamicSlot:
     if (key === 'PLpgSQL_expr') {
       expression(child as { query?: unknown; parseMode?: unknown }, dynamicSlot, out);
       continue;
+    }
+    if (key === 'PLpgSQL_stmt_fetch' || key === 'PLpgSQL_stmt_close') {
+      out.push({ kind: 'portal', text: key === 'PLpgSQL_stmt_close' ? 'CLOSE' : (child as { is_move?: unknown }).is_move === true ? 'MOVE' : 'FETCH' });
     }
     const type = key.startsWith('PLpgSQL_stmt_') ? key : statementType;
     const dynamic = key === 'dynquery' || (key === 'query' && statementType !== undefined && DYNAMIC_STATEMENTS.has(statementType));

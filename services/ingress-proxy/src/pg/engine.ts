@@ -7,7 +7,7 @@ import { SETTLED_ATTRIBUTE, type AgateEvent, type Command, type Response } from 
 import type { Column } from './backend-decode.js';
 import type { BackendFrame } from './backend-frames.js';
 import { serialize } from './backend-serializer.js';
-import { ExtendedState, parameterTexts } from './extended-state.js';
+import { ExtendedState, MAX_STATEMENTS, parameterTexts } from './extended-state.js';
 import { functionCallText, type FunctionNames } from './function-names.js';
 import type { Masker } from '../masking/masker.js';
 import { decideHere, UNASKED_RULE } from '../decide.js';
@@ -17,7 +17,9 @@ import { MAX_EXPECTED, ReplyRouter, type FailedMessage } from './replies.js';
 import { notificationEvent } from './notification-event.js';
 import { StatementResult, unranResponse, type Outcome, type RecordingOptions } from './result-recorder.js';
 import { SkippedBatch } from './skipped-batch.js';
+import { MAX_RETAINED_BYTES } from './sized-map.js';
 import { mayTouchPrepared, SqlPreparedStatements } from './sql-prepared.js';
+import { mayUseSharedNames, sharedNameUses, type NameUse } from './shared-names.js';
 import { SQLSTATE } from './sqlstate.js';
 import { describeError } from '../../../../core/src/errors.js';
 
@@ -170,6 +172,8 @@ export class PgEngine {
       case 'execute':
         return this.#onExecute(msg);
       case 'close':
+        // A statement's name is shared with SQL's PREPARE: EXECUTE must not find the old text.
+        if (msg.kind === 'S') this.#prepared.forget(msg.name);
         this.#router.expect({ kind: 'close', undo: this.#state.close(msg) });
         this.#io.upstream(msg.raw);
         return;
@@ -221,7 +225,7 @@ export class PgEngine {
     const single = trimmed.endsWith(';') ? trimmed.slice(0, -1).trimEnd() : trimmed;
     let texts = [single];
     let nodes: (Record<string, unknown> | undefined)[] = [];
-    if (single.includes(';') || mayTouchPrepared(single)) {
+    if (single.includes(';') || mayTouchPrepared(single) || mayUseSharedNames(single)) {
       const analysis = analyzeSql(msg.text);
       if (analysis.ok) {
         texts = analysis.statements.map((s) => s.text);
@@ -229,8 +233,8 @@ export class PgEngine {
       }
     }
     if (texts.length === 1 && texts[0] === '') texts = [];
-    const { commands, unknown } = this.#statementCommands(texts, nodes, {});
-    if (unknown !== undefined) return this.#refuseUnknownPrepared(commands, unknown, true);
+    const { commands, unreadable, drops } = this.#statementCommands(texts, nodes, {});
+    if (unreadable !== undefined) return this.#refuseUnreadable(commands, unreadable, true);
     // Every statement is decided (and recorded) before any of them runs.
     const decisions: Decision[] = [];
     for (const command of commands) decisions.push(await this.#deps.decide(command));
@@ -238,6 +242,7 @@ export class PgEngine {
     if (refused === undefined) {
       const results = commands.map((c, i) => this.#result(c, decisions[i] as Extract<Decision, { kind: 'run' }>));
       this.#router.expect({ kind: 'query', results, index: 0 });
+      this.#dropShared(drops);
       this.#io.upstream(msg.raw);
       return;
     }
@@ -288,11 +293,11 @@ export class PgEngine {
     }
     const text = portal.statement.text;
     // A Parse holds at most one statement; it may be a PREPARE or EXECUTE of SQL level.
-    const analysis = mayTouchPrepared(text) ? analyzeSql(text) : undefined;
+    const analysis = mayTouchPrepared(text) || mayUseSharedNames(text) ? analyzeSql(text) : undefined;
     const node = analysis?.ok === true && analysis.statements.length === 1 ? analysis.statements[0]!.node : undefined;
-    const { commands, unknown } = this.#statementCommands([text], [node], msg.portal === '' ? {} : { portal: msg.portal }, parameterTexts(portal));
+    const { commands, unreadable, drops } = this.#statementCommands([text], [node], msg.portal === '' ? {} : { portal: msg.portal }, parameterTexts(portal));
     const command = commands[0]!;
-    if (unknown !== undefined) return this.#refuseUnknownPrepared(commands, unknown, false);
+    if (unreadable !== undefined) return this.#refuseUnreadable(commands, unreadable, false);
     const decision = await this.#deps.decide(command);
     if (decision.kind === 'refuse') {
       this.respond(unranResponse(command, 'refused', decision.sqlstate, decision.message));
@@ -306,6 +311,7 @@ export class PgEngine {
     }
     this.#router.expect({ kind: 'execute', result: this.#result(command, decision, () => portal.columns), portal });
     this.#ranSinceSync = true;
+    this.#dropShared(drops);
     this.#io.upstream(msg.raw);
   }
 
@@ -313,9 +319,13 @@ export class PgEngine {
    * A message sent after the server failed an earlier one and before the Sync: the server ignores
    * it, so it is neither forwarded nor decided. An Execute is still recorded, as skipped.
    */
-  #whileSkipping(msg: Parse | Bind | Execute | Describe | Close): void {
-    if (msg.type === 'parse') return this.#skippedBatch.parse(msg);
-    if (msg.type === 'bind') return this.#skippedBatch.bind(msg, this.#state);
+  async #whileSkipping(msg: Parse | Bind | Execute | Describe | Close): Promise<void> {
+    if (msg.type === 'parse' || msg.type === 'bind') {
+      const kept = msg.type === 'parse' ? this.#skippedBatch.parse(msg) : this.#skippedBatch.bind(msg, this.#state);
+      // The server ignores these until Sync, but Agate would hold them: a batch without end is cut.
+      if (!kept) return this.#io.fatal(SQLSTATE.programLimitExceeded, `Agate keeps at most ${MAX_RETAINED_BYTES >> 20} MiB of statements and bound values sent after an error and before Sync`, 'skipped batch over its limit');
+      return;
+    }
     if (msg.type !== 'execute') return;
     const statement = this.#skippedBatch.execute(msg.portal, this.#state);
     if (statement === undefined) return; // the server would fail it too: nothing to name
@@ -410,32 +420,49 @@ export class PgEngine {
 
   /**
    * Commands for the statements of one text, in order, each naming the PREPAREs of what it
-   * EXECUTEs (see sql-prepared.ts); `unknown` is the first that executes a name Agate never saw
-   * prepared. `nodes` absent: the text was not parsed (no EXECUTE/PREPARE word in it).
+   * EXECUTEs (see sql-prepared.ts). `unreadable` is the first statement Agate cannot tell the
+   * effect of: an EXECUTE of a name it never saw prepared, or a FETCH or MOVE of a portal Bind
+   * made (shared-names.ts); `drops` the statement and portal names the text drops, forgotten
+   * once it is forwarded. `nodes` absent: the text was not parsed (no word that needs it).
    */
-  #statementCommands(texts: string[], nodes: (Record<string, unknown> | undefined)[], attributes: Record<string, string>, parameters: (string | null)[] = []): { commands: Command[]; unknown?: { index: number; name: string } } {
+  #statementCommands(texts: string[], nodes: (Record<string, unknown> | undefined)[], attributes: Record<string, string>, parameters: (string | null)[] = []): { commands: Command[]; unreadable?: Unreadable; drops: NameUse[] } {
     const commands: Command[] = [];
-    let unknown: { index: number; name: string } | undefined;
+    const drops: NameUse[] = [];
+    let unreadable: Unreadable | undefined;
     for (const [i, text] of texts.entries()) {
       const command = this.#deps.command(text, parameters, { ...attributes });
       const node = nodes[i];
       if (node !== undefined) {
         const plan = this.#prepared.plan(node, command.text, command.event_id);
-        if (!plan.ok) unknown ??= { index: i, name: plan.name };
+        if (!plan.ok && plan.why === 'limit') unreadable ??= { index: i, sqlstate: SQLSTATE.programLimitExceeded, message: `Agate refused PREPARE ${plan.name}: it keeps at most ${MAX_STATEMENTS} prepared statements and ${MAX_RETAINED_BYTES >> 20} MiB of their text per session; DEALLOCATE some first` };
+        else if (!plan.ok) unreadable ??= { index: i, sqlstate: SQLSTATE.invalidStatementName, message: `Agate refused the statement: prepared statement "${plan.name}" was not prepared through Agate in this session, so Agate cannot tell what it runs` };
         else if (plan.prepared.length > 0) command.attributes[PREPARED_ATTRIBUTE] = plan.prepared.join(PREPARED_SEPARATOR);
+        for (const use of sharedNameUses(node)) {
+          if (use.kind !== 'fetchPortal') drops.push(use);
+          else if (this.#state.portals.has(use.name) && !droppedBefore(drops, use.name)) {
+            unreadable ??= { index: i, sqlstate: SQLSTATE.featureNotSupported, message: `Agate refused ${use.verb} of portal "${use.name}": it was bound with the extended protocol, whose statement Agate decides at its Execute; run it with Execute` };
+          }
+        }
       }
       commands.push(command);
     }
-    return { commands, unknown };
+    return { commands, unreadable, drops };
   }
 
-  /** Refuses statements because one executes a prepared statement Agate cannot name. */
-  #refuseUnknownPrepared(commands: Command[], unknown: { index: number; name: string }, simple: boolean): void {
-    const message = `Agate refused the statement: prepared statement "${unknown.name}" was not prepared through Agate in this session, so Agate cannot tell what it runs`;
+  /** Refuses statements because one of them Agate cannot tell the effect of; none is asked of policy. */
+  #refuseUnreadable(commands: Command[], unreadable: Unreadable, simple: boolean): void {
     for (const [i, command] of commands.entries()) {
-      this.#recordRefusal(command, SQLSTATE.invalidStatementName, i === unknown.index ? message : 'not run: another statement in the same query was refused');
+      this.#recordRefusal(command, unreadable.sqlstate, i === unreadable.index ? unreadable.message : 'not run: another statement in the same query was refused');
     }
-    this.#refuse(SQLSTATE.invalidStatementName, message, simple);
+    this.#refuse(unreadable.sqlstate, unreadable.message, simple);
+  }
+
+  /** Forgets the statement and portal names SQL about to run drops (see shared-names.ts). */
+  #dropShared(drops: NameUse[]): void {
+    for (const use of drops) {
+      if (use.kind === 'dropPortals') this.#state.dropPortals(use.name);
+      else if (use.kind === 'dropStatements') this.#state.dropStatements(use.name);
+    }
   }
 
   /**
@@ -461,6 +488,18 @@ export class PgEngine {
     this.#io.flushUpstream();
     return new Promise((resolve) => (this.#repliesDrained = resolve));
   }
+}
+
+/** A statement Agate refuses unasked, with the reason the client gets. */
+interface Unreadable {
+  index: number;
+  sqlstate: string;
+  message: string;
+}
+
+/** An earlier statement of the same text closes or declares portal `name` (or closes all). */
+function droppedBefore(drops: readonly NameUse[], name: string): boolean {
+  return drops.some((d) => d.kind === 'dropPortals' && (d.name === undefined || d.name === name));
 }
 
 /** A Bind or FunctionCall format code list: none means all text, one applies to every value. */

@@ -1,6 +1,7 @@
 import type { Column } from './backend-decode.js';
 import type { Bind, Close, Parse } from './messages.js';
 import type { StatementResult } from './result-recorder.js';
+import { MAX_RETAINED_BYTES, paramBytes, SizedMap } from './sized-map.js';
 import { valueText } from './value-text.js';
 
 /** A statement the client prepared with Parse, as the server will run it. */
@@ -35,6 +36,8 @@ export type ParseOutcome = { ok: true; undo: Undo; statement: PreparedStatement 
 export const MAX_STATEMENTS = 10_000;
 export const MAX_PORTALS = 1_000;
 
+const tooMuch = `Agate keeps at most ${MAX_RETAINED_BYTES >> 20} MiB of prepared statement text and bound values per session; close some statements or portals first`;
+
 /**
  * The extended query protocol's named objects, mirrored so every Execute can be recorded with
  * the statement text and parameter values the server will actually use.
@@ -46,8 +49,8 @@ export const MAX_PORTALS = 1_000;
  * it does on the server.
  */
 export class ExtendedState {
-  readonly statements = new Map<string, PreparedStatement>();
-  readonly portals = new Map<string, Portal>();
+  readonly statements = new SizedMap<PreparedStatement>((s) => s.text.length);
+  readonly portals = new SizedMap<Portal>((p) => paramBytes(p.params));
 
   /** `onDrop` hears of every portal the server drops while suspended, to record how it ended. */
   readonly #onDrop: (portal: Portal) => void;
@@ -63,8 +66,11 @@ export class ExtendedState {
     if (this.statements.size >= MAX_STATEMENTS && !this.statements.has(msg.name)) {
       return { ok: false, sqlstate: '54000', message: `Agate keeps at most ${MAX_STATEMENTS} prepared statements per session` };
     }
-    const entry: PreparedStatement = { text: msg.query, paramTypes: msg.paramTypes.slice() };
     const previous = this.statements.get(msg.name);
+    if (this.#retained() - (previous?.text.length ?? 0) + msg.query.length > MAX_RETAINED_BYTES) {
+      return { ok: false, sqlstate: '54000', message: tooMuch };
+    }
+    const entry: PreparedStatement = { text: msg.query, paramTypes: msg.paramTypes.slice() };
     this.statements.set(msg.name, entry);
     return {
       ok: true,
@@ -83,8 +89,11 @@ export class ExtendedState {
     if (this.portals.size >= MAX_PORTALS && !this.portals.has(msg.portal)) {
       return { ok: false, sqlstate: '54000', message: `Agate keeps at most ${MAX_PORTALS} open portals per session` };
     }
-    const portal: Portal = { statement: this.statements.get(msg.statement), params: msg.params, paramFormats: msg.paramFormats, described: false };
     const previous = this.portals.get(msg.portal);
+    if (this.#retained() - paramBytes(previous?.params ?? []) + paramBytes(msg.params) > MAX_RETAINED_BYTES) {
+      return { ok: false, sqlstate: '54000', message: tooMuch };
+    }
+    const portal: Portal = { statement: this.statements.get(msg.statement), params: msg.params, paramFormats: msg.paramFormats, described: false };
     // Binding a name in use drops the portal it named (the unnamed one always; a named one the server refuses).
     if (previous?.run !== undefined) this.#drop(previous);
     this.portals.set(msg.portal, portal);
@@ -106,10 +115,35 @@ export class ExtendedState {
     };
   }
 
+  /**
+   * SQL dropped portals (`CLOSE name`, `CLOSE ALL`, `DECLARE name`, `DISCARD ALL`; no name: all):
+   * the name no longer means what Bind made. Forgotten as the statement is forwarded, before the
+   * server confirms: should it fail, Agate knows less than the server and refuses an Execute of
+   * the name, rather than decide it as a statement the name may no longer run.
+   */
+  dropPortals(name?: string): void {
+    for (const [key, portal] of this.portals) {
+      if (name !== undefined && key !== name) continue;
+      if (portal.run !== undefined) this.#drop(portal);
+      this.portals.delete(key);
+    }
+  }
+
+  /** SQL dropped prepared statements (`DEALLOCATE name`, `DEALLOCATE ALL`, `DISCARD ALL`; no name: all); as {@link dropPortals}. */
+  dropStatements(name?: string): void {
+    if (name === undefined) this.statements.clear();
+    else this.statements.delete(name);
+  }
+
   /** At the end of a transaction the server drops every portal (cursors WITH HOLD are not tracked). */
   endTransaction(): void {
     for (const portal of this.portals.values()) if (portal.run !== undefined) this.#drop(portal);
     this.portals.clear();
+  }
+
+  /** Statement texts and bound values held: the server keeps them all, one proxy serves every session. */
+  #retained(): number {
+    return this.statements.total + this.portals.total;
   }
 
   #drop(portal: Portal): void {

@@ -1,6 +1,7 @@
 import type { ExtendedState } from './extended-state.js';
 import { parameterTexts } from './extended-state.js';
 import type { Bind, Parse } from './messages.js';
+import { MAX_RETAINED_BYTES, paramBytes, SizedMap } from './sized-map.js';
 
 /** A statement the client asked to run while the server was ignoring its messages. */
 export interface SkippedStatement {
@@ -15,18 +16,32 @@ export interface SkippedStatement {
  * and Bind values, falling back to what was defined before) to name each Execute it sends.
  */
 export class SkippedBatch {
-  readonly #statements = new Map<string, { text: string; paramTypes: number[] }>();
-  readonly #portals = new Map<string, SkippedStatement | undefined>();
+  readonly #statements = new SizedMap<{ text: string; paramTypes: number[] }>((s) => s.text.length);
+  readonly #portals = new SizedMap<SkippedStatement | undefined>((p) => p === undefined ? 0 : p.text.length + p.parameters.reduce((n, v) => n + (v?.length ?? 0), 0));
 
-  parse(msg: Parse): void {
+  /** Keeps a Parse's text; false when the batch would hold more than a session may (MAX_RETAINED_BYTES). */
+  parse(msg: Parse): boolean {
+    if (this.#retained() + msg.query.length > MAX_RETAINED_BYTES) return false;
     this.#statements.set(msg.name, { text: msg.query, paramTypes: msg.paramTypes });
+    return true;
   }
 
-  bind(msg: Bind, state: ExtendedState): void {
+  /** Keeps what a Bind names; false as for {@link parse}. */
+  bind(msg: Bind, state: ExtendedState): boolean {
     const statement = this.#statements.get(msg.statement) ?? state.statements.get(msg.statement);
-    if (statement === undefined) return void this.#portals.set(msg.portal, undefined);
+    if (statement === undefined) {
+      this.#portals.set(msg.portal, undefined);
+      return true;
+    }
+    // Its text is shared with the statement; its values are copied out as text (about their size again).
+    if (this.#retained() + statement.text.length + 2 * paramBytes(msg.params) > MAX_RETAINED_BYTES) return false;
     const parameters = parameterTexts({ statement, params: msg.params, paramFormats: msg.paramFormats, described: false });
     this.#portals.set(msg.portal, { text: statement.text, parameters });
+    return true;
+  }
+
+  #retained(): number {
+    return this.#statements.total + this.#portals.total;
   }
 
   /** The statement an Execute of `portal` names, if any. */

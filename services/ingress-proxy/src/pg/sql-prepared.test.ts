@@ -31,18 +31,18 @@ prepared('EXECUTE names the PREPARE it runs, once the PREPARE completed or while
 
 prepared('an unknown name, a failed PREPARE, DEALLOCATE and DISCARD ALL leave nothing to execute', () => {
   const p = new SqlPreparedStatements();
-  assert.equal(plan(p, 'EXECUTE nosuch').plan, { ok: false, name: 'nosuch' });
+  assert.equal(plan(p, 'EXECUTE nosuch').plan, { ok: false, why: 'unknown', name: 'nosuch' });
   const failed = plan(p, 'PREPARE a AS SELECT 1');
   p.settle(failed.id, false);
-  assert.equal(plan(p, 'EXECUTE a').plan, { ok: false, name: 'a' });
+  assert.equal(plan(p, 'EXECUTE a').plan, { ok: false, why: 'unknown', name: 'a' });
   for (const drop of ['DEALLOCATE b', 'DEALLOCATE PREPARE b', 'DEALLOCATE ALL', 'DISCARD ALL']) {
     const b = plan(p, 'PREPARE b AS SELECT 1');
     p.settle(b.id, true);
     assert.ok(plan(p, 'EXECUTE b').plan.ok);
     const d = plan(p, drop);
-    assert.equal(plan(p, 'EXECUTE b').plan, { ok: false, name: 'b' }, `pending ${drop}`);
+    assert.equal(plan(p, 'EXECUTE b').plan, { ok: false, why: 'unknown', name: 'b' }, `pending ${drop}`);
     p.settle(d.id, true);
-    assert.equal(plan(p, 'EXECUTE b').plan, { ok: false, name: 'b' }, drop);
+    assert.equal(plan(p, 'EXECUTE b').plan, { ok: false, why: 'unknown', name: 'b' }, drop);
   }
 });
 
@@ -55,7 +55,7 @@ prepared('a second PREPARE of a known name changes nothing: the server refuses i
   p.settle(again.id, true);
   assert.equal(plan(p, 'EXECUTE pd').plan, { ok: true, prepared: ['PREPARE pd AS DELETE FROM items'] }, 'settled');
   // Names are as the parser gives them: quoted names keep their case.
-  assert.equal(plan(p, 'EXECUTE "PD"').plan, { ok: false, name: 'PD' });
+  assert.equal(plan(p, 'EXECUTE "PD"').plan, { ok: false, why: 'unknown', name: 'PD' });
 });
 
 prepared('the cheap pre-test sees every statement that could touch a prepared statement', () => {

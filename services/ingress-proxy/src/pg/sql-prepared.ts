@@ -9,6 +9,9 @@
  * that already exists changes nothing: the server refuses it.
  */
 
+import { MAX_STATEMENTS } from './extended-state.js';
+import { MAX_RETAINED_BYTES, SizedMap } from './sized-map.js';
+
 type Node = Record<string, unknown>;
 
 type Effect =
@@ -21,7 +24,9 @@ export type ExecutePlan =
   /** The PREPARE texts of the statements it executes (empty: it executes none). */
   | { ok: true; prepared: string[] }
   /** It executes a name Agate did not see prepared: Agate cannot tell what would run. */
-  | { ok: false; name: string };
+  | { ok: false; why: 'unknown'; name: string }
+  /** It prepares one more than a session may keep (count or text, as for the protocol's). */
+  | { ok: false; why: 'limit'; name: string };
 
 /** A cheap test before any parse: a statement with none of these words needs no tracking. */
 export function mayTouchPrepared(text: string): boolean {
@@ -30,7 +35,7 @@ export function mayTouchPrepared(text: string): boolean {
 
 export class SqlPreparedStatements {
   /** Names the server has, with the (recorded) text of the PREPARE that made each. */
-  readonly #known = new Map<string, string>();
+  readonly #known = new SizedMap<string>((text) => text.length);
   /** Effects of statements forwarded but not yet completed, in order, by command id. */
   readonly #pending: { commandId: string; effect: Effect }[] = [];
 
@@ -58,15 +63,40 @@ export class SqlPreparedStatements {
       if (found === undefined) unknown ??= name;
       else prepared.push(found);
     }
-    if (unknown !== undefined) return { ok: false, name: unknown };
+    if (unknown !== undefined) return { ok: false, why: 'unknown', name: unknown };
     const kind = Object.keys(node)[0];
     const body = (node[kind ?? ''] ?? {}) as Node;
+    if (kind === 'PrepareStmt' && this.#full(text)) return { ok: false, why: 'limit', name: String(body.name ?? '') };
     if (kind === 'PrepareStmt') this.#pending.push({ commandId, effect: { kind: 'prepare', name: String(body.name ?? ''), text } });
     else if (kind === 'DeallocateStmt') {
       const effect: Effect = body.isall === true || body.name === undefined ? { kind: 'deallocateAll' } : { kind: 'deallocate', name: String(body.name) };
       this.#pending.push({ commandId, effect });
     } else if (kind === 'DiscardStmt' && body.target === 'DISCARD_ALL') this.#pending.push({ commandId, effect: { kind: 'deallocateAll' } });
     return { ok: true, prepared };
+  }
+
+  /**
+   * The protocol's Close dropped `name` (the server keeps one set of names for PREPARE and
+   * Parse): forgotten at once, with any PREPARE of it still pending, which the Close follows.
+   */
+  forget(name: string): void {
+    this.#known.delete(name);
+    for (let i = this.#pending.length - 1; i >= 0; i--) {
+      const { effect } = this.#pending[i]!;
+      if (effect.kind === 'prepare' && effect.name === name) this.#pending.splice(i, 1);
+    }
+  }
+
+  /** Whether one more PREPARE of `text` would hold more than a session may. */
+  #full(text: string): boolean {
+    let count = this.#known.size;
+    let chars = this.#known.total + text.length;
+    for (const { effect } of this.#pending) {
+      if (effect.kind !== 'prepare') continue;
+      count += 1;
+      chars += effect.text.length;
+    }
+    return count >= MAX_STATEMENTS || chars > MAX_RETAINED_BYTES;
   }
 
   /** The server completed (`ok`) or did not run the statement of `commandId`. */

@@ -13,4 +13,5 @@ export const SQLSTATE = {
   invalidCursorName: '34000',
   undefinedFunction: '42883',
   featureNotSupported: '0A000',
+  programLimitExceeded: '54000',
 } as const;
