@@ -7,7 +7,7 @@
 // an error detail; what one session may make Agate keep; the record of a query string an error
 // stops; spellings of the lexer. Witnesses: the database read directly, the replies on the wire,
 // the record, and pgaudit's log checked against it.
-import { suite } from 'uvu';
+import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { serialize } from 'pg-protocol';

@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { analyzeSql, initSqlParser } from '../../../../core/src/sql/analyze.js';
 import { ExtendedState, MAX_STATEMENTS } from './extended-state.js';
