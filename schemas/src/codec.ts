@@ -141,7 +141,8 @@ export class EventCodec {
   }
 }
 
-function isFrozenIdentity(value: unknown): value is object {
+/** Whether `value` is an identity frozen with its claims: what it serializes to can no longer change (a cache may keep it). */
+export function isFrozenIdentity(value: unknown): value is object {
   return value !== null && typeof value === 'object' && Object.isFrozen(value) && Object.isFrozen((value as { claims?: object }).claims ?? {});
 }
 
