@@ -134,9 +134,17 @@ export class RowBinaryWriter {
 
   /** Bytes with no length prefix (a part of an open string). */
   raw(value: Uint8Array): this {
-    this.#reserve(value.length);
-    this.#buf.set(value, this.#at);
-    this.#at += value.length;
+    const n = value.length;
+    this.#reserve(n);
+    if (n < SHORT) {
+      // A few bytes (a JSON member's name): a loop costs less than TypedArray#set's call.
+      const buf = this.#buf;
+      const at = this.#at;
+      for (let i = 0; i < n; i++) buf[at + i] = value[i]!;
+    } else {
+      this.#buf.set(value, this.#at);
+    }
+    this.#at += n;
     return this;
   }
 

@@ -15,7 +15,9 @@ import type { AgateEvent } from '../../../schemas/src/events.js';
 
 /** Characters JSON.stringify escapes in a string (and surrogates, so that a lone one is left to it). */
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
-const QUOTE = Buffer.from('"');
+const QUOTE = 0x22; // "
+const OPEN = 0x7b; // {
+const CLOSE = 0x7d; // }
 const NULL = Buffer.from('null');
 const identities = new WeakMap<object, Buffer>();
 /** `"key":` and `,"key":` per member name (the schemas' field names: a few dozen). */
@@ -25,7 +27,7 @@ const keys = new Map<string, [Buffer, Buffer]>();
 export function writeJsonBody(w: RowBinaryWriter, event: AgateEvent): void {
   const start = w.openString();
   let first = true;
-  w.text('{');
+  w.uint8(OPEN);
   const members = event as unknown as Record<string, unknown>;
   for (const key of Object.keys(members)) {
     const value = members[key];
@@ -38,7 +40,7 @@ export function writeJsonBody(w: RowBinaryWriter, event: AgateEvent): void {
     else if (key === 'identity' && isFrozenIdentity(value)) w.raw(identityJson(value));
     else w.text(JSON.stringify(value));
   }
-  w.text('}');
+  w.uint8(CLOSE);
   w.closeString(start);
 }
 
@@ -55,7 +57,7 @@ function memberHead(key: string): [Buffer, Buffer] {
 
 function writeString(w: RowBinaryWriter, value: string): void {
   if (needsEscape(value)) w.text(JSON.stringify(value));
-  else w.raw(QUOTE).text(value).raw(QUOTE);
+  else w.uint8(QUOTE).text(value).uint8(QUOTE);
 }
 
 /** Whether JSON.stringify would escape something in `value` (a loop for short ones: cheaper than the regular expression). */
