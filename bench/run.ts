@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   ledger: () => import('./ledger.js'),
   pg: () => import('./pg.js'),
   'pg-path': () => import('./pg-path.js'),
+  'pg-gc': () => import('./pg-gc.js'),
   policy: () => import('./policy.js'),
   k8s: () => import('./k8s.js'),
   ssh: () => import('./ssh.js'),

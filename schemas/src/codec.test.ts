@@ -66,6 +66,14 @@ frozen('freezing reaches the identity, its claims and the parameters', () => {
   assert.ok(Object.isFrozen(event) && Object.isFrozen(event.identity) && Object.isFrozen(event.identity.claims) && Object.isFrozen(event.parameters));
   assert.throws(() => ((event as { text: string }).text = 'changed'));
 });
+frozen('freezing reaches arrays of arrays (a Response\'s sample), its columns and a Command\'s attributes', () => {
+  const response = freezeEvent(structuredClone(SAMPLES.Response));
+  assert.ok(Object.isFrozen(response.sample) && response.sample.every((row) => Object.isFrozen(row)) && Object.isFrozen(response.columns) && Object.isFrozen(response.fetches));
+  assert.throws(() => ((response.sample[0] as (string | null)[])[0] = 'changed'));
+  const command = freezeEvent({ ...structuredClone(SAMPLES.Command), attributes: { prepared: 'P_1' } });
+  assert.ok(Object.isFrozen(command.attributes));
+  assert.throws(() => ((command.attributes as Record<string, string>).prepared = 'changed'));
+});
 frozen.run();
 
 const fp = suite('rabinFingerprint');

@@ -133,22 +133,39 @@ export class LocalBus implements Bus {
    * Appends the event, with what the inline decider returns for a command, in one group commit;
    * verdicts reach their waiters only once durable: a statement runs under a recorded verdict.
    */
-  async #write(event: AgateEvent): Promise<void> {
-    if (this.#closed) throw new AgateError(ErrorCode.BUS_CLOSED, 'the bus is closed');
+  #write(event: AgateEvent): Promise<void> {
+    if (this.#closed) return Promise.reject(new AgateError(ErrorCode.BUS_CLOSED, 'the bus is closed'));
+    // Every statement comes through here twice (its Command with its Verdict, its Response):
+    // plain loops and one continuation, not closures and awaits, keep its garbage small.
     const decider = event.type === 'Command' ? this.#decider : undefined;
-    const events = decider === undefined || event.type !== 'Command' ? [event] : [event, ...decider.decide(event)];
-    // Consumers in this process get these very objects: frozen, they stay what the log holds.
-    const encoded = events.map((e) => this.#codec.encode(freezeEvent(e)));
-    // Nothing waits on a Response, or on a verdict no proxy waits for (a deadline's refusal),
-    // to go on: they join the next command's group commit instead of costing an fdatasync of
-    // their own. A verdict a proxy waits on (an approval's) is committed at once.
-    const urgent = events.some((e) => !LAZY_TYPES.has(e.type) || (e.type === 'Verdict' && this.#waiters.has(e.command_id)));
-    const offsets = await this.#log.append(encoded, urgent);
-    if (decider !== undefined && events.length > 1) decider.written(events.slice(1));
-    // The statement a verdict lets run is forwarded first: the rest of the commit's work (the
-    // recent window, observers, consumer groups) waits for the end of this turn's microtasks.
-    for (const e of events) if (e.type === 'Verdict') this.#waiters.deliver(e);
-    await new Promise<void>((done, fail) => this.#settle({ offsets, events, encoded, done, fail }));
+    let decided: readonly AgateEvent[] = NONE;
+    let encoded: Buffer[];
+    let urgent: boolean;
+    try {
+      if (decider !== undefined) decided = decider.decide(event as Command);
+      const events = decided.length === 0 ? [event] : [event, ...decided];
+      encoded = new Array<Buffer>(events.length);
+      urgent = false;
+      for (let i = 0; i < events.length; i++) {
+        const e = events[i]!;
+        // Consumers in this process get these very objects: frozen, they stay what the log holds.
+        encoded[i] = this.#codec.encode(freezeEvent(e));
+        // Nothing waits on a Response, or on a verdict no proxy waits for (a deadline's refusal),
+        // to go on: they join the next command's group commit instead of costing an fdatasync of
+        // their own. A verdict a proxy waits on (an approval's) is committed at once.
+        if (!LAZY_TYPES.has(e.type) || (e.type === 'Verdict' && this.#waiters.has(e.command_id))) urgent = true;
+      }
+      return this.#log.append(encoded, urgent).then((offsets) => {
+        if (decided.length > 0) decider!.written(decided);
+        // The statement a verdict lets run is forwarded first: the rest of the commit's work (the
+        // recent window, observers, consumer groups) waits for the end of this turn's microtasks.
+        if (event.type === 'Verdict') this.#waiters.deliver(event);
+        for (const e of decided) if (e.type === 'Verdict') this.#waiters.deliver(e);
+        return new Promise<void>((done, fail) => this.#settle({ offsets, events, encoded, done, fail }));
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -364,6 +381,9 @@ interface Written {
   fail: (err: unknown) => void;
 }
 
+/** What a command no decider answers is written with. */
+const NONE: readonly AgateEvent[] = [];
+
 /** Events whose durability nobody waits on to proceed (LocalLog.append's `urgent: false`). */
 const LAZY_TYPES: ReadonlySet<AgateEvent['type']> = new Set(['Verdict', 'Response']);
 
@@ -493,6 +513,12 @@ class LocalConsumer {
     return this.#types.has(event.type) && (this.#accept === undefined || this.#accept(event));
   }
 
+  /** Whether the group takes any of `events` (a loop: this runs for every group on every commit). */
+  #wantsAny(events: readonly AgateEvent[]): boolean {
+    for (let i = 0; i < events.length; i++) if (this.#wants(events[i]!)) return true;
+    return false;
+  }
+
   /**
    * Events from `from` to `to` were appended. A group waiting at `from` that wants none of them
    * moves past them without a turn of its loop (most groups want few types, and every statement
@@ -500,7 +526,7 @@ class LocalConsumer {
    * it moved past them (the bus then lets the window drop what every group passed).
    */
   appended(from: number, to: number, events: readonly AgateEvent[]): boolean {
-    if (this.#idleAt === from && !events.some((e) => this.#wants(e))) {
+    if (this.#idleAt === from && !this.#wantsAny(events)) {
       this.#idleAt = to;
       this.#position = to;
       this.#commit(false);

@@ -48,15 +48,13 @@ export class InstrumentedBus implements Bus {
     const protocol = command.protocol;
     let held = false;
     const onHold = options.onHold;
-    const firstVerdict = (decision: string) => metrics.verdictLatency.observe({ protocol, decision }, (performance.now() - started) / 1000);
     let outcome: VerdictOutcome;
     try {
-      outcome = await this.inner.requestVerdict(command, deadlineMs, {
-        ...options,
-        onHold: onHold === undefined ? undefined : (v) => {
+      outcome = await this.inner.requestVerdict(command, deadlineMs, onHold === undefined ? options : {
+        onHold: (v) => {
           if (!held) {
             held = true;
-            firstVerdict('hold');
+            metrics.verdictLatency.observe({ protocol, decision: 'hold' }, (performance.now() - started) / 1000);
             metrics.holdsPending.inc({ protocol });
           }
           onHold(v);
@@ -70,7 +68,8 @@ export class InstrumentedBus implements Bus {
     if (held) metrics.holdsPending.dec({ protocol });
     this.#lastWriteFailure = undefined;
     const decision = outcome.kind === 'verdict' ? outcome.verdict.decision : 'timeout';
-    if (!held) firstVerdict(decision);
+    // The latency to the first verdict: a hold's was observed when it came.
+    if (!held) metrics.verdictLatency.observe({ protocol, decision }, (performance.now() - started) / 1000);
     metrics.commands.inc({ protocol, decision, rule: outcome.kind === 'verdict' ? outcome.verdict.rule_id ?? 'none' : 'none' });
     return outcome;
   }

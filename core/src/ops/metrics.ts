@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { HotCounter, HotHistogram } from './hot-metrics.js';
 
 /*
  * Agate's Prometheus metrics, served at `/metrics` on the ops listener. One registry per process,
@@ -17,20 +18,21 @@ const registers = [metricsRegistry];
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export const metrics = {
-  commands: new Counter({
+  // Recorded for every statement: label sets resolved without building a key (hot-metrics.ts).
+  commands: new HotCounter({
     name: 'agate_commands_total',
     help: 'Commands decided by this proxy, by protocol, decision (allow, deny, hold, mask, or timeout when no verdict came) and deciding rule ("none" for the default).',
     labelNames: ['protocol', 'decision', 'rule'] as const,
     registers,
   }),
-  verdictLatency: new Histogram({
+  verdictLatency: new HotHistogram({
     name: 'agate_verdict_latency_seconds',
     help: 'From publishing a command (write-ahead) to its first verdict, as the proxy waits for it.',
     labelNames: ['protocol', 'decision'] as const,
     buckets: LATENCY_BUCKETS,
     registers,
   }),
-  publishLatency: new Histogram({
+  publishLatency: new HotHistogram({
     name: 'agate_bus_publish_seconds',
     help: 'Time until the bus reports an event durable (Kafka: acknowledged by all in-sync replicas; embedded: fsynced), by event type and outcome.',
     labelNames: ['type', 'outcome'] as const,

@@ -59,4 +59,16 @@ rb('a truncated result is a typed store error, not a RangeError', () => {
   }
 });
 
+rb('a string written in parts (openString, text, raw, closeString) is the string written whole, whatever its length\'s LEB128 width', () => {
+  for (const n of [0, 1, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152]) {
+    const value = `${'é€😀x'.slice(0, n % 4)}${'y'.repeat(Math.max(0, n - 4))}`;
+    const whole = new RowBinaryWriter(4).uint8(1).string(value).uint8(2).finish();
+    const parts = new RowBinaryWriter(4).uint8(1);
+    const start = parts.openString();
+    for (let at = 0; at < value.length; at += 1000) parts.text(value.slice(at, at + 1000));
+    parts.raw(Buffer.alloc(0)).closeString(start).uint8(2);
+    assert.ok(Buffer.from(parts.finish()).equals(Buffer.from(whole)), `a string of ${Buffer.byteLength(value)} bytes`);
+  }
+});
+
 rb.run();

@@ -97,6 +97,74 @@ export class RowBinaryWriter {
     return this;
   }
 
+  /**
+   * Starts a string whose bytes are written piece by piece (text(), raw()) and whose length is
+   * filled in by closeString(start): a long value built from parts is never joined into one
+   * JavaScript string first. Returns where it starts.
+   */
+  openString(): number {
+    this.#reserve(OPEN_LENGTH);
+    const start = this.#at;
+    this.#at += OPEN_LENGTH;
+    return start;
+  }
+
+  /** UTF-8 of `value` with no length prefix (a part of an open string). */
+  text(value: string): this {
+    const n = value.length;
+    this.#reserve(3 * n);
+    if (n < SHORT) {
+      // Byte by byte while ASCII: Buffer#write's own cost is most of a short string's.
+      const buf = this.#buf;
+      let at = this.#at;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = value.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[at++] = c;
+      }
+      if (i === n) {
+        this.#at = at;
+        return this;
+      }
+    }
+    this.#at += this.#buf.write(value, this.#at, 'utf8');
+    return this;
+  }
+
+  /** Bytes with no length prefix (a part of an open string). */
+  raw(value: Uint8Array): this {
+    const n = value.length;
+    this.#reserve(n);
+    if (n < SHORT) {
+      // A few bytes (a JSON member's name): a loop costs less than TypedArray#set's call.
+      const buf = this.#buf;
+      const at = this.#at;
+      for (let i = 0; i < n; i++) buf[at + i] = value[i]!;
+    } else {
+      this.#buf.set(value, this.#at);
+    }
+    this.#at += n;
+    return this;
+  }
+
+  /** Writes the length of the string opened at `start`, moving its bytes when the length takes fewer or more bytes than were left for it. */
+  closeString(start: number): this {
+    const from = start + OPEN_LENGTH;
+    const length = this.#at - from;
+    const size = varintSize(length);
+    if (size !== OPEN_LENGTH) {
+      this.#reserve(size - OPEN_LENGTH);
+      this.#buf.copyWithin(start + size, from, this.#at);
+      this.#at += size - OPEN_LENGTH;
+    }
+    const end = this.#at;
+    this.#at = start;
+    this.#varint(length);
+    this.#at = end;
+    return this;
+  }
+
   bytes(value: Uint8Array): this {
     this.#reserve(value.length + 5);
     this.#varint(value.length);
@@ -204,6 +272,16 @@ export class RowBinaryWriter {
     this.#buf.copy(next, 0, 0, this.#at);
     this.#buf = next;
   }
+}
+
+/** Bytes left for an open string's length: LEB128 of up to 2 MiB, enough for any event's body (larger ones move). */
+const OPEN_LENGTH = 3;
+
+/** Bytes of n's unsigned LEB128 encoding. */
+export function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) (n = Math.floor(n / 0x80), size++);
+  return size;
 }
 
 /** Strings shorter than this many UTF-16 units take under 128 UTF-8 bytes. */

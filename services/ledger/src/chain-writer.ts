@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { AgateError, ErrorCode, describeError } from '../../../core/src/errors.js';
 import { nowMicros, type AgateEvent } from '../../../schemas/src/events.js';
-import { GENESIS, RECORD_COLUMNS, RECORD_STRUCTURE, recordColumns, writeRow } from './chain.js';
+import { GENESIS, RECORD_COLUMNS, RECORD_STRUCTURE, writeEventRow } from './chain.js';
 import { BLOCK_SIZE } from './schema.js';
 import { openCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.js';
 import type { CheckpointSink, KeptNote } from './checkpoint-sink.js';
@@ -230,7 +230,7 @@ export class ChainWriter {
           const event = batch[k]!;
           const payload = encoded?.[k] ?? codec.encode(event);
           seq += 1;
-          marks[j * 3] = writeRow(rows, chainId, seq, payload, recordColumns(event), positions?.[k] ?? 0);
+          marks[j * 3] = writeEventRow(rows, chainId, seq, payload, event, positions?.[k] ?? 0);
           marks[j * 3 + 1] = rows.length;
           marks[j * 3 + 2] = payload.length;
         }

@@ -1,5 +1,6 @@
 import type { AgateEvent } from '../../../schemas/src/events.js';
-import { RowBinaryWriter } from '../../../core/src/store/row-binary.js';
+import { RowBinaryWriter, varintSize } from '../../../core/src/store/row-binary.js';
+import { writeJsonBody } from './json-body.js';
 import { hashBytes, hashText, sha256Text, type HashText } from './merkle.js';
 
 /*
@@ -38,19 +39,23 @@ export interface RecordColumns {
 }
 
 export function recordColumns(event: AgateEvent): RecordColumns {
-  const subject = 'identity' in event ? event.identity.subject
-    : event.type === 'AuthenticationFailed' || event.type === 'ApiAuthenticationFailed' ? (event.claimed_subject ?? '')
-    : event.type === 'SessionTerminationRequested' ? event.requested_by_subject : '';
   return {
     event_id: event.event_id,
     event_type: event.type,
     time: event.time,
     session_id: event.session_id,
-    subject,
+    subject: subjectOf(event),
     target: 'target' in event ? event.target : '',
     text: event.type === 'Command' ? event.text : '',
     body: JSON.stringify(event),
   };
+}
+
+/** The acting identity's subject (the claimed one for a failed login), else ''. */
+function subjectOf(event: AgateEvent): string {
+  return 'identity' in event ? event.identity.subject
+    : event.type === 'AuthenticationFailed' || event.type === 'ApiAuthenticationFailed' ? (event.claimed_subject ?? '')
+    : event.type === 'SessionTerminationRequested' ? event.requested_by_subject : '';
 }
 
 /**
@@ -86,6 +91,21 @@ export function writeRow(w: RowBinaryWriter, chainId: string, seq: number, paylo
   const slot = w.skip(64); // hash, prev_hash
   w.uint64(seq).string(c.event_id).string(c.event_type).int64(c.time).string(c.session_id)
     .string(c.subject).string(c.target).string(c.text).string(c.body).bytes(payload);
+  return slot;
+}
+
+/**
+ * writeRow for an event, with its columns taken straight from it (recordColumns' values): the
+ * body's JSON is written into the row as it is made (json-body.ts), never built as one string.
+ * The ledger's path for every event; the bytes are writeRow's with recordColumns(event).
+ */
+export function writeEventRow(w: RowBinaryWriter, chainId: string, seq: number, payload: Uint8Array, event: AgateEvent, sourceNext = 0): number {
+  w.uint64(sourceNext).string(chainId);
+  const slot = w.skip(64); // hash, prev_hash
+  w.uint64(seq).string(event.event_id).string(event.type).int64(event.time).string(event.session_id)
+    .string(subjectOf(event)).string('target' in event ? event.target : '').string(event.type === 'Command' ? event.text : '');
+  writeJsonBody(w, event);
+  w.bytes(payload);
   return slot;
 }
 
@@ -127,12 +147,6 @@ export function sealRow(rows: Buffer, slot: number, end: number, payloadLength: 
   return link;
 }
 
-/** Bytes of n's unsigned LEB128 encoding. */
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) (n = Math.floor(n / 0x80), size++);
-  return size;
-}
 
 /** The RFC 9162 leaf hash of a stored row, in ClickHouse SQL. */
 export const LEAF_SQL = `SHA256(concat(unhex('00'), payload))`;

@@ -5,6 +5,7 @@ import { describeError } from '../../../core/src/errors.js';
 import { randomUUID } from 'node:crypto';
 import { approverRefusal } from '../../../core/src/approvals.js';
 import { nowMicros, proxyDecidedRule, SETTLED_ATTRIBUTE, type AgateEvent, type ApprovalDecision, type ApprovalRequested, type Command, type Verdict } from '../../../schemas/src/events.js';
+import { eventId } from '../../../schemas/src/event-id.js';
 import type { ApprovalHistory, RecordedApproval } from './approval-history.js';
 import type { CompiledPolicy } from './engine.js';
 
@@ -289,7 +290,7 @@ export class PolicyService {
 
   #verdict(command: { session_id: string; command_id: string }, revision: string, d: Pick<Verdict, 'decision' | 'rule_id' | 'reason' | 'mask_set'>): Verdict {
     return {
-      type: 'Verdict', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.command_id,
+      type: 'Verdict', event_id: eventId(), time: nowMicros(), session_id: command.session_id, command_id: command.command_id,
       ...d, source: 'policy', policy_revision: revision, approval_id: null, hold_expires_at: null,
     };
   }

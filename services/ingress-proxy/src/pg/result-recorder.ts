@@ -1,6 +1,7 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { PREPARED_ATTRIBUTE } from '../../../../core/src/sql/prepared.js';
 import { nowMicros, type Command, type Response, type ResponseStatus } from '../../../../schemas/src/events.js';
+import { eventId } from '../../../../schemas/src/event-id.js';
 import { decodeDataRow, type Column } from './backend-decode.js';
 import { maskDataRow } from './masking/data-row.js';
 import { MASKED_VALUE, Masker } from '../masking/masker.js';
@@ -159,7 +160,7 @@ export class StatementResult {
     const rows = fetches.length > 0 ? this.#rows : (outcome.rows ?? this.#rows);
     const ran = outcome.status === 'ok' || outcome.status === 'error';
     return {
-      type: 'Response', event_id: randomUUID(), time: now, session_id: this.command.session_id, command_id: this.command.event_id,
+      type: 'Response', event_id: eventId(), time: now, session_id: this.command.session_id, command_id: this.command.event_id,
       status: outcome.status, command_tag: outcome.command_tag ?? null, rows, bytes: ran ? this.#bytes : 0,
       duration_us: ran ? now - this.#started : 0, error_code: outcome.error_code ?? null,
       error_message: outcome.error_message == null ? null : this.#audit.maskText(outcome.error_message).text,

@@ -12,6 +12,7 @@ import { abandonedMessage, type Abandoned, type LoginGuard, type PendingLogin } 
 import { sourceAddress } from '../../../../core/src/logins/throttle.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command, type Identity, type Verdict } from '../../../../schemas/src/events.js';
+import { eventId } from '../../../../schemas/src/event-id.js';
 import { decodeParameterStatus } from './backend-decode.js';
 import { serialize } from './backend-serializer.js';
 import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
@@ -247,7 +248,7 @@ export class PgSession {
     const masked = maskSqlText(secrets === undefined ? text : maskLiterals(text, secrets.literals), audit);
     const params = parameters.map((p, i) => (p === null ? null : secrets?.params.has(i + 1) ? MASKED_VALUE : cut(audit.maskText(p).text, valueChars)));
     const command: Command = {
-      type: 'Command', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
+      type: 'Command', event_id: eventId(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
       sequence: ++this.#sequence, protocol: 'postgres', target: this.#targetName, identity: this.#identity!, text: masked.text,
       parameters: params, attributes,
     };
