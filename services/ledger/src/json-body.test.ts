@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { RowBinaryReader, RowBinaryWriter } from '../../../core/src/store/row-binary.js';
 import { EventCodec, freezeEvent } from '../../../schemas/src/codec.js';
