@@ -144,16 +144,25 @@ export class PgEngine {
   }
 
   /**
-   * Handles one frontend message after authentication; resolves once it was decided and passed
-   * on (or refused). The caller reads no further message meanwhile: that is the flow control.
+   * Handles one frontend message after authentication; the promise (when there is one: a
+   * statement to decide) resolves once it was decided and passed on (or refused). The caller
+   * reads no further message meanwhile: that is the flow control. Messages that wait for
+   * nothing (Bind, Describe, Sync, ...) are handled at once, with no promise to wait on: each
+   * await costs the next statement a turn of the microtask queue.
    */
-  async message(msg: FrontendMessage): Promise<void> {
-    if (this.#phase.kind === 'closed') return;
-    if (this.#router.pending >= MAX_EXPECTED) await this.#repliesBelowLimit();
+  message(msg: FrontendMessage): Promise<void> | undefined {
+    if (this.#phase.kind === 'closed') return undefined;
+    if (this.#router.pending >= MAX_EXPECTED) return this.#repliesBelowLimit().then(() => this.#dispatch(msg));
+    return this.#dispatch(msg);
+  }
+
+  #dispatch(msg: FrontendMessage): Promise<void> | undefined {
+    if (this.#phase.kind === 'closed') return undefined;
     // After an error the server ignores extended-protocol messages until Sync; Agate does the same.
     if (this.#phase.kind === 'discarding' && msg.type !== 'sync') return;
     if (this.#router.skipping && (msg.type === 'parse' || msg.type === 'bind' || msg.type === 'execute' || msg.type === 'describe' || msg.type === 'close')) {
-      return this.#whileSkipping(msg);
+      this.#whileSkipping(msg);
+      return;
     }
     switch (msg.type) {
       case 'query':
@@ -161,7 +170,8 @@ export class PgEngine {
       case 'parse':
         return this.#onParse(msg);
       case 'bind':
-        return this.#onBind(msg);
+        this.#onBind(msg);
+        return;
       case 'describe': {
         const portal = msg.kind === 'P' ? this.#state.portals.get(msg.name) : undefined;
         if (portal !== undefined) portal.described = true;

@@ -202,7 +202,9 @@ export class PgSession {
     this.#client.pause();
     try {
       while (this.#inbox.length > 0 && !this.#closed) {
-        await this.#handle(this.#inbox.shift()!);
+        // Most messages are handled at once; only one that waits (a verdict) is awaited.
+        const waiting = this.#handle(this.#inbox.shift()!);
+        if (waiting !== undefined) await waiting;
       }
     } catch (err) {
       this.#log.error('session failed', { error: describeError(err) });
@@ -215,10 +217,11 @@ export class PgSession {
     }
   }
 
-  async #handle(msg: FrontendMessage): Promise<void> {
+  #handle(msg: FrontendMessage): Promise<void> | undefined {
     switch (msg.type) {
       case 'sslRequest':
-        return this.#startTls();
+        this.#startTls();
+        return;
       case 'gssEncRequest':
         // Inside TLS the server takes no further encryption request; neither does Agate.
         if (this.#client instanceof TLSSocket) return this.#fatal(SQLSTATE.protocolViolation, 'GSSENCRequest after TLS was negotiated', 'protocol violation');
