@@ -8,7 +8,8 @@
  *
  * The other client is not a dependency of the repository: its entry module is imported from the
  * path in AGATE_BENCH_PLATFORMATIC_KAFKA (e.g. `.../node_modules/@platformatic/kafka/dist/index.js`;
- * it needs Node >= 22.22 or >= 24.6, so run both clients under that Node for a fair comparison).
+ * 2.x needs Node >= 22.22 or >= 24.6, so run both clients under that Node for a fair comparison;
+ * the 1.x line, from 1.35.0, runs on Node 20).
  * Without it only kafkajs is measured. CPU is this process's (all threads) and the broker's, from
  * /proc, per message; compare rows of one run, and mind the load average printed with each.
  */
