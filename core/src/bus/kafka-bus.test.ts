@@ -359,7 +359,7 @@ kafka('connect waits for a broker that is not up yet (start order does not matte
   const started = Date.now();
   // A broker's restart takes 20-30 s on a loaded 2-core machine: connect is given room beyond its 30 s default.
   const connecting = bus('late-broker', { topic: 'late-broker', awaitsVerdicts: true, connectTimeoutMs: 180_000 }).then((b) => ({ b, at: Date.now() }), (err: unknown) => ({ err, at: Date.now() }));
-  await new Promise((r) => setTimeout(r, 10_000)); // longer than kafkajs's own retries
+  await new Promise((r) => setTimeout(r, 10_000)); // longer than the client's own retries
   await broker.restart();
   const outcome = await connecting;
   assert.ok('b' in outcome, `connect gave up after ${outcome.at - started} ms: ${'err' in outcome ? (outcome.err as Error).message : ''}`);

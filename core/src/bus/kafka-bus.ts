@@ -486,7 +486,7 @@ export class KafkaBus implements Bus, ProxyLeases {
   /**
    * A per-process subscription to reply events only (a proxy's termination requests) is served by
    * this process's verdict consumer, over the small verdicts topic, instead of by a consumer of
-   * its own fetching and decoding the whole events topic: about 11 µs of kafkajs CPU per record,
+   * its own fetching and decoding the whole events topic: about 11 µs of client CPU per record,
    * every Command and Response, to find a rare request. It hears what arrives from now on (as
    * `from: 'latest'`) and creates no consumer group. A handler that fails is logged, not retried:
    * the verdicts behind it must not wait (the request itself stays in the record).
