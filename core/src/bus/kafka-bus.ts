@@ -225,7 +225,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     const supervised = await this.#supervise(options.group, async () => {
       const consumer = this.#newConsumer(groupId, this.#fetchSettings(options.group));
       consumer.on('consumer:group:join', () => void (joins += 1));
-      const stream = await consumer.consume({
+      const stream = await consumeOrClose(consumer, {
         topics: [this.#options.eventsTopic],
         mode: 'committed',
         fallbackMode: options.from === 'latest' ? 'latest' : 'earliest',
@@ -458,9 +458,17 @@ export class KafkaBus implements Bus, ProxyLeases {
       // verdict for a command published after that is read (a "latest" resolved later, after
       // the group join, could skip one and time its command out). A restarted consumer resumes
       // from its committed offsets instead.
-      const starts = first ? (await consumer.listOffsets({ topics: [this.#options.verdictsTopic] })).get(this.#options.verdictsTopic) ?? [] : undefined;
+      let starts: bigint[] | undefined;
+      if (first) {
+        try {
+          starts = (await consumer.listOffsets({ topics: [this.#options.verdictsTopic] })).get(this.#options.verdictsTopic) ?? [];
+        } catch (err) {
+          await new Promise<void>((resolve) => consumer.close(true, () => resolve()));
+          throw err;
+        }
+      }
       first = false;
-      const stream = await consumer.consume({
+      const stream = await consumeOrClose(consumer, {
         topics: [this.#options.verdictsTopic],
         ...(starts === undefined
           ? { mode: 'committed' as const, fallbackMode: 'latest' as const }
@@ -532,6 +540,16 @@ interface ReplyReader {
   accept: SubscribeOptions['accept'];
   handler: SubscribeOptions['handler'];
   log: Logger;
+}
+
+/** The consumer's record stream; a consumer that could not start one is closed, not left connected. */
+async function consumeOrClose(consumer: BusConsumer, options: Parameters<BusConsumer['consume']>[0]): Promise<BusStream> {
+  try {
+    return await consumer.consume(options);
+  } catch (err) {
+    await new Promise<void>((resolve) => consumer.close(true, () => resolve()));
+    throw err;
+  }
 }
 
 /** Stops a consumer's stream and leaves its group, bounded: with its broker away, leaving would wait for good. */
