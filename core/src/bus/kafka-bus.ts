@@ -216,6 +216,9 @@ export class KafkaBus implements Bus, ProxyLeases {
     const types = new Set<string>(options.types);
     const log = this.#options.logger.child({ group: options.group });
     const max = options.maxBatch ?? 2_000;
+    // Read ahead at least one full batch, so a group that wants large batches (the ledger's
+    // inserts) gets them, as a fetch of a busy partition brings them.
+    const readAhead = Math.max(READ_AHEAD_RECORDS, max);
     let stopping = false;
     // Counts this member's group joins (each brings a new assignment of partitions); batches
     // carry the count, so a handler knows when a partition may have been elsewhere meanwhile.
@@ -230,8 +233,10 @@ export class KafkaBus implements Bus, ProxyLeases {
         mode: 'committed',
         fallbackMode: options.from === 'latest' ? 'latest' : 'earliest',
         autocommit: false,
-        highWaterMark: READ_AHEAD_RECORDS,
+        highWaterMark: readAhead,
       });
+      // Set when a handler call outlived the session timeout and this member left its group (see below).
+      let stalled = false;
       // A partition handed to another member meanwhile is that member's to read, from the
       // offsets committed so far: its records still buffered here are left alone.
       const owned = (partition: number) => consumer.assignments?.some((a) => a.topic === this.#options.eventsTopic && a.partitions.includes(partition)) === true;
@@ -252,16 +257,29 @@ export class KafkaBus implements Bus, ProxyLeases {
             const assignment = joins;
             const backoff = new Backoff(HANDLER_BACKOFF);
             for (;;) {
+              // The client heartbeats on a timer, whatever the handler does, so a handler stuck
+              // (a store that hangs mid-insert) would keep its partitions for good. A handler call
+              // that outlives the session timeout makes this member leave its group, as a member
+              // silent that long would be dropped: its partitions go to a member that makes
+              // progress, from the last commit, and this one joins again once the call returns.
+              const watchdog = setTimeout(() => {
+                stalled = true;
+                log.warn('an event handler call outlived the group session timeout; leaving the group so another member takes its partitions', { timeout_ms: MEMBERSHIP.sessionTimeout, partition });
+                void new Promise<void>((resolve) => consumer.leaveGroup(true, () => resolve()));
+              }, MEMBERSHIP.sessionTimeout);
               try {
                 await options.handler(events, { stream: `${this.#options.eventsTopic}-${partition}`, positions, assignment });
                 break;
               } catch (err) {
                 const delay = backoff.next();
                 log.error('event handler failed; retrying the batch', { error: describeError(err), events: events.length, retry_in_ms: delay });
-                if (stopping || !owned(partition)) return; // uncommitted: redelivered to the partition's owner
+                if (stopping || stalled || !owned(partition)) return; // uncommitted: redelivered to the partition's owner
                 await pause(delay);
+              } finally {
+                clearTimeout(watchdog);
               }
             }
+            if (stalled) return; // not committed: the partition's new owner reads it again
           }
           // Commit only after the handler succeeded: at least once in, idempotent handlers.
           // A slice with nothing of this subscription's types (a query process's session-end
@@ -284,9 +302,14 @@ export class KafkaBus implements Bus, ProxyLeases {
       const reader = new RecordReader(stream);
       const loop = (async () => {
         for (;;) {
-          const records = await reader.next(READ_AHEAD_RECORDS);
+          const records = await reader.next(readAhead);
           if (records === null || stopping) return;
-          for (const [partition, list] of byPartition(records)) await handlePartition(partition, list);
+          for (const [partition, list] of byPartition(records)) {
+            if (stalled) break;
+            await handlePartition(partition, list);
+          }
+          // This member left its group: a new consumer (#supervise) joins again, from the commits.
+          if (stalled) throw new Error('an event handler call outlived the group session timeout; this member left its group and joins again');
         }
       })();
       return { consumer, stream, loop };
