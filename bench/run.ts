@@ -5,7 +5,6 @@
 const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void> }>> = {
   pipeline: () => import('./pipeline.js'),
   'verdict-send': () => import('./verdict-send.js'),
-  'kafka-clients': () => import('./kafka-clients.js'),
   idle: () => import('./idle.js'),
   query: () => import('./query.js'),
   'analyst-sql': () => import('./analyst-sql.js'),

@@ -6,7 +6,8 @@
  *   npm run bench -- verdict-send [--n N]
  */
 import { parseArgs } from 'node:util';
-import kafkajs from 'kafkajs';
+import { Admin, Producer, stringSerializers } from '@platformatic/kafka';
+import { createTopics } from '../core/src/bus/kafka-topics.js';
 import { startKafka } from '../test/harness/kafka.js';
 
 type Send = (i: number) => Promise<void>;
@@ -31,34 +32,32 @@ export async function run(argv: string[]): Promise<void> {
   const n = Number(values.n);
   const broker = await startKafka();
   try {
-    const kafka = new kafkajs.Kafka({ clientId: 'bench', brokers: [broker.bootstrap], logLevel: kafkajs.logLevel.NOTHING });
-    const admin = kafka.admin();
-    await admin.connect();
-    await admin.createTopics({ waitForLeaders: true, topics: ['events', 'verdicts'].map((topic) => ({ topic, numPartitions: 6, replicationFactor: 1 })) });
-    await admin.disconnect();
+    const client = { bootstrapBrokers: [broker.bootstrap] };
+    const admin = new Admin({ clientId: 'bench', ...client });
+    await createTopics(admin, ['events', 'verdicts'].map((topic) => ({ topic, partitions: 6, replicationFactor: 1, configs: {} })));
+    await admin.close();
     const copies = (i: number) => [
-      { topic: 'events', messages: [{ key: `s-${i % 8}`, value: Buffer.alloc(300, i % 251) }] },
-      { topic: 'verdicts', messages: [{ key: `c-${i}`, value: Buffer.alloc(300, i % 251) }] },
+      { topic: 'events', key: `s-${i % 8}`, value: Buffer.alloc(300, i % 251) },
+      { topic: 'verdicts', key: `c-${i}`, value: Buffer.alloc(300, i % 251) },
     ];
-    const idempotent = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-    const transactional = kafka.producer({ idempotent: true, maxInFlightRequests: 1, transactionalId: 'bench-verdicts' });
-    await idempotent.connect();
-    await transactional.connect();
+    const serializers = { ...stringSerializers, value: (v?: Buffer) => v };
+    const idempotent = new Producer<string, Buffer, string, string>({ clientId: 'bench', ...client, idempotent: true, acks: -1, serializers });
+    const transactional = new Producer<string, Buffer, string, string>({ clientId: 'bench-txn', ...client, idempotent: true, acks: -1, transactionalId: 'bench-verdicts', serializers });
     const rows: [string, { p50: number; p99: number }][] = [
-      ['one request (unsafe)', await measure(n, async (i) => void (await idempotent.sendBatch({ topicMessages: copies(i), acks: -1 })))],
+      ['one request (unsafe)', await measure(n, async (i) => void (await idempotent.send({ messages: copies(i), acks: -1 })))],
       ['events copy acked, then verdicts copy', await measure(n, async (i) => {
         const [record, reply] = copies(i);
-        await idempotent.sendBatch({ topicMessages: [record!], acks: -1 });
-        await idempotent.sendBatch({ topicMessages: [reply!], acks: -1 });
+        await idempotent.send({ messages: [record!], acks: -1 });
+        await idempotent.send({ messages: [reply!], acks: -1 });
       })],
       ['one transaction (read_committed)', await measure(n, async (i) => {
-        const txn = await transactional.transaction();
-        await txn.sendBatch({ topicMessages: copies(i), acks: -1 });
+        const txn = await transactional.beginTransaction();
+        await txn.send({ messages: copies(i), acks: -1 });
         await txn.commit();
       })],
     ];
-    await idempotent.disconnect();
-    await transactional.disconnect();
+    await idempotent.close();
+    await transactional.close();
     console.log(`verdict send on Kafka (one broker, acks=all), ${n} sequential verdicts each\n`);
     for (const [name, r] of rows) console.log(`${name.padEnd(40)}p50 ${r.p50.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms`);
   } finally {

@@ -5,13 +5,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { loadConfig } from '../../core/src/config.js';
 import { mintDevToken } from '../../core/src/identity/dev-issuer.js';
 import { silentLogger } from '../../core/src/log.js';
 import { packageRoot } from '../../core/src/package-root.js';
 import { startKafka, type KafkaBroker } from '../../test/harness/kafka.js';
+import { readTopic } from '../../test/harness/kafka-topic-reader.js';
 import { findFreePort, startPostgres, type PostgresServer } from '../../test/harness/postgres.js';
 import { run } from '../../test/harness/proc.js';
 import { sqlEscapeCorpus } from '../../test/harness/sql-escape-corpus.js';
@@ -154,18 +154,8 @@ cli('agate export to a Kafka topic publishes each OCSF event once, keyed by sess
   assert.match(r.stderr, /4 OCSF events delivered to kafka:agate\.ocsf/);
   const again = await agate('export', '--format', 'ocsf', '--to', 'kafka', 'agate.ocsf', '--brokers', ctx.kafka.bootstrap, '--state', state);
   assert.match(again.stderr, /0 OCSF events delivered/);
-  const consumer = new Kafka({ clientId: 'cli-test', brokers: [ctx.kafka.bootstrap], logLevel: logLevel.NOTHING }).consumer({ groupId: 'cli-test', maxWaitTimeInMs: 50 });
-  const got: { key: string; event: { class_uid: number; metadata: { correlation_uid: string } } }[] = [];
-  await consumer.connect();
-  await consumer.subscribe({ topic: 'agate.ocsf', fromBeginning: true });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${got.length} of 4 records arrived`)), 30_000);
-    void consumer.run({ eachMessage: async ({ message }) => {
-      got.push({ key: String(message.key), event: JSON.parse(String(message.value)) });
-      if (got.length === 4) (clearTimeout(timer), resolve());
-    } });
-  });
-  await consumer.disconnect();
+  const records = await readTopic(ctx.kafka.bootstrap, 'agate.ocsf', (rs) => rs.length === 4);
+  const got = records.map((r) => ({ key: r.key, event: JSON.parse(r.value.toString('utf8')) as { class_uid: number; metadata: { correlation_uid: string } } }));
   assert.equal(got.map((g) => g.event.class_uid), [3002, 6005, 6005, 6005]);
   for (const g of got) assert.is(g.key, g.event.metadata.correlation_uid);
   assert.equal(await ocsfErrors(got.map((g) => g.event)), {}, 'valid OCSF 1.3.0');

@@ -1,5 +1,5 @@
-import { Kafka, logLevel } from 'kafkajs';
 import type { AgateConfig } from '../../core/src/config.js';
+import { describeKafkaError, withAdmin } from '../../core/src/bus/kafka-client.js';
 import { provisionTopics, topicSpecs, type TopicStatus } from '../../core/src/bus/kafka-topics.js';
 import { AgateError, ConfigError, ErrorCode } from '../../core/src/errors.js';
 
@@ -15,17 +15,14 @@ export async function topicsCommand(config: AgateConfig, checkOnly: boolean, jso
     eventsTopic: bus.events_topic, verdictsTopic: bus.verdicts_topic, partitions: bus.partitions,
     replicationFactor: bus.replication_factor, minInsyncReplicas: bus.min_insync_replicas, retentionMs: bus.retention_ms,
   });
-  const kafka = new Kafka({ clientId: `agate-topics-${config.instance_id}`, brokers: bus.brokers, logLevel: logLevel.NOTHING, connectionTimeout: 5_000, retry: { retries: 3 } });
-  const admin = kafka.admin();
-  let statuses: TopicStatus[];
-  try {
-    await admin.connect().catch((cause: Error) => {
-      throw new AgateError(ErrorCode.BUS_UNAVAILABLE, `cannot reach Kafka at ${bus.brokers.join(', ')}: ${cause.message}`, { cause, retriable: true });
+  const statuses: TopicStatus[] = await withAdmin({ clientId: `agate-topics-${config.instance_id}`, brokers: bus.brokers, connectTimeoutMs: 5_000, retries: 3 }, async (admin) => {
+    // The client connects on its first request: ask for the brokers first, so an unreachable
+    // cluster is said as such rather than as a failure of whichever step came first.
+    await admin.metadata({ topics: [], forceUpdate: true }).catch((cause: unknown) => {
+      throw new AgateError(ErrorCode.BUS_UNAVAILABLE, `cannot reach Kafka at ${bus.brokers.join(', ')}: ${describeKafkaError(cause)}`, { cause, retriable: true });
     });
-    statuses = await provisionTopics(admin, specs, checkOnly);
-  } finally {
-    await admin.disconnect().catch(() => undefined);
-  }
+    return provisionTopics(admin, specs, checkOnly);
+  });
   if (json) console.log(JSON.stringify(statuses.map((s) => ({ ...s, spec: specs.find((p) => p.topic === s.topic) })), null, 2));
   else for (const s of statuses) console.log(describe(s, specs.find((p) => p.topic === s.topic)!));
   return statuses.every((s) => s.status === 'ok' || s.status === 'created') ? 0 : 1;

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { Kafka, logLevel } from 'kafkajs';
+import { Admin } from '@platformatic/kafka';
 import pg from 'pg';
 import { ClickHouseStore } from '../../core/src/store/clickhouse.js';
 import { startClickHouseHttpDouble, type ClickHouseHttpDouble } from '../harness/clickhouse-http-double.js';
@@ -369,10 +369,9 @@ dist('a proxy killed with SIGKILL: its lease expires, its open psql session is c
       return rows.length === 1 ? rows : undefined;
     }, { timeoutMs: SETTLE_MS, everyMs: POLL_MS, retryErrors: true });
     assert.match(opened!.lease, /^agate\.verdicts\.proxy-c\./);
-    const admin = new Kafka({ clientId: 'dist-test', brokers: [env.broker.bootstrap], logLevel: logLevel.NOTHING }).admin();
-    await admin.connect();
+    const admin = new Admin({ clientId: 'dist-test', bootstrapBrokers: [env.broker.bootstrap] });
     try {
-      const groups = async () => (await admin.listGroups()).groups.map((g) => g.groupId);
+      const groups = async () => [...(await admin.listGroups()).keys()];
       assert.ok((await groups()).includes(opened!.lease), 'proxy C holds its lease (its verdict group)');
       await proxyC.stop('SIGKILL');
       const killed = Date.now();
@@ -397,7 +396,7 @@ dist('a proxy killed with SIGKILL: its lease expires, its open psql session is c
       const wrong = await env.store.query<{ n: string }>("SELECT count() AS n FROM agate.ledger WHERE event_type = 'SessionClosed' AND JSONExtractString(body, 'reason') = 'proxy lease expired'");
       assert.is(Number(wrong[0]!.n), 1);
     } finally {
-      await admin.disconnect();
+      await admin.close();
     }
   } finally {
     psql.kill('SIGKILL');

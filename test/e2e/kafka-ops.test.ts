@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import kafkajs from 'kafkajs';
+import { Admin, ConfigResourceTypes } from '@platformatic/kafka';
 import { startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { findFreePort } from '../harness/postgres.js';
 import { parseExposition, sampleValue } from '../harness/prom-text.js';
@@ -14,7 +14,7 @@ import { runCli } from './agate-process.js';
 import { startRole, type RoleProcess } from './role-process.js';
 import { until } from '../harness/until.js';
 
-interface Ctx { kafka: KafkaBroker; dir: string; admin: kafkajs.Admin; policy?: RoleProcess }
+interface Ctx { kafka: KafkaBroker; dir: string; admin: Admin; policy?: RoleProcess }
 const ops = suite<Ctx>('Kafka: agate topics, and readiness following the broker');
 
 const config = (ctx: Ctx, name: string, extra: { partitions?: number; opsPort?: number } = {}) => {
@@ -37,13 +37,12 @@ ${extra.opsPort === undefined ? '' : `ops: { listen: "127.0.0.1:${extra.opsPort}
 ops.before(async (ctx) => {
   ctx.kafka = await startKafka();
   ctx.dir = mkdtempSync(join(tmpdir(), 'agate-kafka-ops-'));
-  ctx.admin = new kafkajs.Kafka({ brokers: [ctx.kafka.bootstrap], logLevel: kafkajs.logLevel.NOTHING }).admin();
-  await ctx.admin.connect();
+  ctx.admin = new Admin({ clientId: 'kafka-ops-test', bootstrapBrokers: [ctx.kafka.bootstrap] });
 });
 
 ops.after(async (ctx) => {
   await ctx.policy?.stop();
-  await ctx.admin?.disconnect();
+  await ctx.admin?.close();
   await ctx.kafka?.destroy();
   if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
 });
@@ -61,13 +60,14 @@ ops('agate topics creates them with partitions, replication, min.insync.replicas
   const r = await runCli(['topics', '--config', config(ctx, 'a.yaml')]);
   assert.is(r.code, 0, r.stderr + r.stdout);
   assert.match(r.stdout, /ops\.events: created \(3 partitions, replication factor 1, min\.insync\.replicas=1, retention\.ms=3600000/);
-  const { topics } = await ctx.admin.fetchTopicMetadata({ topics: ['ops.events', 'ops.verdicts'] });
-  for (const t of topics) {
-    assert.is(t.partitions.length, 3, t.name);
-    assert.ok(t.partitions.every((p) => p.replicas.length === 1), t.name);
+  const { topics } = await ctx.admin.metadata({ topics: ['ops.events', 'ops.verdicts'], forceUpdate: true });
+  assert.equal([...topics.keys()].sort(), ['ops.events', 'ops.verdicts']);
+  for (const [name, t] of topics) {
+    assert.is(t.partitions.length, 3, name);
+    assert.ok(t.partitions.every((p) => p.replicas.length === 1), name);
   }
-  const { resources } = await ctx.admin.describeConfigs({ includeSynonyms: false, resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: 'ops.events', configNames: ['retention.ms', 'min.insync.replicas'] }] });
-  const entries = Object.fromEntries(resources[0]!.configEntries.map((e) => [e.configName, e.configValue]));
+  const resources = await ctx.admin.describeConfigs({ includeSynonyms: false, resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: 'ops.events', configurationKeys: ['retention.ms', 'min.insync.replicas'] }] });
+  const entries = Object.fromEntries(resources[0]!.configs.map((e) => [e.name, e.value]));
   assert.equal(entries, { 'retention.ms': '3600000', 'min.insync.replicas': '1' });
   const again = await runCli(['topics', '--check', '--config', config(ctx, 'a.yaml')]);
   assert.is(again.code, 0, again.stdout);
@@ -75,7 +75,7 @@ ops('agate topics creates them with partitions, replication, min.insync.replicas
 });
 
 ops('agate topics --check names every difference: retention changed on the broker, fewer partitions than configured', async (ctx) => {
-  await ctx.admin.alterConfigs({ validateOnly: false, resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: 'ops.events', configEntries: [{ name: 'retention.ms', value: '1000' }] }] });
+  await ctx.admin.alterConfigs({ validateOnly: false, resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: 'ops.events', configs: [{ name: 'retention.ms', value: '1000' }] }] });
   const r = await runCli(['topics', '--check', '--config', config(ctx, 'b.yaml', { partitions: 4 })]);
   assert.is(r.code, 1, r.stdout);
   assert.match(r.stdout, /ops\.events: differs from the config\n {2}partitions: 3, config says 4\n {2}retention\.ms: 1000, config says 3600000/);
@@ -83,8 +83,8 @@ ops('agate topics --check names every difference: retention changed on the broke
   // Without --check it still changes nothing that exists: the operator decides.
   const fix = await runCli(['topics', '--config', config(ctx, 'b.yaml', { partitions: 4 })]);
   assert.is(fix.code, 1);
-  const { topics } = await ctx.admin.fetchTopicMetadata({ topics: ['ops.events'] });
-  assert.is(topics[0]!.partitions.length, 3);
+  const { topics } = await ctx.admin.metadata({ topics: ['ops.events'], forceUpdate: true });
+  assert.is(topics.get('ops.events')?.partitions.length, 3);
 });
 
 async function readyz(port: number): Promise<{ status: number; components: Record<string, { ready: boolean; reason?: string }> }> {

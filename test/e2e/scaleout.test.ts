@@ -1,6 +1,6 @@
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
-import { AssignerProtocol, Kafka, logLevel } from 'kafkajs';
+import { Admin } from '@platformatic/kafka';
 import pg from 'pg';
 import { startDistributed, type Distributed, type ProxyMember } from '../harness/distributed.js';
 import { parseExposition, sampleValue } from '../harness/prom-text.js';
@@ -166,17 +166,16 @@ test('concurrent clients on both proxies each get their own statement\'s verdict
   assert.equal(sessions, [{ proxy_id: 'proxy-a', n: String(CLIENTS / 2) }, { proxy_id: 'proxy-b', n: String(CLIENTS / 2) }]);
 
   // Scaled out for real: each policy and each ledger process owns partitions of the events topic.
-  const admin = new Kafka({ clientId: 'scaleout-test', brokers: [ctx.stack.broker.bootstrap], logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
+  const admin = new Admin({ clientId: 'scaleout-test', bootstrapBrokers: [ctx.stack.broker.bootstrap] });
   try {
-    const { groups } = await admin.describeGroups(['agate.policy', 'agate.ledger']);
-    for (const g of groups) {
-      const owned = g.members.map((m) => Object.values(AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {}).flat().length);
-      assert.is(owned.length, 2, `${g.groupId} has two members`);
-      assert.ok(owned.every((n) => n > 0), `${g.groupId}: every member owns partitions (${owned.join(', ')})`);
+    const groups = await admin.describeGroups({ groups: ['agate.policy', 'agate.ledger'] });
+    for (const g of groups.values()) {
+      const owned = [...g.members.values()].map((m) => [...(m.assignments?.values() ?? [])].reduce((n, a) => n + a.partitions.length, 0));
+      assert.is(owned.length, 2, `${g.id} has two members`);
+      assert.ok(owned.every((n) => n > 0), `${g.id}: every member owns partitions (${owned.join(', ')})`);
     }
   } finally {
-    await admin.disconnect();
+    await admin.close();
   }
 
   const verify = await ctx.stack.verify(ctx.auditor);

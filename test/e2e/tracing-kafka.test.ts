@@ -8,13 +8,13 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
 import { createSecretFile } from '../../core/src/secret-file.js';
 import { parseTraceParent } from '../../core/src/tracing/traceparent.js';
 import { EventCodec } from '../../schemas/src/codec.js';
 import type { AgateEvent } from '../../schemas/src/events.js';
 import { generateSignerKey } from '../../services/ledger/src/note.js';
 import { startKafka, type KafkaBroker } from '../harness/kafka.js';
+import { readTopic } from '../harness/kafka-topic-reader.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startCollector, type Collector } from '../harness/otelcol.js';
 import { findFreePort, psqlWith, startPostgres, type PostgresServer } from '../harness/postgres.js';
@@ -87,27 +87,14 @@ interface Record_ { event: AgateEvent; headers: Record<string, string> }
 
 /** Every record of the events topic so far, decoded, with its headers. */
 async function eventsTopic(ctx: Ctx, until: (records: Record_[]) => boolean): Promise<Record_[]> {
-  const kafka = new Kafka({ clientId: 'trace-test', brokers: [ctx.broker.bootstrap], logLevel: logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: `trace-test-${Date.now()}` });
   const codec = new EventCodec();
   const records: Record_[] = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic: 'agate.events', fromBeginning: true });
-    const done = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the events topic did not show the expected records within 30 s; it has ${records.map((r) => r.event.type).join(', ')}`)), 30_000);
-      void consumer.run({
-        eachMessage: async ({ message }) => {
-          const headers = Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]));
-          records.push({ event: await codec.decode(message.value!), headers });
-          if (until(records)) (clearTimeout(timer), resolve());
-        },
-      });
-    });
-    await done;
-  } finally {
-    await consumer.disconnect();
-  }
+  // Decoded as read, so `until` looks at events.
+  await readTopic(ctx.broker.bootstrap, 'agate.events', (rs) => {
+    const r = rs[rs.length - 1]!; // called once per record read
+    records.push({ event: codec.decode(r.value), headers: r.headers });
+    return until(records);
+  });
   return records;
 }
 

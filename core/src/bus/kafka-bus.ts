@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
-import { Kafka, logLevel, type Consumer, type KafkaMessage, type Message, type SASLOptions } from 'kafkajs';
+import { Consumer, type MessagesStream } from '@platformatic/kafka';
 import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
 import { eventTraceParent } from '../tracing/traceparent.js';
 import { READY, type Readiness } from '../ops/readiness.js';
@@ -8,9 +8,10 @@ import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Backoff, pause } from '../retry.js';
 import type { Bus, StreamInfo, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
-import { DEFAULT_RETENTION_MS, topicSpecs } from './kafka-topics.js';
-import { installKafkajsIdleFix } from './kafkajs-idle-fix.js';
-import { ProducerLane } from './kafka-lanes.js';
+import { clientOptions, describeKafkaError, isTransientKafkaError, withAdmin, type KafkaConnection } from './kafka-client.js';
+import { RecordReader, STRING_DESERIALIZERS, byPartition, type BusRecord } from './kafka-stream.js';
+import { DEFAULT_RETENTION_MS, createTopics, topicSpecs } from './kafka-topics.js';
+import { ProducerLane, type Message } from './kafka-lanes.js';
 import { PROCESS_GROUPS, type ProxyLeases } from './leases.js';
 import { isReplyEventType, replyKey } from './reply-events.js';
 import { VerdictWaiters } from './verdict-waiters.js';
@@ -60,16 +61,14 @@ export interface KafkaBusOptions {
 /** Waits between retries of a batch whose handler failed (core/src/retry.ts). */
 const HANDLER_BACKOFF = { firstMs: 50, maxMs: 5_000 };
 /**
- * Fetch settings. A fetch with nothing to read is held at the broker up to `maxWaitTimeInMs`, and
+ * Fetch settings. A fetch with nothing to read is held at the broker up to `maxWaitTime`, and
  * the broker answers it as soon as a record arrives (`minBytes` 1), so a long wait costs no
  * latency: it only sets how often an idle consumer asks again. A 5 ms wait made each consumer ask
  * 200 times a second: about 7.5 % of a core per idle process and 25 % for the broker, against 3 %
- * and 6 % at 500 ms (`npm run bench -- idle`; most of that 3 % was kafkajs spinning, now cut by
- * kafkajs-idle-fix.ts, leaving about 1 %). A 5 s wait saves nothing more per process and only
- * ~1.5 % of the broker, and (kafkajs's default) would hold up a rebalance or a stop behind a fetch
- * nobody interrupts.
+ * and 6 % at 500 ms (`npm run bench -- idle`). A 5 s wait saves nothing more per process and only
+ * ~1.5 % of the broker, and would hold up a rebalance or a stop behind a fetch nobody interrupts.
  */
-const FETCH = { maxWaitTimeInMs: 500, minBytes: 1 } as const;
+const FETCH = { maxWaitTime: 500, minBytes: 1 } as const;
 /**
  * Group membership. The broker drops a member silent for `sessionTimeout`: that is how long a
  * crashed proxy's lease outlives it (leases.ts, docs/operating.md). A member learns of a rebalance
@@ -86,6 +85,22 @@ const LINGER_BYTES = 1 << 20;
 const VERDICT_COMMIT_INTERVAL_MS = 1_000;
 /** How often a subscription commits past records none of which it handles (see subscribe). */
 const SKIPPED_COMMIT_INTERVAL_MS = 1_000;
+/** Most records one fetch of one partition brings. */
+const MAX_BYTES_PER_PARTITION = 4 << 20;
+/** Records a consumer's stream holds read ahead of its handler before it stops fetching. */
+const READ_AHEAD_RECORDS = 4_096;
+/** A consumer that does not leave its group in this time (a broker away) is dropped: the group forgets it after sessionTimeout. */
+const CLOSE_TIMEOUT_MS = 5_000;
+
+type BusConsumer = Consumer<string | undefined, Buffer | undefined, string, string>;
+type BusStream = MessagesStream<string | undefined, Buffer | undefined, string, string>;
+/** A consumer and its record stream: what #supervise starts, watches and stops. */
+interface Consumption {
+  consumer: BusConsumer;
+  stream: BusStream;
+  /** The read loop: settles when the stream ends, rejects with the error that stopped it. */
+  loop: Promise<void>;
+}
 
 /**
  * The consumer-group prefix of a deployment: the configured one, else derived from its events
@@ -98,15 +113,16 @@ export function consumerGroupPrefix(eventsTopic: string, configured?: string): s
 }
 
 /**
- * The distributed bus over Kafka (kafkajs behind Agate's own interface). Publishing uses an
- * idempotent producer with acks from all in-sync replicas; concurrent publishes share one request
- * (group commit), so the write-ahead wait costs one round trip. Several producers sending in
- * parallel were measured and gave no consistent gain (BENCHMARKS.md, pipeline).
+ * The distributed bus over Kafka (@platformatic/kafka behind Agate's own interface; it replaced
+ * kafkajs on measured client CPU, BENCHMARKS.md). Publishing uses an idempotent producer with
+ * acks from all in-sync replicas; concurrent publishes share one request (group commit), so the
+ * write-ahead wait costs one round trip. Several producers sending in parallel were measured and
+ * gave no consistent gain (BENCHMARKS.md, pipeline).
  */
 export class KafkaBus implements Bus, ProxyLeases {
-  readonly #kafka: Kafka;
+  readonly #connection: KafkaConnection;
   readonly #producer: ProducerLane;
-  readonly #consumers = new Set<Consumer>();
+  readonly #consumers = new Set<Consumption>();
   readonly #waiters = new VerdictWaiters();
   /** Per-process subscriptions served by the verdict consumer (#readReplies). */
   readonly #replyReaders = new Set<ReplyReader>();
@@ -129,27 +145,19 @@ export class KafkaBus implements Bus, ProxyLeases {
 
   private constructor(options: KafkaBusOptions) {
     this.#options = options;
-    installKafkajsIdleFix(); // before the first connection: without it each one spins with no traffic
     this.#processSuffix = `${options.instanceId}.${randomBytes(6).toString('hex')}`;
     this.#verdictGroup = `${options.groupPrefix}.verdicts.${this.#processSuffix}`;
-    this.#kafka = new Kafka({
+    this.#connection = {
       clientId: `agate-${options.instanceId}`,
       brokers: options.brokers,
-      logLevel: logLevel.NOTHING,
-      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2_000 },
-      connectionTimeout: 3_000,
-      requestTimeout: 10_000,
-      ...(options.tls === undefined ? {} : { ssl: options.tls }),
-      ...(options.sasl === undefined ? {} : { sasl: options.sasl as SASLOptions }),
-    });
-    this.#producer = new ProducerLane(this.#kafka, options.verdictsTopic, options.logger);
+      retries: 5,
+      connectTimeoutMs: 3_000,
+      requestTimeoutMs: 10_000,
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
+      ...(options.sasl === undefined ? {} : { sasl: options.sasl }),
+    };
+    this.#producer = new ProducerLane(this.#connection, options.verdictsTopic, options.logger);
   }
-
-  /**
-   * A consumer that crashed (its broker went away) restarts itself on a timer, unless the bus
-   * is closed by then: a restart after close() would reconnect forever and keep the process alive.
-   */
-  readonly #consumerRetry = { restartOnFailure: async () => !this.#closed };
 
   /**
    * Connects, creating the topics when missing. A freshly created topic can take a while to
@@ -170,13 +178,13 @@ export class KafkaBus implements Bus, ProxyLeases {
       } catch (cause) {
         await bus.close().catch(() => undefined);
         const delay = backoff.next();
-        if (isTransient(cause) && Date.now() + delay < deadline) {
-          options.logger.warn('Kafka is not ready yet; retrying', { error: (cause as Error).message, retry_in_ms: delay });
+        if (isTransientKafkaError(cause) && Date.now() + delay < deadline) {
+          options.logger.warn('Kafka is not ready yet; retrying', { error: describeKafkaError(cause), retry_in_ms: delay });
           await pause(delay);
           continue;
         }
         if (cause instanceof AgateError && cause.code === ErrorCode.CONFIG_INVALID) throw cause;
-        throw new AgateError(ErrorCode.BUS_UNAVAILABLE, `cannot connect to Kafka at ${options.brokers.join(', ')}: ${(cause as Error).message}`, { cause, retriable: true });
+        throw new AgateError(ErrorCode.BUS_UNAVAILABLE, `cannot connect to Kafka at ${options.brokers.join(', ')}: ${describeKafkaError(cause)}`, { cause, retriable: true });
       }
     }
   }
@@ -207,6 +215,10 @@ export class KafkaBus implements Bus, ProxyLeases {
     if (options.perProcess) this.#processGroups.add(groupId);
     const types = new Set<string>(options.types);
     const log = this.#options.logger.child({ group: options.group });
+    const max = options.maxBatch ?? 2_000;
+    // Read ahead at least one full batch, so a group that wants large batches (the ledger's
+    // inserts) gets them, as a fetch of a busy partition brings them.
+    const readAhead = Math.max(READ_AHEAD_RECORDS, max);
     let stopping = false;
     // Counts this member's group joins (each brings a new assignment of partitions); batches
     // carry the count, so a handler knows when a partition may have been elsewhere meanwhile.
@@ -214,59 +226,93 @@ export class KafkaBus implements Bus, ProxyLeases {
     // When each partition's offsets were last committed (Date.now()).
     const lastCommit = new Map<number, number>();
     const supervised = await this.#supervise(options.group, async () => {
-      const consumer = this.#kafka.consumer({ groupId, ...this.#fetchSettings(options.group), ...MEMBERSHIP, maxBytesPerPartition: 4 << 20, retry: this.#consumerRetry });
-      this.#consumers.add(consumer);
-      consumer.on(consumer.events.GROUP_JOIN, () => void (joins += 1));
-      await consumer.connect();
-      await consumer.subscribe({ topic: this.#options.eventsTopic, fromBeginning: options.from !== 'latest' });
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
-          const max = options.maxBatch ?? 2_000;
-          const assignment = joins;
-          for (let i = 0; i < batch.messages.length && isRunning() && !isStale(); i += max) {
-            const slice = batch.messages.slice(i, i + max);
-            const events: AgateEvent[] = [];
-            const positions: number[] = [];
-            for (const m of slice) {
-              const type = m.headers?.['agate-type']?.toString();
-              if (type !== undefined && !types.has(type)) continue;
-              if (m.value === null) continue;
-              const e = await this.#options.wire.decode(m.value);
-              if (types.has(e.type) && (options.accept === undefined || options.accept(e))) (events.push(e), positions.push(Number(m.offset) + 1));
-            }
-            if (events.length > 0) {
-              const backoff = new Backoff(HANDLER_BACKOFF);
-              for (;;) {
-                try {
-                  await options.handler(events, { stream: `${batch.topic}-${batch.partition}`, positions, assignment });
-                  break;
-                } catch (err) {
-                  const delay = backoff.next();
-                  log.error('event handler failed; retrying the batch', { error: describeError(err), events: events.length, retry_in_ms: delay });
-                  if (stopping || !isRunning() || isStale()) return; // uncommitted: redelivered to the partition's owner
-                  await heartbeat();
-                  await pause(delay);
-                }
+      const consumer = this.#newConsumer(groupId, this.#fetchSettings(options.group));
+      consumer.on('consumer:group:join', () => void (joins += 1));
+      const stream = await consumeOrClose(consumer, {
+        topics: [this.#options.eventsTopic],
+        mode: 'committed',
+        fallbackMode: options.from === 'latest' ? 'latest' : 'earliest',
+        autocommit: false,
+        highWaterMark: readAhead,
+      });
+      // Set when a handler call outlived the session timeout and this member left its group (see below).
+      let stalled = false;
+      // A partition handed to another member meanwhile is that member's to read, from the
+      // offsets committed so far: its records still buffered here are left alone.
+      const owned = (partition: number) => consumer.assignments?.some((a) => a.topic === this.#options.eventsTopic && a.partitions.includes(partition)) === true;
+      const handlePartition = async (partition: number, records: BusRecord[]) => {
+        for (let i = 0; i < records.length; i += max) {
+          if (stopping || !owned(partition)) return;
+          const slice = records.slice(i, i + max);
+          const events: AgateEvent[] = [];
+          const positions: number[] = [];
+          for (const m of slice) {
+            const type = m.headers.get('agate-type');
+            if (type !== undefined && !types.has(type)) continue;
+            if (m.value === undefined) continue;
+            const e = await this.#options.wire.decode(m.value);
+            if (types.has(e.type) && (options.accept === undefined || options.accept(e))) (events.push(e), positions.push(Number(m.offset) + 1));
+          }
+          if (events.length > 0) {
+            const assignment = joins;
+            const backoff = new Backoff(HANDLER_BACKOFF);
+            for (;;) {
+              // The client heartbeats on a timer, whatever the handler does, so a handler stuck
+              // (a store that hangs mid-insert) would keep its partitions for good. A handler call
+              // that outlives the session timeout makes this member leave its group, as a member
+              // silent that long would be dropped: its partitions go to a member that makes
+              // progress, from the last commit, and this one joins again once the call returns.
+              const watchdog = setTimeout(() => {
+                stalled = true;
+                log.warn('an event handler call outlived the group session timeout; leaving the group so another member takes its partitions', { timeout_ms: MEMBERSHIP.sessionTimeout, partition });
+                void new Promise<void>((resolve) => consumer.leaveGroup(true, () => resolve()));
+              }, MEMBERSHIP.sessionTimeout);
+              try {
+                await options.handler(events, { stream: `${this.#options.eventsTopic}-${partition}`, positions, assignment });
+                break;
+              } catch (err) {
+                const delay = backoff.next();
+                log.error('event handler failed; retrying the batch', { error: describeError(err), events: events.length, retry_in_ms: delay });
+                if (stopping || stalled || !owned(partition)) return; // uncommitted: redelivered to the partition's owner
+                await pause(delay);
+              } finally {
+                clearTimeout(watchdog);
               }
             }
-            // Commit only after the handler succeeded: at least once in, idempotent handlers.
-            // A slice with nothing of this subscription's types (a query process's session-end
-            // reader sees every Command, Verdict and Response) needs no commit of its own: reading
-            // it again after a restart finds nothing again. Committing each such slice was a
-            // request per fetch in the reader's loop, so it rides the next handled slice's
-            // commit, or one at most every SKIPPED_COMMIT_INTERVAL_MS.
-            resolveOffset(slice[slice.length - 1]!.offset);
-            if (events.length > 0 || Date.now() - (lastCommit.get(batch.partition) ?? 0) >= SKIPPED_COMMIT_INTERVAL_MS) {
-              await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (BigInt(slice[slice.length - 1]!.offset) + 1n).toString() }] }] });
-              lastCommit.set(batch.partition, Date.now());
-            }
-            await heartbeat();
+            if (stalled) return; // not committed: the partition's new owner reads it again
           }
-        },
-      });
-      return consumer;
+          // Commit only after the handler succeeded: at least once in, idempotent handlers.
+          // A slice with nothing of this subscription's types (a query process's session-end
+          // reader sees every Command, Verdict and Response) needs no commit of its own: reading
+          // it again after a restart finds nothing again. Committing each such slice was a
+          // request per fetch in the reader's loop, so it rides the next handled slice's
+          // commit, or one at most every SKIPPED_COMMIT_INTERVAL_MS.
+          if (events.length > 0 || Date.now() - (lastCommit.get(partition) ?? 0) >= SKIPPED_COMMIT_INTERVAL_MS) {
+            try {
+              await slice[slice.length - 1]!.commit();
+              lastCommit.set(partition, Date.now());
+            } catch (err) {
+              // A commit refused after a rebalance (the partition moved): its new owner reads
+              // from the last commit that went through, so the batch is handled again, not lost.
+              log.warn('an offset commit failed; the records after the last commit will be read again', { error: describeKafkaError(err), partition });
+            }
+          }
+        }
+      };
+      const reader = new RecordReader(stream);
+      const loop = (async () => {
+        for (;;) {
+          const records = await reader.next(readAhead);
+          if (records === null || stopping) return;
+          for (const [partition, list] of byPartition(records)) {
+            if (stalled) break;
+            await handlePartition(partition, list);
+          }
+          // This member left its group: a new consumer (#supervise) joins again, from the commits.
+          if (stalled) throw new Error('an event handler call outlived the group session timeout; this member left its group and joins again');
+        }
+      })();
+      return { consumer, stream, loop };
     });
     return {
       close: async () => {
@@ -277,34 +323,51 @@ export class KafkaBus implements Bus, ProxyLeases {
     };
   }
 
+  /** A consumer of this bus's brokers in `groupId`, with the group membership settings. */
+  #newConsumer(groupId: string, fetch: { maxWaitTime: number; minBytes: number }): BusConsumer {
+    return new Consumer<string | undefined, Buffer | undefined, string, string>({
+      ...clientOptions(this.#connection),
+      groupId,
+      ...fetch,
+      ...MEMBERSHIP,
+      maxBytesPerPartition: MAX_BYTES_PER_PARTITION,
+      deserializers: STRING_DESERIALIZERS,
+    });
+  }
+
   /** A group's fetch settings: FETCH, or a lingering group's longer wait for more bytes. */
-  #fetchSettings(group: string): { maxWaitTimeInMs: number; minBytes: number } {
+  #fetchSettings(group: string): { maxWaitTime: number; minBytes: number } {
     const linger = this.#options.lingerMs?.[group] ?? 0;
-    return linger > 0 ? { maxWaitTimeInMs: linger, minBytes: LINGER_BYTES } : FETCH;
+    return linger > 0 ? { maxWaitTime: linger, minBytes: LINGER_BYTES } : FETCH;
   }
 
   /**
-   * Starts a consumer with `start` and starts a new one whenever kafkajs gives up on it: after a
-   * broker restart a consumer can crash with an error kafkajs does not restart from, and would
-   * then read nothing more, silently (verdicts never arrive, events are never recorded). The
-   * first start's failure goes to the caller; later ones are retried with backoff until stopped.
+   * Starts a consumer with `start` and starts a new one whenever its stream stops with an error:
+   * a fetch that fails (its broker went away) ends the client's stream for good, and the process
+   * would then read nothing more, silently (verdicts never arrive, events are never recorded).
+   * The first start's failure goes to the caller; later ones are retried with backoff until stopped.
    */
-  async #supervise(label: string, start: () => Promise<Consumer>): Promise<{ stop(): Promise<void> }> {
-    let current: Consumer | undefined;
+  async #supervise(label: string, start: () => Promise<Consumption>): Promise<{ stop(): Promise<void> }> {
+    let current: Consumption | undefined;
     let stopped = false;
     const component = `kafka.consumer.${label}`;
     this.#readinessComponents.add(component);
-    const watch = (consumer: Consumer) => {
-      current = consumer;
+    const watch = (c: Consumption) => {
+      current = c;
+      this.#consumers.add(c);
       this.#options.readiness?.set(component, READY);
-      consumer.on(consumer.events.CRASH, ({ payload }) => {
-        if (payload.restart || stopped || this.#closed) return;
-        this.#options.readiness?.set(component, { ready: false, reason: `stopped (${payload.error.message.slice(0, 200)}); starting a new one` });
-        this.#options.logger.warn('a Kafka consumer stopped for good; starting a new one', { consumer: label, error: payload.error.message });
-        this.#consumers.delete(consumer);
-        void consumer.disconnect().catch(() => undefined);
-        void relaunch();
-      });
+      c.loop.then(
+        () => undefined,
+        (err: unknown) => {
+          if (stopped || this.#closed) return;
+          const message = describeKafkaError(err);
+          this.#options.readiness?.set(component, { ready: false, reason: `stopped (${message.slice(0, 200)}); starting a new one` });
+          this.#options.logger.warn('a Kafka consumer stopped; starting a new one', { consumer: label, error: message });
+          this.#consumers.delete(c);
+          void closeConsumption(c);
+          void relaunch();
+        },
+      );
     };
     const relaunch = async () => {
       const backoff = new Backoff({ firstMs: HANDLER_BACKOFF.firstMs * 4, maxMs: HANDLER_BACKOFF.maxMs });
@@ -315,7 +378,7 @@ export class KafkaBus implements Bus, ProxyLeases {
         try {
           return watch(await start());
         } catch (err) {
-          this.#options.logger.warn('could not start a Kafka consumer; retrying', { consumer: label, error: describeError(err), retry_in_ms: delay });
+          this.#options.logger.warn('could not start a Kafka consumer; retrying', { consumer: label, error: describeKafkaError(err), retry_in_ms: delay });
         }
       }
     };
@@ -326,7 +389,7 @@ export class KafkaBus implements Bus, ProxyLeases {
         this.#options.readiness?.remove(component);
         if (current === undefined) return;
         this.#consumers.delete(current);
-        await current.disconnect();
+        await closeConsumption(current);
       },
     };
   }
@@ -349,38 +412,22 @@ export class KafkaBus implements Bus, ProxyLeases {
   }
 
   async #vacantGroups(wanted: (groupId: string) => boolean): Promise<string[]> {
-    const admin = this.#kafka.admin();
-    try {
-      await admin.connect();
-      const ids = (await admin.listGroups()).groups.map((g) => g.groupId).filter(wanted);
+    return withAdmin(this.#connection, async (admin) => {
+      const ids = [...(await admin.listGroups()).keys()].filter(wanted);
       if (ids.length === 0) return [];
-      const { groups } = await admin.describeGroups(ids);
-      return groups.filter((g) => g.members.length === 0 && (g.state === 'Empty' || g.state === 'Dead')).map((g) => g.groupId);
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
+      const groups = await admin.describeGroups({ groups: ids });
+      return [...groups.values()].filter((g) => g.members.size === 0 && (g.state === 'EMPTY' || g.state === 'DEAD')).map((g) => g.id);
+    });
   }
 
   /** Deletes a vacant lease's group; the broker refuses while it has a member (GROUP_NOT_EMPTY). */
   async releaseLease(lease: string): Promise<void> {
-    const admin = this.#kafka.admin();
-    try {
-      await admin.connect();
-      await admin.deleteGroups([lease]);
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
+    await withAdmin(this.#connection, (admin) => admin.deleteGroups({ groups: [lease] }));
   }
 
   /** Asks the cluster for its brokers: the readiness probe of a process that may be idle. */
   async ping(): Promise<void> {
-    const admin = this.#kafka.admin();
-    try {
-      await admin.connect();
-      await admin.describeCluster();
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
+    await withAdmin(this.#connection, (admin) => admin.metadata({ topics: [], forceUpdate: true }));
   }
 
   async close(): Promise<void> {
@@ -388,7 +435,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     this.#closed = true;
     for (const c of this.#readinessComponents) this.#options.readiness?.remove(c);
     await this.#producer.close(); // sends under way finish first
-    await Promise.all([...this.#consumers].map((c) => c.disconnect().catch(() => undefined)));
+    await Promise.all([...this.#consumers].map((c) => closeConsumption(c)));
     this.#consumers.clear();
     await this.#deleteProcessGroups([...(this.#options.awaitsVerdicts ? [this.#verdictGroup] : []), ...this.#processGroups]);
   }
@@ -400,38 +447,26 @@ export class KafkaBus implements Bus, ProxyLeases {
   async #deleteProcessGroups(groupIds: string[]): Promise<void> {
     if (groupIds.length === 0) return;
     for (const g of groupIds) this.#processGroups.delete(g);
-    const admin = this.#kafka.admin();
     try {
-      await admin.connect();
-      await admin.deleteGroups(groupIds);
+      await withAdmin(this.#connection, (admin) => admin.deleteGroups({ groups: groupIds }));
     } catch (err) {
-      this.#options.logger.debug('could not delete this process\'s consumer groups', { groups: groupIds, error: describeError(err) });
-    } finally {
-      await admin.disconnect().catch(() => undefined);
+      this.#options.logger.debug('could not delete this process\'s consumer groups', { groups: groupIds, error: describeKafkaError(err) });
     }
   }
 
   async #ensureTopics(): Promise<void> {
-    const admin = this.#kafka.admin();
-    await admin.connect();
-    try {
+    await withAdmin(this.#connection, async (admin) => {
       const existing = new Set(await admin.listTopics());
       const wanted = [this.#options.eventsTopic, this.#options.verdictsTopic].filter((t) => !existing.has(t));
-      if (wanted.length > 0) {
-        const { brokers } = await admin.describeCluster();
-        if (brokers.length < this.#options.replicationFactor) {
-          // kafkajs would only say "Topic creation errors"; the fix is a setting, so say which.
-          throw new AgateError(ErrorCode.CONFIG_INVALID, `cannot create ${wanted.join(', ')}: bus.replication_factor is ${this.#options.replicationFactor} but the cluster has ${brokers.length} broker${brokers.length === 1 ? '' : 's'}; lower bus.replication_factor or create the topics yourself`);
-        }
-        const specs = topicSpecs({ ...this.#options, retentionMs: this.#options.retentionMs ?? DEFAULT_RETENTION_MS }).filter((s) => wanted.includes(s.topic));
-        await admin.createTopics({
-          waitForLeaders: true,
-          topics: specs.map((s) => ({ topic: s.topic, numPartitions: s.partitions, replicationFactor: s.replicationFactor, configEntries: Object.entries(s.configs).map(([name, value]) => ({ name, value })) })),
-        });
+      if (wanted.length === 0) return;
+      const { brokers } = await admin.metadata({ topics: [], forceUpdate: true });
+      if (brokers.size < this.#options.replicationFactor) {
+        // The broker would only say INVALID_REPLICATION_FACTOR; the fix is a setting, so say which.
+        throw new AgateError(ErrorCode.CONFIG_INVALID, `cannot create ${wanted.join(', ')}: bus.replication_factor is ${this.#options.replicationFactor} but the cluster has ${brokers.size} broker${brokers.size === 1 ? '' : 's'}; lower bus.replication_factor or create the topics yourself`);
       }
-    } finally {
-      await admin.disconnect();
-    }
+      const specs = topicSpecs({ ...this.#options, retentionMs: this.#options.retentionMs ?? DEFAULT_RETENTION_MS }).filter((s) => wanted.includes(s.topic));
+      await createTopics(admin, specs);
+    });
   }
 
   /**
@@ -441,42 +476,48 @@ export class KafkaBus implements Bus, ProxyLeases {
   async #listenForVerdicts(): Promise<void> {
     let first = true;
     await this.#supervise('verdicts', async () => {
-      // A new group starting at "latest" resolves that offset only at its first fetch, after it
-      // joined, which is after run() returns: a verdict written in between was skipped and its
-      // command timed out. The first start reads from the ends the topic had before connect()
-      // returned, so every verdict for a command published after that is read. A restarted
-      // consumer resumes from its committed offsets instead.
-      const starts = first ? await this.#topicEnds(this.#options.verdictsTopic) : [];
+      const consumer = this.#newConsumer(this.#verdictGroup, FETCH);
+      // The first start reads from the ends the topic has before connect() returns, so every
+      // verdict for a command published after that is read (a "latest" resolved later, after
+      // the group join, could skip one and time its command out). A restarted consumer resumes
+      // from its committed offsets instead.
+      let starts: bigint[] | undefined;
+      if (first) {
+        try {
+          starts = (await consumer.listOffsets({ topics: [this.#options.verdictsTopic] })).get(this.#options.verdictsTopic) ?? [];
+        } catch (err) {
+          await new Promise<void>((resolve) => consumer.close(true, () => resolve()));
+          throw err;
+        }
+      }
       first = false;
-      const consumer = this.#kafka.consumer({ groupId: this.#verdictGroup, ...FETCH, ...MEMBERSHIP, retry: this.#consumerRetry });
-      this.#consumers.add(consumer);
-      await consumer.connect();
-      await consumer.subscribe({ topic: this.#options.verdictsTopic, fromBeginning: false });
-      const running = consumer.run({
-        // kafkajs's autoCommit commits after every batch, a request in this consumer's fetch loop
-        // for each verdict read (one per statement under light load). These offsets only say
-        // where a restarted consumer resumes; re-reading a second of verdicts is harmless (they
-        // are matched to waiters by command id), so they are committed at most once a second.
-        autoCommit: false,
-        autoCommitInterval: VERDICT_COMMIT_INTERVAL_MS,
-        eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary }) => {
-          for (const message of batch.messages) {
-            await this.#replyRecord(message, batch.topic, batch.partition);
-            resolveOffset(message.offset);
-          }
-          await commitOffsetsIfNecessary();
-        },
+      const stream = await consumeOrClose(consumer, {
+        topics: [this.#options.verdictsTopic],
+        ...(starts === undefined
+          ? { mode: 'committed' as const, fallbackMode: 'latest' as const }
+          : { mode: 'manual' as const, offsets: starts.map((offset, partition) => ({ topic: this.#options.verdictsTopic, partition, offset })) }),
+        // These offsets only say where a restarted consumer resumes; re-reading a second of
+        // verdicts is harmless (they are matched to waiters by command id), so they are committed
+        // at most once a second, never a request per verdict in the fetch loop.
+        autocommit: VERDICT_COMMIT_INTERVAL_MS,
+        highWaterMark: READ_AHEAD_RECORDS,
       });
-      await running;
-      for (const { partition, offset } of starts) consumer.seek({ topic: this.#options.verdictsTopic, partition, offset });
-      return consumer;
+      const reader = new RecordReader(stream);
+      const loop = (async () => {
+        for (;;) {
+          const records = await reader.next(READ_AHEAD_RECORDS);
+          if (records === null) return;
+          for (const record of records) await this.#replyRecord(record);
+        }
+      })();
+      return { consumer, stream, loop };
     });
   }
 
   /**
    * A per-process subscription to reply events only (a proxy's termination requests) is served by
    * this process's verdict consumer, over the small verdicts topic, instead of by a consumer of
-   * its own fetching and decoding the whole events topic: about 11 µs of kafkajs CPU per record,
+   * its own fetching and decoding the whole events topic: about 11 µs of client CPU per record,
    * every Command and Response, to find a rare request. It hears what arrives from now on (as
    * `from: 'latest'`) and creates no consumer group. A handler that fails is logged, not retried:
    * the verdicts behind it must not wait (the request itself stays in the record).
@@ -495,16 +536,16 @@ export class KafkaBus implements Bus, ProxyLeases {
    * record to the reply readers that want its type. Decoded only when someone wants it: most
    * verdicts answer another process's commands.
    */
-  async #replyRecord(message: KafkaMessage, topic: string, partition: number): Promise<void> {
-    if (message.value === null) return;
-    const type = message.headers?.['agate-type']?.toString();
-    const key = message.key?.toString();
+  async #replyRecord(message: BusRecord): Promise<void> {
+    if (message.value === undefined) return;
+    const type = message.headers.get('agate-type');
+    const key = message.key;
     const waited = (type === undefined || type === 'Verdict') && key !== undefined && this.#waiters.has(key);
     const readers = this.#replyReaders.size === 0 ? [] : [...this.#replyReaders].filter((r) => type === undefined || r.types.has(type));
     if (!waited && readers.length === 0) return;
     const event = await this.#options.wire.decode(message.value);
     if (waited && event.type === 'Verdict') this.#waiters.deliver(event);
-    const source: StreamInfo = { stream: `${topic}-${partition}`, positions: [Number(message.offset) + 1] };
+    const source: StreamInfo = { stream: `${message.topic}-${message.partition}`, positions: [Number(message.offset) + 1] };
     for (const r of readers) {
       if (!r.types.has(event.type) || (r.accept !== undefined && !r.accept(event))) continue;
       try {
@@ -512,17 +553,6 @@ export class KafkaBus implements Bus, ProxyLeases {
       } catch (err) {
         r.log.error('a reply event\'s handler failed; the event is not handed over again', { error: describeError(err), type: event.type, event_id: event.event_id });
       }
-    }
-  }
-
-  /** The next offset of each partition of a topic. */
-  async #topicEnds(topic: string): Promise<{ partition: number; offset: string }[]> {
-    const admin = this.#kafka.admin();
-    try {
-      await admin.connect();
-      return (await admin.fetchTopicOffsets(topic)).map(({ partition, high }) => ({ partition, offset: high }));
-    } finally {
-      await admin.disconnect().catch(() => undefined);
     }
   }
 }
@@ -535,14 +565,27 @@ interface ReplyReader {
   log: Logger;
 }
 
-/**
- * Whether `connect` should try again: kafkajs gives up on an unreachable broker after its own few
- * retries with a "non-retriable" NumberOfRetriesExceeded, which at start-up only means "not up yet".
- */
-function isTransient(err: unknown): boolean {
-  if ((err as { retriable?: boolean }).retriable === true) return true;
-  const names = ['KafkaJSConnectionError', 'KafkaJSNumberOfRetriesExceeded', 'KafkaJSRequestTimeoutError', 'KafkaJSBrokerNotFound', 'KafkaJSConnectionClosedError', 'KafkaJSLockTimeout'];
-  return names.includes((err as Error).name) || (err instanceof Error && err.cause !== undefined && err.cause !== err && isTransient(err.cause));
+/** The consumer's record stream; a consumer that could not start one is closed, not left connected. */
+async function consumeOrClose(consumer: BusConsumer, options: Parameters<BusConsumer['consume']>[0]): Promise<BusStream> {
+  try {
+    return await consumer.consume(options);
+  } catch (err) {
+    await new Promise<void>((resolve) => consumer.close(true, () => resolve()));
+    throw err;
+  }
+}
+
+/** Stops a consumer's stream and leaves its group, bounded: with its broker away, leaving would wait for good. */
+async function closeConsumption(c: Consumption): Promise<void> {
+  const closing = (async () => {
+    // Errors are dropped: a consumer being closed has nothing more to say that anyone would act on.
+    await new Promise<void>((resolve) => c.stream.close(() => resolve()));
+    await new Promise<void>((resolve) => c.consumer.close(true, () => resolve()));
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([closing, new Promise<void>((r) => (timer = setTimeout(r, CLOSE_TIMEOUT_MS)))]);
+  clearTimeout(timer);
+  await c.loop.catch(() => undefined);
 }
 
 /**

@@ -1,15 +1,24 @@
-import type { Kafka, Message, Producer } from 'kafkajs';
-import { Partitioners } from 'kafkajs';
+import { Producer } from '@platformatic/kafka';
 import { AgateError, ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import { STRING_SERDE, clientOptions, describeKafkaError, keyPartitioner, type KafkaConnection } from './kafka-client.js';
 
 /** A send not acknowledged in this time fails (its publishers fail closed) and the producer is replaced. */
 const SEND_TIMEOUT_MS = 30_000;
+
+/** A record as the bus sends it: keyed by session (or command), the bus's headers. */
+export interface Message {
+  key: string;
+  value: Buffer;
+  headers: Record<string, string>;
+}
 
 export interface TopicMessages {
   topic: string;
   messages: Message[];
 }
+
+type BusProducer = Producer<string, Buffer, string, string>;
 
 interface Queued {
   topicMessages: TopicMessages[];
@@ -17,19 +26,19 @@ interface Queued {
 }
 
 /**
- * One idempotent producer and the publishes waiting for it. kafkajs keeps one request in flight
- * per idempotent producer (its sequence numbers advance only when a send returns), so this is a
- * group commit: publishes that arrive while a send is out ride the next one, in order.
+ * One idempotent producer and the publishes waiting for it. An idempotent producer keeps one
+ * request in flight (its sequence numbers advance only when a send returns), so this is a group
+ * commit: publishes that arrive while a send is out ride the next one, in order.
  */
 export class ProducerLane {
-  #producer: Producer;
-  /** Whether #producer is connected; a replaced producer connects before its first send. */
+  #producer: BusProducer;
+  /** Whether #producer has its producer id; a replaced producer gets one before its first send. */
   #connected = false;
   #queue: Queued[] = [];
   #flushing: Promise<void> | undefined;
 
   constructor(
-    private readonly kafka: Kafka,
+    private readonly connection: KafkaConnection,
     /** The reply topic: its copy of a reply event is sent only after the record copy is acknowledged. */
     private readonly verdictsTopic: string,
     private readonly logger: Logger,
@@ -37,8 +46,9 @@ export class ProducerLane {
     this.#producer = this.#newProducer();
   }
 
+  /** Gets the idempotent producer's id from the cluster: the first round trip, before any send. */
   async connect(): Promise<void> {
-    await this.#producer.connect();
+    await this.#producer.initIdempotentProducer({});
     this.#connected = true;
   }
 
@@ -52,11 +62,12 @@ export class ProducerLane {
   /** Waits for the sends under way, then disconnects. */
   async close(): Promise<void> {
     while (this.#flushing !== undefined) await this.#flushing;
-    await this.#producer.disconnect().catch(() => undefined);
+    await this.#producer.close().catch(() => undefined);
   }
 
-  #newProducer(): Producer {
-    return this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1_000 } });
+  #newProducer(): BusProducer {
+    // Topics are created by connect() (kafka-topics.ts settings), never by a send to a missing one.
+    return new Producer({ ...clientOptions({ ...this.connection, retries: 3 }), idempotent: true, acks: -1, autocreateTopics: false, partitioner: keyPartitioner, serializers: STRING_SERDE });
   }
 
   /**
@@ -92,7 +103,7 @@ export class ProducerLane {
       await withTimeout(this.#send([...byTopic].map(([topic, messages]) => ({ topic, messages }))), SEND_TIMEOUT_MS, `no acknowledgement within ${SEND_TIMEOUT_MS} ms`);
     } catch (cause) {
       this.#replaceProducer(cause);
-      const err = new AgateError(ErrorCode.BUS_WRITE_FAILED, `Kafka did not acknowledge the events: ${(cause as Error).message}`, { cause, retriable: true });
+      const err = new AgateError(ErrorCode.BUS_WRITE_FAILED, `Kafka did not acknowledge the events: ${describeKafkaError(cause)}`, { cause, retriable: true });
       for (const q of batch) q.done(err);
       return;
     }
@@ -108,8 +119,8 @@ export class ProducerLane {
     // and with different leaders they are two requests), so they are two sends, in this order.
     const reply = topicMessages.filter((tm) => tm.topic === this.verdictsTopic);
     const record = topicMessages.filter((tm) => tm.topic !== this.verdictsTopic);
-    if (record.length > 0) await this.#producer.sendBatch({ topicMessages: record, acks: -1 });
-    if (reply.length > 0) await this.#producer.sendBatch({ topicMessages: reply, acks: -1 });
+    if (record.length > 0) await this.#producer.send({ messages: records(record), acks: -1 });
+    if (reply.length > 0) await this.#producer.send({ messages: records(reply), acks: -1 });
   }
 
   /**
@@ -122,9 +133,16 @@ export class ProducerLane {
     const old = this.#producer;
     this.#producer = this.#newProducer();
     this.#connected = false;
-    void old.disconnect().catch(() => undefined);
-    this.logger.warn('a Kafka send failed; the next send uses a new producer', { error: (cause as Error).message });
+    void old.close().catch(() => undefined);
+    this.logger.warn('a Kafka send failed; the next send uses a new producer', { error: describeKafkaError(cause) });
   }
+}
+
+/** One list of records for the client, each naming its topic. */
+function records(topicMessages: TopicMessages[]): { topic: string; key: string; value: Buffer; headers: Record<string, string> }[] {
+  const out: { topic: string; key: string; value: Buffer; headers: Record<string, string> }[] = [];
+  for (const tm of topicMessages) for (const m of tm.messages) out.push({ topic: tm.topic, key: m.key, value: m.value, headers: m.headers });
+  return out;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {

@@ -1,7 +1,7 @@
 import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
-import kafkajs from 'kafkajs';
+import { Admin, Consumer } from '@platformatic/kafka';
 import { startKafka, type KafkaBroker } from '../../../test/harness/kafka.js';
 import { EventCodec } from '../../../schemas/src/codec.js';
 import type { AgateEvent } from '../../../schemas/src/events.js';
@@ -36,12 +36,11 @@ async function bus(instanceId: string, awaitsVerdicts = false): Promise<KafkaBus
 }
 
 async function groups(): Promise<string[]> {
-  const admin = new kafkajs.Kafka({ clientId: 'pgroups-test', brokers: [(await ready).bootstrap], logLevel: kafkajs.logLevel.NOTHING }).admin();
-  await admin.connect();
+  const admin = new Admin({ clientId: 'pgroups-test', bootstrapBrokers: [(await ready).bootstrap] });
   try {
-    return (await admin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(`${TOPIC}.`)).sort();
+    return [...(await admin.listGroups()).keys()].filter((g) => g.startsWith(`${TOPIC}.`)).sort();
   } finally {
-    await admin.disconnect();
+    await admin.close();
   }
 }
 
@@ -125,12 +124,12 @@ test('a per-process group a dead process left is listed as vacant and deleted by
   const live = await bus('query-1');
   await live.subscribe({ group: 'session-ends', perProcess: true, from: 'latest', types: ['SessionClosed'], handler: async () => undefined });
   // A process that died: its group has committed offsets and no member, and nobody deleted it.
-  const dead = new kafkajs.Kafka({ clientId: 'dead', brokers: [(await ready).bootstrap], logLevel: kafkajs.logLevel.NOTHING }).consumer({ groupId: `${TOPIC}.terminations.proxy-9.0123456789ab` });
-  await dead.connect();
-  await dead.subscribe({ topic: TOPIC, fromBeginning: false });
-  await dead.run({ eachMessage: async () => undefined });
+  const dead = new Consumer({ clientId: 'dead', bootstrapBrokers: [(await ready).bootstrap], groupId: `${TOPIC}.terminations.proxy-9.0123456789ab` });
+  const deadStream = await dead.consume({ topics: [TOPIC], mode: 'latest' });
+  deadStream.on('data', () => undefined);
   await untilTrue('the dead process\'s consumer to join', async () => (await groups()).includes(`${TOPIC}.terminations.proxy-9.0123456789ab`), 30_000);
-  await dead.disconnect();
+  await deadStream.close();
+  await dead.close(true);
   assert.equal(await live.vacantProcessGroups(), [`${TOPIC}.terminations.proxy-9.0123456789ab`]);
   // The ledger's sweeper: no verdict lease is vacant here, so it never reads the store.
   const store = { query: () => Promise.reject(new Error('no verdict lease is vacant: the store is not asked')) } as unknown as Store;

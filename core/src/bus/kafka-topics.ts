@@ -1,5 +1,5 @@
-// kafkajs is CommonJS and its enums are not named exports in ESM.
-import kafkajs, { type Admin } from 'kafkajs';
+import { ConfigResourceTypes, type Admin } from '@platformatic/kafka';
+import { waitForLeaders } from './kafka-client.js';
 
 /** What a topic Agate uses must look like. */
 export interface TopicSpec {
@@ -54,32 +54,29 @@ export async function provisionTopics(admin: Admin, specs: readonly TopicSpec[],
   const existing = new Set(await admin.listTopics());
   const missing = specs.filter((s) => !existing.has(s.topic));
   if (!checkOnly && missing.length > 0) {
-    const { brokers } = await admin.describeCluster();
-    const tooFew = missing.find((s) => s.replicationFactor > brokers.length);
-    if (tooFew !== undefined) throw new Error(`cannot create ${tooFew.topic} with replication factor ${tooFew.replicationFactor}: the cluster has ${brokers.length} broker${brokers.length === 1 ? '' : 's'}`);
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: missing.map((s) => ({ topic: s.topic, numPartitions: s.partitions, replicationFactor: s.replicationFactor, configEntries: Object.entries(s.configs).map(([name, value]) => ({ name, value })) })),
-    });
+    const { brokers } = await admin.metadata({ topics: [], forceUpdate: true });
+    const tooFew = missing.find((s) => s.replicationFactor > brokers.size);
+    if (tooFew !== undefined) throw new Error(`cannot create ${tooFew.topic} with replication factor ${tooFew.replicationFactor}: the cluster has ${brokers.size} broker${brokers.size === 1 ? '' : 's'}`);
+    await createTopics(admin, missing);
   }
   const present = specs.filter((s) => existing.has(s.topic));
   const found = new Map<string, string[]>();
   if (present.length > 0) {
-    const { topics } = await admin.fetchTopicMetadata({ topics: present.map((s) => s.topic) });
-    const { resources } = await admin.describeConfigs({
+    const { topics } = await admin.metadata({ topics: present.map((s) => s.topic), forceUpdate: true });
+    const resources = await admin.describeConfigs({
       includeSynonyms: false,
-      resources: present.map((s) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name: s.topic, configNames: Object.keys(s.configs) })),
+      resources: present.map((s) => ({ resourceType: ConfigResourceTypes.TOPIC, resourceName: s.topic, configurationKeys: Object.keys(s.configs) })),
     });
     for (const spec of present) {
       const problems: string[] = [];
-      const meta = topics.find((t) => t.name === spec.topic);
-      const partitions = meta?.partitions.length ?? 0;
+      const meta = topics.get(spec.topic);
+      const partitions = meta?.partitionsCount ?? 0;
       if (partitions !== spec.partitions) problems.push(`partitions: ${partitions}, config says ${spec.partitions}`);
       const rf = Math.min(...(meta?.partitions.map((p) => p.replicas.length) ?? [0]));
       if (rf !== spec.replicationFactor) problems.push(`replication factor: ${rf}, config says ${spec.replicationFactor}`);
-      const entries = resources.find((r) => r.resourceName === spec.topic)?.configEntries ?? [];
+      const entries = resources.find((r) => r.resourceName === spec.topic)?.configs ?? [];
       for (const [name, want] of Object.entries(spec.configs)) {
-        const have = entries.find((e) => e.configName === name)?.configValue;
+        const have = entries.find((e) => e.name === name)?.value;
         if (have !== want) problems.push(`${name}: ${have ?? '(unset)'}, config says ${want}`);
       }
       found.set(spec.topic, problems);
@@ -90,4 +87,16 @@ export async function provisionTopics(admin: Admin, specs: readonly TopicSpec[],
     const problems = found.get(s.topic)!;
     return problems.length === 0 ? { topic: s.topic, status: 'ok' } : { topic: s.topic, status: 'differs', problems };
   });
+}
+
+/**
+ * Creates topics as their specs say, one request per spec (a request's partition count,
+ * replication factor and configs apply to all of its topics), and returns once every partition
+ * has a leader: the broker answers the creation before that, and a write would be refused.
+ */
+export async function createTopics(admin: Admin, specs: readonly TopicSpec[]): Promise<void> {
+  for (const s of specs) {
+    await admin.createTopics({ topics: [s.topic], partitions: s.partitions, replicas: s.replicationFactor, configs: Object.entries(s.configs).map(([name, value]) => ({ name, value })) });
+  }
+  await waitForLeaders(admin, specs.map((s) => s.topic));
 }

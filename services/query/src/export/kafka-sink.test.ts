@@ -3,8 +3,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
 import { startKafka, type KafkaBroker } from '../../../../test/harness/kafka.js';
+import { readTopic } from '../../../../test/harness/kafka-topic-reader.js';
 import type { OcsfEvent } from '../ocsf/map.js';
 import { exportEvents } from './exporter.js';
 import { KafkaSink } from './kafka-sink.js';
@@ -26,32 +26,24 @@ function source(): ExportSource {
   return { chains: async () => ['embedded'], read: async (_c, after, limit) => events.filter((e) => e.metadata.sequence > after).slice(0, limit) };
 }
 
-/** Reads the whole topic from the start until `count` records arrived: uid → times seen, and uids per session in order. */
+/** Reads the whole topic from the start until `count` distinct events arrived: uid → times seen, and uids per session in order. */
 async function consume(bootstrap: string, topic: string, count: number): Promise<{ seen: Map<string, number>; bySession: Map<string, number[]> }> {
-  const kafka = new Kafka({ clientId: 'kafka-sink-test', brokers: [bootstrap], logLevel: logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: `check-${topic}-${Date.now()}`, maxWaitTimeInMs: 50 });
+  const uids = new Set<string>();
+  const records = await readTopic(bootstrap, topic, (rs) => {
+    uids.add(String((JSON.parse(rs[rs.length - 1]!.value.toString('utf8')) as OcsfEvent).metadata.uid)); // called once per record read
+    return uids.size >= count;
+  }, 60_000);
   const seen = new Map<string, number>();
   const bySession = new Map<string, number[]>();
-  let n = 0;
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`only ${seen.size} of ${count} distinct events arrived (${n} records)`)), 60_000);
-    void consumer.run({
-      eachMessage: async ({ message }) => {
-        const e = JSON.parse(message.value!.toString('utf8')) as OcsfEvent;
-        assert.is(message.key?.toString(), e.metadata.correlation_uid);
-        assert.is(message.headers?.['agate-seq']?.toString(), String(e.metadata.sequence));
-        seen.set(String(e.metadata.uid), (seen.get(String(e.metadata.uid)) ?? 0) + 1);
-        const list = bySession.get(message.key!.toString()) ?? [];
-        list.push(e.metadata.sequence);
-        bySession.set(message.key!.toString(), list);
-        n++;
-        if (seen.size >= count) (clearTimeout(timer), resolve());
-      },
-    });
-  });
-  await consumer.disconnect();
+  for (const r of records) {
+    const e = JSON.parse(r.value.toString('utf8')) as OcsfEvent;
+    assert.is(r.key, e.metadata.correlation_uid);
+    assert.is(r.headers['agate-seq'], String(e.metadata.sequence));
+    seen.set(String(e.metadata.uid), (seen.get(String(e.metadata.uid)) ?? 0) + 1);
+    const list = bySession.get(r.key!) ?? [];
+    list.push(e.metadata.sequence);
+    bySession.set(r.key!, list);
+  }
   return { seen, bySession };
 }
 

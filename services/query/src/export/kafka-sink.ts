@@ -1,4 +1,6 @@
-import { Kafka, logLevel, type Producer } from 'kafkajs';
+import { Producer } from '@platformatic/kafka';
+import { STRING_SERDE, clientOptions, describeKafkaError, keyPartitioner, withAdmin, type KafkaConnection } from '../../../../core/src/bus/kafka-client.js';
+import { createTopics } from '../../../../core/src/bus/kafka-topics.js';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import { Backoff, pause } from '../../../../core/src/retry.js';
 import type { OcsfEvent } from '../ocsf/map.js';
@@ -28,8 +30,8 @@ export interface KafkaSinkOptions {
  */
 export class KafkaSink implements ExportSink {
   readonly name: string;
-  readonly #producer: Producer;
-  readonly #kafka: Kafka;
+  readonly #producer: Producer<string, string, string, string>;
+  readonly #connection: KafkaConnection;
   #connected = false;
 
   readonly #options: KafkaSinkOptions;
@@ -37,15 +39,15 @@ export class KafkaSink implements ExportSink {
   constructor(options: KafkaSinkOptions) {
     this.#options = options;
     this.name = `kafka:${options.topic}`;
-    this.#kafka = new Kafka({
-      clientId: options.clientId ?? 'agate-export',
-      brokers: options.brokers,
-      logLevel: logLevel.NOTHING,
-      retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 2_000 },
-      connectionTimeout: 3_000,
-      requestTimeout: 10_000,
+    this.#connection = { clientId: options.clientId ?? 'agate-export', brokers: options.brokers, retries: 3, connectTimeoutMs: 3_000, requestTimeoutMs: 10_000 };
+    this.#producer = new Producer({
+      ...clientOptions(this.#connection),
+      idempotent: true,
+      acks: -1,
+      autocreateTopics: false,
+      partitioner: keyPartitioner, // the same key hashing as the bus: Java's default partitioner
+      serializers: { ...STRING_SERDE, value: STRING_SERDE.key },
     });
-    this.#producer = this.#kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   }
 
   async deliver(events: readonly OcsfEvent[]): Promise<void> {
@@ -59,12 +61,12 @@ export class KafkaSink implements ExportSink {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.#connect();
-        await this.#producer.send({ topic: this.#options.topic, acks: -1, messages });
+        await this.#producer.send({ acks: -1, messages: messages.map((m) => ({ topic: this.#options.topic, ...m })) });
         return;
       } catch (err) {
         if (err instanceof AgateError && !err.retriable) throw err;
         if (attempt >= max) {
-          throw new AgateError(ErrorCode.EXPORT_DELIVERY_FAILED, `${this.name} did not accept ${events.length} events after ${attempt} attempt(s): ${(err as Error).message}`, { cause: err, retriable: true });
+          throw new AgateError(ErrorCode.EXPORT_DELIVERY_FAILED, `${this.name} did not accept ${events.length} events after ${attempt} attempt(s): ${describeKafkaError(err)}`, { cause: err, retriable: true });
         }
       }
       await pause(backoff.next(), this.#options.signal);
@@ -73,27 +75,20 @@ export class KafkaSink implements ExportSink {
   }
 
   async close(): Promise<void> {
-    if (this.#connected) await this.#producer.disconnect();
+    await this.#producer.close();
     this.#connected = false;
   }
 
   /** Connects once, creating the topic when it does not exist. */
   async #connect(): Promise<void> {
     if (this.#connected) return;
-    const admin = this.#kafka.admin();
-    await admin.connect();
-    try {
+    await withAdmin(this.#connection, async (admin) => {
       const topics = await admin.listTopics();
       if (!topics.includes(this.#options.topic)) {
-        await admin.createTopics({
-          waitForLeaders: true,
-          topics: [{ topic: this.#options.topic, numPartitions: this.#options.partitions ?? 1, replicationFactor: this.#options.replicationFactor ?? 1 }],
-        });
+        await createTopics(admin, [{ topic: this.#options.topic, partitions: this.#options.partitions ?? 1, replicationFactor: this.#options.replicationFactor ?? 1, configs: {} }]);
       }
-    } finally {
-      await admin.disconnect();
-    }
-    await this.#producer.connect();
+    });
+    await this.#producer.initIdempotentProducer({});
     this.#connected = true;
   }
 }

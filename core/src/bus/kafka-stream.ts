@@ -1,0 +1,72 @@
+import type { Readable } from 'node:stream';
+import { stringDeserializer, type Message } from '@platformatic/kafka';
+
+/** A record as the bus reads it: string key and headers, the value's bytes as sent. */
+export type BusRecord = Message<string | undefined, Buffer | undefined, string, string>;
+
+/** Keys, header names and values back to strings; values stay bytes (the wire codec decodes them). */
+export const STRING_DESERIALIZERS = {
+  key: stringDeserializer,
+  headerKey: (b?: Buffer) => stringDeserializer(b) ?? '',
+  headerValue: (b?: Buffer) => stringDeserializer(b) ?? '',
+};
+
+/**
+ * Reads a consumer's record stream in the bus's batches: whatever the stream has buffered (what
+ * the last fetches brought), up to a limit, and waits only when it has nothing. The stream keeps
+ * fetching while its buffer is under its high-water mark, so a slow handler holds back the fetches
+ * (backpressure) instead of letting records pile up.
+ */
+export class RecordReader {
+  #wake: (() => void) | undefined;
+  #error: Error | undefined;
+  #ended = false;
+
+  constructor(private readonly stream: Readable) {
+    // A 'readable' listener for the stream's life: it keeps the stream fetching between reads.
+    stream.on('readable', () => this.#poke());
+    stream.on('error', (err: Error) => {
+      this.#error = err;
+      this.#poke();
+    });
+    for (const end of ['end', 'close'] as const) {
+      stream.on(end, () => {
+        this.#ended = true;
+        this.#poke();
+      });
+    }
+  }
+
+  /** The next records (at most `max`), or null once the stream ended; throws the stream's error. */
+  async next(max: number): Promise<BusRecord[] | null> {
+    for (;;) {
+      const out: BusRecord[] = [];
+      while (out.length < max) {
+        const record = this.stream.read() as BusRecord | null;
+        if (record === null) break;
+        out.push(record);
+      }
+      if (out.length > 0) return out;
+      if (this.#error !== undefined) throw this.#error;
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+
+  #poke(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+}
+
+/** Records in their partitions, each partition's in the order read. */
+export function byPartition(records: readonly BusRecord[]): Map<number, BusRecord[]> {
+  const out = new Map<number, BusRecord[]>();
+  for (const r of records) {
+    const list = out.get(r.partition);
+    if (list === undefined) out.set(r.partition, [r]);
+    else list.push(r);
+  }
+  return out;
+}
