@@ -1,4 +1,4 @@
-import { suite } from 'uvu';
+import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { MultipleErrors, NetworkError, ProtocolError, ResponseError, AuthenticationError } from '@platformatic/kafka';
 import { describeKafkaError, isTransientKafkaError, keyPartitioner } from './kafka-client.js';
