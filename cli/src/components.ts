@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import type { Bus } from '../../core/src/bus/bus.js';
-import { KafkaBus, consumerGroupPrefix } from '../../core/src/bus/kafka-bus.js';
+import type { KafkaBus } from '../../core/src/bus/kafka-bus.js';
 import { LocalBus } from '../../core/src/bus/local-bus.js';
 import { RegistryWire } from '../../core/src/bus/registry-wire.js';
 import { SingleObjectWire } from '../../core/src/bus/single-object-wire.js';
@@ -92,7 +92,7 @@ export async function buildVerifier(config: AgateConfig): Promise<TokenVerifier>
  */
 const KAFKA_LINGER_MS = { ledger: 500 } as const;
 
-export async function openBus(config: AgateConfig, codec: EventCodec, roles: readonly Role[], logger: Logger, readiness: Readiness): Promise<Bus> {
+export async function openBus(config: AgateConfig, codec: EventCodec, roles: readonly Role[], logger: Logger, readiness: Readiness): Promise<LocalBus | KafkaBus> {
   const bus = config.bus;
   if (bus.kind === 'local') {
     if (roles.length < 4) throw new ConfigError(`${config.source}: bus.kind: local works only for \`agate start\` (one process); separate services need bus.kind: kafka`);
@@ -104,6 +104,9 @@ export async function openBus(config: AgateConfig, codec: EventCodec, roles: rea
     ...(reg.token === undefined ? {} : { token: readSecret(reg.token, 'bus.schema_registry.token') }),
     ...(reg.tls === undefined ? {} : { tls: tlsConnectionOptions(readClientTls(reg.tls, 'bus.schema_registry.tls')) }),
   });
+  // Loaded only with bus.kind: kafka: the Kafka client adds ~35 MiB of resident memory to a
+  // process that imports it, and `agate start` on the embedded bus never uses it.
+  const { KafkaBus, consumerGroupPrefix } = await import('../../core/src/bus/kafka-bus.js');
   return KafkaBus.connect({
     ...(bus.tls === undefined ? {} : { tls: tlsConnectionOptions(readClientTls(bus.tls, 'bus.tls')) }),
     ...(bus.sasl === undefined ? {} : { sasl: { mechanism: bus.sasl.mechanism, username: bus.sasl.username, password: readSecret(bus.sasl.password, 'bus.sasl.password') } }),
@@ -173,20 +176,22 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
   // Off (undefined) without telemetry.otlp.endpoint: then no span is made anywhere.
   const tracing = tracingFromConfig(config.telemetry, config.instance_id);
   const bus = new Lazy(async () => {
-    const inner = await openBus(config, codec, roles, logger, readiness);
+    const opened = await openBus(config, codec, roles, logger, readiness);
+    const inner: Bus = opened;
+    const kafka = opened instanceof LocalBus ? undefined : opened;
     // Everything the services publish and consume feeds metrics and readiness on the way.
-    const instrumented = new InstrumentedBus(inner, readiness, inner instanceof KafkaBus ? () => inner.ping() : undefined);
+    const instrumented = new InstrumentedBus(inner, readiness, kafka === undefined ? undefined : () => kafka.ping());
     // A consumer that stopped does not come back by itself: not live, so an orchestrator restarts it.
     reportProblems('bus.consumers', () => inner.problem?.(), true);
     // A write the bus refused (a full disk): not ready while it lasts, and /readyz says why.
     reportProblems('bus.append', () => instrumented.writeProblem());
     // The proxies of the previous run are gone: what they left open (a crash, a kill) is
     // closed in the record before any listener opens.
-    if (inner instanceof LocalBus && roles.includes('proxy')) onStarted((await OpenWorkTracker.recover(inner, instrumented, logger.child({ component: 'recovery' }), nowMicros)).tracker);
+    if (opened instanceof LocalBus && roles.includes('proxy')) onStarted((await OpenWorkTracker.recover(opened, instrumented, logger.child({ component: 'recovery' }), nowMicros)).tracker);
     // Proxies' leases, on Kafka: the ledger closes the sessions of proxies that died.
     // With trace export on, each command a proxy of this process asks a verdict for gets a span.
     const traced = tracing !== undefined && roles.includes('proxy') ? new CommandSpans(instrumented, tracing) : instrumented;
-    return { bus: traced, leases: inner instanceof KafkaBus ? inner : undefined };
+    return { bus: traced, leases: kafka };
   });
   const out: Running = {
     drain: async (timeoutMs) => {

@@ -7,13 +7,11 @@ import type { SessionRow, TimelineRow } from '../../services/query/src/queries.j
 import { ApiClient } from './api-client.js';
 import { ALL_ROLES } from './components.js';
 import { runServices } from './run-service.js';
-import { topicsCommand } from './topics-command.js';
 import { schemaCommand } from './schema-command.js';
 import { consistencyCommand, ledgerKeyCommand, proveCommand, verifyCommand, verifyProofCommand } from './ledger-commands.js';
 import { table } from './format.js';
 import { exitWhenFlushed } from './exit.js';
 import { isUsageError, UsageError } from './usage.js';
-import { exportCommand } from './export-command.js';
 import { renderReplay } from './replay.js';
 import { kubeconfigFor } from './kubeconfig.js';
 import { toAsciicast, type Recording } from '../../services/query/src/recording.js';
@@ -163,7 +161,8 @@ async function main(argv: string[]): Promise<number> {
     case 'query':
       return runServices(config(), [command]);
     case 'topics':
-      return topicsCommand(config(), values.check === true, values.json === true);
+      // The Kafka client is loaded by the commands that use it (see components.ts's openBus).
+      return (await import('./topics-command.js')).topicsCommand(config(), values.check === true, values.json === true);
     case 'schema':
       return schemaCommand(config(), values.cluster);
     case 'check':
@@ -200,7 +199,7 @@ async function main(argv: string[]): Promise<number> {
       if (rest[0] === undefined) throw new UsageError('agate replay needs a SESSION_ID');
       return replay(config(), rest[0], values);
     case 'export':
-      return exportCommand(config(), rest, values);
+      return (await import('./export-command.js')).exportCommand(config(), rest, values);
     default:
       throw new UsageError(`unknown command "${command}"`);
   }
