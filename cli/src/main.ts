@@ -5,18 +5,13 @@ import { AgateError, describeError } from '../../core/src/errors.js';
 import { mintDevToken } from '../../core/src/identity/dev-issuer.js';
 import type { SessionRow, TimelineRow } from '../../services/query/src/queries.js';
 import { ApiClient } from './api-client.js';
-import { ALL_ROLES } from './components.js';
-import { runServices } from './run-service.js';
-import { schemaCommand } from './schema-command.js';
-import { consistencyCommand, ledgerKeyCommand, proveCommand, verifyCommand, verifyProofCommand } from './ledger-commands.js';
 import { table } from './format.js';
 import { exitWhenFlushed } from './exit.js';
 import { isUsageError, UsageError } from './usage.js';
 import { renderReplay } from './replay.js';
-import { kubeconfigFor } from './kubeconfig.js';
 import { toAsciicast, type Recording } from '../../services/query/src/recording.js';
-import { answerCommand, approvalsCommand, policyBacktest, policyLint, policyTest, type BacktestInput, type PolicyTestInput } from './policy-commands.js';
 import type { Protocol } from '../../schemas/src/events.js';
+import type { BacktestInput, PolicyTestInput } from './policy-commands.js';
 import type { TimelineEvent } from '../../services/query/src/queries.js';
 
 const USAGE = `agate — audit gateway for AI agents and other non-human identities
@@ -129,6 +124,12 @@ const OPTIONS = {
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
+// Each command loads only the modules it uses: a read command or `--help` answers in a fraction of
+// the time it takes to load every service (and the embedded engine's bindings) for `agate start`.
+const services = () => import('./run-service.js');
+const policyCommands = () => import('./policy-commands.js');
+const ledgerCommands = () => import('./ledger-commands.js');
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
   const [command, ...rest] = positionals;
@@ -143,28 +144,28 @@ async function main(argv: string[]): Promise<number> {
   };
   switch (command) {
     case 'start':
-      return runServices(config(), ALL_ROLES);
+      return (await services()).runServices(config(), (await import('./components.js')).ALL_ROLES);
     case 'policy':
-      if (rest[0] === 'test') return policyTest(config(), policyInput(values), values.json === true);
-      if (rest[0] === 'lint') return policyLint(config(), values.json === true);
-      if (rest[0] === 'backtest') return policyBacktest(config(), backtestInput(values), values.json === true);
+      if (rest[0] === 'test') return (await policyCommands()).policyTest(config(), policyInput(values), values.json === true);
+      if (rest[0] === 'lint') return (await policyCommands()).policyLint(config(), values.json === true);
+      if (rest[0] === 'backtest') return (await policyCommands()).policyBacktest(config(), backtestInput(values), values.json === true);
       if (rest[0] !== undefined) throw new UsageError(`unknown policy subcommand "${rest[0]}" (test, lint or backtest)`);
-      return runServices(config(), ['policy']);
+      return (await services()).runServices(config(), ['policy']);
     case 'approvals':
-      return approvalsCommand(config(), values);
+      return (await policyCommands()).approvalsCommand(config(), values);
     case 'approve':
     case 'deny':
       if (rest[0] === undefined) throw new UsageError(`agate ${command} needs an APPROVAL_ID`);
-      return answerCommand(config(), command, rest[0], values);
+      return (await policyCommands()).answerCommand(config(), command, rest[0], values);
     case 'proxy':
     case 'ledger':
     case 'query':
-      return runServices(config(), [command]);
+      return (await services()).runServices(config(), [command]);
     case 'topics':
       // The Kafka client is loaded by the commands that use it (see components.ts's openBus).
       return (await import('./topics-command.js')).topicsCommand(config(), values.check === true, values.json === true);
     case 'schema':
-      return schemaCommand(config(), values.cluster);
+      return (await import('./schema-command.js')).schemaCommand(config(), values.cluster);
     case 'check':
       config();
       console.log(`${values.config}: valid`);
@@ -173,7 +174,7 @@ async function main(argv: string[]): Promise<number> {
       return devToken(config(), values);
     case 'kubeconfig':
       if (values.target === undefined) throw new UsageError('agate kubeconfig needs --target NAME (a Kubernetes target)');
-      process.stdout.write(kubeconfigFor(config(), { target: values.target, server: values.server, token: values.token, tokenEnv: values['token-env'] }));
+      process.stdout.write((await import('./kubeconfig.js')).kubeconfigFor(config(), { target: values.target, server: values.server, token: values.token, tokenEnv: values['token-env'] }));
       return 0;
     case 'sessions':
       return sessions(config(), values);
@@ -181,17 +182,17 @@ async function main(argv: string[]): Promise<number> {
       if (rest[0] === undefined) throw new UsageError('agate session needs a SESSION_ID');
       return session(config(), rest[0], values);
     case 'verify':
-      return verifyCommand(config(), values);
+      return (await ledgerCommands()).verifyCommand(config(), values);
     case 'prove':
       if (rest[0] === undefined) throw new UsageError('agate prove needs an EVENT_ID');
-      return proveCommand(config(), rest[0], values);
+      return (await ledgerCommands()).proveCommand(config(), rest[0], values);
     case 'consistency':
       if (rest.length !== 2) throw new UsageError('agate consistency needs two checkpoint files: OLD NEW');
-      return consistencyCommand(config(), rest[0]!, rest[1]!, values);
+      return (await ledgerCommands()).consistencyCommand(config(), rest[0]!, rest[1]!, values);
     case 'verify-proof':
-      return verifyProofCommand(values);
+      return (await ledgerCommands()).verifyProofCommand(values);
     case 'ledger-key':
-      return ledgerKeyCommand(config());
+      return (await ledgerCommands()).ledgerKeyCommand(config());
     case 'sql':
       if (rest[0] === undefined) throw new UsageError('agate sql needs the SQL text as one argument');
       return sqlCommand(config(), rest[0], values);
