@@ -14,7 +14,6 @@ import { checkSessionTables, type SessionTablesReport } from '../../services/que
 import { refillSessionTables } from '../../services/query/src/session-refill.js';
 import { ApiClient } from './api-client.js';
 import { checkpointSources, ledgerSigner } from '../../services/ledger/src/from-config.js';
-import { openStore } from './components.js';
 import { UsageError } from './usage.js';
 
 /*
@@ -47,7 +46,7 @@ function trustedKey(config: AgateConfig, flags: LedgerFlags): string {
 }
 
 async function withStore<T>(config: AgateConfig, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(config);
+  const store = await (await import('./components.js')).openStore(config); // loaded only for --offline: it brings every service
   try {
     return await fn(store);
   } finally {

@@ -8,7 +8,6 @@ import { tryCommand } from '../../services/policy/src/try-command.js';
 import { GUARDED_EFFECTS } from '../../core/src/sql/effects.js';
 import type { Protocol } from '../../schemas/src/events.js';
 import { ApiClient } from './api-client.js';
-import { openStore } from './components.js';
 import { table } from './format.js';
 import { UsageError } from './usage.js';
 
@@ -74,7 +73,7 @@ export async function policyBacktest(config: AgateConfig, input: BacktestInput, 
     await loadParsers();
     const now = Date.now();
     const period = { fromMicros: timeSpecMicros(input.since, now), toMicros: input.until === undefined ? now * 1000 : timeSpecMicros(input.until, now, 'until') };
-    const store = await openStore(config);
+    const store = await (await import('./components.js')).openStore(config); // loaded only for --offline: it brings every service
     try {
       report = await backtestRecord(store, new CompiledPolicy(candidate.policy, candidate.masking.audit), { period, maxCommands: input.maxCommands });
     } finally {
