@@ -14,6 +14,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   'pg-gc': () => import('./pg-gc.js'),
   policy: () => import('./policy.js'),
   k8s: () => import('./k8s.js'),
+  'k8s-upstream': () => import('./k8s-upstream.js'),
   ssh: () => import('./ssh.js'),
   buslog: () => import('./buslog.js'),
   scaleout: () => import('./scaleout.js'),

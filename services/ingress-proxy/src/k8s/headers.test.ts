@@ -1,6 +1,6 @@
 import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
-import { clientHeaders, impersonates, jsonOnlyAccept, upgradeHead, upstreamHeaders } from './headers.js';
+import { clientHeaders, impersonates, jsonOnlyAccept, rawHeader, upgradeHead, upstreamHeaders } from './headers.js';
 
 const headers = suite('headers');
 
@@ -30,8 +30,20 @@ headers('impersonation is noticed in any form', () => {
 });
 
 headers('client: a rewritten body gets its own length', () => {
-  assert.equal(clientHeaders({ 'content-type': 'application/json', 'content-length': '900', 'transfer-encoding': 'chunked' }, 20), { 'content-type': 'application/json', 'content-length': '20' });
-  assert.equal(clientHeaders({ 'content-length': '900' }), { 'content-length': '900' });
+  assert.equal(clientHeaders(['Content-Type', 'application/json', 'Content-Length', '900', 'Transfer-Encoding', 'chunked'], 20), ['Content-Type', 'application/json', 'content-length', '20']);
+  assert.equal(clientHeaders(['Content-Length', '900']), ['Content-Length', '900']);
+});
+
+headers('client: hop-by-hop headers dropped in any case, repeated ones kept apart and in order', () => {
+  const raw = ['Warning', '299 - "a"', 'CONNECTION', 'close', 'Keep-Alive', 'timeout=5', 'Audit-Id', 'x', 'Upgrade', 'h2c', 'warning', '299 - "b"'];
+  assert.equal(clientHeaders(raw), ['Warning', '299 - "a"', 'Audit-Id', 'x', 'warning', '299 - "b"']);
+});
+
+headers('rawHeader: the first value of a name in any case, undefined when absent', () => {
+  const raw = ['Content-Typo', 'no', 'Content-Type', 'application/json', 'content-type', 'text/plain'];
+  assert.is(rawHeader(raw, 'content-type'), 'application/json');
+  assert.is(rawHeader(raw, 'content-length'), undefined);
+  assert.is(rawHeader([], 'content-type'), undefined);
 });
 
 headers('upgrade head: rebuilt without the client token, with the credential', () => {

@@ -46,15 +46,29 @@ export function jsonOnlyAccept(accept: string): string {
   return kept.length === 0 ? 'application/json' : kept.join(', ');
 }
 
-/** Upstream response headers for the client; `length` replaces the body length when Agate rewrote it. */
-export function clientHeaders(upstream: IncomingHttpHeaders, length?: number): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(upstream)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || (length !== undefined && k === 'content-length')) continue;
-    out[k] = v;
+/**
+ * Upstream response headers for the client, as the flat name, value, … list `writeHead` takes:
+ * read from the answer's raw list (in its order, repeated headers kept apart), which spares
+ * Node building its lower-cased header object for every answer. `length` replaces the body
+ * length when Agate rewrote the body.
+ */
+export function clientHeaders(raw: readonly string[], length?: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(k) || (length !== undefined && k === 'content-length')) continue;
+    out.push(raw[i]!, raw[i + 1]!);
   }
-  if (length !== undefined) out['content-length'] = String(length);
+  if (length !== undefined) out.push('content-length', String(length));
   return out;
+}
+
+/** The first value of header `name` (lower case) in a raw name, value, … list, as Node's header object keeps it. */
+export function rawHeader(raw: readonly string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) return raw[i + 1];
+  }
+  return undefined;
 }
 
 /** The raw request head of an upgrade, rebuilt for the API server. */

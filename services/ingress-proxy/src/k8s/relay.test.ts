@@ -22,11 +22,12 @@ const CAP = 1024;
 const command = { event_id: 'c1', session_id: 's1' } as Command;
 const info = classifyRequest('GET', '/api/v1/namespaces/default/configmaps/x') as RequestInfo;
 
-async function relayed(chunks: Buffer[], contentType: string): Promise<{ received: Buffer; recorded: Response }> {
+/** `headers`: more of the API server's headers, as a raw name, value, … list. */
+async function relayed(chunks: Buffer[], contentType: string, headers: string[] = []): Promise<{ received: Buffer; rawHeaders: string[]; recorded: Response }> {
   const events: AgateEvent[] = [];
   const session = { events: { emitLogged: async (e: AgateEvent) => void events.push(e) } } as unknown as KubeSession;
   const upstream = createServer((_, res) => {
-    res.writeHead(200, { 'content-type': contentType });
+    res.writeHead(200, ['content-type', contentType, ...headers]);
     const next = (i: number): void => {
       if (i === chunks.length) return void res.end();
       res.write(chunks[i]!, () => setTimeout(() => next(i + 1), 2)); // separate reads on the proxy's side
@@ -44,8 +45,10 @@ async function relayed(chunks: Buffer[], contentType: string): Promise<{ receive
   });
   const port = await listen(proxy);
   try {
+    let rawHeaders: string[] = [];
     const received = await new Promise<Buffer>((resolve, reject) => {
       request({ host: '127.0.0.1', port, path: '/' }, (res) => {
+        rawHeaders = res.rawHeaders;
         const parts: Buffer[] = [];
         res.on('data', (c: Buffer) => parts.push(c));
         res.on('end', () => resolve(Buffer.concat(parts)));
@@ -53,7 +56,7 @@ async function relayed(chunks: Buffer[], contentType: string): Promise<{ receive
     });
     for (let i = 0; i < 50 && events.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     assert.is(events.length, 1);
-    return { received, recorded: events[0] as Response };
+    return { received, rawHeaders, recorded: events[0] as Response };
   } finally {
     proxy.close();
     upstream.close();
@@ -73,6 +76,16 @@ relay('within the cap: every byte delivered, digest and count of them, the objec
   const { received, recorded } = await relayed([doc.subarray(0, 100), doc.subarray(100)], 'application/json');
   assert.ok(received.equals(doc));
   assert.equal([recorded.bytes, recorded.digest, recorded.command_tag, recorded.rows], [doc.length, sha(doc), '200 ConfigMap', 1]);
+});
+
+relay('one chunk (a get): delivered and recorded as sent; repeated headers kept apart, hop-by-hop ones dropped', async () => {
+  const doc = Buffer.from(JSON.stringify({ kind: 'ConfigMap', metadata: { name: 'x', namespace: 'default' }, data: { v: 'y' } }));
+  const { received, rawHeaders, recorded } = await relayed([doc], 'application/json', ['Warning', '299 - "first"', 'Upgrade', 'h2c', 'Audit-Id', 'a1', 'Warning', '299 - "second"']);
+  assert.ok(received.equals(doc));
+  assert.equal([recorded.bytes, recorded.digest, recorded.command_tag, recorded.rows], [doc.length, sha(doc), '200 ConfigMap', 1]);
+  const named = (name: string) => rawHeaders.filter((_, i) => i % 2 === 1 && rawHeaders[i - 1]!.toLowerCase() === name);
+  assert.equal(named('warning'), ['299 - "first"', '299 - "second"']);
+  assert.equal([named('audit-id'), named('content-type'), named('upgrade')], [['a1'], ['application/json'], []]);
 });
 
 relay('over the cap: every byte delivered, digest and count of all of them, nothing parsed', async () => {

@@ -4,7 +4,7 @@ import { ErrorCode, describeError } from '../../../../core/src/errors.js';
 import type { Logger } from '../../../../core/src/log.js';
 import type { Command } from '../../../../schemas/src/events.js';
 import type { Masker } from '../masking/masker.js';
-import { clientHeaders } from './headers.js';
+import { clientHeaders, rawHeader } from './headers.js';
 import { maskDocument } from './json-mask.js';
 import { LineSplitter } from './lines.js';
 import { refusedEvent, responseEvent, sha256, watchEnd, watchEvent, type K8sRecording } from './recording.js';
@@ -46,7 +46,8 @@ export function relayStream(ctx: RelayContext): void {
   const kept: Buffer[] = [];
   let running: Hash | undefined;
   let bytes = 0;
-  res.writeHead(upRes.statusCode ?? 502, clientHeaders(upRes.headers));
+  const contentType = rawHeader(upRes.rawHeaders, 'content-type');
+  res.writeHead(upRes.statusCode ?? 502, clientHeaders(upRes.rawHeaders));
   upRes.on('data', (chunk: Buffer) => {
     bytes += chunk.length;
     if (running !== undefined) running.update(chunk);
@@ -64,10 +65,11 @@ export function relayStream(ctx: RelayContext): void {
   });
   upRes.on('end', () => {
     res.end();
-    const whole = running === undefined ? Buffer.concat(kept, bytes) : undefined;
+    // Most answers (a get) arrive in one chunk: recorded as it is, not copied.
+    const whole = running !== undefined ? undefined : kept.length === 1 ? kept[0]! : Buffer.concat(kept, bytes);
     const digest = bytes === 0 ? null : whole !== undefined ? sha256(whole) : `sha256:${running!.digest('hex')}`;
-    const doc = whole === undefined ? undefined : parseJson(whole, upRes.headers['content-type']);
-    void session.events.emitLogged(responseEvent(command, { code: upRes.statusCode ?? 0, bytes, digest, doc, maskedForClient: 0, started, contentType: upRes.headers['content-type'] }, ctx.target.recording));
+    const doc = whole === undefined ? undefined : parseJson(whole, contentType);
+    void session.events.emitLogged(responseEvent(command, { code: upRes.statusCode ?? 0, bytes, digest, doc, maskedForClient: 0, started, contentType }, ctx.target.recording));
   });
   upRes.on('error', () => undefined); // reported by 'aborted'
   upRes.on('aborted', () => {
@@ -103,13 +105,14 @@ export function relayMasked(ctx: RelayContext): void {
   const deliver = async () => {
     if (settled) return;
     settled = true;
-    const raw = Buffer.concat(parts);
+    const raw = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+    const contentType = rawHeader(upRes.rawHeaders, 'content-type');
     let out = raw;
     let doc: unknown;
     let masked = 0;
     if (raw.length > 0) {
-      doc = parseJson(raw, upRes.headers['content-type']);
-      if (doc === undefined) return withhold(`it is not JSON (${upRes.headers['content-type'] ?? 'no content type'})`);
+      doc = parseJson(raw, contentType);
+      if (doc === undefined) return withhold(`it is not JSON (${contentType ?? 'no content type'})`);
       masked = maskDocument(doc, { fields: recording.fields, masker: client });
       if (rewrite !== undefined && (upRes.statusCode ?? 0) < 300) {
         try {
@@ -120,9 +123,9 @@ export function relayMasked(ctx: RelayContext): void {
       }
       out = Buffer.from(JSON.stringify(doc));
     }
-    res.writeHead(upRes.statusCode ?? 502, clientHeaders(upRes.headers, out.length));
+    res.writeHead(upRes.statusCode ?? 502, clientHeaders(upRes.rawHeaders, out.length));
     res.end(out);
-    void session.events.emitLogged(responseEvent(command, { code: upRes.statusCode ?? 0, bytes: out.length, digest: out.length === 0 ? null : sha256(out), doc, maskedForClient: masked, started, contentType: upRes.headers['content-type'] }, recording));
+    void session.events.emitLogged(responseEvent(command, { code: upRes.statusCode ?? 0, bytes: out.length, digest: out.length === 0 ? null : sha256(out), doc, maskedForClient: masked, started, contentType }, recording));
   };
   upRes.on('error', () => undefined); // reported by 'aborted', or the response was withheld on purpose
   upRes.on('aborted', () => {
@@ -160,7 +163,7 @@ class WatchRelay {
 
   start(): void {
     const { upRes, res, stop } = this.#ctx;
-    res.writeHead(200, clientHeaders(upRes.headers));
+    res.writeHead(200, clientHeaders(upRes.rawHeaders));
     upRes.on('data', (chunk: Buffer) => this.#onData(chunk));
     upRes.on('end', () => this.#onEnd());
     upRes.on('error', () => undefined); // a watch ends by either side closing; 'close' below records it
