@@ -52,6 +52,20 @@ test('namespace finalize, and finalizers set by a patch or update in any form', 
   assert.equal(facts('PUT', '/api/v1/namespaces/a/configmaps/c', { metadata: { name: 'c', finalizers: [] } }), ['finalizers']);
   assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: { labels: { a: 'b' } } }, 'application/merge-patch+json'), []);
   assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', Buffer.from('metadata: {"fin\\x61lizers": [], labels: &l {a: b}}\nx: *l\n'), 'application/apply-patch+yaml'), ['finalizers']);
+  // Strategic-merge directives change the list without the key `finalizers`, or replace metadata whole.
+  const smp = 'application/strategic-merge-patch+json';
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: { '$deleteFromPrimitiveList/finalizers': ['example.com/keep'] } }, smp), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: { '$setElementOrder/finalizers': [] } }, smp), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: { $patch: 'replace', name: 'c' } }, smp), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { $patch: 'replace', metadata: { name: 'c' } }, smp), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: null }, 'application/merge-patch+json'), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: { '$setElementOrder/ownerReferences': [] } }, smp), []);
+  // A JSON patch replacing metadata without finalizers clears them; a move takes one out of the list.
+  const jp = 'application/json-patch+json';
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', [{ op: 'replace', path: '/metadata', value: { name: 'c' } }], jp), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', [{ op: 'move', from: '/metadata/finalizers/0', path: '/metadata/annotations/x' }], jp), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', [{ op: 'copy', from: '/metadata/finalizers/0', path: '/metadata/annotations/x' }], jp), []);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', [{ op: 'test', path: '/metadata', value: {} }], jp), []);
   // Protobuf names fields by number: an update in it may set finalizers without the word in its bytes.
   assert.equal(facts('PUT', '/api/v1/namespaces/a/configmaps/c', Buffer.from('k8s\0\x0a\x0f\x0a\x02v1\x12\x09ConfigMap\x12\x1a\x0a\x18\x72\x10example.com/keep'), 'application/vnd.kubernetes.protobuf'), ['finalizers']);
 });

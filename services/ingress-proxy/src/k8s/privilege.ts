@@ -79,21 +79,40 @@ function namesTokenType(read: ReadBody | undefined, raw: Buffer | undefined): bo
 function setsFinalizers(read: ReadBody | undefined): boolean {
   if (read === undefined) return false;
   if (read.kind === 'opaque') return true;
-  if (read.patch === 'json' && Array.isArray(read.doc)) {
-    return read.doc.some((op) => {
-      const path = isObject(op) && typeof op.path === 'string' ? pointer(op.path) : undefined;
-      // Unreadable paths count: the API server refuses them anyway.
-      if (path === undefined) return true;
-      if (path.length === 0 || (path.length === 1 && path[0] === 'metadata')) return hasFinalizers(op.value, path.length === 0);
-      return path[0] === 'metadata' && path[1] === 'finalizers';
-    });
-  }
-  return hasFinalizers(read.doc, true);
+  if (read.patch === 'json' && Array.isArray(read.doc)) return read.doc.some(opSetsFinalizers);
+  return objectSetsFinalizers(read.doc);
 }
 
-function hasFinalizers(value: unknown, whole: boolean): boolean {
-  const metadata = whole ? (isObject(value) ? value.metadata : undefined) : value;
-  return isObject(metadata) && 'finalizers' in metadata;
+/**
+ * A JSON patch op writing finalizers, metadata or the whole object (replacing metadata without
+ * them clears them), or moving a finalizer out (`move` removes its `from`).
+ */
+function opSetsFinalizers(op: unknown): boolean {
+  if (!isObject(op)) return true; // the API server refuses it anyway
+  const touches = (where: unknown): boolean => {
+    const path = typeof where === 'string' ? pointer(where) : undefined;
+    // Unreadable paths count: the API server refuses them anyway.
+    if (path === undefined) return true;
+    if (path.length === 0 || (path.length === 1 && path[0] === 'metadata')) return op.op !== 'test';
+    return path[0] === 'metadata' && path[1] === 'finalizers';
+  };
+  return touches(op.path) || (op.op === 'move' && touches(op.from));
+}
+
+/**
+ * A whole object, merge or strategic-merge patch, or apply configuration naming finalizers. A
+ * strategic-merge patch can change them without the key `finalizers`: by a directive key
+ * (`$deleteFromPrimitiveList/finalizers`, `$setElementOrder/finalizers`), or by replacing
+ * metadata or the object whole (`$patch: replace` or `delete`, `$retainKeys`).
+ */
+function objectSetsFinalizers(doc: unknown): boolean {
+  if (!isObject(doc)) return false;
+  if ('$patch' in doc || '$retainKeys' in doc) return true;
+  if (!('metadata' in doc)) return false;
+  const metadata = doc.metadata;
+  // A merge patch's null removes metadata, finalizers included.
+  if (!isObject(metadata)) return true;
+  return Object.keys(metadata).some((k) => k === 'finalizers' || k.endsWith('/finalizers') || k === '$patch' || k === '$retainKeys');
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

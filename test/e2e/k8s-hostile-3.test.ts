@@ -1,0 +1,84 @@
+// The hostile agent's sixth pass at the Kubernetes proxy: patch directives and YAML forms the
+// API server reads differently from Agate (strategic-merge directives naming finalizers, a JSON
+// patch moving them out, YAML 1.1 merge keys and tags, which the API server's YAML decoder
+// honours), and query strings the API server's Go parser reads differently (a `;` drops a
+// parameter there). The kube-apiserver's audit log and the objects it stores, read with the
+// administrator's credential, witness what was done; Agate's record must match.
+// Real kube-apiserver, real Agate process, raw HTTPS clients.
+import { suite } from '../harness/suite.js';
+import * as assert from 'uvu/assert';
+import { busLog, commandsWhere, events, responsesOf, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
+import { admin, audited, raw, startAuditedKube, statusOrBody } from './kube-raw.js';
+import { until } from '../harness/until.js';
+
+const test = suite<KubeAgate>('e2e/kubernetes hostile agent, sixth pass');
+
+const POLICY = `policy:
+  default: allow
+  rules:
+    - id: no-privilege-changes
+      action: deny
+      message: changing who can do what needs a human
+      match:
+        kubernetes: { privilege: ["*"] }
+    - id: secrets-read-masked
+      action: allow
+      mask_client: true
+      match:
+        kubernetes: { verbs: [get, list, watch], resources: [secrets] }
+`;
+
+const KEEP = 'example.com/keep';
+/** Config maps each probe tries to strip of their finalizer (one each: a probe that succeeds changes it). */
+const HELD = ['held-a', 'held-b', 'held-c', 'held-d', 'held-e', 'held-f', 'held-g'];
+const PATCHED_IN_FIRST = HELD.slice(0, 5);
+const CANARY = 'yaml-merge-sixth-pass-canary';
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+test.before((ctx) => startAuditedKube(ctx, POLICY, async () => {
+  for (const name of HELD) {
+    await admin(ctx, ['create', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'default', finalizers: [KEEP] }, data: { a: 'b' } }));
+  }
+  await admin(ctx, ['-n', 'default', 'create', 'secret', 'generic', 'public', '--from-literal=key=public-value']);
+  await admin(ctx, ['-n', 'default', 'create', 'secret', 'generic', 'other', '--from-literal=key=other-value']);
+}));
+
+test.after((ctx) => stopKubeAgate(ctx));
+
+async function finalizers(ctx: KubeAgate, name: string): Promise<string> {
+  const r = await ctx.kube.kubectl(['-n', 'default', 'get', 'configmap', name, '-o', 'jsonpath={.metadata.finalizers}']);
+  assert.is(r.code, 0, r.stderr);
+  return r.stdout;
+}
+
+const cmPath = (name: string) => `/api/v1/namespaces/default/configmaps/${name}`;
+const SMP = { 'content-type': 'application/strategic-merge-patch+json' };
+const JSON_PATCH = { 'content-type': 'application/json-patch+json' };
+const APPLY_YAML = { 'content-type': 'application/apply-patch+yaml' };
+
+test('finalizers removed through strategic-merge directives or a JSON patch on metadata or moving one out are a privilege change: refused, finalizers kept', async (ctx) => {
+  const tries: Array<[name: string, headers: Record<string, string>, query: string, body: string]> = [
+    // Strategic merge: a directive key names the list without being `finalizers`.
+    ['held-a', SMP, '', JSON.stringify({ metadata: { [`$deleteFromPrimitiveList/finalizers`]: [KEEP] } })],
+    ['held-b', SMP, '', JSON.stringify({ metadata: { $patch: 'replace', name: 'held-b', namespace: 'default', labels: { x: 'y' } } })],
+    // JSON patch: metadata replaced whole, or a finalizer moved elsewhere (`from` is the read side).
+    ['held-c', JSON_PATCH, '', JSON.stringify([{ op: 'replace', path: '/metadata', value: { name: 'held-c', namespace: 'default' } }])],
+    ['held-d', JSON_PATCH, '', JSON.stringify([{ op: 'move', from: '/metadata/finalizers/0', path: '/metadata/annotations' }])],
+    ['held-e', JSON_PATCH, '', JSON.stringify([{ op: 'add', path: '/metadata/annotations', value: {} }, { op: 'move', from: '/metadata/finalizers/0', path: '/metadata/annotations/moved' }])],
+  ];
+  for (const [name, headers, query, body] of tries) {
+    const r = await raw(ctx, 'PATCH', `${cmPath(name)}${query}`, headers, body);
+    assert.is(await finalizers(ctx, name), `["${KEEP}"]`, `${name}: finalizers changed (${r.status} ${r.body.slice(0, 300)})`);
+    assert.is(r.status, 403, `${name}: ${r.status} ${r.body.slice(0, 300)}`);
+    assert.match(statusOrBody(r), 'by rule "no-privilege-changes"', name);
+  }
+  const e = events(ctx);
+  const refused = commandsWhere(e, (c) => c.attributes.verb === 'patch' && PATCHED_IN_FIRST.includes(c.attributes.name ?? ''));
+  assert.is(refused.length, tries.length);
+  for (const c of refused) {
+    assert.match(c.attributes.privilege ?? '', 'finalizers', c.text);
+    assert.equal([verdictOf(e, c)?.decision, verdictOf(e, c)?.rule_id], ['deny', 'no-privilege-changes'], c.text);
+  }
+});
+
+test.run();
