@@ -81,4 +81,39 @@ test('finalizers removed through strategic-merge directives or a JSON patch on m
   }
 });
 
+test('YAML tags and merge keys (read by the API server, YAML 1.1) cannot hide a token Secret, a finalizer or Secret data from Agate', async (ctx) => {
+  const before = await audited(ctx, (e) => e.objectRef?.resource === 'secrets' && e.verb === 'create');
+  // `!!binary` decodes to the token type at the API server: a token for the named account.
+  const token = ['apiVersion: v1', 'kind: Secret', 'metadata:', '  name: minted', '  namespace: default', '  annotations: {kubernetes.io/service-account.name: default}',
+    `type: !!binary ${b64('kubernetes.io/service-account-token')}`, ''].join('\n');
+  const t = await raw(ctx, 'POST', '/api/v1/namespaces/default/secrets', { 'content-type': 'application/yaml' }, token);
+  assert.is(t.status, 403, t.body.slice(0, 300));
+  // A merge key carrying the whole of a Secret's data: never in the record unmasked.
+  const merged = ['apiVersion: v1', 'kind: Secret', 'metadata: {name: merged, namespace: default}', `<<: {stringData: {key: ${CANARY}}}`, ''].join('\n');
+  const m = await raw(ctx, 'POST', '/api/v1/namespaces/default/secrets', { 'content-type': 'application/yaml' }, merged);
+  assert.is(m.status, 403, m.body.slice(0, 300));
+  // A merge key: the API server's YAML decoder merges it into metadata (a finalizer added by apply).
+  const mergeKey = ['apiVersion: v1', 'kind: ConfigMap', 'metadata:', '  name: held-f', '  namespace: default', '  <<: {finalizers: [example.com/agent]}', 'data: {a: b}', ''].join('\n');
+  const f = await raw(ctx, 'PATCH', `${cmPath('held-f')}?fieldManager=agent&force=true`, APPLY_YAML, mergeKey);
+  assert.is(await finalizers(ctx, 'held-f'), `["${KEEP}"]`, `${f.status} ${f.body.slice(0, 300)}`);
+  assert.is(f.status, 403, f.body.slice(0, 300));
+  // A tag that resolves to a finalizer list key.
+  const tagged = ['apiVersion: v1', 'kind: ConfigMap', 'metadata:', '  name: held-g', '  namespace: default', `  !!str finalizers: []`, 'data: {a: b}', ''].join('\n');
+  const g = await raw(ctx, 'PATCH', `${cmPath('held-g')}?fieldManager=agent&force=true`, APPLY_YAML, tagged);
+  assert.is(g.status, 403, g.body.slice(0, 300));
+  assert.is(await finalizers(ctx, 'held-g'), `["${KEEP}"]`);
+  for (const name of ['minted', 'merged']) {
+    const r = await ctx.kube.kubectl(['-n', 'default', 'get', 'secret', name]);
+    assert.is.not(r.code, 0, `${name} was created`);
+  }
+  const after = await audited(ctx, (e) => e.objectRef?.resource === 'secrets' && e.verb === 'create');
+  assert.equal(after.slice(before.length).map((e) => `${e.verb} ${e.requestURI} ${e.responseStatus?.code}`), []);
+  await until('the refusals recorded', () => {
+    const e = events(ctx);
+    const cs = commandsWhere(e, (c) => c.attributes.resource === 'secrets' && c.attributes.verb === 'create');
+    return cs.length >= 2 && cs.every((c) => responsesOf(e, c).length > 0) ? cs : undefined;
+  });
+  assert.not.ok(busLog(ctx).includes(CANARY), 'the Secret value reached the bus log');
+});
+
 test.run();

@@ -32,6 +32,9 @@ test('service accounts, minted tokens (TokenRequest and token Secrets), CSRs and
   // A body Agate cannot parse (YAML with an alias, an escape hiding the type; CBOR) may name the type.
   const aliased = Buffer.from('kind: Secret\nmetadata: {name: m, labels: &l {a: b}}\nmore: *l\ntype: "kubernetes.io/service-account\\x2dtoken"\n');
   assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', aliased, 'application/yaml'), ['token']);
+  // YAML the API server reads as 1.1: `!!binary` is the type there, in base64 here.
+  const binary = Buffer.from(`kind: Secret\ntype: !!binary ${Buffer.from('kubernetes.io/service-account-token').toString('base64')}\n`);
+  assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', binary, 'application/yaml'), ['token']);
   // Compressed protobuf: its bytes no longer show the type.
   const gz = gzipSync(Buffer.from('k8s\0...kubernetes.io/service-account-token...'));
   assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', gz, 'application/vnd.kubernetes.protobuf', { 'content-encoding': 'gzip' }), ['token']);
