@@ -116,4 +116,35 @@ test('YAML tags and merge keys (read by the API server, YAML 1.1) cannot hide a 
   assert.not.ok(busLog(ctx).includes(CANARY), 'the Secret value reached the bus log');
 });
 
+test('a query parameter the API server drops (a `;` in it, a bad percent escape) is refused, recorded: the record never names one object while the API server lists all', async (ctx) => {
+  const tries = [
+    '/api/v1/namespaces/default/secrets?probe=q1&fieldSelector=metadata.name%3Dpublic,a%3Db;',
+    '/api/v1/namespaces/default/secrets?probe=q2&fieldSelector=metadata.name%3Dpublic,a%3D%zz',
+    '/api/v1/namespaces/default/configmaps?probe=q3&watch=0;&limit=1',
+  ];
+  for (const path of tries) {
+    const r = await raw(ctx, 'GET', path);
+    assert.is(r.status, 400, `${path}: ${r.status} ${r.body.slice(0, 300)}`);
+    assert.match(statusOrBody(r), /^Agate refused the request: the query parameter ".*" (contains ";"|is not valid percent-encoding), so the API server would ignore it$/, path);
+    assert.not.match(r.body, 'other-value', path);
+  }
+  const reached = await audited(ctx, (e) => /[?&]probe=q\d/.test(e.requestURI));
+  assert.equal(reached.map((e) => `${e.verb} ${e.requestURI} ${e.responseStatus?.code}`), []);
+  const recorded = await until('the refusals recorded', () => {
+    const e = events(ctx);
+    const cs = commandsWhere(e, (c) => /[?&]probe=q\d/.test(c.text));
+    return cs.length === tries.length && cs.every((c) => responsesOf(e, c).length > 0) ? { e, cs } : undefined;
+  });
+  for (const c of recorded.cs) {
+    assert.is(verdictOf(recorded.e, c)?.decision, 'deny', c.text);
+    assert.is(responsesOf(recorded.e, c)[0]?.status, 'refused', c.text);
+  }
+  // Without the stray character the selector reads one object, masked.
+  const one = await raw(ctx, 'GET', '/api/v1/namespaces/default/secrets?fieldSelector=metadata.name%3Dpublic');
+  assert.is(one.status, 200, one.body.slice(0, 300));
+  assert.match(one.body, '"name":"public"');
+  assert.not.match(one.body, '"name":"other"');
+  assert.not.match(one.body, b64('public-value'));
+});
+
 test.run();
