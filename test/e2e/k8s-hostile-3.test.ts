@@ -7,6 +7,9 @@
 // Real kube-apiserver, real Agate process, raw HTTPS clients.
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { busLog, commandsWhere, events, responsesOf, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
 import { admin, audited, raw, startAuditedKube, statusOrBody } from './kube-raw.js';
 import { until } from '../harness/until.js';
@@ -145,6 +148,43 @@ test('a query parameter the API server drops (a `;` in it, a bad percent escape)
   assert.match(one.body, '"name":"public"');
   assert.not.match(one.body, '"name":"other"');
   assert.not.match(one.body, b64('public-value'));
+});
+
+test('a webhook the API server would call with the objects it serves (admission webhooks, an APIService) is a privilege change: refused, no Secret sent out', async (ctx) => {
+  // The agent's server: what the API server sends it, a Secret's data included, is read by the agent.
+  const seen: string[] = [];
+  const server = createServer({ cert: readFileSync(ctx.kube.other.certFile), key: readFileSync(ctx.kube.other.keyFile) }, (req, res) => {
+    let body = '';
+    req.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => {
+      seen.push(body);
+      const uid = (JSON.parse(body || '{}') as { request?: { uid?: string } }).request?.uid ?? '';
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true } }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    const caBundle = Buffer.from(ctx.kube.other.caPem).toString('base64');
+    const webhook = { name: 'steal.example.com', clientConfig: { url, caBundle }, rules: [{ operations: ['CREATE', 'UPDATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['secrets'] }], sideEffects: 'None', admissionReviewVersions: ['v1'], failurePolicy: 'Ignore' };
+    const writes: Array<[path: string, body: unknown]> = [
+      ['/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'steal' }, webhooks: [webhook] }],
+      ['/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations', { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', metadata: { name: 'steal' }, webhooks: [webhook] }],
+      ['/apis/apiregistration.k8s.io/v1/apiservices', { apiVersion: 'apiregistration.k8s.io/v1', kind: 'APIService', metadata: { name: 'v1.steal.example.com' }, spec: { group: 'steal.example.com', version: 'v1', service: { namespace: 'default', name: 'steal' }, caBundle, groupPriorityMinimum: 1000, versionPriority: 15 } }],
+    ];
+    for (const [path, body] of writes) {
+      const r = await raw(ctx, 'POST', path, { 'content-type': 'application/json' }, JSON.stringify(body));
+      assert.is(r.status, 403, `${path}: ${r.status} ${r.body.slice(0, 300)}`);
+      assert.match(statusOrBody(r), 'by rule "no-privilege-changes"', path);
+    }
+    await admin(ctx, ['-n', 'default', 'create', 'secret', 'generic', 'after-hook', `--from-literal=key=${CANARY}-hook`]);
+    assert.equal(seen.filter((b) => b.includes(b64(`${CANARY}-hook`))), [], 'the API server sent a Secret to the agent\'s webhook');
+    const e = events(ctx);
+    const refused = commandsWhere(e, (c) => /webhookconfigurations|apiservices/.test(c.attributes.resource ?? '') && c.attributes.verb === 'create');
+    assert.is(refused.length, writes.length);
+    for (const c of refused) assert.match(c.attributes.privilege ?? '', 'webhook', c.text);
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
 
 test.run();

@@ -73,6 +73,16 @@ test('namespace finalize, and finalizers set by a patch or update in any form', 
   assert.equal(facts('PUT', '/api/v1/namespaces/a/configmaps/c', Buffer.from('k8s\0\x0a\x0f\x0a\x02v1\x12\x09ConfigMap\x12\x1a\x0a\x18\x72\x10example.com/keep'), 'application/vnd.kubernetes.protobuf'), ['finalizers']);
 });
 
+test('admission webhook configurations and APIServices (the API server calls out to the writer\'s address), for every write verb', () => {
+  assert.equal(facts('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', { webhooks: [] }), ['webhook']);
+  assert.equal(facts('PATCH', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/x', {}), ['webhook']);
+  assert.equal(facts('DELETE', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/x'), ['webhook']);
+  assert.equal(facts('PUT', '/apis/apiregistration.k8s.io/v1/apiservices/v1.x.example.com', {}), ['webhook']);
+  assert.equal(facts('GET', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations'), []);
+  // A policy in CEL calls nowhere.
+  assert.equal(facts('POST', '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies', {}), []);
+});
+
 test('impersonation headers, on any request', () => {
   assert.equal(facts('GET', '/api/v1/pods', undefined, 'application/json', { 'impersonate-user': 'system:admin' }), ['impersonate']);
 });

@@ -33,7 +33,13 @@ export type PrivilegeFact =
    * cleanup. (An update that leaves the field out clears it too, which only the stored object
    * could tell: that is not a fact here.)
    */
-  | 'finalizers';
+  | 'finalizers'
+  /**
+   * A Mutating- or ValidatingWebhookConfiguration or an APIService written: the API server then
+   * sends the objects it admits (Secrets with their data), or every request of an API group with
+   * its own front-proxy identity, to an address the writer chooses.
+   */
+  | 'webhook';
 
 /** The config's list (what `match.kubernetes.privilege` accepts) must name exactly these; a test checks. */
 export const PRIVILEGE_FACTS: readonly PrivilegeFact[] = K8S_PRIVILEGE_FACTS;
@@ -41,6 +47,7 @@ export const PRIVILEGE_FACTS: readonly PrivilegeFact[] = K8S_PRIVILEGE_FACTS;
 const RBAC = 'rbac.authorization.k8s.io';
 const WRITES = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
 const SA_TOKEN_TYPE = 'kubernetes.io/service-account-token';
+const WEBHOOK_CONFIGURATIONS = new Set(['mutatingwebhookconfigurations', 'validatingwebhookconfigurations']);
 
 /** The privilege facts of one request, from its descriptor, headers and (readable or raw) body. */
 export function privilegeFacts(info: RequestInfo, headers: IncomingHttpHeaders, read: ReadBody | undefined, raw: Buffer | undefined): PrivilegeFact[] {
@@ -55,6 +62,8 @@ export function privilegeFacts(info: RequestInfo, headers: IncomingHttpHeaders, 
   if (group === 'certificates.k8s.io' && resource === 'certificatesigningrequests') facts.add(sub === 'approval' ? 'csr-approval' : 'csr');
   if (group === '' && resource === 'namespaces' && sub === 'finalize') facts.add('finalize');
   if ((verb === 'update' || verb === 'patch') && setsFinalizers(read)) facts.add('finalizers');
+  if (group === 'admissionregistration.k8s.io' && WEBHOOK_CONFIGURATIONS.has(resource)) facts.add('webhook');
+  if (group === 'apiregistration.k8s.io' && resource === 'apiservices') facts.add('webhook');
   return [...facts];
 }
 
