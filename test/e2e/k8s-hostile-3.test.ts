@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { busLog, commandsWhere, events, responsesOf, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
-import { admin, audited, raw, startAuditedKube, statusOrBody } from './kube-raw.js';
+import { admin, audited, complete, raw, startAuditedKube, statusOrBody, tlsSession } from './kube-raw.js';
+import { agentToken } from './kube-agate.js';
 import { until } from '../harness/until.js';
 
 const test = suite<KubeAgate>('e2e/kubernetes hostile agent, sixth pass');
@@ -185,6 +186,29 @@ test('a webhook the API server would call with the objects it serves (admission 
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+});
+
+test('Expect: 100-continue and repeated Content-Length get no body past policy: a refused write is refused, framing the API server might read otherwise is a 400', async (ctx) => {
+  const token = await agentToken(ctx);
+  const body = JSON.stringify({ metadata: { '$deleteFromPrimitiveList/finalizers': [KEEP] } });
+  const head = (extra: string) => `PATCH ${cmPath('held-a')} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/strategic-merge-patch+json\r\n${extra}`;
+  // Expect: the body follows the interim 100; the write is decided on it, and refused.
+  const s = await tlsSession(ctx);
+  s.write(head(`Content-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`));
+  await s.settle((t) => /^HTTP\/1\.1 100 /.test(t), 3000);
+  s.write(body);
+  const expectAnswer = await s.settle((t) => /HTTP\/1\.1 [2-5]\d\d /.test(t) && complete(t.slice(t.search(/HTTP\/1\.1 [2-5]/))));
+  s.end();
+  assert.match(expectAnswer, /HTTP\/1\.1 403 /, expectAnswer.slice(0, 300));
+  // Two Content-Length headers, equal or not: refused before anything is decided.
+  for (const lengths of [[body.length, body.length], [body.length, 2]]) {
+    const t = await tlsSession(ctx);
+    t.write(head(`${lengths.map((n) => `Content-Length: ${n}\r\n`).join('')}\r\n${body}`));
+    const got = await t.settle((x) => /^HTTP\/1\.1 \d{3}/.test(x));
+    t.end();
+    assert.match(got, /^HTTP\/1\.1 400 /, `${lengths}: ${got.slice(0, 200)}`);
+  }
+  assert.is(await finalizers(ctx, 'held-a'), `["${KEEP}"]`);
 });
 
 test.run();
