@@ -228,7 +228,7 @@ const ruleMatch = z.strictObject({
         .array(z.enum([...K8S_PRIVILEGE_FACTS, '*']))
         .nonempty()
         .optional()
-        .describe('privilege facts, or `"*"` for any: `escalate` role writes, `bind` binding writes, `impersonate`, `serviceaccount` writes, `token` (`serviceaccounts/token`, a service-account-token Secret), `csr`, `csr-approval`, `finalize` (`namespaces/finalize`), `finalizers` (a patch or update setting `metadata.finalizers`), `webhook` (admission webhook configurations and APIService registrations: the API server sends what it serves to an address the writer chooses)'),
+        .describe('privilege facts, or `"*"` for any: `escalate` role writes, `bind` binding writes, `impersonate`, `serviceaccount` writes, `token` (`serviceaccounts/token`, a service-account-token Secret), `csr`, `csr-approval`, `finalize` (`namespaces/finalize`), `finalizers` (a patch or update setting `metadata.finalizers`), `webhook` (admission webhook configurations, APIService registrations, a CRD write naming its conversion: the API server sends what it serves to an address the writer chooses)'),
       unreadable_body: z
         .literal(true)
         .optional()

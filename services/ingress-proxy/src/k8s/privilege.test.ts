@@ -73,7 +73,7 @@ test('namespace finalize, and finalizers set by a patch or update in any form', 
   assert.equal(facts('PUT', '/api/v1/namespaces/a/configmaps/c', Buffer.from('k8s\0\x0a\x0f\x0a\x02v1\x12\x09ConfigMap\x12\x1a\x0a\x18\x72\x10example.com/keep'), 'application/vnd.kubernetes.protobuf'), ['finalizers']);
 });
 
-test('admission webhook configurations and APIServices (the API server calls out to the writer\'s address), for every write verb', () => {
+test('admission webhook configurations, APIServices and CRD conversion webhooks (the API server calls out to the writer\'s address)', () => {
   assert.equal(facts('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', { webhooks: [] }), ['webhook']);
   assert.equal(facts('PATCH', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/x', {}), ['webhook']);
   assert.equal(facts('DELETE', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/x'), ['webhook']);
@@ -81,6 +81,15 @@ test('admission webhook configurations and APIServices (the API server calls out
   assert.equal(facts('GET', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations'), []);
   // A policy in CEL calls nowhere.
   assert.equal(facts('POST', '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies', {}), []);
+  // A CRD's conversion webhook receives the custom resources of that CRD, whoever wrote them.
+  const crds = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
+  assert.equal(facts('POST', crds, { spec: { group: 'x', conversion: { strategy: 'Webhook', webhook: { clientConfig: { url: 'https://a' } } } } }), ['webhook']);
+  assert.equal(facts('PATCH', `${crds}/w.x`, [{ op: 'add', path: '/spec/conversion', value: {} }], 'application/json-patch+json'), ['webhook']);
+  // (An update in protobuf also counts as setting finalizers: its fields are numbered.)
+  assert.equal(facts('PUT', `${crds}/w.x`, Buffer.from('k8s\0...Webhook...'), 'application/vnd.kubernetes.protobuf'), ['finalizers', 'webhook']);
+  assert.equal(facts('POST', crds, Buffer.from('k8s\0...None...'), 'application/vnd.kubernetes.protobuf'), []);
+  assert.equal(facts('POST', crds, { spec: { group: 'x', names: { kind: 'W' } } }), []);
+  assert.equal(facts('DELETE', `${crds}/w.x`), []);
 });
 
 test('impersonation headers, on any request', () => {

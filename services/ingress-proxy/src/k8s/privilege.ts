@@ -35,9 +35,9 @@ export type PrivilegeFact =
    */
   | 'finalizers'
   /**
-   * A Mutating- or ValidatingWebhookConfiguration or an APIService written: the API server then
-   * sends the objects it admits (Secrets with their data), or every request of an API group with
-   * its own front-proxy identity, to an address the writer chooses.
+   * A Mutating- or ValidatingWebhookConfiguration or an APIService written, or a CRD write naming
+   * its conversion: the API server then sends the objects it admits (Secrets with their data),
+   * every request of an API group, or a CRD's custom resources to an address the writer chooses.
    */
   | 'webhook';
 
@@ -64,6 +64,7 @@ export function privilegeFacts(info: RequestInfo, headers: IncomingHttpHeaders, 
   if ((verb === 'update' || verb === 'patch') && setsFinalizers(read)) facts.add('finalizers');
   if (group === 'admissionregistration.k8s.io' && WEBHOOK_CONFIGURATIONS.has(resource)) facts.add('webhook');
   if (group === 'apiregistration.k8s.io' && resource === 'apiservices') facts.add('webhook');
+  if (group === 'apiextensions.k8s.io' && resource === 'customresourcedefinitions' && verb !== 'delete' && verb !== 'deletecollection' && namesConversion(read, raw)) facts.add('webhook');
   return [...facts];
 }
 
@@ -79,6 +80,13 @@ function namesTokenType(read: ReadBody | undefined, raw: Buffer | undefined): bo
   if (read?.kind === 'parsed') return JSON.stringify(read.doc).includes(SA_TOKEN_TYPE);
   if (read?.kind === 'opaque' && !read.searchable) return true;
   return raw !== undefined && raw.includes(SA_TOKEN_TYPE);
+}
+
+/** A CRD write that may set its conversion (a webhook strategy, or a body Agate cannot read). */
+function namesConversion(read: ReadBody | undefined, raw: Buffer | undefined): boolean {
+  if (read?.kind === 'parsed') return JSON.stringify(read.doc).includes('conversion');
+  if (read?.kind === 'opaque' && !read.searchable) return true;
+  return raw !== undefined && raw.includes('Webhook');
 }
 
 /**
