@@ -88,7 +88,10 @@ test('admission webhook configurations, APIServices and CRD conversion webhooks 
   // (An update in protobuf also counts as setting finalizers: its fields are numbered.)
   assert.equal(facts('PUT', `${crds}/w.x`, Buffer.from('k8s\0...Webhook...'), 'application/vnd.kubernetes.protobuf'), ['finalizers', 'webhook']);
   assert.equal(facts('POST', crds, Buffer.from('k8s\0...None...'), 'application/vnd.kubernetes.protobuf'), []);
+  assert.equal(facts('PATCH', `${crds}/w.x`, [{ op: 'copy', from: '/metadata/annotations/s', path: '/spec/conversion/strategy' }], 'application/json-patch+json'), ['webhook']);
   assert.equal(facts('POST', crds, { spec: { group: 'x', names: { kind: 'W' } } }), []);
+  // What every stored CRD holds, sent back by `kubectl get -o yaml | kubectl apply -f -`.
+  assert.equal(facts('POST', crds, { spec: { group: 'x', conversion: { strategy: 'None' } } }), []);
   assert.equal(facts('DELETE', `${crds}/w.x`), []);
 });
 

@@ -82,9 +82,19 @@ function namesTokenType(read: ReadBody | undefined, raw: Buffer | undefined): bo
   return raw !== undefined && raw.includes(SA_TOKEN_TYPE);
 }
 
-/** A CRD write that may set its conversion (a webhook strategy, or a body Agate cannot read). */
+/**
+ * A CRD write that may give it a conversion webhook: an object naming the `Webhook` strategy or a
+ * `webhook`, a JSON patch op at or from its conversion (a value can be moved there), or a body
+ * Agate cannot read. `conversion: {strategy: None}`, as every stored CRD has, is not one.
+ */
 function namesConversion(read: ReadBody | undefined, raw: Buffer | undefined): boolean {
-  if (read?.kind === 'parsed') return JSON.stringify(read.doc).includes('conversion');
+  if (read?.kind === 'parsed') {
+    if (read.patch === 'json' && Array.isArray(read.doc)) {
+      return read.doc.some((op) => !isObject(op) || [op.path, op.from].some((p) => p !== undefined && (typeof p !== 'string' || p.includes('conversion'))));
+    }
+    const text = JSON.stringify(read.doc);
+    return text.includes('Webhook') || text.includes('"webhook"');
+  }
   if (read?.kind === 'opaque' && !read.searchable) return true;
   return raw !== undefined && raw.includes('Webhook');
 }
