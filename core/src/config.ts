@@ -179,7 +179,7 @@ const target = z
  * writes to roles (escalate) and bindings (bind), impersonation, service accounts, minted tokens,
  * certificate signing requests and their approval, namespace finalize, finalizer changes.
  */
-export const K8S_PRIVILEGE_FACTS = ['escalate', 'bind', 'impersonate', 'serviceaccount', 'token', 'csr', 'csr-approval', 'finalize', 'finalizers'] as const;
+export const K8S_PRIVILEGE_FACTS = ['escalate', 'bind', 'impersonate', 'serviceaccount', 'token', 'csr', 'csr-approval', 'finalize', 'finalizers', 'webhook'] as const;
 
 /** `attributes.body` of a Kubernetes request whose body the proxy cannot read; matched by `match.kubernetes.unreadable_body`. */
 export const K8S_UNREADABLE_BODY = 'unreadable';
@@ -228,7 +228,7 @@ const ruleMatch = z.strictObject({
         .array(z.enum([...K8S_PRIVILEGE_FACTS, '*']))
         .nonempty()
         .optional()
-        .describe('privilege facts, or `"*"` for any: `escalate` role writes, `bind` binding writes, `impersonate`, `serviceaccount` writes, `token` (`serviceaccounts/token`, a service-account-token Secret), `csr`, `csr-approval`, `finalize` (`namespaces/finalize`), `finalizers` (a patch or update setting `metadata.finalizers`)'),
+        .describe('privilege facts, or `"*"` for any: `escalate` role writes, `bind` binding writes, `impersonate`, `serviceaccount` writes, `token` (`serviceaccounts/token`, a service-account-token Secret), `csr`, `csr-approval`, `finalize` (`namespaces/finalize`), `finalizers` (a patch or update setting `metadata.finalizers`), `webhook` (admission webhook configurations, APIService registrations, a CRD write naming its conversion: the API server sends what it serves to an address the writer chooses)'),
       unreadable_body: z
         .literal(true)
         .optional()

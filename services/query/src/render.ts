@@ -32,7 +32,8 @@ export function toNdjson(rows: readonly object[]): string {
 }
 
 /**
- * RFC 4180 CSV with a header line. Nested values are written as JSON; null is an empty field.
+ * RFC 4180 CSV with a header line. Nested values are written as JSON; null is an empty field;
+ * text a spreadsheet would run as a formula starts with `'` (see FORMULA_START).
  * `columns` fixes the header when there may be no rows to take it from.
  */
 export function toCsv(rows: readonly Record<string, unknown>[], columns?: readonly string[]): string {
@@ -44,6 +45,17 @@ export function toCsv(rows: readonly Record<string, unknown>[], columns?: readon
 
 function csvField(v: unknown): string {
   if (v === null || v === undefined) return '';
-  const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
+  let s = typeof v === 'object' ? JSON.stringify(v) : String(v);
+  if (typeof v === 'string' && FORMULA_START.test(s) && !NUMBER.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
+
+/*
+ * Recorded text is written by agents (a statement starting with `-- =…`, an SSH exec line), and
+ * a spreadsheet opening the CSV runs a cell starting with one of these as a formula (a link that
+ * sends other cells away, a command through DDE). Such a text cell gets a leading apostrophe,
+ * which spreadsheets read as "this is text". Numbers stay as they are, also when the engine
+ * writes them as strings (64-bit integers).
+ */
+const FORMULA_START = /^[=+\-@\t\r]/;
+const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;

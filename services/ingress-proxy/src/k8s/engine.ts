@@ -12,7 +12,7 @@ import { impersonates, upgradeHead, upstreamHeaders } from './headers.js';
 import { privilegeFacts } from './privilege.js';
 import { bodySample, refusedEvent, sha256, type K8sRecording } from './recording.js';
 import { maskMarkers, readBody, valueReadingOps, type ReadBody } from './request-body.js';
-import { classifyRequest, normalizedTarget, parseTarget, requestAttributes, requestText, type RequestInfo } from './request-info.js';
+import { classifyRequest, droppedParameter, normalizedTarget, parseTarget, requestAttributes, requestText, type RequestInfo } from './request-info.js';
 import type { KubeSession } from './session.js';
 import { failure, forbidden, maskedRead, maskedWrite, type Status } from './status.js';
 import type { UpgradeOutcome } from './upgrade.js';
@@ -123,6 +123,8 @@ export class KubeEngine {
     const marked = read === undefined || !WRITE_VERBS.has(info.verb) ? [] : maskMarkers(read, body!);
     const command = this.#command(session, req, path, info, read);
     if (info.kind === 'resource' && info.verb === '') return this.#refuse(session, command, info, noVerb(req.method, info), ErrorCode.PROTOCOL_VIOLATION, true);
+    const dropped = droppedParameter(url);
+    if (dropped !== undefined) return this.#refuse(session, command, info, badQuery(dropped, info), ErrorCode.PROTOCOL_VIOLATION, true);
     if (body === undefined) {
       const status = failure('RequestEntityTooLarge', `the request body is larger than ${this.#options.target.maxBodyBytes} bytes, the most Agate records`, info);
       return this.#refuse(session, command, info, status, ErrorCode.PROTOCOL_FRAME_TOO_LARGE, true);
@@ -156,6 +158,8 @@ export class KubeEngine {
     const command = this.#command(session, req, path, decided, undefined);
     command.attributes.upgrade = String(req.headers.upgrade ?? '').slice(0, 64);
     if (decided.kind === 'resource' && decided.verb === '') return this.#refuse(session, command, decided, noVerb(req.method, decided), ErrorCode.PROTOCOL_VIOLATION, true);
+    const dropped = droppedParameter(url);
+    if (dropped !== undefined) return this.#refuse(session, command, decided, badQuery(dropped, decided), ErrorCode.PROTOCOL_VIOLATION, true);
     if (declaresBody(req.headers)) {
       // Bytes after the head are relayed only once the API server switched protocols: a body
       // Agate never reads has no place in an upgrade, so its framing is not guessed at.
@@ -364,6 +368,10 @@ export class KubeEngine {
  */
 function noVerb(method: string, info: RequestInfo): Status {
   return failure('MethodNotAllowed', `Agate refused the request: the method ${method.slice(0, 20)} has no Kubernetes verb`, info);
+}
+
+function badQuery(why: string, info: RequestInfo): Status {
+  return failure('BadRequest', `Agate refused the request: ${why}`, info);
 }
 
 function declaresBody(headers: KubeRequest['headers']): boolean {

@@ -32,6 +32,9 @@ test('service accounts, minted tokens (TokenRequest and token Secrets), CSRs and
   // A body Agate cannot parse (YAML with an alias, an escape hiding the type; CBOR) may name the type.
   const aliased = Buffer.from('kind: Secret\nmetadata: {name: m, labels: &l {a: b}}\nmore: *l\ntype: "kubernetes.io/service-account\\x2dtoken"\n');
   assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', aliased, 'application/yaml'), ['token']);
+  // YAML the API server reads as 1.1: `!!binary` is the type there, in base64 here.
+  const binary = Buffer.from(`kind: Secret\ntype: !!binary ${Buffer.from('kubernetes.io/service-account-token').toString('base64')}\n`);
+  assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', binary, 'application/yaml'), ['token']);
   // Compressed protobuf: its bytes no longer show the type.
   const gz = gzipSync(Buffer.from('k8s\0...kubernetes.io/service-account-token...'));
   assert.equal(facts('POST', '/api/v1/namespaces/a/secrets', gz, 'application/vnd.kubernetes.protobuf', { 'content-encoding': 'gzip' }), ['token']);
@@ -52,8 +55,44 @@ test('namespace finalize, and finalizers set by a patch or update in any form', 
   assert.equal(facts('PUT', '/api/v1/namespaces/a/configmaps/c', { metadata: { name: 'c', finalizers: [] } }), ['finalizers']);
   assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: { labels: { a: 'b' } } }, 'application/merge-patch+json'), []);
   assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', Buffer.from('metadata: {"fin\\x61lizers": [], labels: &l {a: b}}\nx: *l\n'), 'application/apply-patch+yaml'), ['finalizers']);
+  // Strategic-merge directives change the list without the key `finalizers`, or replace metadata whole.
+  const smp = 'application/strategic-merge-patch+json';
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: { '$deleteFromPrimitiveList/finalizers': ['example.com/keep'] } }, smp), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: { '$setElementOrder/finalizers': [] } }, smp), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: { $patch: 'replace', name: 'c' } }, smp), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { $patch: 'replace', metadata: { name: 'c' } }, smp), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: null }, 'application/merge-patch+json'), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', { metadata: { '$setElementOrder/ownerReferences': [] } }, smp), []);
+  // A JSON patch replacing metadata without finalizers clears them; a move takes one out of the list.
+  const jp = 'application/json-patch+json';
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', [{ op: 'replace', path: '/metadata', value: { name: 'c' } }], jp), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', [{ op: 'move', from: '/metadata/finalizers/0', path: '/metadata/annotations/x' }], jp), ['finalizers']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', [{ op: 'copy', from: '/metadata/finalizers/0', path: '/metadata/annotations/x' }], jp), []);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/configmaps/c', [{ op: 'test', path: '/metadata', value: {} }], jp), []);
   // Protobuf names fields by number: an update in it may set finalizers without the word in its bytes.
   assert.equal(facts('PUT', '/api/v1/namespaces/a/configmaps/c', Buffer.from('k8s\0\x0a\x0f\x0a\x02v1\x12\x09ConfigMap\x12\x1a\x0a\x18\x72\x10example.com/keep'), 'application/vnd.kubernetes.protobuf'), ['finalizers']);
+});
+
+test('admission webhook configurations, APIServices and CRD conversion webhooks (the API server calls out to the writer\'s address)', () => {
+  assert.equal(facts('POST', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', { webhooks: [] }), ['webhook']);
+  assert.equal(facts('PATCH', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/x', {}), ['webhook']);
+  assert.equal(facts('DELETE', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/x'), ['webhook']);
+  assert.equal(facts('PUT', '/apis/apiregistration.k8s.io/v1/apiservices/v1.x.example.com', {}), ['webhook']);
+  assert.equal(facts('GET', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations'), []);
+  // A policy in CEL calls nowhere.
+  assert.equal(facts('POST', '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies', {}), []);
+  // A CRD's conversion webhook receives the custom resources of that CRD, whoever wrote them.
+  const crds = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
+  assert.equal(facts('POST', crds, { spec: { group: 'x', conversion: { strategy: 'Webhook', webhook: { clientConfig: { url: 'https://a' } } } } }), ['webhook']);
+  assert.equal(facts('PATCH', `${crds}/w.x`, [{ op: 'add', path: '/spec/conversion', value: {} }], 'application/json-patch+json'), ['webhook']);
+  // (An update in protobuf also counts as setting finalizers: its fields are numbered.)
+  assert.equal(facts('PUT', `${crds}/w.x`, Buffer.from('k8s\0...Webhook...'), 'application/vnd.kubernetes.protobuf'), ['finalizers', 'webhook']);
+  assert.equal(facts('POST', crds, Buffer.from('k8s\0...None...'), 'application/vnd.kubernetes.protobuf'), []);
+  assert.equal(facts('PATCH', `${crds}/w.x`, [{ op: 'copy', from: '/metadata/annotations/s', path: '/spec/conversion/strategy' }], 'application/json-patch+json'), ['webhook']);
+  assert.equal(facts('POST', crds, { spec: { group: 'x', names: { kind: 'W' } } }), []);
+  // What every stored CRD holds, sent back by `kubectl get -o yaml | kubectl apply -f -`.
+  assert.equal(facts('POST', crds, { spec: { group: 'x', conversion: { strategy: 'None' } } }), []);
+  assert.equal(facts('DELETE', `${crds}/w.x`), []);
 });
 
 test('impersonation headers, on any request', () => {

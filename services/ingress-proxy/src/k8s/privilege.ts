@@ -33,7 +33,13 @@ export type PrivilegeFact =
    * cleanup. (An update that leaves the field out clears it too, which only the stored object
    * could tell: that is not a fact here.)
    */
-  | 'finalizers';
+  | 'finalizers'
+  /**
+   * A Mutating- or ValidatingWebhookConfiguration or an APIService written, or a CRD write naming
+   * its conversion: the API server then sends the objects it admits (Secrets with their data),
+   * every request of an API group, or a CRD's custom resources to an address the writer chooses.
+   */
+  | 'webhook';
 
 /** The config's list (what `match.kubernetes.privilege` accepts) must name exactly these; a test checks. */
 export const PRIVILEGE_FACTS: readonly PrivilegeFact[] = K8S_PRIVILEGE_FACTS;
@@ -41,6 +47,7 @@ export const PRIVILEGE_FACTS: readonly PrivilegeFact[] = K8S_PRIVILEGE_FACTS;
 const RBAC = 'rbac.authorization.k8s.io';
 const WRITES = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
 const SA_TOKEN_TYPE = 'kubernetes.io/service-account-token';
+const WEBHOOK_CONFIGURATIONS = new Set(['mutatingwebhookconfigurations', 'validatingwebhookconfigurations']);
 
 /** The privilege facts of one request, from its descriptor, headers and (readable or raw) body. */
 export function privilegeFacts(info: RequestInfo, headers: IncomingHttpHeaders, read: ReadBody | undefined, raw: Buffer | undefined): PrivilegeFact[] {
@@ -55,6 +62,9 @@ export function privilegeFacts(info: RequestInfo, headers: IncomingHttpHeaders, 
   if (group === 'certificates.k8s.io' && resource === 'certificatesigningrequests') facts.add(sub === 'approval' ? 'csr-approval' : 'csr');
   if (group === '' && resource === 'namespaces' && sub === 'finalize') facts.add('finalize');
   if ((verb === 'update' || verb === 'patch') && setsFinalizers(read)) facts.add('finalizers');
+  if (group === 'admissionregistration.k8s.io' && WEBHOOK_CONFIGURATIONS.has(resource)) facts.add('webhook');
+  if (group === 'apiregistration.k8s.io' && resource === 'apiservices') facts.add('webhook');
+  if (group === 'apiextensions.k8s.io' && resource === 'customresourcedefinitions' && verb !== 'delete' && verb !== 'deletecollection' && namesConversion(read, raw)) facts.add('webhook');
   return [...facts];
 }
 
@@ -73,27 +83,63 @@ function namesTokenType(read: ReadBody | undefined, raw: Buffer | undefined): bo
 }
 
 /**
+ * A CRD write that may give it a conversion webhook: an object naming the `Webhook` strategy or a
+ * `webhook`, a JSON patch op at or from its conversion (a value can be moved there), or a body
+ * Agate cannot read. `conversion: {strategy: None}`, as every stored CRD has, is not one.
+ */
+function namesConversion(read: ReadBody | undefined, raw: Buffer | undefined): boolean {
+  if (read?.kind === 'parsed') {
+    if (read.patch === 'json' && Array.isArray(read.doc)) {
+      return read.doc.some((op) => !isObject(op) || [op.path, op.from].some((p) => p !== undefined && (typeof p !== 'string' || p.includes('conversion'))));
+    }
+    const text = JSON.stringify(read.doc);
+    return text.includes('Webhook') || text.includes('"webhook"');
+  }
+  if (read?.kind === 'opaque' && !read.searchable) return true;
+  return raw !== undefined && raw.includes('Webhook');
+}
+
+/**
  * Whether a write body sets `metadata.finalizers` (or replaces all of metadata, or the whole
  * object). Protobuf names fields by number, so its bytes never show `finalizers`: it counts.
  */
 function setsFinalizers(read: ReadBody | undefined): boolean {
   if (read === undefined) return false;
   if (read.kind === 'opaque') return true;
-  if (read.patch === 'json' && Array.isArray(read.doc)) {
-    return read.doc.some((op) => {
-      const path = isObject(op) && typeof op.path === 'string' ? pointer(op.path) : undefined;
-      // Unreadable paths count: the API server refuses them anyway.
-      if (path === undefined) return true;
-      if (path.length === 0 || (path.length === 1 && path[0] === 'metadata')) return hasFinalizers(op.value, path.length === 0);
-      return path[0] === 'metadata' && path[1] === 'finalizers';
-    });
-  }
-  return hasFinalizers(read.doc, true);
+  if (read.patch === 'json' && Array.isArray(read.doc)) return read.doc.some(opSetsFinalizers);
+  return objectSetsFinalizers(read.doc);
 }
 
-function hasFinalizers(value: unknown, whole: boolean): boolean {
-  const metadata = whole ? (isObject(value) ? value.metadata : undefined) : value;
-  return isObject(metadata) && 'finalizers' in metadata;
+/**
+ * A JSON patch op writing finalizers, metadata or the whole object (replacing metadata without
+ * them clears them), or moving a finalizer out (`move` removes its `from`).
+ */
+function opSetsFinalizers(op: unknown): boolean {
+  if (!isObject(op)) return true; // the API server refuses it anyway
+  const touches = (where: unknown): boolean => {
+    const path = typeof where === 'string' ? pointer(where) : undefined;
+    // Unreadable paths count: the API server refuses them anyway.
+    if (path === undefined) return true;
+    if (path.length === 0 || (path.length === 1 && path[0] === 'metadata')) return op.op !== 'test';
+    return path[0] === 'metadata' && path[1] === 'finalizers';
+  };
+  return touches(op.path) || (op.op === 'move' && touches(op.from));
+}
+
+/**
+ * A whole object, merge or strategic-merge patch, or apply configuration naming finalizers. A
+ * strategic-merge patch can change them without the key `finalizers`: by a directive key
+ * (`$deleteFromPrimitiveList/finalizers`, `$setElementOrder/finalizers`), or by replacing
+ * metadata or the object whole (`$patch: replace` or `delete`, `$retainKeys`).
+ */
+function objectSetsFinalizers(doc: unknown): boolean {
+  if (!isObject(doc)) return false;
+  if ('$patch' in doc || '$retainKeys' in doc) return true;
+  if (!('metadata' in doc)) return false;
+  const metadata = doc.metadata;
+  // A merge patch's null removes metadata, finalizers included.
+  if (!isObject(metadata)) return true;
+  return Object.keys(metadata).some((k) => k === 'finalizers' || k.endsWith('/finalizers') || k === '$patch' || k === '$retainKeys');
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -94,6 +94,24 @@ mask('server-side apply in YAML is read and masked; aliases are refused (they co
   assert.is(readBody(Buffer.from('kind: Secret\nkind: ConfigMap\n'), 'application/yaml').kind, 'opaque');
 });
 
+mask('YAML the API server reads as YAML 1.1 otherwise (merge keys, explicit tags, collection keys) is opaque, never read as 1.2', () => {
+  const opaque = (text: string) => {
+    const r = readBody(Buffer.from(text), 'application/apply-patch+yaml');
+    return r.kind === 'opaque' ? r.why : `parsed: ${JSON.stringify(r.doc)}`;
+  };
+  // The API server merges `<<` into metadata: a finalizer, or a Secret's data, no key names.
+  assert.match(opaque('metadata:\n  name: c\n  <<: {finalizers: [x]}\n'), 'merge key');
+  assert.match(opaque(`kind: Secret\n"<<": {stringData: {k: ${CANARY}}}\n`), 'merge key');
+  // `!!binary` is a string there: the token type spelled in base64.
+  assert.match(opaque(`type: !!binary ${Buffer.from('kubernetes.io/service-account-token').toString('base64')}\n`), 'tag tag:yaml.org,2002:binary');
+  assert.match(opaque('metadata: {!!str finalizers: []}\n'), 'explicit tag');
+  assert.match(opaque('%TAG ! tag:yaml.org,2002:\n---\ntype: !binary YQ==\n'), 'explicit tag');
+  assert.match(opaque('? [a, b]\n: c\n'), 'not a scalar');
+  assert.match(opaque('a: &x {pw: 1}\nb: *x\n'), 'alias');
+  // Plain YAML, anchors unused, quoted and block scalars: read.
+  assert.is(opaque('kind: ConfigMap\nmetadata: {name: &n c}\ndata:\n  a: "<<"\n  b: |\n    text\n'), 'parsed: {"kind":"ConfigMap","metadata":{"name":"c"},"data":{"a":"<<","b":"text\\n"}}');
+});
+
 mask('JSON with a key repeated in one object is unreadable: the API server merges or keeps what JSON.parse drops', () => {
   const body = Buffer.from('{"kind":"Secret","stringData":{"k":"\\u005bmasked]"},"stringData":{}}');
   assert.equal(readBody(body, 'application/json'), { kind: 'opaque', why: `${body.length} bytes of JSON with the key "stringData" twice in one object, which the API server reads differently`, searchable: false });

@@ -1,8 +1,8 @@
-import { parse as parseYaml } from 'yaml';
 import { MASKED_VALUE } from '../masking/masker.js';
 import { duplicateKey } from './json-duplicates.js';
 import { ANY_KIND, maskAs, maskDocument, type JsonMaskRules } from './json-mask.js';
 import type { RequestInfo } from './request-info.js';
+import { readYaml } from './yaml-body.js';
 
 /*
  * A request body as Agate reads it: which kind of object it describes (a patch names none), and
@@ -71,11 +71,17 @@ export function readBody(body: Buffer, contentType: string | undefined, contentE
   if (!yaml && !isJson(type)) return { kind: 'opaque', why: `${body.length} bytes of ${contentType ?? 'unknown type'}`, searchable: PROTOBUF.test(type) };
   let doc: unknown;
   const text = body.toString('utf8');
-  try {
-    // YAML: a repeated key is an error here, while the API server keeps one of them.
-    doc = yaml ? parseYaml(text, { maxAliasCount: 0 }) : JSON.parse(text);
-  } catch {
-    return { kind: 'opaque', why: `${body.length} bytes of ${yaml ? 'YAML Agate cannot parse' : 'invalid JSON'}`, searchable: false };
+  if (yaml) {
+    // A repeated key, an alias, a merge key or a tag: the API server reads it differently.
+    const read = readYaml(text);
+    if (read.kind === 'unreadable') return { kind: 'opaque', why: `${body.length} bytes of ${read.why}`, searchable: false };
+    doc = read.doc;
+  } else {
+    try {
+      doc = JSON.parse(text);
+    } catch {
+      return { kind: 'opaque', why: `${body.length} bytes of invalid JSON`, searchable: false };
+    }
   }
   const repeated = yaml ? undefined : duplicateKey(text);
   if (repeated !== undefined) return { kind: 'opaque', why: `${body.length} bytes of JSON with the key ${JSON.stringify(repeated)} twice in one object, which the API server reads differently`, searchable: false };

@@ -104,6 +104,21 @@ export function classifyRequest(method: string, target: string | URL): RequestIn
 }
 
 /**
+ * A query parameter the API server would not see, or undefined. Go's query parser (which the API
+ * server uses for its verb, its name and every option) drops a `&`-separated pair that contains a
+ * `;` or a `%` not followed by two hex digits, where the URL standard Agate parses by keeps both:
+ * `?fieldSelector=metadata.name%3Dx,a%3D;` names object x to Agate and lists every object at the
+ * API server. Such a request is refused rather than decided on what the API server ignores.
+ */
+export function droppedParameter(url: URL): string | undefined {
+  for (const pair of url.search.slice(1).split('&')) {
+    if (pair.includes(';')) return `the query parameter "${pair.slice(0, 80)}" contains ";", so the API server would ignore it`;
+    if (/%(?![0-9a-f]{2})/i.test(pair)) return `the query parameter "${pair.slice(0, 80)}" is not valid percent-encoding, so the API server would ignore it`;
+  }
+  return undefined;
+}
+
+/**
  * The request target Agate forwards: `.` and `..` segments resolved, so the API server is asked
  * for exactly the path that was classified and decided (it would not resolve them itself).
  */
