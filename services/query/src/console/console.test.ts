@@ -12,6 +12,7 @@ import { QueryApi } from '../http-api.js';
 import { unconfinedAnalystSql } from '../sql-endpoint.js';
 import { roleResolver } from '../roles.js';
 import { CONTENT_SECURITY_POLICY, REPLAY_CONTENT_SECURITY_POLICY } from './assets.js';
+import { sameOrigin } from './console.js';
 
 /*
  * The console's gate without an identity provider behind it (the sign-in itself is proven
@@ -134,6 +135,14 @@ gate('a callback without a started sign-in fails closed, and an unreachable prov
   assert.match(await cb.text(), 'unknown or expired');
   const login = await fetch(`${ctx.base}/ui/login`, { redirect: 'manual' });
   assert.is(login.status, 503);
+});
+
+gate('an Origin that is not a URL, or names another host, is another origin (a CSRF refusal, not a server error)', () => {
+  assert.ok(sameOrigin('http://127.0.0.1:7480', '127.0.0.1:7480'));
+  assert.not.ok(sameOrigin('http://evil.example:7480', '127.0.0.1:7480'));
+  assert.not.ok(sameOrigin('http://127.0.0.1:7481', '127.0.0.1:7480'));
+  for (const malformed of ['not a url', 'http://[::1', '://127.0.0.1:7480', '']) assert.not.ok(sameOrigin(malformed, '127.0.0.1:7480'), malformed);
+  assert.not.ok(sameOrigin('http://127.0.0.1:7480', undefined), 'no Host header');
 });
 
 function rawStatus(base: string, path: string): Promise<number | undefined> {

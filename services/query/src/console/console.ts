@@ -265,7 +265,7 @@ export class Console {
     const site = req.headers['sec-fetch-site'];
     if (site !== undefined && site !== 'same-origin') throw new AgateError(ErrorCode.CONSOLE_CSRF, `a cross-site request (${site}) may not change anything`);
     const origin = req.headers.origin;
-    if (origin !== undefined && origin !== 'null' && new URL(origin).host !== req.headers.host) throw new AgateError(ErrorCode.CONSOLE_CSRF, 'the request comes from another origin');
+    if (origin !== undefined && origin !== 'null' && !sameOrigin(origin, req.headers.host)) throw new AgateError(ErrorCode.CONSOLE_CSRF, 'the request comes from another origin');
     const token = req.headers['x-csrf-token'];
     if (!csrfMatches(session, typeof token === 'string' ? token : undefined)) throw new AgateError(ErrorCode.CONSOLE_CSRF, 'the request lacks the session\'s CSRF token (x-csrf-token)');
   }
@@ -353,4 +353,10 @@ function page(res: ServerResponse, status: number, title: string, head: string, 
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** Whether a request's Origin header names this host; one that is not a URL at all is another origin. */
+export function sameOrigin(origin: string, host: string | undefined): boolean {
+  if (host === undefined || !URL.canParse(origin)) return false;
+  return new URL(origin).host === host;
 }
