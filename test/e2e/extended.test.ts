@@ -194,9 +194,7 @@ extended('a portal fetched 10 rows at a time (pgjdbc setFetchSize) is one comman
   } finally {
     c.close();
   }
-  // The portal's Response rides a commit after the next statement's (docs/guarantees.md).
-  const fetched = (ev: AgateEvent[]) => ev.find((e) => e.type === 'Command' && e.text === text)?.event_id;
-  const events = await waitForEvents(agate, (ev) => ev.some((e) => e.type === 'Response' && e.command_id === fetched(ev)));
+  const events = await waitForEvents(agate, (ev) => ev.some((e) => e.type === 'Command' && e.text === 'COMMIT'));
   const commands = events.filter((e): e is Command => e.type === 'Command' && e.text === text);
   assert.is(commands.length, 1, 'one command, not one per Execute');
   assert.is(events.filter((e) => e.type === 'Verdict' && e.command_id === commands[0]!.event_id).length, 1, 'decided once');

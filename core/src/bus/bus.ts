@@ -52,14 +52,6 @@ export interface Bus {
    */
   decideInline?(decider: InlineDecider | undefined): void;
 
-  /**
-   * The embedded bus only: runs `work` when the bus next waits for the disk (a group commit's
-   * fdatasync in flight), or within a few ms when none comes. For work that must not delay the
-   * statement in hand, such as publishing a Response after its rows went out: at one client the
-   * next statement is already readable then. Absent: run the work at once.
-   */
-  whenIdle?(work: () => void): void;
-
   close(): Promise<void>;
 }
 

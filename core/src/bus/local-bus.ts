@@ -68,7 +68,6 @@ export class LocalBus implements Bus {
   /** The last consumer of each group this bus ran, to account at close for what each left unhandled. */
   readonly #members = new Map<string, LocalConsumer>();
   #trailing: readonly TrailingGroup[] = [];
-  #closing = false;
   #closed = false;
 
   constructor(options: LocalBusOptions) {
@@ -131,10 +130,6 @@ export class LocalBus implements Bus {
 
   decideInline(decider: InlineDecider | undefined): void {
     this.#decider = decider;
-  }
-
-  whenIdle(work: () => void): void {
-    this.#log.whenIdle(work);
   }
 
   /**
@@ -285,10 +280,7 @@ export class LocalBus implements Bus {
   }
 
   async close(): Promise<void> {
-    if (this.#closed || this.#closing) return;
-    this.#closing = true;
-    // Responses still waiting for the disk to be busy are published while the bus takes them.
-    await this.#log.runIdleWork();
+    if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#retentionTimer);
     await Promise.all([...this.#consumers].map((c) => c.stop()));

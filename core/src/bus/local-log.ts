@@ -2,14 +2,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync,
 import { dirname, join } from 'node:path';
 import { replaceFileSynced, replaceFileSyncedSync, syncDirSync } from '../durable-file.js';
 import { isOutOfSpace } from '../disk-space.js';
-import { AgateError, ErrorCode, describeError } from '../errors.js';
+import { AgateError, ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { decodeSeal, encodeSeal, FILE_HEADER, frameHeader, MAX_RECORD, segmentBase, segmentName, type Seal } from './log-frame.js';
 import { LogSegment, type LogRecord } from './log-segment.js';
 
 export type { LogRecord } from './log-segment.js';
 
-/** How long a record appended with `urgent: false` (or work given to `whenIdle`) may wait for a commit. */
+/** How long a record appended with `urgent: false` may wait for a commit to join. */
 const LAZY_MS = 2;
 /** Default largest segment: a start scans at most this much (the last segment): 171 ms for 40 MiB measured on a busy 2-core machine. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
@@ -62,15 +62,11 @@ export class LocalLog {
   #active: LogSegment;
   /** A roll failed half-way: the next commit rolls first, whatever it holds. */
   #mustRoll = false;
-  #queue: Queued[] = [];
+  #queue: { frames: Buffer[]; done: (err?: Error, offsets?: number[]) => void }[] = [];
   /** An urgent record is in #queue. */
   #urgentQueued = false;
   #lazyTimer: NodeJS.Timeout | undefined;
   #flushing = false;
-  /** A commit's fdatasync is in flight: the event loop waits for the disk. */
-  #syncing = false;
-  /** Work waiting for the loop to wait for the disk (`whenIdle`). */
-  #idle: (() => void)[] = [];
   #closed = false;
 
   constructor(dir: string, options: LocalLogOptions) {
@@ -115,11 +111,12 @@ export class LocalLog {
    */
   append(records: readonly Buffer[], urgent = true): Promise<number[]> {
     if (this.#closed) return Promise.reject(new AgateError(ErrorCode.BUS_CLOSED, 'the local log is closed'));
-    let frames: Buffer[];
-    try {
-      frames = framesOf(records);
-    } catch (err) {
-      return Promise.reject(err);
+    const frames: Buffer[] = [];
+    for (const r of records) {
+      // A zero length marks the end of the records (see log-segment.ts).
+      if (r.length === 0) return Promise.reject(new AgateError(ErrorCode.BUS_WRITE_FAILED, 'an empty record cannot be logged'));
+      if (r.length > MAX_RECORD) return Promise.reject(new AgateError(ErrorCode.BUS_WRITE_FAILED, `a record of ${r.length} bytes is larger than the log takes (${MAX_RECORD})`));
+      frames.push(frameHeader(r), r);
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ frames, done: (err, offsets) => (err ? reject(err) : resolve(offsets!)) });
@@ -138,48 +135,13 @@ export class LocalLog {
     });
   }
 
-  /**
-   * Runs `work` once a commit's fdatasync is in flight (at once if one is), or when the LAZY_MS
-   * timer fires if no commit comes first; what it appends then is committed right after. For
-   * work that must not delay the statement in hand (LocalBus.whenIdle).
-   */
-  whenIdle(work: () => void): void {
-    if (this.#closed || this.#syncing) return work(); // closed: its publish fails as the log's would
-    this.#idle.push(work);
-    if (!this.#flushing) this.#armLazy();
-  }
-
   #armLazy(): void {
     this.#lazyTimer ??= setTimeout(() => {
       this.#lazyTimer = undefined;
-      if (this.#flushing || this.#closed || (this.#queue.length === 0 && this.#idle.length === 0)) return;
+      if (this.#flushing || this.#queue.length === 0 || this.#closed) return;
       this.#flushing = true;
-      if (this.#idle.length === 0) return void this.#flush(true);
-      this.#runIdle();
-      // What the work publishes reaches the queue in this turn's microtasks: committed with the rest.
-      setImmediate(() => void this.#flush(true));
+      void this.#flush(true);
     }, LAZY_MS);
-  }
-
-  /** Runs the work waiting for `whenIdle` now, and lets what it publishes reach the queue (closing). */
-  async runIdleWork(): Promise<void> {
-    if (this.#idle.length === 0) return;
-    this.#runIdle();
-    await new Promise((r) => setImmediate(r));
-  }
-
-  #runIdle(): void {
-    if (this.#idle.length === 0) return;
-    const work = this.#idle;
-    this.#idle = [];
-    for (const w of work) {
-      try {
-        w();
-      } catch (err) {
-        // Not the commit's failure: the work's own, whose events it reports itself.
-        this.#logger?.error('work run while the log waited for the disk failed', { error: describeError(err) });
-      }
-    }
   }
 
   /**
@@ -223,10 +185,8 @@ export class LocalLog {
   async commitWaiting(): Promise<void> {
     while (this.#flushing) await new Promise((r) => setImmediate(r));
     if (this.#closed) return;
-    // Records waiting for a lazy commit, and what idle work publishes, are committed now.
     clearTimeout(this.#lazyTimer);
     this.#lazyTimer = undefined;
-    await this.runIdleWork();
     if (this.#queue.length > 0) {
       this.#flushing = true;
       await this.#flush(true);
@@ -261,16 +221,7 @@ export class LocalLog {
         for (const f of frames) total += f.length;
         if (this.#mustRoll || (this.#active.bytes > 0 && this.#active.bytes + total > this.#segmentBytes)) await this.#roll();
         let at = await this.#active.write(frames, total);
-        const synced = this.#active.sync(total, frames.length / 2, this.#fsync);
-        // The fdatasync is in flight (submitted synchronously): the loop has nothing else to
-        // wait for from this commit, so deferred work is done now, off the path of any statement.
-        this.#syncing = true;
-        this.#runIdle();
-        try {
-          await synced;
-        } finally {
-          this.#syncing = false;
-        }
+        await this.#active.sync(total, frames.length / 2, this.#fsync);
         for (const b of batch) {
           const offsets: number[] = [];
           for (let i = 0; i < b.frames.length; i += 2) {
@@ -287,8 +238,8 @@ export class LocalLog {
       }
     }
     this.#flushing = false;
-    // Only lazy records (or idle work) are left: they wait for the next urgent one, or the timer.
-    if ((this.#queue.length > 0 || this.#idle.length > 0) && !this.#closed) this.#armLazy();
+    // Only lazy records are left: they wait for the next urgent one, or the timer.
+    if (this.#queue.length > 0 && !this.#closed) this.#armLazy();
   }
 
   /**
@@ -401,21 +352,4 @@ export class LocalLog {
       // Gone already.
     }
   }
-}
-
-/** Records waiting for a commit: their frames (header, record, ...) and who to tell. */
-interface Queued {
-  frames: Buffer[];
-  done: (err?: Error, offsets?: number[]) => void;
-}
-
-/** Each record's frame header and bytes, checked: a zero length marks the end of the records (see log-segment.ts). */
-function framesOf(records: readonly Buffer[]): Buffer[] {
-  const frames: Buffer[] = [];
-  for (const r of records) {
-    if (r.length === 0) throw new AgateError(ErrorCode.BUS_WRITE_FAILED, 'an empty record cannot be logged');
-    if (r.length > MAX_RECORD) throw new AgateError(ErrorCode.BUS_WRITE_FAILED, `a record of ${r.length} bytes is larger than the log takes (${MAX_RECORD})`);
-    frames.push(frameHeader(r), r);
-  }
-  return frames;
 }

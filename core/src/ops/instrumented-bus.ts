@@ -19,13 +19,10 @@ export class InstrumentedBus implements Bus {
 
   /** Present when the inner bus has it (the embedded bus). */
   readonly decideInline?: (decider: InlineDecider | undefined) => void;
-  /** Present when the inner bus has it (the embedded bus). */
-  readonly whenIdle?: (work: () => void) => void;
 
   constructor(readonly inner: Bus, private readonly readiness: Readiness, private readonly ping?: () => Promise<void>) {
     readiness.probe('bus', () => this.#probe());
     if (inner.decideInline !== undefined) this.decideInline = (decider) => inner.decideInline!(decider);
-    if (inner.whenIdle !== undefined) this.whenIdle = (work) => inner.whenIdle!(work);
   }
 
   get lease(): string | undefined {

@@ -18,12 +18,9 @@ export class CommandSpans implements Bus {
   readonly #open = new Map<string, TraceSpan>();
 
   readonly decideInline?: (decider: InlineDecider | undefined) => void;
-  /** Present when the inner bus has it (the embedded bus). */
-  readonly whenIdle?: (work: () => void) => void;
 
   constructor(readonly inner: Bus, private readonly tracing: Tracing, private readonly maxOpen = MAX_OPEN_SPANS) {
     if (inner.decideInline !== undefined) this.decideInline = (decider) => inner.decideInline!(decider);
-    if (inner.whenIdle !== undefined) this.whenIdle = (work) => inner.whenIdle!(work);
   }
 
   get lease(): string | undefined {

@@ -31,19 +31,10 @@ export const UNRECORDABLE_RULE = 'agate.audit-unavailable';
 
 /**
  * One session's events, published in session order whatever the protocol: each publish starts
- * after the previous one is durable (the Responses of `emitLater` only after the events before
- * them), so a response can never be recorded before its command.
+ * after the previous one is durable, so a response can never be recorded before its command.
  */
 export class SessionEvents {
-  /** Settles once everything emitted so far is published (or failed). */
   #chain: Promise<void> = Promise.resolve();
-  /**
-   * The same, without the publishes of `emitLater` since the last other event: those run side
-   * by side, each after this (see `emitLater`).
-   */
-  #beforeLater: Promise<void> = Promise.resolve();
-  /** Events of `emitLater` not yet queued; every other call queues them first, so order holds. */
-  #later: AgateEvent[] = [];
 
   readonly #bus: Bus;
   readonly #log: Logger;
@@ -57,38 +48,7 @@ export class SessionEvents {
 
   /** Resolves when the event is durable; rejects when it could not be recorded. */
   emit(event: AgateEvent): Promise<void> {
-    this.#queueLater();
     return this.#enqueue(() => this.#bus.publish(event));
-  }
-
-  /**
-   * Like `emitLogged`, but its publish starts only when the bus next waits for the disk
-   * (`Bus.whenIdle`, the embedded bus; on Kafka it is `emitLogged`): a statement's Response,
-   * emitted as its result goes out, so that publishing it does not delay reading the client's
-   * next statement. Such publishes wait for the session's other events before them to be durable,
-   * not for each other: the previous Response, published at the previous wait, is still on its
-   * way to the disk then (its commit is the one in flight), and waiting for it would leave each
-   * Response one commit later than the last. The embedded log appends in call order, so they
-   * still land in order (a disk failure retried in place is the exception: Responses of two
-   * statements may then land swapped, never before their commands). Any later event of the
-   * session queues them first and waits for them.
-   */
-  emitLater(event: AgateEvent): void {
-    if (this.#bus.whenIdle === undefined) return void this.emitLogged(event);
-    this.#later.push(event);
-    if (this.#later.length === 1) this.#bus.whenIdle(() => this.#queueLater());
-  }
-
-  #queueLater(): void {
-    if (this.#later.length === 0) return;
-    const events = this.#later;
-    this.#later = [];
-    for (const event of events) {
-      const published = this.#beforeLater.then(() => this.#publishRetrying(event)).catch((err: unknown) => {
-        this.#log.error('cannot record an event', { event_type: event.type, event_id: event.event_id, error: describeError(err) });
-      });
-      this.#chain = Promise.all([this.#chain, published]).then(() => undefined);
-    }
   }
 
   /**
@@ -97,12 +57,7 @@ export class SessionEvents {
    * session's later events stay behind them, until it takes them or `giveUpAfterMs` passes. A
    * failure is logged, never thrown.
    */
-  emitLogged(event: AgateEvent): Promise<void> {
-    this.#queueLater();
-    return this.#emitLogged(event);
-  }
-
-  async #emitLogged(event: AgateEvent): Promise<void> {
+  async emitLogged(event: AgateEvent): Promise<void> {
     try {
       await this.#enqueue(() => this.#publishRetrying(event));
     } catch (err) {
@@ -139,7 +94,6 @@ export class SessionEvents {
   }
 
   #queueRefusal(command: Command, landed: Promise<boolean>, staleAfterMs: number, verdict: Verdict | undefined): void {
-    this.#queueLater();
     void this.#enqueue(async () => {
       if (await landed) return;
       const stale = command.time / 1000 + staleAfterMs + STALE_MARGIN_MS - Date.now();
@@ -151,14 +105,12 @@ export class SessionEvents {
 
   /** Settles once everything emitted so far has been published or has failed. */
   drained(): Promise<void> {
-    this.#queueLater();
     return this.#chain;
   }
 
   #enqueue(publish: () => Promise<void>): Promise<void> {
     const next = this.#chain.then(publish);
     this.#chain = next.catch(() => undefined);
-    this.#beforeLater = this.#chain;
     return next;
   }
 

@@ -38,7 +38,7 @@ function harness(functions: () => FunctionNames | undefined = () => undefined) {
         events.push(c);
         return c.text.includes('DROP') ? { kind: 'refuse', sqlstate: '42501', message: 'no DROP' } : { kind: 'run', client: undefined };
       },
-      events: { emitLogged: async (e) => void events.push(e), emitLater: (e) => void events.push(e) },
+      events: { emitLogged: async (e) => void events.push(e) },
       recording: { sampleRows: 5, valueChars: 64, audit, readings: new MaskReadings() },
       log: silentLogger,
       functions,

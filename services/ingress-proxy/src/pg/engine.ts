@@ -45,7 +45,7 @@ export interface EngineDeps {
   command(text: string, parameters: (string | null)[], attributes: Record<string, string>): Command;
   /** Publishes the command and waits for its verdict, mapped to run or refuse (decide.ts). */
   decide(command: Command, notifyHold?: boolean): Promise<Decision>;
-  events: { emitLogged(event: AgateEvent): Promise<void>; emitLater(event: AgateEvent): void };
+  events: { emitLogged(event: AgateEvent): Promise<void> };
   recording: RecordingOptions;
   log: Logger;
   /** Names the functions FunctionCall messages call by OID. */
@@ -422,14 +422,10 @@ export class PgEngine {
     this.respond(new StatementResult(command, this.#deps.recording, undefined).response(outcome));
   }
 
-  /**
-   * Records a statement's response (published once the bus waits for the disk, off the path of
-   * the client's next statement: SessionEvents.emitLater); a PREPARE or DEALLOCATE it carried
-   * now holds or is dropped.
-   */
+  /** Records a statement's response; a PREPARE or DEALLOCATE it carried now holds or is dropped. */
   respond(response: Response): void {
     this.#prepared.settle(response.command_id, response.status === 'ok');
-    this.#deps.events.emitLater(response);
+    void this.#deps.events.emitLogged(response);
   }
 
   /**
