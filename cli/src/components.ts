@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import type { Bus } from '../../core/src/bus/bus.js';
 import type { KafkaBus } from '../../core/src/bus/kafka-bus.js';
-import { LocalBus } from '../../core/src/bus/local-bus.js';
+import { LocalBus, type TrailingGroup } from '../../core/src/bus/local-bus.js';
 import { RegistryWire } from '../../core/src/bus/registry-wire.js';
 import { SingleObjectWire } from '../../core/src/bus/single-object-wire.js';
 import { readSecret, type AgateConfig } from '../../core/src/config.js';
@@ -35,7 +35,7 @@ import { sshProxyFromConfig } from '../../services/ingress-proxy/src/ssh/from-co
 import type { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
 import { readTerminationRequests } from '../../services/ingress-proxy/src/termination-requests.js';
 import { ledgerFromConfig } from '../../services/ledger/src/from-config.js';
-import { LEDGER_LINGER_MS, type LedgerService } from '../../services/ledger/src/ledger.js';
+import { LEDGER_GROUP, LEDGER_LINGER_MS, type LedgerService } from '../../services/ledger/src/ledger.js';
 import { loadParsers } from '../../services/policy/src/engine.js';
 import { policyFromConfig } from '../../services/policy/src/from-config.js';
 import { queryFromConfig } from '../../services/query/src/from-config.js';
@@ -68,7 +68,17 @@ export interface Running {
    */
   drain(timeoutMs: number): Promise<void>;
   /** Graceful stop, in reverse start order: clients are told, sessions end recorded, the bus drains. */
-  stop(): Promise<void>;
+  stop(): Promise<StopReport>;
+}
+
+/** What a stop left undone. */
+export interface StopReport {
+  /**
+   * On the embedded bus: the ledger stopped before storing every event of the log (a batch the
+   * store refused at the end, an event published after the ledger stopped). The events wait in
+   * the log and are stored at the next start; until then the store trails the log.
+   */
+  storeTrails?: TrailingGroup;
 }
 
 /** A listener that can stop accepting and wait for its sessions to go idle. */
@@ -191,7 +201,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     // Proxies' leases, on Kafka: the ledger closes the sessions of proxies that died.
     // With trace export on, each command a proxy of this process asks a verdict for gets a span.
     const traced = tracing !== undefined && roles.includes('proxy') ? new CommandSpans(instrumented, tracing) : instrumented;
-    return { bus: traced, leases: kafka };
+    return { bus: traced, leases: kafka, local: opened instanceof LocalBus ? opened : undefined };
   });
   const out: Running = {
     drain: async (timeoutMs) => {
@@ -201,10 +211,14 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     stop: async () => {
       for (const c of reported) readiness.remove(c);
       for (const s of started.reverse()) await s.stop();
-      await (await bus.ifOpened())?.bus.close();
+      const opened = await bus.ifOpened();
+      await opened?.bus.close();
       await (await store.ifOpened())?.close();
       // The spans of the last commands go out before the process ends; a collector away only delays it.
       await tracing?.shutdown().catch((err: unknown) => logger.warn('cannot export the last spans', { error: describeError(err) }));
+      const local = opened?.local;
+      const storeTrails = roles.includes('ledger') ? local?.trailing.find((t) => t.group === LEDGER_GROUP) : undefined;
+      return storeTrails === undefined ? {} : { storeTrails };
     },
   };
   try {

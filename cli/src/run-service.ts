@@ -10,7 +10,8 @@ import { ALL_ROLES, startServices, type Role } from './components.js';
 /**
  * `agate start|proxy|policy|ledger|query`: runs the roles until SIGTERM or SIGINT, then drains
  * (the proxies stop accepting; statements in flight finish, bounded by `ops.drain_timeout_ms`),
- * stops every service (events flushed to the bus) and returns exit code 0. A second signal
+ * stops every service (events flushed to the bus) and returns exit code 0, or 1 when the ledger
+ * stopped short of the log's end (the store trails the log until the next start). A second signal
  * during the drain stops at once. The ops listener answers throughout: `/readyz` says
  * "starting", then ready, then "draining", so an orchestrator sends no new clients meanwhile.
  */
@@ -33,6 +34,10 @@ export async function runServices(config: AgateConfig, roles: readonly Role[]): 
     throw err;
   }
   readiness.set('process', READY);
+  // Listening before "started" is said: whoever reads that line may signal at once, and a
+  // SIGTERM with no listener yet takes the default action, killing the process with the ledger
+  // still behind the log (seen as a store trailing the log after `start` then an instant stop).
+  const stopRequested = signalled(logger);
   logger.info(`${name} started`, {
     mode: all ? config.bus.kind === 'local' ? 'embedded' : 'all-in-one' : roles[0],
     postgres: running.postgres === undefined ? undefined : `${running.postgres.address}:${running.postgres.port}`,
@@ -45,14 +50,21 @@ export async function runServices(config: AgateConfig, roles: readonly Role[]): 
     data_dir: config.data_dir,
     targets: roles.includes('proxy') ? config.targets.map((t) => t.name) : undefined,
   });
-  await signalled(logger);
+  await stopRequested;
   readiness.set('process', { ready: false, reason: 'draining' });
   const drainStarted = Date.now();
   await Promise.race([running.drain(config.ops.drain_timeout_ms), signalled(logger, 'stopping without waiting for the drain')]);
   logger.info('drain finished', { ms: Date.now() - drainStarted });
-  await running.stop();
+  const { storeTrails } = await running.stop();
   await ops?.close();
   readiness.remove('process');
+  if (storeTrails !== undefined) {
+    // Never silent: an analyst querying the store now would miss these events.
+    logger.error('stopped with the store behind the event log: the ledger did not store every event before the stop (see the errors above); they wait in the log and are stored at the next start', {
+      events: storeTrails.events, log_position: storeTrails.position, log_end: storeTrails.end,
+    });
+    return 1;
+  }
   logger.info('stopped');
   return 0;
 }

@@ -146,6 +146,35 @@ bus('a failing handler gets the same batch again (nothing lost)', async () => {
   await b.close();
 });
 
+bus('close accounts for every group: one that handled all it takes is not trailing; one whose handler failed at the end, or that closed before later events, is, with the count it left', async () => {
+  const b = open(freshDir());
+  const drained = collect(b, 'drained', ['Command'], 3);
+  let failing!: () => void;
+  const failed = new Promise<void>((r) => (failing = r));
+  await b.subscribe({ group: 'refused', types: ['Command'], handler: async () => {
+    failing();
+    throw new Error('store unavailable');
+  } });
+  const early = collect(b, 'early', ['Command', 'Response'], 1);
+  await b.publish(command());
+  await early.finished;
+  await (await early.sub).close();
+  // After "early" closed: two Commands it takes, a Verdict it does not; a Response published without waiting (a lazy commit).
+  await b.publish(command());
+  await b.publish({ ...SAMPLES.Verdict, event_id: randomUUID() });
+  await b.publish(command());
+  void b.publish({ ...SAMPLES.Response, event_id: randomUUID() });
+  await drained.finished;
+  await failed;
+  await b.close();
+  const end = b.end;
+  assert.equal(b.trailing.map((t) => ({ group: t.group, events: t.events, end: t.end })).sort((x, y) => x.group.localeCompare(y.group)), [
+    { group: 'early', events: 3, end },
+    { group: 'refused', events: 3, end },
+  ]);
+  assert.ok(b.trailing.every((t) => t.position < t.end));
+});
+
 bus('a handler holding two batches gets the second before the first settles; when the first fails, both come again, in order', async () => {
   const dir = freshDir();
   const b = open(dir);

@@ -65,6 +65,9 @@ export class LocalBus implements Bus {
   readonly #observers: ((event: AgateEvent, next: number) => void)[] = [];
   /** Commits whose bookkeeping waits for the check phase (#settle), in log order. */
   #unsettled: Written[] = [];
+  /** The last consumer of each group this bus ran, to account at close for what each left unhandled. */
+  readonly #members = new Map<string, LocalConsumer>();
+  #trailing: readonly TrailingGroup[] = [];
   #closed = false;
 
   constructor(options: LocalBusOptions) {
@@ -241,6 +244,7 @@ export class LocalBus implements Bus {
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
     const consumer = new LocalConsumer(this.#log, this.#recent, this.#codec, join(this.#dir, 'groups', `${options.group}.offset`), options, this.#logger.child({ group: options.group }), this.#linger[options.group] ?? 0, () => this.#releaseRecent());
     this.#consumers.add(consumer);
+    this.#members.set(options.group, consumer);
     consumer.start();
     return {
       close: async () => {
@@ -265,14 +269,58 @@ export class LocalBus implements Bus {
     return stopped.length === 0 ? undefined : stopped.join('; ');
   }
 
+  /**
+   * Set by close(): the consumer groups of this process that stopped before handling every event
+   * of the log they take (a handler that failed at stop, an event published after its group
+   * closed). Those events wait in the log for the group's next start; a caller whose group is the
+   * record (the ledger) says so loudly.
+   */
+  get trailing(): readonly TrailingGroup[] {
+    return this.#trailing;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#retentionTimer);
     await Promise.all([...this.#consumers].map((c) => c.stop()));
     this.#consumers.clear();
+    // Every record published is in the log (and its publish settled) before the account is made.
+    await this.#log.commitWaiting();
+    await new Promise((resolve) => setImmediate(resolve));
+    this.#trailing = [...this.#members.values()].map((c) => this.#unhandled(c)).filter((t) => t.events > 0);
     await this.#log.close();
   }
+
+  /** The events of the log past a stopped consumer's position that its group takes. */
+  #unhandled(consumer: LocalConsumer): TrailingGroup {
+    const end = this.#log.size;
+    let events = 0;
+    let at = consumer.position;
+    try {
+      while (at < end) {
+        const slice = this.#log.read(at, FILE_SLICE);
+        if (slice.length === 0) break;
+        for (const r of slice) if (consumer.wants(decodeRecord(this.#codec, r))) events += 1;
+        at = slice[slice.length - 1]!.next;
+      }
+    } catch {
+      // A record that cannot be read: the group stopped on it too, and everything past it counts.
+      events += 1;
+    }
+    return { group: consumer.group, position: consumer.position, end, events };
+  }
+}
+
+/** A consumer group that stopped short of the log's end (LocalBus.trailing). */
+export interface TrailingGroup {
+  group: string;
+  /** Where the group resumes at its next start. */
+  position: number;
+  /** The log's end at close. */
+  end: number;
+  /** Events past `position` the group takes (at least: counting stops at a record that cannot be read). */
+  events: number;
 }
 
 /**
@@ -508,14 +556,18 @@ class LocalConsumer {
     this.#wake?.();
   }
 
+  get group(): string {
+    return this.#options.group;
+  }
+
   /** Whether the group takes this event (SubscribeOptions.types and accept). */
-  #wants(event: AgateEvent): boolean {
+  wants(event: AgateEvent): boolean {
     return this.#types.has(event.type) && (this.#accept === undefined || this.#accept(event));
   }
 
   /** Whether the group takes any of `events` (a loop: this runs for every group on every commit). */
   #wantsAny(events: readonly AgateEvent[]): boolean {
-    for (let i = 0; i < events.length; i++) if (this.#wants(events[i]!)) return true;
+    for (let i = 0; i < events.length; i++) if (this.wants(events[i]!)) return true;
     return false;
   }
 
@@ -555,7 +607,7 @@ class LocalConsumer {
       const recent = this.#recent.from(readAt, max);
       const records = recent ?? (await this.#readFile(readAt, max));
       if (records.length > 0) {
-        const wanted = records.filter((r) => this.#wants(r.event));
+        const wanted = records.filter((r) => this.wants(r.event));
         const next = records[records.length - 1]!.next;
         const handled = wanted.length > 0;
         out.push({ ok: handled ? this.#hand(wanted.map((r) => r.event), wanted.map((r) => r.bytes), wanted.map((r) => r.next)) : Promise.resolve(true), next, handled });

@@ -181,17 +181,22 @@ export class LocalLog {
     return gone;
   }
 
-  /** Waits for appends in flight, then closes the files. */
-  async close(): Promise<void> {
+  /** Waits for appends in flight, and commits the records waiting for a lazy commit now. */
+  async commitWaiting(): Promise<void> {
     while (this.#flushing) await new Promise((r) => setImmediate(r));
     if (this.#closed) return;
-    // Records waiting for a lazy commit are committed now.
     clearTimeout(this.#lazyTimer);
     this.#lazyTimer = undefined;
     if (this.#queue.length > 0) {
       this.#flushing = true;
       await this.#flush(true);
     }
+  }
+
+  /** Commits what waits (commitWaiting), then closes the files. */
+  async close(): Promise<void> {
+    await this.commitWaiting();
+    if (this.#closed) return;
     this.#closed = true;
     for (const s of this.#sealed) s.segment?.closeSealed();
     // The file holds the records alone again.

@@ -62,6 +62,9 @@ export const LEDGER_IN_FLIGHT = 2;
  */
 export const LEDGER_LINGER_MS = 1000;
 
+/** The ledger's consumer group on the bus. */
+export const LEDGER_GROUP = 'ledger';
+
 /** How often retention looks for expired blocks. */
 const RETENTION_EVERY_MS = 3_600_000;
 
@@ -131,7 +134,7 @@ export class LedgerService {
     }
     // Checkpoints are published on the bus for outside consumers; the ledger does not chain its own.
     const types = EVENT_TYPES.filter((t) => t !== 'Checkpoint');
-    this.#subscription = await this.options.bus.subscribe({ group: 'ledger', types, handler: (batch, source) => this.#appendTraced(batch, source), maxBatch: 20_000, inFlight: LEDGER_IN_FLIGHT });
+    this.#subscription = await this.options.bus.subscribe({ group: LEDGER_GROUP, types, handler: (batch, source) => this.#appendTraced(batch, source), maxBatch: 20_000, inFlight: LEDGER_IN_FLIGHT });
     const every = this.options.checkpoints?.everyMs;
     if (every !== undefined) {
       this.#timer = setInterval(() => void this.checkpoint().catch((err: unknown) => this.options.logger.error('checkpoint failed', { error: describeError(err) })), every);
