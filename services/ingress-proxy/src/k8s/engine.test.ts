@@ -234,13 +234,23 @@ k('a resource request by a method with no Kubernetes verb is refused (405) and r
   assert.equal(codes, [ErrorCode.PROTOCOL_VIOLATION, ErrorCode.PROTOCOL_VIOLATION]);
 });
 
-k('a path the API server would not interpret is a BadRequest, recording nothing', async (ctx) => {
-  const plan = await ctx.engine.request(ctx.session, { method: 'GET', target: '/api/v1/watch', body: Buffer.alloc(0), headers: headers() });
-  assert.is(plan.kind === 'refuse' && plan.status.code, 400);
-  await ctx.session.events.drained();
-  assert.is(ctx.recorded.length, 0);
+k('a path the API server would not interpret is a BadRequest, recorded as refused (an agent probing spellings is seen), never decided by policy', async (ctx) => {
+  for (const [i, target] of ['/api/v1/watch', '/api/v1/namespaces/x/secrets/%zz'].entries()) {
+    const plan = await ctx.engine.request(ctx.session, { method: 'GET', target, body: Buffer.alloc(0), headers: headers() });
+    assert.is(plan.kind === 'refuse' && plan.status.code, 400, target);
+    const command = await recordedCommand(ctx, `GET ${target}`);
+    assert.is(command.attributes.invalid_request, 'path', target);
+    const record = await recordOf(ctx, command.event_id, 3);
+    assert.equal(record.map((e) => e.type === 'Verdict' ? `${e.decision} ${e.rule_id}` : e.type), ['Command', `deny ${UNASKED_RULE}`, 'Response'], target);
+    assert.is((record[2] as Response).error_code, ErrorCode.PROTOCOL_VIOLATION);
+    assert.is(ctx.recorded.filter((e) => e.type === 'Command').length, i + 1);
+  }
+  // An upgrade to a path that cannot be read is refused and recorded the same way.
+  const up = await ctx.engine.upgrade(ctx.session, { method: 'GET', target: '/api/v1/namespaces/x/pods/%zz/exec', body: Buffer.alloc(0), headers: headers({ upgrade: 'websocket', connection: 'Upgrade' }), rawHeaders: [] });
+  assert.is(up.kind === 'refuse' && up.status.code, 400);
+  const upCommand = await recordedCommand(ctx, 'GET /api/v1/namespaces/x/pods/%zz/exec');
+  assert.is(upCommand.attributes.invalid_request, 'path');
 });
-
 
 k('discovery: the command and the built-in verdict are both in the log before the request is forwarded', async (ctx) => {
   // What the log holds at each moment: an observer hears each event once it is durable.

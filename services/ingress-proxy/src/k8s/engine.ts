@@ -115,7 +115,7 @@ export class KubeEngine {
   async request(session: KubeSession, req: KubeRequest): Promise<Plan> {
     const url = parseTarget(req.target);
     const info = classifyRequest(req.method, url);
-    if (info.kind === 'invalid') return { kind: 'refuse', status: failure('BadRequest', info.message), info: undefined };
+    if (info.kind === 'invalid') return this.#refuseUnreadable(session, req, url, info.message);
     const path = normalizedTarget(url);
     const { body } = req;
     const read = body === undefined || body.length === 0 ? undefined : readBody(body, req.headers['content-type'], req.headers['content-encoding']);
@@ -152,7 +152,7 @@ export class KubeEngine {
   async upgrade(session: KubeSession, req: KubeUpgradeRequest): Promise<UpgradePlan> {
     const url = parseTarget(req.target);
     const info = classifyRequest(req.method, url);
-    if (info.kind === 'invalid') return { kind: 'refuse', status: failure('BadRequest', info.message) };
+    if (info.kind === 'invalid') return this.#refuseUnreadable(session, req, url, info.message);
     const decided: RequestInfo = info.kind === 'resource' && info.verb === 'get' && UPGRADE_SUBRESOURCES.has(info.subresource) ? { ...info, verb: 'create' } : info;
     const path = normalizedTarget(url);
     const command = this.#command(session, req, path, decided, undefined);
@@ -309,6 +309,21 @@ export class KubeEngine {
     }
     void session.events.emitLogged(refusedEvent(command, 'refused', code, status.message));
     return { kind: 'refuse', status, info };
+  }
+
+  /**
+   * A target the API server itself would not interpret (bad percent-encoding, a verb prefix with
+   * nothing after it): never forwarded nor put to policy, and still recorded as refused, since an
+   * agent trying spellings is what an auditor wants to see. The client gets a JSON Status, as the
+   * API server would answer.
+   */
+  #refuseUnreadable(session: KubeSession, req: KubeRequest, url: URL, message: string): Plan & { kind: 'refuse' } {
+    const recorded: RequestInfo = { kind: 'non-resource', verb: req.method.toLowerCase(), path: url.pathname };
+    const command = this.#command(session, req, normalizedTarget(url), recorded, undefined);
+    command.attributes.invalid_request = 'path';
+    const status = failure('BadRequest', message);
+    this.#refuse(session, command, recorded, status, ErrorCode.PROTOCOL_VIOLATION, true);
+    return { kind: 'refuse', status, info: undefined };
   }
 
   /** Agate's own credential could not be produced (an exec plugin failed): refused, recorded, never retried with another. */
