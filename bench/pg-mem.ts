@@ -1,12 +1,13 @@
 /**
- * `npm run bench -- pg-mem [--transactions N] [--stream-gb G] [--rounds K] [--env "K=V K=V"]...`:
+ * `npm run bench -- pg-mem [--transactions N] [--rate R] [--stream-gb G] [--rounds K] [--env "K=V …"]… [--node-args "--flag …"]…`:
  * what `agate start`'s anonymous memory holds after a fixed amount of work, and while a large
  * result streams after it. A fixed number of statements (pgbench -t, 8 clients, prepared) instead
  * of a fixed time, so a loaded machine changes the work less than it changes a 10 s run.
  *
  * Each variant gets a fresh PostgreSQL and `agate start`: this build as is, this build with each
  * `--env` list set in its environment (the C allocator's tunables are read only at process start),
- * and another build when AGATE_BENCH_BASELINE names its `bin/agate.js`. Rounds alternate the
+ * this build under each `--node-args` list of Node.js flags, and another build when
+ * AGATE_BENCH_BASELINE names its `bin/agate.js`. Rounds alternate the
  * variants. RssAnon is split by where its pages live (/proc/PID/smaps): glibc's main arena (the
  * `[heap]` mapping), its other arenas (64 MiB-aligned heaps, one per thread that allocated, up to
  * 8 per core), and everything else (V8's heap and code, the engine's jemalloc, WebAssembly, thread
@@ -28,6 +29,7 @@ const ARENA_ALIGN = 64 * 2 ** 20;
 interface Variant {
   name: string;
   env?: Record<string, string>;
+  nodeArgs?: string[];
   bin?: string;
 }
 
@@ -71,10 +73,10 @@ const nodeArgs = (process.env.AGATE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boo
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function measure(variant: Variant, round: number, transactions: number, streamGb: number): Promise<void> {
+async function measure(variant: Variant, round: number, transactions: number, streamGb: number, rate: number): Promise<void> {
   const opsPort = await findFreePort();
   const opsUrl = `http://127.0.0.1:${opsPort}`;
-  const agate = await startAgate({ env: variant.env, bin: variant.bin, nodeArgs, extraYaml: `ops: { listen: "127.0.0.1:${opsPort}" }\n` });
+  const agate = await startAgate({ env: variant.env, bin: variant.bin, nodeArgs: [...nodeArgs, ...(variant.nodeArgs ?? [])], extraYaml: `ops: { listen: "127.0.0.1:${opsPort}" }\n` });
   try {
     const cred = agate.pg.users.scram;
     const base = await agate.libpqEnv();
@@ -84,7 +86,7 @@ async function measure(variant: Variant, round: number, transactions: number, st
     row(variant.name, round, 'idle after start', memory(agate.pid), await ownView(opsUrl), agate.pid);
     const cpu0 = cpuMs(agate.pid);
     const started = Date.now();
-    const r = await runProcess(PGBENCH, ['-n', '-S', '-M', 'prepared', '-c', '8', '-j', '2', '-t', String(transactions)], { env: { ...base, PGPASSWORD: await agate.token() } });
+    const r = await runProcess(PGBENCH, ['-n', '-S', '-M', 'prepared', '-c', '8', '-j', '2', '-t', String(transactions), ...(rate > 0 ? ['-R', String(rate)] : [])], { env: { ...base, PGPASSWORD: await agate.token() } });
     const n = Number(/number of transactions actually processed: (\d+)/.exec(r.stdout)?.[1] ?? NaN);
     if (r.code !== 0 || !Number.isFinite(n)) throw new Error(`pgbench failed (${r.code}): ${r.stderr}`);
     const cpu = `${n} statements, ${((n * 1000) / (Date.now() - started)).toFixed(0)}/s, CPU ${(((cpuMs(agate.pid) - cpu0) * 1000) / n).toFixed(0)} µs each`;
@@ -110,18 +112,22 @@ export async function run(args: string[]): Promise<void> {
   const transactions = option('transactions', 6_000);
   const streamGb = option('stream-gb', 2);
   const rounds = option('rounds', 1);
+  const rate = option('rate', 0);
   const variants: Variant[] = [{ name: 'this build' }];
   args.forEach((a, i) => {
     if (a !== '--env') return;
     const env = Object.fromEntries(args[i + 1]!.split(/\s+/).filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
     variants.push({ name: `this build, ${args[i + 1]}`, env });
   });
+  args.forEach((a, i) => {
+    if (a === '--node-args') variants.push({ name: `this build, node ${args[i + 1]}`, nodeArgs: args[i + 1]!.split(/\s+/).filter(Boolean) });
+  });
   const baseline = process.env.AGATE_BENCH_BASELINE;
   if (baseline !== undefined) variants.push({ name: `baseline ${baseline}`, bin: baseline });
-  console.log(`\n\`agate start\` after pgbench -S -M prepared -c 8 -j 2 -t ${transactions}${streamGb > 0 ? `, then a ${streamGb} GiB result streamed` : ''} (${new Date().toISOString()}); MiB\n`);
+  console.log(`\n\`agate start\` after pgbench -S -M prepared -c 8 -j 2 -t ${transactions}${rate > 0 ? ` -R ${rate}` : ''}${streamGb > 0 ? `, then a ${streamGb} GiB result streamed` : ''} (${new Date().toISOString()}); MiB\n`);
   console.log('| variant | round | when | RssAnon | V8 heap used / total | engine tracked | glibc main arena | glibc other arenas (count) | rest (code, WebAssembly, stacks, jemalloc free) | work | load avg |');
   console.log('|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|');
   for (let round = 1; round <= rounds; round++) {
-    for (const v of variants) await measure(v, round, transactions, streamGb);
+    for (const v of variants) await measure(v, round, transactions, streamGb, rate);
   }
 }
