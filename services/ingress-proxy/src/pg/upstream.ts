@@ -43,6 +43,9 @@ export function decodeFrame(parser: Parser, frame: Buffer): AuthMessage {
  * Opens an authenticated connection to the real PostgreSQL server with the credential Agate
  * holds (cleartext, md5 or SCRAM-SHA-256, whichever the server asks for) and waits until it is
  * ready for queries. Errors never contain the credential.
+ *
+ * `reuseReads`: a clear-text socket is read into one reused buffer (upstream-reads.ts); its chunks
+ * then come through the returned `reads` (see `onChunks`), never as 'data' events.
  */
 export async function connectUpstream(
   target: UpstreamTarget,
