@@ -76,7 +76,8 @@ export async function run(args: string[]): Promise<void> {
   console.log('| run | statements | TPS | bytes allocated / statement | bytes promoted / statement | scavenges / 10k statements | mark-compacts / 10k statements | GC pause µs / statement (wall) | CPU µs / statement: process / main thread | load avg |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (let i = 1; i <= runs; i++) {
-    const agate = await startAgate({ nodeArgs: ['--trace-gc-nvp'] });
+    // AGATE_BENCH_NODE_ARGS: more Node.js flags for Agate (e.g. a young generation size to compare).
+    const agate = await startAgate({ nodeArgs: ['--trace-gc-nvp', ...(process.env.AGATE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)] });
     try {
       const cred = agate.pg.users.scram;
       const base = await agate.libpqEnv();

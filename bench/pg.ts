@@ -54,7 +54,7 @@ interface Figures {
   p99: number;
 }
 
-interface Memory {
+export interface Memory {
   rss: number;
   anon: number;
   file: number;
@@ -66,13 +66,13 @@ interface Memory {
  * including what V8 keeps free) and the embedded engine's memory tracker. RssAnon minus these is
  * what neither counts: the C allocator's free lists, thread stacks, compiled code, WebAssembly.
  */
-interface OwnView {
+export interface OwnView {
   heapUsed: number;
   heapTotal: number;
   engine: number;
 }
 
-async function ownView(opsUrl: string): Promise<OwnView> {
+export async function ownView(opsUrl: string): Promise<OwnView> {
   const text = await (await fetch(`${opsUrl}/metrics`)).text();
   const mib = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN) / 2 ** 20;
   return {
@@ -83,7 +83,7 @@ async function ownView(opsUrl: string): Promise<OwnView> {
 }
 
 /** A process's memory in MiB: RSS split into anonymous and file-backed pages, and its PSS. */
-function memory(pid: number): Memory {
+export function memory(pid: number): Memory {
   const kib = (text: string, key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) / 1024;
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
@@ -491,7 +491,7 @@ function processUnder(child: ChildProcess): number {
   return Number(kids[0]);
 }
 
-interface StreamTarget {
+export interface StreamTarget {
   host: string;
   port: number;
   /** The process whose resident memory is sampled. */
@@ -500,7 +500,7 @@ interface StreamTarget {
 }
 
 /** Streams `gb` GiB of rows through a proxy to a client that discards them; samples the proxy's RSS. */
-async function stream(label: string, agate: StreamTarget, gb: number): Promise<void> {
+export async function stream(label: string, agate: StreamTarget, gb: number): Promise<{ before: Memory; peak: Memory }> {
   const rowBytes = 1000;
   const rows = Math.ceil((gb * 2 ** 30) / rowBytes);
   const before = memory(agate.pid);
@@ -536,6 +536,7 @@ async function stream(label: string, agate: StreamTarget, gb: number): Promise<v
   clearInterval(sampler);
   const secs = (Date.now() - started) / 1000;
   console.log(`| ${label}, ${(received / 2 ** 30).toFixed(2)} GiB | ${secs.toFixed(1)} | ${(received / 2 ** 20 / secs).toFixed(0)} | ${before.rss.toFixed(0)} | ${peak.rss.toFixed(0)} | ${before.anon.toFixed(0)} | ${peak.anon.toFixed(0)} | ${peak.pss.toFixed(0)} | ${loadavg()[0]!.toFixed(1)} |`);
+  return { before, peak };
 }
 
 /** `npm run bench -- pg [--seconds N] [--clients N] [--rate N] [--stream-gb N] [--modes simple,prepared] [--diagnosis] [--no-proxy-alone]` */

@@ -12,6 +12,7 @@ const benches: Record<string, () => Promise<{ run(args: string[]): Promise<void>
   pg: () => import('./pg.js'),
   'pg-path': () => import('./pg-path.js'),
   'pg-gc': () => import('./pg-gc.js'),
+  'pg-mem': () => import('./pg-mem.js'),
   policy: () => import('./policy.js'),
   k8s: () => import('./k8s.js'),
   'k8s-upstream': () => import('./k8s-upstream.js'),

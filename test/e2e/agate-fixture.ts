@@ -61,6 +61,10 @@ export interface FixtureOptions {
   queryYaml?: string;
   /** Node.js flags for the agate process (e.g. --cpu-prof when profiling a benchmark). */
   nodeArgs?: string[];
+  /** Environment variables for the agate process (e.g. the C allocator's tunables a benchmark compares). */
+  env?: Record<string, string>;
+  /** Another build's `bin/agate.js` to start instead of this one (a benchmark's baseline). */
+  bin?: string;
   /** PostgreSQL with pgaudit logging every statement it executes (see harness/postgres.ts). */
   pgaudit?: boolean;
 }
@@ -81,6 +85,8 @@ export async function startAgate(options: FixtureOptions = {}): Promise<AgateFix
     const cred = pgServer.users[options.upstreamRole ?? 'scram'];
     const proc = await startAgateProcess({
       nodeArgs: options.nodeArgs,
+      env: options.env,
+      bin: options.bin,
       files: { 'appdb.password': cred.password },
       readyTimeoutMs: 30_000,
       configYaml: (places) => `data_dir: ./data

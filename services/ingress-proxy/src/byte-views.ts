@@ -10,10 +10,15 @@ export function adjoins(a: Buffer, b: Buffer): boolean {
  */
 export function joinAdjacent(parts: readonly Buffer[]): Buffer[] {
   const out: Buffer[] = [];
-  for (const p of parts) {
-    const last = out[out.length - 1];
-    if (last !== undefined && adjoins(last, p)) out[out.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + p.length);
-    else out.push(p);
+  let i = 0;
+  while (i < parts.length) {
+    // One view per run of adjoining parts (not one per join): a reply of five frames makes one object, not four.
+    const first = parts[i]!;
+    let last = first;
+    let j = i + 1;
+    while (j < parts.length && adjoins(last, parts[j]!)) last = parts[j++]!;
+    out.push(j === i + 1 ? first : Buffer.from(first.buffer, first.byteOffset, last.byteOffset + last.length - first.byteOffset));
+    i = j;
   }
   return out;
 }

@@ -31,6 +31,7 @@ import { decodePassword } from './password-message.js';
 import { MAX_EXPECTED } from './replies.js';
 import { StatementResult, unranResponse, type RecordingOptions } from './result-recorder.js';
 import { connectUpstream, type UpstreamTarget } from './upstream.js';
+import { onChunks, type UpstreamReads } from './upstream-reads.js';
 import { checkClientEncoding, LexingSettings, parseStartupOptions, setStatement, upstreamStartup, type StartupSetting } from './server-settings.js';
 import { FunctionNames } from './function-names.js';
 import { SQLSTATE } from './sqlstate.js';
@@ -388,7 +389,7 @@ export class PgSession {
     if (settings === undefined) return;
     let upstream;
     try {
-      upstream = await connectUpstream(target, upstreamStartup(startup.parameters, settings.clientEncoding, settings.options.map((o) => o.setting)), this.#deps.maxMessageSize);
+      upstream = await connectUpstream(target, upstreamStartup(startup.parameters, settings.clientEncoding, settings.options.map((o) => o.setting)), this.#deps.maxMessageSize, { reuseReads: true });
     } catch (err) {
       this.#log.warn('cannot open upstream session', { target: targetName, error: describeError(err) });
       const code = err instanceof AgateError ? err.code : 'UPSTREAM_UNREACHABLE';
@@ -403,7 +404,7 @@ export class PgSession {
       return this.#fatal(SQLSTATE.featureNotSupported, `Agate cannot follow how target "${targetName}" lexes SQL: ${why}`, `lexing settings: ${why}`);
     }
     for (const o of settings.options) void this.#events.emitLogged(new StatementResult(o.command, this.#deps.recording, undefined).response({ status: 'ok', command_tag: 'SET' }));
-    this.#attachUpstream(upstream.socket);
+    this.#attachUpstream(upstream.socket, upstream.reads);
     // The client never learns the upstream backend key; cancel routing maps Agate's own.
     const { key, release } = this.#deps.cancel.register({ host: target.host, port: target.port, upstream: { processId: upstream.ready.processId, secretKey: upstream.ready.secretKey }, admit: (from) => this.#admitCancel(from) });
     this.#releaseCancelKey = release;
@@ -447,10 +448,10 @@ export class PgSession {
 
   // ---- upstream side -------------------------------------------------------------------------
 
-  #attachUpstream(socket: Socket): void {
+  #attachUpstream(socket: Socket, reads: UpstreamReads | undefined): void {
     this.#upstream = socket;
     const reader = new BackendFrameReader((f) => this.#onUpstreamFrame(f), this.#deps.maxMessageSize);
-    socket.on('data', (chunk: Buffer) => {
+    onChunks(socket, reads, (chunk: Buffer) => {
       try {
         reader.push(chunk);
       } catch (err) {

@@ -6,6 +6,7 @@ import { AgateError, ErrorCode, ProtocolError } from '../../../../core/src/error
 import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
 import { md5Password, ScramSha256Client } from './upstream-auth.js';
 import { startUpstreamTls, type UpstreamTls } from './upstream-tls.js';
+import { onChunks, UpstreamReads } from './upstream-reads.js';
 
 export interface UpstreamTarget {
   host: string;
@@ -42,9 +43,20 @@ export function decodeFrame(parser: Parser, frame: Buffer): AuthMessage {
  * Opens an authenticated connection to the real PostgreSQL server with the credential Agate
  * holds (cleartext, md5 or SCRAM-SHA-256, whichever the server asks for) and waits until it is
  * ready for queries. Errors never contain the credential.
+ *
+ * `reuseReads`: a clear-text socket is read into one reused buffer (upstream-reads.ts); its chunks
+ * then come through the returned `reads` (see `onChunks`), never as 'data' events.
  */
-export async function connectUpstream(target: UpstreamTarget, startupParams: Record<string, string>, maxMessageSize: number): Promise<{ socket: Socket; ready: UpstreamReady; leftover: Buffer[] }> {
-  let socket: Socket = connect({ host: target.host, port: target.port });
+export async function connectUpstream(
+  target: UpstreamTarget,
+  startupParams: Record<string, string>,
+  maxMessageSize: number,
+  options: { reuseReads?: boolean } = {},
+): Promise<{ socket: Socket; reads: UpstreamReads | undefined; ready: UpstreamReady; leftover: Buffer[] }> {
+  const tls = target.tls !== undefined && target.tls.mode !== 'disable';
+  // TLS reads the raw socket itself; the reused read buffer is for clear text only.
+  const reads = options.reuseReads === true && !tls ? new UpstreamReads() : undefined;
+  let socket: Socket = connect({ host: target.host, port: target.port, ...(reads === undefined ? {} : { onread: reads.options }) });
   socket.setNoDelay(true);
   const where = `${target.host}:${target.port}`;
   try {
@@ -58,16 +70,16 @@ export async function connectUpstream(target: UpstreamTarget, startupParams: Rec
     throw new AgateError(ErrorCode.UPSTREAM_UNREACHABLE, `cannot connect to ${where}: ${(cause as Error).message}`, { cause, retriable: true });
   }
   try {
-    if (target.tls !== undefined && target.tls.mode !== 'disable') socket = await startUpstreamTls(socket, target.host, target.tls);
-    const result = await handshake(socket, target, startupParams, maxMessageSize);
-    return { socket, ...result };
+    if (tls) socket = await startUpstreamTls(socket, target.host, target.tls!);
+    const result = await handshake(socket, reads, target, startupParams, maxMessageSize);
+    return { socket, reads, ...result };
   } catch (err) {
     socket.destroy();
     throw err;
   }
 }
 
-function handshake(socket: Socket, target: UpstreamTarget, startupParams: Record<string, string>, maxMessageSize: number): Promise<{ ready: UpstreamReady; leftover: Buffer[] }> {
+function handshake(socket: Socket, reads: UpstreamReads | undefined, target: UpstreamTarget, startupParams: Record<string, string>, maxMessageSize: number): Promise<{ ready: UpstreamReady; leftover: Buffer[] }> {
   return new Promise((resolve, reject) => {
     const parser = new Parser();
     const parameters: [string, string][] = [];
@@ -139,11 +151,11 @@ function handshake(socket: Socket, target: UpstreamTarget, startupParams: Record
     function cleanup() {
       clearTimeout(timer);
       socket.pause(); // nothing may flow until the session attaches its own reader
-      socket.off('data', onData);
+      offChunks();
       socket.off('close', onClose);
       socket.off('error', onError);
     }
-    socket.on('data', onData);
+    const offChunks = onChunks(socket, reads, onData);
     socket.on('close', onClose);
     socket.on('error', onError);
     socket.write(serialize.startup({ ...startupParams, user: target.user, database: target.database }));
