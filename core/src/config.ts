@@ -228,11 +228,11 @@ const ruleMatch = z.strictObject({
         .array(z.enum([...K8S_PRIVILEGE_FACTS, '*']))
         .nonempty()
         .optional()
-        .describe('privilege facts, or `"*"` for any: `escalate` role writes, `bind` binding writes, `impersonate`, `serviceaccount` writes, `token` (`serviceaccounts/token`, a service-account-token Secret), `csr`, `csr-approval`, `finalize` (`namespaces/finalize`), `finalizers` (a patch or update setting `metadata.finalizers`), `webhook` (admission webhook configurations, APIService registrations, a CRD write naming its conversion: the API server sends what it serves to an address the writer chooses)'),
+        .describe('privilege facts, or `"*"` for any: `escalate` role writes, `bind` binding writes, `impersonate`, `serviceaccount` writes, `token` (`serviceaccounts/token`, a service-account-token Secret), `csr`, `csr-approval`, `finalize` (`namespaces/finalize`), `finalizers` (a patch or update setting `metadata.finalizers`), `webhook` (admission webhook configurations, APIService registrations, a CRD write naming its conversion: the API server then sends what it serves, Secrets included, to an address the writer chooses)'),
       unreadable_body: z
         .literal(true)
         .optional()
-        .describe('`true`: only a request whose body Agate cannot read matches (`attributes.body: unreadable`: a media type other than JSON, YAML or protobuf such as CBOR, any `Content-Encoding`, YAML it cannot parse, JSON with a key repeated in one object). Such a request is refused (rule `agate.unverifiable`) unless an allow rule with this condition matches it, whatever the policy default'),
+        .describe('`true`: only a request whose body Agate cannot read matches (`attributes.body: unreadable`: a media type other than JSON, YAML or protobuf such as CBOR, any `Content-Encoding`, YAML it cannot parse or that the API server reads as YAML 1.1 otherwise (merge keys, tags), JSON with a key repeated in one object). Such a request is refused (rule `agate.unverifiable`) unless an allow rule with this condition matches it, whatever the policy default'),
       paths: z
         .array(z.string().regex(/^\//, 'expected a path glob such as /metrics or /debug/*'))
         .nonempty()
