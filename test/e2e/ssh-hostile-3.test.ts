@@ -1,0 +1,274 @@
+// A hostile agent with a valid token against the SSH proxy, third pass (ssh-hostile.test.ts and
+// ssh-hostile-2.test.ts have the first two), driven live: the real OpenSSH client, and ssh2 as a
+// raw client where OpenSSH would not send the bytes (sftp packets that reuse a request id or a
+// closed handle). The witnesses are independent of Agate: the files on the target's disk (their
+// content and mode), sshd's own log, and what the client received.
+import { suite } from '../harness/suite.js';
+import * as assert from 'uvu/assert';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import ssh2 from 'ssh2';
+import type { Command, Response, Verdict } from '../../schemas/src/events.js';
+import { run, type RunResult } from '../harness/proc.js';
+import { SSH_CLIENT_OPTIONS, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
+
+const POLICY = `identity: { dev_issuer: { enabled: true } }
+policy:
+  default: allow
+  rules:
+    - id: no-rm
+      action: deny
+      message: deleting files needs a human
+      match: { protocols: [ssh], shell: { commands: [rm] } }
+    - id: locked-dir
+      action: deny
+      message: the locked directory is read-only
+      match: { protocols: [ssh], ssh: { operations: [write, remove, rename, mkdir, rmdir, setstat, symlink], paths: ['/tmp/agate-hostile3-locked-*'] } }
+`;
+
+interface Env extends SshEnv {
+  /** Owned by the sshd user: the agent may do anything there. */
+  open: string;
+  /** Owned by the sshd user: policy forbids any change under it; `keep.txt` (mode 0644) must stay as it is. */
+  locked: string;
+}
+
+const test = suite<Partial<Env>>('e2e/ssh hostile agent, third pass (live)');
+
+test.before(async (ctx) => {
+  await startSshProxy(ctx, {
+    configYaml: POLICY, name: 'ssh-hostile-3', verdictTimeoutMs: 5000, types: ['Command', 'Verdict', 'Response'],
+    prepare: async ({ sshd }) => {
+      ctx.open = await sshdUserDir(sshd, 'agate-hostile3-open-');
+      ctx.locked = await sshdUserDir(sshd, 'agate-hostile3-locked-');
+      await run('install', ['-o', sshd.user, '-m', '644', '/dev/null', join(ctx.locked, 'keep.txt')]);
+      writeFileSync(join(ctx.locked, 'keep.txt'), 'keep me');
+      await run('install', ['-o', sshd.user, '-m', '644', '/dev/null', join(ctx.open, 'a.txt')]);
+    },
+  });
+});
+
+test.after(async (ctx) => stopSshProxy(ctx, [ctx.open, ctx.locked]));
+
+async function token(env: Env, sub = 'repo:acme/app:ref:refs/heads/main'): Promise<string> {
+  return env.issuer.mint({ sub, repository: 'acme/app' }, { alg: 'ES256' });
+}
+
+/** The real ssh client through the proxy; the token travels in SSHPASS. */
+async function ssh(env: Env, command: string | undefined, extra: string[] = [], input?: string): Promise<RunResult> {
+  const args = ['-e', '/usr/bin/ssh', '-p', String(env.port), ...SSH_CLIENT_OPTIONS, ...extra, 'box@127.0.0.1', ...(command === undefined ? [] : [command])];
+  return run('sshpass', args, { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 30_000, input });
+}
+
+/** The real sftp client in batch mode through the proxy. */
+async function sftpBatch(env: Env, batch: string): Promise<RunResult> {
+  const file = join(env.dir, `batch-${Math.random().toString(36).slice(2)}`);
+  writeFileSync(file, batch);
+  // BatchMode=no before -b: ssh takes an option's first value, and -b would forbid the password.
+  return run('sshpass', ['-e', '/usr/bin/sftp', '-o', 'BatchMode=no', '-b', file, '-P', String(env.port), ...SSH_CLIENT_OPTIONS, 'box@127.0.0.1'],
+    { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 30_000 });
+}
+
+/** The newest Command matching, with its verdict and response once recorded. */
+async function recorded(env: Env, match: (c: Command) => boolean): Promise<{ command: Command; verdict: Verdict | undefined; response: Response }> {
+  const deadline = Date.now() + 15_000; // a loaded 2-core machine
+  for (;;) {
+    const command = env.events.filter((e): e is Command => e.type === 'Command' && match(e)).at(-1);
+    const response = command && env.events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
+    if (command !== undefined && response !== undefined) {
+      return { command, response, verdict: env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === command.event_id) };
+    }
+    if (Date.now() > deadline) assert.unreachable('the command was not recorded');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const mode = (file: string) => statSync(file).mode & 0o7777;
+
+/** The locked file as the suite made it (a test that failed may have changed it). */
+function lockedFile(env: Env): string {
+  const keep = join(env.locked, 'keep.txt');
+  chmodSync(keep, 0o644);
+  return keep;
+}
+
+test('sftp: a handle closed and handed out again by the target is not decided as the file it named before', async (ctx) => {
+  const env = ctx as Env;
+  const keep = lockedFile(env);
+  const conn = await rawClient(env);
+  try {
+    const sftp = await RawSftp.open(conn);
+    const first = await sftp.call(openPacket(1, join(env.open, 'a.txt'), READ));
+    assert.is(first.type, FXP_HANDLE, 'the allowed open got a handle');
+    const handle = first.handle!;
+    // One chunk: close the handle, open the locked file for reading (allowed: reading is not
+    // refused there), then change the mode through the old handle, which the target gives to the
+    // new open (OpenSSH hands out the slot freed last).
+    sftp.send(Buffer.concat([closePacket(2, handle), openPacket(3, keep, READ), fsetstatPacket(4, handle, 0o777)]));
+    await sftp.replies(3, 10_000);
+    sftp.end();
+  } finally {
+    conn.end();
+  }
+  assert.is(mode(keep), 0o644, 'a setstat through a reused handle changed a file under the locked directory');
+  const { response } = await recorded(env, (c) => c.text === '(subsystem sftp)');
+  assert.is(response.error_code, 'PROTOCOL_VIOLATION');
+  assert.match(response.error_message ?? '', /names a handle that no open of this channel returned, or that was closed/);
+});
+
+test('sftp: a request id still awaiting its reply cannot be reused to make the target\'s answer count for another path', async (ctx) => {
+  const env = ctx as Env;
+  const keep = lockedFile(env);
+  const conn = await rawClient(env);
+  let closedWith = '';
+  try {
+    const sftp = await RawSftp.open(conn);
+    // Two opens with one id: the target answers the first (the locked file, a handle) and the
+    // second (no such file); whichever path Agate pairs the handle with is what it decides later.
+    sftp.send(Buffer.concat([openPacket(7, keep, READ), openPacket(7, join(env.open, 'missing'), READ)]));
+    const replies = await sftp.replies(2, 10_000);
+    const handle = replies.find((r) => r.type === FXP_HANDLE)?.handle;
+    if (handle !== undefined) {
+      sftp.send(fsetstatPacket(8, handle, 0o777));
+      await sftp.replies(1, 10_000);
+    }
+    closedWith = sftp.stderr;
+    sftp.end();
+  } finally {
+    conn.end();
+  }
+  assert.is(mode(keep), 0o644, 'a setstat through a handle paired with another path changed a file under the locked directory');
+  assert.match(closedWith, /request id 7 is still awaiting its reply/);
+});
+
+/** ssh2 as a client that sends what OpenSSH would not. */
+async function rawClient(env: Env): Promise<ssh2.Client> {
+  const conn = new ssh2.Client();
+  const password = await token(env);
+  await new Promise<void>((resolve, reject) => {
+    conn.once('ready', () => resolve()).once('error', reject);
+    conn.connect({ host: '127.0.0.1', port: env.port, username: 'box', password, readyTimeout: 10_000 });
+  });
+  return conn;
+}
+
+// SFTP v3 packets, written by hand (draft-ietf-secsh-filexfer-02): uint32 length | byte type | …
+const FXP_INIT = 1;
+const FXP_OPEN = 3;
+const FXP_CLOSE = 4;
+const FXP_FSETSTAT = 10;
+const FXP_STATUS = 101;
+const FXP_HANDLE = 102;
+const READ = 0x01;
+const ATTR_PERMISSIONS = 0x04;
+
+function sftpString(s: string | Buffer): Buffer {
+  const b = typeof s === 'string' ? Buffer.from(s) : s;
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(b.length);
+  return Buffer.concat([len, b]);
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+}
+
+function packet(type: number, ...fields: Buffer[]): Buffer {
+  const body = Buffer.concat([Buffer.from([type]), ...fields]);
+  return Buffer.concat([u32(body.length), body]);
+}
+
+function openPacket(id: number, path: string, flags: number): Buffer {
+  return packet(FXP_OPEN, u32(id), sftpString(path), u32(flags), u32(0));
+}
+
+function closePacket(id: number, handle: Buffer): Buffer {
+  return packet(FXP_CLOSE, u32(id), sftpString(handle));
+}
+
+function fsetstatPacket(id: number, handle: Buffer, perms: number): Buffer {
+  return packet(FXP_FSETSTAT, u32(id), sftpString(handle), u32(ATTR_PERMISSIONS), u32(perms));
+}
+
+interface RawReply {
+  type: number;
+  id: number;
+  handle?: Buffer;
+  code?: number;
+  message?: string;
+}
+
+/** An sftp channel spoken byte by byte: packets out as given, replies framed and decoded as far as these tests need. */
+class RawSftp {
+  #buffer = Buffer.alloc(0);
+  readonly #replies: RawReply[] = [];
+  #wake: (() => void) | undefined;
+  stderr = '';
+  closed = false;
+
+  private constructor(private readonly stream: ssh2.ClientChannel) {
+    stream.on('data', (d: Buffer) => this.#data(d));
+    stream.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    stream.on('close', () => {
+      this.closed = true;
+      this.#wake?.();
+    });
+  }
+
+  static async open(conn: ssh2.Client): Promise<RawSftp> {
+    const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.subsys('sftp', (err, s) => (err ? reject(err) : resolve(s))));
+    const sftp = new RawSftp(stream);
+    sftp.send(Buffer.concat([u32(5), Buffer.from([FXP_INIT]), u32(3)]));
+    await sftp.replies(1, 10_000);
+    return sftp;
+  }
+
+  send(bytes: Buffer): void {
+    this.stream.write(bytes);
+  }
+
+  async call(bytes: Buffer): Promise<RawReply> {
+    this.send(bytes);
+    const [reply] = await this.replies(1, 10_000);
+    if (reply === undefined) assert.unreachable(`no reply; the channel closed: ${this.stderr}`);
+    return reply!;
+  }
+
+  /** The next `n` replies, fewer when the channel closes or the deadline passes first. */
+  async replies(n: number, timeoutMs: number): Promise<RawReply[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#replies.length < n && !this.closed && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 50);
+        this.#wake = () => (clearTimeout(t), resolve());
+      });
+    }
+    return this.#replies.splice(0, n);
+  }
+
+  end(): void {
+    this.stream.end();
+  }
+
+  #data(d: Buffer): void {
+    this.#buffer = Buffer.concat([this.#buffer, d]);
+    while (this.#buffer.length >= 4 && this.#buffer.length >= 4 + this.#buffer.readUInt32BE(0)) {
+      const len = this.#buffer.readUInt32BE(0);
+      const body = this.#buffer.subarray(4, 4 + len);
+      this.#buffer = this.#buffer.subarray(4 + len);
+      const type = body[0]!;
+      const reply: RawReply = { type, id: type === 2 ? 0 : body.readUInt32BE(1) };
+      if (type === FXP_HANDLE) reply.handle = Buffer.from(body.subarray(9, 9 + body.readUInt32BE(5)));
+      if (type === FXP_STATUS) {
+        reply.code = body.readUInt32BE(5);
+        reply.message = body.length > 13 ? body.subarray(13, 13 + body.readUInt32BE(9)).toString() : '';
+      }
+      this.#replies.push(reply);
+      this.#wake?.();
+    }
+  }
+}
+
+test.run();
