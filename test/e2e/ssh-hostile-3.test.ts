@@ -78,7 +78,7 @@ async function recorded(env: Env, match: (c: Command) => boolean): Promise<{ com
     if (command !== undefined && response !== undefined) {
       return { command, response, verdict: env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === command.event_id) };
     }
-    if (Date.now() > deadline) assert.unreachable('the command was not recorded');
+    if (Date.now() > deadline) assert.unreachable(`the command was not recorded${command === undefined ? '' : ` (only "${command.text}" itself)`}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -139,6 +139,21 @@ test('sftp: a request id still awaiting its reply cannot be reused to make the t
   }
   assert.is(mode(keep), 0o644, 'a setstat through a handle paired with another path changed a file under the locked directory');
   assert.match(closedWith, /request id 7 is still awaiting its reply/);
+});
+
+test('sftp cp (copy-data): the target copies into a file Agate records as written by a copy it did not see; not into the locked directory', async (ctx) => {
+  const env = ctx as Env;
+  writeFileSync(join(env.open, 'a.txt'), 'copied content');
+  const into = await sftpBatch(env, `cp ${env.open}/a.txt ${env.locked}/copy.txt\n`);
+  assert.is.not(into.code, 0, into.stdout);
+  assert.not.ok(existsSync(join(env.locked, 'copy.txt')), 'sftp cp wrote under the locked directory');
+  const r = await sftpBatch(env, `cp ${env.open}/a.txt ${env.open}/b.txt\n`);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(readFileSync(join(env.open, 'b.txt'), 'utf8'), 'copied content');
+  const { response } = await recorded(env, (c) => c.attributes.operation === 'write' && c.attributes.path === `${env.open}/b.txt`);
+  assert.is(response.status, 'ok');
+  assert.is(response.digest, null, 'no digest of bytes Agate did not see');
+  assert.match(response.command_tag ?? '', /server-side copy-data request\(s\) wrote into it/);
 });
 
 /** ssh2 as a client that sends what OpenSSH would not. */

@@ -325,6 +325,20 @@ failing('a handle the client asked to close names no file, even when the target 
   await rejects(async () => s.send(fsetstat(1, 'nobody')), violation);
 });
 
+failing('copy-data: the file written is recorded with no digest and says the target wrote into it', async () => {
+  const s = setup();
+  await s.send(open(1, '/src', 0x01), open(2, '/dst', 0x02 | 0x08));
+  s.reply(handle(1, 'hs'), handle(2, 'hd'));
+  await s.send(frame(200, u32(3), str('copy-data'), str('hs'), u64(0), u64(0), str('hd'), u64(0)));
+  s.reply(status(3, 0));
+  await s.send(close(4, 'hd'));
+  s.reply(status(4, 0));
+  const r = s.finished.find((f) => f.request.path === '/dst')!.result;
+  assert.equal([r.ok, r.digest], [true, null]);
+  assert.match(r.summary, /1 server-side copy-data request\(s\) wrote into it/);
+  await rejects(async () => s.send(frame(200, u32(5), str('copy-data'), str('hs'), u64(0), u64(0), str('nobody'), u64(0))), violation);
+});
+
 failing('a flood of outstanding requests is refused with PROTOCOL_VIOLATION', async () => {
   const s = await withOpenFile();
   const reads = Buffer.concat(Array.from({ length: 65_537 }, (_, i) => read(i + 2, 0, 1)));

@@ -216,6 +216,13 @@ export class SftpEngine<T> {
       const { path } = this.#file(req.handle, 'fsetstat');
       return this.#decide(req.id, { operation: 'setstat', path, request: 'fsetstat' }, (token) => this.#expect('change', req.id, token));
     },
+    // byte 200 | uint32 id | "copy-data" | string from | uint64 | uint64 | string to | uint64: both files'
+    // opens were decided (read, write); the record of the one written says the target wrote bytes it never showed.
+    copy: (req) => {
+      this.#file(req.from, 'copy-data');
+      this.#file(req.to, 'copy-data').copiedInto += 1;
+      return true;
+    },
     // byte 5 | uint32 id | string handle | uint64 offset | uint32 len: accounted when the data comes back.
     read: (req) => {
       this.#expect('read', req.id, { file: this.#file(req.handle, 'read'), offset: req.offset });
