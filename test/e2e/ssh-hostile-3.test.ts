@@ -20,6 +20,9 @@ policy:
       action: deny
       message: deleting files needs a human
       match: { protocols: [ssh], shell: { commands: [rm] } }
+    - id: best-effort-lines
+      action: allow
+      match: { protocols: [ssh], ssh: { requests: [shell-line] }, shell: { commands: [echo, touch] } }
     - id: locked-dir
       action: deny
       message: the locked directory is read-only
@@ -154,6 +157,39 @@ test('sftp cp (copy-data): the target copies into a file Agate records as writte
   assert.is(response.status, 'ok');
   assert.is(response.digest, null, 'no digest of bytes Agate did not see');
   assert.match(response.command_tag ?? '', /server-side copy-data request\(s\) wrote into it/);
+});
+
+/** A file the sshd user owns, for a command to try to delete. */
+async function victim(env: Env, name: string): Promise<string> {
+  const file = join(env.open, name);
+  assert.is((await run('install', ['-o', env.sshd.user, '-m', '644', '/dev/null', file])).code, 0);
+  return file;
+}
+
+test('a shell without a pty (ssh -T): a refused line never reaches the shell, and keys a terminal would edit with are read as the shell reads them', async (ctx) => {
+  const env = ctx as Env;
+  const v = await victim(env, 'piped');
+  // No terminal on the target: bash reads stdin as it comes, so what is sent before the
+  // decision, and the ^C meant to discard a refused line, are shell input like any other.
+  const attempts = [
+    `rm -f ${v} \n\n`, // refused, then a blank line would have run it
+    `rm -f ${v};\x15echo ok\n`, // ^U erases on a terminal, not on a pipe
+    `rm -f ${v};\x03echo ok\n`, // so does ^C
+    `rm -f ${v};${'\x7f'.repeat(100)}echo ok\n`, // backspaces erase on a terminal only
+    `rm -f ${v}\recho ok\n`, // a CR ends no line for bash on a pipe
+  ];
+  for (const input of attempts) {
+    const r = await ssh(env, undefined, ['-T'], input);
+    assert.ok(existsSync(v), `${JSON.stringify(input)} deleted the file: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /Agate refused the command by rule "no-rm"/, JSON.stringify(input));
+  }
+  // Recorded as bash read it: the ^U is a byte of the line, not an erase.
+  const { verdict } = await recorded(env, (c) => c.text === `rm -f ${v};\x15echo ok` && c.attributes.request === 'shell-line');
+  assert.is(verdict?.rule_id, 'no-rm');
+  // The control: allowed lines run, in order, and a last line without LF runs too.
+  const ok = await ssh(env, undefined, ['-T'], `echo one\ntouch ${v}.two`);
+  assert.is(ok.stdout, 'one\n', ok.stderr);
+  assert.ok(existsSync(`${v}.two`), 'the last line without LF ran');
 });
 
 /** ssh2 as a client that sends what OpenSSH would not. */
