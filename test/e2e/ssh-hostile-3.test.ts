@@ -192,6 +192,60 @@ test('a shell without a pty (ssh -T): a refused line never reaches the shell, an
   assert.ok(existsSync(`${v}.two`), 'the last line without LF ran');
 });
 
+test('probes that held: rekeying every KiB, SetEnv carrying commands, a client that never reads its output', async (ctx) => {
+  const env = ctx as Env;
+  // Rekeying mid-session (a new key exchange every KiB) changes nothing the gate decides.
+  const v = await victim(env, 'rekeyed');
+  const rekeyed = await ssh(env, `head -c 300000 /dev/zero | wc -c; rm -f ${v}`, ['-o', 'RekeyLimit=1K']);
+  assert.is(rekeyed.code, 126, rekeyed.stderr);
+  assert.ok(existsSync(v));
+  const counted = await ssh(env, 'head -c 300000 /dev/zero | wc -c', ['-o', 'RekeyLimit=1K']);
+  assert.is(counted.stdout.trim(), '300000', counted.stderr);
+  // Environment requests are refused, never forwarded: LC_* and BASH_ENV cannot carry a command.
+  const marker = join(env.open, 'env-ran');
+  const envd = await ssh(env, 'echo "[$LC_X][$BASH_ENV]"', ['-o', `SetEnv="LC_X=$(touch ${marker})" BASH_ENV=/dev/null`]);
+  assert.is(envd.stdout, '[][]\n', envd.stderr);
+  assert.not.ok(existsSync(marker));
+  // A client that stops reading: the proxy stops reading the target (SSH window), it does not buffer.
+  const conn = await rawClient(env);
+  try {
+    const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.exec('head -c 500000000 /dev/zero', (err, s) => (err ? reject(err) : resolve(s))));
+    let got = 0;
+    stream.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got > 1_000_000) stream.pause();
+    });
+    const before = process.memoryUsage().rss;
+    await new Promise((r) => setTimeout(r, 4000));
+    const grown = process.memoryUsage().rss - before;
+    assert.ok(grown < 64 * 1024 * 1024, `the proxy's process grew by ${grown} bytes while the client did not read`);
+    assert.ok(got < 16 * 1024 * 1024, `${got} bytes reached a client that stopped reading`);
+    stream.close();
+  } finally {
+    conn.end();
+  }
+});
+
+/** A shell on a pty through ssh2: `type` sends keys, `until` waits for the screen to show a pattern. */
+async function rawShell(conn: ssh2.Client, pty: ssh2.PseudoTtyOptions): Promise<{ type: (s: string) => void; until: (re: RegExp) => Promise<void>; screen: () => string; close: () => void }> {
+  const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.shell(pty, (err, s) => (err ? reject(err) : resolve(s))));
+  let screen = '';
+  stream.on('data', (d: Buffer) => (screen += d.toString()));
+  return {
+    type: (s) => void stream.write(s),
+    screen: () => screen,
+    close: () => void stream.close(),
+    until: async (re) => {
+      const from = screen.length;
+      const deadline = Date.now() + 15_000;
+      while (!re.test(screen.slice(from))) {
+        if (Date.now() > deadline) assert.unreachable(`the screen never showed ${re}: ${JSON.stringify(screen.slice(-300))}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+}
+
 /** ssh2 as a client that sends what OpenSSH would not. */
 async function rawClient(env: Env): Promise<ssh2.Client> {
   const conn = new ssh2.Client();
