@@ -226,18 +226,56 @@ test('probes that held: rekeying every KiB, SetEnv carrying commands, a client t
   }
 });
 
+test('probes that held on a captured shell: a bracketed paste of several commands (refused whole), window-change spam, a 5 KB line', async (ctx) => {
+  const env = ctx as Env;
+  const v = await victim(env, 'pasted');
+  const conn = await rawClient(env);
+  try {
+    const shell = await rawShell(conn, { term: 'xterm', cols: 80, rows: 24 });
+    await shell.until(/\$ $/);
+    // Window changes by the thousand: each is passed on and recorded; the shell still answers.
+    for (let i = 0; i < 2000; i += 1) shell.resize(24 + (i % 10), 80 + (i % 7));
+    shell.resize(30, 90);
+    await new Promise((r) => setTimeout(r, 2000)); // bash settles back at its prompt after the SIGWINCH storm
+    shell.type('stty size\r');
+    await shell.until(/\r30 90\r\n[^]*\$ $/);
+    // A line past what the proxy rebuilds from keys (4 KiB): refused by the hook (rm) when bash
+    // reads it at its prompt, or as typed (edited) when bash is still echoing it as Enter comes.
+    // (Longer lines are refused by the hook past 256 KiB; readline takes minutes to echo one here.)
+    shell.type(`rm -f ${v} ${'x'.repeat(5000)}\r`);
+    await shell.until(/Agate refused the command by rule "(no-rm|agate.shell-line-inexact)"[^]*\$ $/, 60_000);
+    shell.type('echo after-the-flood\r');
+    await shell.until(/after-the-flood\r\n[^]*\$ $/);
+    // Typed at the prompt, the rm reaches bash, whose hook decides it exactly.
+    shell.type(`rm -f ${v}\r`);
+    await shell.until(/Agate refused the command by rule "no-rm"[^]*\$ $/);
+    // A paste of several lines: bash runs none of them until the paste ends, so the proxy cannot
+    // tell its lines went to bash; it decides them as typed (edited: the paste's escapes), refuses
+    // them under shell rules and interrupts the paste. Nothing of it runs.
+    shell.type(`\x1b[200~echo pasted-one\rrm -f ${v}\recho pasted-two\x1b[201~\r`);
+    await shell.until(/Agate refused the command by rule "agate.shell-line-inexact"[^]*\$ $/);
+    shell.close();
+  } finally {
+    conn.end();
+  }
+  assert.ok(existsSync(v), 'a pasted or flooded rm ran');
+  const { verdict } = await recorded(env, (c) => c.text === `rm -f ${v}` && c.attributes.captured === 'bash');
+  assert.is(verdict?.rule_id, 'no-rm');
+});
+
 /** A shell on a pty through ssh2: `type` sends keys, `until` waits for the screen to show a pattern. */
-async function rawShell(conn: ssh2.Client, pty: ssh2.PseudoTtyOptions): Promise<{ type: (s: string) => void; until: (re: RegExp) => Promise<void>; screen: () => string; close: () => void }> {
+async function rawShell(conn: ssh2.Client, pty: ssh2.PseudoTtyOptions): Promise<{ type: (s: string) => void; resize: (rows: number, cols: number) => void; until: (re: RegExp, timeoutMs?: number) => Promise<void>; screen: () => string; close: () => void }> {
   const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.shell(pty, (err, s) => (err ? reject(err) : resolve(s))));
   let screen = '';
   stream.on('data', (d: Buffer) => (screen += d.toString()));
   return {
     type: (s) => void stream.write(s),
+    resize: (rows, cols) => void stream.setWindow(rows, cols, 0, 0),
     screen: () => screen,
     close: () => void stream.close(),
-    until: async (re) => {
+    until: async (re, timeoutMs = 15_000) => {
       const from = screen.length;
-      const deadline = Date.now() + 15_000;
+      const deadline = Date.now() + timeoutMs;
       while (!re.test(screen.slice(from))) {
         if (Date.now() > deadline) assert.unreachable(`the screen never showed ${re}: ${JSON.stringify(screen.slice(-300))}`);
         await new Promise((r) => setTimeout(r, 50));

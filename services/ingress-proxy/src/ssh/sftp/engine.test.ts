@@ -211,6 +211,17 @@ requests('stop(): files still open are recorded with what moved so far', async (
   assert.not.ok(s.target().includes(stat(3, '/')), 'nothing is forwarded after stop');
 });
 
+requests('stop(): a decided request the target never answered is recorded as unanswered', async () => {
+  const s = await withOpenFile();
+  await s.send(open(2, '/g', 0x01), onePath(13)(3, '/r'));
+  s.engine.stop();
+  assert.equal(s.finished.map((f) => [f.request.path, f.result.ok, f.result.message]), [
+    ['/f', false, 'the channel closed before the file was closed'],
+    ['/g', false, 'the channel closed before the target answered'],
+    ['/r', false, 'the channel closed before the target answered'],
+  ]);
+});
+
 requests.run();
 
 const order = suite('sftp/engine out-of-order replies');

@@ -125,10 +125,16 @@ export class SftpEngine<T> {
   /** The channel is ending: forward nothing more, and record the files still open with what moved so far. */
   stop(): void {
     this.state.stopped = true;
-    const open = [...this.state.files.values(), ...this.state.awaiting.close.values()];
+    const { awaiting } = this.state;
+    const open = [...this.state.files.values(), ...awaiting.close.values()];
     for (const file of open) this.hooks.finished(file.token, fileResult(file, false, 'the channel closed before the file was closed'));
+    // Allowed, perhaps forwarded, never answered: each decided request still gets its record.
+    const unanswered = [...[...awaiting.open.values()].map((o) => o.token), ...awaiting.change.values()];
+    for (const token of unanswered) this.hooks.finished(token, { ok: false, message: 'the channel closed before the target answered', bytesRead: 0, bytesWritten: 0, digest: null, summary: 'unanswered' });
     this.state.files.clear();
-    this.state.awaiting.close.clear();
+    awaiting.close.clear();
+    awaiting.open.clear();
+    awaiting.change.clear();
   }
 
   /** Forwards frames[from..] in order; returns a promise when a decision made it wait. */

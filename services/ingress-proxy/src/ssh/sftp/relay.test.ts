@@ -240,6 +240,17 @@ test('a malformed packet closes the channel with PROTOCOL_VIOLATION; nothing of 
   assert.match(Buffer.concat(stderr).toString(), /^Agate closed the sftp channel: sftp packet ends early/);
 });
 
+test('a violation found behind a pending decision is recorded at once: a paused ssh2 channel may never report its close', async () => {
+  const { client, upstream, outcome, results } = relay();
+  Object.assign(client.channel, { close: () => undefined }); // as ssh2 does for a paused channel: no 'close'
+  Object.assign(upstream, { close: () => undefined });
+  client.send(Buffer.concat([openRead(1, '/tmp/a'), read(2, 0, 10)])); // the read names a handle no open returned
+  const result = await outcome;
+  assert.is(result.error?.code, ErrorCode.PROTOCOL_VIOLATION);
+  assert.match(result.error?.message ?? '', /names a handle that no open of this channel returned/);
+  assert.equal(results.map((r) => r.message), ['the channel closed before the target answered'], 'the allowed open is recorded too');
+});
+
 test('streamed data replies answered out of order are counted; the digest is withheld', async () => {
   const { client, upstream, results } = relay();
   client.send(openRead(1, '/tmp/big'));
