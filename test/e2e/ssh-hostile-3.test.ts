@@ -1,8 +1,9 @@
 // A hostile agent with a valid token against the SSH proxy, third pass (ssh-hostile.test.ts and
-// ssh-hostile-2.test.ts have the first two), driven live: the real OpenSSH client, and ssh2 as a
-// raw client where OpenSSH would not send the bytes (sftp packets that reuse a request id or a
-// closed handle). The witnesses are independent of Agate: the files on the target's disk (their
-// content and mode), sshd's own log, and what the client received.
+// ssh-hostile-2.test.ts have the first two), driven live: the real OpenSSH client (ssh -T, sftp
+// cp, RekeyLimit, SetEnv), and ssh2 as a raw client where OpenSSH would not send the bytes (sftp
+// packets that reuse a request id or a closed handle, a pty shell fed pastes and resizes). The
+// witnesses are independent of Agate: the files on the target's disk (existence, content, mode)
+// and what the client received.
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
