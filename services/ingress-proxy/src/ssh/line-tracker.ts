@@ -9,6 +9,8 @@ export interface TypedLine {
    * movement, transposition, escape sequences) or overflowed: it is even less likely to be what ran.
    */
   edited: boolean;
+  /** Set when the line cannot be decided at all (too long, a NUL): refused without asking policy. */
+  unreadable?: string;
 }
 
 const CR = 0x0d;

@@ -57,6 +57,7 @@ export async function shellChannel(ctx: ChannelContext, accept: () => ServerChan
     const ticker = setInterval(() => recorder.tick(), RECORDING_TICK_MS);
     void relayShell(channel, stream, {
       recorder,
+      terminal: pty !== undefined,
       capture,
       onLine: (line) => typedLine(ctx, command, line, (note) => channel.write(`\r\n${note}\r\n`)),
       recordingBacklog: () => (backlog > MAX_RECORDING_BACKLOG ? events.drained() : undefined),
@@ -121,7 +122,13 @@ async function capturedCommand(ctx: ChannelContext, shell: Command, report: Comm
 /** A line typed into a shell: recorded and decided before its Enter reaches the target. */
 async function typedLine(ctx: ChannelContext, shell: Command, line: TypedLine, note: (text: string) => void): Promise<LineDecision> {
   // Rebuilt from keystrokes, so never exact; policy refuses such lines where shell rules apply.
-  const command = ctx.gate.command(line.text, { request: 'shell-line', best_effort: 'true', exact: 'false', edited: String(line.edited), shell_command_id: shell.event_id });
+  const attributes = { request: 'shell-line', best_effort: 'true', exact: 'false', edited: String(line.edited), shell_command_id: shell.event_id };
+  if (line.unreadable !== undefined) {
+    const why = `${line.unreadable}, so it cannot be decided`;
+    ctx.gate.refuseUnasked(line.text, attributes, why);
+    return { run: false, message: `Agate refused the request: ${why}` };
+  }
+  const command = ctx.gate.command(line.text, attributes);
   const decision = await ctx.gate.check(command, note);
   if (decision.kind === 'refuse') return { run: false, message: decision.message };
   void ctx.events.emitLogged(grantedResponse(command, 'typed line forwarded'));

@@ -44,7 +44,7 @@ function fakeShell() {
 
 const tick = () => new Promise((r) => setImmediate(r));
 
-function setup(decide: (line: TypedLine) => Promise<LineDecision>) {
+function setup(decide: (line: TypedLine) => Promise<LineDecision>, terminal = true) {
   const client = fakeClient();
   const shell = fakeShell();
   const chunks: CastChunk[] = [];
@@ -52,6 +52,7 @@ function setup(decide: (line: TypedLine) => Promise<LineDecision>) {
   const lines: TypedLine[] = [];
   const done = relayShell(client.channel, shell.stream as unknown as ClientChannel, {
     recorder,
+    terminal,
     onLine: (line) => (lines.push(line), decide(line)),
     recordingBacklog: () => undefined,
   });
@@ -128,5 +129,56 @@ test('a shell killed by a signal passes the signal on; the client closing first 
   assert.is((await b.done).clientGone, true);
   assert.ok(b.shell.closed(), 'the shell channel is closed after it');
 });
+
+const pipe = suite('ssh/relayShell without a terminal (stdin is a pipe)');
+
+const refuseRm = async (line: TypedLine): Promise<LineDecision> => (/rm/.test(line.text) ? { run: false, message: 'Agate refused: rm' } : { run: true });
+
+pipe('a line reaches the shell only once allowed, whole with its LF; a refused one never does, and the client reads why on stderr', async () => {
+  let allow: () => void = () => undefined;
+  const s = setup(() => new Promise((r) => (allow = () => r({ run: true }))), false);
+  s.client.type('ls -l\n');
+  await tick();
+  assert.is(s.shell.got(), '', 'nothing of the line while the decision is pending');
+  allow();
+  await tick();
+  assert.is(s.shell.got(), 'ls -l\n');
+  const r = setup(refuseRm, false);
+  r.client.type('rm -f /x \n\necho ok\n');
+  await tick();
+  await tick();
+  assert.is(r.shell.got(), '\necho ok\n', 'the refused line is dropped whole; no ^C is sent');
+  assert.is(r.client.text(), 'Agate refused: rm\n');
+});
+
+pipe('keys a terminal edits with are bytes of the line on a pipe: decided as the shell will read them', async () => {
+  const s = setup(refuseRm, false);
+  s.client.type('rm -f /x;\x15echo ok\n' + 'rm -f /y;\x7f\x7fecho ok\r\n' + 'rm -f /z\recho\n');
+  for (let i = 0; i < 6; i += 1) await tick();
+  assert.equal(s.lines.map((l) => l.text), ['rm -f /x;\x15echo ok', 'rm -f /y;\x7f\x7fecho ok\r', 'rm -f /z\recho']);
+  assert.is(s.shell.got(), '');
+});
+
+pipe('the last line without LF is decided at EOF, before the shell sees the EOF', async () => {
+  const s = setup(refuseRm, false);
+  s.client.type('echo a\nrm -f /x');
+  s.client.endInput();
+  for (let i = 0; i < 6; i += 1) await tick();
+  assert.equal(s.lines.map((l) => l.text), ['echo a', 'rm -f /x']);
+  assert.equal([s.shell.got(), s.shell.ended()], ['echo a\n', true]);
+});
+
+pipe('a line too long to hold, or with a NUL, is refused whole without asking policy; the full-screen escape changes nothing', async () => {
+  const s = setup(async () => ({ run: true }), false);
+  s.shell.print('\x1b[?1049h');
+  await tick();
+  s.client.type(`echo ${'a'.repeat(70_000)}\n`);
+  s.client.type('echo a\0b\n');
+  for (let i = 0; i < 6; i += 1) await tick();
+  assert.equal(s.lines.map((l) => l.unreadable), ['the line is longer than 65536 bytes', 'the line contains a NUL byte']);
+  assert.is(s.shell.got(), '');
+});
+
+pipe.run();
 
 test.run();

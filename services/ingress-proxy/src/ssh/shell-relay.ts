@@ -4,6 +4,7 @@ import { ClientWrites } from './client-writes.js';
 import type { CastRecorder } from './asciicast.js';
 import type { ExecOutcome } from './exec-relay.js';
 import { LineTracker, type TypedLine } from './line-tracker.js';
+import { PipeLines, type PipeLine } from './pipe-lines.js';
 import { ScreenMode } from './screen-mode.js';
 import type { ShellCapture } from './capture/shell-capture.js';
 
@@ -11,6 +12,11 @@ export type LineDecision = { run: true } | { run: false; message: string };
 
 export interface ShellRelayOptions {
   recorder: CastRecorder;
+  /**
+   * Whether the shell reads a terminal (a pty). Without one its stdin is a pipe: a line is held
+   * whole until decided and reaches the shell only when allowed (pipe-lines.ts).
+   */
+  terminal: boolean;
   /** Decides a typed line before its Enter reaches the shell. */
   onLine: (line: TypedLine) => Promise<LineDecision>;
   /** Resolves once the recording has caught up (published); undefined when it has. */
@@ -47,6 +53,8 @@ class ShellRelay {
   readonly #screen = new ScreenMode();
   readonly #writes = new ClientWrites();
   readonly #capture: ShellCapture | undefined;
+  /** Without a terminal: the lines of stdin, each held until decided. */
+  readonly #pipe: PipeLines | undefined;
   /** The keystrokes still being decided; the client's EOF must reach the shell after them. */
   #typing: Promise<void> = Promise.resolve();
   #finished = false;
@@ -58,6 +66,7 @@ class ShellRelay {
     private readonly resolve: (outcome: ExecOutcome) => void,
   ) {
     this.#capture = options.capture?.capture;
+    this.#pipe = options.terminal ? undefined : new PipeLines();
   }
 
   start(): void {
@@ -73,7 +82,7 @@ class ShellRelay {
         if (!this.#finished) client.resume();
       });
     });
-    client.on('end', () => void this.#typing.then(() => upstream.end()));
+    client.on('end', () => void this.#typing.then(() => this.#endOfInput()).then(() => upstream.end()));
     client.resume(); // paused while the shell itself was being decided
 
     this.#tally.watchExit(upstream);
@@ -126,8 +135,13 @@ class ShellRelay {
     return this.upstream.write(data) ? undefined : new Promise((r) => this.upstream.once('drain', r));
   }
 
-  /** Agate's own message to the client (why a line was refused), recorded as output. */
+  /** Agate's own message to the client (why a line was refused), recorded as output; on stderr when no terminal shows it. */
   #note(message: string): void {
+    if (this.#pipe !== undefined) {
+      this.options.recorder.output(Buffer.from(`${message}\n`));
+      this.client.stderr.write(`${message}\n`);
+      return;
+    }
     const text = Buffer.from(`\r\n${message}\r\n`);
     this.options.recorder.output(text);
     this.client.write(text);
@@ -135,6 +149,10 @@ class ShellRelay {
 
   /** One packet of keystrokes, in order; the client stays paused until it is through. */
   async #typed(chunk: Buffer): Promise<void> {
+    if (this.#pipe !== undefined) {
+      for (const line of this.#pipe.push(chunk)) await this.#pipeLine(line);
+      return;
+    }
     // Keystrokes to a full-screen program are its input: recorded, never decided, never added to.
     if (this.#screen.fullScreen) return this.#send(chunk);
     let from = 0;
@@ -160,6 +178,27 @@ class ShellRelay {
       }
     }
     await this.#send(chunk.subarray(from));
+  }
+
+  /**
+   * A line read from a pipe: decided on its exact bytes, which reach the shell only when allowed
+   * (a refused one is dropped whole: on a pipe nothing could erase what was sent). A blank line
+   * runs nothing and is passed on.
+   */
+  async #pipeLine(line: PipeLine): Promise<void> {
+    if (this.#finished) return;
+    if (line.kind === 'line' && line.text.trim() === '') return this.#send(line.bytes);
+    const typed: TypedLine = line.kind === 'line' ? { text: line.text, edited: false } : { text: line.text, edited: false, unreadable: line.reason };
+    const decision = await this.options.onLine(typed);
+    if (this.#finished) return;
+    if (!decision.run) return this.#note(decision.message);
+    if (line.kind === 'line') return this.#send(line.bytes);
+  }
+
+  /** The client's EOF: the shell would still run a last line without LF, so it is decided first. */
+  async #endOfInput(): Promise<void> {
+    const last = this.#pipe?.end();
+    if (last !== undefined) await this.#pipeLine(last);
   }
 
   #finish(clientGone: boolean): void {

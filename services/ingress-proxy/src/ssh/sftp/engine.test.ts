@@ -162,11 +162,8 @@ requests('changes: each request type and extension is decided with its operation
 
 requests('fsetstat: decided as a setstat of the file its handle opened', async () => {
   const s = await withOpenFile();
-  await s.send(fsetstat(2, 'h1'), fsetstat(3, 'nobody'));
-  assert.equal(s.decided.slice(1).map((d) => [d.operation, d.path, d.request]), [
-    ['setstat', '/f', 'fsetstat'],
-    ['setstat', '(unknown handle)', 'fsetstat'],
-  ]);
+  await s.send(fsetstat(2, 'h1'));
+  assert.equal(s.decided.slice(1).map((d) => [d.operation, d.path, d.request]), [['setstat', '/f', 'fsetstat']]);
   s.reply(status(2, 0));
   assert.equal([s.finished[0]!.request.request, s.finished[0]!.result.ok], ['fsetstat', true]);
 });
@@ -212,6 +209,17 @@ requests('stop(): files still open are recorded with what moved so far', async (
   assert.equal([s.finished[0]!.result.ok, s.finished[0]!.result.bytesWritten, s.finished[0]!.result.message], [false, 4, 'the channel closed before the file was closed']);
   await s.send(stat(3, '/'));
   assert.not.ok(s.target().includes(stat(3, '/')), 'nothing is forwarded after stop');
+});
+
+requests('stop(): a decided request the target never answered is recorded as unanswered', async () => {
+  const s = await withOpenFile();
+  await s.send(open(2, '/g', 0x01), onePath(13)(3, '/r'));
+  s.engine.stop();
+  assert.equal(s.finished.map((f) => [f.request.path, f.result.ok, f.result.message]), [
+    ['/f', false, 'the channel closed before the file was closed'],
+    ['/g', false, 'the channel closed before the target answered'],
+    ['/r', false, 'the channel closed before the target answered'],
+  ]);
 });
 
 requests.run();
@@ -284,6 +292,62 @@ failing('a packet cut short is a PROTOCOL_VIOLATION and nothing of it is forward
   }
   assert.is(s.target().length, 0);
   assert.is(s.decided.length, 0);
+});
+
+const violation = (err: unknown) => err instanceof AgateError && err.code === ErrorCode.PROTOCOL_VIOLATION;
+
+/** Fails unless `work` rejects with an error `expected` accepts (a synchronous throw counts). */
+async function rejects(work: () => Promise<unknown>, expected: (err: unknown) => boolean): Promise<void> {
+  try {
+    await work();
+  } catch (err) {
+    assert.ok(expected(err), `rejected with something else: ${String(err)}`);
+    return;
+  }
+  assert.unreachable('should have rejected');
+}
+
+failing('a request id still awaiting its reply cannot be reused, whatever the kinds: nothing of the second is forwarded', async () => {
+  for (const second of [open(7, '/other', 0x01), stat(7, '/'), read(7, 0, 1), onePath(13)(7, '/x')]) {
+    const s = await withOpenFile();
+    await s.send(open(7, '/locked/key', 0x01));
+    const sent = s.target().length;
+    await rejects(async () => s.send(second), violation);
+    assert.is(s.target().length, sent);
+  }
+  // Once answered, the id is free again.
+  const s = await withOpenFile();
+  await s.send(stat(7, '/'));
+  s.reply(attrs(7));
+  await s.send(stat(7, '/'));
+});
+
+failing('a handle the client asked to close names no file, even when the target hands it to the next open', async () => {
+  for (const after of [fsetstat(4, 'h1'), write(4, 0, 'x'), read(4, 0, 1)]) {
+    const s = await withOpenFile();
+    await s.send(close(2), open(3, '/locked/key', 0x01));
+    await rejects(async () => s.send(after), violation);
+    assert.is(s.decided.filter((d) => d.operation === 'setstat').length, 0, 'no setstat was decided on the closed file');
+    s.reply(status(2, 0), handle(3, 'h1'));
+    assert.equal(s.finished.map((f) => [f.request.path, f.result.ok]), [['/f', true]], 'the close is recorded against the file it closed');
+  }
+  // A handle no open returned (a directory's, or made up) cannot be setstat, read or written.
+  const s = setup();
+  await rejects(async () => s.send(fsetstat(1, 'nobody')), violation);
+});
+
+failing('copy-data: the file written is recorded with no digest and says the target wrote into it', async () => {
+  const s = setup();
+  await s.send(open(1, '/src', 0x01), open(2, '/dst', 0x02 | 0x08));
+  s.reply(handle(1, 'hs'), handle(2, 'hd'));
+  await s.send(frame(200, u32(3), str('copy-data'), str('hs'), u64(0), u64(0), str('hd'), u64(0)));
+  s.reply(status(3, 0));
+  await s.send(close(4, 'hd'));
+  s.reply(status(4, 0));
+  const r = s.finished.find((f) => f.request.path === '/dst')!.result;
+  assert.equal([r.ok, r.digest], [true, null]);
+  assert.match(r.summary, /1 server-side copy-data request\(s\) wrote into it/);
+  await rejects(async () => s.send(frame(200, u32(5), str('copy-data'), str('hs'), u64(0), u64(0), str('nobody'), u64(0))), violation);
 });
 
 failing('a flood of outstanding requests is refused with PROTOCOL_VIOLATION', async () => {

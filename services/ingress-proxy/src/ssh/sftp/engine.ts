@@ -22,17 +22,21 @@ export interface EngineIo {
   release(): void;
 }
 
-/** Requests the target has not answered yet, by request id, one table per kind of request that is accounted. */
+/**
+ * Requests the target has not answered yet, by request id, one table per kind of request that is
+ * accounted. A read or close holds the file its handle named when it was sent: the target may
+ * hand the same handle to a later open before it answers.
+ */
 interface Awaiting<T> {
   open: Map<number, { token: T; path: string }>;
-  read: Map<number, { handle: string; offset: number }>;
-  close: Map<number, string>;
+  read: Map<number, { file: OpenFile<T>; offset: number }>;
+  close: Map<number, OpenFile<T>>;
   change: Map<number, T>;
 }
 type AwaitingKind = keyof Awaiting<unknown>;
 /** What is kept of an awaiting request of kind K until its reply. */
 type AwaitingValue<T, K extends AwaitingKind> = Awaiting<T>[K] extends Map<number, infer V> ? V : never;
-/** A reply's id is looked up in this order (a client reusing an id across kinds gets the first match, as before). */
+/** The tables a reply's id is looked up in (an id awaits in one table at most: see `outstanding`). */
 const ANSWER_ORDER: readonly AwaitingKind[] = ['open', 'read', 'close', 'change'];
 
 /** What a request handler says: forward it (true), it was refused (false), or wait for the decision. */
@@ -43,7 +47,13 @@ type ReplyHandlers<T> = { [K in AwaitingKind]: (request: AwaitingValue<T, K>, re
 /** Everything the engine knows between packets. */
 export interface SftpState<T> {
   awaiting: Awaiting<T>;
-  /** Files the target opened, by handle (hex). */
+  /**
+   * Every request id sent to the target and not answered yet, of any kind. The target answers
+   * by id alone, so an id reused while outstanding would let its first answer be taken for the
+   * second request (a handle paired with another path): such a request ends the channel.
+   */
+  outstanding: Set<number>;
+  /** Files the target opened and the client has not asked to close, by handle (hex). */
   files: Map<string, OpenFile<T>>;
   /** The streamed write (client side) and data reply (target side) in progress: whose data the next bytes are. */
   upData: StreamedData<T> | undefined;
@@ -68,6 +78,7 @@ export interface SftpState<T> {
 export class SftpEngine<T> {
   readonly state: SftpState<T> = {
     awaiting: { open: new Map(), read: new Map(), close: new Map(), change: new Map() },
+    outstanding: new Set(),
     files: new Map(),
     upData: undefined,
     downData: undefined,
@@ -114,8 +125,16 @@ export class SftpEngine<T> {
   /** The channel is ending: forward nothing more, and record the files still open with what moved so far. */
   stop(): void {
     this.state.stopped = true;
-    for (const file of this.state.files.values()) this.hooks.finished(file.token, fileResult(file, false, 'the channel closed before the file was closed'));
+    const { awaiting } = this.state;
+    const open = [...this.state.files.values(), ...awaiting.close.values()];
+    for (const file of open) this.hooks.finished(file.token, fileResult(file, false, 'the channel closed before the file was closed'));
+    // Allowed, perhaps forwarded, never answered: each decided request still gets its record.
+    const unanswered = [...[...awaiting.open.values()].map((o) => o.token), ...awaiting.change.values()];
+    for (const token of unanswered) this.hooks.finished(token, { ok: false, message: 'the channel closed before the target answered', bytesRead: 0, bytesWritten: 0, digest: null, summary: 'unanswered' });
     this.state.files.clear();
+    awaiting.close.clear();
+    awaiting.open.clear();
+    awaiting.change.clear();
   }
 
   /** Forwards frames[from..] in order; returns a promise when a decision made it wait. */
@@ -150,8 +169,9 @@ export class SftpEngine<T> {
   // SSH_FXP_WRITE, streamed: uint32 length | byte 6 | uint32 id | string handle | uint64 offset | uint32 n | data…
   #writeHead(head: Buffer, length: number): void {
     const h = parseWriteHead(head.subarray(4), length - 4);
-    const file = this.state.files.get(h.handle);
-    if (file !== undefined) begin(file, h.offset, h.dataLength);
+    this.#sent(h.id);
+    const file = this.#file(h.handle, 'write');
+    begin(file, h.offset, h.dataLength);
     this.state.upData = { file, left: h.dataLength };
     carry(this.state.upData, h.data, 'write');
     this.#upOut.add(head);
@@ -164,7 +184,27 @@ export class SftpEngine<T> {
   }
 
   #request(req: SftpRequest): Verdict {
+    if (req.kind !== 'init') this.#sent(req.id);
     return (this.#requests[req.kind] as (r: SftpRequest) => Verdict)(req);
+  }
+
+  /** Notes a request id as awaiting its answer; one still awaiting, or a flood of them, ends the channel. */
+  #sent(id: number): void {
+    const { outstanding } = this.state;
+    if (outstanding.has(id)) throw new ProtocolError(`sftp: request id ${id} is still awaiting its reply, so a second request cannot use it`, ErrorCode.PROTOCOL_VIOLATION);
+    if (outstanding.size >= MAX_OUTSTANDING) throw new ProtocolError(`more than ${MAX_OUTSTANDING} sftp requests outstanding`, ErrorCode.PROTOCOL_VIOLATION);
+    outstanding.add(id);
+  }
+
+  /**
+   * The open file a read, write or fsetstat names. A handle this channel's opens did not return,
+   * or one the client already asked to close (the target may give it to the next open), names
+   * no file Agate decided: the channel ends rather than act on a file nobody decided.
+   */
+  #file(handle: string, request: string): OpenFile<T> {
+    const file = this.state.files.get(handle);
+    if (file === undefined) throw new ProtocolError(`sftp: a ${request} names a handle that no open of this channel returned, or that was closed`, ErrorCode.PROTOCOL_VIOLATION);
+    return file;
   }
 
   /** One handler per request kind (parser.ts maps each packet type to its kind). */
@@ -179,23 +219,34 @@ export class SftpEngine<T> {
     change: (req) => this.#decide(req.id, { operation: req.operation, path: req.path, targetPath: req.targetPath, request: req.name }, (token) => this.#expect('change', req.id, token)),
     // byte 10 | uint32 id | string handle | ATTRS: decided as a setstat of the file the handle opened.
     fsetstat: (req) => {
-      const path = this.state.files.get(req.handle)?.path ?? '(unknown handle)';
+      const { path } = this.#file(req.handle, 'fsetstat');
       return this.#decide(req.id, { operation: 'setstat', path, request: 'fsetstat' }, (token) => this.#expect('change', req.id, token));
+    },
+    // byte 200 | uint32 id | "copy-data" | string from | uint64 | uint64 | string to | uint64: both files'
+    // opens were decided (read, write); the record of the one written says the target wrote bytes it never showed.
+    copy: (req) => {
+      this.#file(req.from, 'copy-data');
+      this.#file(req.to, 'copy-data').copiedInto += 1;
+      return true;
     },
     // byte 5 | uint32 id | string handle | uint64 offset | uint32 len: accounted when the data comes back.
     read: (req) => {
-      this.#expect('read', req.id, { handle: req.handle, offset: req.offset });
+      this.#expect('read', req.id, { file: this.#file(req.handle, 'read'), offset: req.offset });
       return true;
     },
     // byte 6 | uint32 id | string handle | uint64 offset | string data (a small write, whole).
     write: (req) => {
-      const file = this.state.files.get(req.handle);
-      if (file !== undefined) account(file, req.offset, req.data, 'write');
+      account(this.#file(req.handle, 'write'), req.offset, req.data, 'write');
       return true;
     },
-    // byte 4 | uint32 id | string handle: the file's record is written when the target answers.
+    // byte 4 | uint32 id | string handle: the handle names no file from now on (the target may
+    // reuse it); the file's record is written when the target answers. A handle Agate does not
+    // know is a directory's (opendir is not accounted).
     close: (req) => {
-      this.#expect('close', req.id, req.handle);
+      const file = this.state.files.get(req.handle);
+      if (file === undefined) return true;
+      this.state.files.delete(req.handle);
+      this.#expect('close', req.id, file);
       return true;
     },
     // stat, readdir, realpath, unknown types and extensions: the target answers them itself.
@@ -212,13 +263,12 @@ export class SftpEngine<T> {
   }
 
   #expect<K extends AwaitingKind>(kind: K, id: number, value: AwaitingValue<T, K>): void {
-    const map = this.state.awaiting[kind] as Map<number, unknown>;
-    if (map.size >= MAX_OUTSTANDING) throw new ProtocolError(`more than ${MAX_OUTSTANDING} sftp requests outstanding`, ErrorCode.PROTOCOL_VIOLATION);
-    map.set(id, value);
+    (this.state.awaiting[kind] as Map<number, unknown>).set(id, value); // bounded by `outstanding`
   }
 
   /** Answers a refused request with SSH_FX_PERMISSION_DENIED and Agate's reason, between the target's packets. */
   #refuse(id: number, token: T, reason: string): false {
+    this.state.outstanding.delete(id); // answered here: the target never sees it
     const status = statusPacket(id, StatusCode.PermissionDenied, reason);
     if (this.state.downData === undefined) this.io.toClient(status);
     else this.state.heldReplies.push(status);
@@ -230,6 +280,7 @@ export class SftpEngine<T> {
     if (f.kind === 'head') {
       // SSH_FXP_DATA, streamed: uint32 length | byte 103 | uint32 id | uint32 n | data…
       const h = parseDataHead(f.head.subarray(4), f.length - 4);
+      this.state.outstanding.delete(h.id);
       this.state.downData = { file: this.#dataFile(h.id, h.dataLength), left: h.dataLength };
       carry(this.state.downData, h.data, 'read');
       this.#toClient(f.head);
@@ -256,9 +307,8 @@ export class SftpEngine<T> {
   #dataFile(id: number, length: number): OpenFile<T> | undefined {
     const read = this.#take('read', id);
     if (read === undefined) return undefined;
-    const file = this.state.files.get(read.handle);
-    if (file !== undefined) begin(file, read.offset, length);
-    return file;
+    begin(read.file, read.offset, length);
+    return read.file;
   }
 
   #take<K extends AwaitingKind>(kind: K, id: number): AwaitingValue<T, K> | undefined {
@@ -270,6 +320,7 @@ export class SftpEngine<T> {
 
   #reply(r: SftpReply): void {
     if (r.kind === 'version') return;
+    this.state.outstanding.delete(r.id);
     for (const kind of ANSWER_ORDER) {
       const request = this.#take(kind, r.id);
       if (request === undefined) continue;
@@ -291,14 +342,10 @@ export class SftpEngine<T> {
     },
     // SSH_FXP_DATA, whole: counted against the file the read named (EOF and errors move nothing).
     read: (read, r) => {
-      const file = this.state.files.get(read.handle);
-      if (file !== undefined && r.kind === 'data') account(file, read.offset, r.data, 'read');
+      if (r.kind === 'data') account(read.file, read.offset, r.data, 'read');
     },
     // The file's record: what moved through the handle, and whether the close succeeded.
-    close: (handle, r) => {
-      const file = this.state.files.get(handle);
-      if (file === undefined) return;
-      this.state.files.delete(handle);
+    close: (file, r) => {
       const ok = isOk(r);
       this.hooks.finished(file.token, fileResult(file, ok, ok ? null : r.kind === 'status' ? r.message : 'unexpected reply'));
     },

@@ -55,6 +55,8 @@ export type SftpRequest =
   | { kind: 'read'; id: number; handle: string; offset: number; length: number }
   | { kind: 'write'; id: number; handle: string; offset: number; data: Buffer }
   | { kind: 'fsetstat'; id: number; handle: string }
+  /** copy-data: the target copies from one open file into another; the data never passes Agate. */
+  | { kind: 'copy'; id: number; from: string; to: string }
   /** remove, rename, mkdir, rmdir, setstat, symlink (and the OpenSSH extensions that do the same). */
   | { kind: 'change'; id: number; operation: Exclude<FileOperation, 'read' | 'write'>; path: string; targetPath?: string; name: string }
   /** Anything that reads metadata only (stat, readdir, realpath, …): relayed unrecorded. */

@@ -51,6 +51,12 @@ function parseExtended(id: number, r: PacketReader): SftpRequest {
       return { kind: 'change', id, operation: 'symlink', path: r.string(), targetPath: r.string(), name };
     case 'lsetstat@openssh.com':
       return { kind: 'change', id, operation: 'setstat', path: r.string(), name };
+    case 'copy-data': { // string read-from-handle, uint64 offset, uint64 length, string write-to-handle, uint64 offset
+      const from = r.handle();
+      r.uint64();
+      r.uint64();
+      return { kind: 'copy', id, from, to: r.handle() };
+    }
     default:
       return { kind: 'other', id, type: PacketType.Extended };
   }

@@ -128,19 +128,26 @@ test('a target that does not drain holds the client, through a large write, unti
   const upstream = Object.assign(new Duplex({ highWaterMark: 1024, read() {}, write: (c: Buffer, _e, cb) => void (sent.push(c), pending.push(cb)) }), { stderr: new PassThrough() });
   const hooks = { decide: async (r: FileRequest) => ({ token: r }), finished: () => undefined };
   void relaySftp(client.channel as unknown as ServerChannel, upstream as unknown as ClientChannel, hooks);
-  const stream = writeAt(1, 0, Buffer.alloc(100_000, 6));
+  // The file is opened first: a write names a handle an open returned.
+  const opened = openWrite(1, '/tmp/slow');
+  client.send(opened);
+  await tick();
+  pending.shift()!();
+  upstream.push(handle(1));
+  await tick();
+  const stream = writeAt(2, 0, Buffer.alloc(100_000, 6));
   client.send(stream.subarray(0, 32_768));
   await tick();
   assert.ok(client.channel.isPaused(), 'the client is not read while the target is behind');
   client.send(stream.subarray(32_768));
   await tick();
-  assert.is(Buffer.concat(sent).length, 32_768, 'nothing more was forwarded');
+  assert.is(Buffer.concat(sent).length, opened.length + 32_768, 'nothing more was forwarded');
   while (pending.length > 0) {
     pending.shift()!();
     await tick();
   }
   assert.ok(!client.channel.isPaused(), 'read again once the target drained');
-  assert.ok(Buffer.concat(sent).equals(stream), 'and the rest went on');
+  assert.ok(Buffer.concat(sent).equals(Buffer.concat([opened, stream])), 'and the rest went on');
 });
 
 test('large writes move on piece by piece as they arrive; the target gets every byte, the digest covers the file', async () => {
@@ -231,6 +238,17 @@ test('a malformed packet closes the channel with PROTOCOL_VIOLATION; nothing of 
   assert.ok(closed, 'the target channel is closed');
   assert.is(upstream.sent.length, 0);
   assert.match(Buffer.concat(stderr).toString(), /^Agate closed the sftp channel: sftp packet ends early/);
+});
+
+test('a violation found behind a pending decision is recorded at once: a paused ssh2 channel may never report its close', async () => {
+  const { client, upstream, outcome, results } = relay();
+  Object.assign(client.channel, { close: () => undefined }); // as ssh2 does for a paused channel: no 'close'
+  Object.assign(upstream, { close: () => undefined });
+  client.send(Buffer.concat([openRead(1, '/tmp/a'), read(2, 0, 10)])); // the read names a handle no open returned
+  const result = await outcome;
+  assert.is(result.error?.code, ErrorCode.PROTOCOL_VIOLATION);
+  assert.match(result.error?.message ?? '', /names a handle that no open of this channel returned/);
+  assert.equal(results.map((r) => r.message), ['the channel closed before the target answered'], 'the allowed open is recorded too');
 });
 
 test('streamed data replies answered out of order are counted; the digest is withheld', async () => {

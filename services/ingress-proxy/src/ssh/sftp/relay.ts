@@ -116,6 +116,9 @@ class SftpChannelRelay<T> {
     this.client.stderr.write(`Agate closed the sftp channel: ${this.#failure.message}\n`);
     this.client.close();
     this.upstream.close();
+    // Recorded now: ssh2 reports a server channel closed only once its input was read to the
+    // end, and the client may be paused here (a decision was pending), so 'close' may never come.
+    this.#finish(false);
   }
 
   #finish(clientGone: boolean): void {
