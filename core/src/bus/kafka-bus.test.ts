@@ -238,14 +238,34 @@ kafka('accept: a group gets only the events of its types it accepts', async () =
   assert.equal(got.map((e) => e.event_id), [verdicts[1]!.event_id, verdicts[3]!.event_id]);
 });
 
+kafka('batches carry the bytes of each event as published, index for index, skipping the types not wanted', async () => {
+  const b = await bus('bytes', { topic: 'bytes' });
+  const sent = [command('b-1', 'SELECT 1'), { ...SAMPLES.Response, event_id: randomUUID(), session_id: 'b-1' } as AgateEvent, command('b-1', 'SELECT 2')];
+  for (const e of sent) await b.publish(e);
+  const got: { events: AgateEvent[]; encoded: Buffer[] } = { events: [], encoded: [] };
+  await new Promise<void>((resolve) => {
+    void b.subscribe({ group: 'bytes', types: ['Command'], handler: async (batch, source) => {
+      assert.ok(source.encoded !== undefined, 'a single-object wire hands the bytes on');
+      assert.is(source.encoded.length, batch.length);
+      got.events.push(...batch);
+      got.encoded.push(...source.encoded);
+      if (got.events.length === 2) resolve();
+    } });
+  });
+  assert.equal(got.events, [sent[0], sent[2]]);
+  // The bytes are the codec's encoding of the very event they go with (what the ledger stores).
+  assert.equal(got.encoded.map((x) => x.toString('hex')), [sent[0]!, sent[2]!].map((e) => codec.encode(e).toString('hex')));
+});
+
 kafka('with a schema registry: Confluent wire format, subjects registered, BACKWARD enforced', async () => {
   const b = await bus('registry', { topic: 'registered', registry: true });
   const e = command('reg');
   await b.publish(e);
-  const got = await new Promise<AgateEvent>((resolve) => {
-    void b.subscribe({ group: 'reg', types: ['Command'], handler: async (batch) => resolve(batch[0]!) });
+  const got = await new Promise<{ event: AgateEvent; source: StreamInfo }>((resolve) => {
+    void b.subscribe({ group: 'reg', types: ['Command'], handler: async (batch, source) => resolve({ event: batch[0]!, source }) });
   });
-  assert.equal(got, e);
+  assert.equal(got.event, e);
+  assert.is(got.source.encoded, undefined, 'Confluent framing is not the bytes the ledger stores');
   const subjects = (await (await fetch(`${registry.url}/subjects`)).json()) as string[];
   assert.ok(subjects.includes('registered-agate.event.Command'), subjects.join(','));
   const config = (await (await fetch(`${registry.url}/config/registered-agate.event.Command`)).json()) as { compatibilityLevel: string };

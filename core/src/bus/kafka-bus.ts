@@ -214,6 +214,7 @@ export class KafkaBus implements Bus, ProxyLeases {
     const groupId = options.perProcess ? `${this.#options.groupPrefix}.${options.group}.${this.#processSuffix}` : `${this.#options.groupPrefix}.${options.group}`;
     if (options.perProcess) this.#processGroups.add(groupId);
     const types = new Set<string>(options.types);
+    const wire = this.#options.wire;
     const log = this.#options.logger.child({ group: options.group });
     const max = options.maxBatch ?? 2_000;
     // Read ahead at least one full batch, so a group that wants large batches (the ledger's
@@ -246,12 +247,20 @@ export class KafkaBus implements Bus, ProxyLeases {
           const slice = records.slice(i, i + max);
           const events: AgateEvent[] = [];
           const positions: number[] = [];
+          // Each event's bytes as they travelled, when they are the codec's encoding: the ledger
+          // stores them as they are instead of encoding every event again (StreamInfo.encoded).
+          const encoded: Buffer[] | undefined = wire.carriesCodecEncoding ? [] : undefined;
           for (const m of slice) {
             const type = m.headers.get('agate-type');
             if (type !== undefined && !types.has(type)) continue;
             if (m.value === undefined) continue;
-            const e = await this.#options.wire.decode(m.value);
-            if (types.has(e.type) && (options.accept === undefined || options.accept(e))) (events.push(e), positions.push(Number(m.offset) + 1));
+            const decoded = wire.decode(m.value);
+            const e = decoded instanceof Promise ? await decoded : decoded;
+            if (types.has(e.type) && (options.accept === undefined || options.accept(e))) {
+              events.push(e);
+              positions.push(Number(m.offset) + 1);
+              encoded?.push(m.value);
+            }
           }
           if (events.length > 0) {
             const assignment = joins;
@@ -268,7 +277,7 @@ export class KafkaBus implements Bus, ProxyLeases {
                 void new Promise<void>((resolve) => consumer.leaveGroup(true, () => resolve()));
               }, MEMBERSHIP.sessionTimeout);
               try {
-                await options.handler(events, { stream: `${this.#options.eventsTopic}-${partition}`, positions, assignment });
+                await options.handler(events, { stream: `${this.#options.eventsTopic}-${partition}`, positions, assignment, ...(encoded === undefined ? {} : { encoded }) });
                 break;
               } catch (err) {
                 const delay = backoff.next();
@@ -543,7 +552,8 @@ export class KafkaBus implements Bus, ProxyLeases {
     const waited = (type === undefined || type === 'Verdict') && key !== undefined && this.#waiters.has(key);
     const readers = this.#replyReaders.size === 0 ? [] : [...this.#replyReaders].filter((r) => type === undefined || r.types.has(type));
     if (!waited && readers.length === 0) return;
-    const event = await this.#options.wire.decode(message.value);
+    const decoded = this.#options.wire.decode(message.value);
+    const event = decoded instanceof Promise ? await decoded : decoded;
     if (waited && event.type === 'Verdict') this.#waiters.deliver(event);
     const source: StreamInfo = { stream: `${message.topic}-${message.partition}`, positions: [Number(message.offset) + 1] };
     for (const r of readers) {
