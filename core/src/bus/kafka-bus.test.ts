@@ -325,13 +325,17 @@ kafka('a verdict whose events-topic copy is not acknowledged never reaches a pro
     await setMaxBytes('64');
     // The leader applies a topic's new config a moment after the controller accepts it: probe
     // with a plain producer until a write to the events topic is refused.
-    const probe = new Producer({ clientId: 'verdict-record-probe', bootstrapBrokers: [broker.bootstrap], retries: 0, serializers: stringSerializers });
-    let refused = false;
-    for (const end = Date.now() + 30_000; !refused && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
-      await probe.send({ acks: -1, messages: [{ topic, key: 'probe', value: 'p'.repeat(200), headers: { 'agate-type': 'Probe' } }] }).catch(() => (refused = true));
-    }
-    await probe.close();
-    assert.ok(refused, 'the events topic never refused a write');
+    // Whether the events topic takes a write now, asked until it answers `want` (or 30 s pass).
+    const probeUntil = async (want: boolean) => {
+      const probe = new Producer({ clientId: 'verdict-record-probe', bootstrapBrokers: [broker.bootstrap], retries: 0, serializers: stringSerializers });
+      let takes = !want;
+      for (const end = Date.now() + 30_000; takes !== want && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
+        takes = await probe.send({ acks: -1, messages: [{ topic, key: 'probe', value: 'p'.repeat(200), headers: { 'agate-type': 'Probe' } }] }).then(() => true, () => false);
+      }
+      await probe.close();
+      return takes;
+    };
+    assert.not.ok(await probeUntil(false), 'the events topic never refused a write');
     let failure: unknown;
     await policy.publish({ ...SAMPLES.Verdict, event_id: randomUUID(), session_id: seen[0]!.session_id, command_id: seen[0]!.event_id, decision: 'allow' }).catch((err: unknown) => (failure = err));
     assert.is((failure as { code?: string } | undefined)?.code, 'BUS_WRITE_FAILED', 'the verdict whose record failed is reported as not written');
@@ -341,6 +345,7 @@ kafka('a verdict whose events-topic copy is not acknowledged never reaches a pro
     assert.is((await waiting).kind, 'timeout', 'the proxy heard a verdict that is not in the record');
     // Healthy again: both copies go out and the proxy hears the verdict.
     await setMaxBytes('1048588');
+    assert.ok(await probeUntil(true), 'the events topic never took writes again');
     answer = true;
     const after = await proxy.requestVerdict(command('vr-2', 'SELECT 1'), 20_000);
     assert.is(after.kind, 'verdict');
