@@ -29,6 +29,15 @@ header('unknown fingerprints and truncated bodies are typed errors', () => {
   try { codec.decode(bytes.subarray(0, 20)); assert.unreachable(); } catch (e) { assert.is((e as { code: string }).code, 'EVENT_ENCODING'); }
   try { codec.decode(Buffer.from('{}')); assert.unreachable(); } catch (e) { assert.is((e as { code: string }).code, 'EVENT_ENCODING'); }
 });
+header('a fingerprint differing from a known one in any byte is unknown', () => {
+  const bytes = codec.encode(SAMPLES.Command);
+  // Each byte of the 8, and the top bit of the last (the bits decode compares apart from the rest).
+  for (const [at, flip] of [...Array.from({ length: 8 }, (_, i) => [2 + i, 0x01]), [9, 0x80]] as [number, number][]) {
+    const near = Buffer.from(bytes);
+    near[at]! ^= flip;
+    try { codec.decode(near); assert.unreachable(`byte ${at} ^ ${flip}`); } catch (e) { assert.is((e as { code: string }).code, 'EVENT_UNKNOWN_SCHEMA', `byte ${at} ^ ${flip}`); }
+  }
+});
 header('an invalid event is refused at encode time', () => {
   const bad = { ...SAMPLES.Verdict, decision: 'maybe' } as unknown as typeof SAMPLES.Verdict;
   try { codec.encode(bad); assert.unreachable(); } catch (e) { assert.is((e as { code: string }).code, 'EVENT_ENCODING'); }

@@ -29,6 +29,11 @@ export class EventCodec {
   readonly #writers: Map<EventType, SchemaVersion>;
   readonly #readers = new Map<string, Reader>();
   /**
+   * The same readers by fingerprintKey: decode finds a reader without making a hex string of
+   * every event's fingerprint (a Kafka consumer decodes every record it reads).
+   */
+  readonly #readersByKey = new Map<number, { rest: number; reader: Reader }>();
+  /**
    * Where events are encoded before being copied out at their exact size. avsc's own
    * `toBuffer` writes into a 1 KiB buffer and encodes again when the event is larger (a Command
    * with a CI token's claims is ~1.7 KiB): one pass into a buffer that grows as needed instead.
@@ -49,18 +54,30 @@ export class EventCodec {
       if (fields.some((f) => f.name === 'identity')) this.#identityFields.set(w.eventType, fields.map((f) => ({ name: f.name, type: f.type })));
     }
     for (const w of this.#writers.values()) {
-      this.#readers.set(w.fingerprint.toString('hex'), { eventType: w.eventType, type: w.type, resolver: undefined, plain: plainReader(w.type, w.eventType) });
+      this.#addReader(w.fingerprint, { eventType: w.eventType, type: w.type, resolver: undefined, plain: plainReader(w.type, w.eventType) });
     }
     for (const old of frozenSchemas()) {
-      const key = old.fingerprint.toString('hex');
-      if (this.#readers.has(key)) continue;
+      if (this.#readers.has(old.fingerprint.toString('hex'))) continue;
       const current = this.#writers.get(old.eventType)!;
-      this.#readers.set(key, {
+      this.#addReader(old.fingerprint, {
         eventType: old.eventType,
         type: current.type,
         resolver: current.type.createResolver(old.type),
       });
     }
+  }
+
+  #addReader(fingerprint: Buffer, reader: Reader): void {
+    this.#readers.set(fingerprint.toString('hex'), reader);
+    const key = fingerprintKey(fingerprint, 0);
+    // Two fingerprints sharing a key (not seen among ours) leave the second to the hex map.
+    if (!this.#readersByKey.has(key)) this.#readersByKey.set(key, { rest: fingerprintRest(fingerprint, 0), reader });
+  }
+
+  #readerOf(buf: Buffer): Reader | undefined {
+    const byKey = this.#readersByKey.get(fingerprintKey(buf, MAGIC.length));
+    if (byKey !== undefined && byKey.rest === fingerprintRest(buf, MAGIC.length)) return byKey.reader;
+    return this.#readers.get(buf.subarray(MAGIC.length, HEADER).toString('hex'));
   }
 
   /** The schema this codec writes for an event type. */
@@ -125,10 +142,9 @@ export class EventCodec {
     if (buf.length < HEADER || buf[0] !== MAGIC[0] || buf[1] !== MAGIC[1]) {
       throw new AgateError(ErrorCode.EVENT_ENCODING, 'not an Avro single-object encoded event');
     }
-    const fingerprint = buf.subarray(MAGIC.length, HEADER).toString('hex');
-    const reader = this.#readers.get(fingerprint);
+    const reader = this.#readerOf(buf);
     if (reader === undefined) {
-      throw new AgateError(ErrorCode.EVENT_UNKNOWN_SCHEMA, `no known schema has fingerprint ${fingerprint}`);
+      throw new AgateError(ErrorCode.EVENT_UNKNOWN_SCHEMA, `no known schema has fingerprint ${buf.subarray(MAGIC.length, HEADER).toString('hex')}`);
     }
     try {
       if (reader.plain !== undefined) return reader.plain(buf.subarray(HEADER)) as AgateEvent;
@@ -139,6 +155,16 @@ export class EventCodec {
       throw new AgateError(ErrorCode.EVENT_ENCODING, `corrupt ${reader.eventType} event body`, { cause });
     }
   }
+}
+
+/** A fingerprint's first 53 bits (its 8 bytes at `at`) as an exact number, read without allocating. */
+function fingerprintKey(buf: Buffer, at: number): number {
+  return buf.readUInt32LE(at) * 2 ** 21 + (buf.readUInt32LE(at + 4) & 0x1fffff);
+}
+
+/** The fingerprint's other 11 bits. */
+function fingerprintRest(buf: Buffer, at: number): number {
+  return buf.readUInt32LE(at + 4) >>> 21;
 }
 
 /** Whether `value` is an identity frozen with its claims: what it serializes to can no longer change (a cache may keep it). */

@@ -89,7 +89,8 @@ export interface StreamInfo {
   stream: string;
   /**
    * The batch's events exactly as the bus encoded them (EventCodec single-object encoding),
-   * index for index, when the bus has them at hand (the embedded log), so a consumer that
+   * index for index, when the bus has them at hand (the embedded log; Kafka with a wire that
+   * carries that encoding, SingleObjectWire), so a consumer that
    * stores the encoding (the ledger) need not encode again.
    */
   encoded?: readonly Buffer[];

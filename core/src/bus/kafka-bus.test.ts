@@ -238,14 +238,34 @@ kafka('accept: a group gets only the events of its types it accepts', async () =
   assert.equal(got.map((e) => e.event_id), [verdicts[1]!.event_id, verdicts[3]!.event_id]);
 });
 
+kafka('batches carry the bytes of each event as published, index for index, skipping the types not wanted', async () => {
+  const b = await bus('bytes', { topic: 'bytes' });
+  const sent = [command('b-1', 'SELECT 1'), { ...SAMPLES.Response, event_id: randomUUID(), session_id: 'b-1' } as AgateEvent, command('b-1', 'SELECT 2')];
+  for (const e of sent) await b.publish(e);
+  const got: { events: AgateEvent[]; encoded: Buffer[] } = { events: [], encoded: [] };
+  await new Promise<void>((resolve) => {
+    void b.subscribe({ group: 'bytes', types: ['Command'], handler: async (batch, source) => {
+      assert.ok(source.encoded !== undefined, 'a single-object wire hands the bytes on');
+      assert.is(source.encoded.length, batch.length);
+      got.events.push(...batch);
+      got.encoded.push(...source.encoded);
+      if (got.events.length === 2) resolve();
+    } });
+  });
+  assert.equal(got.events, [sent[0], sent[2]]);
+  // The bytes are the codec's encoding of the very event they go with (what the ledger stores).
+  assert.equal(got.encoded.map((x) => x.toString('hex')), [sent[0]!, sent[2]!].map((e) => codec.encode(e).toString('hex')));
+});
+
 kafka('with a schema registry: Confluent wire format, subjects registered, BACKWARD enforced', async () => {
   const b = await bus('registry', { topic: 'registered', registry: true });
   const e = command('reg');
   await b.publish(e);
-  const got = await new Promise<AgateEvent>((resolve) => {
-    void b.subscribe({ group: 'reg', types: ['Command'], handler: async (batch) => resolve(batch[0]!) });
+  const got = await new Promise<{ event: AgateEvent; source: StreamInfo }>((resolve) => {
+    void b.subscribe({ group: 'reg', types: ['Command'], handler: async (batch, source) => resolve({ event: batch[0]!, source }) });
   });
-  assert.equal(got, e);
+  assert.equal(got.event, e);
+  assert.is(got.source.encoded, undefined, 'Confluent framing is not the bytes the ledger stores');
   const subjects = (await (await fetch(`${registry.url}/subjects`)).json()) as string[];
   assert.ok(subjects.includes('registered-agate.event.Command'), subjects.join(','));
   const config = (await (await fetch(`${registry.url}/config/registered-agate.event.Command`)).json()) as { compatibilityLevel: string };
@@ -305,13 +325,17 @@ kafka('a verdict whose events-topic copy is not acknowledged never reaches a pro
     await setMaxBytes('64');
     // The leader applies a topic's new config a moment after the controller accepts it: probe
     // with a plain producer until a write to the events topic is refused.
-    const probe = new Producer({ clientId: 'verdict-record-probe', bootstrapBrokers: [broker.bootstrap], retries: 0, serializers: stringSerializers });
-    let refused = false;
-    for (const end = Date.now() + 30_000; !refused && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
-      await probe.send({ acks: -1, messages: [{ topic, key: 'probe', value: 'p'.repeat(200), headers: { 'agate-type': 'Probe' } }] }).catch(() => (refused = true));
-    }
-    await probe.close();
-    assert.ok(refused, 'the events topic never refused a write');
+    // Whether the events topic takes a write now, asked until it answers `want` (or 30 s pass).
+    const probeUntil = async (want: boolean) => {
+      const probe = new Producer({ clientId: 'verdict-record-probe', bootstrapBrokers: [broker.bootstrap], retries: 0, serializers: stringSerializers });
+      let takes = !want;
+      for (const end = Date.now() + 30_000; takes !== want && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
+        takes = await probe.send({ acks: -1, messages: [{ topic, key: 'probe', value: 'p'.repeat(200), headers: { 'agate-type': 'Probe' } }] }).then(() => true, () => false);
+      }
+      await probe.close();
+      return takes;
+    };
+    assert.not.ok(await probeUntil(false), 'the events topic never refused a write');
     let failure: unknown;
     await policy.publish({ ...SAMPLES.Verdict, event_id: randomUUID(), session_id: seen[0]!.session_id, command_id: seen[0]!.event_id, decision: 'allow' }).catch((err: unknown) => (failure = err));
     assert.is((failure as { code?: string } | undefined)?.code, 'BUS_WRITE_FAILED', 'the verdict whose record failed is reported as not written');
@@ -321,6 +345,7 @@ kafka('a verdict whose events-topic copy is not acknowledged never reaches a pro
     assert.is((await waiting).kind, 'timeout', 'the proxy heard a verdict that is not in the record');
     // Healthy again: both copies go out and the proxy hears the verdict.
     await setMaxBytes('1048588');
+    assert.ok(await probeUntil(true), 'the events topic never took writes again');
     answer = true;
     const after = await proxy.requestVerdict(command('vr-2', 'SELECT 1'), 20_000);
     assert.is(after.kind, 'verdict');

@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import { Backoff, pause } from '../retry.js';
 import type { Bus, StreamInfo, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
 import { clientOptions, describeKafkaError, isTransientKafkaError, withAdmin, type KafkaConnection } from './kafka-client.js';
-import { RecordReader, STRING_DESERIALIZERS, byPartition, type BusRecord } from './kafka-stream.js';
+import { BUS_DESERIALIZERS, RecordReader, TypeFilter, byPartition, type BusRecord } from './kafka-stream.js';
 import { DEFAULT_RETENTION_MS, createTopics, topicSpecs } from './kafka-topics.js';
 import { ProducerLane, type Message } from './kafka-lanes.js';
 import { PROCESS_GROUPS, type ProxyLeases } from './leases.js';
@@ -92,8 +92,8 @@ const READ_AHEAD_RECORDS = 4_096;
 /** A consumer that does not leave its group in this time (a broker away) is dropped: the group forgets it after sessionTimeout. */
 const CLOSE_TIMEOUT_MS = 5_000;
 
-type BusConsumer = Consumer<string | undefined, Buffer | undefined, string, string>;
-type BusStream = MessagesStream<string | undefined, Buffer | undefined, string, string>;
+type BusConsumer = Consumer<Buffer | undefined, Buffer | undefined, string, Buffer | undefined>;
+type BusStream = MessagesStream<Buffer | undefined, Buffer | undefined, string, Buffer | undefined>;
 /** A consumer and its record stream: what #supervise starts, watches and stops. */
 interface Consumption {
   consumer: BusConsumer;
@@ -214,6 +214,8 @@ export class KafkaBus implements Bus, ProxyLeases {
     const groupId = options.perProcess ? `${this.#options.groupPrefix}.${options.group}.${this.#processSuffix}` : `${this.#options.groupPrefix}.${options.group}`;
     if (options.perProcess) this.#processGroups.add(groupId);
     const types = new Set<string>(options.types);
+    const typeHeader = new TypeFilter(types);
+    const wire = this.#options.wire;
     const log = this.#options.logger.child({ group: options.group });
     const max = options.maxBatch ?? 2_000;
     // Read ahead at least one full batch, so a group that wants large batches (the ledger's
@@ -246,12 +248,19 @@ export class KafkaBus implements Bus, ProxyLeases {
           const slice = records.slice(i, i + max);
           const events: AgateEvent[] = [];
           const positions: number[] = [];
+          // Each event's bytes as they travelled, when they are the codec's encoding: the ledger
+          // stores them as they are instead of encoding every event again (StreamInfo.encoded).
+          const encoded: Buffer[] | undefined = wire.carriesCodecEncoding ? [] : undefined;
           for (const m of slice) {
-            const type = m.headers.get('agate-type');
-            if (type !== undefined && !types.has(type)) continue;
+            if (!typeHeader.admits(m.headers.get('agate-type'))) continue;
             if (m.value === undefined) continue;
-            const e = await this.#options.wire.decode(m.value);
-            if (types.has(e.type) && (options.accept === undefined || options.accept(e))) (events.push(e), positions.push(Number(m.offset) + 1));
+            const decoded = wire.decode(m.value);
+            const e = decoded instanceof Promise ? await decoded : decoded;
+            if (types.has(e.type) && (options.accept === undefined || options.accept(e))) {
+              events.push(e);
+              positions.push(Number(m.offset) + 1);
+              encoded?.push(m.value);
+            }
           }
           if (events.length > 0) {
             const assignment = joins;
@@ -268,7 +277,7 @@ export class KafkaBus implements Bus, ProxyLeases {
                 void new Promise<void>((resolve) => consumer.leaveGroup(true, () => resolve()));
               }, MEMBERSHIP.sessionTimeout);
               try {
-                await options.handler(events, { stream: `${this.#options.eventsTopic}-${partition}`, positions, assignment });
+                await options.handler(events, { stream: `${this.#options.eventsTopic}-${partition}`, positions, assignment, ...(encoded === undefined ? {} : { encoded }) });
                 break;
               } catch (err) {
                 const delay = backoff.next();
@@ -325,13 +334,13 @@ export class KafkaBus implements Bus, ProxyLeases {
 
   /** A consumer of this bus's brokers in `groupId`, with the group membership settings. */
   #newConsumer(groupId: string, fetch: { maxWaitTime: number; minBytes: number }): BusConsumer {
-    return new Consumer<string | undefined, Buffer | undefined, string, string>({
+    return new Consumer<Buffer | undefined, Buffer | undefined, string, Buffer | undefined>({
       ...clientOptions(this.#connection),
       groupId,
       ...fetch,
       ...MEMBERSHIP,
       maxBytesPerPartition: MAX_BYTES_PER_PARTITION,
-      deserializers: STRING_DESERIALIZERS,
+      deserializers: BUS_DESERIALIZERS,
     });
   }
 
@@ -538,12 +547,14 @@ export class KafkaBus implements Bus, ProxyLeases {
    */
   async #replyRecord(message: BusRecord): Promise<void> {
     if (message.value === undefined) return;
-    const type = message.headers.get('agate-type');
-    const key = message.key;
+    // The verdicts topic is small (reply events only): its type header and key are read as strings.
+    const type = message.headers.get('agate-type')?.toString();
+    const key = message.key?.toString();
     const waited = (type === undefined || type === 'Verdict') && key !== undefined && this.#waiters.has(key);
     const readers = this.#replyReaders.size === 0 ? [] : [...this.#replyReaders].filter((r) => type === undefined || r.types.has(type));
     if (!waited && readers.length === 0) return;
-    const event = await this.#options.wire.decode(message.value);
+    const decoded = this.#options.wire.decode(message.value);
+    const event = decoded instanceof Promise ? await decoded : decoded;
     if (waited && event.type === 'Verdict') this.#waiters.deliver(event);
     const source: StreamInfo = { stream: `${message.topic}-${message.partition}`, positions: [Number(message.offset) + 1] };
     for (const r of readers) {

@@ -1,6 +1,6 @@
 import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
-import { MultipleErrors, NetworkError, ProtocolError, ResponseError, AuthenticationError } from '@platformatic/kafka';
+import { MultipleErrors, NetworkError, ProtocolError, ResponseError, AuthenticationError, UserError } from '@platformatic/kafka';
 import { describeKafkaError, isTransientKafkaError, keyPartitioner } from './kafka-client.js';
 
 const partitioner = suite('keyPartitioner');
@@ -42,6 +42,12 @@ errors('no leader yet is transient; a failed login or an untrusted certificate i
   assert.ok(isTransientKafkaError(new ProtocolError('LEADER_NOT_AVAILABLE')));
   assert.not.ok(isTransientKafkaError(new AuthenticationError('SASL authentication failed.')));
   assert.not.ok(isTransientKafkaError(new NetworkError('Connection to k:9093 failed.', { cause: new Error('self-signed certificate in certificate chain') })));
+});
+
+errors('a topic the broker does not know yet is transient; another refusal by the client is not', () => {
+  // What the client makes of UNKNOWN_TOPIC_OR_PARTITION in a metadata answer.
+  assert.ok(isTransientKafkaError(new UserError('Unknown topic bench.1.verdicts.')));
+  assert.not.ok(isTransientKafkaError(new UserError('Unsupported compression algorithm zstd')));
 });
 
 errors.run();

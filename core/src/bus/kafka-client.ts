@@ -4,7 +4,7 @@
  * topics command and the export sink connect and fail alike.
  */
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
-import { Admin, GenericError, MultipleErrors, compatibilityPartitioner, stringSerializer, type BaseOptions, type ClusterMetadata, type MessageToProduce, type SASLOptions } from '@platformatic/kafka';
+import { Admin, GenericError, MultipleErrors, UserError, compatibilityPartitioner, stringSerializer, type BaseOptions, type ClusterMetadata, type MessageToProduce, type SASLOptions } from '@platformatic/kafka';
 
 export interface KafkaConnection {
   brokers: string[];
@@ -80,6 +80,12 @@ export function isTransientKafkaError(err: unknown): boolean {
   if ((err as { retriable?: boolean }).retriable === true) return true;
   if (!GenericError.isGenericError(err)) return false;
   const found = err as GenericError;
+  // The broker's UNKNOWN_TOPIC_OR_PARTITION, which the client turns into a non-retriable
+  // "Unknown topic <name>." with no code: a topic another process created a moment ago is
+  // unknown until the metadata reaches every broker (seen as `agate ledger` failing to start
+  // beside the one that created the topics, on a loaded machine). A topic that stays missing
+  // still fails once the caller's deadline passes.
+  if (found.findBy('code', UserError.code) !== null && /^Unknown topic .*\.$/.test(err.message)) return true;
   if (found.findBy('code', 'PLT_KFK_AUTHENTICATION') !== null) return false;
   if (/certificate|self[- ]signed|SSL|TLS/i.test(describeKafkaError(err))) return false;
   return found.findBy('canRetry', true) !== null || found.findBy('code', 'PLT_KFK_NETWORK') !== null || found.findBy('code', 'PLT_KFK_TIMEOUT') !== null;

@@ -1,15 +1,40 @@
 import type { Readable } from 'node:stream';
 import { stringDeserializer, type Message } from '@platformatic/kafka';
 
-/** A record as the bus reads it: string key and headers, the value's bytes as sent. */
-export type BusRecord = Message<string | undefined, Buffer | undefined, string, string>;
+/** A record as the bus reads it: header names as strings; key, header values and value as the bytes sent. */
+export type BusRecord = Message<Buffer | undefined, Buffer | undefined, string, Buffer | undefined>;
 
-/** Keys, header names and values back to strings; values stay bytes (the wire codec decodes them). */
-export const STRING_DESERIALIZERS = {
-  key: stringDeserializer,
+/**
+ * Header names back to strings; keys and header values stay bytes, read only where wanted: a
+ * subscription reads every record of the events topic and skips most by their type header,
+ * compared as bytes (TypeFilter), and uses neither the key nor the traceparent.
+ */
+export const BUS_DESERIALIZERS = {
   headerKey: (b?: Buffer) => stringDeserializer(b) ?? '',
-  headerValue: (b?: Buffer) => stringDeserializer(b) ?? '',
 };
+
+/** Event type names, matched as the bytes of a record's `agate-type` header. */
+export class TypeFilter {
+  readonly #byLength = new Map<number, Buffer[]>();
+
+  constructor(types: Iterable<string>) {
+    for (const t of types) {
+      const bytes = Buffer.from(t);
+      const same = this.#byLength.get(bytes.length);
+      if (same === undefined) this.#byLength.set(bytes.length, [bytes]);
+      else same.push(bytes);
+    }
+  }
+
+  /** Whether a type header names one of the types; a record without one is admitted (its decoded type tells). */
+  admits(header: Buffer | undefined): boolean {
+    if (header === undefined) return true;
+    const same = this.#byLength.get(header.length);
+    if (same === undefined) return false;
+    for (const bytes of same) if (bytes.equals(header)) return true;
+    return false;
+  }
+}
 
 /**
  * Reads a consumer's record stream in the bus's batches: whatever the stream has buffered (what

@@ -47,6 +47,8 @@ interface Reader {
  * the registry, so an incompatible schema change is refused before anything is written).
  */
 export class RegistryWire implements WireCodec {
+  /** Confluent framing (magic, schema id) is not the codec's single-object encoding. */
+  readonly carriesCodecEncoding = false;
   readonly #registry: SchemaRegistry;
   readonly #ids = new Map<EventType, number>();
   readonly #readers = new Map<number, Reader>();
@@ -113,12 +115,12 @@ export class RegistryWire implements WireCodec {
     return Buffer.concat([header, body]);
   }
 
-  async decode(bytes: Buffer): Promise<AgateEvent> {
+  decode(bytes: Buffer): AgateEvent | Promise<AgateEvent> {
     if (bytes.length < HEADER || bytes[0] !== MAGIC) throw new AgateError(ErrorCode.EVENT_ENCODING, 'not a Confluent wire-format message');
     const id = bytes.readInt32BE(1);
-    const reader = this.#readers.get(id) ?? (await this.#fetchReader(id));
-    const record = reader.type.fromBuffer(bytes.subarray(HEADER), reader.resolver) as object;
-    return { type: reader.eventType, ...structuredClone(record) } as AgateEvent;
+    const reader = this.#readers.get(id);
+    // Only a schema id met for the first time costs a registry look-up (and a promise).
+    return reader !== undefined ? readWith(reader, bytes) : this.#fetchReader(id).then((r) => readWith(r, bytes));
   }
 
   /** A schema another writer registered (an older or newer Agate): resolve it to ours. */
@@ -138,4 +140,10 @@ export class RegistryWire implements WireCodec {
     this.#readers.set(id, reader);
     return reader;
   }
+}
+
+/** A message's body read with its writer's reader, as a plain event. */
+function readWith(reader: Reader, bytes: Buffer): AgateEvent {
+  const record = reader.type.fromBuffer(bytes.subarray(HEADER), reader.resolver) as object;
+  return { type: reader.eventType, ...structuredClone(record) } as AgateEvent;
 }

@@ -4,6 +4,8 @@ import type { WireCodec } from './wire.js';
 
 /** Avro single-object encoding on the wire: no registry needed, every message self-describing. */
 export class SingleObjectWire implements WireCodec {
+  readonly carriesCodecEncoding = true;
+
   constructor(private readonly codec: EventCodec) {}
 
   async init(): Promise<void> {}
@@ -12,7 +14,7 @@ export class SingleObjectWire implements WireCodec {
     return this.codec.encode(event);
   }
 
-  async decode(bytes: Buffer): Promise<AgateEvent> {
+  decode(bytes: Buffer): AgateEvent {
     return this.codec.decode(bytes);
   }
 }

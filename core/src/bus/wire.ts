@@ -9,7 +9,18 @@ export interface WireCodec {
   /** Prepares whatever the codec needs (e.g. registers subjects); idempotent. */
   init(): Promise<void>;
   encode(event: AgateEvent): Buffer;
-  decode(bytes: Buffer): Promise<AgateEvent>;
+  /**
+   * One message back to its event: synchronous when the codec has what it needs at hand (a
+   * reader of every record costs a promise and a turn per record otherwise), a promise only
+   * when it must first fetch something (a schema another writer registered).
+   */
+  decode(bytes: Buffer): AgateEvent | Promise<AgateEvent>;
+  /**
+   * Whether a message's bytes are the EventCodec's single-object encoding itself, the bytes the
+   * ledger stores as a record's payload (StreamInfo.encoded): a consumer can then hand them on
+   * instead of encoding the event again.
+   */
+  readonly carriesCodecEncoding: boolean;
 }
 
 /** Record-name subjects per topic, as the Confluent TopicRecordNameStrategy names them. */
