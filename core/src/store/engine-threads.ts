@@ -9,8 +9,9 @@ import { platform, setPriority } from 'node:os';
  * machine an insert woke engine threads that took the core a statement was waiting for, and a
  * woken thread that does not preempt waits for the scheduler's next tick (4 ms at HZ=250): that
  * was the 1-client p99. A thread under SCHED_IDLE is preempted at once by any woken ordinary
- * thread, and still gets every core nobody else wants (BENCHMARKS.md, issue 21: 1-client p99 and
- * statements per second better in 7 of 8 alternated pairs; the ledger kept up at 8 clients).
+ * thread, and still gets every core nobody else wants (issue 21, on a loaded machine: 1-client p50
+ * and p99 lower in 7 of 8 alternated pairs, statements per second higher in 8; the ledger kept up
+ * at 8 clients).
  *
  * Only threads the engine named are touched: every thread Node starts (the main thread, V8's
  * helpers, libuv's pool that runs the log's fdatasync, workers) keeps the name `node`. Where
