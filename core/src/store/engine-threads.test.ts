@@ -54,8 +54,14 @@ test('the engine threads give way; the event loop and every other Node thread ke
   // Work that grows the engine's pool, and a file operation that starts libuv's pool.
   await store.query('SELECT sum(number) AS s FROM numbers(20000000)');
   await readFile('/proc/self/stat');
-  await store.engineThreadsGiveWay();
-  const all = threads();
+  // The engine may start or name a thread after a look: the next look takes it.
+  const givenWay = (t: ThreadView) => (hasChrt ? t.policy === SCHED_IDLE : t.nice === 19);
+  let all: ThreadView[] = [];
+  for (let look = 0; look < 5; look++) {
+    await store.engineThreadsGiveWay();
+    all = threads();
+    if (all.every((t) => t.name === 'node' || givenWay(t))) break;
+  }
   const engine = all.filter((t) => t.name !== 'node');
   const node = all.filter((t) => t.name === 'node');
   assert.ok(engine.length >= 3, `engine threads found: ${engine.map((t) => t.name).join(', ')}`);
