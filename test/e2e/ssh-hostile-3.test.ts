@@ -264,12 +264,47 @@ test('probes that held on a captured shell: a bracketed paste of several command
   assert.is(verdict?.rule_id, 'no-rm');
 });
 
+test('a line typed into a program on a pty (ed after stty -isig) and refused ends the shell: the ^C may not have discarded it', async (ctx) => {
+  const env = ctx as Env;
+  const v = await victim(env, 'typed-into-ed');
+  const conn = await rawClient(env);
+  try {
+    const shell = await rawShell(conn, { term: 'xterm', cols: 80, rows: 24 });
+    await shell.until(/\$ $/);
+    // ^C is now a plain character: the interrupt Agate sends for a refused line discards nothing.
+    shell.type('stty -isig\r');
+    await shell.until(/\$ $/);
+    shell.type("ed -p 'ed> '\r");
+    await shell.until(/\red> $/);
+    // ed reads this line, not bash: decided as typed and refused. The trailing `#` would make the
+    // ^C a comment, and the next Enter would run the rm, had the shell gone on.
+    shell.type(`!rm -f ${v} #\r`);
+    shell.type('\r');
+    const closed = await shell.closed(20_000);
+    assert.ok(existsSync(v), 'the refused line typed into ed ran');
+    assert.ok(closed, `the shell went on after the refused line: ${JSON.stringify(shell.screen().slice(-300))}`);
+    assert.match(shell.screen(), /Agate refused the command by rule "(no-rm|agate.shell-line-inexact)"[^]*Agate ended the shell: keys of the refused line had already reached it and cannot be taken back/);
+  } finally {
+    conn.end();
+  }
+  const line = await recorded(env, (c) => c.text === `!rm -f ${v} #` && c.attributes.request === 'shell-line');
+  assert.is(line.verdict?.decision, 'deny');
+  assert.is(line.response.status, 'refused');
+  const ended = await recorded(env, (c) => c.event_id === line.command.attributes.shell_command_id);
+  assert.is(ended.command.attributes.request, 'shell');
+  assert.is(ended.response.status, 'error');
+  assert.is(ended.response.error_code, 'SHELL_LINE_NOT_RETRACTABLE');
+  assert.match(ended.response.error_message ?? '', /refused by rule "(no-rm|agate.shell-line-inexact)"; Agate ended the shell/);
+});
+
 /** A shell on a pty through ssh2: `type` sends keys, `until` waits for the screen to show a pattern. */
-async function rawShell(conn: ssh2.Client, pty: ssh2.PseudoTtyOptions): Promise<{ type: (s: string) => void; resize: (rows: number, cols: number) => void; until: (re: RegExp, timeoutMs?: number) => Promise<void>; screen: () => string; close: () => void }> {
+async function rawShell(conn: ssh2.Client, pty: ssh2.PseudoTtyOptions): Promise<{ type: (s: string) => void; resize: (rows: number, cols: number) => void; until: (re: RegExp, timeoutMs?: number) => Promise<void>; screen: () => string; close: () => void; closed: (timeoutMs: number) => Promise<boolean> }> {
   const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.shell(pty, (err, s) => (err ? reject(err) : resolve(s))));
   let screen = '';
   stream.on('data', (d: Buffer) => (screen += d.toString()));
+  const closed = new Promise<boolean>((resolve) => stream.once('close', () => resolve(true)));
   return {
+    closed: (timeoutMs) => Promise.race([closed, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs))]),
     type: (s) => void stream.write(s),
     resize: (rows, cols) => void stream.setWindow(rows, cols, 0, 0),
     screen: () => screen,
