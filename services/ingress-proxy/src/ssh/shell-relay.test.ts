@@ -78,6 +78,8 @@ test('a refused line ends the shell: ^C in place of its Enter, the channel close
   s.client.type('rm -rf / #\r');
   s.client.type('\recho next\r');
   const outcome = await s.done;
+  s.shell.print('late output while the target hangs up\r\n');
+  await tick();
   assert.is(s.shell.got(), 'rm -rf / #\x03', 'the ^C, and nothing typed after the refused line');
   assert.ok(s.shell.closed(), 'the shell channel is closed: the target hangs up its terminal');
   assert.is(s.client.text(), '\r\nAgate refused: rm -rf\r\nAgate ended the shell: keys of the refused line had already reached it and cannot be taken back\r\n');

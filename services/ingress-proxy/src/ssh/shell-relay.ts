@@ -137,6 +137,9 @@ class ShellRelay {
   }
 
   #down(raw: Buffer, to: NodeJS.WritableStream): void {
+    // Once Agate has ended the shell the client's channel is ending: what the target still sends
+    // while it hangs up is not delivered (writing after the end would fail the channel).
+    if (this.#failure !== undefined) return;
     this.#deliver(this.#capture === undefined ? raw : this.#capture.output(raw), to);
   }
 
