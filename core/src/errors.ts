@@ -37,6 +37,11 @@ export const ErrorCode = {
   PROTOCOL_FRAME_TOO_LARGE: 'PROTOCOL_FRAME_TOO_LARGE',
   PROTOCOL_UNSUPPORTED: 'PROTOCOL_UNSUPPORTED',
   MASKING_FAILED: 'MASKING_FAILED',
+  /**
+   * A line typed on a pty was refused after its keys had reached the target, where only the
+   * target's terminal modes decide whether they can be discarded: Agate ended the shell.
+   */
+  SHELL_LINE_NOT_RETRACTABLE: 'SHELL_LINE_NOT_RETRACTABLE',
   /** A write carries Agate's mask marker (a masked read sent back): refused, the real value kept. */
   MASKED_VALUE_WRITE: 'MASKED_VALUE_WRITE',
   /** A JSON patch would copy, move or test a value the client's (masked) copy hides: refused before it runs. */

@@ -227,7 +227,7 @@ test('probes that held: rekeying every KiB, SetEnv carrying commands, a client t
   }
 });
 
-test('probes that held on a captured shell: a bracketed paste of several commands (refused whole), window-change spam, a 5 KB line', async (ctx) => {
+test('probes that held on a captured shell: window-change spam, a bracketed paste of several commands (its rm ends the shell), a 5 KB line', async (ctx) => {
   const env = ctx as Env;
   const v = await victim(env, 'pasted');
   const conn = await rawClient(env);
@@ -240,22 +240,23 @@ test('probes that held on a captured shell: a bracketed paste of several command
     await new Promise((r) => setTimeout(r, 2000)); // bash settles back at its prompt after the SIGWINCH storm
     shell.type('stty size\r');
     await shell.until(/\r30 90\r\n[^]*\$ $/);
-    // A line past what the proxy rebuilds from keys (4 KiB): refused by the hook (rm) when bash
-    // reads it at its prompt, or as typed (edited) when bash is still echoing it as Enter comes.
-    // (Longer lines are refused by the hook past 256 KiB; readline takes minutes to echo one here.)
-    shell.type(`rm -f ${v} ${'x'.repeat(5000)}\r`);
-    await shell.until(/Agate refused the command by rule "(no-rm|agate.shell-line-inexact)"[^]*\$ $/, 60_000);
-    shell.type('echo after-the-flood\r');
-    await shell.until(/after-the-flood\r\n[^]*\$ $/);
     // Typed at the prompt, the rm reaches bash, whose hook decides it exactly.
     shell.type(`rm -f ${v}\r`);
     await shell.until(/Agate refused the command by rule "no-rm"[^]*\$ $/);
     // A paste of several lines: bash runs none of them until the paste ends, so the proxy cannot
-    // tell its lines went to bash; it decides them as typed (edited: the paste's escapes), refuses
-    // them under shell rules and interrupts the paste. Nothing of it runs.
+    // tell its lines after the first went to bash; it decides them as typed and refuses the rm,
+    // whose keys already reached the target: Agate ends the shell. Nothing of the paste runs.
     shell.type(`\x1b[200~echo pasted-one\rrm -f ${v}\recho pasted-two\x1b[201~\r`);
-    await shell.until(/Agate refused the command by rule "agate.shell-line-inexact"[^]*\$ $/);
-    shell.close();
+    assert.ok(await shell.closed(15_000), `the shell went on after a refused pasted line: ${JSON.stringify(shell.screen().slice(-300))}`);
+    assert.match(shell.screen(), /Agate refused the command by rule "(no-rm|agate.shell-line-inexact)"[^]*\r\nAgate ended the shell/);
+    // A line past what the proxy rebuilds from keys (4 KiB): refused by the hook (rm) when bash
+    // reads it at its prompt (the shell goes on), or as typed (edited) when bash is still echoing
+    // it as Enter comes (the shell ends: its keys were sent). Either way it does not run.
+    // (Longer lines are refused by the hook past 256 KiB; readline takes minutes to echo one here.)
+    const flooded = await rawShell(conn, { term: 'xterm', cols: 80, rows: 24 });
+    await flooded.until(/\$ $/);
+    flooded.type(`rm -f ${v} ${'x'.repeat(5000)}\r`);
+    await flooded.until(/Agate refused the command by rule "(no-rm|agate.shell-line-inexact)"[^]*(\$ $|\r\nAgate ended the shell)/, 60_000);
   } finally {
     conn.end();
   }
@@ -264,12 +265,59 @@ test('probes that held on a captured shell: a bracketed paste of several command
   assert.is(verdict?.rule_id, 'no-rm');
 });
 
+test('a line typed into a program on a pty (ed after stty -isig) and refused ends the shell: the ^C may not have discarded it', async (ctx) => {
+  const env = ctx as Env;
+  const v = await victim(env, 'typed-into-ed');
+  const conn = await rawClient(env);
+  try {
+    const shell = await rawShell(conn, { term: 'xterm', cols: 80, rows: 24 });
+    await shell.until(/\$ $/);
+    // ^C is now a plain character: the interrupt Agate sends for a refused line discards nothing.
+    shell.type('stty -isig\r');
+    await shell.until(/\$ $/);
+    shell.type("ed -p 'ed> '\r");
+    await shell.until(/\red> $/);
+    // ed reads this line, not bash: decided as typed and refused. The trailing `#` would make the
+    // ^C a comment, and the next Enter would run the rm, had the shell gone on.
+    shell.type(`!rm -f ${v} #\r`);
+    shell.type('\r');
+    const closed = await shell.closed(20_000);
+    assert.ok(existsSync(v), 'the refused line typed into ed ran');
+    assert.ok(closed, `the shell went on after the refused line: ${JSON.stringify(shell.screen().slice(-300))}`);
+    assert.match(shell.screen(), /Agate refused the command by rule "(no-rm|agate.shell-line-inexact)"[^]*Agate ended the shell: keys of the refused line had already reached it and cannot be taken back/);
+  } finally {
+    conn.end();
+  }
+  const line = await recorded(env, (c) => c.text === `!rm -f ${v} #` && c.attributes.request === 'shell-line');
+  assert.is(line.verdict?.decision, 'deny');
+  assert.is(line.response.status, 'refused');
+  const shell = await recorded(env, (c) => c.event_id === line.command.attributes.shell_command_id);
+  assert.is(shell.command.attributes.request, 'shell');
+  const ended = await channelEnd(env, shell.command);
+  assert.is(ended.status, 'error');
+  assert.is(ended.error_code, 'SHELL_LINE_NOT_RETRACTABLE');
+  assert.match(ended.error_message ?? '', /^Agate refused the command by rule "(no-rm|agate.shell-line-inexact)"[^]*; Agate ended the shell: keys of the refused line had already reached it/);
+});
+
+/** How a shell channel ended: its Response other than the parts of its recording. */
+async function channelEnd(env: Env, shell: Command): Promise<Response> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const end = env.events.find((e): e is Response => e.type === 'Response' && e.command_id === shell.event_id && !(e.command_tag ?? '').startsWith('asciicast'));
+    if (end !== undefined) return end;
+    if (Date.now() > deadline) assert.unreachable('the shell\'s end was not recorded');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 /** A shell on a pty through ssh2: `type` sends keys, `until` waits for the screen to show a pattern. */
-async function rawShell(conn: ssh2.Client, pty: ssh2.PseudoTtyOptions): Promise<{ type: (s: string) => void; resize: (rows: number, cols: number) => void; until: (re: RegExp, timeoutMs?: number) => Promise<void>; screen: () => string; close: () => void }> {
+async function rawShell(conn: ssh2.Client, pty: ssh2.PseudoTtyOptions): Promise<{ type: (s: string) => void; resize: (rows: number, cols: number) => void; until: (re: RegExp, timeoutMs?: number) => Promise<void>; screen: () => string; close: () => void; closed: (timeoutMs: number) => Promise<boolean> }> {
   const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.shell(pty, (err, s) => (err ? reject(err) : resolve(s))));
   let screen = '';
   stream.on('data', (d: Buffer) => (screen += d.toString()));
+  const closed = new Promise<boolean>((resolve) => stream.once('close', () => resolve(true)));
   return {
+    closed: (timeoutMs) => Promise.race([closed, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs))]),
     type: (s) => void stream.write(s),
     resize: (rows, cols) => void stream.setWindow(rows, cols, 0, 0),
     screen: () => screen,

@@ -570,7 +570,7 @@ test('captured: `trap - DEBUG` and other ways to switch the hook off are refused
   assert.is(response.status, 'refused');
 });
 
-test('captured: lines typed into a nested shell nothing reports on are decided as typed, refused under shell rules; vim gets no keystroke of Agate\'s', async (ctx) => {
+test('captured: lines typed into a nested shell nothing reports on are decided as typed, refused under shell rules (the shell ends); vim gets no keystroke of Agate\'s', async (ctx) => {
   const env = ctx as Env;
   const victim = `/tmp/agate-pty-nested-${process.pid}`;
   const written = `/tmp/agate-pty-vim-${process.pid}`;
@@ -582,16 +582,23 @@ test('captured: lines typed into a nested shell nothing reports on are decided a
       ['[$#] $', 'env -i bash\r'],
       // ...one started by a program the policy cannot see into runs, but nothing reports on it. The
       // next line is typed at once (typeahead): it must not go undecided to whatever reads it.
-      // (Inline code is opaque to policy: SECURITY.md.)
+      // (Inline code is opaque to policy: SECURITY.md.) Refused after its keys reached the target,
+      // it ends the shell: only the target's terminal decides whether the ^C discards them.
       ['Agate refused[^\n]*(.|\n)*[$#] $', `perl -e 'exec "env", "-i", "bash", "--norc"'\rtouch ${victim}.new; chmod 600 ${victim}\r`],
-      ['Agate refused[^\n]*shell-line-inexact(.|\n)*bash-[0-9.]+[$#] $', '\x04'],
-      // Back in the captured shell: vim writes a file, keystrokes only its own.
-      ['exit(.|\n)*[$#] $', `vim -u NONE -N ${written}\r`],
+    ];
+    const sshTt = ['--', 'sshpass', ...sshArgs(env, 'box', undefined, ['-tt'])];
+    const strict = { ...process.env, TERM: 'xterm', SSHPASS: await token(env, 'repo:acme/strict:ref:refs/heads/main') };
+    const ended = await run('python3', [PTY_DRIVE, JSON.stringify(steps), ...sshTt], { env: strict, timeoutMs: 60_000 });
+    assert.match(ended.stdout, /Agate refused[^\n]*shell-line-inexact[^\n]*\r\nAgate ended the shell: keys of the refused line had already reached it/, ended.stdout + ended.stderr);
+    assert.is(ended.code, 255, 'the shell ended without an exit status of its own');
+    // In a new shell: vim writes a file, keystrokes only its own.
+    const vim = [
+      ['[$#] $', `vim -u NONE -N ${written}\r`],
       ['\x1b\\[\\?1049h', 'i'],
       ['-- INSERT --', 'hello\x1b:wq\r'],
       ['\x1b\\[\\?1049l(.|\n)*[$#] $', 'exit\r'],
     ];
-    const r = await run('python3', [PTY_DRIVE, JSON.stringify(steps), '--', 'sshpass', ...sshArgs(env, 'box', undefined, ['-tt'])], { env: { ...process.env, TERM: 'xterm', SSHPASS: await token(env, 'repo:acme/strict:ref:refs/heads/main') }, timeoutMs: 60_000 });
+    const r = await run('python3', [PTY_DRIVE, JSON.stringify(vim), ...sshTt], { env: strict, timeoutMs: 60_000 });
     assert.is(r.code, 0, r.stdout + r.stderr);
     assert.not.ok(existsSync(`${victim}.new`), 'the line typed into the nested shell did not run');
     assert.is(readFileSync(written, 'utf8'), 'hello\n', 'vim got exactly what was typed');
@@ -605,6 +612,8 @@ test('captured: lines typed into a nested shell nothing reports on are decided a
   assert.ok(typed, 'the nested line was recorded');
   assert.is(typed!.attributes.exact, 'false');
   assert.is(env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === typed!.event_id)?.rule_id, 'agate.shell-line-inexact');
+  const shellEnd = await waitFor(env, (events) => events.find((e): e is Response => e.type === 'Response' && e.command_id === typed!.attributes.shell_command_id && !(e.command_tag ?? '').startsWith('asciicast')));
+  assert.equal([shellEnd.status, shellEnd.error_code], ['error', 'SHELL_LINE_NOT_RETRACTABLE']);
   const nested = lines.find((l) => l.text === 'env -i bash');
   assert.is(env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === nested?.event_id)?.rule_id, 'agate.unparseable');
   assert.ok(lines.some((l) => l.text === `vim -u NONE -N ${written}` && l.attributes.exact === 'true'));

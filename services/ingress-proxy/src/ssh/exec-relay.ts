@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { AgateError } from '../../../../core/src/errors.js';
 import type { Readable, Writable } from 'node:stream';
 import type { ClientChannel, ServerChannel } from 'ssh2';
 import { ChannelTally } from './channel-tally.js';
@@ -19,6 +20,8 @@ export interface ExecOutcome {
   digestUp?: string | null;
   /** Set when the client went away before the command finished. */
   clientGone: boolean;
+  /** Set when Agate itself ended the channel (an sftp protocol violation, a shell line it could not take back); both sides were closed. */
+  error?: AgateError;
 }
 
 /** What a caller can hook into an exec relay. */

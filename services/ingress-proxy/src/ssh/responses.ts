@@ -8,7 +8,8 @@ import type { FileResult } from './sftp/relay.js';
 
 /**
  * How an exec, shell or subsystem channel ended. An exec that carried stdin (an upload) says
- * how much and its digest in the tag: `exit-status 0; stdin 1048576 bytes sha256:…`.
+ * how much and its digest in the tag: `exit-status 0; stdin 1048576 bytes sha256:…`. A channel
+ * Agate ended itself is an error with the code and message of why.
  */
 export function execResponse(command: Command, outcome: ExecOutcome, started: number): Response {
   const ok = outcome.exitCode === 0 && !outcome.clientGone;
@@ -16,12 +17,13 @@ export function execResponse(command: Command, outcome: ExecOutcome, started: nu
   const stdin = outcome.digestUp == null ? null : `stdin ${outcome.bytesUp} bytes ${outcome.digestUp}`;
   const how = stdin === null ? ended : `${ended ?? 'no exit status'}; ${stdin}`;
   let message: string | null = null;
-  if (outcome.clientGone) message = 'the client disconnected before the command finished';
+  if (outcome.error !== undefined) message = outcome.error.message;
+  else if (outcome.clientGone) message = 'the client disconnected before the command finished';
   else if (!ok) message = ended === null ? 'the command ended without an exit status' : `the command ended with ${ended}`;
   return {
     type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: command.session_id, command_id: command.event_id,
-    status: ok ? 'ok' : 'error', command_tag: how, rows: 0, bytes: outcome.bytes, duration_us: nowMicros() - started,
-    error_code: null, error_message: message, digest: outcome.digest, columns: [], sample: [], masked_values: 0,
+    status: ok && outcome.error === undefined ? 'ok' : 'error', command_tag: how, rows: 0, bytes: outcome.bytes, duration_us: nowMicros() - started,
+    error_code: outcome.error?.code ?? null, error_message: message, digest: outcome.digest, columns: [], sample: [], masked_values: 0,
   };
 }
 

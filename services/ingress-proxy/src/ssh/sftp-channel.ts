@@ -46,9 +46,7 @@ export async function sftpChannel(ctx: ChannelContext, accept: () => ServerChann
         const response = execResponse(command, outcome, started);
         // The channel usually closes without an exit status; how much moved is what matters.
         response.command_tag = `sftp ${outcome.bytesUp} bytes up, ${outcome.bytes} bytes down`;
-        if (outcome.error !== undefined) {
-          Object.assign(response, { status: 'error', error_code: outcome.error.code, error_message: outcome.error.message });
-        } else if (outcome.exitCode === null && outcome.signal === null && !outcome.clientGone) {
+        if (outcome.error === undefined && outcome.exitCode === null && outcome.signal === null && !outcome.clientGone) {
           response.status = 'ok';
           response.error_message = null;
         }

@@ -73,13 +73,19 @@ test("a typed line is decided before its Enter reaches the shell", async () => {
   assert.is(s.shell.got(), 'ls -l\r');
 });
 
-test('a refused line: the client sees why, the shell gets ^C in place of Enter', async () => {
-  const s = setup(async () => ({ run: false, message: 'Agate refused: rm -rf' }));
-  s.client.type('rm -rf /\r');
+test('a refused line ends the shell: ^C in place of its Enter, the channel closed, the client told why, no key after it sent', async () => {
+  const s = setup(async (line) => (/rm/.test(line.text) ? { run: false, message: 'Agate refused: rm -rf' } : { run: true }));
+  s.client.type('rm -rf / #\r');
+  s.client.type('\recho next\r');
+  const outcome = await s.done;
+  s.shell.print('late output while the target hangs up\r\n');
   await tick();
-  await tick();
-  assert.is(s.shell.got(), 'rm -rf /\x03');
-  assert.is(s.client.text(), '\r\nAgate refused: rm -rf\r\n');
+  assert.is(s.shell.got(), 'rm -rf / #\x03', 'the ^C, and nothing typed after the refused line');
+  assert.ok(s.shell.closed(), 'the shell channel is closed: the target hangs up its terminal');
+  assert.is(s.client.text(), '\r\nAgate refused: rm -rf\r\nAgate ended the shell: keys of the refused line had already reached it and cannot be taken back\r\n');
+  assert.equal(s.client.log, ['exit 255', 'end']);
+  assert.is(outcome.error?.code, 'SHELL_LINE_NOT_RETRACTABLE');
+  assert.match(outcome.error?.message ?? '', /^Agate refused: rm -rf; Agate ended the shell/);
 });
 
 test('keystrokes to a full-screen program are forwarded undecided', async () => {

@@ -1,4 +1,5 @@
 import type { ClientChannel, ServerChannel } from 'ssh2';
+import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import { ChannelTally } from './channel-tally.js';
 import { ClientWrites } from './client-writes.js';
 import type { CastRecorder } from './asciicast.js';
@@ -32,14 +33,18 @@ export interface ShellRelayOptions {
 /**
  * What the shell is sent in place of a refused line's Enter: an interrupt (^C), which makes the
  * line editor drop the whole line wherever its cursor is (^U would only erase up to the cursor,
- * and the rest of the line would then run).
+ * and the rest of the line would then run). Only the target's terminal modes make it a signal,
+ * so the shell is ended right after it (ShellRelay.#endShell).
  */
 const DISCARD_LINE = Buffer.from([0x03]);
 
+/** Why the shell ended after a refused typed line, for the client and the record. */
+const NOT_RETRACTABLE = 'Agate ended the shell: keys of the refused line had already reached it and cannot be taken back';
+
 /**
  * Relays an interactive shell: keystrokes up, terminal output down, both recorded. Each line the
- * client finishes is decided before its Enter is forwarded; a refused line is erased on the
- * shell's side and the client sees why. Input is read one packet at a time and output is paused
+ * client finishes is decided before its Enter is forwarded; on a terminal a refused line ends the
+ * shell (its keys were already sent) and the client sees why; from a pipe it is dropped whole. Input is read one packet at a time and output is paused
  * while the client or the recording is behind, so ssh2 grants window only as each side drains.
  */
 export function relayShell(client: ServerChannel, upstream: ClientChannel, options: ShellRelayOptions): Promise<ExecOutcome> {
@@ -57,6 +62,9 @@ class ShellRelay {
   readonly #pipe: PipeLines | undefined;
   /** The keystrokes still being decided; the client's EOF must reach the shell after them. */
   #typing: Promise<void> = Promise.resolve();
+  /** Set once Agate ends the shell itself: no more keys go up, and the outcome carries it. */
+  #failure: AgateError | undefined;
+  #closingClient = false;
   #finished = false;
 
   constructor(
@@ -79,7 +87,7 @@ class ShellRelay {
     client.on('data', (chunk: Buffer) => {
       client.pause();
       this.#typing = this.#typed(chunk).then(() => {
-        if (!this.#finished) client.resume();
+        if (!this.#stopped) client.resume();
       });
     });
     client.on('end', () => void this.#typing.then(() => this.#endOfInput()).then(() => upstream.end()));
@@ -88,12 +96,7 @@ class ShellRelay {
     this.#tally.watchExit(upstream);
     upstream.on('close', () => {
       if (this.#capture !== undefined) this.#deliver(this.#capture.flush(), client);
-      // The exit status must follow every byte of output, so wait until ssh2 has sent them.
-      this.#writes.whenFlushed(() => {
-        this.#tally.sendExit(client);
-        client.end();
-        this.#finish(false);
-      });
+      this.#closeClient();
     });
     client.on('close', () => {
       if (!this.#finished) upstream.close();
@@ -101,7 +104,42 @@ class ShellRelay {
     });
   }
 
+  /** Agate ended the shell, or the shell has gone: keystrokes are no longer relayed. */
+  get #stopped(): boolean {
+    return this.#finished || this.#failure !== undefined;
+  }
+
+  /** The exit status (255 when the target gave none) and EOF, after every byte of output: ssh2 sends them in write order. */
+  #closeClient(): void {
+    if (this.#closingClient) return;
+    this.#closingClient = true;
+    this.#writes.whenFlushed(() => {
+      this.#tally.sendExit(this.client);
+      this.client.end();
+      this.#finish(false);
+    });
+  }
+
+  /**
+   * A typed line was refused after its keys reached the target. The ^C sent in place of its
+   * Enter discards them only where the target's terminal makes a signal of it: not after
+   * `stty -isig` (or `intr undef`, `raw`), nor in a program that reads ^C as a key, and there the
+   * next Enter would run the line (`ed`'s `!cmd`). Agate cannot see those modes, so it ends the
+   * shell: closing the target's channel hangs up its terminal before any further key reaches it.
+   */
+  #endShell(refusal: string): void {
+    this.#failure = new AgateError(ErrorCode.SHELL_LINE_NOT_RETRACTABLE, `${refusal}; ${NOT_RETRACTABLE}`);
+    this.#note(`${refusal}\r\n${NOT_RETRACTABLE}`);
+    void this.#send(DISCARD_LINE); // still sent: it may stop the line sooner than the hangup does
+    this.upstream.close();
+    // Not waiting for the target to confirm the close: a target that never answers must not keep the shell open.
+    this.#closeClient();
+  }
+
   #down(raw: Buffer, to: NodeJS.WritableStream): void {
+    // Once Agate has ended the shell the client's channel is ending: what the target still sends
+    // while it hangs up is not delivered (writing after the end would fail the channel).
+    if (this.#failure !== undefined) return;
     this.#deliver(this.#capture === undefined ? raw : this.#capture.output(raw), to);
   }
 
@@ -144,7 +182,7 @@ class ShellRelay {
     }
     const text = Buffer.from(`\r\n${message}\r\n`);
     this.options.recorder.output(text);
-    this.client.write(text);
+    this.#writes.write(this.client, text);
   }
 
   /** One packet of keystrokes, in order; the client stays paused until it is through. */
@@ -164,18 +202,15 @@ class ShellRelay {
       const enter = chunk.subarray(i, i + 1);
       // The captured shell at its prompt reads this line: its hook reports what it runs, exactly.
       if (this.#capture !== undefined && (await this.#capture.shellReads())) {
-        if (this.#finished) return;
+        if (this.#stopped) return;
         await this.#send(enter);
         this.#capture.lineSent();
         continue;
       }
       const decision = await this.options.onLine(line);
-      if (this.#finished) return;
-      if (decision.run) await this.#send(enter);
-      else {
-        this.#note(decision.message);
-        await this.#send(DISCARD_LINE);
-      }
+      if (this.#stopped) return;
+      if (!decision.run) return this.#endShell(decision.message);
+      await this.#send(enter);
     }
     await this.#send(chunk.subarray(from));
   }
@@ -207,6 +242,6 @@ class ShellRelay {
     this.#capture?.close();
     this.options.recorder.end();
     const { exitCode, signal, bytes, bytesUp } = this.#tally;
-    this.resolve({ exitCode, signal, bytes, bytesUp, digest: this.#tally.digest(), clientGone });
+    this.resolve({ exitCode, signal, bytes, bytesUp, digest: this.#tally.digest(), clientGone, error: this.#failure });
   }
 }

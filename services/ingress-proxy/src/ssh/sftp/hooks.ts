@@ -1,4 +1,3 @@
-import type { AgateError } from '../../../../../core/src/errors.js';
 import type { ExecOutcome } from '../exec-relay.js';
 import type { FileOperation } from './messages.js';
 
@@ -33,7 +32,5 @@ export interface SftpHooks<T> {
   finished(token: T, result: FileResult): void;
 }
 
-export interface SftpOutcome extends ExecOutcome {
-  /** Set when the client broke the protocol; the channel was closed. */
-  error?: AgateError;
-}
+/** `error`: set when the client broke the protocol; the channel was closed. */
+export type SftpOutcome = ExecOutcome;
