@@ -81,9 +81,11 @@ test('an interactive shell on a real pty through agate start replays with `agate
   // Reading the record needs a role on the query API; the agent's own token has none.
   const analyst = await agate.token({ agate_role: 'analyst' });
   const cli = (...args: string[]) => run(process.execPath, [join(packageRoot(), 'bin/agate.js'), ...args, '--config', join(agate.dir, 'agate.yaml'), '--url', api, '--token', analyst], { timeoutMs: 30_000 });
-  // The ledger records asynchronously: ask until the shell's recording is there.
+  // The ledger records asynchronously, the recording's frames after its header: ask until the
+  // output is there (a replay asked while the store catches up shows the terminal with 0 events).
+  const complete = (out: string) => /terminal of shell [0-9a-f-]+ \(80x24, [1-9]\d* events/.test(out) && /\nhello\n/.test(out);
   let replay = await cli('replay', shell.session_id);
-  for (let i = 0; i < 40 && !/terminal of shell/.test(replay.stdout); i += 1) {
+  for (let i = 0; i < 80 && !complete(replay.stdout); i += 1) {
     await new Promise((res) => setTimeout(res, 250));
     replay = await cli('replay', shell.session_id);
   }
