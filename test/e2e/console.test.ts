@@ -585,7 +585,10 @@ ui('the Ledger page shows the signed checkpoint, runs a verification, and downlo
     return { eventId: row.command_id, seq: row.seq };
   });
   await page.fill('#proof-form input[name=event_id]', eventId);
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#proof-form button[type=submit]')]);
+  // The page shows an error instead of downloading when the proof request fails: report it.
+  const failed = page.waitForSelector('#proof-result .error', { timeout: 60_000 }).then(async (e) => { throw new Error(`no proof: ${await e.textContent()}`); });
+  failed.catch(() => {});
+  const [download] = await Promise.all([Promise.race([page.waitForEvent('download', { timeout: 60_000 }), failed]), page.click('#proof-form button[type=submit]')]);
   assert.is(download.suggestedFilename(), `agate-proof-${eventId}.json`);
   const proofPath = join(ctx.agate.dir, 'proof.json');
   await download.saveAs(proofPath);

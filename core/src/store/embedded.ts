@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { Session } from 'chdb';
 import { AgateError, ErrorCode } from '../errors.js';
 import type { InsertOptions, Store } from './store.js';
-import { EngineThreads } from './engine-threads.js';
 import { parseJsonLines } from './json-lines.js';
 
 /**
@@ -15,13 +14,11 @@ import { parseJsonLines } from './json-lines.js';
 export class EmbeddedStore implements Store {
   readonly #session: Session;
   readonly #lockFile: string;
-  readonly #threads: EngineThreads;
   #inserts = 0;
 
-  private constructor(session: Session, lockFile: string, threads: EngineThreads) {
+  private constructor(session: Session, lockFile: string) {
     this.#session = session;
     this.#lockFile = lockFile;
-    this.#threads = threads;
   }
 
   /**
@@ -41,8 +38,6 @@ export class EmbeddedStore implements Store {
     // does not confine absolute paths; the analyst SQL allow-list refuses file() for that.)
     const userFiles = join(path, 'user_files-empty');
     mkdirSync(userFiles, { recursive: true, mode: 0o700 });
-    const threads = new EngineThreads();
-    threads.markNodeThreads();
     let session: Session;
     try {
       const config = options.configFile === undefined ? [] : [`--config-file=${options.configFile}`];
@@ -51,13 +46,7 @@ export class EmbeddedStore implements Store {
       throw new AgateError(ErrorCode.STORE_FAILED, `cannot open the embedded store at ${path}: ${(cause as Error).message}`, { cause });
     }
     writeFileSync(lockFile, String(process.pid));
-    void threads.giveWay();
-    return new EmbeddedStore(session, lockFile, threads);
-  }
-
-  /** Has the engine's threads started so far give way to the rest of the process now (engine-threads.ts). */
-  engineThreadsGiveWay(): Promise<void> {
-    return this.#threads.giveWay(true);
+    return new EmbeddedStore(session, lockFile);
   }
 
   async exec(sql: string): Promise<void> {
@@ -126,8 +115,6 @@ export class EmbeddedStore implements Store {
   }
 
   async #run<T>(op: () => Promise<T>, what: string): Promise<T> {
-    // The engine starts threads as its pool grows: new ones are found after some work.
-    void this.#threads.giveWay();
     try {
       return await op();
     } catch (cause) {
