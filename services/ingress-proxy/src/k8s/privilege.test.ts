@@ -79,8 +79,6 @@ test('admission webhook configurations, APIServices and CRD conversion webhooks 
   assert.equal(facts('DELETE', '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/x'), ['webhook']);
   assert.equal(facts('PUT', '/apis/apiregistration.k8s.io/v1/apiservices/v1.x.example.com', {}), ['webhook']);
   assert.equal(facts('GET', '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations'), []);
-  // A policy in CEL calls nowhere.
-  assert.equal(facts('POST', '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies', {}), []);
   // A CRD's conversion webhook receives the custom resources of that CRD, whoever wrote them.
   const crds = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
   assert.equal(facts('POST', crds, { spec: { group: 'x', conversion: { strategy: 'Webhook', webhook: { clientConfig: { url: 'https://a' } } } } }), ['webhook']);
@@ -93,6 +91,17 @@ test('admission webhook configurations, APIServices and CRD conversion webhooks 
   // What every stored CRD holds, sent back by `kubectl get -o yaml | kubectl apply -f -`.
   assert.equal(facts('POST', crds, { spec: { group: 'x', conversion: { strategy: 'None' } } }), []);
   assert.equal(facts('DELETE', `${crds}/w.x`), []);
+});
+
+test('admission policies and their bindings (CEL the API server runs on everyone\'s requests, with any object as parameters)', () => {
+  const group = '/apis/admissionregistration.k8s.io/v1';
+  for (const resource of ['validatingadmissionpolicies', 'validatingadmissionpolicybindings', 'mutatingadmissionpolicies', 'mutatingadmissionpolicybindings']) {
+    assert.equal(facts('POST', `${group}/${resource}`, { spec: {} }), ['admission-policy'], resource);
+    assert.equal(facts('DELETE', `${group}/${resource}/x`), ['admission-policy'], resource);
+    assert.equal(facts('GET', `${group}/${resource}`), [], resource);
+  }
+  assert.equal(facts('PATCH', '/apis/admissionregistration.k8s.io/v1beta1/mutatingadmissionpolicies/x', { spec: {} }, 'application/merge-patch+json'), ['admission-policy']);
+  assert.equal(facts('PUT', `${group}/validatingadmissionpolicies/x/status`, {}), ['admission-policy']);
 });
 
 test('impersonation headers, on any request', () => {

@@ -39,7 +39,15 @@ export type PrivilegeFact =
    * its conversion: the API server then sends the objects it admits (Secrets with their data),
    * every request of an API group, or a CRD's custom resources to an address the writer chooses.
    */
-  | 'webhook';
+  | 'webhook'
+  /**
+   * A Validating- or MutatingAdmissionPolicy or a binding of one written: CEL the API server runs
+   * on the requests it matches, everyone's, with any object it names as parameters (a Secret,
+   * read with the API server's own privilege); its messages answer the request and a mutation
+   * writes into the object, so a Secret's value can reach the writer in an error of its own
+   * request or in an object it may read. Deleting one removes a guard the operator set.
+   */
+  | 'admission-policy';
 
 /** The config's list (what `match.kubernetes.privilege` accepts) must name exactly these; a test checks. */
 export const PRIVILEGE_FACTS: readonly PrivilegeFact[] = K8S_PRIVILEGE_FACTS;
@@ -48,6 +56,7 @@ const RBAC = 'rbac.authorization.k8s.io';
 const WRITES = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
 const SA_TOKEN_TYPE = 'kubernetes.io/service-account-token';
 const WEBHOOK_CONFIGURATIONS = new Set(['mutatingwebhookconfigurations', 'validatingwebhookconfigurations']);
+const ADMISSION_POLICIES = new Set(['validatingadmissionpolicies', 'validatingadmissionpolicybindings', 'mutatingadmissionpolicies', 'mutatingadmissionpolicybindings']);
 
 /** The privilege facts of one request, from its descriptor, headers and (readable or raw) body. */
 export function privilegeFacts(info: RequestInfo, headers: IncomingHttpHeaders, read: ReadBody | undefined, raw: Buffer | undefined): PrivilegeFact[] {
@@ -64,6 +73,7 @@ export function privilegeFacts(info: RequestInfo, headers: IncomingHttpHeaders, 
   if ((verb === 'update' || verb === 'patch') && setsFinalizers(read)) facts.add('finalizers');
   if (group === 'admissionregistration.k8s.io' && WEBHOOK_CONFIGURATIONS.has(resource)) facts.add('webhook');
   if (group === 'apiregistration.k8s.io' && resource === 'apiservices') facts.add('webhook');
+  if (group === 'admissionregistration.k8s.io' && ADMISSION_POLICIES.has(resource)) facts.add('admission-policy');
   if (group === 'apiextensions.k8s.io' && resource === 'customresourcedefinitions' && verb !== 'delete' && verb !== 'deletecollection' && namesConversion(read, raw)) facts.add('webhook');
   return [...facts];
 }

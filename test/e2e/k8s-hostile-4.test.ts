@@ -1,0 +1,173 @@
+// The hostile agent's seventh pass at the Kubernetes proxy: code the API server runs that the
+// request text does not show. An admission policy (CEL) runs on other requests with any object,
+// a Secret included, as its parameters, read with the API server's own privilege; a CRD's
+// conversion webhook receives every custom resource. The kube-apiserver's audit log and the
+// objects it stores, read with the administrator's credential, witness what was done; Agate's
+// record must match. Real kube-apiserver, real Agate process, raw HTTPS clients.
+import { suite } from '../harness/suite.js';
+import * as assert from 'uvu/assert';
+import { busLog, commandsWhere, events, responsesOf, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
+import { admin, audited, raw, startAuditedKube, statusOrBody, type RawAnswer } from './kube-raw.js';
+import { until } from '../harness/until.js';
+
+const test = suite<KubeAgate>('e2e/kubernetes hostile agent, seventh pass');
+
+const POLICY = `policy:
+  default: allow
+  rules:
+    - id: no-privilege-changes
+      action: deny
+      message: changing who can do what needs a human
+      match:
+        kubernetes: { privilege: ["*"] }
+    - id: no-secret-reads
+      action: deny
+      message: agents do not read Secrets
+      match:
+        kubernetes: { verbs: [get, list, watch], resources: [secrets] }
+`;
+
+/** The value the agent must never read. */
+const VAULT = 'vault-value-seventh-pass';
+const ADMISSION = '/apis/admissionregistration.k8s.io/v1';
+const JSON_BODY = { 'content-type': 'application/json' };
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+test.before((ctx) => startAuditedKube(ctx, POLICY, async () => {
+  await admin(ctx, ['-n', 'default', 'create', 'secret', 'generic', 'vault', `--from-literal=key=${VAULT}`]);
+  await admin(ctx, ['create', '-f', '-'], JSON.stringify({
+    apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'gadgets.example.com' },
+    spec: { group: 'example.com', scope: 'Namespaced', names: { plural: 'gadgets', singular: 'gadget', kind: 'Gadget' }, versions: [crdVersion('v1', true)] },
+  }));
+}));
+
+test.after((ctx) => stopKubeAgate(ctx));
+
+function crdVersion(name: string, storage: boolean) {
+  return { name, served: true, storage, schema: { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } } } };
+}
+
+test('an admission policy reading a Secret as its parameters and answering with it is a privilege change: refused, the Secret never in an answer', async (ctx) => {
+  const before = await audited(ctx, (e) => /admissionpolic/.test(e.objectRef?.resource ?? '') && e.verb !== 'get' && e.verb !== 'list' && e.verb !== 'watch');
+  // The direct read is refused.
+  const direct = await raw(ctx, 'GET', '/api/v1/namespaces/default/secrets/vault');
+  assert.is(direct.status, 403, direct.body.slice(0, 300));
+  // The policy runs on the agent's own config map creates with the Secret as `params`, and its
+  // message (the API server's answer to the agent) quotes the Secret's value.
+  const policy = {
+    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicy', metadata: { name: 'read-a-secret' },
+    spec: {
+      failurePolicy: 'Fail', paramKind: { apiVersion: 'v1', kind: 'Secret' },
+      matchConstraints: { objectSelector: { matchLabels: { probe: 'validating' } }, resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps'] }] },
+      validations: [{ expression: 'false', messageExpression: "'leak=' + string(params.data['key'])" }],
+    },
+  };
+  const binding = {
+    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingAdmissionPolicyBinding', metadata: { name: 'read-a-secret' },
+    spec: { policyName: 'read-a-secret', validationActions: ['Deny'], paramRef: { name: 'vault', namespace: 'default', parameterNotFoundAction: 'Deny' } },
+  };
+  const writes: Array<[path: string, body: unknown]> = [[`${ADMISSION}/validatingadmissionpolicies`, policy], [`${ADMISSION}/validatingadmissionpolicybindings`, binding]];
+  const answers: RawAnswer[] = [];
+  for (const [path, body] of writes) answers.push(await raw(ctx, 'POST', path, JSON_BODY, JSON.stringify(body)));
+  // Had they been created, the policy answers config map creates with the Secret once the API
+  // server has loaded it (a moment later): then the agent waits for its first refusal.
+  const created = answers.some((r) => r.status < 300);
+  const leaked = await until('a config map create answered', async () => {
+    const r = await raw(ctx, 'POST', '/api/v1/namespaces/default/configmaps', JSON_BODY, JSON.stringify({ metadata: { generateName: 'probe-', labels: { probe: 'validating' } }, data: { a: 'b' } }));
+    return !created || r.status !== 201 ? r : undefined;
+  });
+  // (Before the fix: 422 "… ValidatingAdmissionPolicy 'read-a-secret' with binding 'read-a-secret' denied request: leak=<the value, base64>".)
+  for (const v of [VAULT, b64(VAULT)]) assert.not.match(leaked.body, v, `the Secret reached the agent in an admission policy's message: ${leaked.body.slice(0, 300)}`);
+  for (const [i, r] of answers.entries()) {
+    assert.is(r.status, 403, `${writes[i]![0]}: ${r.status} ${r.body.slice(0, 300)}`);
+    assert.match(statusOrBody(r), 'by rule "no-privilege-changes"');
+  }
+  const after = await audited(ctx, (e) => /admissionpolic/.test(e.objectRef?.resource ?? '') && e.verb !== 'get' && e.verb !== 'list' && e.verb !== 'watch');
+  assert.equal(after.slice(before.length).map((e) => `${e.verb} ${e.requestURI} ${e.responseStatus?.code}`), []);
+  const e = await until('the refusals recorded', () => {
+    const evs = events(ctx);
+    const cs = commandsWhere(evs, (c) => /validatingadmissionpolic/.test(c.attributes.resource ?? ''));
+    return cs.length === writes.length && cs.every((c) => responsesOf(evs, c).length > 0) ? evs : undefined;
+  });
+  for (const c of commandsWhere(e, (x) => /validatingadmissionpolic/.test(x.attributes.resource ?? ''))) {
+    assert.match(c.attributes.privilege ?? '', 'admission-policy', c.text);
+    assert.equal([verdictOf(e, c)?.rule_id, responsesOf(e, c)[0]?.status], ['no-privilege-changes', 'refused'], c.text);
+  }
+  for (const v of [VAULT, b64(VAULT)]) assert.not.ok(busLog(ctx).includes(v), 'the Secret value reached the bus log');
+});
+
+test('a mutating admission policy copying a Secret into the agent\'s own config map is a privilege change: refused, the config map holds no Secret', async (ctx) => {
+  const before = await audited(ctx, (e) => /admissionpolic/.test(e.objectRef?.resource ?? '') && e.verb !== 'get' && e.verb !== 'list' && e.verb !== 'watch');
+  const policy = {
+    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicy', metadata: { name: 'copy-a-secret' },
+    spec: {
+      failurePolicy: 'Fail', reinvocationPolicy: 'Never', paramKind: { apiVersion: 'v1', kind: 'Secret' },
+      matchConstraints: { objectSelector: { matchLabels: { probe: 'mutating' } }, resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['configmaps'] }] },
+      mutations: [{ patchType: 'ApplyConfiguration', applyConfiguration: { expression: 'Object{data: {"copied": string(params.data["key"])}}' } }],
+    },
+  };
+  const binding = {
+    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicyBinding', metadata: { name: 'copy-a-secret' },
+    spec: { policyName: 'copy-a-secret', paramRef: { name: 'vault', namespace: 'default', parameterNotFoundAction: 'Deny' } },
+  };
+  const writes: Array<[path: string, body: unknown]> = [[`${ADMISSION}/mutatingadmissionpolicies`, policy], [`${ADMISSION}/mutatingadmissionpolicybindings`, binding]];
+  const answers: RawAnswer[] = [];
+  for (const [path, body] of writes) answers.push(await raw(ctx, 'POST', path, JSON_BODY, JSON.stringify(body)));
+  const created = answers.some((r) => r.status < 300);
+  // Had they been created, config maps the agent creates get the Secret's value once the API server loaded the policy.
+  const copied = await until(() => `the config map changed (${answers.map((r) => `${r.status} ${r.body.slice(0, 200)}`).join('; ')})`, async () => {
+    const r = await raw(ctx, 'POST', '/api/v1/namespaces/default/configmaps', JSON_BODY, JSON.stringify({ metadata: { generateName: 'copy-', labels: { probe: 'mutating' } }, data: { a: 'b' } }));
+    return !created || r.body.includes('copied') || r.status !== 201 ? r : undefined;
+  });
+  for (const v of [VAULT, b64(VAULT)]) assert.not.match(copied.body, v, `the Secret was copied into the agent's config map: ${copied.body.slice(0, 300)}`);
+  for (const [i, r] of answers.entries()) {
+    assert.is(r.status, 403, `${writes[i]![0]}: ${r.status} ${r.body.slice(0, 300)}`);
+    assert.match(statusOrBody(r), 'by rule "no-privilege-changes"');
+  }
+  const after = await audited(ctx, (e) => /admissionpolic/.test(e.objectRef?.resource ?? '') && e.verb !== 'get' && e.verb !== 'list' && e.verb !== 'watch');
+  assert.equal(after.slice(before.length).map((e) => `${e.verb} ${e.requestURI} ${e.responseStatus?.code}`), []);
+  const e = await until('the refusals recorded', () => {
+    const evs = events(ctx);
+    const cs = commandsWhere(evs, (c) => /mutatingadmissionpolic/.test(c.attributes.resource ?? ''));
+    return cs.length === writes.length && cs.every((c) => responsesOf(evs, c).length > 0) ? { evs, cs } : undefined;
+  });
+  for (const c of e.cs) assert.equal([c.attributes.privilege, verdictOf(e.evs, c)?.rule_id], ['admission-policy', 'no-privilege-changes'], c.text);
+});
+
+test('a CRD given a conversion webhook (created with one, or patched to one) is refused: the stored CRD keeps no webhook', async (ctx) => {
+  const before = await audited(ctx, (e) => e.objectRef?.resource === 'customresourcedefinitions' && e.verb !== 'get' && e.verb !== 'list' && e.verb !== 'watch');
+  const conversion = { strategy: 'Webhook', webhook: { conversionReviewVersions: ['v1'], clientConfig: { url: 'https://127.0.0.1:1/convert' } } };
+  const crd = {
+    apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'widgets.example.com' },
+    spec: { group: 'example.com', scope: 'Namespaced', names: { plural: 'widgets', singular: 'widget', kind: 'Widget' }, versions: [crdVersion('v1', true), crdVersion('v2', false)], conversion },
+  };
+  const path = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
+  const tries: Array<[method: string, path: string, headers: Record<string, string>, body: string]> = [
+    ['POST', path, JSON_BODY, JSON.stringify(crd)],
+    // Moving an existing CRD to a webhook: merge, JSON and strategic patches, server-side apply.
+    ['PATCH', `${path}/gadgets.example.com`, { 'content-type': 'application/merge-patch+json' }, JSON.stringify({ spec: { versions: [crdVersion('v1', true), crdVersion('v2', false)], conversion } })],
+    ['PATCH', `${path}/gadgets.example.com`, { 'content-type': 'application/json-patch+json' }, JSON.stringify([{ op: 'add', path: '/spec/versions/-', value: crdVersion('v2', false) }, { op: 'replace', path: '/spec/conversion', value: conversion }])],
+    ['PATCH', `${path}/gadgets.example.com?fieldManager=agent&force=true`, { 'content-type': 'application/apply-patch+yaml' }, JSON.stringify({ ...crd, metadata: { name: 'gadgets.example.com' }, spec: { ...crd.spec, names: { plural: 'gadgets', singular: 'gadget', kind: 'Gadget' } } })],
+  ];
+  for (const [method, p, headers, body] of tries) {
+    const r = await raw(ctx, method, p, headers, body);
+    assert.is(r.status, 403, `${method} ${p}: ${r.status} ${r.body.slice(0, 300)}`);
+    assert.match(statusOrBody(r), 'by rule "no-privilege-changes"', `${method} ${p}`);
+  }
+  const stored = await ctx.kube.kubectl(['get', 'crd', 'gadgets.example.com', '-o', 'jsonpath={.spec.conversion.strategy}']);
+  assert.is(stored.stdout, 'None', stored.stderr);
+  assert.is.not((await ctx.kube.kubectl(['get', 'crd', 'widgets.example.com'])).code, 0, 'the CRD with a webhook was created');
+  const after = await audited(ctx, (e) => e.objectRef?.resource === 'customresourcedefinitions' && e.verb !== 'get' && e.verb !== 'list' && e.verb !== 'watch');
+  assert.equal(after.slice(before.length).map((e) => `${e.verb} ${e.requestURI} ${e.responseStatus?.code}`), []);
+  const e = await until('the refusals recorded', () => {
+    const evs = events(ctx);
+    const cs = commandsWhere(evs, (c) => c.attributes.resource === 'customresourcedefinitions' && c.attributes.verb !== 'get');
+    return cs.length === tries.length && cs.every((c) => responsesOf(evs, c).length > 0) ? evs : undefined;
+  });
+  for (const c of commandsWhere(e, (x) => x.attributes.resource === 'customresourcedefinitions' && x.attributes.verb !== 'get')) {
+    assert.match(c.attributes.privilege ?? '', 'webhook', c.text);
+    assert.is(verdictOf(e, c)?.rule_id, 'no-privilege-changes', c.text);
+  }
+});
+
+test.run();
