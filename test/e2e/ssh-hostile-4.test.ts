@@ -7,6 +7,8 @@ import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import ssh2 from 'ssh2';
 import type { Command, Response, Verdict } from '../../schemas/src/events.js';
+import { chmodSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { packageRoot } from '../../core/src/package-root.js';
 import { run, type RunResult } from '../harness/proc.js';
@@ -38,7 +40,8 @@ async function rawClient(env: Env): Promise<ssh2.Client> {
   const password = await env.issuer.mint({ sub: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app' }, { alg: 'ES256' });
   await new Promise<void>((resolve, reject) => {
     conn.once('ready', () => resolve()).once('error', reject);
-    conn.connect({ host: '127.0.0.1', port: env.port, username: 'box', password, readyTimeout: 10_000 });
+    // strictVendor off: ssh2 sends the OpenSSH extensions (unix-socket forwards) only to a server it knows as OpenSSH.
+    conn.connect({ host: '127.0.0.1', port: env.port, username: 'box', password, readyTimeout: 10_000, strictVendor: false });
   });
   return conn;
 }
@@ -65,6 +68,27 @@ async function rawShell(conn: ssh2.Client, pty: ssh2.PseudoTtyOptions) {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface RawResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function rawExec(conn: ssh2.Client, command: string, options: ssh2.ExecOptions = {}): Promise<RawResult> {
+  return new Promise((resolve) => {
+    conn.exec(command, options, (err, stream) => {
+      if (err) return resolve({ code: null, stdout: '', stderr: err.message });
+      let stdout = '';
+      let stderr = '';
+      stream.on('data', (d: Buffer) => (stdout += d.toString()));
+      stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      let code: number | null = null;
+      stream.on('exit', (c: number | null) => (code = c));
+      stream.on('close', () => resolve({ code, stdout, stderr }));
+    });
+  });
+}
 
 /** The newest Command matching, with its verdict and response once recorded. */
 async function recorded(env: Env, match: (c: Command) => boolean): Promise<{ command: Command; verdict: Verdict | undefined; response: Response }> {
@@ -107,6 +131,70 @@ test('a multi-line paste interrupted by ^C before its Enter, or a comment line: 
   assert.is((await recorded(env, (c) => c.text === 'echo again-$((2*4))')).command.attributes.captured, 'bash');
   // Nothing of the interrupted paste ran.
   assert.not.ok(env.events.some((e) => e.type === 'Command' && e.text.includes('pasted-')));
+});
+
+test('requests a session channel refuses are recorded: env names on the command that ran without them, x11, and a second program on a busy channel, which never runs', async (ctx) => {
+  const env = ctx as Env;
+  const marker = join(env.open, 'second-exec-ran');
+  const conn = await rawClient(env);
+  try {
+    const withEnv = await rawExec(conn, 'echo "[$LD_PRELOAD][$BASH_ENV]"', { env: { LD_PRELOAD: '/nonexistent.so', BASH_ENV: '/dev/null' } });
+    assert.is(withEnv.stdout, '[][]\n', withEnv.stderr);
+    const x11 = await rawExec(conn, 'echo "[$DISPLAY]"', { x11: true });
+    assert.match(x11.stderr, /Unable to request X11/);
+    // A second exec, a shell and a subsystem on a channel whose command is still running.
+    const first = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.exec('sleep 1; echo first', (err, s) => (err ? reject(err) : resolve(s))));
+    const proto = (conn as unknown as { _protocol: { exec(id: number, cmd: string, wantReply: boolean): void; shell(id: number, wantReply: boolean): void; subsystem(id: number, name: string, wantReply: boolean): void } })._protocol;
+    const id = (first as unknown as { outgoing: { id: number } }).outgoing.id;
+    proto.exec(id, `touch ${marker}`, false);
+    proto.shell(id, false);
+    proto.subsystem(id, 'sftp', false);
+    let out = '';
+    first.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise((r) => first.once('close', r));
+    assert.is(out, 'first\n', 'the channel ran its first command only');
+  } finally {
+    conn.end();
+  }
+  assert.not.ok(existsSync(marker), 'a second exec on a busy channel ran');
+  const ran = await recorded(env, (c) => c.text === 'echo "[$LD_PRELOAD][$BASH_ENV]"');
+  assert.is(ran.command.attributes.refused_env, 'LD_PRELOAD,BASH_ENV');
+  assert.is(ran.response.status, 'ok');
+  const x = await recorded(env, (c) => c.attributes.request === 'x11');
+  assert.equal([x.verdict?.rule_id, x.response.status], ['agate.refused-unasked', 'refused']);
+  for (const text of [`touch ${marker}`, 'shell', '(subsystem sftp)']) {
+    const second = await recorded(env, (c) => c.text === text && c.attributes.channel_busy === 'true');
+    assert.equal([second.verdict?.rule_id, second.response.status], ['agate.refused-unasked', 'refused'], text);
+  }
+});
+
+test('unix-socket forwards are refused and recorded: the target\'s socket sees no connection, no socket is made there', async (ctx) => {
+  const env = ctx as Env;
+  const path = join(env.open, 'target.sock');
+  let connections = 0;
+  const server = createServer((s) => {
+    connections += 1;
+    s.destroy();
+  });
+  await new Promise<void>((r) => server.listen(path, r));
+  chmodSync(path, 0o777);
+  const remote = join(env.open, 'remote.sock');
+  const conn = await rawClient(env);
+  try {
+    const out = await new Promise<Error | undefined>((r) => conn.openssh_forwardOutStreamLocal(path, (err) => r(err ?? undefined)));
+    assert.ok(out, 'a -L to a unix socket opened');
+    const into = await new Promise<Error | undefined>((r) => conn.openssh_forwardInStreamLocal(remote, (err) => r(err ?? undefined)));
+    assert.ok(into, 'a -R on a unix socket was granted');
+  } finally {
+    conn.end();
+    await new Promise((r) => server.close(r));
+  }
+  assert.is(connections, 0);
+  assert.not.ok(existsSync(remote));
+  const l = await recorded(env, (c) => c.text === `direct-streamlocal ${path}`);
+  assert.equal([l.command.attributes.request, l.verdict?.rule_id, l.response.status], ['direct-streamlocal', 'agate.refused-unasked', 'refused']);
+  const r = await recorded(env, (c) => c.text === `streamlocal-forward ${remote}`);
+  assert.equal([r.command.attributes.request, r.verdict?.rule_id, r.response.status], ['streamlocal-forward', 'agate.refused-unasked', 'refused']);
 });
 
 test.run();
