@@ -3,7 +3,8 @@
 
 usage: pty-drive.py STEPS_JSON -- program args...
 STEPS_JSON is a list of [regex, text]: wait until the output so far matches regex, then type
-text (or, for text "@resize ROWS COLS", resize the terminal as a window manager would). After the last step the output is read to the end. Everything the program wrote to its
+text (or, for text "@resize ROWS COLS", resize the terminal as a window manager would; for
+"@paste TEXT", write TEXT in one go, as a terminal delivers a paste). After the last step the output is read to the end. Everything the program wrote to its
 terminal goes to stdout; the exit status is the program's. A step that does not match within
 20 s ends the run with status 124.
 """
@@ -45,6 +46,9 @@ def main():
             fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', rows, cols, 0, 0))
             os.kill(pid, signal.SIGWINCH)
             time.sleep(0.2)
+            continue
+        if text.startswith('@paste '):
+            os.write(fd, text[len('@paste '):].encode())
             continue
         # typed slowly enough for line editing to happen on the far side, one write per key
         for ch in text.encode():

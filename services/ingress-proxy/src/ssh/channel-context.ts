@@ -14,6 +14,11 @@ export interface ChannelContext {
   audit: Masker;
   /** Deadline for the target to start the shell capture hook. */
   connectTimeoutMs: number;
+  /**
+   * What the client asked of this session channel and Agate refused (the names of environment
+   * variables, `refused_env`): added to the attributes of the command the channel runs.
+   */
+  refused?: () => Record<string, string>;
 }
 
 /** The upstream connection for what `pass` allows, or the refusal the client gets on `channel` when there is none. */

@@ -58,11 +58,32 @@ const responseTo = (ctx: Ctx, text: string) => ctx.pb.waitFor((es) => {
   return command && es.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
 });
 
-c('a pty is accepted; environment variables and X11 are refused', async (ctx) => {
+c('a pty is accepted; environment variables and X11 are refused, X11 recorded', async (ctx) => {
   serve(ctx, APP);
   const [pty, env, x11] = [await request(ctx, 'pty', { term: 'xterm', cols: 80, rows: 24 }), await request(ctx, 'env', { key: 'A', val: 'b' }), await request(ctx, 'x11')];
   assert.equal([pty.accepted, env.rejected, x11.rejected], [1, 1, 1]);
   assert.equal(ctx.upstream.calls, []);
+  assert.is((await responseTo(ctx, 'x11-req')).status, 'refused');
+});
+
+c('the names of refused environment variables are recorded on the command that runs without them', async (ctx) => {
+  serve(ctx, APP);
+  await request(ctx, 'env', { key: 'LD_PRELOAD', val: '/x.so' });
+  await request(ctx, 'env', { key: 'BASH_ENV', val: '/y' });
+  await request(ctx, 'exec', { command: 'ls -l' });
+  await responseTo(ctx, 'ls -l').catch(() => undefined);
+  const command = ctx.pb.events.find((e): e is Command => e.type === 'Command' && e.text === 'ls -l');
+  assert.is(command?.attributes.refused_env, 'LD_PRELOAD,BASH_ENV');
+});
+
+c('a second exec, shell or subsystem on a channel that runs a program is refused and recorded; only the first reaches the target', async (ctx) => {
+  serve(ctx, APP);
+  const first = await request(ctx, 'exec', { command: 'ls -l' });
+  const [exec, shell, sftp] = [await request(ctx, 'exec', { command: 'rm -rf /srv' }), await request(ctx, 'shell'), await request(ctx, 'subsystem', { name: 'sftp' })];
+  assert.equal([first.accepted, exec.accepted, shell.accepted, sftp.accepted], [1, 0, 0, 0]);
+  for (const text of ['rm -rf /srv', 'shell', '(subsystem sftp)']) assert.is((await responseTo(ctx, text)).status, 'refused', text);
+  await responseTo(ctx, 'ls -l').catch(() => undefined);
+  assert.equal(ctx.upstream.calls.map((c) => c.method), ['exec']);
 });
 
 c('a refused exec never reaches the target: stderr names the rule, exit status 126', async (ctx) => {
@@ -111,6 +132,9 @@ c('shell and sftp are decided before the target is asked for them', async (ctx) 
   serve(ctx, APP);
   const shell = await request(ctx, 'shell');
   await exited(shell);
+  // A channel runs one program: sftp on a channel of its own.
+  ctx.session = new FakeSession();
+  serve(ctx, APP);
   const sftp = await request(ctx, 'subsystem', { name: 'sftp' });
   await exited(sftp);
   // Agate's own sftp channel (for resolving paths) is the first thing asked of the target.

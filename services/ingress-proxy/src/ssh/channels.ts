@@ -8,16 +8,26 @@ import { shellChannel, type LiveShell } from './shell-channel.js';
 /** Asks for agent forwarding on a channel; resolves whether it was granted (forwarding.ts). */
 export type AgentRequest = (accept: (() => void) | undefined, reject: (() => void) | undefined) => Promise<boolean>;
 
+/** Refused environment variable names recorded per channel; a client may send any number. */
+const MAX_ENV_NAMES = 32;
+const MAX_ENV_NAME_LENGTH = 128;
+
 /**
  * The requests on one session channel (its slot already taken at the gate). A pty, a window
  * change and a signal are kept for, or passed to, what runs; `exec`, `shell` and the sftp
  * subsystem are each decided at the gate before anything runs on the target; agent forwarding
- * is a forwarding request. X11, environment variables and other subsystems are refused.
+ * is a forwarding request. The channel runs one program: a second `exec`, `shell` or
+ * `subsystem` is refused and recorded (RFC 4254 §6.5). X11 is refused and recorded; other
+ * subsystems too. Environment variables are refused, and their names recorded on the command
+ * that runs without them (`refused_env`).
  */
-export function serveSessionChannel(ctx: ChannelContext, session: Session, agentRequest: AgentRequest): void {
+export function serveSessionChannel(shared: ChannelContext, session: Session, agentRequest: AgentRequest): void {
   // The pty the client asked for; the same is requested on the target for the shell or exec.
   let pty: PseudoTtyInfo | undefined;
   let live: LiveShell | undefined;
+  const refusedEnv: string[] = [];
+  const refused = (): Record<string, string> => (refusedEnv.length === 0 ? {} : { refused_env: refusedEnv.join(',') });
+  const ctx: ChannelContext = { ...shared, refused };
   session.on('pty', (accept, _reject, info) => {
     pty = info;
     accept?.();
@@ -32,16 +42,41 @@ export function serveSessionChannel(ctx: ChannelContext, session: Session, agent
     live?.upstream.signal(info.name);
     accept?.();
   });
-  session.on('x11', (_accept, reject) => reject?.());
+  // X11 forwarding would let programs on the target open windows on the client, outside the audit.
+  session.on('x11', (_accept, reject) => {
+    ctx.gate.refuseUnasked('x11-req', { request: 'x11' }, 'X11 forwarding is not available through Agate');
+    reject?.();
+  });
   // Whether this channel's exec or shell forwards the client's agent (the request comes first).
   let agent: Promise<boolean> | undefined;
   session.on('auth-agent', (accept, reject) => void (agent = agentRequest(accept, reject)));
-  session.on('env', (_accept, reject) => reject?.());
+  // LD_PRELOAD, BASH_ENV and the like would change what runs: never passed on.
+  session.on('env', (_accept, reject, info) => {
+    if (refusedEnv.length < MAX_ENV_NAMES) refusedEnv.push(ctx.audit.maskText(String(info.key).slice(0, MAX_ENV_NAME_LENGTH)).text);
+    reject?.();
+  });
   const settle = settled(ctx);
-  session.on('exec', (accept, _reject, info) => settle(execChannel(ctx, accept, info.command, pty, (c) => (live = { upstream: c }), agent)));
-  session.on('shell', (accept) => settle(shellChannel(ctx, accept, pty, (l) => (live = l), agent)));
+  // ssh2 emits a second request of these too, but drops its accept: the one program stays.
+  let program: string | undefined;
+  const first = (kind: string, text: string, attributes: Record<string, string>): boolean => {
+    if (program === undefined) {
+      program = kind;
+      return true;
+    }
+    ctx.gate.refuseUnasked(text, { ...attributes, channel_busy: 'true' }, `the channel already runs ${program === 'exec' ? 'a command' : `a ${program}`}; a session channel runs one program`);
+    return false;
+  };
+  session.on('exec', (accept, _reject, info) => {
+    if (!first('exec', info.command, { request: 'exec' })) return;
+    settle(execChannel(ctx, accept, info.command, pty, (c) => (live = { upstream: c }), agent));
+  });
+  session.on('shell', (accept) => {
+    if (!first('shell', 'shell', { request: 'shell' })) return;
+    settle(shellChannel(ctx, accept, pty, (l) => (live = l), agent));
+  });
   // With no 'sftp' listener, ssh2 hands sftp (and so modern scp) to 'subsystem' too.
   session.on('subsystem', (accept, _reject, info) => {
+    if (!first('subsystem', `(subsystem ${info.name})`, { request: info.name === 'sftp' ? 'sftp' : 'subsystem', subsystem: info.name })) return;
     if (info.name === 'sftp') return settle(sftpChannel(ctx, accept));
     settle(refuseSubsystem(ctx, accept, info.name));
   });
@@ -59,7 +94,7 @@ export function settled(ctx: Pick<ChannelContext, 'log'>): (work: Promise<unknow
 async function refuseSubsystem(ctx: ChannelContext, accept: () => ServerChannel | undefined, name: string): Promise<void> {
   const channel = accept(); // at once, for the same reason as in execChannel
   if (channel === undefined) return;
-  const command = ctx.gate.command(`(subsystem ${name})`, { request: 'subsystem', subsystem: name });
+  const command = ctx.gate.command(`(subsystem ${name})`, { request: 'subsystem', subsystem: name, ...ctx.refused?.() });
   const message = `Agate refused the request: the ${name} subsystem is not available through Agate`;
   await ctx.gate.recordUnasked(command, message);
   ctx.gate.refuseOn(channel, command, 'refused', message);

@@ -32,7 +32,7 @@ export async function execChannel(ctx: ChannelContext, accept: () => ServerChann
   const text = git?.kind === 'git' ? git.canonical : clientText;
   const attributes: Record<string, string> = pty === undefined ? { request: 'exec' } : { request: 'exec', pty: 'true', term: pty.term };
   if (text !== clientText) attributes.client_text = ctx.audit.maskText(clientText).text;
-  const command = gate.command(text, attributes);
+  const command = gate.command(text, { ...attributes, ...ctx.refused?.() });
   // A shell reads a command as a C string: it would run less than what policy read, and sshd
   // drops the whole connection rather than take it. Refused here, with a reason.
   const unasked = async (message: string) => {

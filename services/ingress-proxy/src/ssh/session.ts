@@ -44,7 +44,8 @@ export interface SshSessionDeps {
  * refusals), the session channels' requests (channels.ts: exec, shell, sftp) and forwarding
  * (forwarding.ts: `-L`, `-R`, agent). This class wires the client's connection to them, opens
  * Agate's own connection to the target once the login succeeded, and records the session's
- * start and end. Unix-socket forwards and global requests other than `-R` are refused.
+ * start and end. Unix-socket forwards are refused and recorded; other global requests but `-R`
+ * are refused.
  */
 export class SshSession {
   readonly id = randomUUID();
@@ -92,14 +93,21 @@ export class SshSession {
       serveSessionChannel(channels, session, (a, r) => forwarding.agentForwarding(a, r));
     });
     // Forwarding lets traffic past the command audit: -L and -R need a rule that allows them by
-    // name; unix-socket forwards are refused.
+    // name; unix-socket forwards are refused and recorded.
     const settle = settled(channels);
+    const refuseSocket = (request: string, socketPath: string, message: string) => {
+      if (gate.identity !== undefined) gate.refuseUnasked(`${request} ${socketPath}`, { request, path: deps.audit.maskText(socketPath).text }, message);
+    };
     conn.on('tcpip', (accept, reject, info) => settle(forwarding.directTcpip(accept, reject, info)));
-    conn.on('openssh.streamlocal', (_accept, reject) => reject());
+    conn.on('openssh.streamlocal', (_accept, reject, info) => {
+      refuseSocket('direct-streamlocal', info.socketPath, 'forwarding to a unix socket on the target is not available through Agate');
+      reject();
+    });
     conn.on('request', (accept, reject, name, info) => {
       if (gate.identity === undefined) return void reject?.();
       if (name === 'tcpip-forward') return settle(forwarding.remoteForward(accept, reject, info));
       if (name === 'cancel-tcpip-forward') return settle(forwarding.cancelRemoteForward(accept, reject, info));
+      if (name === 'streamlocal-forward@openssh.com') refuseSocket('streamlocal-forward', (info as unknown as { socketPath: string }).socketPath, 'a unix socket listener on the target is not available through Agate');
       reject?.();
     });
     conn.on('error', (err) => this.#log.debug('client connection error', { error: err.message }));

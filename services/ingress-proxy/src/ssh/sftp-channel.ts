@@ -20,7 +20,7 @@ export async function sftpChannel(ctx: ChannelContext, accept: () => ServerChann
   const channel = accept();
   if (channel === undefined) return;
   channel.pause();
-  const command = gate.command('(subsystem sftp)', { request: 'sftp', subsystem: 'sftp' });
+  const command = gate.command('(subsystem sftp)', { request: 'sftp', subsystem: 'sftp', ...ctx.refused?.() });
   const decision = await gate.decide(command);
   if (decision.kind === 'refuse') return gate.refuseOn(channel, command, 'refused', decision.message);
   const upstream = await upstreamOr(ctx, channel, decision.pass);

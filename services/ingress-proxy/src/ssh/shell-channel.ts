@@ -36,7 +36,7 @@ export async function shellChannel(ctx: ChannelContext, accept: () => ServerChan
   channel.pause();
   const attributes: Record<string, string> = { request: 'shell', kind: 'shell', pty: String(pty !== undefined) };
   if (pty !== undefined) Object.assign(attributes, { term: pty.term, cols: String(pty.cols), rows: String(pty.rows) });
-  const command = gate.command('shell', attributes);
+  const command = gate.command('shell', { ...attributes, ...ctx.refused?.() });
   const decision = await gate.decide(command);
   if (decision.kind === 'refuse') return gate.refuseOn(channel, command, 'refused', decision.message);
   const upstream = await upstreamOr(ctx, channel, decision.pass);

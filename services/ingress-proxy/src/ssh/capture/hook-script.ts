@@ -27,12 +27,20 @@
  * into plain variables the agent could fill; xtrace is off while the hook runs, so `set -x` cannot
  * print its challenge. The proxy refuses the
  * commands that would remove the trap (services/policy/src/shell-hook.ts); should one get through
- * anyway, the readonly PROMPT_COMMAND puts the trap back before the next prompt (the hook lets that
- * one function through unasked: all it does is re-arm).
+ * anyway, the readonly PROMPT_COMMAND puts the trap back before the next prompt (the hook lets the
+ * commands inside that function through unasked: all they do is re-arm).
+ *
+ * The call of PROMPT_COMMAND itself is reported like any command (`__agate_rearm`, REARM_TEXT)
+ * and waits for its answer: the proxy allows it without a decision, and takes it as the shell
+ * being back at its prompt with the line before read. Only a report the shell waits on is known
+ * to come after the line went to it (ShellCapture.shellReads): a line that ran nothing (a comment,
+ * a syntax error, a paste discarded by ^C) otherwise left the proxy waiting for a report forever.
  */
 
 /** What opens every report on the terminal; the proxy looks for it in the shell's output. */
 export const REPORT_OPEN = "trap -- '#AGATE1:";
+/** What the report of the shell's PROMPT_COMMAND says: the shell is back at its prompt. */
+export const REARM_TEXT = '__agate_rearm';
 /** The exit status of the helper or shell when capture is not possible here (no bash 5.1+, no mktemp). */
 export const NO_CAPTURE_STATUS = 97;
 
@@ -70,7 +78,7 @@ __agate_d=$AGATE_HOOK_DIR
 readonly __agate_d BASH_COMMAND FUNCNAME BASHPID SRANDOM
 unset AGATE_HOOK_DIR
 __agate_hook() {
-  if [[ $BASH_COMMAND == __agate_rearm || ${'$'}{FUNCNAME[1]-} == __agate_rearm ]]; then
+  if [[ ${'$'}{FUNCNAME[1]-} == __agate_rearm ]]; then
     [[ -n 1 ]]
   else
     __agate_x=0

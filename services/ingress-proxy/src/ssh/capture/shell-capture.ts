@@ -1,7 +1,7 @@
 import type { Client, ClientChannel, TerminalModes } from 'ssh2';
 import { HookHelper, readsTerminal } from './helper.js';
-import { shellCommand } from './hook-script.js';
-import { ReportScanner, type CommandReport, type UnreadableReport } from './reports.js';
+import { REARM_TEXT, shellCommand } from './hook-script.js';
+import { ReportScanner, type CommandReport, type HookReport, type UnreadableReport } from './reports.js';
 
 export interface CaptureOptions {
   /** Records and decides a reported command; resolves true when it may run. Never rejects. */
@@ -81,13 +81,16 @@ export class ShellCapture {
           const onData = (chunk: Buffer) => {
             const { output, reports } = scanner.push(chunk);
             initial = Buffer.concat([initial, output]);
-            const ready = reports.find((r) => r.kind === 'ready');
-            if (ready === undefined) return initial.length > 64 * 1024 ? fail() : undefined;
+            const at = reports.findIndex((r) => r.kind === 'ready');
+            if (at < 0) return initial.length > 64 * 1024 ? fail() : undefined;
             clearTimeout(timer);
             stream.removeListener('data', onData);
             stream.removeListener('close', fail);
             stream.pause();
-            resolve({ stream, capture: new ShellCapture(helper, scanner, ready.pid, options), initial });
+            const capture = new ShellCapture(helper, scanner, reports[at]!.pid, options);
+            // The first prompt's report may come in the same chunk as the shell's ready: it waits for its answer.
+            capture.#take(reports.slice(at + 1));
+            resolve({ stream, capture, initial });
           };
           stream.on('data', onData);
           stream.on('close', fail);
@@ -99,6 +102,11 @@ export class ShellCapture {
   /** Terminal output: the reports are taken out (and decided); the rest is the client's. */
   output(chunk: Buffer): Buffer {
     const { output, reports } = this.#scanner.push(chunk);
+    this.#take(reports);
+    return output;
+  }
+
+  #take(reports: HookReport[]): void {
     for (const r of reports) {
       if (r.kind === 'command') this.#report(r);
       else if (r.kind === 'unreadable') {
@@ -107,7 +115,6 @@ export class ShellCapture {
         this.#options.unreadable(r);
       }
     }
-    return output;
   }
 
   /** Output held at the end of the stream. */
@@ -117,8 +124,9 @@ export class ShellCapture {
 
   /**
    * Whether the line just finished goes to the captured shell at its prompt. After a line went
-   * there, the shell must first report on it (so that line is no longer in the terminal's input,
-   * where a program it starts could read the next one); then the kernel must show the shell
+   * there, the shell must first report on it, with a command it runs or its next prompt (so that
+   * line is no longer in the terminal's input, where a program it starts could read the next
+   * one); then the kernel must show the shell
    * holding the terminal and sleeping for its input. Anything else — a program in the
    * foreground, a nested shell, the hook waiting for a verdict — and the line is not the shell's.
    */
@@ -162,6 +170,9 @@ export class ShellCapture {
       for (const w of this.#reported.splice(0)) w();
     }
     this.#helper.prepare(r.pid);
+    // The shell's PROMPT_COMMAND (hook-script.ts): it only re-arms the hook, so it runs unasked and
+    // unrecorded; what it tells is that the shell read the line before and is back at its prompt.
+    if (r.pid === this.pid && r.text === REARM_TEXT) return this.#helper.answer(r.pid, r.challenge, true);
     if (this.#pending >= MAX_PENDING) return this.#helper.answer(r.pid, r.challenge, false);
     this.#pending += 1;
     void this.#options.decide(r).then((run) => {

@@ -1,0 +1,200 @@
+// A hostile agent with a valid token against the SSH proxy, fourth pass (ssh-hostile*.test.ts
+// have the first three): channel and global requests the earlier passes did not send, and the
+// captured shell driven by the real OpenSSH client on a real pty (pty-drive.py). The witnesses
+// are independent of Agate: the target's disk, what the client received, and the target's own
+// answers.
+import { suite } from '../harness/suite.js';
+import * as assert from 'uvu/assert';
+import ssh2 from 'ssh2';
+import type { Command, Response, Verdict } from '../../schemas/src/events.js';
+import { chmodSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { packageRoot } from '../../core/src/package-root.js';
+import { run, type RunResult } from '../harness/proc.js';
+import { SSH_CLIENT_OPTIONS, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
+
+const POLICY = `identity: { dev_issuer: { enabled: true } }
+policy:
+  default: allow
+  rules:
+    - id: no-rm
+      action: deny
+      message: deleting files needs a human
+      match: { protocols: [ssh], shell: { commands: [rm] } }
+`;
+
+interface Env extends SshEnv { open: string }
+const test = suite<Partial<Env>>('e2e/ssh hostile agent, fourth pass (live)');
+
+test.before(async (ctx) => {
+  await startSshProxy(ctx, {
+    configYaml: POLICY, name: 'ssh-hostile-4', verdictTimeoutMs: 5000, types: ['Command', 'Verdict', 'Response'],
+    prepare: async ({ sshd }) => { ctx.open = await sshdUserDir(sshd, 'agate-hostile4-'); },
+  });
+});
+test.after(async (ctx) => stopSshProxy(ctx, [ctx.open]));
+
+async function rawClient(env: Env): Promise<ssh2.Client> {
+  const conn = new ssh2.Client();
+  const password = await env.issuer.mint({ sub: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app' }, { alg: 'ES256' });
+  await new Promise<void>((resolve, reject) => {
+    conn.once('ready', () => resolve()).once('error', reject);
+    // strictVendor off: ssh2 sends the OpenSSH extensions (unix-socket forwards) only to a server it knows as OpenSSH.
+    conn.connect({ host: '127.0.0.1', port: env.port, username: 'box', password, readyTimeout: 10_000, strictVendor: false });
+  });
+  return conn;
+}
+
+async function rawShell(conn: ssh2.Client, pty: ssh2.PseudoTtyOptions) {
+  const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.shell(pty, (err, s) => (err ? reject(err) : resolve(s))));
+  let screen = '';
+  stream.on('data', (d: Buffer) => (screen += d.toString()));
+  const closed = new Promise<boolean>((resolve) => stream.once('close', () => resolve(true)));
+  return {
+    stream,
+    closed: (timeoutMs: number) => Promise.race([closed, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs))]),
+    type: (s: string) => void stream.write(s),
+    screen: () => screen,
+    until: async (re: RegExp, timeoutMs = 15_000) => {
+      const from = screen.length;
+      const deadline = Date.now() + timeoutMs;
+      while (!re.test(screen.slice(from))) {
+        if (Date.now() > deadline) assert.unreachable(`the screen never showed ${re}: ${JSON.stringify(screen.slice(-400))}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface RawResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function rawExec(conn: ssh2.Client, command: string, options: ssh2.ExecOptions = {}): Promise<RawResult> {
+  return new Promise((resolve) => {
+    conn.exec(command, options, (err, stream) => {
+      if (err) return resolve({ code: null, stdout: '', stderr: err.message });
+      let stdout = '';
+      let stderr = '';
+      stream.on('data', (d: Buffer) => (stdout += d.toString()));
+      stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      let code: number | null = null;
+      stream.on('exit', (c: number | null) => (code = c));
+      stream.on('close', () => resolve({ code, stdout, stderr }));
+    });
+  });
+}
+
+/** The newest Command matching, with its verdict and response once recorded. */
+async function recorded(env: Env, match: (c: Command) => boolean): Promise<{ command: Command; verdict: Verdict | undefined; response: Response }> {
+  const deadline = Date.now() + 15_000; // a loaded 2-core machine
+  for (;;) {
+    const command = env.events.filter((e): e is Command => e.type === 'Command' && match(e)).at(-1);
+    const response = command && env.events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
+    if (command !== undefined && response !== undefined) {
+      return { command, response, verdict: env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === command.event_id) };
+    }
+    if (Date.now() > deadline) assert.unreachable(`the command was not recorded${command === undefined ? '' : ` (only "${command.text}" itself)`}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** The real ssh client on a real pty (pty-drive.py) through the proxy, driven by `steps`. */
+async function ptySsh(env: Env, steps: string[][]): Promise<RunResult> {
+  const password = await env.issuer.mint({ sub: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app' }, { alg: 'ES256' });
+  return run('python3', [join(packageRoot(), 'test/harness/pty-drive.py'), JSON.stringify(steps), '--', 'sshpass', '-e', '/usr/bin/ssh', '-tt',
+    '-p', String(env.port), ...SSH_CLIENT_OPTIONS, 'box@127.0.0.1'], { env: { ...process.env, SSHPASS: password }, timeoutMs: 90_000 });
+}
+
+test('a multi-line paste interrupted by ^C before its Enter, or a comment line: the next line typed at the prompt is the shell\'s, decided exactly', async (ctx) => {
+  const env = ctx as Env;
+  const steps = [
+    ['[$] $', '@paste \x1b[200~echo pasted-one\recho pasted-two\x1b[201~'],
+    ['pasted-two', '\x03'],
+    ['\\^C[\\s\\S]*[$] $', 'echo after-$((6*7))\r'],
+    // A line that runs nothing (a comment) is reported by the prompt after it, too.
+    ['after-42\r\n[\\s\\S]*[$] $', '# only a comment\r'],
+    ['comment\r\n[\\s\\S]*[$] $', 'echo again-$((2*4))\r'],
+    ['again-8\r\n[\\s\\S]*[$] $', 'exit\r'],
+  ];
+  const r = await ptySsh(env, steps);
+  assert.not.match(r.stdout, /Agate (refused|ended)/, r.stdout);
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  const { command, verdict } = await recorded(env, (c) => c.text === 'echo after-$((6*7))');
+  assert.is(command.attributes.captured, 'bash', 'the line was decided as typed, not as the shell ran it');
+  assert.is(verdict?.decision, 'allow');
+  assert.is((await recorded(env, (c) => c.text === 'echo again-$((2*4))')).command.attributes.captured, 'bash');
+  // Nothing of the interrupted paste ran.
+  assert.not.ok(env.events.some((e) => e.type === 'Command' && e.text.includes('pasted-')));
+});
+
+test('requests a session channel refuses are recorded: env names on the command that ran without them, x11, and a second program on a busy channel, which never runs', async (ctx) => {
+  const env = ctx as Env;
+  const marker = join(env.open, 'second-exec-ran');
+  const conn = await rawClient(env);
+  try {
+    const withEnv = await rawExec(conn, 'echo "[$LD_PRELOAD][$BASH_ENV]"', { env: { LD_PRELOAD: '/nonexistent.so', BASH_ENV: '/dev/null' } });
+    assert.is(withEnv.stdout, '[][]\n', withEnv.stderr);
+    const x11 = await rawExec(conn, 'echo "[$DISPLAY]"', { x11: true });
+    assert.match(x11.stderr, /Unable to request X11/);
+    // A second exec, a shell and a subsystem on a channel whose command is still running.
+    const first = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.exec('sleep 1; echo first', (err, s) => (err ? reject(err) : resolve(s))));
+    const proto = (conn as unknown as { _protocol: { exec(id: number, cmd: string, wantReply: boolean): void; shell(id: number, wantReply: boolean): void; subsystem(id: number, name: string, wantReply: boolean): void } })._protocol;
+    const id = (first as unknown as { outgoing: { id: number } }).outgoing.id;
+    proto.exec(id, `touch ${marker}`, false);
+    proto.shell(id, false);
+    proto.subsystem(id, 'sftp', false);
+    let out = '';
+    first.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise((r) => first.once('close', r));
+    assert.is(out, 'first\n', 'the channel ran its first command only');
+  } finally {
+    conn.end();
+  }
+  assert.not.ok(existsSync(marker), 'a second exec on a busy channel ran');
+  const ran = await recorded(env, (c) => c.text === 'echo "[$LD_PRELOAD][$BASH_ENV]"');
+  assert.is(ran.command.attributes.refused_env, 'LD_PRELOAD,BASH_ENV');
+  assert.is(ran.response.status, 'ok');
+  const x = await recorded(env, (c) => c.attributes.request === 'x11');
+  assert.equal([x.verdict?.rule_id, x.response.status], ['agate.refused-unasked', 'refused']);
+  for (const text of [`touch ${marker}`, 'shell', '(subsystem sftp)']) {
+    const second = await recorded(env, (c) => c.text === text && c.attributes.channel_busy === 'true');
+    assert.equal([second.verdict?.rule_id, second.response.status], ['agate.refused-unasked', 'refused'], text);
+  }
+});
+
+test('unix-socket forwards are refused and recorded: the target\'s socket sees no connection, no socket is made there', async (ctx) => {
+  const env = ctx as Env;
+  const path = join(env.open, 'target.sock');
+  let connections = 0;
+  const server = createServer((s) => {
+    connections += 1;
+    s.destroy();
+  });
+  await new Promise<void>((r) => server.listen(path, r));
+  chmodSync(path, 0o777);
+  const remote = join(env.open, 'remote.sock');
+  const conn = await rawClient(env);
+  try {
+    const out = await new Promise<Error | undefined>((r) => conn.openssh_forwardOutStreamLocal(path, (err) => r(err ?? undefined)));
+    assert.ok(out, 'a -L to a unix socket opened');
+    const into = await new Promise<Error | undefined>((r) => conn.openssh_forwardInStreamLocal(remote, (err) => r(err ?? undefined)));
+    assert.ok(into, 'a -R on a unix socket was granted');
+  } finally {
+    conn.end();
+    await new Promise((r) => server.close(r));
+  }
+  assert.is(connections, 0);
+  assert.not.ok(existsSync(remote));
+  const l = await recorded(env, (c) => c.text === `direct-streamlocal ${path}`);
+  assert.equal([l.command.attributes.request, l.verdict?.rule_id, l.response.status], ['direct-streamlocal', 'agate.refused-unasked', 'refused']);
+  const r = await recorded(env, (c) => c.text === `streamlocal-forward ${remote}`);
+  assert.equal([r.command.attributes.request, r.verdict?.rule_id, r.response.status], ['streamlocal-forward', 'agate.refused-unasked', 'refused']);
+});
+
+test.run();
