@@ -434,6 +434,12 @@ read destroy write | w:users | SELECT query_to_xml('DELETE FROM users RETURNING 
 read dynamic | - | SELECT query_to_xml($1, true, false, '')
 read dynamic | - | SELECT * FROM dblink('dbname=x', 'SELECT 1') AS t(a int)
 read | r:t | SELECT * FROM ts_stat('SELECT v FROM t')
+read | r:vault | SELECT table_to_xml('vault', true, false, '')
+read | r:public.* | SELECT schema_to_xml('public', true, false, '')
+read | r:* | SELECT database_to_xml_and_xmlschema(true, false, '')
+read | r:pg_stats r:* | SELECT most_common_vals FROM pg_stats
+read write | w:invoice_no | SELECT nextval('invoice_no')
+read write | w:public.invoice_no | SELECT setval('public.invoice_no', 42)
 read write destroy | w:users | SELECT query_to_xml(query => 'DELETE FROM users RETURNING 1', tableforest => true, nulls => false, targetns => '')
 read dynamic | - | SELECT cron.schedule('nightly', '0 3 * * *', 'DELETE FROM users')
 read dynamic | - | SELECT pg_background_launch(current_setting('x'))

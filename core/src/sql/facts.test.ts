@@ -1,7 +1,7 @@
 import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { analyzeSql, initSqlParser } from './analyze.js';
-import { sqlFacts, type SqlFacts } from './facts.js';
+import { qualifiedName, sqlFacts, type SqlFacts } from './facts.js';
 
 /** The facts of a one-statement text; fails the test when it does not parse or cannot be analysed. */
 function facts(sql: string): SqlFacts {
@@ -248,6 +248,44 @@ code('a statement nested deeper than any recursion limit is still walked to the 
   assert.equal(read(f), ['deep']);
 });
 
+const byValue = suite('sqlFacts: relations handed to a built-in as a value');
+byValue.before(() => initSqlParser());
+
+byValue('a regclass given as text is read as the server reads it', () => {
+  assert.equal(qualifiedName('vault'), ['vault']);
+  assert.equal(qualifiedName(' Public . VAULT '), ['public', 'vault']);
+  assert.equal(qualifiedName('"Public"."a""b"'), ['Public', 'a"b']);
+  assert.equal(qualifiedName('db.s.t'), ['s', 't']);
+  assert.equal(qualifiedName('x'.repeat(70)), ['x'.repeat(63)]);
+  for (const text of ['16384', '', 'a.', '.a', 'a b', '"a', 'a.b.c.d', '""']) assert.is(qualifiedName(text), undefined, text);
+});
+
+byValue('table_to_xml and friends read the relation, schema or database they are handed', () => {
+  assert.equal(read(facts("SELECT table_to_xml('vault', true, false, '')")), ['vault']);
+  assert.equal(read(facts("SELECT pg_catalog.table_to_xml_and_xmlschema('app.Vault'::regclass, true, false, '')")), ['app.vault']);
+  assert.equal(read(facts("SELECT table_to_xml(nulls => true, tbl => 'vault', tableforest => false, targetns => '')")), ['vault']);
+  assert.equal(read(facts("SELECT schema_to_xml('App', true, false, '')")), ['App.*']);
+  assert.equal(read(facts("SELECT database_to_xml(true, false, '')")), ['*']);
+  // A name only the server will know: every relation.
+  assert.equal(read(facts("SELECT table_to_xml(t, true, false, '') FROM (SELECT 'vault'::regclass) s(t)")), ['*']);
+  assert.equal(read(facts("SELECT table_to_xml(16384, true, false, '')")), ['*']);
+  assert.equal(read(facts("SELECT table_to_xml($1, true, false, '')")), ['*']);
+  // The planner's statistics hold values of every analysed column.
+  assert.ok(read(facts("SELECT most_common_vals FROM pg_stats WHERE tablename = 'vault'")).includes('*'));
+  assert.not.ok(read(facts('SELECT * FROM app.pg_stats')).includes('*'));
+});
+
+byValue('nextval and setval write the sequence they are handed', () => {
+  for (const sql of ["SELECT nextval('invoice_no')", "SELECT setval('invoice_no', 1)", "INSERT INTO t VALUES (nextval('invoice_no'))"]) {
+    const f = facts(sql);
+    assert.ok(written(f).includes('invoice_no') && f.effects.has('write'), sql);
+  }
+  assert.equal(written(facts("ALTER TABLE t ALTER COLUMN id SET DEFAULT nextval('public.invoice_no')")), ['public.invoice_no', 't']);
+  assert.equal(written(facts('SELECT nextval($1)')), ['*']);
+  assert.not.ok(facts("SELECT currval('invoice_no')").effects.has('write'));
+});
+
 targets.run();
 effects.run();
 code.run();
+byValue.run();

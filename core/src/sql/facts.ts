@@ -3,11 +3,14 @@ import { isReadLock, isRowLocking, statementEffects, type SqlEffect } from './ef
 import { doBlockFunction, plpgsqlPieces, UnreadableCode } from './plpgsql.js';
 
 /**
- * The name of the relation a statement changes without naming it: `DROP OWNED`, `REASSIGN
- * OWNED`, a `CASCADE` that reaches whatever depends on what it drops, `GRANT … ON ALL TABLES IN
- * SCHEMA s`, `ALTER SCHEMA s RENAME` (every `s.x` gets another name, so a rule naming `s.x` would
- * no longer know it). With a schema (`s.*`) only that schema's relations are reached. A refusing
- * or holding rule with table conditions matches it; an allow rule only when its globs match `*`.
+ * The name of the relation a statement changes or reads without naming it: `DROP OWNED`,
+ * `REASSIGN OWNED`, a `CASCADE` that reaches whatever depends on what it drops, `GRANT … ON ALL
+ * TABLES IN SCHEMA s`, `ALTER SCHEMA s RENAME` (every `s.x` gets another name, so a rule naming
+ * `s.x` would no longer know it); a built-in handed a relation it reads or writes as a value
+ * Agate cannot read before it runs (`table_to_xml(t, …)` with `t` a column or an OID,
+ * `database_to_xml(…)`, `nextval($1)`); the planner's statistics (sample values of every analysed
+ * column). With a schema (`s.*`) only that schema's relations are reached. A refusing or holding
+ * rule with table conditions matches it; an allow rule only when its globs match `*`.
  */
 export const EVERY_TABLE = '*';
 
@@ -120,6 +123,22 @@ const REMOTE_SQL_FUNCTIONS = new Set(['dblink', 'dblink_exec', 'dblink_open', 'd
 /** pg_cron: SQL run later, outside this session, as the job's owner (`cron.schedule(…, 'DELETE …')`). */
 const DEFERRED_SQL_FUNCTIONS = new Set(['cron.schedule', 'cron.schedule_in_database', 'cron.alter_job']);
 /**
+ * Built-ins handed, as their first argument (`tbl`, `schema`), the relation whose rows they read
+ * or write: a regclass (a name given as text, or an OID) or a schema's name. A rule naming the
+ * relation must see it as if the statement named it (`table_to_xml('vault', …)` reads vault,
+ * `setval('invoice_no', 1)` writes invoice_no).
+ */
+const RELATION_ARGUMENT = new Map<string, { arg: string; of: 'relation' | 'schema' | 'database'; write: boolean }>([
+  ...['table_to_xml', 'table_to_xmlschema', 'table_to_xml_and_xmlschema'].map((n): [string, { arg: string; of: 'relation'; write: false }] => [n, { arg: 'tbl', of: 'relation', write: false }]),
+  ...['schema_to_xml', 'schema_to_xmlschema', 'schema_to_xml_and_xmlschema'].map((n): [string, { arg: string; of: 'schema'; write: false }] => [n, { arg: 'schema', of: 'schema', write: false }]),
+  ...['database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema'].map((n): [string, { arg: string; of: 'database'; write: false }] => [n, { arg: '', of: 'database', write: false }]),
+  ...['nextval', 'setval'].map((n): [string, { arg: string; of: 'relation'; write: true }] => [n, { arg: '', of: 'relation', write: true }]),
+]);
+/** Catalogs holding sample values of every analysed column (most common values, histogram bounds). */
+const STATISTICS_RELATIONS = new Set(['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data']);
+/** Identifiers longer than this many bytes are truncated by the server (NAMEDATALEN - 1). */
+const MAX_IDENTIFIER_BYTES = 63;
+/**
  * Built-ins that fetch the rows of the portal their argument names: it may be one the client
  * bound with the extended protocol (`DELETE … RETURNING`, decided only at its Execute), which
  * the fetch would run.
@@ -210,6 +229,7 @@ class Collector {
       if (typeof o.relname === 'string') {
         const qualifier = typeof o.schemaname === 'string' ? o.schemaname : schema;
         this.#table(qualifier === undefined ? [o.relname] : [qualifier, o.relname], write);
+        if (STATISTICS_RELATIONS.has(o.relname) && (qualifier === undefined || qualifier === 'pg_catalog')) this.#table([EVERY_TABLE], write);
       }
       for (const [key, child] of Object.entries(o)) {
         const c = asObj(child);
@@ -322,6 +342,23 @@ class Collector {
   }
 
   /**
+   * The relation (or schema) a built-in is handed as a value: its name when the argument is a
+   * constant the server reads as one, else every relation (a column, a parameter, an OID).
+   */
+  #relationArgument(of: { arg: string; of: 'relation' | 'schema' | 'database'; write: boolean }, args: unknown[]): void {
+    if (of.of === 'database') return this.#table([EVERY_TABLE], of.write);
+    const byName = args.map((a) => asObj(asObj(a)?.NamedArgExpr)).find((n) => n?.name === of.arg);
+    const first = byName?.arg ?? (asObj(args[0])?.NamedArgExpr === undefined ? args[0] : undefined);
+    const text = constantText(first);
+    if (of.of === 'schema') {
+      // A `name` argument is taken as it is: no case folding, no quotes.
+      return this.#table(text === undefined ? [EVERY_TABLE] : [text, EVERY_TABLE], of.write);
+    }
+    const names = text === undefined ? undefined : qualifiedName(text);
+    this.#table(names ?? [EVERY_TABLE], of.write);
+  }
+
+  /**
    * `SELECT set_config(name, '…', false) FROM pg_settings WHERE name = 'x'` (pg_dump does this):
    * the WHERE clause pins the setting the call changes, so it is known without being a constant.
    */
@@ -414,6 +451,9 @@ class Collector {
     // A named argument (`query => '…'`) is not a constant: unless it is the SQL text, it hides which is.
     const named = args.map((a) => asObj(asObj(a)?.NamedArgExpr)).find((n) => n?.name === 'query');
     const first = named?.arg ?? args[0];
+    const relation = RELATION_ARGUMENT.get(name);
+    if (relation !== undefined) this.#relationArgument(relation, args);
+    if (relation?.write === true) this.#effects.add('write');
     const sqlText = SQL_TEXT_FUNCTIONS.get(name);
     if (sqlText !== undefined && (sqlText.args === undefined || sqlText.args === args.length)) {
       // Past the first argument, a named one hides which is the SQL: not a constant then.
@@ -473,6 +513,57 @@ function constantText(node: unknown, depth = 0): string | undefined {
     return left === undefined || right === undefined ? undefined : left + right;
   }
   return undefined;
+}
+
+/**
+ * A relation's name as the server reads a regclass given as text (`stringToQualifiedNameList`):
+ * dot-separated identifiers, blanks around them ignored, a quoted one taken as it is (`""` is a
+ * quote), an unquoted one folded to lower case, each cut to 63 bytes; a database part is dropped.
+ * Undefined for anything else (an OID, a syntax error), which the caller takes as any relation.
+ */
+export function qualifiedName(text: string): string[] | undefined {
+  const names: string[] = [];
+  let i = 0;
+  const blank = (c: string | undefined) => c !== undefined && /^[ \t\n\r\f\v]$/.test(c);
+  for (;;) {
+    while (blank(text[i])) i++;
+    let name = '';
+    if (text[i] === '"') {
+      for (i++; ; i++) {
+        if (i >= text.length) return undefined;
+        if (text[i] === '"') {
+          if (text[i + 1] !== '"') break;
+          i++;
+        }
+        name += text[i];
+      }
+      i++;
+      if (name === '') return undefined;
+    } else {
+      const start = i;
+      while (i < text.length && text[i] !== '.' && !blank(text[i])) i++;
+      if (i === start) return undefined;
+      name = text.slice(start, i).replace(/[A-Z]+/g, (c) => c.toLowerCase());
+    }
+    names.push(truncateIdentifier(name));
+    while (blank(text[i])) i++;
+    if (i >= text.length) break;
+    if (text[i] !== '.') return undefined;
+    i++;
+  }
+  // An all-digit text is an OID: which relation it is, only the server knows.
+  if (names.length === 1 && /^[0-9]+$/.test(text.trim())) return undefined;
+  return names.length > 3 ? undefined : names.slice(-2);
+}
+
+function truncateIdentifier(name: string): string {
+  if (Buffer.byteLength(name) <= MAX_IDENTIFIER_BYTES) return name;
+  let out = '';
+  for (const ch of name) {
+    if (Buffer.byteLength(out + ch) > MAX_IDENTIFIER_BYTES) break;
+    out += ch;
+  }
+  return out;
 }
 
 /** A reference to column `column` (`name`, or `pg_settings.name`). */
