@@ -2,7 +2,9 @@
 //
 // startSshd() runs Debian's real sshd in the foreground (-D -e) on a free 127.0.0.1 port, with
 // its own config, host key and authorized key in a temp dir. Only public-key login as the test
-// user is allowed. The binaries come from test/harness/install-sshd.sh.
+// user is allowed. The binaries come from test/harness/install-sshd.sh. With `oracle`, sshd
+// also notes every request it is asked to run and the sftp server every file operation it does
+// (see SshOracle): an account of the target's side that owes nothing to Agate.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -26,6 +28,8 @@ export interface SshServer {
   rootDir: string;
   /** Everything sshd wrote to stderr (with -e its log goes there). */
   log(): string;
+  /** Where the requests sshd ran and the sftp servers' logs are written, when started with `oracle`. */
+  oracleDir?: string;
   /** Stops sshd and removes rootDir. Safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -33,7 +37,16 @@ export interface SshServer {
 export interface StartSshdOptions {
   /** Deadline for key generation and startup. Default 15 000 ms. */
   readyTimeoutMs?: number;
+  /**
+   * Notes, before running it, every request sshd is asked to run (a ForceCommand wrapper: `exec-*`
+   * holds an exec's exact command, `shell-*` marks a shell, `sftp-*` is a subsystem sftp
+   * session's server log: sftp-server at level INFO names every open, remove, rename, setstat …).
+   */
+  oracle?: boolean;
 }
+
+/** The sftp server the oracle runs, logging to its stderr (`-e`), which the wrapper sends to a file. */
+const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
 
 export async function startSshd(opts: StartSshdOptions = {}): Promise<SshServer> {
   if (!existsSync(SSHD)) throw new Error(`${SSHD} not found; run test/harness/install-sshd.sh first`);
@@ -63,19 +76,51 @@ export async function startSshd(opts: StartSshdOptions = {}): Promise<SshServer>
     await writeFile(join(rootDir, 'authorized_keys'), await readFile(`${clientKeyFile}.pub`), { mode: 0o644 });
     const port = await findFreePort();
     const configFile = join(rootDir, 'sshd_config');
-    await writeFile(configFile, sshdConfig(rootDir, port, hostKey));
+    const oracleDir = opts.oracle ? await oracleWrapper(rootDir) : undefined;
+    await writeFile(configFile, sshdConfig(rootDir, port, hostKey, oracleDir !== undefined));
     child = spawn(SSHD, ['-D', '-e', '-f', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (output = (output + d).slice(-64_000)));
     await waitForBanner(port, child, () => output, deadline);
     const hostPublicKey = (await readFile(`${hostKey}.pub`, 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
-    return { host: '127.0.0.1', port, user: SSH_TEST_USER, clientKeyFile, hostPublicKey, rootDir, log: () => output, stop };
+    return { host: '127.0.0.1', port, user: SSH_TEST_USER, clientKeyFile, hostPublicKey, rootDir, log: () => output, ...(oracleDir ? { oracleDir } : {}), stop };
   } catch (err) {
     await stop();
     throw err;
   }
 }
 
-function sshdConfig(rootDir: string, port: number, hostKey: string): string {
+/**
+ * The ForceCommand that makes the oracle: sshd hands it the request in SSH_ORIGINAL_COMMAND (unset
+ * for a shell; the subsystem's command line for a subsystem), it notes the request in a file of its
+ * own and runs it as sshd would have (`sh -c COMMAND`, a login shell). The subsystem's command
+ * line names a file in this server's own temporary directory, which no client is told.
+ */
+async function oracleWrapper(rootDir: string): Promise<string> {
+  const dir = join(rootDir, 'oracle');
+  await mkdir(dir);
+  // Written by the test user's sessions; read by the test.
+  await chmod(dir, 0o777);
+  const wrapper = join(rootDir, 'oracle-exec');
+  await writeFile(wrapper, [
+    '#!/bin/sh',
+    `d='${dir}'`,
+    // A name no other session takes, though pids come round again.
+    'n=$$.$(date +%s%N)',
+    'if [ -z "${SSH_ORIGINAL_COMMAND+set}" ]; then',
+    '  : > "$d/shell-$n"',
+    '  exec /bin/sh -l',
+    'fi',
+    `if [ "$SSH_ORIGINAL_COMMAND" = '${join(rootDir, 'oracle-sftp')}' ]; then`,
+    `  exec ${SFTP_SERVER} -e -l INFO 2> "$d/sftp-$n"`,
+    'fi',
+    'printf %s "$SSH_ORIGINAL_COMMAND" > "$d/exec-$n"',
+    'exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"',
+    '',
+  ].join('\n'), { mode: 0o755 });
+  return dir;
+}
+
+function sshdConfig(rootDir: string, port: number, hostKey: string, oracle: boolean): string {
   return [
     `Port ${port}`,
     'ListenAddress 127.0.0.1',
@@ -89,7 +134,9 @@ function sshdConfig(rootDir: string, port: number, hostKey: string): string {
     'KbdInteractiveAuthentication no',
     'UsePAM no',
     `AllowUsers ${SSH_TEST_USER}`,
-    'Subsystem sftp internal-sftp',
+    // The oracle's subsystem command is only a name its wrapper knows (ForceCommand runs instead).
+    oracle ? `Subsystem sftp ${join(rootDir, 'oracle-sftp')}` : 'Subsystem sftp internal-sftp',
+    ...(oracle ? [`ForceCommand ${join(rootDir, 'oracle-exec')}`] : []),
     // Forwarding through Agate is decided by Agate's policy; the target allows it (-R on loopback only).
     'AllowTcpForwarding yes',
     'AllowAgentForwarding yes',

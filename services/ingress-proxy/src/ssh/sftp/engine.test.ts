@@ -336,7 +336,7 @@ failing('a handle the client asked to close names no file, even when the target 
   await rejects(async () => s.send(fsetstat(1, 'nobody')), violation);
 });
 
-failing('copy-data: the file written is recorded with no digest and says the target wrote into it', async () => {
+failing('copy-data: the files written and read are recorded with no digest and say the target copied between them', async () => {
   const s = setup();
   await s.send(open(1, '/src', 0x01), open(2, '/dst', 0x02 | 0x08));
   s.reply(handle(1, 'hs'), handle(2, 'hd'));
@@ -347,6 +347,12 @@ failing('copy-data: the file written is recorded with no digest and says the tar
   const r = s.finished.find((f) => f.request.path === '/dst')!.result;
   assert.equal([r.ok, r.digest], [true, null]);
   assert.match(r.summary, /1 server-side copy-data request\(s\) wrote into it/);
+  // The file read is the copy's source: its record must not say that nothing was read from it.
+  await s.send(close(6, 'hs'));
+  s.reply(status(6, 0));
+  const from = s.finished.find((f) => f.request.path === '/src')!.result;
+  assert.equal([from.ok, from.digest], [true, null]);
+  assert.match(from.summary, /1 server-side copy-data request\(s\) read from it \(bytes not seen by Agate: no digest\)/);
   await rejects(async () => s.send(frame(200, u32(5), str('copy-data'), str('hs'), u64(0), u64(0), str('nobody'), u64(0))), violation);
 });
 

@@ -223,9 +223,9 @@ export class SftpEngine<T> {
       return this.#decide(req.id, { operation: 'setstat', path, request: 'fsetstat' }, (token) => this.#expect('change', req.id, token));
     },
     // byte 200 | uint32 id | "copy-data" | string from | uint64 | uint64 | string to | uint64: both files'
-    // opens were decided (read, write); the record of the one written says the target wrote bytes it never showed.
+    // opens were decided (read, write); the record of each says the target copied bytes it never showed.
     copy: (req) => {
-      this.#file(req.from, 'copy-data');
+      this.#file(req.from, 'copy-data').copiedFrom += 1;
       this.#file(req.to, 'copy-data').copiedInto += 1;
       return true;
     },
