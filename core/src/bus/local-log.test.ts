@@ -1,6 +1,6 @@
 import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
-import { closeSync, cpSync, existsSync, mkdtempSync, readdirSync, truncateSync, unlinkSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdtempSync, readdirSync, readSync, truncateSync, unlinkSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
@@ -195,6 +195,51 @@ log('a record that is not urgent is committed with the next urgent one, or on it
   assert.is(alone[0], b! + 8 + record(2).length);
   assert.is(l.read(l.start, 10).length, 3);
   await l.close();
+});
+
+log('an urgent record arriving while a lazy-only commit syncs is written at once, not after that fdatasync; both complete in log order', async () => {
+  const { dir, path } = fresh();
+  const l = new LocalLog(dir, { fsync: true });
+  // 16 MiB of lazy records: their fdatasync lasts far longer than a turn of the event loop.
+  const lazyRecords = Array.from({ length: 16 }, (_, i) => Buffer.alloc(1024 * 1024, i + 1));
+  const order: string[] = [];
+  const lazy = l.append(lazyRecords, false).then((o) => (order.push('lazy'), o));
+  const committing = l.commitWaiting(); // the lazy-only commit starts now
+  await new Promise((r) => setImmediate(r));
+  assert.equal(order, [], 'the lazy commit is still syncing');
+  const urgentRecord = record(1);
+  const urgent = l.append([urgentRecord]).then((o) => (order.push('urgent'), o));
+  const at = FILE_HEADER + lazyRecords.reduce((n, r) => n + 8 + r.length, 0);
+  const expected = Buffer.concat([frameHeader(urgentRecord), urgentRecord]);
+  const fd = openSync(path, 'r');
+  let writtenWhileLazySyncs = false;
+  try {
+    while (order.length === 0) {
+      const got = Buffer.alloc(expected.length);
+      readSync(fd, got, 0, got.length, at);
+      if (got.equals(expected)) {
+        writtenWhileLazySyncs = true;
+        break;
+      }
+      await new Promise((r) => setImmediate(r));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  assert.ok(writtenWhileLazySyncs, 'the urgent record was written before the lazy commit ended');
+  const [lazyOffsets, [u]] = await Promise.all([lazy, urgent]);
+  await committing;
+  assert.equal(order, ['lazy', 'urgent']);
+  assert.is(u, at);
+  assert.is(lazyOffsets.length, 16);
+  assert.is(l.size, at + expected.length);
+  await l.close();
+  // What a start finds on disk: every record, in the order they were appended.
+  const again = new LocalLog(dir, { fsync: true });
+  const back = again.read(again.start, 20);
+  assert.equal(back.map((r) => r.bytes.length), [...lazyRecords.map((r) => r.length), urgentRecord.length]);
+  assert.ok(back[16]!.bytes.equals(urgentRecord));
+  await again.close();
 });
 
 log('closing commits the records still waiting for a commit', async () => {

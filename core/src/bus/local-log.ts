@@ -30,6 +30,23 @@ export interface LocalLogOptions {
   legacyFile?: string;
 }
 
+/** An append waiting for its commit. */
+interface Pending {
+  frames: Buffer[];
+  done: (err?: Error, offsets?: number[]) => void;
+}
+
+/** Records written and being synced. */
+interface Commit {
+  batch: Pending[];
+  /** The offset the first record starts at. */
+  at: number;
+  total: number;
+  records: number;
+  /** Resolves when the fdatasync ends: with its error, if it failed. */
+  synced: Promise<unknown>;
+}
+
 /** What the log holds, per segment (for retention's log lines, tests and benchmarks). */
 export interface SegmentInfo {
   base: number;
@@ -62,11 +79,13 @@ export class LocalLog {
   #active: LogSegment;
   /** A roll failed half-way: the next commit rolls first, whatever it holds. */
   #mustRoll = false;
-  #queue: { frames: Buffer[]; done: (err?: Error, offsets?: number[]) => void }[] = [];
+  #queue: Pending[] = [];
   /** An urgent record is in #queue. */
   #urgentQueued = false;
   #lazyTimer: NodeJS.Timeout | undefined;
   #flushing = false;
+  /** Set while a lazy-only commit's fdatasync is in flight: an urgent append calls it. */
+  #onUrgent: (() => void) | undefined;
   #closed = false;
 
   constructor(dir: string, options: LocalLogOptions) {
@@ -121,7 +140,11 @@ export class LocalLog {
     return new Promise((resolve, reject) => {
       this.#queue.push({ frames, done: (err, offsets) => (err ? reject(err) : resolve(offsets!)) });
       if (urgent) this.#urgentQueued = true;
-      if (this.#flushing) return; // the commit in flight takes it up when it ends
+      if (this.#flushing) {
+        // The commit in flight takes it up when it ends; a lazy-only one, at once (see #flush).
+        if (urgent) this.#onUrgent?.();
+        return;
+      }
       if (urgent) {
         clearTimeout(this.#lazyTimer);
         this.#lazyTimer = undefined;
@@ -212,34 +235,89 @@ export class LocalLog {
     // waits for the disk, runs off the event loop.
     while (this.#queue.length > 0 && !this.#closed && (all || this.#urgentQueued)) {
       all = false;
-      const batch = this.#queue;
-      this.#queue = [];
-      this.#urgentQueued = false;
-      const frames = batch.flatMap((b) => b.frames);
-      try {
-        let total = 0;
-        for (const f of frames) total += f.length;
-        if (this.#mustRoll || (this.#active.bytes > 0 && this.#active.bytes + total > this.#segmentBytes)) await this.#roll();
-        let at = await this.#active.write(frames, total);
-        await this.#active.sync(total, frames.length / 2, this.#fsync);
-        for (const b of batch) {
-          const offsets: number[] = [];
-          for (let i = 0; i < b.frames.length; i += 2) {
-            offsets.push(at);
-            at += b.frames[i]!.length + b.frames[i + 1]!.length;
-          }
-          b.done(undefined, offsets);
-        }
-      } catch (cause) {
-        // The system's reason (say, ENOSPC) is named: it is what an operator has to fix.
-        const why = isOutOfSpace(cause) ? 'the disk is full' : (cause as Error).message;
-        const err = new AgateError(ErrorCode.BUS_WRITE_FAILED, `cannot append to the local event log: ${why}`, { cause, retriable: true });
-        for (const b of batch) b.done(err);
-      }
+      const lazyOnly = !this.#urgentQueued;
+      const first = await this.#write(false);
+      if (first === undefined) continue;
+      // An urgent record (a Command, forwarded only once durable) that arrives while a lazy-only
+      // commit syncs does not wait for that fdatasync to end before its own starts: it is
+      // written behind it and synced at once, on the second descriptor. Both complete in log order.
+      const second = lazyOnly && this.#fsync ? await this.#overlap(first) : undefined;
+      const failed = await this.#complete(first);
+      if (second !== undefined) await this.#complete(second, failed);
     }
     this.#flushing = false;
     // Only lazy records are left: they wait for the next urgent one, or the timer.
     if (this.#queue.length > 0 && !this.#closed) this.#armLazy();
+  }
+
+  /**
+   * Takes what waits, writes it after the frames written so far and starts its fdatasync.
+   * Undefined when nothing was started: the write failed (its appends are told), or a second
+   * commit would need a roll (it waits for the first).
+   */
+  async #write(spare: boolean): Promise<Commit | undefined> {
+    let total = 0;
+    for (const b of this.#queue) for (const f of b.frames) total += f.length;
+    const full = this.#mustRoll || (this.#active.written > 0 && this.#active.written + total > this.#segmentBytes);
+    if (spare && full) return undefined;
+    const batch = this.#queue;
+    this.#queue = [];
+    this.#urgentQueued = false;
+    try {
+      if (full) await this.#roll();
+      const frames = batch.flatMap((b) => b.frames);
+      const at = await this.#active.write(frames, total);
+      const synced = this.#active.sync(this.#fsync, spare).then(() => undefined, (cause: unknown) => cause);
+      return { batch, at, total, records: frames.length / 2, synced };
+    } catch (cause) {
+      const err = writeFailed(cause);
+      for (const b of batch) b.done(err);
+      return undefined;
+    }
+  }
+
+  /**
+   * Waits for the lazy-only commit's fdatasync, or for an urgent append, whichever comes first;
+   * on an urgent append, starts its commit (after this turn's I/O callbacks, like any commit, so
+   * the appends of every session that became readable in the same turn share it).
+   */
+  async #overlap(first: Commit): Promise<Commit | undefined> {
+    const urgent = await Promise.race([
+      first.synced.then(() => false),
+      new Promise<boolean>((resolve) => (this.#onUrgent = () => {
+        this.#onUrgent = undefined;
+        setImmediate(() => resolve(true));
+      })),
+    ]);
+    this.#onUrgent = undefined;
+    if (!urgent || this.#closed || !this.#urgentQueued) return undefined;
+    return this.#write(true);
+  }
+
+  /**
+   * Waits for a commit's fdatasync; makes its records readable and resolves its appends, or cuts
+   * the log back and fails them. A commit behind a failed one fails with it: its frames were
+   * written after the failed ones, and the cut took them. Returns the error, if any.
+   */
+  async #complete(c: Commit, failedBefore?: Error): Promise<Error | undefined> {
+    const cause = await c.synced;
+    if (cause === undefined && failedBefore === undefined) {
+      this.#active.commit(c.total, c.records, this.#fsync);
+      let at = c.at;
+      for (const b of c.batch) {
+        const offsets: number[] = [];
+        for (let i = 0; i < b.frames.length; i += 2) {
+          offsets.push(at);
+          at += b.frames[i]!.length + b.frames[i + 1]!.length;
+        }
+        b.done(undefined, offsets);
+      }
+      return undefined;
+    }
+    this.#active.cutBack();
+    const err = failedBefore ?? writeFailed(cause);
+    for (const b of c.batch) b.done(err);
+    return err;
   }
 
   /**
@@ -352,4 +430,10 @@ export class LocalLog {
       // Gone already.
     }
   }
+}
+
+/** The system's reason (say, ENOSPC) is named: it is what an operator has to fix. */
+function writeFailed(cause: unknown): AgateError {
+  const why = isOutOfSpace(cause) ? 'the disk is full' : (cause as Error).message;
+  return new AgateError(ErrorCode.BUS_WRITE_FAILED, `cannot append to the local event log: ${why}`, { cause, retriable: true });
 }

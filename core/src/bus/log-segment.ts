@@ -46,8 +46,18 @@ export class LogSegment {
   #fd: number;
   #path: string;
   readonly #logger: Logger | undefined;
-  /** End of the records, as a position in the file. */
+  /** End of the records committed (durable, read), as a position in the file. */
   #size: number;
+  /** End of the frames written, committed or not (the next write goes here): #size or past it. */
+  #tail: number;
+  /**
+   * A second descriptor of the file (the segment appended to), for a commit that starts while
+   * another one's fdatasync is in flight. Linux reports a writeback error once to each open file
+   * (errseq): on one descriptor, the fdatasync that checks first takes the error, and the other
+   * one, whose pages may be the ones that failed, returns success. Opened before any write, so
+   * no error of this process's writes predates it.
+   */
+  #spareFd = -1;
   /** How many records it holds (unknown, -1, for a sealed segment opened without a scan). */
   #records = 0;
   /** End of the file: the records, then zeros. */
@@ -62,6 +72,7 @@ export class LogSegment {
     this.#fd = fd;
     this.#logger = logger;
     this.#size = FILE_HEADER;
+    this.#tail = FILE_HEADER;
     this.#allocated = FILE_HEADER;
   }
 
@@ -77,8 +88,10 @@ export class LogSegment {
     const s = new LogSegment(path, base, fd, options.logger);
     try {
       s.#openHeader();
-      if (options.scan) s.#size = s.#recover();
-      else {
+      if (options.scan) {
+        s.#size = s.#recover();
+        s.#spareFd = openSync(path, constants.O_RDWR);
+      } else {
         s.#size = fstatSync(fd).size;
         s.#records = -1;
       }
@@ -87,6 +100,7 @@ export class LogSegment {
       throw err;
     }
     s.#allocated = s.#size;
+    s.#tail = s.#size;
     return s;
   }
 
@@ -96,7 +110,9 @@ export class LogSegment {
     writeSync(fd, fileHeader(), 0, FILE_HEADER, 0);
     fdatasyncSync(fd);
     const s = new LogSegment(path, base, fd, logger);
+    s.#spareFd = openSync(path, constants.O_RDWR);
     s.#size = FILE_HEADER;
+    s.#tail = FILE_HEADER;
     s.#allocated = FILE_HEADER;
     return s;
   }
@@ -125,6 +141,11 @@ export class LogSegment {
     return this.#size - FILE_HEADER;
   }
 
+  /** The bytes of frames written to it, committed or not. */
+  get written(): number {
+    return this.#tail - FILE_HEADER;
+  }
+
   /** Whether a whole, checked record starts at `offset` (inside this segment). */
   isRecordStart(offset: number): boolean {
     const position = this.#position(offset);
@@ -133,59 +154,71 @@ export class LogSegment {
   }
 
   /**
-   * Writes frames after the last record (in the page cache: `sync` makes them durable) and
-   * returns the offset the first one starts at. Zeros being written where they go are waited
-   * for (rare: only when more than PREALLOCATE_LOW bytes were appended while one chunk was
-   * written). A failure leaves the segment cut back to its last whole record.
+   * Writes frames after the last ones written (in the page cache: `sync` makes them durable,
+   * `commit` hands them to readers) and returns the offset the first one starts at. Zeros being
+   * written where they go are waited for (rare: only when more than PREALLOCATE_LOW bytes were
+   * appended while one chunk was written). A failure cuts the file back to where this write
+   * started: the frames of a commit in flight before it stay.
    */
   async write(frames: readonly Buffer[], total: number): Promise<number> {
-    const at = this.end;
+    const start = this.#tail;
     try {
-      if (this.#extending !== undefined && this.#size + total > this.#allocated) await this.#extending;
+      if (this.#extending !== undefined && start + total > this.#allocated) await this.#extending;
       let written = 0;
       // writev may write less than asked (signals, limits); finish the rest before syncing.
       while (written < total) {
-        const n = writevSync(this.#fd, unwritten(frames, written), this.#size + written);
+        const n = writevSync(this.#fd, unwritten(frames, written), start + written);
         if (n <= 0) throw new Error(`short write: ${written} of ${total} bytes`);
         written += n;
       }
-      this.#allocated = Math.max(this.#allocated, this.#size + total);
+      this.#allocated = Math.max(this.#allocated, start + total);
     } catch (err) {
-      this.#cutBack();
+      this.#cutBackTo(start);
       throw err;
     }
-    return at;
+    this.#tail = start + total;
+    return this.base + start - FILE_HEADER;
   }
 
   /**
-   * Makes the frames written since the last call durable (`fsync`: false skips the disk, for
-   * tests of throughput) and counts them as records; then writes zeros ahead when few are left.
+   * Makes every frame written so far durable (`fsync`: false skips the disk, for tests of
+   * throughput). `spare` syncs through the second descriptor: a commit that starts while
+   * another one's fdatasync is in flight. A failure changes nothing here: the caller cuts back.
    */
-  async sync(total: number, records: number, fsync: boolean): Promise<void> {
-    try {
-      if (fsync) await fdatasyncAsync(this.#fd);
-    } catch (err) {
-      this.#cutBack();
-      throw err;
-    }
+  async sync(fsync: boolean, spare = false): Promise<void> {
+    if (!fsync) return;
+    await fdatasyncAsync(spare ? this.#spareFd : this.#fd);
+  }
+
+  /**
+   * The oldest frames written and not yet committed, `total` bytes holding `records` records,
+   * are durable: readers get them. Then zeros are written ahead when few are left.
+   */
+  commit(total: number, records: number, fsync: boolean): void {
     this.#size += total;
     this.#records += records;
-    if (fsync && this.#extending === undefined && this.#allocated - this.#size < PREALLOCATE_LOW) this.#extend();
+    if (fsync && this.#extending === undefined && this.#allocated - this.#tail < PREALLOCATE_LOW) this.#extend();
   }
 
   /**
-   * After a failed write or sync: the file is cut back to the records committed before it. All
-   * of the failed commit goes, even the frames written whole before the disk filled up: their
+   * After a failed sync: the file is cut back to the records committed before it, and every
+   * frame written after them goes (a commit that started behind the failed one fails too). All
+   * of a failed commit goes, even the frames written whole before the disk filled up: their
    * publishers were told they failed (and retry, or refuse the command), so keeping them would
    * record events twice, or record commands that never ran as if they had been let through.
    * The zeros written ahead go too: a disk that filled up needs them back.
    */
-  #cutBack(): void {
+  cutBack(): void {
+    this.#cutBackTo(this.#size);
+  }
+
+  #cutBackTo(position: number): void {
+    this.#tail = position;
     try {
-      ftruncateSync(this.#fd, this.#size);
-      this.#allocated = this.#size;
+      ftruncateSync(this.#fd, position);
+      this.#allocated = position;
     } catch {
-      // Writes go at #size whatever follows it; the next start cuts what a crash leaves there.
+      // Writes go at #tail whatever follows it; the next start cuts what a crash leaves there.
     }
   }
 
@@ -266,6 +299,7 @@ export class LogSegment {
   /** Cuts the zeros written ahead and syncs: the file holds its records alone (sealing, closing). */
   async trim(): Promise<void> {
     await this.#extending;
+    this.#closeSpare();
     if (fstatSync(this.#fd).size !== this.#size) ftruncateSync(this.#fd, this.#size);
     await fdatasyncAsync(this.#fd);
   }
@@ -275,6 +309,7 @@ export class LogSegment {
     if (this.#closed) return;
     this.#closed = true;
     await this.#extending;
+    this.#closeSpare();
     if (this.#allocated > this.#size) ftruncateSync(this.#fd, this.#size);
     closeSync(this.#fd);
   }
@@ -283,7 +318,14 @@ export class LogSegment {
   closeSealed(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closeSpare();
     closeSync(this.#fd);
+  }
+
+  #closeSpare(): void {
+    if (this.#spareFd < 0) return;
+    closeSync(this.#spareFd);
+    this.#spareFd = -1;
   }
 
   /** Writes the next chunk of zeros past the end of the file, off the event loop, and syncs it. */
