@@ -13,12 +13,11 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
 import { startAgate } from '../test/e2e/agate-fixture.js';
-import { DEFAULT_PG_BIN } from '../test/harness/postgres.js';
 import { run as runProcess } from '../test/harness/proc.js';
+import { readOptions } from './options.js';
+import { initPgbench, PGBENCH } from './pgbench.js';
 
-const PGBENCH = join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'pgbench');
 const TICK_MS = 10; // /proc's clock ticks (USER_HZ 100)
 
 interface GcTotals {
@@ -65,13 +64,7 @@ async function pgbench(env: NodeJS.ProcessEnv, seconds: number, rate: number): P
 }
 
 export async function run(args: string[]): Promise<void> {
-  const option = (name: string, fallback: number): number => {
-    const i = args.indexOf(`--${name}`);
-    return i === -1 ? fallback : Number(args[i + 1]);
-  };
-  const seconds = option('seconds', 10);
-  const rate = option('rate', 0);
-  const runs = option('runs', 1);
+  const { seconds, rate, runs } = readOptions(args, { numbers: { seconds: 10, rate: 0, runs: 1 } });
   console.log(`\n\`agate start\` under pgbench -S -M prepared, 8 clients, ${seconds} s${rate > 0 ? ` at -R ${rate}` : ''} after an 8 s warm-up; V8's --trace-gc-nvp over the measured run\n`);
   console.log('| run | statements | TPS | bytes allocated / statement | bytes promoted / statement | scavenges / 10k statements | mark-compacts / 10k statements | GC pause µs / statement (wall) | CPU µs / statement: process / main thread | load avg |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -79,11 +72,7 @@ export async function run(args: string[]): Promise<void> {
     // AGATE_BENCH_NODE_ARGS: more Node.js flags for Agate (e.g. a young generation size to compare).
     const agate = await startAgate({ nodeArgs: ['--trace-gc-nvp', ...(process.env.AGATE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)] });
     try {
-      const cred = agate.pg.users.scram;
-      const base = await agate.libpqEnv();
-      const direct = { ...base, PGPORT: String(agate.pg.port), PGUSER: cred.user, PGPASSWORD: cred.password };
-      const init = await runProcess(PGBENCH, ['-i', '-s', '10', '-q'], { env: direct });
-      if (init.code !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
+      const { base } = await initPgbench(agate);
       const via = { ...base, PGPASSWORD: await agate.token() };
       await pgbench(via, 8, rate);
       const from = agate.logs().length;

@@ -15,13 +15,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
 import { memory, ownView, stream, type Memory, type OwnView } from './pg.js';
 import { startAgate } from '../test/e2e/agate-fixture.js';
-import { DEFAULT_PG_BIN, findFreePort } from '../test/harness/postgres.js';
+import { findFreePort } from '../test/harness/postgres.js';
 import { run as runProcess } from '../test/harness/proc.js';
+import { readOptions } from './options.js';
+import { initPgbench, PGBENCH } from './pgbench.js';
 
-const PGBENCH = join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'pgbench');
 const TICK_MS = 10; // /proc's clock ticks (USER_HZ 100)
 /** glibc's non-main arenas are heaps of at most HEAP_MAX_SIZE (64 MiB on 64-bit), aligned to it. */
 const ARENA_ALIGN = 64 * 2 ** 20;
@@ -78,11 +78,7 @@ async function measure(variant: Variant, round: number, transactions: number, st
   const opsUrl = `http://127.0.0.1:${opsPort}`;
   const agate = await startAgate({ env: variant.env, bin: variant.bin, nodeArgs: [...nodeArgs, ...(variant.nodeArgs ?? [])], extraYaml: `ops: { listen: "127.0.0.1:${opsPort}" }\n` });
   try {
-    const cred = agate.pg.users.scram;
-    const base = await agate.libpqEnv();
-    const direct = { ...base, PGPORT: String(agate.pg.port), PGUSER: cred.user, PGPASSWORD: cred.password };
-    const init = await runProcess(PGBENCH, ['-i', '-s', '10', '-q'], { env: direct });
-    if (init.code !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
+    const { base } = await initPgbench(agate);
     row(variant.name, round, 'idle after start', memory(agate.pid), await ownView(opsUrl), agate.pid);
     const cpu0 = cpuMs(agate.pid);
     const started = Date.now();
@@ -105,23 +101,13 @@ async function measure(variant: Variant, round: number, transactions: number, st
 }
 
 export async function run(args: string[]): Promise<void> {
-  const option = (name: string, fallback: number): number => {
-    const i = args.indexOf(`--${name}`);
-    return i === -1 ? fallback : Number(args[i + 1]);
-  };
-  const transactions = option('transactions', 6_000);
-  const streamGb = option('stream-gb', 2);
-  const rounds = option('rounds', 1);
-  const rate = option('rate', 0);
+  const o = readOptions(args, { numbers: { transactions: 6_000, 'stream-gb': 2, rounds: 1, rate: 0 }, repeated: ['env', 'node-args'] });
+  const { transactions, rounds, rate } = o;
+  const streamGb = o['stream-gb'];
+  const words = (list: string) => list.split(/\s+/).filter(Boolean);
   const variants: Variant[] = [{ name: 'this build' }];
-  args.forEach((a, i) => {
-    if (a !== '--env') return;
-    const env = Object.fromEntries(args[i + 1]!.split(/\s+/).filter(Boolean).map((kv) => kv.split('=', 2) as [string, string]));
-    variants.push({ name: `this build, ${args[i + 1]}`, env });
-  });
-  args.forEach((a, i) => {
-    if (a === '--node-args') variants.push({ name: `this build, node ${args[i + 1]}`, nodeArgs: args[i + 1]!.split(/\s+/).filter(Boolean) });
-  });
+  for (const list of o.env) variants.push({ name: `this build, ${list}`, env: Object.fromEntries(words(list).map((kv) => kv.split('=', 2) as [string, string])) });
+  for (const list of o['node-args']) variants.push({ name: `this build, node ${list}`, nodeArgs: words(list) });
   const baseline = process.env.AGATE_BENCH_BASELINE;
   if (baseline !== undefined) variants.push({ name: `baseline ${baseline}`, bin: baseline });
   console.log(`\n\`agate start\` after pgbench -S -M prepared -c 8 -j 2 -t ${transactions}${rate > 0 ? ` -R ${rate}` : ''}${streamGb > 0 ? `, then a ${streamGb} GiB result streamed` : ''} (${new Date().toISOString()}); MiB\n`);

@@ -17,6 +17,7 @@ import { StatementResult } from '../services/ingress-proxy/src/pg/result-recorde
 import { Masker } from '../services/ingress-proxy/src/masking/masker.js';
 import { recordColumns } from '../services/ledger/src/chain.js';
 import { LEDGER_LINGER_MS } from '../services/ledger/src/ledger.js';
+import { readOptions } from './options.js';
 
 /*
  * CPU per call of the pieces of one PostgreSQL statement's path through `agate start`, each
@@ -52,8 +53,7 @@ function dataRow(text: string): Buffer {
 
 /** `npm run bench -- pg-path [--calls N]` */
 export async function run(args: string[]): Promise<void> {
-  const i = args.indexOf('--calls');
-  const calls = i === -1 ? 30_000 : Number(args[i + 1]);
+  const { calls } = readOptions(args, { numbers: { calls: 30_000 } });
   await initSqlParser();
   const audit = new Masker('default', BUILTIN_MASK_SET);
   const readings = new MaskReadings();

@@ -19,10 +19,12 @@ import { packageRoot } from '../core/src/package-root.js';
 import { startListeningChild } from './listening-child.js';
 import { loopDiagCells, readLoopDiag } from './loop-diag-report.js';
 import { startAgate, type AgateFixture } from '../test/e2e/agate-fixture.js';
-import { DEFAULT_PG_BIN, findFreePort } from '../test/harness/postgres.js';
+import { findFreePort } from '../test/harness/postgres.js';
 import { describeFailure, run as runProcess } from '../test/harness/proc.js';
 import { startKafka } from '../test/harness/kafka.js';
 import { startRole, type RoleProcess } from '../test/e2e/role-process.js';
+import { readOptions } from './options.js';
+import { initPgbench, PGBENCH } from './pgbench.js';
 
 export interface PgBenchOptions {
   seconds: number;
@@ -94,7 +96,6 @@ function uptime(): string {
   return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 }
 
-const PGBENCH = join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'pgbench');
 
 export async function benchPg(o: PgBenchOptions): Promise<void> {
   execFileSync('bash', [join(packageRoot(), 'bench/install-pgbouncer.sh')], { stdio: 'inherit' });
@@ -117,14 +118,8 @@ export async function benchPg(o: PgBenchOptions): Promise<void> {
   let alone: ProxyAlone | undefined;
   const work = mkdtempSync(join(tmpdir(), 'agate-bench-'));
   try {
-    const cred = agate.pg.users.scram;
-    const base = await agate.libpqEnv();
-    const direct = { ...base, PGPORT: String(agate.pg.port), PGUSER: cred.user, PGPASSWORD: cred.password };
-    await must(PGBENCH, ['-i', '-s', '10', '-q'], direct);
-    if (unsynced !== undefined) {
-      const u = unsynced.pg.users.scram;
-      await must(PGBENCH, ['-i', '-s', '10', '-q'], { ...direct, PGPORT: String(unsynced.pg.port), PGUSER: u.user, PGPASSWORD: u.password });
-    }
+    const { base, direct } = await initPgbench(agate);
+    if (unsynced !== undefined) await initPgbench(unsynced);
     const bouncerPort = await findFreePort();
     bouncer = await startBouncer(work, agate, bouncerPort);
     const viaBouncer = { ...base, PGPORT: String(bouncerPort), PGUSER: 'agent', PGPASSWORD: '' };
@@ -541,11 +536,10 @@ export async function stream(label: string, agate: StreamTarget, gb: number): Pr
 
 /** `npm run bench -- pg [--seconds N] [--clients N] [--rate N] [--stream-gb N] [--modes simple,prepared] [--diagnosis] [--no-proxy-alone]` */
 export async function run(args: string[]): Promise<void> {
-  const option = (name: string, fallback: number): number => {
-    const i = args.indexOf(`--${name}`);
-    return i === -1 ? fallback : Number(args[i + 1]);
-  };
-  const m = args.indexOf('--modes');
-  const modes = m === -1 ? ['simple', 'extended', 'prepared'] : args[m + 1]!.split(',');
-  await benchPg({ seconds: option('seconds', 15), streamGb: option('stream-gb', 2), clients: option('clients', 8), rate: option('rate', 250), diagnosis: args.includes('--diagnosis'), proxyAlone: !args.includes('--no-proxy-alone'), modes });
+  const o = readOptions(args, {
+    numbers: { seconds: 15, 'stream-gb': 2, clients: 8, rate: 250 },
+    strings: { modes: 'simple,extended,prepared' },
+    flags: ['diagnosis', 'no-proxy-alone'],
+  });
+  await benchPg({ seconds: o.seconds, streamGb: o['stream-gb'], clients: o.clients, rate: o.rate, diagnosis: o.diagnosis, proxyAlone: !o['no-proxy-alone'], modes: o.modes.split(',') });
 }

@@ -3,7 +3,7 @@
  * durably, decided by the policy service, verdict back to the waiting proxy) and sustained
  * events/s from publishers into the ledger's store.
  *
- *   npm run bench -- pipeline [--verdicts N] [--events N] [--ledgers 1,2] [--store double|embedded]
+ *   npm run bench -- pipeline [--verdicts N] [--events N] [--ledgers 1,2] [--store double|embedded] [--kind responses|statements]
  *
  * The embedded row runs everything in this process (local log, fsync, embedded engine). Each
  * Kafka row runs as the distributed deployment does: this process is the proxy (its bus client
@@ -14,6 +14,8 @@
  * ledgers can share), or with `--store embedded` the engine inside the one ledger process.
  * Printed besides: the CPU each process used per event while the events went in, so the ledger's
  * own cost can be told from the rest on a loaded machine, and per verdict over the round trips.
+ * `--kind statements` publishes statements instead of Responses alone: a Command carrying its
+ * session's identity (a CI token's 25 claims) and its Response, the policy adding the Verdict.
  * AGATE_BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) goes to the `agate` processes.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,7 +33,7 @@ import { silentLogger } from '../core/src/log.js';
 import { createSecretFile } from '../core/src/secret-file.js';
 import { EmbeddedStore } from '../core/src/store/embedded.js';
 import { EventCodec } from '../schemas/src/codec.js';
-import type { AgateEvent, Command } from '../schemas/src/events.js';
+import type { Command, Identity } from '../schemas/src/events.js';
 import { nowMicros } from '../schemas/src/events.js';
 import { SAMPLES } from '../schemas/src/samples.js';
 import { loadOrCreateSigner } from '../services/ledger/src/keys.js';
@@ -102,51 +104,87 @@ async function verdictLatency(proxy: Bus, n: number, pids: Record<string, number
   return { p50: percentile(times, 50), p99: percentile(times, 99), verdictCpu };
 }
 
+type Kind = 'responses' | 'statements';
+
 /**
- * Publishes `n` Response events from 8 concurrent publishers (256 unawaited publishes each at a
- * time), each over 8 sessions (so the sessions' keys spread over the partitions), and waits
- * until `stored()` has grown by `n`. CPU of each process in `pids` (and of this one, as `self`)
- * over the whole run, in µs per event.
+ * How old a Command the policy still decides. The statements the throughput publishes wait for no
+ * verdict and reach the policy late on a loaded machine: each must still get its Verdict (the
+ * count of events stored waits for them all), so they are never stale there.
  */
-async function throughput(bus: Bus, stored: () => Promise<number>, n: number, pids: Record<string, number>): Promise<{ eventsPerSec: number; lagMs: number; cpu: Record<string, number> }> {
+const staleAfterMs = (kind: Kind) => (kind === 'statements' ? 3_600_000 : 5000);
+
+/** A session's identity as a CI token gives it (25 claims), one frozen object per session as the proxies hold it. */
+function ciIdentity(session: string): Identity {
+  const claims: Record<string, string> = { iss: 'https://token.actions.githubusercontent.com', sub: `repo:acme/app-${session.slice(0, 8)}:ref:refs/heads/main`, aud: 'agate' };
+  for (const name of ['repository', 'repository_owner', 'workflow', 'job_workflow_ref', 'ref', 'sha', 'actor', 'run_id', 'run_number', 'run_attempt', 'event_name', 'environment', 'runner_environment', 'head_ref', 'base_ref', 'ref_type', 'repository_id', 'actor_id', 'workflow_ref', 'workflow_sha', 'iat', 'exp']) {
+    claims[name] = `${name}-${session.slice(0, 8)}-value`;
+  }
+  return Object.freeze({ issuer: claims.iss!, subject: claims.sub!, claims: Object.freeze(claims) });
+}
+
+/**
+ * Publishes `n` events from 8 concurrent publishers (256 unawaited publishes each at a time),
+ * each over 8 sessions (so the sessions' keys spread over the partitions), and waits until
+ * `stored()` has grown by all of them. `responses`: Response events; `statements`: a Command
+ * and its Response per statement, and the store also gets the policy's Verdict (n / 2 more).
+ * CPU of each process in `pids` (and of this one, as `self`) over the whole run, in µs per
+ * event stored.
+ */
+async function throughput(bus: Bus, stored: () => Promise<number>, n: number, pids: Record<string, number>, kind: Kind = 'responses'): Promise<{ eventsPerSec: number; lagMs: number; cpu: Record<string, number> }> {
   const before = await stored();
   const cpuBefore = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSeconds(pid)]));
   const selfBefore = selfCpuSeconds();
   const t0 = performance.now();
+  let sent = 0;
+  let commands = 0;
   const writers = Array.from({ length: 8 }, async (_, w) => {
     const sessions = Array.from({ length: 8 }, () => randomUUID());
+    const identities = sessions.map(ciIdentity);
     const inflight: Promise<void>[] = [];
+    let k = 0;
     for (let i = w; i < n; i += 8) {
-      const e: AgateEvent = { ...SAMPLES.Response, event_id: randomUUID(), session_id: sessions[(i >> 3) % 8]!, time: nowMicros() };
-      inflight.push(bus.publish(e));
+      const s = k++ % 8;
+      const head = { event_id: randomUUID(), session_id: sessions[s]!, time: nowMicros() };
+      if (kind === 'responses') {
+        inflight.push(bus.publish({ ...SAMPLES.Response, ...head }));
+        sent += 1;
+      } else {
+        const command: Command = { ...SAMPLES.Command, ...head, identity: identities[s]!, sequence: i, text: `SELECT ${i}` };
+        inflight.push(bus.publish(command), bus.publish({ ...SAMPLES.Response, event_id: randomUUID(), session_id: head.session_id, time: nowMicros(), command_id: command.event_id }));
+        i += 8; // two events a statement
+        sent += 2;
+        commands += 1;
+      }
       if (inflight.length >= 256) await Promise.all(inflight.splice(0));
     }
     await Promise.all(inflight);
   });
   await Promise.all(writers);
   const published = performance.now();
+  // Published, plus the policy's verdict of each Command.
+  const total = sent + commands;
   // Every 100 ms: each look at a ledger's count renders its whole /metrics page (about 1 ms of
   // its CPU), which at every 20 ms was some 5 % of the CPU per event charged to the ledger.
-  while ((await stored()) - before < n) await new Promise((r) => setTimeout(r, 100));
+  while ((await stored()) - before < total) await new Promise((r) => setTimeout(r, 100));
   const done = performance.now();
-  const perEvent = (seconds: number) => (seconds * 1e6) / n;
+  const perEvent = (seconds: number) => (seconds * 1e6) / total;
   const cpu: Record<string, number> = { self: perEvent(selfCpuSeconds() - selfBefore) };
   for (const [k, pid] of Object.entries(pids)) cpu[k] = perEvent(cpuSeconds(pid) - cpuBefore[k]!);
-  return { eventsPerSec: Math.round(n / ((done - t0) / 1000)), lagMs: Math.round(done - published), cpu };
+  return { eventsPerSec: Math.round(total / ((done - t0) / 1000)), lagMs: Math.round(done - published), cpu };
 }
 
-async function embedded(verdicts: number, events: number): Promise<Figures> {
+async function embedded(verdicts: number, events: number, kind: Kind): Promise<Figures> {
   const load = loadNow();
   const dir = mkdtempSync(join(tmpdir(), 'agate-bench-'));
   const store = EmbeddedStore.open(join(dir, 'store'));
   const bus = new LocalBus({ dir: join(dir, 'bus'), fsync: true, logger: silentLogger });
   const ledger = new LedgerService({ bus, store, codec: new EventCodec(), logger: silentLogger, chainId: 'embedded', signer: loadOrCreateSigner(join(dir, 'checkpoint.key'), 'agate.bench/ledger') });
   await ledger.start();
-  const pol = new PolicyService({ bus, policy: new CompiledPolicy(parseConfig(`identity: { dev_issuer: { enabled: true } }\npolicy: ${POLICY_YAML}\n`, 'bench.yaml').policy), logger: silentLogger, staleAfterMs: 5000 });
+  const pol = new PolicyService({ bus, policy: new CompiledPolicy(parseConfig(`identity: { dev_issuer: { enabled: true } }\npolicy: ${POLICY_YAML}\n`, 'bench.yaml').policy), logger: silentLogger, staleAfterMs: staleAfterMs(kind) });
   await pol.start();
   const lat = await verdictLatency(bus, verdicts);
   const count = async () => Number(((await store.query<{ c: string }>('SELECT count() AS c FROM agate.ledger')) as [{ c: string }])[0].c);
-  const tp = await throughput(bus, count, events, {});
+  const tp = await throughput(bus, count, events, {}, kind);
   await pol.stop();
   await ledger.stop();
   await bus.close();
@@ -167,6 +205,7 @@ async function ledgerCounts(opsPorts: readonly number[]): Promise<number[]> {
 interface Setup {
   ledgers: number;
   store: 'double' | 'embedded';
+  kind: Kind;
 }
 
 async function distributed(broker: KafkaBroker, setup: Setup, verdicts: number, events: number): Promise<Figures> {
@@ -190,7 +229,7 @@ bus: { kind: kafka, brokers: [${JSON.stringify(broker.bootstrap)}], partitions: 
 store: ${double === undefined ? '{ kind: embedded }' : `{ kind: clickhouse, url: "http://127.0.0.1:${double.port}" }`}
 ledger: { signing_key: ${JSON.stringify(signingKey)} }
 policy: ${POLICY_YAML}
-ops: { listen: "127.0.0.1:${ops}" }
+${setup.kind === 'statements' ? `proxy: { verdict_timeout_ms: ${staleAfterMs(setup.kind)} }\n` : ''}ops: { listen: "127.0.0.1:${ops}" }
 `);
       const p = await startRole(role, config, 120_000, nodeArgs);
       procs.push(p);
@@ -209,7 +248,7 @@ ops: { listen: "127.0.0.1:${ops}" }
     const lat = await verdictLatency(proxy, verdicts, pids);
     const ops = ledgers.map((l) => l.ops);
     const countsBefore = await ledgerCounts(ops);
-    const tp = await throughput(proxy, async () => (await ledgerCounts(ops)).reduce((a, b) => a + b, 0), events, pids);
+    const tp = await throughput(proxy, async () => (await ledgerCounts(ops)).reduce((a, b) => a + b, 0), events, pids, setup.kind);
     const countsAfter = await ledgerCounts(ops);
     const ledgerCpu = ledgers.reduce((s, _, i) => s + tp.cpu[`ledger${i}`]!, 0);
     const mode = `Kafka, ${setup.ledgers} ledger process${setup.ledgers === 1 ? '' : 'es'}${setup.store === 'embedded' ? ' (engine inside)' : ''}`;
@@ -238,18 +277,21 @@ export async function run(argv: string[]): Promise<void> {
     options: {
       verdicts: { type: 'string', default: '2000' }, events: { type: 'string', default: '200000' },
       ledgers: { type: 'string', default: '1,2' }, store: { type: 'string', default: 'double' }, 'no-embedded': { type: 'boolean', default: false },
+      kind: { type: 'string', default: 'responses' },
     },
   });
   const verdicts = Number(values.verdicts);
   const events = Number(values.events);
   const store = values.store === 'embedded' ? 'embedded' : 'double';
+  if (values.kind !== 'responses' && values.kind !== 'statements') throw new Error(`--kind is responses or statements, not ${values.kind}`);
+  const kind: Kind = values.kind;
   const setups: Setup[] = [];
-  for (const ledgers of values.ledgers.split(',').map(Number)) setups.push({ ledgers, store });
+  for (const ledgers of values.ledgers.split(',').map(Number)) setups.push({ ledgers, store, kind });
   if (store === 'embedded' && setups.some((s) => s.ledgers > 1)) throw new Error('--store embedded holds the engine inside one ledger process: use --ledgers 1');
   await loadParsers();
-  console.log(`pipeline benchmark: ${verdicts} sequential verdict round trips, then ${events} events from 8 publishers into the ledger's store (${availableParallelism()} cores, load average ${loadNow()})\n`);
+  console.log(`pipeline benchmark: ${verdicts} sequential verdict round trips, then ${events} ${kind === 'responses' ? 'Responses' : 'events of statements (Command, Response; the policy adds the Verdict)'} from 8 publishers into the ledger's store (${availableParallelism()} cores, load average ${loadNow()})\n`);
   const rows: Figures[] = [];
-  if (!values['no-embedded']) rows.push(await embedded(verdicts, events));
+  if (!values['no-embedded']) rows.push(await embedded(verdicts, events, kind));
   const broker = await startKafka();
   try {
     for (const s of setups) rows.push(await distributed(broker, s, verdicts, events));

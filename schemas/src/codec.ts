@@ -2,6 +2,7 @@ import type avro from 'avsc';
 import { AgateError, ErrorCode } from '../../core/src/errors.js';
 import type { AgateEvent, EventType } from './events.js';
 import { plainReader } from './plain-reader.js';
+import { IdentityMemo } from './identity-memo.js';
 import { currentSchemas, frozenSchemas, type SchemaVersion } from './registry.js';
 
 /** Avro single-object encoding marker (spec: "Single object encoding"). */
@@ -46,6 +47,8 @@ export class EventCodec {
    */
   readonly #identityFields = new Map<EventType, { name: string; type: avro.Type }[]>();
   readonly #identities = new WeakMap<object, Buffer>();
+  /** Decoding's counterpart: a session's identity decoded once, shared (frozen) by its events. */
+  readonly #decodedIdentities = new IdentityMemo();
 
   constructor() {
     this.#writers = currentSchemas();
@@ -54,7 +57,7 @@ export class EventCodec {
       if (fields.some((f) => f.name === 'identity')) this.#identityFields.set(w.eventType, fields.map((f) => ({ name: f.name, type: f.type })));
     }
     for (const w of this.#writers.values()) {
-      this.#addReader(w.fingerprint, { eventType: w.eventType, type: w.type, resolver: undefined, plain: plainReader(w.type, w.eventType) });
+      this.#addReader(w.fingerprint, { eventType: w.eventType, type: w.type, resolver: undefined, plain: plainReader(w.type, w.eventType, this.#decodedIdentities) });
     }
     for (const old of frozenSchemas()) {
       if (this.#readers.has(old.fingerprint.toString('hex'))) continue;

@@ -1,4 +1,5 @@
 import type avro from 'avsc';
+import type { IdentityMemo } from './identity-memo.js';
 
 /*
  * Avro binary decoding straight into plain objects, for the schemas the running code writes.
@@ -10,12 +11,12 @@ import type avro from 'avsc';
  */
 
 /** Where a read stands in the bytes of one event body. */
-interface Cursor {
+export interface Cursor {
   buf: Buffer;
   pos: number;
 }
 
-type Read = (c: Cursor) => unknown;
+export type Read = (c: Cursor) => unknown;
 
 /** Raised for bytes that are not a value of the schema; the codec wraps it (EVENT_ENCODING). */
 export class AvroReadError extends Error {}
@@ -101,9 +102,12 @@ function minWidth(type: avro.Type): number {
   }
 }
 
-/** A plain-object reader for an avsc type: what `type.fromBuffer` then structuredClone gave, in one pass. */
-export function plainReader(type: avro.Type, tag?: string): (bytes: Buffer) => unknown {
-  const read = compile(type, tag);
+/**
+ * A plain-object reader for an avsc type: what `type.fromBuffer` then structuredClone gave, in one pass.
+ * `identities`: an event's `identity` is taken from it by the event's `session_id` (identity-memo.ts).
+ */
+export function plainReader(type: avro.Type, tag?: string, identities?: IdentityMemo): (bytes: Buffer) => unknown {
+  const read = compile(type, tag, identities);
   return (buf) => {
     const c: Cursor = { buf, pos: 0 };
     const value = read(c);
@@ -114,7 +118,7 @@ export function plainReader(type: avro.Type, tag?: string): (bytes: Buffer) => u
 }
 
 /** `tag`: the value of a `type` field put first in a top-level record (the event type). */
-function compile(type: avro.Type, tag?: string): Read {
+function compile(type: avro.Type, tag?: string, identities?: IdentityMemo): Read {
   const name = type.typeName;
   switch (name) {
     case 'null': return () => null;
@@ -170,13 +174,21 @@ function compile(type: avro.Type, tag?: string): Read {
     case 'record':
     case 'error': {
       const fields = (type as avro.types.RecordType).fields;
-      const reads = fields.map((f) => compile(f.type));
+      const reads: ((c: Cursor, session?: unknown) => unknown)[] = fields.map((f) => compile(f.type));
+      const session = fields.findIndex((f) => f.name === 'session_id');
+      const identity = fields.findIndex((f) => f.name === 'identity');
+      // Fields are read in order: the session id comes before the identity in every schema that has both.
+      const memo = identities !== undefined && tag !== undefined && session >= 0 && session < identity && fields[identity]!.type.typeName === 'record';
+      if (memo) {
+        const read = reads[identity]!;
+        reads[identity] = (c, id) => identities.read(c, id, read);
+      }
       // An object literal of one fixed shape per record type, in schema order (a generated
       // function: V8 then gives every value of the type one hidden class). Avro names are
       // identifiers, quoted all the same.
-      const props = fields.map((f, i) => `${JSON.stringify(f.name)}: r[${i}](c)`);
+      const props = fields.map((f, i) => `${JSON.stringify(f.name)}: ${memo && i === identity ? `r[${i}](c, s)` : `${memo && i === session ? 's = ' : ''}r[${i}](c)`}`);
       if (tag !== undefined) props.unshift(`"type": ${JSON.stringify(tag)}`);
-      return new Function('r', `return function (c) { return { ${props.join(', ')} }; };`)(reads) as Read;
+      return new Function('r', `return function (c) { let s; return { ${props.join(', ')} }; };`)(reads) as Read;
     }
     default:
       // fixed, bytes and logical types with their own JS form: no current schema has them.
