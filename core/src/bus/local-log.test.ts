@@ -242,6 +242,29 @@ log('an urgent record arriving while a lazy-only commit syncs is written at once
   await again.close();
 });
 
+log('an urgent record that would fill the segment during a lazy-only commit waits for it, then starts the next segment', async () => {
+  const { dir } = fresh();
+  const lazyRecords = Array.from({ length: 4 }, (_, i) => Buffer.alloc(1024 * 1024, i + 1));
+  const lazyBytes = lazyRecords.reduce((n, r) => n + 8 + r.length, 0);
+  const l = new LocalLog(dir, { fsync: true, segmentBytes: lazyBytes + 100 });
+  const order: string[] = [];
+  const lazy = l.append(lazyRecords, false).then((o) => (order.push('lazy'), o));
+  const committing = l.commitWaiting();
+  await new Promise((r) => setImmediate(r));
+  const urgentRecord = Buffer.alloc(200, 9);
+  const urgent = l.append([urgentRecord]).then((o) => (order.push('urgent'), o));
+  const [, [u]] = await Promise.all([lazy, urgent]);
+  await committing;
+  assert.equal(order, ['lazy', 'urgent']);
+  assert.is(u, FILE_HEADER + lazyBytes);
+  assert.equal(l.segments().map((s) => [s.base, s.end]), [[FILE_HEADER, u], [u, u! + 8 + urgentRecord.length]]);
+  await l.close();
+  const again = new LocalLog(dir, { fsync: true, segmentBytes: lazyBytes + 100 });
+  assert.equal(again.read(again.start, 10).length, 4);
+  assert.ok(again.read(u!, 10)[0]!.bytes.equals(urgentRecord));
+  await again.close();
+});
+
 log('closing commits the records still waiting for a commit', async () => {
   const { dir, path } = fresh();
   const l = new LocalLog(dir, { fsync: true });
