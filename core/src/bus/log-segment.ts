@@ -328,19 +328,29 @@ export class LogSegment {
     this.#spareFd = -1;
   }
 
-  /** Writes the next chunk of zeros past the end of the file, off the event loop, and syncs it. */
+  /**
+   * Writes the next chunk of zeros past the end of the file, off the event loop, and syncs it,
+   * through a descriptor of its own: its fdatasync can run beside a commit's, and a writeback
+   * error of the records' pages taken by it (whose failure is not fatal) would leave the commit's
+   * fdatasync on the same descriptor reporting success (see #spareFd).
+   */
   #extend(): void {
     if (!roomToPreallocate(this.#path)) return;
     const at = this.#allocated;
     const zeros = Buffer.alloc(PREALLOCATE_CHUNK);
     this.#extending = (async () => {
-      let done = 0;
-      while (done < zeros.length) {
-        const { bytesWritten } = await writeAsync(this.#fd, zeros, done, zeros.length - done, at + done);
-        if (bytesWritten <= 0) throw new Error('short write');
-        done += bytesWritten;
+      const fd = openSync(this.#path, constants.O_WRONLY);
+      try {
+        let done = 0;
+        while (done < zeros.length) {
+          const { bytesWritten } = await writeAsync(fd, zeros, done, zeros.length - done, at + done);
+          if (bytesWritten <= 0) throw new Error('short write');
+          done += bytesWritten;
+        }
+        await fdatasyncAsync(fd);
+      } finally {
+        closeSync(fd);
       }
-      await fdatasyncAsync(this.#fd);
       // Writes never go past `at` while this runs; max() only guards the order of updates.
       this.#allocated = Math.max(this.#allocated, at + zeros.length);
     })()
