@@ -228,6 +228,13 @@ test('the oracle itself catches a command, a file operation and bytes Agate did 
   assert.equal(report.overrun, ['curl x ran 1×, allowed 0×', 'sftp remove /l/k ran 1×, allowed 0×']);
   assert.equal(report.bytes, ['/o/f: the target read 0 written 11; Agate read 0 written 10']);
   assert.equal(record.unrecorded, ['sftp-1: opendir "/o"', 'sftp-1: closedir "/o"']);
+  // A file a copy-data request wrote into: Agate's count is a floor, never more than the target's.
+  const copied = { ...response('c6', 0, 0), command_tag: 'sftp /o/c: 0 bytes written, 0 bytes read, and 1 server-side copy-data request(s) wrote into it' };
+  const copyEvents = [{ ...base, type: 'Command' as const, event_id: 'c6', text: 'sftp write /o/c' }, verdict('c6', 'allow'), copied];
+  const copyRecord: SshdRecord = { entries: [], closes: [{ text: '/o/c', read: 0, written: 300 }], unrecorded: [] };
+  assert.equal(sshOracle(copyRecord, copyEvents).bytes, []);
+  copied.sample = [['0', '301']];
+  assert.equal(sshOracle(copyRecord, copyEvents).bytes, ['/o/c: the target read 0 written 300; Agate read 0 written 301']);
   // sftp-server's log escapes (vis(3)): a backslash doubled, other bytes in octal.
   assert.is(unvis('/tmp/odd \\303\\251 x\\\\y.txt'), '/tmp/odd é x\\y.txt');
   assert.throws(() => sftpLog('a line nobody knows', 'sftp-2', record), /cannot read/);
