@@ -49,7 +49,7 @@ const ONE_PATH = /^(remove|mkdir|rmdir) name "(.*?)"(?: mode \d+)?$/;
 const TWO_PATHS = /^(rename|posix-rename|symlink|hardlink) old "(.*)" new "(.*)"$/;
 const SET = /^set "(.*)" (?:size|mode|modtime|owner|flags) .*$/;
 const LISTING = /^(opendir|closedir) "(.*)"$/;
-const SESSION = /^(session (opened|closed) for local user|sent status )/;
+const SESSION = /^(session (opened|closed) for local user|sent status |process_[a-z_]+: )/;
 
 /**
  * One sftp server's log as the Commands Agate records: an open with any of WRITE, APPEND,

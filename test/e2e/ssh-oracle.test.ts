@@ -9,6 +9,7 @@ import * as assert from 'uvu/assert';
 import { chmodSync, lstatSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from '../../schemas/src/events.js';
+import ssh2, { type SFTPWrapper } from 'ssh2';
 import { packageRoot } from '../../core/src/package-root.js';
 import { run } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
@@ -24,7 +25,12 @@ type Case = { name: string; expect: 'ran' | 'refused' } & (
   | { client: 'scp'; args: string[] }
   /** A login shell on a real pty: each [regex, text] step waits for the output, then types. */
   | { client: 'shell'; steps: [string, string][] }
+  /** ssh2's sftp client, which sends what OpenSSH's would not; resolves whether the target did it. */
+  | { client: 'raw-sftp'; act: (sftp: SFTPWrapper) => Promise<boolean> }
 );
+
+/** ssh2's sftp calls as promises. */
+const call = <T>(f: (cb: (err: Error | null | undefined, v: T) => void) => void) => new Promise<T>((resolve, reject) => f((err, v) => (err ? reject(err) : resolve(v))));
 
 interface Ctx { sshd: SshServer; agate: AgateFixture; open: string; locked: string; local: string }
 
@@ -42,6 +48,8 @@ function corpus({ open, locked, local }: Ctx): Case[] {
     { name: 'a script from the session input', client: 'ssh', command: 'sh', input: 'curl -s http://127.0.0.1:1/\n', expect: 'refused' },
     { name: 'the sftp server run as a command', client: 'ssh', command: '/usr/lib/openssh/sftp-server', input: '', expect: 'refused' },
     { name: 'a command on a pty', client: 'ssh', command: 'tty', tty: true, expect: 'ran' },
+    { name: 'a carriage return and a tab inside the line', client: 'ssh', command: 'echo a\r\tb', expect: 'ran' },
+    { name: 'a line of 30,000 characters', client: 'ssh', command: `: ${'x'.repeat(30_000)}; echo long`, expect: 'ran' },
     // sftp: allowed work in the open directory, each kind of change, an odd file name.
     {
       name: 'sftp: every kind of operation in the open directory', client: 'sftp', expect: 'ran',
@@ -68,6 +76,16 @@ function corpus({ open, locked, local }: Ctx): Case[] {
     { name: 'legacy scp upload into the open directory', client: 'scp', args: ['-O', local, `box@127.0.0.1:${open}/legacy.bin`], expect: 'ran' },
     { name: 'legacy scp download', client: 'scp', args: ['-O', `box@127.0.0.1:${open}/legacy.bin`, `${local}.legacy`], expect: 'ran' },
     { name: 'legacy scp upload into the locked directory', client: 'scp', args: ['-O', local, `box@127.0.0.1:${locked}/legacy.bin`], expect: 'refused' },
+    // Bytes sent in a write the target refuses (the file was opened to be read) were not written.
+    {
+      name: 'sftp: a write through a handle opened for reading', client: 'raw-sftp', expect: 'refused',
+      act: async (sftp) => {
+        const handle = await call<Buffer>((cb) => sftp.open(`${open}/kept.bin`, 'r', cb));
+        const wrote = await call<void>((cb) => sftp.write(handle, Buffer.alloc(5000, 'w'), 0, 5000, 0, cb)).then(() => true, () => false);
+        await call<void>((cb) => sftp.close(handle, cb));
+        return wrote;
+      },
+    },
     // A shell: what the target starts for it is Agate's own (the capture), counted as the shell.
     { name: 'a login shell on a pty', client: 'shell', steps: [['[$#] $', 'echo shell-$((6*7)); exit\r']], expect: 'ran' },
   ];
@@ -132,6 +150,21 @@ async function runCase(ctx: Ctx, c: Case): Promise<'ran' | 'refused'> {
     case 'scp':
       code = (await run('sshpass', ['-e', '/usr/bin/scp', '-P', port, ...SSH_CLIENT_OPTIONS, ...c.args], { env, timeoutMs: 30_000 })).code;
       break;
+    case 'raw-sftp': {
+      const conn = new ssh2.Client();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          conn.once('ready', () => resolve()).once('error', reject);
+          conn.connect({ host: '127.0.0.1', port: ctx.agate.ssh!.port, username: 'box', password: token, readyTimeout: 10_000 });
+        });
+        const sftp = await call<SFTPWrapper>((cb) => conn.sftp(cb));
+        code = (await c.act(sftp)) ? 0 : 1;
+        sftp.end();
+      } finally {
+        conn.end();
+      }
+      break;
+    }
     case 'shell': {
       const r = await run('python3', [join(packageRoot(), 'test/harness/pty-drive.py'), JSON.stringify(c.steps), '--', 'sshpass', '-e', '/usr/bin/ssh', '-tt', '-p', port, ...SSH_CLIENT_OPTIONS, 'box@127.0.0.1'], { env, timeoutMs: 60_000 });
       code = r.code === 0 && r.stdout.includes('shell-42') ? 0 : 1;
@@ -195,6 +228,13 @@ test('the oracle itself catches a command, a file operation and bytes Agate did 
   assert.equal(report.overrun, ['curl x ran 1×, allowed 0×', 'sftp remove /l/k ran 1×, allowed 0×']);
   assert.equal(report.bytes, ['/o/f: the target read 0 written 11; Agate read 0 written 10']);
   assert.equal(record.unrecorded, ['sftp-1: opendir "/o"', 'sftp-1: closedir "/o"']);
+  // A file a copy-data request wrote into: Agate's count is a floor, never more than the target's.
+  const copied = { ...response('c6', 0, 0), command_tag: 'sftp /o/c: 0 bytes written, 0 bytes read, and 1 server-side copy-data request(s) wrote into it' };
+  const copyEvents = [{ ...base, type: 'Command' as const, event_id: 'c6', text: 'sftp write /o/c' }, verdict('c6', 'allow'), copied];
+  const copyRecord: SshdRecord = { entries: [], closes: [{ text: '/o/c', read: 0, written: 300 }], unrecorded: [] };
+  assert.equal(sshOracle(copyRecord, copyEvents).bytes, []);
+  copied.sample = [['0', '301']];
+  assert.equal(sshOracle(copyRecord, copyEvents).bytes, ['/o/c: the target read 0 written 300; Agate read 0 written 301']);
   // sftp-server's log escapes (vis(3)): a backslash doubled, other bytes in octal.
   assert.is(unvis('/tmp/odd \\303\\251 x\\\\y.txt'), '/tmp/odd é x\\y.txt');
   assert.throws(() => sftpLog('a line nobody knows', 'sftp-2', record), /cannot read/);

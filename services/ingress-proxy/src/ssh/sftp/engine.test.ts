@@ -185,6 +185,17 @@ requests('read and write: counted against their file, recorded with the digest a
   });
 });
 
+requests('a write the target fails (a handle opened to read): its bytes are not counted as written, and the record says so', async () => {
+  const s = await withOpenFile(0x01);
+  await s.send(write(2, 0, 'hello '), write(3, 6, 'world'));
+  s.reply(status(2, 0), status(3, 4, 'Bad file descriptor'));
+  await s.send(close(4));
+  s.reply(status(4, 0));
+  const r = s.finished[0]!.result;
+  assert.equal([r.ok, r.bytesWritten, r.digest], [true, 6, null]);
+  assert.is(r.summary, 'sftp /f: 6 bytes written, 0 bytes read, and 1 write(s) the target failed (5 bytes, not counted: no digest)');
+});
+
 requests('close failed at the target: the file is recorded as not ok with its message', async () => {
   const s = await withOpenFile();
   await s.send(close(2));

@@ -2,7 +2,7 @@ import { ErrorCode, ProtocolError } from '../../../../../core/src/errors.js';
 import { PacketFramer, type Frame } from './framer.js';
 import type { FileResult, SftpHooks } from './hooks.js';
 import { OPEN_WRITE_FLAGS, PacketType, StatusCode, type SftpReply, type SftpRequest } from './messages.js';
-import { account, begin, carry, fileResult, openFile, type OpenFile, type StreamedData } from './open-file.js';
+import { account, begin, carry, failedWrite, fileResult, openFile, type OpenFile, type StreamedData } from './open-file.js';
 import { Outbox } from './outbox.js';
 import { parseDataHead, parseReply, parseRequest, parseWriteHead } from './parser.js';
 import { statusPacket } from './serializer.js';
@@ -30,6 +30,8 @@ export interface EngineIo {
 interface Awaiting<T> {
   open: Map<number, { token: T; path: string }>;
   read: Map<number, { file: OpenFile<T>; offset: number }>;
+  /** A write counts as written once the target says so; a failed one is taken back. */
+  write: Map<number, { file: OpenFile<T>; length: number }>;
   close: Map<number, OpenFile<T>>;
   change: Map<number, T>;
 }
@@ -37,7 +39,7 @@ type AwaitingKind = keyof Awaiting<unknown>;
 /** What is kept of an awaiting request of kind K until its reply. */
 type AwaitingValue<T, K extends AwaitingKind> = Awaiting<T>[K] extends Map<number, infer V> ? V : never;
 /** The tables a reply's id is looked up in (an id awaits in one table at most: see `outstanding`). */
-const ANSWER_ORDER: readonly AwaitingKind[] = ['open', 'read', 'close', 'change'];
+const ANSWER_ORDER: readonly AwaitingKind[] = ['open', 'read', 'write', 'close', 'change'];
 
 /** What a request handler says: forward it (true), it was refused (false), or wait for the decision. */
 type Verdict = boolean | Promise<boolean>;
@@ -77,7 +79,7 @@ export interface SftpState<T> {
  */
 export class SftpEngine<T> {
   readonly state: SftpState<T> = {
-    awaiting: { open: new Map(), read: new Map(), close: new Map(), change: new Map() },
+    awaiting: { open: new Map(), read: new Map(), write: new Map(), close: new Map(), change: new Map() },
     outstanding: new Set(),
     files: new Map(),
     upData: undefined,
@@ -135,6 +137,7 @@ export class SftpEngine<T> {
     awaiting.close.clear();
     awaiting.open.clear();
     awaiting.change.clear();
+    awaiting.write.clear();
   }
 
   /** Forwards frames[from..] in order; returns a promise when a decision made it wait. */
@@ -172,6 +175,7 @@ export class SftpEngine<T> {
     this.#sent(h.id);
     const file = this.#file(h.handle, 'write');
     begin(file, h.offset, h.dataLength);
+    this.#expect('write', h.id, { file, length: h.dataLength });
     this.state.upData = { file, left: h.dataLength };
     carry(this.state.upData, h.data, 'write');
     this.#upOut.add(head);
@@ -236,7 +240,9 @@ export class SftpEngine<T> {
     },
     // byte 6 | uint32 id | string handle | uint64 offset | string data (a small write, whole).
     write: (req) => {
-      account(this.#file(req.handle, 'write'), req.offset, req.data, 'write');
+      const file = this.#file(req.handle, 'write');
+      account(file, req.offset, req.data, 'write');
+      this.#expect('write', req.id, { file, length: req.data.length });
       return true;
     },
     // byte 4 | uint32 id | string handle: the handle names no file from now on (the target may
@@ -343,6 +349,10 @@ export class SftpEngine<T> {
     // SSH_FXP_DATA, whole: counted against the file the read named (EOF and errors move nothing).
     read: (read, r) => {
       if (r.kind === 'data') account(read.file, read.offset, r.data, 'read');
+    },
+    // SSH_FXP_STATUS for a write: a failed one wrote nothing the file's record may count.
+    write: (write, r) => {
+      if (!isOk(r)) failedWrite(write.file, write.length);
     },
     // The file's record: what moved through the handle, and whether the close succeeded.
     close: (file, r) => {

@@ -15,6 +15,9 @@ export interface OpenFile<T> {
   copiedInto: number;
   /** copy-data requests that read from it: the target read bytes Agate never saw. */
   copiedFrom: number;
+  /** Writes the target answered with an error, and their bytes (no longer counted in `bytesWritten`). */
+  failedWrites: number;
+  failedBytes: number;
 }
 
 /** The data of one streamed write or data reply: the file it belongs to (if known) and how much is still to come. */
@@ -26,7 +29,7 @@ export interface StreamedData<T> {
 export type Direction = 'read' | 'write';
 
 export function openFile<T>(token: T, path: string): OpenFile<T> {
-  return { token, path, hash: createHash('sha256'), bytesRead: 0, bytesWritten: 0, nextOffset: 0, sequential: true, copiedInto: 0, copiedFrom: 0 };
+  return { token, path, hash: createHash('sha256'), bytesRead: 0, bytesWritten: 0, nextOffset: 0, sequential: true, copiedInto: 0, copiedFrom: 0, failedWrites: 0, failedBytes: 0 };
 }
 
 /** A transfer of `length` bytes at `offset` starts: the digest holds only while they come in file order. */
@@ -51,6 +54,13 @@ export function carry<T>(data: StreamedData<T>, piece: Buffer, direction: Direct
   count(data.file, n, direction);
 }
 
+/** The target answered a write with an error: its bytes were counted when they passed, and are taken back. */
+export function failedWrite<T>(file: OpenFile<T>, length: number): void {
+  file.bytesWritten -= length;
+  file.failedWrites += 1;
+  file.failedBytes += length;
+}
+
 function count<T>(file: OpenFile<T>, n: number, direction: Direction): void {
   if (direction === 'write') file.bytesWritten += n;
   else file.bytesRead += n;
@@ -59,9 +69,10 @@ function count<T>(file: OpenFile<T>, n: number, direction: Direction): void {
 /** What is recorded for a file when it closes (or the channel ends with it open). */
 export function fileResult<T>(file: OpenFile<T>, ok: boolean, message: string | null): FileResult {
   const moved = file.bytesRead + file.bytesWritten;
-  const digest = moved === 0 || !file.sequential || file.copiedInto > 0 || file.copiedFrom > 0 ? null : `sha256:${file.hash.digest('hex')}`;
+  const digest = moved === 0 || !file.sequential || file.copiedInto > 0 || file.copiedFrom > 0 || file.failedWrites > 0 ? null : `sha256:${file.hash.digest('hex')}`;
   const order = file.sequential ? '' : ' (out of order: no digest)';
   const into = file.copiedInto === 0 ? '' : `, and ${file.copiedInto} server-side copy-data request(s) wrote into it (bytes not seen by Agate: no digest)`;
   const from = file.copiedFrom === 0 ? '' : `, and ${file.copiedFrom} server-side copy-data request(s) read from it (bytes not seen by Agate: no digest)`;
-  return { ok, message, bytesRead: file.bytesRead, bytesWritten: file.bytesWritten, digest, summary: `sftp ${file.path}: ${file.bytesWritten} bytes written, ${file.bytesRead} bytes read${order}${into}${from}` };
+  const failed = file.failedWrites === 0 ? '' : `, and ${file.failedWrites} write(s) the target failed (${file.failedBytes} bytes, not counted: no digest)`;
+  return { ok, message, bytesRead: file.bytesRead, bytesWritten: file.bytesWritten, digest, summary: `sftp ${file.path}: ${file.bytesWritten} bytes written, ${file.bytesRead} bytes read${order}${into}${from}${failed}` };
 }
