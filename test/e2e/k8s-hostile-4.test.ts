@@ -182,6 +182,33 @@ test('a CRD given a conversion webhook (created with one, or patched to one) is 
   }
 });
 
+test('a client certificate for any name: a CSR created, or one waiting approved (the approval subresource), is refused; the CSR stays unapproved', async (ctx) => {
+  const { execFileSync } = await import('node:child_process');
+  const pem = execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', '/dev/null', '-subj', '/CN=cluster-owner/O=admins'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const csr = (name: string) => ({
+    apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', metadata: { name },
+    spec: { request: pem.toString('base64'), signerName: 'kubernetes.io/kube-apiserver-client', usages: ['client auth'] },
+  });
+  await admin(ctx, ['create', '-f', '-'], JSON.stringify(csr('waiting')));
+  const path = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
+  const created = await raw(ctx, 'POST', path, JSON_BODY, JSON.stringify(csr('agents')));
+  const approval = { ...csr('waiting'), status: { conditions: [{ type: 'Approved', status: 'True', reason: 'AgentSaysSo', message: 'approved' }] } };
+  const approved = await raw(ctx, 'PUT', `${path}/waiting/approval`, JSON_BODY, JSON.stringify(approval));
+  for (const r of [created, approved]) {
+    assert.is(r.status, 403, r.body.slice(0, 300));
+    assert.match(statusOrBody(r), 'by rule "no-privilege-changes"');
+  }
+  const conditions = await ctx.kube.kubectl(['get', 'csr', 'waiting', '-o', 'jsonpath={.status.conditions}']);
+  assert.is(conditions.stdout, '', 'the CSR was approved');
+  assert.is.not((await ctx.kube.kubectl(['get', 'csr', 'agents'])).code, 0, 'the agent\'s CSR was created');
+  const e = await until('the refusals recorded', () => {
+    const evs = events(ctx);
+    const cs = commandsWhere(evs, (c) => c.attributes.resource === 'certificatesigningrequests');
+    return cs.length === 2 && cs.every((c) => responsesOf(evs, c).length > 0) ? cs : undefined;
+  });
+  assert.equal(e.map((c) => c.attributes.privilege).sort(), ['csr', 'csr-approval']);
+});
+
 const STREAMS = /\/(exec|attach|portforward|proxy)(\/|\?|$)/;
 
 /** An upgrade request sent as written; the first line of the answer. */
