@@ -185,6 +185,12 @@ export const K8S_PRIVILEGE_FACTS = ['escalate', 'bind', 'impersonate', 'servicea
 /** `attributes.body` of a Kubernetes request whose body the proxy cannot read; matched by `match.kubernetes.unreadable_body`. */
 export const K8S_UNREADABLE_BODY = 'unreadable';
 
+/**
+ * `attributes.input` of a Kubernetes upgrade whose client bytes reach a process or a port unread
+ * (exec or attach with stdin, port-forward, proxy): allowed only by an allow rule that matches it.
+ */
+export const K8S_UNRECORDED_INPUT = 'unrecorded';
+
 const ruleMatch = z.strictObject({
   claims: globs.optional().describe('claim name → glob or list of globs (`*` matches anything); all must match; `iss` and `sub` are the verified identity'),
   targets: z.array(z.string()).optional().describe('target-name globs'),
@@ -242,7 +248,7 @@ const ruleMatch = z.strictObject({
     })
     .refine((k) => k.paths === undefined || (k.resources === undefined && k.namespaces === undefined && k.privilege === undefined && k.unreadable_body === undefined), 'expected paths alone (with verbs at most): a non-resource request has no resource, namespace, privilege or body to match')
     .optional()
-    .describe('Kubernetes API requests, matched against the request descriptor the Kubernetes proxy records (attributes `verb`, `resource`, `subresource`, `namespace`, `privilege`); a Kubernetes rule never matches a command without one'),
+    .describe('Kubernetes API requests, matched against the request descriptor the Kubernetes proxy records (attributes `verb`, `resource`, `subresource`, `namespace`, `privilege`); a Kubernetes rule never matches a command without one. An upgraded stream whose input Agate relays unrecorded (exec or attach with `stdin`, port-forward, a proxy: `attributes.input: unrecorded`) opens only by an `allow` rule with this condition that matches it, never by `default: allow` (rule `agate.unrecorded-input`)'),
   ssh: z
     .strictObject({
       requests: z

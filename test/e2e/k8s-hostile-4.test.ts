@@ -7,7 +7,8 @@
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { busLog, commandsWhere, events, responsesOf, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
-import { admin, audited, raw, startAuditedKube, statusOrBody, type RawAnswer } from './kube-raw.js';
+import { admin, audited, complete, raw, startAuditedKube, statusOrBody, tlsSession, type RawAnswer } from './kube-raw.js';
+import { agentKubectl, agentToken } from './kube-agate.js';
 import { until } from '../harness/until.js';
 
 const test = suite<KubeAgate>('e2e/kubernetes hostile agent, seventh pass');
@@ -25,6 +26,10 @@ const POLICY = `policy:
       message: agents do not read Secrets
       match:
         kubernetes: { verbs: [get, list, watch], resources: [secrets] }
+    - id: tools-streams
+      action: allow
+      match:
+        kubernetes: { resources: [pods/exec, pods/attach, pods/portforward, services/proxy], namespaces: [tools] }
 `;
 
 /** The value the agent must never read. */
@@ -39,6 +44,13 @@ test.before((ctx) => startAuditedKube(ctx, POLICY, async () => {
     apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'gadgets.example.com' },
     spec: { group: 'example.com', scope: 'Namespaced', names: { plural: 'gadgets', singular: 'gadget', kind: 'Gadget' }, versions: [crdVersion('v1', true)] },
   }));
+  // Pods are stored but never run (no kubelet): an exec the API server receives is answered
+  // "does not have a host assigned", which shows it was forwarded.
+  await admin(ctx, ['create', 'namespace', 'tools']);
+  for (const ns of ['default', 'tools']) {
+    await admin(ctx, ['-n', ns, 'create', 'serviceaccount', 'default']);
+    await admin(ctx, ['-n', ns, 'run', 'idle', '--image=busybox', '--restart=Never', '--overrides={"spec":{"automountServiceAccountToken":false}}']);
+  }
 }));
 
 test.after((ctx) => stopKubeAgate(ctx));
@@ -167,6 +179,93 @@ test('a CRD given a conversion webhook (created with one, or patched to one) is 
   for (const c of commandsWhere(e, (x) => x.attributes.resource === 'customresourcedefinitions' && x.attributes.verb !== 'get')) {
     assert.match(c.attributes.privilege ?? '', 'webhook', c.text);
     assert.is(verdictOf(e, c)?.rule_id, 'no-privilege-changes', c.text);
+  }
+});
+
+test('a client certificate for any name: a CSR created, or one waiting approved (the approval subresource), is refused; the CSR stays unapproved', async (ctx) => {
+  const { execFileSync } = await import('node:child_process');
+  const pem = execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', '/dev/null', '-subj', '/CN=cluster-owner/O=admins'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const csr = (name: string) => ({
+    apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', metadata: { name },
+    spec: { request: pem.toString('base64'), signerName: 'kubernetes.io/kube-apiserver-client', usages: ['client auth'] },
+  });
+  await admin(ctx, ['create', '-f', '-'], JSON.stringify(csr('waiting')));
+  const path = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
+  const created = await raw(ctx, 'POST', path, JSON_BODY, JSON.stringify(csr('agents')));
+  const approval = { ...csr('waiting'), status: { conditions: [{ type: 'Approved', status: 'True', reason: 'AgentSaysSo', message: 'approved' }] } };
+  const approved = await raw(ctx, 'PUT', `${path}/waiting/approval`, JSON_BODY, JSON.stringify(approval));
+  for (const r of [created, approved]) {
+    assert.is(r.status, 403, r.body.slice(0, 300));
+    assert.match(statusOrBody(r), 'by rule "no-privilege-changes"');
+  }
+  const conditions = await ctx.kube.kubectl(['get', 'csr', 'waiting', '-o', 'jsonpath={.status.conditions}']);
+  assert.is(conditions.stdout, '', 'the CSR was approved');
+  assert.is.not((await ctx.kube.kubectl(['get', 'csr', 'agents'])).code, 0, 'the agent\'s CSR was created');
+  const e = await until('the refusals recorded', () => {
+    const evs = events(ctx);
+    const cs = commandsWhere(evs, (c) => c.attributes.resource === 'certificatesigningrequests');
+    return cs.length === 2 && cs.every((c) => responsesOf(evs, c).length > 0) ? cs : undefined;
+  });
+  assert.equal(e.map((c) => c.attributes.privilege).sort(), ['csr', 'csr-approval']);
+});
+
+const STREAMS = /\/(exec|attach|portforward|proxy)(\/|\?|$)/;
+
+/** An upgrade request sent as written; the first line of the answer. */
+async function upgrade(ctx: KubeAgate, method: string, path: string, transport: 'websocket' | 'SPDY/3.1'): Promise<string> {
+  const token = await agentToken(ctx);
+  const s = await tlsSession(ctx);
+  const proto = transport === 'websocket' ? 'Sec-WebSocket-Protocol: v5.channel.k8s.io\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' : 'X-Stream-Protocol-Version: v4.channel.k8s.io\r\n';
+  s.write(`${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nConnection: Upgrade\r\nUpgrade: ${transport}\r\n${proto}\r\n`);
+  const got = await s.settle(complete);
+  s.end();
+  return got;
+}
+
+test('a stream carrying the agent\'s input (exec or attach with stdin, port-forward, a proxy) is not allowed by the policy default: what it sends would run unrecorded', async (ctx) => {
+  const before = await audited(ctx, (e) => STREAMS.test(e.requestURI));
+  const pod = '/api/v1/namespaces/default/pods/idle';
+  const refused: Array<[method: string, path: string, transport: 'websocket' | 'SPDY/3.1']> = [
+    ['GET', `${pod}/exec?command=sh&stdin=true&stdout=true`, 'websocket'],
+    ['POST', `${pod}/exec?command=sh&stdin&stdout=1`, 'SPDY/3.1'],
+    ['GET', `${pod}/exec?command=sh&stdout=1&stdin=yes`, 'websocket'],
+    ['GET', `${pod}/exec?command=sh&%73tdin=1&stdout=1`, 'websocket'],
+    ['POST', `${pod}/attach?stdin=1&stdout=1`, 'SPDY/3.1'],
+    ['GET', `${pod}/portforward?ports=80`, 'websocket'],
+    ['GET', `${pod}:80/proxy/`, 'websocket'],
+    ['GET', '/api/v1/namespaces/default/services/web:80/proxy/ws', 'websocket'],
+  ];
+  for (const [method, path, transport] of refused) {
+    const got = await upgrade(ctx, method, path, transport);
+    assert.match(got, /^HTTP\/1\.1 403 /, `${method} ${path} ${transport}: ${got.slice(0, 400)}`);
+    assert.match(got, 'agate.unrecorded-input', path);
+  }
+  // kubectl's own `exec -i` (a WebSocket, stdin carrying the commands).
+  const kubectl = await agentKubectl(ctx, ['exec', '-i', '-n', 'default', 'idle', '--', 'sh'], { input: 'id\n' });
+  assert.is.not(kubectl.code, 0);
+  assert.match(kubectl.stderr, 'agate.unrecorded-input', kubectl.stderr);
+  // Without stdin the command is the whole of what runs (it is in the record): forwarded, and
+  // answered by the API server itself; so is an exec with stdin an allow rule names.
+  const plain = await upgrade(ctx, 'GET', `${pod}/exec?command=true&stdout=true`, 'websocket');
+  assert.match(plain, /does not have a host assigned/, plain.slice(0, 400));
+  const allowed = await upgrade(ctx, 'GET', '/api/v1/namespaces/tools/pods/idle/exec?command=sh&stdin=true&stdout=true', 'websocket');
+  assert.match(allowed, /does not have a host assigned/, allowed.slice(0, 400));
+  // `auth can-i` answers as the stream with input would be decided.
+  const canI = await agentKubectl(ctx, ['auth', 'can-i', 'create', 'pods', '--subresource=exec', '-n', 'default']);
+  assert.equal([canI.code, canI.stdout.trim().replace(/:.*/, '')], [1, 'no - Agate refuses it by rule "agate.unrecorded-input"'], canI.stderr);
+  const canTools = await agentKubectl(ctx, ['auth', 'can-i', 'create', 'pods', '--subresource=exec', '-n', 'tools']);
+  assert.equal([canTools.stdout.trim(), canTools.code], ['yes', 0], canTools.stderr);
+  const reached = (await audited(ctx, (e) => STREAMS.test(e.requestURI))).slice(before.length);
+  assert.equal(reached.map((e) => e.requestURI.replace(/\?.*/, '')).sort(), ['/api/v1/namespaces/default/pods/idle/exec', '/api/v1/namespaces/tools/pods/idle/exec']);
+  const e = await until('the refusals recorded', () => {
+    const evs = events(ctx);
+    const cs = commandsWhere(evs, (c) => verdictOf(evs, c)?.rule_id === 'agate.unrecorded-input' && c.attributes.access_review === undefined);
+    // kubectl tries a WebSocket, then SPDY when the WebSocket upgrade is refused: one or two more.
+    return cs.length >= refused.length + 1 && cs.every((c) => responsesOf(evs, c).length > 0) ? evs : undefined;
+  });
+  for (const c of commandsWhere(e, (x) => verdictOf(e, x)?.rule_id === 'agate.unrecorded-input' && x.attributes.access_review === undefined)) {
+    assert.is(c.attributes.input, 'unrecorded', c.text);
+    assert.is(responsesOf(e, c)[0]?.status, 'refused', c.text);
   }
 });
 

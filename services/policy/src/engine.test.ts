@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { parseConfig } from '../../../core/src/config.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import type { Command } from '../../../schemas/src/events.js';
-import { CompiledPolicy, FILE_TRANSFER_RULE, LEXING_RULE, UNPARSEABLE_RULE, UNVERIFIABLE_RULE, loadParsers } from './engine.js';
+import { CompiledPolicy, FILE_TRANSFER_RULE, LEXING_RULE, UNPARSEABLE_RULE, UNRECORDED_INPUT_RULE, UNVERIFIABLE_RULE, loadParsers } from './engine.js';
 
 const config = parseConfig(
   `
@@ -316,6 +316,30 @@ evaluate('kubernetes: a refusal for one namespace holds across all namespaces an
   assert.is(k8s({ verb: 'get', resource: 'pods', subresource: 'log', namespace: 'prod', name: 'p' }), null);
   // The allow for dev does not cover a list across all namespaces (default deny decides).
   assert.is(k8s({ verb: 'list', resource: 'pods' }), null);
+});
+
+evaluate('kubernetes: a stream whose input runs unrecorded (exec -i, attach -i, port-forward, proxy) opens only by an allow rule on kubernetes, never by the default', () => {
+  const p = policyOf(`policy:
+  default: allow
+  rules:
+    - { id: no-exec-in-prod, action: deny, match: { kubernetes: { resources: [pods/exec], namespaces: [prod] } } }
+    - { id: hold-attach, action: hold, match: { kubernetes: { resources: [pods/attach] } } }
+    - { id: tools-exec, action: allow, match: { kubernetes: { resources: [pods/exec, pods/portforward], namespaces: [tools] } } }
+    - { id: ci-everything, action: allow, match: { claims: { sub: ci } } }
+`);
+  const k8s = (attributes: Record<string, string>, subject = SAMPLES.Command.identity.subject) => p.evaluate(cmd('kubectl', { protocol: 'kubernetes', attributes, identity: { ...SAMPLES.Command.identity, subject } }));
+  const exec = (namespace: string, input: boolean) => ({ verb: 'create', resource: 'pods', subresource: 'exec', namespace, name: 'p', ...(input ? { input: 'unrecorded' } : {}) });
+  assert.equal([k8s(exec('app', true)).decision, k8s(exec('app', true)).rule_id], ['deny', UNRECORDED_INPUT_RULE]);
+  assert.match(k8s(exec('app', true)).reason, 'never the policy default');
+  assert.equal([k8s(exec('app', false)).decision, k8s(exec('app', false)).rule_id], ['allow', null]);
+  assert.equal([k8s(exec('tools', true)).decision, k8s(exec('tools', true)).rule_id], ['allow', 'tools-exec']);
+  assert.is(k8s({ ...exec('tools', true), subresource: 'portforward' }).rule_id, 'tools-exec');
+  // A refusal and a hold stay what they were.
+  assert.is(k8s(exec('prod', true)).rule_id, 'no-exec-in-prod');
+  assert.is(k8s({ ...exec('app', true), subresource: 'attach' }).decision, 'hold');
+  // An allow rule without a kubernetes condition does not name the stream.
+  assert.is(k8s(exec('app', false), 'ci').rule_id, 'ci-everything');
+  assert.is(k8s(exec('app', true), 'ci').rule_id, UNRECORDED_INPUT_RULE);
 });
 
 evaluate('kubernetes: a refusal of reads holds for every request whose answer carries the object (writes, dryRun, deletecollection, status); a mask covers status', () => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { K8S_UNREADABLE_BODY, type ApprovalConfig, type PolicyConfig, type RuleConfig } from '../../../core/src/config.js';
+import { K8S_UNREADABLE_BODY, K8S_UNRECORDED_INPUT, type ApprovalConfig, type PolicyConfig, type RuleConfig } from '../../../core/src/config.js';
 import { initShellParser, ShellAnalysisCache, type ShellCommand } from '../../../core/src/shell/analyze.js';
 import { initSqlParser, SqlAnalysisCache, type SqlAnalysis } from '../../../core/src/sql/analyze.js';
 import { lexingChange, lexingRefusal } from '../../../core/src/sql/lexing.js';
@@ -106,6 +106,13 @@ export const INEXACT_LINE_RULE = 'agate.shell-line-inexact';
  * not let it through.
  */
 export const UNVERIFIABLE_RULE = 'agate.unverifiable';
+
+/**
+ * Rule id of a Kubernetes stream whose input reaches a process or a port unrecorded (exec or
+ * attach with stdin, port-forward, proxy) that no allow rule with a `kubernetes` condition
+ * matched: the policy default does not open it.
+ */
+export const UNRECORDED_INPUT_RULE = 'agate.unrecorded-input';
 
 /** Rule id of a change to how the server lexes SQL (core/src/sql/lexing.ts): refused whatever the rules. */
 export const LEXING_RULE = 'agate.lexing-setting';
@@ -310,7 +317,7 @@ export class CompiledPolicy {
         }
       }
     }
-    if (command.protocol === 'kubernetes') return this.#clientMask(command, this.#readableBody(command, strictest!));
+    if (command.protocol === 'kubernetes') return this.#clientMask(command, this.#recordedInput(command, this.#readableBody(command, strictest!)));
     return strictest!;
   }
 
@@ -328,6 +335,22 @@ export class CompiledPolicy {
     return {
       decision: 'deny', rule_id: UNVERIFIABLE_RULE, mask_set: null,
       reason: 'the request body cannot be read by Agate (a media type other than JSON, YAML or protobuf, YAML it cannot parse, or JSON with a repeated key), so what it does is unknown; only an allow rule with match.kubernetes.unreadable_body: true can allow it',
+    };
+  }
+
+  /**
+   * An upgraded Kubernetes stream whose client bytes reach a process or a port (exec or attach
+   * with stdin, a port-forward, a proxy) is relayed unread: the commands typed into `kubectl
+   * exec -i … sh` are not in the record. Like ssh forwarding, it opens only by an allow rule with
+   * a `kubernetes` condition that matched it, never by the policy default.
+   */
+  #recordedInput(command: Command, d: PolicyDecision): PolicyDecision {
+    if (command.attributes.input !== K8S_UNRECORDED_INPUT || d.decision === 'deny' || d.decision === 'hold') return d;
+    const rule = d.rule_id === null ? undefined : this.#rules.find((r) => r.config.id === d.rule_id);
+    if (rule?.config.action === 'allow' && rule.config.match.kubernetes !== undefined) return d;
+    return {
+      decision: 'deny', rule_id: UNRECORDED_INPUT_RULE, mask_set: null,
+      reason: 'what this stream sends (exec or attach stdin, a port-forward, a proxy connection) reaches the pod unrecorded, so what it runs is unknown; only an allow rule with a kubernetes condition that matches it (such as resources: [pods/exec]) can allow it, never the policy default',
     };
   }
 

@@ -23,6 +23,12 @@ test('the question, as policy reads a request', () => {
   assert.equal(questionAttributes(q, ['bind']), { verb: 'create', resource: 'clusterrolebindings', api_group: 'rbac.authorization.k8s.io', api_version: '', access_review: 'self', privilege: 'bind' });
   const sub = accessQuestion(review({ resourceAttributes: { verb: 'create', resource: 'pods', subresource: 'exec', namespace: 'kube-system', name: 'x' } }))!;
   assert.is(sub.text, 'can-i create pods/exec "x" in namespace "kube-system"');
+  // RBAC's exec includes stdin: asked as the stream with input policy decides (engine.ts).
+  assert.is(questionAttributes(sub, []).input, 'unrecorded');
+  const forward = accessQuestion(review({ resourceAttributes: { verb: 'create', resource: 'pods', subresource: 'portforward', namespace: 'a' } }))!;
+  assert.is(questionAttributes(forward, []).input, 'unrecorded');
+  const log = accessQuestion(review({ resourceAttributes: { verb: 'get', resource: 'pods', subresource: 'log', namespace: 'a' } }))!;
+  assert.is(questionAttributes(log, []).input, undefined);
   assert.equal(accessQuestion(review({ nonResourceAttributes: { verb: 'get', path: '/metrics' } }))?.info, { kind: 'non-resource', verb: 'get', path: '/metrics' });
   assert.is(accessQuestion(review({})), undefined);
   assert.is(accessQuestion({ kind: 'Status' }), undefined);

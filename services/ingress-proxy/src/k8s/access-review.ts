@@ -1,3 +1,4 @@
+import { K8S_UNRECORDED_INPUT } from '../../../../core/src/config.js';
 import type { Identity } from '../../../../schemas/src/events.js';
 import { requestAttributes, type RequestInfo, type ResourceRequest } from './request-info.js';
 
@@ -62,8 +63,14 @@ export function questionAttributes(q: Question, privilege: readonly string[]): R
   const a = requestAttributes(q.info);
   a.access_review = 'self';
   if (privilege.length > 0) a.privilege = privilege.join(',');
+  // RBAC's exec, attach, port-forward and proxy include sending input, which policy decides as
+  // unrecorded input (engine.ts `carriesInput`): the answer is the one a stream with input gets.
+  if (q.info.kind === 'resource' && (STREAMS.has(q.info.subresource) || q.info.verb === 'proxy')) a.input = K8S_UNRECORDED_INPUT;
   return a;
 }
+
+/** Subresources whose RBAC permission covers a stream carrying the client's input. */
+const STREAMS = new Set(['exec', 'attach', 'portforward', 'proxy']);
 
 /** What Agate's policy said about the question. */
 export type PolicyAnswer =

@@ -195,6 +195,32 @@ k('a watch is forwarded as a watch; exec is decided as create, and its upgrade h
   if (refused.kind === 'refuse') assert.match(refused.status.message, 'rule "no-exec-in-kube-system"');
 });
 
+k('an upgrade whose input reaches a process or a port is marked input: unrecorded, as the API server reads stdin; the default does not open it', async (ctx) => {
+  const raw = ['Authorization', CLIENT_TOKEN, 'Upgrade', 'websocket', 'Connection', 'Upgrade'];
+  const up = (method: string, target: string) => ctx.engine.upgrade(ctx.session, { method, target, headers: headers({ upgrade: 'websocket' }), rawHeaders: raw, body: Buffer.alloc(0) });
+  const pod = '/api/v1/namespaces/app/pods/web';
+  const marked = [
+    `${pod}/exec?command=sh&stdin=true`, `${pod}/exec?command=sh&stdin`, `${pod}/exec?command=sh&stdin=`, `${pod}/exec?command=sh&%73tdin=1`, `${pod}/exec?command=sh&STDIN=yes`,
+    `${pod}/exec?command=sh&stdin=false&stdin=1`, `${pod}/attach?stdin=1`, `${pod}/portforward?ports=80`, `${pod}:80/proxy/`,
+    '/api/v1/namespaces/app/services/web/proxy/ws', '/api/v1/nodes/n1/proxy/exec/app/web/c', '/api/v1/proxy/namespaces/app/pods/web/', '/metrics',
+  ];
+  for (const target of marked) {
+    const plan = await up('GET', target);
+    assert.is(plan.kind, 'refuse', target);
+    // (A node's proxy is a kubelet's exec in any namespace: the rule on kube-system refuses it first.)
+    if (plan.kind === 'refuse') assert.match(plan.status.message, target.startsWith('/api/v1/nodes/') ? 'no-exec-in-kube-system' : 'agate.unrecorded-input', target);
+  }
+  for (const target of [`${pod}/exec?command=ls&stdout=1`, `${pod}/exec?command=ls&stdin=0`, `${pod}/exec?command=ls&stdin=False`, `${pod}/attach?stdout=1`, `${pod}/log?follow=1`, '/api/v1/namespaces/app/configmaps?watch=1']) {
+    const plan = await up('GET', target);
+    assert.is(plan.kind, 'upgrade', target);
+    if (plan.kind === 'upgrade') assert.is(plan.command.attributes.input, undefined, target);
+  }
+  await ctx.session.events.drained();
+  const inputs = () => ctx.recorded.filter((e) => e.type === 'Command' && e.attributes.input === 'unrecorded').length;
+  for (let i = 0; i < 200 && inputs() < marked.length; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.is(inputs(), marked.length);
+});
+
 k('bodies Agate cannot record or that would store a mask are refused, fail closed, whatever policy says', async (ctx) => {
   const target = '/api/v1/namespaces/app/configmaps';
   const tooLarge = await ctx.engine.request(ctx.session, { method: 'POST', target, body: undefined, headers: headers({ 'content-type': 'application/json' }) });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Bus } from '../../../../core/src/bus/bus.js';
-import { K8S_UNREADABLE_BODY } from '../../../../core/src/config.js';
+import { K8S_UNREADABLE_BODY, K8S_UNRECORDED_INPUT } from '../../../../core/src/config.js';
 import { ErrorCode, describeError } from '../../../../core/src/errors.js';
 import type { Logger } from '../../../../core/src/log.js';
 import { nowMicros, type Command } from '../../../../schemas/src/events.js';
@@ -157,6 +157,8 @@ export class KubeEngine {
     const path = normalizedTarget(url);
     const command = this.#command(session, req, path, decided, undefined);
     command.attributes.upgrade = String(req.headers.upgrade ?? '').slice(0, 64);
+    // Policy allows it only by a rule that names it (services/policy/src/engine.ts).
+    if (carriesInput(decided, url)) command.attributes.input = K8S_UNRECORDED_INPUT;
     if (decided.kind === 'resource' && decided.verb === '') return this.#refuse(session, command, decided, noVerb(req.method, decided), ErrorCode.PROTOCOL_VIOLATION, true);
     const dropped = droppedParameter(url);
     if (dropped !== undefined) return this.#refuse(session, command, decided, badQuery(dropped, decided), ErrorCode.PROTOCOL_VIOLATION, true);
@@ -387,6 +389,28 @@ function noVerb(method: string, info: RequestInfo): Status {
 
 function badQuery(why: string, info: RequestInfo): Status {
   return failure('BadRequest', `Agate refused the request: ${why}`, info);
+}
+
+/** Reads over an upgraded connection: the API server answers them and reads nothing more from the client. */
+const READ_VERBS = new Set(['get', 'list', 'watch']);
+/** Subresources read over an upgraded connection the same way (a log followed over a WebSocket). */
+const READ_SUBRESOURCES = new Set(['', 'log']);
+
+/**
+ * Whether what the client sends after an upgrade reaches a process or a port: exec or attach
+ * with stdin, a port-forward, a proxy (a pod's, a service's, a node's), anything else upgraded.
+ * Agate relays those bytes unread (upgrade.ts), so what they make the pod run is not in the
+ * record. Only an exec or attach without stdin (its command, in the path, is all that runs) and
+ * a read of a resource or its log are not. `stdin` counts as the API server's query decoding reads it (any
+ * value but `0` or `false`, `Convert_Slice_string_To_bool`), from any of its values, in any case.
+ */
+function carriesInput(info: RequestInfo, url: URL): boolean {
+  if (info.kind !== 'resource') return true;
+  if (info.subresource === 'exec' || info.subresource === 'attach') {
+    for (const [k, v] of url.searchParams) if (k.toLowerCase() === 'stdin' && v !== '0' && v.toLowerCase() !== 'false') return true;
+    return false;
+  }
+  return !(READ_SUBRESOURCES.has(info.subresource) && READ_VERBS.has(info.verb));
 }
 
 function declaresBody(headers: KubeRequest['headers']): boolean {
