@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { packageRoot } from '../../core/src/package-root.js';
-import type { Command, Response, Verdict } from '../../schemas/src/events.js';
+import type { Command, Response, SessionClosed, Verdict } from '../../schemas/src/events.js';
 import { run, type RunResult } from '../harness/proc.js';
 import { SSH_CLIENT_OPTIONS, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
 
@@ -58,7 +58,7 @@ const test = suite<Partial<Env>>('e2e/ssh hostile agent');
 
 test.before(async (ctx) => {
   await startSshProxy(ctx, {
-    configYaml: POLICY, name: 'ssh-hostile', verdictTimeoutMs: 5000, types: ['Command', 'Verdict', 'Response'],
+    configYaml: POLICY, name: 'ssh-hostile', verdictTimeoutMs: 5000, types: ['Command', 'Verdict', 'Response', 'SessionClosed'],
     prepare: async ({ sshd }) => {
       ctx.open = await sshdUserDir(sshd, 'agate-hostile-open-');
       ctx.locked = await sshdUserDir(sshd, 'agate-hostile-locked-');
@@ -141,6 +141,24 @@ test('other spellings of a denied rm are refused, and the file is still on disk'
   // The control: the same file can be touched by an allowed command.
   const ok = await ssh(env, `touch ${v} && echo touched`);
   assert.is(ok.stdout, 'touched\n', ok.stderr);
+});
+
+test('an exec request longer than the largest SSH packet Agate reads (35,000 bytes) ends the connection, nothing runs, and the session record says why', async (ctx) => {
+  const env = ctx as Env;
+  const v = await victim(env, 'huge-packet');
+  const since = env.events.length;
+  // OpenSSH sends packets up to 256 KiB; RFC 4253 asks every implementation to read 35,000.
+  const r = await ssh(env, `: ${'x'.repeat(40_000)}; rm -f ${v}`);
+  assert.is(r.code, 255, r.stderr);
+  assert.ok(existsSync(v), 'the command ran');
+  let closed: SessionClosed | undefined;
+  for (let i = 0; i < 100 && closed === undefined; i++) {
+    closed = env.events.slice(since).find((e): e is SessionClosed => e.type === 'SessionClosed');
+    if (closed === undefined) await new Promise((res) => setTimeout(res, 100));
+  }
+  assert.ok(closed, 'no SessionClosed recorded');
+  assert.match(closed.reason, /packet .*longer than 35,?000 bytes/);
+  assert.is(env.events.slice(since).filter((e) => e.type === 'Command').length, 0);
 });
 
 test('exec text Agate could misread: a NUL byte, a newline, a very long line; requests it cannot audit are refused', async (ctx) => {

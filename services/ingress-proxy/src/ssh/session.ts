@@ -61,7 +61,7 @@ export class SshSession {
   readonly #pending: PendingLogin;
   #opened = false;
   #closed = false;
-  #closeReason = 'client disconnected';
+  #closeReason = CLIENT_GONE;
   readonly #startedAt = nowMicros();
   #done!: () => void;
   readonly finished = new Promise<void>((r) => (this.#done = r));
@@ -110,7 +110,11 @@ export class SshSession {
       if (name === 'streamlocal-forward@openssh.com') refuseSocket('streamlocal-forward', (info as unknown as { socketPath: string }).socketPath, 'a unix socket listener on the target is not available through Agate');
       reject?.();
     });
-    conn.on('error', (err) => this.#log.debug('client connection error', { error: err.message }));
+    conn.on('error', (err) => {
+      this.#log.debug('client connection error', { error: err.message });
+      const reason = clientErrorReason(err);
+      if (reason !== undefined && this.#closeReason === CLIENT_GONE) this.#closeReason = reason;
+    });
     conn.on('close', () => void this.#end());
   }
 
@@ -168,4 +172,18 @@ export class SshSession {
     await this.#events.drained();
     this.#done();
   }
+}
+
+const CLIENT_GONE = 'client disconnected';
+
+/**
+ * Why the client's connection ended, when ssh2 ended it for what the client sent (a socket error
+ * is the client going away). ssh2 reads packets up to 35,000 bytes, the size RFC 4253 §6.1 asks of
+ * every implementation; OpenSSH sends up to 256 KiB (an exec request with a command line that
+ * long): the connection ends before the request is read, so no Command can say so.
+ */
+function clientErrorReason(err: Error & { level?: string }): string | undefined {
+  if (err.level === 'socket') return undefined;
+  if (err.message === 'Bad packet length') return 'protocol error: the client sent an SSH packet longer than 35,000 bytes, the largest Agate reads (an exec request this long is refused); nothing in it ran';
+  return `protocol error: ${err.message}`;
 }
