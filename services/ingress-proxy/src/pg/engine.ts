@@ -188,6 +188,9 @@ export class PgEngine {
         this.#io.upstream(msg.raw);
         return;
       case 'sync':
+        if (this.#router.syncInCopyData) {
+          return this.#io.fatal(SQLSTATE.protocolViolation, 'a Sync inside COPY data: the server ignores it or not depending on where the COPY fails, so Agate cannot follow its replies', 'protocol violation');
+        }
         if (this.#phase.kind === 'discarding') this.#phase = { kind: 'open' };
         this.#skippedBatch.clear();
         this.#ranSinceSync = false;
@@ -206,6 +209,8 @@ export class PgEngine {
       case 'copyFail':
         // Part of a COPY FROM STDIN whose statement was already decided.
         if (msg.type === 'copyData') this.#router.copyTarget?.copyData(msg.raw, false);
+        // Where the data begins and ends decides which Syncs the server will ignore (replies.ts).
+        this.#router.expect({ kind: 'copy', end: msg.type !== 'copyData' });
         this.#io.upstream(msg.raw);
         return;
       case 'terminate':
