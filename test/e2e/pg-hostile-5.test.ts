@@ -177,6 +177,31 @@ hostile('a Sync the server ignores during COPY FROM STDIN cannot shift replies o
   assert.equal(carriers.map((c) => [status(c.event_id)?.status, status(c.event_id)?.command_tag]), [['ok', 'SELECT 1'], ['skipped', null], ['ok', 'SELECT 1'], ['ok', 'SELECT 1']]);
 });
 
+hostile('a pipeline flushed without Sync, with a refused statement in its middle: the record names each statement and whether it ran', async (ctx) => {
+  const raw = await RawClient.login(ctx.agate.host, ctx.agate.port, await ctx.agate.token());
+  const marker = `pipe-${randomBytes(4).toString('hex')}`;
+  const texts = [`SELECT '${marker}' AS a`, `DELETE FROM people WHERE name = '${marker}'`, `UPDATE scratch SET note = '${marker}' WHERE id = 1`];
+  try {
+    raw.send(...texts.flatMap((text) => [serialize.parse({ text }), serialize.bind({}), serialize.execute({})]), serialize.flush());
+    // The Flush brings the first statement's row and the refusal, with no Sync.
+    const replies = await raw.until((r) => r.name === 'error');
+    assert.is(replies.filter((r) => r.name === 'dataRow').length, 1, seen(replies));
+    assert.match(replies.find((r) => r.name === 'error')?.message ?? '', /rule "no-delete"/);
+    ctx.refusals += 1;
+    raw.send(serialize.sync());
+    await raw.readyCount(1);
+  } finally {
+    raw.close();
+  }
+  const answered = (ev: AgateEvent[], text: string) => {
+    const command = ev.find((c): c is Command => c.type === 'Command' && c.text === text);
+    return command === undefined ? undefined : ev.find((r): r is Response => r.type === 'Response' && r.command_id === command.event_id);
+  };
+  const events = await waitForEvents(ctx.agate, (ev) => texts.every((t) => answered(ev, t) !== undefined));
+  assert.equal(texts.map((t) => answered(events, t)!.status), ['ok', 'refused', 'skipped']);
+  assert.is(await ctx.agate.pg.psql(`SELECT count(*) FROM scratch WHERE note = '${marker}'`), '0');
+});
+
 hostile('a Terminate in the middle of COPY FROM STDIN: nothing is copied, and the record does not say it was', async (ctx) => {
   const raw = await RawClient.login(ctx.agate.host, ctx.agate.port, await ctx.agate.token());
   const marker = `cut-${randomBytes(4).toString('hex')}`;

@@ -158,8 +158,12 @@ export class PgEngine {
 
   #dispatch(msg: FrontendMessage): Promise<void> | undefined {
     if (this.#phase.kind === 'closed') return undefined;
-    // After an error the server ignores extended-protocol messages until Sync; Agate does the same.
-    if (this.#phase.kind === 'discarding' && msg.type !== 'sync') return;
+    // After an error the server ignores extended-protocol messages until Sync; Agate does the same,
+    // and still records each Execute the client sent, as skipped (as after the server's own error).
+    if (this.#phase.kind === 'discarding' && msg.type !== 'sync') {
+      if (msg.type === 'parse' || msg.type === 'bind' || msg.type === 'execute') return this.#whileSkipping(msg);
+      return;
+    }
     if (this.#router.skipping && (msg.type === 'parse' || msg.type === 'bind' || msg.type === 'execute' || msg.type === 'describe' || msg.type === 'close')) {
       this.#whileSkipping(msg);
       return;
