@@ -28,6 +28,9 @@ hostile.before(async (ctx) => {
     - id: invoice-numbers-fixed
       action: deny
       match: { sql: { tables_written: [public.invoice_no] } }
+    - id: no-signals
+      action: deny
+      match: { sql: { statements: [NotifyStmt] } }
 `,
   });
   await ctx.agate.pg.psql(`CREATE SEQUENCE public.invoice_no START 100;
@@ -214,6 +217,26 @@ hostile('a Terminate in the middle of COPY FROM STDIN: nothing is copied, and th
   const response = events.find((r): r is Response => r.type === 'Response' && r.command_id === command.event_id)!;
   assert.is.not(response.status, 'ok', JSON.stringify(response));
   assert.is(await ctx.agate.pg.psql(`SELECT count(*) FROM scratch WHERE note = '${marker}'`), '0');
+});
+
+hostile('pg_notify is NOTIFY by another name: a rule refusing NotifyStmt refuses it', async (ctx) => {
+  const listener = await ctx.agate.client();
+  const heard: string[] = [];
+  listener.on('notification', (n) => heard.push(`${n.channel}:${n.payload ?? ''}`));
+  await listener.query('LISTEN jobs');
+  try {
+    await refused(ctx, "NOTIFY jobs, 'run'", 'no-signals');
+    for (const sql of ["SELECT pg_notify('jobs', 'run')", 'CREATE OPERATOR ### (leftarg = text, rightarg = text, function = pg_notify)', "SELECT pg_catalog.pg_notify(c, 'run') FROM (SELECT 'jobs') s(c)", "SELECT query_to_xml('SELECT pg_notify(''jobs'', ''run'')', true, false, '')"]) {
+      const r = await send(ctx, sql);
+      assert.ok(!r.ok, `${sql}: ran`);
+      assert.match(r.message, 'rule "no-signals"', `${sql}: ${r.message}`);
+      ctx.refusals += 1;
+    }
+    await listener.query('SELECT 1');
+    assert.equal(heard, []);
+  } finally {
+    await listener.end();
+  }
 });
 
 hostile('pgaudit: everything PostgreSQL executed was recorded as allowed; nothing refused ran', async (ctx) => {
