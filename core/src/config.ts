@@ -201,7 +201,7 @@ const ruleMatch = z.strictObject({
         .array(z.string().regex(/^[A-Z][A-Za-z]+$/, 'expected a PostgreSQL parse-node name such as DropStmt'))
         .nonempty()
         .optional()
-        .describe("PostgreSQL parse-node names, the precise form: `SelectStmt`, `InsertStmt`, `UpdateStmt`, `DeleteStmt`, `DropStmt`, `TruncateStmt`, `AlterTableStmt`, `CreateRoleStmt`, `GrantStmt`, … Statements nested in a CTE, `EXPLAIN`, `PREPARE` or a rule, each `MERGE` action (`WHEN MATCHED THEN DELETE` is a `DeleteStmt`), and the statements in a DO block's or a created function's body count"),
+        .describe("PostgreSQL parse-node names, the precise form: `SelectStmt`, `InsertStmt`, `UpdateStmt`, `DeleteStmt`, `DropStmt`, `TruncateStmt`, `AlterTableStmt`, `CreateRoleStmt`, `GrantStmt`, … Statements nested in a CTE, `EXPLAIN`, `PREPARE` or a rule, each `MERGE` action (`WHEN MATCHED THEN DELETE` is a `DeleteStmt`), and the statements in a DO block's or a created function's body count; a call of `pg_notify` is a `NotifyStmt`"),
       effects: z
         .array(z.enum(SQL_EFFECTS as [SqlEffect, ...SqlEffect[]]))
         .nonempty()

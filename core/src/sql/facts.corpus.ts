@@ -440,6 +440,7 @@ read | r:* | SELECT database_to_xml_and_xmlschema(true, false, '')
 read | r:pg_stats r:* | SELECT most_common_vals FROM pg_stats
 read write | w:invoice_no | SELECT nextval('invoice_no')
 read write | w:public.invoice_no | SELECT setval('public.invoice_no', 42)
+read session | - | SELECT pg_notify('jobs', 'run')
 read write destroy | w:users | SELECT query_to_xml(query => 'DELETE FROM users RETURNING 1', tableforest => true, nulls => false, targetns => '')
 read dynamic | - | SELECT cron.schedule('nightly', '0 3 * * *', 'DELETE FROM users')
 read dynamic | - | SELECT pg_background_launch(current_setting('x'))

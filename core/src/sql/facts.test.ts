@@ -285,6 +285,13 @@ byValue('nextval and setval write the sequence they are handed', () => {
   assert.not.ok(facts("SELECT currval('invoice_no')").effects.has('write'));
 });
 
+byValue('pg_notify is a NOTIFY', () => {
+  for (const sql of ["SELECT pg_notify('jobs', 'run')", 'CREATE OPERATOR ### (leftarg = text, rightarg = text, function = pg_notify)', "SELECT pg_catalog.pg_notify(c, 'x') FROM t", "SELECT query_to_xml('SELECT pg_notify(''j'', '''')', true, false, '')"]) {
+    const f = facts(sql);
+    assert.ok(f.kinds.has('NotifyStmt') && f.effects.has('session'), sql);
+  }
+});
+
 targets.run();
 effects.run();
 code.run();

@@ -339,6 +339,10 @@ class Collector {
     if (SQL_TEXT_FUNCTIONS.has(name) || REMOTE_SQL_FUNCTIONS.has(name) || DEFERRED_SQL_FUNCTIONS.has(qualified)) this.#effects.add('dynamic');
     for (const e of FUNCTION_EFFECTS.get(name) ?? []) this.#effects.add(e);
     if (name === 'set_config') this.#effects.add('privilege');
+    if (name === 'pg_notify') {
+      this.#kinds.add('NotifyStmt');
+      this.#effects.add('session');
+    }
   }
 
   /**
@@ -464,6 +468,10 @@ class Collector {
       this.#effects.add('dynamic');
     } else if (FUNCTION_EFFECTS.has(name)) {
       for (const e of FUNCTION_EFFECTS.get(name)!) this.#effects.add(e);
+    } else if (name === 'pg_notify') {
+      // NOTIFY by another name: a rule naming NotifyStmt, or the session effect, must see it.
+      this.#kinds.add('NotifyStmt');
+      this.#effects.add('session');
     } else if (name === 'set_config') {
       const setting = constantText(first) ?? this.#settingNames.get(call);
       if (setting === undefined || IDENTITY_SETTINGS.has(setting.toLowerCase())) this.#effects.add('privilege');

@@ -118,7 +118,8 @@ e('an error at Parse goes to the Execute that used the statement; a refusal disc
   // The refusal's own error replaces the server's answer to the Parse Agate sent in its place.
   const codes = out.filter((b) => b[0] === 0x45).map((b) => b.toString('latin1'));
   assert.ok(codes[1]!.includes('42501') && codes[1]!.includes('no DROP'));
-  assert.equal(h.record(), [['SELECT * FROM nosuch', 'error', '42P01', 0], ['DROP TABLE t', 'refused', '42501', 0]]);
+  // What the client sent after the refusal is not forwarded, and its Execute is recorded as skipped.
+  assert.equal(h.record(), [['SELECT * FROM nosuch', 'error', '42P01', 0], ['DROP TABLE t', 'refused', '42501', 0], ['SELECT 5', 'skipped', null, 0]]);
 });
 
 e('Flush without Sync: a result is recorded as soon as it completes', async () => {

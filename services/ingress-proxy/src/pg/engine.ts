@@ -158,8 +158,12 @@ export class PgEngine {
 
   #dispatch(msg: FrontendMessage): Promise<void> | undefined {
     if (this.#phase.kind === 'closed') return undefined;
-    // After an error the server ignores extended-protocol messages until Sync; Agate does the same.
-    if (this.#phase.kind === 'discarding' && msg.type !== 'sync') return;
+    // After an error the server ignores extended-protocol messages until Sync; Agate does the same,
+    // and still records each Execute the client sent, as skipped (as after the server's own error).
+    if (this.#phase.kind === 'discarding' && msg.type !== 'sync') {
+      if (msg.type === 'parse' || msg.type === 'bind' || msg.type === 'execute') return this.#whileSkipping(msg);
+      return;
+    }
     if (this.#router.skipping && (msg.type === 'parse' || msg.type === 'bind' || msg.type === 'execute' || msg.type === 'describe' || msg.type === 'close')) {
       this.#whileSkipping(msg);
       return;
@@ -188,6 +192,9 @@ export class PgEngine {
         this.#io.upstream(msg.raw);
         return;
       case 'sync':
+        if (this.#router.syncInCopyData) {
+          return this.#io.fatal(SQLSTATE.protocolViolation, 'a Sync inside COPY data: the server ignores it or not depending on where the COPY fails, so Agate cannot follow its replies', 'protocol violation');
+        }
         if (this.#phase.kind === 'discarding') this.#phase = { kind: 'open' };
         this.#skippedBatch.clear();
         this.#ranSinceSync = false;
@@ -206,6 +213,8 @@ export class PgEngine {
       case 'copyFail':
         // Part of a COPY FROM STDIN whose statement was already decided.
         if (msg.type === 'copyData') this.#router.copyTarget?.copyData(msg.raw, false);
+        // Where the data begins and ends decides which Syncs the server will ignore (replies.ts).
+        this.#router.expect({ kind: 'copy', end: msg.type !== 'copyData' });
         this.#io.upstream(msg.raw);
         return;
       case 'terminate':

@@ -295,6 +295,53 @@ route('an error quoting a value: masked for a masked client, recorded masked, pa
   }
 });
 
+/** CopyInResponse: text format, no columns. */
+const copyIn = () => Buffer.from([0x47, 0, 0, 0, 7, 0, 0, 0]);
+
+route('a Sync sent before the COPY data is ignored by the server: no ReadyForQuery is expected for it', () => {
+  const { router, responses } = setup();
+  const r = result('COPY t FROM STDIN');
+  // libpq: Execute and Sync together, then the data, CopyDone and another Sync.
+  router.expect({ kind: 'execute', result: r });
+  router.expect({ kind: 'sync' });
+  router.route(frame(copyIn()));
+  assert.is(router.readyPending, 0);
+  router.expect({ kind: 'copy', end: false });
+  assert.ok(router.syncInCopyData);
+  router.expect({ kind: 'copy', end: true });
+  router.expect({ kind: 'sync' });
+  router.route(frame(serialize.commandComplete('COPY 1')));
+  router.route(frame(serialize.readyForQuery('I')));
+  assert.is(router.pending, 0);
+  assert.equal(responses.map((x) => [x.status, x.command_tag]), [['ok', 'COPY 1']]);
+  // Everything sent before the CopyInResponse came back counts the same way.
+  router.expect({ kind: 'execute', result: result('COPY t FROM STDIN') });
+  router.expect({ kind: 'sync' });
+  router.expect({ kind: 'copy', end: false });
+  router.expect({ kind: 'copy', end: true });
+  router.expect({ kind: 'sync' });
+  router.route(frame(copyIn()));
+  assert.is(router.readyPending, 1);
+  // A COPY that fails before it starts leaves its Sync honoured, and the marks are dropped.
+  router.route(frame(serialize.commandComplete('COPY 1')));
+  router.route(frame(serialize.readyForQuery('I')));
+  router.expect({ kind: 'execute', result: result('COPY missing FROM STDIN') });
+  router.expect({ kind: 'sync' });
+  router.expect({ kind: 'copy', end: true });
+  router.route(frame(err('42P01')));
+  router.route(frame(serialize.readyForQuery('I')));
+  assert.is(router.pending, 0);
+});
+
+route('a Sync inside COPY data puts the replies out of step: the router refuses to follow', () => {
+  const { router } = setup();
+  router.expect({ kind: 'execute', result: result('COPY t FROM STDIN') });
+  router.expect({ kind: 'copy', end: false });
+  router.expect({ kind: 'sync' });
+  router.expect({ kind: 'copy', end: true });
+  assert.throws(() => router.route(frame(copyIn())), /inside COPY data/);
+});
+
 route.run();
 
 const ext = suite('ExtendedState');

@@ -21,7 +21,12 @@ export type Expectation =
   | { kind: 'query'; results: StatementResult[]; index: number }
   | { kind: 'call'; result: StatementResult }
   /** A refusal Agate injected as a Parse the server must reject; its error is replaced by `error`. */
-  | { kind: 'refusal'; error: Buffer };
+  | { kind: 'refusal'; error: Buffer }
+  /**
+   * No reply: where the client's COPY data begins (a CopyData) or ends (CopyDone, CopyFail), kept
+   * in order for a COPY FROM STDIN whose CopyInResponse has not come back yet (see #copyStarted).
+   */
+  | { kind: 'copy'; end: boolean };
 
 export type TxStatus = 'I' | 'T' | 'E';
 
@@ -82,6 +87,11 @@ export class ReplyRouter {
   readonly #queue: Expectation[] = [];
   #tx: TxStatus = 'I';
   #phase: Phase = { kind: 'following' };
+  /**
+   * The server is in COPY FROM STDIN as far as the client's messages forwarded so far reach:
+   * it ignores a Sync then, and `data` says whether COPY data was sent since it began.
+   */
+  #copyIn: { data: boolean } | undefined;
   readonly #emit: (response: Response) => void;
   readonly #hooks: RouterHooks;
 
@@ -110,7 +120,19 @@ export class ReplyRouter {
     return this.#phase.kind === 'skipping';
   }
 
+  /**
+   * A Sync now would be sent inside COPY data: the server ignores it while it reads the data,
+   * and honours it once the COPY failed, which depends on where in the data it fails. Agate
+   * cannot know which; the caller ends the session.
+   */
+  get syncInCopyData(): boolean {
+    return this.#copyIn?.data === true;
+  }
+
   expect(e: Expectation): void {
+    if (e.kind === 'copy') return this.#copyMessage(e);
+    // The server ignores a Sync while it waits for COPY data: no ReadyForQuery will answer it.
+    if (e.kind === 'sync' && this.#copyIn !== undefined) return;
     if (this.#phase.kind === 'skipping') {
       if (e.kind !== 'sync') return this.#settleSkipped([e], this.#phase.failure);
       this.#finish(this.#phase.failure);
@@ -134,6 +156,10 @@ export class ReplyRouter {
     if (code === BackendCode.NoticeResponse) return this.#forClient(frame.raw, this.copyTarget);
     if (code === BackendCode.NotificationResponse) return this.#notificationForClient(frame.raw, this.copyTarget);
     if (code === BackendCode.ParameterStatus) return frame.raw;
+    // The COPY ended (done, or failed): the server reads messages as commands again.
+    if (this.#copyIn !== undefined && (code === BackendCode.CommandComplete || code === BackendCode.ErrorResponse)) this.#copyIn = undefined;
+    // Marks of COPY data for a COPY that never started (it failed first): nothing answers them.
+    while (this.#queue[0]?.kind === 'copy') this.#queue.shift();
     const head = this.#queue[0];
     if (head === undefined) {
       if (code === BackendCode.ErrorResponse) return this.#forClient(frame.raw, undefined); // e.g. a FATAL error as the server shuts down
@@ -178,6 +204,43 @@ export class ReplyRouter {
         this.#skipUntilSync();
         return head.error;
     }
+  }
+
+  /** CopyData (a run of them counts once), CopyDone or CopyFail from the client. */
+  #copyMessage(e: Extract<Expectation, { kind: 'copy' }>): void {
+    if (this.#copyIn !== undefined) {
+      if (e.end) this.#copyIn = undefined;
+      else this.#copyIn.data = true;
+      return;
+    }
+    // With nothing outstanding, no COPY can be about to start: the server ignores stray COPY messages.
+    const last = this.#queue[this.#queue.length - 1];
+    if (last === undefined || this.#phase.kind === 'skipping' || (last.kind === 'copy' && !last.end && !e.end)) return;
+    this.#queue.push(e);
+  }
+
+  /**
+   * The head statement's COPY FROM STDIN began (CopyInResponse). What the client sent after it
+   * reaches the server inside the COPY: a Sync before any data is ignored (libpq sends one with
+   * the Execute), so it gets no ReadyForQuery; the COPY's data runs to its CopyDone or CopyFail.
+   * A Sync inside the data is honoured or not depending on where the COPY fails: out of step.
+   */
+  #copyStarted(): void {
+    let data = false;
+    for (let i = 1; i < this.#queue.length; ) {
+      const e = this.#queue[i]!;
+      if (e.kind === 'copy') {
+        this.#queue.splice(i, 1);
+        if (e.end) return;
+        data = true;
+      } else if (e.kind === 'sync') {
+        if (data) throw new ProtocolError('a Sync was sent inside COPY data: whether the target honours it depends on where the COPY fails, so its replies cannot be followed');
+        this.#queue.splice(i, 1);
+      } else {
+        i += 1; // any other message ends the session on the server (protocol synchronization lost)
+      }
+    }
+    this.#copyIn = { data };
   }
 
   /** Closes every outstanding statement as skipped (the session ended). */
@@ -245,6 +308,8 @@ export class ReplyRouter {
         this.#emit(result.response(errorOutcome(frame.raw)));
         return this.#forClient(this.#failed(frame.raw), result);
       case BackendCode.CopyInResponse:
+        this.#copyStarted();
+        return frame.raw;
       case BackendCode.CopyOutResponse:
       case BackendCode.CopyBothResponse:
       case BackendCode.CopyDone:
@@ -278,6 +343,7 @@ export class ReplyRouter {
 
   #ready(raw: Buffer): void {
     this.#queue.shift();
+    while (this.#queue[0]?.kind === 'copy') this.#queue.shift(); // COPY data for a COPY that never started
     this.#tx = String.fromCharCode(raw[5] ?? 0x49) as TxStatus;
     if (this.#tx === 'I') this.#hooks.onIdle();
   }
