@@ -23,6 +23,7 @@ policy:
       action: deny
       message: deleting files needs a human
       match: { protocols: [ssh], shell: { commands: [rm] } }
+    - { id: cp-needs-approval, action: hold, match: { protocols: [ssh], shell: { commands: [cp] } }, approval: { timeout_s: 60 } }
 `;
 
 interface Env extends SshEnv { open: string }
@@ -267,6 +268,30 @@ test('channel and global requests Agate does not serve are answered with failure
   }
   await sleep(300);
   assert.not.ok(env.events.some((e) => e.type === 'Command' && (e.text === 'echo should-not-run' || e.text.includes('rm -rf /'))));
+});
+
+test('probes that held: a signal to a captured shell whose hook waits for a held command makes the hook give up (the command is skipped), never run it', async (ctx) => {
+  const env = ctx as Env;
+  const v = join(env.open, 'held-copy');
+  const conn = await rawClient(env);
+  try {
+    const shell = await rawShell(conn, { term: 'xterm', cols: 80, rows: 24 });
+    await shell.until(/\$ $/);
+    shell.type(`cp /etc/hostname ${v}; echo after-held\r`);
+    await shell.until(/holding this command for approval/);
+    // sshd passes the signal to the shell's process group: bash and its hook, waiting on its FIFO.
+    shell.stream.signal('INT');
+    await shell.until(/Interrupted system call[^]*\$ /);
+    shell.type('echo still-$((1+1))\r');
+    await shell.until(/still-2\r\n/);
+  } finally {
+    conn.end();
+  }
+  assert.not.ok(existsSync(v), 'the held command ran after a signal');
+  assert.not.ok(env.events.some((e) => e.type === 'Command' && e.text === 'echo after-held'), 'the rest of the interrupted line ran');
+  const held = env.events.find((e): e is Command => e.type === 'Command' && e.text === `cp /etc/hostname ${v}`);
+  assert.ok(held, 'the held command was recorded');
+  assert.is(env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === held!.event_id)?.decision, 'hold');
 });
 
 test.run();
