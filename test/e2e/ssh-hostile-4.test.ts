@@ -5,6 +5,7 @@
 // answers.
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
+import { createRequire } from 'node:module';
 import ssh2 from 'ssh2';
 import type { Command, Response, Verdict } from '../../schemas/src/events.js';
 import { chmodSync, existsSync } from 'node:fs';
@@ -22,6 +23,7 @@ policy:
       action: deny
       message: deleting files needs a human
       match: { protocols: [ssh], shell: { commands: [rm] } }
+    - { id: cp-needs-approval, action: hold, match: { protocols: [ssh], shell: { commands: [cp] } }, approval: { timeout_s: 60 } }
 `;
 
 interface Env extends SshEnv { open: string }
@@ -68,6 +70,30 @@ async function rawShell(conn: ssh2.Client, pty: ssh2.PseudoTtyOptions) {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// Raw SSH messages (RFC 4254) for requests ssh2 has no method for, sent through its own cipher.
+const MSG_GLOBAL_REQUEST = 80;
+const MSG_CHANNEL_REQUEST = 98;
+const { sendPacket } = createRequire(import.meta.url)('ssh2/lib/protocol/utils.js') as { sendPacket(proto: unknown, packet: Buffer): boolean };
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+}
+
+function sshString(s: string): Buffer {
+  return Buffer.concat([u32(Buffer.byteLength(s)), Buffer.from(s)]);
+}
+
+function sendRaw(conn: ssh2.Client, payload: Buffer): void {
+  const proto = (conn as unknown as { _protocol: { _packetRW: { write: { allocStart: number; alloc(n: number): Buffer; finalize(p: Buffer): Buffer } } } })._protocol;
+  const w = proto._packetRW.write;
+  const start = w.allocStart;
+  const packet = w.alloc(payload.length);
+  payload.copy(packet, start);
+  sendPacket(proto, w.finalize(packet));
+}
 
 interface RawResult {
   code: number | null;
@@ -195,6 +221,77 @@ test('unix-socket forwards are refused and recorded: the target\'s socket sees n
   assert.equal([l.command.attributes.request, l.verdict?.rule_id, l.response.status], ['direct-streamlocal', 'agate.refused-unasked', 'refused']);
   const r = await recorded(env, (c) => c.text === `streamlocal-forward ${remote}`);
   assert.equal([r.command.attributes.request, r.verdict?.rule_id, r.response.status], ['streamlocal-forward', 'agate.refused-unasked', 'refused']);
+});
+
+test('channel and global requests Agate does not serve are answered with failure and change nothing (a signal name ssh2 cannot send no longer ends the connection); no-more-sessions is kept', async (ctx) => {
+  const env = ctx as Env;
+  const conn = await rawClient(env);
+  try {
+    const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.exec('echo started; sleep 1; echo still-here', (err, s) => (err ? reject(err) : resolve(s))));
+    let out = '';
+    const started = new Promise<void>((r) => stream.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.startsWith('started')) r();
+    }));
+    const closed = new Promise((r) => stream.once('close', r));
+    await started; // the command runs on the target: a signal would reach it
+    const id = (stream as unknown as { outgoing: { id: number } }).outgoing.id;
+    const replies = (stream as unknown as { _callbacks: ((failed: boolean) => void)[] })._callbacks;
+    const answers: boolean[] = [];
+    // break (RFC 4335), OpenSSH's end-of-write and keepalive, an exit-signal from the client, a name nobody knows: each wants a reply.
+    for (const [type, extra] of [['break', u32(500)], ['eow@openssh.com', Buffer.alloc(0)], ['keepalive@openssh.com', Buffer.alloc(0)], ['exit-signal', Buffer.concat([sshString('KILL'), Buffer.from([0]), sshString(''), sshString('')])], ['x-agate-probe@example.com', sshString('rm -rf /')]] as const) {
+      replies.push((failed) => answers.push(failed));
+      sendRaw(conn, Buffer.concat([Buffer.from([MSG_CHANNEL_REQUEST]), u32(id), sshString(type), Buffer.from([1]), extra]));
+    }
+    // A signal name ssh2 would not send: the command is not disturbed, the connection stays up.
+    sendRaw(conn, Buffer.concat([Buffer.from([MSG_CHANNEL_REQUEST]), u32(id), sshString('signal'), Buffer.from([0]), sshString('BOGUS')]));
+    // Global requests: OpenSSH's host key proof and a name nobody knows.
+    const globals: boolean[] = [];
+    const connReplies = (conn as unknown as { _callbacks: ((failed: boolean) => void)[] })._callbacks;
+    for (const name of ['hostkeys-prove-00@openssh.com', 'x-agate-probe@example.com']) {
+      connReplies.push((failed) => globals.push(failed));
+      sendRaw(conn, Buffer.concat([Buffer.from([MSG_GLOBAL_REQUEST]), sshString(name), Buffer.from([1]), sshString('')]));
+    }
+    await closed;
+    assert.is(out, 'started\nstill-here\n');
+    assert.equal(answers, [true, true, true, true, true], 'each channel request was answered with failure');
+    assert.equal(globals, [true, true], 'each global request was answered with failure');
+    const after = await rawExec(conn, 'echo alive');
+    assert.is(after.stdout, 'alive\n', after.stderr);
+    // no-more-sessions@openssh.com: no session channel opens on this connection after it.
+    await new Promise<void>((resolve, reject) => conn.openssh_noMoreSessions((err) => (err ? reject(err) : resolve())));
+    const refused = await rawExec(conn, 'echo should-not-run');
+    assert.is(refused.code, null);
+    assert.match(refused.stderr, /prohibited|failure|refused|denied/i);
+  } finally {
+    conn.end();
+  }
+  await sleep(300);
+  assert.not.ok(env.events.some((e) => e.type === 'Command' && (e.text === 'echo should-not-run' || e.text.includes('rm -rf /'))));
+});
+
+test('probes that held: a signal to a captured shell whose hook waits for a held command makes the hook give up (the command is skipped), never run it', async (ctx) => {
+  const env = ctx as Env;
+  const v = join(env.open, 'held-copy');
+  const conn = await rawClient(env);
+  try {
+    const shell = await rawShell(conn, { term: 'xterm', cols: 80, rows: 24 });
+    await shell.until(/\$ $/);
+    shell.type(`cp /etc/hostname ${v}; echo after-held\r`);
+    await shell.until(/holding this command for approval/);
+    // sshd passes the signal to the shell's process group: bash and its hook, waiting on its FIFO.
+    shell.stream.signal('INT');
+    await shell.until(/Interrupted system call[^]*\$ /);
+    shell.type('echo still-$((1+1))\r');
+    await shell.until(/still-2\r\n/);
+  } finally {
+    conn.end();
+  }
+  assert.not.ok(existsSync(v), 'the held command ran after a signal');
+  assert.not.ok(env.events.some((e) => e.type === 'Command' && e.text === 'echo after-held'), 'the rest of the interrupted line ran');
+  const held = env.events.find((e): e is Command => e.type === 'Command' && e.text === `cp /etc/hostname ${v}`);
+  assert.ok(held, 'the held command was recorded');
+  assert.is(env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === held!.event_id)?.decision, 'hold');
 });
 
 test.run();

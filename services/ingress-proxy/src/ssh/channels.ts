@@ -38,8 +38,14 @@ export function serveSessionChannel(shared: ChannelContext, session: Session, ag
     live?.recorder?.resize(info.cols, info.rows);
     accept?.();
   });
-  session.on('signal', (accept, _reject, info) => {
-    live?.upstream.signal(info.name);
+  session.on('signal', (accept, reject, info) => {
+    try {
+      live?.upstream.signal(info.name);
+    } catch {
+      // A name outside RFC 4254 §6.10 (ssh2 throws rather than send it): refused, or the throw
+      // would end the client's whole connection, the commands in flight with it.
+      return void reject?.();
+    }
     accept?.();
   });
   // X11 forwarding would let programs on the target open windows on the client, outside the audit.
