@@ -252,10 +252,10 @@ const ruleMatch = z.strictObject({
   ssh: z
     .strictObject({
       requests: z
-        .array(z.enum(['exec', 'shell', 'shell-line', 'sftp', 'direct-tcpip', 'tcpip-forward', 'auth-agent', 'git-push']))
+        .array(z.enum(['exec', 'shell', 'shell-line', 'screen-line', 'sftp', 'direct-tcpip', 'tcpip-forward', 'auth-agent', 'git-push']))
         .nonempty()
         .optional()
-        .describe('`exec`, `shell`, `shell-line` (a command a captured shell runs, or a line typed in a shell), `sftp`, `direct-tcpip` (`-L`), `tcpip-forward` (`-R`), `auth-agent` (`-A`), `git-push` (a push\'s ref updates). Forwarding opens only by an `allow` rule that matches it, never by the policy default'),
+        .describe('`exec`, `shell`, `shell-line` (a command a captured shell runs, or a line typed in a shell), `screen-line` (the keys typed into a full-screen program up to an Enter: where the policy has shell rules, refused unless an `allow` rule names `screen-line`), `sftp`, `direct-tcpip` (`-L`), `tcpip-forward` (`-R`), `auth-agent` (`-A`), `git-push` (a push\'s ref updates). Forwarding opens only by an `allow` rule that matches it, never by the policy default'),
       operations: z
         .array(z.enum(['read', 'write', 'remove', 'rename', 'mkdir', 'rmdir', 'setstat', 'symlink']))
         .nonempty()

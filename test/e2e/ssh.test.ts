@@ -40,6 +40,9 @@ policy:
     - id: typed-lines-best-effort
       action: allow
       match: { protocols: [ssh], claims: { sub: 'repo:acme/app*' }, ssh: { requests: [shell-line] } }
+    - id: screen-lines-for-app
+      action: allow
+      match: { protocols: [ssh], claims: { sub: 'repo:acme/app*' }, ssh: { requests: [screen-line] } }
     - id: tunnel-for-tunnelers
       action: allow
       match: { protocols: [ssh], claims: { sub: 'repo:acme/tunnel*' }, ssh: { requests: [direct-tcpip] } }
@@ -591,14 +594,24 @@ test('captured: lines typed into a nested shell nothing reports on are decided a
     const ended = await run('python3', [PTY_DRIVE, JSON.stringify(steps), ...sshTt], { env: strict, timeoutMs: 60_000 });
     assert.match(ended.stdout, /Agate refused[^\n]*shell-line-inexact[^\n]*\r\nAgate ended the shell: keys of the refused line had already reached it/, ended.stdout + ended.stderr);
     assert.is(ended.code, 255, 'the shell ended without an exit status of its own');
-    // In a new shell: vim writes a file, keystrokes only its own.
+    // A program that reads lines, after the agent printed the alternate-screen switch itself: its
+    // Enter is decided, and with shell rules and no rule naming screen-line it ends the shell.
+    const fake = [
+      ['[$#] $', `printf '\\033[?1049h'; ed -p 'ed> '\r`],
+      ['ed> ', `!rm -f ${victim}\r`],
+    ];
+    const faked = await run('python3', [PTY_DRIVE, JSON.stringify(fake), ...sshTt], { env: strict, timeoutMs: 60_000 });
+    assert.match(faked.stdout, /Agate refused[^\n]*agate\.screen-line[^\n]*\r\nAgate ended the shell/, faked.stdout + faked.stderr);
+    assert.ok(existsSync(victim), 'ed ran the refused rm');
+    // vim, where a rule names screen-line: it writes a file, keystrokes only its own.
     const vim = [
       ['[$#] $', `vim -u NONE -N ${written}\r`],
       ['\x1b\\[\\?1049h', 'i'],
       ['-- INSERT --', 'hello\x1b:wq\r'],
       ['\x1b\\[\\?1049l(.|\n)*[$#] $', 'exit\r'],
     ];
-    const r = await run('python3', [PTY_DRIVE, JSON.stringify(vim), ...sshTt], { env: strict, timeoutMs: 60_000 });
+    const app = { ...process.env, TERM: 'xterm', SSHPASS: await token(env) };
+    const r = await run('python3', [PTY_DRIVE, JSON.stringify(vim), '--', 'sshpass', ...sshArgs(env, 'box', undefined, ['-tt'])], { env: app, timeoutMs: 60_000 });
     assert.is(r.code, 0, r.stdout + r.stderr);
     assert.not.ok(existsSync(`${victim}.new`), 'the line typed into the nested shell did not run');
     assert.is(readFileSync(written, 'utf8'), 'hello\n', 'vim got exactly what was typed');
@@ -619,6 +632,11 @@ test('captured: lines typed into a nested shell nothing reports on are decided a
   assert.ok(lines.some((l) => l.text === `vim -u NONE -N ${written}` && l.attributes.exact === 'true'));
   // Nothing typed inside vim became a line of its own.
   assert.not.ok(lines.some((l) => /hello|:wq/.test(l.text)));
+  // Each Enter in a full-screen program is a screen-line of the keys before it.
+  const screens = env.events.slice(since).filter((e): e is Command => e.type === 'Command' && e.attributes.request === 'screen-line');
+  const rule = (c: Command | undefined) => env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === c?.event_id)?.rule_id;
+  assert.is(rule(screens.find((l) => l.text === `!rm -f ${victim}`)), 'agate.screen-line');
+  assert.is(rule(screens.find((l) => l.text === 'ihello^[:wq')), 'screen-lines-for-app');
 });
 
 test('exec with a pty (ssh -tt host cmd) runs on a pty on the target; a shell without one (ssh -T) reads its commands from stdin', async (ctx) => {

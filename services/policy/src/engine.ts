@@ -99,6 +99,9 @@ export const UNPARSEABLE_RULE = 'agate.unparseable';
 /** Rule id that refuses a line rebuilt from keystrokes where shell rules apply (see `#inexactLine`). */
 export const INEXACT_LINE_RULE = 'agate.shell-line-inexact';
 
+/** Rule id that refuses an Enter typed into a full-screen program where shell rules apply (see `#screenLine`). */
+export const SCREEN_LINE_RULE = 'agate.screen-line';
+
 /**
  * Rule id used when a statement has a guarded effect (`dynamic`, `opaque`, `unknown`: what it will
  * run is not in its text) and no allow rule naming that effect matched, or a Kubernetes request
@@ -196,6 +199,7 @@ export class CompiledPolicy {
     const d = this.#interactive(command, this.#evaluate(command));
     const a = command.attributes;
     if (command.protocol === 'ssh' && a.request === 'shell-line' && a.exact !== 'true') return sshEnforceable(command, this.#inexactLine(command, d));
+    if (command.protocol === 'ssh' && a.request === 'screen-line') return sshEnforceable(command, this.#screenLine(d));
     if (command.protocol === 'ssh' && a.request === 'shell-line' && a.captured !== undefined && d.decision !== 'deny') return sshEnforceable(command, this.#hookIntact(command, d));
     return command.protocol === 'ssh' ? sshEnforceable(command, d) : d;
   }
@@ -229,6 +233,22 @@ export class CompiledPolicy {
     return {
       decision: 'deny', rule_id: INEXACT_LINE_RULE, mask_set: null,
       reason: `a line typed in an interactive shell cannot be read exactly (${why}) and this policy has shell rules; run it as a command (ssh host 'command'), which is decided exactly`,
+    };
+  }
+
+  /**
+   * Keys typed into a full-screen program, up to an Enter. The program reads them as it likes and
+   * may run commands from them (vim's `:!`, ed's `!`, less's `!`) that no hook reports; and any
+   * program can claim the full screen by printing the switch. Where the policy has shell rules,
+   * such a line is refused unless an allow rule names `screen-line` (the operator accepts that).
+   */
+  #screenLine(d: PolicyDecision): PolicyDecision {
+    if (d.decision === 'deny' || d.decision === 'hold' || !this.#hasShellRules) return d;
+    const rule = d.rule_id === null ? undefined : this.#rules.find((r) => r.config.id === d.rule_id);
+    if (rule?.config.match.ssh?.requests?.includes('screen-line') === true) return d;
+    return {
+      decision: 'deny', rule_id: SCREEN_LINE_RULE, mask_set: null,
+      reason: 'keys typed into a full-screen program (or one that switched the terminal to the alternate screen) reach it as typed, and it may run commands from them that Agate cannot see; this policy has shell rules and no allow rule names screen-line',
     };
   }
 

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { parseConfig } from '../../../core/src/config.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import type { Command } from '../../../schemas/src/events.js';
-import { CompiledPolicy, INEXACT_LINE_RULE, loadParsers } from './engine.js';
+import { CompiledPolicy, INEXACT_LINE_RULE, loadParsers, SCREEN_LINE_RULE } from './engine.js';
 import { HOOK_TAMPER_RULE } from './shell-hook.js';
 
 const policy = (rules: string) => new CompiledPolicy(parseConfig(`identity: { dev_issuer: { enabled: true } }\npolicy:\n  default: allow\n  rules:\n${rules}`, 'lines.yaml').policy);
@@ -27,6 +27,22 @@ test('with shell rules, a rebuilt line is refused unless a rule names shell-line
 test('without shell rules nothing changes; an exact line (never sent today) is decided as it is', () => {
   assert.is(policy(OPT_IN).evaluate(line('rm -rf /', true)).decision, 'allow');
   assert.is(policy(NO_RM).evaluate(line('ls', false, 'true')).decision, 'allow');
+});
+
+const screen = (text: string): Command => ({
+  ...SAMPLES.Command, protocol: 'ssh', text, attributes: { request: 'screen-line', exact: 'false', best_effort: 'true', edited: 'true' },
+});
+const SCREEN_OPT_IN = `    - { id: full-screen, action: allow, match: { ssh: { requests: [screen-line] } } }\n`;
+
+test('an Enter typed into a full-screen program: with shell rules refused unless a rule names screen-line (shell-line is not enough); without them decided as any request', () => {
+  assert.is(policy(NO_RM).evaluate(screen(':!rm -f V')).rule_id, SCREEN_LINE_RULE);
+  assert.is(policy(NO_RM).evaluate(screen('ihello^[:wq')).decision, 'deny');
+  assert.is(policy(NO_RM + OPT_IN).evaluate(screen(':wq')).rule_id, SCREEN_LINE_RULE);
+  assert.is(policy(NO_RM + SCREEN_OPT_IN).evaluate(screen(':wq')).rule_id, 'full-screen');
+  assert.is(policy(NO_RM + SCREEN_OPT_IN).evaluate(screen(':wq')).decision, 'allow');
+  // Its keys are not a command line: shell rules do not read them (the refusal above is the guard).
+  assert.is(policy(NO_RM + SCREEN_OPT_IN).evaluate(screen('!rm -f V')).rule_id, 'full-screen');
+  assert.is(policy(OPT_IN).evaluate(screen(':wq')).decision, 'allow');
 });
 
 const captured = (text: string): Command => ({

@@ -11,6 +11,8 @@ export interface TypedLine {
   edited: boolean;
   /** Set when the line cannot be decided at all (too long, a NUL): refused without asking policy. */
   unreadable?: string;
+  /** Keys typed into a full-screen program up to an Enter (screen-mode.ts), not a shell's line. */
+  screen?: true;
 }
 
 const CR = 0x0d;

@@ -1,6 +1,6 @@
 import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
-import { ScreenMode } from './screen-mode.js';
+import { ScreenKeys, ScreenMode } from './screen-mode.js';
 
 const test = suite('ssh/screen-mode');
 
@@ -20,6 +20,19 @@ test('other private modes are not screen switches', () => {
   const mode = new ScreenMode();
   assert.is(mode.output(Buffer.from('\x1b[?25l\x1b[?2004h')), false);
   assert.is(mode.fullScreen, false);
+});
+
+test('the keys of a full-screen line read as typed, control keys spelt out, the end nearest the Enter kept', () => {
+  const keys = new ScreenKeys();
+  keys.add(Buffer.from('ihello\x1b:'));
+  keys.add(Buffer.from('!rm -f V\x7f'));
+  assert.is(keys.take(), 'ihello^[:!rm -f V^?');
+  assert.is(keys.take(), '');
+  keys.add(Buffer.from('x'.repeat(5000)));
+  keys.add(Buffer.from(':!id'));
+  const long = keys.take();
+  assert.is(long.length, 4096);
+  assert.ok(long.endsWith('x:!id'));
 });
 
 test.run();

@@ -1,8 +1,10 @@
 /**
  * Follows whether the terminal shows a full-screen program (less, vim, top): such programs switch
  * to the alternate screen (`ESC [ ? 1049 h`, also modes 1047 and 47) and back (`… l`) on exit.
- * While one runs, keystrokes are its input, not shell lines: Agate neither decides them nor
- * injects anything into them. Sequences split across output chunks are found whole.
+ * While one runs, keystrokes are its input, not shell lines: Agate injects nothing into them, but
+ * decides each Enter on the keys before it (ScreenKeys): the program may run a command from them,
+ * and the output claiming the full screen is the agent's to print. Sequences split across output
+ * chunks are found whole.
  */
 const SWITCH = /\x1b\[\?(?:1049|1047|47)([hl])/g;
 /** Longest switch sequence, less one: what is kept of a chunk's end for the next. */
@@ -30,5 +32,25 @@ export class ScreenMode {
     this.#tail = last >= 0 && last >= text.length - CARRY && !SWITCH.test(text.slice(last)) ? text.slice(last) : '';
     SWITCH.lastIndex = 0;
     return switched || before !== this.#alternate;
+  }
+}
+
+/** Most of a full-screen line kept for its record: the keys nearest the Enter (where `:!cmd` is). */
+const SCREEN_LINE_MAX = 4096;
+
+/** The keys typed into a full-screen program since its last Enter, readable in a record. */
+export class ScreenKeys {
+  #text = '';
+
+  add(keys: Buffer): void {
+    if (keys.length === 0) return;
+    this.#text = (this.#text + keys.toString('utf8')).slice(-SCREEN_LINE_MAX);
+  }
+
+  /** The keys so far, control keys as `^X` (ESC `^[`), and forgets them. */
+  take(): string {
+    const text = this.#text.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\x7f' ? '^?' : `^${String.fromCharCode(c.charCodeAt(0) + 64)}`));
+    this.#text = '';
+    return text;
   }
 }

@@ -122,7 +122,7 @@ async function capturedCommand(ctx: ChannelContext, shell: Command, report: Comm
 /** A line typed into a shell: recorded and decided before its Enter reaches the target. */
 async function typedLine(ctx: ChannelContext, shell: Command, line: TypedLine, note: (text: string) => void): Promise<LineDecision> {
   // Rebuilt from keystrokes, so never exact; policy refuses such lines where shell rules apply.
-  const attributes = { request: 'shell-line', best_effort: 'true', exact: 'false', edited: String(line.edited), shell_command_id: shell.event_id };
+  const attributes = { request: line.screen ? 'screen-line' : 'shell-line', best_effort: 'true', exact: 'false', edited: String(line.edited), shell_command_id: shell.event_id };
   if (line.unreadable !== undefined) {
     const why = `${line.unreadable}, so it cannot be decided`;
     ctx.gate.refuseUnasked(line.text, attributes, why);

@@ -88,14 +88,20 @@ test('a refused line ends the shell: ^C in place of its Enter, the channel close
   assert.match(outcome.error?.message ?? '', /^Agate refused: rm -rf; Agate ended the shell/);
 });
 
-test('keystrokes to a full-screen program are forwarded undecided', async () => {
-  const s = setup(async () => ({ run: true }));
+test('keys to a full-screen program go up as typed; each Enter waits for the decision of the keys before it, and a refusal ends the shell', async () => {
+  const s = setup(async (line) => (line.text.includes('!') ? { run: false, message: 'refused' } : { run: true }));
   s.shell.print('\x1b[?1049h');
   await tick();
-  s.client.type(':q\r');
+  s.client.type('ihello\x1b:w');
+  s.client.type('q\r');
   await tick();
-  assert.is(s.lines.length, 0);
-  assert.is(s.shell.got(), ':q\r');
+  assert.equal(s.lines.map((l) => [l.text, l.screen, l.edited]), [['ihello^[:wq', true, true]]);
+  assert.is(s.shell.got(), 'ihello\x1b:wq\r');
+  // ed after the agent printed the switch itself: the line's keys went up, its Enter never does.
+  s.client.type('!rm -f V\r');
+  await tick();
+  assert.is(s.lines.at(-1)?.text, '!rm -f V');
+  assert.is(s.shell.got(), 'ihello\x1b:wq\r!rm -f V\x03');
 });
 
 test("the client's EOF reaches the shell after the line still being decided", async () => {

@@ -6,7 +6,7 @@ import type { CastRecorder } from './asciicast.js';
 import type { ExecOutcome } from './exec-relay.js';
 import { LineTracker, type TypedLine } from './line-tracker.js';
 import { PipeLines, type PipeLine } from './pipe-lines.js';
-import { ScreenMode } from './screen-mode.js';
+import { ScreenKeys, ScreenMode } from './screen-mode.js';
 import type { ShellCapture } from './capture/shell-capture.js';
 
 export type LineDecision = { run: true } | { run: false; message: string };
@@ -37,6 +37,8 @@ export interface ShellRelayOptions {
  * so the shell is ended right after it (ShellRelay.#endShell).
  */
 const DISCARD_LINE = Buffer.from([0x03]);
+const CR = 0x0d;
+const LF = 0x0a;
 
 /** Why the shell ended after a refused typed line, for the client and the record. */
 const NOT_RETRACTABLE = 'Agate ended the shell: keys of the refused line had already reached it and cannot be taken back';
@@ -56,6 +58,8 @@ class ShellRelay {
   readonly #tally = new ChannelTally();
   readonly #tracker = new LineTracker();
   readonly #screen = new ScreenMode();
+  /** Keys typed into a full-screen program since its last Enter. */
+  readonly #screenKeys = new ScreenKeys();
   readonly #writes = new ClientWrites();
   readonly #capture: ShellCapture | undefined;
   /** Without a terminal: the lines of stdin, each held until decided. */
@@ -149,7 +153,10 @@ class ShellRelay {
     this.#tally.delivered(chunk);
     this.options.recorder.output(chunk);
     // What was typed before a full-screen program started or ended was not a shell line.
-    if (this.#screen.output(chunk)) this.#tracker.reset();
+    if (this.#screen.output(chunk)) {
+      this.#tracker.reset();
+      this.#screenKeys.take();
+    }
     const clientFull = !this.#writes.write(to, chunk);
     const backlog = this.options.recordingBacklog();
     if (!clientFull && backlog === undefined) return;
@@ -191,8 +198,7 @@ class ShellRelay {
       for (const line of this.#pipe.push(chunk)) await this.#pipeLine(line);
       return;
     }
-    // Keystrokes to a full-screen program are its input: recorded, never decided, never added to.
-    if (this.#screen.fullScreen) return this.#send(chunk);
+    if (this.#screen.fullScreen) return this.#screenTyped(chunk);
     let from = 0;
     for (let i = 0; i < chunk.length; i += 1) {
       const line = this.#tracker.push(chunk[i]!);
@@ -212,6 +218,29 @@ class ShellRelay {
       if (!decision.run) return this.#endShell(decision.message);
       await this.#send(enter);
     }
+    await this.#send(chunk.subarray(from));
+  }
+
+  /**
+   * Keystrokes to a full-screen program are its input, never added to; but it may run a command
+   * from them (vim's `:!`, ed's `!` after the agent printed the switch itself), so each Enter is
+   * decided on the keys typed since the last one, and a refusal ends the shell like a refused
+   * typed line (the keys already reached the program).
+   */
+  async #screenTyped(chunk: Buffer): Promise<void> {
+    let from = 0;
+    for (let i = 0; i < chunk.length; i += 1) {
+      const key = chunk[i]!;
+      if (key !== CR && key !== LF) continue;
+      this.#screenKeys.add(chunk.subarray(from, i));
+      await this.#send(chunk.subarray(from, i));
+      from = i + 1;
+      const decision = await this.options.onLine({ text: this.#screenKeys.take(), edited: true, screen: true });
+      if (this.#stopped) return;
+      if (!decision.run) return this.#endShell(decision.message);
+      await this.#send(chunk.subarray(i, i + 1));
+    }
+    this.#screenKeys.add(chunk.subarray(from));
     await this.#send(chunk.subarray(from));
   }
 
