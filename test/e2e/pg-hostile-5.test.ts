@@ -132,19 +132,20 @@ hostile('a message sent during COPY FROM STDIN is not run by the server: it cann
 hostile('a Sync the server ignores during COPY FROM STDIN cannot shift replies onto other statements', async (ctx) => {
   const carrier = 'SELECT x FROM keyring, LATERAL (SELECT api_token) l(x)';
   const rows = (replies: readonly Reply[]) => replies.filter((r) => r.name === 'dataRow').length;
-  for (const start of [
+  for (const { start, ready } of [
     // libpq's way: the Sync goes with the Execute, before any data; the server ignores a Sync
     // while it waits for COPY data, and the client sends another after CopyDone.
-    [serialize.parse({ text: 'COPY scratch FROM STDIN' }), serialize.bind({}), serialize.execute({}), serialize.sync()],
-    // A simple Query's COPY, with a Sync the server ignores the same way.
-    [serialize.query('COPY scratch FROM STDIN'), serialize.sync()],
+    { start: [serialize.parse({ text: 'COPY scratch FROM STDIN' }), serialize.bind({}), serialize.execute({}), serialize.sync()], ready: 1 },
+    // A simple Query's COPY, with a Sync the server ignores the same way; the Query's end and the
+    // Sync after CopyDone each get a ReadyForQuery.
+    { start: [serialize.query('COPY scratch FROM STDIN'), serialize.sync()], ready: 2 },
   ]) {
     const masked = await RawClient.login(ctx.agate.host, ctx.agate.port, await ctx.agate.token({ masked: 'yes' }));
     try {
       masked.send(...start);
       await masked.until((r) => r.name === 'copyInResponse');
       masked.send(serialize.copyData(Buffer.from('7\tcopied\n')), serialize.copyDone(), serialize.sync());
-      let replies = await masked.readyCount(1);
+      let replies = await masked.readyCount(ready);
       assert.ok(replies.some((r) => r.name === 'commandComplete' && r.text === 'COPY 1'), seen(replies));
       // An error answers the next Query; then the carrier, whose rows are masked whole.
       masked.send(serialize.query('SELECT 1/0 AS x'));
