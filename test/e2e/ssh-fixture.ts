@@ -1,6 +1,7 @@
 // Agate's SSH proxy in process in front of a real OpenSSH server (the harness's sshd), for the
 // end-to-end SSH suites: a real OIDC issuer, the policy service deciding on a LocalBus, and the
 // events of chosen types gathered from that bus as they are recorded.
+import * as assert from 'uvu/assert';
 import { chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import type { Subscription } from '../../core/src/bus/bus.js';
 import { remoteIssuer, TokenVerifier } from '../../core/src/identity/oidc.js';
 import { loginGuard, loginThrottle } from '../../core/src/logins/from-config.js';
 import { createLogger, silentLogger } from '../../core/src/log.js';
-import type { AgateEvent, EventType } from '../../schemas/src/events.js';
+import type { AgateEvent, Command, EventType, Response, Verdict } from '../../schemas/src/events.js';
 import { MaskSets } from '../../services/ingress-proxy/src/masking/mask-sets.js';
 import { generateHostKey, parsePinnedHostKey } from '../../services/ingress-proxy/src/ssh/host-key.js';
 import { SshProxyServer, type SshProxyOptions } from '../../services/ingress-proxy/src/ssh/server.js';
@@ -128,3 +129,20 @@ export async function sshdUserDir(sshd: SshServer, prefix: string): Promise<stri
 /** OpenSSH client options for the proxy: a throwaway host key, the token as the one password try. */
 export const SSH_CLIENT_OPTIONS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
   '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1'];
+
+/**
+ * The last Command `match` accepts, once its Response is recorded too, with its Verdict (if any);
+ * fails after 15 s (a loaded 2-core machine).
+ */
+export async function recorded(env: SshEnv, match: (c: Command) => boolean): Promise<{ command: Command; verdict: Verdict | undefined; response: Response }> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const command = env.events.filter((e): e is Command => e.type === 'Command' && match(e)).at(-1);
+    const response = command && env.events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
+    if (command !== undefined && response !== undefined) {
+      return { command, response, verdict: env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === command.event_id) };
+    }
+    if (Date.now() > deadline) assert.unreachable(`the command was not recorded${command === undefined ? '' : ` (only "${command.text}" itself)`}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import type { Command, Response, Verdict } from '../../schemas/src/events.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { SSH_CLIENT_OPTIONS, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
+import { SSH_CLIENT_OPTIONS, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
 
 const POLICY = `identity: { dev_issuer: { enabled: true } }
 policy:
@@ -72,21 +72,6 @@ async function sftpBatch(env: Env, batch: string): Promise<RunResult> {
   return run('sshpass', ['-e', '/usr/bin/sftp', '-o', 'BatchMode=no', '-b', file, '-P', String(env.port), ...SSH_CLIENT_OPTIONS, 'box@127.0.0.1'],
     { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 30_000 });
 }
-
-/** The newest Command matching, with its verdict and response once recorded. */
-async function recorded(env: Env, match: (c: Command) => boolean): Promise<{ command: Command; verdict: Verdict | undefined; response: Response }> {
-  const deadline = Date.now() + 15_000; // a loaded 2-core machine
-  for (;;) {
-    const command = env.events.filter((e): e is Command => e.type === 'Command' && match(e)).at(-1);
-    const response = command && env.events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
-    if (command !== undefined && response !== undefined) {
-      return { command, response, verdict: env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === command.event_id) };
-    }
-    if (Date.now() > deadline) assert.unreachable(`the command was not recorded${command === undefined ? '' : ` (only "${command.text}" itself)`}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 const mode = (file: string) => statSync(file).mode & 0o7777;
 
 /** The locked file as the suite made it (a test that failed may have changed it). */

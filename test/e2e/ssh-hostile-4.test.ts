@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { packageRoot } from '../../core/src/package-root.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { SSH_CLIENT_OPTIONS, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
+import { SSH_CLIENT_OPTIONS, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
 
 const POLICY = `identity: { dev_issuer: { enabled: true } }
 policy:
@@ -115,21 +115,6 @@ function rawExec(conn: ssh2.Client, command: string, options: ssh2.ExecOptions =
     });
   });
 }
-
-/** The newest Command matching, with its verdict and response once recorded. */
-async function recorded(env: Env, match: (c: Command) => boolean): Promise<{ command: Command; verdict: Verdict | undefined; response: Response }> {
-  const deadline = Date.now() + 15_000; // a loaded 2-core machine
-  for (;;) {
-    const command = env.events.filter((e): e is Command => e.type === 'Command' && match(e)).at(-1);
-    const response = command && env.events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
-    if (command !== undefined && response !== undefined) {
-      return { command, response, verdict: env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === command.event_id) };
-    }
-    if (Date.now() > deadline) assert.unreachable(`the command was not recorded${command === undefined ? '' : ` (only "${command.text}" itself)`}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** The real ssh client on a real pty (pty-drive.py) through the proxy, driven by `steps`. */
 async function ptySsh(env: Env, steps: string[][]): Promise<RunResult> {
   const password = await env.issuer.mint({ sub: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app' }, { alg: 'ES256' });

@@ -14,7 +14,7 @@ import ssh2 from 'ssh2';
 import { packageRoot } from '../../core/src/package-root.js';
 import type { Command, Response, SessionClosed, Verdict } from '../../schemas/src/events.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { SSH_CLIENT_OPTIONS, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
+import { SSH_CLIENT_OPTIONS, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
 
 const POLICY = `identity: { dev_issuer: { enabled: true } }
 policy:
@@ -101,21 +101,6 @@ async function sftpBatch(env: Env, batch: string, extra: string[] = []): Promise
 async function scp(env: Env, args: string[]): Promise<RunResult> {
   return run('sshpass', ['-e', '/usr/bin/scp', '-P', String(env.port), ...SSH_CLIENT_OPTIONS, ...args], { env: { ...process.env, SSHPASS: await token(env) }, timeoutMs: 30_000 });
 }
-
-/** The newest Command whose text matches, with its verdict and response once recorded. */
-async function recorded(env: Env, match: (c: Command) => boolean): Promise<{ command: Command; verdict: Verdict | undefined; response: Response }> {
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const command = env.events.filter((e): e is Command => e.type === 'Command' && match(e)).at(-1);
-    const response = command && env.events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
-    if (command !== undefined && response !== undefined) {
-      return { command, response, verdict: env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === command.event_id) };
-    }
-    if (Date.now() > deadline) assert.unreachable('the command was not recorded');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 test('other spellings of a denied rm are refused, and the file is still on disk', async (ctx) => {
   const env = ctx as Env;
   const v = await victim(env, 'spelled');
