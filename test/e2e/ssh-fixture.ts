@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import ssh2 from 'ssh2';
 import { parseConfig } from '../../core/src/config.js';
 import { LocalBus } from '../../core/src/bus/local-bus.js';
 import type { Subscription } from '../../core/src/bus/bus.js';
@@ -145,4 +146,91 @@ export async function recorded(env: SshEnv, match: (c: Command) => boolean): Pro
     if (Date.now() > deadline) assert.unreachable(`the command was not recorded${command === undefined ? '' : ` (only "${command.text}" itself)`}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** ssh2 as a raw client through the proxy, for what OpenSSH would not send; `sub` is the token's subject. */
+export async function rawClient(env: SshEnv, sub = 'repo:acme/app:ref:refs/heads/main'): Promise<ssh2.Client> {
+  const conn = new ssh2.Client();
+  const password = await env.issuer.mint({ sub, repository: 'acme/app' }, { alg: 'ES256' });
+  await new Promise<void>((resolve, reject) => {
+    conn.once('ready', () => resolve()).once('error', reject);
+    // strictVendor off: ssh2 sends the OpenSSH extensions (unix-socket forwards) only to a server it knows as OpenSSH.
+    conn.connect({ host: '127.0.0.1', port: env.port, username: 'box', password, readyTimeout: 10_000, strictVendor: false });
+  });
+  return conn;
+}
+
+export interface RawResult {
+  /** The exit status; null when there was none (or the channel did not open). */
+  code: number | null;
+  stdout: string;
+  /** The channel's stderr, or why it did not open. */
+  stderr: string;
+}
+
+/** An exec channel on `conn` with its stdin closed at once, read to its end. */
+export function rawExec(conn: ssh2.Client, command: string, options: ssh2.ExecOptions = {}): Promise<RawResult> {
+  return new Promise((resolve) => {
+    conn.exec(command, options, (err, stream) => {
+      if (err) return resolve({ code: null, stdout: '', stderr: err.message });
+      collect(stream, resolve);
+    });
+  });
+}
+
+/** A subsystem channel on `conn` with its stdin closed at once, read to its end. */
+export function rawSubsystem(conn: ssh2.Client, name: string): Promise<RawResult> {
+  return new Promise((resolve) => {
+    conn.subsys(name, (err, stream) => {
+      if (err) return resolve({ code: null, stdout: '', stderr: err.message });
+      collect(stream, resolve);
+    });
+  });
+}
+
+function collect(stream: ssh2.ClientChannel, resolve: (r: RawResult) => void): void {
+  let stdout = '';
+  let stderr = '';
+  let code: number | null = null;
+  stream.on('data', (d: Buffer) => (stdout += d.toString()));
+  stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  stream.on('exit', (c: number | null) => (code = c));
+  stream.on('close', () => resolve({ code, stdout, stderr }));
+  stream.end();
+}
+
+/** A shell channel on `conn` with a pty, typed into and read like a screen. */
+export interface RawShell {
+  stream: ssh2.ClientChannel;
+  type: (s: string) => void;
+  resize: (rows: number, cols: number) => void;
+  /** Waits until the output since the call matches `re`; fails after `timeoutMs` (15 s). */
+  until: (re: RegExp, timeoutMs?: number) => Promise<void>;
+  screen: () => string;
+  close: () => void;
+  /** Whether the channel closed within `timeoutMs`. */
+  closed: (timeoutMs: number) => Promise<boolean>;
+}
+
+export async function rawShell(conn: ssh2.Client, pty: ssh2.PseudoTtyOptions = { term: 'xterm', cols: 80, rows: 24 }): Promise<RawShell> {
+  const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.shell(pty, (err, s) => (err ? reject(err) : resolve(s))));
+  let screen = '';
+  stream.on('data', (d: Buffer) => (screen += d.toString()));
+  const closed = new Promise<boolean>((resolve) => stream.once('close', () => resolve(true)));
+  return {
+    stream,
+    closed: (timeoutMs) => Promise.race([closed, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs))]),
+    type: (s) => void stream.write(s),
+    resize: (rows, cols) => void stream.setWindow(rows, cols, 0, 0),
+    screen: () => screen,
+    close: () => void stream.close(),
+    until: async (re, timeoutMs = 15_000) => {
+      const from = screen.length;
+      const deadline = Date.now() + timeoutMs;
+      while (!re.test(screen.slice(from))) {
+        if (Date.now() > deadline) assert.unreachable(`the screen never showed ${re}: ${JSON.stringify(screen.slice(-400))}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import type { Command, Response, Verdict } from '../../schemas/src/events.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { SSH_CLIENT_OPTIONS, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
+import { SSH_CLIENT_OPTIONS, rawClient, rawShell, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
 
 const POLICY = `identity: { dev_issuer: { enabled: true } }
 policy:
@@ -293,40 +293,6 @@ async function channelEnd(env: Env, shell: Command): Promise<Response> {
     if (Date.now() > deadline) assert.unreachable('the shell\'s end was not recorded');
     await new Promise((r) => setTimeout(r, 25));
   }
-}
-
-/** A shell on a pty through ssh2: `type` sends keys, `until` waits for the screen to show a pattern. */
-async function rawShell(conn: ssh2.Client, pty: ssh2.PseudoTtyOptions): Promise<{ type: (s: string) => void; resize: (rows: number, cols: number) => void; until: (re: RegExp, timeoutMs?: number) => Promise<void>; screen: () => string; close: () => void; closed: (timeoutMs: number) => Promise<boolean> }> {
-  const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.shell(pty, (err, s) => (err ? reject(err) : resolve(s))));
-  let screen = '';
-  stream.on('data', (d: Buffer) => (screen += d.toString()));
-  const closed = new Promise<boolean>((resolve) => stream.once('close', () => resolve(true)));
-  return {
-    closed: (timeoutMs) => Promise.race([closed, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs))]),
-    type: (s) => void stream.write(s),
-    resize: (rows, cols) => void stream.setWindow(rows, cols, 0, 0),
-    screen: () => screen,
-    close: () => void stream.close(),
-    until: async (re, timeoutMs = 15_000) => {
-      const from = screen.length;
-      const deadline = Date.now() + timeoutMs;
-      while (!re.test(screen.slice(from))) {
-        if (Date.now() > deadline) assert.unreachable(`the screen never showed ${re}: ${JSON.stringify(screen.slice(-300))}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    },
-  };
-}
-
-/** ssh2 as a client that sends what OpenSSH would not. */
-async function rawClient(env: Env): Promise<ssh2.Client> {
-  const conn = new ssh2.Client();
-  const password = await token(env);
-  await new Promise<void>((resolve, reject) => {
-    conn.once('ready', () => resolve()).once('error', reject);
-    conn.connect({ host: '127.0.0.1', port: env.port, username: 'box', password, readyTimeout: 10_000 });
-  });
-  return conn;
 }
 
 // SFTP v3 packets, written by hand (draft-ietf-secsh-filexfer-02): uint32 length | byte type | …

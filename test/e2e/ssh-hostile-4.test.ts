@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { packageRoot } from '../../core/src/package-root.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { SSH_CLIENT_OPTIONS, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
+import { SSH_CLIENT_OPTIONS, rawClient, rawExec, rawShell, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
 
 const POLICY = `identity: { dev_issuer: { enabled: true } }
 policy:
@@ -36,38 +36,6 @@ test.before(async (ctx) => {
   });
 });
 test.after(async (ctx) => stopSshProxy(ctx, [ctx.open]));
-
-async function rawClient(env: Env): Promise<ssh2.Client> {
-  const conn = new ssh2.Client();
-  const password = await env.issuer.mint({ sub: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app' }, { alg: 'ES256' });
-  await new Promise<void>((resolve, reject) => {
-    conn.once('ready', () => resolve()).once('error', reject);
-    // strictVendor off: ssh2 sends the OpenSSH extensions (unix-socket forwards) only to a server it knows as OpenSSH.
-    conn.connect({ host: '127.0.0.1', port: env.port, username: 'box', password, readyTimeout: 10_000, strictVendor: false });
-  });
-  return conn;
-}
-
-async function rawShell(conn: ssh2.Client, pty: ssh2.PseudoTtyOptions) {
-  const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.shell(pty, (err, s) => (err ? reject(err) : resolve(s))));
-  let screen = '';
-  stream.on('data', (d: Buffer) => (screen += d.toString()));
-  const closed = new Promise<boolean>((resolve) => stream.once('close', () => resolve(true)));
-  return {
-    stream,
-    closed: (timeoutMs: number) => Promise.race([closed, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs))]),
-    type: (s: string) => void stream.write(s),
-    screen: () => screen,
-    until: async (re: RegExp, timeoutMs = 15_000) => {
-      const from = screen.length;
-      const deadline = Date.now() + timeoutMs;
-      while (!re.test(screen.slice(from))) {
-        if (Date.now() > deadline) assert.unreachable(`the screen never showed ${re}: ${JSON.stringify(screen.slice(-400))}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    },
-  };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -95,26 +63,6 @@ function sendRaw(conn: ssh2.Client, payload: Buffer): void {
   sendPacket(proto, w.finalize(packet));
 }
 
-interface RawResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function rawExec(conn: ssh2.Client, command: string, options: ssh2.ExecOptions = {}): Promise<RawResult> {
-  return new Promise((resolve) => {
-    conn.exec(command, options, (err, stream) => {
-      if (err) return resolve({ code: null, stdout: '', stderr: err.message });
-      let stdout = '';
-      let stderr = '';
-      stream.on('data', (d: Buffer) => (stdout += d.toString()));
-      stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      let code: number | null = null;
-      stream.on('exit', (c: number | null) => (code = c));
-      stream.on('close', () => resolve({ code, stdout, stderr }));
-    });
-  });
-}
 /** The real ssh client on a real pty (pty-drive.py) through the proxy, driven by `steps`. */
 async function ptySsh(env: Env, steps: string[][]): Promise<RunResult> {
   const password = await env.issuer.mint({ sub: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app' }, { alg: 'ES256' });

@@ -10,11 +10,10 @@ import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
 import { packageRoot } from '../../core/src/package-root.js';
 import type { Command, Response, SessionClosed, Verdict } from '../../schemas/src/events.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { SSH_CLIENT_OPTIONS, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
+import { SSH_CLIENT_OPTIONS, rawClient, rawExec, rawSubsystem, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
 
 const POLICY = `identity: { dev_issuer: { enabled: true } }
 policy:
@@ -326,52 +325,6 @@ async function countingListener(host: string): Promise<{ server: Server; port: n
   });
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   return { server, port: (server.address() as { port: number }).port, connections: () => count };
-}
-
-/** ssh2 as a client that sends what OpenSSH would not (a NUL in a command, env and x11 requests). */
-async function rawClient(env: Env): Promise<ssh2.Client> {
-  const conn = new ssh2.Client();
-  const password = await token(env);
-  await new Promise<void>((resolve, reject) => {
-    conn.once('ready', () => resolve()).once('error', reject);
-    conn.connect({ host: '127.0.0.1', port: env.port, username: 'box', password, readyTimeout: 10_000 });
-  });
-  return conn;
-}
-
-interface RawResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function rawExec(conn: ssh2.Client, command: string, options: ssh2.ExecOptions = {}): Promise<RawResult> {
-  return new Promise((resolve) => {
-    conn.exec(command, options, (err, stream) => {
-      if (err) return resolve({ code: null, stdout: '', stderr: err.message });
-      collect(stream, resolve);
-    });
-  });
-}
-
-function rawSubsystem(conn: ssh2.Client, name: string): Promise<RawResult> {
-  return new Promise((resolve) => {
-    conn.subsys(name, (err, stream) => {
-      if (err) return resolve({ code: null, stdout: '', stderr: err.message });
-      collect(stream, resolve);
-    });
-  });
-}
-
-function collect(stream: ssh2.ClientChannel, resolve: (r: RawResult) => void): void {
-  let stdout = '';
-  let stderr = '';
-  let code: number | null = null;
-  stream.on('data', (d: Buffer) => (stdout += d.toString()));
-  stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  stream.on('exit', (c: number | null) => (code = c));
-  stream.on('close', () => resolve({ code, stdout, stderr }));
-  stream.end();
 }
 
 test.run();
