@@ -615,6 +615,8 @@ function maskedCopyRefusal(copy: MaskedCopy, maskSet: string): string {
   switch (copy.kind) {
     case 'copies-column':
       return `Agate refused the statement: its ${copy.statement} copies a column that mask set "${maskSet}" masks for this client somewhere the mask cannot follow`;
+    case 'takes-rows':
+      return `Agate refused the statement: its ${copy.statement} defines a function that column notation calls on a whole row (v.f is f(v)), which could keep a column that mask set "${maskSet}" masks for this client somewhere the mask cannot follow`;
     case 'shadows-builtins':
       return `Agate refused the statement: its ${copy.statement} puts a schema before pg_catalog in search_path (or changes a setting its text does not name), where a function could pass for a built-in and keep a column that mask set "${maskSet}" masks for this client`;
   }
