@@ -230,11 +230,17 @@ export class PgSession {
         return;
       case 'cancelRequest':
         return this.#cancel(msg);
-      case 'startup':
+      case 'startup': {
         this.#startup = msg;
         this.#login.progressed();
+        // Agate speaks protocol 3.0 to both sides and takes no protocol option: a client asking
+        // for a newer minor (3.2: longer cancel keys) or for `_pq_.` options is told so before
+        // anything else, as the server would tell it, rather than left to assume them granted.
+        const options = Object.keys(msg.parameters).filter((name) => name.startsWith('_pq_.'));
+        if ((msg.protocolVersion & 0xffff) !== 0 || options.length > 0) this.#client.write(serialize.negotiateProtocolVersion(0, options));
         this.#client.write(serialize.authenticationCleartextPassword());
         return;
+      }
       case 'password':
         if (this.#upstream === undefined) return this.#onPassword(msg);
     }
