@@ -104,6 +104,11 @@ hostile('a whole row through column notation (v.record_out is record_out(v)) rea
     ctx.refusals += 1;
   }
   assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM pg_proc WHERE proname = 'keep'"), '0');
+  // The built-in spelling copies the row as well as a function of its own would.
+  const copied = await send(ctx, 'INSERT INTO scratch SELECT 8, v.concat FROM vault v', true);
+  assert.ok(!copied.ok && /copies a column/.test(copied.message), JSON.stringify(copied));
+  ctx.refusals += 1;
+  assert.is(await ctx.agate.pg.psql('SELECT count(*) FROM scratch WHERE id IN (7, 8)'), '0');
   // A function of scalars is still the masked client's to make; a real column spelled qualified is itself.
   const scalar = await send(ctx, "CREATE FUNCTION public.twice(n int) RETURNS int LANGUAGE sql AS 'SELECT n * 2'", true);
   assert.ok(scalar.ok, JSON.stringify(scalar));

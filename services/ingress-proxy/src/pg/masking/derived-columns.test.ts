@@ -131,6 +131,11 @@ test('column notation: a built-in called on a whole row carries it; a function t
     assert.ok(carriesMaskedColumn(sql, masker), sql);
   }
   assert.not.ok(carriesMaskedColumn('SELECT v.id, v.note FROM vault v', masker));
+  // Copied by that name into a table, a view, a notification: the row, read back later.
+  for (const sql of ['INSERT INTO s SELECT 1, v.concat FROM vault v', 'CREATE VIEW w AS SELECT v.record_out AS r FROM vault v', "SELECT pg_notify('c', v.quote_literal) FROM vault v"]) {
+    assert.equal(copiesMaskedColumn(sql, masker)?.kind, 'copies-column', sql);
+  }
+  assert.is(copiesMaskedColumn('INSERT INTO s SELECT v.id, v.note FROM vault v', masker), undefined);
   for (const sql of [
     "CREATE FUNCTION keep(anyelement) RETURNS int LANGUAGE sql AS 'SELECT 1'",
     "CREATE FUNCTION keep(r vault) RETURNS int LANGUAGE sql AS 'SELECT 1'",

@@ -157,7 +157,7 @@ export function analysisCopies(analysis: SqlAnalysis, masker: Masker): MaskedCop
       const fields = list(ref.fields);
       const last = fields.at(-1) as Node | undefined;
       const name = (last?.String as Node | undefined)?.sval;
-      return last?.A_Star !== undefined || (typeof name === 'string' && (masker.masksColumn(name) || (fields.length === 1 && rows.has(name))));
+      return last?.A_Star !== undefined || rowFunctionRef(ref) || (typeof name === 'string' && (masker.masksColumn(name) || (fields.length === 1 && rows.has(name))));
     };
     const copy: MaskedCopy = { kind: 'copies-column', statement: kind };
     // `SELECT pg_notify('c', api_token)`, `set_config('x.y', api_token, …)`: sent back as a
