@@ -30,6 +30,9 @@ hostile.before(async (ctx) => {
     - id: no-admin
       action: deny
       match: { claims: { masked: "no" }, sql: { effects: [admin] } }
+    - id: vault-unread
+      action: deny
+      match: { claims: { masked: "no" }, sql: { tables_read: [vault] } }
 `,
   });
   // A role the upstream login may switch to: a SET ROLE that ran would show in current_user.
@@ -82,6 +85,26 @@ hostile('built-ins that act on other sessions or on the server are admin: adviso
   ]) await refused(ctx, sql, 'no-admin');
   // The agent's session is still open: a lock it took would be held now.
   assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), '0');
+});
+
+hostile('a one-argument function called as a field, (x).f, is a call of f: effects, SQL text and masking see it', async (ctx) => {
+  await plain(ctx);
+  // Field selection calls a function of the value, with no call in the text's tree.
+  for (const sql of ["SELECT ('/etc/hostname'::text).pg_read_file", 'SELECT (42::bigint).pg_advisory_lock', "SELECT ('.'::text).pg_ls_dir", 'SELECT ((0)).pg_cancel_backend']) {
+    await refused(ctx, sql, 'no-admin');
+  }
+  await refused(ctx, "SELECT ('SELECT to_tsvector(api_token) FROM vault'::text).ts_stat", 'vault-unread');
+  assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), '0');
+  // A masked client: the query's words come back masked; a function of its own, called so on a
+  // masked column, would store it.
+  const read = await send(ctx, "SELECT ('SELECT to_tsvector(api_token) FROM vault'::text).ts_stat", true);
+  assert.ok(read.ok && !JSON.stringify(read.rows).includes(TOKEN), JSON.stringify(read));
+  const made = await send(ctx, "CREATE FUNCTION public.stash(t text) RETURNS int LANGUAGE sql AS 'INSERT INTO public.scratch VALUES (9, t) RETURNING 1'", true);
+  assert.ok(made.ok, JSON.stringify(made));
+  const copied = await send(ctx, 'SELECT (api_token).stash FROM vault', true);
+  assert.ok(!copied.ok && /copies a column/.test(copied.message), JSON.stringify(copied));
+  ctx.refusals += 1;
+  assert.is(await ctx.agate.pg.psql('SELECT count(*) FROM scratch WHERE id = 9'), '0');
 });
 
 hostile('a whole row through column notation (v.record_out is record_out(v)) reaches a masked client masked, and no function of its own takes one', async (ctx) => {

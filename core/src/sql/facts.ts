@@ -289,6 +289,7 @@ class Collector {
         }
         if (c !== undefined && key === 'AlterTableCmd' && c.behavior === 'DROP_CASCADE') this.#table([EVERY_TABLE], true);
         if (c !== undefined && key === 'FuncCall') this.#call(c, depth);
+        if (c !== undefined && key === 'A_Indirection') for (const call of fieldCalls(c)) this.#call(call, depth);
         stack.push({ value: child, write, schema, through });
       }
       root = false;
@@ -547,6 +548,23 @@ function unnamedTables(kind: string, node: Obj): (string | undefined)[] {
     default:
       return [];
   }
+}
+
+/**
+ * `(x).f`, a field selection, is a call `f(x)` when `x` has no field `f` and a function `f` takes
+ * it: `('/etc/passwd'::text).pg_read_file`, `(42::bigint).pg_advisory_lock`, with no FuncCall in
+ * the tree. Each field name selected is read as such a call (a real field named like an
+ * effectful built-in then counts as one: fail closed).
+ */
+export function fieldCalls(indirection: Obj): Obj[] {
+  const out: Obj[] = [];
+  let arg = indirection.arg;
+  for (const step of list(indirection.indirection)) {
+    const name = asObj(asObj(step)?.String)?.sval;
+    if (typeof name === 'string') out.push({ funcname: [{ String: { sval: name } }], args: [arg] });
+    arg = { A_Indirection: { arg, indirection: [step] } };
+  }
+  return out;
 }
 
 /**

@@ -136,6 +136,10 @@ test('column notation: a built-in called on a whole row carries it; a function t
     assert.equal(copiesMaskedColumn(sql, masker)?.kind, 'copies-column', sql);
   }
   assert.is(copiesMaskedColumn('INSERT INTO s SELECT v.id, v.note FROM vault v', masker), undefined);
+  // A field selection calls a function of the value: `(api_token).keep` is keep(api_token).
+  assert.equal(copiesMaskedColumn('SELECT (api_token).keep FROM vault', masker)?.kind, 'copies-column');
+  assert.is(copiesMaskedColumn('SELECT (api_token).upper FROM vault', masker), undefined);
+  assert.ok(carriesMaskedColumn("SELECT ('SELECT to_tsvector(api_token) FROM vault'::text).ts_stat", masker));
   for (const sql of [
     "CREATE FUNCTION keep(anyelement) RETURNS int LANGUAGE sql AS 'SELECT 1'",
     "CREATE FUNCTION keep(r vault) RETURNS int LANGUAGE sql AS 'SELECT 1'",

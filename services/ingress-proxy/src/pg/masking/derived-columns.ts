@@ -1,5 +1,5 @@
 import { analyzeSql, type SqlAnalysis, type SqlStatement } from '../../../../../core/src/sql/analyze.js';
-import { sqlFacts } from '../../../../../core/src/sql/facts.js';
+import { fieldCalls, sqlFacts } from '../../../../../core/src/sql/facts.js';
 import type { Masker } from '../../masking/masker.js';
 
 type Node = Record<string, unknown>;
@@ -70,10 +70,20 @@ const STATISTICS_RELATIONS = new Set(['pg_stats', 'pg_statistic', 'pg_stats_ext'
 function readsUnnamedColumns(statement: Node): boolean {
   return forEachObject(statement, (n) => {
     if (typeof n.relname === 'string' && STATISTICS_RELATIONS.has(n.relname)) return true;
-    const call = n.FuncCall as Node | undefined;
-    const name = call === undefined ? undefined : ((list(call.funcname).at(-1) as Node | undefined)?.String as Node | undefined)?.sval;
-    return typeof name === 'string' && COLUMN_READERS.has(name);
+    return calledNames(n).some((name) => COLUMN_READERS.has(name));
   });
+}
+
+/**
+ * The functions a node calls by name: a FuncCall's, and each field a field selection names
+ * (`('SELECT …'::text).ts_stat` is `ts_stat('SELECT …')`: see facts.ts fieldCalls).
+ */
+function calledNames(n: Node): string[] {
+  const call = n.FuncCall as Node | undefined;
+  const name = call === undefined ? undefined : ((list(call.funcname).at(-1) as Node | undefined)?.String as Node | undefined)?.sval;
+  if (typeof name === 'string') return [name];
+  const fields = n.A_Indirection as Node | undefined;
+  return fields === undefined ? [] : fieldCalls(fields).map((c) => ((c.funcname as Node[])[0]!.String as Node).sval as string);
 }
 
 /** Built-ins that keep or send a value where it is read back later under another name. */
@@ -108,6 +118,8 @@ const PURE_OPERATORS = new Set([
  * outside pg_catalog included (`OPERATOR(app.=)`, `app.upper(…)`).
  */
 function unknownCall(n: Node): boolean {
+  // `(api_token).keep` calls keep(api_token) with no FuncCall (see calledNames).
+  if (n.A_Indirection !== undefined) return calledNames(n).some((name) => !PURE_FUNCTIONS.has(name));
   const call = n.FuncCall as Node | undefined;
   const expr = n.A_Expr as Node | undefined;
   const [names, known] = call !== undefined ? [call.funcname, PURE_FUNCTIONS] : expr !== undefined && typeof expr.kind === 'string' && expr.kind.startsWith('AEXPR_OP') ? [expr.name, PURE_OPERATORS] : [undefined, undefined];
