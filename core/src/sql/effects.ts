@@ -24,7 +24,9 @@ import type { Node } from 'libpg-query';
  * - `admin`: operates the server: VACUUM/ANALYZE, CLUSTER, REINDEX, CHECKPOINT, LOCK in a mode
  *   stronger than ROW SHARE, LOAD,
  *   ALTER SYSTEM, databases, tablespaces, replication, COPY to or from a server file or program,
- *   calls of built-ins that reach server files or processes (`pg_read_file`, `lo_import`, …).
+ *   calls of built-ins that reach server files or processes (`pg_read_file`, `lo_import`, …),
+ *   take advisory locks that stop other sessions, reset the statistics, or work replication
+ *   slots and logical decoding (see facts.ts FUNCTION_EFFECTS).
  * - `dynamic`: runs SQL whose text is only known at run time (PL/pgSQL `EXECUTE` of a
  *   non-constant, `dblink`, a `pg_cron` job, `query_to_xml` of a non-constant), and a `FETCH`,
  *   `MOVE` or `CLOSE` inside code or `cursor_to_xml`, whose portal is named at run time (it may be one the client
@@ -179,7 +181,10 @@ export const STATEMENT_EFFECTS: Readonly<Record<StatementNodeName, readonly SqlE
 /** ALTER TABLE subcommands that remove a column, a constraint, or rows from the table's view. */
 const DESTROYING_SUBCOMMANDS = new Set(['AT_DropColumn', 'AT_DropConstraint', 'AT_DetachPartition', 'AT_DetachPartitionFinalize', 'AT_DropInherit']);
 const PRIVILEGE_SUBCOMMANDS = new Set(['AT_ChangeOwner', 'AT_EnableRowSecurity', 'AT_DisableRowSecurity', 'AT_ForceRowSecurity', 'AT_NoForceRowSecurity']);
-/** Settings whose change is a change of identity. */
+/**
+ * Settings whose change is a change of identity. The server finds a setting by its name in any
+ * case (`SET "Role" TO x` is `SET ROLE x`), so names are compared in lower case.
+ */
 const IDENTITY_SETTINGS = new Set(['role', 'session_authorization']);
 
 type Obj = Record<string, unknown>;
@@ -244,7 +249,7 @@ export function statementEffects(kind: string, node: Obj): SqlEffect[] {
       }
       break;
     case 'VariableSetStmt':
-      if (typeof node.name === 'string' && IDENTITY_SETTINGS.has(node.name)) out.push('privilege');
+      if (typeof node.name === 'string' && IDENTITY_SETTINGS.has(node.name.toLowerCase())) out.push('privilege');
       break;
   }
   return out;

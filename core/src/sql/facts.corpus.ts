@@ -356,6 +356,26 @@ session privilege | - | SET ROLE admin
 session privilege | - | SET SESSION AUTHORIZATION postgres
 session privilege | - | RESET ROLE
 session privilege | - | SET LOCAL ROLE NONE
+session privilege | - | SET "Role" TO admin
+session privilege | - | SET LOCAL "ROLE" = admin
+session privilege | - | SET "Session_Authorization" TO postgres
+ddl code privilege | - | ALTER FUNCTION f() SET "Role" = admin
+privilege | - | ALTER ROLE CURRENT_USER SET "ROLE" = admin
+read admin | - | SELECT pg_advisory_lock(42)
+read admin | - | SELECT pg_catalog.pg_try_advisory_xact_lock_shared(4, 2)
+read admin | - | SELECT pg_stat_reset()
+read admin | - | SELECT pg_stat_reset_single_table_counters('t'::regclass)
+read admin | r:* | SELECT * FROM pg_logical_slot_get_changes('s', NULL, NULL)
+read admin | r:* | SELECT data FROM pg_catalog.pg_logical_slot_peek_binary_changes('s', NULL, NULL)
+read admin | - | SELECT pg_replication_slot_advance('s', '0/0')
+read admin | - | SELECT pg_logical_emit_message(true, 'p', 'x')
+ddl admin | r:* | CREATE OPERATOR ### (leftarg = name, rightarg = pg_lsn, function = pg_logical_slot_get_changes)
+read admin | - | SELECT ('/etc/passwd'::text).pg_read_file
+read admin | - | SELECT (42::bigint).pg_advisory_lock
+read write destroy | - | SELECT (12345::oid).lo_unlink
+read write | w:invoice_no | SELECT ('invoice_no'::regclass).nextval
+read | r:vault | SELECT ('SELECT to_tsvector(api_token) FROM vault'::text).ts_stat
+read admin | - | SELECT (((42::bigint)).pg_advisory_lock)
 read privilege | - | SELECT set_config('role', 'admin', false)
 read privilege | - | SELECT set_config(current_setting('x'), 'admin', false)
 read privilege | r:pg_settings | SELECT set_config(name, 'admin', false) FROM pg_settings WHERE name = 'role'

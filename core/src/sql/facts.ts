@@ -43,6 +43,12 @@ export interface SqlFacts {
   tables: readonly TableRef[];
   /** An UPDATE or DELETE somewhere in it has no WHERE clause. */
   unboundedWrite: boolean;
+  /**
+   * Settings changed by SQL the statement carries as text (a function or DO body, an EXECUTE'd
+   * constant, a query handed to a built-in), in lower case; `*` for a `set_config` whose setting
+   * is known only at run time. Their values are not checked there (the text's own SETs are).
+   */
+  codeSettings: ReadonlySet<string>;
 }
 
 export type SqlFactsResult = { ok: true; facts: SqlFacts } | { ok: false; error: string };
@@ -134,6 +140,13 @@ const RELATION_ARGUMENT = new Map<string, { arg: string; of: 'relation' | 'schem
   ...['database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema'].map((n): [string, { arg: string; of: 'database'; write: false }] => [n, { arg: '', of: 'database', write: false }]),
   ...['nextval', 'setval'].map((n): [string, { arg: string; of: 'relation'; write: true }] => [n, { arg: '', of: 'relation', write: true }]),
 ]);
+/**
+ * Logical decoding: the changes of every table since the slot's position (values of every
+ * column written), consumed (`get`) or not (`peek`). A read of every table, and admin.
+ */
+const DECODING_FUNCTIONS = new Set([
+  'pg_logical_slot_get_changes', 'pg_logical_slot_peek_changes', 'pg_logical_slot_get_binary_changes', 'pg_logical_slot_peek_binary_changes',
+]);
 /** Catalogs holding sample values of every analysed column (most common values, histogram bounds). */
 const STATISTICS_RELATIONS = new Set(['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data']);
 /** Identifiers longer than this many bytes are truncated by the server (NAMEDATALEN - 1). */
@@ -145,14 +158,34 @@ const MAX_IDENTIFIER_BYTES = 63;
  */
 const PORTAL_READERS = new Set(['cursor_to_xml']);
 const IDENTITY_SETTINGS = new Set(['role', 'session_authorization']);
-/** Built-in functions whose call is an effect of its own: reaching the server's files, processes, WAL or configuration, or changing large objects. */
+/**
+ * Built-in functions whose call is an effect of its own: reaching the server's files, processes,
+ * WAL, replication slots, statistics or configuration, taking locks that stop other sessions, or
+ * changing large objects.
+ */
 const ADMIN = ['admin'] as const;
 const FUNCTION_EFFECTS: ReadonlyMap<string, readonly SqlEffect[]> = new Map<string, readonly SqlEffect[]>([
   ...[
     'pg_read_file', 'pg_read_binary_file', 'pg_ls_dir', 'pg_ls_logdir', 'pg_ls_waldir', 'pg_ls_tmpdir', 'pg_ls_archive_statusdir', 'pg_stat_file',
+    'pg_ls_logicalsnapdir', 'pg_ls_logicalmapdir', 'pg_ls_replslotdir',
     'lo_export', 'pg_reload_conf', 'pg_terminate_backend', 'pg_cancel_backend', 'pg_rotate_logfile', 'pg_switch_wal', 'pg_promote',
     'pg_create_restore_point', 'pg_backup_start', 'pg_backup_stop', 'pg_create_physical_replication_slot', 'pg_create_logical_replication_slot',
     'pg_drop_replication_slot', 'pg_log_backend_memory_contexts', 'pg_file_write', 'pg_file_unlink',
+    'pg_wal_replay_pause', 'pg_wal_replay_resume',
+    // Replication slots and origins: a slot holds back WAL for everyone; advancing or copying one
+    // moves what its consumer (another system) will receive; a message is written into the WAL.
+    'pg_replication_slot_advance', 'pg_copy_physical_replication_slot', 'pg_copy_logical_replication_slot', 'pg_logical_emit_message',
+    'pg_replication_origin_create', 'pg_replication_origin_drop', 'pg_replication_origin_advance', 'pg_replication_origin_session_setup',
+    'pg_replication_origin_session_reset', 'pg_replication_origin_xact_setup', 'pg_replication_origin_xact_reset',
+    // The server's own account of what ran (and what autovacuum goes by), erased.
+    'pg_stat_reset', 'pg_stat_reset_shared', 'pg_stat_reset_single_table_counters', 'pg_stat_reset_single_function_counters',
+    'pg_stat_reset_slru', 'pg_stat_reset_replication_slot', 'pg_stat_reset_subscription_stats', 'pg_stat_reset_backend_stats',
+    'pg_stat_statements_reset',
+    // Advisory locks: held by the agent, they stop every session that takes the same key (a
+    // migration, a job queue) as a LOCK above ROW SHARE stops writers. Unlocking frees only the
+    // session's own, and is left a read.
+    'pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_advisory_xact_lock', 'pg_advisory_xact_lock_shared',
+    'pg_try_advisory_lock', 'pg_try_advisory_lock_shared', 'pg_try_advisory_xact_lock', 'pg_try_advisory_xact_lock_shared',
   ].map((n): [string, readonly SqlEffect[]] => [n, ADMIN]),
   ['lo_import', ['admin', 'write']],
   ...['lo_create', 'lo_creat', 'lo_from_bytea', 'lo_put', 'lowrite'].map((n): [string, readonly SqlEffect[]] => [n, ['write']]),
@@ -205,10 +238,11 @@ class Collector {
   readonly #tables: TableRef[] = [];
   /** `set_config(name, …)` calls whose setting name their SELECT pins (see #pinnedSettings). */
   readonly #settingNames = new WeakMap<Obj, string>();
+  readonly #codeSettings = new Set<string>();
   #unboundedWrite = false;
 
   facts(): SqlFacts {
-    return { kinds: this.#kinds, effects: this.#effects, tables: this.#tables, unboundedWrite: this.#unboundedWrite };
+    return { kinds: this.#kinds, effects: this.#effects, tables: this.#tables, unboundedWrite: this.#unboundedWrite, codeSettings: this.#codeSettings };
   }
 
   /** One top-level statement (`{ KindStmt: {...} }`) with its source text. */
@@ -255,6 +289,7 @@ class Collector {
         }
         if (c !== undefined && key === 'AlterTableCmd' && c.behavior === 'DROP_CASCADE') this.#table([EVERY_TABLE], true);
         if (c !== undefined && key === 'FuncCall') this.#call(c, depth);
+        if (c !== undefined && key === 'A_Indirection') for (const call of fieldCalls(c)) this.#call(call, depth);
         stack.push({ value: child, write, schema, through });
       }
       root = false;
@@ -277,6 +312,9 @@ class Collector {
     switch (kind) {
       case 'SelectStmt':
         this.#pinnedSettings(node);
+        break;
+      case 'VariableSetStmt':
+        if (depth > 0 && typeof node.name === 'string') this.#codeSettings.add(node.name.toLowerCase());
         break;
       case 'MergeStmt':
         for (const w of list(node.mergeWhenClauses)) {
@@ -338,6 +376,10 @@ class Collector {
     const qualified = names.length > 1 ? `${String(names[names.length - 2])}.${name}` : name;
     if (SQL_TEXT_FUNCTIONS.has(name) || REMOTE_SQL_FUNCTIONS.has(name) || DEFERRED_SQL_FUNCTIONS.has(qualified)) this.#effects.add('dynamic');
     for (const e of FUNCTION_EFFECTS.get(name) ?? []) this.#effects.add(e);
+    if (DECODING_FUNCTIONS.has(name)) {
+      this.#table([EVERY_TABLE], false);
+      this.#effects.add('admin');
+    }
     if (name === 'set_config') this.#effects.add('privilege');
     if (name === 'pg_notify') {
       this.#kinds.add('NotifyStmt');
@@ -457,6 +499,10 @@ class Collector {
     const first = named?.arg ?? args[0];
     const relation = RELATION_ARGUMENT.get(name);
     if (relation !== undefined) this.#relationArgument(relation, args);
+    if (DECODING_FUNCTIONS.has(name)) {
+      this.#table([EVERY_TABLE], false);
+      this.#effects.add('admin');
+    }
     if (relation?.write === true) this.#effects.add('write');
     const sqlText = SQL_TEXT_FUNCTIONS.get(name);
     if (sqlText !== undefined && (sqlText.args === undefined || sqlText.args === args.length)) {
@@ -475,6 +521,7 @@ class Collector {
     } else if (name === 'set_config') {
       const setting = constantText(first) ?? this.#settingNames.get(call);
       if (setting === undefined || IDENTITY_SETTINGS.has(setting.toLowerCase())) this.#effects.add('privilege');
+      if (depth > 0) this.#codeSettings.add(setting?.toLowerCase() ?? '*');
     }
   }
 }
@@ -501,6 +548,23 @@ function unnamedTables(kind: string, node: Obj): (string | undefined)[] {
     default:
       return [];
   }
+}
+
+/**
+ * `(x).f`, a field selection, is a call `f(x)` when `x` has no field `f` and a function `f` takes
+ * it: `('/etc/passwd'::text).pg_read_file`, `(42::bigint).pg_advisory_lock`, with no FuncCall in
+ * the tree. Each field name selected is read as such a call (a real field named like an
+ * effectful built-in then counts as one: fail closed).
+ */
+export function fieldCalls(indirection: Obj): Obj[] {
+  const out: Obj[] = [];
+  let arg = indirection.arg;
+  for (const step of list(indirection.indirection)) {
+    const name = asObj(asObj(step)?.String)?.sval;
+    if (typeof name === 'string') out.push({ funcname: [{ String: { sval: name } }], args: [arg] });
+    arg = { A_Indirection: { arg, indirection: [step] } };
+  }
+  return out;
 }
 
 /**

@@ -42,6 +42,8 @@ const session = suite('serialize session messages');
 session('ParameterStatus, BackendKeyData, ReadyForQuery', () => {
   const ps = only(serialize.parameterStatus('server_version', '16.2'));
   assert.equal([ps.name, ps.parameterName, ps.parameterValue], ['parameterStatus', 'server_version', '16.2']);
+  // 'v' | len | Int32 3.0 | Int32 1 | "_pq_.x\0"
+  assert.equal([...serialize.negotiateProtocolVersion(0, ['_pq_.x'])], [0x76, 0, 0, 0, 19, 0, 3, 0, 0, 0, 0, 0, 1, ...Buffer.from('_pq_.x\0')]);
   const key = only(serialize.backendKeyData(1234, -99));
   assert.equal([key.name, key.processID, key.secretKey], ['backendKeyData', 1234, -99]);
   for (const status of ['I', 'T', 'E'] as const) {

@@ -93,6 +93,12 @@ const serialize = {
   authenticationSASLFinal: (data: Buffer | string): Buffer => auth(12, toBytes(data)),
   parameterStatus: (name: string, value: string): Buffer =>
     new BufferWriter().addCString(name).addCString(value).flush(BackendCode.ParameterStatus),
+  /** The newest minor version of protocol 3 spoken, and the `_pq_.` options not taken, each NUL-terminated. */
+  negotiateProtocolVersion: (minor: number, options: readonly string[]): Buffer => {
+    const w = new BufferWriter().addInt32((3 << 16) | minor).addInt32(options.length);
+    for (const o of options) w.addCString(o);
+    return w.flush(BackendCode.NegotiateProtocolVersion);
+  },
   backendKeyData: (processId: number, secretKey: number): Buffer =>
     new BufferWriter(13).addInt32(processId).addInt32(secretKey).flush(BackendCode.BackendKeyData),
   /** 'I' idle, 'T' in a transaction block, 'E' in a failed transaction block. */

@@ -25,8 +25,8 @@ export function decodeStartupPacket(raw: Buffer): StartupPacket {
       return { type: 'cancelRequest', processId, secretKey, raw };
     }
   }
-  // Only major version 3 exists today; the minor version is left for the server to negotiate
-  // (it answers newer minors with NegotiateProtocolVersion).
+  // Only major version 3 exists today; a newer minor is answered with NegotiateProtocolVersion
+  // for 3.0 (session.ts), as the server answers one it does not speak.
   if (code >>> 16 !== 3) {
     throw new ProtocolError(`unsupported frontend protocol ${code >>> 16}.${code & 0xffff}`, ErrorCode.PROTOCOL_UNSUPPORTED);
   }

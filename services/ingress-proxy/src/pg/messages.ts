@@ -47,6 +47,7 @@ export const enum BackendCode {
   NoData = 0x6e, // n
   PortalSuspended = 0x73, // s
   ParameterDescription = 0x74, // t
+  NegotiateProtocolVersion = 0x76, // v
 }
 
 /** Request codes of untyped startup-phase packets (the Int32 after the length). */

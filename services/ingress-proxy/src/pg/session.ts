@@ -230,11 +230,17 @@ export class PgSession {
         return;
       case 'cancelRequest':
         return this.#cancel(msg);
-      case 'startup':
+      case 'startup': {
         this.#startup = msg;
         this.#login.progressed();
+        // Agate speaks protocol 3.0 to both sides and takes no protocol option: a client asking
+        // for a newer minor (3.2: longer cancel keys) or for `_pq_.` options is told so before
+        // anything else, as the server would tell it, rather than left to assume them granted.
+        const options = Object.keys(msg.parameters).filter((name) => name.startsWith('_pq_.'));
+        if ((msg.protocolVersion & 0xffff) !== 0 || options.length > 0) this.#client.write(serialize.negotiateProtocolVersion(0, options));
         this.#client.write(serialize.authenticationCleartextPassword());
         return;
+      }
       case 'password':
         if (this.#upstream === undefined) return this.#onPassword(msg);
     }
@@ -615,6 +621,8 @@ function maskedCopyRefusal(copy: MaskedCopy, maskSet: string): string {
   switch (copy.kind) {
     case 'copies-column':
       return `Agate refused the statement: its ${copy.statement} copies a column that mask set "${maskSet}" masks for this client somewhere the mask cannot follow`;
+    case 'takes-rows':
+      return `Agate refused the statement: its ${copy.statement} defines a function that column notation calls on a whole row (v.f is f(v)), which could keep a column that mask set "${maskSet}" masks for this client somewhere the mask cannot follow`;
     case 'shadows-builtins':
       return `Agate refused the statement: its ${copy.statement} puts a schema before pg_catalog in search_path (or changes a setting its text does not name), where a function could pass for a built-in and keep a column that mask set "${maskSet}" masks for this client`;
   }

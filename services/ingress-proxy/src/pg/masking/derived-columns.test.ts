@@ -126,4 +126,44 @@ test('copying a masked column into a table, view, column or body is named; writi
   ]) assert.is(copiesMaskedColumn(sql, masker), undefined, sql);
 });
 
+test('column notation: a built-in called on a whole row carries it; a function taking a row may not be made by a masked client', () => {
+  for (const sql of ['SELECT v.record_out FROM vault v', 'SELECT vault.concat AS id FROM vault', 'SELECT public.vault.quote_literal FROM public.vault', 'SELECT v.to_jsonb::text FROM vault v']) {
+    assert.ok(carriesMaskedColumn(sql, masker), sql);
+  }
+  assert.not.ok(carriesMaskedColumn('SELECT v.id, v.note FROM vault v', masker));
+  // Copied by that name into a table, a view, a notification: the row, read back later.
+  for (const sql of ['INSERT INTO s SELECT 1, v.concat FROM vault v', 'CREATE VIEW w AS SELECT v.record_out AS r FROM vault v', "SELECT pg_notify('c', v.quote_literal) FROM vault v"]) {
+    assert.equal(copiesMaskedColumn(sql, masker)?.kind, 'copies-column', sql);
+  }
+  assert.is(copiesMaskedColumn('INSERT INTO s SELECT v.id, v.note FROM vault v', masker), undefined);
+  // A field selection calls a function of the value: `(api_token).keep` is keep(api_token).
+  assert.equal(copiesMaskedColumn('SELECT (api_token).keep FROM vault', masker)?.kind, 'copies-column');
+  assert.is(copiesMaskedColumn('SELECT (api_token).upper FROM vault', masker), undefined);
+  assert.ok(carriesMaskedColumn("SELECT ('SELECT to_tsvector(api_token) FROM vault'::text).ts_stat", masker));
+  for (const sql of [
+    "CREATE FUNCTION keep(anyelement) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "CREATE FUNCTION keep(r vault) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "CREATE OR REPLACE FUNCTION keep(r record, n int DEFAULT 0, OUT x int) LANGUAGE sql AS 'SELECT 1'",
+    "CREATE FUNCTION keep(VARIADIC \"any\") RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "CREATE FUNCTION keep(r public.text) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+  ]) assert.equal(copiesMaskedColumn(sql, masker), { kind: 'takes-rows', statement: 'CreateFunctionStmt' }, sql);
+  for (const sql of [
+    "CREATE FUNCTION twice(n int) RETURNS int LANGUAGE sql AS 'SELECT n * 2'",
+    "CREATE FUNCTION pair(a anyelement, b anyelement) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "CREATE FUNCTION tags(t text[], OUT n int) LANGUAGE sql AS 'SELECT 1'",
+    "CREATE PROCEDURE p(r anyelement) LANGUAGE sql AS 'SELECT 1'",
+  ]) assert.is(copiesMaskedColumn(sql, masker), undefined, sql);
+});
+
+test('search_path changed by code read only as text shadows built-ins; a setting named in another case is the setting', () => {
+  for (const sql of [
+    "DO $$BEGIN PERFORM set_config('search_path', 'pg_catalog', false); END$$",
+    "DO $$BEGIN SET search_path = other, pg_catalog; END$$",
+    "SELECT query_to_xml('SELECT set_config(''search_path'', ''x'', false)', true, false, '')",
+    "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$SELECT set_config(current_setting('x'), 'y', false)$$",
+    'SET "Search_Path" TO other, pg_catalog',
+  ]) assert.equal(copiesMaskedColumn(sql, masker)?.kind, 'shadows-builtins', sql);
+  assert.is(copiesMaskedColumn("DO $$BEGIN PERFORM set_config('application_name', 'x', false); END$$", masker), undefined);
+});
+
 test.run();

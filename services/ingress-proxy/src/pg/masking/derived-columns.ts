@@ -1,4 +1,5 @@
-import { analyzeSql, type SqlAnalysis } from '../../../../../core/src/sql/analyze.js';
+import { analyzeSql, type SqlAnalysis, type SqlStatement } from '../../../../../core/src/sql/analyze.js';
+import { fieldCalls, sqlFacts } from '../../../../../core/src/sql/facts.js';
 import type { Masker } from '../../masking/masker.js';
 
 type Node = Record<string, unknown>;
@@ -40,7 +41,27 @@ const COLUMN_READERS = new Set([
   'cursor_to_xml', 'cursor_to_xmlschema', 'schema_to_xml', 'schema_to_xmlschema', 'schema_to_xml_and_xmlschema',
   'database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema', 'ts_stat', 'ts_rewrite',
   'dblink', 'dblink_fetch', 'dblink_get_result',
+  // Logical decoding: every column of every changed row, as text.
+  'pg_logical_slot_get_changes', 'pg_logical_slot_peek_changes', 'pg_logical_slot_get_binary_changes', 'pg_logical_slot_peek_binary_changes',
 ]);
+
+/**
+ * Built-ins that column notation calls on a whole row, returning its values: `v.record_out` is
+ * `record_out(v)`, `(1,tok…)`, under the name `record_out` (pg_catalog's functions whose one
+ * argument takes a row and whose result holds it). A qualified name ending in one is read as
+ * that call.
+ */
+const ROW_FUNCTIONS = new Set([
+  'record_out', 'record_send', 'quote_literal', 'quote_nullable', 'concat', 'row_to_json', 'to_json', 'to_jsonb',
+  'json_build_array', 'jsonb_build_array', 'json_build_object', 'jsonb_build_object', 'hstore',
+]);
+
+/** `v.record_out`, `public.vault.concat`: a qualified name that may be a call of a {@link ROW_FUNCTIONS} member on the row. */
+function rowFunctionRef(ref: Node): boolean {
+  const fields = list(ref.fields);
+  const name = ((fields.at(-1) as Node | undefined)?.String as Node | undefined)?.sval;
+  return fields.length > 1 && typeof name === 'string' && ROW_FUNCTIONS.has(name);
+}
 
 /** The planner's statistics: sampled values (most common, histogram bounds) of every column. */
 const STATISTICS_RELATIONS = new Set(['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data']);
@@ -49,10 +70,20 @@ const STATISTICS_RELATIONS = new Set(['pg_stats', 'pg_statistic', 'pg_stats_ext'
 function readsUnnamedColumns(statement: Node): boolean {
   return forEachObject(statement, (n) => {
     if (typeof n.relname === 'string' && STATISTICS_RELATIONS.has(n.relname)) return true;
-    const call = n.FuncCall as Node | undefined;
-    const name = call === undefined ? undefined : ((list(call.funcname).at(-1) as Node | undefined)?.String as Node | undefined)?.sval;
-    return typeof name === 'string' && COLUMN_READERS.has(name);
+    return calledNames(n).some((name) => COLUMN_READERS.has(name));
   });
+}
+
+/**
+ * The functions a node calls by name: a FuncCall's, and each field a field selection names
+ * (`('SELECT …'::text).ts_stat` is `ts_stat('SELECT …')`: see facts.ts fieldCalls).
+ */
+function calledNames(n: Node): string[] {
+  const call = n.FuncCall as Node | undefined;
+  const name = call === undefined ? undefined : ((list(call.funcname).at(-1) as Node | undefined)?.String as Node | undefined)?.sval;
+  if (typeof name === 'string') return [name];
+  const fields = n.A_Indirection as Node | undefined;
+  return fields === undefined ? [] : fieldCalls(fields).map((c) => ((c.funcname as Node[])[0]!.String as Node).sval as string);
 }
 
 /** Built-ins that keep or send a value where it is read back later under another name. */
@@ -87,6 +118,8 @@ const PURE_OPERATORS = new Set([
  * outside pg_catalog included (`OPERATOR(app.=)`, `app.upper(…)`).
  */
 function unknownCall(n: Node): boolean {
+  // `(api_token).keep` calls keep(api_token) with no FuncCall (see calledNames).
+  if (n.A_Indirection !== undefined) return calledNames(n).some((name) => !PURE_FUNCTIONS.has(name));
   const call = n.FuncCall as Node | undefined;
   const expr = n.A_Expr as Node | undefined;
   const [names, known] = call !== undefined ? [call.funcname, PURE_FUNCTIONS] : expr !== undefined && typeof expr.kind === 'string' && expr.kind.startsWith('AEXPR_OP') ? [expr.name, PURE_OPERATORS] : [undefined, undefined];
@@ -105,7 +138,7 @@ const READS_TO_RESULT = new Set(['SelectStmt', 'ExplainStmt', 'PrepareStmt', 'Ex
  * it changes search_path so that a function outside pg_catalog would pass for a pure built-in
  * (then a later `upper(api_token)` may store the column).
  */
-export type MaskedCopy = { kind: 'copies-column'; statement: string } | { kind: 'shadows-builtins'; statement: string };
+export type MaskedCopy = { kind: 'copies-column'; statement: string } | { kind: 'shadows-builtins'; statement: string } | { kind: 'takes-rows'; statement: string };
 
 /**
  * For a client whose results a mask set masks: the first statement that copies a
@@ -127,7 +160,8 @@ export function copiesMaskedColumn(sql: string, masker: Masker): MaskedCopy | un
 export function analysisCopies(analysis: SqlAnalysis, masker: Masker): MaskedCopy | undefined {
   if (!masker.hasColumnRules) return undefined;
   if (!analysis.ok) return undefined; // refused by policy as unparseable; never forwarded
-  for (const { kind, node } of analysis.statements) {
+  for (const statement of analysis.statements) {
+    const { kind, node } = statement;
     // A masked column by name, or `*` / a whole row that may hold one (`CREATE VIEW v (a, b) AS SELECT * …`).
     const rows = new Set<string>();
     collectRowNames(node, rows);
@@ -135,13 +169,14 @@ export function analysisCopies(analysis: SqlAnalysis, masker: Masker): MaskedCop
       const fields = list(ref.fields);
       const last = fields.at(-1) as Node | undefined;
       const name = (last?.String as Node | undefined)?.sval;
-      return last?.A_Star !== undefined || (typeof name === 'string' && (masker.masksColumn(name) || (fields.length === 1 && rows.has(name))));
+      return last?.A_Star !== undefined || rowFunctionRef(ref) || (typeof name === 'string' && (masker.masksColumn(name) || (fields.length === 1 && rows.has(name))));
     };
     const copy: MaskedCopy = { kind: 'copies-column', statement: kind };
     // `SELECT pg_notify('c', api_token)`, `set_config('x.y', api_token, …)`: sent back as a
     // notification or a parameter report, or read back with SHOW, outside any result.
     if (forEachObject(node, (n) => (storesValue(n) || unknownCall(n)) && someRef(n, holdsMasked))) return copy;
-    if (shadowsBuiltins(node)) return { kind: 'shadows-builtins', statement: kind };
+    if (shadowsBuiltins(node) || codeChangesSearchPath(statement)) return { kind: 'shadows-builtins', statement: kind };
+    if (takesWholeRow(node)) return { kind: 'takes-rows', statement: kind };
     const select = node.SelectStmt as Node | undefined;
     if (READS_TO_RESULT.has(kind) && select?.intoClause === undefined) continue;
     const body = kind === 'CreateFunctionStmt' || kind === 'DoStmt' ? bodyWords(node) : [];
@@ -160,7 +195,8 @@ function shadowsBuiltins(node: Node): boolean {
   return forEachObject(node, (n) => {
     const set = n.VariableSetStmt as Node | undefined;
     // A startup option arrives as one string (`-c search_path=other,pg_catalog`): split like a list.
-    if (set !== undefined && set.name === 'search_path' && set.kind === 'VAR_SET_VALUE') return catalogNotFirst(list(set.args).map(constantString));
+    // The server finds a setting by its name in any case (`SET "Search_Path"`).
+    if (set !== undefined && String(set.name).toLowerCase() === 'search_path' && set.kind === 'VAR_SET_VALUE') return catalogNotFirst(list(set.args).map(constantString));
     const call = n.FuncCall as Node | undefined;
     const name = call === undefined ? undefined : ((list(call.funcname).at(-1) as Node | undefined)?.String as Node | undefined)?.sval;
     if (name !== 'set_config') return false;
@@ -169,6 +205,45 @@ function shadowsBuiltins(node: Node): boolean {
     if (setting.toLowerCase() !== 'search_path') return false;
     return catalogNotFirst([value]);
   });
+}
+
+/**
+ * Code the statement carries as text (a DO or function body, SQL handed to `query_to_xml`) that
+ * changes search_path, or a setting named only at run time: its value is not read there, so it
+ * counts as putting a schema before pg_catalog. A statement Agate cannot analyse is refused by
+ * policy before it runs.
+ */
+function codeChangesSearchPath(statement: SqlStatement): boolean {
+  const f = sqlFacts(statement);
+  return f.ok && (f.facts.codeSettings.has('search_path') || f.facts.codeSettings.has('*'));
+}
+
+/** Argument types no whole row is handed as: PostgreSQL applies no cast from a row type to them. */
+const SCALAR_TYPES = new Set([
+  'text', 'varchar', 'bpchar', 'char', 'name', 'int2', 'int4', 'int8', 'numeric', 'float4', 'float8', 'bool', 'date', 'time',
+  'timetz', 'timestamp', 'timestamptz', 'interval', 'uuid', 'bytea', 'json', 'jsonb', 'oid', 'regclass', 'inet', 'cidr',
+  'macaddr', 'money', 'xml', 'bit', 'varbit', 'tsvector', 'tsquery',
+]);
+
+/**
+ * `CREATE FUNCTION keep(anyelement)`, or one of a record, `"any"`, a row type (`keep(vault)`),
+ * anything but a known scalar or an array, with every other input argument defaulted: column
+ * notation calls it on a whole row with no call in the text (`SELECT v.keep FROM vault v` is
+ * `keep(v)`, and `(v).keep` too), so the function could keep a masked column where it is read
+ * back under another name, past the check on calls of functions not known to be pure.
+ */
+function takesWholeRow(node: Node): boolean {
+  const fn = node.CreateFunctionStmt as Node | undefined;
+  if (fn === undefined || fn.is_procedure === true) return false;
+  const inputs = list(fn.parameters)
+    .map((p) => (p as Node).FunctionParameter as Node | undefined)
+    .filter((p): p is Node => p !== undefined && p.mode !== 'FUNC_PARAM_OUT' && p.mode !== 'FUNC_PARAM_TABLE');
+  if (inputs.length === 0 || inputs.slice(1).some((p) => p.defexpr === undefined)) return false;
+  const type = inputs[0]!.argType as Node | undefined;
+  if (list(type?.arrayBounds).length > 0) return false;
+  const names = list(type?.names).map((n) => ((n as Node).String as Node | undefined)?.sval);
+  const last = names.at(-1);
+  return !(typeof last === 'string' && SCALAR_TYPES.has(last) && (names.length === 1 || (names.length === 2 && names[0] === 'pg_catalog')));
 }
 
 /** Whether a search_path's schemas name pg_catalog after another (a value not in the text counts). */
@@ -242,7 +317,7 @@ function statementCarries(statement: Node, masker: Masker): boolean {
     const column = (last?.String as Node | undefined)?.sval;
     // `*` and `v.*` expand to named columns; a column named as itself (or as another masked name).
     const asItself = last?.A_Star !== undefined ? list(ref.fields).length <= 2 && target?.name === undefined : typeof column === 'string' && (target?.name === undefined || masker.masksColumn(String(target.name)));
-    if (asItself && !(list(ref.fields).length === 1 && typeof column === 'string' && rows.has(column))) exempt.add(ref);
+    if (asItself && !(list(ref.fields).length === 1 && typeof column === 'string' && rows.has(column)) && !rowFunctionRef(ref)) exempt.add(ref);
   }
   // Column aliases on a FROM item or a CTE (`vault v(a, b)`, `WITH w(a, b)`) rename what `*` returns.
   if (forEachObject(statement, (n) => list((n.alias as Node | undefined)?.colnames).length > 0 || list((n.CommonTableExpr as Node | undefined)?.aliascolnames).length > 0)) return true;
@@ -251,7 +326,7 @@ function statementCarries(statement: Node, masker: Masker): boolean {
     const fields = list(ref.fields);
     const last = fields.at(-1) as Node | undefined;
     // `*` anywhere but the top-level list (a UNION branch, a subquery, `ROW(v.*)`): it may hold one.
-    if (last?.A_Star !== undefined) return true;
+    if (last?.A_Star !== undefined || rowFunctionRef(ref)) return true;
     const name = (last?.String as Node | undefined)?.sval;
     if (typeof name !== 'string') return false;
     return masker.masksColumn(name) || (fields.length === 1 && rows.has(name));
