@@ -61,7 +61,7 @@ hostile('a setting named in another case is the setting: SET "Role" is SET ROLE'
   assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM pg_proc WHERE proname = 'as_auditor'"), '0');
 });
 
-hostile('built-ins that act on other sessions or on the server are admin: advisory locks, statistics resets, logical decoding', async (ctx) => {
+hostile('built-ins and statements that act on other sessions or on the server are admin: advisory locks, statistics resets, logical decoding, two-phase commit', async (ctx) => {
   await plain(ctx);
   for (const sql of [
     // Held by the agent, they block every other session that takes the same key (a migration, a job queue).
@@ -82,6 +82,9 @@ hostile('built-ins that act on other sessions or on the server are admin: adviso
     "SELECT pg_copy_logical_replication_slot('agate_h3', 'agate_h3b')",
     "SELECT pg_logical_emit_message(true, 'agate', 'x')",
     "SELECT pg_ls_replslotdir('agate_h3')",
+    // Two-phase commit: a transaction that outlives the session, or another session's, finished.
+    "COMMIT PREPARED 'app-42'",
+    "ROLLBACK PREPARED 'app-42'",
   ]) await refused(ctx, sql, 'no-admin');
   // The agent's session is still open: a lock it took would be held now.
   assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), '0');
