@@ -33,6 +33,9 @@ hostile.before(async (ctx) => {
     - id: vault-unread
       action: deny
       match: { claims: { masked: "no" }, sql: { tables_read: [vault] } }
+    - id: no-settings
+      action: deny
+      match: { claims: { masked: "no" }, sql: { statements: [VariableSetStmt] } }
 `,
   });
   // A role the upstream login may switch to: a SET ROLE that ran would show in current_user.
@@ -56,6 +59,11 @@ hostile('a setting named in another case is the setting: SET "Role" is SET ROLE'
     `CREATE FUNCTION public.as_auditor() RETURNS text LANGUAGE sql SET "Role" = ${ROLE} AS 'SELECT current_user::text'`,
     `ALTER ROLE CURRENT_USER SET "Role" = ${ROLE}`,
   ]) await refused(ctx, sql, 'no-identity');
+  // set_config is SET by another name, as pg_notify is NOTIFY: a rule naming VariableSetStmt refuses it.
+  await refused(ctx, 'SET statement_timeout = 1', 'no-settings');
+  await refused(ctx, "SELECT set_config('statement_timeout', '1', false)", 'no-settings');
+  const timeout = await send(ctx, 'SHOW statement_timeout');
+  assert.equal(timeout.ok && timeout.rows, [{ statement_timeout: '0' }]);
   const who = await send(ctx, 'SELECT current_user::text AS who');
   assert.equal(who.ok && who.rows, [{ who: ctx.agate.pg.users.scram.user }]);
   assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM pg_proc WHERE proname = 'as_auditor'"), '0');

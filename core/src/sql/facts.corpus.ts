@@ -380,6 +380,7 @@ read write | w:invoice_no | SELECT ('invoice_no'::regclass).nextval
 read | r:vault | SELECT ('SELECT to_tsvector(api_token) FROM vault'::text).ts_stat
 read admin | - | SELECT (((42::bigint)).pg_advisory_lock)
 read privilege | - | SELECT set_config('role', 'admin', false)
+read session | - | SELECT set_config('statement_timeout', '1', false)
 read privilege | - | SELECT set_config(current_setting('x'), 'admin', false)
 read privilege | r:pg_settings | SELECT set_config(name, 'admin', false) FROM pg_settings WHERE name = 'role'
 read privilege | r:t | SELECT set_config(name, 'admin', false) FROM t WHERE name = 'search_path'
