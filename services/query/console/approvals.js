@@ -2,8 +2,8 @@
 // them; each card says who ran what where, how many approvals it has of how many, and how long
 // is left; approving or denying needs a written justification.
 import { post } from './api.js';
-import { ago, h, mount, parseTime, timeLeft } from './dom.js';
-import { highlight } from './highlight.js';
+import { ago, h, mount, parseTime, textNodes, timeLeft } from './dom.js';
+import { highlight, revealNote } from './highlight.js';
 
 /**
  * @param {HTMLElement} view
@@ -92,7 +92,7 @@ function makeCard(item, user) {
     h('header', {}, h('span', { class: 'badge rule' }, item.rule_id), status, count, held, left),
     h('section', { class: 'who' }, h('h3', {}, 'Who'),
       h('p', {}, h('strong', { class: 'subject' }, item.requester_subject), h('span', { class: 'muted' }, ` · ${item.requester_issuer}`)), claims),
-    h('section', { class: 'what' }, h('h3', {}, 'What'), h('pre', { class: 'command' }, highlight(item.text)), message),
+    h('section', { class: 'what' }, h('h3', {}, 'What'), revealNote(item.text), h('pre', { class: 'command' }, highlight(item.text)), message),
     h('section', { class: 'where' }, h('h3', {}, 'Where'),
       h('p', {}, h('span', { class: 'target' }, item.target), ' · ', h('a', { href: `#/sessions/${encodeURIComponent(item.session_id)}` }, 'session'))),
     finalReason,
@@ -120,7 +120,7 @@ function makeCard(item, user) {
       if (next.status !== 'pending') {
         form.hidden = true;
         left.textContent = '';
-        if (next.final_reason) { finalReason.textContent = next.final_reason; finalReason.hidden = false; }
+        if (next.final_reason) { finalReason.replaceChildren(...textNodes(next.final_reason)); finalReason.hidden = false; }
       }
     },
     tick(now) {
