@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { visibleText } from '../../core/src/visible-text.js';
 import { startKeycloak, type Keycloak } from '../harness/keycloak.js';
@@ -30,6 +31,10 @@ const POLICY = `policy:
     - id: drop-needs-dba
       action: hold
       match: { sql: { statements: [DropStmt] } }
+      approval: { approvers: { claims: { groups: dba } }, required: 1, timeout_s: 120 }
+    - id: delete-needs-dba
+      action: hold
+      match: { sql: { statements: [DeleteStmt] } }
       approval: { approvers: { claims: { groups: dba } }, required: 1, timeout_s: 120 }
 query:
 `;
@@ -216,6 +221,43 @@ surface('the CLI never writes the agent\'s control characters to the terminal, a
     await cli(['session', hold.session_id], reader);
   } finally {
     psql.kill();
+  }
+});
+
+surface('a held statement\'s bound parameters are on the card: the approver sees which rows, not `$1`', async (ctx) => {
+  const { page } = ctx;
+  const admin = new pg.Client({ host: ctx.pg.host, port: ctx.pg.port, database: ctx.pg.database, user: ctx.pg.users.scram.user, password: ctx.pg.users.scram.password });
+  await admin.connect();
+  try {
+    await admin.query('CREATE TABLE accounts (id int PRIMARY KEY); INSERT INTO accounts SELECT generate_series(1, 50)');
+    await page.goto(`${ctx.agate.apiUrl}/ui/#/approvals`);
+    await page.waitForSelector('#live-state.on');
+    // node-postgres sends Parse/Bind/Execute: the text says `$1`, the value says every account.
+    const agent = new pg.Client({ host: '127.0.0.1', port: ctx.agate.pgPort, database: 'appdb', user: 'agent', password: await ctx.oidc.mint(ctx.oidc.githubActionsClaims()) });
+    const notices: string[] = [];
+    agent.on('notice', (n) => notices.push(n.message ?? ''));
+    await agent.connect();
+    const all = `{${Array.from({ length: 50 }, (_, i) => i + 1).join(',')}}`;
+    const deleting = agent.query('DELETE FROM accounts WHERE id = ANY($1::int[])', [all]);
+    deleting.catch(() => undefined);
+    try {
+      const id = await until('the hold notice', async () => /approval ([0-9a-f-]{36})/.exec(notices.join('\n'))?.[1], { timeoutMs: 20_000 });
+      const card = page.locator(`article.card[data-approval-id="${id}"]`);
+      await card.waitFor({ timeout: 10_000 });
+      assert.is(await card.locator('pre.command').textContent(), 'DELETE FROM accounts WHERE id = ANY($1::int[])');
+      const params = card.locator('.parameters');
+      await params.waitFor({ timeout: 10_000 });
+      assert.is(await params.locator('dt').textContent(), '$1');
+      assert.is(await params.locator('dd').textContent(), all);
+      await card.locator('textarea[name=justification]').fill('Every account: no.');
+      await card.locator('button.deny').click();
+      assert.ok(await deleting.then(() => false, () => true), 'the DELETE is refused');
+      assert.is((await admin.query('SELECT count(*)::int AS n FROM accounts')).rows[0].n, 50);
+    } finally {
+      await agent.end().catch(() => undefined);
+    }
+  } finally {
+    await admin.end();
   }
 });
 
