@@ -5,6 +5,7 @@ import { AgateError, describeError } from '../../core/src/errors.js';
 import { mintDevToken } from '../../core/src/identity/dev-issuer.js';
 import type { SessionRow, TimelineRow } from '../../services/query/src/queries.js';
 import { ApiClient } from './api-client.js';
+import { visibleText } from '../../core/src/visible-text.js';
 import { table } from './format.js';
 import { exitWhenFlushed } from './exit.js';
 import { isUsageError, UsageError } from './usage.js';
@@ -263,8 +264,8 @@ async function session(config: AgateConfig, id: string, v: Values): Promise<numb
     return 0;
   }
   const s = body.session;
-  console.log(`session ${s.session_id}  ${s.protocol}://${s.target}  subject=${s.subject}  issuer=${s.issuer}`);
-  console.log(`opened ${s.opened_at}  closed ${s.closed_at ?? '(open)'}  from ${s.client_address}\n`);
+  console.log(visibleText(`session ${s.session_id}  ${s.protocol}://${s.target}  subject=${s.subject}  issuer=${s.issuer}`));
+  console.log(visibleText(`opened ${s.opened_at}  closed ${s.closed_at ?? '(open)'}  from ${s.client_address}`) + '\n');
   // The final decision and who made it (an approver, a timeout, policy), as every interface reports
   // it; digests shortened for the table (the JSON has them whole).
   const rows = body.commands.map((c) => ({

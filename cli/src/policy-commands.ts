@@ -8,6 +8,7 @@ import { tryCommand } from '../../services/policy/src/try-command.js';
 import { GUARDED_EFFECTS } from '../../core/src/sql/effects.js';
 import type { Protocol } from '../../schemas/src/events.js';
 import { ApiClient } from './api-client.js';
+import { visibleText } from '../../core/src/visible-text.js';
 import { table } from './format.js';
 import { UsageError } from './usage.js';
 
@@ -184,7 +185,12 @@ export async function approvalsCommand(config: AgateConfig, v: { token?: string;
   if (!APPROVAL_STATUSES.includes(status)) throw new UsageError(`--status must be one of ${APPROVAL_STATUSES.join(', ')}`);
   const { approvals } = await api.get<{ approvals: ApprovalListRow[] }>(`/v1/approvals${status === 'all' ? '' : `?status=${encodeURIComponent(status)}`}`);
   if (v.json) console.log(JSON.stringify(approvals, null, 2));
-  else console.log(approvals.length === 0 ? `(no ${status === 'all' ? '' : status + ' '}approvals)` : table(approvals as unknown as Record<string, unknown>[], ['approval_id', 'status', 'requester_subject', 'rule_id', 'target', 'approvals', 'required', 'expires_at', 'text']));
+  else if (approvals.length === 0) console.log(`(no ${status === 'all' ? '' : status + ' '}approvals)`);
+  else {
+    console.log(table(approvals as unknown as Record<string, unknown>[], ['approval_id', 'status', 'requester_subject', 'rule_id', 'target', 'approvals', 'required', 'expires_at', 'text']));
+    // The table cuts the text to its column; an approver decides on all of it.
+    for (const a of approvals) console.log(`\n${a.approval_id} holds:\n${visibleText(a.text)}`);
+  }
   return 0;
 }
 

@@ -1,9 +1,12 @@
+import { visibleText } from '../../core/src/visible-text.js';
 import type { SessionRow, TimelineEvent } from '../../services/query/src/queries.js';
 import type { Recording } from '../../services/query/src/recording.js';
 
 /**
  * A session as a person reads it: each statement with its offset from the session start, the
  * verdict (and rule), then what came back. Results are the recorded, already-masked summary.
+ * Invisible and control characters anywhere in it (the agent's text, an error quoting it, the
+ * terminal's output) are shown as labels, never written to the reader's terminal.
  */
 export function renderReplay(session: SessionRow, events: readonly TimelineEvent[], recordings: readonly Recording[] = []): string {
   const start = Date.parse(session.opened_at.replace(' ', 'T') + 'Z');
@@ -47,7 +50,7 @@ export function renderReplay(session: SessionRow, events: readonly TimelineEvent
     out.push(`terminal of shell ${r.command_id} (${r.header.width}x${r.header.height}, ${r.events.length} events, ${input} of them input${r.truncated ? ', truncated' : ''}):`, '');
     out.push(terminalText(r));
   }
-  return out.join('\n');
+  return visibleText(out.join('\n'));
 }
 
 /** What the terminal showed, as plain text: output events joined, escape sequences dropped. */

@@ -42,6 +42,11 @@ export const ErrorCode = {
    * target's terminal modes decide whether they can be discarded: Agate ended the shell.
    */
   SHELL_LINE_NOT_RETRACTABLE: 'SHELL_LINE_NOT_RETRACTABLE',
+  /**
+   * The captured shell stopped waiting for a command's verdict (a ^C while it was held, the
+   * session gone): the command did not run, whatever verdict comes later.
+   */
+  SHELL_COMMAND_ABANDONED: 'SHELL_COMMAND_ABANDONED',
   /** A write carries Agate's mask marker (a masked read sent back): refused, the real value kept. */
   MASKED_VALUE_WRITE: 'MASKED_VALUE_WRITE',
   /** A JSON patch would copy, move or test a value the client's (masked) copy hides: refused before it runs. */

@@ -33,6 +33,9 @@ hostile.before(async (ctx) => {
     - id: vault-unread
       action: deny
       match: { claims: { masked: "no" }, sql: { tables_read: [vault] } }
+    - id: no-settings
+      action: deny
+      match: { claims: { masked: "no" }, sql: { statements: [VariableSetStmt] } }
 `,
   });
   // A role the upstream login may switch to: a SET ROLE that ran would show in current_user.
@@ -56,12 +59,17 @@ hostile('a setting named in another case is the setting: SET "Role" is SET ROLE'
     `CREATE FUNCTION public.as_auditor() RETURNS text LANGUAGE sql SET "Role" = ${ROLE} AS 'SELECT current_user::text'`,
     `ALTER ROLE CURRENT_USER SET "Role" = ${ROLE}`,
   ]) await refused(ctx, sql, 'no-identity');
+  // set_config is SET by another name, as pg_notify is NOTIFY: a rule naming VariableSetStmt refuses it.
+  await refused(ctx, 'SET statement_timeout = 1', 'no-settings');
+  await refused(ctx, "SELECT set_config('statement_timeout', '1', false)", 'no-settings');
+  const timeout = await send(ctx, 'SHOW statement_timeout');
+  assert.equal(timeout.ok && timeout.rows, [{ statement_timeout: '0' }]);
   const who = await send(ctx, 'SELECT current_user::text AS who');
   assert.equal(who.ok && who.rows, [{ who: ctx.agate.pg.users.scram.user }]);
   assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM pg_proc WHERE proname = 'as_auditor'"), '0');
 });
 
-hostile('built-ins that act on other sessions or on the server are admin: advisory locks, statistics resets, logical decoding', async (ctx) => {
+hostile('built-ins and statements that act on other sessions or on the server are admin: advisory locks, statistics resets, logical decoding, two-phase commit', async (ctx) => {
   await plain(ctx);
   for (const sql of [
     // Held by the agent, they block every other session that takes the same key (a migration, a job queue).
@@ -82,6 +90,9 @@ hostile('built-ins that act on other sessions or on the server are admin: adviso
     "SELECT pg_copy_logical_replication_slot('agate_h3', 'agate_h3b')",
     "SELECT pg_logical_emit_message(true, 'agate', 'x')",
     "SELECT pg_ls_replslotdir('agate_h3')",
+    // Two-phase commit: a transaction that outlives the session, or another session's, finished.
+    "COMMIT PREPARED 'app-42'",
+    "ROLLBACK PREPARED 'app-42'",
   ]) await refused(ctx, sql, 'no-admin');
   // The agent's session is still open: a lock it took would be held now.
   assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), '0');

@@ -295,6 +295,33 @@ kafka('an unreachable registry is a retriable error that says so', async () => {
   assert.match(err!.message, /cannot be reached/);
 });
 
+kafka('a Response rides the next command\'s produce request; alone, it is still sent', async () => {
+  const b = await bus('lazy-response', { topic: 'lazy-response' });
+  const got: string[] = [];
+  await b.subscribe({ group: 'lazy-check', types: ['Command', 'Response'], handler: async (batch) => void batch.forEach((e) => got.push(e.type === 'Command' ? e.text : `Response ${e.type === 'Response' ? e.command_tag : ''}`)) });
+  await b.publish(command('s-lazy', 'SELECT 0')); // the producer id and the topic's metadata first
+  const response = (tag: string) => ({ ...SAMPLES.Response, event_id: randomUUID(), session_id: 's-lazy', command_tag: tag });
+  // Produce requests (API key 0) the client writes, process-wide: earlier tests publish no more.
+  let produced = 0;
+  const count = (message: unknown) => void ((message as { apiKey?: number }).apiKey === 0 && (produced += 1));
+  subscribe('tracing:plt:kafka:connections:api:start', count);
+  try {
+    // A statement's Response, then, in a later turn of the event loop, the session's next Command
+    // (what a client sends once it has its result).
+    const first = b.publish(response('SELECT 0'));
+    await new Promise((r) => setImmediate(r));
+    await Promise.all([first, b.publish(command('s-lazy', 'SELECT 1'))]);
+    assert.is(produced, 1, 'the Response and the next Command went in two produce requests');
+    await b.publish(response('SELECT 1')); // no command follows: it goes out on its own
+    assert.is(produced, 2);
+  } finally {
+    unsubscribe('tracing:plt:kafka:connections:api:start', count);
+  }
+  const until = Date.now() + 30_000;
+  while (got.length < 4 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(got, ['SELECT 0', 'Response SELECT 0', 'SELECT 1', 'Response SELECT 1'], 'the session\'s records are in publish order');
+});
+
 kafka('a verdict whose events-topic copy is not acknowledged never reaches a proxy', async () => {
   const topic = 'verdict-record';
   const policy = await bus('policy', { topic });

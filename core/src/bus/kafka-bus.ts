@@ -198,7 +198,8 @@ export class KafkaBus implements Bus, ProxyLeases {
     // A reply event also goes to the verdicts topic, sent only once its events-topic copy is acknowledged (kafka-lanes.ts).
     const replyTo = replyKey(event);
     if (replyTo !== undefined) topicMessages.push({ topic: this.#options.verdictsTopic, messages: [{ key: replyTo, value, headers }] });
-    return this.#producer.enqueue(topicMessages);
+    // Nothing waits on a Response to go on: it rides the next send (kafka-lanes.ts).
+    return this.#producer.enqueue(topicMessages, event.type !== 'Response');
   }
 
   requestVerdict(command: Command, deadlineMs: number, options: VerdictRequestOptions = {}): Promise<VerdictOutcome> {

@@ -5,6 +5,8 @@ import { STRING_SERDE, clientOptions, describeKafkaError, keyPartitioner, type K
 
 /** A send not acknowledged in this time fails (its publishers fail closed) and the producer is replaced. */
 const SEND_TIMEOUT_MS = 30_000;
+/** How long a publish queued with `urgent: false` may wait for a send to join. */
+const LAZY_MS = 2;
 
 /** A record as the bus sends it: keyed by session (or command), the bus's headers. */
 export interface Message {
@@ -36,6 +38,10 @@ export class ProducerLane {
   #connected = false;
   #queue: Queued[] = [];
   #flushing: Promise<void> | undefined;
+  /** An urgent publish is in #queue. */
+  #urgentQueued = false;
+  /** Sends the publishes queued with `urgent: false` when no urgent one came to take them along. */
+  #lazyTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly connection: KafkaConnection,
@@ -52,16 +58,30 @@ export class ProducerLane {
     this.#connected = true;
   }
 
-  enqueue(topicMessages: TopicMessages[]): Promise<void> {
+  /**
+   * Queues a publish; resolves once the brokers acknowledged it. `urgent` (the default) starts a
+   * send at once, or the next one when a send is under way. A publish nobody waits on to go on
+   * (a statement's Response) passes `urgent: false`: it joins the next urgent publish's send (the
+   * session's next Command, usually) or is sent LAZY_MS later if none comes, instead of costing a
+   * produce request of its own that the next Command would queue behind. The queue keeps publish
+   * order, so a session's records stay in order either way.
+   */
+  enqueue(topicMessages: TopicMessages[], urgent = true): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ topicMessages, done: (err) => (err ? reject(err) : resolve()) });
-      this.#flushing ??= this.#flush();
+      if (urgent) this.#urgentQueued = true;
+      if (this.#flushing !== undefined) return; // the send under way decides when it ends (#flush)
+      if (urgent) this.#startFlush();
+      else this.#lazyTimer ??= setTimeout(() => this.#startFlush(), LAZY_MS);
     });
   }
 
-  /** Waits for the sends under way, then disconnects. */
+  /** Waits for the sends under way and sends what waits to join one, then disconnects. */
   async close(): Promise<void> {
-    while (this.#flushing !== undefined) await this.#flushing;
+    while (this.#flushing !== undefined || this.#queue.length > 0) {
+      this.#startFlush();
+      await this.#flushing;
+    }
     await this.#producer.close().catch(() => undefined);
   }
 
@@ -70,20 +90,30 @@ export class ProducerLane {
     return new Producer({ ...clientOptions({ ...this.connection, retries: 3 }), idempotent: true, acks: -1, autocreateTopics: false, partitioner: keyPartitioner, serializers: STRING_SERDE });
   }
 
+  #startFlush(): void {
+    clearTimeout(this.#lazyTimer);
+    this.#lazyTimer = undefined;
+    if (this.#queue.length > 0) this.#flushing ??= this.#flush();
+  }
+
   /**
-   * Sends until the queue is empty. #flushing is cleared in the same synchronous step that finds
-   * the queue empty (no await between): a publisher woken by the last acknowledgement enqueues
-   * before any later step, and must either be in this loop's queue or find no flush under way.
+   * Sends what is queued, then again as long as an urgent publish came meanwhile; publishes that
+   * can wait and came alone are left for the next urgent one or the lazy timer. #flushing is
+   * cleared in the same synchronous step that looks at the queue (no await between): a publisher
+   * woken by the last acknowledgement enqueues before any later step, and must either be taken by
+   * this loop or find no send under way.
    */
   async #flush(): Promise<void> {
     try {
-      while (this.#queue.length > 0) {
+      do {
         const batch = this.#queue;
         this.#queue = [];
+        this.#urgentQueued = false;
         await this.#sendBatch(batch);
-      }
+      } while (this.#urgentQueued);
     } finally {
       this.#flushing = undefined;
+      if (this.#queue.length > 0) this.#lazyTimer ??= setTimeout(() => this.#startFlush(), LAZY_MS);
     }
   }
 

@@ -26,7 +26,8 @@ import type { Node } from 'libpg-query';
  *   ALTER SYSTEM, databases, tablespaces, replication, COPY to or from a server file or program,
  *   calls of built-ins that reach server files or processes (`pg_read_file`, `lo_import`, …),
  *   take advisory locks that stop other sessions, reset the statistics, or work replication
- *   slots and logical decoding (see facts.ts FUNCTION_EFFECTS).
+ *   slots and logical decoding (see facts.ts FUNCTION_EFFECTS); two-phase commit (`PREPARE
+ *   TRANSACTION`, `COMMIT PREPARED`, `ROLLBACK PREPARED`), which outlives the session.
  * - `dynamic`: runs SQL whose text is only known at run time (PL/pgSQL `EXECUTE` of a
  *   non-constant, `dblink`, a `pg_cron` job, `query_to_xml` of a non-constant), and a `FETCH`,
  *   `MOVE` or `CLOSE` inside code or `cursor_to_xml`, whose portal is named at run time (it may be one the client
@@ -247,6 +248,11 @@ export function statementEffects(kind: string, node: Obj): SqlEffect[] {
         const d = obj(obj(o)?.DefElem);
         if (d?.defname === 'security' && obj(obj(d.arg)?.Boolean)?.boolval === true) out.push('privilege');
       }
+      break;
+    case 'TransactionStmt':
+      // A prepared transaction outlives the session (its locks held, its writes pending) and any
+      // session of the role may finish it: COMMIT or ROLLBACK PREPARED acts on another session's.
+      if (node.kind === 'TRANS_STMT_PREPARE' || node.kind === 'TRANS_STMT_COMMIT_PREPARED' || node.kind === 'TRANS_STMT_ROLLBACK_PREPARED') out.push('admin');
       break;
     case 'VariableSetStmt':
       if (typeof node.name === 'string' && IDENTITY_SETTINGS.has(node.name.toLowerCase())) out.push('privilege');

@@ -371,12 +371,16 @@ read admin | - | SELECT pg_replication_slot_advance('s', '0/0')
 read admin | - | SELECT pg_logical_emit_message(true, 'p', 'x')
 ddl admin | r:* | CREATE OPERATOR ### (leftarg = name, rightarg = pg_lsn, function = pg_logical_slot_get_changes)
 read admin | - | SELECT ('/etc/passwd'::text).pg_read_file
+session admin | - | PREPARE TRANSACTION 'agent-1'
+session admin | - | COMMIT PREPARED 'app-42'
+session admin | - | ROLLBACK PREPARED 'app-42'
 read admin | - | SELECT (42::bigint).pg_advisory_lock
 read write destroy | - | SELECT (12345::oid).lo_unlink
 read write | w:invoice_no | SELECT ('invoice_no'::regclass).nextval
 read | r:vault | SELECT ('SELECT to_tsvector(api_token) FROM vault'::text).ts_stat
 read admin | - | SELECT (((42::bigint)).pg_advisory_lock)
 read privilege | - | SELECT set_config('role', 'admin', false)
+read session | - | SELECT set_config('statement_timeout', '1', false)
 read privilege | - | SELECT set_config(current_setting('x'), 'admin', false)
 read privilege | r:pg_settings | SELECT set_config(name, 'admin', false) FROM pg_settings WHERE name = 'role'
 read privilege | r:t | SELECT set_config(name, 'admin', false) FROM t WHERE name = 'search_path'

@@ -380,7 +380,11 @@ class Collector {
       this.#table([EVERY_TABLE], false);
       this.#effects.add('admin');
     }
-    if (name === 'set_config') this.#effects.add('privilege');
+    if (name === 'set_config') {
+      this.#kinds.add('VariableSetStmt');
+      this.#effects.add('session');
+      this.#effects.add('privilege');
+    }
     if (name === 'pg_notify') {
       this.#kinds.add('NotifyStmt');
       this.#effects.add('session');
@@ -519,6 +523,9 @@ class Collector {
       this.#kinds.add('NotifyStmt');
       this.#effects.add('session');
     } else if (name === 'set_config') {
+      // SET by another name, as pg_notify is NOTIFY: a rule naming VariableSetStmt, or the session effect, must see it.
+      this.#kinds.add('VariableSetStmt');
+      this.#effects.add('session');
       const setting = constantText(first) ?? this.#settingNames.get(call);
       if (setting === undefined || IDENTITY_SETTINGS.has(setting.toLowerCase())) this.#effects.add('privilege');
       if (depth > 0) this.#codeSettings.add(setting?.toLowerCase() ?? '*');

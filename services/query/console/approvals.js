@@ -2,8 +2,8 @@
 // them; each card says who ran what where, how many approvals it has of how many, and how long
 // is left; approving or denying needs a written justification.
 import { post } from './api.js';
-import { ago, h, mount, parseTime, timeLeft } from './dom.js';
-import { highlight } from './highlight.js';
+import { ago, h, mount, parseTime, textNodes, timeLeft } from './dom.js';
+import { highlight, revealNote } from './highlight.js';
 
 /**
  * @param {HTMLElement} view
@@ -62,6 +62,7 @@ function makeCard(item, user) {
   const approve = h('button', { type: 'submit', name: 'approve', class: 'approve' }, 'Approve');
   const deny = h('button', { type: 'submit', name: 'deny', class: 'deny' }, 'Deny');
   const form = h('form', { class: 'answer', novalidate: true }, justification, h('div', { class: 'buttons' }, approve, deny), error);
+  let sending = false;
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const decision = e.submitter?.name === 'deny' ? 'deny' : 'approve';
@@ -74,6 +75,7 @@ function makeCard(item, user) {
       return;
     }
     approve.disabled = deny.disabled = true;
+    sending = true;
     try {
       await post(`/v1/approvals/${encodeURIComponent(item.approval_id)}/${decision}`, { comment });
       outcome.textContent = decision === 'approve' ? 'Your approval is recorded.' : 'Your denial is recorded.';
@@ -82,17 +84,25 @@ function makeCard(item, user) {
     } catch (err) {
       error.textContent = err.message;
       error.hidden = false;
-      approve.disabled = deny.disabled = false;
+      approve.disabled = placeholders && current.parameters == null;
+      deny.disabled = false;
+    } finally {
+      sending = false;
     }
   });
   const claims = h('dl', { class: 'claims' });
+  // Values bound to $1, $2 …: which rows a `DELETE … WHERE id = ANY($1)` deletes. A statement with
+  // placeholders cannot be approved until they are shown (they come with the store's read).
+  const placeholders = /\$\d/.test(item.text);
+  const parameters = h('dl', { class: 'parameters', hidden: true });
+  const waiting = h('p', { class: 'note', hidden: !placeholders }, 'Loading the values bound to its parameters…');
   const message = h('p', { class: 'message', hidden: true });
   const finalReason = h('p', { class: 'final', hidden: true });
   const el = h('article', { class: 'card', 'data-approval-id': item.approval_id },
     h('header', {}, h('span', { class: 'badge rule' }, item.rule_id), status, count, held, left),
     h('section', { class: 'who' }, h('h3', {}, 'Who'),
       h('p', {}, h('strong', { class: 'subject' }, item.requester_subject), h('span', { class: 'muted' }, ` · ${item.requester_issuer}`)), claims),
-    h('section', { class: 'what' }, h('h3', {}, 'What'), h('pre', { class: 'command' }, highlight(item.text)), message),
+    h('section', { class: 'what' }, h('h3', {}, 'What'), revealNote(item.text), h('pre', { class: 'command' }, highlight(item.text)), parameters, waiting, message),
     h('section', { class: 'where' }, h('h3', {}, 'Where'),
       h('p', {}, h('span', { class: 'target' }, item.target), ' · ', h('a', { href: `#/sessions/${encodeURIComponent(item.session_id)}` }, 'session'))),
     finalReason,
@@ -112,6 +122,12 @@ function makeCard(item, user) {
         shownClaims = claimsJson;
         claims.replaceChildren(...Object.entries(next.claims ?? {}).flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
       }
+      if (next.parameters != null && parameters.hidden && next.parameters.length > 0) {
+        parameters.replaceChildren(...next.parameters.flatMap((v, i) => [h('dt', {}, `$${i + 1}`), h('dd', {}, v === null ? h('span', { class: 'muted' }, 'NULL') : h('pre', { class: 'inline' }, v))]));
+        parameters.hidden = false;
+      }
+      waiting.hidden = !placeholders || next.parameters != null;
+      if (placeholders && !sending) approve.disabled = next.parameters == null;
       message.textContent = next.message ?? '';
       message.hidden = !next.message;
       status.textContent = next.status;
@@ -120,7 +136,7 @@ function makeCard(item, user) {
       if (next.status !== 'pending') {
         form.hidden = true;
         left.textContent = '';
-        if (next.final_reason) { finalReason.textContent = next.final_reason; finalReason.hidden = false; }
+        if (next.final_reason) { finalReason.replaceChildren(...textNodes(next.final_reason)); finalReason.hidden = false; }
       }
     },
     tick(now) {

@@ -1,7 +1,7 @@
 // Replay of a SQL session, stepped statement by statement with its recorded timing. (SSH shells
 // play in the asciicast player on their own page: shell-replay.js.)
 import { h } from './dom.js';
-import { highlight } from './highlight.js';
+import { highlight, revealNote } from './highlight.js';
 import { decisionBadge } from './table.js';
 
 /** Pauses longer than this play as this long (the record keeps the real times). */
@@ -30,6 +30,7 @@ export function statementStepper(openedAt, events, parseTime) {
   let timer;
   const position = h('span', { class: 'step-position' });
   const offset = h('span', { class: 'step-offset muted' });
+  const note = h('div', { class: 'step-note' });
   const statement = h('pre', { class: 'command step-text' });
   const outcome = h('p', { class: 'step-outcome' });
   const prev = h('button', { type: 'button', class: 'step-prev' }, '◀ Previous');
@@ -42,11 +43,13 @@ export function statementStepper(openedAt, events, parseTime) {
     position.textContent = `Statement ${i + 1} of ${steps.length}`;
     const gap = i === 0 ? s.time - start : s.time - steps[i - 1].time;
     offset.textContent = `+${((s.time - start) / 1000).toFixed(3)} s from the start · ${(gap / 1000).toFixed(3)} s after the ${i === 0 ? 'session opened' : 'previous statement'}`;
+    note.replaceChildren(...[revealNote(s.text)].filter((n) => n !== null));
     statement.replaceChildren(highlight(s.text));
     const final = s.verdicts[s.verdicts.length - 1];
     const r = s.response;
+    // The response's tag and error text come from the target (and so may quote the agent): built by h().
     outcome.replaceChildren(...(final ? [decisionBadge(final.decision), ' ', final.rule_id ?? '', ' '] : []),
-      r ? (r.status === 'ok' ? `${r.command_tag ?? 'ok'} · ${r.rows ?? 0} rows` : `${r.status}${r.reason ? `: ${r.reason}` : ''}`) : 'no response recorded',
+      h('span', {}, r ? (r.status === 'ok' ? `${r.command_tag ?? 'ok'} · ${r.rows ?? 0} rows` : `${r.status}${r.reason ? `: ${r.reason}` : ''}`) : 'no response recorded'),
       r?.duration_us != null ? ` · ${(r.duration_us / 1000).toFixed(1)} ms` : '');
     for (const li of list.children) li.classList.toggle('current', li.dataset.step === String(i));
     prev.disabled = i === 0;
@@ -63,5 +66,5 @@ export function statementStepper(openedAt, events, parseTime) {
   play.addEventListener('click', () => { if (timer !== undefined) return stop(); if (i >= steps.length - 1) go(0); play.textContent = 'Pause'; advance(); });
   go(0);
   return h('section', { class: 'stepper', id: 'stepper' },
-    h('div', { class: 'player-controls' }, prev, play, next, position, offset), statement, outcome, list);
+    h('div', { class: 'player-controls' }, prev, play, next, position, offset), note, statement, outcome, list);
 }

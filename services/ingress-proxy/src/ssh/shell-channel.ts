@@ -6,7 +6,7 @@ import type { CommandReport } from './capture/reports.js';
 import { ShellCapture } from './capture/shell-capture.js';
 import { upstreamOr, type AgentForward, type ChannelContext } from './channel-context.js';
 import type { TypedLine } from './line-tracker.js';
-import { castResponse, execResponse, grantedResponse } from './responses.js';
+import { castResponse, execResponse, failureResponse, grantedResponse } from './responses.js';
 import { relayShell, type LineDecision } from './shell-relay.js';
 
 /** How often a shell's recording so far is published. */
@@ -75,7 +75,7 @@ export async function shellChannel(ctx: ChannelContext, accept: () => ServerChan
     };
     const window = { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes };
     const captured = await ShellCapture.start(upstream, window, agentForward, {
-      decide: (report) => capturedCommand(ctx, command, report, say),
+      decide: (report, gaveUp) => capturedCommand(ctx, command, report, say, gaveUp),
       unreadable: (report) => {
         const message = `Agate refused the command: ${report.reason}, so it cannot be recorded and decided`;
         gate.refuseUnasked('(unreadable captured command)', { request: 'shell-line', exact: 'false', captured: 'bash', pid: String(report.pid), shell_command_id: command.event_id }, message);
@@ -98,16 +98,26 @@ export async function shellChannel(ctx: ChannelContext, accept: () => ServerChan
   }
 }
 
+/** Why a captured command has a Response before its verdict: the shell no longer waits for it. */
+const ABANDONED = 'the shell stopped waiting for the verdict (interrupted, or the session ended): the command did not run, and a later verdict does not run it';
+
 /**
  * A command the captured shell is about to run, reported by its hook: recorded as an exact
  * `shell-line` (attributes exact=true, captured=bash, pid) and decided; the hook runs it only
- * when this resolves true. Never rejects: a failure to decide is a refusal.
+ * when this resolves true. Never rejects: a failure to decide is a refusal. Once the shell
+ * gives up waiting (`gaveUp`: a ^C while held, the session gone) the command is settled at once
+ * as not run (SHELL_COMMAND_ABANDONED), and its verdict, when it comes, changes nothing.
  */
-async function capturedCommand(ctx: ChannelContext, shell: Command, report: CommandReport, say: (text: string) => void): Promise<boolean> {
+async function capturedCommand(ctx: ChannelContext, shell: Command, report: CommandReport, say: (text: string) => void, gaveUp: AbortSignal): Promise<boolean> {
   try {
     const command = ctx.gate.command(report.text, { request: 'shell-line', exact: 'true', captured: 'bash', pid: String(report.pid), shell_command_id: shell.event_id });
-    const decision = await ctx.gate.check(command, say);
+    const abandon = () => void ctx.events.emitLogged(failureResponse(command, 'error', ErrorCode.SHELL_COMMAND_ABANDONED, ABANDONED));
+    gaveUp.addEventListener('abort', abandon, { once: true });
+    const decision = await ctx.gate.decide(command, say);
+    gaveUp.removeEventListener('abort', abandon);
+    if (gaveUp.aborted) return false;
     if (decision.kind === 'refuse') {
+      void ctx.events.emitLogged(failureResponse(command, 'refused', null, decision.message));
       say(decision.message);
       return false;
     }

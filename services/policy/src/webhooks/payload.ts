@@ -1,4 +1,5 @@
 import type { APPROVAL_WEBHOOK_EVENTS } from '../../../../core/src/config.js';
+import { revealSummary, visibleText } from '../../../../core/src/visible-text.js';
 import type { AgateEvent } from '../../../../schemas/src/events.js';
 
 export type NotificationType = (typeof APPROVAL_WEBHOOK_EVENTS)[number];
@@ -24,7 +25,10 @@ export function notificationOf(event: AgateEvent): Notification | undefined {
     type = 'approval.requested';
     data = {
       approval_id: event.approval_id, command_id: event.command_id, session_id: event.session_id, rule_id: event.rule_id, target: event.target,
-      requester: { issuer: event.requester_issuer, subject: event.requester_subject }, text: event.text, required: event.required,
+      requester: { issuer: event.requester_issuer, subject: event.requester_subject }, text: event.text,
+      // For a receiver that shows the hold to a person (chat, a pager): what would not show as
+      // itself labelled (a bidi override, an escape sequence, a look-alike letter), and which.
+      text_shown: visibleText(event.text), text_hidden: revealSummary(event.text), required: event.required,
       approvers: JSON.parse(event.approvers) as unknown, allow_self_approval: event.allow_self_approval, expires_at: iso(event.expires_at),
     };
   } else if (event.type === 'ApprovalDecision') {

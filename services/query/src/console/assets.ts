@@ -30,8 +30,19 @@ export function loadAssets(dir = join(packageRoot(), CONSOLE_ASSETS_DIR)): Map<s
     if (type !== undefined) assets.set(name, { type, body: readFileSync(join(dir, name)) });
   }
   for (const [name, file] of playerFiles()) assets.set(`${PLAYER_PREFIX}${name}`, { type: TYPES[extname(name)]!, body: readFileSync(file) });
+  for (const [name, url] of SHARED_MODULES) {
+    // Compiled from TypeScript with no imports: a browser module as it is, less its source-map line.
+    const body = readFileSync(url, 'utf8').replace(/\n\/\/# sourceMappingURL=.*\s*$/, '\n');
+    assets.set(name, { type: TYPES['.js']!, body: Buffer.from(body) });
+  }
   return assets;
 }
+
+/**
+ * Modules the console shares with the CLI, served from their compiled form beside this file:
+ * `visible-text.js` shows invisible and control characters in agent text the same way on both.
+ */
+const SHARED_MODULES: [string, URL][] = [['visible-text.js', new URL('../../../../core/src/visible-text.js', import.meta.url)]];
 
 /** Where the asciicast player's files are served, under /ui/assets/. */
 export const PLAYER_PREFIX = 'asciinema-player/';

@@ -9,13 +9,18 @@ export interface InboxItem extends ApprovalRow {
   /** The hold verdict's reason: the rule's message, or "held for approval by rule R". */
   message: string | null;
   claims: Record<string, string>;
+  /**
+   * The values bound to the held statement's `$1`, `$2` … (masked as recorded): the text alone
+   * does not say which rows `DELETE … WHERE id = ANY($1)` deletes. Null until read from the store.
+   */
+  parameters: (string | null)[] | null;
 }
 
 const RECENT = 50;
 /** Enrichments remembered; an approval's requester and hold message never change once recorded. */
 const MAX_REMEMBERED = 1000;
 
-type Enrichment = Pick<InboxItem, 'message' | 'claims'>;
+type Enrichment = Pick<InboxItem, 'message' | 'claims' | 'parameters'>;
 
 /**
  * Reads the newest held commands, pending and settled, each with the requester's session claims
@@ -60,29 +65,34 @@ export class InboxReader {
     return rows.map((r) => {
       const known = this.#known.get(r.approval_id);
       if (known !== undefined) return { ...r, ...known };
+      // The bus brings no parameters: a fresh hold's card waits for the store's read for them.
       const { claims, message } = this.#fresh?.enrichment(r) ?? {};
-      if (claims !== undefined && message !== undefined) this.#remember(r.approval_id, { claims, message });
-      return { ...r, claims: claims ?? {}, message: message ?? null };
+      return { ...r, claims: claims ?? {}, message: message ?? null, parameters: null };
     });
   }
 
   async #enrich(rows: readonly ApprovalRow[]): Promise<void> {
     const claimColumns = SHOWN_CLAIMS.map((_c, i) => `claims[{c${i}:String}] AS c${i}`).join(', ');
     const claimParams = Object.fromEntries(SHOWN_CLAIMS.map((c, i) => [`c${i}`, c]));
-    const [sessions, holds] = await Promise.all([
+    const [sessions, holds, commands] = await Promise.all([
       this.#store.query<Record<string, string>>(`SELECT session_id, ${claimColumns} FROM agate.q_sessions WHERE session_id IN {ids:Array(String)} LIMIT 1 BY session_id`,
         { ids: [...new Set(rows.map((r) => r.session_id))], ...claimParams }),
       this.#store.query<{ command_id: string; reason: string }>(`SELECT command_id, any(reason) AS reason FROM agate.verdicts WHERE command_id IN {ids:Array(String)} AND decision = 'hold' GROUP BY command_id`,
         { ids: rows.map((r) => r.command_id) }),
+      this.#store.query<{ command_id: string; parameters: (string | null)[] }>(
+        `SELECT event_id AS command_id, JSONExtract(body, 'parameters', 'Array(Nullable(String))') AS parameters FROM agate.ledger WHERE event_type = 'Command' AND event_id IN {ids:Array(String)}`,
+        { ids: rows.map((r) => r.command_id) }),
     ]);
     const claimsOf = new Map(sessions.map((s) => [s.session_id, Object.fromEntries(SHOWN_CLAIMS.map((c, i) => [c, s[`c${i}`] ?? '']).filter(([, v]) => v !== ''))]));
     const messageOf = new Map(holds.map((h) => [h.command_id, h.reason]));
+    const parametersOf = new Map(commands.map((c) => [c.command_id, c.parameters]));
     for (const r of rows) {
       const claims = claimsOf.get(r.session_id);
       const message = messageOf.get(r.command_id);
-      // Remembered only once both are in the store; until then shown without and asked again.
-      if (claims === undefined || message === undefined) continue;
-      this.#remember(r.approval_id, { claims, message });
+      const parameters = parametersOf.get(r.command_id);
+      // Remembered only once all are in the store; until then shown without and asked again.
+      if (claims === undefined || message === undefined || parameters === undefined) continue;
+      this.#remember(r.approval_id, { claims, message, parameters });
     }
   }
 

@@ -124,4 +124,32 @@ hec('a refused token stops the export without moving the position', async () => 
   assert.equal(await positions.load(), {});
 });
 
+hec('an agent\'s 2 MB statement and 500 of 4 KB reach a collector that refuses requests over 1 MB (413), the long text cut to fit', async () => {
+  // Before, the batch went in one request: 413, which stops the export for good at that position.
+  const events: OcsfEvent[] = [`DROP TABLE t /* ${'x'.repeat(2 << 20)} */`, ...Array.from({ length: 500 }, (_, i) => `SELECT ${i} /* ${'y'.repeat(4096)} */`)].map((text, i) => ({
+    class_uid: 6005, time: 1_700_000_000_000 + i, metadata: { sequence: i + 1, log_name: 'embedded', uid: `big${i + 1}` }, query_info: { query_string: text },
+  }));
+  const seen: OcsfEvent[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      if (body.length > 1_000_000) return void res.writeHead(413).end('{"text":"Content too large","code":27}');
+      for (const line of body.toString('utf8').split('\n')) seen.push((JSON.parse(line) as { event: OcsfEvent }).event);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"text":"Success","code":0}');
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const dir = mkdtempSync(join(tmpdir(), 'agate-hec-big-'));
+  dirs.push(dir);
+  const sink = new HecSink({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: TOKEN, maxAttempts: 2, baseDelayMs: 5 });
+  const big: ExportSource = { chains: async () => ['embedded'], read: async (_c, after, limit) => events.filter((e) => e.metadata.sequence > after).slice(0, limit) };
+  assert.is((await exportEvents(big, sink, new PositionFile(join(dir, 'p.json')), { batch: 500 })).delivered, 501);
+  assert.equal(seen.map((e) => e.metadata.sequence), events.map((e) => e.metadata.sequence));
+  assert.is(((seen[0]!.unmapped as { agate: { truncated: { field: string }[] } }).agate.truncated)[0]!.field, 'query_info.query_string');
+  assert.ok(seen.slice(1).every((e) => e.unmapped === undefined), 'the others whole');
+});
+
 hec.run();

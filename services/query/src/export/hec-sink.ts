@@ -1,6 +1,7 @@
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import { Backoff, pause } from '../../../../core/src/retry.js';
 import type { OcsfEvent } from '../ocsf/map.js';
+import { sizedRuns } from './fit-events.js';
 import type { ExportSink } from './types.js';
 
 export interface HecOptions {
@@ -14,6 +15,8 @@ export interface HecOptions {
   maxDelayMs?: number;
   timeoutMs?: number;
   sourcetype?: string;
+  /** JSON bytes of events per request, under the collector's request limit (Splunk's is 1 MB by default). Default 800,000. */
+  maxRequestBytes?: number;
   signal?: AbortSignal;
 }
 
@@ -21,7 +24,9 @@ export interface HecOptions {
  * Splunk HTTP Event Collector: one POST per batch, each event wrapped as `{"event": …}`, with
  * `Authorization: Splunk <token>`. Network errors, timeouts, 429 and 5xx are retried with
  * exponential backoff; other answers (a bad token, a malformed batch) stop the export with
- * EXPORT_DELIVERY_FAILED, since repeating them cannot succeed.
+ * EXPORT_DELIVERY_FAILED, since repeating them cannot succeed; so a batch is sent in requests
+ * under the collector's size limit, an event longer than that with its longest texts cut
+ * (fit-events.ts): an agent's long statement must not stop the export.
  */
 export class HecSink implements ExportSink {
   readonly name: string;
@@ -37,7 +42,12 @@ export class HecSink implements ExportSink {
     this.name = `hec:${u.origin}${u.pathname}`; // never the token
   }
 
+  /** The batch in requests small enough for the collector, one after another. */
   async deliver(events: readonly OcsfEvent[]): Promise<void> {
+    for (const run of sizedRuns(events, this.#options.maxRequestBytes ?? 800_000)) await this.#deliver(run);
+  }
+
+  async #deliver(events: readonly OcsfEvent[]): Promise<void> {
     const body = events
       .map((e) => JSON.stringify({ event: e, time: e.time / 1000, source: 'agate', sourcetype: this.#options.sourcetype ?? 'ocsf' }))
       .join('\n');

@@ -1,5 +1,6 @@
 import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,6 +94,27 @@ kafka('a broker outage stops the export at its last acknowledged batch; a later 
   assert.is((await exportEvents(source(), second, positions, { batch: BATCH })).delivered, TOTAL - 200);
   const { seen } = await consume(broker.bootstrap, 'ocsf-outage', TOTAL);
   assert.is(seen.size, TOTAL, 'none lost');
+});
+
+kafka('an agent\'s 2 MB statement and 500 statements of 4 KB in one session reach the topic; the long text cut to fit, with its length and digest', async () => {
+  // Both were refused by the broker (MESSAGE_TOO_LARGE, its message.max.bytes of 1 MB), for good:
+  // the export stopped there, and nothing recorded after them reached the SIEM.
+  const long = `DROP TABLE t /* ${'x'.repeat(2 << 20)} */`;
+  const events: OcsfEvent[] = [long, ...Array.from({ length: 500 }, (_, i) => `SELECT ${i} /* ${'y'.repeat(4096)} */`)].map((text, i) => ({
+    class_uid: 6005, time: 1_700_000_000_000 + i, metadata: { sequence: i + 1, log_name: 'embedded', uid: `big${i + 1}`, correlation_uid: 'agent' },
+    query_info: { query_string: text },
+  }));
+  const big: ExportSource = { chains: async () => ['embedded'], read: async (_c, after, limit) => events.filter((e) => e.metadata.sequence > after).slice(0, limit) };
+  const sink = new KafkaSink({ brokers: [broker.bootstrap], topic: 'ocsf-big', maxAttempts: 2, baseDelayMs: 10 });
+  sinks.push(sink);
+  const positions = new PositionFile(join(dir, 'big.json'));
+  assert.is((await exportEvents(big, sink, positions, { batch: 500 })).delivered, 501);
+  const records = await readTopic(broker.bootstrap, 'ocsf-big', (rs) => rs.length >= 501, 60_000);
+  const got = records.map((r) => JSON.parse(r.value.toString('utf8')) as OcsfEvent & { query_info: { query_string: string }; unmapped?: { agate: { truncated: unknown[] } } });
+  assert.equal(got.map((e) => e.metadata.sequence), events.map((e) => e.metadata.sequence), 'all, in order');
+  assert.ok(got[0]!.query_info.query_string.startsWith('DROP TABLE t /* x') && got[0]!.query_info.query_string.endsWith('…'));
+  assert.equal(got[0]!.unmapped!.agate.truncated, [{ field: 'query_info.query_string', chars: long.length, sha256: createHash('sha256').update(long).digest('hex') }]);
+  assert.ok(got.slice(1).every((e, i) => e.query_info.query_string === (events[i + 1]!.query_info as { query_string: string }).query_string && e.unmapped === undefined), 'the others whole');
 });
 
 kafka.run();

@@ -4,6 +4,7 @@ import { createTopics } from '../../../../core/src/bus/kafka-topics.js';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import { Backoff, pause } from '../../../../core/src/retry.js';
 import type { OcsfEvent } from '../ocsf/map.js';
+import { sizedRuns } from './fit-events.js';
 import type { ExportSink } from './types.js';
 
 export interface KafkaSinkOptions {
@@ -18,6 +19,11 @@ export interface KafkaSinkOptions {
   /** The first backoff step (core/src/retry.ts); doubles per attempt, up to `maxDelayMs`. */
   baseDelayMs?: number;
   maxDelayMs?: number;
+  /**
+   * JSON bytes per produce request (and so per record): under the broker's `message.max.bytes`
+   * (1,048,588 by default), which refuses a larger batch for good. Default 900,000.
+   */
+  maxRequestBytes?: number;
   signal?: AbortSignal;
 }
 
@@ -26,7 +32,9 @@ export interface KafkaSinkOptions {
  * (`metadata.correlation_uid`) so a session's events stay in order in one partition. A batch
  * counts as delivered once every in-sync replica has it (idempotent producer, `acks=all`);
  * until then the exporter keeps its position, so a failure redelivers the batch (at least
- * once) and consumers deduplicate on `metadata.uid`. Headers carry the ledger position.
+ * once) and consumers deduplicate on `metadata.uid`. Headers carry the ledger position. A batch
+ * is sent in runs under the broker's size limit, and an event longer than that has its longest
+ * texts cut (fit-events.ts): an agent's long statement must not stop the export.
  */
 export class KafkaSink implements ExportSink {
   readonly name: string;
@@ -50,7 +58,12 @@ export class KafkaSink implements ExportSink {
     });
   }
 
+  /** The batch in sends small enough for the broker, one after another (so a session's order holds). */
   async deliver(events: readonly OcsfEvent[]): Promise<void> {
+    for (const run of sizedRuns(events, this.#options.maxRequestBytes ?? 900_000)) await this.#send(run);
+  }
+
+  async #send(events: readonly OcsfEvent[]): Promise<void> {
     const messages = events.map((e) => ({
       key: String(e.metadata.correlation_uid ?? e.metadata.uid ?? ''),
       value: JSON.stringify(e),

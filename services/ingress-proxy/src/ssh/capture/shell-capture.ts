@@ -4,8 +4,13 @@ import { REARM_TEXT, shellCommand } from './hook-script.js';
 import { ReportScanner, type CommandReport, type HookReport, type UnreadableReport } from './reports.js';
 
 export interface CaptureOptions {
-  /** Records and decides a reported command; resolves true when it may run. Never rejects. */
-  decide: (report: CommandReport) => Promise<boolean>;
+  /**
+   * Records and decides a reported command; resolves true when it may run. Never rejects.
+   * `gaveUp` aborts when the shell stops waiting for the verdict (the process reported again,
+   * so its hook gave up on this one; or the shell ended): the command will not run, and the
+   * answer, whatever it is, is a refusal.
+   */
+  decide: (report: CommandReport, gaveUp: AbortSignal) => Promise<boolean>;
   /** Records a report whose command cannot be read; the command is refused whatever it is. */
   unreadable: (report: UnreadableReport) => void;
   /** How long to wait for the shell to come up, and for the helper. */
@@ -44,6 +49,8 @@ export class ShellCapture {
   #awaitingReport = false;
   #reported: (() => void)[] = [];
   #pending = 0;
+  /** The report each process waits on a verdict for: a hook answers one at a time, per process. */
+  readonly #waiting = new Map<number, AbortController>();
 
   private constructor(helper: HookHelper, scanner: ReportScanner, pid: number, options: CaptureOptions) {
     this.#helper = helper;
@@ -162,6 +169,9 @@ export class ShellCapture {
   close(): void {
     this.#helper.close();
     for (const r of this.#reported.splice(0)) r();
+    // No hook waits any more: the commands still being decided will not run.
+    for (const waiting of this.#waiting.values()) waiting.abort();
+    this.#waiting.clear();
   }
 
   #report(r: CommandReport): void {
@@ -169,15 +179,23 @@ export class ShellCapture {
       this.#awaitingReport = false;
       for (const w of this.#reported.splice(0)) w();
     }
+    // A process reporting again has stopped waiting for its previous verdict (a ^C interrupted
+    // the hook, which then skips the command): that command is settled as not run.
+    this.#waiting.get(r.pid)?.abort();
+    this.#waiting.delete(r.pid);
     this.#helper.prepare(r.pid);
     // The shell's PROMPT_COMMAND (hook-script.ts): it only re-arms the hook, so it runs unasked and
     // unrecorded; what it tells is that the shell read the line before and is back at its prompt.
     if (r.pid === this.pid && r.text === REARM_TEXT) return this.#helper.answer(r.pid, r.challenge, true);
     if (this.#pending >= MAX_PENDING) return this.#helper.answer(r.pid, r.challenge, false);
     this.#pending += 1;
-    void this.#options.decide(r).then((run) => {
+    const waiting = new AbortController();
+    this.#waiting.set(r.pid, waiting);
+    void this.#options.decide(r, waiting.signal).then((run) => {
       this.#pending -= 1;
-      this.#helper.answer(r.pid, r.challenge, run);
+      if (this.#waiting.get(r.pid) === waiting) this.#waiting.delete(r.pid);
+      // Given up on: answered no, should a forged report have made it look so while the hook still waits.
+      this.#helper.answer(r.pid, r.challenge, run && !waiting.signal.aborted);
     });
   }
 }
