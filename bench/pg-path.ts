@@ -17,6 +17,10 @@ import { StatementResult } from '../services/ingress-proxy/src/pg/result-recorde
 import { Masker } from '../services/ingress-proxy/src/masking/masker.js';
 import { recordColumns } from '../services/ledger/src/chain.js';
 import { LEDGER_LINGER_MS } from '../services/ledger/src/ledger.js';
+import { InstrumentedBus } from '../core/src/ops/instrumented-bus.js';
+import { Readiness } from '../core/src/ops/readiness.js';
+import { decide } from '../services/ingress-proxy/src/decide.js';
+import { SessionEvents } from '../services/ingress-proxy/src/session-events.js';
 import { readOptions } from './options.js';
 
 /*
@@ -86,8 +90,12 @@ export async function run(args: string[]): Promise<void> {
   console.log('|---|---:|');
   for (const [label, f] of rows) console.log(`| ${label} | ${cpuPerCall(f, calls).toFixed(2)} |`);
   for (const sessions of [1, 8]) {
-    const bus = await busPerStatement(sessions, calls);
+    const bus = await busPerStatement(sessions, calls, false);
     console.log(`| the embedded bus's share of a statement, ${sessions} session${sessions === 1 ? '' : 's'} at a time: Command + inline Verdict appended, Response appended, agate start's consumer groups (fsync off); process / main thread | ${bus.process.toFixed(2)} / ${bus.main.toFixed(2)} |`);
+  }
+  for (const sessions of [1, 8]) {
+    const bus = await busPerStatement(sessions, calls, true);
+    console.log(`| the same as a proxy session asks it (decide() through the instrumented bus, the Response through SessionEvents), ${sessions} session${sessions === 1 ? '' : 's'} at a time; process / main thread | ${bus.process.toFixed(2)} / ${bus.main.toFixed(2)} |`);
   }
 }
 
@@ -104,8 +112,10 @@ function mainThreadMs(): number {
  * with the consumer groups `agate start` subscribes reading along (handlers that do nothing; the
  * ledger lingering as it does there). fsync off, so the disk does not set the pace; CPU µs per
  * statement of the process and of its main thread (the latter in 10 ms ticks: use many calls).
+ * `asProxy`: through what a proxy session adds on top (decide() over the instrumented bus, the
+ * Response through the session's SessionEvents chain), to weigh those layers against the bus.
  */
-async function busPerStatement(sessions: number, statements: number): Promise<{ process: number; main: number }> {
+async function busPerStatement(sessions: number, statements: number, asProxy: boolean): Promise<{ process: number; main: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'agate-pg-path-bus-'));
   const bus = new LocalBus({ dir, fsync: false, logger: silentLogger, lingerMs: { ledger: LEDGER_LINGER_MS } });
   try {
@@ -120,14 +130,24 @@ async function busPerStatement(sessions: number, statements: number): Promise<{ 
     // The console takes only hold verdicts (fresh-holds.ts): the others do not wake it.
     const accept = (e: AgateEvent) => e.type !== 'Verdict' || e.decision === 'hold';
     for (const [group, types] of groups) await bus.subscribe({ group, types, handler: async () => undefined, maxBatch: group === 'ledger' ? 20_000 : undefined, accept: group === 'console' ? accept : undefined });
+    // As `agate start` wraps it for the proxies (cli/src/components.ts), when asked.
+    const outer = asProxy ? new InstrumentedBus(bus, new Readiness()) : bus;
     const session = async (n: number) => {
       const session_id = randomUUID();
+      const events = new SessionEvents(outer, silentLogger);
       for (let i = 0; i < n; i++) {
         const command: Command = { ...SAMPLES.Command, event_id: randomUUID(), time: nowMicros(), session_id, attributes: {} };
+        const response = { ...SAMPLES.Response, event_id: randomUUID(), time: nowMicros(), session_id, command_id: command.event_id };
+        if (asProxy) {
+          if ((await decide(command, { bus: outer, verdictTimeoutMs: 10_000, events, log: silentLogger })).kind !== 'run') throw new Error('not allowed');
+          void events.emitLogged(response);
+          continue;
+        }
         const outcome = await bus.requestVerdict(command, 10_000);
         if (outcome.kind !== 'verdict') throw new Error('no verdict');
-        void bus.publish({ ...SAMPLES.Response, event_id: randomUUID(), time: nowMicros(), session_id, command_id: command.event_id });
+        void bus.publish(response);
       }
+      await events.drained();
     };
     const all = (n: number) => Promise.all(Array.from({ length: sessions }, () => session(Math.ceil(n / sessions))));
     await all(Math.min(statements, 5_000));
