@@ -1,17 +1,19 @@
 // A hostile agent with a valid token, sixth pass (pg-hostile.test.ts … -5 have the first five):
 // through the real `agate start` in front of a PostgreSQL 15 that logs every statement it
 // executes (pgaudit). Corners tried here: a setting named in another case (`SET "Role"`, which
-// the server finds case-insensitively), built-ins that act on other sessions or the server
-// (advisory locks, statistics resets, logical decoding), a masked client reaching a whole row
-// through a column's spelling (`v.text` is `text(v)`) or changing search_path from code only
-// read as text, and a client asking for protocol 3.2. Witnesses: the database read directly, the
-// replies on the wire, and pgaudit's log checked against the record.
+// the server finds case-insensitively) or set by set_config; built-ins and statements that act
+// on other sessions or the server (advisory locks, statistics resets, logical decoding,
+// two-phase commit); a function called as a field (`(x).f` is `f(x)`); a masked client reaching
+// a whole row by column notation (`v.record_out` is `record_out(v)`) or changing search_path
+// from code only read as text; and a client asking for protocol 3.2. Witnesses: the database
+// read directly, the replies on the wire, and pgaudit's log checked against the record.
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { serialize } from 'pg-protocol';
 import { auditAgent, refused, send, startHostile, stopHostile, type HostileCtx } from './pg-hostile-fixture.js';
+import { RawClient } from './raw-client.js';
 
 const hostile = suite<HostileCtx>('a hostile agent against the PostgreSQL proxy, sixth pass');
 
@@ -214,6 +216,27 @@ hostile('protocol 3.2 and _pq_ options: Agate answers NegotiateProtocolVersion f
   assert.is(v30.indexOf(negotiate(0, ['_pq_.agate_test'])), 0, `3.0 with an option: ${v30.toString('latin1')}`);
   const plain30 = await greeting(ctx, serialize.startup(params));
   assert.is(plain30[0], 0x52, `3.0: ${plain30.toString('latin1')}`);
+  // Agate's keys are 3.0's 4 bytes; a 3.2 CancelRequest (a longer key) holding one cancels nothing.
+  const victim = await RawClient.login(ctx.agate.host, ctx.agate.port, await ctx.agate.token({ masked: 'no' }));
+  try {
+    victim.send(serialize.query('SELECT pg_sleep(1.5) AS slept'));
+    await new Promise((r) => setTimeout(r, 300));
+    const long = Buffer.alloc(16 + 28);
+    long.writeInt32BE(long.length, 0);
+    long.writeInt32BE(80877102, 4);
+    long.writeInt32BE(victim.key!.processId, 8);
+    long.writeInt32BE(victim.key!.secretKey, 12);
+    await new Promise<void>((resolve) => {
+      const s = connect({ host: ctx.agate.host, port: ctx.agate.port }, () => s.end(long));
+      s.on('error', () => resolve());
+      s.on('close', () => resolve());
+      setTimeout(() => (s.destroy(), resolve()), 5_000).unref();
+    });
+    const replies = await victim.readyCount(1);
+    assert.ok(replies.some((r) => r.name === 'dataRow') && !replies.some((r) => r.name === 'error'), replies.map((r) => r.name).join(','));
+  } finally {
+    victim.close();
+  }
 });
 
 hostile('pgaudit: everything PostgreSQL executed was recorded as allowed; nothing refused ran', async (ctx) => {
