@@ -13,6 +13,8 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import ssh2 from 'ssh2';
+import { startSshd, type SshServer } from '../harness/sshd.js';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { visibleText } from '../../core/src/visible-text.js';
 import { startKeycloak, type Keycloak } from '../harness/keycloak.js';
@@ -51,16 +53,22 @@ const HELD = `DROP TABLE IF EXISTS scratch_tmp /* nightly cleanup */${'\n'.repea
 /** What must never reach a terminal or a page as itself: C0/C1 controls but newline, bidi controls, zero-width characters. */
 const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/;
 
-interface Ctx { pg: PostgresServer; oidc: OidcIssuer; keycloak: Keycloak; agate: AgateProcess; profile: string; browser: BrowserContext; page: Page }
+interface Ctx { pg: PostgresServer; oidc: OidcIssuer; keycloak: Keycloak; sshd: SshServer; agate: AgateProcess; profile: string; browser: BrowserContext; page: Page }
 const surface = suite<Ctx>('surface-hostile: agent text shown to people');
 
 surface.before(async (ctx) => {
-  [ctx.pg, ctx.oidc, ctx.keycloak] = await Promise.all([startPostgres(), startOidcIssuer(), startKeycloak()]);
+  [ctx.pg, ctx.oidc, ctx.keycloak, ctx.sshd] = await Promise.all([startPostgres(), startOidcIssuer(), startKeycloak(), startSshd()]);
   const clientSecret = randomBytes(18).toString('base64url');
   const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
   const issuer = `${ctx.keycloak.baseUrl}/realms/agate`;
   ctx.agate = await startAgateProcess({
-    configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY) + `console:
+    configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY)
+      .replace(/^proxy:\n/m, 'proxy:\n  ssh: { listen: 127.0.0.1:0, host_key_file: ./ssh_host_key }\n')
+      .replace(/^targets:\n/m, `targets:
+  - name: box
+    protocol: ssh
+    upstream: { host: 127.0.0.1, port: ${ctx.sshd.port}, user: ${ctx.sshd.user}, private_key_file: "${ctx.sshd.clientKeyFile}", host_key: "${ctx.sshd.hostPublicKey}" }
+`) + `console:
   oidc:
     issuer: ${JSON.stringify(issuer)}
     client_id: agate-console
@@ -89,6 +97,7 @@ surface.after(async (ctx) => {
   await ctx.keycloak?.stop();
   await ctx.oidc?.close();
   await ctx.pg?.stop();
+  await ctx.sshd?.stop();
 });
 
 /** psql as the agent running `sql`; resolves with its exit code once the hold is answered. */
@@ -259,6 +268,48 @@ surface('a held statement\'s bound parameters are on the card: the approver sees
   } finally {
     await admin.end();
   }
+});
+
+surface('a shell recorded with the window size the agent asked for (1,000,000 × 1,000,000) still replays in the console', async (ctx) => {
+  const { page } = ctx;
+  const ssh = /^([\d.]+):(\d+)$/.exec(String(ctx.agate.started.ssh ?? ''));
+  assert.ok(ssh, JSON.stringify(ctx.agate.started));
+  const client = new ssh2.Client();
+  // A compact token, as an ssh client sends one (OpenSSH cuts a password at 1,023 bytes).
+  const token = await ctx.oidc.mint({ sub: ctx.oidc.githubActionsClaims().sub }, { alg: 'ES256' });
+  await new Promise<void>((resolve, reject) => {
+    client.once('ready', () => resolve()).once('error', reject);
+    client.on('keyboard-interactive', (_n, _i, _l, _p, finish) => finish([token]));
+    client.connect({ host: ssh![1], port: Number(ssh![2]), username: 'box', tryKeyboard: true });
+  });
+  try {
+    await new Promise<void>((resolve, reject) => client.shell({ term: 'xterm', cols: 1_000_000, rows: 1_000_000 }, (err, stream) => {
+      if (err) return reject(err);
+      stream.on('data', () => undefined).on('close', () => resolve());
+      stream.write('echo huge-window-$((6*7))\nexit\n');
+    }));
+  } finally {
+    client.end();
+  }
+  const reader = await analyst(ctx);
+  const session = await until('the shell\'s recording', async () => {
+    const r = await fetch(`${ctx.agate.apiUrl}/v1/sessions?protocol=ssh&limit=5`, { headers: { authorization: `Bearer ${reader}` } });
+    for (const s of ((await r.json()) as { sessions: { session_id: string }[] }).sessions) {
+      const rec = await fetch(`${ctx.agate.apiUrl}/v1/sessions/${s.session_id}/recordings`, { headers: { authorization: `Bearer ${reader}` } });
+      const body = (await rec.json()) as { recordings: { header: { width: number }; events: [number, string, string][] }[] };
+      if (body.recordings.some((x) => x.header.width === 1_000_000 && x.events.some((e) => e[2].includes('huge-window-42')))) return s.session_id;
+    }
+    return undefined;
+  }, { timeoutMs: 30_000 });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${ctx.agate.apiUrl}/ui/replay#${session}`);
+  const player = page.locator('figure.player').first();
+  await player.locator('.ap-player').waitFor({ timeout: 20_000 });
+  await player.locator('.ap-overlay-start').click();
+  await page.waitForFunction(() => /huge-window-42/.test(document.querySelector('figure.player .ap-term-text')?.textContent ?? ''), undefined, { timeout: 30_000 });
+  assert.match((await player.locator('figcaption').textContent()) ?? '', 'recorded at 1000000×1000000');
+  assert.equal(errors, []);
 });
 
 surface.run();

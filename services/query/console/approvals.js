@@ -84,18 +84,18 @@ function makeCard(item, user) {
     } catch (err) {
       error.textContent = err.message;
       error.hidden = false;
-      approve.disabled = placeholders && current.parameters == null;
+      approve.disabled = current.parameters == null;
       deny.disabled = false;
     } finally {
       sending = false;
     }
   });
   const claims = h('dl', { class: 'claims' });
-  // Values bound to $1, $2 …: which rows a `DELETE … WHERE id = ANY($1)` deletes. A statement with
-  // placeholders cannot be approved until they are shown (they come with the store's read).
+  // Values bound to $1, $2 … (which rows a `DELETE … WHERE id = ANY($1)` deletes), or a Kubernetes
+  // request's body: no hold can be approved until they are shown (they come with the store's read).
   const placeholders = /\$\d/.test(item.text);
   const parameters = h('dl', { class: 'parameters', hidden: true });
-  const waiting = h('p', { class: 'note', hidden: !placeholders }, 'Loading the values bound to its parameters…');
+  const waiting = h('p', { class: 'note' }, 'Loading the values it was sent with…');
   const message = h('p', { class: 'message', hidden: true });
   const finalReason = h('p', { class: 'final', hidden: true });
   const el = h('article', { class: 'card', 'data-approval-id': item.approval_id },
@@ -123,11 +123,12 @@ function makeCard(item, user) {
         claims.replaceChildren(...Object.entries(next.claims ?? {}).flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
       }
       if (next.parameters != null && parameters.hidden && next.parameters.length > 0) {
-        parameters.replaceChildren(...next.parameters.flatMap((v, i) => [h('dt', {}, `$${i + 1}`), h('dd', {}, v === null ? h('span', { class: 'muted' }, 'NULL') : h('pre', { class: 'inline' }, v))]));
+        const name = (i) => (placeholders ? `$${i + 1}` : next.parameters.length === 1 ? 'body' : `#${i + 1}`);
+        parameters.replaceChildren(...next.parameters.flatMap((v, i) => [h('dt', {}, name(i)), h('dd', {}, v === null ? h('span', { class: 'muted' }, 'NULL') : h('pre', { class: 'inline' }, v))]));
         parameters.hidden = false;
       }
-      waiting.hidden = !placeholders || next.parameters != null;
-      if (placeholders && !sending) approve.disabled = next.parameters == null;
+      waiting.hidden = next.parameters != null;
+      if (!sending) approve.disabled = next.parameters == null;
       message.textContent = next.message ?? '';
       message.hidden = !next.message;
       status.textContent = next.status;

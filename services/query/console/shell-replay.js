@@ -9,6 +9,14 @@ import { h, mount } from './dom.js';
 /** Pauses longer than this play as this long (the record keeps the real times). */
 const IDLE_LIMIT_S = 2;
 const SPEEDS = ['1', '2', '5', '10'];
+/**
+ * The largest terminal the player is given. The window size is the agent's to choose (an SSH
+ * pty-req or window-change of 1,000,000 × 1,000,000 is recorded as asked): the player would try
+ * to allocate every cell, and never appear. Larger sizes are shown at this one, and say so.
+ */
+const MAX_COLS = 500;
+const MAX_ROWS = 200;
+const clampSize = (cols, rows) => [Math.max(1, Math.min(MAX_COLS, Math.floor(Number(cols)) || 80)), Math.max(1, Math.min(MAX_ROWS, Math.floor(Number(rows)) || 24))];
 
 const view = document.getElementById('view');
 
@@ -31,11 +39,14 @@ async function main() {
  * @param {{ command_id: string, header: { width: number, height: number }, events: [number, string, string][], truncated: boolean }} rec
  */
 function shellPlayer(rec) {
-  const cast = [JSON.stringify(rec.header), ...rec.events.map((e) => JSON.stringify(e))].join('\n');
+  const [cols, rows] = clampSize(rec.header.width, rec.header.height);
+  // A resize event ("COLSxROWS") is clamped the same way.
+  const events = rec.events.map((e) => (e[1] === 'r' ? [e[0], 'r', clampSize(...String(e[2]).split('x')).join('x')] : e));
+  const cast = [JSON.stringify({ ...rec.header, width: cols, height: rows }), ...events.map((e) => JSON.stringify(e))].join('\n');
   const screen = h('div', { class: 'cast', 'data-command-id': rec.command_id });
   const speed = h('select', { class: 'speed', 'aria-label': 'speed' }, ...SPEEDS.map((s) => h('option', { value: s }, `${s}×`)));
   const open = (startAt, autoPlay) => create({ data: cast }, screen, {
-    cols: rec.header.width, rows: rec.header.height, idleTimeLimit: IDLE_LIMIT_S, speed: Number(speed.value), startAt, autoPlay, preload: true, fit: 'width',
+    cols, rows, idleTimeLimit: IDLE_LIMIT_S, speed: Number(speed.value), startAt, autoPlay, preload: true, fit: 'width',
   });
   let player = open(0, false);
   let playing = false;
@@ -52,7 +63,7 @@ function shellPlayer(rec) {
     follow(player);
   });
   return h('figure', { class: 'player' },
-    h('figcaption', {}, `Shell ${rec.command_id} · ${rec.header.width}×${rec.header.height} · ${rec.events.length} events${rec.truncated ? ' (truncated)' : ''}`),
+    h('figcaption', {}, `Shell ${rec.command_id} · ${cols === rec.header.width && rows === rec.header.height ? `${cols}×${rows}` : `recorded at ${rec.header.width}×${rec.header.height}, shown at ${cols}×${rows}`} · ${rec.events.length} events${rec.truncated ? ' (truncated)' : ''}`),
     screen, h('div', { class: 'player-controls' }, h('label', {}, 'Speed ', speed), h('span', { class: 'muted' }, `pauses over ${IDLE_LIMIT_S} s play as ${IDLE_LIMIT_S} s; keys: space plays/pauses, 0–9 seek, ←/→ step`)));
 }
 
