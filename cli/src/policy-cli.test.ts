@@ -133,6 +133,25 @@ policy:
   assert.equal(lintPolicy(cfg.policy.rules).map((f) => f.rule), ['no-destroy-again', 'staging-again']);
 });
 
+cli('lintPolicy: a git rule covers only git pushes; the same git condition does shadow', () => {
+  const cfg = parseConfig(`identity: { dev_issuer: { enabled: true } }
+policy:
+  rules:
+    - { id: no-force-push, action: deny, match: { git: { refs: ["refs/heads/*"], forced: true } } }
+    - { id: no-role-changes, action: deny, match: { sql: { effects: [privilege] } } }
+    - { id: no-rm, action: deny, match: { shell: { commands: [rm] } } }
+    - { id: no-tag-push, action: deny, match: { git: { refs: ["refs/tags/*"] } } }
+    - { id: no-force-push-again, action: deny, match: { protocols: [ssh], git: { refs: ["refs/heads/*"], forced: true } } }
+`, 'lint.yaml');
+  assert.equal(lintPolicy(cfg.policy.rules).map((f) => f.rule), ['no-force-push-again']);
+});
+
+cli('policy lint: the shipped deploy/agate.example.yaml passes with no warning', async () => {
+  const r = await agate('policy', 'lint', '--config', join(packageRoot(), 'deploy/agate.example.yaml'));
+  assert.is(r.code, 0, r.stdout + r.stderr);
+  assert.not.match(r.stdout, /warning/);
+});
+
 cli('policy backtest --offline: the candidate decides the recorded commands of the period; changed verdicts listed, exit 3', async () => {
   const cfgPath = file('bt.yaml', `data_dir: ${dir}/bt-data\n${POLICY}`);
   const config = loadConfig(cfgPath);

@@ -133,7 +133,7 @@ function covers(a: RuleConfig, b: RuleConfig): boolean {
   const subset = (x: readonly string[] | undefined, y: readonly string[] | undefined) => x === undefined || (y !== undefined && y.every((v) => x.includes(v)));
   if (!subset(ma.protocols, mb.protocols) || !subset(ma.targets, mb.targets) || !subset(ma.sql?.statements, mb.sql?.statements)) return false;
   const same = (x: unknown, y: unknown) => x === undefined || JSON.stringify(x) === JSON.stringify(y);
-  // Table, effect, WHERE, Kubernetes, shell and ssh conditions: only an identical condition is known to cover.
+  // Table, effect, WHERE, Kubernetes, shell, ssh and git conditions: only an identical condition is known to cover.
   for (const key of ['tables', 'tables_read', 'tables_written', 'effects', 'without_where'] as const) if (!same(ma.sql?.[key], mb.sql?.[key])) return false;
   if (!same(ma.kubernetes, mb.kubernetes)) return false;
   // An allow rule never matches a statement with a guarded effect (dynamic, opaque, unknown) it does
@@ -141,7 +141,7 @@ function covers(a: RuleConfig, b: RuleConfig): boolean {
   const unnamed = GUARDED_EFFECTS.filter((e) => ma.sql?.effects?.includes(e) !== true);
   const bMaySeeSql = (mb.protocols === undefined || mb.protocols.includes('postgres')) && mb.shell === undefined && mb.ssh === undefined && mb.kubernetes === undefined;
   if (a.action === 'allow' && unnamed.length > 0 && bMaySeeSql && (b.action !== 'allow' || unnamed.some((e) => mb.sql?.effects?.includes(e) === true))) return false;
-  if (!same(ma.shell, mb.shell) || !same(ma.ssh, mb.ssh)) return false;
+  if (!same(ma.shell, mb.shell) || !same(ma.ssh, mb.ssh) || !same(ma.git, mb.git)) return false;
   // An allow rule's SQL kinds must cover everything in a statement, a deny rule's anything: across actions, don't guess.
   if (ma.sql?.statements !== undefined && (a.action === 'allow') !== (b.action === 'allow')) return false;
   for (const [name, globs] of Object.entries(ma.claims ?? {})) {
