@@ -36,11 +36,13 @@ COPY --from=runtime-deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json ./
 COPY bin ./bin
-# Read at run time: the Avro schemas (current, and every frozen version readers accept) and the
-# query API's OpenAPI document.
+# Read at run time: the Avro schemas (current, and every frozen version readers accept), the
+# query API's OpenAPI document and the web console's pages (test/e2e/image-layout.test.ts starts
+# Agate from exactly what this stage copies).
 COPY schemas/*.avsc ./schemas/
 COPY schemas/golden ./schemas/golden
 COPY services/query/openapi.json ./services/query/openapi.json
+COPY services/query/console ./services/query/console
 COPY deploy/agate.example.yaml ./deploy/agate.example.yaml
 # A fixed numeric user, so Kubernetes' runAsNonRoot can verify it without a passwd lookup.
 RUN groupadd --system --gid 10001 agate && useradd --system --uid 10001 --gid agate --home-dir /var/lib/agate --no-create-home agate \

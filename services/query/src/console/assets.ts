@@ -25,7 +25,13 @@ export interface Asset {
  */
 export function loadAssets(dir = join(packageRoot(), CONSOLE_ASSETS_DIR)): Map<string, Asset> {
   const assets = new Map<string, Asset>();
-  for (const name of readdirSync(dir)) {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (cause) {
+    throw new AgateError(ErrorCode.CONFIG_INVALID, `the console's pages are missing from this install (${dir}): ${(cause as Error).message}`, { cause });
+  }
+  for (const name of names) {
     const type = TYPES[extname(name)];
     if (type !== undefined) assets.set(name, { type, body: readFileSync(join(dir, name)) });
   }
