@@ -191,6 +191,12 @@ export const K8S_UNREADABLE_BODY = 'unreadable';
  */
 export const K8S_UNRECORDED_INPUT = 'unrecorded';
 
+/**
+ * `attributes.input` of an exec or attach over WebSocket whose client bytes Agate reads and
+ * records, channel by channel, before they are forwarded: decided like any other request.
+ */
+export const K8S_RECORDED_INPUT = 'recorded';
+
 const ruleMatch = z.strictObject({
   claims: globs.optional().describe('claim name → glob or list of globs (`*` matches anything); all must match; `iss` and `sub` are the verified identity'),
   targets: z.array(z.string()).optional().describe('target-name globs'),
@@ -248,7 +254,7 @@ const ruleMatch = z.strictObject({
     })
     .refine((k) => k.paths === undefined || (k.resources === undefined && k.namespaces === undefined && k.privilege === undefined && k.unreadable_body === undefined), 'expected paths alone (with verbs at most): a non-resource request has no resource, namespace, privilege or body to match')
     .optional()
-    .describe('Kubernetes API requests, matched against the request descriptor the Kubernetes proxy records (attributes `verb`, `resource`, `subresource`, `namespace`, `privilege`); a Kubernetes rule never matches a command without one. An upgraded stream whose input Agate relays unrecorded (exec or attach with `stdin`, port-forward, a proxy: `attributes.input: unrecorded`) opens only by an `allow` rule with this condition that matches it, never by `default: allow` (rule `agate.unrecorded-input`)'),
+    .describe('Kubernetes API requests, matched against the request descriptor the Kubernetes proxy records (attributes `verb`, `resource`, `subresource`, `namespace`, `privilege`); a Kubernetes rule never matches a command without one. An upgraded stream whose input Agate relays unrecorded (exec or attach with `stdin` over SPDY or base64 channels, port-forward, a proxy: `attributes.input: unrecorded`) opens only by an `allow` rule with this condition that matches it, never by `default: allow` (rule `agate.unrecorded-input`); exec and attach over a WebSocket with binary channels (kubectl\'s default) are read and recorded channel by channel (`attributes.input: recorded`) and decided like any request'),
   ssh: z
     .strictObject({
       requests: z

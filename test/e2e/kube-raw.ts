@@ -62,7 +62,7 @@ export async function tlsSession(ctx: KubeAgate) {
   socket.on('error', () => {});
   socket.once('close', () => (closed = true));
   return {
-    write: (text: string) => socket.write(text),
+    write: (data: string | Buffer) => socket.write(data),
     /** Waits until `done` holds for what was received, the socket closed, or `ms` passed. */
     async settle(done: (s: string) => boolean, ms = 3000): Promise<string> {
       const end = Date.now() + ms;
