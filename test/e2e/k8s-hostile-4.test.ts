@@ -7,7 +7,7 @@
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { busLog, commandsWhere, events, responsesOf, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
-import { admin, audited, complete, raw, startAuditedKube, statusOrBody, tlsSession, type RawAnswer } from './kube-raw.js';
+import { NO_PRIVILEGE_CHANGES, admin, audited, complete, raw, startAuditedKube, statusOrBody, tlsSession, type RawAnswer } from './kube-raw.js';
 import { agentKubectl, agentToken } from './kube-agate.js';
 import { until } from '../harness/until.js';
 
@@ -16,12 +16,7 @@ const test = suite<KubeAgate>('e2e/kubernetes hostile agent, seventh pass');
 const POLICY = `policy:
   default: allow
   rules:
-    - id: no-privilege-changes
-      action: deny
-      message: changing who can do what needs a human
-      match:
-        kubernetes: { privilege: ["*"] }
-    - id: no-secret-reads
+${NO_PRIVILEGE_CHANGES}    - id: no-secret-reads
       action: deny
       message: agents do not read Secrets
       match:

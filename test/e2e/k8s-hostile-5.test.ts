@@ -5,7 +5,7 @@
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { commandsWhere, events, responsesOf, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
-import { admin, audited, raw, startAuditedKube, statusOrBody } from './kube-raw.js';
+import { NO_PRIVILEGE_CHANGES, admin, audited, raw, startAuditedKube, statusOrBody } from './kube-raw.js';
 import { until } from '../harness/until.js';
 
 const test = suite<KubeAgate>('e2e/kubernetes hostile agent, eighth pass');
@@ -13,12 +13,7 @@ const test = suite<KubeAgate>('e2e/kubernetes hostile agent, eighth pass');
 const POLICY = `policy:
   default: allow
   rules:
-    - id: no-privilege-changes
-      action: deny
-      message: changing who can do what needs a human
-      match:
-        kubernetes: { privilege: ["*"] }
-    - id: no-scheduling
+${NO_PRIVILEGE_CHANGES}    - id: no-scheduling
       action: deny
       message: agents do not place pods on nodes
       match:
