@@ -80,4 +80,17 @@ test('a ClusterTrustBundle written (a CA the cluster\'s workloads may mount and 
   for (const c of e.cs) assert.equal([c.attributes.privilege, verdictOf(e.evs, c)?.rule_id], ['trust-bundle', 'no-privilege-changes'], c.text);
 });
 
+test('a service-account token for another audience, in a dry run, or with unknown fields ignored, is still a privilege change: refused, none minted', async (ctx) => {
+  const before = await audited(ctx, writes((r) => r === 'serviceaccounts/token'));
+  const request = (extra: Record<string, unknown> = {}) => JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['https://vault.example.com'], expirationSeconds: 600 }, ...extra });
+  const path = '/api/v1/namespaces/default/serviceaccounts/default/token';
+  for (const [query, body] of [['', request()], ['?dryRun=All', request()], ['?fieldValidation=Ignore', request({ Spec: { audiences: ['api'] }, unknown: true })]] as const) {
+    const r = await raw(ctx, 'POST', `${path}${query}`, JSON_BODY, body);
+    assert.is(r.status, 403, `${query}: ${r.status} ${r.body.slice(0, 300)}`);
+    assert.match(statusOrBody(r), 'by rule "no-privilege-changes"');
+  }
+  const after = await audited(ctx, writes((r) => r === 'serviceaccounts/token'));
+  assert.equal(after.slice(before.length).map((e) => `${e.verb} ${e.requestURI}`), []);
+});
+
 test.run();
