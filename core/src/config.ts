@@ -180,7 +180,7 @@ const target = z
  * certificate signing requests and their approval, namespace finalize, finalizer changes, webhooks
  * and admission policies (code the API server runs on everyone's requests).
  */
-export const K8S_PRIVILEGE_FACTS = ['escalate', 'bind', 'impersonate', 'serviceaccount', 'token', 'csr', 'csr-approval', 'finalize', 'finalizers', 'webhook', 'admission-policy'] as const;
+export const K8S_PRIVILEGE_FACTS = ['escalate', 'bind', 'impersonate', 'serviceaccount', 'token', 'csr', 'csr-approval', 'finalize', 'finalizers', 'webhook', 'admission-policy', 'trust-bundle'] as const;
 
 /** `attributes.body` of a Kubernetes request whose body the proxy cannot read; matched by `match.kubernetes.unreadable_body`. */
 export const K8S_UNREADABLE_BODY = 'unreadable';
@@ -190,6 +190,12 @@ export const K8S_UNREADABLE_BODY = 'unreadable';
  * (exec or attach with stdin, port-forward, proxy): allowed only by an allow rule that matches it.
  */
 export const K8S_UNRECORDED_INPUT = 'unrecorded';
+
+/**
+ * `attributes.input` of an exec or attach over WebSocket whose client bytes Agate reads and
+ * records, channel by channel, before they are forwarded: decided like any other request.
+ */
+export const K8S_RECORDED_INPUT = 'recorded';
 
 const ruleMatch = z.strictObject({
   claims: globs.optional().describe('claim name → glob or list of globs (`*` matches anything); all must match; `iss` and `sub` are the verified identity'),
@@ -235,7 +241,7 @@ const ruleMatch = z.strictObject({
         .array(z.enum([...K8S_PRIVILEGE_FACTS, '*']))
         .nonempty()
         .optional()
-        .describe('privilege facts, or `"*"` for any: `escalate` role writes, `bind` binding writes, `impersonate`, `serviceaccount` writes, `token` (`serviceaccounts/token`, a service-account-token Secret), `csr`, `csr-approval`, `finalize` (`namespaces/finalize`), `finalizers` (a patch or update setting `metadata.finalizers`), `webhook` (admission webhook configurations, APIService registrations, a CRD write naming its conversion: the API server then sends what it serves, Secrets included, to an address the writer chooses), `admission-policy` (a Validating- or MutatingAdmissionPolicy or a binding of one: CEL the API server runs on everyone\'s requests with any object, a Secret included, as its parameters, answering in messages or writing into objects the writer can read)'),
+        .describe('privilege facts, or `"*"` for any: `escalate` role writes, `bind` binding writes, `impersonate`, `serviceaccount` writes, `token` (`serviceaccounts/token`, a service-account-token Secret), `csr`, `csr-approval`, `finalize` (`namespaces/finalize`), `finalizers` (a patch or update setting `metadata.finalizers`), `webhook` (admission webhook configurations, APIService registrations, a CRD write naming its conversion: the API server then sends what it serves, Secrets included, to an address the writer chooses), `admission-policy` (a Validating- or MutatingAdmissionPolicy or a binding of one: CEL the API server runs on everyone\'s requests with any object, a Secret included, as its parameters, answering in messages or writing into objects the writer can read), `trust-bundle` (a ClusterTrustBundle created or changed: CA certificates the cluster\'s pods mount and trust)'),
       unreadable_body: z
         .literal(true)
         .optional()
@@ -248,7 +254,7 @@ const ruleMatch = z.strictObject({
     })
     .refine((k) => k.paths === undefined || (k.resources === undefined && k.namespaces === undefined && k.privilege === undefined && k.unreadable_body === undefined), 'expected paths alone (with verbs at most): a non-resource request has no resource, namespace, privilege or body to match')
     .optional()
-    .describe('Kubernetes API requests, matched against the request descriptor the Kubernetes proxy records (attributes `verb`, `resource`, `subresource`, `namespace`, `privilege`); a Kubernetes rule never matches a command without one. An upgraded stream whose input Agate relays unrecorded (exec or attach with `stdin`, port-forward, a proxy: `attributes.input: unrecorded`) opens only by an `allow` rule with this condition that matches it, never by `default: allow` (rule `agate.unrecorded-input`)'),
+    .describe('Kubernetes API requests, matched against the request descriptor the Kubernetes proxy records (attributes `verb`, `resource`, `subresource`, `namespace`, `privilege`); a Kubernetes rule never matches a command without one. An upgraded stream whose input Agate relays unrecorded (exec or attach with `stdin` over SPDY or base64 channels, port-forward, a proxy: `attributes.input: unrecorded`) opens only by an `allow` rule with this condition that matches it, never by `default: allow` (rule `agate.unrecorded-input`); exec and attach over a WebSocket with binary channels (kubectl\'s default) are read and recorded channel by channel (`attributes.input: recorded`) and decided like any request'),
   ssh: z
     .strictObject({
       requests: z

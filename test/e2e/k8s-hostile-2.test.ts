@@ -6,7 +6,7 @@
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { commandsWhere, events, responsesOf, startKubeAgate, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
-import { admin, audited, complete, raw, statusOrBody, tlsSession } from './kube-raw.js';
+import { SECRETS_READ_MASKED, admin, audited, complete, raw, statusOrBody, tlsSession } from './kube-raw.js';
 import { agentToken } from './kube-agate.js';
 import { until } from '../harness/until.js';
 
@@ -30,12 +30,7 @@ const POLICY = `policy:
       message: the API server's own metrics, logs and profiles are not for agents
       match:
         kubernetes: { paths: [/metrics, /logs/*, /debug/*] }
-    - id: secrets-read-masked
-      action: allow
-      mask_client: true
-      match:
-        kubernetes: { verbs: [get, list, watch], resources: [secrets] }
-`;
+${SECRETS_READ_MASKED}`;
 
 /** Values that must never reach the agent. */
 const VAULT_VALUE = 'vault-third-pass-canary';

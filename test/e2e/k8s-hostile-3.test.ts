@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { busLog, commandsWhere, events, responsesOf, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
-import { admin, audited, complete, raw, startAuditedKube, statusOrBody, tlsSession } from './kube-raw.js';
+import { NO_PRIVILEGE_CHANGES, SECRETS_READ_MASKED, admin, audited, complete, raw, startAuditedKube, statusOrBody, tlsSession } from './kube-raw.js';
 import { agentToken } from './kube-agate.js';
 import { until } from '../harness/until.js';
 
@@ -20,17 +20,7 @@ const test = suite<KubeAgate>('e2e/kubernetes hostile agent, sixth pass');
 const POLICY = `policy:
   default: allow
   rules:
-    - id: no-privilege-changes
-      action: deny
-      message: changing who can do what needs a human
-      match:
-        kubernetes: { privilege: ["*"] }
-    - id: secrets-read-masked
-      action: allow
-      mask_client: true
-      match:
-        kubernetes: { verbs: [get, list, watch], resources: [secrets] }
-`;
+${NO_PRIVILEGE_CHANGES}${SECRETS_READ_MASKED}`;
 
 const KEEP = 'example.com/keep';
 /** Config maps each probe tries to strip of their finalizer (one each: a probe that succeeds changes it). */

@@ -7,7 +7,7 @@
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { busLog, commandsWhere, events, responsesOf, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
-import { admin, audited, complete, raw, startAuditedKube, statusOrBody, tlsSession, type RawAnswer } from './kube-raw.js';
+import { NO_PRIVILEGE_CHANGES, admin, audited, complete, raw, startAuditedKube, statusOrBody, tlsSession, type RawAnswer } from './kube-raw.js';
 import { agentKubectl, agentToken } from './kube-agate.js';
 import { until } from '../harness/until.js';
 
@@ -16,12 +16,7 @@ const test = suite<KubeAgate>('e2e/kubernetes hostile agent, seventh pass');
 const POLICY = `policy:
   default: allow
   rules:
-    - id: no-privilege-changes
-      action: deny
-      message: changing who can do what needs a human
-      match:
-        kubernetes: { privilege: ["*"] }
-    - id: no-secret-reads
+${NO_PRIVILEGE_CHANGES}    - id: no-secret-reads
       action: deny
       message: agents do not read Secrets
       match:
@@ -212,35 +207,39 @@ test('a client certificate for any name: a CSR created, or one waiting approved 
 const STREAMS = /\/(exec|attach|portforward|proxy)(\/|\?|$)/;
 
 /** An upgrade request sent as written; the first line of the answer. */
-async function upgrade(ctx: KubeAgate, method: string, path: string, transport: 'websocket' | 'SPDY/3.1'): Promise<string> {
+async function upgrade(ctx: KubeAgate, method: string, path: string, transport: 'websocket' | 'SPDY/3.1', protocol = 'v5.channel.k8s.io'): Promise<string> {
   const token = await agentToken(ctx);
   const s = await tlsSession(ctx);
-  const proto = transport === 'websocket' ? 'Sec-WebSocket-Protocol: v5.channel.k8s.io\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' : 'X-Stream-Protocol-Version: v4.channel.k8s.io\r\n';
+  const proto = transport === 'websocket' ? `Sec-WebSocket-Protocol: ${protocol}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` : 'X-Stream-Protocol-Version: v4.channel.k8s.io\r\n';
   s.write(`${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nConnection: Upgrade\r\nUpgrade: ${transport}\r\n${proto}\r\n`);
   const got = await s.settle(complete);
   s.end();
   return got;
 }
 
-test('a stream carrying the agent\'s input (exec or attach with stdin, port-forward, a proxy) is not allowed by the policy default: what it sends would run unrecorded', async (ctx) => {
+test('a stream carrying input Agate cannot read (exec or attach with stdin over SPDY or base64 channels, port-forward, a proxy) is not allowed by the policy default: what it sends would run unrecorded', async (ctx) => {
   const before = await audited(ctx, (e) => STREAMS.test(e.requestURI));
   const pod = '/api/v1/namespaces/default/pods/idle';
-  const refused: Array<[method: string, path: string, transport: 'websocket' | 'SPDY/3.1']> = [
-    ['GET', `${pod}/exec?command=sh&stdin=true&stdout=true`, 'websocket'],
+  // Exec and attach over WebSocket with the binary channels are read and recorded (k8s-streams.test.ts): base64 channels are not.
+  const BASE64 = 'base64.channel.k8s.io';
+  const refused: Array<[method: string, path: string, transport: 'websocket' | 'SPDY/3.1', protocol?: string]> = [
+    ['GET', `${pod}/exec?command=sh&stdin=true&stdout=true`, 'websocket', BASE64],
     ['POST', `${pod}/exec?command=sh&stdin&stdout=1`, 'SPDY/3.1'],
-    ['GET', `${pod}/exec?command=sh&stdout=1&stdin=yes`, 'websocket'],
-    ['GET', `${pod}/exec?command=sh&%73tdin=1&stdout=1`, 'websocket'],
+    ['GET', `${pod}/exec?command=sh&stdout=1&stdin=yes`, 'websocket', BASE64],
+    ['GET', `${pod}/exec?command=sh&%73tdin=1&stdout=1`, 'websocket', `${BASE64}, v5.channel.k8s.io.evil`],
     ['POST', `${pod}/attach?stdin=1&stdout=1`, 'SPDY/3.1'],
     ['GET', `${pod}/portforward?ports=80`, 'websocket'],
     ['GET', `${pod}:80/proxy/`, 'websocket'],
     ['GET', '/api/v1/namespaces/default/services/web:80/proxy/ws', 'websocket'],
   ];
-  for (const [method, path, transport] of refused) {
-    const got = await upgrade(ctx, method, path, transport);
+  for (const [method, path, transport, protocol] of refused) {
+    const got = await upgrade(ctx, method, path, transport, protocol);
     assert.match(got, /^HTTP\/1\.1 403 /, `${method} ${path} ${transport}: ${got.slice(0, 400)}`);
     assert.match(got, 'agate.unrecorded-input', path);
   }
-  // kubectl's own `exec -i` (a WebSocket, stdin carrying the commands).
+  // kubectl's own `exec -i` speaks v5 channels over a WebSocket: recorded, so decided like any
+  // request and forwarded. The API server answers that no node runs the pod, a failed upgrade,
+  // so kubectl tries again over SPDY, which Agate cannot read: that one is refused.
   const kubectl = await agentKubectl(ctx, ['exec', '-i', '-n', 'default', 'idle', '--', 'sh'], { input: 'id\n' });
   assert.is.not(kubectl.code, 0);
   assert.match(kubectl.stderr, 'agate.unrecorded-input', kubectl.stderr);
@@ -248,25 +247,26 @@ test('a stream carrying the agent\'s input (exec or attach with stdin, port-forw
   // answered by the API server itself; so is an exec with stdin an allow rule names.
   const plain = await upgrade(ctx, 'GET', `${pod}/exec?command=true&stdout=true`, 'websocket');
   assert.match(plain, /does not have a host assigned/, plain.slice(0, 400));
-  const allowed = await upgrade(ctx, 'GET', '/api/v1/namespaces/tools/pods/idle/exec?command=sh&stdin=true&stdout=true', 'websocket');
+  const allowed = await upgrade(ctx, 'POST', '/api/v1/namespaces/tools/pods/idle/exec?command=sh&stdin=true&stdout=true', 'SPDY/3.1');
   assert.match(allowed, /does not have a host assigned/, allowed.slice(0, 400));
-  // `auth can-i` answers as the stream with input would be decided.
+  // `auth can-i` answers as a stream Agate cannot read would be decided (RBAC's exec covers SPDY too).
   const canI = await agentKubectl(ctx, ['auth', 'can-i', 'create', 'pods', '--subresource=exec', '-n', 'default']);
   assert.equal([canI.code, canI.stdout.trim().replace(/:.*/, '')], [1, 'no - Agate refuses it by rule "agate.unrecorded-input"'], canI.stderr);
   const canTools = await agentKubectl(ctx, ['auth', 'can-i', 'create', 'pods', '--subresource=exec', '-n', 'tools']);
   assert.equal([canTools.stdout.trim(), canTools.code], ['yes', 0], canTools.stderr);
   const reached = (await audited(ctx, (e) => STREAMS.test(e.requestURI))).slice(before.length);
-  assert.equal(reached.map((e) => e.requestURI.replace(/\?.*/, '')).sort(), ['/api/v1/namespaces/default/pods/idle/exec', '/api/v1/namespaces/tools/pods/idle/exec']);
+  assert.equal(reached.map((e) => e.requestURI.replace(/\?.*/, '')).sort(), ['/api/v1/namespaces/default/pods/idle/exec', '/api/v1/namespaces/default/pods/idle/exec', '/api/v1/namespaces/tools/pods/idle/exec']);
   const e = await until('the refusals recorded', () => {
     const evs = events(ctx);
     const cs = commandsWhere(evs, (c) => verdictOf(evs, c)?.rule_id === 'agate.unrecorded-input' && c.attributes.access_review === undefined);
-    // kubectl tries a WebSocket, then SPDY when the WebSocket upgrade is refused: one or two more.
-    return cs.length >= refused.length + 1 && cs.every((c) => responsesOf(evs, c).length > 0) ? evs : undefined;
+    return cs.length >= refused.length && cs.every((c) => responsesOf(evs, c).length > 0) ? evs : undefined;
   });
   for (const c of commandsWhere(e, (x) => verdictOf(e, x)?.rule_id === 'agate.unrecorded-input' && x.attributes.access_review === undefined)) {
     assert.is(c.attributes.input, 'unrecorded', c.text);
     assert.is(responsesOf(e, c)[0]?.status, 'refused', c.text);
   }
+  const recorded = commandsWhere(e, (c) => c.attributes.input === 'recorded');
+  assert.ok(recorded.length >= 1 && recorded.every((c) => c.attributes.subresource === 'exec'), 'kubectl exec -i recorded as read');
 });
 
 test.run();

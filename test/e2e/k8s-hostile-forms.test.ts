@@ -12,7 +12,7 @@ import { connect as connectH2 } from 'node:http2';
 import { gzipSync } from 'node:zlib';
 import type { KubeAuditEvent } from '../harness/kube-apiserver.js';
 import { agentKubectl, agentToken, busLog, commandsWhere, events, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
-import { admin, audited, complete, raw, startAuditedKube, statusOrBody, tlsSession } from './kube-raw.js';
+import { NO_PRIVILEGE_CHANGES, NO_VAULT_CONFIG, admin, audited, complete, raw, startAuditedKube, statusOrBody, tlsSession } from './kube-raw.js';
 import { until } from '../harness/until.js';
 
 const test = suite<KubeAgate>('e2e/kubernetes hostile agent: bodies, queries, transport');
@@ -25,22 +25,12 @@ const POLICY = `policy:
       message: agents do not stream secrets
       match:
         kubernetes: { verbs: [watch], resources: [secrets] }
-    - id: no-vault-config
-      action: deny
-      message: configuration in vault is not read by agents
-      match:
-        kubernetes: { verbs: [get, list, watch], resources: [configmaps], namespaces: [vault] }
-    - id: no-exec
+${NO_VAULT_CONFIG}    - id: no-exec
       action: deny
       message: no shells or tunnels into pods
       match:
         kubernetes: { resources: [pods/exec, pods/attach, pods/portforward] }
-    - id: no-privilege-changes
-      action: deny
-      message: changing who can do what needs a human
-      match:
-        kubernetes: { privilege: ["*"] }
-    - id: secrets-read-masked
+${NO_PRIVILEGE_CHANGES}    - id: secrets-read-masked
       action: allow
       mask_client: true
       match:

@@ -7,7 +7,7 @@ import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import type { KubeAuditEvent } from '../harness/kube-apiserver.js';
 import { agentToken, busLog, commandsWhere, events, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
-import { admin, audited, complete, raw, startAuditedKube, statusMessage, tlsSession } from './kube-raw.js';
+import { NO_POD_DELETES_IN_PROD, NO_PRIVILEGE_CHANGES, NO_VAULT_CONFIG, SECRETS_READ_MASKED, admin, audited, complete, raw, startAuditedKube, statusMessage, tlsSession } from './kube-raw.js';
 import { until } from '../harness/until.js';
 
 const test = suite<KubeAgate>('e2e/kubernetes hostile agent');
@@ -15,32 +15,12 @@ const test = suite<KubeAgate>('e2e/kubernetes hostile agent');
 const POLICY = `policy:
   default: allow
   rules:
-    - id: no-pod-deletes-in-prod
-      action: deny
-      message: pods in prod are not deleted by agents
-      match:
-        kubernetes: { verbs: [delete], resources: [pods], namespaces: [prod] }
-    - id: no-vault-config
-      action: deny
-      message: configuration in vault is not read by agents
-      match:
-        kubernetes: { verbs: [get, list, watch], resources: [configmaps], namespaces: [vault] }
-    - id: no-exec
+${NO_POD_DELETES_IN_PROD}${NO_VAULT_CONFIG}    - id: no-exec
       action: deny
       message: no shells in pods
       match:
         kubernetes: { resources: [pods/exec, pods/attach] }
-    - id: no-privilege-changes
-      action: deny
-      message: changing who can do what needs a human
-      match:
-        kubernetes: { privilege: ["*"] }
-    - id: secrets-read-masked
-      action: allow
-      mask_client: true
-      match:
-        kubernetes: { verbs: [get, list, watch], resources: [secrets] }
-`;
+${NO_PRIVILEGE_CHANGES}${SECRETS_READ_MASKED}`;
 
 /** A value that must never reach the agent (nor the record). */
 const SECRET = 'hunter2-hostile-canary';

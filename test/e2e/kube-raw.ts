@@ -62,7 +62,7 @@ export async function tlsSession(ctx: KubeAgate) {
   socket.on('error', () => {});
   socket.once('close', () => (closed = true));
   return {
-    write: (text: string) => socket.write(text),
+    write: (data: string | Buffer) => socket.write(data),
     /** Waits until `done` holds for what was received, the socket closed, or `ms` passed. */
     async settle(done: (s: string) => boolean, ms = 3000): Promise<string> {
       const end = Date.now() + ms;
@@ -97,3 +97,36 @@ export async function startAuditedKube(ctx: KubeAgate, policyYaml: string, setup
     throw err;
   }
 }
+
+/*
+ * Policy rules the hostile suites share, as items of a `rules:` list (each interpolated into a
+ * suite's own `policy:` YAML), so one wording and one match serve every file that uses them.
+ */
+
+export const NO_PRIVILEGE_CHANGES = `    - id: no-privilege-changes
+      action: deny
+      message: changing who can do what needs a human
+      match:
+        kubernetes: { privilege: ["*"] }
+`;
+
+export const SECRETS_READ_MASKED = `    - id: secrets-read-masked
+      action: allow
+      mask_client: true
+      match:
+        kubernetes: { verbs: [get, list, watch], resources: [secrets] }
+`;
+
+export const NO_VAULT_CONFIG = `    - id: no-vault-config
+      action: deny
+      message: configuration in vault is not read by agents
+      match:
+        kubernetes: { verbs: [get, list, watch], resources: [configmaps], namespaces: [vault] }
+`;
+
+export const NO_POD_DELETES_IN_PROD = `    - id: no-pod-deletes-in-prod
+      action: deny
+      message: pods in prod are not deleted by agents
+      match:
+        kubernetes: { verbs: [delete], resources: [pods], namespaces: [prod] }
+`;

@@ -354,6 +354,8 @@ async function startApiServer(
       '--disable-admission-plugins=ServiceAccount',
       '--anonymous-auth=false',
       '--profiling=false',
+      // A stub kubelet (stub-kubelet.ts) serves the second CA's certificate; no real kubelet exists.
+      `--kubelet-certificate-authority=${pki.other.caFile}`,
       '--endpoint-reconciler-type=none',
       '--v=1',
       // Written as each request is handled (the default batch backend would lag behind).

@@ -289,6 +289,7 @@ evaluate('kubernetes: a refusal for one namespace holds across all namespaces an
     - { id: no-vault-reads, action: deny, match: { kubernetes: { verbs: [get, list, watch], resources: [configmaps], namespaces: [vault] } } }
     - { id: no-exec-in-prod, action: deny, match: { kubernetes: { verbs: [create], resources: [pods/exec], namespaces: [prod] } } }
     - { id: no-tunnels-in-prod, action: deny, match: { kubernetes: { verbs: [create], resources: [pods/portforward], namespaces: [prod] } } }
+    - { id: no-placing-in-prod, action: deny, match: { kubernetes: { verbs: [create], resources: [pods/binding], namespaces: [prod] } } }
     - { id: dev-everything, action: allow, match: { kubernetes: { namespaces: [dev] } } }
 `);
   const k8s = (attributes: Record<string, string>) => p.evaluate(cmd('kubectl', { protocol: 'kubernetes', attributes })).rule_id;
@@ -301,6 +302,10 @@ evaluate('kubernetes: a refusal for one namespace holds across all namespaces an
   // An eviction is a deletion of the pod.
   assert.is(k8s({ verb: 'create', resource: 'pods', subresource: 'eviction', namespace: 'prod', name: 'p' }), 'no-prod-pod-deletes');
   assert.is(k8s({ verb: 'create', resource: 'pods', subresource: 'eviction', namespace: 'dev', name: 'p' }), 'dev-everything');
+  // A Binding posted to the namespace's bindings places a pod as pods/binding does.
+  assert.is(k8s({ verb: 'create', resource: 'bindings', namespace: 'prod' }), 'no-placing-in-prod');
+  assert.is(k8s({ verb: 'create', resource: 'pods', subresource: 'binding', namespace: 'prod', name: 'p' }), 'no-placing-in-prod');
+  assert.is(k8s({ verb: 'create', resource: 'bindings', namespace: 'dev' }), 'dev-everything');
   // An ephemeral container runs a command like exec; a node's proxy reaches its kubelet's exec in any namespace.
   assert.is(k8s({ verb: 'patch', resource: 'pods', subresource: 'ephemeralcontainers', namespace: 'prod', name: 'p' }), 'no-exec-in-prod');
   assert.is(k8s({ verb: 'get', resource: 'nodes', subresource: 'proxy', name: 'n1' }), 'no-exec-in-prod');

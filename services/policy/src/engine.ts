@@ -17,7 +17,8 @@ const ACROSS_NAMESPACES = new Set(['list', 'watch', 'deletecollection']);
 
 /**
  * The requests another request has the effect of, for refusing and holding rules (an allow rule
- * is never widened): an eviction deletes the pod (its disruption budget permitting); an
+ * is never widened): an eviction deletes the pod (its disruption budget permitting); a Binding
+ * created in the namespace's `bindings` is a `pods/binding`; an
  * ephemeral container (`kubectl debug`) runs a command in the pod as exec would; a node's proxy
  * reaches its kubelet, whose API execs into any pod on the node, of any namespace; a pod's or a
  * service's proxy sends HTTP to the pods' ports, as a port-forward would. And every request whose
@@ -27,6 +28,8 @@ function sameEffect(r: K8sRequest): Array<{ request: K8sRequest; anyNamespace: b
   const reads = readsOf(r).map((request) => ({ request, anyNamespace: false }));
   if (r.apiGroup !== '') return reads;
   if (r.resource === 'pods/eviction' && r.verb === 'create') return [...reads, { request: { ...r, verb: 'delete', resource: 'pods' }, anyNamespace: false }];
+  // A Binding posted to the namespace's `bindings` places the pod its body names, as `pods/binding` does (the name is in the body only).
+  if (r.resource === 'bindings' && r.verb === 'create') return [...reads, { request: { ...r, resource: 'pods/binding' }, anyNamespace: false }];
   if (r.resource === 'pods/ephemeralcontainers' && (r.verb === 'update' || r.verb === 'patch')) return [...reads, { request: { ...r, verb: 'create', resource: 'pods/exec' }, anyNamespace: false }];
   // `/api/v1/proxy/…`, the old spelling of the proxy subresources (the verb names it, not a subresource).
   const proxied = r.resource.endsWith('/proxy') ? r.resource.slice(0, -'/proxy'.length) : r.verb === 'proxy' && !r.resource.includes('/') ? r.resource : undefined;

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Bus } from '../../../../core/src/bus/bus.js';
-import { K8S_UNREADABLE_BODY, K8S_UNRECORDED_INPUT } from '../../../../core/src/config.js';
+import { K8S_RECORDED_INPUT, K8S_UNREADABLE_BODY, K8S_UNRECORDED_INPUT } from '../../../../core/src/config.js';
 import { ErrorCode, describeError } from '../../../../core/src/errors.js';
 import type { Logger } from '../../../../core/src/log.js';
-import { nowMicros, type Command } from '../../../../schemas/src/events.js';
+import { nowMicros, type Command, type Response } from '../../../../schemas/src/events.js';
+import { CHANNEL_PROTOCOLS } from './channels.js';
 import { clientMasker, decide, decideHere, DEADLINE_RULE, UNASKED_RULE } from '../decide.js';
 import type { Masker } from '../masking/masker.js';
 import { accessQuestion, combineAccess, questionAttributes, reviewKind, rulesReview, selfReview, type PolicyAnswer, type Question } from './access-review.js';
@@ -71,7 +72,10 @@ export interface Forward {
   watch: boolean;
 }
 
-export type UpgradePlan = { kind: 'refuse'; status: Status } | { kind: 'upgrade'; command: Command; info: RequestInfo; head: string };
+export type UpgradePlan =
+  | { kind: 'refuse'; status: Status }
+  /** `read`: the subprotocols offered the API server for an exec or attach Agate reads and records (stream-tap.ts); undefined: relayed as bytes. */
+  | { kind: 'upgrade'; command: Command; info: RequestInfo; head: string; read: readonly string[] | undefined };
 
 export interface KubeEngineOptions {
   bus: Bus;
@@ -157,8 +161,10 @@ export class KubeEngine {
     const path = normalizedTarget(url);
     const command = this.#command(session, req, path, decided, undefined);
     command.attributes.upgrade = String(req.headers.upgrade ?? '').slice(0, 64);
-    // Policy allows it only by a rule that names it (services/policy/src/engine.ts).
-    if (carriesInput(decided, url)) command.attributes.input = K8S_UNRECORDED_INPUT;
+    const read = readableStream(decided, req.headers);
+    // Unrecorded: policy allows it only by a rule that names it (services/policy/src/engine.ts).
+    if (carriesInput(decided, url)) command.attributes.input = read === undefined ? K8S_UNRECORDED_INPUT : K8S_RECORDED_INPUT;
+    if (read !== undefined) command.attributes.stream = 'recorded';
     if (decided.kind === 'resource' && decided.verb === '') return this.#refuse(session, command, decided, noVerb(req.method, decided), ErrorCode.PROTOCOL_VIOLATION, true);
     const dropped = droppedParameter(url);
     if (dropped !== undefined) return this.#refuse(session, command, decided, badQuery(dropped, decided), ErrorCode.PROTOCOL_VIOLATION, true);
@@ -181,7 +187,7 @@ export class KubeEngine {
     } catch (err) {
       return { kind: 'refuse', status: this.#credentialFailed(session, command, decided, err) };
     }
-    return { kind: 'upgrade', command, info: decided, head: upgradeHead(req.method, path, req.rawHeaders, this.#options.upstream.host, credential) };
+    return { kind: 'upgrade', command, info: decided, read, head: upgradeHead(req.method, path, req.rawHeaders, this.#options.upstream.host, credential, read) };
   }
 
   /** The API server could not be reached (or its certificate did not verify): recorded; the Status for the client. */
@@ -197,19 +203,25 @@ export class KubeEngine {
     void session.events.emitLogged(refusedEvent(command, 'error', 'CLIENT_GONE', 'the client closed the connection before the API server answered'));
   }
 
-  /** Records how an upgraded connection went; the Status for the client when the API server was never reached. */
-  upgraded(session: KubeSession, command: Command, info: RequestInfo, outcome: UpgradeOutcome): Status | undefined {
+  /**
+   * Records how an upgraded connection went; the Status for the client when the API server was
+   * never reached. `channels`: a read stream's totals per channel.
+   */
+  upgraded(session: KubeSession, command: Command, info: RequestInfo, outcome: UpgradeOutcome, channels?: Pick<Response, 'columns' | 'sample' | 'rows'>): Status | undefined {
     if (outcome.kind === 'unreachable') {
       const message = upstreamFailure(outcome.error, this.#options.target.name);
       void session.events.emitLogged(refusedEvent(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, message));
       return failure('ServiceUnavailable', message, info, 502);
     }
-    const ok = outcome.code === 101;
+    const ok = outcome.code === 101 && outcome.failed === undefined;
+    const { failed } = outcome;
     void session.events.emitLogged({
       type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: session.id, command_id: command.event_id,
       status: ok ? 'ok' : 'error', command_tag: `${outcome.code} upgrade, ${outcome.bytesUp} bytes up, ${outcome.bytesDown} bytes down`,
-      rows: 0, bytes: outcome.bytesDown, duration_us: outcome.durationUs, error_code: ok ? null : String(outcome.code),
-      error_message: ok ? null : `the API server answered the upgrade with ${outcome.statusLine}`, digest: outcome.digest, columns: [], sample: [], masked_values: 0,
+      rows: channels?.rows ?? 0, bytes: outcome.bytesDown, duration_us: outcome.durationUs,
+      error_code: failed !== undefined ? failed.code : ok ? null : String(outcome.code),
+      error_message: failed !== undefined ? `Agate ended the stream: ${failed.message}` : ok ? null : `the API server answered the upgrade with ${outcome.statusLine}`,
+      digest: outcome.digest, columns: channels?.columns ?? [], sample: channels?.sample ?? [], masked_values: 0,
     });
     return undefined;
   }
@@ -411,6 +423,19 @@ function carriesInput(info: RequestInfo, url: URL): boolean {
     return false;
   }
   return !(READ_SUBRESOURCES.has(info.subresource) && READ_VERBS.has(info.verb));
+}
+
+/**
+ * The subprotocols, of those the client offers, Agate reads on an exec or attach over WebSocket
+ * (channels.ts); undefined when it reads none of them (SPDY, base64 only, a port-forward or a
+ * proxy): such a stream is relayed as bytes.
+ */
+function readableStream(info: RequestInfo, headers: KubeRequest['headers']): string[] | undefined {
+  if (info.kind !== 'resource' || (info.subresource !== 'exec' && info.subresource !== 'attach')) return undefined;
+  if (String(headers.upgrade ?? '').trim().toLowerCase() !== 'websocket') return undefined;
+  const offered = String(headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+  const read = offered.filter((p): p is string => (CHANNEL_PROTOCOLS as readonly string[]).includes(p));
+  return read.length === 0 ? undefined : [...new Set(read)];
 }
 
 function declaresBody(headers: KubeRequest['headers']): boolean {

@@ -51,4 +51,10 @@ headers('upgrade head: rebuilt without the client token, with the credential', (
   assert.is(head, 'GET /api/v1/namespaces/d/pods/p/exec?command=ls HTTP/1.1\r\nHost: 10.0.0.1:6443\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Evil: aInjected: 1\r\nAuthorization: Bearer cluster\r\n\r\n');
 });
 
+headers('upgrade head of a read stream: only the subprotocols Agate reads, no extension', () => {
+  const raw = ['Upgrade', 'websocket', 'Sec-WebSocket-Protocol', 'base64.channel.k8s.io, v5.channel.k8s.io', 'Sec-WebSocket-Extensions', 'permessage-deflate', 'sec-websocket-protocol', 'v4.channel.k8s.io'];
+  const head = upgradeHead('GET', '/x', raw, 'h', {}, ['v5.channel.k8s.io', 'v4.channel.k8s.io']);
+  assert.is(head, 'GET /x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: v5.channel.k8s.io, v4.channel.k8s.io\r\n\r\n');
+});
+
 headers.run();

@@ -71,16 +71,22 @@ export function rawHeader(raw: readonly string[], name: string): string | undefi
   return undefined;
 }
 
-/** The raw request head of an upgrade, rebuilt for the API server. */
-export function upgradeHead(method: string, path: string, rawHeaders: readonly string[], host: string, credential: Record<string, string>): string {
+/**
+ * The raw request head of an upgrade, rebuilt for the API server. `protocols`: a WebSocket Agate
+ * reads (stream-tap.ts) offers only these subprotocols and no extension (compression would
+ * hide the channels).
+ */
+export function upgradeHead(method: string, path: string, rawHeaders: readonly string[], host: string, credential: Record<string, string>, protocols?: readonly string[]): string {
   const lines = [`${method} ${path} HTTP/1.1`, `Host: ${host}`];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const k = rawHeaders[i]!;
     const lk = k.toLowerCase();
     // No body framing: an upgrade request with a body is refused before this (engine.ts).
     if (lk === 'authorization' || lk === 'host' || asSomeoneElse(lk) || lk === 'proxy-authorization' || lk === 'content-length' || lk === 'transfer-encoding' || lk === 'expect') continue;
+    if (protocols !== undefined && (lk === 'sec-websocket-protocol' || lk === 'sec-websocket-extensions')) continue;
     lines.push(`${k}: ${rawHeaders[i + 1]!.replace(/[\r\n]/g, '')}`);
   }
+  if (protocols !== undefined) lines.push(`Sec-WebSocket-Protocol: ${protocols.join(', ')}`);
   for (const [k, v] of Object.entries(credential)) lines.push(`${k}: ${v}`);
   return `${lines.join('\r\n')}\r\n\r\n`;
 }

@@ -101,6 +101,10 @@ test('admission policies and their bindings (CEL the API server runs on everyone
     assert.equal(facts('GET', `${group}/${resource}`), [], resource);
   }
   assert.equal(facts('PATCH', '/apis/admissionregistration.k8s.io/v1beta1/mutatingadmissionpolicies/x', { spec: {} }, 'application/merge-patch+json'), ['admission-policy']);
+  // A ClusterTrustBundle: CAs pods trust. Written in any version; deleted, no trust is gained.
+  for (const v of ['v1', 'v1beta1']) assert.equal(facts('POST', `/apis/certificates.k8s.io/${v}/clustertrustbundles`, { spec: {} }), ['trust-bundle'], v);
+  assert.equal(facts('PATCH', '/apis/certificates.k8s.io/v1/clustertrustbundles/x', { spec: {} }, 'application/merge-patch+json'), ['trust-bundle']);
+  assert.equal(facts('DELETE', '/apis/certificates.k8s.io/v1/clustertrustbundles/x'), []);
   assert.equal(facts('PUT', `${group}/validatingadmissionpolicies/x/status`, {}), ['admission-policy']);
 });
 

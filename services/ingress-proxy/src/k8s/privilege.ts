@@ -47,7 +47,13 @@ export type PrivilegeFact =
    * writes into the object, so a Secret's value can reach the writer in an error of its own
    * request or in an object it may read. Deleting one removes a guard the operator set.
    */
-  | 'admission-policy';
+  | 'admission-policy'
+  /**
+   * A ClusterTrustBundle written: a set of CA certificates pods mount (a projected volume by
+   * name, or by signer and labels) and trust, so a CA of the writer's choosing lets it stand in
+   * for any server those workloads call. Deleting one removes trust, not a guard: not counted.
+   */
+  | 'trust-bundle';
 
 /** The config's list (what `match.kubernetes.privilege` accepts) must name exactly these; a test checks. */
 export const PRIVILEGE_FACTS: readonly PrivilegeFact[] = K8S_PRIVILEGE_FACTS;
@@ -74,6 +80,7 @@ export function privilegeFacts(info: RequestInfo, headers: IncomingHttpHeaders, 
   if (group === 'admissionregistration.k8s.io' && WEBHOOK_CONFIGURATIONS.has(resource)) facts.add('webhook');
   if (group === 'apiregistration.k8s.io' && resource === 'apiservices') facts.add('webhook');
   if (group === 'admissionregistration.k8s.io' && ADMISSION_POLICIES.has(resource)) facts.add('admission-policy');
+  if (group === 'certificates.k8s.io' && resource === 'clustertrustbundles' && verb !== 'delete' && verb !== 'deletecollection') facts.add('trust-bundle');
   if (group === 'apiextensions.k8s.io' && resource === 'customresourcedefinitions' && verb !== 'delete' && verb !== 'deletecollection' && namesConversion(read, raw)) facts.add('webhook');
   return [...facts];
 }

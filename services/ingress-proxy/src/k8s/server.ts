@@ -17,6 +17,7 @@ import type { K8sRecording } from './recording.js';
 import { relayMasked, relayStream, relayWatch, sendStatus } from './relay.js';
 import type { KubeSession } from './session.js';
 import { failure, statusBody, type Status } from './status.js';
+import { channelTap } from './stream-tap.js';
 import { relayUpgrade } from './upgrade.js';
 import type { KubeUpstream } from './upstream.js';
 
@@ -249,8 +250,9 @@ export class KubeProxyServer {
       if (session === undefined) return;
       const plan = await this.#engine.upgrade(session, { method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.alloc(0) });
       if (plan.kind === 'refuse') return reply(plan.status);
-      const outcome = await relayUpgrade(socket, head, plan.head, this.#options.target.upstream);
-      const status = this.#engine.upgraded(session, plan.command, plan.info, outcome);
+      const tap = plan.read === undefined ? undefined : channelTap(session, plan.command, this.#options.target.recording, plan.read);
+      const outcome = await relayUpgrade(socket, head, plan.head, this.#options.target.upstream, tap);
+      const status = this.#engine.upgraded(session, plan.command, plan.info, outcome, tap?.finish());
       if (status !== undefined) reply(status);
     } catch (err) {
       this.#log.error('upgrade failed', { error: describeError(err) });

@@ -1,11 +1,29 @@
 import { createHash } from 'node:crypto';
 import { isIP, type Socket } from 'node:net';
 import { connect } from 'node:tls';
+import { AgateError, ErrorCode, describeError } from '../../../../core/src/errors.js';
 import type { KubeUpstream } from './upstream.js';
 
 export type UpgradeOutcome =
   | { kind: 'unreachable'; error: Error }
-  | { kind: 'relayed'; code: number; statusLine: string; bytesUp: number; bytesDown: number; digest: string | null; durationUs: number };
+  | {
+    kind: 'relayed'; code: number; statusLine: string; bytesUp: number; bytesDown: number; digest: string | null; durationUs: number;
+    /** Why Agate ended a read stream itself (a frame it could not read, a record it could not write). */
+    failed?: { code: string; message: string };
+  };
+
+/**
+ * Reads an upgraded stream both ways (exec and attach over WebSocket): only what it returns is
+ * forwarded. A throw (or a rejection) ends the stream, both connections closed (fail closed).
+ */
+export interface StreamTap {
+  /** Checks the API server's 101 head; a reason when the stream it opens cannot be read. */
+  accept(headText: string): string | undefined;
+  /** Client bytes → what may reach the API server, once recorded. */
+  up(chunk: Buffer): Promise<Buffer>;
+  /** API server bytes → what may reach the client (recorded as it passes). */
+  down(chunk: Buffer): Buffer;
+}
 
 /** The API server's first line is read within this many bytes, or the relay gives up on naming it. */
 const MAX_STATUS_LINE = 256;
@@ -24,7 +42,7 @@ const MAX_RESPONSE_HEAD = 64 * 1024;
  * second request nobody decided or recorded. Any other answer is delivered and both connections
  * closed. Resolves when both sides are closed.
  */
-export function relayUpgrade(client: Socket, head: Buffer, requestHead: string, upstream: KubeUpstream): Promise<UpgradeOutcome> {
+export function relayUpgrade(client: Socket, head: Buffer, requestHead: string, upstream: KubeUpstream, tap?: StreamTap): Promise<UpgradeOutcome> {
   const host = upstream.server.hostname;
   const port = Number(upstream.server.port || 443);
   const started = process.hrtime.bigint();
@@ -34,6 +52,7 @@ export function relayUpgrade(client: Socket, head: Buffer, requestHead: string, 
     let bytesUp = 0;
     let bytesDown = 0;
     let statusLine = '';
+    let failed: { code: string; message: string } | undefined;
     const hash = createHash('sha256');
     // Nothing the client sends is read before the API server switched protocols.
     client.pause();
@@ -45,7 +64,7 @@ export function relayUpgrade(client: Socket, head: Buffer, requestHead: string, 
     const closed = () => {
       if (--open > 0) return;
       const code = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1] ?? 0);
-      resolve({ kind: 'relayed', code, statusLine: statusLine.slice(0, 120), bytesUp, bytesDown, digest: bytesDown === 0 ? null : `sha256:${hash.digest('hex')}`, durationUs: Number((process.hrtime.bigint() - started) / 1000n) });
+      resolve({ kind: 'relayed', code, statusLine: statusLine.slice(0, 120), bytesUp, bytesDown, digest: bytesDown === 0 ? null : `sha256:${hash.digest('hex')}`, durationUs: Number((process.hrtime.bigint() - started) / 1000n), ...(failed === undefined ? {} : { failed }) });
     };
     const down = (chunk: Buffer) => {
       bytesDown += chunk.length;
@@ -85,9 +104,14 @@ export function relayUpgrade(client: Socket, head: Buffer, requestHead: string, 
         const rest = answer.subarray(end + 4);
         if (/^HTTP\/1\.[01] 101 /.test(statusLine)) {
           server.off('data', onHead);
-          down(answer);
-          switchProtocols();
-          return;
+          if (tap === undefined) {
+            down(answer);
+            return switchProtocols();
+          }
+          const refused = tap.accept(headText);
+          if (refused !== undefined) return fail(refused);
+          down(answer.subarray(0, end + 4));
+          return readBoth(rest);
         }
         body = bodyEnd(headText);
         down(answer);
@@ -111,6 +135,47 @@ export function relayUpgrade(client: Socket, head: Buffer, requestHead: string, 
         client.pipe(server);
         server.pipe(client);
         client.resume();
+      };
+      /** Ends both connections: nothing more passes either way. */
+      const fail = (why: unknown) => {
+        failed ??= typeof why === 'string' ? { code: ErrorCode.PROTOCOL_VIOLATION, message: why } : { code: why instanceof AgateError ? why.code : ErrorCode.PROTOCOL_VIOLATION, message: why instanceof AgateError ? why.message : describeError(why) };
+        client.destroy();
+        server.destroy();
+      };
+      /**
+       * The tapped relay: each side's bytes go through the tap; the client is read only once
+       * what it sent before is recorded and written, and each side is paused while the other
+       * cannot take more.
+       */
+      const readBoth = (rest: Buffer) => {
+        const fromServer = (chunk: Buffer) => {
+          let out: Buffer;
+          try {
+            out = tap!.down(chunk);
+          } catch (err) {
+            return fail(err);
+          }
+          if (out.length === 0) return;
+          down(out);
+          if (client.writableNeedDrain) {
+            server.pause();
+            client.once('drain', () => server.resume());
+          }
+        };
+        const fromClient = (chunk: Buffer) => {
+          client.pause();
+          bytesUp += chunk.length;
+          tap!.up(chunk).then((out) => {
+            if (failed !== undefined || server.destroyed) return;
+            if (out.length === 0 || server.write(out)) client.resume();
+            else server.once('drain', () => client.resume());
+          }, (err: unknown) => fail(err));
+        };
+        if (rest.length > 0) fromServer(rest);
+        server.on('data', fromServer);
+        client.on('data', fromClient);
+        if (head.length > 0) fromClient(head);
+        else client.resume();
       };
       server.on('data', onHead);
       server.write(requestHead);
