@@ -166,6 +166,38 @@ test('probes that held: a refused command split over continuation lines is repor
   assert.ok(typed.some((c) => c.text === '  r\\' && verdict(c)?.rule_id === 'agate.unparseable'));
 });
 
+test('a shell nested where no hook reports (script -qc bash): keys that make readline run the line without an Enter (^O, ^X^E) are decided like an Enter', async (ctx) => {
+  const env = ctx as Env;
+  const files = ['operate', 'edit-execute'].map((n) => join(env.open, n));
+  const { execFileSync } = await import('node:child_process');
+  for (const f of files) execFileSync('install', ['-o', env.sshd.user, '-m', '644', '/dev/null', f]);
+  const [operate, editExecute] = files as [string, string];
+  const since = env.events.length;
+  const conn = await rawClient(env);
+  try {
+    // vi mode's ESC Enter, ESC v and ^D end a line too (line-tracker.test.ts); not here: see SECURITY.md on vi mode.
+    for (const [file, keys] of [[editExecute, '\x18\x05'], [operate, '\x0f']] as const) {
+      const shell = await rawShell(conn);
+      await shell.until(/\$ $/);
+      // EDITOR=true: edit-and-execute-command runs the line as typed. The nested bash reads no startup file.
+      shell.type(`EDITOR=true script -qc 'PS1=nested-$((6*7))$\\  bash --norc --noprofile' /dev/null\r`);
+      await shell.until(/nested-42\$ $/);
+      shell.type(`rm -f ${file}${keys}`);
+      await shell.until(/Agate ended the shell/);
+      assert.ok(await shell.closed(5000), 'the shell was ended');
+    }
+  } finally {
+    conn.end();
+  }
+  for (const f of files) assert.ok(existsSync(f), `${f} was deleted by a line no one decided`);
+  const typed = env.events.slice(since).filter((e): e is Command => e.type === 'Command' && e.attributes.best_effort === 'true');
+  for (const f of files) {
+    const line = typed.find((c) => c.text === `rm -f ${f}`);
+    assert.ok(line, `no typed line rm -f ${f} in ${JSON.stringify(typed.map((c) => c.text))}`);
+    assert.is(env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === line!.event_id)?.rule_id, 'no-rm', f);
+  }
+});
+
 test('probes that held: channels at scale on one connection — 40 at once get at most the cap, a closed channel\'s slot and id are reused, an exec runs while a shell on the same connection waits on a hold', async (ctx) => {
   const env = ctx as Env;
   const since = env.events.length;
