@@ -19,6 +19,7 @@ policy:
       message: deleting files needs a human
       match: { protocols: [ssh], shell: { commands: [rm] } }
     - { id: cp-needs-approval, action: hold, match: { protocols: [ssh], shell: { commands: [cp] } }, approval: { timeout_s: 60 } }
+    - { id: listeners, action: allow, match: { protocols: [ssh], ssh: { requests: [tcpip-forward] } } }
     # The operator accepts typed lines as best effort: a continuation line is decided as typed.
     - { id: typed-lines, action: allow, match: { protocols: [ssh], ssh: { requests: [shell-line] } } }
 `;
@@ -195,6 +196,25 @@ test('a shell nested where no hook reports (script -qc bash): keys that make rea
     const line = typed.find((c) => c.text === `rm -f ${f}`);
     assert.ok(line, `no typed line rm -f ${f} in ${JSON.stringify(typed.map((c) => c.text))}`);
     assert.is(env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === line!.event_id)?.rule_id, 'no-rm', f);
+  }
+});
+
+test('-R listeners asked for all at once stay within the per-connection cap (16): the ones past it are refused and recorded, and the target never bound them', async (ctx) => {
+  const env = ctx as Env;
+  const since = env.events.length;
+  const conn = await rawClient(env);
+  try {
+    const asked = await Promise.all(Array.from({ length: 40 }, () => new Promise<number | undefined>((resolve) => conn.forwardIn('127.0.0.1', 0, (err, port) => resolve(err ? undefined : port)))));
+    const granted = asked.filter((p): p is number => p !== undefined);
+    assert.is(granted.length, 16, `${granted.length} of 40 listeners were granted`);
+    const bound = () => env.events.slice(since).filter((e): e is Response => e.type === 'Response' && /^listening on /.test(e.command_tag ?? '')).length;
+    const refused = () => env.events.slice(since).filter((e): e is Verdict => e.type === 'Verdict' && e.rule_id === 'agate.refused-unasked').length;
+    for (let waited = 0; (bound() < 16 || refused() < 24) && waited < 10_000; waited += 50) await sleep(50);
+    await sleep(300); // and nothing more comes
+    assert.is(bound(), 16, 'the target bound no more than the cap');
+    assert.is(refused(), 24, 'each one past the cap is recorded as refused');
+  } finally {
+    conn.end();
   }
 });
 
