@@ -99,6 +99,57 @@ test('a held captured command the shell stopped waiting for (^C) is recorded as 
   assert.not.ok(env.events.some((e) => e.type === 'Command' && e.text === 'echo after-held'), 'the rest of the interrupted line ran');
 });
 
+test('a held command of a subshell that a ^C killed is recorded as not run once bash is back at its prompt', async (ctx) => {
+  const env = ctx as Env;
+  const v = join(env.open, 'subshell-copy');
+  const text = `cp /etc/hostname ${v}`;
+  const conn = await rawClient(env);
+  try {
+    const shell = await rawShell(conn);
+    await shell.until(/\$ $/);
+    shell.type(`(${text})\r`);
+    await shell.until(/holding this command for approval/);
+    shell.type('\x03');
+    await shell.until(/\$ $/);
+    const { command, approvalId } = await held(env, text);
+    for (let waited = 0; responses(env, command).length === 0 && waited < 10_000; waited += 50) await sleep(50);
+    const [given] = responses(env, command);
+    assert.ok(given, 'the killed subshell\'s command has a Response');
+    assert.equal([given!.status, given!.error_code], ['error', 'SHELL_COMMAND_ABANDONED'], given!.error_message ?? '');
+    await approve(env, command, approvalId);
+    await sleep(500);
+    assert.not.ok(existsSync(v), 'the approved command ran after its subshell was killed');
+    assert.equal(responses(env, command).map((r) => r.status), ['error']);
+  } finally {
+    conn.end();
+  }
+});
+
+test('the control: a held command of a background subshell still waits while bash goes on, and runs once approved', async (ctx) => {
+  const env = ctx as Env;
+  const v = join(env.open, 'background-copy');
+  const text = `cp /etc/hostname ${v}`;
+  const conn = await rawClient(env);
+  try {
+    const shell = await rawShell(conn);
+    await shell.until(/\$ $/);
+    shell.type(`(${text}) &\r`);
+    await shell.until(/holding this command for approval/);
+    shell.type('echo meanwhile-$((5*5))\r');
+    await shell.until(/meanwhile-25\r\n/);
+    const { command, approvalId } = await held(env, text);
+    await sleep(500);
+    assert.equal(responses(env, command), [], 'the waiting job\'s command is not settled');
+    await approve(env, command, approvalId);
+    for (let waited = 0; !existsSync(v) && waited < 10_000; waited += 50) await sleep(50);
+    assert.ok(existsSync(v), 'the approved background command ran');
+    for (let waited = 0; responses(env, command).length === 0 && waited < 10_000; waited += 50) await sleep(50);
+    assert.equal(responses(env, command).map((r) => r.status), ['ok']);
+  } finally {
+    conn.end();
+  }
+});
+
 test('a held captured command whose client left is recorded as not run; an approval after that records no run', async (ctx) => {
   const env = ctx as Env;
   const v = join(env.open, 'orphaned-copy');
