@@ -125,13 +125,18 @@ export class Forwarding {
       gate.refuseUnasked(`tcpip-forward ${where}`, attributes, `a connection may hold at most ${MAX_REMOTE_FORWARDS} remote forwards`);
       return reject?.();
     }
+    const release = this.#remoteForwards.reserve();
     const command = gate.command(`tcpip-forward ${where}`, attributes);
     const decision = await gate.check(command);
-    if (decision.kind === 'refuse') return reject?.();
+    if (decision.kind === 'refuse') {
+      release();
+      return reject?.();
+    }
     let upstream: Client;
     try {
       upstream = await gate.upstream(decision.pass);
       upstream.forwardIn(host, bind.bindPort, (err, boundPort) => {
+        release();
         if (err) {
           void events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, `the target could not listen on ${where}: ${err.message}`));
           return reject?.();
@@ -142,6 +147,7 @@ export class Forwarding {
         accept?.(boundPort);
       });
     } catch (err) {
+      release();
       void events.emitLogged(failureResponse(command, 'error', ErrorCode.UPSTREAM_UNREACHABLE, describeError(err)));
       reject?.();
     }

@@ -32,6 +32,17 @@ test('history, cursor keys and tab completion make the line inexact, and their b
   assert.equal(typed('\x1b[A\r'), [{ text: '', edited: true }]);
 });
 
+test('keys with which readline runs the line without an Enter end it too, marked inexact: ^O, ^X^E, vi mode\'s ESC Enter, ESC v and ^D', () => {
+  assert.equal(typed('rm -f x\x04'), [{ text: 'rm -f x', edited: true }]);
+  assert.equal(typed('\x04'), [], 'an empty line\'s ^D is EOF');
+  assert.equal(typed('rm -f x\x0f'), [{ text: 'rm -f x', edited: true }]);
+  assert.equal(typed('rm -f x\x18\x05'), [{ text: 'rm -f x', edited: true }]);
+  assert.equal(typed('rm -f x\x1b\r'), [{ text: 'rm -f x', edited: true }]);
+  assert.equal(typed('rm -f x\x1bv'), [{ text: 'rm -f x', edited: true }]);
+  // ^X then another key is not edit-and-execute; ^E alone moves the cursor.
+  assert.equal(typed('ls\x18a\x05\r'), [{ text: 'lsa', edited: true }]);
+});
+
 test('a line longer than the bound is cut and marked inexact', () => {
   assert.equal(typed('x'.repeat(40) + '\r'), [{ text: 'x'.repeat(16), edited: true }]);
 });

@@ -18,6 +18,15 @@ export interface TypedLine {
 const CR = 0x0d;
 const LF = 0x0a;
 const ESC = 0x1b;
+/** readline's operate-and-get-next: runs the line like an Enter. */
+const CTRL_O = 0x0f;
+/** ^X ^E: edit-and-execute-command, which runs the line once $EDITOR exits (at once with EDITOR=true). */
+const CTRL_X = 0x18;
+const CTRL_E = 0x05;
+/** After ESC in vi mode: `v` is edit-and-execute-command (as ^X^E), Enter accepts the line. */
+const VI_EDIT = 0x76;
+/** ^D: in vi mode (vi-eof-maybe) it accepts a line that is not empty. */
+const CTRL_D = 0x04;
 
 /**
  * Rebuilds the lines typed into an interactive shell from its raw keyboard input, the way a
@@ -30,6 +39,8 @@ export class LineTracker {
   #edited = false;
   /** Inside an escape sequence: 0 none, 1 after ESC, 2 inside CSI/SS3 parameters. */
   #escape = 0;
+  /** The key before was ^X (a readline prefix). */
+  #ctrlX = false;
   readonly #maxLength: number;
 
   constructor(maxLength = 4096) {
@@ -41,12 +52,21 @@ export class LineTracker {
     this.#line = '';
     this.#edited = false;
     this.#escape = 0;
+    this.#ctrlX = false;
   }
 
-  /** Feeds one byte; returns the finished line when the byte ended one. */
+  /**
+   * Feeds one byte; returns the finished line when the byte ended one. Besides CR and LF, the
+   * keys with which bash's readline runs the line in its default bindings (emacs or vi mode)
+   * end it: a shell that reads the terminal without a hook would otherwise run a line no one
+   * decided. A key rebound by the agent (`bind`, an inputrc) is not known here.
+   */
   push(byte: number): TypedLine | undefined {
+    const afterCtrlX = this.#ctrlX;
+    this.#ctrlX = false;
     if (this.#escape === 1) {
       this.#escape = byte === 0x5b || byte === 0x4f ? 2 : 0; // ESC [ (CSI) or ESC O (SS3)
+      if (byte === CR || byte === LF || byte === VI_EDIT) return this.#finish();
       return undefined;
     }
     if (this.#escape === 2) {
@@ -57,6 +77,20 @@ export class LineTracker {
       case CR:
       case LF:
         return this.#finish();
+      case CTRL_O:
+        this.#edited = true; // it also recalls the next history line
+        return this.#finish();
+      case CTRL_D:
+        if (this.#line === '') break; // an empty line's ^D is EOF: the shell exits
+        this.#edited = true;
+        return this.#finish();
+      case CTRL_E:
+        if (!afterCtrlX) break;
+        this.#edited = true;
+        return this.#finish();
+      case CTRL_X:
+        this.#ctrlX = true;
+        break;
       case ESC:
         this.#escape = 1;
         this.#edited = true; // arrows, history, cursor movement: the line may differ

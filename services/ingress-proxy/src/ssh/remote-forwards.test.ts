@@ -36,4 +36,18 @@ forwards('full at the limit', () => {
   assert.ok(f.full);
 });
 
+forwards('a request being decided holds its place: requests sent at once cannot all pass the limit', () => {
+  const f = new RemoteForwards(2);
+  const first = f.reserve();
+  const second = f.reserve();
+  assert.ok(f.full, 'two requests in flight fill a limit of two');
+  first();
+  first();
+  assert.not.ok(f.full, 'a place given back once, however often released');
+  f.add({ bindAddr: '127.0.0.1', clientBindAddr: '127.0.0.1', bindPort: 1, boundPort: 1, command });
+  assert.ok(f.full);
+  second();
+  assert.not.ok(f.full);
+});
+
 forwards.run();

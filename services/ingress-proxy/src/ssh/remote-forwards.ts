@@ -25,13 +25,25 @@ export const MAX_REMOTE_FORWARDS = 16;
 export class RemoteForwards {
   readonly #forwards: RemoteForward[] = [];
   readonly #limit: number;
+  /** Requests still being decided or bound: each holds a place, or requests sent at once would all pass the cap. */
+  #pending = 0;
 
   constructor(limit = MAX_REMOTE_FORWARDS) {
     this.#limit = limit;
   }
 
   get full(): boolean {
-    return this.#forwards.length >= this.#limit;
+    return this.#forwards.length + this.#pending >= this.#limit;
+  }
+
+  /** Holds a place for a request until it is refused or bound; the function returned gives it back (once). */
+  reserve(): () => void {
+    this.#pending += 1;
+    let released = false;
+    return () => {
+      if (!released) this.#pending -= 1;
+      released = true;
+    };
   }
 
   add(forward: RemoteForward): void {

@@ -183,6 +183,7 @@ export class ShellCapture {
     // the hook, which then skips the command): that command is settled as not run.
     this.#waiting.get(r.pid)?.abort();
     this.#waiting.delete(r.pid);
+    if (r.pid === this.pid) this.#settleGone();
     this.#helper.prepare(r.pid);
     // The shell's PROMPT_COMMAND (hook-script.ts): it only re-arms the hook, so it runs unasked and
     // unrecorded; what it tells is that the shell read the line before and is back at its prompt.
@@ -197,6 +198,23 @@ export class ShellCapture {
       // Given up on: answered no, should a forged report have made it look so while the hook still waits.
       this.#helper.answer(r.pid, r.challenge, run && !waiting.signal.aborted);
     });
+  }
+
+  /**
+   * The shell itself reported (it went on, or is back at its prompt): a subshell still waiting on a
+   * verdict may have been killed meanwhile (a ^C ends `( cmd )`), and a process that is gone (or
+   * a zombie) waits for nothing. A background job that still runs keeps waiting.
+   */
+  #settleGone(): void {
+    for (const [pid, waiting] of this.#waiting) {
+      if (pid === this.pid) continue;
+      void this.#helper.process(pid).then((p) => {
+        if ((p === undefined || p.state === 'Z') && this.#waiting.get(pid) === waiting) {
+          waiting.abort();
+          this.#waiting.delete(pid);
+        }
+      });
+    }
   }
 }
 
