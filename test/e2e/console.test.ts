@@ -562,10 +562,20 @@ ui('the Policy page shows the rules in force, tries a command, and backtests a c
 
 ui('the Ledger page shows the signed checkpoint, runs a verification, and downloads an inclusion proof that verifies offline', async (ctx) => {
   const page = await asAlice(ctx);
-  // The ledger signs a checkpoint every 10 s by default.
   await page.goto(`${ctx.agate.apiUrl}/ui/#/ledger`);
-  for (let i = 0; !(await page.locator('#checkpoint-note').count()); i++) {
-    if (i > 30) throw new Error('no checkpoint on the Ledger page after 15 s');
+  await page.waitForSelector('#checkpoint dl, #checkpoint p');
+  // The first command ever recorded; its proof is checked offline against the ledger's public key below.
+  const { eventId, seq } = await page.evaluate(async () => {
+    const me = await (await fetch('/ui/api/me')).json();
+    const r = await fetch('/ui/api/v1/sql', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token }, body: JSON.stringify({ sql: 'SELECT command_id, toString(seq) AS seq FROM agate.commands ORDER BY seq LIMIT 1' }) });
+    const row = ((await r.json()) as { rows: { command_id: string; seq: string }[] }).rows[0]!;
+    return { eventId: row.command_id, seq: row.seq };
+  });
+  // The ledger signs a checkpoint every 10 s by default; wait for one that covers that record (a
+  // checkpoint signed before it was stored does not, and the page says so instead of downloading).
+  const size = async () => ((await page.locator('#checkpoint-note').count()) ? Number(await page.textContent('#checkpoint-size')) : 0);
+  for (let i = 0; (await size()) < Number(seq); i++) {
+    if (i > 60) throw new Error(`no checkpoint covering record ${seq} on the Ledger page after 30 s (size ${await size()})`);
     await new Promise((r) => setTimeout(r, 500));
     await page.reload();
     await page.waitForSelector('#checkpoint dl, #checkpoint p');
@@ -577,13 +587,6 @@ ui('the Ledger page shows the signed checkpoint, runs a verification, and downlo
   await page.waitForSelector('#verify-verdict', { timeout: 60_000 });
   assert.is(await page.getAttribute('#verify-verdict', 'data-ok'), 'true', (await page.textContent('#verify-result')) ?? '');
   await shot(page, 'console-ledger');
-  // The first command ever recorded is covered by the checkpoint; its proof is checked offline against the ledger's public key.
-  const { eventId, seq } = await page.evaluate(async () => {
-    const me = await (await fetch('/ui/api/me')).json();
-    const r = await fetch('/ui/api/v1/sql', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token }, body: JSON.stringify({ sql: 'SELECT command_id, toString(seq) AS seq FROM agate.commands ORDER BY seq LIMIT 1' }) });
-    const row = ((await r.json()) as { rows: { command_id: string; seq: string }[] }).rows[0]!;
-    return { eventId: row.command_id, seq: row.seq };
-  });
   await page.fill('#proof-form input[name=event_id]', eventId);
   // The page shows an error instead of downloading when the proof request fails: report it.
   const failed = page.waitForSelector('#proof-result .error', { timeout: 60_000 }).then(async (e) => { throw new Error(`no proof: ${await e.textContent()}`); });
