@@ -5,7 +5,7 @@
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nowMicros, type ApprovalDecision, type Command, type Response, type Verdict } from '../../schemas/src/events.js';
 import { rawClient, rawExec, rawShell, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
@@ -227,7 +227,7 @@ test('a shell nested where no hook reports (script -qc bash): keys that make rea
   const since = env.events.length;
   const conn = await rawClient(env);
   try {
-    // vi mode's ESC Enter, ESC v and ^D end a line too (line-tracker.test.ts); not here: see SECURITY.md on vi mode.
+    // vi mode's ESC Enter: the next test; ESC v and ^D end a line too (line-tracker.test.ts).
     for (const [file, keys] of [[editExecute, '\x18\x05'], [operate, '\x0f']] as const) {
       const shell = await rawShell(conn);
       await shell.until(/\$ $/);
@@ -248,6 +248,54 @@ test('a shell nested where no hook reports (script -qc bash): keys that make rea
     assert.ok(line, `no typed line rm -f ${f} in ${JSON.stringify(typed.map((c) => c.text))}`);
     assert.is(env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === line!.event_id)?.rule_id, 'no-rm', f);
   }
+});
+
+/** The kernel's State and pending-signal lines of a local process ('' once it is gone). */
+function procStatus(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').filter((l) => /^(State|ShdPnd|SigPnd):/.test(l)).join('; ');
+  } catch {
+    return '';
+  }
+}
+
+/** Whether a local process is gone, a zombie, or has a SIGKILL (signal 9: bit 0x100) pending. */
+function killed(pid: number): boolean {
+  const status = procStatus(pid);
+  if (status === '' || /State:\s+Z/.test(status)) return true;
+  return [...status.matchAll(/(?:ShdPnd|SigPnd):\s+([0-9a-f]+)/g)].some((m) => (BigInt(`0x${m[1]}`) & 0x100n) !== 0n);
+}
+
+test('a shell nested where no hook reports, in vi mode with ^C no signal: a refused line ended with ESC Enter does not run when Agate ends the shell (the hangup reads as ^D, which would accept it)', async (ctx) => {
+  const env = ctx as Env;
+  const { execFileSync } = await import('node:child_process');
+  const files = [1, 2, 3, 4, 5].map((n) => join(env.open, `vi-mode-${n}`)); // whether the ^D or the hangup reaches the nested bash first varies: several tries
+  for (const f of files) execFileSync('install', ['-o', env.sshd.user, '-m', '644', '/dev/null', f]);
+  const conn = await rawClient(env);
+  try {
+    for (const file of files) {
+      const shell = await rawShell(conn);
+      await shell.until(/\$ $/);
+      shell.type(`script -qc 'PS1=nested-$((6*7))$\\  bash --norc --noprofile' /dev/null\r`);
+      await shell.until(/nested-42\$ $/);
+      // Without isig the ^C Agate sends in place of the Enter is a plain key: only ending the shell can save the line.
+      const from = shell.screen().length;
+      shell.type('stty -isig; set -o vi; echo nested-pid-$$\r');
+      await shell.until(/nested-42\$ $/);
+      const pid = /nested-pid-(\d+)\r\n/.exec(shell.screen().slice(from))?.[1];
+      assert.ok(pid, 'the nested bash said its pid');
+      shell.type(`rm -f ${file}\x1b\r`);
+      await shell.until(/Agate ended the shell/);
+      assert.ok(await shell.closed(5000), 'the shell was ended');
+      // Killed before the client saw the shell end, not merely hung up: gone, a zombie, or a SIGKILL
+      // pending (it will run no more code; the kernel may not have scheduled its exit yet).
+      assert.ok(killed(Number(pid)), `the nested bash ${pid} was not killed: ${procStatus(Number(pid))}`);
+    }
+    await sleep(1500); // whatever was left on the target has had time to act
+  } finally {
+    conn.end();
+  }
+  for (const f of files) assert.ok(existsSync(f), `${f} was deleted by a refused line`);
 });
 
 test('-R listeners asked for all at once stay within the per-connection cap (16): the ones past it are refused and recorded, and the target never bound them', async (ctx) => {

@@ -34,12 +34,15 @@ function fakeShell() {
   const stream = Object.assign(new PassThrough(), { stderr: new PassThrough() });
   let ended = false;
   let closed = false;
+  /** Signal requests, each with whether the channel was still open when it was sent. */
+  const signals: string[] = [];
   Object.assign(stream, {
     write: (c: Buffer) => (received.push(c), true),
     end: () => void (ended = true),
     close: () => void (closed = true),
+    signal: (name: string) => void signals.push(`${name}${closed ? ' after close' : ''}`),
   });
-  return { stream, got: () => Buffer.concat(received).toString(), ended: () => ended, closed: () => closed, print: (s: string) => stream.push(Buffer.from(s)) };
+  return { stream, got: () => Buffer.concat(received).toString(), ended: () => ended, closed: () => closed, signals, print: (s: string) => stream.push(Buffer.from(s)) };
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -73,7 +76,7 @@ test("a typed line is decided before its Enter reaches the shell", async () => {
   assert.is(s.shell.got(), 'ls -l\r');
 });
 
-test('a refused line ends the shell: ^C in place of its Enter, the channel closed, the client told why, no key after it sent', async () => {
+test('a refused line ends the shell: ^C in place of its Enter, a KILL signal request, the channel closed, the client told why, no key after it sent', async () => {
   const s = setup(async (line) => (/rm/.test(line.text) ? { run: false, message: 'Agate refused: rm -rf' } : { run: true }));
   s.client.type('rm -rf / #\r');
   s.client.type('\recho next\r');
@@ -82,6 +85,7 @@ test('a refused line ends the shell: ^C in place of its Enter, the channel close
   await tick();
   assert.is(s.shell.got(), 'rm -rf / #\x03', 'the ^C, and nothing typed after the refused line');
   assert.ok(s.shell.closed(), 'the shell channel is closed: the target hangs up its terminal');
+  assert.equal(s.shell.signals, ['KILL'], 'the shell is killed before its terminal hangs up (a hangup may run the line)');
   assert.is(s.client.text(), '\r\nAgate refused: rm -rf\r\nAgate ended the shell: keys of the refused line had already reached it and cannot be taken back\r\n');
   assert.equal(s.client.log, ['exit 255', 'end']);
   assert.is(outcome.error?.code, 'SHELL_LINE_NOT_RETRACTABLE');

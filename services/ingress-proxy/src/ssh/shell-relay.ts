@@ -31,12 +31,14 @@ export interface ShellRelayOptions {
 }
 
 /**
- * What the shell is sent in place of a refused line's Enter: an interrupt (^C), which makes the
- * line editor drop the whole line wherever its cursor is (^U would only erase up to the cursor,
- * and the rest of the line would then run). Only the target's terminal modes make it a signal,
- * so the shell is ended right after it (ShellRelay.#endShell).
+ * What a shell without capture is sent in place of a refused line's Enter: an interrupt (^C),
+ * which makes the line editor drop the whole line wherever its cursor is (^U would only erase up
+ * to the cursor, and the rest of the line would then run). Only the target's terminal modes make
+ * it a signal, so the shell is ended right after it (ShellRelay.#endShell).
  */
 const DISCARD_LINE = Buffer.from([0x03]);
+/** How long ending a captured shell waits for its processes to be killed before it hangs up anyway. */
+const KILL_WAIT_MS = 3000;
 const CR = 0x0d;
 const LF = 0x0a;
 
@@ -129,15 +131,28 @@ class ShellRelay {
    * Enter discards them only where the target's terminal makes a signal of it: not after
    * `stty -isig` (or `intr undef`, `raw`), nor in a program that reads ^C as a key, and there the
    * next Enter would run the line (`ed`'s `!cmd`). Agate cannot see those modes, so it ends the
-   * shell: closing the target's channel hangs up its terminal before any further key reaches it.
+   * shell. A hangup alone is not enough: readline takes it as ^D on a line that is not empty,
+   * which in vi mode accepts the line (and `script`, at the EOF of its own input, types a ^D
+   * into the shell it runs). So a captured shell and everything it started are stopped and
+   * killed first (ShellCapture.kill), no ^C sent; a shell without capture, or whose kill was not
+   * confirmed, gets a KILL signal request (OpenSSH sends it to the shell's process group only,
+   * where it honours the request at all) before its channel is closed.
    */
   #endShell(refusal: string): void {
     this.#failure = new AgateError(ErrorCode.SHELL_LINE_NOT_RETRACTABLE, `${refusal}; ${NOT_RETRACTABLE}`);
     this.#note(`${refusal}\r\n${NOT_RETRACTABLE}`);
-    void this.#send(DISCARD_LINE); // still sent: it may stop the line sooner than the hangup does
-    this.upstream.close();
-    // Not waiting for the target to confirm the close: a target that never answers must not keep the shell open.
-    this.#closeClient();
+    const close = (killed: boolean) => {
+      if (!killed) this.upstream.signal('KILL');
+      this.upstream.close();
+      // Not waiting for the target to confirm the close: a target that never answers must not keep the shell open.
+      if (!this.#finished) this.#closeClient();
+    };
+    if (this.#capture !== undefined) {
+      void this.#capture.kill(KILL_WAIT_MS).then(close);
+      return;
+    }
+    void this.#send(DISCARD_LINE); // it may stop the line sooner than the hangup does
+    close(false);
   }
 
   #down(raw: Buffer, to: NodeJS.WritableStream): void {

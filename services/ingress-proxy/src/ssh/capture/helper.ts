@@ -92,6 +92,17 @@ export class HookHelper {
     return { state: fields[0]!, tpgid: Number(fields[5]), wchan: m[3]!.trim(), syscall: m[4]!.trim().split(' ')[0] ?? '' };
   }
 
+  /**
+   * Stops, then kills, the process and every process it started on the target (hook-script.ts);
+   * resolves true once the helper says it is done, false when the helper is gone.
+   */
+  async kill(pid: number): Promise<boolean> {
+    if (this.#closed) return false;
+    const line = new Promise<string | undefined>((r) => this.#waiting.push(r));
+    this.#send(`k ${pid}\n`);
+    return (await line) === `K ${pid}`;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#stream.end(); // the helper's loop ends on EOF, removes its directory and its blocked writers

@@ -44,10 +44,34 @@ export const REARM_TEXT = '__agate_rearm';
 /** The exit status of the helper or shell when capture is not possible here (no bash 5.1+, no mktemp). */
 export const NO_CAPTURE_STATUS = 97;
 
-/** The helper: one line `D <dir>` first, then `S <pid> <stat>|<wchan>|<syscall>` per `s` request. */
+/**
+ * The helper: one line `D <dir>` first, then `S <pid> <stat>|<wchan>|<syscall>` per `s` request,
+ * and `K <pid>` once a `k` request has killed the process and everything it started. The tree is
+ * stopped first (SIGSTOP, pass after pass over /proc until no new child shows), so that no process
+ * in it can act, fork or be reparented while it goes, then killed (SIGKILL), the process itself
+ * last. A shell that is merely hung up may still run the line in its editor (readline takes the
+ * hangup as ^D).
+ */
 export function helperScript(): string {
   return [
     'umask 077',
+    // k PID: t holds " pid pid … "; a process whose parent is in t joins it, stopped, until a pass adds none.
+    'k() {',
+    '  r=$1 t=" $1 "; kill -STOP "$1" 2>/dev/null; n=1',
+    '  while [ "$n" = 1 ]; do',
+    '    n=0',
+    '    for s in /proc/[0-9]*/stat; do',
+    '      q=${s#/proc/}; q=${q%/stat}',
+    '      case $t in *" $q "*) continue ;; esac',
+    '      l=; read -r l 2>/dev/null <"$s" || continue',
+    // The command name, in parentheses, may hold anything: the fields start after the last ')'.
+    "      l=${l##*')'}; set -f; set -- $l; set +f",
+    '      case $t in *" $2 "*) kill -STOP "$q" 2>/dev/null; t="$t$q "; n=1 ;; esac',
+    '    done',
+    '  done',
+    // The shell last: its death closes its channel, and by then every other process is killed.
+    '  kill -KILL ${t# $r } 2>/dev/null; kill -KILL "$r" 2>/dev/null',
+    '}',
     `d=$(mktemp -d "\${TMPDIR:-/tmp}/agate-hook.XXXXXXXXXX") || exit ${NO_CAPTURE_STATUS}`,
     'command -v mkfifo >/dev/null 2>&1 || exit ' + NO_CAPTURE_STATUS,
     "trap 'exit 0' HUP INT TERM PIPE",
@@ -59,6 +83,7 @@ export function helperScript(): string {
     '  case $op in',
     '    f) [ -p "$f" ] || mkfifo "$f" ;;',
     '    v) [ -p "$f" ] || mkfifo "$f"; (printf \'%s %s\\n\' "$c" "$v" >"$f") & ;;',
+    '    k) k "$p"; echo "K $p" ;;',
     '    s) s=; w=; y=; read -r s 2>/dev/null <"/proc/$p/stat"; read -r w 2>/dev/null <"/proc/$p/wchan"; read -r y 2>/dev/null <"/proc/$p/syscall"; echo "S $p $s|$w|$y" ;;',
     '  esac',
     'done',

@@ -166,6 +166,16 @@ export class ShellCapture {
     this.#awaitingReport = true;
   }
 
+  /**
+   * Kills the shell and every process it started, stopped first so that none can act meanwhile:
+   * Agate ends a shell this way before it hangs up its terminal (a line editor may take the
+   * hangup as ^D and run the line it holds). Resolves false when that could not be confirmed
+   * within `timeoutMs` (the helper is gone or does not answer).
+   */
+  kill(timeoutMs: number): Promise<boolean> {
+    return Promise.race([this.#helper.kill(this.pid), sleep(timeoutMs).then(() => false)]);
+  }
+
   close(): void {
     this.#helper.close();
     for (const r of this.#reported.splice(0)) r();
