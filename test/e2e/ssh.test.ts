@@ -633,10 +633,13 @@ test('captured: lines typed into a nested shell nothing reports on are decided a
   // Nothing typed inside vim became a line of its own.
   assert.not.ok(lines.some((l) => /hello|:wq/.test(l.text)));
   // Each Enter in a full-screen program is a screen-line of the keys before it.
-  const screens = env.events.slice(since).filter((e): e is Command => e.type === 'Command' && e.attributes.request === 'screen-line');
-  const rule = (c: Command | undefined) => env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === c?.event_id)?.rule_id;
-  assert.is(rule(screens.find((l) => l.text === `!rm -f ${victim}`)), 'agate.screen-line');
-  assert.is(rule(screens.find((l) => l.text === 'ihello^[:wq')), 'screen-lines-for-app');
+  // (Waited for: the shell is ended as soon as the refusal is shown, and its events may trail that.)
+  const ruleOf = (text: string) => waitFor(env, (events) => {
+    const c = events.slice(since).find((e): e is Command => e.type === 'Command' && e.attributes.request === 'screen-line' && e.text === text);
+    return events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === c?.event_id)?.rule_id;
+  });
+  assert.is(await ruleOf(`!rm -f ${victim}`), 'agate.screen-line');
+  assert.is(await ruleOf('ihello^[:wq'), 'screen-lines-for-app');
 });
 
 test('exec with a pty (ssh -tt host cmd) runs on a pty on the target; a shell without one (ssh -T) reads its commands from stdin', async (ctx) => {
