@@ -323,6 +323,28 @@ evaluate('kubernetes: a refusal for one namespace holds across all namespaces an
   assert.is(k8s({ verb: 'list', resource: 'pods' }), null);
 });
 
+evaluate('kubernetes: a server-side apply, and an update of a resource whose update creates, are the create they may be to a refusing rule', () => {
+  const p = policyOf(`policy:
+  default: allow
+  rules:
+    - { id: no-new-pods, action: hold, match: { kubernetes: { verbs: [create], resources: [pods, services, leases] } } }
+`);
+  const k8s = (attributes: Record<string, string>) => p.evaluate(cmd('kubectl', { protocol: 'kubernetes', attributes })).rule_id;
+  const apply = { content_type: 'application/apply-patch+yaml' };
+  assert.is(k8s({ verb: 'patch', resource: 'pods', namespace: 'a', name: 'p', ...apply }), 'no-new-pods');
+  assert.is(k8s({ verb: 'patch', resource: 'pods', namespace: 'a', name: 'p', content_type: 'Application/Apply-Patch+CBOR; x=y' }), 'no-new-pods');
+  assert.is(k8s({ verb: 'patch', resource: 'pods', namespace: 'a', name: 'p', content_type: 'application/merge-patch+json' }), null);
+  assert.is(k8s({ verb: 'update', resource: 'pods', namespace: 'a', name: 'p' }), null);
+  // A Service's and a Lease's update creates; the Service's status shares its strategy.
+  assert.is(k8s({ verb: 'update', resource: 'services', namespace: 'a', name: 's' }), 'no-new-pods');
+  assert.is(k8s({ verb: 'update', resource: 'services', subresource: 'status', namespace: 'a', name: 's' }), 'no-new-pods');
+  assert.is(k8s({ verb: 'patch', resource: 'services', subresource: 'status', namespace: 'a', name: 's', ...apply }), 'no-new-pods');
+  assert.is(k8s({ verb: 'update', resource: 'leases', api_group: 'coordination.k8s.io', namespace: 'a', name: 'l' }), 'no-new-pods');
+  // A lease of another group, a pod's status: no create.
+  assert.is(k8s({ verb: 'update', resource: 'leases', api_group: 'example.com', namespace: 'a', name: 'l' }), null);
+  assert.is(k8s({ verb: 'patch', resource: 'pods', subresource: 'status', namespace: 'a', name: 'p', ...apply }), null);
+});
+
 evaluate('kubernetes: a stream whose input runs unrecorded (exec -i, attach -i, port-forward, proxy) opens only by an allow rule on kubernetes, never by the default', () => {
   const p = policyOf(`policy:
   default: allow

@@ -25,7 +25,7 @@ const ACROSS_NAMESPACES = new Set(['list', 'watch', 'deletecollection']);
  * answer carries objects is a read of them too (see {@link readsOf}).
  */
 function sameEffect(r: K8sRequest): Array<{ request: K8sRequest; anyNamespace: boolean }> {
-  const reads = readsOf(r).map((request) => ({ request, anyNamespace: false }));
+  const reads = [...readsOf(r), ...createsOf(r)].map((request) => ({ request, anyNamespace: false }));
   if (r.apiGroup !== '') return reads;
   if (r.resource === 'pods/eviction' && r.verb === 'create') return [...reads, { request: { ...r, verb: 'delete', resource: 'pods' }, anyNamespace: false }];
   // A Binding posted to the namespace's `bindings` places the pod its body names, as `pods/binding` does (the name is in the body only).
@@ -38,6 +38,30 @@ function sameEffect(r: K8sRequest): Array<{ request: K8sRequest; anyNamespace: b
   // HTTP to a pod's (or a service's pods') ports: a port-forward by another door.
   if (proxied === 'pods' || proxied === 'services') return [{ request: { ...r, verb: 'create', resource: 'pods/portforward', name: '' }, anyNamespace: false }];
   return reads;
+}
+
+/**
+ * Built-in resources (`group/resource`, the core group empty) whose update creates the object
+ * when none is stored (their strategy allows create on update), as kube-apiserver 1.37 serves
+ * them; their `status` subresource shares the strategy, so a PUT there creates the object too
+ * (a Service stored with no cluster IP allocated). Custom resources never do.
+ */
+const CREATED_BY_UPDATE = new Set([
+  '/endpoints', '/events', '/limitranges', '/services', 'coordination.k8s.io/leases', 'events.k8s.io/events', 'node.k8s.io/runtimeclasses',
+  'rbac.authorization.k8s.io/roles', 'rbac.authorization.k8s.io/clusterroles', 'rbac.authorization.k8s.io/rolebindings', 'rbac.authorization.k8s.io/clusterrolebindings',
+]);
+
+/**
+ * The create a write may be: a server-side apply creates the object it names when none is stored,
+ * and so does an update of a resource in {@link CREATED_BY_UPDATE}; the API server then checks
+ * `create` too, and admits the object as created. Whether one is stored Agate cannot know when
+ * it decides (it would be a race), so a rule refusing or holding `create` refuses or holds these.
+ */
+function createsOf(r: K8sRequest): K8sRequest[] {
+  const [resource, sub] = r.resource.split('/', 2) as [string, string | undefined];
+  const createdByUpdate = CREATED_BY_UPDATE.has(`${r.apiGroup}/${resource}`) && (sub === undefined || sub === 'status');
+  const creates = (r.verb === 'update' && createdByUpdate) || (r.apply && (sub === undefined || createdByUpdate));
+  return creates ? [{ ...r, verb: 'create', resource }] : [];
 }
 
 /** Subresources whose answer is something other than their object; every other one answers with the whole object. */

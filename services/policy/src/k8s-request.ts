@@ -19,6 +19,8 @@ export interface K8sRequest {
   privilege: string[];
   /** The body is one the proxy cannot read (`attributes.body: unreadable`): what it does is unknown. */
   unreadableBody: boolean;
+  /** A server-side apply (a patch with an `application/apply-patch+…` body): it creates the object when none is stored. */
+  apply: boolean;
 }
 
 /** The request a Kubernetes command describes, or undefined when its attributes lack verb or resource. */
@@ -32,6 +34,8 @@ export function k8sRequest(command: Command): K8sRequest | undefined {
     verb, resource: sub ? `${resource}/${sub}` : resource, namespace: a.namespace ?? '', name: a.name ?? '', apiGroup: (a.api_group ?? '').toLowerCase(),
     privilege: a.privilege === undefined || a.privilege === '' ? [] : a.privilege.split(','),
     unreadableBody: a.body === K8S_UNREADABLE_BODY,
+    // The API server takes the patch type from the media type exactly; any other spelling is a 415.
+    apply: verb === 'patch' && /^\s*application\/apply-patch\b/i.test(a.content_type ?? ''),
   };
 }
 

@@ -1,0 +1,71 @@
+// The hostile agent's ninth pass at the Kubernetes proxy: a write that creates under another
+// verb, and bodies the API server reads otherwise than Agate. The kube-apiserver's audit log and
+// the objects it stores, read with the administrator's credential, witness what was done. Real
+// kube-apiserver, real Agate process, raw HTTPS clients and kubectl.
+import { suite } from '../harness/suite.js';
+import * as assert from 'uvu/assert';
+import { agentKubectl, commandsWhere, events, responsesOf, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
+import { admin, audited, raw, startAuditedKube, statusOrBody } from './kube-raw.js';
+import { until } from '../harness/until.js';
+
+const test = suite<KubeAgate>('e2e/kubernetes hostile agent, ninth pass');
+
+const POLICY = `policy:
+  default: allow
+  rules:
+    - id: no-new-config
+      action: deny
+      message: agents change existing config maps, they do not create them
+      match:
+        kubernetes: { verbs: [create], resources: [configmaps, leases, limitranges, services] }
+`;
+
+test.before((ctx) => startAuditedKube(ctx, POLICY, async () => {
+  await admin(ctx, ['-n', 'default', 'create', 'configmap', 'existing', '--from-literal=a=1']);
+}));
+
+test.after((ctx) => stopKubeAgate(ctx));
+
+const created = (e: { verb: string; objectRef?: { resource?: string }; responseStatus?: { code?: number } }) =>
+  ['configmaps', 'leases', 'limitranges', 'services'].includes(e.objectRef?.resource ?? '') && !['get', 'list', 'watch'].includes(e.verb) && e.responseStatus?.code === 201;
+
+test('a server-side apply or an update that would create an object is the create a rule refuses (dry run too); changing an existing one is not', async (ctx) => {
+  const before = await audited(ctx, created);
+  const cm = (name: string) => JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'default' }, data: { a: '2' } });
+  const tries: Array<[string, string, Record<string, string>, string]> = [
+    ['PATCH', '/api/v1/namespaces/default/configmaps/fresh?fieldManager=agent', { 'content-type': 'application/apply-patch+yaml' }, cm('fresh')],
+    ['PATCH', '/api/v1/namespaces/default/configmaps/fresh?fieldManager=agent&dryRun=All', { 'content-type': 'application/apply-patch+yaml' }, cm('fresh')],
+    ['PUT', '/apis/coordination.k8s.io/v1/namespaces/default/leases/fresh', { 'content-type': 'application/json' }, JSON.stringify({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'fresh', namespace: 'default' } })],
+    ['PUT', '/api/v1/namespaces/default/limitranges/fresh', { 'content-type': 'application/json' }, JSON.stringify({ apiVersion: 'v1', kind: 'LimitRange', metadata: { name: 'fresh', namespace: 'default' }, spec: { limits: [{ type: 'Container', max: { cpu: '1' } }] } })],
+    // The status subresource shares the Service's strategy: this stored a Service (no cluster IP allocated).
+    ['PUT', '/api/v1/namespaces/default/services/fresh/status', { 'content-type': 'application/json' }, JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'fresh', namespace: 'default' }, spec: { ports: [{ port: 80 }] } })],
+  ];
+  const answers: string[] = [];
+  for (const [method, path, headers, body] of tries) {
+    const r = await raw(ctx, method, path, headers, body);
+    // (Before: 201 each, the object created; the dry run 201 with nothing stored.)
+    answers.push(`${method} ${path}: ${r.status} ${r.status === 403 ? statusOrBody(r).includes('by rule "no-new-config"') : r.body.slice(0, 80)}`);
+  }
+  assert.equal(answers, tries.map(([method, path]) => `${method} ${path}: 403 true`));
+  const k = await agentKubectl(ctx, ['apply', '--server-side', '--field-manager=agent', '-f', '-'], { input: cm('fresh-kubectl') });
+  assert.is(k.code, 1, k.stdout + k.stderr);
+  assert.match(k.stderr, 'no-new-config');
+  const after = await audited(ctx, created);
+  assert.equal(after.slice(before.length).map((e) => `${e.verb} ${e.requestURI}`), []);
+  // Whether an object is stored Agate cannot know when it decides: an apply of an existing one
+  // counts as the create it may be. A patch or a replace of one never creates: not refused.
+  const applied = await agentKubectl(ctx, ['apply', '--server-side', '--field-manager=agent', '-f', '-'], { input: cm('existing') });
+  assert.match(applied.stderr, 'no-new-config');
+  const patched = await agentKubectl(ctx, ['-n', 'default', 'patch', 'configmap', 'existing', '-p', '{"data":{"a":"3"}}']);
+  assert.is(patched.code, 0, patched.stderr);
+  const replaced = await agentKubectl(ctx, ['replace', '-f', '-'], { input: cm('existing') });
+  assert.is(replaced.code, 0, replaced.stderr);
+  const e = await until('the refusals recorded', () => {
+    const evs = events(ctx);
+    const cs = commandsWhere(evs, (c) => c.attributes.name === 'fresh' || c.attributes.name === 'fresh-kubectl');
+    return cs.length === 6 && cs.every((c) => responsesOf(evs, c).length > 0) ? { evs, cs } : undefined;
+  });
+  for (const c of e.cs) assert.is(verdictOf(e.evs, c)?.rule_id, 'no-new-config', c.text);
+});
+
+test.run();
