@@ -154,6 +154,21 @@ programs('commands run through sg, script, runuser, setpriv, unshare, taskset an
   assert.equal(of('ssh host'), ['ssh']);
 });
 
+unreadable('text the grammar skips is refused, not read as something else (an escaped space or tab before a blank)', () => {
+  // bash: X=' ' then `rm -f f` runs; the grammar took `\ ` for a blank, `rm` for X's value and `-f` for the program.
+  for (const text of ['X=\\  rm -f f', 'X=\\\t rm -f f', 'echo \\  x', 'sh -c \'X=\\  rm -f f\'', 'echo $(X=\\  rm -f f)', 'cat <<EOF\n$(X=\\  rm x)\nEOF']) {
+    const a = analyzeShell(text);
+    assert.is(a.ok, false, text);
+    if (!a.ok) assert.match(a.error, /skips|cannot be analysed|syntax/, text);
+  }
+  // What the grammar does read stays readable: escaped spaces inside a word, continuations, here-documents.
+  assert.equal(of('X=a\\ b rm -f f'), ['rm']);
+  assert.equal(of('touch a\\ b'), ['touch']);
+  assert.equal(of('cat <<EOF\nhello $x world\n  indented\nEOF'), ['cat']);
+  assert.equal(of('cat <<-EOF\n\thello\n\tEOF'), ['cat']);
+  assert.equal(of("echo 'a  b' \"c $x d\" $'e\\n' # a comment"), ['echo']);
+});
+
 unreadable('what depends on the run fails instead of guessing', () => {
   for (const text of [
     '$CMD x', '"$X" y', '${x} -rf /', '$(echo rm) -rf /', '`echo rm` x', '/bin/r? x', '/???/rm x', '{rm,-rf,/}',

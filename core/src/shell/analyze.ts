@@ -139,10 +139,44 @@ function analyzeScript(text: string, ctx: Context): void {
   const tree = parseBash(text);
   try {
     if (tree.rootNode.hasError) throw new Unreadable(syntaxError(tree.rootNode));
+    const skipped = skippedText(tree.rootNode, text);
+    if (skipped !== undefined) throw new Unreadable(`the shell parser skips ${JSON.stringify(skipped)}, which bash reads as part of a word`);
     walk(tree.rootNode, ctx, 0);
   } finally {
     tree.delete();
   }
+}
+
+/** What may lie between the grammar's tokens: blanks, newlines and backslash-newline continuations. */
+const BLANK = /^(?:[ \t\n]|\\\n)*$/;
+
+/**
+ * The first text no token of the tree covers that is not a blank, or undefined. The grammar takes
+ * an escaped blank before a blank (`X=\  rm -f f`) for a blank, where bash reads a word (X is set to
+ * a space and rm runs): the words after it shift, and `-f` would be decided as the program. A
+ * here-document's literal lines are the only text between tokens that is not blank.
+ */
+function skippedText(root: Node, text: string): string | undefined {
+  let at = 0;
+  let found: string | undefined;
+  const covered = (start: number, end: number) => {
+    if (found === undefined && start > at && !BLANK.test(text.slice(at, start))) found = text.slice(at, start);
+    at = Math.max(at, end);
+  };
+  const visit = (node: Node) => {
+    if (found !== undefined) return;
+    if (node.childCount === 0) return covered(node.startIndex, node.endIndex);
+    for (const c of node.children) {
+      if (c === null) continue;
+      // A here-document's text up to each expansion in it (and after the last) is its content.
+      if (node.type === 'heredoc_body') covered(at, c.startIndex);
+      visit(c);
+    }
+    if (node.type === 'heredoc_body') covered(at, node.endIndex);
+  };
+  visit(root);
+  covered(text.length, text.length);
+  return found;
 }
 
 function syntaxError(root: Node): string {
