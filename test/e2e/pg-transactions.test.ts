@@ -159,6 +159,15 @@ tx('the analyst views and the rollback record say it', async (ctx) => {
   assert.equal([Number(access[0]!.undone), Number(access[0]!.n)], [1, 1]);
   const decisions = await sql(ctx, "SELECT rolled_back FROM agate.decisions WHERE text LIKE '%sp-kept%'");
   assert.is(decisions[0]!.rolled_back, false);
+  // The session's commands over the API (the console's timeline) say it too.
+  const [s] = await sql(ctx, "SELECT session_id FROM agate.commands WHERE text LIKE '%explicit-rollback%'");
+  const res = await fetch(`${ctx.base}/v1/sessions/${s!.session_id}/commands`, { headers: { authorization: `Bearer ${ctx.analyst}` } });
+  assert.is(res.status, 200);
+  const listed = ((await res.json()) as { commands: Row[] }).commands;
+  const byText = (v: string) => listed.find((r) => r.text.includes(`'${v}'`))!;
+  assert.equal([byText('explicit-rollback').status, byText('explicit-rollback').rolled_back], ['ok', true]);
+  assert.match(byText('explicit-rollback').rollback_reason, /ended with ROLLBACK/);
+  assert.equal([byText('block-commit').rolled_back, byText('block-commit').rollback_reason], [false, null]);
 });
 
 tx.run();
