@@ -47,6 +47,10 @@ export interface TimelineRow {
   duration_us: number | null;
   error_code: string | null;
   error_message: string | null;
+  /** A later Response says the statement's transaction did not commit (status error, tag ROLLBACK): its effects never happened. */
+  rolled_back: boolean;
+  /** What ended that transaction, when it did not commit. */
+  rollback_reason: string | null;
 }
 
 export type Decision = 'allow' | 'deny' | 'hold' | 'mask';
@@ -159,8 +163,12 @@ export async function sessionTimeline(store: Store, sessionId: string): Promise<
   const rows = await sessionRows(store, sessionId, ['Command', 'Verdict', 'ApprovalRequested', 'ApprovalDecision', 'ApprovalRefused', 'Response']);
   const decisions = decisionEventsByCommand(rows.map((r) => ({ event_type: r.event_type, e: r.e })));
   const responses = new Map<string, Record<string, unknown>>();
+  const undone = new Map<string, string | null>();
   for (const { event_type, e } of rows) {
-    if (event_type === 'Response' && !responses.has(String(e.command_id))) responses.set(String(e.command_id), e);
+    if (event_type !== 'Response') continue;
+    const id = String(e.command_id);
+    if (!responses.has(id)) responses.set(id, e);
+    else if (isRollbackRecord(e) && !undone.has(id)) undone.set(id, str(e.error_message));
   }
   return rows.filter((r) => r.event_type === 'Command').map(({ event_id, time, e }) => {
     const d = finalDecision(decisions.get(event_id) ?? { verdicts: [] });
@@ -173,8 +181,14 @@ export async function sessionTimeline(store: Store, sessionId: string): Promise<
       status: str(r?.status), command_tag: str(r?.command_tag), rows: r === undefined ? null : int(r.rows),
       bytes: r === undefined ? null : int(r.bytes), digest: str(r?.digest), duration_us: r === undefined ? null : int(r.duration_us),
       error_code: str(r?.error_code), error_message: str(r?.error_message),
+      rolled_back: undone.has(event_id), rollback_reason: undone.get(event_id) ?? null,
     };
   });
+}
+
+/** The second Response a PostgreSQL statement gets when its transaction did not commit (pg/transactions.ts). */
+export function isRollbackRecord(e: Record<string, unknown>): boolean {
+  return e.status === 'error' && e.command_tag === 'ROLLBACK';
 }
 
 /** One command's recorded verdicts, approval requests, answers and refused attempts to answer. */

@@ -24,7 +24,8 @@ import { EXPIRY_SLACK_US } from './final-decision.js';
  *   session's `application_name` and `target_user`).
  * - `decisions`: one row per command with its final decision and its response's status and
  *   `outcome` (`observed`; `unknown` or `not_forwarded` for a command a crash cut, closed at the
- *   next start; empty without a response); `activity`: the same with what the statement is and
+ *   next start; empty without a response), and `rolled_back` when a later Response says its
+ *   transaction did not commit; `activity`: the same with what the statement is and
  *   touches and what was masked; `table_access`: one row per table a command names.
  * - `approvals`: the approvers' answers to held commands (`ApprovalDecision` events that were
  *   accepted; `refused_reason` is kept as a column, always NULL, for queries written before).
@@ -176,7 +177,8 @@ export const QUERY_DDL: readonly string[] = [
       v.final_rule AS rule_id, v.final_reason AS reason, toBool(v.held = 1) AS held, v.approval_id AS approval_id,
       r.status AS status, r.outcome AS outcome, r.rows AS rows, r.bytes AS bytes, r.error_message AS error_message,
       c.sequence AS sequence, if(v.final = '', NULL, toNullable(v.final_time)) AS decided_at,
-      if(v.held = 1, toNullable(v.expires_at), NULL) AS expires_at, v.final_mask_set AS mask_set
+      if(v.held = 1, toNullable(v.expires_at), NULL) AS expires_at, v.final_mask_set AS mask_set,
+      toBool(r.undone > 0) AS rolled_back, r.rollback_reason AS rollback_reason
     FROM agate.commands AS c
     LEFT JOIN (
       SELECT command_id, argMaxIf(d, seq, d != 'hold') AS final, argMaxIf(source, seq, d != 'hold') AS final_source,
@@ -195,8 +197,11 @@ export const QUERY_DDL: readonly string[] = [
     ) AS a ON a.command_id = c.command_id
     LEFT JOIN (
       SELECT command_id, argMin(status, seq) AS status, argMin(outcome, seq) AS outcome, argMin(rows, seq) AS rows, argMin(bytes, seq) AS bytes,
-        argMin(error_message, seq) AS error_message
-      FROM agate.responses GROUP BY command_id) AS r ON r.command_id = c.command_id`,
+        argMin(error_message, seq) AS error_message,
+        -- A later Response with status error and tag ROLLBACK: the statement's transaction did not commit (pg/transactions.ts).
+        countIf(undo) AS undone, argMinIf(undo_reason, seq, undo) AS rollback_reason
+      FROM (SELECT *, status = 'error' AND ifNull(command_tag, '') = 'ROLLBACK' AS undo, error_message AS undo_reason FROM agate.responses)
+      GROUP BY command_id) AS r ON r.command_id = c.command_id`,
   // Who did what to which object, under which decision by whom: one row per command (the
   // decisions view plus what the statement is and touches, its session's application, and what
   // was masked). Facts come from q_command_facts (facts-index.ts); the masked columns from the
@@ -212,7 +217,8 @@ export const QUERY_DDL: readonly string[] = [
       d.decision AS decision, d.decided_by AS decided_by, d.approvers AS approvers, d.rule_id AS rule_id, d.reason AS reason,
       d.held AS held, d.approval_id AS approval_id, d.decided_at AS decided_at, d.mask_set AS mask_set,
       d.status AS status, d.outcome AS outcome, r.command_tag AS command_tag, d.rows AS rows, d.bytes AS bytes, r.duration_us AS duration_us,
-      d.error_message AS error_message, r.masked_values AS masked_values, r.masked_columns AS masked_columns
+      d.error_message AS error_message, r.masked_values AS masked_values, r.masked_columns AS masked_columns,
+      d.rolled_back AS rolled_back, d.rollback_reason AS rollback_reason
     FROM agate.decisions AS d
     LEFT JOIN (
       SELECT command_id, statement, kinds, effects, table_access, unbounded_write, analysis_error, attributes,
@@ -236,7 +242,8 @@ export const QUERY_DDL: readonly string[] = [
       d.subject AS subject, d.text AS text, f.statement AS statement,
       f.table_name AS table_name, f.table_schema AS table_schema,
       if(f.table_schema = '', f.table_name, concat(f.table_schema, '.', f.table_name)) AS qualified_name, f.access AS access,
-      d.decision AS decision, d.decided_by AS decided_by, d.approvers AS approvers, d.status AS status, d.rows AS rows
+      d.decision AS decision, d.decided_by AS decided_by, d.approvers AS approvers, d.status AS status, d.rows AS rows,
+      d.rolled_back AS rolled_back
     FROM (
       SELECT command_id, statement, table_name, table_schema, toString(access) AS access FROM agate.q_command_facts FINAL
       ARRAY JOIN table_names AS table_name, table_schemas AS table_schema, table_access AS access

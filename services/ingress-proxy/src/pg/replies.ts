@@ -9,6 +9,7 @@ import { maskErrorFields } from './masking/error-fields.js';
 import { maskFunctionResult } from './masking/function-result.js';
 import type { Masker } from '../masking/masker.js';
 import { ProtocolError } from '../../../../core/src/errors.js';
+import { TransactionTracker } from './transactions.js';
 
 /** What the proxy still expects from the server, one entry per forwarded message that gets a reply. */
 export type Expectation =
@@ -55,6 +56,11 @@ export interface RouterHooks {
    * a Notification event of its own (it answers no command).
    */
   notified?: (raw: Buffer, delivered: Buffer, client: Masker | undefined, masked: number) => void;
+  /**
+   * Statements that succeeded in a transaction that then did not commit (see transactions.ts),
+   * with why, and the SQLSTATE of the error that ended it, if one did.
+   */
+  rolledBack?: (commandIds: string[], reason: string, code: string | null) => void;
 }
 
 /** The server's error for a Parse, Bind or Describe, until an Execute that depended on it is found. */
@@ -94,10 +100,12 @@ export class ReplyRouter {
   #copyIn: { data: boolean } | undefined;
   readonly #emit: (response: Response) => void;
   readonly #hooks: RouterHooks;
+  readonly #transactions: TransactionTracker;
 
   constructor(hooks: RouterHooks) {
     this.#hooks = hooks;
     this.#emit = hooks.emit;
+    this.#transactions = new TransactionTracker((ids, reason, code) => hooks.rolledBack?.(ids, reason, code));
   }
 
   get tx(): TxStatus {
@@ -165,6 +173,8 @@ export class ReplyRouter {
       if (code === BackendCode.ErrorResponse) return this.#forClient(frame.raw, undefined); // e.g. a FATAL error as the server shuts down
       throw outOfStep(code, 'nothing');
     }
+    // Any error aborts the transaction it happens in, Agate's injected refusal included.
+    if (code === BackendCode.ErrorResponse) this.#transactions.failed(commandOf(head), decodeErrorResponse(frame.raw).code);
     switch (head.kind) {
       case 'parse':
       case 'bind':
@@ -185,6 +195,7 @@ export class ReplyRouter {
           return this.#forClient(frame.raw, head.result);
         }
         if (code === BackendCode.FunctionCallResponse) {
+          this.#transactions.ran(head.result.command, null);
           this.#emit(head.result.response({ status: 'ok', command_tag: null, rows: 1 }));
           const client = head.result.client;
           return client === undefined ? frame.raw : maskFunctionResult(frame.raw, client, functionName(head.result.command)).frame;
@@ -245,6 +256,7 @@ export class ReplyRouter {
 
   /** Closes every outstanding statement as skipped (the session ended). */
   abandon(reason: string): void {
+    this.#transactions.ended(this.#queue.some((e) => e.kind === 'execute' || e.kind === 'query' || e.kind === 'call' || e.kind === 'sync'));
     if (this.#phase.kind === 'skipping') this.#finish(this.#phase.failure);
     this.#phase = { kind: 'following' };
     for (const e of this.#queue.splice(0)) {
@@ -283,6 +295,7 @@ export class ReplyRouter {
         return result.copyData(frame.raw, true);
       case BackendCode.CommandComplete: {
         const tag = decodeCommandComplete(frame.raw);
+        this.#transactions.ran(result.command, tag);
         if (head.kind === 'execute') this.#finished(head);
         this.#emit(result.response({ status: 'ok', command_tag: tag, rows: rowsFromTag(tag) }));
         if (head.kind === 'query') head.index += 1;
@@ -292,6 +305,7 @@ export class ReplyRouter {
       case BackendCode.PortalSuspended:
         // The row limit was reached: the statement goes on at the portal's next Execute.
         if (head.kind !== 'execute' || head.portal === undefined) throw outOfStep(frame.code, head.kind);
+        this.#transactions.ran(result.command, null); // it ran (a DML with RETURNING, all of it)
         result.suspend();
         this.#supersede(head.portal, result);
         head.portal.run = result;
@@ -345,6 +359,7 @@ export class ReplyRouter {
     this.#queue.shift();
     while (this.#queue[0]?.kind === 'copy') this.#queue.shift(); // COPY data for a COPY that never started
     this.#tx = String.fromCharCode(raw[5] ?? 0x49) as TxStatus;
+    this.#transactions.ready(this.#tx);
     if (this.#tx === 'I') this.#hooks.onIdle();
   }
 
@@ -460,6 +475,13 @@ function dependsOn(portal: Portal | undefined, failed: FailedMessage): boolean {
   if (portal === undefined) return false;
   if (failed.portal !== undefined) return portal === failed.portal;
   return failed.statement !== undefined && portal.statement === failed.statement;
+}
+
+/** The statement an error answers, when the outstanding message is one. */
+function commandOf(head: Expectation): StatementResult['command'] | undefined {
+  if (head.kind === 'execute' || head.kind === 'call') return head.result.command;
+  if (head.kind === 'query') return head.results[head.index]?.command;
+  return undefined;
 }
 
 function resultsOf(e: Expectation): StatementResult[] {

@@ -209,6 +209,20 @@ export function unranResponse(command: Command, status: 'refused' | 'skipped', c
   };
 }
 
+/**
+ * The second Response of a statement that succeeded in a transaction that then did not commit:
+ * status `error`, tag `ROLLBACK` (no answer of the server has both), no rows, `reason` naming
+ * what ended the transaction and `code` the SQLSTATE of the error that ended it, if one did. The
+ * statement's first Response, what the server answered it, stays as it was.
+ */
+export function rolledBackResponse(sessionId: string, commandId: string, reason: string, code: string | null): Response {
+  return {
+    type: 'Response', event_id: randomUUID(), time: nowMicros(), session_id: sessionId, command_id: commandId,
+    status: 'error', command_tag: 'ROLLBACK', rows: 0, bytes: 0, duration_us: 0, error_code: code, error_message: reason,
+    digest: null, columns: [], sample: [], masked_values: 0, fetches: [],
+  };
+}
+
 /** Row counts the server states in the tag: `SELECT 3`, `INSERT 0 1`, `UPDATE 2`, `COPY 5`. */
 export function rowsFromTag(tag: string): number | undefined {
   const m = /^(SELECT|INSERT \d+|UPDATE|DELETE|MERGE|FETCH|MOVE|COPY) (\d+)$/.exec(tag);

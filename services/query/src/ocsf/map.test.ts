@@ -135,6 +135,14 @@ classes('activity, severity, claims, error text and ledger position', () => {
   assert.is(failure.unmapped.agate.verified, false);
 });
 
+classes('the rollback record of a statement whose transaction did not commit exports as a Failure of the same command, saying why', async () => {
+  const reason = 'rolled back: the transaction ended with ROLLBACK (command c-9)';
+  const undone: CommandRecord = { ...command('postgres', "INSERT INTO t VALUES ('x')"), status: 'error', command_tag: 'ROLLBACK', rows: 0, bytes: 0, duration_us: 0, error_code: null, error_message: reason };
+  const e = toOcsf(undone);
+  assert.equal([e.status_id, e.status, e.status_detail], [2, 'Failure', reason]);
+  assert.equal(await ocsfErrors([e]), {});
+});
+
 classes.run();
 
 const activity = suite('sqlActivity: from the parse tree, not the first keyword');

@@ -46,6 +46,8 @@ export const TimelineRow = z.object({
   duration_us: z.number().int().nullable().optional(),
   error_code: z.string().nullable().optional(),
   error_message: z.string().nullable().optional(),
+  rolled_back: z.boolean().describe('The statement succeeded in a transaction that then did not commit (a later response with status error and tag ROLLBACK): its effects never happened; status is still what the target answered.'),
+  rollback_reason: z.string().nullable().describe('What ended that transaction.'),
   decided_by: z.enum(['policy', 'approver', 'timeout', 'deadline', 'agate', 'pending']).nullable(),
   approvers: z.array(z.string()),
   approval_id: z.string().nullable(),
