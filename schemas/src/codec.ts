@@ -2,6 +2,7 @@ import type avro from 'avsc';
 import { AgateError, ErrorCode } from '../../core/src/errors.js';
 import type { AgateEvent, EventType } from './events.js';
 import { plainReader } from './plain-reader.js';
+import { plainWriter, putBytes, type Sink, type Write } from './plain-writer.js';
 import { IdentityMemo } from './identity-memo.js';
 import { currentSchemas, frozenSchemas, type SchemaVersion } from './registry.js';
 
@@ -35,27 +36,23 @@ export class EventCodec {
    */
   readonly #readersByKey = new Map<number, { rest: number; reader: Reader }>();
   /**
-   * Where events are encoded before being copied out at their exact size. avsc's own
-   * `toBuffer` writes into a 1 KiB buffer and encodes again when the event is larger (a Command
-   * with a CI token's claims is ~1.7 KiB): one pass into a buffer that grows as needed instead.
+   * Where events are encoded before being copied out at their exact size: one buffer that
+   * grows as needed (a Command with a CI token's claims is ~1.7 KiB).
    */
-  #scratch = Buffer.allocUnsafe(64 * 1024);
+  readonly #sink: Sink = { buf: Buffer.allocUnsafe(64 * 1024), pos: 0 };
+  /** Per event type, its writer compiled from the schema (plain-writer.ts). */
+  readonly #encoders = new Map<EventType, Write>();
   /**
-   * Per event type with an `identity` field, its fields in schema order. A session's identity
-   * (a CI token's ~25 claims, most of a Command's bytes) is one frozen object shared by all its
-   * events: encoded once and copied after. An Avro record is its fields' encodings in order.
+   * A session's identity (a CI token's ~25 claims, most of a Command's bytes) is one frozen
+   * object shared by all its events: encoded once and copied after.
    */
-  readonly #identityFields = new Map<EventType, { name: string; type: avro.Type }[]>();
   readonly #identities = new WeakMap<object, Buffer>();
   /** Decoding's counterpart: a session's identity decoded once, shared (frozen) by its events. */
   readonly #decodedIdentities = new IdentityMemo();
 
   constructor() {
     this.#writers = currentSchemas();
-    for (const w of this.#writers.values()) {
-      const fields = (w.type as avro.types.RecordType).fields;
-      if (fields.some((f) => f.name === 'identity')) this.#identityFields.set(w.eventType, fields.map((f) => ({ name: f.name, type: f.type })));
-    }
+    for (const w of this.#writers.values()) this.#encoders.set(w.eventType, plainWriter(w.type, (field, type, write) => field === 'identity' && type.typeName === 'record' ? this.#identityWriter(write) : undefined));
     for (const w of this.#writers.values()) {
       this.#addReader(w.fingerprint, { eventType: w.eventType, type: w.type, resolver: undefined, plain: plainReader(w.type, w.eventType, this.#decodedIdentities) });
     }
@@ -90,54 +87,31 @@ export class EventCodec {
 
   encode(event: AgateEvent): Buffer {
     const writer = this.#writers.get(event.type)!;
-    let end: number;
+    const sink = this.#sink;
+    sink.pos = HEADER;
     try {
-      // No schema has a field named `type`: the record writer reads the schema's fields only.
-      // Only a frozen identity is sure to encode the same next time; others take the record's writer.
-      const identity = (event as { identity?: unknown }).identity;
-      const fields = isFrozenIdentity(identity) ? this.#identityFields.get(event.type) : undefined;
-      for (;;) {
-        end = fields === undefined ? writer.type.encode(event, this.#scratch, HEADER) : this.#encodeFields(writer.type, fields, event);
-        if (end >= 0) break;
-        // A negative result is the number of bytes missing.
-        this.#scratch = Buffer.allocUnsafe(Math.max(this.#scratch.length * 2, this.#scratch.length - end));
-      }
+      // No schema has a field named `type`: the writer reads the schema's fields only.
+      this.#encoders.get(event.type)!(sink, event);
     } catch (cause) {
       throw new AgateError(ErrorCode.EVENT_ENCODING, `cannot encode ${event.type} event ${event.event_id}`, { cause });
     }
-    const out = Buffer.allocUnsafe(end);
+    const out = Buffer.allocUnsafe(sink.pos);
     MAGIC.copy(out, 0);
     writer.fingerprint.copy(out, MAGIC.length);
-    this.#scratch.copy(out, HEADER, HEADER, end);
+    sink.buf.copy(out, HEADER, HEADER, sink.pos);
     return out;
   }
 
-  /** The body field by field, the identity from its cache; like `Type.encode`, negative when short. */
-  #encodeFields(type: avro.Type, fields: readonly { name: string; type: avro.Type }[], event: AgateEvent): number {
-    const scratch = this.#scratch;
-    let pos = HEADER;
-    for (const f of fields) {
-      const value = (event as unknown as Record<string, unknown>)[f.name];
-      // A missing field takes its schema default: the record's own writer knows them.
-      if (value === undefined) return type.encode(event, scratch, HEADER);
-      if (f.name !== 'identity' || value === null || typeof value !== 'object') {
-        pos = f.type.encode(value, scratch, pos);
-        if (pos < 0) return pos;
-        continue;
-      }
+  /** An identity's writer with its bytes cached: only a frozen identity is sure to encode the same next time. */
+  #identityWriter(write: Write): Write {
+    return (s, value) => {
+      if (!isFrozenIdentity(value)) return write(s, value);
       const known = this.#identities.get(value);
-      if (known !== undefined) {
-        if (pos + known.length > scratch.length) return scratch.length - pos - known.length;
-        known.copy(scratch, pos);
-        pos += known.length;
-        continue;
-      }
-      const end = f.type.encode(value, scratch, pos);
-      if (end < 0) return end;
-      this.#identities.set(value, Buffer.from(scratch.subarray(pos, end)));
-      pos = end;
-    }
-    return pos;
+      if (known !== undefined) return putBytes(s, known);
+      const start = s.pos;
+      write(s, value);
+      this.#identities.set(value, Buffer.from(s.buf.subarray(start, s.pos)));
+    };
   }
 
   decode(bytes: Uint8Array): AgateEvent {

@@ -2,7 +2,9 @@ import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { RowBinaryReader, RowBinaryWriter } from '../../../core/src/store/row-binary.js';
 import { EventCodec, freezeEvent } from '../../../schemas/src/codec.js';
-import type { AgateEvent } from '../../../schemas/src/events.js';
+import { EVENT_TYPES, type AgateEvent } from '../../../schemas/src/events.js';
+import { random, randomValue } from '../../../schemas/src/random-value.js';
+import { currentSchemas } from '../../../schemas/src/registry.js';
 import { SAMPLES } from '../../../schemas/src/samples.js';
 import { recordColumns, writeEventRow, writeRow } from './chain.js';
 import { writeJsonBody } from './json-body.js';
@@ -79,6 +81,49 @@ body('reads back as the string JSON.stringify makes, after other columns', () =>
   assert.is(r.string(), JSON.stringify(event));
   assert.is(r.string(), 'after');
   assert.ok(r.done);
+});
+
+/** writeJsonBody's string, read back. */
+function bodyOf(event: unknown): string {
+  const w = new RowBinaryWriter(8);
+  writeJsonBody(w, event as AgateEvent);
+  const r = new RowBinaryReader(Buffer.from(w.finish()));
+  const out = r.string();
+  assert.ok(r.done);
+  return out;
+}
+
+const schemas = currentSchemas();
+
+body('JSON.stringify\'s string for random events of every type, keys in schema order', () => {
+  for (const t of EVENT_TYPES) {
+    for (let seed = 1; seed <= 300; seed++) {
+      const event = { type: t, ...(randomValue(schemas.get(t)!.type, random(seed * 31 + t.length)) as object) };
+      assert.is(bodyOf(event), JSON.stringify(event), `${t} seed ${seed}`);
+      freezeEvent(event as AgateEvent);
+      assert.is(bodyOf(event), JSON.stringify(event), `${t} seed ${seed}, frozen`);
+    }
+  }
+});
+
+body('the same for keys in another order, keys no schema has, and members of another kind than the schema\'s', () => {
+  for (const t of EVENT_TYPES) {
+    for (let seed = 1; seed <= 100; seed++) {
+      const r = random(seed * 17 + t.length);
+      const fields = randomValue(schemas.get(t)!.type, r) as Record<string, unknown>;
+      const entries: [string, unknown][] = [['type', t], ...Object.entries(fields)];
+      // Shuffled; or an extra key; or one member made odd: a hole, a function, NaN, a Date, a number for a string, undefined.
+      const kind = Math.floor(r() * 3);
+      if (kind === 0) entries.sort(() => r() - 0.5);
+      if (kind === 1) entries.splice(Math.floor(r() * entries.length), 0, ['extra', 'x']);
+      const event = Object.fromEntries(entries);
+      if (kind === 2) {
+        const [key] = entries[1 + Math.floor(r() * (entries.length - 1))]!;
+        event[key] = [[, 'a', null], () => 1, NaN, new Date(0), 42, undefined, Symbol('s'), [1, 'a'], { a: 'b' }, { toJSON: () => 'j' }][Math.floor(r() * 10)];
+      }
+      assert.is(bodyOf(event), JSON.stringify(event), `${t} seed ${seed} (${kind})`);
+    }
+  }
 });
 
 body.run();
