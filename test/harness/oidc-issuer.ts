@@ -36,6 +36,8 @@ export interface OidcIssuer {
   kids: Record<SigningAlg, string>;
   /** Number of JWKS fetches served so far (to test verifier caching). */
   readonly requests: number;
+  /** HTTP status the JWKS (and discovery) answer with: 200 by default; another stands for an issuer that is down. */
+  status: number;
   /**
    * Signs a JWT. Defaults: iss = issuer, aud = audience, iat = now, exp = now + 300.
    * `claims` override those defaults, `opts` override claims; a claim set to
@@ -74,6 +76,7 @@ export async function startOidcIssuer(opts: StartOidcIssuerOptions = {}): Promis
   // Generated on first use: RSA key generation is the slowest step here.
   const foreign: Partial<Record<SigningAlg, KeyEntry>> = {};
   let jwksRequests = 0;
+  let answerStatus = 200;
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
@@ -82,6 +85,7 @@ export async function startOidcIssuer(opts: StartOidcIssuerOptions = {}): Promis
       res.end(JSON.stringify(body));
     };
     if (req.method !== 'GET') return send(405, { error: 'method not allowed' });
+    if (answerStatus !== 200) return send(answerStatus, { error: 'down' });
     if (path === '/.well-known/openid-configuration') {
       return send(200, {
         issuer,
@@ -129,6 +133,12 @@ export async function startOidcIssuer(opts: StartOidcIssuerOptions = {}): Promis
     kids: { RS256: keys.RS256.kid, ES256: keys.ES256.kid },
     get requests() {
       return jwksRequests;
+    },
+    get status() {
+      return answerStatus;
+    },
+    set status(s: number) {
+      answerStatus = s;
     },
     mint(claims = {}, o = {}) {
       const key = keys[o.alg ?? 'RS256'];

@@ -130,20 +130,68 @@ function translateJoseError(err: unknown): AuthenticationError {
   if (err instanceof joseErrors.JOSEAlgNotAllowed || err instanceof joseErrors.JOSENotSupported) {
     return new AuthenticationError(ErrorCode.AUTH_ALGORITHM_REFUSED, 'the token algorithm is not allowed', { cause });
   }
-  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid || (err instanceof Error && !(err instanceof joseErrors.JOSEError))) {
+  if (err instanceof KeySetUnavailable || err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid || (err instanceof Error && !(err instanceof joseErrors.JOSEError))) {
     return new AuthenticationError(ErrorCode.AUTH_JWKS_UNAVAILABLE, 'the issuer key set could not be fetched; try again', { cause, retriable: true });
   }
   return new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'the token is not a valid JWT', { cause });
 }
 
-/** A trusted issuer whose keys come from its JWKS URI (or OpenID discovery when none is set). */
+/** After the issuer's discovery or key set failed, tokens are refused at once for this long rather than asking it again. */
+export const KEY_SET_RETRY_MS = 10_000;
+
+/** The issuer's key set could not be had (discovery or JWKS: network, status, not JSON, not a key set): no fault of the token. */
+class KeySetUnavailable extends Error {}
+
+/**
+ * A trusted issuer whose keys come from its JWKS URI (or OpenID discovery when none is set).
+ * Discovery runs once for every caller. After a failed discovery or key-set fetch the issuer is
+ * not asked again for `KEY_SET_RETRY_MS`: tokens naming it (signed or not) cannot make Agate ask
+ * it once each while it is down. In that pause a token is checked against the keys last fetched
+ * while they are fresh (jose's cache age), and refused as unavailable otherwise.
+ */
 export function remoteIssuer(cfg: IssuerConfig): TrustedIssuer {
-  let keySet: JWTVerifyGetKey | undefined;
+  let remote: Promise<RemoteKeySet> | undefined;
+  let failedAt = -Infinity;
+  const unavailable = (cause: unknown) => {
+    failedAt = Date.now();
+    return new KeySetUnavailable('the issuer key set could not be fetched', { cause });
+  };
   const keys: JWTVerifyGetKey = async (header, token) => {
-    keySet ??= createRemoteJWKSet(new URL(cfg.jwks_uri ?? (await discoverJwksUri(cfg.issuer))), { timeoutDuration: 5000, cooldownDuration: 30_000 });
-    return keySet(header, token);
+    const paused = Date.now() - failedAt < KEY_SET_RETRY_MS;
+    if (remote === undefined && paused) throw new KeySetUnavailable('the issuer key set failed moments ago');
+    remote ??= (async () => createRemoteJWKSet(new URL(cfg.jwks_uri ?? (await discoverJwksUri(cfg.issuer))), { timeoutDuration: 5000, cooldownDuration: 30_000 }))();
+    let set: RemoteKeySet;
+    try {
+      set = await remote;
+    } catch (err) {
+      remote = undefined;
+      throw unavailable(err);
+    }
+    if (paused) {
+      const last = set.jwks();
+      if (last === undefined || !set.fresh) throw new KeySetUnavailable('the issuer key set failed moments ago');
+      return createLocalJWKSet(last)(header, token);
+    }
+    try {
+      return await set(header, token);
+    } catch (err) {
+      throw isFetchFailure(err) ? unavailable(err) : err;
+    }
   };
   return { issuer: cfg.issuer, audience: cfg.audience, algorithms: [...cfg.algorithms], clockToleranceS: cfg.clock_tolerance_s, maxLifetimeS: cfg.max_token_lifetime_s, subjectClaim: cfg.subject_claim, keys };
+}
+
+type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>;
+
+/**
+ * Whether a key lookup failed for want of the key set rather than because of the token: a
+ * timeout, a network or discovery error, or jose's plain `JOSEError` for a non-200 answer or a
+ * body that is not JSON (its subclasses, such as no matching key, are the token's).
+ */
+function isFetchFailure(err: unknown): boolean {
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) return true;
+  if (err instanceof joseErrors.JOSEError) return err.constructor === joseErrors.JOSEError;
+  return true;
 }
 
 /** An issuer with keys in hand (the dev issuer). Its tokens may live up to `maxLifetimeS` (a day by default). */

@@ -109,6 +109,27 @@ corpus('an unqualified name that is not a CTE reaches nothing: the current datab
   assert.is(err.code, 'SQL_INVALID');
   assert.match(err.message, /default\.ledger|UNKNOWN_TABLE|does not exist/);
 });
+corpus('an aggregate named in a string (arrayReduce, an AggregateFunction type) must be on the list too', async () => {
+  // Before, each ran aggThrow, which is on no list: the engine builds the aggregate from the string.
+  for (const sql of [
+    "SELECT arrayReduce('aggThrow', [1])",
+    "SELECT arrayReduce('aggThrow(1.0)', [1])",
+    "SELECT arrayReduce(concat('agg', 'Throw'), [1])",
+    "SELECT toTypeName(CAST(unhex('00') AS AggregateFunction(aggThrow(1.0), UInt8)))",
+    "SELECT toTypeName(CAST(unhex('00'), concat('AggregateFunction(aggThrow', '(1.0), UInt8)')))",
+    "SELECT toTypeName(unhex('00')::AggregateFunction(aggThrow(1.0), UInt8))",
+    "SELECT toTypeName(accurateCastOrNull(unhex('00'), 'Nullable(AggregateFunction(aggThrow(1.0), UInt8))'))",
+  ]) {
+    const err = await refusal(sql);
+    assert.is(err.code, 'SQL_REFUSED', `${sql}: ${err.code} ${err.message}`);
+    assert.not.match(err.message, 'thrown exception', sql);
+  }
+  // What analysts write with them still runs.
+  for (const [sql, value] of [["SELECT arrayReduce('sumIf', [1, 2], [1, 0]) AS v", 1], ["SELECT arrayReduce('quantile(0.5)', [1, 2]) AS v", 1.5], ["SELECT CAST(2 AS UInt8) AS v", 2], ["SELECT CAST('3', 'Nullable(Int32)') AS v", 3], ["SELECT toString(CAST('b' AS Enum8('a' = 1, 'b' = 2))) AS v", 'b']] as const) {
+    const { rows } = await runAnalystSql(store, sql, limits);
+    assert.is(typeof value === 'number' ? Number(rows[0]?.v) : rows[0]?.v, value, sql);
+  }
+});
 corpus.run();
 
 const engine = suite('analyst SQL: the engine layer alone (allow-list bypassed)');

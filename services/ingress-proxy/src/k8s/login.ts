@@ -73,7 +73,8 @@ export class KubeLogin {
     } catch (err) {
       const e = err instanceof AuthenticationError ? err : new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'the token could not be verified', { cause: err });
       log.info('request refused: authentication failed', { reason_code: e.code });
-      throttle.failed(conn.source);
+      // An issuer that is down (retriable) is not the client's failure: it counts toward no throttle.
+      if (!e.retriable) throttle.failed(conn.source);
       const claimed = TokenVerifier.peek(token);
       await (current?.events ?? this.#authEvents).emitLogged({
         type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: current?.id ?? randomUUID(), proxy_id: proxyId,

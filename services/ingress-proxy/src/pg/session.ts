@@ -366,7 +366,8 @@ export class PgSession {
       this.#identity = await this.#deps.verifier.verify(token);
     } catch (err) {
       const e = err instanceof AuthenticationError ? err : new AuthenticationError(ErrorCode.AUTH_TOKEN_MALFORMED, 'the token could not be verified', { cause: err });
-      await this.#recordAuthFailure(token, e.code, e.message);
+      // An issuer that is down (retriable) is not the client's failure: it counts toward no throttle.
+      await this.#recordAuthFailure(token, e.code, e.message, !e.retriable);
       return this.#fatal(SQLSTATE.invalidPassword, `Agate authentication failed: ${e.message}`, `authentication failed (${e.code})`);
     }
     const target = this.#deps.resolveTarget(targetName);
@@ -553,9 +554,9 @@ export class PgSession {
     await recorded;
   }
 
-  /** Records a failed login and counts it against the client's address (`logins.throttle`). */
-  async #recordAuthFailure(token: string, code: string, message: string): Promise<void> {
-    this.#deps.logins.throttle.failed(sourceAddress(this.#client.remoteAddress));
+  /** Records a failed login and, unless `counts` is false, counts it against the client's address (`logins.throttle`). */
+  async #recordAuthFailure(token: string, code: string, message: string, counts = true): Promise<void> {
+    if (counts) this.#deps.logins.throttle.failed(sourceAddress(this.#client.remoteAddress));
     const claimed = TokenVerifier.peek(token);
     await this.#events.emitLogged({
       type: 'AuthenticationFailed', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,

@@ -132,7 +132,8 @@ export class SshAuth {
       const cut = ctx.method === 'password' && token.length === OPENSSH_PASSWORD_MAX
         ? `; the token is ${OPENSSH_PASSWORD_MAX} characters, the most the OpenSSH client sends as a password, so it was probably cut: log in with keyboard-interactive (it asks for the rest) or use a shorter token`
         : '';
-      return this.#refuse(ctx, token, e.code, e.message + cut);
+      // An issuer that is down (retriable) is not the client's failure: it counts toward no throttle.
+      return this.#refuse(ctx, token, e.code, e.message + cut, !e.retriable);
     }
     await this.#open(ctx, identity, token);
   }

@@ -97,6 +97,11 @@ export function isAllowedFunction(name: string): boolean {
   return isCombined(name);
 }
 
+/** Whether an aggregate function (with its combinators) may run: what `arrayReduce` may name. */
+export function isAllowedAggregate(name: string): boolean {
+  return aggregate.has(name.toLowerCase()) || isCombined(name);
+}
+
 function isCombined(name: string): boolean {
   for (const c of COMBINATORS) {
     if (name.length > c.length && name.toLowerCase().endsWith(c.toLowerCase())) {

@@ -1,5 +1,5 @@
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
-import { isAllowedFunction, isAllowedTableFunction } from './allowed-functions.js';
+import { isAllowedAggregate, isAllowedFunction, isAllowedTableFunction } from './allowed-functions.js';
 import { cteNames, nameOf, parseAst, quotedIdentifiers, type AstNode } from './ast.js';
 
 /**
@@ -29,6 +29,14 @@ const NAMED_REFUSALS: Record<string, string> = {
   ColumnsApplyTransformer: 'APPLY (the function it calls is not visible to the check)',
   QueryParameter: 'a query parameter',
 };
+
+/**
+ * Functions whose argument at this index is a string the engine builds an aggregate function
+ * from: `arrayReduce('aggThrow', …)`, and a cast to `AggregateFunction(aggThrow, …)` (which also
+ * reads the value as that aggregate's state). The string must be a literal, its aggregate listed.
+ */
+const AGGREGATE_NAMED = new Map([['arrayreduce', 0]]);
+const TYPE_NAMED = new Map([['cast', 1], ['_cast', 1], ['accuratecast', 1], ['accuratecastornull', 1], ['accuratecastordefault', 1]]);
 
 // `x IN name` reads the table `name`.
 const IN_FUNCTIONS = new Set(['in', 'notin', 'nullin', 'notnullin']);
@@ -78,6 +86,7 @@ function visit(node: AstNode, parent: AstNode | undefined, table: (name: string)
       } else if (!isAllowedFunction(name)) {
         refuse(`the function ${name}`);
       }
+      checkNamedAggregate(node, name.toLowerCase());
       if (IN_FUNCTIONS.has(name.toLowerCase())) {
         const right = node.children[0]?.children[1];
         if (right?.type === 'Identifier') table(nameOf(right));
@@ -86,4 +95,25 @@ function visit(node: AstNode, parent: AstNode | undefined, table: (name: string)
     }
   }
   for (const child of node.children) visit(child, node, table);
+}
+
+/** The aggregate an `arrayReduce` names, and a cast's type, are checked like functions written out. */
+function checkNamedAggregate(node: AstNode, name: string): void {
+  const aggregateAt = AGGREGATE_NAMED.get(name);
+  const typeAt = TYPE_NAMED.get(name);
+  const at = aggregateAt ?? typeAt;
+  if (at === undefined) return;
+  const arg = node.children[0]?.children[at];
+  const text = arg?.type === 'Literal' ? /^'((?:[^'\\]|\\.)*)'$/.exec(arg.text)?.[1] : undefined;
+  if (text === undefined) refuse(`${name}() with its ${aggregateAt === undefined ? 'type' : 'aggregate function'} computed rather than written as a string literal`);
+  // A quote or backslash is the only escape a type (an Enum's names) or an aggregate needs.
+  if (/\\[^'\\]/.test(text)) refuse(`an escape in the ${aggregateAt === undefined ? 'type' : 'aggregate function'} named in ${name}()`);
+  if (aggregateAt !== undefined) {
+    // 'quantile(0.5)', 'sequenceMatch(\'(?1)\')': a name, then literal parameters only.
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((?:\s*(?:-?[0-9][0-9.eE+-]*|'(?:[^'\\]|\\.)*')\s*,?)*\))?\s*$/.exec(text.replace(/\\(['\\])/g, '$1'));
+    if (m === null) refuse(`the aggregate function ${text.slice(0, 60)} (arrayReduce takes a name and literal parameters)`);
+    if (!isAllowedAggregate(m[1]!)) refuse(`the aggregate function ${m[1]!.slice(0, 60)} (named in arrayReduce)`);
+  } else if (/aggregatefunction/i.test(text)) {
+    refuse(`a cast to ${text.slice(0, 80)} (an aggregate function's state, built from a string)`);
+  }
 }
