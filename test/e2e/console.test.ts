@@ -20,7 +20,7 @@ import { run } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
 import { until, untilTrue } from '../harness/until.js';
 import { makeTestCa } from '../harness/test-ca.js';
-import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, type AgatePlaces, type AgateProcess } from './agate-process.js';
+import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, withSshAndConsole, type AgatePlaces, type AgateProcess } from './agate-process.js';
 
 const SHOTS = join(REPO_ROOT, 'test', 'screenshots');
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -43,7 +43,6 @@ const POLICY = `policy:
       action: hold
       match: { sql: { statements: [TruncateStmt] } }
       approval: { approvers: { claims: { groups: dba } }, required: 1, timeout_s: 120 }
-query:
 `;
 
 interface Ctx {
@@ -60,8 +59,6 @@ ui.before(async (ctx) => {
   mkdirSync(SHOTS, { recursive: true });
   [ctx.pg, ctx.oidc, ctx.keycloak, ctx.sshd] = await Promise.all([startPostgres(), startOidcIssuer(), startKeycloak(), startSshd()]);
   ctx.clientSecret = randomBytes(18).toString('base64url');
-  const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
-  const issuer = `${ctx.keycloak.baseUrl}/realms/agate`;
   // The realm (and its signing key) is made once Agate's port is known; Agate reads the IdP certificate at each sign-in.
   ctx.samlDir = mkdtempSync(join(tmpdir(), 'agate-saml-idp-'));
   ctx.samlCertFile = join(ctx.samlDir, 'idp.pem');
@@ -69,19 +66,10 @@ ui.before(async (ctx) => {
   ctx.spSigning = await (await makeTestCa(ctx.samlDir)).client('agate-saml-sp');
   ctx.agate = await startAgateProcess({
     // An SSH target too, for the shell replay.
-    configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY)
-      .replace(/^proxy:\n/m, 'proxy:\n  ssh: { listen: 127.0.0.1:0, host_key_file: ./ssh_host_key }\n')
-      .replace(/^targets:\n/m, `targets:
-  - name: box
-    protocol: ssh
-    upstream: { host: 127.0.0.1, port: ${ctx.sshd.port}, user: ${ctx.sshd.user}, private_key_file: "${ctx.sshd.clientKeyFile}", host_key: "${ctx.sshd.hostPublicKey}" }
-`) + `console:
-  oidc:
-    issuer: ${JSON.stringify(issuer)}
-    client_id: agate-console
-    client_secret: { value: ${JSON.stringify(ctx.clientSecret)} }
-    redirect_url: "http://127.0.0.1:${p.apiPort}/ui/callback"
-  saml:
+    configYaml: withSshAndConsole(agateConfig({ pg: ctx.pg, issuer: ctx.oidc, policy: POLICY }), {
+      sshd: ctx.sshd, oidcIssuer: `${ctx.keycloak.baseUrl}/realms/agate`, clientSecret: ctx.clientSecret,
+      roles: '{ claim: groups, approver: [approver], analyst: [analyst], auditor: [auditor], admin: [admin] }',
+      more: (p) => `  saml:
     idp_entity_id: ${JSON.stringify(samlIdp(ctx.keycloak))}
     idp_sso_url: ${JSON.stringify(`${samlIdp(ctx.keycloak)}/protocol/saml`)}
     idp_cert_file: ${JSON.stringify(ctx.samlCertFile)}
@@ -90,8 +78,8 @@ ui.before(async (ctx) => {
     slo_url: "http://127.0.0.1:${p.apiPort}/ui/saml/slo"
     idp_slo_url: ${JSON.stringify(`${samlIdp(ctx.keycloak)}/protocol/saml`)}
     sp_signing: { key: { file: ${JSON.stringify(ctx.spSigning.key)} }, cert_file: ${JSON.stringify(ctx.spSigning.cert)} }
-  roles: { claim: groups, approver: [approver], analyst: [analyst], auditor: [auditor], admin: [admin] }
 `,
+    }),
   });
   const realm = await ctx.keycloak.createRealm({
     name: 'agate', redirectUri: `${ctx.agate.apiUrl}/ui/callback`, users: [ALICE, BOB], clientSecret: ctx.clientSecret,

@@ -21,7 +21,7 @@ import { startKeycloak, type Keycloak } from '../harness/keycloak.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { until } from '../harness/until.js';
-import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, type AgateProcess } from './agate-process.js';
+import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, withSshAndConsole, type AgateProcess } from './agate-process.js';
 
 const SHOTS = join(REPO_ROOT, 'test', 'screenshots');
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -38,7 +38,6 @@ const POLICY = `policy:
       action: hold
       match: { sql: { statements: [DeleteStmt] } }
       approval: { approvers: { claims: { groups: dba } }, required: 1, timeout_s: 120 }
-query:
 `;
 
 /**
@@ -59,23 +58,10 @@ const surface = suite<Ctx>('surface-hostile: agent text shown to people');
 surface.before(async (ctx) => {
   [ctx.pg, ctx.oidc, ctx.keycloak, ctx.sshd] = await Promise.all([startPostgres(), startOidcIssuer(), startKeycloak(), startSshd()]);
   const clientSecret = randomBytes(18).toString('base64url');
-  const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
-  const issuer = `${ctx.keycloak.baseUrl}/realms/agate`;
   ctx.agate = await startAgateProcess({
-    configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY)
-      .replace(/^proxy:\n/m, 'proxy:\n  ssh: { listen: 127.0.0.1:0, host_key_file: ./ssh_host_key }\n')
-      .replace(/^targets:\n/m, `targets:
-  - name: box
-    protocol: ssh
-    upstream: { host: 127.0.0.1, port: ${ctx.sshd.port}, user: ${ctx.sshd.user}, private_key_file: "${ctx.sshd.clientKeyFile}", host_key: "${ctx.sshd.hostPublicKey}" }
-`) + `console:
-  oidc:
-    issuer: ${JSON.stringify(issuer)}
-    client_id: agate-console
-    client_secret: { value: ${JSON.stringify(clientSecret)} }
-    redirect_url: "http://127.0.0.1:${p.apiPort}/ui/callback"
-  roles: { claim: groups, approver: [approver], analyst: [analyst] }
-`,
+    configYaml: withSshAndConsole(agateConfig({ pg: ctx.pg, issuer: ctx.oidc, policy: POLICY }), {
+      sshd: ctx.sshd, oidcIssuer: `${ctx.keycloak.baseUrl}/realms/agate`, clientSecret, roles: '{ claim: groups, approver: [approver], analyst: [analyst] }',
+    }),
   });
   await ctx.keycloak.createRealm({ name: 'agate', redirectUri: `${ctx.agate.apiUrl}/ui/callback`, users: [ALICE], clientSecret });
   ctx.profile = mkdtempSync(join(tmpdir(), 'agate-chromium-'));
