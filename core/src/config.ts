@@ -767,6 +767,7 @@ export function parseConfig(text: string, source: string): AgateConfig {
     if (t.protocol === 'postgres' && t.upstream.tls.ca !== undefined) t.upstream.tls.ca = abs(t.upstream.tls.ca);
     if (t.protocol === 'ssh' && t.upstream.private_key_file !== undefined) t.upstream.private_key_file = abs(t.upstream.private_key_file);
   }
+  for (const w of cfg.approvals.webhooks) if (w.secret_file !== undefined) w.secret_file = abs(w.secret_file);
   if (cfg.proxy.ssh !== undefined) cfg.proxy.ssh.host_key_file = abs(cfg.proxy.ssh.host_key_file);
   if (cfg.query.export.hec_token?.file !== undefined) cfg.query.export.hec_token.file = abs(cfg.query.export.hec_token.file);
   const names = new Set<string>();
