@@ -714,7 +714,6 @@ export type AgateConfig = z.infer<typeof configSchema> & { source: string; ledge
 export type PostgresTargetConfig = z.infer<typeof postgresTarget>;
 export type SshTargetConfig = z.infer<typeof sshTarget>;
 export type KubernetesTargetConfig = z.infer<typeof kubernetesTarget>;
-export type TargetConfig = z.infer<typeof target>;
 export type IssuerConfig = z.infer<typeof issuer>;
 export type PolicyConfig = AgateConfig['policy'];
 export type RuleConfig = z.infer<typeof rule>;
@@ -726,7 +725,6 @@ export type MaskingConfig = AgateConfig['masking'];
 export type QueryRolesConfig = z.infer<typeof queryRoles>;
 export type QuerySqlConfig = z.infer<typeof querySql>;
 export type LoginsConfig = z.infer<typeof logins>;
-export type OpsConfig = z.infer<typeof ops>;
 export type TelemetryConfig = z.infer<typeof telemetry>;
 export type ConsoleConfig = z.infer<typeof consoleSection>;
 
