@@ -9,22 +9,21 @@ import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import ssh2 from 'ssh2';
 import { startSshd, type SshServer } from '../harness/sshd.js';
-import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { visibleText } from '../../core/src/visible-text.js';
 import { startKeycloak, type Keycloak } from '../harness/keycloak.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { until } from '../harness/until.js';
 import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, withSshAndConsole, type AgateProcess } from './agate-process.js';
+import { keycloakLogin, launchChromium, type Chromium } from './chromium.js';
 
 const SHOTS = join(REPO_ROOT, 'test', 'screenshots');
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const ALICE = { username: 'alice', password: `pw-${randomBytes(6).toString('hex')}`, groups: ['approver', 'dba', 'analyst'] };
 
 const POLICY = `policy:
@@ -52,7 +51,7 @@ const HELD = `DROP TABLE IF EXISTS scratch_tmp /* nightly cleanup */${'\n'.repea
 /** What must never reach a terminal or a page as itself: C0/C1 controls but newline, bidi controls, zero-width characters. */
 const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/;
 
-interface Ctx { pg: PostgresServer; oidc: OidcIssuer; keycloak: Keycloak; sshd: SshServer; agate: AgateProcess; profile: string; browser: BrowserContext; page: Page }
+interface Ctx { pg: PostgresServer; oidc: OidcIssuer; keycloak: Keycloak; sshd: SshServer; agate: AgateProcess; chrome: Chromium; page: Page }
 const surface = suite<Ctx>('surface-hostile: agent text shown to people');
 
 surface.before(async (ctx) => {
@@ -64,21 +63,15 @@ surface.before(async (ctx) => {
     }),
   });
   await ctx.keycloak.createRealm({ name: 'agate', redirectUri: `${ctx.agate.apiUrl}/ui/callback`, users: [ALICE], clientSecret });
-  ctx.profile = mkdtempSync(join(tmpdir(), 'agate-chromium-'));
-  ctx.browser = await chromium.launchPersistentContext(ctx.profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
-  ctx.page = ctx.browser.pages()[0] ?? (await ctx.browser.newPage());
+  ctx.chrome = await launchChromium();
+  ctx.page = ctx.chrome.page;
   await ctx.page.goto(`${ctx.agate.apiUrl}/ui/`);
   await ctx.page.click('#sign-in');
-  await ctx.page.waitForSelector('#username');
-  await ctx.page.fill('#username', ALICE.username);
-  await ctx.page.fill('#password', ALICE.password);
-  await ctx.page.click('#kc-login');
-  await ctx.page.waitForSelector('#user-name');
+  await keycloakLogin(ctx.page, ALICE);
 });
 
 surface.after(async (ctx) => {
-  await ctx.browser?.close();
-  if (ctx.profile) rmSync(ctx.profile, { recursive: true, force: true });
+  await ctx.chrome?.close();
   await ctx.agate?.dispose();
   await ctx.keycloak?.stop();
   await ctx.oidc?.close();
