@@ -21,7 +21,10 @@ Usage:
   agate start      --config FILE              run all four services in one process
   agate proxy|policy|ledger|query --config FILE
                                               run one service (needs bus.kind: kafka)
-  agate check      --config FILE              validate a config file and exit
+  agate check      --config FILE [--no-files] validate a config file and the files it names
+                                              (readable; certificates, keys and SSH keys
+                                              parse; keys match their certificates), exit 1
+                                              on a problem; --no-files: the text alone
   agate topics     --config FILE [--check] [--json]
                                               create the Kafka topics with the configured
                                               partitions, replication, min.insync.replicas and
@@ -115,6 +118,7 @@ const OPTIONS = {
   'token-env': { type: 'string' },
   cast: { type: 'string' },
   check: { type: 'boolean' },
+  'no-files': { type: 'boolean' },
   candidate: { type: 'string' },
   since: { type: 'string' },
   until: { type: 'string' },
@@ -167,10 +171,15 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./topics-command.js')).topicsCommand(config(), values.check === true, values.json === true);
     case 'schema':
       return (await import('./schema-command.js')).schemaCommand(config(), values.cluster);
-    case 'check':
-      config();
+    case 'check': {
+      const checked = config();
+      if (values['no-files'] !== true) {
+        const { assertConfigFiles, describeFileProblems } = await import('../../core/src/config-files.js');
+        for (const line of describeFileProblems(checked.source, assertConfigFiles(checked))) console.error(`agate: warning: ${line}`);
+      }
       console.log(`${values.config}: valid`);
       return 0;
+    }
     case 'dev-token':
       return devToken(config(), values);
     case 'kubeconfig':

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { type AgateConfig } from '../../core/src/config.js';
+import { assertConfigFiles } from '../../core/src/config-files.js';
 import { DEV_ISSUER } from '../../core/src/identity/dev-issuer.js';
 import { createLogger, type Logger } from '../../core/src/log.js';
 import { OpsServer } from '../../core/src/ops/ops-server.js';
@@ -16,7 +17,10 @@ import { ALL_ROLES, startServices, type Role } from './components.js';
  * "starting", then ready, then "draining", so an orchestrator sends no new clients meanwhile.
  */
 export async function runServices(config: AgateConfig, roles: readonly Role[]): Promise<number> {
+  // Before any listener opens: a missing or unusable file stops the start with what `agate check` says.
+  const notYet = assertConfigFiles(config, roles);
   const logger = createLogger(config.log_level, { instance: config.instance_id });
+  for (const p of notYet) logger.warn('a file the configuration names cannot be used yet', { key: p.key, path: p.path, problem: p.problem });
   if (config.identity.dev_issuer.enabled && (roles.includes('proxy') || roles.includes('query'))) {
     logger.warn('the dev-only token issuer is ON: anyone with access to the data directory can mint tokens; never enable it in production', { issuer: DEV_ISSUER });
   }

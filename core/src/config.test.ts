@@ -24,6 +24,11 @@ parse('applies defaults to a minimal config', () => {
   assert.equal(c.bus, { kind: 'local', fsync: true, segment_bytes: 64 * 1024 * 1024, retention_ms: 3_600_000 });
 });
 
+parse('a webhook secret_file is resolved against the config file, like every other path in it', () => {
+  const c = parseConfig(`${minimal}approvals: { webhooks: [ { url: "https://hooks.example/agate", secret_file: secrets/hook } ] }\n`, '/etc/agate/agate.yaml');
+  assert.is(c.approvals.webhooks[0]?.secret_file, '/etc/agate/secrets/hook');
+});
+
 parse('names the file, line, key and expectation for a wrong type', () => {
   const msg = errorOf(`${minimal}proxy:\n  verdict_timeout_ms: soon\n`);
   assert.match(msg, 'agate.yaml:3: proxy.verdict_timeout_ms: Invalid input: expected number');

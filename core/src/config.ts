@@ -714,7 +714,6 @@ export type AgateConfig = z.infer<typeof configSchema> & { source: string; ledge
 export type PostgresTargetConfig = z.infer<typeof postgresTarget>;
 export type SshTargetConfig = z.infer<typeof sshTarget>;
 export type KubernetesTargetConfig = z.infer<typeof kubernetesTarget>;
-export type TargetConfig = z.infer<typeof target>;
 export type IssuerConfig = z.infer<typeof issuer>;
 export type PolicyConfig = AgateConfig['policy'];
 export type RuleConfig = z.infer<typeof rule>;
@@ -726,7 +725,6 @@ export type MaskingConfig = AgateConfig['masking'];
 export type QueryRolesConfig = z.infer<typeof queryRoles>;
 export type QuerySqlConfig = z.infer<typeof querySql>;
 export type LoginsConfig = z.infer<typeof logins>;
-export type OpsConfig = z.infer<typeof ops>;
 export type TelemetryConfig = z.infer<typeof telemetry>;
 export type ConsoleConfig = z.infer<typeof consoleSection>;
 
@@ -767,6 +765,7 @@ export function parseConfig(text: string, source: string): AgateConfig {
     if (t.protocol === 'postgres' && t.upstream.tls.ca !== undefined) t.upstream.tls.ca = abs(t.upstream.tls.ca);
     if (t.protocol === 'ssh' && t.upstream.private_key_file !== undefined) t.upstream.private_key_file = abs(t.upstream.private_key_file);
   }
+  for (const w of cfg.approvals.webhooks) if (w.secret_file !== undefined) w.secret_file = abs(w.secret_file);
   if (cfg.proxy.ssh !== undefined) cfg.proxy.ssh.host_key_file = abs(cfg.proxy.ssh.host_key_file);
   if (cfg.query.export.hec_token?.file !== undefined) cfg.query.export.hec_token.file = abs(cfg.query.export.hec_token.file);
   const names = new Set<string>();

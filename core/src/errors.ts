@@ -160,10 +160,6 @@ export class ConfigError extends AgateError {
   }
 }
 
-export function isAgateError(err: unknown): err is AgateError {
-  return err instanceof AgateError;
-}
-
 /** A short, secret-free description of any thrown value, for logs. */
 export function describeError(err: unknown): string {
   if (err instanceof AgateError) return `${err.code}: ${err.message}`;

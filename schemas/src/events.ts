@@ -236,7 +236,6 @@ export interface Checkpoint extends EventHead {
 
 export type AgateEvent = SessionOpened | AuthenticationFailed | Command | Verdict | Response | SessionClosed | Checkpoint | ApprovalRequested | ApprovalDecision | ApprovalRefused | ApiAuthenticationFailed | SessionTerminationRequested | Notification;
 export type EventType = AgateEvent['type'];
-export type EventOf<T extends EventType> = Extract<AgateEvent, { type: T }>;
 
 export const EVENT_TYPES: readonly EventType[] = [
   'SessionOpened',

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { OidcIssuer } from '../harness/oidc-issuer.js';
 import { findFreePort, type PostgresServer } from '../harness/postgres.js';
 import { run } from '../harness/proc.js';
+import type { SshServer } from '../harness/sshd.js';
 
 /** The directory holding Agate's package.json (this file runs from test/e2e or dist/test/e2e). */
 export const REPO_ROOT: string = (() => {
@@ -268,12 +269,24 @@ export interface ConfigFor {
   /** Pass the upstream password through this environment variable instead of `value`. */
   passwordEnv?: string;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** The `policy:` section (top-level YAML, ending in a newline) in place of the default one. */
+  policy?: string;
 }
+
+const DEFAULT_POLICY = `policy:
+  default: allow
+  rules:
+    - id: no-drop
+      action: deny
+      message: DROP needs a human
+      match:
+        sql: { statements: [DropStmt, TruncateStmt] }
+`;
 
 /**
  * A config for `agate start` in front of a harness PostgreSQL, trusting one test issuer:
- * target `appdb` (the SCRAM user), policy default allow with rule `no-drop` denying
- * DROP/TRUNCATE, the dev issuer off, everything stored under the temp dir.
+ * target `appdb` (the SCRAM user), policy `c.policy` or else default allow with rule `no-drop`
+ * denying DROP/TRUNCATE, the dev issuer off, everything stored under the temp dir.
  */
 export function agateConfig(c: ConfigFor): (p: AgatePlaces) => string {
   const q = (s: string) => JSON.stringify(s); // a JSON string is a YAML scalar
@@ -303,15 +316,46 @@ targets:
       database: ${q(c.pg.database)}
       user: ${q(c.pg.users.scram.user)}
       password: ${password}
-policy:
-  default: allow
-  rules:
-    - id: no-drop
-      action: deny
-      message: DROP needs a human
-      match:
-        sql: { statements: [DropStmt, TruncateStmt] }
-query:
+${c.policy ?? DEFAULT_POLICY}query:
   listen: ${q(p.apiListen)}
+`;
+}
+
+/** A `targets:` list item: SSH target `name` in front of a harness sshd, its host key pinned, signing in with its client key. */
+export function sshTargetYaml(sshd: SshServer, name = 'box'): string {
+  const q = (v: string) => JSON.stringify(v);
+  return `  - name: ${name}
+    protocol: ssh
+    upstream: { host: 127.0.0.1, port: ${sshd.port}, user: ${q(sshd.user)}, private_key_file: ${q(sshd.clientKeyFile)}, host_key: ${q(sshd.hostPublicKey)} }
+`;
+}
+
+export interface ConsoleFor {
+  /** The sshd behind target `box` (the console replays its shells). */
+  sshd: SshServer;
+  /** The console's OIDC provider (an issuer URL) and its client secret for client `agate-console`. */
+  oidcIssuer: string;
+  clientSecret: string;
+  /** `console.roles` as a YAML flow map. */
+  roles: string;
+  /** More `console:` keys (indented two spaces, ending in a newline), e.g. `saml:`. */
+  more?: (p: AgatePlaces) => string;
+}
+
+/**
+ * `config` (an `agateConfig`) with the SSH proxy on, target `box` in front of `c.sshd`, and the
+ * console signing in by OIDC code flow back to this Agate's `/ui/callback`.
+ */
+export function withSshAndConsole(config: (p: AgatePlaces) => string, c: ConsoleFor): (p: AgatePlaces) => string {
+  const q = (v: string) => JSON.stringify(v);
+  return (p) => config(p)
+    .replace(/^proxy:\n/m, 'proxy:\n  ssh: { listen: 127.0.0.1:0, host_key_file: ./ssh_host_key }\n')
+    .replace(/^targets:\n/m, `targets:\n${sshTargetYaml(c.sshd)}`) + `console:
+  oidc:
+    issuer: ${q(c.oidcIssuer)}
+    client_id: agate-console
+    client_secret: { value: ${q(c.clientSecret)} }
+    redirect_url: "http://127.0.0.1:${p.apiPort}/ui/callback"
+${c.more?.(p) ?? ''}  roles: ${c.roles}
 `;
 }

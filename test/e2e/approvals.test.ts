@@ -24,7 +24,6 @@ const POLICY = `policy:
       action: hold
       match: { sql: { statements: [TruncateStmt] } }
       approval: { approvers: { claims: { team: dba } }, timeout_s: 3 }
-query:
 `;
 
 interface Ctx { pg: PostgresServer; oidc: OidcIssuer; agate: AgateProcess; agentSub: string }
@@ -35,8 +34,7 @@ const approvals = suite<Ctx>('approvals: held statements released by a human');
 approvals.before(async (ctx) => {
   ctx.pg = await startPostgres();
   ctx.oidc = await startOidcIssuer();
-  const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
-  ctx.agate = await startAgateProcess({ configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY) });
+  ctx.agate = await startAgateProcess({ configYaml: agateConfig({ pg: ctx.pg, issuer: ctx.oidc, policy: POLICY }) });
   ctx.agentSub = String(ctx.oidc.githubActionsClaims().sub);
 });
 

@@ -1,11 +1,14 @@
 // The real `agate` CLI refusing broken config files: `agate check` and `agate start` exit
-// non-zero and say which file, which line and key, and what was expected; a valid file passes.
+// non-zero and say which file, which line and key, and what was expected (for a file the config
+// names: which key, which path, and what is wrong with it); a valid file passes.
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findFreePort } from '../harness/postgres.js';
+import { makeTestCa } from '../harness/test-ca.js';
 import { runCli, type CliResult } from './agate-process.js';
 
 let dir = '';
@@ -151,10 +154,43 @@ targets:
   const badKey = await refused('check', file('ssh-bad-key.yaml', target('private_key_file: ./id, host_key: "ssh-ed25519"')));
   assert.match(badKey, /ssh-bad-key\.yaml:\d+: targets\[0\]\.upstream\.host_key: expected a public key/);
   const missing = file('ssh-missing-key.yaml', target('private_key_file: ./no-such-key, host_key: "SHA256:oBms03scSOMynjeHhfy0maNGBsihsf/vsoasUG3hsL0"'));
-  assert.is((await runCli(['check', '--config', missing])).code, 0);
-  const err = await refused('start', missing);
-  assert.match(err, 'targets.box.upstream.private_key_file: cannot read');
-  assert.not.match(err, 'agate started');
+  for (const command of ['check', 'start'] as const) {
+    const err = await refused(command, missing);
+    assert.match(err, `${missing}: targets[0].upstream.private_key_file: ${join(dir, 'no-such-key')}: no such file`);
+    assert.not.match(err, 'agate started');
+  }
+});
+
+config('files the config names: check and start refuse a missing or unfitting one with the same lines, before listening', async () => {
+  const [pgPort, apiPort] = [await findFreePort(), await findFreePort()];
+  const ca = await makeTestCa(dir);
+  const other = await ca.client('not-the-server');
+  const path = file('files.yaml', `${VALID}proxy:
+  postgres: { listen: 127.0.0.1:${pgPort}, tls: { cert: ${JSON.stringify(ca.server.cert)}, key: ${JSON.stringify(other.key)} } }
+query:
+  listen: 127.0.0.1:${apiPort}
+  tls: { cert: ./certs/api.crt, key: ${JSON.stringify(ca.server.key)} }
+`);
+  const expected = `agate: files the configuration names cannot be used
+  ${path}: proxy.postgres.tls.key: ${other.key}: does not match the certificate in proxy.postgres.tls.cert (CN=server)
+  ${path}: query.tls.cert: ${join(dir, 'certs', 'api.crt')}: no such file
+`;
+  for (const command of ['check', 'start'] as const) {
+    const err = await refused(command, path);
+    assert.is(err, expected, command);
+  }
+  const listening = await new Promise<boolean>((resolve) => {
+    const socket = connect(pgPort, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true))).once('error', () => resolve(false));
+  });
+  assert.not.ok(listening, 'nothing listens on the proxy port');
+  // The text alone (a chart rendered away from the pods that mount the files).
+  const textOnly = await runCli(['check', '--no-files', '--config', path]);
+  assert.is(textOnly.code, 0, show(textOnly));
+  const fixed = file('files-fixed.yaml', readFileSync(path, 'utf8').replace(other.key, ca.server.key).replace('./certs/api.crt', ca.server.cert));
+  const ok = await runCli(['check', '--config', fixed]);
+  assert.is(ok.code, 0, show(ok));
+  assert.is(ok.stderr, '');
 });
 
 config('a command without --config is a usage error (exit 2)', async () => {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import pg from 'pg';
-import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { startKeycloak, type Keycloak } from '../harness/keycloak.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
@@ -20,10 +20,10 @@ import { run } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
 import { until, untilTrue } from '../harness/until.js';
 import { makeTestCa } from '../harness/test-ca.js';
-import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, type AgatePlaces, type AgateProcess } from './agate-process.js';
+import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, withSshAndConsole, type AgatePlaces, type AgateProcess } from './agate-process.js';
+import { keycloakLogin, launchChromium, type Chromium } from './chromium.js';
 
 const SHOTS = join(REPO_ROOT, 'test', 'screenshots');
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const ALICE = { username: 'alice', password: `pw-${randomBytes(6).toString('hex')}`, groups: ['approver', 'dba', 'analyst', 'admin'] };
 const BOB = { username: 'bob', password: `pw-${randomBytes(6).toString('hex')}`, groups: ['approver', 'dba'] };
 
@@ -43,12 +43,11 @@ const POLICY = `policy:
       action: hold
       match: { sql: { statements: [TruncateStmt] } }
       approval: { approvers: { claims: { groups: dba } }, required: 1, timeout_s: 120 }
-query:
 `;
 
 interface Ctx {
   pg: PostgresServer; oidc: OidcIssuer; keycloak: Keycloak; agate: AgateProcess; sshd: SshServer;
-  profile: string; browser: BrowserContext; page: Page; clientSecret: string; secondProfile?: string; second?: BrowserContext;
+  chrome: Chromium; browser: BrowserContext; page: Page; clientSecret: string; second?: Chromium;
   samlDir: string; samlCertFile: string; spSigning: { cert: string; key: string };
 }
 /** The SAML IdP is reached as localhost and Agate as 127.0.0.1: two sites, so the ACS POST is truly cross-site. */
@@ -60,8 +59,6 @@ ui.before(async (ctx) => {
   mkdirSync(SHOTS, { recursive: true });
   [ctx.pg, ctx.oidc, ctx.keycloak, ctx.sshd] = await Promise.all([startPostgres(), startOidcIssuer(), startKeycloak(), startSshd()]);
   ctx.clientSecret = randomBytes(18).toString('base64url');
-  const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
-  const issuer = `${ctx.keycloak.baseUrl}/realms/agate`;
   // The realm (and its signing key) is made once Agate's port is known; Agate reads the IdP certificate at each sign-in.
   ctx.samlDir = mkdtempSync(join(tmpdir(), 'agate-saml-idp-'));
   ctx.samlCertFile = join(ctx.samlDir, 'idp.pem');
@@ -69,19 +66,10 @@ ui.before(async (ctx) => {
   ctx.spSigning = await (await makeTestCa(ctx.samlDir)).client('agate-saml-sp');
   ctx.agate = await startAgateProcess({
     // An SSH target too, for the shell replay.
-    configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY)
-      .replace(/^proxy:\n/m, 'proxy:\n  ssh: { listen: 127.0.0.1:0, host_key_file: ./ssh_host_key }\n')
-      .replace(/^targets:\n/m, `targets:
-  - name: box
-    protocol: ssh
-    upstream: { host: 127.0.0.1, port: ${ctx.sshd.port}, user: ${ctx.sshd.user}, private_key_file: "${ctx.sshd.clientKeyFile}", host_key: "${ctx.sshd.hostPublicKey}" }
-`) + `console:
-  oidc:
-    issuer: ${JSON.stringify(issuer)}
-    client_id: agate-console
-    client_secret: { value: ${JSON.stringify(ctx.clientSecret)} }
-    redirect_url: "http://127.0.0.1:${p.apiPort}/ui/callback"
-  saml:
+    configYaml: withSshAndConsole(agateConfig({ pg: ctx.pg, issuer: ctx.oidc, policy: POLICY }), {
+      sshd: ctx.sshd, oidcIssuer: `${ctx.keycloak.baseUrl}/realms/agate`, clientSecret: ctx.clientSecret,
+      roles: '{ claim: groups, approver: [approver], analyst: [analyst], auditor: [auditor], admin: [admin] }',
+      more: (p) => `  saml:
     idp_entity_id: ${JSON.stringify(samlIdp(ctx.keycloak))}
     idp_sso_url: ${JSON.stringify(`${samlIdp(ctx.keycloak)}/protocol/saml`)}
     idp_cert_file: ${JSON.stringify(ctx.samlCertFile)}
@@ -90,8 +78,8 @@ ui.before(async (ctx) => {
     slo_url: "http://127.0.0.1:${p.apiPort}/ui/saml/slo"
     idp_slo_url: ${JSON.stringify(`${samlIdp(ctx.keycloak)}/protocol/saml`)}
     sp_signing: { key: { file: ${JSON.stringify(ctx.spSigning.key)} }, cert_file: ${JSON.stringify(ctx.spSigning.cert)} }
-  roles: { claim: groups, approver: [approver], analyst: [analyst], auditor: [auditor], admin: [admin] }
 `,
+    }),
   });
   const realm = await ctx.keycloak.createRealm({
     name: 'agate', redirectUri: `${ctx.agate.apiUrl}/ui/callback`, users: [ALICE, BOB], clientSecret: ctx.clientSecret,
@@ -102,16 +90,13 @@ ui.before(async (ctx) => {
   const cert = /<(?:\w+:)?X509Certificate>([^<]+)</.exec(metadata)?.[1];
   if (cert === undefined) throw new Error(`no X509Certificate in the Keycloak SAML metadata:\n${metadata}`);
   writeFileSync(ctx.samlCertFile, `-----BEGIN CERTIFICATE-----\n${cert.replace(/\s+/g, '').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`);
-  ctx.profile = mkdtempSync(join(tmpdir(), 'agate-chromium-'));
-  ctx.browser = await chromium.launchPersistentContext(ctx.profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
-  ctx.page = ctx.browser.pages()[0] ?? (await ctx.browser.newPage());
+  ctx.chrome = await launchChromium();
+  ({ browser: ctx.browser, page: ctx.page } = ctx.chrome);
 });
 
 ui.after(async (ctx) => {
   await ctx.second?.close();
-  if (ctx.secondProfile) rmSync(ctx.secondProfile, { recursive: true, force: true });
-  await ctx.browser?.close();
-  if (ctx.profile) rmSync(ctx.profile, { recursive: true, force: true });
+  await ctx.chrome?.close();
   await ctx.agate?.dispose();
   await ctx.keycloak?.stop();
   if (ctx.samlDir) rmSync(ctx.samlDir, { recursive: true, force: true });
@@ -168,11 +153,7 @@ async function asAgent(ctx: Ctx, sql: string): Promise<void> {
 async function signIn(page: Page, apiUrl: string, user: { username: string; password: string }): Promise<void> {
   await page.goto(`${apiUrl}/ui/`);
   await page.click('#sign-in');
-  await page.waitForSelector('#username');
-  await page.fill('#username', user.username);
-  await page.fill('#password', user.password);
-  await page.click('#kc-login');
-  await page.waitForSelector('#user-name');
+  await keycloakLogin(page, user);
 }
 
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
@@ -186,10 +167,7 @@ ui('a person signs in through Keycloak by OIDC; the session cookie is HttpOnly a
   await page.waitForSelector('#username');
   assert.match(page.url(), /\/realms\/agate\/protocol\/openid-connect\/auth\?/);
   assert.match(page.url(), /code_challenge_method=S256/);
-  await page.fill('#username', ALICE.username);
-  await page.fill('#password', ALICE.password);
-  await page.click('#kc-login');
-  await page.waitForSelector('#user-name');
+  await keycloakLogin(page, ALICE);
   assert.is(await page.textContent('#user-name'), 'alice Tester'); // the ID token's name claim
   assert.match((await page.textContent('.roles')) ?? '', 'approver');
   assert.ok(page.url().startsWith(`${agate.apiUrl}/ui/`), page.url());
@@ -209,10 +187,9 @@ ui('a person signs in through Keycloak by SAML (a cross-site POST to the ACS) an
   assert.match(xml, `entityID="${SAML_SP}"`);
   assert.match(xml, `Location="${ctx.agate.apiUrl}/ui/saml/acs"`);
   // A browser of its own: nobody signed in yet.
-  const profile = mkdtempSync(join(tmpdir(), 'agate-chromium-saml-'));
-  const browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
+  const chrome = await launchChromium();
+  const { browser, page } = chrome;
   try {
-    const page = browser.pages()[0] ?? (await browser.newPage());
     const cookiesOn: Record<string, string> = {};
     page.on('requestfinished', (req) => {
       const path = new URL(req.url()).pathname;
@@ -222,10 +199,7 @@ ui('a person signs in through Keycloak by SAML (a cross-site POST to the ACS) an
     await page.click('#sign-in-saml');
     await page.waitForSelector('#username');
     assert.match(page.url(), /^http:\/\/localhost:\d+\/realms\/agate\/protocol\/saml/);
-    await page.fill('#username', ALICE.username);
-    await page.fill('#password', ALICE.password);
-    await page.click('#kc-login');
-    await page.waitForSelector('#user-name');
+    await keycloakLogin(page, ALICE);
     await page.waitForSelector('#nav:not([hidden])');
     assert.ok(page.url().startsWith(`${ctx.agate.apiUrl}/ui/`), page.url());
     assert.match((await page.textContent('.roles')) ?? '', 'approver');
@@ -245,28 +219,22 @@ ui('a person signs in through Keycloak by SAML (a cross-site POST to the ACS) an
     assert.is(cookie?.sameSite, 'Strict');
     assert.is(cookie?.httpOnly, true);
   } finally {
-    await browser.close();
-    rmSync(profile, { recursive: true, force: true });
+    await chrome.close();
   }
 });
 
 ui('SAML single logout: signing out ends the session at Keycloak too; a Keycloak-side logout ends the console session', async (ctx) => {
-  const profile = mkdtempSync(join(tmpdir(), 'agate-chromium-slo-'));
-  const browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
+  const chrome = await launchChromium();
+  const { browser, page } = chrome;
   const consoleCookie = async () => (await browser.cookies(`${ctx.agate.apiUrl}/ui/`)).find((c) => c.name === 'agate_console')?.value;
   // The cookie replayed from outside the browser: does the server still know the session?
   const meStatus = async (cookie: string) => (await fetch(`${ctx.agate.apiUrl}/ui/api/me`, { headers: { cookie: `agate_console=${cookie}` } })).status;
   const samlSignIn = async (page: Page) => {
     await page.goto(`${ctx.agate.apiUrl}/ui/`);
     await page.click('#sign-in-saml');
-    await page.waitForSelector('#username');
-    await page.fill('#username', BOB.username);
-    await page.fill('#password', BOB.password);
-    await page.click('#kc-login');
-    await page.waitForSelector('#user-name');
+    await keycloakLogin(page, BOB);
   };
   try {
-    const page = browser.pages()[0] ?? (await browser.newPage());
     const idpRequests: string[] = [];
     page.on('request', (r) => { if (r.url().startsWith(samlIdp(ctx.keycloak))) idpRequests.push(r.url()); });
     await samlSignIn(page);
@@ -296,10 +264,7 @@ ui('SAML single logout: signing out ends the session at Keycloak too; a Keycloak
     await page.waitForSelector('#username');
 
     // IdP-initiated (back channel): an admin logs bob out at Keycloak; Keycloak posts a signed LogoutRequest to /ui/saml/slo.
-    await page.fill('#username', BOB.username);
-    await page.fill('#password', BOB.password);
-    await page.click('#kc-login');
-    await page.waitForSelector('#user-name');
+    await keycloakLogin(page, BOB);
     const second = await consoleCookie();
     assert.ok(second && second !== first);
     assert.is(await meStatus(second!), 200);
@@ -308,8 +273,7 @@ ui('SAML single logout: signing out ends the session at Keycloak too; a Keycloak
     await untilTrue(() => `the console session to end with the Keycloak logout; Agate: ${JSON.stringify(ctx.agate.logs().filter((l) => /saml|logout/i.test(JSON.stringify(l))))}; Keycloak: ${ctx.keycloak.log().split('\n').filter((l) => /logout|saml/i.test(l)).slice(-15).join('\n')}`,
       async () => (await meStatus(second!)) === 401, 10_000);
   } finally {
-    await browser.close();
-    rmSync(profile, { recursive: true, force: true });
+    await chrome.close();
   }
 });
 
@@ -474,9 +438,8 @@ ui('a hold needing two approvers waits after the first and runs the moment the s
   await asAgent(ctx, 'CREATE TABLE console_two (id int)');
   await page.goto(`${ctx.agate.apiUrl}/ui/#/approvals`);
   await page.waitForSelector('#live-state.on');
-  ctx.secondProfile = mkdtempSync(join(tmpdir(), 'agate-chromium-'));
-  ctx.second = await chromium.launchPersistentContext(ctx.secondProfile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
-  const bobPage = ctx.second.pages()[0] ?? (await ctx.second.newPage());
+  ctx.second = await launchChromium();
+  const bobPage = ctx.second.page;
   await signIn(bobPage, ctx.agate.apiUrl, BOB);
   const psql = agentPsql(ctx, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), 'ALTER TABLE console_two ADD COLUMN note text');
   try {

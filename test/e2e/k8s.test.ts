@@ -15,7 +15,7 @@ import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { findFreePort } from '../harness/postgres.js';
 import { run, type RunResult } from '../harness/proc.js';
 import { cleanEnv, startAgateProcess, type AgateProcess } from './agate-process.js';
-import { busLog, commandsWhere, events, responsesOf, sql, verdictOf } from './kube-agate.js';
+import { busLog, commandsWhere, events, kubeAgateConfig, kubeTargetYaml, responsesOf, sql, verdictOf } from './kube-agate.js';
 import { until } from '../harness/until.js';
 
 interface Ctx {
@@ -50,27 +50,8 @@ async function setup(ctx: Ctx): Promise<void> {
   const [port, imposterPort] = [await findFreePort(), await findFreePort()];
   // Agate's upstream credential for `imposter` trusts the wrong CA: every request must fail.
   const wrongCa = await kube.writeKubeconfig({ caFile: kube.otherCaFile, path: join(kube.dir, 'wrong-ca.kubeconfig') });
-  const q = (s: string) => JSON.stringify(s);
   ctx.agate = await startAgateProcess({
-    configYaml: (p) => `data_dir: ${q(p.dataDir)}
-identity:
-  issuers:
-    - { issuer: ${q(issuer.issuer)}, audience: agate }
-proxy:
-  postgres: { listen: ${q(p.pgListen)} }
-  verdict_timeout_ms: 5000
-targets:
-  - name: cluster
-    protocol: kubernetes
-    listen: 127.0.0.1:${port}
-    tls: { cert: ${q(kube.other.certFile)}, key: ${q(kube.other.keyFile)}, ca: ${q(kube.other.caFile)} }
-    upstream: { kubeconfig: ${q(kube.adminKubeconfigPath)} }
-  - name: imposter
-    protocol: kubernetes
-    listen: 127.0.0.1:${imposterPort}
-    tls: { cert: ${q(kube.other.certFile)}, key: ${q(kube.other.keyFile)}, ca: ${q(kube.other.caFile)} }
-    upstream: { kubeconfig: ${q(wrongCa)} }
-policy:
+    configYaml: kubeAgateConfig(issuer, kubeTargetYaml(kube, 'cluster', port) + kubeTargetYaml(kube, 'imposter', imposterPort, wrongCa), `policy:
   default: allow
   rules:
     - id: hold-held-deletes
@@ -89,10 +70,7 @@ policy:
     - id: secrets-masked
       action: allow
       mask_client: true
-      match: { kubernetes: { verbs: [get, list, watch], resources: [secrets] } }
-query:
-  listen: ${q(p.apiListen)}
-`,
+      match: { kubernetes: { verbs: [get, list, watch], resources: [secrets] } }`),
   });
   ctx.cacheDir = join(ctx.agate.dir, 'kube-cache');
   for (const [target, file, p] of [['cluster', 'agent.kubeconfig', port], ['imposter', 'imposter.kubeconfig', imposterPort]] as const) {

@@ -10,7 +10,7 @@ import { startKubeApiServer, type KubeApiServer, type StartKubeApiServerOptions 
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { findFreePort } from '../harness/postgres.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { cleanEnv, startAgateProcess, type AgateProcess } from './agate-process.js';
+import { cleanEnv, startAgateProcess, type AgatePlaces, type AgateProcess } from './agate-process.js';
 import { busLogBytes, logEvents } from './bus-log.js';
 
 export interface KubeAgate {
@@ -32,9 +32,21 @@ export interface KubeAgate {
 export async function startKubeAgate(policyYaml: string, targetExtra = '', extraYaml = '', kubeOptions: StartKubeApiServerOptions = {}): Promise<KubeAgate> {
   const [kube, issuer] = await Promise.all([startKubeApiServer(kubeOptions), startOidcIssuer({ audience: 'agate' })]);
   const port = await findFreePort();
+  const agate = await startAgateProcess({ configYaml: kubeAgateConfig(issuer, `${kubeTargetYaml(kube, 'cluster', port)}${targetExtra}\n`, policyYaml, extraYaml) });
+  const r = await agate.cli(['kubeconfig', '--config', agate.configPath, '--target', 'cluster', '--server', `https://127.0.0.1:${port}`]);
+  assert.is(r.code, 0, r.stderr);
+  const kubeconfig = join(agate.dir, 'agent.kubeconfig');
+  writeFileSync(kubeconfig, r.stdout);
+  return { kube, issuer, agate, kubeconfig, cacheDir: join(agate.dir, 'kube-cache'), server: `https://127.0.0.1:${port}`, port };
+}
+
+/**
+ * A config for `agate start` trusting `issuer`, with `targetsYaml` (list items, e.g. from
+ * `kubeTargetYaml`), the `policy:` section `policyYaml` and more top-level sections `extraYaml`.
+ */
+export function kubeAgateConfig(issuer: OidcIssuer, targetsYaml: string, policyYaml: string, extraYaml = ''): (p: AgatePlaces) => string {
   const q = (s: string) => JSON.stringify(s);
-  const agate = await startAgateProcess({
-    configYaml: (p) => `data_dir: ${q(p.dataDir)}
+  return (p) => `data_dir: ${q(p.dataDir)}
 identity:
   issuers:
     - { issuer: ${q(issuer.issuer)}, audience: agate }
@@ -42,23 +54,23 @@ proxy:
   postgres: { listen: ${q(p.pgListen)} }
   verdict_timeout_ms: 5000
 targets:
-  - name: cluster
-    protocol: kubernetes
-    listen: 127.0.0.1:${port}
-    tls: { cert: ${q(kube.other.certFile)}, key: ${q(kube.other.keyFile)}, ca: ${q(kube.other.caFile)} }
-    upstream: { kubeconfig: ${q(kube.adminKubeconfigPath)} }
-${targetExtra}
+${targetsYaml}
 ${policyYaml}
 query:
   listen: ${q(p.apiListen)}
 ${extraYaml}
-`,
-  });
-  const r = await agate.cli(['kubeconfig', '--config', agate.configPath, '--target', 'cluster', '--server', `https://127.0.0.1:${port}`]);
-  assert.is(r.code, 0, r.stderr);
-  const kubeconfig = join(agate.dir, 'agent.kubeconfig');
-  writeFileSync(kubeconfig, r.stdout);
-  return { kube, issuer, agate, kubeconfig, cacheDir: join(agate.dir, 'kube-cache'), server: `https://127.0.0.1:${port}`, port };
+`;
+}
+
+/** A `targets:` list item: Kubernetes target `name` listening on `port` with the API server's other certificate, reaching it through `kubeconfig`. */
+export function kubeTargetYaml(kube: KubeApiServer, name: string, port: number, kubeconfig = kube.adminKubeconfigPath): string {
+  const q = (s: string) => JSON.stringify(s);
+  return `  - name: ${name}
+    protocol: kubernetes
+    listen: 127.0.0.1:${port}
+    tls: { cert: ${q(kube.other.certFile)}, key: ${q(kube.other.keyFile)}, ca: ${q(kube.other.caFile)} }
+    upstream: { kubeconfig: ${q(kubeconfig)} }
+`;
 }
 
 export async function stopKubeAgate(ctx: Partial<KubeAgate>): Promise<void> {

@@ -17,7 +17,7 @@ import { ocsfErrors } from '../harness/ocsf-validator.js';
 import { findFreePort, startPostgres } from '../harness/postgres.js';
 import { startOidcIssuer } from '../harness/oidc-issuer.js';
 import { EventCodec } from '../../schemas/src/codec.js';
-import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
+import { agateConfig, sshTargetYaml, startAgateProcess, type AgateProcess } from './agate-process.js';
 import { busLogBytes, logEvents } from './bus-log.js';
 import { startAgate, type AgateFixture } from './agate-fixture.js';
 import { until } from '../harness/until.js';
@@ -66,9 +66,7 @@ test('live PostgreSQL and ssh traffic exports valid, provable OCSF with final de
   const sshd = (ctx.sshd = await startSshd());
   const agate = (ctx.agate = await startAgate({
     ssh: {
-      targetsYaml: `  - name: box
-    protocol: ssh
-    upstream: { host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, private_key_file: "${sshd.clientKeyFile}", host_key: "${sshd.hostPublicKey}" }`,
+      targetsYaml: sshTargetYaml(sshd),
     },
     policyYaml: `policy:
   default: allow

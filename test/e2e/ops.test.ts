@@ -31,15 +31,14 @@ const POLICY = `policy:
       action: hold
       match: { sql: { statements: [TruncateStmt] } }
       approval: { approvers: { claims: { team: dba } }, timeout_s: 1.5 }
-query:
 `;
 
 ops.before(async (ctx) => {
   ctx.pg = await startPostgres();
   ctx.oidc = await startOidcIssuer();
-  const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
+  const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc, policy: POLICY });
   ctx.agate = await startAgateProcess({
-    configYaml: (p) => `${base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY)}ops:\n  listen: 127.0.0.1:0\n  drain_timeout_ms: ${DRAIN_MS}\nledger:\n  checkpoint: { every_ms: 200 }\n`,
+    configYaml: (p) => `${base(p)}ops:\n  listen: 127.0.0.1:0\n  drain_timeout_ms: ${DRAIN_MS}\nledger:\n  checkpoint: { every_ms: 200 }\n`,
   });
   ctx.ops = String(ctx.agate.started.ops);
   assert.match(ctx.ops, /^http:\/\/127\.0\.0\.1:\d+$/, 'the started line names the ops address');

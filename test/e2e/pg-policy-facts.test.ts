@@ -37,14 +37,12 @@ const POLICY = `policy:
     - id: no-server-admin
       action: deny
       match: { sql: { effects: [admin, privilege] } }
-query:
 `;
 
 facts.before(async (ctx) => {
   ctx.pg = await startPostgres();
   ctx.oidc = await startOidcIssuer();
-  const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
-  ctx.agate = await startAgateProcess({ configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY) });
+  ctx.agate = await startAgateProcess({ configYaml: agateConfig({ pg: ctx.pg, issuer: ctx.oidc, policy: POLICY }) });
   ctx.token = await ctx.oidc.mint(ctx.oidc.githubActionsClaims());
   // Owned by the role Agate logs in as, so DROP OWNED BY CURRENT_USER would drop them.
   await ctx.pg.psql("CREATE TABLE v (id int); INSERT INTO v VALUES (1); CREATE TABLE people (id int, name text); INSERT INTO people VALUES (1, 'ada')", 'scram');

@@ -21,14 +21,12 @@ const policy = (action: string) => `policy:
       action: ${action}
       message: COMMENT ON is ${action}
       match: { sql: { statements: [CommentStmt] } }
-query:
 `;
 
 reload.before(async (ctx) => {
   ctx.pg = await startPostgres();
   ctx.oidc = await startOidcIssuer();
-  const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
-  ctx.agate = await startAgateProcess({ configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, policy('deny')) });
+  ctx.agate = await startAgateProcess({ configYaml: agateConfig({ pg: ctx.pg, issuer: ctx.oidc, policy: policy('deny') }) });
 });
 
 reload.after(async (ctx) => {

@@ -7,6 +7,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startSshd, type SshServer } from '../harness/sshd.js';
 import { startAgate, type AgateFixture } from './agate-fixture.js';
+import { sshTargetYaml } from './agate-process.js';
 
 const test = suite<{ sshd?: SshServer; agate?: AgateFixture }>('e2e/ssh: a held command waits for its approval');
 
@@ -19,9 +20,7 @@ test('the client is told the approval id on stderr; an approval runs the command
   const sshd = (ctx.sshd = await startSshd());
   const agate = (ctx.agate = await startAgate({
     ssh: {
-      targetsYaml: `  - name: box
-    protocol: ssh
-    upstream: { host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, private_key_file: "${sshd.clientKeyFile}", host_key: "${sshd.hostPublicKey}" }`,
+      targetsYaml: sshTargetYaml(sshd),
     },
     policyYaml: `policy:
   default: allow

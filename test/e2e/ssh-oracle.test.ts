@@ -14,6 +14,7 @@ import { packageRoot } from '../../core/src/package-root.js';
 import { run } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
 import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
+import { sshTargetYaml } from './agate-process.js';
 import { SSH_CLIENT_OPTIONS, sshdUserDir } from './ssh-fixture.js';
 import { sftpLog, sshdRecord, sshOracle, unvis, type SshdRecord } from './ssh-oracle-log.js';
 
@@ -98,9 +99,7 @@ test.before(async (ctx) => {
     ctx.sshd = await startSshd({ oracle: true });
     ctx.agate = await startAgate({
       ssh: {
-        targetsYaml: `  - name: box
-    protocol: ssh
-    upstream: { host: 127.0.0.1, port: ${ctx.sshd.port}, user: ${ctx.sshd.user}, private_key_file: "${ctx.sshd.clientKeyFile}", host_key: "${ctx.sshd.hostPublicKey}" }`,
+        targetsYaml: sshTargetYaml(ctx.sshd),
       },
       policyYaml: `policy:
   default: allow

@@ -11,6 +11,7 @@ import { packageRoot } from '../../core/src/package-root.js';
 import { run } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
 import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
+import { sshTargetYaml } from './agate-process.js';
 
 const test = suite<{ sshd?: SshServer; agate?: AgateFixture }>('e2e/agate start with the SSH proxy');
 
@@ -23,9 +24,7 @@ test('commands through the configured SSH proxy are decided by the configured po
   const sshd = (ctx.sshd = await startSshd());
   const agate = (ctx.agate = await startAgate({
     ssh: {
-      targetsYaml: `  - name: box
-    protocol: ssh
-    upstream: { host: 127.0.0.1, port: ${sshd.port}, user: ${sshd.user}, private_key_file: "${sshd.clientKeyFile}", host_key: "${sshd.hostPublicKey}" }`,
+      targetsYaml: sshTargetYaml(sshd),
     },
     policyYaml: `policy:
   default: allow

@@ -9,22 +9,21 @@ import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import ssh2 from 'ssh2';
 import { startSshd, type SshServer } from '../harness/sshd.js';
-import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { visibleText } from '../../core/src/visible-text.js';
 import { startKeycloak, type Keycloak } from '../harness/keycloak.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { until } from '../harness/until.js';
-import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, type AgateProcess } from './agate-process.js';
+import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, withSshAndConsole, type AgateProcess } from './agate-process.js';
+import { keycloakLogin, launchChromium, type Chromium } from './chromium.js';
 
 const SHOTS = join(REPO_ROOT, 'test', 'screenshots');
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const ALICE = { username: 'alice', password: `pw-${randomBytes(6).toString('hex')}`, groups: ['approver', 'dba', 'analyst'] };
 
 const POLICY = `policy:
@@ -38,7 +37,6 @@ const POLICY = `policy:
       action: hold
       match: { sql: { statements: [DeleteStmt] } }
       approval: { approvers: { claims: { groups: dba } }, required: 1, timeout_s: 120 }
-query:
 `;
 
 /**
@@ -53,46 +51,27 @@ const HELD = `DROP TABLE IF EXISTS scratch_tmp /* nightly cleanup */${'\n'.repea
 /** What must never reach a terminal or a page as itself: C0/C1 controls but newline, bidi controls, zero-width characters. */
 const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/;
 
-interface Ctx { pg: PostgresServer; oidc: OidcIssuer; keycloak: Keycloak; sshd: SshServer; agate: AgateProcess; profile: string; browser: BrowserContext; page: Page }
+interface Ctx { pg: PostgresServer; oidc: OidcIssuer; keycloak: Keycloak; sshd: SshServer; agate: AgateProcess; chrome: Chromium; page: Page }
 const surface = suite<Ctx>('surface-hostile: agent text shown to people');
 
 surface.before(async (ctx) => {
   [ctx.pg, ctx.oidc, ctx.keycloak, ctx.sshd] = await Promise.all([startPostgres(), startOidcIssuer(), startKeycloak(), startSshd()]);
   const clientSecret = randomBytes(18).toString('base64url');
-  const base = agateConfig({ pg: ctx.pg, issuer: ctx.oidc });
-  const issuer = `${ctx.keycloak.baseUrl}/realms/agate`;
   ctx.agate = await startAgateProcess({
-    configYaml: (p) => base(p).replace(/^policy:\n[\s\S]*?^query:\n/m, POLICY)
-      .replace(/^proxy:\n/m, 'proxy:\n  ssh: { listen: 127.0.0.1:0, host_key_file: ./ssh_host_key }\n')
-      .replace(/^targets:\n/m, `targets:
-  - name: box
-    protocol: ssh
-    upstream: { host: 127.0.0.1, port: ${ctx.sshd.port}, user: ${ctx.sshd.user}, private_key_file: "${ctx.sshd.clientKeyFile}", host_key: "${ctx.sshd.hostPublicKey}" }
-`) + `console:
-  oidc:
-    issuer: ${JSON.stringify(issuer)}
-    client_id: agate-console
-    client_secret: { value: ${JSON.stringify(clientSecret)} }
-    redirect_url: "http://127.0.0.1:${p.apiPort}/ui/callback"
-  roles: { claim: groups, approver: [approver], analyst: [analyst] }
-`,
+    configYaml: withSshAndConsole(agateConfig({ pg: ctx.pg, issuer: ctx.oidc, policy: POLICY }), {
+      sshd: ctx.sshd, oidcIssuer: `${ctx.keycloak.baseUrl}/realms/agate`, clientSecret, roles: '{ claim: groups, approver: [approver], analyst: [analyst] }',
+    }),
   });
   await ctx.keycloak.createRealm({ name: 'agate', redirectUri: `${ctx.agate.apiUrl}/ui/callback`, users: [ALICE], clientSecret });
-  ctx.profile = mkdtempSync(join(tmpdir(), 'agate-chromium-'));
-  ctx.browser = await chromium.launchPersistentContext(ctx.profile, { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
-  ctx.page = ctx.browser.pages()[0] ?? (await ctx.browser.newPage());
+  ctx.chrome = await launchChromium();
+  ctx.page = ctx.chrome.page;
   await ctx.page.goto(`${ctx.agate.apiUrl}/ui/`);
   await ctx.page.click('#sign-in');
-  await ctx.page.waitForSelector('#username');
-  await ctx.page.fill('#username', ALICE.username);
-  await ctx.page.fill('#password', ALICE.password);
-  await ctx.page.click('#kc-login');
-  await ctx.page.waitForSelector('#user-name');
+  await keycloakLogin(ctx.page, ALICE);
 });
 
 surface.after(async (ctx) => {
-  await ctx.browser?.close();
-  if (ctx.profile) rmSync(ctx.profile, { recursive: true, force: true });
+  await ctx.chrome?.close();
   await ctx.agate?.dispose();
   await ctx.keycloak?.stop();
   await ctx.oidc?.close();
