@@ -105,4 +105,19 @@ test('a pod with the host\'s namespaces, a privileged container or a host path (
   assert.is(plain.status, 201, plain.body.slice(0, 300));
 });
 
+test('a body nested deeper than the API server reads is refused and recorded as unreadable, not failed unrecorded', async (ctx) => {
+  const before = events(ctx).length;
+  const deep = `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"deep","namespace":"default"},"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+  const r = await raw(ctx, 'POST', '/api/v1/namespaces/default/configmaps', { 'content-type': 'application/json' }, deep);
+  // (Before: 500 "Agate could not process the request", and no Command in the record.)
+  assert.is(r.status, 403, r.body.slice(0, 300));
+  const c = await until('the refusal recorded', () => {
+    const evs = events(ctx).slice(before);
+    const cs = commandsWhere(evs, (x) => x.attributes.resource === 'configmaps' && x.attributes.verb === 'create');
+    return cs.length === 1 && responsesOf(evs, cs[0]!).length > 0 ? cs[0] : undefined;
+  });
+  assert.is(c.attributes.body, 'unreadable');
+  assert.match(c.parameters[0] ?? '', 'nested deeper than');
+});
+
 test.run();
