@@ -180,7 +180,7 @@ const target = z
  * certificate signing requests and their approval, namespace finalize, finalizer changes, webhooks
  * and admission policies (code the API server runs on everyone's requests).
  */
-export const K8S_PRIVILEGE_FACTS = ['escalate', 'bind', 'impersonate', 'serviceaccount', 'token', 'csr', 'csr-approval', 'finalize', 'finalizers', 'webhook', 'admission-policy', 'trust-bundle'] as const;
+export const K8S_PRIVILEGE_FACTS = ['escalate', 'bind', 'impersonate', 'serviceaccount', 'token', 'csr', 'csr-approval', 'finalize', 'finalizers', 'webhook', 'admission-policy', 'trust-bundle', 'host'] as const;
 
 /** `attributes.body` of a Kubernetes request whose body the proxy cannot read; matched by `match.kubernetes.unreadable_body`. */
 export const K8S_UNREADABLE_BODY = 'unreadable';
@@ -241,7 +241,7 @@ const ruleMatch = z.strictObject({
         .array(z.enum([...K8S_PRIVILEGE_FACTS, '*']))
         .nonempty()
         .optional()
-        .describe('privilege facts, or `"*"` for any: `escalate` role writes, `bind` binding writes, `impersonate`, `serviceaccount` writes, `token` (`serviceaccounts/token`, a service-account-token Secret), `csr`, `csr-approval`, `finalize` (`namespaces/finalize`), `finalizers` (a patch or update setting `metadata.finalizers`), `webhook` (admission webhook configurations, APIService registrations, a CRD write naming its conversion: the API server then sends what it serves, Secrets included, to an address the writer chooses), `admission-policy` (a Validating- or MutatingAdmissionPolicy or a binding of one: CEL the API server runs on everyone\'s requests with any object, a Secret included, as its parameters, answering in messages or writing into objects the writer can read), `trust-bundle` (a ClusterTrustBundle created or changed: CA certificates the cluster\'s pods mount and trust)'),
+        .describe('privilege facts, or `"*"` for any: `escalate` role writes, `bind` binding writes, `impersonate`, `serviceaccount` writes, `token` (`serviceaccounts/token`, a service-account-token Secret), `csr`, `csr-approval`, `finalize` (`namespaces/finalize`), `finalizers` (a patch or update setting `metadata.finalizers`), `webhook` (admission webhook configurations, APIService registrations, a CRD write naming its conversion: the API server then sends what it serves, Secrets included, to an address the writer chooses), `admission-policy` (a Validating- or MutatingAdmissionPolicy or a binding of one: CEL the API server runs on everyone\'s requests with any object, a Secret included, as its parameters, answering in messages or writing into objects the writer can read), `trust-bundle` (a ClusterTrustBundle created or changed: CA certificates the cluster\'s pods mount and trust), `host` (a pod, or a workload\'s pod template, given the node: its PID, IPC or network namespace, a privileged container, added capabilities, an unmasked /proc, a host path mounted; `kubectl debug node/…`. A `deny` or `hold` rule on `create pods/exec` matches it too, in any namespace)'),
       unreadable_body: z
         .literal(true)
         .optional()

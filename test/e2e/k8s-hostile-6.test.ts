@@ -18,10 +18,17 @@ const POLICY = `policy:
       message: agents change existing config maps, they do not create them
       match:
         kubernetes: { verbs: [create], resources: [configmaps, leases, limitranges, services] }
+    - id: no-exec
+      action: deny
+      message: agents do not run commands in pods or on nodes
+      match:
+        kubernetes: { verbs: [create], resources: [pods/exec] }
 `;
 
 test.before((ctx) => startAuditedKube(ctx, POLICY, async () => {
   await admin(ctx, ['-n', 'default', 'create', 'configmap', 'existing', '--from-literal=a=1']);
+  await admin(ctx, ['create', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'worker' } }));
+  await admin(ctx, ['-n', 'default', 'create', 'serviceaccount', 'default']);
 }));
 
 test.after((ctx) => stopKubeAgate(ctx));
@@ -66,6 +73,51 @@ test('a server-side apply or an update that would create an object is the create
     return cs.length === 6 && cs.every((c) => responsesOf(evs, c).length > 0) ? { evs, cs } : undefined;
   });
   for (const c of e.cs) assert.is(verdictOf(e.evs, c)?.rule_id, 'no-new-config', c.text);
+});
+
+
+test('a pod with the host\'s namespaces, a privileged container or a host path (kubectl debug node/…, any profile) is exec on the node: refused where exec is, none created', async (ctx) => {
+  const before = await audited(ctx, (e) => e.objectRef?.resource === 'pods' && e.verb === 'create' && e.responseStatus?.code === 201);
+  const answers: string[] = [];
+  for (const profile of ['legacy', 'sysadmin', 'general']) {
+    const k = await agentKubectl(ctx, ['debug', 'node/worker', `--profile=${profile}`, '--image=busybox', '-n', 'default']);
+    answers.push(`${profile}: ${k.code} ${/by rule "no-exec"/.test(k.stderr)}`);
+  }
+  // (Before: each created a pod on the node with its PID and network namespaces and / mounted.)
+  const pod = (spec: Record<string, unknown>) => JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'rooted', namespace: 'default' }, spec: { nodeName: 'worker', containers: [{ name: 'c', image: 'busybox' }], ...spec } });
+  const specs: Array<Record<string, unknown>> = [
+    { hostPID: true },
+    { containers: [{ name: 'c', image: 'busybox', securityContext: { privileged: true } }] },
+    { volumes: [{ name: 'root', hostPath: { path: '/' } }] },
+  ];
+  for (const spec of specs) {
+    const r = await raw(ctx, 'POST', '/api/v1/namespaces/default/pods?dryRun=All', { 'content-type': 'application/json' }, pod(spec));
+    answers.push(`${Object.keys(spec)[0]}: ${r.status} ${statusOrBody(r).includes('by rule "no-exec"')}`);
+  }
+  const yaml = 'apiVersion: v1\nkind: Pod\nmetadata: {name: rooted, namespace: default}\nspec:\n  hostNetwork: yes\n  containers: [{name: c, image: busybox}]\n';
+  const y = await raw(ctx, 'POST', '/api/v1/namespaces/default/pods?dryRun=All', { 'content-type': 'application/yaml' }, yaml);
+  answers.push(`yaml: ${y.status} ${statusOrBody(y).includes('by rule "no-exec"')}`);
+  assert.equal(answers, ['legacy: 1 true', 'sysadmin: 1 true', 'general: 1 true', 'hostPID: 403 true', 'containers: 403 true', 'volumes: 403 true', 'yaml: 403 true']);
+  const after = await audited(ctx, (e) => e.objectRef?.resource === 'pods' && e.verb === 'create' && e.responseStatus?.code === 201);
+  assert.equal(after.slice(before.length).map((e) => e.requestURI), []);
+  // A plain pod is no exec.
+  const plain = await raw(ctx, 'POST', '/api/v1/namespaces/default/pods?dryRun=All', { 'content-type': 'application/json' }, pod({}));
+  assert.is(plain.status, 201, plain.body.slice(0, 300));
+});
+
+test('a body nested deeper than the API server reads is refused and recorded as unreadable, not failed unrecorded', async (ctx) => {
+  const before = events(ctx).length;
+  const deep = `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"deep","namespace":"default"},"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
+  const r = await raw(ctx, 'POST', '/api/v1/namespaces/default/configmaps', { 'content-type': 'application/json' }, deep);
+  // (Before: 500 "Agate could not process the request", and no Command in the record.)
+  assert.is(r.status, 403, r.body.slice(0, 300));
+  const c = await until('the refusal recorded', () => {
+    const evs = events(ctx).slice(before);
+    const cs = commandsWhere(evs, (x) => x.attributes.resource === 'configmaps' && x.attributes.verb === 'create');
+    return cs.length === 1 && responsesOf(evs, cs[0]!).length > 0 ? cs[0] : undefined;
+  });
+  assert.is(c.attributes.body, 'unreadable');
+  assert.match(c.parameters[0] ?? '', 'nested deeper than');
 });
 
 test.run();

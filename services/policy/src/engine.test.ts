@@ -318,6 +318,10 @@ evaluate('kubernetes: a refusal for one namespace holds across all namespaces an
     assert.is(k8s({ verb, resource: 'services', subresource: verb === 'proxy' ? '' : 'proxy', namespace: 'prod', name: 'https:s:443' }), 'no-tunnels-in-prod', verb);
   }
   assert.is(k8s({ verb: 'get', resource: 'pods', subresource: 'proxy', namespace: 'dev', name: 'p' }), 'dev-everything');
+  // A pod given the node (privilege fact host) is exec on every pod there, of any namespace.
+  assert.is(k8s({ verb: 'create', resource: 'pods', namespace: 'dev', privilege: 'host' }), 'no-exec-in-prod');
+  assert.is(k8s({ verb: 'patch', resource: 'daemonsets', api_group: 'apps', namespace: 'dev', name: 'd', privilege: 'host' }), 'no-exec-in-prod');
+  assert.is(k8s({ verb: 'create', resource: 'pods', namespace: 'dev' }), 'dev-everything');
   assert.is(k8s({ verb: 'get', resource: 'pods', subresource: 'log', namespace: 'prod', name: 'p' }), null);
   // The allow for dev does not cover a list across all namespaces (default deny decides).
   assert.is(k8s({ verb: 'list', resource: 'pods' }), null);

@@ -19,13 +19,16 @@ const ACROSS_NAMESPACES = new Set(['list', 'watch', 'deletecollection']);
  * The requests another request has the effect of, for refusing and holding rules (an allow rule
  * is never widened): an eviction deletes the pod (its disruption budget permitting); a Binding
  * created in the namespace's `bindings` is a `pods/binding`; an
- * ephemeral container (`kubectl debug`) runs a command in the pod as exec would; a node's proxy
+ * ephemeral container (`kubectl debug`) runs a command in the pod as exec would, and a pod given
+ * the node (`kubectl debug node/…`) on every pod there; a node's proxy
  * reaches its kubelet, whose API execs into any pod on the node, of any namespace; a pod's or a
  * service's proxy sends HTTP to the pods' ports, as a port-forward would. And every request whose
  * answer carries objects is a read of them too (see {@link readsOf}).
  */
 function sameEffect(r: K8sRequest): Array<{ request: K8sRequest; anyNamespace: boolean }> {
   const reads = [...readsOf(r), ...createsOf(r)].map((request) => ({ request, anyNamespace: false }));
+  // A pod given the node (privilege fact `host`): root there reaches every pod's containers on it, of any namespace.
+  if (r.privilege.includes('host')) reads.push({ request: { ...r, verb: 'create', resource: 'pods/exec', name: '' }, anyNamespace: true });
   if (r.apiGroup !== '') return reads;
   if (r.resource === 'pods/eviction' && r.verb === 'create') return [...reads, { request: { ...r, verb: 'delete', resource: 'pods' }, anyNamespace: false }];
   // A Binding posted to the namespace's `bindings` places the pod its body names, as `pods/binding` does (the name is in the body only).

@@ -108,6 +108,28 @@ test('admission policies and their bindings (CEL the API server runs on everyone
   assert.equal(facts('PUT', `${group}/validatingadmissionpolicies/x/status`, {}), ['admission-policy']);
 });
 
+test('a pod or a workload\'s pod template given the node (host namespaces, privileged, capabilities, a host path) is host; the same fields set off, or elsewhere, are not', () => {
+  const pod = (spec: Record<string, unknown>) => ({ kind: 'Pod', spec: { containers: [{ name: 'c' }], ...spec } });
+  for (const spec of [{ hostPID: true }, { hostNetwork: true }, { hostIPC: 'yes' }, { volumes: [{ name: 'r', hostPath: { path: '/' } }] },
+    { containers: [{ name: 'c', securityContext: { privileged: true } }] }, { containers: [{ name: 'c', securityContext: { capabilities: { add: ['SYS_ADMIN'] } } }] },
+    { containers: [{ name: 'c', securityContext: { procMount: 'Unmasked' } }] }, { securityContext: { windowsOptions: { hostProcess: true } } }]) {
+    assert.equal(facts('POST', '/api/v1/namespaces/a/pods', pod(spec)), ['host'], JSON.stringify(spec));
+  }
+  for (const spec of [{ hostPID: false }, { containers: [{ name: 'c', securityContext: { privileged: false, procMount: 'Default', capabilities: { add: [], drop: ['ALL'] } } }] }]) {
+    assert.equal(facts('POST', '/api/v1/namespaces/a/pods', pod(spec)), [], JSON.stringify(spec));
+  }
+  assert.equal(facts('PATCH', '/apis/apps/v1/namespaces/a/deployments/d', { spec: { template: { spec: { hostNetwork: true } } } }, 'application/strategic-merge-patch+json'), ['host']);
+  assert.equal(facts('PUT', '/apis/batch/v1/namespaces/a/cronjobs/c', { spec: { jobTemplate: { spec: { template: { spec: { hostPID: true } } } } } }), ['host']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/pods/p', [{ op: 'add', path: '/spec/hostPID', value: true }], 'application/json-patch+json'), ['host']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/pods/p', [{ op: 'add', path: '/spec/volumes/-', value: { hostPath: { path: '/' } } }], 'application/json-patch+json'), ['host']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/pods/p', [{ op: 'copy', from: '/metadata/x', path: '/spec/y' }], 'application/json-patch+json'), ['host']);
+  assert.equal(facts('PATCH', '/api/v1/namespaces/a/pods/p', [{ op: 'remove', path: '/spec/hostPID' }], 'application/json-patch+json'), []);
+  assert.equal(facts('POST', '/api/v1/namespaces/a/pods', Buffer.from('k8s\0...'), 'application/vnd.kubernetes.protobuf'), ['host']);
+  // The same names in a config map, or a pod's deletion, give nothing.
+  assert.equal(facts('POST', '/api/v1/namespaces/a/configmaps', { data: { hostPID: 'true' } }), []);
+  assert.equal(facts('DELETE', '/api/v1/namespaces/a/pods/p'), []);
+});
+
 test('impersonation headers, on any request', () => {
   assert.equal(facts('GET', '/api/v1/pods', undefined, 'application/json', { 'impersonate-user': 'system:admin' }), ['impersonate']);
 });

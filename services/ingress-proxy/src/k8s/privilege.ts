@@ -53,7 +53,14 @@ export type PrivilegeFact =
    * name, or by signer and labels) and trust, so a CA of the writer's choosing lets it stand in
    * for any server those workloads call. Deleting one removes trust, not a guard: not counted.
    */
-  | 'trust-bundle';
+  | 'trust-bundle'
+  /**
+   * A pod, or a workload's pod template, given the node it runs on: the node's PID, IPC or network
+   * namespace, a privileged container, added capabilities, an unmasked /proc, a Windows host
+   * process, a host path mounted (`kubectl debug node/…` creates such a pod). Its containers are
+   * root on the node, with every other pod's processes and files there: exec by another door.
+   */
+  | 'host';
 
 /** The config's list (what `match.kubernetes.privilege` accepts) must name exactly these; a test checks. */
 export const PRIVILEGE_FACTS: readonly PrivilegeFact[] = K8S_PRIVILEGE_FACTS;
@@ -81,8 +88,53 @@ export function privilegeFacts(info: RequestInfo, headers: IncomingHttpHeaders, 
   if (group === 'apiregistration.k8s.io' && resource === 'apiservices') facts.add('webhook');
   if (group === 'admissionregistration.k8s.io' && ADMISSION_POLICIES.has(resource)) facts.add('admission-policy');
   if (group === 'certificates.k8s.io' && resource === 'clustertrustbundles' && verb !== 'delete' && verb !== 'deletecollection') facts.add('trust-bundle');
+  if (verb !== 'delete' && verb !== 'deletecollection' && sub === '' && POD_TEMPLATES.has(`${group}/${resource}`) && givesHost(read)) facts.add('host');
   if (group === 'apiextensions.k8s.io' && resource === 'customresourcedefinitions' && verb !== 'delete' && verb !== 'deletecollection' && namesConversion(read, raw)) facts.add('webhook');
   return [...facts];
+}
+
+/** Resources that are or carry a pod spec (`group/resource`, the core group empty). */
+const POD_TEMPLATES = new Set([
+  '/pods', '/podtemplates', '/replicationcontrollers', 'apps/deployments', 'apps/statefulsets', 'apps/daemonsets', 'apps/replicasets', 'batch/jobs', 'batch/cronjobs',
+]);
+
+/** Pod and container fields that give the node; each counts when set to anything but false (or `Default`, for procMount). */
+const HOST_FIELDS = new Set(['hostPID', 'hostIPC', 'hostNetwork', 'privileged', 'hostProcess', 'hostPath', 'procMount', 'capabilities']);
+
+/**
+ * Whether a pod or workload write gives a container the node (see `host`). The fields are looked
+ * for by name anywhere in the body, so a pod template at any depth counts; a value other than
+ * `false`, `null` (or `Default`, or capabilities that add none) counts, so a YAML `yes` (true to
+ * the API server, which reads YAML 1.1) does. A JSON patch counts by the values it writes and by
+ * a path naming one of the fields; a body Agate cannot read counts.
+ */
+function givesHost(read: ReadBody | undefined): boolean {
+  if (read === undefined) return false;
+  if (read.kind === 'opaque') return true;
+  if (read.patch === 'json' && Array.isArray(read.doc)) {
+    return read.doc.some((op) => {
+      if (!isObject(op)) return true;
+      const path = typeof op.path === 'string' ? pointer(op.path) : undefined;
+      if (path === undefined) return true;
+      if (op.op === 'copy' || op.op === 'move') return true; // a value taken from elsewhere
+      const last = path.at(-1);
+      return (last !== undefined && HOST_FIELDS.has(last) && op.op !== 'remove' && op.op !== 'test' && hostValue(last, op.value)) || hostIn(op.value);
+    });
+  }
+  return hostIn(read.doc);
+}
+
+function hostIn(node: unknown): boolean {
+  if (Array.isArray(node)) return node.some(hostIn);
+  if (!isObject(node)) return false;
+  return Object.entries(node).some(([k, v]) => (HOST_FIELDS.has(k) && hostValue(k, v)) || hostIn(v));
+}
+
+function hostValue(field: string, value: unknown): boolean {
+  if (value === false || value === null || value === undefined) return false;
+  if (field === 'procMount') return value !== 'Default';
+  if (field === 'capabilities') return !isObject(value) || (value.add !== undefined && value.add !== null && !(Array.isArray(value.add) && value.add.length === 0));
+  return true;
 }
 
 /*

@@ -190,3 +190,15 @@ reads('copy, move, test and any op but add, replace, remove read a value; a merg
 });
 
 reads.run();
+
+const depth = suite('k8s request bodies nested deeply');
+
+depth('a body nested 1,000 levels or more (JSON or YAML) is unreadable: Agate\'s walks of it would overflow the stack', () => {
+  const nested = (n: number) => `{"kind":"ConfigMap","x":${'['.repeat(n)}${']'.repeat(n)}}`;
+  assert.is(readBody(Buffer.from(nested(990)), 'application/json').kind, 'parsed');
+  const deep = readBody(Buffer.from(nested(100_000)), 'application/json');
+  assert.equal(deep.kind === 'opaque' && [deep.searchable, /nested deeper than 1000 levels/.test(deep.why)], [false, true]);
+  assert.is(readBody(Buffer.from(nested(1000)), 'application/apply-patch+yaml').kind, 'opaque');
+});
+
+depth.run();

@@ -83,9 +83,26 @@ export function readBody(body: Buffer, contentType: string | undefined, contentE
       return { kind: 'opaque', why: `${body.length} bytes of invalid JSON`, searchable: false };
     }
   }
+  // Go's JSON decoder stops at 10,000 levels; Agate's walks of the object recurse.
+  if (deeperThan(doc, MAX_DEPTH)) return { kind: 'opaque', why: `${body.length} bytes nested deeper than ${MAX_DEPTH} levels`, searchable: false };
   const repeated = yaml ? undefined : duplicateKey(text);
   if (repeated !== undefined) return { kind: 'opaque', why: `${body.length} bytes of JSON with the key ${JSON.stringify(repeated)} twice in one object, which the API server reads differently`, searchable: false };
   return { kind: 'parsed', doc, patch: JSON_PATCH.test(type) || Array.isArray(doc) ? 'json' : 'object' };
+}
+
+/** How deep a body may nest: no Kubernetes object comes near it. */
+const MAX_DEPTH = 1000;
+
+/** Whether a parsed value nests arrays or objects more than `limit` levels deep (walked without recursion). */
+function deeperThan(doc: unknown, limit: number): boolean {
+  const pending: Array<[unknown, number]> = [[doc, 0]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [node, depth] = next;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth >= limit) return true;
+    for (const child of Object.values(node)) pending.push([child, depth + 1]);
+  }
+  return false;
 }
 
 /**
