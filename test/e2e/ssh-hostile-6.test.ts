@@ -43,6 +43,9 @@ async function ssh(env: Env, command: string): Promise<RunResult> {
   return run('sshpass', ['-e', '/usr/bin/ssh', '-p', String(env.port), ...SSH_CLIENT_OPTIONS, 'box@127.0.0.1', command], { env: { ...process.env, SSHPASS: token }, timeoutMs: 20_000 });
 }
 
+/** `line` as a bash script (`bash -c '…'`), single quotes in it escaped. */
+const bashC = (line: string) => `bash -c '${line.replace(/'/g, "'\\''")}'`;
+
 /** The verdict recorded for the Command of exactly `text`. */
 function verdictOf(env: Env, text: string): Verdict | undefined {
   const command = env.events.find((e): e is Command => e.type === 'Command' && e.text === text);
@@ -84,6 +87,29 @@ test('the same line typed into the captured shell: its hook reports it exactly, 
   const captured = env.events.find((e): e is Command => e.type === 'Command' && e.attributes.captured === 'bash' && e.text.includes(`rm -f ${v}`));
   assert.ok(captured, 'the hook reported the line');
   assert.is(env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === captured!.event_id)?.rule_id, 'agate.unparseable');
+});
+
+test('code in a value bash evaluates as arithmetic or as a name (x=\'a[$(rm f)]\'; echo $((x))) is refused; before, rm ran where it was denied', async (ctx) => {
+  const env = ctx as Env;
+  const v = await victim(env, 'arithmetic');
+  const payload = `x='a[$(rm -f ${v})]'`;
+  const lines = [
+    `${payload}; echo $((x))`, `${payload}; (( x ))`, `${payload}; [[ $x -eq 1 ]]`, `${payload}; let x`, `${payload}; echo \${a[x]}`,
+    `${payload}; echo \${!x}`, `${payload}; printf -v "$x" 1`, `${payload}; declare -n r="$x"; echo $r`, `declare -i y; y='a[$(rm -f ${v})]'`,
+    `read x < /dev/null; echo $((x))`, `[[ -v 'a[$(rm -f ${v})]' ]]`,
+  ];
+  // The login shell runs exec lines with dash, which reads no subscript in a value: bash does.
+  for (const line of lines.map(bashC)) {
+    const r = await ssh(env, line);
+    assert.is(r.code, 126, `${JSON.stringify(line)}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /Agate refused/, line);
+    assert.ok(existsSync(v), `${JSON.stringify(line)} deleted the file`);
+    assert.is(verdictOf(env, line)?.rule_id, 'agate.unparseable', line);
+  }
+  // The control: arithmetic on numbers alone, and a variable printed (not evaluated), still run.
+  const ok = await ssh(env, bashC(`${payload}; echo "$((6*7)) $x" && [[ 1 -lt 2 ]] && echo \${#x}`));
+  assert.is(ok.stdout, `42 a[$(rm -f ${v})]\n${`a[$(rm -f ${v})]`.length}\n`, ok.stderr);
+  assert.ok(existsSync(v));
 });
 
 test.run();
