@@ -48,9 +48,12 @@ function evaluated(node: Node): string | undefined {
 
 const WHY = 'bash evaluates it as arithmetic or a variable name, and an array subscript in a value runs the command substitution in it';
 
-/** Only numbers and operators: no variable (whose value would be evaluated), no expansion. */
+/**
+ * Only numbers and operators: no variable read (whose value would be evaluated), no expansion.
+ * A name only assigned (`i=0`) is not read.
+ */
 function arithmetic(expression: string, what: string): string | undefined {
-  const rest = expression.replace(/\b(?:0[xX][0-9a-fA-F]+|\d+#[0-9A-Za-z@_]+|\d+)\b/g, '');
+  const rest = expression.replace(/(?<![\w\]])[A-Za-z_]\w*\s*=(?!=)/g, '').replace(/\b(?:0[xX][0-9a-fA-F]+|\d+#[0-9A-Za-z@_]+|\d+)\b/g, '');
   return /^[\s+\-*/%()<>=!&|^~?:,]*$/.test(rest) ? undefined : `${what}: ${WHY}`;
 }
 
