@@ -266,7 +266,7 @@ const ruleMatch = z.strictObject({
         .array(z.enum(['read', 'write', 'remove', 'rename', 'mkdir', 'rmdir', 'setstat', 'symlink']))
         .nonempty()
         .optional()
-        .describe('sftp operations: `read` and `write` (an open for reading or writing), `remove`, `rename`, `mkdir`, `rmdir`, `setstat`, `symlink`'),
+        .describe('sftp operations: `read` and `write` (an open for reading or writing), `remove`, `rename`, `mkdir`, `rmdir`, `setstat`, `symlink` (a hard link too). A `deny` or `hold` rule naming `read` or `write` also matches a rename or hard link of the paths it names: the file is read or written under its new path'),
       paths: z
         .array(z.string().min(1))
         .nonempty()

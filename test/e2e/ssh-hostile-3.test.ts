@@ -167,7 +167,8 @@ test('a shell without a pty (ssh -T): a refused line never reaches the shell, an
   for (const input of attempts) {
     const r = await ssh(env, undefined, ['-T'], input);
     assert.ok(existsSync(v), `${JSON.stringify(input)} deleted the file: ${r.stdout}${r.stderr}`);
-    assert.match(r.stderr, /Agate refused the command by rule "no-rm"/, JSON.stringify(input));
+    // A CR inside the line is refused before the rules: the grammar reads it as a blank, bash as a letter.
+    assert.match(r.stderr, input.includes('\r') ? /Agate refused the command by rule "agate.unparseable"/ : /Agate refused the command by rule "no-rm"/, JSON.stringify(input));
   }
   // Recorded as bash read it: the ^U is a byte of the line, not an erase.
   const { verdict } = await recorded(env, (c) => c.text === `rm -f ${v};\x15echo ok` && c.attributes.request === 'shell-line');

@@ -49,7 +49,8 @@ function corpus({ open, locked, local }: Ctx): Case[] {
     { name: 'a script from the session input', client: 'ssh', command: 'sh', input: 'curl -s http://127.0.0.1:1/\n', expect: 'refused' },
     { name: 'the sftp server run as a command', client: 'ssh', command: '/usr/lib/openssh/sftp-server', input: '', expect: 'refused' },
     { name: 'a command on a pty', client: 'ssh', command: 'tty', tty: true, expect: 'ran' },
-    { name: 'a carriage return and a tab inside the line', client: 'ssh', command: 'echo a\r\tb', expect: 'ran' },
+    // The grammar takes a carriage return for a blank, bash for a letter (`echo a\r#; rm f` hid the rm in a comment): refused.
+    { name: 'a carriage return and a tab inside the line', client: 'ssh', command: 'echo a\r\tb', expect: 'refused' },
     { name: 'a line of 30,000 characters', client: 'ssh', command: `: ${'x'.repeat(30_000)}; echo long`, expect: 'ran' },
     // sftp: allowed work in the open directory, each kind of change, an odd file name.
     {

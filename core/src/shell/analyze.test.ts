@@ -154,9 +154,10 @@ programs('commands run through sg, script, runuser, setpriv, unshare, taskset an
   assert.equal(of('ssh host'), ['ssh']);
 });
 
-unreadable('text the grammar skips is refused, not read as something else (an escaped space or tab before a blank)', () => {
+unreadable('text the grammar skips is refused, not read as something else (an escaped space or tab before a blank, a carriage return)', () => {
+  // bash reads a CR as a letter: `echo a\r#; rm x` runs rm, where the grammar read a blank and a comment.
   // bash: X=' ' then `rm -f f` runs; the grammar took `\ ` for a blank, `rm` for X's value and `-f` for the program.
-  for (const text of ['X=\\  rm -f f', 'X=\\\t rm -f f', 'echo \\  x', 'sh -c \'X=\\  rm -f f\'', 'echo $(X=\\  rm -f f)', 'cat <<EOF\n$(X=\\  rm x)\nEOF']) {
+  for (const text of ['X=\\  rm -f f', 'X=\\\t rm -f f', 'echo \\  x', 'sh -c \'X=\\  rm -f f\'', 'echo $(X=\\  rm -f f)', 'cat <<EOF\n$(X=\\  rm x)\nEOF', 'echo a\r#; rm x', 'echo a\r\tb']) {
     const a = analyzeShell(text);
     assert.is(a.ok, false, text);
     if (!a.ok) assert.match(a.error, /skips|cannot be analysed|syntax/, text);
@@ -167,6 +168,25 @@ unreadable('text the grammar skips is refused, not read as something else (an es
   assert.equal(of('cat <<EOF\nhello $x world\n  indented\nEOF'), ['cat']);
   assert.equal(of('cat <<-EOF\n\thello\n\tEOF'), ['cat']);
   assert.equal(of("echo 'a  b' \"c $x d\" $'e\\n' # a comment"), ['echo']);
+});
+
+unreadable('a value bash evaluates as arithmetic or as a variable name: its subscript would run a command substitution', () => {
+  // x='a[$(rm f)]' and any of these runs rm under bash; the value may come from anywhere at run time.
+  for (const text of [
+    'echo $((x))', 'echo $[x]', '(( x ))', '((i=j))', '((i+=1))', '((i == 0))', '((a[i]=0))', 'echo $(( $x + 1 ))', 'echo $(( $(cat f) ))', 'for ((i=0; i<3; i++)); do :; done', '[[ $x -eq 1 ]]', '[[ a == b && 1 -lt $x ]]',
+    'let x', 'let "y=x"', 'echo ${a[x]}', 'echo ${a[$i]}', 'a[i]=1', 'echo ${v:x}', 'echo ${!x}', 'declare -n r=$x', 'local -n r', 'declare -i y', 'typeset -i y=1',
+    'printf -v "$x" 1', 'read "$x"', 'mapfile -t "$x"', 'unset "$x"', 'export "$x"', "unset 'a[$(rm f)]'", "[[ -v 'a[$(rm f)]' ]]", "test -v 'a[$(rm f)]'", 'wait -p "$x"',
+  ]) {
+    const a = analyzeShell(text);
+    assert.is(a.ok, false, text);
+    if (!a.ok) assert.match(a.error, /arithmetic or a variable name/, text);
+  }
+  // Numbers, literal names and expansions that only print a value stay readable.
+  for (const text of [
+    'echo $((6*7)) $((0x1f + 2#101)) $[1]', '(( 1 < 2 ))', '((i=0))', 'echo $((n = 2, m = 3))', '[[ 1 -lt 2 && $a == b ]]', 'let y=1', 'echo ${#a[@]} ${a[0]} ${a[@]:1:2} ${!a[@]} ${!PRE*} ${x:-y} ${x:0:3} ${x%%.*}',
+    'export PATH=$PATH:/x; local x=1; declare -a a=(1); readonly R=1; export -n X', 'while read -r l; do echo "$l"; done < f', "read -r -p 'name: ' n",
+    "printf '%s\\n' \"$x\"; printf -v out %s 1", 'unset x y', 'getopts ab opt; wait -p pid', 'test -v HOME && [ -v HOME ] && [[ -v HOME ]]', '[ "$x" -eq 1 ] && test "$x" -gt 0',
+  ]) assert.ok(analyzeShell(text).ok, text);
 });
 
 unreadable('what depends on the run fails instead of guessing', () => {

@@ -1,4 +1,5 @@
 import type { Node } from 'web-tree-sitter';
+import { evaluatedValue } from './evaluated.js';
 import { parseArgs } from './flags.js';
 import { parseBash, shellParserLoaded } from './parser.js';
 import { wordValue } from './words.js';
@@ -141,6 +142,8 @@ function analyzeScript(text: string, ctx: Context): void {
     if (tree.rootNode.hasError) throw new Unreadable(syntaxError(tree.rootNode));
     const skipped = skippedText(tree.rootNode, text);
     if (skipped !== undefined) throw new Unreadable(`the shell parser skips ${JSON.stringify(skipped)}, which bash reads as part of a word`);
+    const evaluated = evaluatedValue(tree.rootNode);
+    if (evaluated !== undefined) throw new Unreadable(evaluated);
     walk(tree.rootNode, ctx, 0);
   } finally {
     tree.delete();

@@ -165,12 +165,25 @@ policy:
     - { id: reverse, action: allow, match: { ssh: { requests: [tcpip-forward], paths: ["127.0.0.1:*"] } } }
     - { id: agent, action: allow, match: { claims: { sub: "repo:acme/*" }, ssh: { requests: [auth-agent] } } }
     - { id: no-rm, action: deny, match: { shell: { commands: [rm] } } }
+    - { id: secrets-unread, action: deny, match: { ssh: { operations: [read], paths: ["/secret/*"] } } }
+    - { id: up-read-only, action: allow, match: { ssh: { operations: [read], paths: ["/up/*"] } } }
 `,
     'inline.yaml',
   );
   const p = new CompiledPolicy(rules.policy);
   const ssh = (text: string, attributes: Record<string, string>, subject = 'repo:acme/app') =>
     p.evaluate(cmd(text, { protocol: 'ssh', attributes, identity: { ...SAMPLES.Command.identity, subject } })).rule_id;
+  // A hard link or a rename gives a file another path: a rule refusing to read or write it matches them too.
+  const link = { request: 'sftp', operation: 'symlink', path: '/tmp/k', target_path: '/secret/key', sftp_request: 'hardlink@openssh.com' };
+  assert.is(ssh('sftp symlink /tmp/k /secret/key', link), 'secrets-unread');
+  assert.is(ssh('sftp symlink /tmp/k /secret/key', { ...link, sftp_request: 'symlink' }), null); // a symlink is read where it leads
+  assert.is(ssh('sftp rename /secret/key /tmp/k', { request: 'sftp', operation: 'rename', path: '/secret/key', target_path: '/tmp/k', sftp_request: 'posix-rename@openssh.com' }), 'secrets-unread');
+  // A hard link to a file no one may write would be written through: the write rule matches it.
+  assert.is(ssh('sftp symlink /tmp/h /etc/passwd', { ...link, path: '/tmp/h', target_path: '/etc/passwd' }), 'etc-read-only');
+  assert.is(ssh('sftp symlink /tmp/h /var/x', { ...link, path: '/tmp/h', target_path: '/var/x' }), null);
+  // An allowing rule on reading does not allow linking.
+  assert.is(ssh('sftp symlink /up/b /up/a', { ...link, path: '/up/b', target_path: '/up/a' }), null);
+  assert.is(ssh('sftp read /up/a', { request: 'sftp', operation: 'read', path: '/up/a' }), 'up-read-only');
   assert.is(ssh('sftp write /etc/hosts', { request: 'sftp', operation: 'write', path: '/etc/hosts' }), 'etc-read-only');
   assert.is(ssh('sftp read /etc/hosts', { request: 'sftp', operation: 'read', path: '/etc/hosts' }), null);
   // Either path of a rename counts: moving a file into /etc is a write there.

@@ -660,6 +660,21 @@ function claimValue(command: Command, name: string): string | undefined {
   return command.identity.claims[name];
 }
 
+/** sftp requests that give a file's content another path: a rename moves it, a hard link shares it. */
+const CARRIES_CONTENT = new Set(['rename', 'posix-rename@openssh.com', 'hardlink@openssh.com']);
+
+/**
+ * Whether a rule's `operations` name the file operation. A refusing or holding rule on reading or
+ * writing a path also matches a rename or hard link of it: the file read or written under its
+ * new name is the same file (`ln /secret/key open/k` then `get open/k`), and a rename moves it
+ * out from under the rule. An allowing rule matches the operation named only.
+ */
+function operationMatches(operations: ReadonlySet<string>, a: Record<string, string>, permissive: boolean): boolean {
+  if (a.operation === undefined) return false;
+  if (operations.has(a.operation)) return true;
+  return !permissive && CARRIES_CONTENT.has(a.sftp_request ?? '') && (operations.has('read') || operations.has('write'));
+}
+
 /**
  * The `ssh` condition: the request kind (`attributes.request`, exec when absent), the file
  * operation and the paths it names (`attributes.path`, and `attributes.target_path` of a rename
@@ -676,7 +691,7 @@ function compileSshMatch(match: RuleConfig['match']['ssh'], permissive: boolean)
   return (command) => {
     const a = command.attributes;
     if (requests !== undefined && !requests.has(a.request ?? 'exec')) return false;
-    if (operations !== undefined && (a.operation === undefined || !operations.has(a.operation))) return false;
+    if (operations !== undefined && !operationMatches(operations, a, permissive)) return false;
     if (pathTest !== undefined) {
       if (permissive) {
         const effective = [a.resolved_path ?? a.path, a.target_path === undefined ? undefined : (a.resolved_target_path ?? a.target_path)].filter((p): p is string => p !== undefined);
