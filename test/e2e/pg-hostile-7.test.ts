@@ -9,12 +9,17 @@
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
+import { serialize } from 'pg-protocol';
+import { untilQuiet } from './agate-fixture.js';
 import { auditAgent, refused, send, startHostile, stopHostile, type HostileCtx } from './pg-hostile-fixture.js';
+import { RawClient } from './raw-client.js';
 
 const hostile = suite<HostileCtx>('a hostile agent against the PostgreSQL proxy, seventh pass');
 
 /** The secret column's values: no detector knows their shape. */
 const TOKEN = `tok${randomBytes(10).toString('hex')}`;
+/** A secret the audit mask set's detectors know by its shape. */
+const AWS_KEY = `AKIA${randomBytes(8).toString('hex').toUpperCase()}`;
 
 hostile.before(async (ctx) => {
   await startHostile(ctx, {
@@ -97,6 +102,27 @@ hostile('a table joining a parent, attached as a partition, or handed to a trigg
   assert.is(await ctx.agate.pg.psql("SELECT (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.vault'::regclass) + (SELECT count(*) FROM pg_rules WHERE tablename = 'vault') + (SELECT count(*) FROM pg_policies WHERE tablename = 'vault')"), '0');
   assert.is(await ctx.agate.pg.psql(`SELECT count(*) FROM public.scratch WHERE note = '${TOKEN}'`), '0');
   assert.is(await ctx.agate.pg.psql("SELECT count(*) FROM public.vault_parent"), '0');
+});
+
+hostile('a secret bound as a binary parameter of a type Agate does not know is masked in the record, not kept as hex', async (ctx) => {
+  const raw = await RawClient.login(ctx.agate.host, ctx.agate.port, await ctx.agate.token({ masked: 'no' }));
+  try {
+    // Parse leaves the type to the server ($1::text makes it text); pg-protocol sends a Buffer in binary format.
+    for (const value of [Buffer.from(`deploy key ${AWS_KEY}`), Buffer.from(`\\x${Buffer.from(AWS_KEY).toString('hex')}`)]) {
+      raw.send(serialize.parse({ text: 'SELECT length($1::text) AS n' }), serialize.bind({ values: [value] }), serialize.execute({}), serialize.sync());
+      const replies = await raw.readyCount(1);
+      assert.ok(replies.some((r) => r.name === 'commandComplete'), JSON.stringify(replies.map((r) => r.name)));
+    }
+  } finally {
+    raw.close();
+  }
+  await untilQuiet(ctx.agate);
+  const hex = Buffer.from(AWS_KEY).toString('hex');
+  const commands = ctx.agate.events().filter((e) => e.type === 'Command' && (e as { text?: string }).text === 'SELECT length($1::text) AS n') as unknown as { parameters: (string | null)[] }[];
+  assert.is(commands.length, 2);
+  for (const c of commands) assert.ok(!JSON.stringify(c.parameters).includes(AWS_KEY) && !JSON.stringify(c.parameters).includes(hex), `recorded ${JSON.stringify(c.parameters)}`);
+  const log = ctx.agate.busLog().toString('latin1');
+  assert.ok(!log.includes(AWS_KEY) && !log.includes(hex), 'the bus log carries the secret');
 });
 
 hostile('pgaudit: everything PostgreSQL executed was recorded as allowed; nothing refused ran', async (ctx) => {
