@@ -24,6 +24,41 @@ const has = (f: SqlFacts, ...effects: string[]) => effects.every((e) => f.effect
 const targets = suite('sqlFacts: write targets');
 targets.before(() => initSqlParser());
 
+/** Relations a write also reads (TableRef.reads). */
+const readThrough = (f: SqlFacts) => f.tables.filter((t) => t.access === 'write' && t.reads === true).map((t) => t.qualified ?? t.name).sort();
+
+targets('a write that returns or tests the rows it changes also reads them; one that cannot does not', () => {
+  for (const [sql, tables] of [
+    ['SELECT * FROM vault FOR UPDATE', ['vault']],
+    ['SELECT 1 FROM t WHERE a IN (SELECT b FROM vault FOR SHARE)', ['vault']],
+    ['UPDATE vault SET id = id WHERE id = 1 RETURNING api_token', ['vault']],
+    ['DELETE FROM vault WHERE id = 1', ['vault']],
+    ['MERGE INTO vault v USING src s ON v.id = s.id WHEN MATCHED THEN DO NOTHING', ['vault']],
+    ["INSERT INTO vault VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET id = excluded.id RETURNING api_token", ['vault']],
+    ['CREATE VIEW v AS SELECT * FROM vault', ['vault']],
+    ['CREATE VIEW s AS SELECT * FROM pg_stats', ['*', 'pg_stats']],
+    ['CREATE INDEX ON vault ((api_token::int))', ['vault']],
+    ['ALTER TABLE vault ALTER COLUMN api_token TYPE int USING api_token::int', ['vault']],
+    ['ALTER TABLE vault ADD CHECK (api_token <> \'\')', ['vault']],
+    ['ALTER TABLE vault ADD COLUMN g text GENERATED ALWAYS AS (upper(api_token)) STORED', ['vault']],
+    ['ALTER TABLE vault INHERIT scratch', ['vault']],
+    ['ALTER TABLE parent ATTACH PARTITION vault FOR VALUES IN (1)', ['parent', 'vault']],
+    ['CREATE TRIGGER t AFTER UPDATE ON vault FOR EACH ROW EXECUTE FUNCTION keep()', ['vault']],
+    ['CREATE RULE r AS ON UPDATE TO vault DO ALSO NOTIFY x', ['vault']],
+    ['CREATE POLICY p ON vault USING (keep(api_token))', ['vault']],
+    ['INSERT INTO vault VALUES (1) RETURNING id', []],
+    ['TRUNCATE vault', []],
+    ['DROP TABLE vault', []],
+    ['COPY vault FROM STDIN', []],
+    ['ALTER TABLE vault OWNER TO x', []],
+    ['ALTER TABLE vault SET (fillfactor = 90), ALTER COLUMN api_token SET STATISTICS 0', []],
+    ['ALTER TABLE parent DETACH PARTITION vault', []],
+    ['LOCK TABLE vault IN ACCESS EXCLUSIVE MODE', []],
+  ] as const) {
+    assert.equal(readThrough(facts(sql)), tables, sql);
+  }
+});
+
 targets('the relation a write changes is a written table (issue 16, item 3)', () => {
   assert.equal(written(facts('UPDATE users SET a = 1 WHERE id = 2')), ['users']);
   assert.equal(written(facts('INSERT INTO public.users VALUES (1)')), ['public.users']);

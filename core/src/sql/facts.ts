@@ -27,6 +27,15 @@ export interface TableRef {
    * writes), or creates a view over it (a write path: see `Frame.through`).
    */
   access: 'read' | 'write';
+  /**
+   * On a write: the statement also reads the rows it changes, so a refusing or holding rule on
+   * reads of the relation matches it (an allow rule on reads is not widened to the write). The
+   * rows come back or are tested: locked rows (`SELECT … FOR UPDATE`), the target of UPDATE,
+   * DELETE, MERGE and `INSERT … ON CONFLICT`, a view's query (run whenever the view is read),
+   * an index or ALTER TABLE evaluating an expression on every row (an error quotes the row it
+   * fails on), and rules, triggers and row security policies, which are handed the rows.
+   */
+  reads?: true;
 }
 
 /** What a policy rule can match on in one top-level SQL statement, everything it runs included. */
@@ -98,6 +107,45 @@ const WRITE_FIELDS: Readonly<Record<string, readonly string[]>> = {
  * The table named in the subcommand is written.
  */
 const INHERITANCE_CMDS = new Set(['AT_AddInherit', 'AT_DropInherit', 'AT_AttachPartition', 'AT_DetachPartition', 'AT_DetachPartitionFinalize']);
+
+/**
+ * ALTER TABLE subcommands that neither evaluate an expression on the table's rows nor hand them
+ * to code: every other one (a constraint checked on every row, a type changed `USING` an
+ * expression, a column added with its default or generation expression, a trigger or rule
+ * enabled, the table joining a parent or attached as a partition, whose rows are then read
+ * under the other's name) reads the table as well as changing it.
+ */
+const ALTER_WITHOUT_READ = new Set([
+  'AT_ChangeOwner', 'AT_SetRelOptions', 'AT_ResetRelOptions', 'AT_ReplaceRelOptions', 'AT_SetOptions', 'AT_ResetOptions',
+  'AT_SetStatistics', 'AT_SetStorage', 'AT_SetCompression', 'AT_DropColumn', 'AT_DropConstraint', 'AT_ColumnDefault',
+  'AT_CookedColumnDefault', 'AT_SetNotNull', 'AT_DropNotNull', 'AT_DropExpression', 'AT_AddIdentity', 'AT_SetIdentity',
+  'AT_DropIdentity', 'AT_AlterConstraint', 'AT_SetTableSpace', 'AT_SetAccessMethod', 'AT_SetLogged', 'AT_SetUnLogged',
+  'AT_ClusterOn', 'AT_DropCluster', 'AT_ReplicaIdentity', 'AT_GenericOptions', 'AT_AlterColumnGenericOptions', 'AT_DropOf',
+  'AT_DropOids', 'AT_DropInherit', 'AT_DetachPartition', 'AT_DetachPartitionFinalize', 'AT_DisableRowSecurity',
+  'AT_NoForceRowSecurity', 'AT_DisableTrig', 'AT_DisableTrigAll', 'AT_DisableTrigUser', 'AT_DisableRule',
+]);
+
+/** Whether a statement reads the relation it writes in `field` (see `TableRef.reads`). */
+function readsTarget(kind: string, node: Obj, field: string): boolean {
+  switch (kind) {
+    case 'UpdateStmt':
+    case 'DeleteStmt':
+    case 'MergeStmt':
+    case 'IndexStmt':
+    case 'CreateTrigStmt':
+    case 'RuleStmt':
+    case 'CreatePolicyStmt':
+    case 'AlterPolicyStmt':
+      return true;
+    case 'InsertStmt':
+      // DO UPDATE tests and returns the row already there; DO NOTHING tells whether there is one.
+      return node.onConflictClause !== undefined;
+    case 'AlterTableStmt':
+      return field === 'relation' && list(node.cmds).some((cmd) => !ALTER_WITHOUT_READ.has(String(asObj(asObj(cmd)?.AlterTableCmd)?.subtype)));
+    default:
+      return false;
+  }
+}
 
 /** Object types whose names (DROP, COMMENT ON, SECURITY LABEL) are relations… */
 const RELATION_OBJECTS = new Set(['OBJECT_TABLE', 'OBJECT_VIEW', 'OBJECT_MATVIEW', 'OBJECT_SEQUENCE', 'OBJECT_INDEX', 'OBJECT_FOREIGN_TABLE']);
@@ -230,6 +278,8 @@ interface Frame {
    * INSTEAD OF trigger can make any view a write path: creating the view opens that path.
    */
   through: boolean;
+  /** The relation written here is also read (see `TableRef.reads`); views and row locks read through `through`. */
+  reads?: boolean;
 }
 
 class Collector {
@@ -256,14 +306,15 @@ class Collector {
       const write = frame.write || through;
       if (value === null || typeof value !== 'object') continue;
       if (Array.isArray(value)) {
-        for (const v of value) stack.push({ value: v, write, schema, through });
+        for (const v of value) stack.push({ value: v, write, schema, through, reads: frame.reads });
         continue;
       }
       const o = value as Obj;
       if (typeof o.relname === 'string') {
         const qualifier = typeof o.schemaname === 'string' ? o.schemaname : schema;
-        this.#table(qualifier === undefined ? [o.relname] : [qualifier, o.relname], write);
-        if (STATISTICS_RELATIONS.has(o.relname) && (qualifier === undefined || qualifier === 'pg_catalog')) this.#table([EVERY_TABLE], write);
+        const reads = write && (through || frame.reads === true);
+        this.#table(qualifier === undefined ? [o.relname] : [qualifier, o.relname], write, reads);
+        if (STATISTICS_RELATIONS.has(o.relname) && (qualifier === undefined || qualifier === 'pg_catalog')) this.#table([EVERY_TABLE], write, reads);
       }
       for (const [key, child] of Object.entries(o)) {
         const c = asObj(child);
@@ -276,21 +327,22 @@ class Collector {
             // A view is a write path to what it reads; `SELECT … FOR UPDATE` locks the rows of
             // everything in its FROM (subqueries included: see rowLocking), which blocks writers.
             const locks = key === 'SelectStmt' && field === 'fromClause' && isRowLocking(c);
-            stack.push({ value: v, write: written, schema: inSchema, through: through || (key === 'ViewStmt' && field === 'query') || locks });
+            stack.push({ value: v, write: written, schema: inSchema, through: through || (key === 'ViewStmt' && field === 'query') || locks, reads: written && readsTarget(key, c, field) });
           }
           continue;
         }
         if (c !== undefined && key === 'AlterTableCmd' && INHERITANCE_CMDS.has(String(c.subtype))) {
           // `ALTER TABLE kid INHERIT people`: kid's rows join people's, as CREATE TABLE … INHERITS;
           // `ALTER TABLE parent ATTACH PARTITION people`: an UPDATE of parent updates people.
-          for (const [field, v] of Object.entries(c)) stack.push({ value: v, write: write || field === 'def', schema, through });
+          // An attached partition's rows are read under the parent's name.
+          for (const [field, v] of Object.entries(c)) stack.push({ value: v, write: write || field === 'def', schema, through, reads: field === 'def' && c.subtype === 'AT_AttachPartition' });
           if (c.behavior === 'DROP_CASCADE') this.#table([EVERY_TABLE], true);
           continue;
         }
         if (c !== undefined && key === 'AlterTableCmd' && c.behavior === 'DROP_CASCADE') this.#table([EVERY_TABLE], true);
         if (c !== undefined && key === 'FuncCall') this.#call(c, depth);
         if (c !== undefined && key === 'A_Indirection') for (const call of fieldCalls(c)) this.#call(call, depth);
-        stack.push({ value: child, write, schema, through });
+        stack.push({ value: child, write, schema, through, reads: frame.reads });
       }
       root = false;
     }
@@ -435,10 +487,10 @@ class Collector {
     else if (RELATION_MEMBER_OBJECTS.has(objtype) && names.length > 1) this.#table((names as string[]).slice(0, -1), true);
   }
 
-  #table(names: string[], write: boolean): void {
+  #table(names: string[], write: boolean, reads = false): void {
     const name = names[names.length - 1]!;
     const qualified = names.length > 1 ? `${names[names.length - 2]}.${name}` : undefined;
-    this.#tables.push({ name, qualified, access: write ? 'write' : 'read' });
+    this.#tables.push({ name, qualified, access: write ? 'write' : 'read', ...(reads ? { reads: true as const } : {}) });
   }
 
   #doBlock(node: Obj, depth: number): void {

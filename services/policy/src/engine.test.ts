@@ -467,7 +467,23 @@ evaluate('tables match what a statement writes as well as what it reads; tables_
   assert.is(p.evaluate(cmd('DELETE FROM audit WHERE id = 1')).rule_id, 'audit-append-only');
   assert.is(p.evaluate(cmd('SELECT * FROM audit')).decision, 'allow');
   assert.is(p.evaluate(cmd('INSERT INTO log SELECT * FROM secrets')).rule_id, 'no-secret-reads');
-  assert.is(p.evaluate(cmd('DELETE FROM secrets WHERE id = 1')).decision, 'allow');
+  // A write that returns or tests the rows it changes reads them; one that cannot does not.
+  for (const sql of ['DELETE FROM secrets WHERE id = 1', 'UPDATE secrets SET a = a WHERE id = 1 RETURNING a', 'SELECT * FROM secrets FOR UPDATE', 'CREATE VIEW v AS SELECT * FROM secrets', "INSERT INTO secrets VALUES (1) ON CONFLICT (id) DO UPDATE SET id = 1 RETURNING *", 'CREATE INDEX ON secrets ((a::int))', 'ALTER TABLE secrets ADD CHECK (a > 0)']) {
+    assert.is(p.evaluate(cmd(sql)).rule_id, 'no-secret-reads', sql);
+  }
+  for (const sql of ['INSERT INTO secrets VALUES (1) RETURNING id', 'TRUNCATE secrets', 'ALTER TABLE secrets OWNER TO x', 'DROP TABLE secrets']) {
+    assert.is(p.evaluate(cmd(sql)).decision, 'allow', sql);
+  }
+  // An allow rule on reads is not widened to a write that reads its rows.
+  const reads = policyOf(`policy:
+  default: deny
+  rules:
+    - { id: read-reports, action: allow, match: { sql: { tables_read: [reports] } } }
+`);
+  assert.is(reads.evaluate(cmd('SELECT * FROM reports')).rule_id, 'read-reports');
+  for (const sql of ['UPDATE reports SET a = 1 WHERE id = 1', 'SELECT * FROM reports FOR UPDATE', 'CREATE VIEW v AS SELECT * FROM reports']) {
+    assert.is(reads.evaluate(cmd(sql)).decision, 'deny', sql);
+  }
 });
 
 evaluate('a statement reaching tables it does not name meets every refusing table rule; an allow rule is not widened', () => {

@@ -534,7 +534,9 @@ function compileRule(config: RuleConfig): CompiledRule {
   const effectsMatch = (f: SqlFacts): boolean => effects === undefined || (permissive ? every(f.effects, (e) => effects.has(e)) : some(f.effects, (e) => effects.has(e)));
   const sqlMatches = (f: SqlFacts): boolean => {
     for (const { test, access, anySchema, schemas } of tableTests) {
-      const relevant = access === undefined ? f.tables : f.tables.filter((t) => t.access === access);
+      // A write that also reads its rows (`UPDATE … RETURNING`, a view's query) is a read to a
+      // refusing or holding rule; an allow rule on reads is not widened to it.
+      const relevant = access === undefined ? f.tables : f.tables.filter((t) => t.access === access || (access === 'read' && !permissive && t.reads === true));
       // An unqualified name resolves through search_path, which the client sets: a deny or hold
       // naming `public.x` also matches a bare `x`, and an allow naming `public.x` does not.
       // A statement reaching tables it does not name (EVERY_TABLE) reaches the listed ones too.

@@ -141,10 +141,10 @@ views('1. what an identity did on a target in the last week: statement, tables, 
     ['CreateStmt', ['accounts'], [], 'allow', 'policy'],
     ['InsertStmt', ['accounts'], [], 'allow', 'policy'],
     ['SelectStmt', [], ['accounts'], 'mask', 'policy'],
-    ['UpdateStmt', ['items'], [], 'allow', 'policy'],
-    ['DeleteStmt', ['items'], [], 'allow', 'approver'],
+    ['UpdateStmt', ['items'], ['items'], 'allow', 'policy'],
+    ['DeleteStmt', ['items'], ['items'], 'allow', 'approver'],
     ['DropStmt', ['items'], [], 'deny', 'policy'],
-    ['SelectStmt', ['accounts'], [], 'deny', 'approver'],
+    ['SelectStmt', ['accounts'], ['accounts'], 'deny', 'approver'],
   ]);
   assert.equal(await ask(1, { "'alice'": "'bob'" }).then((r) => r.map((x) => x.tables_read)), [['items'], ['public.items']]);
 });
@@ -210,7 +210,9 @@ views('10. which commands of an identity touched a table, however the table was 
   const rows = await ask(10);
   assert.equal(rows.map((r) => [r.statement, r.access, r.decision, r.status]), [
     ['UpdateStmt', 'write', 'allow', 'ok'],
+    ['UpdateStmt', 'read', 'allow', 'ok'],
     ['DeleteStmt', 'write', 'allow', 'ok'],
+    ['DeleteStmt', 'read', 'allow', 'ok'],
     ['DropStmt', 'write', 'deny', 'refused'],
   ]);
   const bob = await ask(10, { "'alice'": "'bob'" });

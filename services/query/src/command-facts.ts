@@ -64,6 +64,8 @@ function factsOfStatements(cache: SqlAnalysisCache, analysis: Extract<SqlAnalysi
       if (t.access === 'read' && t.qualified === undefined && ctes.has(t.name)) continue;
       const schema = t.qualified === undefined ? '' : t.qualified.slice(0, t.qualified.length - t.name.length - 1);
       tables.set(`${t.access}\0${schema}\0${t.name}`, { name: t.name, schema, access: t.access });
+      // A write that returns or tests the rows it changes reads them too (TableRef.reads).
+      if (t.reads === true) tables.set(`read\0${schema}\0${t.name}`, { name: t.name, schema, access: 'read' });
     }
     unbounded ||= f.facts.unboundedWrite;
   }

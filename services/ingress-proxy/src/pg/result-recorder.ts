@@ -7,7 +7,7 @@ import { maskDataRow } from './masking/data-row.js';
 import { MASKED_VALUE, Masker } from '../masking/masker.js';
 import type { MaskReadings } from './masking/mask-readings.js';
 import { maskCopyLine, maskJsonKeys, type StatementSecrets } from './masking/statement-secrets.js';
-import { valueText } from './value-text.js';
+import { hidesSecret, valueText } from './value-text.js';
 
 /** Result columns that return a value the statement set: `set_config` answers with the new value. */
 const SECRET_RESULTS = new Set(['set_config']);
@@ -182,6 +182,7 @@ export class StatementResult {
       if (column !== undefined && (this.#audit.masksColumn(column.name) || SECRET_RESULTS.has(column.name))) return MASKED_VALUE;
       if (column === undefined && this.#audit.hasColumnRules) return MASKED_VALUE; // unknown column: assume the worst
       const text = valueText(value, column?.format ?? 0, column?.typeOid ?? 0);
+      if (hidesSecret(text, this.#audit)) return MASKED_VALUE;
       return this.#cut(this.#audit.maskText(maskJsonKeys(text, this.#audit)?.text ?? text).text);
     });
   }

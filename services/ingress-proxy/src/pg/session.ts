@@ -23,6 +23,7 @@ import { PgEngine, type Decision } from './engine.js';
 import { FrontendParser } from './frontend-parser.js';
 import { MaskingError } from './masking/data-row.js';
 import { MASKED_VALUE, type Masker } from '../masking/masker.js';
+import { hidesSecret } from './value-text.js';
 import type { MaskedCopy } from './masking/derived-columns.js';
 import { maskSqlText } from './masking/sql-text.js';
 import { maskLiterals, type StatementSecrets } from './masking/statement-secrets.js';
@@ -256,7 +257,7 @@ export class PgSession {
     // including what the statement assigns to a masked column or passes to set_config.
     const secrets = this.#deps.recording.readings.secrets(text, audit);
     const masked = maskSqlText(secrets === undefined ? text : maskLiterals(text, secrets.literals), audit);
-    const params = parameters.map((p, i) => (p === null ? null : secrets?.params.has(i + 1) ? MASKED_VALUE : cut(audit.maskText(p).text, valueChars)));
+    const params = parameters.map((p, i) => (p === null ? null : secrets?.params.has(i + 1) || hidesSecret(p, audit) ? MASKED_VALUE : cut(audit.maskText(p).text, valueChars)));
     const command: Command = {
       type: 'Command', event_id: eventId(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
       sequence: ++this.#sequence, protocol: 'postgres', target: this.#targetName, identity: this.#identity!, text: masked.text,

@@ -1,9 +1,22 @@
 import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { parameterTexts } from './extended-state.js';
-import { valueText } from './value-text.js';
+import { Masker } from '../masking/masker.js';
+import { hidesSecret, valueText } from './value-text.js';
 
 const values = suite('valueText');
+values('a secret printed as hex (bytea, binary bytes of an unknown type) is found by the audit detectors', () => {
+  const audit = new Masker('t', { columns: [], detectors: ['cloud_access_key'] });
+  const key = 'AKIAIOSFODNN7EXAMPLQ';
+  const recorded = valueText(Buffer.from(`deploy key ${key}`), 1, 0);
+  assert.is(recorded, `\\x${Buffer.from(`deploy key ${key}`).toString('hex')}`);
+  assert.is(audit.maskText(recorded).count, 0, 'hex hides it from the detectors');
+  assert.ok(hidesSecret(recorded, audit));
+  assert.not.ok(hidesSecret(valueText(Buffer.from('nothing here'), 1, 0), audit));
+  assert.not.ok(hidesSecret('\\xzz', audit));
+  assert.not.ok(hidesSecret(key, audit), 'plain text is the detectors\' own business');
+});
+
 values('binary values of common types decode by OID; others print as hex', () => {
   const i8 = Buffer.alloc(8);
   i8.writeBigInt64BE(-42n);

@@ -2,6 +2,7 @@ import { arrayText } from './binary/array.js';
 import { dateText, intervalText, timestampText, timetzText, timeText } from './binary/datetime.js';
 import { float4Text, float8Text } from './binary/float.js';
 import { numericText } from './binary/numeric.js';
+import type { Masker } from '../masking/masker.js';
 
 /**
  * Renders a bound parameter or result value as text for the audit trail, by type OID and format
@@ -22,6 +23,16 @@ export function valueText(value: Buffer, format: number, typeOid: number): strin
     }
   }
   return '\\x' + value.toString('hex');
+}
+
+/**
+ * Whether a value recorded as `\x…` hex (a bytea, or the binary bytes of a type Agate does not
+ * decode, such as a parameter whose type Parse left to the server) holds, read as UTF-8, text
+ * the audit mask's detectors find: hex hides it from them, so the caller records it masked whole.
+ */
+export function hidesSecret(recorded: string, audit: Masker): boolean {
+  const hex = /^\\x((?:[0-9a-fA-F]{2})+)$/.exec(recorded);
+  return hex !== null && audit.maskText(Buffer.from(hex[1]!, 'hex').toString('utf8')).count > 0;
 }
 
 const text = (b: Buffer) => b.toString('utf8');
