@@ -170,4 +170,39 @@ tx('the analyst views and the rollback record say it', async (ctx) => {
   assert.equal([byText('block-commit').rolled_back, byText('block-commit').rollback_reason], [false, null]);
 });
 
+tx('an UPDATE … RETURNING fetched in parts and closed early: the record does not pass the rows returned off as the rows changed', async (ctx) => {
+  await ctx.pg.psql("INSERT INTO public.tx_rows SELECT 'fetch-' || g, NULL FROM generate_series(1, 5) g");
+  const raw = await RawClient.login('127.0.0.1', ctx.agate.postgres.port, await ctx.issuer.mint({ sub: 'tx-fetch' }));
+  raw.send(serialize.parse({ text: "UPDATE tx_rows SET v = v || '-u' WHERE v LIKE 'fetch-%' RETURNING v" }), serialize.bind({ portal: 'p1' }),
+    serialize.execute({ portal: 'p1', rows: 2 }), serialize.close({ type: 'P', name: 'p1' }), serialize.sync());
+  await raw.readyCount(1);
+  raw.close();
+  const rows = await until('the UPDATE recorded', async () => {
+    const r = await sql(ctx, "SELECT r.status AS status, r.command_tag AS tag, r.rows AS rows, r.error_message AS message FROM agate.commands AS c INNER JOIN agate.responses AS r ON r.command_id = c.command_id WHERE c.text LIKE 'UPDATE tx_rows SET v = v%'");
+    return r.length > 0 ? r : undefined;
+  }, 20_000);
+  assert.is(rows.length, 1, 'one Response (before: none, the Close overtook the PortalSuspended)');
+  // PostgreSQL ran the whole UPDATE at the first Execute (5 rows); the client fetched 2 and closed the portal.
+  assert.is(await ctx.pg.psql("SELECT count(*) FROM tx_rows WHERE v LIKE 'fetch-%-u'"), '5');
+  assert.equal([rows[0]!.status, rows[0]!.tag, Number(rows[0]!.rows)], ['ok', null, 2]);
+  assert.match(rows[0]!.message ?? '', /rows are the rows returned before the portal closed, not how many it changed/);
+});
+
+tx('counts that held: a COPY that failed halfway changed nothing and says so; ON CONFLICT DO NOTHING counts 0', async (ctx) => {
+  const raw = await RawClient.login('127.0.0.1', ctx.agate.postgres.port, await ctx.issuer.mint({ sub: 'tx-count' }));
+  raw.send(serialize.query('COPY tx_rows (v, p) FROM STDIN'));
+  await raw.until((r) => r.name === 'copyInResponse');
+  raw.send(serialize.copyData(Buffer.from('copy-1\t\\N\ncopy-2\t\\N\ncopy-3\tnot-an-int\n')), serialize.copyDone());
+  await raw.readyCount(1);
+  for (let i = 0; i < 2; i++) raw.send(serialize.query('INSERT INTO tx_parent VALUES (7) ON CONFLICT DO NOTHING'));
+  await raw.readyCount(2);
+  raw.close();
+  assert.is(await ctx.pg.psql("SELECT count(*) FROM tx_rows WHERE v LIKE 'copy-%'"), '0');
+  const rows = await until('the COPY and both INSERTs recorded', async () => {
+    const r = await sql(ctx, "SELECT c.text AS text, r.status AS status, r.command_tag AS tag, r.rows AS rows, r.error_code AS code FROM agate.commands AS c INNER JOIN agate.responses AS r ON r.command_id = c.command_id WHERE c.text LIKE 'COPY tx_rows%' OR c.text LIKE 'INSERT INTO tx_parent%' ORDER BY r.seq");
+    return r.length === 3 ? r : undefined;
+  }, 20_000);
+  assert.equal(rows.map((r) => [r.status, r.tag, Number(r.rows), r.code]), [['error', null, 0, '22P02'], ['ok', 'INSERT 0 1', 1, null], ['ok', 'INSERT 0 0', 0, null]]);
+});
+
 tx.run();

@@ -25,6 +25,11 @@ export interface Portal {
    * later Executes of the portal continue it rather than being decided again.
    */
   run?: StatementResult;
+  /**
+   * The server no longer has this portal (closed, bound again, dropped by SQL or the end of its
+   * transaction): a PortalSuspended still on its way for it ends its statement there.
+   */
+  gone?: boolean;
 }
 
 /** Reverts one change when the server failed (`skipped` false) or skipped (`skipped` true) the message. */
@@ -96,11 +101,15 @@ export class ExtendedState {
     const portal: Portal = { statement: this.statements.get(msg.statement), params: msg.params, paramFormats: msg.paramFormats, described: false };
     // Binding a name in use drops the portal it named (the unnamed one always; a named one the server refuses).
     if (previous?.run !== undefined) this.#drop(previous);
+    if (previous !== undefined) previous.gone = true;
     this.portals.set(msg.portal, portal);
     const undo: Undo = () => {
       if (this.portals.get(msg.portal) !== portal) return;
-      if (previous !== undefined) this.portals.set(msg.portal, previous);
-      else this.portals.delete(msg.portal);
+      portal.gone = true;
+      if (previous !== undefined) {
+        previous.gone = false;
+        this.portals.set(msg.portal, previous);
+      } else this.portals.delete(msg.portal);
     };
     return { ok: true, undo, portal };
   }
@@ -109,9 +118,12 @@ export class ExtendedState {
     const map: Map<string, unknown> = msg.kind === 'S' ? this.statements : this.portals;
     const previous = map.get(msg.name);
     if (msg.kind === 'P' && (previous as Portal | undefined)?.run !== undefined) this.#drop(previous as Portal);
+    if (msg.kind === 'P' && previous !== undefined) (previous as Portal).gone = true;
     map.delete(msg.name);
     return () => {
-      if (previous !== undefined && !map.has(msg.name)) map.set(msg.name, previous);
+      if (previous === undefined || map.has(msg.name)) return;
+      if (msg.kind === 'P') (previous as Portal).gone = false;
+      map.set(msg.name, previous);
     };
   }
 
@@ -125,6 +137,7 @@ export class ExtendedState {
     for (const [key, portal] of this.portals) {
       if (name !== undefined && key !== name) continue;
       if (portal.run !== undefined) this.#drop(portal);
+      portal.gone = true;
       this.portals.delete(key);
     }
   }
@@ -137,7 +150,10 @@ export class ExtendedState {
 
   /** At the end of a transaction the server drops every portal (cursors WITH HOLD are not tracked). */
   endTransaction(): void {
-    for (const portal of this.portals.values()) if (portal.run !== undefined) this.#drop(portal);
+    for (const portal of this.portals.values()) {
+      if (portal.run !== undefined) this.#drop(portal);
+      portal.gone = true;
+    }
     this.portals.clear();
   }
 

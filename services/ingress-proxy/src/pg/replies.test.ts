@@ -228,6 +228,22 @@ route('a suspended portal that ends unfinished (its transaction over) is recorde
   assert.is(responses.length, 1, 'recorded once');
 });
 
+route('a portal closed right behind its row-limited Execute (before PortalSuspended came back) still gets its one Response', () => {
+  const { router, responses } = setup();
+  const state = new ExtendedState((p) => responses.push(p.run!.unfinished()));
+  const portal = parseBind(router, state, 's', "UPDATE t SET x = 1 RETURNING x", 'C_4');
+  router.route(frame(serialize.parseComplete()));
+  router.route(frame(serialize.bindComplete()));
+  router.expect({ kind: 'execute', result: result('closed'), portal });
+  router.expect({ kind: 'close', undo: state.close({ type: 'close', kind: 'P', name: 'C_4', raw: Buffer.alloc(0) }) });
+  router.route(frame(serialize.dataRow([Buffer.from('1')])));
+  router.route(frame(serialize.portalSuspended()));
+  router.route(frame(serialize.closeComplete()));
+  state.endTransaction();
+  assert.equal(responses.map((x) => [x.command_id, x.status, x.command_tag, x.rows, x.fetches]), [['closed', 'ok', null, 1, [1]]]);
+  assert.match(responses[0]!.error_message ?? '', /not how many it changed/);
+});
+
 route('Executes of one portal pipelined before its first suspended: each fetch recorded once, in the Execute that fetched it', () => {
   const { router, responses } = setup();
   const state = new ExtendedState((p) => responses.push(p.run!.unfinished()));

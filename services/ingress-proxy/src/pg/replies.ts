@@ -308,7 +308,9 @@ export class ReplyRouter {
         this.#transactions.ran(result.command, null); // it ran (a DML with RETURNING, all of it)
         result.suspend();
         this.#supersede(head.portal, result);
-        head.portal.run = result;
+        // Closed (or bound again) by a message sent right behind the Execute: no Execute can go on with it.
+        if (head.portal.gone === true) this.#emit(result.unfinished());
+        else head.portal.run = result;
         this.#queue.shift();
         return frame.raw;
       case BackendCode.EmptyQueryResponse:

@@ -149,9 +149,15 @@ export class StatementResult {
     return this.#build(outcome, this.suspended ? [...this.#fetches, this.#rows - this.#fetched] : []);
   }
 
-  /** The Response of a portal suspended at a row limit that ended before its last row. */
+  /**
+   * The Response of a portal suspended at a row limit that ended before its last row. The server
+   * never sent its tag, so `rows` counts the rows returned; the message says that this is not
+   * how many rows it changed (an INSERT, UPDATE, DELETE or MERGE … RETURNING runs whole at its
+   * first Execute).
+   */
   unfinished(): Response {
-    return this.#build({ status: 'ok', command_tag: null }, this.#fetches.slice());
+    const message = `the portal closed after ${this.#rows} rows were returned, before its last row: rows are the rows returned before the portal closed, not how many it changed (PostgreSQL runs an INSERT, UPDATE, DELETE or MERGE … RETURNING whole at its first Execute and reports the count only with its last row)`;
+    return this.#build({ status: 'ok', command_tag: null, error_message: message }, this.#fetches.slice());
   }
 
   #build(outcome: Outcome, fetches: number[]): Response {
