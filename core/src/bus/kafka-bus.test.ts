@@ -331,7 +331,9 @@ kafka('commands published in one turn of the event loop share one produce reques
   const count = (message: unknown) => void ((message as { apiKey?: number }).apiKey === 0 && (produced += 1));
   subscribe('tracing:plt:kafka:connections:api:start', count);
   try {
-    // Several sessions' commands in one synchronous step (a policy answering a fetched batch).
+    // Several sessions' commands in one synchronous step (a policy answering a fetched batch),
+    // with no send under way (the first publish's acknowledgement is handled by then).
+    await new Promise((r) => setTimeout(r, 20));
     await Promise.all([1, 2, 3].map((i) => b.publish(command(`s-turn-${i}`, `SELECT ${i}`))));
     assert.is(produced, 1, 'commands published together went in more than one produce request');
     // Each from its own callback of one turn of the loop (sessions whose reads one poll brought).
