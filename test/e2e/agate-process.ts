@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { OidcIssuer } from '../harness/oidc-issuer.js';
-import { findFreePort, type PostgresServer } from '../harness/postgres.js';
+import { DEFAULT_PG_BIN, findFreePort, type PostgresServer } from '../harness/postgres.js';
 import { run } from '../harness/proc.js';
 import type { SshServer } from '../harness/sshd.js';
 
@@ -358,4 +358,27 @@ export function withSshAndConsole(config: (p: AgatePlaces) => string, c: Console
     redirect_url: "http://127.0.0.1:${p.apiPort}/ui/callback"
 ${c.more?.(p) ?? ''}  roles: ${c.roles}
 `;
+}
+
+/** A psql running in the background (see `agentPsql`). */
+export interface AgentPsql {
+  /** Its output so far, and when (ms) its stderr first said the statement is held (0 until then). */
+  out: { stdout: string; stderr: string; noticeAt: number };
+  /** Its exit code, once it ends (a held statement: once the hold is answered). */
+  exited: Promise<number | null>;
+  kill(): void;
+}
+
+/** The real psql as an agent, through `agate` to target `appdb`, running one statement with its token as the password. */
+export function agentPsql(agate: Pick<AgateProcess, 'pgPort'>, token: string, sql: string): AgentPsql {
+  const env = cleanEnv({ PGHOST: '127.0.0.1', PGPORT: String(agate.pgPort), PGDATABASE: 'appdb', PGUSER: 'agent', PGSSLMODE: 'disable', PGPASSWORD: token });
+  const child = spawn(join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'psql'), ['-X', '-v', 'ON_ERROR_STOP=1', '-c', sql], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '', noticeAt: 0 };
+  child.stdout.on('data', (b: Buffer) => (out.stdout += b.toString()));
+  child.stderr.on('data', (b: Buffer) => {
+    out.stderr += b.toString();
+    if (out.noticeAt === 0 && /holding this statement/.test(out.stderr)) out.noticeAt = Date.now();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  return { out, exited, kill: () => child.kill('SIGKILL') };
 }

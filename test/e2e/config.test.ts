@@ -193,6 +193,17 @@ query:
   assert.is(ok.stderr, '');
 });
 
+config('a SAML IdP certificate not there yet (read at each sign-in) is a warning: check exits 0 and says so', async () => {
+  const path = file('saml-later.yaml', `${VALID}console:
+  saml: { idp_entity_id: "https://idp.example", idp_sso_url: "https://idp.example/sso", idp_cert_file: ./idp.pem, sp_entity_id: agate, acs_url: "https://agate.example/ui/saml/acs" }
+  roles: { claim: groups, approver: [approvers] }
+`);
+  const r = await runCli(['check', '--config', path]);
+  assert.is(r.code, 0, show(r));
+  assert.is(r.stderr, `agate: warning: ${path}: console.saml.idp_cert_file: ${join(dir, 'idp.pem')}: no such file\n`);
+  assert.is(r.stdout.trim(), `${path}: valid`);
+});
+
 config('a command without --config is a usage error (exit 2)', async () => {
   const r = await runCli(['check']);
   assert.is(r.code, 2, show(r));

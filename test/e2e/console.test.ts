@@ -5,7 +5,6 @@
 // it all. Screenshots of each page go to test/screenshots/ (git-ignored; see README "Console").
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,12 +14,12 @@ import pg from 'pg';
 import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { startKeycloak, type Keycloak } from '../harness/keycloak.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
-import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { run } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
 import { until, untilTrue } from '../harness/until.js';
 import { makeTestCa } from '../harness/test-ca.js';
-import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, withSshAndConsole, type AgatePlaces, type AgateProcess } from './agate-process.js';
+import { agateConfig, agentPsql, REPO_ROOT, startAgateProcess, withSshAndConsole, type AgatePlaces, type AgateProcess, type AgentPsql } from './agate-process.js';
 import { keycloakLogin, launchChromium, type Chromium } from './chromium.js';
 
 const SHOTS = join(REPO_ROOT, 'test', 'screenshots');
@@ -105,31 +104,17 @@ ui.after(async (ctx) => {
   await ctx.sshd?.stop();
 });
 
-/** psql as the agent, running one statement; resolves with its exit code and output. */
-function agentPsql(ctx: Ctx, token: string, sql: string) {
-  const env = cleanEnv({ PGHOST: '127.0.0.1', PGPORT: String(ctx.agate.pgPort), PGDATABASE: 'appdb', PGUSER: 'agent', PGSSLMODE: 'disable', PGPASSWORD: token });
-  const child = spawn(join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'psql'), ['-X', '-v', 'ON_ERROR_STOP=1', '-c', sql], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const out = { stdout: '', stderr: '', noticeAt: 0 };
-  child.stdout.on('data', (b: Buffer) => (out.stdout += b.toString()));
-  child.stderr.on('data', (b: Buffer) => {
-    out.stderr += b.toString();
-    if (out.noticeAt === 0 && /holding this statement/.test(out.stderr)) out.noticeAt = Date.now();
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-  return { out, exited, kill: () => child.kill('SIGKILL') };
-}
-
 /** Waits for what the browser or psql shows, polling often: the inbox test measures a second. */
 const soon = <T>(what: string, probe: () => T | undefined): Promise<T> => until(what, probe, { timeoutMs: 20_000, everyMs: 20 });
 
 /** The approval id psql was given, once it printed the hold NOTICE. */
-async function heldApproval(psql: ReturnType<typeof agentPsql>): Promise<string> {
+async function heldApproval(psql: AgentPsql): Promise<string> {
   await soon('the hold NOTICE in psql', () => (psql.out.noticeAt > 0 ? true : undefined));
   return /approval ([0-9a-f-]{36})/.exec(psql.out.stderr)![1]!;
 }
 
 /** psql's held statement as a pending card in the live inbox, which must show it within a second of the NOTICE. */
-async function pendingCard(page: Page, psql: ReturnType<typeof agentPsql>): Promise<{ id: string; card: Locator }> {
+async function pendingCard(page: Page, psql: AgentPsql): Promise<{ id: string; card: Locator }> {
   const id = await heldApproval(psql);
   const card = page.locator(`article.card[data-approval-id="${id}"][data-status="pending"]`);
   await card.waitFor({ timeout: 10_000 });
@@ -316,7 +301,7 @@ ui('a held psql DROP shows in the live inbox within a second and psql completes 
   await asAgent(ctx, 'CREATE TABLE console_doomed (id int)');
   await page.goto(`${ctx.agate.apiUrl}/ui/#/approvals`);
   await page.waitForSelector('#live-state.on');
-  const psql = agentPsql(ctx, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), 'DROP TABLE console_doomed');
+  const psql = agentPsql(ctx.agate, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), 'DROP TABLE console_doomed');
   try {
     const { id, card } = await pendingCard(page, psql);
     // Who, what, where, how many, how long.
@@ -382,7 +367,7 @@ ui('a denied hold refuses the psql statement with the approver\'s reason', async
   const { page } = ctx;
   await asAgent(ctx, 'CREATE TABLE console_kept (id int)');
   await asAgent(ctx, 'INSERT INTO console_kept VALUES (1)');
-  const psql = agentPsql(ctx, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), 'TRUNCATE console_kept');
+  const psql = agentPsql(ctx.agate, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), 'TRUNCATE console_kept');
   try {
     const { id, card } = await pendingCard(page, psql);
     await card.locator('textarea[name=justification]').fill('Truncating production data is not part of this change.');
@@ -441,7 +426,7 @@ ui('a hold needing two approvers waits after the first and runs the moment the s
   ctx.second = await launchChromium();
   const bobPage = ctx.second.page;
   await signIn(bobPage, ctx.agate.apiUrl, BOB);
-  const psql = agentPsql(ctx, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), 'ALTER TABLE console_two ADD COLUMN note text');
+  const psql = agentPsql(ctx.agate, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), 'ALTER TABLE console_two ADD COLUMN note text');
   try {
     const id = await heldApproval(psql);
     const aliceCard = page.locator(`article.card[data-approval-id="${id}"]`);

@@ -7,7 +7,6 @@
 // `agate approvals`, `session` and `replay` are run as a person would, into a terminal.
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,9 +17,9 @@ import type { Locator, Page } from 'playwright-core';
 import { visibleText } from '../../core/src/visible-text.js';
 import { startKeycloak, type Keycloak } from '../harness/keycloak.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
-import { DEFAULT_PG_BIN, startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { until } from '../harness/until.js';
-import { agateConfig, cleanEnv, REPO_ROOT, startAgateProcess, withSshAndConsole, type AgateProcess } from './agate-process.js';
+import { agateConfig, agentPsql, REPO_ROOT, startAgateProcess, withSshAndConsole, type AgateProcess, type AgentPsql } from './agate-process.js';
 import { keycloakLogin, launchChromium, type Chromium } from './chromium.js';
 
 const SHOTS = join(REPO_ROOT, 'test', 'screenshots');
@@ -79,22 +78,11 @@ surface.after(async (ctx) => {
   await ctx.sshd?.stop();
 });
 
-/** psql as the agent running `sql`; resolves with its exit code once the hold is answered. */
-function agentPsql(ctx: Ctx, token: string, sql: string) {
-  const env = cleanEnv({ PGHOST: '127.0.0.1', PGPORT: String(ctx.agate.pgPort), PGDATABASE: 'appdb', PGUSER: 'agent', PGSSLMODE: 'disable', PGPASSWORD: token });
-  const child = spawn(join(process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN, 'psql'), ['-X', '-v', 'ON_ERROR_STOP=1', '-c', sql], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const out = { stdout: '', stderr: '' };
-  child.stdout.on('data', (b: Buffer) => (out.stdout += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (out.stderr += b.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-  return { out, exited, kill: () => child.kill('SIGKILL') };
-}
-
 const approver = (ctx: Ctx) => ctx.oidc.mint({ sub: 'carol', agate_role: 'approver', groups: 'dba' });
 const analyst = (ctx: Ctx) => ctx.oidc.mint({ sub: 'ana', agate_role: 'analyst' });
 
 /** The held statement's approval, as the API records it (the text exactly as the agent sent it). */
-async function held(ctx: Ctx, psql: ReturnType<typeof agentPsql>): Promise<{ id: string; text: string; session_id: string }> {
+async function held(ctx: Ctx, psql: AgentPsql): Promise<{ id: string; text: string; session_id: string }> {
   const id = await until('the hold NOTICE in psql', async () => /approval ([0-9a-f-]{36})/.exec(psql.out.stderr)?.[1], { timeoutMs: 20_000 });
   const tok = await approver(ctx);
   return until('the approval in the API', async () => {
@@ -135,7 +123,7 @@ surface('the approver\'s card shows the held DROP as it is: every hidden charact
   const { page } = ctx;
   await page.goto(`${ctx.agate.apiUrl}/ui/#/approvals`);
   await page.waitForSelector('#live-state.on');
-  const psql = agentPsql(ctx, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), HELD);
+  const psql = agentPsql(ctx.agate, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), HELD);
   try {
     const hold = await held(ctx, psql);
     // Recorded exactly as sent: nothing is lost before a person sees it.
@@ -181,7 +169,7 @@ surface('the approver\'s card shows the held DROP as it is: every hidden charact
 });
 
 surface('the CLI never writes the agent\'s control characters to the terminal, and `agate approvals` shows the held text whole', async (ctx) => {
-  const psql = agentPsql(ctx, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), HELD);
+  const psql = agentPsql(ctx.agate, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), HELD);
   try {
     const hold = await held(ctx, psql);
     const cli = async (args: string[], tok: string) => {
