@@ -157,7 +157,8 @@ export class StatementResult {
    */
   unfinished(): Response {
     const message = `the portal closed after ${this.#rows} rows were returned, before its last row: rows are the rows returned before the portal closed, not how many it changed (PostgreSQL runs an INSERT, UPDATE, DELETE or MERGE … RETURNING whole at its first Execute and reports the count only with its last row)`;
-    return this.#build({ status: 'ok', command_tag: null, error_message: message }, this.#fetches.slice());
+    // Agate's own words, no data of the statement's: not put through the mask set (which may mask a whole statement's text).
+    return { ...this.#build({ status: 'ok', command_tag: null }, this.#fetches.slice()), error_message: message };
   }
 
   #build(outcome: Outcome, fetches: number[]): Response {
