@@ -16,6 +16,8 @@ import { statementSecrets } from '../services/ingress-proxy/src/pg/masking/state
 import { StatementResult } from '../services/ingress-proxy/src/pg/result-recorder.js';
 import { Masker } from '../services/ingress-proxy/src/masking/masker.js';
 import { recordColumns } from '../services/ledger/src/chain.js';
+import { writeJsonBody } from '../services/ledger/src/json-body.js';
+import { RowBinaryWriter } from '../core/src/store/row-binary.js';
 import { LEDGER_LINGER_MS } from '../services/ledger/src/ledger.js';
 import { InstrumentedBus } from '../core/src/ops/instrumented-bus.js';
 import { Readiness } from '../core/src/ops/readiness.js';
@@ -85,6 +87,25 @@ export async function run(args: string[]): Promise<void> {
     rows.push([`${type}: its copy alone (subtract from the line above)`, () => structuredClone(event)]);
     rows.push([`${type}: the ledger's columns (JSON body)`, () => recordColumns(event)]);
   }
+  // A statement's three events as a session makes them (a frozen identity shared by the
+  // session), frozen as the bus freezes them: the encode and the ledger's JSON body each take all
+  // three types in turn, as they do in `agate start`.
+  const identity = freezeEvent({ ...SAMPLES.Command, identity: structuredClone(SAMPLES.Command.identity) }).identity;
+  const statements = Array.from({ length: 1_000 }, (_, i) => {
+    const session_id = randomUUID();
+    const c: Command = { ...SAMPLES.Command, event_id: randomUUID(), session_id, identity, sequence: i, attributes: {} };
+    const v = { ...SAMPLES.Verdict, event_id: randomUUID(), session_id, command_id: c.event_id, decision: 'allow', rule_id: null };
+    const r = { ...SAMPLES.Response, event_id: randomUUID(), session_id, command_id: c.event_id, rows: i % 7 };
+    return [c, v, r].map((e) => freezeEvent(e as AgateEvent));
+  });
+  let body = new RowBinaryWriter();
+  rows.push(['a statement\'s Command, Verdict and Response Avro-encoded (frozen already; the three types in turn)', (n) => {
+    for (const e of statements[n % statements.length]!) codec.encode(e);
+  }]);
+  rows.push(['their ledger JSON bodies written into a row (writeJsonBody; the three types in turn)', (n) => {
+    if (body.length > 1 << 20) body = new RowBinaryWriter();
+    for (const e of statements[n % statements.length]!) writeJsonBody(body, e);
+  }]);
   console.log(`\nCPU per call, ${calls} calls each after a warm-up (${new Date().toISOString()}, load average ${loadavg()[0]!.toFixed(1)})\n`);
   console.log('| piece of one statement\'s path | CPU µs per call |');
   console.log('|---|---:|');

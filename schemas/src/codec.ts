@@ -52,7 +52,7 @@ export class EventCodec {
 
   constructor() {
     this.#writers = currentSchemas();
-    for (const w of this.#writers.values()) this.#encoders.set(w.eventType, plainWriter(w.type, (field, type, write) => field === 'identity' && type.typeName === 'record' ? this.#identityWriter(write) : undefined));
+    for (const w of this.#writers.values()) this.#encoders.set(w.eventType, plainWriter(w.type, (field, type) => field === 'identity' && type.typeName === 'record' ? (write) => this.#identityWriter(write) : undefined));
     for (const w of this.#writers.values()) {
       this.#addReader(w.fingerprint, { eventType: w.eventType, type: w.type, resolver: undefined, plain: plainReader(w.type, w.eventType, this.#decodedIdentities) });
     }

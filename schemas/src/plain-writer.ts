@@ -1,14 +1,15 @@
 import type avro from 'avsc';
 
 /*
- * Avro binary encoding of plain objects, one writer compiled per schema: plain-reader.ts's
+ * Avro binary encoding of plain objects, one writer generated per schema: plain-reader.ts's
  * counterpart. avsc writes a record through its field types' shared `_write` methods, which
- * look enum symbols, union branches and map entries up by key in objects shared by every event
- * type (the megamorphic keyed loads of `agate start`'s profile), and writes every string through
- * one generic `Tap.writeString`. Here each field gets a closure of its own type, enum symbols and
- * union branches are decided by comparisons, and a record is one generated function of its
- * fields. The bytes are avsc's exactly, and whatever avsc refuses is refused (an error, never
- * bytes): plain-writer.test.ts compares the two on random events of every type.
+ * look enum symbols and union branches up by key in objects shared by every event type (the
+ * megamorphic keyed loads of `agate start`'s profile) and call each item's writer through the
+ * type object. Here a whole event type is one generated function: its fields, arrays, maps and
+ * unions written inline, enum symbols and union branches decided by comparisons, strings and
+ * longs through two helpers. The bytes are avsc's exactly, and whatever avsc refuses is refused
+ * (an error, never bytes): plain-writer.test.ts compares the two on random events of every type.
+ * (A first version with a closure per field, shared by all types, measured mixed against avsc.)
  */
 
 /** Where a write stands: the buffer grows (copied, doubled) when a value does not fit. */
@@ -60,21 +61,6 @@ function putLong(s: Sink, n: number): void {
 function writeLong(s: Sink, v: unknown): void {
   if (typeof v !== 'number' || v % 1 !== 0 || !(v >= -MAX_LONG && v <= MAX_LONG)) throw new AvroWriteError(`not a long: ${String(v)}`);
   putLong(s, v);
-}
-
-function writeInt(s: Sink, v: unknown): void {
-  if (v !== ((v as number) | 0)) throw new AvroWriteError(`not an int: ${String(v)}`);
-  putLong(s, v as number);
-}
-
-function writeBoolean(s: Sink, v: unknown): void {
-  if (typeof v !== 'boolean') throw new AvroWriteError(`not a boolean: ${String(v)}`);
-  ensure(s, 1);
-  s.buf[s.pos++] = v ? 1 : 0;
-}
-
-function writeNull(_s: Sink, v: unknown): void {
-  if (v !== null) throw new AvroWriteError(`not null: ${String(v)}`);
 }
 
 function writeString(s: Sink, v: unknown): void {
@@ -137,101 +123,127 @@ function putUtf8(buf: Buffer, pos: number, v: string, len: number): void {
   }
 }
 
-/** Options of compile: how a record field is written instead of by its type (the codec's identity cache). */
-export type FieldOverride = (field: string, type: avro.Type, write: Write) => Write | undefined;
+/**
+ * How a record field is written instead of inline (the codec's identity cache): given the
+ * field, a function that wraps the field type's own writer, or undefined.
+ */
+export type FieldOverride = (field: string, type: avro.Type) => ((write: Write) => Write) | undefined;
 
-/** A writer for an avsc type: `type.encode`'s bytes. */
+/**
+ * A writer for an avsc type: `type.encode`'s bytes. The whole type is generated as one function
+ * (fields, arrays, maps and unions inline, strings and longs through the two helpers), so that
+ * no call in it goes through a closure shared by other fields or other event types.
+ */
 export function plainWriter(type: avro.Type, override?: FieldOverride): Write {
-  return compile(type, override);
+  const g = new Generator(override);
+  const body = g.value(type, 'v', 'value');
+  return new Function('h', `const { putLong, putString, writeLong, writeString, putBytes, ensure, AvroWriteError, d, o } = h;
+    return function (s, v) { ${body} };`)({ putLong, putString, writeLong, writeString, putBytes, ensure, AvroWriteError, d: g.defaults, o: g.overrides }) as Write;
 }
 
-function compile(type: avro.Type, override?: FieldOverride): Write {
-  const name = type.typeName;
-  switch (name) {
-    case 'null': return writeNull;
-    case 'boolean': return writeBoolean;
-    case 'int': return writeInt;
-    case 'long': return writeLong;
-    case 'string': return writeString;
-    case 'enum': {
-      // A symbol's index by comparison: the schemas' enums have two to four symbols. (avsc looks
-      // it up in an object, so it takes an inherited name such as `toString` as the first symbol.)
-      const symbols = (type as avro.types.EnumType).symbols;
-      return (s, v) => {
-        const i = symbols.indexOf(v as string);
-        if (i < 0 || typeof v !== 'string') throw new AvroWriteError(`not a symbol of ${type.name ?? 'enum'}: ${String(v)}`);
-        putLong(s, i);
-      };
-    }
-    case 'array': {
-      const item = compile((type as avro.types.ArrayType).itemsType);
-      return (s, v) => {
-        if (!Array.isArray(v)) throw new AvroWriteError('not an array');
+/** The source of a writer: statements that write the value of a JS expression. */
+class Generator {
+  readonly defaults: Buffer[] = [];
+  readonly overrides: Write[] = [];
+  #names = 0;
+
+  constructor(readonly override: FieldOverride | undefined) {}
+
+  #name(prefix: string): string {
+    return `${prefix}${this.#names++}`;
+  }
+
+  /** Statements writing `v` (a variable name) of `type`; `path` names it in errors. */
+  value(type: avro.Type, v: string, path: string): string {
+    const refuse = (what: string) => `throw new AvroWriteError(${JSON.stringify(`${path}: not ${what}`)});`;
+    switch (type.typeName) {
+      case 'null': return `if (${v} !== null) ${refuse('null')}`;
+      case 'boolean': return `if (typeof ${v} !== 'boolean') ${refuse('a boolean')} ensure(s, 1); s.buf[s.pos++] = ${v} ? 1 : 0;`;
+      case 'int': return `if (${v} !== (${v} | 0)) ${refuse('an int')} putLong(s, ${v});`;
+      case 'long': return `writeLong(s, ${v});`;
+      case 'string': return `writeString(s, ${v});`;
+      case 'enum': {
+        // A symbol's index by comparison: the schemas' enums have two to four symbols. (avsc looks
+        // it up in an object, so it took an inherited name such as `toString` as the first symbol.)
+        const symbols = (type as avro.types.EnumType).symbols;
+        return `${symbols.map((sym, i) => `if (${v} === ${JSON.stringify(sym)}) putLong(s, ${i}); else `).join('')}${refuse(`a symbol of ${type.name ?? 'the enum'}`)}`;
+      }
+      case 'array': {
+        const i = this.#name('i');
+        const x = this.#name('x');
         // One block of all the items, then the empty block that ends the array.
-        if (v.length > 0) {
-          putLong(s, v.length);
-          for (let i = 0; i < v.length; i++) item(s, v[i]);
-        }
-        putLong(s, 0);
-      };
-    }
-    case 'map': {
-      const value = compile((type as avro.types.MapType).valuesType);
-      return (s, v) => {
-        if (!v || typeof v !== 'object' || Array.isArray(v)) throw new AvroWriteError('not a map');
-        const keys = Object.keys(v);
-        if (keys.length > 0) {
-          putLong(s, keys.length);
-          for (const key of keys) {
-            putString(s, key);
-            value(s, (v as Record<string, unknown>)[key]);
+        return `if (!Array.isArray(${v})) ${refuse('an array')}
+          if (${v}.length > 0) {
+            putLong(s, ${v}.length);
+            for (let ${i} = 0; ${i} < ${v}.length; ${i}++) { const ${x} = ${v}[${i}]; ${this.value((type as avro.types.ArrayType).itemsType, x, `${path}[]`)} }
+          }
+          putLong(s, 0);`;
+      }
+      case 'map': {
+        const keys = this.#name('k');
+        const key = this.#name('key');
+        const x = this.#name('x');
+        return `if (!${v} || typeof ${v} !== 'object' || Array.isArray(${v})) ${refuse('a map')}
+          const ${keys} = Object.keys(${v});
+          if (${keys}.length > 0) {
+            putLong(s, ${keys}.length);
+            for (const ${key} of ${keys}) { putString(s, ${key}); const ${x} = ${v}[${key}]; ${this.value((type as avro.types.MapType).valuesType, x, `${path}{}`)} }
+          }
+          putLong(s, 0);`;
+      }
+      case 'union:unwrapped': {
+        const branches = (type as unknown as { types: avro.Type[] }).types;
+        const nullAt = branches.findIndex((b) => b.typeName === 'null');
+        // The schemas' unions are a null and one other branch (an optional value).
+        if (branches.length !== 2 || nullAt < 0) throw new Error(`plainWriter: union ${branches.map((b) => b.typeName).join('|')} is not supported`);
+        const other = branches[1 - nullAt]!;
+        // avsc picks the branch by the value's kind, and refuses a value of no branch's kind.
+        return `if (${v} === null) putLong(s, ${nullAt});
+          else if (${kindCheck(other, v)}) { putLong(s, ${1 - nullAt}); ${this.value(other, v, path)} }
+          else ${refuse('a value of the union')}`;
+      }
+      case 'record': {
+        const fields = (type as avro.types.RecordType).fields;
+        const parts = [`if (${v} === null || typeof ${v} !== 'object') ${refuse('a record')}`];
+        for (const f of fields) {
+          const x = this.#name('f');
+          const fieldPath = `${path}.${f.name}`;
+          const wrap = this.override?.(f.name, f.type);
+          const own = wrap?.(plainWriter(f.type));
+          let write = this.value(f.type, x, fieldPath);
+          if (own !== undefined) {
+            this.overrides.push(own);
+            write = `o[${this.overrides.length - 1}](s, ${x});`;
+          }
+          const d = f.defaultValue() as unknown;
+          parts.push(`const ${x} = ${v}[${JSON.stringify(f.name)}];`);
+          if (d === undefined) {
+            parts.push(write);
+          } else {
+            // A missing field with a default: the default's bytes.
+            this.defaults.push(f.type.toBuffer(d));
+            parts.push(`if (${x} === undefined) putBytes(s, d[${this.defaults.length - 1}]); else { ${write} }`);
           }
         }
-        putLong(s, 0);
-      };
-    }
-    case 'union:unwrapped': {
-      const branches = (type as unknown as { types: avro.Type[] }).types;
-      const nullAt = branches.findIndex((b) => b.typeName === 'null');
-      // The schemas' unions are a null and one other branch (an optional value).
-      if (branches.length !== 2 || nullAt < 0) throw new Error(`plainWriter: union ${branches.map((b) => b.typeName).join('|')} is not supported`);
-      const otherAt = 1 - nullAt;
-      const other = compile(branches[otherAt]!);
-      const accepts = branchCheck(branches[otherAt]!);
-      return (s, v) => {
-        if (v === null) {
-          putLong(s, nullAt);
-          return;
-        }
-        // avsc picks the branch by the value's kind, and refuses a value of no branch's kind.
-        if (!accepts(v)) throw new AvroWriteError(`not a value of the union: ${String(v)}`);
-        putLong(s, otherAt);
-        other(s, v);
-      };
-    }
-    case 'record': {
-      const fields = (type as avro.types.RecordType).fields;
-      const writes: Write[] = [];
-      const defaults: (Buffer | undefined)[] = [];
-      for (const f of fields) {
-        const own = compile(f.type, override);
-        writes.push(override?.(f.name, f.type, own) ?? own);
-        const d = f.defaultValue() as unknown;
-        defaults.push(d === undefined ? undefined : f.type.toBuffer(d));
+        return parts.join('\n');
       }
-      // One generated function per record type: each field read by name (a property load of
-      // its own, monomorphic per event type), a missing field with a default as its bytes.
-      const body = fields.map((f, i) => defaults[i] === undefined
-        ? `w[${i}](s, v[${JSON.stringify(f.name)}]);`
-        : `{ const x = v[${JSON.stringify(f.name)}]; if (x === undefined) put(s, d[${i}]); else w[${i}](s, x); }`).join('\n');
-      return new Function('w', 'd', 'put', 'AvroWriteError', `return function (s, v) {
-        if (v === null || typeof v !== 'object') throw new AvroWriteError('not a record');
-        ${body}
-      };`)(writes, defaults, putBytes, AvroWriteError) as Write;
+      default:
+        // wrapped unions, fixed, bytes, float, double: no current schema has them.
+        throw new Error(`plainWriter: Avro type ${type.typeName} is not supported`);
     }
-    default:
-      // wrapped unions, fixed, bytes, float, double: no current schema has them.
-      throw new Error(`plainWriter: Avro type ${name} is not supported`);
+  }
+}
+
+/** Whether avsc would take a non-null value for a union's branch of this type (its kind only), as an expression. */
+function kindCheck(type: avro.Type, v: string): string {
+  switch (type.typeName) {
+    case 'string':
+    case 'enum': return `typeof ${v} === 'string'`;
+    case 'int':
+    case 'long': return `typeof ${v} === 'number'`;
+    case 'boolean': return `typeof ${v} === 'boolean'`;
+    case 'array': return `Array.isArray(${v})`;
+    default: return `typeof ${v} === 'object' && !Array.isArray(${v}) && !Buffer.isBuffer(${v})`;
   }
 }
 
@@ -239,17 +251,4 @@ export function putBytes(s: Sink, bytes: Buffer): void {
   ensure(s, bytes.length);
   bytes.copy(s.buf, s.pos);
   s.pos += bytes.length;
-}
-
-/** Whether avsc would take a non-null value for a union's branch of this type (its kind only). */
-function branchCheck(type: avro.Type): (v: unknown) => boolean {
-  switch (type.typeName) {
-    case 'string':
-    case 'enum': return (v) => typeof v === 'string';
-    case 'int':
-    case 'long': return (v) => typeof v === 'number';
-    case 'boolean': return (v) => typeof v === 'boolean';
-    case 'array': return (v) => Array.isArray(v);
-    default: return (v) => typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v);
-  }
 }
