@@ -736,4 +736,54 @@ ui('signing out ends the session on the server', async ({ page, agate, browser }
   assert.is((await browser.cookies(`${agate.apiUrl}/ui/`)).find((c) => c.name === 'agate_console'), undefined);
 });
 
+ui('signing out ends the inbox stream the session has open in another tab', async (ctx) => {
+  const { page, agate, browser } = ctx;
+  // Signed in again (the identity provider may still hold its own session, and ask nothing).
+  await page.goto(`${agate.apiUrl}/ui/`);
+  await page.click('#sign-in');
+  const form = page.waitForSelector('#username', { timeout: 15_000 }).then(async () => {
+    await page.fill('#username', ALICE.username);
+    await page.fill('#password', ALICE.password);
+    await page.click('#kc-login');
+  }).catch(() => undefined);
+  await Promise.race([form, page.waitForSelector('#user-name')]);
+  await page.waitForSelector('#user-name');
+  // Another tab of the same browser reads the inbox stream as the console's page does.
+  const tab = await browser.newPage();
+  await tab.goto(`${agate.apiUrl}/ui/assets/style.css`);
+  await tab.evaluate(async () => {
+    const w = window as unknown as { got: string };
+    w.got = '';
+    const reader = (await fetch('/ui/api/approvals/stream')).body!.getReader();
+    void (async () => {
+      for (;;) {
+        const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+        if (done) return;
+        w.got += new TextDecoder().decode(value);
+      }
+    })();
+  });
+  const seen = () => tab.evaluate(() => ({ got: (window as unknown as { got: string }).got }));
+  await until('the stream open', async () => ((await seen()).got.includes('event: inbox') ? true : undefined));
+  const signedOut = await page.evaluate(async () => {
+    const me = (await (await fetch('/ui/api/me')).json()) as { csrf_token: string };
+    return (await fetch('/ui/logout', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token }, body: '{}' })).status;
+  });
+  assert.is(signedOut, 200);
+  // A hold made after the sign-out never reaches the signed-out tab: before, the stream went on
+  // carrying the inbox (held text included) until its next heartbeat, up to 15 s later.
+  const table = `after_signout_${randomBytes(4).toString('hex')}`;
+  const psql = agentPsql(ctx, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), `DROP TABLE IF EXISTS ${table}`);
+  try {
+    await heldApproval(psql);
+    await new Promise((r) => setTimeout(r, 2000));
+    const after = await seen();
+    assert.ok(after.got.includes('event: inbox'), after.got);
+    assert.not.match(after.got, table);
+  } finally {
+    psql.kill();
+    await tab.close();
+  }
+});
+
 ui.run();

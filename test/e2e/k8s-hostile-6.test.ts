@@ -120,4 +120,19 @@ test('a body nested deeper than the API server reads is refused and recorded as 
   assert.match(c.parameters[0] ?? '', 'nested deeper than');
 });
 
+test('YAML scalars the API server reads as YAML 1.1 otherwise (yes, on, 0755, 1_000, a key y) are refused as unreadable: the record never shows a value other than the one stored', async (ctx) => {
+  const answers: string[] = [];
+  const bodies = ['data: {mode: 0755}', 'data: {size: 1_000}', 'data: {enabled: on}', 'data: {y: x}'];
+  for (const data of bodies) {
+    const yaml = `apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y11, namespace: default}\n${data}\n`;
+    const r = await raw(ctx, 'PUT', '/api/v1/namespaces/default/configmaps/existing?dryRun=All', { 'content-type': 'application/yaml' }, yaml.replace('y11', 'existing'));
+    // (Before: 200, the config map stored with mode "493", size "1000", enabled "true", a key "true", the record showing 0755, 1_000, on, y.)
+    answers.push(`${data}: ${r.status} ${r.status === 403 ? /YAML 1\.1/.test(statusOrBody(r)) || statusOrBody(r).includes('unreadable') || statusOrBody(r).includes('cannot read') : r.body.replace(/.*"data":/, "data=").slice(0, 100)}`);
+  }
+  assert.equal(answers, bodies.map((b) => `${b}: 403 true`));
+  // Quoted, or spelled the same in both versions: read and forwarded.
+  const ok = await raw(ctx, 'PUT', '/api/v1/namespaces/default/configmaps/existing?dryRun=All', { 'content-type': 'application/yaml' }, 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: existing, namespace: default}\ndata: {mode: "0755", size: "1_000", t: "true"}\n');
+  assert.is(ok.status, 200, ok.body.slice(0, 300));
+});
+
 test.run();

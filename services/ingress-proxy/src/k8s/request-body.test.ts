@@ -202,3 +202,16 @@ depth('a body nested 1,000 levels or more (JSON or YAML) is unreadable: Agate\'s
 });
 
 depth.run();
+
+const yaml11 = suite('k8s YAML bodies read as YAML 1.1');
+
+yaml11('a plain scalar YAML 1.1 reads otherwise (a key y, yes, on, 0755, 1_000, a date) is unreadable; quoted, or read alike, it is parsed', () => {
+  for (const text of ['data: {y: x}', 'spec: {hostNetwork: yes}', 'a: on', 'a: 0755', 'a: 1_000', 'a: 2024-01-01', 'data: {n: "1"}']) {
+    const r = readBody(Buffer.from(text), 'application/apply-patch+yaml');
+    assert.equal(r.kind === 'opaque' && [r.searchable, /YAML 1\.1/.test(r.why)], [false, true], text);
+  }
+  const same = readBody(Buffer.from('a: true\nb: 1\nc: "yes"\nd: 0x1F\ne: ~\nf: 1.5\ndata: {size: "0755"}'), 'application/yaml');
+  assert.equal(same.kind === 'parsed' && same.doc, { a: true, b: 1, c: 'yes', d: 31, e: null, f: 1.5, data: { size: '0755' } });
+});
+
+yaml11.run();

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { isScalar, parseDocument, visit } from 'yaml';
 
 /** A YAML request body as Agate reads it, or why it cannot read it as the API server would. */
@@ -14,6 +15,8 @@ export type YamlRead = { kind: 'parsed'; doc: unknown } | { kind: 'unreadable'; 
  *   service-account-token Secret whose body never shows the type; other tags resolve differently
  *   between the two versions);
  * - a key that is not a scalar.
+ * A plain scalar read otherwise by YAML 1.1 (`yes`, `on`, `y`, `0755`, `1_000`, a date) is unreadable
+ * too: the document is read both ways and must come out the same.
  * Aliases (which could expand to anything) and repeated keys (the API server keeps one) are
  * refused by the parse itself. Kubernetes clients send none of these forms.
  */
@@ -44,9 +47,17 @@ export function readYaml(text: string): YamlRead {
     },
   });
   if (why !== undefined) return { kind: 'unreadable', why };
+  let doc: unknown;
   try {
-    return { kind: 'parsed', doc: document.toJS({ maxAliasCount: 0 }) };
+    doc = document.toJS({ maxAliasCount: 0 });
+    // A plain scalar YAML 1.1 resolves otherwise: `yes`, `on`, `y` (true), `0755` (octal), `1_000`,
+    // a date. A key `y` is stored as "true", `replicas: 010` as 8: not what Agate would record.
+    const old = parseDocument(text, { uniqueKeys: true, version: '1.1' });
+    if (old.errors.length > 0 || !isDeepStrictEqual(old.toJS({ maxAliasCount: 0 }), doc)) {
+      return { kind: 'unreadable', why: 'YAML with a plain value the API server, reading YAML 1.1, reads otherwise (yes, on, y, 0755, 1_000, a date: quote it)' };
+    }
   } catch {
     return { kind: 'unreadable', why: 'YAML Agate cannot parse' };
   }
+  return { kind: 'parsed', doc };
 }

@@ -48,6 +48,8 @@ export class Console {
   readonly #roles: (identity: Identity) => Set<Role>;
   readonly #feed: ApprovalsFeed;
   readonly #headers: Record<string, string>;
+  /** The inbox streams open per session id, ended with the session. */
+  readonly #streams = new Map<string, Set<ServerResponse>>();
 
   readonly #options: ConsoleOptions;
 
@@ -182,6 +184,7 @@ export class Console {
    */
   async #signOut(res: ServerResponse, session: ConsoleSession): Promise<void> {
     this.#sessions.delete(session.id);
+    this.#endStreams(session.id);
     res.setHeader('set-cookie', serializeCookie(SESSION_COOKIE, '', { sameSite: 'Strict', secure: this.#options.secure, maxAge: 0 }));
     const redirect = session.saml === undefined ? undefined : await this.#saml?.logoutUrl(session.saml);
     return json(res, 200, { signed_out: true, ...(redirect === undefined ? {} : { redirect: redirect.href }) });
@@ -277,22 +280,29 @@ export class Console {
     await this.#options.serveRoute(req, res, path, url.searchParams, session, body);
   }
 
-  /** Server-sent events: the inbox now, then again whenever it changes. */
+  /** Server-sent events: the inbox now, then again whenever it changes, while the session lasts. */
   #stream(req: IncomingMessage, res: ServerResponse, session: ConsoleSession): void {
     if (!allows(session.roles, 'approvals')) throw new AgateError(ErrorCode.API_FORBIDDEN, `${session.identity.subject} has no role that may see approvals`);
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write('retry: 2000\n\n');
-    const unsubscribe = this.#feed.subscribe((items) => res.write(`event: inbox\ndata: {"server_time":${Date.now()},"items":${items}}\n\n`));
-    const heartbeat = setInterval(() => {
-      // A session that ended (expired, signed out) stops receiving the inbox.
-      if (this.#sessions.get(session.id) === undefined) return void res.end();
-      res.write(': keep-alive\n\n');
-    }, HEARTBEAT_MS);
+    const open = this.#streams.get(session.id) ?? new Set<ServerResponse>();
+    this.#streams.set(session.id, open.add(res));
+    // A session that ended (expired, signed out, logged out at the IdP) gets nothing more.
+    const ended = () => this.#sessions.get(session.id) === undefined;
+    const unsubscribe = this.#feed.subscribe((items) => (ended() ? res.end() : res.write(`event: inbox\ndata: {"server_time":${Date.now()},"items":${items}}\n\n`)));
+    const heartbeat = setInterval(() => (ended() ? res.end() : res.write(': keep-alive\n\n')), HEARTBEAT_MS);
     res.on('close', () => {
       clearInterval(heartbeat);
       unsubscribe();
+      open.delete(res);
+      if (open.size === 0 && this.#streams.get(session.id) === open) this.#streams.delete(session.id);
     });
     req.on('error', () => res.destroy());
+  }
+
+  /** Ends the inbox streams a session has open (signing out). */
+  #endStreams(sessionId: string): void {
+    for (const res of this.#streams.get(sessionId) ?? []) res.end();
   }
 
   #fail(res: ServerResponse, path: string, err: unknown): void {
