@@ -773,7 +773,7 @@ ui('signing out ends the inbox stream the session has open in another tab', asyn
   // A hold made after the sign-out never reaches the signed-out tab: before, the stream went on
   // carrying the inbox (held text included) until its next heartbeat, up to 15 s later.
   const table = `after_signout_${randomBytes(4).toString('hex')}`;
-  const psql = agentPsql(ctx, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), `DROP TABLE IF EXISTS ${table}`);
+  const psql = agentPsql(ctx.agate, await ctx.oidc.mint(ctx.oidc.githubActionsClaims()), `DROP TABLE IF EXISTS ${table}`);
   try {
     await heldApproval(psql);
     await new Promise((r) => setTimeout(r, 2000));

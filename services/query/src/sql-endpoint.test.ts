@@ -105,9 +105,15 @@ corpus('an unqualified name that is not a CTE reaches nothing: the current datab
   const { db, n } = (await store.query<{ db: string; n: string }>('SELECT currentDatabase() AS db, toString(count()) AS n FROM system.tables WHERE database = currentDatabase()'))[0]!;
   assert.is(db, 'default');
   assert.is(n, '0');
-  const err = await refusal('SELECT * FROM ledger WINDOW ledger AS (ORDER BY 1)');
-  assert.is(err.code, 'SQL_INVALID');
-  assert.match(err.message, /default\.ledger|UNKNOWN_TABLE|does not exist/);
+  // Before, a window named like a table passed as a CTE, and only the empty current database
+  // stopped it; on a server whose user defaults to `agate` it read the raw ledger table.
+  for (const sql of ['SELECT * FROM ledger WINDOW ledger AS (ORDER BY 1)', 'SELECT * FROM ledger WINDOW w AS (), `ledger` AS (ORDER BY 1)', 'WITH c AS (SELECT 1) SELECT * FROM c, ledger WINDOW x AS (PARTITION BY (1)), ledger AS ()']) {
+    const err = await refusal(sql);
+    assert.is(err.code, 'SQL_REFUSED', `${sql}: ${err.code} ${err.message}`);
+    assert.match(err.message, /the table ledger, named like a window/);
+  }
+  const windowed = await runAnalystSql(store, 'WITH c AS (SELECT 1 AS x) SELECT count() OVER w FROM c WINDOW w AS (ORDER BY x)', limits);
+  assert.is(windowed.rows.length, 1);
 });
 corpus('an aggregate named in a string (arrayReduce, an AggregateFunction type) must be on the list too', async () => {
   // Before, each ran aggThrow, which is on no list: the engine builds the aggregate from the string.

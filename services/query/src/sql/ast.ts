@@ -60,6 +60,38 @@ export function quotedIdentifiers(sql: string): string[] {
   return out;
 }
 
+/**
+ * Names a WINDOW clause declares (`WINDOW w AS (…), w2 AS (…)`), from the engine's canonical text.
+ * They look like common table expressions to `cteNames`, and the tree prints neither, so a
+ * window named like a real table would pass as a CTE (`SELECT * FROM ledger WINDOW ledger AS ()`).
+ * A word `WINDOW` that is not the clause only adds names, which only refuses more.
+ */
+export function windowNames(canonical: string): Set<string> {
+  const names = new Set<string>();
+  const text = canonical.replace(/'(?:[^'\\]|\\.)*'/g, "''");
+  const item = /\s*(`[^`]*`|[A-Za-z_][A-Za-z0-9_]*) AS \(/y;
+  for (const m of text.matchAll(/\bWINDOW\b/gi)) {
+    let at = m.index + m[0].length;
+    for (;;) {
+      item.lastIndex = at;
+      const found = item.exec(text);
+      if (found === null) break;
+      names.add(found[1]!.replace(/^`|`$/g, ''));
+      // Past the definition's balanced parentheses, then on if a comma starts the next one.
+      let depth = 0;
+      let i = item.lastIndex - 1;
+      for (; i < text.length; i++) {
+        if (text[i] === '(') depth++;
+        else if (text[i] === ')' && --depth === 0) break;
+      }
+      const next = /^\s*,/.exec(text.slice(i + 1));
+      if (next === null) break;
+      at = i + 1 + next[0].length;
+    }
+  }
+  return names;
+}
+
 /** Names declared as common table expressions (`WITH name AS (SELECT …)`), from the engine's canonical text. */
 export function cteNames(canonical: string): Set<string> {
   const names = new Set<string>();

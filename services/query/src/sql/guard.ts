@@ -1,6 +1,6 @@
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 import { isAllowedAggregate, isAllowedFunction, isAllowedTableFunction } from './allowed-functions.js';
-import { cteNames, nameOf, parseAst, quotedIdentifiers, type AstNode } from './ast.js';
+import { cteNames, nameOf, windowNames, parseAst, quotedIdentifiers, type AstNode } from './ast.js';
 
 /**
  * The allow-list check on the engine's own parse of an analyst query (`EXPLAIN AST` of the text
@@ -59,8 +59,10 @@ export function checkAst(canonical: string, explain: readonly string[], options:
   const root = parseAst(explain);
   if (root.type !== 'SelectWithUnionQuery') refuse(`the statement ${root.type.replace(/Query$/, '') || 'given'} (analyst SQL is one SELECT)`);
   const ctes = cteNames(canonical);
+  const windows = windowNames(canonical);
   const table = (name: string): void => {
     if (options.tables.has(name)) return;
+    if (windows.has(name)) refuse(`the table ${name}, named like a window of the WINDOW clause (give the window another name)`);
     if (!name.includes('.') && ctes.has(name)) return;
     refuse(`the table ${name} (analyst SQL reads ${[...options.tables].sort().join(', ')})`);
   };
