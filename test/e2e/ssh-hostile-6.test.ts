@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command, Verdict } from '../../schemas/src/events.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { SSH_CLIENT_OPTIONS, rawClient, rawShell, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
+import { SSH_CLIENT_OPTIONS, rawClient, rawExec, rawShell, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
 
 const POLICY = `identity: { dev_issuer: { enabled: true } }
 policy:
@@ -171,6 +171,23 @@ test('sftp: a hard link or a rename carries a file out of a path no one may read
   const ok = await sftpBatch(env, `ln ${env.open}/plain ${env.open}/plain-link\nrename ${env.open}/plain-link ${env.open}/plain-moved`);
   assert.is(ok.code, 0, ok.stdout + ok.stderr);
   assert.ok(existsSync(join(env.open, 'plain-moved')));
+});
+
+
+test('terminal modes from the client never reach the target: a crafted pty-req cannot make ^A end a line the tracker does not know', async (ctx) => {
+  const env = ctx as Env;
+  // ssh2's server reads the encoded modes from their second byte, so this client's bytes
+  // [VQUIT 05 00 00 00][VINTR 00 00 00 00] read as VEOF = 1 (^A): before, Agate handed that to the
+  // target's pty, where ^A then ended a line (a nested sh ran `rm -f f` typed with ^A ^A, undecided).
+  const conn = await rawClient(env);
+  try {
+    const crafted = await rawExec(conn, 'stty -a', { pty: { term: 'xterm', cols: 80, rows: 24, modes: { VQUIT: 0x05000000, VINTR: 0 } } });
+    assert.is(crafted.code, 0, crafted.stderr);
+    assert.match(crafted.stdout, /\beof = \^D;/, crafted.stdout);
+    assert.not.match(crafted.stdout, /\beof = \^A;/);
+  } finally {
+    conn.end();
+  }
 });
 
 test.run();
