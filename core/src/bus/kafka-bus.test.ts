@@ -322,32 +322,6 @@ kafka('a Response rides the next command\'s produce request; alone, it is still 
   assert.equal(got, ['SELECT 0', 'Response SELECT 0', 'SELECT 1', 'Response SELECT 1'], 'the session\'s records are in publish order');
 });
 
-kafka('commands published in one turn of the event loop share one produce request', async () => {
-  const b = await bus('one-turn', { topic: 'one-turn' });
-  const got: string[] = [];
-  await b.subscribe({ group: 'one-turn-check', types: ['Command'], handler: async (batch) => void batch.forEach((e) => got.push(e.type === 'Command' ? e.text : '')) });
-  await b.publish(command('s-turn-0', 'SELECT 0')); // the producer id and the topic's metadata first
-  let produced = 0;
-  const count = (message: unknown) => void ((message as { apiKey?: number }).apiKey === 0 && (produced += 1));
-  subscribe('tracing:plt:kafka:connections:api:start', count);
-  try {
-    // Several sessions' commands in one synchronous step (a policy answering a fetched batch),
-    // with no send under way (the first publish's acknowledgement is handled by then).
-    await new Promise((r) => setTimeout(r, 20));
-    await Promise.all([1, 2, 3].map((i) => b.publish(command(`s-turn-${i}`, `SELECT ${i}`))));
-    assert.is(produced, 1, 'commands published together went in more than one produce request');
-    // Each from its own callback of one turn of the loop (sessions whose reads one poll brought).
-    await Promise.all([4, 5, 6].map((i) => new Promise<void>((resolve, reject) => setImmediate(() => b.publish(command(`s-turn-${i}`, `SELECT ${i}`))
-      .then(resolve, reject)))));
-    assert.is(produced, 2, 'commands published in one turn of the loop went in more than one produce request');
-  } finally {
-    unsubscribe('tracing:plt:kafka:connections:api:start', count);
-  }
-  const until = Date.now() + 30_000;
-  while (got.length < 7 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-  assert.equal([...got].sort(), ['SELECT 0', 'SELECT 1', 'SELECT 2', 'SELECT 3', 'SELECT 4', 'SELECT 5', 'SELECT 6'], 'every command is in the topic once');
-});
-
 kafka('a verdict whose events-topic copy is not acknowledged never reaches a proxy', async () => {
   const topic = 'verdict-record';
   const policy = await bus('policy', { topic });

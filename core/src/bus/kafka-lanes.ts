@@ -60,12 +60,11 @@ export class ProducerLane {
 
   /**
    * Queues a publish; resolves once the brokers acknowledged it. `urgent` (the default) starts a
-   * send at the end of this turn of the event loop (#flush), or the next one when a send is under
-   * way. A publish nobody waits on to go on (a statement's Response) passes `urgent: false`: it
-   * joins the next urgent publish's send (the session's next Command, usually) or is sent LAZY_MS
-   * later if none comes, instead of costing a produce request of its own that the next Command
-   * would queue behind. The queue keeps publish order, so a session's records stay in order
-   * either way.
+   * send at once, or the next one when a send is under way. A publish nobody waits on to go on
+   * (a statement's Response) passes `urgent: false`: it joins the next urgent publish's send (the
+   * session's next Command, usually) or is sent LAZY_MS later if none comes, instead of costing a
+   * produce request of its own that the next Command would queue behind. The queue keeps publish
+   * order, so a session's records stay in order either way.
    */
   enqueue(topicMessages: TopicMessages[], urgent = true): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -98,19 +97,15 @@ export class ProducerLane {
   }
 
   /**
-   * Sends what is queued at the end of this turn of the event loop, then again as long as an
-   * urgent publish came meanwhile; publishes that can wait and came alone are left for the next
-   * urgent one or the lazy timer. #flushing is cleared in the same synchronous step that looks at
-   * the queue (no await between): a publisher woken by the last acknowledgement enqueues before
-   * any later step, and must either be taken by this loop or find no send under way.
+   * Sends what is queued, then again as long as an urgent publish came meanwhile; publishes that
+   * can wait and came alone are left for the next urgent one or the lazy timer. #flushing is
+   * cleared in the same synchronous step that looks at the queue (no await between): a publisher
+   * woken by the last acknowledgement enqueues before any later step, and must either be taken by
+   * this loop or find no send under way.
    */
   async #flush(): Promise<void> {
     try {
       do {
-        // The rest of this turn of the event loop first: the publishes its other callbacks make
-        // (other sessions' statements that one poll read, a policy's answers to one fetch) join
-        // this request instead of queueing behind it for the next (a produce request each).
-        await new Promise<void>((resolve) => setImmediate(resolve));
         const batch = this.#queue;
         this.#queue = [];
         this.#urgentQueued = false;
