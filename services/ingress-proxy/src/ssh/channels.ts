@@ -22,7 +22,9 @@ const MAX_ENV_NAME_LENGTH = 128;
  * that runs without them (`refused_env`).
  */
 export function serveSessionChannel(shared: ChannelContext, session: Session, agentRequest: AgentRequest): void {
-  // The pty the client asked for; the same is requested on the target for the shell or exec.
+  // The pty the client asked for; the same is requested on the target for the shell or exec, but
+  // without the client's terminal modes: a line end or erase key set there (VEOF, VEOL, VLNEXT,
+  // ICANON) would end a line the line tracker does not know. The target's defaults stay.
   let pty: PseudoTtyInfo | undefined;
   let live: LiveShell | undefined;
   const refusedEnv: string[] = [];

@@ -51,7 +51,7 @@ export async function execChannel(ctx: ChannelContext, accept: () => ServerChann
     const refusal = await scpFile(ctx, command, upstream, scp, (note) => channel.stderr.write(`${note}\n`));
     if (refusal !== undefined) return gate.refuseOn(channel, command, 'refused', refusal);
   }
-  const options: ExecOptions & AgentForward = pty === undefined ? {} : { pty: { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes } };
+  const options: ExecOptions & AgentForward = pty === undefined ? {} : { pty: { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height } };
   if ((await agent) === true) options.agentForward = true;
   const started = nowMicros();
   const failed = (why: string) => void gate.refuseOn(channel, command, 'error', `the target could not run the command: ${why}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);

@@ -73,7 +73,7 @@ export async function shellChannel(ctx: ChannelContext, accept: () => ServerChan
       recorder.output(b);
       channel.write(b);
     };
-    const window = { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes };
+    const window = { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height };
     const captured = await ShellCapture.start(upstream, window, agentForward, {
       decide: (report, gaveUp) => capturedCommand(ctx, command, report, say, gaveUp),
       unreadable: (report) => {
@@ -88,7 +88,7 @@ export async function shellChannel(ctx: ChannelContext, accept: () => ServerChan
     ctx.log.info('the target cannot run the shell capture hook; typed lines are decided as rebuilt from keystrokes', { target: gate.target });
   }
   const options: ShellOptions & AgentForward = agentForward ? { agentForward: true } : {};
-  const window = pty === undefined ? false : { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height, modes: pty.modes };
+  const window = pty === undefined ? false : { term: pty.term, cols: pty.cols, rows: pty.rows, width: pty.width, height: pty.height };
   const failed = (why: string) => void gate.refuseOn(channel, command, 'error', `the target could not start a shell: ${why}`, ErrorCode.UPSTREAM_UNREACHABLE, 255);
   try {
     // ssh2 throws rather than call back once the target connection closed: refused, not a crash.
