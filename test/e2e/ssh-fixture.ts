@@ -57,6 +57,22 @@ export interface SshProxyFixtureOptions {
   prepare?: (env: SshEnv) => Promise<void>;
 }
 
+/**
+ * The config of an SSH test: the dev issuer on, policy default allow with rule `no-rm` denying
+ * `rm` ("deleting files needs a human"), then `rules` (more list items, indented four spaces).
+ */
+export function sshPolicy(rules: string): string {
+  return `identity: { dev_issuer: { enabled: true } }
+policy:
+  default: allow
+  rules:
+    - id: no-rm
+      action: deny
+      message: deleting files needs a human
+      match: { protocols: [ssh], shell: { commands: [rm] } }
+${rules}`;
+}
+
 /** The harness's sshd as a target named `name`, pinned to `hostKey` (default: the server's own). */
 export function sshdTarget(sshd: SshServer, name: string, hostKey = sshd.hostPublicKey): SshUpstreamTarget {
   return { name, host: sshd.host, port: sshd.port, user: sshd.user, privateKey: readFileSync(sshd.clientKeyFile), hostKey: parsePinnedHostKey(hostKey) };

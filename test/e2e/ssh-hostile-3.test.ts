@@ -11,24 +11,16 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import type { Command, Response, Verdict } from '../../schemas/src/events.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { SSH_CLIENT_OPTIONS, rawClient, rawShell, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
+import { sshPolicy, SSH_CLIENT_OPTIONS, rawClient, rawShell, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
 
-const POLICY = `identity: { dev_issuer: { enabled: true } }
-policy:
-  default: allow
-  rules:
-    - id: no-rm
-      action: deny
-      message: deleting files needs a human
-      match: { protocols: [ssh], shell: { commands: [rm] } }
-    - id: best-effort-lines
+const POLICY = sshPolicy(`    - id: best-effort-lines
       action: allow
       match: { protocols: [ssh], ssh: { requests: [shell-line] }, shell: { commands: [echo, touch] } }
     - id: locked-dir
       action: deny
       message: the locked directory is read-only
       match: { protocols: [ssh], ssh: { operations: [write, remove, rename, mkdir, rmdir, setstat, symlink], paths: ['/tmp/agate-hostile3-locked-*'] } }
-`;
+`);
 
 interface Env extends SshEnv {
   /** Owned by the sshd user: the agent may do anything there. */

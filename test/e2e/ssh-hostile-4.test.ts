@@ -13,18 +13,10 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { packageRoot } from '../../core/src/package-root.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { SSH_CLIENT_OPTIONS, rawClient, rawExec, rawShell, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
+import { sshPolicy, SSH_CLIENT_OPTIONS, rawClient, rawExec, rawShell, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
 
-const POLICY = `identity: { dev_issuer: { enabled: true } }
-policy:
-  default: allow
-  rules:
-    - id: no-rm
-      action: deny
-      message: deleting files needs a human
-      match: { protocols: [ssh], shell: { commands: [rm] } }
-    - { id: cp-needs-approval, action: hold, match: { protocols: [ssh], shell: { commands: [cp] } }, approval: { timeout_s: 60 } }
-`;
+const POLICY = sshPolicy(`    - { id: cp-needs-approval, action: hold, match: { protocols: [ssh], shell: { commands: [cp] } }, approval: { timeout_s: 60 } }
+`);
 
 interface Env extends SshEnv { open: string }
 const test = suite<Partial<Env>>('e2e/ssh hostile agent, fourth pass (live)');

@@ -8,21 +8,13 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nowMicros, type ApprovalDecision, type Command, type Response, type Verdict } from '../../schemas/src/events.js';
-import { rawClient, rawExec, rawShell, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
+import { sshPolicy, rawClient, rawExec, rawShell, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
 
-const POLICY = `identity: { dev_issuer: { enabled: true } }
-policy:
-  default: allow
-  rules:
-    - id: no-rm
-      action: deny
-      message: deleting files needs a human
-      match: { protocols: [ssh], shell: { commands: [rm] } }
-    - { id: cp-needs-approval, action: hold, match: { protocols: [ssh], shell: { commands: [cp] } }, approval: { timeout_s: 60 } }
+const POLICY = sshPolicy(`    - { id: cp-needs-approval, action: hold, match: { protocols: [ssh], shell: { commands: [cp] } }, approval: { timeout_s: 60 } }
     - { id: listeners, action: allow, match: { protocols: [ssh], ssh: { requests: [tcpip-forward] } } }
     # The operator accepts typed lines as best effort: a continuation line is decided as typed.
     - { id: typed-lines, action: allow, match: { protocols: [ssh], ssh: { requests: [shell-line] } } }
-`;
+`);
 
 interface Env extends SshEnv { open: string }
 const test = suite<Partial<Env>>('e2e/ssh hostile agent, fifth pass (live)');

@@ -13,17 +13,9 @@ import { join } from 'node:path';
 import { packageRoot } from '../../core/src/package-root.js';
 import type { Command, Response, SessionClosed, Verdict } from '../../schemas/src/events.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { SSH_CLIENT_OPTIONS, rawClient, rawExec, rawSubsystem, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
+import { sshPolicy, SSH_CLIENT_OPTIONS, rawClient, rawExec, rawSubsystem, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
 
-const POLICY = `identity: { dev_issuer: { enabled: true } }
-policy:
-  default: allow
-  rules:
-    - id: no-rm
-      action: deny
-      message: deleting files needs a human
-      match: { protocols: [ssh], shell: { commands: [rm] } }
-    - id: no-shells
+const POLICY = sshPolicy(`    - id: no-shells
       action: deny
       message: interactive sessions need a trusted identity
       match: { protocols: [ssh], claims: { sub: 'repo:acme/untrusted*' }, ssh: { requests: [shell] } }
@@ -42,7 +34,7 @@ policy:
     - id: tunnels
       action: allow
       match: { protocols: [ssh], ssh: { requests: [direct-tcpip] } }
-`;
+`);
 
 interface Env extends SshEnv {
   /** Owned by the sshd user: a file there must survive, one under `locked` must never appear. */

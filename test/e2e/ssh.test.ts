@@ -18,17 +18,9 @@ import { SshProxyServer } from '../../services/ingress-proxy/src/ssh/server.js';
 import { findFreePort } from '../harness/postgres.js';
 import { run, type RunResult } from '../harness/proc.js';
 import { until } from '../harness/until.js';
-import { SSH_CLIENT_OPTIONS, sshdTarget, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
+import { sshPolicy, SSH_CLIENT_OPTIONS, sshdTarget, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
 
-const POLICY = `identity: { dev_issuer: { enabled: true } }
-policy:
-  default: allow
-  rules:
-    - id: no-rm
-      action: deny
-      message: deleting files needs a human
-      match: { protocols: [ssh], shell: { commands: [rm] } }
-    - id: no-shell-for-untrusted
+const POLICY = sshPolicy(`    - id: no-shell-for-untrusted
       action: deny
       message: interactive shells need a trusted identity
       match: { protocols: [ssh], claims: { sub: 'repo:acme/untrusted*' }, ssh: { requests: [shell] } }
@@ -56,7 +48,7 @@ policy:
       action: deny
       message: the locked directory is read-only
       match: { protocols: [ssh], ssh: { operations: [write, remove, rename, mkdir, rmdir, setstat], paths: ['/tmp/agate-locked-*'] } }
-`;
+`);
 
 const VERDICT_TIMEOUT_MS = 1500;
 
