@@ -7,23 +7,15 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command, Verdict } from '../../schemas/src/events.js';
 import { run, type RunResult } from '../harness/proc.js';
-import { SSH_CLIENT_OPTIONS, rawClient, rawShell, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
+import { SSH_CLIENT_OPTIONS, sshPolicy, rawClient, rawShell, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
 
-const POLICY = `identity: { dev_issuer: { enabled: true } }
-policy:
-  default: allow
-  rules:
-    - id: no-rm
-      action: deny
-      message: deleting files needs a human
-      match: { protocols: [ssh], shell: { commands: [rm] } }
-    - id: secrets-unread
+const POLICY = sshPolicy(`    - id: secrets-unread
       action: deny
       match: { protocols: [ssh], ssh: { operations: [read], paths: ['/tmp/agate-hostile6-secret-*'] } }
     - id: kept-unwritten
       action: deny
       match: { protocols: [ssh], ssh: { operations: [write], paths: ['/tmp/agate-hostile6-kept-*'] } }
-`;
+`);
 
 interface Env extends SshEnv { open: string; secret: string; kept: string }
 const test = suite<Partial<Env>>('e2e/ssh hostile agent, sixth pass (live)');
