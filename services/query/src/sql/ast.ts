@@ -60,6 +60,11 @@ export function quotedIdentifiers(sql: string): string[] {
   return out;
 }
 
+/** The text with every string literal emptied, so that what a literal holds cannot declare a name. */
+function blankStrings(canonical: string): string {
+  return canonical.replace(/'(?:[^'\\]|\\.)*'/g, "''");
+}
+
 /**
  * Names a WINDOW clause declares (`WINDOW w AS (…), w2 AS (…)`), from the engine's canonical text.
  * They look like common table expressions to `cteNames`, and the tree prints neither, so a
@@ -68,7 +73,7 @@ export function quotedIdentifiers(sql: string): string[] {
  */
 export function windowNames(canonical: string): Set<string> {
   const names = new Set<string>();
-  const text = canonical.replace(/'(?:[^'\\]|\\.)*'/g, "''");
+  const text = blankStrings(canonical);
   const item = /\s*(`[^`]*`|[A-Za-z_][A-Za-z0-9_]*) AS \(/y;
   for (const m of text.matchAll(/\bWINDOW\b/gi)) {
     let at = m.index + m[0].length;
@@ -95,8 +100,7 @@ export function windowNames(canonical: string): Set<string> {
 /** Names declared as common table expressions (`WITH name AS (SELECT …)`), from the engine's canonical text. */
 export function cteNames(canonical: string): Set<string> {
   const names = new Set<string>();
-  // String literals are blanked first so that their contents cannot declare a name.
-  const blanked = canonical.replace(/'(?:[^'\\]|\\.)*'/g, "''");
+  const blanked = blankStrings(canonical);
   for (const m of blanked.matchAll(/(?:^|[\s,(])(`[^`]*`|[A-Za-z_][A-Za-z0-9_]*) AS \(/g)) names.add(m[1]!.replace(/^`|`$/g, ''));
   return names;
 }
