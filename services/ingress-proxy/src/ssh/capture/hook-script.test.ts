@@ -55,9 +55,10 @@ test('every process the shell started, at any depth and whatever its name, is ki
     const oddPid = pids.get('odd')!;
     assert.is(state(oddPid) !== undefined, true, 'the odd-named sleep runs');
     await lineOf(helper, /^D \//);
+    // Listened for before the kill: the exit can be handled before the helper's answer is read.
+    const exited = new Promise((r) => tree.once('exit', (_code, signal) => r(signal)));
     helper.stdin!.write(`k ${root}\n`);
     assert.is(await lineOf(helper, /^K /), `K ${root}`);
-    const exited = new Promise((r) => tree.once('exit', (_code, signal) => r(signal)));
     assert.is(await exited, 'SIGKILL', 'the shell itself was killed');
     // Its descendants are orphans reaped by init: gone or zombies once the kill lands.
     for (let waited = 0; state(oddPid) !== undefined && state(oddPid) !== 'Z' && waited < 5000; waited += 20) await new Promise((r) => setTimeout(r, 20));
