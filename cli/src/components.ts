@@ -44,6 +44,7 @@ import { Lazy } from './lazy.js';
 
 import { CommandSpans } from '../../services/ingress-proxy/src/command-spans.js';
 import { tracingFromConfig } from '../../core/src/tracing/tracing.js';
+import { warnWhileWaiting } from '../../core/src/waiting.js';
 
 /*
  * Builds each service from the one config format. `agate start` runs all four in one process;
@@ -173,6 +174,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
   };
   // The process's one throttle: every listener counts a source address's failures together.
   const throttle = loginThrottle(config.logins);
+  const waiting = <T>(what: string, op: Promise<T>) => warnWhileWaiting(logger, what, op);
   const verifier = new Lazy(() => buildVerifier(config));
   const store = new Lazy(async () => {
     const opened = await openStore(config);
@@ -225,12 +227,12 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     // A query service alone needs the bus only to publish approvers' answers (Kafka).
     const queryBus = roles.some((r) => r !== 'query') || config.bus.kind === 'kafka';
     // The order of opening is the order of failing: the token issuers, the store, then the bus.
-    if (roles.includes('proxy') || roles.includes('query')) await verifier.get();
+    if (roles.includes('proxy') || roles.includes('query')) await waiting('the token issuers (OIDC discovery and keys)', verifier.get());
     // The policy service reads open approvals back from the ledger after a restart; alone in its
     // process it opens only a ClickHouse server (the embedded engine belongs to one process).
     const policyReadsStore = roles.includes('policy') && config.store.kind === 'clickhouse';
-    if (roles.includes('ledger') || roles.includes('query') || policyReadsStore) await store.get();
-    if (queryBus) await bus.get();
+    if (roles.includes('ledger') || roles.includes('query') || policyReadsStore) await waiting(`the store (${config.store.kind})`, store.get());
+    if (queryBus) await waiting(`the bus (${config.bus.kind})`, bus.get());
     // The proxies are built (every target credential, certificate and kubeconfig read) before
     // any service starts or any listener opens: a missing secret fails start with nothing open.
     const liveSessions = new LiveSessions();
@@ -238,20 +240,20 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
     if (roles.includes('ledger')) {
       const { bus: b, leases } = await bus.get();
       const s = await store.get();
-      const ledger = await ledgerFromConfig(config, { bus: b, store: s, codec, logger, leases, onStarted, refillDerived: (chain, from, to) => refillSessionTables(s, chain, from, to), tracing });
+      const ledger = await waiting('the ledger service', ledgerFromConfig(config, { bus: b, store: s, codec, logger, leases, onStarted, refillDerived: (chain, from, to) => refillSessionTables(s, chain, from, to), tracing }));
       out.ledger = ledger;
       reportProblems('ledger', () => ledger.problem());
     }
     if (roles.includes('policy')) {
       // One process on the local bus: the proxies waiting on holds from before this start are gone.
       const holdsDieWithProcess = config.bus.kind === 'local' && roles.includes('proxy');
-      await policyFromConfig(config, { bus: (await bus.get()).bus, store: policyReadsStore ? await store.get() : undefined, logger, holdsDieWithProcess, onStarted, tracing });
+      await waiting('the policy service', policyFromConfig(config, { bus: (await bus.get()).bus, store: policyReadsStore ? await store.get() : undefined, logger, holdsDieWithProcess, onStarted, tracing }));
     }
     if (roles.includes('query')) {
-      out.api = await queryFromConfig(config, {
+      out.api = await waiting('the query service', queryFromConfig(config, {
         store: await store.get(), codec, verifier: await verifier.get(), bus: queryBus ? (await bus.get()).bus : undefined, logger, readiness,
         throttle, liveSessions: proxies === undefined ? undefined : liveSessions, onStarted,
-      });
+      }));
       report('listener.query');
     }
     if (proxies !== undefined) {
@@ -271,7 +273,7 @@ export async function startServices(config: AgateConfig, roles: readonly Role[],
       }
       if (config.bus.kind === 'kafka') {
         // A query service in another process asks for terminations over the bus.
-        const terminations = await readTerminationRequests((await bus.get()).bus, liveSessions, logger.child({ component: 'proxy' }));
+        const terminations = await waiting('the proxy\'s reader of termination requests', readTerminationRequests((await bus.get()).bus, liveSessions, logger.child({ component: 'proxy' })));
         onStarted({ stop: () => terminations.close() });
       }
       for (const k of proxies.kubernetes) (out.kubernetes ??= {})[k.name] = await listen(`kubernetes.${k.name}`, k.server, k.listen);

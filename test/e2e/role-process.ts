@@ -23,7 +23,7 @@ const live = new Set<ChildProcess>();
 process.on('exit', () => live.forEach((c) => c.kill('SIGKILL')));
 
 /** `nodeArgs` go to node before the script (e.g. `--cpu-prof` for a benchmark). */
-export async function startRole(role: Role, configPath: string, readyTimeoutMs = 60_000, nodeArgs: string[] = []): Promise<RoleProcess> {
+export async function startRole(role: Role, configPath: string, readyTimeoutMs = 120_000, nodeArgs: string[] = []): Promise<RoleProcess> {
   let child: ChildProcess;
   let stderr = '';
   const launch = () =>

@@ -418,6 +418,28 @@ kafka('connect waits for a broker that is not up yet (start order does not matte
   await outcome.b.publish(command('late', 'SELECT 1'));
 });
 
+kafka('a broker that stalls past the request timeout while a subscription joins: the subscription starts once it answers', async () => {
+  const b = await bus('stalled-join', { topic: 'stalled-join' });
+  const seen: string[] = [];
+  // Seen on a loaded machine: a broker paused mid-join failed the first start ("Request timed
+  // out", "joinGroup failed 6 times"), and the process died before it had started.
+  const subscribing = b.subscribe({ group: 'stalled-join-check', types: ['Command'], from: 'latest', handler: async (batch) => void batch.forEach((e) => e.type === 'Command' && seen.push(e.text)) })
+    .then((s) => ({ s }), (err: unknown) => ({ err }));
+  await new Promise((r) => setTimeout(r, 30));
+  process.kill(broker.pid!, 'SIGSTOP');
+  try {
+    await new Promise((r) => setTimeout(r, 15_000)); // past the client's 10 s request timeout
+  } finally {
+    process.kill(broker.pid!, 'SIGCONT');
+  }
+  const outcome = await subscribing;
+  assert.ok('s' in outcome, `the subscription did not start after the stall: ${'err' in outcome ? (outcome.err as Error).message : ''}`);
+  await b.publish(command('s-stall', 'SELECT 42'));
+  const until = Date.now() + 30_000;
+  while (!seen.includes('SELECT 42') && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(seen, ['SELECT 42']);
+});
+
 kafka('an idle bus sends only its fetches and heartbeats: no request loop with no traffic', async () => {
   // The count below is process-wide: the earlier tests' buses, which may still be rejoining their
   // groups after the broker's restart on a loaded machine, are closed first.

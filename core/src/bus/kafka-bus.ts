@@ -7,6 +7,7 @@ import { READY, type Readiness } from '../ops/readiness.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Backoff, pause } from '../retry.js';
+import { warnWhileWaiting } from '../waiting.js';
 import type { Bus, StreamInfo, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
 import { clientOptions, describeKafkaError, isTransientKafkaError, withAdmin, type KafkaConnection } from './kafka-client.js';
 import { BUS_DESERIALIZERS, RecordReader, TypeFilter, byPartition, type BusRecord } from './kafka-stream.js';
@@ -60,6 +61,10 @@ export interface KafkaBusOptions {
 
 /** Waits between retries of a batch whose handler failed (core/src/retry.ts). */
 const HANDLER_BACKOFF = { firstMs: 50, maxMs: 5_000 };
+/** How long a consumer's first start keeps retrying what a loaded or restarting broker answers. */
+const FIRST_START_DEADLINE_MS = 60_000;
+/** How long one attempt to join a consumer group may take before a new member tries. */
+const JOIN_TIMEOUT_MS = 30_000;
 /**
  * Fetch settings. A fetch with nothing to read is held at the broker up to `maxWaitTime`, and
  * the broker answers it as soon as a record arrives (`minBytes` 1), so a long wait costs no
@@ -237,7 +242,7 @@ export class KafkaBus implements Bus, ProxyLeases {
         fallbackMode: options.from === 'latest' ? 'latest' : 'earliest',
         autocommit: false,
         highWaterMark: readAhead,
-      });
+      }, log);
       // Set when a handler call outlived the session timeout and this member left its group (see below).
       let stalled = false;
       // A partition handed to another member meanwhile is that member's to read, from the
@@ -392,7 +397,22 @@ export class KafkaBus implements Bus, ProxyLeases {
         }
       }
     };
-    watch(await start());
+    // The first start retries what a loaded or restarting broker answers for a while (a
+    // coordinator not found yet, a join that timed out), as connect() does; anything else, or
+    // still failing at the deadline, goes to the caller.
+    const deadline = Date.now() + FIRST_START_DEADLINE_MS;
+    const backoff = new Backoff({ firstMs: 200, maxMs: 2_000 });
+    for (;;) {
+      try {
+        watch(await start());
+        break;
+      } catch (err) {
+        const delay = backoff.next();
+        if (this.#closed || !isTransientKafkaError(err) || Date.now() + delay >= deadline) throw err;
+        this.#options.logger.warn('could not start a Kafka consumer; retrying', { consumer: label, error: describeKafkaError(err), retry_in_ms: delay });
+        await pause(delay);
+      }
+    }
     return {
       stop: async () => {
         stopped = true;
@@ -500,7 +520,6 @@ export class KafkaBus implements Bus, ProxyLeases {
           throw err;
         }
       }
-      first = false;
       const stream = await consumeOrClose(consumer, {
         topics: [this.#options.verdictsTopic],
         ...(starts === undefined
@@ -511,7 +530,8 @@ export class KafkaBus implements Bus, ProxyLeases {
         // at most once a second, never a request per verdict in the fetch loop.
         autocommit: VERDICT_COMMIT_INTERVAL_MS,
         highWaterMark: READ_AHEAD_RECORDS,
-      });
+      }, this.#options.logger);
+      first = false;
       const reader = new RecordReader(stream);
       const loop = (async () => {
         for (;;) {
@@ -578,12 +598,24 @@ interface ReplyReader {
 }
 
 /** The consumer's record stream; a consumer that could not start one is closed, not left connected. */
-async function consumeOrClose(consumer: BusConsumer, options: Parameters<BusConsumer['consume']>[0]): Promise<BusStream> {
+async function consumeOrClose(consumer: BusConsumer, options: Parameters<BusConsumer['consume']>[0], logger: Logger): Promise<BusStream> {
+  const consuming = consumer.consume(options);
+  let timer: NodeJS.Timeout | undefined;
+  // A join can hang past every request timeout (seen: a process silent for a minute at start on
+  // a loaded machine); given up at JOIN_TIMEOUT_MS, it is retried by the caller with a new member.
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new AgateError(ErrorCode.BUS_UNAVAILABLE, `joining the Kafka consumer group ${consumer.groupId} took longer than ${JOIN_TIMEOUT_MS} ms`, { retriable: true })), JOIN_TIMEOUT_MS);
+  });
   try {
-    return await consumer.consume(options);
+    // Joining waits on the group coordinator, which a loaded broker can make slow: said, not silent.
+    return await warnWhileWaiting(logger, `the Kafka consumer group ${consumer.groupId} to be joined`, Promise.race([consuming, late]));
   } catch (err) {
+    // A join that completes after its deadline: its stream goes with the consumer.
+    consuming.then((stream) => stream.close(() => undefined), () => undefined);
     await new Promise<void>((resolve) => consumer.close(true, () => resolve()));
     throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
