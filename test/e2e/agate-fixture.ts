@@ -42,7 +42,7 @@ export interface AgateFixture {
   cleanup(): Promise<void>;
 }
 
-export interface FixtureOptions {
+interface FixtureOptions {
   /** YAML appended to the generated config (masking:, extra target keys are set via `target`). */
   extraYaml?: string;
   /** Extra keys for the `appdb` target, as YAML lines indented under it. */

@@ -39,7 +39,7 @@ export interface SshEnv {
   events: AgateEvent[];
 }
 
-export interface SshProxyFixtureOptions {
+interface SshProxyFixtureOptions {
   /** The config holding the policy (and masking) the proxy runs under. */
   configYaml: string;
   /** The suite's name: the config's file name, the bus group, the proxy id and the scratch directory's prefix. */
@@ -176,7 +176,7 @@ export async function rawClient(env: SshEnv, sub = 'repo:acme/app:ref:refs/heads
   return conn;
 }
 
-export interface RawResult {
+interface RawResult {
   /** The exit status; null when there was none (or the channel did not open). */
   code: number | null;
   stdout: string;
@@ -216,7 +216,7 @@ function collect(stream: ssh2.ClientChannel, resolve: (r: RawResult) => void): v
 }
 
 /** A shell channel on `conn` with a pty, typed into and read like a screen. */
-export interface RawShell {
+interface RawShell {
   stream: ssh2.ClientChannel;
   type: (s: string) => void;
   resize: (rows: number, cols: number) => void;

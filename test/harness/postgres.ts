@@ -17,12 +17,12 @@ export const DEFAULT_PG_BIN = '/usr/lib/postgresql/15/bin';
 
 export type PgUserKey = 'scram' | 'md5' | 'plain' | 'trust';
 
-export interface PgCredentials {
+interface PgCredentials {
   user: string;
   password: string;
 }
 
-export interface StartPostgresOptions {
+interface StartPostgresOptions {
   /** Directory holding initdb/pg_ctl/postgres/psql. Default: $AGATE_PG_BIN or DEFAULT_PG_BIN. */
   binDir?: string;
   /** Deadline for initdb + startup + role setup. Default 30 000 ms. */

@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { describeFailure, run } from './proc.js';
 import { findFreePort } from './postgres.js';
 
-export const SSHD = '/usr/sbin/sshd';
-export const SSH_TEST_USER = 'agate_ssh';
+const SSHD = '/usr/sbin/sshd';
+const SSH_TEST_USER = 'agate_ssh';
 
 export interface SshServer {
   host: '127.0.0.1';
@@ -34,7 +34,7 @@ export interface SshServer {
   stop(): Promise<void>;
 }
 
-export interface StartSshdOptions {
+interface StartSshdOptions {
   /** Deadline for key generation and startup. Default 15 000 ms. */
   readyTimeoutMs?: number;
   /**
