@@ -11,7 +11,7 @@ import { busLogBytes, logEvents } from './bus-log.js';
 import type { AgateEvent } from '../../schemas/src/events.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PgUserKey, type PostgresServer } from '../harness/postgres.js';
-import { until } from '../harness/until.js';
+import { eventsSeen, until } from '../harness/until.js';
 import { connectAgent } from '../harness/agent-client.js';
 
 export interface AgateFixture {
@@ -88,7 +88,6 @@ export async function startAgate(options: FixtureOptions = {}): Promise<AgateFix
       env: options.env,
       bin: options.bin,
       files: { 'appdb.password': cred.password },
-      readyTimeoutMs: 30_000,
       configYaml: (places) => `data_dir: ./data
 log_level: info
 identity:
@@ -99,7 +98,7 @@ proxy:
     listen: ${places.pgListen}
 ${(options.proxyYaml ?? '').replace(/^/gm, '    ')}
 ${options.ssh ? '  ssh: { listen: 127.0.0.1:0, host_key_file: ./ssh_host_key }' : ''}
-  verdict_timeout_ms: 5000
+  verdict_timeout_ms: 10000
 targets:
   - name: appdb
     protocol: postgres
@@ -157,9 +156,9 @@ ${options.extraYaml ?? ''}
   }
 }
 
-/** Waits until `predicate` holds over the recorded events (the bus is asynchronous). */
-export async function waitForEvents(agate: AgateFixture, predicate: (events: AgateEvent[]) => boolean, timeoutMs = 10_000): Promise<AgateEvent[]> {
-  return until(() => `the expected events (${agate.events().length} recorded)`, () => {
+/** Waits until `predicate` holds over the recorded events (the bus is asynchronous); a timeout names the last ones seen. */
+export async function waitForEvents(agate: AgateFixture, predicate: (events: AgateEvent[]) => boolean, timeoutMs = 30_000): Promise<AgateEvent[]> {
+  return until(() => `the expected events (${eventsSeen(agate.events())})`, () => {
     const events = agate.events();
     return predicate(events) ? events : undefined;
   }, { timeoutMs, everyMs: 50 });

@@ -74,7 +74,7 @@ export interface AgateProcess {
 interface StartAgateOptions {
   /** The config text, built from the places (ports, data dir) this helper picked. */
   configYaml: string | ((places: AgatePlaces) => string);
-  /** Deadline for the "agate started" log line. Default 30 000 ms. */
+  /** Deadline for the "agate started" log line (an exit before it fails at once). Default 120 000 ms. */
   readyTimeoutMs?: number;
   env?: Record<string, string>;
   /** Files written (mode 0600) into the temp dir before the start, by name: e.g. a password file the config names. */
@@ -182,7 +182,7 @@ async function startOnce(dir: string, opts: StartAgateOptions): Promise<AgatePro
     }
   });
 
-  const timeoutMs = opts.readyTimeoutMs ?? 30_000;
+  const timeoutMs = opts.readyTimeoutMs ?? 120_000;
   let timer: NodeJS.Timeout | undefined;
   const outcome = await Promise.race([
     started.then(() => 'started' as const),
@@ -306,7 +306,7 @@ bus:
 proxy:
   postgres:
     listen: ${q(p.pgListen)}
-  verdict_timeout_ms: ${c.verdictTimeoutMs ?? 2000}
+  verdict_timeout_ms: ${c.verdictTimeoutMs ?? 10_000}
 targets:
   - name: appdb
     protocol: postgres

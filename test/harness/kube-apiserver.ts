@@ -93,7 +93,7 @@ export interface KubeAuditEvent {
 }
 
 export interface StartKubeApiServerOptions {
-  /** Deadline for PKI, etcd and /readyz once binaries are cached. Default 90 000 ms. */
+  /** Deadline for PKI, etcd and /readyz once binaries are cached. Default 180 000 ms (a loaded CI machine). */
   readyTimeoutMs?: number;
   /**
    * Turns on the API server's own audit log (every request at Metadata level, one JSON event per
@@ -118,7 +118,7 @@ async function installKube(): Promise<string> {
 export async function startKubeApiServer(opts: StartKubeApiServerOptions = {}): Promise<KubeApiServer> {
   const bin = await installKube();
   const version = (await readFile(join(bin, '.complete'), 'utf8')).split(' ')[0]!.trim();
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 90_000);
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 180_000);
   const dir = await mkdtemp(join(tmpdir(), 'agate-kube-'));
   const children: ChildProcess[] = [];
   let output = '';

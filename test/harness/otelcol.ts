@@ -80,7 +80,7 @@ export async function startCollector(opts: { readyTimeoutMs?: number } = {}): Pr
   };
   process.once('exit', () => child.kill('SIGKILL'));
   try {
-    await waitForOutput(child, () => output, 'Everything is ready', opts.readyTimeoutMs ?? 30_000);
+    await waitForOutput(child, () => output, 'Everything is ready', opts.readyTimeoutMs ?? 120_000);
   } catch (err) {
     await stop();
     throw err;
