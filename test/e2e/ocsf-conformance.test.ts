@@ -7,7 +7,7 @@
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { EventCodec } from '../../schemas/src/codec.js';
 import { agateConfig, sshTargetYaml, startAgateProcess, type AgateProcess } from './agate-process.js';
 import { busLogBytes, logEvents } from './bus-log.js';
 import { startAgate, type AgateFixture } from './agate-fixture.js';
+import { askpassEnv, sshArgs } from './openssh-client.js';
 import { until } from '../harness/until.js';
 import { connectAgent } from '../harness/agent-client.js';
 
@@ -50,14 +51,8 @@ async function answer(ctx: Ctx, text: string, decision: 'approve' | 'deny', appr
 /** Runs `command` on the ssh target through Agate with a token password; resolves with its exit code. */
 function ssh(ctx: Ctx, command: string, extra: string[] = []): Promise<number | null> {
   const agate = ctx.agate!;
-  // A short ES256 token: OpenSSH's askpass takes a password of limited length.
   return agate.oidc.mint({ sub: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app' }, { alg: 'ES256' }).then((token) => {
-    const askpass = join(agate.dir, `askpass-${Math.random().toString(36).slice(2)}.sh`);
-    writeFileSync(askpass, `#!/bin/sh\necho '${token}'\n`, { mode: 0o700 });
-    const child = spawn('/usr/bin/ssh', [
-      '-p', String(agate.ssh!.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
-      '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', ...extra, `box@${agate.ssh!.host}`, command,
-    ], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, stdio: ['ignore', 'ignore', 'ignore'] });
+    const child = spawn('/usr/bin/ssh', sshArgs(agate.ssh!.port, ...extra, `box@${agate.ssh!.host}`, command), { env: askpassEnv(agate.dir, token), stdio: ['ignore', 'ignore', 'ignore'] });
     return new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   });
 }

@@ -143,9 +143,7 @@ export async function sshdUserDir(sshd: SshServer, prefix: string): Promise<stri
   return dir;
 }
 
-/** OpenSSH client options for the proxy: a throwaway host key, the token as the one password try. */
-export const SSH_CLIENT_OPTIONS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
-  '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1'];
+export { SSH_CLIENT_OPTIONS } from './openssh-client.js';
 
 /**
  * The last Command `match` accepts, once its Response is recorded too, with its Verdict (if any);
