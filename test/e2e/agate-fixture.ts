@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
-import { cleanEnv, startAgateProcess } from './agate-process.js';
+import { cleanEnv, sshTargetYaml, startAgateProcess } from './agate-process.js';
 import { EventCodec } from '../../schemas/src/codec.js';
 import { busLogBytes, logEvents } from './bus-log.js';
 import type { AgateEvent } from '../../schemas/src/events.js';
@@ -13,6 +13,7 @@ import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PgUserKey, type PostgresServer } from '../harness/postgres.js';
 import { eventsSeen, until } from '../harness/until.js';
 import { connectAgent } from '../harness/agent-client.js';
+import type { SshServer } from '../harness/sshd.js';
 
 export interface AgateFixture {
   pg: PostgresServer;
@@ -154,6 +155,21 @@ ${options.extraYaml ?? ''}
     await pgServer.stop();
     throw err;
   }
+}
+
+/**
+ * startAgate with the SSH proxy in front of `sshd` (target `box`) under a default-allow policy
+ * whose `rules` are YAML list items indented four spaces; fails, with Agate's log, when it reports
+ * no SSH address.
+ */
+export async function startAgateWithSsh(sshd: SshServer, rules: string): Promise<AgateFixture & { ssh: { host: string; port: number } }> {
+  const agate = await startAgate({ ssh: { targetsYaml: sshTargetYaml(sshd) }, policyYaml: `policy:\n  default: allow\n  rules:\n${rules}` });
+  if (agate.ssh === undefined) {
+    const logs = agate.logs();
+    await agate.cleanup();
+    throw new Error(`agate did not report an ssh address:\n${logs}`);
+  }
+  return agate as AgateFixture & { ssh: { host: string; port: number } };
 }
 
 /** Waits until `predicate` holds over the recorded events (the bus is asynchronous); a timeout names the last ones seen. */

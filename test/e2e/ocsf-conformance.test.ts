@@ -17,9 +17,9 @@ import { ocsfErrors } from '../harness/ocsf-validator.js';
 import { findFreePort, startPostgres } from '../harness/postgres.js';
 import { startOidcIssuer } from '../harness/oidc-issuer.js';
 import { EventCodec } from '../../schemas/src/codec.js';
-import { agateConfig, sshTargetYaml, startAgateProcess, type AgateProcess } from './agate-process.js';
+import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
 import { busLogBytes, logEvents } from './bus-log.js';
-import { startAgate, type AgateFixture } from './agate-fixture.js';
+import { startAgateWithSsh, type AgateFixture } from './agate-fixture.js';
 import { askpassEnv, sshArgs } from './openssh-client.js';
 import { until } from '../harness/until.js';
 import { connectAgent } from '../harness/agent-client.js';
@@ -59,21 +59,12 @@ function ssh(ctx: Ctx, command: string, extra: string[] = []): Promise<number | 
 
 test('live PostgreSQL and ssh traffic exports valid, provable OCSF with final decisions', async (ctx) => {
   const sshd = (ctx.sshd = await startSshd());
-  const agate = (ctx.agate = await startAgate({
-    ssh: {
-      targetsYaml: sshTargetYaml(sshd),
-    },
-    policyYaml: `policy:
-  default: allow
-  rules:
-    - { id: no-truncate, action: deny, match: { sql: { statements: [TruncateStmt] } } }
+  const agate = (ctx.agate = await startAgateWithSsh(sshd, `    - { id: no-truncate, action: deny, match: { sql: { statements: [TruncateStmt] } } }
     - { id: drop-needs-dba, action: hold, match: { sql: { statements: [DropStmt] } }, approval: { timeout_s: 4 } }
     - { id: no-rm, action: deny, match: { protocols: [ssh], shell: { commands: [rm] } } }
     - { id: touch-needs-approval, action: hold, match: { protocols: [ssh], shell: { commands: [touch] } }, approval: { timeout_s: 60 } }
-`,
-  }));
-  ctx.api = /"query_api":"(http:\/\/[\d.]+:\d+)"/.exec(agate.logs())?.[1];
-  assert.ok(ctx.api && agate.ssh, 'agate reports its query API and ssh proxy');
+`));
+  ctx.api = agate.apiUrl;
 
   const client = await agate.client();
   await client.query('CREATE TABLE a (id int); CREATE TABLE b (id int); CREATE TABLE c (id int)');

@@ -5,8 +5,7 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { startSshd, type SshServer } from '../harness/sshd.js';
-import { startAgate, type AgateFixture } from './agate-fixture.js';
-import { sshTargetYaml } from './agate-process.js';
+import { startAgateWithSsh, type AgateFixture } from './agate-fixture.js';
 import { askpassEnv, sshArgs } from './openssh-client.js';
 
 const test = suite<{ sshd?: SshServer; agate?: AgateFixture }>('e2e/ssh: a held command waits for its approval');
@@ -18,19 +17,9 @@ test.after(async (ctx) => {
 
 test('the client is told the approval id on stderr; an approval runs the command', async (ctx) => {
   const sshd = (ctx.sshd = await startSshd());
-  const agate = (ctx.agate = await startAgate({
-    ssh: {
-      targetsYaml: sshTargetYaml(sshd),
-    },
-    policyYaml: `policy:
-  default: allow
-  rules:
-    - { id: touch-needs-approval, action: hold, match: { protocols: [ssh], shell: { commands: [touch] } }, approval: { timeout_s: 60 } }
-`,
-  }));
-  assert.ok(agate.ssh, `agate did not report an ssh address:\n${agate.logs()}`);
-  const api = /"query_api":"(http:\/\/[\d.]+:\d+)"/.exec(agate.logs())?.[1];
-  assert.ok(api, 'agate reports its query API');
+  const agate = (ctx.agate = await startAgateWithSsh(sshd, `    - { id: touch-needs-approval, action: hold, match: { protocols: [ssh], shell: { commands: [touch] } }, approval: { timeout_s: 60 } }
+`));
+  const api = agate.apiUrl;
   const token = await agate.oidc.mint({ sub: 'repo:acme/app:ref:refs/heads/main' }, { alg: 'ES256' });
   const marker = `/tmp/agate-held-${process.pid}`;
   rmSync(marker, { force: true });

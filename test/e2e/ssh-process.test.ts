@@ -10,9 +10,8 @@ import type { Command, Response, Verdict } from '../../schemas/src/events.js';
 import { packageRoot } from '../../core/src/package-root.js';
 import { run } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
-import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
+import { startAgateWithSsh, waitForEvents, type AgateFixture } from './agate-fixture.js';
 import { askpassEnv, sshArgs } from './openssh-client.js';
-import { sshTargetYaml } from './agate-process.js';
 
 const test = suite<{ sshd?: SshServer; agate?: AgateFixture }>('e2e/agate start with the SSH proxy');
 
@@ -23,18 +22,9 @@ test.after(async (ctx) => {
 
 test('commands through the configured SSH proxy are decided by the configured policy and recorded', async (ctx) => {
   const sshd = (ctx.sshd = await startSshd());
-  const agate = (ctx.agate = await startAgate({
-    ssh: {
-      targetsYaml: sshTargetYaml(sshd),
-    },
-    policyYaml: `policy:
-  default: allow
-  rules:
-    - { id: no-curl, action: deny, message: no downloads on build machines, match: { protocols: [ssh], shell: { commands: [curl, wget] } } }
+  const agate = (ctx.agate = await startAgateWithSsh(sshd, `    - { id: no-curl, action: deny, message: no downloads on build machines, match: { protocols: [ssh], shell: { commands: [curl, wget] } } }
     - { id: typed-lines-best-effort, action: allow, match: { protocols: [ssh], ssh: { requests: [shell-line] } } }
-`,
-  }));
-  assert.ok(agate.ssh, `agate did not report an ssh address:\n${agate.logs()}`);
+`));
   // A compact token: the ssh client cuts passwords at 1023 bytes.
   const token = await agate.oidc.mint({ sub: 'repo:acme/app:ref:refs/heads/main' }, { alg: 'ES256' });
   const env = askpassEnv(agate.dir, token);
