@@ -9,7 +9,7 @@
  * const o = readOptions(args, { numbers: { seconds: 10, rate: 0 }, flags: ['diagnosis'] });
  * o.seconds; // 10 unless `--seconds N` was given
  */
-export interface OptionSpec<N extends string, S extends string, F extends string, R extends string> {
+interface OptionSpec<N extends string, S extends string, F extends string, R extends string> {
   numbers?: Readonly<Record<N, number>>;
   strings?: Readonly<Record<S, string>>;
   flags?: readonly F[];
@@ -17,7 +17,7 @@ export interface OptionSpec<N extends string, S extends string, F extends string
   repeated?: readonly R[];
 }
 
-export type Options<N extends string, S extends string, F extends string, R extends string> =
+type Options<N extends string, S extends string, F extends string, R extends string> =
   { [K in N]: number } & { [K in S]: string } & { [K in F]: boolean } & { [K in R]: string[] };
 
 export function readOptions<N extends string = never, S extends string = never, F extends string = never, R extends string = never>(

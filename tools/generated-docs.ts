@@ -10,7 +10,7 @@ import { openApiText } from '../services/query/src/openapi/document.js';
  * tools/generated-docs.test.ts, which fails while a committed copy differs from what the code says.
  */
 
-export interface GeneratedDoc {
+interface GeneratedDoc {
   /** Path from the repository root. */
   path: string;
   /** The whole file as it should be, given its current text (a part of a file keeps the rest). */

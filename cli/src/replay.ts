@@ -54,7 +54,7 @@ export function renderReplay(session: SessionRow, events: readonly TimelineEvent
 }
 
 /** What the terminal showed, as plain text: output events joined, escape sequences dropped. */
-export function terminalText(recording: Recording): string {
+function terminalText(recording: Recording): string {
   const raw = recording.events.filter((e) => e[1] === 'o').map((e) => e[2]).join('');
   return raw
     .replace(/\x1b\[[0-?]*[ -\/]*[@-~]/g, '') // CSI (colours, cursor movement)

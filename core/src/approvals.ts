@@ -2,7 +2,7 @@ import { anyGlob } from './glob.js';
 import type { ApprovalDecision, ApprovalRequested } from '../../schemas/src/events.js';
 
 /** The parts of an approver's answer the rules look at. */
-export type Approver = Pick<ApprovalDecision, 'approver_issuer' | 'approver_subject' | 'approver_claims'>;
+type Approver = Pick<ApprovalDecision, 'approver_issuer' | 'approver_subject' | 'approver_claims'>;
 
 /**
  * Why `approver` may not answer `request`, or undefined when they may. Both the query service

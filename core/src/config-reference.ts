@@ -12,7 +12,7 @@ import { z } from 'zod';
  * - `docLeaf`: document an object as one key rather than key by key (secret references).
  */
 
-export interface ReferenceRow {
+interface ReferenceRow {
   key: string;
   type: string;
   default: string;

@@ -68,7 +68,7 @@ const issuer = z.strictObject({
 });
 
 /** Value detectors a mask set can use; see services/ingress-proxy/src/masking/detectors.ts. */
-export const DETECTORS = ['private_key', 'jwt', 'cloud_access_key', 'password_hash', 'card_number', 'email', 'connection_string'] as const;
+const DETECTORS = ['private_key', 'jwt', 'cloud_access_key', 'password_hash', 'card_number', 'email', 'connection_string'] as const;
 export type DetectorName = (typeof DETECTORS)[number];
 
 const maskSetName = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'expected a lower-case mask set name such as pii');
@@ -878,7 +878,7 @@ function checkPolicy(policy: PolicyConfig, masking: MaskingConfig, source: strin
 const candidateSchema = z.strictObject({ policy: configSchema.shape.policy, masking: configSchema.shape.masking });
 
 /** A policy to try without putting it in force (`agate policy backtest`, the console's Policy page). */
-export interface PolicyCandidate {
+interface PolicyCandidate {
   policy: PolicyConfig;
   masking: MaskingConfig;
 }

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 /** Writes `text` to `path` and fsyncs it before resolving. */
-export async function writeFileSynced(path: string, text: string | Uint8Array, mode = 0o666): Promise<void> {
+async function writeFileSynced(path: string, text: string | Uint8Array, mode = 0o666): Promise<void> {
   const file = await open(path, 'w', mode);
   try {
     await file.writeFile(text);
@@ -54,7 +54,7 @@ export function syncDirSync(dir: string): void {
 }
 
 /** What `createFileOnce` found: it made the file, or the file already held exactly `text`. */
-export type CreateOnceResult = 'created' | 'unchanged';
+type CreateOnceResult = 'created' | 'unchanged';
 
 /**
  * Creates `path` holding `text`, durably, and never replaces it: the text is written and

@@ -127,7 +127,7 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-export interface AgateErrorOptions {
+interface AgateErrorOptions {
   cause?: unknown;
   retriable?: boolean;
 }

@@ -4,7 +4,7 @@ export function compileGlob(glob: string): RegExp {
   return new RegExp(`^${escaped.join('.*')}$`, 's');
 }
 
-export interface GlobOptions {
+interface GlobOptions {
   /**
    * Letters match in either case, as `compileGlob` with the `i` flag would. An ASCII glob is
    * compared with the value lower-cased, which matches at least what the RegExp matches (the

@@ -2,7 +2,7 @@
  * Structured logs, one JSON object per line on stderr. Callers pass identifiers and counts,
  * never payloads, SQL text, tokens or secrets: the audit trail is the place for commands.
  */
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export interface Logger {

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
  *   try { return await publish(); } catch { await pause(backoff.next(), signal); }
  * }
  */
-export interface BackoffPolicy {
+interface BackoffPolicy {
   /** The first step; the first wait is between half of it and all of it. */
   firstMs: number;
   /** The largest step. */

@@ -36,7 +36,7 @@ export function createSecretFile(path: string, content: string | Buffer): boolea
 }
 
 /** Creates the directory (and missing parents) as 0700; refuses an existing one others can write to. */
-export function ensurePrivateDir(dir: string): void {
+function ensurePrivateDir(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const st = lstatSync(dir);
   if (!st.isDirectory()) throw new AgateError(ErrorCode.SECRET_FILE_UNSAFE, `${dir} should be the directory holding a secret, but it is not a directory`);

@@ -4,7 +4,7 @@ import type { ClientTlsConfig } from './config.js';
 import { ConfigError } from './errors.js';
 
 /** The PEM files of a `tls` section, read once at start; a missing file names its key. */
-export interface ClientTlsMaterial {
+interface ClientTlsMaterial {
   ca?: Buffer;
   cert?: Buffer;
   key?: Buffer;

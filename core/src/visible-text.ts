@@ -10,9 +10,9 @@
  * and the CLI uses it for the terminal, so both show the same labels.
  */
 
-export type PieceKind = 'plain' | 'hidden' | 'mixed' | 'blank-lines' | 'spaces' | 'marks';
+type PieceKind = 'plain' | 'hidden' | 'mixed' | 'blank-lines' | 'spaces' | 'marks';
 
-export interface Piece {
+interface Piece {
   kind: PieceKind;
   /** Offsets into the text, end exclusive. */
   start: number;
@@ -22,11 +22,11 @@ export interface Piece {
 }
 
 /** Lines holding only spaces or tabs, this many or more in a row, are shown as one label. */
-export const BLANK_LINES_RUN = 3;
+const BLANK_LINES_RUN = 3;
 /** Spaces or tabs in a row, this many or more, are shown as one label. */
-export const SPACES_RUN = 40;
+const SPACES_RUN = 40;
 /** Combining marks on one character, this many or more, are shown as one label. */
-export const MARKS_RUN = 4;
+const MARKS_RUN = 4;
 
 const NAMES: Record<number, string> = {
   0x00: 'NUL', 0x07: 'BEL', 0x08: 'BS', 0x0b: 'VT', 0x0c: 'FF', 0x0d: 'CR', 0x1b: 'ESC', 0x7f: 'DEL', 0x9b: 'CSI',
@@ -55,7 +55,7 @@ const LATIN = /\p{Script=Latin}/u;
 const OTHER_LETTER = /(?![\p{Script=Latin}\p{Script=Common}\p{Script=Inherited}])\p{L}/gu;
 
 /** "U+202E" */
-export function codePoint(ch: string): string {
+function codePoint(ch: string): string {
   return `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
@@ -96,7 +96,7 @@ export function visibleText(text: string): string {
 }
 
 /** One piece as `visibleText` shows it. */
-export function shown(text: string, p: Piece): string {
+function shown(text: string, p: Piece): string {
   if (p.kind === 'plain') return text.slice(p.start, p.end);
   if (p.kind === 'mixed') return text.slice(p.start, p.end) + p.label;
   return p.kind === 'blank-lines' ? `\n${p.label}\n` : p.label!;

@@ -197,7 +197,7 @@ export interface SessionClosed extends EventHead {
 }
 
 /** An administrator asked that a live session end; the proxy holding it closes it (SessionClosed follows). */
-export interface SessionTerminationRequested extends EventHead {
+interface SessionTerminationRequested extends EventHead {
   type: 'SessionTerminationRequested';
   requested_by_issuer: string;
   requested_by_subject: string;
@@ -224,7 +224,7 @@ export interface Notification extends EventHead {
 }
 
 /** A signed ledger checkpoint, published so consumers outside the store can keep it. */
-export interface Checkpoint extends EventHead {
+interface Checkpoint extends EventHead {
   type: 'Checkpoint';
   chain_id: string;
   origin: string;

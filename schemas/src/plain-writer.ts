@@ -21,7 +21,7 @@ export interface Sink {
 export type Write = (s: Sink, v: unknown) => void;
 
 /** Raised for a value that is not of the schema; the codec wraps it (EVENT_ENCODING). */
-export class AvroWriteError extends Error {}
+class AvroWriteError extends Error {}
 
 /** avsc's bound for a long: no silent precision loss on the way back. */
 const MAX_LONG = 9007199254740990;
@@ -127,7 +127,7 @@ function putUtf8(buf: Buffer, pos: number, v: string, len: number): void {
  * How a record field is written instead of inline (the codec's identity cache): given the
  * field, a function that wraps the field type's own writer, or undefined.
  */
-export type FieldOverride = (field: string, type: avro.Type) => ((write: Write) => Write) | undefined;
+type FieldOverride = (field: string, type: avro.Type) => ((write: Write) => Write) | undefined;
 
 /**
  * A writer for an avsc type: `type.encode`'s bytes. The whole type is generated as one function

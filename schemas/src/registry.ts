@@ -19,7 +19,7 @@ export function schemasDir(): string {
   return join(packageRoot(), 'schemas');
 }
 
-export function loadSchema(path: string, eventType: EventType, version: string): SchemaVersion {
+function loadSchema(path: string, eventType: EventType, version: string): SchemaVersion {
   const type = avro.Type.forSchema(JSON.parse(readFileSync(path, 'utf8')));
   const canonical = JSON.stringify(type.schema());
   return { eventType, version, type, canonical, fingerprint: rabinFingerprint(canonical) };

@@ -5,14 +5,15 @@ import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
-import { cleanEnv, startAgateProcess } from './agate-process.js';
+import { cleanEnv, sshTargetYaml, startAgateProcess } from './agate-process.js';
 import { EventCodec } from '../../schemas/src/codec.js';
 import { busLogBytes, logEvents } from './bus-log.js';
 import type { AgateEvent } from '../../schemas/src/events.js';
 import { startOidcIssuer, type OidcIssuer } from '../harness/oidc-issuer.js';
 import { startPostgres, type PgUserKey, type PostgresServer } from '../harness/postgres.js';
-import { until } from '../harness/until.js';
+import { eventsSeen, until } from '../harness/until.js';
 import { connectAgent } from '../harness/agent-client.js';
+import type { SshServer } from '../harness/sshd.js';
 
 export interface AgateFixture {
   pg: PostgresServer;
@@ -42,7 +43,7 @@ export interface AgateFixture {
   cleanup(): Promise<void>;
 }
 
-export interface FixtureOptions {
+interface FixtureOptions {
   /** YAML appended to the generated config (masking:, extra target keys are set via `target`). */
   extraYaml?: string;
   /** Extra keys for the `appdb` target, as YAML lines indented under it. */
@@ -88,7 +89,6 @@ export async function startAgate(options: FixtureOptions = {}): Promise<AgateFix
       env: options.env,
       bin: options.bin,
       files: { 'appdb.password': cred.password },
-      readyTimeoutMs: 30_000,
       configYaml: (places) => `data_dir: ./data
 log_level: info
 identity:
@@ -99,7 +99,7 @@ proxy:
     listen: ${places.pgListen}
 ${(options.proxyYaml ?? '').replace(/^/gm, '    ')}
 ${options.ssh ? '  ssh: { listen: 127.0.0.1:0, host_key_file: ./ssh_host_key }' : ''}
-  verdict_timeout_ms: 5000
+  verdict_timeout_ms: 10000
 targets:
   - name: appdb
     protocol: postgres
@@ -157,9 +157,24 @@ ${options.extraYaml ?? ''}
   }
 }
 
-/** Waits until `predicate` holds over the recorded events (the bus is asynchronous). */
-export async function waitForEvents(agate: AgateFixture, predicate: (events: AgateEvent[]) => boolean, timeoutMs = 10_000): Promise<AgateEvent[]> {
-  return until(() => `the expected events (${agate.events().length} recorded)`, () => {
+/**
+ * startAgate with the SSH proxy in front of `sshd` (target `box`) under a default-allow policy
+ * whose `rules` are YAML list items indented four spaces; fails, with Agate's log, when it reports
+ * no SSH address.
+ */
+export async function startAgateWithSsh(sshd: SshServer, rules: string): Promise<AgateFixture & { ssh: { host: string; port: number } }> {
+  const agate = await startAgate({ ssh: { targetsYaml: sshTargetYaml(sshd) }, policyYaml: `policy:\n  default: allow\n  rules:\n${rules}` });
+  if (agate.ssh === undefined) {
+    const logs = agate.logs();
+    await agate.cleanup();
+    throw new Error(`agate did not report an ssh address:\n${logs}`);
+  }
+  return agate as AgateFixture & { ssh: { host: string; port: number } };
+}
+
+/** Waits until `predicate` holds over the recorded events (the bus is asynchronous); a timeout names the last ones seen. */
+export async function waitForEvents(agate: AgateFixture, predicate: (events: AgateEvent[]) => boolean, timeoutMs = 30_000): Promise<AgateEvent[]> {
+  return until(() => `the expected events (${eventsSeen(agate.events())})`, () => {
     const events = agate.events();
     return predicate(events) ? events : undefined;
   }, { timeoutMs, everyMs: 50 });

@@ -24,7 +24,7 @@ export const REPO_ROOT: string = (() => {
 })();
 
 export const AGATE_BIN = join(REPO_ROOT, 'bin', 'agate.js');
-export const STARTED_MSG = 'agate started';
+const STARTED_MSG = 'agate started';
 
 /** Where a config must put things; handed to the config builder. */
 export interface AgatePlaces {
@@ -71,10 +71,10 @@ export interface AgateProcess {
   dispose(): Promise<void>;
 }
 
-export interface StartAgateOptions {
+interface StartAgateOptions {
   /** The config text, built from the places (ports, data dir) this helper picked. */
   configYaml: string | ((places: AgatePlaces) => string);
-  /** Deadline for the "agate started" log line. Default 30 000 ms. */
+  /** Deadline for the "agate started" log line (an exit before it fails at once). Default 120 000 ms. */
   readyTimeoutMs?: number;
   env?: Record<string, string>;
   /** Files written (mode 0600) into the temp dir before the start, by name: e.g. a password file the config names. */
@@ -182,7 +182,7 @@ async function startOnce(dir: string, opts: StartAgateOptions): Promise<AgatePro
     }
   });
 
-  const timeoutMs = opts.readyTimeoutMs ?? 30_000;
+  const timeoutMs = opts.readyTimeoutMs ?? 120_000;
   let timer: NodeJS.Timeout | undefined;
   const outcome = await Promise.race([
     started.then(() => 'started' as const),
@@ -260,7 +260,7 @@ async function twoFreePorts(): Promise<[number, number]> {
   return [a, b];
 }
 
-export interface ConfigFor {
+interface ConfigFor {
   pg: PostgresServer;
   issuer: OidcIssuer;
   /** Audience Agate expects from the issuer. Default 'agate'. */
@@ -306,7 +306,7 @@ bus:
 proxy:
   postgres:
     listen: ${q(p.pgListen)}
-  verdict_timeout_ms: ${c.verdictTimeoutMs ?? 2000}
+  verdict_timeout_ms: ${c.verdictTimeoutMs ?? 10_000}
 targets:
   - name: appdb
     protocol: postgres
@@ -330,7 +330,7 @@ export function sshTargetYaml(sshd: SshServer, name = 'box'): string {
 `;
 }
 
-export interface ConsoleFor {
+interface ConsoleFor {
   /** The sshd behind target `box` (the console replays its shells). */
   sshd: SshServer;
   /** The console's OIDC provider (an issuer URL) and its client secret for client `agate-console`. */

@@ -115,7 +115,6 @@ test('statements are refused while the disk is full, /readyz says why, and Agate
   const base = agateConfig({ pg: env.pg, issuer: env.issuer });
   env.agate = await startAgateProcess({
     configYaml: (p) => base(p).replace(/^data_dir: .*$/m, `data_dir: ${JSON.stringify(dataDir())}`),
-    readyTimeoutMs: 60_000,
   });
   const agate = env.agate;
   const before = await statements(agate, Array.from({ length: 10 }, (_, i) => `before-${i}`));

@@ -14,7 +14,7 @@ import { REPO_ROOT, startAgateProcess, type AgateProcess } from './agate-process
 interface Copy { from?: string; sources: string[]; dest: string }
 
 /** The COPY instructions of the Dockerfile's last stage, in order. */
-export function lastStageCopies(dockerfile: string): Copy[] {
+function lastStageCopies(dockerfile: string): Copy[] {
   const lines = dockerfile.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim());
   const last = lines.map((l, i) => (/^FROM\s/i.test(l) ? i : -1)).filter((i) => i >= 0).pop();
   if (last === undefined) throw new Error('the Dockerfile has no FROM');

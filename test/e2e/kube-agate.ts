@@ -52,7 +52,7 @@ identity:
     - { issuer: ${q(issuer.issuer)}, audience: agate }
 proxy:
   postgres: { listen: ${q(p.pgListen)} }
-  verdict_timeout_ms: 5000
+  verdict_timeout_ms: 10000
 targets:
 ${targetsYaml}
 ${policyYaml}

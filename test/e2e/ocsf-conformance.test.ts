@@ -7,7 +7,7 @@
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -17,9 +17,10 @@ import { ocsfErrors } from '../harness/ocsf-validator.js';
 import { findFreePort, startPostgres } from '../harness/postgres.js';
 import { startOidcIssuer } from '../harness/oidc-issuer.js';
 import { EventCodec } from '../../schemas/src/codec.js';
-import { agateConfig, sshTargetYaml, startAgateProcess, type AgateProcess } from './agate-process.js';
+import { agateConfig, startAgateProcess, type AgateProcess } from './agate-process.js';
 import { busLogBytes, logEvents } from './bus-log.js';
-import { startAgate, type AgateFixture } from './agate-fixture.js';
+import { startAgateWithSsh, type AgateFixture } from './agate-fixture.js';
+import { askpassEnv, sshArgs } from './openssh-client.js';
 import { until } from '../harness/until.js';
 import { connectAgent } from '../harness/agent-client.js';
 
@@ -50,35 +51,20 @@ async function answer(ctx: Ctx, text: string, decision: 'approve' | 'deny', appr
 /** Runs `command` on the ssh target through Agate with a token password; resolves with its exit code. */
 function ssh(ctx: Ctx, command: string, extra: string[] = []): Promise<number | null> {
   const agate = ctx.agate!;
-  // A short ES256 token: OpenSSH's askpass takes a password of limited length.
   return agate.oidc.mint({ sub: 'repo:acme/app:ref:refs/heads/main', repository: 'acme/app' }, { alg: 'ES256' }).then((token) => {
-    const askpass = join(agate.dir, `askpass-${Math.random().toString(36).slice(2)}.sh`);
-    writeFileSync(askpass, `#!/bin/sh\necho '${token}'\n`, { mode: 0o700 });
-    const child = spawn('/usr/bin/ssh', [
-      '-p', String(agate.ssh!.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
-      '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', ...extra, `box@${agate.ssh!.host}`, command,
-    ], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, stdio: ['ignore', 'ignore', 'ignore'] });
+    const child = spawn('/usr/bin/ssh', sshArgs(agate.ssh!.port, ...extra, `box@${agate.ssh!.host}`, command), { env: askpassEnv(agate.dir, token), stdio: ['ignore', 'ignore', 'ignore'] });
     return new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   });
 }
 
 test('live PostgreSQL and ssh traffic exports valid, provable OCSF with final decisions', async (ctx) => {
   const sshd = (ctx.sshd = await startSshd());
-  const agate = (ctx.agate = await startAgate({
-    ssh: {
-      targetsYaml: sshTargetYaml(sshd),
-    },
-    policyYaml: `policy:
-  default: allow
-  rules:
-    - { id: no-truncate, action: deny, match: { sql: { statements: [TruncateStmt] } } }
+  const agate = (ctx.agate = await startAgateWithSsh(sshd, `    - { id: no-truncate, action: deny, match: { sql: { statements: [TruncateStmt] } } }
     - { id: drop-needs-dba, action: hold, match: { sql: { statements: [DropStmt] } }, approval: { timeout_s: 4 } }
     - { id: no-rm, action: deny, match: { protocols: [ssh], shell: { commands: [rm] } } }
     - { id: touch-needs-approval, action: hold, match: { protocols: [ssh], shell: { commands: [touch] } }, approval: { timeout_s: 60 } }
-`,
-  }));
-  ctx.api = /"query_api":"(http:\/\/[\d.]+:\d+)"/.exec(agate.logs())?.[1];
-  assert.ok(ctx.api && agate.ssh, 'agate reports its query API and ssh proxy');
+`));
+  ctx.api = agate.apiUrl;
 
   const client = await agate.client();
   await client.query('CREATE TABLE a (id int); CREATE TABLE b (id int); CREATE TABLE c (id int)');

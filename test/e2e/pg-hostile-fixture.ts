@@ -24,7 +24,7 @@ export interface HostileCtx {
   refusals: number;
 }
 
-export interface HostileOptions {
+interface HostileOptions {
   /** Values of vault.api_token, ids 1, 2, …; no detector knows their shape, only the column rule masks them. */
   tokens: string[];
   /** More rules (YAML list items at the rules' indent), decided before the masked-agents rule. */
@@ -89,7 +89,7 @@ export async function stopHostile(ctx: HostileCtx): Promise<void> {
   await ctx.agate?.cleanup();
 }
 
-export type Outcome = { ok: true; rows: unknown[] } | { ok: false; code: string | undefined; message: string };
+type Outcome = { ok: true; rows: unknown[] } | { ok: false; code: string | undefined; message: string };
 
 /** Runs `sql` as one Query through Agate; an error is an outcome, not a throw. */
 export async function send(ctx: HostileCtx, sql: string, masked = false): Promise<Outcome> {

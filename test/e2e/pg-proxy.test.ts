@@ -215,7 +215,7 @@ proxy('node-postgres: a multi-statement query with a denied statement is refused
 });
 
 proxy("node-postgres: a syntax error the server finds comes back as the server's own error (42601)", async () => {
-  const env = await ready;
+  await ready;
   const client = agentClient();
   // Valid grammar (Agate's parser accepts it, policy allows it), rejected by PostgreSQL's analysis.
   const err = await rejection(client.query('SELECT DEFAULT'), 'SELECT DEFAULT');
@@ -227,7 +227,7 @@ proxy("node-postgres: a syntax error the server finds comes back as the server's
 });
 
 proxy('node-postgres: SQL Agate cannot parse is refused (agate.unparseable), never forwarded; the session stays usable', async () => {
-  const env = await ready;
+  await ready;
   const client = agentClient();
   const err = await rejection(client.query('SELEC 1'), 'SELEC 1');
   assert.is(err.code, '42501');

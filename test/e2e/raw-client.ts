@@ -44,7 +44,7 @@ export class RawClient {
   }
 
   /** Waits until a reply satisfies `done`; returns every reply so far. */
-  async until(done: (r: Reply) => boolean, timeoutMs = 10_000): Promise<Reply[]> {
+  async until(done: (r: Reply) => boolean, timeoutMs = 30_000): Promise<Reply[]> {
     const deadline = Date.now() + timeoutMs;
     while (!this.#replies.some(done)) {
       if (Date.now() > deadline) throw new Error(`timed out; got ${this.#replies.map((r) => r.name).join(',')}`);

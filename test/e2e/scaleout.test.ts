@@ -229,17 +229,22 @@ test('rolling restart of both proxies under load: each drains and exits 0, every
     await client?.end().catch(() => undefined);
   });
   const ranSince = async (n: number) => until(`${n} more statements`, async () => (succeeded.length >= n ? true : undefined), { timeoutMs: 60_000, everyMs: POLL_MS, retryErrors: true });
-  await ranSince(10);
-  for (const p of ctx.proxies) {
-    await p.process.stop('SIGTERM');
-    assert.is(p.process.exitCode, 0, `${p.instance} drained and exited 0:\n${p.process.stderr().slice(-2000)}`);
-    const before = succeeded.length;
-    await ranSince(before + 5); // the other proxy carries the load meanwhile
-    await p.process.restart();
-    await ranSince(succeeded.length + 5);
+  // The load ends however the restarts end: a failed restart left it looping on the stopped
+  // stack, and the test process then never exited (run.sh killed it after 10 minutes).
+  try {
+    await ranSince(10);
+    for (const p of ctx.proxies) {
+      await p.process.stop('SIGTERM');
+      assert.is(p.process.exitCode, 0, `${p.instance} drained and exited 0:\n${p.process.stderr().slice(-2000)}`);
+      const before = succeeded.length;
+      await ranSince(before + 5); // the other proxy carries the load meanwhile
+      await p.process.restart();
+      await ranSince(succeeded.length + 5);
+    }
+  } finally {
+    stop = true;
+    await Promise.all(load);
   }
-  stop = true;
-  await Promise.all(load);
   phase('rolling restart done');
   // A client may see its connection end during a drain; nothing else.
   for (const e of errors) assert.match(e, /Connection terminated|connection error|ECONNREFUSED|ECONNRESET|57P01|shutting down|terminating connection/, e);

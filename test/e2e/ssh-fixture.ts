@@ -39,7 +39,7 @@ export interface SshEnv {
   events: AgateEvent[];
 }
 
-export interface SshProxyFixtureOptions {
+interface SshProxyFixtureOptions {
   /** The config holding the policy (and masking) the proxy runs under. */
   configYaml: string;
   /** The suite's name: the config's file name, the bus group, the proxy id and the scratch directory's prefix. */
@@ -113,7 +113,7 @@ async function start(into: Partial<SshEnv>, options: SshProxyFixtureOptions): Pr
     remoteIssuer({ issuer: into.issuer!.issuer, audience: 'agate', algorithms: options.algorithms ?? ['ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' }),
   ]);
   into.proxyOptions = {
-    bus: into.bus, verifier, resolveTarget: (n) => targets.get(n), proxyId: `e2e-${options.name}`, verdictTimeoutMs: options.verdictTimeoutMs, connectTimeoutMs: 5000,
+    bus: into.bus, verifier, resolveTarget: (n) => targets.get(n), proxyId: `e2e-${options.name}`, verdictTimeoutMs: options.verdictTimeoutMs, connectTimeoutMs: 15_000,
     logger: process.env.AGATE_TEST_LOG ? createLogger('debug') : silentLogger, audit: MaskSets.compile(config.masking, config.source).audit, hostKey: Buffer.from(generateHostKey()),
     maxConnections: 20, logins: loginGuard(config.logins, loginThrottle(config.logins)),
     ...(await options.proxy?.(into.dir)),
@@ -143,16 +143,14 @@ export async function sshdUserDir(sshd: SshServer, prefix: string): Promise<stri
   return dir;
 }
 
-/** OpenSSH client options for the proxy: a throwaway host key, the token as the one password try. */
-export const SSH_CLIENT_OPTIONS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
-  '-o', 'PreferredAuthentications=password,keyboard-interactive', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1'];
+export { SSH_CLIENT_OPTIONS } from './openssh-client.js';
 
 /**
  * The last Command `match` accepts, once its Response is recorded too, with its Verdict (if any);
- * fails after 15 s (a loaded 2-core machine).
+ * fails after 30 s (a loaded 2-core machine).
  */
 export async function recorded(env: SshEnv, match: (c: Command) => boolean): Promise<{ command: Command; verdict: Verdict | undefined; response: Response }> {
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + 30_000;
   for (;;) {
     const command = env.events.filter((e): e is Command => e.type === 'Command' && match(e)).at(-1);
     const response = command && env.events.find((e): e is Response => e.type === 'Response' && e.command_id === command.event_id);
@@ -171,12 +169,12 @@ export async function rawClient(env: SshEnv, sub = 'repo:acme/app:ref:refs/heads
   await new Promise<void>((resolve, reject) => {
     conn.once('ready', () => resolve()).once('error', reject);
     // strictVendor off: ssh2 sends the OpenSSH extensions (unix-socket forwards) only to a server it knows as OpenSSH.
-    conn.connect({ host: '127.0.0.1', port: env.port, username: 'box', password, readyTimeout: 10_000, strictVendor: false });
+    conn.connect({ host: '127.0.0.1', port: env.port, username: 'box', password, readyTimeout: 30_000, strictVendor: false });
   });
   return conn;
 }
 
-export interface RawResult {
+interface RawResult {
   /** The exit status; null when there was none (or the channel did not open). */
   code: number | null;
   stdout: string;
@@ -216,11 +214,11 @@ function collect(stream: ssh2.ClientChannel, resolve: (r: RawResult) => void): v
 }
 
 /** A shell channel on `conn` with a pty, typed into and read like a screen. */
-export interface RawShell {
+interface RawShell {
   stream: ssh2.ClientChannel;
   type: (s: string) => void;
   resize: (rows: number, cols: number) => void;
-  /** Waits until the output since the call matches `re`; fails after `timeoutMs` (15 s). */
+  /** Waits until the output since the call matches `re`; fails after `timeoutMs` (30 s). */
   until: (re: RegExp, timeoutMs?: number) => Promise<void>;
   screen: () => string;
   close: () => void;
@@ -240,7 +238,7 @@ export async function rawShell(conn: ssh2.Client, pty: ssh2.PseudoTtyOptions = {
     resize: (rows, cols) => void stream.setWindow(rows, cols, 0, 0),
     screen: () => screen,
     close: () => void stream.close(),
-    until: async (re, timeoutMs = 15_000) => {
+    until: async (re, timeoutMs = 30_000) => {
       const from = screen.length;
       const deadline = Date.now() + timeoutMs;
       while (!re.test(screen.slice(from))) {

@@ -3,11 +3,10 @@
 import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, rmSync } from 'node:fs';
 import { startSshd, type SshServer } from '../harness/sshd.js';
-import { startAgate, type AgateFixture } from './agate-fixture.js';
-import { sshTargetYaml } from './agate-process.js';
+import { startAgateWithSsh, type AgateFixture } from './agate-fixture.js';
+import { askpassEnv, sshArgs } from './openssh-client.js';
 
 const test = suite<{ sshd?: SshServer; agate?: AgateFixture }>('e2e/ssh: a held command waits for its approval');
 
@@ -18,29 +17,14 @@ test.after(async (ctx) => {
 
 test('the client is told the approval id on stderr; an approval runs the command', async (ctx) => {
   const sshd = (ctx.sshd = await startSshd());
-  const agate = (ctx.agate = await startAgate({
-    ssh: {
-      targetsYaml: sshTargetYaml(sshd),
-    },
-    policyYaml: `policy:
-  default: allow
-  rules:
-    - { id: touch-needs-approval, action: hold, match: { protocols: [ssh], shell: { commands: [touch] } }, approval: { timeout_s: 60 } }
-`,
-  }));
-  assert.ok(agate.ssh, `agate did not report an ssh address:\n${agate.logs()}`);
-  const api = /"query_api":"(http:\/\/[\d.]+:\d+)"/.exec(agate.logs())?.[1];
-  assert.ok(api, 'agate reports its query API');
+  const agate = (ctx.agate = await startAgateWithSsh(sshd, `    - { id: touch-needs-approval, action: hold, match: { protocols: [ssh], shell: { commands: [touch] } }, approval: { timeout_s: 60 } }
+`));
+  const api = agate.apiUrl;
   const token = await agate.oidc.mint({ sub: 'repo:acme/app:ref:refs/heads/main' }, { alg: 'ES256' });
-  const askpass = join(agate.dir, 'askpass.sh');
-  writeFileSync(askpass, `#!/bin/sh\necho '${token}'\n`, { mode: 0o700 });
   const marker = `/tmp/agate-held-${process.pid}`;
   rmSync(marker, { force: true });
 
-  const child = spawn('/usr/bin/ssh', [
-    '-p', String(agate.ssh!.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
-    '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', `box@${agate.ssh!.host}`, `touch ${marker} && echo released`,
-  ], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('/usr/bin/ssh', sshArgs(agate.ssh!.port, `box@${agate.ssh!.host}`, `touch ${marker} && echo released`), { env: askpassEnv(agate.dir, token), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

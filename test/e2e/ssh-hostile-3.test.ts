@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import type { Command, Response, Verdict } from '../../schemas/src/events.js';
+import type { Command, Response } from '../../schemas/src/events.js';
 import { run, type RunResult } from '../harness/proc.js';
 import { sshPolicy, SSH_CLIENT_OPTIONS, rawClient, rawShell, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
 

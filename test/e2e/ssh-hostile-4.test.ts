@@ -7,7 +7,7 @@ import { suite } from '../harness/suite.js';
 import * as assert from 'uvu/assert';
 import { createRequire } from 'node:module';
 import ssh2 from 'ssh2';
-import type { Command, Response, Verdict } from '../../schemas/src/events.js';
+import type { Command, Verdict } from '../../schemas/src/events.js';
 import { chmodSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';

@@ -11,7 +11,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { packageRoot } from '../../core/src/package-root.js';
-import type { Command, Response, SessionClosed, Verdict } from '../../schemas/src/events.js';
+import type { Command, SessionClosed, Verdict } from '../../schemas/src/events.js';
 import { run, type RunResult } from '../harness/proc.js';
 import { sshPolicy, SSH_CLIENT_OPTIONS, rawClient, rawExec, rawSubsystem, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv, recorded } from './ssh-fixture.js';
 

@@ -8,14 +8,14 @@ import type { AgateEvent, Command, Response } from '../../schemas/src/events.js'
 import { helperScript, shellCommand } from '../../services/ingress-proxy/src/ssh/capture/hook-script.js';
 
 /** One thing the target did, as the text Agate records for it (`uname -s`, `sftp write /p`, `shell`). */
-export interface SshdEntry {
+interface SshdEntry {
   text: string;
   /** The file it came from and, for sftp, the server's own line. */
   source: string;
 }
 
 /** A file the sftp server closed: what it read and wrote, for the Response of its open. */
-export interface SftpClose {
+interface SftpClose {
   text: string;
   read: number;
   written: number;
@@ -109,7 +109,7 @@ export function sshdRecord(dir: string): SshdRecord {
   return record;
 }
 
-export interface SshOracleReport {
+interface SshOracleReport {
   /** Entries accounted. */
   checked: number;
   /** Done by the target with no Command of its text recorded at all. */

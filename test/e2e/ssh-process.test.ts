@@ -10,8 +10,8 @@ import type { Command, Response, Verdict } from '../../schemas/src/events.js';
 import { packageRoot } from '../../core/src/package-root.js';
 import { run } from '../harness/proc.js';
 import { startSshd, type SshServer } from '../harness/sshd.js';
-import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
-import { sshTargetYaml } from './agate-process.js';
+import { startAgateWithSsh, waitForEvents, type AgateFixture } from './agate-fixture.js';
+import { askpassEnv, sshArgs } from './openssh-client.js';
 
 const test = suite<{ sshd?: SshServer; agate?: AgateFixture }>('e2e/agate start with the SSH proxy');
 
@@ -22,26 +22,13 @@ test.after(async (ctx) => {
 
 test('commands through the configured SSH proxy are decided by the configured policy and recorded', async (ctx) => {
   const sshd = (ctx.sshd = await startSshd());
-  const agate = (ctx.agate = await startAgate({
-    ssh: {
-      targetsYaml: sshTargetYaml(sshd),
-    },
-    policyYaml: `policy:
-  default: allow
-  rules:
-    - { id: no-curl, action: deny, message: no downloads on build machines, match: { protocols: [ssh], shell: { commands: [curl, wget] } } }
+  const agate = (ctx.agate = await startAgateWithSsh(sshd, `    - { id: no-curl, action: deny, message: no downloads on build machines, match: { protocols: [ssh], shell: { commands: [curl, wget] } } }
     - { id: typed-lines-best-effort, action: allow, match: { protocols: [ssh], ssh: { requests: [shell-line] } } }
-`,
-  }));
-  assert.ok(agate.ssh, `agate did not report an ssh address:\n${agate.logs()}`);
+`));
   // A compact token: the ssh client cuts passwords at 1023 bytes.
   const token = await agate.oidc.mint({ sub: 'repo:acme/app:ref:refs/heads/main' }, { alg: 'ES256' });
-  const askpass = join(agate.dir, 'askpass.sh');
-  writeFileSync(askpass, `#!/bin/sh\necho '${token}'\n`, { mode: 0o700 });
-  const ssh = (command: string) => run('/usr/bin/ssh', [
-    '-p', String(agate.ssh!.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
-    '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', `box@${agate.ssh!.host}`, command,
-  ], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, timeoutMs: 20_000 });
+  const env = askpassEnv(agate.dir, token);
+  const ssh = (command: string) => run('/usr/bin/ssh', sshArgs(agate.ssh!.port, `box@${agate.ssh!.host}`, command), { env, timeoutMs: 20_000 });
 
   const ok = await ssh('uname -s');
   assert.is(ok.code, 0, ok.stderr);
@@ -108,12 +95,8 @@ test('an interactive shell on a real pty through agate start replays with `agate
 test('SIGTERM drains the SSH proxy: a command in flight finishes and is recorded, an idle connection closes, new ones are refused', async (ctx) => {
   const { agate } = ctx as { agate: AgateFixture };
   const token = await agate.oidc.mint({ sub: 'repo:acme/app:ref:refs/heads/main' }, { alg: 'ES256' });
-  const askpass = join(agate.dir, 'askpass-drain.sh');
-  writeFileSync(askpass, `#!/bin/sh\necho '${token}'\n`, { mode: 0o700 });
-  const ssh = (...args: string[]) => run('/usr/bin/ssh', [
-    '-p', String(agate.ssh!.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR',
-    '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', ...args,
-  ], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, timeoutMs: 60_000 });
+  const env = askpassEnv(agate.dir, token);
+  const ssh = (...args: string[]) => run('/usr/bin/ssh', sshArgs(agate.ssh!.port, ...args), { env, timeoutMs: 60_000 });
   // The command waits for a file the test creates, so it is certainly running during the drain.
   const gate = `/tmp/agate-ssh-gate-${randomBytes(6).toString('hex')}`;
   const text = `while [ ! -e ${gate} ]; do sleep 0.1; done; echo drained-ok`;

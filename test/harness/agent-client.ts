@@ -1,7 +1,7 @@
 // node-postgres logged in to one of Agate's PostgreSQL listeners the way an agent does.
 import pg from 'pg';
 
-export interface AgentClientOptions {
+interface AgentClientOptions {
   port: number;
   /** The agent's OIDC token, sent as the password. */
   token: string;

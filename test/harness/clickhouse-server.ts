@@ -16,7 +16,7 @@ export interface ClickHouseServer {
 }
 
 /** With `tls`, the server also serves HTTPS with this certificate and key (PEM files) at `httpsUrl`. */
-export async function startClickHouseServer(readyTimeoutMs = 30_000, tls?: { cert: string; key: string }): Promise<ClickHouseServer> {
+export async function startClickHouseServer(readyTimeoutMs = 120_000, tls?: { cert: string; key: string }): Promise<ClickHouseServer> {
   await runInstaller('install-clickhouse.sh', { timeoutMs: 10 * 60_000, quiet: true });
   const dir = mkdtempSync(join(tmpdir(), 'agate-clickhouse-'));
   for (const d of ['data', 'tmp', 'user_files', 'format_schemas']) mkdirSync(join(dir, d));

@@ -19,7 +19,7 @@ import { startOidcIssuer, type OidcIssuer } from './oidc-issuer.js';
 import { findFreePort, startPostgres, type PostgresServer } from './postgres.js';
 import { startSchemaRegistry, type SchemaRegistryServer } from './schema-registry.js';
 
-export interface DistributedOptions {
+interface DistributedOptions {
   /** Partitions of the events topic: one hash chain each. */
   partitions: number;
   policies: number;
@@ -37,7 +37,7 @@ export interface DistributedOptions {
 }
 
 /** One `agate <role>` process with its ops port and config file. */
-export interface Member {
+interface Member {
   role: Role;
   instance: string;
   config: string;

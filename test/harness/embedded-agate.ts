@@ -19,7 +19,7 @@ export interface EmbeddedAgate {
   stop(): Promise<void>;
 }
 
-export interface EmbeddedAgateOptions {
+interface EmbeddedAgateOptions {
   /** Prefix of the temporary data directory. */
   prefix: string;
   /** The `policy:` section, YAML. */

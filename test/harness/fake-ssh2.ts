@@ -62,7 +62,7 @@ export class FakeConnection extends EventEmitter {
 }
 
 /** One call the code under test made on the upstream connection, and what it had seen by then. */
-export interface UpstreamCall {
+interface UpstreamCall {
   method: 'exec' | 'shell' | 'subsys' | 'sftp' | 'forwardOut' | 'forwardIn' | 'unforwardIn';
   args: unknown[];
 }
@@ -124,7 +124,7 @@ export class FakeReply {
 }
 
 /** The outcome of one authentication attempt. */
-export type AuthOutcome = { kind: 'pending' } | { kind: 'accepted' } | { kind: 'rejected'; methods: string[]; partial: boolean | undefined };
+type AuthOutcome = { kind: 'pending' } | { kind: 'accepted' } | { kind: 'rejected'; methods: string[]; partial: boolean | undefined };
 
 /** A password attempt: `outcome` says how the code under test answered it. */
 export function fakePasswordAttempt(username: string, password: string): { ctx: AuthContext; outcome: () => AuthOutcome; settled: Promise<void> } {

@@ -8,7 +8,7 @@ import { runInstaller } from './installer.js';
 import { run, type RunResult } from './proc.js';
 
 /** Builds helm when missing (minutes cold; progress on stderr); returns the bin directory. */
-export async function installHelm(): Promise<string> {
+async function installHelm(): Promise<string> {
   return runInstaller('install-helm.sh');
 }
 

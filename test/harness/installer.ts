@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../../core/src/package-root.js';
 import { describeFailure, run } from './proc.js';
 
-export interface InstallerOptions {
+interface InstallerOptions {
   /** Kill the script after this long (default: no limit). */
   timeoutMs?: number;
   /**

@@ -23,7 +23,7 @@ import { startKafka, type KafkaBroker } from './kafka.js';
  * the suites where partitions (one hash chain each) move between instances. The broker starts
  * with the first bus; `close` stops every bus, the broker and the store.
  */
-export interface KafkaLedgers {
+interface KafkaLedgers {
   /** The one store every ledger writes (unless a test hands a ledger a wrapper of it). */
   readonly store: EmbeddedStore;
   /** A bus on `topic` (3 partitions) in the group, as instance `instanceId`. */

@@ -1,7 +1,7 @@
 import { Consumer, stringDeserializer } from '@platformatic/kafka';
 
 /** One record of a topic as a test looks at it. */
-export interface TopicRecord {
+interface TopicRecord {
   key: string | undefined;
   value: Buffer;
   headers: Record<string, string>;

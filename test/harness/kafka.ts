@@ -64,7 +64,7 @@ export function kafkaClusterId(): string {
   }
 }
 
-export interface SecureListener {
+interface SecureListener {
   /** PEM files of the broker's certificate and its (unencrypted PKCS#8) key. */
   cert: string;
   key: string;

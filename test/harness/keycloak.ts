@@ -9,14 +9,14 @@ import { findFreePort } from './postgres.js';
 import { runInstaller } from './installer.js';
 import { unrefChild } from './proc.js';
 
-export interface KeycloakUser {
+interface KeycloakUser {
   username: string;
   password: string;
   /** Groups the user is in; the console client puts their names in the `groups` claim. */
   groups: string[];
 }
 
-export interface KeycloakRealm {
+interface KeycloakRealm {
   /** The realm's issuer URL (`<base>/realms/<name>`). */
   issuer: string;
   clientId: string;
@@ -26,7 +26,7 @@ export interface KeycloakRealm {
 }
 
 /** A SAML 2.0 service provider the realm trusts (the console's SAML sign-in). */
-export interface KeycloakSamlClient {
+interface KeycloakSamlClient {
   /** The SP's entity id (the AuthnRequest's Issuer). */
   entityId: string;
   /** Where the IdP posts the Response (HTTP-POST binding). */

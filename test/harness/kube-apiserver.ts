@@ -17,7 +17,7 @@ import { findFreePort } from './postgres.js';
 import { runInstaller } from './installer.js';
 import { describeFailure, run, type RunResult } from './proc.js';
 
-export interface KubeTlsPair {
+interface KubeTlsPair {
   caFile: string;
   caPem: string;
   /** A certificate signed by this CA for 127.0.0.1 / localhost (server and client usage). */
@@ -25,7 +25,7 @@ export interface KubeTlsPair {
   keyFile: string;
 }
 
-export interface KubeconfigOptions {
+interface KubeconfigOptions {
   /** Default: the API server's own URL. */
   server?: string;
   /** CA that verifies `server`. Default: the API server's CA. */
@@ -38,7 +38,7 @@ export interface KubeconfigOptions {
   path?: string;
 }
 
-export interface KubectlOptions {
+interface KubectlOptions {
   /** Default: the admin kubeconfig. */
   kubeconfig?: string;
   input?: string;
@@ -93,7 +93,7 @@ export interface KubeAuditEvent {
 }
 
 export interface StartKubeApiServerOptions {
-  /** Deadline for PKI, etcd and /readyz once binaries are cached. Default 90 000 ms. */
+  /** Deadline for PKI, etcd and /readyz once binaries are cached. Default 180 000 ms (a loaded CI machine). */
   readyTimeoutMs?: number;
   /**
    * Turns on the API server's own audit log (every request at Metadata level, one JSON event per
@@ -111,14 +111,14 @@ export interface StartKubeApiServerOptions {
 const HOST = '127.0.0.1';
 
 /** Builds the binaries when missing (10-25 min cold; progress goes to stderr), returns the bin dir. */
-export async function installKube(): Promise<string> {
+async function installKube(): Promise<string> {
   return runInstaller('install-kube.sh', { timeoutMs: 45 * 60_000 });
 }
 
 export async function startKubeApiServer(opts: StartKubeApiServerOptions = {}): Promise<KubeApiServer> {
   const bin = await installKube();
   const version = (await readFile(join(bin, '.complete'), 'utf8')).split(' ')[0]!.trim();
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 90_000);
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 180_000);
   const dir = await mkdtemp(join(tmpdir(), 'agate-kube-'));
   const children: ChildProcess[] = [];
   let output = '';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../../core/src/package-root.js';
 import { run } from './proc.js';
 
-export interface OcsfVerdict {
+interface OcsfVerdict {
   index: number;
   class_uid: number;
   errors: string[];
@@ -22,7 +22,7 @@ function validatorPython(): Promise<string> {
 }
 
 /** One verdict per event, in order; `errors` is empty for a valid event. */
-export async function validateOcsf(events: readonly object[]): Promise<OcsfVerdict[]> {
+async function validateOcsf(events: readonly object[]): Promise<OcsfVerdict[]> {
   const py = await validatorPython();
   const r = await run(py, [join(packageRoot(), 'test/harness/ocsf-validate.py')], { input: events.map((e) => JSON.stringify(e)).join('\n') + '\n', timeoutMs: 120_000 });
   if (r.code !== 0) throw new Error(`the OCSF validator failed (${r.code}): ${r.stderr}`);

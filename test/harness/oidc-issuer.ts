@@ -6,14 +6,14 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 
-export type SigningAlg = 'RS256' | 'ES256';
+type SigningAlg = 'RS256' | 'ES256';
 
-export interface StartOidcIssuerOptions {
+interface StartOidcIssuerOptions {
   /** Default `aud` of minted tokens. Default 'agate'. */
   audience?: string;
 }
 
-export interface MintOptions {
+interface MintOptions {
   alg?: SigningAlg;
   /** Seconds from now (negative = already expired), or a jose time span like '5m' / '-1h'. Default 300 s. */
   expiresIn?: number | string;

@@ -33,7 +33,7 @@ export interface Collector {
 }
 
 /** Builds the collector when missing (minutes cold; progress on stderr); returns the bin directory. */
-export async function installCollector(): Promise<string> {
+async function installCollector(): Promise<string> {
   return runInstaller('install-otelcol.sh');
 }
 
@@ -80,7 +80,7 @@ export async function startCollector(opts: { readyTimeoutMs?: number } = {}): Pr
   };
   process.once('exit', () => child.kill('SIGKILL'));
   try {
-    await waitForOutput(child, () => output, 'Everything is ready', opts.readyTimeoutMs ?? 30_000);
+    await waitForOutput(child, () => output, 'Everything is ready', opts.readyTimeoutMs ?? 120_000);
   } catch (err) {
     await stop();
     throw err;
@@ -119,7 +119,7 @@ function waitForOutput(child: ChildProcess, output: () => string, marker: string
  * resource's attributes (service.name), then `Span #n` blocks of `Key : value` lines and an
  * `Attributes:` list of `-> key: Type(value)` lines.
  */
-export function parseDebugSpans(output: string): ReceivedSpan[] {
+function parseDebugSpans(output: string): ReceivedSpan[] {
   const out: ReceivedSpan[] = [];
   let service = '';
   let span: ReceivedSpan | undefined;

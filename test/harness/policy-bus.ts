@@ -8,7 +8,7 @@ import { silentLogger } from '../../core/src/log.js';
 import type { AgateEvent } from '../../schemas/src/events.js';
 import { CompiledPolicy, loadParsers } from '../../services/policy/src/engine.js';
 import { PolicyService } from '../../services/policy/src/service.js';
-import { until } from './until.js';
+import { eventsSeen, until } from './until.js';
 
 /**
  * A real in-process bus (LocalBus in a temporary directory) with the real policy service
@@ -41,8 +41,8 @@ export class PolicyBus {
   }
 
   /** Waits until `pick` finds something among the events seen (up to `timeoutMs`). */
-  async waitFor<T>(pick: (events: AgateEvent[]) => T | undefined, timeoutMs = 3_000): Promise<T> {
-    return until('the awaited event to be published', () => pick(this.events), { timeoutMs, everyMs: 10 });
+  async waitFor<T>(pick: (events: AgateEvent[]) => T | undefined, timeoutMs = 15_000): Promise<T> {
+    return until(() => `the awaited event to be published (${eventsSeen(this.events)})`, () => pick(this.events), { timeoutMs, everyMs: 10 });
   }
 
   async stop(): Promise<void> {

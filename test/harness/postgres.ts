@@ -17,15 +17,15 @@ export const DEFAULT_PG_BIN = '/usr/lib/postgresql/15/bin';
 
 export type PgUserKey = 'scram' | 'md5' | 'plain' | 'trust';
 
-export interface PgCredentials {
+interface PgCredentials {
   user: string;
   password: string;
 }
 
-export interface StartPostgresOptions {
+interface StartPostgresOptions {
   /** Directory holding initdb/pg_ctl/postgres/psql. Default: $AGATE_PG_BIN or DEFAULT_PG_BIN. */
   binDir?: string;
-  /** Deadline for initdb + startup + role setup. Default 30 000 ms. */
+  /** Deadline for initdb + startup + role setup. Default 120 000 ms (a loaded CI machine). */
   readyTimeoutMs?: number;
   /** Parent of the per-server temp dir. Default: os.tmpdir(). */
   baseDir?: string;
@@ -80,7 +80,7 @@ export function findFreePort(): Promise<number> {
 
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PostgresServer> {
   const bin = opts.binDir ?? process.env.AGATE_PG_BIN ?? DEFAULT_PG_BIN;
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 120_000);
   for (const tool of ['initdb', 'pg_ctl', 'postgres', 'psql']) {
     if (!existsSync(join(bin, tool))) {
       throw new Error(`PostgreSQL binary ${join(bin, tool)} not found; run test/harness/install-postgres.sh first`);

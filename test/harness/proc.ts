@@ -3,7 +3,7 @@
 // can build error messages that say what actually failed.
 import { spawn, type ChildProcess } from 'node:child_process';
 
-export interface RunOptions {
+interface RunOptions {
   input?: string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;

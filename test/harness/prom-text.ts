@@ -4,7 +4,7 @@
  * malformed name, label or value, a duplicate series, a HELP or TYPE given twice, a histogram
  * whose buckets shrink, lack `+Inf`, or disagree with `_count`. Returns the samples it read.
  */
-export interface Sample {
+interface Sample {
   name: string;
   labels: Record<string, string>;
   value: number;

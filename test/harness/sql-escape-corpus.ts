@@ -4,7 +4,7 @@
  * engine's own tables, plus the clause tricks (INFILE/OUTFILE, FORMAT, SETTINGS in a subquery).
  * `names` is what the refusal must name. Used through the library, the HTTP API and the CLI.
  */
-export interface EscapeAttempt {
+interface EscapeAttempt {
   family: string;
   sql: string;
   names: string;

@@ -28,14 +28,14 @@ export const APP: Identity = { issuer: 'https://issuer.test', subject: 'repo:acm
 export const TUNNELER: Identity = { issuer: 'https://issuer.test', subject: 'repo:acme/tunnel:ref:refs/heads/main', claims: {} };
 
 /** Generous: the first shell parse of a fresh policy engine can take seconds on a busy machine. */
-export const VERDICT_TIMEOUT_MS = 30_000;
+const VERDICT_TIMEOUT_MS = 30_000;
 
 /** The audit masker of SSH_UNIT_POLICY (it masks JWTs). */
 export function auditMasker(): Masker {
   return new Masker('default', parseConfig(SSH_UNIT_POLICY, 'ssh-unit.yaml').masking.sets.default!);
 }
 
-export interface GateOptions {
+interface GateOptions {
   maxChannels?: number;
   /** Replaces pb's own bus for the decisions (see `notingBus`). */
   bus?: Bus;

@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import { describeFailure, run } from './proc.js';
 import { findFreePort } from './postgres.js';
 
-export const SSHD = '/usr/sbin/sshd';
-export const SSH_TEST_USER = 'agate_ssh';
+const SSHD = '/usr/sbin/sshd';
+const SSH_TEST_USER = 'agate_ssh';
 
 export interface SshServer {
   host: '127.0.0.1';
@@ -34,8 +34,8 @@ export interface SshServer {
   stop(): Promise<void>;
 }
 
-export interface StartSshdOptions {
-  /** Deadline for key generation and startup. Default 15 000 ms. */
+interface StartSshdOptions {
+  /** Deadline for key generation and startup. Default 60 000 ms (a loaded CI machine). */
   readyTimeoutMs?: number;
   /**
    * Notes, before running it, every request sshd is asked to run (a ForceCommand wrapper: `exec-*`
@@ -50,7 +50,7 @@ const SFTP_SERVER = '/usr/lib/openssh/sftp-server';
 
 export async function startSshd(opts: StartSshdOptions = {}): Promise<SshServer> {
   if (!existsSync(SSHD)) throw new Error(`${SSHD} not found; run test/harness/install-sshd.sh first`);
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 15_000);
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
   await ensureUser(SSH_TEST_USER);
   // Privilege separation needs this directory; Debian's init script would normally create it.
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });

@@ -12,7 +12,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { channelFrame, wsFrame } from './ws-frame.js';
 
-export interface StubExec {
+interface StubExec {
   path: string;
   command: string[];
   protocol: string;

@@ -19,7 +19,7 @@ type Context = Record<string, any>;
 type Hook = 'before' | 'after.each';
 
 /** A hook threw; the test it failed is named by uvu beside this error. */
-export class HookFailed extends Error {
+class HookFailed extends Error {
   constructor(hook: Hook, cause: unknown, inFull: boolean) {
     const text = describe(cause);
     const line = text.split('\n')[0];

@@ -1,6 +1,6 @@
 import { suite } from './suite.js';
 import * as assert from 'uvu/assert';
-import { until, untilTrue } from './until.js';
+import { eventsSeen, until, untilTrue } from './until.js';
 
 const test = suite('harness/until');
 
@@ -32,6 +32,12 @@ test('untilTrue waits for a yes', async () => {
   await untilTrue('the third try', async () => ++n === 3, { timeoutMs: 1000, everyMs: 1 });
   assert.is(n, 3);
   assert.is(await failure(untilTrue('never', () => false, { timeoutMs: 20, everyMs: 5 })), 'timed out after 20 ms waiting for never');
+});
+
+test('eventsSeen names how many events a wait saw and the last few, with their text', () => {
+  assert.is(eventsSeen([]), '0 recorded');
+  const events = [{ type: 'SessionOpened' }, { type: 'Command', text: 'SELECT 1' }, { type: 'Verdict' }];
+  assert.is(eventsSeen(events, 2), '3 recorded; the last: Command "SELECT 1", Verdict');
 });
 
 test.run();

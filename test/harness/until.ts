@@ -41,3 +41,9 @@ export async function until<T>(what: string | (() => string), probe: () => T | u
 export async function untilTrue(what: string | (() => string), ok: () => boolean | Promise<boolean>, options: number | UntilOptions = {}): Promise<void> {
   await until(what, async () => ((await ok()) ? true : undefined), options);
 }
+
+/** What a wait over recorded events had seen when it gave up: how many, and the last few by type. */
+export function eventsSeen(events: readonly { type: string; text?: string | null }[], last = 8): string {
+  const tail = events.slice(-last).map((e) => (typeof e.text === 'string' ? `${e.type} ${JSON.stringify(e.text.slice(0, 60))}` : e.type));
+  return `${events.length} recorded${tail.length === 0 ? '' : `; the last: ${tail.join(', ')}`}`;
+}

@@ -2,7 +2,7 @@
 // raw clients' hostile frames. Written apart from Agate's reader so the two check each other.
 import { randomBytes } from 'node:crypto';
 
-export interface FrameOptions {
+interface FrameOptions {
   fin?: boolean;
   /** Client frames are masked; server frames are not. */
   mask?: boolean;

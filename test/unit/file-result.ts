@@ -4,7 +4,7 @@
  * bash.
  */
 
-export interface FileCounts { passed: number; total: number }
+interface FileCounts { passed: number; total: number }
 
 /** The file's passed and total tests, summed over every summary in its output (colours stripped). */
 export function countsOf(output: string): FileCounts {

@@ -26,10 +26,10 @@ export const SERVICE_MODULES: readonly string[] = [
 ];
 
 /** Packages that start a heavy engine in the test process (chdb loads ClickHouse, ~550 MB). */
-export const SERVICE_PACKAGES: readonly string[] = ['chdb'];
+const SERVICE_PACKAGES: readonly string[] = ['chdb'];
 
 /** What a compiled module imports: absolute paths of relative imports, bare names of packages. */
-export function importsOf(file: string): string[] {
+function importsOf(file: string): string[] {
   // TypeScript's pre-processor finds static, re-exported and literal dynamic imports, and not the
   // word "import" inside a string or a comment.
   const { importedFiles } = ts.preProcessFile(readFileSync(file, 'utf8'), true, true);

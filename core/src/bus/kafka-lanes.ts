@@ -15,7 +15,7 @@ export interface Message {
   headers: Record<string, string>;
 }
 
-export interface TopicMessages {
+interface TopicMessages {
   topic: string;
   messages: Message[];
 }

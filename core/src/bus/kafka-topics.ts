@@ -2,7 +2,7 @@ import { ConfigResourceTypes, type Admin } from '@platformatic/kafka';
 import { waitForLeaders } from './kafka-client.js';
 
 /** What a topic Agate uses must look like. */
-export interface TopicSpec {
+interface TopicSpec {
   topic: string;
   partitions: number;
   replicationFactor: number;
@@ -10,7 +10,7 @@ export interface TopicSpec {
   configs: Record<string, string>;
 }
 
-export interface TopicSettings {
+interface TopicSettings {
   eventsTopic: string;
   verdictsTopic: string;
   partitions: number;

@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventCodec, freezeEvent } from '../../../schemas/src/codec.js';
-import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
+import type { AgateEvent, Command } from '../../../schemas/src/events.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Backoff, pause } from '../retry.js';
@@ -11,7 +11,7 @@ import { LocalLog } from './local-log.js';
 import { peekOffsetFile, readOffsetFile, writeOffsetFile } from './offset-file.js';
 import { FRAME_HEADER } from './log-frame.js';
 
-export interface LocalBusOptions {
+interface LocalBusOptions {
   /** Directory for the event log and the consumer groups' committed positions. */
   dir: string;
   /** fdatasync every append (write-ahead); only tests of throughput turn this off. */

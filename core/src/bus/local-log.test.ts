@@ -185,7 +185,7 @@ log('reads records across read blocks, and records larger than a block', async (
 });
 
 log('a record that is not urgent is committed with the next urgent one, or on its own soon after', async () => {
-  const { dir, path } = fresh();
+  const { dir } = fresh();
   const l = new LocalLog(dir, { fsync: true });
   const lazy = l.append([record(1)], false);
   const urgent = l.append([record(2)]);

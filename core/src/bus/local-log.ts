@@ -7,14 +7,12 @@ import type { Logger } from '../log.js';
 import { decodeSeal, encodeSeal, FILE_HEADER, frameHeader, MAX_RECORD, segmentBase, segmentName, type Seal } from './log-frame.js';
 import { LogSegment, type LogRecord } from './log-segment.js';
 
-export type { LogRecord } from './log-segment.js';
-
 /** How long a record appended with `urgent: false` may wait for a commit to join. */
 const LAZY_MS = 2;
 /** Default largest segment: a start scans at most this much (the last segment): 171 ms for 40 MiB measured on a busy 2-core machine. */
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 
-export interface LocalLogOptions {
+interface LocalLogOptions {
   fsync: boolean;
   /** Told what a crashed log's recovery cut (a torn record, bytes written past the end), and what retention deleted. */
   logger?: Logger;
@@ -48,7 +46,7 @@ interface Commit {
 }
 
 /** What the log holds, per segment (for retention's log lines, tests and benchmarks). */
-export interface SegmentInfo {
+interface SegmentInfo {
   base: number;
   end: number;
   /** When it was sealed (ms since the epoch); undefined for the segment appended to. */

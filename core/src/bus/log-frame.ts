@@ -22,8 +22,8 @@ import { crc32c } from './crc32c.js';
  * segment, the one a crash can have torn.
  */
 
-export const LOG_MAGIC = Buffer.from('agatelog', 'latin1');
-export const LOG_VERSION = 1;
+const LOG_MAGIC = Buffer.from('agatelog', 'latin1');
+const LOG_VERSION = 1;
 export const FILE_HEADER = 16;
 export const FRAME_HEADER = 8;
 export const MAX_RECORD = 16 * 1024 * 1024;
@@ -36,7 +36,7 @@ export function fileHeader(): Buffer {
   return h;
 }
 
-export type HeaderCheck = { kind: 'ok' } | { kind: 'empty' } | { kind: 'old-format' } | { kind: 'unknown'; why: string };
+type HeaderCheck = { kind: 'ok' } | { kind: 'empty' } | { kind: 'old-format' } | { kind: 'unknown'; why: string };
 
 /** What the first bytes of a log file are: this format, nothing yet (all zeros or a torn header), or something else. */
 export function checkFileHeader(bytes: Buffer): HeaderCheck {
@@ -55,8 +55,8 @@ export function checkFileHeader(bytes: Buffer): HeaderCheck {
   return { kind: 'old-format' };
 }
 
-export const SEAL_MAGIC = Buffer.from('agateseg', 'latin1');
-export const SEAL_SIZE = 48;
+const SEAL_MAGIC = Buffer.from('agateseg', 'latin1');
+const SEAL_SIZE = 48;
 
 /** What a seal says about its segment: offsets are log-wide. */
 export interface Seal {

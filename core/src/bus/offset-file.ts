@@ -17,7 +17,7 @@ const invalid = (file: string, group: string, why: string) => new AgateError(
 );
 
 /** What the offset is checked against: the log's records. */
-export interface OffsetBounds {
+interface OffsetBounds {
   /** Where the first record starts. */
   start: number;
   /** The end of the records. */

@@ -22,7 +22,7 @@ function unreachable(err: unknown): boolean {
 }
 
 /** How Agate reaches a registry that asks clients to authenticate or serves TLS. */
-export interface RegistryAccess {
+interface RegistryAccess {
   basic?: { username: string; password: string };
   token?: string;
   tls?: ConnectionOptions;

@@ -8,9 +8,9 @@ import type { AgateEvent, EventType } from '../../../schemas/src/events.js';
  * its one verdict consumer. So a proxy never fetches the whole events topic (every Command and
  * Response) to find these. The embedded bus has one log and no such copy.
  */
-export const REPLY_EVENT_TYPES = ['Verdict', 'SessionTerminationRequested'] as const satisfies readonly EventType[];
+const REPLY_EVENT_TYPES = ['Verdict', 'SessionTerminationRequested'] as const satisfies readonly EventType[];
 
-export type ReplyEventType = (typeof REPLY_EVENT_TYPES)[number];
+type ReplyEventType = (typeof REPLY_EVENT_TYPES)[number];
 
 export function isReplyEventType(type: string): type is ReplyEventType {
   return (REPLY_EVENT_TYPES as readonly string[]).includes(type);

@@ -36,7 +36,7 @@ export async function devTrustedIssuer(dataDir: string, audience: string): Promi
   return localIssuer(DEV_ISSUER, audience, [key.public], [ALG]);
 }
 
-export interface DevTokenOptions {
+interface DevTokenOptions {
   subject: string;
   audience: string;
   ttlSeconds: number;

@@ -16,7 +16,7 @@ export interface TrustedIssuer {
 }
 
 /** What can be read from a token without trusting it: for the audit record of a refusal. */
-export interface UnverifiedClaims {
+interface UnverifiedClaims {
   issuer: string | null;
   subject: string | null;
 }
@@ -137,7 +137,7 @@ function translateJoseError(err: unknown): AuthenticationError {
 }
 
 /** After the issuer's discovery or key set failed, tokens are refused at once for this long rather than asking it again. */
-export const KEY_SET_RETRY_MS = 10_000;
+const KEY_SET_RETRY_MS = 10_000;
 
 /** The issuer's key set could not be had (discovery or JWKS: network, status, not JSON, not a key set): no fault of the token. */
 class KeySetUnavailable extends Error {}

@@ -3,7 +3,7 @@ import type { LoginThrottle } from './throttle.js';
 /** Why a connection was closed before it logged in. */
 export type Abandoned = 'timeout' | 'evicted';
 
-export interface PendingOptions {
+interface PendingOptions {
   /** A connection must log in within this time (PostgreSQL's `authentication_timeout`). */
   timeoutMs: number;
   /** Connections of one listener still logging in; past it one of them is closed to make room. */

@@ -1,4 +1,4 @@
-export interface ThrottleOptions {
+interface ThrottleOptions {
   /** Failed logins from one address within `windowMs` that start a block; 0 turns throttling off. */
   maxFailures: number;
   windowMs: number;
@@ -8,7 +8,7 @@ export interface ThrottleOptions {
 }
 
 /** What a listener does with a new login attempt from an address. */
-export type ThrottleCheck =
+type ThrottleCheck =
   | { kind: 'open' }
   /** `record`: true for the first refusal of this block only, so a flood adds one record per block. */
   | { kind: 'blocked'; retryAfterMs: number; record: boolean; failures: number; blockMs: number };

@@ -60,7 +60,7 @@ class SeriesTable<S> {
 }
 
 /** One label set's counter. */
-export interface CounterSeries {
+interface CounterSeries {
   value: number;
 }
 

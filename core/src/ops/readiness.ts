@@ -15,12 +15,12 @@
  * readiness.set('ledger.append', { ready: false, reason: 'the store is behind the checkpoint' });
  * readiness.set('ledger.append', READY);
  */
-export type ComponentState = { ready: true } | { ready: false; reason: string };
-export type Probe = () => Promise<ComponentState>;
+type ComponentState = { ready: true } | { ready: false; reason: string };
+type Probe = () => Promise<ComponentState>;
 
 export const READY: ComponentState = Object.freeze({ ready: true });
 
-export interface ReadinessReport {
+interface ReadinessReport {
   ready: boolean;
   components: Record<string, ComponentState>;
 }

@@ -36,7 +36,7 @@ export interface ShellCommand {
   downloaded: boolean;
 }
 
-export type ShellAnalysis = { ok: true; commands: ShellCommand[]; programs: string[] } | { ok: false; error: string };
+type ShellAnalysis = { ok: true; commands: ShellCommand[]; programs: string[] } | { ok: false; error: string };
 
 /** Where a command's standard input comes from, as far as the line says. */
 type Stdin = 'inherited' | 'pipe' | 'download' | 'heredoc' | 'file';

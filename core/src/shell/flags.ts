@@ -29,7 +29,7 @@ const TABLES: Record<string, FlagTable> = {
   find: { long: {}, words: true },
 };
 
-export interface ParsedArgs {
+interface ParsedArgs {
   /** Canonical flags, each once. */
   flags: string[];
   /** The other arguments: operands, in order. */

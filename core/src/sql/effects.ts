@@ -50,7 +50,7 @@ export const GUARDED_EFFECTS: readonly SqlEffect[] = ['dynamic', 'opaque', 'unkn
 
 /** Every parse-node name of a statement that libpg-query's type definitions know. */
 type NodeName = Node extends infer N ? (N extends Record<infer K, unknown> ? K & string : never) : never;
-export type StatementNodeName = Extract<NodeName, `${string}Stmt`>;
+type StatementNodeName = Extract<NodeName, `${string}Stmt`>;
 
 /**
  * The effects of each statement node on its own (nested statements add theirs). `Record` over

@@ -15,7 +15,7 @@ import { doBlockFunction, plpgsqlPieces, UnreadableCode } from './plpgsql.js';
 export const EVERY_TABLE = '*';
 
 /** A relation a statement names, and whether it reads it or changes it. */
-export interface TableRef {
+interface TableRef {
   /** The relation's name, or {@link EVERY_TABLE}. */
   name: string;
   /** `schema.name` when the statement qualifies it. */
@@ -60,7 +60,7 @@ export interface SqlFacts {
   codeSettings: ReadonlySet<string>;
 }
 
-export type SqlFactsResult = { ok: true; facts: SqlFacts } | { ok: false; error: string };
+type SqlFactsResult = { ok: true; facts: SqlFacts } | { ok: false; error: string };
 
 type Obj = Record<string, unknown>;
 

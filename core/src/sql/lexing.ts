@@ -47,7 +47,7 @@ function isTrue(value: string): boolean {
   return 'true'.startsWith(v) || 'yes'.startsWith(v) || v === 'on' || v === '1';
 }
 
-export type SettingCheck = { ok: true } | { ok: false; reason: string };
+type SettingCheck = { ok: true } | { ok: false; reason: string };
 
 /**
  * Whether setting `name` to `value` keeps SQL lexing as Agate reads it. Settings that do not

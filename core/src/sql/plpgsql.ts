@@ -1,7 +1,7 @@
 import { parsePlPgSQLSync, scanSync } from 'libpg-query';
 
 /** One piece of SQL that PL/pgSQL code runs, as PostgreSQL's PL/pgSQL parser splits it. */
-export type CodePiece =
+type CodePiece =
   /** A statement the code runs as written (`DELETE FROM t`, `PERFORM f()` as `SELECT f()`). */
   | { kind: 'statement'; text: string }
   /** An expression (conditions, assignments, RAISE arguments); PostgreSQL runs it as `SELECT <text>`. */

@@ -33,7 +33,7 @@ let store: ClickHouseStore;
 let ca: TestCa;
 const ready = (async () => {
   ca = await makeTestCa(mkdtempSync(join(tmpdir(), 'agate-ch-tls-')));
-  server = await startClickHouseServer(30_000, ca.server);
+  server = await startClickHouseServer(undefined, ca.server);
   store = new ClickHouseStore({ url: server.url, username: 'default', password: '' });
 })();
 real.after(async () => {

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { AgateError, ErrorCode } from '../errors.js';
 import type { InsertOptions, Store } from './store.js';
 
-export interface ClickHouseStoreOptions {
+interface ClickHouseStoreOptions {
   url: string;
   username: string;
   password: string;

@@ -16,7 +16,7 @@ import type { Store } from './store.js';
 /** How rows of one table spread over shards: a ClickHouse expression over its columns. */
 export type ShardingKeys = Readonly<Record<string, string>>;
 
-export interface ClusterDdlOptions {
+interface ClusterDdlOptions {
   /** The cluster's name in the servers' `remote_servers`. */
   cluster: string;
   /** Sharding key per table name (without database); every MergeTree table needs one. */

@@ -7,7 +7,7 @@ import type { AgateEvent } from '../../../schemas/src/events.js';
  * Command, Verdict and Response events and reads it from clients (a Kubernetes request's
  * `traceparent` header), so a value it cannot vouch for is dropped here, never carried on.
  */
-export interface TraceParent {
+interface TraceParent {
   traceId: string;
   spanId: string;
   /** Bit 0: the caller sampled (recorded) its span. */

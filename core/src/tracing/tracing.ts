@@ -30,7 +30,7 @@ export interface TraceSpan {
   end(error?: unknown): void;
 }
 
-export interface OtlpTracingOptions {
+interface OtlpTracingOptions {
   /** OTLP/HTTP base URL, e.g. `http://collector:4318` (`/v1/traces` is appended). */
   endpoint: string;
   /** `service.name` of the spans' resource. */
@@ -48,7 +48,7 @@ const KINDS = { server: SpanKind.SERVER, consumer: SpanKind.CONSUMER, internal: 
  * its ids and attributes; the batch processor drops spans rather than queue without bound when
  * the collector is away (its queue holds 2,048), and an export failure never reaches a command.
  */
-export function otlpTracing(options: OtlpTracingOptions): Tracing {
+function otlpTracing(options: OtlpTracingOptions): Tracing {
   const exporter = new OTLPTraceExporter({ url: `${options.endpoint.replace(/\/+$/, '')}/v1/traces`, headers: { ...options.headers } });
   return sdkTracing(new BatchSpanProcessor({ exporter, scheduledDelayMillis: 1_000 }), { 'service.name': options.serviceName, 'service.instance.id': options.instanceId });
 }

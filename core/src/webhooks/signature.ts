@@ -17,7 +17,7 @@ export function signWebhook(secret: string, body: string, timestampS: number): s
   return `t=${timestampS},v1=${mac(secret, timestampS, body)}`;
 }
 
-export type WebhookVerification = { ok: true; timestamp: number } | { ok: false; reason: 'malformed' | 'too_old' | 'mismatch' };
+type WebhookVerification = { ok: true; timestamp: number } | { ok: false; reason: 'malformed' | 'too_old' | 'mismatch' };
 
 /**
  * Checks an `Agate-Signature` header against the raw request body (the exact bytes received,

@@ -3,7 +3,7 @@ import type { TraceSpan, Tracing } from '../../../core/src/tracing/tracing.js';
 import type { AgateEvent, Command } from '../../../schemas/src/events.js';
 
 /** Spans of commands still waiting for their Response; past this, the oldest is ended as is. */
-export const MAX_OPEN_SPANS = 10_000;
+const MAX_OPEN_SPANS = 10_000;
 
 /**
  * The proxies' side of tracing, in one place for every protocol: wraps the bus so that each

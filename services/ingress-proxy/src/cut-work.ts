@@ -11,7 +11,7 @@ import type { AgateEvent, Decision, Response, SessionClosed } from '../../../sch
 /** The reason recorded on a session a crash cut. */
 export const CUT_SESSION_REASON = 'Agate stopped: the session was cut when the process ended (recorded at the next start)';
 
-export interface CutWorkSnapshot {
+interface CutWorkSnapshot {
   sessions: [string, { opened: number; last: number; commands: number; open: [string, Decision | null][] }][];
 }
 

@@ -20,7 +20,7 @@ export type Decided =
   | { kind: 'deadline'; reason: string }
   | { kind: 'denied'; verdict: Verdict };
 
-export interface DecideDeps {
+interface DecideDeps {
   bus: Bus;
   verdictTimeoutMs: number;
   /** The session's events: the deadline's Verdict and an unrecordable command are queued there. */
@@ -74,7 +74,7 @@ export async function decide(command: Command, deps: DecideDeps, options: { onHo
 export const UNASKED_RULE = 'agate.refused-unasked';
 
 /** The policy revision a verdict given by a built-in rule names. */
-export const BUILTIN_REVISION = 'builtin';
+const BUILTIN_REVISION = 'builtin';
 
 /**
  * Decides `command` here, by the built-in rule `rule`, without asking policy: marks the command

@@ -11,7 +11,7 @@ export interface DrainableSession {
 const POLL_MS = 20;
 
 // The same words as an immediate shutdown: clients and log searches already know them.
-export const DRAIN_REASON = 'Agate is shutting down';
+const DRAIN_REASON = 'Agate is shutting down';
 
 /**
  * The session half of a graceful stop, once the listener no longer accepts: each session is

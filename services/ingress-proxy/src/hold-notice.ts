@@ -1,7 +1,7 @@
 import { nowMicros, type Verdict } from '../../../schemas/src/events.js';
 
 /** What every proxy tells a client whose command waits for approval, before its own framing. */
-export interface HoldNotice {
+interface HoldNotice {
   /** `Agate is holding this statement for approval <id> (rule <rule>): <reason>` */
   headline: string;
   /** Seconds until the hold expires and the command is refused. */

@@ -8,7 +8,7 @@ export interface LiveSession {
 }
 
 /** A proxy server's live sessions by id. */
-export interface SessionHolder {
+interface SessionHolder {
   find(sessionId: string): LiveSession | undefined;
 }
 
@@ -17,7 +17,7 @@ export function terminationReason(by: { issuer: string; subject: string }, reaso
   return `terminated by administrator ${by.subject} (${by.issuer}): ${reason}`;
 }
 
-export type TerminateOutcome = { kind: 'terminated'; reason: string } | { kind: 'not-found' } | { kind: 'timeout'; reason: string };
+type TerminateOutcome = { kind: 'terminated'; reason: string } | { kind: 'not-found' } | { kind: 'timeout'; reason: string };
 
 /**
  * The live sessions of the proxies in this process, for the query API's terminate route. A

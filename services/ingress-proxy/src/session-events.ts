@@ -5,7 +5,7 @@ import { Backoff, pause } from '../../../core/src/retry.js';
 import { randomUUID } from 'node:crypto';
 import { nowMicros, type AgateEvent, type Command, type Verdict } from '../../../schemas/src/events.js';
 
-export interface RetryPolicy {
+interface RetryPolicy {
   /** The first backoff step (core/src/retry.ts); doubled after each retry, up to maxDelayMs. */
   firstDelayMs: number;
   maxDelayMs: number;
@@ -18,7 +18,7 @@ export interface RetryPolicy {
  * new statement (its commands cannot be recorded, so they are refused), so only events already
  * in hand wait: the responses of statements that ran and the session's close.
  */
-export const DEFAULT_RETRY: RetryPolicy = { firstDelayMs: 100, maxDelayMs: 5_000, giveUpAfterMs: 15 * 60_000 };
+const DEFAULT_RETRY: RetryPolicy = { firstDelayMs: 100, maxDelayMs: 5_000, giveUpAfterMs: 15 * 60_000 };
 
 /**
  * How far past the verdict deadline a refused command is queued again: policy compares the

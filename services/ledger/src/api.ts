@@ -4,7 +4,7 @@ import { proveConsistency, proveInclusion, latestCheckpoint, listCheckpoints } f
 import { listChains } from './verify.js';
 
 /** A query-API route served by the ledger: path (with :params) and handler. */
-export interface LedgerRoute {
+interface LedgerRoute {
   path: string;
   handler: (params: Record<string, string>, query: URLSearchParams) => Promise<unknown>;
 }

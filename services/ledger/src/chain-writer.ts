@@ -16,7 +16,7 @@ import { tsvBytes, tsvText } from './tsv.js';
 import { RowBinaryWriter } from '../../../core/src/store/row-binary.js';
 
 /** A chain's writer works with the bus, store, codec, logger and signer of the ledger that runs it. */
-export interface ChainWriterOptions extends Pick<LedgerOptions, 'bus' | 'store' | 'codec' | 'logger' | 'signer'> {
+interface ChainWriterOptions extends Pick<LedgerOptions, 'bus' | 'store' | 'codec' | 'logger' | 'signer'> {
   /** The chain this writer appends to (the ledger's `chainId` is only the chain of events naming none). */
   chainId: string;
   /** Signed checkpoints every `everyEvents` records (and at every block boundary). */

@@ -5,7 +5,7 @@ import { AgateError, ErrorCode, describeError } from '../../../core/src/errors.j
 import type { Logger } from '../../../core/src/log.js';
 
 /** A signed checkpoint on its way out of the store, to where an outside party keeps it. */
-export interface PublishedCheckpoint {
+interface PublishedCheckpoint {
   chainId: string;
   origin: string;
   size: number;
@@ -32,7 +32,7 @@ const LATEST = 'latest.checkpoint';
 const SIZE_FILE = /^(0|[1-9][0-9]*)\.checkpoint$/;
 
 /** The tree size a note states (its second line), without opening its signature. */
-export function noteSize(note: string): number {
+function noteSize(note: string): number {
   const line = note.split('\n', 2)[1] ?? '';
   return /^(0|[1-9][0-9]*)$/.test(line) ? Number(line) : NaN;
 }

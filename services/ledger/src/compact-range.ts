@@ -1,7 +1,7 @@
 import { HASH_SIZE, EMPTY_ROOT, hashBytes, hashText, nodeHashText, type HashText } from './merkle.js';
 
 /** One complete subtree of the frontier: `size` is a power of two. */
-export interface Subtree {
+interface Subtree {
   size: number;
   hash: Buffer;
 }

@@ -17,9 +17,9 @@ import { LeaseSweeper } from './lease-sweeper.js';
 import { parseVerifierKey, verifierKey, type NoteSigner } from './note.js';
 
 /** What the ledger reads from the config. */
-export type LedgerSlice = Pick<AgateConfig, 'ledger' | 'bus' | 'data_dir'>;
+type LedgerSlice = Pick<AgateConfig, 'ledger' | 'bus' | 'data_dir'>;
 
-export interface LedgerShared {
+interface LedgerShared {
   bus: Bus;
   store: Store;
   codec: EventCodec;

@@ -19,7 +19,7 @@ export interface CheckpointSources {
   dirs: readonly string[];
 }
 
-export interface FoundCheckpoints {
+interface FoundCheckpoints {
   /** Distinct checkpoints by size, smallest first. */
   checkpoints: Checkpoint[];
   /** Where each came from, for the report. */

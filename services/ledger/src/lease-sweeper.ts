@@ -6,7 +6,7 @@ import type { Logger } from '../../../core/src/log.js';
 import type { Store } from '../../../core/src/store/store.js';
 import { nowMicros, type SessionClosed } from '../../../schemas/src/events.js';
 
-export interface LeaseSweeperOptions {
+interface LeaseSweeperOptions {
   leases: ProxyLeases;
   bus: Bus;
   store: Store;

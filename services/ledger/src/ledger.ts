@@ -16,8 +16,6 @@ import { RowSealer } from './row-sealer.js';
 import { expireBlocks } from './retention.js';
 import { migrate } from './schema.js';
 
-export { chainOrigin, type Head } from './chain-writer.js';
-
 export interface LedgerOptions {
   bus: Bus;
   store: Store;
@@ -73,7 +71,7 @@ const RETENTION_EVERY_MS = 3_600_000;
  * the ledger published), the last batch waiting for the store to take it, or records stored
  * without their session-table rows, derived again once the store accepts them.
  */
-export type LedgerProblem =
+type LedgerProblem =
   | { kind: 'chain-refused'; chain: string; message: string }
   | { kind: 'batch-waiting'; message: string }
   | { kind: 'rows-underived'; chain: string; from: number; to: number; message: string };

@@ -31,12 +31,12 @@ export interface NoteVerifier {
 const noteError = (message: string) => new AgateError(ErrorCode.LEDGER_NOTE_MALFORMED, message);
 
 /** Key names are non-empty and contain no whitespace and no '+'. */
-export function checkKeyName(name: string): string {
+function checkKeyName(name: string): string {
   if (name.length === 0 || /[\s+]/u.test(name)) throw new AgateError(ErrorCode.LEDGER_KEY_INVALID, `"${name}" is not a valid key name (no spaces, no '+')`);
   return name;
 }
 
-export function keyId(name: string, publicKey: Buffer): Buffer {
+function keyId(name: string, publicKey: Buffer): Buffer {
   return createHash('sha256').update(name).update('\n').update(Buffer.of(ED25519)).update(publicKey).digest().subarray(0, 4);
 }
 

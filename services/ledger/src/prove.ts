@@ -50,7 +50,7 @@ export async function proveConsistency(store: Store, oldNote: string, newNote: s
   };
 }
 
-export interface StoredCheckpoint {
+interface StoredCheckpoint {
   chain_id: string;
   size: number;
   origin: string;

@@ -2,7 +2,7 @@ import type { Logger } from '../../../core/src/log.js';
 import type { Store } from '../../../core/src/store/store.js';
 import { BLOCK_SIZE } from './schema.js';
 
-export interface ExpiredBlock {
+interface ExpiredBlock {
   chainId: string;
   /** Records (from, to] were dropped. */
   from: number;

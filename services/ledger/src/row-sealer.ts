@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { AgateError, ErrorCode } from '../../../core/src/errors.js';
 
 /** A compact range as it crosses threads (CompactRange.toJSON). */
-export type Frontier = { size: number; hash: string }[];
+type Frontier = { size: number; hash: string }[];
 
 /** Rows of one chain written by writeRow, to be sealed in order (seal-worker.ts). */
 export interface SealJob {

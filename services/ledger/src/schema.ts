@@ -22,7 +22,7 @@ const LEDGER_TABLES = ['ledger', 'tree_nodes', 'checkpoints'] as const;
  * (one data file instead of two per column substream): an insert's part would otherwise pass
  * the engine's 10 MiB default and take some 80 files to create and fsync.
  */
-export const LEDGER_MERGE_SETTINGS: TableSettings = {
+const LEDGER_MERGE_SETTINGS: TableSettings = {
   merge_selector_base: 20, min_age_to_force_merge_seconds: 600, min_age_to_force_merge_on_partition_only: 1, min_bytes_for_wide_part: 64 << 20,
 };
 
@@ -34,7 +34,7 @@ export const LEDGER_MERGE_SETTINGS: TableSettings = {
  * instance's head check and its insert; 10,000 inserts are minutes of the busiest ledger. A
  * cluster's ReplicatedMergeTree uses its own replicated_deduplication_window (default 10,000).
  */
-export const LEDGER_CLAIM_SETTINGS: TableSettings = { non_replicated_deduplication_window: 10_000 };
+const LEDGER_CLAIM_SETTINGS: TableSettings = { non_replicated_deduplication_window: 10_000 };
 
 /** Every setting the ledger table is given, new or made by an earlier version. */
 export const LEDGER_TABLE_SETTINGS: TableSettings = { ...LEDGER_MERGE_SETTINGS, ...LEDGER_CLAIM_SETTINGS };
@@ -46,7 +46,7 @@ export const LEDGER_TABLE_SETTINGS: TableSettings = { ...LEDGER_MERGE_SETTINGS, 
 const SOURCE_NEXT_COLUMN = `source_next UInt64 DEFAULT 0 COMMENT 'bus position just past the event (0: unknown); not bound by the link' CODEC(Delta, ZSTD(1))`;
 const SOURCE_NEXT_INDEX = 'INDEX source_next_idx source_next TYPE minmax GRANULARITY 1';
 
-export interface LedgerSchemaOptions {
+interface LedgerSchemaOptions {
   /** Accepted for compatibility: retention drops whole partitions (retention.ts), not by TTL. */
   retentionDays?: number;
 }
@@ -154,7 +154,7 @@ export function ledgerDdl(_options: LedgerSchemaOptions = {}): string[] {
 }
 
 /** The oldest ClickHouse the schema runs on (`_part_offset` projections; DateTime64, parameters, skip indexes). */
-export const MIN_CLICKHOUSE = [25, 8] as const;
+const MIN_CLICKHOUSE = [25, 8] as const;
 
 export async function migrate(store: Store, options: LedgerSchemaOptions = {}): Promise<void> {
   const [row] = await store.query<{ v: string }>('SELECT version() AS v');

@@ -86,11 +86,11 @@ function reverseBits(i: number): number {
 
 const positions = (f: (i: number) => number) => `[${Array.from({ length: SUBTREE }, (_, i) => f(i)).join(',')}]::Array(UInt16)`;
 /** 0 .. SUBTREE-1 in order, as SQL. */
-export const POSITIONS_SQL = positions((i) => i);
+const POSITIONS_SQL = positions((i) => i);
 /** Where each position of a subtree goes in bit-reversed order, as SQL (an involution). */
 export const REVERSED_SQL = positions(reverseBits);
 /** A record's place among its subtree's leaves in bit-reversed order, in SQL. */
-export const REVERSED_POSITION_SQL = `${REVERSED_SQL}[bitAnd(seq - 1, ${SUBTREE - 1}) + 1]`;
+const REVERSED_POSITION_SQL = `${REVERSED_SQL}[bitAnd(seq - 1, ${SUBTREE - 1}) + 1]`;
 
 /**
  * Wraps a query whose column `l` holds a subtree's SUBTREE hashes in bit-reversed order of their
@@ -123,7 +123,7 @@ export async function leafHashes(store: Store, chainId: string, from: number, to
   return out;
 }
 
-export type RangeRoot = (store: Store, chainId: string, lo: number, hi: number) => Promise<Buffer>;
+type RangeRoot = (store: Store, chainId: string, lo: number, hi: number) => Promise<Buffer>;
 
 /**
  * Appends leaves [lo, hi) to the tree as complete aligned subtrees, each hashed by the store

@@ -17,7 +17,7 @@ import { tsvBytes, tsvText } from './tsv.js';
  */
 
 /** Levels with stored nodes: a node at level L covers 2^L leaves. */
-export const TILE_LEVELS = [8, 16, 24, 32] as const;
+const TILE_LEVELS = [8, 16, 24, 32] as const;
 const STEP = 8; // levels between stored levels; level 8 nodes are the engine's subtrees of SUBTREE leaves
 
 /** One stored node: the root of the `node`-th aligned subtree of 2^level leaves. */

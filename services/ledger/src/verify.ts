@@ -10,7 +10,7 @@ import { scanGroups, type GroupScan } from './verify-scan.js';
 import { hashAt, readStart, report, type Progress } from './verify-start.js';
 import { checkpointChains, findCheckpoints, type CheckpointSources } from './known-checkpoints.js';
 
-export type FailureKind = 'altered' | 'missing' | 'inserted' | 'relinked' | 'rewritten' | 'truncated' | 'resume-mismatch' | 'forked' | 'duplicate';
+type FailureKind = 'altered' | 'missing' | 'inserted' | 'relinked' | 'rewritten' | 'truncated' | 'resume-mismatch' | 'forked' | 'duplicate';
 
 export interface ChainFailure {
   kind: FailureKind;

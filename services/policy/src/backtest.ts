@@ -19,7 +19,7 @@ export interface RecordedDecision {
 }
 
 /** One command whose verdict the candidate changes. */
-export interface BacktestChange {
+interface BacktestChange {
   command_id: string;
   session_id: string;
   /** ISO 8601, UTC. */

@@ -158,7 +158,7 @@ export const LEXING_RULE = 'agate.lexing-setting';
 export const FILE_TRANSFER_RULE = 'agate.file-transfer-over-exec';
 
 /** Rule id of the built-in refusal of ssh forwarding that no rule allows. */
-export const FORWARDING_NEEDS_RULE = 'agate.forwarding-needs-rule';
+const FORWARDING_NEEDS_RULE = 'agate.forwarding-needs-rule';
 
 /**
  * ssh forwarding opens only by a rule that names it, whatever the policy default: the verdict

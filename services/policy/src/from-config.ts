@@ -11,9 +11,9 @@ import { PolicyService } from './service.js';
 import { ApprovalWebhooks } from './webhooks/notifier.js';
 
 /** What the policy service reads from the config. */
-export type PolicySlice = Pick<AgateConfig, 'source' | 'policy' | 'masking' | 'approvals'> & { proxy: Pick<AgateConfig['proxy'], 'verdict_timeout_ms'> };
+type PolicySlice = Pick<AgateConfig, 'source' | 'policy' | 'masking' | 'approvals'> & { proxy: Pick<AgateConfig['proxy'], 'verdict_timeout_ms'> };
 
-export interface PolicyShared {
+interface PolicyShared {
   bus: Bus;
   /** Where open approvals are read back after a restart; a policy process without a store has none. */
   store: Store | undefined;

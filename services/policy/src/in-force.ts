@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { loadConfig, type MaskingConfig, type PolicyConfig } from '../../../core/src/config.js';
 import { CompiledPolicy } from './engine.js';
 
-export interface PolicySnapshot {
+interface PolicySnapshot {
   policy: PolicyConfig;
   masking: MaskingConfig;
   compiled: CompiledPolicy;

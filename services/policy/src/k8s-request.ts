@@ -40,7 +40,7 @@ export function k8sRequest(command: Command): K8sRequest | undefined {
 }
 
 /** A non-resource request (`/metrics`, `/logs/…`): its lower-cased method and decoded path, as the proxy records them. */
-export interface K8sPathRequest {
+interface K8sPathRequest {
   verb: string;
   path: string;
 }

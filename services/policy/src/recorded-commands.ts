@@ -12,12 +12,12 @@ import type { CompiledPolicy } from './engine.js';
  */
 
 /** A period of the record: [from, to) in microseconds since the epoch. */
-export interface Period {
+interface Period {
   fromMicros: number;
   toMicros: number;
 }
 
-export interface BacktestOptions {
+interface BacktestOptions {
   period: Period;
   /** At most this many commands are decided; the summary says where it stopped. */
   maxCommands?: number;

@@ -3,7 +3,7 @@ import { loadConfig } from '../../../core/src/config.js';
 import type { Logger } from '../../../core/src/log.js';
 import { CompiledPolicy } from './engine.js';
 
-export interface PolicyReloaderOptions {
+interface PolicyReloaderOptions {
   /** The config file the policy came from. */
   path: string;
   /** Receives each valid new policy. */

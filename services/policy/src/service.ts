@@ -9,7 +9,7 @@ import { eventId } from '../../../schemas/src/event-id.js';
 import type { ApprovalHistory, RecordedApproval } from './approval-history.js';
 import type { CompiledPolicy } from './engine.js';
 
-export interface PolicyServiceOptions {
+interface PolicyServiceOptions {
   bus: Bus;
   policy: CompiledPolicy;
   logger: Logger;

@@ -5,7 +5,7 @@ import type { Command, Decision, Protocol } from '../../../schemas/src/events.js
 import type { CompiledPolicy } from './engine.js';
 
 /** One command to try against a policy (`agate policy test`, the console's "try a command"). */
-export interface TryInput {
+interface TryInput {
   text: string;
   protocol: Protocol;
   target: string;
@@ -14,7 +14,7 @@ export interface TryInput {
   claims: Record<string, string>;
 }
 
-export interface TryResult {
+interface TryResult {
   decision: Decision;
   rule_id: string | null;
   reason: string;

@@ -2,7 +2,7 @@
 // the session's CSRF token on every request that changes something.
 let csrf = '';
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
     this.status = status;

@@ -18,7 +18,7 @@ export type DecidedBy =
   | 'pending'; // still held, no final verdict yet
 
 /** One approver's answer that policy counted. */
-export interface CountedAnswer {
+interface CountedAnswer {
   decision: 'approve' | 'deny';
   approver_issuer: string;
   approver_subject: string;
@@ -28,7 +28,7 @@ export interface CountedAnswer {
 }
 
 /** An attempt to answer that was refused (no role, self-approval, wrong claims, too late): recorded, never an answer. */
-export interface RefusedAttempt {
+interface RefusedAttempt {
   decision: 'approve' | 'deny';
   approver_issuer: string;
   approver_subject: string;
@@ -36,7 +36,7 @@ export interface RefusedAttempt {
   time: number;
 }
 
-export interface HoldRecord {
+interface HoldRecord {
   approval_id: string;
   rule_id: string | null;
   /** When the hold verdict was given, and when it would time out (microseconds). */
@@ -64,7 +64,7 @@ export interface FinalDecision {
 }
 
 /** Verdicts, requests and answers of one command as recorded (ledger order within each list). */
-export interface CommandDecisionEvents {
+interface CommandDecisionEvents {
   verdicts: readonly Verdict[];
   requests?: readonly ApprovalRequested[];
   answers?: readonly ApprovalDecision[];

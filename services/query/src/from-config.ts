@@ -25,9 +25,9 @@ import { sandboxedAnalystSql, unconfinedAnalystSql, type AnalystSql } from './sq
 import { AnalystSandbox } from './sql/sandbox.js';
 
 /** What the query service reads from the config. */
-export type QuerySlice = Pick<AgateConfig, 'source' | 'instance_id' | 'data_dir' | 'query' | 'logins' | 'console' | 'policy' | 'masking' | 'ledger' | 'store' | 'bus'>;
+type QuerySlice = Pick<AgateConfig, 'source' | 'instance_id' | 'data_dir' | 'query' | 'logins' | 'console' | 'policy' | 'masking' | 'ledger' | 'store' | 'bus'>;
 
-export interface QueryShared {
+interface QueryShared {
   store: Store;
   codec: EventCodec;
   verifier: TokenVerifier;

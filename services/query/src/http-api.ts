@@ -3,7 +3,6 @@ import { approvalRoutes } from './routes/approvals.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { join } from 'node:path';
 import type { ConsoleConfig } from '../../../core/src/config.js';
 import { AgateError, AuthenticationError, ErrorCode, describeError } from '../../../core/src/errors.js';
 import { problemsOf, type Readiness } from '../../../core/src/ops/readiness.js';
@@ -32,7 +31,7 @@ import type { LiveSessions } from '../../ingress-proxy/src/live-sessions.js';
 import type { SessionEnds } from './session-ends.js';
 import type { PolicyInForce } from '../../policy/src/in-force.js';
 
-export interface QueryApiOptions {
+interface QueryApiOptions {
   store: Store;
   codec: EventCodec;
   verifier: TokenVerifier;

@@ -55,7 +55,7 @@ export interface TimelineRow {
 
 export type Decision = 'allow' | 'deny' | 'hold' | 'mask';
 
-export interface SessionFilter {
+interface SessionFilter {
   subject?: string;
   issuer?: string;
   target?: string;
@@ -187,7 +187,7 @@ export async function sessionTimeline(store: Store, sessionId: string): Promise<
 }
 
 /** The second Response a PostgreSQL statement gets when its transaction did not commit (pg/transactions.ts). */
-export function isRollbackRecord(e: Record<string, unknown>): boolean {
+function isRollbackRecord(e: Record<string, unknown>): boolean {
   return e.status === 'error' && e.command_tag === 'ROLLBACK';
 }
 
@@ -197,7 +197,7 @@ export interface DecisionEvents { verdicts: Verdict[]; requests: ApprovalRequest
 export const DECISION_LISTS: Record<string, keyof DecisionEvents | undefined> = { Verdict: 'verdicts', ApprovalRequested: 'requests', ApprovalDecision: 'answers', ApprovalRefused: 'refused' };
 
 /** Groups recorded verdicts, approval requests, answers and refusals by the command they concern, in the order given. */
-export function decisionEventsByCommand(rows: Iterable<{ event_type: string; e: Record<string, unknown> }>): Map<string, DecisionEvents> {
+function decisionEventsByCommand(rows: Iterable<{ event_type: string; e: Record<string, unknown> }>): Map<string, DecisionEvents> {
   const out = new Map<string, DecisionEvents>();
   for (const { event_type, e } of rows) {
     const list = DECISION_LISTS[event_type];
@@ -241,7 +241,7 @@ export function decisionJson(d: FinalDecision): Record<string, unknown> {
  * `approval`: an answer that was accepted; `approval_refused`: an attempt refused (403/409), recorded but never an answer;
  * `notification`: a PostgreSQL notification the session received (no command: `command_id` is empty, `text` the payload).
  */
-export type TimelineKind = 'command' | 'verdict' | 'approval' | 'approval_refused' | 'response' | 'notification';
+type TimelineKind = 'command' | 'verdict' | 'approval' | 'approval_refused' | 'response' | 'notification';
 
 /** One recorded event of a session, flattened so it fits JSON, NDJSON and CSV alike. */
 export interface TimelineEvent {
@@ -298,7 +298,7 @@ export async function sessionEvents(store: Store, sessionId: string, afterSeq: n
   });
 }
 
-export interface CommandRow {
+interface CommandRow {
   command_id: string;
   session_id: string;
   time: string;
@@ -312,7 +312,7 @@ export interface CommandRow {
   text: string;
 }
 
-export interface CommandDetail extends CommandRow {
+interface CommandDetail extends CommandRow {
   /** The record's final decision (final-decision.ts, times as store text): what every interface reports. */
   decision: Record<string, unknown> | null;
   /** The verdict that settled the command (the hold's while it waits). */
@@ -356,7 +356,7 @@ export async function commandDetail(store: Store, commandId: string): Promise<Co
   };
 }
 
-export interface CommandSearch {
+interface CommandSearch {
   /** Case-insensitive substring of the command text. */
   text?: string;
   subject?: string;
@@ -408,7 +408,7 @@ export async function searchCommands(store: Store, s: CommandSearch): Promise<Co
 
 export type Interval = 'minute' | 'hour' | 'day';
 
-export interface CountBucket {
+interface CountBucket {
   bucket: string;
   commands: number;
   /** Each command once, by its final decision: allowed + denied + masked + pending = commands. */
@@ -449,7 +449,7 @@ export async function commandCounts(store: Store, q: { interval: Interval; fromM
   }));
 }
 
-export interface AuthFailureRow {
+interface AuthFailureRow {
   event_id: string;
   time: string;
   protocol: string;

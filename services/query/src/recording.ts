@@ -1,7 +1,7 @@
 import type { Store } from '../../../core/src/store/store.js';
 
 /** asciicast v2 header fields Agate fills in. */
-export interface CastHeader {
+interface CastHeader {
   version: 2;
   width: number;
   height: number;
@@ -21,7 +21,7 @@ export interface Recording {
 }
 
 /** Parts of one recording returned at most (each part holds up to 32 KiB of terminal data). */
-export const MAX_RECORDING_PARTS = 4096;
+const MAX_RECORDING_PARTS = 4096;
 
 interface ShellRow {
   command_id: string;

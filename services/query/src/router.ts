@@ -20,7 +20,7 @@ export interface RouteContext {
 }
 
 /** A list of rows that renders as JSON (`{key: rows, next_cursor}`), NDJSON or CSV. */
-export interface RowsReply {
+interface RowsReply {
   kind: 'rows';
   key: string;
   rows: readonly Record<string, unknown>[];
@@ -31,18 +31,18 @@ export interface RowsReply {
   extra?: Record<string, unknown>;
 }
 
-export interface JsonReply {
+interface JsonReply {
   kind: 'json';
   body: unknown;
 }
 
 /** A response the handler writes itself (long NDJSON streams). */
-export interface StreamReply {
+interface StreamReply {
   kind: 'stream';
   write(res: ServerResponse): Promise<void>;
 }
 
-export type Reply = RowsReply | JsonReply | StreamReply;
+type Reply = RowsReply | JsonReply | StreamReply;
 
 export interface Route {
   method: 'GET' | 'POST';

@@ -27,11 +27,11 @@ import { checkAst, checkCanonicalText } from './sql/guard.js';
  *    `result_overflow_mode=throw` and `max_memory_usage`.
  *
  * The settings are a SETTINGS clause on the statement rather than a `SET` (which would stick to a
- * session the ledger may share: `query.sql.sandbox: off`). On a ClickHouse server
- * the same settings travel as HTTP URL parameters (`serverSettingsQuery`).
+ * session the ledger may share: `query.sql.sandbox: off`), on clickhouse-local and on a ClickHouse
+ * server alike.
  */
 
-export interface SqlResult {
+interface SqlResult {
   rows: Record<string, unknown>[];
 }
 
@@ -59,7 +59,7 @@ const DEADLINE_MARGIN_MS = 5000;
 const MAX_SQL_BYTES = 64 * 1024;
 
 /** The per-query settings, `readonly` last so that nothing after it can change a limit. */
-export function readOnlySettings(limits: QuerySqlConfig): [string, string | number][] {
+function readOnlySettings(limits: QuerySqlConfig): [string, string | number][] {
   return [
     ['max_execution_time', limits.max_execution_time_s],
     ['timeout_overflow_mode', 'throw'],
@@ -69,11 +69,6 @@ export function readOnlySettings(limits: QuerySqlConfig): [string, string | numb
     ['allow_introspection_functions', 0],
     ['readonly', 1],
   ];
-}
-
-/** The settings as URL query parameters, for the HTTP interface of a ClickHouse server. */
-export function serverSettingsQuery(limits: QuerySqlConfig): URLSearchParams {
-  return new URLSearchParams(readOnlySettings(limits).map(([k, v]) => [k, String(v)]));
 }
 
 export async function runAnalystSql(engine: AnalystEngine, text: string, limits: QuerySqlConfig): Promise<SqlResult> {

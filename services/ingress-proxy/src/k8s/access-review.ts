@@ -9,7 +9,7 @@ import { requestAttributes, type RequestInfo, type ResourceRequest } from './req
  * own identity, and each access question decided by Agate's policy as well as by the API server.
  */
 
-export type ReviewKind = 'access' | 'rules' | 'self';
+type ReviewKind = 'access' | 'rules' | 'self';
 
 const REVIEWS: Record<string, ReviewKind> = {
   'authorization.k8s.io/selfsubjectaccessreviews': 'access',

@@ -23,7 +23,7 @@ export interface ChannelData {
 }
 
 /** What one chunk of one direction held: the frames to forward, and what they carried. */
-export interface ChannelChunk {
+interface ChannelChunk {
   /** The whole frames of the chunk, as they came (a partial frame waits for the next chunk). */
   forward: Buffer;
   data: ChannelData[];

@@ -31,7 +31,7 @@ const WRITE_VERBS = new Set(['create', 'update', 'patch']);
 const UPGRADE_SUBRESOURCES = new Set(['exec', 'attach', 'portforward']);
 
 /** One request as the transport read it: nothing here is trusted yet. */
-export interface KubeRequest {
+interface KubeRequest {
   method: string;
   /** The request target as sent: path and query. */
   target: string;
@@ -41,7 +41,7 @@ export interface KubeRequest {
 }
 
 /** An upgrade request (exec, attach, port-forward): its head is rebuilt from the raw header list. */
-export interface KubeUpgradeRequest extends KubeRequest {
+interface KubeUpgradeRequest extends KubeRequest {
   /** Name, value, name, value… as the client sent them. */
   rawHeaders: readonly string[];
 }
@@ -72,12 +72,12 @@ export interface Forward {
   watch: boolean;
 }
 
-export type UpgradePlan =
+type UpgradePlan =
   | { kind: 'refuse'; status: Status }
   /** `read`: the subprotocols offered the API server for an exec or attach Agate reads and records (stream-tap.ts); undefined: relayed as bytes. */
   | { kind: 'upgrade'; command: Command; info: RequestInfo; head: string; read: readonly string[] | undefined };
 
-export interface KubeEngineOptions {
+interface KubeEngineOptions {
   bus: Bus;
   verdictTimeoutMs: number;
   log: Logger;

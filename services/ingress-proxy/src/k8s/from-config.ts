@@ -12,7 +12,7 @@ export function kubernetesTargets(config: Pick<AgateConfig, 'targets'>): Kuberne
 }
 
 /** What one Kubernetes target's proxy reads from the config: a listener per target. */
-export interface KubeProxySlice {
+interface KubeProxySlice {
   source: string;
   target: KubernetesTargetConfig;
   /** Its place in `targets`, which errors name. */

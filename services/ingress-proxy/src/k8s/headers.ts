@@ -9,7 +9,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
  * which an API server trusting Agate's certificate as a front proxy would take as the identity.
  * Node gives header names in lower case.
  */
-export function asSomeoneElse(name: string): boolean {
+function asSomeoneElse(name: string): boolean {
   return name.startsWith('impersonate-') || name.startsWith('x-remote-');
 }
 

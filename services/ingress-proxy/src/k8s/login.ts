@@ -23,7 +23,7 @@ export interface Conn {
   login: PendingLogin | undefined;
 }
 
-export interface KubeLoginOptions {
+interface KubeLoginOptions {
   bus: Bus;
   verifier: TokenVerifier;
   proxyId: string;
@@ -34,7 +34,7 @@ export interface KubeLoginOptions {
   log: Logger;
 }
 
-export type LoginResult = { kind: 'session'; session: KubeSession } | { kind: 'refuse'; status: Status };
+type LoginResult = { kind: 'session'; session: KubeSession } | { kind: 'refuse'; status: Status };
 
 /**
  * Who is asking, with no socket. HTTP has no login: each request carries the OIDC token as its

@@ -11,7 +11,7 @@ import type { RequestInfo } from './request-info.js';
  * the agent: policy has to see these as what they are. Recorded as `attributes.privilege` (a
  * comma-separated list) and matched by `match.kubernetes.privilege`.
  */
-export type PrivilegeFact =
+type PrivilegeFact =
   /** Creating, changing or deleting a Role or ClusterRole (RBAC's `escalate`). */
   | 'escalate'
   /** Creating, changing or deleting a RoleBinding or ClusterRoleBinding (RBAC's `bind`). */

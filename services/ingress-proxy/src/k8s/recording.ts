@@ -16,8 +16,8 @@ export interface K8sRecording {
   fields: readonly FieldRule[];
 }
 
-export const RESPONSE_COLUMNS = ['kind', 'namespace', 'name', 'object'];
-export const WATCH_COLUMNS = ['type', 'kind', 'namespace', 'name', 'object'];
+const RESPONSE_COLUMNS = ['kind', 'namespace', 'name', 'object'];
+const WATCH_COLUMNS = ['type', 'kind', 'namespace', 'name', 'object'];
 
 export function sha256(bytes: Buffer): string {
   return `sha256:${hash('sha256', bytes, 'hex')}`;
@@ -35,7 +35,7 @@ export function bodySample(read: ReadBody, info: RequestInfo, rec: K8sRecording)
   return cut(JSON.stringify(read.doc) ?? 'null', rec.valueChars);
 }
 
-export interface Delivered {
+interface Delivered {
   code: number;
   /** The bytes the client received, all of them (for the digest) or the count only. */
   bytes: number;

@@ -18,7 +18,7 @@ import { failure, statusBody, type Status } from './status.js';
  * per watch event): streamed, masked (buffered, bounded), or a watch (line by line).
  */
 
-export interface RelayContext {
+interface RelayContext {
   session: KubeSession;
   command: Command;
   upRes: IncomingMessage;

@@ -22,7 +22,7 @@ export interface ResourceRequest {
   path: string;
 }
 
-export interface NonResourceRequest {
+interface NonResourceRequest {
   kind: 'non-resource';
   /** The lower-cased HTTP method, as the API server records it for non-resource URLs. */
   verb: string;
@@ -30,7 +30,7 @@ export interface NonResourceRequest {
 }
 
 /** A path the API server itself refuses to interpret (`/api/v1/watch` with nothing after it). */
-export interface InvalidRequest {
+interface InvalidRequest {
   kind: 'invalid';
   message: string;
 }

@@ -11,7 +11,7 @@ import { SessionEvents } from '../session-events.js';
  * request with a valid token opens the session; a later request on the same connection with a
  * token for another subject closes it and opens another. The connection's end closes it.
  */
-export interface KubeSessionOptions {
+interface KubeSessionOptions {
   token: string;
   identity: Identity;
   /** Seconds since the epoch after which the token is no longer accepted. */

@@ -1,7 +1,7 @@
 import type { RequestInfo } from './request-info.js';
 
 /** The reasons Agate answers with (metav1.StatusReason values kubectl knows how to print). */
-export type StatusReason = 'Unauthorized' | 'Forbidden' | 'BadRequest' | 'Invalid' | 'MethodNotAllowed' | 'RequestEntityTooLarge' | 'ServiceUnavailable' | 'InternalError' | 'Timeout' | 'TooManyRequests';
+type StatusReason = 'Unauthorized' | 'Forbidden' | 'BadRequest' | 'Invalid' | 'MethodNotAllowed' | 'RequestEntityTooLarge' | 'ServiceUnavailable' | 'InternalError' | 'Timeout' | 'TooManyRequests';
 
 /** A `metav1.Status` object: the error form every Kubernetes client understands. */
 export interface Status {

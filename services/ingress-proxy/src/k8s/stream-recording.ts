@@ -4,16 +4,16 @@ import type { Masker } from '../masking/masker.js';
 import { channelName, type ChannelData } from './channels.js';
 import { cut } from './recording.js';
 
-export const STREAM_COLUMNS = ['time', 'channel', 'bytes', 'digest', 'data'];
-export const CHANNEL_COLUMNS = ['channel', 'messages', 'bytes', 'digest'];
+const STREAM_COLUMNS = ['time', 'channel', 'bytes', 'digest', 'data'];
+const CHANNEL_COLUMNS = ['channel', 'messages', 'bytes', 'digest'];
 
 /** Where the recording goes: `emit` resolves once durable (rejects when it cannot be recorded). */
-export interface StreamSink {
+interface StreamSink {
   emit(event: Response): Promise<void>;
   emitLogged(event: Response): void;
 }
 
-export interface StreamRecordingOptions {
+interface StreamRecordingOptions {
   command: Command;
   sink: StreamSink;
   audit: Masker;

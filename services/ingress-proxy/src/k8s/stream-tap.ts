@@ -7,12 +7,12 @@ import { StreamRecording } from './stream-recording.js';
 import type { StreamTap } from './upgrade.js';
 
 /** A frame larger than this ends the stream: it is held whole before it is forwarded. kubectl sends at most 32 KiB. */
-export const MAX_STREAM_FRAME = 1024 * 1024;
+const MAX_STREAM_FRAME = 1024 * 1024;
 
 /** How often a stream's output held back is published. */
 const FLUSH_MS = 1000;
 
-export interface ChannelTap extends StreamTap {
+interface ChannelTap extends StreamTap {
   /** Stops the periodic flush; the totals per channel for the closing Response. */
   finish(): Pick<Response, 'columns' | 'sample' | 'rows'>;
 }

@@ -1,5 +1,5 @@
 /** What a response body says it carries: its kind, the objects it names, an error Status's reason. */
-export interface BodySummary {
+interface BodySummary {
   kind: string;
   /** One per object: kind, namespace, name (lists: every item; tables: every row's object). */
   objects: ObjectRef[];

@@ -25,9 +25,6 @@ export interface StreamTap {
   down(chunk: Buffer): Buffer;
 }
 
-/** The API server's first line is read within this many bytes, or the relay gives up on naming it. */
-const MAX_STATUS_LINE = 256;
-
 /** A head the API server has not finished within this many bytes is not an HTTP answer Agate relays. */
 const MAX_RESPONSE_HEAD = 64 * 1024;
 

@@ -10,7 +10,7 @@ import { parse } from 'yaml';
 import { ConfigError } from '../../../../core/src/errors.js';
 
 /** The TLS material Agate presents to (and checks) the API server; never logged. */
-export interface UpstreamTls {
+interface UpstreamTls {
   ca?: Buffer;
   cert?: Buffer | string;
   key?: Buffer | string;

@@ -11,7 +11,7 @@ export const enum Opcode {
 }
 
 /** One whole frame: its payload unmasked (a copy), and the bytes it came in, to forward as they were. */
-export interface Frame {
+interface Frame {
   fin: boolean;
   opcode: number;
   payload: Buffer;

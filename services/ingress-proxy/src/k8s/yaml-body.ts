@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { isScalar, parseDocument, visit } from 'yaml';
 
 /** A YAML request body as Agate reads it, or why it cannot read it as the API server would. */
-export type YamlRead = { kind: 'parsed'; doc: unknown } | { kind: 'unreadable'; why: string };
+type YamlRead = { kind: 'parsed'; doc: unknown } | { kind: 'unreadable'; why: string };
 
 /**
  * Parses a YAML request body the way the API server's decoder reads it, or says why it cannot.

@@ -3,11 +3,11 @@ import { globTest } from '../../../../core/src/glob.js';
 import { detector, type Detector } from './detectors.js';
 
 /** What a masked run of text is replaced with; names the detector so the audit trail says why. */
-export const maskedSpan = (kind: string): string => `[masked:${kind}]`;
+const maskedSpan = (kind: string): string => `[masked:${kind}]`;
 /** What a whole value of a masked column becomes when its type is text. */
 export const MASKED_VALUE = '[masked]';
 
-export interface MaskedText {
+interface MaskedText {
   text: string;
   /** How many spans were replaced. */
   count: number;

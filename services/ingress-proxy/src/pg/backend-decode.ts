@@ -55,7 +55,7 @@ export function decodeCommandComplete(frame: Buffer): string {
 }
 
 /** The fields of an ErrorResponse ('E') or NoticeResponse ('N') the audit trail keeps. */
-export interface ErrorSummary {
+interface ErrorSummary {
   severity: string;
   code: string;
   message: string;

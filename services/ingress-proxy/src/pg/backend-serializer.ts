@@ -4,10 +4,10 @@ import { BackendCode } from './messages.js';
 
 /** Backend (server -> client) messages the proxy writes itself. Every call returns a fresh Buffer. */
 
-export type Severity = 'ERROR' | 'FATAL' | 'PANIC' | 'WARNING' | 'NOTICE' | 'INFO' | 'LOG' | 'DEBUG';
+type Severity = 'ERROR' | 'FATAL' | 'PANIC' | 'WARNING' | 'NOTICE' | 'INFO' | 'LOG' | 'DEBUG';
 
 /** ErrorResponse / NoticeResponse fields (protocol docs §55.8). */
-export interface ErrorFields {
+interface ErrorFields {
   severity: Severity;
   /** Five-character SQLSTATE, e.g. '28P01'. */
   code: string;
@@ -37,7 +37,7 @@ const OPTIONAL_FIELDS: [keyof ErrorFields, string][] = [
 ];
 
 /** One column of a RowDescription. Omitted: no table (0), variable size (-1), no modifier (-1), text format (0). */
-export interface FieldDescription {
+interface FieldDescription {
   name: string;
   tableOid?: number;
   columnAttr?: number;

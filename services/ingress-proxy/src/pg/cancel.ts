@@ -8,7 +8,7 @@ export interface BackendKey {
 }
 
 /** Where and with which key to cancel the upstream backend behind one client session. */
-export interface CancelRoute {
+interface CancelRoute {
   host: string;
   port: number;
   upstream: BackendKey;

@@ -27,7 +27,7 @@ import { describeError } from '../../../../core/src/errors.js';
 export type Decision = { kind: 'run'; client: Masker | undefined } | { kind: 'refuse'; sqlstate: string; message: string };
 
 /** Where the engine's bytes go, and how it ends the session; the socket adapter (session.ts) provides it. */
-export interface EngineIO {
+interface EngineIO {
   /** Bytes for the server, in order; they leave at `flushUpstream`. */
   upstream(bytes: Buffer): void;
   flushUpstream(): void;
@@ -38,7 +38,7 @@ export interface EngineIO {
 }
 
 /** What the engine needs to record and decide: given by the session, which knows who and where. */
-export interface EngineDeps {
+interface EngineDeps {
   /** The session's id, for the events recorded outside any command (notifications). */
   sessionId: string;
   /** A Command for `text` in this session (masked, numbered). */

@@ -35,11 +35,11 @@ export interface Portal {
 /** Reverts one change when the server failed (`skipped` false) or skipped (`skipped` true) the message. */
 export type Undo = (skipped: boolean) => void;
 
-export type ParseOutcome = { ok: true; undo: Undo; statement: PreparedStatement } | { ok: false; sqlstate: string; message: string };
+type ParseOutcome = { ok: true; undo: Undo; statement: PreparedStatement } | { ok: false; sqlstate: string; message: string };
 
 /** Bounds on what one session may keep; the server has none, the proxy must. */
 export const MAX_STATEMENTS = 10_000;
-export const MAX_PORTALS = 1_000;
+const MAX_PORTALS = 1_000;
 
 const tooMuch = `Agate keeps at most ${MAX_RETAINED_BYTES >> 20} MiB of prepared statement text and bound values per session; close some statements or portals first`;
 

@@ -11,7 +11,7 @@ import { PgProxyServer } from './server.js';
 import type { UpstreamTarget } from './upstream.js';
 
 /** What the PostgreSQL proxy reads from the config. */
-export type PgProxySlice = Pick<AgateConfig, 'source' | 'targets'> & { proxy: Pick<AgateConfig['proxy'], 'postgres'> };
+type PgProxySlice = Pick<AgateConfig, 'source' | 'targets'> & { proxy: Pick<AgateConfig['proxy'], 'postgres'> };
 
 /**
  * The PostgreSQL proxy of this config, not yet listening. Every target credential and the TLS
@@ -27,7 +27,7 @@ export function pgProxyFromConfig(config: PgProxySlice, shared: ProxyShared): Pg
 }
 
 /** The parts of the PostgreSQL proxy's dependencies that come straight from configuration. */
-export interface PgProxyConfigDeps {
+interface PgProxyConfigDeps {
   recording: RecordingOptions;
   maskers: ReadonlyMap<string, Masker>;
   tls?: SecureContext;

@@ -3,7 +3,7 @@ import { decodeStartupPacket, decodeTypedMessage, isFrontendCode } from './front
 import type { FrontendMessage } from './messages.js';
 
 /** PostgreSQL refuses any message over 1 GiB (PQ_LARGE_MESSAGE_LIMIT). */
-export const DEFAULT_MAX_MESSAGE_SIZE = 1 << 30;
+const DEFAULT_MAX_MESSAGE_SIZE = 1 << 30;
 /** The postmaster's MAX_STARTUP_PACKET_LENGTH: startup packets are small and unauthenticated. */
 const MAX_STARTUP_PACKET = 10_000;
 /** Storage above this size is released once drained, so one huge COPY row doesn't pin memory. */
@@ -17,7 +17,7 @@ const EMPTY = Buffer.alloc(0);
  * - `typed`: entered automatically after a StartupMessage; 1 type byte + Int32 length frames.
  * - `ended`: after CancelRequest or Terminate; the client must send nothing more.
  */
-export type ParserPhase = 'startup' | 'typed' | 'ended';
+type ParserPhase = 'startup' | 'typed' | 'ended';
 
 export interface FrontendParserOptions {
   /** Largest declared frame length accepted (the length field's value); default 1 GiB. */

@@ -6,13 +6,13 @@ import { BackendFrameReader, type BackendFrame } from './backend-frames.js';
 import { BackendCode } from './messages.js';
 
 /** A function as a protocol FunctionCall names it: by OID, resolved to its schema and name. */
-export interface FunctionName {
+interface FunctionName {
   schema: string;
   name: string;
 }
 
 /** Opens Agate's own upstream connection for catalog lookups (authenticated, ready for queries). */
-export type OpenCatalog = () => Promise<Socket>;
+type OpenCatalog = () => Promise<Socket>;
 
 const LOOKUP_TIMEOUT_MS = 10_000;
 

@@ -65,8 +65,8 @@ interface Framed {
 }
 
 // Startup phase: untyped packets (Int32 length, Int32 code, body).
-export interface SSLRequest extends Framed { type: 'sslRequest' }
-export interface GSSENCRequest extends Framed { type: 'gssEncRequest' }
+interface SSLRequest extends Framed { type: 'sslRequest' }
+interface GSSENCRequest extends Framed { type: 'gssEncRequest' }
 export interface CancelRequest extends Framed { type: 'cancelRequest'; processId: number; secretKey: number }
 export interface StartupMessage extends Framed {
   type: 'startup';
@@ -78,7 +78,7 @@ export interface StartupMessage extends Framed {
 
 // Typed phase: 1 type byte, Int32 length, body.
 export interface Query extends Framed { type: 'query'; text: string }
-export interface Terminate extends Framed { type: 'terminate' }
+interface Terminate extends Framed { type: 'terminate' }
 /** Body kept raw: 'p' carries a password, a SASL initial response or a SASL response, and only the auth state tells which. See password-message.ts. */
 export interface PasswordMessage extends Framed { type: 'password'; body: Buffer }
 export interface Parse extends Framed { type: 'parse'; name: string; query: string; paramTypes: number[] }
@@ -94,8 +94,8 @@ export interface Bind extends Framed {
 export interface Describe extends Framed { type: 'describe'; kind: 'S' | 'P'; name: string }
 export interface Execute extends Framed { type: 'execute'; portal: string; maxRows: number }
 export interface Close extends Framed { type: 'close'; kind: 'S' | 'P'; name: string }
-export interface Sync extends Framed { type: 'sync' }
-export interface Flush extends Framed { type: 'flush' }
+interface Sync extends Framed { type: 'sync' }
+interface Flush extends Framed { type: 'flush' }
 export interface FunctionCall extends Framed {
   type: 'functionCall';
   oid: number;
@@ -103,9 +103,9 @@ export interface FunctionCall extends Framed {
   args: (Buffer | null)[];
   resultFormat: number;
 }
-export interface CopyData extends Framed { type: 'copyData'; data: Buffer }
-export interface CopyDone extends Framed { type: 'copyDone' }
-export interface CopyFail extends Framed { type: 'copyFail'; message: string }
+interface CopyData extends Framed { type: 'copyData'; data: Buffer }
+interface CopyDone extends Framed { type: 'copyDone' }
+interface CopyFail extends Framed { type: 'copyFail'; message: string }
 
 /** Packets that may arrive before the StartupMessage. */
 export type StartupPacket = SSLRequest | GSSENCRequest | CancelRequest | StartupMessage;

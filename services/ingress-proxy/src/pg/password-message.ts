@@ -19,7 +19,7 @@ export function decodePassword(msg: PasswordMessage): string {
 }
 
 /** The first SASL message: mechanism name, then Int32 length and data (-1 means no data). */
-export interface SASLInitialResponse {
+interface SASLInitialResponse {
   mechanism: string;
   data: Buffer | null;
 }

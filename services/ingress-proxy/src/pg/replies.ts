@@ -12,7 +12,7 @@ import { ProtocolError } from '../../../../core/src/errors.js';
 import { TransactionTracker } from './transactions.js';
 
 /** What the proxy still expects from the server, one entry per forwarded message that gets a reply. */
-export type Expectation =
+type Expectation =
   | { kind: 'parse'; undo: Undo; statement: PreparedStatement; name: string }
   | { kind: 'bind'; undo: Undo; portal: Portal; name: string }
   | { kind: 'close'; undo: Undo }
@@ -37,7 +37,7 @@ export type FailedMessage =
   | { kind: 'bind'; name: string; portal: Portal; statement?: undefined }
   | { kind: 'describe'; statement?: PreparedStatement; portal?: Portal };
 
-export interface RouterHooks {
+interface RouterHooks {
   /** Records one statement's Response. */
   emit: (response: Response) => void;
   /** The server reported an idle session (ReadyForQuery 'I'): its portals are gone. */

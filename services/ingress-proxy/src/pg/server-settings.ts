@@ -11,7 +11,7 @@ export interface StartupSetting {
   value: string;
 }
 
-export type OptionsParse = { ok: true; settings: StartupSetting[] } | { ok: false; error: string };
+type OptionsParse = { ok: true; settings: StartupSetting[] } | { ok: false; error: string };
 
 /**
  * Splits the startup `options` parameter as the server does (postinit.c pg_split_opts: words
@@ -77,7 +77,7 @@ export function setStatement(s: StartupSetting): string {
   return `SET ${name} TO '${s.value.replace(/'/g, "''")}'`;
 }
 
-export type StartupCheck = { ok: true; clientEncoding: string } | { ok: false; reason: string };
+type StartupCheck = { ok: true; clientEncoding: string } | { ok: false; reason: string };
 
 /**
  * The client's own `client_encoding` startup parameter: one Agate reads exactly, or refused.

@@ -12,7 +12,7 @@ import { serialize } from './backend-serializer.js';
 import { CancelRegistry } from './cancel.js';
 import { PgSession, type PgSessionDeps } from './session.js';
 
-export interface PgProxyOptions extends Omit<PgSessionDeps, 'cancel'> {
+interface PgProxyOptions extends Omit<PgSessionDeps, 'cancel'> {
   /** Authenticated sessions beyond this are refused with SQLSTATE 53300 instead of exhausting memory. */
   maxConnections: number;
 }

@@ -4,7 +4,7 @@ import type { Bind, Parse } from './messages.js';
 import { MAX_RETAINED_BYTES, paramBytes, SizedMap } from './sized-map.js';
 
 /** A statement the client asked to run while the server was ignoring its messages. */
-export interface SkippedStatement {
+interface SkippedStatement {
   text: string;
   parameters: (string | null)[];
 }

@@ -20,7 +20,7 @@ type Effect =
   | { kind: 'deallocateAll' };
 
 /** What one statement needs decided beyond its own text. */
-export type ExecutePlan =
+type ExecutePlan =
   /** The PREPARE texts of the statements it executes (empty: it executes none). */
   | { ok: true; prepared: string[] }
   /** It executes a name Agate did not see prepared: Agate cannot tell what would run. */

@@ -2,7 +2,7 @@ import { analyzeSql } from '../../../../core/src/sql/analyze.js';
 import type { TxStatus } from './replies.js';
 
 /** What the tracker needs of a statement: its command's id and text (one statement). */
-export interface TrackedCommand {
+interface TrackedCommand {
   event_id: string;
   text: string;
 }

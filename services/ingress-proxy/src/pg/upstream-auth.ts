@@ -22,7 +22,7 @@ export function md5Password(user: string, password: string, salt: Buffer): strin
   return 'md5' + md5hex(Buffer.concat([Buffer.from(stored, 'utf8'), salt]));
 }
 
-export interface ScramClientOptions {
+interface ScramClientOptions {
   /** Client nonce; random by default. Injectable for test vectors. Printable ASCII without ','. */
   nonce?: string;
   /** Sent as n=; PostgreSQL ignores it and uses the startup user, so it defaults to empty. */

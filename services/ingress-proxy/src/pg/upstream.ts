@@ -21,7 +21,7 @@ export interface UpstreamTarget {
 }
 
 /** What the server said about itself during startup, relayed to the client. */
-export interface UpstreamReady {
+interface UpstreamReady {
   parameters: [string, string][];
   processId: number;
   secretKey: number;
@@ -32,7 +32,7 @@ const CONNECT_TIMEOUT_MS = 10_000;
 type AuthMessage = BackendMessage & { salt?: Buffer; mechanisms?: string[]; data?: string; message?: string; code?: string; parameterName?: string; parameterValue?: string; processID?: number; secretKey?: number; status?: string };
 
 /** Decodes one complete backend frame with pg-protocol's parser. */
-export function decodeFrame(parser: Parser, frame: Buffer): AuthMessage {
+function decodeFrame(parser: Parser, frame: Buffer): AuthMessage {
   let out: AuthMessage | undefined;
   parser.parse(frame, (m) => (out = m as AuthMessage));
   if (out === undefined) throw new ProtocolError('upstream frame did not decode');

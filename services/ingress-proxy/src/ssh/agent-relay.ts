@@ -61,7 +61,7 @@ export function openAgentChannel(conn: Connection): Promise<ServerChannel> {
 }
 
 /** Bytes each way over one forwarded agent channel. */
-export interface AgentTraffic {
+interface AgentTraffic {
   /** From the target's side to the client's agent (requests). */
   down: number;
   /** From the client's agent back to the target (answers, signatures). */

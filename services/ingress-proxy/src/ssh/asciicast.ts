@@ -1,9 +1,9 @@
 import type { Masker } from '../masking/masker.js';
 
 /** asciicast v2 event codes: terminal output, keyboard input, resize (`COLSxROWS`). */
-export type CastCode = 'o' | 'i' | 'r';
+type CastCode = 'o' | 'i' | 'r';
 /** One asciicast v2 event line: seconds since the recording started, code, data. */
-export type CastEvent = [time: number, code: CastCode, data: string];
+type CastEvent = [time: number, code: CastCode, data: string];
 
 /** A batch of recorded events, masked, ready to be published as one event. */
 export interface CastChunk {
@@ -15,7 +15,7 @@ export interface CastChunk {
   masked: number;
 }
 
-export interface CastRecorderOptions {
+interface CastRecorderOptions {
   masker: Masker;
   /** Called with each full chunk; the caller publishes it (in order). */
   flush: (chunk: CastChunk) => void;

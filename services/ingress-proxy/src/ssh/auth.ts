@@ -16,7 +16,7 @@ const AUTH_METHODS = ['password', 'keyboard-interactive'] as const;
 /** OpenSSH reads a password or prompt answer into a 1024-byte buffer: longer input is cut here. */
 export const OPENSSH_PASSWORD_MAX = 1023;
 /** Continuation prompts for one keyboard-interactive login (8 KiB of token). */
-export const MAX_TOKEN_PARTS = 8;
+const MAX_TOKEN_PARTS = 8;
 
 /** A login that verified: who, and the target it named as its user name. */
 export interface Login {
@@ -26,7 +26,7 @@ export interface Login {
   username: string;
 }
 
-export interface SshAuthDeps {
+interface SshAuthDeps {
   sessionId: string;
   proxyId: string;
   clientAddress: string;

@@ -8,7 +8,7 @@ import { fingerprint } from './host-key.js';
 export const SSH_KEY_ISSUER = 'agate:ssh-public-key';
 
 /** A public key registered to an identity in the config (`proxy.ssh.authorized_keys`). */
-export interface AuthorizedKeyConfig {
+interface AuthorizedKeyConfig {
   /** `ssh-ed25519 AAAA… [comment]`, as in an authorized_keys file. */
   key: string;
   subject: string;

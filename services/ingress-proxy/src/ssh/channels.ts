@@ -6,7 +6,7 @@ import { sftpChannel } from './sftp-channel.js';
 import { shellChannel, type LiveShell } from './shell-channel.js';
 
 /** Asks for agent forwarding on a channel; resolves whether it was granted (forwarding.ts). */
-export type AgentRequest = (accept: (() => void) | undefined, reject: (() => void) | undefined) => Promise<boolean>;
+type AgentRequest = (accept: (() => void) | undefined, reject: (() => void) | undefined) => Promise<boolean>;
 
 /** Refused environment variable names recorded per channel; a client may send any number. */
 const MAX_ENV_NAMES = 32;

@@ -5,7 +5,7 @@ import { gitInvocation } from './git/invocation.js';
 import { ScpSourceReader, scpMode } from './scp-stream.js';
 
 /** Taps on an exec's streams, and the Response fields with what they read. */
-export interface StreamRecorder {
+interface StreamRecorder {
   taps: ExecTaps;
   recorded: () => Pick<Response, 'columns' | 'sample' | 'rows'>;
 }

@@ -13,7 +13,7 @@ import { failureResponse, forwardResponse, grantedResponse } from './responses.j
 /** The built-in rule that allows cancelling a remote forward without asking policy. */
 export const CANCEL_FORWARD_RULE = 'agate.ssh-forward-cancel';
 
-export interface ForwardingDeps {
+interface ForwardingDeps {
   /** The channel cap, the decisions, and (for an allowed command's pass) both ends of the connection. */
   gate: SshGate;
   events: SessionEvents;
@@ -22,7 +22,7 @@ export interface ForwardingDeps {
 }
 
 /** Where a `-L` tunnel goes, and from where the client says it comes. */
-export interface TunnelInfo {
+interface TunnelInfo {
   srcIP: string;
   srcPort: number;
   destIP: string;

@@ -8,7 +8,7 @@ import { SshProxyServer } from './server.js';
 import type { SshUpstreamTarget } from './upstream.js';
 
 /** What the SSH proxy reads from the config: only a config with `proxy.ssh` has one. */
-export type SshProxySlice = Pick<AgateConfig, 'source' | 'targets'> & { proxy: { ssh: NonNullable<AgateConfig['proxy']['ssh']> } };
+type SshProxySlice = Pick<AgateConfig, 'source' | 'targets'> & { proxy: { ssh: NonNullable<AgateConfig['proxy']['ssh']> } };
 
 /** Deadline for the upstream SSH handshake. */
 const CONNECT_TIMEOUT_MS = 10_000;

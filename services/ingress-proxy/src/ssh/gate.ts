@@ -37,12 +37,12 @@ export class Pass {
 }
 
 /** `rule`: the rule that allowed it; null when the policy default did. */
-export type Decision = { kind: 'run'; rule: string | null; pass: Pass } | { kind: 'refuse'; message: string };
+type Decision = { kind: 'run'; rule: string | null; pass: Pass } | { kind: 'refuse'; message: string };
 
 /** Frees one slot of the channel cap; calling it again does nothing. */
-export type Release = () => void;
+type Release = () => void;
 
-export interface GateDeps {
+interface GateDeps {
   /** The client's connection: `-R` connections and agent channels are opened towards it. */
   client: Connection;
   sessionId: string;

@@ -44,7 +44,7 @@ export class PktLineSection {
   }
 }
 
-export interface RefUpdate {
+interface RefUpdate {
   old: string;
   new: string;
   ref: string;

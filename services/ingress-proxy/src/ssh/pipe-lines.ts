@@ -7,7 +7,7 @@ export type PipeLine = { kind: 'line'; bytes: Buffer; text: string } | { kind: '
 const LF = 0x0a;
 
 /** Longest line held for its decision; a longer one is refused whole. */
-export const MAX_PIPE_LINE = 64 * 1024;
+const MAX_PIPE_LINE = 64 * 1024;
 
 /**
  * Splits a shell's stdin into the lines it reads when no terminal stands in between. There is

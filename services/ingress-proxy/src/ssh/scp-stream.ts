@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { shellWords } from './git/invocation.js';
 
 /** One file an `scp` transfer carried. */
-export interface ScpFile {
+interface ScpFile {
   /** The file's name as sent (its directory comes from the command line and `D` records). */
   path: string;
   size: number;

@@ -11,7 +11,7 @@ import type { ShellCapture } from './capture/shell-capture.js';
 
 export type LineDecision = { run: true } | { run: false; message: string };
 
-export interface ShellRelayOptions {
+interface ShellRelayOptions {
   recorder: CastRecorder;
   /**
    * Whether the shell reads a terminal (a pty). Without one its stdin is a pipe: a line is held

@@ -55,7 +55,7 @@ function canonicalIPv6(h: string): string | undefined {
 }
 
 /** What every spelling of "all interfaces" becomes as a `-R` bind address. */
-export const WILDCARD_BIND = '0.0.0.0';
+const WILDCARD_BIND = '0.0.0.0';
 
 /**
  * The one spelling of a `-R` listener's bind address that policy decides on and the target is

@@ -3,7 +3,7 @@ import { Backoff, pause } from '../../../../core/src/retry.js';
 import { SIGNATURE_HEADER, signWebhook } from '../../../../core/src/webhooks/signature.js';
 import type { Notification } from './payload.js';
 
-export interface WebhookDeliveryOptions {
+interface WebhookDeliveryOptions {
   url: string;
   secret: string;
   logger: Logger;

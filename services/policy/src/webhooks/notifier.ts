@@ -8,7 +8,7 @@ import { notificationOf } from './payload.js';
 /** Past this, an approver's answer or a final verdict is history, not news. */
 const NEWS_MS = 60 * 60 * 1000;
 
-export interface ApprovalWebhooksOptions {
+interface ApprovalWebhooksOptions {
   bus: Bus;
   webhooks: readonly ApprovalWebhookConfig[];
   logger: Logger;

@@ -2,7 +2,7 @@ import type { APPROVAL_WEBHOOK_EVENTS } from '../../../../core/src/config.js';
 import { revealSummary, visibleText } from '../../../../core/src/visible-text.js';
 import type { AgateEvent } from '../../../../schemas/src/events.js';
 
-export type NotificationType = (typeof APPROVAL_WEBHOOK_EVENTS)[number];
+type NotificationType = (typeof APPROVAL_WEBHOOK_EVENTS)[number];
 
 /** One notification: its stable id (the event's, for receivers to drop duplicates) and JSON body. */
 export interface Notification {

@@ -5,7 +5,7 @@ import { packageRoot } from '../../../../core/src/package-root.js';
 import { AgateError, ErrorCode } from '../../../../core/src/errors.js';
 
 /** Where the browser side lives in the repository: plain ES modules, CSS and HTML, no build step. */
-export const CONSOLE_ASSETS_DIR = join('services', 'query', 'console');
+const CONSOLE_ASSETS_DIR = join('services', 'query', 'console');
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -51,7 +51,7 @@ export function loadAssets(dir = join(packageRoot(), CONSOLE_ASSETS_DIR)): Map<s
 const SHARED_MODULES: [string, URL][] = [['visible-text.js', new URL('../../../../core/src/visible-text.js', import.meta.url)]];
 
 /** Where the asciicast player's files are served, under /ui/assets/. */
-export const PLAYER_PREFIX = 'asciinema-player/';
+const PLAYER_PREFIX = 'asciinema-player/';
 
 /**
  * The asciicast player (npm `asciinema-player`) as installed: its ES-module build (`dist/*.js`,

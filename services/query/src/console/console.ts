@@ -15,9 +15,9 @@ import { SamlLogin, type SamlSubject } from './saml-login.js';
 import { csrfMatches, SessionStore, type ConsoleSession } from './session-store.js';
 
 /** Runs one query API route (`/v1/...`) for an already signed-in person; QueryApi provides it. */
-export type ServeRoute = (req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams, who: { identity: Identity; roles: ReadonlySet<Role> }, body?: Buffer) => Promise<void>;
+type ServeRoute = (req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams, who: { identity: Identity; roles: ReadonlySet<Role> }, body?: Buffer) => Promise<void>;
 
-export interface ConsoleOptions {
+interface ConsoleOptions {
   config: ConsoleConfig;
   store: Store;
   logger: Logger;

@@ -15,7 +15,7 @@ export function parseCookies(header: string | undefined): Map<string, string> {
   return out;
 }
 
-export interface CookieOptions {
+interface CookieOptions {
   /** Strict for the session; Lax for the sign-in flow, whose callback is a top-level navigation from the provider. */
   sameSite: 'Strict' | 'Lax';
   secure: boolean;

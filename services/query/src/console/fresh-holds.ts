@@ -85,7 +85,7 @@ export class FreshHolds {
 }
 
 /** The claims an approver is shown, from all of an identity's claims. */
-export function shownClaims(all: Record<string, string>): Record<string, string> {
+function shownClaims(all: Record<string, string>): Record<string, string> {
   return Object.fromEntries(SHOWN_CLAIMS.filter((c) => all[c] !== undefined && all[c] !== '').map((c) => [c, all[c]!]));
 }
 

@@ -5,7 +5,7 @@ import { SHOWN_CLAIMS } from './shown-claims.js';
 
 
 /** One held command as the inbox shows it: the approval row plus who asked and why it was held. */
-export interface InboxItem extends ApprovalRow {
+interface InboxItem extends ApprovalRow {
   /** The hold verdict's reason: the rule's message, or "held for approval by rule R". */
   message: string | null;
   claims: Record<string, string>;

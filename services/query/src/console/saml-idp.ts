@@ -12,7 +12,7 @@ const MAX_METADATA_BYTES = 1024 * 1024;
 const FETCH_TIMEOUT_MS = 10_000;
 
 /** What the console needs to know of the IdP: where to send people, and whose signatures to trust. */
-export interface IdpDescription {
+interface IdpDescription {
   entityId: string;
   ssoUrl?: string;
   sloUrl?: string;
@@ -26,7 +26,7 @@ export interface IdpDescription {
  * certificates (KeyDescriptors with `use="signing"` or no `use`). Anything missing or malformed
  * is an Error naming what.
  */
-export function parseIdpMetadata(xml: string, entityId: string): IdpDescription {
+function parseIdpMetadata(xml: string, entityId: string): IdpDescription {
   const problems: string[] = [];
   const doc = new DOMParser({ errorHandler: (level: string, message: unknown) => void (level !== 'warning' && problems.push(String(message))) }).parseFromString(xml, 'text/xml');
   if (problems.length > 0 || doc.documentElement === null) throw new Error(`it is not well-formed XML: ${problems[0] ?? 'no document element'}`);
@@ -117,7 +117,7 @@ export class SamlIdp {
 }
 
 /** The CERTIFICATE blocks of a PEM file; none, or an unreadable file, is a config error naming the key. */
-export function pemCertificates(file: string): string[] {
+function pemCertificates(file: string): string[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

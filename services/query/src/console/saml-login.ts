@@ -29,14 +29,14 @@ export interface SamlSubject {
 }
 
 /** A verified SAML sign-in: who, and which of our requests it answers. */
-export interface SamlSignIn {
+interface SamlSignIn {
   identity: Identity;
   subject: SamlSubject;
   inResponseTo: string;
 }
 
 /** A logout message the IdP sent to /ui/saml/slo, verified. */
-export type LogoutMessage =
+type LogoutMessage =
   /** The IdP ends this person's sessions; `reply` (HTTP-Redirect only) carries our signed LogoutResponse back. */
   | { kind: 'request'; subject: SamlSubject; reply?: URL }
   /** The IdP confirms a logout we asked for. */

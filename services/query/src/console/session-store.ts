@@ -5,10 +5,10 @@ import type { LoginFlow } from './oidc-login.js';
 import type { SamlSubject } from './saml-login.js';
 
 /** An unfinished sign-in, keyed by the flow cookie: OIDC's state/nonce/verifier, or the SAML AuthnRequest's id. */
-export type SignInFlow = { kind: 'oidc'; oidc: LoginFlow } | { kind: 'saml'; requestId: string };
+type SignInFlow = { kind: 'oidc'; oidc: LoginFlow } | { kind: 'saml'; requestId: string };
 
 /** A verified SAML assertion waiting for the browser to come back with its flow cookie (see console.ts). */
-export interface SamlTicket {
+interface SamlTicket {
   identity: Identity;
   subject: SamlSubject;
   inResponseTo: string;

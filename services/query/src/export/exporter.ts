@@ -1,6 +1,6 @@
 import type { ExportSink, ExportSource, PositionStore } from './types.js';
 
-export interface ExportOptions {
+interface ExportOptions {
   /** Events per read and per delivery. */
   batch?: number;
   /** Stop after this many events (for tests and sampling); default: until caught up. */
@@ -8,7 +8,7 @@ export interface ExportOptions {
   signal?: AbortSignal;
 }
 
-export interface ExportReport {
+interface ExportReport {
   delivered: number;
   positions: Record<string, number>;
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { OcsfEvent } from '../ocsf/map.js';
 
 /** A text cut to fit: where it was, how long it was, and the SHA-256 of all of it (UTF-8). */
-export interface TruncatedField {
+interface TruncatedField {
   field: string;
   chars: number;
   sha256: string;

@@ -4,7 +4,7 @@ import type { OcsfEvent } from '../ocsf/map.js';
 import { sizedRuns } from './fit-events.js';
 import type { ExportSink } from './types.js';
 
-export interface HecOptions {
+interface HecOptions {
   /** The collector endpoint; a bare origin gets `/services/collector/event`. */
   url: string;
   token: string;

@@ -7,7 +7,7 @@ import type { OcsfEvent } from '../ocsf/map.js';
 import { sizedRuns } from './fit-events.js';
 import type { ExportSink } from './types.js';
 
-export interface KafkaSinkOptions {
+interface KafkaSinkOptions {
   brokers: string[];
   topic: string;
   /** Partitions and replication of the topic when the sink creates it (it is left as is when it exists). */

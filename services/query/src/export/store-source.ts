@@ -4,7 +4,7 @@ import { microsToDateTime64 } from '../../../ledger/src/schema.js';
 import { listChains } from '../../../ledger/src/verify.js';
 import { initSqlParser } from '../../../../core/src/sql/analyze.js';
 import { DECISION_LISTS, type DecisionEvents } from '../queries.js';
-import type { ApprovalDecision, ApprovalRequested, ResponseOutcome, Verdict } from '../../../../schemas/src/events.js';
+import type { ResponseOutcome } from '../../../../schemas/src/events.js';
 import { finalDecision } from '../final-decision.js';
 import { toOcsf, type CommandRecord, type LoginRecord, type OcsfEvent } from '../ocsf/map.js';
 import type { ExportSource } from './types.js';

@@ -1,11 +1,5 @@
 import type { OcsfEvent } from '../ocsf/map.js';
 
-/** Where an event sits in the ledger: the position export resumes from. */
-export interface Position {
-  chain_id: string;
-  seq: number;
-}
-
 /** Ledger records, mapped to OCSF, in ledger order per chain. */
 export interface ExportSource {
   chains(): Promise<string[]>;

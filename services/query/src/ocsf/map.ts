@@ -5,7 +5,7 @@ import { OCSF_VERSION, PRODUCT } from './product.js';
 import { sqlActivity } from './sql-activity.js';
 
 /** A command with its final decision and response, or a login, as read from the ledger. */
-export type ExportRecord = CommandRecord | LoginRecord;
+type ExportRecord = CommandRecord | LoginRecord;
 
 interface Position {
   chain_id: string;
@@ -62,7 +62,7 @@ export interface LoginRecord extends Position {
 export type OcsfEvent = Record<string, unknown> & { class_uid: number; time: number; metadata: Record<string, unknown> & { sequence: number; log_name: string } };
 
 /** Store time text → OCSF `timestamp_t` (milliseconds since the epoch). */
-export function toEpochMs(storeTime: string): number {
+function toEpochMs(storeTime: string): number {
   return Date.parse(storeTime.replace(' ', 'T') + 'Z');
 }
 

@@ -2,7 +2,7 @@ import { SqlAnalysisCache, type SqlStatement } from '../../../../core/src/sql/an
 import { sqlFacts } from '../../../../core/src/sql/facts.js';
 
 /** OCSF 1.3.0 Datastore Activity ids. */
-export const DATASTORE_ACTIVITY = { Unknown: 0, Read: 1, Update: 2, Connect: 3, Query: 4, Write: 5, Create: 6, Delete: 7, Other: 99 } as const;
+const DATASTORE_ACTIVITY = { Unknown: 0, Read: 1, Update: 2, Connect: 3, Query: 4, Write: 5, Create: 6, Delete: 7, Other: 99 } as const;
 type Activity = (typeof DATASTORE_ACTIVITY)[keyof typeof DATASTORE_ACTIVITY];
 
 /*

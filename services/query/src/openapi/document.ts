@@ -36,7 +36,7 @@ function tidy(value: unknown): unknown {
 }
 
 /** One schema in OpenAPI 3.0's JSON Schema dialect, as a request sends it (defaults optional). */
-export function jsonSchema(schema: z.ZodType): Json {
+function jsonSchema(schema: z.ZodType): Json {
   return tidy(z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' })) as Json;
 }
 

@@ -87,7 +87,7 @@ export const Command = z.object({
   text: z.string(),
 }).meta({ id: 'Command' });
 
-export const FinalDecision = z.object({
+const FinalDecision = z.object({
   decision: z.enum(['allow', 'deny', 'mask', 'hold']).describe('What was enforced; hold only while the command still waits.'),
   decided_by: z.enum(['policy', 'approver', 'timeout', 'deadline', 'agate', 'pending']),
   rule_id: z.string().nullable(),

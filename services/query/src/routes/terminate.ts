@@ -14,7 +14,7 @@ const MAX_REASON = 500;
 const TERMINATE_TIMEOUT_MS = 10_000;
 
 /** How to reach proxies in other processes (distributed mode): the bus, and a watch for SessionClosed. */
-export interface RemoteTermination {
+interface RemoteTermination {
   bus: Bus;
   ends: SessionEnds;
   store: Store;

@@ -10,7 +10,7 @@ import { cteNames, nameOf, windowNames, parseAst, quotedIdentifiers, type AstNod
  * query parameters. Node types not known to be harmless are refused, so a construct a newer
  * engine adds is refused until someone looks at it.
  */
-export interface GuardOptions {
+interface GuardOptions {
   /** Tables analysts may read, e.g. `agate.sessions`. */
   tables: ReadonlySet<string>;
 }
@@ -44,7 +44,7 @@ const IN_FUNCTIONS = new Set(['in', 'notin', 'nullin', 'notnullin']);
 /** Words an analyst may put in a backquoted or double-quoted identifier. */
 const SAFE_QUOTED = /^[A-Za-z0-9_ $-]*$/;
 
-export function refuse(what: string): never {
+function refuse(what: string): never {
   throw new AgateError(ErrorCode.SQL_REFUSED, `${what} is not allowed in analyst SQL`);
 }
 

@@ -214,12 +214,12 @@ const PLAIN_PATH = /^(?!.*\.\.)[A-Za-z0-9_./-]+$/;
  * copies of `metadata/`, each database's table definitions and each table's format_version.txt,
  * and per table directory the names of its active parts, to link.
  */
-export interface StorePlan {
+interface StorePlan {
   copies: string[];
   tables: [string, string[]][];
 }
 
-export async function storePlan(store: string, activeParts: readonly string[]): Promise<StorePlan> {
+async function storePlan(store: string, activeParts: readonly string[]): Promise<StorePlan> {
   const copies = new Set<string>(['metadata']);
   const metadata = join(store, 'metadata');
   for (const entry of await readdir(metadata, { withFileTypes: true })) {

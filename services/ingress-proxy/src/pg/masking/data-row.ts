@@ -41,7 +41,7 @@ function columnReplacement(column: Column): Buffer | null {
   return TEXT_LIKE.has(column.typeOid) ? Buffer.from(MASKED_VALUE) : null;
 }
 
-export interface MaskedRow {
+interface MaskedRow {
   /** The frame to deliver: the original when nothing was masked, else a rebuilt DataRow. */
   frame: Buffer;
   masked: number;

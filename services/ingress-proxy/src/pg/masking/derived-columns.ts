@@ -283,11 +283,6 @@ function copiesWholeTable(node: Node, masker: Masker): boolean {
   return columns.length === 0 || columns.some((c) => typeof c !== 'string' || masker.masksColumn(c));
 }
 
-function refNamesMasked(ref: Node, masker: Masker): boolean {
-  const name = ((list(ref.fields).at(-1) as Node | undefined)?.String as Node | undefined)?.sval;
-  return typeof name === 'string' && masker.masksColumn(name);
-}
-
 /** The identifier-like words of every string constant in a statement (function and DO bodies). */
 function bodyWords(node: Node): string[] {
   const words: string[] = [];

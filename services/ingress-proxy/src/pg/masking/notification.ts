@@ -4,7 +4,7 @@ import { MaskingError } from './data-row.js';
 import type { Masker } from '../../masking/masker.js';
 
 /** The fields of one NotificationResponse ('A') frame. */
-export interface NotificationFields {
+interface NotificationFields {
   pid: number;
   channel: string;
   payload: string;

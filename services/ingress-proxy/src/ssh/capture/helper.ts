@@ -23,7 +23,6 @@ const MAX_LINE = 8192;
 export class HookHelper {
   readonly dir: string;
   readonly #stream: ClientChannel;
-  readonly #lines: string[] = [];
   #partial = '';
   #waiting: ((line: string | undefined) => void)[] = [];
   #closed = false;

@@ -42,7 +42,7 @@ export const REPORT_OPEN = "trap -- '#AGATE1:";
 /** What the report of the shell's PROMPT_COMMAND says: the shell is back at its prompt. */
 export const REARM_TEXT = '__agate_rearm';
 /** The exit status of the helper or shell when capture is not possible here (no bash 5.1+, no mktemp). */
-export const NO_CAPTURE_STATUS = 97;
+const NO_CAPTURE_STATUS = 97;
 
 /**
  * The helper: one line `D <dir>` first, then `S <pid> <stat>|<wchan>|<syscall>` per `s` request,

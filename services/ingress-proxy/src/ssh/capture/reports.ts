@@ -1,7 +1,7 @@
 import { REPORT_OPEN } from './hook-script.js';
 
 /** The captured shell is up; `pid` is the process whose commands the hook reports. */
-export interface ReadyReport {
+interface ReadyReport {
   kind: 'ready';
   pid: number;
 }

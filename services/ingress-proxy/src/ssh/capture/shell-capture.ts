@@ -3,7 +3,7 @@ import { HookHelper, readsTerminal } from './helper.js';
 import { REARM_TEXT, shellCommand } from './hook-script.js';
 import { ReportScanner, type CommandReport, type HookReport, type UnreadableReport } from './reports.js';
 
-export interface CaptureOptions {
+interface CaptureOptions {
   /**
    * Records and decides a reported command; resolves true when it may run. Never rejects.
    * `gaveUp` aborts when the shell stops waiting for the verdict (the process reported again,
@@ -19,7 +19,7 @@ export interface CaptureOptions {
   promptWaitMs?: number;
 }
 
-export interface PtyWindow {
+interface PtyWindow {
   term: string;
   cols: number;
   rows: number;

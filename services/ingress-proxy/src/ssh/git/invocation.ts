@@ -5,9 +5,9 @@
  * path to the program, double quotes. Each is read back to one canonical command, so policy sees
  * the same text whatever the spelling and the program Agate runs is the one it decided on.
  */
-export type GitService = 'receive-pack' | 'upload-pack';
+type GitService = 'receive-pack' | 'upload-pack';
 
-export type GitInvocation =
+type GitInvocation =
   | { kind: 'git'; service: GitService; repo: string; canonical: string }
   /** The line names receive-pack but is not a plain invocation of it: its ref updates cannot be read. */
   | { kind: 'unclear'; reason: string };

@@ -189,7 +189,7 @@ export class PackCommits {
 }
 
 /** The `parent` lines of a commit's header (up to its first blank line). */
-export function commitParents(content: Buffer): string[] {
+function commitParents(content: Buffer): string[] {
   const text = content.toString('latin1', 0, Math.min(content.length, 64 * 1024));
   const header = text.split('\n\n', 1)[0]!;
   return header.split('\n').filter((l) => l.startsWith('parent ')).map((l) => l.slice(7).trim());

@@ -9,7 +9,7 @@ import type { RefUpdate } from './push-gate.js';
  * `forced` is `true` when any update is not a fast-forward, `unknown` when one cannot be proven
  * either way, else `false`.
  */
-export interface GitUpdateFact {
+interface GitUpdateFact {
   ref: string;
   action: RefUpdate['action'];
   forced: Forced;

@@ -6,9 +6,9 @@ import { readPushRequest, type PushRequest, type RefCommand } from './push-reque
 import { refusalReport } from './report.js';
 
 /** The longest command section read before the push is refused as unreadable. */
-export const MAX_PUSH_REQUEST = 1024 * 1024;
+const MAX_PUSH_REQUEST = 1024 * 1024;
 /** Pack bytes held to learn the new commits' parents; past it the updates not yet proven are `unknown`. */
-export const MAX_PACK_HELD = 32 * 1024 * 1024;
+const MAX_PACK_HELD = 32 * 1024 * 1024;
 
 export interface RefUpdate extends RefCommand {
   forced: Forced;

@@ -14,7 +14,7 @@
 /** The all-zero oid: as old-oid it creates a ref, as new-oid it deletes one. */
 const ZERO = /^0+$/;
 
-export type RefAction = 'create' | 'update' | 'delete';
+type RefAction = 'create' | 'update' | 'delete';
 
 export interface RefCommand {
   old: string;
@@ -33,7 +33,7 @@ export interface PushRequest {
   packFollows: boolean;
 }
 
-export type PushRequestRead = { kind: 'more' } | { kind: 'request'; request: PushRequest } | { kind: 'invalid'; reason: string };
+type PushRequestRead = { kind: 'more' } | { kind: 'request'; request: PushRequest } | { kind: 'invalid'; reason: string };
 
 /** Longest pkt-line payload git writes (LARGE_PACKET_MAX 65520 minus the 4-byte header). */
 const MAX_PKT = 65520;

@@ -8,11 +8,11 @@ import { parseDataHead, parseReply, parseRequest, parseWriteHead } from './parse
 import { statusPacket } from './serializer.js';
 
 /** Requests awaiting a reply, per kind; more than this is a client flooding the proxy. */
-export const MAX_OUTSTANDING = 65_536;
-export const MAX_OPEN_FILES = 1024;
+const MAX_OUTSTANDING = 65_536;
+const MAX_OPEN_FILES = 1024;
 
 /** Where the engine's bytes go; the socket adapter (relay.ts) supplies these. */
-export interface EngineIo {
+interface EngineIo {
   /** Client requests (and upload data) for the target, in order. */
   toTarget(bytes: Buffer): void;
   /** Replies for the client; false when its buffer is full and the target should wait for it. */
@@ -47,7 +47,7 @@ type RequestHandlers = { [K in SftpRequest['kind']]: (req: Extract<SftpRequest, 
 type ReplyHandlers<T> = { [K in AwaitingKind]: (request: AwaitingValue<T, K>, reply: SftpReply) => void };
 
 /** Everything the engine knows between packets. */
-export interface SftpState<T> {
+interface SftpState<T> {
   awaiting: Awaiting<T>;
   /**
    * Every request id sent to the target and not answered yet, of any kind. The target answers

@@ -18,7 +18,7 @@ export const HEAD_BYTES = 512;
 /** Packets up to this size come out whole; only bulk data is worth streaming. */
 const STREAM_ABOVE = 16 * 1024;
 
-export interface FramerOptions {
+interface FramerOptions {
   /** A length above this is refused before anything is allocated. */
   maxPacket?: number;
   /** Packet types delivered as head and rest when large (their data is the packet's last field). */

@@ -26,7 +26,7 @@ export interface StreamedData<T> {
   left: number;
 }
 
-export type Direction = 'read' | 'write';
+type Direction = 'read' | 'write';
 
 export function openFile<T>(token: T, path: string): OpenFile<T> {
   return { token, path, hash: createHash('sha256'), bytesRead: 0, bytesWritten: 0, nextOffset: 0, sequential: true, copiedInto: 0, copiedFrom: 0, failedWrites: 0, failedBytes: 0 };

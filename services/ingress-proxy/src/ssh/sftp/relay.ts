@@ -4,7 +4,7 @@ import { ClientWrites } from '../client-writes.js';
 import { SftpEngine } from './engine.js';
 import type { SftpHooks, SftpOutcome } from './hooks.js';
 
-export type { FileRequest, FileResult, SftpHooks, SftpOutcome } from './hooks.js';
+export type { FileRequest, FileResult } from './hooks.js';
 
 /**
  * Relays an sftp channel packet by packet. Opens, removes, renames, mkdir/rmdir, setstat and
