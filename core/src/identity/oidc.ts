@@ -34,9 +34,22 @@ const MAX_TOKEN_LENGTH = 16 * 1024;
  */
 export class TokenVerifier {
   readonly #issuers = new Map<string, TrustedIssuer>();
+  readonly #sessionGraceMs: number;
 
-  constructor(issuers: readonly TrustedIssuer[]) {
+  constructor(issuers: readonly TrustedIssuer[], options: { sessionGraceS?: number } = {}) {
     for (const i of issuers) this.#issuers.set(i.issuer, i);
+    this.#sessionGraceMs = (options.sessionGraceS ?? 0) * 1000;
+  }
+
+  /**
+   * When a session opened with this verified identity must end (ms since the epoch): its token's
+   * `exp` plus `identity.session_grace_s`. Undefined for an identity that no token vouches for
+   * (an SSH public key).
+   */
+  sessionDeadline(identity: Identity): number | undefined {
+    if (!this.#issuers.has(identity.issuer)) return undefined;
+    const exp = Number(identity.claims.exp);
+    return Number.isFinite(exp) ? exp * 1000 + this.#sessionGraceMs : undefined;
   }
 
   async verify(token: string): Promise<Identity> {
