@@ -33,7 +33,7 @@ const { sshd } = settings;
 const target = { name: 'box', host: sshd.host, port: sshd.port, user: sshd.user, privateKey: readFileSync(sshd.clientKeyFile), hostKey: parsePinnedHostKey(sshd.hostPublicKey) };
 const proxy = new SshProxyServer({
   bus, proxyId: 'bench', verdictTimeoutMs: 5000, connectTimeoutMs: 5000, logger: silentLogger, maxConnections: 16,
-  verifier: new TokenVerifier([remoteIssuer({ issuer: settings.issuer, jwks_uri: settings.jwksUri, audience: 'agate', algorithms: ['ES256', 'RS256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' })]),
+  verifier: new TokenVerifier([remoteIssuer({ issuer: settings.issuer, jwks_uri: settings.jwksUri, audience: 'agate', algorithms: ['ES256', 'RS256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub', jwks_max_age_s: 60 })]),
   resolveTarget: (n) => (n === 'box' ? target : undefined),
   audit: MaskSets.compile(config.masking, config.source).audit,
   hostKey: Buffer.from(generateHostKey()),

@@ -90,7 +90,7 @@ interface Drainable {
 export async function buildVerifier(config: AgateConfig): Promise<TokenVerifier> {
   const issuers = config.identity.issuers.map(remoteIssuer);
   if (config.identity.dev_issuer.enabled) issuers.push(await devTrustedIssuer(config.data_dir, config.identity.dev_issuer.audience));
-  return new TokenVerifier(issuers);
+  return new TokenVerifier(issuers, { sessionGraceS: config.identity.session_grace_s });
 }
 
 /**

@@ -65,6 +65,19 @@ const issuer = z.strictObject({
     .default(3600)
     .describe('a token living longer (`exp − iat`, or `exp − now` without `iat`) is refused with `AUTH_TOKEN_LIFETIME_TOO_LONG`; GitHub Actions tokens live minutes, GitLab CI tokens until the job timeout, so raise it for longer GitLab jobs. A token marking any header extension critical (`crit`) is refused with `AUTH_CRIT_UNSUPPORTED`'),
   subject_claim: z.string().default('sub').describe('the claim that names the identity in the audit trail'),
+  /*
+   * A key the issuer took out of its key set (revoked) verifies until Agate fetches the set again;
+   * this bounds how long. The key set's own Cache-Control max-age may make it shorter.
+   */
+  jwks_max_age_s: z
+    .number().int().min(1).max(600)
+    .default(60)
+    .describe("the key set is fetched again when a token arrives this long after the last fetch, or sooner when the key set's `Cache-Control: max-age` says so (never more than once per 2 s): a key removed from it stops verifying within this time"),
+  allowed_azp: z
+    .array(z.string().min(1))
+    .nonempty()
+    .optional()
+    .describe('the clients (`azp`) whose tokens are accepted; default: the `audience` values. A token with an `azp` not listed, or with several audiences and no `azp`, is refused with `AUTH_AZP_REFUSED` (it was minted for another client of the issuer). `["*"]` accepts any `azp`, or none'),
 });
 
 /** Value detectors a mask set can use; see services/ingress-proxy/src/masking/detectors.ts. */
@@ -514,6 +527,10 @@ export const configSchema = z.strictObject({
   log_level: z.enum(['debug', 'info', 'warn', 'error']).default('info').describe('logs never carry SQL, tokens or secrets'),
   identity: z.strictObject({
     issuers: z.array(issuer).default([]).describe('trusted OIDC issuers'),
+    session_grace_s: z
+      .number().int().min(0).max(7 * 86400)
+      .default(0)
+      .describe("how long a PostgreSQL or SSH session may stay open past its token's `exp`; then Agate ends it (`SessionClosed` reason `token expired`). Raise it for jobs whose sessions outlive their CI token"),
     dev_issuer: z
       .strictObject({
         enabled: z.boolean().default(false).describe('the dev-only built-in token issuer, for local trials; never in production'),

@@ -18,6 +18,8 @@ export const ErrorCode = {
   AUTH_CRIT_UNSUPPORTED: 'AUTH_CRIT_UNSUPPORTED',
   AUTH_ISSUER_UNTRUSTED: 'AUTH_ISSUER_UNTRUSTED',
   AUTH_AUDIENCE_MISMATCH: 'AUTH_AUDIENCE_MISMATCH',
+  /** The token was minted for another client of the issuer: its `azp` is not in `allowed_azp`, or it has several audiences and no `azp`. */
+  AUTH_AZP_REFUSED: 'AUTH_AZP_REFUSED',
   AUTH_SIGNATURE_INVALID: 'AUTH_SIGNATURE_INVALID',
   AUTH_ALGORITHM_REFUSED: 'AUTH_ALGORITHM_REFUSED',
   AUTH_CLAIM_INVALID: 'AUTH_CLAIM_INVALID',

@@ -55,7 +55,7 @@ async function setup(into: Partial<Env>): Promise<Env> {
   const issuer = into.issuer!;
   into.bus = new LocalBus({ dir: join(into.dir, 'bus'), fsync: true, logger: silentLogger });
   const verifier = new TokenVerifier([
-    remoteIssuer({ issuer: issuer.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' }),
+    remoteIssuer({ issuer: issuer.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub', jwks_max_age_s: 60 }),
   ]);
   const cred = pgServer.users.scram;
   const config = parseConfig('identity: { dev_issuer: { enabled: true } }\n', 'fail-closed.yaml');

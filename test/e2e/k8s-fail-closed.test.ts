@@ -56,7 +56,7 @@ test.before(async (ctx) => {
   const masker = MaskSets.compile(config.masking, config.source).audit;
   ctx.options = {
     bus: ctx.bus, proxyId: 'k8s-fc', verdictTimeoutMs: VERDICT_TIMEOUT_MS, logger: silentLogger,
-    verifier: new TokenVerifier([remoteIssuer({ issuer: issuer.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' })]),
+    verifier: new TokenVerifier([remoteIssuer({ issuer: issuer.issuer, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub', jwks_max_age_s: 60 })]),
     target: {
       name: 'cluster', upstream: await KubeUpstream.load(kube.adminKubeconfigPath, undefined, 'test'),
       tls: { cert: readFileSync(kube.other.certFile), key: readFileSync(kube.other.keyFile) },

@@ -110,7 +110,7 @@ async function start(into: Partial<SshEnv>, options: SshProxyFixtureOptions): Pr
   into.subscription = await into.bus.subscribe({ group: options.name, types: options.types, handler: async (batch) => void into.events!.push(...batch) });
   const targets = options.targets?.(sshd) ?? new Map([['box', sshdTarget(sshd, 'box')]]);
   const verifier = new TokenVerifier([
-    remoteIssuer({ issuer: into.issuer!.issuer, audience: 'agate', algorithms: options.algorithms ?? ['ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub' }),
+    remoteIssuer({ issuer: into.issuer!.issuer, audience: 'agate', algorithms: options.algorithms ?? ['ES256'], clock_tolerance_s: 30, max_token_lifetime_s: 3600, subject_claim: 'sub', jwks_max_age_s: 60 }),
   ]);
   into.proxyOptions = {
     bus: into.bus, verifier, resolveTarget: (n) => targets.get(n), proxyId: `e2e-${options.name}`, verdictTimeoutMs: options.verdictTimeoutMs, connectTimeoutMs: 15_000,

@@ -38,6 +38,10 @@ export interface OidcIssuer {
   readonly requests: number;
   /** HTTP status the JWKS (and discovery) answer with: 200 by default; another stands for an issuer that is down. */
   status: number;
+  /** The JWKS answer's Cache-Control header: `no-store` by default. */
+  cacheControl: string;
+  /** Takes a key out of the published JWKS (a revoked key); tokens it signs still mint. */
+  withdraw(alg: SigningAlg): void;
   /**
    * Signs a JWT. Defaults: iss = issuer, aud = audience, iat = now, exp = now + 300.
    * `claims` override those defaults, `opts` override claims; a claim set to
@@ -77,11 +81,13 @@ export async function startOidcIssuer(opts: StartOidcIssuerOptions = {}): Promis
   const foreign: Partial<Record<SigningAlg, KeyEntry>> = {};
   let jwksRequests = 0;
   let answerStatus = 200;
+  let cacheControl = 'no-store';
+  const withdrawn = new Set<SigningAlg>();
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const send = (status: number, body: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': cacheControl });
       res.end(JSON.stringify(body));
     };
     if (req.method !== 'GET') return send(405, { error: 'method not allowed' });
@@ -98,7 +104,7 @@ export async function startOidcIssuer(opts: StartOidcIssuerOptions = {}): Promis
     }
     if (path === '/.well-known/jwks') {
       jwksRequests++;
-      return send(200, { keys: [keys.RS256.publicJwk, keys.ES256.publicJwk] });
+      return send(200, { keys: (['RS256', 'ES256'] as const).filter((a) => !withdrawn.has(a)).map((a) => keys[a].publicJwk) });
     }
     return send(404, { error: 'not found' });
   });
@@ -139,6 +145,15 @@ export async function startOidcIssuer(opts: StartOidcIssuerOptions = {}): Promis
     },
     set status(s: number) {
       answerStatus = s;
+    },
+    get cacheControl() {
+      return cacheControl;
+    },
+    set cacheControl(v: string) {
+      cacheControl = v;
+    },
+    withdraw(alg) {
+      withdrawn.add(alg);
     },
     mint(claims = {}, o = {}) {
       const key = keys[o.alg ?? 'RS256'];

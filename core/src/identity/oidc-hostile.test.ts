@@ -17,7 +17,7 @@ import { remoteIssuer, TokenVerifier } from './oidc.js';
 const test = suite('OIDC tokens from a hostile client');
 const ctx = {} as { issuer: OidcIssuer; verifier: TokenVerifier; attacker: Server; attackerUrl: string; attackerHits: number };
 const now = () => Math.floor(Date.now() / 1000);
-const cfg = (issuer: OidcIssuer, extra: Partial<IssuerConfig> = {}): IssuerConfig => ({ issuer: issuer.issuer, jwks_uri: issuer.jwksUri, audience: 'agate', algorithms: ['RS256', 'ES256'] as IssuerConfig['algorithms'], clock_tolerance_s: 60, max_token_lifetime_s: 3600, subject_claim: 'sub', ...extra });
+const cfg = (issuer: OidcIssuer, extra: Partial<IssuerConfig> = {}): IssuerConfig => ({ issuer: issuer.issuer, jwks_uri: issuer.jwksUri, audience: 'agate', algorithms: ['RS256', 'ES256'] as IssuerConfig['algorithms'], clock_tolerance_s: 60, max_token_lifetime_s: 3600, subject_claim: 'sub', jwks_max_age_s: 60, ...extra });
 
 test.before(async () => {
   ctx.issuer = await startOidcIssuer({ audience: 'agate' });
@@ -68,8 +68,8 @@ test('an issuer with a trailing slash more is another issuer', async () => {
   assert.is((await refusal(ctx.verifier, token)).code, 'AUTH_ISSUER_UNTRUSTED');
 });
 
-test('aud as an array naming agate among others is accepted; one that does not name it is refused', async () => {
-  assert.is((await ctx.verifier.verify(await ctx.issuer.mint({ sub: 'multi' }, { audience: ['other-client', 'agate'] }))).subject, 'multi');
+test('aud as an array naming agate among others is accepted (with azp agate, oidc-hostile-2); one that does not name it is refused', async () => {
+  assert.is((await ctx.verifier.verify(await ctx.issuer.mint({ sub: 'multi', azp: 'agate' }, { audience: ['other-client', 'agate'] }))).subject, 'multi');
   assert.is((await refusal(ctx.verifier, await ctx.issuer.mint({ sub: 'multi' }, { audience: ['other-client', 'agate-console'] }))).code, 'AUTH_AUDIENCE_MISMATCH');
 });
 

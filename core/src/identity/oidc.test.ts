@@ -16,7 +16,7 @@ const now = () => Math.floor(Date.now() / 1000);
 lifetimes.before(async () => {
   ctx.issuer = await startOidcIssuer({ audience: 'agate' });
   ctx.verifier = new TokenVerifier([
-    remoteIssuer({ issuer: ctx.issuer.issuer, jwks_uri: ctx.issuer.jwksUri, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 60, max_token_lifetime_s: 3600, subject_claim: 'sub' }),
+    remoteIssuer({ issuer: ctx.issuer.issuer, jwks_uri: ctx.issuer.jwksUri, audience: 'agate', algorithms: ['RS256', 'ES256'], clock_tolerance_s: 60, max_token_lifetime_s: 3600, subject_claim: 'sub', jwks_max_age_s: 60 }),
   ]);
 });
 lifetimes.after(() => ctx.issuer.close());

@@ -1,4 +1,4 @@
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWK, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { AuthenticationError, ErrorCode } from '../errors.js';
 import type { Identity } from '../../../schemas/src/events.js';
 import type { IssuerConfig } from '../config.js';
@@ -12,6 +12,8 @@ export interface TrustedIssuer {
   /** Longest accepted exp − iat (exp − now without iat), in seconds. */
   maxLifetimeS: number;
   subjectClaim: string;
+  /** The clients (`azp`) whose tokens are accepted; `*` accepts any, or none with several audiences. */
+  allowedAzp: readonly string[];
   keys: JWTVerifyGetKey;
 }
 
@@ -32,9 +34,22 @@ const MAX_TOKEN_LENGTH = 16 * 1024;
  */
 export class TokenVerifier {
   readonly #issuers = new Map<string, TrustedIssuer>();
+  readonly #sessionGraceMs: number;
 
-  constructor(issuers: readonly TrustedIssuer[]) {
+  constructor(issuers: readonly TrustedIssuer[], options: { sessionGraceS?: number } = {}) {
     for (const i of issuers) this.#issuers.set(i.issuer, i);
+    this.#sessionGraceMs = (options.sessionGraceS ?? 0) * 1000;
+  }
+
+  /**
+   * When a session opened with this verified identity must end (ms since the epoch): its token's
+   * `exp` plus `identity.session_grace_s`. Undefined for an identity that no token vouches for
+   * (an SSH public key).
+   */
+  sessionDeadline(identity: Identity): number | undefined {
+    if (!this.#issuers.has(identity.issuer)) return undefined;
+    const exp = Number(identity.claims.exp);
+    return Number.isFinite(exp) ? exp * 1000 + this.#sessionGraceMs : undefined;
   }
 
   async verify(token: string): Promise<Identity> {
@@ -75,6 +90,7 @@ export class TokenVerifier {
       throw translateJoseError(err);
     }
     checkLifetime(payload, trusted);
+    checkAuthorizedParty(payload, trusted);
     return toIdentity(payload, trusted);
   }
 
@@ -100,6 +116,22 @@ function checkLifetime(payload: JWTPayload, trusted: TrustedIssuer): void {
   const lifetime = payload.exp! - start;
   if (lifetime > trusted.maxLifetimeS + tolerance) {
     throw new AuthenticationError(ErrorCode.AUTH_TOKEN_LIFETIME_TOO_LONG, `the token lives ${lifetime} s (exp − ${typeof payload.iat === 'number' ? 'iat' : 'now'}), longer than the ${trusted.maxLifetimeS} s allowed for ${trusted.issuer} (max_token_lifetime_s)`);
+  }
+}
+
+/**
+ * OpenID Connect Core §3.1.3.7: `azp` names the client the token was minted for. An issuer serves
+ * many clients, and a token minted for another of them may name Agate among its audiences: it is
+ * accepted only when that client is listed, and one with several audiences must say whose it is.
+ */
+function checkAuthorizedParty(payload: JWTPayload, trusted: TrustedIssuer): void {
+  if (trusted.allowedAzp.includes('*')) return;
+  const azp = payload.azp;
+  const audiences = Array.isArray(payload.aud) ? payload.aud.length : 1;
+  if (azp === undefined && audiences === 1) return;
+  if (typeof azp !== 'string' || !trusted.allowedAzp.includes(azp)) {
+    const why = azp === undefined ? `names ${audiences} audiences and no authorized party (azp)` : `was minted for client ${JSON.stringify(String(azp)).slice(0, 200)} (azp)`;
+    throw new AuthenticationError(ErrorCode.AUTH_AZP_REFUSED, `the token ${why}; ${trusted.issuer} tokens are accepted for ${trusted.allowedAzp.join(', ')} (allowed_azp)`);
   }
 }
 
@@ -139,19 +171,43 @@ function translateJoseError(err: unknown): AuthenticationError {
 /** After the issuer's discovery or key set failed, tokens are refused at once for this long rather than asking it again. */
 const KEY_SET_RETRY_MS = 10_000;
 
+/** However short the key set's Cache-Control max-age, it is not fetched again sooner than this. */
+export const KEY_SET_MIN_AGE_MS = 2_000;
+
+/** The `max-age` of a Cache-Control header, in ms; undefined without one (`no-cache` and `no-store` say nothing of how soon keys change). */
+function maxAgeMs(cacheControl: string | null): number | undefined {
+  const m = /(?:^|[,\s])max-age\s*=\s*"?(\d{1,10})"?/i.exec(cacheControl ?? '');
+  return m === null ? undefined : Number(m[1]) * 1000;
+}
+
 /** The issuer's key set could not be had (discovery or JWKS: network, status, not JSON, not a key set): no fault of the token. */
 class KeySetUnavailable extends Error {}
 
 /**
  * A trusted issuer whose keys come from its JWKS URI (or OpenID discovery when none is set).
- * Discovery runs once for every caller. After a failed discovery or key-set fetch the issuer is
+ * Discovery runs once for every caller. The key set is fetched again for a token arriving
+ * `jwks_max_age_s` after the last fetch (jose's cache age; its default of 10 min kept a revoked
+ * key verifying that long), or after the key set's own Cache-Control max-age when shorter, but
+ * not within `KEY_SET_MIN_AGE_MS` of the last fetch. After a failed discovery or key-set fetch the issuer is
  * not asked again for `KEY_SET_RETRY_MS`: tokens naming it (signed or not) cannot make Agate ask
  * it once each while it is down. In that pause a token is checked against the keys last fetched
  * while they are fresh (jose's cache age), and refused as unavailable otherwise.
  */
 export function remoteIssuer(cfg: IssuerConfig): TrustedIssuer {
+  const ceilingMs = cfg.jwks_max_age_s * 1000;
   let remote: Promise<RemoteKeySet> | undefined;
   let failedAt = -Infinity;
+  let fetchedAt = -Infinity;
+  let ageMs = ceilingMs;
+  const fetchKeySet = async (url: string, init: RequestInit): Promise<Response> => {
+    const res = await fetch(url, init);
+    if (res.status === 200) {
+      fetchedAt = Date.now();
+      const hinted = maxAgeMs(res.headers.get('cache-control'));
+      ageMs = Math.min(ceilingMs, Math.max(KEY_SET_MIN_AGE_MS, hinted ?? ceilingMs));
+    }
+    return res;
+  };
   const unavailable = (cause: unknown) => {
     failedAt = Date.now();
     return new KeySetUnavailable('the issuer key set could not be fetched', { cause });
@@ -159,7 +215,7 @@ export function remoteIssuer(cfg: IssuerConfig): TrustedIssuer {
   const keys: JWTVerifyGetKey = async (header, token) => {
     const paused = Date.now() - failedAt < KEY_SET_RETRY_MS;
     if (remote === undefined && paused) throw new KeySetUnavailable('the issuer key set failed moments ago');
-    remote ??= (async () => createRemoteJWKSet(new URL(cfg.jwks_uri ?? (await discoverJwksUri(cfg.issuer))), { timeoutDuration: 5000, cooldownDuration: 30_000 }))();
+    remote ??= (async () => createRemoteJWKSet(new URL(cfg.jwks_uri ?? (await discoverJwksUri(cfg.issuer))), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: ceilingMs, [customFetch]: fetchKeySet }))();
     let set: RemoteKeySet;
     try {
       set = await remote;
@@ -173,13 +229,24 @@ export function remoteIssuer(cfg: IssuerConfig): TrustedIssuer {
       return createLocalJWKSet(last)(header, token);
     }
     try {
+      // The Cache-Control age ran out before jose's: fetch now (one fetch for all waiting callers).
+      if (set.fresh && Date.now() - fetchedAt >= ageMs) {
+        try {
+          await set.reload();
+        } catch (err) {
+          if (!isFetchFailure(err)) throw err;
+          failedAt = Date.now(); // the keys last fetched stay good while jose's cache age lasts
+        }
+      }
       return await set(header, token);
     } catch (err) {
       throw isFetchFailure(err) ? unavailable(err) : err;
     }
   };
-  return { issuer: cfg.issuer, audience: cfg.audience, algorithms: [...cfg.algorithms], clockToleranceS: cfg.clock_tolerance_s, maxLifetimeS: cfg.max_token_lifetime_s, subjectClaim: cfg.subject_claim, keys };
+  return { issuer: cfg.issuer, audience: cfg.audience, algorithms: [...cfg.algorithms], clockToleranceS: cfg.clock_tolerance_s, maxLifetimeS: cfg.max_token_lifetime_s, subjectClaim: cfg.subject_claim, allowedAzp: cfg.allowed_azp ?? audiences(cfg.audience), keys };
 }
+
+const audiences = (audience: string | string[]): string[] => (Array.isArray(audience) ? audience : [audience]);
 
 type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>;
 
@@ -196,7 +263,7 @@ function isFetchFailure(err: unknown): boolean {
 
 /** An issuer with keys in hand (the dev issuer). Its tokens may live up to `maxLifetimeS` (a day by default). */
 export function localIssuer(issuer: string, audience: string, publicJwks: JWK[], algorithms: string[], maxLifetimeS = 86_400): TrustedIssuer {
-  return { issuer, audience, algorithms, clockToleranceS: 30, maxLifetimeS, subjectClaim: 'sub', keys: createLocalJWKSet({ keys: publicJwks }) };
+  return { issuer, audience, algorithms, clockToleranceS: 30, maxLifetimeS, subjectClaim: 'sub', allowedAzp: [audience], keys: createLocalJWKSet({ keys: publicJwks }) };
 }
 
 async function discoverJwksUri(issuer: string): Promise<string> {

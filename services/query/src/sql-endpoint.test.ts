@@ -136,6 +136,24 @@ corpus('an aggregate named in a string (arrayReduce, an AggregateFunction type) 
     assert.is(typeof value === 'number' ? Number(rows[0]?.v) : rows[0]?.v, value, sql);
   }
 });
+corpus('a type named in the structure of values() or the type of JSONExtract is checked like a cast', async () => {
+  // Before, the first three passed the allow-list: the engine built aggThrow from the string and
+  // failed only on converting the value (TYPE_MISMATCH), the JSONExtract ones on the return type.
+  for (const sql of [
+    "SELECT * FROM values('x AggregateFunction(aggThrow(1.0), UInt8)', 1)",
+    "SELECT * FROM VALUES('x Array(AggregateFunction(aggThrow(1.0), UInt8))', [1])",
+    "SELECT * FROM values('x UInt8, y Tuple(a AggregateFunction(aggThrow(1.0), UInt8))', (1, (1)))",
+    "SELECT JSONExtract('{\"a\":1}', 'a', 'AggregateFunction(aggThrow(1.0), UInt8)')",
+    "SELECT JSONExtractKeysAndValues('{\"a\":1}', 'AggregateFunction(aggThrow(1.0), UInt8)')",
+  ]) {
+    const err = await refusal(sql);
+    assert.is(err.code, 'SQL_REFUSED', `${sql}: ${err.code} ${err.message}`);
+  }
+  for (const [sql, value] of [["SELECT x AS v FROM values('x UInt8', 7)", 7], ["SELECT c2 AS v FROM values((1, 'a'), (2, 'b')) WHERE c1 = 2", 'b'], ["SELECT JSONExtract('{\"a\":5}', 'a', 'Nullable(Int32)') AS v", 5]] as const) {
+    const { rows } = await runAnalystSql(store, sql, limits);
+    assert.is(typeof value === 'number' ? Number(rows[0]?.v) : rows[0]?.v, value, sql);
+  }
+});
 corpus.run();
 
 const engine = suite('analyst SQL: the engine layer alone (allow-list bypassed)');

@@ -36,6 +36,7 @@ import { onChunks, type UpstreamReads } from './upstream-reads.js';
 import { checkClientEncoding, LexingSettings, parseStartupOptions, setStatement, upstreamStartup, type StartupSetting } from './server-settings.js';
 import { FunctionNames } from './function-names.js';
 import { SQLSTATE } from './sqlstate.js';
+import { endAtTokenExpiry } from '../token-expiry.js';
 
 export interface PgSessionDeps {
   bus: Bus;
@@ -118,6 +119,7 @@ export class PgSession {
   #sequence = 0;
   readonly #events: SessionEvents;
   readonly #startedAt = nowMicros();
+  #stopExpiry: (() => void) | undefined;
   /** Pending until the client has logged in; its deadline and slot are the listener's (`logins`). */
   readonly #login: PendingLogin;
   #done!: () => void;
@@ -389,6 +391,9 @@ export class PgSession {
         attributes: withLease(this.#startupAttributes(startup), this.#deps.bus),
       });
       this.#opened = true;
+      // The token vouches for the agent until its exp: the session ends then, a statement in
+      // flight included, as an administrator's termination ends it.
+      this.#stopExpiry = endAtTokenExpiry(this.#deps.verifier, this.#identity!, (why) => void this.#fatal(SQLSTATE.adminShutdown, `Agate ended the session: ${why}`, 'token expired'));
     } catch (err) {
       this.#log.error('cannot record session start; refusing the session', { error: describeError(err) });
       return this.#fatal(SQLSTATE.systemError, 'Agate cannot record this session (audit log unavailable); refused', 'audit unavailable');
@@ -575,6 +580,7 @@ export class PgSession {
   async #end(reason: string): Promise<void> {
     if (this.#closed) return;
     this.#phase = { kind: 'closed' };
+    this.#stopExpiry?.();
     this.#login.done();
     this.#releaseCancelKey?.();
     this.#upstream?.destroy();

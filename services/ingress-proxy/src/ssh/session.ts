@@ -17,6 +17,7 @@ import { serveSessionChannel, settled } from './channels.js';
 import { dropListeners, Forwarding } from './forwarding.js';
 import { SshGate } from './gate.js';
 import { connectUpstream, type SshUpstreamTarget } from './upstream.js';
+import { endAtTokenExpiry } from '../token-expiry.js';
 
 export interface SshSessionDeps {
   bus: Bus;
@@ -62,6 +63,7 @@ export class SshSession {
   #opened = false;
   #closed = false;
   #closeReason = CLIENT_GONE;
+  #stopExpiry: (() => void) | undefined;
   readonly #startedAt = nowMicros();
   #done!: () => void;
   readonly finished = new Promise<void>((r) => (this.#done = r));
@@ -141,6 +143,7 @@ export class SshSession {
       return false;
     }
     this.#opened = true;
+    this.#stopExpiry = endAtTokenExpiry(this.#deps.verifier, identity, () => this.terminate('token expired'));
     // The agent relay answers the agent channels the target opens once a channel forwards the agent.
     const upstream = (this.#upstream = connectUpstream(target, this.#deps.connectTimeoutMs, this.#forwarding.agent()));
     this.#gate.open(identity, username, upstream);
@@ -157,6 +160,7 @@ export class SshSession {
   async #end(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopExpiry?.();
     this.#pending.done();
     const forwards = this.#forwarding.takeListeners();
     this.#upstream?.then((c) => {

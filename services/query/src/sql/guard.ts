@@ -38,6 +38,13 @@ const NAMED_REFUSALS: Record<string, string> = {
 const AGGREGATE_NAMED = new Map([['arrayreduce', 0]]);
 const TYPE_NAMED = new Map([['cast', 1], ['_cast', 1], ['accuratecast', 1], ['accuratecastornull', 1], ['accuratecastordefault', 1]]);
 
+/**
+ * Functions that take a type as a string among their literal arguments: the structure of
+ * `values('x UInt8', …)`, the return type of `JSONExtract(…, 'T')`. The engine builds an
+ * `AggregateFunction(…)` type from it (the aggregate included) as it does from a cast's.
+ */
+const TYPES_IN_STRINGS = new Set(['values', 'jsonextract', 'jsonextractkeysandvalues']);
+
 // `x IN name` reads the table `name`.
 const IN_FUNCTIONS = new Set(['in', 'notin', 'nullin', 'notnullin']);
 
@@ -89,6 +96,7 @@ function visit(node: AstNode, parent: AstNode | undefined, table: (name: string)
         refuse(`the function ${name}`);
       }
       checkNamedAggregate(node, name.toLowerCase());
+      if (TYPES_IN_STRINGS.has(name.toLowerCase())) checkTypeStrings(node, name);
       if (IN_FUNCTIONS.has(name.toLowerCase())) {
         const right = node.children[0]?.children[1];
         if (right?.type === 'Identifier') table(nameOf(right));
@@ -97,6 +105,13 @@ function visit(node: AstNode, parent: AstNode | undefined, table: (name: string)
     }
   }
   for (const child of node.children) visit(child, node, table);
+}
+
+/** No string argument of a function that reads types from strings names an aggregate function's state. */
+function checkTypeStrings(node: AstNode, name: string): void {
+  for (const arg of node.children[0]?.children ?? []) {
+    if (arg.type === 'Literal' && /aggregatefunction/i.test(arg.text)) refuse(`the type ${arg.text.slice(0, 80)} in ${name}() (an aggregate function's state, built from a string)`);
+  }
 }
 
 /** The aggregate an `arrayReduce` names, and a cast's type, are checked like functions written out. */
