@@ -8,9 +8,10 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type ssh2 from 'ssh2';
 import type { Command, Verdict } from '../../schemas/src/events.js';
 import { run } from '../harness/proc.js';
-import { SSH_CLIENT_OPTIONS, sshPolicy, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
+import { SSH_CLIENT_OPTIONS, rawClient, recorded, sshPolicy, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
 
 // The operator accepts typed lines as best effort where they run echo: a line is then decided on
 // the text rebuilt from the keys, which must be what the program read.
@@ -126,6 +127,33 @@ test('the control: with the terminal as the tracker knows it, a line typed into 
     shell.kill();
   }
   assert.ok(existsSync(file), 'the allowed line did not run');
+});
+
+test('an env request after the channel\'s program started is refused like one before it, and recorded (before, its name was in no record)', async (ctx) => {
+  const env = ctx as Env;
+  const conn = await rawClient(env);
+  try {
+    const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) => conn.exec('echo started; sleep 1; echo "[$LD_PRELOAD]"', (err, s) => (err ? reject(err) : resolve(s))));
+    let out = '';
+    const started = new Promise<void>((r) => stream.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.startsWith('started')) r();
+    }));
+    const closed = new Promise((r) => stream.once('close', r));
+    await started;
+    const id = (stream as unknown as { outgoing: { id: number } }).outgoing.id;
+    const replies = (stream as unknown as { _callbacks: ((failed: boolean) => void)[] })._callbacks;
+    const answered = new Promise<boolean>((r) => replies.push(r));
+    (conn as unknown as { _protocol: { env(id: number, key: string, value: string, wantReply: boolean): void } })._protocol.env(id, 'LD_PRELOAD', '/nonexistent.so', true);
+    assert.ok(await answered, 'the env request was answered with failure');
+    await closed;
+    assert.is(out, 'started\n[]\n');
+  } finally {
+    conn.end();
+  }
+  const late = await recorded(env, (c) => c.attributes.request === 'env');
+  assert.is(late.command.text, '(env LD_PRELOAD)');
+  assert.equal([late.verdict?.rule_id, late.response.status], ['agate.refused-unasked', 'refused']);
 });
 
 test.run();
