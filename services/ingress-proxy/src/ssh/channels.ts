@@ -19,7 +19,7 @@ const MAX_ENV_NAME_LENGTH = 128;
  * is a forwarding request. The channel runs one program: a second `exec`, `shell` or
  * `subsystem` is refused and recorded (RFC 4254 §6.5). X11 is refused and recorded; other
  * subsystems too. Environment variables are refused, and their names recorded on the command
- * that runs without them (`refused_env`).
+ * that runs without them (`refused_env`), or on a refusal of their own once it runs.
  */
 export function serveSessionChannel(shared: ChannelContext, session: Session, agentRequest: AgentRequest): void {
   // The pty the client asked for; the same is requested on the target for the shell or exec, but
@@ -58,14 +58,18 @@ export function serveSessionChannel(shared: ChannelContext, session: Session, ag
   // Whether this channel's exec or shell forwards the client's agent (the request comes first).
   let agent: Promise<boolean> | undefined;
   session.on('auth-agent', (accept, reject) => void (agent = agentRequest(accept, reject)));
-  // LD_PRELOAD, BASH_ENV and the like would change what runs: never passed on.
+  // ssh2 emits a second request of these too, but drops its accept: the one program stays.
+  let program: string | undefined;
+  // LD_PRELOAD, BASH_ENV and the like would change what runs: never passed on. Once the program
+  // has started (its command recorded), the name is recorded as a refusal of its own. Both bounded.
+  let lateEnv = 0;
   session.on('env', (_accept, reject, info) => {
-    if (refusedEnv.length < MAX_ENV_NAMES) refusedEnv.push(ctx.audit.maskText(String(info.key).slice(0, MAX_ENV_NAME_LENGTH)).text);
+    const name = ctx.audit.maskText(String(info.key).slice(0, MAX_ENV_NAME_LENGTH)).text;
+    if (program === undefined && refusedEnv.length < MAX_ENV_NAMES) refusedEnv.push(name);
+    else if (program !== undefined && lateEnv++ < MAX_ENV_NAMES) ctx.gate.refuseUnasked(`(env ${name})`, { request: 'env' }, 'environment variables are not passed on through Agate');
     reject?.();
   });
   const settle = settled(ctx);
-  // ssh2 emits a second request of these too, but drops its accept: the one program stays.
-  let program: string | undefined;
   const first = (kind: string, text: string, attributes: Record<string, string>): boolean => {
     if (program === undefined) {
       program = kind;

@@ -1,9 +1,11 @@
 import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { LineTracker, type TypedLine } from './line-tracker.js';
+import { parseSttyG, type PtyModes } from './terminal-modes.js';
 
-function typed(input: string | Buffer): TypedLine[] {
+function typed(input: string | Buffer, modes?: PtyModes | 'unknown'): TypedLine[] {
   const tracker = new LineTracker(16);
+  if (modes !== undefined) tracker.setModes(modes);
   const lines: TypedLine[] = [];
   for (const b of Buffer.isBuffer(input) ? input : Buffer.from(input, 'latin1')) {
     const line = tracker.push(b);
@@ -49,6 +51,23 @@ test('a line longer than the bound is cut and marked inexact', () => {
 
 test('UTF-8 survives', () => {
   assert.equal(typed(Buffer.from('echo héllo\r')), [{ text: 'echo héllo', edited: false }]);
+});
+
+const FRESH = '500:5:bf:8a3b:3:1c:7f:15:4:0:1:0:11:13:1a:0:12:f:17:16:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0:0';
+
+test('the terminal\'s modes: a key made a line end (stty eof ^A) ends the line, edited; one made an edit (stty kill #) marks it edited', () => {
+  const eofCtrlA = parseSttyG(FRESH.replace(':15:4:', ':15:1:'))!;
+  assert.equal(typed('rm -f f\x01\x01', eofCtrlA), [{ text: 'rm -f f', edited: true }, { text: '', edited: true }]);
+  assert.equal(typed('rm\x1b[1\x01', eofCtrlA), [{ text: 'rm', edited: true }], 'inside what looked like an escape sequence too');
+  const killHash = parseSttyG(FRESH.replace(':7f:15:', ':7f:23:'))!;
+  assert.equal(typed('echo ok#rm\r', killHash), [{ text: 'echo ok#rm', edited: true }]);
+  assert.equal(typed('echo ok\r', killHash), [{ text: 'echo ok', edited: false }], 'a line without the key is as typed');
+  const noSignals = parseSttyG(FRESH.replace(':8a3b:', ':8a3a:'))!;
+  assert.equal(typed('rm\x03id\r', noSignals), [{ text: 'id', edited: true }], '^C is no interrupt: what sh reads is not "id"');
+});
+
+test('modes that could not be read: every key ends a line', () => {
+  assert.equal(typed('ab', 'unknown'), [{ text: 'a', edited: true }, { text: 'b', edited: true }]);
 });
 
 test.run();

@@ -2,6 +2,8 @@
  * A line the client typed, as well as the proxy could reconstruct it. Never exact: the remote
  * line editor, a program reading the terminal, or typeahead can make it run something else.
  */
+import { foreignKeys, type KeyRole, type PtyModes } from './terminal-modes.js';
+
 export interface TypedLine {
   text: string;
   /**
@@ -41,6 +43,10 @@ export class LineTracker {
   #escape = 0;
   /** The key before was ^X (a readline prefix). */
   #ctrlX = false;
+  /** Keys the terminal's modes give another role than the tracker does (terminal-modes.ts). */
+  #foreign = new Map<number, KeyRole | 'none'>();
+  /** The terminal's modes could not be read: any key may end a line. */
+  #modesUnknown = false;
   readonly #maxLength: number;
 
   constructor(maxLength = 4096) {
@@ -56,12 +62,41 @@ export class LineTracker {
   }
 
   /**
-   * Feeds one byte; returns the finished line when the byte ended one. Besides CR and LF, the
+   * The target terminal's modes as they are now (`unknown` when they could not be read): the
+   * agent may have changed them (`stty eof ^A`), and a program reading the terminal line by
+   * line gets the lines the kernel makes with them. Under unknown modes every key ends the line.
+   */
+  setModes(modes: PtyModes | 'unknown'): void {
+    this.#modesUnknown = modes === 'unknown';
+    this.#foreign = modes === 'unknown' ? new Map() : foreignKeys(modes);
+  }
+
+  /**
+   * Feeds one byte; returns the finished line when the byte ended one. A key the terminal's
+   * modes (setModes) make a line end ends it, edited; one they make an editing key, a signal or
+   * a plain key where the tracker reads it otherwise marks the line edited. Besides CR and LF, the
    * keys with which bash's readline runs the line in its default bindings (emacs or vi mode)
    * end it: a shell that reads the terminal without a hook would otherwise run a line no one
    * decided. A key rebound by the agent (`bind`, an inputrc) is not known here.
    */
   push(byte: number): TypedLine | undefined {
+    const role = this.#modesUnknown ? 'line-end' : this.#foreign.get(byte);
+    if (role === 'line-end') {
+      // The kernel ends the line whatever escape sequence or prefix the tracker thought it was in.
+      this.#escape = 0;
+      this.#ctrlX = false;
+      if (byte >= 0x20 && byte !== 0x7f) this.#append(String.fromCharCode(byte));
+      this.#edited = true;
+      return this.#finish();
+    }
+    const line = this.#push(byte);
+    if (role === undefined) return line;
+    if (line !== undefined) return { ...line, edited: true };
+    this.#edited = true;
+    return undefined;
+  }
+
+  #push(byte: number): TypedLine | undefined {
     const afterCtrlX = this.#ctrlX;
     this.#ctrlX = false;
     if (this.#escape === 1) {

@@ -214,6 +214,13 @@ class ShellRelay {
       return;
     }
     if (this.#screen.fullScreen) return this.#screenTyped(chunk);
+    // The agent can change the terminal's line ends and editing keys from inside (`stty eof ^A`):
+    // the keys are read with the modes the target's pty has now. (Without capture there is no
+    // helper to ask, and the pty keeps the modes the tracker knows unless the agent changed them.)
+    if (this.#capture !== undefined) {
+      this.#tracker.setModes(await this.#capture.terminalModes());
+      if (this.#stopped) return;
+    }
     let from = 0;
     for (let i = 0; i < chunk.length; i += 1) {
       const line = this.#tracker.push(chunk[i]!);

@@ -1,10 +1,10 @@
 import { suite } from '../../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
-import { readsTerminal, type ShellProcess } from './helper.js';
+import { ptsIndex, readsTerminal, type ShellProcess } from './helper.js';
 
 const test = suite('ssh/capture readsTerminal');
 
-const shell = (p: Partial<ShellProcess>): ShellProcess => ({ state: 'S', tpgid: 40, wchan: 'poll_schedule_timeout.constprop.0', syscall: '270', ...p });
+const shell = (p: Partial<ShellProcess>): ShellProcess => ({ state: 'S', tty: 34816, tpgid: 40, wchan: 'poll_schedule_timeout.constprop.0', syscall: '270', ...p });
 
 test('the shell has the terminal and sleeps for input: the next line is its own', () => {
   assert.ok(readsTerminal(shell({}), 40));
@@ -23,6 +23,13 @@ test('where wchan is hidden, the blocking system call decides', () => {
   assert.ok(readsTerminal(shell({ wchan: '0', syscall: '270' }), 40));
   assert.not.ok(readsTerminal(shell({ wchan: '0', syscall: '61' }), 40));
   assert.not.ok(readsTerminal(shell({ wchan: '', syscall: '' }), 40));
+});
+
+test('a tty_nr names /dev/pts/N only for the Unix 98 pty slaves (major 136), however large N', () => {
+  assert.is(ptsIndex((136 << 8) | 3), 3);
+  assert.is(ptsIndex((136 << 8) | 0x45 | (0x12 << 12 << 8)), 0x1245);
+  assert.is(ptsIndex((4 << 8) | 1), undefined, '/dev/tty1');
+  assert.is(ptsIndex(0), undefined, 'no terminal');
 });
 
 test.run();

@@ -11,6 +11,8 @@ export interface ShellProcess {
   wchan: string;
   /** /proc/PID/syscall's first field: the system call it is blocked in, or '' when unreadable. */
   syscall: string;
+  /** The controlling terminal's device number (stat's tty_nr; 0 for none). */
+  tty: number;
 }
 
 /** Longest line the helper may send; anything longer ends it (it only sends short lines). */
@@ -88,7 +90,16 @@ export class HookHelper {
     const stat = m[2]!;
     const fields = stat.slice(stat.lastIndexOf(')') + 1).trim().split(' ');
     if (fields.length < 6) return undefined;
-    return { state: fields[0]!, tpgid: Number(fields[5]), wchan: m[3]!.trim(), syscall: m[4]!.trim().split(' ')[0] ?? '' };
+    return { state: fields[0]!, tty: Number(fields[4]), tpgid: Number(fields[5]), wchan: m[3]!.trim(), syscall: m[4]!.trim().split(' ')[0] ?? '' };
+  }
+
+  /** The modes of /dev/pts/N on the target as `stty -g` prints them; undefined when unreadable or the helper is gone. */
+  async terminalModes(pts: number): Promise<string | undefined> {
+    if (this.#closed) return undefined;
+    const line = new Promise<string | undefined>((r) => this.#waiting.push(r));
+    this.#send(`t ${pts}\n`);
+    const m = /^T (\d+) (\S+)$/.exec((await line) ?? '');
+    return m === null || Number(m[1]) !== pts || m[2] === '-' ? undefined : m[2];
   }
 
   /**
@@ -128,6 +139,16 @@ export class HookHelper {
     this.#closed = true;
     for (const w of this.#waiting.splice(0)) w(undefined);
   }
+}
+
+/** The Unix 98 pty slaves' major device number: their minor is the N of /dev/pts/N. */
+const PTS_MAJOR = 136;
+
+/** The N of /dev/pts/N for a tty_nr (Linux's new_encode_dev), or undefined for another terminal. */
+export function ptsIndex(ttyNr: number): number | undefined {
+  const major = (ttyNr >> 8) & 0xfff;
+  const minor = (ttyNr & 0xff) | ((ttyNr >> 12) & 0xfff00);
+  return major === PTS_MAJOR ? minor : undefined;
 }
 
 /** Kernel sleeps that mean "waiting for terminal input" (readline's pselect, `read`). */

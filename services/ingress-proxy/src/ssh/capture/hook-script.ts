@@ -46,6 +46,7 @@ const NO_CAPTURE_STATUS = 97;
 
 /**
  * The helper: one line `D <dir>` first, then `S <pid> <stat>|<wchan>|<syscall>` per `s` request,
+ * `T <n> <stty -g>` per `t` request (the modes of /dev/pts/N, which the agent may have changed),
  * and `K <pid>` once a `k` request has killed the process and everything it started. The tree is
  * stopped first (SIGSTOP, pass after pass over /proc until no new child shows), so that no process
  * in it can act, fork or be reparented while it goes, then killed (SIGKILL), the process itself
@@ -74,6 +75,7 @@ export function helperScript(): string {
     '}',
     `d=$(mktemp -d "\${TMPDIR:-/tmp}/agate-hook.XXXXXXXXXX") || exit ${NO_CAPTURE_STATUS}`,
     'command -v mkfifo >/dev/null 2>&1 || exit ' + NO_CAPTURE_STATUS,
+    'command -v stty >/dev/null 2>&1 || exit ' + NO_CAPTURE_STATUS,
     "trap 'exit 0' HUP INT TERM PIPE",
     'echo "D $d"',
     // f PID: make the FIFO a process waits on; v PID CHALLENGE 0|1: answer it (the writer blocks until read).
@@ -84,6 +86,8 @@ export function helperScript(): string {
     '    f) [ -p "$f" ] || mkfifo "$f" ;;',
     '    v) [ -p "$f" ] || mkfifo "$f"; (printf \'%s %s\\n\' "$c" "$v" >"$f") & ;;',
     '    k) k "$p"; echo "K $p" ;;',
+    // t N: the modes of /dev/pts/N, the shell's terminal ('-' when they cannot be read).
+    '    t) g=$(stty -g 2>/dev/null </dev/pts/"$p"); echo "T $p ${g:--}" ;;',
     '    s) s=; w=; y=; read -r s 2>/dev/null <"/proc/$p/stat"; read -r w 2>/dev/null <"/proc/$p/wchan"; read -r y 2>/dev/null <"/proc/$p/syscall"; echo "S $p $s|$w|$y" ;;',
     '  esac',
     'done',

@@ -1,5 +1,6 @@
 import type { Client, ClientChannel, TerminalModes } from 'ssh2';
-import { HookHelper, readsTerminal } from './helper.js';
+import { parseSttyG, type PtyModes } from '../terminal-modes.js';
+import { HookHelper, ptsIndex, readsTerminal } from './helper.js';
 import { REARM_TEXT, shellCommand } from './hook-script.js';
 import { ReportScanner, type CommandReport, type HookReport, type UnreadableReport } from './reports.js';
 
@@ -49,6 +50,8 @@ export class ShellCapture {
   #awaitingReport = false;
   #reported: (() => void)[] = [];
   #pending = 0;
+  /** The N of the shell's /dev/pts/N, once looked up. */
+  #pts: Promise<number | undefined> | undefined;
   /** The report each process waits on a verdict for: a hook answers one at a time, per process. */
   readonly #waiting = new Map<number, AbortController>();
 
@@ -159,6 +162,18 @@ export class ShellCapture {
       if (Date.now() + POLL_MS > deadline) return false;
       await sleep(POLL_MS);
     }
+  }
+
+  /**
+   * The modes of the shell's terminal now, read on the target (its pty is found once, from the
+   * shell's controlling terminal): the agent may have changed them with `stty`. 'unknown' when
+   * they cannot be read (the helper is gone, the terminal is not a pty, the answer is no modes).
+   */
+  async terminalModes(): Promise<PtyModes | 'unknown'> {
+    this.#pts ??= this.#helper.process(this.pid).then((p) => (p === undefined ? undefined : ptsIndex(p.tty)));
+    const pts = await this.#pts;
+    const text = pts === undefined ? undefined : await this.#helper.terminalModes(pts);
+    return (text === undefined ? undefined : parseSttyG(text)) ?? 'unknown';
   }
 
   /** A line (not blank) was sent to the shell at its prompt: the next one waits for its report. */
