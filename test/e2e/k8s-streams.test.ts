@@ -107,6 +107,36 @@ test('a secret typed on stdin is masked in the record; the process still reads i
   assert.not.match(JSON.stringify(rows), key);
 });
 
+test('a secret split across two stdin messages, or two stdout messages, is masked in the record all the same; the process reads it whole', async (ctx) => {
+  const key = 'AKIAZXCVBNMLKJHGFDSA';
+  const { s, head } = await openExec(ctx, 'command=sh&command=-c&command=cat%3B+printf+AKIAZXCV%3B+sleep+0.4%3B+printf+BNMLKJHGFDSA&stdin=true&stdout=true');
+  assert.match(head, /^HTTP\/1\.1 101 /, head.slice(0, 300));
+  // Two messages, sent apart: the process (cat) echoes each as it comes, so stdout is split too.
+  s.write(channelFrame(0, `export KEY=${key.slice(0, 9)}`, { mask: true }));
+  await until('the first half read', () => (ctx.kubelet.execs.at(-1)?.stdin.length === 20 ? true : undefined));
+  await s.settle(() => false, 300);
+  s.write(channelFrame(0, `${key.slice(9)}\n`, { mask: true }));
+  await until('the second half read', () => (ctx.kubelet.execs.at(-1)?.stdin.toString().endsWith('\n') ? true : undefined));
+  s.write(channelFrame(255, Buffer.from([0]), { mask: true }));
+  await until('the process ended', () => (ctx.kubelet.execs.at(-1)?.done ? true : undefined));
+  await s.settle(() => false, 500);
+  s.end();
+  assert.is(ctx.kubelet.execs.at(-1)!.stdin.toString(), `export KEY=${key}\n`);
+  const rows = await until('the exec recorded', () => {
+    const evs = events(ctx);
+    const c = commandsWhere(evs, (x) => x.attributes.subresource === 'exec' && x.text.includes('printf+AKIAZXCV')).at(-1);
+    return c !== undefined && closing(evs, c) !== undefined ? streamRows(evs, c) : undefined;
+  });
+  const text = (channel: string) => rows.filter((row) => row[1] === channel).map((row) => row[4]).join('');
+  // (Before: "export KEY=AKIAZXCVB" then "NMLKJHGFDSA\n", each half too short for the detector.)
+  assert.is(text('stdin'), 'export KEY=[masked:cloud_access_key]\n');
+  assert.match(text('stdout'), /^export KEY=\[masked:cloud_access_key\]\n\[masked:cloud_access_key\]$/);
+  for (const half of [key.slice(0, 9), key.slice(9), 'AKIAZXCV', 'BNMLKJHGFDSA']) assert.not.match(JSON.stringify(rows), half);
+  // Every byte is still counted message by message, and each recorded text has its digest.
+  assert.equal(rows.filter((row) => row[1] === 'stdin').map((row) => row[2]), ['20', '12']);
+  for (const row of rows) if (row[4] !== '') assert.match(row[3]!, /^sha256:[0-9a-f]{64}$/);
+});
+
 /** A WebSocket exec opened by hand; resolves with the connection once the 101 arrived. */
 async function openExec(ctx: KubeAgate, query: string, protocol = 'v5.channel.k8s.io') {
   const token = await agentToken(ctx);

@@ -2,6 +2,7 @@ import { createHash, hash, randomUUID, type Hash } from 'node:crypto';
 import { nowMicros, type Command, type Response } from '../../../../schemas/src/events.js';
 import type { Masker } from '../masking/masker.js';
 import { channelName, type ChannelData } from './channels.js';
+import { LineWindow } from './line-window.js';
 import { cut } from './recording.js';
 
 const STREAM_COLUMNS = ['time', 'channel', 'bytes', 'digest', 'data'];
@@ -21,28 +22,37 @@ interface StreamRecordingOptions {
   valueChars: number;
   /** Rows of output held before they are published. */
   chunkRows?: number;
+  /** Text waiting for a line end longer than this is recorded by the next {@link StreamRecording.flush}. */
+  idleMs?: number;
   now?: () => number;
 }
+
+/** Channels whose bytes are text a secret may be split across: stdin, stdout, stderr. */
+const TEXT_CHANNELS: ReadonlySet<number> = new Set([0, 1, 2]);
 
 /**
  * The recording of an exec or attach stream, channel by channel, as Response events of its
  * command (`stream part N`), one row per message: seconds since the start, the channel, its
- * size and digest, and its text masked with the audit rules (cut to `valueChars`; binary data
- * is described, not copied). What the client sends is recorded before it is forwarded
+ * size, and the text it completes with that text's digest. The text of stdin, stdout and stderr
+ * is held back per channel until a line end ({@link LineWindow}), so a secret split across
+ * messages is masked whole; a row whose message ends no line has no text and no digest (a
+ * digest of a few bytes would give them away), and text left waiting longer than `idleMs` gets a
+ * row of its own (size 0). Text is masked with the audit rules and cut to `valueChars`; binary
+ * data is described, not copied. What the client sends is recorded before it is forwarded
  * ({@link input} resolves once durable); what the pod sends is batched and recorded as it
- * passes. The totals per channel close the stream ({@link summary}).
+ * passes. The totals per channel close the stream ({@link summary}), their digests over every byte.
  */
 export class StreamRecording {
-  readonly #o: Required<Pick<StreamRecordingOptions, 'chunkRows' | 'now'>> & StreamRecordingOptions;
+  readonly #o: Required<Pick<StreamRecordingOptions, 'chunkRows' | 'idleMs' | 'now'>> & StreamRecordingOptions;
   readonly #start: number;
-  readonly #channels = new Map<number, { messages: number; bytes: number; hash: Hash }>();
-  #rows: string[][] = [];
+  readonly #channels = new Map<number, { messages: number; bytes: number; hash: Hash; window?: LineWindow }>();
+  #rows: (string | null)[][] = [];
   #bytes = 0;
   #masked = 0;
   #part = 0;
 
   constructor(options: StreamRecordingOptions) {
-    this.#o = { chunkRows: 64, now: () => performance.now(), ...options };
+    this.#o = { chunkRows: 64, idleMs: 1000, now: () => performance.now(), ...options };
     this.#start = this.#o.now();
   }
 
@@ -59,14 +69,20 @@ export class StreamRecording {
     if (this.#rows.length >= this.#o.chunkRows || this.#bytes >= 32 * 1024) this.flush();
   }
 
-  /** Publishes what is held (a quiet stream is not kept in memory until it ends). */
+  /**
+   * Publishes what is held (a quiet stream is not kept in memory until it ends), with the text
+   * that has waited `idleMs` for a line end (a prompt stays without one).
+   */
   flush(): void {
+    const now = this.#o.now();
+    for (const [channel, c] of this.#channels) this.#settled(channel, c.window?.idle(now, this.#o.idleMs));
     const event = this.#event();
     if (event !== undefined) this.#o.sink.emitLogged(event);
   }
 
   /** Every channel's messages, bytes and digest, for the stream's closing Response. */
-  summary(): { columns: string[]; sample: string[][]; rows: number } {
+  summary(): { columns: string[]; sample: (string | null)[][]; rows: number } {
+    for (const [channel, c] of this.#channels) this.#settled(channel, c.window?.take());
     this.flush();
     const sample = [...this.#channels].sort(([a], [b]) => a - b).map(([ch, c]) => [channelName(ch), String(c.messages), String(c.bytes), `sha256:${c.hash.copy().digest('hex')}`]);
     return { columns: CHANNEL_COLUMNS, sample, rows: sample.length };
@@ -79,8 +95,22 @@ export class StreamRecording {
     c.bytes += data.length;
     c.hash.update(data);
     this.#bytes += data.length;
-    const time = String(Math.round(this.#o.now() - this.#start) / 1000);
-    this.#rows.push([time, channelName(channel), String(data.length), `sha256:${hash('sha256', data, 'hex')}`, this.#text(data)]);
+    let text: Buffer | undefined = data;
+    if (TEXT_CHANNELS.has(channel)) text = (c.window ??= new LineWindow()).push(data, this.#o.now());
+    this.#rows.push([this.#time(), channelName(channel), String(data.length), ...this.#textCells(text)]);
+  }
+
+  /** A row of its own for text settled apart from any message (idle, or the stream's end). */
+  #settled(channel: number, text: Buffer | undefined): void {
+    if (text !== undefined) this.#rows.push([this.#time(), channelName(channel), '0', ...this.#textCells(text)]);
+  }
+
+  #textCells(text: Buffer | undefined): [string | null, string] {
+    return text === undefined ? [null, ''] : [`sha256:${hash('sha256', text, 'hex')}`, this.#text(text)];
+  }
+
+  #time(): string {
+    return String(Math.round(this.#o.now() - this.#start) / 1000);
   }
 
   #text(data: Buffer): string {
