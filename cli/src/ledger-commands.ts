@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { AgateConfig } from '../../core/src/config.js';
 import { AgateError, ErrorCode } from '../../core/src/errors.js';
 import type { Store } from '../../core/src/store/store.js';
@@ -6,6 +7,7 @@ import { EventCodec } from '../../schemas/src/codec.js';
 import { openCheckpoint, type Checkpoint } from '../../services/ledger/src/checkpoint.js';
 import { parseVerifierKey, verifierKey } from '../../services/ledger/src/note.js';
 import { verifyConsistencyProofFile, verifyInclusionProofFile, type ConsistencyProofFile, type InclusionProofFile } from '../../services/ledger/src/proof-file.js';
+import { exportLedgerRows } from '../../services/ledger/src/ledger-export.js';
 import { proveConsistency, proveInclusion } from '../../services/ledger/src/prove.js';
 import { chainsToVerify, verifyWithKnownCheckpoints, type VerifyReport, type VerifyState } from '../../services/ledger/src/verify.js';
 import { checkCommandFacts, type CommandFactsReport } from '../../services/query/src/facts-check.js';
@@ -17,7 +19,7 @@ import { UsageError } from './usage.js';
 
 /*
  * The ledger's CLI commands: verify (full, incremental, against checkpoint files), prove,
- * consistency, verify-proof (offline, no store) and ledger-key.
+ * consistency, verify-proof (offline, no store), ledger-key and ledger-export.
  */
 
 export interface LedgerFlags {
@@ -170,6 +172,14 @@ export async function verifyProofCommand(flags: LedgerFlags): Promise<number> {
   const p = proof as InclusionProofFile;
   const source = flags.checkpoint?.[0] === undefined ? 'the checkpoint inside the proof' : flags.checkpoint[0];
   console.log(`OK: event ${p.event_id} is record ${p.leaf_index + 1} of ${checkpoint.origin}, in the signed tree of ${checkpoint.size} (root ${checkpoint.root.toString('base64')}, from ${source})`);
+  return 0;
+}
+
+/** `agate ledger-export`: the ledger's rows as JSON lines for tools/verify-chain.py (embedded store, Agate stopped). */
+export async function ledgerExportCommand(config: AgateConfig, flags: LedgerFlags): Promise<number> {
+  if (flags.out === undefined) throw new UsageError('agate ledger-export needs --out FILE');
+  if (config.store.kind !== 'embedded') throw new UsageError('agate ledger-export reads the embedded store; for a ClickHouse server run the query in docs/ledger.md over its HTTP interface');
+  await withStore(config, (store) => exportLedgerRows(store, resolve(flags.out!)));
   return 0;
 }
 

@@ -69,6 +69,10 @@ Usage:
   agate verify-proof --proof FILE --key KEY [--checkpoint FILE]
                                               check a proof offline (no store, no network)
   agate ledger-key --config FILE              the public key auditors verify checkpoints with
+  agate ledger-export --config FILE --out FILE
+                                              the ledger's rows as JSON lines for a verifier
+                                              of its own (tools/verify-chain.py; embedded
+                                              store, Agate stopped)
   agate sql        "SELECT …" --config FILE [--format table|json|ndjson|csv]
                                               read-only SQL over the analyst views
   agate replay     SESSION_ID --config FILE [--cast FILE|-]
@@ -203,6 +207,8 @@ async function main(argv: string[]): Promise<number> {
       return (await ledgerCommands()).verifyProofCommand(values);
     case 'ledger-key':
       return (await ledgerCommands()).ledgerKeyCommand(config());
+    case 'ledger-export':
+      return (await ledgerCommands()).ledgerExportCommand(config(), values);
     case 'sql':
       if (rest[0] === undefined) throw new UsageError('agate sql needs the SQL text as one argument');
       return sqlCommand(config(), rest[0], values);
