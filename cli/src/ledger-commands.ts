@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { AgateConfig } from '../../core/src/config.js';
 import { AgateError, ErrorCode } from '../../core/src/errors.js';
 import type { Store } from '../../core/src/store/store.js';
