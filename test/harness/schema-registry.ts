@@ -22,7 +22,7 @@ function modernJava(): string {
   return join(jvm, candidates.sort().pop()!, 'bin', 'java');
 }
 
-export async function startSchemaRegistry(readyTimeoutMs = 90_000): Promise<SchemaRegistryServer> {
+export async function startSchemaRegistry(readyTimeoutMs = 180_000): Promise<SchemaRegistryServer> {
   const home = await runInstaller('install-registry.sh', { timeoutMs: 15 * 60_000, quiet: true });
   const port = await findFreePort();
   // Apicurio also opens Quarkus's management interface (health, metrics), by default on 0.0.0.0:9000:
