@@ -312,8 +312,12 @@ const ruleMatch = z.strictObject({
         .describe('flags that must all be present, in canonical form: `-r` matches `-rf`, `-R`, `--recursive`'),
       args: z.array(z.string().min(1)).nonempty().optional().describe('globs over the operands (non-flag arguments): matches when any operand matches one'),
       download_to_interpreter: z.literal(true).optional().describe('`true`: only an interpreter running downloaded code matches (`curl … | sh`, `bash <(wget …)`)'),
+      evaluates_names: z
+        .literal(true)
+        .optional()
+        .describe('`true`: only a command of a line in which bash evaluates a value as arithmetic or a variable name matches (`$((x))`, `(( i++ ))`, `[[ $n -gt 0 ]]`, `${a[i]}`); such a line is refused unless the `allow` rule deciding it names this, since an array subscript in the value runs the command substitution it holds, unseen. Example: `{ id: loops, action: allow, match: { shell: { commands: [echo, test], evaluates_names: true } } }`'),
     })
-    .refine((s) => s.commands !== undefined || s.download_to_interpreter !== undefined, 'expected commands or download_to_interpreter')
+    .refine((s) => s.commands !== undefined || s.download_to_interpreter !== undefined || s.evaluates_names !== undefined, 'expected commands, download_to_interpreter or evaluates_names')
     .optional()
     .describe('shell command lines (ssh exec lines and lines typed in a shell), parsed with bash\'s grammar: matches when one simple command (in a pipeline, list, subshell, substitution, `sh -c`/`eval` string or behind a wrapper such as sudo or xargs) meets every condition given; see *Shell rules* in docs/proxies.md'),
 });

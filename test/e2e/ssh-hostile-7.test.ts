@@ -11,11 +11,13 @@ import { join } from 'node:path';
 import type ssh2 from 'ssh2';
 import type { Command, Verdict } from '../../schemas/src/events.js';
 import { run } from '../harness/proc.js';
-import { SSH_CLIENT_OPTIONS, rawClient, recorded, sshPolicy, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
+import { SSH_CLIENT_OPTIONS, rawClient, rawExec, recorded, sshPolicy, sshdUserDir, startSshProxy, stopSshProxy, type SshEnv } from './ssh-fixture.js';
 
 // The operator accepts typed lines as best effort where they run echo: a line is then decided on
 // the text rebuilt from the keys, which must be what the program read.
 const POLICY = sshPolicy(`    - { id: typed-echo, action: allow, match: { protocols: [ssh], ssh: { requests: [shell-line] }, shell: { commands: [echo] } } }
+    # The operator accepts arithmetic on names in echo lines (it may run a substitution unseen).
+    - { id: arithmetic-echo, action: allow, match: { protocols: [ssh], shell: { commands: [echo], evaluates_names: true } } }
 `);
 
 interface Env extends SshEnv { open: string }
@@ -154,6 +156,22 @@ test('an env request after the channel\'s program started is refused like one be
   const late = await recorded(env, (c) => c.attributes.request === 'env');
   assert.is(late.command.text, '(env LD_PRELOAD)');
   assert.equal([late.verdict?.rule_id, late.response.status], ['agate.refused-unasked', 'refused']);
+});
+
+test('a value bash evaluates as arithmetic runs where an allow rule names evaluates_names, and only for the commands it allows', async (ctx) => {
+  const env = ctx as Env;
+  const conn = await rawClient(env);
+  try {
+    const opened = await rawExec(conn, 'echo $((6 * 7 + x))');
+    assert.equal([opened.code, opened.stdout], [0, '42\n'], opened.stderr);
+    const closed = await rawExec(conn, 'cat /dev/null; echo $((6 * 7 + x))');
+    assert.is(closed.code, 126);
+    assert.match(closed.stderr, /agate\.unparseable.*evaluates_names/);
+  } finally {
+    conn.end();
+  }
+  assert.is((await recorded(env, (c) => c.text === 'echo $((6 * 7 + x))')).verdict?.rule_id, 'arithmetic-echo');
+  assert.is((await recorded(env, (c) => c.text === 'cat /dev/null; echo $((6 * 7 + x))')).verdict?.rule_id, 'agate.unparseable');
 });
 
 test.run();

@@ -170,7 +170,7 @@ unreadable('text the grammar skips is refused, not read as something else (an es
   assert.equal(of("echo 'a  b' \"c $x d\" $'e\\n' # a comment"), ['echo']);
 });
 
-unreadable('a value bash evaluates as arithmetic or as a variable name: its subscript would run a command substitution', () => {
+unreadable('a value bash evaluates as arithmetic or as a variable name (its subscript would run a command substitution) is a fact of the line: its commands are still read, each marked', () => {
   // x='a[$(rm f)]' and any of these runs rm under bash; the value may come from anywhere at run time.
   for (const text of [
     'echo $((x))', 'echo $[x]', '(( x ))', '((i=j))', '((i+=1))', '((i == 0))', '((a[i]=0))', 'echo $(( $x + 1 ))', 'echo $(( $(cat f) ))', 'for ((i=0; i<3; i++)); do :; done', '[[ $x -eq 1 ]]', '[[ a == b && 1 -lt $x ]]',
@@ -178,15 +178,24 @@ unreadable('a value bash evaluates as arithmetic or as a variable name: its subs
     'printf -v "$x" 1', 'read "$x"', 'mapfile -t "$x"', 'unset "$x"', 'export "$x"', "unset 'a[$(rm f)]'", "[[ -v 'a[$(rm f)]' ]]", "test -v 'a[$(rm f)]'", 'wait -p "$x"',
   ]) {
     const a = analyzeShell(text);
-    assert.is(a.ok, false, text);
-    if (!a.ok) assert.match(a.error, /arithmetic or a variable name/, text);
+    assert.ok(a.ok, text);
+    if (a.ok) {
+      assert.match(a.evaluates ?? '', /arithmetic or a variable name/, text);
+      assert.ok(a.commands.every((c) => c.evaluatesNames === true), text);
+    }
   }
+  // Nested in a script string too, and the commands around it are read as ever.
+  const nested = analyzeShell(`bash -c 'x=1; echo $((x))'; rm -f f`);
+  assert.ok(nested.ok && nested.evaluates !== undefined && nested.programs.includes('rm') && nested.programs.includes('echo'));
   // Numbers, literal names and expansions that only print a value stay readable.
   for (const text of [
     'echo $((6*7)) $((0x1f + 2#101)) $[1]', '(( 1 < 2 ))', '((i=0))', 'echo $((n = 2, m = 3))', '[[ 1 -lt 2 && $a == b ]]', 'let y=1', 'echo ${#a[@]} ${a[0]} ${a[@]:1:2} ${!a[@]} ${!PRE*} ${x:-y} ${x:0:3} ${x%%.*}',
     'export PATH=$PATH:/x; local x=1; declare -a a=(1); readonly R=1; export -n X', 'while read -r l; do echo "$l"; done < f', "read -r -p 'name: ' n",
     "printf '%s\\n' \"$x\"; printf -v out %s 1", 'unset x y', 'getopts ab opt; wait -p pid', 'test -v HOME && [ -v HOME ] && [[ -v HOME ]]', '[ "$x" -eq 1 ] && test "$x" -gt 0',
-  ]) assert.ok(analyzeShell(text).ok, text);
+  ]) {
+    const a = analyzeShell(text);
+    assert.ok(a.ok && a.evaluates === undefined && a.commands.every((c) => c.evaluatesNames === undefined), text);
+  }
 });
 
 unreadable('what depends on the run fails instead of guessing', () => {

@@ -34,9 +34,18 @@ export interface ShellCommand {
   via: string[];
   /** An interpreter running downloaded code: `curl … | sh`, `wget -O- … | sudo bash`, `bash <(curl …)`. */
   downloaded: boolean;
+  /**
+   * Set on every command of a line in which bash evaluates a value as arithmetic or a variable
+   * name (evaluated.ts): only a rule that names the fact (`evaluates_names: true`) allows it.
+   */
+  evaluatesNames?: true;
 }
 
-type ShellAnalysis = { ok: true; commands: ShellCommand[]; programs: string[] } | { ok: false; error: string };
+/**
+ * `evaluates`: why the line holds a value bash evaluates as code (evaluated.ts); its commands
+ * then carry `evaluatesNames`, and policy refuses the line unless a rule names the fact.
+ */
+type ShellAnalysis = { ok: true; commands: ShellCommand[]; programs: string[]; evaluates?: string } | { ok: false; error: string };
 
 /** Where a command's standard input comes from, as far as the line says. */
 type Stdin = 'inherited' | 'pipe' | 'download' | 'heredoc' | 'file';
@@ -47,6 +56,8 @@ interface Context {
   via: string[];
   stdin: Stdin;
   out: ShellCommand[];
+  /** The line's facts, shared by the scripts nested in it. */
+  facts: { evaluates?: string };
 }
 
 class Unreadable extends Error {}
@@ -123,15 +134,18 @@ export function analyzeShell(text: string): ShellAnalysis {
   // Refusing beats throwing on the verdict path: a process that skipped init fails closed.
   if (!shellParserLoaded()) return { ok: false, error: 'the shell parser is not loaded' };
   const out: ShellCommand[] = [];
+  const facts: Context['facts'] = {};
   try {
-    analyzeScript(text, { depth: 0, via: [], stdin: 'inherited', out });
+    analyzeScript(text, { depth: 0, via: [], stdin: 'inherited', out, facts });
   } catch (err) {
     if (err instanceof Unreadable) return { ok: false, error: err.message };
     // Anything else (the WASM runtime out of memory, a stack overflow) refuses the line too:
     // a decision must never throw, or one line would stall the policy service's stream.
     return { ok: false, error: `the shell parser failed: ${err instanceof Error ? err.message : String(err)}` };
   }
-  return { ok: true, commands: out, programs: out.map((c) => c.program) };
+  if (facts.evaluates === undefined) return { ok: true, commands: out, programs: out.map((c) => c.program) };
+  for (const c of out) c.evaluatesNames = true;
+  return { ok: true, commands: out, programs: out.map((c) => c.program), evaluates: facts.evaluates };
 }
 
 function analyzeScript(text: string, ctx: Context): void {
@@ -142,8 +156,7 @@ function analyzeScript(text: string, ctx: Context): void {
     if (tree.rootNode.hasError) throw new Unreadable(syntaxError(tree.rootNode));
     const skipped = skippedText(tree.rootNode, text);
     if (skipped !== undefined) throw new Unreadable(`the shell parser skips ${JSON.stringify(skipped)}, which bash reads as part of a word`);
-    const evaluated = evaluatedValue(tree.rootNode);
-    if (evaluated !== undefined) throw new Unreadable(evaluated);
+    ctx.facts.evaluates ??= evaluatedValue(tree.rootNode);
     walk(tree.rootNode, ctx, 0);
   } finally {
     tree.delete();

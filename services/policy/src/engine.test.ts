@@ -153,6 +153,37 @@ policy:
   assert.is(p.evaluate(cmd('SELECT 1')).decision, 'allow');
 });
 
+evaluate('ssh: a line in which bash evaluates a value as code is refused unless the allow rule deciding it names evaluates_names', () => {
+  const rules = (extra: string) => new CompiledPolicy(parseConfig(
+    `identity: { dev_issuer: { enabled: true } }
+policy:
+  default: allow
+  rules:
+    - { id: no-rm, action: deny, match: { shell: { commands: [rm] } } }
+${extra}`,
+    'inline.yaml',
+  ).policy);
+  const ssh = (p: CompiledPolicy, text: string) => p.evaluate(cmd(text, { protocol: 'ssh' }));
+  const closed = rules('');
+  const refused = ssh(closed, 'echo $((x + 1))');
+  assert.equal([refused.decision, refused.rule_id], ['deny', UNPARSEABLE_RULE]);
+  assert.match(refused.reason, /arithmetic or a variable name.*evaluates_names/);
+  assert.is(ssh(closed, 'echo $((6 * 7))').decision, 'allow', 'numbers alone are read as ever');
+  const open = rules(`    - { id: loops, action: allow, match: { shell: { commands: [echo, printf], evaluates_names: true } } }
+    - { id: held, action: hold, match: { shell: { commands: [seq] } } }
+`);
+  assert.equal([ssh(open, 'echo $((x + 1))').decision, ssh(open, 'echo $((x + 1))').rule_id], ['allow', 'loops']);
+  assert.is(ssh(open, 'for ((i=0; i<n; i++)); do printf "%d" $i; done').rule_id, 'loops');
+  // Every command of the line needs it: cat is allowed only by the default here.
+  assert.is(ssh(open, 'echo $((x)); cat f').rule_id, UNPARSEABLE_RULE);
+  // A deny still wins, and a hold asks a human with the line in front of them.
+  assert.is(ssh(open, 'echo $((x)); rm -f f').rule_id, 'no-rm');
+  assert.is(ssh(open, 'echo $((x)); seq 3').decision, 'hold');
+  // The fact as a condition: the rule does not match a line without it.
+  assert.is(ssh(open, 'echo plain').rule_id, null);
+  assert.throws(() => rules('    - { id: bad, action: allow, match: { shell: { evaluates_names: false } } }\n'));
+});
+
 evaluate('ssh: request kinds, sftp operations and paths; typed shell lines are analysed like an exec', () => {
   const rules = parseConfig(
     `identity: { dev_issuer: { enabled: true } }

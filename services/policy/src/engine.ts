@@ -333,6 +333,8 @@ export class CompiledPolicy {
       }
     }
     let shellCommands: (ShellCommand | undefined)[] = [undefined];
+    /** Why bash would evaluate a value of the line as code: allowed only by a rule naming the fact. */
+    let evaluates: string | undefined;
     if (command.protocol === 'ssh' && SHELL_TEXT_REQUESTS.has(command.attributes.request ?? 'exec')) {
       // Each simple command is decided like a statement: any deny refuses the line. A line that
       // cannot be read (or would decide its program at run time) is refused whatever the rules.
@@ -343,6 +345,7 @@ export class CompiledPolicy {
       const transfer = fileTransferOverExec(analysis.commands);
       if (transfer !== undefined) return { decision: 'deny', rule_id: FILE_TRANSFER_RULE, reason: transfer, mask_set: null };
       if (analysis.commands.length > 0) shellCommands = analysis.commands;
+      evaluates = analysis.evaluates;
     }
     // A push is decided per ref update, like the statements of a command line.
     let updates: (GitUpdate | undefined)[] = [undefined];
@@ -363,12 +366,21 @@ export class CompiledPolicy {
               ? this.#decide(this.#sqlRules(facts), command, program, facts, update)
               : this.#decide((eligible ??= this.#nonSqlRules(command.protocol).filter((r) => r.identityMatches(command))), undefined, program, undefined, update);
           if (d.decision === 'deny') return d;
+          if (evaluates !== undefined && d.decision === 'allow' && !this.#namesEvaluation(d)) {
+            return { decision: 'deny', rule_id: UNPARSEABLE_RULE, reason: `the command line cannot be analysed: ${evaluates} (no allow rule for it names \`evaluates_names: true\`)`, mask_set: null };
+          }
           if (strictest === undefined || SEVERITY[d.decision] > SEVERITY[strictest.decision]) strictest = d;
         }
       }
     }
     if (command.protocol === 'kubernetes') return this.#clientMask(command, this.#recordedInput(command, this.#readableBody(command, strictest!)));
     return strictest!;
+  }
+
+  /** Whether the rule that allowed `d` accepts lines in which bash evaluates a value as code. */
+  #namesEvaluation(d: PolicyDecision): boolean {
+    const rule = d.rule_id === null ? undefined : this.#rules.find((r) => r.config.id === d.rule_id);
+    return rule?.config.match.shell?.evaluates_names === true;
   }
 
   /**
@@ -621,10 +633,11 @@ function compileShell(shell: RuleConfig['match']['shell']): (command: ShellComma
   if (shell === undefined) return () => true;
   const programTest = shell.commands === undefined ? undefined : anyGlob(shell.commands);
   const argTest = shell.args === undefined ? undefined : anyGlob(shell.args);
-  const { flags, download_to_interpreter } = shell;
+  const { flags, download_to_interpreter, evaluates_names } = shell;
   return (c) => {
     if (c === undefined) return false;
     if (download_to_interpreter === true && !c.downloaded) return false;
+    if (evaluates_names === true && c.evaluatesNames !== true) return false;
     if (programTest !== undefined && !programTest(c.program)) return false;
     if (flags !== undefined && !flags.every((f) => c.flags.includes(f))) return false;
     return argTest === undefined || c.operands.some(argTest);
