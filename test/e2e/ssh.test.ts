@@ -83,7 +83,7 @@ async function token(env: Env, sub = 'repo:acme/app:ref:refs/heads/main'): Promi
 }
 
 async function waitFor<T>(env: Env, find: (events: AgateEvent[]) => T | undefined): Promise<T> {
-  return until(() => `the expected events; recorded: ${JSON.stringify(env.events.map((e) => e.type))}`, () => find(env.events), { timeoutMs: 5000, everyMs: 25 });
+  return until(() => `the expected events; recorded: ${JSON.stringify(env.events.map((e) => e.type))}`, () => find(env.events), { timeoutMs: 30_000, everyMs: 25 });
 }
 
 /** The Command with this text, its verdict and its response, once all three are recorded. */
