@@ -180,6 +180,14 @@ export async function waitForEvents(agate: AgateFixture, predicate: (events: Aga
   }, { timeoutMs, everyMs: 50 });
 }
 
+/** Waits until every recorded Command has its Response (the record of what was sent is complete). */
+export async function untilAnswered(agate: AgateFixture): Promise<AgateEvent[]> {
+  return waitForEvents(agate, (events) => {
+    const answered = new Set(events.flatMap((e) => (e.type === 'Response' ? [e.command_id] : [])));
+    return events.every((e) => e.type !== 'Command' || answered.has(e.event_id));
+  });
+}
+
 /**
  * Waits until the bus log and PostgreSQL's server log both stop growing (each is written
  * asynchronously), polling every 200 ms for at most 20 s; reading the pgaudit log before then

@@ -11,7 +11,7 @@ import pg from 'pg';
 import { EmbeddedStore } from '../../core/src/store/embedded.js';
 import { run } from '../harness/proc.js';
 import type { Command, Response, SessionOpened } from '../../schemas/src/events.js';
-import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
+import { startAgate, untilAnswered, waitForEvents, type AgateFixture } from './agate-fixture.js';
 
 const canary = (label: string) => `CANARY-${label}-${randomBytes(6).toString('hex')}`;
 const c = {
@@ -116,7 +116,7 @@ Canaries('connection strings in result samples and set_config values in paramete
 
 Canaries('no canary in the raw bus log, the ledger store or the logs', async ({ agate }) => {
   await waitForEvents(agate, (ev) => ev.some((e) => e.type === 'Command' && e.text.includes("'app.other'")));
-  await new Promise((r) => setTimeout(r, 1000)); // the responses and the ledger catch up
+  await untilAnswered(agate); // then stop() drains what the ledger has not stored yet
   // Every leak is named at once, not just the first.
   const log = agate.busLog();
   assert.equal(Object.entries(c).filter(([, n]) => log.includes(Buffer.from(n))).map(([name]) => name), [], 'canaries in the bus log');

@@ -78,7 +78,7 @@ async function oneConnection(agate: AgateFixture, seed: number, frames: number, 
   if (authenticated) {
     socket.write(serialize.startup({ user: 'fuzz', database: 'appdb' }));
     socket.write(serialize.password(await agate.token()));
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 30_000;
     while (!received.includes(Buffer.from('Z\0\0\0\x05I')) && Date.now() < deadline && !socket.destroyed) await new Promise((x) => setTimeout(x, 5));
   } else {
     // Mutated startup packets: the unauthenticated surface.

@@ -63,8 +63,8 @@ export async function tlsSession(ctx: KubeAgate) {
   socket.once('close', () => (closed = true));
   return {
     write: (data: string | Buffer) => socket.write(data),
-    /** Waits until `done` holds for what was received, the socket closed, or `ms` passed. */
-    async settle(done: (s: string) => boolean, ms = 3000): Promise<string> {
+    /** Waits until `done` holds for what was received, the socket closed, or `ms` passed (default 20 s: a loaded machine). */
+    async settle(done: (s: string) => boolean, ms = 20_000): Promise<string> {
       const end = Date.now() + ms;
       while (!done(received) && !closed && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
       return received;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { EmbeddedStore } from '../../core/src/store/embedded.js';
 import type { Command, Response } from '../../schemas/src/events.js';
 import { serialize } from 'pg-protocol';
-import { startAgate, waitForEvents, type AgateFixture } from './agate-fixture.js';
+import { startAgate, untilAnswered, waitForEvents, type AgateFixture } from './agate-fixture.js';
 import { RawClient } from './raw-client.js';
 
 const masking = suite<{ agate: AgateFixture }>('masking: canary secrets through Agate');
@@ -181,7 +181,7 @@ masking('an unmasked client gets the server error as is; its audit record is mas
 });
 
 masking('no canary in the bus log, the ledger store or the logs', async ({ agate }) => {
-  await new Promise((r) => setTimeout(r, 500)); // let the ledger catch up before stopping
+  await untilAnswered(agate); // then stop() drains what the ledger has not stored yet
   const log = agate.busLog();
   for (const n of needles) assert.not.ok(log.includes(Buffer.from(n)), 'canary in the bus log');
   const logs = agate.logs();

@@ -136,7 +136,7 @@ async function runCase(ctx: Ctx, c: Case): Promise<'ran' | 'refused'> {
       const reloads = () => agate.logs().split('policy reloaded').length;
       const before = reloads();
       writeFileSync(path, readFileSync(path, 'utf8').replace(c.from, c.to));
-      await untilTrue('the policy to reload', () => reloads() !== before, 10_000);
+      await untilTrue('the policy to reload', () => reloads() !== before, 30_000);
       return 'ran';
     }
   }

@@ -91,7 +91,7 @@ async function countingListener(): Promise<{ server: Server; port: number; conne
 
 /** The newest tcpip-forward Command the client asked for as `clientPath` (or `path` when it was already canonical). */
 async function recorded(env: Env, path: string, clientPath: string): Promise<{ command: Command; verdict: Verdict | undefined; response: Response | undefined }> {
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + 30_000;
   for (;;) {
     const command = env.events.filter((e): e is Command => e.type === 'Command' && e.attributes.request === 'tcpip-forward' && e.attributes.channel === undefined
       && e.attributes.cancel === undefined && e.attributes.path === path && (e.attributes.client_path ?? e.attributes.path) === clientPath).at(-1);
@@ -150,7 +150,7 @@ test('the control: an allowed listener under the spelling OpenSSH uses is bound 
     const port = await freePort();
     try {
       const session = remoteForward(env, `${bind}${port}:127.0.0.1:${local.port}`, 4);
-      const deadline = Date.now() + 8000;
+      const deadline = Date.now() + 30_000;
       while (!(await listening(port))) {
         if (Date.now() > deadline) assert.unreachable(`-R ${bind}${port}: the target never listened: ${JSON.stringify(await session)}`);
         await new Promise((r) => setTimeout(r, 100));
@@ -200,7 +200,7 @@ test('a client that leaves while its requests are decided cannot crash the proxy
       conn.destroy();
     }
     // Every request that was recorded is answered (run, refused or failed), none left hanging.
-    const deadline = Date.now() + 8000;
+    const deadline = Date.now() + 30_000;
     const unanswered = () => env.events.filter((e): e is Command => e.type === 'Command' && (e.text.startsWith('echo left-') || e.attributes.request === 'direct-tcpip'))
       .filter((c) => !env.events.some((e) => e.type === 'Response' && e.command_id === c.event_id));
     while (unanswered().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));

@@ -83,7 +83,7 @@ async function token(env: Env, sub = 'repo:acme/app:ref:refs/heads/main'): Promi
 }
 
 async function waitFor<T>(env: Env, find: (events: AgateEvent[]) => T | undefined): Promise<T> {
-  return until(() => `the expected events; recorded: ${JSON.stringify(env.events.map((e) => e.type))}`, () => find(env.events), { timeoutMs: 5000, everyMs: 25 });
+  return until(() => `the expected events; recorded: ${JSON.stringify(env.events.map((e) => e.type))}`, () => find(env.events), { timeoutMs: 30_000, everyMs: 25 });
 }
 
 /** The Command with this text, its verdict and its response, once all three are recorded. */
@@ -702,7 +702,7 @@ test('interactive shells are refused to an identity the policy denies, and port 
 
 /** Connects to a local port until it listens, and returns what it sends first (or '' when it closes). */
 async function firstBytes(port: number): Promise<string> {
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 30_000;
   for (;;) {
     const got = await new Promise<string | undefined>((resolve) => {
       const s = connect(port, '127.0.0.1');
@@ -778,7 +778,7 @@ async function echoServer(): Promise<{ server: Server; port: number }> {
 
 /** Sends a line to a port until something listens there, and returns what comes back before it closes. */
 async function echoed(port: number, line: string): Promise<string> {
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 30_000;
   for (;;) {
     const got = await new Promise<string | undefined>((resolve) => {
       const s = connect(port, '127.0.0.1', () => s.write(line));
@@ -808,9 +808,9 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
-/** Waits until nothing listens on a loopback port (the target closes a listener asynchronously); false if something still does after 5 s. */
+/** Waits until nothing listens on a loopback port (the target closes a listener asynchronously); false if something still does after 20 s. */
 async function stopsListening(port: number): Promise<boolean> {
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + 20_000;
   while (await listening(port)) {
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 50));

@@ -56,7 +56,7 @@ export function isRefusal(err: unknown): err is AgateError {
 }
 
 /** The log origin of one chain: the key name (ledger.origin) and the chain id. */
-export const chainOrigin = (keyName: string, chainId: string) => `${keyName}/${chainId}`;
+const chainOrigin = (keyName: string, chainId: string) => `${keyName}/${chainId}`;
 
 /**
  * Appends events to one chain: the record's Merkle leaf is the encoded event and its link
