@@ -534,7 +534,7 @@ export const configSchema = z.strictObject({
     session_grace_s: z
       .number().int().min(0).max(7 * 86400)
       .default(0)
-      .describe("how long a PostgreSQL or SSH session may stay open past its token's `exp`; then Agate ends it (`SessionClosed` reason `token expired`). Raise it for jobs whose sessions outlive their CI token"),
+      .describe("how long a PostgreSQL or SSH session, or a Kubernetes watch or stream, may stay open past its token's `exp`; then Agate ends it (`SessionClosed` reason `token expired`). Raise it for jobs whose sessions outlive their CI token"),
     dev_issuer: z
       .strictObject({
         enabled: z.boolean().default(false).describe('the dev-only built-in token issuer, for local trials; never in production'),

@@ -154,6 +154,16 @@ corpus('a type named in the structure of values() or the type of JSONExtract is 
     assert.is(typeof value === 'number' ? Number(rows[0]?.v) : rows[0]?.v, value, sql);
   }
 });
+corpus('an engine error names what the analyst wrote, not the inside of a view nor the appended limits', async () => {
+  // Before: the first printed the decisions view's own expression (`if(toBool(and(empty(__table3.final), …`,
+  // the second echoed the statement with the SETTINGS Agate appends.
+  for (const sql of ['SELECT * FROM agate.decisions WHERE toUInt64(decision) = 1', 'SELECT nosuch FROM agate.commands', 'SELECT * FROM agate.commands AS c WHERE c.nosuch = 1']) {
+    const err = await refusal(sql);
+    assert.is(err.code, 'SQL_INVALID', sql);
+    assert.not.match(err.message, /__table|SETTINGS|max_execution_time|in scope|while executing/i, err.message);
+    assert.match(err.message, /\((CANNOT_PARSE_TEXT|UNKNOWN_IDENTIFIER)\)$/, err.message);
+  }
+});
 corpus.run();
 
 const engine = suite('analyst SQL: the engine layer alone (allow-list bypassed)');

@@ -126,13 +126,24 @@ const LIMIT_CODES: Record<number, string> = {
   158: 'max_result_rows', // TOO_MANY_ROWS
 };
 
+/**
+ * The engine's first line, cut where it starts printing the query back (`in scope …`, which
+ * ends in the SETTINGS Agate appends) or the expression it was evaluating (`while executing …`,
+ * which may be a view's own, with its internal columns), then its error name.
+ */
+function engineMessage(line: string): string {
+  const name = /\(([A-Z][A-Z0-9_]+)\)\s*$/.exec(line)?.[1];
+  const said = line.replace(/^Code: \d+\. DB::Exception: /, '').replace(/(?:[:.]\s*|\s+)in scope .*$/is, '').replace(/:?\s*while executing .*$/is, '').replace(/\s*\([A-Z][A-Z0-9_]+\)\s*$/, '').replace(/\.$/, '');
+  return `${said.slice(0, 400)}${name === undefined ? '' : ` (${name})`}`;
+}
+
 /** Engine errors become typed errors whose message is the engine's first line, without the query. */
 function translate(err: unknown, limits: QuerySqlConfig | undefined): AgateError {
   const cause = (err as { cause?: unknown }).cause ?? err;
   const text = String((cause as Error).message ?? cause);
   const code = (cause as { clickhouseCode?: number }).clickhouseCode ?? Number(/Code: (\d+)/.exec(text)?.[1] ?? NaN);
   if (Number.isNaN(code)) return err instanceof AgateError ? err : new AgateError(ErrorCode.STORE_FAILED, 'the store failed', { cause });
-  const engine = text.split('\n')[0]!.replace(/^Code: \d+\. DB::Exception: /, '').replace(/: In scope .*$/, '').slice(0, 400);
+  const engine = engineMessage(text.split('\n')[0]!);
   if (code === READ_ONLY) return new AgateError(ErrorCode.SQL_READ_ONLY, `the engine refused a write or a settings change: analyst SQL is read-only (${engine})`, { cause });
   const limit = LIMIT_CODES[code];
   if (limit !== undefined) {

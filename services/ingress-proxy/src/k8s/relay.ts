@@ -205,11 +205,12 @@ class WatchRelay {
   }
 
   /**
-   * A drain ends the stream properly (the client sees the watch end, not a broken connection)
+   * A drain (or the token's expiry, the signal's reason) ends the stream properly (the client sees the watch end, not a broken connection)
    * after the last whole event; a partial line was never delivered, so it is not recorded.
    */
   #stop(): void {
-    if (!this.#end('200 watch ended by Agate (shutting down)', null)) return;
+    const why = this.#ctx.stop?.reason;
+    if (!this.#end(`200 watch ended by Agate (${typeof why === 'string' ? why : 'shutting down'})`, null)) return;
     this.#ctx.upRes.destroy();
     this.#ctx.res.end();
   }

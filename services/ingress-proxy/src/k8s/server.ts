@@ -19,6 +19,7 @@ import type { KubeSession } from './session.js';
 import { failure, statusBody, type Status } from './status.js';
 import { channelTap } from './stream-tap.js';
 import { relayUpgrade } from './upgrade.js';
+import { endAtTokenExpiry } from '../token-expiry.js';
 import type { KubeUpstream } from './upstream.js';
 
 export interface KubeProxyTarget {
@@ -218,6 +219,11 @@ export class KubeProxyServer {
     const { upstream } = this.#options.target;
     const { command, info } = plan;
     const started = nowMicros();
+    // A watch (or a log followed) lives no longer than the token: a watch ends cleanly, recorded
+    // as ended by Agate because the token expired; any other answer still streaming is cut.
+    const expiry = new AbortController();
+    const stopExpiry = endAtTokenExpiry(this.#options.verifier, session.identity, () => (plan.watch ? expiry.abort('token expired') : res.destroy()));
+    res.once('close', stopExpiry);
     const up = request({ host: upstream.server.hostname, port: upstream.server.port || 443, method: plan.method, path: plan.path, agent: upstream.agent, headers: plan.headers });
     let clientGone = false;
     res.once('close', () => {
@@ -233,7 +239,7 @@ export class KubeProxyServer {
     });
     up.on('response', (upRes) => {
       const relay = plan.watch && upRes.statusCode === 200 ? relayWatch : plan.client !== undefined || plan.rewrite !== undefined ? relayMasked : relayStream;
-      relay({ session, command, upRes, res, client: plan.client, rewrite: plan.rewrite, started, info, target: this.#options.target, log: this.#log, stop: this.#draining.signal });
+      relay({ session, command, upRes, res, client: plan.client, rewrite: plan.rewrite, started, info, target: this.#options.target, log: this.#log, stop: plan.watch ? AbortSignal.any([this.#draining.signal, expiry.signal]) : this.#draining.signal });
     });
     up.end(plan.body);
   }
@@ -251,7 +257,9 @@ export class KubeProxyServer {
       const plan = await this.#engine.upgrade(session, { method: req.method ?? 'GET', target: req.url ?? '/', headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.alloc(0) });
       if (plan.kind === 'refuse') return reply(plan.status);
       const tap = plan.read === undefined ? undefined : channelTap(session, plan.command, this.#options.target.recording, plan.read);
-      const outcome = await relayUpgrade(socket, head, plan.head, this.#options.target.upstream, tap);
+      // An exec, attach or port-forward stream is cut when the token expires.
+      const stopExpiry = endAtTokenExpiry(this.#options.verifier, session.identity, () => socket.destroy());
+      const outcome = await relayUpgrade(socket, head, plan.head, this.#options.target.upstream, tap).finally(stopExpiry);
       const status = this.#engine.upgraded(session, plan.command, plan.info, outcome, tap?.finish());
       if (status !== undefined) reply(status);
     } catch (err) {
