@@ -174,4 +174,50 @@ test('a value bash evaluates as arithmetic runs where an allow rule names evalua
   assert.is((await recorded(env, (c) => c.text === 'cat /dev/null; echo $((6 * 7 + x))')).verdict?.rule_id, 'agate.unparseable');
 });
 
+test('keys typed into a full-screen program as it exits reach the shell after it: the Enter that runs them decides them (before, the screen switch dropped them and an empty line ran `rm` undecided)', async (ctx) => {
+  const env = ctx as Env;
+  const file = await victim(env, 'screen-exit');
+  const since = env.events.length;
+  const shell = await typedShell(env);
+  try {
+    await shell.until(/\$ $/);
+    // A "full-screen program" that leaves the screen, then a shell no hook reports on reading the terminal.
+    shell.type(`printf '\\033[?1049h'; sleep 2; printf '\\033[?1049l'; perl -e 'exec "sh"'\r`);
+    await shell.until(/\x1b\[\?1049h/);
+    shell.type(`rm -f ${file}`); // typed ahead, into the program's screen: no Enter yet
+    await shell.until(/\x1b\[\?1049l/);
+    await new Promise((r) => setTimeout(r, 500));
+    shell.type('\r');
+    await shell.until(/Agate ended the shell|\$ $/);
+    assert.ok(existsSync(file), 'rm ran on an Enter no one decided');
+    assert.match(shell.screen(), /Agate ended the shell/);
+  } finally {
+    shell.kill();
+  }
+  const line = env.events.slice(since).find((e): e is Command => e.type === 'Command' && e.attributes.request === 'shell-line' && e.text === `rm -f ${file}`);
+  assert.ok(line, 'the line was not recorded as typed');
+  assert.is(env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === line!.event_id)?.decision, 'deny');
+});
+
+test('keys typed ahead of a full-screen program\'s switch are decided with the Enter typed into it (before, the switch dropped them from the screen-line)', async (ctx) => {
+  const env = ctx as Env;
+  const file = await victim(env, 'screen-enter');
+  const since = env.events.length;
+  const shell = await typedShell(env);
+  try {
+    await shell.until(/\$ $/);
+    // ed reads the keys typed before it started: the whole `!rm -f …` line.
+    shell.type(`sleep 1; printf '\\033[?1049h'; ed -p "$(printf 'e%s ' 'd>')"\r!rm -f ${file}`);
+    await shell.until(/\x1b\[\?1049h(.|\n)*ed> /);
+    shell.type('\r');
+    await shell.until(/Agate ended the shell/);
+    assert.ok(existsSync(file), 'ed ran the refused rm');
+  } finally {
+    shell.kill();
+  }
+  const line = env.events.slice(since).find((e): e is Command => e.type === 'Command' && e.attributes.request === 'screen-line');
+  assert.is(line?.text, `!rm -f ${file}`);
+  assert.is(env.events.find((e): e is Verdict => e.type === 'Verdict' && e.command_id === line!.event_id)?.rule_id, 'agate.screen-line');
+});
+
 test.run();

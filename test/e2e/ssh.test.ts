@@ -590,7 +590,8 @@ test('captured: lines typed into a nested shell nothing reports on are decided a
     // Enter is decided, and with shell rules and no rule naming screen-line it ends the shell.
     const fake = [
       ['[$#] $', `printf '\\033[?1049h'; ed -p 'ed> '\r`],
-      ['ed> ', `!rm -f ${victim}\r`],
+      // After the switch: `ed> ` is also in the echo of the line that starts ed.
+      ['\x1b\\[\\?1049h(.|\n)*ed> ', `!rm -f ${victim}\r`],
     ];
     const faked = await run('python3', [PTY_DRIVE, JSON.stringify(fake), ...sshTt], { env: strict, timeoutMs: 60_000 });
     assert.match(faked.stdout, /Agate refused[^\n]*agate\.screen-line[^\n]*\r\nAgate ended the shell/, faked.stdout + faked.stderr);

@@ -53,12 +53,25 @@ export class LineTracker {
     this.#maxLength = maxLength;
   }
 
-  /** Forgets the line so far (the terminal switched screens: what was typed went to another program). */
-  reset(): void {
+  /**
+   * The line so far, forgotten here (the terminal switched screens). Keys typed ahead of the
+   * switch are still in the terminal's input, for whichever program reads it next: the caller
+   * carries them into that program's line instead of dropping them from the record.
+   */
+  takePending(): string {
+    const text = this.#line;
     this.#line = '';
     this.#edited = false;
     this.#escape = 0;
     this.#ctrlX = false;
+    return text;
+  }
+
+  /** Starts the line with keys typed ahead into a program that has since left the screen; the line is then edited. */
+  carry(text: string): void {
+    if (text === '') return;
+    this.#append(text.slice(0, this.#maxLength));
+    this.#edited = true;
   }
 
   /**

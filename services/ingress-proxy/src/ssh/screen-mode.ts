@@ -42,9 +42,16 @@ const SCREEN_LINE_MAX = 4096;
 export class ScreenKeys {
   #text = '';
 
-  add(keys: Buffer): void {
+  add(keys: Buffer | string): void {
     if (keys.length === 0) return;
-    this.#text = (this.#text + keys.toString('utf8')).slice(-SCREEN_LINE_MAX);
+    this.#text = (this.#text + (typeof keys === 'string' ? keys : keys.toString('utf8'))).slice(-SCREEN_LINE_MAX);
+  }
+
+  /** The keys so far as typed, and forgets them. */
+  takeRaw(): string {
+    const text = this.#text;
+    this.#text = '';
+    return text;
   }
 
   /** The keys so far, control keys as `^X` (ESC `^[`), and forgets them. */

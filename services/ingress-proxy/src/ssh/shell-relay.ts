@@ -167,10 +167,15 @@ class ShellRelay {
     if (chunk.length === 0) return;
     this.#tally.delivered(chunk);
     this.options.recorder.output(chunk);
-    // What was typed before a full-screen program started or ended was not a shell line.
+    // Keys typed ahead of a screen switch and not yet ended by an Enter are still in the
+    // terminal's input: the program that reads it next gets them, so the next Enter decides them
+    // with it (dropped, they ran undecided: `rm -f x` typed into a full-screen program about to
+    // exit, then an Enter read by a shell without capture as an empty line).
+    const before = this.#screen.fullScreen;
     if (this.#screen.output(chunk)) {
-      this.#tracker.reset();
-      this.#screenKeys.take();
+      const pending = before ? this.#screenKeys.takeRaw() : this.#tracker.takePending();
+      if (this.#screen.fullScreen) this.#screenKeys.add(pending);
+      else this.#tracker.carry(pending);
     }
     const clientFull = !this.#writes.write(to, chunk);
     const backlog = this.options.recordingBacklog();
