@@ -72,4 +72,19 @@ test('a masked field shown in a Table\'s cells (kubectl get, any includeObject, 
   assert.not.ok(log.includes(MESSAGE) || log.includes(HOLDER), 'the value is in the bus log');
 });
 
+test('a secret in a list of strings (a container\'s args, a Table cell) is found by the detectors: masked in the record and the masked answer', async (ctx) => {
+  const key = 'AKIAPOIUYTREWQLKJHGF';
+  const run = await agentKubectl(ctx, ['-n', 'default', 'run', 'leaky', '--image=registry.invalid/none', '--restart=Never', '--', 'sh', '-c', `export KEY=${key}; sleep 1`]);
+  assert.is(run.code, 0, run.stderr);
+  // The API server stored it as sent (its own copy, read by the administrator).
+  const stored = await ctx.kube.kubectl(['-n', 'default', 'get', 'pod', 'leaky', '-o', 'jsonpath={.spec.containers[0].args}']);
+  assert.match(stored.stdout, key);
+  const got = await agentKubectl(ctx, ['-n', 'default', 'get', 'pod', 'leaky', '-o', 'json']);
+  assert.is(got.code, 0, got.stderr);
+  // (Before: the args came back and were recorded as sent: only strings under a key were looked at.)
+  assert.not.match(got.stdout, key);
+  assert.match(got.stdout, 'export KEY=[masked:cloud_access_key]');
+  assert.not.ok(busLog(ctx).includes(key), 'the key is in the bus log');
+});
+
 test.run();

@@ -1,5 +1,6 @@
 import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
+import { BUILTIN_MASK_SET } from '../../../../core/src/config.js';
 import { Masker } from '../masking/masker.js';
 import { MASKED_SECRET_DATA, maskDocument, parseFieldRule } from './json-mask.js';
 import { summarize, watchEventRef } from './summary.js';
@@ -104,6 +105,14 @@ mask('a Table: a row of a kind a field rule names has every cell masked but its 
   const later = { kind: 'Table', apiVersion: 'meta.k8s.io/v1', columnDefinitions: [], rows: [{ cells: ['e1', 'canary'], object: metadata }] };
   assert.is(maskDocument({ type: 'MODIFIED', object: later }, { fields, tableKind: 'Event' }), 1);
   assert.equal(later.rows[0]!.cells, ['e1', '[masked]']);
+});
+
+mask('strings in a list (a container\'s args and command) go through the detectors too', () => {
+  const masker = new Masker('default', BUILTIN_MASK_SET);
+  const doc = { kind: 'Pod', spec: { containers: [{ command: ['sh', '-c'], args: ['export KEY=AKIAQWERTYUIOPASDFGH', '[masked]'] }] } };
+  assert.is(maskDocument(doc, { fields: [], masker }), 1);
+  assert.equal(doc.spec.containers[0]!.args, ['export KEY=[masked:cloud_access_key]', '[masked]']);
+  assert.equal(doc.spec.containers[0]!.command, ['sh', '-c']);
 });
 
 mask.run();

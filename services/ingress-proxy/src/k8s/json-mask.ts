@@ -66,7 +66,12 @@ export function maskAs(doc: unknown, kind: string | typeof ANY_KIND, rules: Json
 function visit(node: unknown, impliedKind: string | typeof ANY_KIND | undefined, rules: JsonMaskRules, forced = false): number {
   if (Array.isArray(node)) {
     let n = 0;
-    for (const item of node) n += visit(item, impliedKind, rules);
+    for (let i = 0; i < node.length; i++) {
+      const item: unknown = node[i];
+      // A list's strings (a container's args, a Table's cells) have no key: the detectors still look.
+      if (typeof item === 'string') n += maskItem(node, i, item, rules.masker);
+      else n += visit(item, impliedKind, rules);
+    }
     return n;
   }
   if (!isObject(node)) return 0;
@@ -177,6 +182,13 @@ function maskString(holder: Record<string, unknown>, key: string, value: string,
   }
   const m = masker.maskText(value);
   if (m.count > 0) holder[key] = m.text;
+  return m.count;
+}
+
+function maskItem(list: unknown[], i: number, value: string, masker: Masker | undefined): number {
+  if (masker === undefined || value === MASKED_VALUE || value === MASKED_SECRET_DATA) return 0;
+  const m = masker.maskText(value);
+  if (m.count > 0) list[i] = m.text;
   return m.count;
 }
 
