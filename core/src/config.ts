@@ -171,7 +171,7 @@ const kubernetesTarget = z.strictObject({
   mask_fields: z
     .array(z.string().regex(/^[^:\s]+:[^\s]+$/, 'expected KIND:dotted.path such as ConfigMap:data.*'))
     .default([])
-    .describe('more values to mask, `KIND:dotted.path` with `*` for any key or element: `ConfigMap:data.*`, `*:spec.containers.*.env.*.value` (Secret data is always masked)'),
+    .describe('more values to mask, `KIND:dotted.path` with `*` for any key or element: `ConfigMap:data.*`, `*:spec.containers.*.env.*.value` (Secret data is always masked); in a `kubectl get` Table, a row of a kind named here has every cell but its name masked'),
   allow_discovery: z.boolean().default(true).describe('discovery requests (`GET /api`, `/apis…`, `/version`, `/openapi…`) are recorded and allowed by the built-in rule `agate.k8s-discovery` without asking policy'),
   max_body_bytes: z.number().int().min(1024).max(1 << 30).default(8 << 20).describe('request bodies beyond this are refused (413); they are digested and sampled before the verdict'),
   max_buffer_bytes: z

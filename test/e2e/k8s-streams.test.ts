@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { startStubKubelet, type StubKubelet } from '../harness/stub-kubelet.js';
 import { until } from '../harness/until.js';
 import { channelFrame, wsFrame } from '../harness/ws-frame.js';
-import { agentKubectl, agentToken, commandsWhere, events, responsesOf, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
+import { agentKubectl, agentToken, busLog, commandsWhere, events, responsesOf, stopKubeAgate, verdictOf, type KubeAgate } from './kube-agate.js';
 import { admin, audited, startAuditedKube, tlsSession } from './kube-raw.js';
 import type { AgateEvent, Command, Response } from '../../schemas/src/events.js';
 
@@ -135,6 +135,19 @@ test('a secret split across two stdin messages, or two stdout messages, is maske
   // Every byte is still counted message by message, and each recorded text has its digest.
   assert.equal(rows.filter((row) => row[1] === 'stdin').map((row) => row[2]), ['20', '12']);
   for (const row of rows) if (row[4] !== '') assert.match(row[3]!, /^sha256:[0-9a-f]{64}$/);
+});
+
+test('a secret in an exec\'s command (percent-encoded in the query as kubectl sends it) is masked in the recorded request', async (ctx) => {
+  const key = 'AKIAMNBVCXZLKJHGFDSA';
+  const r = await agentKubectl(ctx, ['exec', '-n', 'default', 'worker', '--', 'sh', '-c', `echo KEY=${key} postgres://app:s3cret-pw@db/x`]);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, `KEY=${key} postgres://app:s3cret-pw@db/x\n`);
+  const c = await until('the exec recorded', () => commandsWhere(events(ctx), (x) => x.attributes.subresource === 'exec' && x.text.includes('command=-c') && x.text.includes('KEY')).at(-1));
+  // (Before: "command=echo+KEY%3DAKIAMNBV…+postgres%3A%2F%2Fapp%3As3cret-pw%40db", masked nowhere.)
+  assert.not.match(c.text, 'MNBVCXZ');
+  assert.not.match(c.text, 's3cret-pw');
+  assert.match(c.text, 'KEY%3D[masked:cloud_access_key]');
+  assert.not.ok(busLog(ctx).includes(key), 'the key is in the bus log');
 });
 
 /** A WebSocket exec opened by hand; resolves with the connection once the 101 arrived. */

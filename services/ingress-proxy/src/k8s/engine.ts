@@ -13,7 +13,7 @@ import { impersonates, upgradeHead, upstreamHeaders } from './headers.js';
 import { privilegeFacts } from './privilege.js';
 import { bodySample, refusedEvent, sha256, type K8sRecording } from './recording.js';
 import { maskMarkers, readBody, valueReadingOps, type ReadBody } from './request-body.js';
-import { classifyRequest, droppedParameter, normalizedTarget, parseTarget, requestAttributes, requestText, type RequestInfo } from './request-info.js';
+import { classifyRequest, droppedParameter, maskedRequestText, normalizedTarget, parseTarget, requestAttributes, requestText, type RequestInfo } from './request-info.js';
 import type { KubeSession } from './session.js';
 import { failure, forbidden, maskedRead, maskedWrite, type Status } from './status.js';
 import type { UpgradeOutcome } from './upgrade.js';
@@ -245,7 +245,7 @@ export class KubeEngine {
     const privilege = privilegeFacts(info, headers, read, body);
     if (privilege.length > 0) attributes.privilege = privilege.join(',');
     // A token in a query string (`?token=`) must never reach the bus.
-    return session.command(recording.audit.maskText(requestText(req.method, path)).text, parameters, attributes, headers.traceparent);
+    return session.command(maskedRequestText(requestText(req.method, path), (t) => recording.audit.maskText(t)), parameters, attributes, headers.traceparent);
   }
 
   /** Publishes the command (write-ahead) and waits for its verdict; fails closed. */

@@ -1,5 +1,6 @@
 import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
+import { BUILTIN_MASK_SET } from '../../../../core/src/config.js';
 import { Masker } from '../masking/masker.js';
 import { MASKED_SECRET_DATA, maskDocument, parseFieldRule } from './json-mask.js';
 import { summarize, watchEventRef } from './summary.js';
@@ -80,6 +81,38 @@ mask('a mask set: keys matching its column globs and detected values', () => {
 
 mask('a bad field rule is a config error naming where', () => {
   assert.throws(() => parseFieldRule('data.x', 'targets[0].mask_fields[0]'), /targets\[0\]\.mask_fields\[0\]/);
+});
+
+mask('a Table: a row of a kind a field rule names has every cell masked but its name; other kinds keep theirs', () => {
+  const fields = [parseFieldRule('Event:message', 'test')];
+  const columnDefinitions = [{ name: 'Name', type: 'string', format: 'name' }, { name: 'Message', type: 'string', format: '' }, { name: 'Count', type: 'integer', format: '' }];
+  const table = (object?: unknown) => ({ kind: 'Table', apiVersion: 'meta.k8s.io/v1', columnDefinitions, rows: [{ cells: ['e1', 'canary', 3], object }] });
+  const metadata = { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: { name: 'e1' } };
+  const events = table(metadata);
+  assert.is(maskDocument(events, { fields, tableKind: 'Event' }), 2);
+  assert.equal(events.rows[0]!.cells, ['e1', '[masked]', '[masked]']);
+  // The request's kind unknown (a custom resource): masked.
+  const unknown = table();
+  assert.is(maskDocument(unknown, { fields }), 2);
+  // Another kind, by the request or by the row's own object: kept.
+  const pods = table(metadata);
+  assert.is(maskDocument(pods, { fields, tableKind: 'Pod' }), 0);
+  const own = table({ kind: 'Pod', apiVersion: 'v1', metadata: { name: 'e1' } });
+  assert.is(maskDocument(own, { fields }), 0);
+  // No field rules: no cell is masked.
+  assert.is(maskDocument(table(), noRules), 0);
+  // A watch's later table has no column definitions: the cell equal to the row's name stays.
+  const later = { kind: 'Table', apiVersion: 'meta.k8s.io/v1', columnDefinitions: [], rows: [{ cells: ['e1', 'canary'], object: metadata }] };
+  assert.is(maskDocument({ type: 'MODIFIED', object: later }, { fields, tableKind: 'Event' }), 1);
+  assert.equal(later.rows[0]!.cells, ['e1', '[masked]']);
+});
+
+mask('strings in a list (a container\'s args and command) go through the detectors too', () => {
+  const masker = new Masker('default', BUILTIN_MASK_SET);
+  const doc = { kind: 'Pod', spec: { containers: [{ command: ['sh', '-c'], args: ['export KEY=AKIAQWERTYUIOPASDFGH', '[masked]'] }] } };
+  assert.is(maskDocument(doc, { fields: [], masker }), 1);
+  assert.equal(doc.spec.containers[0]!.args, ['export KEY=[masked:cloud_access_key]', '[masked]']);
+  assert.equal(doc.spec.containers[0]!.command, ['sh', '-c']);
 });
 
 mask.run();

@@ -19,6 +19,11 @@ export interface JsonMaskRules {
   fields: readonly FieldRule[];
   /** A mask set: string values under a key matching its column globs, and detected spans. */
   masker?: Masker;
+  /**
+   * The kind of the objects a Table in the document lists, as its request names them (a row's
+   * own object says so only with `includeObject=Object`); absent: any kind.
+   */
+  tableKind?: string | typeof ANY_KIND;
 }
 
 /** Parses `Kind:dotted.path` (e.g. `ConfigMap:data.*`, `*:spec.template.spec.containers.*.env.*.value`). */
@@ -61,13 +66,19 @@ export function maskAs(doc: unknown, kind: string | typeof ANY_KIND, rules: Json
 function visit(node: unknown, impliedKind: string | typeof ANY_KIND | undefined, rules: JsonMaskRules, forced = false): number {
   if (Array.isArray(node)) {
     let n = 0;
-    for (const item of node) n += visit(item, impliedKind, rules);
+    for (let i = 0; i < node.length; i++) {
+      const item: unknown = node[i];
+      // A list's strings (a container's args, a Table's cells) have no key: the detectors still look.
+      if (typeof item === 'string') n += maskItem(node, i, item, rules.masker);
+      else n += visit(item, impliedKind, rules);
+    }
     return n;
   }
   if (!isObject(node)) return 0;
   const kind = !forced && typeof node.kind === 'string' ? node.kind : impliedKind;
   let n = 0;
   if (kind === 'Secret') n += maskSecret(node);
+  if (kind === 'Table' && rules.fields.length > 0) n += maskTableCells(node, rules);
   if (kind !== undefined) for (const f of rules.fields) if (kind === ANY_KIND || f.kind.test(kind)) n += maskPath(node, f.path, 0);
   n += maskLastApplied(node, rules);
   const itemKind = typeof kind === 'string' && kind.endsWith('List') && kind.length > 4 ? kind.slice(0, -4) : undefined;
@@ -90,6 +101,36 @@ function maskSecret(secret: Record<string, unknown>): number {
       // null removes the key in a patch: it says nothing about the value.
       if (values[key] === replacement || values[key] === null) continue;
       values[key] = replacement;
+      n += 1;
+    }
+  }
+  return n;
+}
+
+/**
+ * A Table's cells are the server's printing of fields (a CRD's printer columns any field it
+ * names), which no path of a field rule reaches: a row of a kind a field rule names has every
+ * cell but its name masked. Which field a cell prints is not in the Table, so a field rule for
+ * the kind masks them all; the kind is the row object's own, else the request's.
+ */
+function maskTableCells(table: Record<string, unknown>, rules: JsonMaskRules): number {
+  if (!Array.isArray(table.rows)) return 0;
+  const columns = Array.isArray(table.columnDefinitions) ? table.columnDefinitions : [];
+  let n = 0;
+  for (const row of table.rows) {
+    if (!isObject(row) || !Array.isArray(row.cells)) continue;
+    const object = isObject(row.object) ? row.object : undefined;
+    const own = typeof object?.kind === 'string' && !object.kind.startsWith('PartialObjectMetadata') ? object.kind : undefined;
+    const kind = own ?? rules.tableKind ?? ANY_KIND;
+    if (!rules.fields.some((f) => kind === ANY_KIND || f.kind.test(kind))) continue;
+    const name = isObject(object?.metadata) ? object.metadata.name : undefined;
+    const cells = row.cells as unknown[];
+    for (let i = 0; i < cells.length; i++) {
+      const column = columns[i];
+      if (cells[i] === null || cells[i] === MASKED_VALUE || (isObject(column) && column.format === 'name')) continue;
+      // A watch's later tables come without column definitions: the cell holding the name stays.
+      if (columns.length === 0 && name !== undefined && cells[i] === name) continue;
+      cells[i] = MASKED_VALUE;
       n += 1;
     }
   }
@@ -141,6 +182,13 @@ function maskString(holder: Record<string, unknown>, key: string, value: string,
   }
   const m = masker.maskText(value);
   if (m.count > 0) holder[key] = m.text;
+  return m.count;
+}
+
+function maskItem(list: unknown[], i: number, value: string, masker: Masker | undefined): number {
+  if (masker === undefined || value === MASKED_VALUE || value === MASKED_SECRET_DATA) return 0;
+  const m = masker.maskText(value);
+  if (m.count > 0) list[i] = m.text;
   return m.count;
 }
 

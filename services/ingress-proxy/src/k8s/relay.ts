@@ -8,7 +8,7 @@ import { clientHeaders, rawHeader } from './headers.js';
 import { maskDocument } from './json-mask.js';
 import { LineSplitter } from './lines.js';
 import { refusedEvent, responseEvent, sha256, watchEnd, watchEvent, type K8sRecording } from './recording.js';
-import { isJson } from './request-body.js';
+import { addressedKind, isJson } from './request-body.js';
 import type { RequestInfo } from './request-info.js';
 import type { KubeSession } from './session.js';
 import { failure, statusBody, type Status } from './status.js';
@@ -113,7 +113,7 @@ export function relayMasked(ctx: RelayContext): void {
     if (raw.length > 0) {
       doc = parseJson(raw, contentType);
       if (doc === undefined) return withhold(`it is not JSON (${contentType ?? 'no content type'})`);
-      masked = maskDocument(doc, { fields: recording.fields, masker: client });
+      masked = maskDocument(doc, { fields: recording.fields, masker: client, tableKind: addressedKind(info) });
       if (rewrite !== undefined && (upRes.statusCode ?? 0) < 300) {
         try {
           await rewrite(doc);
@@ -217,7 +217,7 @@ class WatchRelay {
 
   #deliver(line: Buffer): void {
     if (line.length === 0) return;
-    const { client, session, command, target, res, upRes } = this.#ctx;
+    const { client, session, command, target, res, upRes, info } = this.#ctx;
     let doc: unknown;
     try {
       doc = JSON.parse(line.toString('utf8'));
@@ -228,7 +228,7 @@ class WatchRelay {
     let out = Buffer.concat([line, NEWLINE]);
     let masked = 0;
     if (client !== undefined) {
-      masked = maskDocument(doc, { fields: target.recording.fields, masker: client });
+      masked = maskDocument(doc, { fields: target.recording.fields, masker: client, tableKind: addressedKind(info) });
       out = Buffer.from(`${JSON.stringify(doc)}\n`);
     }
     this.#hash.update(out);

@@ -1,6 +1,8 @@
 import { suite } from '../../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
-import { classifyRequest, droppedParameter, normalizedTarget, parseTarget, requestAttributes, requestText } from './request-info.js';
+import { BUILTIN_MASK_SET } from '../../../../core/src/config.js';
+import { Masker } from '../masking/masker.js';
+import { classifyRequest, droppedParameter, maskedRequestText, normalizedTarget, parseTarget, requestAttributes, requestText } from './request-info.js';
 
 const classify = suite('classifyRequest');
 
@@ -147,6 +149,17 @@ attributes('non-resource requests say so', () => {
 
 attributes('the text keeps method, path and query', () => {
   assert.is(requestText('delete', '/api/v1/namespaces/x?gracePeriodSeconds=0'), 'DELETE /api/v1/namespaces/x?gracePeriodSeconds=0');
+});
+
+attributes('the recorded text is masked where the API server decodes it too: query values, the path', () => {
+  const masker = new Masker('default', BUILTIN_MASK_SET);
+  const masked = (t: string) => maskedRequestText(t, (x) => masker.maskText(x));
+  assert.is(masked('GET /p/exec?command=sh&command=export+KEY%3DAKIAQWERTYUIOPASDFGH'), 'GET /p/exec?command=sh&command=export%20KEY%3D[masked:cloud_access_key]');
+  assert.is(masked('GET /s/proxy/x%3Ftoken%3DAKIAQWERTYUIOPASDFGH'), 'GET /s/proxy/x%3Ftoken%3D[masked:cloud_access_key]');
+  // As sent where nothing is found, a secret spanning a pair, an escape the API server would not read.
+  assert.is(masked('GET /api/v1/pods?watch=1&labelSelector=a%3Db'), 'GET /api/v1/pods?watch=1&labelSelector=a%3Db');
+  assert.is(masked('GET /x?password=hunter2&a=b'), 'GET /x?password=[masked:connection_string]&a=b');
+  assert.is(masked('GET /x?bad=%ZZ'), 'GET /x?bad=%ZZ');
 });
 
 attributes.run();

@@ -140,6 +140,48 @@ export function requestText(method: string, target: string): string {
   return `${method.toUpperCase()} ${target}`;
 }
 
+/**
+ * The request text with what `mask` finds masked, also where the API server decodes it: each
+ * query value with its percent escapes and `+` read, and the path with its escapes read. kubectl
+ * sends an exec's command as `command=echo+KEY%3DAKIA…`, where no detector sees the key. A part
+ * whose decoded form shows a secret is recorded decoded, masked, and escaped again; then the
+ * whole is masked as sent.
+ *
+ * @example
+ * maskedRequestText('GET /exec?command=KEY%3DAKIA…', (t) => masker.maskText(t))
+ * // 'GET /exec?command=KEY%3D[masked:cloud_access_key]'
+ */
+export function maskedRequestText(text: string, mask: (text: string) => { text: string; count: number }): string {
+  const q = text.indexOf('?');
+  const head = q < 0 ? text : text.slice(0, q);
+  const query = q < 0 ? undefined : text.slice(q + 1);
+  const space = head.indexOf(' ');
+  const path = maskPart(head.slice(space + 1), mask, false);
+  const masked = `${head.slice(0, space + 1)}${path}`;
+  if (query === undefined) return mask(masked).text;
+  const pairs = query.split('&').map((pair) => {
+    const eq = pair.indexOf('=');
+    return eq < 0 ? maskPart(pair, mask, true) : `${maskPart(pair.slice(0, eq), mask, true)}=${maskPart(pair.slice(eq + 1), mask, true)}`;
+  });
+  // Then the whole as sent: a secret may span parts (`?password=…`).
+  return mask(`${masked}?${pairs.join('&')}`).text;
+}
+
+/** One part of a target as sent, or, when its decoded form shows a secret, decoded, masked and escaped again. */
+function maskPart(raw: string, mask: (text: string) => { text: string; count: number }, query: boolean): string {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(query ? raw.replace(/\+/g, ' ') : raw);
+  } catch {
+    return raw;
+  }
+  if (decoded === raw) return raw;
+  const m = mask(decoded);
+  if (m.count === 0) return raw;
+  const escape = (s: string) => encodeURIComponent(s).replace(/%5B|%5D|%3A/g, decodeURIComponent);
+  return query ? escape(m.text) : m.text.split('/').map(escape).join('/');
+}
+
 /** Attributes the policy engine reads (services/policy/src/k8s-request.ts). */
 export function requestAttributes(info: RequestInfo): Record<string, string> {
   if (info.kind === 'non-resource') return { verb: info.verb, path: info.path, non_resource: 'true' };
