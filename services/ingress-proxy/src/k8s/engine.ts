@@ -15,6 +15,7 @@ import { bodySample, refusedEvent, sha256, type K8sRecording } from './recording
 import { maskMarkers, readBody, valueReadingOps, type ReadBody } from './request-body.js';
 import { classifyRequest, droppedParameter, maskedRequestText, normalizedTarget, parseTarget, requestAttributes, requestText, type RequestInfo } from './request-info.js';
 import type { KubeSession } from './session.js';
+import { dryRunOf } from './dry-run.js';
 import { failure, forbidden, maskedRead, maskedWrite, type Status } from './status.js';
 import type { UpgradeOutcome } from './upgrade.js';
 
@@ -242,6 +243,8 @@ export class KubeEngine {
     // Policy refuses what it cannot know unless a rule names it (services/policy/src/engine.ts).
     if (read?.kind === 'opaque' && !read.searchable) attributes.body = K8S_UNREADABLE_BODY;
     if (impersonates(headers)) attributes.impersonate = 'refused';
+    const dryRun = dryRunOf(req.method, parseTarget(path), info, body, read);
+    if (dryRun !== undefined) attributes.dry_run = dryRun;
     const privilege = privilegeFacts(info, headers, read, body);
     if (privilege.length > 0) attributes.privilege = privilege.join(',');
     // A token in a query string (`?token=`) must never reach the bus.

@@ -14,7 +14,7 @@ import { decideHere, UNASKED_RULE } from '../decide.js';
 import type { Bind, Close, Describe, Execute, FrontendMessage, FunctionCall, Parse, Query } from './messages.js';
 import { describePortal, refusalParse, syncMessage } from './refusal.js';
 import { MAX_EXPECTED, ReplyRouter, type FailedMessage } from './replies.js';
-import { notificationEvent } from './notification-event.js';
+import { noticeEvent, notificationEvent } from './notification-event.js';
 import { rolledBackResponse, StatementResult, unranResponse, type Outcome, type RecordingOptions } from './result-recorder.js';
 import { SkippedBatch } from './skipped-batch.js';
 import { MAX_RETAINED_BYTES } from './sized-map.js';
@@ -107,6 +107,8 @@ export class PgEngine {
       recordFailed: (failed, outcome) => this.#recordFailed(failed, outcome),
       notified: (raw, delivered, client, masked) =>
         void deps.events.emitLogged(notificationEvent(deps.sessionId, raw, delivered, client, masked, deps.recording)),
+      noticed: (raw, delivered, client, masked) =>
+        void deps.events.emitLogged(noticeEvent(deps.sessionId, raw, delivered, client, masked, deps.recording)),
       // Not through respond(): a PREPARE survives its transaction's rollback (prepared statements are not transactional).
       rolledBack: (ids, reason, code) => {
         for (const id of ids) void deps.events.emitLogged(rolledBackResponse(deps.sessionId, id, reason, code));

@@ -57,6 +57,11 @@ interface RouterHooks {
    */
   notified?: (raw: Buffer, delivered: Buffer, client: Masker | undefined, masked: number) => void;
   /**
+   * A NoticeResponse (NOTICE, WARNING, INFO …) reached the client, with the same arguments as
+   * `notified`: a `RAISE NOTICE` can carry data, a WARNING can say a GRANT granted nothing.
+   */
+  noticed?: (raw: Buffer, delivered: Buffer, client: Masker | undefined, masked: number) => void;
+  /**
    * Statements that succeeded in a transaction that then did not commit (see transactions.ts),
    * with why, and the SQLSTATE of the error that ended it, if one did.
    */
@@ -161,7 +166,7 @@ export class ReplyRouter {
   route(frame: BackendFrame): Buffer | undefined {
     const code = frame.code;
     // Asynchronous messages may arrive at any time and belong to no request.
-    if (code === BackendCode.NoticeResponse) return this.#forClient(frame.raw, this.copyTarget);
+    if (code === BackendCode.NoticeResponse) return this.#noticeForClient(frame.raw, this.copyTarget);
     if (code === BackendCode.NotificationResponse) return this.#notificationForClient(frame.raw, this.copyTarget);
     if (code === BackendCode.ParameterStatus) return frame.raw;
     // The COPY ended (done, or failed): the server reads messages as commands again.
@@ -373,6 +378,14 @@ export class ReplyRouter {
   #forClient(raw: Buffer, result: StatementResult | undefined): Buffer {
     const masker = result === undefined ? this.#hooks.sessionMask?.() : result.client;
     return masker === undefined ? raw : maskErrorFields(raw, masker).frame;
+  }
+
+  /** A notice is masked as an error is, and recorded. */
+  #noticeForClient(raw: Buffer, result: StatementResult | undefined): Buffer {
+    const masker = result === undefined ? this.#hooks.sessionMask?.() : result.client;
+    const out = masker === undefined ? { frame: raw, masked: 0 } : maskErrorFields(raw, masker);
+    this.#hooks.noticed?.(raw, out.frame, masker, out.masked);
+    return out.frame;
   }
 
   /** A notification (from any session) gets the detectors of the mask set in force, as a notice does. */

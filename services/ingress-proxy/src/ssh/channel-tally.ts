@@ -8,6 +8,8 @@ import type { ClientChannel, ServerChannel } from 'ssh2';
 export class ChannelTally {
   exitCode: number | null = null;
   signal: string | null = null;
+  /** The exit-signal's core-dump flag, as the target sent it. */
+  coreDumped = false;
   /** Bytes of stdout and stderr delivered to the client. */
   bytes = 0;
   /** Bytes the client sent to the target. */
@@ -27,15 +29,15 @@ export class ChannelTally {
 
   /** Keeps the target's exit status (or the signal it died of) as it arrives. */
   watchExit(upstream: ClientChannel): void {
-    upstream.on('exit', (code: number | null, sig?: string) => {
+    upstream.on('exit', (code: number | null, sig?: string, coreDumped?: boolean) => {
       if (typeof code === 'number') this.exitCode = code;
-      else if (sig !== undefined) this.signal = sig;
+      else if (sig !== undefined) [this.signal, this.coreDumped] = [sig, coreDumped === true];
     });
   }
 
   /** Passes the exit on to the client: the signal, else the status, else 255 (the target gave none). */
   sendExit(client: ServerChannel): void {
-    if (this.signal !== null) client.exit(this.signal, false, '');
+    if (this.signal !== null) client.exit(this.signal, this.coreDumped, '');
     else client.exit(this.exitCode ?? 255);
   }
 }

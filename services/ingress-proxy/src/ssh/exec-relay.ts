@@ -10,6 +10,8 @@ export interface ExecOutcome {
   /** Exit status, or null when the command died of a signal or the channel closed without one. */
   exitCode: number | null;
   signal: string | null;
+  /** With `signal`: the target said the process dumped core. */
+  coreDumped?: boolean;
   /** Bytes of stdout and stderr delivered to the client. */
   bytes: number;
   /** Bytes the client sent to the target (stdin; for sftp, the requests and uploaded data). */
@@ -126,8 +128,8 @@ class ExecRelay {
   #finish(clientGone: boolean): void {
     if (this.#finished) return;
     this.#finished = true;
-    const { exitCode, signal, bytes, bytesUp } = this.#tally;
+    const { exitCode, signal, coreDumped, bytes, bytesUp } = this.#tally;
     const digestUp = bytesUp === 0 ? null : `sha256:${this.#hashUp.digest('hex')}`;
-    this.resolve({ exitCode, signal, bytes, bytesUp, digest: this.#tally.digest(), digestUp, clientGone });
+    this.resolve({ exitCode, signal, coreDumped, bytes, bytesUp, digest: this.#tally.digest(), digestUp, clientGone });
   }
 }

@@ -13,7 +13,7 @@ import type { FileResult } from './sftp/relay.js';
  */
 export function execResponse(command: Command, outcome: ExecOutcome, started: number): Response {
   const ok = outcome.exitCode === 0 && !outcome.clientGone;
-  const ended = outcome.signal !== null ? `signal ${outcome.signal}` : outcome.exitCode !== null ? `exit-status ${outcome.exitCode}` : null;
+  const ended = outcome.signal !== null ? `signal ${outcome.signal}${outcome.coreDumped === true ? ' (core dumped)' : ''}` : outcome.exitCode !== null ? `exit-status ${outcome.exitCode}` : null;
   const stdin = outcome.digestUp == null ? null : `stdin ${outcome.bytesUp} bytes ${outcome.digestUp}`;
   const how = stdin === null ? ended : `${ended ?? 'no exit status'}; ${stdin}`;
   let message: string | null = null;

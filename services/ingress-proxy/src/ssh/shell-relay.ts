@@ -297,7 +297,7 @@ class ShellRelay {
     this.#finished = true;
     this.#capture?.close();
     this.options.recorder.end();
-    const { exitCode, signal, bytes, bytesUp } = this.#tally;
-    this.resolve({ exitCode, signal, bytes, bytesUp, digest: this.#tally.digest(), clientGone, error: this.#failure });
+    const { exitCode, signal, coreDumped, bytes, bytesUp } = this.#tally;
+    this.resolve({ exitCode, signal, coreDumped, bytes, bytesUp, digest: this.#tally.digest(), clientGone, error: this.#failure });
   }
 }
