@@ -91,13 +91,11 @@ export async function run(args: string[]): Promise<void> {
   // session), frozen as the bus freezes them: the encode and the ledger's JSON body each take all
   // three types in turn, as they do in `agate start`.
   const identity = freezeEvent({ ...SAMPLES.Command, identity: structuredClone(SAMPLES.Command.identity) }).identity;
-  const statements = Array.from({ length: 1_000 }, (_, i) => {
-    const session_id = randomUUID();
-    const c: Command = { ...SAMPLES.Command, event_id: randomUUID(), session_id, identity, sequence: i, attributes: {} };
-    const v = { ...SAMPLES.Verdict, event_id: randomUUID(), session_id, command_id: c.event_id, decision: 'allow', rule_id: null };
-    const r = { ...SAMPLES.Response, event_id: randomUUID(), session_id, command_id: c.event_id, rows: i % 7 };
-    return [c, v, r].map((e) => freezeEvent(e as AgateEvent));
-  });
+  const statements = statementsOf(identity);
+  // A CI token's identity: ~25 claims, most of a Command's JSON (the sample has 3).
+  const ciClaims = { ...SAMPLES.Command.identity.claims };
+  for (let i = Object.keys(ciClaims).length; i < 25; i++) ciClaims[`claim_${i}`] = `value ${i} ${'x'.repeat(i)}`;
+  const ciStatements = statementsOf(freezeEvent({ ...SAMPLES.Command, identity: { ...SAMPLES.Command.identity, claims: ciClaims } }).identity);
   let body = new RowBinaryWriter();
   rows.push(['a statement\'s Command, Verdict and Response Avro-encoded (frozen already; the three types in turn)', (n) => {
     for (const e of statements[n % statements.length]!) codec.encode(e);
@@ -105,6 +103,10 @@ export async function run(args: string[]): Promise<void> {
   rows.push(['their ledger JSON bodies written into a row (writeJsonBody; the three types in turn)', (n) => {
     if (body.length > 1 << 20) body = new RowBinaryWriter();
     for (const e of statements[n % statements.length]!) writeJsonBody(body, e);
+  }]);
+  rows.push(['the same with a 25-claim identity (a CI token\'s)', (n) => {
+    if (body.length > 1 << 20) body = new RowBinaryWriter();
+    for (const e of ciStatements[n % ciStatements.length]!) writeJsonBody(body, e);
   }]);
   console.log(`\nCPU per call, ${calls} calls each after a warm-up (${new Date().toISOString()}, load average ${loadavg()[0]!.toFixed(1)})\n`);
   console.log('| piece of one statement\'s path | CPU µs per call |');
@@ -118,6 +120,17 @@ export async function run(args: string[]): Promise<void> {
     const bus = await busPerStatement(sessions, calls, true);
     console.log(`| the same as a proxy session asks it (decide() through the instrumented bus, the Response through SessionEvents), ${sessions} session${sessions === 1 ? '' : 's'} at a time; process / main thread | ${bus.process.toFixed(2)} / ${bus.main.toFixed(2)} |`);
   }
+}
+
+/** A thousand statements' Command, Verdict and Response as a session makes them (sharing `identity`), frozen as the bus freezes them. */
+function statementsOf(identity: Command['identity']): AgateEvent[][] {
+  return Array.from({ length: 1_000 }, (_, i) => {
+    const session_id = randomUUID();
+    const c: Command = { ...SAMPLES.Command, event_id: randomUUID(), session_id, identity, sequence: i, attributes: {} };
+    const v = { ...SAMPLES.Verdict, event_id: randomUUID(), session_id, command_id: c.event_id, decision: 'allow', rule_id: null };
+    const r = { ...SAMPLES.Response, event_id: randomUUID(), session_id, command_id: c.event_id, rows: i % 7 };
+    return [c, v, r].map((e) => freezeEvent(e as AgateEvent));
+  });
 }
 
 /** CPU ms of this process's main thread so far (Linux). */

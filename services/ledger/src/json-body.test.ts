@@ -126,4 +126,28 @@ body('the same for keys in another order, keys no schema has, and members of ano
   }
 });
 
+body('numbers of every shape, inherited and non-enumerable members, integer-like keys: JSON.stringify\'s string', () => {
+  const numbers = [0, -0, 1, -1.5, 0.1 + 0.2, 1e21, 1e-7, 5e-324, -1.5e300, 2 ** 53 + 2, NaN, Infinity, -Infinity];
+  for (const n of numbers) {
+    const event = { ...structuredClone(SAMPLES.Response), rows: n, time: n };
+    assert.is(bodyOf(event), JSON.stringify(event), String(n));
+    assert.is(bodyOf(freezeEvent(event as AgateEvent)), JSON.stringify(event), `${n}, frozen`);
+  }
+  // for…in visits inherited enumerable members; JSON.stringify leaves them out.
+  const inherits = Object.assign(Object.create({ inherited: 'x', rows: 9 }), structuredClone(SAMPLES.Verdict)) as Record<string, unknown>;
+  assert.is(bodyOf(inherits), JSON.stringify(inherits), 'inherited');
+  Object.defineProperty(inherits, 'hidden', { value: 'h', enumerable: false });
+  assert.is(bodyOf(inherits), JSON.stringify(inherits), 'non-enumerable');
+  const keyed = { '10': 'ten', ...structuredClone(SAMPLES.Command), '2': 'two' } as Record<string, unknown>;
+  assert.is(bodyOf(keyed), JSON.stringify(keyed), 'integer-like keys');
+  const polluted = Object.prototype as Record<string, unknown>;
+  polluted.polluted = 'p';
+  try {
+    const event = structuredClone(SAMPLES.Command);
+    assert.is(bodyOf(event), JSON.stringify(event), 'Object.prototype polluted');
+  } finally {
+    delete polluted.polluted;
+  }
+});
+
 body.run();

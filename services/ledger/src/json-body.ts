@@ -29,7 +29,10 @@ export function writeJsonBody(w: RowBinaryWriter, event: AgateEvent): void {
   let first = true;
   w.uint8(OPEN);
   const members = event as unknown as Record<string, unknown>;
-  for (const key of Object.keys(members)) {
+  // for…in, not Object.keys: no array of keys made per event (~900 of the 1,350 bytes of garbage
+  // a statement's three bodies made, and ~1 µs). Own members only, in the same order.
+  for (const key in members) {
+    if (!Object.hasOwn(members, key)) continue;
     const value = members[key];
     // What JSON.stringify leaves out of an object.
     if (value === undefined || typeof value === 'function' || typeof value === 'symbol') continue;
@@ -37,6 +40,8 @@ export function writeJsonBody(w: RowBinaryWriter, event: AgateEvent): void {
     first = false;
     if (typeof value === 'string') writeString(w, value);
     else if (value === null) w.raw(NULL);
+    // A finite number's JSON is its String() (-0 included: both "0"); NaN and Infinity are null.
+    else if (typeof value === 'number' && Number.isFinite(value)) w.text(String(value));
     else if (key === 'identity' && isFrozenIdentity(value)) w.raw(identityJson(value));
     else w.text(JSON.stringify(value));
   }
