@@ -30,7 +30,8 @@ export interface StoredCode {
 
 /**
  * Functions made in the database (OID at or above FirstNormalObjectId, 16384), not installed by an
- * extension: everything initdb and an extension's script made is the server's own code.
+ * extension: everything initdb and an extension's script made is the server's own code (the
+ * rules initdb puts on pg_settings included: below 16384 too).
  */
 const USER_FUNCTIONS = `agate_user_functions AS (
   SELECT p.oid, n.nspname, p.proname, p.prosecdef FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
@@ -51,7 +52,7 @@ export const STORED_CODE_SQL = `WITH ${USER_FUNCTIONS}, ${RELATIONS}
 SELECT 'write', r.nspname, r.relname, 'trigger ' || t.tgname || ' on ' || r.nspname || '.' || r.relname || ' runs ' || ${FN}
   FROM pg_catalog.pg_trigger t JOIN agate_relations r ON r.oid = t.tgrelid JOIN agate_user_functions u ON u.oid = t.tgfoid WHERE NOT t.tgisinternal
 UNION ALL SELECT 'write', r.nspname, r.relname, 'rule ' || w.rulename || ' on ' || r.nspname || '.' || r.relname
-  FROM pg_catalog.pg_rewrite w JOIN agate_relations r ON r.oid = w.ev_class WHERE w.rulename <> '_RETURN'
+  FROM pg_catalog.pg_rewrite w JOIN agate_relations r ON r.oid = w.ev_class WHERE w.rulename <> '_RETURN' AND w.oid >= 16384
 UNION ALL SELECT 'any', r.nspname, r.relname, CASE r.relkind WHEN 'm' THEN 'materialized view ' ELSE 'view ' END || r.nspname || '.' || r.relname
   FROM agate_relations r WHERE r.relkind IN ('v', 'm') AND r.oid >= 16384
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = 'pg_catalog.pg_class'::regclass AND e.objid = r.oid AND e.deptype = 'e')
