@@ -24,6 +24,9 @@ import { Readiness } from '../core/src/ops/readiness.js';
 import { decide } from '../services/ingress-proxy/src/decide.js';
 import { SessionEvents } from '../services/ingress-proxy/src/session-events.js';
 import { readOptions } from './options.js';
+import { SqlAnalysisCache } from '../core/src/sql/analyze.js';
+import { sqlFacts, type SqlFacts } from '../core/src/sql/facts.js';
+import { storedCode, storedCodeOf } from '../services/ingress-proxy/src/pg/stored-code.js';
 
 /*
  * CPU per call of the pieces of one PostgreSQL statement's path through `agate start`, each
@@ -81,6 +84,19 @@ export async function run(args: string[]): Promise<void> {
     ['what an UPDATE assigns to a masked column, read afresh (before: for every Command)', () => statementSecrets(UPDATE, audit)],
     ['the same, remembered (MaskReadings.secrets)', () => readings.secrets(UPDATE, audit)],
   ];
+  // What a session does per statement for stored code (session.ts #markStoredCode) once the
+  // catalog was read: nothing more when the target has none; else the text read (by shape,
+  // cached) and its names looked up, here among 200 objects none of which it reaches.
+  const none = storedCode([], []);
+  const some = storedCode(Array.from({ length: 200 }, (_, i) => ['write', 'public', `t${i}`, `trigger x on public.t${i} runs public.f${i}`]), []);
+  const storedReads = new SqlAnalysisCache(256);
+  const storedFacts = (text: string): SqlFacts[] => {
+    const a = storedReads.analyzeShape(text);
+    if (!a.ok) return [];
+    return a.statements.map((st) => sqlFacts(st)).flatMap((f) => (f.ok ? [f.facts] : []));
+  };
+  rows.push(['stored code, a target with none: the statement is not read (storedCodeOf on an empty reading)', () => none.empty || storedCodeOf(none, [])]);
+  rows.push(['stored code, a target with 200 objects: a simple-protocol text read by shape (new number each call) and looked up', (n) => storedCodeOf(some, storedFacts(simple(n)))]);
   for (const type of ['Command', 'Verdict', 'Response'] as const) {
     const event = SAMPLES[type] as AgateEvent;
     rows.push([`${type}: frozen and Avro-encoded for the bus (a fresh copy each call)`, () => codec.encode(freezeEvent(structuredClone(event)))]);

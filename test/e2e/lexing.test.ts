@@ -18,7 +18,20 @@ const SMUGGLE = "SELECT 'a\\' , '; DROP TABLE v; --'";
 const lexing = suite<{ agate: AgateFixture }>('lexing settings are pinned: no statement hides in a string');
 
 lexing.before(async (ctx) => {
-  ctx.agate = await startAgate();
+  // The fixture's policy, and reads calling a function made in the database (stored code: the
+  // functions below must run for the server to report the settings they change).
+  ctx.agate = await startAgate({
+    policyYaml: `policy:
+  default: allow
+  rules:
+    - id: no-destructive-ddl
+      action: deny
+      match: { sql: { statements: [DropStmt, TruncateStmt] } }
+    - id: stored-reads
+      action: allow
+      match: { sql: { effects: [read, stored] } }
+`,
+  });
   // Owned by Agate's upstream role, so a DROP that got through would succeed.
   await ctx.agate.pg.psql(`CREATE TABLE public.v (id int); ALTER TABLE public.v OWNER TO ${ctx.agate.pg.users.scram.user};
 CREATE FUNCTION public.strings_off() RETURNS text LANGUAGE plpgsql AS $$ BEGIN RETURN set_config('standard_conforming_strings', 'off', false); END $$;

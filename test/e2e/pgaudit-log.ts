@@ -237,9 +237,10 @@ function search(pattern: RegExp, text: string, from: number): { at: number; end:
 }
 
 /**
- * Agate's own catalog lookup (the names of FunctionCall OIDs, function-names.ts): its fixed text
+ * Agate's own catalog lookups (the names of FunctionCall OIDs, function-names.ts; the stored code
+ * a statement may run, stored-code.ts): their fixed texts
  * on a connection named so. The application name alone proves nothing: a client may take it.
  */
 export function isCatalogLookup(e: AuditEntry): boolean {
-  return e.app === 'agate catalog lookup' && /^SELECT n\.nspname, p\.proname FROM pg_catalog\.pg_proc p /.test(e.statement);
+  return e.app === 'agate catalog lookup' && /^(SELECT n\.nspname, p\.proname FROM pg_catalog\.pg_proc p |WITH agate_user_functions AS |SELECT pn\.nspname, p\.relname, cn\.nspname, c\.relname FROM pg_catalog\.pg_constraint k)/.test(e.statement);
 }

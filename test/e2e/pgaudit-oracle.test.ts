@@ -93,6 +93,10 @@ oracle.before(async (ctx) => {
     - id: deletes
       action: allow
       match: { sql: { statements: [DeleteStmt] } }
+    # Reads that call a function made in the database (public.strings_off): stored code, allowed here.
+    - id: stored-reads
+      action: allow
+      match: { sql: { effects: [read, stored] } }
 `,
   });
   await ctx.agate.pg.psql(`CREATE TABLE public.v (id int); ALTER TABLE public.v OWNER TO ${ctx.agate.pg.users.scram.user};

@@ -35,10 +35,14 @@ import type { Node } from 'libpg-query';
  * - `opaque`: defines code whose body Agate cannot read (a language other than sql and plpgsql),
  *   or runs a program on the database server (`COPY … PROGRAM`: a shell command, not SQL).
  * - `unknown`: a statement node this version of Agate does not classify.
+ * - `stored`: runs code stored in the database that its text does not show, made earlier by
+ *   anyone (a trigger, rule, view, row security policy, default, constraint or index expression
+ *   of a relation it touches, an event trigger its DDL fires, a function, operator or cast): the
+ *   proxy finds it in the target's catalog (stored-code.ts), never the parse tree.
  */
-export type SqlEffect = 'read' | 'write' | 'destroy' | 'ddl' | 'privilege' | 'session' | 'code' | 'admin' | 'dynamic' | 'opaque' | 'unknown';
+export type SqlEffect = 'read' | 'write' | 'destroy' | 'ddl' | 'privilege' | 'session' | 'code' | 'admin' | 'dynamic' | 'opaque' | 'unknown' | 'stored';
 
-export const SQL_EFFECTS: readonly SqlEffect[] = ['read', 'write', 'destroy', 'ddl', 'privilege', 'session', 'code', 'admin', 'dynamic', 'opaque', 'unknown'];
+export const SQL_EFFECTS: readonly SqlEffect[] = ['read', 'write', 'destroy', 'ddl', 'privilege', 'session', 'code', 'admin', 'dynamic', 'opaque', 'unknown', 'stored'];
 
 /**
  * Effects a statement cannot be allowed with unless the allowing rule names them in
@@ -46,7 +50,7 @@ export const SQL_EFFECTS: readonly SqlEffect[] = ['read', 'write', 'destroy', 'd
  * about something else nor `default: allow` may let it through (as the shell side refuses a line
  * whose program is only known at run time).
  */
-export const GUARDED_EFFECTS: readonly SqlEffect[] = ['dynamic', 'opaque', 'unknown'];
+export const GUARDED_EFFECTS: readonly SqlEffect[] = ['dynamic', 'opaque', 'unknown', 'stored'];
 
 /** Every parse-node name of a statement that libpg-query's type definitions know. */
 type NodeName = Node extends infer N ? (N extends Record<infer K, unknown> ? K & string : never) : never;

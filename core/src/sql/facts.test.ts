@@ -327,7 +327,21 @@ byValue('pg_notify is a NOTIFY', () => {
   }
 });
 
+const names = suite('sqlFacts: the functions, operators and types a statement names (for stored code)');
+names.before(() => initSqlParser());
+
+names('calls by any spelling, bound functions, operators and cast types; bodies included', () => {
+  const f = facts("SELECT s.f(1), g(), (x).h, ### 1, a OPERATOR(s.@@) b, '1'::dom, CAST(2 AS s.t) FROM t");
+  assert.equal([...f.calls].sort(), ['f', 'g', 'h', 's.f']);
+  assert.equal([...f.operators].sort(), ['###', '@@', 's.@@']);
+  assert.equal([...f.types].sort(), ['dom', 's.t', 't']);
+  assert.equal([...facts('CALL p(1)').calls], ['p']);
+  assert.equal([...facts('CREATE TRIGGER x AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION s.trig()').calls].sort(), ['s.trig', 'trig']);
+  assert.ok(facts('DO $$BEGIN PERFORM inner_fn(); END$$').calls.has('inner_fn'));
+});
+
 targets.run();
 effects.run();
 code.run();
 byValue.run();
+names.run();

@@ -58,6 +58,17 @@ export interface SqlFacts {
    * is known only at run time. Their values are not checked there (the text's own SETs are).
    */
   codeSettings: ReadonlySet<string>;
+  /**
+   * Names of the functions it calls, written or not (a call, a field selection read as one, a
+   * function an operator, cast, trigger or aggregate it defines binds): the last name as parsed
+   * (`f`), and `schema.f` when qualified. What a function made earlier runs is not in the text:
+   * the proxy looks these names up (stored-code.ts).
+   */
+  calls: ReadonlySet<string>;
+  /** Operator symbols it applies (`###`, `schema.###` when qualified): an operator calls a function. */
+  operators: ReadonlySet<string>;
+  /** Type names it casts a value to (`x::t`, `CAST(x AS t)`): a cast or a type's input function may be code. */
+  types: ReadonlySet<string>;
 }
 
 type SqlFactsResult = { ok: true; facts: SqlFacts } | { ok: false; error: string };
@@ -289,10 +300,16 @@ class Collector {
   /** `set_config(name, …)` calls whose setting name their SELECT pins (see #pinnedSettings). */
   readonly #settingNames = new WeakMap<Obj, string>();
   readonly #codeSettings = new Set<string>();
+  readonly #calls = new Set<string>();
+  readonly #operators = new Set<string>();
+  readonly #types = new Set<string>();
   #unboundedWrite = false;
 
   facts(): SqlFacts {
-    return { kinds: this.#kinds, effects: this.#effects, tables: this.#tables, unboundedWrite: this.#unboundedWrite, codeSettings: this.#codeSettings };
+    return {
+      kinds: this.#kinds, effects: this.#effects, tables: this.#tables, unboundedWrite: this.#unboundedWrite, codeSettings: this.#codeSettings,
+      calls: this.#calls, operators: this.#operators, types: this.#types,
+    };
   }
 
   /** One top-level statement (`{ KindStmt: {...} }`) with its source text. */
@@ -341,6 +358,8 @@ class Collector {
         }
         if (c !== undefined && key === 'AlterTableCmd' && c.behavior === 'DROP_CASCADE') this.#table([EVERY_TABLE], true);
         if (c !== undefined && key === 'FuncCall') this.#call(c, depth);
+        if (c !== undefined && key === 'A_Expr') addName(this.#operators, nameList(c.name));
+        if (c !== undefined && key === 'TypeCast') addName(this.#types, nameList(asObj(c.typeName)?.names));
         if (c !== undefined && key === 'A_Indirection') for (const call of fieldCalls(c)) this.#call(call, depth);
         stack.push({ value: child, write, schema, through, reads: frame.reads });
       }
@@ -384,6 +403,12 @@ class Collector {
       case 'DoStmt':
         this.#doBlock(node, depth);
         break;
+      case 'CallStmt': {
+        // The procedure's call is the statement's field, not a FuncCall node of its own.
+        const call = asObj(node.funccall);
+        if (call !== undefined) this.#call(call, depth);
+        break;
+      }
       case 'FetchStmt':
       case 'ClosePortalStmt':
         // Inside a body, the portal may be one the client bound (the proxy checks top-level names).
@@ -425,6 +450,7 @@ class Collector {
   #bound(names: (string | undefined)[]): void {
     const name = names[names.length - 1];
     if (name === undefined) return;
+    addName(this.#calls, names);
     const qualified = names.length > 1 ? `${String(names[names.length - 2])}.${name}` : name;
     if (SQL_TEXT_FUNCTIONS.has(name) || REMOTE_SQL_FUNCTIONS.has(name) || DEFERRED_SQL_FUNCTIONS.has(qualified)) this.#effects.add('dynamic');
     for (const e of FUNCTION_EFFECTS.get(name) ?? []) this.#effects.add(e);
@@ -549,6 +575,7 @@ class Collector {
     const names = list(call.funcname).map((n) => asObj(asObj(n)?.String)?.sval);
     const name = names[names.length - 1];
     if (typeof name !== 'string') return;
+    addName(this.#calls, names.map((n) => (typeof n === 'string' ? n : undefined)));
     const args = list(call.args);
     // A named argument (`query => '…'`) is not a constant: unless it is the SQL text, it hides which is.
     const named = args.map((a) => asObj(asObj(a)?.NamedArgExpr)).find((n) => n?.name === 'query');
@@ -695,6 +722,15 @@ function truncateIdentifier(name: string): string {
     out += ch;
   }
   return out;
+}
+
+/** Adds `name`, and `schema.name` when the list qualifies it, to `into` (see `SqlFacts.calls`). */
+function addName(into: Set<string>, names: (string | undefined)[]): void {
+  const name = names[names.length - 1];
+  if (name === undefined) return;
+  into.add(name);
+  const schema = names[names.length - 2];
+  if (schema !== undefined) into.add(`${schema}.${name}`);
 }
 
 /** A reference to column `column` (`name`, or `pg_settings.name`). */

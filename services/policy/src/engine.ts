@@ -8,6 +8,7 @@ import type { Command } from '../../../schemas/src/events.js';
 import { anyGlob } from '../../../core/src/glob.js';
 import { EVERY_TABLE, sqlFacts, type SqlFacts } from '../../../core/src/sql/facts.js';
 import { GUARDED_EFFECTS, type SqlEffect } from '../../../core/src/sql/effects.js';
+import { STORED_CODE_ATTRIBUTE } from '../../../core/src/sql/stored-code.js';
 import { k8sPathRequest, k8sRequest, type K8sRequest } from './k8s-request.js';
 import { gitUpdates, type GitUpdate } from './git-push.js';
 import { HOOK_TAMPER_RULE, completeCapturedHeader, hookTamper } from './shell-hook.js';
@@ -202,6 +203,8 @@ export class CompiledPolicy {
    * text (facts objects come from the parse cache), so a decision only checks identity conditions.
    */
   readonly #candidates = new WeakMap<SqlFacts, CompiledRule[]>();
+  /** Per parsed statement, its facts with the `stored` effect (see `#withStored`). */
+  readonly #storedFacts = new WeakMap<SqlFacts, SqlFacts>();
   readonly #default: 'allow' | 'deny';
   readonly #auditMaskSet: string;
   /** Whether any rule has shell conditions (then typed shell lines must be exact to pass). */
@@ -331,6 +334,9 @@ export class CompiledPolicy {
         }
         statements = [...statements.filter((f) => f !== undefined), ...executed];
       }
+      // Code stored in the database that the statement runs (the proxy read the catalog): every
+      // statement of the command counts as running it.
+      if (command.attributes[STORED_CODE_ATTRIBUTE] !== undefined) statements = statements.map((f) => (f === undefined ? f : this.#withStored(f)));
     }
     let shellCommands: (ShellCommand | undefined)[] = [undefined];
     /** Why bash would evaluate a value of the line as code: allowed only by a rule naming the fact. */
@@ -431,6 +437,13 @@ export class CompiledPolicy {
     return d.decision === 'allow' ? { ...d, decision: 'mask', reason, mask_set } : { ...d, reason, mask_set };
   }
 
+  /** Facts with the `stored` effect added, made once per facts object (rule candidates are kept per object). */
+  #withStored(f: SqlFacts): SqlFacts {
+    let s = this.#storedFacts.get(f);
+    if (s === undefined) this.#storedFacts.set(f, (s = { ...f, effects: new Set([...f.effects, 'stored']) }));
+    return s;
+  }
+
   #sqlRules(facts: SqlFacts): CompiledRule[] {
     let rules = this.#candidates.get(facts);
     if (rules === undefined) {
@@ -463,7 +476,9 @@ export class CompiledPolicy {
     }
     const guarded = this.#default === 'allow' && facts !== undefined ? GUARDED_EFFECTS.filter((e) => facts.effects.has(e)) : [];
     if (guarded.length > 0) {
-      const reason = `the statement runs SQL that is not in its text (${guarded.join(', ')}); only a rule naming ${guarded.length === 1 ? 'it' : 'them'} in match.sql.effects can allow it`;
+      const stored = guarded.includes('stored') ? command?.attributes[STORED_CODE_ATTRIBUTE] : undefined;
+      const what = stored === undefined ? '' : `: code stored in the database runs with it (${stored})`;
+      const reason = `the statement runs SQL that is not in its text (${guarded.join(', ')})${what}; only a rule naming ${guarded.length === 1 ? 'it' : 'them'} in match.sql.effects can allow it`;
       return { decision: 'deny', rule_id: UNVERIFIABLE_RULE, reason, mask_set: null };
     }
     return { decision: this.#default, rule_id: null, reason: `no rule matched; the policy default is ${this.#default}`, mask_set: null };

@@ -35,6 +35,12 @@ import { connectUpstream, type UpstreamTarget } from './upstream.js';
 import { onChunks, type UpstreamReads } from './upstream-reads.js';
 import { checkClientEncoding, LexingSettings, parseStartupOptions, setStatement, upstreamStartup, type StartupSetting } from './server-settings.js';
 import { FunctionNames } from './function-names.js';
+import { CatalogLookup } from './catalog-lookup.js';
+import { StoredCodeCatalog, storedCodeOf } from './stored-code.js';
+import { STORED_CODE_ATTRIBUTE } from '../../../../core/src/sql/stored-code.js';
+import { SqlAnalysisCache } from '../../../../core/src/sql/analyze.js';
+import { sqlFacts, type SqlFacts } from '../../../../core/src/sql/facts.js';
+import { PREPARED_ATTRIBUTE, preparedBodies } from '../../../../core/src/sql/prepared.js';
 import { SQLSTATE } from './sqlstate.js';
 import { endAtTokenExpiry } from '../token-expiry.js';
 
@@ -62,6 +68,9 @@ export interface PgSessionDeps {
 /** Startup parameters recorded in SessionOpened; a client may send many (all bounded by the frame cap). */
 const MAX_STARTUP_ATTRIBUTES = 32;
 
+/** The stored code a command names (STORED_CODE_ATTRIBUTE) is cut to this length in the record. */
+const MAX_STORED_CODE_CHARS = 2_000;
+
 /** How long replies to a departed client's last messages are awaited, to record them. */
 const DRAIN_MS = 5_000;
 
@@ -85,8 +94,14 @@ export class PgSession {
   readonly #inbox: FrontendMessage[] = [];
   /** The conversation after authentication, socket-free (engine.ts). */
   readonly #engine: PgEngine;
-  /** Names the functions FunctionCall messages call by OID; opened with the upstream session. */
+  /** Agate's own connection to the target, for catalog questions; made with the upstream session. */
+  #catalog: CatalogLookup | undefined;
+  /** Names the functions FunctionCall messages call by OID. */
   #functions: FunctionNames | undefined;
+  /** The target's stored code (triggers, rules, views, functions…) a statement may run unseen. */
+  #stored: StoredCodeCatalog | undefined;
+  /** Statements read for the stored code they reach (only when the target has any). */
+  readonly #storedReads = new SqlAnalysisCache(256);
   /** A COPY command's columns, for its StatementResult's sample. */
   readonly #copyShapes = new WeakMap<Command, NonNullable<StatementSecrets['copy']>>();
   #upstream: Socket | undefined;
@@ -273,6 +288,7 @@ export class PgSession {
   /** Publishes the command (write-ahead) and waits for its verdict (decide.ts); maps it to SQLSTATEs. */
   async #decide(command: Command, notifyHold = true): Promise<Decision> {
     const { bus, verdictTimeoutMs, maskers } = this.#deps;
+    await this.#markStoredCode(command);
     const d = await decide(command, { bus, verdictTimeoutMs, events: this.#events, log: this.#log }, { onHold: (v) => notifyHold && this.#notifyHold(v) });
     if (d.kind === 'run') {
       const mask = clientMasker(d, maskers, this.#target?.maskClient);
@@ -284,6 +300,37 @@ export class PgSession {
     }
     const sqlstate = d.kind === 'unrecorded' ? SQLSTATE.systemError : SQLSTATE.insufficientPrivilege;
     return { kind: 'refuse', sqlstate, message: refusalText(d, 'statement') };
+  }
+
+  /**
+   * Names, in the command, the stored code it would run that its text does not show (a trigger,
+   * rule, view, policy, default, constraint or index expression of a relation it touches, an
+   * event trigger its DDL fires, a function, operator or cast made earlier): policy decides it as
+   * the guarded effect `stored`. A catalog Agate cannot read counts as such code (fail closed).
+   * Texts that do not parse or cannot be analysed are left to policy, which refuses them.
+   */
+  async #markStoredCode(command: Command): Promise<void> {
+    if (this.#stored === undefined) return;
+    let code;
+    try {
+      code = await this.#stored.read();
+    } catch (err) {
+      command.attributes[STORED_CODE_ATTRIBUTE] = `unknown: the catalog could not be read (${describeError(err)})`;
+      return;
+    }
+    if (code.empty) return;
+    const statements: SqlFacts[] = [];
+    const analysis = this.#storedReads.analyzeShape(command.text);
+    const prepared = command.attributes[PREPARED_ATTRIBUTE];
+    const bodies = prepared === undefined ? [] : (preparedBodies(this.#storedReads.analyze(prepared)) ?? []);
+    for (const s of [...(analysis.ok ? analysis.statements : []), ...bodies]) {
+      const f = sqlFacts(s);
+      if (f.ok) statements.push(f.facts);
+    }
+    // DDL changes what is stored: the next statement reads the catalog again.
+    if (statements.some((f) => f.effects.has('ddl') || f.effects.has('code') || f.effects.has('privilege'))) this.#stored.invalidate();
+    const found = storedCodeOf(code, statements);
+    if (found.length > 0) command.attributes[STORED_CODE_ATTRIBUTE] = cut(found.join('; '), MAX_STORED_CODE_CHARS);
   }
 
   /**
@@ -383,7 +430,11 @@ export class PgSession {
     this.#login.done();
     this.#target = target;
     const max = this.#deps.maxMessageSize;
-    this.#functions = new FunctionNames(async () => (await connectUpstream(target, upstreamStartup({ application_name: 'agate catalog lookup' }, 'UTF8', []), max)).socket, max);
+    this.#catalog = new CatalogLookup(async () => (await connectUpstream(target, upstreamStartup({ application_name: 'agate catalog lookup' }, 'UTF8', []), max)).socket, max);
+    this.#functions = new FunctionNames(this.#catalog);
+    this.#stored = new StoredCodeCatalog(this.#catalog);
+    // Read while the session opens, so its first statement does not wait for the connection.
+    this.#stored.refresh();
     try {
       await this.#events.emit({
         type: 'SessionOpened', event_id: randomUUID(), time: nowMicros(), session_id: this.id, proxy_id: this.#deps.proxyId,
@@ -584,7 +635,7 @@ export class PgSession {
     this.#login.done();
     this.#releaseCancelKey?.();
     this.#upstream?.destroy();
-    this.#functions?.close();
+    this.#catalog?.close();
     if (!this.#client.destroyed) this.#client.end();
     // A client that stops reading must not hold the socket open forever.
     setTimeout(() => this.#client.destroy(), 5_000).unref();
