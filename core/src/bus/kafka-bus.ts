@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import { Consumer, type MessagesStream } from '@platformatic/kafka';
-import type { AgateEvent, Command, Verdict } from '../../../schemas/src/events.js';
+import type { AgateEvent, Command } from '../../../schemas/src/events.js';
 import { eventTraceParent } from '../tracing/traceparent.js';
 import { READY, type Readiness } from '../ops/readiness.js';
 import { AgateError, ErrorCode, describeError } from '../errors.js';
