@@ -58,8 +58,6 @@ export class FetchLoop {
    */
   #generation = 0;
   #refreshing: Promise<void> | undefined;
-  /** With `from: 'latest'`: the topic's ends when this loop started, where a partition with no commit starts. */
-  #endsAtStart: bigint[] | undefined;
   #pumping = false;
   #pumpAgain = false;
   #error: unknown;
@@ -80,10 +78,6 @@ export class FetchLoop {
 
   /** Joins the group for the topic and reads the positions; the first records follow. */
   async start(): Promise<void> {
-    // "latest" means from this start on, for every partition this member is ever given without
-    // a commit: resolved at a later join it would skip what was published meanwhile (seen: a
-    // partition handed over when a member left after a broker stall).
-    if (this.#options.from === 'latest') this.#endsAtStart = (await this.#consumer.listOffsets({ topics: [this.#options.topic], timestamp: ListOffsetTimestamps.LATEST })).get(this.#options.topic) ?? [];
     this.#consumer.topics.track(this.#options.topic);
     await this.#consumer.joinGroup({});
     this.#consumer.on('consumer:group:join', this.#onJoin);
@@ -154,11 +148,6 @@ export class FetchLoop {
         const offset = committed[p] ?? -1n;
         if (offset >= 0n) this.#positions.set(p, offset);
         else if (!this.#positions.has(p)) {
-          const atStart = this.#endsAtStart?.[p];
-          if (atStart !== undefined) {
-            this.#positions.set(p, atStart);
-            continue;
-          }
           ends ??= (await this.#consumer.listOffsets({ topics: [topic], timestamp: this.#options.from === 'earliest' ? ListOffsetTimestamps.EARLIEST : ListOffsetTimestamps.LATEST })).get(topic) ?? [];
           const end = ends[p];
           if (end === undefined) throw new Error(`no offsets for partition ${p} of ${topic}`);
