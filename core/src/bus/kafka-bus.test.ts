@@ -226,36 +226,6 @@ kafka('a subscription that handles none of the events it reads still commits pas
   }
 });
 
-kafka('a member that resumes from a commit inside a record batch gets the rest of it once, not the part before', async () => {
-  // The broker answers a fetch with whole record batches, so a fetch from a commit that fell
-  // inside one brings records already handled; they must not be handed over again.
-  const b = await bus('mid-batch', { topic: 'mid-batch' });
-  const session_id = randomUUID(); // one session: one partition, in order
-  const commands = Array.from({ length: 10 }, (_, i) => command(session_id, `SELECT ${i}`));
-  await Promise.all(commands.map((c) => b.publish(c))); // one turn: at most two produce requests, so batches of several records
-  const first: string[] = [];
-  let sub: { close(): Promise<void> } | undefined;
-  let closing: Promise<void> | undefined;
-  await new Promise<void>((resolve) => {
-    void b.subscribe({ group: 'mid', types: ['Command'], maxBatch: 3, handler: async (batch) => {
-      if (first.length > 0) {
-        closing = sub!.close(); // the second slice: never committed
-        resolve();
-        throw new Error('stopping here');
-      }
-      first.push(...batch.map((e) => e.event_id));
-    } }).then((x) => (sub = x));
-  });
-  await closing;
-  assert.equal(first, commands.slice(0, 3).map((c) => c.event_id));
-  const rest: string[] = [];
-  const again = await b.subscribe({ group: 'mid', types: ['Command'], handler: async (batch) => void rest.push(...batch.map((e) => e.event_id)) });
-  for (let i = 0; i < 200 && rest.length < 7; i++) await new Promise((r) => setTimeout(r, 100));
-  await new Promise((r) => setTimeout(r, 500)); // anything doubled would arrive with the rest
-  await again.close();
-  assert.equal(rest, commands.slice(3).map((c) => c.event_id));
-});
-
 kafka('accept: a group gets only the events of its types it accepts', async () => {
   const b = await bus('accepts', { topic: 'accepts' });
   const session_id = randomUUID(); // one session: one partition, in order

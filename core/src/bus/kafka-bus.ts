@@ -10,9 +10,7 @@ import { Backoff, pause } from '../retry.js';
 import { warnWhileWaiting } from '../waiting.js';
 import type { Bus, StreamInfo, SubscribeOptions, Subscription, VerdictOutcome, VerdictRequestOptions } from './bus.js';
 import { clientOptions, describeKafkaError, isTransientKafkaError, withAdmin, type KafkaConnection } from './kafka-client.js';
-import { FetchLoop, type PartitionRecords } from './kafka-fetch-loop.js';
-import { TypeFilter, typeHeaderOf } from './kafka-record-type.js';
-import { BUS_DESERIALIZERS, RecordReader, type BusRecord } from './kafka-stream.js';
+import { BUS_DESERIALIZERS, RecordReader, TypeFilter, byPartition, type BusRecord } from './kafka-stream.js';
 import { DEFAULT_RETENTION_MS, createTopics, topicSpecs } from './kafka-topics.js';
 import { ProducerLane, type Message } from './kafka-lanes.js';
 import { PROCESS_GROUPS, type ProxyLeases } from './leases.js';
@@ -94,19 +92,18 @@ const VERDICT_COMMIT_INTERVAL_MS = 1_000;
 const SKIPPED_COMMIT_INTERVAL_MS = 1_000;
 /** Most records one fetch of one partition brings. */
 const MAX_BYTES_PER_PARTITION = 4 << 20;
-/** Records a consumer holds read ahead of its handler before it stops fetching (kafka-fetch-loop.ts). */
+/** Records a consumer's stream holds read ahead of its handler before it stops fetching. */
 const READ_AHEAD_RECORDS = 4_096;
 /** A consumer that does not leave its group in this time (a broker away) is dropped: the group forgets it after sessionTimeout. */
 const CLOSE_TIMEOUT_MS = 5_000;
 
 type BusConsumer = Consumer<Buffer | undefined, Buffer | undefined, string, Buffer | undefined>;
 type BusStream = MessagesStream<Buffer | undefined, Buffer | undefined, string, Buffer | undefined>;
-/** A consumer and what reads its records: what #supervise starts, watches and stops. */
+/** A consumer and its record stream: what #supervise starts, watches and stops. */
 interface Consumption {
   consumer: BusConsumer;
-  /** Stops reading records (before the consumer leaves its group). */
-  stopReading(): Promise<void>;
-  /** The read loop: settles when reading stops, rejects with the error that stopped it. */
+  stream: BusStream;
+  /** The read loop: settles when the stream ends, rejects with the error that stopped it. */
   loop: Promise<void>;
 }
 
@@ -237,39 +234,37 @@ export class KafkaBus implements Bus, ProxyLeases {
     // When each partition's offsets were last committed (Date.now()).
     const lastCommit = new Map<number, number>();
     const supervised = await this.#supervise(options.group, async () => {
-      const settings = this.#fetchSettings(options.group);
-      const consumer = this.#newConsumer(groupId, settings);
+      const consumer = this.#newConsumer(groupId, this.#fetchSettings(options.group));
       consumer.on('consumer:group:join', () => void (joins += 1));
-      const fetcher = new FetchLoop(consumer, this.#connection, {
-        topic: this.#options.eventsTopic,
-        from: options.from === 'latest' ? 'latest' : 'earliest',
-        ...settings,
-        maxBytesPerPartition: MAX_BYTES_PER_PARTITION,
-        readAhead,
-      });
-      await startOrClose(consumer, fetcher, log);
+      const stream = await consumeOrClose(consumer, {
+        topics: [this.#options.eventsTopic],
+        mode: 'committed',
+        fallbackMode: options.from === 'latest' ? 'latest' : 'earliest',
+        autocommit: false,
+        highWaterMark: readAhead,
+      }, log);
       // Set when a handler call outlived the session timeout and this member left its group (see below).
       let stalled = false;
       // A partition handed to another member meanwhile is that member's to read, from the
       // offsets committed so far: its records still buffered here are left alone.
       const owned = (partition: number) => consumer.assignments?.some((a) => a.topic === this.#options.eventsTopic && a.partitions.includes(partition)) === true;
-      const handlePartition = async ({ partition, records, offsets }: PartitionRecords) => {
+      const handlePartition = async (partition: number, records: BusRecord[]) => {
         for (let i = 0; i < records.length; i += max) {
           if (stopping || !owned(partition)) return;
-          const end = Math.min(i + max, records.length);
+          const slice = records.slice(i, i + max);
           const events: AgateEvent[] = [];
           const positions: number[] = [];
           // Each event's bytes as they travelled, when they are the codec's encoding: the ledger
           // stores them as they are instead of encoding every event again (StreamInfo.encoded).
           const encoded: Buffer[] | undefined = wire.carriesCodecEncoding ? [] : undefined;
-          for (let j = i; j < end; j++) {
-            const m = records[j]!;
-            if (m.value === null || !typeHeader.admits(typeHeaderOf(m))) continue;
+          for (const m of slice) {
+            if (!typeHeader.admits(m.headers.get('agate-type'))) continue;
+            if (m.value === undefined) continue;
             const decoded = wire.decode(m.value);
             const e = decoded instanceof Promise ? await decoded : decoded;
             if (types.has(e.type) && (options.accept === undefined || options.accept(e))) {
               events.push(e);
-              positions.push(offsets[j]! + 1);
+              positions.push(Number(m.offset) + 1);
               encoded?.push(m.value);
             }
           }
@@ -309,7 +304,7 @@ export class KafkaBus implements Bus, ProxyLeases {
           // commit, or one at most every SKIPPED_COMMIT_INTERVAL_MS.
           if (events.length > 0 || Date.now() - (lastCommit.get(partition) ?? 0) >= SKIPPED_COMMIT_INTERVAL_MS) {
             try {
-              await consumer.commit({ offsets: [{ topic: this.#options.eventsTopic, partition, offset: BigInt(offsets[end - 1]! + 1), leaderEpoch: -1 }] });
+              await slice[slice.length - 1]!.commit();
               lastCommit.set(partition, Date.now());
             } catch (err) {
               // A commit refused after a rebalance (the partition moved): its new owner reads
@@ -319,19 +314,20 @@ export class KafkaBus implements Bus, ProxyLeases {
           }
         }
       };
+      const reader = new RecordReader(stream);
       const loop = (async () => {
         for (;;) {
-          const fetched = await fetcher.next(readAhead);
-          if (fetched === null || stopping) return;
-          for (const records of fetched) {
+          const records = await reader.next(readAhead);
+          if (records === null || stopping) return;
+          for (const [partition, list] of byPartition(records)) {
             if (stalled) break;
-            await handlePartition(records);
+            await handlePartition(partition, list);
           }
           // This member left its group: a new consumer (#supervise) joins again, from the commits.
           if (stalled) throw new Error('an event handler call outlived the group session timeout; this member left its group and joins again');
         }
       })();
-      return { consumer, stopReading: () => fetcher.stop(), loop };
+      return { consumer, stream, loop };
     });
     return {
       close: async () => {
@@ -350,7 +346,6 @@ export class KafkaBus implements Bus, ProxyLeases {
       ...fetch,
       ...MEMBERSHIP,
       maxBytesPerPartition: MAX_BYTES_PER_PARTITION,
-      // Header names as strings for the verdict consumer's stream; a fetch loop reads records as parsed.
       deserializers: BUS_DESERIALIZERS,
     });
   }
@@ -362,8 +357,8 @@ export class KafkaBus implements Bus, ProxyLeases {
   }
 
   /**
-   * Starts a consumer with `start` and starts a new one whenever its read loop stops with an error:
-   * a fetch that fails (its broker went away) ends the fetch loop for good, and the process
+   * Starts a consumer with `start` and starts a new one whenever its stream stops with an error:
+   * a fetch that fails (its broker went away) ends the client's stream for good, and the process
    * would then read nothing more, silently (verdicts never arrive, events are never recorded).
    * The first start's failure goes to the caller; later ones are retried with backoff until stopped.
    */
@@ -525,8 +520,6 @@ export class KafkaBus implements Bus, ProxyLeases {
           throw err;
         }
       }
-      // This group reads about one record per fetch: the client's stream costs per fetch here,
-      // not per record, and a fetch loop measured no gain for it (BENCHMARKS.md, issue 21).
       const stream = await consumeOrClose(consumer, {
         topics: [this.#options.verdictsTopic],
         ...(starts === undefined
@@ -547,7 +540,7 @@ export class KafkaBus implements Bus, ProxyLeases {
           for (const record of records) await this.#replyRecord(record);
         }
       })();
-      return { consumer, stopReading: () => new Promise<void>((resolve) => stream.close(() => resolve())), loop };
+      return { consumer, stream, loop };
     });
   }
 
@@ -604,54 +597,33 @@ interface ReplyReader {
   log: Logger;
 }
 
-/**
- * Awaits a consumer's group join (`joining`), said while slow and bounded: a join can hang past
- * every request timeout (seen: a process silent for a minute at start on a loaded machine);
- * given up at JOIN_TIMEOUT_MS, the caller retries with a new member.
- */
-async function boundedJoin<T>(consumer: BusConsumer, logger: Logger, joining: Promise<T>): Promise<T> {
+/** The consumer's record stream; a consumer that could not start one is closed, not left connected. */
+async function consumeOrClose(consumer: BusConsumer, options: Parameters<BusConsumer['consume']>[0], logger: Logger): Promise<BusStream> {
+  const consuming = consumer.consume(options);
   let timer: NodeJS.Timeout | undefined;
+  // A join can hang past every request timeout (seen: a process silent for a minute at start on
+  // a loaded machine); given up at JOIN_TIMEOUT_MS, it is retried by the caller with a new member.
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new AgateError(ErrorCode.BUS_UNAVAILABLE, `joining the Kafka consumer group ${consumer.groupId} took longer than ${JOIN_TIMEOUT_MS} ms`, { retriable: true })), JOIN_TIMEOUT_MS);
   });
   try {
-    return await warnWhileWaiting(logger, `the Kafka consumer group ${consumer.groupId} to be joined`, Promise.race([joining, late]));
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** The consumer's record stream; a consumer that could not start one is closed, not left connected. */
-async function consumeOrClose(consumer: BusConsumer, options: Parameters<BusConsumer['consume']>[0], logger: Logger): Promise<BusStream> {
-  const consuming = consumer.consume(options);
-  try {
-    return await boundedJoin(consumer, logger, consuming);
+    // Joining waits on the group coordinator, which a loaded broker can make slow: said, not silent.
+    return await warnWhileWaiting(logger, `the Kafka consumer group ${consumer.groupId} to be joined`, Promise.race([consuming, late]));
   } catch (err) {
     // A join that completes after its deadline: its stream goes with the consumer.
     consuming.then((stream) => stream.close(() => undefined), () => undefined);
     await new Promise<void>((resolve) => consumer.close(true, () => resolve()));
     throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
-/** Joins the group and starts fetching; a consumer that could not is closed, not left connected. */
-async function startOrClose(consumer: BusConsumer, fetcher: FetchLoop, logger: Logger): Promise<void> {
-  const starting = fetcher.start();
-  try {
-    await boundedJoin(consumer, logger, starting);
-  } catch (err) {
-    starting.catch(() => undefined);
-    await fetcher.stop();
-    await new Promise<void>((resolve) => consumer.close(true, () => resolve()));
-    throw err;
-  }
-}
-
-/** Stops a consumer's fetches and leaves its group, bounded: with its broker away, leaving would wait for good. */
+/** Stops a consumer's stream and leaves its group, bounded: with its broker away, leaving would wait for good. */
 async function closeConsumption(c: Consumption): Promise<void> {
   const closing = (async () => {
     // Errors are dropped: a consumer being closed has nothing more to say that anyone would act on.
-    await c.stopReading();
+    await new Promise<void>((resolve) => c.stream.close(() => resolve()));
     await new Promise<void>((resolve) => c.consumer.close(true, () => resolve()));
   })();
   let timer: NodeJS.Timeout | undefined;

@@ -5,12 +5,36 @@ import { stringDeserializer, type Message } from '@platformatic/kafka';
 export type BusRecord = Message<Buffer | undefined, Buffer | undefined, string, Buffer | undefined>;
 
 /**
- * Header names back to strings; keys and header values stay bytes, read only where wanted (the
- * verdict consumer's stream: the subscriptions fetch themselves, kafka-fetch-loop.ts).
+ * Header names back to strings; keys and header values stay bytes, read only where wanted: a
+ * subscription reads every record of the events topic and skips most by their type header,
+ * compared as bytes (TypeFilter), and uses neither the key nor the traceparent.
  */
 export const BUS_DESERIALIZERS = {
   headerKey: (b?: Buffer) => stringDeserializer(b) ?? '',
 };
+
+/** Event type names, matched as the bytes of a record's `agate-type` header. */
+export class TypeFilter {
+  readonly #byLength = new Map<number, Buffer[]>();
+
+  constructor(types: Iterable<string>) {
+    for (const t of types) {
+      const bytes = Buffer.from(t);
+      const same = this.#byLength.get(bytes.length);
+      if (same === undefined) this.#byLength.set(bytes.length, [bytes]);
+      else same.push(bytes);
+    }
+  }
+
+  /** Whether a type header names one of the types; a record without one is admitted (its decoded type tells). */
+  admits(header: Buffer | undefined): boolean {
+    if (header === undefined) return true;
+    const same = this.#byLength.get(header.length);
+    if (same === undefined) return false;
+    for (const bytes of same) if (bytes.equals(header)) return true;
+    return false;
+  }
+}
 
 /**
  * Reads a consumer's record stream in the bus's batches: whatever the stream has buffered (what
@@ -59,4 +83,15 @@ export class RecordReader {
     this.#wake = undefined;
     wake?.();
   }
+}
+
+/** Records in their partitions, each partition's in the order read. */
+export function byPartition(records: readonly BusRecord[]): Map<number, BusRecord[]> {
+  const out = new Map<number, BusRecord[]>();
+  for (const r of records) {
+    const list = out.get(r.partition);
+    if (list === undefined) out.set(r.partition, [r]);
+    else list.push(r);
+  }
+  return out;
 }
