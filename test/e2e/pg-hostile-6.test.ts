@@ -115,8 +115,10 @@ hostile('a one-argument function called as a field, (x).f, is a call of f: effec
   const made = await send(ctx, "CREATE FUNCTION public.stash(t text) RETURNS int LANGUAGE sql AS 'INSERT INTO public.scratch VALUES (9, t) RETURNING 1'", true);
   assert.ok(made.ok, JSON.stringify(made));
   const copied = await send(ctx, 'SELECT (api_token).stash FROM vault', true);
-  // Refused as running stored code (a function made in the database) before the masked copy is looked at.
-  assert.ok(!copied.ok && /agate\.unverifiable.*function public\.stash/.test(copied.message), JSON.stringify(copied));
+  // Refused as running stored code (a function made in the database), or, while the proxy's
+  // catalog reading is under a second old and does not show the new function yet (SECURITY.md),
+  // as a masked column copied where the mask cannot follow: either way it never runs.
+  assert.ok(!copied.ok && /agate\.unverifiable.*function public\.stash|copies a column that mask set/.test(copied.message), JSON.stringify(copied));
   ctx.refusals += 1;
   assert.is(await ctx.agate.pg.psql('SELECT count(*) FROM scratch WHERE id = 9'), '0');
 });
