@@ -2,9 +2,9 @@ import { suite } from '../../../test/harness/suite.js';
 import * as assert from 'uvu/assert';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startOidcIssuer, type OidcIssuer } from '../../../test/harness/oidc-issuer.js';
-import { AuthenticationError } from '../errors.js';
 import { parseConfig, type IssuerConfig } from '../config.js';
 import { KEY_SET_MIN_AGE_MS, remoteIssuer, TokenVerifier } from './oidc.js';
+import { refusal } from './refusal.test-support.js';
 
 /*
  * A token that should no longer be good: signed by a key the issuer took out of its key set
@@ -19,16 +19,6 @@ test.before(async () => {
   ctx.issuer = await startOidcIssuer({ audience: 'agate' });
 });
 test.after(() => ctx.issuer.close());
-
-async function refusal(verifier: TokenVerifier, token: string): Promise<AuthenticationError> {
-  try {
-    await verifier.verify(token);
-  } catch (err) {
-    if (err instanceof AuthenticationError) return err;
-    throw err;
-  }
-  throw new Error('the token was accepted');
-}
 
 test('a key taken out of the key set stops verifying once jwks_max_age_s has passed, whatever Cache-Control says', async () => {
   const issuer = await startOidcIssuer({ audience: 'agate' });

@@ -4,9 +4,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { startOidcIssuer, type OidcIssuer } from '../../../test/harness/oidc-issuer.js';
-import { AuthenticationError } from '../errors.js';
 import type { IssuerConfig } from '../config.js';
 import { remoteIssuer, TokenVerifier } from './oidc.js';
+import { refusal } from './refusal.test-support.js';
 
 /*
  * Tokens forged or bent by a client that can reach a proxy or the query API: keys the token
@@ -31,16 +31,6 @@ test.after(async () => {
   await ctx.issuer.close();
   await new Promise((r) => ctx.attacker.close(r));
 });
-
-async function refusal(verifier: TokenVerifier, token: string): Promise<AuthenticationError> {
-  try {
-    await verifier.verify(token);
-  } catch (err) {
-    if (err instanceof AuthenticationError) return err;
-    throw err;
-  }
-  throw new Error('the token was accepted');
-}
 
 test('a key carried in the header (jwk), or pointed at (jku, x5u), is never used nor fetched', async () => {
   const { privateKey, publicKey } = await generateKeyPair('RS256');
